@@ -1,0 +1,4 @@
+// The benchmark table behind `node dist/run.js bench <subject>`.
+import type { Command } from "../cli/command.js";
+
+export const BENCHES: Record<string, Command> = {};

@@ -1,0 +1,12 @@
+// The shape every command in cli/ exports. run.ts dispatches through a table of these.
+export interface Command {
+  summary: string; // one line for the command list
+  usage: string; // full help text, printed by --help and on bad flags
+  run(argv: string[]): Promise<void>;
+}
+
+// Thrown for a bad command line: run.ts prints the message and the command's usage, then exits 2.
+export class UsageError extends Error {}
+
+// Thrown by parseArgs on --help or -h: the command that owns the flags prints its usage and exits 0.
+export class HelpRequested extends Error {}

@@ -1,0 +1,39 @@
+// `info`: the backend, adapter, limits and features in use.
+import type { Command } from "./command.js";
+import { parseArgs } from "./args.js";
+import { initEngine } from "../engine/runtime.js";
+
+const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean" } as const;
+
+export const info: Command = {
+  summary: "show the WebGPU backend, adapter, limits and features",
+  usage: `usage: node dist/run.js info [--backend NAME] [--adapter SUBSTRING] [--json] [--quiet]
+
+  --backend   Dawn backend: vulkan, metal, d3d12, opengl, ... (default: Dawn's choice; env PEFT_BACKEND)
+  --adapter   pick the adapter whose description contains this text (env PEFT_ADAPTER)
+  --json      print as JSON
+  --quiet     print nothing; the exit code says whether an adapter was found`,
+  async run(argv) {
+    const { flags } = parseArgs(argv, FLAGS);
+    const { gpu } = await initEngine({ backend: flags.backend, adapter: flags.adapter });
+    if (flags.quiet) return;
+    const limits: Record<string, number> = {};
+    for (const key in gpu.limits) limits[key] = (gpu.limits as unknown as Record<string, number>)[key];
+    const report = {
+      backend: gpu.backend,
+      adapter: gpu.adapterInfo,
+      kind: gpu.isCpu ? "cpu" : "gpu",
+      features: [...gpu.features],
+      limits,
+    };
+    if (flags.json) {
+      console.log(JSON.stringify(report, null, 2));
+      return;
+    }
+    console.log(`backend   ${report.backend}`);
+    console.log(`adapter   ${gpu.adapterInfo.description} (${report.kind}: kernels for ${gpu.isCpu ? "CPU drivers" : "GPUs"})`);
+    console.log(`features  ${report.features.join(", ") || "none"}`);
+    console.log("limits");
+    for (const [k, v] of Object.entries(limits)) console.log(`  ${k.padEnd(44)} ${v}`);
+  },
+};

@@ -1,0 +1,94 @@
+// Reverse-mode automatic differentiation over the graph recorded by engine/ops.ts.
+//
+// backward(root): visits the tensors that require grad in reverse topological order, calls each node's
+// backward with the summed gradient of its output, and accumulates into `.grad` of the leaves (tensors that
+// require grad and were not produced by an op: parameters, inputs). Leaf gradients are kept across tidy()
+// scopes and add up across calls until zeroGrad; intermediate gradients live in the caller's scope.
+// Backward itself records no graph (no higher-order gradients).
+import { Tensor, noGrad } from "./tensor.js";
+import { runtime } from "./runtime.js";
+import { axpyInPlace } from "../kernels/elementwise.js";
+import { fill } from "../kernels/fill.js";
+
+export function backward(root: Tensor, dout?: Tensor): void {
+  if (!root.requiresGrad) throw new Error(`backward: ${root} does not require grad (no parameter reached it)`);
+  if (dout === undefined && root.size !== 1) {
+    throw new Error(`backward: ${root} is not a scalar; pass the output gradient explicitly`);
+  }
+  if (dout !== undefined && dout.size !== root.size) {
+    throw new Error(`backward: gradient ${dout} does not match ${root}`);
+  }
+  noGrad(() => {
+    const order = topologicalOrder(root);
+    const grads = new Map<Tensor, Tensor>();
+    grads.set(root, dout ?? fill(root.shape, 1));
+    for (let i = order.length - 1; i >= 0; i--) {
+      const t = order[i];
+      const g = grads.get(t);
+      if (!g) continue;
+      if (!t.node) {
+        accumulateLeaf(t, g);
+        continue;
+      }
+      const inputGrads = t.node.backward(g);
+      t.node.inputs.forEach((input, k) => {
+        const gi = inputGrads[k];
+        if (!input.requiresGrad || gi === undefined) return;
+        if (gi.size !== input.size) {
+          throw new Error(`backward of ${t.node!.op}: gradient ${gi} does not match input ${input}`);
+        }
+        const prev = grads.get(input);
+        if (!prev) grads.set(input, gi);
+        else {
+          // Gradients are immutable values (an op may return its dout for two inputs): sum into a new one.
+          const sum = fill(input.shape, 0);
+          axpyInPlace(sum, prev, 1);
+          axpyInPlace(sum, gi, 1);
+          grads.set(input, sum);
+        }
+      });
+    }
+  });
+}
+
+function topologicalOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  // Iterative DFS: ViT graphs are deep enough to make recursion uncomfortable.
+  const stack: [Tensor, number][] = [[root, 0]];
+  seen.add(root);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    const [t, next] = top;
+    const inputs = t.node?.inputs ?? [];
+    if (next < inputs.length) {
+      top[1]++;
+      const input = inputs[next];
+      if (input.requiresGrad && !seen.has(input)) {
+        if (input.isDisposed) throw new Error(`backward: ${input} was disposed before backward (a tidy() closed too early?)`);
+        seen.add(input);
+        stack.push([input, 0]);
+      }
+    } else {
+      order.push(t);
+      stack.pop();
+    }
+  }
+  return order;
+}
+
+function accumulateLeaf(t: Tensor, g: Tensor): void {
+  if (!t.grad) {
+    // Copy: g may be shared with other gradients or disposed with its scope.
+    t.grad = Tensor.empty(t.shape).keep();
+    t.grad.name = t.name ? `${t.name}.grad` : undefined;
+    runtime().batch.copy(g.buffer, 0, t.grad.buffer, 0, t.size * 4);
+  } else axpyInPlace(t.grad, g, 1);
+}
+
+export function zeroGrad(params: Iterable<Tensor>): void {
+  for (const p of params) {
+    p.grad?.dispose();
+    p.grad = undefined;
+  }
+}

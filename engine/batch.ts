@@ -1,0 +1,195 @@
+// Command batching. Every kernel dispatch is encoded into one shared command encoder and compute pass; the
+// batch is submitted only when a value is read back, when it grows past MAX_DISPATCHES (so the GPU starts
+// on long graphs while the CPU keeps encoding), or on sync(). Nothing waits on the GPU unless a value is read.
+//
+// Per-dispatch sizes (the uniform structs) are packed into 64 KiB uniform pages at 256-byte slots and written
+// with one writeBuffer per page just before the submit.
+//
+// Waiting: dawn-node burns a core while a GPU promise is pending, so before awaiting we sleep for most of the
+// GPU time the pending work is expected to take (an estimate learned from earlier waits; see wait()).
+import type { Gpu } from "./device.js";
+import { throwIfDeviceError } from "./device.js";
+import type { BufferPool } from "./pool.js";
+import type { Kernel } from "./pipeline.js";
+import { compileErrors } from "./pipeline.js";
+
+const SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we know
+const PAGE = 64 * 1024;
+const MAX_DISPATCHES = 512;
+const DISPATCH_OVERHEAD_S = 60e-6; // measured on lavapipe; the estimate below learns the rest
+
+export type Grid = [number, number?, number?];
+
+export class Batch {
+  private encoder: GPUCommandEncoder | undefined;
+  private pass: GPUComputePassEncoder | undefined;
+  private pages: { buffer: GPUBuffer; data: Uint8Array; used: number }[] = [];
+  private freePages: GPUBuffer[] = [];
+  private names: string[] = []; // kernels in this batch, for error messages
+  private dispatches = 0;
+  private work = 0; // estimated work units of the encoded, unsubmitted dispatches
+  // Submitted but possibly unfinished work, and the learned seconds per work unit.
+  private inflightWork = 0;
+  private inflightDispatches = 0;
+  private inflightSince = 0;
+  private secondsPerUnit = 1e-10;
+  readonly stats = { dispatches: 0, submits: 0, readbacks: 0 };
+
+  constructor(
+    private gpu: Gpu,
+    private pool: BufferPool,
+  ) {}
+
+  // Encodes one dispatch. `buffers` bind from @binding(1) in order; `uniform` (if any) binds to @binding(0).
+  // `work` is a rough cost (flops + bytes) used only to estimate how long to sleep before a read-back.
+  dispatch(kernel: Kernel, buffers: GPUBuffer[], uniform: ArrayBuffer | undefined, grid: Grid, work = 0): void {
+    const [x, y = 1, z = 1] = grid;
+    const max = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    if (x > max || y > max || z > max) {
+      throw new Error(`${kernel.key}: grid (${x}, ${y}, ${z}) exceeds maxComputeWorkgroupsPerDimension ${max}`);
+    }
+    if (x === 0 || y === 0 || z === 0) return;
+    const entries: GPUBindGroupEntry[] = [];
+    if (uniform) entries.push({ binding: 0, resource: this.uniformSlot(uniform) });
+    buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
+    const bindGroup = this.gpu.device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries });
+    const pass = this.computePass();
+    pass.setPipeline(kernel.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    if (process.env.DEBUG) console.error(`[dispatch] ${kernel.key} grid=${x}x${y}x${z}`);
+    this.names.push(kernel.key);
+    this.dispatches++;
+    this.stats.dispatches++;
+    this.work += work;
+    if (this.dispatches >= MAX_DISPATCHES) this.submit();
+  }
+
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.endPass();
+    this.commandEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.names.push("copy");
+    this.work += bytes;
+  }
+
+  private commandEncoder(): GPUCommandEncoder {
+    this.encoder ??= this.gpu.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    this.pass ??= this.commandEncoder().beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = undefined;
+  }
+
+  private uniformSlot(data: ArrayBuffer): GPUBufferBinding {
+    if (data.byteLength > SLOT) throw new Error(`batch: uniform of ${data.byteLength} bytes exceeds ${SLOT}`);
+    let page = this.pages[this.pages.length - 1];
+    if (!page || page.used + SLOT > PAGE) {
+      const buffer =
+        this.freePages.pop() ??
+        this.gpu.device.createBuffer({ size: PAGE, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: "uniforms" });
+      page = { buffer, data: new Uint8Array(PAGE), used: 0 };
+      this.pages.push(page);
+    }
+    const offset = page.used;
+    page.data.set(new Uint8Array(data), offset);
+    page.used += SLOT;
+    return { buffer: page.buffer, offset, size: data.byteLength };
+  }
+
+  // Submits everything encoded so far. Released buffers become reusable afterwards.
+  submit(): void {
+    if (!this.encoder) {
+      this.pool.recycle();
+      return;
+    }
+    this.endPass();
+    const { queue } = this.gpu.device;
+    for (const page of this.pages) queue.writeBuffer(page.buffer, 0, page.data, 0, page.used);
+    queue.submit([this.encoder.finish()]);
+    this.encoder = undefined;
+    // Uniform pages can be rewritten by the next batch: writeBuffer is ordered after this submit on the queue.
+    this.freePages.push(...this.pages.map((p) => p.buffer));
+    this.pages = [];
+    if (this.inflightWork === 0 && this.inflightDispatches === 0) this.inflightSince = performance.now();
+    this.inflightWork += this.work;
+    this.inflightDispatches += this.dispatches;
+    this.work = 0;
+    this.dispatches = 0;
+    this.stats.submits++;
+    this.pool.recycle();
+    this.checkErrors();
+  }
+
+  private checkErrors(): void {
+    if (compileErrors.length > 0) throw new Error(compileErrors.splice(0).join("\n"));
+    throwIfDeviceError(this.describe());
+  }
+
+  private describe(): string {
+    const names = [...new Set(this.names)];
+    this.names = [];
+    return names.length ? `kernels ${names.join(", ")}` : "idle";
+  }
+
+  // Estimated seconds until the submitted work is done.
+  private expectedRemaining(): number {
+    const total = this.inflightWork * this.secondsPerUnit + this.inflightDispatches * DISPATCH_OVERHEAD_S;
+    return total - (performance.now() - this.inflightSince) / 1000;
+  }
+
+  // Awaits `promise` (a GPU promise) after sleeping for ~80% of the expected remaining GPU time, then learns
+  // from how long the work really took. Oversleeping shrinks the next estimate, undersleeping grows it.
+  async wait<T>(promise: () => Promise<T>): Promise<T> {
+    const remaining = this.expectedRemaining();
+    if (remaining > 0.002) await sleep(remaining * 0.8 * 1000);
+    const result = await promise();
+    const elapsed = (performance.now() - this.inflightSince) / 1000;
+    const measuredPerUnit = (elapsed - this.inflightDispatches * DISPATCH_OVERHEAD_S) / Math.max(this.inflightWork, 1);
+    if (this.inflightWork > 1e6 && measuredPerUnit > 0) {
+      this.secondsPerUnit = 0.5 * this.secondsPerUnit + 0.5 * measuredPerUnit;
+    }
+    this.inflightWork = 0;
+    this.inflightDispatches = 0;
+    await Promise.resolve();
+    this.checkErrors();
+    return result;
+  }
+
+  // Copies `bytes` from `src` into a staging buffer, submits, and resolves with a copy of the bytes.
+  async read(src: GPUBuffer, offset: number, bytes: number, readPool: BufferPool): Promise<ArrayBuffer> {
+    const staging = readPool.acquire(bytes);
+    this.copy(src, offset, staging, 0, alignTo4(bytes));
+    this.submit();
+    this.stats.readbacks++;
+    try {
+      await this.wait(() => staging.mapAsync(GPUMapMode.READ, 0, alignTo4(bytes)));
+      const out = staging.getMappedRange(0, alignTo4(bytes)).slice(0, bytes);
+      staging.unmap();
+      return out;
+    } finally {
+      readPool.release(staging);
+      readPool.recycle();
+    }
+  }
+
+  // Submits and waits until the GPU has finished everything (benchmarks, shutdown).
+  async sync(): Promise<void> {
+    this.submit();
+    await this.wait(() => this.gpu.device.queue.onSubmittedWorkDone());
+  }
+}
+
+function alignTo4(n: number): number {
+  return Math.ceil(n / 4) * 4;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,112 @@
+// The one place that talks to Dawn: creates the instance, picks the adapter, requests the device with the
+// adapter's limits and the optional features it has, and turns Dawn's errors into thrown Errors.
+//
+// Choosing the adapter: options passed to getDevice(), else the environment (PEFT_BACKEND, PEFT_ADAPTER),
+// else Dawn's default. `backend` is one of Dawn's backends (vulkan, metal, d3d12, opengl, null ...);
+// `adapter` is a case-insensitive substring of the adapter's description (e.g. "llvmpipe", "nvidia").
+import { create, globals } from "webgpu";
+
+// GPUBufferUsage, GPUMapMode, ... as globals, as in a browser.
+Object.assign(globalThis, globals);
+
+export interface DeviceOptions {
+  backend?: string;
+  adapter?: string;
+  powerPreference?: GPUPowerPreference;
+}
+
+export interface Gpu {
+  device: GPUDevice;
+  adapterInfo: { vendor: string; architecture: string; device: string; description: string };
+  features: Set<string>;
+  limits: GPUSupportedLimits;
+  // CPU drivers (lavapipe/llvmpipe, SwiftShader) want barrier-free register-blocked kernels; GPUs want shared memory.
+  isCpu: boolean;
+  backend: string;
+}
+
+const OPTIONAL_FEATURES: GPUFeatureName[] = ["shader-f16", "timestamp-query", "subgroups" as GPUFeatureName];
+
+// Dawn segfaults if the object returned by create() is collected while the device lives: hold it here.
+let instance: GPU | undefined;
+let current: Promise<Gpu> | undefined;
+let lost: string | undefined;
+const uncaptured: string[] = [];
+
+export function getDevice(opts: DeviceOptions = {}): Promise<Gpu> {
+  current ??= open(opts);
+  return current;
+}
+
+// Whether a device is already open (commands that only sometimes touch the GPU use this to skip destroy()).
+export function deviceOpened(): boolean {
+  return current !== undefined;
+}
+
+async function open(opts: DeviceOptions): Promise<Gpu> {
+  const backend = opts.backend ?? process.env.PEFT_BACKEND;
+  const wanted = (opts.adapter ?? process.env.PEFT_ADAPTER)?.toLowerCase();
+  const dawnOptions: string[] = [];
+  if (backend) dawnOptions.push(`backend=${backend}`);
+  if (wanted) dawnOptions.push(`adapter=${wanted}`);
+  instance = create(dawnOptions);
+  const adapter = await instance.requestAdapter({ powerPreference: opts.powerPreference ?? "high-performance" });
+  if (!adapter) {
+    throw new Error(
+      `device: no WebGPU adapter found${backend ? ` for backend "${backend}"` : ""}${wanted ? ` matching "${wanted}"` : ""}. ` +
+        "On Linux without a GPU run `npm run setup`, which installs Mesa's CPU Vulkan driver (lavapipe).",
+    );
+  }
+  const info = adapter.info;
+  const description = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(" ");
+  if (wanted && !description.toLowerCase().includes(wanted)) {
+    throw new Error(`device: adapter "${description}" does not match --adapter "${wanted}"`);
+  }
+  const features = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
+  const requiredLimits: Record<string, number> = {};
+  for (const key of LIMITS) requiredLimits[key] = (adapter.limits as unknown as Record<string, number>)[key];
+  const device = await adapter.requestDevice({ requiredFeatures: features, requiredLimits });
+  device.addEventListener("uncapturederror", (ev) => {
+    uncaptured.push((ev as GPUUncapturedErrorEvent).error.message);
+  });
+  device.lost.then((reason) => {
+    if (reason.reason !== "destroyed") lost = `${reason.reason}: ${reason.message}`;
+  });
+  const isCpu = /llvmpipe|lavapipe|swiftshader|cpu/i.test(description) || info.architecture === "cpu";
+  return {
+    device,
+    adapterInfo: { vendor: info.vendor, architecture: info.architecture, device: info.device, description },
+    features: new Set(features),
+    limits: device.limits,
+    isCpu,
+    backend: backend ?? "default",
+  };
+}
+
+// The limits worth raising to the adapter's maximum for compute work.
+const LIMITS = [
+  "maxStorageBufferBindingSize",
+  "maxBufferSize",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupSizeX",
+  "maxComputeWorkgroupSizeY",
+  "maxComputeWorkgroupsPerDimension",
+  "maxStorageBuffersPerShaderStage",
+];
+
+// Throws the first error Dawn reported since the last check, naming `context` (the kernels of a batch).
+export function throwIfDeviceError(context: string): void {
+  if (lost !== undefined) throw new Error(`device lost (${lost}) during ${context}`);
+  if (uncaptured.length > 0) {
+    const messages = uncaptured.splice(0).join("\n");
+    throw new Error(`WebGPU error during ${context}:\n${messages}`);
+  }
+}
+
+export async function destroyDevice(): Promise<void> {
+  if (!current) return;
+  const gpu = await current;
+  gpu.device.destroy();
+  current = undefined;
+}

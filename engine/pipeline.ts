@@ -1,0 +1,55 @@
+// Compute pipelines, created once per kernel specialisation and cached under `name/specKey(spec)`.
+// Binding convention for every kernel: @binding(0) is the uniform struct of per-call sizes (when the kernel has
+// one), then the storage buffers in the order the wrapper passes them, from @binding(1).
+import { runtime } from "./runtime.js";
+
+export type Spec = Record<string, string | number | boolean>;
+
+// Serialises every specialisation value, keys sorted, so two specs with the same values share a pipeline.
+export function specKey(spec: Spec): string {
+  return Object.keys(spec)
+    .sort()
+    .map((k) => `${k}=${spec[k]}`)
+    .join(",");
+}
+
+export interface Kernel {
+  name: string; // kernel family, e.g. "matmul"
+  key: string; // name/specKey, for errors and DEBUG logs
+  pipeline: GPUComputePipeline;
+}
+
+const cache = new Map<string, Kernel>();
+// Compilation messages arrive asynchronously; they are attached to the next device-error check.
+export const compileErrors: string[] = [];
+
+export function getKernel<S extends Spec>(name: string, spec: S, wgsl: (spec: S) => string): Kernel {
+  const key = `${name}/${specKey(spec)}`;
+  let kernel = cache.get(key);
+  if (kernel) return kernel;
+  const { device } = runtime().gpu;
+  const code = wgsl(spec);
+  if (process.env.DEBUG === "2") console.error(`[wgsl ${key}]\n${code}`);
+  const module = device.createShaderModule({ code, label: key });
+  module.getCompilationInfo().then((info) => {
+    const errors = info.messages.filter((m) => m.type === "error");
+    if (errors.length === 0) return;
+    const lines = errors.map((m) => `  ${key} ${m.lineNum}:${m.linePos}: ${m.message}`);
+    compileErrors.push(`shader compilation failed:\n${lines.join("\n")}\n--- WGSL of ${key} ---\n${numbered(code)}`);
+  });
+  const pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" }, label: key });
+  kernel = { name, key, pipeline };
+  cache.set(key, kernel);
+  return kernel;
+}
+
+function numbered(code: string): string {
+  return code
+    .split("\n")
+    .map((l, i) => `${String(i + 1).padStart(4)}  ${l}`)
+    .join("\n");
+}
+
+export function cachedKernelCount(): number {
+  return cache.size;
+}

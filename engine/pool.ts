@@ -1,0 +1,89 @@
+// Buffer pool, bucketed by size. Storage buffers are never destroyed during a run: a released buffer waits in
+// `pending` until the batch that may use it is submitted, then returns to its bucket's free list. Reuse after a
+// submit is safe because the queue executes submits in order.
+//
+// Buckets: sizes round up to 2^k * {1, 1.25, 1.5, 1.75} (at most 25% waste), at least 256 bytes.
+
+export function bucketSize(bytes: number): number {
+  if (bytes <= 256) return 256;
+  const p = 2 ** Math.floor(Math.log2(bytes));
+  for (const f of [1, 1.25, 1.5, 1.75, 2]) if (p * f >= bytes) return p * f;
+  return 2 * p;
+}
+
+export interface PoolStats {
+  liveBytes: number; // held by tensors (bucket sizes)
+  freeBytes: number; // in free lists, ready for reuse
+  pendingBytes: number; // released, waiting for the next submit
+  totalBytes: number; // everything the pool ever created and still owns
+  peakLiveBytes: number;
+  buffersCreated: number;
+}
+
+export class BufferPool {
+  private free = new Map<number, GPUBuffer[]>();
+  private pending: GPUBuffer[] = [];
+  private stats: PoolStats = { liveBytes: 0, freeBytes: 0, pendingBytes: 0, totalBytes: 0, peakLiveBytes: 0, buffersCreated: 0 };
+
+  constructor(
+    private device: GPUDevice,
+    private usage: number,
+    private label: string,
+  ) {}
+
+  // A buffer of at least `bytes`; `onMiss` lets the caller flush so pending buffers become reusable.
+  acquire(bytes: number, onMiss?: () => void): GPUBuffer {
+    const size = bucketSize(bytes);
+    let list = this.free.get(size);
+    if ((!list || list.length === 0) && onMiss && this.pending.some((b) => b.size === size)) {
+      onMiss();
+      list = this.free.get(size);
+    }
+    let buf = list?.pop();
+    if (buf) this.stats.freeBytes -= size;
+    else {
+      buf = this.device.createBuffer({ size, usage: this.usage, label: `${this.label}:${size}` });
+      this.stats.totalBytes += size;
+      this.stats.buffersCreated++;
+    }
+    this.stats.liveBytes += size;
+    this.stats.peakLiveBytes = Math.max(this.stats.peakLiveBytes, this.stats.liveBytes);
+    return buf;
+  }
+
+  release(buf: GPUBuffer): void {
+    this.stats.liveBytes -= buf.size;
+    this.stats.pendingBytes += buf.size;
+    this.pending.push(buf);
+  }
+
+  // Called right after a submit: everything released before it may be reused.
+  recycle(): void {
+    for (const buf of this.pending) {
+      let list = this.free.get(buf.size);
+      if (!list) this.free.set(buf.size, (list = []));
+      list.push(buf);
+      this.stats.freeBytes += buf.size;
+    }
+    this.stats.pendingBytes = 0;
+    this.pending = [];
+  }
+
+  // Destroys the free buffers (e.g. between benchmark cases) so that the process's memory shrinks.
+  trim(): void {
+    for (const list of this.free.values()) for (const b of list) {
+      this.stats.totalBytes -= b.size;
+      b.destroy();
+    }
+    this.free.clear();
+    this.stats.freeBytes = 0;
+  }
+
+  resetPeak(): void {
+    this.stats.peakLiveBytes = this.stats.liveBytes;
+  }
+
+  getStats(): PoolStats {
+    return { ...this.stats };
+  }
+}

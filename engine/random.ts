@@ -1,0 +1,93 @@
+// Seeded random numbers on the CPU (sfc32), so that initialisation and data order are reproducible on any
+// device. Normal variates by Box-Muller; truncated normal by rejection, as timm's trunc_normal_ (bounds in
+// absolute units: [a, b] = [-2, 2] by default).
+export class Rng {
+  private a: number;
+  private b: number;
+  private c: number;
+  private d: number;
+  private spare: number | undefined;
+
+  constructor(seed: number) {
+    // splitmix32 expands the seed into sfc32's state.
+    let s = seed >>> 0;
+    const next = () => {
+      s = (s + 0x9e3779b9) >>> 0;
+      let z = s;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+      return (z ^ (z >>> 16)) >>> 0;
+    };
+    this.a = next();
+    this.b = next();
+    this.c = next();
+    this.d = next();
+    for (let i = 0; i < 12; i++) this.nextU32();
+  }
+
+  nextU32(): number {
+    const t = (((this.a + this.b) >>> 0) + this.d) >>> 0;
+    this.d = (this.d + 1) >>> 0;
+    this.a = this.b ^ (this.b >>> 9);
+    this.b = (this.c + (this.c << 3)) >>> 0;
+    this.c = (this.c << 21) | (this.c >>> 11);
+    this.c = (this.c + t) >>> 0;
+    return t;
+  }
+
+  // Uniform in [0, 1).
+  next(): number {
+    return this.nextU32() / 4294967296;
+  }
+
+  uniform(lo = 0, hi = 1): number {
+    return lo + (hi - lo) * this.next();
+  }
+
+  // Integer in [0, n).
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+
+  normal(mean = 0, std = 1): number {
+    if (this.spare !== undefined) {
+      const z = this.spare;
+      this.spare = undefined;
+      return mean + std * z;
+    }
+    let u = 0;
+    while (u === 0) u = this.next();
+    const v = this.next();
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.spare = r * Math.sin(2 * Math.PI * v);
+    return mean + std * r * Math.cos(2 * Math.PI * v);
+  }
+
+  truncNormal(mean = 0, std = 1, a = -2, b = 2): number {
+    if (!(a < b)) throw new Error(`truncNormal: expected a < b, got [${a}, ${b}]`);
+    for (let tries = 0; tries < 1000; tries++) {
+      const x = this.normal(mean, std);
+      if (x >= a && x <= b) return x;
+    }
+    return Math.min(Math.max(mean, a), b);
+  }
+
+  fill(n: number, sample: () => number): Float32Array {
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = sample();
+    return out;
+  }
+
+  // Fisher-Yates permutation of 0..n-1.
+  permutation(n: number): Int32Array {
+    const p = new Int32Array(n);
+    for (let i = 0; i < n; i++) p[i] = i;
+    for (let i = n - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      const t = p[i];
+      p[i] = p[j];
+      p[j] = t;
+    }
+    return p;
+  }
+}

@@ -1,0 +1,253 @@
+// Tensor: a shape over contiguous GPU storage (f32, or i32 for labels and indices), plus the autograd node
+// that produced it. Views (reshape) share storage; storage is reference-counted and its buffer goes back to
+// the pool when the last view is disposed.
+//
+// Lifetimes: tensors created inside tidy(fn) are disposed when fn returns, except what fn returns and tensors
+// marked keep() (parameters, optimiser state, gradients). Tensors created outside any tidy belong to the caller.
+import { runtime } from "./runtime.js";
+import { backward as runBackward } from "./autograd.js";
+
+export type DType = "f32" | "i32";
+export type Shape = readonly number[];
+
+class Storage {
+  refs = 1;
+  constructor(
+    readonly buffer: GPUBuffer,
+    readonly bytes: number,
+  ) {}
+}
+
+// How the tensor was made, for backward: the inputs and a function from the output's gradient to the inputs'.
+export interface GradNode {
+  op: string;
+  inputs: Tensor[];
+  backward: (dout: Tensor) => (Tensor | undefined)[];
+}
+
+let nextId = 0;
+
+export class Tensor {
+  readonly id = nextId++;
+  readonly size: number;
+  requiresGrad = false;
+  grad: Tensor | undefined;
+  node: GradNode | undefined;
+  name: string | undefined; // for error messages and parameter listings
+  private disposed = false;
+  private kept = false;
+
+  private constructor(
+    readonly shape: Shape,
+    readonly dtype: DType,
+    private storage: Storage,
+  ) {
+    this.size = numel(shape);
+    currentScope()?.push(this);
+  }
+
+  // An uninitialised tensor (for kernel outputs).
+  static empty(shape: Shape, dtype: DType = "f32"): Tensor {
+    checkShape(shape);
+    const bytes = Math.max(numel(shape), 1) * 4;
+    const { pool, batch } = runtime();
+    const buffer = pool.acquire(bytes, () => batch.submit());
+    return new Tensor([...shape], dtype, new Storage(buffer, bytes));
+  }
+
+  static fromArray(data: ArrayLike<number>, shape: Shape, dtype: DType = "f32"): Tensor {
+    if (data.length !== numel(shape)) {
+      throw new Error(`tensor: expected ${numel(shape)} values for shape (${shape.join(", ")}), got ${data.length}`);
+    }
+    const t = Tensor.empty(shape, dtype);
+    const array = dtype === "f32" ? Float32Array.from(data) : Int32Array.from(data);
+    if (array.length > 0) runtime().gpu.device.queue.writeBuffer(t.buffer, 0, array);
+    return t;
+  }
+
+  static scalar(value: number): Tensor {
+    return Tensor.fromArray([value], []);
+  }
+
+  get buffer(): GPUBuffer {
+    if (this.disposed) throw new Error(`tensor${this.name ? ` "${this.name}"` : ""}: used after dispose`);
+    return this.storage.buffer;
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  // A view with another shape over the same storage (-1 infers one dimension). Differentiable.
+  reshape(shape: Shape): Tensor {
+    const resolved = inferShape(shape, this.size, this.shape);
+    this.storage.refs++;
+    const view = new Tensor(resolved, this.dtype, this.storage);
+    if (this.requiresGrad && gradEnabled()) {
+      const from = this.shape;
+      view.requiresGrad = true;
+      view.node = { op: "reshape", inputs: [this], backward: (d) => [d.reshape(from)] };
+    }
+    return view;
+  }
+
+  // The same storage, cut off from the graph.
+  detach(): Tensor {
+    this.storage.refs++;
+    return new Tensor(this.shape, this.dtype, this.storage);
+  }
+
+  // Marks this tensor as a leaf that accumulates .grad in backward().
+  requireGrad(flag = true): this {
+    this.requiresGrad = flag;
+    return this;
+  }
+
+  async data(): Promise<Float32Array> {
+    if (this.dtype !== "f32") throw new Error(`tensor: data() reads f32, this tensor is ${this.dtype}; use dataInt()`);
+    return new Float32Array(await this.read());
+  }
+
+  async dataInt(): Promise<Int32Array> {
+    if (this.dtype !== "i32") throw new Error(`tensor: dataInt() reads i32, this tensor is ${this.dtype}`);
+    return new Int32Array(await this.read());
+  }
+
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new Error(`tensor: item() needs one element, shape is (${this.shape.join(", ")})`);
+    return (await this.data())[0];
+  }
+
+  private read(): Promise<ArrayBuffer> {
+    const { batch, readPool } = runtime();
+    return batch.read(this.buffer, 0, this.size * 4, readPool);
+  }
+
+  // Overwrites the contents in place (same size), e.g. to load weights into a parameter.
+  write(data: Float32Array | Int32Array): void {
+    if (data.length !== this.size) throw new Error(`tensor: write expected ${this.size} values, got ${data.length}`);
+    // Commands already encoded must see the old contents: submit them before the queued write.
+    runtime().batch.submit();
+    runtime().gpu.device.queue.writeBuffer(this.buffer, 0, data);
+  }
+
+  backward(dout?: Tensor): void {
+    runBackward(this, dout);
+  }
+
+  // Exempts the tensor from every enclosing tidy().
+  keep(): this {
+    this.kept = true;
+    return this;
+  }
+
+  get isKept(): boolean {
+    return this.kept;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.node = undefined;
+    if (--this.storage.refs === 0) runtime().pool.release(this.storage.buffer);
+  }
+
+  toString(): string {
+    return `Tensor(${this.name ?? `#${this.id}`}, ${this.dtype}, (${this.shape.join(", ")}))`;
+  }
+}
+
+export function numel(shape: Shape): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+function checkShape(shape: Shape): void {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new Error(`tensor: bad shape (${shape.join(", ")})`);
+  }
+}
+
+function inferShape(shape: Shape, size: number, from: Shape): number[] {
+  const out = [...shape];
+  const unknown = out.indexOf(-1);
+  if (unknown >= 0) {
+    const rest = numel(out.filter((_, i) => i !== unknown));
+    out[unknown] = rest === 0 ? 0 : size / rest;
+  }
+  if (numel(out) !== size || out.some((d) => !Number.isInteger(d) || d < 0)) {
+    throw new Error(`reshape: cannot view (${from.join(", ")}) as (${shape.join(", ")})`);
+  }
+  return out;
+}
+
+// ---- scopes ----
+
+const scopes: Tensor[][] = [];
+
+function currentScope(): Tensor[] | undefined {
+  return scopes[scopes.length - 1];
+}
+
+// Runs fn and disposes every tensor it created, except kept tensors and the tensors in its result
+// (a Tensor, or an array or object of them), which move to the enclosing scope.
+export function tidy<T>(fn: () => T): T {
+  scopes.push([]);
+  let result: T | undefined;
+  try {
+    result = fn();
+  } finally {
+    closeScope(result);
+  }
+  return result;
+}
+
+// The async form, for steps that read values back inside the scope. Scopes must not interleave.
+export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
+  scopes.push([]);
+  const depth = scopes.length;
+  let result: T | undefined;
+  try {
+    result = await fn();
+  } finally {
+    if (scopes.length !== depth) throw new Error("tidyAsync: scopes were not closed in order");
+    closeScope(result);
+  }
+  return result;
+}
+
+function closeScope(result: unknown): void {
+  const created = scopes.pop()!;
+  const survivors = new Set<Tensor>();
+  collectTensors(result, survivors);
+  const parent = currentScope();
+  for (const t of created) {
+    if (survivors.has(t)) parent?.push(t);
+    else if (!t.isKept) t.dispose();
+  }
+}
+
+function collectTensors(value: unknown, into: Set<Tensor>): void {
+  if (value instanceof Tensor) into.add(value);
+  else if (Array.isArray(value)) for (const v of value) collectTensors(v, into);
+  else if (value && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collectTensors(v, into);
+  }
+}
+
+// ---- gradient mode ----
+
+let gradDepth = 0;
+
+export function gradEnabled(): boolean {
+  return gradDepth === 0;
+}
+
+// Runs fn without recording any graph: ops inside do no gradient bookkeeping at all.
+export function noGrad<T>(fn: () => T): T {
+  gradDepth++;
+  try {
+    return fn();
+  } finally {
+    gradDepth--;
+  }
+}

@@ -1,0 +1,191 @@
+// Elementwise kernels: unary y = f(a), binary y = f(a, b) with NumPy broadcasting, and an in-place
+// accumulate y += a. One family specialised by the expression; the scalar `alpha` is a per-call uniform.
+//
+//   v1 (the only one): one invocation per output element, 4 elements per invocation when contiguous
+//   (no broadcasting), workgroup 64, 1-D grid folded into (x, y).
+// Broadcasting: the output shape is the broadcast of a and b (rank <= 8); each operand gets per-dimension
+// strides with 0 on broadcast dimensions, passed in the uniform as two vec4<u32> per array.
+//
+// Backward: derivatives are themselves elementwise ops (see UNARY_GRAD / binary rules in engine/ops.ts),
+// and the reduction over broadcast dimensions is a sum (kernels/reduce.ts).
+import { runtime } from "../engine/runtime.js";
+import { getKernel } from "../engine/pipeline.js";
+import { Tensor, type Shape, numel } from "../engine/tensor.js";
+import { ERF, FLAT_GROUP, grid1d } from "./wgsl.js";
+
+const WG = 64;
+const MAX_RANK = 8;
+
+// Expressions over `a` (and `b`) and the uniform scalar `alpha`.
+export const UNARY = {
+  neg: "-a",
+  exp: "exp(a)",
+  log: "log(a)",
+  sqrt: "sqrt(a)",
+  rsqrt: "inverseSqrt(a)",
+  square: "a * a",
+  abs: "abs(a)",
+  relu: "max(a, 0.0)",
+  tanh: "tanh(a)",
+  sigmoid: "1.0 / (1.0 + exp(-a))",
+  // exact GELU, as PyTorch's default: x * Phi(x)
+  gelu: "0.5 * a * (1.0 + erf(a * 0.70710678118654752))",
+  scale: "a * alpha",
+  addScalar: "a + alpha",
+  powScalar: "pow(a, alpha)",
+  copy: "a",
+} as const;
+
+export const BINARY = {
+  add: "a + b",
+  sub: "a - b",
+  mul: "a * b",
+  div: "a / b",
+  max: "max(a, b)",
+  eq: "select(0.0, 1.0, a == b)",
+  // derivatives that need the forward input a and the incoming gradient b
+  reluGrad: "select(0.0, b, a > 0.0)",
+  geluGrad: "b * (0.5 * (1.0 + erf(a * 0.70710678118654752)) + a * 0.39894228040143268 * exp(-0.5 * a * a))",
+  tanhGrad: "b * (1.0 - a * a)", // a is the forward *output*
+  sigmoidGrad: "b * a * (1.0 - a)", // a is the forward *output*
+} as const;
+
+export type UnaryOp = keyof typeof UNARY;
+export type BinaryOp = keyof typeof BINARY;
+
+interface ElementwiseSpec {
+  [k: string]: string | number | boolean;
+  expr: string;
+  binary: boolean;
+  broadcast: boolean; // false: a, b and y share one shape, 4 elements per invocation
+}
+
+function wgsl(spec: ElementwiseSpec): string {
+  const bDecl = spec.binary ? "@group(0) @binding(3) var<storage, read> B: array<f32>;" : "";
+  const body = spec.broadcast
+    ? /* wgsl */ `
+  let alpha = p.alpha;
+  let i = flatGroup(wid, nwg) * ${WG}u + lid.x;
+  if (i >= p.n) { return; }
+  var rem = i;
+  var ia = 0u;
+  var ib = 0u;
+  for (var d = 0u; d < p.rank; d++) {
+    let axis = p.rank - 1u - d;
+    let extent = p.shape[axis / 4u][axis % 4u];
+    let coord = rem % extent;
+    rem = rem / extent;
+    ia += coord * p.sa[axis / 4u][axis % 4u];
+    ib += coord * p.sb[axis / 4u][axis % 4u];
+  }
+  let a = A[ia];
+  ${spec.binary ? "let b = B[ib];" : "_ = ib;"}
+  y[i] = ${spec.expr};`
+    : /* wgsl */ `
+  let alpha = p.alpha;
+  let base = (flatGroup(wid, nwg) * ${WG}u + lid.x) * 4u;
+  for (var j = 0u; j < 4u; j++) {
+    let i = base + j;
+    if (i >= p.n) { return; }
+    let a = A[i];
+    ${spec.binary ? "let b = B[i];" : ""}
+    y[i] = ${spec.expr};
+  }`;
+  return /* wgsl */ `
+struct Params {
+  n: u32, rank: u32, alpha: f32, _pad: u32,
+  shape: array<vec4<u32>, 2>,
+  sa: array<vec4<u32>, 2>,
+  sb: array<vec4<u32>, 2>,
+};
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read> A: array<f32>;
+${bDecl}
+${FLAT_GROUP}
+${ERF}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {${body}
+}`;
+}
+
+// The broadcast of two shapes, NumPy rules; throws naming the op and both shapes.
+export function broadcastShapes(op: string, a: Shape, b: Shape): number[] {
+  const rank = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const da = a[a.length - rank + i] ?? 1;
+    const db = b[b.length - rank + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new Error(`${op}: shapes (${a.join(", ")}) and (${b.join(", ")}) do not broadcast`);
+    }
+    out.push(da === 1 ? db : da);
+  }
+  return out;
+}
+
+// Strides of `shape` seen through the broadcast `out` shape (0 on broadcast dimensions).
+function broadcastStrides(shape: Shape, out: Shape): number[] {
+  const strides = new Array(out.length).fill(0);
+  let stride = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    const axis = out.length - shape.length + i;
+    strides[axis] = shape[i] === 1 ? 0 : stride;
+    stride *= shape[i];
+  }
+  return strides;
+}
+
+function params(n: number, out: Shape, alpha: number, sa: number[], sb: number[]): ArrayBuffer {
+  const buf = new ArrayBuffer(16 + 3 * 32);
+  const u = new Uint32Array(buf);
+  u[0] = n;
+  u[1] = out.length;
+  new Float32Array(buf)[2] = alpha;
+  out.forEach((d, i) => (u[4 + i] = d));
+  sa.forEach((s, i) => (u[12 + i] = s));
+  sb.forEach((s, i) => (u[20 + i] = s));
+  return buf;
+}
+
+function checkF32(op: string, t: Tensor): void {
+  if (t.dtype !== "f32") throw new Error(`${op}: expected an f32 tensor, got ${t.dtype} ${t}`);
+}
+
+function encode(expr: string, out: Tensor, a: Tensor, b: Tensor | undefined, alpha: number): void {
+  const broadcast = b !== undefined && (a.size !== out.size || b.size !== out.size);
+  if (out.shape.length > MAX_RANK) throw new Error(`elementwise: rank ${out.shape.length} exceeds ${MAX_RANK}`);
+  const spec: ElementwiseSpec = { expr, binary: b !== undefined, broadcast };
+  const kernel = getKernel("elementwise", spec, wgsl);
+  const n = out.size;
+  const sa = broadcast ? broadcastStrides(a.shape, out.shape) : [];
+  const sb = broadcast && b ? broadcastStrides(b.shape, out.shape) : [];
+  const perGroup = broadcast ? WG : WG * 4;
+  const buffers = b ? [out.buffer, a.buffer, b.buffer] : [out.buffer, a.buffer];
+  runtime().batch.dispatch(kernel, buffers, params(n, out.shape, alpha, sa, sb), grid1d(Math.ceil(n / perGroup)), n * 12);
+}
+
+export function unaryForward(op: UnaryOp, a: Tensor, alpha = 0): Tensor {
+  checkF32(op, a);
+  const out = Tensor.empty(a.shape);
+  if (out.size > 0) encode(UNARY[op], out, a, undefined, alpha);
+  return out;
+}
+
+export function binaryForward(op: BinaryOp, a: Tensor, b: Tensor, alpha = 0): Tensor {
+  checkF32(op, a);
+  checkF32(op, b);
+  const out = Tensor.empty(broadcastShapes(op, a.shape, b.shape));
+  if (out.size > 0) encode(BINARY[op], out, a, b, alpha);
+  return out;
+}
+
+// y += alpha * a in y's own storage (gradient accumulation). Sizes must match. y is read through its
+// read_write binding: WebGPU forbids binding one buffer as both writable and read-only in a dispatch.
+export function axpyInPlace(y: Tensor, a: Tensor, alpha: number): void {
+  checkF32("axpy", y);
+  checkF32("axpy", a);
+  if (numel(a.shape) !== y.size) throw new Error(`axpy: expected ${y} and ${a} to have the same size`);
+  if (y.size > 0) encode("y[i] + a * alpha", y, a, undefined, alpha);
+}

@@ -1,0 +1,84 @@
+// Reductions along one axis: sum, mean, max. The input is viewed as (outer, n, inner) around the axis and
+// the output is (outer, inner) (keepdim is a reshape in engine/ops.ts).
+//
+//   v1: one invocation per output element loops over n; workgroup 64, grid folded into (x, y).
+//   When there are few outputs and n is long (e.g. the sum of a whole tensor), a first pass reduces chunks of
+//   CHUNK elements into partials and a second pass reduces the partials, so work spreads over invocations.
+// max backward is built from elementwise ops in engine/ops.ts (mask of the maxima, ties share the gradient).
+import { runtime } from "../engine/runtime.js";
+import { getKernel } from "../engine/pipeline.js";
+import { Tensor } from "../engine/tensor.js";
+import { FLAT_GROUP, grid1d, packUniform, uniformStruct } from "./wgsl.js";
+
+const WG = 64;
+const CHUNK = 1024;
+const FIELDS = { outer: "u32", n: "u32", inner: "u32", chunk: "u32", chunks: "u32", scale: "f32" } as const;
+
+export type ReduceOp = "sum" | "mean" | "max";
+
+interface ReduceSpec {
+  [k: string]: string;
+  op: "sum" | "max"; // mean is a sum with scale 1/n
+}
+
+function wgsl(spec: ReduceSpec): string {
+  const init = spec.op === "max" ? "-3.402823e38" : "0.0";
+  const combine = spec.op === "max" ? "acc = max(acc, v);" : "acc += v;";
+  return /* wgsl */ `
+${uniformStruct(FIELDS)}
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+${FLAT_GROUP}
+// Thread mapping: one invocation per output (o, c, i) of shape (outer, chunks, inner).
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+  let idx = flatGroup(wid, nwg) * ${WG}u + lid.x;
+  if (idx >= p.outer * p.chunks * p.inner) { return; }
+  let i = idx % p.inner;
+  let c = (idx / p.inner) % p.chunks;
+  let o = idx / (p.inner * p.chunks);
+  let start = c * p.chunk;
+  let end = min(start + p.chunk, p.n);
+  var acc = ${init};
+  for (var j = start; j < end; j++) {
+    let v = x[(o * p.n + j) * p.inner + i];
+    ${combine}
+  }
+  y[idx] = acc * p.scale;
+}`;
+}
+
+function encode(op: "sum" | "max", x: Tensor, outer: number, n: number, inner: number, chunk: number, scale: number): Tensor {
+  const chunks = Math.ceil(n / chunk);
+  const y = Tensor.empty([outer, chunks, inner]);
+  const kernel = getKernel("reduce", { op }, wgsl);
+  const uniform = packUniform(FIELDS, { outer, n, inner, chunk, chunks, scale });
+  runtime().batch.dispatch(kernel, [y.buffer, x.buffer], uniform, grid1d(Math.ceil(y.size / WG)), x.size * 4);
+  return y;
+}
+
+// Reduces x along `axis`; the result has that axis removed.
+export function reduceForward(op: ReduceOp, x: Tensor, axis: number): Tensor {
+  if (x.dtype !== "f32") throw new Error(`${op}: expected an f32 tensor, got ${x.dtype} ${x}`);
+  const rank = x.shape.length;
+  const ax = axis < 0 ? axis + rank : axis;
+  if (!Number.isInteger(ax) || ax < 0 || ax >= rank) throw new Error(`${op}: axis ${axis} out of range for ${x}`);
+  const n = x.shape[ax];
+  if (n === 0) throw new Error(`${op}: cannot reduce over an empty axis ${axis} of ${x}`);
+  const outer = x.shape.slice(0, ax).reduce((a, b) => a * b, 1);
+  const inner = x.shape.slice(ax + 1).reduce((a, b) => a * b, 1);
+  const outShape = [...x.shape.slice(0, ax), ...x.shape.slice(ax + 1)];
+  const base = op === "max" ? "max" : "sum";
+  const scale = op === "mean" ? 1 / n : 1;
+  let y: Tensor;
+  if (outer * inner < 256 && n > 4 * CHUNK) {
+    const partial = encode(base, x, outer, n, inner, CHUNK, 1);
+    const chunks = partial.shape[1];
+    y = encode(base, partial, outer, chunks, inner, chunks, scale);
+    partial.dispose();
+  } else y = encode(base, x, outer, n, inner, n, scale);
+  const out = y.reshape(outShape);
+  y.dispose();
+  return out;
+}

@@ -1,0 +1,63 @@
+// Shared pieces of WGSL and of the per-call uniform structs used by every kernel module.
+
+// Largest workgroup count per grid dimension that every adapter supports.
+export const MAX_GROUPS = 65535;
+
+// A 1-D launch of `groups` workgroups folded into (x, y) so that x stays within MAX_GROUPS.
+// In WGSL, `flatGroup(wid, nwg)` recovers the linear workgroup index.
+export function grid1d(groups: number): [number, number] {
+  if (groups <= MAX_GROUPS) return [Math.max(groups, 1), 1];
+  const y = Math.ceil(groups / MAX_GROUPS);
+  return [Math.ceil(groups / y), y];
+}
+
+export const FLAT_GROUP = /* wgsl */ `
+fn flatGroup(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + wid.y * nwg.x; }`;
+
+// erf with |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26), enough for f32 and PyTorch's exact GELU.
+export const ERF = /* wgsl */ `
+fn erf(x: f32) -> f32 {
+  let s = sign(x);
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.3275911 * z);
+  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-z * z);
+  return s * y;
+}`;
+
+// Uniform structs: a flat list of u32/f32 fields, each 4 bytes, in declaration order.
+// `uniformStruct(fields)` gives the WGSL declaration bound at @group(0) @binding(0) as `p`;
+// `packUniform(fields, values)` gives the matching bytes. Arrays of u32 are declared as vec4<u32> groups.
+export type UniformFields = Record<string, "u32" | "f32" | "i32">;
+
+export function uniformStruct(fields: UniformFields): string {
+  const members = Object.entries(fields).map(([name, type]) => `  ${name}: ${type},`);
+  // Pad to a multiple of 16 bytes, as uniform structs require.
+  const pad = (4 - (members.length % 4)) % 4;
+  for (let i = 0; i < pad; i++) members.push(`  _pad${i}: u32,`);
+  return `struct Params {\n${members.join("\n")}\n};\n@group(0) @binding(0) var<uniform> p: Params;`;
+}
+
+export function packUniform(fields: UniformFields, values: Record<string, number>): ArrayBuffer {
+  const names = Object.keys(fields);
+  const buf = new ArrayBuffer(Math.ceil(names.length / 4) * 16 || 16);
+  const view = new DataView(buf);
+  names.forEach((name, i) => {
+    const v = values[name];
+    if (v === undefined) throw new Error(`uniform: missing value for "${name}"`);
+    const type = fields[name];
+    if (type === "f32") view.setFloat32(i * 4, v, true);
+    else if (type === "i32") view.setInt32(i * 4, v, true);
+    else {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`uniform: "${name}" must be a u32, got ${v}`);
+      view.setUint32(i * 4, v, true);
+    }
+  });
+  return buf;
+}
+
+// Storage buffer declarations from @binding(1) on, in the order the wrapper passes buffers.
+export function storageBindings(bindings: [name: string, type: string, access: "read" | "read_write"][]): string {
+  return bindings
+    .map(([name, type, access], i) => `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: ${type};`)
+    .join("\n");
+}

@@ -1,0 +1,54 @@
+// Command-line entry: `node dist/run.js <command> [--flag value ...]`. It only parses the command name and
+// dispatches through the table below; each command lives in cli/<command>.ts.
+import type { Command } from "./cli/command.js";
+import { HelpRequested, UsageError } from "./cli/command.js";
+import { info } from "./cli/info.js";
+import { bench } from "./cli/bench.js";
+
+const COMMANDS: Record<string, Command> = {
+  info,
+  bench,
+};
+
+function listCommands(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  return Object.entries(COMMANDS)
+    .map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
+    .join("\n");
+}
+
+const USAGE = `usage: node dist/run.js <command> [flags]   (node dist/run.js <command> --help for its flags)
+
+commands:
+${listCommands()}`;
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === "--help" || name === "-h" || name === "help") {
+    console.log(USAGE);
+    return 0;
+  }
+  const command = name === undefined ? COMMANDS["experiment"] : COMMANDS[name];
+  if (command === undefined) {
+    console.error(`unknown command "${name}"\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    await command.run(rest);
+    return 0;
+  } catch (err) {
+    if (err instanceof HelpRequested) {
+      console.log(command.usage);
+      return 0;
+    }
+    if (err instanceof UsageError) {
+      console.error(`${name}: ${err.message}\n\n${command.usage}`);
+      return 2;
+    }
+    console.error(err instanceof Error ? (process.env.DEBUG ? err.stack : `error: ${err.message}`) : err);
+    return 1;
+  }
+}
+
+// Exit explicitly: dawn-node can keep the event loop alive after the work is done.
+main(process.argv.slice(2)).then((code) => process.exit(code));

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One-time set-up for a fresh machine: npm dependencies, the build, and, only where no WebGPU
+# adapter is found on Linux with apt, the CPU Vulkan driver (lavapipe) and the Fashion-MNIST package.
+# Idempotent: every step checks before it acts and says what it did.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*"; }
+
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+say "npm dependencies installed"
+npm run build --silent
+say "built dist/run.js"
+
+have_adapter() { node dist/run.js info --quiet >/dev/null 2>&1; }
+
+if have_adapter; then
+  say "a WebGPU adapter is available: nothing to install system-wide"
+else
+  if [ "$(uname -s)" != Linux ] || ! command -v apt-get >/dev/null; then
+    say "no WebGPU adapter found and no apt: install a Vulkan driver (GPU, or Mesa >= 24 lavapipe) by hand"
+    exit 1
+  fi
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  . /etc/os-release
+  if [ "${VERSION_CODENAME:-}" = bookworm ]; then
+    # Debian 12's Mesa 22 is refused by Dawn; bookworm-backports carries Mesa 25.
+    list=/etc/apt/sources.list.d/bookworm-backports.list
+    if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      echo 'deb http://deb.debian.org/debian bookworm-backports main' | $SUDO tee "$list" >/dev/null
+      say "added bookworm-backports to apt sources"
+    fi
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports libvulkan1 mesa-vulkan-drivers >/dev/null
+  else
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvulkan1 mesa-vulkan-drivers >/dev/null
+  fi
+  say "installed libvulkan1 and mesa-vulkan-drivers ($(dpkg-query -W -f='${Version}' mesa-vulkan-drivers))"
+  if ! have_adapter; then
+    node dist/run.js info || true
+    say "still no WebGPU adapter after installing the CPU Vulkan driver"
+    exit 1
+  fi
+fi
+
+# The real data set used by the default study and the data tests.
+if command -v apt-get >/dev/null && ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null \
+    || { $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; }
+  say "installed dataset-fashion-mnist"
+elif dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
+  say "dataset-fashion-mnist already installed"
+fi
+node dist/run.js info

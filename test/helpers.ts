@@ -1,0 +1,74 @@
+// Shared test helpers: the engine per test file, tolerance comparison with useful failure messages,
+// finite differences in float64, and seeded random inputs.
+import { beforeAll } from "vitest";
+import { initEngine } from "../engine/runtime.js";
+import { Rng } from "../engine/random.js";
+
+// Opens the device once for the calling test file.
+export function useEngine(): void {
+  beforeAll(async () => {
+    await initEngine();
+  });
+}
+
+export interface Tolerance {
+  atol: number;
+  rtol: number;
+}
+
+// Passes when |got - want| <= atol + rtol*|want| everywhere; otherwise throws naming the tensor, the first bad
+// index, expected, got and how many elements mismatch.
+export function expectClose(name: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: Tolerance): void {
+  if (got.length !== want.length) throw new Error(`${name}: expected ${want.length} values, got ${got.length}`);
+  let bad = 0;
+  let first = -1;
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) {
+    const diff = Math.abs(got[i] - want[i]);
+    const ok = diff <= tol.atol + tol.rtol * Math.abs(want[i]);
+    if (!ok || Number.isNaN(got[i]) !== Number.isNaN(want[i])) {
+      bad++;
+      if (first < 0) first = i;
+      worst = Math.max(worst, diff);
+    }
+  }
+  if (bad > 0) {
+    throw new Error(
+      `${name}: ${bad} of ${want.length} elements mismatch (atol ${tol.atol}, rtol ${tol.rtol}); ` +
+        `first at index ${first}: expected ${want[first]}, got ${got[first]}; largest difference ${worst}`,
+    );
+  }
+}
+
+// Central finite differences of a scalar function f at x, in float64.
+export function numericGrad(f: (x: Float64Array) => number, x: ArrayLike<number>, eps = 1e-4): Float64Array {
+  const xs = Float64Array.from(x);
+  const g = new Float64Array(xs.length);
+  for (let i = 0; i < xs.length; i++) {
+    const keep = xs[i];
+    xs[i] = keep + eps;
+    const fp = f(xs);
+    xs[i] = keep - eps;
+    const fm = f(xs);
+    xs[i] = keep;
+    g[i] = (fp - fm) / (2 * eps);
+  }
+  return g;
+}
+
+export function randn(n: number, seed: number, std = 1): Float32Array {
+  const rng = new Rng(seed);
+  return rng.fill(n, () => rng.normal(0, std));
+}
+
+export function randu(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  const rng = new Rng(seed);
+  return rng.fill(n, () => rng.uniform(lo, hi));
+}
+
+// Dot product in float64, for turning a tensor function into a scalar loss sum(f(x) * w).
+export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}

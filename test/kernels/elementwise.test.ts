@@ -1,0 +1,101 @@
+// Elementwise kernels against CPU references; tolerance atol 1e-6 + rtol 1e-5 for arithmetic, 1e-5/1e-4 for
+// transcendental functions (WGSL's exp/log/erf are not correctly rounded).
+import { describe, expect, it } from "vitest";
+import { Tensor } from "../../engine/tensor.js";
+import { binaryForward, unaryForward, broadcastShapes, axpyInPlace } from "../../kernels/elementwise.js";
+import { expectClose, randn, randu, useEngine } from "../helpers.js";
+import { broadcastIndex, gelu } from "../ref/elementwise.js";
+
+useEngine();
+
+const EXACT = { atol: 1e-6, rtol: 1e-6 };
+const TRANSCENDENTAL = { atol: 1e-5, rtol: 1e-4 };
+
+describe("unary", () => {
+  const refs: Record<string, (x: number) => number> = {
+    neg: (x) => -x,
+    exp: Math.exp,
+    square: (x) => x * x,
+    relu: (x) => Math.max(x, 0),
+    tanh: Math.tanh,
+    sigmoid: (x) => 1 / (1 + Math.exp(-x)),
+    gelu,
+  };
+  for (const n of [1, 7, 257, 4099]) {
+    for (const [op, ref] of Object.entries(refs)) {
+      it(`${op} n=${n}`, async () => {
+        const x = randn(n, n, 2);
+        const y = unaryForward(op as "neg", Tensor.fromArray(x, [n]));
+        expectClose(`${op}(x)`, await y.data(), Array.from(x, ref), TRANSCENDENTAL);
+      });
+    }
+  }
+  it("log and sqrt of positive values", async () => {
+    const x = randu(1000, 3, 0.01, 10);
+    const t = Tensor.fromArray(x, [10, 100]);
+    expectClose("log", await unaryForward("log", t).data(), Array.from(x, Math.log), TRANSCENDENTAL);
+    expectClose("sqrt", await unaryForward("sqrt", t).data(), Array.from(x, Math.sqrt), TRANSCENDENTAL);
+  });
+  it("scale uses alpha", async () => {
+    const x = randn(33, 1);
+    expectClose("scale", await unaryForward("scale", Tensor.fromArray(x, [33]), -2.5).data(), Array.from(x, (v) => v * -2.5), EXACT);
+  });
+  it("a large tensor spans a folded 2-D grid", async () => {
+    const n = 65535 * 256 + 13; // more than 65535 workgroups of 256 elements
+    const x = new Float32Array(n);
+    for (let i = 0; i < n; i++) x[i] = (i % 1000) - 500;
+    const y = await unaryForward("neg", Tensor.fromArray(x, [n])).data();
+    expect(y[0]).toBe(500);
+    expect(y[n - 1]).toBe(-((n - 1) % 1000) + 500);
+    expect(y[n - 5000]).toBe(-(((n - 5000) % 1000) - 500));
+  });
+});
+
+describe("binary with broadcasting", () => {
+  const cases: [number[], number[]][] = [
+    [[5], [5]],
+    [[1], [13]],
+    [[3, 1], [1, 7]],
+    [[2, 3, 5], [5]],
+    [[2, 1, 5], [3, 1]],
+    [[197, 384], [384]],
+    [[1031, 3], [1031, 1]],
+    [[], [4]],
+  ];
+  const refs: Record<string, (a: number, b: number) => number> = {
+    add: (a, b) => a + b,
+    sub: (a, b) => a - b,
+    mul: (a, b) => a * b,
+    div: (a, b) => a / b,
+    max: Math.max,
+  };
+  for (const [sa, sb] of cases) {
+    for (const [op, ref] of Object.entries(refs)) {
+      it(`${op} (${sa}) x (${sb})`, async () => {
+        const na = sa.reduce((x, y) => x * y, 1);
+        const nb = sb.reduce((x, y) => x * y, 1);
+        const a = randn(na, 1);
+        const b = op === "div" ? randu(nb, 2, 0.5, 2) : randn(nb, 2);
+        const y = binaryForward(op as "add", Tensor.fromArray(a, sa), Tensor.fromArray(b, sb));
+        const out = broadcastShapes(op, sa, sb);
+        expect(y.shape).toEqual(out);
+        const want = new Float32Array(y.size);
+        for (let i = 0; i < y.size; i++) want[i] = ref(a[broadcastIndex(i, out, sa)], b[broadcastIndex(i, out, sb)]);
+        expectClose(`${op}`, await y.data(), want, EXACT);
+      });
+    }
+  }
+  it("rejects shapes that do not broadcast, naming the op and both shapes", () => {
+    expect(() => binaryForward("add", Tensor.fromArray(new Float32Array(6), [2, 3]), Tensor.fromArray(new Float32Array(4), [4]))).toThrow(
+      "add: shapes (2, 3) and (4) do not broadcast",
+    );
+  });
+  it("rejects i32 tensors", () => {
+    expect(() => unaryForward("exp", Tensor.fromArray([1, 2], [2], "i32"))).toThrow("exp: expected an f32 tensor, got i32");
+  });
+  it("axpyInPlace accumulates in place", async () => {
+    const y = Tensor.fromArray([1, 2, 3], [3]);
+    axpyInPlace(y, Tensor.fromArray([10, 20, 30], [3]), 0.5);
+    expectClose("y", await y.data(), [6, 12, 18], EXACT);
+  });
+});
