@@ -5,6 +5,14 @@ import { Tensor, type Shape, gradEnabled } from "./tensor.js";
 import { type BinaryOp, type UnaryOp, binaryForward, unaryForward } from "../kernels/elementwise.js";
 import { fill } from "../kernels/fill.js";
 import { reduceForward } from "../kernels/reduce.js";
+import { matmulForward } from "../kernels/matmul.js";
+import { layernormBackward, layernormForward } from "../kernels/layernorm.js";
+import { softmaxBackward, softmaxForward } from "../kernels/softmax.js";
+import { checkLabels, crossEntropyBackward, crossEntropyForward } from "../kernels/cross-entropy.js";
+import { attentionBackward, attentionForward, attentionProbs as attentionProbsKernel } from "../kernels/attention.js";
+import { inversePermutation, permuteForward } from "../kernels/permute.js";
+import { concatForward, sliceBackward, sliceForward } from "../kernels/slice.js";
+import { gatherRows as gatherRowsKernel, scatterAddRows } from "../kernels/gather.js";
 
 // Attaches a backward to `out` when any of `inputs` requires grad.
 export function record(out: Tensor, op: string, inputs: Tensor[], backward: (dout: Tensor) => (Tensor | undefined)[]): Tensor {
@@ -131,4 +139,153 @@ export function meanAll(x: Tensor): Tensor {
 
 function shapeSize(shape: Shape): number {
   return shape.reduce((a, b) => a * b, 1);
+}
+
+// ---- matrix products ----
+
+// a (..., M, K) · b (..., K, N) or b (K, N) shared over the batch -> (..., M, N).
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  const y = matmulForward(a, b);
+  return record(y, "matmul", [a, b], (dy) => {
+    const da = a.requiresGrad ? matmulForward(dy, b, { transB: true }) : undefined;
+    let db: Tensor | undefined;
+    if (b.requiresGrad) {
+      const k = a.shape[a.shape.length - 1];
+      const n = b.shape[b.shape.length - 1];
+      // A shared 2-D b sums its gradient over the batch: fold the batch into the rows.
+      db = b.shape.length === 2 ? matmulForward(a.reshape([-1, k]), dy.reshape([-1, n]), { transA: true }) : matmulForward(a, dy, { transA: true });
+    }
+    return [da, db];
+  });
+}
+
+export interface LinearOptions {
+  gelu?: boolean; // y = gelu(x·Wᵀ + b), fused into the matmul epilogue
+  residual?: Tensor; // (..., N): added last, fused into the epilogue
+}
+
+// x (..., K) · w (N, K)ᵀ + bias (N), PyTorch's nn.Linear layout, with optional fused GELU and residual add.
+export function linear(x: Tensor, w: Tensor, bias?: Tensor, opts: LinearOptions = {}): Tensor {
+  const k = x.shape[x.shape.length - 1];
+  if (w.shape.length !== 2 || w.shape[1] !== k) {
+    throw new Error(`linear: expected weight (N, ${k}) for input (${x.shape.join(", ")}), got (${w.shape.join(", ")})`);
+  }
+  const n = w.shape[0];
+  const needGrad = gradEnabled() && [x, w, bias, opts.residual].some((t) => t?.requiresGrad);
+  const x2 = x.reshape([-1, k]);
+  const preact = opts.gelu && needGrad ? Tensor.empty([x2.shape[0], n]) : undefined;
+  const residual = opts.residual?.reshape([-1, n]);
+  const y2 = matmulForward(x2, w, { transB: true, bias, gelu: opts.gelu, preact, residual });
+  const y = y2.reshape([...x.shape.slice(0, -1), n]);
+  y2.dispose();
+  x2.dispose();
+  residual?.dispose();
+  const inputs = [x, w, ...(bias ? [bias] : []), ...(opts.residual ? [opts.residual] : [])];
+  return record(y, opts.gelu ? "linear+gelu" : "linear", inputs, (dy) => {
+    const dy2 = dy.reshape([-1, n]);
+    const dz = preact ? binaryForward("geluGrad", preact, dy2) : dy2;
+    const grads: (Tensor | undefined)[] = [
+      x.requiresGrad ? matmulForward(dz, w).reshape(x.shape) : undefined,
+      w.requiresGrad ? matmulForward(dz, x.reshape([-1, k]), { transA: true }) : undefined,
+    ];
+    if (bias) grads.push(bias.requiresGrad ? reduceForward("sum", dz, 0) : undefined);
+    if (opts.residual) grads.push(opts.residual.requiresGrad ? dy : undefined);
+    return grads;
+  });
+}
+
+// ---- normalisation and losses ----
+
+// LayerNorm over the last axis; gamma, beta (C) optional.
+export function layernorm(x: Tensor, gamma: Tensor | undefined, beta: Tensor | undefined, eps: number): Tensor {
+  const { y, mean, rstd } = layernormForward(x, gamma, beta, eps);
+  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+  if (!gradEnabled() || !inputs.some((t) => t.requiresGrad)) {
+    mean.dispose();
+    rstd.dispose();
+    return y;
+  }
+  return record(y, "layernorm", inputs, (dy) => {
+    const g = layernormBackward(dy, x, gamma, mean, rstd, {
+      dx: x.requiresGrad,
+      dgamma: gamma?.requiresGrad ?? false,
+      dbeta: beta?.requiresGrad ?? false,
+    });
+    return [g.dx, ...(gamma ? [g.dgamma] : []), ...(beta ? [g.dbeta] : [])];
+  });
+}
+
+// Softmax over the last axis.
+export function softmax(x: Tensor): Tensor {
+  const y = softmaxForward(x);
+  return record(y, "softmax", [x], (dy) => [softmaxBackward(y, dy)]);
+}
+
+// Mean cross-entropy of logits (B, C) against integer labels (B): a Tensor (i32) or an Int32Array, which is
+// range-checked on the CPU first (labels on the GPU cannot be checked without a read-back; they give NaN).
+export function crossEntropy(logits: Tensor, labels: Tensor | Int32Array, opts: { labelSmoothing?: number } = {}): Tensor {
+  let labelTensor: Tensor;
+  if (labels instanceof Tensor) labelTensor = labels;
+  else {
+    checkLabels(labels, logits.shape[logits.shape.length - 1], "cross_entropy");
+    labelTensor = Tensor.fromArray(labels, [labels.length], "i32");
+  }
+  const { loss, lse } = crossEntropyForward(logits, labelTensor, opts);
+  return record(loss, "cross_entropy", [logits], (dloss) => [crossEntropyBackward(logits, labelTensor, lse, dloss, opts)]);
+}
+
+// ---- attention ----
+
+// Fused scaled-dot-product attention straight from the packed qkv (B, N, 3*H*D) to o (B, N, H*D).
+export function attention(qkv: Tensor, heads: number, scale?: number): Tensor {
+  const { o, lse } = attentionForward(qkv, heads, { scale });
+  if (!gradEnabled() || !qkv.requiresGrad) {
+    lse.dispose();
+    return o;
+  }
+  return record(o, "attention", [qkv], (dout) => [attentionBackward(qkv, o, lse, dout, heads, { scale })]);
+}
+
+// The attention probabilities (B, H, N, N), materialised for inspection; no backward (call under noGrad).
+export function attentionProbs(qkv: Tensor, heads: number, scale?: number): Tensor {
+  noBackward("attention_probs", [qkv]);
+  return attentionProbsKernel(qkv, heads, { scale });
+}
+
+// ---- layout ----
+
+export function permute(x: Tensor, perm: number[]): Tensor {
+  const y = permuteForward(x, perm);
+  return record(y, "permute", [x], (dy) => [permuteForward(dy, inversePermutation(perm))]);
+}
+
+// x[..., start:end, ...] along `axis`, as a new contiguous tensor.
+export function slice(x: Tensor, axis: number, start: number, end: number): Tensor {
+  const y = sliceForward(x, axis, start, end);
+  return record(y, "slice", [x], (dy) => [sliceBackward(dy, x.shape, axis, start)]);
+}
+
+export function concat(xs: Tensor[], axis: number): Tensor {
+  const y = concatForward(xs, axis);
+  const ax = axis < 0 ? axis + xs[0].shape.length : axis;
+  return record(y, "concat", xs, (dy) => {
+    let start = 0;
+    return xs.map((x) => {
+      const g = x.requiresGrad ? sliceForward(dy, ax, start, start + x.shape[ax]) : undefined;
+      start += x.shape[ax];
+      return g;
+    });
+  });
+}
+
+// Rows of x (R, C) picked by index (M) -> (M, C).
+export function gatherRows(x: Tensor, index: Tensor): Tensor {
+  const y = gatherRowsKernel(x, index);
+  return record(y, "gather_rows", [x], (dy) => [scatterAddRows(dy, index, x.shape[0])]);
+}
+
+// Ops without a backward refuse inputs that would need one, at forward time.
+function noBackward(op: string, inputs: Tensor[]): void {
+  const t = inputs.find((x) => x.requiresGrad);
+  if (gradEnabled() && t) throw new Error(`${op}: has no backward, but ${t} requires grad (run it under noGrad)`);
 }

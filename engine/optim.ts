@@ -1,0 +1,136 @@
+// Optimisers over parameter tensors, updating them in place with the WGSL kernels in kernels/optim.ts, with
+// PyTorch's semantics (torch.optim.SGD, torch.optim.AdamW). Gradient-norm clipping stays on the GPU: the clip
+// coefficient is a 1-element tensor that the update kernels multiply the gradient by, so no read-back.
+import { Tensor } from "./tensor.js";
+import { fill } from "../kernels/fill.js";
+import { adamwUpdate, clipCoefficient, sgdUpdate, sumOfSquares } from "../kernels/optim.js";
+import { unaryForward } from "../kernels/elementwise.js";
+
+export interface Optimizer {
+  lr: number; // current learning rate; schedules set it before each step
+  readonly params: Tensor[];
+  step(gradScale?: Tensor): void;
+  zeroGrad(): void;
+  // Named state tensors (for checkpoints): `<param name>.<slot>`.
+  state(): Map<string, Tensor>;
+  stepCount: number;
+}
+
+export interface SgdOptions {
+  lr: number;
+  momentum?: number; // default 0.9, as in the paper
+  weightDecay?: number;
+  nesterov?: boolean;
+  noDecay?: (p: Tensor) => boolean; // parameters exempt from weight decay (e.g. biases, norms)
+}
+
+export interface AdamWOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number; // default 0.01, as PyTorch
+  noDecay?: (p: Tensor) => boolean;
+}
+
+function stateName(p: Tensor, i: number, slot: string): string {
+  return `${p.name ?? `param${i}`}.${slot}`;
+}
+
+abstract class Base implements Optimizer {
+  stepCount = 0;
+  protected slots: Map<string, Tensor[]> = new Map();
+
+  constructor(
+    readonly params: Tensor[],
+    public lr: number,
+    slotNames: string[],
+  ) {
+    const names = new Set<Tensor>();
+    for (const p of params) {
+      if (names.has(p)) throw new Error(`optimizer: parameter ${p} listed twice`);
+      names.add(p);
+      if (!p.requiresGrad) throw new Error(`optimizer: parameter ${p} does not require grad`);
+    }
+    // State is zero-initialised and kept for the optimiser's life.
+    for (const slot of slotNames) this.slots.set(slot, params.map((p) => fill(p.shape, 0).keep()));
+  }
+
+  abstract step(gradScale?: Tensor): void;
+
+  zeroGrad(): void {
+    for (const p of this.params) {
+      p.grad?.dispose();
+      p.grad = undefined;
+    }
+  }
+
+  state(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [slot, tensors] of this.slots) tensors.forEach((t, i) => out.set(stateName(this.params[i], i, slot), t));
+    return out;
+  }
+}
+
+export class SGD extends Base {
+  constructor(
+    params: Tensor[],
+    private o: SgdOptions,
+  ) {
+    super(params, o.lr, (o.momentum ?? 0.9) > 0 ? ["momentum"] : []);
+  }
+
+  step(gradScale?: Tensor): void {
+    const buffers = this.slots.get("momentum");
+    this.params.forEach((p, i) => {
+      if (!p.grad) return; // parameters outside this step's graph are left alone, as in PyTorch
+      sgdUpdate(p, p.grad, buffers?.[i], {
+        lr: this.lr,
+        momentum: this.o.momentum ?? 0.9,
+        weightDecay: this.o.noDecay?.(p) ? 0 : (this.o.weightDecay ?? 0),
+        nesterov: this.o.nesterov,
+        first: this.stepCount === 0,
+        gradScale,
+      });
+    });
+    this.stepCount++;
+  }
+}
+
+export class AdamW extends Base {
+  constructor(
+    params: Tensor[],
+    private o: AdamWOptions,
+  ) {
+    super(params, o.lr, ["exp_avg", "exp_avg_sq"]);
+  }
+
+  step(gradScale?: Tensor): void {
+    this.stepCount++;
+    const m = this.slots.get("exp_avg")!;
+    const v = this.slots.get("exp_avg_sq")!;
+    this.params.forEach((p, i) => {
+      if (!p.grad) return;
+      adamwUpdate(p, p.grad, m[i], v[i], {
+        lr: this.lr,
+        beta1: this.o.beta1 ?? 0.9,
+        beta2: this.o.beta2 ?? 0.999,
+        eps: this.o.eps ?? 1e-8,
+        weightDecay: this.o.noDecay?.(p) ? 0 : (this.o.weightDecay ?? 0.01),
+        step: this.stepCount,
+        gradScale,
+      });
+    });
+  }
+}
+
+// The global gradient norm of `params` (a 1-element tensor) and the clip coefficient min(1, maxNorm/(norm+1e-6))
+// to pass to step(). Both stay on the GPU.
+export function clipGradNorm(params: Tensor[], maxNorm: number): { norm: Tensor; coefficient: Tensor } {
+  const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== undefined);
+  const sumSq = sumOfSquares(grads);
+  const coefficient = clipCoefficient(sumSq, maxNorm);
+  const norm = unaryForward("sqrt", sumSq);
+  sumSq.dispose();
+  return { norm, coefficient };
+}

@@ -1,0 +1,97 @@
+// Reverse-mode autograd over elementwise and reduction ops, checked against float64 finite differences of
+// the same function computed on the CPU. Tolerance: atol 1e-4 + rtol 1e-3 (float32 forward on the GPU).
+import { describe, expect, it } from "vitest";
+import { Tensor, noGrad, tidy } from "../../engine/tensor.js";
+import { zeroGrad } from "../../engine/autograd.js";
+import { runtime } from "../../engine/runtime.js";
+import * as ops from "../../engine/ops.js";
+import { expectClose, numericGrad, randn, randu, useEngine } from "../helpers.js";
+import { gelu as geluRef } from "../ref/elementwise.js";
+
+useEngine();
+const TOL = { atol: 1e-4, rtol: 1e-3 };
+
+// f(a (3,4), b (4)) = sum over rows of mean(gelu(a * b + a) / (1 + b^2)) ... touching broadcast, div, reduce.
+function cpuLoss(a: Float64Array, b: Float64Array): number {
+  let total = 0;
+  for (let i = 0; i < 3; i++) {
+    let row = 0;
+    for (let j = 0; j < 4; j++) {
+      const x = a[i * 4 + j] * b[j] + a[i * 4 + j];
+      row += geluRef(x) / (1 + b[j] * b[j]);
+    }
+    total += row / 4;
+  }
+  return total;
+}
+
+function gpuLoss(a: Tensor, b: Tensor): Tensor {
+  const x = ops.add(ops.mul(a, b), a);
+  const y = ops.div(ops.gelu(x), ops.addScalar(ops.square(b), 1));
+  return ops.sum(ops.mean(y, 1), 0);
+}
+
+describe("autograd", () => {
+  it("matches finite differences through broadcast, div, gelu, mean and sum", async () => {
+    const av = randn(12, 1);
+    const bv = randn(4, 2);
+    const a = Tensor.fromArray(av, [3, 4]).requireGrad();
+    const b = Tensor.fromArray(bv, [4]).requireGrad();
+    const loss = gpuLoss(a, b);
+    expect(loss.shape).toEqual([]);
+    loss.backward();
+    expectClose("loss", [await loss.item()], [cpuLoss(Float64Array.from(av), Float64Array.from(bv))], TOL);
+    const da = numericGrad((x) => cpuLoss(x, Float64Array.from(bv)), av);
+    const db = numericGrad((x) => cpuLoss(Float64Array.from(av), x), bv);
+    expectClose("da", await a.grad!.data(), da, TOL);
+    expectClose("db", await b.grad!.data(), db, TOL);
+  });
+
+  it("max routes the gradient to the maxima, ties share it", async () => {
+    const x = Tensor.fromArray([1, 5, 5, 2, 0, -1], [2, 3]).requireGrad();
+    ops.sumAll(ops.max(x, 1)).backward();
+    expect(Array.from(await x.grad!.data())).toEqual([0, 0.5, 0.5, 1, 0, 0]);
+  });
+
+  it("accumulates gradients across backward calls until zeroGrad", async () => {
+    const w = Tensor.fromArray([1, 2, 3], [3]).requireGrad();
+    for (let i = 0; i < 3; i++) tidy(() => ops.sumAll(ops.scale(w, 2)).backward());
+    expect(Array.from(await w.grad!.data())).toEqual([6, 6, 6]);
+    zeroGrad([w]);
+    expect(w.grad).toBeUndefined();
+  });
+
+  it("a tensor used twice gets the sum of both paths", async () => {
+    const w = Tensor.fromArray([3], [1]).requireGrad();
+    ops.sumAll(ops.mul(w, w)).backward(); // d(w^2) = 2w
+    expect(Array.from(await w.grad!.data())).toEqual([6]);
+  });
+
+  it("does no gradient work for tensors that do not require it", () => {
+    const { batch } = runtime();
+    const frozen = Tensor.fromArray(randu(64, 3), [8, 8]);
+    const w = Tensor.fromArray(randu(8, 4), [8]).requireGrad();
+    const loss = ops.sumAll(ops.mul(ops.gelu(frozen), w));
+    const before = batch.stats.dispatches;
+    loss.backward();
+    const backwardDispatches = batch.stats.dispatches - before;
+    // seed, sum/mean broadcast (2), mul's dw (1), sumTo over rows (1): nothing for gelu(frozen)
+    expect(backwardDispatches).toBeLessThanOrEqual(6);
+    const none = noGrad(() => ops.gelu(frozen));
+    expect(none.requiresGrad).toBe(false);
+  });
+
+  it("detach cuts the graph", async () => {
+    const w = Tensor.fromArray([2], [1]).requireGrad();
+    const y = ops.mul(w, ops.scale(w, 3).detach()); // d/dw (w * const 6) = 6
+    ops.sumAll(y).backward();
+    expect(Array.from(await w.grad!.data())).toEqual([6]);
+  });
+
+  it("explains a backward from a tensor without grad and a non-scalar root", () => {
+    const x = Tensor.fromArray([1, 2], [2]);
+    expect(() => x.backward()).toThrow("does not require grad");
+    const w = Tensor.fromArray([1, 2], [2]).requireGrad();
+    expect(() => ops.scale(w, 2).backward()).toThrow("is not a scalar");
+  });
+});

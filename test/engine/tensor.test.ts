@@ -1,0 +1,105 @@
+// Tensor storage, views, scopes and the buffer pool.
+import { describe, expect, it } from "vitest";
+import { Tensor, tidy, noGrad } from "../../engine/tensor.js";
+import { runtime } from "../../engine/runtime.js";
+import { bucketSize } from "../../engine/pool.js";
+import { add, scale } from "../../engine/ops.js";
+import { useEngine } from "../helpers.js";
+
+useEngine();
+
+describe("tensor", () => {
+  it("round-trips f32 and i32 data", async () => {
+    const f = Tensor.fromArray([1.5, -2, 3], [3]);
+    expect(Array.from(await f.data())).toEqual([1.5, -2, 3]);
+    const i = Tensor.fromArray([7, -1, 2147483647], [3], "i32");
+    expect(Array.from(await i.dataInt())).toEqual([7, -1, 2147483647]);
+    await expect(i.data()).rejects.toThrow("use dataInt()");
+  });
+
+  it("reshape is a view over the same storage", async () => {
+    const t = Tensor.fromArray([1, 2, 3, 4, 5, 6], [2, 3]);
+    const v = t.reshape([3, -1]);
+    expect(v.shape).toEqual([3, 2]);
+    expect(v.buffer).toBe(t.buffer);
+    t.dispose();
+    expect(Array.from(await v.data())).toEqual([1, 2, 3, 4, 5, 6]); // storage lives while a view does
+    expect(() => t.buffer).toThrow("used after dispose");
+    expect(() => v.reshape([4, 2])).toThrow("reshape: cannot view (3, 2) as (4, 2)");
+  });
+
+  it("write() is ordered after commands already encoded", async () => {
+    const t = Tensor.fromArray([1, 2], [2]);
+    const doubled = scale(t, 2); // encoded, not yet submitted
+    t.write(new Float32Array([10, 20]));
+    expect(Array.from(await doubled.data())).toEqual([2, 4]);
+    expect(Array.from(await t.data())).toEqual([10, 20]);
+  });
+
+  it("rejects data of the wrong length and bad shapes", () => {
+    expect(() => Tensor.fromArray([1, 2, 3], [2, 2])).toThrow("tensor: expected 4 values for shape (2, 2), got 3");
+    expect(() => Tensor.empty([2, -3])).toThrow("tensor: bad shape (2, -3)");
+  });
+
+  it("tidy disposes what it created except results and kept tensors", () => {
+    const outside = Tensor.fromArray([1, 2], [2]);
+    let inner: Tensor | undefined;
+    let kept: Tensor | undefined;
+    const result = tidy(() => {
+      inner = add(outside, outside);
+      kept = scale(outside, 3).keep();
+      return { out: scale(inner, 2) };
+    });
+    expect(inner!.isDisposed).toBe(true);
+    expect(kept!.isDisposed).toBe(false);
+    expect(result.out.isDisposed).toBe(false);
+    expect(outside.isDisposed).toBe(false);
+  });
+
+  it("nested tidy hands results to the enclosing scope", () => {
+    const x = Tensor.fromArray([1], [1]);
+    let mid: Tensor | undefined;
+    tidy(() => {
+      mid = tidy(() => scale(x, 2));
+      expect(mid.isDisposed).toBe(false);
+    });
+    expect(mid!.isDisposed).toBe(true);
+  });
+
+  it("noGrad records no graph", () => {
+    const w = Tensor.fromArray([1, 2], [2]).requireGrad();
+    const y = noGrad(() => scale(w, 2));
+    expect(y.requiresGrad).toBe(false);
+    expect(y.node).toBeUndefined();
+  });
+});
+
+describe("buffer pool", () => {
+  it("buckets sizes with at most 25% waste", () => {
+    expect(bucketSize(1)).toBe(256);
+    expect(bucketSize(256)).toBe(256);
+    expect(bucketSize(257)).toBe(320);
+    expect(bucketSize(1000)).toBe(1024);
+    expect(bucketSize(1025)).toBe(1280);
+    for (let n = 300; n < 1e7; n = Math.ceil(n * 1.37)) {
+      const b = bucketSize(n);
+      expect(b).toBeGreaterThanOrEqual(n);
+      expect(b / n).toBeLessThanOrEqual(1.25);
+    }
+  });
+
+  it("reuses released buffers only after a submit", async () => {
+    const { pool, batch } = runtime();
+    batch.submit();
+    const a = Tensor.empty([1000]);
+    const buf = a.buffer;
+    a.dispose();
+    const before = pool.getStats();
+    expect(before.pendingBytes).toBeGreaterThanOrEqual(4096);
+    batch.submit();
+    expect(pool.getStats().pendingBytes).toBe(0);
+    const b = Tensor.empty([1000]);
+    expect(b.buffer).toBe(buf);
+    b.dispose();
+  });
+});
