@@ -4,9 +4,15 @@ import type { Command } from "./cli/command.js";
 import { HelpRequested, UsageError } from "./cli/command.js";
 import { info } from "./cli/info.js";
 import { bench } from "./cli/bench.js";
+import { params } from "./cli/params.js";
+import { features } from "./cli/features.js";
+import { data } from "./cli/data.js";
 
 const COMMANDS: Record<string, Command> = {
   info,
+  params,
+  features,
+  data,
   bench,
 };
 

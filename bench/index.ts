@@ -1,4 +1,5 @@
 // The benchmark table behind `node dist/run.js bench <subject>`.
 import type { Command } from "../cli/command.js";
+import { dataBench } from "./data.js";
 
-export const BENCHES: Record<string, Command> = {};
+export const BENCHES: Record<string, Command> = { data: dataBench };

@@ -2,7 +2,8 @@
 // is on) attaches a GradNode whose backward calls the kernel's backward. Ops never submit or read back.
 // vit/, peft/ and eval/ use these, never kernels/ directly.
 import { Tensor, type Shape, gradEnabled } from "./tensor.js";
-import { type BinaryOp, type UnaryOp, binaryForward, unaryForward } from "../kernels/elementwise.js";
+import { type BinaryOp, type UnaryOp, axpyInPlace, binaryForward, unaryForward } from "../kernels/elementwise.js";
+import type { Rng } from "./random.js";
 import { fill } from "../kernels/fill.js";
 import { reduceForward } from "../kernels/reduce.js";
 import { matmulForward } from "../kernels/matmul.js";
@@ -13,6 +14,7 @@ import { attentionBackward, attentionForward, attentionProbs as attentionProbsKe
 import { inversePermutation, permuteForward } from "../kernels/permute.js";
 import { concatForward, sliceBackward, sliceForward } from "../kernels/slice.js";
 import { gatherRows as gatherRowsKernel, scatterAddRows } from "../kernels/gather.js";
+import { type KnnOptions, knnTopK } from "../kernels/knn.js";
 
 // Attaches a backward to `out` when any of `inputs` requires grad.
 export function record(out: Tensor, op: string, inputs: Tensor[], backward: (dout: Tensor) => (Tensor | undefined)[]): Tensor {
@@ -77,6 +79,21 @@ export const div = (a: Tensor, b: Tensor) =>
     // d(a/b)/db = -a / b^2
     b.requiresGrad ? unaryForward("neg", binaryForward("div", binaryForward("mul", dy, a), unaryForward("square", b))) : undefined,
   ]);
+
+// Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1-p). The mask comes from
+// the seeded CPU generator, so runs are reproducible on any device.
+export function dropout(x: Tensor, p: number, rng: Rng): Tensor {
+  if (p === 0) return x;
+  const keep = 1 / (1 - p);
+  const mask = Tensor.fromArray(rng.fill(x.size, () => (rng.next() < p ? 0 : keep)), x.shape);
+  return mul(x, mask);
+}
+
+// target += alpha * x in place, outside autograd (weight merging, manual updates).
+export function addInPlace(target: Tensor, x: Tensor, alpha: number): void {
+  noBackward("add_in_place", [x]);
+  axpyInPlace(target, x, alpha);
+}
 
 // Sums a broadcast gradient back to `shape` (the inverse of broadcasting).
 export function sumTo(g: Tensor, shape: Shape): Tensor {
@@ -288,4 +305,11 @@ export function gatherRows(x: Tensor, index: Tensor): Tensor {
 function noBackward(op: string, inputs: Tensor[]): void {
   const t = inputs.find((x) => x.requiresGrad);
   if (gradEnabled() && t) throw new Error(`${op}: has no backward, but ${t} requires grad (run it under noGrad)`);
+}
+
+// The k nearest bank rows of each query by inner product, or cosine with opts.normalize (kernels/knn.ts).
+// queries (Q, D), bank (N, D) or row chunks (N_i, D) -> sims (Q, K), indices (Q, K) i32; -Infinity and -1 past N.
+export function knn(queries: Tensor, bank: Tensor | Tensor[], k: number, opts: KnnOptions = {}): { sims: Tensor; indices: Tensor } {
+  noBackward("knn", [queries, ...(Array.isArray(bank) ? bank : [bank])]);
+  return knnTopK(queries, bank, k, opts);
 }

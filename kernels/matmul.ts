@@ -1,18 +1,25 @@
 // Matmul: y = epilogue(op(a) · op(b)), batched.
-//   a: (..., M, K), or (..., K, M) with transA      b: (..., K, N), or (..., N, K) with transB, or 2-D shared
+//   a: (..., M, K), or (..., K, M) with transA
+//   b: (..., K, N), or (..., N, K) with transB; either with a's batch dims, or 2-D and shared by every batch entry
 //   y: (..., M, N)
-//   epilogue, in this order: + bias (N); preact = z; z = gelu(z) (exact erf GELU); + residual (..., M, N);
-//   + the old contents of `out` (accumulate). One WGSL generator (`epilogue`) serves every version.
+//   epilogue, in this order: z = acc + bias (N); preact = z; z = gelu(z) (exact erf GELU); z += residual;
+//   z += old y (accumulate). One WGSL generator (`epilogue`) serves every version.
 //
-// Versions (MATMUL_VERSIONS), chosen per device, overridable by opts.version or PEFT_MATMUL:
-//   regRxC: for CPU drivers (lavapipe/llvmpipe run a workgroup as 8 SIMD lanes on one thread, and barriers are
-//     coroutine switches). Barrier-free register blocking: workgroup 8, each workgroup R rows x 8*C columns,
-//     each lane C columns as C/4 vec4 accumulators per row. Rows depend only on the workgroup id, so loads of
-//     a are uniform across lanes (one scalar load, broadcast); lanes load B columns. Edges clamp the load
-//     indices (no branches in the k loop) and bounds-check the stores.
-//   tiled: for GPUs. Classic shared-memory tiling: 64x64 output tile per 16x16 workgroup, 4x4 per thread,
-//     k in steps of 16 through workgroup memory.
-// Default: reg4x8 on CPU drivers, tiled on GPUs.
+// Versions (MATMUL_VERSIONS), chosen per device, overridable with opts.version or PEFT_MATMUL:
+//   regRxC (CPU drivers). lavapipe/llvmpipe runs a workgroup of 8 as 8 SIMD lanes on one thread; barriers are
+//     coroutine switches, and inside a loop every storage-buffer load becomes a per-lane scalar load with a
+//     bounds check (~8 instructions per lane), so the cost is the number of loads, not the FMAs. Hence no
+//     workgroup memory and large register blocks: workgroup 8, each workgroup R rows x 8*C columns, each lane C
+//     contiguous columns as C/4 vec4 accumulators per row, one k per loop iteration. Each k costs R loads of a
+//     (uniform across lanes: the rows depend only on the workgroup id) and C/4 vec4 loads of b for R*C FMAs.
+//     Measured on a 2-core llvmpipe (CPU seconds, the machine being shared): 4x8 ~20 GFLOP/s, 8x8 ~26,
+//     8x16 ~34, 16x16 ~37; spilled accumulators are cheap next to loads. Unrolling k, vec4 loads of a along k
+//     and subgroupBroadcast of a were all slower. Edges clamp load indices (no branches in the k loop) and
+//     bounds-check the stores; b is read as vec4 when N % 4 == 0, else as 4 scalars.
+//     transB (b stored (N, K)) reads b with a stride of K between a lane's columns; see chooseTransB().
+//   tiled (GPUs). Classic shared-memory tiling: 64x64 output tile per 16x16 workgroup, 4x4 per thread, k in
+//     slabs of 16 through workgroup memory. Correct but slow (~1 GFLOP/s) on CPU drivers.
+// Default: reg8x16 on CPU drivers, tiled on GPUs.
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor, numel } from "../engine/tensor.js";
@@ -30,41 +37,30 @@ export interface MatmulOptions {
   version?: string; // force a variant (tests and the autotuner), else chosen for the device
 }
 
-interface RegTile {
-  kind: "reg";
-  rows: number; // rows per workgroup
-  cols: number; // columns per lane, a multiple of 4
-  interleave: boolean;
-  vecB: boolean;
-}
-interface SharedTile {
-  kind: "tiled";
-}
-const VERSIONS: Record<string, RegTile | SharedTile> = {
-  reg4x8: { kind: "reg", rows: 4, cols: 8, interleave: false, vecB: false },
-  reg4x8i: { kind: "reg", rows: 4, cols: 8, interleave: true, vecB: false },
-  reg4x8v: { kind: "reg", rows: 4, cols: 8, interleave: false, vecB: true },
-  reg4x8iv: { kind: "reg", rows: 4, cols: 8, interleave: true, vecB: true },
-  reg8x4: { kind: "reg", rows: 8, cols: 4, interleave: false, vecB: false },
-  reg8x4v: { kind: "reg", rows: 8, cols: 4, interleave: false, vecB: true },
-  reg2x16: { kind: "reg", rows: 2, cols: 16, interleave: false, vecB: false },
-  reg16x2: { kind: "reg", rows: 16, cols: 4, interleave: false, vecB: false },
+// regRxC: R rows per workgroup, C columns per lane (a multiple of 4). tiled: the geometry below.
+type Tiling = { kind: "reg"; rows: number; cols: number } | { kind: "tiled" };
+const VERSIONS: Record<string, Tiling> = {
+  reg4x8: { kind: "reg", rows: 4, cols: 8 },
+  reg8x8: { kind: "reg", rows: 8, cols: 8 },
+  reg8x16: { kind: "reg", rows: 8, cols: 16 },
+  reg16x16: { kind: "reg", rows: 16, cols: 16 },
   tiled: { kind: "tiled" },
 };
 export const MATMUL_VERSIONS: string[] = Object.keys(VERSIONS);
-const DEFAULT_CPU = "reg4x8";
+const DEFAULT_CPU = "reg8x16";
 const DEFAULT_GPU = "tiled";
 
-// Shared tiled kernel geometry.
-const TILE = 64;
-const TK = 16;
-const WG2 = 16;
+const LANES = 8; // reg: workgroup size, one SIMD batch on llvmpipe
+const TILE = 64; // tiled: output tile edge
+const TK = 16; // tiled: k slab
+const WG2 = 16; // tiled: workgroup edge; each thread owns TILE/WG2 = 4 rows and 4 columns
 
 interface MatmulSpec {
   [k: string]: string | number | boolean;
   version: string;
   transA: boolean;
   transB: boolean;
+  vecB: boolean; // reg: b bound as vec4 (N % 4 == 0, not transB)
   bias: boolean;
   gelu: boolean;
   preact: boolean;
@@ -80,15 +76,15 @@ const FIELDS = {
   tilesM: "u32",
   tilesN: "u32",
   strideA: "u32", // elements between batch entries of a
-  strideB: "u32", // 0 when b is shared by every batch entry
+  strideB: "u32", // elements between batch entries of b; 0 when b is shared
 } as const;
 
-// Storage bindings: y, a, b, then the optional epilogue operands in a fixed order.
-function bindings(spec: MatmulSpec, bType: string): string {
+// Storage bindings: y, a, b, then the optional epilogue operands in this fixed order (see matmulForward).
+function bindings(spec: MatmulSpec): string {
   const list: [string, string, string][] = [
     ["y", "array<f32>", "read_write"],
     ["A", "array<f32>", "read"],
-    ["B", bType, "read"],
+    ["B", spec.vecB ? "array<vec4<f32>>" : "array<f32>", "read"],
   ];
   if (spec.bias) list.push(["bias", "array<f32>", "read"]);
   if (spec.preact) list.push(["preact", "array<f32>", "read_write"]);
@@ -98,13 +94,13 @@ function bindings(spec: MatmulSpec, bType: string): string {
 
 // Flat index of a[m, k] and b[k, n] within one batch entry, for the stored layout.
 function aIndex(spec: MatmulSpec, m: string, k: string): string {
-  return spec.transA ? `(${k}) * p.M + (${m})` : `(${m}) * p.K + (${k})`;
+  return spec.transA ? `(${k}) * p.M + ${m}` : `(${m}) * p.K + ${k}`;
 }
 function bIndex(spec: MatmulSpec, k: string, n: string): string {
-  return spec.transB ? `(${n}) * p.K + (${k})` : `(${k}) * p.N + (${n})`;
+  return spec.transB ? `(${n}) * p.K + ${k}` : `(${k}) * p.N + ${n}`;
 }
 
-// The shared epilogue: writes the finished value v of y[i] (column col).
+// The shared epilogue: finishes y[i] (column col) from the accumulated dot product.
 function epilogue(spec: MatmulSpec): string {
   return /* wgsl */ `
 fn store(i: u32, col: u32, acc: f32) {
@@ -118,8 +114,16 @@ fn store(i: u32, col: u32, acc: f32) {
 }`;
 }
 
-// Workgroup index -> (batch entry, row tile, column tile); column tiles vary fastest so that consecutive
-// workgroups reuse the same rows of a.
+function header(spec: MatmulSpec): string {
+  return `${uniformStruct(FIELDS)}
+${bindings(spec)}
+${FLAT_GROUP}
+${spec.gelu ? ERF : ""}
+${epilogue(spec)}`;
+}
+
+// Workgroup index -> (batch entry, row tile, column tile), column tiles fastest. The folded grid may have a
+// few groups past the end: they return (a uniform branch, before any work).
 const TILE_COORDS = /* wgsl */ `
   let g = flatGroup(wid, nwg);
   let tn = g % p.tilesN;
@@ -130,57 +134,47 @@ const TILE_COORDS = /* wgsl */ `
   let bBase = bat * p.strideB;
   let yBase = bat * p.M * p.N;`;
 
-function header(spec: MatmulSpec, bType: string): string {
-  return `${uniformStruct(FIELDS)}
-${bindings(spec, bType)}
-${FLAT_GROUP}
-${spec.gelu ? ERF : ""}
-${epilogue(spec)}`;
-}
+const ENTRY = /* wgsl */ `fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>)`;
 
-// regRxC. Thread mapping: workgroup (bat, tm, tn) computes rows tm*R .. +R-1 and 8*C columns from tn*8*C;
-// lane l owns columns tn*8*C + l*C .. +C-1 (or, interleaved, vec4 number l + 8*v).
-function regWgsl(spec: MatmulSpec, t: RegTile): string {
-  const R = t.rows;
-  const V = t.cols / 4;
-  const vecB = t.vecB;
-  const lines: string[] = [];
-  const col = (v: number, i: number) => (t.interleave ? `n0 + ${v * 32 + i}u + lid.x * 4u` : `n0 + lid.x * ${t.cols}u + ${v * 4 + i}u`);
-  for (let r = 0; r < R; r++) lines.push(`let r${r} = min(m0 + ${r}u, p.M - 1u);`);
-  if (vecB) {
-    for (let v = 0; v < V; v++) lines.push(`let c${v} = min(${col(v, 0)}, p.N - 4u) / 4u;`);
-  } else {
-    for (let v = 0; v < V; v++) for (let i = 0; i < 4; i++) lines.push(`let c${v}_${i} = min(${col(v, i)}, p.N - 1u);`);
-  }
-  for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) lines.push(`var acc${r}_${v} = vec4<f32>(0.0);`);
+// regRxC. Thread mapping: workgroup (bat, tm, tn) computes rows m0 = tm*R .. m0+R-1; lane l computes columns
+// n0 = tn*8*C + l*C .. n0+C-1. Rows and columns past the edge load clamped (valid) indices; their results are
+// dropped at the store.
+function regWgsl(spec: MatmulSpec, R: number, C: number): string {
+  const V = C / 4;
+  const pre: string[] = [];
   const body: string[] = [];
-  for (let r = 0; r < R; r++) body.push(`let a${r} = A[aBase + ${aIndex(spec, `r${r}`, "k")}];`);
+  const stores: string[] = [];
+  for (let r = 0; r < R; r++) pre.push(`let r${r} = min(m0 + ${r}u, p.M - 1u);`);
   for (let v = 0; v < V; v++) {
-    if (vecB) body.push(`let b${v} = B[bBase / 4u + k * (p.N / 4u) + c${v}];`);
+    if (spec.vecB) pre.push(`let c${v} = min(n0 + ${4 * v}u, p.N - 4u) / 4u;`);
+    else for (let i = 0; i < 4; i++) pre.push(`let c${4 * v + i} = min(n0 + ${4 * v + i}u, p.N - 1u);`);
+  }
+  for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) pre.push(`var acc${r}_${v} = vec4<f32>(0.0);`);
+  for (let r = 0; r < R; r++) body.push(`let a${r} = vec4<f32>(A[aBase + ${aIndex(spec, `r${r}`, "k")}]);`);
+  for (let v = 0; v < V; v++) {
+    if (spec.vecB) body.push(`let b${v} = B[bBase4 + k * N4 + c${v}];`);
     else {
-      const comps = [0, 1, 2, 3].map((i) => `B[bBase + ${bIndex(spec, "k", `c${v}_${i}`)}]`);
+      const comps = [0, 1, 2, 3].map((i) => `B[bBase + ${bIndex(spec, "k", `c${4 * v + i}`)}]`);
       body.push(`let b${v} = vec4<f32>(${comps.join(", ")});`);
     }
   }
-  for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) body.push(`acc${r}_${v} = fma(vec4<f32>(a${r}), b${v}, acc${r}_${v});`);
-  const stores: string[] = [];
+  for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) body.push(`acc${r}_${v} = fma(a${r}, b${v}, acc${r}_${v});`);
   for (let r = 0; r < R; r++) {
     stores.push(`if (m0 + ${r}u < p.M) {`);
-    for (let v = 0; v < V; v++) {
-      for (let i = 0; i < 4; i++) {
-        const c = col(v, i);
-        stores.push(`  if (${c} < p.N) { store(yBase + (m0 + ${r}u) * p.N + ${c}, ${c}, acc${r}_${v}[${i}]); }`);
-      }
+    for (let j = 0; j < C; j++) {
+      stores.push(`  if (n0 + ${j}u < p.N) { store(yBase + (m0 + ${r}u) * p.N + n0 + ${j}u, n0 + ${j}u, acc${r}_${j >> 2}[${j & 3}]); }`);
     }
     stores.push("}");
   }
-  return /* wgsl */ `${header(spec, vecB ? "array<vec4<f32>>" : "array<f32>")}
-@compute @workgroup_size(8)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>) {${TILE_COORDS}
+  return /* wgsl */ `${header(spec)}
+@compute @workgroup_size(${LANES})
+${ENTRY} {${TILE_COORDS}
   let m0 = tm * ${R}u;
-  let n0 = tn * ${8 * t.cols}u;
-  ${lines.join("\n  ")}
+  let n0 = tn * ${LANES * C}u + lid.x * ${C}u;
+  let bBase4 = bBase / 4u;
+  let N4 = p.N / 4u;
+  ${pre.join("\n  ")}
   for (var k = 0u; k < p.K; k++) {
     ${body.join("\n    ")}
   }
@@ -188,25 +182,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }`;
 }
 
-// tiled. Thread mapping: workgroup (bat, tm, tn) computes the 64x64 tile at (tm*64, tn*64); thread (tx, ty)
-// owns rows ty + 16*i and columns tx + 16*j (i, j < 4), so neighbouring threads read neighbouring words of the
-// tiles. Each k step, the 256 threads stage a 64x16 slab of a and a 16x64 slab of b (4 words each, zero
-// outside the matrices) in workgroup memory.
+// tiled. Thread mapping: workgroup (bat, tm, tn) computes the 64x64 tile at (tm*64, tn*64); thread (tx, ty) owns
+// rows ty + 16*i and columns tx + 16*j (i, j < 4), so neighbouring threads read neighbouring words of the
+// staged slabs. Each k step the 256 threads stage a 64x16 slab of a and a 16x64 slab of b (4 words each, zero
+// outside the matrices), walking the stored layout's contiguous dimension with consecutive threads.
 function tiledWgsl(spec: MatmulSpec): string {
-  return /* wgsl */ `${header(spec, "array<f32>")}
+  const per = TILE / WG2;
+  return /* wgsl */ `${header(spec)}
 var<workgroup> As: array<array<f32, ${TILE}>, ${TK}>; // [k][m]
 var<workgroup> Bs: array<array<f32, ${TILE}>, ${TK}>; // [k][n]
 @compute @workgroup_size(${WG2}, ${WG2})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>) {${TILE_COORDS}
+${ENTRY} {${TILE_COORDS}
   let m0 = tm * ${TILE}u;
   let n0 = tn * ${TILE}u;
   let t = lid.y * ${WG2}u + lid.x;
-  var acc: array<array<f32, 4>, 4>;
+  var acc: array<array<f32, ${per}>, ${per}>;
   for (var k0 = 0u; k0 < p.K; k0 += ${TK}u) {
-    for (var s = 0u; s < 4u; s++) {
-      let e = t + s * ${WG2 * WG2}u; // element of the 64x16 slab
-      // a slab [m][k]: consecutive threads walk along the stored contiguous dimension
+    for (var s = 0u; s < ${(TILE * TK) / (WG2 * WG2)}u; s++) {
+      let e = t + s * ${WG2 * WG2}u;
       ${spec.transA ? `let am = e % ${TILE}u; let ak = e / ${TILE}u;` : `let ak = e % ${TK}u; let am = e / ${TK}u;`}
       let gm = m0 + am;
       let gk = k0 + ak;
@@ -218,21 +211,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
     for (var k = 0u; k < ${TK}u; k++) {
-      var a: array<f32, 4>;
-      var b: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) {
+      var a: array<f32, ${per}>;
+      var b: array<f32, ${per}>;
+      for (var i = 0u; i < ${per}u; i++) {
         a[i] = As[k][lid.y + ${WG2}u * i];
         b[i] = Bs[k][lid.x + ${WG2}u * i];
       }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(a[i], b[j], acc[i][j]); }
+      for (var i = 0u; i < ${per}u; i++) {
+        for (var j = 0u; j < ${per}u; j++) { acc[i][j] = fma(a[i], b[j], acc[i][j]); }
       }
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < 4u; i++) {
+  for (var i = 0u; i < ${per}u; i++) {
     let m = m0 + lid.y + ${WG2}u * i;
-    for (var j = 0u; j < 4u; j++) {
+    for (var j = 0u; j < ${per}u; j++) {
       let n = n0 + lid.x + ${WG2}u * j;
       if (m < p.M && n < p.N) { store(yBase + m * p.N + n, n, acc[i][j]); }
     }
@@ -241,8 +234,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 function wgsl(spec: MatmulSpec): string {
-  const tile = VERSIONS[spec.version];
-  return tile.kind === "reg" ? regWgsl(spec, tile) : tiledWgsl(spec);
+  const tiling = VERSIONS[spec.version];
+  return tiling.kind === "reg" ? regWgsl(spec, tiling.rows, tiling.cols) : tiledWgsl(spec);
 }
 
 const dims = (t: Tensor) => `(${t.shape.join(", ")})`;
@@ -254,12 +247,15 @@ function chooseVersion(requested: string | undefined): string {
 }
 
 // a: (..., M, K) ((..., K, M) with transA); b: (..., K, N) ((..., N, K) with transB) with a's batch dims, or
-// 2-D and shared by every batch entry. Returns y: (..., M, N).
+// 2-D and shared by every batch entry. Returns y: (..., M, N) (opts.out when given).
 export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
-  for (const [name, t] of [["a", a], ["b", b], ["bias", opts.bias], ["preact", opts.preact], ["residual", opts.residual], ["out", opts.out]] as const) {
+  const named = { a, b, bias: opts.bias, preact: opts.preact, residual: opts.residual, out: opts.out };
+  for (const [name, t] of Object.entries(named)) {
     if (t && t.dtype !== "f32") throw new Error(`matmul: expected ${name} to be f32, got ${t.dtype} ${dims(t)}`);
   }
-  if (a.shape.length < 2 || b.shape.length < 2) throw new Error(`matmul: expected a and b of rank >= 2, got a ${dims(a)} and b ${dims(b)}`);
+  if (a.shape.length < 2 || b.shape.length < 2) {
+    throw new Error(`matmul: expected a and b of rank >= 2, got a ${dims(a)} and b ${dims(b)}`);
+  }
   const batchDims = a.shape.slice(0, -2);
   const shared = b.shape.length === 2;
   if (!shared && (b.shape.length !== a.shape.length || b.shape.slice(0, -2).some((d, i) => d !== batchDims[i]))) {
@@ -268,34 +264,43 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const [M, K] = opts.transA ? [a.shape.at(-1)!, a.shape.at(-2)!] : [a.shape.at(-2)!, a.shape.at(-1)!];
   const [Kb, N] = opts.transB ? [b.shape.at(-1)!, b.shape.at(-2)!] : [b.shape.at(-2)!, b.shape.at(-1)!];
   if (K !== Kb) {
-    throw new Error(
-      `matmul: expected matching inner dimensions, got a ${dims(a)}${opts.transA ? "ᵀ" : ""} and b ${dims(b)}${opts.transB ? "ᵀ" : ""} (K ${K} vs ${Kb})`,
-    );
+    const layout = `${opts.transA ? " transA" : ""}${opts.transB ? " transB" : ""}`;
+    throw new Error(`matmul: expected matching inner dimensions, got a ${dims(a)} and b ${dims(b)}${layout} (K ${K} vs ${Kb})`);
   }
   const yShape = [...batchDims, M, N];
-  const same = (t: Tensor) => t.shape.length === yShape.length && t.shape.every((d, i) => d === yShape[i]);
   if (opts.bias && (opts.bias.shape.length !== 1 || opts.bias.shape[0] !== N)) {
     throw new Error(`matmul: expected bias (${N}), got ${dims(opts.bias)}`);
   }
-  for (const [name, t] of [["preact", opts.preact], ["residual", opts.residual], ["out", opts.out]] as const) {
-    if (t && !same(t)) throw new Error(`matmul: expected ${name} (${yShape.join(", ")}), got ${dims(t)}`);
+  for (const [name, t] of Object.entries({ preact: opts.preact, residual: opts.residual, out: opts.out })) {
+    if (t && (t.shape.length !== yShape.length || t.shape.some((d, i) => d !== yShape[i]))) {
+      throw new Error(`matmul: expected ${name} (${yShape.join(", ")}), got ${dims(t)}`);
+    }
   }
   if (opts.preact && !opts.gelu) throw new Error("matmul: expected gelu with preact, got preact without gelu");
   if (opts.accumulate && (!opts.out || opts.bias || opts.gelu || opts.residual)) {
-    throw new Error("matmul: expected accumulate with out and without bias/gelu/residual");
+    throw new Error("matmul: expected accumulate with out and without bias, gelu or residual");
   }
   const y = opts.out ?? Tensor.empty(yShape);
-  for (const [name, t] of [["a", a], ["b", b], ["bias", opts.bias], ["preact", opts.preact]] as const) {
+  for (const [name, t] of Object.entries({ a, b, bias: opts.bias, preact: opts.preact })) {
     if (t && t.buffer === y.buffer) throw new Error(`matmul: expected out not to share storage with ${name}`);
   }
-  // A residual that is `out` itself is the same as accumulating into out: read it through y's binding, since
-  // WebGPU forbids binding one buffer both read-only and writable in a dispatch.
+  const maxBinding = runtime().gpu.limits.maxStorageBufferBindingSize;
+  for (const [name, t] of Object.entries({ a, b, y })) {
+    if (t.size * 4 > maxBinding) {
+      throw new Error(`matmul: expected ${name} within maxStorageBufferBindingSize ${maxBinding} bytes, got ${dims(t)}`);
+    }
+  }
+  if (y.size === 0) return y;
+  // A residual that is `out` itself is an accumulate: read it through y's binding, since WebGPU forbids
+  // binding one buffer both read-only and writable in a dispatch.
   const residualIsOut = opts.residual !== undefined && opts.residual.buffer === y.buffer;
   const version = chooseVersion(opts.version);
+  const tiling = VERSIONS[version];
   const spec: MatmulSpec = {
     version,
     transA: !!opts.transA,
     transB: !!opts.transB,
+    vecB: tiling.kind === "reg" && !opts.transB && N % 4 === 0,
     bias: !!opts.bias,
     gelu: !!opts.gelu,
     preact: !!opts.preact,
@@ -303,12 +308,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     addOut: !!opts.accumulate || residualIsOut,
   };
   const batch = numel(batchDims);
-  if (y.size === 0) return y;
-  const tile = VERSIONS[version];
-  const [tileM, tileN] = tile.kind === "reg" ? [tile.rows, 8 * tile.cols] : [TILE, TILE];
-  if (tile.kind === "reg" && tile.vecB && (opts.transB || N % 4 !== 0)) {
-    throw new Error(`matmul: version ${version} expected N % 4 == 0 and no transB, got N ${N}`);
-  }
+  const [tileM, tileN] = tiling.kind === "reg" ? [tiling.rows, LANES * tiling.cols] : [TILE, TILE];
   const tilesM = Math.ceil(M / tileM);
   const tilesN = Math.ceil(N / tileN);
   const uniform = packUniform(FIELDS, { M, K, N, batch, tilesM, tilesN, strideA: M * K, strideB: shared ? 0 : K * N });

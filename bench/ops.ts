@@ -1,0 +1,242 @@
+// `bench ops`: the row kernels' throughput, forward and backward, per version and shape.
+//   softmax    at the attention-probability shape of ViT-S/16 at batch 64, (64*6*197, 197), the layernorm
+//              shape (64*197, 384), and the small model's (8*65, 192)
+//   layernorm  at the same shapes, with gamma and beta; backward computes dx, dgamma and dbeta (training)
+//   attention  kernels/attention.ts: its cases go in GROUPS below (see the marked place)
+// Each case is validated once (row invariants that hold for any input: softmax rows sum to 1, a softmax or
+// layernorm gradient row sums to 0, layernorm rows normalise to mean 0 and variance ~1), warmed up, then timed
+// `--reps` times, each run awaiting onSubmittedWorkDone; the median is reported.
+// GB/s counts each tensor the op must touch once (inputs read, outputs written): the minimum traffic, so a kernel
+// that re-reads its input shows it as lower GB/s.
+import type { Command } from "../cli/command.js";
+import { UsageError } from "../cli/command.js";
+import { parseArgs } from "../cli/args.js";
+import { initEngine, runtime } from "../engine/runtime.js";
+import { Tensor, tidy } from "../engine/tensor.js";
+import { Rng } from "../engine/random.js";
+import { ROW_LAYOUT, ROW_VERSIONS, type RowVersion, softmaxBackward, softmaxForward } from "../kernels/softmax.js";
+import { layernormBackward, layernormForward } from "../kernels/layernorm.js";
+
+const FLAGS = { json: "boolean", reps: "int", warmup: "int", ops: "list", versions: "list", shapes: "list" } as const;
+
+// [rows, C]
+const ROW_SHAPES: Record<string, number[]> = {
+  "attn-probs": [64 * 6 * 197, 197],
+  "vit-s": [64 * 197, 384],
+  small: [8 * 65, 192],
+};
+
+// One benchmarked kernel at one shape and version: `run` encodes one call (inside a tidy), `check` validates
+// the first result and returns an error message or undefined.
+interface Timed {
+  pass: "forward" | "backward";
+  bytes: number;
+  run: () => Tensor | Tensor[];
+  check: (out: Float32Array[]) => string | undefined;
+}
+
+interface Case {
+  wg: number;
+  passes: Timed[];
+  dispose: () => void; // the inputs the case made
+}
+
+// A family of benchmarks: its versions and named shapes, and the case for one of each.
+interface Group {
+  versions: string[];
+  shapes: Record<string, number[]>;
+  make: (shape: number[], version: string) => Case;
+}
+
+const ROW_VERSION_NAMES = ROW_VERSIONS.map((v) => `v${v}`);
+const rowVersion = (name: string) => ROW_VERSIONS[ROW_VERSION_NAMES.indexOf(name)];
+
+const GROUPS: Record<string, Group> = {
+  softmax: { versions: ROW_VERSION_NAMES, shapes: ROW_SHAPES, make: ([rows, C], v) => softmaxCase(rows, C, rowVersion(v)) },
+  layernorm: { versions: ROW_VERSION_NAMES, shapes: ROW_SHAPES, make: ([rows, C], v) => layernormCase(rows, C, rowVersion(v)) },
+  // attention: kernels/attention.ts (attentionForward / attentionBackward) plugs in here as one more Group:
+  // versions ATTENTION_VERSIONS, its own named qkv shapes, and a case whose passes time forward and backward.
+};
+
+function randomTensor(shape: number[], seed: number, sample: (rng: Rng) => number): [Tensor, Float32Array] {
+  const rng = new Rng(seed);
+  const data = rng.fill(shape.reduce((a, b) => a * b, 1), () => sample(rng));
+  return [Tensor.fromArray(data, shape).keep(), data];
+}
+
+const normal = (std: number) => (rng: Rng) => rng.normal(0, std);
+
+function softmaxCase(rows: number, C: number, version: RowVersion): Case {
+  const n = rows * C;
+  const [x] = randomTensor([rows, C], 1, normal(3));
+  const [dy] = randomTensor([rows, C], 2, normal(1));
+  const y = softmaxForward(x, version).keep();
+  return {
+    wg: ROW_LAYOUT[version].wg,
+    passes: [
+      { pass: "forward", bytes: 2 * n * 4, run: () => softmaxForward(x, version), check: ([out]) => checkRows(out, C, rowSumsTo(1), "softmax y") },
+      { pass: "backward", bytes: 3 * n * 4, run: () => softmaxBackward(y, dy, version), check: ([out]) => checkRows(out, C, rowSumsTo(0), "softmax dx") },
+    ],
+    dispose: () => [x, dy, y].forEach((t) => t.dispose()),
+  };
+}
+
+function layernormCase(rows: number, C: number, version: RowVersion): Case {
+  const n = rows * C;
+  const [x] = randomTensor([rows, C], 3, normal(2));
+  const [dy] = randomTensor([rows, C], 4, normal(1));
+  // gamma away from 0, so that the check can undo the affine map without amplifying rounding.
+  const [gamma, g] = randomTensor([C], 5, (rng) => rng.uniform(0.5, 1.5));
+  const [beta, b] = randomTensor([C], 6, normal(1));
+  const saved = layernormForward(x, gamma, beta, 1e-6, version);
+  [saved.y, saved.mean, saved.rstd].forEach((t) => t.keep());
+  const all = { dx: true, dgamma: true, dbeta: true };
+  const unaffine = (y: Float32Array) => y.map((v, i) => (v - b[i % C]) / g[i % C]);
+  return {
+    wg: ROW_LAYOUT[version].wg,
+    passes: [
+      {
+        pass: "forward",
+        bytes: (2 * n + 2 * rows + 2 * C) * 4,
+        run: () => layernormForward(x, gamma, beta, 1e-6, version).y,
+        check: ([y]) => checkRows(unaffine(y), C, normalised, "layernorm (y - beta) / gamma"),
+      },
+      {
+        pass: "backward",
+        bytes: (3 * n + 2 * rows + 3 * C) * 4,
+        run: () => {
+          const d = layernormBackward(dy, x, gamma, saved.mean, saved.rstd, all, version);
+          return [d.dx!, d.dgamma!, d.dbeta!];
+        },
+        check: ([dx]) => checkRows(dx, C, rowSumsTo(0), "layernorm dx"),
+      },
+    ],
+    dispose: () => [x, dy, gamma, beta, saved.y, saved.mean, saved.rstd].forEach((t) => t.dispose()),
+  };
+}
+
+// Row checks: each gets a row and returns whether it passes.
+type RowCheck = (row: Float32Array) => boolean;
+
+function rowSumsTo(target: number): RowCheck {
+  return (row) => {
+    let s = 0;
+    let abs = 0;
+    for (const v of row) {
+      s += v;
+      abs += Math.abs(v);
+    }
+    return Math.abs(s - target) <= 1e-5 * abs + 1e-5;
+  };
+}
+
+function normalised(row: Float32Array): boolean {
+  let s = 0;
+  let q = 0;
+  for (const v of row) s += v;
+  const mean = s / row.length;
+  for (const v of row) q += (v - mean) ** 2;
+  return Math.abs(mean) < 1e-4 && Math.abs(q / row.length - 1) < 1e-3;
+}
+
+function checkRows(data: Float32Array, C: number, ok: RowCheck, name: string): string | undefined {
+  for (let r = 0; r * C < data.length; r++) {
+    const row = data.subarray(r * C, (r + 1) * C);
+    if (!row.every(Number.isFinite) || !ok(row)) return `${name}: row ${r} fails its check (first values ${Array.from(row.slice(0, 4))})`;
+  }
+  return undefined;
+}
+
+async function time(run: () => unknown, warmup: number, reps: number): Promise<number> {
+  const { batch } = runtime();
+  const once = async () => {
+    const start = performance.now();
+    tidy(() => {
+      run();
+    });
+    await batch.sync();
+    return performance.now() - start;
+  };
+  for (let i = 0; i < warmup; i++) await once();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) times.push(await once());
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+async function validate(pass: Timed): Promise<string | undefined> {
+  const out = pass.run();
+  const tensors = Array.isArray(out) ? out : [out];
+  const data = await Promise.all(tensors.map((t) => t.data()));
+  tensors.forEach((t) => t.dispose());
+  return pass.check(data);
+}
+
+// The names asked for, each known to some group (a name from no group is a usage error).
+function wanted(flag: string, asked: string[] | undefined, known: string[]): Set<string> {
+  for (const name of asked ?? []) {
+    if (!known.includes(name)) throw new UsageError(`--${flag}: unknown "${name}"; choose from ${[...new Set(known)].join(", ")}`);
+  }
+  return new Set(asked ?? known);
+}
+
+function describeShapes(): string {
+  return Object.entries(GROUPS)
+    .map(([op, g]) => `${op}: ${Object.entries(g.shapes).map(([k, s]) => `${k} (${s.join(", ")})`).join(", ")}`)
+    .join("; ");
+}
+
+export const ops: Command = {
+  summary: "row kernels (softmax, layernorm) forward and backward: ms and GB/s per version and shape",
+  usage: `usage: node dist/run.js bench ops [--ops LIST] [--versions LIST] [--shapes LIST] [--reps N] [--warmup N] [--json]
+
+  --ops       ${Object.keys(GROUPS).join(",")} (default: all)
+  --versions  e.g. v1,v2 (default: all; row kernels: v1 is the CPU-driver default, v2 the GPU default)
+  --shapes    shape names (default: all); ${describeShapes()}
+  --reps      timed runs per case, median reported (default 10)
+  --warmup    untimed runs first (default 2)
+  --json      print the rows as JSON`,
+  async run(argv) {
+    const { flags, positional } = parseArgs(argv, FLAGS);
+    if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    const groups = wanted("ops", flags.ops, Object.keys(GROUPS));
+    const versions = wanted("versions", flags.versions, Object.values(GROUPS).flatMap((g) => g.versions));
+    const shapes = wanted("shapes", flags.shapes, Object.values(GROUPS).flatMap((g) => Object.keys(g.shapes)));
+    const reps = flags.reps ?? 10;
+    const warmup = flags.warmup ?? 2;
+    if (reps < 1 || warmup < 0) throw new UsageError(`expected --reps >= 1 and --warmup >= 0, got ${reps} and ${warmup}`);
+    const { gpu } = await initEngine();
+    const rows: Record<string, unknown>[] = [];
+    if (!flags.json) {
+      console.log(`adapter ${gpu.adapterInfo.description}`);
+      console.log("op         version  wg   shape             pass            ms      GB/s");
+    }
+    // Versions outermost: the engine sleeps through a read-back for a time learned from earlier waits, and that
+    // estimate shrinks slowly after a slow kernel, so a fast version timed right after a slow one would oversleep.
+    for (const version of versions) {
+      for (const [op, group] of Object.entries(GROUPS)) {
+        if (!groups.has(op) || !group.versions.includes(version)) continue;
+        for (const [shapeName, shape] of Object.entries(group.shapes)) {
+          if (!shapes.has(shapeName)) continue;
+          const c = group.make(shape, version);
+          for (const pass of c.passes) {
+            const error = await validate(pass);
+            if (error) throw new Error(`bench ops: ${op} ${version} (${shape}) ${pass.pass} failed validation: ${error}`);
+            const ms = await time(pass.run, warmup, reps);
+            const row = { op, version, wg: c.wg, shape, pass: pass.pass, ms, gbps: pass.bytes / ms / 1e6 };
+            rows.push(row);
+            if (!flags.json) {
+              const s = `(${shape.join(", ")})`;
+              console.log(
+                `${op.padEnd(10)} ${version.padEnd(8)} ${String(c.wg).padEnd(4)} ${s.padEnd(17)} ${pass.pass.padEnd(9)} ` +
+                  `${ms.toFixed(3).padStart(10)} ${row.gbps.toFixed(2).padStart(9)}`,
+              );
+            }
+          }
+          c.dispose();
+        }
+      }
+    }
+    if (flags.json) console.log(JSON.stringify({ adapter: gpu.adapterInfo.description, rows }, null, 2));
+  },
+};

@@ -1,0 +1,117 @@
+// `data`: what a dataset holds (count, classes, per-class counts, image size, identity) and optionally a PNG
+// contact sheet of a few images per class, to check a dataset and its labels by eye.
+import { writeFile } from "node:fs/promises";
+import type { Command } from "./command.js";
+import { UsageError } from "./command.js";
+import { parseArgs, required } from "./args.js";
+import { DATASET_NAMES, describeDatasets, openDataset } from "../data/registry.js";
+import { parseClassList, subset } from "../data/subset.js";
+import { type DatasetSummary, summarize } from "../data/summary.js";
+import { type Sheet, contactSheet } from "../data/sheet.js";
+
+const FLAGS = {
+  dataset: "string",
+  root: "string",
+  split: "string",
+  json: "boolean",
+  sheet: "string",
+  "sheet-per-class": "int",
+  "sheet-classes": "int",
+  tile: "int",
+  check: "boolean",
+  "skip-corrupt": "boolean",
+  classes: "string",
+  first: "int",
+  fraction: "number",
+  seed: "int",
+} as const;
+
+export const data: Command = {
+  summary: "describe a dataset: counts, classes, image size, identity, and a PNG contact sheet",
+  usage: `usage: node dist/run.js data --dataset NAME [--root DIR] [--split S] [--json] [--sheet out.png] [flags]
+
+  --dataset NAME        one of:
+${describeDatasets(" ".repeat(24))}
+  --root DIR            the dataset's folder (default as above)
+  --split S             train (default) or test; for imagefolder a split folder (default train/ if present)
+  --json                print the summary as JSON
+  --sheet FILE          write a PNG contact sheet: one row per class, the first images of each
+  --sheet-per-class N   images per row (default 8)
+  --sheet-classes N     rows: the first N classes (default 20)
+  --tile N              tile size in pixels (default 64)
+  --check               decode every image, reporting undecodable ones (exit 1 if any, unless --skip-corrupt)
+  --skip-corrupt        count undecodable images and go on (check and sheet)
+  --classes LIST        keep these classes, renumbered from 0 in the order given, e.g. 0-4 or 5-9
+  --first N             keep the first N images of each class
+  --fraction F          keep a seeded fraction F of each class
+  --seed N              seed for --fraction (default 0)`,
+  async run(argv) {
+    const { flags, positional } = parseArgs(argv, FLAGS);
+    if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    const name = required(flags.dataset, "dataset");
+    if (!DATASET_NAMES.includes(name)) throw new UsageError(`--dataset: expected one of ${DATASET_NAMES.join(", ")}, got "${name}"`);
+    for (const f of ["sheet-per-class", "sheet-classes", "tile", "first"] as const) {
+      const v = flags[f];
+      if (v !== undefined && v < 1) throw new UsageError(`--${f}: expected a positive integer, got ${v}`);
+    }
+    if (flags.fraction !== undefined && !(flags.fraction > 0 && flags.fraction <= 1)) throw new UsageError(`--fraction: expected a number in (0, 1], got ${flags.fraction}`);
+    let classes: number[] | undefined;
+    if (flags.classes !== undefined) {
+      try {
+        classes = parseClassList(flags.classes);
+      } catch (err) {
+        throw new UsageError(`--classes: ${(err as Error).message}`);
+      }
+    }
+
+    let ds = await openDataset({ name, root: flags.root, split: flags.split });
+    if (classes || flags.first !== undefined || flags.fraction !== undefined)
+      ds = subset(ds, { classes, firstPerClass: flags.first, fraction: flags.fraction, seed: flags.seed });
+    const skipCorrupt = flags["skip-corrupt"] === true;
+    const summary = await summarize(ds, { check: flags.check });
+    // Corrupt images found by --check stop here (after the report) unless accepted.
+    const fail = summary.corrupt.length > 0 && !skipCorrupt;
+    const sheet =
+      flags.sheet && !fail ? await contactSheet(ds, { perClass: flags["sheet-per-class"], maxClasses: flags["sheet-classes"], tile: flags.tile, skipCorrupt }) : undefined;
+    if (sheet && flags.sheet) await writeFile(flags.sheet, sheet.png);
+    report(summary, sheet && { ...sheet, path: flags.sheet! }, flags.json === true, flags.check === true);
+    if (fail) throw new Error(`data: expected every image to decode, got ${summary.corrupt.length} corrupt (listed above; --skip-corrupt to accept)`);
+  },
+};
+
+function report(summary: DatasetSummary, sheet: (Sheet & { path: string }) | undefined, json: boolean, checked: boolean): void {
+  const skipped = new Map([...summary.corrupt, ...(sheet?.skipped ?? [])].map((s) => [s.index, s]));
+  if (json) {
+    const out = {
+      identity: summary.identity,
+      classes: summary.classes.map((c, i) => ({ index: i, name: c, count: summary.counts[i] })),
+      imageSize: summary.imageSize,
+      sizes: summary.sizes,
+      checked: summary.checked,
+      corrupt: [...skipped.values()],
+      sheet: sheet && { path: sheet.path, width: sheet.width, height: sheet.height, rows: sheet.rows, perClass: sheet.perClass },
+    };
+    console.log(JSON.stringify(out, null, 2));
+    return;
+  }
+  const id = summary.identity;
+  console.log(`dataset   ${id.name}, split ${id.split}, ${id.root}`);
+  if (id.subset) console.log(`subset    ${id.subset}`);
+  const sz = summary.sizes;
+  const size = summary.imageSize
+    ? `${summary.imageSize.width}x${summary.imageSize.height}`
+    : sz
+      ? `${sz.minWidth}..${sz.maxWidth} x ${sz.minHeight}..${sz.maxHeight} (${sz.measured} measured)`
+      : "unknown";
+  console.log(`images    ${id.count} in ${summary.classes.length} classes, size ${size}`);
+  console.log(`identity  hash ${id.hash}`);
+  const width = Math.max(5, ...summary.classes.map((c) => c.length));
+  console.log(`classes   ${"#".padStart(4)}  ${"name".padEnd(width)}  count`);
+  summary.classes.forEach((c, i) => console.log(`          ${String(i).padStart(4)}  ${c.padEnd(width)}  ${summary.counts[i]}`));
+  if (checked) console.log(`checked   ${summary.checked} decoded, ${summary.corrupt.length} corrupt`);
+  for (const s of skipped.values()) console.log(`corrupt   ${s.message}`);
+  if (sheet) {
+    const rows = `rows = classes ${sheet.rows[0]}..${sheet.rows[sheet.rows.length - 1]}, ${sheet.perClass} per row`;
+    console.log(`sheet     ${sheet.path}: ${sheet.width}x${sheet.height}, ${rows}${sheet.skipped.length ? `, ${sheet.skipped.length} corrupt skipped` : ""}`);
+  }
+}

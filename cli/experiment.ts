@@ -1,0 +1,79 @@
+// `experiment`: runs a forgetting study (eval/experiment.ts) from a JSON config, or the embedded default study
+// when run without a config (`node dist/run.js` with no arguments comes here).
+import { readFile } from "node:fs/promises";
+import type { Command } from "./command.js";
+import { UsageError } from "./command.js";
+import { parseArgs } from "./args.js";
+import { initEngine, runtime } from "../engine/runtime.js";
+import { DEFAULT_STUDY, parseStudyConfig } from "../eval/config.js";
+import { runExperiment } from "../eval/experiment.js";
+import { tableMarkdown } from "../eval/report.js";
+import { formatDuration } from "../eval/progress.js";
+
+const FLAGS = {
+  config: "string",
+  out: "string",
+  force: "boolean",
+  "max-cells": "int",
+  backend: "string",
+  adapter: "string",
+} as const;
+
+export const experiment: Command = {
+  summary: "run a forgetting study: fine-tune with each strategy, then transfer and source k-NN accuracy (default: the embedded study)",
+  usage: `usage: node dist/run.js experiment [--config FILE.json] [--out DIR] [--force] [--max-cells N]
+       node dist/run.js                  (no arguments: the embedded default study)
+
+  --config     the study (see configs/default.json and configs/paper-cifar100.json); default: the embedded
+               Fashion-MNIST study (source classes 0-4 with a small ViT pre-trained on them, transfer classes 5-9)
+  --out        the run folder (default runs/<config name>); results.json, results.csv, table.md, figure2.svg/png
+  --force      discard the run folder's earlier results and start over (needed after changing the config)
+  --max-cells  stop after training this many cells; rerunning the same command continues with the rest
+  --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)
+
+Every strategy x learning rate x seed is one cell: fine-tune, keep the best checkpoint by transfer accuracy,
+then the k-NN accuracy of its backbone on the source data. Finished cells are skipped when rerun; an interrupted
+cell resumes from its last checkpoint. The config is checked first; errors name the key path.`,
+  async run(argv) {
+    const { flags, positional } = parseArgs(argv, FLAGS);
+    if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    if (flags["max-cells"] !== undefined && flags["max-cells"] < 1) throw new UsageError(`flag --max-cells: expected an integer >= 1, got ${flags["max-cells"]}`);
+    let json: unknown = DEFAULT_STUDY;
+    const source = flags.config ?? "the embedded default study";
+    if (flags.config) {
+      const text = await readFile(flags.config, "utf8");
+      try {
+        json = JSON.parse(text);
+      } catch (e) {
+        throw new Error(`${flags.config}: expected JSON, got a parse error: ${(e as Error).message}`);
+      }
+    }
+    const config = parseStudyConfig(json, source);
+    const out = flags.out ?? `runs/${config.name}`;
+
+    const started = performance.now();
+    await initEngine({ backend: flags.backend, adapter: flags.adapter });
+    const gpu = runtime().gpu;
+    const device = `${gpu.adapterInfo.description || gpu.adapterInfo.device || "?"}${gpu.isCpu ? " (CPU driver)" : ""}`;
+    console.error(`study "${config.name}" (${source}) -> ${out}`);
+    console.error(`device: ${device}`);
+    const result = await runExperiment({
+      config,
+      out,
+      force: flags.force,
+      maxCells: flags["max-cells"],
+      log: (line) => console.error(line),
+      progress: process.stderr,
+    });
+    const seconds = (performance.now() - started) / 1000;
+    if (result.skipped.length > 0) console.error(`skipped ${result.skipped.length} finished cell(s): ${result.skipped.join(", ")}`);
+    if (!result.complete) {
+      const total = result.results.config.strategies.length * result.results.config.learningRates.length * result.results.config.seeds.length;
+      console.log(`stopped after ${result.ran.length} cell(s) (--max-cells); ${result.results.cells.length} of ${total} finished. Rerun the same command to continue.`);
+    } else {
+      console.log(tableMarkdown(result.results));
+      console.log(`wrote ${result.files.join(", ")}`);
+    }
+    console.log(`wall time: ${formatDuration(seconds)} (${seconds.toFixed(1)} s) on ${device}`);
+  },
+};

@@ -1,0 +1,74 @@
+// `features`: CLS features of an .npy batch of images with a checkpoint (a stable contract: other tools and the
+// parity tests rely on it).
+import type { Command } from "./command.js";
+import { parseArgs, required } from "./args.js";
+import { UsageError } from "./command.js";
+import { initEngine } from "../engine/runtime.js";
+import { readNpy, writeNpy } from "../data/npy.js";
+import { loadVit } from "../vit/load.js";
+import { extractFeatures } from "../eval/features.js";
+import { join } from "node:path";
+
+const FLAGS = {
+  weights: "string",
+  input: "string",
+  out: "string",
+  heads: "int",
+  batch: "int",
+  key: "string",
+  "dump-attention": "list",
+  "dump-blocks": "list",
+  "dump-dir": "string",
+  backend: "string",
+  adapter: "string",
+} as const;
+
+export const features: Command = {
+  summary: "CLS features (after the final norm) of N x 3 x H x W images from a checkpoint",
+  usage: `usage: node dist/run.js features --weights FILE --input X.npy --out F.npy [--heads H] [--batch B]
+
+  --weights         checkpoint: .safetensors, or .pth (official DINO / timm), Hugging Face ViTModel layout too
+  --input           float32 .npy of shape (N, 3, H, W), already normalised; H, W multiples of the patch size
+                    (another resolution than the checkpoint's interpolates the position embeddings as DINO does)
+  --out             float32 .npy of shape (N, C): the CLS token after the final LayerNorm
+  --heads           attention heads (default width / 64)
+  --batch           images per forward pass (default 32)
+  --key             .pth only: the sub-dictionary holding the weights (e.g. teacher)
+  --dump-attention  block indices (e.g. 0,11): write attention probabilities (N, H, T, T) as .npy
+  --dump-blocks     block indices: write block outputs (N, T, C) as .npy
+  --dump-dir        folder for the dumps (default: beside --out)`,
+  async run(argv) {
+    const { flags } = parseArgs(argv, FLAGS);
+    const weights = required(flags.weights, "weights");
+    const input = required(flags.input, "input");
+    const out = required(flags.out, "out");
+    const indices = (list: string[] | undefined, flag: string) =>
+      (list ?? []).map((s) => {
+        const n = Number(s);
+        if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${flag}: expected block indices, got "${s}"`);
+        return n;
+      });
+    const dumpAttention = indices(flags["dump-attention"], "dump-attention");
+    const dumpBlocks = indices(flags["dump-blocks"], "dump-blocks");
+    if (flags.batch !== undefined && flags.batch <= 0) throw new UsageError("--batch must be positive");
+    await initEngine({ backend: flags.backend, adapter: flags.adapter });
+    const x = await readNpy(input);
+    if (x.dtype !== "float32" || x.shape.length !== 4 || x.shape[1] !== 3) {
+      throw new Error(`features: ${input}: expected float32 (N, 3, H, W), got ${x.dtype} (${x.shape.join(", ")})`);
+    }
+    const { model, unused } = await loadVit(weights, { heads: flags.heads, key: flags.key });
+    if (unused.length) console.error(`warning: ${weights}: unused keys: ${unused.join(", ")}`);
+    for (const i of [...dumpAttention, ...dumpBlocks]) {
+      if (i >= model.blocks.length) throw new UsageError(`block ${i} does not exist: the model has ${model.blocks.length} blocks`);
+    }
+    const result = await extractFeatures(model, x.data as Float32Array, x.shape, {
+      batch: flags.batch,
+      captureAttention: dumpAttention,
+      captureBlocks: dumpBlocks,
+    });
+    await writeNpy(out, result.features, [x.shape[0], model.width]);
+    const dir = flags["dump-dir"] ?? join(out, "..");
+    for (const [name, t] of result.captured) await writeNpy(join(dir, `${name}.npy`), t.data, t.shape);
+    console.error(`wrote ${out} (${x.shape[0]} x ${model.width})${result.captured.size ? ` and ${result.captured.size} dumps in ${dir}` : ""}`);
+  },
+};

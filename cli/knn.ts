@@ -1,0 +1,89 @@
+// `knn`: DINO's weighted k-NN classifier (eval/knn.ts) on feature and label files in NPY format.
+import type { Command } from "./command.js";
+import { UsageError } from "./command.js";
+import { parseArgs, required } from "./args.js";
+import { labelsToInt32, readNpy } from "../data/npy.js";
+import { initEngine } from "../engine/runtime.js";
+import { knnClassify } from "../eval/knn.js";
+
+const FLAGS = {
+  train: "string",
+  "train-labels": "string",
+  test: "string",
+  "test-labels": "string",
+  k: "list",
+  temperature: "number",
+  json: "boolean",
+} as const;
+
+const DEFAULT_KS = [10, 20, 100, 200];
+const DEFAULT_T = 0.07;
+
+async function readFeatures(path: string): Promise<{ data: Float32Array; rows: number; dim: number }> {
+  const a = await readNpy(path);
+  if (a.dtype !== "float32" || a.shape.length !== 2) {
+    throw new Error(`knn: expected ${path} to hold float32 features (N, D), got ${a.dtype} (${a.shape.join(", ")})`);
+  }
+  return { data: a.data as Float32Array, rows: a.shape[0], dim: a.shape[1] };
+}
+
+// int32 or int64 (uint8 also passes), non-negative.
+async function readLabels(path: string): Promise<Int32Array> {
+  return labelsToInt32(await readNpy(path), path);
+}
+
+export const knn: Command = {
+  summary: "DINO's weighted k-NN top-1/top-5 accuracy on feature files",
+  usage: `usage: node dist/run.js knn --train X.npy --train-labels Y.npy --test Q.npy --test-labels L.npy
+                           [--k 10,20,100,200] [--temperature 0.07] [--json]
+
+  --train          training features, float32 (N, D)
+  --train-labels   training labels, int32 or int64 (N)
+  --test           test features, float32 (Q, D)
+  --test-labels    test labels, int32 or int64 (Q)
+  --k              neighbour counts, comma-separated (default ${DEFAULT_KS.join(",")}); one pass serves all
+  --temperature    T in the vote weight exp(sim / T) (default ${DEFAULT_T})
+  --json           print {temperature, classes, train, test, dim, results: {"<k>": {top1, top5}}}
+
+Features are L2-normalised; similarity is cosine. Classes: 1 + the largest label. Accuracies in percent.
+Equal similarities rank the lower training row first, equal votes the lower class first.`,
+  async run(argv) {
+    const { flags, positional } = parseArgs(argv, FLAGS);
+    if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    const paths = {
+      train: required(flags.train, "train"),
+      trainLabels: required(flags["train-labels"], "train-labels"),
+      test: required(flags.test, "test"),
+      testLabels: required(flags["test-labels"], "test-labels"),
+    };
+    const ks = flags.k?.map(Number) ?? DEFAULT_KS;
+    if (ks.length === 0 || ks.some((k) => !Number.isInteger(k) || k < 1)) {
+      throw new UsageError(`flag --k: expected positive integers, got "${flags.k?.join(",")}"`);
+    }
+    const temperature = flags.temperature ?? DEFAULT_T;
+    if (!(temperature > 0)) throw new UsageError(`flag --temperature: expected a positive number, got ${temperature}`);
+
+    const [train, trainLabels, test, testLabels] = await Promise.all([
+      readFeatures(paths.train),
+      readLabels(paths.trainLabels),
+      readFeatures(paths.test),
+      readLabels(paths.testLabels),
+    ]);
+    if (train.rows !== trainLabels.length) throw new Error(`knn: expected ${train.rows} training labels, got ${trainLabels.length}`);
+    if (test.rows !== testLabels.length) throw new Error(`knn: expected ${test.rows} test labels, got ${testLabels.length}`);
+    if (train.dim !== test.dim) throw new Error(`knn: expected test features (${test.rows}, ${train.dim}) as train, got (${test.rows}, ${test.dim})`);
+
+    await initEngine();
+    const results = await knnClassify({ train: train.data, trainLabels, test: test.data, testLabels, ks, temperature });
+    let classes = 0; // as knnClassify counts them: 1 + the largest label
+    for (const labels of [trainLabels, testLabels]) for (const c of labels) classes = Math.max(classes, c + 1);
+    if (flags.json) {
+      const byK = Object.fromEntries(results.map((r) => [String(r.k), { top1: r.top1, top5: r.top5 }]));
+      console.log(JSON.stringify({ temperature, classes, train: train.rows, test: test.rows, dim: train.dim, results: byK }));
+      return;
+    }
+    console.log(`k-NN, weighted vote exp(sim / ${temperature}): ${train.rows} train, ${test.rows} test, ${classes} classes, D = ${train.dim}`);
+    console.log("     k    top-1    top-5");
+    for (const r of results) console.log(`${String(r.k).padStart(6)}  ${r.top1.toFixed(2).padStart(7)}  ${r.top5.toFixed(2).padStart(7)}`);
+  },
+};

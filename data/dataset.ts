@@ -1,0 +1,109 @@
+// The Dataset abstraction every format implements, the identity recorded with every result, and the in-memory
+// dataset shared by the formats that load whole files of pixels (IDX, CIFAR, NPY).
+import { createHash } from "node:crypto";
+import { stat } from "node:fs/promises";
+import { basename } from "node:path";
+import { type ImageInput, type RawImage, rgbFromBytes } from "./image.js";
+
+// Which data a result was computed on: two runs with equal identities saw the same files in the same order.
+export interface DatasetIdentity {
+  name: string; // registry name: fashion-mnist, cifar10, imagefolder, ...
+  root: string; // absolute folder the files were read from
+  split: string;
+  count: number; // samples after any subset
+  hash: string; // 16 hex digits of SHA-256 over the file list (and the selected indices for a subset)
+  subset?: string; // how a subset was drawn, e.g. "classes 5,6,7,8,9 -> 0..4; first 100 per class"
+}
+
+export interface Dataset {
+  readonly length: number;
+  readonly classes: string[]; // class names, indexed by label
+  readonly labels: Int32Array; // (length), each in [0, classes.length)
+  readonly identity: DatasetIdentity;
+  readonly imageSize?: { width: number; height: number }; // present when every image has this size
+  // The cheapest form of sample i: pixels for in-memory formats, the file's bytes for image files (decoded later,
+  // inside the transform's libvips pipeline, which can then crop and resize while decoding).
+  read(i: number): Promise<ImageInput>;
+  // Sample i decoded to 8-bit RGB.
+  image(i: number): Promise<RawImage>;
+  // Where sample i comes from, for error messages: a path, or path#record.
+  source(i: number): string;
+}
+
+// An image left out because it could not be decoded.
+export interface SkippedImage {
+  index: number; // dataset index
+  source: string; // the file
+  message: string;
+}
+
+export function hashLines(lines: string[]): string {
+  const h = createHash("sha256");
+  for (const line of lines) h.update(line + "\n");
+  return h.digest("hex").slice(0, 16);
+}
+
+// Identity hash of a few whole files: their names and byte sizes.
+export async function hashFiles(paths: string[]): Promise<string> {
+  const lines = await Promise.all(paths.map(async (p) => `${basename(p)}\t${(await stat(p)).size}`));
+  return hashLines(lines);
+}
+
+export function checkIndex(ds: Dataset, i: number): void {
+  if (!Number.isInteger(i) || i < 0 || i >= ds.length) throw new Error(`${ds.identity.name}: expected an index in [0, ${ds.length}), got ${i}`);
+}
+
+// Throws naming the file when a label is outside [0, numClasses).
+export function checkLabels(name: string, labels: Int32Array, numClasses: number, where: (i: number) => string): void {
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i] < 0 || labels[i] >= numClasses) throw new Error(`${name}: expected labels in [0, ${numClasses}), got ${labels[i]} at ${where(i)}`);
+  }
+}
+
+// Images of one size held in one byte buffer: record i's pixels start at offset + i * stride, 1 or 3 channels,
+// planar (C, H, W) or interleaved (H, W, C). Files are used in place (IDX pixels follow the header; CIFAR pixels
+// follow each record's label bytes), so nothing is copied until a sample is read.
+export interface PixelLayout {
+  offset: number;
+  stride: number;
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  planar: boolean;
+}
+
+export class ArrayDataset implements Dataset {
+  readonly imageSize: { width: number; height: number };
+
+  constructor(
+    readonly identity: DatasetIdentity,
+    readonly classes: string[],
+    readonly labels: Int32Array, // (N)
+    private readonly pixels: Uint8Array, // N records laid out as `layout` says
+    private readonly layout: PixelLayout,
+    private readonly file: (i: number) => string, // the file and record of sample i
+  ) {
+    this.imageSize = { width: layout.width, height: layout.height };
+    const need = layout.offset + (labels.length - 1) * layout.stride + layout.width * layout.height * layout.channels;
+    if (labels.length > 0 && pixels.length < need) throw new Error(`${identity.name}: expected at least ${need} pixel bytes for ${labels.length} images, got ${pixels.length}`);
+  }
+
+  get length(): number {
+    return this.labels.length;
+  }
+
+  async read(i: number): Promise<RawImage> {
+    return this.image(i);
+  }
+
+  async image(i: number): Promise<RawImage> {
+    checkIndex(this, i);
+    const { offset, stride, width, height, channels, planar } = this.layout;
+    return rgbFromBytes(this.pixels, offset + i * stride, width, height, channels, planar);
+  }
+
+  source(i: number): string {
+    checkIndex(this, i);
+    return this.file(i);
+  }
+}

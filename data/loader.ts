@@ -1,0 +1,123 @@
+// Batches for training and evaluation: seeded shuffling, NCHW float32 images with int32 labels, an optional
+// dropped last partial batch, and prefetch: while the caller works on batch k (encoding GPU work), batches
+// k+1 .. k+prefetch are being read, decoded and transformed. Decoding and resizing run inside libvips on libuv's
+// thread pool (UV_THREADPOOL_SIZE, 4 by default), so they overlap the caller without worker threads; the JS part
+// per sample (planning, normalising into the batch) is a single pass over the output pixels.
+//
+// Determinism: the order of epoch e is a permutation drawn from (seed, e); sample i's augmentation in epoch e is
+// drawn from its own generator seeded by (seed, e, i). Neither depends on prefetch, concurrency or timing.
+import type { Dataset, SkippedImage } from "./dataset.js";
+import { CorruptImageError } from "./image.js";
+import { mapLimit } from "./concurrency.js";
+import { Rng } from "./random.js";
+import type { Transform } from "./transforms.js";
+
+export interface Batch {
+  images: Float32Array; // (B, 3, S, S), NCHW
+  labels: Int32Array; // (B)
+  indices: Int32Array; // (B) dataset indices
+}
+
+export interface LoaderOptions {
+  batchSize: number;
+  shuffle?: boolean; // default false: dataset order
+  seed?: number; // shuffling and augmentation; default 0
+  dropLast?: boolean; // drop the last partial batch; default false
+  prefetch?: number; // batches prepared ahead of the one being consumed; default 2
+  concurrency?: number; // samples of one batch in flight at once; default 16
+  skipCorrupt?: boolean; // leave undecodable images out of their batch (recorded in `skipped`) instead of failing
+}
+
+// Generator streams: the first seed word keeps the shuffle and the per-sample draws independent.
+const ORDER_STREAM = 1;
+const SAMPLE_STREAM = 2;
+
+export class Loader {
+  readonly batchSize: number;
+  readonly shuffle: boolean;
+  readonly seed: number;
+  readonly dropLast: boolean;
+  readonly prefetch: number;
+  readonly concurrency: number;
+  readonly skipCorrupt: boolean;
+  private readonly skips = new Map<number, SkippedImage>();
+
+  constructor(
+    readonly dataset: Dataset,
+    readonly transform: Transform,
+    opts: LoaderOptions,
+  ) {
+    this.batchSize = opts.batchSize;
+    this.shuffle = opts.shuffle ?? false;
+    this.seed = opts.seed ?? 0;
+    this.dropLast = opts.dropLast ?? false;
+    this.prefetch = opts.prefetch ?? 2;
+    this.concurrency = opts.concurrency ?? 16;
+    this.skipCorrupt = opts.skipCorrupt ?? false;
+    if (!(Number.isInteger(this.batchSize) && this.batchSize >= 1)) throw new Error(`loader: expected a batch size >= 1, got ${opts.batchSize}`);
+    if (!(Number.isInteger(this.prefetch) && this.prefetch >= 0)) throw new Error(`loader: expected prefetch >= 0, got ${opts.prefetch}`);
+    if (!(Number.isInteger(this.concurrency) && this.concurrency >= 1)) throw new Error(`loader: expected concurrency >= 1, got ${opts.concurrency}`);
+    if (!Number.isSafeInteger(this.seed)) throw new Error(`loader: expected an integer seed, got ${opts.seed}`);
+  }
+
+  get batchesPerEpoch(): number {
+    const n = this.dataset.length;
+    return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
+  }
+
+  // Corrupt images left out so far, each once however many epochs met it.
+  get skipped(): SkippedImage[] {
+    return [...this.skips.values()].sort((a, b) => a.index - b.index);
+  }
+
+  // Dataset indices in the order epoch `epoch` visits them.
+  order(epoch: number): Int32Array {
+    if (!this.shuffle) return Int32Array.from({ length: this.dataset.length }, (_, i) => i);
+    return new Rng(ORDER_STREAM, this.seed, epoch).permutation(this.dataset.length);
+  }
+
+  async *epoch(epoch = 0): AsyncGenerator<Batch> {
+    const order = this.order(epoch);
+    const count = this.batchesPerEpoch;
+    const queue: Promise<Batch>[] = [];
+    let next = 0;
+    for (;;) {
+      // The batch to hand out next plus `prefetch` more: after the shift below, k+1 .. k+prefetch stay in flight
+      // while the caller works on batch k.
+      for (; next < count && queue.length <= this.prefetch; next++) {
+        const p = this.build(order.subarray(next * this.batchSize, (next + 1) * this.batchSize), epoch);
+        p.catch(() => undefined); // observed when awaited below; this only stops an early break leaving it unhandled
+        queue.push(p);
+      }
+      if (queue.length === 0) return;
+      const batch = await queue.shift()!;
+      if (batch.labels.length > 0) yield batch; // empty only when every image in it was skipped
+    }
+  }
+
+  private async build(indices: Int32Array, epoch: number): Promise<Batch> {
+    const s = this.transform.size;
+    const per = 3 * s * s;
+    const b = indices.length;
+    const images = new Float32Array(b * per);
+    const ok = await mapLimit(b, this.concurrency, async (k) => {
+      const i = indices[k];
+      const rng = this.transform.random ? new Rng(SAMPLE_STREAM, this.seed, epoch, i) : undefined;
+      try {
+        await this.transform.apply(await this.dataset.read(i), images, k * per, rng);
+        return true;
+      } catch (err) {
+        if (!(this.skipCorrupt && err instanceof CorruptImageError)) throw err;
+        this.skips.set(i, { index: i, source: this.dataset.source(i), message: err.message });
+        return false;
+      }
+    });
+    const labels = Int32Array.from(indices, (i) => this.dataset.labels[i]);
+    if (ok.every((x) => x)) return { images, labels, indices: Int32Array.from(indices) };
+    // Compact the batch over the skipped samples.
+    const keep = ok.flatMap((x, k) => (x ? [k] : []));
+    const packed = new Float32Array(keep.length * per);
+    keep.forEach((k, j) => packed.set(images.subarray(k * per, (k + 1) * per), j * per));
+    return { images: packed, labels: Int32Array.from(keep, (k) => labels[k]), indices: Int32Array.from(keep, (k) => indices[k]) };
+  }
+}

@@ -1,0 +1,117 @@
+// Subsets of a dataset for split-domain experiments: a class range (e.g. pre-train on classes 0-4, fine-tune on
+// 5-9) with the kept classes renumbered 0..k-1, the first n samples of each class, or a seeded fraction of each
+// class. The subset is itself a Dataset whose identity names its parent, how it was drawn, and hashes the indices.
+import { type Dataset, type DatasetIdentity, checkIndex, hashLines } from "./dataset.js";
+import type { ImageInput, RawImage } from "./image.js";
+import { Rng } from "./random.js";
+
+const SUBSET_STREAM = 3; // generator stream for fraction draws (the loader uses 1 and 2)
+
+export interface SubsetOptions {
+  classes?: number[]; // original labels to keep, in the order that defines the new labels
+  remap?: boolean; // default true: kept classes become labels 0..k-1 in the order of `classes`
+  firstPerClass?: number; // keep the first n samples of each class, in dataset order
+  fraction?: number; // keep round(fraction * count) samples of each class, drawn with `seed`
+  seed?: number; // for `fraction`; default 0
+}
+
+// "0-4", "5-9", "0,2,7-9" -> class indices, in the order written.
+export function parseClassList(text: string): number[] {
+  const out: number[] = [];
+  for (const part of text.split(",").map((s) => s.trim())) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new Error(`subset: expected classes like "0-4" or "0,2,7-9", got "${text}"`);
+    const lo = Number(m[1]);
+    const hi = m[2] === undefined ? lo : Number(m[2]);
+    if (hi < lo) throw new Error(`subset: expected an increasing class range, got "${part}"`);
+    for (let c = lo; c <= hi; c++) out.push(c);
+  }
+  return out;
+}
+
+function describe(opts: SubsetOptions, classes: number[] | undefined, remap: boolean, seed: number): string {
+  const parts: string[] = [];
+  if (classes) parts.push(`classes ${classes.join(",")}${remap ? ` -> 0..${classes.length - 1}` : ""}`);
+  if (opts.firstPerClass !== undefined) parts.push(`first ${opts.firstPerClass} per class`);
+  if (opts.fraction !== undefined) parts.push(`fraction ${opts.fraction} per class, seed ${seed}`);
+  return parts.join("; ");
+}
+
+export function subset(ds: Dataset, opts: SubsetOptions): Dataset {
+  const { classes, firstPerClass, fraction } = opts;
+  const remap = classes !== undefined && opts.remap !== false;
+  const seed = opts.seed ?? 0;
+  const k = ds.classes.length;
+  if (classes) {
+    if (classes.length === 0) throw new Error(`subset: expected at least one class, got none`);
+    for (const c of classes) if (!Number.isInteger(c) || c < 0 || c >= k) throw new Error(`subset: expected classes in [0, ${k}) for ${ds.identity.name}, got ${c}`);
+    if (new Set(classes).size !== classes.length) throw new Error(`subset: expected distinct classes, got ${classes.join(",")}`);
+  }
+  if (firstPerClass !== undefined && !(Number.isInteger(firstPerClass) && firstPerClass >= 1)) throw new Error(`subset: expected firstPerClass >= 1, got ${firstPerClass}`);
+  if (fraction !== undefined && !(fraction > 0 && fraction <= 1)) throw new Error(`subset: expected a fraction in (0, 1], got ${fraction}`);
+
+  // Samples of each class in dataset order.
+  const byClass: number[][] = Array.from({ length: k }, () => []);
+  for (let i = 0; i < ds.length; i++) byClass[ds.labels[i]].push(i);
+  const keep = classes ?? byClass.map((_, c) => c);
+  const chosen: number[] = [];
+  for (const c of keep) {
+    let members = byClass[c];
+    if (fraction !== undefined) {
+      // A seeded draw per class (the class id joins the seed), returned to dataset order.
+      const n = Math.round(fraction * members.length);
+      const perm = new Rng(SUBSET_STREAM, seed, c).permutation(members.length);
+      members = Array.from(perm.subarray(0, n), (j) => members[j]).sort((a, b) => a - b);
+    }
+    if (firstPerClass !== undefined) members = members.slice(0, firstPerClass);
+    chosen.push(...members);
+  }
+  chosen.sort((a, b) => a - b);
+  const indices = Int32Array.from(chosen);
+
+  const newLabel = new Int32Array(k).fill(-1);
+  keep.forEach((c, j) => (newLabel[c] = remap ? j : c));
+  const labels = indices.map((i) => newLabel[ds.labels[i]]);
+  const names = remap ? keep.map((c) => ds.classes[c]) : ds.classes;
+  const spec = describe(opts, classes, remap, seed);
+  const identity: DatasetIdentity = {
+    ...ds.identity,
+    count: indices.length,
+    hash: hashLines([ds.identity.hash, spec, ...Array.from(indices, String)]),
+    subset: ds.identity.subset ? `${ds.identity.subset}; then ${spec}` : spec,
+  };
+  return new SubsetDataset(ds, indices, labels, names, identity);
+}
+
+class SubsetDataset implements Dataset {
+  readonly imageSize?: { width: number; height: number };
+
+  constructor(
+    private readonly parent: Dataset,
+    readonly indices: Int32Array, // (length) parent indices
+    readonly labels: Int32Array, // (length) labels after remapping
+    readonly classes: string[],
+    readonly identity: DatasetIdentity,
+  ) {
+    this.imageSize = parent.imageSize;
+  }
+
+  get length(): number {
+    return this.indices.length;
+  }
+
+  async read(i: number): Promise<ImageInput> {
+    checkIndex(this, i);
+    return this.parent.read(this.indices[i]);
+  }
+
+  async image(i: number): Promise<RawImage> {
+    checkIndex(this, i);
+    return this.parent.image(this.indices[i]);
+  }
+
+  source(i: number): string {
+    checkIndex(this, i);
+    return this.parent.source(this.indices[i]);
+  }
+}

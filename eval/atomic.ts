@@ -1,0 +1,26 @@
+// Atomic file writes: the bytes go to a temporary file in the same folder, which is then renamed over the target.
+// rename() within one file system is atomic, so a reader (or a rerun after a kill) sees the old file or the new
+// one, never a torn one. The temporary name carries the pid so that two processes never share one.
+import { mkdir, open, rename, unlink } from "node:fs/promises";
+import { dirname } from "node:path";
+
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const fh = await open(tmp, "w");
+  try {
+    await fh.writeFile(data);
+    // Flush before the rename: otherwise a power cut can leave the new name pointing at an empty file.
+    await fh.sync();
+    await fh.close();
+    await rename(tmp, path);
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+}
+
+export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  await writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");
+}

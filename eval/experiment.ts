@@ -1,0 +1,316 @@
+// The forgetting study (the paper's Table 1 and Figure 2). For every strategy x learning rate x seed ("cell"):
+// fine-tune the backbone on the transfer domain with a new linear head, keep the checkpoint with the best transfer
+// test accuracy, then measure how well that checkpoint's backbone still separates the source domain: DINO's k-NN
+// accuracy, bank = source training images, queries = source test images. The original backbone's k-NN accuracy is
+// measured once, as the reference.
+//
+// Run folder:
+//   config.json           the checked config; a rerun with another config is refused (force starts over)
+//   backbone.json         where the backbone came from (checkpoint, or pre-training hash and time)
+//   baseline.json         the original backbone's k-NN accuracy
+//   cells/<id>/           one per cell: train checkpoints and metrics (eval/train.ts), result.json when finished
+//   results.json, results.csv, table.md, figure2.svg, figure2.png   (eval/report.ts)
+// Every file is written atomically. A cell whose result.json exists is skipped on rerun; an unfinished one resumes
+// from its last training checkpoint. So a killed study, rerun with the same command, finishes only what is left.
+import { existsSync } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import type { Dataset } from "../data/dataset.js";
+import { Loader } from "../data/loader.js";
+import { openDataset } from "../data/registry.js";
+import { subset } from "../data/subset.js";
+import { Transform } from "../data/transforms.js";
+import { loadVit } from "../vit/load.js";
+import type { VisionTransformer } from "../vit/model.js";
+import { applyStrategy, countParameters, parseStrategy } from "../peft/strategy.js";
+import { countFor } from "../peft/count.js";
+import { extractFeatures } from "./features.js";
+import { knnClassify } from "./knn.js";
+import type { DataSpec, StudyConfig } from "./config.js";
+import { pretrain } from "./pretrain.js";
+import { loadTrainable, train } from "./train.js";
+import type { ProgressStream } from "./progress.js";
+import { writeJsonAtomic } from "./atomic.js";
+import { type BaselineResult, type CellResult, type KnnScores, type StudyResults, summarize, writeReport } from "./report.js";
+
+export interface ExperimentOptions {
+  config: StudyConfig;
+  out: string; // the run folder
+  force?: boolean; // discard the run folder's earlier cells and results, e.g. after changing the config
+  log?: (line: string) => void; // status lines (the CLI passes stderr)
+  progress?: ProgressStream; // training progress lines (the CLI passes stderr)
+  maxCells?: number; // stop after training this many cells (finished ones skipped do not count)
+}
+
+export interface ExperimentResult {
+  results: StudyResults;
+  ran: string[]; // cell ids trained by this call
+  skipped: string[]; // cell ids already finished before
+  complete: boolean; // every cell finished (false when maxCells stopped the run)
+  files: string[]; // the report files, when complete
+  seconds: number;
+}
+
+export interface Cell {
+  id: string; // file-name safe: "lora-r8_lr0.01_s0"
+  strategy: string;
+  lr: number;
+  seed: number;
+}
+
+export function cellsOf(config: StudyConfig): Cell[] {
+  const cells: Cell[] = [];
+  for (const strategy of config.strategies) {
+    for (const lr of config.learningRates) {
+      for (const seed of config.seeds) cells.push({ id: `${strategy.replace(/[@,]/g, "_")}_lr${lr}_s${seed}`, strategy, lr, seed });
+    }
+  }
+  return cells;
+}
+
+// The dataset a spec describes, with its class selection and per-class subset applied.
+export async function openData(spec: DataSpec, seed: number): Promise<Dataset> {
+  const ds = await openDataset({ name: spec.dataset, root: spec.root, split: spec.split });
+  if (spec.classes === undefined && spec.perClass === undefined && spec.fraction === undefined) return ds;
+  return subset(ds, { classes: spec.classes, firstPerClass: spec.perClass, fraction: spec.fraction, seed });
+}
+
+interface StudyData {
+  bank: Dataset;
+  queries: Dataset;
+  transferTrain: Dataset;
+  transferTest: Dataset;
+  pretrain?: Dataset;
+}
+
+async function openAll(config: StudyConfig): Promise<StudyData> {
+  const seed = config.seeds[0];
+  const open = async (spec: DataSpec, what: string) => {
+    try {
+      return await openData(spec, seed);
+    } catch (e) {
+      throw new Error(`experiment: ${what}: ${(e as Error).message}`);
+    }
+  };
+  const data: StudyData = {
+    bank: await open(config.knn.bank, "knn.bank"),
+    queries: await open(config.knn.queries, "knn.queries"),
+    transferTrain: await open(config.transfer.train, "transfer.train"),
+    transferTest: await open(config.transfer.test, "transfer.test"),
+    pretrain: config.backbone.pretrain && (await open(config.backbone.pretrain.data, "backbone.pretrain.data")),
+  };
+  if (data.transferTest.classes.length !== data.transferTrain.classes.length) {
+    throw new Error(`experiment: expected transfer.test to have the ${data.transferTrain.classes.length} classes of transfer.train, got ${data.transferTest.classes.length}`);
+  }
+  for (const [what, ds] of Object.entries(data)) {
+    if (ds && ds.length === 0) throw new Error(`experiment: expected images in ${what}, got none (check classes / perClass)`);
+  }
+  return data;
+}
+
+function disposeModel(model: VisionTransformer): void {
+  for (const [, t] of model.parameters()) t.dispose();
+}
+
+// DINO's k-NN accuracy of a backbone: features of every bank and query image, in loader batches so that the
+// images of a large bank never sit in memory at once.
+async function knnScores(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number): Promise<{ scores: KnnScores; seconds: number }> {
+  const started = performance.now();
+  const featuresOf = async (ds: Dataset, spec: DataSpec) => {
+    const loader = new Loader(ds, new Transform({ kind: spec.transform, size }), { batchSize: config.knn.batchSize });
+    const out = new Float32Array(ds.length * model.width);
+    const labels = new Int32Array(ds.length);
+    let rows = 0;
+    for await (const b of loader.epoch(0)) {
+      const n = b.labels.length;
+      const { features } = await extractFeatures(model, b.images, [n, 3, size, size], { batch: config.knn.batchSize });
+      out.set(features, rows * model.width);
+      labels.set(b.labels, rows);
+      rows += n;
+    }
+    return { features: out.subarray(0, rows * model.width), labels: labels.subarray(0, rows) };
+  };
+  const bank = await featuresOf(data.bank, config.knn.bank);
+  const queries = await featuresOf(data.queries, config.knn.queries);
+  const classes = Math.max(data.bank.classes.length, data.queries.classes.length);
+  const results = await knnClassify({
+    train: bank.features,
+    trainLabels: bank.labels,
+    test: queries.features,
+    testLabels: queries.labels,
+    ks: config.knn.ks,
+    temperature: config.knn.temperature,
+    classes,
+  });
+  const scores: KnnScores = Object.fromEntries(results.map((r) => [String(r.k), { top1: r.top1, top5: r.top5 }]));
+  return { scores, seconds: (performance.now() - started) / 1000 };
+}
+
+async function readJson<T>(path: string): Promise<T> {
+  return JSON.parse(await readFile(path, "utf8")) as T;
+}
+
+// Refuses to mix results of two configs in one folder, unless forced (which clears the earlier results).
+async function claimFolder(out: string, config: StudyConfig, force: boolean, log: (l: string) => void): Promise<void> {
+  const path = join(out, "config.json");
+  const now = JSON.stringify(config);
+  if (existsSync(path)) {
+    const before = JSON.stringify(await readJson(path));
+    if (before !== now) {
+      if (!force) throw new Error(`experiment: ${out} holds a run of another config (${path}); use --force to discard it, or choose another --out`);
+    }
+    if (force) {
+      log(`--force: discarding the earlier results in ${out}`);
+      for (const name of ["cells", "baseline.json", "backbone.json", "results.json", "results.csv", "table.md", "figure2.svg", "figure2.png"]) {
+        await rm(join(out, name), { recursive: true, force: true });
+      }
+    }
+  }
+  await writeJsonAtomic(path, config);
+}
+
+export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResult> {
+  const started = performance.now();
+  const { config } = o;
+  const log = o.log ?? (() => undefined);
+  const out = resolve(o.out);
+  await claimFolder(out, config, o.force ?? false, log);
+  const data = await openAll(config);
+
+  // The backbone: a checkpoint file, or the cached supervised pre-training.
+  let backbonePath: string;
+  let heads = config.backbone.heads;
+  let backboneNote: string;
+  if (config.backbone.pretrain) {
+    const spec = config.backbone.pretrain;
+    log(`backbone: supervised pre-training on ${data.pretrain!.identity.name} (${data.pretrain!.identity.subset ?? "all"}), a stand-in for DINO's self-supervised pre-training`);
+    const p = await pretrain(spec, data.pretrain!, o.progress);
+    log(p.cached ? `backbone: cached ${p.path}` : `backbone: pre-trained in ${p.seconds.toFixed(1)} s, final loss ${p.finalLoss?.toFixed(4)}, saved ${p.path}`);
+    backbonePath = p.path;
+    heads = spec.model.heads;
+    backboneNote = `ViT (${spec.model.width} wide, ${spec.model.depth} blocks, ${spec.model.heads} heads, patch ${spec.model.patchSize}) pre-trained with labels for ${spec.steps} steps on ${data.pretrain!.identity.name} ${data.pretrain!.identity.subset ?? ""} (supervised, a stand-in for DINO)`;
+    if (!existsSync(join(out, "backbone.json"))) await writeJsonAtomic(join(out, "backbone.json"), { kind: "pretrain", path: p.path, hash: p.hash, seconds: p.seconds });
+  } else {
+    backbonePath = resolve(config.backbone.checkpoint!);
+    backboneNote = `checkpoint ${backbonePath}`;
+    await writeJsonAtomic(join(out, "backbone.json"), { kind: "checkpoint", path: backbonePath });
+  }
+  const load = async () => (await loadVit(backbonePath, { heads, key: config.backbone.key })).model;
+
+  // Everything the cells need is checked before the first one trains.
+  const original = await load();
+  const vit = original.config;
+  const size = config.imageSize ?? vit.imageSize;
+  const classes = data.transferTrain.classes.length;
+  for (const [i, s] of config.strategies.entries()) {
+    const st = parseStrategy(s);
+    if (st.kind === "top-k" && st.k > vit.depth) throw new Error(`experiment: strategies[${i}]: expected top-k with k <= the backbone's depth ${vit.depth}, got ${s}`);
+    if (st.kind === "block" && !st.positions && vit.depth % st.p !== 0) throw new Error(`experiment: strategies[${i}]: expected p dividing the backbone's depth ${vit.depth}, got ${s}`);
+  }
+  const baselinePath = join(out, "baseline.json");
+  if (!existsSync(baselinePath)) {
+    log(`k-NN of the original backbone: ${data.bank.length} bank images, ${data.queries.length} queries`);
+    const { scores, seconds } = await knnScores(original, config, data, size);
+    const baseline: BaselineResult = { knn: scores, seconds };
+    await writeJsonAtomic(baselinePath, baseline);
+  }
+  disposeModel(original);
+  const baseline = await readJson<BaselineResult>(baselinePath);
+  log(`original backbone: source k-NN top-1 ${baseline.knn[config.knn.reportK].top1.toFixed(2)}% (k = ${config.knn.reportK})`);
+
+  const cells = cellsOf(config);
+  const ran: string[] = [];
+  const skipped: string[] = [];
+  for (const [i, cell] of cells.entries()) {
+    const dir = join(out, "cells", cell.id);
+    const resultPath = join(dir, "result.json");
+    if (existsSync(resultPath)) {
+      skipped.push(cell.id);
+      continue;
+    }
+    if (o.maxCells !== undefined && ran.length >= o.maxCells) break;
+    log(`cell ${i + 1}/${cells.length}: ${cell.strategy}, lr ${cell.lr}, seed ${cell.seed}`);
+    const result = await runCell(cell, { config, data, dir, size, classes, load, progress: o.progress });
+    await writeJsonAtomic(resultPath, result);
+    log(`  transfer ${result.transferAccuracy.toFixed(2)}% (best at step ${result.bestStep}), source k-NN ${result.knn[config.knn.reportK].top1.toFixed(2)}%, ${result.trainSeconds.toFixed(1)} s training`);
+    ran.push(cell.id);
+  }
+
+  const finished: CellResult[] = [];
+  for (const cell of cells) {
+    const path = join(out, "cells", cell.id, "result.json");
+    if (existsSync(path)) finished.push(await readJson<CellResult>(path));
+  }
+  const complete = finished.length === cells.length;
+  const results = summarize(config, baseline, finished, {
+    backbone: backboneNote,
+    data: Object.fromEntries(Object.entries(data).filter(([, d]) => d).map(([k, d]) => [k, d!.identity])),
+    imageSize: size,
+  });
+  const files = complete ? await writeReport(out, results) : [];
+  return { results, ran, skipped, complete, files, seconds: (performance.now() - started) / 1000 };
+}
+
+interface CellContext {
+  config: StudyConfig;
+  data: StudyData;
+  dir: string;
+  size: number;
+  classes: number;
+  load: () => Promise<VisionTransformer>;
+  progress?: ProgressStream;
+}
+
+async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
+  const { config, data, size } = c;
+  const t = config.training;
+  const model = await c.load();
+  const parsed = parseStrategy(cell.strategy);
+  const strategy = parsed.kind === "lora" ? { ...parsed, seed: cell.seed } : parsed;
+  const counts = countFor({ ...model.config, classes: c.classes }, strategy);
+  const trainable = applyStrategy(model, strategy, c.classes, cell.seed);
+  try {
+    const loader = (ds: Dataset, spec: DataSpec, shuffle: boolean) =>
+      new Loader(ds, new Transform({ kind: spec.transform, size }), { batchSize: t.batchSize, shuffle, seed: cell.seed, dropLast: shuffle });
+    const result = await train({
+      model,
+      trainable,
+      train: loader(data.transferTrain, config.transfer.train, true),
+      test: loader(data.transferTest, config.transfer.test, false),
+      dir: c.dir,
+      steps: t.steps,
+      lr: cell.lr,
+      warmupSteps: t.warmupSteps,
+      optimizer: t.optimizer,
+      momentum: t.momentum,
+      weightDecay: t.weightDecay,
+      clipNorm: t.clipNorm,
+      evalEvery: t.evalEvery,
+      lossEvery: t.lossEvery,
+      progress: c.progress && { stream: c.progress, label: `${cell.strategy} lr ${cell.lr}` },
+    });
+    // The backbone of the best checkpoint (by transfer accuracy) is the one whose forgetting is measured.
+    await loadTrainable(result.bestPath, trainable);
+    const knn = await knnScores(model, config, data, size);
+    return {
+      id: cell.id,
+      strategy: cell.strategy,
+      lr: cell.lr,
+      seed: cell.seed,
+      trainableParams: countParameters(trainable),
+      paperParams: counts.paper,
+      totalParams: counts.total,
+      transferAccuracy: result.bestAccuracy!,
+      finalTransferAccuracy: result.finalAccuracy!,
+      bestStep: result.bestStep,
+      finalLoss: result.finalLoss,
+      knn: knn.scores,
+      trainSeconds: result.seconds,
+      imagesPerSecond: result.imagesPerSecond,
+      knnSeconds: knn.seconds,
+    };
+  } finally {
+    for (const [, p] of trainable) p.dispose();
+    disposeModel(model);
+  }
+}

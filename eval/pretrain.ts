@@ -1,0 +1,84 @@
+// The default study's source model: a small ViT trained with labels (cross-entropy, AdamW, warm-up + cosine) on the
+// source domain. This is a stand-in for DINO's self-supervised pre-training, which would take far longer than
+// the default study's budget on a CPU; what the study measures afterwards (forgetting of the source domain, read
+// out by k-NN on the backbone's features) applies to either. The head is dropped: the cached file is a backbone.
+//
+// Cached under <cacheDir>/pretrain/<hash>/backbone.safetensors, where the hash covers the model and training
+// settings and the identity of the data (files and selected indices), so a changed spec trains a new model and
+// an unchanged one is loaded at once. Training itself checkpoints into <hash>/train/, so a killed pre-training
+// resumes too.
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Dataset } from "../data/dataset.js";
+import { Loader } from "../data/loader.js";
+import { Transform } from "../data/transforms.js";
+import { validateConfig } from "../vit/config.js";
+import { buildVit, initialiser } from "../vit/model.js";
+import { saveVit } from "../vit/load.js";
+import { applyStrategy } from "../peft/strategy.js";
+import type { PretrainSpec } from "./config.js";
+import type { ProgressStream } from "./progress.js";
+import { train } from "./train.js";
+
+const VERSION = "pretrain/1"; // bump when the procedure changes, so old caches are not reused
+
+export interface PretrainResult {
+  path: string; // the backbone checkpoint (timm layout, no head)
+  cached: boolean; // true when it was already there
+  hash: string;
+  seconds: number; // 0 when cached
+  finalLoss: number | null; // null when cached
+}
+
+export function pretrainHash(spec: PretrainSpec, data: Dataset): string {
+  const { cacheDir: _where, data: _spec, ...settings } = spec;
+  const key = JSON.stringify({ version: VERSION, settings, data: data.identity.hash });
+  return createHash("sha256").update(key).digest("hex").slice(0, 16);
+}
+
+export function pretrainPath(spec: PretrainSpec, data: Dataset): string {
+  return resolve(join(spec.cacheDir, "pretrain", pretrainHash(spec, data), "backbone.safetensors"));
+}
+
+// data: the source-domain training set, opened from spec.data.
+export async function pretrain(spec: PretrainSpec, data: Dataset, progress?: ProgressStream): Promise<PretrainResult> {
+  const hash = pretrainHash(spec, data);
+  const dir = resolve(join(spec.cacheDir, "pretrain", hash));
+  const path = join(dir, "backbone.safetensors");
+  if (existsSync(path)) return { path, cached: true, hash, seconds: 0, finalLoss: null };
+
+  const started = performance.now();
+  const classes = data.classes.length;
+  const model = buildVit(validateConfig({ ...spec.model, classes: 0, eps: 1e-6 }), initialiser(spec.seed));
+  const trainable = applyStrategy(model, { kind: "full" }, classes, spec.seed);
+  const loader = new Loader(data, new Transform({ kind: spec.data.transform, size: spec.model.imageSize }), {
+    batchSize: spec.batchSize,
+    shuffle: true,
+    seed: spec.seed,
+    dropLast: true,
+  });
+  try {
+    const result = await train({
+      model,
+      trainable,
+      train: loader,
+      dir: join(dir, "train"),
+      steps: spec.steps,
+      lr: spec.lr,
+      warmupSteps: spec.warmupSteps,
+      optimizer: spec.optimizer,
+      weightDecay: spec.weightDecay,
+      evalEvery: Math.max(1, Math.ceil(spec.steps / 5)), // checkpoints for resuming; there is no test set here
+      progress: progress && { stream: progress, label: "pre-train" },
+    });
+    // The backbone only: DINO checkpoints carry no classifier either.
+    model.head = undefined;
+    model.config = { ...model.config, classes: 0 };
+    await saveVit(model, path, { source: "supervised pre-training (peft-vit-webgpu eval/pretrain.ts)", spec: JSON.stringify(spec), data: data.identity.hash });
+    return { path, cached: false, hash, seconds: (performance.now() - started) / 1000, finalLoss: result.finalLoss };
+  } finally {
+    for (const [, t] of trainable) t.dispose();
+    for (const [, t] of model.parameters()) t.dispose();
+  }
+}

@@ -1,0 +1,341 @@
+// The fine-tuning loop: cross-entropy on the transfer data with a linear head, SGD with momentum (default, as
+// the paper) or AdamW, linear warm-up then cosine decay, evaluation on the transfer test set every `evalEvery`
+// steps, the best checkpoint by transfer accuracy and the last one, per-step metrics, progress, resume.
+//
+// Files in `dir` (all written atomically, see eval/atomic.ts and vit/safetensors.ts):
+//   last.safetensors   trainable tensors + optimiser state (`optimizer.<param>.<slot>`); metadata: step, best so
+//                      far, optimiser step count, loader position, and a fingerprint of the settings
+//   best.safetensors   trainable tensors at the best evaluation; metadata: step, accuracy
+//   metrics.csv/json   one row per step: step, loss, lr, accuracy (where evaluated), images/s
+// Checkpoints and metrics are written after each evaluation and at the end; resuming continues from last's step
+// with the loader at the same position, so a resumed run computes exactly what an uninterrupted one does.
+//
+// GPU round trips: a step only encodes work. Losses stay on the device and are read back together every
+// `lossEvery` steps (and before each checkpoint), which is also when finiteness is checked; a non-finite loss, or
+// a non-finite value in a tensor about to be checkpointed, stops the run before anything is overwritten.
+import { existsSync } from "node:fs";
+import { mkdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Tensor, noGrad, tidy, tidyAsync } from "../engine/tensor.js";
+import * as ops from "../engine/ops.js";
+import { AdamW, SGD, type Optimizer, clipGradNorm } from "../engine/optim.js";
+import type { VisionTransformer } from "../vit/model.js";
+import { readSafetensors, writeSafetensors, type F32Tensor } from "../vit/safetensors.js";
+import type { Batch, Loader } from "../data/loader.js";
+import { type Schedule, checkSchedule, learningRate } from "./schedule.js";
+import { Progress, type ProgressStream } from "./progress.js";
+import { writeFileAtomic, writeJsonAtomic } from "./atomic.js";
+
+export type OptimizerName = "sgd" | "adamw";
+
+export interface TrainOptions {
+  model: VisionTransformer; // with a head for the training labels' classes
+  trainable: [string, Tensor][]; // the tensors to update, named (applyStrategy's result)
+  train: Loader; // training batches, visited epoch after epoch; (B, 3, S, S) images
+  test?: Loader; // the transfer test set; without it there is no evaluation and best = last
+  dir: string; // checkpoints and metrics
+  steps: number;
+  lr: number; // peak learning rate
+  warmupSteps?: number; // default 0
+  optimizer?: OptimizerName; // default sgd
+  momentum?: number; // SGD, default 0.9
+  weightDecay?: number; // default 0 for SGD, 0.01 for AdamW (PyTorch's defaults)
+  clipNorm?: number; // clip the global gradient norm to this
+  evalEvery?: number; // default: only at the end
+  lossEvery?: number; // read the losses back every this many steps (default 10)
+  resume?: boolean; // default true: continue from dir/last.safetensors when it exists
+  progress?: { stream: ProgressStream; label: string };
+  onStep?: (step: number) => void | Promise<void>; // after each completed step (tests interrupt runs with it)
+}
+
+export interface MetricRow {
+  step: number; // 1-based: the row describes the update that made `step` updates in total
+  loss: number; // the training loss of this step's batch (before the update)
+  lr: number; // the rate this step used
+  accuracy: number | null; // transfer test accuracy in percent after this step, where evaluated
+  imagesPerSecond: number; // training throughput over the read-back window holding this step
+}
+
+export interface TrainResult {
+  steps: number;
+  resumedFrom: number; // 0 for a fresh run
+  bestStep: number; // the evaluated step with the highest accuracy (the last step without a test set)
+  bestAccuracy: number | null; // percent
+  finalAccuracy: number | null;
+  finalLoss: number;
+  seconds: number; // this process's wall time in train()
+  imagesPerSecond: number; // mean training throughput of this process
+  bestPath: string;
+  lastPath: string;
+  metrics: MetricRow[];
+}
+
+const FORMAT = "peft-vit-webgpu/train-checkpoint/1";
+
+// What must match for a checkpoint to be resumed: everything that changes the trajectory.
+function fingerprint(o: TrainOptions): string {
+  return JSON.stringify({
+    steps: o.steps,
+    lr: o.lr,
+    warmup: o.warmupSteps ?? 0,
+    optimizer: o.optimizer ?? "sgd",
+    momentum: o.momentum ?? 0.9,
+    weightDecay: o.weightDecay ?? null,
+    clipNorm: o.clipNorm ?? null,
+    batch: o.train.batchSize,
+    seed: o.train.seed,
+    data: o.train.dataset.identity.hash,
+    trainable: o.trainable.map(([n, t]) => `${n}:${t.shape.join("x")}`),
+  });
+}
+
+function checkOptions(o: TrainOptions): void {
+  const posInt = (v: number | undefined, what: string) => {
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new Error(`train: expected ${what} to be an integer >= 1, got ${v}`);
+  };
+  posInt(o.steps, "steps");
+  posInt(o.evalEvery, "evalEvery");
+  posInt(o.lossEvery, "lossEvery");
+  checkSchedule({ base: o.lr, warmup: o.warmupSteps ?? 0, total: o.steps });
+  if (o.trainable.length === 0) throw new Error("train: expected at least one trainable tensor, got none");
+  if (o.train.batchesPerEpoch === 0) {
+    throw new Error(`train: expected at least one batch per epoch, got ${o.train.dataset.length} images for batch size ${o.train.batchSize} with dropLast`);
+  }
+  if (!o.model.head) throw new Error("train: expected a model with a head (apply a strategy first)");
+}
+
+function makeOptimizer(o: TrainOptions): Optimizer {
+  const params = o.trainable.map(([, t]) => t);
+  if ((o.optimizer ?? "sgd") === "sgd") return new SGD(params, { lr: o.lr, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 0 });
+  return new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay ?? 0.01 });
+}
+
+// Batches from `step` on: epoch after epoch of the loader, skipping what earlier steps consumed.
+async function* batchesFrom(loader: Loader, step: number): AsyncGenerator<Batch> {
+  const per = loader.batchesPerEpoch;
+  let skip = step % per;
+  for (let epoch = Math.floor(step / per); ; epoch++) {
+    for await (const b of loader.epoch(epoch)) {
+      if (skip > 0) skip--;
+      else yield b;
+    }
+  }
+}
+
+function imageTensor(b: Batch, size: number): Tensor {
+  return Tensor.fromArray(b.images, [b.labels.length, 3, size, size]);
+}
+
+// Top-1 accuracy (percent) of the model's head on every batch of `loader`.
+export async function evaluateAccuracy(model: VisionTransformer, loader: Loader): Promise<number> {
+  let correct = 0;
+  let total = 0;
+  for await (const b of loader.epoch(0)) {
+    const logits = tidy(() => noGrad(() => model.forward(imageTensor(b, loader.transform.size))));
+    const v = await logits.data();
+    logits.dispose();
+    const classes = v.length / b.labels.length;
+    for (let i = 0; i < b.labels.length; i++) {
+      let best = 0;
+      for (let c = 1; c < classes; c++) if (v[i * classes + c] > v[i * classes + best]) best = c;
+      if (best === b.labels[i]) correct++;
+    }
+    total += b.labels.length;
+  }
+  if (total === 0) throw new Error("train: expected a non-empty test set, got 0 images");
+  return (100 * correct) / total;
+}
+
+// Reads every tensor back, refusing non-finite values (they would poison the checkpoint).
+async function snapshot(tensors: [string, Tensor][], step: number): Promise<Map<string, F32Tensor>> {
+  const out = new Map<string, F32Tensor>();
+  for (const [name, t] of tensors) {
+    const data = await t.data();
+    const bad = data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new NonFiniteError(`${name}[${bad}] = ${data[bad]} after step ${step}`);
+    out.set(name, { shape: [...t.shape], data });
+  }
+  return out;
+}
+
+class NonFiniteError extends Error {}
+
+// Writes the named tensors of `path` into `tensors` (same names and sizes), e.g. the best checkpoint into a model.
+export async function loadTrainable(path: string, tensors: [string, Tensor][]): Promise<Record<string, string>> {
+  const { tensors: saved, metadata } = await readSafetensors(path);
+  for (const [name, t] of tensors) {
+    const s = saved.get(name);
+    if (!s) throw new Error(`train: ${path}: expected tensor ${name} (${t.shape.join(", ")}), it is missing`);
+    if (s.data.length !== t.size) throw new Error(`train: ${path}: expected ${name} (${t.shape.join(", ")}), got (${s.shape.join(", ")})`);
+    t.write(s.data);
+  }
+  return metadata;
+}
+
+function metricsCsv(rows: MetricRow[]): string {
+  const lines = ["step,loss,lr,accuracy,images_per_second"];
+  for (const r of rows) lines.push(`${r.step},${r.loss},${r.lr},${r.accuracy ?? ""},${r.imagesPerSecond.toFixed(2)}`);
+  return lines.join("\n") + "\n";
+}
+
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  checkOptions(o);
+  const started = performance.now();
+  await mkdir(o.dir, { recursive: true });
+  const schedule: Schedule = { base: o.lr, warmup: o.warmupSteps ?? 0, total: o.steps };
+  const evalEvery = o.evalEvery ?? o.steps;
+  const lossEvery = o.lossEvery ?? 10;
+  const size = o.train.transform.size;
+  const lastPath = join(o.dir, "last.safetensors");
+  const bestPath = join(o.dir, "best.safetensors");
+  const metricsPath = join(o.dir, "metrics.json");
+  const print = fingerprint(o);
+  const opt = makeOptimizer(o);
+  const state = [...opt.state()].map(([name, t]): [string, Tensor] => [`optimizer.${name}`, t]);
+
+  let step = 0;
+  let best = { step: 0, accuracy: null as number | null };
+  let lastAccuracy: number | null = null;
+  let metrics: MetricRow[] = [];
+  if ((o.resume ?? true) && existsSync(lastPath)) {
+    const meta = await loadTrainable(lastPath, [...o.trainable, ...state]);
+    if (meta.format !== FORMAT || meta.fingerprint !== print) {
+      throw new Error(`train: ${lastPath} was written by a run with other settings; delete ${o.dir} to start over (saved ${meta.fingerprint}, now ${print})`);
+    }
+    step = Number(meta.step);
+    opt.stepCount = Number(meta.optimizerSteps);
+    best = JSON.parse(meta.best);
+    lastAccuracy = JSON.parse(meta.lastAccuracy);
+    const saved: MetricRow[] = JSON.parse(await readFile(metricsPath, "utf8")).rows;
+    metrics = saved.filter((r) => r.step <= step);
+  }
+  const resumedFrom = step;
+
+  const progress = o.progress && new Progress({ label: o.progress.label, total: o.steps, start: step, stream: o.progress.stream });
+  const pending: { row: MetricRow; loss: Tensor }[] = [];
+  let windowStart = performance.now();
+  let windowImages = 0;
+  let imagesThisRun = 0;
+  let trainSeconds = 0;
+
+  const saveMetrics = async () => {
+    await writeJsonAtomic(metricsPath, { rows: metrics });
+    await writeFileAtomic(join(o.dir, "metrics.csv"), metricsCsv(metrics));
+  };
+  const lastGood = () =>
+    existsSync(lastPath) ? `the last good checkpoint, ${lastPath}, is intact` : "no checkpoint had been written yet";
+
+  // Reads the pending losses in one transfer and completes their metric rows.
+  const flush = async () => {
+    if (pending.length === 0) return;
+    const all = tidy(() => ops.concat(pending.map((p) => p.loss.reshape([1])), 0));
+    const values = await all.data();
+    all.dispose();
+    const seconds = (performance.now() - windowStart) / 1000;
+    trainSeconds += seconds;
+    const rate = windowImages / seconds;
+    const rows = pending.splice(0).map((p, i) => {
+      p.loss.dispose();
+      return { ...p.row, loss: values[i], imagesPerSecond: rate };
+    });
+    metrics.push(...rows);
+    const bad = rows.find((r) => !Number.isFinite(r.loss));
+    if (bad) {
+      for (const p of pending) p.loss.dispose();
+      await saveMetrics();
+      throw new Error(`train: the loss became ${bad.loss} at step ${bad.step} (lr ${bad.lr.toExponential(2)}); stopped, ${lastGood()}`);
+    }
+    const last = rows[rows.length - 1];
+    progress?.update(last.step, { loss: last.loss, lr: last.lr, imagesPerSecond: rate });
+    windowStart = performance.now();
+    windowImages = 0;
+  };
+
+  const checkpoint = async () => {
+    const meta = {
+      format: FORMAT,
+      fingerprint: print,
+      step: String(step),
+      optimizerSteps: String(opt.stepCount),
+      best: JSON.stringify(best),
+      lastAccuracy: JSON.stringify(lastAccuracy),
+      loaderEpoch: String(Math.floor(step / o.train.batchesPerEpoch)),
+      loaderBatch: String(step % o.train.batchesPerEpoch),
+    };
+    let tensors: Map<string, F32Tensor>;
+    try {
+      tensors = await snapshot([...o.trainable, ...state], step);
+    } catch (e) {
+      if (!(e instanceof NonFiniteError)) throw e;
+      throw new Error(`train: non-finite parameter ${e.message}; stopped, ${lastGood()}`);
+    }
+    // Metrics first: a kill between the two leaves rows past the checkpoint, which resuming drops.
+    await saveMetrics();
+    await writeSafetensors(lastPath, tensors, meta);
+  };
+
+  try {
+    if (step < o.steps) {
+      const batches = batchesFrom(o.train, step);
+      for (; step < o.steps; ) {
+        const { value: b } = await batches.next();
+        const lr = learningRate(schedule, step);
+        opt.lr = lr;
+        const loss = await tidyAsync(async () => {
+          opt.zeroGrad();
+          const l = ops.crossEntropy(o.model.forward(imageTensor(b!, size)), b!.labels);
+          l.backward();
+          opt.step(o.clipNorm !== undefined ? clipGradNorm(opt.params, o.clipNorm).coefficient : undefined);
+          return l.detach();
+        });
+        step++;
+        windowImages += b!.labels.length;
+        imagesThisRun += b!.labels.length;
+        pending.push({ row: { step, loss: NaN, lr, accuracy: null, imagesPerSecond: 0 }, loss });
+        const evaluate = o.test !== undefined && (step % evalEvery === 0 || step === o.steps);
+        const save = step % evalEvery === 0 || step === o.steps;
+        if (pending.length >= lossEvery || save) await flush();
+        if (evaluate) {
+          const acc = await evaluateAccuracy(o.model, o.test!);
+          lastAccuracy = acc;
+          metrics[metrics.length - 1].accuracy = acc;
+          progress?.update(step, { accuracy: acc });
+          if (best.accuracy === null || acc > best.accuracy) {
+            best = { step, accuracy: acc };
+            const tensors = await snapshot(o.trainable, step).catch((e) => {
+              throw e instanceof NonFiniteError ? new Error(`train: non-finite parameter ${e.message}; stopped, ${lastGood()}`) : e;
+            });
+            await writeSafetensors(bestPath, tensors, { format: FORMAT, step: String(step), accuracy: String(acc) });
+          }
+        }
+        if (save) await checkpoint();
+        if (evaluate || save) {
+          windowStart = performance.now(); // evaluation and checkpoint time is not training throughput
+          windowImages = 0;
+        }
+        await o.onStep?.(step);
+      }
+      await batches.return(undefined);
+    }
+  } finally {
+    for (const p of pending) p.loss.dispose();
+    progress?.finish();
+    opt.zeroGrad();
+    for (const [, t] of state) t.dispose();
+  }
+  if (o.test === undefined) best = { step, accuracy: null };
+  const last = metrics[metrics.length - 1];
+  return {
+    steps: o.steps,
+    resumedFrom,
+    bestStep: best.step,
+    bestAccuracy: best.accuracy,
+    finalAccuracy: lastAccuracy,
+    finalLoss: last?.loss ?? NaN,
+    seconds: (performance.now() - started) / 1000,
+    imagesPerSecond: trainSeconds > 0 ? imagesThisRun / trainSeconds : 0,
+    bestPath: o.test === undefined ? lastPath : bestPath,
+    lastPath,
+    metrics,
+  };
+}

@@ -1,0 +1,435 @@
+// k nearest neighbours by inner product: for each query q the K bank rows n with the largest
+//   s(q, n) = <x_q, b_n>            or, with normalize, the cosine <x_q, b_n> / (|x_q| |b_n|)
+// (norms clamped below at 1e-12, as torch.nn.functional.normalize).
+//   queries: (Q, D)    bank: (N, D), one tensor or a list of row chunks    ->  sims (Q, K), indices (Q, K) i32
+// Order: sims descending; equal sims keep the lower bank index first. Fewer than K rows (K > N): the missing
+// entries are sim -Infinity, index -1. NaN sims are never selected.
+//
+// Versions (KnnSpec.fused):
+//   v1 (fused: false, the baseline): the full similarity matrix (Q, N) is written to global memory, for a CPU
+//     top-k; the matrix must fit one storage binding, so the caller splits the queries.
+//   v2 (fused: true, the default): similarities are computed tile by tile and each query's running top K is kept
+//     in the output buffers as a binary heap with the worst kept entry at the root; the (Q, N) matrix never exists.
+//     A candidate is compared with the root's sim, held in a register, and only one that beats it replaces the
+//     root (an O(log K) sift-down in global memory; a sorted list would shift O(K) entries, and with 8 SIMD lanes
+//     one lane's insertion stalls the others). In random order about K (1 + ln(N/K)) of the N candidates get in.
+//     The last chunk's dispatch heap-sorts each list.
+// Both share one register-blocked generator for CPU drivers (lavapipe/llvmpipe run a workgroup as 8 SIMD lanes on
+// one thread, barriers are expensive): queries on lanes, bank rows uniform across the workgroup. Each workgroup
+// owns wg*vecs*4 queries and scans the bank `rows` rows at a time; lane l owns the vec4 query columns
+// tile*wg*vecs + v*wg + l (v < vecs), so a load of the transposed queries is contiguous across lanes and a bank
+// value is one uniform load broadcast to every lane. rows*vecs vec4 accumulators per lane (<= 32 scalars).
+// Default: rows 4, vecs 2, workgroup 8 on CPU drivers; workgroup 64, vecs 1 on GPUs (untuned: no GPU here).
+//
+// Banks larger than one storage binding (maxStorageBufferBindingSize) are scanned chunk by chunk: the first
+// chunk starts the lists, each later one merges into them in place (bank indices grow chunk after chunk, which
+// keeps the tie order). The bank may come as a list of tensors (one chunk each); a tensor too large to bind is
+// copied, as many rows as fit, into a scratch tensor per chunk (the engine binds whole buffers only).
+//
+// Helpers: rowInvNorm (one invocation per row, 1 / max(|x|, eps)), and the query transpose (D, Qpad) that
+// also applies the queries' inverse norms, with zero padding columns up to a whole workgroup tile.
+import { runtime } from "../engine/runtime.js";
+import { getKernel } from "../engine/pipeline.js";
+import { Tensor } from "../engine/tensor.js";
+import { FLAT_GROUP, grid1d, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
+
+const EPS = 1e-12;
+const WG = 64; // helper kernels
+
+export interface KnnTiling {
+  rows: number; // bank rows per step, uniform across the workgroup
+  vecs: number; // vec4 query columns per lane
+  wg: number; // lanes per workgroup
+}
+
+export const KNN_TILINGS: Record<string, KnnTiling> = {
+  r4v2: { rows: 4, vecs: 2, wg: 8 },
+  r8v1: { rows: 8, vecs: 1, wg: 8 },
+  r2v4: { rows: 2, vecs: 4, wg: 8 },
+  r4v1w64: { rows: 4, vecs: 1, wg: 64 },
+};
+const DEFAULT_CPU = "r4v2";
+const DEFAULT_GPU = "r4v1w64";
+
+export interface KnnOptions {
+  normalize?: boolean; // cosine similarity instead of the inner product
+  maxBindingBytes?: number; // the binding limit to plan chunks for (default: the device's); tests lower it
+  tiling?: string; // a key of KNN_TILINGS, else the device default
+}
+
+interface KnnSpec extends KnnTiling {
+  [k: string]: string | number | boolean;
+  fused: boolean;
+  normalize: boolean;
+}
+
+const FIELDS = {
+  q: "u32", // queries
+  qpad4: "u32", // row length of the transposed queries, in vec4
+  d: "u32",
+  n: "u32", // rows in this chunk
+  base: "u32", // bank index of the chunk's first row
+  k: "u32", // fused: list length
+  cols: "u32", // v1: row length of the similarity matrix (all bank rows)
+  fresh: "u32", // fused: 1 for the first chunk, which starts the lists
+  finish: "u32", // fused: 1 for the last chunk, which sorts them
+  inf: "f32", // +Infinity: WGSL has no literal for it
+} as const;
+
+// The register-blocked scan. Thread mapping in the header comment; lane query q(v, c) = col(v) * 4 + c.
+function wgsl(spec: KnnSpec): string {
+  const { rows: R, vecs: V, wg: W } = spec;
+  const acc = (r: number, v: number) => `a${r}_${v}`;
+  const bindings: [string, string, "read" | "read_write"][] = [["sims", "array<f32>", "read_write"]];
+  if (spec.fused) bindings.push(["idx", "array<i32>", "read_write"]);
+  bindings.push(["qt", "array<vec4<f32>>", "read"], ["bank", "array<f32>", "read"]);
+  if (spec.normalize) bindings.push(["invNorm", "array<f32>", "read"]);
+
+  const setup: string[] = [];
+  for (let v = 0; v < V; v++) setup.push(`let col${v} = tile * ${W * V}u + ${v * W}u + lid.x;`);
+  const step: string[] = [];
+  for (let r = 0; r < R; r++) step.push(`let row${r} = min(n0 + ${r}u, p.n - 1u);`);
+  for (let r = 0; r < R; r++) step.push(`let o${r} = row${r} * p.d;`);
+  for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) step.push(`var ${acc(r, v)} = vec4<f32>(0.0);`);
+  const inner: string[] = [];
+  for (let v = 0; v < V; v++) inner.push(`let x${v} = qt[j * p.qpad4 + col${v}];`);
+  for (let r = 0; r < R; r++) inner.push(`let b${r} = vec4<f32>(bank[o${r} + j]);`);
+  for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) inner.push(`${acc(r, v)} = fma(b${r}, x${v}, ${acc(r, v)});`);
+  const scale: string[] = [];
+  if (spec.normalize) {
+    for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) scale.push(`${acc(r, v)} *= invNorm[row${r}];`);
+  }
+  return /* wgsl */ `
+${uniformStruct(FIELDS)}
+${storageBindings(bindings)}
+${FLAT_GROUP}
+${spec.fused ? fusedHelpers() : ""}
+@compute @workgroup_size(${W})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+  let tile = flatGroup(wid, nwg);
+  ${setup.join("\n  ")}
+  ${spec.fused ? fusedSetup(V) : ""}
+  for (var n0 = 0u; n0 < p.n; n0 += ${R}u) {
+    // Rows past the chunk's end are clamped to its last row (no branch in the loop); their results are dropped.
+    ${step.join("\n    ")}
+    for (var j = 0u; j < p.d; j++) {
+      ${inner.join("\n      ")}
+    }
+    ${scale.join("\n    ")}
+    ${spec.fused ? fusedEpilogue(R, V) : storeEpilogue(R, V)}
+  }
+  ${spec.fused ? fusedFinish(V) : ""}
+}`;
+}
+
+// Query q's heap lives in sims/idx[q*K .. q*K+K-1], ordered by "worse": a lower sim, or an equal sim with a
+// higher bank index. Every parent is worse than its children, so the root is the worst entry kept. Candidates
+// arrive in increasing bank index, so a candidate with the root's sim is worse than it and stays out: `s > root`
+// is the whole admission test, and ties keep the lower index.
+function fusedHelpers(): string {
+  return /* wgsl */ `
+fn worse(s0: f32, i0: i32, s1: f32, i1: i32) -> bool {
+  return s0 < s1 || (s0 == s1 && i0 > i1);
+}
+
+// Puts (s, id) at the root of the heap of size entries at base and sifts it down.
+fn siftDown(base: u32, size: u32, s: f32, id: i32) {
+  var i = 0u;
+  loop {
+    let l = 2u * i + 1u;
+    if (l >= size) { break; }
+    var c = l;
+    if (l + 1u < size && worse(sims[base + l + 1u], idx[base + l + 1u], sims[base + l], idx[base + l])) { c = l + 1u; }
+    if (!worse(sims[base + c], idx[base + c], s, id)) { break; }
+    sims[base + i] = sims[base + c];
+    idx[base + i] = idx[base + c];
+    i = c;
+  }
+  sims[base + i] = s;
+  idx[base + i] = id;
+}
+
+// The worst sim kept: a candidate must beat it. Padding queries get +inf and never insert.
+fn kth(q: u32) -> f32 {
+  if (q >= p.q) { return p.inf; }
+  return sims[q * p.k];
+}
+
+fn start(q: u32) {
+  if (q >= p.q) { return; }
+  for (var j = 0u; j < p.k; j++) {
+    sims[q * p.k + j] = -p.inf;
+    idx[q * p.k + j] = -1;
+  }
+}
+
+// Heap sort: the root (worst) goes to the end, repeatedly, leaving the list best first.
+fn sortHeap(q: u32) {
+  if (q >= p.q) { return; }
+  let base = q * p.k;
+  for (var end = p.k - 1u; end > 0u; end--) {
+    let s = sims[base + end];
+    let id = idx[base + end];
+    sims[base + end] = sims[base];
+    idx[base + end] = idx[base];
+    siftDown(base, end, s, id);
+  }
+}`;
+}
+
+// Runtime loops over the lane's queries (not unrolled): one inlined copy of start() and sortHeap() each.
+function fusedFinish(V: number): string {
+  return `if (p.finish == 1u) {
+    for (var v = 0u; v < ${V}u; v++) { for (var c = 0u; c < 4u; c++) { sortHeap(qcol[v] * 4u + c); } }
+  }`;
+}
+
+function fusedSetup(V: number): string {
+  return `var qcol = array<u32, ${V}>(${Array.from({ length: V }, (_, v) => `col${v}`).join(", ")});
+  if (p.fresh == 1u) {
+    for (var v = 0u; v < ${V}u; v++) { for (var c = 0u; c < 4u; c++) { start(qcol[v] * 4u + c); } }
+  }
+  var th: array<vec4<f32>, ${V}>;
+  for (var v = 0u; v < ${V}u; v++) {
+    let q = qcol[v] * 4u;
+    th[v] = vec4<f32>(kth(q), kth(q + 1u), kth(q + 2u), kth(q + 3u));
+  }`;
+}
+
+// Rows past the chunk's end get -inf. Most steps end after the vector test against the heap roots: llvmpipe
+// skips a divergent branch when no lane takes it, so the scalar loop runs only when some candidate gets in.
+function fusedEpilogue(R: number, V: number): string {
+  const accs = Array.from({ length: R * V }, (_, i) => `a${Math.floor(i / V)}_${i % V}`);
+  const dead = Array.from({ length: R - 1 }, (_, i) => {
+    const r = i + 1;
+    return `if (n0 + ${r}u >= p.n) { ${accs.slice(r * V, r * V + V).map((a) => `${a} = vec4<f32>(-p.inf);`).join(" ")} }`;
+  });
+  const tests = accs.map((a, i) => `any(${a} > th[${i % V}])`);
+  return `${dead.join("\n    ")}
+    if (${tests.join(" || ")}) {
+      var cand = array<vec4<f32>, ${R * V}>(${accs.join(", ")});
+      for (var r = 0u; r < ${R}u; r++) {
+        for (var v = 0u; v < ${V}u; v++) {
+          for (var c = 0u; c < 4u; c++) {
+            let s = cand[r * ${V}u + v][c];
+            if (s > th[v][c]) {
+              let q = qcol[v] * 4u + c;
+              siftDown(q * p.k, p.k, s, i32(p.base + n0 + r));
+              th[v][c] = kth(q);
+            }
+          }
+        }
+      }
+    }`;
+}
+
+function storeEpilogue(R: number, V: number): string {
+  const lines: string[] = [];
+  for (let r = 0; r < R; r++) {
+    lines.push(`if (n0 + ${r}u < p.n) {`);
+    for (let v = 0; v < V; v++) {
+      for (let c = 0; c < 4; c++) {
+        const q = `col${v} * 4u + ${c}u`;
+        lines.push(`  if (${q} < p.q) { sims[(${q}) * p.cols + p.base + n0 + ${r}u] = a${r}_${v}[${c}]; }`);
+      }
+    }
+    lines.push("}");
+  }
+  return lines.join("\n    ");
+}
+
+// ---- helpers: inverse row norms and the padded query transpose ----
+
+const NORM_FIELDS = { rows: "u32", d: "u32" } as const;
+
+// Thread mapping: one invocation per row.
+function normWgsl(): string {
+  return /* wgsl */ `
+${uniformStruct(NORM_FIELDS)}
+${storageBindings([["y", "array<f32>", "read_write"], ["x", "array<f32>", "read"]])}
+${FLAT_GROUP}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = flatGroup(wid, nwg) * ${WG}u + lid.x;
+  if (i >= p.rows) { return; }
+  let base = i * p.d;
+  var ss = 0.0;
+  for (var j = 0u; j < p.d; j++) {
+    let v = x[base + j];
+    ss = fma(v, v, ss);
+  }
+  y[i] = 1.0 / max(sqrt(ss), ${EPS});
+}`;
+}
+
+const T_FIELDS = { q: "u32", d: "u32", qpad: "u32" } as const;
+
+// Thread mapping: one invocation per output element (j, c) of (D, Qpad).
+function transposeWgsl(spec: { normalize: boolean }): string {
+  const bindings: [string, string, "read" | "read_write"][] = [["qt", "array<f32>", "read_write"], ["x", "array<f32>", "read"]];
+  if (spec.normalize) bindings.push(["invNorm", "array<f32>", "read"]);
+  return /* wgsl */ `
+${uniformStruct(T_FIELDS)}
+${storageBindings(bindings)}
+${FLAT_GROUP}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+  let e = flatGroup(wid, nwg) * ${WG}u + lid.x;
+  if (e >= p.d * p.qpad) { return; }
+  let j = e / p.qpad;
+  let c = e % p.qpad;
+  var v = 0.0;
+  if (c < p.q) { v = x[c * p.d + j]${spec.normalize ? " * invNorm[c]" : ""}; }
+  qt[e] = v;
+}`;
+}
+
+// 1 / max(|x_i|, eps) for the first `rows` rows of x. x: (rows, D) -> (rows)
+function rowInvNorm(x: GPUBuffer, rows: number, d: number): Tensor {
+  const y = Tensor.empty([rows]);
+  const kernel = getKernel("knnNorm", {}, normWgsl);
+  const uniform = packUniform(NORM_FIELDS, { rows, d });
+  runtime().batch.dispatch(kernel, [y.buffer, x], uniform, grid1d(Math.ceil(rows / WG)), rows * d * 8);
+  return y;
+}
+
+// queries (Q, D) -> (D, Qpad), scaled to unit norm when normalize, zero columns from Q to Qpad.
+function transposeQueries(queries: Tensor, qpad: number, normalize: boolean): Tensor {
+  const [q, d] = queries.shape;
+  const qt = Tensor.empty([d, qpad]);
+  const inv = normalize ? rowInvNorm(queries.buffer, q, d) : undefined;
+  const kernel = getKernel("knnTranspose", { normalize }, transposeWgsl);
+  const buffers = inv ? [qt.buffer, queries.buffer, inv.buffer] : [qt.buffer, queries.buffer];
+  const uniform = packUniform(T_FIELDS, { q, d, qpad });
+  runtime().batch.dispatch(kernel, buffers, uniform, grid1d(Math.ceil(qt.size / WG)), qt.size * 8);
+  inv?.dispose();
+  return qt;
+}
+
+// ---- wrappers ----
+
+function checkBinding(what: string, t: Tensor): void {
+  const limit = runtime().gpu.limits.maxStorageBufferBindingSize;
+  if (t.buffer.size > limit) {
+    throw new Error(`knn: expected ${what} to fit one storage binding (${limit} bytes), got ${t} in ${t.buffer.size} bytes`);
+  }
+}
+
+function shapeOf(t: Tensor): string {
+  return `(${t.shape.join(", ")})`;
+}
+
+export function knnDefaultTiling(): string {
+  return runtime().gpu.isCpu ? DEFAULT_CPU : DEFAULT_GPU;
+}
+
+function pickTiling(opts: KnnOptions): KnnTiling {
+  const name = opts.tiling ?? knnDefaultTiling();
+  const tiling = KNN_TILINGS[name];
+  if (!tiling) throw new Error(`knn: expected a tiling in ${Object.keys(KNN_TILINGS).join(", ")}, got "${name}"`);
+  return tiling;
+}
+
+// One bank chunk: `rows` rows of `source` from row `r0`, bank index `base`; `copy` when the source is too large to
+// bind and the rows go through a scratch tensor.
+interface Chunk {
+  source: Tensor;
+  r0: number;
+  rows: number;
+  base: number;
+  copy: boolean;
+}
+
+// The bank's chunks in order: each tensor that fits `limit` bytes as it is, the others in copied pieces. A piece
+// holds at most 2^floor(log2(limit)) bytes, so that its pooled buffer (sizes round up) still fits.
+function planChunks(bank: Tensor[], d: number, limit: number): Chunk[] {
+  const maxRows = Math.floor(2 ** Math.floor(Math.log2(limit)) / (d * 4));
+  const plan: Chunk[] = [];
+  let base = 0;
+  for (const t of bank) {
+    const n = t.shape[0];
+    if (t.buffer.size <= limit) plan.push({ source: t, r0: 0, rows: n, base, copy: false });
+    else {
+      if (maxRows < 1) throw new Error(`knn: expected one bank row (${d * 4} bytes) to fit a binding of ${limit} bytes`);
+      for (let r0 = 0; r0 < n; r0 += maxRows) plan.push({ source: t, r0, rows: Math.min(maxRows, n - r0), base: base + r0, copy: true });
+    }
+    base += n;
+  }
+  return plan;
+}
+
+function checkInputs(op: string, queries: Tensor, bank: Tensor | Tensor[]): { list: Tensor[]; q: number; d: number; n: number } {
+  const list = Array.isArray(bank) ? bank : [bank];
+  if (queries.dtype !== "f32" || queries.shape.length !== 2 || queries.shape[1] < 1) {
+    throw new Error(`${op}: expected queries (Q, D) f32 with D >= 1, got ${queries.dtype} ${shapeOf(queries)}`);
+  }
+  const [q, d] = queries.shape;
+  for (const t of list) {
+    if (t.dtype !== "f32" || t.shape.length !== 2 || t.shape[1] !== d) {
+      throw new Error(`${op}: expected bank (N, ${d}) f32 to match queries ${shapeOf(queries)}, got ${t.dtype} ${shapeOf(t)}`);
+    }
+  }
+  const n = list.reduce((s, t) => s + t.shape[0], 0);
+  if (n >= 2 ** 31) throw new Error(`${op}: expected fewer than 2^31 bank rows (i32 indices), got ${n}`);
+  return { list, q, d, n };
+}
+
+// Encodes one scan of every chunk. `outputs`: [sims] for v1, [sims, indices] for v2.
+function scan(spec: KnnSpec, queries: Tensor, list: Tensor[], outputs: Tensor[], k: number, cols: number, opts: KnnOptions): void {
+  const [q, d] = queries.shape;
+  const tileQueries = spec.wg * spec.vecs * 4;
+  const tiles = Math.ceil(q / tileQueries);
+  const qpad = tiles * tileQueries;
+  const qt = transposeQueries(queries, qpad, spec.normalize);
+  checkBinding("the transposed queries (D, Qpad); split the queries", qt);
+  const kernel = getKernel("knn", spec, wgsl);
+  const { batch } = runtime();
+  const limit = opts.maxBindingBytes ?? runtime().gpu.limits.maxStorageBufferBindingSize;
+  const plan = planChunks(list, d, limit);
+  // An empty bank still has to start (and finish) the lists: one dispatch over no rows (any buffer will do).
+  if (plan.length === 0 && spec.fused) plan.push({ source: qt, r0: 0, rows: 0, base: 0, copy: false });
+  plan.forEach((c, i) => {
+    const scratch = c.copy ? Tensor.empty([c.rows, d]) : undefined;
+    if (scratch) batch.copy(c.source.buffer, c.r0 * d * 4, scratch.buffer, 0, c.rows * d * 4);
+    const bank = scratch ?? c.source;
+    const inv = spec.normalize ? rowInvNorm(bank.buffer, c.rows, d) : undefined;
+    const buffers = [...outputs.map((t) => t.buffer), qt.buffer, bank.buffer, ...(inv ? [inv.buffer] : [])];
+    const fresh = i === 0 ? 1 : 0;
+    const finish = i === plan.length - 1 ? 1 : 0;
+    const uniform = packUniform(FIELDS, { q, qpad4: qpad / 4, d, n: c.rows, base: c.base, k, cols, fresh, finish, inf: Infinity });
+    batch.dispatch(kernel, buffers, uniform, grid1d(tiles), qpad * c.rows * d * 2);
+    inv?.dispose();
+    scratch?.dispose();
+  });
+  qt.dispose();
+}
+
+// v2: the K best bank rows of every query. queries (Q, D), bank (N, D) or chunks (N_i, D)
+// -> sims (Q, K), indices (Q, K) i32.
+export function knnTopK(queries: Tensor, bank: Tensor | Tensor[], k: number, opts: KnnOptions = {}): { sims: Tensor; indices: Tensor } {
+  const { list, q } = checkInputs("knnTopK", queries, bank);
+  if (!Number.isInteger(k) || k < 1) throw new Error(`knnTopK: expected k >= 1, got ${k}`);
+  const sims = Tensor.empty([q, k]);
+  const indices = Tensor.empty([q, k], "i32");
+  checkBinding("the top-k output (Q, K); split the queries", sims);
+  if (q > 0) {
+    const spec: KnnSpec = { ...pickTiling(opts), fused: true, normalize: opts.normalize ?? false };
+    scan(spec, queries, list, [sims, indices], k, 0, opts);
+  }
+  return { sims, indices };
+}
+
+// v1: the full similarity matrix. queries (Q, D), bank (N, D) or chunks (N_i, D) -> (Q, N).
+export function knnSimilarity(queries: Tensor, bank: Tensor | Tensor[], opts: KnnOptions = {}): Tensor {
+  const { list, q, n } = checkInputs("knnSimilarity", queries, bank);
+  const sims = Tensor.empty([q, n]);
+  checkBinding("the similarity matrix (Q, N); split the queries", sims);
+  if (q > 0 && n > 0) {
+    const spec: KnnSpec = { ...pickTiling(opts), fused: false, normalize: opts.normalize ?? false };
+    scan(spec, queries, list, [sims], 0, n, opts);
+  }
+  return sims;
+}

@@ -1,0 +1,248 @@
+// Layer normalisation over the last axis, x viewed as (rows, C):
+//   mean_r = sum_c x[r, c] / C,   var_r = sum_c (x[r, c] - mean_r)^2 / C,   rstd_r = 1 / sqrt(var_r + eps)
+//   y[r, c] = (x[r, c] - mean_r) * rstd_r * gamma[c] + beta[c]          (gamma, beta optional, each (C))
+// The variance is two-pass (sum of squared deviations from the mean), not E[x^2] - E[x]^2, which cancels
+// catastrophically in f32 once |mean| >> std. mean and rstd (rows) are saved for backward.
+// Backward, with xhat = (x - mean) * rstd and g = dy * gamma:
+//   dx = rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)),  dgamma = sum_rows dy * xhat,  dbeta = sum_rows dy.
+//
+//   v1: one invocation per row, 64 rows per workgroup, no barriers (CPU drivers).
+//   v2: one workgroup of 128 per row, shared-memory tree reductions (GPUs).
+//   Both share the row frame of softmax.ts; default v1 on CPU drivers, v2 on GPUs.
+// dgamma/dbeta, on every device: a first pass sums blocks of ~sqrt(rows) rows per column into partials
+// (adjacent lanes take adjacent columns, so loads are contiguous on CPUs and coalesced on GPUs), and a second
+// pass sums the ~sqrt(rows) partials of each column. Neither pass has an invocation loop over all rows.
+import { runtime } from "../engine/runtime.js";
+import { getKernel } from "../engine/pipeline.js";
+import { Tensor } from "../engine/tensor.js";
+import { MAX_GROUPS, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
+import {
+  type RowVersion,
+  ROW_LAYOUT,
+  checkBindable,
+  defaultRowVersion,
+  rowGrid,
+  rowMain,
+  rowReduce,
+  rowsOf,
+  sameShape,
+} from "./softmax.js";
+
+const FIELDS = { rows: "u32", C: "u32", eps: "f32" } as const;
+
+interface LayerNormSpec {
+  [k: string]: string | number | boolean;
+  version: RowVersion;
+  wg: number;
+  pass: "forward" | "backward";
+  hasGamma: boolean;
+  hasBeta: boolean; // forward only
+}
+
+function wgsl(spec: LayerNormSpec): string {
+  const gamma = spec.hasGamma ? " * gamma[c]" : "";
+  const forward = /* wgsl */ `
+  let base = r * p.C;
+  var s = 0.0;
+  for (var c = lane; c < p.C; c += LANES) { s += x[base + c]; }
+  let mu = rowSum(s, lid.x) / f32(p.C);
+  var q = 0.0;
+  for (var c = lane; c < p.C; c += LANES) { let d = x[base + c] - mu; q += d * d; }
+  let rs = 1.0 / sqrt(rowSum(q, lid.x) / f32(p.C) + p.eps);
+  if (valid) {
+    for (var c = lane; c < p.C; c += LANES) { y[base + c] = (x[base + c] - mu) * rs${gamma}${spec.hasBeta ? " + beta[c]" : ""}; }
+    if (lane == 0u) { mean[r] = mu; rstd[r] = rs; }
+  }`;
+  // Both row sums of backward travel in one vec2 reduction: half the barriers of two.
+  const backward = /* wgsl */ `
+  let base = r * p.C;
+  let mu = mean[r];
+  let rs = rstd[r];
+  var s = vec2<f32>(0.0);
+  for (var c = lane; c < p.C; c += LANES) {
+    let g = dy[base + c]${gamma};
+    s += vec2<f32>(g, g * (x[base + c] - mu) * rs);
+  }
+  let m = rowSum2(s, lid.x) / f32(p.C); // (mean_c g, mean_c g * xhat)
+  if (valid) {
+    for (var c = lane; c < p.C; c += LANES) {
+      let g = dy[base + c]${gamma};
+      dx[base + c] = rs * (g - m.x - (x[base + c] - mu) * rs * m.y);
+    }
+  }`;
+  const f = "array<f32>";
+  const bindings: [string, string, "read" | "read_write"][] =
+    spec.pass === "forward"
+      ? [["y", f, "read_write"], ["mean", f, "read_write"], ["rstd", f, "read_write"], ["x", f, "read"]]
+      : [["dx", f, "read_write"], ["dy", f, "read"], ["x", f, "read"], ["mean", f, "read"], ["rstd", f, "read"]];
+  if (spec.hasGamma) bindings.push(["gamma", f, "read"]);
+  if (spec.hasBeta) bindings.push(["beta", f, "read"]);
+  return /* wgsl */ `
+${uniformStruct(FIELDS)}
+${storageBindings(bindings)}
+${spec.pass === "forward" ? rowReduce(spec.version, "rowSum", "f32", "a + b") : rowReduce(spec.version, "rowSum2", "vec2<f32>", "a + b")}
+${rowMain(spec.version, spec.pass === "forward" ? forward : backward)}`;
+}
+
+// ---- dgamma / dbeta: column sums over rows in two passes ----
+
+const PARAM_WG = 64;
+interface ColumnSpec {
+  [k: string]: number;
+  wg: number;
+}
+const PARTIAL_FIELDS = { rows: "u32", C: "u32", block: "u32" } as const;
+const COLSUM_FIELDS = { blocks: "u32", C: "u32", stride: "u32", offset: "u32" } as const;
+
+// part[b, 0, c] = sum_{r in block b} dy[r, c] * xhat[r, c];  part[b, 1, c] = sum_{r in block b} dy[r, c]
+function wgslPartials(spec: ColumnSpec): string {
+  return /* wgsl */ `
+${uniformStruct(PARTIAL_FIELDS)}
+${storageBindings([["part", "array<f32>", "read_write"], ["dy", "array<f32>", "read"], ["x", "array<f32>", "read"],
+    ["mean", "array<f32>", "read"], ["rstd", "array<f32>", "read"]])}
+// Thread mapping: invocation (column c, row block wid.y); mean[r] and rstd[r] are the same for every lane.
+@compute @workgroup_size(${spec.wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let c = wid.x * ${spec.wg}u + lid.x;
+  if (c >= p.C) { return; }
+  let start = wid.y * p.block;
+  let end = min(start + p.block, p.rows);
+  var g = 0.0;
+  var b = 0.0;
+  for (var r = start; r < end; r++) {
+    let d = dy[r * p.C + c];
+    g += d * (x[r * p.C + c] - mean[r]) * rstd[r];
+    b += d;
+  }
+  part[wid.y * 2u * p.C + c] = g;
+  part[wid.y * 2u * p.C + p.C + c] = b;
+}`;
+}
+
+// out[c] = sum_b part[b * stride + offset + c]
+function wgslColumnSum(spec: ColumnSpec): string {
+  return /* wgsl */ `
+${uniformStruct(COLSUM_FIELDS)}
+${storageBindings([["out", "array<f32>", "read_write"], ["part", "array<f32>", "read"]])}
+// Thread mapping: one invocation per column.
+@compute @workgroup_size(${spec.wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let c = wid.x * ${spec.wg}u + lid.x;
+  if (c >= p.C) { return; }
+  var s = 0.0;
+  for (var b = 0u; b < p.blocks; b++) { s += part[b * p.stride + p.offset + c]; }
+  out[c] = s;
+}`;
+}
+
+// dy, x: (rows, C); mean, rstd: (rows) -> dgamma, dbeta: (C), each only if asked for.
+function paramGrads(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, rows: number, C: number, need: { dgamma: boolean; dbeta: boolean }) {
+  const { batch } = runtime();
+  // ~sqrt(rows) rows per block balances the serial loop of the first pass against that of the second.
+  const block = Math.max(1, Math.ceil(Math.sqrt(rows)));
+  const blocks = Math.ceil(rows / block);
+  const part = Tensor.empty([blocks, 2, C]);
+  const spec: ColumnSpec = { wg: PARAM_WG };
+  const groups = Math.ceil(C / PARAM_WG);
+  // Both passes index columns by wid.x alone.
+  if (groups > MAX_GROUPS) throw new Error(`layernorm backward: expected at most ${MAX_GROUPS * PARAM_WG} channels, got ${C}`);
+  batch.dispatch(
+    getKernel("layernorm-partials", spec, wgslPartials),
+    [part.buffer, dy.buffer, x.buffer, mean.buffer, rstd.buffer],
+    packUniform(PARTIAL_FIELDS, { rows, C, block }),
+    [groups, blocks],
+    2 * rows * C * 4,
+  );
+  const columnSum = (offset: number): Tensor => {
+    const out = Tensor.empty([C]);
+    const uniform = packUniform(COLSUM_FIELDS, { blocks, C, stride: 2 * C, offset });
+    batch.dispatch(getKernel("layernorm-colsum", spec, wgslColumnSum), [out.buffer, part.buffer], uniform, [groups], blocks * C * 4);
+    return out;
+  };
+  const result = { dgamma: need.dgamma ? columnSum(0) : undefined, dbeta: need.dbeta ? columnSum(C) : undefined };
+  part.dispose();
+  return result;
+}
+
+// ---- wrappers ----
+
+function checkParam(op: string, name: string, t: Tensor | undefined, C: number): void {
+  if (t === undefined) return;
+  if (t.dtype !== "f32") throw new Error(`${op}: expected ${name} f32, got ${t.dtype} ${t}`);
+  if (t.shape.length !== 1 || t.shape[0] !== C) throw new Error(`${op}: expected ${name} (${C}), got (${t.shape.join(", ")})`);
+}
+
+function checkRowStat(op: string, name: string, t: Tensor, rows: number): void {
+  if (t.dtype !== "f32" || t.shape.length !== 1 || t.shape[0] !== rows) {
+    throw new Error(`${op}: expected ${name} f32 (${rows}), got ${t.dtype} (${t.shape.join(", ")})`);
+  }
+}
+
+// x: (..., C), gamma/beta: (C) or undefined -> y: (..., C), mean/rstd: (rows) with rows = x.size / C.
+export function layernormForward(
+  x: Tensor,
+  gamma: Tensor | undefined,
+  beta: Tensor | undefined,
+  eps = 1e-6,
+  version: RowVersion = defaultRowVersion(),
+): { y: Tensor; mean: Tensor; rstd: Tensor } {
+  const op = "layernorm";
+  const [rows, C] = rowsOf(op, "x", x);
+  checkParam(op, "gamma", gamma, C);
+  checkParam(op, "beta", beta, C);
+  if (!(eps >= 0)) throw new Error(`${op}: expected eps >= 0, got ${eps}`);
+  checkBindable(op, x);
+  const y = Tensor.empty(x.shape);
+  const mean = Tensor.empty([rows]);
+  const rstd = Tensor.empty([rows]);
+  if (rows === 0) return { y, mean, rstd };
+  const spec: LayerNormSpec = { version, wg: ROW_LAYOUT[version].wg, pass: "forward", hasGamma: !!gamma, hasBeta: !!beta };
+  const buffers = [y.buffer, mean.buffer, rstd.buffer, x.buffer];
+  if (gamma) buffers.push(gamma.buffer);
+  if (beta) buffers.push(beta.buffer);
+  const uniform = packUniform(FIELDS, { rows, C, eps });
+  runtime().batch.dispatch(getKernel(op, spec, wgsl), buffers, uniform, rowGrid(version, rows), 2 * x.size * 4);
+  return { y, mean, rstd };
+}
+
+// dy, x: (..., C); gamma: (C) or undefined; mean, rstd: (rows) from the forward.
+// -> dx: (..., C), dgamma: (C), dbeta: (C), each present only when `need` asks for it.
+export function layernormBackward(
+  dy: Tensor,
+  x: Tensor,
+  gamma: Tensor | undefined,
+  mean: Tensor,
+  rstd: Tensor,
+  need: { dx: boolean; dgamma: boolean; dbeta: boolean },
+  version: RowVersion = defaultRowVersion(),
+): { dx?: Tensor; dgamma?: Tensor; dbeta?: Tensor } {
+  const op = "layernorm backward";
+  const [rows, C] = rowsOf(op, "x", x);
+  rowsOf(op, "dy", dy);
+  sameShape(op, x, "x", dy, "dy");
+  checkParam(op, "gamma", gamma, C);
+  checkRowStat(op, "mean", mean, rows);
+  checkRowStat(op, "rstd", rstd, rows);
+  if (need.dgamma && !gamma) throw new Error(`${op}: expected gamma when dgamma is needed, got none`);
+  checkBindable(op, x);
+  const out: { dx?: Tensor; dgamma?: Tensor; dbeta?: Tensor } = {};
+  if (need.dx) {
+    out.dx = Tensor.empty(x.shape);
+    if (rows > 0) {
+      const spec: LayerNormSpec = { version, wg: ROW_LAYOUT[version].wg, pass: "backward", hasGamma: !!gamma, hasBeta: false };
+      const buffers = [out.dx.buffer, dy.buffer, x.buffer, mean.buffer, rstd.buffer];
+      if (gamma) buffers.push(gamma.buffer);
+      const uniform = packUniform(FIELDS, { rows, C, eps: 0 });
+      runtime().batch.dispatch(getKernel("layernorm", spec, wgsl), buffers, uniform, rowGrid(version, rows), 3 * x.size * 4);
+    }
+  }
+  if (need.dgamma || need.dbeta) {
+    if (rows === 0) {
+      // A sum over no rows is zero; the partial pass would launch no blocks.
+      const zeros = () => Tensor.fromArray(new Float32Array(C), [C]);
+      if (need.dgamma) out.dgamma = zeros();
+      if (need.dbeta) out.dbeta = zeros();
+    } else Object.assign(out, paramGrads(dy, x, mean, rstd, rows, C, need));
+  }
+  return out;
+}

@@ -1,0 +1,183 @@
+// DINO's k-NN classifier: against PyTorch's answers (test/fixtures/knn-*, through the library and the CLI), against
+// test/ref/knn.ts on tie-heavy data (exact: +-1 features in D = 16 have exact cosines), and on a hand-made case
+// where the exp(sim / T) weighting, not the neighbour count, decides. Accuracies are compared exactly: they are
+// counts over the test rows.
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { readFile } from "node:fs/promises";
+import { Tensor } from "../../engine/tensor.js";
+import { Rng } from "../../engine/random.js";
+import { readNpy, writeNpy } from "../../data/npy.js";
+import { knnClassify } from "../../eval/knn.js";
+import { knn as knnCommand } from "../../cli/knn.js";
+import { UsageError } from "../../cli/command.js";
+import { useEngine } from "../helpers.js";
+import { knnClassifyRef } from "../ref/knn.js";
+
+useEngine();
+
+const FIXTURES = join(import.meta.dirname, "../fixtures");
+
+interface Expected {
+  temperature: number;
+  classes: number;
+  results: Record<string, { top1: number; top5: number; predictions: number[] }>;
+}
+
+// Clustered +-1 features in D = 16: each row is its class prototype with some signs flipped.
+function clustered(rows: number, classes: number, seed: number, labels?: Int32Array): { x: Float32Array; y: Int32Array } {
+  const d = 16;
+  const proto = new Rng(99);
+  const centres = proto.fill(classes * d, () => (proto.next() < 0.5 ? -1 : 1));
+  const rng = new Rng(seed);
+  const y = labels ?? Int32Array.from({ length: rows }, () => rng.int(classes));
+  const x = new Float32Array(rows * d);
+  for (let r = 0; r < rows; r++) for (let j = 0; j < d; j++) x[r * d + j] = centres[y[r] * d + j] * (rng.next() < 0.3 ? -1 : 1);
+  return { x, y };
+}
+
+describe("knnClassify", () => {
+  it("matches PyTorch's eval_knn on the fixture (top-1, top-5, predictions; int64 train labels)", async () => {
+    const expected = JSON.parse(await readFile(join(FIXTURES, "knn-expected.json"), "utf8")) as Expected;
+    const [train, trainLabels, test, testLabels] = await Promise.all(
+      ["knn-train", "knn-train-labels", "knn-test", "knn-test-labels"].map((f) => readNpy(join(FIXTURES, `${f}.npy`))),
+    );
+    expect(trainLabels.dtype).toBe("int64");
+    const results = await knnClassify({
+      train: train.data as Float32Array,
+      trainLabels: Int32Array.from(trainLabels.data as BigInt64Array, Number),
+      test: test.data as Float32Array,
+      testLabels: testLabels.data as Int32Array,
+      ks: [10, 20],
+      temperature: expected.temperature,
+      classes: expected.classes,
+    });
+    for (const r of results) {
+      const want = expected.results[String(r.k)];
+      expect({ k: r.k, top1: r.top1, top5: r.top5 }).toEqual({ k: r.k, top1: want.top1, top5: want.top5 });
+      expect(Array.from(r.predictions)).toEqual(want.predictions);
+    }
+  });
+
+  it("equals the CPU reference with ties, chunked bank, query batches, k > N", async () => {
+    const classes = 7;
+    const train = clustered(300, classes, 1);
+    const test = clustered(61, classes, 2);
+    const ks = [20, 1, 3, 10, 500];
+    const got = await knnClassify({
+      train: train.x, trainLabels: train.y, test: test.x, testLabels: test.y, ks, temperature: 0.07, chunkRows: 37, queryBatch: 16,
+    });
+    const want = knnClassifyRef(train.x, train.y, test.x, test.y, 16, ks, 0.07, classes);
+    expect(got.map((r) => ({ k: r.k, top1: r.top1, top5: r.top5 }))).toEqual(want);
+    // Not trivially 100 %, and k changes the answer.
+    expect(new Set(want.map((r) => r.top1)).size).toBeGreaterThan(1);
+    expect(want.every((r) => r.top1 < 100)).toBe(true);
+  });
+
+  it("takes Tensors and gives the same answers", async () => {
+    const train = clustered(90, 4, 3);
+    const test = clustered(33, 4, 4);
+    const opts = { trainLabels: train.y, testLabels: test.y, ks: [5, 10], temperature: 0.1 };
+    const fromArrays = await knnClassify({ ...opts, train: train.x, test: test.x });
+    const fromTensors = await knnClassify({ ...opts, train: Tensor.fromArray(train.x, [90, 16]), test: Tensor.fromArray(test.x, [33, 16]) });
+    expect(fromTensors).toEqual(fromArrays);
+    expect(fromArrays.map((r) => ({ k: r.k, top1: r.top1, top5: r.top5 }))).toEqual(
+      knnClassifyRef(train.x, train.y, test.x, test.y, 16, [5, 10], 0.1, 4),
+    );
+  });
+
+  it("one class: everything is right", async () => {
+    const train = clustered(10, 1, 5);
+    const test = clustered(3, 1, 6);
+    const [r] = await knnClassify({ train: train.x, trainLabels: train.y, test: test.x, testLabels: test.y, ks: [20], temperature: 0.07 });
+    expect(r).toEqual({ k: 20, top1: 100, top5: 100, predictions: new Int32Array(3) });
+  });
+
+  it("weights by exp(sim / T): two neighbours at cos 0.5 lose to one at cos 0.6 when T = 0.07, win when T = 1", async () => {
+    // exp(0.6/0.07) = 5.3e3 > 2 exp(0.5/0.07) = 2.5e3, but exp(0.6) = 1.82 < 2 exp(0.5) = 3.30.
+    const c5 = Math.sqrt(1 - 0.25);
+    const c6 = Math.sqrt(1 - 0.36);
+    const train = Float32Array.from([0.5, c5, 0.5, -c5, 0.6, c6, -1, 0]);
+    const trainLabels = Int32Array.from([0, 0, 1, 2]);
+    const test = Float32Array.from([2, 0]);
+    const run = (temperature: number) => knnClassify({ train, trainLabels, test, testLabels: Int32Array.from([0]), ks: [3], temperature });
+    expect((await run(0.07))[0]).toMatchObject({ top1: 0, top5: 100, predictions: Int32Array.from([1]) });
+    expect((await run(1))[0]).toMatchObject({ top1: 100, top5: 100, predictions: Int32Array.from([0]) });
+  });
+
+  it("top-5 counts only the first min(5, k) classes, as eval_knn.py", async () => {
+    // The label's class is second by votes: inside the top 5, but not inside the top min(5, 1) = 1.
+    const train = Float32Array.from([1, 0, 0.9, 0.1, 0.8, 0.2]);
+    const run = (k: number) =>
+      knnClassify({ train, trainLabels: Int32Array.from([1, 0, 2]), test: Float32Array.from([1, 0]), testLabels: Int32Array.from([0]), ks: [k], temperature: 0.07 });
+    expect((await run(1))[0]).toMatchObject({ top1: 0, top5: 0 });
+    expect((await run(2))[0]).toMatchObject({ top1: 0, top5: 100 });
+  });
+
+  it("rejects mismatched features and bad labels, naming them", async () => {
+    const base = { trainLabels: Int32Array.from([0, 1]), testLabels: Int32Array.from([0]), ks: [1], temperature: 0.07 };
+    await expect(knnClassify({ ...base, train: new Float32Array(6), test: new Float32Array(2) })).rejects.toThrow(
+      "knnClassify: expected test features of dimension 3 as train, got 2",
+    );
+    await expect(knnClassify({ ...base, train: new Float32Array(5), test: new Float32Array(2) })).rejects.toThrow(
+      "knnClassify: expected train features of 2 rows (a multiple of 2 values), got 5 values",
+    );
+    await expect(knnClassify({ ...base, train: new Float32Array(4), test: new Float32Array(2), classes: 1 })).rejects.toThrow(
+      "knnClassify: expected train labels in [0, 1), got 1 at row 1",
+    );
+    await expect(knnClassify({ ...base, train: new Float32Array(4), test: new Float32Array(2), ks: [0] })).rejects.toThrow(
+      "knnClassify: expected ks of positive integers, got [0]",
+    );
+  });
+});
+
+describe("knn command", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  async function runJson(argv: string[]): Promise<Record<string, unknown>> {
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    await knnCommand.run([...argv, "--json"]);
+    expect(log).toHaveBeenCalledTimes(1);
+    return JSON.parse(String(log.mock.calls[0][0]));
+  }
+
+  const fixtureFlags = ["train", "train-labels", "test", "test-labels"].flatMap((f) => [`--${f}`, join(FIXTURES, `knn-${f}.npy`)]);
+
+  it("reproduces knn-expected.json (--k 10,20, default temperature)", async () => {
+    const expected = JSON.parse(await readFile(join(FIXTURES, "knn-expected.json"), "utf8")) as Expected;
+    const out = await runJson([...fixtureFlags, "--k", "10,20"]);
+    expect(out).toMatchObject({ temperature: 0.07, classes: 8, train: 50, test: 20, dim: 8 });
+    const results = out.results as Record<string, unknown>;
+    expect(Object.keys(results)).toEqual(["10", "20"]);
+    for (const k of ["10", "20"]) expect(results[k]).toEqual({ top1: expected.results[k].top1, top5: expected.results[k].top5 });
+  });
+
+  it("defaults to k = 10, 20, 100, 200 and reads int32 labels written by writeNpy", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "knn-cli-"));
+    try {
+      const train = clustered(40, 3, 7);
+      const test = clustered(9, 3, 8);
+      await writeNpy(join(dir, "x.npy"), train.x, [40, 16]);
+      await writeNpy(join(dir, "y.npy"), train.y, [40]);
+      await writeNpy(join(dir, "q.npy"), test.x, [9, 16]);
+      await writeNpy(join(dir, "l.npy"), test.y, [9]);
+      const flags = ["--train", "x.npy", "--train-labels", "y.npy", "--test", "q.npy", "--test-labels", "l.npy"].map((a) =>
+        a.endsWith(".npy") ? join(dir, a) : a,
+      );
+      const out = await runJson([...flags, "--temperature", "0.5"]);
+      const want = knnClassifyRef(train.x, train.y, test.x, test.y, 16, [10, 20, 100, 200], 0.5, 3);
+      expect(out.results).toEqual(Object.fromEntries(want.map((r) => [String(r.k), { top1: r.top1, top5: r.top5 }])));
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+
+  it("rejects bad flags as usage errors", async () => {
+    await expect(knnCommand.run(fixtureFlags.slice(2))).rejects.toThrow(new UsageError("missing required flag --train"));
+    await expect(knnCommand.run([...fixtureFlags, "--k", "10,x"])).rejects.toThrow(UsageError);
+    await expect(knnCommand.run([...fixtureFlags, "--temperature", "0"])).rejects.toThrow(UsageError);
+    await expect(knnCommand.run([...fixtureFlags, "--bogus"])).rejects.toThrow("unknown flag --bogus");
+  });
+});

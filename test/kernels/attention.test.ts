@@ -1,0 +1,115 @@
+// Fused attention (kernels/attention.ts), every version, against the CPU reference (test/ref/attention.ts: float64,
+// materialised softmax) and against float64 finite differences.
+// Tolerance: atol 2e-5 + rtol 1e-4 on o, lse, dqkv and probabilities (f32 sums over up to 1030 keys, WGSL exp).
+import { describe, expect, it } from "vitest";
+import { Tensor } from "../../engine/tensor.js";
+import { ATTENTION_VERSIONS, attentionBackward, attentionForward, attentionProbs } from "../../kernels/attention.js";
+import { expectClose, dot, numericGrad, randn, useEngine } from "../helpers.js";
+import { type AttentionShape, attentionBackwardRef, attentionRef } from "../ref/attention.js";
+
+useEngine();
+
+const TOL = { atol: 2e-5, rtol: 1e-4 };
+
+function inputs(s: AttentionShape, seed: number, std = 1): { qkv: Float32Array; dout: Float32Array } {
+  return { qkv: randn(s.B * s.N * 3 * s.H * s.D, seed, std), dout: randn(s.B * s.N * s.H * s.D, seed + 1) };
+}
+
+const tensor = (x: Float32Array, s: AttentionShape, parts: number) => Tensor.fromArray(x, [s.B, s.N, parts * s.H * s.D]);
+
+// Runs forward and backward of `version` and compares o, lse and dqkv with the reference.
+async function checkAgainstRef(s: AttentionShape, version: string, seed: number, scale?: number, std = 1): Promise<void> {
+  const { qkv, dout } = inputs(s, seed, std);
+  const sc = scale ?? 1 / Math.sqrt(s.D);
+  const ref = attentionRef(qkv, s, sc);
+  const x = tensor(qkv, s, 3);
+  const { o, lse } = attentionForward(x, s.H, { version, scale });
+  expect(o.shape).toEqual([s.B, s.N, s.H * s.D]);
+  expect(lse.shape).toEqual([s.B, s.H, s.N]);
+  expectClose(`o ${version}`, await o.data(), ref.o, TOL);
+  expectClose(`lse ${version}`, await lse.data(), ref.lse, TOL);
+  const dqkv = attentionBackward(x, o, lse, tensor(dout, s, 1), s.H, { version, scale });
+  expect(dqkv.shape).toEqual([s.B, s.N, 3 * s.H * s.D]);
+  expectClose(`dqkv ${version}`, await dqkv.data(), attentionBackwardRef(qkv, dout, s, sc), TOL);
+  for (const t of [x, o, lse, dqkv]) t.dispose();
+}
+
+const SHAPES: [number, number, number, number][] = [
+  [1, 1, 1, 4],
+  [2, 5, 3, 8],
+  [2, 17, 3, 16],
+  [1, 197, 6, 64],
+  [2, 65, 3, 64],
+  [1, 1030, 1, 32],
+];
+
+for (const version of ATTENTION_VERSIONS) {
+  describe(`attention ${version}`, () => {
+    for (const [B, N, H, D] of SHAPES) {
+      it(`forward and backward match the reference at (B, N, H, D) = (${B}, ${N}, ${H}, ${D})`, async () => {
+        await checkAgainstRef({ B, N, H, D }, version, B * 1000 + N * 10 + D);
+      });
+    }
+
+    it("custom scale", async () => {
+      await checkAgainstRef({ B: 2, N: 5, H: 3, D: 8 }, version, 7, 0.7);
+    });
+
+    it("large logits (|S| ~ 100): the online softmax neither overflows nor loses rows", async () => {
+      const s = { B: 1, N: 37, H: 2, D: 16 };
+      const { qkv } = inputs(s, 11, 6);
+      const ref = attentionRef(qkv, s, 0.25);
+      const { o, lse } = attentionForward(tensor(qkv, s, 3), s.H, { version });
+      expectClose("o", await o.data(), ref.o, TOL);
+      expectClose("lse", await lse.data(), ref.lse, TOL);
+    });
+
+    it("backward matches float64 finite differences at (1, 3, 2, 4)", async () => {
+      const s = { B: 1, N: 3, H: 2, D: 4 };
+      const { qkv, dout } = inputs(s, 5);
+      // loss = sum(o * dout), so d loss / d qkv is the backward of dout.
+      const loss = (x: Float64Array) => dot(attentionRef(x, s, 0.5).o, dout);
+      const x = tensor(qkv, s, 3);
+      const { o, lse } = attentionForward(x, s.H, { version });
+      const dqkv = attentionBackward(x, o, lse, tensor(dout, s, 1), s.H, { version });
+      expectClose("dqkv", await dqkv.data(), numericGrad(loss, qkv), TOL);
+    });
+  });
+}
+
+describe("attentionProbs", () => {
+  for (const [B, N, H, D] of [
+    [2, 17, 3, 16],
+    [2, 65, 3, 64],
+  ]) {
+    it(`rows sum to 1 and match the reference at (${B}, ${N}, ${H}, ${D}), custom scale`, async () => {
+      const s = { B, N, H, D };
+      const { qkv } = inputs(s, 3);
+      const p = attentionProbs(tensor(qkv, s, 3), H, { scale: 0.3 });
+      expect(p.shape).toEqual([B, H, N, N]);
+      const got = await p.data();
+      expectClose("probs", got, attentionRef(qkv, s, 0.3).probs, TOL);
+      const sums = Array.from({ length: B * H * N }, (_, r) => got.subarray(r * N, (r + 1) * N).reduce((a, v) => a + v, 0));
+      expectClose("row sums", sums, new Array(B * H * N).fill(1), { atol: 1e-5, rtol: 0 });
+    });
+  }
+});
+
+describe("attention errors", () => {
+  const qkv = (shape: number[]) => Tensor.fromArray(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
+  it("rejects a last axis not divisible by 3*heads", () => {
+    expect(() => attentionForward(qkv([2, 5, 40]), 3)).toThrow("attention: expected qkv's last axis divisible by 3*heads = 9, got qkv (2, 5, 40)");
+    expect(() => attentionProbs(qkv([2, 5, 40]), 3)).toThrow("divisible by 3*heads = 9");
+  });
+  it("rejects a head dim that is not a multiple of 4", () => {
+    expect(() => attentionForward(qkv([1, 2, 36]), 2)).toThrow("attention: expected head dim D a positive multiple of 4, got D = 6");
+  });
+  it("rejects a qkv that is not (B, N, 3*H*D), an unknown version and mismatched backward inputs", () => {
+    expect(() => attentionForward(qkv([5, 24]), 2)).toThrow("attention: expected an f32 qkv (B, N, 3*H*D), got f32 (5, 24)");
+    expect(() => attentionForward(qkv([1, 2, 24]), 2, { version: "v9" })).toThrow('attention: expected version one of v1, v2, got "v9"');
+    const x = qkv([1, 2, 24]);
+    const { o, lse } = attentionForward(x, 2);
+    expect(() => attentionBackward(x, o, lse, qkv([1, 3, 8]), 2)).toThrow("attention: expected dout f32 (1, 2, 8), got f32 (1, 3, 8)");
+    expect(() => attentionBackward(x, o, o, o, 2)).toThrow("attention: expected lse f32 (1, 2, 2), got f32 (1, 2, 8)");
+  });
+});

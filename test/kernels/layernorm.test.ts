@@ -1,0 +1,152 @@
+// layernormForward / layernormBackward, every version, against test/ref/layernorm.ts (float64) and float64
+// central finite differences. Tolerances (atol + rtol*|ref|): y, mean, rstd, dx 2e-5 + 1e-4 (rstd of a row
+// with ~zero variance is 1/sqrt(eps) = 1000, so rstd gets rtol only); dgamma, dbeta sum up to 1030 rows of
+// O(1) terms: 1e-4 + 1e-4; finite differences 1e-4 + 1e-3.
+import { describe, expect, it } from "vitest";
+import { Tensor } from "../../engine/tensor.js";
+import { ROW_VERSIONS } from "../../kernels/softmax.js";
+import { layernormBackward, layernormForward } from "../../kernels/layernorm.js";
+import { dot, expectClose, numericGrad, randn, useEngine } from "../helpers.js";
+import { layernorm, layernormBackward as layernormBackwardRef } from "../ref/layernorm.js";
+
+useEngine();
+
+const EPS = 1e-6;
+const TOL = { atol: 2e-5, rtol: 1e-4 };
+const PARAM_TOL = { atol: 1e-4, rtol: 1e-4 };
+const FD_TOL = { atol: 1e-4, rtol: 1e-3 };
+const ALL = { dx: true, dgamma: true, dbeta: true };
+const SHAPES = [[1, 1], [3, 7], [5, 197], [33, 384], [1030, 65], [2, 3, 1031], [9, 1]];
+
+const rowsC = (shape: number[]): [number, number] => {
+  const C = shape[shape.length - 1];
+  return [shape.reduce((a, b) => a * b, 1) / C, C];
+};
+const f32 = (a: ArrayLike<number>, shape: number[]) => Tensor.fromArray(a, shape);
+
+for (const version of ROW_VERSIONS) {
+  describe(`layernorm v${version}`, () => {
+    for (const shape of SHAPES) {
+      it(`forward and backward with gamma and beta (${shape})`, async () => {
+        const [rows, C] = rowsC(shape);
+        const x = randn(rows * C, rows * 31 + C, 2).map((v, i) => v + (i % 3)); // rows with a nonzero mean
+        const gamma = randn(C, 5, 1);
+        const beta = randn(C, 6, 1);
+        const dy = randn(rows * C, 8, 1);
+        const xt = f32(x, shape);
+        const gt = f32(gamma, [C]);
+        const { y, mean, rstd } = layernormForward(xt, gt, f32(beta, [C]), EPS, version);
+        expect(y.shape).toEqual(shape);
+        expect(mean.shape).toEqual([rows]);
+        const ref = layernorm(x, gamma, beta, rows, C, EPS);
+        expectClose("y", await y.data(), ref.y, TOL);
+        expectClose("mean", await mean.data(), ref.mean, TOL);
+        expectClose("rstd", await rstd.data(), ref.rstd, { atol: 0, rtol: TOL.rtol });
+        const g = layernormBackward(f32(dy, shape), xt, gt, mean, rstd, ALL, version);
+        const gRef = layernormBackwardRef(dy, x, gamma, rows, C, EPS);
+        expect(g.dx!.shape).toEqual(shape);
+        expectClose("dx", await g.dx!.data(), gRef.dx, TOL);
+        expectClose("dgamma", await g.dgamma!.data(), gRef.dgamma, PARAM_TOL);
+        expectClose("dbeta", await g.dbeta!.data(), gRef.dbeta, PARAM_TOL);
+      });
+    }
+
+    it("without gamma and beta, and with only one of them", async () => {
+      const [rows, C] = [7, 45];
+      const x = randn(rows * C, 41, 3);
+      const p = randn(C, 42, 1);
+      for (const [gamma, beta] of [[undefined, undefined], [p, undefined], [undefined, p]]) {
+        const { y, mean, rstd } = layernormForward(f32(x, [rows, C]), gamma && f32(gamma, [C]), beta && f32(beta, [C]), EPS, version);
+        expectClose(`y (gamma ${!!gamma}, beta ${!!beta})`, await y.data(), layernorm(x, gamma, beta, rows, C, EPS).y, TOL);
+        if (!gamma) {
+          const dy = randn(rows * C, 43, 1);
+          const g = layernormBackward(f32(dy, [rows, C]), f32(x, [rows, C]), undefined, mean, rstd, { dx: true, dgamma: false, dbeta: true }, version);
+          const gRef = layernormBackwardRef(dy, x, undefined, rows, C, EPS);
+          expect(g.dgamma).toBeUndefined();
+          expectClose("dx (no gamma)", await g.dx!.data(), gRef.dx, TOL);
+          expectClose("dbeta (no gamma)", await g.dbeta!.data(), gRef.dbeta, PARAM_TOL);
+        }
+      }
+    });
+
+    it("uses eps: a constant row normalises to beta with rstd 1/sqrt(eps)", async () => {
+      const C = 10;
+      const beta = randn(C, 3, 1);
+      const { y, rstd } = layernormForward(f32(new Float32Array(C).fill(4.5), [1, C]), undefined, f32(beta, [C]), 1e-4, version);
+      expectClose("y", await y.data(), beta, { atol: 1e-6, rtol: 0 });
+      expectClose("rstd", await rstd.data(), [100], { atol: 0, rtol: 1e-5 });
+    });
+
+    // A mean 1e3 times the spread: E[x^2] - E[x]^2 would lose all digits of the variance in f32 (errors ~50%);
+    // the two-pass variance keeps y within the rounding of x - mean (~ 1e3 * 2^-24 * sqrt(C) relative).
+    it("keeps precision for rows with a large mean", async () => {
+      const [rows, C] = [6, 384];
+      const x = randn(rows * C, 51, 1).map((v) => 1e3 + v);
+      const { y } = layernormForward(f32(x, [rows, C]), undefined, undefined, EPS, version);
+      expectClose("y", await y.data(), layernorm(x, undefined, undefined, rows, C, EPS).y, { atol: 2e-3, rtol: 0 });
+    });
+
+    it("backward matches finite differences of sum(layernorm(x) * w) in x, gamma and beta", async () => {
+      const [rows, C] = [3, 6];
+      const x = randn(rows * C, 61, 1.5);
+      const gamma = randn(C, 62, 1);
+      const beta = randn(C, 63, 1);
+      const w = randn(rows * C, 64, 1);
+      const loss = (xv: ArrayLike<number>, gv: ArrayLike<number>, bv: ArrayLike<number>) =>
+        dot(layernorm(xv, gv, bv, rows, C, EPS).y, w);
+      const xt = f32(x, [rows, C]);
+      const gt = f32(gamma, [C]);
+      const { mean, rstd } = layernormForward(xt, gt, f32(beta, [C]), EPS, version);
+      const g = layernormBackward(f32(w, [rows, C]), xt, gt, mean, rstd, ALL, version);
+      expectClose("dx", await g.dx!.data(), numericGrad((v) => loss(v, gamma, beta), x), FD_TOL);
+      expectClose("dgamma", await g.dgamma!.data(), numericGrad((v) => loss(x, v, beta), gamma), FD_TOL);
+      expectClose("dbeta", await g.dbeta!.data(), numericGrad((v) => loss(x, gamma, v), beta), FD_TOL);
+    });
+  });
+}
+
+describe("layernorm outputs and errors", () => {
+  it("computes only the gradients asked for", async () => {
+    const [rows, C] = [4, 3];
+    const x = f32(randn(rows * C, 1), [rows, C]);
+    const gamma = f32(randn(C, 2), [C]);
+    const { mean, rstd } = layernormForward(x, gamma, undefined);
+    const g = layernormBackward(f32(randn(rows * C, 3), [rows, C]), x, gamma, mean, rstd, { dx: false, dgamma: true, dbeta: false });
+    expect(g.dx).toBeUndefined();
+    expect(g.dbeta).toBeUndefined();
+    expect(g.dgamma!.shape).toEqual([C]);
+  });
+
+  it("gives zero dgamma and dbeta over zero rows", async () => {
+    const x = f32([], [0, 4]);
+    const gamma = f32([1, 2, 3, 4], [4]);
+    const { y, mean, rstd } = layernormForward(x, gamma, undefined);
+    expect(y.shape).toEqual([0, 4]);
+    expect(mean.shape).toEqual([0]);
+    const g = layernormBackward(x, x, gamma, mean, rstd, ALL);
+    expect(g.dx!.shape).toEqual([0, 4]);
+    expect(Array.from(await g.dgamma!.data())).toEqual([0, 0, 0, 0]);
+    expect(Array.from(await g.dbeta!.data())).toEqual([0, 0, 0, 0]);
+  });
+
+  it("rejects bad dtypes and shapes, naming the op and shapes", () => {
+    const x = f32(new Float32Array(24), [2, 3, 4]);
+    const stat = f32(new Float32Array(6), [6]);
+    expect(() => layernormForward(Tensor.fromArray(new Int32Array(4), [4], "i32"), undefined, undefined)).toThrow(
+      "layernorm: expected x f32, got i32",
+    );
+    expect(() => layernormForward(x, f32(new Float32Array(3), [3]), undefined)).toThrow("layernorm: expected gamma (4), got (3)");
+    expect(() => layernormForward(x, undefined, Tensor.fromArray(new Int32Array(4), [4], "i32"))).toThrow(
+      "layernorm: expected beta f32, got i32",
+    );
+    expect(() => layernormBackward(f32(new Float32Array(24), [6, 4]), x, undefined, stat, stat, ALL)).toThrow(
+      "layernorm backward: expected dy of x's shape (2, 3, 4), got (6, 4)",
+    );
+    expect(() => layernormBackward(x, x, undefined, f32(new Float32Array(2), [2]), stat, ALL)).toThrow(
+      "layernorm backward: expected mean f32 (6), got f32 (2)",
+    );
+    expect(() => layernormBackward(x, x, undefined, stat, stat, ALL)).toThrow(
+      "layernorm backward: expected gamma when dgamma is needed, got none",
+    );
+  });
+});

@@ -1,0 +1,155 @@
+// Matmul kernels (every version, every layout) against the float64 CPU reference in test/ref/matmul.ts.
+// Tolerance: atol = rtol = 1e-4 * sqrt(K): f32 rounding error of a K-term dot product of O(1) values grows
+// like sqrt(K) (the reference accumulates in float64).
+import { describe, expect, it } from "vitest";
+import { Tensor } from "../../engine/tensor.js";
+import { MATMUL_VERSIONS, matmulForward, type MatmulOptions } from "../../kernels/matmul.js";
+import { expectClose, randu, useEngine } from "../helpers.js";
+import { matmulRef, transpose } from "../ref/matmul.js";
+import { gelu } from "../ref/elementwise.js";
+
+useEngine();
+
+const tol = (K: number) => ({ atol: 1e-4 * Math.sqrt(Math.max(K, 1)), rtol: 1e-4 * Math.sqrt(Math.max(K, 1)) });
+
+interface Shape {
+  batch: number[]; // batch dims of a (and of b unless shared)
+  M: number;
+  K: number;
+  N: number;
+  sharedB: boolean;
+}
+const shape = (M: number, K: number, N: number, batch: number[] = [], sharedB = true): Shape => ({ batch, M, K, N, sharedB });
+const SHAPES: Shape[] = [
+  shape(1, 1, 1),
+  shape(1, 37, 1),
+  shape(1, 5, 70), // M = 1
+  shape(70, 5, 1), // N = 1
+  shape(13, 1, 9), // K = 1
+  shape(7, 13, 5),
+  shape(65, 127, 33),
+  shape(9, 19, 36), // N % 4 == 0 (vec4 loads of b), not a multiple of the tile
+  shape(17, 8, 260), // N % 4 == 0 and more than two column tiles
+  shape(11, 6, 7, [3]), // 3-D a, 2-D b
+  shape(5, 9, 12, [2, 3], false), // 4-D a, 4-D b
+  shape(6, 20, 10, [3], false), // 3-D x 3-D
+];
+const LARGE = shape(1030, 257, 1031);
+const LAYOUTS = [
+  { transA: false, transB: false },
+  { transA: true, transB: false },
+  { transA: false, transB: true },
+  { transA: true, transB: true },
+];
+const layoutName = (l: MatmulOptions) => (l.transA ? "aT" : "a") + (l.transB ? "·bT" : "·b");
+
+// Logical operands, the float64 reference, and the operands stored in each layout; built once per shape.
+interface Data {
+  a: Float32Array; // (batch, M, K)
+  b: Float32Array; // (bBatch, K, N)
+  y: Float64Array; // (batch, M, N)
+}
+const cache = new Map<Shape, Data>();
+function data(s: Shape): Data {
+  let d = cache.get(s);
+  if (!d) {
+    const batch = s.batch.reduce((x, y) => x * y, 1);
+    const a = randu(batch * s.M * s.K, s.M * 1000 + s.K);
+    const b = randu((s.sharedB ? 1 : batch) * s.K * s.N, s.N * 1000 + s.K + 1);
+    d = { a, b, y: matmulRef(a, b, { batch, M: s.M, K: s.K, N: s.N, sharedB: s.sharedB }) };
+    cache.set(s, d);
+  }
+  return d;
+}
+
+function operands(s: Shape, l: MatmulOptions): [Tensor, Tensor] {
+  const { a, b } = data(s);
+  const batch = s.batch.reduce((x, y) => x * y, 1);
+  const bBatch = s.sharedB ? [] : s.batch;
+  const at = l.transA
+    ? Tensor.fromArray(transpose(a, batch, s.M, s.K), [...s.batch, s.K, s.M])
+    : Tensor.fromArray(a, [...s.batch, s.M, s.K]);
+  const bt = l.transB
+    ? Tensor.fromArray(transpose(b, s.sharedB ? 1 : batch, s.K, s.N), [...bBatch, s.N, s.K])
+    : Tensor.fromArray(b, [...bBatch, s.K, s.N]);
+  return [at, bt];
+}
+
+const label = (s: Shape) => `${s.batch.length ? `[${s.batch.join(",")}]x` : ""}${s.M}x${s.K}x${s.N}${s.sharedB ? "" : " (batched b)"}`;
+
+describe.each(MATMUL_VERSIONS)("matmul %s", (version) => {
+  for (const l of LAYOUTS) {
+    for (const s of [...SHAPES, LARGE]) {
+      it(`${layoutName(l)} ${label(s)}`, async () => {
+        const [a, b] = operands(s, l);
+        const y = matmulForward(a, b, { ...l, version });
+        expect(y.shape).toEqual([...s.batch, s.M, s.N]);
+        expectClose(`y (${version} ${layoutName(l)} ${label(s)})`, await y.data(), data(s).y, tol(s.K));
+        for (const t of [a, b, y]) t.dispose();
+      });
+    }
+  }
+
+  // Every epilogue combination, on a small batched shape whose N is not a multiple of 4.
+  const E = shape(7, 13, 9, [2]);
+  for (const bias of [false, true]) {
+    for (const act of ["none", "gelu", "gelu+preact"]) {
+      for (const residual of [false, true]) {
+        it(`epilogue bias=${bias} ${act} residual=${residual}`, async () => {
+          const [a, b] = operands(E, {});
+          const n = 2 * E.M * E.N;
+          const biasData = randu(E.N, 7, -2, 2);
+          const resData = randu(n, 8);
+          const opts: MatmulOptions = { version, gelu: act !== "none" };
+          if (bias) opts.bias = Tensor.fromArray(biasData, [E.N]);
+          if (act === "gelu+preact") opts.preact = Tensor.empty([2, E.M, E.N]);
+          if (residual) opts.residual = Tensor.fromArray(resData, [2, E.M, E.N]);
+          const y = await matmulForward(a, b, opts).data();
+          const z = data(E).y.map((v, i) => v + (bias ? biasData[i % E.N] : 0));
+          const want = z.map((v, i) => (act === "none" ? v : gelu(v)) + (residual ? resData[i] : 0));
+          expectClose("y", y, want, tol(E.K));
+          if (opts.preact) expectClose("preact", await opts.preact.data(), z, tol(E.K));
+        });
+      }
+    }
+  }
+
+  it("out + accumulate adds into out; out alone overwrites", async () => {
+    const [a, b] = operands(E, { transB: true });
+    const old = randu(2 * E.M * E.N, 9);
+    const out = Tensor.fromArray(old, [2, E.M, E.N]);
+    expect(matmulForward(a, b, { transB: true, out, accumulate: true, version })).toBe(out);
+    expectClose("out += a·b", await out.data(), data(E).y.map((v, i) => v + old[i]), tol(E.K));
+    matmulForward(a, b, { transB: true, out, version });
+    expectClose("out = a·b", await out.data(), data(E).y, tol(E.K));
+  });
+
+  it("a residual that is out itself accumulates", async () => {
+    const [a, b] = operands(E, {});
+    const old = randu(2 * E.M * E.N, 10);
+    const out = Tensor.fromArray(old, [2, E.M, E.N]);
+    const biasData = randu(E.N, 11);
+    matmulForward(a, b, { out, residual: out, bias: Tensor.fromArray(biasData, [E.N]), version });
+    expectClose("out", await out.data(), data(E).y.map((v, i) => v + biasData[i % E.N] + old[i]), tol(E.K));
+  });
+});
+
+describe("matmul errors", () => {
+  const t = (shape: number[], dtype: "f32" | "i32" = "f32") => Tensor.empty(shape, dtype);
+  it("names both shapes when the inner dimensions differ", () => {
+    expect(() => matmulForward(t([4, 5]), t([6, 3]))).toThrow("matmul: expected matching inner dimensions, got a (4, 5) and b (6, 3)");
+    expect(() => matmulForward(t([2, 4, 5]), t([3, 4]), { transB: true })).toThrow("got a (2, 4, 5) and b (3, 4) transB (K 5 vs 4)");
+  });
+  it("rejects i32 inputs", () => {
+    expect(() => matmulForward(t([4, 5], "i32"), t([5, 3]))).toThrow("matmul: expected a to be f32, got i32 (4, 5)");
+    expect(() => matmulForward(t([4, 5]), t([5, 3], "i32"))).toThrow("matmul: expected b to be f32, got i32 (5, 3)");
+  });
+  it("rejects mismatched batch dims, bias, out and option combinations", () => {
+    expect(() => matmulForward(t([2, 4, 5]), t([3, 5, 3]))).toThrow("matmul: expected b 2-D or with the batch dims of a (2, 4, 5), got b (3, 5, 3)");
+    expect(() => matmulForward(t([4, 5]), t([5, 3]), { bias: t([4]) })).toThrow("matmul: expected bias (3), got (4)");
+    expect(() => matmulForward(t([4, 5]), t([5, 3]), { out: t([3, 4]) })).toThrow("matmul: expected out (4, 3), got (3, 4)");
+    expect(() => matmulForward(t([4, 5]), t([5, 3]), { accumulate: true })).toThrow("expected accumulate with out");
+    expect(() => matmulForward(t([4, 5]), t([5, 3]), { preact: t([4, 3]) })).toThrow("expected gelu with preact");
+    expect(() => matmulForward(t([4, 5]), t([5, 3]), { version: "nope" })).toThrow('matmul: expected a version in reg4x8');
+  });
+});

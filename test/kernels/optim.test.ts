@@ -1,0 +1,132 @@
+// Optimiser updates against test/ref/optim.ts (PyTorch's update equations in float64) over 5 steps, comparing
+// the parameter and every state tensor after each step: atol 1e-6 + rtol 1e-5 (float32 arithmetic on the GPU).
+// Sizes cover the scalar path (1, 7, 1031) and the vec4 path (1028).
+import { describe, expect, it } from "vitest";
+import { Tensor } from "../../engine/tensor.js";
+import { adamwUpdate, clipCoefficient, sgdUpdate, sumOfSquares } from "../../kernels/optim.js";
+import { expectClose, randn, useEngine } from "../helpers.js";
+import { adamwStepRef, clipCoefficientRef, sgdStepRef, sumOfSquaresRef, type AdamwOptions, type SgdOptions } from "../ref/optim.js";
+
+useEngine();
+
+const TOL = { atol: 1e-6, rtol: 1e-5 };
+const SIZES = [1, 7, 1028, 1031];
+const STEPS = 5;
+const SCALE = 0.37;
+
+describe("sgdUpdate", () => {
+  const configs: [string, SgdOptions][] = [
+    ["plain", { lr: 0.1, momentum: 0, weightDecay: 0, dampening: 0, nesterov: false }],
+    ["momentum + weight decay", { lr: 0.05, momentum: 0.9, weightDecay: 0.1, dampening: 0, nesterov: false }],
+    ["nesterov + weight decay", { lr: 0.05, momentum: 0.9, weightDecay: 0.05, dampening: 0, nesterov: true }],
+    ["momentum + dampening (first step undamped)", { lr: 0.1, momentum: 0.8, weightDecay: 0, dampening: 0.3, nesterov: false }],
+  ];
+  for (const [name, o] of configs) {
+    for (const n of SIZES) {
+      for (const scaled of [false, true]) {
+        it(`${name}, n=${n}${scaled ? ", gradScale" : ""}`, async () => {
+          const p0 = randn(n, n);
+          const p = Tensor.fromArray(p0, [n]);
+          const buf = o.momentum !== 0 ? Tensor.fromArray(new Float32Array(n), [n]) : undefined;
+          const gradScale = scaled ? Tensor.fromArray([SCALE], [1]) : undefined;
+          const pRef = Float64Array.from(p0);
+          let bufRef: Float64Array | null = null;
+          for (let step = 1; step <= STEPS; step++) {
+            const g = randn(n, 100 * n + step);
+            sgdUpdate(p, Tensor.fromArray(g, [n]), buf, { ...o, first: step === 1, gradScale });
+            bufRef = sgdStepRef(pRef, g, bufRef, o, scaled ? SCALE : 1);
+            expectClose(`param after step ${step}`, await p.data(), pRef, TOL);
+            if (buf) expectClose(`momentum buffer after step ${step}`, await buf.data(), bufRef!, TOL);
+          }
+        });
+      }
+    }
+  }
+  it("rejects missing or mismatched state and invalid options", () => {
+    const p = Tensor.fromArray([1, 2, 3], [3]);
+    const g = Tensor.fromArray([1, 1, 1], [3]);
+    const o = { lr: 0.1, momentum: 0.9, weightDecay: 0 };
+    expect(() => sgdUpdate(p, g, undefined, o)).toThrow("sgd: expected a momentum buffer for momentum 0.9, got none");
+    expect(() => sgdUpdate(p, Tensor.fromArray([1, 1], [2]), Tensor.fromArray([0, 0, 0], [3]), o)).toThrow(
+      "sgd: expected grad f32 of 3 elements like Tensor(",
+    );
+    expect(() => sgdUpdate(p, p, Tensor.fromArray([0, 0, 0], [3]), o)).toThrow("sgd: expected grad Tensor(");
+    expect(() => sgdUpdate(p, g, undefined, { ...o, momentum: 0, nesterov: true })).toThrow(
+      "sgd: expected momentum > 0 and dampening 0 for nesterov",
+    );
+    expect(() => sgdUpdate(p, g, Tensor.fromArray([0, 0, 0], [3]), { ...o, dampening: 0.1 })).toThrow(
+      "sgd: expected `first` with dampening 0.1",
+    );
+    expect(() => sgdUpdate(p, g, undefined, { ...o, momentum: 0, gradScale: Tensor.fromArray([1, 2], [2]) })).toThrow(
+      "sgd: expected gradScale f32 of 1 element",
+    );
+  });
+});
+
+describe("adamwUpdate", () => {
+  const configs: [string, AdamwOptions][] = [
+    ["no weight decay", { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }],
+    ["weight decay, other betas and eps", { lr: 3e-2, beta1: 0.8, beta2: 0.95, eps: 1e-6, weightDecay: 0.05 }],
+  ];
+  for (const [name, o] of configs) {
+    for (const n of SIZES) {
+      for (const scaled of [false, true]) {
+        it(`${name}, n=${n}${scaled ? ", gradScale" : ""}`, async () => {
+          const p0 = randn(n, n);
+          const [p, m, v] = [p0, new Float32Array(n), new Float32Array(n)].map((a) => Tensor.fromArray(a, [n]));
+          const gradScale = scaled ? Tensor.fromArray([SCALE], [1]) : undefined;
+          const [pRef, mRef, vRef] = [Float64Array.from(p0), new Float64Array(n), new Float64Array(n)];
+          for (let step = 1; step <= STEPS; step++) {
+            const g = randn(n, 100 * n + step, 0.5);
+            adamwUpdate(p, Tensor.fromArray(g, [n]), m, v, { ...o, step, gradScale });
+            adamwStepRef(pRef, g, mRef, vRef, step, o, scaled ? SCALE : 1);
+            expectClose(`param after step ${step}`, await p.data(), pRef, TOL);
+            expectClose(`exp_avg after step ${step}`, await m.data(), mRef, TOL);
+            expectClose(`exp_avg_sq after step ${step}`, await v.data(), vRef, TOL);
+          }
+        });
+      }
+    }
+  }
+  it("rejects a step below 1 and mismatched state", () => {
+    const t = () => Tensor.fromArray([0, 0], [2]);
+    const o = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
+    expect(() => adamwUpdate(t(), t(), t(), t(), { ...o, step: 0 })).toThrow("adamw: expected an integer step >= 1, got 0");
+    expect(() => adamwUpdate(t(), t(), Tensor.fromArray([0], [1]), t(), { ...o, step: 1 })).toThrow("adamw: expected m f32 of 2 elements");
+  });
+});
+
+describe("gradient-norm clipping", () => {
+  it("sumOfSquares over several tensors, one large (several reduction levels)", async () => {
+    const sizes = [1, 7, 300, 70001, 1_000_003, 0];
+    const xs = sizes.map((n, k) => randn(n, k + 1));
+    const s = sumOfSquares(xs.map((x, k) => Tensor.fromArray(x, [sizes[k]])));
+    expect(s.shape).toEqual([1]);
+    expectClose("sum of squares", await s.data(), [sumOfSquaresRef(xs)], TOL);
+  });
+  it("sumOfSquares of one element, and of nothing", async () => {
+    expectClose("one", await sumOfSquares([Tensor.fromArray([-3], [1])]).data(), [9], TOL);
+    expectClose("none", await sumOfSquares([]).data(), [0], TOL);
+  });
+  it("clipCoefficient below and above maxNorm", async () => {
+    for (const [sumSq, maxNorm] of [[25, 1], [25, 10], [25, 5], [0, 1], [1e6, 0.5]]) {
+      const c = clipCoefficient(Tensor.fromArray([sumSq], [1]), maxNorm);
+      expectClose(`coefficient for norm^2 ${sumSq}, maxNorm ${maxNorm}`, await c.data(), [clipCoefficientRef(sumSq, maxNorm)], TOL);
+    }
+    expect(() => clipCoefficient(Tensor.fromArray([1, 2], [2]), 1)).toThrow("clipCoefficient: expected sumSq f32 of 1 element");
+  });
+  it("the clip coefficient feeds an update as gradScale without a read-back", async () => {
+    const g = randn(1031, 5, 3);
+    const p0 = randn(1031, 6);
+    const p = Tensor.fromArray(p0, [1031]);
+    const grad = Tensor.fromArray(g, [1031]);
+    const coefficient = clipCoefficient(sumOfSquares([grad]), 1);
+    const o: SgdOptions = { lr: 0.1, momentum: 0, weightDecay: 0.01, dampening: 0, nesterov: false };
+    sgdUpdate(p, grad, undefined, { ...o, gradScale: coefficient });
+    const pRef = Float64Array.from(p0);
+    const scale = clipCoefficientRef(sumOfSquaresRef([g]), 1);
+    expect(scale).toBeLessThan(0.1); // the clip is active
+    sgdStepRef(pRef, g, null, o, scale);
+    expectClose("param", await p.data(), pRef, TOL);
+  });
+});

@@ -1,0 +1,53 @@
+// Loading a ViT from a checkpoint file (timm / official DINO .pth, safetensors, Hugging Face ViTModel) and
+// saving one in timm layout. The architecture is inferred from the weights; heads = width/64 unless given.
+import { loadCheckpoint, type CheckpointOptions, type F32Tensor } from "./checkpoint.js";
+import { writeSafetensors } from "./safetensors.js";
+import { validateConfig, type VitConfig } from "./config.js";
+import { buildVit, type VisionTransformer } from "./model.js";
+
+export interface LoadedVit {
+  model: VisionTransformer;
+  layout: "timm" | "hf";
+  unused: string[]; // keys of the file that map to no parameter, for a warning
+}
+
+export async function loadVit(path: string, opts: CheckpointOptions = {}): Promise<LoadedVit> {
+  const ckpt = await loadCheckpoint(path, opts);
+  const a = ckpt.arch;
+  if (a.channels !== 3) throw new Error(`vit: ${path}: expected 3 input channels, got ${a.channels}`);
+  const config: VitConfig = validateConfig({
+    imageSize: a.imageSize,
+    patchSize: a.patchSize,
+    width: a.width,
+    depth: a.depth,
+    heads: a.heads,
+    mlpHidden: a.mlpHidden,
+    classes: a.hasHead ? a.classes : 0,
+    // Hugging Face's ViT uses LayerNorm eps 1e-12; timm and DINO 1e-6.
+    eps: ckpt.layout === "hf" ? 1e-12 : 1e-6,
+  });
+  const model = buildVit(config, (name, shape) => {
+    const t = ckpt.tensors.get(name);
+    if (!t) throw new Error(`vit: ${path}: missing tensor ${name} (${shape.join(", ")})`);
+    if (t.data.length !== shape.reduce((x, y) => x * y, 1)) {
+      throw new Error(`vit: ${path}: expected ${name} (${shape.join(", ")}), got (${t.shape.join(", ")})`);
+    }
+    return t.data;
+  });
+  return { model, layout: ckpt.layout, unused: ckpt.unused };
+}
+
+// Every parameter read back to the CPU, keyed by its timm name (LoRA and other adapter tensors included).
+export async function stateDict(model: VisionTransformer): Promise<Map<string, F32Tensor>> {
+  const out = new Map<string, F32Tensor>();
+  for (const [name, t] of model.parameters()) {
+    const shape = name === "patch_embed.proj.weight" ? [model.width, 3, model.config.patchSize, model.config.patchSize] : [...t.shape];
+    out.set(name, { shape, data: await t.data() });
+  }
+  return out;
+}
+
+// Writes the model as a timm-layout safetensors file that loadVit (and timm) read back.
+export async function saveVit(model: VisionTransformer, path: string, metadata: Record<string, string> = {}): Promise<void> {
+  await writeSafetensors(path, await stateDict(model), metadata);
+}
