@@ -7,12 +7,14 @@ import { bench } from "./cli/bench.js";
 import { params } from "./cli/params.js";
 import { features } from "./cli/features.js";
 import { data } from "./cli/data.js";
+import { exportCommand } from "./cli/export.js";
 
 const COMMANDS: Record<string, Command> = {
   info,
   params,
   features,
   data,
+  export: exportCommand,
   bench,
 };
 

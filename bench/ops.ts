@@ -11,7 +11,8 @@
 import type { Command } from "../cli/command.js";
 import { UsageError } from "../cli/command.js";
 import { parseArgs } from "../cli/args.js";
-import { initEngine, runtime } from "../engine/runtime.js";
+import { initEngine } from "../engine/runtime.js";
+import { deviceLine, timeGpu } from "./harness.js";
 import { Tensor, tidy } from "../engine/tensor.js";
 import { Rng } from "../engine/random.js";
 import { ROW_LAYOUT, ROW_VERSIONS, type RowVersion, softmaxBackward, softmaxForward } from "../kernels/softmax.js";
@@ -147,23 +148,6 @@ function checkRows(data: Float32Array, C: number, ok: RowCheck, name: string): s
   return undefined;
 }
 
-async function time(run: () => unknown, warmup: number, reps: number): Promise<number> {
-  const { batch } = runtime();
-  const once = async () => {
-    const start = performance.now();
-    tidy(() => {
-      run();
-    });
-    await batch.sync();
-    return performance.now() - start;
-  };
-  for (let i = 0; i < warmup; i++) await once();
-  const times: number[] = [];
-  for (let i = 0; i < reps; i++) times.push(await once());
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
-}
-
 async function validate(pass: Timed): Promise<string | undefined> {
   const out = pass.run();
   const tensors = Array.isArray(out) ? out : [out];
@@ -205,10 +189,10 @@ export const ops: Command = {
     const reps = flags.reps ?? 10;
     const warmup = flags.warmup ?? 2;
     if (reps < 1 || warmup < 0) throw new UsageError(`expected --reps >= 1 and --warmup >= 0, got ${reps} and ${warmup}`);
-    const { gpu } = await initEngine();
+    await initEngine();
     const rows: Record<string, unknown>[] = [];
     if (!flags.json) {
-      console.log(`adapter ${gpu.adapterInfo.description}`);
+      console.log(deviceLine());
       console.log("op         version  wg   shape             pass            ms      GB/s");
     }
     // Versions outermost: the engine sleeps through a read-back for a time learned from earlier waits, and that
@@ -222,7 +206,9 @@ export const ops: Command = {
           for (const pass of c.passes) {
             const error = await validate(pass);
             if (error) throw new Error(`bench ops: ${op} ${version} (${shape}) ${pass.pass} failed validation: ${error}`);
-            const ms = await time(pass.run, warmup, reps);
+            // Each timed run encodes one call; tidy disposes its outputs.
+            const encodeOnce = () => tidy(() => void pass.run());
+            const { medianMs: ms } = await timeGpu(encodeOnce, { warmup, reps });
             const row = { op, version, wg: c.wg, shape, pass: pass.pass, ms, gbps: pass.bytes / ms / 1e6 };
             rows.push(row);
             if (!flags.json) {
@@ -237,6 +223,6 @@ export const ops: Command = {
         }
       }
     }
-    if (flags.json) console.log(JSON.stringify({ adapter: gpu.adapterInfo.description, rows }, null, 2));
+    if (flags.json) console.log(JSON.stringify({ device: deviceLine(), rows }, null, 2));
   },
 };

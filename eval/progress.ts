@@ -40,6 +40,7 @@ export class Progress {
   private lastBucket = -1;
   private fields: ProgressFields = {};
   private drawn = false;
+  private final: string | undefined; // non-TTY: the last line, printed once by finish()
 
   constructor(private readonly o: ProgressOptions) {
     this.tty = o.stream.isTTY === true;
@@ -62,16 +63,22 @@ export class Progress {
       this.drawn = true;
       return;
     }
+    if (step >= total) {
+      this.final = this.line(step, now);
+      return;
+    }
     const bucket = Math.floor((100 * step) / total / (this.o.percentStep ?? 10));
-    if (bucket === this.lastBucket && step < total) return;
+    if (bucket === this.lastBucket) return;
     this.lastBucket = bucket;
     this.o.stream.write(`${this.line(step, now)}\n`);
   }
 
-  // Ends the in-place line so that later output starts on a fresh one.
+  // Ends the in-place line so that later output starts on a fresh one; elsewhere prints the final line.
   finish(): void {
     if (this.tty && this.drawn) this.o.stream.write("\n");
+    if (!this.tty && this.final !== undefined) this.o.stream.write(`${this.final}\n`);
     this.drawn = false;
+    this.final = undefined;
   }
 
   line(step: number, now = this.clock()): string {

@@ -182,6 +182,17 @@ function ticks(lo: number, hi: number, count: number): number[] {
   return out;
 }
 
+interface Box {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+function overlaps(a: Box, b: Box): boolean {
+  return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+}
+
 function escapeXml(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
@@ -224,20 +235,28 @@ export function figureSvg(r: StudyResults): string {
   );
   // The original backbone's k-NN accuracy: what no forgetting would keep.
   out.push(`<line x1="${m.left}" y1="${Y(base)}" x2="${m.left + pw}" y2="${Y(base)}" stroke="#333" stroke-dasharray="6 4" stroke-width="1.5"/>`);
-  // Labels right of their points, pushed apart vertically so that close points stay readable.
-  const placed: { x: number; y: number }[] = [];
-  const points = [...r.table].sort((a, b) => b.knn - a.knn);
-  for (const row of points) {
+  // Points first, then each label at the first candidate spot (right, left, above, below, then further down on
+  // the right) that overlaps no point and no earlier label: close points stay readable.
+  const boxes: Box[] = r.table.map((row) => ({ x: X(row.transfer) - 7, y: Y(row.knn) - 7, w: 14, h: 14 }));
+  for (const row of r.table) {
+    out.push(`<circle cx="${X(row.transfer)}" cy="${Y(row.knn)}" r="6" fill="${family(row.strategy).color}" stroke="#222" stroke-width="1"/>`);
+  }
+  for (const row of [...r.table].sort((a, b) => b.knn - a.knn)) {
     const px = X(row.transfer);
     const py = Y(row.knn);
-    let ly = py + 4;
-    while (placed.some((p) => Math.abs(p.x - px) < 120 && Math.abs(p.y - ly) < 14)) ly += 14;
-    placed.push({ x: px, y: ly });
-    const { color } = family(row.strategy);
-    out.push(`<circle cx="${px}" cy="${py}" r="6" fill="${color}" stroke="#222" stroke-width="1"/>`);
-    const anchor = px > m.left + pw - 110 ? "end" : "start";
-    const lx = anchor === "start" ? px + 9 : px - 9;
-    out.push(`<text x="${lx}" y="${ly}" text-anchor="${anchor}" ${font} font-size="12">${escapeXml(row.strategy)}</text>`);
+    const w = 7.2 * row.strategy.length;
+    const candidates: [number, number, "start" | "end" | "middle"][] = [
+      [px + 10, py + 4, "start"],
+      [px - 10, py + 4, "end"],
+      [px, py - 11, "middle"],
+      [px, py + 20, "middle"],
+      ...[1, 2, 3, 4, 5].map((k): [number, number, "start"] => [px + 10, py + 4 + 14 * k, "start"]),
+    ];
+    const boxOf = ([x, y, anchor]: [number, number, string]): Box => ({ x: anchor === "start" ? x : anchor === "end" ? x - w : x - w / 2, y: y - 11, w, h: 14 });
+    const inside = (b: Box) => b.x >= m.left && b.x + b.w <= m.left + pw && b.y >= m.top && b.y + b.h <= m.top + ph;
+    const spot = candidates.find((c) => inside(boxOf(c)) && !boxes.some((b) => overlaps(b, boxOf(c)))) ?? candidates[0];
+    boxes.push(boxOf(spot));
+    out.push(`<text x="${spot[0]}" y="${spot[1]}" text-anchor="${spot[2]}" ${font} font-size="12">${escapeXml(row.strategy)}</text>`);
   }
   // Legend: the strategy families present, and the reference line.
   const lx = m.left + pw + 16;

@@ -7,11 +7,11 @@ import * as ops from "../engine/ops.js";
 import { Block, LayerNorm, Linear, type VisionTransformer } from "../vit/model.js";
 
 // Default placement: split the depth into p equal groups and add one block after each group's last block
-// (1-based positions: depth 12, p 4 -> after 3, 6, 9, 12). The paper's p = 1 run used position 11.
+// (1-based positions: depth 12, p 4 -> after 3, 6, 9, 12); when p does not divide the depth, the group ends are
+// rounded (depth 4, p 3 -> 1, 3, 4). The paper's p = 1 run used position 11.
 export function defaultPositions(depth: number, p: number): number[] {
-  if (!Number.isInteger(p) || p <= 0) throw new Error(`block expansion: p must be a positive integer, got ${p}`);
-  if (depth % p !== 0) throw new Error(`block expansion: depth ${depth} is not divisible by p = ${p}; give explicit positions`);
-  return Array.from({ length: p }, (_, i) => ((i + 1) * depth) / p);
+  if (!Number.isInteger(p) || p <= 0 || p > depth) throw new Error(`block expansion: p must be an integer in 1..${depth}, got ${p}`);
+  return Array.from({ length: p }, (_, i) => Math.round(((i + 1) * depth) / p));
 }
 
 // Inserts a zeroed copy of original block k after it, for each k in `positions` (1-based, among the original

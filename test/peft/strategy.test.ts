@@ -36,7 +36,9 @@ describe("block expansion", () => {
   it("places blocks after every depth/p-th block by default", () => {
     expect(defaultPositions(12, 1)).toEqual([12]);
     expect(defaultPositions(12, 4)).toEqual([3, 6, 9, 12]);
-    expect(() => defaultPositions(12, 5)).toThrow("not divisible");
+    expect(defaultPositions(4, 3)).toEqual([1, 3, 4]);
+    expect(defaultPositions(12, 5)).toEqual([2, 5, 7, 10, 12]);
+    expect(() => defaultPositions(4, 5)).toThrow("p must be an integer in 1..4");
   });
   for (const positions of [[4], [2, 4], [1, 2, 3], [1, 2, 3, 4], [3], [1, 4]]) {
     it(`computes the original function with new blocks after [${positions}]`, async () => {

@@ -1,0 +1,41 @@
+// Shared benchmark plumbing: the device line every benchmark prints, and timing of GPU work as the median of
+// repeated runs after warm-up, each run ending with the GPU idle (batch.sync), plus the main thread's CPU time
+// as a fraction of wall time (to see busy-waiting).
+import { runtime } from "../engine/runtime.js";
+
+export function deviceLine(): string {
+  const { gpu } = runtime();
+  return `device: ${gpu.adapterInfo.description} (${gpu.isCpu ? "CPU driver" : "GPU"}, backend ${gpu.backend})`;
+}
+
+export interface Timing {
+  medianMs: number;
+  runsMs: number[];
+  cpuFraction: number; // main-thread CPU time / wall time over the timed runs
+}
+
+export async function timeGpu(run: () => void | Promise<void>, opts: { warmup?: number; reps?: number } = {}): Promise<Timing> {
+  const { batch } = runtime();
+  for (let i = 0; i < (opts.warmup ?? 1); i++) {
+    await run();
+    await batch.sync();
+  }
+  const runsMs: number[] = [];
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
+  for (let i = 0; i < (opts.reps ?? 5); i++) {
+    const t0 = performance.now();
+    await run();
+    await batch.sync();
+    runsMs.push(performance.now() - t0);
+  }
+  const cpu = process.cpuUsage(cpu0);
+  const wall = performance.now() - wall0;
+  return { medianMs: median(runsMs), runsMs, cpuFraction: (cpu.user + cpu.system) / 1000 / wall };
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}

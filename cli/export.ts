@@ -1,0 +1,37 @@
+// `export`: a fine-tuned model (base checkpoint + saved trainable tensors) as one checkpoint file.
+import type { Command } from "./command.js";
+import { parseArgs, required } from "./args.js";
+import { initEngine } from "../engine/runtime.js";
+import { exportMerged, loadFinetuned } from "../peft/save.js";
+import { writeSafetensors, type F32Tensor } from "../vit/safetensors.js";
+
+const FLAGS = { base: "string", finetuned: "string", out: "string", merge: "boolean", heads: "int", key: "string", "allow-other-base": "boolean" } as const;
+
+export const exportCommand: Command = {
+  summary: "write a fine-tuned model as one checkpoint (--merge: a plain timm-layout ViT)",
+  usage: `usage: node dist/run.js export --base FILE --finetuned F.safetensors --out OUT.safetensors [--merge]
+
+  --base              the checkpoint the model was fine-tuned from (checked against the manifest's SHA-256)
+  --finetuned         the saved trainable tensors with their manifest (written by the trainer)
+  --out               the checkpoint to write
+  --merge             fold LoRA into the weights: a plain ViT that \`features\` and timm load; without it the file
+                      holds every tensor, adapters included, under their own names
+  --heads, --key      as for \`features\`
+  --allow-other-base  skip the base checkpoint hash check`,
+  async run(argv) {
+    const { flags } = parseArgs(argv, FLAGS);
+    const base = required(flags.base, "base");
+    const finetuned = required(flags.finetuned, "finetuned");
+    const out = required(flags.out, "out");
+    await initEngine();
+    const { model, manifest } = await loadFinetuned(base, finetuned, { heads: flags.heads, key: flags.key, allowOtherBase: flags["allow-other-base"] });
+    const metadata = { finetuned_from: manifest.base.file, base_sha256: manifest.base.sha256, strategy: manifest.strategy };
+    if (flags.merge) await exportMerged(model, out, metadata);
+    else {
+      const tensors = new Map<string, F32Tensor>();
+      for (const [name, t] of model.parameters()) tensors.set(name, { shape: [...t.shape], data: await t.data() });
+      await writeSafetensors(out, tensors, metadata);
+    }
+    console.error(`wrote ${out} (${manifest.strategy}${flags.merge ? ", merged" : ""})`);
+  },
+};

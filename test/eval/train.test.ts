@@ -1,0 +1,166 @@
+// The trainer on a tiny ViT and synthetic patterns: it learns, writes its checkpoints and metrics, resumes after an
+// interruption to exactly the result of an uninterrupted run, and stops on a non-finite loss with the last good
+// checkpoint intact.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Tensor } from "../../engine/tensor.js";
+import { validateConfig } from "../../vit/config.js";
+import { buildVit, initialiser } from "../../vit/model.js";
+import { applyStrategy } from "../../peft/strategy.js";
+import type { Dataset } from "../../data/dataset.js";
+import { openNpyImages } from "../../data/npy-dataset.js";
+import { Loader } from "../../data/loader.js";
+import { Transform } from "../../data/transforms.js";
+import { readSafetensors } from "../../vit/safetensors.js";
+import { type TrainOptions, train } from "../../eval/train.js";
+import { useEngine } from "../helpers.js";
+import { writeSynthetic } from "./synthetic.js";
+
+useEngine();
+
+const CONFIG = validateConfig({ imageSize: 8, patchSize: 4, width: 16, depth: 2, heads: 2, mlpHidden: 32, classes: 0, eps: 1e-6 });
+let root: string;
+let trainSet: Dataset;
+let testSet: Dataset;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "train-test-"));
+  await writeSynthetic(join(root, "data"), { size: 8, perClass: { train: 16, test: 6 }, seed: 1 });
+  trainSet = await openNpyImages(join(root, "data"), "train");
+  testSet = await openNpyImages(join(root, "data"), "test");
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+// A fresh model (same seed every time) and the options of one run into `dir`.
+function setup(dir: string, overrides: Partial<TrainOptions> = {}): TrainOptions {
+  const model = buildVit(CONFIG, initialiser(3));
+  const trainable = applyStrategy(model, { kind: "full" }, 6, 4);
+  const transform = new Transform({ kind: "eval", size: 8 });
+  return {
+    model,
+    trainable,
+    train: new Loader(trainSet, transform, { batchSize: 16, shuffle: true, seed: 5, dropLast: true }),
+    test: new Loader(testSet, transform, { batchSize: 16 }),
+    dir: join(root, dir),
+    steps: 8,
+    lr: 0.05,
+    warmupSteps: 2,
+    evalEvery: 4,
+    lossEvery: 3,
+    ...overrides,
+  };
+}
+
+async function values(named: [string, Tensor][]): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  for (const [n, t] of named) out.set(n, await t.data());
+  return out;
+}
+
+function dispose(o: TrainOptions): void {
+  for (const [, t] of o.model.parameters()) t.dispose();
+}
+
+describe("train", () => {
+  let uninterrupted: { params: Map<string, Float32Array>; losses: number[]; accuracy: number | null };
+
+  it("learns the patterns and writes checkpoints and per-step metrics", async () => {
+    const o = setup("full", { steps: 12 });
+    const r = await train(o);
+    expect(r.resumedFrom).toBe(0);
+    expect(r.metrics.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(r.metrics.every((m) => Number.isFinite(m.loss) && m.imagesPerSecond > 0)).toBe(true);
+    // Warm-up then cosine: 0.025, 0.05, then decreasing.
+    expect(r.metrics[0].lr).toBeCloseTo(0.025, 12);
+    expect(r.metrics[1].lr).toBeCloseTo(0.05, 12);
+    expect(r.metrics[11].lr).toBeLessThan(r.metrics[5].lr);
+    // Evaluated exactly at steps 4, 8, 12; chance is 16.7% on six classes.
+    expect(r.metrics.filter((m) => m.accuracy !== null).map((m) => m.step)).toEqual([4, 8, 12]);
+    expect(r.bestAccuracy).toBeGreaterThan(50);
+    expect(r.bestAccuracy).toBe(Math.max(...r.metrics.map((m) => m.accuracy ?? -1)));
+    expect(r.metrics[11].loss).toBeLessThan(r.metrics[0].loss);
+    const csv = (await readFile(join(o.dir, "metrics.csv"), "utf8")).trim().split("\n");
+    expect(csv[0]).toBe("step,loss,lr,accuracy,images_per_second");
+    expect(csv.length).toBe(13);
+    expect(JSON.parse(await readFile(join(o.dir, "metrics.json"), "utf8")).rows.length).toBe(12);
+    const best = await readSafetensors(r.bestPath);
+    expect(Number(best.metadata.step)).toBe(r.bestStep);
+    expect(best.tensors.size).toBe(o.trainable.length); // trainable tensors only
+    const last = await readSafetensors(r.lastPath);
+    expect(last.metadata.step).toBe("12");
+    // Trainable tensors plus SGD's momentum buffer for each.
+    expect(last.tensors.size).toBe(2 * o.trainable.length);
+    expect([...last.tensors.keys()].filter((k) => k.startsWith("optimizer.")).length).toBe(o.trainable.length);
+    dispose(o);
+  });
+
+  it("runs uninterrupted for the reference", async () => {
+    const o = setup("reference");
+    const r = await train(o);
+    uninterrupted = { params: await values(o.trainable), losses: r.metrics.map((m) => m.loss), accuracy: r.finalAccuracy };
+    dispose(o);
+  });
+
+  it("resumes an interrupted run to exactly the uninterrupted result", async () => {
+    const killed = setup("resumed", {
+      onStep: (step) => {
+        if (step === 6) throw new Error("simulated kill");
+      },
+    });
+    await expect(train(killed)).rejects.toThrow("simulated kill");
+    dispose(killed);
+    // The last checkpoint is the one after step 4 (checkpoints follow the evaluations).
+    expect((await readSafetensors(join(root, "resumed", "last.safetensors"))).metadata.step).toBe("4");
+
+    const resumed = setup("resumed");
+    const r = await train(resumed);
+    expect(r.resumedFrom).toBe(4);
+    expect(r.metrics.map((m) => m.loss)).toEqual(uninterrupted.losses);
+    expect(r.finalAccuracy).toBe(uninterrupted.accuracy);
+    const params = await values(resumed.trainable);
+    for (const [name, want] of uninterrupted.params) expect(params.get(name), name).toEqual(want);
+    // A finished run resumed again does nothing.
+    dispose(resumed);
+    const again = setup("resumed");
+    const r2 = await train(again);
+    expect(r2.resumedFrom).toBe(8);
+    expect(r2.metrics.length).toBe(8);
+    dispose(again);
+  });
+
+  it("refuses to resume a checkpoint written with other settings", async () => {
+    const o = setup("resumed", { lr: 0.01 });
+    await expect(train(o)).rejects.toThrow(/was written by a run with other settings/);
+    dispose(o);
+  });
+
+  it("stops on a non-finite loss, naming the step, with the last good checkpoint intact", async () => {
+    const o = setup("nan", {
+      lossEvery: 1,
+      evalEvery: 2,
+      // Poison the head after the checkpoint of step 2: step 3's loss is NaN.
+      onStep: (step) => {
+        if (step === 2) o.model.head!.weight.write(new Float32Array(o.model.head!.weight.size).fill(NaN));
+      },
+    });
+    await expect(train(o)).rejects.toThrow(/the loss became NaN at step 3 .*last good checkpoint, .*last\.safetensors, is intact/);
+    const last = await readSafetensors(join(o.dir, "last.safetensors"));
+    expect(last.metadata.step).toBe("2");
+    for (const [name, t] of last.tensors) expect(t.data.every(Number.isFinite), name).toBe(true);
+    expect(existsSync(join(o.dir, "best.safetensors"))).toBe(true);
+    dispose(o);
+  });
+
+  it("rejects bad options before any work", async () => {
+    const o = setup("bad", { warmupSteps: 8 });
+    await expect(train(o)).rejects.toThrow("schedule: expected 0 <= warm-up steps < total steps (8), got 8");
+    expect(existsSync(o.dir)).toBe(false);
+    dispose(o);
+  });
+});

@@ -1,0 +1,72 @@
+// Saving a fine-tuned model: the trainable tensors and manifest round-trip to the same model, and the merged
+// export is a plain ViT checkpoint that `features` loads with the same outputs.
+import { mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { Tensor, noGrad } from "../../engine/tensor.js";
+import { loadVit } from "../../vit/load.js";
+import { applyStrategy, parseStrategy } from "../../peft/strategy.js";
+import { exportMerged, loadFinetuned, saveFinetuned, sha256File } from "../../peft/save.js";
+import { features as featuresCommand } from "../../cli/features.js";
+import { readNpy, writeNpy } from "../../data/npy.js";
+import type { VisionTransformer } from "../../vit/model.js";
+import { expectClose, randn, useEngine } from "../helpers.js";
+
+useEngine();
+const BASE = "test/fixtures/vit-tiny.safetensors";
+const x = randn(2 * 3 * 16 * 16, 5);
+const feats = (m: VisionTransformer) => noGrad(() => m.features(Tensor.fromArray(x, [2, 3, 16, 16]))).data();
+
+describe("saving fine-tuned models", () => {
+  for (const name of ["lora-r2", "block-p1", "top-1", "linear"]) {
+    it(`${name}: save, load, and export merged`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), "peft-save-"));
+      const { model } = await loadVit(BASE, { heads: 2 });
+      const strategy = parseStrategy(name);
+      const trainable = applyStrategy(model, strategy, 3, 4);
+      for (const [, t] of trainable) t.write(randn(t.size, t.size).map((v) => v * 0.1)); // "trained" values
+      const want = await feats(model);
+      const wantLogits = await noGrad(() => model.forward(Tensor.fromArray(x, [2, 3, 16, 16]))).data();
+      const path = join(dir, "ft.safetensors");
+      await saveFinetuned(path, trainable, {
+        strategyOptions: strategy,
+        classes: 3,
+        seed: 4,
+        base: { file: BASE, sha256: await sha256File(BASE) },
+        hyperParameters: { lr: 0.01 },
+      });
+      expect(JSON.parse(await readFile(`${path}.json`, "utf8")).strategy).toBe(name);
+      const loaded = await loadFinetuned(BASE, path, { heads: 2 });
+      expectClose("reloaded features", await feats(loaded.model), want, { atol: 0, rtol: 0 });
+      const merged = join(dir, "merged.safetensors");
+      await exportMerged(loaded.model, merged);
+      const plain = await loadVit(merged, { heads: 2 });
+      expect(plain.model.blocks.length).toBe(name === "block-p1" ? 3 : 2);
+      expectClose("merged features", await feats(plain.model), want, { atol: 1e-5, rtol: 1e-4 });
+      const logits = await noGrad(() => plain.model.forward(Tensor.fromArray(x, [2, 3, 16, 16]))).data();
+      expectClose("merged logits", logits, wantLogits, { atol: 1e-5, rtol: 1e-4 });
+      // The features command reads the merged export.
+      await writeNpy(join(dir, "x.npy"), x, [2, 3, 16, 16]);
+      await featuresCommand.run(["--weights", merged, "--input", join(dir, "x.npy"), "--out", join(dir, "f.npy"), "--heads", "2"]);
+      const f = await readNpy(join(dir, "f.npy"));
+      expect(f.shape).toEqual([2, 32]);
+      expectClose("features command", f.data as Float32Array, want, { atol: 1e-5, rtol: 1e-4 });
+    });
+  }
+
+  it("refuses another base checkpoint", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "peft-save-"));
+    const { model } = await loadVit(BASE, { heads: 2 });
+    const strategy = parseStrategy("linear");
+    const path = join(dir, "ft.safetensors");
+    await saveFinetuned(path, applyStrategy(model, strategy, 3), {
+      strategyOptions: strategy,
+      classes: 3,
+      seed: 0,
+      base: { file: "other.safetensors", sha256: "0".repeat(64) },
+      hyperParameters: {},
+    });
+    await expect(loadFinetuned(BASE, path, { heads: 2 })).rejects.toThrow("was trained from other.safetensors");
+  });
+});
