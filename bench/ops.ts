@@ -15,7 +15,8 @@ import { initEngine } from "../engine/runtime.js";
 import { deviceLine, timeGpu } from "./harness.js";
 import { Tensor, tidy } from "../engine/tensor.js";
 import { Rng } from "../engine/random.js";
-import { ROW_LAYOUT, ROW_VERSIONS, type RowVersion, softmaxBackward, softmaxForward } from "../kernels/softmax.js";
+import { softmaxBackward, softmaxForward } from "../kernels/softmax.js";
+import { ROW_LAYOUT, ROW_VERSIONS, type RowVersion } from "../kernels/rows.js";
 import { layernormBackward, layernormForward } from "../kernels/layernorm.js";
 
 const FLAGS = { json: "boolean", reps: "int", warmup: "int", ops: "list", versions: "list", shapes: "list" } as const;

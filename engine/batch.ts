@@ -144,16 +144,22 @@ export class Batch {
     return total - (performance.now() - this.inflightSince) / 1000;
   }
 
-  // Awaits `promise` (a GPU promise) after sleeping for ~80% of the expected remaining GPU time, then learns
-  // from how long the work really took. Oversleeping shrinks the next estimate, undersleeping grows it.
+  // Awaits `promise` (a GPU promise) after sleeping for ~80% of the expected remaining GPU time, then learns.
+  // If the promise still took a while after the sleep, the GPU was busy until it resolved and the elapsed time
+  // is the true duration: learn it. If it resolved at once, we overslept and only know an upper bound: halve the
+  // estimate, so one slow batch does not make every later wait oversleep.
   async wait<T>(promise: () => Promise<T>): Promise<T> {
     const remaining = this.expectedRemaining();
-    if (remaining > 0.002) await sleep(remaining * 0.8 * 1000);
+    const slept = remaining > 0.002;
+    if (slept) await sleep(remaining * 0.8 * 1000);
+    const awaitStart = performance.now();
     const result = await promise();
-    const elapsed = (performance.now() - this.inflightSince) / 1000;
-    const measuredPerUnit = (elapsed - this.inflightDispatches * DISPATCH_OVERHEAD_S) / Math.max(this.inflightWork, 1);
-    if (this.inflightWork > 1e6 && measuredPerUnit > 0) {
-      this.secondsPerUnit = 0.5 * this.secondsPerUnit + 0.5 * measuredPerUnit;
+    const now = performance.now();
+    if (this.inflightWork > 1e6) {
+      if (!slept || now - awaitStart > 1) {
+        const measured = ((now - this.inflightSince) / 1000 - this.inflightDispatches * DISPATCH_OVERHEAD_S) / this.inflightWork;
+        if (measured > 0) this.secondsPerUnit = 0.5 * this.secondsPerUnit + 0.5 * measured;
+      } else this.secondsPerUnit *= 0.5;
     }
     this.inflightWork = 0;
     this.inflightDispatches = 0;

@@ -16,7 +16,7 @@ import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor } from "../engine/tensor.js";
 import { packUniform, storageBindings, uniformStruct } from "./wgsl.js";
-import { type RowVersion, ROW_LAYOUT, checkBindable, defaultRowVersion, rowGrid, rowMain, rowReduce } from "./softmax.js";
+import { type RowVersion, ROW_LAYOUT, checkBindable, defaultRowVersion, rowGrid, rowMain, rowReduce } from "./rows.js";
 
 // nanBits: the bits of a quiet NaN, passed at run time because WGSL rejects a constant NaN.
 const FIELDS = { rows: "u32", C: "u32", smoothing: "f32", nanBits: "u32" } as const;

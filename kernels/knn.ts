@@ -20,6 +20,10 @@
 // tile*wg*vecs + v*wg + l (v < vecs), so a load of the transposed queries is contiguous across lanes and a bank
 // value is one uniform load broadcast to every lane. rows*vecs vec4 accumulators per lane (<= 32 scalars).
 // Default: rows 4, vecs 2, workgroup 8 on CPU drivers; workgroup 64, vecs 1 on GPUs (untuned: no GPU here).
+// Measured on lavapipe (2 shared cores, CPU time of the driver threads; Q=128, N=30000, D=768, cosine):
+// similarity only r4v2 600 ms, r8v1 680, r2v4 790; fused top-200 r4v2 670 ms (+12%), r8v1 780, r2v4 1000.
+// The top-k overhead falls as N/K grows (insertions grow as ln N). A sorted list in place of the heap was
+// about 30% slower at N=20000, K=200.
 //
 // Banks larger than one storage binding (maxStorageBufferBindingSize) are scanned chunk by chunk: the first
 // chunk starts the lists, each later one merges into them in place (bank indices grow chunk after chunk, which

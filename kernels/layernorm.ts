@@ -26,7 +26,7 @@ import {
   rowReduce,
   rowsOf,
   sameShape,
-} from "./softmax.js";
+} from "./rows.js";
 
 const FIELDS = { rows: "u32", C: "u32", eps: "f32" } as const;
 

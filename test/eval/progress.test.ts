@@ -29,10 +29,11 @@ describe("Progress", () => {
     const p = new Progress({ label: "x", total: 50, stream });
     for (let s = 1; s <= 50; s++) p.update(s, { loss: 1 });
     p.finish();
-    expect(chunks.length).toBe(10); // 10%..90% and the final line
+    expect(chunks.length).toBe(11); // the first step, 10%..90%, and the final line
     expect(chunks.every((c) => c.endsWith("\n") && !c.includes("\r"))).toBe(true);
-    expect(chunks[9]).toContain("50/50");
-    expect(chunks[9]).toContain("done in");
+    expect(chunks[0]).toContain(" 1/50");
+    expect(chunks[10]).toContain("50/50");
+    expect(chunks[10]).toContain("done in");
   });
 
   it("on a TTY redraws in place at most every 100 ms and ends the line", () => {

@@ -70,15 +70,15 @@ function dispose(o: TrainOptions): void {
 describe("train", () => {
   let uninterrupted: { params: Map<string, Float32Array>; losses: number[]; accuracy: number | null };
 
-  it("learns the patterns and writes checkpoints and per-step metrics", async () => {
-    const o = setup("full", { steps: 12 });
+  it("learns the patterns with AdamW and writes checkpoints and per-step metrics", async () => {
+    const o = setup("full", { steps: 12, optimizer: "adamw", lr: 0.01 });
     const r = await train(o);
     expect(r.resumedFrom).toBe(0);
     expect(r.metrics.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     expect(r.metrics.every((m) => Number.isFinite(m.loss) && m.imagesPerSecond > 0)).toBe(true);
-    // Warm-up then cosine: 0.025, 0.05, then decreasing.
-    expect(r.metrics[0].lr).toBeCloseTo(0.025, 12);
-    expect(r.metrics[1].lr).toBeCloseTo(0.05, 12);
+    // Warm-up then cosine: 0.005, 0.01, then decreasing.
+    expect(r.metrics[0].lr).toBeCloseTo(0.005, 12);
+    expect(r.metrics[1].lr).toBeCloseTo(0.01, 12);
     expect(r.metrics[11].lr).toBeLessThan(r.metrics[5].lr);
     // Evaluated exactly at steps 4, 8, 12; chance is 16.7% on six classes.
     expect(r.metrics.filter((m) => m.accuracy !== null).map((m) => m.step)).toEqual([4, 8, 12]);
@@ -94,9 +94,9 @@ describe("train", () => {
     expect(best.tensors.size).toBe(o.trainable.length); // trainable tensors only
     const last = await readSafetensors(r.lastPath);
     expect(last.metadata.step).toBe("12");
-    // Trainable tensors plus SGD's momentum buffer for each.
-    expect(last.tensors.size).toBe(2 * o.trainable.length);
-    expect([...last.tensors.keys()].filter((k) => k.startsWith("optimizer.")).length).toBe(o.trainable.length);
+    // Trainable tensors plus AdamW's two moments for each.
+    expect(last.tensors.size).toBe(3 * o.trainable.length);
+    expect(last.tensors.has("optimizer.head.weight.exp_avg_sq")).toBe(true);
     dispose(o);
   });
 

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { Rng } from "../../engine/random.js";
 import { Tensor } from "../../engine/tensor.js";
-import { ROW_VERSIONS } from "../../kernels/softmax.js";
+import { ROW_VERSIONS } from "../../kernels/rows.js";
 import { checkLabels, crossEntropyBackward, crossEntropyForward } from "../../kernels/cross-entropy.js";
 import { expectClose, numericGrad, randn, useEngine } from "../helpers.js";
 import { crossEntropy, crossEntropyBackward as crossEntropyBackwardRef } from "../ref/cross-entropy.js";

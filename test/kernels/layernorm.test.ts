@@ -4,7 +4,7 @@
 // O(1) terms: 1e-4 + 1e-4; finite differences 1e-4 + 1e-3.
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
-import { ROW_VERSIONS } from "../../kernels/softmax.js";
+import { ROW_VERSIONS } from "../../kernels/rows.js";
 import { layernormBackward, layernormForward } from "../../kernels/layernorm.js";
 import { dot, expectClose, numericGrad, randn, useEngine } from "../helpers.js";
 import { layernorm, layernormBackward as layernormBackwardRef } from "../ref/layernorm.js";

@@ -3,7 +3,8 @@
 // correctly rounded and a row sum of 1031 terms rounds ~sqrt(1031) times); finite differences 1e-5 + 1e-4.
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
-import { ROW_LAYOUT, ROW_VERSIONS, softmaxBackward, softmaxForward } from "../../kernels/softmax.js";
+import { softmaxBackward, softmaxForward } from "../../kernels/softmax.js";
+import { ROW_LAYOUT, ROW_VERSIONS } from "../../kernels/rows.js";
 import { dot, expectClose, numericGrad, randn, useEngine } from "../helpers.js";
 import { softmax, softmaxBackward as softmaxBackwardRef } from "../ref/softmax.js";
 

@@ -1,0 +1,101 @@
+// Study configs: the shipped ones parse, and bad input is rejected with every problem named by its key path.
+import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { ConfigError, DEFAULT_STUDY, parseStudyConfig } from "../../eval/config.js";
+
+const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
+
+// The error message of parsing `json`, which must fail.
+function problems(json: unknown): string {
+  try {
+    parseStudyConfig(json, "test.json");
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
+  throw new Error("expected the config to be rejected");
+}
+
+describe("shipped configs", () => {
+  it("configs/default.json is the embedded default study", () => {
+    expect(JSON.parse(readFileSync("configs/default.json", "utf8"))).toEqual(DEFAULT_STUDY);
+  });
+
+  it("the default study fills in defaults and canonical strategy names", () => {
+    const c = parseStudyConfig(DEFAULT_STUDY);
+    expect(c.strategies).toEqual(["full", "top-1", "linear", "lora-r4", "block-p1"]);
+    expect(c.knn.bank.classes).toEqual([0, 1, 2, 3, 4]);
+    expect(c.transfer.train.classes).toEqual([5, 6, 7, 8, 9]);
+    expect(c.backbone.pretrain?.model.depth).toBe(4);
+    expect(c.training.optimizer).toBe("sgd");
+    expect(c.training.momentum).toBe(0.9);
+  });
+
+  it("configs/paper-cifar100.json holds the paper's protocol", () => {
+    const c = parseStudyConfig(JSON.parse(readFileSync("configs/paper-cifar100.json", "utf8")));
+    expect(c.learningRates).toEqual([0.05, 0.01, 0.005]);
+    expect(c.training).toMatchObject({ steps: 10000, evalEvery: 500, batchSize: 128, optimizer: "sgd", momentum: 0.9 });
+    expect(c.strategies).toEqual(["full", "top-3", "linear", "lora-r4", "lora-r8", "lora-r16", "block-p1", "block-p2", "block-p3", "block-p4"]);
+    expect(c.transfer.train.dataset).toBe("cifar100");
+    expect(c.knn.bank.dataset).toBe("imagefolder");
+    expect(c.knn.reportK).toBe(20);
+    expect(c.imageSize).toBe(224);
+  });
+});
+
+describe("bad configs", () => {
+  it("names unknown keys with their path", () => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    c.training.stpes = 10;
+    c.knn.bank.clases = "0-4";
+    c.extra = true;
+    const msg = problems(c);
+    expect(msg).toContain("training.stpes: unknown key");
+    expect(msg).toContain("knn.bank.clases: unknown key");
+    expect(msg).toContain("extra: unknown key");
+    expect(msg).toContain("3 problems");
+  });
+
+  it("names wrong types with their path", () => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    c.training.steps = "100";
+    c.learningRates = [0.01, -1];
+    c.strategies = ["full", "lora-rx"];
+    c.transfer.test.perClass = 2.5;
+    c.knn.queries.transform = "center";
+    c.backbone.pretrain.model.width = 60; // 60 / 2 heads = 30, not a multiple of 4
+    const msg = problems(c);
+    expect(msg).toContain('training.steps: expected an integer >= 1, got "100"');
+    expect(msg).toContain("learningRates[1]: expected a number > 0, got -1");
+    expect(msg).toContain('strategies[1]: expected a strategy: full, linear, top-K, lora-rR, block-pP or block@POS[,POS], got "lora-rx"');
+    expect(msg).toContain("transfer.test.perClass: expected an integer >= 1, got 2.5");
+    expect(msg).toContain('knn.queries.transform: expected one of train, eval, knn, got "center"');
+    expect(msg).toContain("backbone.pretrain.model.heads: expected a divisor of width 60");
+  });
+
+  it("names missing keys and contradictions", () => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    delete c.training.batchSize;
+    c.backbone.checkpoint = "x.safetensors";
+    c.knn.reportK = 5;
+    c.strategies = ["top-5", "block-p3", "full"];
+    c.learningRates = [0.01, 0.01];
+    const msg = problems(c);
+    expect(msg).toContain("training.batchSize: missing (required)");
+    expect(msg).toContain("backbone: expected exactly one of checkpoint and pretrain, got both");
+    expect(msg).toContain("knn.reportK: expected one of ks (10, 20), got 5");
+    expect(msg).toContain('strategies[0]: expected top-k with k <= depth 4, got "top-5"');
+    expect(msg).toContain('strategies[1]: expected block-pP with P dividing depth 4, got "block-p3"');
+    expect(msg).toContain("learningRates: expected distinct values, got [0.01, 0.01]");
+  });
+
+  it("rejects a non-object, an unknown dataset and a bad class list", () => {
+    expect(() => parseStudyConfig([1, 2], "x.json")).toThrow("x.json: expected a JSON object at the top level, got an array of 2");
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    c.transfer.train.dataset = "cifar1000";
+    c.transfer.test.classes = "9-5";
+    const msg = problems(c);
+    expect(msg).toMatch(/transfer\.train\.dataset: expected one of .*cifar100.*, got "cifar1000"/);
+    expect(msg).toContain('transfer.test.classes: expected a class list like "0-4" or "0,2,7-9", got "9-5"');
+  });
+});

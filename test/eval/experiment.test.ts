@@ -1,0 +1,147 @@
+// A miniature study end to end: a tiny ViT pre-trained on three synthetic pattern classes, fine-tuned on three
+// others with all five strategies, then every output file checked for shape. Then what a rerun does: finished
+// cells are skipped, a run stopped after one cell finishes only the rest, another config needs --force, and
+// strategies that do not fit the backbone are refused before any work.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import sharp from "sharp";
+import { parseStudyConfig, type StudyConfig } from "../../eval/config.js";
+import { cellsOf, runExperiment } from "../../eval/experiment.js";
+import { readSafetensors } from "../../vit/safetensors.js";
+import { useEngine } from "../helpers.js";
+import { writeSynthetic } from "./synthetic.js";
+
+useEngine();
+
+let root: string;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "experiment-test-"));
+  await writeSynthetic(join(root, "data"), { size: 8, perClass: { train: 24, test: 8 }, seed: 2 });
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+function study(overrides: Record<string, unknown> = {}): StudyConfig {
+  const data = (split: string, classes: string) => ({ dataset: "npy", root: join(root, "data"), split, classes, transform: "eval" });
+  return parseStudyConfig({
+    name: "mini",
+    backbone: {
+      pretrain: {
+        model: { imageSize: 8, patchSize: 4, width: 16, depth: 2, heads: 2, mlpHidden: 32 },
+        data: data("train", "0-2"),
+        steps: 6,
+        batchSize: 16,
+        lr: 0.003,
+        warmupSteps: 1,
+        cacheDir: join(root, "cache"),
+      },
+    },
+    knn: { bank: data("train", "0-2"), queries: data("test", "0-2"), ks: [3, 5], reportK: 5, batchSize: 32 },
+    transfer: { train: data("train", "3-5"), test: data("test", "3-5") },
+    strategies: ["full", "top-1", "linear", "lora-r2", "block-p1"],
+    learningRates: [0.05],
+    training: { steps: 4, batchSize: 16, evalEvery: 2, warmupSteps: 1, lossEvery: 2 },
+    ...overrides,
+  });
+}
+
+const lines = async (path: string) => (await readFile(path, "utf8")).trim().split("\n");
+
+describe("a miniature study", () => {
+  const out = () => join(root, "run");
+  const log: string[] = [];
+
+  it("runs end to end and writes every output file", async () => {
+    const config = study();
+    const r = await runExperiment({ config, out: out(), log: (l) => log.push(l) });
+    const ids = cellsOf(config).map((c) => c.id);
+    expect(ids).toEqual(["full_lr0.05_s0", "top-1_lr0.05_s0", "linear_lr0.05_s0", "lora-r2_lr0.05_s0", "block-p1_lr0.05_s0"]);
+    expect(r.ran).toEqual(ids);
+    expect(r.complete).toBe(true);
+    expect(log.some((l) => l.includes("stand-in for DINO"))).toBe(true);
+
+    const results = JSON.parse(await readFile(join(out(), "results.json"), "utf8"));
+    expect(results.cells.map((c: { id: string }) => c.id)).toEqual(ids);
+    expect(results.table.map((t: { strategy: string }) => t.strategy)).toEqual(config.strategies);
+    expect(Object.keys(results.baseline.knn)).toEqual(["3", "5"]);
+    for (const c of results.cells) {
+      expect(c.transferAccuracy).toBeGreaterThanOrEqual(0);
+      expect(c.transferAccuracy).toBeLessThanOrEqual(100);
+      expect(c.bestStep === 2 || c.bestStep === 4).toBe(true);
+      expect(Object.keys(c.knn)).toEqual(["3", "5"]);
+      expect(c.trainableParams).toBeGreaterThan(0);
+    }
+    // Linear probing leaves the backbone untouched: its k-NN accuracy is the original's, to the bit.
+    const linear = results.cells.find((c: { strategy: string }) => c.strategy === "linear");
+    expect(linear.knn).toEqual(results.baseline.knn);
+    expect(linear.trainableParams).toBe(3 * 16 + 3);
+
+    const csv = await lines(join(out(), "results.csv"));
+    expect(csv.length).toBe(1 + 1 + 5);
+    expect(csv.every((l) => l.split(",").length === 16)).toBe(true);
+    const table = (await lines(join(out(), "table.md"))).filter((l) => l.startsWith("| "));
+    expect(table.length).toBe(2 + 1 + 5); // header, rule, original backbone, strategies
+    const svg = await readFile(join(out(), "figure2.svg"), "utf8");
+    for (const s of config.strategies) expect(svg).toContain(`>${s}<`);
+    const png = await sharp(join(out(), "figure2.png")).metadata();
+    expect([png.format, png.width, png.height]).toEqual(["png", 1520, 1000]);
+    for (const f of ["config.json", "backbone.json", "baseline.json"]) expect(existsSync(join(out(), f)), f).toBe(true);
+
+    const cellDir = join(out(), "cells", "lora-r2_lr0.05_s0");
+    expect((await lines(join(cellDir, "metrics.csv"))).length).toBe(1 + 4);
+    expect((await readSafetensors(join(cellDir, "last.safetensors"))).metadata.step).toBe("4");
+    expect([...(await readSafetensors(join(cellDir, "best.safetensors"))).tensors.keys()].sort()).toEqual(
+      ["blocks.0.attn.qkv.lora_q.A", "blocks.0.attn.qkv.lora_q.B", "blocks.0.attn.qkv.lora_v.A", "blocks.0.attn.qkv.lora_v.B",
+       "blocks.1.attn.qkv.lora_q.A", "blocks.1.attn.qkv.lora_q.B", "blocks.1.attn.qkv.lora_v.A", "blocks.1.attn.qkv.lora_v.B",
+       "head.bias", "head.weight"].sort(),
+    );
+  });
+
+  it("skips finished cells and the cached pre-training on a rerun", async () => {
+    const log: string[] = [];
+    const r = await runExperiment({ config: study(), out: out(), log: (l) => log.push(l) });
+    expect(r.ran).toEqual([]);
+    expect(r.skipped.length).toBe(5);
+    expect(r.complete).toBe(true);
+    expect(log.some((l) => l.startsWith("backbone: cached"))).toBe(true);
+  });
+
+  it("after a run stopped early, finishes only the remaining cells", async () => {
+    const config = study({ strategies: ["linear", "lora-r2"], learningRates: [0.05, 0.01] });
+    const dir = join(root, "killed");
+    const first = await runExperiment({ config, out: dir, maxCells: 1 });
+    expect(first.ran).toEqual(["linear_lr0.05_s0"]);
+    expect(first.complete).toBe(false);
+    expect(existsSync(join(dir, "results.json"))).toBe(false);
+    const second = await runExperiment({ config, out: dir });
+    expect(second.skipped).toEqual(["linear_lr0.05_s0"]);
+    expect(second.ran).toEqual(["linear_lr0.01_s0", "lora-r2_lr0.05_s0", "lora-r2_lr0.01_s0"]);
+    expect(second.complete).toBe(true);
+    expect((await lines(join(dir, "results.csv"))).length).toBe(1 + 1 + 4);
+  });
+
+  it("refuses a folder holding another config unless forced", async () => {
+    const dir = join(root, "killed");
+    const other = study({ strategies: ["linear"], learningRates: [0.05] });
+    await expect(runExperiment({ config: other, out: dir })).rejects.toThrow(/holds a run of another config .*--force/);
+    const forced = await runExperiment({ config: other, out: dir, force: true });
+    expect(forced.ran).toEqual(["linear_lr0.05_s0"]);
+    expect(existsSync(join(dir, "cells", "lora-r2_lr0.05_s0"))).toBe(false);
+  });
+
+  it("refuses strategies that do not fit a checkpoint backbone, and missing data, before any work", async () => {
+    const base = study();
+    const config = { ...base, backbone: { checkpoint: "test/fixtures/vit-tiny.safetensors" }, strategies: ["top-20"] };
+    const dir = join(root, "bad");
+    await expect(runExperiment({ config, out: dir })).rejects.toThrow(/strategies\[0\]: expected top-k with k <= the backbone's depth \d+, got top-20/);
+    expect(existsSync(join(dir, "baseline.json"))).toBe(false);
+    const missing = { ...base, knn: { ...base.knn, bank: { ...base.knn.bank, root: join(root, "nowhere") } } };
+    await expect(runExperiment({ config: missing, out: join(root, "bad2") })).rejects.toThrow(/knn\.bank: .*nowhere/);
+  });
+});
