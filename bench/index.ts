@@ -3,5 +3,6 @@ import type { Command } from "../cli/command.js";
 import { dataBench } from "./data.js";
 import { vitBench } from "./vit.js";
 import { ops } from "./ops.js";
+import { waitBench } from "./wait.js";
 
-export const BENCHES: Record<string, Command> = { ops, vit: vitBench, data: dataBench };
+export const BENCHES: Record<string, Command> = { ops, vit: vitBench, data: dataBench, wait: waitBench };

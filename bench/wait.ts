@@ -1,0 +1,67 @@
+// `bench wait`: the main thread's CPU time (a) while the device is open and idle, (b) while awaiting a long
+// GPU job directly (dawn-node polls while a promise is pending), and (c) through the engine's
+// estimate-then-await read-back, which sleeps for most of the expected GPU time first.
+import type { Command } from "../cli/command.js";
+import { parseArgs } from "../cli/args.js";
+import { initEngine, runtime } from "../engine/runtime.js";
+import { Tensor, tidy } from "../engine/tensor.js";
+import * as ops from "../engine/ops.js";
+import { deviceLine, mainThreadCpuMs } from "./harness.js";
+
+const FLAGS = { size: "int", reps: "int", json: "boolean" } as const;
+
+async function cpuFraction(fn: () => Promise<void>): Promise<{ wallMs: number; cpuFraction: number }> {
+  const cpu0 = mainThreadCpuMs();
+  const t0 = performance.now();
+  await fn();
+  const wallMs = performance.now() - t0;
+  return { wallMs, cpuFraction: (mainThreadCpuMs() - cpu0) / wallMs };
+}
+
+export const waitBench: Command = {
+  summary: "main-thread CPU time while idle and while waiting on the GPU (busy-wait check)",
+  usage: `usage: node dist/run.js bench wait [--size 1024] [--reps 3] [--json]
+
+  --size  the square matmul chained to make a long GPU job (default 1024)
+  --reps  matmuls chained per job (default 3)`,
+  async run(argv) {
+    const { flags } = parseArgs(argv, FLAGS);
+    const n = flags.size ?? 1024;
+    const reps = flags.reps ?? 3;
+    await initEngine();
+    const { batch, gpu } = runtime();
+    const a = Tensor.fromArray(new Float32Array(n * n).fill(0.001), [n, n]).keep();
+    const job = () => tidy(() => {
+      let x = a;
+      for (let i = 0; i < reps; i++) x = ops.matmul(x, a);
+      return ops.sumAll(x);
+    });
+    // Warm up (compiles) and teach the estimate the job's length.
+    for (let i = 0; i < 3; i++) {
+      const s = job();
+      await s.item();
+      s.dispose();
+    }
+    const idle = await cpuFraction(() => new Promise((r) => setTimeout(r, 1000)));
+    const direct = await cpuFraction(async () => {
+      const s = job();
+      batch.submit();
+      await gpu.device.queue.onSubmittedWorkDone();
+      s.dispose();
+    });
+    const engine = await cpuFraction(async () => {
+      const s = job();
+      await s.item();
+      s.dispose();
+    });
+    const rows = { idle, directAwait: direct, estimateThenAwait: engine };
+    if (flags.json) {
+      console.log(JSON.stringify({ device: deviceLine(), size: n, reps, ...rows }, null, 2));
+      return;
+    }
+    console.log(deviceLine());
+    for (const [name, r] of Object.entries(rows)) {
+      console.log(`${name.padEnd(18)} wall ${r.wallMs.toFixed(0).padStart(6)} ms   main-thread CPU ${(r.cpuFraction * 100).toFixed(0).padStart(3)}%`);
+    }
+  },
+};
