@@ -8,6 +8,7 @@ import { params } from "./cli/params.js";
 import { features } from "./cli/features.js";
 import { data } from "./cli/data.js";
 import { exportCommand } from "./cli/export.js";
+import { knn } from "./cli/knn.js";
 
 const COMMANDS: Record<string, Command> = {
   info,
@@ -15,6 +16,7 @@ const COMMANDS: Record<string, Command> = {
   features,
   data,
   export: exportCommand,
+  knn,
   bench,
 };
 

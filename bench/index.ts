@@ -4,5 +4,6 @@ import { dataBench } from "./data.js";
 import { vitBench } from "./vit.js";
 import { ops } from "./ops.js";
 import { waitBench } from "./wait.js";
+import { knnBench } from "./knn.js";
 
-export const BENCHES: Record<string, Command> = { ops, vit: vitBench, data: dataBench, wait: waitBench };
+export const BENCHES: Record<string, Command> = { ops, vit: vitBench, data: dataBench, knn: knnBench, wait: waitBench };

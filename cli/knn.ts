@@ -71,7 +71,9 @@ Equal similarities rank the lower training row first, equal votes the lower clas
     ]);
     if (train.rows !== trainLabels.length) throw new Error(`knn: expected ${train.rows} training labels, got ${trainLabels.length}`);
     if (test.rows !== testLabels.length) throw new Error(`knn: expected ${test.rows} test labels, got ${testLabels.length}`);
-    if (train.dim !== test.dim) throw new Error(`knn: expected test features (${test.rows}, ${train.dim}) as train, got (${test.rows}, ${test.dim})`);
+    if (train.dim !== test.dim) {
+      throw new Error(`knn: expected test features (${test.rows}, ${train.dim}) as train, got (${test.rows}, ${test.dim})`);
+    }
 
     await initEngine();
     const results = await knnClassify({ train: train.data, trainLabels, test: test.data, testLabels, ks, temperature });
@@ -82,7 +84,8 @@ Equal similarities rank the lower training row first, equal votes the lower clas
       console.log(JSON.stringify({ temperature, classes, train: train.rows, test: test.rows, dim: train.dim, results: byK }));
       return;
     }
-    console.log(`k-NN, weighted vote exp(sim / ${temperature}): ${train.rows} train, ${test.rows} test, ${classes} classes, D = ${train.dim}`);
+    const sizes = `${train.rows} train, ${test.rows} test, ${classes} classes, D = ${train.dim}`;
+    console.log(`k-NN, weighted vote exp(sim / ${temperature}): ${sizes}`);
     console.log("     k    top-1    top-5");
     for (const r of results) console.log(`${String(r.k).padStart(6)}  ${r.top1.toFixed(2).padStart(7)}  ${r.top5.toFixed(2).padStart(7)}`);
   },

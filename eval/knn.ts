@@ -108,7 +108,8 @@ export async function knnClassify(opts: KnnClassifyOptions): Promise<KnnResult[]
     });
   };
 
-  const bank = opts.train instanceof Tensor ? [opts.train] : upload(opts.train, d, opts.chunkRows ?? Math.max(1, Math.floor(UPLOAD_BYTES / (d * 4))));
+  const chunkRows = opts.chunkRows ?? Math.max(1, Math.floor(UPLOAD_BYTES / (d * 4)));
+  const bank = opts.train instanceof Tensor ? [opts.train] : upload(opts.train, d, chunkRows);
   const batch = opts.test instanceof Tensor ? q : Math.max(1, opts.queryBatch ?? QUERY_BATCH);
   try {
     for (let q0 = 0; q0 < q; q0 += batch) {

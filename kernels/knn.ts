@@ -20,10 +20,11 @@
 // tile*wg*vecs + v*wg + l (v < vecs), so a load of the transposed queries is contiguous across lanes and a bank
 // value is one uniform load broadcast to every lane. rows*vecs vec4 accumulators per lane (<= 32 scalars).
 // Default: rows 4, vecs 2, workgroup 8 on CPU drivers; workgroup 64, vecs 1 on GPUs (untuned: no GPU here).
-// Measured on lavapipe (2 shared cores, CPU time of the driver threads; Q=128, N=30000, D=768, cosine):
-// similarity only r4v2 600 ms, r8v1 680, r2v4 790; fused top-200 r4v2 670 ms (+12%), r8v1 780, r2v4 1000.
-// The top-k overhead falls as N/K grows (insertions grow as ln N). A sorted list in place of the heap was
-// about 30% slower at N=20000, K=200.
+// Measured on lavapipe (2 shared, busy cores; CPU seconds of the driver threads, D=768, cosine, K=200):
+//   Q=128, N=30000: similarity only r4v2 0.60 s, r8v1 0.68, r2v4 0.79; fused r4v2 0.64 s (+7%).
+//   Q=256, N=10000: similarity only 0.40 s; fused 0.44 s; popping candidates slot by slot instead of per lane
+//   (below) 0.48 s; a sorted list instead of the heap was ~30% slower still (wall time, N=20000).
+// The top-k overhead falls as N/K grows: insertions grow as ln N, the similarity work as N.
 //
 // Banks larger than one storage binding (maxStorageBufferBindingSize) are scanned chunk by chunk: the first
 // chunk starts the lists, each later one merges into them in place (bank indices grow chunk after chunk, which
@@ -40,6 +41,7 @@ import { FLAT_GROUP, grid1d, packUniform, storageBindings, uniformStruct } from 
 const EPS = 1e-12;
 const WG = 64; // helper kernels
 
+// rows * vecs * 4 <= 32: the candidates of one step are bits of a u32 (and 32 accumulators is the register budget).
 export interface KnnTiling {
   rows: number; // bank rows per step, uniform across the workgroup
   vecs: number; // vec4 query columns per lane
@@ -201,28 +203,38 @@ function fusedSetup(V: number): string {
   }`;
 }
 
-// Rows past the chunk's end get -inf. Most steps end after the vector test against the heap roots: llvmpipe
-// skips a divergent branch when no lane takes it, so the scalar loop runs only when some candidate gets in.
+// Rows past the chunk's end get -inf. Most steps end after the vector test against the heap roots (llvmpipe
+// skips a divergent branch that no lane takes). Otherwise each lane marks its candidates that beat their root in a
+// bit mask and pops them in a loop, so that lanes with insertions run their sift-downs side by side (looping slot
+// by slot instead would serialise them). A popped candidate is tested again: its root may have risen.
 function fusedEpilogue(R: number, V: number): string {
+  if (R * V * 4 > 32) throw new Error(`knn: expected rows * vecs * 4 <= 32, got ${R} * ${V} * 4`);
   const accs = Array.from({ length: R * V }, (_, i) => `a${Math.floor(i / V)}_${i % V}`);
   const dead = Array.from({ length: R - 1 }, (_, i) => {
     const r = i + 1;
     return `if (n0 + ${r}u >= p.n) { ${accs.slice(r * V, r * V + V).map((a) => `${a} = vec4<f32>(-p.inf);`).join(" ")} }`;
   });
   const tests = accs.map((a, i) => `any(${a} > th[${i % V}])`);
+  // Bit (r*V + v)*4 + c stands for query column (v, c) and row r.
+  const marks = accs.flatMap((a, i) =>
+    [0, 1, 2, 3].map((c) => `pending |= select(0u, ${2 ** (i * 4 + c)}u, ${a}[${c}] > th[${i % V}][${c}]);`),
+  );
   return `${dead.join("\n    ")}
     if (${tests.join(" || ")}) {
       var cand = array<vec4<f32>, ${R * V}>(${accs.join(", ")});
-      for (var r = 0u; r < ${R}u; r++) {
-        for (var v = 0u; v < ${V}u; v++) {
-          for (var c = 0u; c < 4u; c++) {
-            let s = cand[r * ${V}u + v][c];
-            if (s > th[v][c]) {
-              let q = qcol[v] * 4u + c;
-              siftDown(q * p.k, p.k, s, i32(p.base + n0 + r));
-              th[v][c] = kth(q);
-            }
-          }
+      var pending = 0u;
+      ${marks.join("\n      ")}
+      loop {
+        if (pending == 0u) { break; }
+        let bit = firstTrailingBit(pending);
+        pending &= pending - 1u;
+        let v = (bit / 4u) % ${V}u;
+        let c = bit % 4u;
+        let s = cand[bit / 4u][c];
+        if (s > th[v][c]) {
+          let q = qcol[v] * 4u + c;
+          siftDown(q * p.k, p.k, s, i32(p.base + n0 + bit / ${4 * V}u));
+          th[v][c] = kth(q);
         }
       }
     }`;
@@ -303,7 +315,7 @@ function rowInvNorm(x: GPUBuffer, rows: number, d: number): Tensor {
 // queries (Q, D) -> (D, Qpad), scaled to unit norm when normalize, zero columns from Q to Qpad.
 function transposeQueries(queries: Tensor, qpad: number, normalize: boolean): Tensor {
   const [q, d] = queries.shape;
-  const qt = Tensor.empty([d, qpad]);
+  const qt = emptyBound("the transposed queries (D, Qpad); split the queries", [d, qpad]);
   const inv = normalize ? rowInvNorm(queries.buffer, q, d) : undefined;
   const kernel = getKernel("knnTranspose", { normalize }, transposeWgsl);
   const buffers = inv ? [qt.buffer, queries.buffer, inv.buffer] : [qt.buffer, queries.buffer];
@@ -320,6 +332,18 @@ function checkBinding(what: string, t: Tensor): void {
   if (t.buffer.size > limit) {
     throw new Error(`knn: expected ${what} to fit one storage binding (${limit} bytes), got ${t} in ${t.buffer.size} bytes`);
   }
+}
+
+// A new tensor that fits one storage binding (its pooled buffer included), or an error naming it.
+function emptyBound(what: string, shape: number[]): Tensor {
+  const t = Tensor.empty(shape);
+  try {
+    checkBinding(what, t);
+  } catch (err) {
+    t.dispose();
+    throw err;
+  }
+  return t;
 }
 
 function shapeOf(t: Tensor): string {
@@ -388,7 +412,6 @@ function scan(spec: KnnSpec, queries: Tensor, list: Tensor[], outputs: Tensor[],
   const tiles = Math.ceil(q / tileQueries);
   const qpad = tiles * tileQueries;
   const qt = transposeQueries(queries, qpad, spec.normalize);
-  checkBinding("the transposed queries (D, Qpad); split the queries", qt);
   const kernel = getKernel("knn", spec, wgsl);
   const { batch } = runtime();
   const limit = opts.maxBindingBytes ?? runtime().gpu.limits.maxStorageBufferBindingSize;
@@ -416,9 +439,9 @@ function scan(spec: KnnSpec, queries: Tensor, list: Tensor[], outputs: Tensor[],
 export function knnTopK(queries: Tensor, bank: Tensor | Tensor[], k: number, opts: KnnOptions = {}): { sims: Tensor; indices: Tensor } {
   const { list, q } = checkInputs("knnTopK", queries, bank);
   if (!Number.isInteger(k) || k < 1) throw new Error(`knnTopK: expected k >= 1, got ${k}`);
-  const sims = Tensor.empty([q, k]);
-  const indices = Tensor.empty([q, k], "i32");
-  checkBinding("the top-k output (Q, K); split the queries", sims);
+  checkBinding("queries (Q, D); split the queries", queries);
+  const sims = emptyBound("the top-k output (Q, K); split the queries", [q, k]);
+  const indices = Tensor.empty([q, k], "i32"); // the size of sims
   if (q > 0) {
     const spec: KnnSpec = { ...pickTiling(opts), fused: true, normalize: opts.normalize ?? false };
     scan(spec, queries, list, [sims, indices], k, 0, opts);
@@ -429,8 +452,8 @@ export function knnTopK(queries: Tensor, bank: Tensor | Tensor[], k: number, opt
 // v1: the full similarity matrix. queries (Q, D), bank (N, D) or chunks (N_i, D) -> (Q, N).
 export function knnSimilarity(queries: Tensor, bank: Tensor | Tensor[], opts: KnnOptions = {}): Tensor {
   const { list, q, n } = checkInputs("knnSimilarity", queries, bank);
-  const sims = Tensor.empty([q, n]);
-  checkBinding("the similarity matrix (Q, N); split the queries", sims);
+  checkBinding("queries (Q, D); split the queries", queries);
+  const sims = emptyBound("the similarity matrix (Q, N); split the queries", [q, n]);
   if (q > 0 && n > 0) {
     const spec: KnnSpec = { ...pickTiling(opts), fused: false, normalize: opts.normalize ?? false };
     scan(spec, queries, list, [sims], 0, n, opts);

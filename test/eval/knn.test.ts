@@ -81,7 +81,8 @@ describe("knnClassify", () => {
     const test = clustered(33, 4, 4);
     const opts = { trainLabels: train.y, testLabels: test.y, ks: [5, 10], temperature: 0.1 };
     const fromArrays = await knnClassify({ ...opts, train: train.x, test: test.x });
-    const fromTensors = await knnClassify({ ...opts, train: Tensor.fromArray(train.x, [90, 16]), test: Tensor.fromArray(test.x, [33, 16]) });
+    const tensors = { train: Tensor.fromArray(train.x, [90, 16]), test: Tensor.fromArray(test.x, [33, 16]) };
+    const fromTensors = await knnClassify({ ...opts, ...tensors });
     expect(fromTensors).toEqual(fromArrays);
     expect(fromArrays.map((r) => ({ k: r.k, top1: r.top1, top5: r.top5 }))).toEqual(
       knnClassifyRef(train.x, train.y, test.x, test.y, 16, [5, 10], 0.1, 4),
@@ -110,8 +111,9 @@ describe("knnClassify", () => {
   it("top-5 counts only the first min(5, k) classes, as eval_knn.py", async () => {
     // The label's class is second by votes: inside the top 5, but not inside the top min(5, 1) = 1.
     const train = Float32Array.from([1, 0, 0.9, 0.1, 0.8, 0.2]);
-    const run = (k: number) =>
-      knnClassify({ train, trainLabels: Int32Array.from([1, 0, 2]), test: Float32Array.from([1, 0]), testLabels: Int32Array.from([0]), ks: [k], temperature: 0.07 });
+    const trainLabels = Int32Array.from([1, 0, 2]);
+    const test = Float32Array.from([1, 0]);
+    const run = (k: number) => knnClassify({ train, trainLabels, test, testLabels: Int32Array.from([0]), ks: [k], temperature: 0.07 });
     expect((await run(1))[0]).toMatchObject({ top1: 0, top5: 0 });
     expect((await run(2))[0]).toMatchObject({ top1: 0, top5: 100 });
   });

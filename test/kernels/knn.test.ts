@@ -7,6 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { Tensor, noGrad } from "../../engine/tensor.js";
 import { knn } from "../../engine/ops.js";
+import { runtime } from "../../engine/runtime.js";
 import { KNN_TILINGS, knnSimilarity, knnTopK } from "../../kernels/knn.js";
 import { Rng } from "../../engine/random.js";
 import { expectClose, randn, useEngine } from "../helpers.js";
@@ -155,6 +156,15 @@ describe("knnSimilarity (v1, the full matrix)", () => {
       expectClose("sims", await got.data(), similarityRef(x, b, d), EXACT);
     });
   }
+
+  it("refuses a matrix larger than one storage binding, asking to split the queries", () => {
+    const n = Math.floor(runtime().gpu.limits.maxStorageBufferBindingSize / (8192 * 4)) + 1; // 4097 for 128 MiB
+    const queries = Tensor.fromArray(new Float32Array(8192), [8192, 1]);
+    const bank = Tensor.fromArray(new Float32Array(n), [n, 1]);
+    expect(() => knnSimilarity(queries, bank)).toThrow(
+      "knn: expected the similarity matrix (Q, N); split the queries to fit one storage binding",
+    );
+  });
 
   it("normalize: cosine similarities, Q=1 N=1031 D=3", async () => {
     const [q, n, d] = [1, 1031, 3];
