@@ -9,8 +9,10 @@ import { features } from "./cli/features.js";
 import { data } from "./cli/data.js";
 import { exportCommand } from "./cli/export.js";
 import { knn } from "./cli/knn.js";
+import { experiment } from "./cli/experiment.js";
 
 const COMMANDS: Record<string, Command> = {
+  experiment,
   info,
   params,
   features,
@@ -38,7 +40,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const command = name === undefined ? COMMANDS["experiment"] : COMMANDS[name];
+  // No arguments: the embedded default study.
+  const command = name === undefined ? experiment : COMMANDS[name];
   if (command === undefined) {
     console.error(`unknown command "${name}"\n\n${USAGE}`);
     return 2;
@@ -52,7 +55,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (err instanceof UsageError) {
-      console.error(`${name}: ${err.message}\n\n${command.usage}`);
+      console.error(`${name ?? "experiment"}: ${err.message}\n\n${command.usage}`);
       return 2;
     }
     console.error(err instanceof Error ? (process.env.DEBUG ? err.stack : `error: ${err.message}`) : err);

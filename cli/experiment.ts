@@ -41,7 +41,9 @@ cell resumes from its last checkpoint. The config is checked first; errors name 
     let json: unknown = DEFAULT_STUDY;
     const source = flags.config ?? "the embedded default study";
     if (flags.config) {
-      const text = await readFile(flags.config, "utf8");
+      const text = await readFile(flags.config, "utf8").catch((e: Error) => {
+        throw new Error(`cannot read the config ${flags.config}: ${e.message}`);
+      });
       try {
         json = JSON.parse(text);
       } catch (e) {

@@ -288,10 +288,15 @@ export function parseStudyConfig(json: unknown, source = "config"): StudyConfig 
   const c = new Checker();
   const o = c.object(json, "", TOP_KEYS);
   if (!o) throw new ConfigError(`${source}: expected a JSON object at the top level, got ${describe(json)}`);
+  const name = c.optional(o, "name", "", "study", (x, p) => {
+    const v = c.string(x, p);
+    // It names the default run folder, runs/<name>.
+    return v === undefined || /^[\w.-]+$/.test(v) ? v : c.fail(p, "a name of letters, digits, '.', '_' and '-'", v);
+  });
   const backbone = c.required(o, "backbone", "", (x, p) => backboneSpec(c, x, p));
   const depth = backbone?.pretrain?.model?.depth;
   const config = {
-    name: c.optional(o, "name", "", "study", (x, p) => c.string(x, p)),
+    name,
     backbone,
     imageSize: c.optional(o, "imageSize", "", undefined, (x, p) => c.int(x, p, 1)),
     knn: c.required(o, "knn", "", (x, p) => knnSpec(c, x, p)),
@@ -327,10 +332,10 @@ export const DEFAULT_STUDY = {
     pretrain: {
       model: { imageSize: 28, patchSize: 7, width: 64, depth: 4, heads: 2, mlpHidden: 256 },
       data: { dataset: "fashion-mnist", split: "train", classes: "0-4", transform: "eval" },
-      steps: 300,
+      steps: 160,
       batchSize: 64,
-      lr: 0.001,
-      warmupSteps: 30,
+      lr: 0.0015,
+      warmupSteps: 16,
       optimizer: "adamw",
       weightDecay: 0.05,
       seed: 0,
@@ -338,8 +343,8 @@ export const DEFAULT_STUDY = {
     },
   },
   knn: {
-    bank: { dataset: "fashion-mnist", split: "train", classes: "0-4", perClass: 200, transform: "eval" },
-    queries: { dataset: "fashion-mnist", split: "test", classes: "0-4", perClass: 100, transform: "eval" },
+    bank: { dataset: "fashion-mnist", split: "train", classes: "0-4", perClass: 150, transform: "eval" },
+    queries: { dataset: "fashion-mnist", split: "test", classes: "0-4", perClass: 60, transform: "eval" },
     ks: [10, 20],
     reportK: 20,
     temperature: 0.07,
@@ -350,8 +355,8 @@ export const DEFAULT_STUDY = {
     test: { dataset: "fashion-mnist", split: "test", classes: "5-9", perClass: 100, transform: "eval" },
   },
   strategies: ["full", "top-1", "linear", "lora-r4", "block-p1"],
-  learningRates: [0.01],
+  learningRates: [0.05, 0.01],
   seeds: [0],
-  training: { steps: 60, batchSize: 32, evalEvery: 20, warmupSteps: 6, optimizer: "sgd", momentum: 0.9, weightDecay: 0, lossEvery: 10 },
+  training: { steps: 60, batchSize: 32, evalEvery: 30, warmupSteps: 6, optimizer: "sgd", momentum: 0.9, weightDecay: 0, lossEvery: 10 },
   selectBy: "transfer",
 };

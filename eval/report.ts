@@ -256,7 +256,9 @@ export function figureSvg(r: StudyResults): string {
     const inside = (b: Box) => b.x >= m.left && b.x + b.w <= m.left + pw && b.y >= m.top && b.y + b.h <= m.top + ph;
     const spot = candidates.find((c) => inside(boxOf(c)) && !boxes.some((b) => overlaps(b, boxOf(c)))) ?? candidates[0];
     boxes.push(boxOf(spot));
-    out.push(`<text x="${spot[0]}" y="${spot[1]}" text-anchor="${spot[2]}" ${font} font-size="12">${escapeXml(row.strategy)}</text>`);
+    // A white halo keeps a label readable where it crosses the reference line or a grid line.
+    const halo = `stroke="white" stroke-width="3" paint-order="stroke"`;
+    out.push(`<text x="${spot[0]}" y="${spot[1]}" text-anchor="${spot[2]}" ${font} font-size="12" ${halo}>${escapeXml(row.strategy)}</text>`);
   }
   // Legend: the strategy families present, and the reference line.
   const lx = m.left + pw + 16;

@@ -20,7 +20,7 @@ import { Tensor, noGrad, tidy, tidyAsync } from "../engine/tensor.js";
 import * as ops from "../engine/ops.js";
 import { AdamW, SGD, type Optimizer, clipGradNorm } from "../engine/optim.js";
 import type { VisionTransformer } from "../vit/model.js";
-import { readSafetensors, writeSafetensors, type F32Tensor } from "../vit/safetensors.js";
+import { readSafetensors, readSafetensorsHeader, writeSafetensors, type F32Tensor } from "../vit/safetensors.js";
 import type { Batch, Loader } from "../data/loader.js";
 import { type Schedule, checkSchedule, learningRate } from "./schedule.js";
 import { Progress, type ProgressStream } from "./progress.js";
@@ -198,10 +198,12 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let lastAccuracy: number | null = null;
   let metrics: MetricRow[] = [];
   if ((o.resume ?? true) && existsSync(lastPath)) {
-    const meta = await loadTrainable(lastPath, [...o.trainable, ...state]);
+    // The settings are checked from the header before any tensor is overwritten.
+    const { metadata: meta } = await readSafetensorsHeader(lastPath);
     if (meta.format !== FORMAT || meta.fingerprint !== print) {
       throw new Error(`train: ${lastPath} was written by a run with other settings; delete ${o.dir} to start over (saved ${meta.fingerprint}, now ${print})`);
     }
+    await loadTrainable(lastPath, [...o.trainable, ...state]);
     step = Number(meta.step);
     opt.stepCount = Number(meta.optimizerSteps);
     best = JSON.parse(meta.best);
@@ -241,12 +243,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     metrics.push(...rows);
     const bad = rows.find((r) => !Number.isFinite(r.loss));
     if (bad) {
-      for (const p of pending) p.loss.dispose();
       await saveMetrics();
       throw new Error(`train: the loss became ${bad.loss} at step ${bad.step} (lr ${bad.lr.toExponential(2)}); stopped, ${lastGood()}`);
     }
-    const last = rows[rows.length - 1];
-    progress?.update(last.step, { loss: last.loss, lr: last.lr, imagesPerSecond: rate });
     windowStart = performance.now();
     windowImages = 0;
   };
@@ -299,7 +298,6 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           const acc = await evaluateAccuracy(o.model, o.test!);
           lastAccuracy = acc;
           metrics[metrics.length - 1].accuracy = acc;
-          progress?.update(step, { accuracy: acc });
           if (best.accuracy === null || acc > best.accuracy) {
             best = { step, accuracy: acc };
             const tensors = await snapshot(o.trainable, step).catch((e) => {
@@ -309,6 +307,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           }
         }
         if (save) await checkpoint();
+        if (pending.length === 0) {
+          const row = metrics[metrics.length - 1];
+          progress?.update(step, { loss: row.loss, lr: row.lr, imagesPerSecond: row.imagesPerSecond, accuracy: row.accuracy ?? undefined });
+        }
         if (evaluate || save) {
           windowStart = performance.now(); // evaluation and checkpoint time is not training throughput
           windowImages = 0;

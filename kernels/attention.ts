@@ -37,7 +37,7 @@ import { FLAT_GROUP, grid1d, packUniform, uniformStruct } from "./wgsl.js";
 
 export const ATTENTION_VERSIONS = ["v1", "v2"];
 type Version = "v1" | "v2";
-type Pass = "forward" | "dq" | "dkdv" | "dk" | "dv";
+type Pass = "forward" | "dq" | "dkdv";
 
 export interface AttentionOptions {
   scale?: number; // default 1/sqrt(D)
@@ -45,20 +45,19 @@ export interface AttentionOptions {
 }
 
 interface AttentionSpec {
-  [k: string]: string | number;
+  [k: string]: string | number | boolean;
   pass: Pass;
   version: Version;
   d: number; // head dim, a multiple of 4
-  wg: number; // owned rows per workgroup
-  group: number; // streamed rows per loop step
+  wg: number; // invocations per workgroup
+  rows: number; // owned rows per invocation
   tile: number; // v2: streamed rows staged in workgroup memory per barrier pair; v1: 0
+  rolled: boolean; // loops over D bounded by the uniform p.d4, so the shader compiler cannot unroll them
 }
 
-const FIELDS = { n: "u32", heads: "u32", bh: "u32", blocks: "u32", rs: "u32", c4: "u32", scale: "f32" } as const;
-// A finite stand-in for -inf: exp(NEG - m) underflows to 0, where -inf - -inf would give NaN.
-const NEG = "-3.0e38";
-const V1 = { wg: Number(process.env.ATT_WG ?? 8), group: Number(process.env.ATT_G ?? 4) }; // TEMP
-const V2 = { wg: 64, group: 4 };
+const FIELDS = { n: "u32", heads: "u32", bh: "u32", blocks: "u32", rs: "u32", c4: "u32", d4: "u32", scale: "f32" } as const;
+const V1 = { wg: 8, rows: Number(process.env.ATT_R ?? 4), tile: 0, rolled: process.env.ATT_ROLL !== "0" }; // TEMP
+const V2 = { wg: 64, rows: 1, rolled: false };
 // Workgroup memory a v2 tile may use: more than 16 KiB costs occupancy on GPUs.
 const V2_TILE_BYTES = 16384;
 const PROBS_WG = 64;
@@ -80,123 +79,122 @@ const DO: Stream = { name: "G", buf: "dout", vec: true, at: (r) => `oBase + ${r}
 const LSE: Stream = { name: "L", buf: "lse", vec: false, at: (r) => `sBase + ${r}` };
 const DELTA: Stream = { name: "E", buf: "delta", vec: false, at: (r) => `sBase + ${r}` };
 
-const STREAMS: Record<Pass, Stream[]> = {
-  forward: [K, V],
-  dq: [K, V],
-  dkdv: [Q, DO, LSE, DELTA],
-  dk: [Q, DO, LSE, DELTA],
-  dv: [Q, DO, LSE],
-};
+const STREAMS: Record<Pass, Stream[]> = { forward: [K, V], dq: [K, V], dkdv: [Q, DO, LSE, DELTA] };
 
 // Storage buffers per pass, in binding order (writable first). The wrappers pass buffers by these names.
 const BINDINGS: Record<Pass, [string, "read" | "read_write"][]> = {
   forward: [["o", "read_write"], ["lse", "read_write"], ["qkv", "read"]],
   dq: [["dqkv", "read_write"], ["delta", "read_write"], ["qkv", "read"], ["o", "read"], ["dout", "read"], ["lse", "read"]],
   dkdv: [["dqkv", "read_write"], ["qkv", "read"], ["dout", "read"], ["lse", "read"], ["delta", "read"]],
-  dk: [["dqkv", "read_write"], ["qkv", "read"], ["dout", "read"], ["lse", "read"], ["delta", "read"]],
-  dv: [["dqkv", "read_write"], ["qkv", "read"], ["dout", "read"], ["lse", "read"]],
 };
 const SCALAR_BUFFERS = new Set(["lse", "delta"]);
 
-// Statements for c in 0..n-1, one per line.
-function rep(n: number, f: (c: number) => string, sep = "\n  "): string {
-  return Array.from({ length: n }, (_, c) => f(c)).join(sep);
-}
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
-// `let name = sum_c a(c) . b(c)` as one vec4 fma chain, summed across the four components at the end.
-function dot(name: string, d4: number, a: (c: number) => string, b: (c: number) => string): string {
-  const chain = rep(d4 - 1, (c) => `${name}v = fma(${a(c + 1)}, ${b(c + 1)}, ${name}v);`);
-  return `var ${name}v = ${a(0)} * ${b(0)};\n  ${chain}\n  let ${name} = ${name}v.x + ${name}v.y + ${name}v.z + ${name}v.w;`;
-}
-
-// `init` folded through fma(vec4f(w_g), x_g, .) for each term [w_g, x_g]: acc + sum_g w_g x_g.
-function fmaChain(init: string, terms: [string, string][]): string {
-  return terms.reduce((acc, [w, x]) => `fma(vec4f(${w}), ${x}, ${acc})`, init);
-}
-
-// The three parts of a pass: own-row set-up, the step over one group of streamed rows j..j+group-1 (row j+g is
-// real iff j + g < p.n; loads of the others are clamped and their weight is zeroed), and the stores of row i.
-// `ld(stream, g, c)` reads vec4 c of streamed row g (or the scalar, without c).
-type Load = (s: Stream, g: number, c?: number) => string;
-
-function passCode(spec: AttentionSpec, ld: Load): { init: string; step: string; store: string } {
+// The three parts of a pass, as statement lists: set-up of the owned rows, the step for one streamed row j, and
+// the stores. Owned row r is row{r} (clamped, for loads) / i{r} (checked, for stores); its vectors live in
+// private arrays x[c + r*D/4]. `ld(S, c)` reads vec4 c of streamed row j of stream S (`ld(S)` a scalar);
+// `forC(body)` is a loop over c < D/4.
+function passCode(
+  spec: AttentionSpec,
+  ld: (s: Stream, c?: string) => string,
+  forC: (body: string[]) => string[],
+): { init: string[]; step: string[]; store: string[] } {
   const d4 = spec.d / 4;
-  const gs = Array.from({ length: spec.group }, (_, g) => g);
-  const cs = Array.from({ length: d4 }, (_, c) => c);
-  const lines = (xs: string[]) => xs.join("\n  ");
-  const valid = (g: number) => `j + ${g}u < p.n`;
-  // The owned row's vectors: q and k are pre-scaled by s, so their dot products are S_ij directly.
-  const own = (name: string, buf: string, at: string, scaled = false) =>
-    lines(cs.map((c) => `let ${name}${c} = ${buf}[${at} + ${c}u]${scaled ? " * p.scale" : ""};`));
-  const acc = (name: string) => lines(cs.map((c) => `var ${name}${c} = vec4f(0.0);`));
-  const dots = (name: string, mine: string, s: Stream) =>
-    lines(gs.map((g) => dot(`${name}${g}`, d4, (c) => `${mine}${c}`, (c) => ld(s, g, c))));
-  const update = (name: string, w: string, s: Stream) =>
-    lines(cs.map((c) => `${name}${c} = ${fmaChain(`${name}${c}`, gs.map((g) => [`${w}${g}`, ld(s, g, c)]))};`));
-  const write = (buf: string, at: string, name: string, factor = "") =>
-    cs.map((c) => `${buf}[${at} + ${c}u] = ${name}${c}${factor};`);
-  const stores = (xs: string[]) => xs.join("\n    ");
+  const rs = range(spec.rows);
+  const at = (x: string, r: number) => `${x}[c + ${r * d4}u]`;
+  const arrays = (...xs: string[]) => xs.map((x) => `var ${x}: array<vec4f, ${spec.rows * d4}>;`);
+  // Loads the owned rows' vectors; q and k are pre-scaled by s, so their dot products are S_ij directly.
+  const own = (x: string, buf: string, row: (r: string) => string, factor = "") =>
+    forC(rs.map((r) => `${at(x, r)} = ${buf}[${row(`row${r}`)} + c]${factor};`));
+  const zero = (x: string) => forC(rs.map((r) => `${at(x, r)} = vec4f(0.0);`));
+  const hsum = (v: string) => `(${v}.x + ${v}.y + ${v}.z + ${v}.w)`;
+  const each = (f: (r: number) => string) => rs.map(f);
+  const guarded = (lines: (r: number) => string[]) => rs.flatMap((r) => [`if (i${r} < p.n) {`, ...lines(r).map((l) => `  ${l}`), "}"]);
 
   switch (spec.pass) {
-    case "forward": {
-      // Online softmax; the accumulator is rescaled once per group by exp(m_old - m_new) <= 1 (0 on the first).
-      const maxOf = gs.slice(1).reduce((e, g) => `max(${e}, x${g})`, "x0");
+    case "forward":
+      // Online softmax. A row's accumulator is rescaled only when its running max grows (a branch that is
+      // rarely taken after the first keys), by exp(m_old - m_new); exp(NEG - s) = 0 on the first key.
       return {
-        init: lines([own("q", "qkv", "qBase + r * p.rs", true), acc("a"), `var m = ${NEG};`, "var l = 0.0;"]),
-        step: lines([
-          dots("s", "q", K),
-          ...gs.map((g) => `let x${g} = select(${NEG}, s${g}, ${valid(g)});`),
-          `let mNew = max(m, ${maxOf});`,
-          "let corr = exp(m - mNew);",
-          "m = mNew;",
-          ...gs.map((g) => `let e${g} = exp(x${g} - mNew);`),
-          `l = l * corr + ${gs.map((g) => `e${g}`).join(" + ")};`,
-          ...cs.map((c) => `a${c} = ${fmaChain(`a${c} * corr`, gs.map((g) => [`e${g}`, ld(V, g, c)]))};`),
+        init: [...arrays("q", "a"), ...own("q", "qkv", Q.at, " * p.scale"), ...zero("a"), ...each((r) => `var m${r} = -3.0e38;\nvar l${r} = 0.0;`)],
+        step: [
+          ...each((r) => `var s${r} = vec4f(0.0);`),
+          ...forC(["let kc = " + ld(K, "c") + ";", ...each((r) => `s${r} = fma(${at("q", r)}, kc, s${r});`)]),
+          ...rs.flatMap((r) => [
+            `let x${r} = ${hsum(`s${r}`)};`,
+            `if (x${r} > m${r}) {`,
+            `  let corr = exp(m${r} - x${r});`,
+            `  l${r} *= corr;`,
+            ...forC([`${at("a", r)} *= corr;`]).map((l) => `  ${l}`),
+            `  m${r} = x${r};`,
+            "}",
+            `let e${r} = exp(x${r} - m${r});`,
+            `l${r} += e${r};`,
+          ]),
+          ...forC(["let vc = " + ld(V, "c") + ";", ...each((r) => `${at("a", r)} = fma(vec4f(e${r}), vc, ${at("a", r)});`)]),
+        ],
+        store: guarded((r) => [
+          ...forC([`o[oBase + i${r} * p.c4 + c] = ${at("a", r)} / l${r};`]),
+          `lse[sBase + i${r}] = m${r} + log(l${r});`,
         ]),
-        store: stores(["let inv = 1.0 / l;", ...write("o", "oBase + i * p.c4", "a", " * inv"), "lse[sBase + i] = m + log(l);"]),
       };
-    }
     case "dq":
+      // delta_i = dO_i . o_i is computed here (o is read once) and written for the dk/dv pass.
       return {
-        init: lines([
-          own("q", "qkv", "qBase + r * p.rs", true),
-          own("d", "dout", "oBase + r * p.c4"),
-          dot("dl", d4, (c) => `d${c}`, (c) => `o[oBase + r * p.c4 + ${c}u]`),
-          "let lr = lse[sBase + r];",
-          acc("a"),
-        ]),
-        step: lines([
-          dots("s", "q", K),
-          dots("t", "d", V),
-          ...gs.map((g) => `let w${g} = select(0.0, exp(s${g} - lr) * (t${g} - dl), ${valid(g)});`),
-          update("a", "w", K),
-        ]),
-        store: stores([...write("dqkv", "qBase + i * p.rs", "a", " * p.scale"), "delta[sBase + i] = dl;"]),
+        init: [
+          ...arrays("q", "d", "a"),
+          `var kt: array<vec4f, ${d4}>;`,
+          ...each((r) => `var dv${r} = vec4f(0.0);`),
+          ...own("q", "qkv", Q.at, " * p.scale"),
+          ...own("d", "dout", DO.at),
+          ...forC(each((r) => `dv${r} = fma(${at("d", r)}, o[${DO.at(`row${r}`)} + c], dv${r});`)),
+          ...each((r) => `let dl${r} = ${hsum(`dv${r}`)};\nlet lr${r} = lse[sBase + row${r}];`),
+          ...zero("a"),
+        ],
+        step: [
+          ...each((r) => `var s${r} = vec4f(0.0);\nvar t${r} = vec4f(0.0);`),
+          ...forC([
+            `let kc = ${ld(K, "c")};`,
+            `let vc = ${ld(V, "c")};`,
+            "kt[c] = kc;", // k_j is needed again after the softmax: a private copy is far cheaper than a reload
+            ...each((r) => `s${r} = fma(${at("q", r)}, kc, s${r});\nt${r} = fma(${at("d", r)}, vc, t${r});`),
+          ]),
+          ...each((r) => `let w${r} = exp(${hsum(`s${r}`)} - lr${r}) * (${hsum(`t${r}`)} - dl${r});`),
+          ...forC(each((r) => `${at("a", r)} = fma(vec4f(w${r}), kt[c], ${at("a", r)});`)),
+        ],
+        store: guarded((r) => [...forC([`dqkv[qBase + i${r} * p.rs + c] = ${at("a", r)} * p.scale;`]), `delta[sBase + i${r}] = dl${r};`]),
       };
-    default: {
-      // dkdv, dk, dv: the owned row is key j; the streamed rows are queries.
-      const dk = spec.pass !== "dv";
-      const dv = spec.pass !== "dk";
+    case "dkdv":
+      // The owned rows are keys; the streamed rows are queries with their dO, lse and delta.
       return {
-        init: lines([
-          own("k", "qkv", "kBase + r * p.rs", true),
-          ...(dk ? [own("v", "qkv", "vBase + r * p.rs"), acc("a")] : []),
-          ...(dv ? [acc("z")] : []),
-        ]),
-        step: lines([
-          dots("s", "k", Q),
-          ...gs.map((g) => `let pr${g} = select(0.0, exp(s${g} - ${ld(LSE, g)}), ${valid(g)});`),
-          ...(dk
-            ? [dots("t", "v", DO), ...gs.map((g) => `let w${g} = pr${g} * (t${g} - ${ld(DELTA, g)});`), update("a", "w", Q)]
-            : []),
-          ...(dv ? [update("z", "pr", DO)] : []),
-        ]),
-        store: stores([
-          ...(dk ? write("dqkv", "kBase + i * p.rs", "a", " * p.scale") : []),
-          ...(dv ? write("dqkv", "vBase + i * p.rs", "z") : []),
-        ]),
+        init: [
+          ...arrays("k", "v", "a", "z"),
+          `var qt: array<vec4f, ${d4}>;`,
+          `var gt: array<vec4f, ${d4}>;`,
+          ...own("k", "qkv", K.at, " * p.scale"),
+          ...own("v", "qkv", V.at),
+          ...zero("a"),
+          ...zero("z"),
+        ],
+        step: [
+          ...each((r) => `var s${r} = vec4f(0.0);\nvar t${r} = vec4f(0.0);`),
+          ...forC([
+            `let qc = ${ld(Q, "c")};`,
+            `let gc = ${ld(DO, "c")};`,
+            "qt[c] = qc;",
+            "gt[c] = gc;",
+            ...each((r) => `s${r} = fma(${at("k", r)}, qc, s${r});\nt${r} = fma(${at("v", r)}, gc, t${r});`),
+          ]),
+          `let lj = ${ld(LSE)};`,
+          `let ej = ${ld(DELTA)};`,
+          ...each((r) => `let p${r} = exp(${hsum(`s${r}`)} - lj);\nlet w${r} = p${r} * (${hsum(`t${r}`)} - ej);`),
+          ...forC(
+            each((r) => `${at("a", r)} = fma(vec4f(w${r}), qt[c], ${at("a", r)});\n${at("z", r)} = fma(vec4f(p${r}), gt[c], ${at("z", r)});`),
+          ),
+        ],
+        store: guarded((r) => forC([`dqkv[kBase + i${r} * p.rs + c] = ${at("a", r)} * p.scale;`, `dqkv[vBase + i${r} * p.rs + c] = ${at("z", r)};`])),
       };
-    }
   }
 }
 
@@ -204,60 +202,44 @@ function wgsl(spec: AttentionSpec): string {
   const d4 = spec.d / 4;
   const streams = STREAMS[spec.pass];
   const tiled = spec.version === "v2";
-  const ld: Load = (s, g, c) =>
-    tiled
-      ? `t${s.name}[(t + ${g}u)${s.vec ? ` * ${d4}u + ${c}u` : ""}]`
-      : `${s.buf}[${s.at(`j${g}`)}${s.vec ? ` + ${c}u` : ""}]`;
-  const { init, step, store } = passCode(spec, ld);
-  const bindings = BINDINGS[spec.pass]
-    .map(([name, access], i) => `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: array<${SCALAR_BUFFERS.has(name) ? "f32" : "vec4f"}>;`)
-    .join("\n");
-  const G = spec.group;
+  const ld = (s: Stream, c?: string) =>
+    tiled ? `t${s.name}[t${s.vec ? ` * ${d4}u + ${c}` : ""}]` : `${s.buf}[${s.at("j")}${s.vec ? ` + ${c}` : ""}]`;
+  const forC = (body: string[]) => [`for (var c = 0u; c < ${spec.rolled ? "p.d4" : `${d4}u`}; c++) {`, ...body.map((l) => `  ${l}`), "}"];
+  const { init, step, store } = passCode(spec, ld, forC);
+  const indent = (lines: string[], n: number) => lines.join("\n").split("\n").map((l) => " ".repeat(n) + l).join("\n");
+  const bindings = BINDINGS[spec.pass].map(
+    ([name, access], i) => `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: array<${SCALAR_BUFFERS.has(name) ? "f32" : "vec4f"}>;`,
+  );
   let loop: string;
   if (!tiled) {
-    loop = /* wgsl */ `
-  for (var j = 0u; j < p.n; j += ${G}u) {
-    // Clamped rows keep loads in bounds; rows past N are masked in the step.
-    ${rep(G, (g) => `let j${g} = min(j + ${g}u, p.n - 1u);`, "\n    ")}
-  ${step.replace(/\n/g, "\n  ")}
-  }`;
+    loop = `  for (var j = 0u; j < p.n; j++) {\n${indent(step, 4)}\n  }`;
   } else {
+    // Each tile: the workgroup stages T streamed rows (clamped past N), then every invocation runs its steps.
     const T = spec.tile;
+    const stage = (n: number, lines: string[]) => `    for (var e = lid.x; e < ${n}u; e += ${spec.wg}u) {\n${indent(lines, 6)}\n    }`;
     const vecs = streams.filter((s) => s.vec);
     const scalars = streams.filter((s) => !s.vec);
-    loop = /* wgsl */ `
-  for (var j0 = 0u; j0 < p.n; j0 += ${T}u) {
-    for (var e = lid.x; e < ${T * d4}u; e += ${spec.wg}u) {
-      let jr = min(j0 + e / ${d4}u, p.n - 1u);
-      let c = e % ${d4}u;
-      ${vecs.map((s) => `t${s.name}[e] = ${s.buf}[${s.at("jr")} + c];`).join("\n      ")}
-    }${
-      scalars.length
-        ? `
-    for (var e = lid.x; e < ${T}u; e += ${spec.wg}u) {
-      let jr = min(j0 + e, p.n - 1u);
-      ${scalars.map((s) => `t${s.name}[e] = ${s.buf}[${s.at("jr")}];`).join("\n      ")}
-    }`
-        : ""
-    }
-    workgroupBarrier();
-    for (var t = 0u; t < ${T}u; t += ${G}u) {
-      let j = j0 + t;
-      if (j >= p.n) { break; }
-    ${step.replace(/\n/g, "\n    ")}
-    }
-    workgroupBarrier();
-  }`;
+    loop = [
+      `  for (var j0 = 0u; j0 < p.n; j0 += ${T}u) {`,
+      stage(T * d4, [`let jr = min(j0 + e / ${d4}u, p.n - 1u);`, ...vecs.map((s) => `t${s.name}[e] = ${s.buf}[${s.at("jr")} + e % ${d4}u];`)]),
+      ...(scalars.length ? [stage(T, ["let jr = min(j0 + e, p.n - 1u);", ...scalars.map((s) => `t${s.name}[e] = ${s.buf}[${s.at("jr")}];`)])] : []),
+      "    workgroupBarrier();",
+      `    for (var t = 0u; t < min(${T}u, p.n - j0); t++) {`,
+      indent(step, 6),
+      "    }",
+      "    workgroupBarrier();",
+      "  }",
+    ].join("\n");
   }
-  const tiles = tiled
-    ? streams.map((s) => `var<workgroup> t${s.name}: array<${s.vec ? "vec4f" : "f32"}, ${spec.tile * (s.vec ? d4 : 1)}>;`).join("\n")
-    : "";
+  const tiles = tiled ? streams.map((s) => `var<workgroup> t${s.name}: array<${s.vec ? "vec4f" : "f32"}, ${spec.tile * (s.vec ? d4 : 1)}>;`) : [];
+  const span = spec.wg * spec.rows;
   return /* wgsl */ `
 ${uniformStruct(FIELDS)}
-${bindings}
-${tiles}
+${bindings.join("\n")}
+${tiles.join("\n")}
 ${FLAT_GROUP}
-// Thread mapping: workgroup g owns rows (g % p.blocks) * ${spec.wg} + lid.x of (b, h) = g / p.blocks.
+// Thread mapping: workgroup g owns rows (g % p.blocks) * ${span} + r * ${spec.wg} + lid.x (r < ${spec.rows}) of
+// (b, h) = g / p.blocks.
 @compute @workgroup_size(${spec.wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -266,19 +248,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (bh >= p.bh) { return; } // padding of a folded grid: uniform across the workgroup
   let b = bh / p.heads;
   let h = bh % p.heads;
-  let i = (g % p.blocks) * ${spec.wg}u + lid.x; // the owned row
-  let r = min(i, p.n - 1u); // loads use r, stores check i
+${indent(range(spec.rows).flatMap((r) => [`let i${r} = (g % p.blocks) * ${span}u + ${r * spec.wg}u + lid.x;`, `let row${r} = min(i${r}, p.n - 1u);`]), 2)}
   // vec4 indices of token 0 of batch b, head h: q, k, v in qkv; o and dO rows; lse and delta.
   let qBase = b * p.n * p.rs + h * ${d4}u;
   let kBase = qBase + p.c4;
   let vBase = kBase + p.c4;
   let oBase = b * p.n * p.c4 + h * ${d4}u;
   let sBase = bh * p.n;
-  ${init}
-  ${loop}
-  if (i < p.n) {
-    ${store}
-  }
+${indent(init, 2)}
+${loop}
+${indent(store, 2)}
 }`;
 }
 
@@ -321,10 +300,8 @@ interface Dims {
   C: number; // H*D
 }
 
-// Passes of the backward after dq (which writes delta), per version: see the header.
-const BACKWARD_PASSES: Record<Version, Pass[]> = { v1: ["dk", "dv"], v2: ["dkdv"] };
 // Length-D products per (owned, streamed) row pair, for the work estimate.
-const PRODUCTS: Record<Pass, number> = { forward: 2, dq: 3, dkdv: 4, dk: 3, dv: 2 };
+const PRODUCTS: Record<Pass, number> = { forward: 2, dq: 3, dkdv: 4 };
 
 function shapeStr(t: Tensor): string {
   return `(${t.shape.join(", ")})`;
@@ -366,15 +343,13 @@ function pickScale(scale: number | undefined, D: number): number {
 }
 
 function specFor(pass: Pass, version: Version, d: number): AttentionSpec {
-  if (version === "v1") return { pass, version, d, ...V1, tile: 0 };
+  if (version === "v1") return { pass, version, d, ...V1 };
   // v2: the largest power-of-two tile (at most one row per invocation) whose staged rows fit the budget.
   const rowBytes = STREAMS[pass].reduce((n, s) => n + (s.vec ? 4 * d : 4), 0);
   const budget = Math.min(runtime().gpu.limits.maxComputeWorkgroupStorageSize, V2_TILE_BYTES);
   let tile = V2.wg;
-  while (tile > V2.group && tile * rowBytes > budget) tile /= 2;
-  if (tile * rowBytes > budget) {
-    throw new Error(`attention: expected head dim D at most ${Math.floor(budget / V2.group / 8 / 4) * 4} for v2, got D = ${d}`);
-  }
+  while (tile > 1 && tile * rowBytes > budget) tile /= 2;
+  if (tile * rowBytes > budget) throw new Error(`attention: expected head dim D at most ${Math.floor(budget / 16) * 2} for v2, got D = ${d}`);
   return { pass, version, d, ...V2, tile };
 }
 
@@ -382,8 +357,8 @@ function encode(pass: Pass, version: Version, dims: Dims, scale: number, buffers
   const { B, N, H, D, C } = dims;
   const spec = specFor(pass, version, D);
   const kernel = getKernel("attention", spec, wgsl);
-  const blocks = Math.ceil(N / spec.wg);
-  const uniform = packUniform(FIELDS, { n: N, heads: H, bh: B * H, blocks, rs: (3 * C) / 4, c4: C / 4, scale });
+  const blocks = Math.ceil(N / (spec.wg * spec.rows));
+  const uniform = packUniform(FIELDS, { n: N, heads: H, bh: B * H, blocks, rs: (3 * C) / 4, c4: C / 4, d4: D / 4, scale });
   const list = BINDINGS[pass].map(([name]) => buffers[name]);
   runtime().batch.dispatch(kernel, list, uniform, grid1d(B * H * blocks), 2 * B * H * N * N * D * PRODUCTS[pass]);
 }
@@ -413,7 +388,8 @@ export function attentionBackward(qkv: Tensor, o: Tensor, lse: Tensor, dout: Ten
   if (dqkv.size === 0) return dqkv;
   const delta = Tensor.empty([B, H, N]);
   const buffers = { dqkv: dqkv.buffer, delta: delta.buffer, qkv: qkv.buffer, o: o.buffer, dout: dout.buffer, lse: lse.buffer };
-  for (const pass of ["dq" as const, ...BACKWARD_PASSES[version]]) encode(pass, version, dims, scale, buffers);
+  encode("dq", version, dims, scale, buffers);
+  encode("dkdv", version, dims, scale, buffers);
   delta.dispose();
   return dqkv;
 }
@@ -428,7 +404,7 @@ export function attentionProbs(qkv: Tensor, heads: number, opts: { scale?: numbe
   if (probs.size > 0) {
     const kernel = getKernel("attention-probs", { d: D }, probsWgsl);
     const blocks = Math.ceil(N / PROBS_WG);
-    const uniform = packUniform(FIELDS, { n: N, heads: H, bh: B * H, blocks, rs: (3 * C) / 4, c4: C / 4, scale });
+    const uniform = packUniform(FIELDS, { n: N, heads: H, bh: B * H, blocks, rs: (3 * C) / 4, c4: C / 4, d4: D / 4, scale });
     runtime().batch.dispatch(kernel, [probs.buffer, qkv.buffer, lse.buffer], uniform, grid1d(B * H * N * blocks), 2 * probs.size * D);
   }
   lse.dispose();

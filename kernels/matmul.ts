@@ -7,19 +7,20 @@
 //
 // Versions (MATMUL_VERSIONS), chosen per device, overridable with opts.version or PEFT_MATMUL:
 //   regRxC (CPU drivers). lavapipe/llvmpipe runs a workgroup of 8 as 8 SIMD lanes on one thread; barriers are
-//     coroutine switches, and inside a loop every storage-buffer load becomes a per-lane scalar load with a
-//     bounds check (~8 instructions per lane), so the cost is the number of loads, not the FMAs. Hence no
-//     workgroup memory and large register blocks: workgroup 8, each workgroup R rows x 8*C columns, each lane C
-//     contiguous columns as C/4 vec4 accumulators per row, one k per loop iteration. Each k costs R loads of a
-//     (uniform across lanes: the rows depend only on the workgroup id) and C/4 vec4 loads of b for R*C FMAs.
-//     Measured on a 2-core llvmpipe (CPU seconds, the machine being shared): 4x8 ~20 GFLOP/s, 8x8 ~26,
-//     8x16 ~34, 16x16 ~37; spilled accumulators are cheap next to loads. Unrolling k, vec4 loads of a along k
-//     and subgroupBroadcast of a were all slower. Edges clamp load indices (no branches in the k loop) and
-//     bounds-check the stores; b is read as vec4 when N % 4 == 0, else as 4 scalars.
-//     transB (b stored (N, K)) reads b with a stride of K between a lane's columns; see chooseTransB().
+//     coroutine switches, and inside a loop every storage-buffer load is a per-lane scalar load with a bounds
+//     check (~8 instructions per lane, even when the address is uniform), so loads, not FMAs, set the speed.
+//     Hence no workgroup memory and large register blocks: workgroup 8, each workgroup R rows x 8*C columns,
+//     each lane C contiguous columns as C/4 vec4 accumulators per row, one k per loop iteration. Per k: R loads
+//     of a (uniform: the rows depend only on the workgroup id) and C/4 vec4 loads of b for R*C FMAs.
+//     b is read as vec4 rows (K, ldb): when b is transposed or N % 4 != 0 a pack kernel first writes it so
+//     (one pass over b). Edges clamp the load indices (no branches in the k loop); stores are bounds-checked.
+//     Measured on 2 shared cores (Mesa 25.0 llvmpipe, AVX2), GFLOP/s per 2 cores of CPU time at 512^3:
+//     4x8 ~20, 8x8 ~26, 8x16 ~34, 16x16 ~37. Spilled accumulators cost less than the loads they save;
+//     unrolling k, vec4 loads of a along k, and subgroupBroadcast of a were all slower.
 //   tiled (GPUs). Classic shared-memory tiling: 64x64 output tile per 16x16 workgroup, 4x4 per thread, k in
 //     slabs of 16 through workgroup memory. Correct but slow (~1 GFLOP/s) on CPU drivers.
-// Default: reg8x16 on CPU drivers, tiled on GPUs.
+// Default: reg16x16 on CPU drivers (past 256 accumulators per lane, e.g. 16x24 or 24x16, it fell to ~20), tiled
+// on GPUs.
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor, numel } from "../engine/tensor.js";
@@ -47,7 +48,7 @@ const VERSIONS: Record<string, Tiling> = {
   tiled: { kind: "tiled" },
 };
 export const MATMUL_VERSIONS: string[] = Object.keys(VERSIONS);
-const DEFAULT_CPU = "reg8x16";
+const DEFAULT_CPU = "reg16x16";
 const DEFAULT_GPU = "tiled";
 
 const LANES = 8; // reg: workgroup size, one SIMD batch on llvmpipe
@@ -60,7 +61,6 @@ interface MatmulSpec {
   version: string;
   transA: boolean;
   transB: boolean;
-  vecB: boolean; // reg: b bound as vec4 (N % 4 == 0, not transB)
   bias: boolean;
   gelu: boolean;
   preact: boolean;
@@ -77,6 +77,7 @@ const FIELDS = {
   tilesN: "u32",
   strideA: "u32", // elements between batch entries of a
   strideB: "u32", // elements between batch entries of b; 0 when b is shared
+  ldb: "u32", // reg: elements between rows of b, stored (K, ldb) with ldb % 4 == 0
 } as const;
 
 // Storage bindings: y, a, b, then the optional epilogue operands in this fixed order (see matmulForward).
@@ -84,12 +85,14 @@ function bindings(spec: MatmulSpec): string {
   const list: [string, string, string][] = [
     ["y", "array<f32>", "read_write"],
     ["A", "array<f32>", "read"],
-    ["B", spec.vecB ? "array<vec4<f32>>" : "array<f32>", "read"],
+    ["B", VERSIONS[spec.version].kind === "reg" ? "array<vec4<f32>>" : "array<f32>", "read"],
   ];
   if (spec.bias) list.push(["bias", "array<f32>", "read"]);
   if (spec.preact) list.push(["preact", "array<f32>", "read_write"]);
   if (spec.residual) list.push(["residual", "array<f32>", "read"]);
-  return list.map(([name, type, access], i) => `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: ${type};`).join("\n");
+  return list
+    .map(([name, type, access], i) => `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: ${type};`)
+    .join("\n");
 }
 
 // Flat index of a[m, k] and b[k, n] within one batch entry, for the stored layout.
@@ -138,47 +141,39 @@ const ENTRY = /* wgsl */ `fn main(@builtin(workgroup_id) wid: vec3<u32>, @builti
         @builtin(local_invocation_id) lid: vec3<u32>)`;
 
 // regRxC. Thread mapping: workgroup (bat, tm, tn) computes rows m0 = tm*R .. m0+R-1; lane l computes columns
-// n0 = tn*8*C + l*C .. n0+C-1. Rows and columns past the edge load clamped (valid) indices; their results are
-// dropped at the store.
+// n0 = tn*8*C + l*C .. n0+C-1. Rows and columns past the edge load clamped (valid) indices and are not stored.
 function regWgsl(spec: MatmulSpec, R: number, C: number): string {
   const V = C / 4;
   const pre: string[] = [];
   const body: string[] = [];
-  const stores: string[] = [];
   for (let r = 0; r < R; r++) pre.push(`let r${r} = min(m0 + ${r}u, p.M - 1u);`);
-  for (let v = 0; v < V; v++) {
-    if (spec.vecB) pre.push(`let c${v} = min(n0 + ${4 * v}u, p.N - 4u) / 4u;`);
-    else for (let i = 0; i < 4; i++) pre.push(`let c${4 * v + i} = min(n0 + ${4 * v + i}u, p.N - 1u);`);
-  }
+  for (let v = 0; v < V; v++) pre.push(`let c${v} = min(n0 + ${4 * v}u, p.ldb - 4u) / 4u;`);
   for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) pre.push(`var acc${r}_${v} = vec4<f32>(0.0);`);
   for (let r = 0; r < R; r++) body.push(`let a${r} = vec4<f32>(A[aBase + ${aIndex(spec, `r${r}`, "k")}]);`);
-  for (let v = 0; v < V; v++) {
-    if (spec.vecB) body.push(`let b${v} = B[bBase4 + k * N4 + c${v}];`);
-    else {
-      const comps = [0, 1, 2, 3].map((i) => `B[bBase + ${bIndex(spec, "k", `c${4 * v + i}`)}]`);
-      body.push(`let b${v} = vec4<f32>(${comps.join(", ")});`);
-    }
-  }
+  for (let v = 0; v < V; v++) body.push(`let b${v} = B[bBase4 + k * ldb4 + c${v}];`);
   for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) body.push(`acc${r}_${v} = fma(a${r}, b${v}, acc${r}_${v});`);
-  for (let r = 0; r < R; r++) {
-    stores.push(`if (m0 + ${r}u < p.M) {`);
-    for (let j = 0; j < C; j++) {
-      stores.push(`  if (n0 + ${j}u < p.N) { store(yBase + (m0 + ${r}u) * p.N + n0 + ${j}u, n0 + ${j}u, acc${r}_${j >> 2}[${j & 3}]); }`);
-    }
-    stores.push("}");
-  }
+  const tile: string[] = [];
+  for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) tile.push(`acc${r}_${v}`);
   return /* wgsl */ `${header(spec)}
 @compute @workgroup_size(${LANES})
 ${ENTRY} {${TILE_COORDS}
   let m0 = tm * ${R}u;
   let n0 = tn * ${LANES * C}u + lid.x * ${C}u;
   let bBase4 = bBase / 4u;
-  let N4 = p.N / 4u;
+  let ldb4 = p.ldb / 4u;
   ${pre.join("\n  ")}
   for (var k = 0u; k < p.K; k++) {
     ${body.join("\n    ")}
   }
-  ${stores.join("\n  ")}
+  // The epilogue runs in loops with uniform, non-constant bounds so that its code is not unrolled R*C times.
+  var tile = array<vec4<f32>, ${R * V}>(${tile.join(", ")});
+  let rows = min(${R}u, p.M - m0);
+  let cols = select(0u, min(${C}u, p.N - n0), n0 < p.N);
+  for (var r = 0u; r < rows; r++) {
+    for (var j = 0u; j < cols; j++) {
+      store(yBase + (m0 + r) * p.N + n0 + j, n0 + j, tile[r * ${V}u + j / 4u][j % 4u]);
+    }
+  }
 }`;
 }
 
@@ -210,7 +205,8 @@ ${ENTRY} {${TILE_COORDS}
       Bs[bk][bn] = select(0.0, B[bBase + ${bIndex(spec, "min(hk, p.K - 1u)", "min(hn, p.N - 1u)")}], hn < p.N && hk < p.K);
     }
     workgroupBarrier();
-    for (var k = 0u; k < ${TK}u; k++) {
+    // A non-constant bound keeps NIR from unrolling this loop 16 times (seconds of llvmpipe compile time).
+    for (var k = 0u; k < min(${TK}u, p.K - k0); k++) {
       var a: array<f32, ${per}>;
       var b: array<f32, ${per}>;
       for (var i = 0u; i < ${per}u; i++) {
@@ -231,6 +227,48 @@ ${ENTRY} {${TILE_COORDS}
     }
   }
 }`;
+}
+
+// pack: b (..., K, N), or (..., N, K) with transB, -> (..., K, ldb) with ldb = N rounded up to 4 and zero
+// padding, for the reg kernels, which read rows of b as vec4. Used for transB (whose strided scalar reads in the
+// k loop ran at ~21 vs ~30 GFLOP/s at 3200x192x576) and for N % 4 != 0; it costs one pass over b.
+const PACK_FIELDS = { K: "u32", N: "u32", ldb: "u32", blocks: "u32", rows: "u32" } as const;
+const PACK_WG = 64;
+const PACK_BLOCK = PACK_WG * 4; // output columns per workgroup
+
+// Thread mapping: workgroup g writes output row (e, k) = g / blocks, columns (g % blocks) * 256 + 4 * lane .. +3.
+// The divisions depend only on the workgroup (vector integer division is scalarised, ~3 per element otherwise).
+function packWgsl(spec: { trans: boolean }): string {
+  const src = (n: string) => (spec.trans ? `(e * p.N + ${n}) * p.K + k` : `(e * p.K + k) * p.N + ${n}`);
+  const comps = [0, 1, 2, 3].map((j) => `select(0.0, b[${src(`min(n + ${j}u, p.N - 1u)`)}], n + ${j}u < p.N)`);
+  return /* wgsl */ `${uniformStruct(PACK_FIELDS)}
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+${FLAT_GROUP}
+@compute @workgroup_size(${PACK_WG})
+${ENTRY} {
+  let g = flatGroup(wid, nwg);
+  let row = g / p.blocks;
+  if (row >= p.rows) { return; }
+  let e = row / p.K;
+  let k = row % p.K;
+  let n = (g % p.blocks) * ${PACK_BLOCK}u + lid.x * 4u;
+  if (n >= p.ldb) { return; }
+  out[(row * p.ldb + n) / 4u] = vec4<f32>(${comps.join(",\n    ")});
+}`;
+}
+
+// b: (bBatch, K, N), or (bBatch, N, K) with trans. Returns (bBatch, K, ldb).
+function packB(b: Tensor, bBatch: number, K: number, N: number, trans: boolean): Tensor {
+  const ldb = Math.ceil(N / 4) * 4;
+  const out = Tensor.empty([bBatch, K, ldb]);
+  if (out.size === 0) return out;
+  const blocks = Math.ceil(ldb / PACK_BLOCK);
+  const rows = bBatch * K;
+  const kernel = getKernel("matmul-pack", { trans }, packWgsl);
+  const uniform = packUniform(PACK_FIELDS, { K, N, ldb, blocks, rows });
+  runtime().batch.dispatch(kernel, [out.buffer, b.buffer], uniform, grid1d(rows * blocks), out.size * 8);
+  return out;
 }
 
 function wgsl(spec: MatmulSpec): string {
@@ -296,27 +334,32 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const residualIsOut = opts.residual !== undefined && opts.residual.buffer === y.buffer;
   const version = chooseVersion(opts.version);
   const tiling = VERSIONS[version];
+  const batch = numel(batchDims);
+  const bBatch = shared ? 1 : batch;
+  // The reg kernels read b as (K, ldb) vec4 rows: pack it when it is transposed or N % 4 != 0.
+  const pack = tiling.kind === "reg" && (!!opts.transB || N % 4 !== 0);
+  const bRows = pack ? packB(b, bBatch, K, N, !!opts.transB) : b;
+  const ldb = pack ? Math.ceil(N / 4) * 4 : N;
   const spec: MatmulSpec = {
     version,
     transA: !!opts.transA,
-    transB: !!opts.transB,
-    vecB: tiling.kind === "reg" && !opts.transB && N % 4 === 0,
+    transB: !!opts.transB && !pack,
     bias: !!opts.bias,
     gelu: !!opts.gelu,
     preact: !!opts.preact,
     residual: !!opts.residual && !residualIsOut,
     addOut: !!opts.accumulate || residualIsOut,
   };
-  const batch = numel(batchDims);
   const [tileM, tileN] = tiling.kind === "reg" ? [tiling.rows, LANES * tiling.cols] : [TILE, TILE];
   const tilesM = Math.ceil(M / tileM);
   const tilesN = Math.ceil(N / tileN);
-  const uniform = packUniform(FIELDS, { M, K, N, batch, tilesM, tilesN, strideA: M * K, strideB: shared ? 0 : K * N });
-  const buffers = [y.buffer, a.buffer, b.buffer];
+  const uniform = packUniform(FIELDS, { M, K, N, batch, tilesM, tilesN, strideA: M * K, strideB: shared ? 0 : K * ldb, ldb });
+  const buffers = [y.buffer, a.buffer, bRows.buffer];
   if (opts.bias) buffers.push(opts.bias.buffer);
   if (opts.preact) buffers.push(opts.preact.buffer);
   if (spec.residual) buffers.push(opts.residual!.buffer);
   const kernel = getKernel("matmul", spec, wgsl);
   runtime().batch.dispatch(kernel, buffers, uniform, grid1d(batch * tilesM * tilesN), 2 * batch * M * N * K);
+  if (pack) bRows.dispose(); // its buffer returns to the pool only after this batch is submitted
   return y;
 }

@@ -212,8 +212,16 @@ export function buildVit(config: VitConfig, source: TensorSource): VisionTransfo
     t.name = name;
     return t;
   };
-  const linear = (name: string, out: number, inp: number, shape = [out, inp]) =>
-    new Linear(param(`${name}.weight`, shape).reshape([out, inp]).keep(), param(`${name}.bias`, [out]));
+  const linear = (name: string, out: number, inp: number, shape = [out, inp]) => {
+    let weight = param(`${name}.weight`, shape);
+    if (shape.length !== 2) {
+      // The conv weight (C, 3, P, P) is used as a (C, 3*P*P) matrix: keep only the view.
+      const view = weight.reshape([out, inp]).keep();
+      weight.dispose();
+      weight = view;
+    }
+    return new Linear(weight, param(`${name}.bias`, [out]));
+  };
   const norm = (name: string) => new LayerNorm(param(`${name}.weight`, [C]), param(`${name}.bias`, [C]), config.eps);
   const patchEmbed = linear("patch_embed.proj", C, 3 * P * P, [C, 3, P, P]);
   const cls = param("cls_token", [1, 1, C]);

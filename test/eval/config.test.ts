@@ -64,6 +64,7 @@ describe("bad configs", () => {
     c.transfer.test.perClass = 2.5;
     c.knn.queries.transform = "center";
     c.backbone.pretrain.model.width = 60; // 60 / 2 heads = 30, not a multiple of 4
+    c.name = "my/run";
     const msg = problems(c);
     expect(msg).toContain('training.steps: expected an integer >= 1, got "100"');
     expect(msg).toContain("learningRates[1]: expected a number > 0, got -1");
@@ -71,6 +72,7 @@ describe("bad configs", () => {
     expect(msg).toContain("transfer.test.perClass: expected an integer >= 1, got 2.5");
     expect(msg).toContain('knn.queries.transform: expected one of train, eval, knn, got "center"');
     expect(msg).toContain("backbone.pretrain.model.heads: expected a divisor of width 60");
+    expect(msg).toContain(`name: expected a name of letters, digits, '.', '_' and '-', got "my/run"`);
   });
 
   it("names missing keys and contradictions", () => {

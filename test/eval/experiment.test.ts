@@ -86,7 +86,8 @@ describe("a miniature study", () => {
     expect(csv.length).toBe(1 + 1 + 5);
     expect(csv.every((l) => l.split(",").length === 16)).toBe(true);
     const table = (await lines(join(out(), "table.md"))).filter((l) => l.startsWith("| "));
-    expect(table.length).toBe(2 + 1 + 5); // header, rule, original backbone, strategies
+    expect(table.length).toBe(1 + 1 + 5); // header, original backbone, strategies
+    expect(table.every((l) => l.split("|").length === 8)).toBe(true); // six columns
     const svg = await readFile(join(out(), "figure2.svg"), "utf8");
     for (const s of config.strategies) expect(svg).toContain(`>${s}<`);
     const png = await sharp(join(out(), "figure2.png")).metadata();
@@ -137,7 +138,7 @@ describe("a miniature study", () => {
 
   it("refuses strategies that do not fit a checkpoint backbone, and missing data, before any work", async () => {
     const base = study();
-    const config = { ...base, backbone: { checkpoint: "test/fixtures/vit-tiny.safetensors" }, strategies: ["top-20"] };
+    const config = { ...base, backbone: { checkpoint: "test/fixtures/vit-tiny.safetensors", heads: 2 }, strategies: ["top-20"] };
     const dir = join(root, "bad");
     await expect(runExperiment({ config, out: dir })).rejects.toThrow(/strategies\[0\]: expected top-k with k <= the backbone's depth \d+, got top-20/);
     expect(existsSync(join(dir, "baseline.json"))).toBe(false);

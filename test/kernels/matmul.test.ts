@@ -26,6 +26,7 @@ const SHAPES: Shape[] = [
   shape(1, 5, 70), // M = 1
   shape(70, 5, 1), // N = 1
   shape(13, 1, 9), // K = 1
+  shape(3, 0, 5), // K = 0: y = 0
   shape(7, 13, 5),
   shape(65, 127, 33),
   shape(9, 19, 36), // N % 4 == 0 (vec4 loads of b), not a multiple of the tile
@@ -90,11 +91,14 @@ describe.each(MATMUL_VERSIONS)("matmul %s", (version) => {
     }
   }
 
-  // Every epilogue combination, on a small batched shape whose N is not a multiple of 4.
+  // Every epilogue combination on a small batched shape whose N is not a multiple of 4, for reg4x8 (the
+  // cheapest to compile: each combination is a pipeline); the others get the full combination, since one
+  // generator writes every version's epilogue.
   const E = shape(7, 13, 9, [2]);
-  for (const bias of [false, true]) {
-    for (const act of ["none", "gelu", "gelu+preact"]) {
-      for (const residual of [false, true]) {
+  const full = version === "reg4x8";
+  for (const bias of full ? [false, true] : [true]) {
+    for (const act of full ? ["none", "gelu", "gelu+preact"] : ["gelu+preact"]) {
+      for (const residual of full ? [false, true] : [true]) {
         it(`epilogue bias=${bias} ${act} residual=${residual}`, async () => {
           const [a, b] = operands(E, {});
           const n = 2 * E.M * E.N;
@@ -124,7 +128,7 @@ describe.each(MATMUL_VERSIONS)("matmul %s", (version) => {
     expectClose("out = a·b", await out.data(), data(E).y, tol(E.K));
   });
 
-  it("a residual that is out itself accumulates", async () => {
+  if (full) it("a residual that is out itself accumulates", async () => {
     const [a, b] = operands(E, {});
     const old = randu(2 * E.M * E.N, 10);
     const out = Tensor.fromArray(old, [2, E.M, E.N]);

@@ -1,0 +1,188 @@
+// `bench matmul`: GFLOP/s of kernels/matmul.ts per shape (M x K x N), layout and version.
+//   shapes   square 256, 512, 1024, 2048 and the ViT GEMMs 3200x192x576 (ViT-Ti qkv, batch 16), 12608x384x1152
+//            (ViT-S qkv, batch 64), 12608x768x2304 (ViT-B qkv, batch 64); or --shapes
+//   layouts  nn (a · b), tn (aᵀ stored (K, M)), nt (bᵀ stored (N, K): nn.Linear's forward), tt; --layouts
+//   versions the ones meant for this device (reg* on CPU drivers, all on GPUs); or --version
+// Each version and layout is first validated against a float64 CPU product at 67x45x71 (atol = rtol =
+// 1e-4 * sqrt(K)). Then per case one warm-up run (pipeline compile, packing), then --reps timed runs, each a few
+// dispatches (enough for ~0.2 GFLOP) between batch.sync() calls; the median is reported, with the best run.
+// GFLOP/s counts 2*M*N*K per wall second. "cpu GFLOP/s" counts it per CPU-second of the process's worker threads
+// (where lavapipe runs the kernels; best run): on a machine shared with other work it is the steadier number, and
+// on an idle machine wall GFLOP/s approaches it times the number of cores.
+import { readdirSync, readFileSync } from "node:fs";
+import type { Command } from "../cli/command.js";
+import { UsageError } from "../cli/command.js";
+import { parseArgs } from "../cli/args.js";
+import { initEngine, runtime } from "../engine/runtime.js";
+import { Tensor } from "../engine/tensor.js";
+import { Rng } from "../engine/random.js";
+import { MATMUL_VERSIONS, matmulForward } from "../kernels/matmul.js";
+import { deviceLine, median } from "./harness.js";
+
+const FLAGS = { json: "boolean", version: "list", shapes: "list", layouts: "list", reps: "int" } as const;
+const SHAPES = ["256x256x256", "512x512x512", "1024x1024x1024", "2048x2048x2048", "3200x192x576", "12608x384x1152", "12608x768x2304"];
+const LAYOUTS: Record<string, { transA: boolean; transB: boolean }> = {
+  nn: { transA: false, transB: false },
+  tn: { transA: true, transB: false },
+  nt: { transA: false, transB: true },
+  tt: { transA: true, transB: true },
+};
+const CHECK = [67, 45, 71]; // M, K, N of the validation product
+const RUN_FLOP = 0.2e9; // dispatches per timed run: enough to amortise the sync
+
+interface Row {
+  M: number;
+  K: number;
+  N: number;
+  layout: string;
+  version: string;
+  reps: number;
+  medianMs: number; // per product
+  gflops: number; // at the median
+  bestGflops: number;
+  cpuGflops: number; // per CPU-second of the worker threads, best run
+}
+
+function parseShape(s: string): [number, number, number] {
+  const dims = s.split("x").map(Number);
+  if (dims.length !== 3 || dims.some((d) => !Number.isInteger(d) || d < 1)) {
+    throw new UsageError(`--shapes: expected MxKxN with positive integers, got "${s}"`);
+  }
+  return dims as [number, number, number];
+}
+
+// CPU nanoseconds of every thread but the main one (lavapipe's workers); 0 where /proc is missing.
+function workerCpuNs(): number {
+  let ns = 0;
+  try {
+    for (const tid of readdirSync("/proc/self/task")) {
+      if (Number(tid) !== process.pid) ns += Number(readFileSync(`/proc/self/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    }
+  } catch {
+    return 0;
+  }
+  return ns;
+}
+
+function random(n: number, seed: number): Float32Array {
+  const rng = new Rng(seed);
+  return rng.fill(n, () => rng.uniform(-1, 1));
+}
+
+// a, b stored in `layout`; returns the tensors for a logical (M, K) · (K, N) product.
+function operands(M: number, K: number, N: number, layout: string, a: Float32Array, b: Float32Array): [Tensor, Tensor] {
+  const { transA, transB } = LAYOUTS[layout];
+  return [
+    Tensor.fromArray(transA ? transpose(a, M, K) : a, transA ? [K, M] : [M, K]),
+    Tensor.fromArray(transB ? transpose(b, K, N) : b, transB ? [N, K] : [K, N]),
+  ];
+}
+
+function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(x.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = x[r * cols + c];
+  return t;
+}
+
+// Throws naming the version, layout and first mismatch when the product differs from a float64 CPU product.
+async function validate(version: string, layout: string): Promise<void> {
+  const [M, K, N] = CHECK;
+  const a = random(M * K, 1);
+  const b = random(K * N, 2);
+  const [at, bt] = operands(M, K, N, layout, a, b);
+  const yt = matmulForward(at, bt, { ...LAYOUTS[layout], version });
+  const y = await yt.data();
+  for (const t of [at, bt, yt]) t.dispose();
+  const tol = 1e-4 * Math.sqrt(K);
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let want = 0;
+      for (let k = 0; k < K; k++) want += a[m * K + k] * b[k * N + n];
+      const got = y[m * N + n];
+      if (!(Math.abs(got - want) <= tol + tol * Math.abs(want))) {
+        throw new Error(`bench matmul: ${version} ${layout} at ${CHECK.join("x")}: y[${m}, ${n}] expected ${want}, got ${got}`);
+      }
+    }
+  }
+}
+
+async function time(M: number, K: number, N: number, layout: string, version: string, reps: number): Promise<Row> {
+  const flop = 2 * M * N * K;
+  const [a, b] = operands(M, K, N, layout, random(M * K, 3), random(K * N, 4));
+  const out = Tensor.empty([M, N]);
+  const inner = Math.max(1, Math.min(20, Math.floor(RUN_FLOP / flop)));
+  const { batch } = runtime();
+  const run = () => {
+    for (let i = 0; i < inner; i++) matmulForward(a, b, { ...LAYOUTS[layout], version, out });
+  };
+  run();
+  await batch.sync();
+  const ms: number[] = [];
+  let cpuNs = Infinity;
+  for (let r = 0; r < reps; r++) {
+    const c0 = workerCpuNs();
+    const t0 = performance.now();
+    run();
+    await batch.sync();
+    ms.push((performance.now() - t0) / inner);
+    cpuNs = Math.min(cpuNs, (workerCpuNs() - c0) / inner);
+  }
+  for (const t of [a, b, out]) t.dispose();
+  const medianMs = median(ms);
+  return {
+    M, K, N, layout, version, reps,
+    medianMs,
+    gflops: flop / medianMs / 1e6,
+    bestGflops: flop / Math.min(...ms) / 1e6,
+    cpuGflops: cpuNs > 0 ? flop / cpuNs : NaN,
+  };
+}
+
+export const matmul: Command = {
+  summary: "matmul GFLOP/s per shape, layout and version",
+  usage: `usage: node dist/run.js bench matmul [--json] [--version V,...] [--shapes MxKxN,...] [--layouts nn,tn,nt,tt] [--reps N]
+
+  --version   versions to time (default: reg* on CPU drivers, all on GPUs); one of ${MATMUL_VERSIONS.join(", ")}
+  --shapes    M x K x N products (default: ${SHAPES.join(", ")})
+  --layouts   nn, tn (a stored transposed), nt (b stored transposed), tt (default: nn)
+  --reps      timed runs per case (default: 5, or 3 above 10 GFLOP per product)
+  --json      print the rows as JSON`,
+  async run(argv) {
+    const { flags, positional } = parseArgs(argv, FLAGS);
+    if (positional.length) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    const shapes = (flags.shapes ?? SHAPES).map(parseShape);
+    const layouts = flags.layouts ?? ["nn"];
+    for (const l of layouts) if (!(l in LAYOUTS)) throw new UsageError(`--layouts: expected nn, tn, nt or tt, got "${l}"`);
+    for (const v of flags.version ?? []) {
+      if (!MATMUL_VERSIONS.includes(v)) throw new UsageError(`--version: expected one of ${MATMUL_VERSIONS.join(", ")}, got "${v}"`);
+    }
+    if (flags.reps !== undefined && flags.reps < 1) throw new UsageError(`--reps: expected at least 1, got ${flags.reps}`);
+
+    const { gpu } = await initEngine();
+    const versions = flags.version ?? MATMUL_VERSIONS.filter((v) => !gpu.isCpu || v.startsWith("reg"));
+    if (!flags.json) console.log(deviceLine());
+    for (const v of versions) for (const l of layouts) await validate(v, l);
+    if (!flags.json) {
+      console.log(`validated ${versions.join(", ")} (${layouts.join(", ")}) against a float64 product at ${CHECK.join("x")}`);
+      console.log("M x K x N           layout  version    reps    ms/product   GFLOP/s    best  cpu GFLOP/s");
+    }
+    const rows: Row[] = [];
+    for (const [M, K, N] of shapes) {
+      const reps = flags.reps ?? (2 * M * N * K > 10e9 ? 3 : 5);
+      for (const l of layouts) {
+        for (const v of versions) {
+          const row = await time(M, K, N, l, v, reps);
+          rows.push(row);
+          if (!flags.json) {
+            const f = (x: number, w: number, d = 1) => x.toFixed(d).padStart(w);
+            console.log(
+              `${`${M}x${K}x${N}`.padEnd(19)} ${l.padEnd(7)} ${v.padEnd(10)} ${String(reps).padStart(4)} ` +
+                `${f(row.medianMs, 12, 2)} ${f(row.gflops, 9)} ${f(row.bestGflops, 7)} ${f(row.cpuGflops, 12)}`,
+            );
+          }
+        }
+      }
+    }
+    if (flags.json) console.log(JSON.stringify({ device: deviceLine(), versions, layouts, rows }, null, 2));
+  },
+};
