@@ -5,5 +5,6 @@ import { vitBench } from "./vit.js";
 import { ops } from "./ops.js";
 import { waitBench } from "./wait.js";
 import { knnBench } from "./knn.js";
+import { matmul } from "./matmul.js";
 
-export const BENCHES: Record<string, Command> = { ops, vit: vitBench, data: dataBench, knn: knnBench, wait: waitBench };
+export const BENCHES: Record<string, Command> = { matmul, ops, vit: vitBench, data: dataBench, knn: knnBench, wait: waitBench };

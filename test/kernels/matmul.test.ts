@@ -91,11 +91,11 @@ describe.each(MATMUL_VERSIONS)("matmul %s", (version) => {
     }
   }
 
-  // Every epilogue combination on a small batched shape whose N is not a multiple of 4, for reg4x8 (the
-  // cheapest to compile: each combination is a pipeline); the others get the full combination, since one
-  // generator writes every version's epilogue.
+  // Every epilogue combination on a small batched shape whose N is not a multiple of 4, for the first version
+  // (reg4x8, the cheapest to compile: each combination is a pipeline); the others get the full combination,
+  // since one generator writes every version's epilogue.
   const E = shape(7, 13, 9, [2]);
-  const full = version === "reg4x8";
+  const full = version === MATMUL_VERSIONS[0];
   for (const bias of full ? [false, true] : [true]) {
     for (const act of full ? ["none", "gelu", "gelu+preact"] : ["gelu+preact"]) {
       for (const residual of full ? [false, true] : [true]) {
@@ -154,6 +154,8 @@ describe("matmul errors", () => {
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { out: t([3, 4]) })).toThrow("matmul: expected out (4, 3), got (3, 4)");
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { accumulate: true })).toThrow("expected accumulate with out");
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { preact: t([4, 3]) })).toThrow("expected gelu with preact");
-    expect(() => matmulForward(t([4, 5]), t([5, 3]), { version: "nope" })).toThrow('matmul: expected a version in reg4x8');
+    expect(() => matmulForward(t([4, 5]), t([5, 3]), { version: "nope" })).toThrow(
+      `matmul: expected a version in ${MATMUL_VERSIONS.join(", ")}, got "nope"`,
+    );
   });
 });
