@@ -74,6 +74,38 @@ describe("lora", () => {
   });
 });
 
+describe("frozen parameters cost nothing in the backward", () => {
+  it("linear probing records no graph in the backbone; top-k none below its lowest trainable block", () => {
+    const linear = model();
+    applyStrategy(linear, parseStrategy("linear"), 5);
+    expect(linear.features(images()).requiresGrad).toBe(false); // nothing to back-propagate into
+    const top = model();
+    applyStrategy(top, parseStrategy("top-1"), 5);
+    const tokens = top.embed(images());
+    expect(tokens.requiresGrad).toBe(false);
+    const below = top.blocks.slice(0, 3).reduce((x, b) => b.forward(x), tokens);
+    expect(below.requiresGrad).toBe(false);
+    expect(top.blocks[3].forward(below).requiresGrad).toBe(true);
+  });
+});
+
+describe("lora dropout", () => {
+  it("drops inputs of the adapter in training and is the identity in evaluation", async () => {
+    const m = model();
+    const x = images();
+    const adapters = applyLora(m, { rank: 2, dropout: 0.5, seed: 3 });
+    for (const a of adapters) for (const [name, t] of a.parameters()) if (name.endsWith(".B")) t.write(randn(t.size, t.size));
+    const first = await features(m, x);
+    const second = await features(m, x);
+    expect(second.some((v, i) => v !== first[i])).toBe(true); // a new mask each forward
+    for (const a of adapters) a.training = false;
+    const evalA = await features(m, x);
+    const evalB = await features(m, x);
+    expect(Array.from(evalB)).toEqual(Array.from(evalA));
+    expect(() => applyLora(model(), { rank: 2, dropout: 1 })).toThrow("dropout must be in [0, 1)");
+  });
+});
+
 // Two steps: with B = 0 (LoRA) or zeroed output layers (Block Expansion) the first step can only move B and the
 // zeroed layers; from the second step on every trainable tensor gets a gradient.
 describe("optimiser steps change exactly the trainable tensors", () => {

@@ -1,0 +1,53 @@
+// The `features` command contract, with the research dumps: attention probabilities and block outputs as .npy.
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { features } from "../../cli/features.js";
+import { UsageError } from "../../cli/command.js";
+import { readNpy, writeNpy } from "../../data/npy.js";
+import { readSafetensors } from "../../vit/safetensors.js";
+import { expectClose, useEngine } from "../helpers.js";
+
+useEngine();
+const FIX = "test/fixtures/";
+
+describe("features command", () => {
+  it("writes the CLS features, attention maps and block outputs", async () => {
+    const io = (await readSafetensors(FIX + "vit-tiny-io.safetensors")).tensors;
+    const dir = await mkdtemp(join(tmpdir(), "peft-features-"));
+    await writeNpy(join(dir, "x.npy"), io.get("x")!.data, [2, 3, 16, 16]);
+    await features.run([
+      "--weights", FIX + "vit-tiny.pth", "--input", join(dir, "x.npy"), "--out", join(dir, "f.npy"),
+      "--heads", "2", "--batch", "1", "--dump-attention", "0,1", "--dump-blocks", "1",
+    ]);
+    const f = await readNpy(join(dir, "f.npy"));
+    expect(f.dtype).toBe("float32");
+    expect(f.shape).toEqual([2, 32]);
+    expectClose("features", f.data as Float32Array, io.get("features")!.data, { atol: 1e-5, rtol: 1e-4 });
+    const att = await readNpy(join(dir, "attention.1.npy"));
+    expect(att.shape).toEqual([2, 2, 17, 17]); // (N, H, T, T), T = 16 patches + CLS
+    const a = att.data as Float32Array;
+    for (let row = 0; row < 2 * 2 * 17; row++) {
+      const s = a.subarray(row * 17, row * 17 + 17).reduce((x, y) => x + y, 0);
+      expect(Math.abs(s - 1)).toBeLessThan(1e-5);
+    }
+    const block = await readNpy(join(dir, "block.1.npy"));
+    expect(block.shape).toEqual([2, 17, 32]);
+    expect((await readNpy(join(dir, "attention.0.npy"))).shape).toEqual([2, 2, 17, 17]);
+  });
+
+  it("rejects missing flags and blocks that do not exist", async () => {
+    await expect(features.run(["--input", "x.npy", "--out", "f.npy"])).rejects.toThrow(UsageError);
+    const io = (await readSafetensors(FIX + "vit-tiny-io.safetensors")).tensors;
+    const dir = await mkdtemp(join(tmpdir(), "peft-features-"));
+    await writeNpy(join(dir, "x.npy"), io.get("x")!.data, [2, 3, 16, 16]);
+    await expect(
+      features.run(["--weights", FIX + "vit-tiny.safetensors", "--input", join(dir, "x.npy"), "--out", join(dir, "f.npy"), "--heads", "2", "--dump-attention", "5"]),
+    ).rejects.toThrow("block 5 does not exist: the model has 2 blocks");
+    await writeNpy(join(dir, "bad.npy"), new Float32Array(2 * 16 * 16), [2, 1, 16, 16]);
+    await expect(
+      features.run(["--weights", FIX + "vit-tiny.safetensors", "--input", join(dir, "bad.npy"), "--out", join(dir, "f.npy"), "--heads", "2"]),
+    ).rejects.toThrow("expected float32 (N, 3, H, W), got float32 (2, 1, 16, 16)");
+  });
+});
