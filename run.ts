@@ -10,6 +10,7 @@ import { data } from "./cli/data.js";
 import { exportCommand } from "./cli/export.js";
 import { knn } from "./cli/knn.js";
 import { experiment } from "./cli/experiment.js";
+import { tune } from "./cli/tune.js";
 
 const COMMANDS: Record<string, Command> = {
   experiment,
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, Command> = {
   data,
   export: exportCommand,
   knn,
+  tune,
   bench,
 };
 

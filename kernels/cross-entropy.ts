@@ -121,8 +121,8 @@ function checkInputs(op: string, logits: Tensor, labels: Tensor, smoothing: numb
 // logits: (B, C) f32, labels: (B) i32 -> loss: () the batch mean, lse: (B) saved for backward.
 export function crossEntropyForward(logits: Tensor, labels: Tensor, opts: CrossEntropyOptions = {}): { loss: Tensor; lse: Tensor } {
   const smoothing = opts.labelSmoothing ?? 0;
-  const version = opts.version ?? defaultRowVersion();
   const [B, C] = checkInputs("crossEntropy", logits, labels, smoothing);
+  const version = opts.version ?? defaultRowVersion("cross-entropy", B, C);
   const lse = Tensor.empty([B]);
   const rowLoss = Tensor.empty([B]);
   const loss = Tensor.empty([]);
@@ -142,8 +142,8 @@ export function crossEntropyBackward(
 ): Tensor {
   const op = "crossEntropy backward";
   const smoothing = opts.labelSmoothing ?? 0;
-  const version = opts.version ?? defaultRowVersion();
   const [B, C] = checkInputs(op, logits, labels, smoothing);
+  const version = opts.version ?? defaultRowVersion("cross-entropy", B, C);
   if (lse.dtype !== "f32" || lse.shape.length !== 1 || lse.shape[0] !== B) {
     throw new Error(`${op}: expected lse f32 (${B}), got ${lse.dtype} (${lse.shape.join(", ")})`);
   }

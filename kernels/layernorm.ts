@@ -184,10 +184,11 @@ export function layernormForward(
   gamma: Tensor | undefined,
   beta: Tensor | undefined,
   eps = 1e-6,
-  version: RowVersion = defaultRowVersion(),
+  requested?: RowVersion,
 ): { y: Tensor; mean: Tensor; rstd: Tensor } {
   const op = "layernorm";
   const [rows, C] = rowsOf(op, "x", x);
+  const version = requested ?? defaultRowVersion("layernorm", rows, C);
   checkParam(op, "gamma", gamma, C);
   checkParam(op, "beta", beta, C);
   if (!(eps >= 0)) throw new Error(`${op}: expected eps >= 0, got ${eps}`);
@@ -214,10 +215,11 @@ export function layernormBackward(
   mean: Tensor,
   rstd: Tensor,
   need: { dx: boolean; dgamma: boolean; dbeta: boolean },
-  version: RowVersion = defaultRowVersion(),
+  requested?: RowVersion,
 ): { dx?: Tensor; dgamma?: Tensor; dbeta?: Tensor } {
   const op = "layernorm backward";
   const [rows, C] = rowsOf(op, "x", x);
+  const version = requested ?? defaultRowVersion("layernorm", rows, C);
   rowsOf(op, "dy", dy);
   sameShape(op, x, "x", dy, "dy");
   checkParam(op, "gamma", gamma, C);

@@ -5,7 +5,8 @@
 //   epilogue, in this order: z = acc + bias (N); preact = z; z = gelu(z) (exact erf GELU); z += residual;
 //   z += old y (accumulate). One WGSL generator (`epilogue`) serves every version.
 //
-// Versions (MATMUL_VERSIONS), chosen per device, overridable with opts.version or PEFT_MATMUL:
+// Versions (MATMUL_VERSIONS), chosen per device and shape by the autotuner (`tune`, engine/tuning.ts), overridable
+// with opts.version or PEFT_MATMUL:
 //   regRxC (CPU drivers). lavapipe/llvmpipe runs a workgroup of 8 as 8 SIMD lanes on one thread; barriers are
 //     coroutine switches, and inside a loop every storage-buffer load is a per-lane scalar load with a bounds
 //     check (~8 instructions per lane, even when the address is uniform), so loads, not FMAs, set the speed.
@@ -24,6 +25,7 @@
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor, numel } from "../engine/tensor.js";
+import { matmulShapeKey, tunedVersion } from "../engine/tuning.js";
 import { ERF, FLAT_GROUP, grid1d, packUniform, uniformStruct } from "./wgsl.js";
 
 export interface MatmulOptions {
@@ -278,8 +280,17 @@ function wgsl(spec: MatmulSpec): string {
 
 const dims = (t: Tensor) => `(${t.shape.join(", ")})`;
 
-function chooseVersion(requested: string | undefined): string {
-  const version = requested ?? process.env.PEFT_MATMUL ?? (runtime().gpu.isCpu ? DEFAULT_CPU : DEFAULT_GPU);
+function tunedOrDefault(shape: string): string {
+  const tuned = tunedVersion("matmul", shape);
+  if (tuned !== undefined && tuned in VERSIONS) return tuned;
+  return runtime().gpu.isCpu ? DEFAULT_CPU : DEFAULT_GPU;
+}
+
+// The version a call uses: opts.version, else PEFT_MATMUL, else the autotuner's winner for this exact shape
+// (engine/tuning.ts; a stale name from another build is ignored), else the device default. `shape` is
+// matmulShapeKey(M, K, N, transA, transB, batch).
+export function chooseVersion(requested: string | undefined, shape: string): string {
+  const version = requested ?? process.env.PEFT_MATMUL ?? tunedOrDefault(shape);
   if (!(version in VERSIONS)) throw new Error(`matmul: expected a version in ${MATMUL_VERSIONS.join(", ")}, got "${version}"`);
   return version;
 }
@@ -332,9 +343,9 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   // A residual that is `out` itself is an accumulate: read it through y's binding, since WebGPU forbids
   // binding one buffer both read-only and writable in a dispatch.
   const residualIsOut = opts.residual !== undefined && opts.residual.buffer === y.buffer;
-  const version = chooseVersion(opts.version);
-  const tiling = VERSIONS[version];
   const batch = numel(batchDims);
+  const version = chooseVersion(opts.version, matmulShapeKey(M, K, N, !!opts.transA, !!opts.transB, batch));
+  const tiling = VERSIONS[version];
   const bBatch = shared ? 1 : batch;
   // The reg kernels read b as (K, ldb) vec4 rows: pack it when it is transposed or N % 4 != 0.
   const pack = tiling.kind === "reg" && (!!opts.transB || N % 4 !== 0);

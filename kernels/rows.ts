@@ -5,6 +5,7 @@
 //   v2: one workgroup of 128 per row; lanes stride over the columns and combine through a shared-memory tree (GPUs).
 import { runtime } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
+import { rowShapeKey, tunedVersion } from "../engine/tuning.js";
 import { FLAT_GROUP, grid1d } from "./wgsl.js";
 
 export type RowVersion = 1 | 2;
@@ -16,7 +17,16 @@ export const ROW_LAYOUT: Record<RowVersion, { wg: number; lanes: number }> = {
   2: { wg: 128, lanes: 128 },
 };
 
-export function defaultRowVersion(): RowVersion {
+// The families that share this frame, as the autotuner names them in its cache keys.
+export type RowOp = "softmax" | "layernorm" | "cross-entropy";
+
+// The version for `op` over (rows, C) when the caller names none: the autotuner's winner for that exact shape
+// (engine/tuning.ts), else v1 on CPU drivers and v2 on GPUs. Without a shape, the device default.
+export function defaultRowVersion(op?: RowOp, rows?: number, C?: number): RowVersion {
+  if (op !== undefined && rows !== undefined && C !== undefined) {
+    const tuned = Number(tunedVersion("rows", rowShapeKey(op, rows, C)));
+    if ((ROW_VERSIONS as readonly number[]).includes(tuned)) return tuned as RowVersion;
+  }
   return runtime().gpu.isCpu ? 1 : 2;
 }
 

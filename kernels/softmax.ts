@@ -7,7 +7,7 @@
 //       lanes on 8 rows at once and a barrier would cost a coroutine switch.
 //   v2: one workgroup of 128 per row; lanes stride over the columns and combine through a shared-memory tree.
 //       For GPUs, where one thread per row would leave the machine idle and read memory uncoalesced.
-// Default: v1 on CPU drivers, v2 on GPUs (defaultRowVersion()).
+// Default: the tuned version for the shape if `tune` stored one, else v1 on CPU drivers and v2 on GPUs.
 // The row-kernel frame (versions, thread mapping, reductions) is shared with layernorm and cross-entropy: rows.ts.
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
@@ -67,8 +67,9 @@ function encode(pass: SoftmaxSpec["pass"], version: RowVersion, out: Tensor, inp
 }
 
 // x: (..., C) -> y: (..., C)
-export function softmaxForward(x: Tensor, version: RowVersion = defaultRowVersion()): Tensor {
+export function softmaxForward(x: Tensor, requested?: RowVersion): Tensor {
   const [rows, C] = rowsOf("softmax", "x", x);
+  const version = requested ?? defaultRowVersion("softmax", rows, C);
   checkBindable("softmax", x);
   const y = Tensor.empty(x.shape);
   if (rows > 0) encode("forward", version, y, [x], rows, C);
@@ -76,8 +77,9 @@ export function softmaxForward(x: Tensor, version: RowVersion = defaultRowVersio
 }
 
 // y: (..., C) the forward output, dy: (..., C) -> dx: (..., C)
-export function softmaxBackward(y: Tensor, dy: Tensor, version: RowVersion = defaultRowVersion()): Tensor {
+export function softmaxBackward(y: Tensor, dy: Tensor, requested?: RowVersion): Tensor {
   const [rows, C] = rowsOf("softmax backward", "y", y);
+  const version = requested ?? defaultRowVersion("softmax", rows, C);
   rowsOf("softmax backward", "dy", dy);
   sameShape("softmax backward", y, "y", dy, "dy");
   checkBindable("softmax backward", y);

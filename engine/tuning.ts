@@ -1,0 +1,135 @@
+// The autotuner's cache: which version of a kernel family won for a given shape on this adapter and driver.
+// `node dist/run.js tune` (cli/tune.ts) times the candidates and stores the winners here; the kernels' version
+// choosers (kernels/matmul.ts chooseVersion, kernels/rows.ts defaultRowVersion) look them up.
+//
+// One JSON file per adapter + driver, so a driver upgrade (the Mesa version is in llvmpipe's description) or
+// another GPU starts from the device defaults instead of another machine's winners:
+//   <dir>/tune-<sha256(adapter) first 16 hex>.json
+//   { adapter, created, entries: { "<family>/<shape key>": { version, ms, candidates: { version: ms } } } }
+// <dir> is $PEFT_TUNE_CACHE, else $XDG_CACHE_HOME/peft-vit-webgpu, else ~/.cache/peft-vit-webgpu.
+//
+// Look-ups are exact (family and shape key); a shape that was not tuned gets the device default. The file is read
+// once per process, on the first look-up; PEFT_TUNE=0 disables look-ups. Explicit versions (call options,
+// PEFT_MATMUL) are resolved by the callers before they ask here. Writes go to a temp file and are renamed into
+// place, so a reader never sees half a file.
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { runtime } from "./runtime.js";
+
+export interface TuneEntry {
+  version: string; // the winner
+  ms: number; // its median time
+  candidates: Record<string, number>; // version -> median ms (a single run for candidates dropped early)
+}
+
+export interface TuneCache {
+  adapter: string;
+  created: string; // ISO date of the first write
+  entries: Record<string, TuneEntry>; // "<family>/<shape key>"
+}
+
+// The cache's identity: the adapter description (vendor, architecture, device and driver, see engine/device.ts)
+// and the Dawn backend, since one adapter can be reached through several backends with different compilers.
+export function adapterKey(): string {
+  const { gpu } = runtime();
+  return `${gpu.adapterInfo.description} [backend ${gpu.backend}]`;
+}
+
+export function tuneCacheDir(): string {
+  if (process.env.PEFT_TUNE_CACHE) return process.env.PEFT_TUNE_CACHE;
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(base, "peft-vit-webgpu");
+}
+
+export function tuneCachePath(adapter: string = adapterKey()): string {
+  const hash = createHash("sha256").update(adapter).digest("hex").slice(0, 16);
+  return join(tuneCacheDir(), `tune-${hash}.json`);
+}
+
+// Matmul shape key: y (batch, M, N) = op(a) (M, K) · op(b) (K, N); layout says which operands are stored
+// transposed (n: as is, t: transposed), a first: "nn", "nt" (transB), "tn" (transA), "tt".
+export function matmulShapeKey(M: number, K: number, N: number, transA: boolean, transB: boolean, batch: number): string {
+  return `${M}x${K}x${N}/${transA ? "t" : "n"}${transB ? "t" : "n"}/b${batch}`;
+}
+
+// Row-kernel shape key: the op (softmax, layernorm, cross-entropy) over x viewed as (rows, C).
+export function rowShapeKey(op: string, rows: number, C: number): string {
+  return `${op}/${rows}x${C}`;
+}
+
+// Attention shape key, the hook for kernels/attention.ts (not yet wired): its pickVersion can fall back to
+// tunedVersion("attention", attentionShapeKey(B, H, T, D)) before the device default, and cli/tune.ts can add an
+// "attention" family that times ATTENTION_VERSIONS at (B, heads, 1 + patches, width / heads).
+export function attentionShapeKey(B: number, H: number, T: number, D: number): string {
+  return `${B}x${H}x${T}x${D}`;
+}
+
+// The loaded cache (undefined: none, unreadable or not yet read; `loaded` says whether we tried).
+let cache: TuneCache | undefined;
+let loaded = false;
+
+// The tuned version for "<family>/<key>", or undefined (not tuned, PEFT_TUNE=0, or no usable cache file).
+export function tunedVersion(family: string, key: string): string | undefined {
+  if (process.env.PEFT_TUNE === "0") return undefined;
+  if (!loaded) {
+    loaded = true;
+    cache = readCache(tuneCachePath());
+  }
+  return cache?.entries[`${family}/${key}`]?.version;
+}
+
+// Reads a cache file. A missing file is normal (undefined); an unreadable, malformed one, or one written for
+// another adapter, is reported on stderr naming the file and then ignored, so a bad cache never stops a run.
+export function readCache(path: string): TuneCache | undefined {
+  if (!existsSync(path)) return undefined;
+  try {
+    const parsed = JSON.parse(readFileSync(path, "utf8")) as TuneCache;
+    if (typeof parsed !== "object" || parsed === null || typeof parsed.entries !== "object" || parsed.entries === null) {
+      throw new Error("expected an object with `entries`");
+    }
+    for (const [key, e] of Object.entries(parsed.entries)) {
+      if (typeof e?.version !== "string") throw new Error(`expected entries["${key}"].version to be a string`);
+    }
+    if (parsed.adapter !== adapterKey()) throw new Error(`written for adapter "${parsed.adapter}", not "${adapterKey()}"`);
+    return parsed;
+  } catch (err) {
+    console.warn(`warning: ignoring the tuning cache ${path}: ${err instanceof Error ? err.message : err}`);
+    return undefined;
+  }
+}
+
+// Merges `entries` into this adapter's cache file (atomically) and into the loaded cache. Returns the path.
+export function storeTuned(entries: Record<string, TuneEntry>): string {
+  const path = tuneCachePath();
+  const old = readCache(path);
+  const next: TuneCache = {
+    adapter: adapterKey(),
+    created: old?.created ?? new Date().toISOString(),
+    entries: { ...old?.entries, ...entries },
+  };
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(next, null, 2) + "\n");
+  renameSync(tmp, path);
+  cache = next;
+  loaded = true;
+  return path;
+}
+
+// Deletes this adapter's cache file; returns whether there was one. Later look-ups get the device defaults.
+export function clearTuneCache(): boolean {
+  const path = tuneCachePath();
+  const existed = existsSync(path);
+  rmSync(path, { force: true });
+  cache = undefined;
+  loaded = true;
+  return existed;
+}
+
+// Forgets the loaded cache so that the next look-up reads the file again (tests; a changed PEFT_TUNE_CACHE).
+export function reloadTuneCache(): void {
+  cache = undefined;
+  loaded = false;
+}

@@ -1,0 +1,134 @@
+// `tune` (cli/tune.ts) on the default study's tiny model with 1 rep: the shapes it enumerates, the entries it
+// writes, that the kernels then choose those winners (including the version a real matmul dispatches), --dry-run,
+// --show, --clear and flag errors. Timings themselves are noise at this size; only their bookkeeping is checked.
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Tensor } from "../../engine/tensor.js";
+import { type TuneCache, matmulShapeKey, reloadTuneCache, tuneCachePath } from "../../engine/tuning.js";
+import { MATMUL_VERSIONS, chooseVersion, matmulForward } from "../../kernels/matmul.js";
+import { type RowOp, defaultRowVersion } from "../../kernels/rows.js";
+import { UsageError } from "../../cli/command.js";
+import { modelShapes, tune } from "../../cli/tune.js";
+import { validateConfig } from "../../vit/config.js";
+import { useEngine } from "../helpers.js";
+
+useEngine();
+
+let dir: string;
+const savedCache = process.env.PEFT_TUNE_CACHE;
+const savedMatmul = process.env.PEFT_MATMUL;
+const savedTune = process.env.PEFT_TUNE;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "tune-cli-"));
+  process.env.PEFT_TUNE_CACHE = dir;
+  delete process.env.PEFT_MATMUL; // both would hide the cache from the version choosers
+  delete process.env.PEFT_TUNE;
+  reloadTuneCache();
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+  if (savedCache === undefined) delete process.env.PEFT_TUNE_CACHE;
+  else process.env.PEFT_TUNE_CACHE = savedCache;
+  if (savedMatmul !== undefined) process.env.PEFT_MATMUL = savedMatmul;
+  if (savedTune !== undefined) process.env.PEFT_TUNE = savedTune;
+  reloadTuneCache();
+});
+
+// Runs the command, returning what it printed.
+async function run(...argv: string[]): Promise<string> {
+  const log = vi.spyOn(console, "log").mockImplementation(() => {});
+  try {
+    await tune.run(argv);
+    return log.mock.calls.map((c) => c.join(" ")).join("\n");
+  } finally {
+    log.mockRestore();
+  }
+}
+
+const TINY = validateConfig({ imageSize: 28, patchSize: 7, width: 64, depth: 4, heads: 2, mlpHidden: 256, classes: 5, eps: 1e-6 });
+
+describe("modelShapes", () => {
+  it("lists each linear layer's forward (nt), dx (nn) and dw (tn), the row ops, once per key", () => {
+    const shapes = modelShapes(TINY, 2); // B*T = 2 * 17 = 34 tokens, 2 * 16 = 32 patches
+    const keys = shapes.map((s) => `${s.family}/${s.key}`);
+    expect(new Set(keys).size).toBe(keys.length);
+    for (const k of [
+      "matmul/32x147x64/nt/b1", // patch embedding; no dx (the images need no gradient)
+      "matmul/64x32x147/tn/b1",
+      "matmul/34x64x192/nt/b1", // qkv
+      "matmul/34x192x64/nn/b1",
+      "matmul/192x34x64/tn/b1",
+      "matmul/2x64x5/nt/b1", // head
+      "rows/layernorm/34x64",
+      "rows/softmax/68x17",
+      "rows/cross-entropy/2x5",
+    ]) {
+      expect(keys).toContain(k);
+    }
+    expect(keys).not.toContain("matmul/32x64x147/nn/b1");
+    // fc1 forward (34, 64)·(64, 256) and fc2 dx (34, 64)·(64, 256) are the same product: one entry, both uses.
+    expect(shapes.find((s) => s.key === "34x64x256/nn/b1")?.uses).toEqual(["fc2 dx"]);
+    expect(shapes.find((s) => s.key === "34x64x256/nt/b1")?.uses).toEqual(["fc1"]);
+    expect(shapes.filter((s) => s.family === "matmul")).toHaveLength(17);
+    expect(modelShapes({ ...TINY, classes: 0 }, 2).some((s) => s.key.includes("cross-entropy"))).toBe(false);
+  });
+});
+
+describe("tune", () => {
+  it("--dry-run lists the shapes and writes nothing", async () => {
+    const out = await run("--model", "default", "--batch", "2", "--dry-run");
+    expect(out).toContain("matmul/34x64x192/nt/b1");
+    expect(out.split("\n")).toHaveLength(modelShapes(TINY, 2).length);
+    expect(existsSync(tuneCachePath())).toBe(false);
+  });
+
+  it("writes a winner per shape that later matmuls and row ops use", async () => {
+    await run("--model", "default", "--batch", "2", "--reps", "1");
+    const cache = JSON.parse(readFileSync(tuneCachePath(), "utf8")) as TuneCache;
+    const shapes = modelShapes(TINY, 2);
+    expect(Object.keys(cache.entries).sort()).toEqual(shapes.map((s) => `${s.family}/${s.key}`).sort());
+    for (const s of shapes) {
+      const e = cache.entries[`${s.family}/${s.key}`];
+      const versions = s.family === "matmul" ? MATMUL_VERSIONS : ["1", "2"];
+      expect(Object.keys(e.candidates).sort()).toEqual([...versions].sort());
+      expect(e.ms).toBe(Math.min(...Object.values(e.candidates)));
+      expect(e.candidates[e.version]).toBe(e.ms);
+      if (s.family === "matmul") expect(chooseVersion(undefined, s.key)).toBe(e.version);
+      else expect(String(defaultRowVersion(s.op as RowOp, s.rows, s.C))).toBe(e.version);
+    }
+    // A real call at a tuned shape dispatches the cached winner (qkv forward: x (34, 64) · w (192, 64)ᵀ).
+    const winner = cache.entries[`matmul/${matmulShapeKey(34, 64, 192, false, true, 1)}`].version;
+    const log = vi.spyOn(console, "error").mockImplementation(() => {});
+    process.env.DEBUG = "1";
+    let lines: string[];
+    try {
+      matmulForward(Tensor.empty([34, 64]), Tensor.empty([192, 64]), { transB: true }).dispose();
+      lines = log.mock.calls.map((c) => String(c[0]));
+    } finally {
+      delete process.env.DEBUG;
+      log.mockRestore();
+    }
+    const dispatched = lines.find((l) => l.startsWith("[dispatch] matmul/"));
+    expect(dispatched).toContain(`version=${winner}`);
+  });
+
+  it("--show prints the cache, --clear deletes it", async () => {
+    const shown = await run("--show");
+    expect(shown).toContain(tuneCachePath());
+    expect(shown).toContain("matmul/34x64x192/nt/b1");
+    expect(await run("--clear")).toBe(`deleted ${tuneCachePath()}`);
+    expect(existsSync(tuneCachePath())).toBe(false);
+    expect(await run("--show")).toContain("no tuning cache");
+  });
+
+  it("rejects bad flags with a UsageError naming them", async () => {
+    await expect(run("--families", "matmul,conv")).rejects.toThrow(UsageError);
+    await expect(run("--families", "matmul,conv")).rejects.toThrow(/conv/);
+    await expect(run("--model", "vit-x9")).rejects.toThrow(/vit-x9/);
+    await expect(run("--reps", "0")).rejects.toThrow(/--reps/);
+    await expect(run("--show", "--clear")).rejects.toThrow(UsageError);
+    await expect(run("--bogus")).rejects.toThrow(/--bogus/);
+  });
+});

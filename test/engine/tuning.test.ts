@@ -1,0 +1,174 @@
+// The tuning cache (engine/tuning.ts) and the version choosers that consult it (kernels/matmul.ts chooseVersion,
+// kernels/rows.ts defaultRowVersion): round trip, precedence, PEFT_TUNE=0, corrupt files, and that a matmul
+// actually dispatches the tuned version (checked through the DEBUG=1 dispatch log and against the CPU reference,
+// tolerance atol 1e-4 + rtol 1e-4 for K = 23 sums in f32).
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname, join } from "node:path";
+import { runtime } from "../../engine/runtime.js";
+import { Tensor } from "../../engine/tensor.js";
+import {
+  adapterKey,
+  attentionShapeKey,
+  clearTuneCache,
+  matmulShapeKey,
+  reloadTuneCache,
+  rowShapeKey,
+  storeTuned,
+  tuneCachePath,
+  tunedVersion,
+} from "../../engine/tuning.js";
+import { chooseVersion, matmulForward } from "../../kernels/matmul.js";
+import { defaultRowVersion } from "../../kernels/rows.js";
+import { expectClose, randn, useEngine } from "../helpers.js";
+import { matmulRef } from "../ref/matmul.js";
+
+useEngine();
+
+const ENV = ["PEFT_TUNE_CACHE", "PEFT_TUNE", "PEFT_MATMUL", "XDG_CACHE_HOME", "DEBUG"] as const;
+const saved: Record<string, string | undefined> = {};
+let dir: string;
+
+beforeEach(() => {
+  for (const k of ENV) saved[k] = process.env[k];
+  for (const k of ENV) delete process.env[k];
+  dir = mkdtempSync(join(tmpdir(), "tune-test-"));
+  process.env.PEFT_TUNE_CACHE = dir;
+  reloadTuneCache();
+});
+
+afterEach(() => {
+  for (const k of ENV) {
+    if (saved[k] === undefined) delete process.env[k];
+    else process.env[k] = saved[k];
+  }
+  rmSync(dir, { recursive: true, force: true });
+  reloadTuneCache();
+  vi.restoreAllMocks();
+});
+
+const entry = (version: string) => ({ version, ms: 1, candidates: { [version]: 1, other: 2 } });
+const deviceDefault = () => (runtime().gpu.isCpu ? "reg16x16" : "tiled");
+// A matmul shape no model runs, tuned to a version that is the default on neither kind of device.
+const KEY = matmulShapeKey(37, 23, 11, false, true, 1);
+
+describe("cache file", () => {
+  it("lives in PEFT_TUNE_CACHE, else XDG_CACHE_HOME/peft-vit-webgpu, named by a hash of the adapter", () => {
+    expect(dirname(tuneCachePath())).toBe(dir);
+    expect(basename(tuneCachePath())).toMatch(/^tune-[0-9a-f]{16}\.json$/);
+    expect(tuneCachePath("another adapter")).not.toBe(tuneCachePath());
+    delete process.env.PEFT_TUNE_CACHE;
+    process.env.XDG_CACHE_HOME = "/x/cache";
+    expect(dirname(tuneCachePath())).toBe("/x/cache/peft-vit-webgpu");
+  });
+
+  it("round trip: store, reload, merge, clear", () => {
+    const path = storeTuned({ [`matmul/${KEY}`]: entry("reg4x8") });
+    expect(path).toBe(tuneCachePath());
+    const file = JSON.parse(readFileSync(path, "utf8"));
+    expect(file.adapter).toBe(adapterKey());
+    expect(Number.isNaN(Date.parse(file.created))).toBe(false);
+    expect(file.entries[`matmul/${KEY}`]).toEqual(entry("reg4x8"));
+    expect(readdirSync(dir)).toEqual([basename(path)]); // the temp file was renamed, not left behind
+
+    reloadTuneCache();
+    expect(tunedVersion("matmul", KEY)).toBe("reg4x8");
+    storeTuned({ "rows/layernorm/7x13": entry("2") });
+    reloadTuneCache();
+    expect(tunedVersion("matmul", KEY)).toBe("reg4x8");
+    expect(tunedVersion("rows", "layernorm/7x13")).toBe("2");
+    expect(JSON.parse(readFileSync(path, "utf8")).created).toBe(file.created);
+
+    expect(clearTuneCache()).toBe(true);
+    expect(existsSync(path)).toBe(false);
+    expect(tunedVersion("matmul", KEY)).toBeUndefined();
+    expect(clearTuneCache()).toBe(false);
+  });
+
+  it("is read once per process: a file written by someone else is seen only after reloadTuneCache", () => {
+    expect(tunedVersion("matmul", KEY)).toBeUndefined();
+    const file = { adapter: adapterKey(), created: new Date().toISOString(), entries: { [`matmul/${KEY}`]: entry("reg8x8") } };
+    writeFileSync(tuneCachePath(), JSON.stringify(file));
+    expect(tunedVersion("matmul", KEY)).toBeUndefined();
+    reloadTuneCache();
+    expect(tunedVersion("matmul", KEY)).toBe("reg8x8");
+  });
+
+  for (const [what, text] of [
+    ["not JSON", "{ not json"],
+    ["without entries", JSON.stringify({ adapter: "x" })],
+    ["for another adapter", JSON.stringify({ adapter: "some other GPU", created: "", entries: { [`matmul/${KEY}`]: entry("reg4x8") } })],
+  ]) {
+    it(`a cache file ${what} is reported naming the file, then ignored`, () => {
+      writeFileSync(tuneCachePath(), text);
+      const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+      expect(tunedVersion("matmul", KEY)).toBeUndefined();
+      expect(chooseVersion(undefined, KEY)).toBe(deviceDefault());
+      expect(warn).toHaveBeenCalledTimes(1); // loaded once, not once per look-up
+      expect(String(warn.mock.calls[0][0])).toContain(tuneCachePath());
+    });
+  }
+});
+
+describe("matmul version precedence", () => {
+  beforeEach(() => {
+    storeTuned({ [`matmul/${KEY}`]: entry("reg4x8"), "matmul/5x5x5/nn/b1": entry("no-such-version") });
+    reloadTuneCache();
+  });
+
+  it("explicit version > PEFT_MATMUL > cache > device default", () => {
+    expect(chooseVersion(undefined, KEY)).toBe("reg4x8");
+    expect(chooseVersion(undefined, matmulShapeKey(37, 23, 11, false, false, 1))).toBe(deviceDefault()); // other layout
+    expect(chooseVersion(undefined, matmulShapeKey(37, 23, 11, false, true, 2))).toBe(deviceDefault()); // other batch
+    process.env.PEFT_MATMUL = "reg8x8";
+    expect(chooseVersion(undefined, KEY)).toBe("reg8x8");
+    expect(chooseVersion("reg8x16", KEY)).toBe("reg8x16");
+  });
+
+  it("PEFT_TUNE=0 ignores the cache; a version this build lacks falls back to the default", () => {
+    process.env.PEFT_TUNE = "0";
+    expect(chooseVersion(undefined, KEY)).toBe(deviceDefault());
+    delete process.env.PEFT_TUNE;
+    expect(chooseVersion(undefined, KEY)).toBe("reg4x8");
+    expect(chooseVersion(undefined, "5x5x5/nn/b1")).toBe(deviceDefault());
+  });
+
+  it("matmulForward dispatches the tuned version and stays correct", async () => {
+    const [M, K, N] = [37, 23, 11];
+    const a = randn(M * K, 1);
+    const b = randn(N * K, 2);
+    const log = vi.spyOn(console, "error").mockImplementation(() => {});
+    process.env.DEBUG = "1";
+    const y = matmulForward(Tensor.fromArray(a, [M, K]), Tensor.fromArray(b, [N, K]), { transB: true });
+    delete process.env.DEBUG;
+    const keys = log.mock.calls.map((c) => String(c[0])).filter((l) => l.startsWith("[dispatch] matmul/"));
+    expect(keys).toHaveLength(1);
+    expect(keys[0]).toContain("version=reg4x8");
+    expectClose("y", await y.data(), matmulRef(a, b, { batch: 1, M, K, N, transB: true }), { atol: 1e-4, rtol: 1e-4 });
+  });
+});
+
+describe("attention hook", () => {
+  it("any family can be stored and looked up, e.g. attention by (B, H, T, D)", () => {
+    storeTuned({ [`attention/${attentionShapeKey(8, 6, 197, 64)}`]: entry("v2") });
+    reloadTuneCache();
+    expect(tunedVersion("attention", "8x6x197x64")).toBe("v2");
+    expect(tunedVersion("attention", attentionShapeKey(8, 6, 197, 32))).toBeUndefined();
+  });
+});
+
+describe("row version", () => {
+  it("explicit version (the callers' default argument) > cache > device default", () => {
+    const tuned = runtime().gpu.isCpu ? 2 : 1; // the non-default one
+    storeTuned({ [`rows/${rowShapeKey("layernorm", 7, 13)}`]: entry(String(tuned)) });
+    reloadTuneCache();
+    const fallback = runtime().gpu.isCpu ? 1 : 2;
+    expect(defaultRowVersion("layernorm", 7, 13)).toBe(tuned);
+    expect(defaultRowVersion("softmax", 7, 13)).toBe(fallback);
+    expect(defaultRowVersion("layernorm", 7, 14)).toBe(fallback);
+    expect(defaultRowVersion()).toBe(fallback);
+    process.env.PEFT_TUNE = "0";
+    expect(defaultRowVersion("layernorm", 7, 13)).toBe(fallback);
+  });
+});
