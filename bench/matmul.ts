@@ -9,17 +9,24 @@
 // GFLOP/s counts 2*M*N*K per wall second. "cpu GFLOP/s" counts it per CPU-second of the process's worker threads
 // (where lavapipe runs the kernels; best run): on a machine shared with other work it is the steadier number, and
 // on an idle machine wall GFLOP/s approaches it times the number of cores.
+// TF.js: per shape, in the same run, @tensorflow/tfjs-backend-webgpu's matMul on the same Dawn device (bench/tfjs.ts;
+// validated the same way, timed the same way: warm-up, then the median of the same number of runs, each ending with
+// the queue idle); "vs tfjs" is our fastest version's median GFLOP/s over TF.js's, per layout nn only (TF.js's
+// transposes are separate kernels). --no-tfjs skips it; if TF.js fails to start, the reason is printed and our rows
+// still come.
 import { readdirSync, readFileSync } from "node:fs";
 import type { Command } from "../cli/command.js";
 import { UsageError } from "../cli/command.js";
 import { parseArgs } from "../cli/args.js";
 import { initEngine, runtime } from "../engine/runtime.js";
+import { throwIfDeviceError } from "../engine/device.js";
 import { Tensor } from "../engine/tensor.js";
 import { Rng } from "../engine/random.js";
 import { MATMUL_VERSIONS, matmulForward } from "../kernels/matmul.js";
 import { deviceLine, median } from "./harness.js";
+import type { TfjsMatmul } from "./tfjs.js";
 
-const FLAGS = { json: "boolean", version: "list", shapes: "list", layouts: "list", reps: "int" } as const;
+const FLAGS = { json: "boolean", version: "list", shapes: "list", layouts: "list", reps: "int", "no-tfjs": "boolean" } as const;
 const SHAPES = ["256x256x256", "512x512x512", "1024x1024x1024", "2048x2048x2048", "3200x192x576", "12608x384x1152", "12608x768x2304"];
 const LAYOUTS: Record<string, { transA: boolean; transB: boolean }> = {
   nn: { transA: false, transB: false },
@@ -41,6 +48,18 @@ interface Row {
   gflops: number; // at the median
   bestGflops: number;
   cpuGflops: number; // per CPU-second of the worker threads, best run
+}
+
+interface TfjsRow {
+  M: number;
+  K: number;
+  N: number;
+  reps: number;
+  medianMs: number; // per product
+  gflops: number; // at the median
+  bestGflops: number;
+  cpuGflops: number; // per CPU-second of the worker threads, best run
+  ours: number; // our best version's median GFLOP/s (layout nn) / TF.js's
 }
 
 function parseShape(s: string): [number, number, number] {
@@ -84,15 +103,13 @@ function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
   return t;
 }
 
-// Throws naming the version, layout and first mismatch when the product differs from a float64 CPU product.
-async function validate(version: string, layout: string): Promise<void> {
+// Throws naming `who` (version and layout, or TF.js) and the first mismatch when product(a, b) for a (M, K),
+// b (K, N) at CHECK differs from a float64 CPU product.
+async function validate(who: string, product: (a: Float32Array, b: Float32Array) => Promise<Float32Array>): Promise<void> {
   const [M, K, N] = CHECK;
   const a = random(M * K, 1);
   const b = random(K * N, 2);
-  const [at, bt] = operands(M, K, N, layout, a, b);
-  const yt = matmulForward(at, bt, { ...LAYOUTS[layout], version });
-  const y = await yt.data();
-  for (const t of [at, bt, yt]) t.dispose();
+  const y = await product(a, b);
   const tol = 1e-4 * Math.sqrt(K);
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
@@ -100,17 +117,68 @@ async function validate(version: string, layout: string): Promise<void> {
       for (let k = 0; k < K; k++) want += a[m * K + k] * b[k * N + n];
       const got = y[m * N + n];
       if (!(Math.abs(got - want) <= tol + tol * Math.abs(want))) {
-        throw new Error(`bench matmul: ${version} ${layout} at ${CHECK.join("x")}: y[${m}, ${n}] expected ${want}, got ${got}`);
+        throw new Error(`bench matmul: ${who} at ${CHECK.join("x")}: y[${m}, ${n}] expected ${want}, got ${got}`);
       }
     }
   }
+}
+
+async function ours(version: string, layout: string, a: Float32Array, b: Float32Array): Promise<Float32Array> {
+  const [M, K, N] = CHECK;
+  const [at, bt] = operands(M, K, N, layout, a, b);
+  const yt = matmulForward(at, bt, { ...LAYOUTS[layout], version });
+  const y = await yt.data();
+  for (const t of [at, bt, yt]) t.dispose();
+  return y;
+}
+
+// RUN_FLOP worth of products per timed run, at most 20.
+function innerRuns(M: number, K: number, N: number): number {
+  return Math.max(1, Math.min(20, Math.floor(RUN_FLOP / (2 * M * N * K))));
+}
+
+// TF.js on our device, validated; undefined (after printing why) when it cannot start or computes wrong.
+async function startTfjs(json: boolean): Promise<TfjsMatmul | undefined> {
+  try {
+    const { loadTfjs } = await import("./tfjs.js");
+    const tfjs = await loadTfjs(runtime().gpu);
+    await validate("tfjs", (a, b) => tfjs.product(a, b, CHECK[0], CHECK[1], CHECK[2]));
+    throwIfDeviceError("tfjs start-up");
+    if (!json) console.log(`TF.js ${tfjs.version} WebGPU backend on the same device, validated at ${CHECK.join("x")}`);
+    return tfjs;
+  } catch (e) {
+    console.error(`bench matmul: TF.js comparison skipped: ${e instanceof Error ? e.message : String(e)}`);
+    return undefined;
+  }
+}
+
+// Undefined (after printing why) when TF.js fails at this shape; its device errors are taken here, not by our next batch.
+async function timeTfjs(tfjs: TfjsMatmul, M: number, K: number, N: number, reps: number, ourGflops: number): Promise<TfjsRow | undefined> {
+  const flop = 2 * M * N * K;
+  let ms: number[], cpuNs: number[];
+  try {
+    ({ ms, cpuNs } = await tfjs.time(M, K, N, reps, innerRuns(M, K, N), workerCpuNs));
+    throwIfDeviceError("tfjs matMul");
+  } catch (e) {
+    console.error(`bench matmul: TF.js at ${M}x${K}x${N} failed: ${e instanceof Error ? e.message : String(e)}`);
+    return undefined;
+  }
+  const medianMs = median(ms);
+  const gflops = flop / medianMs / 1e6;
+  const bestCpuNs = Math.min(...cpuNs);
+  return {
+    M, K, N, reps, medianMs, gflops,
+    bestGflops: flop / Math.min(...ms) / 1e6,
+    cpuGflops: bestCpuNs > 0 ? flop / bestCpuNs : NaN,
+    ours: ourGflops / gflops,
+  };
 }
 
 async function time(M: number, K: number, N: number, layout: string, version: string, reps: number): Promise<Row> {
   const flop = 2 * M * N * K;
   const [a, b] = operands(M, K, N, layout, random(M * K, 3), random(K * N, 4));
   const out = Tensor.empty([M, N]);
-  const inner = Math.max(1, Math.min(20, Math.floor(RUN_FLOP / flop)));
+  const inner = innerRuns(M, K, N);
   const { batch } = runtime();
   const run = () => {
     for (let i = 0; i < inner; i++) matmulForward(a, b, { ...LAYOUTS[layout], version, out });
@@ -140,12 +208,13 @@ async function time(M: number, K: number, N: number, layout: string, version: st
 
 export const matmul: Command = {
   summary: "matmul GFLOP/s per shape, layout and version",
-  usage: `usage: node dist/run.js bench matmul [--json] [--version V,...] [--shapes MxKxN,...] [--layouts nn,tn,nt,tt] [--reps N]
+  usage: `usage: node dist/run.js bench matmul [--json] [--version V,...] [--shapes MxKxN,...] [--layouts nn,tn,nt,tt] [--reps N] [--no-tfjs]
 
   --version   versions to time (default: reg* on CPU drivers, all on GPUs); one of ${MATMUL_VERSIONS.join(", ")}
   --shapes    M x K x N products (default: ${SHAPES.join(", ")})
   --layouts   nn, tn (a stored transposed), nt (b stored transposed), tt (default: nn)
   --reps      timed runs per case (default: 5, or 3 above 10 GFLOP per product)
+  --no-tfjs   skip the comparison with TensorFlow.js's WebGPU backend on the same device
   --json      print the rows as JSON`,
   async run(argv) {
     const { flags, positional } = parseArgs(argv, FLAGS);
@@ -161,12 +230,15 @@ export const matmul: Command = {
     const { gpu } = await initEngine();
     const versions = flags.version ?? MATMUL_VERSIONS.filter((v) => !gpu.isCpu || v.startsWith("reg"));
     if (!flags.json) console.log(deviceLine());
-    for (const v of versions) for (const l of layouts) await validate(v, l);
+    for (const v of versions) for (const l of layouts) await validate(`${v} ${l}`, (a, b) => ours(v, l, a, b));
     if (!flags.json) {
       console.log(`validated ${versions.join(", ")} (${layouts.join(", ")}) against a float64 product at ${CHECK.join("x")}`);
-      console.log("M x K x N           layout  version    reps    ms/product   GFLOP/s    best  cpu GFLOP/s");
     }
+    const tfjs = flags["no-tfjs"] || !layouts.includes("nn") ? undefined : await startTfjs(flags.json ?? false);
+    if (!flags.json) console.log(`M x K x N           layout  version    reps    ms/product   GFLOP/s    best  cpu GFLOP/s${tfjs ? "  vs tfjs" : ""}`);
+    const f = (x: number, w: number, d = 1) => x.toFixed(d).padStart(w);
     const rows: Row[] = [];
+    const tfjsRows: TfjsRow[] = [];
     for (const [M, K, N] of shapes) {
       const reps = flags.reps ?? (2 * M * N * K > 10e9 ? 3 : 5);
       for (const l of layouts) {
@@ -174,7 +246,6 @@ export const matmul: Command = {
           const row = await time(M, K, N, l, v, reps);
           rows.push(row);
           if (!flags.json) {
-            const f = (x: number, w: number, d = 1) => x.toFixed(d).padStart(w);
             console.log(
               `${`${M}x${K}x${N}`.padEnd(19)} ${l.padEnd(7)} ${v.padEnd(10)} ${String(reps).padStart(4)} ` +
                 `${f(row.medianMs, 12, 2)} ${f(row.gflops, 9)} ${f(row.bestGflops, 7)} ${f(row.cpuGflops, 12)}`,
@@ -182,7 +253,18 @@ export const matmul: Command = {
           }
         }
       }
+      const nn = rows.filter((r) => r.M === M && r.K === K && r.N === N && r.layout === "nn");
+      if (tfjs && nn.length) {
+        const row = await timeTfjs(tfjs, M, K, N, reps, Math.max(...nn.map((r) => r.gflops)));
+        if (row) tfjsRows.push(row);
+        if (row && !flags.json) {
+          console.log(
+            `${`${M}x${K}x${N}`.padEnd(19)} ${"nn".padEnd(7)} ${"tfjs".padEnd(10)} ${String(reps).padStart(4)} ` +
+              `${f(row.medianMs, 12, 2)} ${f(row.gflops, 9)} ${f(row.bestGflops, 7)} ${f(row.cpuGflops, 12)} ${f(row.ours, 7, 2)}x`,
+          );
+        }
+      }
     }
-    if (flags.json) console.log(JSON.stringify({ device: deviceLine(), versions, layouts, rows }, null, 2));
+    if (flags.json) console.log(JSON.stringify({ device: deviceLine(), versions, layouts, rows, tfjs: tfjsRows }, null, 2));
   },
 };
