@@ -6,5 +6,6 @@ import { ops } from "./ops.js";
 import { waitBench } from "./wait.js";
 import { knnBench } from "./knn.js";
 import { matmul } from "./matmul.js";
+import { attention } from "./attention.js";
 
-export const BENCHES: Record<string, Command> = { matmul, ops, vit: vitBench, data: dataBench, knn: knnBench, wait: waitBench };
+export const BENCHES: Record<string, Command> = { matmul, ops, attention, vit: vitBench, data: dataBench, knn: knnBench, wait: waitBench };

@@ -2,7 +2,7 @@
 //   softmax    at the attention-probability shape of ViT-S/16 at batch 64, (64*6*197, 197), the layernorm
 //              shape (64*197, 384), and the small model's (8*65, 192)
 //   layernorm  at the same shapes, with gamma and beta; backward computes dx, dgamma and dbeta (training)
-//   attention  kernels/attention.ts: its cases go in GROUPS below (see the marked place)
+// Attention, counted in GFLOP/s rather than bytes, has its own benchmark: `bench attention` (bench/attention.ts).
 // Each case is validated once (row invariants that hold for any input: softmax rows sum to 1, a softmax or
 // layernorm gradient row sums to 0, layernorm rows normalise to mean 0 and variance ~1), warmed up, then timed
 // `--reps` times, each run awaiting onSubmittedWorkDone; the median is reported.
@@ -56,8 +56,6 @@ const rowVersion = (name: string) => ROW_VERSIONS[ROW_VERSION_NAMES.indexOf(name
 const GROUPS: Record<string, Group> = {
   softmax: { versions: ROW_VERSION_NAMES, shapes: ROW_SHAPES, make: ([rows, C], v) => softmaxCase(rows, C, rowVersion(v)) },
   layernorm: { versions: ROW_VERSION_NAMES, shapes: ROW_SHAPES, make: ([rows, C], v) => layernormCase(rows, C, rowVersion(v)) },
-  // attention: kernels/attention.ts (attentionForward / attentionBackward) plugs in here as one more Group:
-  // versions ATTENTION_VERSIONS, its own named qkv shapes, and a case whose passes time forward and backward.
 };
 
 function randomTensor(shape: number[], seed: number, sample: (rng: Rng) => number): [Tensor, Float32Array] {

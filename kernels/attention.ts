@@ -8,28 +8,28 @@
 //
 // Layout: qkv (B, N, 3*C), C = H*D, last axis [q | k | v], head h at columns h*D..h*D+D-1 of each part (timm's
 // qkv.reshape(B, N, 3, H, D)); o and dO are (B, N, C), heads concatenated; lse and delta are (B, H, N). So the
-// model needs no permutes. Nothing of size N x N is written: the forward is FlashAttention's online softmax
-// (running max m and sum l; the accumulator is rescaled by exp(m_old - m_new) once per group of keys), and the
+// model needs no permutes. Nothing of size N x N is written: the forward is FlashAttention's online softmax (a
+// running max m and sum l per query; the accumulator is rescaled by exp(m_old - m_new) when m grows), and the
 // backward recomputes P. Scratch: delta, (B, H, N).
 //
-// Every pass has one shape: an invocation owns one row (a query, or a key for dk/dv), keeps that row's vectors and
-// accumulators in registers as D/4 vec4s (the WGSL is unrolled over D, so D is part of the spec), and streams
-// over all rows of the other kind, `group` rows per step (independent dot products for instruction-level
-// parallelism; one rescale per group in the forward).
-//   forward  own query i, streams k_j, v_j:                  q_i, acc            (2D floats) -> o, lse
-//   dq       own query i, streams k_j, v_j:                  q_i, dO_i, dq_i     (3D)        -> dq, delta
-//   dkdv     own key j, streams q_i, dO_i, lse_i, delta_i:   k_j, v_j, dk_j, dv_j (4D)       -> dk, dv
-//   dk, dv   dkdv split in two passes (3D and 2D floats), recomputing S once more, to stay out of register spills.
-// The backward runs dq first (it writes delta), then dkdv or dk + dv. Each pass writes its own columns of dqkv.
+// Passes. An invocation owns `rows` rows of one (b, h) (queries, or keys for dk/dv) and keeps their vectors and
+// accumulators as named vec4s (the WGSL is unrolled over D, so D is part of the spec). It streams over every row
+// of the other kind, loading each streamed vec4 once and using it for all its owned rows:
+//   forward  owns queries, streams k_j, v_j:                 q, acc per row (2D floats)    -> o, lse
+//   dq       owns queries, streams k_j, v_j:                 q, dO, dq per row (3D)        -> dq, delta
+//   dkdv     owns keys, streams q_i, dO_i, lse_i, delta_i:   k, v, dk, dv per row (4D)     -> dk, dv
+// The backward runs dq (which writes delta_i = dO_i.o_i), then dkdv; each writes its own columns of dqkv.
 //
-// Versions differ in how the streamed rows reach an invocation:
-//   v1 (default on CPU drivers): workgroup of 8 consecutive rows of one (b, h) = one 8-lane SIMD batch on
-//      llvmpipe. Streamed rows are read from global memory at indices uniform across the workgroup (one broadcast
-//      load serves all lanes) and there is no barrier (a barrier is a coroutine switch on llvmpipe).
-//      Backward: dq, dk, dv (no pass holds more than 3D floats per lane).
-//   v2 (default on GPUs): workgroup of 64 rows; the streamed rows are staged tile by tile in workgroup memory,
-//      loaded cooperatively between two barriers. Backward: dq, dkdv.
-// attentionProbs materialises P (B, H, N, N) for research dumps only: one invocation per entry, from the forward's lse.
+// Versions:
+//   v1 (default on CPU drivers): workgroup of 8 = one 8-lane SIMD batch on llvmpipe, no barriers. There a
+//      storage-buffer load inside a loop costs ~25 cycles per component, uniform address or not, while a vec4 fma
+//      costs about one (measured), so what counts is fmas per load: an invocation owns several rows (forward 4,
+//      dq 2, dkdv 2) and every streamed load feeds all of them. The registers spill, which is cheap next to loads.
+//      More rows run faster still, but llvmpipe's compile time grows steeply (dkdv with 4 rows: ~45 s at D = 64).
+//      No private arrays: indexed by a loop counter, llvmpipe turns every access into a per-lane gather.
+//   v2 (default on GPUs): workgroup of 64 invocations, one row each; the streamed rows are staged tile by tile in
+//      workgroup memory, loaded cooperatively between two barriers.
+// attentionProbs materialises P (B, H, N, N) for research dumps only: one invocation per entry, from lse.
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor } from "../engine/tensor.js";
@@ -45,19 +45,21 @@ export interface AttentionOptions {
 }
 
 interface AttentionSpec {
-  [k: string]: string | number | boolean;
+  [k: string]: string | number;
   pass: Pass;
   version: Version;
   d: number; // head dim, a multiple of 4
   wg: number; // invocations per workgroup
   rows: number; // owned rows per invocation
   tile: number; // v2: streamed rows staged in workgroup memory per barrier pair; v1: 0
-  rolled: boolean; // loops over D bounded by the uniform p.d4, so the shader compiler cannot unroll them
 }
 
-const FIELDS = { n: "u32", heads: "u32", bh: "u32", blocks: "u32", rs: "u32", c4: "u32", d4: "u32", scale: "f32" } as const;
-const V1 = { wg: 8, rows: Number(process.env.ATT_R ?? 4), tile: 0, rolled: process.env.ATT_ROLL !== "0" }; // TEMP
-const V2 = { wg: 64, rows: 1, rolled: false };
+// rs: qkv row stride in vec4s (3C/4); c4: o/dO row stride (C/4); blocks: workgroups per (b, h).
+const FIELDS = { n: "u32", heads: "u32", bh: "u32", blocks: "u32", rs: "u32", c4: "u32", scale: "f32" } as const;
+const V1_WG = 8;
+// Owned rows per invocation at D <= 64; fewer for larger D, to keep the unrolled code and its compile time bounded.
+const V1_ROWS: Record<Pass, number> = { forward: 4, dq: 2, dkdv: 2 };
+const V2_WG = 64;
 // Workgroup memory a v2 tile may use: more than 16 KiB costs occupancy on GPUs.
 const V2_TILE_BYTES = 16384;
 const PROBS_WG = 64;
@@ -92,50 +94,49 @@ const SCALAR_BUFFERS = new Set(["lse", "delta"]);
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 // The three parts of a pass, as statement lists: set-up of the owned rows, the step for one streamed row j, and
-// the stores. Owned row r is row{r} (clamped, for loads) / i{r} (checked, for stores); its vectors live in
-// private arrays x[c + r*D/4]. `ld(S, c)` reads vec4 c of streamed row j of stream S (`ld(S)` a scalar);
-// `forC(body)` is a loop over c < D/4.
-function passCode(
-  spec: AttentionSpec,
-  ld: (s: Stream, c?: string) => string,
-  forC: (body: string[]) => string[],
-): { init: string[]; step: string[]; store: string[] } {
-  const d4 = spec.d / 4;
+// the stores. Owned row r is row{r} (clamped, for loads) / i{r} (checked, for stores); its vectors are
+// unrolled over D into named vec4s <x>{r}_{c}, which the compiler keeps in registers or spills to the stack
+// (cheap next to a buffer load). Private arrays would not do: indexed by a loop counter, llvmpipe turns every
+// access into a per-lane gather. The streamed row's vec4 c is loaded once per step into <S>_{c} and used by
+// every owned row right away; `ld(S, c)` is its load expression (`ld(S)` for a scalar stream).
+function passCode(spec: AttentionSpec, ld: (s: Stream, c?: number) => string): { init: string[]; step: string[]; store: string[] } {
   const rs = range(spec.rows);
-  const at = (x: string, r: number) => `${x}[c + ${r * d4}u]`;
-  const arrays = (...xs: string[]) => xs.map((x) => `var ${x}: array<vec4f, ${spec.rows * d4}>;`);
+  const cs = range(spec.d / 4);
+  const each = (f: (r: number) => string) => rs.map(f);
+  const perC = (f: (c: number) => string[]) => cs.flatMap(f);
   // Loads the owned rows' vectors; q and k are pre-scaled by s, so their dot products are S_ij directly.
   const own = (x: string, buf: string, row: (r: string) => string, factor = "") =>
-    forC(rs.map((r) => `${at(x, r)} = ${buf}[${row(`row${r}`)} + c]${factor};`));
-  const zero = (x: string) => forC(rs.map((r) => `${at(x, r)} = vec4f(0.0);`));
+    rs.flatMap((r) => cs.map((c) => `let ${x}${r}_${c} = ${buf}[${row(`row${r}`)} + ${c}u]${factor};`));
+  const zero = (x: string) => rs.flatMap((r) => cs.map((c) => `var ${x}${r}_${c} = vec4f(0.0);`));
+  const load = (st: Stream, c: number) => `let ${st.name}_${c} = ${ld(st, c)};`;
   const hsum = (v: string) => `(${v}.x + ${v}.y + ${v}.z + ${v}.w)`;
-  const each = (f: (r: number) => string) => rs.map(f);
   const guarded = (lines: (r: number) => string[]) => rs.flatMap((r) => [`if (i${r} < p.n) {`, ...lines(r).map((l) => `  ${l}`), "}"]);
 
   switch (spec.pass) {
     case "forward":
-      // Online softmax. A row's accumulator is rescaled only when its running max grows (a branch that is
-      // rarely taken after the first keys), by exp(m_old - m_new); exp(NEG - s) = 0 on the first key.
+      // Online softmax. A row's accumulator is rescaled only when its running max grows (rare after the first
+      // keys), by exp(m_old - m_new); on the first key exp(-3e38 - x) = 0 clears the (zero) state.
       return {
-        init: [...arrays("q", "a"), ...own("q", "qkv", Q.at, " * p.scale"), ...zero("a"), ...each((r) => `var m${r} = -3.0e38;\nvar l${r} = 0.0;`)],
+        init: [...own("q", "qkv", Q.at, " * p.scale"), ...zero("a"), ...each((r) => `var m${r} = -3.0e38;\nvar l${r} = 0.0;`)],
         step: [
           ...each((r) => `var s${r} = vec4f(0.0);`),
-          ...forC(["let kc = " + ld(K, "c") + ";", ...each((r) => `s${r} = fma(${at("q", r)}, kc, s${r});`)]),
+          ...perC((c) => [load(K, c), ...each((r) => `s${r} = fma(q${r}_${c}, K_${c}, s${r});`)]),
           ...rs.flatMap((r) => [
             `let x${r} = ${hsum(`s${r}`)};`,
             `if (x${r} > m${r}) {`,
             `  let corr = exp(m${r} - x${r});`,
             `  l${r} *= corr;`,
-            ...forC([`${at("a", r)} *= corr;`]).map((l) => `  ${l}`),
+            ...cs.map((c) => `  a${r}_${c} *= corr;`),
             `  m${r} = x${r};`,
             "}",
-            `let e${r} = exp(x${r} - m${r});`,
-            `l${r} += e${r};`,
+            `let e${r} = vec4f(exp(x${r} - m${r}));`,
+            `l${r} += e${r}.x;`,
           ]),
-          ...forC(["let vc = " + ld(V, "c") + ";", ...each((r) => `${at("a", r)} = fma(vec4f(e${r}), vc, ${at("a", r)});`)]),
+          ...perC((c) => [load(V, c), ...each((r) => `a${r}_${c} = fma(e${r}, V_${c}, a${r}_${c});`)]),
         ],
         store: guarded((r) => [
-          ...forC([`o[oBase + i${r} * p.c4 + c] = ${at("a", r)} / l${r};`]),
+          `let inv${r} = 1.0 / l${r};`,
+          ...cs.map((c) => `o[${DO.at(`i${r}`)} + ${c}u] = a${r}_${c} * inv${r};`),
           `lse[sBase + i${r}] = m${r} + log(l${r});`,
         ]),
       };
@@ -143,57 +144,45 @@ function passCode(
       // delta_i = dO_i . o_i is computed here (o is read once) and written for the dk/dv pass.
       return {
         init: [
-          ...arrays("q", "d", "a"),
-          `var kt: array<vec4f, ${d4}>;`,
-          ...each((r) => `var dv${r} = vec4f(0.0);`),
           ...own("q", "qkv", Q.at, " * p.scale"),
           ...own("d", "dout", DO.at),
-          ...forC(each((r) => `dv${r} = fma(${at("d", r)}, o[${DO.at(`row${r}`)} + c], dv${r});`)),
-          ...each((r) => `let dl${r} = ${hsum(`dv${r}`)};\nlet lr${r} = lse[sBase + row${r}];`),
+          ...each((r) => `var dl${r}v = vec4f(0.0);`),
+          ...rs.flatMap((r) => cs.map((c) => `dl${r}v = fma(d${r}_${c}, o[${DO.at(`row${r}`)} + ${c}u], dl${r}v);`)),
+          ...each((r) => `let dl${r} = ${hsum(`dl${r}v`)};\nlet lr${r} = lse[sBase + row${r}];`),
           ...zero("a"),
         ],
         step: [
           ...each((r) => `var s${r} = vec4f(0.0);\nvar t${r} = vec4f(0.0);`),
-          ...forC([
-            `let kc = ${ld(K, "c")};`,
-            `let vc = ${ld(V, "c")};`,
-            "kt[c] = kc;", // k_j is needed again after the softmax: a private copy is far cheaper than a reload
-            ...each((r) => `s${r} = fma(${at("q", r)}, kc, s${r});\nt${r} = fma(${at("d", r)}, vc, t${r});`),
+          ...perC((c) => [
+            load(K, c),
+            load(V, c),
+            ...each((r) => `s${r} = fma(q${r}_${c}, K_${c}, s${r});\nt${r} = fma(d${r}_${c}, V_${c}, t${r});`),
           ]),
-          ...each((r) => `let w${r} = exp(${hsum(`s${r}`)} - lr${r}) * (${hsum(`t${r}`)} - dl${r});`),
-          ...forC(each((r) => `${at("a", r)} = fma(vec4f(w${r}), kt[c], ${at("a", r)});`)),
+          ...each((r) => `let w${r} = vec4f(exp(${hsum(`s${r}`)} - lr${r}) * (${hsum(`t${r}`)} - dl${r}));`),
+          ...perC((c) => each((r) => `a${r}_${c} = fma(w${r}, K_${c}, a${r}_${c});`)),
         ],
-        store: guarded((r) => [...forC([`dqkv[qBase + i${r} * p.rs + c] = ${at("a", r)} * p.scale;`]), `delta[sBase + i${r}] = dl${r};`]),
+        store: guarded((r) => [...cs.map((c) => `dqkv[${Q.at(`i${r}`)} + ${c}u] = a${r}_${c} * p.scale;`), `delta[sBase + i${r}] = dl${r};`]),
       };
     case "dkdv":
       // The owned rows are keys; the streamed rows are queries with their dO, lse and delta.
       return {
-        init: [
-          ...arrays("k", "v", "a", "z"),
-          `var qt: array<vec4f, ${d4}>;`,
-          `var gt: array<vec4f, ${d4}>;`,
-          ...own("k", "qkv", K.at, " * p.scale"),
-          ...own("v", "qkv", V.at),
-          ...zero("a"),
-          ...zero("z"),
-        ],
+        init: [...own("k", "qkv", K.at, " * p.scale"), ...own("v", "qkv", V.at), ...zero("a"), ...zero("z")],
         step: [
           ...each((r) => `var s${r} = vec4f(0.0);\nvar t${r} = vec4f(0.0);`),
-          ...forC([
-            `let qc = ${ld(Q, "c")};`,
-            `let gc = ${ld(DO, "c")};`,
-            "qt[c] = qc;",
-            "gt[c] = gc;",
-            ...each((r) => `s${r} = fma(${at("k", r)}, qc, s${r});\nt${r} = fma(${at("v", r)}, gc, t${r});`),
+          ...perC((c) => [
+            load(Q, c),
+            load(DO, c),
+            ...each((r) => `s${r} = fma(k${r}_${c}, Q_${c}, s${r});\nt${r} = fma(v${r}_${c}, G_${c}, t${r});`),
           ]),
           `let lj = ${ld(LSE)};`,
           `let ej = ${ld(DELTA)};`,
-          ...each((r) => `let p${r} = exp(${hsum(`s${r}`)} - lj);\nlet w${r} = p${r} * (${hsum(`t${r}`)} - ej);`),
-          ...forC(
-            each((r) => `${at("a", r)} = fma(vec4f(w${r}), qt[c], ${at("a", r)});\n${at("z", r)} = fma(vec4f(p${r}), gt[c], ${at("z", r)});`),
-          ),
+          ...each((r) => `let p${r} = exp(${hsum(`s${r}`)} - lj);\nlet w${r} = vec4f(p${r} * (${hsum(`t${r}`)} - ej));`),
+          ...perC((c) => each((r) => `a${r}_${c} = fma(w${r}, Q_${c}, a${r}_${c});\nz${r}_${c} = fma(vec4f(p${r}), G_${c}, z${r}_${c});`)),
         ],
-        store: guarded((r) => forC([`dqkv[kBase + i${r} * p.rs + c] = ${at("a", r)} * p.scale;`, `dqkv[vBase + i${r} * p.rs + c] = ${at("z", r)};`])),
+        store: guarded((r) => [
+          ...cs.map((c) => `dqkv[${K.at(`i${r}`)} + ${c}u] = a${r}_${c} * p.scale;`),
+          ...cs.map((c) => `dqkv[${V.at(`i${r}`)} + ${c}u] = z${r}_${c};`),
+        ]),
       };
   }
 }
@@ -202,10 +191,9 @@ function wgsl(spec: AttentionSpec): string {
   const d4 = spec.d / 4;
   const streams = STREAMS[spec.pass];
   const tiled = spec.version === "v2";
-  const ld = (s: Stream, c?: string) =>
-    tiled ? `t${s.name}[t${s.vec ? ` * ${d4}u + ${c}` : ""}]` : `${s.buf}[${s.at("j")}${s.vec ? ` + ${c}` : ""}]`;
-  const forC = (body: string[]) => [`for (var c = 0u; c < ${spec.rolled ? "p.d4" : `${d4}u`}; c++) {`, ...body.map((l) => `  ${l}`), "}"];
-  const { init, step, store } = passCode(spec, ld, forC);
+  const ld = (s: Stream, c?: number) =>
+    tiled ? `t${s.name}[t${s.vec ? ` * ${d4}u + ${c}u` : ""}]` : `${s.buf}[${s.at("j")}${s.vec ? ` + ${c}u` : ""}]`;
+  const { init, step, store } = passCode(spec, ld);
   const indent = (lines: string[], n: number) => lines.join("\n").split("\n").map((l) => " ".repeat(n) + l).join("\n");
   const bindings = BINDINGS[spec.pass].map(
     ([name, access], i) => `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: array<${SCALAR_BUFFERS.has(name) ? "f32" : "vec4f"}>;`,
@@ -343,14 +331,16 @@ function pickScale(scale: number | undefined, D: number): number {
 }
 
 function specFor(pass: Pass, version: Version, d: number): AttentionSpec {
-  if (version === "v1") return { pass, version, d, ...V1 };
+  if (version === "v1") return { pass, version, d, wg: V1_WG, rows: Math.max(1, Math.min(V1_ROWS[pass], Math.floor((V1_ROWS[pass] * 64) / d))), tile: 0 };
   // v2: the largest power-of-two tile (at most one row per invocation) whose staged rows fit the budget.
   const rowBytes = STREAMS[pass].reduce((n, s) => n + (s.vec ? 4 * d : 4), 0);
   const budget = Math.min(runtime().gpu.limits.maxComputeWorkgroupStorageSize, V2_TILE_BYTES);
-  let tile = V2.wg;
+  let tile = V2_WG;
   while (tile > 1 && tile * rowBytes > budget) tile /= 2;
-  if (tile * rowBytes > budget) throw new Error(`attention: expected head dim D at most ${Math.floor(budget / 16) * 2} for v2, got D = ${d}`);
-  return { pass, version, d, ...V2, tile };
+  if (tile * rowBytes > budget) {
+    throw new Error(`attention: expected D small enough for v2's workgroup memory (${budget} bytes), got D = ${d} (${rowBytes} bytes per row)`);
+  }
+  return { pass, version, d, wg: V2_WG, rows: 1, tile };
 }
 
 function encode(pass: Pass, version: Version, dims: Dims, scale: number, buffers: Record<string, GPUBuffer>): void {
@@ -358,7 +348,7 @@ function encode(pass: Pass, version: Version, dims: Dims, scale: number, buffers
   const spec = specFor(pass, version, D);
   const kernel = getKernel("attention", spec, wgsl);
   const blocks = Math.ceil(N / (spec.wg * spec.rows));
-  const uniform = packUniform(FIELDS, { n: N, heads: H, bh: B * H, blocks, rs: (3 * C) / 4, c4: C / 4, d4: D / 4, scale });
+  const uniform = packUniform(FIELDS, { n: N, heads: H, bh: B * H, blocks, rs: (3 * C) / 4, c4: C / 4, scale });
   const list = BINDINGS[pass].map(([name]) => buffers[name]);
   runtime().batch.dispatch(kernel, list, uniform, grid1d(B * H * blocks), 2 * B * H * N * N * D * PRODUCTS[pass]);
 }
@@ -404,7 +394,7 @@ export function attentionProbs(qkv: Tensor, heads: number, opts: { scale?: numbe
   if (probs.size > 0) {
     const kernel = getKernel("attention-probs", { d: D }, probsWgsl);
     const blocks = Math.ceil(N / PROBS_WG);
-    const uniform = packUniform(FIELDS, { n: N, heads: H, bh: B * H, blocks, rs: (3 * C) / 4, c4: C / 4, d4: D / 4, scale });
+    const uniform = packUniform(FIELDS, { n: N, heads: H, bh: B * H, blocks, rs: (3 * C) / 4, c4: C / 4, scale });
     runtime().batch.dispatch(kernel, [probs.buffer, qkv.buffer, lse.buffer], uniform, grid1d(B * H * N * blocks), 2 * probs.size * D);
   }
   lse.dispose();

@@ -1,0 +1,188 @@
+// `bench attention`: kernels/attention.ts forward and backward, ms and GFLOP/s per version and shape.
+//   shapes    vit-s: ViT-S/16 at batch 64, (B, N, H, D) = (64, 197, 6, 64); small: the small default model at
+//             batch 32, (32, 65, 3, 64); or --shapes
+//   versions  ATTENTION_VERSIONS (default: all), or --version
+// GFLOP/s counts the useful work per wall second at the median run: forward 4*B*H*N^2*D (S = QK^T and PV), backward
+// 10*B*H*N^2*D (dP, dV, dQ, dK and the recomputed S; the backward's second recomputation of S is not counted).
+// Each case is validated once against a float64 CPU attention of one (b, h) slice (the last, so that the batch and
+// head offsets are exercised), written here from the math; then warmed up and timed --reps times, each run ending
+// with the GPU idle (bench/harness.ts); the median is reported.
+// attentionCase and ATTENTION_SHAPES are exported for `bench ops`, which folds these rows into its table.
+import type { Command } from "../cli/command.js";
+import { UsageError } from "../cli/command.js";
+import { parseArgs } from "../cli/args.js";
+import { initEngine } from "../engine/runtime.js";
+import { Tensor, tidy } from "../engine/tensor.js";
+import { Rng } from "../engine/random.js";
+import { ATTENTION_VERSIONS, attentionBackward, attentionForward } from "../kernels/attention.js";
+import { deviceLine, timeGpu } from "./harness.js";
+
+const FLAGS = { json: "boolean", version: "list", shapes: "list", reps: "int", warmup: "int" } as const;
+
+// (B, N, H, D)
+export const ATTENTION_SHAPES: Record<string, number[]> = {
+  "vit-s": [64, 197, 6, 64],
+  small: [32, 65, 3, 64],
+};
+
+const TOL = { atol: 2e-5, rtol: 1e-4 }; // as test/kernels/attention.test.ts
+
+export interface AttentionPass {
+  pass: "forward" | "backward";
+  flops: number;
+  run: () => Tensor; // encodes one call; the caller disposes the result (e.g. in a tidy)
+  check: () => Promise<string | undefined>; // an error message, or undefined when the result matches the reference
+}
+
+// The forward and backward of one version at shape (B, N, H, D), on fixed random inputs.
+export function attentionCase([B, N, H, D]: number[], version: string): { passes: AttentionPass[]; dispose: () => void } {
+  const C = H * D;
+  const rng = new Rng(1);
+  const qkvData = rng.fill(B * N * 3 * C, () => rng.normal(0, 1));
+  const doutData = rng.fill(B * N * C, () => rng.normal(0, 1));
+  const qkv = Tensor.fromArray(qkvData, [B, N, 3 * C]).keep();
+  const dout = Tensor.fromArray(doutData, [B, N, C]).keep();
+  const { o, lse } = attentionForward(qkv, H, { version });
+  o.keep();
+  lse.keep();
+  const flops = 4 * B * H * N * N * D;
+  const ref = () => sliceReference(qkvData, doutData, [B, N, H, D]);
+  return {
+    passes: [
+      {
+        pass: "forward",
+        flops,
+        run: () => attentionForward(qkv, H, { version }).o,
+        check: async () => {
+          const want = ref();
+          const last = (B - 1) * N; // token 0 of the last batch entry
+          return (
+            compare("o", await o.data(), want.o, D, (n, d) => (last + n) * C + (H - 1) * D + d) ??
+            compare("lse", await lse.data(), want.lse, 1, (n) => (B * H - 1) * N + n)
+          );
+        },
+      },
+      {
+        pass: "backward",
+        flops: 2.5 * flops,
+        run: () => attentionBackward(qkv, o, lse, dout, H, { version }),
+        check: async () => {
+          const dqkv = attentionBackward(qkv, o, lse, dout, H, { version });
+          const got = await dqkv.data();
+          dqkv.dispose();
+          const want = ref();
+          const at = (part: number) => (n: number, d: number) => ((B - 1) * N + n) * 3 * C + part * C + (H - 1) * D + d;
+          return compare("dq", got, want.dq, D, at(0)) ?? compare("dk", got, want.dk, D, at(1)) ?? compare("dv", got, want.dv, D, at(2));
+        },
+      },
+    ],
+    dispose: () => [qkv, dout, o, lse].forEach((t) => t.dispose()),
+  };
+}
+
+// Float64 attention of the slice (b, h) = (B-1, H-1): o, lse, dq, dk, dv as (N, D) (lse (N)), from the math:
+// S = s Q K^T, P = softmax(S), O = P V, dP = dO V^T, dS = P (dP - rowsum(P dP)), dQ = s dS K, dK = s dS^T Q, dV = P^T dO.
+function sliceReference(qkv: Float32Array, dout: Float32Array, [B, N, H, D]: number[]) {
+  const C = H * D;
+  const s = 1 / Math.sqrt(D);
+  const at = (n: number, part: number, d: number) => ((B - 1) * N + n) * 3 * C + part * C + (H - 1) * D + d;
+  const g = (n: number, d: number) => dout[((B - 1) * N + n) * C + (H - 1) * D + d];
+  const P = new Float64Array(N * N);
+  const lse = new Float64Array(N);
+  for (let i = 0; i < N; i++) {
+    let max = -Infinity;
+    for (let j = 0; j < N; j++) {
+      let dot = 0;
+      for (let d = 0; d < D; d++) dot += qkv[at(i, 0, d)] * qkv[at(j, 1, d)];
+      P[i * N + j] = s * dot;
+      max = Math.max(max, s * dot);
+    }
+    let sum = 0;
+    for (let j = 0; j < N; j++) sum += Math.exp(P[i * N + j] - max);
+    for (let j = 0; j < N; j++) P[i * N + j] = Math.exp(P[i * N + j] - max) / sum;
+    lse[i] = max + Math.log(sum);
+  }
+  const [o, dq, dk, dv] = [0, 0, 0, 0].map(() => new Float64Array(N * D));
+  for (let i = 0; i < N; i++) {
+    const dP = new Float64Array(N);
+    let rowDot = 0;
+    for (let j = 0; j < N; j++) {
+      for (let d = 0; d < D; d++) {
+        o[i * D + d] += P[i * N + j] * qkv[at(j, 2, d)];
+        dP[j] += g(i, d) * qkv[at(j, 2, d)];
+      }
+      rowDot += P[i * N + j] * dP[j];
+    }
+    for (let j = 0; j < N; j++) {
+      const dS = P[i * N + j] * (dP[j] - rowDot);
+      for (let d = 0; d < D; d++) {
+        dq[i * D + d] += s * dS * qkv[at(j, 1, d)];
+        dk[j * D + d] += s * dS * qkv[at(i, 0, d)];
+        dv[j * D + d] += P[i * N + j] * g(i, d);
+      }
+    }
+  }
+  return { o, lse, dq, dk, dv };
+}
+
+// The first element where `got` (read at index(token, d)) differs from `want` (N, width), as a message.
+function compare(name: string, got: Float32Array, want: Float64Array, width: number, index: (n: number, d: number) => number): string | undefined {
+  for (let n = 0; n * width < want.length; n++) {
+    for (let d = 0; d < width; d++) {
+      const w = want[n * width + d];
+      const x = got[index(n, d)];
+      if (!(Math.abs(x - w) <= TOL.atol + TOL.rtol * Math.abs(w))) return `${name}[token ${n}, ${d}] of the last (b, h): expected ${w}, got ${x}`;
+    }
+  }
+  return undefined;
+}
+
+export const attention: Command = {
+  summary: "fused attention forward and backward: ms and GFLOP/s per version and shape",
+  usage: `usage: node dist/run.js bench attention [--version LIST] [--shapes LIST] [--reps N] [--warmup N] [--json]
+
+  --version  ${ATTENTION_VERSIONS.join(",")} (default: all; v1 is the CPU-driver default, v2 the GPU default)
+  --shapes   ${Object.entries(ATTENTION_SHAPES).map(([k, s]) => `${k} (B, N, H, D) = (${s.join(", ")})`).join(", ")} (default: all)
+  --reps     timed runs per case, median reported (default 5)
+  --warmup   untimed runs first (default 1)
+  --json     print the rows as JSON`,
+  async run(argv) {
+    const { flags, positional } = parseArgs(argv, FLAGS);
+    if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    const versions = flags.version ?? ATTENTION_VERSIONS;
+    const shapes = flags.shapes ?? Object.keys(ATTENTION_SHAPES);
+    for (const v of versions) if (!ATTENTION_VERSIONS.includes(v)) throw new UsageError(`--version: unknown "${v}"; choose from ${ATTENTION_VERSIONS.join(", ")}`);
+    for (const s of shapes) if (!(s in ATTENTION_SHAPES)) throw new UsageError(`--shapes: unknown "${s}"; choose from ${Object.keys(ATTENTION_SHAPES).join(", ")}`);
+    const reps = flags.reps ?? 5;
+    const warmup = flags.warmup ?? 1;
+    if (reps < 1 || warmup < 0) throw new UsageError(`expected --reps >= 1 and --warmup >= 0, got ${reps} and ${warmup}`);
+    await initEngine();
+    const rows: Record<string, unknown>[] = [];
+    if (!flags.json) {
+      console.log(deviceLine());
+      console.log("version  shape   (B, N, H, D)        pass             ms   GFLOP/s");
+    }
+    // Versions outermost: the engine's read-back sleep is learned from earlier waits (see bench/ops.ts).
+    for (const version of versions) {
+      for (const name of shapes) {
+        const shape = ATTENTION_SHAPES[name];
+        const c = attentionCase(shape, version);
+        for (const pass of c.passes) {
+          const error = await pass.check();
+          if (error) throw new Error(`bench attention: ${version} ${name} ${pass.pass} failed validation: ${error}`);
+          const { medianMs: ms } = await timeGpu(() => tidy(() => void pass.run()), { warmup, reps });
+          const row = { version, shape: name, B: shape[0], N: shape[1], H: shape[2], D: shape[3], pass: pass.pass, ms, gflops: pass.flops / ms / 1e6 };
+          rows.push(row);
+          if (!flags.json) {
+            console.log(
+              `${version.padEnd(8)} ${name.padEnd(7)} ${`(${shape.join(", ")})`.padEnd(19)} ${pass.pass.padEnd(9)} ` +
+                `${ms.toFixed(1).padStart(10)} ${row.gflops.toFixed(2).padStart(9)}`,
+            );
+          }
+        }
+        c.dispose();
+      }
+    }
+    if (flags.json) console.log(JSON.stringify({ device: deviceLine(), rows }, null, 2));
+  },
+};
