@@ -31,7 +31,7 @@ export const params: Command = {
     console.log(`${"strategy".padEnd(10)} ${"trainable".padStart(10)} ${"paper".padStart(8)}  ${"exact".padStart(11)}  total`);
     for (const r of rows) {
       console.log(
-        `${r.strategy.padEnd(10)} ${human(r.trainable).padStart(10)} ${human(r.paper).padStart(8)}  ${String(r.trainable).padStart(11)}  ${human(r.total)}`,
+        `${r.strategy.padEnd(10)} ${human(r.trainable).padStart(10)} ${human(r.paper, Math.floor).padStart(8)}  ${String(r.trainable).padStart(11)}  ${human(r.total)}`,
       );
     }
     if (rows.some((r) => r.headCountedTwice)) {
@@ -43,10 +43,10 @@ export const params: Command = {
   },
 };
 
-// 85.9M, 21.3M, 76.9K, 301K as in the paper.
-function human(n: number): string {
+// 85.9M, 21.3M, 76.9K, 301K as in the paper, whose table truncates thousands (448,712 -> 448K): pass Math.floor.
+function human(n: number, thousands: (x: number) => number = Math.round): string {
   if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
-  if (n >= 1e5) return `${Math.round(n / 1e3)}K`;
+  if (n >= 1e5) return `${thousands(n / 1e3)}K`;
   if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
   return String(n);
 }
