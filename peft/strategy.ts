@@ -66,7 +66,6 @@ export function applyStrategy(model: VisionTransformer, strategy: Strategy, clas
   const headParams = () => [model.head!.weight, model.head!.bias!];
   switch (strategy.kind) {
     case "full":
-      model.nameParameters();
       trainable = new Set(model.parameters().map(([, t]) => t));
       break;
     case "linear":
