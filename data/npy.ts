@@ -5,7 +5,8 @@
 // the data starts at a multiple of 64 bytes, then the raw elements in C order.
 // Supported: little-endian float32, int32, int64 and uint8 in C order, versions 1.0 and 2.0. Everything else
 // (Fortran order, big endian, object arrays, other dtypes, 3.0 headers, truncated data) is an error naming the file.
-import { open, readFile, rename, unlink } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
+import { writeFileAtomic } from "./atomic.js";
 
 export type NpyDType = "float32" | "int32" | "int64" | "uint8";
 export type NpyData = Float32Array | Int32Array | BigInt64Array | Uint8Array;
@@ -119,18 +120,7 @@ export function encodeNpy(data: NpyData, shape: readonly number[]): Uint8Array {
 
 // Writes atomically: a reader never sees a half-written file, even if the process dies mid-write.
 export async function writeNpy(path: string, data: NpyData, shape: readonly number[]): Promise<void> {
-  const bytes = encodeNpy(data, shape);
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const fh = await open(tmp, "w");
-  try {
-    await fh.writeFile(bytes);
-    await fh.close();
-    await rename(tmp, path);
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
+  await writeFileAtomic(path, encodeNpy(data, shape));
 }
 
 // Class labels as Int32Array: accepts int64, int32 or uint8 arrays of shape (N,) and checks 0 <= label < classes
