@@ -13,7 +13,7 @@ import { UsageError } from "../cli/command.js";
 import { parseArgs } from "../cli/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { Tensor, tidy } from "../engine/tensor.js";
-import { Rng } from "../engine/random.js";
+import { Rng } from "../util/random.js";
 import { ATTENTION_VERSIONS, attentionBackward, attentionForward } from "../kernels/attention.js";
 import { deviceLine, timeGpu } from "./harness.js";
 

@@ -12,7 +12,7 @@ import { UsageError } from "../cli/command.js";
 import { parseArgs } from "../cli/args.js";
 import { initEngine, runtime } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
-import { Rng } from "../engine/random.js";
+import { Rng } from "../util/random.js";
 import { KNN_TILINGS, knnDefaultTiling, knnSimilarity, knnTopK } from "../kernels/knn.js";
 
 const FLAGS = { json: "boolean", bank: "int", queries: "int", dim: "int", k: "int", reps: "int", warmup: "int", tilings: "list" } as const;

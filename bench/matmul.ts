@@ -21,7 +21,7 @@ import { parseArgs } from "../cli/args.js";
 import { initEngine, runtime } from "../engine/runtime.js";
 import { throwIfDeviceError } from "../engine/device.js";
 import { Tensor } from "../engine/tensor.js";
-import { Rng } from "../engine/random.js";
+import { Rng } from "../util/random.js";
 import { MATMUL_VERSIONS, matmulForward } from "../kernels/matmul.js";
 import { deviceLine, median } from "./harness.js";
 import type { TfjsMatmul } from "./tfjs.js";

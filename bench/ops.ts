@@ -14,7 +14,7 @@ import { parseArgs } from "../cli/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { deviceLine, timeGpu } from "./harness.js";
 import { Tensor, tidy } from "../engine/tensor.js";
-import { Rng } from "../engine/random.js";
+import { Rng } from "../util/random.js";
 import { softmaxBackward, softmaxForward } from "../kernels/softmax.js";
 import { ROW_LAYOUT, ROW_VERSIONS, type RowVersion } from "../kernels/rows.js";
 import { layernormBackward, layernormForward } from "../kernels/layernorm.js";

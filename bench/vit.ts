@@ -5,7 +5,7 @@ import { UsageError } from "../cli/command.js";
 import { parseArgs } from "../cli/args.js";
 import { initEngine, runtime } from "../engine/runtime.js";
 import { Tensor, noGrad, tidy, tidyAsync } from "../engine/tensor.js";
-import { Rng } from "../engine/random.js";
+import { Rng } from "../util/random.js";
 import * as ops from "../engine/ops.js";
 import { SGD } from "../engine/optim.js";
 import { NAMED_CONFIGS, namedConfig, validateConfig, type VitConfig } from "../vit/config.js";

@@ -11,7 +11,7 @@ import { UsageError } from "./command.js";
 import { parseArgs } from "./args.js";
 import { initEngine } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
-import { Rng } from "../engine/random.js";
+import { Rng } from "../util/random.js";
 import {
   type TuneEntry,
   clearTuneCache,

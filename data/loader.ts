@@ -9,7 +9,7 @@
 import type { Dataset, SkippedImage } from "./dataset.js";
 import { CorruptImageError } from "./image.js";
 import { mapLimit } from "./concurrency.js";
-import { Rng } from "./random.js";
+import { Rng } from "../util/random.js";
 import type { Transform } from "./transforms.js";
 
 export interface Batch {
@@ -73,7 +73,7 @@ export class Loader {
   // Dataset indices in the order epoch `epoch` visits them.
   order(epoch: number): Int32Array {
     if (!this.shuffle) return Int32Array.from({ length: this.dataset.length }, (_, i) => i);
-    return new Rng(ORDER_STREAM, this.seed, epoch).permutation(this.dataset.length);
+    return new Rng([ORDER_STREAM, this.seed, epoch]).permutation(this.dataset.length);
   }
 
   async *epoch(epoch = 0): AsyncGenerator<Batch> {
@@ -102,7 +102,7 @@ export class Loader {
     const images = new Float32Array(b * per);
     const ok = await mapLimit(b, this.concurrency, async (k) => {
       const i = indices[k];
-      const rng = this.transform.random ? new Rng(SAMPLE_STREAM, this.seed, epoch, i) : undefined;
+      const rng = this.transform.random ? new Rng([SAMPLE_STREAM, this.seed, epoch, i]) : undefined;
       try {
         await this.transform.apply(await this.dataset.read(i), images, k * per, rng);
         return true;

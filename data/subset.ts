@@ -3,7 +3,7 @@
 // class. The subset is itself a Dataset whose identity names its parent, how it was drawn, and hashes the indices.
 import { type Dataset, type DatasetIdentity, checkIndex, hashLines } from "./dataset.js";
 import type { ImageInput, RawImage } from "./image.js";
-import { Rng } from "./random.js";
+import { Rng } from "../util/random.js";
 
 const SUBSET_STREAM = 3; // generator stream for fraction draws (the loader uses 1 and 2)
 
@@ -60,7 +60,7 @@ export function subset(ds: Dataset, opts: SubsetOptions): Dataset {
     if (fraction !== undefined) {
       // A seeded draw per class (the class id joins the seed), returned to dataset order.
       const n = Math.round(fraction * members.length);
-      const perm = new Rng(SUBSET_STREAM, seed, c).permutation(members.length);
+      const perm = new Rng([SUBSET_STREAM, seed, c]).permutation(members.length);
       members = Array.from(perm.subarray(0, n), (j) => members[j]).sort((a, b) => a - b);
     }
     if (firstPerClass !== undefined) members = members.slice(0, firstPerClass);

@@ -11,7 +11,7 @@
 // (see image.ts for the kernels), the final box, flip and normalisation in one JS pass that writes straight into
 // the batch. When the resize is the identity (Fashion-MNIST at 28 evaluated at 28) libvips is not called at all.
 import { type Box, type ImageInput, type Kernel, cropResize, decodeImage, imageInfo, isEncoded } from "./image.js";
-import type { Rng } from "./random.js";
+import type { Rng } from "../util/random.js";
 
 export type TransformKind = "train" | "eval" | "knn";
 export type Interpolation = "nearest" | "bilinear" | "bicubic";

@@ -3,7 +3,7 @@
 // vit/, peft/ and eval/ use these, never kernels/ directly.
 import { Tensor, type Shape, gradEnabled } from "./tensor.js";
 import { type BinaryOp, type UnaryOp, axpyInPlace, binaryForward, unaryForward } from "../kernels/elementwise.js";
-import type { Rng } from "./random.js";
+import type { Rng } from "../util/random.js";
 import { fill } from "../kernels/fill.js";
 import { reduceForward } from "../kernels/reduce.js";
 import { matmulForward } from "../kernels/matmul.js";

@@ -7,7 +7,7 @@
 // in its slice's rows and its own r columns, zeros elsewhere.
 import { Tensor, noGrad } from "../engine/tensor.js";
 import * as ops from "../engine/ops.js";
-import { Rng } from "../engine/random.js";
+import { Rng } from "../util/random.js";
 import type { Linear, LinearAdapter, VisionTransformer } from "../vit/model.js";
 
 export type LoraTarget = "q" | "k" | "v" | "proj" | "fc1" | "fc2";

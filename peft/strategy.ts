@@ -2,7 +2,7 @@
 // linear head of C classes (PyTorch nn.Linear initialisation, seeded), adds adapters or blocks where the
 // strategy needs them, and marks exactly the trainable tensors with requiresGrad; everything else is frozen.
 import { Tensor } from "../engine/tensor.js";
-import { Rng } from "../engine/random.js";
+import { Rng } from "../util/random.js";
 import { Linear, type VisionTransformer } from "../vit/model.js";
 import { applyLora, type LoraOptions } from "./lora.js";
 import { defaultPositions, expandBlocks } from "./block-expansion.js";

@@ -2,7 +2,7 @@
 // finite differences in float64, and seeded random inputs.
 import { beforeAll } from "vitest";
 import { initEngine } from "../engine/runtime.js";
-import { Rng } from "../engine/random.js";
+import { Rng } from "../util/random.js";
 
 // Opens the device once for the calling test file.
 export function useEngine(): void {

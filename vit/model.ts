@@ -6,7 +6,7 @@
 // Linear layers can carry an adapter (e.g. LoRA from peft/) whose output is added to the layer's output.
 import { Tensor } from "../engine/tensor.js";
 import * as ops from "../engine/ops.js";
-import { Rng } from "../engine/random.js";
+import { Rng } from "../util/random.js";
 import type { VitConfig } from "./config.js";
 import { posEmbedInterpolation } from "./pos-embed.js";
 

@@ -3,7 +3,7 @@
 // covering float32 rounding) wherever the resize is the identity or the image constant: ToTensor + Normalize,
 // crops, flips, encoded input; plus seeded determinism of the random transform.
 import { describe, expect, it } from "vitest";
-import { Rng } from "../../data/random.js";
+import { Rng } from "../../util/random.js";
 import { type RawImage, rgbFromBytes } from "../../data/image.js";
 import {
   IMAGENET_MEAN,
@@ -43,20 +43,20 @@ describe("crop arithmetic", () => {
   });
 
   it("RandomResizedCrop falls back to the centre crop clamped to the ratio range", () => {
-    const rng = new Rng(1);
+    const rng = new Rng([1]);
     // Every try needs w = round(sqrt(100 * 2)) = 14 > 10: the fallback keeps the width and takes h = 10 / 2.
     expect(randomResizedCropBox(10, 10, [1, 1], [2, 2], rng)).toEqual({ left: 0, top: 2, width: 10, height: 5 });
     expect(randomResizedCropBox(10, 10, [1, 1], [0.5, 0.5], rng)).toEqual({ left: 2, top: 0, width: 5, height: 10 });
     // Area 35 at ratio 1 gives 6x6, too tall for 7x5; the image ratio 1.4 > 1 so h = 5, w = 5, centred.
     expect(randomResizedCropBox(7, 5, [1, 1], [1, 1], rng)).toEqual({ left: 1, top: 0, width: 5, height: 5 });
     // Within the ratio range the fallback is the whole image.
-    expect(randomResizedCropBox(7, 5, [1, 1], [0.5, 2], new Rng(2))).toMatchObject({ width: 7, height: 5 });
+    expect(randomResizedCropBox(7, 5, [1, 1], [0.5, 2], new Rng([2]))).toMatchObject({ width: 7, height: 5 });
     // A 1x1 image can only give itself.
     expect(randomResizedCropBox(1, 1, [0.08, 1], [3 / 4, 4 / 3], rng)).toEqual({ left: 0, top: 0, width: 1, height: 1 });
   });
 
   it("RandomResizedCrop boxes lie inside the image with area and ratio in range (up to rounding)", () => {
-    const rng = new Rng(7);
+    const rng = new Rng([7]);
     const [W, H] = [400, 300];
     let small = 0;
     const bad: string[] = [];
@@ -109,25 +109,25 @@ describe("Transform values", () => {
     const flips = new Set<boolean>();
     const lefts = new Set<number>();
     for (let s = 0; s < 24; s++) {
-      const plan = t.plan(20, 20, new Rng(s));
+      const plan = t.plan(20, 20, new Rng([s]));
       flips.add(plan.flip);
       lefts.add(plan.crop.left);
       expect([plan.crop.width, plan.crop.height, plan.width]).toEqual([12, 12, 12]);
       const want = refCropNormalize(img, plan.crop, plan.flip, IMAGENET_MEAN, IMAGENET_STD);
-      expectClose(`train seed ${s}`, await t.tensor(img, new Rng(s)), want, TOL);
+      expectClose(`train seed ${s}`, await t.tensor(img, new Rng([s])), want, TOL);
     }
     expect([...flips].sort()).toEqual([false, true]);
     expect(lefts.size).toBeGreaterThan(3);
     const noFlip = new Transform({ kind: "train", size: 12, scale: [0.36, 0.36], ratio: [1, 1], flip: false });
-    for (let s = 0; s < 24; s++) expect(noFlip.plan(20, 20, new Rng(s)).flip).toBe(false);
+    for (let s = 0; s < 24; s++) expect(noFlip.plan(20, 20, new Rng([s])).flip).toBe(false);
   });
 
   it("train: the same generator seed gives the same tensor, another seed another", async () => {
     const img = raw(40, 31, 5);
     const t = new Transform({ kind: "train", size: 16 });
-    const a = await t.tensor(img, new Rng(1, 2, 3));
-    const b = await t.tensor(img, new Rng(1, 2, 3));
-    const c = await t.tensor(img, new Rng(1, 2, 4));
+    const a = await t.tensor(img, new Rng([1, 2, 3]));
+    const b = await t.tensor(img, new Rng([1, 2, 3]));
+    const c = await t.tensor(img, new Rng([1, 2, 4]));
     expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
     expect(Buffer.from(a.buffer).equals(Buffer.from(c.buffer))).toBe(false);
     await expect(t.tensor(img)).rejects.toThrow("transform: expected a generator for the train transform, got none");
@@ -141,7 +141,7 @@ describe("Transform values", () => {
       for (const interpolation of ["nearest", "bilinear", "bicubic"] as const)
         for (const size of [1, 3, 28]) {
           const spec: TransformSpec = { kind, size, interpolation };
-          const out = await new Transform(spec).tensor(img, new Rng(size));
+          const out = await new Transform(spec).tensor(img, new Rng([size]));
           const ref = Array.from({ length: out.length }, (_, k) => want[Math.floor(k / (size * size))]);
           expectClose(`${kind} ${interpolation} ${size}`, out, ref, TOL);
         }

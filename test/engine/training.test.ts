@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { Tensor, tidy, tidyAsync } from "../../engine/tensor.js";
 import { runtime } from "../../engine/runtime.js";
-import { Rng } from "../../engine/random.js";
+import { Rng } from "../../util/random.js";
 import * as ops from "../../engine/ops.js";
 import { AdamW, SGD, type Optimizer, clipGradNorm } from "../../engine/optim.js";
 import { useEngine } from "../helpers.js";

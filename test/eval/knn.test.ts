@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readFile } from "node:fs/promises";
 import { Tensor } from "../../engine/tensor.js";
-import { Rng } from "../../engine/random.js";
+import { Rng } from "../../util/random.js";
 import { readNpy, writeNpy } from "../../data/npy.js";
 import { knnClassify } from "../../eval/knn.js";
 import { knn as knnCommand } from "../../cli/knn.js";

@@ -4,7 +4,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { writeNpy } from "../../data/npy.js";
-import { Rng } from "../../engine/random.js";
+import { Rng } from "../../util/random.js";
 
 export const PATTERNS: ((y: number, x: number, s: number) => boolean)[] = [
   (y) => y % 2 === 0, // horizontal stripes

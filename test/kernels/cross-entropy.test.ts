@@ -3,7 +3,7 @@
 // lse 1e-5 + 1e-5 (lse = max + log(sum of C exps)); dlogits 1e-7 + 1e-4 (values are O(1/B)); finite
 // differences 1e-5 + 1e-3.
 import { describe, expect, it } from "vitest";
-import { Rng } from "../../engine/random.js";
+import { Rng } from "../../util/random.js";
 import { Tensor } from "../../engine/tensor.js";
 import { ROW_VERSIONS } from "../../kernels/rows.js";
 import { checkLabels, crossEntropyBackward, crossEntropyForward } from "../../kernels/cross-entropy.js";

@@ -9,7 +9,7 @@ import { Tensor, noGrad } from "../../engine/tensor.js";
 import { knn } from "../../engine/ops.js";
 import { runtime } from "../../engine/runtime.js";
 import { KNN_TILINGS, knnSimilarity, knnTopK } from "../../kernels/knn.js";
-import { Rng } from "../../engine/random.js";
+import { Rng } from "../../util/random.js";
 import { expectClose, randn, useEngine } from "../helpers.js";
 import { normalizeRows, similarityRef, topKRef } from "../ref/knn.js";
 
