@@ -6,7 +6,7 @@
 // Supported: little-endian float32, int32, int64 and uint8 in C order, versions 1.0 and 2.0. Everything else
 // (Fortran order, big endian, object arrays, other dtypes, 3.0 headers, truncated data) is an error naming the file.
 import { readFile } from "node:fs/promises";
-import { writeFileAtomic } from "./atomic.js";
+import { writeFileAtomic } from "../util/atomic.js";
 
 export type NpyDType = "float32" | "int32" | "int64" | "uint8";
 export type NpyData = Float32Array | Int32Array | BigInt64Array | Uint8Array;

@@ -30,7 +30,7 @@ import type { DataSpec, StudyConfig } from "./config.js";
 import { pretrain } from "./pretrain.js";
 import { loadTrainable, train } from "./train.js";
 import type { ProgressStream } from "./progress.js";
-import { writeJsonAtomic } from "../data/atomic.js";
+import { writeJsonAtomic } from "../util/atomic.js";
 import { type BaselineResult, type CellResult, type KnnScores, type StudyResults, summarize, writeReport } from "./report.js";
 
 export interface ExperimentOptions {

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import sharp from "sharp";
 import type { DatasetIdentity } from "../data/dataset.js";
 import type { StudyConfig } from "./config.js";
-import { writeFileAtomic, writeJsonAtomic } from "../data/atomic.js";
+import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 
 export type KnnScores = Record<string, { top1: number; top5: number }>; // by k, percent
 

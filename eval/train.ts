@@ -24,7 +24,7 @@ import { readSafetensors, readSafetensorsHeader, writeSafetensors, type F32Tenso
 import type { Batch, Loader } from "../data/loader.js";
 import { type Schedule, checkSchedule, learningRate } from "./schedule.js";
 import { Progress, type ProgressStream } from "./progress.js";
-import { writeFileAtomic, writeJsonAtomic } from "../data/atomic.js";
+import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 
 export type OptimizerName = "sgd" | "adamw";
 

@@ -6,7 +6,8 @@
 // section exactly (sorted by offset, no gaps, no overlap), which the reader checks.
 // Reading goes header first, then each tensor's bytes straight from the file into its own array, so a ViT-B
 // (~350 MB) never exists twice in memory. F32, F16 and BF16 read into Float32Array; the writer writes F32 only.
-import { open, rename, unlink, type FileHandle } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
+import { writeChunksAtomic } from "../util/atomic.js";
 
 export interface F32Tensor {
   shape: number[];
@@ -179,8 +180,9 @@ export async function readSafetensors(path: string): Promise<{ tensors: Map<stri
   }
 }
 
-// Writes F32 tensors in the given order, atomically (temp file, then rename). The header is padded with spaces
-// so the data section starts 8-byte aligned, which lets readers map F32/F64 data without copying.
+// Writes F32 tensors in the given order, streamed and atomically (util/atomic.ts: temp file, then rename). The
+// header is padded with spaces so the data section starts 8-byte aligned, which lets readers map F32/F64 data
+// without copying.
 export async function writeSafetensors(
   path: string,
   tensors: Map<string, F32Tensor> | Record<string, F32Tensor>,
@@ -204,19 +206,5 @@ export async function writeSafetensors(
   new DataView(prefix.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
   prefix.set(headerBytes, 8);
 
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const fh = await open(tmp, "w");
-  try {
-    let pos = 0;
-    for (const bytes of [prefix, ...list.map(([, t]) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))]) {
-      for (let done = 0; done < bytes.length; ) done += (await fh.write(bytes, done, bytes.length - done, pos + done)).bytesWritten;
-      pos += bytes.length;
-    }
-    await fh.close();
-    await rename(tmp, path);
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
+  await writeChunksAtomic(path, [prefix, ...list.map(([, t]) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))]);
 }

@@ -1,15 +1,34 @@
 // Atomic file writes: the bytes go to a temporary file in the same folder, which is then renamed over the target.
 // rename() within one file system is atomic, so a reader (or a rerun after a kill) sees the old file or the new
 // one, never a torn one. The temporary name carries the pid so that two processes never share one.
-import { mkdir, open, rename, unlink } from "node:fs/promises";
+import { mkdir, open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await atomically(path, (fh) => fh.writeFile(data));
+}
+
+export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  await writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");
+}
+
+// The chunks one after another, so a large file (a ViT-B checkpoint, ~350 MB) is never assembled in memory.
+export async function writeChunksAtomic(path: string, chunks: Iterable<Uint8Array>): Promise<void> {
+  await atomically(path, async (fh) => {
+    let pos = 0;
+    for (const bytes of chunks) {
+      for (let done = 0; done < bytes.length; ) done += (await fh.write(bytes, done, bytes.length - done, pos + done)).bytesWritten;
+      pos += bytes.length;
+    }
+  });
+}
+
+async function atomically(path: string, write: (fh: FileHandle) => Promise<void>): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   const fh = await open(tmp, "w");
   try {
-    await fh.writeFile(data);
+    await write(fh);
     // Flush before the rename: otherwise a power cut can leave the new name pointing at an empty file.
     await fh.sync();
     await fh.close();
@@ -19,8 +38,4 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
     await unlink(tmp).catch(() => undefined);
     throw e;
   }
-}
-
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  await writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");
 }

@@ -1,0 +1,42 @@
+// Atomic writes (buffered and streamed): the target is replaced whole, its folder is created, no temporary file is
+// left behind, and a failed write leaves the old file untouched.
+import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { writeChunksAtomic, writeFileAtomic, writeJsonAtomic } from "../../util/atomic.js";
+
+const dir = mkdtempSync(join(tmpdir(), "atomic-test-"));
+
+describe("atomic writes", () => {
+  it("buffered: replaces an existing file, creates the folder, leaves no temporary file", async () => {
+    const sub = join(dir, "a", "b");
+    await writeFileAtomic(join(sub, "x.txt"), "first, longer contents");
+    await writeFileAtomic(join(sub, "x.txt"), new Uint8Array([104, 105]));
+    expect(readFileSync(join(sub, "x.txt"), "utf8")).toBe("hi");
+    await writeJsonAtomic(join(sub, "y.json"), { a: [1] });
+    expect(readFileSync(join(sub, "y.json"), "utf8")).toBe('{\n  "a": [\n    1\n  ]\n}\n');
+    expect(readdirSync(sub).sort()).toEqual(["x.txt", "y.json"]);
+  });
+
+  it("streamed: chunks in order, views at an offset and empty chunks included", async () => {
+    const path = join(dir, "s", "c.bin");
+    const big = new Uint8Array([9, 1, 2, 3, 9]);
+    await writeChunksAtomic(path, [new Uint8Array([0]), new Uint8Array(0), big.subarray(1, 4), new Uint8Array([4])]);
+    expect([...readFileSync(path)]).toEqual([0, 1, 2, 3, 4]);
+    expect(readdirSync(join(dir, "s"))).toEqual(["c.bin"]);
+  });
+
+  it("a failed write keeps the old file and removes the temporary one", async () => {
+    const sub = mkdtempSync(join(dir, "fail-"));
+    const path = join(sub, "c.bin");
+    await writeChunksAtomic(path, [new Uint8Array([7])]);
+    function* failing() {
+      yield new Uint8Array([1, 2]);
+      throw new Error("disk full");
+    }
+    await expect(writeChunksAtomic(path, failing())).rejects.toThrow("disk full");
+    expect([...readFileSync(path)]).toEqual([7]);
+    expect(readdirSync(sub)).toEqual(["c.bin"]);
+  });
+});
