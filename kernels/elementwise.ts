@@ -11,7 +11,7 @@
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor, type Shape, numel } from "../engine/tensor.js";
-import { ERF, FLAT_GROUP, grid1d } from "./wgsl.js";
+import { ERF, FLAT_GROUP, flatIndex, flatMain, grid1d, mainEntry } from "./wgsl.js";
 
 const WG = 64;
 const MAX_RANK = 8;
@@ -63,10 +63,8 @@ interface ElementwiseSpec {
 function wgsl(spec: ElementwiseSpec): string {
   const bDecl = spec.binary ? "@group(0) @binding(3) var<storage, read> B: array<f32>;" : "";
   const body = spec.broadcast
-    ? /* wgsl */ `
+    ? /* wgsl */ `${flatMain(WG, "p.n", "i")}
   let alpha = p.alpha;
-  let i = flatGroup(wid, nwg) * ${WG}u + lid.x;
-  if (i >= p.n) { return; }
   var rem = i;
   var ia = 0u;
   var ib = 0u;
@@ -81,9 +79,9 @@ function wgsl(spec: ElementwiseSpec): string {
   let a = A[ia];
   ${spec.binary ? "let b = B[ib];" : "_ = ib;"}
   y[i] = ${spec.expr};`
-    : /* wgsl */ `
+    : /* wgsl */ `${mainEntry(WG)}
   let alpha = p.alpha;
-  let base = (flatGroup(wid, nwg) * ${WG}u + lid.x) * 4u;
+  let base = (${flatIndex(WG)}) * 4u;
   for (var j = 0u; j < 4u; j++) {
     let i = base + j;
     if (i >= p.n) { return; }
@@ -104,9 +102,7 @@ struct Params {
 ${bDecl}
 ${FLAT_GROUP}
 ${ERF}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>) {${body}
+${body}
 }`;
 }
 

@@ -3,7 +3,7 @@
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor, type Shape } from "../engine/tensor.js";
-import { FLAT_GROUP, grid1d, packUniform, uniformStruct } from "./wgsl.js";
+import { FLAT_GROUP, flatIndex, grid1d, mainEntry, packUniform, uniformStruct } from "./wgsl.js";
 
 const WG = 64;
 const FIELDS = { n: "u32", value: "f32" } as const;
@@ -13,10 +13,8 @@ function wgsl(): string {
 ${uniformStruct(FIELDS)}
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 ${FLAT_GROUP}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>) {
-  let base = (flatGroup(wid, nwg) * ${WG}u + lid.x) * 4u;
+${mainEntry(WG)}
+  let base = (${flatIndex(WG)}) * 4u;
   for (var j = 0u; j < 4u; j++) {
     if (base + j < p.n) { y[base + j] = p.value; }
   }

@@ -21,7 +21,7 @@
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor, type Shape } from "../engine/tensor.js";
-import { FLAT_GROUP, grid1d, packUniform, uniformStruct } from "./wgsl.js";
+import { FLAT_GROUP, flatMain, grid1d, packUniform, uniformStruct } from "./wgsl.js";
 
 const WG = 64;
 const ROWS_FIELDS = { count: "u32", groups: "u32", cols: "u32", rows: "u32" } as const;
@@ -35,11 +35,7 @@ interface RowsSpec {
 // Thread mapping shared by gather and scatterAdd: invocation t handles group g = t % groups (4 columns) of
 // output row t / groups; adjacent lanes touch adjacent groups of one row.
 const HEADER = /* wgsl */ `
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>) {
-  let t = flatGroup(wid, nwg) * ${WG}u + lid.x;
-  if (t >= p.count) { return; }
+${flatMain(WG, "p.count")}
   let g = t % p.groups;
   let row = t / p.groups;`;
 

@@ -24,7 +24,7 @@ import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor } from "../engine/tensor.js";
 import { fill } from "./fill.js";
-import { FLAT_GROUP, grid1d, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
+import { FLAT_GROUP, flatMain, grid1d, mainEntry, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
 
 const WG = 64;
 const SPAN = 256; // values summed per invocation in one sumsq level
@@ -61,9 +61,7 @@ function updateWgsl(spec: UpdateSpec, fields: string, buffers: [string, Access][
 ${fields}
 ${decls}
 ${FLAT_GROUP}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>) {
+${mainEntry(WG)}
   let scale = ${spec.scaled ? "gradScale[0]" : "1.0"};
   let base = flatGroup(wid, nwg) * ${WG * per}u + lid.x;
   for (var j = 0u; j < ${per}u; j++) {
@@ -202,11 +200,7 @@ ${uniformStruct(SUMSQ_FIELDS)}
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 ${FLAT_GROUP}
 // Thread mapping: invocation t < outputs sums x[t], x[t + outputs], ... into y[outOffset + t].
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>) {
-  let t = flatGroup(wid, nwg) * ${WG}u + lid.x;
-  if (t >= p.outputs) { return; }
+${flatMain(WG, "p.outputs")}
   var acc = 0.0;
   for (var i = t; i < p.n; i += p.outputs) {
     let v = x[i];

@@ -19,7 +19,7 @@
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor, type Shape } from "../engine/tensor.js";
-import { FLAT_GROUP, grid1d, packUniform, uniformStruct, type UniformFields } from "./wgsl.js";
+import { FLAT_GROUP, flatMain, grid1d, packUniform, uniformStruct, type UniformFields } from "./wgsl.js";
 
 const WG = 64;
 const MAX_RANK = 8; // after merging; keeps the uniform well under 256 bytes
@@ -60,11 +60,7 @@ ${uniformStruct(fields(spec.outer))}
 ${FLAT_GROUP}
 // Thread mapping: invocation t copies group g = t % groups (4 words) of row t / groups of the last axis;
 // adjacent lanes touch adjacent groups of one row.
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>) {
-  let t = flatGroup(wid, nwg) * ${WG}u + lid.x;
-  if (t >= p.count) { return; }
+${flatMain(WG, "p.count")}
   let g = t % p.groups;
   var row = t / p.groups;
   var s = p.srcOff;

@@ -8,7 +8,7 @@
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor } from "../engine/tensor.js";
-import { FLAT_GROUP, grid1d, packUniform, uniformStruct } from "./wgsl.js";
+import { FLAT_GROUP, flatMain, grid1d, packUniform, uniformStruct } from "./wgsl.js";
 
 const WG = 64;
 const CHUNK = 1024;
@@ -30,11 +30,7 @@ ${uniformStruct(FIELDS)}
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 ${FLAT_GROUP}
 // Thread mapping: one invocation per output (o, c, i) of shape (outer, chunks, inner).
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>) {
-  let idx = flatGroup(wid, nwg) * ${WG}u + lid.x;
-  if (idx >= p.outer * p.chunks * p.inner) { return; }
+${flatMain(WG, "p.outer * p.chunks * p.inner", "idx")}
   let i = idx % p.inner;
   let c = (idx / p.inner) % p.chunks;
   let o = idx / (p.inner * p.chunks);

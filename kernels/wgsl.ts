@@ -14,6 +14,27 @@ export function grid1d(groups: number): [number, number] {
 export const FLAT_GROUP = /* wgsl */ `
 fn flatGroup(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + wid.y * nwg.x; }`;
 
+// The entry point `main` of a kernel launched on a grid1d grid, up to its opening brace: wid, nwg and lid in
+// scope. The caller writes the body and the closing brace; the module must include FLAT_GROUP.
+export function mainEntry(wg: number): string {
+  return /* wgsl */ `@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {`;
+}
+
+// The invocation's linear index on a grid1d grid of workgroups of `wg` lanes.
+export function flatIndex(wg: number): string {
+  return `flatGroup(wid, nwg) * ${wg}u + lid.x`;
+}
+
+// mainEntry for one invocation per item: `let <index>` is the linear index, and invocations past `count` (a WGSL
+// u32 expression) return at once, since a folded grid overshoots the item count.
+export function flatMain(wg: number, count: string, index = "t"): string {
+  return `${mainEntry(wg)}
+  let ${index} = ${flatIndex(wg)};
+  if (${index} >= ${count}) { return; }`;
+}
+
 // erf with |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26), enough for f32 and PyTorch's exact GELU.
 export const ERF = /* wgsl */ `
 fn erf(x: f32) -> f32 {

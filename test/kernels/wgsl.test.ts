@@ -1,0 +1,18 @@
+// The WGSL snippet helpers: the entry point every 1-D kernel shares, and the bounds return of flatMain.
+import { describe, expect, it } from "vitest";
+import { flatIndex, flatMain, mainEntry } from "../../kernels/wgsl.js";
+
+describe("WGSL snippets", () => {
+  it("mainEntry declares main with the workgroup size and the builtins flatGroup needs", () => {
+    expect(mainEntry(64)).toBe(
+      "@compute @workgroup_size(64)\n" +
+        "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,\n" +
+        "        @builtin(local_invocation_id) lid: vec3<u32>) {",
+    );
+  });
+  it("flatMain names the linear index and returns past the count", () => {
+    expect(flatIndex(32)).toBe("flatGroup(wid, nwg) * 32u + lid.x");
+    expect(flatMain(32, "p.n * 2u", "e")).toBe(`${mainEntry(32)}\n  let e = flatGroup(wid, nwg) * 32u + lid.x;\n  if (e >= p.n * 2u) { return; }`);
+    expect(flatMain(8, "p.count")).toContain("let t = flatGroup(wid, nwg) * 8u + lid.x;\n  if (t >= p.count) { return; }");
+  });
+});
