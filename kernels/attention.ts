@@ -33,7 +33,7 @@
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor } from "../engine/tensor.js";
-import { FLAT_GROUP, grid1d, packUniform, uniformStruct } from "./wgsl.js";
+import { FLAT_GROUP, grid1d, mainEntry, packUniform, uniformStruct } from "./wgsl.js";
 
 export const ATTENTION_VERSIONS = ["v1", "v2"];
 type Version = "v1" | "v2";
@@ -228,9 +228,7 @@ ${tiles.join("\n")}
 ${FLAT_GROUP}
 // Thread mapping: workgroup g owns rows (g % p.blocks) * ${span} + r * ${spec.wg} + lid.x (r < ${spec.rows}) of
 // (b, h) = g / p.blocks.
-@compute @workgroup_size(${spec.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>) {
+${mainEntry(spec.wg)}
   let g = flatGroup(wid, nwg);
   let bh = g / p.blocks;
   if (bh >= p.bh) { return; } // padding of a folded grid: uniform across the workgroup
@@ -259,9 +257,7 @@ ${uniformStruct(FIELDS)}
 @group(0) @binding(3) var<storage, read> lse: array<f32>;
 ${FLAT_GROUP}
 // Thread mapping: workgroup g covers keys (g % p.blocks) * ${PROBS_WG} + lid.x of score row (b, h, i) = g / p.blocks.
-@compute @workgroup_size(${PROBS_WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>) {
+${mainEntry(PROBS_WG)}
   let g = flatGroup(wid, nwg);
   let row = g / p.blocks;
   let j = (g % p.blocks) * ${PROBS_WG}u + lid.x;

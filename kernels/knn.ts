@@ -36,7 +36,7 @@
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor } from "../engine/tensor.js";
-import { FLAT_GROUP, grid1d, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
+import { FLAT_GROUP, flatMain, grid1d, mainEntry, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
 
 const EPS = 1e-12;
 const WG = 64; // helper kernels
@@ -110,9 +110,7 @@ ${uniformStruct(FIELDS)}
 ${storageBindings(bindings)}
 ${FLAT_GROUP}
 ${spec.fused ? fusedHelpers() : ""}
-@compute @workgroup_size(${W})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>) {
+${mainEntry(W)}
   let tile = flatGroup(wid, nwg);
   ${setup.join("\n  ")}
   ${spec.fused ? fusedSetup(V) : ""}
@@ -265,11 +263,7 @@ function normWgsl(): string {
 ${uniformStruct(NORM_FIELDS)}
 ${storageBindings([["y", "array<f32>", "read_write"], ["x", "array<f32>", "read"]])}
 ${FLAT_GROUP}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i = flatGroup(wid, nwg) * ${WG}u + lid.x;
-  if (i >= p.rows) { return; }
+${flatMain(WG, "p.rows", "i")}
   let base = i * p.d;
   var ss = 0.0;
   for (var j = 0u; j < p.d; j++) {
@@ -290,11 +284,7 @@ function transposeWgsl(spec: { normalize: boolean }): string {
 ${uniformStruct(T_FIELDS)}
 ${storageBindings(bindings)}
 ${FLAT_GROUP}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>) {
-  let e = flatGroup(wid, nwg) * ${WG}u + lid.x;
-  if (e >= p.d * p.qpad) { return; }
+${flatMain(WG, "p.d * p.qpad", "e")}
   let j = e / p.qpad;
   let c = e % p.qpad;
   var v = 0.0;
