@@ -4,9 +4,9 @@
 //   versions  ATTENTION_VERSIONS (default: all), or --version
 // GFLOP/s counts the useful work per wall second at the median run: forward 4*B*H*N^2*D (S = QK^T and PV), backward
 // 10*B*H*N^2*D (dP, dV, dQ, dK and the recomputed S; the backward's second recomputation of S is not counted).
-// Each case is validated once against a float64 CPU attention of one (b, h) slice (the last, so that the batch and
-// head offsets are exercised), written here from the math; then warmed up and timed --reps times, each run ending
-// with the GPU idle (bench/harness.ts); the median is reported.
+// Each case is validated once against the float64 CPU attention of bench/ref/attention.ts (shared with the tests) on
+// one (b, h) slice (the last, so that the batch and head offsets are exercised); then warmed up and timed --reps
+// times, each run ending with the GPU idle (bench/harness.ts); the median is reported.
 // attentionCase and ATTENTION_SHAPES are exported for `bench ops`, which folds these rows into its table.
 import type { Command } from "../cli/command.js";
 import { UsageError } from "../cli/command.js";
@@ -16,6 +16,7 @@ import { Tensor, tidy } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import { ATTENTION_VERSIONS, attentionBackward, attentionForward } from "../kernels/attention.js";
 import { deviceLine, timeGpu } from "./harness.js";
+import { attentionSliceBackwardRef, attentionSliceRef } from "./ref/attention.js";
 
 const FLAGS = { json: "boolean", version: "list", shapes: "list", reps: "int", warmup: "int" } as const;
 
@@ -46,7 +47,9 @@ export function attentionCase([B, N, H, D]: number[], version: string): { passes
   o.keep();
   lse.keep();
   const flops = 4 * B * H * N * N * D;
-  const ref = () => sliceReference(qkvData, doutData, [B, N, H, D]);
+  const shape = { B, N, H, D };
+  const scale = 1 / Math.sqrt(D);
+  const ref = () => attentionSliceRef(qkvData, shape, scale, B - 1, H - 1);
   return {
     passes: [
       {
@@ -70,7 +73,7 @@ export function attentionCase([B, N, H, D]: number[], version: string): { passes
           const dqkv = attentionBackward(qkv, o, lse, dout, H, { version });
           const got = await dqkv.data();
           dqkv.dispose();
-          const want = ref();
+          const want = attentionSliceBackwardRef(qkvData, doutData, shape, scale, B - 1, H - 1, ref().P);
           const at = (part: number) => (n: number, d: number) => ((B - 1) * N + n) * 3 * C + part * C + (H - 1) * D + d;
           return compare("dq", got, want.dq, D, at(0)) ?? compare("dk", got, want.dk, D, at(1)) ?? compare("dv", got, want.dv, D, at(2));
         },
@@ -78,51 +81,6 @@ export function attentionCase([B, N, H, D]: number[], version: string): { passes
     ],
     dispose: () => [qkv, dout, o, lse].forEach((t) => t.dispose()),
   };
-}
-
-// Float64 attention of the slice (b, h) = (B-1, H-1): o, lse, dq, dk, dv as (N, D) (lse (N)), from the math:
-// S = s Q K^T, P = softmax(S), O = P V, dP = dO V^T, dS = P (dP - rowsum(P dP)), dQ = s dS K, dK = s dS^T Q, dV = P^T dO.
-function sliceReference(qkv: Float32Array, dout: Float32Array, [B, N, H, D]: number[]) {
-  const C = H * D;
-  const s = 1 / Math.sqrt(D);
-  const at = (n: number, part: number, d: number) => ((B - 1) * N + n) * 3 * C + part * C + (H - 1) * D + d;
-  const g = (n: number, d: number) => dout[((B - 1) * N + n) * C + (H - 1) * D + d];
-  const P = new Float64Array(N * N);
-  const lse = new Float64Array(N);
-  for (let i = 0; i < N; i++) {
-    let max = -Infinity;
-    for (let j = 0; j < N; j++) {
-      let dot = 0;
-      for (let d = 0; d < D; d++) dot += qkv[at(i, 0, d)] * qkv[at(j, 1, d)];
-      P[i * N + j] = s * dot;
-      max = Math.max(max, s * dot);
-    }
-    let sum = 0;
-    for (let j = 0; j < N; j++) sum += Math.exp(P[i * N + j] - max);
-    for (let j = 0; j < N; j++) P[i * N + j] = Math.exp(P[i * N + j] - max) / sum;
-    lse[i] = max + Math.log(sum);
-  }
-  const [o, dq, dk, dv] = [0, 0, 0, 0].map(() => new Float64Array(N * D));
-  for (let i = 0; i < N; i++) {
-    const dP = new Float64Array(N);
-    let rowDot = 0;
-    for (let j = 0; j < N; j++) {
-      for (let d = 0; d < D; d++) {
-        o[i * D + d] += P[i * N + j] * qkv[at(j, 2, d)];
-        dP[j] += g(i, d) * qkv[at(j, 2, d)];
-      }
-      rowDot += P[i * N + j] * dP[j];
-    }
-    for (let j = 0; j < N; j++) {
-      const dS = P[i * N + j] * (dP[j] - rowDot);
-      for (let d = 0; d < D; d++) {
-        dq[i * D + d] += s * dS * qkv[at(j, 1, d)];
-        dk[j * D + d] += s * dS * qkv[at(i, 0, d)];
-        dv[j * D + d] += P[i * N + j] * g(i, d);
-      }
-    }
-  }
-  return { o, lse, dq, dk, dv };
 }
 
 // The first element where `got` (read at index(token, d)) differs from `want` (N, width), as a message.
