@@ -37,29 +37,40 @@ const LAYOUTS: Record<string, { transA: boolean; transB: boolean }> = {
 const CHECK = [67, 45, 71]; // M, K, N of the validation product
 const RUN_FLOP = 0.2e9; // dispatches per timed run: enough to amortise the sync
 
-interface Row {
-  M: number;
-  K: number;
-  N: number;
-  layout: string;
-  version: string;
-  reps: number;
+// What a row reports of its timed runs, ours and TF.js's alike.
+interface Figures {
   medianMs: number; // per product
   gflops: number; // at the median
   bestGflops: number;
   cpuGflops: number; // per CPU-second of the worker threads, best run
 }
 
-interface TfjsRow {
+interface Row extends Figures {
+  M: number;
+  K: number;
+  N: number;
+  layout: string;
+  version: string;
+  reps: number;
+}
+
+interface TfjsRow extends Figures {
   M: number;
   K: number;
   N: number;
   reps: number;
-  medianMs: number; // per product
-  gflops: number; // at the median
-  bestGflops: number;
-  cpuGflops: number; // per CPU-second of the worker threads, best run
   ours: number; // our best version's median GFLOP/s (layout nn) / TF.js's
+}
+
+// ms: per product, one per timed run; bestCpuNs: the least worker-thread CPU time of a product.
+function figures(flop: number, ms: number[], bestCpuNs: number): Figures {
+  const medianMs = median(ms);
+  return {
+    medianMs,
+    gflops: flop / medianMs / 1e6,
+    bestGflops: flop / Math.min(...ms) / 1e6,
+    cpuGflops: bestCpuNs > 0 ? flop / bestCpuNs : NaN,
+  };
 }
 
 function parseShape(s: string): [number, number, number] {
@@ -163,15 +174,8 @@ async function timeTfjs(tfjs: TfjsMatmul, M: number, K: number, N: number, reps:
     console.error(`bench matmul: TF.js at ${M}x${K}x${N} failed: ${e instanceof Error ? e.message : String(e)}`);
     return undefined;
   }
-  const medianMs = median(ms);
-  const gflops = flop / medianMs / 1e6;
-  const bestCpuNs = Math.min(...cpuNs);
-  return {
-    M, K, N, reps, medianMs, gflops,
-    bestGflops: flop / Math.min(...ms) / 1e6,
-    cpuGflops: bestCpuNs > 0 ? flop / bestCpuNs : NaN,
-    ours: ourGflops / gflops,
-  };
+  const f = figures(flop, ms, Math.min(...cpuNs));
+  return { M, K, N, reps, ...f, ours: ourGflops / f.gflops };
 }
 
 async function time(M: number, K: number, N: number, layout: string, version: string, reps: number): Promise<Row> {
@@ -196,14 +200,7 @@ async function time(M: number, K: number, N: number, layout: string, version: st
     cpuNs = Math.min(cpuNs, (workerCpuNs() - c0) / inner);
   }
   for (const t of [a, b, out]) t.dispose();
-  const medianMs = median(ms);
-  return {
-    M, K, N, layout, version, reps,
-    medianMs,
-    gflops: flop / medianMs / 1e6,
-    bestGflops: flop / Math.min(...ms) / 1e6,
-    cpuGflops: cpuNs > 0 ? flop / cpuNs : NaN,
-  };
+  return { M, K, N, layout, version, reps, ...figures(flop, ms, cpuNs) };
 }
 
 export const matmul: Command = {
@@ -237,6 +234,9 @@ export const matmul: Command = {
     const tfjs = flags["no-tfjs"] || !layouts.includes("nn") ? undefined : await startTfjs(flags.json ?? false);
     if (!flags.json) console.log(`M x K x N           layout  version    reps    ms/product   GFLOP/s    best  cpu GFLOP/s${tfjs ? "  vs tfjs" : ""}`);
     const f = (x: number, w: number, d = 1) => x.toFixed(d).padStart(w);
+    const line = (M: number, K: number, N: number, layout: string, who: string, reps: number, r: Figures) =>
+      `${`${M}x${K}x${N}`.padEnd(19)} ${layout.padEnd(7)} ${who.padEnd(10)} ${String(reps).padStart(4)} ` +
+      `${f(r.medianMs, 12, 2)} ${f(r.gflops, 9)} ${f(r.bestGflops, 7)} ${f(r.cpuGflops, 12)}`;
     const rows: Row[] = [];
     const tfjsRows: TfjsRow[] = [];
     for (const [M, K, N] of shapes) {
@@ -245,24 +245,14 @@ export const matmul: Command = {
         for (const v of versions) {
           const row = await time(M, K, N, l, v, reps);
           rows.push(row);
-          if (!flags.json) {
-            console.log(
-              `${`${M}x${K}x${N}`.padEnd(19)} ${l.padEnd(7)} ${v.padEnd(10)} ${String(reps).padStart(4)} ` +
-                `${f(row.medianMs, 12, 2)} ${f(row.gflops, 9)} ${f(row.bestGflops, 7)} ${f(row.cpuGflops, 12)}`,
-            );
-          }
+          if (!flags.json) console.log(line(M, K, N, l, v, reps, row));
         }
       }
       const nn = rows.filter((r) => r.M === M && r.K === K && r.N === N && r.layout === "nn");
       if (tfjs && nn.length) {
         const row = await timeTfjs(tfjs, M, K, N, reps, Math.max(...nn.map((r) => r.gflops)));
         if (row) tfjsRows.push(row);
-        if (row && !flags.json) {
-          console.log(
-            `${`${M}x${K}x${N}`.padEnd(19)} ${"nn".padEnd(7)} ${"tfjs".padEnd(10)} ${String(reps).padStart(4)} ` +
-              `${f(row.medianMs, 12, 2)} ${f(row.gflops, 9)} ${f(row.bestGflops, 7)} ${f(row.cpuGflops, 12)} ${f(row.ours, 7, 2)}x`,
-          );
-        }
+        if (row && !flags.json) console.log(`${line(M, K, N, "nn", "tfjs", reps, row)} ${f(row.ours, 7, 2)}x`);
       }
     }
     if (flags.json) console.log(JSON.stringify({ device: deviceLine(), versions, layouts, rows, tfjs: tfjsRows }, null, 2));
