@@ -21,7 +21,7 @@
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor, type Shape } from "../engine/tensor.js";
-import { FLAT_GROUP, flatMain, grid1d, packUniform, uniformStruct } from "./wgsl.js";
+import { eachColumnOfGroup, FLAT_GROUP, flatMain, grid1d, packUniform, uniformStruct } from "./wgsl.js";
 
 const WG = 64;
 const ROWS_FIELDS = { count: "u32", groups: "u32", cols: "u32", rows: "u32" } as const;
@@ -43,11 +43,7 @@ function gatherWgsl(spec: RowsSpec): string {
   const word = spec.vec4 ? "vec4<u32>" : "u32";
   const move = spec.vec4
     ? `  if (inRange) { y[t] = x[u32(r) * p.groups + g]; } else { y[t] = vec4<u32>(0u); }`
-    : `  for (var j = 0u; j < 4u; j++) {
-    let c = g * 4u + j;
-    if (c >= p.cols) { return; }
-    if (inRange) { y[row * p.cols + c] = x[u32(r) * p.cols + c]; } else { y[row * p.cols + c] = 0u; }
-  }`;
+    : eachColumnOfGroup("p.cols", `    if (inRange) { y[row * p.cols + c] = x[u32(r) * p.cols + c]; } else { y[row * p.cols + c] = 0u; }`);
   return /* wgsl */ `
 ${uniformStruct(ROWS_FIELDS)}
 @group(0) @binding(1) var<storage, read_write> y: array<${word}>;
@@ -96,13 +92,12 @@ function scatterWgsl(spec: RowsSpec): string {
     ? `  var acc = vec4<f32>(0.0);
   for (var k = begin; k < end; k++) { acc += dy[order[k] * p.groups + g]; }
   dx[t] = acc;`
-    : `  for (var j = 0u; j < 4u; j++) {
-    let c = g * 4u + j;
-    if (c >= p.cols) { return; }
-    var acc = 0.0;
+    : eachColumnOfGroup(
+        "p.cols",
+        `    var acc = 0.0;
     for (var k = begin; k < end; k++) { acc += dy[order[k] * p.cols + c]; }
-    dx[row * p.cols + c] = acc;
-  }`;
+    dx[row * p.cols + c] = acc;`,
+      );
   return /* wgsl */ `
 ${uniformStruct(ROWS_FIELDS)}
 @group(0) @binding(1) var<storage, read_write> dx: array<${word}>;

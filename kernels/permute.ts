@@ -19,7 +19,7 @@
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor, type Shape } from "../engine/tensor.js";
-import { FLAT_GROUP, flatMain, grid1d, packUniform, uniformStruct, type UniformFields } from "./wgsl.js";
+import { eachColumnOfGroup, FLAT_GROUP, flatMain, grid1d, packUniform, uniformStruct, type UniformFields } from "./wgsl.js";
 
 const WG = 64;
 const MAX_RANK = 8; // after merging; keeps the uniform well under 256 bytes
@@ -48,11 +48,7 @@ function wgsl(spec: CopySpec): string {
   }
   const move = spec.vec4
     ? `  dst[o / 4u + g] = src[s / 4u + g];`
-    : `  for (var j = 0u; j < 4u; j++) {
-    let c = g * 4u + j;
-    if (c >= p.last) { return; }
-    dst[o + c * p.dstLast] = src[s + c * p.srcLast];
-  }`;
+    : eachColumnOfGroup("p.last", `    dst[o + c * p.dstLast] = src[s + c * p.srcLast];`);
   return /* wgsl */ `
 ${uniformStruct(fields(spec.outer))}
 @group(0) @binding(1) var<storage, read_write> dst: array<${word}>;

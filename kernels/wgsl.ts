@@ -27,6 +27,16 @@ export function flatIndex(wg: number): string {
   return `flatGroup(wid, nwg) * ${wg}u + lid.x`;
 }
 
+// The scalar path of an invocation that owns group g of 4 columns (when a row is not vec4-aligned): `c` runs over
+// the group's columns and the invocation returns at `end`, the row's last column + 1. `body` is indented 4 spaces.
+export function eachColumnOfGroup(end: string, body: string): string {
+  return `  for (var j = 0u; j < 4u; j++) {
+    let c = g * 4u + j;
+    if (c >= ${end}) { return; }
+${body}
+  }`;
+}
+
 // mainEntry for one invocation per item: `let <index>` is the linear index, and invocations past `count` (a WGSL
 // u32 expression) return at once, since a folded grid overshoots the item count.
 export function flatMain(wg: number, count: string, index = "t"): string {

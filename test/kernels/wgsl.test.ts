@@ -1,6 +1,6 @@
-// The WGSL snippet helpers: the entry point every 1-D kernel shares, and the bounds return of flatMain.
+// The WGSL snippet helpers: the entry point every 1-D kernel shares, flatMain's bounds return, the 4-column loop.
 import { describe, expect, it } from "vitest";
-import { flatIndex, flatMain, mainEntry } from "../../kernels/wgsl.js";
+import { eachColumnOfGroup, flatIndex, flatMain, mainEntry } from "../../kernels/wgsl.js";
 
 describe("WGSL snippets", () => {
   it("mainEntry declares main with the workgroup size and the builtins flatGroup needs", () => {
@@ -14,5 +14,10 @@ describe("WGSL snippets", () => {
     expect(flatIndex(32)).toBe("flatGroup(wid, nwg) * 32u + lid.x");
     expect(flatMain(32, "p.n * 2u", "e")).toBe(`${mainEntry(32)}\n  let e = flatGroup(wid, nwg) * 32u + lid.x;\n  if (e >= p.n * 2u) { return; }`);
     expect(flatMain(8, "p.count")).toContain("let t = flatGroup(wid, nwg) * 8u + lid.x;\n  if (t >= p.count) { return; }");
+  });
+  it("eachColumnOfGroup loops over group g's 4 columns and returns at the row's end", () => {
+    expect(eachColumnOfGroup("p.cols", "    y[c] = 0u;")).toBe(
+      "  for (var j = 0u; j < 4u; j++) {\n    let c = g * 4u + j;\n    if (c >= p.cols) { return; }\n    y[c] = 0u;\n  }",
+    );
   });
 });
