@@ -7,7 +7,6 @@
 // Each case is validated once against the float64 CPU attention of bench/ref/attention.ts (shared with the tests) on
 // one (b, h) slice (the last, so that the batch and head offsets are exercised); then warmed up and timed --reps
 // times, each run ending with the GPU idle (bench/harness.ts); the median is reported.
-// attentionCase and ATTENTION_SHAPES are exported for `bench ops`, which folds these rows into its table.
 import type { Command } from "../cli/command.js";
 import { UsageError } from "../cli/command.js";
 import { parseArgs } from "../cli/args.js";
@@ -21,14 +20,14 @@ import { attentionSliceBackwardRef, attentionSliceRef } from "./ref/attention.js
 const FLAGS = { json: "boolean", version: "list", shapes: "list", reps: "int", warmup: "int" } as const;
 
 // (B, N, H, D)
-export const ATTENTION_SHAPES: Record<string, number[]> = {
+const ATTENTION_SHAPES: Record<string, number[]> = {
   "vit-s": [64, 197, 6, 64],
   small: [32, 65, 3, 64],
 };
 
 const TOL = { atol: 2e-5, rtol: 1e-4 }; // as test/kernels/attention.test.ts
 
-export interface AttentionPass {
+interface AttentionPass {
   pass: "forward" | "backward";
   flops: number;
   run: () => Tensor; // encodes one call; the caller disposes the result (e.g. in a tidy)
@@ -36,7 +35,7 @@ export interface AttentionPass {
 }
 
 // The forward and backward of one version at shape (B, N, H, D), on fixed random inputs.
-export function attentionCase([B, N, H, D]: number[], version: string): { passes: AttentionPass[]; dispose: () => void } {
+function attentionCase([B, N, H, D]: number[], version: string): { passes: AttentionPass[]; dispose: () => void } {
   const C = H * D;
   const rng = new Rng(1);
   const qkvData = rng.fill(B * N * 3 * C, () => rng.normal(0, 1));
