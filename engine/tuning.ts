@@ -1,6 +1,7 @@
 // The autotuner's cache: which version of a kernel family won for a given shape on this adapter and driver.
 // `node dist/run.js tune` (cli/tune.ts) times the candidates and stores the winners here; the kernels' version
-// choosers (kernels/matmul.ts chooseVersion, kernels/rows.ts defaultRowVersion) look them up.
+// choosers (kernels/matmul.ts chooseVersion, kernels/rows.ts defaultRowVersion, kernels/attention.ts pickVersion)
+// look them up.
 //
 // One JSON file per adapter + driver, so a driver upgrade (the Mesa version is in llvmpipe's description) or
 // another GPU starts from the device defaults instead of another machine's winners:
@@ -59,9 +60,9 @@ export function rowShapeKey(op: string, rows: number, C: number): string {
   return `${op}/${rows}x${C}`;
 }
 
-// Attention shape key, the hook for kernels/attention.ts (not yet wired): its pickVersion can fall back to
-// tunedVersion("attention", attentionShapeKey(B, H, T, D)) before the device default, and cli/tune.ts can add an
-// "attention" family that times ATTENTION_VERSIONS at (B, heads, 1 + patches, width / heads).
+// Fused-attention shape key: batch B, heads H, tokens T, head dim D. cli/tune.ts times ATTENTION_VERSIONS at a
+// model's (B, heads, 1 + patches, width / heads); kernels/attention.ts pickVersion looks the winner up for the
+// forward and the backward alike.
 export function attentionShapeKey(B: number, H: number, T: number, D: number): string {
   return `${B}x${H}x${T}x${D}`;
 }

@@ -29,10 +29,14 @@
 //      No private arrays: indexed by a loop counter, llvmpipe turns every access into a per-lane gather.
 //   v2 (default on GPUs): workgroup of 64 invocations, one row each; the streamed rows are staged tile by tile in
 //      workgroup memory, loaded cooperatively between two barriers.
+// A call's version: opts.version, else the autotuner's winner for its exact shape (engine/tuning.ts,
+// attentionShapeKey(B, H, N, D), written by `tune`), else the device default. Forward and backward look up the
+// same key, so a training step runs one version.
 // attentionProbs materialises P (B, H, N, N) for research dumps only: one invocation per entry, from lse.
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor } from "../engine/tensor.js";
+import { attentionShapeKey, tunedVersion } from "../engine/tuning.js";
 import { FLAT_GROUP, grid1d, mainEntry, packUniform, uniformStruct } from "./wgsl.js";
 
 export const ATTENTION_VERSIONS = ["v1", "v2"];
@@ -41,7 +45,7 @@ type Pass = "forward" | "dq" | "dkdv";
 
 export interface AttentionOptions {
   scale?: number; // default 1/sqrt(D)
-  version?: string; // one of ATTENTION_VERSIONS; default by device
+  version?: string; // one of ATTENTION_VERSIONS; default: the tuned winner for the shape, else by device
 }
 
 interface AttentionSpec {
@@ -314,8 +318,16 @@ function checkShape(name: string, t: Tensor, want: number[]): void {
   }
 }
 
-function pickVersion(version: string | undefined): Version {
-  const v = version ?? (runtime().gpu.isCpu ? "v1" : "v2");
+function tunedOrDefault(shape: string): string {
+  const tuned = tunedVersion("attention", shape);
+  if (tuned !== undefined && ATTENTION_VERSIONS.includes(tuned)) return tuned;
+  return runtime().gpu.isCpu ? "v1" : "v2";
+}
+
+// The version a call uses: `version`, else the autotuner's winner for `shape` = attentionShapeKey(B, H, N, D)
+// (a stale name from another build is ignored), else v1 on CPU drivers and v2 on GPUs.
+export function pickVersion(version: string | undefined, shape: string): Version {
+  const v = version ?? tunedOrDefault(shape);
   if (!ATTENTION_VERSIONS.includes(v)) throw new Error(`attention: expected version one of ${ATTENTION_VERSIONS.join(", ")}, got "${v}"`);
   return v as Version;
 }
@@ -352,7 +364,7 @@ function encode(pass: Pass, version: Version, dims: Dims, scale: number, buffers
 // qkv: (B, N, 3*H*D) -> o: (B, N, H*D), lse: (B, H, N), the log-sum-exp of each score row (saved for backward).
 export function attentionForward(qkv: Tensor, heads: number, opts: AttentionOptions = {}): { o: Tensor; lse: Tensor } {
   const dims = attentionDims(qkv, heads);
-  const version = pickVersion(opts.version);
+  const version = pickVersion(opts.version, attentionShapeKey(dims.B, dims.H, dims.N, dims.D));
   const scale = pickScale(opts.scale, dims.D);
   const o = Tensor.empty([dims.B, dims.N, dims.C]);
   const lse = Tensor.empty([dims.B, dims.H, dims.N]);
@@ -364,12 +376,12 @@ export function attentionForward(qkv: Tensor, heads: number, opts: AttentionOpti
 // Scratch: delta (B, H, N).
 export function attentionBackward(qkv: Tensor, o: Tensor, lse: Tensor, dout: Tensor, heads: number, opts: AttentionOptions = {}): Tensor {
   const dims = attentionDims(qkv, heads);
-  const { B, N, H, C } = dims;
+  const { B, N, H, D, C } = dims;
   checkShape("o", o, [B, N, C]);
   checkShape("lse", lse, [B, H, N]);
   checkShape("dout", dout, [B, N, C]);
-  const version = pickVersion(opts.version);
-  const scale = pickScale(opts.scale, dims.D);
+  const version = pickVersion(opts.version, attentionShapeKey(B, H, N, D));
+  const scale = pickScale(opts.scale, D);
   const dqkv = Tensor.empty(qkv.shape);
   if (dqkv.size === 0) return dqkv;
   const delta = Tensor.empty([B, H, N]);

@@ -1,7 +1,8 @@
 // The tuning cache (engine/tuning.ts) and the version choosers that consult it (kernels/matmul.ts chooseVersion,
-// kernels/rows.ts defaultRowVersion): round trip, precedence, PEFT_TUNE=0, corrupt files, and that a matmul
-// actually dispatches the tuned version (checked through the DEBUG=1 dispatch log and against the CPU reference,
-// tolerance atol 1e-4 + rtol 1e-4 for K = 23 sums in f32).
+// kernels/rows.ts defaultRowVersion, kernels/attention.ts pickVersion): round trip, precedence, PEFT_TUNE=0,
+// corrupt files, and that a matmul and attention actually dispatch the tuned version (checked through the DEBUG=1
+// dispatch log and against the CPU reference: matmul atol 1e-4 + rtol 1e-4 for K = 23 sums in f32; attention
+// atol 2e-5 + rtol 1e-4, as test/kernels/attention.test.ts).
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,9 +21,11 @@ import {
   tunedVersion,
 } from "../../engine/tuning.js";
 import { chooseVersion, matmulForward } from "../../kernels/matmul.js";
+import { attentionBackward, attentionForward, pickVersion as attentionVersion } from "../../kernels/attention.js";
 import { defaultRowVersion } from "../../kernels/rows.js";
 import { expectClose, randn, useEngine } from "../helpers.js";
 import { matmulRef } from "../ref/matmul.js";
+import { attentionBackwardRef, attentionRef } from "../ref/attention.js";
 
 useEngine();
 
@@ -149,12 +152,45 @@ describe("matmul version precedence", () => {
   });
 });
 
-describe("attention hook", () => {
-  it("any family can be stored and looked up, e.g. attention by (B, H, T, D)", () => {
-    storeTuned({ [`attention/${attentionShapeKey(8, 6, 197, 64)}`]: entry("v2") });
+describe("attention version", () => {
+  // A shape no model runs, tuned to the version that is not the device default.
+  const [B, N, H, D] = [2, 5, 3, 8];
+  const SHAPE = attentionShapeKey(B, H, N, D);
+  const STALE = attentionShapeKey(1, 1, 1, 4);
+  const tuned = () => (runtime().gpu.isCpu ? "v2" : "v1");
+  const fallback = () => (runtime().gpu.isCpu ? "v1" : "v2");
+  beforeEach(() => {
+    storeTuned({ [`attention/${SHAPE}`]: entry(tuned()), [`attention/${STALE}`]: entry("v1r8") });
     reloadTuneCache();
-    expect(tunedVersion("attention", "8x6x197x64")).toBe("v2");
-    expect(tunedVersion("attention", attentionShapeKey(8, 6, 197, 32))).toBeUndefined();
+  });
+
+  it("explicit version > cache > device default; a stale name or PEFT_TUNE=0 falls back", () => {
+    expect(attentionShapeKey(8, 6, 197, 64)).toBe("8x6x197x64");
+    expect(attentionVersion(undefined, SHAPE)).toBe(tuned());
+    expect(attentionVersion(undefined, attentionShapeKey(B, H, N, 4))).toBe(fallback()); // other head dim
+    expect(attentionVersion(undefined, attentionShapeKey(B + 1, H, N, D))).toBe(fallback()); // other batch
+    expect(attentionVersion(fallback(), SHAPE)).toBe(fallback());
+    expect(attentionVersion(undefined, STALE)).toBe(fallback());
+    process.env.PEFT_TUNE = "0";
+    expect(attentionVersion(undefined, SHAPE)).toBe(fallback());
+  });
+
+  it("attentionForward and attentionBackward both dispatch the tuned version and stay correct", async () => {
+    const qkv = randn(B * N * 3 * H * D, 3);
+    const dout = randn(B * N * H * D, 4);
+    const x = Tensor.fromArray(qkv, [B, N, 3 * H * D]);
+    const log = vi.spyOn(console, "error").mockImplementation(() => {});
+    process.env.DEBUG = "1";
+    const { o, lse } = attentionForward(x, H);
+    const dqkv = attentionBackward(x, o, lse, Tensor.fromArray(dout, [B, N, H * D]), H);
+    delete process.env.DEBUG;
+    const lines = log.mock.calls.map((c) => String(c[0])).filter((l) => l.startsWith("[dispatch] attention/"));
+    expect(lines).toHaveLength(3); // forward, dq, dkdv
+    for (const l of lines) expect(l).toContain(`version=${tuned()}`);
+    const s = { B, N, H, D };
+    const tol = { atol: 2e-5, rtol: 1e-4 };
+    expectClose("o", await o.data(), attentionRef(qkv, s, 1 / Math.sqrt(D)).o, tol);
+    expectClose("dqkv", await dqkv.data(), attentionBackwardRef(qkv, dout, s, 1 / Math.sqrt(D)), tol);
   });
 });
 
