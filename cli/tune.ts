@@ -1,10 +1,12 @@
 // `tune`: times every version of each multi-version kernel family (matmul; the row kernels softmax, layernorm and
-// cross-entropy) at the shapes a ViT runs in fine-tuning, and stores the winners in the per-adapter cache
-// (engine/tuning.ts) that the kernels consult on every later run. `tune --show` prints the cache, `--clear` deletes it.
+// cross-entropy; fused attention) at the shapes a ViT runs in fine-tuning, and stores the winners in the
+// per-adapter cache (engine/tuning.ts) that the kernels consult on every later run. `tune --show` prints the
+// cache, `--clear` deletes it.
 //
 // Timing: each candidate is warmed up (which compiles it) and run once; candidates more than 3x slower than the
 // best first run are dropped, the rest run reps-1 more times and are ranked by the median of all their runs.
-// Small shapes are repeated inside each timed run (up to 32 times, to ~10 ms). Times are per workload (one product, or one forward+backward of a row op), in ms.
+// Small shapes are repeated inside each timed run (up to 32 times, to ~10 ms). Times are per workload (one product, or
+// one forward+backward of a row op or of attention), in ms.
 // Inputs are random; correctness of every version is the kernel tests' job, not this command's.
 import type { Command } from "./command.js";
 import { UsageError } from "./command.js";
@@ -14,6 +16,7 @@ import { Tensor } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import {
   type TuneEntry,
+  attentionShapeKey,
   clearTuneCache,
   matmulShapeKey,
   readCache,
@@ -22,6 +25,7 @@ import {
   tuneCachePath,
 } from "../engine/tuning.js";
 import { MATMUL_VERSIONS, chooseVersion, matmulForward } from "../kernels/matmul.js";
+import { ATTENTION_VERSIONS, attentionBackward, attentionForward, pickVersion as attentionVersion } from "../kernels/attention.js";
 import { type RowOp, ROW_VERSIONS, type RowVersion, defaultRowVersion } from "../kernels/rows.js";
 import { layernormBackward, layernormForward } from "../kernels/layernorm.js";
 import { softmaxBackward, softmaxForward } from "../kernels/softmax.js";
@@ -40,7 +44,7 @@ const FLAGS = {
   show: "boolean",
   clear: "boolean",
 } as const;
-const FAMILIES = ["matmul", "rows"];
+const FAMILIES = ["matmul", "rows", "attention"];
 // The default study's backbone (eval/config.ts DEFAULT_STUDY), 5 classes per domain.
 const DEFAULT_MODEL = { imageSize: 28, patchSize: 7, width: 64, depth: 4, heads: 2, mlpHidden: 256, eps: 1e-6 };
 const DROP_FACTOR = 3; // candidates this much slower than the best first run are not timed further
@@ -48,13 +52,15 @@ const MIN_RUN_MS = 10; // each timed run repeats a small workload until it takes
 const MAX_INNER = 32; // ... but at most this many times
 
 // One shape to tune. matmul: y (batch, M, N) = op(a) (M, K) · op(b) (K, N). rows: op over x (rows, C).
+// attention: qkv (B, T, 3*H*D) -> o (B, T, H*D).
 export type TuneShape =
   | { family: "matmul"; key: string; uses: string[]; M: number; K: number; N: number; transA: boolean; transB: boolean }
-  | { family: "rows"; key: string; uses: string[]; op: RowOp; rows: number; C: number };
+  | { family: "rows"; key: string; uses: string[]; op: RowOp; rows: number; C: number }
+  | { family: "attention"; key: string; uses: string[]; B: number; H: number; T: number; D: number };
 
-// The matmuls and row kernels of one fine-tuning step (forward and backward) of `config` at batch B, deduplicated
-// by cache key. A linear layer x (M, K) · w (N, K)ᵀ (engine/ops.ts linear) runs forward "nt"; backward
-// dx = dz (M, N) · w (N, K) "nn" and dw = dzᵀ · x "tn". Attention itself is a separate fused kernel.
+// The matmuls, row kernels and fused attention of one fine-tuning step (forward and backward) of `config` at batch
+// B, deduplicated by cache key. A linear layer x (M, K) · w (N, K)ᵀ (engine/ops.ts linear) runs forward "nt";
+// backward dx = dz (M, N) · w (N, K) "nn" and dw = dzᵀ · x "tn".
 export function modelShapes(config: VitConfig, B: number): TuneShape[] {
   const C = config.width;
   const G = (config.imageSize / config.patchSize) ** 2; // patches
@@ -84,16 +90,21 @@ export function modelShapes(config: VitConfig, B: number): TuneShape[] {
   rows("layernorm", B, C, "final norm (CLS)");
   rows("softmax", B * config.heads * T, T, "attention probabilities (capture)");
   if (config.classes > 0) rows("cross-entropy", B, config.classes, "loss");
+  const H = config.heads;
+  add({ family: "attention", key: attentionShapeKey(B, H, T, C / H), uses: ["attention forward+backward"], B, H, T, D: C / H });
   return [...shapes.values()];
 }
 
 function versionsOf(shape: TuneShape): string[] {
-  return shape.family === "matmul" ? MATMUL_VERSIONS : ROW_VERSIONS.map(String);
+  if (shape.family === "matmul") return MATMUL_VERSIONS;
+  if (shape.family === "attention") return ATTENTION_VERSIONS;
+  return ROW_VERSIONS.map(String);
 }
 
 // What the kernels would pick now for this shape (cache included).
 function currentVersion(shape: TuneShape): string {
   if (shape.family === "matmul") return chooseVersion(undefined, shape.key);
+  if (shape.family === "attention") return attentionVersion(undefined, shape.key);
   return String(defaultRowVersion(shape.op, shape.rows, shape.C));
 }
 
@@ -102,14 +113,28 @@ const random = (rng: Rng, shape: number[]) => {
   return Tensor.fromArray(rng.fill(n, () => rng.uniform(-1, 1)), shape);
 };
 
-// Random inputs for `shape` and a function that encodes one forward+backward (rows) or one product (matmul) with
-// `version`, disposing what it makes. Returns the inputs too, for the caller to dispose.
+// Random inputs for `shape` and a function that encodes one forward+backward (rows, attention) or one product
+// (matmul) with `version`, disposing what it makes. Returns the inputs too, for the caller to dispose.
 function workload(shape: TuneShape, rng: Rng): { inputs: Tensor[]; run: (version: string) => void } {
   if (shape.family === "matmul") {
     const { M, K, N, transA, transB } = shape;
     const a = random(rng, transA ? [K, M] : [M, K]);
     const b = random(rng, transB ? [N, K] : [K, N]);
     return { inputs: [a, b], run: (version) => matmulForward(a, b, { transA, transB, version }).dispose() };
+  }
+  if (shape.family === "attention") {
+    const { B, H, T, D } = shape;
+    const qkv = random(rng, [B, T, 3 * H * D]);
+    const dout = random(rng, [B, T, H * D]);
+    return {
+      inputs: [qkv, dout],
+      run: (version) => {
+        const { o, lse } = attentionForward(qkv, H, { version });
+        attentionBackward(qkv, o, lse, dout, H, { version }).dispose();
+        o.dispose();
+        lse.dispose();
+      },
+    };
   }
   const { op, rows, C } = shape;
   const x = random(rng, [rows, C]);
@@ -211,7 +236,7 @@ function showCache(json: boolean): void {
 
 export const tune: Command = {
   summary: "time the versions of each kernel family at a model's shapes and cache the winners for this adapter",
-  usage: `usage: node dist/run.js tune [--model vit-s16] [--batch 8] [--classes N] [--families matmul,rows] [--reps 2]
+  usage: `usage: node dist/run.js tune [--model vit-s16] [--batch 8] [--classes N] [--families matmul,rows,attention] [--reps 2]
                              [--json] [--dry-run]
        node dist/run.js tune --show [--json]
        node dist/run.js tune --clear

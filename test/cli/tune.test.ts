@@ -1,6 +1,6 @@
 // `tune` (cli/tune.ts) on the default study's tiny model with 1 rep: the shapes it enumerates, the entries it
-// writes, that the kernels then choose those winners (including the version a real matmul dispatches), --dry-run,
-// --show, --clear and flag errors. Timings themselves are noise at this size; only their bookkeeping is checked.
+// writes, that the kernels then choose those winners (including the version a real matmul and a real attention
+// dispatch), --dry-run, --families, --show, --clear and flag errors. Timings themselves are noise at this size; only their bookkeeping is checked.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,10 +8,11 @@ import { join } from "node:path";
 import { Tensor } from "../../engine/tensor.js";
 import { type TuneCache, matmulShapeKey, reloadTuneCache, tuneCachePath } from "../../engine/tuning.js";
 import { MATMUL_VERSIONS, chooseVersion, matmulForward } from "../../kernels/matmul.js";
+import { ATTENTION_VERSIONS, attentionForward, pickVersion as attentionVersion } from "../../kernels/attention.js";
 import { type RowOp, defaultRowVersion } from "../../kernels/rows.js";
 import { UsageError } from "../../cli/command.js";
 import { modelShapes, tune } from "../../cli/tune.js";
-import { validateConfig } from "../../vit/config.js";
+import { namedConfig, validateConfig } from "../../vit/config.js";
 import { useEngine } from "../helpers.js";
 
 useEngine();
@@ -36,6 +37,19 @@ afterAll(() => {
   reloadTuneCache();
 });
 
+// Runs `f` with DEBUG=1 and returns the dispatch log lines it printed.
+function dispatches(f: () => void): string[] {
+  const log = vi.spyOn(console, "error").mockImplementation(() => {});
+  process.env.DEBUG = "1";
+  try {
+    f();
+    return log.mock.calls.map((c) => String(c[0])).filter((l) => l.startsWith("[dispatch] "));
+  } finally {
+    delete process.env.DEBUG;
+    log.mockRestore();
+  }
+}
+
 // Runs the command, returning what it printed.
 async function run(...argv: string[]): Promise<string> {
   const log = vi.spyOn(console, "log").mockImplementation(() => {});
@@ -50,7 +64,7 @@ async function run(...argv: string[]): Promise<string> {
 const TINY = validateConfig({ imageSize: 28, patchSize: 7, width: 64, depth: 4, heads: 2, mlpHidden: 256, classes: 5, eps: 1e-6 });
 
 describe("modelShapes", () => {
-  it("lists each linear layer's forward (nt), dx (nn) and dw (tn), the row ops, once per key", () => {
+  it("lists each linear layer's forward (nt), dx (nn) and dw (tn), the row ops and attention, once per key", () => {
     const shapes = modelShapes(TINY, 2); // B*T = 2 * 17 = 34 tokens, 2 * 16 = 32 patches
     const keys = shapes.map((s) => `${s.family}/${s.key}`);
     expect(new Set(keys).size).toBe(keys.length);
@@ -64,6 +78,7 @@ describe("modelShapes", () => {
       "rows/layernorm/34x64",
       "rows/softmax/68x17",
       "rows/cross-entropy/2x5",
+      "attention/2x2x17x32", // (B, heads, 1 + patches, width / heads)
     ]) {
       expect(keys).toContain(k);
     }
@@ -73,6 +88,8 @@ describe("modelShapes", () => {
     expect(shapes.find((s) => s.key === "34x64x256/nt/b1")?.uses).toEqual(["fc1"]);
     expect(shapes.filter((s) => s.family === "matmul")).toHaveLength(17);
     expect(modelShapes({ ...TINY, classes: 0 }, 2).some((s) => s.key.includes("cross-entropy"))).toBe(false);
+    const vitS = modelShapes(namedConfig("vit-s16", 100), 8).filter((s) => s.family === "attention");
+    expect(vitS.map((s) => s.key)).toEqual(["8x6x197x64"]);
   });
 });
 
@@ -80,38 +97,45 @@ describe("tune", () => {
   it("--dry-run lists the shapes and writes nothing", async () => {
     const out = await run("--model", "default", "--batch", "2", "--dry-run");
     expect(out).toContain("matmul/34x64x192/nt/b1");
+    expect(out).toMatch(/attention\/2x2x17x32 +v1,v2 +now v[12]/);
     expect(out.split("\n")).toHaveLength(modelShapes(TINY, 2).length);
     expect(existsSync(tuneCachePath())).toBe(false);
   });
 
-  it("writes a winner per shape that later matmuls and row ops use", async () => {
+  it("--families attention lists only the attention shape", async () => {
+    const out = await run("--model", "default", "--batch", "2", "--families", "attention", "--dry-run");
+    expect(out.split("\n")).toHaveLength(1);
+    expect(out).toContain("attention/2x2x17x32");
+  });
+
+  it("writes a winner per shape that later matmuls, row ops and attention use", async () => {
     await run("--model", "default", "--batch", "2", "--reps", "1");
     const cache = JSON.parse(readFileSync(tuneCachePath(), "utf8")) as TuneCache;
     const shapes = modelShapes(TINY, 2);
     expect(Object.keys(cache.entries).sort()).toEqual(shapes.map((s) => `${s.family}/${s.key}`).sort());
     for (const s of shapes) {
       const e = cache.entries[`${s.family}/${s.key}`];
-      const versions = s.family === "matmul" ? MATMUL_VERSIONS : ["1", "2"];
+      const versions = s.family === "matmul" ? MATMUL_VERSIONS : s.family === "attention" ? ATTENTION_VERSIONS : ["1", "2"];
       expect(Object.keys(e.candidates).sort()).toEqual([...versions].sort());
       expect(e.ms).toBe(Math.min(...Object.values(e.candidates)));
       expect(e.candidates[e.version]).toBe(e.ms);
       if (s.family === "matmul") expect(chooseVersion(undefined, s.key)).toBe(e.version);
+      else if (s.family === "attention") expect(attentionVersion(undefined, s.key)).toBe(e.version);
       else expect(String(defaultRowVersion(s.op as RowOp, s.rows, s.C))).toBe(e.version);
     }
-    // A real call at a tuned shape dispatches the cached winner (qkv forward: x (34, 64) · w (192, 64)ᵀ).
-    const winner = cache.entries[`matmul/${matmulShapeKey(34, 64, 192, false, true, 1)}`].version;
-    const log = vi.spyOn(console, "error").mockImplementation(() => {});
-    process.env.DEBUG = "1";
-    let lines: string[];
-    try {
-      matmulForward(Tensor.empty([34, 64]), Tensor.empty([192, 64]), { transB: true }).dispose();
-      lines = log.mock.calls.map((c) => String(c[0]));
-    } finally {
-      delete process.env.DEBUG;
-      log.mockRestore();
-    }
-    const dispatched = lines.find((l) => l.startsWith("[dispatch] matmul/"));
-    expect(dispatched).toContain(`version=${winner}`);
+    // Real calls at tuned shapes dispatch the cached winners (qkv forward: x (34, 64) · w (192, 64)ᵀ; attention
+    // over qkv (2, 17, 192) with 2 heads).
+    const mmWinner = cache.entries[`matmul/${matmulShapeKey(34, 64, 192, false, true, 1)}`].version;
+    const mm = dispatches(() => matmulForward(Tensor.empty([34, 64]), Tensor.empty([192, 64]), { transB: true }).dispose());
+    expect(mm.find((l) => l.startsWith("[dispatch] matmul/"))).toContain(`version=${mmWinner}`);
+    const attWinner = cache.entries["attention/2x2x17x32"].version;
+    const att = dispatches(() => {
+      const { o, lse } = attentionForward(Tensor.empty([2, 17, 192]), 2);
+      o.dispose();
+      lse.dispose();
+    });
+    expect(att).toHaveLength(1);
+    expect(att[0]).toContain(`version=${attWinner}`);
   });
 
   it("--show prints the cache, --clear deletes it", async () => {
