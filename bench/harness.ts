@@ -3,6 +3,7 @@
 // as a fraction of wall time (to see busy-waiting).
 import { readFileSync } from "node:fs";
 import { runtime } from "../engine/runtime.js";
+import type { KernelTime } from "../engine/profile.js";
 
 export function deviceLine(): string {
   const { gpu } = runtime();
@@ -50,4 +51,28 @@ export function mainThreadCpuMs(): number {
   } catch {
     return NaN;
   }
+}
+
+// Runs `run` once more with every dispatch timed on its own (engine/profile.ts); returns the per-kernel totals.
+export async function profileOnce(run: () => void | Promise<void>): Promise<KernelTime[]> {
+  const { batch } = runtime();
+  const profiler = batch.startProfile();
+  try {
+    await run();
+    await batch.sync();
+    return profiler.report();
+  } finally {
+    await batch.stopProfile();
+  }
+}
+
+// The `top` slowest kernels as a table: GPU ms, share of the profiled total, dispatch count, label.
+export function formatProfile(times: KernelTime[], top: number): string {
+  const total = times.reduce((s, t) => s + t.ms, 0);
+  const lines = times.slice(0, top).map(
+    (t) => `    ${t.ms.toFixed(2).padStart(9)} ms ${((100 * t.ms) / total).toFixed(1).padStart(5)}% ${String(t.count).padStart(5)}x  ${t.label}`,
+  );
+  const rest = times.slice(top);
+  if (rest.length) lines.push(`    ${rest.reduce((s, t) => s + t.ms, 0).toFixed(2).padStart(9)} ms in ${rest.length} more kernels`);
+  return [`    profiled: ${total.toFixed(1)} ms of GPU time in ${times.reduce((s, t) => s + t.count, 0)} dispatches`, ...lines].join("\n");
 }

@@ -11,7 +11,8 @@ import { SGD } from "../engine/optim.js";
 import { NAMED_CONFIGS, namedConfig, validateConfig, type VitConfig } from "../vit/config.js";
 import { buildVit, initialiser } from "../vit/model.js";
 import { applyStrategy, parseStrategy, strategyName } from "../peft/strategy.js";
-import { deviceLine, timeGpu } from "./harness.js";
+import { deviceLine, formatProfile, profileOnce, timeGpu } from "./harness.js";
+import type { KernelTime } from "../engine/profile.js";
 
 const FLAGS = {
   model: "string",
@@ -20,11 +21,22 @@ const FLAGS = {
   reps: "int",
   "image-size": "int",
   json: "boolean",
+  profile: "boolean",
 } as const;
 
 // The embedded default study's model (28 px Fashion-MNIST, patch 7), for `--model default`.
 const DEFAULT_MODEL: VitConfig = { imageSize: 28, patchSize: 7, width: 64, depth: 4, heads: 2, mlpHidden: 256, classes: 0, eps: 1e-6 };
 const STRATEGIES = ["full", "top-3", "linear", "lora-r8", "block-p3"];
+const PROFILE_ROWS = 15; // kernels listed per case with --profile (the JSON has them all)
+
+interface Row {
+  case: string;
+  imagesPerSecond: number;
+  msPerStep: number;
+  cpuFraction: number;
+  peakPoolMiB: number;
+  profile?: KernelTime[];
+}
 
 export const vitBench: Command = {
   summary: "ViT images/s: inference and a training step per strategy, CPU fraction, peak pool memory",
@@ -34,7 +46,8 @@ export const vitBench: Command = {
   --batch       images per step (default 8)
   --strategies  training steps to time (default ${STRATEGIES.join(",")}; "none" for inference only)
   --image-size  input resolution (default: the model's native size)
-  --reps        timed repetitions after one warm-up (default 3)`,
+  --reps        timed repetitions after one warm-up (default 3)
+  --profile     also run each case once more with per-kernel GPU timestamps and list where its time goes`,
   async run(argv) {
     const { flags } = parseArgs(argv, FLAGS);
     const name = flags.model ?? "vit-s16";
@@ -49,28 +62,31 @@ export const vitBench: Command = {
     const rng = new Rng(1);
     const images = Tensor.fromArray(rng.fill(B * 3 * size * size, () => rng.normal()), [B, 3, size, size]).keep();
     const labels = Int32Array.from({ length: B }, (_, i) => i % 10);
-    const rows: { case: string; imagesPerSecond: number; msPerStep: number; cpuFraction: number; peakPoolMiB: number }[] = [];
-    const report = (label: string, t: { medianMs: number; cpuFraction: number }) => {
-      const row = {
+    const rows: Row[] = [];
+    const reps = flags.reps ?? 3;
+    const measure = async (label: string, run: () => void | Promise<void>) => {
+      const t = await timeGpu(run, { reps });
+      const row: Row = {
         case: label,
         imagesPerSecond: (B * 1000) / t.medianMs,
         msPerStep: t.medianMs,
         cpuFraction: t.cpuFraction,
         peakPoolMiB: pool.getStats().peakLiveBytes / 2 ** 20,
       };
+      if (flags.profile) row.profile = await profileOnce(run);
       rows.push(row);
       if (!flags.json) {
         console.log(
           `${label.padEnd(12)} ${row.imagesPerSecond.toFixed(2).padStart(9)} img/s  ${row.msPerStep.toFixed(1).padStart(9)} ms/step  ` +
             `cpu ${(row.cpuFraction * 100).toFixed(0).padStart(3)}%  peak pool ${row.peakPoolMiB.toFixed(1)} MiB`,
         );
+        if (row.profile) console.log(formatProfile(row.profile, PROFILE_ROWS));
       }
     };
-    const reps = flags.reps ?? 3;
     {
       const model = buildVit(config, initialiser(0));
       pool.resetPeak();
-      report("inference", await timeGpu(() => void tidy(() => noGrad(() => model.features(images))), { reps }));
+      await measure("inference", () => void tidy(() => noGrad(() => model.features(images))));
     }
     for (const text of strategies) {
       const model = buildVit(config, initialiser(0));
@@ -84,7 +100,7 @@ export const vitBench: Command = {
           ops.crossEntropy(model.forward(images), labels).backward();
           opt.step();
         });
-      report(`train ${strategyName(strategy)}`, await timeGpu(step, { reps }));
+      await measure(`train ${strategyName(strategy)}`, step);
       opt.zeroGrad();
     }
     if (flags.json) console.log(JSON.stringify({ device: deviceLine(), model: name, batch: B, imageSize: size, rows }, null, 2));

@@ -12,6 +12,7 @@ import { throwIfDeviceError } from "./device.js";
 import type { BufferPool } from "./pool.js";
 import type { Kernel } from "./pipeline.js";
 import { compileErrors } from "./pipeline.js";
+import { Profiler } from "./profile.js";
 
 const SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we know
 const PAGE = 64 * 1024;
@@ -33,6 +34,7 @@ export class Batch {
   private inflightDispatches = 0;
   private inflightSince = 0;
   private secondsPerUnit = 1e-10;
+  private profiler: Profiler | undefined; // per-kernel GPU times, while profiling (see engine/profile.ts)
   readonly stats = { dispatches: 0, submits: 0, readbacks: 0 };
 
   constructor(
@@ -41,8 +43,9 @@ export class Batch {
   ) {}
 
   // Encodes one dispatch. `buffers` bind from @binding(1) in order; `uniform` (if any) binds to @binding(0).
-  // `work` is a rough cost (flops + bytes) used only to estimate how long to sleep before a read-back.
-  dispatch(kernel: Kernel, buffers: GPUBuffer[], uniform: ArrayBuffer | undefined, grid: Grid, work = 0): void {
+  // `work` is a rough cost (flops + bytes) used only to estimate how long to sleep before a read-back; `note`
+  // (e.g. a matmul's sizes) names the dispatch in DEBUG logs and profiles, which otherwise show the grid.
+  dispatch(kernel: Kernel, buffers: GPUBuffer[], uniform: ArrayBuffer | undefined, grid: Grid, work = 0, note?: string): void {
     const [x, y = 1, z = 1] = grid;
     const max = this.gpu.limits.maxComputeWorkgroupsPerDimension;
     if (x > max || y > max || z > max) {
@@ -53,11 +56,16 @@ export class Batch {
     if (uniform) entries.push({ binding: 0, resource: this.uniformSlot(uniform) });
     buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
     const bindGroup = this.gpu.device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries });
+    const label = `${kernel.key} ${note ?? `grid=${x}x${y}x${z}`}`;
+    if (this.profiler) {
+      this.endPass();
+      this.pass = this.commandEncoder().beginComputePass({ timestampWrites: this.profiler.timestampWrites(label) });
+    }
     const pass = this.computePass();
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
-    if (process.env.DEBUG) console.error(`[dispatch] ${kernel.key} grid=${x}x${y}x${z}`);
+    if (process.env.DEBUG) console.error(`[dispatch] ${label}${note ? ` grid=${x}x${y}x${z}` : ""}`);
     this.names.push(kernel.key);
     this.dispatches++;
     this.stats.dispatches++;
@@ -110,6 +118,7 @@ export class Batch {
       return;
     }
     this.endPass();
+    this.profiler?.resolve(this.encoder);
     const { queue } = this.gpu.device;
     for (const page of this.pages) queue.writeBuffer(page.buffer, 0, page.data, 0, page.used);
     queue.submit([this.encoder.finish()]);
@@ -163,9 +172,28 @@ export class Batch {
     }
     this.inflightWork = 0;
     this.inflightDispatches = 0;
+    await this.profiler?.collect();
     await Promise.resolve();
     this.checkErrors();
     return result;
+  }
+
+  // Starts timing every dispatch on its own (engine/profile.ts) until stopProfile(); returns the profiler, whose
+  // totals grow after each wait.
+  startProfile(): Profiler {
+    if (!this.gpu.features.has("timestamp-query")) {
+      throw new Error(`profile: expected an adapter with the "timestamp-query" feature, got ${this.gpu.adapterInfo.description}`);
+    }
+    this.submit();
+    this.profiler ??= new Profiler(this.gpu.device, MAX_DISPATCHES);
+    return this.profiler;
+  }
+
+  async stopProfile(): Promise<void> {
+    if (!this.profiler) return;
+    await this.sync();
+    this.profiler.destroy();
+    this.profiler = undefined;
   }
 
   // Copies `bytes` from `src` into a staging buffer, submits, and resolves with a copy of the bytes.
