@@ -103,7 +103,7 @@ function versionsOf(shape: TuneShape): string[] {
 
 // What the kernels would pick now for this shape (cache included).
 function currentVersion(shape: TuneShape): string {
-  if (shape.family === "matmul") return chooseVersion(undefined, shape.key);
+  if (shape.family === "matmul") return chooseVersion(undefined, { ...shape, batch: 1 });
   if (shape.family === "attention") return attentionVersion(undefined, shape.key);
   return String(defaultRowVersion(shape.op, shape.rows, shape.C));
 }

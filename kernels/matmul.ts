@@ -18,10 +18,14 @@
 //     Measured on 2 shared cores (Mesa 25.0 llvmpipe, AVX2), GFLOP/s per 2 cores of CPU time at 512^3:
 //     4x8 ~20, 8x8 ~26, 8x16 ~34, 16x16 ~37. Spilled accumulators cost less than the loads they save;
 //     unrolling k, vec4 loads of a along k, and subgroupBroadcast of a were all slower.
+//   regmRxC (CPU drivers): the same register block with the 8 lanes stacked along m instead of n: lane l owns
+//     rows l, l+8, ... and every lane the same C columns, so b loads are uniform and a loads strided. Its tile,
+//     8R x C, fits skinny products that waste most of reg's 8C-wide one: at 1576x384x16 (LoRA, rank 8 on q and
+//     v) regm16x16 ran 5.8x faster than reg16x16, at 9456x197x64 (attention's P.V) 2.4x, at 3200x192x576 1.4x.
 //   tiled (GPUs). Classic shared-memory tiling: 64x64 output tile per 16x16 workgroup, 4x4 per thread, k in
 //     slabs of 16 through workgroup memory. Correct but slow on CPU drivers (~4 GFLOP/s at 512^3 vs ~21).
-// Default: reg16x16 on CPU drivers (past 256 accumulators per lane, e.g. 16x24 or 24x16, it fell to ~20), tiled
-// on GPUs.
+// Default (defaultVersion): on CPU drivers reg16x16 or regm16x16, whichever pads y less (past 256 accumulators
+// per lane, e.g. 16x24 or 24x16, both fell to ~20); tiled on GPUs.
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor, numel } from "../engine/tensor.js";
@@ -40,17 +44,21 @@ export interface MatmulOptions {
   version?: string; // force a variant (tests and the autotuner), else chosen for the device
 }
 
-// regRxC: R rows per workgroup, C columns per lane (a multiple of 4). tiled: the geometry below.
-type Tiling = { kind: "reg"; rows: number; cols: number } | { kind: "tiled" };
+// regRxC: each lane R rows x C columns (C a multiple of 4); the 8 lanes side by side along n (reg: tile R x 8C)
+// or stacked along m (regm: tile 8R x C, for skinny products such as LoRA's rank-r ones). tiled: see below.
+type Tiling = { kind: "reg"; rows: number; cols: number; lanesAlongM: boolean } | { kind: "tiled" };
 const VERSIONS: Record<string, Tiling> = {
-  reg4x8: { kind: "reg", rows: 4, cols: 8 },
-  reg8x8: { kind: "reg", rows: 8, cols: 8 },
-  reg8x16: { kind: "reg", rows: 8, cols: 16 },
-  reg16x16: { kind: "reg", rows: 16, cols: 16 },
+  reg4x8: { kind: "reg", rows: 4, cols: 8, lanesAlongM: false },
+  reg8x8: { kind: "reg", rows: 8, cols: 8, lanesAlongM: false },
+  reg8x16: { kind: "reg", rows: 8, cols: 16, lanesAlongM: false },
+  reg16x16: { kind: "reg", rows: 16, cols: 16, lanesAlongM: false },
+  regm8x16: { kind: "reg", rows: 8, cols: 16, lanesAlongM: true },
+  regm16x16: { kind: "reg", rows: 16, cols: 16, lanesAlongM: true },
   tiled: { kind: "tiled" },
 };
 export const MATMUL_VERSIONS: string[] = Object.keys(VERSIONS);
 const DEFAULT_CPU = "reg16x16";
+const SKINNY_CPU = "regm16x16";
 const DEFAULT_GPU = "tiled";
 
 const LANES = 8; // reg: workgroup size, one SIMD batch on llvmpipe
@@ -142,13 +150,16 @@ const TILE_COORDS = /* wgsl */ `
 const ENTRY = /* wgsl */ `fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>)`;
 
-// regRxC. Thread mapping: workgroup (bat, tm, tn) computes rows m0 = tm*R .. m0+R-1; lane l computes columns
-// n0 = tn*8*C + l*C .. n0+C-1. Rows and columns past the edge load clamped (valid) indices and are not stored.
-function regWgsl(spec: MatmulSpec, R: number, C: number): string {
+// reg/regm. Thread mapping, workgroup (bat, tm, tn) and lane l: reg computes rows tm*R + r and columns
+// tn*8C + l*C + j (a loads uniform across lanes, b loads adjacent); regm computes rows tm*8R + 8r + l and columns
+// tn*C + j (b loads uniform, a loads strided). Rows and columns past the edge load clamped (valid) indices and
+// are not stored.
+function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): string {
   const V = C / 4;
+  const row = (r: string) => (lanesAlongM ? `m0 + ${r} * ${LANES}u + lid.x` : `m0 + ${r}`); // r: a u32 expression
   const pre: string[] = [];
   const body: string[] = [];
-  for (let r = 0; r < R; r++) pre.push(`let r${r} = min(m0 + ${r}u, p.M - 1u);`);
+  for (let r = 0; r < R; r++) pre.push(`let r${r} = min(${row(`${r}u`)}, p.M - 1u);`);
   for (let v = 0; v < V; v++) pre.push(`let c${v} = min(n0 + ${4 * v}u, p.ldb - 4u) / 4u;`);
   for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) pre.push(`var acc${r}_${v} = vec4<f32>(0.0);`);
   for (let r = 0; r < R; r++) body.push(`let a${r} = vec4<f32>(A[aBase + ${aIndex(spec, `r${r}`, "k")}]);`);
@@ -156,11 +167,12 @@ function regWgsl(spec: MatmulSpec, R: number, C: number): string {
   for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) body.push(`acc${r}_${v} = fma(a${r}, b${v}, acc${r}_${v});`);
   const tile: string[] = [];
   for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) tile.push(`acc${r}_${v}`);
+  const [tileM, tileN] = lanesAlongM ? [LANES * R, C] : [R, LANES * C];
   return /* wgsl */ `${header(spec)}
 @compute @workgroup_size(${LANES})
 ${ENTRY} {${TILE_COORDS}
-  let m0 = tm * ${R}u;
-  let n0 = tn * ${LANES * C}u + lid.x * ${C}u;
+  let m0 = tm * ${tileM}u;
+  let n0 = tn * ${tileN}u${lanesAlongM ? "" : ` + lid.x * ${C}u`};
   let bBase4 = bBase / 4u;
   let ldb4 = p.ldb / 4u;
   ${pre.join("\n  ")}
@@ -169,11 +181,12 @@ ${ENTRY} {${TILE_COORDS}
   }
   // The epilogue runs in loops with uniform, non-constant bounds so that its code is not unrolled R*C times.
   var tile = array<vec4<f32>, ${R * V}>(${tile.join(", ")});
-  let rows = min(${R}u, p.M - m0);
   let cols = select(0u, min(${C}u, p.N - n0), n0 < p.N);
-  for (var r = 0u; r < rows; r++) {
+  for (var r = 0u; r < ${R}u; r++) {
+    let m = ${row("r")};
+    if (m >= p.M) { break; }
     for (var j = 0u; j < cols; j++) {
-      store(yBase + (m0 + r) * p.N + n0 + j, n0 + j, tile[r * ${V}u + j / 4u][j % 4u]);
+      store(yBase + m * p.N + n0 + j, n0 + j, tile[r * ${V}u + j / 4u][j % 4u]);
     }
   }
 }`;
@@ -273,24 +286,46 @@ function packB(b: Tensor, bBatch: number, K: number, N: number, trans: boolean):
   return out;
 }
 
+// Rows x columns of y per workgroup.
+function tileShape(t: Tiling): [number, number] {
+  if (t.kind === "tiled") return [TILE, TILE];
+  return t.lanesAlongM ? [LANES * t.rows, t.cols] : [t.rows, LANES * t.cols];
+}
+
 function wgsl(spec: MatmulSpec): string {
   const tiling = VERSIONS[spec.version];
-  return tiling.kind === "reg" ? regWgsl(spec, tiling.rows, tiling.cols) : tiledWgsl(spec);
+  return tiling.kind === "reg" ? regWgsl(spec, tiling.rows, tiling.cols, tiling.lanesAlongM) : tiledWgsl(spec);
 }
 
 const dims = (t: Tensor) => `(${t.shape.join(", ")})`;
 
-function tunedOrDefault(shape: string): string {
-  const tuned = tunedVersion("matmul", shape);
-  if (tuned !== undefined && tuned in VERSIONS) return tuned;
-  return runtime().gpu.isCpu ? DEFAULT_CPU : DEFAULT_GPU;
+// A product's sizes, as the version choosers see them.
+export interface MatmulDims {
+  M: number;
+  K: number;
+  N: number;
+  transA: boolean;
+  transB: boolean;
+  batch: number;
+}
+
+// The untuned default. GPUs: tiled. CPU drivers: reg16x16 (tile 16 x 128) or regm16x16 (tile 128 x 16), whichever
+// pads y less, ties to reg16x16. That sends skinny products (LoRA's rank-r ones, attention's head dimension) and
+// widths far from a multiple of 128 (576) to regm16x16, which measured 1.5-6x faster there.
+export function defaultVersion(dims: MatmulDims): string {
+  if (!runtime().gpu.isCpu) return DEFAULT_GPU;
+  const padded = (version: string) => {
+    const [tileM, tileN] = tileShape(VERSIONS[version]);
+    return Math.ceil(dims.M / tileM) * tileM * Math.ceil(dims.N / tileN) * tileN;
+  };
+  return padded(SKINNY_CPU) < padded(DEFAULT_CPU) ? SKINNY_CPU : DEFAULT_CPU;
 }
 
 // The version a call uses: opts.version, else PEFT_MATMUL, else the autotuner's winner for this exact shape
-// (engine/tuning.ts; a stale name from another build is ignored), else the device default. `shape` is
-// matmulShapeKey(M, K, N, transA, transB, batch).
-export function chooseVersion(requested: string | undefined, shape: string): string {
-  const version = requested ?? process.env.PEFT_MATMUL ?? tunedOrDefault(shape);
+// (engine/tuning.ts; a stale name from another build is ignored), else defaultVersion.
+export function chooseVersion(requested: string | undefined, dims: MatmulDims): string {
+  const tuned = tunedVersion("matmul", matmulShapeKey(dims.M, dims.K, dims.N, dims.transA, dims.transB, dims.batch));
+  const version = requested ?? process.env.PEFT_MATMUL ?? (tuned !== undefined && tuned in VERSIONS ? tuned : defaultVersion(dims));
   if (!(version in VERSIONS)) throw new Error(`matmul: expected a version in ${MATMUL_VERSIONS.join(", ")}, got "${version}"`);
   return version;
 }
@@ -344,7 +379,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   // binding one buffer both read-only and writable in a dispatch.
   const residualIsOut = opts.residual !== undefined && opts.residual.buffer === y.buffer;
   const batch = numel(batchDims);
-  const version = chooseVersion(opts.version, matmulShapeKey(M, K, N, !!opts.transA, !!opts.transB, batch));
+  const version = chooseVersion(opts.version, { M, K, N, transA: !!opts.transA, transB: !!opts.transB, batch });
   const tiling = VERSIONS[version];
   const bBatch = shared ? 1 : batch;
   // The reg kernels read b as (K, ldb) vec4 rows: pack it when it is transposed or N % 4 != 0.
@@ -361,7 +396,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     residual: !!opts.residual && !residualIsOut,
     addOut: !!opts.accumulate || residualIsOut,
   };
-  const [tileM, tileN] = tiling.kind === "reg" ? [tiling.rows, LANES * tiling.cols] : [TILE, TILE];
+  const [tileM, tileN] = tileShape(tiling);
   const tilesM = Math.ceil(M / tileM);
   const tilesN = Math.ceil(N / tileN);
   const uniform = packUniform(FIELDS, { M, K, N, batch, tilesM, tilesN, strideA: M * K, strideB: shared ? 0 : K * ldb, ldb });
@@ -370,7 +405,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   if (opts.preact) buffers.push(opts.preact.buffer);
   if (spec.residual) buffers.push(opts.residual!.buffer);
   const kernel = getKernel("matmul", spec, wgsl);
-  runtime().batch.dispatch(kernel, buffers, uniform, grid1d(batch * tilesM * tilesN), 2 * batch * M * N * K);
+  const note = `${batch > 1 ? `${batch}x` : ""}${M}x${K}x${N}`;
+  runtime().batch.dispatch(kernel, buffers, uniform, grid1d(batch * tilesM * tilesN), 2 * batch * M * N * K, note);
   if (pack) bRows.dispose(); // its buffer returns to the pool only after this batch is submitted
   return y;
 }

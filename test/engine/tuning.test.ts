@@ -20,7 +20,7 @@ import {
   tuneCachePath,
   tunedVersion,
 } from "../../engine/tuning.js";
-import { chooseVersion, matmulForward } from "../../kernels/matmul.js";
+import { type MatmulDims, chooseVersion, defaultVersion, matmulForward } from "../../kernels/matmul.js";
 import { attentionBackward, attentionForward, pickVersion as attentionVersion } from "../../kernels/attention.js";
 import { defaultRowVersion } from "../../kernels/rows.js";
 import { expectClose, randn, useEngine } from "../helpers.js";
@@ -52,9 +52,10 @@ afterEach(() => {
 });
 
 const entry = (version: string) => ({ version, ms: 1, candidates: { [version]: 1, other: 2 } });
-const deviceDefault = () => (runtime().gpu.isCpu ? "reg16x16" : "tiled");
 // A matmul shape no model runs, tuned to a version that is the default on neither kind of device.
-const KEY = matmulShapeKey(37, 23, 11, false, true, 1);
+const DIMS: MatmulDims = { M: 37, K: 23, N: 11, transA: false, transB: true, batch: 1 };
+const KEY = matmulShapeKey(DIMS.M, DIMS.K, DIMS.N, DIMS.transA, DIMS.transB, DIMS.batch);
+const deviceDefault = () => defaultVersion(DIMS);
 
 describe("cache file", () => {
   it("lives in PEFT_TUNE_CACHE, else XDG_CACHE_HOME/peft-vit-webgpu, named by a hash of the adapter", () => {
@@ -107,7 +108,7 @@ describe("cache file", () => {
       writeFileSync(tuneCachePath(), text);
       const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
       expect(tunedVersion("matmul", KEY)).toBeUndefined();
-      expect(chooseVersion(undefined, KEY)).toBe(deviceDefault());
+      expect(chooseVersion(undefined, DIMS)).toBe(deviceDefault());
       expect(warn).toHaveBeenCalledTimes(1); // loaded once, not once per look-up
       expect(String(warn.mock.calls[0][0])).toContain(tuneCachePath());
     });
@@ -121,20 +122,21 @@ describe("matmul version precedence", () => {
   });
 
   it("explicit version > PEFT_MATMUL > cache > device default", () => {
-    expect(chooseVersion(undefined, KEY)).toBe("reg4x8");
-    expect(chooseVersion(undefined, matmulShapeKey(37, 23, 11, false, false, 1))).toBe(deviceDefault()); // other layout
-    expect(chooseVersion(undefined, matmulShapeKey(37, 23, 11, false, true, 2))).toBe(deviceDefault()); // other batch
+    expect(chooseVersion(undefined, DIMS)).toBe("reg4x8");
+    expect(chooseVersion(undefined, { ...DIMS, transB: false })).toBe(deviceDefault()); // other layout
+    expect(chooseVersion(undefined, { ...DIMS, batch: 2 })).toBe(deviceDefault()); // other batch
     process.env.PEFT_MATMUL = "reg8x8";
-    expect(chooseVersion(undefined, KEY)).toBe("reg8x8");
-    expect(chooseVersion("reg8x16", KEY)).toBe("reg8x16");
+    expect(chooseVersion(undefined, DIMS)).toBe("reg8x8");
+    expect(chooseVersion("reg8x16", DIMS)).toBe("reg8x16");
   });
 
   it("PEFT_TUNE=0 ignores the cache; a version this build lacks falls back to the default", () => {
     process.env.PEFT_TUNE = "0";
-    expect(chooseVersion(undefined, KEY)).toBe(deviceDefault());
+    expect(chooseVersion(undefined, DIMS)).toBe(deviceDefault());
     delete process.env.PEFT_TUNE;
-    expect(chooseVersion(undefined, KEY)).toBe("reg4x8");
-    expect(chooseVersion(undefined, "5x5x5/nn/b1")).toBe(deviceDefault());
+    expect(chooseVersion(undefined, DIMS)).toBe("reg4x8");
+    const stale: MatmulDims = { M: 5, K: 5, N: 5, transA: false, transB: false, batch: 1 };
+    expect(chooseVersion(undefined, stale)).toBe(defaultVersion(stale));
   });
 
   it("matmulForward dispatches the tuned version and stays correct", async () => {
