@@ -49,7 +49,8 @@ export class LoraAdapter implements LinearAdapter {
   apply(x: Tensor): Tensor {
     const input = this.training && this.dropout > 0 ? ops.dropout(x, this.dropout, this.rng) : x;
     const h = ops.linear(input, this.aCat()); // (..., n*r)
-    return ops.scale(ops.linear(h, this.bFull()), this.scale); // (..., out)
+    // Scale the rank-r h rather than the (..., out) delta: an elementwise pass over n*r columns, not out.
+    return ops.linear(this.scale === 1 ? h : ops.scale(h, this.scale), this.bFull()); // (..., out)
   }
 
   private aCat(): Tensor {

@@ -57,11 +57,12 @@ describe("block expansion", () => {
 });
 
 describe("lora", () => {
-  it("leaves the model unchanged at init, and merged equals unmerged after training B", async () => {
+  // alpha 3 at rank 2: the adapter's path scales h by 1.5, the merged weight scales B·A; they must agree.
+  it.each([undefined, 3])("leaves the model unchanged at init, and merged equals unmerged after training B (alpha %s)", async (alpha) => {
     const m = model();
     const x = images();
     const before = await features(m, x);
-    const adapters = applyLora(m, { rank: 2, targets: ["q", "v", "fc1"] });
+    const adapters = applyLora(m, { rank: 2, alpha, targets: ["q", "v", "fc1"] });
     expectClose("lora at init", await features(m, x), before, SAME);
     // Give B non-zero values, as after training.
     for (const a of adapters) for (const [name, t] of a.parameters()) if (name.endsWith(".B")) t.write(randn(t.size, t.size));
