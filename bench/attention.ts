@@ -1,4 +1,5 @@
-// `bench attention`: kernels/attention.ts forward and backward, ms and GFLOP/s per version and shape.
+// `bench attention`: attention forward and backward (engine/ops.ts: the fused kernels of kernels/attention.ts, or
+// "unfused" from matmul and softmax), ms and GFLOP/s per version and shape.
 //   shapes    vit-s: ViT-S/16 at batch 64, (B, N, H, D) = (64, 197, 6, 64); small: the small default model at
 //             batch 32, (32, 65, 3, 64); or --shapes
 //   versions  ATTENTION_VERSIONS (default: all), or --version
@@ -11,9 +12,10 @@ import type { Command } from "../cli/command.js";
 import { UsageError } from "../cli/command.js";
 import { parseArgs } from "../cli/args.js";
 import { initEngine } from "../engine/runtime.js";
-import { Tensor, tidy } from "../engine/tensor.js";
+import { Tensor, noGrad, tidy, tidyAsync } from "../engine/tensor.js";
+import * as ops from "../engine/ops.js";
 import { Rng } from "../util/random.js";
-import { ATTENTION_VERSIONS, attentionBackward, attentionForward } from "../kernels/attention.js";
+import { ATTENTION_VERSIONS } from "../kernels/attention.js";
 import { deviceLine, timeGpu } from "./harness.js";
 import { attentionSliceBackwardRef, attentionSliceRef } from "./ref/attention.js";
 
@@ -34,52 +36,46 @@ interface AttentionPass {
   check: () => Promise<string | undefined>; // an error message, or undefined when the result matches the reference
 }
 
-// The forward and backward of one version at shape (B, N, H, D), on fixed random inputs.
-function attentionCase([B, N, H, D]: number[], version: string): { passes: AttentionPass[]; dispose: () => void } {
+// The forward and backward of one version at shape (B, N, H, D), on fixed random inputs, through engine/ops.ts
+// attention (which runs the fused kernels or composes "unfused"); the backward pass reruns the recorded backward
+// of one forward. Call inside a scope: everything it makes is disposed with it.
+function attentionCase([B, N, H, D]: number[], version: string): AttentionPass[] {
   const C = H * D;
   const rng = new Rng(1);
   const qkvData = rng.fill(B * N * 3 * C, () => rng.normal(0, 1));
   const doutData = rng.fill(B * N * C, () => rng.normal(0, 1));
-  const qkv = Tensor.fromArray(qkvData, [B, N, 3 * C]).keep();
-  const dout = Tensor.fromArray(doutData, [B, N, C]).keep();
-  const { o, lse } = attentionForward(qkv, H, { version });
-  o.keep();
-  lse.keep();
+  const qkv = Tensor.fromArray(qkvData, [B, N, 3 * C]).requireGrad();
+  const dout = Tensor.fromArray(doutData, [B, N, C]);
+  const o = ops.attention(qkv, H, { version });
+  const backward = () => o.node!.backward(dout)[0]!;
   const flops = 4 * B * H * N * N * D;
   const shape = { B, N, H, D };
   const scale = 1 / Math.sqrt(D);
   const ref = () => attentionSliceRef(qkvData, shape, scale, B - 1, H - 1);
-  return {
-    passes: [
-      {
-        pass: "forward",
-        flops,
-        run: () => attentionForward(qkv, H, { version }).o,
-        check: async () => {
-          const want = ref();
-          const last = (B - 1) * N; // token 0 of the last batch entry
-          return (
-            compare("o", await o.data(), want.o, D, (n, d) => (last + n) * C + (H - 1) * D + d) ??
-            compare("lse", await lse.data(), want.lse, 1, (n) => (B * H - 1) * N + n)
-          );
-        },
+  return [
+    {
+      pass: "forward",
+      flops,
+      run: () => noGrad(() => ops.attention(qkv, H, { version })),
+      check: async () => {
+        const last = (B - 1) * N; // token 0 of the last batch entry
+        return compare("o", await o.data(), ref().o, D, (n, d) => (last + n) * C + (H - 1) * D + d);
       },
-      {
-        pass: "backward",
-        flops: 2.5 * flops,
-        run: () => attentionBackward(qkv, o, lse, dout, H, { version }),
-        check: async () => {
-          const dqkv = attentionBackward(qkv, o, lse, dout, H, { version });
-          const got = await dqkv.data();
-          dqkv.dispose();
-          const want = attentionSliceBackwardRef(qkvData, doutData, shape, scale, B - 1, H - 1, ref().P);
-          const at = (part: number) => (n: number, d: number) => ((B - 1) * N + n) * 3 * C + part * C + (H - 1) * D + d;
-          return compare("dq", got, want.dq, D, at(0)) ?? compare("dk", got, want.dk, D, at(1)) ?? compare("dv", got, want.dv, D, at(2));
-        },
+    },
+    {
+      pass: "backward",
+      flops: 2.5 * flops,
+      run: backward,
+      check: async () => {
+        const dqkv = backward();
+        const got = await dqkv.data();
+        dqkv.dispose();
+        const want = attentionSliceBackwardRef(qkvData, doutData, shape, scale, B - 1, H - 1, ref().P);
+        const at = (part: number) => (n: number, d: number) => ((B - 1) * N + n) * 3 * C + part * C + (H - 1) * D + d;
+        return compare("dq", got, want.dq, D, at(0)) ?? compare("dk", got, want.dk, D, at(1)) ?? compare("dv", got, want.dv, D, at(2));
       },
-    ],
-    dispose: () => [qkv, dout, o, lse].forEach((t) => t.dispose()),
-  };
+    },
+  ];
 }
 
 // The first element where `got` (read at index(token, d)) differs from `want` (N, width), as a message.
@@ -95,10 +91,10 @@ function compare(name: string, got: Float32Array, want: Float64Array, width: num
 }
 
 export const attention: Command = {
-  summary: "fused attention forward and backward: ms and GFLOP/s per version and shape",
+  summary: "attention forward and backward (fused v1, v2; unfused): ms and GFLOP/s per version and shape",
   usage: `usage: node dist/run.js bench attention [--version LIST] [--shapes LIST] [--reps N] [--warmup N] [--json]
 
-  --version  ${ATTENTION_VERSIONS.join(",")} (default: all; v1 is the CPU-driver default, v2 the GPU default)
+  --version  ${ATTENTION_VERSIONS.join(",")} (default: all; on CPU drivers unfused is the default past 64 tokens, else v1; v2 on GPUs)
   --shapes   ${Object.entries(ATTENTION_SHAPES).map(([k, s]) => `${k} (B, N, H, D) = (${s.join(", ")})`).join(", ")} (default: all)
   --reps     timed runs per case, median reported (default 5)
   --warmup   untimed runs first (default 1)
@@ -123,21 +119,21 @@ export const attention: Command = {
     for (const version of versions) {
       for (const name of shapes) {
         const shape = ATTENTION_SHAPES[name];
-        const c = attentionCase(shape, version);
-        for (const pass of c.passes) {
-          const error = await pass.check();
-          if (error) throw new Error(`bench attention: ${version} ${name} ${pass.pass} failed validation: ${error}`);
-          const { medianMs: ms } = await timeGpu(() => tidy(() => void pass.run()), { warmup, reps });
-          const row = { version, shape: name, B: shape[0], N: shape[1], H: shape[2], D: shape[3], pass: pass.pass, ms, gflops: pass.flops / ms / 1e6 };
-          rows.push(row);
-          if (!flags.json) {
-            console.log(
-              `${version.padEnd(8)} ${name.padEnd(7)} ${`(${shape.join(", ")})`.padEnd(19)} ${pass.pass.padEnd(9)} ` +
-                `${ms.toFixed(1).padStart(10)} ${row.gflops.toFixed(2).padStart(9)}`,
-            );
+        await tidyAsync(async () => {
+          for (const pass of attentionCase(shape, version)) {
+            const error = await pass.check();
+            if (error) throw new Error(`bench attention: ${version} ${name} ${pass.pass} failed validation: ${error}`);
+            const { medianMs: ms } = await timeGpu(() => tidy(() => void pass.run()), { warmup, reps });
+            const row = { version, shape: name, B: shape[0], N: shape[1], H: shape[2], D: shape[3], pass: pass.pass, ms, gflops: pass.flops / ms / 1e6 };
+            rows.push(row);
+            if (!flags.json) {
+              console.log(
+                `${version.padEnd(8)} ${name.padEnd(7)} ${`(${shape.join(", ")})`.padEnd(19)} ${pass.pass.padEnd(9)} ` +
+                  `${ms.toFixed(1).padStart(10)} ${row.gflops.toFixed(2).padStart(9)}`,
+              );
+            }
           }
-        }
-        c.dispose();
+        });
       }
     }
     if (flags.json) console.log(JSON.stringify({ device: deviceLine(), rows }, null, 2));

@@ -12,7 +12,7 @@ import type { Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs } from "./args.js";
 import { initEngine } from "../engine/runtime.js";
-import { Tensor } from "../engine/tensor.js";
+import { Tensor, tidy } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import {
   type TuneEntry,
@@ -25,7 +25,8 @@ import {
   tuneCachePath,
 } from "../engine/tuning.js";
 import { MATMUL_VERSIONS, chooseVersion, matmulForward } from "../kernels/matmul.js";
-import { ATTENTION_VERSIONS, attentionBackward, attentionForward, pickVersion as attentionVersion } from "../kernels/attention.js";
+import { ATTENTION_VERSIONS, pickVersion as attentionVersion } from "../kernels/attention.js";
+import * as ops from "../engine/ops.js";
 import { type RowOp, ROW_VERSIONS, type RowVersion, defaultRowVersion } from "../kernels/rows.js";
 import { layernormBackward, layernormForward } from "../kernels/layernorm.js";
 import { softmaxBackward, softmaxForward } from "../kernels/softmax.js";
@@ -104,7 +105,7 @@ function versionsOf(shape: TuneShape): string[] {
 // What the kernels would pick now for this shape (cache included).
 function currentVersion(shape: TuneShape): string {
   if (shape.family === "matmul") return chooseVersion(undefined, { ...shape, batch: 1 });
-  if (shape.family === "attention") return attentionVersion(undefined, shape.key);
+  if (shape.family === "attention") return attentionVersion(undefined, { B: shape.B, N: shape.T, H: shape.H, D: shape.D }, true);
   return String(defaultRowVersion(shape.op, shape.rows, shape.C));
 }
 
@@ -124,16 +125,15 @@ function workload(shape: TuneShape, rng: Rng): { inputs: Tensor[]; run: (version
   }
   if (shape.family === "attention") {
     const { B, H, T, D } = shape;
-    const qkv = random(rng, [B, T, 3 * H * D]);
+    const qkv = random(rng, [B, T, 3 * H * D]).requireGrad();
     const dout = random(rng, [B, T, H * D]);
     return {
       inputs: [qkv, dout],
-      run: (version) => {
-        const { o, lse } = attentionForward(qkv, H, { version });
-        attentionBackward(qkv, o, lse, dout, H, { version }).dispose();
-        o.dispose();
-        lse.dispose();
-      },
+      run: (version) =>
+        tidy(() => {
+          ops.attention(qkv, H, { version }).backward(dout);
+          qkv.grad = undefined; // disposed with the scope
+        }),
     };
   }
   const { op, rows, C } = shape;

@@ -39,7 +39,11 @@ import { Tensor } from "../engine/tensor.js";
 import { attentionShapeKey, tunedVersion } from "../engine/tuning.js";
 import { FLAT_GROUP, grid1d, mainEntry, packUniform, uniformStruct } from "./wgsl.js";
 
-export const ATTENTION_VERSIONS = ["v1", "v2"];
+export const FUSED_ATTENTION_VERSIONS = ["v1", "v2"]; // the kernels in this file
+export const ATTENTION_VERSIONS = [...FUSED_ATTENTION_VERSIONS, "unfused"]; // what engine/ops.ts attention runs
+// Below this many tokens the fused v1 beat "unfused" on llvmpipe (N = 17: 1.5x; N = 50 about even; N = 101 1.7x
+// slower, N = 197 3x slower, forward + backward).
+const UNFUSED_MIN_TOKENS = 64;
 type Version = "v1" | "v2";
 type Pass = "forward" | "dq" | "dkdv";
 
@@ -280,11 +284,14 @@ ${mainEntry(PROBS_WG)}
 
 // ---- wrappers ----
 
-interface Dims {
+// An attention call's sizes: batch, tokens, heads, head dim.
+export interface AttentionShape {
   B: number;
   N: number;
   H: number;
   D: number;
+}
+interface Dims extends AttentionShape {
   C: number; // H*D
 }
 
@@ -296,7 +303,7 @@ function shapeStr(t: Tensor): string {
 }
 
 // qkv: (B, N, 3*H*D)
-function attentionDims(qkv: Tensor, heads: number): Dims {
+export function attentionDims(qkv: Tensor, heads: number): Dims {
   if (qkv.dtype !== "f32" || qkv.shape.length !== 3) {
     throw new Error(`attention: expected an f32 qkv (B, N, 3*H*D), got ${qkv.dtype} ${shapeStr(qkv)}`);
   }
@@ -318,18 +325,32 @@ function checkShape(name: string, t: Tensor, want: number[]): void {
   }
 }
 
-function tunedOrDefault(shape: string): string {
-  const tuned = tunedVersion("attention", shape);
-  if (tuned !== undefined && ATTENTION_VERSIONS.includes(tuned)) return tuned;
+// The version a call uses: `version`, else PEFT_ATTENTION, else the autotuner's winner for the shape's
+// attentionShapeKey (a stale name from another build is ignored), else the device default: v2 on GPUs; on CPU
+// drivers "unfused" for more than UNFUSED_MIN_TOKENS tokens when the caller can compose it and the (B·H, N, N)
+// scores fit one storage binding, else v1. `composable`: the caller is engine/ops.ts attention, which runs
+// "unfused" from the matmul and softmax kernels; this file's entry points run only the fused kernels.
+export function pickVersion(version: string | undefined, dims: AttentionShape, composable = false): string {
+  const { B, H, N, D } = dims;
+  const unfused = composable && B * H * N * N * 4 <= runtime().gpu.limits.maxStorageBufferBindingSize;
+  const tuned = tunedVersion("attention", attentionShapeKey(B, H, N, D));
+  const usable = tuned !== undefined && ATTENTION_VERSIONS.includes(tuned) && (tuned !== "unfused" || unfused);
+  const fallback = runtime().gpu.isCpu && unfused && N > UNFUSED_MIN_TOKENS ? "unfused" : fusedDefault();
+  const v = version ?? process.env.PEFT_ATTENTION ?? (usable ? tuned : fallback);
+  if (!ATTENTION_VERSIONS.includes(v)) throw new Error(`attention: expected version one of ${ATTENTION_VERSIONS.join(", ")}, got "${v}"`);
+  return v;
+}
+
+function fusedDefault(): Version {
   return runtime().gpu.isCpu ? "v1" : "v2";
 }
 
-// The version a call uses: `version`, else the autotuner's winner for `shape` = attentionShapeKey(B, H, N, D)
-// (a stale name from another build is ignored), else v1 on CPU drivers and v2 on GPUs.
-export function pickVersion(version: string | undefined, shape: string): Version {
-  const v = version ?? tunedOrDefault(shape);
-  if (!ATTENTION_VERSIONS.includes(v)) throw new Error(`attention: expected version one of ${ATTENTION_VERSIONS.join(", ")}, got "${v}"`);
-  return v as Version;
+// The fused kernel this file's entry points run: as pickVersion, with an "unfused" from PEFT_ATTENTION replaced by
+// the device's fused default.
+function fusedVersion(version: string | undefined, dims: AttentionShape): Version {
+  if (version === "unfused") throw new Error('attention: "unfused" is composed of matmul and softmax by engine/ops.ts attention; the kernels here are v1, v2');
+  const v = pickVersion(version, dims);
+  return v === "unfused" ? fusedDefault() : (v as Version);
 }
 
 function pickScale(scale: number | undefined, D: number): number {
@@ -364,7 +385,7 @@ function encode(pass: Pass, version: Version, dims: Dims, scale: number, buffers
 // qkv: (B, N, 3*H*D) -> o: (B, N, H*D), lse: (B, H, N), the log-sum-exp of each score row (saved for backward).
 export function attentionForward(qkv: Tensor, heads: number, opts: AttentionOptions = {}): { o: Tensor; lse: Tensor } {
   const dims = attentionDims(qkv, heads);
-  const version = pickVersion(opts.version, attentionShapeKey(dims.B, dims.H, dims.N, dims.D));
+  const version = fusedVersion(opts.version, dims);
   const scale = pickScale(opts.scale, dims.D);
   const o = Tensor.empty([dims.B, dims.N, dims.C]);
   const lse = Tensor.empty([dims.B, dims.H, dims.N]);
@@ -380,7 +401,7 @@ export function attentionBackward(qkv: Tensor, o: Tensor, lse: Tensor, dout: Ten
   checkShape("o", o, [B, N, C]);
   checkShape("lse", lse, [B, H, N]);
   checkShape("dout", dout, [B, N, C]);
-  const version = pickVersion(opts.version, attentionShapeKey(B, H, N, D));
+  const version = fusedVersion(opts.version, dims);
   const scale = pickScale(opts.scale, D);
   const dqkv = Tensor.empty(qkv.shape);
   if (dqkv.size === 0) return dqkv;

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { Tensor } from "../../engine/tensor.js";
 import { type TuneCache, matmulShapeKey, reloadTuneCache, tuneCachePath } from "../../engine/tuning.js";
 import { MATMUL_VERSIONS, chooseVersion, matmulForward } from "../../kernels/matmul.js";
-import { ATTENTION_VERSIONS, attentionForward, pickVersion as attentionVersion } from "../../kernels/attention.js";
+import { ATTENTION_VERSIONS, pickVersion as attentionVersion } from "../../kernels/attention.js";
+import * as ops from "../../engine/ops.js";
 import { type RowOp, defaultRowVersion } from "../../kernels/rows.js";
 import { UsageError } from "../../cli/command.js";
 import { modelShapes, tune } from "../../cli/tune.js";
@@ -97,7 +98,7 @@ describe("tune", () => {
   it("--dry-run lists the shapes and writes nothing", async () => {
     const out = await run("--model", "default", "--batch", "2", "--dry-run");
     expect(out).toContain("matmul/34x64x192/nt/b1");
-    expect(out).toMatch(/attention\/2x2x17x32 +v1,v2 +now v[12]/);
+    expect(out).toMatch(/attention\/2x2x17x32 +v1,v2,unfused +now v[12]/);
     expect(out.split("\n")).toHaveLength(modelShapes(TINY, 2).length);
     expect(existsSync(tuneCachePath())).toBe(false);
   });
@@ -120,7 +121,7 @@ describe("tune", () => {
       expect(e.ms).toBe(Math.min(...Object.values(e.candidates)));
       expect(e.candidates[e.version]).toBe(e.ms);
       if (s.family === "matmul") expect(chooseVersion(undefined, { ...s, batch: 1 })).toBe(e.version);
-      else if (s.family === "attention") expect(attentionVersion(undefined, s.key)).toBe(e.version);
+      else if (s.family === "attention") expect(attentionVersion(undefined, { B: s.B, N: s.T, H: s.H, D: s.D }, true)).toBe(e.version);
       else expect(String(defaultRowVersion(s.op as RowOp, s.rows, s.C))).toBe(e.version);
     }
     // Real calls at tuned shapes dispatch the cached winners (qkv forward: x (34, 64) · w (192, 64)ᵀ; attention
@@ -129,13 +130,15 @@ describe("tune", () => {
     const mm = dispatches(() => matmulForward(Tensor.empty([34, 64]), Tensor.empty([192, 64]), { transB: true }).dispose());
     expect(mm.find((l) => l.startsWith("[dispatch] matmul/"))).toContain(`version=${mmWinner}`);
     const attWinner = cache.entries["attention/2x2x17x32"].version;
-    const att = dispatches(() => {
-      const { o, lse } = attentionForward(Tensor.empty([2, 17, 192]), 2);
-      o.dispose();
-      lse.dispose();
-    });
-    expect(att).toHaveLength(1);
-    expect(att[0]).toContain(`version=${attWinner}`);
+    const att = dispatches(() => ops.attention(Tensor.empty([2, 17, 192]), 2).dispose());
+    const fused = att.filter((l) => l.startsWith("[dispatch] attention/"));
+    if (attWinner === "unfused") {
+      expect(fused).toHaveLength(0);
+      expect(att.some((l) => l.startsWith("[dispatch] softmax/"))).toBe(true);
+    } else {
+      expect(fused).toHaveLength(1);
+      expect(fused[0]).toContain(`version=${attWinner}`);
+    }
   });
 
   it("--show prints the cache, --clear deletes it", async () => {

@@ -29,7 +29,7 @@ import { attentionBackwardRef, attentionRef } from "../ref/attention.js";
 
 useEngine();
 
-const ENV = ["PEFT_TUNE_CACHE", "PEFT_TUNE", "PEFT_MATMUL", "XDG_CACHE_HOME", "DEBUG"] as const;
+const ENV = ["PEFT_TUNE_CACHE", "PEFT_TUNE", "PEFT_MATMUL", "PEFT_ATTENTION", "XDG_CACHE_HOME", "DEBUG"] as const;
 const saved: Record<string, string | undefined> = {};
 let dir: string;
 
@@ -157,24 +157,46 @@ describe("matmul version precedence", () => {
 describe("attention version", () => {
   // A shape no model runs, tuned to the version that is not the device default.
   const [B, N, H, D] = [2, 5, 3, 8];
+  const DIMS = { B, N, H, D };
   const SHAPE = attentionShapeKey(B, H, N, D);
-  const STALE = attentionShapeKey(1, 1, 1, 4);
+  const STALE = { B: 1, N: 1, H: 1, D: 4 };
   const tuned = () => (runtime().gpu.isCpu ? "v2" : "v1");
   const fallback = () => (runtime().gpu.isCpu ? "v1" : "v2");
   beforeEach(() => {
-    storeTuned({ [`attention/${SHAPE}`]: entry(tuned()), [`attention/${STALE}`]: entry("v1r8") });
+    storeTuned({ [`attention/${SHAPE}`]: entry(tuned()), [`attention/${attentionShapeKey(1, 1, 1, 4)}`]: entry("v1r8") });
     reloadTuneCache();
   });
 
-  it("explicit version > cache > device default; a stale name or PEFT_TUNE=0 falls back", () => {
+  it("explicit version > PEFT_ATTENTION > cache > device default; a stale name or PEFT_TUNE=0 falls back", () => {
     expect(attentionShapeKey(8, 6, 197, 64)).toBe("8x6x197x64");
-    expect(attentionVersion(undefined, SHAPE)).toBe(tuned());
-    expect(attentionVersion(undefined, attentionShapeKey(B, H, N, 4))).toBe(fallback()); // other head dim
-    expect(attentionVersion(undefined, attentionShapeKey(B + 1, H, N, D))).toBe(fallback()); // other batch
-    expect(attentionVersion(fallback(), SHAPE)).toBe(fallback());
+    expect(attentionVersion(undefined, DIMS)).toBe(tuned());
+    expect(attentionVersion(undefined, { ...DIMS, D: 4 })).toBe(fallback()); // other head dim
+    expect(attentionVersion(undefined, { ...DIMS, B: B + 1 })).toBe(fallback()); // other batch
+    expect(attentionVersion(fallback(), DIMS)).toBe(fallback());
     expect(attentionVersion(undefined, STALE)).toBe(fallback());
+    process.env.PEFT_ATTENTION = "unfused";
+    expect(attentionVersion(undefined, DIMS, true)).toBe("unfused");
+    expect(attentionVersion("v1", DIMS, true)).toBe("v1");
+    delete process.env.PEFT_ATTENTION;
     process.env.PEFT_TUNE = "0";
-    expect(attentionVersion(undefined, SHAPE)).toBe(fallback());
+    expect(attentionVersion(undefined, DIMS)).toBe(fallback());
+  });
+
+  it("defaults to unfused on CPU drivers for ops.attention past 64 tokens while the scores fit a binding", () => {
+    const maxBinding = runtime().gpu.limits.maxStorageBufferBindingSize;
+    const vitS = { B: 8, N: 197, H: 6, D: 64 };
+    if (!runtime().gpu.isCpu) {
+      expect(attentionVersion(undefined, vitS, true)).toBe("v2");
+      return;
+    }
+    expect(attentionVersion(undefined, vitS, true)).toBe("unfused");
+    expect(attentionVersion(undefined, vitS)).toBe("v1"); // the fused kernels' own entry points
+    expect(attentionVersion(undefined, { ...vitS, N: 17 }, true)).toBe("v1"); // the default study's 17 tokens
+    const tooBig = Math.ceil(maxBinding / (4 * 6 * 197 * 197)) + 1; // batch whose (B·H, N, N) scores exceed it
+    expect(attentionVersion(undefined, { ...vitS, B: tooBig }, true)).toBe("v1");
+    storeTuned({ [`attention/${attentionShapeKey(tooBig, 6, 197, 64)}`]: entry("unfused") });
+    reloadTuneCache();
+    expect(attentionVersion(undefined, { ...vitS, B: tooBig }, true)).toBe("v1"); // a tuned unfused that cannot fit
   });
 
   it("attentionForward and attentionBackward both dispatch the tuned version and stay correct", async () => {

@@ -3,7 +3,7 @@
 // Tolerance: atol 2e-5 + rtol 1e-4 on o, lse, dqkv and probabilities (f32 sums over up to 1030 keys, WGSL exp).
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
-import { ATTENTION_VERSIONS, attentionBackward, attentionForward, attentionProbs } from "../../kernels/attention.js";
+import { FUSED_ATTENTION_VERSIONS, attentionBackward, attentionForward, attentionProbs } from "../../kernels/attention.js";
 import { expectClose, dot, numericGrad, randn, useEngine } from "../helpers.js";
 import { type AttentionShape, attentionBackwardRef, attentionRef } from "../ref/attention.js";
 
@@ -43,7 +43,7 @@ const SHAPES: [number, number, number, number][] = [
   [1, 1030, 1, 32],
 ];
 
-for (const version of ATTENTION_VERSIONS) {
+for (const version of FUSED_ATTENTION_VERSIONS) {
   describe(`attention ${version}`, () => {
     for (const [B, N, H, D] of SHAPES) {
       it(`forward and backward match the reference at (B, N, H, D) = (${B}, ${N}, ${H}, ${D})`, async () => {
@@ -112,7 +112,7 @@ describe("attention errors", () => {
   });
   it("rejects a qkv that is not (B, N, 3*H*D), an unknown version and mismatched backward inputs", () => {
     expect(() => attentionForward(qkv([5, 24]), 2)).toThrow("attention: expected an f32 qkv (B, N, 3*H*D), got f32 (5, 24)");
-    expect(() => attentionForward(qkv([1, 2, 24]), 2, { version: "v9" })).toThrow('attention: expected version one of v1, v2, got "v9"');
+    expect(() => attentionForward(qkv([1, 2, 24]), 2, { version: "v9" })).toThrow('attention: expected version one of v1, v2, unfused, got "v9"');
     const x = qkv([1, 2, 24]);
     const { o, lse } = attentionForward(x, 2);
     expect(() => attentionBackward(x, o, lse, qkv([1, 3, 8]), 2)).toThrow("attention: expected dout f32 (1, 2, 8), got f32 (1, 3, 8)");

@@ -1,0 +1,78 @@
+// engine/ops.ts attention: every version it runs (the fused kernels and "unfused", composed of matmul and softmax),
+// forward and backward through autograd, against the float64 reference (test/ref/attention.ts) and finite
+// differences. Tolerance: atol 2e-5 + rtol 1e-4, as the fused kernels' tests (f32 sums over up to 257 keys).
+import { describe, expect, it } from "vitest";
+import { Tensor, noGrad, tidyAsync } from "../../engine/tensor.js";
+import * as ops from "../../engine/ops.js";
+import { ATTENTION_VERSIONS, attentionForward } from "../../kernels/attention.js";
+import { dot, expectClose, numericGrad, randn, useEngine } from "../helpers.js";
+import { type AttentionShape, attentionBackwardRef, attentionRef } from "../ref/attention.js";
+
+useEngine();
+
+const TOL = { atol: 2e-5, rtol: 1e-4 };
+
+// o and dqkv of ops.attention (loss = sum(o * dout)) for `version`.
+async function run(s: AttentionShape, version: string, qkv: Float32Array, dout: Float32Array, scale?: number) {
+  return tidyAsync(async () => {
+    const x = Tensor.fromArray(qkv, [s.B, s.N, 3 * s.H * s.D]).requireGrad();
+    const o = ops.attention(x, s.H, { version, scale });
+    o.backward(Tensor.fromArray(dout, [s.B, s.N, s.H * s.D]));
+    return { o: await o.data(), dqkv: await x.grad!.data() };
+  });
+}
+
+for (const version of ATTENTION_VERSIONS) {
+  describe(`ops.attention ${version}`, () => {
+    for (const [B, N, H, D] of [
+      [1, 1, 1, 4],
+      [2, 5, 3, 8],
+      [2, 17, 3, 16],
+      [3, 65, 2, 12],
+      [1, 257, 6, 64],
+    ]) {
+      it(`forward and backward match the reference at (B, N, H, D) = (${B}, ${N}, ${H}, ${D})`, async () => {
+        const s = { B, N, H, D };
+        const qkv = randn(B * N * 3 * H * D, N + D);
+        const dout = randn(B * N * H * D, N + D + 1);
+        const got = await run(s, version, qkv, dout);
+        expectClose(`o ${version}`, got.o, attentionRef(qkv, s, 1 / Math.sqrt(D)).o, TOL);
+        expectClose(`dqkv ${version}`, got.dqkv, attentionBackwardRef(qkv, dout, s, 1 / Math.sqrt(D)), TOL);
+      });
+    }
+
+    it("custom scale, and large logits (|S| ~ 100) that overflow exp without a row max", async () => {
+      const s = { B: 1, N: 37, H: 2, D: 16 };
+      const qkv = randn(37 * 3 * 32, 11, 6);
+      const dout = randn(37 * 32, 12);
+      const got = await run(s, version, qkv, dout, 0.25);
+      // atol 1e-4: f32 scores of size ~100 carry ~1e-5 absolute error, which reaches o through P times |v| ~ 6.
+      expectClose("o", got.o, attentionRef(qkv, s, 0.25).o, { atol: 1e-4, rtol: 1e-4 });
+    });
+
+    it("backward matches float64 finite differences at (1, 3, 2, 4)", async () => {
+      const s = { B: 1, N: 3, H: 2, D: 4 };
+      const qkv = randn(3 * 3 * 8, 5);
+      const dout = randn(3 * 8, 6);
+      const loss = (x: Float64Array) => dot(attentionRef(x, s, 0.5).o, dout);
+      expectClose("dqkv", (await run(s, version, qkv, dout, 0.5)).dqkv, numericGrad(loss, qkv), TOL);
+    });
+
+    it("under noGrad returns o alone and keeps nothing for backward", async () => {
+      const x = Tensor.fromArray(randn(2 * 5 * 24, 1), [2, 5, 24]).requireGrad();
+      const o = noGrad(() => ops.attention(x, 2, { version }));
+      expect(o.node).toBeUndefined();
+      expect(o.shape).toEqual([2, 5, 8]);
+      o.dispose();
+      x.dispose();
+    });
+  });
+}
+
+describe("unfused attention", () => {
+  it("is composed by ops.attention only: the fused kernels' entry point refuses it by name", () => {
+    const x = Tensor.fromArray(new Float32Array(2 * 5 * 24), [2, 5, 24]);
+    expect(() => attentionForward(x, 2, { version: "unfused" })).toThrow('attention: "unfused" is composed of matmul and softmax by engine/ops.ts');
+    x.dispose();
+  });
+});
