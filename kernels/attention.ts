@@ -29,9 +29,12 @@
 //      No private arrays: indexed by a loop counter, llvmpipe turns every access into a per-lane gather.
 //   v2 (default on GPUs): workgroup of 64 invocations, one row each; the streamed rows are staged tile by tile in
 //      workgroup memory, loaded cooperatively between two barriers.
-// A call's version: opts.version, else the autotuner's winner for its exact shape (engine/tuning.ts,
-// attentionShapeKey(B, H, N, D), written by `tune`), else the device default. Forward and backward look up the
-// same key, so a training step runs one version.
+//   unfused (default on CPU drivers past 64 tokens): not a kernel here; engine/ops.ts attention composes it from
+//      the matmul and softmax kernels, writing P (B·H, N, N). llvmpipe's register-blocked matmul outruns the
+//      streaming loops above: ~10 GFLOP/s forward and ~13 backward against v1's ~6 and ~5 at ViT-S, batch 64.
+// A call's version (pickVersion): opts.version, else PEFT_ATTENTION, else the autotuner's winner for its exact
+// shape (engine/tuning.ts, attentionShapeKey(B, H, N, D), written by `tune`), else the device default. Forward
+// and backward look up the same key, so a training step runs one version.
 // attentionProbs materialises P (B, H, N, N) for research dumps only: one invocation per entry, from lse.
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
