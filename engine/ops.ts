@@ -285,21 +285,16 @@ function attentionUnfused(qkv: Tensor, heads: number, s: number): Tensor {
   const H = heads;
   const D = C3 / (3 * H);
   const BH = B * H;
+  // (B·H, N, N) tensors are disposed as soon as they are dead; the (B, N, C)-sized ones die with the scope.
   const parts = permuteForward(qkv.reshape([B, N, 3, H, D]), [2, 0, 3, 1, 4]); // (3, B, H, N, D)
-  const part = (i: number) => sliceForward(parts, 0, i, i + 1).reshape([BH, N, D]);
-  const q = part(0);
+  const [q, k, v] = [0, 1, 2].map((i) => sliceForward(parts, 0, i, i + 1).reshape([BH, N, D]));
   const qs = unaryForward("scale", q, s);
-  const [k, v] = [part(1), part(2)];
-  parts.dispose();
-  q.dispose();
   const scores = matmulForward(qs, k, { transB: true }); // (BH, N, N)
   const P = softmaxForward(scores);
   scores.dispose();
-  const heads4 = matmulForward(P, v).reshape([B, H, N, D]);
-  const o = permuteForward(heads4, [0, 2, 1, 3]).reshape([B, N, H * D]);
-  heads4.dispose();
+  const o = permuteForward(matmulForward(P, v).reshape([B, H, N, D]), [0, 2, 1, 3]).reshape([B, N, H * D]);
   if (!gradEnabled() || !qkv.requiresGrad) {
-    for (const t of [qs, k, v, P]) t.dispose();
+    P.dispose();
     return o;
   }
   return record(o, "attention", [qkv], (dout) => {
@@ -308,11 +303,9 @@ function attentionUnfused(qkv: Tensor, heads: number, s: number): Tensor {
     const dP = matmulForward(dO, v, { transB: true });
     const dS = softmaxBackward(P, dP);
     dP.dispose();
-    const dqs = matmulForward(dS, k);
-    const dq = unaryForward("scale", dqs, s);
+    const dq = unaryForward("scale", matmulForward(dS, k), s);
     const dk = matmulForward(dS, qs, { transA: true });
     dS.dispose();
-    dqs.dispose();
     const dparts = concatForward([dq, dk, dv].map((t) => t.reshape([1, B, H, N, D])), 0); // (3, B, H, N, D)
     return [permuteForward(dparts, [1, 3, 0, 2, 4]).reshape([B, N, C3])];
   });
