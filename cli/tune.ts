@@ -1,10 +1,11 @@
 // `tune`: times every version of each multi-version kernel family (matmul; the row kernels softmax, layernorm and
-// cross-entropy; fused attention) at the shapes a ViT runs in fine-tuning, and stores the winners in the
-// per-adapter cache (engine/tuning.ts) that the kernels consult on every later run. `tune --show` prints the
-// cache, `--clear` deletes it.
+// cross-entropy; attention: fused v1, v2 and unfused) at the shapes a ViT runs in fine-tuning, and stores the
+// winners in the per-adapter cache (engine/tuning.ts) that the kernels consult on every later run. `tune --show`
+// prints the cache, `--clear` deletes it.
 //
-// Timing: each candidate is warmed up (which compiles it) and run once; candidates more than 3x slower than the
-// best first run are dropped, the rest run reps-1 more times and are ranked by the median of all their runs.
+// Timing: each candidate is warmed up (which compiles it) and run once; a candidate more than 3x slower than the
+// best first run runs once more and is dropped if neither run came within 3x; the rest run reps-1 more times,
+// round-robin, and are ranked by the median of all their runs.
 // Small shapes are repeated inside each timed run (up to 32 times, to ~10 ms). Times are per workload (one product, or
 // one forward+backward of a row op or of attention), in ms.
 // Inputs are random; correctness of every version is the kernel tests' job, not this command's.
@@ -194,10 +195,13 @@ async function tuneShape(shape: TuneShape, reps: number, rng: Rng): Promise<Tune
     inner = Math.min(MAX_INNER, Math.ceil(MIN_RUN_MS / first));
     for (const v of versionsOf(shape)) runs[v] = await timed(v, 0, 1);
   }
+  // A candidate far behind gets one more run before it is dropped: one slow run can be the host, not the kernel.
   const best = Math.min(...Object.values(runs).map((r) => r[0]));
-  if (reps > 1) {
-    for (const v of versionsOf(shape)) if (runs[v][0] <= DROP_FACTOR * best) runs[v].push(...(await timed(v, 0, reps - 1)));
-  }
+  for (const v of versionsOf(shape)) if (runs[v][0] > DROP_FACTOR * best) runs[v].push(...(await timed(v, 0, 1)));
+  const kept = versionsOf(shape).filter((v) => Math.min(...runs[v]) <= DROP_FACTOR * best);
+  // The remaining runs go round-robin over the kept candidates, so that a slower or faster spell of the machine
+  // falls on all of them alike.
+  for (let rep = 1; rep < reps; rep++) for (const v of kept) runs[v].push(...(await timed(v, 0, 1)));
   for (const t of inputs) t.dispose();
   const candidates: Record<string, number> = {};
   for (const [v, r] of Object.entries(runs)) candidates[v] = round(median(r));
