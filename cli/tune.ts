@@ -33,6 +33,7 @@ import { layernormBackward, layernormForward } from "../kernels/layernorm.js";
 import { softmaxBackward, softmaxForward } from "../kernels/softmax.js";
 import { crossEntropyBackward, crossEntropyForward } from "../kernels/cross-entropy.js";
 import { type VitConfig, NAMED_CONFIGS, namedConfig, validateConfig } from "../vit/config.js";
+import { type Strategy, parseStrategy } from "../peft/strategy.js";
 import { deviceLine, median, timeGpu } from "../bench/harness.js";
 
 const FLAGS = {
@@ -40,6 +41,7 @@ const FLAGS = {
   batch: "int",
   classes: "int",
   families: "list",
+  strategies: "list",
   reps: "int",
   json: "boolean",
   "dry-run": "boolean",
@@ -53,17 +55,18 @@ const DROP_FACTOR = 3; // candidates this much slower than the best first run ar
 const MIN_RUN_MS = 10; // each timed run repeats a small workload until it takes about this long ...
 const MAX_INNER = 32; // ... but at most this many times
 
-// One shape to tune. matmul: y (batch, M, N) = op(a) (M, K) · op(b) (K, N). rows: op over x (rows, C).
-// attention: qkv (B, T, 3*H*D) -> o (B, T, H*D).
+// One shape to tune. matmul: y (batch, M, N) = op(a) (batch, M, K) · op(b) (batch, K, N), 2-D for batch 1.
+// rows: op over x (rows, C). attention: qkv (B, T, 3*H*D) -> o (B, T, H*D).
 export type TuneShape =
-  | { family: "matmul"; key: string; uses: string[]; M: number; K: number; N: number; transA: boolean; transB: boolean }
+  | { family: "matmul"; key: string; uses: string[]; M: number; K: number; N: number; transA: boolean; transB: boolean; batch: number }
   | { family: "rows"; key: string; uses: string[]; op: RowOp; rows: number; C: number }
   | { family: "attention"; key: string; uses: string[]; B: number; H: number; T: number; D: number };
 
-// The matmuls, row kernels and fused attention of one fine-tuning step (forward and backward) of `config` at batch
-// B, deduplicated by cache key. A linear layer x (M, K) · w (N, K)ᵀ (engine/ops.ts linear) runs forward "nt";
-// backward dx = dz (M, N) · w (N, K) "nn" and dw = dzᵀ · x "tn".
-export function modelShapes(config: VitConfig, B: number): TuneShape[] {
+// The matmuls, row kernels and attention of one fine-tuning step (forward and backward) of `config` at batch B
+// with each of `strategies` (only LoRA adds shapes: its rank-r products), deduplicated by cache key. A linear
+// layer x (M, K) · w (N, K)ᵀ (engine/ops.ts linear) runs forward "nt"; backward dx = dz (M, N) · w (N, K) "nn"
+// and dw = dzᵀ · x "tn". Unfused attention (engine/ops.ts) runs batched products over the B·H heads.
+export function modelShapes(config: VitConfig, B: number, strategies: Strategy[] = [{ kind: "full" }]): TuneShape[] {
   const C = config.width;
   const G = (config.imageSize / config.patchSize) ** 2; // patches
   const T = G + 1; // tokens with CLS
@@ -73,9 +76,9 @@ export function modelShapes(config: VitConfig, B: number): TuneShape[] {
     if (old) old.uses.push(...s.uses);
     else shapes.set(s.key, s);
   };
+  const mm = (use: string, m: number, k: number, n: number, transA: boolean, transB: boolean, batch = 1) =>
+    add({ family: "matmul", key: matmulShapeKey(m, k, n, transA, transB, batch), uses: [use], M: m, K: k, N: n, transA, transB, batch });
   const linear = (name: string, M: number, K: number, N: number, dx: boolean) => {
-    const mm = (use: string, m: number, k: number, n: number, transA: boolean, transB: boolean) =>
-      add({ family: "matmul", key: matmulShapeKey(m, k, n, transA, transB, 1), uses: [use], M: m, K: k, N: n, transA, transB });
     mm(`${name}`, M, K, N, false, true);
     if (dx) mm(`${name} dx`, M, N, K, false, false);
     mm(`${name} dw`, N, M, K, true, false);
@@ -93,7 +96,25 @@ export function modelShapes(config: VitConfig, B: number): TuneShape[] {
   rows("softmax", B * config.heads * T, T, "attention probabilities (capture)");
   if (config.classes > 0) rows("cross-entropy", B, config.classes, "loss");
   const H = config.heads;
-  add({ family: "attention", key: attentionShapeKey(B, H, T, C / H), uses: ["attention forward+backward"], B, H, T, D: C / H });
+  const D = C / H;
+  add({ family: "attention", key: attentionShapeKey(B, H, T, D), uses: ["attention forward+backward"], B, H, T, D });
+  mm("unfused attention q·kᵀ, dP", T, D, T, false, true, B * H);
+  mm("unfused attention P·v, dq", T, T, D, false, false, B * H);
+  mm("unfused attention dv, dk", T, T, D, true, false, B * H);
+  // LoRA: h = x·Aᵀ (A: n·r x in, the slices' A stacked), delta = h·Bᵀ (B: out x n·r), each a linear layer.
+  for (const s of strategies) {
+    if (s.kind !== "lora") continue;
+    const targets = s.targets ?? ["q", "v"];
+    const lora = (layer: string, inF: number, outF: number, nr: number) => {
+      linear(`lora ${layer} A (r ${s.rank})`, B * T, inF, nr, true);
+      linear(`lora ${layer} B (r ${s.rank})`, B * T, nr, outF, true);
+    };
+    const qkv = targets.filter((t) => t === "q" || t === "k" || t === "v").length;
+    if (qkv > 0) lora("qkv", C, 3 * C, qkv * s.rank);
+    if (targets.includes("proj")) lora("proj", C, C, s.rank);
+    if (targets.includes("fc1")) lora("fc1", C, config.mlpHidden, s.rank);
+    if (targets.includes("fc2")) lora("fc2", config.mlpHidden, C, s.rank);
+  }
   return [...shapes.values()];
 }
 
@@ -105,7 +126,7 @@ function versionsOf(shape: TuneShape): string[] {
 
 // What the kernels would pick now for this shape (cache included).
 function currentVersion(shape: TuneShape): string {
-  if (shape.family === "matmul") return chooseVersion(undefined, { ...shape, batch: 1 });
+  if (shape.family === "matmul") return chooseVersion(undefined, shape);
   if (shape.family === "attention") return attentionVersion(undefined, { B: shape.B, N: shape.T, H: shape.H, D: shape.D }, true);
   return String(defaultRowVersion(shape.op, shape.rows, shape.C));
 }
@@ -119,9 +140,10 @@ const random = (rng: Rng, shape: number[]) => {
 // (matmul) with `version`, disposing what it makes. Returns the inputs too, for the caller to dispose.
 function workload(shape: TuneShape, rng: Rng): { inputs: Tensor[]; run: (version: string) => void } {
   if (shape.family === "matmul") {
-    const { M, K, N, transA, transB } = shape;
-    const a = random(rng, transA ? [K, M] : [M, K]);
-    const b = random(rng, transB ? [N, K] : [K, N]);
+    const { M, K, N, transA, transB, batch } = shape;
+    const lead = batch > 1 ? [batch] : [];
+    const a = random(rng, [...lead, ...(transA ? [K, M] : [M, K])]);
+    const b = random(rng, [...lead, ...(transB ? [N, K] : [K, N])]);
     return { inputs: [a, b], run: (version) => matmulForward(a, b, { transA, transB, version }).dispose() };
   }
   if (shape.family === "attention") {
@@ -240,20 +262,22 @@ function showCache(json: boolean): void {
 
 export const tune: Command = {
   summary: "time the versions of each kernel family at a model's shapes and cache the winners for this adapter",
-  usage: `usage: node dist/run.js tune [--model vit-s16] [--batch 8] [--classes N] [--families matmul,rows,attention] [--reps 2]
-                             [--json] [--dry-run]
+  usage: `usage: node dist/run.js tune [--model vit-s16] [--batch 8] [--classes N] [--strategies full,lora-r8]
+                             [--families matmul,rows,attention] [--reps 2] [--json] [--dry-run]
        node dist/run.js tune --show [--json]
        node dist/run.js tune --clear
 
-  --model     default (the default study's backbone), ${Object.keys(NAMED_CONFIGS).join(", ")} (default vit-s16)
-  --batch     images per step (default 8)
-  --classes   classes of the linear head (default 100; 5 for --model default)
-  --families  which kernel families to tune: ${FAMILIES.join(", ")} (default all)
-  --reps      timed runs per surviving candidate (default 2); candidates over ${DROP_FACTOR}x the best first run stop early
-  --json      print the results (or the cache, with --show) as JSON
-  --dry-run   list the shapes and candidates, time nothing, write nothing
-  --show      print this adapter's cache
-  --clear     delete this adapter's cache
+  --model       default (the default study's backbone), ${Object.keys(NAMED_CONFIGS).join(", ")} (default vit-s16)
+  --batch       images per step (default 8)
+  --classes     classes of the linear head (default 100; 5 for --model default)
+  --strategies  the fine-tuning strategies whose shapes to add (default full; lora-rR adds its rank-r products,
+                the others run the model's own shapes)
+  --families    which kernel families to tune: ${FAMILIES.join(", ")} (default all)
+  --reps        timed runs per surviving candidate (default 2); candidates over ${DROP_FACTOR}x the best first run stop early
+  --json        print the results (or the cache, with --show) as JSON
+  --dry-run     list the shapes and candidates, time nothing, write nothing
+  --show        print this adapter's cache
+  --clear       delete this adapter's cache
 
 The cache lives in $PEFT_TUNE_CACHE, else $XDG_CACHE_HOME/peft-vit-webgpu, else ~/.cache/peft-vit-webgpu, one file
 per adapter and driver. Kernels use its winners automatically for exactly the tuned shapes; PEFT_TUNE=0 ignores it;
@@ -279,7 +303,13 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
       console.log(clearTuneCache() ? `deleted ${path}` : `no tuning cache at ${path}`);
       return;
     }
-    const shapes = modelShapes(config, batch).filter((s) => families.includes(s.family));
+    let strategies: Strategy[];
+    try {
+      strategies = (flags.strategies ?? ["full"]).map(parseStrategy);
+    } catch (e) {
+      throw new UsageError(`--strategies: ${e instanceof Error ? e.message : e}`);
+    }
+    const shapes = modelShapes(config, batch, strategies).filter((s) => families.includes(s.family));
     if (flags["dry-run"]) {
       const plan = shapes.map((s) => ({ key: `${s.family}/${s.key}`, uses: s.uses, candidates: versionsOf(s), now: currentVersion(s) }));
       if (flags.json) console.log(JSON.stringify({ model: modelName, batch, shapes: plan }, null, 2));

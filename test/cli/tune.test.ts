@@ -13,6 +13,7 @@ import * as ops from "../../engine/ops.js";
 import { type RowOp, defaultRowVersion } from "../../kernels/rows.js";
 import { UsageError } from "../../cli/command.js";
 import { modelShapes, tune } from "../../cli/tune.js";
+import { parseStrategy } from "../../peft/strategy.js";
 import { namedConfig, validateConfig } from "../../vit/config.js";
 import { useEngine } from "../helpers.js";
 
@@ -87,10 +88,25 @@ describe("modelShapes", () => {
     // fc1 forward (34, 64)·(64, 256) and fc2 dx (34, 64)·(64, 256) are the same product: one entry, both uses.
     expect(shapes.find((s) => s.key === "34x64x256/nn/b1")?.uses).toEqual(["fc2 dx"]);
     expect(shapes.find((s) => s.key === "34x64x256/nt/b1")?.uses).toEqual(["fc1"]);
-    expect(shapes.filter((s) => s.family === "matmul")).toHaveLength(17);
+    // 17 linear-layer products and the 3 batched products of unfused attention over the B·H = 4 heads.
+    expect(shapes.filter((s) => s.family === "matmul")).toHaveLength(20);
+    for (const k of ["matmul/17x32x17/nt/b4", "matmul/17x17x32/nn/b4", "matmul/17x17x32/tn/b4"]) expect(keys).toContain(k);
     expect(modelShapes({ ...TINY, classes: 0 }, 2).some((s) => s.key.includes("cross-entropy"))).toBe(false);
     const vitS = modelShapes(namedConfig("vit-s16", 100), 8).filter((s) => s.family === "attention");
     expect(vitS.map((s) => s.key)).toEqual(["8x6x197x64"]);
+  });
+
+  it("adds LoRA's rank-r products for its targets; other strategies run the model's own shapes", () => {
+    const base = modelShapes(TINY, 2).map((s) => s.key);
+    for (const other of ["linear", "top-2", "block-p2"]) expect(modelShapes(TINY, 2, [parseStrategy(other)]).map((s) => s.key)).toEqual(base);
+    // rank 4 on q and v: A_cat (8, 64), B_full (192, 8), over the 34 tokens.
+    const lora = modelShapes(TINY, 2, [parseStrategy("full"), parseStrategy("lora-r4")]);
+    const added = lora.map((s) => s.key).filter((k) => !base.includes(k));
+    expect(added.sort()).toEqual(
+      ["34x64x8/nt/b1", "34x8x64/nn/b1", "8x34x64/tn/b1", "34x8x192/nt/b1", "34x192x8/nn/b1", "192x34x8/tn/b1"].sort(),
+    );
+    const all = modelShapes(TINY, 2, [{ kind: "lora", rank: 2, targets: ["q", "k", "v", "fc1"] }]).map((s) => s.key);
+    for (const k of ["34x64x6/nt/b1", "34x6x192/nt/b1", "34x64x2/nt/b1", "34x2x256/nt/b1"]) expect(all).toContain(k);
   });
 });
 
@@ -120,7 +136,7 @@ describe("tune", () => {
       expect(Object.keys(e.candidates).sort()).toEqual([...versions].sort());
       expect(e.ms).toBe(Math.min(...Object.values(e.candidates)));
       expect(e.candidates[e.version]).toBe(e.ms);
-      if (s.family === "matmul") expect(chooseVersion(undefined, { ...s, batch: 1 })).toBe(e.version);
+      if (s.family === "matmul") expect(chooseVersion(undefined, s)).toBe(e.version);
       else if (s.family === "attention") expect(attentionVersion(undefined, { B: s.B, N: s.T, H: s.H, D: s.D }, true)).toBe(e.version);
       else expect(String(defaultRowVersion(s.op as RowOp, s.rows, s.C))).toBe(e.version);
     }
@@ -157,5 +173,6 @@ describe("tune", () => {
     await expect(run("--reps", "0")).rejects.toThrow(/--reps/);
     await expect(run("--show", "--clear")).rejects.toThrow(UsageError);
     await expect(run("--bogus")).rejects.toThrow(/--bogus/);
+    await expect(run("--strategies", "lora-rx", "--dry-run")).rejects.toThrow(/--strategies/);
   });
 });
