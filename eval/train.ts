@@ -2,7 +2,7 @@
 // the paper) or AdamW, linear warm-up then cosine decay, evaluation on the transfer test set every `evalEvery`
 // steps, the best checkpoint by transfer accuracy and the last one, per-step metrics, progress, resume.
 //
-// Files in `dir` (all written atomically, see eval/atomic.ts and vit/safetensors.ts):
+// Files in `dir` (all written atomically, see util/atomic.ts and vit/safetensors.ts):
 //   last.safetensors   trainable tensors + optimiser state (`optimizer.<param>.<slot>`); metadata: step, best so
 //                      far, optimiser step count, loader position, and a fingerprint of the settings
 //   best.safetensors   trainable tensors at the best evaluation; metadata: step, accuracy
@@ -13,6 +13,12 @@
 // GPU round trips: a step only encodes work. Losses stay on the device and are read back together every
 // `lossEvery` steps (and before each checkpoint), which is also when finiteness is checked; a non-finite loss, or
 // a non-finite value in a tensor about to be checkpointed, stops the run before anything is overwritten.
+//
+// Gradient accumulation (`microBatch`): a step's batch of B images runs as forward + backward passes of at most
+// `microBatch` images each, the gradients adding up in the leaves' .grad, then one optimiser step. Each pass's
+// loss is scaled by its share of the batch (rows / B), so the gradients and the loss are the batch mean's. It
+// bounds each pass's activations: on lavapipe one storage binding holds at most 128 MiB, which caps ViT-B
+// training batches at about 50 images per pass.
 import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -43,6 +49,7 @@ export interface TrainOptions {
   clipNorm?: number; // clip the global gradient norm to this
   evalEvery?: number; // default: only at the end
   lossEvery?: number; // read the losses back every this many steps (default 10)
+  microBatch?: number; // images per forward + backward pass, gradients accumulated over the batch (default: the whole batch)
   resume?: boolean; // default true: continue from dir/last.safetensors when it exists
   progress?: { stream: ProgressStream; label: string };
   onStep?: (step: number) => void | Promise<void>; // after each completed step (tests interrupt runs with it)
@@ -72,7 +79,8 @@ export interface TrainResult {
 
 const FORMAT = "peft-vit-webgpu/train-checkpoint/1";
 
-// What must match for a checkpoint to be resumed: everything that changes the trajectory.
+// What must match for a checkpoint to be resumed: everything that changes the trajectory. Not microBatch: it
+// changes only how a step's gradient is summed (float rounding), so a run may resume with another one.
 function fingerprint(o: TrainOptions): string {
   return JSON.stringify({
     steps: o.steps,
@@ -96,6 +104,7 @@ function checkOptions(o: TrainOptions): void {
   posInt(o.steps, "steps");
   posInt(o.evalEvery, "evalEvery");
   posInt(o.lossEvery, "lossEvery");
+  posInt(o.microBatch, "microBatch");
   checkSchedule({ base: o.lr, warmup: o.warmupSteps ?? 0, total: o.steps });
   if (o.trainable.length === 0) throw new Error("train: expected at least one trainable tensor, got none");
   if (o.train.batchesPerEpoch === 0) {
@@ -124,6 +133,32 @@ async function* batchesFrom(loader: Loader, step: number): AsyncGenerator<Batch>
 
 function imageTensor(b: Batch, size: number): Tensor {
   return Tensor.fromArray(b.images, [b.labels.length, 3, size, size]);
+}
+
+// Forward and backward of one batch in passes of at most `micro` images; returns the batch's mean loss, detached.
+// Each pass runs in its own tidy, so its graph and activations are released before the next pass is encoded.
+// Dropout masks and the like come from seeded generators in row-major order, so the slices see the same values.
+function lossAndGradients(model: VisionTransformer, b: Batch, size: number, micro: number): Tensor {
+  const B = b.labels.length;
+  if (micro >= B) {
+    const l = ops.crossEntropy(model.forward(imageTensor(b, size)), b.labels);
+    l.backward();
+    return l.detach();
+  }
+  const pixels = 3 * size * size;
+  let total: Tensor | undefined;
+  for (let i = 0; i < B; i += micro) {
+    const rows = Math.min(micro, B - i);
+    const part = tidy(() => {
+      const x = Tensor.fromArray(b.images.subarray(i * pixels, (i + rows) * pixels), [rows, 3, size, size]);
+      // Scaled by the slice's share: the slices' mean losses (and gradients) sum to the batch mean's.
+      const l = ops.scale(ops.crossEntropy(model.forward(x), b.labels.subarray(i, i + rows)), rows / B);
+      l.backward();
+      return l.detach();
+    });
+    total = total ? ops.add(total, part) : part;
+  }
+  return total!;
 }
 
 // Top-1 accuracy (percent) of the model's head on every batch of `loader`.
@@ -186,6 +221,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const evalEvery = o.evalEvery ?? o.steps;
   const lossEvery = o.lossEvery ?? 10;
   const size = o.train.transform.size;
+  const microBatch = o.microBatch ?? o.train.batchSize;
   const lastPath = join(o.dir, "last.safetensors");
   const bestPath = join(o.dir, "best.safetensors");
   const metricsPath = join(o.dir, "metrics.json");
@@ -282,10 +318,13 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         opt.lr = lr;
         const loss = await tidyAsync(async () => {
           opt.zeroGrad();
-          const l = ops.crossEntropy(o.model.forward(imageTensor(b!, size)), b!.labels);
-          l.backward();
+          const l = lossAndGradients(o.model, b!, size, microBatch);
           opt.step(o.clipNorm !== undefined ? clipGradNorm(opt.params, o.clipNorm).coefficient : undefined);
-          return l.detach();
+          return l;
+        }).catch((e: Error) => {
+          if (!String(e?.message).includes("maxStorageBufferBindingSize")) throw e;
+          const now = Math.min(microBatch, b!.labels.length);
+          throw new Error(`train: step ${step + 1}: ${e.message} (a smaller training.microBatch, now ${now}, keeps each pass's tensors within one binding)`, { cause: e });
         });
         step++;
         windowImages += b!.labels.length;
