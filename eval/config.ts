@@ -69,6 +69,7 @@ export interface TrainingSpec {
   weightDecay: number;
   clipNorm?: number;
   lossEvery: number; // losses are read back (and checked) every this many steps
+  microBatch?: number; // images per forward + backward pass, gradients accumulated; default (and any >= batchSize): one pass
 }
 
 export interface StudyConfig {
@@ -162,7 +163,7 @@ export class ConfigError extends Error {}
 const DATA_KEYS = ["dataset", "root", "split", "classes", "perClass", "fraction", "transform"];
 const MODEL_KEYS = ["imageSize", "patchSize", "width", "depth", "heads", "mlpHidden"];
 const PRETRAIN_KEYS = ["model", "data", "steps", "batchSize", "lr", "warmupSteps", "optimizer", "weightDecay", "seed", "cacheDir"];
-const TRAINING_KEYS = ["steps", "batchSize", "evalEvery", "warmupSteps", "optimizer", "momentum", "weightDecay", "clipNorm", "lossEvery"];
+const TRAINING_KEYS = ["steps", "batchSize", "evalEvery", "warmupSteps", "optimizer", "momentum", "weightDecay", "clipNorm", "lossEvery", "microBatch"];
 const TOP_KEYS = ["$comment", "name", "backbone", "imageSize", "knn", "transfer", "strategies", "learningRates", "seeds", "training", "selectBy"];
 const TRANSFORMS: TransformKind[] = ["train", "eval", "knn"];
 const OPTIMIZERS: OptimizerName[] = ["sgd", "adamw"];
@@ -263,6 +264,8 @@ function trainingSpec(c: Checker, v: unknown, path: string): TrainingSpec | unde
     weightDecay: c.optional(o, "weightDecay", path, 0, (x, p) => c.number(x, p, "a number >= 0", (n) => n >= 0)),
     clipNorm: c.optional(o, "clipNorm", path, undefined, (x, p) => c.positive(x, p)),
     lossEvery: c.optional(o, "lossEvery", path, 10, (x, p) => c.int(x, p, 1)),
+    // Absent stays absent (not batchSize), so the run folder's config.json of earlier runs still matches.
+    microBatch: c.optional(o, "microBatch", path, undefined, (x, p) => c.int(x, p, 1)),
   };
   if (t.steps !== undefined && t.warmupSteps !== undefined && t.warmupSteps >= t.steps) {
     c.errors.push(`${path}.warmupSteps: expected fewer than steps (${t.steps}), got ${t.warmupSteps}`);
@@ -320,6 +323,14 @@ export function parseStudyConfig(json: unknown, source = "config"): StudyConfig 
   }
   if (c.errors.length > 0) throw new ConfigError(`${source}: ${c.errors.length} problem${c.errors.length > 1 ? "s" : ""}:\n  ${c.errors.join("\n  ")}`);
   return config as StudyConfig;
+}
+
+// The config as a run folder's identity (eval/experiment.ts refuses a folder of another one): all of it but
+// training.microBatch, which changes only how a step's gradient is summed (float rounding), so a run stopped by a
+// binding-size error can go on with a smaller one.
+export function studyIdentity(config: StudyConfig): string {
+  const { microBatch: _, ...training } = config.training;
+  return JSON.stringify({ ...config, training });
 }
 
 // The embedded default study (also in configs/default.json, which a test keeps identical): Fashion-MNIST split in

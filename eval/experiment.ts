@@ -5,7 +5,8 @@
 // measured once, as the reference.
 //
 // Run folder:
-//   config.json           the checked config; a rerun with another config is refused (force starts over)
+//   config.json           the checked config; a rerun with another config is refused (force starts over);
+//                         training.microBatch aside, which only splits each step into passes
 //   backbone.json         where the backbone came from (checkpoint, or pre-training hash and time)
 //   baseline.json         the original backbone's k-NN accuracy
 //   cells/<id>/           one per cell: train checkpoints and metrics (eval/train.ts), result.json when finished
@@ -26,7 +27,7 @@ import { applyStrategy, countParameters, parseStrategy } from "../peft/strategy.
 import { countFor } from "../peft/count.js";
 import { extractFeatures } from "./features.js";
 import { knnClassify } from "./knn.js";
-import type { DataSpec, StudyConfig } from "./config.js";
+import { type DataSpec, type StudyConfig, studyIdentity } from "./config.js";
 import { pretrain } from "./pretrain.js";
 import { loadTrainable, train } from "./train.js";
 import type { ProgressStream } from "./progress.js";
@@ -153,9 +154,9 @@ async function readJson<T>(path: string): Promise<T> {
 // Refuses to mix results of two configs in one folder, unless forced (which clears the earlier results).
 async function claimFolder(out: string, config: StudyConfig, force: boolean, log: (l: string) => void): Promise<void> {
   const path = join(out, "config.json");
-  const now = JSON.stringify(config);
+  const now = studyIdentity(config);
   if (existsSync(path)) {
-    const before = JSON.stringify(await readJson(path));
+    const before = studyIdentity(await readJson<StudyConfig>(path));
     if (before !== now) {
       if (!force) throw new Error(`experiment: ${out} holds a run of another config (${path}); use --force to discard it, or choose another --out`);
     }
@@ -287,6 +288,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       clipNorm: t.clipNorm,
       evalEvery: t.evalEvery,
       lossEvery: t.lossEvery,
+      microBatch: t.microBatch,
       progress: c.progress && { stream: c.progress, label: `${cell.strategy} lr ${cell.lr}` },
     });
     // The backbone of the best checkpoint (by transfer accuracy) is the one whose forgetting is measured.

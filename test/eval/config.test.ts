@@ -1,7 +1,7 @@
 // Study configs: the shipped ones parse, and bad input is rejected with every problem named by its key path.
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { ConfigError, DEFAULT_STUDY, parseStudyConfig } from "../../eval/config.js";
+import { ConfigError, DEFAULT_STUDY, parseStudyConfig, studyIdentity } from "../../eval/config.js";
 
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
 
@@ -29,6 +29,25 @@ describe("shipped configs", () => {
     expect(c.backbone.pretrain?.model.depth).toBe(4);
     expect(c.training.optimizer).toBe("sgd");
     expect(c.training.momentum).toBe(0.9);
+    expect(c.training.microBatch).toBeUndefined(); // one pass per step
+  });
+
+  it("accepts training.microBatch, any integer >= 1 (above batchSize: one pass)", () => {
+    for (const m of [1, 7, 32, 1000]) {
+      const c = clone(DEFAULT_STUDY) as Record<string, any>;
+      c.training.microBatch = m;
+      expect(parseStudyConfig(c).training.microBatch).toBe(m);
+    }
+  });
+
+  it("identifies a run folder by everything but training.microBatch", () => {
+    const c = parseStudyConfig(DEFAULT_STUDY);
+    const split = parseStudyConfig({ ...DEFAULT_STUDY, training: { ...DEFAULT_STUDY.training, microBatch: 8 } });
+    const steps = parseStudyConfig({ ...DEFAULT_STUDY, training: { ...DEFAULT_STUDY.training, steps: 61 } });
+    expect(studyIdentity(split)).toBe(studyIdentity(c));
+    expect(studyIdentity(steps)).not.toBe(studyIdentity(c));
+    // Earlier runs wrote config.json without the key: absent must stay absent, not become batchSize.
+    expect(JSON.stringify(c)).not.toContain("microBatch");
   });
 
   it("configs/paper-cifar100.json holds the paper's protocol", () => {
@@ -65,6 +84,7 @@ describe("bad configs", () => {
     c.knn.queries.transform = "center";
     c.backbone.pretrain.model.width = 60; // 60 / 2 heads = 30, not a multiple of 4
     c.name = "my/run";
+    c.training.microBatch = 2.5;
     const msg = problems(c);
     expect(msg).toContain('training.steps: expected an integer >= 1, got "100"');
     expect(msg).toContain("learningRates[1]: expected a number > 0, got -1");
@@ -73,6 +93,10 @@ describe("bad configs", () => {
     expect(msg).toContain('knn.queries.transform: expected one of train, eval, knn, got "center"');
     expect(msg).toContain("backbone.pretrain.model.heads: expected a divisor of width 60");
     expect(msg).toContain(`name: expected a name of letters, digits, '.', '_' and '-', got "my/run"`);
+    expect(msg).toContain("training.microBatch: expected an integer >= 1, got 2.5");
+    const zero = clone(DEFAULT_STUDY) as Record<string, any>;
+    zero.training.microBatch = 0;
+    expect(problems(zero)).toContain("training.microBatch: expected an integer >= 1, got 0");
   });
 
   it("names missing keys and contradictions", () => {
