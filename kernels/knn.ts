@@ -18,12 +18,14 @@
 // one thread, barriers are expensive): queries on lanes, bank rows uniform across the workgroup. Each workgroup
 // owns wg*vecs*4 queries and scans the bank `rows` rows at a time; lane l owns the vec4 query columns
 // tile*wg*vecs + v*wg + l (v < vecs), so a load of the transposed queries is contiguous across lanes and a bank
-// value is one uniform load broadcast to every lane. rows*vecs vec4 accumulators per lane (<= 32 scalars).
-// Default: rows 4, vecs 2, workgroup 8 on CPU drivers; workgroup 64, vecs 1 on GPUs (untuned: no GPU here).
-// Measured on lavapipe (2 shared, busy cores; CPU seconds of the driver threads, D=768, cosine, K=200):
-//   Q=128, N=30000: similarity only r4v2 0.60 s, r8v1 0.68, r2v4 0.79; fused r4v2 0.64 s (+7%).
-//   Q=256, N=10000: similarity only 0.40 s; fused 0.44 s; popping candidates slot by slot instead of per lane
-//   (below) 0.48 s; a sorted list instead of the heap was ~30% slower still (wall time, N=20000).
+// value is one uniform load broadcast to every lane. rows*vecs vec4 accumulators per lane: as in the matmul
+// (kernels/matmul.ts), a 16 x 16 register block spills but saves more loads than the spills cost.
+// Default: rows 16, vecs 4, workgroup 8 (128 queries per workgroup) on CPU drivers; workgroup 64, vecs 1 on GPUs
+// (untuned: no GPU here).
+// Measured on lavapipe (2 shared cores, D=768, cosine, K=200, Q=256, N=30000), fused, GFLOP/s of the similarity
+// work per wall second: r4v2 15.3, rows 16 x vecs 2 17.6, 8 x 4 19.9, r16v4 25.8; the full-matrix baseline with
+// r4v2's similarity 14.0. Earlier (Q=256, N=10000): popping candidates slot by slot instead of per lane (below)
+// cost 9% more, a sorted list instead of the heap ~30% more.
 // The top-k overhead falls as N/K grows: insertions grow as ln N, the similarity work as N.
 //
 // Banks larger than one storage binding (maxStorageBufferBindingSize) are scanned chunk by chunk: the first
@@ -41,7 +43,7 @@ import { FLAT_GROUP, flatMain, grid1d, mainEntry, packUniform, storageBindings, 
 const EPS = 1e-12;
 const WG = 64; // helper kernels
 
-// rows * vecs * 4 <= 32: the candidates of one step are bits of a u32 (and 32 accumulators is the register budget).
+// vecs * 4 <= 32: the candidates of one bank row are bits of a u32.
 export interface KnnTiling {
   rows: number; // bank rows per step, uniform across the workgroup
   vecs: number; // vec4 query columns per lane
@@ -53,8 +55,9 @@ export const KNN_TILINGS: Record<string, KnnTiling> = {
   r8v1: { rows: 8, vecs: 1, wg: 8 },
   r2v4: { rows: 2, vecs: 4, wg: 8 },
   r4v1w64: { rows: 4, vecs: 1, wg: 64 },
+  r16v4: { rows: 16, vecs: 4, wg: 8 },
 };
-const DEFAULT_CPU = "r4v2";
+const DEFAULT_CPU = "r16v4";
 const DEFAULT_GPU = "r4v1w64";
 
 export interface KnnOptions {
@@ -202,37 +205,40 @@ function fusedSetup(V: number): string {
 }
 
 // Rows past the chunk's end get -inf. Most steps end after the vector test against the heap roots (llvmpipe
-// skips a divergent branch that no lane takes). Otherwise each lane marks its candidates that beat their root in a
-// bit mask and pops them in a loop, so that lanes with insertions run their sift-downs side by side (looping slot
-// by slot instead would serialise them). A popped candidate is tested again: its root may have risen.
+// skips a divergent branch that no lane takes). Otherwise, row by row, each lane marks its candidates that beat their
+// root in a bit mask (bit v*4 + c for query column (v, c)) and pops them in a loop, so that lanes with insertions
+// run their sift-downs side by side (looping slot by slot instead would serialise them). A popped candidate is
+// tested again: its root may have risen. Rows go in order, so each heap sees candidates by increasing bank index.
+// The row loop runs at run time (one inlined copy of siftDown, not R); it is the rare path.
 function fusedEpilogue(R: number, V: number): string {
-  if (R * V * 4 > 32) throw new Error(`knn: expected rows * vecs * 4 <= 32, got ${R} * ${V} * 4`);
+  if (V * 4 > 32) throw new Error(`knn: expected vecs * 4 <= 32, got ${V} * 4`);
   const accs = Array.from({ length: R * V }, (_, i) => `a${Math.floor(i / V)}_${i % V}`);
   const dead = Array.from({ length: R - 1 }, (_, i) => {
     const r = i + 1;
     return `if (n0 + ${r}u >= p.n) { ${accs.slice(r * V, r * V + V).map((a) => `${a} = vec4<f32>(-p.inf);`).join(" ")} }`;
   });
   const tests = accs.map((a, i) => `any(${a} > th[${i % V}])`);
-  // Bit (r*V + v)*4 + c stands for query column (v, c) and row r.
-  const marks = accs.flatMap((a, i) =>
-    [0, 1, 2, 3].map((c) => `pending |= select(0u, ${2 ** (i * 4 + c)}u, ${a}[${c}] > th[${i % V}][${c}]);`),
-  );
   return `${dead.join("\n    ")}
     if (${tests.join(" || ")}) {
       var cand = array<vec4<f32>, ${R * V}>(${accs.join(", ")});
-      var pending = 0u;
-      ${marks.join("\n      ")}
-      loop {
-        if (pending == 0u) { break; }
-        let bit = firstTrailingBit(pending);
-        pending &= pending - 1u;
-        let v = (bit / 4u) % ${V}u;
-        let c = bit % 4u;
-        let s = cand[bit / 4u][c];
-        if (s > th[v][c]) {
-          let q = qcol[v] * 4u + c;
-          siftDown(q * p.k, p.k, s, i32(p.base + n0 + bit / ${4 * V}u));
-          th[v][c] = kth(q);
+      for (var r = 0u; r < ${R}u; r++) {
+        var pending = 0u;
+        for (var v = 0u; v < ${V}u; v++) {
+          let beats = cand[r * ${V}u + v] > th[v];
+          for (var c = 0u; c < 4u; c++) { pending |= select(0u, 1u << (v * 4u + c), beats[c]); }
+        }
+        loop {
+          if (pending == 0u) { break; }
+          let bit = firstTrailingBit(pending);
+          pending &= pending - 1u;
+          let v = bit / 4u;
+          let c = bit % 4u;
+          let s = cand[r * ${V}u + v][c];
+          if (s > th[v][c]) {
+            let q = qcol[v] * 4u + c;
+            siftDown(q * p.k, p.k, s, i32(p.base + n0 + r));
+            th[v][c] = kth(q);
+          }
         }
       }
     }`;

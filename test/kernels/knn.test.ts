@@ -109,7 +109,7 @@ describe("knnTopK (v2, fused)", () => {
     await expectTopK(got, topKRef(similarityRef(normalizeRows(x, d), normalizeRows(b, d), d), q, n, k));
   });
 
-  for (const tiling of ["r4v2", "r8v1"]) {
+  for (const tiling of ["r4v2", "r8v1", "r16v4"]) {
     it(`${tiling} normalize: random features, Q=70 N=1030 D=33 k=256, zero rows stay finite`, async () => {
       const [q, n, d, k] = [70, 1030, 33, 256];
       const x = randn(q * d, 10, 3);
@@ -133,7 +133,7 @@ describe("knnTopK (v2, fused)", () => {
       "knnTopK: expected bank (N, 3) f32 to match queries (2, 3), got f32 (2, 4)",
     );
     expect(() => knnTopK(x, x, 0)).toThrow("knnTopK: expected k >= 1, got 0");
-    expect(() => knnTopK(x, x, 1, { tiling: "nope" })).toThrow('knn: expected a tiling in r4v2, r8v1, r2v4, r4v1w64, got "nope"');
+    expect(() => knnTopK(x, x, 1, { tiling: "nope" })).toThrow('knn: expected a tiling in r4v2, r8v1, r2v4, r4v1w64, r16v4, got "nope"');
   });
 
   it("engine/ops knn has no backward: it refuses inputs that require grad, unless under noGrad", async () => {
