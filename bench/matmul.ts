@@ -5,7 +5,7 @@
 //   versions the ones meant for this device (reg* on CPU drivers, all on GPUs); or --version
 // Each version and layout is first validated against a float64 CPU product at 67x45x71 (atol = rtol =
 // 1e-4 * sqrt(K)). Then per case one warm-up run (pipeline compile, packing), then --reps timed runs, each a few
-// dispatches (enough for ~0.2 GFLOP) between batch.sync() calls; the median is reported, with the best run.
+// dispatches (enough for ~1 GFLOP) between batch.sync() calls; the median is reported, with the best run.
 // GFLOP/s counts 2*M*N*K per wall second. "cpu GFLOP/s" counts it per CPU-second of the process's worker threads
 // (where lavapipe runs the kernels; best run): on a machine shared with other work it is the steadier number, and
 // on an idle machine wall GFLOP/s approaches it times the number of cores.
@@ -35,7 +35,7 @@ const LAYOUTS: Record<string, { transA: boolean; transB: boolean }> = {
   tt: { transA: true, transB: true },
 };
 const CHECK = [67, 45, 71]; // M, K, N of the validation product
-const RUN_FLOP = 0.2e9; // dispatches per timed run: enough to amortise the sync
+const RUN_FLOP = 1e9; // products per timed run (at most 20): enough to amortise the submit and the wake-up
 
 // What a row reports of its timed runs, ours and TF.js's alike.
 interface Figures {
@@ -143,7 +143,7 @@ async function ours(version: string, layout: string, a: Float32Array, b: Float32
   return y;
 }
 
-// RUN_FLOP worth of products per timed run, at most 20.
+// RUN_FLOP worth of products per timed run, at most 20: a run of a few ms would time the wait, not the kernel.
 function innerRuns(M: number, K: number, N: number): number {
   return Math.max(1, Math.min(20, Math.floor(RUN_FLOP / (2 * M * N * K))));
 }
