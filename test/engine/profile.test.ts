@@ -33,10 +33,10 @@ describe("profile", () => {
       expect(find(" 8x8x8").map((t) => t.count)).toEqual([2]);
       expect(find(" 256x256x256").map((t) => t.count)).toEqual([1]);
       expect(times.some((t) => t.label.startsWith("elementwise/") && t.label.includes("grid="))).toBe(true);
-      expect(times.every((t) => t.ms >= 0)).toBe(true);
-      // 32768x the flops of 8x8x8: the big product cannot be the cheaper one, whatever the timer's resolution.
-      expect(find(" 256x256x256")[0].ms).toBeGreaterThan(find(" 8x8x8")[0].ms / 2);
-      expect(times[0].ms).toBeGreaterThanOrEqual(times[times.length - 1].ms); // slowest first
+      // No comparison of durations: a kernel's first dispatch in a process can include its compilation.
+      expect(times.every((t) => Number.isFinite(t.ms) && t.ms >= 0)).toBe(true);
+      expect(times.reduce((s, t) => s + t.ms, 0)).toBeGreaterThan(0);
+      for (let i = 1; i < times.length; i++) expect(times[i - 1].ms).toBeGreaterThanOrEqual(times[i].ms); // slowest first
       totals = JSON.stringify(times);
     } finally {
       await batch.stopProfile();
