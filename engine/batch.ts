@@ -56,7 +56,7 @@ export class Batch {
     if (uniform) entries.push({ binding: 0, resource: this.uniformSlot(uniform) });
     buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
     const bindGroup = this.gpu.device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries });
-    const label = `${kernel.key} ${note ?? `grid=${x}x${y}x${z}`}`;
+    const label = this.profiler || process.env.DEBUG ? `${kernel.key} ${note ?? `grid=${x}x${y}x${z}`}` : ""; // not built per dispatch otherwise
     if (this.profiler) {
       this.endPass();
       this.pass = this.commandEncoder().beginComputePass({ timestampWrites: this.profiler.timestampWrites(label) });
