@@ -20,9 +20,17 @@ export const ROW_LAYOUT: Record<RowVersion, { wg: number; lanes: number }> = {
 // The families that share this frame, as the autotuner names them in its cache keys.
 export type RowOp = "softmax" | "layernorm" | "cross-entropy";
 
-// The version for `op` over (rows, C) when the caller names none: the autotuner's winner for that exact shape
-// (engine/tuning.ts), else v1 on CPU drivers and v2 on GPUs. Without a shape, the device default.
+// The version for `op` over (rows, C) when the caller names none: PEFT_ROWS (1 or 2), else the autotuner's winner
+// for that exact shape (engine/tuning.ts), else v1 on CPU drivers and v2 on GPUs. Without a shape, PEFT_ROWS or
+// the device default.
 export function defaultRowVersion(op?: RowOp, rows?: number, C?: number): RowVersion {
+  const forced = process.env.PEFT_ROWS;
+  if (forced !== undefined) {
+    if (!(ROW_VERSIONS as readonly number[]).includes(Number(forced))) {
+      throw new Error(`rows: expected PEFT_ROWS to be one of ${ROW_VERSIONS.join(", ")}, got "${forced}"`);
+    }
+    return Number(forced) as RowVersion;
+  }
   if (op !== undefined && rows !== undefined && C !== undefined) {
     const tuned = Number(tunedVersion("rows", rowShapeKey(op, rows, C)));
     if ((ROW_VERSIONS as readonly number[]).includes(tuned)) return tuned as RowVersion;

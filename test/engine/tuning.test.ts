@@ -29,7 +29,7 @@ import { attentionBackwardRef, attentionRef } from "../ref/attention.js";
 
 useEngine();
 
-const ENV = ["PEFT_TUNE_CACHE", "PEFT_TUNE", "PEFT_MATMUL", "PEFT_ATTENTION", "XDG_CACHE_HOME", "DEBUG"] as const;
+const ENV = ["PEFT_TUNE_CACHE", "PEFT_TUNE", "PEFT_MATMUL", "PEFT_ATTENTION", "PEFT_ROWS", "XDG_CACHE_HOME", "DEBUG"] as const;
 const saved: Record<string, string | undefined> = {};
 let dir: string;
 
@@ -230,5 +230,11 @@ describe("row version", () => {
     expect(defaultRowVersion()).toBe(fallback);
     process.env.PEFT_TUNE = "0";
     expect(defaultRowVersion("layernorm", 7, 13)).toBe(fallback);
+    delete process.env.PEFT_TUNE;
+    process.env.PEFT_ROWS = String(fallback); // the environment beats the cache
+    expect(defaultRowVersion("layernorm", 7, 13)).toBe(fallback);
+    expect(defaultRowVersion()).toBe(fallback);
+    process.env.PEFT_ROWS = "3";
+    expect(() => defaultRowVersion("softmax", 7, 13)).toThrow('rows: expected PEFT_ROWS to be one of 1, 2, got "3"');
   });
 });
