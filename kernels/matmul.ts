@@ -182,11 +182,13 @@ ${ENTRY} {${TILE_COORDS}
   // The epilogue runs in loops with uniform, non-constant bounds so that its code is not unrolled R*C times.
   var tile = array<vec4<f32>, ${R * V}>(${tile.join(", ")});
   let cols = select(0u, min(${C}u, p.N - n0), n0 < p.N);
-  for (var r = 0u; r < ${R}u; r++) {
+  let rows = min(${R}u, (p.M - m0 + ${lanesAlongM ? LANES - 1 : 0}u) / ${lanesAlongM ? LANES : 1}u); // row slots any lane stores
+  for (var r = 0u; r < rows; r++) {
     let m = ${row("r")};
-    if (m >= p.M) { break; }
-    for (var j = 0u; j < cols; j++) {
-      store(yBase + m * p.N + n0 + j, n0 + j, tile[r * ${V}u + j / 4u][j % 4u]);
+    if (m < p.M) {
+      for (var j = 0u; j < cols; j++) {
+        store(yBase + m * p.N + n0 + j, n0 + j, tile[r * ${V}u + j / 4u][j % 4u]);
+      }
     }
   }
 }`;
