@@ -155,7 +155,8 @@ function workload(shape: TuneShape, rng: Rng): { inputs: Tensor[]; run: (version
       run: (version) =>
         tidy(() => {
           ops.attention(qkv, H, { version }).backward(dout);
-          qkv.grad = undefined; // disposed with the scope
+          qkv.grad!.dispose(); // a leaf's gradient is kept across scopes
+          qkv.grad = undefined;
         }),
     };
   }

@@ -20,7 +20,9 @@ async function run(s: AttentionShape, version: string, qkv: Float32Array, dout: 
     const x = Tensor.fromArray(qkv, [s.B, s.N, 3 * s.H * s.D]).requireGrad();
     const o = ops.attention(x, s.H, { version, scale });
     o.backward(Tensor.fromArray(dout, [s.B, s.N, s.H * s.D]));
-    return { o: await o.data(), dqkv: await x.grad!.data() };
+    const dqkv = await x.grad!.data();
+    x.grad!.dispose(); // a leaf's gradient is kept across scopes
+    return { o: await o.data(), dqkv };
   });
 }
 
