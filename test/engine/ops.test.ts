@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { Tensor, noGrad, tidyAsync } from "../../engine/tensor.js";
 import * as ops from "../../engine/ops.js";
+import { runtime } from "../../engine/runtime.js";
 import { ATTENTION_VERSIONS, attentionForward } from "../../kernels/attention.js";
 import { dot, expectClose, numericGrad, randn, useEngine } from "../helpers.js";
 import { type AttentionShape, attentionBackwardRef, attentionRef } from "../ref/attention.js";
@@ -75,6 +76,18 @@ describe("unfused attention", () => {
     const dout = randn(3 * 8, 6);
     const loss = (x: Float64Array) => dot(attentionRef(x, s, 0.5).o, dout);
     expectClose("dqkv", (await run(s, "unfused", qkv, dout, 0.5)).dqkv, numericGrad(loss, qkv), TOL);
+  });
+
+  it("leaves nothing behind: repeated forward + backward steps hold the pool's live memory flat", async () => {
+    const s = { B: 2, N: 65, H: 2, D: 8 };
+    const qkv = randn(2 * 65 * 48, 21);
+    const dout = randn(2 * 65 * 16, 22);
+    const live: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      await run(s, "unfused", qkv, dout);
+      live.push(runtime().pool.getStats().liveBytes);
+    }
+    expect(new Set(live).size).toBe(1);
   });
 
   it("is composed by ops.attention only: the fused kernels' entry point refuses it by name", () => {
