@@ -6,13 +6,15 @@
 // Each version and layout is first validated against a float64 CPU product at 67x45x71 (atol = rtol =
 // 1e-4 * sqrt(K)). Then per case one warm-up run (pipeline compile, packing), then --reps timed runs, each a few
 // dispatches (enough for ~1 GFLOP) between batch.sync() calls; the median is reported, with the best run.
+// A shape's cases (every version and layout, and TF.js) take their timed runs in turns, round by round, so a
+// slow spell of the host falls on all of them alike.
 // GFLOP/s counts 2*M*N*K per wall second. "cpu GFLOP/s" counts it per CPU-second of the process's worker threads
 // (where lavapipe runs the kernels; best run): on a machine shared with other work it is the steadier number, and
 // on an idle machine wall GFLOP/s approaches it times the number of cores.
 // TF.js: per shape, in the same run, @tensorflow/tfjs-backend-webgpu's matMul on the same Dawn device (bench/tfjs.ts;
-// validated the same way, timed the same way: warm-up, then the median of the same number of runs, each ending with
-// the queue idle); "vs tfjs" is our fastest version's median GFLOP/s over TF.js's, per layout nn only (TF.js's
-// transposes are separate kernels). --no-tfjs skips it; if TF.js fails to start, the reason is printed and our rows
+// validated the same way, timed the same way and in the same rounds: warm-up, then the median of the same number
+// of runs, each ending with the queue idle); "vs tfjs" is our fastest version's median GFLOP/s over TF.js's, per
+// layout nn only (TF.js's transposes are separate kernels). --no-tfjs skips it; if TF.js fails to start, the reason is printed and our rows
 // still come.
 import { readdirSync, readFileSync } from "node:fs";
 import type { Command } from "../cli/command.js";
@@ -24,7 +26,7 @@ import { Tensor } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import { MATMUL_VERSIONS, matmulForward } from "../kernels/matmul.js";
 import { deviceLine, median } from "./harness.js";
-import type { TfjsMatmul } from "./tfjs.js";
+import type { TfjsMatmul, TimedCase } from "./tfjs.js";
 
 const FLAGS = { json: "boolean", version: "list", shapes: "list", layouts: "list", reps: "int", "no-tfjs": "boolean" } as const;
 const SHAPES = ["256x256x256", "512x512x512", "1024x1024x1024", "2048x2048x2048", "3200x192x576", "12608x384x1152", "12608x768x2304"];
@@ -163,44 +165,91 @@ async function startTfjs(json: boolean): Promise<TfjsMatmul | undefined> {
   }
 }
 
-// Undefined (after printing why) when TF.js fails at this shape; its device errors are taken here, not by our next batch.
-async function timeTfjs(tfjs: TfjsMatmul, M: number, K: number, N: number, reps: number, ourGflops: number): Promise<TfjsRow | undefined> {
-  const flop = 2 * M * N * K;
-  let ms: number[], cpuNs: number[];
-  try {
-    ({ ms, cpuNs } = await tfjs.time(M, K, N, reps, innerRuns(M, K, N), workerCpuNs));
-    throwIfDeviceError("tfjs matMul");
-  } catch (e) {
-    console.error(`bench matmul: TF.js at ${M}x${K}x${N} failed: ${e instanceof Error ? e.message : String(e)}`);
-    return undefined;
-  }
-  const f = figures(flop, ms, Math.min(...cpuNs));
-  return { M, K, N, reps, ...f, ours: ourGflops / f.gflops };
-}
-
-async function time(M: number, K: number, N: number, layout: string, version: string, reps: number): Promise<Row> {
-  const flop = 2 * M * N * K;
-  const [a, b] = operands(M, K, N, layout, random(M * K, 3), random(K * N, 4));
-  const out = Tensor.empty([M, N]);
-  const inner = innerRuns(M, K, N);
+// Our version on one layout's operands, warmed up (pipeline compile, packing).
+async function prepareOurs(operands: Operands, version: string, inner: number): Promise<TimedCase> {
+  const { a, b, out, layout } = operands;
   const { batch } = runtime();
   const run = () => {
     for (let i = 0; i < inner; i++) matmulForward(a, b, { ...LAYOUTS[layout], version, out });
   };
   run();
   await batch.sync();
-  const ms: number[] = [];
-  let cpuNs = Infinity;
+  return {
+    async once() {
+      const t0 = performance.now();
+      run();
+      await batch.sync();
+      return (performance.now() - t0) / inner;
+    },
+    dispose() {},
+  };
+}
+
+// The operands one layout's cases share.
+interface Operands {
+  layout: string;
+  a: Tensor;
+  b: Tensor;
+  out: Tensor;
+}
+
+// Per case, `reps` runs taken in turns (round 1 of every case, then round 2, ...), so that every case sees the
+// same share of the host's slow spells: on a shared machine speed drifts over minutes, which would otherwise
+// skew the ratio between cases timed one after another. Returns per case the ms per product of each run and the
+// least worker-thread CPU nanoseconds of a product.
+async function interleave(cases: TimedCase[], reps: number, inner: number): Promise<{ ms: number[]; cpuNs: number }[]> {
+  const out = cases.map(() => ({ ms: [] as number[], cpuNs: Infinity }));
   for (let r = 0; r < reps; r++) {
-    const c0 = workerCpuNs();
-    const t0 = performance.now();
-    run();
-    await batch.sync();
-    ms.push((performance.now() - t0) / inner);
-    cpuNs = Math.min(cpuNs, (workerCpuNs() - c0) / inner);
+    for (const [i, c] of cases.entries()) {
+      const c0 = workerCpuNs();
+      out[i].ms.push(await c.once());
+      out[i].cpuNs = Math.min(out[i].cpuNs, (workerCpuNs() - c0) / inner);
+    }
   }
-  for (const t of [a, b, out]) t.dispose();
-  return { M, K, N, layout, version, reps, ...figures(flop, ms, cpuNs) };
+  return out;
+}
+
+// Every row of one shape: our versions on each layout and, for nn, TF.js (skipped, after printing why, when it
+// fails at this shape; its device errors are taken here, not by our next batch).
+async function timeShape(M: number, K: number, N: number, layouts: string[], versions: string[], reps: number, tfjs: TfjsMatmul | undefined) {
+  const flop = 2 * M * N * K;
+  const inner = innerRuns(M, K, N);
+  const sets: Operands[] = layouts.map((layout) => {
+    const [a, b] = operands(M, K, N, layout, random(M * K, 3), random(K * N, 4));
+    return { layout, a, b, out: Tensor.empty([M, N]) };
+  });
+  const labels: { layout: string; version: string }[] = [];
+  const cases: TimedCase[] = [];
+  try {
+    for (const set of sets) {
+      for (const version of versions) {
+        cases.push(await prepareOurs(set, version, inner));
+        labels.push({ layout: set.layout, version });
+      }
+    }
+    let tfjsCase: TimedCase | undefined;
+    if (tfjs && layouts.includes("nn")) {
+      try {
+        tfjsCase = await tfjs.prepare(M, K, N, inner);
+        throwIfDeviceError("tfjs matMul");
+        cases.push(tfjsCase);
+      } catch (e) {
+        console.error(`bench matmul: TF.js at ${M}x${K}x${N} failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    const timed = await interleave(cases, reps, inner);
+    const rows: Row[] = labels.map((l, i) => ({ M, K, N, ...l, reps, ...figures(flop, timed[i].ms, timed[i].cpuNs) }));
+    let tfjsRow: TfjsRow | undefined;
+    if (tfjsCase) {
+      const f = figures(flop, timed[labels.length].ms, timed[labels.length].cpuNs);
+      const ours = Math.max(...rows.filter((r) => r.layout === "nn").map((r) => r.gflops));
+      tfjsRow = { M, K, N, reps, ...f, ours: ours / f.gflops };
+    }
+    return { rows, tfjsRow };
+  } finally {
+    for (const c of cases) c.dispose();
+    for (const { a, b, out } of sets) for (const t of [a, b, out]) t.dispose();
+  }
 }
 
 export const matmul: Command = {
@@ -241,19 +290,12 @@ export const matmul: Command = {
     const tfjsRows: TfjsRow[] = [];
     for (const [M, K, N] of shapes) {
       const reps = flags.reps ?? (2 * M * N * K > 10e9 ? 3 : 5);
-      for (const l of layouts) {
-        for (const v of versions) {
-          const row = await time(M, K, N, l, v, reps);
-          rows.push(row);
-          if (!flags.json) console.log(line(M, K, N, l, v, reps, row));
-        }
-      }
-      const nn = rows.filter((r) => r.M === M && r.K === K && r.N === N && r.layout === "nn");
-      if (tfjs && nn.length) {
-        const row = await timeTfjs(tfjs, M, K, N, reps, Math.max(...nn.map((r) => r.gflops)));
-        if (row) tfjsRows.push(row);
-        if (row && !flags.json) console.log(`${line(M, K, N, "nn", "tfjs", reps, row)} ${f(row.ours, 7, 2)}x`);
-      }
+      const shape = await timeShape(M, K, N, layouts, versions, reps, tfjs);
+      rows.push(...shape.rows);
+      if (shape.tfjsRow) tfjsRows.push(shape.tfjsRow);
+      if (flags.json) continue;
+      for (const row of shape.rows) console.log(line(M, K, N, row.layout, row.version, reps, row));
+      if (shape.tfjsRow) console.log(`${line(M, K, N, "nn", "tfjs", reps, shape.tfjsRow)} ${f(shape.tfjsRow.ours, 7, 2)}x`);
     }
     if (flags.json) console.log(JSON.stringify({ device: deviceLine(), versions, layouts, rows, tfjs: tfjsRows }, null, 2));
   },

@@ -7,7 +7,7 @@
 // a stand-in that refuses to open a second adapter: TF.js never calls it when it is handed a device.
 //
 // Timing mirrors ours (bench/matmul.ts): warm-up (pipeline compile, upload), then timed runs of `inner` products,
-// each run ending with the queue idle. TF.js batches dispatches in its own command encoder, so a run first
+// each run ending with the queue idle, taken in turns with our versions' runs. TF.js batches dispatches in its own command encoder, so a run first
 // submits that encoder, then awaits onSubmittedWorkDone. dawn-node burns a core while a GPU promise is pending
 // (on a 2-core CPU driver that is half the "GPU"), so, like engine/batch.ts, we sleep for most of the expected
 // time first: 80% of the fastest run so far.
@@ -17,9 +17,15 @@ export interface TfjsMatmul {
   version: string; // of @tensorflow/tfjs-core (the backend is released with it)
   // y = a · b for a (M, K), b (K, N) row-major; resolves with y (M, N). For validation.
   product(a: Float32Array, b: Float32Array, M: number, K: number, N: number): Promise<Float32Array>;
-  // Per product, for each of `reps` timed runs of `inner` products on random (M, K) · (K, N): wall milliseconds,
-  // and the growth of `cpuNs()` (the caller's CPU clock of the driver's threads) in nanoseconds.
-  time(M: number, K: number, N: number, reps: number, inner: number, cpuNs: () => number): Promise<{ ms: number[]; cpuNs: number[] }>;
+  // Random (M, K) and (K, N) operands, warmed up; each once() is a timed run of `inner` products and resolves
+  // with wall milliseconds per product. dispose() frees the operands.
+  prepare(M: number, K: number, N: number, inner: number): Promise<TimedCase>;
+}
+
+// One timed case of `bench matmul` (ours or TF.js's), ready to run: the bench interleaves the cases of a shape.
+export interface TimedCase {
+  once(): Promise<number>;
+  dispose(): void;
 }
 
 // Resolves with the adapter, or rejects with why TF.js could not start on `gpu` (the caller prints it).
@@ -54,36 +60,37 @@ export async function loadTfjs(gpu: Gpu): Promise<TfjsMatmul> {
       tf.dispose([at, bt, y]);
       return data;
     },
-    async time(M, K, N, reps, inner, cpuNs) {
+    async prepare(M, K, N, inner) {
       // Values do not matter for speed; uniform in [-1, 1) like ours.
       const a = tf.randomUniform([M, K], -1, 1, "float32", 3);
       const b = tf.randomUniform([K, N], -1, 1, "float32", 4);
       const run = () => {
         for (let i = 0; i < inner; i++) tf.matMul(a, b).dispose();
       };
+      // Two warm-ups: the first compiles and uploads, the second (awaited without sleeping) is the first estimate.
+      let best = Infinity;
       try {
-        // Two warm-ups: the first compiles and uploads, the second (awaited without sleeping) is the first estimate.
         run();
         await idle(0);
-        let t0 = performance.now();
+        const t0 = performance.now();
         run();
         await idle(0);
-        let best = performance.now() - t0;
-        const out = { ms: [] as number[], cpuNs: [] as number[] };
-        for (let r = 0; r < reps; r++) {
-          const c0 = cpuNs();
-          t0 = performance.now();
+        best = performance.now() - t0;
+      } catch (e) {
+        tf.dispose([a, b]);
+        throw e;
+      }
+      return {
+        async once() {
+          const t0 = performance.now();
           run();
           await idle(best);
           const elapsed = performance.now() - t0;
           best = Math.min(best, elapsed);
-          out.ms.push(elapsed / inner);
-          out.cpuNs.push((cpuNs() - c0) / inner);
-        }
-        return out;
-      } finally {
-        tf.dispose([a, b]);
-      }
+          return elapsed / inner;
+        },
+        dispose: () => tf.dispose([a, b]),
+      };
     },
   };
 }
