@@ -8,16 +8,21 @@
 // Versions (MATMUL_VERSIONS), chosen per device and shape by the autotuner (`tune`, engine/tuning.ts), overridable
 // with opts.version or PEFT_MATMUL:
 //   regRxC (CPU drivers). lavapipe/llvmpipe runs a workgroup of 8 as 8 SIMD lanes on one thread; barriers are
-//     coroutine switches, and inside a loop every storage-buffer load is a per-lane scalar load with a bounds
-//     check (~8 instructions per lane, even when the address is uniform), so loads, not FMAs, set the speed.
+//     coroutine switches. A storage-buffer load whose address is uniform is one scalar load and a broadcast,
+//     but one whose address differs across lanes becomes, per lane and per component, a branch on the lane's
+//     mask, a reload of the binding's base and size, a bounds check, a scalar load and an insert (~12
+//     instructions; read off the JIT code of regm16x16 at 3200x192x576), and fma() is emitted as a multiply and
+//     an add. So the per-lane loads, not the FMAs, set the speed.
 //     Hence no workgroup memory and large register blocks: workgroup 8, each workgroup R rows x 8*C columns,
 //     each lane C contiguous columns as C/4 vec4 accumulators per row, one k per loop iteration. Per k: R loads
 //     of a (uniform: the rows depend only on the workgroup id) and C/4 vec4 loads of b for R*C FMAs.
 //     b is read as vec4 rows (K, ldb): when b is transposed or N % 4 != 0 a pack kernel first writes it so
 //     (one pass over b). Edges clamp the load indices (no branches in the k loop); stores are bounds-checked.
 //     Measured on 2 shared cores (Mesa 25.0 llvmpipe, AVX2), GFLOP/s per 2 cores of CPU time at 512^3:
-//     4x8 ~20, 8x8 ~26, 8x16 ~34, 16x16 ~37. Spilled accumulators cost less than the loads they save;
-//     unrolling k, vec4 loads of a along k, and subgroupBroadcast of a were all slower.
+//     4x8 ~20, 8x8 ~26, 8x16 ~34, 16x16 ~37. Spilled accumulators cost less than the loads they save.
+//     Measured slower, per CPU-second: unrolling k; vec4 loads of a along k (reg, and regm, 7.5 vs 11.9 at 512^3);
+//     subgroupBroadcast of a from 8 k's loaded one per lane; b loaded uniformly for the whole tile and picked
+//     per lane with select (2.9 vs 20); b read through textureLoad from an rgba32float copy (17 vs 21).
 //   regmRxC (CPU drivers): the same register block with the 8 lanes stacked along m instead of n: lane l owns
 //     rows l, l+8, ... and every lane the same C columns, so b loads are uniform and a loads strided. Its tile,
 //     8R x C, fits skinny products that waste most of reg's 8C-wide one: at 1576x384x16 (LoRA, rank 8 on q and
