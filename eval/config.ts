@@ -41,6 +41,7 @@ export interface PretrainSpec {
   weightDecay: number;
   seed: number;
   cacheDir: string; // the trained backbone is cached under cacheDir/pretrain/<hash of this spec and the data>
+  microBatch?: number; // images per forward + backward pass, gradients accumulated (as training.microBatch)
 }
 
 export interface BackboneSpec {
@@ -162,7 +163,7 @@ export class ConfigError extends Error {}
 
 const DATA_KEYS = ["dataset", "root", "split", "classes", "perClass", "fraction", "transform"];
 const MODEL_KEYS = ["imageSize", "patchSize", "width", "depth", "heads", "mlpHidden"];
-const PRETRAIN_KEYS = ["model", "data", "steps", "batchSize", "lr", "warmupSteps", "optimizer", "weightDecay", "seed", "cacheDir"];
+const PRETRAIN_KEYS = ["model", "data", "steps", "batchSize", "lr", "warmupSteps", "optimizer", "weightDecay", "seed", "cacheDir", "microBatch"];
 const TRAINING_KEYS = ["steps", "batchSize", "evalEvery", "warmupSteps", "optimizer", "momentum", "weightDecay", "clipNorm", "lossEvery", "microBatch"];
 const TOP_KEYS = ["$comment", "name", "backbone", "imageSize", "knn", "transfer", "strategies", "learningRates", "seeds", "training", "selectBy"];
 const TRANSFORMS: TransformKind[] = ["train", "eval", "knn"];
@@ -218,6 +219,7 @@ function pretrainSpec(c: Checker, v: unknown, path: string): PretrainSpec | unde
     weightDecay: c.optional(o, "weightDecay", path, 0.05, (x, p) => c.number(x, p, "a number >= 0", (n) => n >= 0)),
     seed: c.optional(o, "seed", path, 0, (x, p) => c.int(x, p, 0)),
     cacheDir: c.optional(o, "cacheDir", path, ".cache", (x, p) => c.string(x, p)),
+    microBatch: c.optional(o, "microBatch", path, undefined, (x, p) => c.int(x, p, 1)),
   } as PretrainSpec;
 }
 
@@ -326,11 +328,16 @@ export function parseStudyConfig(json: unknown, source = "config"): StudyConfig 
 }
 
 // The config as a run folder's identity (eval/experiment.ts refuses a folder of another one): all of it but
-// training.microBatch, which changes only how a step's gradient is summed (float rounding), so a run stopped by a
-// binding-size error can go on with a smaller one.
+// training.microBatch and backbone.pretrain.microBatch, which change only how a step's gradient is summed (float
+// rounding), so a run stopped by a binding-size error can go on with a smaller one.
 export function studyIdentity(config: StudyConfig): string {
   const { microBatch: _, ...training } = config.training;
-  return JSON.stringify({ ...config, training });
+  let backbone = config.backbone;
+  if (backbone.pretrain) {
+    const { microBatch: _passes, ...pretrain } = backbone.pretrain;
+    backbone = { ...backbone, pretrain };
+  }
+  return JSON.stringify({ ...config, backbone, training });
 }
 
 // The embedded default study (also in configs/default.json, which a test keeps identical): Fashion-MNIST split in

@@ -32,7 +32,8 @@ export interface PretrainResult {
 }
 
 export function pretrainHash(spec: PretrainSpec, data: Dataset): string {
-  const { cacheDir: _where, data: _spec, ...settings } = spec;
+  // Not microBatch: it changes only how each step's gradient is summed (float rounding), as for training.microBatch.
+  const { cacheDir: _where, data: _spec, microBatch: _passes, ...settings } = spec;
   const key = JSON.stringify({ version: VERSION, settings, data: data.identity.hash });
   return createHash("sha256").update(key).digest("hex").slice(0, 16);
 }
@@ -70,6 +71,8 @@ export async function pretrain(spec: PretrainSpec, data: Dataset, progress?: Pro
       optimizer: spec.optimizer,
       weightDecay: spec.weightDecay,
       evalEvery: Math.max(1, Math.ceil(spec.steps / 5)), // checkpoints for resuming; there is no test set here
+      microBatch: spec.microBatch,
+      microBatchSetting: "backbone.pretrain.microBatch",
       progress: progress && { stream: progress, label: "pre-train" },
     });
     // The backbone only: DINO checkpoints carry no classifier either.

@@ -50,6 +50,7 @@ export interface TrainOptions {
   evalEvery?: number; // default: only at the end
   lossEvery?: number; // read the losses back every this many steps (default 10)
   microBatch?: number; // images per forward + backward pass, gradients accumulated over the batch (default: the whole batch)
+  microBatchSetting?: string; // the config key that sets microBatch, named when a pass outgrows a binding (default training.microBatch)
   resume?: boolean; // default true: continue from dir/last.safetensors when it exists
   progress?: { stream: ProgressStream; label: string };
   onStep?: (step: number) => void | Promise<void>; // after each completed step (tests interrupt runs with it)
@@ -324,7 +325,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         }).catch((e: Error) => {
           if (!String(e?.message).includes("maxStorageBufferBindingSize")) throw e;
           const now = Math.min(microBatch, b!.labels.length);
-          throw new Error(`train: step ${step + 1}: ${e.message} (a smaller training.microBatch, now ${now}, keeps each pass's tensors within one binding)`, { cause: e });
+          const setting = o.microBatchSetting ?? "training.microBatch";
+          throw new Error(`train: step ${step + 1}: ${e.message} (a smaller ${setting}, now ${now}, keeps each pass's tensors within one binding)`, { cause: e });
         });
         step++;
         windowImages += b!.labels.length;

@@ -40,11 +40,22 @@ describe("shipped configs", () => {
     }
   });
 
-  it("identifies a run folder by everything but training.microBatch", () => {
+  it("accepts backbone.pretrain.microBatch, an integer >= 1", () => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    c.backbone.pretrain.microBatch = 16;
+    expect(parseStudyConfig(c).backbone.pretrain?.microBatch).toBe(16);
+    c.backbone.pretrain.microBatch = 0;
+    expect(problems(c)).toContain("backbone.pretrain.microBatch: expected an integer >= 1, got 0");
+  });
+
+  it("identifies a run folder by everything but the microBatch settings", () => {
     const c = parseStudyConfig(DEFAULT_STUDY);
     const split = parseStudyConfig({ ...DEFAULT_STUDY, training: { ...DEFAULT_STUDY.training, microBatch: 8 } });
+    const pre = clone(DEFAULT_STUDY) as Record<string, any>;
+    pre.backbone.pretrain.microBatch = 8;
     const steps = parseStudyConfig({ ...DEFAULT_STUDY, training: { ...DEFAULT_STUDY.training, steps: 61 } });
     expect(studyIdentity(split)).toBe(studyIdentity(c));
+    expect(studyIdentity(parseStudyConfig(pre))).toBe(studyIdentity(c));
     expect(studyIdentity(steps)).not.toBe(studyIdentity(c));
     // Earlier runs wrote config.json without the key: absent must stay absent, not become batchSize.
     expect(JSON.stringify(c)).not.toContain("microBatch");

@@ -233,4 +233,13 @@ describe("train with microBatch", () => {
     );
     dispose(o);
   });
+
+  it("names the setting it is given (pre-training's) when a pass outgrows a binding", async () => {
+    const o = { ...small("micro-binding-pre", 4), microBatchSetting: "backbone.pretrain.microBatch" };
+    o.model.forward = () => {
+      throw new Error("matmul: expected y within maxStorageBufferBindingSize 134217728 bytes, got (37824, 3072)");
+    };
+    await expect(train(o)).rejects.toThrow("(a smaller backbone.pretrain.microBatch, now 4, keeps each pass's tensors within one binding)");
+    dispose(o);
+  });
 });
