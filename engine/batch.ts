@@ -33,7 +33,9 @@ export class Batch {
   private inflightWork = 0;
   private inflightDispatches = 0;
   private inflightSince = 0;
-  private secondsPerUnit = 1e-10;
+  // Learned seconds per work unit. Public so that a benchmark taking turns between kernels of different speeds can
+  // keep one per kernel: a shared estimate learned on a slow kernel makes the next, faster one oversleep.
+  secondsPerUnit = 1e-10;
   private profiler: Profiler | undefined; // per-kernel GPU times, while profiling (see engine/profile.ts)
   readonly stats = { dispatches: 0, submits: 0, readbacks: 0 };
 
