@@ -5,14 +5,14 @@
 //
 // Timing: each candidate is warmed up (which compiles it) and run once; a candidate more than 3x slower than the
 // best first run runs once more and is dropped if neither run came within 3x; the rest run reps-1 more times,
-// round-robin, and are ranked by the median of all their runs.
+// round-robin (each with its own wait estimate), and are ranked by the median of all their runs.
 // Small shapes are repeated inside each timed run (up to 32 times, to ~10 ms). Times are per workload (one product, or
 // one forward+backward of a row op or of attention), in ms.
 // Inputs are random; correctness of every version is the kernel tests' job, not this command's.
 import type { Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs } from "./args.js";
-import { initEngine } from "../engine/runtime.js";
+import { initEngine, runtime } from "../engine/runtime.js";
 import { Tensor, tidy } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import {
@@ -205,8 +205,14 @@ function workload(shape: TuneShape, rng: Rng): { inputs: Tensor[]; run: (version
 async function tuneShape(shape: TuneShape, reps: number, rng: Rng): Promise<TuneEntry> {
   const { inputs, run } = workload(shape, rng);
   let inner = 1;
+  // Each candidate keeps its own wait estimate (Batch.secondsPerUnit): taking turns with one learned on a slower
+  // candidate would make a faster one oversleep, and lose.
+  const { batch } = runtime();
+  const estimates: Record<string, number> = {};
   const timed = async (v: string, warmup: number, n: number) => {
+    if (estimates[v] !== undefined) batch.secondsPerUnit = estimates[v];
     const t = await timeGpu(() => { for (let i = 0; i < inner; i++) run(v); }, { warmup, reps: n });
+    estimates[v] = batch.secondsPerUnit;
     return t.runsMs.map((ms) => ms / inner);
   };
   const runs: Record<string, number[]> = {};
