@@ -35,6 +35,27 @@ export async function timeGpu(run: () => void | Promise<void>, opts: { warmup?: 
   return { medianMs: median(runsMs), runsMs, cpuFraction: (mainThreadCpuMs() - cpu0) / wall };
 }
 
+// One timed case of a benchmark that takes turns between cases (bench matmul: our versions and TF.js).
+export interface TimedCase {
+  once(): Promise<number>; // one timed run; resolves with its milliseconds (per product, for bench matmul)
+  dispose(): void;
+}
+
+// A wrapper that runs GPU work with its own wait estimate (Batch.secondsPerUnit), kept between calls: cases that
+// take turns would otherwise share one, and a faster case would oversleep on the estimate of a slower one.
+export function ownWaitEstimate(): <T>(work: () => Promise<T>) => Promise<T> {
+  const { batch } = runtime();
+  let estimate: number | undefined;
+  return async (work) => {
+    if (estimate !== undefined) batch.secondsPerUnit = estimate;
+    try {
+      return await work();
+    } finally {
+      estimate = batch.secondsPerUnit;
+    }
+  };
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;

@@ -14,8 +14,8 @@
 // TF.js: per shape, in the same run, @tensorflow/tfjs-backend-webgpu's matMul on the same Dawn device (bench/tfjs.ts;
 // validated the same way, timed the same way and in the same rounds: warm-up, then the median of the same number
 // of runs, each ending with the queue idle); "vs tfjs" is our fastest version's median GFLOP/s over TF.js's, per
-// layout nn only (TF.js's transposes are separate kernels). --no-tfjs skips it; if TF.js fails to start, the reason is printed and our rows
-// still come.
+// layout nn only (TF.js's transposes are separate kernels). --no-tfjs skips it; if TF.js fails to start, the
+// reason is printed and our rows still come.
 import { readdirSync, readFileSync } from "node:fs";
 import type { Command } from "../cli/command.js";
 import { UsageError } from "../cli/command.js";
@@ -25,8 +25,8 @@ import { throwIfDeviceError } from "../engine/device.js";
 import { Tensor } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import { MATMUL_VERSIONS, matmulForward } from "../kernels/matmul.js";
-import { deviceLine, median } from "./harness.js";
-import type { TfjsMatmul, TimedCase } from "./tfjs.js";
+import { type TimedCase, deviceLine, median, ownWaitEstimate } from "./harness.js";
+import type { TfjsMatmul } from "./tfjs.js";
 
 const FLAGS = { json: "boolean", version: "list", shapes: "list", layouts: "list", reps: "int", "no-tfjs": "boolean" } as const;
 const SHAPES = ["256x256x256", "512x512x512", "1024x1024x1024", "2048x2048x2048", "3200x192x576", "12608x384x1152", "12608x768x2304"];
@@ -172,19 +172,19 @@ async function prepareOurs(operands: Operands, version: string, inner: number): 
   const run = () => {
     for (let i = 0; i < inner; i++) matmulForward(a, b, { ...LAYOUTS[layout], version, out });
   };
-  run();
-  await batch.sync();
-  let estimate = batch.secondsPerUnit; // this case's own wait estimate (see Batch.secondsPerUnit)
+  const paced = ownWaitEstimate();
+  await paced(async () => {
+    run();
+    await batch.sync();
+  });
   return {
-    async once() {
-      batch.secondsPerUnit = estimate;
-      const t0 = performance.now();
-      run();
-      await batch.sync();
-      const ms = (performance.now() - t0) / inner;
-      estimate = batch.secondsPerUnit;
-      return ms;
-    },
+    once: () =>
+      paced(async () => {
+        const t0 = performance.now();
+        run();
+        await batch.sync();
+        return (performance.now() - t0) / inner;
+      }),
     dispose() {},
   };
 }

@@ -7,11 +7,12 @@
 // a stand-in that refuses to open a second adapter: TF.js never calls it when it is handed a device.
 //
 // Timing mirrors ours (bench/matmul.ts): warm-up (pipeline compile, upload), then timed runs of `inner` products,
-// each run ending with the queue idle, taken in turns with our versions' runs. TF.js batches dispatches in its own command encoder, so a run first
-// submits that encoder, then awaits onSubmittedWorkDone. dawn-node burns a core while a GPU promise is pending
+// each run ending with the queue idle, taken in turns with our versions' runs. TF.js batches dispatches in its own
+// command encoder, so a run first submits that encoder, then awaits onSubmittedWorkDone. dawn-node burns a core while a GPU promise is pending
 // (on a 2-core CPU driver that is half the "GPU"), so, like engine/batch.ts, we sleep for most of the expected
 // time first: 80% of the fastest run so far.
 import type { Gpu } from "../engine/device.js";
+import type { TimedCase } from "./harness.js";
 
 export interface TfjsMatmul {
   version: string; // of @tensorflow/tfjs-core (the backend is released with it)
@@ -20,12 +21,6 @@ export interface TfjsMatmul {
   // Random (M, K) and (K, N) operands, warmed up; each once() is a timed run of `inner` products and resolves
   // with wall milliseconds per product. dispose() frees the operands.
   prepare(M: number, K: number, N: number, inner: number): Promise<TimedCase>;
-}
-
-// One timed case of `bench matmul` (ours or TF.js's), ready to run: the bench interleaves the cases of a shape.
-export interface TimedCase {
-  once(): Promise<number>;
-  dispose(): void;
 }
 
 // Resolves with the adapter, or rejects with why TF.js could not start on `gpu` (the caller prints it).

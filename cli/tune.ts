@@ -12,7 +12,7 @@
 import type { Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs } from "./args.js";
-import { initEngine, runtime } from "../engine/runtime.js";
+import { initEngine } from "../engine/runtime.js";
 import { Tensor, tidy } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import {
@@ -34,7 +34,7 @@ import { softmaxBackward, softmaxForward } from "../kernels/softmax.js";
 import { crossEntropyBackward, crossEntropyForward } from "../kernels/cross-entropy.js";
 import { type VitConfig, NAMED_CONFIGS, namedConfig, validateConfig } from "../vit/config.js";
 import { type Strategy, parseStrategy } from "../peft/strategy.js";
-import { deviceLine, median, timeGpu } from "../bench/harness.js";
+import { deviceLine, median, ownWaitEstimate, timeGpu } from "../bench/harness.js";
 
 const FLAGS = {
   model: "string",
@@ -205,14 +205,11 @@ function workload(shape: TuneShape, rng: Rng): { inputs: Tensor[]; run: (version
 async function tuneShape(shape: TuneShape, reps: number, rng: Rng): Promise<TuneEntry> {
   const { inputs, run } = workload(shape, rng);
   let inner = 1;
-  // Each candidate keeps its own wait estimate (Batch.secondsPerUnit): taking turns with one learned on a slower
-  // candidate would make a faster one oversleep, and lose.
-  const { batch } = runtime();
-  const estimates: Record<string, number> = {};
+  // Each candidate keeps its own wait estimate: taking turns with one learned on a slower candidate would make a
+  // faster one oversleep, and lose.
+  const paced = Object.fromEntries(versionsOf(shape).map((v) => [v, ownWaitEstimate()]));
   const timed = async (v: string, warmup: number, n: number) => {
-    if (estimates[v] !== undefined) batch.secondsPerUnit = estimates[v];
-    const t = await timeGpu(() => { for (let i = 0; i < inner; i++) run(v); }, { warmup, reps: n });
-    estimates[v] = batch.secondsPerUnit;
+    const t = await paced[v](() => timeGpu(() => { for (let i = 0; i < inner; i++) run(v); }, { warmup, reps: n }));
     return t.runsMs.map((ms) => ms / inner);
   };
   const runs: Record<string, number[]> = {};
