@@ -11,15 +11,17 @@
 //     coroutine switches. A storage-buffer load whose address is uniform is one scalar load and a broadcast,
 //     but one whose address differs across lanes becomes, per lane and per component, a branch on the lane's
 //     mask, a reload of the binding's base and size, a bounds check, a scalar load and an insert (~12
-//     instructions; read off the JIT code of regm16x16 at 3200x192x576), and fma() is emitted as a multiply and
-//     an add. So the per-lane loads, not the FMAs, set the speed.
+//     instructions; read off the JIT code of regm16x16 at 3200x192x576), and fma() is emitted as a multiply, an
+//     add and a blend with the loop's exec mask, the accumulators living on the stack. So the per-lane loads,
+//     not the FMAs, set the speed: a block of R x C per lane makes each per-lane load feed R or C FMAs.
 //     Hence no workgroup memory and large register blocks: workgroup 8, each workgroup R rows x 8*C columns,
 //     each lane C contiguous columns as C/4 vec4 accumulators per row, one k per loop iteration. Per k: R loads
 //     of a (uniform: the rows depend only on the workgroup id) and C/4 vec4 loads of b for R*C FMAs.
 //     b is read as vec4 rows (K, ldb): when b is transposed or N % 4 != 0 a pack kernel first writes it so
 //     (one pass over b). Edges clamp the load indices (no branches in the k loop); stores are bounds-checked.
 //     Measured on 2 shared cores (Mesa 25.0 llvmpipe, AVX2), GFLOP/s per 2 cores of CPU time at 512^3:
-//     4x8 ~20, 8x8 ~26, 8x16 ~34, 16x16 ~37. Spilled accumulators cost less than the loads they save.
+//     4x8 ~20, 8x8 ~26, 8x16 ~34, 16x16 ~37. Spilled accumulators cost less than the loads they save, up to
+//     256 per lane: regm16x32 ran at 10 per CPU-second against regm16x16's 19, regm8x32 and reg32x8 at 12 and 9.
 //     Measured slower, per CPU-second: unrolling k; vec4 loads of a along k (reg, and regm, 7.5 vs 11.9 at 512^3);
 //     subgroupBroadcast of a from 8 k's loaded one per lane; b loaded uniformly for the whole tile and picked
 //     per lane with select (2.9 vs 20); b read through textureLoad from an rgba32float copy (17 vs 21).
