@@ -1,5 +1,6 @@
 // `bench vit`: images/s for inference and for one training step of each strategy, the main thread's CPU time as
-// a fraction of wall time, and the peak GPU memory held by the buffer pool.
+// a fraction of wall time, and the peak GPU memory held by the buffer pool. The cases take their timed runs in
+// turns (see run()), so their ratios, e.g. linear probing against full fine-tuning, are measured alike.
 import type { Command } from "../cli/command.js";
 import { UsageError } from "../cli/command.js";
 import { parseArgs } from "../cli/args.js";
@@ -11,7 +12,7 @@ import { SGD } from "../engine/optim.js";
 import { NAMED_CONFIGS, namedConfig, validateConfig, type VitConfig } from "../vit/config.js";
 import { buildVit, initialiser } from "../vit/model.js";
 import { applyStrategy, parseStrategy, strategyName } from "../peft/strategy.js";
-import { deviceLine, formatProfile, profileOnce, timeGpu } from "./harness.js";
+import { deviceLine, formatProfile, mainThreadCpuMs, median, ownWaitEstimate, profileOnce } from "./harness.js";
 import type { KernelTime } from "../engine/profile.js";
 
 const FLAGS = {
@@ -28,6 +29,17 @@ const FLAGS = {
 const DEFAULT_MODEL: VitConfig = { imageSize: 28, patchSize: 7, width: 64, depth: 4, heads: 2, mlpHidden: 256, classes: 0, eps: 1e-6 };
 const STRATEGIES = ["full", "top-3", "linear", "lora-r8", "block-p3"];
 const PROFILE_ROWS = 15; // kernels listed per case with --profile (the JSON has them all)
+
+// One timed case: its step, its own wait estimate, and what its timed runs measured.
+interface Case {
+  label: string;
+  run: () => void | Promise<void>;
+  paced: ReturnType<typeof ownWaitEstimate>;
+  ownBytes: number; // pool bytes the case keeps between runs
+  runsMs: number[];
+  cpuMs: number; // main-thread CPU time over the timed runs
+  peakBytes: number;
+}
 
 interface Row {
   case: string;
@@ -62,46 +74,76 @@ export const vitBench: Command = {
     const rng = new Rng(1);
     const images = Tensor.fromArray(rng.fill(B * 3 * size * size, () => rng.normal()), [B, 3, size, size]).keep();
     const labels = Int32Array.from({ length: B }, (_, i) => i % 10);
-    const rows: Row[] = [];
     const reps = flags.reps ?? 3;
-    const measure = async (label: string, run: () => void | Promise<void>) => {
-      const t = await timeGpu(run, { reps });
+    const { batch } = runtime();
+    // Every case (inference, then one training step per strategy) is built and warmed up in turn; then the timed
+    // runs go round-robin over the cases, each with its own wait estimate, so that a slow spell of the host falls on
+    // all of them alike. Memory: a case's peak is what its run adds on top of everything live before it, plus what
+    // the case itself keeps between runs (its model, gradients and optimiser state, measured after its warm-up), as
+    // if it were alone.
+    const cases: Case[] = [];
+    const addCase = async (label: string, build: () => () => void | Promise<void>) => {
+      const before = pool.getStats().liveBytes;
+      const run = build();
+      const paced = ownWaitEstimate();
+      await paced(async () => {
+        await run();
+        await batch.sync();
+      });
+      cases.push({ label, run, paced, ownBytes: pool.getStats().liveBytes - before, runsMs: [], cpuMs: 0, peakBytes: 0 });
+    };
+    await addCase("inference", () => {
+      const model = buildVit(config, initialiser(0));
+      return () => void tidy(() => noGrad(() => model.features(images)));
+    });
+    for (const text of strategies) {
+      const strategy = parseStrategy(text);
+      await addCase(`train ${strategyName(strategy)}`, () => {
+        const model = buildVit(config, initialiser(0));
+        const trainable = applyStrategy(model, strategy, 10);
+        const opt = new SGD(trainable.map(([, t]) => t), { lr: 1e-3 });
+        return () =>
+          tidyAsync(async () => {
+            opt.zeroGrad();
+            ops.crossEntropy(model.forward(images), labels).backward();
+            opt.step();
+          });
+      });
+    }
+    for (let r = 0; r < reps; r++) {
+      for (const c of cases) {
+        await c.paced(async () => {
+          const live = pool.getStats().liveBytes;
+          pool.resetPeak();
+          const cpu0 = mainThreadCpuMs();
+          const t0 = performance.now();
+          await c.run();
+          await batch.sync();
+          c.runsMs.push(performance.now() - t0);
+          c.cpuMs += mainThreadCpuMs() - cpu0;
+          c.peakBytes = Math.max(c.peakBytes, pool.getStats().peakLiveBytes - live + c.ownBytes);
+        });
+      }
+    }
+    const rows: Row[] = [];
+    for (const c of cases) {
+      const ms = median(c.runsMs);
       const row: Row = {
-        case: label,
-        imagesPerSecond: (B * 1000) / t.medianMs,
-        msPerStep: t.medianMs,
-        cpuFraction: t.cpuFraction,
-        peakPoolMiB: pool.getStats().peakLiveBytes / 2 ** 20,
+        case: c.label,
+        imagesPerSecond: (B * 1000) / ms,
+        msPerStep: ms,
+        cpuFraction: c.cpuMs / c.runsMs.reduce((a, b) => a + b, 0),
+        peakPoolMiB: c.peakBytes / 2 ** 20,
       };
-      if (flags.profile) row.profile = await profileOnce(run);
+      if (flags.profile) row.profile = await c.paced(() => profileOnce(c.run));
       rows.push(row);
       if (!flags.json) {
         console.log(
-          `${label.padEnd(12)} ${row.imagesPerSecond.toFixed(2).padStart(9)} img/s  ${row.msPerStep.toFixed(1).padStart(9)} ms/step  ` +
+          `${c.label.padEnd(12)} ${row.imagesPerSecond.toFixed(2).padStart(9)} img/s  ${row.msPerStep.toFixed(1).padStart(9)} ms/step  ` +
             `cpu ${(row.cpuFraction * 100).toFixed(0).padStart(3)}%  peak pool ${row.peakPoolMiB.toFixed(1)} MiB`,
         );
         if (row.profile) console.log(formatProfile(row.profile, PROFILE_ROWS));
       }
-    };
-    {
-      const model = buildVit(config, initialiser(0));
-      pool.resetPeak();
-      await measure("inference", () => void tidy(() => noGrad(() => model.features(images))));
-    }
-    for (const text of strategies) {
-      const model = buildVit(config, initialiser(0));
-      const strategy = parseStrategy(text);
-      const trainable = applyStrategy(model, strategy, 10);
-      const opt = new SGD(trainable.map(([, t]) => t), { lr: 1e-3 });
-      pool.resetPeak();
-      const step = () =>
-        tidyAsync(async () => {
-          opt.zeroGrad();
-          ops.crossEntropy(model.forward(images), labels).backward();
-          opt.step();
-        });
-      await measure(`train ${strategyName(strategy)}`, step);
-      opt.zeroGrad();
     }
     if (flags.json) console.log(JSON.stringify({ device: deviceLine(), model: name, batch: B, imageSize: size, rows }, null, 2));
   },
