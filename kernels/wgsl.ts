@@ -46,14 +46,19 @@ export function flatMain(wg: number, count: string, index = "t"): string {
 }
 
 // erf with |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26), enough for f32 and PyTorch's exact GELU.
-export const ERF = /* wgsl */ `
-fn erf(x: f32) -> f32 {
+export const ERF = erfFunction("f32");
+
+// erf on `type`: f32, or a vector of f32 (every operation is component-wise).
+export function erfFunction(type: string): string {
+  return /* wgsl */ `
+fn erf(x: ${type}) -> ${type} {
   let s = sign(x);
   let z = abs(x);
   let t = 1.0 / (1.0 + 0.3275911 * z);
   let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-z * z);
   return s * y;
 }`;
+}
 
 // Uniform structs: a flat list of u32/f32 fields, each 4 bytes, in declaration order.
 // `uniformStruct(fields)` gives the WGSL declaration bound at @group(0) @binding(0) as `p`;

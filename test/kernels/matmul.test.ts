@@ -92,51 +92,54 @@ describe.each(MATMUL_VERSIONS)("matmul %s", (version) => {
     }
   }
 
-  // Every epilogue combination on a small batched shape whose N is not a multiple of 4, for the first version
-  // (reg4x8, the cheapest to compile: each combination is a pipeline); the others get the full combination,
-  // since one generator writes every version's epilogue.
-  const E = shape(7, 13, 9, [2]);
+  // Every epilogue combination on small batched shapes, for the first version (reg4x8, the cheapest to compile:
+  // each combination is a pipeline); the others get the full combination only, since one generator writes every
+  // version's epilogue. Two shapes: N % 4 != 0 (the reg versions store y a column at a time) and N % 4 == 0 (they
+  // store y, and read bias, preact and residual, as vec4s).
   const full = version === MATMUL_VERSIONS[0];
-  for (const bias of full ? [false, true] : [true]) {
-    for (const act of full ? ["none", "gelu", "gelu+preact"] : ["gelu+preact"]) {
-      for (const residual of full ? [false, true] : [true]) {
-        it(`epilogue bias=${bias} ${act} residual=${residual}`, async () => {
-          const [a, b] = operands(E, {});
-          const n = 2 * E.M * E.N;
-          const biasData = randu(E.N, 7, -2, 2);
-          const resData = randu(n, 8);
-          const opts: MatmulOptions = { version, gelu: act !== "none" };
-          if (bias) opts.bias = Tensor.fromArray(biasData, [E.N]);
-          if (act === "gelu+preact") opts.preact = Tensor.empty([2, E.M, E.N]);
-          if (residual) opts.residual = Tensor.fromArray(resData, [2, E.M, E.N]);
-          const y = await matmulForward(a, b, opts).data();
-          const z = data(E).y.map((v, i) => v + (bias ? biasData[i % E.N] : 0));
-          const want = z.map((v, i) => (act === "none" ? v : gelu(v)) + (residual ? resData[i] : 0));
-          expectClose("y", y, want, tol(E.K));
-          if (opts.preact) expectClose("preact", await opts.preact.data(), z, tol(E.K));
-        });
+  for (const E of [shape(7, 13, 9, [2]), shape(7, 13, 12, [2])]) {
+    const N = `N=${E.N}`;
+    for (const bias of full ? [false, true] : [true]) {
+      for (const act of full ? ["none", "gelu", "gelu+preact"] : ["gelu+preact"]) {
+        for (const residual of full ? [false, true] : [true]) {
+          it(`epilogue ${N} bias=${bias} ${act} residual=${residual}`, async () => {
+            const [a, b] = operands(E, {});
+            const n = 2 * E.M * E.N;
+            const biasData = randu(E.N, 7, -2, 2);
+            const resData = randu(n, 8);
+            const opts: MatmulOptions = { version, gelu: act !== "none" };
+            if (bias) opts.bias = Tensor.fromArray(biasData, [E.N]);
+            if (act === "gelu+preact") opts.preact = Tensor.empty([2, E.M, E.N]);
+            if (residual) opts.residual = Tensor.fromArray(resData, [2, E.M, E.N]);
+            const y = await matmulForward(a, b, opts).data();
+            const z = data(E).y.map((v, i) => v + (bias ? biasData[i % E.N] : 0));
+            const want = z.map((v, i) => (act === "none" ? v : gelu(v)) + (residual ? resData[i] : 0));
+            expectClose("y", y, want, tol(E.K));
+            if (opts.preact) expectClose("preact", await opts.preact.data(), z, tol(E.K));
+          });
+        }
       }
     }
+
+    it(`${N}: out + accumulate adds into out; out alone overwrites`, async () => {
+      const [a, b] = operands(E, { transB: true });
+      const old = randu(2 * E.M * E.N, 9);
+      const out = Tensor.fromArray(old, [2, E.M, E.N]);
+      expect(matmulForward(a, b, { transB: true, out, accumulate: true, version })).toBe(out);
+      expectClose("out += a·b", await out.data(), data(E).y.map((v, i) => v + old[i]), tol(E.K));
+      matmulForward(a, b, { transB: true, out, version });
+      expectClose("out = a·b", await out.data(), data(E).y, tol(E.K));
+    });
+
+    if (full) it(`${N}: a residual that is out itself accumulates`, async () => {
+      const [a, b] = operands(E, {});
+      const old = randu(2 * E.M * E.N, 10);
+      const out = Tensor.fromArray(old, [2, E.M, E.N]);
+      const biasData = randu(E.N, 11);
+      matmulForward(a, b, { out, residual: out, bias: Tensor.fromArray(biasData, [E.N]), version });
+      expectClose("out", await out.data(), data(E).y.map((v, i) => v + biasData[i % E.N] + old[i]), tol(E.K));
+    });
   }
-
-  it("out + accumulate adds into out; out alone overwrites", async () => {
-    const [a, b] = operands(E, { transB: true });
-    const old = randu(2 * E.M * E.N, 9);
-    const out = Tensor.fromArray(old, [2, E.M, E.N]);
-    expect(matmulForward(a, b, { transB: true, out, accumulate: true, version })).toBe(out);
-    expectClose("out += a·b", await out.data(), data(E).y.map((v, i) => v + old[i]), tol(E.K));
-    matmulForward(a, b, { transB: true, out, version });
-    expectClose("out = a·b", await out.data(), data(E).y, tol(E.K));
-  });
-
-  if (full) it("a residual that is out itself accumulates", async () => {
-    const [a, b] = operands(E, {});
-    const old = randu(2 * E.M * E.N, 10);
-    const out = Tensor.fromArray(old, [2, E.M, E.N]);
-    const biasData = randu(E.N, 11);
-    matmulForward(a, b, { out, residual: out, bias: Tensor.fromArray(biasData, [E.N]), version });
-    expectClose("out", await out.data(), data(E).y.map((v, i) => v + biasData[i % E.N] + old[i]), tol(E.K));
-  });
 });
 
 describe("matmul errors", () => {
