@@ -8,10 +8,12 @@
 //
 // Timing mirrors ours (bench/matmul.ts): warm-up (pipeline compile, upload), then timed runs of `inner` products,
 // each run ending with the queue idle, taken in turns with our versions' runs. TF.js batches dispatches in its own
-// command encoder, so a run first submits that encoder, then awaits onSubmittedWorkDone. dawn-node burns a core while a GPU promise is pending
-// (on a 2-core CPU driver that is half the "GPU"), so, like engine/batch.ts, we sleep for most of the expected
-// time first: 80% of the fastest run so far.
+// command encoder, so a run first submits that encoder, then awaits onSubmittedWorkDone. dawn-node burns a core
+// while a GPU promise is pending (on a 2-core CPU driver that is half the "GPU"), so, like engine/batch.ts, we
+// sleep for most of the expected time first (80% of the fastest run so far) and await the rest quietly
+// (engine/quiet-await.ts): both engines wait the same way, and the comparison is of their kernels.
 import type { Gpu } from "../engine/device.js";
+import { awaitQuietly } from "../engine/quiet-await.js";
 import type { TimedCase } from "./harness.js";
 
 export interface TfjsMatmul {
@@ -43,7 +45,7 @@ export async function loadTfjs(gpu: Gpu): Promise<TfjsMatmul> {
     backend.endComputePassEncoder();
     backend.submitQueue();
     if (estimateMs > 2) await new Promise((resolve) => setTimeout(resolve, 0.8 * estimateMs));
-    await gpu.device.queue.onSubmittedWorkDone();
+    await awaitQuietly(() => gpu.device.queue.onSubmittedWorkDone());
   };
 
   return {

@@ -1,11 +1,13 @@
 // `bench wait`: the main thread's CPU time (a) while the device is open and idle, (b) while awaiting a long
-// GPU job directly (dawn-node polls while a promise is pending), and (c) through the engine's
-// estimate-then-await read-back, which sleeps for most of the expected GPU time first.
+// GPU job directly (dawn-node polls while a promise is pending), (c) awaiting it quietly (polls about once a
+// millisecond after the first, engine/quiet-await.ts), and (d) through the engine's estimate-then-await
+// read-back, which sleeps for most of the expected GPU time first and awaits the rest quietly.
 import type { Command } from "../cli/command.js";
 import { parseArgs } from "../cli/args.js";
 import { initEngine, runtime } from "../engine/runtime.js";
 import { Tensor, tidy } from "../engine/tensor.js";
 import * as ops from "../engine/ops.js";
+import { awaitQuietly, quietPolls } from "../engine/quiet-await.js";
 import { deviceLine, mainThreadCpuMs } from "./harness.js";
 
 const FLAGS = { size: "int", reps: "int", json: "boolean" } as const;
@@ -49,19 +51,29 @@ export const waitBench: Command = {
       await gpu.device.queue.onSubmittedWorkDone();
       s.dispose();
     });
+    const polls0 = quietPolls.count;
+    const quiet = await cpuFraction(async () => {
+      const s = job();
+      batch.submit();
+      await awaitQuietly(() => gpu.device.queue.onSubmittedWorkDone());
+      s.dispose();
+    });
+    const quietPollCount = quietPolls.count - polls0;
     const engine = await cpuFraction(async () => {
       const s = job();
       await s.item();
       s.dispose();
     });
-    const rows = { idle, directAwait: direct, estimateThenAwait: engine };
+    const rows = { idle, directAwait: direct, quietAwait: quiet, estimateThenAwait: engine };
     if (flags.json) {
-      console.log(JSON.stringify({ device: deviceLine(), size: n, reps, ...rows }, null, 2));
+      console.log(JSON.stringify({ device: deviceLine(), size: n, reps, ...rows, quietPollCount }, null, 2));
       return;
     }
     console.log(deviceLine());
     for (const [name, r] of Object.entries(rows)) {
       console.log(`${name.padEnd(18)} wall ${r.wallMs.toFixed(0).padStart(6)} ms   main-thread CPU ${(r.cpuFraction * 100).toFixed(0).padStart(3)}%`);
     }
+    // Zero would mean this dawn-node no longer polls through the global setImmediate, and the quiet await spins.
+    console.log(`quiet await: ${quietPollCount} polls through setTimeout`);
   },
 };

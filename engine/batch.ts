@@ -6,13 +6,15 @@
 // with one writeBuffer per page just before the submit.
 //
 // Waiting: dawn-node burns a core while a GPU promise is pending, so before awaiting we sleep for most of the
-// GPU time the pending work is expected to take (an estimate learned from earlier waits; see wait()).
+// GPU time the pending work is expected to take (an estimate learned from earlier waits; see wait()), and the
+// rest of the wait polls about once a millisecond instead of spinning (engine/quiet-await.ts).
 import type { Gpu } from "./device.js";
 import { throwIfDeviceError } from "./device.js";
 import type { BufferPool } from "./pool.js";
 import type { Kernel } from "./pipeline.js";
 import { compileErrors } from "./pipeline.js";
 import { Profiler } from "./profile.js";
+import { awaitQuietly } from "./quiet-await.js";
 
 const SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we know
 const PAGE = 64 * 1024;
@@ -155,7 +157,7 @@ export class Batch {
     return total - (performance.now() - this.inflightSince) / 1000;
   }
 
-  // Awaits `promise` (a GPU promise) after sleeping for ~80% of the expected remaining GPU time, then learns.
+  // Awaits `promise` (a GPU promise, quietly) after sleeping for ~80% of the expected remaining GPU time, then learns.
   // If the promise still took a while after the sleep, the GPU was busy until it resolved and the elapsed time
   // is the true duration: learn it. If it resolved at once, we overslept and only know an upper bound: halve the
   // estimate, so one slow batch does not make every later wait oversleep.
@@ -164,7 +166,7 @@ export class Batch {
     const slept = remaining > 0.002;
     if (slept) await sleep(remaining * 0.8 * 1000);
     const awaitStart = performance.now();
-    const result = await promise();
+    const result = await awaitQuietly(promise);
     const now = performance.now();
     if (this.inflightWork > 1e6) {
       if (!slept || now - awaitStart > 1) {
