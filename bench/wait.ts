@@ -22,14 +22,14 @@ async function cpuFraction(fn: () => Promise<void>): Promise<{ wallMs: number; c
 
 export const waitBench: Command = {
   summary: "main-thread CPU time while idle and while waiting on the GPU (busy-wait check)",
-  usage: `usage: node dist/run.js bench wait [--size 1024] [--reps 3] [--json]
+  usage: `usage: node dist/run.js bench wait [--size 1024] [--reps 20] [--json]
 
   --size  the square matmul chained to make a long GPU job (default 1024)
-  --reps  matmuls chained per job (default 3)`,
+  --reps  matmuls chained per job (default 20: about a second on a 2-core CPU driver, for 10 ms CPU ticks)`,
   async run(argv) {
     const { flags } = parseArgs(argv, FLAGS);
     const n = flags.size ?? 1024;
-    const reps = flags.reps ?? 3;
+    const reps = flags.reps ?? 20;
     await initEngine();
     const { batch, gpu } = runtime();
     const a = Tensor.fromArray(new Float32Array(n * n).fill(0.001), [n, n]).keep();
