@@ -5,7 +5,8 @@
 //   versions the ones meant for this device (reg* on CPU drivers, all on GPUs); or --version
 // Each version and layout is first validated against a float64 CPU product at 67x45x71 (atol = rtol =
 // 1e-4 * sqrt(K)). Then per case one warm-up run (pipeline compile, packing), then --reps timed runs, each a few
-// dispatches (enough for ~1 GFLOP) between batch.sync() calls; the median is reported, with the best run.
+// products back to back (enough for ~4 GFLOP, at most 100) between batch.sync() calls; the median is reported,
+// with the best run.
 // A shape's cases (every version and layout, and TF.js) take their timed runs in turns, round by round, so a
 // slow spell of the host falls on all of them alike.
 // GFLOP/s counts 2*M*N*K per wall second. "cpu GFLOP/s" counts it per CPU-second of the process's worker threads
@@ -37,7 +38,10 @@ const LAYOUTS: Record<string, { transA: boolean; transB: boolean }> = {
   tt: { transA: true, transB: true },
 };
 const CHECK = [67, 45, 71]; // M, K, N of the validation product
-const RUN_FLOP = 1e9; // products per timed run (at most 20): enough to amortise the submit and the wake-up
+// Work per timed run, enough to amortise the submit and the wake-up: at 3200x192x576 on lavapipe, one product
+// per sync ran at 32.4 GFLOP/s and five at 34.6 (interleaved), at 256^3 twenty products per sync ran at 30.4.
+const RUN_FLOP = 4e9;
+const RUN_MAX_PRODUCTS = 100;
 
 // What a row reports of its timed runs, ours and TF.js's alike.
 interface Figures {
@@ -145,9 +149,9 @@ async function ours(version: string, layout: string, a: Float32Array, b: Float32
   return y;
 }
 
-// RUN_FLOP worth of products per timed run, at most 20: a run of a few ms would time the wait, not the kernel.
+// RUN_FLOP worth of products per timed run, at most RUN_MAX_PRODUCTS: a short run would time the wait, not the kernel.
 function innerRuns(M: number, K: number, N: number): number {
-  return Math.max(1, Math.min(20, Math.floor(RUN_FLOP / (2 * M * N * K))));
+  return Math.max(1, Math.min(RUN_MAX_PRODUCTS, Math.floor(RUN_FLOP / (2 * M * N * K))));
 }
 
 // TF.js on our device, validated; undefined (after printing why) when it cannot start or computes wrong.
