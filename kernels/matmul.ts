@@ -18,7 +18,7 @@
 //     each lane C contiguous columns as C/4 vec4 accumulators per row, one k per loop iteration. Per k: R loads
 //     of a (uniform: the rows depend only on the workgroup id) and C/4 vec4 loads of b for R*C FMAs.
 //     b is read as vec4 rows (K, ldb): when b is transposed or N % 4 != 0 a pack kernel first writes it so
-//     (one pass over b). Edges clamp the load indices (no branches in the k loop); stores are bounds-checked.
+//     (one pass over b, and one more dispatch). Edges clamp the load indices (no branches in the k loop); stores are bounds-checked.
 //     When N % 4 == 0 the epilogue stores (and reads bias, preact and residual) 4 columns at a time as vec4s: a
 //     per-lane store costs like a per-lane load, and at 3200x8x576, where the epilogue is most of the work,
 //     vec4 stores took 4.0-4.5 ms against 5.3-6.7 one column at a time.
@@ -29,7 +29,11 @@
 //     subgroupBroadcast of a from 8 k's loaded one per lane; b loaded uniformly for the whole tile and picked
 //     per lane with select (2.9 vs 20); b read through textureLoad from an rgba32float copy (17 vs 21).
 //   regmRxC (CPU drivers): the same register block with the 8 lanes stacked along m instead of n: lane l owns
-//     rows l, l+8, ... and every lane the same C columns, so b loads are uniform and a loads strided. Its tile,
+//     rows l, l+8, ... and every lane the same C columns, so b loads are uniform and a loads strided. Being
+//     uniform, b needs no pack: a transposed b, or one with N % 4 != 0, is read in place as C scalars per k
+//     (each column's start hoisted out of the k loop; computed in the loop, the index arithmetic cost 30%).
+//     Without the pack dispatch, nt products took 0.56-1.26 ms against 0.67-1.72 at 544x{64,256}x64 and
+//     1576x{8,384}x{384,8}, and about the same as pack + vec4 reads at 1576x384x384 and 3200x192x576. Its tile,
 //     8R x C, fits skinny products that waste most of reg's 8C-wide one: at 1576x384x16 (LoRA, rank 8 on q and
 //     v) regm16x16 ran 5.8x faster than reg16x16, at 9456x197x64 (attention's P.V) 2.4x, at 3200x192x576 1.4x.
 //   tiled (GPUs). Classic shared-memory tiling: 64x64 output tile per 16x16 workgroup, 4x4 per thread, k in
@@ -87,6 +91,7 @@ interface MatmulSpec {
   residual: boolean;
   addOut: boolean; // y += result, reading y's old value through its read_write binding
   vecY: boolean; // reg with N % 4 == 0: y, bias, preact and residual bound as vec4 and stored 4 columns at a time
+  bScalars: boolean; // regm with transB or N % 4 != 0: b read in its stored layout as scalars (uniform), unpacked
 }
 
 const FIELDS = {
@@ -107,7 +112,7 @@ function bindings(spec: MatmulSpec): string {
   const list: [string, string, string][] = [
     ["y", yType, "read_write"],
     ["A", "array<f32>", "read"],
-    ["B", VERSIONS[spec.version].kind === "reg" ? "array<vec4<f32>>" : "array<f32>", "read"],
+    ["B", VERSIONS[spec.version].kind === "reg" && !spec.bScalars ? "array<vec4<f32>>" : "array<f32>", "read"],
   ];
   if (spec.bias) list.push(["bias", yType, "read"]);
   if (spec.preact) list.push(["preact", yType, "read_write"]);
@@ -173,10 +178,17 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
   const pre: string[] = [];
   const body: string[] = [];
   for (let r = 0; r < R; r++) pre.push(`let r${r} = min(${row(`${r}u`)}, p.M - 1u);`);
-  for (let v = 0; v < V; v++) pre.push(`let c${v} = min(n0 + ${4 * v}u, p.ldb - 4u) / 4u;`);
+  // bScalars: c_j is where column j's elements of b start (transB: its row of b; else its offset in a row of b).
+  if (spec.bScalars) for (let j = 0; j < C; j++) pre.push(`let c${j} = bBase + min(n0 + ${j}u, p.N - 1u)${spec.transB ? " * p.K" : ""};`);
+  else for (let v = 0; v < V; v++) pre.push(`let c${v} = min(n0 + ${4 * v}u, p.ldb - 4u) / 4u;`);
   for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) pre.push(`var acc${r}_${v} = vec4<f32>(0.0);`);
   for (let r = 0; r < R; r++) body.push(`let a${r} = vec4<f32>(A[aBase + ${aIndex(spec, `r${r}`, "k")}]);`);
-  for (let v = 0; v < V; v++) body.push(`let b${v} = B[bBase4 + k * ldb4 + c${v}];`);
+  if (spec.bScalars && !spec.transB) body.push("let bRow = k * p.N;");
+  const bScalar = (j: number) => `B[c${j} + ${spec.transB ? "k" : "bRow"}]`;
+  for (let v = 0; v < V; v++) {
+    const b = spec.bScalars ? `vec4<f32>(${[0, 1, 2, 3].map((j) => bScalar(4 * v + j)).join(", ")})` : `B[bBase4 + k * ldb4 + c${v}]`;
+    body.push(`let b${v} = ${b};`);
+  }
   for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) body.push(`acc${r}_${v} = fma(a${r}, b${v}, acc${r}_${v});`);
   const tile: string[] = [];
   for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) tile.push(`acc${r}_${v}`);
@@ -263,7 +275,7 @@ ${ENTRY} {${TILE_COORDS}
 }
 
 // pack: b (..., K, N), or (..., N, K) with transB, -> (..., K, ldb) with ldb = N rounded up to 4 and zero
-// padding, for the reg kernels, which read rows of b as vec4. Used for transB (whose strided scalar reads in the
+// padding, for the reg kernels (not regm), which read rows of b as vec4. Used for transB (whose strided scalar reads in the
 // k loop ran at ~21 vs ~30 GFLOP/s at 3200x192x576) and for N % 4 != 0; it costs one pass over b.
 const PACK_FIELDS = { K: "u32", N: "u32", ldb: "u32", blocks: "u32", rows: "u32" } as const;
 const PACK_WG = 64;
@@ -400,8 +412,11 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const version = chooseVersion(opts.version, { M, K, N, transA: !!opts.transA, transB: !!opts.transB, batch });
   const tiling = VERSIONS[version];
   const bBatch = shared ? 1 : batch;
-  // The reg kernels read b as (K, ldb) vec4 rows: pack it when it is transposed or N % 4 != 0.
-  const pack = tiling.kind === "reg" && (!!opts.transB || N % 4 !== 0);
+  // The reg kernels read b as (K, ldb) vec4 rows: pack it when it is transposed or N % 4 != 0. regm's b loads are
+  // uniform across lanes, so it reads such a b directly, as scalars, and needs no pack.
+  const unaligned = !!opts.transB || N % 4 !== 0;
+  const bScalars = tiling.kind === "reg" && tiling.lanesAlongM && unaligned;
+  const pack = tiling.kind === "reg" && !tiling.lanesAlongM && unaligned;
   const bRows = pack ? packB(b, bBatch, K, N, !!opts.transB) : b;
   const ldb = pack ? Math.ceil(N / 4) * 4 : N;
   const spec: MatmulSpec = {
@@ -414,6 +429,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     residual: !!opts.residual && !residualIsOut,
     addOut: !!opts.accumulate || residualIsOut,
     vecY: tiling.kind === "reg" && N % 4 === 0,
+    bScalars,
   };
   const [tileM, tileN] = tileShape(tiling);
   const tilesM = Math.ceil(M / tileM);
