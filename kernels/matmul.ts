@@ -30,10 +30,12 @@
 //     per lane with select (2.9 vs 20); b read through textureLoad from an rgba32float copy (17 vs 21).
 //   regmRxC (CPU drivers): the same register block with the 8 lanes stacked along m instead of n: lane l owns
 //     rows l, l+8, ... and every lane the same C columns, so b loads are uniform and a loads strided. Being
-//     uniform, b needs no pack: a transposed b, or one with N % 4 != 0, is read in place as C scalars per k
-//     (each column's start hoisted out of the k loop; computed in the loop, the index arithmetic cost 30%).
+//     uniform, b need not be packed: a transposed b, or one with N % 4 != 0, can be read in place as C scalars
+//     per k (each column's start hoisted out of the k loop; computed in the loop, the index arithmetic cost 30%).
 //     Without the pack dispatch, nt products took 0.56-1.26 ms against 0.67-1.72 at 544x{64,256}x64 and
-//     1576x{8,384}x{384,8}, and about the same as pack + vec4 reads at 1576x384x384 and 3200x192x576. Its tile,
+//     1576x{8,384}x{384,8}, and 15.5 ms against 17.4 at 512^3; at 1576x384x384 and 3200x192x576 about the same.
+//     But the C strided streams cost more per CPU-second (5-10%) and lost at 1576x1536x384 (~100 ms vs 94), so
+//     only a b of up to IN_PLACE_B_MAX elements per batch entry (1 MiB, an L2 cache) is read in place. Its tile,
 //     8R x C, fits skinny products that waste most of reg's 8C-wide one: at 1576x384x16 (LoRA, rank 8 on q and
 //     v) regm16x16 ran 5.8x faster than reg16x16, at 9456x197x64 (attention's P.V) 2.4x, at 3200x192x576 1.4x.
 //   tiled (GPUs). Classic shared-memory tiling: 64x64 output tile per 16x16 workgroup, 4x4 per thread, k in
@@ -76,6 +78,8 @@ const SKINNY_CPU = "regm16x16";
 const DEFAULT_GPU = "tiled";
 
 const LANES = 8; // reg: workgroup size, one SIMD batch on llvmpipe
+// regm: the largest b (elements per batch entry, 1 MiB: an L2 cache) read in place when unaligned; see the header.
+const IN_PLACE_B_MAX = 1 << 18;
 const TILE = 64; // tiled: output tile edge
 const TK = 16; // tiled: k slab
 const WG2 = 16; // tiled: workgroup edge; each thread owns TILE/WG2 = 4 rows and 4 columns
@@ -91,7 +95,7 @@ interface MatmulSpec {
   residual: boolean;
   addOut: boolean; // y += result, reading y's old value through its read_write binding
   vecY: boolean; // reg with N % 4 == 0: y, bias, preact and residual bound as vec4 and stored 4 columns at a time
-  bScalars: boolean; // regm with transB or N % 4 != 0: b read in its stored layout as scalars (uniform), unpacked
+  bScalars: boolean; // regm, small b with transB or N % 4 != 0: b read in its stored layout as (uniform) scalars
 }
 
 const FIELDS = {
@@ -413,10 +417,10 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const tiling = VERSIONS[version];
   const bBatch = shared ? 1 : batch;
   // The reg kernels read b as (K, ldb) vec4 rows: pack it when it is transposed or N % 4 != 0. regm's b loads are
-  // uniform across lanes, so it reads such a b directly, as scalars, and needs no pack.
+  // uniform across lanes, so it reads a small such b in place, as scalars, without the pack's dispatch.
   const unaligned = !!opts.transB || N % 4 !== 0;
-  const bScalars = tiling.kind === "reg" && tiling.lanesAlongM && unaligned;
-  const pack = tiling.kind === "reg" && !tiling.lanesAlongM && unaligned;
+  const bScalars = tiling.kind === "reg" && tiling.lanesAlongM && unaligned && K * N <= IN_PLACE_B_MAX;
+  const pack = tiling.kind === "reg" && unaligned && !bScalars;
   const bRows = pack ? packB(b, bBatch, K, N, !!opts.transB) : b;
   const ldb = pack ? Math.ceil(N / 4) * 4 : N;
   const spec: MatmulSpec = {

@@ -36,7 +36,7 @@ const SHAPES: Shape[] = [
   shape(5, 9, 12, [2, 3], false), // 4-D a, 4-D b
   shape(6, 20, 10, [3], false), // 3-D x 3-D
 ];
-const LARGE = shape(1030, 257, 1031);
+const LARGE = shape(1030, 257, 1031); // K * N > 2^18: regm packs a transposed b here, and reads smaller ones in place
 const LAYOUTS = [
   { transA: false, transB: false },
   { transA: true, transB: false },
