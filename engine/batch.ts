@@ -157,7 +157,10 @@ export class Batch {
     return total - (performance.now() - this.inflightSince) / 1000;
   }
 
-  // Awaits `promise` (a GPU promise, quietly) after sleeping for ~80% of the expected remaining GPU time, then learns.
+  // Awaits `promise` (a GPU promise) after sleeping for ~80% of the expected remaining GPU time, then learns.
+  // The await spins only briefly, then polls quietly (engine/quiet-await.ts): on a CPU driver for its first
+  // millisecond, since a spinning core is one the driver's workers lose; on a GPU, where it costs no GPU time,
+  // until the expected end (with a quarter to spare), so that only work running late waits for the 1 ms polls.
   // If the promise still took a while after the sleep, the GPU was busy until it resolved and the elapsed time
   // is the true duration: learn it. If it resolved at once, we overslept and only know an upper bound: halve the
   // estimate, so one slow batch does not make every later wait oversleep.
@@ -165,8 +168,9 @@ export class Batch {
     const remaining = this.expectedRemaining();
     const slept = remaining > 0.002;
     if (slept) await sleep(remaining * 0.8 * 1000);
+    const spinMs = this.gpu.isCpu ? 1 : Math.max(1, 1.25 * this.expectedRemaining() * 1000);
     const awaitStart = performance.now();
-    const result = await awaitQuietly(promise);
+    const result = await awaitQuietly(promise, spinMs);
     const now = performance.now();
     if (this.inflightWork > 1e6) {
       if (!slept || now - awaitStart > 1) {

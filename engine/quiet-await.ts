@@ -5,14 +5,12 @@
 // spin that takes a whole core for as long as the GPU works. On a 2-core CPU driver that core is what
 // lavapipe's workers would have used: a 3200x192x576 matmul run back to back gained 6-10% when the spin stopped.
 //
-// awaitQuietly spins as dawn-node does for the first SPIN_MS of the await (a short wait keeps its latency), then
+// awaitQuietly spins as dawn-node does for the first spinMs of the await (a short wait keeps its latency), then
 // routes setImmediate through setTimeout(..., 1) until the promise settles, so the poll runs about once a
 // millisecond: up to ~1 ms more latency on a long wait, a near-idle main thread meanwhile. Concurrent awaits
 // share one patch (counted); the originals are back when the last one settles. Other code calling the global
 // setImmediate in that window only runs a millisecond later. clearImmediate is wrapped on first use, and stays
 // wrapped, so that a handle made in a window (a Timeout) is cleared as one even after the window closes.
-const SPIN_MS = 1;
-
 let quietAwaits = 0;
 let spinning: typeof setImmediate | undefined; // the global setImmediate while a window is open
 let clearWrapped = false;
@@ -46,14 +44,14 @@ function leave(): void {
   spinning = undefined;
 }
 
-// Calls `start` (which creates the GPU promise) and resolves or rejects with it.
-export async function awaitQuietly<T>(start: () => Promise<T>): Promise<T> {
+// Calls `start` (which creates the GPU promise) and resolves or rejects with it, spinning for at most spinMs.
+export async function awaitQuietly<T>(start: () => Promise<T>, spinMs = 1): Promise<T> {
   const promise = start();
   let quiet = false;
   const timer = setTimeout(() => {
     quiet = true;
     enter();
-  }, SPIN_MS);
+  }, spinMs);
   try {
     return await promise;
   } finally {

@@ -32,6 +32,14 @@ describe("awaitQuietly", () => {
     expect(quietPolls.count).toBe(polls);
   });
 
+  it("spins through a longer spinMs before throttling", async () => {
+    const spinning = globalThis.setImmediate;
+    let during: typeof setImmediate | undefined;
+    setTimeout(() => (during = globalThis.setImmediate), 10);
+    expect(await awaitQuietly(() => after(30, "done"), 60)).toBe("done");
+    expect(during).toBe(spinning);
+  });
+
   it("restores setImmediate after a rejection and only when overlapping awaits have all settled", async () => {
     const spinning = globalThis.setImmediate;
     const failing = awaitQuietly(() => after(20, 0).then(() => Promise.reject(new Error("lost device"))));
