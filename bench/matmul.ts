@@ -38,8 +38,8 @@ const LAYOUTS: Record<string, { transA: boolean; transB: boolean }> = {
   tt: { transA: true, transB: true },
 };
 const CHECK = [67, 45, 71]; // M, K, N of the validation product
-// Work per timed run, enough to amortise the submit and the wake-up: at 3200x192x576 on lavapipe, one product
-// per sync ran at 32.4 GFLOP/s and five at 34.6 (interleaved), at 256^3 twenty products per sync ran at 30.4.
+// Work per timed run, enough to amortise the submit and the wake-up. On lavapipe, interleaved: at 3200x192x576
+// one product per sync ran at 32.4 GFLOP/s and five at 34.6; at 256^3 one at 19.7 and twenty at 30.4.
 const RUN_FLOP = 4e9;
 const RUN_MAX_PRODUCTS = 100;
 

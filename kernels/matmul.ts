@@ -18,7 +18,8 @@
 //     each lane C contiguous columns as C/4 vec4 accumulators per row, one k per loop iteration. Per k: R loads
 //     of a (uniform: the rows depend only on the workgroup id) and C/4 vec4 loads of b for R*C FMAs.
 //     b is read as vec4 rows (K, ldb): when b is transposed or N % 4 != 0 a pack kernel first writes it so
-//     (one pass over b, and one more dispatch). Edges clamp the load indices (no branches in the k loop); stores are bounds-checked.
+//     (one pass over b, and one more dispatch). Edges clamp the load indices (no branches in the k loop);
+//     stores are bounds-checked.
 //     When N % 4 == 0 the epilogue stores (and reads bias, preact and residual) 4 columns at a time as vec4s: a
 //     per-lane store costs like a per-lane load, and at 3200x8x576, where the epilogue is most of the work,
 //     vec4 stores took 4.0-4.5 ms against 5.3-6.7 one column at a time.
@@ -279,8 +280,9 @@ ${ENTRY} {${TILE_COORDS}
 }
 
 // pack: b (..., K, N), or (..., N, K) with transB, -> (..., K, ldb) with ldb = N rounded up to 4 and zero
-// padding, for the reg kernels (not regm), which read rows of b as vec4. Used for transB (whose strided scalar reads in the
-// k loop ran at ~21 vs ~30 GFLOP/s at 3200x192x576) and for N % 4 != 0; it costs one pass over b.
+// padding, for the reg kernels (and regm past IN_PLACE_B_MAX), which read rows of b as vec4. Used for transB
+// (reg's strided per-lane reads in the k loop ran at ~21 vs ~30 GFLOP/s at 3200x192x576) and for N % 4 != 0;
+// it costs one pass over b.
 const PACK_FIELDS = { K: "u32", N: "u32", ldb: "u32", blocks: "u32", rows: "u32" } as const;
 const PACK_WG = 64;
 const PACK_BLOCK = PACK_WG * 4; // output columns per workgroup
