@@ -31,13 +31,16 @@ export class Batch {
   private names: string[] = []; // kernels in this batch, for error messages
   private dispatches = 0;
   private work = 0; // estimated work units of the encoded, unsubmitted dispatches
+  private firstUse = false; // some encoded dispatch is its kernel's first (its time includes a compile)
   // Submitted but possibly unfinished work, and the learned seconds per work unit.
   private inflightWork = 0;
   private inflightDispatches = 0;
   private inflightSince = 0;
+  private inflightFirstUse = false;
   // Learned seconds per work unit. Public so that a benchmark taking turns between kernels of different speeds can
   // keep one per kernel: a shared estimate learned on a slow kernel makes the next, faster one oversleep.
-  secondsPerUnit = 1e-10;
+  // 0 until the first wait it can learn from: before that, waits do not sleep (a guess too high oversleeps).
+  secondsPerUnit = 0;
   private profiler: Profiler | undefined; // per-kernel GPU times, while profiling (see engine/profile.ts)
   readonly stats = { dispatches: 0, submits: 0, readbacks: 0 };
 
@@ -71,6 +74,10 @@ export class Batch {
     pass.dispatchWorkgroups(x, y, z);
     if (process.env.DEBUG) console.error(`[dispatch] ${label}${note ? ` grid=${x}x${y}x${z}` : ""}`);
     this.names.push(kernel.key);
+    if (!kernel.dispatched) {
+      kernel.dispatched = true;
+      this.firstUse = true;
+    }
     this.dispatches++;
     this.stats.dispatches++;
     this.work += work;
@@ -133,8 +140,10 @@ export class Batch {
     if (this.inflightWork === 0 && this.inflightDispatches === 0) this.inflightSince = performance.now();
     this.inflightWork += this.work;
     this.inflightDispatches += this.dispatches;
+    this.inflightFirstUse ||= this.firstUse;
     this.work = 0;
     this.dispatches = 0;
+    this.firstUse = false;
     this.stats.submits++;
     this.pool.recycle();
     this.checkErrors();
@@ -163,23 +172,31 @@ export class Batch {
   // until the expected end (with a quarter to spare), so that only work running late waits for the 1 ms polls.
   // If the promise still took a while after the sleep, the GPU was busy until it resolved and the elapsed time
   // is the true duration: learn it. If it resolved at once, we overslept and only know an upper bound: halve the
-  // estimate, so one slow batch does not make every later wait oversleep.
+  // estimate, so one slow batch does not make every later wait oversleep. Work that ran a kernel for the first
+  // time teaches nothing: on llvmpipe its time includes compiling shaders (a first ViT-S forward took seconds
+  // more), and the next wait would oversleep by that much.
   async wait<T>(promise: () => Promise<T>): Promise<T> {
     const remaining = this.expectedRemaining();
-    const slept = remaining > 0.002;
-    if (slept) await sleep(remaining * 0.8 * 1000);
+    const sleepMs = remaining > 0.002 ? remaining * 0.8 * 1000 : 0;
+    if (sleepMs > 0) await sleep(sleepMs);
     const spinMs = this.gpu.isCpu ? 1 : Math.max(1, 1.25 * this.expectedRemaining() * 1000);
     const awaitStart = performance.now();
     const result = await awaitQuietly(promise, spinMs);
     const now = performance.now();
-    if (this.inflightWork > 1e6) {
-      if (!slept || now - awaitStart > 1) {
+    if (this.inflightWork > 1e6 && !this.inflightFirstUse) {
+      // Still busy after the sleep: the await lasted more than the few ms dawn-node takes to notice finished
+      // work, and a tenth of the sleep. (Against a fixed 1 ms, slower notices passed for busy GPUs: the estimate
+      // then learned its own oversleep and shrank by only ~10% per wait, ViT-S runs of 6.0 s, 5.4 s, 4.9 s for
+      // 3.2 s of GPU work.)
+      const stillBusy = sleepMs === 0 || now - awaitStart > Math.max(2, 0.1 * sleepMs);
+      if (stillBusy) {
         const measured = ((now - this.inflightSince) / 1000 - this.inflightDispatches * DISPATCH_OVERHEAD_S) / this.inflightWork;
-        if (measured > 0) this.secondsPerUnit = 0.5 * this.secondsPerUnit + 0.5 * measured;
+        if (measured > 0) this.secondsPerUnit = this.secondsPerUnit === 0 ? measured : 0.5 * this.secondsPerUnit + 0.5 * measured;
       } else this.secondsPerUnit *= 0.5;
     }
     this.inflightWork = 0;
     this.inflightDispatches = 0;
+    this.inflightFirstUse = false;
     await this.profiler?.collect();
     await Promise.resolve();
     this.checkErrors();

@@ -17,6 +17,9 @@ export interface Kernel {
   name: string; // kernel family, e.g. "matmul"
   key: string; // name/specKey, for errors and DEBUG logs
   pipeline: GPUComputePipeline;
+  // Set by the first dispatch. llvmpipe compiles a shader when it first runs it, on the "GPU" timeline, so the
+  // batch that holds a first dispatch takes longer than its work (see Batch.wait).
+  dispatched: boolean;
 }
 
 const cache = new Map<string, Kernel>();
@@ -38,7 +41,7 @@ export function getKernel<S extends Spec>(name: string, spec: S, wgsl: (spec: S)
     compileErrors.push(`shader compilation failed:\n${lines.join("\n")}\n--- WGSL of ${key} ---\n${numbered(code)}`);
   });
   const pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" }, label: key });
-  kernel = { name, key, pipeline };
+  kernel = { name, key, pipeline, dispatched: false };
   cache.set(key, kernel);
   return kernel;
 }

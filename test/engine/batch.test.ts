@@ -45,4 +45,50 @@ describe("batch", () => {
     const later = await Tensor.fromArray([1], [1]).data().then(() => "", (e: Error) => e.message);
     expect(`${err?.message}\n${later}`).toMatch(/broken-wgsl\/n=2 3:\d+: .*undefined_name[\s\S]*--- WGSL of broken-wgsl/);
   });
+
+  describe("wait estimate", () => {
+    // A kernel that spins for a few ms per dispatch on any device; `work` is the estimate's unit count.
+    const busy = () => getKernel("wait-estimate-probe", { n: 1 }, () => `
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(1) fn main() {
+  var s = 0.0;
+  for (var i = 0u; i < 2000000u; i++) { s = s * 0.999 + f32(i & 7u); }
+  y[0] = s;
+}`);
+    const job = async () => {
+      const y = Tensor.empty([1]);
+      runtime().batch.dispatch(busy(), [y.buffer], undefined, [1], 1e7);
+      await runtime().batch.sync();
+      y.dispose();
+    };
+
+    it("learns nothing from a kernel's first dispatch, then learns from the next", async () => {
+      const { batch } = runtime();
+      const before = batch.secondsPerUnit;
+      await job(); // first dispatch of the probe: its time includes the shader compile on llvmpipe
+      expect(batch.secondsPerUnit).toBe(before);
+      batch.secondsPerUnit = 0; // unknown: the next wait does not sleep, and takes the measurement as it is
+      await job();
+      expect(batch.secondsPerUnit).toBeGreaterThan(0);
+    });
+
+    it("halves an estimate it overslept on, even when the finished work is noticed late", async () => {
+      const { batch, gpu } = runtime();
+      await job();
+      const t0 = performance.now();
+      await job();
+      const jobMs = performance.now() - t0;
+      const tooHigh = (20 * jobMs + 100) / 1000 / 1e7; // seconds per unit: ~20x the job, so it sleeps ~16x
+      batch.secondsPerUnit = tooHigh;
+      const y = Tensor.empty([1]);
+      batch.dispatch(busy(), [y.buffer], undefined, [1], 1e7);
+      batch.submit();
+      // The work is long done when the sleep ends; the promise still takes 8 ms, as dawn-node's notice sometimes does.
+      const lateNotice = () => gpu.device.queue.onSubmittedWorkDone().then(() => new Promise((r) => setTimeout(r, 8)));
+      await batch.wait(lateNotice);
+      expect(batch.secondsPerUnit).toBe(tooHigh / 2);
+      y.dispose();
+    });
+  });
 });
+
