@@ -171,7 +171,7 @@ export class Batch {
   // millisecond, since a spinning core is one the driver's workers lose; on a GPU, where it costs no GPU time,
   // until the expected end (with a quarter to spare), so that only work running late waits for the 1 ms polls.
   // If the promise still took a while after the sleep, the GPU was busy until it resolved and the elapsed time
-  // is the true duration: learn it. If it resolved at once, we overslept and only know an upper bound: halve the
+  // is the true duration: learn it. If it resolved soon after, we overslept and only know an upper bound: halve the
   // estimate, so one slow batch does not make every later wait oversleep. Work that ran a kernel for the first
   // time teaches nothing: on llvmpipe its time includes compiling shaders (a first ViT-S forward took seconds
   // more), and the next wait would oversleep by that much.
