@@ -187,7 +187,10 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
   for (let r = 0; r < R; r++) pre.push(`let r${r} = min(${row(`${r}u`)}, p.M - 1u);`);
   // bScalars: c_j is where column j's elements of b start (transB: its row of b; else its offset in a row of b).
   if (spec.bScalars) for (let j = 0; j < C; j++) pre.push(`let c${j} = bBase + min(n0 + ${j}u, p.N - 1u)${spec.transB ? " * p.K" : ""};`);
-  else for (let v = 0; v < V; v++) pre.push(`let c${v} = min(n0 + ${4 * v}u, p.ldb - 4u) / 4u;`);
+  else {
+    pre.push("let bBase4 = bBase / 4u;", "let ldb4 = p.ldb / 4u;");
+    for (let v = 0; v < V; v++) pre.push(`let c${v} = min(n0 + ${4 * v}u, p.ldb - 4u) / 4u;`);
+  }
   for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) pre.push(`var acc${r}_${v} = vec4<f32>(0.0);`);
   for (let r = 0; r < R; r++) body.push(`let a${r} = vec4<f32>(A[aBase + ${aIndex(spec, `r${r}`, "k")}]);`);
   if (spec.bScalars && !spec.transB) body.push("let bRow = k * p.N;");
@@ -205,8 +208,6 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
 ${ENTRY} {${TILE_COORDS}
   let m0 = tm * ${tileM}u;
   let n0 = tn * ${tileN}u${lanesAlongM ? "" : ` + lid.x * ${C}u`};
-  let bBase4 = bBase / 4u;
-  let ldb4 = p.ldb / 4u;
   ${pre.join("\n  ")}
   for (var k = 0u; k < p.K; k++) {
     ${body.join("\n    ")}
