@@ -1,7 +1,9 @@
 // layernormForward / layernormBackward, every version, against test/ref/layernorm.ts (float64) and float64
 // central finite differences. Tolerances (atol + rtol*|ref|): y, mean, rstd, dx 2e-5 + 1e-4 (rstd of a row
 // with ~zero variance is 1/sqrt(eps) = 1000, so rstd gets rtol only); dgamma, dbeta sum up to 1030 rows of
-// O(1) terms: 1e-4 + 1e-4; finite differences 1e-4 + 1e-3.
+// O(1) terms: 1e-4 + 1e-4; finite differences 1e-4 + 1e-3. dx = rstd * (O(1) terms), so their f32 rounding
+// comes back times rstd: a width-1 row (rstd 1000, exact dx 0) gave 2.2e-5 on an H200, whose compiler contracts
+// g - mean(g) into an fma. dx's atol grows with the largest rstd past 100.
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { ROW_VERSIONS } from "../../kernels/rows.js";
@@ -45,7 +47,8 @@ for (const version of ROW_VERSIONS) {
         const g = layernormBackward(f32(dy, shape), xt, gt, mean, rstd, ALL, version);
         const gRef = layernormBackwardRef(dy, x, gamma, rows, C, EPS);
         expect(g.dx!.shape).toEqual(shape);
-        expectClose("dx", await g.dx!.data(), gRef.dx, TOL);
+        const dxTol = { ...TOL, atol: TOL.atol * Math.max(1, ...ref.rstd.map((r) => r / 100)) };
+        expectClose("dx", await g.dx!.data(), gRef.dx, dxTol);
         expectClose("dgamma", await g.dgamma!.data(), gRef.dgamma, PARAM_TOL);
         expectClose("dbeta", await g.dbeta!.data(), gRef.dbeta, PARAM_TOL);
       });
