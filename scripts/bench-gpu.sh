@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The benchmark set of the performance issue, on a machine with a real GPU: tune, then every `bench` with --json,
+# The benchmark set of the performance issue, on a machine with a real GPU: every `bench` with --json and `tune`,
 # one file each, into a folder (default bench-results/<date>; the first argument overrides it). A few minutes on
 # a GPU. It refuses to run on a CPU driver, where the same set takes hours; BENCH_GPU_ALLOW_CPU=1 overrides that.
 # Needs dist/run.js (`npm run build`) and node_modules/webgpu. Tuning results go to a temporary cache, so this
-# machine's cache is left as it was.
+# machine's cache is left as it was. Each step is stopped after BENCH_STEP_TIMEOUT seconds (default 600), so one
+# that hangs costs a short lease only its own figures. The steps that time explicit versions come first, then
+# tune, then the ViT benchmarks that use its choices.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench-results/$(date +%Y%m%d-%H%M%S)}
@@ -17,7 +19,7 @@ run() {
   shift
   echo "== node dist/run.js $* > $out/$file" >&2
   local start=$SECONDS
-  if ! timeout 600 node dist/run.js "$@" >"$out/$file" 2>"$out/$file.err"; then
+  if ! timeout "${BENCH_STEP_TIMEOUT:-600}" node dist/run.js "$@" >"$out/$file" 2>"$out/$file.err"; then
     echo "   failed (see $out/$file.err)" >&2
     failed=1
   fi
@@ -29,14 +31,14 @@ if grep -q "kernels for CPU drivers" "$out/info.txt" && [ "${BENCH_GPU_ALLOW_CPU
   echo "bench-gpu: the adapter is a CPU driver ($(sed -n 2p "$out/info.txt")); set BENCH_GPU_ALLOW_CPU=1 to run anyway" >&2
   exit 2
 fi
-run tune.json tune --model vit-s16 --batch 32 --json
 run matmul.json bench matmul --layouts nn,nt,tn --json
 run ops.json bench ops --json
 run attention.json bench attention --json
+run knn.json bench knn --json
+run tune.json tune --model vit-s16 --batch 32 --json
 run vit-s16.json bench vit --model vit-s16 --batch 32 --profile --json
 run vit-b16.json bench vit --model vit-b16 --batch 32 --json
 run vit-default.json bench vit --model default --batch 128 --json
-run knn.json bench knn --json
 cp "$PEFT_TUNE_CACHE"/tune-*.json "$out/" 2>/dev/null
 echo "results in $out" >&2
 exit $failed

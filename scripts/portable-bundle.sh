@@ -7,6 +7,9 @@
 #   DIR/run ARGS...               the tool (`node dist/run.js ARGS...`), e.g. DIR/run info
 #   DIR/run --bench-gpu [OUT]     scripts/bench-gpu.sh, results in OUT (default bench-results/<date>, both relative
 #                                 to the current directory)
+#   DIR/run --test [ARGS...]      the vitest suite (`vitest run ARGS...`) on that machine's adapter, from a second
+#                                 archive (tests.tar.xz, ~15 MB): the tracked sources and tests of this checkout and
+#                                 the node_modules vitest needs, unpacked on first use
 # Usage: scripts/portable-bundle.sh [DIR] (default .portable, ignored by git). Builds dist/run.js first if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +31,12 @@ printf '{ "type": "module", "private": true }\n' >"$stage/package.json" # dist/r
 cp -r node_modules/sharp node_modules/detect-libc node_modules/semver "$stage/node_modules/"
 cp -r node_modules/@img/colour node_modules/@img/sharp-linux-x64 node_modules/@img/sharp-libvips-linux-x64 "$stage/node_modules/@img/"
 tar -C "$stage" -cf - . | xz -T0 -6 >"$out/payload.tar.xz"
+# The test payload: the checkout's tracked files (sources, tests, fixtures) and node_modules without what the
+# payload above already holds (webgpu, sharp) or what `vitest run` never loads (TF.js, TypeScript's compiler).
+skip='^(webgpu|sharp|@img|detect-libc|semver|@tensorflow|typescript|@typescript|@types|@webgpu)$'
+git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf "$stage/tests.tar"
+ls -A node_modules | grep -v -E "$skip" | sed 's|^|node_modules/|' | tar -T - -rf "$stage/tests.tar"
+xz -T0 -6 <"$stage/tests.tar" >"$out/tests.tar.xz"
 if ! (cd "$out/deb" && apt-get download -qq libvulkan1 2>/dev/null); then
   echo "portable-bundle: could not download libvulkan1; the target machine must have a Vulkan loader" >&2
 fi
@@ -57,6 +66,19 @@ fi
 nvidia_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 if [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ] && [ -f "$nvidia_icd" ] && ! ls /usr/share/vulkan/icd.d/*nvidia* >/dev/null 2>&1; then
   export VK_DRIVER_FILES=$nvidia_icd
+fi
+if [ "${1:-}" = --test ]; then
+  shift
+  tests=$root-tests
+  if [ ! -d "$tests" ]; then
+    rm -rf "$tests.part"
+    mkdir -p "$tests.part"
+    xz -dc "$here/tests.tar.xz" | tar -C "$tests.part" -xf -
+    cp -r "$root/node_modules/." "$tests.part/node_modules/" # webgpu and sharp, from the payload
+    mv "$tests.part" "$tests"
+  fi
+  cd "$tests"
+  exec node node_modules/vitest/vitest.mjs run "$@"
 fi
 if [ "${1:-}" = --bench-gpu ]; then
   results=$(realpath -m "${2:-bench-results/$(date +%Y%m%d-%H%M%S)}") # relative to the caller, not the payload
