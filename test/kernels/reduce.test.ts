@@ -2,7 +2,7 @@
 // length of the reduced axis for sums (float32 accumulation), exact for max.
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
-import { reduceForward } from "../../kernels/reduce.js";
+import { SPREAD, reduceChunk, reduceForward } from "../../kernels/reduce.js";
 import { fill } from "../../kernels/fill.js";
 import { expectClose, randn, useEngine } from "../helpers.js";
 import { reduceAxis } from "../ref/reduce.js";
@@ -37,6 +37,28 @@ describe("reduce", () => {
       });
     }
   }
+  // Both devices' plans run here, whichever device this is: the GPU's splits a bias gradient into chunks of 32+.
+  for (const [device, spread] of Object.entries(SPREAD)) {
+    for (const [shape, axis] of [[[6304, 5], 0], [[2, 9000], 1], [[3, 100, 7], 1], [[70001], 0]] as [number[], number][]) {
+      it(`sum over axis ${axis} of (${shape}) with the ${device} plan`, async () => {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const x = randn(n, 7 + axis);
+        const y = reduceForward("sum", Tensor.fromArray(x, shape), axis, spread);
+        expectClose("sum", await y.data(), reduceAxis(x, shape, axis, "sum"), { atol: 1e-5 * Math.sqrt(shape[axis]), rtol: 1e-5 });
+      });
+    }
+  }
+
+  it("plans one pass where the outputs fill the device, else chunks no shorter than the device's minimum", () => {
+    expect(reduceChunk(384, 6304, SPREAD.cpu)).toBe(6304);
+    expect(reduceChunk(384, 6304, SPREAD.gpu)).toBe(37); // 171 chunks: 65664 invocations
+    expect(reduceChunk(1, 70001, SPREAD.cpu)).toBe(1030); // floor(70001 / 1024) = 68 chunks
+    expect(reduceChunk(1, 70001, SPREAD.gpu)).toBe(33); // floor(70001 / 32) = 2187 chunks
+    expect(reduceChunk(65536, 6304, SPREAD.gpu)).toBe(6304);
+    expect(reduceChunk(2, 63, SPREAD.gpu)).toBe(63);
+    expect(reduceChunk(2, 64, SPREAD.gpu)).toBe(32);
+  });
+
   it("rejects bad axes, empty axes and i32 input", () => {
     const x = Tensor.fromArray([1, 2, 3], [3]);
     expect(() => reduceForward("sum", x, 1)).toThrow("sum: axis 1 out of range");
