@@ -1,6 +1,7 @@
 // `bench knn`: k-NN queries/s against a random bank, cosine similarity, top-k with k = kmax of DINO's sweep.
 //   v2 (fused, kernels/knn.ts knnTopK): one pass per bank chunk keeps each query's top-k on the GPU; the run
-//      ends with the (Q, k) read-back. One row per tiling asked for.
+//      ends with the (Q, k) read-back. One row per tiling and bank-slice count asked for (default: the device's
+//      tiling and knnSlices' plan; a GPU scans the bank in slices, then merges their lists).
 //   v1 (baseline): kernels/knn.ts knnSimilarity writes the full (Q, N) similarity matrix, in blocks of queries
 //      that fit one storage binding; each block is read back and its top-k selected on the CPU (threshold test,
 //      then insertion into a sorted list: the same order rule, sims descending, lower index first on ties).
@@ -13,9 +14,9 @@ import { parseArgs } from "../cli/args.js";
 import { initEngine, runtime } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
-import { KNN_TILINGS, knnDefaultTiling, knnSimilarity, knnTopK } from "../kernels/knn.js";
+import { KNN_TILINGS, knnDefaultTiling, knnSimilarity, knnSlices, knnTopK } from "../kernels/knn.js";
 
-const FLAGS = { json: "boolean", bank: "int", queries: "int", dim: "int", k: "int", reps: "int", warmup: "int", tilings: "list" } as const;
+const FLAGS = { json: "boolean", bank: "int", queries: "int", dim: "int", k: "int", reps: "int", warmup: "int", tilings: "list", slices: "list" } as const;
 const UPLOAD_BYTES = 64 * 2 ** 20; // bank rows per uploaded tensor, as eval/knn.ts
 
 interface TopK {
@@ -26,6 +27,7 @@ interface TopK {
 interface Row {
   version: string;
   tiling: string;
+  slices: number;
   bank: number;
   queries: number;
   dim: number;
@@ -59,9 +61,9 @@ function selectTopK(s: Float32Array, rows: number, n: number, k: number, out: To
 }
 
 // Both versions start from the queries on the CPU, x: (Q, D), and end with the top-k there.
-async function fused(x: Float32Array, bank: Tensor[], d: number, k: number, tiling: string): Promise<TopK> {
+async function fused(x: Float32Array, bank: Tensor[], d: number, k: number, tiling: string, slices: number): Promise<TopK> {
   const queries = Tensor.fromArray(x, [x.length / d, d]);
-  const out = knnTopK(queries, bank, k, { normalize: true, tiling });
+  const out = knnTopK(queries, bank, k, { normalize: true, tiling, slices });
   const result = { sims: await out.sims.data(), indices: await out.indices.dataInt() };
   [queries, out.sims, out.indices].forEach((t) => t.dispose());
   return result;
@@ -115,13 +117,14 @@ function positive(name: string, v: number | undefined, fallback: number, min = 1
 
 export const knnBench: Command = {
   summary: "k-NN top-k: fused kernel vs full similarity matrix + CPU top-k, queries/s",
-  usage: `usage: node dist/run.js bench knn [--bank N] [--queries Q] [--dim D] [--k K] [--tilings LIST] [--reps N] [--warmup N] [--json]
+  usage: `usage: node dist/run.js bench knn [--bank N] [--queries Q] [--dim D] [--k K] [--tilings LIST] [--slices LIST] [--reps N] [--warmup N] [--json]
 
   --bank      bank rows N (default 100000)
   --queries   queries Q (default 256)
   --dim       feature dimension D (default 768)
   --k         neighbours kept (default 200, DINO's largest)
   --tilings   fused-kernel tilings, from ${Object.keys(KNN_TILINGS).join(", ")} (default: the device's)
+  --slices    bank slices of the fused kernel, e.g. 1,16,64 (default: the device's plan)
   --reps      timed runs, median reported (default 3)
   --warmup    untimed runs after validation (default 1)
   --json      print the rows as JSON`,
@@ -137,6 +140,11 @@ export const knnBench: Command = {
     for (const t of flags.tilings ?? []) {
       if (!KNN_TILINGS[t]) throw new UsageError(`--tilings: unknown "${t}"; choose from ${Object.keys(KNN_TILINGS).join(", ")}`);
     }
+    const sliceCounts = (flags.slices ?? []).map((v) => {
+      const count = Number(v);
+      if (!Number.isInteger(count) || count < 1) throw new UsageError(`--slices: expected integers >= 1, got "${v}"`);
+      return count;
+    });
     const { gpu } = await initEngine();
     const tilings = flags.tilings ?? [knnDefaultTiling()];
 
@@ -150,14 +158,16 @@ export const knnBench: Command = {
     }
 
     const rows: Row[] = [];
-    const row = (version: string, tiling: string, ms: number): Row => ({
-      version, tiling, bank: n, queries: q, dim: d, k, ms, queriesPerS: (1000 * q) / ms, gflops: (2 * q * n * d) / ms / 1e6,
+    const row = (version: string, tiling: string, slices: number, ms: number): Row => ({
+      version, tiling, slices, bank: n, queries: q, dim: d, k, ms, queriesPerS: (1000 * q) / ms, gflops: (2 * q * n * d) / ms / 1e6,
     });
     const want = await baseline(x, bank, n, d, k, tilings[0]);
-    rows.push(row("v1 matrix+cpu", tilings[0], await time(() => baseline(x, bank, n, d, k, tilings[0]), warmup, reps)));
+    rows.push(row("v1 matrix+cpu", tilings[0], 1, await time(() => baseline(x, bank, n, d, k, tilings[0]), warmup, reps)));
     for (const tiling of tilings) {
-      compare(`fused ${tiling}`, await fused(x, bank, d, k, tiling), want, k);
-      rows.push(row("v2 fused", tiling, await time(() => fused(x, bank, d, k, tiling), warmup, reps)));
+      for (const slices of sliceCounts.length > 0 ? sliceCounts : [knnSlices(q, n, k, tiling)]) {
+        compare(`fused ${tiling} in ${slices} slices`, await fused(x, bank, d, k, tiling, slices), want, k);
+        rows.push(row("v2 fused", tiling, slices, await time(() => fused(x, bank, d, k, tiling, slices), warmup, reps)));
+      }
     }
     bank.forEach((t) => t.dispose());
 
@@ -166,10 +176,10 @@ export const knnBench: Command = {
       return;
     }
     console.log(`k-NN, cosine, bank ${n} x ${d}, ${q} queries, k = ${k} on ${gpu.adapterInfo.description}`);
-    console.log("version         tiling          ms   queries/s   GFLOP/s");
+    console.log("version         tiling   slices        ms   queries/s   GFLOP/s");
     for (const r of rows) {
       const numbers = `${r.ms.toFixed(0).padStart(9)} ${r.queriesPerS.toFixed(1).padStart(11)} ${r.gflops.toFixed(2).padStart(9)}`;
-      console.log(`${r.version.padEnd(15)} ${r.tiling.padEnd(8)} ${numbers}`);
+      console.log(`${r.version.padEnd(15)} ${r.tiling.padEnd(8)} ${String(r.slices).padStart(6)} ${numbers}`);
     }
   },
 };

@@ -14,6 +14,12 @@
 //     root (an O(log K) sift-down in global memory; a sorted list would shift O(K) entries, and with 8 SIMD lanes
 //     one lane's insertion stalls the others). In random order about K (1 + ln(N/K)) of the N candidates get in.
 //     The last chunk's dispatch heap-sorts each list.
+//   Bank slices (fused, GPUs): a workgroup owns a tile of queries, and a few hundred queries are one or two tiles,
+//     so one workgroup scanned a whole 100k bank: 4.1 s for 256 queries on an H200. With S slices the grid is
+//     tiles x S, each workgroup scans 1/S of every chunk into its own heaps, (S, Q, K) in scratch buffers, and a
+//     merge pass (one invocation per query) takes the best K of the S*K, ordered by (sim, index) in full since the
+//     slices' entries no longer arrive in bank order, then heap-sorts. S fills the device (SLICE_SPREAD) with
+//     slices of at least max(8K, 256) rows, so that most candidates still fail the root test; CPU drivers keep S = 1.
 // Both share one register-blocked generator for CPU drivers (lavapipe/llvmpipe run a workgroup as 8 SIMD lanes on
 // one thread, barriers are expensive): queries on lanes, bank rows uniform across the workgroup. Each workgroup
 // owns wg*vecs*4 queries and scans the bank `rows` rows at a time; lane l owns the vec4 query columns
@@ -59,11 +65,18 @@ export const KNN_TILINGS: Record<string, KnnTiling> = {
 };
 const DEFAULT_CPU = "r16v4";
 const DEFAULT_GPU = "r4v1w64";
+// Slices: workgroups that fill the device (a CPU driver's are filled by the query tiles), the fewest rows of a
+// slice per list entry and in all, and the most scratch entries (S * Q * K, 4 bytes each in two buffers).
+const SLICE_SPREAD = { cpu: 1, gpu: 1024 };
+const SLICE_ROWS_PER_K = 8;
+const SLICE_MIN_ROWS = 256;
+const SLICE_MAX_ENTRIES = 2 ** 24;
 
 export interface KnnOptions {
   normalize?: boolean; // cosine similarity instead of the inner product
   maxBindingBytes?: number; // the binding limit to plan chunks for (default: the device's); tests lower it
   tiling?: string; // a key of KNN_TILINGS, else the device default
+  slices?: number; // bank slices (fused only), else knnSlices' plan; tests and benchmarks set it
 }
 
 interface KnnSpec extends KnnTiling {
@@ -82,6 +95,9 @@ const FIELDS = {
   cols: "u32", // v1: row length of the similarity matrix (all bank rows)
   fresh: "u32", // fused: 1 for the first chunk, which starts the lists
   finish: "u32", // fused: 1 for the last chunk, which sorts them
+  tiles: "u32", // query tiles
+  slices: "u32", // bank slices: the grid is tiles x slices
+  slice: "u32", // rows per slice of this chunk
   inf: "f32", // +Infinity: WGSL has no literal for it
 } as const;
 
@@ -97,7 +113,7 @@ function wgsl(spec: KnnSpec): string {
   const setup: string[] = [];
   for (let v = 0; v < V; v++) setup.push(`let col${v} = tile * ${W * V}u + ${v * W}u + lid.x;`);
   const step: string[] = [];
-  for (let r = 0; r < R; r++) step.push(`let row${r} = min(n0 + ${r}u, p.n - 1u);`);
+  for (let r = 0; r < R; r++) step.push(`let row${r} = min(n0 + ${r}u, r1 - 1u);`);
   for (let r = 0; r < R; r++) step.push(`let o${r} = row${r} * p.d;`);
   for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) step.push(`var ${acc(r, v)} = vec4<f32>(0.0);`);
   const inner: string[] = [];
@@ -114,11 +130,17 @@ ${storageBindings(bindings)}
 ${FLAT_GROUP}
 ${spec.fused ? fusedHelpers() : ""}
 ${mainEntry(W)}
-  let tile = flatGroup(wid, nwg);
+  let g = flatGroup(wid, nwg);
+  if (g >= p.tiles * p.slices) { return; }
+  let tile = g % p.tiles;
+  let s = g / p.tiles;
+  let r0 = s * p.slice; // this workgroup's rows of the chunk: [r0, r1)
+  let r1 = min(r0 + p.slice, p.n);
+  ${spec.fused ? "heapSet = s * p.q;" : ""}
   ${setup.join("\n  ")}
   ${spec.fused ? fusedSetup(V) : ""}
-  for (var n0 = 0u; n0 < p.n; n0 += ${R}u) {
-    // Rows past the chunk's end are clamped to its last row (no branch in the loop); their results are dropped.
+  for (var n0 = r0; n0 < r1; n0 += ${R}u) {
+    // Rows past the slice's end are clamped to its last row (no branch in the loop); their results are dropped.
     ${step.join("\n    ")}
     for (var j = 0u; j < p.d; j++) {
       ${inner.join("\n      ")}
@@ -136,6 +158,12 @@ ${mainEntry(W)}
 // is the whole admission test, and ties keep the lower index.
 function fusedHelpers(): string {
   return /* wgsl */ `
+var<private> heapSet: u32; // the first query's list of this workgroup's slice: s * Q
+
+fn heap(q: u32) -> u32 {
+  return (heapSet + q) * p.k;
+}
+
 fn worse(s0: f32, i0: i32, s1: f32, i1: i32) -> bool {
   return s0 < s1 || (s0 == s1 && i0 > i1);
 }
@@ -160,21 +188,21 @@ fn siftDown(base: u32, size: u32, s: f32, id: i32) {
 // The worst sim kept: a candidate must beat it. Padding queries get +inf and never insert.
 fn kth(q: u32) -> f32 {
   if (q >= p.q) { return p.inf; }
-  return sims[q * p.k];
+  return sims[heap(q)];
 }
 
 fn start(q: u32) {
   if (q >= p.q) { return; }
   for (var j = 0u; j < p.k; j++) {
-    sims[q * p.k + j] = -p.inf;
-    idx[q * p.k + j] = -1;
+    sims[heap(q) + j] = -p.inf;
+    idx[heap(q) + j] = -1;
   }
 }
 
 // Heap sort: the root (worst) goes to the end, repeatedly, leaving the list best first.
 fn sortHeap(q: u32) {
   if (q >= p.q) { return; }
-  let base = q * p.k;
+  let base = heap(q);
   for (var end = p.k - 1u; end > 0u; end--) {
     let s = sims[base + end];
     let id = idx[base + end];
@@ -215,7 +243,7 @@ function fusedEpilogue(R: number, V: number): string {
   const accs = Array.from({ length: R * V }, (_, i) => `a${Math.floor(i / V)}_${i % V}`);
   const dead = Array.from({ length: R - 1 }, (_, i) => {
     const r = i + 1;
-    return `if (n0 + ${r}u >= p.n) { ${accs.slice(r * V, r * V + V).map((a) => `${a} = vec4<f32>(-p.inf);`).join(" ")} }`;
+    return `if (n0 + ${r}u >= r1) { ${accs.slice(r * V, r * V + V).map((a) => `${a} = vec4<f32>(-p.inf);`).join(" ")} }`;
   });
   const tests = accs.map((a, i) => `any(${a} > th[${i % V}])`);
   return `${dead.join("\n    ")}
@@ -236,7 +264,7 @@ function fusedEpilogue(R: number, V: number): string {
           let s = cand[r * ${V}u + v][c];
           if (s > th[v][c]) {
             let q = qcol[v] * 4u + c;
-            siftDown(q * p.k, p.k, s, i32(p.base + n0 + r));
+            siftDown(heap(q), p.k, s, i32(p.base + n0 + r));
             th[v][c] = kth(q);
           }
         }
@@ -247,7 +275,7 @@ function fusedEpilogue(R: number, V: number): string {
 function storeEpilogue(R: number, V: number): string {
   const lines: string[] = [];
   for (let r = 0; r < R; r++) {
-    lines.push(`if (n0 + ${r}u < p.n) {`);
+    lines.push(`if (n0 + ${r}u < r1) {`);
     for (let v = 0; v < V; v++) {
       for (let c = 0; c < 4; c++) {
         const q = `col${v} * 4u + ${c}u`;
@@ -257,6 +285,33 @@ function storeEpilogue(R: number, V: number): string {
     lines.push("}");
   }
   return lines.join("\n    ");
+}
+
+// The merge of the slices' lists, (S, Q, K) in ssims/sidx, into sims/idx (Q, K), sorted. Thread mapping: one
+// invocation per query. A candidate gets in if it beats the root in the full (sim, index) order.
+function mergeWgsl(): string {
+  return /* wgsl */ `
+${uniformStruct(FIELDS)}
+${storageBindings([
+  ["sims", "array<f32>", "read_write"],
+  ["idx", "array<i32>", "read_write"],
+  ["ssims", "array<f32>", "read"],
+  ["sidx", "array<i32>", "read"],
+])}
+${FLAT_GROUP}
+${fusedHelpers()}
+${flatMain(WG, "p.q", "q")}
+  start(q);
+  let base = heap(q);
+  for (var s = 0u; s < p.slices; s++) {
+    let list = (s * p.q + q) * p.k;
+    for (var j = 0u; j < p.k; j++) {
+      let id = sidx[list + j];
+      if (id >= 0 && worse(sims[base], idx[base], ssims[list + j], id)) { siftDown(base, p.k, ssims[list + j], id); }
+    }
+  }
+  sortHeap(q);
+}`;
 }
 
 // ---- helpers: inverse row norms and the padded query transpose ----
@@ -401,8 +456,19 @@ function checkInputs(op: string, queries: Tensor, bank: Tensor | Tensor[]): { li
   return { list, q, d, n };
 }
 
-// Encodes one scan of every chunk. `outputs`: [sims] for v1, [sims, indices] for v2.
-function scan(spec: KnnSpec, queries: Tensor, list: Tensor[], outputs: Tensor[], k: number, cols: number, opts: KnnOptions): void {
+// The bank slices knnTopK uses for Q queries, N bank rows and lists of K (see the header).
+export function knnSlices(q: number, n: number, k: number, tiling?: string): number {
+  const t = pickTiling({ tiling });
+  const tiles = Math.ceil(q / (t.wg * t.vecs * 4));
+  const spread = runtime().gpu.isCpu ? SLICE_SPREAD.cpu : SLICE_SPREAD.gpu;
+  const byRows = Math.floor(n / Math.max(SLICE_ROWS_PER_K * k, SLICE_MIN_ROWS));
+  const byScratch = Math.floor(Math.min(SLICE_MAX_ENTRIES, runtime().gpu.limits.maxStorageBufferBindingSize / 4) / (q * k));
+  return Math.max(1, Math.min(Math.ceil(spread / tiles), byRows, byScratch));
+}
+
+// Encodes one scan of every chunk. `outputs`: [sims] for v1, [sims, indices] for v2, which with slices > 1 are
+// the (S, Q, K) scratch lists, left unsorted for the merge.
+function scan(spec: KnnSpec, queries: Tensor, list: Tensor[], outputs: Tensor[], k: number, cols: number, slices: number, opts: KnnOptions): void {
   const [q, d] = queries.shape;
   const tileQueries = spec.wg * spec.vecs * 4;
   const tiles = Math.ceil(q / tileQueries);
@@ -421,9 +487,10 @@ function scan(spec: KnnSpec, queries: Tensor, list: Tensor[], outputs: Tensor[],
     const inv = spec.normalize ? rowInvNorm(bank.buffer, c.rows, d) : undefined;
     const buffers = [...outputs.map((t) => t.buffer), qt.buffer, bank.buffer, ...(inv ? [inv.buffer] : [])];
     const fresh = i === 0 ? 1 : 0;
-    const finish = i === plan.length - 1 ? 1 : 0;
-    const uniform = packUniform(FIELDS, { q, qpad4: qpad / 4, d, n: c.rows, base: c.base, k, cols, fresh, finish, inf: Infinity });
-    batch.dispatch(kernel, buffers, uniform, grid1d(tiles), qpad * c.rows * d * 2);
+    const finish = i === plan.length - 1 && slices === 1 ? 1 : 0;
+    const slice = Math.ceil(c.rows / slices);
+    const fields = { q, qpad4: qpad / 4, d, n: c.rows, base: c.base, k, cols, fresh, finish, tiles, slices, slice, inf: Infinity };
+    batch.dispatch(kernel, buffers, packUniform(FIELDS, fields), grid1d(tiles * slices), qpad * c.rows * d * 2);
     inv?.dispose();
     scratch?.dispose();
   });
@@ -440,7 +507,20 @@ export function knnTopK(queries: Tensor, bank: Tensor | Tensor[], k: number, opt
   const indices = Tensor.empty([q, k], "i32"); // the size of sims
   if (q > 0) {
     const spec: KnnSpec = { ...pickTiling(opts), fused: true, normalize: opts.normalize ?? false };
-    scan(spec, queries, list, [sims, indices], k, 0, opts);
+    const n = list.reduce((a, t) => a + t.shape[0], 0);
+    const slices = n === 0 ? 1 : (opts.slices ?? knnSlices(q, n, k, opts.tiling));
+    if (!Number.isInteger(slices) || slices < 1) throw new Error(`knnTopK: expected slices >= 1, got ${slices}`);
+    if (slices === 1) scan(spec, queries, list, [sims, indices], k, 0, 1, opts);
+    else {
+      const ssims = emptyBound("the slices' lists (S, Q, K); use fewer slices or split the queries", [slices, q, k]);
+      const sidx = Tensor.empty([slices, q, k], "i32");
+      scan(spec, queries, list, [ssims, sidx], k, 0, slices, opts);
+      const fields = { q, qpad4: 0, d: 0, n: 0, base: 0, k, cols: 0, fresh: 0, finish: 0, tiles: 0, slices, slice: 0, inf: Infinity };
+      const buffers = [sims.buffer, indices.buffer, ssims.buffer, sidx.buffer];
+      runtime().batch.dispatch(getKernel("knnMerge", {}, mergeWgsl), buffers, packUniform(FIELDS, fields), grid1d(Math.ceil(q / WG)), slices * q * k * 8);
+      ssims.dispose();
+      sidx.dispose();
+    }
   }
   return { sims, indices };
 }
@@ -452,7 +532,7 @@ export function knnSimilarity(queries: Tensor, bank: Tensor | Tensor[], opts: Kn
   const sims = emptyBound("the similarity matrix (Q, N); split the queries", [q, n]);
   if (q > 0 && n > 0) {
     const spec: KnnSpec = { ...pickTiling(opts), fused: false, normalize: opts.normalize ?? false };
-    scan(spec, queries, list, [sims], 0, n, opts);
+    scan(spec, queries, list, [sims], 0, n, 1, opts);
   }
   return sims;
 }

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { Tensor, noGrad } from "../../engine/tensor.js";
 import { knn } from "../../engine/ops.js";
 import { runtime } from "../../engine/runtime.js";
-import { KNN_TILINGS, knnSimilarity, knnTopK } from "../../kernels/knn.js";
+import { KNN_TILINGS, knnSimilarity, knnSlices, knnTopK } from "../../kernels/knn.js";
 import { Rng } from "../../util/random.js";
 import { expectClose, randn, useEngine } from "../helpers.js";
 import { normalizeRows, similarityRef, topKRef } from "../ref/knn.js";
@@ -99,6 +99,42 @@ describe("knnTopK (v2, fused)", () => {
     const queries = Tensor.fromArray(x, [q, d]);
     await expectTopK(knnTopK(queries, parts, k, { maxBindingBytes: 364 }), want);
     await expectTopK(knnTopK(queries, Tensor.fromArray(b, [n, d]), k), want);
+  });
+
+  // Slices (the GPU plan; here forced): 5 slices of 21 rows, and 30 of 4 rows, shorter than the lists (k = 10),
+  // so the merge meets empty entries; slices past the bank's end scan nothing.
+  for (const [tiling, slices] of [["r4v1w64", 5], ["r16v4", 30], ["r8v1", 200]] as [string, number][]) {
+    it(`${tiling} in ${slices} slices: exact with ties, Q=37 N=101 D=5 k=10`, async () => {
+      const [q, n, d, k] = [37, 101, 5, 10];
+      const x = ints(q * d, 1);
+      const b = ints(n * d, 2);
+      const got = knnTopK(Tensor.fromArray(x, [q, d]), Tensor.fromArray(b, [n, d]), k, { tiling, slices });
+      await expectTopK(got, topKRef(similarityRef(x, b, d), q, n, k));
+    });
+  }
+
+  it("slices of chunked banks keep bank order on ties and equal one pass; Q=130 k=256", async () => {
+    const [q, n, d] = [3, 40, 2];
+    const ones = new Float32Array(n * d).fill(1);
+    const equal = knnTopK(Tensor.fromArray(new Float32Array(q * d).fill(1), [q, d]), Tensor.fromArray(ones, [n, d]), 17, { maxBindingBytes: 48, slices: 3 });
+    const idx = await equal.indices.dataInt();
+    for (let i = 0; i < q; i++) expect(Array.from(idx.subarray(i * 17, i * 17 + 17))).toEqual(Array.from({ length: 17 }, (_, j) => j));
+    const [q2, n2, d2, k2] = [130, 314, 7, 256];
+    const x = ints(q2 * d2, 5);
+    const b = ints(n2 * d2, 6);
+    const got = knnTopK(Tensor.fromArray(x, [q2, d2]), [Tensor.fromArray(b.subarray(0, 50 * d2), [50, d2]), Tensor.fromArray(b.subarray(50 * d2), [n2 - 50, d2])], k2, {
+      maxBindingBytes: 364,
+      slices: 4,
+    });
+    await expectTopK(got, topKRef(similarityRef(x, b, d2), q2, n2, k2));
+  });
+
+  it("plans one slice on CPU drivers, and on GPUs enough to fill the device with slices of >= max(8K, 256) rows", () => {
+    expect(knnSlices(256, 100, 200)).toBe(1);
+    expect(knnSlices(256, 1599, 200)).toBe(1);
+    if (runtime().gpu.isCpu) expect(knnSlices(256, 100_000, 200)).toBe(1);
+    else expect(knnSlices(256, 100_000, 200, "r4v1w64")).toBe(62); // 100000 / 1600 rows
+    expect(() => knnTopK(Tensor.fromArray([1], [1, 1]), Tensor.fromArray([1], [1, 1]), 1, { slices: 0 })).toThrow("knnTopK: expected slices >= 1, got 0");
   });
 
   it("normalize: +-1 features scaled by powers of two, exact with ties, D=16", async () => {
