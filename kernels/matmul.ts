@@ -41,10 +41,13 @@
 //     only a b of up to IN_PLACE_B_MAX elements per batch entry (1 MiB, an L2 cache) is read in place. Its tile,
 //     8R x C, fits skinny products that waste most of reg's 8C-wide one: at 1576x384x16 (LoRA, rank 8 on q and
 //     v) regm16x16 ran 5.8x faster than reg16x16, at 9456x197x64 (attention's P.V) 2.4x, at 3200x192x576 1.4x.
-//   tiled (GPUs). Classic shared-memory tiling: 64x64 output tile per 16x16 workgroup, 4x4 per thread, k in
-//     slabs of 16 through workgroup memory. Correct but slow on CPU drivers (~4 GFLOP/s at 512^3 vs ~21).
+//   tiled, tiled128 (GPUs). Classic shared-memory tiling: a 64x64 (128x128) output tile per 16x16 workgroup,
+//     4x4 (8x8) per thread, k in slabs of 16 through workgroup memory (8 KiB, 16 KiB). Correct but slow on CPU
+//     drivers (~4 GFLOP/s at 512^3 vs ~21). On an H200 tiled ran at 4.7-13.4 TFLOP/s from 1024^3 up, against
+//     TF.js's 3.3-16.5: 0.6-0.7x TF.js at 2048^3 and 12608x768x2304, where 4x4 per thread reads workgroup
+//     memory once per two FMAs; tiled128 reads it once per four.
 // Default (defaultVersion): on CPU drivers reg16x16 or regm16x16, whichever pads y less (past 256 accumulators
-// per lane, e.g. 16x24 or 24x16, both fell to ~20); tiled on GPUs.
+// per lane, e.g. 16x24 or 24x16, both fell to ~20); on GPUs tiled128 where its tiles fill the device, else tiled.
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor, numel } from "../engine/tensor.js";
@@ -65,7 +68,7 @@ export interface MatmulOptions {
 
 // regRxC: each lane R rows x C columns (C a multiple of 4); the 8 lanes side by side along n (reg: tile R x 8C)
 // or stacked along m (regm: tile 8R x C, for skinny products such as LoRA's rank-r ones). tiled: see below.
-type Tiling = { kind: "reg"; rows: number; cols: number; lanesAlongM: boolean } | { kind: "tiled" };
+type Tiling = { kind: "reg"; rows: number; cols: number; lanesAlongM: boolean } | { kind: "tiled"; tile: number };
 const VERSIONS: Record<string, Tiling> = {
   reg4x8: { kind: "reg", rows: 4, cols: 8, lanesAlongM: false },
   reg8x8: { kind: "reg", rows: 8, cols: 8, lanesAlongM: false },
@@ -73,19 +76,21 @@ const VERSIONS: Record<string, Tiling> = {
   reg16x16: { kind: "reg", rows: 16, cols: 16, lanesAlongM: false },
   regm8x16: { kind: "reg", rows: 8, cols: 16, lanesAlongM: true },
   regm16x16: { kind: "reg", rows: 16, cols: 16, lanesAlongM: true },
-  tiled: { kind: "tiled" },
+  tiled: { kind: "tiled", tile: 64 },
+  tiled128: { kind: "tiled", tile: 128 },
 };
 export const MATMUL_VERSIONS: string[] = Object.keys(VERSIONS);
 const DEFAULT_CPU = "reg16x16";
 const SKINNY_CPU = "regm16x16";
 const DEFAULT_GPU = "tiled";
+const WIDE_GPU = "tiled128";
+const WIDE_GPU_GROUPS = 256; // tiled128 by default once its 128 x 128 tiles are this many workgroups
 
 const LANES = 8; // reg: workgroup size, one SIMD batch on llvmpipe
 // regm: the largest b (elements per batch entry, 1 MiB: an L2 cache) read in place when unaligned; see the header.
 const IN_PLACE_B_MAX = 1 << 18;
-const TILE = 64; // tiled: output tile edge
 const TK = 16; // tiled: k slab
-const WG2 = 16; // tiled: workgroup edge; each thread owns TILE/WG2 = 4 rows and 4 columns
+const WG2 = 16; // tiled: workgroup edge; each thread owns tile/WG2 rows and columns (4 x 4, or 8 x 8 for tiled128)
 
 interface MatmulSpec {
   [k: string]: string | number | boolean;
@@ -230,29 +235,30 @@ ${ENTRY} {${TILE_COORDS}
 }`;
 }
 
-// tiled. Thread mapping: workgroup (bat, tm, tn) computes the 64x64 tile at (tm*64, tn*64); thread (tx, ty) owns
-// rows ty + 16*i and columns tx + 16*j (i, j < 4), so neighbouring threads read neighbouring words of the
-// staged slabs. Each k step the 256 threads stage a 64x16 slab of a and a 16x64 slab of b (4 words each, zero
-// outside the matrices), walking the stored layout's contiguous dimension with consecutive threads.
-function tiledWgsl(spec: MatmulSpec): string {
-  const per = TILE / WG2;
+// tiled. Thread mapping: workgroup (bat, tm, tn) computes the tile x tile block at (tm*tile, tn*tile); thread
+// (tx, ty) owns rows ty + 16*i and columns tx + 16*j (i, j < tile/16), so neighbouring threads read neighbouring
+// words of the staged slabs. Each k step the 256 threads stage a tile x 16 slab of a and a 16 x tile slab of b
+// (tile/16 words each, zero outside the matrices), walking the stored layout's contiguous dimension with
+// consecutive threads.
+function tiledWgsl(spec: MatmulSpec, tile: number): string {
+  const per = tile / WG2;
   return /* wgsl */ `${header(spec)}
-var<workgroup> As: array<array<f32, ${TILE}>, ${TK}>; // [k][m]
-var<workgroup> Bs: array<array<f32, ${TILE}>, ${TK}>; // [k][n]
+var<workgroup> As: array<array<f32, ${tile}>, ${TK}>; // [k][m]
+var<workgroup> Bs: array<array<f32, ${tile}>, ${TK}>; // [k][n]
 @compute @workgroup_size(${WG2}, ${WG2})
 ${ENTRY} {${TILE_COORDS}
-  let m0 = tm * ${TILE}u;
-  let n0 = tn * ${TILE}u;
+  let m0 = tm * ${tile}u;
+  let n0 = tn * ${tile}u;
   let t = lid.y * ${WG2}u + lid.x;
   var acc: array<array<f32, ${per}>, ${per}>;
   for (var k0 = 0u; k0 < p.K; k0 += ${TK}u) {
-    for (var s = 0u; s < ${(TILE * TK) / (WG2 * WG2)}u; s++) {
+    for (var s = 0u; s < ${(tile * TK) / (WG2 * WG2)}u; s++) {
       let e = t + s * ${WG2 * WG2}u;
-      ${spec.transA ? `let am = e % ${TILE}u; let ak = e / ${TILE}u;` : `let ak = e % ${TK}u; let am = e / ${TK}u;`}
+      ${spec.transA ? `let am = e % ${tile}u; let ak = e / ${tile}u;` : `let ak = e % ${TK}u; let am = e / ${TK}u;`}
       let gm = m0 + am;
       let gk = k0 + ak;
       As[ak][am] = select(0.0, A[aBase + ${aIndex(spec, "min(gm, p.M - 1u)", "min(gk, p.K - 1u)")}], gm < p.M && gk < p.K);
-      ${spec.transB ? `let bk = e % ${TK}u; let bn = e / ${TK}u;` : `let bn = e % ${TILE}u; let bk = e / ${TILE}u;`}
+      ${spec.transB ? `let bk = e % ${TK}u; let bn = e / ${TK}u;` : `let bn = e % ${tile}u; let bk = e / ${tile}u;`}
       let hn = n0 + bn;
       let hk = k0 + bk;
       Bs[bk][bn] = select(0.0, B[bBase + ${bIndex(spec, "min(hk, p.K - 1u)", "min(hn, p.N - 1u)")}], hn < p.N && hk < p.K);
@@ -327,13 +333,13 @@ function packB(b: Tensor, bBatch: number, K: number, N: number, trans: boolean):
 
 // Rows x columns of y per workgroup.
 function tileShape(t: Tiling): [number, number] {
-  if (t.kind === "tiled") return [TILE, TILE];
+  if (t.kind === "tiled") return [t.tile, t.tile];
   return t.lanesAlongM ? [LANES * t.rows, t.cols] : [t.rows, LANES * t.cols];
 }
 
 function wgsl(spec: MatmulSpec): string {
   const tiling = VERSIONS[spec.version];
-  return tiling.kind === "reg" ? regWgsl(spec, tiling.rows, tiling.cols, tiling.lanesAlongM) : tiledWgsl(spec);
+  return tiling.kind === "reg" ? regWgsl(spec, tiling.rows, tiling.cols, tiling.lanesAlongM) : tiledWgsl(spec, tiling.tile);
 }
 
 const dims = (t: Tensor) => `(${t.shape.join(", ")})`;
@@ -348,11 +354,12 @@ export interface MatmulDims {
   batch: number;
 }
 
-// The untuned default. GPUs: tiled. CPU drivers: reg16x16 (tile 16 x 128) or regm16x16 (tile 128 x 16), whichever
-// pads y less, ties to reg16x16. That sends skinny products (LoRA's rank-r ones, attention's head dimension) and
-// widths far from a multiple of 128 (576) to regm16x16, which measured 1.5-6x faster there.
-export function defaultVersion(dims: MatmulDims): string {
-  if (!runtime().gpu.isCpu) return DEFAULT_GPU;
+// The untuned default. GPUs: tiled128 where its tiles fill the device (WIDE_GPU_GROUPS workgroups), else tiled.
+// CPU drivers: reg16x16 (tile 16 x 128) or regm16x16 (tile 128 x 16), whichever pads y less, ties to reg16x16.
+// That sends skinny products (LoRA's rank-r ones, attention's head dimension) and widths far from a multiple of
+// 128 (576) to regm16x16, which measured 1.5-6x faster there.
+export function defaultVersion(dims: MatmulDims, isCpu = runtime().gpu.isCpu): string {
+  if (!isCpu) return Math.ceil(dims.M / 128) * Math.ceil(dims.N / 128) * dims.batch >= WIDE_GPU_GROUPS ? WIDE_GPU : DEFAULT_GPU;
   const padded = (version: string) => {
     const [tileM, tileN] = tileShape(VERSIONS[version]);
     return Math.ceil(dims.M / tileM) * tileM * Math.ceil(dims.N / tileN) * tileN;

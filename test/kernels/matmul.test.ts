@@ -4,7 +4,6 @@
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { MATMUL_VERSIONS, defaultVersion, matmulForward, type MatmulOptions } from "../../kernels/matmul.js";
-import { runtime } from "../../engine/runtime.js";
 import { expectClose, randu, useEngine } from "../helpers.js";
 import { matmulRef, transpose } from "../ref/matmul.js";
 import { gelu } from "../ref/elementwise.js";
@@ -167,14 +166,17 @@ describe("matmul errors", () => {
 describe("matmul default version", () => {
   const dims = (M: number, N: number) => ({ M, K: 384, N, transA: false, transB: true, batch: 1 });
   it("on CPU drivers takes whichever of reg16x16 (16 x 128 tiles) and regm16x16 (128 x 16) pads y less", () => {
-    if (!runtime().gpu.isCpu) {
-      expect(defaultVersion(dims(1576, 16))).toBe("tiled");
-      return;
-    }
-    expect(defaultVersion(dims(1576, 16))).toBe("regm16x16"); // LoRA rank 8 on q and v: reg16x16 pads 16 to 128
-    expect(defaultVersion(dims(3200, 576))).toBe("regm16x16"); // 576 = 4.5 x 128
-    expect(defaultVersion(dims(1576, 1152))).toBe("reg16x16"); // 1152 = 9 x 128; 1576 pads to 1584 rows, not 1664
-    expect(defaultVersion(dims(1024, 1024))).toBe("reg16x16"); // a tie keeps reg16x16
+    expect(defaultVersion(dims(1576, 16), true)).toBe("regm16x16"); // LoRA rank 8 on q and v: reg16x16 pads 16 to 128
+    expect(defaultVersion(dims(3200, 576), true)).toBe("regm16x16"); // 576 = 4.5 x 128
+    expect(defaultVersion(dims(1576, 1152), true)).toBe("reg16x16"); // 1152 = 9 x 128; 1576 pads to 1584 rows, not 1664
+    expect(defaultVersion(dims(1024, 1024), true)).toBe("reg16x16"); // a tie keeps reg16x16
+  });
+
+  it("on GPUs takes tiled128 once its 128 x 128 tiles are 256 workgroups, else tiled", () => {
+    expect(defaultVersion(dims(1576, 16), false)).toBe("tiled");
+    expect(defaultVersion(dims(2048, 2048), false)).toBe("tiled128"); // 16 x 16 tiles
+    expect(defaultVersion(dims(2048, 1920), false)).toBe("tiled"); // 16 x 15
+    expect(defaultVersion({ ...dims(197, 197), batch: 192 }, false)).toBe("tiled128"); // attention: 2 x 2 x 192
   });
 });
 
