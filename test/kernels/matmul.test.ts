@@ -3,7 +3,7 @@
 // like sqrt(K) (the reference accumulates in float64).
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
-import { MATMUL_VERSIONS, defaultVersion, matmulForward, type MatmulOptions } from "../../kernels/matmul.js";
+import { MATMUL_VERSIONS, defaultVersion, matmulForward, splitK, type MatmulOptions } from "../../kernels/matmul.js";
 import { expectClose, randu, useEngine } from "../helpers.js";
 import { matmulRef, transpose } from "../ref/matmul.js";
 import { gelu } from "../ref/elementwise.js";
@@ -159,6 +159,40 @@ describe("matmul errors", () => {
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { preact: t([4, 3]) })).toThrow("expected gelu with preact");
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { version: "nope" })).toThrow(
       `matmul: expected a version in ${MATMUL_VERSIONS.join(", ")}, got "nope"`,
+    );
+  });
+});
+
+// Split-K (the GPU plan for few tiles and a long k; forced here): k cut unevenly (K=1031 in 7 splits of 148), into
+// splits shorter than a slab of 16 (K=9 in 6 splits of 2: the last is empty), batched, every layout.
+describe("matmul split-K", () => {
+  for (const version of ["tiled", "tiled128"]) {
+    for (const l of LAYOUTS) {
+      for (const [s, splits] of [[shape(17, 1031, 9), 7], [shape(33, 9, 70, [3]), 6], [shape(1, 300, 1), 2]] as [Shape, number][]) {
+        it(`${version} ${layoutName(l)} ${label(s)} in ${splits} splits`, async () => {
+          const [a, b] = operands(s, l);
+          const y = matmulForward(a, b, { ...l, version, splitK: splits });
+          expect(y.shape).toEqual([...s.batch, s.M, s.N]);
+          expectClose("y", await y.data(), data(s).y, tol(s.K));
+        });
+      }
+    }
+  }
+
+  it("is planned on GPUs only, for fewer than 128 workgroups, with >= 256 of k per split", () => {
+    const dims = (M: number, K: number, N: number) => ({ M, K, N, transA: true, transB: false, batch: 1 });
+    expect(splitK(dims(16, 6304, 384), 6, false)).toBe(24); // floor(6304 / 256)
+    expect(splitK(dims(1152, 6304, 16), 18, false)).toBe(15); // ceil(256 / 18)
+    expect(splitK(dims(16, 6304, 384), 6, true)).toBe(1);
+    expect(splitK(dims(1536, 6304, 384), 144, false)).toBe(1);
+    expect(splitK(dims(64, 300, 64), 1, false)).toBe(1);
+  });
+
+  it("refuses a split with an epilogue or a reg version", () => {
+    const [a, b] = operands(shape(4, 40, 4), {});
+    expect(() => matmulForward(a, b, { version: "reg4x8", splitK: 2 })).toThrow("expected split-K only with a tiled version");
+    expect(() => matmulForward(a, b, { version: "tiled", splitK: 2, bias: Tensor.fromArray([1, 2, 3, 4], [4]) })).toThrow(
+      "expected split-K only with a tiled version and no bias",
     );
   });
 });
