@@ -8,6 +8,8 @@
 // Waiting: dawn-node burns a core while a GPU promise is pending, so before awaiting we sleep for most of the
 // GPU time the pending work is expected to take (an estimate learned from earlier waits; see wait()), and the
 // rest of the wait polls about once a millisecond instead of spinning (engine/quiet-await.ts).
+// PEFT_WAIT picks the policy: quiet (that, the default), spin (sleep, then await directly: dawn-node spins a
+// core until the promise settles) or busy (await directly, no sleep: the naive wait, for comparisons).
 import type { Gpu } from "./device.js";
 import { throwIfDeviceError } from "./device.js";
 import type { BufferPool } from "./pool.js";
@@ -19,7 +21,21 @@ import { awaitQuietly } from "./quiet-await.js";
 const SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we know
 const PAGE = 64 * 1024;
 const MAX_DISPATCHES = 512;
-const DISPATCH_OVERHEAD_S = 60e-6; // measured on lavapipe; the estimate below learns the rest
+// A dispatch's own GPU time, beside its work: ~60 us measured on lavapipe. A GPU's is a few us and hides in
+// its kernels' time; counted at lavapipe's, a training step's optimizer (a few hundred tiny dispatches) would be
+// expected to take ms that the GPU finishes in a fraction of one, and the wait would oversleep them.
+const DISPATCH_OVERHEAD_S = { cpu: 60e-6, gpu: 0 };
+export const WAIT_POLICIES = ["quiet", "spin", "busy"] as const;
+export type WaitPolicy = (typeof WAIT_POLICIES)[number];
+
+// PEFT_WAIT, checked.
+export function waitPolicy(env: NodeJS.ProcessEnv = process.env): WaitPolicy {
+  const value = env.PEFT_WAIT ?? "quiet";
+  if (!(WAIT_POLICIES as readonly string[]).includes(value)) {
+    throw new Error(`PEFT_WAIT: expected one of ${WAIT_POLICIES.join(", ")}, got "${value}"`);
+  }
+  return value as WaitPolicy;
+}
 
 export type Grid = [number, number?, number?];
 
@@ -43,11 +59,15 @@ export class Batch {
   secondsPerUnit = 0;
   private profiler: Profiler | undefined; // per-kernel GPU times, while profiling (see engine/profile.ts)
   readonly stats = { dispatches: 0, submits: 0, readbacks: 0 };
+  policy: WaitPolicy = waitPolicy(); // public: tests and benchmarks compare policies in one process
+  private readonly dispatchOverhead: number;
 
   constructor(
     private gpu: Gpu,
     private pool: BufferPool,
-  ) {}
+  ) {
+    this.dispatchOverhead = gpu.isCpu ? DISPATCH_OVERHEAD_S.cpu : DISPATCH_OVERHEAD_S.gpu;
+  }
 
   // Encodes one dispatch. `buffers` bind from @binding(1) in order; `uniform` (if any) binds to @binding(0).
   // `work` is a rough cost (flops + bytes) used only to estimate how long to sleep before a read-back; `note`
@@ -162,7 +182,7 @@ export class Batch {
 
   // Estimated seconds until the submitted work is done.
   private expectedRemaining(): number {
-    const total = this.inflightWork * this.secondsPerUnit + this.inflightDispatches * DISPATCH_OVERHEAD_S;
+    const total = this.inflightWork * this.secondsPerUnit + this.inflightDispatches * this.dispatchOverhead;
     return total - (performance.now() - this.inflightSince) / 1000;
   }
 
@@ -177,11 +197,11 @@ export class Batch {
   // more), and the next wait would oversleep by that much.
   async wait<T>(promise: () => Promise<T>): Promise<T> {
     const remaining = this.expectedRemaining();
-    const sleepMs = remaining > 0.002 ? remaining * 0.8 * 1000 : 0;
+    const sleepMs = remaining > 0.002 && this.policy !== "busy" ? remaining * 0.8 * 1000 : 0;
     if (sleepMs > 0) await sleep(sleepMs);
     const spinMs = this.gpu.isCpu ? 1 : Math.max(1, 1.25 * this.expectedRemaining() * 1000);
     const awaitStart = performance.now();
-    const result = await awaitQuietly(promise, spinMs);
+    const result = this.policy === "quiet" ? await awaitQuietly(promise, spinMs) : await promise();
     const now = performance.now();
     if (this.inflightWork > 1e6 && !this.inflightFirstUse) {
       // Still busy after the sleep: the await lasted more than the few ms dawn-node takes to notice finished
@@ -190,7 +210,7 @@ export class Batch {
       // 3.2 s of GPU work.)
       const stillBusy = sleepMs === 0 || now - awaitStart > Math.max(2, 0.1 * sleepMs);
       if (stillBusy) {
-        const measured = ((now - this.inflightSince) / 1000 - this.inflightDispatches * DISPATCH_OVERHEAD_S) / this.inflightWork;
+        const measured = ((now - this.inflightSince) / 1000 - this.inflightDispatches * this.dispatchOverhead) / this.inflightWork;
         if (measured > 0) this.secondsPerUnit = this.secondsPerUnit === 0 ? measured : 0.5 * this.secondsPerUnit + 0.5 * measured;
       } else this.secondsPerUnit *= 0.5;
     }
@@ -233,6 +253,9 @@ export class Batch {
       staging.unmap();
       return out;
     } finally {
+      // A wait that threw (a device error reported with this batch) can leave it mapped: the next submit that
+      // copies into it would fail with "used in submit while mapped".
+      if (staging.mapState !== "unmapped") staging.unmap();
       readPool.release(staging);
       readPool.recycle();
     }

@@ -4,6 +4,8 @@ import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { runtime } from "../../engine/runtime.js";
 import { getKernel } from "../../engine/pipeline.js";
+import { waitPolicy } from "../../engine/batch.js";
+import { quietPolls } from "../../engine/quiet-await.js";
 import * as ops from "../../engine/ops.js";
 import { useEngine } from "../helpers.js";
 
@@ -31,6 +33,19 @@ describe("batch", () => {
     // Binding 2 is missing: the bind group does not match the pipeline's layout.
     runtime().batch.dispatch(kernel, [y.buffer], undefined, [1]);
     await expect(y.data()).rejects.toThrow(/WebGPU error during kernels broken-binding\/n=1[\s\S]*BindGroup/);
+  });
+
+  it("a read-back that failed leaves its staging buffer unmapped, so the next read of that size works", async () => {
+    // A compile error can surface only after the read-back's mapAsync resolved, with the staging buffer mapped.
+    const kernel = getKernel("broken-wgsl", { n: 3 }, () => `
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(1) fn main() { y[0] = undefined_name; }`);
+    const y = Tensor.empty([1]);
+    runtime().batch.dispatch(kernel, [y.buffer], undefined, [1]);
+    const errors = [await y.data().then(() => "", (e: Error) => e.message)];
+    errors.push(await Tensor.fromArray([1], [1]).data().then(() => "", (e: Error) => e.message));
+    expect(errors.join("\n")).toMatch(/undefined_name/);
+    expect(Array.from(await Tensor.fromArray([7], [1]).data())).toEqual([7]);
   });
 
   it("a shader that does not compile is reported with line:column and its WGSL", async () => {
@@ -88,6 +103,52 @@ describe("batch", () => {
       await batch.wait(lateNotice);
       expect(batch.secondsPerUnit).toBe(tooHigh / 2);
       y.dispose();
+    });
+  });
+
+  describe("wait policy (PEFT_WAIT)", () => {
+    it("is quiet unless PEFT_WAIT names another, and a bad name is refused naming the variable", () => {
+      expect(waitPolicy({})).toBe("quiet");
+      expect(waitPolicy({ PEFT_WAIT: "spin" })).toBe("spin");
+      expect(waitPolicy({ PEFT_WAIT: "busy" })).toBe("busy");
+      expect(() => waitPolicy({ PEFT_WAIT: "nap" })).toThrow('PEFT_WAIT: expected one of quiet, spin, busy, got "nap"');
+    });
+
+    it("busy neither sleeps nor throttles; spin sleeps but does not throttle; quiet does both", async () => {
+      const { batch, gpu } = runtime();
+      // One invocation spinning for several ms: a GPU promise stays pending (and dawn-node polls) that long.
+      const slowKernel = getKernel("wait-policy-probe", { n: 1 }, () => `
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(1) fn main() {
+  var s = 0.0;
+  for (var i = 0u; i < 8000000u; i++) { s = s * 0.999 + f32(i & 7u); }
+  y[0] = s;
+}`);
+      const y = Tensor.empty([1]);
+      const waitWith = async (policy: typeof batch.policy, secondsPerUnit: number) => {
+        batch.policy = policy;
+        batch.secondsPerUnit = secondsPerUnit;
+        batch.dispatch(slowKernel, [y.buffer], undefined, [1], 1e7);
+        batch.submit();
+        const polls = quietPolls.count;
+        const t0 = performance.now();
+        await batch.wait(() => gpu.device.queue.onSubmittedWorkDone());
+        return { ms: performance.now() - t0, throttled: quietPolls.count > polls };
+      };
+      try {
+        await waitWith("busy", 0); // compiles the probe
+        // An estimate of 1.5 s for a job of a few ms: only policies that sleep wait that long.
+        expect((await waitWith("busy", 1.5 / 1e7)).ms).toBeLessThan(1000);
+        expect((await waitWith("spin", 1.5 / 1e7)).ms).toBeGreaterThan(1000); // 80% of 1.5 s asleep
+        // No estimate, no sleep: the await itself, polled quietly only under quiet.
+        expect((await waitWith("busy", 0)).throttled).toBe(false);
+        expect((await waitWith("spin", 0)).throttled).toBe(false);
+        expect((await waitWith("quiet", 0)).throttled).toBe(true);
+      } finally {
+        batch.policy = waitPolicy();
+        batch.secondsPerUnit = 0;
+        y.dispose();
+      }
     });
   });
 });
