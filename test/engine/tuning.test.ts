@@ -130,6 +130,16 @@ describe("matmul version precedence", () => {
     expect(chooseVersion("reg8x16", DIMS)).toBe("reg8x16");
   });
 
+  it("a tuned tiled128 gives way to tiled for a GELU epilogue, unless asked for explicitly", () => {
+    storeTuned({ [`matmul/${KEY}`]: entry("tiled128") });
+    reloadTuneCache();
+    expect(chooseVersion(undefined, DIMS)).toBe("tiled128");
+    expect(chooseVersion(undefined, DIMS, true)).toBe("tiled");
+    expect(chooseVersion("tiled128", DIMS, true)).toBe("tiled128");
+    process.env.PEFT_MATMUL = "tiled128";
+    expect(chooseVersion(undefined, DIMS, true)).toBe("tiled128");
+  });
+
   it("PEFT_TUNE=0 ignores the cache; a version this build lacks falls back to the default", () => {
     process.env.PEFT_TUNE = "0";
     expect(chooseVersion(undefined, DIMS)).toBe(deviceDefault());
