@@ -39,8 +39,11 @@ const LAYOUTS: Record<string, { transA: boolean; transB: boolean }> = {
 };
 const CHECK = [67, 45, 71]; // M, K, N of the validation product
 // Work per timed run, enough to amortise the submit and the wake-up. On lavapipe, interleaved: at 3200x192x576
-// one product per sync ran at 32.4 GFLOP/s and five at 34.6; at 256^3 one at 19.7 and twenty at 30.4.
-const RUN_FLOP = 4e9;
+// one product per sync ran at 32.4 GFLOP/s and five at 34.6; at 256^3 one at 19.7 and twenty at 30.4. A GPU does
+// 4 GFLOP in well under a millisecond, and on an H200 a run of one such product was timed at a third to a quarter
+// of its kernels' speed (bench vit's timestamps: 21 TFLOP/s at 6304x384x1152; bench matmul: 6.2 at 12608x384x1152
+// with tiled128): there a run holds a hundred times the work.
+const RUN_FLOP = { cpu: 4e9, gpu: 4e11 };
 const RUN_MAX_PRODUCTS = 100;
 
 // What a row reports of its timed runs, ours and TF.js's alike.
@@ -151,7 +154,8 @@ async function ours(version: string, layout: string, a: Float32Array, b: Float32
 
 // RUN_FLOP worth of products per timed run, at most RUN_MAX_PRODUCTS: a short run would time the wait, not the kernel.
 function innerRuns(M: number, K: number, N: number): number {
-  return Math.max(1, Math.min(RUN_MAX_PRODUCTS, Math.floor(RUN_FLOP / (2 * M * N * K))));
+  const flop = runtime().gpu.isCpu ? RUN_FLOP.cpu : RUN_FLOP.gpu;
+  return Math.max(1, Math.min(RUN_MAX_PRODUCTS, Math.floor(flop / (2 * M * N * K))));
 }
 
 // TF.js on our device, validated; undefined (after printing why) when it cannot start or computes wrong.
