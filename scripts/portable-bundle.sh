@@ -2,12 +2,16 @@
 # A self-contained copy of the command-line tool for an x86-64 glibc Linux machine that has neither Node.js nor a
 # package registry (a GPU server lent for an hour, say): node itself (xz-compressed), dist/run.js, the native
 # packages it loads (webgpu's Dawn, sharp and its libvips, linux-x64 builds only), scripts/bench-gpu.sh, all in one
-# xz archive, and Debian's Vulkan loader (libvulkan1) and glvnd (libglvnd0: NVIDIA's Vulkan driver,
-# libGLX_nvidia.so.0, finds no GPU without its libGLdispatch) for hosts without them. About 50 MB; built here, copied
+# xz archive, Debian's Vulkan loader (libvulkan1) for hosts without one, and glvnd's libraries (libglvnd0,
+# libglx0, libgl1, libegl1, libgles2, libopengl0) for NVIDIA hosts without them. About 50 MB; built here, copied
 # there, run there (the first run unpacks the archive into $TMPDIR, a few seconds):
 #   DIR/run ARGS...               the tool (`node dist/run.js ARGS...`), e.g. DIR/run info
 #   DIR/run --bench-gpu [OUT]     scripts/bench-gpu.sh, results in OUT (default bench-results/<date>, both relative
 #                                 to the current directory)
+#   DIR/run --system-gl ...       first unpacks the bundled Vulkan loader and glvnd packages into / and runs ldconfig
+#                                 (root; for a disposable machine): on the device tool's H200 machine NVIDIA's
+#                                 Vulkan driver (libGLX_nvidia.so.0) found no GPU without glvnd installed so, and
+#                                 still none with only libGLdispatch on LD_LIBRARY_PATH
 #   DIR/run --test [ARGS...]      the vitest suite (`vitest run ARGS...`) on that machine's adapter, from a second
 #                                 archive (tests.tar.xz, ~15 MB): the tracked sources and tests of this checkout and
 #                                 the node_modules vitest needs, unpacked on first use
@@ -38,8 +42,8 @@ skip='^(webgpu|sharp|@img|detect-libc|semver|@tensorflow|typescript|@typescript|
 git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf "$stage/tests.tar"
 ls -A node_modules | grep -v -E "$skip" | sed 's|^|node_modules/|' | tar -T - -rf "$stage/tests.tar"
 xz -T0 -6 <"$stage/tests.tar" >"$out/tests.tar.xz"
-if ! (cd "$out/deb" && apt-get download -qq libvulkan1 libglvnd0 2>/dev/null); then
-  echo "portable-bundle: could not download libvulkan1 and libglvnd0; the target machine must have them" >&2
+if ! (cd "$out/deb" && apt-get download -qq libvulkan1 libglvnd0 libglx0 libgl1 libegl1 libgles2 libopengl0 2>/dev/null); then
+  echo "portable-bundle: could not download libvulkan1 and glvnd's packages; the target machine must have them" >&2
 fi
 
 cat >"$out/run" <<'EOF'
@@ -58,15 +62,21 @@ if [ ! -x "$root/bin/node" ]; then
   mv "$root.part" "$root"
 fi
 export PATH="$root/bin:$PATH"
-# Each library the host lacks comes from its bundled package, unpacked beside the payload.
-for need in libvulkan.so.1:libvulkan1 libGLdispatch.so.0:libglvnd0; do
-  if ! ldconfig -p 2>/dev/null | grep -q "${need%%:*}"; then
-    for deb in "$here"/deb/"${need#*:}"_*.deb; do
-      [ -e "$deb" ] && [ ! -d "$root/libs/${need#*:}" ] && mkdir -p "$root/libs" && dpkg -x "$deb" "$root/libs/${need#*:}"
-    done
-    export LD_LIBRARY_PATH="$root/libs/${need#*:}/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if [ "${1:-}" = --system-gl ]; then
+  shift
+  for deb in "$here"/deb/*.deb; do dpkg -x "$deb" /; done
+  ldconfig
+fi
+# A host without a Vulkan loader gets the bundled one, unpacked beside the payload.
+if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then
+  for deb in "$here"/deb/libvulkan1_*.deb; do
+    [ -e "$deb" ] && [ ! -d "$root/vulkan" ] && dpkg -x "$deb" "$root/vulkan"
+  done
+  export LD_LIBRARY_PATH="$root/vulkan/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  if ! ldconfig -p 2>/dev/null | grep -q 'libGLdispatch\.so\.0' && [ -e /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
+    echo "run: an NVIDIA host without glvnd: if no adapter is found, run as root with --system-gl first" >&2
   fi
-done
+fi
 nvidia_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 if [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ] && [ -f "$nvidia_icd" ] && ! ls /usr/share/vulkan/icd.d/*nvidia* >/dev/null 2>&1; then
   export VK_DRIVER_FILES=$nvidia_icd
