@@ -43,9 +43,11 @@
 //     v) regm16x16 ran 5.8x faster than reg16x16, at 9456x197x64 (attention's P.V) 2.4x, at 3200x192x576 1.4x.
 //   tiled, tiled128 (GPUs). Classic shared-memory tiling: a 64x64 (128x128) output tile per 16x16 workgroup,
 //     4x4 (8x8) per thread, k in slabs of 16 through workgroup memory (8 KiB, 16 KiB). Correct but slow on CPU
-//     drivers (~4 GFLOP/s at 512^3 vs ~21). On an H200 tiled ran at 4.7-13.4 TFLOP/s from 1024^3 up, against
-//     TF.js's 3.3-16.5: 0.6-0.7x TF.js at 2048^3 and 12608x768x2304, where 4x4 per thread reads workgroup
-//     memory once per two FMAs; tiled128 reads it once per four.
+//     drivers (~4 GFLOP/s at 512^3 vs ~21). On an H200 (bench matmul) tiled ran at 4.7-13.4 TFLOP/s from 1024^3
+//     up, against TF.js's 3.3-16.5: 0.6-0.7x TF.js at 2048^3 and 12608x768x2304, where 4x4 per thread reads
+//     workgroup memory once per two FMAs; tiled128 reads it once per four. By the timestamps of a ViT-S step:
+//     6304x384x1152 nt 0.26 ms in tiled128 against 0.32 in tiled (21 and 17 TFLOP/s), 6304x384x1536 nn 0.33
+//     against 0.40; but with a GELU epilogue tiled128 took 3.6 ms against 0.43 (see chooseVersion).
 // Default (defaultVersion): on CPU drivers reg16x16 or regm16x16, whichever pads y less (past 256 accumulators
 // per lane, e.g. 16x24 or 24x16, both fell to ~20); on GPUs tiled128 where its tiles fill the device, else tiled.
 import { runtime } from "../engine/runtime.js";
