@@ -2,8 +2,8 @@
 // central finite differences. Tolerances (atol + rtol*|ref|): y, mean, rstd, dx 2e-5 + 1e-4 (rstd of a row
 // with ~zero variance is 1/sqrt(eps) = 1000, so rstd gets rtol only); dgamma, dbeta sum up to 1030 rows of
 // O(1) terms: 1e-4 + 1e-4; finite differences 1e-4 + 1e-3. dx = rstd * (O(1) terms), so their f32 rounding
-// comes back times rstd: a width-1 row (rstd 1000, exact dx 0) gave 2.2e-5 on an H200, whose compiler contracts
-// g - mean(g) into an fma. dx's atol grows with the largest rstd past 100.
+// comes back times rstd: a width-1 row (rstd 1000, exact dx 0) gave 2.2e-5 on an H200 (most likely its compiler
+// contracting g - mean(g) into an fma). dx's atol grows with the largest rstd past 100.
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { ROW_VERSIONS } from "../../kernels/rows.js";
