@@ -16,7 +16,7 @@ import { deviceLine, timeGpu } from "./harness.js";
 import { Tensor, tidy } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import { softmaxBackward, softmaxForward } from "../kernels/softmax.js";
-import { ROW_LAYOUT, ROW_VERSIONS, type RowVersion } from "../kernels/rows.js";
+import { ROW_LAYOUT, ROW_VERSIONS, type RowVersion, availableRowVersions } from "../kernels/rows.js";
 import { layernormBackward, layernormForward } from "../kernels/layernorm.js";
 
 const FLAGS = { json: "boolean", reps: "int", warmup: "int", ops: "list", versions: "list", shapes: "list" } as const;
@@ -197,6 +197,10 @@ export const ops: Command = {
     // Versions outermost: the engine sleeps through a read-back for a time learned from earlier waits, and that
     // estimate shrinks slowly after a slow kernel, so a fast version timed right after a slow one would oversleep.
     for (const version of versions) {
+      if (ROW_VERSION_NAMES.includes(version) && !availableRowVersions().includes(rowVersion(version))) {
+        console.error(`bench ops: ${version} skipped: this adapter lacks the "subgroups" feature it needs`);
+        continue;
+      }
       for (const [op, group] of Object.entries(GROUPS)) {
         if (!groups.has(op) || !group.versions.includes(version)) continue;
         for (const [shapeName, shape] of Object.entries(group.shapes)) {

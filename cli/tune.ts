@@ -28,7 +28,7 @@ import {
 import { MATMUL_VERSIONS, chooseVersion, matmulForward } from "../kernels/matmul.js";
 import { ATTENTION_VERSIONS, pickVersion as attentionVersion } from "../kernels/attention.js";
 import * as ops from "../engine/ops.js";
-import { type RowOp, ROW_VERSIONS, type RowVersion, defaultRowVersion } from "../kernels/rows.js";
+import { type RowOp, type RowVersion, availableRowVersions, defaultRowVersion } from "../kernels/rows.js";
 import { layernormBackward, layernormForward } from "../kernels/layernorm.js";
 import { softmaxBackward, softmaxForward } from "../kernels/softmax.js";
 import { crossEntropyBackward, crossEntropyForward } from "../kernels/cross-entropy.js";
@@ -121,7 +121,7 @@ export function modelShapes(config: VitConfig, B: number, strategies: Strategy[]
 function versionsOf(shape: TuneShape): string[] {
   if (shape.family === "matmul") return MATMUL_VERSIONS;
   if (shape.family === "attention") return ATTENTION_VERSIONS;
-  return ROW_VERSIONS.map(String);
+  return availableRowVersions().map(String);
 }
 
 // What the kernels would pick now for this shape (cache included).

@@ -10,13 +10,13 @@
 // as an Int32Array check them first with checkLabels().
 //
 //   v1: one invocation per row, no barriers (CPU drivers); v2: one workgroup per row with shared-memory
-//   reductions (GPUs). Three passes share the row frame of softmax.ts: "rows" (lse_b and loss_b), "mean"
+//   reductions (GPUs); v3: v2 with subgroup reductions. Three passes share the row frame of rows.ts: "rows" (lse_b and loss_b), "mean"
 //   (the batch mean, as one row of B values) and "backward". Default v1 on CPU drivers, v2 on GPUs.
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor } from "../engine/tensor.js";
 import { packUniform, storageBindings, uniformStruct } from "./wgsl.js";
-import { type RowVersion, ROW_LAYOUT, checkBindable, defaultRowVersion, rowGrid, rowMain, rowReduce } from "./rows.js";
+import { type RowVersion, ROW_LAYOUT, checkBindable, defaultRowVersion, rowGrid, rowMain, rowPrelude, rowReduce } from "./rows.js";
 
 // nanBits: the bits of a quiet NaN, passed at run time because WGSL rejects a constant NaN.
 const FIELDS = { rows: "u32", C: "u32", smoothing: "f32", nanBits: "u32" } as const;
@@ -83,11 +83,11 @@ function wgsl(spec: CrossEntropySpec): string {
   };
   const reductions =
     spec.pass === "rows"
-      ? rowReduce(spec.version, "rowMax", "f32", "max(a, b)") + rowReduce(spec.version, "rowSum2", "vec2<f32>", "a + b")
+      ? rowReduce(spec.version, "rowMax", "f32", "max") + rowReduce(spec.version, "rowSum2", "vec2<f32>", "sum")
       : spec.pass === "mean"
-        ? rowReduce(spec.version, "rowSum", "f32", "a + b")
+        ? rowReduce(spec.version, "rowSum", "f32", "sum")
         : "";
-  return /* wgsl */ `
+  return /* wgsl */ `${rowPrelude(spec.version)}
 ${uniformStruct(FIELDS)}
 ${storageBindings(bindings[spec.pass])}
 ${reductions}

@@ -7,8 +7,8 @@
 //   dx = rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)),  dgamma = sum_rows dy * xhat,  dbeta = sum_rows dy.
 //
 //   v1: one invocation per row, 64 rows per workgroup, no barriers (CPU drivers).
-//   v2: one workgroup of 128 per row, shared-memory tree reductions (GPUs).
-//   Both share the row frame of softmax.ts; default v1 on CPU drivers, v2 on GPUs.
+//   v2: one workgroup of 128 per row, shared-memory tree reductions (GPUs); v3: the same with subgroup reductions.
+//   All share the row frame of rows.ts; default v1 on CPU drivers, v2 on GPUs.
 // dgamma/dbeta, on every device: a first pass sums blocks of ~sqrt(rows) rows per column into partials
 // (adjacent lanes take adjacent columns, so loads are contiguous on CPUs and coalesced on GPUs), and a second
 // pass sums the ~sqrt(rows) partials of each column. Neither pass has an invocation loop over all rows.
@@ -23,6 +23,7 @@ import {
   defaultRowVersion,
   rowGrid,
   rowMain,
+  rowPrelude,
   rowReduce,
   rowsOf,
   sameShape,
@@ -77,10 +78,10 @@ function wgsl(spec: LayerNormSpec): string {
       : [["dx", f, "read_write"], ["dy", f, "read"], ["x", f, "read"], ["mean", f, "read"], ["rstd", f, "read"]];
   if (spec.hasGamma) bindings.push(["gamma", f, "read"]);
   if (spec.hasBeta) bindings.push(["beta", f, "read"]);
-  return /* wgsl */ `
+  return /* wgsl */ `${rowPrelude(spec.version)}
 ${uniformStruct(FIELDS)}
 ${storageBindings(bindings)}
-${spec.pass === "forward" ? rowReduce(spec.version, "rowSum", "f32", "a + b") : rowReduce(spec.version, "rowSum2", "vec2<f32>", "a + b")}
+${spec.pass === "forward" ? rowReduce(spec.version, "rowSum", "f32", "sum") : rowReduce(spec.version, "rowSum2", "vec2<f32>", "sum")}
 ${rowMain(spec.version, spec.pass === "forward" ? forward : backward)}`;
 }
 

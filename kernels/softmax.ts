@@ -7,13 +7,25 @@
 //       lanes on 8 rows at once and a barrier would cost a coroutine switch.
 //   v2: one workgroup of 128 per row; lanes stride over the columns and combine through a shared-memory tree.
 //       For GPUs, where one thread per row would leave the machine idle and read memory uncoalesced.
+//   v3: v2 with subgroup reductions, where the adapter has subgroups.
 // Default: the tuned version for the shape if `tune` stored one, else v1 on CPU drivers and v2 on GPUs.
 // The row-kernel frame (versions, thread mapping, reductions) is shared with layernorm and cross-entropy: rows.ts.
 import { runtime } from "../engine/runtime.js";
 import { getKernel } from "../engine/pipeline.js";
 import { Tensor } from "../engine/tensor.js";
 import { packUniform, storageBindings, uniformStruct } from "./wgsl.js";
-import { type RowVersion, ROW_LAYOUT, checkBindable, defaultRowVersion, rowGrid, rowMain, rowReduce, rowsOf, sameShape } from "./rows.js";
+import {
+  type RowVersion,
+  ROW_LAYOUT,
+  checkBindable,
+  defaultRowVersion,
+  rowGrid,
+  rowMain,
+  rowPrelude,
+  rowReduce,
+  rowsOf,
+  sameShape,
+} from "./rows.js";
 
 const FIELDS = { rows: "u32", C: "u32" } as const;
 
@@ -50,11 +62,11 @@ function wgsl(spec: SoftmaxSpec): string {
       ? [["y", "array<f32>", "read_write"], ["x", "array<f32>", "read"]]
       : [["dx", "array<f32>", "read_write"], ["y", "array<f32>", "read"], ["dy", "array<f32>", "read"]],
   );
-  return /* wgsl */ `
+  return /* wgsl */ `${rowPrelude(spec.version)}
 ${uniformStruct(FIELDS)}
 ${bindings}
-${rowReduce(spec.version, "rowMax", "f32", "max(a, b)")}
-${rowReduce(spec.version, "rowSum", "f32", "a + b")}
+${rowReduce(spec.version, "rowMax", "f32", "max")}
+${rowReduce(spec.version, "rowSum", "f32", "sum")}
 ${rowMain(spec.version, spec.pass === "forward" ? forward : backward)}`;
 }
 

@@ -10,7 +10,7 @@ import { type TuneCache, matmulShapeKey, reloadTuneCache, tuneCachePath } from "
 import { MATMUL_VERSIONS, chooseVersion, matmulForward } from "../../kernels/matmul.js";
 import { ATTENTION_VERSIONS, pickVersion as attentionVersion } from "../../kernels/attention.js";
 import * as ops from "../../engine/ops.js";
-import { type RowOp, defaultRowVersion } from "../../kernels/rows.js";
+import { type RowOp, availableRowVersions, defaultRowVersion } from "../../kernels/rows.js";
 import { UsageError } from "../../cli/command.js";
 import { modelShapes, tune } from "../../cli/tune.js";
 import { parseStrategy } from "../../peft/strategy.js";
@@ -132,7 +132,7 @@ describe("tune", () => {
     expect(Object.keys(cache.entries).sort()).toEqual(shapes.map((s) => `${s.family}/${s.key}`).sort());
     for (const s of shapes) {
       const e = cache.entries[`${s.family}/${s.key}`];
-      const versions = s.family === "matmul" ? MATMUL_VERSIONS : s.family === "attention" ? ATTENTION_VERSIONS : ["1", "2"];
+      const versions = s.family === "matmul" ? MATMUL_VERSIONS : s.family === "attention" ? ATTENTION_VERSIONS : availableRowVersions().map(String);
       expect(Object.keys(e.candidates).sort()).toEqual([...versions].sort());
       expect(e.ms).toBe(Math.min(...Object.values(e.candidates)));
       expect(e.candidates[e.version]).toBe(e.ms);

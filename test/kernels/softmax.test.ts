@@ -4,7 +4,8 @@
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { softmaxBackward, softmaxForward } from "../../kernels/softmax.js";
-import { ROW_LAYOUT, ROW_VERSIONS } from "../../kernels/rows.js";
+import { ROW_LAYOUT, ROW_VERSIONS, availableRowVersions } from "../../kernels/rows.js";
+import { runtime } from "../../engine/runtime.js";
 import { dot, expectClose, numericGrad, randn, useEngine } from "../helpers.js";
 import { softmax, softmaxBackward as softmaxBackwardRef } from "../ref/softmax.js";
 
@@ -82,5 +83,18 @@ describe("softmax errors", () => {
     expect(() => softmaxBackward(y, Tensor.fromArray(new Int32Array(6), [2, 3], "i32"))).toThrow(
       "softmax backward: expected dy f32, got i32",
     );
+  });
+});
+
+describe("softmax v3 without subgroups", () => {
+  it("is refused naming the feature and the adapter, and left out of the versions tune times", async () => {
+    const { gpu } = runtime();
+    const had = gpu.features.delete("subgroups");
+    try {
+      expect(availableRowVersions()).toEqual([1, 2]);
+      expect(() => softmaxForward(Tensor.fromArray([1, 2], [1, 2]), 3)).toThrow(/rows: v3 needs the adapter's "subgroups" feature, which .* lacks/);
+    } finally {
+      if (had) gpu.features.add("subgroups");
+    }
   });
 });
