@@ -12,6 +12,8 @@
 #                                 (root; for a disposable machine): on the device tool's H200 machine NVIDIA's
 #                                 Vulkan driver (libGLX_nvidia.so.0) found no GPU without glvnd installed so, and
 #                                 still none with only libGLdispatch on LD_LIBRARY_PATH
+#   DIR/lease OUT                 scripts/gpu-lease.sh: info, the tests, the benchmark set and the default study,
+#                                 packed into OUT/results.tgz as they finish (a lent machine's whole session)
 #   DIR/run --test [ARGS...]      the vitest suite (`vitest run ARGS...`) on that machine's adapter, from a second
 #                                 archive (tests.tar.xz, ~15 MB): the tracked sources and tests of this checkout and
 #                                 the node_modules vitest needs, unpacked on first use
@@ -101,4 +103,5 @@ fi
 exec node "$root/dist/run.js" "$@"
 EOF
 chmod +x "$out/run"
+cp scripts/gpu-lease.sh "$out/lease"
 echo "portable-bundle: $out ($(du -sh "$out" | cut -f1)); run it with $out/run ARGS... or $out/run --bench-gpu" >&2

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# One lease of a machine with a GPU, run from the portable bundle (scripts/portable-bundle.sh copies this file to
+# DIR/lease): `info` (retried with --system-gl, as root, when no adapter is found), the test suite on the GPU's
+# adapter, the benchmark set (scripts/bench-gpu.sh) and, where Fashion-MNIST is installed, the default study.
+# Everything goes to a work folder packed into OUT/results.tgz every 10 s and at the end, so that a run stopped at
+# a time limit still leaves what it finished. Usage: DIR/lease OUT. LEASE_TEST_TIMEOUT (default 300 s) bounds the
+# tests, BENCH_STEP_TIMEOUT (default 600 s) each benchmark, LEASE_STUDY_TIMEOUT (default 300 s) the study.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+out=$(realpath -m "${1:?usage: lease OUT}")
+mkdir -p "$out"
+work=$(mktemp -d)
+pack() { tar -czf "$out/results.part" --exclude="*.safetensors" -C "$work" . && mv "$out/results.part" "$out/results.tgz"; }
+(while sleep 10; do pack; done) &
+packer=$!
+trap 'kill $packer 2>/dev/null; pack' EXIT
+step() { echo "== $* ($(date +%T))"; }
+
+step info
+"$here/run" info >"$work/info.txt" 2>&1
+if ! grep -q "^adapter" "$work/info.txt" && [ "$(id -u)" = 0 ]; then
+  echo "no adapter: retrying with --system-gl"
+  mv "$work/info.txt" "$work/info-without-system-gl.txt"
+  "$here/run" --system-gl info >"$work/info.txt" 2>&1
+fi
+head -4 "$work/info.txt"
+grep -q "^adapter" "$work/info.txt" || exit 1
+
+step tests
+timeout "${LEASE_TEST_TIMEOUT:-300}" "$here/run" --test --reporter=dot >"$work/test.txt" 2>&1
+echo "tests rc $?"
+grep -a -E "Test Files|Tests |FAIL" "$work/test.txt" | head -30
+
+step bench
+"$here/run" --bench-gpu "$work/bench"
+
+step study
+if [ -e /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then
+  (cd "$work" && timeout "${LEASE_STUDY_TIMEOUT:-300}" "$here/run" >"$work/study.txt" 2>&1; echo "study rc $?"; tail -1 "$work/study.txt")
+else
+  echo "no Fashion-MNIST in /usr/share/datasets/fashion-mnist: study skipped"
+fi
+step done
