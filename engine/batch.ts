@@ -23,6 +23,22 @@ import { awaitQuietly } from "./quiet-await.js";
 const SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we know
 const PAGE = 64 * 1024;
 const MAX_DISPATCHES = 512;
+const MAX_GROUPS_PER_KERNEL = 1024;
+
+interface UniformSlot {
+  buffer: GPUBuffer; // a uniform page
+  offset: number;
+  size: number;
+}
+
+// A small number per buffer, for bind-group cache keys.
+const bufferIds = new WeakMap<GPUBuffer, number>();
+let nextBufferId = 0;
+function bufferId(buffer: GPUBuffer): number {
+  let id = bufferIds.get(buffer);
+  if (id === undefined) bufferIds.set(buffer, (id = nextBufferId++));
+  return id;
+}
 // A dispatch's own GPU time, beside its work: ~60 us measured on lavapipe. A GPU's is a few us and hides in
 // its kernels' time; counted at lavapipe's, a training step's optimizer (a few hundred tiny dispatches) would be
 // expected to take ms that the GPU finishes in a fraction of one, and the wait would oversleep them.
@@ -62,6 +78,7 @@ export class Batch {
   private profiler: Profiler | undefined; // per-kernel GPU times, while profiling (see engine/profile.ts)
   readonly stats = { dispatches: 0, submits: 0, readbacks: 0 };
   policy: WaitPolicy = waitPolicy(); // public: tests and benchmarks compare policies in one process
+  reuseBindGroups: boolean; // see bindGroup(); public for tests
   private readonly dispatchOverhead: number;
 
   constructor(
@@ -69,6 +86,7 @@ export class Batch {
     private pool: BufferPool,
   ) {
     this.dispatchOverhead = gpu.isCpu ? DISPATCH_OVERHEAD_S.cpu : DISPATCH_OVERHEAD_S.gpu;
+    this.reuseBindGroups = !gpu.isCpu;
   }
 
   // Encodes one dispatch. `buffers` bind from @binding(1) in order; `uniform` (if any) binds to @binding(0).
@@ -81,10 +99,8 @@ export class Batch {
       throw new Error(`${kernel.key}: grid (${x}, ${y}, ${z}) exceeds maxComputeWorkgroupsPerDimension ${max}`);
     }
     if (x === 0 || y === 0 || z === 0) return;
-    const entries: GPUBindGroupEntry[] = [];
-    if (uniform) entries.push({ binding: 0, resource: this.uniformSlot(uniform) });
-    buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
-    const bindGroup = this.gpu.device.createBindGroup({ layout: kernel.layout, entries });
+    const slot = uniform ? this.uniformSlot(uniform) : undefined;
+    const bindGroup = this.bindGroup(kernel, slot, buffers);
     const label = this.profiler || process.env.DEBUG ? `${kernel.key} ${note ?? `grid=${x}x${y}x${z}`}` : ""; // not built per dispatch otherwise
     if (this.profiler) {
       this.endPass();
@@ -104,6 +120,31 @@ export class Batch {
     this.stats.dispatches++;
     this.work += work;
     if (this.dispatches >= MAX_DISPATCHES) this.submit();
+  }
+
+  // The kernel's bind group for these buffers and uniform slot. On GPUs it is made once and reused: in steady
+  // state (a training loop) the same dispatch gets the same slot of the same uniform page, and the pool hands it
+  // the same buffers. Creating a bind group was a third of a dispatch's host cost (~8 of ~23 us, Dawn's null
+  // backend; reused, ~15 in all). On lavapipe reuse made a training step of the small model ~5% slower, in CPU
+  // time as in wall time (and binding the uniform as a dynamic offset into its page, ~13%), so CPU drivers make
+  // a bind group per dispatch.
+  private bindGroup(kernel: Kernel, slot: UniformSlot | undefined, buffers: GPUBuffer[]): GPUBindGroup {
+    if (!this.reuseBindGroups) return this.makeBindGroup(kernel, slot, buffers);
+    let key = slot ? `${bufferId(slot.buffer)}@${slot.offset}:${slot.size}` : "";
+    for (const b of buffers) key += `,${bufferId(b)}`;
+    let group = kernel.groups.get(key);
+    if (group) return group;
+    group = this.makeBindGroup(kernel, slot, buffers);
+    if (kernel.groups.size >= MAX_GROUPS_PER_KERNEL) kernel.groups.clear(); // buffers come and go: start afresh
+    kernel.groups.set(key, group);
+    return group;
+  }
+
+  private makeBindGroup(kernel: Kernel, slot: UniformSlot | undefined, buffers: GPUBuffer[]): GPUBindGroup {
+    const entries: GPUBindGroupEntry[] = [];
+    if (slot) entries.push({ binding: 0, resource: slot });
+    buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
+    return this.gpu.device.createBindGroup({ layout: kernel.layout, entries });
   }
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
@@ -128,7 +169,7 @@ export class Batch {
     this.pass = undefined;
   }
 
-  private uniformSlot(data: ArrayBuffer): GPUBufferBinding {
+  private uniformSlot(data: ArrayBuffer): UniformSlot {
     if (data.byteLength > SLOT) throw new Error(`batch: uniform of ${data.byteLength} bytes exceeds ${SLOT}`);
     let page = this.pages[this.pages.length - 1];
     if (!page || page.used + SLOT > PAGE) {
@@ -159,7 +200,7 @@ export class Batch {
     queue.submit([this.encoder.finish()]);
     this.encoder = undefined;
     // Uniform pages can be rewritten by the next batch: writeBuffer is ordered after this submit on the queue.
-    this.freePages.push(...this.pages);
+    this.freePages.push(...this.pages.reverse()); // popped in the same order next batch: the same slots, the same bind groups
     this.pages = [];
     if (this.inflightWork === 0 && this.inflightDispatches === 0) this.inflightSince = performance.now();
     this.inflightWork += this.work;

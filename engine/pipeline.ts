@@ -18,6 +18,7 @@ export interface Kernel {
   key: string; // name/specKey, for errors and DEBUG logs
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout; // the pipeline's group 0, fetched once (each getBindGroupLayout call costs ~2 us)
+  groups: Map<string, GPUBindGroup>; // bind groups made for this kernel, by what they bind (see Batch.dispatch)
   // Set by the first dispatch. llvmpipe compiles a shader when it first runs it, on the "GPU" timeline, so the
   // batch that holds a first dispatch takes longer than its work (see Batch.wait).
   dispatched: boolean;
@@ -42,7 +43,7 @@ export function getKernel<S extends Spec>(name: string, spec: S, wgsl: (spec: S)
     compileErrors.push(`shader compilation failed:\n${lines.join("\n")}\n--- WGSL of ${key} ---\n${numbered(code)}`);
   });
   const pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" }, label: key });
-  kernel = { name, key, pipeline, layout: pipeline.getBindGroupLayout(0), dispatched: false };
+  kernel = { name, key, pipeline, layout: pipeline.getBindGroupLayout(0), groups: new Map(), dispatched: false };
   cache.set(key, kernel);
   return kernel;
 }
