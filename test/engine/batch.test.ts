@@ -35,13 +35,16 @@ describe("batch", () => {
     await expect(y.data()).rejects.toThrow(/WebGPU error during kernels broken-binding\/n=1[\s\S]*BindGroup/);
   });
 
-  it("a read-back that failed leaves its staging buffer unmapped, so the next read of that size works", async () => {
-    // A compile error can surface only after the read-back's mapAsync resolved, with the staging buffer mapped.
-    const kernel = getKernel("broken-wgsl", { n: 3 }, () => `
+  // A shader that does not compile, one pipeline per n.
+  const brokenWgsl = (n: number) =>
+    getKernel("broken-wgsl", { n }, () => `
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @compute @workgroup_size(1) fn main() { y[0] = undefined_name; }`);
+
+  it("a read-back that failed leaves its staging buffer unmapped, so the next read of that size works", async () => {
+    // A compile error can surface only after the read-back's mapAsync resolved, with the staging buffer mapped.
     const y = Tensor.empty([1]);
-    runtime().batch.dispatch(kernel, [y.buffer], undefined, [1]);
+    runtime().batch.dispatch(brokenWgsl(3), [y.buffer], undefined, [1]);
     const errors = [await y.data().then(() => "", (e: Error) => e.message)];
     errors.push(await Tensor.fromArray([1], [1]).data().then(() => "", (e: Error) => e.message));
     expect(errors.join("\n")).toMatch(/undefined_name/);
@@ -49,11 +52,8 @@ describe("batch", () => {
   });
 
   it("a shader that does not compile is reported with line:column and its WGSL", async () => {
-    const kernel = getKernel("broken-wgsl", { n: 2 }, () => `
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size(1) fn main() { y[0] = undefined_name; }`);
     const y = Tensor.empty([1]);
-    runtime().batch.dispatch(kernel, [y.buffer], undefined, [1]);
+    runtime().batch.dispatch(brokenWgsl(2), [y.buffer], undefined, [1]);
     const err = await y.data().then(() => undefined, (e: Error) => e);
     expect(err?.message).toMatch(/broken-wgsl\/n=2/);
     // The compiler's messages arrive asynchronously: they are thrown at the latest by the next read-back.
@@ -61,15 +61,19 @@ describe("batch", () => {
     expect(`${err?.message}\n${later}`).toMatch(/broken-wgsl\/n=2 3:\d+: .*undefined_name[\s\S]*--- WGSL of broken-wgsl/);
   });
 
-  describe("wait estimate", () => {
-    // A kernel that spins for a few ms per dispatch on any device; `work` is the estimate's unit count.
-    const busy = () => getKernel("wait-estimate-probe", { n: 1 }, () => `
+  // One invocation looping `iterations` times: a GPU job of a few ms on any device, its length chosen by the test.
+  const spinning = (iterations: number) =>
+    getKernel("spinning-probe", { iterations }, () => `
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @compute @workgroup_size(1) fn main() {
   var s = 0.0;
-  for (var i = 0u; i < 2000000u; i++) { s = s * 0.999 + f32(i & 7u); }
+  for (var i = 0u; i < ${iterations}u; i++) { s = s * 0.999 + f32(i & 7u); }
   y[0] = s;
 }`);
+
+  describe("wait estimate", () => {
+    // `work` is the estimate's unit count.
+    const busy = () => spinning(2_000_000);
     const job = async () => {
       const y = Tensor.empty([1]);
       runtime().batch.dispatch(busy(), [y.buffer], undefined, [1], 1e7);
@@ -116,14 +120,8 @@ describe("batch", () => {
 
     it("busy neither sleeps nor throttles; spin sleeps but does not throttle; quiet does both", async () => {
       const { batch, gpu } = runtime();
-      // One invocation spinning for several ms: a GPU promise stays pending (and dawn-node polls) that long.
-      const slowKernel = getKernel("wait-policy-probe", { n: 1 }, () => `
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size(1) fn main() {
-  var s = 0.0;
-  for (var i = 0u; i < 8000000u; i++) { s = s * 0.999 + f32(i & 7u); }
-  y[0] = s;
-}`);
+      // Several ms: a GPU promise stays pending (and dawn-node polls) that long.
+      const slowKernel = spinning(8_000_000);
       const y = Tensor.empty([1]);
       const waitWith = async (policy: typeof batch.policy, secondsPerUnit: number) => {
         batch.policy = policy;
