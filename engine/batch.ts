@@ -39,6 +39,7 @@ function bufferId(buffer: GPUBuffer): number {
   if (id === undefined) bufferIds.set(buffer, (id = nextBufferId++));
   return id;
 }
+
 // A dispatch's own GPU time, beside its work: ~60 us measured on lavapipe. A GPU's is a few us and hides in
 // its kernels' time; counted at lavapipe's, a training step's optimizer (a few hundred tiny dispatches) would be
 // expected to take ms that the GPU finishes in a fraction of one, and the wait would oversleep them.
