@@ -14,6 +14,7 @@ import { parseArgs } from "../cli/args.js";
 import { initEngine, runtime } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
+import { deviceLine } from "./harness.js";
 import { KNN_TILINGS, knnDefaultTiling, knnSimilarity, knnSlices, knnTopK } from "../kernels/knn.js";
 
 const FLAGS = { json: "boolean", bank: "int", queries: "int", dim: "int", k: "int", reps: "int", warmup: "int", tilings: "list", slices: "list" } as const;
@@ -145,7 +146,7 @@ export const knnBench: Command = {
       if (!Number.isInteger(count) || count < 1) throw new UsageError(`--slices: expected integers >= 1, got "${v}"`);
       return count;
     });
-    const { gpu } = await initEngine();
+    await initEngine();
     const tilings = flags.tilings ?? [knnDefaultTiling()];
 
     const rng = new Rng(1);
@@ -172,10 +173,11 @@ export const knnBench: Command = {
     bank.forEach((t) => t.dispose());
 
     if (flags.json) {
-      console.log(JSON.stringify({ adapter: gpu.adapterInfo.description, rows }, null, 2));
+      console.log(JSON.stringify({ device: deviceLine(), rows }, null, 2));
       return;
     }
-    console.log(`k-NN, cosine, bank ${n} x ${d}, ${q} queries, k = ${k} on ${gpu.adapterInfo.description}`);
+    console.log(deviceLine());
+    console.log(`k-NN, cosine, bank ${n} x ${d}, ${q} queries, k = ${k}`);
     console.log("version         tiling   slices        ms   queries/s   GFLOP/s");
     for (const r of rows) {
       const numbers = `${r.ms.toFixed(0).padStart(9)} ${r.queriesPerS.toFixed(1).padStart(11)} ${r.gflops.toFixed(2).padStart(9)}`;
