@@ -58,14 +58,15 @@ const MAX_INNER = 32; // ... but at most this many times
 // One shape to tune. matmul: y (batch, M, N) = op(a) (batch, M, K) · op(b) (batch, K, N), 2-D for batch 1.
 // rows: op over x (rows, C). attention: qkv (B, T, 3*H*D) -> o (B, T, H*D).
 export type TuneShape =
-  | { family: "matmul"; key: string; uses: string[]; M: number; K: number; N: number; transA: boolean; transB: boolean; batch: number }
+  | { family: "matmul"; key: string; uses: string[]; M: number; K: number; N: number; transA: boolean; transB: boolean; batch: number; gelu: boolean }
   | { family: "rows"; key: string; uses: string[]; op: RowOp; rows: number; C: number }
   | { family: "attention"; key: string; uses: string[]; B: number; H: number; T: number; D: number };
 
 // The matmuls, row kernels and attention of one fine-tuning step (forward and backward) of `config` at batch B
 // with each of `strategies` (only LoRA adds shapes: its rank-r products), deduplicated by cache key. A linear
 // layer x (M, K) · w (N, K)ᵀ (engine/ops.ts linear) runs forward "nt"; backward dx = dz (M, N) · w (N, K) "nn"
-// and dw = dzᵀ · x "tn". Unfused attention (engine/ops.ts) runs batched products over the B·H heads.
+// and dw = dzᵀ · x "tn"; fc1's forward has the bias and GELU epilogue, timed with it. Unfused attention
+// (engine/ops.ts) runs batched products over the B·H heads.
 export function modelShapes(config: VitConfig, B: number, strategies: Strategy[] = [{ kind: "full" }]): TuneShape[] {
   const C = config.width;
   const G = (config.imageSize / config.patchSize) ** 2; // patches
@@ -76,10 +77,10 @@ export function modelShapes(config: VitConfig, B: number, strategies: Strategy[]
     if (old) old.uses.push(...s.uses);
     else shapes.set(s.key, s);
   };
-  const mm = (use: string, m: number, k: number, n: number, transA: boolean, transB: boolean, batch = 1) =>
-    add({ family: "matmul", key: matmulShapeKey(m, k, n, transA, transB, batch), uses: [use], M: m, K: k, N: n, transA, transB, batch });
-  const linear = (name: string, M: number, K: number, N: number, dx: boolean) => {
-    mm(`${name}`, M, K, N, false, true);
+  const mm = (use: string, m: number, k: number, n: number, transA: boolean, transB: boolean, batch = 1, gelu = false) =>
+    add({ family: "matmul", key: matmulShapeKey(m, k, n, transA, transB, batch, gelu), uses: [use], M: m, K: k, N: n, transA, transB, batch, gelu });
+  const linear = (name: string, M: number, K: number, N: number, dx: boolean, gelu = false) => {
+    mm(`${name}`, M, K, N, false, true, 1, gelu);
     if (dx) mm(`${name} dx`, M, N, K, false, false);
     mm(`${name} dw`, N, M, K, true, false);
   };
@@ -88,7 +89,7 @@ export function modelShapes(config: VitConfig, B: number, strategies: Strategy[]
   linear("patch-embed", B * G, 3 * config.patchSize ** 2, C, false); // the images need no gradient
   linear("qkv", B * T, C, 3 * C, true);
   linear("proj", B * T, C, C, true);
-  linear("fc1", B * T, C, config.mlpHidden, true);
+  linear("fc1", B * T, C, config.mlpHidden, true, true);
   linear("fc2", B * T, config.mlpHidden, C, true);
   if (config.classes > 0) linear("head", B, C, config.classes, true);
   rows("layernorm", B * T, C, "norm1/norm2");
@@ -140,11 +141,13 @@ const random = (rng: Rng, shape: number[]) => {
 // (matmul) with `version`, disposing what it makes. Returns the inputs too, for the caller to dispose.
 function workload(shape: TuneShape, rng: Rng): { inputs: Tensor[]; run: (version: string) => void } {
   if (shape.family === "matmul") {
-    const { M, K, N, transA, transB, batch } = shape;
+    const { M, K, N, transA, transB, batch, gelu } = shape;
     const lead = batch > 1 ? [batch] : [];
     const a = random(rng, [...lead, ...(transA ? [K, M] : [M, K])]);
     const b = random(rng, [...lead, ...(transB ? [N, K] : [K, N])]);
-    return { inputs: [a, b], run: (version) => matmulForward(a, b, { transA, transB, version }).dispose() };
+    const bias = gelu ? random(rng, [N]) : undefined;
+    const inputs = bias ? [a, b, bias] : [a, b];
+    return { inputs, run: (version) => matmulForward(a, b, { transA, transB, bias, gelu, version }).dispose() };
   }
   if (shape.family === "attention") {
     const { B, H, T, D } = shape;

@@ -47,7 +47,7 @@
 //     up, against TF.js's 3.3-16.5: 0.6-0.7x TF.js at 2048^3 and 12608x768x2304, where 4x4 per thread reads
 //     workgroup memory once per two FMAs; tiled128 reads it once per four. By the timestamps of a ViT-S step:
 //     6304x384x1152 nt 0.26 ms in tiled128 against 0.32 in tiled (21 and 17 TFLOP/s), 6304x384x1536 nn 0.33
-//     against 0.40; but with a GELU epilogue tiled128 took 3.6 ms against 0.43 (see chooseVersion).
+//     against 0.40; but with a GELU epilogue tiled128 took 3.6 ms against 0.43 (see defaultVersion).
 // Default (defaultVersion): on CPU drivers reg16x16 or regm16x16, whichever pads y less (past 256 accumulators
 // per lane, e.g. 16x24 or 24x16, both fell to ~20); on GPUs tiled128 where its tiles fill the device, else tiled.
 import { runtime } from "../engine/runtime.js";
@@ -362,14 +362,20 @@ export interface MatmulDims {
   transA: boolean;
   transB: boolean;
   batch: number;
+  gelu?: boolean; // with the GELU epilogue (bias and residual cost about the same in every version)
 }
 
-// The untuned default. GPUs: tiled128 where its tiles fill the device (WIDE_GPU_GROUPS workgroups), else tiled.
+// The untuned default. GPUs: tiled128 where its tiles fill the device (WIDE_GPU_GROUPS workgroups) and there is no
+// GELU epilogue, else tiled: on an H200 ViT-S's fc1 (6304x384x1536 nt with bias and GELU) took 3.6 ms in tiled128
+// against 0.43 in tiled, while the same sizes without an epilogue (nn, in its backward) took 0.33 ms against 0.40.
 // CPU drivers: reg16x16 (tile 16 x 128) or regm16x16 (tile 128 x 16), whichever pads y less, ties to reg16x16.
 // That sends skinny products (LoRA's rank-r ones, attention's head dimension) and widths far from a multiple of
 // 128 (576) to regm16x16, which measured 1.5-6x faster there.
 export function defaultVersion(dims: MatmulDims, isCpu = runtime().gpu.isCpu): string {
-  if (!isCpu) return Math.ceil(dims.M / 128) * Math.ceil(dims.N / 128) * dims.batch >= WIDE_GPU_GROUPS ? WIDE_GPU : DEFAULT_GPU;
+  if (!isCpu) {
+    const wide = Math.ceil(dims.M / 128) * Math.ceil(dims.N / 128) * dims.batch >= WIDE_GPU_GROUPS;
+    return wide && !dims.gelu ? WIDE_GPU : DEFAULT_GPU;
+  }
   const padded = (version: string) => {
     const [tileM, tileN] = tileShape(VERSIONS[version]);
     return Math.ceil(dims.M / tileM) * tileM * Math.ceil(dims.N / tileN) * tileN;
@@ -388,17 +394,13 @@ export function splitK(dims: MatmulDims, groups: number, isCpu = runtime().gpu.i
   return Math.max(1, Math.min(Math.ceil((2 * SPLIT_K_GROUPS) / groups), Math.floor(dims.K / SPLIT_K_MIN_K)));
 }
 
-// The version a call uses: opts.version, else PEFT_MATMUL, else the autotuner's winner for this exact shape
-// (engine/tuning.ts; a stale name from another build is ignored), else defaultVersion. The tuner times plain
-// products, so a chosen tiled128 gives way to tiled for a GELU epilogue: on an H200 ViT-S's fc1 (6304x384x1536
-// nt with bias and GELU) took 3.6 ms in tiled128 against 0.43 in tiled, while the same sizes without an epilogue
-// (nn, in its backward) took 0.33 ms in tiled128 against 0.40 in tiled.
-export function chooseVersion(requested: string | undefined, dims: MatmulDims, gelu = false): string {
-  const tuned = tunedVersion("matmul", matmulShapeKey(dims.M, dims.K, dims.N, dims.transA, dims.transB, dims.batch));
-  const explicit = requested ?? process.env.PEFT_MATMUL;
-  let version = explicit ?? (tuned !== undefined && tuned in VERSIONS ? tuned : defaultVersion(dims));
+// The version a call uses: opts.version, else PEFT_MATMUL, else the autotuner's winner for this exact shape, GELU
+// epilogue or not (engine/tuning.ts; a stale name from another build is ignored), else defaultVersion.
+export function chooseVersion(requested: string | undefined, dims: MatmulDims): string {
+  const key = matmulShapeKey(dims.M, dims.K, dims.N, dims.transA, dims.transB, dims.batch, dims.gelu);
+  const tuned = tunedVersion("matmul", key);
+  const version = requested ?? process.env.PEFT_MATMUL ?? (tuned !== undefined && tuned in VERSIONS ? tuned : defaultVersion(dims));
   if (!(version in VERSIONS)) throw new Error(`matmul: expected a version in ${MATMUL_VERSIONS.join(", ")}, got "${version}"`);
-  if (explicit === undefined && gelu && version === WIDE_GPU) version = DEFAULT_GPU;
   return version;
 }
 
@@ -451,7 +453,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   // binding one buffer both read-only and writable in a dispatch.
   const residualIsOut = opts.residual !== undefined && opts.residual.buffer === y.buffer;
   const batch = numel(batchDims);
-  const version = chooseVersion(opts.version, { M, K, N, transA: !!opts.transA, transB: !!opts.transB, batch }, !!opts.gelu);
+  const version = chooseVersion(opts.version, { M, K, N, transA: !!opts.transA, transB: !!opts.transB, batch, gelu: !!opts.gelu });
   const tiling = VERSIONS[version];
   const bBatch = shared ? 1 : batch;
   // The reg kernels read b as (K, ldb) vec4 rows: pack it when it is transposed or N % 4 != 0. regm's b loads are

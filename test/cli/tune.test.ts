@@ -87,7 +87,7 @@ describe("modelShapes", () => {
     expect(keys).not.toContain("matmul/32x64x147/nn/b1");
     // fc1 forward (34, 64)·(64, 256) and fc2 dx (34, 64)·(64, 256) are the same product: one entry, both uses.
     expect(shapes.find((s) => s.key === "34x64x256/nn/b1")?.uses).toEqual(["fc2 dx"]);
-    expect(shapes.find((s) => s.key === "34x64x256/nt/b1")?.uses).toEqual(["fc1"]);
+    expect(shapes.find((s) => s.key === "34x64x256/nt/b1/gelu")?.uses).toEqual(["fc1"]); // its GELU epilogue, timed with it
     // 17 linear-layer products and the 3 batched products of unfused attention over the B·H = 4 heads.
     expect(shapes.filter((s) => s.family === "matmul")).toHaveLength(20);
     for (const k of ["matmul/17x32x17/nt/b4", "matmul/17x17x32/nn/b4", "matmul/17x17x32/tn/b4"]) expect(keys).toContain(k);

@@ -130,14 +130,16 @@ describe("matmul version precedence", () => {
     expect(chooseVersion("reg8x16", DIMS)).toBe("reg8x16");
   });
 
-  it("a tuned tiled128 gives way to tiled for a GELU epilogue, unless asked for explicitly", () => {
+  it("a product with a GELU epilogue is tuned as a shape of its own", () => {
+    const gelu = { ...DIMS, gelu: true };
+    expect(matmulShapeKey(DIMS.M, DIMS.K, DIMS.N, DIMS.transA, DIMS.transB, DIMS.batch, true)).toBe(`${KEY}/gelu`);
     storeTuned({ [`matmul/${KEY}`]: entry("tiled128") });
     reloadTuneCache();
     expect(chooseVersion(undefined, DIMS)).toBe("tiled128");
-    expect(chooseVersion(undefined, DIMS, true)).toBe("tiled");
-    expect(chooseVersion("tiled128", DIMS, true)).toBe("tiled128");
-    process.env.PEFT_MATMUL = "tiled128";
-    expect(chooseVersion(undefined, DIMS, true)).toBe("tiled128");
+    expect(chooseVersion(undefined, gelu)).toBe(defaultVersion(gelu)); // the plain product's winner is not its
+    storeTuned({ [`matmul/${KEY}`]: entry("tiled128"), [`matmul/${KEY}/gelu`]: entry("reg8x8") });
+    reloadTuneCache();
+    expect(chooseVersion(undefined, gelu)).toBe("reg8x8");
   });
 
   it("PEFT_TUNE=0 ignores the cache; a version this build lacks falls back to the default", () => {

@@ -206,9 +206,10 @@ describe("matmul default version", () => {
     expect(defaultVersion(dims(1024, 1024), true)).toBe("reg16x16"); // a tie keeps reg16x16
   });
 
-  it("on GPUs takes tiled128 once its 128 x 128 tiles are 256 workgroups, else tiled", () => {
+  it("on GPUs takes tiled128 once its 128 x 128 tiles are 256 workgroups and there is no GELU, else tiled", () => {
     expect(defaultVersion(dims(1576, 16), false)).toBe("tiled");
     expect(defaultVersion(dims(2048, 2048), false)).toBe("tiled128"); // 16 x 16 tiles
+    expect(defaultVersion({ ...dims(2048, 2048), gelu: true }, false)).toBe("tiled");
     expect(defaultVersion(dims(2048, 1920), false)).toBe("tiled"); // 16 x 15
     expect(defaultVersion({ ...dims(197, 197), batch: 192 }, false)).toBe("tiled128"); // attention: 2 x 2 x 192
   });
