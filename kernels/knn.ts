@@ -500,14 +500,13 @@ function scan(spec: KnnSpec, queries: Tensor, list: Tensor[], outputs: Tensor[],
 // v2: the K best bank rows of every query. queries (Q, D), bank (N, D) or chunks (N_i, D)
 // -> sims (Q, K), indices (Q, K) i32.
 export function knnTopK(queries: Tensor, bank: Tensor | Tensor[], k: number, opts: KnnOptions = {}): { sims: Tensor; indices: Tensor } {
-  const { list, q } = checkInputs("knnTopK", queries, bank);
+  const { list, q, n } = checkInputs("knnTopK", queries, bank);
   if (!Number.isInteger(k) || k < 1) throw new Error(`knnTopK: expected k >= 1, got ${k}`);
   checkBinding("queries (Q, D); split the queries", queries);
   const sims = emptyBound("the top-k output (Q, K); split the queries", [q, k]);
   const indices = Tensor.empty([q, k], "i32"); // the size of sims
   if (q > 0) {
     const spec: KnnSpec = { ...pickTiling(opts), fused: true, normalize: opts.normalize ?? false };
-    const n = list.reduce((a, t) => a + t.shape[0], 0);
     const slices = n === 0 ? 1 : (opts.slices ?? knnSlices(q, n, k, opts.tiling));
     if (!Number.isInteger(slices) || slices < 1) throw new Error(`knnTopK: expected slices >= 1, got ${slices}`);
     if (slices === 1) scan(spec, queries, list, [sims, indices], k, 0, 1, opts);
