@@ -23,9 +23,13 @@ export const ROW_LAYOUT: Record<RowVersion, { wg: number; lanes: number }> = {
   3: { wg: 128, lanes: 128 },
 };
 
-// The versions this adapter can run: v3 needs subgroups.
+// Whether this adapter can run `version`: v3 needs subgroups.
+function runnable(version: RowVersion): boolean {
+  return version !== 3 || runtime().gpu.features.has("subgroups");
+}
+
 export function availableRowVersions(): RowVersion[] {
-  return ROW_VERSIONS.filter((v) => v !== 3 || runtime().gpu.features.has("subgroups"));
+  return ROW_VERSIONS.filter(runnable);
 }
 
 // What a row kernel's module starts with: v3's enable directive.
@@ -130,7 +134,7 @@ fn ${name}(v: ${type}, i: u32) -> ${type} {
 // Workgroups for `rows` rows, folded into (x, y) past 65535. Every row dispatch asks, so it is also where a version
 // the adapter cannot run is refused.
 export function rowGrid(version: RowVersion, rows: number): [number, number] {
-  if (version === 3 && !runtime().gpu.features.has("subgroups")) {
+  if (!runnable(version)) {
     throw new Error(`rows: v3 needs the adapter's "subgroups" feature, which ${runtime().gpu.adapterInfo.description} lacks`);
   }
   const { wg, lanes } = ROW_LAYOUT[version];
