@@ -1,9 +1,9 @@
 // Command-line entry: `node dist/run.js <command> [--flag value ...]`. It only parses the command name and
-// dispatches through the table below; each command lives in cli/<command>.ts.
-import type { Command } from "./cli/command.js";
-import { HelpRequested, UsageError } from "./cli/command.js";
+// dispatches through the table below; each command lives in cli/<command>.ts, the benchmarks behind `bench` in
+// bench/.
+import { type Command, HelpRequested, UsageError } from "./util/command.js";
 import { info } from "./cli/info.js";
-import { bench } from "./cli/bench.js";
+import { bench } from "./bench/index.js";
 import { params } from "./cli/params.js";
 import { features } from "./cli/features.js";
 import { data } from "./cli/data.js";
@@ -11,6 +11,7 @@ import { exportCommand } from "./cli/export.js";
 import { knn } from "./cli/knn.js";
 import { experiment } from "./cli/experiment.js";
 import { tune } from "./cli/tune.js";
+import { setWarningSink } from "./engine/runtime.js";
 
 const COMMANDS: Record<string, Command> = {
   experiment,
@@ -48,6 +49,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(`unknown command "${name}"\n\n${USAGE}`);
     return 2;
   }
+  setWarningSink((message) => console.error(`warning: ${message}`));
   try {
     await command.run(rest);
     return 0;

@@ -8,16 +8,17 @@
 // Each case is validated once against the float64 CPU attention of bench/ref/attention.ts (shared with the tests) on
 // one (b, h) slice (the last, so that the batch and head offsets are exercised); then warmed up and timed --reps
 // times, each run ending with the GPU idle (bench/harness.ts); the median is reported.
-import type { Command } from "../cli/command.js";
-import { UsageError } from "../cli/command.js";
-import { parseArgs } from "../cli/args.js";
-import { initEngine } from "../engine/runtime.js";
-import { Tensor, noGrad, tidy, tidyAsync } from "../engine/tensor.js";
-import * as ops from "../engine/ops.js";
+import type { Command } from "../util/command.js";
+import { UsageError } from "../util/command.js";
+import { parseArgs } from "../util/args.js";
+import { initEngine, deviceLine } from "../engine/runtime.js";
+import { Tensor, tidy, tidyAsync } from "../engine/tensor.js";
+import * as ops from "../autograd/ops.js";
 import { Rng } from "../util/random.js";
 import { ATTENTION_VERSIONS } from "../kernels/attention.js";
-import { deviceLine, timeGpu } from "./harness.js";
+import { timeGpu } from "../engine/timing.js";
 import { attentionSliceBackwardRef, attentionSliceRef } from "./ref/attention.js";
+import { noGrad } from "../autograd/tape.js";
 
 const FLAGS = { json: "boolean", version: "list", shapes: "list", reps: "int", warmup: "int" } as const;
 

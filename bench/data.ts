@@ -7,12 +7,13 @@ import { mkdtemp, mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
-import type { Command } from "../cli/command.js";
-import { UsageError } from "../cli/command.js";
-import { parseArgs } from "../cli/args.js";
+import type { Command } from "../util/command.js";
+import { UsageError } from "../util/command.js";
+import { parseArgs } from "../util/args.js";
 import { DATASET_NAMES, openDataset } from "../data/registry.js";
 import { Loader } from "../data/loader.js";
 import { Transform, type TransformKind } from "../data/transforms.js";
+import { readSettings } from "../engine/settings.js";
 
 const FLAGS = {
   dataset: "string",
@@ -110,9 +111,9 @@ export const dataBench: Command = {
         rows.push({ transform: kind, size, batch: batchSize, images, seconds, imagesPerSecond: images / seconds, msPerBatch: (1000 * seconds) / timed });
       }
       const id = ds.identity;
-      if (flags.json) console.log(JSON.stringify({ identity: id, threadpool: Number(process.env.UV_THREADPOOL_SIZE ?? 4), rows }, null, 2));
+      if (flags.json) console.log(JSON.stringify({ identity: id, threadpool: readSettings().threadpool ?? 4, rows }, null, 2));
       else {
-        console.log(`${id.name} ${id.split} (${id.count} images, ${synthetic ? "synthetic 500x375 JPEG" : id.root}), UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? "4 (default)"}`);
+        console.log(`${id.name} ${id.split} (${id.count} images, ${synthetic ? "synthetic 500x375 JPEG" : id.root}), UV_THREADPOOL_SIZE ${readSettings().threadpool ?? "4 (default)"}`);
         console.log("transform  size  batch  images   seconds  images/s  ms/batch");
         for (const r of rows)
           console.log(

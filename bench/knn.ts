@@ -8,13 +8,12 @@
 // Both compute every similarity with the same f32 fma sequence, so the first run of each version is validated
 // exactly: identical indices and sims. Then --warmup untimed runs, then --reps timed runs, median reported.
 // GFLOP/s counts 2*Q*N*D (the similarities only).
-import type { Command } from "../cli/command.js";
-import { UsageError } from "../cli/command.js";
-import { parseArgs } from "../cli/args.js";
-import { initEngine, runtime } from "../engine/runtime.js";
+import type { Command } from "../util/command.js";
+import { UsageError } from "../util/command.js";
+import { parseArgs } from "../util/args.js";
+import { initEngine, runtime, deviceLine } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
-import { deviceLine } from "./harness.js";
 import { KNN_TILINGS, knnDefaultTiling, knnSimilarity, knnSlices, knnTopK } from "../kernels/knn.js";
 
 const FLAGS = { json: "boolean", bank: "int", queries: "int", dim: "int", k: "int", reps: "int", warmup: "int", tilings: "list", slices: "list" } as const;

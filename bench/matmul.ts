@@ -18,15 +18,17 @@
 // layout nn only (TF.js's transposes are separate kernels). --no-tfjs skips it; if TF.js fails to start, the
 // reason is printed and our rows still come.
 import { readdirSync, readFileSync } from "node:fs";
-import type { Command } from "../cli/command.js";
-import { UsageError } from "../cli/command.js";
-import { parseArgs } from "../cli/args.js";
-import { initEngine, runtime } from "../engine/runtime.js";
+import type { Command } from "../util/command.js";
+import { UsageError } from "../util/command.js";
+import { parseArgs } from "../util/args.js";
+import { initEngine, runtime, deviceLine } from "../engine/runtime.js";
 import { throwIfDeviceError } from "../engine/device.js";
 import { Tensor } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import { MATMUL_VERSIONS, matmulForward } from "../kernels/matmul.js";
-import { type TimedCase, deviceLine, median, ownWaitEstimate } from "./harness.js";
+import { type TimedCase } from "./harness.js";
+import { ownWaitEstimate } from "../engine/timing.js";
+import { median } from "../util/stats.js";
 import type { TfjsMatmul } from "./tfjs.js";
 
 const FLAGS = { json: "boolean", version: "list", shapes: "list", layouts: "list", reps: "int", "no-tfjs": "boolean" } as const;

@@ -8,11 +8,11 @@
 // `--reps` times, each run awaiting onSubmittedWorkDone; the median is reported.
 // GB/s counts each tensor the op must touch once (inputs read, outputs written): the minimum traffic, so a kernel
 // that re-reads its input shows it as lower GB/s.
-import type { Command } from "../cli/command.js";
-import { UsageError } from "../cli/command.js";
-import { parseArgs } from "../cli/args.js";
-import { initEngine } from "../engine/runtime.js";
-import { deviceLine, timeGpu } from "./harness.js";
+import type { Command } from "../util/command.js";
+import { UsageError } from "../util/command.js";
+import { parseArgs } from "../util/args.js";
+import { initEngine, deviceLine } from "../engine/runtime.js";
+import { timeGpu } from "../engine/timing.js";
 import { Tensor, tidy } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import { softmaxBackward, softmaxForward } from "../kernels/softmax.js";

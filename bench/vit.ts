@@ -1,19 +1,22 @@
 // `bench vit`: images/s for inference and for one training step of each strategy, the main thread's CPU time as
 // a fraction of wall time, and the peak GPU memory held by the buffer pool. The cases take their timed runs in
 // turns (see run()), so their ratios, e.g. linear probing against full fine-tuning, are measured alike.
-import type { Command } from "../cli/command.js";
-import { UsageError } from "../cli/command.js";
-import { parseArgs } from "../cli/args.js";
-import { initEngine, runtime } from "../engine/runtime.js";
-import { Tensor, noGrad, tidy, tidyAsync } from "../engine/tensor.js";
+import type { Command } from "../util/command.js";
+import { UsageError } from "../util/command.js";
+import { parseArgs } from "../util/args.js";
+import { initEngine, runtime, deviceLine } from "../engine/runtime.js";
+import { Tensor, tidy, tidyAsync } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
-import * as ops from "../engine/ops.js";
-import { SGD } from "../engine/optim.js";
+import * as ops from "../autograd/ops.js";
+import { SGD } from "../autograd/optim.js";
 import { NAMED_CONFIGS, namedConfig, validateConfig, type VitConfig } from "../vit/config.js";
 import { buildVit, initialiser } from "../vit/model.js";
 import { applyStrategy, parseStrategy, strategyName } from "../peft/strategy.js";
-import { deviceLine, formatProfile, mainThreadCpuMs, median, ownWaitEstimate, profileOnce } from "./harness.js";
+import { formatProfile } from "./harness.js";
+import { mainThreadCpuMs, ownWaitEstimate, profileOnce } from "../engine/timing.js";
+import { median } from "../util/stats.js";
 import type { KernelTime } from "../engine/profile.js";
+import { backward, noGrad } from "../autograd/tape.js";
 
 const FLAGS = {
   model: "string",
@@ -105,7 +108,7 @@ export const vitBench: Command = {
         return () =>
           tidyAsync(async () => {
             opt.zeroGrad();
-            ops.crossEntropy(model.forward(images), labels).backward();
+            backward(ops.crossEntropy(model.forward(images), labels));
             opt.step();
           });
       });

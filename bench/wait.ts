@@ -2,13 +2,13 @@
 // GPU job directly (dawn-node polls while a promise is pending), (c) awaiting it quietly (polls about once a
 // millisecond after the first, engine/quiet-await.ts), and (d) through the engine's estimate-then-await
 // read-back, which sleeps for most of the expected GPU time first and awaits the rest quietly.
-import type { Command } from "../cli/command.js";
-import { parseArgs } from "../cli/args.js";
-import { initEngine, runtime } from "../engine/runtime.js";
+import type { Command } from "../util/command.js";
+import { parseArgs } from "../util/args.js";
+import { initEngine, runtime, deviceLine } from "../engine/runtime.js";
 import { Tensor, tidy } from "../engine/tensor.js";
-import * as ops from "../engine/ops.js";
+import * as ops from "../autograd/ops.js";
 import { awaitQuietly, quietPolls } from "../engine/quiet-await.js";
-import { deviceLine, mainThreadCpuMs } from "./harness.js";
+import { mainThreadCpuMs } from "../engine/timing.js";
 
 const FLAGS = { size: "int", reps: "int", json: "boolean" } as const;
 

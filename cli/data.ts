@@ -1,9 +1,9 @@
 // `data`: what a dataset holds (count, classes, per-class counts, image size, identity) and optionally a PNG
 // contact sheet of a few images per class, to check a dataset and its labels by eye.
 import { writeFile } from "node:fs/promises";
-import type { Command } from "./command.js";
-import { UsageError } from "./command.js";
-import { parseArgs, required } from "./args.js";
+import type { Command } from "../util/command.js";
+import { UsageError } from "../util/command.js";
+import { parseArgs, required } from "../util/args.js";
 import { DATASET_NAMES, describeDatasets, openDataset } from "../data/registry.js";
 import { parseClassList, subset } from "../data/subset.js";
 import { type DatasetSummary, summarize } from "../data/summary.js";

@@ -1,14 +1,14 @@
 // `experiment`: runs a forgetting study (eval/experiment.ts) from a JSON config, or the embedded default study
 // when run without a config (`node dist/run.js` with no arguments comes here).
 import { readFile } from "node:fs/promises";
-import type { Command } from "./command.js";
-import { UsageError } from "./command.js";
-import { parseArgs } from "./args.js";
+import type { Command } from "../util/command.js";
+import { UsageError } from "../util/command.js";
+import { parseArgs } from "../util/args.js";
 import { initEngine, runtime } from "../engine/runtime.js";
-import { DEFAULT_STUDY, parseStudyConfig } from "../eval/config.js";
-import { runExperiment } from "../eval/experiment.js";
-import { tableMarkdown } from "../eval/report.js";
-import { formatDuration } from "../eval/progress.js";
+import { DEFAULT_STUDY, parseStudyConfig } from "../study/config.js";
+import { runExperiment } from "../study/runner.js";
+import { tableMarkdown } from "../study/report.js";
+import { formatDuration } from "../train/progress.js";
 
 const FLAGS = {
   config: "string",

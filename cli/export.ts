@@ -1,6 +1,6 @@
 // `export`: a fine-tuned model (base checkpoint + saved trainable tensors) as one checkpoint file.
-import type { Command } from "./command.js";
-import { parseArgs, required } from "./args.js";
+import type { Command } from "../util/command.js";
+import { parseArgs, required } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { exportMerged, loadFinetuned } from "../peft/save.js";
 import { writeSafetensors, type F32Tensor } from "../vit/safetensors.js";

@@ -1,8 +1,8 @@
 // `features`: CLS features of an .npy batch of images with a checkpoint (a stable contract: other tools and the
 // parity tests rely on it).
-import type { Command } from "./command.js";
-import { parseArgs, required } from "./args.js";
-import { UsageError } from "./command.js";
+import type { Command } from "../util/command.js";
+import { parseArgs, required } from "../util/args.js";
+import { UsageError } from "../util/command.js";
 import { initEngine } from "../engine/runtime.js";
 import { readNpy, writeNpy } from "../data/npy.js";
 import { loadVit } from "../vit/load.js";

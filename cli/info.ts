@@ -1,6 +1,6 @@
 // `info`: the backend, adapter, limits and features in use.
-import type { Command } from "./command.js";
-import { parseArgs } from "./args.js";
+import type { Command } from "../util/command.js";
+import { parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
 
 const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean" } as const;

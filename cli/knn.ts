@@ -1,7 +1,7 @@
 // `knn`: DINO's weighted k-NN classifier (eval/knn.ts) on feature and label files in NPY format.
-import type { Command } from "./command.js";
-import { UsageError } from "./command.js";
-import { parseArgs, required } from "./args.js";
+import type { Command } from "../util/command.js";
+import { UsageError } from "../util/command.js";
+import { parseArgs, required } from "../util/args.js";
 import { labelsToInt32, readNpy } from "../data/npy.js";
 import { initEngine } from "../engine/runtime.js";
 import { knnClassify } from "../eval/knn.js";

@@ -1,6 +1,6 @@
 // `params`: the paper's Table 1 column of trainable parameters for every strategy.
-import type { Command } from "./command.js";
-import { parseArgs } from "./args.js";
+import type { Command } from "../util/command.js";
+import { parseArgs } from "../util/args.js";
 import { namedConfig } from "../vit/config.js";
 import { countFor } from "../peft/count.js";
 import { parseStrategy, strategyName } from "../peft/strategy.js";

@@ -9,10 +9,10 @@
 // Small shapes are repeated inside each timed run (up to 32 times, to ~10 ms). Times are per workload (one product, or
 // one forward+backward of a row op or of attention), in ms.
 // Inputs are random; correctness of every version is the kernel tests' job, not this command's.
-import type { Command } from "./command.js";
-import { UsageError } from "./command.js";
-import { parseArgs } from "./args.js";
-import { initEngine } from "../engine/runtime.js";
+import type { Command } from "../util/command.js";
+import { UsageError } from "../util/command.js";
+import { parseArgs } from "../util/args.js";
+import { initEngine, deviceLine } from "../engine/runtime.js";
 import { Tensor, tidy } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import {
@@ -27,14 +27,16 @@ import {
 } from "../engine/tuning.js";
 import { MATMUL_VERSIONS, chooseVersion, matmulForward } from "../kernels/matmul.js";
 import { ATTENTION_VERSIONS, pickVersion as attentionVersion } from "../kernels/attention.js";
-import * as ops from "../engine/ops.js";
+import * as ops from "../autograd/ops.js";
+import { backward } from "../autograd/tape.js";
 import { type RowOp, type RowVersion, availableRowVersions, defaultRowVersion } from "../kernels/rows.js";
 import { layernormBackward, layernormForward } from "../kernels/layernorm.js";
 import { softmaxBackward, softmaxForward } from "../kernels/softmax.js";
 import { crossEntropyBackward, crossEntropyForward } from "../kernels/cross-entropy.js";
 import { type VitConfig, NAMED_CONFIGS, namedConfig, validateConfig } from "../vit/config.js";
 import { type Strategy, parseStrategy } from "../peft/strategy.js";
-import { deviceLine, median, ownWaitEstimate, timeGpu } from "../bench/harness.js";
+import { ownWaitEstimate, timeGpu } from "../engine/timing.js";
+import { median } from "../util/stats.js";
 
 const FLAGS = {
   model: "string",
@@ -157,7 +159,7 @@ function workload(shape: TuneShape, rng: Rng): { inputs: Tensor[]; run: (version
       inputs: [qkv, dout],
       run: (version) =>
         tidy(() => {
-          ops.attention(qkv, H, { version }).backward(dout);
+          backward(ops.attention(qkv, H, { version }), dout);
           qkv.grad!.dispose(); // a leaf's gradient is kept across scopes
           qkv.grad = undefined;
         }),
@@ -340,7 +342,7 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
         console.log(`${key.padEnd(36)} -> ${entry.version.padEnd(9)} x${gain.toFixed(2)} vs ${before.padEnd(9)} | ${times}   (${shape.uses.join(", ")})`);
       }
     }
-    const path = storeTuned(entries);
+    const path = await storeTuned(entries);
     if (flags.json) console.log(JSON.stringify({ model: modelName, batch, reps, path, results: report }, null, 2));
     else console.log(`wrote ${Object.keys(entries).length} entries to ${path}`);
   },

@@ -10,13 +10,13 @@
 // Waiting: dawn-node burns a core while a GPU promise is pending, so before awaiting we sleep for most of the
 // GPU time the pending work is expected to take (an estimate learned from earlier waits; see wait()), and the
 // rest of the wait polls about once a millisecond instead of spinning (engine/quiet-await.ts).
-// PEFT_WAIT picks the policy: quiet (that, the default), spin (sleep, then await directly: dawn-node spins a
+// PEFT_WAIT (engine/settings.ts) picks the policy: quiet (that, the default), spin (sleep, then await directly: dawn-node spins a
 // core until the promise settles) or busy (await directly, no sleep: the naive wait, for comparisons).
 import type { Gpu } from "./device.js";
 import { throwIfDeviceError } from "./device.js";
 import type { BufferPool } from "./pool.js";
-import type { Kernel } from "./pipeline.js";
-import { compileErrors } from "./pipeline.js";
+import type { Kernel, PipelineCache } from "./pipeline.js";
+import type { WaitPolicy } from "./settings.js";
 import { Profiler } from "./profile.js";
 import { awaitQuietly } from "./quiet-await.js";
 
@@ -44,17 +44,6 @@ function bufferId(buffer: GPUBuffer): number {
 // its kernels' time; counted at lavapipe's, a training step's optimizer (a few hundred tiny dispatches) would be
 // expected to take ms that the GPU finishes in a fraction of one, and the wait would oversleep them.
 const DISPATCH_OVERHEAD_S = { cpu: 60e-6, gpu: 0 };
-export const WAIT_POLICIES = ["quiet", "spin", "busy"] as const;
-export type WaitPolicy = (typeof WAIT_POLICIES)[number];
-
-// PEFT_WAIT, checked.
-export function waitPolicy(env: NodeJS.ProcessEnv = process.env): WaitPolicy {
-  const value = env.PEFT_WAIT ?? "quiet";
-  if (!(WAIT_POLICIES as readonly string[]).includes(value)) {
-    throw new Error(`PEFT_WAIT: expected one of ${WAIT_POLICIES.join(", ")}, got "${value}"`);
-  }
-  return value as WaitPolicy;
-}
 
 export type Grid = [number, number?, number?];
 
@@ -78,13 +67,15 @@ export class Batch {
   secondsPerUnit = 0;
   private profiler: Profiler | undefined; // per-kernel GPU times, while profiling (see engine/profile.ts)
   readonly stats = { dispatches: 0, submits: 0, readbacks: 0 };
-  policy: WaitPolicy = waitPolicy(); // public: tests and benchmarks compare policies in one process
   reuseBindGroups: boolean; // see bindGroup(); public for tests
   private readonly dispatchOverhead: number;
 
   constructor(
     private gpu: Gpu,
     private pool: BufferPool,
+    private pipelines: PipelineCache,
+    public policy: WaitPolicy, // PEFT_WAIT; public: tests and benchmarks compare policies in one process
+    public log: ((line: string) => void) | undefined, // DEBUG: every dispatch; public: tests read the log
   ) {
     this.dispatchOverhead = gpu.isCpu ? DISPATCH_OVERHEAD_S.cpu : DISPATCH_OVERHEAD_S.gpu;
     this.reuseBindGroups = !gpu.isCpu;
@@ -102,7 +93,7 @@ export class Batch {
     if (x === 0 || y === 0 || z === 0) return;
     const slot = uniform ? this.uniformSlot(uniform) : undefined;
     const bindGroup = this.bindGroup(kernel, slot, buffers);
-    const label = this.profiler || process.env.DEBUG ? `${kernel.key} ${note ?? `grid=${x}x${y}x${z}`}` : ""; // not built per dispatch otherwise
+    const label = this.profiler || this.log ? `${kernel.key} ${note ?? `grid=${x}x${y}x${z}`}` : ""; // not built per dispatch otherwise
     if (this.profiler) {
       this.endPass();
       this.pass = this.commandEncoder().beginComputePass({ timestampWrites: this.profiler.timestampWrites(label) });
@@ -111,7 +102,7 @@ export class Batch {
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
-    if (process.env.DEBUG) console.error(`[dispatch] ${label}${note ? ` grid=${x}x${y}x${z}` : ""}`);
+    this.log?.(`[dispatch] ${label}${note ? ` grid=${x}x${y}x${z}` : ""}`);
     this.names.push(kernel.key);
     if (!kernel.dispatched) {
       kernel.dispatched = true;
@@ -216,7 +207,8 @@ export class Batch {
   }
 
   private checkErrors(): void {
-    if (compileErrors.length > 0) throw new Error(compileErrors.splice(0).join("\n"));
+    const compileErrors = this.pipelines.takeErrors();
+    if (compileErrors.length > 0) throw new Error(compileErrors.join("\n"));
     throwIfDeviceError(this.describe());
   }
 

@@ -1,8 +1,8 @@
 // The one place that talks to Dawn: creates the instance, picks the adapter, requests the device with the
 // adapter's limits and the optional features it has, and turns Dawn's errors into thrown Errors.
 //
-// Choosing the adapter: options passed to getDevice(), else the environment (PEFT_BACKEND, PEFT_ADAPTER),
-// else Dawn's default. `backend` is one of Dawn's backends (vulkan, metal, d3d12, opengl, null ...);
+// Choosing the adapter: the options (flags, else PEFT_BACKEND and PEFT_ADAPTER, see engine/settings.ts), else
+// Dawn's default. `backend` is one of Dawn's backends (vulkan, metal, d3d12, opengl, null ...);
 // `adapter` is a case-insensitive substring of the adapter's description (e.g. "llvmpipe", "nvidia").
 //
 // llvmpipe (Mesa's CPU driver behind lavapipe) runs workgroups on LP_NUM_THREADS threads, one per core by default.
@@ -19,6 +19,7 @@ export interface DeviceOptions {
   backend?: string;
   adapter?: string;
   powerPreference?: GPUPowerPreference;
+  llvmpipeThreads?: string; // LP_NUM_THREADS as the user set it (undefined: open() chooses)
 }
 
 export interface Gpu {
@@ -44,19 +45,14 @@ export function getDevice(opts: DeviceOptions = {}): Promise<Gpu> {
   return current;
 }
 
-// Whether a device is already open (commands that only sometimes touch the GPU use this to skip destroy()).
-export function deviceOpened(): boolean {
-  return current !== undefined;
-}
-
 async function open(opts: DeviceOptions): Promise<Gpu> {
-  const backend = opts.backend ?? process.env.PEFT_BACKEND;
-  const wanted = (opts.adapter ?? process.env.PEFT_ADAPTER)?.toLowerCase();
+  const backend = opts.backend;
+  const wanted = opts.adapter?.toLowerCase();
   const dawnOptions: string[] = [];
   if (backend) dawnOptions.push(`backend=${backend}`);
   if (wanted) dawnOptions.push(`adapter=${wanted}`);
-  const threads = llvmpipeThreads(process.env, availableParallelism());
-  if (threads !== undefined) process.env.LP_NUM_THREADS = threads;
+  const threads = llvmpipeThreads(opts.llvmpipeThreads, availableParallelism());
+  if (threads !== undefined) process.env.LP_NUM_THREADS = threads; // read by the driver as Dawn loads it
   instance = create(dawnOptions);
   const adapter = await instance.requestAdapter({ powerPreference: opts.powerPreference ?? "high-performance" });
   if (!adapter) {
@@ -92,8 +88,8 @@ async function open(opts: DeviceOptions): Promise<Gpu> {
 }
 
 // The LP_NUM_THREADS to set for `cores` cores (see the header), or undefined where the user chose one.
-export function llvmpipeThreads(env: NodeJS.ProcessEnv, cores: number): string | undefined {
-  if (env.LP_NUM_THREADS !== undefined) return undefined;
+export function llvmpipeThreads(userSet: string | undefined, cores: number): string | undefined {
+  if (userSet !== undefined) return undefined;
   return String(Math.min(2 * cores, LLVMPIPE_MAX_THREADS));
 }
 const LLVMPIPE_MAX_THREADS = 16; // Mesa's own cap (LP_MAX_THREADS) is 32; more than 16 was never measured here
@@ -117,11 +113,4 @@ export function throwIfDeviceError(context: string): void {
     const messages = uncaptured.splice(0).join("\n");
     throw new Error(`WebGPU error during ${context}:\n${messages}`);
   }
-}
-
-export async function destroyDevice(): Promise<void> {
-  if (!current) return;
-  const gpu = await current;
-  gpu.device.destroy();
-  current = undefined;
 }

@@ -1,7 +1,6 @@
 // Compute pipelines, created once per kernel specialisation and cached under `name/specKey(spec)`.
 // Binding convention for every kernel: @binding(0) is the uniform struct of per-call sizes (when the kernel has
 // one), then the storage buffers in the order the wrapper passes them, from @binding(1).
-import { runtime } from "./runtime.js";
 
 export type Spec = Record<string, string | number | boolean>;
 
@@ -24,28 +23,40 @@ export interface Kernel {
   dispatched: boolean;
 }
 
-const cache = new Map<string, Kernel>();
-// Compilation messages arrive asynchronously; they are attached to the next device-error check.
-export const compileErrors: string[] = [];
+// The compute pipelines of one device, by kernel name and spec. Compilation messages arrive asynchronously; the
+// batch takes them at its next device-error check (takeErrors) and throws them with the kernels it ran.
+export class PipelineCache {
+  private kernels = new Map<string, Kernel>();
+  private errors: string[] = [];
 
-export function getKernel<S extends Spec>(name: string, spec: S, wgsl: (spec: S) => string): Kernel {
-  const key = `${name}/${specKey(spec)}`;
-  let kernel = cache.get(key);
-  if (kernel) return kernel;
-  const { device } = runtime().gpu;
-  const code = wgsl(spec);
-  if (process.env.DEBUG === "2") console.error(`[wgsl ${key}]\n${code}`);
-  const module = device.createShaderModule({ code, label: key });
-  module.getCompilationInfo().then((info) => {
-    const errors = info.messages.filter((m) => m.type === "error");
-    if (errors.length === 0) return;
-    const lines = errors.map((m) => `  ${key} ${m.lineNum}:${m.linePos}: ${m.message}`);
-    compileErrors.push(`shader compilation failed:\n${lines.join("\n")}\n--- WGSL of ${key} ---\n${numbered(code)}`);
-  });
-  const pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" }, label: key });
-  kernel = { name, key, pipeline, layout: pipeline.getBindGroupLayout(0), groups: new Map(), dispatched: false };
-  cache.set(key, kernel);
-  return kernel;
+  constructor(
+    private device: GPUDevice,
+    private log: ((line: string) => void) | undefined, // DEBUG=2: every shader's WGSL when it is compiled
+  ) {}
+
+  get<S extends Spec>(name: string, spec: S, wgsl: (spec: S) => string): Kernel {
+    const key = `${name}/${specKey(spec)}`;
+    let kernel = this.kernels.get(key);
+    if (kernel) return kernel;
+    const code = wgsl(spec);
+    this.log?.(`[wgsl ${key}]\n${code}`);
+    const module = this.device.createShaderModule({ code, label: key });
+    module.getCompilationInfo().then((info) => {
+      const errors = info.messages.filter((m) => m.type === "error");
+      if (errors.length === 0) return;
+      const lines = errors.map((m) => `  ${key} ${m.lineNum}:${m.linePos}: ${m.message}`);
+      this.errors.push(`shader compilation failed:\n${lines.join("\n")}\n--- WGSL of ${key} ---\n${numbered(code)}`);
+    });
+    const pipeline = this.device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" }, label: key });
+    kernel = { name, key, pipeline, layout: pipeline.getBindGroupLayout(0), groups: new Map(), dispatched: false };
+    this.kernels.set(key, kernel);
+    return kernel;
+  }
+
+  // The compile errors reported since the last call.
+  takeErrors(): string[] {
+    return this.errors.splice(0);
+  }
 }
 
 function numbered(code: string): string {
@@ -53,8 +64,4 @@ function numbered(code: string): string {
     .split("\n")
     .map((l, i) => `${String(i + 1).padStart(4)}  ${l}`)
     .join("\n");
-}
-
-export function cachedKernelCount(): number {
-  return cache.size;
 }

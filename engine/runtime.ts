@@ -1,24 +1,41 @@
-// The engine's process-wide state: the device, the buffer pools and the open command batch.
-// `await initEngine()` once at start-up; everything after that encodes synchronously.
-import { type DeviceOptions, type Gpu, getDevice, destroyDevice } from "./device.js";
+// The engine's process-wide state: the settings, the device, the buffer pools, the pipeline cache and the open
+// command batch. `await initEngine()` once at start-up; everything after that encodes synchronously.
+import { type Gpu, getDevice } from "./device.js";
 import { BufferPool } from "./pool.js";
 import { Batch } from "./batch.js";
+import { type Kernel, PipelineCache, type Spec } from "./pipeline.js";
+import { type Settings, readSettings } from "./settings.js";
 
 export interface Runtime {
+  settings: Settings; // the environment, read once; tests may change fields and restore them
   gpu: Gpu;
   pool: BufferPool; // tensor storage
   readPool: BufferPool; // MAP_READ staging for read-backs
+  pipelines: PipelineCache;
   batch: Batch;
+}
+
+export interface EngineOptions {
+  backend?: string; // --backend, over PEFT_BACKEND
+  adapter?: string; // --adapter, over PEFT_ADAPTER
+  env?: NodeJS.ProcessEnv; // default: process.env
 }
 
 let rt: Runtime | undefined;
 
-export async function initEngine(opts: DeviceOptions = {}): Promise<Runtime> {
+export async function initEngine(opts: EngineOptions = {}): Promise<Runtime> {
   if (rt) return rt;
-  const gpu = await getDevice(opts);
+  const settings = readSettings(opts.env);
+  settings.backend = opts.backend ?? settings.backend;
+  settings.adapter = opts.adapter ?? settings.adapter;
+  const gpu = await getDevice({ backend: settings.backend, adapter: settings.adapter, llvmpipeThreads: settings.llvmpipeThreads });
   const pool = new BufferPool(gpu.device, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, "tensor");
   const readPool = new BufferPool(gpu.device, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, "readback");
-  rt = { gpu, pool, readPool, batch: new Batch(gpu, pool) };
+  // DEBUG's logs go to stderr from here: the one place below cli/ that writes to the terminal.
+  const debugLog = (line: string) => void process.stderr.write(`${line}\n`);
+  const pipelines = new PipelineCache(gpu.device, settings.debug >= 2 ? debugLog : undefined);
+  const batch = new Batch(gpu, pool, pipelines, settings.wait, settings.debug >= 1 ? debugLog : undefined);
+  rt = { settings, gpu, pool, readPool, pipelines, batch };
   return rt;
 }
 
@@ -27,9 +44,27 @@ export function runtime(): Runtime {
   return rt;
 }
 
-export async function shutdownEngine(): Promise<void> {
-  if (!rt) return;
-  await rt.batch.sync();
-  rt = undefined;
-  await destroyDevice();
+// The compute pipeline of a kernel specialisation, compiled on first use (engine/pipeline.ts).
+export function getKernel<S extends Spec>(name: string, spec: S, wgsl: (spec: S) => string): Kernel {
+  return runtime().pipelines.get(name, spec, wgsl);
+}
+
+// Engine warnings (e.g. an unreadable tuning cache): to the sink the command line set, else kept in `warnings`
+// for the caller to read.
+export const warnings: string[] = [];
+let warningSink: ((message: string) => void) | undefined;
+
+export function setWarningSink(sink: (message: string) => void): void {
+  warningSink = sink;
+}
+
+export function warn(message: string): void {
+  if (warningSink) warningSink(message);
+  else warnings.push(message);
+}
+
+// The line every benchmark and the tuner print first.
+export function deviceLine(): string {
+  const { gpu } = runtime();
+  return `device: ${gpu.adapterInfo.description} (${gpu.isCpu ? "CPU driver" : "GPU"}, backend ${gpu.backend})`;
 }

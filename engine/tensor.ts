@@ -1,11 +1,10 @@
-// Tensor: a shape over contiguous GPU storage (f32, or i32 for labels and indices), plus the autograd node
-// that produced it. Views (reshape) share storage; storage is reference-counted and its buffer goes back to
-// the pool when the last view is disposed.
+// Tensor: a shape over contiguous GPU storage (f32, or i32 for labels and indices). Views (reshape) share storage;
+// storage is reference-counted and its buffer goes back to the pool when the last view is disposed. A tensor also
+// carries the slots autograd/ fills in (requiresGrad, grad, node); recording and backward live there.
 //
 // Lifetimes: tensors created inside tidy(fn) are disposed when fn returns, except what fn returns and tensors
 // marked keep() (parameters, optimiser state, gradients). Tensors created outside any tidy belong to the caller.
 import { runtime } from "./runtime.js";
-import { backward as runBackward } from "./autograd.js";
 
 export type DType = "f32" | "i32";
 export type Shape = readonly number[];
@@ -78,17 +77,12 @@ export class Tensor {
     return this.disposed;
   }
 
-  // A view with another shape over the same storage (-1 infers one dimension). Differentiable.
+  // A view with another shape over the same storage (-1 infers one dimension), cut off from the graph: models
+  // reshape with autograd/ops.ts reshape, which records the op.
   reshape(shape: Shape): Tensor {
     const resolved = inferShape(shape, this.size, this.shape);
     this.storage.refs++;
-    const view = new Tensor(resolved, this.dtype, this.storage);
-    if (this.requiresGrad && gradEnabled()) {
-      const from = this.shape;
-      view.requiresGrad = true;
-      view.node = { op: "reshape", inputs: [this], backward: (d) => [d.reshape(from)] };
-    }
-    return view;
+    return new Tensor(resolved, this.dtype, this.storage);
   }
 
   // The same storage, cut off from the graph.
@@ -129,10 +123,6 @@ export class Tensor {
     // Commands already encoded must see the old contents: submit them before the queued write.
     runtime().batch.submit();
     runtime().gpu.device.queue.writeBuffer(this.buffer, 0, data);
-  }
-
-  backward(dout?: Tensor): void {
-    runBackward(this, dout);
   }
 
   // Exempts the tensor from every enclosing tidy().
@@ -231,23 +221,5 @@ function collectTensors(value: unknown, into: Set<Tensor>): void {
   else if (Array.isArray(value)) for (const v of value) collectTensors(v, into);
   else if (value && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
     for (const v of Object.values(value)) collectTensors(v, into);
-  }
-}
-
-// ---- gradient mode ----
-
-let gradDepth = 0;
-
-export function gradEnabled(): boolean {
-  return gradDepth === 0;
-}
-
-// Runs fn without recording any graph: ops inside do no gradient bookkeeping at all.
-export function noGrad<T>(fn: () => T): T {
-  gradDepth++;
-  try {
-    return fn();
-  } finally {
-    gradDepth--;
   }
 }

@@ -7,17 +7,17 @@
 // another GPU starts from the device defaults instead of another machine's winners:
 //   <dir>/tune-<sha256(adapter) first 16 hex>.json
 //   { adapter, created, entries: { "<family>/<shape key>": { version, ms, candidates: { version: ms } } } }
-// <dir> is $PEFT_TUNE_CACHE, else $XDG_CACHE_HOME/peft-vit-webgpu, else ~/.cache/peft-vit-webgpu.
+// <dir> is $PEFT_TUNE_CACHE, else $XDG_CACHE_HOME/peft-vit-webgpu, else ~/.cache/peft-vit-webgpu (engine/settings.ts).
 //
 // Look-ups are exact (family and shape key); a shape that was not tuned gets the device default. The file is read
 // once per process, on the first look-up; PEFT_TUNE=0 disables look-ups. Explicit versions (call options,
-// PEFT_MATMUL) are resolved by the callers before they ask here. Writes go to a temp file and are renamed into
-// place, so a reader never sees half a file.
+// PEFT_MATMUL) are resolved by the callers before they ask here. Writes are atomic (util/atomic.ts), so a reader
+// never sees half a file.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { dirname, join } from "node:path";
-import { runtime } from "./runtime.js";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { runtime, warn } from "./runtime.js";
+import { writeJsonAtomic } from "../util/atomic.js";
 
 export interface TuneEntry {
   version: string; // the winner
@@ -38,15 +38,9 @@ export function adapterKey(): string {
   return `${gpu.adapterInfo.description} [backend ${gpu.backend}]`;
 }
 
-export function tuneCacheDir(): string {
-  if (process.env.PEFT_TUNE_CACHE) return process.env.PEFT_TUNE_CACHE;
-  const base = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
-  return join(base, "peft-vit-webgpu");
-}
-
 export function tuneCachePath(adapter: string = adapterKey()): string {
   const hash = createHash("sha256").update(adapter).digest("hex").slice(0, 16);
-  return join(tuneCacheDir(), `tune-${hash}.json`);
+  return join(runtime().settings.tuneCacheDir, `tune-${hash}.json`);
 }
 
 // Matmul shape key: y (batch, M, N) = op(a) (M, K) · op(b) (K, N); layout says which operands are stored
@@ -75,7 +69,7 @@ let loaded = false;
 
 // The tuned version for "<family>/<key>", or undefined (not tuned, PEFT_TUNE=0, or no usable cache file).
 export function tunedVersion(family: string, key: string): string | undefined {
-  if (process.env.PEFT_TUNE === "0") return undefined;
+  if (!runtime().settings.tune) return undefined;
   if (!loaded) {
     loaded = true;
     cache = readCache(tuneCachePath());
@@ -84,7 +78,7 @@ export function tunedVersion(family: string, key: string): string | undefined {
 }
 
 // Reads a cache file. A missing file is normal (undefined); an unreadable, malformed one, or one written for
-// another adapter, is reported on stderr naming the file and then ignored, so a bad cache never stops a run.
+// another adapter, is reported as an engine warning naming the file and then ignored, so a bad cache never stops a run.
 export function readCache(path: string): TuneCache | undefined {
   if (!existsSync(path)) return undefined;
   try {
@@ -98,13 +92,13 @@ export function readCache(path: string): TuneCache | undefined {
     if (parsed.adapter !== adapterKey()) throw new Error(`written for adapter "${parsed.adapter}", not "${adapterKey()}"`);
     return parsed;
   } catch (err) {
-    console.warn(`warning: ignoring the tuning cache ${path}: ${err instanceof Error ? err.message : err}`);
+    warn(`ignoring the tuning cache ${path}: ${err instanceof Error ? err.message : err}`);
     return undefined;
   }
 }
 
 // Merges `entries` into this adapter's cache file (atomically) and into the loaded cache. Returns the path.
-export function storeTuned(entries: Record<string, TuneEntry>): string {
+export async function storeTuned(entries: Record<string, TuneEntry>): Promise<string> {
   const path = tuneCachePath();
   const old = readCache(path);
   const next: TuneCache = {
@@ -112,10 +106,7 @@ export function storeTuned(entries: Record<string, TuneEntry>): string {
     created: old?.created ?? new Date().toISOString(),
     entries: { ...old?.entries, ...entries },
   };
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(next, null, 2) + "\n");
-  renameSync(tmp, path);
+  await writeJsonAtomic(path, next);
   cache = next;
   loaded = true;
   return path;

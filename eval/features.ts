@@ -1,7 +1,8 @@
 // CLS features of many images, in batches, without gradients: the input of k-NN evaluation and of the
 // `features` command. Optionally captures block outputs and attention maps of chosen blocks for research.
-import { Tensor, noGrad, tidy } from "../engine/tensor.js";
+import { Tensor, tidy } from "../engine/tensor.js";
 import type { Capture, VisionTransformer } from "../vit/model.js";
+import { noGrad } from "../autograd/tape.js";
 
 export interface FeatureOptions {
   batch?: number; // images per forward pass (default 32)

@@ -9,7 +9,7 @@
 // with no limit on the number of classes and no (Q, classes) scratch on the GPU.
 // Ties: equal similarities rank the lower training index first, equal votes the lower class first (eval_knn.py
 // leaves both to torch's sort). With k > N only the N training rows vote.
-import { knn } from "../engine/ops.js";
+import { knn } from "../autograd/ops.js";
 import { Tensor } from "../engine/tensor.js";
 
 // Training rows per uploaded tensor: 64 MiB fits one storage binding on every adapter (WebGPU guarantees 128 MiB).

@@ -36,8 +36,7 @@
 // shape (engine/tuning.ts, attentionShapeKey(B, H, N, D), written by `tune`), else the device default. Forward
 // and backward look up the same key, so a training step runs one version.
 // attentionProbs materialises P (B, H, N, N) for research dumps only: one invocation per entry, from lse.
-import { runtime } from "../engine/runtime.js";
-import { getKernel } from "../engine/pipeline.js";
+import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { attentionShapeKey, tunedVersion } from "../engine/tuning.js";
 import { FLAT_GROUP, grid1d, mainEntry, packUniform, uniformStruct } from "./wgsl.js";
@@ -339,7 +338,7 @@ export function pickVersion(version: string | undefined, dims: AttentionShape, c
   const tuned = tunedVersion("attention", attentionShapeKey(B, H, N, D));
   const usable = tuned !== undefined && ATTENTION_VERSIONS.includes(tuned) && (tuned !== "unfused" || unfused);
   const fallback = runtime().gpu.isCpu && unfused && N > UNFUSED_MIN_TOKENS ? "unfused" : fusedDefault();
-  const v = version ?? process.env.PEFT_ATTENTION ?? (usable ? tuned : fallback);
+  const v = version ?? runtime().settings.versions.attention?.value ?? (usable ? tuned : fallback);
   if (!ATTENTION_VERSIONS.includes(v)) throw new Error(`attention: expected version one of ${ATTENTION_VERSIONS.join(", ")}, got "${v}"`);
   return v;
 }

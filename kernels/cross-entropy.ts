@@ -12,8 +12,7 @@
 //   v1: one invocation per row, no barriers (CPU drivers); v2: one workgroup per row with shared-memory
 //   reductions (GPUs); v3: v2 with subgroup reductions. Three passes share the row frame of rows.ts: "rows" (lse_b and loss_b), "mean"
 //   (the batch mean, as one row of B values) and "backward". Default v1 on CPU drivers, v2 on GPUs.
-import { runtime } from "../engine/runtime.js";
-import { getKernel } from "../engine/pipeline.js";
+import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { packUniform, storageBindings, uniformStruct } from "./wgsl.js";
 import { type RowVersion, ROW_LAYOUT, checkBindable, defaultRowVersion, rowGrid, rowMain, rowPrelude, rowReduce } from "./rows.js";

@@ -8,8 +8,7 @@
 //
 // Backward: derivatives are themselves elementwise ops (see UNARY_GRAD / binary rules in engine/ops.ts),
 // and the reduction over broadcast dimensions is a sum (kernels/reduce.ts).
-import { runtime } from "../engine/runtime.js";
-import { getKernel } from "../engine/pipeline.js";
+import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, type Shape, numel } from "../engine/tensor.js";
 import { ERF, FLAT_GROUP, flatIndex, flatMain, grid1d, mainEntry } from "./wgsl.js";
 

@@ -1,7 +1,6 @@
 // fill: y[i] = value, for zeros, ones and the seed gradient of backward.
 //   v1: one invocation per 4 elements, workgroup 64, 1-D grid folded into (x, y).
-import { runtime } from "../engine/runtime.js";
-import { getKernel } from "../engine/pipeline.js";
+import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, type Shape } from "../engine/tensor.js";
 import { FLAT_GROUP, flatIndex, grid1d, mainEntry, packUniform, uniformStruct } from "./wgsl.js";
 

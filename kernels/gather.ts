@@ -18,8 +18,7 @@
 //   scatterAdd v1: one invocation per 4 columns of an output row (vec4 when C % 4 == 0), looping over the
 //                  row's entries; workgroup 64. f32 only.
 // Grids are 1-D, folded into (x, y) past 65535 workgroups.
-import { runtime } from "../engine/runtime.js";
-import { getKernel } from "../engine/pipeline.js";
+import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, type Shape } from "../engine/tensor.js";
 import { eachColumnOfGroup, FLAT_GROUP, flatMain, grid1d, packUniform, uniformStruct } from "./wgsl.js";
 

@@ -41,8 +41,7 @@
 //
 // Helpers: rowInvNorm (one invocation per row, 1 / max(|x|, eps)), and the query transpose (D, Qpad) that
 // also applies the queries' inverse norms, with zero padding columns up to a whole workgroup tile.
-import { runtime } from "../engine/runtime.js";
-import { getKernel } from "../engine/pipeline.js";
+import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { FLAT_GROUP, flatMain, grid1d, mainEntry, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
 

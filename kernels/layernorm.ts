@@ -12,8 +12,7 @@
 // dgamma/dbeta, on every device: a first pass sums blocks of ~sqrt(rows) rows per column into partials
 // (adjacent lanes take adjacent columns, so loads are contiguous on CPUs and coalesced on GPUs), and a second
 // pass sums the ~sqrt(rows) partials of each column. Neither pass has an invocation loop over all rows.
-import { runtime } from "../engine/runtime.js";
-import { getKernel } from "../engine/pipeline.js";
+import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { MAX_GROUPS, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
 import {

@@ -50,8 +50,7 @@
 //     against 0.40; but with a GELU epilogue tiled128 took 3.6 ms against 0.43 (see defaultVersion).
 // Default (defaultVersion): on CPU drivers reg16x16 or regm16x16, whichever pads y less (past 256 accumulators
 // per lane, e.g. 16x24 or 24x16, both fell to ~20); on GPUs tiled128 where its tiles fill the device, else tiled.
-import { runtime } from "../engine/runtime.js";
-import { getKernel } from "../engine/pipeline.js";
+import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, numel } from "../engine/tensor.js";
 import { reduceForward } from "./reduce.js";
 import { matmulShapeKey, tunedVersion } from "../engine/tuning.js";
@@ -399,7 +398,7 @@ export function splitK(dims: MatmulDims, groups: number, isCpu = runtime().gpu.i
 export function chooseVersion(requested: string | undefined, dims: MatmulDims): string {
   const key = matmulShapeKey(dims.M, dims.K, dims.N, dims.transA, dims.transB, dims.batch, dims.gelu);
   const tuned = tunedVersion("matmul", key);
-  const version = requested ?? process.env.PEFT_MATMUL ?? (tuned !== undefined && tuned in VERSIONS ? tuned : defaultVersion(dims));
+  const version = requested ?? runtime().settings.versions.matmul?.value ?? (tuned !== undefined && tuned in VERSIONS ? tuned : defaultVersion(dims));
   if (!(version in VERSIONS)) throw new Error(`matmul: expected a version in ${MATMUL_VERSIONS.join(", ")}, got "${version}"`);
   return version;
 }

@@ -20,8 +20,7 @@
 //   sumsq v1: each level reduces n values to ceil(n / SPAN) partials, invocation t summing x[t], x[t + T], ...
 //     (T partials; adjacent lanes read adjacent elements); every tensor writes its partials into one buffer, then
 //     levels repeat until one value remains. Deterministic (no atomics), no barriers.
-import { runtime } from "../engine/runtime.js";
-import { getKernel } from "../engine/pipeline.js";
+import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { fill } from "./fill.js";
 import { FLAT_GROUP, flatMain, grid1d, mainEntry, packUniform, storageBindings, uniformStruct } from "./wgsl.js";

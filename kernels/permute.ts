@@ -16,8 +16,7 @@
 //   transpose would be the GPU version).
 //
 // Backward of permute is permuteForward(dy, inversePermutation(perm)).
-import { runtime } from "../engine/runtime.js";
-import { getKernel } from "../engine/pipeline.js";
+import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, type Shape } from "../engine/tensor.js";
 import { eachColumnOfGroup, FLAT_GROUP, flatMain, grid1d, packUniform, uniformStruct, type UniformFields } from "./wgsl.js";
 

@@ -8,8 +8,7 @@
 //   gradient (6304 rows, 384 columns) stays 6 workgroups of one pass on a CPU driver; on an H200 one pass took
 //   1.5-2.3 ms per bias, half of a ViT-S training step's GPU time (88 of 180 ms).
 // max backward is built from elementwise ops in engine/ops.ts (mask of the maxima, ties share the gradient).
-import { runtime } from "../engine/runtime.js";
-import { getKernel } from "../engine/pipeline.js";
+import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { FLAT_GROUP, flatMain, grid1d, packUniform, uniformStruct } from "./wgsl.js";
 

@@ -44,7 +44,7 @@ export type RowOp = "softmax" | "layernorm" | "cross-entropy";
 // for that exact shape (engine/tuning.ts), else v1 on CPU drivers and v2 on GPUs. Without a shape, PEFT_ROWS or
 // the device default.
 export function defaultRowVersion(op?: RowOp, rows?: number, C?: number): RowVersion {
-  const forced = process.env.PEFT_ROWS;
+  const forced = runtime().settings.versions.rows?.value;
   if (forced !== undefined) {
     if (!(ROW_VERSIONS as readonly number[]).includes(Number(forced))) {
       throw new Error(`rows: expected PEFT_ROWS to be one of ${ROW_VERSIONS.join(", ")}, got "${forced}"`);

@@ -10,8 +10,7 @@
 //   v3: v2 with subgroup reductions, where the adapter has subgroups.
 // Default: the tuned version for the shape if `tune` stored one, else v1 on CPU drivers and v2 on GPUs.
 // The row-kernel frame (versions, thread mapping, reductions) is shared with layernorm and cross-entropy: rows.ts.
-import { runtime } from "../engine/runtime.js";
-import { getKernel } from "../engine/pipeline.js";
+import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { packUniform, storageBindings, uniformStruct } from "./wgsl.js";
 import {

@@ -3,7 +3,7 @@
 // Both branches of a zeroed block then add exactly zero to the residual stream, so the expanded network computes
 // what the original did; only the new blocks (and the head) train.
 import { Tensor } from "../engine/tensor.js";
-import * as ops from "../engine/ops.js";
+import * as ops from "../autograd/ops.js";
 import { Block, LayerNorm, Linear, type VisionTransformer } from "../vit/model.js";
 
 // Default placement: split the depth into p equal groups and add one block after each group's last block

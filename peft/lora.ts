@@ -5,10 +5,11 @@
 // Forward: the adapter's delta joins the layer's fused residual epilogue. All slices of one layer share one
 // product: h = x · A_catᵀ with A_cat (n*r, in), then delta = h · B_fullᵀ with B_full (out, n*r) holding each B_s
 // in its slice's rows and its own r columns, zeros elsewhere.
-import { Tensor, noGrad } from "../engine/tensor.js";
-import * as ops from "../engine/ops.js";
+import { Tensor } from "../engine/tensor.js";
+import * as ops from "../autograd/ops.js";
 import { Rng } from "../util/random.js";
 import type { Linear, LinearAdapter, VisionTransformer } from "../vit/model.js";
+import { noGrad } from "../autograd/tape.js";
 
 export type LoraTarget = "q" | "k" | "v" | "proj" | "fc1" | "fc2";
 export const LORA_TARGETS: LoraTarget[] = ["q", "k", "v", "proj", "fc1", "fc2"];

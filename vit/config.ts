@@ -10,6 +10,9 @@ export interface VitConfig {
   eps: number; // LayerNorm epsilon, 1e-6 in DINO
 }
 
+// The architecture alone, as a study config writes it (no head, DINO's LayerNorm eps).
+export type ModelSpec = Pick<VitConfig, "imageSize" | "patchSize" | "width" | "depth" | "heads" | "mlpHidden">;
+
 export const NAMED_CONFIGS: Record<string, Omit<VitConfig, "classes">> = {
   "vit-t16": { imageSize: 224, patchSize: 16, width: 192, depth: 12, heads: 3, mlpHidden: 768, eps: 1e-6 },
   "vit-s16": { imageSize: 224, patchSize: 16, width: 384, depth: 12, heads: 6, mlpHidden: 1536, eps: 1e-6 },

@@ -5,7 +5,7 @@
 // Parameters are named as in timm / the official DINO checkpoints (`blocks.3.attn.qkv.weight`, ...).
 // Linear layers can carry an adapter (e.g. LoRA from peft/) whose output is added to the layer's output.
 import { Tensor } from "../engine/tensor.js";
-import * as ops from "../engine/ops.js";
+import * as ops from "../autograd/ops.js";
 import { Rng } from "../util/random.js";
 import type { VitConfig } from "./config.js";
 import { posEmbedInterpolation } from "./pos-embed.js";
@@ -131,7 +131,7 @@ export class VisionTransformer {
     const gh = H / P;
     const gw = W / P;
     // im2col: (B, 3, gh, P, gw, P) -> (B, gh, gw, 3, P, P) -> (B, gh*gw, 3*P*P), matching the conv weight layout.
-    const patches = ops.permute(images.reshape([B, 3, gh, P, gw, P]), [0, 2, 4, 1, 3, 5]).reshape([B, gh * gw, 3 * P * P]);
+    const patches = ops.reshape(ops.permute(ops.reshape(images, [B, 3, gh, P, gw, P]), [0, 2, 4, 1, 3, 5]), [B, gh * gw, 3 * P * P]);
     const tokens = this.patchEmbed.forward(patches); // (B, G, C)
     const C = this.width;
     const cls = ops.add(ops.zeros([B, 1, C]), this.clsToken); // broadcast over the batch
@@ -151,8 +151,8 @@ export class VisionTransformer {
     }
     const C = this.width;
     const clsPos = ops.slice(this.posEmbed, 1, 0, 1); // (1, 1, C)
-    const grid = ops.slice(this.posEmbed, 1, 1, 1 + g0 * g0).reshape([g0 * g0, C]);
-    const resized = ops.matmul(m, grid).reshape([1, gh * gw, C]);
+    const grid = ops.reshape(ops.slice(this.posEmbed, 1, 1, 1 + g0 * g0), [g0 * g0, C]);
+    const resized = ops.reshape(ops.matmul(m, grid), [1, gh * gw, C]);
     return ops.concat([clsPos, resized], 1);
   }
 
@@ -165,7 +165,7 @@ export class VisionTransformer {
     });
     const [B, , C] = x.shape;
     // LayerNorm is per token, so normalising only the CLS row gives the same feature.
-    const cls = ops.slice(x, 1, 0, 1).reshape([B, C]);
+    const cls = ops.reshape(ops.slice(x, 1, 0, 1), [B, C]);
     return this.norm.forward(cls);
   }
 

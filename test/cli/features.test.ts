@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { features } from "../../cli/features.js";
-import { UsageError } from "../../cli/command.js";
+import { UsageError } from "../../util/command.js";
 import { readNpy, writeNpy } from "../../data/npy.js";
 import { readSafetensors } from "../../vit/safetensors.js";
 import { expectClose, useEngine } from "../helpers.js";

@@ -6,12 +6,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Tensor } from "../../engine/tensor.js";
+import { runtime } from "../../engine/runtime.js";
+import type { Settings } from "../../engine/settings.js";
 import { type TuneCache, matmulShapeKey, reloadTuneCache, tuneCachePath } from "../../engine/tuning.js";
 import { MATMUL_VERSIONS, chooseVersion, matmulForward } from "../../kernels/matmul.js";
 import { ATTENTION_VERSIONS, pickVersion as attentionVersion } from "../../kernels/attention.js";
-import * as ops from "../../engine/ops.js";
+import * as ops from "../../autograd/ops.js";
 import { type RowOp, availableRowVersions, defaultRowVersion } from "../../kernels/rows.js";
-import { UsageError } from "../../cli/command.js";
+import { UsageError } from "../../util/command.js";
 import { modelShapes, tune } from "../../cli/tune.js";
 import { parseStrategy } from "../../peft/strategy.js";
 import { namedConfig, validateConfig } from "../../vit/config.js";
@@ -20,35 +22,30 @@ import { useEngine } from "../helpers.js";
 useEngine();
 
 let dir: string;
-const savedCache = process.env.PEFT_TUNE_CACHE;
-const savedMatmul = process.env.PEFT_MATMUL;
-const savedTune = process.env.PEFT_TUNE;
+let saved: Settings;
 beforeAll(() => {
+  const { settings } = runtime();
+  saved = structuredClone(settings);
   dir = mkdtempSync(join(tmpdir(), "tune-cli-"));
-  process.env.PEFT_TUNE_CACHE = dir;
-  delete process.env.PEFT_MATMUL; // both would hide the cache from the version choosers
-  delete process.env.PEFT_TUNE;
+  // A forced version or PEFT_TUNE=0 would hide the cache from the version choosers.
+  Object.assign(settings, { tuneCacheDir: dir, tune: true, versions: {} });
   reloadTuneCache();
 });
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
-  if (savedCache === undefined) delete process.env.PEFT_TUNE_CACHE;
-  else process.env.PEFT_TUNE_CACHE = savedCache;
-  if (savedMatmul !== undefined) process.env.PEFT_MATMUL = savedMatmul;
-  if (savedTune !== undefined) process.env.PEFT_TUNE = savedTune;
+  Object.assign(runtime().settings, saved);
   reloadTuneCache();
 });
 
-// Runs `f` with DEBUG=1 and returns the dispatch log lines it printed.
+// Runs `f` and returns the DEBUG=1 dispatch log lines it made.
 function dispatches(f: () => void): string[] {
-  const log = vi.spyOn(console, "error").mockImplementation(() => {});
-  process.env.DEBUG = "1";
+  const lines: string[] = [];
+  runtime().batch.log = (line) => lines.push(line);
   try {
     f();
-    return log.mock.calls.map((c) => String(c[0])).filter((l) => l.startsWith("[dispatch] "));
+    return lines.filter((l) => l.startsWith("[dispatch] "));
   } finally {
-    delete process.env.DEBUG;
-    log.mockRestore();
+    runtime().batch.log = undefined;
   }
 }
 

@@ -2,8 +2,7 @@
 // any device); each dispatch still reads its own uniform values. CPU drivers make one per dispatch.
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
-import { runtime } from "../../engine/runtime.js";
-import { getKernel } from "../../engine/pipeline.js";
+import { runtime, getKernel } from "../../engine/runtime.js";
 import { packUniform, uniformStruct } from "../../kernels/wgsl.js";
 import { useEngine } from "../helpers.js";
 

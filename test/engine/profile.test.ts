@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { runtime } from "../../engine/runtime.js";
 import { Tensor, tidy } from "../../engine/tensor.js";
-import * as ops from "../../engine/ops.js";
+import * as ops from "../../autograd/ops.js";
 import { matmulForward } from "../../kernels/matmul.js";
 import { randn, useEngine } from "../helpers.js";
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { awaitQuietly, quietPolls } from "../../engine/quiet-await.js";
 import { runtime } from "../../engine/runtime.js";
 import { Tensor, tidy } from "../../engine/tensor.js";
-import * as ops from "../../engine/ops.js";
+import * as ops from "../../autograd/ops.js";
 import { useEngine } from "../helpers.js";
 
 useEngine();

@@ -1,10 +1,11 @@
 // Tensor storage, views, scopes and the buffer pool.
 import { describe, expect, it } from "vitest";
-import { Tensor, tidy, noGrad } from "../../engine/tensor.js";
+import { Tensor, tidy } from "../../engine/tensor.js";
 import { runtime } from "../../engine/runtime.js";
 import { bucketSize } from "../../engine/pool.js";
-import { add, scale } from "../../engine/ops.js";
+import { add, scale } from "../../autograd/ops.js";
 import { useEngine } from "../helpers.js";
+import { noGrad } from "../../autograd/tape.js";
 
 useEngine();
 

@@ -3,11 +3,12 @@
 // corrupt files, and that a matmul and attention actually dispatch the tuned version (checked through the DEBUG=1
 // dispatch log and against the CPU reference: matmul atol 1e-4 + rtol 1e-4 for K = 23 sums in f32; attention
 // atol 2e-5 + rtol 1e-4, as test/kernels/attention.test.ts).
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { runtime } from "../../engine/runtime.js";
+import { runtime, warnings } from "../../engine/runtime.js";
+import type { Settings } from "../../engine/settings.js";
 import { Tensor } from "../../engine/tensor.js";
 import {
   adapterKey,
@@ -29,27 +30,34 @@ import { attentionBackwardRef, attentionRef } from "../ref/attention.js";
 
 useEngine();
 
-const ENV = ["PEFT_TUNE_CACHE", "PEFT_TUNE", "PEFT_MATMUL", "PEFT_ATTENTION", "PEFT_ROWS", "XDG_CACHE_HOME", "DEBUG"] as const;
-const saved: Record<string, string | undefined> = {};
+let saved: Settings;
 let dir: string;
 
 beforeEach(() => {
-  for (const k of ENV) saved[k] = process.env[k];
-  for (const k of ENV) delete process.env[k];
+  const { settings } = runtime();
+  saved = structuredClone(settings);
   dir = mkdtempSync(join(tmpdir(), "tune-test-"));
-  process.env.PEFT_TUNE_CACHE = dir;
+  Object.assign(settings, { tuneCacheDir: dir, tune: true, versions: {} });
   reloadTuneCache();
 });
 
 afterEach(() => {
-  for (const k of ENV) {
-    if (saved[k] === undefined) delete process.env[k];
-    else process.env[k] = saved[k];
-  }
+  Object.assign(runtime().settings, saved);
+  runtime().batch.log = undefined;
   rmSync(dir, { recursive: true, force: true });
   reloadTuneCache();
-  vi.restoreAllMocks();
 });
+
+const force = (family: string, value: string) => {
+  runtime().settings.versions[family] = { value, variable: `PEFT_${family.toUpperCase()}` };
+};
+
+// Starts collecting the DEBUG=1 dispatch log; the returned array fills as kernels dispatch.
+const dispatchLog = (): string[] => {
+  const lines: string[] = [];
+  runtime().batch.log = (line) => lines.push(line);
+  return lines;
+};
 
 const entry = (version: string) => ({ version, ms: 1, candidates: { [version]: 1, other: 2 } });
 // A matmul shape no model runs, tuned to a version that is the default on neither kind of device.
@@ -58,17 +66,14 @@ const KEY = matmulShapeKey(DIMS.M, DIMS.K, DIMS.N, DIMS.transA, DIMS.transB, DIM
 const deviceDefault = () => defaultVersion(DIMS);
 
 describe("cache file", () => {
-  it("lives in PEFT_TUNE_CACHE, else XDG_CACHE_HOME/peft-vit-webgpu, named by a hash of the adapter", () => {
+  it("lives in the settings' cache folder, named by a hash of the adapter", () => {
     expect(dirname(tuneCachePath())).toBe(dir);
     expect(basename(tuneCachePath())).toMatch(/^tune-[0-9a-f]{16}\.json$/);
     expect(tuneCachePath("another adapter")).not.toBe(tuneCachePath());
-    delete process.env.PEFT_TUNE_CACHE;
-    process.env.XDG_CACHE_HOME = "/x/cache";
-    expect(dirname(tuneCachePath())).toBe("/x/cache/peft-vit-webgpu");
   });
 
-  it("round trip: store, reload, merge, clear", () => {
-    const path = storeTuned({ [`matmul/${KEY}`]: entry("reg4x8") });
+  it("round trip: store, reload, merge, clear", async () => {
+    const path = await storeTuned({ [`matmul/${KEY}`]: entry("reg4x8") });
     expect(path).toBe(tuneCachePath());
     const file = JSON.parse(readFileSync(path, "utf8"));
     expect(file.adapter).toBe(adapterKey());
@@ -78,7 +83,7 @@ describe("cache file", () => {
 
     reloadTuneCache();
     expect(tunedVersion("matmul", KEY)).toBe("reg4x8");
-    storeTuned({ "rows/layernorm/7x13": entry("2") });
+    await storeTuned({ "rows/layernorm/7x13": entry("2") });
     reloadTuneCache();
     expect(tunedVersion("matmul", KEY)).toBe("reg4x8");
     expect(tunedVersion("rows", "layernorm/7x13")).toBe("2");
@@ -106,18 +111,19 @@ describe("cache file", () => {
   ]) {
     it(`a cache file ${what} is reported naming the file, then ignored`, () => {
       writeFileSync(tuneCachePath(), text);
-      const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+      warnings.length = 0;
       expect(tunedVersion("matmul", KEY)).toBeUndefined();
       expect(chooseVersion(undefined, DIMS)).toBe(deviceDefault());
-      expect(warn).toHaveBeenCalledTimes(1); // loaded once, not once per look-up
-      expect(String(warn.mock.calls[0][0])).toContain(tuneCachePath());
+      expect(warnings).toHaveLength(1); // loaded once, not once per look-up
+      expect(warnings[0]).toContain(tuneCachePath());
+      warnings.length = 0;
     });
   }
 });
 
 describe("matmul version precedence", () => {
-  beforeEach(() => {
-    storeTuned({ [`matmul/${KEY}`]: entry("reg4x8"), "matmul/5x5x5/nn/b1": entry("no-such-version") });
+  beforeEach(async () => {
+    await storeTuned({ [`matmul/${KEY}`]: entry("reg4x8"), "matmul/5x5x5/nn/b1": entry("no-such-version") });
     reloadTuneCache();
   });
 
@@ -125,27 +131,27 @@ describe("matmul version precedence", () => {
     expect(chooseVersion(undefined, DIMS)).toBe("reg4x8");
     expect(chooseVersion(undefined, { ...DIMS, transB: false })).toBe(deviceDefault()); // other layout
     expect(chooseVersion(undefined, { ...DIMS, batch: 2 })).toBe(deviceDefault()); // other batch
-    process.env.PEFT_MATMUL = "reg8x8";
+    force("matmul", "reg8x8");
     expect(chooseVersion(undefined, DIMS)).toBe("reg8x8");
     expect(chooseVersion("reg8x16", DIMS)).toBe("reg8x16");
   });
 
-  it("a product with a GELU epilogue is tuned as a shape of its own", () => {
+  it("a product with a GELU epilogue is tuned as a shape of its own", async () => {
     const gelu = { ...DIMS, gelu: true };
     expect(matmulShapeKey(DIMS.M, DIMS.K, DIMS.N, DIMS.transA, DIMS.transB, DIMS.batch, true)).toBe(`${KEY}/gelu`);
-    storeTuned({ [`matmul/${KEY}`]: entry("tiled128") });
+    await storeTuned({ [`matmul/${KEY}`]: entry("tiled128") });
     reloadTuneCache();
     expect(chooseVersion(undefined, DIMS)).toBe("tiled128");
     expect(chooseVersion(undefined, gelu)).toBe(defaultVersion(gelu)); // the plain product's winner is not its
-    storeTuned({ [`matmul/${KEY}`]: entry("tiled128"), [`matmul/${KEY}/gelu`]: entry("reg8x8") });
+    await storeTuned({ [`matmul/${KEY}`]: entry("tiled128"), [`matmul/${KEY}/gelu`]: entry("reg8x8") });
     reloadTuneCache();
     expect(chooseVersion(undefined, gelu)).toBe("reg8x8");
   });
 
   it("PEFT_TUNE=0 ignores the cache; a version this build lacks falls back to the default", () => {
-    process.env.PEFT_TUNE = "0";
+    runtime().settings.tune = false;
     expect(chooseVersion(undefined, DIMS)).toBe(deviceDefault());
-    delete process.env.PEFT_TUNE;
+    runtime().settings.tune = true;
     expect(chooseVersion(undefined, DIMS)).toBe("reg4x8");
     const stale: MatmulDims = { M: 5, K: 5, N: 5, transA: false, transB: false, batch: 1 };
     expect(chooseVersion(undefined, stale)).toBe(defaultVersion(stale));
@@ -155,11 +161,9 @@ describe("matmul version precedence", () => {
     const [M, K, N] = [37, 23, 11];
     const a = randn(M * K, 1);
     const b = randn(N * K, 2);
-    const log = vi.spyOn(console, "error").mockImplementation(() => {});
-    process.env.DEBUG = "1";
+    const log = dispatchLog();
     const y = matmulForward(Tensor.fromArray(a, [M, K]), Tensor.fromArray(b, [N, K]), { transB: true });
-    delete process.env.DEBUG;
-    const keys = log.mock.calls.map((c) => String(c[0])).filter((l) => l.startsWith("[dispatch] matmul/"));
+    const keys = log.filter((l) => l.startsWith("[dispatch] matmul/"));
     expect(keys).toHaveLength(1);
     expect(keys[0]).toContain("version=reg4x8");
     expectClose("y", await y.data(), matmulRef(a, b, { batch: 1, M, K, N, transB: true }), { atol: 1e-4, rtol: 1e-4 });
@@ -174,8 +178,8 @@ describe("attention version", () => {
   const STALE = { B: 1, N: 1, H: 1, D: 4 };
   const tuned = () => (runtime().gpu.isCpu ? "v2" : "v1");
   const fallback = () => (runtime().gpu.isCpu ? "v1" : "v2");
-  beforeEach(() => {
-    storeTuned({ [`attention/${SHAPE}`]: entry(tuned()), [`attention/${attentionShapeKey(1, 1, 1, 4)}`]: entry("v1r8") });
+  beforeEach(async () => {
+    await storeTuned({ [`attention/${SHAPE}`]: entry(tuned()), [`attention/${attentionShapeKey(1, 1, 1, 4)}`]: entry("v1r8") });
     reloadTuneCache();
   });
 
@@ -186,15 +190,15 @@ describe("attention version", () => {
     expect(attentionVersion(undefined, { ...DIMS, B: B + 1 })).toBe(fallback()); // other batch
     expect(attentionVersion(fallback(), DIMS)).toBe(fallback());
     expect(attentionVersion(undefined, STALE)).toBe(fallback());
-    process.env.PEFT_ATTENTION = "unfused";
+    force("attention", "unfused");
     expect(attentionVersion(undefined, DIMS, true)).toBe("unfused");
     expect(attentionVersion("v1", DIMS, true)).toBe("v1");
-    delete process.env.PEFT_ATTENTION;
-    process.env.PEFT_TUNE = "0";
+    delete runtime().settings.versions.attention;
+    runtime().settings.tune = false;
     expect(attentionVersion(undefined, DIMS)).toBe(fallback());
   });
 
-  it("defaults to unfused on CPU drivers for ops.attention past 64 tokens while the scores fit a binding", () => {
+  it("defaults to unfused on CPU drivers for ops.attention past 64 tokens while the scores fit a binding", async () => {
     const maxBinding = runtime().gpu.limits.maxStorageBufferBindingSize;
     const vitS = { B: 8, N: 197, H: 6, D: 64 };
     if (!runtime().gpu.isCpu) {
@@ -206,7 +210,7 @@ describe("attention version", () => {
     expect(attentionVersion(undefined, { ...vitS, N: 17 }, true)).toBe("v1"); // the default study's 17 tokens
     const tooBig = Math.ceil(maxBinding / (4 * 6 * 197 * 197)) + 1; // batch whose (B·H, N, N) scores exceed it
     expect(attentionVersion(undefined, { ...vitS, B: tooBig }, true)).toBe("v1");
-    storeTuned({ [`attention/${attentionShapeKey(tooBig, 6, 197, 64)}`]: entry("unfused") });
+    await storeTuned({ [`attention/${attentionShapeKey(tooBig, 6, 197, 64)}`]: entry("unfused") });
     reloadTuneCache();
     expect(attentionVersion(undefined, { ...vitS, B: tooBig }, true)).toBe("v1"); // a tuned unfused that cannot fit
   });
@@ -215,12 +219,10 @@ describe("attention version", () => {
     const qkv = randn(B * N * 3 * H * D, 3);
     const dout = randn(B * N * H * D, 4);
     const x = Tensor.fromArray(qkv, [B, N, 3 * H * D]);
-    const log = vi.spyOn(console, "error").mockImplementation(() => {});
-    process.env.DEBUG = "1";
+    const log = dispatchLog();
     const { o, lse } = attentionForward(x, H);
     const dqkv = attentionBackward(x, o, lse, Tensor.fromArray(dout, [B, N, H * D]), H);
-    delete process.env.DEBUG;
-    const lines = log.mock.calls.map((c) => String(c[0])).filter((l) => l.startsWith("[dispatch] attention/"));
+    const lines = log.filter((l) => l.startsWith("[dispatch] attention/"));
     expect(lines).toHaveLength(3); // forward, dq, dkdv
     for (const l of lines) expect(l).toContain(`version=${tuned()}`);
     const s = { B, N, H, D };
@@ -231,22 +233,22 @@ describe("attention version", () => {
 });
 
 describe("row version", () => {
-  it("explicit version (the callers' default argument) > cache > device default", () => {
+  it("explicit version (the callers' default argument) > cache > device default", async () => {
     const tuned = runtime().gpu.isCpu ? 2 : 1; // the non-default one
-    storeTuned({ [`rows/${rowShapeKey("layernorm", 7, 13)}`]: entry(String(tuned)) });
+    await storeTuned({ [`rows/${rowShapeKey("layernorm", 7, 13)}`]: entry(String(tuned)) });
     reloadTuneCache();
     const fallback = runtime().gpu.isCpu ? 1 : 2;
     expect(defaultRowVersion("layernorm", 7, 13)).toBe(tuned);
     expect(defaultRowVersion("softmax", 7, 13)).toBe(fallback);
     expect(defaultRowVersion("layernorm", 7, 14)).toBe(fallback);
     expect(defaultRowVersion()).toBe(fallback);
-    process.env.PEFT_TUNE = "0";
+    runtime().settings.tune = false;
     expect(defaultRowVersion("layernorm", 7, 13)).toBe(fallback);
-    delete process.env.PEFT_TUNE;
-    process.env.PEFT_ROWS = String(fallback); // the environment beats the cache
+    runtime().settings.tune = true;
+    force("rows", String(fallback)); // the environment beats the cache
     expect(defaultRowVersion("layernorm", 7, 13)).toBe(fallback);
     expect(defaultRowVersion()).toBe(fallback);
-    process.env.PEFT_ROWS = "4";
+    force("rows", "4");
     expect(() => defaultRowVersion("softmax", 7, 13)).toThrow('rows: expected PEFT_ROWS to be one of 1, 2, 3, got "4"');
   });
 });

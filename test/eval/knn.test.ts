@@ -3,16 +3,15 @@
 // where the exp(sim / T) weighting, not the neighbour count, decides. Accuracies are compared exactly: they are
 // counts over the test rows.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readFile } from "node:fs/promises";
 import { Tensor } from "../../engine/tensor.js";
 import { Rng } from "../../util/random.js";
 import { readNpy, writeNpy } from "../../data/npy.js";
 import { knnClassify } from "../../eval/knn.js";
 import { knn as knnCommand } from "../../cli/knn.js";
-import { UsageError } from "../../cli/command.js";
+import { UsageError } from "../../util/command.js";
 import { useEngine } from "../helpers.js";
 import { knnClassifyRef } from "../ref/knn.js";
 

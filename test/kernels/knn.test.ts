@@ -5,13 +5,14 @@
 // returned index must carry the reference similarity of its rank (within the same tolerance), which allows
 // near-ties to swap and nothing else.
 import { describe, expect, it } from "vitest";
-import { Tensor, noGrad } from "../../engine/tensor.js";
-import { knn } from "../../engine/ops.js";
+import { Tensor } from "../../engine/tensor.js";
+import { knn } from "../../autograd/ops.js";
 import { runtime } from "../../engine/runtime.js";
 import { KNN_TILINGS, knnSimilarity, knnSlices, knnTopK } from "../../kernels/knn.js";
 import { Rng } from "../../util/random.js";
 import { expectClose, randn, useEngine } from "../helpers.js";
 import { normalizeRows, similarityRef, topKRef } from "../ref/knn.js";
+import { noGrad } from "../../autograd/tape.js";
 
 useEngine();
 

@@ -4,7 +4,7 @@ import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { Tensor, noGrad } from "../../engine/tensor.js";
+import { Tensor } from "../../engine/tensor.js";
 import { loadVit } from "../../vit/load.js";
 import { applyStrategy, parseStrategy } from "../../peft/strategy.js";
 import { exportMerged, loadFinetuned, saveFinetuned, sha256File } from "../../peft/save.js";
@@ -12,6 +12,7 @@ import { features as featuresCommand } from "../../cli/features.js";
 import { readNpy, writeNpy } from "../../data/npy.js";
 import type { VisionTransformer } from "../../vit/model.js";
 import { expectClose, randn, useEngine } from "../helpers.js";
+import { noGrad } from "../../autograd/tape.js";
 
 useEngine();
 const BASE = "test/fixtures/vit-tiny.safetensors";

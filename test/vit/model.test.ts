@@ -1,8 +1,8 @@
 // Parity with PyTorch: the fixtures in test/fixtures/ were made by generate.py (plain torch, DINO/timm ViT).
 // Tolerance: every element within 1e-4 of the reference tensor's largest magnitude ("relative to its scale").
 import { describe, expect, it } from "vitest";
-import { Tensor, noGrad, tidy } from "../../engine/tensor.js";
-import * as ops from "../../engine/ops.js";
+import { Tensor, tidy } from "../../engine/tensor.js";
+import * as ops from "../../autograd/ops.js";
 import { readSafetensors, type F32Tensor } from "../../vit/safetensors.js";
 import { loadVit } from "../../vit/load.js";
 import { applyLora } from "../../peft/lora.js";
@@ -10,6 +10,7 @@ import { expandBlocks } from "../../peft/block-expansion.js";
 import { bicubicMatrix } from "../../vit/pos-embed.js";
 import type { VisionTransformer } from "../../vit/model.js";
 import { useEngine } from "../helpers.js";
+import { backward, noGrad } from "../../autograd/tape.js";
 
 useEngine();
 const FIX = "test/fixtures/";
@@ -38,7 +39,7 @@ async function lossAndGrads(model: VisionTransformer, x: F32Tensor, w: F32Tensor
   if (inputGrad) input.requireGrad();
   const feats = model.features(input);
   const loss = ops.sumAll(ops.mul(feats, Tensor.fromArray(w.data, w.shape)));
-  loss.backward();
+  backward(loss);
   return { feats: await feats.data(), loss: await loss.item(), input };
 }
 

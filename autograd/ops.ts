@@ -1,7 +1,8 @@
 // Differentiable operations: each calls its kernel's forward, and when an input requires grad (and grad mode
 // is on) attaches a GradNode whose backward calls the kernel's backward. Ops never submit or read back.
-// vit/, peft/ and eval/ use these, never kernels/ directly.
-import { Tensor, type Shape, gradEnabled } from "./tensor.js";
+// vit/, peft/, train/ and eval/ use these, never kernels/ directly.
+import { Tensor, type Shape } from "../engine/tensor.js";
+import { gradEnabled, noBackward, record } from "./tape.js";
 import { type BinaryOp, type UnaryOp, axpyInPlace, binaryForward, unaryForward } from "../kernels/elementwise.js";
 import type { Rng } from "../util/random.js";
 import { fill } from "../kernels/fill.js";
@@ -22,15 +23,6 @@ import { inversePermutation, permuteForward } from "../kernels/permute.js";
 import { concatForward, sliceBackward, sliceForward } from "../kernels/slice.js";
 import { gatherRows as gatherRowsKernel, scatterAddRows } from "../kernels/gather.js";
 import { type KnnOptions, knnTopK } from "../kernels/knn.js";
-
-// Attaches a backward to `out` when any of `inputs` requires grad.
-export function record(out: Tensor, op: string, inputs: Tensor[], backward: (dout: Tensor) => (Tensor | undefined)[]): Tensor {
-  if (gradEnabled() && inputs.some((t) => t.requiresGrad)) {
-    out.requiresGrad = true;
-    out.node = { op, inputs, backward };
-  }
-  return out;
-}
 
 export function zeros(shape: Shape): Tensor {
   return fill(shape, 0);
@@ -154,11 +146,7 @@ export function max(x: Tensor, axis: number, keepdim = false): Tensor {
 
 // Sum of every element, as a scalar tensor of shape ().
 export function sumAll(x: Tensor): Tensor {
-  return sum(x.reshape([x.size]), 0);
-}
-
-export function meanAll(x: Tensor): Tensor {
-  return mean(x.reshape([x.size]), 0);
+  return sum(reshape(x, [x.size]), 0);
 }
 
 function shapeSize(shape: Shape): number {
@@ -319,6 +307,12 @@ export function attentionProbs(qkv: Tensor, heads: number, scale?: number): Tens
 
 // ---- layout ----
 
+// A view of x with another shape (-1 infers one dimension); the gradient is reshaped back.
+export function reshape(x: Tensor, shape: Shape): Tensor {
+  const from = x.shape;
+  return record(x.reshape(shape), "reshape", [x], (dy) => [dy.reshape(from)]);
+}
+
 export function permute(x: Tensor, perm: number[]): Tensor {
   const y = permuteForward(x, perm);
   return record(y, "permute", [x], (dy) => [permuteForward(dy, inversePermutation(perm))]);
@@ -347,12 +341,6 @@ export function concat(xs: Tensor[], axis: number): Tensor {
 export function gatherRows(x: Tensor, index: Tensor): Tensor {
   const y = gatherRowsKernel(x, index);
   return record(y, "gather_rows", [x], (dy) => [scatterAddRows(dy, index, x.shape[0])]);
-}
-
-// Ops without a backward refuse inputs that would need one, at forward time.
-function noBackward(op: string, inputs: Tensor[]): void {
-  const t = inputs.find((x) => x.requiresGrad);
-  if (gradEnabled() && t) throw new Error(`${op}: has no backward, but ${t} requires grad (run it under noGrad)`);
 }
 
 // The k nearest bank rows of each query by inner product, or cosine with opts.normalize (kernels/knn.ts).

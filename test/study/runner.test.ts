@@ -8,11 +8,11 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
-import { parseStudyConfig, type StudyConfig } from "../../eval/config.js";
-import { cellsOf, runExperiment } from "../../eval/experiment.js";
+import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
+import { cellsOf, runExperiment } from "../../study/runner.js";
 import { readSafetensors } from "../../vit/safetensors.js";
 import { useEngine } from "../helpers.js";
-import { writeSynthetic } from "./synthetic.js";
+import { writeSynthetic } from "../train/synthetic.js";
 
 useEngine();
 

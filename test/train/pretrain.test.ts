@@ -1,7 +1,7 @@
 // Pre-training's cache key: what changes the trained backbone, and nothing else.
 import { describe, expect, it } from "vitest";
-import { DEFAULT_STUDY, parseStudyConfig } from "../../eval/config.js";
-import { pretrainHash } from "../../eval/pretrain.js";
+import { DEFAULT_STUDY, parseStudyConfig } from "../../study/config.js";
+import { pretrainHash } from "../../train/pretrain.js";
 import type { Dataset } from "../../data/dataset.js";
 
 describe("pretrainHash", () => {

@@ -1,6 +1,6 @@
 // Warm-up + cosine against values computed by hand from the formula.
 import { describe, expect, it } from "vitest";
-import { checkSchedule, learningRate } from "../../eval/schedule.js";
+import { checkSchedule, learningRate } from "../../train/schedule.js";
 
 describe("learningRate", () => {
   const s = { base: 0.1, warmup: 4, total: 14 };

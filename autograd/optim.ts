@@ -1,7 +1,7 @@
 // Optimisers over parameter tensors, updating them in place with the WGSL kernels in kernels/optim.ts, with
 // PyTorch's semantics (torch.optim.SGD, torch.optim.AdamW). Gradient-norm clipping stays on the GPU: the clip
 // coefficient is a 1-element tensor that the update kernels multiply the gradient by, so no read-back.
-import { Tensor } from "./tensor.js";
+import { Tensor } from "../engine/tensor.js";
 import { fill } from "../kernels/fill.js";
 import { adamwUpdate, clipCoefficient, sgdUpdate, sumOfSquares } from "../kernels/optim.js";
 import { unaryForward } from "../kernels/elementwise.js";

@@ -7,42 +7,11 @@
 import { DATASET_NAMES } from "../data/registry.js";
 import { parseClassList } from "../data/subset.js";
 import { parseStrategy, strategyName } from "../peft/strategy.js";
-import type { OptimizerName } from "./train.js";
-
-export type TransformKind = "train" | "eval" | "knn";
-
-export interface DataSpec {
-  dataset: string; // a data/registry.ts name: fashion-mnist, cifar100, imagefolder, npy, ...
-  root?: string; // default: the registry's default root
-  split: string; // train, test, or an image-folder split
-  classes?: number[]; // original labels to keep, renumbered 0..k-1 in this order; JSON: [5, 6] or "5-9"
-  perClass?: number; // the first n images of each class
-  fraction?: number; // a seeded fraction of each class (seed: the study's first seed)
-  transform: TransformKind; // train: RandomResizedCrop + flip; eval: resize; knn: DINO's resize + centre crop
-}
-
-export interface ModelSpec {
-  imageSize: number;
-  patchSize: number;
-  width: number;
-  depth: number;
-  heads: number;
-  mlpHidden: number;
-}
-
-export interface PretrainSpec {
-  model: ModelSpec;
-  data: DataSpec; // supervised pre-training data (a stand-in for DINO's self-supervised pre-training)
-  steps: number;
-  batchSize: number;
-  lr: number;
-  warmupSteps: number;
-  optimizer: OptimizerName;
-  weightDecay: number;
-  seed: number;
-  cacheDir: string; // the trained backbone is cached under cacheDir/pretrain/<hash of this spec and the data>
-  microBatch?: number; // images per forward + backward pass, gradients accumulated (as training.microBatch)
-}
+import type { OptimizerName } from "../train/train.js";
+import type { PretrainSpec } from "../train/pretrain.js";
+import type { DataSpec } from "../data/spec.js";
+import type { TransformKind } from "../data/transforms.js";
+import type { ModelSpec } from "../vit/config.js";
 
 export interface BackboneSpec {
   checkpoint?: string; // a ViT checkpoint file (.pth / .safetensors, timm, DINO or Hugging Face layout)

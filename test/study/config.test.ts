@@ -1,7 +1,7 @@
 // Study configs: the shipped ones parse, and bad input is rejected with every problem named by its key path.
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { ConfigError, DEFAULT_STUDY, parseStudyConfig, studyIdentity } from "../../eval/config.js";
+import { ConfigError, DEFAULT_STUDY, parseStudyConfig, studyIdentity } from "../../study/config.js";
 
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
 

@@ -1,10 +1,10 @@
 // Reverse-mode autograd over elementwise and reduction ops, checked against float64 finite differences of
 // the same function computed on the CPU. Tolerance: atol 1e-4 + rtol 1e-3 (float32 forward on the GPU).
 import { describe, expect, it } from "vitest";
-import { Tensor, noGrad, tidy } from "../../engine/tensor.js";
-import { zeroGrad } from "../../engine/autograd.js";
+import { Tensor, tidy } from "../../engine/tensor.js";
+import { zeroGrad, backward, noGrad } from "../../autograd/tape.js";
 import { runtime } from "../../engine/runtime.js";
-import * as ops from "../../engine/ops.js";
+import * as ops from "../../autograd/ops.js";
 import { expectClose, numericGrad, randn, randu, useEngine } from "../helpers.js";
 import { gelu as geluRef } from "../ref/elementwise.js";
 
@@ -39,7 +39,7 @@ describe("autograd", () => {
     const b = Tensor.fromArray(bv, [4]).requireGrad();
     const loss = gpuLoss(a, b);
     expect(loss.shape).toEqual([]);
-    loss.backward();
+    backward(loss);
     expectClose("loss", [await loss.item()], [cpuLoss(Float64Array.from(av), Float64Array.from(bv))], TOL);
     const da = numericGrad((x) => cpuLoss(x, Float64Array.from(bv)), av);
     const db = numericGrad((x) => cpuLoss(Float64Array.from(av), x), bv);
@@ -49,13 +49,13 @@ describe("autograd", () => {
 
   it("max routes the gradient to the maxima, ties share it", async () => {
     const x = Tensor.fromArray([1, 5, 5, 2, 0, -1], [2, 3]).requireGrad();
-    ops.sumAll(ops.max(x, 1)).backward();
+    backward(ops.sumAll(ops.max(x, 1)));
     expect(Array.from(await x.grad!.data())).toEqual([0, 0.5, 0.5, 1, 0, 0]);
   });
 
   it("accumulates gradients across backward calls until zeroGrad", async () => {
     const w = Tensor.fromArray([1, 2, 3], [3]).requireGrad();
-    for (let i = 0; i < 3; i++) tidy(() => ops.sumAll(ops.scale(w, 2)).backward());
+    for (let i = 0; i < 3; i++) tidy(() => backward(ops.sumAll(ops.scale(w, 2))));
     expect(Array.from(await w.grad!.data())).toEqual([6, 6, 6]);
     zeroGrad([w]);
     expect(w.grad).toBeUndefined();
@@ -63,7 +63,7 @@ describe("autograd", () => {
 
   it("a tensor used twice gets the sum of both paths", async () => {
     const w = Tensor.fromArray([3], [1]).requireGrad();
-    ops.sumAll(ops.mul(w, w)).backward(); // d(w^2) = 2w
+    backward(ops.sumAll(ops.mul(w, w))); // d(w^2) = 2w
     expect(Array.from(await w.grad!.data())).toEqual([6]);
   });
 
@@ -73,7 +73,7 @@ describe("autograd", () => {
     const w = Tensor.fromArray(randu(8, 4), [8]).requireGrad();
     const loss = ops.sumAll(ops.mul(ops.gelu(frozen), w));
     const before = batch.stats.dispatches;
-    loss.backward();
+    backward(loss);
     const backwardDispatches = batch.stats.dispatches - before;
     // seed, sum/mean broadcast (2), mul's dw (1), sumTo over rows (1): nothing for gelu(frozen)
     expect(backwardDispatches).toBeLessThanOrEqual(6);
@@ -81,17 +81,28 @@ describe("autograd", () => {
     expect(none.requiresGrad).toBe(false);
   });
 
+  it("ops.reshape carries the gradient back to the input's shape; Tensor.reshape is a view outside the graph", async () => {
+    const w = Tensor.fromArray([1, 2, 3, 4, 5, 6], [2, 3]).requireGrad();
+    const y = ops.reshape(w, [3, 2]);
+    expect(y.requiresGrad).toBe(true);
+    backward(ops.sumAll(ops.mul(y, Tensor.fromArray([1, 2, 3, 4, 5, 6], [3, 2]))));
+    expect(w.grad!.shape).toEqual([2, 3]);
+    expect(Array.from(await w.grad!.data())).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(w.reshape([6]).requiresGrad).toBe(false);
+    zeroGrad([w]);
+  });
+
   it("detach cuts the graph", async () => {
     const w = Tensor.fromArray([2], [1]).requireGrad();
     const y = ops.mul(w, ops.scale(w, 3).detach()); // d/dw (w * const 6) = 6
-    ops.sumAll(y).backward();
+    backward(ops.sumAll(y));
     expect(Array.from(await w.grad!.data())).toEqual([6]);
   });
 
   it("explains a backward from a tensor without grad and a non-scalar root", () => {
     const x = Tensor.fromArray([1, 2], [2]);
-    expect(() => x.backward()).toThrow("does not require grad");
+    expect(() => backward(x)).toThrow("does not require grad");
     const w = Tensor.fromArray([1, 2], [2]).requireGrad();
-    expect(() => ops.scale(w, 2).backward()).toThrow("is not a scalar");
+    expect(() => backward(ops.scale(w, 2))).toThrow("is not a scalar");
   });
 });

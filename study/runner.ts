@@ -18,19 +18,19 @@ import { readFile, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Dataset } from "../data/dataset.js";
 import { Loader } from "../data/loader.js";
-import { openDataset } from "../data/registry.js";
-import { subset } from "../data/subset.js";
+import { type DataSpec, openData } from "../data/spec.js";
 import { Transform } from "../data/transforms.js";
 import { loadVit } from "../vit/load.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { applyStrategy, countParameters, parseStrategy } from "../peft/strategy.js";
 import { countFor } from "../peft/count.js";
-import { extractFeatures } from "./features.js";
-import { knnClassify } from "./knn.js";
-import { type DataSpec, type StudyConfig, studyIdentity } from "./config.js";
-import { pretrain } from "./pretrain.js";
-import { loadTrainable, train } from "./train.js";
-import type { ProgressStream } from "./progress.js";
+import { extractFeatures } from "../eval/features.js";
+import { knnClassify } from "../eval/knn.js";
+import { evaluateAccuracy } from "../eval/accuracy.js";
+import { type StudyConfig, studyIdentity } from "./config.js";
+import { pretrain } from "../train/pretrain.js";
+import { loadTrainable, train } from "../train/train.js";
+import type { ProgressStream } from "../train/progress.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { type BaselineResult, type CellResult, type KnnScores, type StudyResults, summarize, writeReport } from "./report.js";
 
@@ -67,13 +67,6 @@ export function cellsOf(config: StudyConfig): Cell[] {
     }
   }
   return cells;
-}
-
-// The dataset a spec describes, with its class selection and per-class subset applied.
-export async function openData(spec: DataSpec, seed: number): Promise<Dataset> {
-  const ds = await openDataset({ name: spec.dataset, root: spec.root, split: spec.split });
-  if (spec.classes === undefined && spec.perClass === undefined && spec.fraction === undefined) return ds;
-  return subset(ds, { classes: spec.classes, firstPerClass: spec.perClass, fraction: spec.fraction, seed });
 }
 
 interface StudyData {
@@ -273,11 +266,12 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
   try {
     const loader = (ds: Dataset, spec: DataSpec, shuffle: boolean) =>
       new Loader(ds, new Transform({ kind: spec.transform, size }), { batchSize: t.batchSize, shuffle, seed: cell.seed, dropLast: shuffle });
+    const testLoader = loader(data.transferTest, config.transfer.test, false);
     const result = await train({
       model,
       trainable,
       train: loader(data.transferTrain, config.transfer.train, true),
-      test: loader(data.transferTest, config.transfer.test, false),
+      evaluate: () => evaluateAccuracy(model, testLoader),
       dir: c.dir,
       steps: t.steps,
       lr: cell.lr,

@@ -4,12 +4,13 @@
 // every head dim is a pipeline to compile and v1's take long on llvmpipe.
 // Tolerance: atol 2e-5 + rtol 1e-4, as the fused kernels' tests (f32 sums over up to 257 keys).
 import { describe, expect, it } from "vitest";
-import { Tensor, noGrad, tidyAsync } from "../../engine/tensor.js";
-import * as ops from "../../engine/ops.js";
+import { Tensor, tidyAsync } from "../../engine/tensor.js";
+import * as ops from "../../autograd/ops.js";
 import { runtime } from "../../engine/runtime.js";
 import { ATTENTION_VERSIONS, attentionForward } from "../../kernels/attention.js";
 import { dot, expectClose, numericGrad, randn, useEngine } from "../helpers.js";
 import { type AttentionShape, attentionBackwardRef, attentionRef } from "../ref/attention.js";
+import { backward, noGrad } from "../../autograd/tape.js";
 
 useEngine();
 
@@ -20,7 +21,7 @@ async function run(s: AttentionShape, version: string, qkv: Float32Array, dout: 
   return tidyAsync(async () => {
     const x = Tensor.fromArray(qkv, [s.B, s.N, 3 * s.H * s.D]).requireGrad();
     const o = ops.attention(x, s.H, { version, scale });
-    o.backward(Tensor.fromArray(dout, [s.B, s.N, s.H * s.D]));
+    backward(o, Tensor.fromArray(dout, [s.B, s.N, s.H * s.D]));
     const dqkv = await x.grad!.data();
     x.grad!.dispose(); // a leaf's gradient is kept across scopes
     return { o: await o.data(), dqkv };

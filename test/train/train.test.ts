@@ -15,9 +15,10 @@ import { openNpyImages } from "../../data/npy-dataset.js";
 import { Loader } from "../../data/loader.js";
 import { Transform } from "../../data/transforms.js";
 import { readSafetensors } from "../../vit/safetensors.js";
-import { type TrainOptions, train } from "../../eval/train.js";
+import { type TrainOptions, train } from "../../train/train.js";
 import { expectClose, useEngine } from "../helpers.js";
 import { writeSynthetic } from "./synthetic.js";
+import { evaluateAccuracy } from "../../eval/accuracy.js";
 
 useEngine();
 
@@ -46,7 +47,7 @@ function setup(dir: string, overrides: Partial<TrainOptions> = {}): TrainOptions
     model,
     trainable,
     train: new Loader(trainSet, transform, { batchSize: 16, shuffle: true, seed: 5, dropLast: true }),
-    test: new Loader(testSet, transform, { batchSize: 16 }),
+    evaluate: () => evaluateAccuracy(model, new Loader(testSet, transform, { batchSize: 16 })),
     dir: join(root, dir),
     steps: 8,
     lr: 0.05,
@@ -171,7 +172,7 @@ describe("train", () => {
 describe("train with microBatch", () => {
   // Two SGD (momentum 0.9) steps at batch 8, no test set: the trainer's step and nothing else.
   function small(dir: string, microBatch: number | undefined): TrainOptions {
-    const o = setup(dir, { steps: 2, warmupSteps: 0, evalEvery: 2, lossEvery: 1, test: undefined, microBatch });
+    const o = setup(dir, { steps: 2, warmupSteps: 0, evalEvery: 2, lossEvery: 1, evaluate: undefined, microBatch });
     return { ...o, train: new Loader(trainSet, o.train.transform, { batchSize: 8, shuffle: true, seed: 5, dropLast: true }) };
   }
 

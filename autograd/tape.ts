@@ -1,14 +1,50 @@
-// Reverse-mode automatic differentiation over the graph recorded by engine/ops.ts.
+// Reverse-mode automatic differentiation: the grad mode, the recording of nodes (autograd/ops.ts calls record
+// after each kernel), and backward over the recorded graph.
 //
 // backward(root): visits the tensors that require grad in reverse topological order, calls each node's
 // backward with the summed gradient of its output, and accumulates into `.grad` of the leaves (tensors that
 // require grad and were not produced by an op: parameters, inputs). Leaf gradients are kept across tidy()
 // scopes and add up across calls until zeroGrad; intermediate gradients live in the caller's scope.
 // Backward itself records no graph (no higher-order gradients).
-import { Tensor, noGrad } from "./tensor.js";
-import { runtime } from "./runtime.js";
+import { Tensor } from "../engine/tensor.js";
+import { runtime } from "../engine/runtime.js";
 import { axpyInPlace } from "../kernels/elementwise.js";
 import { fill } from "../kernels/fill.js";
+
+// ---- gradient mode ----
+
+let gradDepth = 0;
+
+export function gradEnabled(): boolean {
+  return gradDepth === 0;
+}
+
+// Runs fn without recording any graph: ops inside do no gradient bookkeeping at all.
+export function noGrad<T>(fn: () => T): T {
+  gradDepth++;
+  try {
+    return fn();
+  } finally {
+    gradDepth--;
+  }
+}
+
+// Attaches a backward to `out` when any of `inputs` requires grad (and grad mode is on).
+export function record(out: Tensor, op: string, inputs: Tensor[], backward: (dout: Tensor) => (Tensor | undefined)[]): Tensor {
+  if (gradEnabled() && inputs.some((t) => t.requiresGrad)) {
+    out.requiresGrad = true;
+    out.node = { op, inputs, backward };
+  }
+  return out;
+}
+
+// Ops without a backward refuse inputs that would need one, at forward time.
+export function noBackward(op: string, inputs: Tensor[]): void {
+  const t = inputs.find((x) => x.requiresGrad);
+  if (gradEnabled() && t) throw new Error(`${op}: has no backward, but ${t} requires grad (run it under noGrad)`);
+}
+
+// ---- backward ----
 
 export function backward(root: Tensor, dout?: Tensor): void {
   if (!root.requiresGrad) throw new Error(`backward: ${root} does not require grad (no parameter reached it)`);

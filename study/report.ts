@@ -8,6 +8,7 @@ import sharp from "sharp";
 import type { DatasetIdentity } from "../data/dataset.js";
 import type { StudyConfig } from "./config.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { meanStd } from "../util/stats.js";
 
 export type KnnScores = Record<string, { top1: number; top5: number }>; // by k, percent
 
@@ -63,13 +64,6 @@ export interface StudyResults {
   table: TableRow[]; // config order of strategies; only strategies with finished cells
   cells: CellResult[];
   config: StudyConfig;
-}
-
-function meanStd(xs: number[]): [number, number] {
-  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
-  if (xs.length < 2) return [m, 0];
-  const v = xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1);
-  return [m, Math.sqrt(v)];
 }
 
 // For each strategy, the learning rate with the best seed-averaged transfer accuracy (selectBy "transfer", what a

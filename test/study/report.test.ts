@@ -4,8 +4,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
-import { DEFAULT_STUDY, parseStudyConfig } from "../../eval/config.js";
-import { type CellResult, figureSvg, formatCount, resultsCsv, summarize, tableMarkdown, writeReport } from "../../eval/report.js";
+import { DEFAULT_STUDY, parseStudyConfig } from "../../study/config.js";
+import { type CellResult, figureSvg, formatCount, resultsCsv, summarize, tableMarkdown, writeReport } from "../../study/report.js";
 
 const config = parseStudyConfig({ ...DEFAULT_STUDY, strategies: ["full", "linear"], learningRates: [0.1, 0.01], seeds: [0, 1] });
 

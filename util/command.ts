@@ -1,4 +1,5 @@
-// The shape every command in cli/ exports. run.ts dispatches through a table of these.
+// The shape every command exports (cli/<command>.ts, and bench/index.ts for `bench`). run.ts dispatches through a
+// table of these.
 export interface Command {
   summary: string; // one line for the command list
   usage: string; // full help text, printed by --help and on bad flags

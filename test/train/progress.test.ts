@@ -1,6 +1,6 @@
 // The progress line: fields, ETA from this run's pace, a line per 10% off a TTY, throttled redraws on one.
 import { describe, expect, it } from "vitest";
-import { Progress, formatDuration } from "../../eval/progress.js";
+import { Progress, formatDuration } from "../../train/progress.js";
 
 function sink(isTTY: boolean) {
   const chunks: string[] = [];

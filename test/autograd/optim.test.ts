@@ -4,9 +4,10 @@ import { describe, expect, it } from "vitest";
 import { Tensor, tidy, tidyAsync } from "../../engine/tensor.js";
 import { runtime } from "../../engine/runtime.js";
 import { Rng } from "../../util/random.js";
-import * as ops from "../../engine/ops.js";
-import { AdamW, SGD, type Optimizer, clipGradNorm } from "../../engine/optim.js";
+import * as ops from "../../autograd/ops.js";
+import { AdamW, SGD, type Optimizer, clipGradNorm } from "../../autograd/optim.js";
 import { useEngine } from "../helpers.js";
+import { backward } from "../../autograd/tape.js";
 
 useEngine();
 
@@ -62,7 +63,7 @@ async function train(opt: Optimizer, params: Tensor[], steps: number, clip?: num
     loss = await tidyAsync(async () => {
       opt.zeroGrad();
       const l = ops.crossEntropy(logits(params, xt), yt);
-      l.backward();
+      backward(l);
       opt.step(clip ? clipGradNorm(params, clip).coefficient : undefined);
       return step % 20 === 19 ? l.item() : NaN;
     });
@@ -96,7 +97,7 @@ describe("memory", () => {
       await tidyAsync(async () => {
         opt.zeroGrad();
         const l = ops.crossEntropy(logits(params, xt), y);
-        l.backward();
+        backward(l);
         opt.step();
         if (step % 10 === 0) await l.item();
       });

@@ -17,9 +17,26 @@ import { validateConfig } from "../vit/config.js";
 import { buildVit, initialiser } from "../vit/model.js";
 import { saveVit } from "../vit/load.js";
 import { applyStrategy } from "../peft/strategy.js";
-import type { PretrainSpec } from "./config.js";
+import type { DataSpec } from "../data/spec.js";
+import type { ModelSpec } from "../vit/config.js";
+import type { OptimizerName } from "./train.js";
 import type { ProgressStream } from "./progress.js";
 import { train } from "./train.js";
+
+// What a pre-training runs: the study config's backbone.pretrain, checked and with its defaults.
+export interface PretrainSpec {
+  model: ModelSpec;
+  data: DataSpec; // supervised pre-training data (a stand-in for DINO's self-supervised pre-training)
+  steps: number;
+  batchSize: number;
+  lr: number;
+  warmupSteps: number;
+  optimizer: OptimizerName;
+  weightDecay: number;
+  seed: number;
+  cacheDir: string; // the trained backbone is cached under cacheDir/pretrain/<hash of this spec and the data>
+  microBatch?: number; // images per forward + backward pass, gradients accumulated (as training.microBatch)
+}
 
 const VERSION = "pretrain/1"; // bump when the procedure changes, so old caches are not reused
 

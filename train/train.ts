@@ -22,15 +22,16 @@
 import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Tensor, noGrad, tidy, tidyAsync } from "../engine/tensor.js";
-import * as ops from "../engine/ops.js";
-import { AdamW, SGD, type Optimizer, clipGradNorm } from "../engine/optim.js";
+import { Tensor, tidy, tidyAsync } from "../engine/tensor.js";
+import * as ops from "../autograd/ops.js";
+import { AdamW, SGD, type Optimizer, clipGradNorm } from "../autograd/optim.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { readSafetensors, readSafetensorsHeader, writeSafetensors, type F32Tensor } from "../vit/safetensors.js";
 import type { Batch, Loader } from "../data/loader.js";
 import { type Schedule, checkSchedule, learningRate } from "./schedule.js";
 import { Progress, type ProgressStream } from "./progress.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { backward } from "../autograd/tape.js";
 
 export type OptimizerName = "sgd" | "adamw";
 
@@ -38,7 +39,9 @@ export interface TrainOptions {
   model: VisionTransformer; // with a head for the training labels' classes
   trainable: [string, Tensor][]; // the tensors to update, named (applyStrategy's result)
   train: Loader; // training batches, visited epoch after epoch; (B, 3, S, S) images
-  test?: Loader; // the transfer test set; without it there is no evaluation and best = last
+  // The score of the model as it is (percent, higher is better: eval/accuracy.ts on the transfer test set), every
+  // `evalEvery` steps and at the end; the best-scoring step is saved as best. Without it best = last.
+  evaluate?: () => Promise<number>;
   dir: string; // checkpoints and metrics
   steps: number;
   lr: number; // peak learning rate
@@ -143,7 +146,7 @@ function lossAndGradients(model: VisionTransformer, b: Batch, size: number, micr
   const B = b.labels.length;
   if (micro >= B) {
     const l = ops.crossEntropy(model.forward(imageTensor(b, size)), b.labels);
-    l.backward();
+    backward(l);
     return l.detach();
   }
   const pixels = 3 * size * size;
@@ -154,32 +157,12 @@ function lossAndGradients(model: VisionTransformer, b: Batch, size: number, micr
       const x = Tensor.fromArray(b.images.subarray(i * pixels, (i + rows) * pixels), [rows, 3, size, size]);
       // Scaled by the slice's share: the slices' mean losses (and gradients) sum to the batch mean's.
       const l = ops.scale(ops.crossEntropy(model.forward(x), b.labels.subarray(i, i + rows)), rows / B);
-      l.backward();
+      backward(l);
       return l.detach();
     });
     total = total ? ops.add(total, part) : part;
   }
   return total!;
-}
-
-// Top-1 accuracy (percent) of the model's head on every batch of `loader`.
-export async function evaluateAccuracy(model: VisionTransformer, loader: Loader): Promise<number> {
-  let correct = 0;
-  let total = 0;
-  for await (const b of loader.epoch(0)) {
-    const logits = tidy(() => noGrad(() => model.forward(imageTensor(b, loader.transform.size))));
-    const v = await logits.data();
-    logits.dispose();
-    const classes = v.length / b.labels.length;
-    for (let i = 0; i < b.labels.length; i++) {
-      let best = 0;
-      for (let c = 1; c < classes; c++) if (v[i * classes + c] > v[i * classes + best]) best = c;
-      if (best === b.labels[i]) correct++;
-    }
-    total += b.labels.length;
-  }
-  if (total === 0) throw new Error("train: expected a non-empty test set, got 0 images");
-  return (100 * correct) / total;
 }
 
 // Reads every tensor back, refusing non-finite values (they would poison the checkpoint).
@@ -332,11 +315,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         windowImages += b!.labels.length;
         imagesThisRun += b!.labels.length;
         pending.push({ row: { step, loss: NaN, lr, accuracy: null, imagesPerSecond: 0 }, loss });
-        const evaluate = o.test !== undefined && (step % evalEvery === 0 || step === o.steps);
+        const evaluate = o.evaluate !== undefined && (step % evalEvery === 0 || step === o.steps);
         const save = step % evalEvery === 0 || step === o.steps;
         if (pending.length >= lossEvery || save) await flush();
         if (evaluate) {
-          const acc = await evaluateAccuracy(o.model, o.test!);
+          const acc = await o.evaluate!();
           lastAccuracy = acc;
           metrics[metrics.length - 1].accuracy = acc;
           if (best.accuracy === null || acc > best.accuracy) {
@@ -366,7 +349,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     opt.zeroGrad();
     for (const [, t] of state) t.dispose();
   }
-  if (o.test === undefined) best = { step, accuracy: null };
+  if (o.evaluate === undefined) best = { step, accuracy: null };
   const last = metrics[metrics.length - 1];
   return {
     steps: o.steps,
@@ -377,7 +360,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     finalLoss: last?.loss ?? NaN,
     seconds: (performance.now() - started) / 1000,
     imagesPerSecond: trainSeconds > 0 ? imagesThisRun / trainSeconds : 0,
-    bestPath: o.test === undefined ? lastPath : bestPath,
+    bestPath: o.evaluate === undefined ? lastPath : bestPath,
     lastPath,
     metrics,
   };

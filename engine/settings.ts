@@ -1,0 +1,58 @@
+// The process environment, read once: initEngine() parses it into Settings and the engine, the kernels and the
+// tuning cache take their values from runtime().settings. Nothing else in the project reads process.env (run.ts
+// reads DEBUG for its own error printing); a test enforces it.
+//
+//   PEFT_BACKEND, PEFT_ADAPTER   the Dawn backend and adapter (engine/device.ts); --backend / --adapter win
+//   PEFT_WAIT                    how a read-back waits: quiet (default), spin or busy (engine/batch.ts)
+//   PEFT_TUNE=0                  ignore the autotuner's cache (engine/tuning.ts)
+//   PEFT_TUNE_CACHE              the cache folder; else $XDG_CACHE_HOME/peft-vit-webgpu, else ~/.cache/peft-vit-webgpu
+//   PEFT_<FAMILY>                a kernel family's version for every call, e.g. PEFT_MATMUL=reg8x8 (kernels/registry.ts)
+//   DEBUG=1 / DEBUG=2            log every dispatch / also print each shader's WGSL
+//   LP_NUM_THREADS               llvmpipe's threads; engine/device.ts sets it when the user did not
+//   UV_THREADPOOL_SIZE           libuv's thread pool (image decoding), read by Node itself; reported by bench data
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+export const WAIT_POLICIES = ["quiet", "spin", "busy"] as const;
+export type WaitPolicy = (typeof WAIT_POLICIES)[number];
+
+export interface Settings {
+  backend: string | undefined;
+  adapter: string | undefined;
+  wait: WaitPolicy;
+  tune: boolean; // false: every kernel uses its device default unless a version is forced
+  tuneCacheDir: string;
+  debug: 0 | 1 | 2;
+  // A kernel family's forced version, by family name in lower case (PEFT_MATMUL -> matmul), with the variable's name
+  // for error messages. Checked against the family's versions where the family resolves one.
+  versions: Record<string, { value: string; variable: string }>;
+  llvmpipeThreads: string | undefined; // LP_NUM_THREADS as the user set it
+  threadpool: number | undefined; // UV_THREADPOOL_SIZE (undefined: Node's default, 4)
+}
+
+// The PEFT_ variables that are settings of their own; every other PEFT_<NAME> forces a kernel family's version.
+const OWN = ["PEFT_BACKEND", "PEFT_ADAPTER", "PEFT_WAIT", "PEFT_TUNE", "PEFT_TUNE_CACHE"];
+
+export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  const wait = env.PEFT_WAIT ?? "quiet";
+  if (!(WAIT_POLICIES as readonly string[]).includes(wait)) {
+    throw new Error(`PEFT_WAIT: expected one of ${WAIT_POLICIES.join(", ")}, got "${wait}"`);
+  }
+  const debug = env.DEBUG === undefined || env.DEBUG === "" || env.DEBUG === "0" ? 0 : env.DEBUG === "2" ? 2 : 1;
+  const versions: Settings["versions"] = {};
+  for (const [variable, value] of Object.entries(env)) {
+    if (!variable.startsWith("PEFT_") || OWN.includes(variable) || value === undefined) continue;
+    versions[variable.slice("PEFT_".length).toLowerCase()] = { value, variable };
+  }
+  return {
+    backend: env.PEFT_BACKEND || undefined,
+    adapter: env.PEFT_ADAPTER || undefined,
+    wait: wait as WaitPolicy,
+    tune: env.PEFT_TUNE !== "0",
+    tuneCacheDir: env.PEFT_TUNE_CACHE || join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "peft-vit-webgpu"),
+    debug,
+    versions,
+    llvmpipeThreads: env.LP_NUM_THREADS,
+    threadpool: env.UV_THREADPOOL_SIZE ? Number(env.UV_THREADPOOL_SIZE) : undefined,
+  };
+}

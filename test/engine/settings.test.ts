@@ -1,0 +1,46 @@
+// engine/settings.ts: the environment, parsed once into typed values.
+import { describe, expect, it } from "vitest";
+import { join } from "node:path";
+import { homedir } from "node:os";
+import { readSettings } from "../../engine/settings.js";
+
+describe("readSettings", () => {
+  it("gives the defaults for an empty environment", () => {
+    const s = readSettings({});
+    expect(s).toEqual({
+      backend: undefined,
+      adapter: undefined,
+      wait: "quiet",
+      tune: true,
+      tuneCacheDir: join(homedir(), ".cache", "peft-vit-webgpu"),
+      debug: 0,
+      versions: {},
+      llvmpipeThreads: undefined,
+      threadpool: undefined,
+    });
+  });
+
+  it("reads the wait policy, and refuses a bad one naming the variable", () => {
+    expect(readSettings({ PEFT_WAIT: "spin" }).wait).toBe("spin");
+    expect(readSettings({ PEFT_WAIT: "busy" }).wait).toBe("busy");
+    expect(() => readSettings({ PEFT_WAIT: "nap" })).toThrow('PEFT_WAIT: expected one of quiet, spin, busy, got "nap"');
+  });
+
+  it("finds the tuning cache in PEFT_TUNE_CACHE, else under XDG_CACHE_HOME, and PEFT_TUNE=0 turns it off", () => {
+    expect(readSettings({ PEFT_TUNE_CACHE: "/t/c" }).tuneCacheDir).toBe("/t/c");
+    expect(readSettings({ XDG_CACHE_HOME: "/x/cache" }).tuneCacheDir).toBe("/x/cache/peft-vit-webgpu");
+    expect(readSettings({ PEFT_TUNE: "0" }).tune).toBe(false);
+    expect(readSettings({ PEFT_TUNE: "1" }).tune).toBe(true);
+  });
+
+  it("takes every other PEFT_ variable as a kernel family's version, and DEBUG as a level", () => {
+    const s = readSettings({ PEFT_MATMUL: "reg8x8", PEFT_ROWS: "tree", PEFT_BACKEND: "vulkan", DEBUG: "2", LP_NUM_THREADS: "3" });
+    expect(s.versions).toEqual({ matmul: { value: "reg8x8", variable: "PEFT_MATMUL" }, rows: { value: "tree", variable: "PEFT_ROWS" } });
+    expect(s.backend).toBe("vulkan");
+    expect(s.debug).toBe(2);
+    expect(readSettings({ DEBUG: "1" }).debug).toBe(1);
+    expect(readSettings({ DEBUG: "0" }).debug).toBe(0);
+    expect(s.llvmpipeThreads).toBe("3");
+    expect(readSettings({ UV_THREADPOOL_SIZE: "8" }).threadpool).toBe(8);
+  });
+});
