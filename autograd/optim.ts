@@ -18,7 +18,7 @@ export interface Optimizer {
 
 export interface SgdOptions {
   lr: number;
-  momentum?: number; // default 0.9, as in the paper
+  momentum: number; // 0 for plain SGD
   weightDecay?: number;
   nesterov?: boolean;
   noDecay?: (p: Tensor) => boolean; // parameters exempt from weight decay (e.g. biases, norms)
@@ -77,7 +77,7 @@ export class SGD extends Base {
     params: Tensor[],
     private o: SgdOptions,
   ) {
-    super(params, o.lr, (o.momentum ?? 0.9) > 0 ? ["momentum"] : []);
+    super(params, o.lr, o.momentum > 0 ? ["momentum"] : []);
   }
 
   step(gradScale?: Tensor): void {
@@ -86,7 +86,7 @@ export class SGD extends Base {
       if (!p.grad) return; // parameters outside this step's graph are left alone, as in PyTorch
       sgdUpdate(p, p.grad, buffers?.[i], {
         lr: this.lr,
-        momentum: this.o.momentum ?? 0.9,
+        momentum: this.o.momentum,
         weightDecay: this.o.noDecay?.(p) ? 0 : (this.o.weightDecay ?? 0),
         nesterov: this.o.nesterov,
         first: this.stepCount === 0,

@@ -104,7 +104,7 @@ export const vitBench: Command = {
       await addCase(`train ${strategyName(strategy)}`, () => {
         const model = buildVit(config, initialiser(0));
         const trainable = applyStrategy(model, strategy, 10);
-        const opt = new SGD(trainable.map(([, t]) => t), { lr: 1e-3 });
+        const opt = new SGD(trainable.map(([, t]) => t), { lr: 1e-3, momentum: 0.9 });
         return () =>
           tidyAsync(async () => {
             opt.zeroGrad();

@@ -48,6 +48,16 @@ export function strategyName(s: Strategy): string {
   }
 }
 
+// Why `s` cannot be applied to a backbone of `depth` blocks, as "what it expects", or undefined when it can: top-k
+// needs k <= depth; block-pP with the default placement needs p dividing the depth (equal groups of blocks);
+// explicit positions must be blocks of the backbone.
+export function depthProblem(s: Strategy, depth: number): string | undefined {
+  if (s.kind === "top-k" && s.k > depth) return `top-k with k <= depth ${depth}`;
+  if (s.kind === "block" && !s.positions && depth % s.p !== 0) return `block-pP with P dividing depth ${depth}`;
+  if (s.kind === "block" && s.positions?.some((p) => p < 1 || p > depth)) return `block@POS with positions in 1..${depth}`;
+  return undefined;
+}
+
 // PyTorch's nn.Linear initialisation: weight and bias uniform in ±1/sqrt(in).
 export function newHead(width: number, classes: number, seed: number): Linear {
   const rng = new Rng(seed);

@@ -1,17 +1,21 @@
-// The study configuration: which backbone, which data for k-NN (source domain) and fine-tuning (transfer domain),
-// which strategies, learning rates, seeds and training settings. A JSON file is checked completely before any work
-// starts: every unknown key and every wrong type is reported with its key path (`training.steps: expected an
-// integer >= 1, got "100"`), all of them at once.
+// The study configuration, parsed once into typed values: which backbone, which data for k-NN (source domain) and
+// fine-tuning (transfer domain), which strategies (peft/strategy.ts Strategy objects, from here to the report),
+// learning rates, seeds and training settings (train/settings.ts, whole but for each cell's learning rate). A JSON
+// file is checked completely before any work starts: every unknown key and every wrong type is reported with its
+// key path (`training.steps: expected an integer >= 1, got "100"`), all of them at once. Every default is in
+// DEFAULTS; configJson is the canonical JSON form (config.json in a run folder) and studyIdentity what makes two
+// configs the same study.
 //
 // Relative paths (checkpoint, dataset roots, cache folder) are relative to the working directory.
 import { DATASET_NAMES } from "../data/registry.js";
 import { parseClassList } from "../data/subset.js";
-import { parseStrategy, strategyName } from "../peft/strategy.js";
-import type { OptimizerName } from "../train/train.js";
-import type { PretrainSpec } from "../train/pretrain.js";
 import type { DataSpec } from "../data/spec.js";
 import type { TransformKind } from "../data/transforms.js";
 import type { ModelSpec } from "../vit/config.js";
+import { type Strategy, depthProblem, parseStrategy, strategyName } from "../peft/strategy.js";
+import { OPTIMIZERS, type OptimizerName, TRAIN_DEFAULTS, type TrainSettings, runIdentity } from "../train/settings.js";
+import type { PretrainSpec } from "../train/pretrain.js";
+import DEFAULT_STUDY_JSON from "../configs/default.json";
 
 export interface BackboneSpec {
   checkpoint?: string; // a ViT checkpoint file (.pth / .safetensors, timm, DINO or Hugging Face layout)
@@ -29,18 +33,8 @@ export interface KnnSpec {
   batchSize: number; // images per forward pass for features
 }
 
-export interface TrainingSpec {
-  steps: number;
-  batchSize: number;
-  evalEvery: number; // transfer test accuracy every this many steps (and at the end)
-  warmupSteps: number;
-  optimizer: OptimizerName;
-  momentum: number;
-  weightDecay: number;
-  clipNorm?: number;
-  lossEvery: number; // losses are read back (and checked) every this many steps
-  microBatch?: number; // images per forward + backward pass, gradients accumulated; default (and any >= batchSize): one pass
-}
+// A cell's training settings are these with the cell's learning rate.
+export type StudyTraining = Omit<TrainSettings, "lr">;
 
 export interface StudyConfig {
   name: string;
@@ -48,12 +42,27 @@ export interface StudyConfig {
   imageSize?: number; // input resolution of every image; default: the backbone's native size
   knn: KnnSpec;
   transfer: { train: DataSpec; test: DataSpec };
-  strategies: string[]; // full, linear, top-K, lora-rR, block-pP (peft/strategy.ts), canonical names
+  strategies: Strategy[];
   learningRates: number[];
   seeds: number[];
-  training: TrainingSpec;
+  training: StudyTraining;
   selectBy: "transfer" | "mean"; // how the table picks each strategy's learning rate
 }
+
+// Every value a config may leave out.
+export const DEFAULTS = {
+  name: "study",
+  seeds: [0],
+  selectBy: "transfer" as const,
+  knn: { ks: [10, 20, 100, 200], reportK: 20, temperature: 0.07, batchSize: 64 }, // DINO's eval_knn.py, but batchSize
+  training: TRAIN_DEFAULTS,
+  pretrain: { warmupSteps: 0, optimizer: "adamw" as OptimizerName, weightDecay: 0.05, seed: 0, cacheDir: ".cache" },
+  // Each data role's transform: augmentation for training, DINO's k-NN transform for the source domain.
+  transform: { pretrain: "train", knn: "knn", transferTrain: "train", transferTest: "eval" } as Record<string, TransformKind>,
+};
+
+// The embedded default study: configs/default.json, bundled into dist/run.js.
+export const DEFAULT_STUDY = DEFAULT_STUDY_JSON;
 
 // ---- a small checker that collects every error with its key path ----
 
@@ -136,7 +145,6 @@ const PRETRAIN_KEYS = ["model", "data", "steps", "batchSize", "lr", "warmupSteps
 const TRAINING_KEYS = ["steps", "batchSize", "evalEvery", "warmupSteps", "optimizer", "momentum", "weightDecay", "clipNorm", "lossEvery", "microBatch"];
 const TOP_KEYS = ["$comment", "name", "backbone", "imageSize", "knn", "transfer", "strategies", "learningRates", "seeds", "training", "selectBy"];
 const TRANSFORMS: TransformKind[] = ["train", "eval", "knn"];
-const OPTIMIZERS: OptimizerName[] = ["sgd", "adamw"];
 
 function dataSpec(c: Checker, v: unknown, path: string, transform: TransformKind): DataSpec | undefined {
   const o = c.object(v, path, DATA_KEYS);
@@ -179,15 +187,15 @@ function pretrainSpec(c: Checker, v: unknown, path: string): PretrainSpec | unde
   if (!o) return undefined;
   return {
     model: c.required(o, "model", path, (x, p) => modelSpec(c, x, p)),
-    data: c.required(o, "data", path, (x, p) => dataSpec(c, x, p, "train")),
+    data: c.required(o, "data", path, (x, p) => dataSpec(c, x, p, DEFAULTS.transform.pretrain)),
     steps: c.required(o, "steps", path, (x, p) => c.int(x, p, 1)),
     batchSize: c.required(o, "batchSize", path, (x, p) => c.int(x, p, 1)),
     lr: c.required(o, "lr", path, (x, p) => c.positive(x, p)),
-    warmupSteps: c.optional(o, "warmupSteps", path, 0, (x, p) => c.int(x, p, 0)),
-    optimizer: c.optional(o, "optimizer", path, "adamw" as OptimizerName, (x, p) => c.enumeration(x, p, OPTIMIZERS)),
-    weightDecay: c.optional(o, "weightDecay", path, 0.05, (x, p) => c.number(x, p, "a number >= 0", (n) => n >= 0)),
-    seed: c.optional(o, "seed", path, 0, (x, p) => c.int(x, p, 0)),
-    cacheDir: c.optional(o, "cacheDir", path, ".cache", (x, p) => c.string(x, p)),
+    warmupSteps: c.optional(o, "warmupSteps", path, DEFAULTS.pretrain.warmupSteps, (x, p) => c.int(x, p, 0)),
+    optimizer: c.optional(o, "optimizer", path, DEFAULTS.pretrain.optimizer, (x, p) => c.enumeration(x, p, OPTIMIZERS)),
+    weightDecay: c.optional(o, "weightDecay", path, DEFAULTS.pretrain.weightDecay, (x, p) => c.number(x, p, "a number >= 0", (n) => n >= 0)),
+    seed: c.optional(o, "seed", path, DEFAULTS.pretrain.seed, (x, p) => c.int(x, p, 0)),
+    cacheDir: c.optional(o, "cacheDir", path, DEFAULTS.pretrain.cacheDir, (x, p) => c.string(x, p)),
     microBatch: c.optional(o, "microBatch", path, undefined, (x, p) => c.int(x, p, 1)),
   } as PretrainSpec;
 }
@@ -209,52 +217,53 @@ function backboneSpec(c: Checker, v: unknown, path: string): BackboneSpec | unde
 function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
   const o = c.object(v, path, ["bank", "queries", "ks", "reportK", "temperature", "batchSize"]);
   if (!o) return undefined;
-  const ks = c.optional(o, "ks", path, [10, 20, 100, 200], (x, p) => c.array(x, p, (y, q) => c.int(y, q, 1)));
-  const reportK = c.optional(o, "reportK", path, 20, (x, p) => c.int(x, p, 1));
+  const ks = c.optional(o, "ks", path, DEFAULTS.knn.ks, (x, p) => c.array(x, p, (y, q) => c.int(y, q, 1)));
+  const reportK = c.optional(o, "reportK", path, DEFAULTS.knn.reportK, (x, p) => c.int(x, p, 1));
   if (ks && reportK !== undefined && !ks.includes(reportK)) c.errors.push(`${path}.reportK: expected one of ks (${ks.join(", ")}), got ${reportK}`);
   return {
-    bank: c.required(o, "bank", path, (x, p) => dataSpec(c, x, p, "knn")),
-    queries: c.required(o, "queries", path, (x, p) => dataSpec(c, x, p, "knn")),
+    bank: c.required(o, "bank", path, (x, p) => dataSpec(c, x, p, DEFAULTS.transform.knn)),
+    queries: c.required(o, "queries", path, (x, p) => dataSpec(c, x, p, DEFAULTS.transform.knn)),
     ks,
     reportK,
-    temperature: c.optional(o, "temperature", path, 0.07, (x, p) => c.positive(x, p)),
-    batchSize: c.optional(o, "batchSize", path, 64, (x, p) => c.int(x, p, 1)),
+    temperature: c.optional(o, "temperature", path, DEFAULTS.knn.temperature, (x, p) => c.positive(x, p)),
+    batchSize: c.optional(o, "batchSize", path, DEFAULTS.knn.batchSize, (x, p) => c.int(x, p, 1)),
   } as KnnSpec;
 }
 
-function trainingSpec(c: Checker, v: unknown, path: string): TrainingSpec | undefined {
+function trainingSpec(c: Checker, v: unknown, path: string): StudyTraining | undefined {
   const o = c.object(v, path, TRAINING_KEYS);
   if (!o) return undefined;
   const t = {
     steps: c.required(o, "steps", path, (x, p) => c.int(x, p, 1)),
     batchSize: c.required(o, "batchSize", path, (x, p) => c.int(x, p, 1)),
     evalEvery: c.required(o, "evalEvery", path, (x, p) => c.int(x, p, 1)),
-    warmupSteps: c.optional(o, "warmupSteps", path, 0, (x, p) => c.int(x, p, 0)),
-    optimizer: c.optional(o, "optimizer", path, "sgd" as OptimizerName, (x, p) => c.enumeration(x, p, OPTIMIZERS)),
-    momentum: c.optional(o, "momentum", path, 0.9, (x, p) => c.number(x, p, "a number in [0, 1)", (n) => n >= 0 && n < 1)),
-    weightDecay: c.optional(o, "weightDecay", path, 0, (x, p) => c.number(x, p, "a number >= 0", (n) => n >= 0)),
+    warmupSteps: c.optional(o, "warmupSteps", path, DEFAULTS.training.warmupSteps, (x, p) => c.int(x, p, 0)),
+    optimizer: c.optional(o, "optimizer", path, DEFAULTS.training.optimizer, (x, p) => c.enumeration(x, p, OPTIMIZERS)),
+    momentum: c.optional(o, "momentum", path, DEFAULTS.training.momentum, (x, p) => c.number(x, p, "a number in [0, 1)", (n) => n >= 0 && n < 1)),
+    weightDecay: c.optional(o, "weightDecay", path, DEFAULTS.training.weightDecay, (x, p) => c.number(x, p, "a number >= 0", (n) => n >= 0)),
     clipNorm: c.optional(o, "clipNorm", path, undefined, (x, p) => c.positive(x, p)),
-    lossEvery: c.optional(o, "lossEvery", path, 10, (x, p) => c.int(x, p, 1)),
+    lossEvery: c.optional(o, "lossEvery", path, DEFAULTS.training.lossEvery, (x, p) => c.int(x, p, 1)),
     // Absent stays absent (not batchSize), so the run folder's config.json of earlier runs still matches.
     microBatch: c.optional(o, "microBatch", path, undefined, (x, p) => c.int(x, p, 1)),
   };
   if (t.steps !== undefined && t.warmupSteps !== undefined && t.warmupSteps >= t.steps) {
     c.errors.push(`${path}.warmupSteps: expected fewer than steps (${t.steps}), got ${t.warmupSteps}`);
   }
-  return t as TrainingSpec;
+  return t as StudyTraining;
 }
 
-function strategy(c: Checker, v: unknown, path: string, depth: number | undefined): string | undefined {
+// A strategy; with the pre-training's depth known, one that fits it (a checkpoint's depth is checked once loaded).
+function strategy(c: Checker, v: unknown, path: string, depth: number | undefined): Strategy | undefined {
   const text = c.string(v, path);
   if (text === undefined) return undefined;
+  let s: Strategy;
   try {
-    const s = parseStrategy(text);
-    if (depth !== undefined && s.kind === "top-k" && s.k > depth) return c.fail(path, `top-k with k <= depth ${depth}`, text);
-    if (depth !== undefined && s.kind === "block" && !s.positions && depth % s.p !== 0) return c.fail(path, `block-pP with P dividing depth ${depth}`, text);
-    return strategyName(s);
+    s = parseStrategy(text);
   } catch {
     return c.fail(path, "a strategy: full, linear, top-K, lora-rR, block-pP or block@POS[,POS]", text);
   }
+  const problem = depth === undefined ? undefined : depthProblem(s, depth);
+  return problem ? c.fail(path, problem, text) : s;
 }
 
 // Checks a parsed JSON value and fills in defaults; throws a ConfigError listing every problem.
@@ -262,7 +271,7 @@ export function parseStudyConfig(json: unknown, source = "config"): StudyConfig 
   const c = new Checker();
   const o = c.object(json, "", TOP_KEYS);
   if (!o) throw new ConfigError(`${source}: expected a JSON object at the top level, got ${describe(json)}`);
-  const name = c.optional(o, "name", "", "study", (x, p) => {
+  const name = c.optional(o, "name", "", DEFAULTS.name, (x, p) => {
     const v = c.string(x, p);
     // It names the default run folder, runs/<name>.
     return v === undefined || /^[\w.-]+$/.test(v) ? v : c.fail(p, "a name of letters, digits, '.', '_' and '-'", v);
@@ -278,72 +287,35 @@ export function parseStudyConfig(json: unknown, source = "config"): StudyConfig 
       const t = c.object(x, p, ["train", "test"]);
       if (!t) return undefined;
       return {
-        train: c.required(t, "train", p, (y, q) => dataSpec(c, y, q, "train")),
-        test: c.required(t, "test", p, (y, q) => dataSpec(c, y, q, "eval")),
+        train: c.required(t, "train", p, (y, q) => dataSpec(c, y, q, DEFAULTS.transform.transferTrain)),
+        test: c.required(t, "test", p, (y, q) => dataSpec(c, y, q, DEFAULTS.transform.transferTest)),
       };
     }),
     strategies: c.required(o, "strategies", "", (x, p) => c.array(x, p, (y, q) => strategy(c, y, q, depth))),
     learningRates: c.required(o, "learningRates", "", (x, p) => c.array(x, p, (y, q) => c.positive(y, q))),
-    seeds: c.optional(o, "seeds", "", [0], (x, p) => c.array(x, p, (y, q) => c.int(y, q, 0))),
+    seeds: c.optional(o, "seeds", "", DEFAULTS.seeds, (x, p) => c.array(x, p, (y, q) => c.int(y, q, 0))),
     training: c.required(o, "training", "", (x, p) => trainingSpec(c, x, p)),
-    selectBy: c.optional(o, "selectBy", "", "transfer" as const, (x, p) => c.enumeration(x, p, ["transfer", "mean"] as const)),
+    selectBy: c.optional(o, "selectBy", "", DEFAULTS.selectBy, (x, p) => c.enumeration(x, p, ["transfer", "mean"] as const)),
   };
-  for (const key of ["strategies", "learningRates", "seeds"] as const) {
-    const list = config[key] as unknown[] | undefined;
+  const distinct: Record<string, unknown[] | undefined> = {
+    strategies: config.strategies?.map(strategyName),
+    learningRates: config.learningRates,
+    seeds: config.seeds,
+  };
+  for (const [key, list] of Object.entries(distinct)) {
     if (list && new Set(list).size !== list.length) c.errors.push(`${key}: expected distinct values, got [${list.join(", ")}]`);
   }
   if (c.errors.length > 0) throw new ConfigError(`${source}: ${c.errors.length} problem${c.errors.length > 1 ? "s" : ""}:\n  ${c.errors.join("\n  ")}`);
   return config as StudyConfig;
 }
 
-// The config as a run folder's identity (eval/experiment.ts refuses a folder of another one): all of it but
-// training.microBatch and backbone.pretrain.microBatch, which change only how a step's gradient is summed (float
-// rounding), so a run stopped by a binding-size error can go on with a smaller one.
-export function studyIdentity(config: StudyConfig): string {
-  const { microBatch: _, ...training } = config.training;
-  let backbone = config.backbone;
-  if (backbone.pretrain) {
-    const { microBatch: _passes, ...pretrain } = backbone.pretrain;
-    backbone = { ...backbone, pretrain };
-  }
-  return JSON.stringify({ ...config, backbone, training });
+// The canonical JSON form of a config (a run folder's config.json, results.json): strategies by name.
+export function configJson(config: StudyConfig): Record<string, unknown> {
+  return { ...config, strategies: config.strategies.map(strategyName) };
 }
 
-// The embedded default study (also in configs/default.json, which a test keeps identical): Fashion-MNIST split in
-// two domains, classes 0-4 (source: a small ViT pre-trained on them, the k-NN bank and queries) and classes 5-9
-// (transfer, relabelled 0-4). Sized to finish in under 10 minutes on a 2-core CPU through lavapipe.
-export const DEFAULT_STUDY = {
-  $comment: "The default forgetting study: source = Fashion-MNIST classes 0-4, transfer = classes 5-9. Sized for a 2-core CPU.",
-  name: "fashion-mnist-split",
-  backbone: {
-    pretrain: {
-      model: { imageSize: 28, patchSize: 7, width: 64, depth: 4, heads: 2, mlpHidden: 256 },
-      data: { dataset: "fashion-mnist", split: "train", classes: "0-4", transform: "eval" },
-      steps: 160,
-      batchSize: 64,
-      lr: 0.0015,
-      warmupSteps: 16,
-      optimizer: "adamw",
-      weightDecay: 0.05,
-      seed: 0,
-      cacheDir: ".cache",
-    },
-  },
-  knn: {
-    bank: { dataset: "fashion-mnist", split: "train", classes: "0-4", perClass: 150, transform: "eval" },
-    queries: { dataset: "fashion-mnist", split: "test", classes: "0-4", perClass: 60, transform: "eval" },
-    ks: [10, 20],
-    reportK: 20,
-    temperature: 0.07,
-    batchSize: 128,
-  },
-  transfer: {
-    train: { dataset: "fashion-mnist", split: "train", classes: "5-9", perClass: 400, transform: "eval" },
-    test: { dataset: "fashion-mnist", split: "test", classes: "5-9", perClass: 100, transform: "eval" },
-  },
-  strategies: ["full", "top-1", "linear", "lora-r4", "block-p1"],
-  learningRates: [0.05, 0.01],
-  seeds: [0],
-  training: { steps: 60, batchSize: 32, evalEvery: 30, warmupSteps: 6, optimizer: "sgd", momentum: 0.9, weightDecay: 0, lossEvery: 10 },
-  selectBy: "transfer",
-};
+// What makes two configs the same study, so that a run folder refuses another one: the canonical JSON under
+// runIdentity's rule (training.microBatch and backbone.pretrain.microBatch may change).
+export function studyIdentity(config: StudyConfig): string {
+  return runIdentity(configJson(config));
+}

@@ -6,7 +6,8 @@
 import { join } from "node:path";
 import sharp from "sharp";
 import type { DatasetIdentity } from "../data/dataset.js";
-import type { StudyConfig } from "./config.js";
+import { type StudyConfig, configJson } from "./config.js";
+import { type Strategy, strategyName } from "../peft/strategy.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { meanStd } from "../util/stats.js";
 
@@ -19,7 +20,7 @@ export interface BaselineResult {
 
 export interface CellResult {
   id: string;
-  strategy: string;
+  strategy: string; // its name (strategyName): result.json is a file format
   lr: number;
   seed: number;
   trainableParams: number; // elements of the tensors actually trained (head included)
@@ -37,7 +38,7 @@ export interface CellResult {
 
 // One strategy at its chosen learning rate, averaged over seeds.
 export interface TableRow {
-  strategy: string;
+  strategy: Strategy;
   lr: number;
   seeds: number;
   trainableParams: number;
@@ -72,9 +73,10 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, cells: 
   const k = String(config.knn.reportK);
   const table: TableRow[] = [];
   for (const strategy of config.strategies) {
+    const name = strategyName(strategy);
     let best: TableRow | undefined;
     for (const lr of config.learningRates) {
-      const group = cells.filter((c) => c.strategy === strategy && c.lr === lr);
+      const group = cells.filter((c) => c.strategy === name && c.lr === lr);
       if (group.length === 0) continue;
       const [transfer, transferStd] = meanStd(group.map((c) => c.transferAccuracy));
       const [knn, knnStd] = meanStd(group.map((c) => c.knn[k].top1));
@@ -133,7 +135,7 @@ export function tableMarkdown(r: StudyResults): string {
   ];
   for (const row of r.table) {
     lines.push(
-      `| ${row.strategy} | ${formatCount(row.trainableParams)} | ${pct(row.transfer, row.transferStd, row.seeds)} | ${pct(row.knn, row.knnStd, row.seeds)} | ${row.mean.toFixed(2)} | ${row.lr} |`,
+      `| ${strategyName(row.strategy)} | ${formatCount(row.trainableParams)} | ${pct(row.transfer, row.transferStd, row.seeds)} | ${pct(row.knn, row.knnStd, row.seeds)} | ${row.mean.toFixed(2)} | ${row.lr} |`,
     );
   }
   const d = r.notes.data;
@@ -153,17 +155,16 @@ export function tableMarkdown(r: StudyResults): string {
 
 // ---- Figure 2 ----
 
-const FAMILY_COLORS: [RegExp, string, string][] = [
-  [/^full$/, "#d62728", "full fine-tuning"],
-  [/^top-/, "#ff7f0e", "top-k blocks"],
-  [/^linear$/, "#7f7f7f", "linear probing"],
-  [/^lora/, "#1f77b4", "LoRA"],
-  [/^block/, "#2ca02c", "Block Expansion"],
-];
+const FAMILIES: Record<Strategy["kind"], { color: string; name: string }> = {
+  full: { color: "#d62728", name: "full fine-tuning" },
+  "top-k": { color: "#ff7f0e", name: "top-k blocks" },
+  linear: { color: "#7f7f7f", name: "linear probing" },
+  lora: { color: "#1f77b4", name: "LoRA" },
+  block: { color: "#2ca02c", name: "Block Expansion" },
+};
 
-function family(strategy: string): { color: string; name: string } {
-  const f = FAMILY_COLORS.find(([re]) => re.test(strategy));
-  return f ? { color: f[1], name: f[2] } : { color: "#9467bd", name: "other" };
+function family(strategy: Strategy): { color: string; name: string } {
+  return FAMILIES[strategy.kind];
 }
 
 // Round tick steps (1, 2, 5 x 10^n) covering [lo, hi] with about `count` ticks.
@@ -238,7 +239,8 @@ export function figureSvg(r: StudyResults): string {
   for (const row of [...r.table].sort((a, b) => b.knn - a.knn)) {
     const px = X(row.transfer);
     const py = Y(row.knn);
-    const w = 7.2 * row.strategy.length;
+    const label = strategyName(row.strategy);
+    const w = 7.2 * label.length;
     const candidates: [number, number, "start" | "end" | "middle"][] = [
       [px + 10, py + 4, "start"],
       [px - 10, py + 4, "end"],
@@ -252,7 +254,7 @@ export function figureSvg(r: StudyResults): string {
     boxes.push(boxOf(spot));
     // A white halo keeps a label readable where it crosses the reference line or a grid line.
     const halo = `stroke="white" stroke-width="3" paint-order="stroke"`;
-    out.push(`<text x="${spot[0]}" y="${spot[1]}" text-anchor="${spot[2]}" ${font} font-size="12" ${halo}>${escapeXml(row.strategy)}</text>`);
+    out.push(`<text x="${spot[0]}" y="${spot[1]}" text-anchor="${spot[2]}" ${font} font-size="12" ${halo}>${escapeXml(label)}</text>`);
   }
   // Legend: the strategy families present, and the reference line.
   const lx = m.left + pw + 16;
@@ -272,6 +274,11 @@ export function figureSvg(r: StudyResults): string {
   return out.join("\n") + "\n";
 }
 
+// results.json: everything, with strategies by name.
+export function resultsJson(r: StudyResults): Record<string, unknown> {
+  return { ...r, table: r.table.map((row) => ({ ...row, strategy: strategyName(row.strategy) })), config: configJson(r.config) };
+}
+
 // Writes every report file into `out`; returns their paths.
 export async function writeReport(out: string, r: StudyResults): Promise<string[]> {
   const svg = figureSvg(r);
@@ -283,7 +290,7 @@ export async function writeReport(out: string, r: StudyResults): Promise<string[
     ["figure2.png", png],
   ];
   const paths: string[] = [join(out, "results.json")];
-  await writeJsonAtomic(paths[0], r);
+  await writeJsonAtomic(paths[0], resultsJson(r));
   for (const [name, data] of files) {
     await writeFileAtomic(join(out, name), data);
     paths.push(join(out, name));

@@ -5,12 +5,12 @@
 // measured once, as the reference.
 //
 // Run folder:
-//   config.json           the checked config; a rerun with another config is refused (force starts over);
-//                         training.microBatch aside, which only splits each step into passes
+//   config.json           the checked config (configJson); a rerun with another config is refused (force starts
+//                         over); the microBatch settings aside, which only split each step into passes
 //   backbone.json         where the backbone came from (checkpoint, or pre-training hash and time)
 //   baseline.json         the original backbone's k-NN accuracy
-//   cells/<id>/           one per cell: train checkpoints and metrics (eval/train.ts), result.json when finished
-//   results.json, results.csv, table.md, figure2.svg, figure2.png   (eval/report.ts)
+//   cells/<id>/           one per cell: train checkpoints and metrics (train/train.ts), result.json when finished
+//   results.json, results.csv, table.md, figure2.svg, figure2.png   (study/report.ts)
 // Every file is written atomically. A cell whose result.json exists is skipped on rerun; an unfinished one resumes
 // from its last training checkpoint. So a killed study, rerun with the same command, finishes only what is left.
 import { existsSync } from "node:fs";
@@ -22,14 +22,15 @@ import { type DataSpec, openData } from "../data/spec.js";
 import { Transform } from "../data/transforms.js";
 import { loadVit } from "../vit/load.js";
 import type { VisionTransformer } from "../vit/model.js";
-import { applyStrategy, countParameters, parseStrategy } from "../peft/strategy.js";
+import { type Strategy, applyStrategy, countParameters, depthProblem, strategyName } from "../peft/strategy.js";
 import { countFor } from "../peft/count.js";
 import { extractFeatures } from "../eval/features.js";
 import { knnClassify } from "../eval/knn.js";
 import { evaluateAccuracy } from "../eval/accuracy.js";
-import { type StudyConfig, studyIdentity } from "./config.js";
+import { type StudyConfig, configJson, parseStudyConfig, studyIdentity } from "./config.js";
 import { pretrain } from "../train/pretrain.js";
-import { loadTrainable, train } from "../train/train.js";
+import { PassTooLargeError, train } from "../train/train.js";
+import { loadTrainable } from "../train/checkpoint.js";
 import type { ProgressStream } from "../train/progress.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { type BaselineResult, type CellResult, type KnnScores, type StudyResults, summarize, writeReport } from "./report.js";
@@ -54,7 +55,7 @@ export interface ExperimentResult {
 
 export interface Cell {
   id: string; // file-name safe: "lora-r8_lr0.01_s0"
-  strategy: string;
+  strategy: Strategy;
   lr: number;
   seed: number;
 }
@@ -62,8 +63,9 @@ export interface Cell {
 export function cellsOf(config: StudyConfig): Cell[] {
   const cells: Cell[] = [];
   for (const strategy of config.strategies) {
+    const name = strategyName(strategy).replace(/[@,]/g, "_");
     for (const lr of config.learningRates) {
-      for (const seed of config.seeds) cells.push({ id: `${strategy.replace(/[@,]/g, "_")}_lr${lr}_s${seed}`, strategy, lr, seed });
+      for (const seed of config.seeds) cells.push({ id: `${name}_lr${lr}_s${seed}`, strategy, lr, seed });
     }
   }
   return cells;
@@ -140,7 +142,7 @@ async function knnScores(model: VisionTransformer, config: StudyConfig, data: St
   return { scores, seconds: (performance.now() - started) / 1000 };
 }
 
-async function readJson<T>(path: string): Promise<T> {
+async function readJson<T = unknown>(path: string): Promise<T> {
   return JSON.parse(await readFile(path, "utf8")) as T;
 }
 
@@ -149,7 +151,12 @@ async function claimFolder(out: string, config: StudyConfig, force: boolean, log
   const path = join(out, "config.json");
   const now = studyIdentity(config);
   if (existsSync(path)) {
-    const before = studyIdentity(await readJson<StudyConfig>(path));
+    let before: string;
+    try {
+      before = studyIdentity(parseStudyConfig(await readJson(path), path));
+    } catch (e) {
+      before = `unreadable: ${(e as Error).message}`;
+    }
     if (before !== now) {
       if (!force) throw new Error(`experiment: ${out} holds a run of another config (${path}); use --force to discard it, or choose another --out`);
     }
@@ -160,7 +167,14 @@ async function claimFolder(out: string, config: StudyConfig, force: boolean, log
       }
     }
   }
-  await writeJsonAtomic(path, config);
+  await writeJsonAtomic(path, configJson(config));
+}
+
+// A pass that outgrew a storage binding, named by the config key that sets its size (the trainer knows no keys);
+// any other error as it is.
+export function passTooLarge(e: unknown, key: string): unknown {
+  if (!(e instanceof PassTooLargeError)) return e;
+  return new Error(`${e.message} (a smaller ${key}, now ${e.microBatch}, keeps each pass's tensors within one binding)`, { cause: e });
 }
 
 export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResult> {
@@ -178,7 +192,9 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   if (config.backbone.pretrain) {
     const spec = config.backbone.pretrain;
     log(`backbone: supervised pre-training on ${data.pretrain!.identity.name} (${data.pretrain!.identity.subset ?? "all"}), a stand-in for DINO's self-supervised pre-training`);
-    const p = await pretrain(spec, data.pretrain!, o.progress);
+    const p = await pretrain(spec, data.pretrain!, o.progress).catch((e) => {
+      throw passTooLarge(e, "backbone.pretrain.microBatch");
+    });
     log(p.cached ? `backbone: cached ${p.path}` : `backbone: pre-trained in ${p.seconds.toFixed(1)} s, final loss ${p.finalLoss?.toFixed(4)}, saved ${p.path}`);
     backbonePath = p.path;
     heads = spec.model.heads;
@@ -197,9 +213,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const size = config.imageSize ?? vit.imageSize;
   const classes = data.transferTrain.classes.length;
   for (const [i, s] of config.strategies.entries()) {
-    const st = parseStrategy(s);
-    if (st.kind === "top-k" && st.k > vit.depth) throw new Error(`experiment: strategies[${i}]: expected top-k with k <= the backbone's depth ${vit.depth}, got ${s}`);
-    if (st.kind === "block" && !st.positions && vit.depth % st.p !== 0) throw new Error(`experiment: strategies[${i}]: expected p dividing the backbone's depth ${vit.depth}, got ${s}`);
+    const problem = depthProblem(s, vit.depth);
+    if (problem) throw new Error(`experiment: strategies[${i}]: expected ${problem} (the backbone's), got ${strategyName(s)}`);
   }
   const baselinePath = join(out, "baseline.json");
   if (!existsSync(baselinePath)) {
@@ -223,7 +238,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
       continue;
     }
     if (o.maxCells !== undefined && ran.length >= o.maxCells) break;
-    log(`cell ${i + 1}/${cells.length}: ${cell.strategy}, lr ${cell.lr}, seed ${cell.seed}`);
+    log(`cell ${i + 1}/${cells.length}: ${strategyName(cell.strategy)}, lr ${cell.lr}, seed ${cell.seed}`);
     const result = await runCell(cell, { config, data, dir, size, classes, load, progress: o.progress });
     await writeJsonAtomic(resultPath, result);
     log(`  transfer ${result.transferAccuracy.toFixed(2)}% (best at step ${result.bestStep}), source k-NN ${result.knn[config.knn.reportK].top1.toFixed(2)}%, ${result.trainSeconds.toFixed(1)} s training`);
@@ -257,40 +272,33 @@ interface CellContext {
 
 async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
   const { config, data, size } = c;
-  const t = config.training;
+  const settings = { ...config.training, lr: cell.lr };
   const model = await c.load();
-  const parsed = parseStrategy(cell.strategy);
-  const strategy = parsed.kind === "lora" ? { ...parsed, seed: cell.seed } : parsed;
+  const strategy = cell.strategy.kind === "lora" ? { ...cell.strategy, seed: cell.seed } : cell.strategy;
+  const name = strategyName(cell.strategy);
   const counts = countFor({ ...model.config, classes: c.classes }, strategy);
   const trainable = applyStrategy(model, strategy, c.classes, cell.seed);
   try {
     const loader = (ds: Dataset, spec: DataSpec, shuffle: boolean) =>
-      new Loader(ds, new Transform({ kind: spec.transform, size }), { batchSize: t.batchSize, shuffle, seed: cell.seed, dropLast: shuffle });
+      new Loader(ds, new Transform({ kind: spec.transform, size }), { batchSize: settings.batchSize, shuffle, seed: cell.seed, dropLast: shuffle });
     const testLoader = loader(data.transferTest, config.transfer.test, false);
     const result = await train({
       model,
       trainable,
       train: loader(data.transferTrain, config.transfer.train, true),
+      settings,
       evaluate: () => evaluateAccuracy(model, testLoader),
       dir: c.dir,
-      steps: t.steps,
-      lr: cell.lr,
-      warmupSteps: t.warmupSteps,
-      optimizer: t.optimizer,
-      momentum: t.momentum,
-      weightDecay: t.weightDecay,
-      clipNorm: t.clipNorm,
-      evalEvery: t.evalEvery,
-      lossEvery: t.lossEvery,
-      microBatch: t.microBatch,
-      progress: c.progress && { stream: c.progress, label: `${cell.strategy} lr ${cell.lr}` },
+      progress: c.progress && { stream: c.progress, label: `${name} lr ${cell.lr}` },
+    }).catch((e) => {
+      throw passTooLarge(e, "training.microBatch");
     });
     // The backbone of the best checkpoint (by transfer accuracy) is the one whose forgetting is measured.
     await loadTrainable(result.bestPath, trainable);
     const knn = await knnScores(model, config, data, size);
     return {
       id: cell.id,
-      strategy: cell.strategy,
+      strategy: name,
       lr: cell.lr,
       seed: cell.seed,
       trainableParams: countParameters(trainable),

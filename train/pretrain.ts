@@ -19,7 +19,7 @@ import { saveVit } from "../vit/load.js";
 import { applyStrategy } from "../peft/strategy.js";
 import type { DataSpec } from "../data/spec.js";
 import type { ModelSpec } from "../vit/config.js";
-import type { OptimizerName } from "./train.js";
+import { type OptimizerName, type TrainSettings, TRAIN_DEFAULTS, runIdentity } from "./settings.js";
 import type { ProgressStream } from "./progress.js";
 import { train } from "./train.js";
 
@@ -48,15 +48,27 @@ export interface PretrainResult {
   finalLoss: number | null; // null when cached
 }
 
+// The cache key: the procedure's version, the settings (not where the cache lives, and not the data spec but the
+// identity of the data it selected) and runIdentity's rule.
 export function pretrainHash(spec: PretrainSpec, data: Dataset): string {
-  // Not microBatch: it changes only how each step's gradient is summed (float rounding), as for training.microBatch.
-  const { cacheDir: _where, data: _spec, microBatch: _passes, ...settings } = spec;
-  const key = JSON.stringify({ version: VERSION, settings, data: data.identity.hash });
+  const { cacheDir: _where, data: _spec, ...settings } = spec;
+  const key = runIdentity({ version: VERSION, settings, data: data.identity.hash });
   return createHash("sha256").update(key).digest("hex").slice(0, 16);
 }
 
-export function pretrainPath(spec: PretrainSpec, data: Dataset): string {
-  return resolve(join(spec.cacheDir, "pretrain", pretrainHash(spec, data), "backbone.safetensors"));
+// How the backbone trains: the spec's settings, the trainer's defaults for the rest.
+function trainSettings(spec: PretrainSpec): TrainSettings {
+  return {
+    ...TRAIN_DEFAULTS,
+    steps: spec.steps,
+    batchSize: spec.batchSize,
+    lr: spec.lr,
+    warmupSteps: spec.warmupSteps,
+    optimizer: spec.optimizer,
+    weightDecay: spec.weightDecay,
+    evalEvery: Math.max(1, Math.ceil(spec.steps / 5)), // checkpoints for resuming; there is no test set here
+    microBatch: spec.microBatch,
+  };
 }
 
 // data: the source-domain training set, opened from spec.data.
@@ -81,21 +93,14 @@ export async function pretrain(spec: PretrainSpec, data: Dataset, progress?: Pro
       model,
       trainable,
       train: loader,
+      settings: trainSettings(spec),
       dir: join(dir, "train"),
-      steps: spec.steps,
-      lr: spec.lr,
-      warmupSteps: spec.warmupSteps,
-      optimizer: spec.optimizer,
-      weightDecay: spec.weightDecay,
-      evalEvery: Math.max(1, Math.ceil(spec.steps / 5)), // checkpoints for resuming; there is no test set here
-      microBatch: spec.microBatch,
-      microBatchSetting: "backbone.pretrain.microBatch",
       progress: progress && { stream: progress, label: "pre-train" },
     });
     // The backbone only: DINO checkpoints carry no classifier either.
     model.head = undefined;
     model.config = { ...model.config, classes: 0 };
-    await saveVit(model, path, { source: "supervised pre-training (peft-vit-webgpu eval/pretrain.ts)", spec: JSON.stringify(spec), data: data.identity.hash });
+    await saveVit(model, path, { source: "supervised pre-training (peft-vit-webgpu)", spec: JSON.stringify(spec), data: data.identity.hash });
     return { path, cached: false, hash, seconds: (performance.now() - started) / 1000, finalLoss: result.finalLoss };
   } finally {
     for (const [, t] of trainable) t.dispose();

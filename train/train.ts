@@ -1,11 +1,10 @@
-// The fine-tuning loop: cross-entropy on the transfer data with a linear head, SGD with momentum (default, as
-// the paper) or AdamW, linear warm-up then cosine decay, evaluation on the transfer test set every `evalEvery`
-// steps, the best checkpoint by transfer accuracy and the last one, per-step metrics, progress, resume.
+// The training loop: cross-entropy through the model's linear head, SGD with momentum or AdamW, linear warm-up then
+// cosine decay, an evaluation every `evalEvery` steps (the caller's `evaluate`: transfer accuracy in a study), the
+// best checkpoint by that score and the last one, per-step metrics, progress, resume. Settings come whole, as
+// TrainSettings (train/settings.ts).
 //
 // Files in `dir` (all written atomically, see util/atomic.ts and vit/safetensors.ts):
-//   last.safetensors   trainable tensors + optimiser state (`optimizer.<param>.<slot>`); metadata: step, best so
-//                      far, optimiser step count, loader position, and a fingerprint of the settings
-//   best.safetensors   trainable tensors at the best evaluation; metadata: step, accuracy
+//   last.safetensors, best.safetensors   see train/checkpoint.ts
 //   metrics.csv/json   one row per step: step, loss, lr, accuracy (where evaluated), images/s
 // Checkpoints and metrics are written after each evaluation and at the end; resuming continues from last's step
 // with the loader at the same position, so a resumed run computes exactly what an uninterrupted one does.
@@ -24,36 +23,26 @@ import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Tensor, tidy, tidyAsync } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
+import { backward } from "../autograd/tape.js";
 import { AdamW, SGD, type Optimizer, clipGradNorm } from "../autograd/optim.js";
 import type { VisionTransformer } from "../vit/model.js";
-import { readSafetensors, readSafetensorsHeader, writeSafetensors, type F32Tensor } from "../vit/safetensors.js";
+import { type F32Tensor, readSafetensorsHeader, writeSafetensors } from "../vit/safetensors.js";
 import type { Batch, Loader } from "../data/loader.js";
 import { type Schedule, checkSchedule, learningRate } from "./schedule.js";
 import { Progress, type ProgressStream } from "./progress.js";
+import { FORMAT, NonFiniteError, fingerprint, loadTrainable, snapshot } from "./checkpoint.js";
+import type { TrainSettings } from "./settings.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
-import { backward } from "../autograd/tape.js";
-
-export type OptimizerName = "sgd" | "adamw";
 
 export interface TrainOptions {
   model: VisionTransformer; // with a head for the training labels' classes
   trainable: [string, Tensor][]; // the tensors to update, named (applyStrategy's result)
-  train: Loader; // training batches, visited epoch after epoch; (B, 3, S, S) images
+  train: Loader; // training batches of settings.batchSize, visited epoch after epoch; (B, 3, S, S) images
+  settings: TrainSettings;
   // The score of the model as it is (percent, higher is better: eval/accuracy.ts on the transfer test set), every
   // `evalEvery` steps and at the end; the best-scoring step is saved as best. Without it best = last.
   evaluate?: () => Promise<number>;
   dir: string; // checkpoints and metrics
-  steps: number;
-  lr: number; // peak learning rate
-  warmupSteps?: number; // default 0
-  optimizer?: OptimizerName; // default sgd
-  momentum?: number; // SGD, default 0.9
-  weightDecay?: number; // default 0 for SGD, 0.01 for AdamW (PyTorch's defaults)
-  clipNorm?: number; // clip the global gradient norm to this
-  evalEvery?: number; // default: only at the end
-  lossEvery?: number; // read the losses back every this many steps (default 10)
-  microBatch?: number; // images per forward + backward pass, gradients accumulated over the batch (default: the whole batch)
-  microBatchSetting?: string; // the config key that sets microBatch, named when a pass outgrows a binding (default training.microBatch)
   resume?: boolean; // default true: continue from dir/last.safetensors when it exists
   progress?: { stream: ProgressStream; label: string };
   onStep?: (step: number) => void | Promise<void>; // after each completed step (tests interrupt runs with it)
@@ -81,35 +70,29 @@ export interface TrainResult {
   metrics: MetricRow[];
 }
 
-const FORMAT = "peft-vit-webgpu/train-checkpoint/1";
-
-// What must match for a checkpoint to be resumed: everything that changes the trajectory. Not microBatch: it
-// changes only how a step's gradient is summed (float rounding), so a run may resume with another one.
-function fingerprint(o: TrainOptions): string {
-  return JSON.stringify({
-    steps: o.steps,
-    lr: o.lr,
-    warmup: o.warmupSteps ?? 0,
-    optimizer: o.optimizer ?? "sgd",
-    momentum: o.momentum ?? 0.9,
-    weightDecay: o.weightDecay ?? null,
-    clipNorm: o.clipNorm ?? null,
-    batch: o.train.batchSize,
-    seed: o.train.seed,
-    data: o.train.dataset.identity.hash,
-    trainable: o.trainable.map(([n, t]) => `${n}:${t.shape.join("x")}`),
-  });
+// A pass of `microBatch` images that outgrew one storage binding. The caller, which knows where microBatch was
+// set (a config key), adds the way out to the message.
+export class PassTooLargeError extends Error {
+  constructor(
+    message: string,
+    readonly microBatch: number, // the images per pass that failed
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
 }
 
 function checkOptions(o: TrainOptions): void {
+  const s = o.settings;
   const posInt = (v: number | undefined, what: string) => {
     if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new Error(`train: expected ${what} to be an integer >= 1, got ${v}`);
   };
-  posInt(o.steps, "steps");
-  posInt(o.evalEvery, "evalEvery");
-  posInt(o.lossEvery, "lossEvery");
-  posInt(o.microBatch, "microBatch");
-  checkSchedule({ base: o.lr, warmup: o.warmupSteps ?? 0, total: o.steps });
+  posInt(s.steps, "steps");
+  posInt(s.evalEvery, "evalEvery");
+  posInt(s.lossEvery, "lossEvery");
+  posInt(s.microBatch, "microBatch");
+  checkSchedule({ base: s.lr, warmup: s.warmupSteps, total: s.steps });
+  if (o.train.batchSize !== s.batchSize) throw new Error(`train: expected a loader of batch size ${s.batchSize}, got ${o.train.batchSize}`);
   if (o.trainable.length === 0) throw new Error("train: expected at least one trainable tensor, got none");
   if (o.train.batchesPerEpoch === 0) {
     throw new Error(`train: expected at least one batch per epoch, got ${o.train.dataset.length} images for batch size ${o.train.batchSize} with dropLast`);
@@ -117,10 +100,9 @@ function checkOptions(o: TrainOptions): void {
   if (!o.model.head) throw new Error("train: expected a model with a head (apply a strategy first)");
 }
 
-function makeOptimizer(o: TrainOptions): Optimizer {
-  const params = o.trainable.map(([, t]) => t);
-  if ((o.optimizer ?? "sgd") === "sgd") return new SGD(params, { lr: o.lr, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 0 });
-  return new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay ?? 0.01 });
+function makeOptimizer(params: Tensor[], s: TrainSettings): Optimizer {
+  if (s.optimizer === "sgd") return new SGD(params, { lr: s.lr, momentum: s.momentum, weightDecay: s.weightDecay });
+  return new AdamW(params, { lr: s.lr, weightDecay: s.weightDecay });
 }
 
 // Batches from `step` on: epoch after epoch of the loader, skipping what earlier steps consumed.
@@ -165,32 +147,6 @@ function lossAndGradients(model: VisionTransformer, b: Batch, size: number, micr
   return total!;
 }
 
-// Reads every tensor back, refusing non-finite values (they would poison the checkpoint).
-async function snapshot(tensors: [string, Tensor][], step: number): Promise<Map<string, F32Tensor>> {
-  const out = new Map<string, F32Tensor>();
-  for (const [name, t] of tensors) {
-    const data = await t.data();
-    const bad = data.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) throw new NonFiniteError(`${name}[${bad}] = ${data[bad]} after step ${step}`);
-    out.set(name, { shape: [...t.shape], data });
-  }
-  return out;
-}
-
-class NonFiniteError extends Error {}
-
-// Writes the named tensors of `path` into `tensors` (same names and sizes), e.g. the best checkpoint into a model.
-export async function loadTrainable(path: string, tensors: [string, Tensor][]): Promise<Record<string, string>> {
-  const { tensors: saved, metadata } = await readSafetensors(path);
-  for (const [name, t] of tensors) {
-    const s = saved.get(name);
-    if (!s) throw new Error(`train: ${path}: expected tensor ${name} (${t.shape.join(", ")}), it is missing`);
-    if (s.data.length !== t.size) throw new Error(`train: ${path}: expected ${name} (${t.shape.join(", ")}), got (${s.shape.join(", ")})`);
-    t.write(s.data);
-  }
-  return metadata;
-}
-
 function metricsCsv(rows: MetricRow[]): string {
   const lines = ["step,loss,lr,accuracy,images_per_second"];
   for (const r of rows) lines.push(`${r.step},${r.loss},${r.lr},${r.accuracy ?? ""},${r.imagesPerSecond.toFixed(2)}`);
@@ -201,16 +157,15 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   checkOptions(o);
   const started = performance.now();
   await mkdir(o.dir, { recursive: true });
-  const schedule: Schedule = { base: o.lr, warmup: o.warmupSteps ?? 0, total: o.steps };
-  const evalEvery = o.evalEvery ?? o.steps;
-  const lossEvery = o.lossEvery ?? 10;
+  const s = o.settings;
+  const schedule: Schedule = { base: s.lr, warmup: s.warmupSteps, total: s.steps };
   const size = o.train.transform.size;
-  const microBatch = o.microBatch ?? o.train.batchSize;
+  const microBatch = s.microBatch ?? s.batchSize;
   const lastPath = join(o.dir, "last.safetensors");
   const bestPath = join(o.dir, "best.safetensors");
   const metricsPath = join(o.dir, "metrics.json");
-  const print = fingerprint(o);
-  const opt = makeOptimizer(o);
+  const print = fingerprint(s, o.train, o.trainable);
+  const opt = makeOptimizer(o.trainable.map(([, t]) => t), s);
   const state = [...opt.state()].map(([name, t]): [string, Tensor] => [`optimizer.${name}`, t]);
 
   let step = 0;
@@ -233,7 +188,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   }
   const resumedFrom = step;
 
-  const progress = o.progress && new Progress({ label: o.progress.label, total: o.steps, start: step, stream: o.progress.stream });
+  const progress = o.progress && new Progress({ label: o.progress.label, total: s.steps, start: step, stream: o.progress.stream });
   const pending: { row: MetricRow; loss: Tensor }[] = [];
   let windowStart = performance.now();
   let windowImages = 0;
@@ -294,30 +249,28 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   };
 
   try {
-    if (step < o.steps) {
+    if (step < s.steps) {
       const batches = batchesFrom(o.train, step);
-      for (; step < o.steps; ) {
+      for (; step < s.steps; ) {
         const { value: b } = await batches.next();
         const lr = learningRate(schedule, step);
         opt.lr = lr;
         const loss = await tidyAsync(async () => {
           opt.zeroGrad();
           const l = lossAndGradients(o.model, b!, size, microBatch);
-          opt.step(o.clipNorm !== undefined ? clipGradNorm(opt.params, o.clipNorm).coefficient : undefined);
+          opt.step(s.clipNorm !== undefined ? clipGradNorm(opt.params, s.clipNorm).coefficient : undefined);
           return l;
         }).catch((e: Error) => {
           if (!String(e?.message).includes("maxStorageBufferBindingSize")) throw e;
-          const now = Math.min(microBatch, b!.labels.length);
-          const setting = o.microBatchSetting ?? "training.microBatch";
-          throw new Error(`train: step ${step + 1}: ${e.message} (a smaller ${setting}, now ${now}, keeps each pass's tensors within one binding)`, { cause: e });
+          throw new PassTooLargeError(`train: step ${step + 1}: ${e.message}`, Math.min(microBatch, b!.labels.length), { cause: e });
         });
         step++;
         windowImages += b!.labels.length;
         imagesThisRun += b!.labels.length;
         pending.push({ row: { step, loss: NaN, lr, accuracy: null, imagesPerSecond: 0 }, loss });
-        const evaluate = o.evaluate !== undefined && (step % evalEvery === 0 || step === o.steps);
-        const save = step % evalEvery === 0 || step === o.steps;
-        if (pending.length >= lossEvery || save) await flush();
+        const save = step % s.evalEvery === 0 || step === s.steps;
+        const evaluate = o.evaluate !== undefined && save;
+        if (pending.length >= s.lossEvery || save) await flush();
         if (evaluate) {
           const acc = await o.evaluate!();
           lastAccuracy = acc;
@@ -352,7 +305,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   if (o.evaluate === undefined) best = { step, accuracy: null };
   const last = metrics[metrics.length - 1];
   return {
-    steps: o.steps,
+    steps: s.steps,
     resumedFrom,
     bestStep: best.step,
     bestAccuracy: best.accuracy,

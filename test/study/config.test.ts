@@ -1,7 +1,8 @@
 // Study configs: the shipped ones parse, and bad input is rejected with every problem named by its key path.
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { ConfigError, DEFAULT_STUDY, parseStudyConfig, studyIdentity } from "../../study/config.js";
+import { ConfigError, DEFAULTS, DEFAULT_STUDY, configJson, parseStudyConfig, studyIdentity } from "../../study/config.js";
+import { strategyName } from "../../peft/strategy.js";
 
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
 
@@ -17,13 +18,10 @@ function problems(json: unknown): string {
 }
 
 describe("shipped configs", () => {
-  it("configs/default.json is the embedded default study", () => {
-    expect(JSON.parse(readFileSync("configs/default.json", "utf8"))).toEqual(DEFAULT_STUDY);
-  });
-
-  it("the default study fills in defaults and canonical strategy names", () => {
+  it("the default study parses into strategy objects and fills in defaults", () => {
     const c = parseStudyConfig(DEFAULT_STUDY);
-    expect(c.strategies).toEqual(["full", "top-1", "linear", "lora-r4", "block-p1"]);
+    expect(c.strategies.map(strategyName)).toEqual(["full", "top-1", "linear", "lora-r4", "block-p1"]);
+    expect(c.strategies[3]).toEqual({ kind: "lora", rank: 4 });
     expect(c.knn.bank.classes).toEqual([0, 1, 2, 3, 4]);
     expect(c.transfer.train.classes).toEqual([5, 6, 7, 8, 9]);
     expect(c.backbone.pretrain?.model.depth).toBe(4);
@@ -58,18 +56,57 @@ describe("shipped configs", () => {
     expect(studyIdentity(parseStudyConfig(pre))).toBe(studyIdentity(c));
     expect(studyIdentity(steps)).not.toBe(studyIdentity(c));
     // Earlier runs wrote config.json without the key: absent must stay absent, not become batchSize.
-    expect(JSON.stringify(c)).not.toContain("microBatch");
+    expect(JSON.stringify(configJson(c))).not.toContain("microBatch");
   });
 
   it("configs/paper-cifar100.json holds the paper's protocol", () => {
     const c = parseStudyConfig(JSON.parse(readFileSync("configs/paper-cifar100.json", "utf8")));
     expect(c.learningRates).toEqual([0.05, 0.01, 0.005]);
     expect(c.training).toMatchObject({ steps: 10000, evalEvery: 500, batchSize: 128, optimizer: "sgd", momentum: 0.9 });
-    expect(c.strategies).toEqual(["full", "top-3", "linear", "lora-r4", "lora-r8", "lora-r16", "block-p1", "block-p2", "block-p3", "block-p4"]);
+    expect(c.strategies.map(strategyName)).toEqual(["full", "top-3", "linear", "lora-r4", "lora-r8", "lora-r16", "block-p1", "block-p2", "block-p3", "block-p4"]);
     expect(c.transfer.train.dataset).toBe("cifar100");
     expect(c.knn.bank.dataset).toBe("imagefolder");
     expect(c.knn.reportK).toBe(20);
     expect(c.imageSize).toBe(224);
+  });
+});
+
+describe("defaults and the canonical form", () => {
+  // A config with only the required keys.
+  const minimal = {
+    backbone: { checkpoint: "x.safetensors" },
+    knn: { bank: { dataset: "npy", split: "train" }, queries: { dataset: "npy", split: "test" } },
+    transfer: { train: { dataset: "npy", split: "train" }, test: { dataset: "npy", split: "test" } },
+    strategies: ["LoRA-r8", "top3"],
+    learningRates: [0.1],
+    training: { steps: 10, batchSize: 4, evalEvery: 5 },
+  };
+
+  it("fills every missing value from DEFAULTS", () => {
+    const c = parseStudyConfig(minimal);
+    expect(c.name).toBe(DEFAULTS.name);
+    expect(c.seeds).toEqual(DEFAULTS.seeds);
+    expect(c.selectBy).toBe(DEFAULTS.selectBy);
+    expect(c.knn).toMatchObject(DEFAULTS.knn);
+    expect(c.training).toMatchObject(DEFAULTS.training);
+    expect([c.knn.bank.transform, c.transfer.train.transform, c.transfer.test.transform]).toEqual([
+      DEFAULTS.transform.knn,
+      DEFAULTS.transform.transferTrain,
+      DEFAULTS.transform.transferTest,
+    ]);
+    const model = { imageSize: 8, patchSize: 4, width: 16, depth: 4, heads: 2, mlpHidden: 32 };
+    const pre = parseStudyConfig({ ...minimal, backbone: { pretrain: { model, data: { dataset: "npy", split: "train" }, steps: 1, batchSize: 2, lr: 0.1 } } });
+    expect(pre.backbone.pretrain).toMatchObject(DEFAULTS.pretrain);
+    expect(pre.backbone.pretrain!.data.transform).toBe(DEFAULTS.transform.pretrain);
+  });
+
+  it("writes strategies by their canonical names, and reads its own JSON form back to the same study", () => {
+    const c = parseStudyConfig(minimal);
+    const json = configJson(c);
+    expect(json.strategies).toEqual(["lora-r8", "top-3"]);
+    const again = parseStudyConfig(JSON.parse(JSON.stringify(json)));
+    expect(again).toEqual(c);
+    expect(studyIdentity(again)).toBe(studyIdentity(c));
   });
 });
 

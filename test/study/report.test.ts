@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { DEFAULT_STUDY, parseStudyConfig } from "../../study/config.js";
+import { strategyName } from "../../peft/strategy.js";
 import { type CellResult, figureSvg, formatCount, resultsCsv, summarize, tableMarkdown, writeReport } from "../../study/report.js";
 
 const config = parseStudyConfig({ ...DEFAULT_STUDY, strategies: ["full", "linear"], learningRates: [0.1, 0.01], seeds: [0, 1] });
@@ -45,7 +46,7 @@ const notes = { backbone: "test backbone", data: {}, imageSize: 28 };
 describe("summarize", () => {
   it("picks each strategy's learning rate by seed-averaged transfer accuracy", () => {
     const r = summarize(config, baseline, cells, notes);
-    expect(r.table.map((row) => [row.strategy, row.lr])).toEqual([["full", 0.1], ["linear", 0.1]]);
+    expect(r.table.map((row) => [strategyName(row.strategy), row.lr])).toEqual([["full", 0.1], ["linear", 0.1]]);
     const full = r.table[0];
     expect(full.transfer).toBe(91);
     expect(full.transferStd).toBeCloseTo(Math.SQRT2, 12); // sample std of 90 and 92
@@ -56,11 +57,11 @@ describe("summarize", () => {
 
   it("or by the mean of transfer and source k-NN accuracy", () => {
     const r = summarize({ ...config, selectBy: "mean" }, baseline, cells, notes);
-    expect(r.table.map((row) => [row.strategy, row.lr])).toEqual([["full", 0.01], ["linear", 0.1]]);
+    expect(r.table.map((row) => [strategyName(row.strategy), row.lr])).toEqual([["full", 0.01], ["linear", 0.1]]);
   });
 
   it("leaves out strategies without finished cells", () => {
-    expect(summarize(config, baseline, cells.slice(0, 4), notes).table.map((row) => row.strategy)).toEqual(["full"]);
+    expect(summarize(config, baseline, cells.slice(0, 4), notes).table.map((row) => strategyName(row.strategy))).toEqual(["full"]);
   });
 });
 

@@ -9,7 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
-import { cellsOf, runExperiment } from "../../study/runner.js";
+import { cellsOf, passTooLarge, runExperiment } from "../../study/runner.js";
+import { parseStrategy, strategyName } from "../../peft/strategy.js";
+import { PassTooLargeError } from "../../train/train.js";
 import { readSafetensors } from "../../vit/safetensors.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
@@ -53,13 +55,23 @@ function study(overrides: Record<string, unknown> = {}): StudyConfig {
 
 const lines = async (path: string) => (await readFile(path, "utf8")).trim().split("\n");
 
-describe("a miniature study", () => {
-  const out = () => join(root, "run");
-  const log: string[] = [];
+// The first run of the default miniature study into `folder`, made once and shared by the tests that need it, so
+// that each test also runs alone.
+const out = () => join(root, "run");
+let firstRun: Promise<{ r: Awaited<ReturnType<typeof runExperiment>>; log: string[] }> | undefined;
+function runOnce() {
+  firstRun ??= (async () => {
+    const log: string[] = [];
+    const r = await runExperiment({ config: study(), out: out(), log: (l) => log.push(l) });
+    return { r, log };
+  })();
+  return firstRun;
+}
 
+describe("a miniature study", () => {
   it("runs end to end and writes every output file", async () => {
     const config = study();
-    const r = await runExperiment({ config, out: out(), log: (l) => log.push(l) });
+    const { r, log } = await runOnce();
     const ids = cellsOf(config).map((c) => c.id);
     expect(ids).toEqual(["full_lr0.05_s0", "top-1_lr0.05_s0", "linear_lr0.05_s0", "lora-r2_lr0.05_s0", "block-p1_lr0.05_s0"]);
     expect(r.ran).toEqual(ids);
@@ -68,7 +80,7 @@ describe("a miniature study", () => {
 
     const results = JSON.parse(await readFile(join(out(), "results.json"), "utf8"));
     expect(results.cells.map((c: { id: string }) => c.id)).toEqual(ids);
-    expect(results.table.map((t: { strategy: string }) => t.strategy)).toEqual(config.strategies);
+    expect(results.table.map((t: { strategy: string }) => t.strategy)).toEqual(config.strategies.map(strategyName));
     expect(Object.keys(results.baseline.knn)).toEqual(["3", "5"]);
     for (const c of results.cells) {
       expect(c.transferAccuracy).toBeGreaterThanOrEqual(0);
@@ -89,7 +101,7 @@ describe("a miniature study", () => {
     expect(table.length).toBe(1 + 1 + 5); // header, original backbone, strategies
     expect(table.every((l) => l.split("|").length === 8)).toBe(true); // six columns
     const svg = await readFile(join(out(), "figure2.svg"), "utf8");
-    for (const s of config.strategies) expect(svg).toContain(`>${s}<`);
+    for (const s of config.strategies) expect(svg).toContain(`>${strategyName(s)}<`);
     const png = await sharp(join(out(), "figure2.png")).metadata();
     expect([png.format, png.width, png.height]).toEqual(["png", 1520, 1000]);
     for (const f of ["config.json", "backbone.json", "baseline.json"]) expect(existsSync(join(out(), f)), f).toBe(true);
@@ -105,6 +117,7 @@ describe("a miniature study", () => {
   });
 
   it("skips finished cells and the cached pre-training on a rerun", async () => {
+    await runOnce();
     const log: string[] = [];
     const r = await runExperiment({ config: study(), out: out(), log: (l) => log.push(l) });
     expect(r.ran).toEqual([]);
@@ -128,7 +141,9 @@ describe("a miniature study", () => {
   });
 
   it("refuses a folder holding another config unless forced", async () => {
-    const dir = join(root, "killed");
+    const dir = join(root, "another");
+    await runExperiment({ config: study({ strategies: ["lora-r2"] }), out: dir, maxCells: 1 });
+    expect(existsSync(join(dir, "cells", "lora-r2_lr0.05_s0"))).toBe(true);
     const other = study({ strategies: ["linear"], learningRates: [0.05] });
     await expect(runExperiment({ config: other, out: dir })).rejects.toThrow(/holds a run of another config .*--force/);
     const forced = await runExperiment({ config: other, out: dir, force: true });
@@ -138,11 +153,25 @@ describe("a miniature study", () => {
 
   it("refuses strategies that do not fit a checkpoint backbone, and missing data, before any work", async () => {
     const base = study();
-    const config = { ...base, backbone: { checkpoint: "test/fixtures/vit-tiny.safetensors", heads: 2 }, strategies: ["top-20"] };
+    const config = { ...base, backbone: { checkpoint: "test/fixtures/vit-tiny.safetensors", heads: 2 }, strategies: [parseStrategy("top-20")] };
     const dir = join(root, "bad");
-    await expect(runExperiment({ config, out: dir })).rejects.toThrow(/strategies\[0\]: expected top-k with k <= the backbone's depth \d+, got top-20/);
+    await expect(runExperiment({ config, out: dir })).rejects.toThrow(/strategies\[0\]: expected top-k with k <= depth \d+ \(the backbone's\), got top-20/);
     expect(existsSync(join(dir, "baseline.json"))).toBe(false);
     const missing = { ...base, knn: { ...base.knn, bank: { ...base.knn.bank, root: join(root, "nowhere") } } };
     await expect(runExperiment({ config: missing, out: join(root, "bad2") })).rejects.toThrow(/knn\.bank: .*nowhere/);
+  });
+});
+
+describe("errors of the study layer", () => {
+  it("name the config key that sets a pass's size when a pass outgrows a binding", () => {
+    const e = new PassTooLargeError("train: step 3: matmul: expected y within maxStorageBufferBindingSize 134217728 bytes, got (37824, 3072)", 4);
+    const named = passTooLarge(e, "backbone.pretrain.microBatch") as Error;
+    expect(named.message).toBe(
+      "train: step 3: matmul: expected y within maxStorageBufferBindingSize 134217728 bytes, got (37824, 3072) " +
+        "(a smaller backbone.pretrain.microBatch, now 4, keeps each pass's tensors within one binding)",
+    );
+    expect(named.cause).toBe(e);
+    const other = new Error("disk full");
+    expect(passTooLarge(other, "training.microBatch")).toBe(other);
   });
 });

@@ -15,7 +15,8 @@ import { openNpyImages } from "../../data/npy-dataset.js";
 import { Loader } from "../../data/loader.js";
 import { Transform } from "../../data/transforms.js";
 import { readSafetensors } from "../../vit/safetensors.js";
-import { type TrainOptions, train } from "../../train/train.js";
+import { PassTooLargeError, type TrainOptions, train } from "../../train/train.js";
+import { TRAIN_DEFAULTS, type TrainSettings } from "../../train/settings.js";
 import { expectClose, useEngine } from "../helpers.js";
 import { writeSynthetic } from "./synthetic.js";
 import { evaluateAccuracy } from "../../eval/accuracy.js";
@@ -38,23 +39,21 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-// A fresh model (same seed every time) and the options of one run into `dir`.
-function setup(dir: string, overrides: Partial<TrainOptions> = {}): TrainOptions {
+// A fresh model (same seed every time) and the options of one run into `dir`: 8 SGD steps at batch 16 unless
+// `settings` says otherwise.
+function setup(dir: string, settings: Partial<TrainSettings> = {}, options: Partial<TrainOptions> = {}): TrainOptions {
   const model = buildVit(CONFIG, initialiser(3));
   const trainable = applyStrategy(model, { kind: "full" }, 6, 4);
   const transform = new Transform({ kind: "eval", size: 8 });
+  const s: TrainSettings = { ...TRAIN_DEFAULTS, steps: 8, batchSize: 16, lr: 0.05, warmupSteps: 2, evalEvery: 4, lossEvery: 3, ...settings };
   return {
     model,
     trainable,
-    train: new Loader(trainSet, transform, { batchSize: 16, shuffle: true, seed: 5, dropLast: true }),
+    train: new Loader(trainSet, transform, { batchSize: s.batchSize, shuffle: true, seed: 5, dropLast: true }),
+    settings: s,
     evaluate: () => evaluateAccuracy(model, new Loader(testSet, transform, { batchSize: 16 })),
     dir: join(root, dir),
-    steps: 8,
-    lr: 0.05,
-    warmupSteps: 2,
-    evalEvery: 4,
-    lossEvery: 3,
-    ...overrides,
+    ...options,
   };
 }
 
@@ -69,8 +68,6 @@ function dispose(o: TrainOptions): void {
 }
 
 describe("train", () => {
-  let uninterrupted: { params: Map<string, Float32Array>; losses: number[]; accuracy: number | null };
-
   it("learns the patterns with AdamW and writes checkpoints and per-step metrics", async () => {
     const o = setup("full", { steps: 12, optimizer: "adamw", lr: 0.01 });
     const r = await train(o);
@@ -101,15 +98,13 @@ describe("train", () => {
     dispose(o);
   });
 
-  it("runs uninterrupted for the reference", async () => {
-    const o = setup("reference");
-    const r = await train(o);
-    uninterrupted = { params: await values(o.trainable), losses: r.metrics.map((m) => m.loss), accuracy: r.finalAccuracy };
-    dispose(o);
-  });
-
   it("resumes an interrupted run to exactly the uninterrupted result", async () => {
-    const killed = setup("resumed", {
+    const reference = setup("reference");
+    const u = await train(reference);
+    const uninterrupted = { params: await values(reference.trainable), losses: u.metrics.map((m) => m.loss), accuracy: u.finalAccuracy };
+    dispose(reference);
+
+    const killed = setup("resumed", {}, {
       onStep: (step) => {
         if (step === 6) throw new Error("simulated kill");
       },
@@ -135,16 +130,22 @@ describe("train", () => {
     dispose(again);
   });
 
-  it("refuses to resume a checkpoint written with other settings", async () => {
-    const o = setup("resumed", { lr: 0.01 });
+  it("refuses to resume a checkpoint written with other settings, but not one with another microBatch", async () => {
+    const first = setup("other", { steps: 2, warmupSteps: 0, evalEvery: 1 }, { onStep: (step) => {
+      if (step === 1) throw new Error("simulated kill");
+    } });
+    await expect(train(first)).rejects.toThrow("simulated kill");
+    dispose(first);
+    const o = setup("other", { steps: 2, warmupSteps: 0, evalEvery: 1, lr: 0.01 });
     await expect(train(o)).rejects.toThrow(/was written by a run with other settings/);
     dispose(o);
+    const passes = setup("other", { steps: 2, warmupSteps: 0, evalEvery: 1, microBatch: 4 });
+    expect((await train(passes)).resumedFrom).toBe(1);
+    dispose(passes);
   });
 
   it("stops on a non-finite loss, naming the step, with the last good checkpoint intact", async () => {
-    const o = setup("nan", {
-      lossEvery: 1,
-      evalEvery: 2,
+    const o = setup("nan", { lossEvery: 1, evalEvery: 2 }, {
       // Poison the head after the checkpoint of step 2: step 3's loss is NaN.
       onStep: (step) => {
         if (step === 2) o.model.head!.weight.write(new Float32Array(o.model.head!.weight.size).fill(NaN));
@@ -166,14 +167,16 @@ describe("train", () => {
     const m = setup("bad", { microBatch: 2.5 });
     await expect(train(m)).rejects.toThrow("train: expected microBatch to be an integer >= 1, got 2.5");
     dispose(m);
+    const b = { ...setup("bad", { batchSize: 8 }), train: setup("bad").train };
+    await expect(train(b)).rejects.toThrow("train: expected a loader of batch size 8, got 16");
+    dispose(b);
   });
 });
 
 describe("train with microBatch", () => {
   // Two SGD (momentum 0.9) steps at batch 8, no test set: the trainer's step and nothing else.
   function small(dir: string, microBatch: number | undefined): TrainOptions {
-    const o = setup(dir, { steps: 2, warmupSteps: 0, evalEvery: 2, lossEvery: 1, evaluate: undefined, microBatch });
-    return { ...o, train: new Loader(trainSet, o.train.transform, { batchSize: 8, shuffle: true, seed: 5, dropLast: true }) };
+    return setup(dir, { steps: 2, batchSize: 8, warmupSteps: 0, evalEvery: 2, lossEvery: 1, microBatch }, { evaluate: undefined });
   }
 
   // The input shape of every forward pass of `o`'s model.
@@ -223,24 +226,15 @@ describe("train with microBatch", () => {
     dispose(one);
   });
 
-  it("names training.microBatch when a pass outgrows one storage binding", async () => {
+  it("throws a PassTooLargeError with the pass size when a pass outgrows one storage binding", async () => {
     const o = small("micro-binding", 4);
     o.model.forward = () => {
       throw new Error("matmul: expected y within maxStorageBufferBindingSize 134217728 bytes, got (37824, 3072)");
     };
-    await expect(train(o)).rejects.toThrow(
-      "train: step 1: matmul: expected y within maxStorageBufferBindingSize 134217728 bytes, got (37824, 3072) " +
-        "(a smaller training.microBatch, now 4, keeps each pass's tensors within one binding)",
-    );
-    dispose(o);
-  });
-
-  it("names the setting it is given (pre-training's) when a pass outgrows a binding", async () => {
-    const o = { ...small("micro-binding-pre", 4), microBatchSetting: "backbone.pretrain.microBatch" };
-    o.model.forward = () => {
-      throw new Error("matmul: expected y within maxStorageBufferBindingSize 134217728 bytes, got (37824, 3072)");
-    };
-    await expect(train(o)).rejects.toThrow("(a smaller backbone.pretrain.microBatch, now 4, keeps each pass's tensors within one binding)");
+    const e = await train(o).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(PassTooLargeError);
+    expect((e as PassTooLargeError).message).toBe("train: step 1: matmul: expected y within maxStorageBufferBindingSize 134217728 bytes, got (37824, 3072)");
+    expect((e as PassTooLargeError).microBatch).toBe(4);
     dispose(o);
   });
 });

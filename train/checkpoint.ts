@@ -1,0 +1,56 @@
+// The trainer's checkpoints: which settings a checkpoint belongs to (its fingerprint), reading tensors back for
+// one (refusing non-finite values, which would poison it), and loading one into a model's tensors.
+//
+//   last.safetensors   trainable tensors + optimiser state (`optimizer.<param>.<slot>`); metadata: format, the
+//                      fingerprint, step, best so far, optimiser step count, loader position
+//   best.safetensors   trainable tensors at the best evaluation; metadata: format, step, accuracy
+import type { Tensor } from "../engine/tensor.js";
+import type { Loader } from "../data/loader.js";
+import { type F32Tensor, readSafetensors } from "../vit/safetensors.js";
+import { type TrainSettings, runIdentity } from "./settings.js";
+
+export const FORMAT = "peft-vit-webgpu/train-checkpoint/1";
+
+// What must match for a checkpoint to be resumed: the settings that decide the trajectory (runIdentity), the
+// batches (size, seed, data) and the trainable tensors. Cadences (evalEvery, lossEvery) may change.
+export function fingerprint(s: TrainSettings, train: Loader, trainable: [string, Tensor][]): string {
+  return runIdentity({
+    steps: s.steps,
+    lr: s.lr,
+    warmup: s.warmupSteps,
+    optimizer: s.optimizer,
+    momentum: s.momentum,
+    weightDecay: s.weightDecay,
+    clipNorm: s.clipNorm ?? null,
+    batch: train.batchSize,
+    seed: train.seed,
+    data: train.dataset.identity.hash,
+    trainable: trainable.map(([n, t]) => `${n}:${t.shape.join("x")}`),
+  });
+}
+
+export class NonFiniteError extends Error {}
+
+// Reads every tensor back; a non-finite value throws a NonFiniteError naming the tensor, index and step.
+export async function snapshot(tensors: [string, Tensor][], step: number): Promise<Map<string, F32Tensor>> {
+  const out = new Map<string, F32Tensor>();
+  for (const [name, t] of tensors) {
+    const data = await t.data();
+    const bad = data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new NonFiniteError(`${name}[${bad}] = ${data[bad]} after step ${step}`);
+    out.set(name, { shape: [...t.shape], data });
+  }
+  return out;
+}
+
+// Writes the named tensors of `path` into `tensors` (same names and sizes), e.g. the best checkpoint into a model.
+export async function loadTrainable(path: string, tensors: [string, Tensor][]): Promise<Record<string, string>> {
+  const { tensors: saved, metadata } = await readSafetensors(path);
+  for (const [name, t] of tensors) {
+    const s = saved.get(name);
+    if (!s) throw new Error(`train: ${path}: expected tensor ${name} (${t.shape.join(", ")}), it is missing`);
+    if (s.data.length !== t.size) throw new Error(`train: ${path}: expected ${name} (${t.shape.join(", ")}), got (${s.shape.join(", ")})`);
+    t.write(s.data);
+  }
+  return metadata;
+}
