@@ -10,7 +10,7 @@
 //   backbone.json         where the backbone came from (checkpoint, or pre-training hash and time)
 //   baseline.json         the original backbone's k-NN accuracy
 //   cells/<id>/           one per cell: train checkpoints and metrics (train/train.ts), result.json when finished
-//   results.json, results.csv, table.md, figure2.svg, figure2.png   (study/report.ts)
+//   results.json, results.csv, table.md, figure2.svg, figure2.png   (study/results.ts, report.ts, figure.ts)
 // Every file is written atomically. A cell whose result.json exists is skipped on rerun; an unfinished one resumes
 // from its last training checkpoint. So a killed study, rerun with the same command, finishes only what is left.
 import { existsSync } from "node:fs";
@@ -33,7 +33,8 @@ import { PassTooLargeError, train } from "../train/train.js";
 import { loadTrainable } from "../train/checkpoint.js";
 import type { ProgressStream } from "../train/progress.js";
 import { writeJsonAtomic } from "../util/atomic.js";
-import { type BaselineResult, type CellResult, type KnnScores, type StudyResults, summarize, writeReport } from "./report.js";
+import { type BaselineResult, type CellResult, type KnnScores, type StudyResults, summarize } from "./results.js";
+import { writeReport } from "./report.js";
 
 export interface ExperimentOptions {
   config: StudyConfig;

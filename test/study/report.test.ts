@@ -6,7 +6,9 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { DEFAULT_STUDY, parseStudyConfig } from "../../study/config.js";
 import { strategyName } from "../../peft/strategy.js";
-import { type CellResult, figureSvg, formatCount, resultsCsv, summarize, tableMarkdown, writeReport } from "../../study/report.js";
+import { formatCount, resultsCsv, tableMarkdown, writeReport } from "../../study/report.js";
+import { type CellResult, summarize } from "../../study/results.js";
+import { figureSvg } from "../../study/figure.js";
 
 const config = parseStudyConfig({ ...DEFAULT_STUDY, strategies: ["full", "linear"], learningRates: [0.1, 0.01], seeds: [0, 1] });
 
