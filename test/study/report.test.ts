@@ -1,74 +1,14 @@
-// The report from hand-made cell results: learning-rate selection, seed averaging, CSV, Table 1, Figure 2.
+// study/report.ts: the output files from hand-made cell results (./fixture.ts): CSV, Table 1, the files written.
 import { describe, expect, it } from "vitest";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
-import { DEFAULT_STUDY, parseStudyConfig } from "../../study/config.js";
-import { strategyName } from "../../peft/strategy.js";
 import { formatCount, resultsCsv, tableMarkdown, writeReport } from "../../study/report.js";
-import { type CellResult, summarize } from "../../study/results.js";
-import { figureSvg } from "../../study/figure.js";
-
-const config = parseStudyConfig({ ...DEFAULT_STUDY, strategies: ["full", "linear"], learningRates: [0.1, 0.01], seeds: [0, 1] });
-
-function cell(strategy: string, lr: number, seed: number, transfer: number, knn: number): CellResult {
-  return {
-    id: `${strategy}_lr${lr}_s${seed}`,
-    strategy,
-    lr,
-    seed,
-    trainableParams: strategy === "full" ? 210_000 : 325,
-    paperParams: strategy === "full" ? 210_000 : 325,
-    totalParams: 210_000,
-    transferAccuracy: transfer,
-    finalTransferAccuracy: transfer - 1,
-    bestStep: 40,
-    finalLoss: 0.5,
-    knn: { "10": { top1: knn + 1, top5: 99 }, "20": { top1: knn, top5: 98 } },
-    trainSeconds: 10,
-    imagesPerSecond: 100,
-    knnSeconds: 2,
-  };
-}
-
-const cells = [
-  cell("full", 0.1, 0, 90, 40),
-  cell("full", 0.1, 1, 92, 42), // mean transfer 91, knn 41: best transfer
-  cell("full", 0.01, 0, 85, 70),
-  cell("full", 0.01, 1, 87, 72), // mean transfer 86, knn 71: best mean (78.5 vs 66)
-  cell("linear", 0.1, 0, 60, 80),
-  cell("linear", 0.1, 1, 62, 80),
-  cell("linear", 0.01, 0, 50, 80),
-  cell("linear", 0.01, 1, 52, 80),
-];
-const baseline = { knn: { "10": { top1: 81, top5: 99 }, "20": { top1: 80, top5: 99 } }, seconds: 1 };
-const notes = { backbone: "test backbone", data: {}, imageSize: 28 };
-
-describe("summarize", () => {
-  it("picks each strategy's learning rate by seed-averaged transfer accuracy", () => {
-    const r = summarize(config, baseline, cells, notes);
-    expect(r.table.map((row) => [strategyName(row.strategy), row.lr])).toEqual([["full", 0.1], ["linear", 0.1]]);
-    const full = r.table[0];
-    expect(full.transfer).toBe(91);
-    expect(full.transferStd).toBeCloseTo(Math.SQRT2, 12); // sample std of 90 and 92
-    expect(full.knn).toBe(41);
-    expect(full.mean).toBe(66);
-    expect(full.seeds).toBe(2);
-  });
-
-  it("or by the mean of transfer and source k-NN accuracy", () => {
-    const r = summarize({ ...config, selectBy: "mean" }, baseline, cells, notes);
-    expect(r.table.map((row) => [strategyName(row.strategy), row.lr])).toEqual([["full", 0.01], ["linear", 0.1]]);
-  });
-
-  it("leaves out strategies without finished cells", () => {
-    expect(summarize(config, baseline, cells.slice(0, 4), notes).table.map((row) => strategyName(row.strategy))).toEqual(["full"]);
-  });
-});
+import { cells, results } from "./fixture.js";
 
 describe("report files", () => {
-  const r = summarize(config, baseline, cells, notes);
+  const r = results();
 
   it("CSV: a header, the original backbone and one row per cell, all the same width", () => {
     const lines = resultsCsv(r).trim().split("\n").map((l) => l.split(","));
@@ -91,15 +31,6 @@ describe("report files", () => {
     expect(rows[3]).toBe("| linear | 325 | 61.00 ± 1.41 | 80.00 ± 0.00 | 70.50 | 0.1 |");
     expect(md).toContain("20-NN top-1");
     expect(md).toContain("mean ± std over 2 seeds");
-  });
-
-  it("Figure 2: labelled points, axes, legend and the reference line", () => {
-    const svg = figureSvg(r);
-    expect(svg.startsWith("<svg")).toBe(true);
-    expect((svg.match(/<circle /g) ?? []).length).toBe(2 + 2); // two points, two legend markers
-    for (const text of [">full<", ">linear<", "Transfer accuracy (%)", "Source k-NN accuracy (%), 20-NN", "original backbone", "k-NN: 80.00%", "stroke-dasharray"]) {
-      expect(svg).toContain(text);
-    }
   });
 
   it("writes every file; the PNG is the SVG rendered at 2x", async () => {
