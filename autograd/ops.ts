@@ -14,10 +14,9 @@ import { checkLabels, crossEntropyBackward, crossEntropyForward } from "../kerne
 import {
   type AttentionOptions,
   attentionBackward,
-  attentionDims,
   attentionForward,
   attentionProbs as attentionProbsKernel,
-  pickVersion,
+  releaseSaved,
 } from "../kernels/attention.js";
 import { inversePermutation, permuteForward } from "../kernels/permute.js";
 import { concatForward, sliceBackward, sliceForward } from "../kernels/slice.js";
@@ -248,55 +247,15 @@ export function crossEntropy(logits: Tensor, labels: Tensor | Int32Array, opts: 
 
 // ---- attention ----
 
-// Scaled-dot-product attention straight from the packed qkv (B, N, 3*H*D) to o (B, N, H*D). The version
-// (kernels/attention.ts pickVersion: explicit, tuned or the device default) is a fused kernel, or "unfused".
+// Scaled-dot-product attention straight from the packed qkv (B, N, 3*H*D) to o (B, N, H*D), in the version
+// kernels/attention.ts resolves (a fused kernel, or unfused from matmul and softmax); the backward runs the same.
 export function attention(qkv: Tensor, heads: number, opts: AttentionOptions = {}): Tensor {
-  const dims = attentionDims(qkv, heads);
-  const version = pickVersion(opts.version, dims, true);
-  if (version === "unfused") return attentionUnfused(qkv, heads, opts.scale ?? 1 / Math.sqrt(dims.D));
-  const fused = { scale: opts.scale, version };
-  const { o, lse } = attentionForward(qkv, heads, fused);
+  const { o, saved } = attentionForward(qkv, heads, opts);
   if (!gradEnabled() || !qkv.requiresGrad) {
-    lse.dispose();
+    releaseSaved(saved);
     return o;
   }
-  return record(o, "attention", [qkv], (dout) => [attentionBackward(qkv, o, lse, dout, heads, fused)]);
-}
-
-// Attention from the matmul and softmax kernels, for drivers where those outrun the fused kernels (llvmpipe: the
-// register-blocked matmul does 15-30 GFLOP/s, the fused kernels 3-4). Per batch entry and head, with q pre-scaled
-// (qs = s·q): P = softmax(qs·kᵀ) (B·H, N, N), saved for backward, and o = P·v. Backward, from dO:
-//   dv = Pᵀ·dO    dP = dO·vᵀ    dS = P ∘ (dP - rowsum(P ∘ dP))    dq = s·dS·k    dk = dSᵀ·qs
-// It writes P and dP, (B·H, N, N) each, which the fused kernels never do.
-function attentionUnfused(qkv: Tensor, heads: number, s: number): Tensor {
-  const [B, N, C3] = qkv.shape;
-  const H = heads;
-  const D = C3 / (3 * H);
-  const BH = B * H;
-  // (B·H, N, N) tensors are disposed as soon as they are dead; the (B, N, C)-sized ones die with the scope.
-  const parts = permuteForward(qkv.reshape([B, N, 3, H, D]), [2, 0, 3, 1, 4]); // (3, B, H, N, D)
-  const [q, k, v] = [0, 1, 2].map((i) => sliceForward(parts, 0, i, i + 1).reshape([BH, N, D]));
-  const qs = unaryForward("scale", q, s);
-  const scores = matmulForward(qs, k, { transB: true }); // (BH, N, N)
-  const P = softmaxForward(scores);
-  scores.dispose();
-  const o = permuteForward(matmulForward(P, v).reshape([B, H, N, D]), [0, 2, 1, 3]).reshape([B, N, H * D]);
-  if (!gradEnabled() || !qkv.requiresGrad) {
-    P.dispose();
-    return o;
-  }
-  return record(o, "attention", [qkv], (dout) => {
-    const dO = permuteForward(dout.reshape([B, N, H, D]), [0, 2, 1, 3]).reshape([BH, N, D]);
-    const dv = matmulForward(P, dO, { transA: true });
-    const dP = matmulForward(dO, v, { transB: true });
-    const dS = softmaxBackward(P, dP);
-    dP.dispose();
-    const dq = unaryForward("scale", matmulForward(dS, k), s);
-    const dk = matmulForward(dS, qs, { transA: true });
-    dS.dispose();
-    const dparts = concatForward([dq, dk, dv].map((t) => t.reshape([1, B, H, N, D])), 0); // (3, B, H, N, D)
-    return [permuteForward(dparts, [1, 3, 0, 2, 4]).reshape([B, N, C3])];
-  });
+  return record(o, "attention", [qkv], (dout) => [attentionBackward(saved, dout)]);
 }
 
 // The attention probabilities (B, H, N, N), materialised for inspection; no backward (call under noGrad).

@@ -1,8 +1,8 @@
-// `bench attention`: attention forward and backward (engine/ops.ts: the fused kernels of kernels/attention.ts, or
-// "unfused" from matmul and softmax), ms and GFLOP/s per version and shape.
+// `bench attention`: attention forward and backward (autograd/ops.ts attention: the fused kernels of
+// kernels/attention.ts, or "unfused" from matmul and softmax), ms and GFLOP/s per version and shape.
 //   shapes    vit-s: ViT-S/16 at batch 64, (B, N, H, D) = (64, 197, 6, 64); small: the small default model at
 //             batch 32, (32, 65, 3, 64); or --shapes
-//   versions  ATTENTION_VERSIONS (default: all), or --version
+//   versions  the versions of kernels/registry.ts ATTENTION this adapter can run at the shape (default), or --version
 // GFLOP/s counts the useful work per wall second at the median run: forward 4*B*H*N^2*D (S = QK^T and PV), backward
 // 10*B*H*N^2*D (dP, dV, dQ, dK and the recomputed S; the backward's second recomputation of S is not counted).
 // Each case is validated once against the float64 CPU attention of bench/ref/attention.ts (shared with the tests) on
@@ -15,7 +15,7 @@ import { initEngine, deviceLine } from "../engine/runtime.js";
 import { Tensor, tidy, tidyAsync } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import { Rng } from "../util/random.js";
-import { ATTENTION_VERSIONS } from "../kernels/attention.js";
+import { ATTENTION, availableVersions, isVersionOf } from "../kernels/registry.js";
 import { timeGpu } from "../engine/timing.js";
 import { attentionSliceBackwardRef, attentionSliceRef } from "./ref/attention.js";
 import { noGrad } from "../autograd/tape.js";
@@ -37,7 +37,7 @@ interface AttentionPass {
   check: () => Promise<string | undefined>; // an error message, or undefined when the result matches the reference
 }
 
-// The forward and backward of one version at shape (B, N, H, D), on fixed random inputs, through engine/ops.ts
+// The forward and backward of one version at shape (B, N, H, D), on fixed random inputs, through autograd/ops.ts
 // attention (which runs the fused kernels or composes "unfused"); the backward pass reruns the recorded backward
 // of one forward. Call inside a scope: everything it makes is disposed with it.
 function attentionCase([B, N, H, D]: number[], version: string): AttentionPass[] {
@@ -92,10 +92,11 @@ function compare(name: string, got: Float32Array, want: Float64Array, width: num
 }
 
 export const attention: Command = {
-  summary: "attention forward and backward (fused v1, v2; unfused): ms and GFLOP/s per version and shape",
+  summary: "attention forward and backward (fused reg, tiled; unfused): ms and GFLOP/s per version and shape",
   usage: `usage: node dist/run.js bench attention [--version LIST] [--shapes LIST] [--reps N] [--warmup N] [--json]
 
-  --version  ${ATTENTION_VERSIONS.join(",")} (default: all; on CPU drivers unfused is the default past 64 tokens, else v1; v2 on GPUs)
+  --version  ${ATTENTION.versions.join(",")} (default: all this adapter can run; on CPU drivers unfused is the default
+             past 64 tokens, else reg; tiled on GPUs)
   --shapes   ${Object.entries(ATTENTION_SHAPES).map(([k, s]) => `${k} (B, N, H, D) = (${s.join(", ")})`).join(", ")} (default: all)
   --reps     timed runs per case, median reported (default 5)
   --warmup   untimed runs first (default 1)
@@ -103,9 +104,8 @@ export const attention: Command = {
   async run(argv) {
     const { flags, positional } = parseArgs(argv, FLAGS);
     if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
-    const versions = flags.version ?? ATTENTION_VERSIONS;
     const shapes = flags.shapes ?? Object.keys(ATTENTION_SHAPES);
-    for (const v of versions) if (!ATTENTION_VERSIONS.includes(v)) throw new UsageError(`--version: unknown "${v}"; choose from ${ATTENTION_VERSIONS.join(", ")}`);
+    for (const v of flags.version ?? []) if (!isVersionOf(ATTENTION, v)) throw new UsageError(`--version: unknown "${v}"; choose from ${ATTENTION.versions.join(", ")}`);
     for (const s of shapes) if (!(s in ATTENTION_SHAPES)) throw new UsageError(`--shapes: unknown "${s}"; choose from ${Object.keys(ATTENTION_SHAPES).join(", ")}`);
     const reps = flags.reps ?? 5;
     const warmup = flags.warmup ?? 1;
@@ -117,9 +117,12 @@ export const attention: Command = {
       console.log("version  shape   (B, N, H, D)        pass             ms   GFLOP/s");
     }
     // Versions outermost: the engine's read-back sleep is learned from earlier waits (see bench/ops.ts).
-    for (const version of versions) {
+    for (const version of flags.version ?? ATTENTION.versions) {
       for (const name of shapes) {
         const shape = ATTENTION_SHAPES[name];
+        const [B, N, H, D] = shape;
+        const runnable: string[] = availableVersions(ATTENTION, { B, N, H, D });
+        if (!flags.version && !runnable.includes(version)) continue; // asked for by name, it may fail and say why
         await tidyAsync(async () => {
           for (const pass of attentionCase(shape, version)) {
             const error = await pass.check();

@@ -1,20 +1,22 @@
 // `bench knn`: k-NN queries/s against a random bank, cosine similarity, top-k with k = kmax of DINO's sweep.
-//   v2 (fused, kernels/knn.ts knnTopK): one pass per bank chunk keeps each query's top-k on the GPU; the run
-//      ends with the (Q, k) read-back. One row per tiling and bank-slice count asked for (default: the device's
-//      tiling and knnSlices' plan; a GPU scans the bank in slices, then merges their lists).
-//   v1 (baseline): kernels/knn.ts knnSimilarity writes the full (Q, N) similarity matrix, in blocks of queries
-//      that fit one storage binding; each block is read back and its top-k selected on the CPU (threshold test,
-//      then insertion into a sorted list: the same order rule, sims descending, lower index first on ties).
-// Both compute every similarity with the same f32 fma sequence, so the first run of each version is validated
-// exactly: identical indices and sims. Then --warmup untimed runs, then --reps timed runs, median reported.
-// GFLOP/s counts 2*Q*N*D (the similarities only).
+//   fused (kernels/knn.ts knnTopK): one pass per bank chunk keeps each query's top-k on the GPU; the run ends with
+//      the (Q, k) read-back. One row per tiling (a version of kernels/registry.ts KNN) and bank-slice count asked
+//      for (default: the tiling a call resolves and knnSlices' plan; a GPU scans the bank in slices, then merges
+//      their lists).
+//   matrix+cpu (the baseline): kernels/knn.ts knnSimilarity writes the full (Q, N) similarity matrix, in blocks of
+//      queries that fit one storage binding; each block is read back and its top-k selected on the CPU (threshold
+//      test, then insertion into a sorted list: the same order rule, sims descending, lower index first on ties).
+// Both compute every similarity with the same f32 fma sequence, so the first run of each is validated exactly:
+// identical indices and sims. Then --warmup untimed runs, then --reps timed runs, median reported.
+// GFLOP/s counts 2*Q*N*D (the similarities only: KNN.work).
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { initEngine, runtime, deviceLine } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
-import { KNN_TILINGS, knnDefaultTiling, knnSimilarity, knnSlices, knnTopK } from "../kernels/knn.js";
+import { knnSimilarity, knnSlices, knnTopK } from "../kernels/knn.js";
+import { KNN, isVersionOf, resolveVersion } from "../kernels/registry.js";
 
 const FLAGS = { json: "boolean", bank: "int", queries: "int", dim: "int", k: "int", reps: "int", warmup: "int", tilings: "list", slices: "list" } as const;
 const UPLOAD_BYTES = 64 * 2 ** 20; // bank rows per uploaded tensor, as eval/knn.ts
@@ -25,7 +27,7 @@ interface TopK {
 }
 
 interface Row {
-  version: string;
+  kernel: string; // fused or matrix+cpu
   tiling: string;
   slices: number;
   bank: number;
@@ -60,10 +62,10 @@ function selectTopK(s: Float32Array, rows: number, n: number, k: number, out: To
   }
 }
 
-// Both versions start from the queries on the CPU, x: (Q, D), and end with the top-k there.
+// Both kernels start from the queries on the CPU, x: (Q, D), and end with the top-k there.
 async function fused(x: Float32Array, bank: Tensor[], d: number, k: number, tiling: string, slices: number): Promise<TopK> {
   const queries = Tensor.fromArray(x, [x.length / d, d]);
-  const out = knnTopK(queries, bank, k, { normalize: true, tiling, slices });
+  const out = knnTopK(queries, bank, k, { normalize: true, version: tiling, slices });
   const result = { sims: await out.sims.data(), indices: await out.indices.dataInt() };
   [queries, out.sims, out.indices].forEach((t) => t.dispose());
   return result;
@@ -78,7 +80,7 @@ async function baseline(x: Float32Array, bank: Tensor[], n: number, d: number, k
   for (let q0 = 0; q0 < q; q0 += block) {
     const rows = Math.min(block, q - q0);
     const queries = Tensor.fromArray(x.subarray(q0 * d, (q0 + rows) * d), [rows, d]);
-    const s = knnSimilarity(queries, bank, { normalize: true, tiling });
+    const s = knnSimilarity(queries, bank, { normalize: true, version: tiling });
     const data = await s.data();
     s.dispose();
     queries.dispose();
@@ -123,7 +125,7 @@ export const knnBench: Command = {
   --queries   queries Q (default 256)
   --dim       feature dimension D (default 768)
   --k         neighbours kept (default 200, DINO's largest)
-  --tilings   fused-kernel tilings, from ${Object.keys(KNN_TILINGS).join(", ")} (default: the device's)
+  --tilings   fused-kernel tilings, from ${KNN.versions.join(", ")} (default: the one a call resolves)
   --slices    bank slices of the fused kernel, e.g. 1,16,64 (default: the device's plan)
   --reps      timed runs, median reported (default 3)
   --warmup    untimed runs after validation (default 1)
@@ -137,16 +139,18 @@ export const knnBench: Command = {
     const k = positive("k", flags.k, 200);
     const reps = positive("reps", flags.reps, 3);
     const warmup = positive("warmup", flags.warmup, 1, 0);
-    for (const t of flags.tilings ?? []) {
-      if (!KNN_TILINGS[t]) throw new UsageError(`--tilings: unknown "${t}"; choose from ${Object.keys(KNN_TILINGS).join(", ")}`);
-    }
+    const asked = (flags.tilings ?? []).map((t) => {
+      if (!isVersionOf(KNN, t)) throw new UsageError(`--tilings: unknown "${t}"; choose from ${KNN.versions.join(", ")}`);
+      return t;
+    });
     const sliceCounts = (flags.slices ?? []).map((v) => {
       const count = Number(v);
       if (!Number.isInteger(count) || count < 1) throw new UsageError(`--slices: expected integers >= 1, got "${v}"`);
       return count;
     });
     await initEngine();
-    const tilings = flags.tilings ?? [knnDefaultTiling()];
+    const shape = { Q: q, N: n, D: d, K: k, normalize: true };
+    const tilings = asked.length > 0 ? asked : [resolveVersion(KNN, shape)];
 
     const rng = new Rng(1);
     const x = rng.fill(q * d, () => rng.uniform(-1, 1));
@@ -158,15 +162,15 @@ export const knnBench: Command = {
     }
 
     const rows: Row[] = [];
-    const row = (version: string, tiling: string, slices: number, ms: number): Row => ({
-      version, tiling, slices, bank: n, queries: q, dim: d, k, ms, queriesPerS: (1000 * q) / ms, gflops: (2 * q * n * d) / ms / 1e6,
+    const row = (kernel: string, tiling: string, slices: number, ms: number): Row => ({
+      kernel, tiling, slices, bank: n, queries: q, dim: d, k, ms, queriesPerS: (1000 * q) / ms, gflops: KNN.work(shape) / ms / 1e6,
     });
     const want = await baseline(x, bank, n, d, k, tilings[0]);
-    rows.push(row("v1 matrix+cpu", tilings[0], 1, await time(() => baseline(x, bank, n, d, k, tilings[0]), warmup, reps)));
+    rows.push(row("matrix+cpu", tilings[0], 1, await time(() => baseline(x, bank, n, d, k, tilings[0]), warmup, reps)));
     for (const tiling of tilings) {
       for (const slices of sliceCounts.length > 0 ? sliceCounts : [knnSlices(q, n, k, tiling)]) {
         compare(`fused ${tiling} in ${slices} slices`, await fused(x, bank, d, k, tiling, slices), want, k);
-        rows.push(row("v2 fused", tiling, slices, await time(() => fused(x, bank, d, k, tiling, slices), warmup, reps)));
+        rows.push(row("fused", tiling, slices, await time(() => fused(x, bank, d, k, tiling, slices), warmup, reps)));
       }
     }
     bank.forEach((t) => t.dispose());
@@ -177,10 +181,10 @@ export const knnBench: Command = {
     }
     console.log(deviceLine());
     console.log(`k-NN, cosine, bank ${n} x ${d}, ${q} queries, k = ${k}`);
-    console.log("version         tiling   slices        ms   queries/s   GFLOP/s");
+    console.log("kernel          tiling   slices        ms   queries/s   GFLOP/s");
     for (const r of rows) {
       const numbers = `${r.ms.toFixed(0).padStart(9)} ${r.queriesPerS.toFixed(1).padStart(11)} ${r.gflops.toFixed(2).padStart(9)}`;
-      console.log(`${r.version.padEnd(15)} ${r.tiling.padEnd(8)} ${String(r.slices).padStart(6)} ${numbers}`);
+      console.log(`${r.kernel.padEnd(15)} ${r.tiling.padEnd(8)} ${String(r.slices).padStart(6)} ${numbers}`);
     }
   },
 };

@@ -25,7 +25,8 @@ import { initEngine, runtime, deviceLine } from "../engine/runtime.js";
 import { throwIfDeviceError } from "../engine/device.js";
 import { Tensor } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
-import { MATMUL_VERSIONS, matmulForward } from "../kernels/matmul.js";
+import { matmulForward } from "../kernels/matmul.js";
+import { MATMUL, isVersionOf } from "../kernels/registry.js";
 import { type TimedCase } from "./harness.js";
 import { ownWaitEstimate } from "../engine/timing.js";
 import { median } from "../util/stats.js";
@@ -154,10 +155,13 @@ async function ours(version: string, layout: string, a: Float32Array, b: Float32
   return y;
 }
 
+// The FLOPs of one product M x K x N.
+const productFlop = (M: number, K: number, N: number) => MATMUL.work({ M, K, N, transA: false, transB: false, batch: 1 });
+
 // RUN_FLOP worth of products per timed run, at most RUN_MAX_PRODUCTS: a short run would time the wait, not the kernel.
 function innerRuns(M: number, K: number, N: number): number {
   const flop = runtime().gpu.isCpu ? RUN_FLOP.cpu : RUN_FLOP.gpu;
-  return Math.max(1, Math.min(RUN_MAX_PRODUCTS, Math.floor(flop / (2 * M * N * K))));
+  return Math.max(1, Math.min(RUN_MAX_PRODUCTS, Math.floor(flop / productFlop(M, K, N))));
 }
 
 // TF.js on our device, validated; undefined (after printing why) when it cannot start or computes wrong.
@@ -226,7 +230,7 @@ async function interleave(cases: TimedCase[], reps: number, inner: number): Prom
 // Every row of one shape: our versions on each layout and, for nn, TF.js (skipped, after printing why, when it
 // fails at this shape; its device errors are taken here, not by our next batch).
 async function timeShape(M: number, K: number, N: number, layouts: string[], versions: string[], reps: number, tfjs: TfjsMatmul | undefined) {
-  const flop = 2 * M * N * K;
+  const flop = productFlop(M, K, N);
   const inner = innerRuns(M, K, N);
   const sets: Operands[] = layouts.map((layout) => {
     const [a, b] = operands(M, K, N, layout, random(M * K, 3), random(K * N, 4));
@@ -270,7 +274,7 @@ export const matmul: Command = {
   summary: "matmul GFLOP/s per shape, layout and version",
   usage: `usage: node dist/run.js bench matmul [--json] [--version V,...] [--shapes MxKxN,...] [--layouts nn,tn,nt,tt] [--reps N] [--no-tfjs]
 
-  --version   versions to time (default: reg* on CPU drivers, all on GPUs); one of ${MATMUL_VERSIONS.join(", ")}
+  --version   versions to time (default: reg* on CPU drivers, all on GPUs); one of ${MATMUL.versions.join(", ")}
   --shapes    M x K x N products (default: ${SHAPES.join(", ")})
   --layouts   nn, tn (a stored transposed), nt (b stored transposed), tt (default: nn)
   --reps      timed runs per case (default: 5, or 3 above 10 GFLOP per product)
@@ -283,12 +287,12 @@ export const matmul: Command = {
     const layouts = flags.layouts ?? ["nn"];
     for (const l of layouts) if (!(l in LAYOUTS)) throw new UsageError(`--layouts: expected nn, tn, nt or tt, got "${l}"`);
     for (const v of flags.version ?? []) {
-      if (!MATMUL_VERSIONS.includes(v)) throw new UsageError(`--version: expected one of ${MATMUL_VERSIONS.join(", ")}, got "${v}"`);
+      if (!isVersionOf(MATMUL, v)) throw new UsageError(`--version: expected one of ${MATMUL.versions.join(", ")}, got "${v}"`);
     }
     if (flags.reps !== undefined && flags.reps < 1) throw new UsageError(`--reps: expected at least 1, got ${flags.reps}`);
 
     const { gpu } = await initEngine();
-    const versions = flags.version ?? MATMUL_VERSIONS.filter((v) => !gpu.isCpu || v.startsWith("reg"));
+    const versions: string[] = flags.version ?? MATMUL.versions.filter((v) => !gpu.isCpu || v.startsWith("reg"));
     if (!flags.json) console.log(deviceLine());
     for (const v of versions) for (const l of layouts) await validate(`${v} ${l}`, (a, b) => ours(v, l, a, b));
     if (!flags.json) {
@@ -303,7 +307,7 @@ export const matmul: Command = {
     const rows: Row[] = [];
     const tfjsRows: TfjsRow[] = [];
     for (const [M, K, N] of shapes) {
-      const reps = flags.reps ?? (2 * M * N * K > 10e9 ? 3 : 5);
+      const reps = flags.reps ?? (productFlop(M, K, N) > 10e9 ? 3 : 5);
       const shape = await timeShape(M, K, N, layouts, versions, reps, tfjs);
       rows.push(...shape.rows);
       if (shape.tfjsRow) tfjsRows.push(shape.tfjsRow);

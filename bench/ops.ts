@@ -16,7 +16,8 @@ import { timeGpu } from "../engine/timing.js";
 import { Tensor, tidy } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import { softmaxBackward, softmaxForward } from "../kernels/softmax.js";
-import { ROW_LAYOUT, ROW_VERSIONS, type RowVersion, availableRowVersions } from "../kernels/rows.js";
+import { ROW_LAYOUT } from "../kernels/rows.js";
+import { ROWS, type RowOp, type RowVersion } from "../kernels/registry.js";
 import { layernormBackward, layernormForward } from "../kernels/layernorm.js";
 
 const FLAGS = { json: "boolean", reps: "int", warmup: "int", ops: "list", versions: "list", shapes: "list" } as const;
@@ -43,19 +44,16 @@ interface Case {
   dispose: () => void; // the inputs the case made
 }
 
-// A family of benchmarks: its versions and named shapes, and the case for one of each.
+// A row op's benchmarks: its named shapes, and the case for one shape and version of the family rows
+// (kernels/registry.ts ROWS).
 interface Group {
-  versions: string[];
   shapes: Record<string, number[]>;
-  make: (shape: number[], version: string) => Case;
+  make: (shape: number[], version: RowVersion) => Case;
 }
 
-const ROW_VERSION_NAMES = ROW_VERSIONS.map((v) => `v${v}`);
-const rowVersion = (name: string) => ROW_VERSIONS[ROW_VERSION_NAMES.indexOf(name)];
-
-const GROUPS: Record<string, Group> = {
-  softmax: { versions: ROW_VERSION_NAMES, shapes: ROW_SHAPES, make: ([rows, C], v) => softmaxCase(rows, C, rowVersion(v)) },
-  layernorm: { versions: ROW_VERSION_NAMES, shapes: ROW_SHAPES, make: ([rows, C], v) => layernormCase(rows, C, rowVersion(v)) },
+const GROUPS: Partial<Record<RowOp, Group>> = {
+  softmax: { shapes: ROW_SHAPES, make: ([rows, C], v) => softmaxCase(rows, C, v) },
+  layernorm: { shapes: ROW_SHAPES, make: ([rows, C], v) => layernormCase(rows, C, v) },
 };
 
 function randomTensor(shape: number[], seed: number, sample: (rng: Rng) => number): [Tensor, Float32Array] {
@@ -174,7 +172,7 @@ export const ops: Command = {
   usage: `usage: node dist/run.js bench ops [--ops LIST] [--versions LIST] [--shapes LIST] [--reps N] [--warmup N] [--json]
 
   --ops       ${Object.keys(GROUPS).join(",")} (default: all)
-  --versions  e.g. v1,v2 (default: all; row kernels: v1 is the CPU-driver default, v2 the GPU default)
+  --versions  ${ROWS.versions.join(",")} (default: all; lane is the CPU-driver default, tree the GPU default)
   --shapes    shape names (default: all); ${describeShapes()}
   --reps      timed runs per case, median reported (default 10)
   --warmup    untimed runs first (default 2)
@@ -183,12 +181,12 @@ export const ops: Command = {
     const { flags, positional } = parseArgs(argv, FLAGS);
     if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
     const groups = wanted("ops", flags.ops, Object.keys(GROUPS));
-    const versions = wanted("versions", flags.versions, Object.values(GROUPS).flatMap((g) => g.versions));
+    const versions = wanted("versions", flags.versions, [...ROWS.versions]) as Set<RowVersion>;
     const shapes = wanted("shapes", flags.shapes, Object.values(GROUPS).flatMap((g) => Object.keys(g.shapes)));
     const reps = flags.reps ?? 10;
     const warmup = flags.warmup ?? 2;
     if (reps < 1 || warmup < 0) throw new UsageError(`expected --reps >= 1 and --warmup >= 0, got ${reps} and ${warmup}`);
-    await initEngine();
+    const { gpu } = await initEngine();
     const rows: Record<string, unknown>[] = [];
     if (!flags.json) {
       console.log(deviceLine());
@@ -197,14 +195,15 @@ export const ops: Command = {
     // Versions outermost: the engine sleeps through a read-back for a time learned from earlier waits, and that
     // estimate shrinks slowly after a slow kernel, so a fast version timed right after a slow one would oversleep.
     for (const version of versions) {
-      if (ROW_VERSION_NAMES.includes(version) && !availableRowVersions().includes(rowVersion(version))) {
-        console.error(`bench ops: ${version} skipped: this adapter lacks the "subgroups" feature it needs`);
-        continue;
-      }
-      for (const [op, group] of Object.entries(GROUPS)) {
-        if (!groups.has(op) || !group.versions.includes(version)) continue;
+      for (const [op, group] of Object.entries(GROUPS) as [RowOp, Group][]) {
+        if (!groups.has(op)) continue;
         for (const [shapeName, shape] of Object.entries(group.shapes)) {
           if (!shapes.has(shapeName)) continue;
+          const why = ROWS.unavailable?.(version, { op, rows: shape[0], C: shape[1] }, gpu);
+          if (why) {
+            console.error(`bench ops: ${op} ${version} (${shape}) skipped: ${why}`);
+            continue;
+          }
           const c = group.make(shape, version);
           for (const pass of c.passes) {
             const error = await validate(pass);

@@ -69,6 +69,7 @@ export class Batch {
   readonly stats = { dispatches: 0, submits: 0, readbacks: 0 };
   reuseBindGroups: boolean; // see bindGroup(); public for tests
   private readonly dispatchOverhead: number;
+  private dry = false; // see dryRun()
 
   constructor(
     private gpu: Gpu,
@@ -90,7 +91,7 @@ export class Batch {
     if (x > max || y > max || z > max) {
       throw new Error(`${kernel.key}: grid (${x}, ${y}, ${z}) exceeds maxComputeWorkgroupsPerDimension ${max}`);
     }
-    if (x === 0 || y === 0 || z === 0) return;
+    if (x === 0 || y === 0 || z === 0 || this.dry) return;
     const slot = uniform ? this.uniformSlot(uniform) : undefined;
     const bindGroup = this.bindGroup(kernel, slot, buffers);
     const label = this.profiler || this.log ? `${kernel.key} ${note ?? `grid=${x}x${y}x${z}`}` : ""; // not built per dispatch otherwise
@@ -140,6 +141,7 @@ export class Batch {
   }
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    if (this.dry) return;
     this.endPass();
     this.commandEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
     this.names.push("copy");
@@ -279,8 +281,24 @@ export class Batch {
     this.profiler = undefined;
   }
 
+  // Runs `fn` with every dispatch and copy checked and then dropped: nothing reaches the GPU, and a read-back
+  // throws, since nothing was computed (engine/trace.ts traces a training step so). Synchronous, so that no other
+  // work can run while the batch is dry; the batch is wet again when fn returns or throws.
+  dryRun<T>(fn: () => T): T {
+    const outer = this.dry;
+    this.dry = true;
+    try {
+      const result = fn();
+      if (result instanceof Promise) throw new Error("batch: expected a synchronous function for a dry run, got one returning a promise");
+      return result;
+    } finally {
+      this.dry = outer;
+    }
+  }
+
   // Copies `bytes` from `src` into a staging buffer, submits, and resolves with a copy of the bytes.
   async read(src: GPUBuffer, offset: number, bytes: number, readPool: BufferPool): Promise<ArrayBuffer> {
+    if (this.dry) throw new Error("batch: expected no read-back in a dry run, which computes nothing, got one");
     const staging = readPool.acquire(bytes);
     this.copy(src, offset, staging, 0, alignTo4(bytes));
     this.submit();

@@ -24,7 +24,8 @@ export interface Settings {
   tuneCacheDir: string;
   debug: 0 | 1 | 2;
   // A kernel family's forced version, by family name in lower case (PEFT_MATMUL -> matmul), with the variable's name
-  // for error messages. Checked against the family's versions where the family resolves one.
+  // for error messages. kernels/registry.ts checks the name against the families and the value against the
+  // family's versions, on every look-up.
   versions: Record<string, { value: string; variable: string }>;
   llvmpipeThreads: string | undefined; // LP_NUM_THREADS as the user set it
   threadpool: number | undefined; // UV_THREADPOOL_SIZE (undefined: Node's default, 4)

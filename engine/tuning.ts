@@ -1,7 +1,6 @@
 // The autotuner's cache: which version of a kernel family won for a given shape on this adapter and driver.
-// `node dist/run.js tune` (cli/tune.ts) times the candidates and stores the winners here; the kernels' version
-// choosers (kernels/matmul.ts chooseVersion, kernels/rows.ts defaultRowVersion, kernels/attention.ts pickVersion)
-// look them up.
+// `node dist/run.js tune` (cli/tune.ts) times the candidates and stores the winners here; the kernels' one version
+// resolver (kernels/registry.ts resolveVersion) looks them up, by the family's name and shape key.
 //
 // One JSON file per adapter + driver, so a driver upgrade (the Mesa version is in llvmpipe's description) or
 // another GPU starts from the device defaults instead of another machine's winners:
@@ -11,8 +10,8 @@
 //
 // Look-ups are exact (family and shape key); a shape that was not tuned gets the device default. The file is read
 // once per process, on the first look-up; PEFT_TUNE=0 disables look-ups. Explicit versions (call options,
-// PEFT_MATMUL) are resolved by the callers before they ask here. Writes are atomic (util/atomic.ts), so a reader
-// never sees half a file.
+// PEFT_<FAMILY>) are resolved before the resolver asks here. Writes are atomic (util/atomic.ts), so a reader never
+// sees half a file.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -41,26 +40,6 @@ export function adapterKey(): string {
 export function tuneCachePath(adapter: string = adapterKey()): string {
   const hash = createHash("sha256").update(adapter).digest("hex").slice(0, 16);
   return join(runtime().settings.tuneCacheDir, `tune-${hash}.json`);
-}
-
-// Matmul shape key: y (batch, M, N) = op(a) (M, K) · op(b) (K, N); layout says which operands are stored
-// transposed (n: as is, t: transposed), a first: "nn", "nt" (transB), "tn" (transA), "tt".
-// A product with a GELU epilogue is a shape of its own: on an H200 the epilogue made tiled128 8x slower, the plain
-// product faster.
-export function matmulShapeKey(M: number, K: number, N: number, transA: boolean, transB: boolean, batch: number, gelu = false): string {
-  return `${M}x${K}x${N}/${transA ? "t" : "n"}${transB ? "t" : "n"}/b${batch}${gelu ? "/gelu" : ""}`;
-}
-
-// Row-kernel shape key: the op (softmax, layernorm, cross-entropy) over x viewed as (rows, C).
-export function rowShapeKey(op: string, rows: number, C: number): string {
-  return `${op}/${rows}x${C}`;
-}
-
-// Fused-attention shape key: batch B, heads H, tokens T, head dim D. cli/tune.ts times ATTENTION_VERSIONS at a
-// model's (B, heads, 1 + patches, width / heads); kernels/attention.ts pickVersion looks the winner up for the
-// forward and the backward alike.
-export function attentionShapeKey(B: number, H: number, T: number, D: number): string {
-  return `${B}x${H}x${T}x${D}`;
 }
 
 // The loaded cache (undefined: none, unreadable or not yet read; `loaded` says whether we tried).

@@ -20,58 +20,54 @@
 //   dkdv     owns keys, streams q_i, dO_i, lse_i, delta_i:   k, v, dk, dv per row (4D)     -> dk, dv
 // The backward runs dq (which writes delta_i = dO_i.o_i), then dkdv; each writes its own columns of dqkv.
 //
-// Versions:
-//   v1 (default on CPU drivers): workgroup of 8 = one 8-lane SIMD batch on llvmpipe, no barriers. There a
+// Versions (kernels/registry.ts ATTENTION):
+//   reg (default on CPU drivers): workgroup of 8 = one 8-lane SIMD batch on llvmpipe, no barriers. There a
 //      storage-buffer load inside a loop costs ~25 cycles per component, uniform address or not, while a vec4 fma
 //      costs about one (measured), so what counts is fmas per load: an invocation owns several rows (forward 4,
 //      dq 2, dkdv 2) and every streamed load feeds all of them. The registers spill, which is cheap next to loads.
 //      More rows run faster still, but llvmpipe's compile time grows steeply (dkdv with 4 rows: ~45 s at D = 64).
 //      No private arrays: indexed by a loop counter, llvmpipe turns every access into a per-lane gather.
-//   v2 (default on GPUs): workgroup of 64 invocations, one row each; the streamed rows are staged tile by tile in
-//      workgroup memory, loaded cooperatively between two barriers.
-//   unfused (default on CPU drivers past 64 tokens): not a kernel here; engine/ops.ts attention composes it from
-//      the matmul and softmax kernels, writing P (B·H, N, N). llvmpipe's register-blocked matmul outruns the
-//      streaming loops above: ~10 GFLOP/s forward and ~13 backward against v1's ~6 and ~5 at ViT-S, batch 64.
-// A call's version (pickVersion): opts.version, else PEFT_ATTENTION, else the autotuner's winner for its exact
-// shape (engine/tuning.ts, attentionShapeKey(B, H, N, D), written by `tune`), else the device default. Forward
-// and backward look up the same key, so a training step runs one version.
+//   tiled (default on GPUs): workgroup of 64 invocations, one row each; the streamed rows are staged tile by tile
+//      in workgroup memory, loaded cooperatively between two barriers.
+//   unfused (default on CPU drivers past 64 tokens): kernels/attention-unfused.ts composes it from the matmul and
+//      softmax kernels, writing P (B·H, N, N). llvmpipe's register-blocked matmul outruns the streaming loops
+//      above: ~10 GFLOP/s forward and ~13 backward against reg's ~6 and ~5 at ViT-S, batch 64.
+// A call's version: kernels/registry.ts resolveVersion(ATTENTION, ...) (opts.version, else PEFT_ATTENTION, else the
+// autotuner's winner for the exact shape, else the device default). The forward resolves it and saves it with what
+// the backward needs, so the backward runs the same version.
 // attentionProbs materialises P (B, H, N, N) for research dumps only: one invocation per entry, from lse.
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
-import { attentionShapeKey, tunedVersion } from "../engine/tuning.js";
+import { ATTENTION, type AttentionShape, type AttentionVersion, fusedAttentionDefault, resolveVersion } from "./registry.js";
+import { type UnfusedSaved, unfusedBackward, unfusedForward } from "./attention-unfused.js";
 import { FLAT_GROUP, grid1d, mainEntry, packUniform, uniformStruct } from "./wgsl.js";
 
-export const FUSED_ATTENTION_VERSIONS = ["v1", "v2"]; // the kernels in this file
-export const ATTENTION_VERSIONS = [...FUSED_ATTENTION_VERSIONS, "unfused"]; // what engine/ops.ts attention runs
-// Forward + backward on llvmpipe, fused v1 against unfused: v1 1.1-1.5x faster at N = 17, even at N = 50, 1.7x
-// slower at N = 101 and 3x at N = 197. Unfused is the CPU default above this many tokens.
-const UNFUSED_MIN_TOKENS = 64;
-type Version = "v1" | "v2";
+type Fused = Exclude<AttentionVersion, "unfused">; // the kernels in this file
 type Pass = "forward" | "dq" | "dkdv";
 
 export interface AttentionOptions {
   scale?: number; // default 1/sqrt(D)
-  version?: string; // one of ATTENTION_VERSIONS; default: the tuned winner for the shape, else by device
+  version?: string; // a version of kernels/registry.ts ATTENTION; default: resolved for the shape
 }
 
 interface AttentionSpec {
   [k: string]: string | number;
   pass: Pass;
-  version: Version;
+  version: Fused;
   d: number; // head dim, a multiple of 4
   wg: number; // invocations per workgroup
   rows: number; // owned rows per invocation
-  tile: number; // v2: streamed rows staged in workgroup memory per barrier pair; v1: 0
+  tile: number; // tiled: streamed rows staged in workgroup memory per barrier pair; reg: 0
 }
 
 // rs: qkv row stride in vec4s (3C/4); c4: o/dO row stride (C/4); blocks: workgroups per (b, h).
 const FIELDS = { n: "u32", heads: "u32", bh: "u32", blocks: "u32", rs: "u32", c4: "u32", scale: "f32" } as const;
-const V1_WG = 8;
+const REG_WG = 8;
 // Owned rows per invocation at D <= 64; fewer for larger D, to keep the unrolled code and its compile time bounded.
-const V1_ROWS: Record<Pass, number> = { forward: 4, dq: 2, dkdv: 2 };
-const V2_WG = 64;
-// Workgroup memory a v2 tile may use: more than 16 KiB costs occupancy on GPUs.
-const V2_TILE_BYTES = 16384;
+const REG_ROWS: Record<Pass, number> = { forward: 4, dq: 2, dkdv: 2 };
+const TILED_WG = 64;
+// Workgroup memory a tiled tile may use: more than 16 KiB costs occupancy on GPUs.
+const TILED_TILE_BYTES = 16384;
 const PROBS_WG = 64;
 
 // ---- WGSL generation ----
@@ -200,7 +196,7 @@ function passCode(spec: AttentionSpec, ld: (s: Stream, c?: number) => string): {
 function wgsl(spec: AttentionSpec): string {
   const d4 = spec.d / 4;
   const streams = STREAMS[spec.pass];
-  const tiled = spec.version === "v2";
+  const tiled = spec.version === "tiled";
   const ld = (s: Stream, c?: number) =>
     tiled ? `t${s.name}[t${s.vec ? ` * ${d4}u + ${c}u` : ""}]` : `${s.buf}[${s.at("j")}${s.vec ? ` + ${c}u` : ""}]`;
   const { init, step, store } = passCode(spec, ld);
@@ -286,16 +282,16 @@ ${mainEntry(PROBS_WG)}
 
 // ---- wrappers ----
 
-// An attention call's sizes: batch, tokens, heads, head dim.
-export interface AttentionShape {
-  B: number;
-  N: number;
-  H: number;
-  D: number;
-}
 interface Dims extends AttentionShape {
   C: number; // H*D
 }
+
+// What the backward needs: qkv, o and the scale, the version that ran, and its own tensors (the fused kernels'
+// lse (B, H, N), or unfused's P and head-major q, k, v).
+export type AttentionSaved = { qkv: Tensor; o: Tensor; heads: number; scale: number } & (
+  | { version: Fused; lse: Tensor }
+  | { version: "unfused"; unfused: UnfusedSaved }
+);
 
 // Length-D products per (owned, streamed) row pair, for the work estimate.
 const PRODUCTS: Record<Pass, number> = { forward: 2, dq: 3, dkdv: 4 };
@@ -327,54 +323,26 @@ function checkShape(name: string, t: Tensor, want: number[]): void {
   }
 }
 
-// The version a call uses: `version`, else PEFT_ATTENTION, else the autotuner's winner for the shape's
-// attentionShapeKey (a stale name from another build is ignored), else the device default: v2 on GPUs; on CPU
-// drivers "unfused" for more than UNFUSED_MIN_TOKENS tokens when the caller can compose it and the (B·H, N, N)
-// scores fit one storage binding, else v1. `composable`: the caller is engine/ops.ts attention, which runs
-// "unfused" from the matmul and softmax kernels; this file's entry points run only the fused kernels.
-export function pickVersion(version: string | undefined, dims: AttentionShape, composable = false): string {
-  const { B, H, N, D } = dims;
-  const unfused = composable && B * H * N * N * 4 <= runtime().gpu.limits.maxStorageBufferBindingSize;
-  const tuned = tunedVersion("attention", attentionShapeKey(B, H, N, D));
-  const usable = tuned !== undefined && ATTENTION_VERSIONS.includes(tuned) && (tuned !== "unfused" || unfused);
-  const fallback = runtime().gpu.isCpu && unfused && N > UNFUSED_MIN_TOKENS ? "unfused" : fusedDefault();
-  const v = version ?? runtime().settings.versions.attention?.value ?? (usable ? tuned : fallback);
-  if (!ATTENTION_VERSIONS.includes(v)) throw new Error(`attention: expected version one of ${ATTENTION_VERSIONS.join(", ")}, got "${v}"`);
-  return v;
-}
-
-function fusedDefault(): Version {
-  return runtime().gpu.isCpu ? "v1" : "v2";
-}
-
-// The fused kernel this file's entry points run: as pickVersion, with an "unfused" from PEFT_ATTENTION replaced by
-// the device's fused default.
-function fusedVersion(version: string | undefined, dims: AttentionShape): Version {
-  if (version === "unfused") throw new Error('attention: "unfused" is composed of matmul and softmax by engine/ops.ts attention; the kernels here are v1, v2');
-  const v = pickVersion(version, dims);
-  return v === "unfused" ? fusedDefault() : (v as Version);
-}
-
 function pickScale(scale: number | undefined, D: number): number {
   const s = scale ?? 1 / Math.sqrt(D);
   if (!Number.isFinite(s)) throw new Error(`attention: expected a finite scale, got ${s}`);
   return s;
 }
 
-function specFor(pass: Pass, version: Version, d: number): AttentionSpec {
-  if (version === "v1") return { pass, version, d, wg: V1_WG, rows: Math.max(1, Math.min(V1_ROWS[pass], Math.floor((V1_ROWS[pass] * 64) / d))), tile: 0 };
-  // v2: the largest power-of-two tile (at most one row per invocation) whose staged rows fit the budget.
+function specFor(pass: Pass, version: Fused, d: number): AttentionSpec {
+  if (version === "reg") return { pass, version, d, wg: REG_WG, rows: Math.max(1, Math.min(REG_ROWS[pass], Math.floor((REG_ROWS[pass] * 64) / d))), tile: 0 };
+  // tiled: the largest power-of-two tile (at most one row per invocation) whose staged rows fit the budget.
   const rowBytes = STREAMS[pass].reduce((n, s) => n + (s.vec ? 4 * d : 4), 0);
-  const budget = Math.min(runtime().gpu.limits.maxComputeWorkgroupStorageSize, V2_TILE_BYTES);
-  let tile = V2_WG;
+  const budget = Math.min(runtime().gpu.limits.maxComputeWorkgroupStorageSize, TILED_TILE_BYTES);
+  let tile = TILED_WG;
   while (tile > 1 && tile * rowBytes > budget) tile /= 2;
   if (tile * rowBytes > budget) {
-    throw new Error(`attention: expected D small enough for v2's workgroup memory (${budget} bytes), got D = ${d} (${rowBytes} bytes per row)`);
+    throw new Error(`attention: expected D small enough for tiled's workgroup memory (${budget} bytes), got D = ${d} (${rowBytes} bytes per row)`);
   }
-  return { pass, version, d, wg: V2_WG, rows: 1, tile };
+  return { pass, version, d, wg: TILED_WG, rows: 1, tile };
 }
 
-function encode(pass: Pass, version: Version, dims: Dims, scale: number, buffers: Record<string, GPUBuffer>): void {
+function encode(pass: Pass, version: Fused, dims: Dims, scale: number, buffers: Record<string, GPUBuffer>): void {
   const { B, N, H, D, C } = dims;
   const spec = specFor(pass, version, D);
   const kernel = getKernel("attention", spec, wgsl);
@@ -384,42 +352,60 @@ function encode(pass: Pass, version: Version, dims: Dims, scale: number, buffers
   runtime().batch.dispatch(kernel, list, uniform, grid1d(B * H * blocks), 2 * B * H * N * N * D * PRODUCTS[pass]);
 }
 
-// qkv: (B, N, 3*H*D) -> o: (B, N, H*D), lse: (B, H, N), the log-sum-exp of each score row (saved for backward).
-export function attentionForward(qkv: Tensor, heads: number, opts: AttentionOptions = {}): { o: Tensor; lse: Tensor } {
-  const dims = attentionDims(qkv, heads);
-  const version = fusedVersion(opts.version, dims);
-  const scale = pickScale(opts.scale, dims.D);
+// The fused forward: o (B, N, H*D) and lse (B, H, N), the log-sum-exp of each score row.
+function fusedForward(qkv: Tensor, dims: Dims, version: Fused, scale: number): { o: Tensor; lse: Tensor } {
   const o = Tensor.empty([dims.B, dims.N, dims.C]);
   const lse = Tensor.empty([dims.B, dims.H, dims.N]);
   if (o.size > 0) encode("forward", version, dims, scale, { o: o.buffer, lse: lse.buffer, qkv: qkv.buffer });
   return { o, lse };
 }
 
-// qkv: (B, N, 3*H*D), o: (B, N, H*D), lse: (B, H, N) from the forward, dout: (B, N, H*D) -> dqkv: (B, N, 3*H*D).
-// Scratch: delta (B, H, N).
-export function attentionBackward(qkv: Tensor, o: Tensor, lse: Tensor, dout: Tensor, heads: number, opts: AttentionOptions = {}): Tensor {
+// qkv: (B, N, 3*H*D) -> o: (B, N, H*D), and what attentionBackward needs (release it with releaseSaved when no
+// backward follows).
+export function attentionForward(qkv: Tensor, heads: number, opts: AttentionOptions = {}): { o: Tensor; saved: AttentionSaved } {
   const dims = attentionDims(qkv, heads);
-  const { B, N, H, D, C } = dims;
-  checkShape("o", o, [B, N, C]);
-  checkShape("lse", lse, [B, H, N]);
-  checkShape("dout", dout, [B, N, C]);
-  const version = fusedVersion(opts.version, dims);
-  const scale = pickScale(opts.scale, D);
+  const version = resolveVersion(ATTENTION, dims, opts.version);
+  const scale = pickScale(opts.scale, dims.D);
+  if (version === "unfused") {
+    const { o, saved } = unfusedForward(qkv, dims, scale);
+    return { o, saved: { qkv, o, heads, scale, version, unfused: saved } };
+  }
+  const { o, lse } = fusedForward(qkv, dims, version, scale);
+  return { o, saved: { qkv, o, heads, scale, version, lse } };
+}
+
+// saved: from attentionForward, dout: (B, N, H*D) -> dqkv: (B, N, 3*H*D), by the version the forward ran.
+// Scratch: delta (B, H, N). Leaves saved to the caller.
+export function attentionBackward(saved: AttentionSaved, dout: Tensor): Tensor {
+  const { qkv, o, heads, scale } = saved;
+  const dims = attentionDims(qkv, heads);
+  const { B, N, H } = dims;
+  checkShape("dout", dout, [B, N, dims.C]);
+  if (saved.version === "unfused") return unfusedBackward(saved.unfused, dout, dims, scale);
   const dqkv = Tensor.empty(qkv.shape);
   if (dqkv.size === 0) return dqkv;
   const delta = Tensor.empty([B, H, N]);
-  const buffers = { dqkv: dqkv.buffer, delta: delta.buffer, qkv: qkv.buffer, o: o.buffer, dout: dout.buffer, lse: lse.buffer };
-  encode("dq", version, dims, scale, buffers);
-  encode("dkdv", version, dims, scale, buffers);
+  const buffers = { dqkv: dqkv.buffer, delta: delta.buffer, qkv: qkv.buffer, o: o.buffer, dout: dout.buffer, lse: saved.lse.buffer };
+  encode("dq", saved.version, dims, scale, buffers);
+  encode("dkdv", saved.version, dims, scale, buffers);
   delta.dispose();
   return dqkv;
 }
 
-// qkv: (B, N, 3*H*D) -> P: (B, H, N, N), the softmax probabilities, materialised (for analysis, not training).
+// Disposes the tensors the forward made for the backward alone (not qkv, not o).
+export function releaseSaved(saved: AttentionSaved): void {
+  if (saved.version === "unfused") for (const t of Object.values(saved.unfused)) t.dispose();
+  else saved.lse.dispose();
+}
+
+// qkv: (B, N, 3*H*D) -> P: (B, H, N, N), the softmax probabilities, materialised (for analysis, not training), from
+// a fused forward's lse: the resolved version, or where that is unfused the adapter's fused default.
 export function attentionProbs(qkv: Tensor, heads: number, opts: { scale?: number } = {}): Tensor {
-  const { B, N, H, D, C } = attentionDims(qkv, heads);
+  const dims = attentionDims(qkv, heads);
+  const { B, N, H, D, C } = dims;
   const scale = pickScale(opts.scale, D);
-  const { o, lse } = attentionForward(qkv, heads, { scale });
+  const resolved = resolveVersion(ATTENTION, dims);
+  const { o, lse } = fusedForward(qkv, dims, resolved === "unfused" ? fusedAttentionDefault(runtime().gpu) : resolved, scale);
   o.dispose();
   const probs = Tensor.empty([B, H, N, N]);
   if (probs.size > 0) {

@@ -9,13 +9,15 @@
 // a NaN loss_b (and so a NaN loss) and NaN gradients, never a silently wrong value. Callers holding the labels
 // as an Int32Array check them first with checkLabels().
 //
-//   v1: one invocation per row, no barriers (CPU drivers); v2: one workgroup per row with shared-memory
-//   reductions (GPUs); v3: v2 with subgroup reductions. Three passes share the row frame of rows.ts: "rows" (lse_b and loss_b), "mean"
-//   (the batch mean, as one row of B values) and "backward". Default v1 on CPU drivers, v2 on GPUs.
+//   lane: one invocation per row, no barriers (CPU drivers); tree: one workgroup per row with shared-memory
+//   reductions (GPUs); subgroup: tree with subgroup reductions. Three passes share the row frame of rows.ts: "rows"
+//   (lse_b and loss_b), "mean" (the batch mean, as one row of B values) and "backward", all in the version resolved
+//   for the logits (B, C). Default lane on CPU drivers, tree on GPUs.
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { packUniform, storageBindings, uniformStruct } from "./wgsl.js";
-import { type RowVersion, ROW_LAYOUT, checkBindable, defaultRowVersion, rowGrid, rowMain, rowPrelude, rowReduce } from "./rows.js";
+import type { RowVersion } from "./registry.js";
+import { ROW_LAYOUT, checkBindable, rowGrid, rowMain, rowPrelude, rowReduce, rowVersion } from "./rows.js";
 
 // nanBits: the bits of a quiet NaN, passed at run time because WGSL rejects a constant NaN.
 const FIELDS = { rows: "u32", C: "u32", smoothing: "f32", nanBits: "u32" } as const;
@@ -23,7 +25,7 @@ const NAN_BITS = 0x7fc00000;
 
 export interface CrossEntropyOptions {
   labelSmoothing?: number; // in [0, 1]; 0 by default
-  version?: RowVersion; // defaultRowVersion() by default
+  version?: string; // a rows version (kernels/registry.ts); resolved for the logits' shape by default
 }
 
 interface CrossEntropySpec {
@@ -121,7 +123,7 @@ function checkInputs(op: string, logits: Tensor, labels: Tensor, smoothing: numb
 export function crossEntropyForward(logits: Tensor, labels: Tensor, opts: CrossEntropyOptions = {}): { loss: Tensor; lse: Tensor } {
   const smoothing = opts.labelSmoothing ?? 0;
   const [B, C] = checkInputs("crossEntropy", logits, labels, smoothing);
-  const version = opts.version ?? defaultRowVersion("cross-entropy", B, C);
+  const version = rowVersion("cross-entropy", B, C, opts.version);
   const lse = Tensor.empty([B]);
   const rowLoss = Tensor.empty([B]);
   const loss = Tensor.empty([]);
@@ -142,7 +144,7 @@ export function crossEntropyBackward(
   const op = "crossEntropy backward";
   const smoothing = opts.labelSmoothing ?? 0;
   const [B, C] = checkInputs(op, logits, labels, smoothing);
-  const version = opts.version ?? defaultRowVersion("cross-entropy", B, C);
+  const version = rowVersion("cross-entropy", B, C, opts.version);
   if (lse.dtype !== "f32" || lse.shape.length !== 1 || lse.shape[0] !== B) {
     throw new Error(`${op}: expected lse f32 (${B}), got ${lse.dtype} (${lse.shape.join(", ")})`);
   }

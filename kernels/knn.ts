@@ -5,10 +5,10 @@
 // Order: sims descending; equal sims keep the lower bank index first. Fewer than K rows (K > N): the missing
 // entries are sim -Infinity, index -1. NaN sims are never selected.
 //
-// Versions (KnnSpec.fused):
-//   v1 (fused: false, the baseline): the full similarity matrix (Q, N) is written to global memory, for a CPU
-//     top-k; the matrix must fit one storage binding, so the caller splits the queries.
-//   v2 (fused: true, the default): similarities are computed tile by tile and each query's running top K is kept
+// Two kernels (KnnSpec.fused):
+//   knnSimilarity (fused: false, the baseline): the full similarity matrix (Q, N) is written to global memory, for a
+//     CPU top-k; the matrix must fit one storage binding, so the caller splits the queries.
+//   knnTopK (fused: true): similarities are computed tile by tile and each query's running top K is kept
 //     in the output buffers as a binary heap with the worst kept entry at the root; the (Q, N) matrix never exists.
 //     A candidate is compared with the root's sim, held in a register, and only one that beats it replaces the
 //     root (an O(log K) sift-down in global memory; a sorted list would shift O(K) entries, and with 8 SIMD lanes
@@ -26,11 +26,12 @@
 // tile*wg*vecs + v*wg + l (v < vecs), so a load of the transposed queries is contiguous across lanes and a bank
 // value is one uniform load broadcast to every lane. rows*vecs vec4 accumulators per lane: as in the matmul
 // (kernels/matmul.ts), a 16 x 16 register block spills but saves more loads than the spills cost.
-// Default: rows 16, vecs 4, workgroup 8 (128 queries per workgroup) on CPU drivers; workgroup 64, vecs 1 on GPUs
-// (untuned: no GPU here).
+// The tilings are the versions of the family knn (kernels/registry.ts KNN, resolved there): regRxV (R bank rows,
+// V vec4 query columns per lane, workgroup 8) and wide4x1 (workgroup 64). Default: reg16x4 (128 queries per
+// workgroup) on CPU drivers; wide4x1 on GPUs (untuned: no GPU here).
 // Measured on lavapipe (2 shared cores, D=768, cosine, K=200, Q=256, N=30000), fused, GFLOP/s of the similarity
-// work per wall second: r4v2 15.3, rows 16 x vecs 2 17.6, 8 x 4 19.9, r16v4 25.8; the full-matrix baseline with
-// r4v2's similarity 14.0. Earlier (Q=256, N=10000): popping candidates slot by slot instead of per lane (below)
+// work per wall second: reg4x2 15.3, rows 16 x vecs 2 17.6, 8 x 4 19.9, reg16x4 25.8; the full-matrix baseline with
+// reg4x2's similarity 14.0. Earlier (Q=256, N=10000): popping candidates slot by slot instead of per lane (below)
 // cost 9% more, a sorted list instead of the heap ~30% more.
 // The top-k overhead falls as N/K grows: insertions grow as ln N, the similarity work as N.
 //
@@ -43,27 +44,11 @@
 // also applies the queries' inverse norms, with zero padding columns up to a whole workgroup tile.
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
+import { KNN, KNN_TILINGS, type KnnTiling, type KnnVersion, resolveVersion } from "./registry.js";
 import { FLAT_GROUP, flatMain, grid1d, mainEntry, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
 
 const EPS = 1e-12;
 const WG = 64; // helper kernels
-
-// vecs * 4 <= 32: the candidates of one bank row are bits of a u32.
-export interface KnnTiling {
-  rows: number; // bank rows per step, uniform across the workgroup
-  vecs: number; // vec4 query columns per lane
-  wg: number; // lanes per workgroup
-}
-
-export const KNN_TILINGS: Record<string, KnnTiling> = {
-  r4v2: { rows: 4, vecs: 2, wg: 8 },
-  r8v1: { rows: 8, vecs: 1, wg: 8 },
-  r2v4: { rows: 2, vecs: 4, wg: 8 },
-  r4v1w64: { rows: 4, vecs: 1, wg: 64 },
-  r16v4: { rows: 16, vecs: 4, wg: 8 },
-};
-const DEFAULT_CPU = "r16v4";
-const DEFAULT_GPU = "r4v1w64";
 // Slices: workgroups that fill the device (a CPU driver's are filled by the query tiles), the fewest rows of a
 // slice per list entry and in all, and the most scratch entries (S * Q * K, 4 bytes each in two buffers).
 const SLICE_SPREAD = { cpu: 1, gpu: 1024 };
@@ -74,7 +59,7 @@ const SLICE_MAX_ENTRIES = 2 ** 24;
 export interface KnnOptions {
   normalize?: boolean; // cosine similarity instead of the inner product
   maxBindingBytes?: number; // the binding limit to plan chunks for (default: the device's); tests lower it
-  tiling?: string; // a key of KNN_TILINGS, else the device default
+  version?: string; // a version of kernels/registry.ts KNN, else resolved for the shape
   slices?: number; // bank slices (fused only), else knnSlices' plan; tests and benchmarks set it
 }
 
@@ -91,7 +76,7 @@ const FIELDS = {
   n: "u32", // rows in this chunk
   base: "u32", // bank index of the chunk's first row
   k: "u32", // fused: list length
-  cols: "u32", // v1: row length of the similarity matrix (all bank rows)
+  cols: "u32", // knnSimilarity: row length of the similarity matrix (all bank rows)
   fresh: "u32", // fused: 1 for the first chunk, which starts the lists
   finish: "u32", // fused: 1 for the last chunk, which sorts them
   tiles: "u32", // query tiles
@@ -400,17 +385,6 @@ function shapeOf(t: Tensor): string {
   return `(${t.shape.join(", ")})`;
 }
 
-export function knnDefaultTiling(): string {
-  return runtime().gpu.isCpu ? DEFAULT_CPU : DEFAULT_GPU;
-}
-
-function pickTiling(opts: KnnOptions): KnnTiling {
-  const name = opts.tiling ?? knnDefaultTiling();
-  const tiling = KNN_TILINGS[name];
-  if (!tiling) throw new Error(`knn: expected a tiling in ${Object.keys(KNN_TILINGS).join(", ")}, got "${name}"`);
-  return tiling;
-}
-
 // One bank chunk: `rows` rows of `source` from row `r0`, bank index `base`; `copy` when the source is too large to
 // bind and the rows go through a scratch tensor.
 interface Chunk {
@@ -455,9 +429,9 @@ function checkInputs(op: string, queries: Tensor, bank: Tensor | Tensor[]): { li
   return { list, q, d, n };
 }
 
-// The bank slices knnTopK uses for Q queries, N bank rows and lists of K (see the header).
-export function knnSlices(q: number, n: number, k: number, tiling?: string): number {
-  const t = pickTiling({ tiling });
+// The bank slices knnTopK uses for Q queries, N bank rows and lists of K in `version` (see the header).
+export function knnSlices(q: number, n: number, k: number, version: KnnVersion): number {
+  const t = KNN_TILINGS[version];
   const tiles = Math.ceil(q / (t.wg * t.vecs * 4));
   const spread = runtime().gpu.isCpu ? SLICE_SPREAD.cpu : SLICE_SPREAD.gpu;
   const byRows = Math.floor(n / Math.max(SLICE_ROWS_PER_K * k, SLICE_MIN_ROWS));
@@ -465,8 +439,8 @@ export function knnSlices(q: number, n: number, k: number, tiling?: string): num
   return Math.max(1, Math.min(Math.ceil(spread / tiles), byRows, byScratch));
 }
 
-// Encodes one scan of every chunk. `outputs`: [sims] for v1, [sims, indices] for v2, which with slices > 1 are
-// the (S, Q, K) scratch lists, left unsorted for the merge.
+// Encodes one scan of every chunk. `outputs`: [sims] for knnSimilarity, [sims, indices] for knnTopK, which with
+// slices > 1 are the (S, Q, K) scratch lists, left unsorted for the merge.
 function scan(spec: KnnSpec, queries: Tensor, list: Tensor[], outputs: Tensor[], k: number, cols: number, slices: number, opts: KnnOptions): void {
   const [q, d] = queries.shape;
   const tileQueries = spec.wg * spec.vecs * 4;
@@ -496,17 +470,19 @@ function scan(spec: KnnSpec, queries: Tensor, list: Tensor[], outputs: Tensor[],
   qt.dispose();
 }
 
-// v2: the K best bank rows of every query. queries (Q, D), bank (N, D) or chunks (N_i, D)
+// The fused kernel: the K best bank rows of every query. queries (Q, D), bank (N, D) or chunks (N_i, D)
 // -> sims (Q, K), indices (Q, K) i32.
 export function knnTopK(queries: Tensor, bank: Tensor | Tensor[], k: number, opts: KnnOptions = {}): { sims: Tensor; indices: Tensor } {
-  const { list, q, n } = checkInputs("knnTopK", queries, bank);
+  const { list, q, d, n } = checkInputs("knnTopK", queries, bank);
   if (!Number.isInteger(k) || k < 1) throw new Error(`knnTopK: expected k >= 1, got ${k}`);
   checkBinding("queries (Q, D); split the queries", queries);
+  const normalize = opts.normalize ?? false;
+  const version = resolveVersion(KNN, { Q: q, N: n, D: d, K: k, normalize }, opts.version);
   const sims = emptyBound("the top-k output (Q, K); split the queries", [q, k]);
   const indices = Tensor.empty([q, k], "i32"); // the size of sims
   if (q > 0) {
-    const spec: KnnSpec = { ...pickTiling(opts), fused: true, normalize: opts.normalize ?? false };
-    const slices = n === 0 ? 1 : (opts.slices ?? knnSlices(q, n, k, opts.tiling));
+    const spec: KnnSpec = { ...KNN_TILINGS[version], fused: true, normalize };
+    const slices = n === 0 ? 1 : (opts.slices ?? knnSlices(q, n, k, version));
     if (!Number.isInteger(slices) || slices < 1) throw new Error(`knnTopK: expected slices >= 1, got ${slices}`);
     if (slices === 1) scan(spec, queries, list, [sims, indices], k, 0, 1, opts);
     else {
@@ -523,13 +499,15 @@ export function knnTopK(queries: Tensor, bank: Tensor | Tensor[], k: number, opt
   return { sims, indices };
 }
 
-// v1: the full similarity matrix. queries (Q, D), bank (N, D) or chunks (N_i, D) -> (Q, N).
+// The baseline: the full similarity matrix. queries (Q, D), bank (N, D) or chunks (N_i, D) -> (Q, N).
 export function knnSimilarity(queries: Tensor, bank: Tensor | Tensor[], opts: KnnOptions = {}): Tensor {
-  const { list, q, n } = checkInputs("knnSimilarity", queries, bank);
+  const { list, q, d, n } = checkInputs("knnSimilarity", queries, bank);
   checkBinding("queries (Q, D); split the queries", queries);
+  const normalize = opts.normalize ?? false;
+  const version = resolveVersion(KNN, { Q: q, N: n, D: d, K: 0, normalize }, opts.version);
   const sims = emptyBound("the similarity matrix (Q, N); split the queries", [q, n]);
   if (q > 0 && n > 0) {
-    const spec: KnnSpec = { ...pickTiling(opts), fused: false, normalize: opts.normalize ?? false };
+    const spec: KnnSpec = { ...KNN_TILINGS[version], fused: false, normalize };
     scan(spec, queries, list, [sims], 0, n, 1, opts);
   }
   return sims;

@@ -6,24 +6,24 @@
 // Backward, with xhat = (x - mean) * rstd and g = dy * gamma:
 //   dx = rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)),  dgamma = sum_rows dy * xhat,  dbeta = sum_rows dy.
 //
-//   v1: one invocation per row, 64 rows per workgroup, no barriers (CPU drivers).
-//   v2: one workgroup of 128 per row, shared-memory tree reductions (GPUs); v3: the same with subgroup reductions.
-//   All share the row frame of rows.ts; default v1 on CPU drivers, v2 on GPUs.
+//   lane: one invocation per row, 64 rows per workgroup, no barriers (CPU drivers).
+//   tree: one workgroup of 128 per row, shared-memory tree reductions (GPUs); subgroup: the same with subgroup
+//   reductions. All share the row frame of rows.ts; default lane on CPU drivers, tree on GPUs.
 // dgamma/dbeta, on every device: a first pass sums blocks of ~sqrt(rows) rows per column into partials
 // (adjacent lanes take adjacent columns, so loads are contiguous on CPUs and coalesced on GPUs), and a second
 // pass sums the ~sqrt(rows) partials of each column. Neither pass has an invocation loop over all rows.
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { MAX_GROUPS, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
+import type { RowVersion } from "./registry.js";
 import {
-  type RowVersion,
   ROW_LAYOUT,
   checkBindable,
-  defaultRowVersion,
   rowGrid,
   rowMain,
   rowPrelude,
   rowReduce,
+  rowVersion,
   rowsOf,
   sameShape,
 } from "./rows.js";
@@ -184,11 +184,11 @@ export function layernormForward(
   gamma: Tensor | undefined,
   beta: Tensor | undefined,
   eps = 1e-6,
-  requested?: RowVersion,
+  requested?: string,
 ): { y: Tensor; mean: Tensor; rstd: Tensor } {
   const op = "layernorm";
   const [rows, C] = rowsOf(op, "x", x);
-  const version = requested ?? defaultRowVersion("layernorm", rows, C);
+  const version = rowVersion("layernorm", rows, C, requested);
   checkParam(op, "gamma", gamma, C);
   checkParam(op, "beta", beta, C);
   if (!(eps >= 0)) throw new Error(`${op}: expected eps >= 0, got ${eps}`);
@@ -215,11 +215,11 @@ export function layernormBackward(
   mean: Tensor,
   rstd: Tensor,
   need: { dx: boolean; dgamma: boolean; dbeta: boolean },
-  requested?: RowVersion,
+  requested?: string,
 ): { dx?: Tensor; dgamma?: Tensor; dbeta?: Tensor } {
   const op = "layernorm backward";
   const [rows, C] = rowsOf(op, "x", x);
-  const version = requested ?? defaultRowVersion("layernorm", rows, C);
+  const version = rowVersion("layernorm", rows, C, requested);
   rowsOf(op, "dy", dy);
   sameShape(op, x, "x", dy, "dy");
   checkParam(op, "gamma", gamma, C);

@@ -5,8 +5,8 @@
 //   epilogue, in this order: z = acc + bias (N); preact = z; z = gelu(z) (exact erf GELU); z += residual;
 //   z += old y (accumulate). One WGSL generator (`epilogue`) serves every version.
 //
-// Versions (MATMUL_VERSIONS), chosen per device and shape by the autotuner (`tune`, engine/tuning.ts), overridable
-// with opts.version or PEFT_MATMUL:
+// Versions (kernels/registry.ts MATMUL, with their tilings), chosen per device and shape by the autotuner (`tune`,
+// engine/tuning.ts), overridable with opts.version or PEFT_MATMUL:
 //   regRxC (CPU drivers). lavapipe/llvmpipe runs a workgroup of 8 as 8 SIMD lanes on one thread; barriers are
 //     coroutine switches. A storage-buffer load whose address is uniform is one scalar load and a broadcast,
 //     but one whose address differs across lanes becomes, per lane and per component, a branch on the lane's
@@ -47,13 +47,14 @@
 //     up, against TF.js's 3.3-16.5: 0.6-0.7x TF.js at 2048^3 and 12608x768x2304, where 4x4 per thread reads
 //     workgroup memory once per two FMAs; tiled128 reads it once per four. By the timestamps of a ViT-S step:
 //     6304x384x1152 nt 0.26 ms in tiled128 against 0.32 in tiled (21 and 17 TFLOP/s), 6304x384x1536 nn 0.33
-//     against 0.40; but with a GELU epilogue tiled128 took 3.6 ms against 0.43 (see defaultVersion).
-// Default (defaultVersion): on CPU drivers reg16x16 or regm16x16, whichever pads y less (past 256 accumulators
-// per lane, e.g. 16x24 or 24x16, both fell to ~20); on GPUs tiled128 where its tiles fill the device, else tiled.
+//     against 0.40; but with a GELU epilogue tiled128 took 3.6 ms against 0.43 (see MATMUL.defaultVersion).
+// Default (kernels/registry.ts MATMUL.defaultVersion): on CPU drivers reg16x16 or regm16x16, whichever pads y less
+// (past 256 accumulators per lane, e.g. 16x24 or 24x16, both fell to ~20); on GPUs tiled128 where its tiles fill the
+// device, else tiled.
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, numel } from "../engine/tensor.js";
 import { reduceForward } from "./reduce.js";
-import { matmulShapeKey, tunedVersion } from "../engine/tuning.js";
+import { MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, type MatmulShape, type MatmulVersion, resolveVersion, tileShape } from "./registry.js";
 import { FLAT_GROUP, erfFunction, grid1d, packUniform, uniformStruct } from "./wgsl.js";
 
 export interface MatmulOptions {
@@ -65,31 +66,10 @@ export interface MatmulOptions {
   residual?: Tensor; // same shape as y: added last (after gelu)
   out?: Tensor; // write into this tensor instead of allocating one
   accumulate?: boolean; // with out: out += result (gradient accumulation); no bias/gelu/residual then
-  version?: string; // force a variant (tests and the autotuner), else chosen for the device
+  version?: string; // force a version (tests and the autotuner), else resolved by kernels/registry.ts
   splitK?: number; // tiled: force this many splits of k (tests), else splitK's plan
 }
 
-// regRxC: each lane R rows x C columns (C a multiple of 4); the 8 lanes side by side along n (reg: tile R x 8C)
-// or stacked along m (regm: tile 8R x C, for skinny products such as LoRA's rank-r ones). tiled: see below.
-type Tiling = { kind: "reg"; rows: number; cols: number; lanesAlongM: boolean } | { kind: "tiled"; tile: number };
-const VERSIONS: Record<string, Tiling> = {
-  reg4x8: { kind: "reg", rows: 4, cols: 8, lanesAlongM: false },
-  reg8x8: { kind: "reg", rows: 8, cols: 8, lanesAlongM: false },
-  reg8x16: { kind: "reg", rows: 8, cols: 16, lanesAlongM: false },
-  reg16x16: { kind: "reg", rows: 16, cols: 16, lanesAlongM: false },
-  regm8x16: { kind: "reg", rows: 8, cols: 16, lanesAlongM: true },
-  regm16x16: { kind: "reg", rows: 16, cols: 16, lanesAlongM: true },
-  tiled: { kind: "tiled", tile: 64 },
-  tiled128: { kind: "tiled", tile: 128 },
-};
-export const MATMUL_VERSIONS: string[] = Object.keys(VERSIONS);
-const DEFAULT_CPU = "reg16x16";
-const SKINNY_CPU = "regm16x16";
-const DEFAULT_GPU = "tiled";
-const WIDE_GPU = "tiled128";
-const WIDE_GPU_GROUPS = 256; // tiled128 by default once its 128 x 128 tiles are this many workgroups
-
-const LANES = 8; // reg: workgroup size, one SIMD batch on llvmpipe
 // regm: the largest b (elements per batch entry, 1 MiB: an L2 cache) read in place when unaligned; see the header.
 const IN_PLACE_B_MAX = 1 << 18;
 const TK = 16; // tiled: k slab
@@ -97,7 +77,7 @@ const WG2 = 16; // tiled: workgroup edge; each thread owns tile/WG2 rows and col
 
 interface MatmulSpec {
   [k: string]: string | number | boolean;
-  version: string;
+  version: MatmulVersion;
   transA: boolean;
   transB: boolean;
   bias: boolean;
@@ -129,7 +109,7 @@ function bindings(spec: MatmulSpec): string {
   const list: [string, string, string][] = [
     ["y", yType, "read_write"],
     ["A", "array<f32>", "read"],
-    ["B", VERSIONS[spec.version].kind === "reg" && !spec.bScalars ? "array<vec4<f32>>" : "array<f32>", "read"],
+    ["B", MATMUL_TILINGS[spec.version].kind === "reg" && !spec.bScalars ? "array<vec4<f32>>" : "array<f32>", "read"],
   ];
   if (spec.bias) list.push(["bias", yType, "read"]);
   if (spec.preact) list.push(["preact", yType, "read_write"]);
@@ -340,47 +320,12 @@ function packB(b: Tensor, bBatch: number, K: number, N: number, trans: boolean):
   return out;
 }
 
-// Rows x columns of y per workgroup.
-function tileShape(t: Tiling): [number, number] {
-  if (t.kind === "tiled") return [t.tile, t.tile];
-  return t.lanesAlongM ? [LANES * t.rows, t.cols] : [t.rows, LANES * t.cols];
-}
-
 function wgsl(spec: MatmulSpec): string {
-  const tiling = VERSIONS[spec.version];
+  const tiling = MATMUL_TILINGS[spec.version];
   return tiling.kind === "reg" ? regWgsl(spec, tiling.rows, tiling.cols, tiling.lanesAlongM) : tiledWgsl(spec, tiling.tile);
 }
 
 const dims = (t: Tensor) => `(${t.shape.join(", ")})`;
-
-// A product's sizes, as the version choosers see them.
-export interface MatmulDims {
-  M: number;
-  K: number;
-  N: number;
-  transA: boolean;
-  transB: boolean;
-  batch: number;
-  gelu?: boolean; // with the GELU epilogue (bias and residual cost about the same in every version)
-}
-
-// The untuned default. GPUs: tiled128 where its tiles fill the device (WIDE_GPU_GROUPS workgroups) and there is no
-// GELU epilogue, else tiled: on an H200 ViT-S's fc1 (6304x384x1536 nt with bias and GELU) took 3.6 ms in tiled128
-// against 0.43 in tiled, while the same sizes without an epilogue (nn, in its backward) took 0.33 ms against 0.40.
-// CPU drivers: reg16x16 (tile 16 x 128) or regm16x16 (tile 128 x 16), whichever pads y less, ties to reg16x16.
-// That sends skinny products (LoRA's rank-r ones, attention's head dimension) and widths far from a multiple of
-// 128 (576) to regm16x16, which measured 1.5-6x faster there.
-export function defaultVersion(dims: MatmulDims, isCpu = runtime().gpu.isCpu): string {
-  if (!isCpu) {
-    const wide = Math.ceil(dims.M / 128) * Math.ceil(dims.N / 128) * dims.batch >= WIDE_GPU_GROUPS;
-    return wide && !dims.gelu ? WIDE_GPU : DEFAULT_GPU;
-  }
-  const padded = (version: string) => {
-    const [tileM, tileN] = tileShape(VERSIONS[version]);
-    return Math.ceil(dims.M / tileM) * tileM * Math.ceil(dims.N / tileN) * tileN;
-  };
-  return padded(SKINNY_CPU) < padded(DEFAULT_CPU) ? SKINNY_CPU : DEFAULT_CPU;
-}
 
 // Split-K, for tiled on GPUs: a product whose y is a few 64x64 tiles and whose K is long (LoRA's weight
 // gradients, 16x6304x384 at ViT-S batch 32: 6 workgroups, 0.76 ms on an H200) is cut along k into splits whose
@@ -388,19 +333,9 @@ export function defaultVersion(dims: MatmulDims, isCpu = runtime().gpu.isCpu): s
 // out. Splits fill SPLIT_K_GROUPS workgroups twice over, with at least SPLIT_K_MIN_K of k each.
 const SPLIT_K_GROUPS = 128;
 const SPLIT_K_MIN_K = 256;
-export function splitK(dims: MatmulDims, groups: number, isCpu = runtime().gpu.isCpu): number {
+export function splitK(dims: MatmulShape, groups: number, isCpu = runtime().gpu.isCpu): number {
   if (isCpu || groups >= SPLIT_K_GROUPS) return 1;
   return Math.max(1, Math.min(Math.ceil((2 * SPLIT_K_GROUPS) / groups), Math.floor(dims.K / SPLIT_K_MIN_K)));
-}
-
-// The version a call uses: opts.version, else PEFT_MATMUL, else the autotuner's winner for this exact shape, GELU
-// epilogue or not (engine/tuning.ts; a stale name from another build is ignored), else defaultVersion.
-export function chooseVersion(requested: string | undefined, dims: MatmulDims): string {
-  const key = matmulShapeKey(dims.M, dims.K, dims.N, dims.transA, dims.transB, dims.batch, dims.gelu);
-  const tuned = tunedVersion("matmul", key);
-  const version = requested ?? runtime().settings.versions.matmul?.value ?? (tuned !== undefined && tuned in VERSIONS ? tuned : defaultVersion(dims));
-  if (!(version in VERSIONS)) throw new Error(`matmul: expected a version in ${MATMUL_VERSIONS.join(", ")}, got "${version}"`);
-  return version;
 }
 
 // a: (..., M, K) ((..., K, M) with transA); b: (..., K, N) ((..., N, K) with transB) with a's batch dims, or
@@ -452,8 +387,9 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   // binding one buffer both read-only and writable in a dispatch.
   const residualIsOut = opts.residual !== undefined && opts.residual.buffer === y.buffer;
   const batch = numel(batchDims);
-  const version = chooseVersion(opts.version, { M, K, N, transA: !!opts.transA, transB: !!opts.transB, batch, gelu: !!opts.gelu });
-  const tiling = VERSIONS[version];
+  const shape: MatmulShape = { M, K, N, transA: !!opts.transA, transB: !!opts.transB, batch, gelu: !!opts.gelu };
+  const version = resolveVersion(MATMUL, shape, opts.version);
+  const tiling = MATMUL_TILINGS[version];
   const bBatch = shared ? 1 : batch;
   // The reg kernels read b as (K, ldb) vec4 rows: pack it when it is transposed or N % 4 != 0. regm's b loads are
   // uniform across lanes, so it reads a small such b in place, as scalars, without the pack's dispatch.
@@ -478,7 +414,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const tilesM = Math.ceil(M / tileM);
   const tilesN = Math.ceil(N / tileN);
   const plain = !opts.bias && !opts.gelu && !opts.residual && !opts.out;
-  const splits = opts.splitK ?? (tiling.kind === "tiled" && plain ? splitK({ M, K, N, transA: !!opts.transA, transB: !!opts.transB, batch }, batch * tilesM * tilesN) : 1);
+  const splits = opts.splitK ?? (tiling.kind === "tiled" && plain ? splitK(shape, batch * tilesM * tilesN) : 1);
   if (!Number.isInteger(splits) || splits < 1) throw new Error(`matmul: expected splitK >= 1, got ${splits}`);
   if (splits > 1 && (tiling.kind !== "tiled" || !plain)) {
     throw new Error(`matmul: expected split-K only with a tiled version and no bias, gelu, residual or out, got ${version}`);
@@ -492,7 +428,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   if (spec.residual) buffers.push(opts.residual!.buffer);
   const kernel = getKernel("matmul", spec, wgsl);
   const note = `${batch > 1 ? `${batch}x` : ""}${M}x${K}x${N}`;
-  runtime().batch.dispatch(kernel, buffers, uniform, grid1d(splits * batch * tilesM * tilesN), 2 * batch * M * N * K, note);
+  runtime().batch.dispatch(kernel, buffers, uniform, grid1d(splits * batch * tilesM * tilesN), MATMUL.work(shape), note);
   if (pack) bRows.dispose(); // its buffer returns to the pool only after this batch is submitted
   if (splits === 1) return y;
   y.dispose();

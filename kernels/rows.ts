@@ -1,70 +1,47 @@
 // The row-kernel frame shared by softmax, layernorm and cross-entropy: an op over the last axis of x viewed as
-// (rows, C). The three families differ only in the arithmetic inside the same row loop.
-//   v1: one invocation per row, 64 rows per workgroup, no barriers (CPU drivers: llvmpipe runs 8 SIMD lanes on
+// (rows, C). The three differ only in the arithmetic inside the same row loop. They are one kernel family, "rows"
+// (kernels/registry.ts), with the op in the shape:
+//   lane: one invocation per row, 64 rows per workgroup, no barriers (CPU drivers: llvmpipe runs 8 SIMD lanes on
 //       8 rows at once, and a barrier would cost a coroutine switch).
-//   v2: one workgroup of 128 per row; lanes stride over the columns and combine through a shared-memory tree (GPUs).
-//   v3: v2's layout, combined with subgroup operations (the adapter's "subgroups" feature): each subgroup reduces
-//       in registers, its first lane writes the result to workgroup memory, and every lane folds the subgroups'
-//       results: two barriers per reduction against v2's nine. On lavapipe (subgroups of 8) it ran 1.2-1.35x
-//       faster than v2 at ViT shapes, still 5-8x slower than v1. Not yet timed on a GPU, so not a default: `tune`
-//       times it where the adapter has subgroups, and PEFT_ROWS=3 asks for it.
+//   tree: one workgroup of 128 per row; lanes stride over the columns and combine through a shared-memory tree
+//       (GPUs).
+//   subgroup: tree's layout, combined with subgroup operations (the adapter's "subgroups" feature): each subgroup
+//       reduces in registers, its first lane writes the result to workgroup memory, and every lane folds the
+//       subgroups' results: two barriers per reduction against tree's nine. On lavapipe (subgroups of 8) it ran
+//       1.2-1.35x faster than tree at ViT shapes, still 5-8x slower than lane. Not yet timed on a GPU, so not a
+//       default: `tune` times it where the adapter has subgroups, and PEFT_ROWS=subgroup asks for it.
+// A call's version: kernels/registry.ts resolveVersion(ROWS, ...), which also refuses subgroup on an adapter
+// without subgroups.
 import { runtime } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
-import { rowShapeKey, tunedVersion } from "../engine/tuning.js";
+import { type RowOp, type RowVersion, ROWS, resolveVersion } from "./registry.js";
 import { FLAT_GROUP, grid1d } from "./wgsl.js";
 
-export type RowVersion = 1 | 2 | 3;
-export const ROW_VERSIONS: readonly RowVersion[] = [1, 2, 3];
-
-// Workgroup size and lanes per row of each version. v1: every lane owns a row. v2: the workgroup owns a row.
+// Workgroup size and lanes per row of each version. lane: every lane owns a row. tree, subgroup: the workgroup
+// owns a row.
 export const ROW_LAYOUT: Record<RowVersion, { wg: number; lanes: number }> = {
-  1: { wg: 64, lanes: 1 },
-  2: { wg: 128, lanes: 128 },
-  3: { wg: 128, lanes: 128 },
+  lane: { wg: 64, lanes: 1 },
+  tree: { wg: 128, lanes: 128 },
+  subgroup: { wg: 128, lanes: 128 },
 };
 
-// Whether this adapter can run `version`: v3 needs subgroups.
-function runnable(version: RowVersion): boolean {
-  return version !== 3 || runtime().gpu.features.has("subgroups");
-}
-
-export function availableRowVersions(): RowVersion[] {
-  return ROW_VERSIONS.filter(runnable);
-}
-
-// What a row kernel's module starts with: v3's enable directive.
+// What a row kernel's module starts with: subgroup's enable directive.
 export function rowPrelude(version: RowVersion): string {
-  return version === 3 ? "enable subgroups;" : "";
+  return version === "subgroup" ? "enable subgroups;" : "";
 }
 
-// The families that share this frame, as the autotuner names them in its cache keys.
-export type RowOp = "softmax" | "layernorm" | "cross-entropy";
-
-// The version for `op` over (rows, C) when the caller names none: PEFT_ROWS (1, 2 or 3), else the autotuner's winner
-// for that exact shape (engine/tuning.ts), else v1 on CPU drivers and v2 on GPUs. Without a shape, PEFT_ROWS or
-// the device default.
-export function defaultRowVersion(op?: RowOp, rows?: number, C?: number): RowVersion {
-  const forced = runtime().settings.versions.rows?.value;
-  if (forced !== undefined) {
-    if (!(ROW_VERSIONS as readonly number[]).includes(Number(forced))) {
-      throw new Error(`rows: expected PEFT_ROWS to be one of ${ROW_VERSIONS.join(", ")}, got "${forced}"`);
-    }
-    return Number(forced) as RowVersion;
-  }
-  if (op !== undefined && rows !== undefined && C !== undefined) {
-    const tuned = Number(tunedVersion("rows", rowShapeKey(op, rows, C)));
-    if ((availableRowVersions() as number[]).includes(tuned)) return tuned as RowVersion;
-  }
-  return runtime().gpu.isCpu ? 1 : 2;
+// The version `op` runs over (rows, C): `requested`, else as kernels/registry.ts resolves it.
+export function rowVersion(op: RowOp, rows: number, C: number, requested?: string): RowVersion {
+  return resolveVersion(ROWS, { op, rows, C }, requested);
 }
 
 // A row kernel's entry point. Inside `body`: `lane` (0 .. LANES-1) takes columns lane, lane + LANES, ...;
 // `r` is the row; `valid` says whether the row exists. Out-of-range invocations recompute the last row and must
-// skip their writes (guard them with `valid`): returning early would put the barriers of v2's reductions in
+// skip their writes (guard them with `valid`): returning early would put the barriers of tree's reductions in
 // non-uniform control flow.
 export function rowMain(version: RowVersion, body: string): string {
   const { wg, lanes } = ROW_LAYOUT[version];
-  // v3: the subgroup builtins, kept in private variables for the reductions.
+  // subgroup: the builtins, kept in private variables for the reductions.
   const sgVars = `
 var<private> sgLane: u32; // this invocation's lane in its subgroup
 var<private> sgId: u32; // its subgroup in the workgroup
@@ -75,15 +52,15 @@ var<private> numSg: u32; // the workgroup's subgroups`;
   sgLane = sgLaneIn;
   sgId = sgIdIn;
   numSg = numSgIn;`;
-  const v3 = version === 3;
+  const sg = version === "subgroup";
   return /* wgsl */ `
 ${FLAT_GROUP}
 const WG = ${wg}u;
-const LANES = ${lanes}u;${v3 ? sgVars : ""}
+const LANES = ${lanes}u;${sg ? sgVars : ""}
 // Thread mapping: WG / LANES rows per workgroup, LANES consecutive invocations per row.
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>${v3 ? sgParams : ""}) {${v3 ? sgSet : ""}
+        @builtin(local_invocation_id) lid: vec3<u32>${sg ? sgParams : ""}) {${sg ? sgSet : ""}
   let lane = lid.x % LANES;
   let row = flatGroup(wid, nwg) * (WG / LANES) + lid.x / LANES;
   let valid = row < p.rows;
@@ -93,14 +70,14 @@ ${body}
 }
 
 // `fn name(v: type, i: u32) -> type`: the sum or max of v over the LANES lanes of invocation i's row, given to
-// every lane. v1 has one lane per row: the identity. v2: a tree over shared memory; v3: subgroup operations, then
-// the subgroups' results through shared memory (see the header). The trailing barrier lets the next reduction
-// reuse the buffer.
+// every lane. lane has one lane per row: the identity. tree: a tree over shared memory; subgroup: subgroup
+// operations, then the subgroups' results through shared memory (see the header). The trailing barrier lets the
+// next reduction reuse the buffer.
 export function rowReduce(version: RowVersion, name: string, type: string, op: "sum" | "max"): string {
   const { wg, lanes } = ROW_LAYOUT[version];
   const combine = (a: string, b: string) => (op === "sum" ? `${a} + ${b}` : `max(${a}, ${b})`);
   if (lanes === 1) return `fn ${name}(v: ${type}, i: u32) -> ${type} { return v; }`;
-  if (version === 3) {
+  if (version === "subgroup") {
     return /* wgsl */ `
 var<workgroup> ${name}Parts: array<${type}, ${wg}>;
 fn ${name}(v: ${type}, i: u32) -> ${type} {
@@ -131,12 +108,8 @@ fn ${name}(v: ${type}, i: u32) -> ${type} {
 }`;
 }
 
-// Workgroups for `rows` rows, folded into (x, y) past 65535. Every row dispatch asks, so it is also where a version
-// the adapter cannot run is refused.
+// Workgroups for `rows` rows, folded into (x, y) past 65535.
 export function rowGrid(version: RowVersion, rows: number): [number, number] {
-  if (!runnable(version)) {
-    throw new Error(`rows: v3 needs the adapter's "subgroups" feature, which ${runtime().gpu.adapterInfo.description} lacks`);
-  }
   const { wg, lanes } = ROW_LAYOUT[version];
   return grid1d(Math.ceil(rows / (wg / lanes)));
 }

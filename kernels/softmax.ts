@@ -3,25 +3,26 @@
 // Subtracting the row max keeps every exp in (0, 1], so rows of any finite magnitude (1e3, 1e30) stay finite.
 // Backward: dx = y * (dy - sum_c(dy * y)), from y alone (x is not needed).
 //
-//   v1: one invocation per row, 64 rows per workgroup, no barriers. For CPU drivers: llvmpipe runs the 8 SIMD
+//   lane: one invocation per row, 64 rows per workgroup, no barriers. For CPU drivers: llvmpipe runs the 8 SIMD
 //       lanes on 8 rows at once and a barrier would cost a coroutine switch.
-//   v2: one workgroup of 128 per row; lanes stride over the columns and combine through a shared-memory tree.
+//   tree: one workgroup of 128 per row; lanes stride over the columns and combine through a shared-memory tree.
 //       For GPUs, where one thread per row would leave the machine idle and read memory uncoalesced.
-//   v3: v2 with subgroup reductions, where the adapter has subgroups.
-// Default: the tuned version for the shape if `tune` stored one, else v1 on CPU drivers and v2 on GPUs.
+//   subgroup: tree with subgroup reductions, where the adapter has subgroups.
+// Default: the tuned version for the shape if `tune` stored one, else lane on CPU drivers and tree on GPUs
+// (kernels/registry.ts ROWS).
 // The row-kernel frame (versions, thread mapping, reductions) is shared with layernorm and cross-entropy: rows.ts.
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { packUniform, storageBindings, uniformStruct } from "./wgsl.js";
+import type { RowVersion } from "./registry.js";
 import {
-  type RowVersion,
   ROW_LAYOUT,
   checkBindable,
-  defaultRowVersion,
   rowGrid,
   rowMain,
   rowPrelude,
   rowReduce,
+  rowVersion,
   rowsOf,
   sameShape,
 } from "./rows.js";
@@ -78,9 +79,9 @@ function encode(pass: SoftmaxSpec["pass"], version: RowVersion, out: Tensor, inp
 }
 
 // x: (..., C) -> y: (..., C)
-export function softmaxForward(x: Tensor, requested?: RowVersion): Tensor {
+export function softmaxForward(x: Tensor, requested?: string): Tensor {
   const [rows, C] = rowsOf("softmax", "x", x);
-  const version = requested ?? defaultRowVersion("softmax", rows, C);
+  const version = rowVersion("softmax", rows, C, requested);
   checkBindable("softmax", x);
   const y = Tensor.empty(x.shape);
   if (rows > 0) encode("forward", version, y, [x], rows, C);
@@ -88,9 +89,9 @@ export function softmaxForward(x: Tensor, requested?: RowVersion): Tensor {
 }
 
 // y: (..., C) the forward output, dy: (..., C) -> dx: (..., C)
-export function softmaxBackward(y: Tensor, dy: Tensor, requested?: RowVersion): Tensor {
+export function softmaxBackward(y: Tensor, dy: Tensor, requested?: string): Tensor {
   const [rows, C] = rowsOf("softmax backward", "y", y);
-  const version = requested ?? defaultRowVersion("softmax", rows, C);
+  const version = rowVersion("softmax", rows, C, requested);
   rowsOf("softmax backward", "dy", dy);
   sameShape("softmax backward", y, "y", dy, "dy");
   checkBindable("softmax backward", y);

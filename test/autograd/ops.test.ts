@@ -1,13 +1,13 @@
-// engine/ops.ts attention, forward and backward through autograd, against the float64 reference
+// autograd/ops.ts attention, forward and backward through autograd, against the float64 reference
 // (test/ref/attention.ts) and finite differences: "unfused" (composed of matmul and softmax) at awkward shapes; the
 // fused kernels (tested at length in test/kernels/attention.test.ts) at one small shape, for the wiring only, since
-// every head dim is a pipeline to compile and v1's take long on llvmpipe.
+// every head dim is a pipeline to compile and reg's take long on llvmpipe.
 // Tolerance: atol 2e-5 + rtol 1e-4, as the fused kernels' tests (f32 sums over up to 257 keys).
 import { describe, expect, it } from "vitest";
-import { Tensor, tidyAsync } from "../../engine/tensor.js";
+import { Tensor, tidy, tidyAsync } from "../../engine/tensor.js";
 import * as ops from "../../autograd/ops.js";
 import { runtime } from "../../engine/runtime.js";
-import { ATTENTION_VERSIONS, attentionForward } from "../../kernels/attention.js";
+import { ATTENTION } from "../../kernels/registry.js";
 import { dot, expectClose, numericGrad, randn, useEngine } from "../helpers.js";
 import { type AttentionShape, attentionBackwardRef, attentionRef } from "../ref/attention.js";
 import { backward, noGrad } from "../../autograd/tape.js";
@@ -36,7 +36,7 @@ const SHAPES = [
   [1, 257, 6, 64],
 ];
 
-for (const version of ATTENTION_VERSIONS) {
+for (const version of ATTENTION.versions) {
   const unfused = version === "unfused";
   describe(`ops.attention ${version}`, () => {
     for (const [B, N, H, D] of unfused ? SHAPES : [SHAPES[1]]) {
@@ -91,9 +91,20 @@ describe("unfused attention", () => {
     expect(new Set(live).size).toBe(1);
   });
 
-  it("is composed by ops.attention only: the fused kernels' entry point refuses it by name", () => {
-    const x = Tensor.fromArray(new Float32Array(2 * 5 * 24), [2, 5, 24]);
-    expect(() => attentionForward(x, 2, { version: "unfused" })).toThrow('attention: "unfused" is composed of matmul and softmax by engine/ops.ts');
+  it("runs the matmul and softmax kernels, forward and backward, and no attention kernel", () => {
+    const x = Tensor.empty([2, 5, 24]).requireGrad();
+    const lines: string[] = [];
+    runtime().batch.log = (line) => lines.push(line);
+    try {
+      tidy(() => backward(ops.attention(x, 2, { version: "unfused" }), Tensor.empty([2, 5, 8])));
+    } finally {
+      runtime().batch.log = undefined;
+    }
+    x.grad!.dispose(); // a leaf's gradient is kept across scopes
     x.dispose();
+    const kernels = lines.map((l) => l.split(" ")[1].split("/")[0]);
+    expect(kernels.filter((k) => k === "softmax")).toHaveLength(2); // forward and backward
+    expect(kernels.filter((k) => k === "matmul").length).toBeGreaterThanOrEqual(6); // q·kᵀ, P·v; dv, dP, dq, dk
+    expect(kernels.some((k) => k.startsWith("attention"))).toBe(false);
   });
 });

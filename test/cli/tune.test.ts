@@ -1,6 +1,7 @@
-// `tune` (cli/tune.ts) on the default study's tiny model with 1 rep: the shapes it enumerates, the entries it
-// writes, that the kernels then choose those winners (including the version a real matmul and a real attention
-// dispatch), --dry-run, --families, --show, --clear and flag errors. Timings themselves are noise at this size; only their bookkeeping is checked.
+// `tune` (cli/tune.ts) on the default study's tiny model with 1 rep: the shapes it traces (every shape the hand
+// list it had before named), the entries it writes, that the kernels then choose those winners (including the
+// version a real matmul and a real attention dispatch), --dry-run, --families, --show, --clear and flag errors.
+// Timings themselves are noise at this size; only their bookkeeping is checked.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,17 +9,17 @@ import { join } from "node:path";
 import { Tensor } from "../../engine/tensor.js";
 import { runtime } from "../../engine/runtime.js";
 import type { Settings } from "../../engine/settings.js";
-import { type TuneCache, matmulShapeKey, reloadTuneCache, tuneCachePath } from "../../engine/tuning.js";
-import { MATMUL_VERSIONS, chooseVersion, matmulForward } from "../../kernels/matmul.js";
-import { ATTENTION_VERSIONS, pickVersion as attentionVersion } from "../../kernels/attention.js";
+import { type TuneCache, reloadTuneCache, tuneCachePath } from "../../engine/tuning.js";
+import { matmulForward } from "../../kernels/matmul.js";
+import { MATMUL, familyNamed, resolveVersion } from "../../kernels/registry.js";
+import { candidates, withComposedShapes } from "../../kernels/tune.js";
 import * as ops from "../../autograd/ops.js";
-import { type RowOp, availableRowVersions, defaultRowVersion } from "../../kernels/rows.js";
 import { UsageError } from "../../util/command.js";
-import { modelShapes, tune } from "../../cli/tune.js";
+import { tune } from "../../cli/tune.js";
+import { traceTrainingStep } from "../../train/trace.js";
 import { parseStrategy } from "../../peft/strategy.js";
 import { namedConfig, validateConfig } from "../../vit/config.js";
 import { useEngine } from "../helpers.js";
-
 useEngine();
 
 let dir: string;
@@ -60,50 +61,34 @@ async function run(...argv: string[]): Promise<string> {
   }
 }
 
+// The default study's backbone with 5 classes, as --model default builds it.
 const TINY = validateConfig({ imageSize: 28, patchSize: 7, width: 64, depth: 4, heads: 2, mlpHidden: 256, classes: 5, eps: 1e-6 });
+// What `tune` times for `config` at batch B with `strategies`.
+const planned = (config = TINY, B = 2, strategies = ["full"]) => withComposedShapes(traceTrainingStep(config, B, strategies.map(parseStrategy)));
 
-describe("modelShapes", () => {
-  it("lists each linear layer's forward (nt), dx (nn) and dw (tn), the row ops and attention, once per key", () => {
-    const shapes = modelShapes(TINY, 2); // B*T = 2 * 17 = 34 tokens, 2 * 16 = 32 patches
-    const keys = shapes.map((s) => `${s.family}/${s.key}`);
+describe("the traced shapes", () => {
+  it("include every shape the hand-written list had: each linear layer's forward (nt), dx (nn) and dw (tn), the row ops, attention and unfused attention's", () => {
+    const keys = planned().map((s) => `${s.family}/${s.key}`); // B*T = 2 * 17 = 34 tokens, 2 * 16 = 32 patches
     expect(new Set(keys).size).toBe(keys.length);
-    for (const k of [
-      "matmul/32x147x64/nt/b1", // patch embedding; no dx (the images need no gradient)
-      "matmul/64x32x147/tn/b1",
-      "matmul/34x64x192/nt/b1", // qkv
-      "matmul/34x192x64/nn/b1",
-      "matmul/192x34x64/tn/b1",
-      "matmul/2x64x5/nt/b1", // head
-      "rows/layernorm/34x64",
-      "rows/softmax/68x17",
-      "rows/cross-entropy/2x5",
-      "attention/2x2x17x32", // (B, heads, 1 + patches, width / heads)
-    ]) {
+    const linear = (M: number, K: number, N: number, dx = true) => [`${M}x${K}x${N}/nt/b1`, ...(dx ? [`${M}x${N}x${K}/nn/b1`] : []), `${N}x${M}x${K}/tn/b1`];
+    const old = [
+      ...linear(32, 147, 64, false), // patch embedding; no dx (the images need no gradient)
+      ...linear(34, 64, 192), // qkv
+      ...linear(34, 64, 64), // proj
+      "34x64x256/nt/b1/gelu", "34x256x64/nn/b1", "256x34x64/tn/b1", // fc1, with its GELU epilogue
+      ...linear(34, 256, 64), // fc2
+      ...linear(2, 64, 5), // head
+      "17x32x17/nt/b4", "17x17x32/nn/b4", "17x17x32/tn/b4", // unfused attention over the B·H = 4 heads
+    ].map((k) => `matmul/${k}`);
+    expect(old).toHaveLength(20);
+    for (const k of [...old, "rows/layernorm/34x64", "rows/layernorm/2x64", "rows/softmax/68x17", "rows/cross-entropy/2x5", "attention/2x2x17x32"]) {
       expect(keys).toContain(k);
     }
-    expect(keys).not.toContain("matmul/32x64x147/nn/b1");
-    // fc1 forward (34, 64)·(64, 256) and fc2 dx (34, 64)·(64, 256) are the same product: one entry, both uses.
-    expect(shapes.find((s) => s.key === "34x64x256/nn/b1")?.uses).toEqual(["fc2 dx"]);
-    expect(shapes.find((s) => s.key === "34x64x256/nt/b1/gelu")?.uses).toEqual(["fc1"]); // its GELU epilogue, timed with it
-    // 17 linear-layer products and the 3 batched products of unfused attention over the B·H = 4 heads.
-    expect(shapes.filter((s) => s.family === "matmul")).toHaveLength(20);
-    for (const k of ["matmul/17x32x17/nt/b4", "matmul/17x17x32/nn/b4", "matmul/17x17x32/tn/b4"]) expect(keys).toContain(k);
-    expect(modelShapes({ ...TINY, classes: 0 }, 2).some((s) => s.key.includes("cross-entropy"))).toBe(false);
-    const vitS = modelShapes(namedConfig("vit-s16", 100), 8).filter((s) => s.family === "attention");
-    expect(vitS.map((s) => s.key)).toEqual(["8x6x197x64"]);
   });
 
-  it("adds LoRA's rank-r products for its targets; other strategies run the model's own shapes", () => {
-    const base = modelShapes(TINY, 2).map((s) => s.key);
-    for (const other of ["linear", "top-2", "block-p2"]) expect(modelShapes(TINY, 2, [parseStrategy(other)]).map((s) => s.key)).toEqual(base);
-    // rank 4 on q and v: A_cat (8, 64), B_full (192, 8), over the 34 tokens.
-    const lora = modelShapes(TINY, 2, [parseStrategy("full"), parseStrategy("lora-r4")]);
-    const added = lora.map((s) => s.key).filter((k) => !base.includes(k));
-    expect(added.sort()).toEqual(
-      ["34x64x8/nt/b1", "34x8x64/nn/b1", "8x34x64/tn/b1", "34x8x192/nt/b1", "34x192x8/nn/b1", "192x34x8/tn/b1"].sort(),
-    );
-    const all = modelShapes(TINY, 2, [{ kind: "lora", rank: 2, targets: ["q", "k", "v", "fc1"] }]).map((s) => s.key);
-    for (const k of ["34x64x6/nt/b1", "34x6x192/nt/b1", "34x64x2/nt/b1", "34x2x256/nt/b1"]) expect(all).toContain(k);
+  it("of a ViT-S/16 block at batch 8: attention over (B, heads, 1 + patches, width / heads)", () => {
+    const vitS = planned(namedConfig("vit-s16", 100, { depth: 1 }), 8).filter((s) => s.family === "attention");
+    expect(vitS.map((s) => s.key)).toEqual(["8x6x197x64"]);
   });
 });
 
@@ -111,8 +96,9 @@ describe("tune", () => {
   it("--dry-run lists the shapes and writes nothing", async () => {
     const out = await run("--model", "default", "--batch", "2", "--dry-run");
     expect(out).toContain("matmul/34x64x192/nt/b1");
-    expect(out).toMatch(/attention\/2x2x17x32 +v1,v2,unfused +now v[12]/);
-    expect(out.split("\n")).toHaveLength(modelShapes(TINY, 2).length);
+    expect(out).toMatch(/attention\/2x2x17x32 +reg,tiled,unfused +now (reg|tiled) +full\n/);
+    expect(out).toMatch(/rows\/softmax\/68x17 .* attention\/2x2x17x32 unfused/);
+    expect(out.split("\n")).toHaveLength(planned().length);
     expect(existsSync(tuneCachePath())).toBe(false);
   });
 
@@ -125,21 +111,18 @@ describe("tune", () => {
   it("writes a winner per shape that later matmuls, row ops and attention use", async () => {
     await run("--model", "default", "--batch", "2", "--reps", "1");
     const cache = JSON.parse(readFileSync(tuneCachePath(), "utf8")) as TuneCache;
-    const shapes = modelShapes(TINY, 2);
+    const shapes = planned();
     expect(Object.keys(cache.entries).sort()).toEqual(shapes.map((s) => `${s.family}/${s.key}`).sort());
     for (const s of shapes) {
       const e = cache.entries[`${s.family}/${s.key}`];
-      const versions = s.family === "matmul" ? MATMUL_VERSIONS : s.family === "attention" ? ATTENTION_VERSIONS : availableRowVersions().map(String);
-      expect(Object.keys(e.candidates).sort()).toEqual([...versions].sort());
+      expect(Object.keys(e.candidates)).toEqual(candidates(s));
       expect(e.ms).toBe(Math.min(...Object.values(e.candidates)));
       expect(e.candidates[e.version]).toBe(e.ms);
-      if (s.family === "matmul") expect(chooseVersion(undefined, s)).toBe(e.version);
-      else if (s.family === "attention") expect(attentionVersion(undefined, { B: s.B, N: s.T, H: s.H, D: s.D }, true)).toBe(e.version);
-      else expect(String(defaultRowVersion(s.op as RowOp, s.rows, s.C))).toBe(e.version);
+      expect(resolveVersion(familyNamed(s.family), s.shape)).toBe(e.version);
     }
     // Real calls at tuned shapes dispatch the cached winners (qkv forward: x (34, 64) · w (192, 64)ᵀ; attention
     // over qkv (2, 17, 192) with 2 heads).
-    const mmWinner = cache.entries[`matmul/${matmulShapeKey(34, 64, 192, false, true, 1)}`].version;
+    const mmWinner = cache.entries[`matmul/${MATMUL.key({ M: 34, K: 64, N: 192, transA: false, transB: true, batch: 1 })}`].version;
     const mm = dispatches(() => matmulForward(Tensor.empty([34, 64]), Tensor.empty([192, 64]), { transB: true }).dispose());
     expect(mm.find((l) => l.startsWith("[dispatch] matmul/"))).toContain(`version=${mmWinner}`);
     const attWinner = cache.entries["attention/2x2x17x32"].version;
@@ -171,5 +154,6 @@ describe("tune", () => {
     await expect(run("--show", "--clear")).rejects.toThrow(UsageError);
     await expect(run("--bogus")).rejects.toThrow(/--bogus/);
     await expect(run("--strategies", "lora-rx", "--dry-run")).rejects.toThrow(/--strategies/);
+    await expect(run("--classes", "0")).rejects.toThrow("--classes: expected >= 1, got 0");
   });
 });

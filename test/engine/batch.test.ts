@@ -59,6 +59,27 @@ describe("batch", () => {
     expect(`${err?.message}\n${later}`).toMatch(/broken-wgsl\/n=2 3:\d+: .*undefined_name[\s\S]*--- WGSL of broken-wgsl/);
   });
 
+  it("a dry run drops dispatches and copies, refuses read-backs and promises, and always ends", async () => {
+    const { batch } = runtime();
+    const x = Tensor.fromArray([1, 2, 3], [3]);
+    const before = { ...batch.stats };
+    let read: Promise<Float32Array> | undefined;
+    const y = batch.dryRun(() => {
+      const z = ops.addScalar(x, 1);
+      batch.copy(x.buffer, 0, z.buffer, 0, 12);
+      read = z.data();
+      return z;
+    });
+    expect(batch.stats).toEqual(before);
+    await expect(read).rejects.toThrow("batch: expected no read-back in a dry run, which computes nothing, got one");
+    expect(() => batch.dryRun(() => { throw new Error("boom"); })).toThrow("boom");
+    expect(() => batch.dryRun(async () => {})).toThrow("batch: expected a synchronous function for a dry run, got one returning a promise");
+    // Wet again after each: the same op now runs and reads back.
+    expect(Array.from(await ops.addScalar(x, 1).data())).toEqual([2, 3, 4]);
+    expect(batch.stats.dispatches).toBe(before.dispatches + 1);
+    y.dispose();
+  });
+
   // One invocation looping `iterations` times: a GPU job of a few ms on any device, its length chosen by the test.
   const spinning = (iterations: number) =>
     getKernel("spinning-probe", { iterations }, () => `

@@ -1,8 +1,8 @@
-// The tuning cache (engine/tuning.ts) and the version choosers that consult it (kernels/matmul.ts chooseVersion,
-// kernels/rows.ts defaultRowVersion, kernels/attention.ts pickVersion): round trip, precedence, PEFT_TUNE=0,
-// corrupt files, and that a matmul and attention actually dispatch the tuned version (checked through the DEBUG=1
-// dispatch log and against the CPU reference: matmul atol 1e-4 + rtol 1e-4 for K = 23 sums in f32; attention
-// atol 2e-5 + rtol 1e-4, as test/kernels/attention.test.ts).
+// The tuning cache (engine/tuning.ts) and its use by the version resolver (kernels/registry.ts resolveVersion):
+// round trip, PEFT_TUNE=0, corrupt and stale entries, and that a matmul and attention actually dispatch the tuned
+// version (checked through the DEBUG=1 dispatch log and against the CPU reference: matmul atol 1e-4 + rtol 1e-4 for
+// K = 23 sums in f32; attention atol 2e-5 + rtol 1e-4, as test/kernels/attention.test.ts). The resolver's
+// precedence for every family is test/kernels/registry.test.ts's.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,20 +10,10 @@ import { basename, dirname, join } from "node:path";
 import { runtime, warnings } from "../../engine/runtime.js";
 import type { Settings } from "../../engine/settings.js";
 import { Tensor } from "../../engine/tensor.js";
-import {
-  adapterKey,
-  attentionShapeKey,
-  clearTuneCache,
-  matmulShapeKey,
-  reloadTuneCache,
-  rowShapeKey,
-  storeTuned,
-  tuneCachePath,
-  tunedVersion,
-} from "../../engine/tuning.js";
-import { type MatmulDims, chooseVersion, defaultVersion, matmulForward } from "../../kernels/matmul.js";
-import { attentionBackward, attentionForward, pickVersion as attentionVersion } from "../../kernels/attention.js";
-import { defaultRowVersion } from "../../kernels/rows.js";
+import { adapterKey, clearTuneCache, reloadTuneCache, storeTuned, tuneCachePath, tunedVersion } from "../../engine/tuning.js";
+import { matmulForward } from "../../kernels/matmul.js";
+import { attentionBackward, attentionForward } from "../../kernels/attention.js";
+import { ATTENTION, type AttentionShape, MATMUL, type MatmulShape, ROWS, resolveVersion } from "../../kernels/registry.js";
 import { expectClose, randn, useEngine } from "../helpers.js";
 import { matmulRef } from "../ref/matmul.js";
 import { attentionBackwardRef, attentionRef } from "../ref/attention.js";
@@ -48,10 +38,6 @@ afterEach(() => {
   reloadTuneCache();
 });
 
-const force = (family: string, value: string) => {
-  runtime().settings.versions[family] = { value, variable: `PEFT_${family.toUpperCase()}` };
-};
-
 // Starts collecting the DEBUG=1 dispatch log; the returned array fills as kernels dispatch.
 const dispatchLog = (): string[] => {
   const lines: string[] = [];
@@ -61,8 +47,10 @@ const dispatchLog = (): string[] => {
 
 const entry = (version: string) => ({ version, ms: 1, candidates: { [version]: 1, other: 2 } });
 // A matmul shape no model runs, tuned to a version that is the default on neither kind of device.
-const DIMS: MatmulDims = { M: 37, K: 23, N: 11, transA: false, transB: true, batch: 1 };
-const KEY = matmulShapeKey(DIMS.M, DIMS.K, DIMS.N, DIMS.transA, DIMS.transB, DIMS.batch);
+const DIMS: MatmulShape = { M: 37, K: 23, N: 11, transA: false, transB: true, batch: 1 };
+const KEY = MATMUL.key(DIMS);
+const chooseVersion = (dims: MatmulShape) => resolveVersion(MATMUL, dims);
+const defaultVersion = (dims: MatmulShape) => MATMUL.defaultVersion(dims, runtime().gpu);
 const deviceDefault = () => defaultVersion(DIMS);
 
 describe("cache file", () => {
@@ -83,10 +71,10 @@ describe("cache file", () => {
 
     reloadTuneCache();
     expect(tunedVersion("matmul", KEY)).toBe("reg4x8");
-    await storeTuned({ "rows/layernorm/7x13": entry("2") });
+    await storeTuned({ "rows/layernorm/7x13": entry("tree") });
     reloadTuneCache();
     expect(tunedVersion("matmul", KEY)).toBe("reg4x8");
-    expect(tunedVersion("rows", "layernorm/7x13")).toBe("2");
+    expect(tunedVersion("rows", "layernorm/7x13")).toBe("tree");
     expect(JSON.parse(readFileSync(path, "utf8")).created).toBe(file.created);
 
     expect(clearTuneCache()).toBe(true);
@@ -113,7 +101,7 @@ describe("cache file", () => {
       writeFileSync(tuneCachePath(), text);
       warnings.length = 0;
       expect(tunedVersion("matmul", KEY)).toBeUndefined();
-      expect(chooseVersion(undefined, DIMS)).toBe(deviceDefault());
+      expect(chooseVersion(DIMS)).toBe(deviceDefault());
       expect(warnings).toHaveLength(1); // loaded once, not once per look-up
       expect(warnings[0]).toContain(tuneCachePath());
       warnings.length = 0;
@@ -121,40 +109,31 @@ describe("cache file", () => {
   }
 });
 
-describe("matmul version precedence", () => {
+describe("matmul and the cache", () => {
   beforeEach(async () => {
     await storeTuned({ [`matmul/${KEY}`]: entry("reg4x8"), "matmul/5x5x5/nn/b1": entry("no-such-version") });
     reloadTuneCache();
   });
 
-  it("explicit version > PEFT_MATMUL > cache > device default", () => {
-    expect(chooseVersion(undefined, DIMS)).toBe("reg4x8");
-    expect(chooseVersion(undefined, { ...DIMS, transB: false })).toBe(deviceDefault()); // other layout
-    expect(chooseVersion(undefined, { ...DIMS, batch: 2 })).toBe(deviceDefault()); // other batch
-    force("matmul", "reg8x8");
-    expect(chooseVersion(undefined, DIMS)).toBe("reg8x8");
-    expect(chooseVersion("reg8x16", DIMS)).toBe("reg8x16");
-  });
-
   it("a product with a GELU epilogue is tuned as a shape of its own", async () => {
     const gelu = { ...DIMS, gelu: true };
-    expect(matmulShapeKey(DIMS.M, DIMS.K, DIMS.N, DIMS.transA, DIMS.transB, DIMS.batch, true)).toBe(`${KEY}/gelu`);
+    expect(MATMUL.key(gelu)).toBe(`${KEY}/gelu`);
     await storeTuned({ [`matmul/${KEY}`]: entry("tiled128") });
     reloadTuneCache();
-    expect(chooseVersion(undefined, DIMS)).toBe("tiled128");
-    expect(chooseVersion(undefined, gelu)).toBe(defaultVersion(gelu)); // the plain product's winner is not its
+    expect(chooseVersion(DIMS)).toBe("tiled128");
+    expect(chooseVersion(gelu)).toBe(defaultVersion(gelu)); // the plain product's winner is not its
     await storeTuned({ [`matmul/${KEY}`]: entry("tiled128"), [`matmul/${KEY}/gelu`]: entry("reg8x8") });
     reloadTuneCache();
-    expect(chooseVersion(undefined, gelu)).toBe("reg8x8");
+    expect(chooseVersion(gelu)).toBe("reg8x8");
   });
 
   it("PEFT_TUNE=0 ignores the cache; a version this build lacks falls back to the default", () => {
     runtime().settings.tune = false;
-    expect(chooseVersion(undefined, DIMS)).toBe(deviceDefault());
+    expect(chooseVersion(DIMS)).toBe(deviceDefault());
     runtime().settings.tune = true;
-    expect(chooseVersion(undefined, DIMS)).toBe("reg4x8");
-    const stale: MatmulDims = { M: 5, K: 5, N: 5, transA: false, transB: false, batch: 1 };
-    expect(chooseVersion(undefined, stale)).toBe(defaultVersion(stale));
+    expect(chooseVersion(DIMS)).toBe("reg4x8");
+    const stale: MatmulShape = { M: 5, K: 5, N: 5, transA: false, transB: false, batch: 1 };
+    expect(chooseVersion(stale)).toBe(defaultVersion(stale));
   });
 
   it("matmulForward dispatches the tuned version and stays correct", async () => {
@@ -170,58 +149,37 @@ describe("matmul version precedence", () => {
   });
 });
 
-describe("attention version", () => {
-  // A shape no model runs, tuned to the version that is not the device default.
+describe("attention and the cache", () => {
+  // A shape no model runs, tuned to the fused version that is not the device default.
   const [B, N, H, D] = [2, 5, 3, 8];
-  const DIMS = { B, N, H, D };
-  const SHAPE = attentionShapeKey(B, H, N, D);
-  const STALE = { B: 1, N: 1, H: 1, D: 4 };
-  const tuned = () => (runtime().gpu.isCpu ? "v2" : "v1");
-  const fallback = () => (runtime().gpu.isCpu ? "v1" : "v2");
-  beforeEach(async () => {
-    await storeTuned({ [`attention/${SHAPE}`]: entry(tuned()), [`attention/${attentionShapeKey(1, 1, 1, 4)}`]: entry("v1r8") });
-    reloadTuneCache();
-  });
+  const tuned = () => (runtime().gpu.isCpu ? "tiled" : "reg");
 
-  it("explicit version > PEFT_ATTENTION > cache > device default; a stale name or PEFT_TUNE=0 falls back", () => {
-    expect(attentionShapeKey(8, 6, 197, 64)).toBe("8x6x197x64");
-    expect(attentionVersion(undefined, DIMS)).toBe(tuned());
-    expect(attentionVersion(undefined, { ...DIMS, D: 4 })).toBe(fallback()); // other head dim
-    expect(attentionVersion(undefined, { ...DIMS, B: B + 1 })).toBe(fallback()); // other batch
-    expect(attentionVersion(fallback(), DIMS)).toBe(fallback());
-    expect(attentionVersion(undefined, STALE)).toBe(fallback());
-    force("attention", "unfused");
-    expect(attentionVersion(undefined, DIMS, true)).toBe("unfused");
-    expect(attentionVersion("v1", DIMS, true)).toBe("v1");
-    delete runtime().settings.versions.attention;
-    runtime().settings.tune = false;
-    expect(attentionVersion(undefined, DIMS)).toBe(fallback());
-  });
-
-  it("defaults to unfused on CPU drivers for ops.attention past 64 tokens while the scores fit a binding", async () => {
+  it("on CPU drivers unfused is the default past 64 tokens while the scores fit a binding; a tuned unfused that cannot fit is ignored", async () => {
     const maxBinding = runtime().gpu.limits.maxStorageBufferBindingSize;
-    const vitS = { B: 8, N: 197, H: 6, D: 64 };
+    const vitS: AttentionShape = { B: 8, N: 197, H: 6, D: 64 };
+    const version = (s: AttentionShape) => resolveVersion(ATTENTION, s);
     if (!runtime().gpu.isCpu) {
-      expect(attentionVersion(undefined, vitS, true)).toBe("v2");
+      expect(version(vitS)).toBe("tiled");
       return;
     }
-    expect(attentionVersion(undefined, vitS, true)).toBe("unfused");
-    expect(attentionVersion(undefined, vitS)).toBe("v1"); // the fused kernels' own entry points
-    expect(attentionVersion(undefined, { ...vitS, N: 17 }, true)).toBe("v1"); // the default study's 17 tokens
+    expect(version(vitS)).toBe("unfused");
+    expect(version({ ...vitS, N: 17 })).toBe("reg"); // the default study's 17 tokens
     const tooBig = Math.ceil(maxBinding / (4 * 6 * 197 * 197)) + 1; // batch whose (B·H, N, N) scores exceed it
-    expect(attentionVersion(undefined, { ...vitS, B: tooBig }, true)).toBe("v1");
-    await storeTuned({ [`attention/${attentionShapeKey(tooBig, 6, 197, 64)}`]: entry("unfused") });
+    expect(version({ ...vitS, B: tooBig })).toBe("reg");
+    await storeTuned({ [`attention/${ATTENTION.key({ ...vitS, B: tooBig })}`]: entry("unfused") });
     reloadTuneCache();
-    expect(attentionVersion(undefined, { ...vitS, B: tooBig }, true)).toBe("v1"); // a tuned unfused that cannot fit
+    expect(version({ ...vitS, B: tooBig })).toBe("reg");
   });
 
   it("attentionForward and attentionBackward both dispatch the tuned version and stay correct", async () => {
+    await storeTuned({ [`attention/${ATTENTION.key({ B, N, H, D })}`]: entry(tuned()) });
+    reloadTuneCache();
     const qkv = randn(B * N * 3 * H * D, 3);
     const dout = randn(B * N * H * D, 4);
     const x = Tensor.fromArray(qkv, [B, N, 3 * H * D]);
     const log = dispatchLog();
-    const { o, lse } = attentionForward(x, H);
-    const dqkv = attentionBackward(x, o, lse, Tensor.fromArray(dout, [B, N, H * D]), H);
+    const { o, saved } = attentionForward(x, H);
+    const dqkv = attentionBackward(saved, Tensor.fromArray(dout, [B, N, H * D]));
     const lines = log.filter((l) => l.startsWith("[dispatch] attention/"));
     expect(lines).toHaveLength(3); // forward, dq, dkdv
     for (const l of lines) expect(l).toContain(`version=${tuned()}`);
@@ -232,23 +190,15 @@ describe("attention version", () => {
   });
 });
 
-describe("row version", () => {
-  it("explicit version (the callers' default argument) > cache > device default", async () => {
-    const tuned = runtime().gpu.isCpu ? 2 : 1; // the non-default one
-    await storeTuned({ [`rows/${rowShapeKey("layernorm", 7, 13)}`]: entry(String(tuned)) });
+describe("rows and the cache", () => {
+  it("the tuned version for the op's exact shape, else the device default; the old numbered names are stale", async () => {
+    const tuned = runtime().gpu.isCpu ? "tree" : "lane"; // the non-default one
+    const fallback = runtime().gpu.isCpu ? "lane" : "tree";
+    const version = (op: "layernorm" | "softmax", rows: number, C: number) => resolveVersion(ROWS, { op, rows, C });
+    await storeTuned({ [`rows/${ROWS.key({ op: "layernorm", rows: 7, C: 13 })}`]: entry(tuned), "rows/softmax/7x13": entry("2") });
     reloadTuneCache();
-    const fallback = runtime().gpu.isCpu ? 1 : 2;
-    expect(defaultRowVersion("layernorm", 7, 13)).toBe(tuned);
-    expect(defaultRowVersion("softmax", 7, 13)).toBe(fallback);
-    expect(defaultRowVersion("layernorm", 7, 14)).toBe(fallback);
-    expect(defaultRowVersion()).toBe(fallback);
-    runtime().settings.tune = false;
-    expect(defaultRowVersion("layernorm", 7, 13)).toBe(fallback);
-    runtime().settings.tune = true;
-    force("rows", String(fallback)); // the environment beats the cache
-    expect(defaultRowVersion("layernorm", 7, 13)).toBe(fallback);
-    expect(defaultRowVersion()).toBe(fallback);
-    force("rows", "4");
-    expect(() => defaultRowVersion("softmax", 7, 13)).toThrow('rows: expected PEFT_ROWS to be one of 1, 2, 3, got "4"');
+    expect(version("layernorm", 7, 13)).toBe(tuned);
+    expect(version("softmax", 7, 13)).toBe(fallback); // "2" was tree's name in an older build
+    expect(version("layernorm", 7, 14)).toBe(fallback);
   });
 });

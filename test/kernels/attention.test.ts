@@ -1,9 +1,11 @@
-// Fused attention (kernels/attention.ts), every version, against the CPU reference (test/ref/attention.ts: float64,
-// materialised softmax) and against float64 finite differences.
+// Attention (kernels/attention.ts), every version (the fused reg and tiled, and unfused from matmul and softmax),
+// against the CPU reference (test/ref/attention.ts: float64, materialised softmax) and against float64 finite
+// differences.
 // Tolerance: atol 2e-5 + rtol 1e-4 on o, lse, dqkv and probabilities (f32 sums over up to 1030 keys, WGSL exp).
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
-import { FUSED_ATTENTION_VERSIONS, attentionBackward, attentionForward, attentionProbs } from "../../kernels/attention.js";
+import { attentionBackward, attentionForward, attentionProbs, releaseSaved } from "../../kernels/attention.js";
+import { ATTENTION } from "../../kernels/registry.js";
 import { expectClose, dot, numericGrad, randn, useEngine } from "../helpers.js";
 import { type AttentionShape, attentionBackwardRef, attentionRef } from "../ref/attention.js";
 
@@ -17,21 +19,25 @@ function inputs(s: AttentionShape, seed: number, std = 1): { qkv: Float32Array; 
 
 const tensor = (x: Float32Array, s: AttentionShape, parts: number) => Tensor.fromArray(x, [s.B, s.N, parts * s.H * s.D]);
 
-// Runs forward and backward of `version` and compares o, lse and dqkv with the reference.
+// Runs forward and backward of `version` and compares o, lse (the fused versions') and dqkv with the reference.
 async function checkAgainstRef(s: AttentionShape, version: string, seed: number, scale?: number, std = 1): Promise<void> {
   const { qkv, dout } = inputs(s, seed, std);
   const sc = scale ?? 1 / Math.sqrt(s.D);
   const ref = attentionRef(qkv, s, sc);
   const x = tensor(qkv, s, 3);
-  const { o, lse } = attentionForward(x, s.H, { version, scale });
+  const { o, saved } = attentionForward(x, s.H, { version, scale });
+  expect(saved.version).toBe(version);
   expect(o.shape).toEqual([s.B, s.N, s.H * s.D]);
-  expect(lse.shape).toEqual([s.B, s.H, s.N]);
   expectClose(`o ${version}`, await o.data(), ref.o, TOL);
-  expectClose(`lse ${version}`, await lse.data(), ref.lse, TOL);
-  const dqkv = attentionBackward(x, o, lse, tensor(dout, s, 1), s.H, { version, scale });
+  if (saved.version !== "unfused") {
+    expect(saved.lse.shape).toEqual([s.B, s.H, s.N]);
+    expectClose(`lse ${version}`, await saved.lse.data(), ref.lse, TOL);
+  }
+  const dqkv = attentionBackward(saved, tensor(dout, s, 1));
   expect(dqkv.shape).toEqual([s.B, s.N, 3 * s.H * s.D]);
   expectClose(`dqkv ${version}`, await dqkv.data(), attentionBackwardRef(qkv, dout, s, sc), TOL);
-  for (const t of [x, o, lse, dqkv]) t.dispose();
+  releaseSaved(saved);
+  for (const t of [x, o, dqkv]) t.dispose();
 }
 
 const SHAPES: [number, number, number, number][] = [
@@ -43,7 +49,7 @@ const SHAPES: [number, number, number, number][] = [
   [1, 1030, 1, 32],
 ];
 
-for (const version of FUSED_ATTENTION_VERSIONS) {
+for (const version of ATTENTION.versions) {
   describe(`attention ${version}`, () => {
     for (const [B, N, H, D] of SHAPES) {
       it(`forward and backward match the reference at (B, N, H, D) = (${B}, ${N}, ${H}, ${D})`, async () => {
@@ -65,9 +71,9 @@ for (const version of FUSED_ATTENTION_VERSIONS) {
       const s = { B: 1, N: 37, H: 2, D: 16 };
       const { qkv } = inputs(s, 11, 6);
       const ref = attentionRef(qkv, s, 0.25);
-      const { o, lse } = attentionForward(tensor(qkv, s, 3), s.H, { version });
+      const { o, saved } = attentionForward(tensor(qkv, s, 3), s.H, { version });
       expectClose("o", await o.data(), ref.o, { atol: 1e-4, rtol: 1e-4 });
-      expectClose("lse", await lse.data(), ref.lse, TOL);
+      if (saved.version !== "unfused") expectClose("lse", await saved.lse.data(), ref.lse, TOL);
     });
 
     it("backward matches float64 finite differences at (1, 3, 2, 4)", async () => {
@@ -75,9 +81,8 @@ for (const version of FUSED_ATTENTION_VERSIONS) {
       const { qkv, dout } = inputs(s, 5);
       // loss = sum(o * dout), so d loss / d qkv is the backward of dout.
       const loss = (x: Float64Array) => dot(attentionRef(x, s, 0.5).o, dout);
-      const x = tensor(qkv, s, 3);
-      const { o, lse } = attentionForward(x, s.H, { version });
-      const dqkv = attentionBackward(x, o, lse, tensor(dout, s, 1), s.H, { version });
+      const { saved } = attentionForward(tensor(qkv, s, 3), s.H, { version });
+      const dqkv = attentionBackward(saved, tensor(dout, s, 1));
       expectClose("dqkv", await dqkv.data(), numericGrad(loss, qkv), TOL);
     });
   });
@@ -112,10 +117,9 @@ describe("attention errors", () => {
   });
   it("rejects a qkv that is not (B, N, 3*H*D), an unknown version and mismatched backward inputs", () => {
     expect(() => attentionForward(qkv([5, 24]), 2)).toThrow("attention: expected an f32 qkv (B, N, 3*H*D), got f32 (5, 24)");
-    expect(() => attentionForward(qkv([1, 2, 24]), 2, { version: "v9" })).toThrow('attention: expected version one of v1, v2, unfused, got "v9"');
-    const x = qkv([1, 2, 24]);
-    const { o, lse } = attentionForward(x, 2);
-    expect(() => attentionBackward(x, o, lse, qkv([1, 3, 8]), 2)).toThrow("attention: expected dout f32 (1, 2, 8), got f32 (1, 3, 8)");
-    expect(() => attentionBackward(x, o, o, o, 2)).toThrow("attention: expected lse f32 (1, 2, 2), got f32 (1, 2, 8)");
+    expect(() => attentionForward(qkv([1, 2, 24]), 2, { version: "v9" })).toThrow('attention: expected one of reg, tiled, unfused, got "v9"');
+    const { saved } = attentionForward(qkv([1, 2, 24]), 2);
+    expect(() => attentionBackward(saved, qkv([1, 3, 8]))).toThrow("attention: expected dout f32 (1, 2, 8), got f32 (1, 3, 8)");
+    expect(() => attentionBackward(saved, qkv([1, 2, 24]))).toThrow("attention: expected dout f32 (1, 2, 8), got f32 (1, 2, 24)");
   });
 });

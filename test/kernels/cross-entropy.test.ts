@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { Rng } from "../../util/random.js";
 import { Tensor } from "../../engine/tensor.js";
-import { ROW_VERSIONS } from "../../kernels/rows.js";
+import { ROWS } from "../../kernels/registry.js";
 import { checkLabels, crossEntropyBackward, crossEntropyForward } from "../../kernels/cross-entropy.js";
 import { expectClose, numericGrad, randn, useEngine } from "../helpers.js";
 import { crossEntropy, crossEntropyBackward as crossEntropyBackwardRef } from "../ref/cross-entropy.js";
@@ -27,8 +27,8 @@ const tensors = (logits: Float32Array, labels: Int32Array, B: number, C: number)
   l: Tensor.fromArray(labels, [B], "i32"),
 });
 
-for (const version of ROW_VERSIONS) {
-  describe(`cross-entropy v${version}`, () => {
+for (const version of ROWS.versions) {
+  describe(`cross-entropy ${version}`, () => {
     for (const [B, C] of SHAPES) {
       for (const labelSmoothing of [0, 0.1]) {
         it(`forward and backward (${B}, ${C}), smoothing ${labelSmoothing}`, async () => {

@@ -8,7 +8,8 @@ import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { knn } from "../../autograd/ops.js";
 import { runtime } from "../../engine/runtime.js";
-import { KNN_TILINGS, knnSimilarity, knnSlices, knnTopK } from "../../kernels/knn.js";
+import { knnSimilarity, knnSlices, knnTopK } from "../../kernels/knn.js";
+import { KNN } from "../../kernels/registry.js";
 import { Rng } from "../../util/random.js";
 import { expectClose, randn, useEngine } from "../helpers.js";
 import { normalizeRows, similarityRef, topKRef } from "../ref/knn.js";
@@ -44,13 +45,13 @@ async function expectTopK(got: { sims: Tensor; indices: Tensor }, want: { sims: 
   expectClose("indices", await got.indices.dataInt(), want.indices, EXACT);
 }
 
-describe("knnTopK (v2, fused)", () => {
-  for (const tiling of Object.keys(KNN_TILINGS)) {
-    it(`${tiling}: exact with ties, Q=37 N=101 D=5 k=10`, async () => {
+describe("knnTopK (fused)", () => {
+  for (const version of KNN.versions) {
+    it(`${version}: exact with ties, Q=37 N=101 D=5 k=10`, async () => {
       const [q, n, d, k] = [37, 101, 5, 10];
       const x = ints(q * d, 1);
       const b = ints(n * d, 2);
-      const got = knnTopK(Tensor.fromArray(x, [q, d]), Tensor.fromArray(b, [n, d]), k, { tiling });
+      const got = knnTopK(Tensor.fromArray(x, [q, d]), Tensor.fromArray(b, [n, d]), k, { version });
       await expectTopK(got, topKRef(similarityRef(x, b, d), q, n, k));
     });
   }
@@ -104,12 +105,12 @@ describe("knnTopK (v2, fused)", () => {
 
   // Slices (the GPU plan; here forced): 5 slices of 21 rows, and 30 of 4 rows, shorter than the lists (k = 10),
   // so the merge meets empty entries; slices past the bank's end scan nothing.
-  for (const [tiling, slices] of [["r4v1w64", 5], ["r16v4", 30], ["r8v1", 200]] as [string, number][]) {
-    it(`${tiling} in ${slices} slices: exact with ties, Q=37 N=101 D=5 k=10`, async () => {
+  for (const [version, slices] of [["wide4x1", 5], ["reg16x4", 30], ["reg8x1", 200]] as [string, number][]) {
+    it(`${version} in ${slices} slices: exact with ties, Q=37 N=101 D=5 k=10`, async () => {
       const [q, n, d, k] = [37, 101, 5, 10];
       const x = ints(q * d, 1);
       const b = ints(n * d, 2);
-      const got = knnTopK(Tensor.fromArray(x, [q, d]), Tensor.fromArray(b, [n, d]), k, { tiling, slices });
+      const got = knnTopK(Tensor.fromArray(x, [q, d]), Tensor.fromArray(b, [n, d]), k, { version, slices });
       await expectTopK(got, topKRef(similarityRef(x, b, d), q, n, k));
     });
   }
@@ -131,10 +132,10 @@ describe("knnTopK (v2, fused)", () => {
   });
 
   it("plans one slice on CPU drivers, and on GPUs enough to fill the device with slices of >= max(8K, 256) rows", () => {
-    expect(knnSlices(256, 100, 200)).toBe(1);
-    expect(knnSlices(256, 1599, 200)).toBe(1);
-    if (runtime().gpu.isCpu) expect(knnSlices(256, 100_000, 200)).toBe(1);
-    else expect(knnSlices(256, 100_000, 200, "r4v1w64")).toBe(62); // 100000 / 1600 rows
+    expect(knnSlices(256, 100, 200, "reg16x4")).toBe(1);
+    expect(knnSlices(256, 1599, 200, "wide4x1")).toBe(1);
+    if (runtime().gpu.isCpu) expect(knnSlices(256, 100_000, 200, "reg16x4")).toBe(1);
+    else expect(knnSlices(256, 100_000, 200, "wide4x1")).toBe(62); // 100000 / 1600 rows
     expect(() => knnTopK(Tensor.fromArray([1], [1, 1]), Tensor.fromArray([1], [1, 1]), 1, { slices: 0 })).toThrow("knnTopK: expected slices >= 1, got 0");
   });
 
@@ -146,13 +147,13 @@ describe("knnTopK (v2, fused)", () => {
     await expectTopK(got, topKRef(similarityRef(normalizeRows(x, d), normalizeRows(b, d), d), q, n, k));
   });
 
-  for (const tiling of ["r4v2", "r8v1", "r16v4"]) {
-    it(`${tiling} normalize: random features, Q=70 N=1030 D=33 k=256, zero rows stay finite`, async () => {
+  for (const version of ["reg4x2", "reg8x1", "reg16x4"]) {
+    it(`${version} normalize: random features, Q=70 N=1030 D=33 k=256, zero rows stay finite`, async () => {
       const [q, n, d, k] = [70, 1030, 33, 256];
       const x = randn(q * d, 10, 3);
       const b = randn(n * d, 11, 0.1);
       b.fill(0, 17 * d, 18 * d); // a zero row: norm clamped, similarity 0
-      const got = knnTopK(Tensor.fromArray(x, [q, d]), Tensor.fromArray(b, [n, d]), k, { normalize: true, tiling });
+      const got = knnTopK(Tensor.fromArray(x, [q, d]), Tensor.fromArray(b, [n, d]), k, { normalize: true, version });
       const s = similarityRef(normalizeRows(x, d), normalizeRows(b, d), d);
       const want = topKRef(s, q, n, k);
       const idx = await got.indices.dataInt();
@@ -170,7 +171,7 @@ describe("knnTopK (v2, fused)", () => {
       "knnTopK: expected bank (N, 3) f32 to match queries (2, 3), got f32 (2, 4)",
     );
     expect(() => knnTopK(x, x, 0)).toThrow("knnTopK: expected k >= 1, got 0");
-    expect(() => knnTopK(x, x, 1, { tiling: "nope" })).toThrow('knn: expected a tiling in r4v2, r8v1, r2v4, r4v1w64, r16v4, got "nope"');
+    expect(() => knnTopK(x, x, 1, { version: "r4v2" })).toThrow('knn: expected one of reg4x2, reg8x1, reg2x4, wide4x1, reg16x4, got "r4v2"');
   });
 
   it("engine/ops knn has no backward: it refuses inputs that require grad, unless under noGrad", async () => {
@@ -182,13 +183,13 @@ describe("knnTopK (v2, fused)", () => {
   });
 });
 
-describe("knnSimilarity (v1, the full matrix)", () => {
-  for (const tiling of Object.keys(KNN_TILINGS)) {
-    it(`${tiling}: exact, Q=67 N=101 D=9 in chunks of 7 rows`, async () => {
+describe("knnSimilarity (the full matrix)", () => {
+  for (const version of KNN.versions) {
+    it(`${version}: exact, Q=67 N=101 D=9 in chunks of 7 rows`, async () => {
       const [q, n, d] = [67, 101, 9];
       const x = ints(q * d, 12);
       const b = ints(n * d, 13);
-      const got = knnSimilarity(Tensor.fromArray(x, [q, d]), Tensor.fromArray(b, [n, d]), { tiling, maxBindingBytes: 360 });
+      const got = knnSimilarity(Tensor.fromArray(x, [q, d]), Tensor.fromArray(b, [n, d]), { version, maxBindingBytes: 360 });
       expect(got.shape).toEqual([q, n]);
       expectClose("sims", await got.data(), similarityRef(x, b, d), EXACT);
     });

@@ -6,7 +6,7 @@
 // contracting g - mean(g) into an fma). dx's atol grows with the largest rstd past 100.
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
-import { ROW_VERSIONS } from "../../kernels/rows.js";
+import { ROWS } from "../../kernels/registry.js";
 import { layernormBackward, layernormForward } from "../../kernels/layernorm.js";
 import { dot, expectClose, numericGrad, randn, useEngine } from "../helpers.js";
 import { layernorm, layernormBackward as layernormBackwardRef } from "../ref/layernorm.js";
@@ -26,8 +26,8 @@ const rowsC = (shape: number[]): [number, number] => {
 };
 const f32 = (a: ArrayLike<number>, shape: number[]) => Tensor.fromArray(a, shape);
 
-for (const version of ROW_VERSIONS) {
-  describe(`layernorm v${version}`, () => {
+for (const version of ROWS.versions) {
+  describe(`layernorm ${version}`, () => {
     for (const shape of SHAPES) {
       it(`forward and backward with gamma and beta (${shape})`, async () => {
         const [rows, C] = rowsC(shape);

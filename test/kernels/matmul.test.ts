@@ -3,7 +3,9 @@
 // like sqrt(K) (the reference accumulates in float64).
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
-import { MATMUL_VERSIONS, defaultVersion, matmulForward, splitK, type MatmulOptions } from "../../kernels/matmul.js";
+import { matmulForward, splitK, type MatmulOptions } from "../../kernels/matmul.js";
+import { MATMUL, type MatmulShape } from "../../kernels/registry.js";
+import { runtime } from "../../engine/runtime.js";
 import { expectClose, randu, useEngine } from "../helpers.js";
 import { matmulRef, transpose } from "../ref/matmul.js";
 import { gelu } from "../ref/elementwise.js";
@@ -78,7 +80,7 @@ function operands(s: Shape, l: MatmulOptions): [Tensor, Tensor] {
 
 const label = (s: Shape) => `${s.batch.length ? `[${s.batch.join(",")}]x` : ""}${s.M}x${s.K}x${s.N}${s.sharedB ? "" : " (batched b)"}`;
 
-describe.each(MATMUL_VERSIONS)("matmul %s", (version) => {
+describe.each([...MATMUL.versions])("matmul %s", (version) => {
   for (const l of LAYOUTS) {
     for (const s of [...SHAPES, LARGE]) {
       it(`${layoutName(l)} ${label(s)}`, async () => {
@@ -95,7 +97,7 @@ describe.each(MATMUL_VERSIONS)("matmul %s", (version) => {
   // each combination is a pipeline); the others get the full combination only, since one generator writes every
   // version's epilogue. Two shapes: N % 4 != 0 (the reg versions store y a column at a time) and N % 4 == 0 (they
   // store y, and read bias, preact and residual, as vec4s).
-  const full = version === MATMUL_VERSIONS[0];
+  const full = version === MATMUL.versions[0];
   for (const E of [shape(7, 13, 9, [2]), shape(7, 13, 12, [2])]) {
     const N = `N=${E.N}`;
     for (const bias of full ? [false, true] : [true]) {
@@ -158,7 +160,7 @@ describe("matmul errors", () => {
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { accumulate: true })).toThrow("expected accumulate with out");
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { preact: t([4, 3]) })).toThrow("expected gelu with preact");
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { version: "nope" })).toThrow(
-      `matmul: expected a version in ${MATMUL_VERSIONS.join(", ")}, got "nope"`,
+      `matmul: expected one of ${MATMUL.versions.join(", ")}, got "nope"`,
     );
   });
 });
@@ -198,7 +200,8 @@ describe("matmul split-K", () => {
 });
 
 describe("matmul default version", () => {
-  const dims = (M: number, N: number) => ({ M, K: 384, N, transA: false, transB: true, batch: 1 });
+  const dims = (M: number, N: number): MatmulShape => ({ M, K: 384, N, transA: false, transB: true, batch: 1 });
+  const defaultVersion = (shape: MatmulShape, isCpu: boolean) => MATMUL.defaultVersion(shape, { ...runtime().gpu, isCpu });
   it("on CPU drivers takes whichever of reg16x16 (16 x 128 tiles) and regm16x16 (128 x 16) pads y less", () => {
     expect(defaultVersion(dims(1576, 16), true)).toBe("regm16x16"); // LoRA rank 8 on q and v: reg16x16 pads 16 to 128
     expect(defaultVersion(dims(3200, 576), true)).toBe("regm16x16"); // 576 = 4.5 x 128

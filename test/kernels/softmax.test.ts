@@ -4,7 +4,8 @@
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { softmaxBackward, softmaxForward } from "../../kernels/softmax.js";
-import { ROW_LAYOUT, ROW_VERSIONS, availableRowVersions } from "../../kernels/rows.js";
+import { ROW_LAYOUT } from "../../kernels/rows.js";
+import { ROWS, availableVersions } from "../../kernels/registry.js";
 import { runtime } from "../../engine/runtime.js";
 import { dot, expectClose, numericGrad, randn, useEngine } from "../helpers.js";
 import { softmax, softmaxBackward as softmaxBackwardRef } from "../ref/softmax.js";
@@ -21,8 +22,8 @@ const rowsC = (shape: number[]): [number, number] => {
   return [shape.reduce((a, b) => a * b, 1) / C, C];
 };
 
-for (const version of ROW_VERSIONS) {
-  describe(`softmax v${version}`, () => {
+for (const version of ROWS.versions) {
+  describe(`softmax ${version}`, () => {
     for (const shape of SHAPES) {
       it(`forward and backward (${shape})`, async () => {
         const [rows, C] = rowsC(shape);
@@ -86,13 +87,15 @@ describe("softmax errors", () => {
   });
 });
 
-describe("softmax v3 without subgroups", () => {
+describe("softmax subgroup without subgroups", () => {
   it("is refused naming the feature and the adapter, and left out of the versions tune times", async () => {
     const { gpu } = runtime();
     const had = gpu.features.delete("subgroups");
     try {
-      expect(availableRowVersions()).toEqual([1, 2]);
-      expect(() => softmaxForward(Tensor.fromArray([1, 2], [1, 2]), 3)).toThrow(/rows: v3 needs the adapter's "subgroups" feature, which .* lacks/);
+      expect(availableVersions(ROWS, { op: "softmax", rows: 1, C: 2 })).toEqual(["lane", "tree"]);
+      expect(() => softmaxForward(Tensor.fromArray([1, 2], [1, 2]), "subgroup")).toThrow(
+        /rows: "subgroup" needs the adapter's "subgroups" feature, which .* lacks/,
+      );
     } finally {
       if (had) gpu.features.add("subgroups");
     }

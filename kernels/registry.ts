@@ -1,0 +1,261 @@
+// The kernel families that come in several versions, each a value (its versions, which of them an adapter can run,
+// the default for a shape and adapter, the shape key of the tuning cache, the work of a shape), and the one
+// resolver that picks the version a call runs.
+//
+// Version names say the shape of the kernel, in every family alike:
+//   matmul     regRxC: workgroups of 8 lanes side by side along n, each lane R rows x C columns in registers;
+//              regmRxC: the same lanes stacked along m; tiled, tiled128: 64x64, 128x128 tiles through workgroup
+//              memory (kernels/matmul.ts)
+//   rows       lane: a lane per row, barrier-free; tree: a workgroup per row, combined through a shared-memory tree;
+//              subgroup: tree's layout, combined with subgroup operations (kernels/rows.ts: softmax, layernorm and
+//              cross-entropy, with the op in the shape)
+//   attention  reg: register-blocked, workgroups of 8; tiled: streamed rows staged in workgroup-memory tiles;
+//              unfused: the matmul and softmax kernels composed (kernels/attention.ts, kernels/attention-unfused.ts)
+//   knn        regRxV: workgroups of 8, each lane R bank rows x V vec4 query columns; wideRxV: the same in
+//              workgroups of 64 (kernels/knn.ts)
+//
+// A call's version (resolveVersion): the caller's explicit version, else the environment's PEFT_<FAMILY>
+// (engine/settings.ts, read once at start-up), else the autotuner's winner for the exact shape key
+// (engine/tuning.ts; a name this build lacks or the adapter cannot run is ignored), else the family's default.
+// While a trace is open (engine/trace.ts) every look-up is reported with its shape: `tune` times what a traced
+// training step looked up.
+import type { Gpu } from "../engine/device.js";
+import { runtime } from "../engine/runtime.js";
+import { noteResolution, tracing } from "../engine/trace.js";
+import { tunedVersion } from "../engine/tuning.js";
+
+export interface Family<S extends object, V extends string = string> {
+  name: string; // lower case, as in PEFT_<NAME> and the cache keys "<name>/<shape key>"
+  versions: readonly V[];
+  // Why the adapter cannot run `version` at `shape`, or undefined when it can.
+  unavailable?: (version: V, shape: S, gpu: Gpu) => string | undefined;
+  defaultVersion: (shape: S, gpu: Gpu) => V;
+  key: (shape: S) => string;
+  work: (shape: S) => number; // of the workload `tune` times at the shape (kernels/tune.ts), in `unit`s
+  unit: "FLOP" | "byte";
+  // Versions made of other families' kernels: `tune` times those families at the shapes these versions run too.
+  composed?: readonly V[];
+}
+
+// ---- matmul ----
+
+// y (batch, M, N) = op(a) (M, K) · op(b) (K, N); trans: the operand is stored transposed.
+export interface MatmulShape {
+  M: number;
+  K: number;
+  N: number;
+  transA: boolean;
+  transB: boolean;
+  batch: number;
+  gelu?: boolean; // with the GELU epilogue (bias and residual cost about the same in every version)
+}
+
+// regRxC: each lane R rows x C columns (C a multiple of 4); the 8 lanes side by side along n (reg: tile R x 8C)
+// or stacked along m (regm: tile 8R x C, for skinny products such as LoRA's rank-r ones). tiled: a tile x tile
+// block per workgroup through workgroup memory.
+type Tiling = { kind: "reg"; rows: number; cols: number; lanesAlongM: boolean } | { kind: "tiled"; tile: number };
+export const MATMUL_TILINGS = {
+  reg4x8: { kind: "reg", rows: 4, cols: 8, lanesAlongM: false },
+  reg8x8: { kind: "reg", rows: 8, cols: 8, lanesAlongM: false },
+  reg8x16: { kind: "reg", rows: 8, cols: 16, lanesAlongM: false },
+  reg16x16: { kind: "reg", rows: 16, cols: 16, lanesAlongM: false },
+  regm8x16: { kind: "reg", rows: 8, cols: 16, lanesAlongM: true },
+  regm16x16: { kind: "reg", rows: 16, cols: 16, lanesAlongM: true },
+  tiled: { kind: "tiled", tile: 64 },
+  tiled128: { kind: "tiled", tile: 128 },
+} as const satisfies Record<string, Tiling>;
+export type MatmulVersion = keyof typeof MATMUL_TILINGS;
+export const MATMUL_LANES = 8; // reg: workgroup size, one SIMD batch on llvmpipe
+
+// Rows x columns of y per workgroup.
+export function tileShape(t: Tiling): [number, number] {
+  if (t.kind === "tiled") return [t.tile, t.tile];
+  return t.lanesAlongM ? [MATMUL_LANES * t.rows, t.cols] : [t.rows, MATMUL_LANES * t.cols];
+}
+
+const WIDE_GPU_GROUPS = 256; // tiled128 by default once its 128 x 128 tiles are this many workgroups
+
+export const MATMUL: Family<MatmulShape, MatmulVersion> = {
+  name: "matmul",
+  versions: Object.keys(MATMUL_TILINGS) as MatmulVersion[],
+  // GPUs: tiled128 where its tiles fill the device (WIDE_GPU_GROUPS workgroups) and there is no GELU epilogue,
+  // else tiled: on an H200 ViT-S's fc1 (6304x384x1536 nt with bias and GELU) took 3.6 ms in tiled128 against 0.43
+  // in tiled, while the same sizes without an epilogue (nn, in its backward) took 0.33 ms against 0.40.
+  // CPU drivers: reg16x16 (tile 16 x 128) or regm16x16 (tile 128 x 16), whichever pads y less, ties to reg16x16.
+  // That sends skinny products (LoRA's rank-r ones, attention's head dimension) and widths far from a multiple of
+  // 128 (576) to regm16x16, which measured 1.5-6x faster there.
+  defaultVersion(s, gpu) {
+    if (!gpu.isCpu) {
+      const wide = Math.ceil(s.M / 128) * Math.ceil(s.N / 128) * s.batch >= WIDE_GPU_GROUPS;
+      return wide && !s.gelu ? "tiled128" : "tiled";
+    }
+    const padded = (version: MatmulVersion) => {
+      const [tileM, tileN] = tileShape(MATMUL_TILINGS[version]);
+      return Math.ceil(s.M / tileM) * tileM * Math.ceil(s.N / tileN) * tileN;
+    };
+    return padded("regm16x16") < padded("reg16x16") ? "regm16x16" : "reg16x16";
+  },
+  // Layout: which operands are stored transposed (n: as is, t: transposed), a first. A product with a GELU
+  // epilogue is a shape of its own: on an H200 the epilogue made tiled128 8x slower, the plain product faster.
+  key: (s) => `${s.M}x${s.K}x${s.N}/${s.transA ? "t" : "n"}${s.transB ? "t" : "n"}/b${s.batch}${s.gelu ? "/gelu" : ""}`,
+  work: (s) => 2 * s.batch * s.M * s.N * s.K,
+  unit: "FLOP",
+};
+
+// ---- rows: softmax, layernorm and cross-entropy over x viewed as (rows, C) ----
+
+export type RowOp = "softmax" | "layernorm" | "cross-entropy";
+export interface RowShape {
+  op: RowOp;
+  rows: number;
+  C: number;
+}
+export type RowVersion = "lane" | "tree" | "subgroup";
+
+// (rows, C) tensors one forward and backward read or write: layernorm's backward reads dy and x again for dgamma
+// and dbeta; cross-entropy reads the logits twice and writes their gradient.
+const ROW_PASSES: Record<RowOp, number> = { softmax: 5, layernorm: 7, "cross-entropy": 3 };
+
+export const ROWS: Family<RowShape, RowVersion> = {
+  name: "rows",
+  versions: ["lane", "tree", "subgroup"],
+  unavailable: (version, _s, gpu) =>
+    version === "subgroup" && !gpu.features.has("subgroups")
+      ? `needs the adapter's "subgroups" feature, which ${gpu.adapterInfo.description} lacks`
+      : undefined,
+  // subgroup has not been timed on a GPU yet, so it is no default: `tune` times it where the adapter has subgroups.
+  defaultVersion: (_s, gpu) => (gpu.isCpu ? "lane" : "tree"),
+  key: (s) => `${s.op}/${s.rows}x${s.C}`,
+  work: (s) => ROW_PASSES[s.op] * s.rows * s.C * 4,
+  unit: "byte",
+};
+
+// ---- attention ----
+
+// qkv (B, N, 3*H*D): batch, tokens, heads, head dim.
+export interface AttentionShape {
+  B: number;
+  N: number;
+  H: number;
+  D: number;
+}
+export type AttentionVersion = "reg" | "tiled" | "unfused";
+// Forward + backward on llvmpipe, reg against unfused: reg 1.1-1.5x faster at N = 17, even at N = 50, 1.7x slower
+// at N = 101 and 3x at N = 197. Unfused is the CPU default above this many tokens.
+const UNFUSED_MIN_TOKENS = 64;
+
+// The fused kernel for the adapter: reg on CPU drivers, tiled on GPUs.
+export function fusedAttentionDefault(gpu: Gpu): Exclude<AttentionVersion, "unfused"> {
+  return gpu.isCpu ? "reg" : "tiled";
+}
+
+export const ATTENTION: Family<AttentionShape, AttentionVersion> = {
+  name: "attention",
+  versions: ["reg", "tiled", "unfused"],
+  // unfused writes the scores (B·H, N, N), which must fit one storage binding.
+  unavailable(version, s, gpu) {
+    const bytes = s.B * s.H * s.N * s.N * 4;
+    const limit = gpu.limits.maxStorageBufferBindingSize;
+    return version === "unfused" && bytes > limit ? `needs the scores (B·H, N, N) in one binding: ${bytes} bytes, over ${limit}` : undefined;
+  },
+  defaultVersion(s, gpu) {
+    const unfused = gpu.isCpu && s.N > UNFUSED_MIN_TOKENS && !ATTENTION.unavailable!("unfused", s, gpu);
+    return unfused ? "unfused" : fusedAttentionDefault(gpu);
+  },
+  key: (s) => `${s.B}x${s.H}x${s.N}x${s.D}`,
+  // Forward 4·B·H·N²·D (S = Q·Kᵀ and P·V), backward 10·B·H·N²·D (dP, dV, dQ, dK and the recomputed S).
+  work: (s) => 14 * s.B * s.H * s.N * s.N * s.D,
+  unit: "FLOP",
+  composed: ["unfused"],
+};
+
+// ---- knn ----
+
+// queries (Q, D) against a bank (N, D): the K best of each query (K = 0: the full similarity matrix), by inner
+// product or, with normalize, cosine.
+export interface KnnShape {
+  Q: number;
+  N: number;
+  D: number;
+  K: number;
+  normalize: boolean;
+}
+
+// vecs * 4 <= 32: the candidates of one bank row are bits of a u32.
+export interface KnnTiling {
+  rows: number; // bank rows per step, uniform across the workgroup
+  vecs: number; // vec4 query columns per lane
+  wg: number; // lanes per workgroup
+}
+export const KNN_TILINGS = {
+  reg4x2: { rows: 4, vecs: 2, wg: 8 },
+  reg8x1: { rows: 8, vecs: 1, wg: 8 },
+  reg2x4: { rows: 2, vecs: 4, wg: 8 },
+  wide4x1: { rows: 4, vecs: 1, wg: 64 },
+  reg16x4: { rows: 16, vecs: 4, wg: 8 },
+} as const satisfies Record<string, KnnTiling>;
+export type KnnVersion = keyof typeof KNN_TILINGS;
+
+export const KNN: Family<KnnShape, KnnVersion> = {
+  name: "knn",
+  versions: Object.keys(KNN_TILINGS) as KnnVersion[],
+  // GPUs: untuned (no GPU measured it yet).
+  defaultVersion: (_s, gpu) => (gpu.isCpu ? "reg16x4" : "wide4x1"),
+  key: (s) => `${s.Q}x${s.N}x${s.D}/k${s.K}${s.normalize ? "/cos" : ""}`,
+  work: (s) => 2 * s.Q * s.N * s.D, // the similarities
+  unit: "FLOP",
+};
+
+// ---- the registry and the resolver ----
+
+export const FAMILIES = { matmul: MATMUL, rows: ROWS, attention: ATTENTION, knn: KNN };
+export type FamilyName = keyof typeof FAMILIES;
+export type ShapeOf<F extends FamilyName> = (typeof FAMILIES)[F] extends Family<infer S, string> ? S : never;
+
+// The family of a name from elsewhere (a trace, a flag), for code that handles every family alike; its shapes are
+// the plain objects that family's look-ups reported.
+export function familyNamed(name: string): Family<object> {
+  if (!(name in FAMILIES)) throw new Error(`kernels: expected a kernel family (${Object.keys(FAMILIES).join(", ")}), got "${name}"`);
+  return FAMILIES[name as FamilyName] as unknown as Family<object>;
+}
+
+export function isVersionOf<S extends object, V extends string>(family: Family<S, V>, version: string): version is V {
+  return (family.versions as readonly string[]).includes(version);
+}
+
+// The versions of `family` that the adapter can run at `shape`.
+export function availableVersions<S extends object, V extends string>(family: Family<S, V>, shape: S, gpu: Gpu = runtime().gpu): V[] {
+  return family.versions.filter((v) => !family.unavailable?.(v, shape, gpu));
+}
+
+// The version a call of `family` at `shape` runs (see the header). An explicit or forced version that is no
+// version of the family, or that the adapter cannot run, is an error naming its source.
+export function resolveVersion<S extends object, V extends string>(family: Family<S, V>, shape: S, explicit?: string): V {
+  const { settings, gpu } = runtime();
+  checkForcedFamilies(settings.versions);
+  if (tracing()) noteResolution({ family: family.name, key: family.key(shape), shape: { ...shape } });
+  const forced = settings.versions[family.name];
+  const asked = explicit !== undefined ? { version: explicit, source: family.name } : forced && { version: forced.value, source: forced.variable };
+  if (!asked) {
+    const tuned = tunedVersion(family.name, family.key(shape));
+    const usable = tuned !== undefined && isVersionOf(family, tuned) && !family.unavailable?.(tuned, shape, gpu);
+    return usable ? tuned : family.defaultVersion(shape, gpu);
+  }
+  const { version, source } = asked;
+  if (!isVersionOf(family, version)) throw new Error(`${source}: expected one of ${family.versions.join(", ")}, got "${version}"`);
+  const why = family.unavailable?.(version, shape, gpu);
+  if (why) throw new Error(`${source}: "${version}" ${why}`);
+  return version;
+}
+
+// Every PEFT_<NAME> that is no setting of its own forces a family's version (engine/settings.ts): a NAME that is
+// no family is a typo, refused rather than ignored.
+function checkForcedFamilies(forced: Record<string, { variable: string }>): void {
+  for (const name in forced) {
+    if (!(name in FAMILIES)) {
+      const { variable } = forced[name];
+      const known = Object.keys(FAMILIES).map((f) => f.toUpperCase());
+      throw new Error(`${variable}: expected a kernel family after PEFT_ (${known.join(", ")}), got "${variable.slice("PEFT_".length)}"`);
+    }
+  }
+}
