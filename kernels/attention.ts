@@ -20,18 +20,14 @@
 //   dkdv     owns keys, streams q_i, dO_i, lse_i, delta_i:   k, v, dk, dv per row (4D)     -> dk, dv
 // The backward runs dq (which writes delta_i = dO_i.o_i), then dkdv; each writes its own columns of dqkv.
 //
-// Versions (kernels/registry.ts ATTENTION):
-//   reg (default on CPU drivers): workgroup of 8 = one 8-lane SIMD batch on llvmpipe, no barriers. There a
-//      storage-buffer load inside a loop costs ~25 cycles per component, uniform address or not, while a vec4 fma
-//      costs about one (measured), so what counts is fmas per load: an invocation owns several rows (forward 4,
-//      dq 2, dkdv 2) and every streamed load feeds all of them. The registers spill, which is cheap next to loads.
-//      More rows run faster still, but llvmpipe's compile time grows steeply (dkdv with 4 rows: ~45 s at D = 64).
-//      No private arrays: indexed by a loop counter, llvmpipe turns every access into a per-lane gather.
-//   tiled (default on GPUs): workgroup of 64 invocations, one row each; the streamed rows are staged tile by tile
-//      in workgroup memory, loaded cooperatively between two barriers.
-//   unfused (default on CPU drivers past 64 tokens): kernels/attention-unfused.ts composes it from the matmul and
-//      softmax kernels, writing P (B·H, N, N). llvmpipe's register-blocked matmul outruns the streaming loops
-//      above: ~10 GFLOP/s forward and ~13 backward against reg's ~6 and ~5 at ViT-S, batch 64.
+// Versions (kernels/registry.ts ATTENTION; why they look so, with measurements: docs/KERNELS.md, "Attention"):
+//   reg (CPU drivers): workgroup of 8 = one 8-lane SIMD batch on llvmpipe, no barriers; an invocation owns several
+//      rows (forward 4, dq 2, dkdv 2, fewer past D = 64) so that every streamed load feeds all of them; the owned
+//      rows are named vec4s, never private arrays (a per-lane gather on llvmpipe).
+//   tiled (GPUs): workgroup of 64 invocations, one row each; the streamed rows are staged tile by tile in
+//      workgroup memory, loaded cooperatively between two barriers.
+//   unfused (CPU drivers past 64 tokens): kernels/attention-unfused.ts composes it from the matmul and softmax
+//      kernels, writing P (B·H, N, N).
 // A call's version: kernels/registry.ts resolveVersion(ATTENTION, ...) (opts.version, else PEFT_ATTENTION, else the
 // autotuner's winner for the exact shape, else the device default). The forward resolves it and saves it with what
 // the backward needs, so the backward runs the same version.

@@ -8,32 +8,19 @@
 // Two kernels (KnnSpec.fused):
 //   knnSimilarity (fused: false, the baseline): the full similarity matrix (Q, N) is written to global memory, for a
 //     CPU top-k; the matrix must fit one storage binding, so the caller splits the queries.
-//   knnTopK (fused: true): similarities are computed tile by tile and each query's running top K is kept
-//     in the output buffers as a binary heap with the worst kept entry at the root; the (Q, N) matrix never exists.
-//     A candidate is compared with the root's sim, held in a register, and only one that beats it replaces the
-//     root (an O(log K) sift-down in global memory; a sorted list would shift O(K) entries, and with 8 SIMD lanes
-//     one lane's insertion stalls the others). In random order about K (1 + ln(N/K)) of the N candidates get in.
-//     The last chunk's dispatch heap-sorts each list.
-//   Bank slices (fused, GPUs): a workgroup owns a tile of queries, and a few hundred queries are one or two tiles,
-//     so one workgroup scanned a whole 100k bank: 4.1 s for 256 queries on an H200. With S slices the grid is
-//     tiles x S, each workgroup scans 1/S of every chunk into its own heaps, (S, Q, K) in scratch buffers, and a
-//     merge pass (one invocation per query) takes the best K of the S*K, ordered by (sim, index) in full since the
-//     slices' entries no longer arrive in bank order, then heap-sorts. S fills the device (SLICE_SPREAD) with
-//     slices of at least max(8K, 256) rows, so that most candidates still fail the root test; CPU drivers keep S = 1.
-// Both share one register-blocked generator for CPU drivers (lavapipe/llvmpipe run a workgroup as 8 SIMD lanes on
-// one thread, barriers are expensive): queries on lanes, bank rows uniform across the workgroup. Each workgroup
-// owns wg*vecs*4 queries and scans the bank `rows` rows at a time; lane l owns the vec4 query columns
+//   knnTopK (fused: true): similarities are computed tile by tile and each query's running top K is kept in the
+//     output buffers as a binary heap with the worst kept entry at the root; the (Q, N) matrix never exists. A
+//     candidate is compared with the root's sim, held in a register; one that beats it replaces the root (a sift-down
+//     in global memory). The last chunk's dispatch heap-sorts each list.
+//   Bank slices (knnTopK on GPUs): the grid is query tiles x S slices; each workgroup scans 1/S of every chunk into
+//     its own heaps, (S, Q, K) in scratch, and a merge pass (one invocation per query) takes the best K of the S*K,
+//     ordered by (sim, index), then heap-sorts. S fills the device with slices of at least max(8K, 256) rows;
+//     CPU drivers keep S = 1.
+// Both share one register-blocked generator: queries on lanes, bank rows uniform across the workgroup. Each
+// workgroup owns wg*vecs*4 queries and scans the bank `rows` rows at a time; lane l owns the vec4 query columns
 // tile*wg*vecs + v*wg + l (v < vecs), so a load of the transposed queries is contiguous across lanes and a bank
-// value is one uniform load broadcast to every lane. rows*vecs vec4 accumulators per lane: as in the matmul
-// (kernels/matmul.ts), a 16 x 16 register block spills but saves more loads than the spills cost.
-// The tilings are the versions of the family knn (kernels/registry.ts KNN, resolved there): regRxV (R bank rows,
-// V vec4 query columns per lane, workgroup 8) and wide4x1 (workgroup 64). Default: reg16x4 (128 queries per
-// workgroup) on CPU drivers; wide4x1 on GPUs (untuned: no GPU here).
-// Measured on lavapipe (2 shared cores, D=768, cosine, K=200, Q=256, N=30000), fused, GFLOP/s of the similarity
-// work per wall second: reg4x2 15.3, rows 16 x vecs 2 17.6, 8 x 4 19.9, reg16x4 25.8; the full-matrix baseline with
-// reg4x2's similarity 14.0. Earlier (Q=256, N=10000): popping candidates slot by slot instead of per lane (below)
-// cost 9% more, a sorted list instead of the heap ~30% more.
-// The top-k overhead falls as N/K grows: insertions grow as ln N, the similarity work as N.
+// value is one uniform load broadcast to every lane. The tilings are the family's versions (kernels/registry.ts
+// KNN): regRxV (R bank rows, V vec4 query columns per lane, workgroup 8) and wide4x1 (workgroup 64).
 //
 // Banks larger than one storage binding (maxStorageBufferBindingSize) are scanned chunk by chunk: the first
 // chunk starts the lists, each later one merges into them in place (bank indices grow chunk after chunk, which
@@ -42,6 +29,7 @@
 //
 // Helpers: rowInvNorm (one invocation per row, 1 / max(|x|, eps)), and the query transpose (D, Qpad) that
 // also applies the queries' inverse norms, with zero padding columns up to a whole workgroup tile.
+// Why they look so, with measurements: docs/KERNELS.md, "k-NN".
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { KNN, KNN_TILINGS, type KnnTiling, type KnnVersion, resolveVersion } from "./registry.js";

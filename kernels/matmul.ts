@@ -5,52 +5,17 @@
 //   epilogue, in this order: z = acc + bias (N); preact = z; z = gelu(z) (exact erf GELU); z += residual;
 //   z += old y (accumulate). One WGSL generator (`epilogue`) serves every version.
 //
-// Versions (kernels/registry.ts MATMUL, with their tilings), chosen per device and shape by the autotuner (`tune`,
-// engine/tuning.ts), overridable with opts.version or PEFT_MATMUL:
-//   regRxC (CPU drivers). lavapipe/llvmpipe runs a workgroup of 8 as 8 SIMD lanes on one thread; barriers are
-//     coroutine switches. A storage-buffer load whose address is uniform is one scalar load and a broadcast,
-//     but one whose address differs across lanes becomes, per lane and per component, a branch on the lane's
-//     mask, a reload of the binding's base and size, a bounds check, a scalar load and an insert (~12
-//     instructions; read off the JIT code of regm16x16 at 3200x192x576), and fma() is emitted as a multiply, an
-//     add and a blend with the loop's exec mask, the accumulators living on the stack. So the per-lane loads,
-//     not the FMAs, set the speed: a block of R x C per lane makes each per-lane load feed R or C FMAs.
-//     Hence no workgroup memory and large register blocks: workgroup 8, each workgroup R rows x 8*C columns,
-//     each lane C contiguous columns as C/4 vec4 accumulators per row, one k per loop iteration. Per k: R loads
-//     of a (uniform: the rows depend only on the workgroup id) and C/4 vec4 loads of b for R*C FMAs.
-//     b is read as vec4 rows (K, ldb): when b is transposed or N % 4 != 0 a pack kernel first writes it so
-//     (one pass over b, and one more dispatch). Edges clamp the load indices (no branches in the k loop);
-//     stores are bounds-checked.
-//     When N % 4 == 0 the epilogue stores (and reads bias, preact and residual) 4 columns at a time as vec4s: a
-//     per-lane store costs like a per-lane load, and at 3200x8x576, where the epilogue is most of the work,
-//     vec4 stores took 4.0-4.5 ms against 5.3-6.7 one column at a time.
-//     Measured on 2 shared cores (Mesa 25.0 llvmpipe, AVX2), GFLOP/s per 2 cores of CPU time at 512^3:
-//     4x8 ~20, 8x8 ~26, 8x16 ~34, 16x16 ~37. Spilled accumulators cost less than the loads they save, up to
-//     256 per lane: regm16x32 ran at 10 per CPU-second against regm16x16's 19, regm8x32 and reg32x8 at 12 and 9.
-//     Measured slower, per CPU-second: unrolling k; vec4 loads of a along k (reg, and regm, 7.5 vs 11.9 at 512^3);
-//     subgroupBroadcast of a from 8 k's loaded one per lane; b loaded uniformly for the whole tile and picked
-//     per lane with select (2.9 vs 20); b read through textureLoad from an rgba32float copy (17 vs 21).
-//     llvmpipe's 512-bit mode (LP_NATIVE_VECTOR_WIDTH=512 on an AVX-512 host, 16 lanes): workgroups of 8 ran at
-//     the same speed, and workgroups of 16 at about half (reg16x16 at 512^3: 5.6 vs 30 GFLOP/s wall).
-//   regmRxC (CPU drivers): the same register block with the 8 lanes stacked along m instead of n: lane l owns
-//     rows l, l+8, ... and every lane the same C columns, so b loads are uniform and a loads strided. Being
-//     uniform, b need not be packed: a transposed b, or one with N % 4 != 0, can be read in place as C scalars
-//     per k (each column's start hoisted out of the k loop; computed in the loop, the index arithmetic cost 30%).
-//     Without the pack dispatch, nt products took 0.56-1.26 ms against 0.67-1.72 at 544x{64,256}x64 and
-//     1576x{8,384}x{384,8}, and 15.5 ms against 17.4 at 512^3; at 1576x384x384 and 3200x192x576 about the same.
-//     But the C strided streams cost more per CPU-second (5-10%) and lost at 1576x1536x384 (~100 ms vs 94), so
-//     only a b of up to IN_PLACE_B_MAX elements per batch entry (1 MiB, an L2 cache) is read in place. Its tile,
-//     8R x C, fits skinny products that waste most of reg's 8C-wide one: at 1576x384x16 (LoRA, rank 8 on q and
-//     v) regm16x16 ran 5.8x faster than reg16x16, at 9456x197x64 (attention's P.V) 2.4x, at 3200x192x576 1.4x.
-//   tiled, tiled128 (GPUs). Classic shared-memory tiling: a 64x64 (128x128) output tile per 16x16 workgroup,
-//     4x4 (8x8) per thread, k in slabs of 16 through workgroup memory (8 KiB, 16 KiB). Correct but slow on CPU
-//     drivers (~4 GFLOP/s at 512^3 vs ~21). On an H200 (bench matmul) tiled ran at 4.7-13.4 TFLOP/s from 1024^3
-//     up, against TF.js's 3.3-16.5: 0.6-0.7x TF.js at 2048^3 and 12608x768x2304, where 4x4 per thread reads
-//     workgroup memory once per two FMAs; tiled128 reads it once per four. By the timestamps of a ViT-S step:
-//     6304x384x1152 nt 0.26 ms in tiled128 against 0.32 in tiled (21 and 17 TFLOP/s), 6304x384x1536 nn 0.33
-//     against 0.40; but with a GELU epilogue tiled128 took 3.6 ms against 0.43 (see MATMUL.defaultVersion).
-// Default (kernels/registry.ts MATMUL.defaultVersion): on CPU drivers reg16x16 or regm16x16, whichever pads y less
-// (past 256 accumulators per lane, e.g. 16x24 or 24x16, both fell to ~20); on GPUs tiled128 where its tiles fill the
-// device, else tiled.
+// Versions (kernels/registry.ts MATMUL, which holds their tilings, the default and the resolver):
+//   regRxC (CPU drivers): workgroups of 8 lanes side by side along n, each workgroup R rows x 8C columns, each lane C
+//     contiguous columns as C/4 vec4 accumulators per row, one k per loop iteration; no workgroup memory, no
+//     barriers. b is read as vec4 rows (K, ldb): a transposed b, or N % 4 != 0, is packed first (packB). Edges clamp
+//     the load indices (no branches in the k loop); stores are bounds-checked; with N % 4 == 0 the epilogue stores
+//     vec4s.
+//   regmRxC (CPU drivers): the same block with the 8 lanes stacked along m (tile 8R x C, for skinny products), so b
+//     loads are uniform: a small unaligned b (up to IN_PLACE_B_MAX elements) is read in place as scalars.
+//   tiled, tiled128 (GPUs): a 64x64 (128x128) output tile per 16x16 workgroup, 4x4 (8x8) per thread, k in slabs of
+//     16 through workgroup memory; split-K where y is a few tiles and K is long (splitK).
+// Why they look so, with the measurements behind each choice: docs/KERNELS.md, "Matmul".
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, numel } from "../engine/tensor.js";
 import { reduceForward } from "./reduce.js";

@@ -7,9 +7,8 @@
 //       (GPUs).
 //   subgroup: tree's layout, combined with subgroup operations (the adapter's "subgroups" feature): each subgroup
 //       reduces in registers, its first lane writes the result to workgroup memory, and every lane folds the
-//       subgroups' results: two barriers per reduction against tree's nine. On lavapipe (subgroups of 8) it ran
-//       1.2-1.35x faster than tree at ViT shapes, still 5-8x slower than lane. Not yet timed on a GPU, so not a
-//       default: `tune` times it where the adapter has subgroups, and PEFT_ROWS=subgroup asks for it.
+//       subgroups' results: two barriers per reduction against tree's nine. No default (docs/KERNELS.md, "Row kernels"):
+//       `tune` times it where the adapter has subgroups, and PEFT_ROWS=subgroup asks for it.
 // A call's version: kernels/registry.ts resolveVersion(ROWS, ...), which also refuses subgroup on an adapter
 // without subgroups.
 import { runtime } from "../engine/runtime.js";
