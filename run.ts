@@ -1,6 +1,8 @@
 // Command-line entry: `node dist/run.js <command> [--flag value ...]`. It only parses the command name and
 // dispatches through the table below; each command lives in cli/<command>.ts, the benchmarks behind `bench` in
 // bench/.
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { type Command, HelpRequested, UsageError } from "./util/command.js";
 import { info } from "./cli/info.js";
 import { bench } from "./bench/index.js";
@@ -37,7 +39,8 @@ const USAGE = `usage: node dist/run.js <command> [flags]   (node dist/run.js <co
 commands:
 ${listCommands()}`;
 
-async function main(argv: string[]): Promise<number> {
+// Runs one command line; resolves with the exit code: 0, 1 for an error, 2 for a bad command line.
+export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === "--help" || name === "-h" || name === "help") {
     console.log(USAGE);
@@ -67,5 +70,13 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Exit explicitly: dawn-node can keep the event loop alive after the work is done.
-main(process.argv.slice(2)).then((code) => process.exit(code));
+// As the program (dist/run.js), not when a test imports this file. Ctrl-C exits at once: every file is written
+// atomically, so nothing partial is left, and a rerun of the same command resumes. Exit explicitly at the end:
+// dawn-node can keep the event loop alive after the work is done.
+if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.on("SIGINT", () => {
+    console.error("\ninterrupted; rerun the same command to resume");
+    process.exit(130);
+  });
+  main(process.argv.slice(2)).then((code) => process.exit(code));
+}

@@ -102,8 +102,7 @@ export const attention: Command = {
   --warmup   untimed runs first (default 1)
   --json     print the rows as JSON`,
   async run(argv) {
-    const { flags, positional } = parseArgs(argv, FLAGS);
-    if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    const flags = parseArgs(argv, FLAGS);
     const shapes = flags.shapes ?? Object.keys(ATTENTION_SHAPES);
     for (const v of flags.version ?? []) if (!isVersionOf(ATTENTION, v)) throw new UsageError(`--version: unknown "${v}"; choose from ${ATTENTION.versions.join(", ")}`);
     for (const s of shapes) if (!(s in ATTENTION_SHAPES)) throw new UsageError(`--shapes: unknown "${s}"; choose from ${Object.keys(ATTENTION_SHAPES).join(", ")}`);

@@ -67,7 +67,7 @@ export const dataBench: Command = {
   --concurrency N    samples in flight per batch (default 16)
   --json             print the rows as JSON`,
   async run(argv) {
-    const { flags } = parseArgs(argv, FLAGS);
+    const flags = parseArgs(argv, FLAGS);
     const name = flags.dataset ?? "imagefolder";
     if (!DATASET_NAMES.includes(name)) throw new UsageError(`--dataset: expected one of ${DATASET_NAMES.join(", ")}, got "${name}"`);
     if (flags.synthetic !== undefined && flags.root !== undefined) throw new UsageError("--synthetic and --root exclude each other");

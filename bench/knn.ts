@@ -131,8 +131,7 @@ export const knnBench: Command = {
   --warmup    untimed runs after validation (default 1)
   --json      print the rows as JSON`,
   async run(argv) {
-    const { flags, positional } = parseArgs(argv, FLAGS);
-    if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    const flags = parseArgs(argv, FLAGS);
     const n = positive("bank", flags.bank, 100_000);
     const q = positive("queries", flags.queries, 256);
     const d = positive("dim", flags.dim, 768);

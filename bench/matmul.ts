@@ -281,8 +281,7 @@ export const matmul: Command = {
   --no-tfjs   skip the comparison with TensorFlow.js's WebGPU backend on the same device
   --json      print the rows as JSON`,
   async run(argv) {
-    const { flags, positional } = parseArgs(argv, FLAGS);
-    if (positional.length) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    const flags = parseArgs(argv, FLAGS);
     const shapes = (flags.shapes ?? SHAPES).map(parseShape);
     const layouts = flags.layouts ?? ["nn"];
     for (const l of layouts) if (!(l in LAYOUTS)) throw new UsageError(`--layouts: expected nn, tn, nt or tt, got "${l}"`);

@@ -178,8 +178,7 @@ export const ops: Command = {
   --warmup    untimed runs first (default 2)
   --json      print the rows as JSON`,
   async run(argv) {
-    const { flags, positional } = parseArgs(argv, FLAGS);
-    if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    const flags = parseArgs(argv, FLAGS);
     const groups = wanted("ops", flags.ops, Object.keys(GROUPS));
     const versions = wanted("versions", flags.versions, [...ROWS.versions]) as Set<RowVersion>;
     const shapes = wanted("shapes", flags.shapes, Object.values(GROUPS).flatMap((g) => Object.keys(g.shapes)));

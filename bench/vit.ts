@@ -64,7 +64,7 @@ export const vitBench: Command = {
   --reps        timed repetitions after one warm-up (default 3)
   --profile     also run each case once more with per-kernel GPU timestamps and list where its time goes`,
   async run(argv) {
-    const { flags } = parseArgs(argv, FLAGS);
+    const flags = parseArgs(argv, FLAGS);
     const name = flags.model ?? "vit-s16";
     const config = name === "default" ? validateConfig(DEFAULT_MODEL) : namedConfig(name);
     const B = flags.batch ?? 8;

@@ -27,7 +27,7 @@ export const waitBench: Command = {
   --size  the square matmul chained to make a long GPU job (default 1024)
   --reps  matmuls chained per job (default 20: about a second on a 2-core CPU driver, for 10 ms CPU ticks)`,
   async run(argv) {
-    const { flags } = parseArgs(argv, FLAGS);
+    const flags = parseArgs(argv, FLAGS);
     const n = flags.size ?? 1024;
     const reps = flags.reps ?? 20;
     await initEngine();

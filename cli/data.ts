@@ -46,8 +46,7 @@ ${describeDatasets(" ".repeat(24))}
   --fraction F          keep a seeded fraction F of each class
   --seed N              seed for --fraction (default 0)`,
   async run(argv) {
-    const { flags, positional } = parseArgs(argv, FLAGS);
-    if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    const flags = parseArgs(argv, FLAGS);
     const name = required(flags.dataset, "dataset");
     if (!DATASET_NAMES.includes(name)) throw new UsageError(`--dataset: expected one of ${DATASET_NAMES.join(", ")}, got "${name}"`);
     for (const f of ["sheet-per-class", "sheet-classes", "tile", "first"] as const) {

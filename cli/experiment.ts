@@ -35,8 +35,7 @@ Every strategy x learning rate x seed is one cell: fine-tune, keep the best chec
 then the k-NN accuracy of its backbone on the source data. Finished cells are skipped when rerun; an interrupted
 cell resumes from its last checkpoint. The config is checked first; errors name the key path.`,
   async run(argv) {
-    const { flags, positional } = parseArgs(argv, FLAGS);
-    if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    const flags = parseArgs(argv, FLAGS);
     if (flags["max-cells"] !== undefined && flags["max-cells"] < 1) throw new UsageError(`flag --max-cells: expected an integer >= 1, got ${flags["max-cells"]}`);
     let json: unknown = DEFAULT_STUDY;
     const source = flags.config ?? "the embedded default study";

@@ -19,7 +19,7 @@ export const exportCommand: Command = {
   --heads, --key      as for \`features\`
   --allow-other-base  skip the base checkpoint hash check`,
   async run(argv) {
-    const { flags } = parseArgs(argv, FLAGS);
+    const flags = parseArgs(argv, FLAGS);
     const base = required(flags.base, "base");
     const finetuned = required(flags.finetuned, "finetuned");
     const out = required(flags.out, "out");

@@ -38,7 +38,7 @@ export const features: Command = {
   --dump-blocks     block indices: write block outputs (N, T, C) as .npy
   --dump-dir        folder for the dumps (default: beside --out)`,
   async run(argv) {
-    const { flags } = parseArgs(argv, FLAGS);
+    const flags = parseArgs(argv, FLAGS);
     const weights = required(flags.weights, "weights");
     const input = required(flags.input, "input");
     const out = required(flags.out, "out");

@@ -14,7 +14,7 @@ export const info: Command = {
   --json      print as JSON
   --quiet     print nothing; the exit code says whether an adapter was found`,
   async run(argv) {
-    const { flags } = parseArgs(argv, FLAGS);
+    const flags = parseArgs(argv, FLAGS);
     const { gpu } = await initEngine({ backend: flags.backend, adapter: flags.adapter });
     if (flags.quiet) return;
     const limits: Record<string, number> = {};

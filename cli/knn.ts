@@ -48,8 +48,7 @@ export const knn: Command = {
 Features are L2-normalised; similarity is cosine. Classes: 1 + the largest label. Accuracies in percent.
 Equal similarities rank the lower training row first, equal votes the lower class first.`,
   async run(argv) {
-    const { flags, positional } = parseArgs(argv, FLAGS);
-    if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    const flags = parseArgs(argv, FLAGS);
     const paths = {
       train: required(flags.train, "train"),
       trainLabels: required(flags["train-labels"], "train-labels"),

@@ -17,7 +17,7 @@ export const params: Command = {
   --strategies  comma-separated (default ${DEFAULT.join(",")})
   --json        exact integers, with the total parameter count of each model`,
   async run(argv) {
-    const { flags } = parseArgs(argv, FLAGS);
+    const flags = parseArgs(argv, FLAGS);
     const config = namedConfig(flags.model ?? "vit-b16", flags.classes ?? 100);
     const rows = (flags.strategies ?? DEFAULT).map((text) => {
       const strategy = parseStrategy(text);

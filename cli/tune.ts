@@ -82,8 +82,7 @@ The cache lives in $PEFT_TUNE_CACHE, else $XDG_CACHE_HOME/peft-vit-webgpu, else 
 per adapter and driver. Kernels use its winners automatically for exactly the tuned shapes; PEFT_TUNE=0 ignores it;
 an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
   async run(argv) {
-    const { flags, positional } = parseArgs(argv, FLAGS);
-    if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    const flags = parseArgs(argv, FLAGS);
     if (flags.show && flags.clear) throw new UsageError("--show and --clear exclude each other");
     const families = flags.families ?? FAMILY_NAMES;
     for (const f of families) if (!FAMILY_NAMES.includes(f)) throw new UsageError(`--families: expected some of ${FAMILY_NAMES.join(", ")}, got "${f}"`);

@@ -1,5 +1,5 @@
-// A small, strict flag parser: `--name value`, `--name=value` and boolean `--name`.
-// Unknown flags and missing values are UsageErrors that name the flag.
+// A small, strict flag parser: `--name value`, `--name=value` and boolean `--name`. No command takes positional
+// arguments: those, unknown flags and missing values are UsageErrors that name the argument or flag.
 import { HelpRequested, UsageError } from "./command.js";
 
 export type FlagType = "string" | "number" | "int" | "boolean" | "list";
@@ -13,21 +13,12 @@ type FlagValue<T extends FlagType> = T extends "boolean"
       : string;
 export type Flags<S extends FlagSpec> = { [K in keyof S]?: FlagValue<S[K]> };
 
-export interface Parsed<S extends FlagSpec> {
-  flags: Flags<S>;
-  positional: string[];
-}
-
-export function parseArgs<S extends FlagSpec>(argv: string[], spec: S): Parsed<S> {
+export function parseArgs<S extends FlagSpec>(argv: string[], spec: S): Flags<S> {
   const flags: Record<string, unknown> = {};
-  const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "--help" || arg === "-h") throw new HelpRequested();
-    if (!arg.startsWith("--")) {
-      positional.push(arg);
-      continue;
-    }
+    if (!arg.startsWith("--")) throw new UsageError(`unexpected argument "${arg}"`);
     const eq = arg.indexOf("=");
     const name = arg.slice(2, eq < 0 ? undefined : eq);
     const type = spec[name];
@@ -45,7 +36,7 @@ export function parseArgs<S extends FlagSpec>(argv: string[], spec: S): Parsed<S
     }
     flags[name] = convert(name, type, raw);
   }
-  return { flags: flags as Flags<S>, positional };
+  return flags as Flags<S>;
 }
 
 function convert(name: string, type: FlagType, raw: string): unknown {
