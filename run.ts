@@ -14,6 +14,7 @@ import { knn } from "./cli/knn.js";
 import { experiment } from "./cli/experiment.js";
 import { tune } from "./cli/tune.js";
 import { setWarningSink } from "./engine/runtime.js";
+import { describeFileError, isFileError } from "./util/file-errors.js";
 
 const COMMANDS: Record<string, Command> = {
   experiment,
@@ -65,7 +66,9 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`${name ?? "experiment"}: ${err.message}\n\n${command.usage}`);
       return 2;
     }
-    console.error(err instanceof Error ? (process.env.DEBUG ? err.stack : `error: ${err.message}`) : err);
+    if (err instanceof Error && process.env.DEBUG) console.error(err.stack);
+    else if (isFileError(err)) console.error(`error: ${describeFileError(err)}`);
+    else console.error(err instanceof Error ? `error: ${err.message}` : err);
     return 1;
   }
 }

@@ -19,6 +19,7 @@ const FLAGS = {
   "dump-attention": "list",
   "dump-blocks": "list",
   "dump-dir": "string",
+  "allow-nonfinite": "boolean",
   backend: "string",
   adapter: "string",
 } as const;
@@ -36,7 +37,8 @@ export const features: Command = {
   --key             .pth only: the sub-dictionary holding the weights (e.g. teacher)
   --dump-attention  block indices (e.g. 0,11): write attention probabilities (N, H, T, T) as .npy
   --dump-blocks     block indices: write block outputs (N, T, C) as .npy
-  --dump-dir        folder for the dumps (default: beside --out)`,
+  --dump-dir        folder for the dumps (default: beside --out)
+  --allow-nonfinite load a checkpoint with NaN or infinite weights (a warning names them) instead of refusing it`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
     const weights = required(flags.weights, "weights");
@@ -56,8 +58,9 @@ export const features: Command = {
     if (x.dtype !== "float32" || x.shape.length !== 4 || x.shape[1] !== 3) {
       throw new Error(`features: ${input}: expected float32 (N, 3, H, W), got ${x.dtype} (${x.shape.join(", ")})`);
     }
-    const { model, unused } = await loadVit(weights, { heads: flags.heads, key: flags.key });
+    const { model, unused, nonfinite } = await loadVit(weights, { heads: flags.heads, key: flags.key, allowNonfinite: flags["allow-nonfinite"] });
     if (unused.length) console.error(`warning: ${weights}: unused keys: ${unused.join(", ")}`);
+    if (nonfinite.length) console.error(`warning: ${weights}: non-finite weights: ${nonfinite.join(", ")}`);
     for (const i of [...dumpAttention, ...dumpBlocks]) {
       if (i >= model.blocks.length) throw new UsageError(`block ${i} does not exist: the model has ${model.blocks.length} blocks`);
     }

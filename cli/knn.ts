@@ -24,12 +24,32 @@ async function readFeatures(path: string): Promise<{ data: Float32Array; rows: n
   if (a.dtype !== "float32" || a.shape.length !== 2) {
     throw new Error(`knn: expected ${path} to hold float32 features (N, D), got ${a.dtype} (${a.shape.join(", ")})`);
   }
-  return { data: a.data as Float32Array, rows: a.shape[0], dim: a.shape[1] };
+  const data = a.data as Float32Array;
+  const bad = data.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) {
+    const [row, col] = [Math.floor(bad / a.shape[1]), bad % a.shape[1]];
+    throw new Error(`knn: expected finite features in ${path}, got ${data[bad]} in row ${row} (column ${col})`);
+  }
+  return { data, rows: a.shape[0], dim: a.shape[1] };
 }
 
 // int32 or int64 (uint8 also passes), non-negative.
 async function readLabels(path: string): Promise<Int32Array> {
   return labelsToInt32(await readNpy(path), path);
+}
+
+// Labels are 0..C-1, so the largest names C classes, each with a row of its own somewhere: a label past the number
+// of labelled rows is a stray value, refused naming its file and row (else the vote would allocate a tally per class).
+function checkClasses(files: [string, Int32Array][]): number {
+  const rows = files.reduce((n, [, labels]) => n + labels.length, 0);
+  let classes = 0;
+  for (const [path, labels] of files) {
+    labels.forEach((c, i) => {
+      if (c >= rows) throw new Error(`knn: expected labels 0..C-1 with C at most the ${rows} labelled rows, got ${c} in row ${i} of ${path}`);
+      classes = Math.max(classes, c + 1);
+    });
+  }
+  return classes;
 }
 
 export const knn: Command = {
@@ -43,9 +63,10 @@ export const knn: Command = {
   --test-labels    test labels, int32 or int64 (Q)
   --k              neighbour counts, comma-separated (default ${DEFAULT_KS.join(",")}); one pass serves all
   --temperature    T in the vote weight exp(sim / T) (default ${DEFAULT_T})
-  --json           print {temperature, classes, train, test, dim, results: {"<k>": {top1, top5}}}
+  --json           print {temperature, classes, train, test, dim, results: {"<k>": {top1, top5, used}}}
 
-Features are L2-normalised; similarity is cosine. Classes: 1 + the largest label. Accuracies in percent.
+Features are L2-normalised; similarity is cosine. Classes: 1 + the largest label. Accuracies in percent. A k
+larger than the training set votes with every training row ("used" says how many).
 Equal similarities rank the lower training row first, equal votes the lower class first.`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
@@ -74,18 +95,21 @@ Equal similarities rank the lower training row first, equal votes the lower clas
       throw new Error(`knn: expected test features (${test.rows}, ${train.dim}) as train, got (${test.rows}, ${test.dim})`);
     }
 
+    const classes = checkClasses([[paths.trainLabels, trainLabels], [paths.testLabels, testLabels]]);
+
     await initEngine();
-    const results = await knnClassify({ train: train.data, trainLabels, test: test.data, testLabels, ks, temperature });
-    let classes = 0; // as knnClassify counts them: 1 + the largest label
-    for (const labels of [trainLabels, testLabels]) for (const c of labels) classes = Math.max(classes, c + 1);
+    const results = await knnClassify({ train: train.data, trainLabels, test: test.data, testLabels, ks, temperature, classes });
     if (flags.json) {
-      const byK = Object.fromEntries(results.map((r) => [String(r.k), { top1: r.top1, top5: r.top5 }]));
+      const byK = Object.fromEntries(results.map((r) => [String(r.k), { top1: r.top1, top5: r.top5, used: r.used }]));
       console.log(JSON.stringify({ temperature, classes, train: train.rows, test: test.rows, dim: train.dim, results: byK }));
       return;
     }
     const sizes = `${train.rows} train, ${test.rows} test, ${classes} classes, D = ${train.dim}`;
     console.log(`k-NN, weighted vote exp(sim / ${temperature}): ${sizes}`);
     console.log("     k    top-1    top-5");
-    for (const r of results) console.log(`${String(r.k).padStart(6)}  ${r.top1.toFixed(2).padStart(7)}  ${r.top5.toFixed(2).padStart(7)}`);
+    for (const r of results) {
+      const used = r.used < r.k ? `   (${r.used} used: the training set has ${train.rows} rows)` : "";
+      console.log(`${String(r.k).padStart(6)}  ${r.top1.toFixed(2).padStart(7)}  ${r.top5.toFixed(2).padStart(7)}${used}`);
+    }
   },
 };

@@ -1,9 +1,10 @@
 // `params`: the paper's Table 1 column of trainable parameters for every strategy.
 import type { Command } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
-import { namedConfig } from "../vit/config.js";
+import { NAMED_CONFIGS, namedConfig } from "../vit/config.js";
+import { UsageError } from "../util/command.js";
 import { countFor } from "../peft/count.js";
-import { parseStrategy, strategyName } from "../peft/strategy.js";
+import { type Strategy, parseStrategy, strategyName } from "../peft/strategy.js";
 
 const FLAGS = { model: "string", classes: "int", strategies: "list", json: "boolean" } as const;
 const DEFAULT = ["full", "top-3", "linear", "lora-r4", "lora-r8", "lora-r16", "block-p1", "block-p2", "block-p3", "block-p4"];
@@ -12,15 +13,23 @@ export const params: Command = {
   summary: "trainable parameter counts per strategy (the paper's Table 1 column)",
   usage: `usage: node dist/run.js params [--model vit-b16] [--classes 100] [--strategies LIST] [--json]
 
-  --model       vit-t16, vit-s16, vit-b16, vit-s8, vit-b8 (default vit-b16)
+  --model       ${Object.keys(NAMED_CONFIGS).join(", ")} (default vit-b16)
   --classes     classes of the new linear head (default 100, CIFAR-100)
   --strategies  comma-separated (default ${DEFAULT.join(",")})
   --json        exact integers, with the total parameter count of each model`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
-    const config = namedConfig(flags.model ?? "vit-b16", flags.classes ?? 100);
+    const model = flags.model ?? "vit-b16";
+    if (!(model in NAMED_CONFIGS)) throw new UsageError(`--model: expected one of ${Object.keys(NAMED_CONFIGS).join(", ")}, got "${model}"`);
+    if (flags.classes !== undefined && !(flags.classes >= 1)) throw new UsageError(`--classes: expected an integer >= 1, got ${flags.classes}`);
+    const config = namedConfig(model, flags.classes ?? 100);
     const rows = (flags.strategies ?? DEFAULT).map((text) => {
-      const strategy = parseStrategy(text);
+      let strategy: Strategy;
+      try {
+        strategy = parseStrategy(text);
+      } catch (e) {
+        throw new UsageError(`--strategies: ${(e as Error).message}`);
+      }
       return { strategy: strategyName(strategy), ...countFor(config, strategy) };
     });
     if (flags.json) {

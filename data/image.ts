@@ -49,14 +49,25 @@ export interface Box {
 // off PIL's pixel-centre alignment. test/data/image.test.ts checks the cases defined exactly.
 export type Kernel = "nearest" | "linear" | "cubic" | "lanczos3";
 
-// An image file that cannot be decoded. The loader can skip these (counting them) instead of failing.
+// An image file that cannot be decoded, in one line of the tool's words. The loader can skip these (counting them)
+// instead of failing.
 export class CorruptImageError extends Error {
   constructor(
     readonly path: string,
     reason: string,
   ) {
-    super(`image: cannot decode ${path}: expected a readable JPEG or PNG image, got: ${reason}`);
+    super(`image: expected a readable JPEG or PNG image in ${path}, got ${reason}`);
   }
+}
+
+// libvips' error text, several lines of "VipsJpeg: ..." repeated per decoding attempt, as one short phrase with
+// its first line for detail: "a truncated or damaged image (premature end of JPEG image)".
+export function decoderReason(message: string): string {
+  const first = message.split("\n")[0].trim();
+  const detail = first.split(": ").at(-1) ?? first;
+  if (/unsupported image format/i.test(first)) return "a file of another format";
+  if (/premature end|corrupt|truncated|not a JPEG|bad huffman|invalid/i.test(message)) return `a truncated or damaged image (${detail})`;
+  return `an error of the decoder (${first})`;
 }
 
 export function isEncoded(img: ImageInput): img is EncodedImage {
@@ -76,7 +87,7 @@ async function guard<T>(img: ImageInput, f: () => Promise<T>): Promise<T> {
   try {
     return await f();
   } catch (err) {
-    throw new CorruptImageError(img.path, err instanceof Error ? err.message : String(err));
+    throw new CorruptImageError(img.path, decoderReason(err instanceof Error ? err.message : String(err)));
   }
 }
 
@@ -90,7 +101,7 @@ async function toRaw(s: Sharp): Promise<RawImage> {
 export async function imageInfo(img: ImageInput): Promise<ImageInfo> {
   if (!isEncoded(img)) return { width: img.width, height: img.height, hasAlpha: false };
   const meta = await guard(img, () => open(img).metadata());
-  if (!meta.width || !meta.height) throw new CorruptImageError(img.path, "no image size in the header");
+  if (!meta.width || !meta.height) throw new CorruptImageError(img.path, "a header without an image size");
   return { width: meta.width, height: meta.height, hasAlpha: meta.hasAlpha === true };
 }
 

@@ -30,7 +30,8 @@ export interface KnnClassifyOptions {
 }
 
 export interface KnnResult {
-  k: number;
+  k: number; // as asked
+  used: number; // neighbours that voted: min(k, training rows)
   top1: number; // percent
   top5: number; // percent
   predictions: Int32Array; // (Q) the best class of each test row
@@ -78,6 +79,12 @@ export async function knnClassify(opts: KnnClassifyOptions): Promise<KnnResult[]
   for (const c of trainLabels) maxLabel = Math.max(maxLabel, c);
   for (const c of testLabels) maxLabel = Math.max(maxLabel, c);
   const classes = opts.classes ?? maxLabel + 1;
+  // Labels are 0..C-1: the largest names C classes, each with a row of its own somewhere, so more classes than
+  // labelled rows is a stray label (the vote would allocate a tally per class).
+  const rows = trainLabels.length + testLabels.length;
+  if (opts.classes === undefined && classes > rows) {
+    throw new Error(`knnClassify: expected labels 0..C-1 with C at most the ${rows} labelled rows, got a largest label of ${maxLabel}`);
+  }
   checkLabels("train", trainLabels, classes);
   checkLabels("test", testLabels, classes);
 
@@ -128,6 +135,6 @@ export async function knnClassify(opts: KnnClassifyOptions): Promise<KnnResult[]
   }
   return opts.ks.map((k) => {
     const ki = ks.indexOf(k);
-    return { k, top1: (100 * top1[ki]) / q, top5: (100 * top5[ki]) / q, predictions: predictions[ki] };
+    return { k, used: Math.min(k, trainLabels.length), top1: (100 * top1[ki]) / q, top5: (100 * top5[ki]) / q, predictions: predictions[ki] };
   });
 }

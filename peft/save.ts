@@ -1,11 +1,13 @@
 // Saving a fine-tuned model as what it is: the trainable tensors (head, adapters, new blocks, or everything) in
 // a safetensors file, plus a JSON manifest (strategy, hyper-parameters, the base checkpoint's SHA-256) stored in
-// the file's metadata and beside it as `<file>.json`. Loading re-applies the strategy to the base model and
-// fills in the saved tensors. `exportMerged` folds LoRA into the weights and writes a plain timm-layout ViT.
+// the file's metadata (MANIFEST_KEY) and, by saveFinetuned, beside it as `<file>.json`. The trainer's checkpoints
+// carry the same manifest when the study gives it one (study/runner.ts), so a cell's best.safetensors loads here
+// too. Loading re-applies the strategy to the base model and fills in the saved tensors. `exportMerged` folds LoRA
+// into the weights and writes a plain timm-layout ViT.
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { rename, writeFile } from "node:fs/promises";
 import type { Tensor } from "../engine/tensor.js";
+import { writeJsonAtomic } from "../util/atomic.js";
 import { readSafetensors, writeSafetensors, type F32Tensor } from "../vit/safetensors.js";
 import { loadVit, saveVit } from "../vit/load.js";
 import type { VisionTransformer } from "../vit/model.js";
@@ -24,6 +26,14 @@ export interface Manifest {
   tensors: string[]; // names of the saved tensors
 }
 
+export const MANIFEST_KEY = "manifest"; // the metadata key holding the manifest's JSON
+const FORMAT = "peft-vit-webgpu/finetuned@1";
+
+// The manifest of a model fine-tuned from `base` with these trainable tensors.
+export function manifestOf(trainable: [string, Tensor][], m: Omit<Manifest, "format" | "tensors" | "strategy">): Manifest {
+  return { format: FORMAT, strategy: strategyName(m.strategyOptions), ...m, tensors: trainable.map(([n]) => n) };
+}
+
 export async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
@@ -35,18 +45,11 @@ export async function saveFinetuned(
   trainable: [string, Tensor][],
   manifest: Omit<Manifest, "format" | "tensors" | "strategy">,
 ): Promise<Manifest> {
-  const full: Manifest = {
-    format: "peft-vit-webgpu/finetuned@1",
-    strategy: strategyName(manifest.strategyOptions),
-    ...manifest,
-    tensors: trainable.map(([n]) => n),
-  };
+  const full = manifestOf(trainable, manifest);
   const tensors = new Map<string, F32Tensor>();
   for (const [name, t] of trainable) tensors.set(name, { shape: [...t.shape], data: await t.data() });
-  await writeSafetensors(path, tensors, { manifest: JSON.stringify(full) });
-  const tmp = `${path}.json.tmp`;
-  await writeFile(tmp, JSON.stringify(full, null, 2) + "\n");
-  await rename(tmp, `${path}.json`);
+  await writeSafetensors(path, tensors, { [MANIFEST_KEY]: JSON.stringify(full) });
+  await writeJsonAtomic(`${path}.json`, full);
   return full;
 }
 
@@ -58,9 +61,16 @@ export async function loadFinetuned(
   opts: CheckpointOptions & { allowOtherBase?: boolean } = {},
 ): Promise<{ model: VisionTransformer; manifest: Manifest }> {
   const { tensors, metadata } = await readSafetensors(path);
-  if (!metadata.manifest) throw new Error(`finetuned: ${path}: expected a manifest in the file's metadata, found none`);
-  const manifest = JSON.parse(metadata.manifest) as Manifest;
-  if (manifest.format !== "peft-vit-webgpu/finetuned@1") throw new Error(`finetuned: ${path}: unknown format "${manifest.format}"`);
+  if (!metadata[MANIFEST_KEY]) {
+    throw new Error(`finetuned: ${path}: expected a manifest in the file's metadata, found none (a fine-tuned model saved by this tool, or a study cell's checkpoint)`);
+  }
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(metadata[MANIFEST_KEY]) as Manifest;
+  } catch (e) {
+    throw new Error(`finetuned: ${path}: expected the manifest to be JSON, got a parse error: ${(e as Error).message}`);
+  }
+  if (manifest.format !== FORMAT) throw new Error(`finetuned: ${path}: expected a manifest of format ${FORMAT}, got "${manifest.format}"`);
   if (!opts.allowOtherBase) {
     const hash = await sha256File(basePath);
     if (hash !== manifest.base.sha256) {

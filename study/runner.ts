@@ -24,6 +24,7 @@ import { loadVit } from "../vit/load.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { type Strategy, applyStrategy, countParameters, depthProblem, strategyName } from "../peft/strategy.js";
 import { countFor } from "../peft/count.js";
+import { MANIFEST_KEY, type Manifest, manifestOf, sha256File } from "../peft/save.js";
 import { extractFeatures } from "../eval/features.js";
 import { knnClassify } from "../eval/knn.js";
 import { evaluateAccuracy } from "../eval/accuracy.js";
@@ -207,6 +208,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     await writeJsonAtomic(join(out, "backbone.json"), { kind: "checkpoint", path: backbonePath });
   }
   const load = async () => (await loadVit(backbonePath, { heads, key: config.backbone.key })).model;
+  // Each cell's checkpoints name their base by hash, so that `export` can rebuild the fine-tuned model.
+  const base = { file: backbonePath, sha256: await sha256File(backbonePath) };
 
   // Everything the cells need is checked before the first one trains.
   const original = await load();
@@ -240,7 +243,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     }
     if (o.maxCells !== undefined && ran.length >= o.maxCells) break;
     log(`cell ${i + 1}/${cells.length}: ${strategyName(cell.strategy)}, lr ${cell.lr}, seed ${cell.seed}`);
-    const result = await runCell(cell, { config, data, dir, size, classes, load, progress: o.progress });
+    const result = await runCell(cell, { config, data, dir, size, classes, load, base, progress: o.progress });
     await writeJsonAtomic(resultPath, result);
     log(`  transfer ${result.transferAccuracy.toFixed(2)}% (best at step ${result.bestStep}), source k-NN ${result.knn[config.knn.reportK].top1.toFixed(2)}%, ${result.trainSeconds.toFixed(1)} s training`);
     ran.push(cell.id);
@@ -262,6 +265,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
 }
 
 interface CellContext {
+  base: Manifest["base"]; // the backbone's file and SHA-256
   config: StudyConfig;
   data: StudyData;
   dir: string;
@@ -279,6 +283,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
   const name = strategyName(cell.strategy);
   const counts = countFor({ ...model.config, classes: c.classes }, strategy);
   const trainable = applyStrategy(model, strategy, c.classes, cell.seed);
+  const manifest = manifestOf(trainable, { strategyOptions: strategy, classes: c.classes, seed: cell.seed, base: c.base, hyperParameters: { ...settings } });
   try {
     const loader = (ds: Dataset, spec: DataSpec, shuffle: boolean) =>
       new Loader(ds, new Transform({ kind: spec.transform, size }), { batchSize: settings.batchSize, shuffle, seed: cell.seed, dropLast: shuffle });
@@ -290,6 +295,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       settings,
       evaluate: () => evaluateAccuracy(model, testLoader),
       dir: c.dir,
+      metadata: { [MANIFEST_KEY]: JSON.stringify(manifest) },
       progress: c.progress && { stream: c.progress, label: `${name} lr ${cell.lr}` },
     }).catch((e) => {
       throw passTooLarge(e, "training.microBatch");

@@ -4,12 +4,14 @@
 //   last.safetensors   trainable tensors + optimiser state (`optimizer.<param>.<slot>`); metadata: format, the
 //                      fingerprint, step, best so far, optimiser step count, loader position
 //   best.safetensors   trainable tensors at the best evaluation; metadata: format, step, accuracy
+// Both carry the checksum of their tensors (vit/safetensors.ts); a checkpoint is loaded only when it matches.
 import type { Tensor } from "../engine/tensor.js";
 import type { Loader } from "../data/loader.js";
 import { type F32Tensor, readSafetensors } from "../vit/safetensors.js";
 import { type TrainSettings, runIdentity } from "./settings.js";
 
-export const FORMAT = "peft-vit-webgpu/train-checkpoint/1";
+// 2: with the tensors' checksum. A checkpoint of format 1 is refused as one of other settings.
+export const FORMAT = "peft-vit-webgpu/train-checkpoint/2";
 
 // What must match for a checkpoint to be resumed: the settings that decide the trajectory (runIdentity), the
 // batches (size, seed, data) and the trainable tensors. Cadences (evalEvery, lossEvery) may change.

@@ -26,7 +26,7 @@ import * as ops from "../autograd/ops.js";
 import { backward } from "../autograd/tape.js";
 import { AdamW, SGD, type Optimizer, clipGradNorm } from "../autograd/optim.js";
 import type { VisionTransformer } from "../vit/model.js";
-import { type F32Tensor, readSafetensorsHeader, writeSafetensors } from "../vit/safetensors.js";
+import { CHECKSUM_KEY, ChecksumError, type F32Tensor, readSafetensorsHeader, writeSafetensors } from "../vit/safetensors.js";
 import type { Batch, Loader } from "../data/loader.js";
 import { type Schedule, checkSchedule, learningRate } from "./schedule.js";
 import { Progress, type ProgressStream } from "./progress.js";
@@ -43,6 +43,7 @@ export interface TrainOptions {
   // `evalEvery` steps and at the end; the best-scoring step is saved as best. Without it best = last.
   evaluate?: () => Promise<number>;
   dir: string; // checkpoints and metrics
+  metadata?: Record<string, string>; // more metadata for both checkpoints (a study cell's manifest, peft/save.ts)
   resume?: boolean; // default true: continue from dir/last.safetensors when it exists
   progress?: { stream: ProgressStream; label: string };
   onStep?: (step: number) => void | Promise<void>; // after each completed step (tests interrupt runs with it)
@@ -178,7 +179,14 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     if (meta.format !== FORMAT || meta.fingerprint !== print) {
       throw new Error(`train: ${lastPath} was written by a run with other settings; delete ${o.dir} to start over (saved ${meta.fingerprint}, now ${print})`);
     }
-    await loadTrainable(lastPath, [...o.trainable, ...state]);
+    if (meta[CHECKSUM_KEY] === undefined) {
+      throw new Error(`train: ${lastPath}: expected the checksum of its tensors (${CHECKSUM_KEY}) in its metadata, found none; delete ${o.dir} to restart this run from scratch`);
+    }
+    await loadTrainable(lastPath, [...o.trainable, ...state]).catch((e) => {
+      if (!(e instanceof ChecksumError)) throw e;
+      // best.safetensors holds no optimiser state, so an exact resume can only start from a checkpoint of last's kind.
+      throw new Error(`train: ${e.message}; delete ${o.dir} to restart this run from scratch`, { cause: e });
+    });
     step = Number(meta.step);
     opt.stepCount = Number(meta.optimizerSteps);
     best = JSON.parse(meta.best);
@@ -227,6 +235,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 
   const checkpoint = async () => {
     const meta = {
+      ...o.metadata,
       format: FORMAT,
       fingerprint: print,
       step: String(step),
@@ -280,7 +289,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
             const tensors = await snapshot(o.trainable, step).catch((e) => {
               throw e instanceof NonFiniteError ? new Error(`train: non-finite parameter ${e.message}; stopped, ${lastGood()}`) : e;
             });
-            await writeSafetensors(bestPath, tensors, { format: FORMAT, step: String(step), accuracy: String(acc) });
+            await writeSafetensors(bestPath, tensors, { ...o.metadata, format: FORMAT, step: String(step), accuracy: String(acc) });
           }
         }
         if (save) await checkpoint();

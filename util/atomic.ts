@@ -1,8 +1,10 @@
 // Atomic file writes: the bytes go to a temporary file in the same folder, which is then renamed over the target.
 // rename() within one file system is atomic, so a reader (or a rerun after a kill) sees the old file or the new
 // one, never a torn one. The temporary name carries the pid so that two processes never share one.
+// A failure names the target, not the temporary file (util/file-errors.ts).
 import { mkdir, open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
+import { describeFileError, isFileError } from "./file-errors.js";
 
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   await atomically(path, (fh) => fh.writeFile(data));
@@ -24,6 +26,17 @@ export async function writeChunksAtomic(path: string, chunks: Iterable<Uint8Arra
 }
 
 async function atomically(path: string, write: (fh: FileHandle) => Promise<void>): Promise<void> {
+  try {
+    await writeThroughTemp(path, write);
+  } catch (e) {
+    if (!isFileError(e)) throw e;
+    // Creating a folder names that folder; anything else is writing the target.
+    const mkdirFailed = e.syscall === "mkdir";
+    throw new Error(describeFileError(e, mkdirFailed ? e.path : path, mkdirFailed ? undefined : "write"), { cause: e });
+  }
+}
+
+async function writeThroughTemp(path: string, write: (fh: FileHandle) => Promise<void>): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   const fh = await open(tmp, "w");

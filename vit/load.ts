@@ -9,10 +9,27 @@ export interface LoadedVit {
   model: VisionTransformer;
   layout: "timm" | "hf";
   unused: string[]; // keys of the file that map to no parameter, for a warning
+  nonfinite: string[]; // with allowNonfinite: the tensors holding NaN or infinities, for a warning
 }
 
-export async function loadVit(path: string, opts: CheckpointOptions = {}): Promise<LoadedVit> {
+export interface LoadOptions extends CheckpointOptions {
+  allowNonfinite?: boolean; // load tensors with NaN or infinities (listed in `nonfinite`) instead of refusing them
+}
+
+// The first non-finite value of a tensor, described, or undefined when there is none.
+function firstNonfinite(name: string, data: Float32Array): string | undefined {
+  const i = data.findIndex((v) => !Number.isFinite(v));
+  return i < 0 ? undefined : `${name}[${i}] = ${data[i]}`;
+}
+
+export async function loadVit(path: string, opts: LoadOptions = {}): Promise<LoadedVit> {
   const ckpt = await loadCheckpoint(path, opts);
+  const nonfinite: string[] = [];
+  for (const [name, t] of ckpt.tensors) {
+    const bad = firstNonfinite(name, t.data);
+    if (bad && !opts.allowNonfinite) throw new Error(`vit: ${path}: expected finite weights, got ${bad}`);
+    if (bad) nonfinite.push(bad);
+  }
   const a = ckpt.arch;
   if (a.channels !== 3) throw new Error(`vit: ${path}: expected 3 input channels, got ${a.channels}`);
   const config: VitConfig = validateConfig({
@@ -34,7 +51,7 @@ export async function loadVit(path: string, opts: CheckpointOptions = {}): Promi
     }
     return t.data;
   });
-  return { model, layout: ckpt.layout, unused: ckpt.unused };
+  return { model, layout: ckpt.layout, unused: ckpt.unused, nonfinite };
 }
 
 // Every parameter read back to the CPU, keyed by its timm name (LoRA and other adapter tensors included).

@@ -6,6 +6,12 @@
 // section exactly (sorted by offset, no gaps, no overlap), which the reader checks.
 // Reading goes header first, then each tensor's bytes straight from the file into its own array, so a ViT-B
 // (~350 MB) never exists twice in memory. F32, F16 and BF16 read into Float32Array; the writer writes F32 only.
+//
+// Checksum: the writer puts the SHA-256 of the data section into the metadata (CHECKSUM_KEY), and the reader checks
+// it wherever it is present, so a checkpoint this tool wrote is trusted only when its bytes are the ones written: a
+// damaged or edited file is a ChecksumError naming it. Files written elsewhere carry no checksum and are read as they
+// are.
+import { createHash } from "node:crypto";
 import { open, type FileHandle } from "node:fs/promises";
 import { writeChunksAtomic } from "../util/atomic.js";
 
@@ -33,6 +39,10 @@ const DTYPE_BYTES: Record<string, number> = {
   F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1,
 };
 const READABLE = new Set(["F32", "F16", "BF16"]);
+export const CHECKSUM_KEY = "data_sha256"; // metadata key: hex SHA-256 of the data section
+
+// A file whose tensors are not the bytes its checksum was computed from.
+export class ChecksumError extends Error {}
 const MAX_HEADER = 100_000_000; // the reference implementation's limit; guards against reading garbage as a length
 const ALIGN = 8;
 
@@ -159,6 +169,9 @@ export async function readSafetensors(path: string): Promise<{ tensors: Map<stri
       if (!READABLE.has(e.dtype)) throw new Error(`safetensors: ${path}: tensor '${e.name}': expected dtype F32, F16 or BF16, got ${e.dtype}`);
     }
     const tensors = new Map<string, F32Tensor>();
+    const expected = header.metadata[CHECKSUM_KEY];
+    // The entries tile the data section in offset order: hashing them in turn hashes the section.
+    const hash = expected === undefined ? undefined : createHash("sha256");
     for (const e of header.entries) {
       const n = numel(e.shape);
       const pos = header.dataStart + e.begin;
@@ -167,12 +180,17 @@ export async function readSafetensors(path: string): Promise<{ tensors: Map<stri
       if (e.dtype === "F32") {
         data = new Float32Array(n);
         await readExactly(fh, new Uint8Array(data.buffer), pos, what);
+        hash?.update(new Uint8Array(data.buffer));
       } else {
         const half = new Uint16Array(n);
         await readExactly(fh, new Uint8Array(half.buffer), pos, what);
+        hash?.update(new Uint8Array(half.buffer));
         data = e.dtype === "F16" ? decodeF16(half) : decodeBF16(half);
       }
       tensors.set(e.name, { shape: e.shape, data });
+    }
+    if (hash && hash.digest("hex") !== expected) {
+      throw new ChecksumError(`safetensors: ${path}: expected tensors matching the checksum written with them (${CHECKSUM_KEY}), got other bytes: the file was damaged or edited after it was written`);
     }
     return { tensors, metadata: header.metadata };
   } finally {
@@ -180,9 +198,9 @@ export async function readSafetensors(path: string): Promise<{ tensors: Map<stri
   }
 }
 
-// Writes F32 tensors in the given order, streamed and atomically (util/atomic.ts: temp file, then rename). The
-// header is padded with spaces so the data section starts 8-byte aligned, which lets readers map F32/F64 data
-// without copying.
+// Writes F32 tensors in the given order, streamed and atomically (util/atomic.ts: temp file, then rename), with the
+// data section's checksum in the metadata. The header is padded with spaces so the data section starts 8-byte
+// aligned, which lets readers map F32/F64 data without copying.
 export async function writeSafetensors(
   path: string,
   tensors: Map<string, F32Tensor> | Record<string, F32Tensor>,
@@ -190,6 +208,7 @@ export async function writeSafetensors(
 ): Promise<void> {
   const list = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
   const header: Record<string, unknown> = { __metadata__: metadata };
+  const hash = createHash("sha256");
   let at = 0;
   for (const [name, t] of list) {
     if (name === "__metadata__") throw new Error("safetensors: expected tensor names other than __metadata__");
@@ -197,8 +216,10 @@ export async function writeSafetensors(
     if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new Error(`safetensors: tensor '${name}': expected a shape of non-negative integers, got ${fmt(t.shape)}`);
     if (t.data.length !== numel(t.shape)) throw new Error(`safetensors: tensor '${name}': expected ${numel(t.shape)} values for ${fmt(t.shape)}, got ${t.data.length}`);
     header[name] = { dtype: "F32", shape: [...t.shape], data_offsets: [at, at + t.data.byteLength] };
+    hash.update(bytesOf(t.data));
     at += t.data.byteLength;
   }
+  header.__metadata__ = { ...metadata, [CHECKSUM_KEY]: hash.digest("hex") };
   let json = JSON.stringify(header);
   json += " ".repeat((ALIGN - ((8 + new TextEncoder().encode(json).length) % ALIGN)) % ALIGN);
   const headerBytes = new TextEncoder().encode(json);
@@ -206,5 +227,9 @@ export async function writeSafetensors(
   new DataView(prefix.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
   prefix.set(headerBytes, 8);
 
-  await writeChunksAtomic(path, [prefix, ...list.map(([, t]) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))]);
+  await writeChunksAtomic(path, [prefix, ...list.map(([, t]) => bytesOf(t.data))]);
+}
+
+function bytesOf(data: Float32Array): Uint8Array {
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }

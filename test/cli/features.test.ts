@@ -2,11 +2,11 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { features } from "../../cli/features.js";
 import { UsageError } from "../../util/command.js";
 import { readNpy, writeNpy } from "../../data/npy.js";
-import { readSafetensors } from "../../vit/safetensors.js";
+import { readSafetensors, writeSafetensors } from "../../vit/safetensors.js";
 import { expectClose, useEngine } from "../helpers.js";
 
 useEngine();
@@ -49,5 +49,22 @@ describe("features command", () => {
     await expect(
       features.run(["--weights", FIX + "vit-tiny.safetensors", "--input", join(dir, "bad.npy"), "--out", join(dir, "f.npy"), "--heads", "2"]),
     ).rejects.toThrow("expected float32 (N, 3, H, W), got float32 (2, 1, 16, 16)");
+  });
+
+  it("refuses a checkpoint with a non-finite weight, naming the tensor, unless --allow-nonfinite", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "peft-features-"));
+    const { tensors } = await readSafetensors(FIX + "vit-tiny.safetensors");
+    tensors.get("blocks.1.mlp.fc1.weight")!.data.fill(NaN);
+    const weights = join(dir, "nan.safetensors");
+    await writeSafetensors(weights, tensors);
+    const io = (await readSafetensors(FIX + "vit-tiny-io.safetensors")).tensors;
+    await writeNpy(join(dir, "x.npy"), io.get("x")!.data, [2, 3, 16, 16]);
+    const argv = ["--weights", weights, "--input", join(dir, "x.npy"), "--out", join(dir, "f.npy"), "--heads", "2"];
+    await expect(features.run(argv)).rejects.toThrow(`vit: ${weights}: expected finite weights, got blocks.1.mlp.fc1.weight[0] = NaN`);
+    const warn = vi.spyOn(console, "error").mockImplementation(() => {});
+    await features.run([...argv, "--allow-nonfinite"]);
+    expect(warn.mock.calls.map((c) => String(c[0])).join("\n")).toContain("non-finite weights: blocks.1.mlp.fc1.weight[0] = NaN");
+    warn.mockRestore();
+    expect(Array.from((await readNpy(join(dir, "f.npy"))).data as Float32Array).some(Number.isNaN)).toBe(true);
   });
 });

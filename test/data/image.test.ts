@@ -4,7 +4,7 @@
 // then horizontally with rounding to bytes between the passes (exactly: tolerance 0). PIL itself runs the
 // horizontal pass first; that order is also checked, within 3 levels of 255 on noise.
 import { describe, expect, it } from "vitest";
-import { type Kernel, type RawImage, cropResize, decodeImage, imageInfo } from "../../data/image.js";
+import { type Kernel, type RawImage, cropResize, decodeImage, decoderReason, imageInfo } from "../../data/image.js";
 import { PNG_RGBA, pattern, pngBytes } from "./fixtures.js";
 import { catmullRom, refResample, triangle } from "./ref.js";
 
@@ -96,5 +96,14 @@ describe("cropResize", () => {
     await expect(cropResize(img, info(img), { left: 2, top: 0, width: 4, height: 4 }, 3, 3, "linear")).rejects.toThrow(
       "image: expected a crop inside 5x4, got 4x4 at (2, 0)",
     );
+  });
+});
+
+describe("decoderReason", () => {
+  it("turns libvips' repeated lines into one phrase of the tool's words", () => {
+    const vips = "Input buffer has corrupt header: VipsJpeg: premature end of JPEG image\nVipsJpeg: JPEG datastream contains no image\nVipsJpeg: premature end of JPEG image\n";
+    expect(decoderReason(vips)).toBe("a truncated or damaged image (premature end of JPEG image)");
+    expect(decoderReason("Input buffer contains unsupported image format")).toBe("a file of another format");
+    expect(decoderReason("something new\nmore")).toBe("an error of the decoder (something new)");
   });
 });

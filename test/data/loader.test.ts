@@ -123,7 +123,7 @@ describe("Loader over an image folder with a corrupt file", () => {
 
   it("fails naming the file by default", async () => {
     const ds = await ImageFolder.open(root);
-    await expect(collect(new Loader(ds, t, { batchSize: 4 }), 0)).rejects.toThrow(`image: cannot decode ${bad}`);
+    await expect(collect(new Loader(ds, t, { batchSize: 4 }), 0)).rejects.toThrow(`image: expected a readable JPEG or PNG image in ${bad}, got`);
   });
 
   it("with skipCorrupt, shrinks the batch and records the file once across epochs", async () => {

@@ -92,7 +92,7 @@ describe("knnClassify", () => {
     const train = clustered(10, 1, 5);
     const test = clustered(3, 1, 6);
     const [r] = await knnClassify({ train: train.x, trainLabels: train.y, test: test.x, testLabels: test.y, ks: [20], temperature: 0.07 });
-    expect(r).toEqual({ k: 20, top1: 100, top5: 100, predictions: new Int32Array(3) });
+    expect(r).toEqual({ k: 20, used: 10, top1: 100, top5: 100, predictions: new Int32Array(3) });
   });
 
   it("weights by exp(sim / T): two neighbours at cos 0.5 lose to one at cos 0.6 when T = 0.07, win when T = 1", async () => {
@@ -131,6 +131,10 @@ describe("knnClassify", () => {
     await expect(knnClassify({ ...base, train: new Float32Array(4), test: new Float32Array(2), ks: [0] })).rejects.toThrow(
       "knnClassify: expected ks of positive integers, got [0]",
     );
+    const stray = { ...base, trainLabels: Int32Array.from([0, 2147483647]) };
+    await expect(knnClassify({ ...stray, train: new Float32Array(4), test: new Float32Array(2) })).rejects.toThrow(
+      "knnClassify: expected labels 0..C-1 with C at most the 3 labelled rows, got a largest label of 2147483647",
+    );
   });
 });
 
@@ -152,7 +156,7 @@ describe("knn command", () => {
     expect(out).toMatchObject({ temperature: 0.07, classes: 8, train: 50, test: 20, dim: 8 });
     const results = out.results as Record<string, unknown>;
     expect(Object.keys(results)).toEqual(["10", "20"]);
-    for (const k of ["10", "20"]) expect(results[k]).toEqual({ top1: expected.results[k].top1, top5: expected.results[k].top5 });
+    for (const k of ["10", "20"]) expect(results[k]).toEqual({ top1: expected.results[k].top1, top5: expected.results[k].top5, used: Number(k) });
   });
 
   it("defaults to k = 10, 20, 100, 200 and reads int32 labels written by writeNpy", async () => {
@@ -169,7 +173,41 @@ describe("knn command", () => {
       );
       const out = await runJson([...flags, "--temperature", "0.5"]);
       const want = knnClassifyRef(train.x, train.y, test.x, test.y, 16, [10, 20, 100, 200], 0.5, 3);
-      expect(out.results).toEqual(Object.fromEntries(want.map((r) => [String(r.k), { top1: r.top1, top5: r.top5 }])));
+      // k = 100 and 200 vote with all 40 training rows, and say so.
+      expect(out.results).toEqual(Object.fromEntries(want.map((r) => [String(r.k), { top1: r.top1, top5: r.top5, used: Math.min(r.k, 40) }])));
+      const log = vi.spyOn(console, "log").mockImplementation(() => {});
+      await knnCommand.run(flags);
+      const rows = log.mock.calls.map((c) => String(c[0]));
+      expect(rows.find((l) => l.trim().startsWith("100 "))).toContain("(40 used: the training set has 40 rows)");
+      expect(rows.find((l) => l.trim().startsWith("20 "))).not.toContain("used");
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+
+  it("rejects a stray label and a non-finite feature, naming the file and row", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "knn-cli-"));
+    try {
+      const train = clustered(10, 2, 1);
+      const test = clustered(4, 2, 2);
+      const file = (name: string) => join(dir, name);
+      await writeNpy(file("x.npy"), train.x, [10, 16]);
+      await writeNpy(file("q.npy"), test.x, [4, 16]);
+      await writeNpy(file("l.npy"), test.y, [4]);
+      const labels = Int32Array.from(train.y);
+      labels[7] = 2147483647;
+      await writeNpy(file("y.npy"), labels, [10]);
+      const flags = ["--train", file("x.npy"), "--train-labels", file("y.npy"), "--test", file("q.npy"), "--test-labels", file("l.npy")];
+      await expect(knnCommand.run(flags)).rejects.toThrow(`knn: expected labels 0..C-1 with C at most the 14 labelled rows, got 2147483647 in row 7 of ${file("y.npy")}`);
+      await writeNpy(file("y.npy"), train.y, [10]);
+      const bad = Float32Array.from(test.x);
+      bad[2 * 16 + 5] = NaN;
+      await writeNpy(file("q.npy"), bad, [4, 16]);
+      await expect(knnCommand.run(flags)).rejects.toThrow(`knn: expected finite features in ${file("q.npy")}, got NaN in row 2 (column 5)`);
+      const inf = Float32Array.from(train.x);
+      inf[9 * 16] = Infinity;
+      await writeNpy(file("x.npy"), inf, [10, 16]);
+      await expect(knnCommand.run(flags)).rejects.toThrow(`knn: expected finite features in ${file("x.npy")}, got Infinity in row 9 (column 0)`);
     } finally {
       await rm(dir, { recursive: true });
     }

@@ -2,7 +2,7 @@
 // others with all five strategies, then every output file checked for shape. Then what a rerun does: finished
 // cells are skipped, a run stopped after one cell finishes only the rest, another config needs --force, and
 // strategies that do not fit the backbone are refused before any work.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -13,6 +13,8 @@ import { cellsOf, passTooLarge, runExperiment } from "../../study/runner.js";
 import { parseStrategy, strategyName } from "../../peft/strategy.js";
 import { PassTooLargeError } from "../../train/train.js";
 import { readSafetensors } from "../../vit/safetensors.js";
+import { loadVit } from "../../vit/load.js";
+import { exportCommand } from "../../cli/export.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
 
@@ -114,6 +116,21 @@ describe("a miniature study", () => {
        "blocks.1.attn.qkv.lora_q.A", "blocks.1.attn.qkv.lora_q.B", "blocks.1.attn.qkv.lora_v.A", "blocks.1.attn.qkv.lora_v.B",
        "head.bias", "head.weight"].sort(),
     );
+  });
+
+  it("writes cell checkpoints that `export` turns into a plain ViT with the cell's head", async () => {
+    await runOnce();
+    const backbone = JSON.parse(await readFile(join(out(), "backbone.json"), "utf8")).path as string;
+    for (const [id, file] of [["lora-r2_lr0.05_s0", "best.safetensors"], ["block-p1_lr0.05_s0", "last.safetensors"]]) {
+      const merged = join(root, `${id}-merged.safetensors`);
+      const quiet = vi.spyOn(console, "error").mockImplementation(() => {});
+      await exportCommand.run(["--base", backbone, "--finetuned", join(out(), "cells", id, file), "--out", merged, "--merge", "--heads", "2"]);
+      quiet.mockRestore();
+      const { model } = await loadVit(merged, { heads: 2 });
+      expect(model.config.classes).toBe(3);
+      expect(model.blocks.length).toBe(id.startsWith("block") ? 3 : 2);
+      for (const [, t] of model.parameters()) t.dispose();
+    }
   });
 
   it("skips finished cells and the cached pre-training on a rerun", async () => {

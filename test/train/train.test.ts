@@ -3,7 +3,7 @@
 // checkpoint intact, and accumulates gradients over micro-batches to the result of whole-batch steps.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Tensor } from "../../engine/tensor.js";
@@ -142,6 +142,24 @@ describe("train", () => {
     const passes = setup("other", { steps: 2, warmupSteps: 0, evalEvery: 1, microBatch: 4 });
     expect((await train(passes)).resumedFrom).toBe(1);
     dispose(passes);
+  });
+
+  it("refuses to resume a damaged last checkpoint, naming it and the way out", async () => {
+    const first = setup("damaged", { steps: 2, warmupSteps: 0, evalEvery: 1 }, { onStep: (step) => {
+      if (step === 1) throw new Error("simulated kill");
+    } });
+    await expect(train(first)).rejects.toThrow("simulated kill");
+    dispose(first);
+    const last = join(root, "damaged", "last.safetensors");
+    const bytes = await readFile(last);
+    bytes[bytes.length - 5] ^= 0x10; // a bit of the last tensor
+    await writeFile(last, bytes);
+    const again = setup("damaged", { steps: 2, warmupSteps: 0, evalEvery: 1 });
+    const e = (await train(again).catch((err: unknown) => err)) as Error;
+    expect(e.message).toContain(last);
+    expect(e.message).toContain("damaged or edited");
+    expect(e.message).toContain(`delete ${join(root, "damaged")} to restart this run from scratch`);
+    dispose(again);
   });
 
   it("stops on a non-finite loss, naming the step, with the last good checkpoint intact", async () => {

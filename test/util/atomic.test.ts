@@ -1,6 +1,6 @@
 // Atomic writes (buffered and streamed): the target is replaced whole, its folder is created, no temporary file is
 // left behind, and a failed write leaves the old file untouched.
-import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -38,5 +38,19 @@ describe("atomic writes", () => {
     await expect(writeChunksAtomic(path, failing())).rejects.toThrow("disk full");
     expect([...readFileSync(path)]).toEqual([7]);
     expect(readdirSync(sub)).toEqual(["c.bin"]);
+  });
+
+  it("names the target in the tool's words: a folder in its place, a file where a folder should be, a full disk", async () => {
+    const sub = mkdtempSync(join(dir, "named-"));
+    mkdirSync(join(sub, "taken"));
+    await expect(writeFileAtomic(join(sub, "taken"), "x")).rejects.toThrow(`cannot write ${join(sub, "taken")}: it is a folder, not a file (EISDIR)`);
+    writeFileSync(join(sub, "file"), "");
+    await expect(writeFileAtomic(join(sub, "file", "x.txt"), "x")).rejects.toThrow(`cannot create the folder ${join(sub, "file")}: a file of that name is in the way (EEXIST)`);
+    function* full() {
+      yield new Uint8Array([1]);
+      throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC", syscall: "write" });
+    }
+    await expect(writeChunksAtomic(join(sub, "big.bin"), full())).rejects.toThrow(`cannot write ${join(sub, "big.bin")}: the disk is full (ENOSPC)`);
+    expect(readdirSync(sub).sort()).toEqual(["file", "taken"]);
   });
 });

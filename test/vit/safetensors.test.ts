@@ -1,10 +1,19 @@
 // safetensors read/write: round trips (bit-exact), F16/BF16 decoding of known bit patterns, a file written by
 // test/fixtures/generate.py, and every validation error.
-import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { bf16ToF32, f16ToF32, readSafetensors, readSafetensorsHeader, writeSafetensors, type F32Tensor } from "../../vit/safetensors.js";
+import {
+  CHECKSUM_KEY,
+  ChecksumError,
+  bf16ToF32,
+  f16ToF32,
+  readSafetensors,
+  readSafetensorsHeader,
+  writeSafetensors,
+  type F32Tensor,
+} from "../../vit/safetensors.js";
 
 const FIXTURES = join(import.meta.dirname, "../fixtures");
 const dir = mkdtempSync(join(tmpdir(), "safetensors-test-"));
@@ -56,7 +65,8 @@ describe("round trip", () => {
     const path = join(dir, "round.safetensors");
     await writeSafetensors(path, tensors, { format: "pt", note: "ünïcode" });
     const back = await readSafetensors(path);
-    expect(back.metadata).toEqual({ format: "pt", note: "ünïcode" });
+    expect(back.metadata).toMatchObject({ format: "pt", note: "ünïcode" });
+    expect(back.metadata[CHECKSUM_KEY]).toMatch(/^[0-9a-f]{64}$/);
     expect([...back.tensors.keys()]).toEqual([...tensors.keys()]);
     for (const [name, t] of tensors) {
       expect(back.tensors.get(name)!.shape).toEqual(t.shape);
@@ -71,7 +81,7 @@ describe("round trip", () => {
     await writeSafetensors(path, { a: { shape: [2], data: new Float32Array([1, 2]) } });
     await writeSafetensors(path, { b: { shape: [1, 1], data: new Float32Array([-0]) } });
     const back = await readSafetensors(path);
-    expect(back.metadata).toEqual({});
+    expect(Object.keys(back.metadata)).toEqual([CHECKSUM_KEY]);
     expect([...back.tensors.keys()]).toEqual(["b"]);
     expect(Object.is(back.tensors.get("b")!.data[0], -0)).toBe(true);
     expect(readdirSync(sub)).toEqual(["a.safetensors"]);
@@ -80,6 +90,39 @@ describe("round trip", () => {
     const path = join(dir, "empty.safetensors");
     await writeSafetensors(path, {});
     expect((await readSafetensors(path)).tensors.size).toBe(0);
+  });
+});
+
+describe("checksum", () => {
+  const write = async (name: string) => {
+    const path = join(dir, name);
+    await writeSafetensors(path, { a: { shape: [3], data: new Float32Array([1, 2, 3]) }, b: { shape: [2], data: new Float32Array([4, 5]) } });
+    return path;
+  };
+
+  it("a damaged byte of a tensor is a ChecksumError naming the file", async () => {
+    const path = await write("damaged.safetensors");
+    const bytes = readFileSync(path);
+    bytes[bytes.length - 3] ^= 0x40; // inside tensor b
+    writeFileSync(path, bytes);
+    const e = await readSafetensors(path).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(ChecksumError);
+    expect((e as Error).message).toContain(path);
+    expect((e as Error).message).toContain(CHECKSUM_KEY);
+    await expect(readSafetensorsHeader(path)).resolves.toBeDefined(); // the header alone is still readable
+  });
+
+  it("an edited tensor under the old header (a valid file otherwise) is caught the same way", async () => {
+    const path = await write("edited.safetensors");
+    const bytes = readFileSync(path);
+    new Float32Array(bytes.buffer, bytes.byteOffset + bytes.length - 20, 5).set([1, 2, 3, 4, 6]);
+    writeFileSync(path, bytes);
+    await expect(readSafetensors(path)).rejects.toThrow(ChecksumError);
+  });
+
+  it("a file without a checksum (written elsewhere) is read as it is", async () => {
+    const path = rawFile({ a: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, new Uint8Array(new Float32Array([7]).buffer));
+    expect((await readSafetensors(path)).tensors.get("a")!.data).toEqual(new Float32Array([7]));
   });
 });
 
