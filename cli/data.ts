@@ -1,9 +1,9 @@
 // `data`: what a dataset holds (count, classes, per-class counts, image size, identity) and optionally a PNG
 // contact sheet of a few images per class, to check a dataset and its labels by eye.
-import { writeFile } from "node:fs/promises";
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
 import { parseArgs, required } from "../util/args.js";
+import { writeFileAtomic } from "../util/atomic.js";
 import { DATASET_NAMES, describeDatasets, openDataset } from "../data/registry.js";
 import { parseClassList, subset } from "../data/subset.js";
 import { type DatasetSummary, summarize } from "../data/summary.js";
@@ -64,15 +64,22 @@ ${describeDatasets(" ".repeat(24))}
     }
 
     let ds = await openDataset({ name, root: flags.root, split: flags.split });
-    if (classes || flags.first !== undefined || flags.fraction !== undefined)
-      ds = subset(ds, { classes, firstPerClass: flags.first, fraction: flags.fraction, seed: flags.seed });
+    if (classes || flags.first !== undefined || flags.fraction !== undefined) {
+      try {
+        ds = subset(ds, { classes, firstPerClass: flags.first, fraction: flags.fraction, seed: flags.seed });
+      } catch (err) {
+        // The other flags were checked above: only the class list can disagree with the dataset.
+        throw new UsageError(`--classes: ${(err as Error).message}`);
+      }
+    }
     const skipCorrupt = flags["skip-corrupt"] === true;
     const summary = await summarize(ds, { check: flags.check });
     // Corrupt images found by --check stop here (after the report) unless accepted.
     const fail = summary.corrupt.length > 0 && !skipCorrupt;
     const sheet =
       flags.sheet && !fail ? await contactSheet(ds, { perClass: flags["sheet-per-class"], maxClasses: flags["sheet-classes"], tile: flags.tile, skipCorrupt }) : undefined;
-    if (sheet && flags.sheet) await writeFile(flags.sheet, sheet.png);
+    // Atomic, creating missing folders; a failure names the path.
+    if (sheet && flags.sheet) await writeFileAtomic(flags.sheet, sheet.png);
     report(summary, sheet && { ...sheet, path: flags.sheet! }, flags.json === true, flags.check === true);
     if (fail) throw new Error(`data: expected every image to decode, got ${summary.corrupt.length} corrupt (listed above; --skip-corrupt to accept)`);
   },

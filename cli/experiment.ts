@@ -9,6 +9,7 @@ import { DEFAULT_STUDY, parseStudyConfig } from "../study/config.js";
 import { runExperiment } from "../study/runner.js";
 import { tableMarkdown } from "../study/report.js";
 import { formatDuration } from "../train/progress.js";
+import { describeFileError, isFileError } from "../util/file-errors.js";
 
 const FLAGS = {
   config: "string",
@@ -41,12 +42,12 @@ cell resumes from its last checkpoint. The config is checked first; errors name 
     const source = flags.config ?? "the embedded default study";
     if (flags.config) {
       const text = await readFile(flags.config, "utf8").catch((e: Error) => {
-        throw new Error(`cannot read the config ${flags.config}: ${e.message}`);
+        throw new Error(`experiment: ${isFileError(e) ? describeFileError(e, flags.config, "read the config") : `cannot read the config ${flags.config}: ${e.message}`}`);
       });
       try {
         json = JSON.parse(text);
       } catch (e) {
-        throw new Error(`${flags.config}: expected JSON, got a parse error: ${(e as Error).message}`);
+        throw new Error(`experiment: ${flags.config}: expected JSON, got a parse error: ${(e as Error).message}`);
       }
     }
     const config = parseStudyConfig(json, source);

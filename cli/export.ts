@@ -1,5 +1,5 @@
 // `export`: a fine-tuned model (base checkpoint + saved trainable tensors) as one checkpoint file.
-import type { Command } from "../util/command.js";
+import { type Command, UsageError } from "../util/command.js";
 import { parseArgs, required } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { exportMerged, loadFinetuned } from "../peft/save.js";
@@ -16,13 +16,14 @@ export const exportCommand: Command = {
   --out               the checkpoint to write
   --merge             fold LoRA into the weights: a plain ViT that \`features\` and timm load; without it the file
                       holds every tensor, adapters included, under their own names
-  --heads, --key      as for \`features\`
+  --heads, --key      as for \`features\` (default heads: the number the manifest records)
   --allow-other-base  skip the base checkpoint hash check`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
     const base = required(flags.base, "base");
     const finetuned = required(flags.finetuned, "finetuned");
     const out = required(flags.out, "out");
+    if (flags.heads !== undefined && flags.heads < 1) throw new UsageError(`--heads: expected an integer >= 1, got ${flags.heads}`);
     await initEngine();
     const { model, manifest } = await loadFinetuned(base, finetuned, { heads: flags.heads, key: flags.key, allowOtherBase: flags["allow-other-base"] });
     const metadata = { finetuned_from: manifest.base.file, base_sha256: manifest.base.sha256, strategy: manifest.strategy };

@@ -52,15 +52,23 @@ export const features: Command = {
       });
     const dumpAttention = indices(flags["dump-attention"], "dump-attention");
     const dumpBlocks = indices(flags["dump-blocks"], "dump-blocks");
-    if (flags.batch !== undefined && flags.batch <= 0) throw new UsageError("--batch must be positive");
+    for (const flag of ["batch", "heads"] as const) {
+      const v = flags[flag];
+      if (v !== undefined && v < 1) throw new UsageError(`--${flag}: expected an integer >= 1, got ${v}`);
+    }
     await initEngine({ backend: flags.backend, adapter: flags.adapter });
     const x = await readNpy(input);
     if (x.dtype !== "float32" || x.shape.length !== 4 || x.shape[1] !== 3) {
       throw new Error(`features: ${input}: expected float32 (N, 3, H, W), got ${x.dtype} (${x.shape.join(", ")})`);
     }
+    if (x.shape[0] === 0) throw new Error(`features: ${input}: expected at least one image, got 0`);
     const { model, unused, nonfinite } = await loadVit(weights, { heads: flags.heads, key: flags.key, allowNonfinite: flags["allow-nonfinite"] });
     if (unused.length) console.error(`warning: ${weights}: unused keys: ${unused.join(", ")}`);
     if (nonfinite.length) console.error(`warning: ${weights}: non-finite weights: ${nonfinite.join(", ")}`);
+    const P = model.config.patchSize;
+    if (x.shape[2] % P !== 0 || x.shape[3] % P !== 0) {
+      throw new Error(`features: ${input}: expected a height and width that are multiples of the patch size ${P}, got ${x.shape[2]} x ${x.shape[3]}`);
+    }
     for (const i of [...dumpAttention, ...dumpBlocks]) {
       if (i >= model.blocks.length) throw new UsageError(`block ${i} does not exist: the model has ${model.blocks.length} blocks`);
     }

@@ -89,10 +89,15 @@ Equal similarities rank the lower training row first, equal votes the lower clas
       readFeatures(paths.test),
       readLabels(paths.testLabels),
     ]);
-    if (train.rows !== trainLabels.length) throw new Error(`knn: expected ${train.rows} training labels, got ${trainLabels.length}`);
-    if (test.rows !== testLabels.length) throw new Error(`knn: expected ${test.rows} test labels, got ${testLabels.length}`);
+    for (const [rows, labels, features, file] of [
+      [train.rows, trainLabels, paths.train, paths.trainLabels],
+      [test.rows, testLabels, paths.test, paths.testLabels],
+    ] as const) {
+      if (rows === 0) throw new Error(`knn: expected at least one row of features in ${features}, got 0`);
+      if (labels.length !== rows) throw new Error(`knn: expected ${rows} labels in ${file}, one per row of ${features}, got ${labels.length}`);
+    }
     if (train.dim !== test.dim) {
-      throw new Error(`knn: expected test features (${test.rows}, ${train.dim}) as train, got (${test.rows}, ${test.dim})`);
+      throw new Error(`knn: expected features of dimension ${train.dim} in ${paths.test}, as in ${paths.train}, got (${test.rows}, ${test.dim})`);
     }
 
     const classes = checkClasses([[paths.trainLabels, trainLabels], [paths.testLabels, testLabels]]);

@@ -6,9 +6,8 @@
 //   names in fine_label_names.txt and coarse_label_names.txt.
 // The root may be that folder or the folder holding it.
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { ArrayDataset, type Dataset, checkLabels, hashFiles } from "./dataset.js";
+import { ArrayDataset, type Dataset, checkLabels, hashFiles, readWhole } from "./dataset.js";
 
 export type CifarVariant = "cifar10" | "cifar100" | "cifar100-coarse";
 
@@ -38,7 +37,7 @@ const FORMATS: Record<CifarVariant, Format> = {
 
 async function readNames(variant: CifarVariant, path: string, expected: number): Promise<string[]> {
   if (!existsSync(path)) throw new Error(`${variant}: expected the class-name file ${path}, it does not exist`);
-  const names = (await readFile(path, "utf8")).split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0);
+  const names = (await readWhole(variant, path)).toString("utf8").split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0);
   if (names.length !== expected) throw new Error(`${variant}: expected ${expected} class names in ${path}, got ${names.length}`);
   return names;
 }
@@ -54,7 +53,7 @@ export async function openCifar(variant: CifarVariant, root: string, split = "tr
   const record = fmt.labelBytes + PIXELS;
   const parts = await Promise.all(
     paths.map(async (p) => {
-      const bytes = await readFile(p);
+      const bytes = await readWhole(variant, p);
       if (bytes.length === 0 || bytes.length % record !== 0)
         throw new Error(`${variant}: expected ${p} to hold whole ${record}-byte records (${fmt.labelBytes} label byte(s) + ${PIXELS} pixels), got ${bytes.length} bytes`);
       return bytes;

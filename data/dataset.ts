@@ -1,9 +1,10 @@
 // The Dataset abstraction every format implements, the identity recorded with every result, and the in-memory
 // dataset shared by the formats that load whole files of pixels (IDX, CIFAR, NPY).
 import { createHash } from "node:crypto";
-import { stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { type ImageInput, type RawImage, rgbFromBytes } from "./image.js";
+import { describeFileError, isFileError } from "../util/file-errors.js";
 
 // Which data a result was computed on: two runs with equal identities saw the same files in the same order.
 export interface DatasetIdentity {
@@ -35,6 +36,16 @@ export interface SkippedImage {
   index: number; // dataset index
   source: string; // the file
   message: string;
+}
+
+// A whole file. A file-system failure names the file in the tool's words, prefixed by the reading module (Node's
+// EISDIR names no file at all).
+export async function readWhole(module: string, path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    throw isFileError(e) ? new Error(`${module}: ${describeFileError(e, path, "read")}`, { cause: e }) : e;
+  }
 }
 
 export function hashLines(lines: string[]): string {

@@ -1,12 +1,11 @@
 // IDX files (MNIST, Fashion-MNIST), gzipped or raw: a 4-byte magic 00 00 <type> <ndim>, ndim big-endian uint32
 // sizes, then the values. Only type 0x08 (unsigned bytes) occurs in these datasets and only it is accepted.
 // A dataset is four files: {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz].
-import { readFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { gunzip } from "node:zlib";
 import { promisify } from "node:util";
 import { join, resolve } from "node:path";
-import { ArrayDataset, type Dataset, checkLabels, hashFiles } from "./dataset.js";
+import { ArrayDataset, type Dataset, checkLabels, hashFiles, readWhole } from "./dataset.js";
 
 export interface IdxArray {
   shape: number[];
@@ -20,7 +19,7 @@ function hex(bytes: Uint8Array): string {
 }
 
 export async function readIdx(path: string): Promise<IdxArray> {
-  let bytes: Uint8Array = await readFile(path);
+  let bytes: Uint8Array = await readWhole("idx", path);
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
       bytes = await gunzipAsync(bytes);

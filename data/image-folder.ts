@@ -5,9 +5,9 @@
 // .ipynb_checkpoints), which torchvision would take as images or classes. An optional split level sits above the
 // classes: root/{train,val,test}/<class>/<image>.
 import { existsSync } from "node:fs";
-import { readFile, readdir, stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
-import { type Dataset, type DatasetIdentity, checkIndex, hashLines } from "./dataset.js";
+import { type Dataset, type DatasetIdentity, checkIndex, hashLines, readWhole } from "./dataset.js";
 import { type EncodedImage, type RawImage, decodeImage } from "./image.js";
 
 export const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png"];
@@ -92,11 +92,7 @@ export class ImageFolder implements Dataset {
   async read(i: number): Promise<EncodedImage> {
     checkIndex(this, i);
     const path = this.paths[i];
-    try {
-      return { path, bytes: await readFile(path) };
-    } catch (err) {
-      throw new Error(`imagefolder: expected a readable file ${path}, got: ${(err as Error).message}`);
-    }
+    return { path, bytes: await readWhole("imagefolder", path) };
   }
 
   async image(i: number): Promise<RawImage> {

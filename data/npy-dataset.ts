@@ -4,9 +4,8 @@
 // when it is 1 or 3, else the second. Pixels are uint8, or float32 in [0, 1] (torchvision's ToTensor range),
 // which is rounded to bytes so that every format enters the transforms as 8-bit RGB.
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { ArrayDataset, type Dataset, checkLabels, hashFiles } from "./dataset.js";
+import { ArrayDataset, type Dataset, checkLabels, hashFiles, readWhole } from "./dataset.js";
 import { labelsToInt32, readNpy } from "./npy.js";
 
 function toBytes(data: Float32Array, path: string): Uint8Array {
@@ -31,6 +30,7 @@ export async function openNpyImages(root: string, split = "train"): Promise<Data
   else if (s.length === 4 && (s[3] === 1 || s[3] === 3)) layout = { height: s[1], width: s[2], channels: s[3], planar: false };
   else if (s.length === 4 && (s[1] === 1 || s[1] === 3)) layout = { height: s[2], width: s[3], channels: s[1], planar: true };
   else throw new Error(`npy: expected images (N, H, W), (N, H, W, 1|3) or (N, 1|3, H, W) in ${imagesPath}, got (${s.join(", ")})`);
+  if (s[0] === 0) throw new Error(`npy: expected at least one image in ${imagesPath}, got 0 images (${s.join(", ")})`);
   if (layout.height < 1 || layout.width < 1) throw new Error(`npy: expected images of at least 1x1 in ${imagesPath}, got (${s.join(", ")})`);
   let pixels: Uint8Array;
   if (images.data instanceof Uint8Array) pixels = images.data;
@@ -43,7 +43,7 @@ export async function openNpyImages(root: string, split = "train"): Promise<Data
   const files = [imagesPath, labelsPath];
   let classes: string[];
   if (existsSync(namesPath)) {
-    classes = (await readFile(namesPath, "utf8")).split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+    classes = (await readWhole("npy", namesPath)).toString("utf8").split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
     files.push(namesPath);
   } else {
     const k = labels.reduce((m, y) => Math.max(m, y + 1), 0);

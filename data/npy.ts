@@ -5,8 +5,8 @@
 // the data starts at a multiple of 64 bytes, then the raw elements in C order.
 // Supported: little-endian float32, int32, int64 and uint8 in C order, versions 1.0 and 2.0. Everything else
 // (Fortran order, big endian, object arrays, other dtypes, 3.0 headers, truncated data) is an error naming the file.
-import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "../util/atomic.js";
+import { readWhole } from "./dataset.js";
 
 export type NpyDType = "float32" | "int32" | "int64" | "uint8";
 export type NpyData = Float32Array | Int32Array | BigInt64Array | Uint8Array;
@@ -29,7 +29,7 @@ const ITEM_BYTES: Record<NpyDType, number> = { float32: 4, int32: 4, int64: 8, u
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error("npy: expected a little-endian host");
 
 export async function readNpy(path: string): Promise<NpyArray> {
-  return parseNpy(await readFile(path), path);
+  return parseNpy(await readWhole("npy", path), path);
 }
 
 // Parses a whole .npy file held in memory; `name` is used in error messages.

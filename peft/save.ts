@@ -20,6 +20,7 @@ export interface Manifest {
   strategy: string; // strategyName(), e.g. "lora-r8"
   strategyOptions: Strategy; // everything applyStrategy needs, including LoRA alpha/targets or block positions
   classes: number;
+  heads?: number; // the base model's attention heads, which a checkpoint does not record (loaders assume width / 64)
   seed: number; // the head / adapter initialisation seed (only matters for tensors not saved)
   base: { file: string; sha256: string };
   hyperParameters: Record<string, unknown>; // learning rate, steps, ... as the trainer recorded them
@@ -77,7 +78,7 @@ export async function loadFinetuned(
       throw new Error(`finetuned: ${path} was trained from ${manifest.base.file} (sha256 ${manifest.base.sha256.slice(0, 12)}…), not ${basePath} (${hash.slice(0, 12)}…)`);
     }
   }
-  const { model } = await loadVit(basePath, opts);
+  const { model } = await loadVit(basePath, { ...opts, heads: opts.heads ?? manifest.heads });
   applyStrategy(model, manifest.strategyOptions, manifest.classes, manifest.seed);
   const params = new Map(model.parameters());
   for (const name of manifest.tensors) {

@@ -12,7 +12,9 @@
 //   cells/<id>/           one per cell: train checkpoints and metrics (train/train.ts), result.json when finished
 //   results.json, results.csv, table.md, figure2.svg, figure2.png   (study/results.ts, report.ts, figure.ts)
 // Every file is written atomically. A cell whose result.json exists is skipped on rerun; an unfinished one resumes
-// from its last training checkpoint. So a killed study, rerun with the same command, finishes only what is left.
+// from its last training checkpoint. So a killed study, rerun with the same command, finishes only what is left,
+// and computes what an uninterrupted run does (test/study/faults.test.ts kills one at every stage). The rerun also
+// removes the temporary files of the writes the kill cut short, in the run folder and the pre-training's cache.
 import { existsSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -29,11 +31,11 @@ import { extractFeatures } from "../eval/features.js";
 import { knnClassify } from "../eval/knn.js";
 import { evaluateAccuracy } from "../eval/accuracy.js";
 import { type StudyConfig, configJson, parseStudyConfig, studyIdentity } from "./config.js";
-import { pretrain } from "../train/pretrain.js";
+import { pretrain, pretrainDir } from "../train/pretrain.js";
 import { PassTooLargeError, train } from "../train/train.js";
 import { loadTrainable } from "../train/checkpoint.js";
 import type { ProgressStream } from "../train/progress.js";
-import { writeJsonAtomic } from "../util/atomic.js";
+import { removeStaleTemporaries, writeJsonAtomic } from "../util/atomic.js";
 import { type BaselineResult, type CellResult, type KnnScores, type StudyResults, summarize } from "./results.js";
 import { writeReport } from "./report.js";
 
@@ -83,12 +85,16 @@ interface StudyData {
 
 async function openAll(config: StudyConfig): Promise<StudyData> {
   const seed = config.seeds[0];
+  // `what` is the config key of the data, named in every error.
   const open = async (spec: DataSpec, what: string) => {
+    let ds: Dataset;
     try {
-      return await openData(spec, seed);
+      ds = await openData(spec, seed);
     } catch (e) {
       throw new Error(`experiment: ${what}: ${(e as Error).message}`);
     }
+    if (ds.length === 0) throw new Error(`experiment: ${what}: expected images, got none (check classes, perClass and fraction)`);
+    return ds;
   };
   const data: StudyData = {
     bank: await open(config.knn.bank, "knn.bank"),
@@ -99,9 +105,6 @@ async function openAll(config: StudyConfig): Promise<StudyData> {
   };
   if (data.transferTest.classes.length !== data.transferTrain.classes.length) {
     throw new Error(`experiment: expected transfer.test to have the ${data.transferTrain.classes.length} classes of transfer.train, got ${data.transferTest.classes.length}`);
-  }
-  for (const [what, ds] of Object.entries(data)) {
-    if (ds && ds.length === 0) throw new Error(`experiment: expected images in ${what}, got none (check classes / perClass)`);
   }
   return data;
 }
@@ -185,6 +188,11 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const log = o.log ?? (() => undefined);
   const out = resolve(o.out);
   await claimFolder(out, config, o.force ?? false, log);
+  const sweep = async (dir: string) => {
+    const n = await removeStaleTemporaries(dir);
+    if (n > 0) log(`removed ${n} temporary file(s) of writes cut short by an interrupted run, in ${dir}`);
+  };
+  await sweep(out);
   const data = await openAll(config);
 
   // The backbone: a checkpoint file, or the cached supervised pre-training.
@@ -193,6 +201,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   let backboneNote: string;
   if (config.backbone.pretrain) {
     const spec = config.backbone.pretrain;
+    await sweep(pretrainDir(spec, data.pretrain!));
     log(`backbone: supervised pre-training on ${data.pretrain!.identity.name} (${data.pretrain!.identity.subset ?? "all"}), a stand-in for DINO's self-supervised pre-training`);
     const p = await pretrain(spec, data.pretrain!, o.progress).catch((e) => {
       throw passTooLarge(e, "backbone.pretrain.microBatch");
@@ -283,7 +292,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
   const name = strategyName(cell.strategy);
   const counts = countFor({ ...model.config, classes: c.classes }, strategy);
   const trainable = applyStrategy(model, strategy, c.classes, cell.seed);
-  const manifest = manifestOf(trainable, { strategyOptions: strategy, classes: c.classes, seed: cell.seed, base: c.base, hyperParameters: { ...settings } });
+  const manifest = manifestOf(trainable, { strategyOptions: strategy, classes: c.classes, heads: model.config.heads, seed: cell.seed, base: c.base, hyperParameters: { ...settings } });
   try {
     const loader = (ds: Dataset, spec: DataSpec, shuffle: boolean) =>
       new Loader(ds, new Transform({ kind: spec.transform, size }), { batchSize: settings.batchSize, shuffle, seed: cell.seed, dropLast: shuffle });

@@ -56,6 +56,11 @@ export function pretrainHash(spec: PretrainSpec, data: Dataset): string {
   return createHash("sha256").update(key).digest("hex").slice(0, 16);
 }
 
+// The pre-training's folder in the cache: its checkpoints (train/) and the backbone.
+export function pretrainDir(spec: PretrainSpec, data: Dataset): string {
+  return resolve(join(spec.cacheDir, "pretrain", pretrainHash(spec, data)));
+}
+
 // How the backbone trains: the spec's settings, the trainer's defaults for the rest.
 function trainSettings(spec: PretrainSpec): TrainSettings {
   return {
@@ -74,7 +79,7 @@ function trainSettings(spec: PretrainSpec): TrainSettings {
 // data: the source-domain training set, opened from spec.data.
 export async function pretrain(spec: PretrainSpec, data: Dataset, progress?: ProgressStream): Promise<PretrainResult> {
   const hash = pretrainHash(spec, data);
-  const dir = resolve(join(spec.cacheDir, "pretrain", hash));
+  const dir = pretrainDir(spec, data);
   const path = join(dir, "backbone.safetensors");
   if (existsSync(path)) return { path, cached: true, hash, seconds: 0, finalLoss: null };
 

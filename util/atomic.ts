@@ -2,8 +2,9 @@
 // rename() within one file system is atomic, so a reader (or a rerun after a kill) sees the old file or the new
 // one, never a torn one. The temporary name carries the pid so that two processes never share one.
 // A failure names the target, not the temporary file (util/file-errors.ts).
-import { mkdir, open, rename, unlink, type FileHandle } from "node:fs/promises";
-import { dirname } from "node:path";
+import { existsSync } from "node:fs";
+import { mkdir, open, readdir, rename, rm, unlink, type FileHandle } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { describeFileError, isFileError } from "./file-errors.js";
 
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
@@ -38,7 +39,7 @@ async function atomically(path: string, write: (fh: FileHandle) => Promise<void>
 
 async function writeThroughTemp(path: string, write: (fh: FileHandle) => Promise<void>): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`; // TEMPORARY below reads this name
   const fh = await open(tmp, "w");
   try {
     await write(fh);
@@ -51,4 +52,34 @@ async function writeThroughTemp(path: string, write: (fh: FileHandle) => Promise
     await unlink(tmp).catch(() => undefined);
     throw e;
   }
+}
+
+// A killed process leaves behind the temporary file of the atomic write it was in: the writes above name it
+// <target>.tmp-<pid>-<milliseconds>. Those under `dir` whose process is gone are removed; this process's own pid
+// counts as gone (a container restarts its pids; nothing of this process is being written when this runs). A live
+// process's are left alone: another study may be pre-training into a shared cache. Returns how many were removed.
+const TEMPORARY = /\.tmp-(\d+)-\d+$/;
+
+export async function removeStaleTemporaries(dir: string): Promise<number> {
+  const alive = (pid: number) => {
+    if (pid === process.pid) return false;
+    try {
+      process.kill(pid, 0); // signal 0: only asks whether the process exists
+      return true;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === "EPERM"; // it exists, under another user
+    }
+  };
+  if (!existsSync(dir)) return 0;
+  let removed = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    const m = TEMPORARY.exec(entry.name);
+    if (entry.isDirectory()) removed += await removeStaleTemporaries(path);
+    else if (m && !alive(Number(m[1]))) {
+      await rm(path, { force: true });
+      removed++;
+    }
+  }
+  return removed;
 }

@@ -8,6 +8,7 @@
 // MultiCropWrapper), model. or encoder.; and Hugging Face ViTModel (facebook/dino-vitb16), with or without vit.,
 // whose separate query/key/value are concatenated. Weights are (out, in) in every layout: no transposes.
 // Note: HF's ViT LayerNorm eps is 1e-12 where timm/DINO use 1e-6; `layout` tells the caller which it loaded.
+import { stat } from "node:fs/promises";
 import { readPth, type PthTensor } from "./pth.js";
 import { readSafetensors, type F32Tensor } from "./safetensors.js";
 
@@ -188,15 +189,29 @@ export function inferArchitecture(tensors: Map<string, { shape: readonly number[
   return arch;
 }
 
+// A missing path or a folder, said in the tool's words before any reader opens it.
+async function checkFile(path: string): Promise<void> {
+  const info = await stat(path).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === "ENOENT") return undefined;
+    throw e;
+  });
+  if (!info) throw new Error(`checkpoint: expected a checkpoint file ${path}, it does not exist`);
+  if (!info.isFile()) throw new Error(`checkpoint: expected a checkpoint file ${path}, got a folder`);
+}
+
 // Loads a ViT checkpoint by extension, maps it to canonical names and infers and checks its architecture.
 export async function loadCheckpoint(path: string, opts: CheckpointOptions = {}): Promise<LoadedCheckpoint> {
-  let raw: Map<string, F32Tensor | PthTensor>;
-  if (path.endsWith(".safetensors")) {
-    if (opts.key !== undefined) throw new Error(`checkpoint: expected no key option for ${path}, got '${opts.key}' (safetensors files are flat)`);
-    raw = (await readSafetensors(path)).tensors;
-  } else if (/\.(pth|pt|bin)$/.test(path)) raw = await readPth(path, { key: opts.key });
-  else throw new Error(`checkpoint: expected a .safetensors, .pth, .pt or .bin file, got ${path}`);
-  const { tensors, layout, unused } = canonicalize(raw);
-  const arch = inferArchitecture(tensors, { heads: opts.heads });
-  return { tensors, arch, layout, unused };
+  const safetensors = path.endsWith(".safetensors");
+  if (!safetensors && !/\.(pth|pt|bin)$/.test(path)) throw new Error(`checkpoint: expected a .safetensors, .pth, .pt or .bin file, got ${path}`);
+  if (safetensors && opts.key !== undefined) throw new Error(`checkpoint: expected no key option for ${path}, got '${opts.key}' (safetensors files are flat)`);
+  await checkFile(path);
+  const raw: Map<string, F32Tensor | PthTensor> = safetensors ? (await readSafetensors(path)).tensors : await readPth(path, { key: opts.key });
+  // canonicalize and inferArchitecture know tensors, not files: the file is added to what they find.
+  try {
+    const { tensors, layout, unused } = canonicalize(raw);
+    const arch = inferArchitecture(tensors, { heads: opts.heads });
+    return { tensors, arch, layout, unused };
+  } catch (e) {
+    throw new Error(`${(e as Error).message}, in ${path}`, { cause: e });
+  }
 }

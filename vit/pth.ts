@@ -105,7 +105,12 @@ async function readZipEntry(fh: FileHandle, e: ZipEntry, path: string): Promise<
   const raw = new Uint8Array(e.compressedSize);
   await readExactly(fh, raw, start, what);
   if (e.method === 0) return raw;
-  const out = new Uint8Array(inflateRawSync(raw));
+  let out: Uint8Array;
+  try {
+    out = new Uint8Array(inflateRawSync(raw));
+  } catch (err) {
+    throw new Error(`${what}: expected a valid deflate stream, got: ${(err as Error).message}`);
+  }
   if (out.length !== e.size) throw new Error(`${what}: expected ${e.size} bytes after inflating, got ${out.length}`);
   return out;
 }

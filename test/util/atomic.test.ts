@@ -1,10 +1,12 @@
 // Atomic writes (buffered and streamed): the target is replaced whole, its folder is created, no temporary file is
 // left behind, and a failed write leaves the old file untouched.
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { writeChunksAtomic, writeFileAtomic, writeJsonAtomic } from "../../util/atomic.js";
+import { removeStaleTemporaries, writeChunksAtomic, writeFileAtomic, writeJsonAtomic } from "../../util/atomic.js";
+import { spawn } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
 
 const dir = mkdtempSync(join(tmpdir(), "atomic-test-"));
 
@@ -52,5 +54,27 @@ describe("atomic writes", () => {
     }
     await expect(writeChunksAtomic(join(sub, "big.bin"), full())).rejects.toThrow(`cannot write ${join(sub, "big.bin")}: the disk is full (ENOSPC)`);
     expect(readdirSync(sub).sort()).toEqual(["file", "taken"]);
+  });
+});
+
+describe("the temporary files of interrupted writes", () => {
+  it("are removed when their process is gone, and kept while it lives", async () => {
+    const temp = join(dir, "temporaries");
+    await mkdir(join(temp, "cells", "a"), { recursive: true });
+    // The pid of a process that has exited, and one that lives (this test's parent).
+    const gone = await new Promise<number>((done) => {
+      const child = spawn(process.execPath, ["-e", ""]);
+      child.on("close", () => done(child.pid!));
+    });
+    const files = {
+      dead: join(temp, "cells", "a", `last.safetensors.tmp-${gone}-1700000000000`),
+      own: join(temp, `results.json.tmp-${process.pid}-1700000000000`),
+      live: join(temp, `backbone.safetensors.tmp-${process.ppid}-1700000000000`),
+      other: join(temp, "notes.tmp-x"),
+    };
+    for (const f of Object.values(files)) await writeFile(f, "partial");
+    expect(await removeStaleTemporaries(temp)).toBe(2);
+    expect(Object.entries(files).filter(([, f]) => existsSync(f)).map(([k]) => k)).toEqual(["live", "other"]);
+    expect(await removeStaleTemporaries(join(dir, "nowhere"))).toBe(0);
   });
 });

@@ -1,0 +1,99 @@
+// Bad command lines for every command and bench subject: an unknown command, unknown flags, stray positional
+// arguments, flags without their value, words where numbers go, fractions where integers go, missing required
+// flags and values out of range. Each exits with code 2 and names the command, argument or flag.
+import { describe } from "vitest";
+import type { BadCase } from "./harness.js";
+import { runCases, tempRoot } from "./harness.js";
+
+const root = tempRoot("cli");
+
+const COMMANDS = ["experiment", "info", "params", "features", "data", "export", "knn", "tune"];
+const BENCHES = ["matmul", "ops", "attention", "vit", "data", "knn", "wait"].map((s) => `bench ${s}`);
+
+// A bad command line: exit 2 and these words.
+const usage = (argv: string, ...says: (string | RegExp)[]): BadCase => ({ what: argv, argv: argv.split(" "), code: 2, says });
+
+// Per command, one flag that takes a number (int: an integer) and whose absence is not checked first.
+const NUMBER_FLAGS: [string, string, "int" | "number"][] = [
+  ["experiment", "max-cells", "int"],
+  ["params", "classes", "int"],
+  ["features", "batch", "int"],
+  ["features", "heads", "int"],
+  ["data", "tile", "int"],
+  ["data", "fraction", "number"],
+  ["export", "heads", "int"],
+  ["knn", "temperature", "number"],
+  ["tune", "batch", "int"],
+  ["tune", "reps", "int"],
+  ["bench matmul", "reps", "int"],
+  ["bench knn", "bank", "int"],
+  ["bench wait", "size", "int"],
+];
+
+const generic: BadCase[] = [
+  usage("trian", 'unknown command "trian"', "usage"),
+  usage("--verbose", 'unknown command "--verbose"'),
+  usage("bench", "missing subject"),
+  usage("bench matmull", 'unknown subject "matmull"'),
+  ...[...COMMANDS, ...BENCHES].flatMap((c) => [
+    usage(`${c} --bogus 1`, "unknown flag --bogus", "usage"),
+    usage(`${c} stray`, 'unexpected argument "stray"', "usage"),
+    usage(`${c} -x`, 'unexpected argument "-x"'),
+  ]),
+  ...NUMBER_FLAGS.flatMap(([c, flag, type]) => [
+    usage(`${c} --${flag}`, `flag --${flag} needs a value`),
+    usage(`${c} --${flag} many`, `flag --${flag}: expected a number, got "many"`),
+    ...(type === "int" ? [usage(`${c} --${flag} 1.5`, `flag --${flag}: expected an integer, got "1.5"`)] : []),
+  ]),
+  usage("info --backend", "flag --backend needs a value"),
+  usage("knn --json=yes", "flag --json takes no value"),
+  usage("data --dataset npy --check=1", "flag --check takes no value"),
+];
+
+const required: BadCase[] = [
+  usage("features --input x.npy --out f.npy", "missing required flag --weights"),
+  usage("features --weights w.safetensors --out f.npy", "missing required flag --input"),
+  usage("features --weights w.safetensors --input x.npy", "missing required flag --out"),
+  usage("knn --train-labels y.npy --test q.npy --test-labels l.npy", "missing required flag --train"),
+  usage("knn --train x.npy --train-labels y.npy --test q.npy", "missing required flag --test-labels"),
+  usage("export --finetuned f.safetensors --out o.safetensors", "missing required flag --base"),
+  usage("export --base b.safetensors --out o.safetensors", "missing required flag --finetuned"),
+  usage("data", "missing required flag --dataset"),
+  // A dataset without a default root needs --root: not a bad flag, a missing one the dataset asks for.
+  { what: "data --dataset cifar10", argv: ["data", "--dataset", "cifar10"], code: 1, says: ["cifar10", "root"] },
+];
+
+const range: BadCase[] = [
+  usage("experiment --max-cells 0", "--max-cells", "got 0"),
+  usage("params --classes 0", "--classes", "got 0"),
+  usage("params --classes -3", "--classes", "got -3"),
+  usage("params --model vit-z99", "--model", '"vit-z99"'),
+  usage("params --strategies full,lora-rx", "--strategies", "lora-rx"),
+  usage("features --weights w.safetensors --input x.npy --out f.npy --batch 0", "--batch", /positive|>= 1/),
+  usage("features --weights w.safetensors --input x.npy --out f.npy --heads 0", "--heads", /positive|>= 1|got 0/),
+  usage("features --weights w.safetensors --input x.npy --out f.npy --dump-attention 0,x", "--dump-attention", '"x"'),
+  usage("features --weights w.safetensors --input x.npy --out f.npy --dump-blocks -1", "--dump-blocks", '"-1"'),
+  usage("knn --train x.npy --train-labels y.npy --test q.npy --test-labels l.npy --k 0", "--k", "positive integers"),
+  usage("knn --train x.npy --train-labels y.npy --test q.npy --test-labels l.npy --k 10,a", "--k", "10,a"),
+  usage("knn --train x.npy --train-labels y.npy --test q.npy --test-labels l.npy --k 2.5", "--k", "2.5"),
+  usage("knn --train x.npy --train-labels y.npy --test q.npy --test-labels l.npy --temperature 0", "--temperature", "got 0"),
+  usage("knn --train x.npy --train-labels y.npy --test q.npy --test-labels l.npy --temperature -1", "--temperature", "got -1"),
+  usage("data --dataset imagenet", "--dataset", '"imagenet"'),
+  usage("data --dataset npy --tile 0", "--tile", "got 0"),
+  usage("data --dataset npy --first 0", "--first", "got 0"),
+  usage("data --dataset npy --sheet-per-class 0", "--sheet-per-class", "got 0"),
+  usage("data --dataset npy --fraction 2", "--fraction", "got 2"),
+  usage("data --dataset npy --fraction 0", "--fraction", "got 0"),
+  usage("data --dataset npy --classes 5-1", "--classes", "5-1"),
+  usage("data --dataset npy --classes a-b", "--classes", "a-b"),
+  usage("tune --batch 0", "--batch", "got 0"),
+  usage("tune --reps 0", "--reps", "got 0"),
+  usage("tune --classes 0", "--classes", "got 0"),
+  usage("tune --families matmul,nope", "--families", '"nope"'),
+  usage("tune --model vit-z99", "--model", '"vit-z99"'),
+  usage("tune --show --clear", "--show and --clear"),
+  usage("tune --dry-run --strategies lora-rx", "--strategies", "lora-rx"),
+  usage("export --base b.safetensors --finetuned f.safetensors --out o.safetensors --heads 0", "--heads", /positive|>= 1|got 0/),
+];
+
+describe("command lines", () => runCases(root, [...generic, ...required, ...range]));

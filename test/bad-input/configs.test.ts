@@ -1,0 +1,180 @@
+// Bad study configs through `experiment --config`: the file (missing, a folder, not JSON), every kind of bad value
+// at its key path (unknown keys, wrong types, out-of-range values, strategies that do not parse or do not fit),
+// and what only the data or the checkpoint can tell (a missing dataset root, a class range the dataset lacks).
+// Each error names the key path, or the file.
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { beforeAll, describe } from "vitest";
+import { type At, type BadCase, RAW_NODE, runCases, tempRoot } from "./harness.js";
+import { f32Safetensors, tinyVit, write } from "./files.js";
+import { miniConfig, writeMiniData } from "./study.js";
+
+const root = tempRoot("configs");
+const dataRoot = () => join(root(), "data");
+beforeAll(() => writeMiniData(dataRoot()));
+
+// The miniature study every case edits.
+const baseConfig = () => miniConfig(dataRoot(), join(root(), "cache"));
+
+const DELETE = Symbol("delete");
+type Edits = Record<string, unknown>; // "a.b.c" -> the new value, or DELETE
+
+function edited(edits: Edits): Record<string, unknown> {
+  const c = baseConfig();
+  for (const [path, value] of Object.entries(edits)) {
+    const keys = path.split(".");
+    let o = c as Record<string, unknown>;
+    for (const k of keys.slice(0, -1)) o = o[k] as Record<string, unknown>;
+    const last = keys[keys.length - 1];
+    if (value === DELETE) delete o[last];
+    else o[last] = value;
+  }
+  return c;
+}
+
+interface ConfigCase {
+  what: string;
+  edits?: Edits | ((at: At) => Edits);
+  text?: string; // the config file's text as it is, instead of an edited base config
+  setup?: (at: At) => Promise<unknown>; // instead of writing c.json
+  says: (string | RegExp)[] | ((at: At) => (string | RegExp)[]);
+}
+
+function configCase(c: ConfigCase): BadCase {
+  return {
+    what: c.what,
+    setup: async (at) => {
+      if (c.setup) return c.setup(at);
+      const edits = typeof c.edits === "function" ? c.edits(at) : (c.edits ?? {});
+      await write(at("c.json"), c.text ?? JSON.stringify(edited(edits)));
+    },
+    argv: (at) => ["experiment", "--config", at("c.json"), "--out", at("run")],
+    code: 1,
+    says: c.says,
+    never: [RAW_NODE],
+  };
+}
+
+// A single edit whose message is "<key path>: <what is wrong>".
+const bad = (key: string, value: unknown, word: string | RegExp): ConfigCase => ({ what: `${key} = ${JSON.stringify(value) ?? "absent"}`, edits: { [key]: value }, says: [key, word] });
+
+const valueCases: ConfigCase[] = [
+  // Unknown keys (typos).
+  bad("extra", true, "unknown key"),
+  bad("training.stpes", 10, "unknown key"),
+  bad("knn.bank.clases", "0-2", "unknown key"),
+  bad("backbone.pretrain.model.widht", 16, "unknown key"),
+  bad("transfer.valid", {}, "unknown key"),
+  // Wrong types and out-of-range values.
+  bad("training.steps", "100", 'expected an integer >= 1, got "100"'),
+  bad("training.batchSize", 0, "expected an integer >= 1, got 0"),
+  bad("training.evalEvery", 1.5, "expected an integer >= 1, got 1.5"),
+  bad("training.momentum", 1, "expected a number in [0, 1), got 1"),
+  bad("training.weightDecay", -1, "expected a number >= 0, got -1"),
+  bad("training.optimizer", "adam2", 'got "adam2"'),
+  bad("training.clipNorm", 0, "expected a number > 0, got 0"),
+  bad("training.warmupSteps", 10, "expected fewer than steps (4), got 10"),
+  bad("training.microBatch", 0, "expected an integer >= 1, got 0"),
+  bad("training.lossEvery", 0, "expected an integer >= 1, got 0"),
+  bad("learningRates", "0.1", "expected a non-empty array"),
+  bad("learningRates", [], "expected a non-empty array"),
+  { what: "a negative learning rate", edits: { learningRates: [0.1, -1] }, says: ["learningRates[1]", "expected a number > 0, got -1"] },
+  { what: "duplicate learning rates", edits: { learningRates: [0.1, 0.1] }, says: ["learningRates", "distinct"] },
+  { what: "a negative seed", edits: { seeds: [-1] }, says: ["seeds[0]", "expected an integer >= 0, got -1"] },
+  bad("seeds", "0", "expected a non-empty array"),
+  { what: "k of 0", edits: { "knn.ks": [0, 5] }, says: ["knn.ks[0]", "expected an integer >= 1, got 0"] },
+  bad("knn.ks", "5", "expected a non-empty array"),
+  bad("knn.reportK", 7, "expected one of ks (3, 5), got 7"),
+  bad("knn.temperature", 0, "expected a number > 0, got 0"),
+  bad("knn.temperature", "hot", 'got "hot"'),
+  bad("knn.batchSize", 0, "expected an integer >= 1, got 0"),
+  bad("name", "a/b", 'got "a/b"'),
+  bad("name", 5, "expected a non-empty string, got 5"),
+  bad("selectBy", "best", 'expected one of transfer, mean, got "best"'),
+  bad("imageSize", 0, "expected an integer >= 1, got 0"),
+  bad("imageSize", 2.5, "expected an integer >= 1, got 2.5"),
+  bad("backbone.pretrain.model.imageSize", 10, "expected a multiple of patchSize 4, got 10"),
+  bad("backbone.pretrain.model.heads", 3, "expected a divisor of width 16"),
+  bad("backbone.pretrain.model.depth", DELETE, "missing (required)"),
+  bad("backbone.pretrain.steps", 0, "expected an integer >= 1, got 0"),
+  bad("backbone.pretrain.lr", -1, "expected a number > 0, got -1"),
+  bad("backbone.pretrain.optimizer", "rmsprop", 'got "rmsprop"'),
+  bad("backbone.pretrain.cacheDir", "", 'expected a non-empty string, got ""'),
+  { what: "both checkpoint and pretrain", edits: { "backbone.checkpoint": "x.safetensors" }, says: ["backbone: expected exactly one of checkpoint and pretrain, got both"] },
+  { what: "neither checkpoint nor pretrain", edits: { "backbone.pretrain": DELETE }, says: ["backbone: expected exactly one of checkpoint and pretrain, got neither"] },
+  bad("backbone", DELETE, "missing (required)"),
+  // Strategies.
+  { what: "an unknown strategy", edits: { strategies: ["lora-rx"] }, says: ["strategies[0]", 'got "lora-rx"'] },
+  { what: "a misspelt strategy", edits: { strategies: ["linear", "ful"] }, says: ["strategies[1]", 'got "ful"'] },
+  { what: "top-k deeper than the model", edits: { strategies: ["top-9"] }, says: ["strategies[0]", "depth 2", 'got "top-9"'] },
+  { what: "block expansion not dividing the depth", edits: { strategies: ["block-p3"] }, says: ["strategies[0]", "depth 2"] },
+  { what: "an empty strategy name", edits: { strategies: [""] }, says: ["strategies[0]", "non-empty string"] },
+  { what: "a number as strategy", edits: { strategies: [7] }, says: ["strategies[0]", "got 7"] },
+  { what: "duplicate strategies", edits: { strategies: ["full", "full"] }, says: ["strategies", "distinct"] },
+  bad("strategies", [], "expected a non-empty array"),
+  bad("strategies", "full", "expected a non-empty array"),
+  // Data specs.
+  bad("transfer.test", DELETE, "missing (required)"),
+  bad("transfer.train.dataset", "cifar1000", 'got "cifar1000"'),
+  bad("transfer.train.split", DELETE, "missing (required)"),
+  bad("knn.bank.classes", "9-5", 'got "9-5"'),
+  bad("knn.bank.classes", "a", 'got "a"'),
+  { what: "a negative class", edits: { "knn.bank.classes": [-1, 2] }, says: ["knn.bank.classes[0]", "got -1"] },
+  bad("knn.bank.fraction", 1.5, "expected a number in (0, 1], got 1.5"),
+  bad("knn.bank.fraction", 0, "expected a number in (0, 1], got 0"),
+  bad("knn.bank.perClass", 0, "expected an integer >= 1, got 0"),
+  bad("knn.queries.transform", "center", 'got "center"'),
+  bad("knn.queries.root", "", 'expected a non-empty string, got ""'),
+];
+
+const fileCases: ConfigCase[] = [
+  { what: "invalid JSON", text: '{"name": "mini", ', says: (a) => [a("c.json"), /JSON|parse/] },
+  { what: "a trailing comma", text: '{"name": "mini",}', says: (a) => [a("c.json"), /JSON|parse/] },
+  { what: "an empty file", text: "", says: (a) => [a("c.json"), /JSON|parse/] },
+  { what: "a JSON array", text: "[1, 2]", says: (a) => [a("c.json"), "expected a JSON object at the top level, got an array of 2"] },
+  { what: "JSON null", text: "null", says: (a) => [a("c.json"), "expected a JSON object at the top level, got null"] },
+  { what: "a JSON string", text: '"mini"', says: (a) => [a("c.json"), "expected a JSON object at the top level"] },
+  { what: "a missing file", setup: async () => undefined, says: (a) => [a("c.json"), /does not exist|no such file/] },
+  { what: "a folder", setup: (a) => mkdir(a("c.json")), says: (a) => [a("c.json"), /folder|directory/] },
+];
+
+// Values only the files can refute: checked when the study opens its data and backbone, before any training.
+const missing = (a: At) => a("nowhere");
+const dataCases: ConfigCase[] = [
+  { what: "a missing dataset root", edits: (a) => ({ "knn.bank.root": missing(a) }), says: (a) => ["knn.bank", missing(a), "does not exist"] },
+  { what: "a missing pre-training root", edits: (a) => ({ "backbone.pretrain.data.root": missing(a) }), says: (a) => ["backbone.pretrain.data", missing(a), "does not exist"] },
+  {
+    what: "a dataset root that is a file",
+    edits: (a) => ({ "transfer.test.root": a("c.json") }),
+    says: (a) => ["transfer.test", a("c.json"), "folder"],
+  },
+  { what: "no root for a dataset without a default", edits: { "transfer.train.dataset": "cifar10", "transfer.train.root": DELETE }, says: ["transfer.train", "cifar10", "root"] },
+  { what: "a split the dataset lacks", edits: { "knn.queries.split": "val" }, says: ["knn.queries", "val_images.npy", "does not exist"] },
+  { what: "a class range past the dataset's classes", edits: { "transfer.train.classes": "3-9" }, says: ["transfer.train", "expected classes in [0, 6)", "got 6"] },
+  { what: "transfer test with fewer classes than train", edits: { "transfer.test.classes": "3-4" }, says: ["transfer.test", "3 classes", "got 2"] },
+  { what: "a fraction leaving no images", edits: { "knn.bank.fraction": 0.01 }, says: ["knn.bank", /none|no images/] },
+  {
+    what: "a missing backbone checkpoint",
+    edits: (a) => ({ "backbone.pretrain": DELETE, "backbone.checkpoint": a("w.safetensors") }),
+    says: (a) => [a("w.safetensors"), /does not exist|no such file/],
+  },
+  {
+    what: "a backbone checkpoint of garbage",
+    setup: async (a) => {
+      await write(a("w.safetensors"), "garbage");
+      await write(a("c.json"), JSON.stringify(edited({ "backbone.pretrain": DELETE, "backbone.checkpoint": a("w.safetensors") })));
+    },
+    says: (a) => [a("w.safetensors"), "expected at least 8 bytes"],
+  },
+  {
+    what: "top-k deeper than the checkpoint",
+    setup: async (a) => {
+      await write(a("w.safetensors"), f32Safetensors(tinyVit()));
+      const edits = { "backbone.pretrain": DELETE, "backbone.checkpoint": a("w.safetensors"), "backbone.heads": 2, strategies: ["top-5"] };
+      await write(a("c.json"), JSON.stringify(edited(edits)));
+    },
+    says: ["strategies[0]", "top-5", /depth 2/],
+  },
+];
+
+describe("configs through experiment --config", () => runCases(root, [...valueCases, ...fileCases, ...dataCases].map(configCase)));
