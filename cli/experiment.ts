@@ -6,7 +6,7 @@ import { UsageError } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { initEngine, runtime } from "../engine/runtime.js";
 import { DEFAULT_STUDY, parseStudyConfig } from "../study/config.js";
-import { runExperiment } from "../study/runner.js";
+import { cellsOf, runExperiment } from "../study/runner.js";
 import { tableMarkdown } from "../study/report.js";
 import { formatDuration } from "../train/progress.js";
 import { describeFileError, isFileError } from "../util/file-errors.js";
@@ -70,7 +70,7 @@ cell resumes from its last checkpoint. The config is checked first; errors name 
     const seconds = (performance.now() - started) / 1000;
     if (result.skipped.length > 0) console.error(`skipped ${result.skipped.length} finished cell(s): ${result.skipped.join(", ")}`);
     if (!result.complete) {
-      const total = result.results.config.strategies.length * result.results.config.learningRates.length * result.results.config.seeds.length;
+      const total = cellsOf(result.results.config).length;
       console.log(`stopped after ${result.ran.length} cell(s) (--max-cells); ${result.results.cells.length} of ${total} finished. Rerun the same command to continue.`);
     } else {
       console.log(tableMarkdown(result.results));

@@ -43,7 +43,9 @@ export interface StudyConfig {
   knn: KnnSpec;
   transfer: { train: DataSpec; test: DataSpec };
   strategies: Strategy[];
-  learningRates: number[];
+  // One list for every strategy, or a list per strategy name (strategies need rates of different sizes: a linear
+  // head takes a rate that destroys a fully fine-tuned backbone). ratesFor reads either form.
+  learningRates: number[] | Record<string, number[]>;
   seeds: number[];
   training: StudyTraining;
   selectBy: "transfer" | "mean"; // how the table picks each strategy's learning rate
@@ -266,6 +268,24 @@ function strategy(c: Checker, v: unknown, path: string, depth: number | undefine
   return problem ? c.fail(path, problem, text) : s;
 }
 
+// learningRates: [0.01, 0.001] for every strategy, or {"full": [0.01], "linear": [0.1]} per strategy name.
+function learningRates(c: Checker, v: unknown, path: string): number[] | Record<string, number[]> | undefined {
+  const list = (x: unknown, p: string) => c.array(x, p, (y, q) => c.positive(y, q));
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return list(v, path);
+  const out: Record<string, number[]> = {};
+  for (const [name, x] of Object.entries(v)) {
+    const rates = list(x, join(path, name));
+    if (rates) out[name] = rates;
+  }
+  return Object.keys(out).length === Object.keys(v).length ? out : undefined;
+}
+
+// The learning rates a strategy's cells train with.
+export function ratesFor(config: StudyConfig, s: Strategy): number[] {
+  const rates = config.learningRates;
+  return Array.isArray(rates) ? rates : rates[strategyName(s)];
+}
+
 // Checks a parsed JSON value and fills in defaults; throws a ConfigError listing every problem.
 export function parseStudyConfig(json: unknown, source = "config"): StudyConfig {
   const c = new Checker();
@@ -292,16 +312,22 @@ export function parseStudyConfig(json: unknown, source = "config"): StudyConfig 
       };
     }),
     strategies: c.required(o, "strategies", "", (x, p) => c.array(x, p, (y, q) => strategy(c, y, q, depth))),
-    learningRates: c.required(o, "learningRates", "", (x, p) => c.array(x, p, (y, q) => c.positive(y, q))),
+    learningRates: c.required(o, "learningRates", "", (x, p) => learningRates(c, x, p)),
     seeds: c.optional(o, "seeds", "", DEFAULTS.seeds, (x, p) => c.array(x, p, (y, q) => c.int(y, q, 0))),
     training: c.required(o, "training", "", (x, p) => trainingSpec(c, x, p)),
     selectBy: c.optional(o, "selectBy", "", DEFAULTS.selectBy, (x, p) => c.enumeration(x, p, ["transfer", "mean"] as const)),
   };
-  const distinct: Record<string, unknown[] | undefined> = {
-    strategies: config.strategies?.map(strategyName),
-    learningRates: config.learningRates,
-    seeds: config.seeds,
-  };
+  const names = config.strategies?.map(strategyName);
+  const rates = config.learningRates;
+  const distinct: Record<string, unknown[] | undefined> = { strategies: names, seeds: config.seeds };
+  if (Array.isArray(rates)) distinct.learningRates = rates;
+  else if (rates && names) {
+    for (const [name, list] of Object.entries(rates)) {
+      if (!names.includes(name)) c.errors.push(`learningRates.${name}: expected a strategy of the config (${names.join(", ")}), got one that is not`);
+      distinct[`learningRates.${name}`] = list;
+    }
+    for (const name of names) if (!(name in rates)) c.errors.push(`learningRates.${name}: missing (a per-strategy learningRates needs every strategy)`);
+  }
   for (const [key, list] of Object.entries(distinct)) {
     if (list && new Set(list).size !== list.length) c.errors.push(`${key}: expected distinct values, got [${list.join(", ")}]`);
   }

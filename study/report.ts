@@ -8,6 +8,7 @@ import type { DatasetIdentity } from "../data/dataset.js";
 import { strategyName } from "../peft/strategy.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { type KnnScores, type StudyResults, resultsJson } from "./results.js";
+import { ratesFor } from "./config.js";
 import { figureSvg } from "./figure.js";
 
 // ---- CSV ----
@@ -45,6 +46,12 @@ function describeData(d: DatasetIdentity | undefined): string {
   return `${d.name} ${d.split}${d.subset ? ` (${d.subset})` : ""}, ${d.count} images`;
 }
 
+function learningRatesText(r: StudyResults): string {
+  const rates = r.config.learningRates;
+  if (Array.isArray(rates)) return rates.join(", ");
+  return r.config.strategies.map((s) => `${strategyName(s)} ${ratesFor(r.config, s).join(", ")}`).join("; ");
+}
+
 export function tableMarkdown(r: StudyResults): string {
   const base = r.baseline.knn[String(r.reportK)].top1;
   const lines = [
@@ -67,7 +74,7 @@ export function tableMarkdown(r: StudyResults): string {
     `- Backbone: ${r.notes.backbone}. Images at ${r.notes.imageSize} px.`,
     `- Transfer accuracy: top-1 of the linear head on ${describeData(d.transferTest)}, the best of the evaluations every ${r.config.training.evalEvery} steps of ${r.config.training.steps} (fine-tuned on ${describeData(d.transferTrain)}, batch ${r.config.training.batchSize}, ${r.config.training.optimizer}).`,
     `- Source k-NN accuracy: DINO's weighted ${r.reportK}-NN top-1 (T = ${r.temperature}) of that best checkpoint's backbone, bank ${describeData(d.bank)}, queries ${describeData(d.queries)}.`,
-    `- Learning rates tried: ${r.config.learningRates.join(", ")}; each row shows the one with the best ${r.selectBy === "transfer" ? "transfer accuracy" : "mean"}${seeds > 1 ? `, mean ± std over ${seeds} seeds` : ` (seed ${r.config.seeds[0]})`}.`,
+    `- Learning rates tried: ${learningRatesText(r)}; each row shows the one with the best ${r.selectBy === "transfer" ? "transfer accuracy" : "mean"}${seeds > 1 ? `, mean ± std over ${seeds} seeds` : ` (seed ${r.config.seeds[0]})`}.`,
     "- #Trainable params: the tensors actually updated, the new linear head included (results.json also has the paper's counting).",
     "",
   );

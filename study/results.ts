@@ -2,7 +2,7 @@
 // table (one row per strategy at its chosen learning rate, mean and standard deviation over seeds), which
 // summarize() makes from the finished cells; resultsJson is the results.json form.
 import type { DatasetIdentity } from "../data/dataset.js";
-import { type StudyConfig, configJson } from "./config.js";
+import { type StudyConfig, configJson, ratesFor } from "./config.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
 import { meanStd } from "../util/stats.js";
 
@@ -70,7 +70,7 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, cells: 
   for (const strategy of config.strategies) {
     const name = strategyName(strategy);
     let best: TableRow | undefined;
-    for (const lr of config.learningRates) {
+    for (const lr of ratesFor(config, strategy)) {
       const group = cells.filter((c) => c.strategy === name && c.lr === lr);
       if (group.length === 0) continue;
       const [transfer, transferStd] = meanStd(group.map((c) => c.transferAccuracy));

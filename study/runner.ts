@@ -30,7 +30,7 @@ import { MANIFEST_KEY, type Manifest, manifestOf, sha256File } from "../peft/sav
 import { extractFeatures } from "../eval/features.js";
 import { knnClassify } from "../eval/knn.js";
 import { evaluateAccuracy } from "../eval/accuracy.js";
-import { type StudyConfig, configJson, parseStudyConfig, studyIdentity } from "./config.js";
+import { type StudyConfig, configJson, parseStudyConfig, ratesFor, studyIdentity } from "./config.js";
 import { pretrain, pretrainDir } from "../train/pretrain.js";
 import { PassTooLargeError, train } from "../train/train.js";
 import { loadTrainable } from "../train/checkpoint.js";
@@ -68,7 +68,7 @@ export function cellsOf(config: StudyConfig): Cell[] {
   const cells: Cell[] = [];
   for (const strategy of config.strategies) {
     const name = strategyName(strategy).replace(/[@,]/g, "_");
-    for (const lr of config.learningRates) {
+    for (const lr of ratesFor(config, strategy)) {
       for (const seed of config.seeds) cells.push({ id: `${name}_lr${lr}_s${seed}`, strategy, lr, seed });
     }
   }

@@ -1,7 +1,8 @@
 // Study configs: the shipped ones parse, and bad input is rejected with every problem named by its key path.
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { ConfigError, DEFAULTS, DEFAULT_STUDY, configJson, parseStudyConfig, studyIdentity } from "../../study/config.js";
+import { ConfigError, DEFAULTS, DEFAULT_STUDY, configJson, parseStudyConfig, ratesFor, studyIdentity } from "../../study/config.js";
+import { cellsOf } from "../../study/runner.js";
 import { strategyName } from "../../peft/strategy.js";
 
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
@@ -107,6 +108,42 @@ describe("defaults and the canonical form", () => {
     const again = parseStudyConfig(JSON.parse(JSON.stringify(json)));
     expect(again).toEqual(c);
     expect(studyIdentity(again)).toBe(studyIdentity(c));
+  });
+});
+
+describe("learning rates per strategy", () => {
+  const perStrategy = () => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    c.strategies = ["full", "linear"];
+    c.learningRates = { full: [0.01, 0.003], linear: [0.1] };
+    return c;
+  };
+
+  it("gives each strategy its own list, and the cells follow it", () => {
+    const c = parseStudyConfig(perStrategy());
+    expect(ratesFor(c, c.strategies[0])).toEqual([0.01, 0.003]);
+    expect(ratesFor(c, c.strategies[1])).toEqual([0.1]);
+    expect(cellsOf(c).map((x) => x.id)).toEqual(["full_lr0.01_s0", "full_lr0.003_s0", "linear_lr0.1_s0"]);
+    expect(parseStudyConfig(clone(configJson(c)))).toEqual(c);
+  });
+
+  it("a plain list serves every strategy", () => {
+    const c = parseStudyConfig(DEFAULT_STUDY);
+    for (const s of c.strategies) expect(ratesFor(c, s)).toEqual(c.learningRates);
+  });
+
+  it("names a missing strategy, a stranger, a bad rate and repeats", () => {
+    const c = perStrategy();
+    c.learningRates = { full: [0.01], "lora-r4": [0.1], linear: [0.1] };
+    expect(problems(c)).toContain("learningRates.lora-r4: expected a strategy of the config (full, linear)");
+    c.learningRates = { full: [0.01], linear: [-1] };
+    expect(problems(c)).toContain("learningRates.linear[0]: expected a number > 0, got -1");
+    c.learningRates = { full: [0.01, 0.01] };
+    const again = problems(c);
+    expect(again).toContain("learningRates.linear: missing");
+    expect(again).toContain("learningRates.full: expected distinct values, got [0.01, 0.01]");
+    c.learningRates = "fast";
+    expect(problems(c)).toContain('learningRates: expected a non-empty array, got "fast"');
   });
 });
 
