@@ -1,4 +1,4 @@
-// `experiment`: runs a forgetting study (eval/experiment.ts) from a JSON config, or the embedded default study
+// `experiment`: runs a forgetting study (study/runner.ts) from a JSON config, or the embedded default study
 // when run without a config (`node dist/run.js` with no arguments comes here).
 import { readFile } from "node:fs/promises";
 import type { Command } from "../util/command.js";
@@ -15,6 +15,7 @@ const FLAGS = {
   config: "string",
   out: "string",
   force: "boolean",
+  "retry-diverged": "boolean",
   "max-cells": "int",
   backend: "string",
   adapter: "string",
@@ -22,19 +23,24 @@ const FLAGS = {
 
 export const experiment: Command = {
   summary: "run a forgetting study: fine-tune with each strategy, then transfer and source k-NN accuracy (default: the embedded study)",
-  usage: `usage: node dist/run.js experiment [--config FILE.json] [--out DIR] [--force] [--max-cells N]
+  usage: `usage: node dist/run.js experiment [--config FILE.json] [--out DIR] [--force] [--retry-diverged] [--max-cells N]
        node dist/run.js                  (no arguments: the embedded default study)
 
   --config     the study (see configs/default.json and configs/paper-cifar100.json); default: the embedded
                Fashion-MNIST study (source classes 0-4 with a small ViT pre-trained on them, transfer classes 5-9)
   --out        the run folder (default runs/<config name>); results.json, results.csv, table.md, figure2.svg/png
-  --force      discard the run folder's earlier results and start over (needed after changing the config)
+  --force      discard the run folder's earlier results and start over (needed after a config change other than
+               strategies, learningRates, seeds, name and selectBy, which keep the finished cells)
+  --retry-diverged   train the cells that diverged in an earlier run again, from scratch (else they are skipped)
   --max-cells  stop after training this many cells; rerunning the same command continues with the rest
   --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)
 
 Every strategy x learning rate x seed is one cell: fine-tune, keep the best checkpoint by transfer accuracy,
 then the k-NN accuracy of its backbone on the source data. Finished cells are skipped when rerun; an interrupted
-cell resumes from its last checkpoint. The config is checked first; errors name the key path.`,
+cell resumes from its last checkpoint. A cell whose loss or weights become non-finite is recorded as diverged
+and the study goes on; the table names it. Adding strategies, learning rates or seeds to the config of a run
+folder keeps its finished cells; another change is refused, naming the keys. The config is checked first;
+errors name the key path.`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
     if (flags["max-cells"] !== undefined && flags["max-cells"] < 1) throw new UsageError(`flag --max-cells: expected an integer >= 1, got ${flags["max-cells"]}`);
@@ -63,15 +69,17 @@ cell resumes from its last checkpoint. The config is checked first; errors name 
       config,
       out,
       force: flags.force,
+      retryDiverged: flags["retry-diverged"],
       maxCells: flags["max-cells"],
       log: (line) => console.error(line),
       progress: process.stderr,
     });
     const seconds = (performance.now() - started) / 1000;
-    if (result.skipped.length > 0) console.error(`skipped ${result.skipped.length} finished cell(s): ${result.skipped.join(", ")}`);
+    if (result.diverged.length > 0) console.error(`${result.diverged.length} cell(s) diverged: ${result.diverged.join(", ")} (--retry-diverged trains them again)`);
     if (!result.complete) {
       const total = cellsOf(result.results.config).length;
-      console.log(`stopped after ${result.ran.length} cell(s) (--max-cells); ${result.results.cells.length} of ${total} finished. Rerun the same command to continue.`);
+      const done = result.results.cells.length + result.results.diverged.length;
+      console.log(`stopped after ${result.ran.length} cell(s) (--max-cells); ${done} of ${total} done. Rerun the same command to continue.`);
     } else {
       console.log(tableMarkdown(result.results));
       console.log(`wrote ${result.files.join(", ")}`);

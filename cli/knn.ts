@@ -83,12 +83,15 @@ Equal similarities rank the lower training row first, equal votes the lower clas
     const temperature = flags.temperature ?? DEFAULT_T;
     if (!(temperature > 0)) throw new UsageError(`flag --temperature: expected a positive number, got ${temperature}`);
 
-    const [train, trainLabels, test, testLabels] = await Promise.all([
-      readFeatures(paths.train),
-      readLabels(paths.trainLabels),
-      readFeatures(paths.test),
-      readLabels(paths.testLabels),
-    ]);
+    // Read together, but a problem is reported in flag order, not in the order the reads happen to fail.
+    const settled = await Promise.allSettled([readFeatures(paths.train), readLabels(paths.trainLabels), readFeatures(paths.test), readLabels(paths.testLabels)]);
+    for (const s of settled) if (s.status === "rejected") throw s.reason;
+    const [train, trainLabels, test, testLabels] = settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as [
+      Awaited<ReturnType<typeof readFeatures>>,
+      Awaited<ReturnType<typeof readLabels>>,
+      Awaited<ReturnType<typeof readFeatures>>,
+      Awaited<ReturnType<typeof readLabels>>,
+    ];
     for (const [rows, labels, features, file] of [
       [train.rows, trainLabels, paths.train, paths.trainLabels],
       [test.rows, testLabels, paths.test, paths.testLabels],

@@ -4,7 +4,7 @@ import { parseArgs } from "../util/args.js";
 import { NAMED_CONFIGS, namedConfig } from "../vit/config.js";
 import { UsageError } from "../util/command.js";
 import { countFor } from "../peft/count.js";
-import { type Strategy, parseStrategy, strategyName } from "../peft/strategy.js";
+import { type Strategy, parseStrategyFor, strategyName } from "../peft/strategy.js";
 
 const FLAGS = { model: "string", classes: "int", strategies: "list", json: "boolean" } as const;
 const DEFAULT = ["full", "top-3", "linear", "lora-r4", "lora-r8", "lora-r16", "block-p1", "block-p2", "block-p3", "block-p4"];
@@ -26,7 +26,7 @@ export const params: Command = {
     const rows = (flags.strategies ?? DEFAULT).map((text) => {
       let strategy: Strategy;
       try {
-        strategy = parseStrategy(text);
+        strategy = parseStrategyFor(text, config);
       } catch (e) {
         throw new UsageError(`--strategies: ${(e as Error).message}`);
       }
@@ -37,10 +37,11 @@ export const params: Command = {
       return;
     }
     console.log(`${flags.model ?? "vit-b16"} with a ${config.classes}-class head`);
-    console.log(`${"strategy".padEnd(10)} ${"trainable".padStart(10)} ${"paper".padStart(8)}  ${"exact".padStart(11)}  total`);
+    const column = Math.max(10, ...rows.map((r) => r.strategy.length)); // top-3-frozen-norm is 17 wide
+    console.log(`${"strategy".padEnd(column)} ${"trainable".padStart(10)} ${"paper".padStart(8)}  ${"exact".padStart(11)}  total`);
     for (const r of rows) {
       console.log(
-        `${r.strategy.padEnd(10)} ${human(r.trainable).padStart(10)} ${human(r.paper, Math.floor).padStart(8)}  ${String(r.trainable).padStart(11)}  ${human(r.total)}`,
+        `${r.strategy.padEnd(column)} ${human(r.trainable).padStart(10)} ${human(r.paper, Math.floor).padStart(8)}  ${String(r.trainable).padStart(11)}  ${human(r.total)}`,
       );
     }
     if (rows.some((r) => r.headCountedTwice)) {

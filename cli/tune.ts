@@ -14,7 +14,7 @@ import { FAMILIES, familyNamed, resolveVersion } from "../kernels/registry.js";
 import { DROP_FACTOR, candidates, tuneShape, withComposedShapes } from "../kernels/tune.js";
 import { traceTrainingStep } from "../train/trace.js";
 import { type VitConfig, NAMED_CONFIGS, namedConfig, validateConfig } from "../vit/config.js";
-import { type Strategy, parseStrategy } from "../peft/strategy.js";
+import { type Strategy, parseStrategyFor } from "../peft/strategy.js";
 import { DEFAULT_STUDY } from "../study/config.js";
 
 const FLAGS = {
@@ -103,7 +103,7 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
     }
     let strategies: Strategy[];
     try {
-      strategies = (flags.strategies ?? ["full"]).map(parseStrategy);
+      strategies = (flags.strategies ?? ["full"]).map((text) => parseStrategyFor(text, config));
     } catch (e) {
       throw new UsageError(`--strategies: ${e instanceof Error ? e.message : e}`);
     }

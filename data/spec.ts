@@ -1,9 +1,9 @@
 // A dataset as a study names it: which dataset, split and classes, how many images of each, and the transform its
-// images get. `openData` opens exactly that subset.
+// images get. `openData` opens exactly that subset; `transformFor` builds its transform.
 import type { Dataset } from "./dataset.js";
 import { openDataset } from "./registry.js";
 import { subset } from "./subset.js";
-import type { TransformKind } from "./transforms.js";
+import type { Interpolation, TransformKind, TransformSpec } from "./transforms.js";
 
 export interface DataSpec {
   dataset: string; // a data/registry.ts name: fashion-mnist, cifar100, imagefolder, npy, ...
@@ -13,6 +13,22 @@ export interface DataSpec {
   perClass?: number; // the first n images of each class
   fraction?: number; // a seeded fraction of each class (seed: the study's first seed)
   transform: TransformKind; // train: RandomResizedCrop + flip; eval: resize; knn: DINO's resize + centre crop
+  // The transform's settings; absent: data/transforms.ts's defaults (ImageNet statistics, bilinear or for knn
+  // bicubic, area 0.08..1).
+  mean?: [number, number, number];
+  std?: [number, number, number];
+  interpolation?: Interpolation;
+  scale?: [number, number]; // train only: RandomResizedCrop's area fraction range
+}
+
+// The transform of the spec's images at `size`, with only the settings the spec gives (the rest: defaults).
+export function transformFor(spec: DataSpec, size: number): TransformSpec {
+  const t: TransformSpec = { kind: spec.transform, size };
+  if (spec.mean) t.mean = spec.mean;
+  if (spec.std) t.std = spec.std;
+  if (spec.interpolation) t.interpolation = spec.interpolation;
+  if (spec.scale) t.scale = spec.scale;
+  return t;
 }
 
 // The dataset a spec describes, with its class selection and per-class subset applied (`seed` draws a fraction).

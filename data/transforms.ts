@@ -17,6 +17,7 @@ export type TransformKind = "train" | "eval" | "knn";
 export type Interpolation = "nearest" | "bilinear" | "bicubic";
 
 const KERNELS: Record<Interpolation, Kernel> = { nearest: "nearest", bilinear: "linear", bicubic: "cubic" };
+export const INTERPOLATIONS = Object.keys(KERNELS) as Interpolation[];
 
 export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
 export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];

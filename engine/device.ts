@@ -54,6 +54,13 @@ async function open(opts: DeviceOptions): Promise<Gpu> {
   const threads = llvmpipeThreads(opts.llvmpipeThreads, availableParallelism());
   if (threads !== undefined) process.env.LP_NUM_THREADS = threads; // read by the driver as Dawn loads it
   instance = create(dawnOptions);
+  // Discovering the adapters prints "Warning: maxDynamicUniformBuffersPerPipelineLayout artificially reduced from
+  // 1000000 to 16 to fit dynamic offset allocation limit." and the same for Storage on every start: Dawn's
+  // NormalizeLimits (src/dawn/native/Limits.cpp) clamps the driver's limits and says so with dawn::WarningLog, an
+  // fprintf to the process's stderr from native code, whatever limits the device later requests. No Dawn toggle,
+  // create() option or logging callback reaches it, and Node cannot redirect fd 2 around the call without native
+  // code (closing and reopening fd 2 would race the thread pool's own file opens, and reopening a log file would
+  // lose its shared offset with stdout), so the two lines stay. They are harmless: no kernel uses dynamic offsets.
   const adapter = await instance.requestAdapter({ powerPreference: opts.powerPreference ?? "high-performance" });
   if (!adapter) {
     throw new Error(

@@ -41,7 +41,7 @@ export function countFor(c: VitConfig, s: Strategy): Counts {
       trainable = head;
       break;
     case "top-k":
-      trainable = s.k * blockParameters(c) + 2 * c.width + head;
+      trainable = s.k * blockParameters(c) + (s.frozenNorm ? 0 : 2 * c.width) + head; // blocks, final norm, head
       break;
     case "lora":
       added = loraParameters(c, s.rank, s.targets ?? ["q", "v"]);

@@ -19,7 +19,7 @@ export interface LoraOptions {
   alpha?: number; // default: rank (scale 1)
   targets?: LoraTarget[]; // default: q and v, as the paper
   dropout?: number; // on the adapter's input, training only
-  seed?: number;
+  seed?: number; // the cell's seed: A matrices and dropout draw from its "lora" generator, not the head's
 }
 
 interface Slice {
@@ -95,7 +95,7 @@ export function applyLora(model: VisionTransformer, opts: LoraOptions): LoraAdap
   const targets = opts.targets ?? ["q", "v"];
   for (const t of targets) if (!LORA_TARGETS.includes(t)) throw new Error(`lora: unknown target "${t}"; known: ${LORA_TARGETS.join(", ")}`);
   if (opts.dropout !== undefined && !(opts.dropout >= 0 && opts.dropout < 1)) throw new Error(`lora: dropout must be in [0, 1), got ${opts.dropout}`);
-  const rng = new Rng(opts.seed ?? 0);
+  const rng = Rng.forPurpose("lora", opts.seed ?? 0);
   const C = model.width;
   const adapters: LoraAdapter[] = [];
   model.blocks.forEach((block, bi) => {

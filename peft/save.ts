@@ -12,7 +12,7 @@ import { readSafetensors, writeSafetensors, type F32Tensor } from "../vit/safete
 import { loadVit, saveVit } from "../vit/load.js";
 import type { VisionTransformer } from "../vit/model.js";
 import type { CheckpointOptions } from "../vit/checkpoint.js";
-import { applyStrategy, strategyName, type Strategy } from "./strategy.js";
+import { type HeadInit, applyStrategy, strategyName, type Strategy } from "./strategy.js";
 import { mergeLora } from "./lora.js";
 
 export interface Manifest {
@@ -22,6 +22,7 @@ export interface Manifest {
   classes: number;
   heads?: number; // the base model's attention heads, which a checkpoint does not record (loaders assume width / 64)
   seed: number; // the head / adapter initialisation seed (only matters for tensors not saved)
+  headInit?: HeadInit; // how the head was initialised; absent: "uniform" (manifests written before the choice)
   base: { file: string; sha256: string };
   hyperParameters: Record<string, unknown>; // learning rate, steps, ... as the trainer recorded them
   tensors: string[]; // names of the saved tensors
@@ -79,7 +80,7 @@ export async function loadFinetuned(
     }
   }
   const { model } = await loadVit(basePath, { ...opts, heads: opts.heads ?? manifest.heads });
-  applyStrategy(model, manifest.strategyOptions, manifest.classes, manifest.seed);
+  applyStrategy(model, manifest.strategyOptions, manifest.classes, manifest.seed, manifest.headInit);
   const params = new Map(model.parameters());
   for (const name of manifest.tensors) {
     const saved = tensors.get(name);

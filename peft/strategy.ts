@@ -1,6 +1,6 @@
 // The fine-tuning strategies and which parameters each trains. Applying a strategy gives the model a new
-// linear head of C classes (PyTorch nn.Linear initialisation, seeded), adds adapters or blocks where the
-// strategy needs them, and marks exactly the trainable tensors with requiresGrad; everything else is frozen.
+// linear head of C classes (seeded, initialised as HeadInit says), adds adapters or blocks where the strategy
+// needs them, and marks exactly the trainable tensors with requiresGrad; everything else is frozen.
 import { Tensor } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import { Linear, type VisionTransformer } from "../vit/model.js";
@@ -9,18 +9,21 @@ import { defaultPositions, expandBlocks } from "./block-expansion.js";
 
 export type Strategy =
   | { kind: "full" }
-  | { kind: "top-k"; k: number }
+  | { kind: "top-k"; k: number; frozenNorm?: boolean } // the last k blocks, the final norm (unless frozen) and the head
   | { kind: "linear" }
   | ({ kind: "lora" } & LoraOptions)
   | { kind: "block"; p: number; positions?: number[] };
 
-// "full", "linear", "top-3", "lora-r8", "block-p2", "block@11" (explicit positions, comma-separated).
+export const STRATEGY_FORMS = "full, linear, top-K, top-K-frozen-norm, lora-rR, block-pP or block@POS[,POS]";
+
+// "full", "linear", "top-3", "top-3-frozen-norm", "lora-r8", "block-p2", "block@11" (explicit positions,
+// comma-separated).
 export function parseStrategy(text: string): Strategy {
   const s = text.trim().toLowerCase();
   if (s === "full" || s === "all") return { kind: "full" };
   if (s === "linear") return { kind: "linear" };
-  let m = /^top-?(\d+)$/.exec(s);
-  if (m) return { kind: "top-k", k: Number(m[1]) };
+  let m = /^top-?(\d+)(-frozen-norm)?$/.exec(s);
+  if (m) return m[2] ? { kind: "top-k", k: Number(m[1]), frozenNorm: true } : { kind: "top-k", k: Number(m[1]) };
   m = /^lora-?r?(\d+)$/.exec(s);
   if (m) return { kind: "lora", rank: Number(m[1]) };
   m = /^block-?p?(\d+)$/.exec(s);
@@ -30,7 +33,7 @@ export function parseStrategy(text: string): Strategy {
     const positions = m[1].split(",").map(Number);
     return { kind: "block", p: positions.length, positions };
   }
-  throw new Error(`strategy: unknown "${text}"; expected full, linear, top-K, lora-rR, block-pP or block@POS[,POS]`);
+  throw new Error(`strategy: unknown "${text}"; expected ${STRATEGY_FORMS}`);
 }
 
 export function strategyName(s: Strategy): string {
@@ -40,7 +43,7 @@ export function strategyName(s: Strategy): string {
     case "linear":
       return "linear";
     case "top-k":
-      return `top-${s.k}`;
+      return `top-${s.k}${s.frozenNorm ? "-frozen-norm" : ""}`;
     case "lora":
       return `lora-r${s.rank}`;
     case "block":
@@ -48,29 +51,74 @@ export function strategyName(s: Strategy): string {
   }
 }
 
-// Why `s` cannot be applied to a backbone of `depth` blocks, as "what it expects", or undefined when it can: top-k
-// needs k <= depth; block-pP with the default placement needs p dividing the depth (equal groups of blocks);
-// explicit positions must be blocks of the backbone.
-export function depthProblem(s: Strategy, depth: number): string | undefined {
-  if (s.kind === "top-k" && s.k > depth) return `top-k with k <= depth ${depth}`;
-  if (s.kind === "block" && !s.positions && depth % s.p !== 0) return `block-pP with P dividing depth ${depth}`;
-  if (s.kind === "block" && s.positions?.some((p) => p < 1 || p > depth)) return `block@POS with positions in 1..${depth}`;
-  return undefined;
+// The backbone dimensions a strategy must fit.
+export interface BackboneShape {
+  depth: number; // blocks
+  width: number; // C
 }
 
-// PyTorch's nn.Linear initialisation: weight and bias uniform in ±1/sqrt(in).
-export function newHead(width: number, classes: number, seed: number): Linear {
+const isCount = (n: number, min: number) => Number.isInteger(n) && n >= min;
+
+// Why `s` cannot be applied, as "what it expects" (for "expected ..., got <name>"), or undefined when it can: to
+// a backbone of `shape`, or, without one, to any backbone (a checkpoint's shape is known once its header is read).
+// top-K: K <= depth. lora-rR: 1 <= R <= width (beyond the width B·A gains no rank). block-pP: P dividing the
+// depth (equal groups of blocks). block@POS: distinct blocks of the backbone.
+export function strategyProblem(s: Strategy, shape?: BackboneShape): string | undefined {
+  switch (s.kind) {
+    case "full":
+    case "linear":
+      return undefined;
+    case "top-k":
+      if (!shape) return isCount(s.k, 0) ? undefined : "top-K with K >= 0";
+      return isCount(s.k, 0) && s.k <= shape.depth ? undefined : `top-K with 0 <= K <= depth ${shape.depth}`;
+    case "lora":
+      if (!shape) return isCount(s.rank, 1) ? undefined : "lora-rR with R >= 1";
+      return isCount(s.rank, 1) && s.rank <= shape.width ? undefined : `lora-rR with 1 <= R <= width ${shape.width}`;
+    case "block": {
+      if (!s.positions) {
+        if (!shape) return isCount(s.p, 1) ? undefined : "block-pP with P >= 1";
+        return isCount(s.p, 1) && shape.depth % s.p === 0 ? undefined : `block-pP with P >= 1 dividing depth ${shape.depth}`;
+      }
+      const distinct = new Set(s.positions).size === s.positions.length;
+      const inRange = s.positions.every((p) => isCount(p, 1) && (!shape || p <= shape.depth));
+      return distinct && inRange ? undefined : `block@POS with distinct positions ${shape ? `in 1..depth ${shape.depth}` : ">= 1"}`;
+    }
+  }
+}
+
+// parseStrategy for a backbone of `shape`: throws when the strategy does not fit it.
+export function parseStrategyFor(text: string, shape: BackboneShape): Strategy {
+  const s = parseStrategy(text);
+  const problem = strategyProblem(s, shape);
+  if (problem) throw new Error(`strategy: expected ${problem}, got "${text}"`);
+  return s;
+}
+
+// How a new head's weight and bias are drawn. uniform: PyTorch's nn.Linear, both uniform in ±1/sqrt(in).
+// trunc-normal: Hugging Face's ViT (_init_weights), weight nn.init.trunc_normal_(mean 0, std 0.02) with PyTorch's
+// default bounds a = -2, b = 2 in absolute units (100 std: in effect untruncated), bias zero.
+export type HeadInit = "uniform" | "trunc-normal";
+export const HEAD_INITS: readonly HeadInit[] = ["uniform", "trunc-normal"];
+const HF_INITIALIZER_RANGE = 0.02; // ViTConfig.initializer_range, as facebook/dino-vitb16's config
+
+// The head draws from new Rng(seed) itself, as it always has (recorded results and cached backbones depend on
+// it); every other use of the seed takes a generator of its own (Rng.forPurpose).
+export function newHead(width: number, classes: number, seed: number, init: HeadInit = "uniform"): Linear {
   const rng = new Rng(seed);
   const bound = 1 / Math.sqrt(width);
-  const w = Tensor.fromArray(rng.fill(classes * width, () => rng.uniform(-bound, bound)), [classes, width]).keep();
-  const b = Tensor.fromArray(rng.fill(classes, () => rng.uniform(-bound, bound)), [classes]).keep();
+  const weight = init === "uniform" ? () => rng.uniform(-bound, bound) : () => rng.truncNormal(0, HF_INITIALIZER_RANGE, -2, 2);
+  const w = Tensor.fromArray(rng.fill(classes * width, weight), [classes, width]).keep();
+  const b = Tensor.fromArray(init === "uniform" ? rng.fill(classes, () => rng.uniform(-bound, bound)) : new Float32Array(classes), [classes]).keep();
   return new Linear(w, b);
 }
 
 // Applies the strategy to `model` in place and returns the trainable parameters, named.
-export function applyStrategy(model: VisionTransformer, strategy: Strategy, classes: number, seed = 0): [string, Tensor][] {
+export function applyStrategy(model: VisionTransformer, strategy: Strategy, classes: number, seed = 0, headInit: HeadInit = "uniform"): [string, Tensor][] {
   if (!Number.isInteger(classes) || classes <= 0) throw new Error(`strategy: classes must be a positive integer, got ${classes}`);
-  model.head = newHead(model.width, classes, seed);
+  const problem = strategyProblem(strategy, { depth: model.blocks.length, width: model.width });
+  if (problem) throw new Error(`strategy: expected ${problem}, got ${strategyName(strategy)}`);
+  if (!HEAD_INITS.includes(headInit)) throw new Error(`strategy: expected a head initialisation ${HEAD_INITS.join(" or ")}, got "${headInit}"`);
+  model.head = newHead(model.width, classes, seed, headInit);
   model.config = { ...model.config, classes };
   let trainable: Set<Tensor>;
   const headParams = () => [model.head!.weight, model.head!.bias!];
@@ -82,21 +130,16 @@ export function applyStrategy(model: VisionTransformer, strategy: Strategy, clas
       trainable = new Set(headParams());
       break;
     case "top-k": {
-      const { k } = strategy;
-      if (!Number.isInteger(k) || k < 0 || k > model.blocks.length) {
-        throw new Error(`strategy top-k: k must be in 0..${model.blocks.length}, got ${k}`);
-      }
-      const blocks = model.blocks.slice(model.blocks.length - k);
+      const blocks = model.blocks.slice(model.blocks.length - strategy.k);
       trainable = new Set([
         ...blocks.flatMap((b) => b.parameters("").map(([, t]) => t)),
-        model.norm.weight,
-        model.norm.bias,
+        ...(strategy.frozenNorm ? [] : [model.norm.weight, model.norm.bias]),
         ...headParams(),
       ]);
       break;
     }
     case "lora": {
-      const adapters = applyLora(model, strategy);
+      const adapters = applyLora(model, { ...strategy, seed: strategy.seed ?? seed });
       trainable = new Set([...adapters.flatMap((a) => a.parameters().map(([, t]) => t)), ...headParams()]);
       break;
     }

@@ -4,7 +4,9 @@
 //
 // One ES module for Node 20+, with the native packages (webgpu: Dawn's bindings; sharp: libvips) left outside the
 // bundle and loaded from node_modules at run time. The banner gives the bundle a `require`, which esbuild's
-// CommonJS shims of bundled packages call.
+// CommonJS shims of bundled packages call. vega and vega-lite (the figures) are plain JavaScript and bundled; vega's
+// optional node-canvas stays a run-time `import("canvas")` inside a try, which fails quietly where it is not
+// installed (plot/render.ts sizes text without it anyway).
 import { build } from "esbuild";
 import { realpathSync } from "node:fs";
 import { dirname, join } from "node:path";

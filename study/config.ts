@@ -10,9 +10,9 @@
 import { DATASET_NAMES } from "../data/registry.js";
 import { parseClassList } from "../data/subset.js";
 import type { DataSpec } from "../data/spec.js";
-import type { TransformKind } from "../data/transforms.js";
+import { INTERPOLATIONS, type TransformKind } from "../data/transforms.js";
 import type { ModelSpec } from "../vit/config.js";
-import { type Strategy, depthProblem, parseStrategy, strategyName } from "../peft/strategy.js";
+import { type BackboneShape, HEAD_INITS, type HeadInit, STRATEGY_FORMS, type Strategy, parseStrategy, strategyName, strategyProblem } from "../peft/strategy.js";
 import { OPTIMIZERS, type OptimizerName, TRAIN_DEFAULTS, type TrainSettings, runIdentity } from "../train/settings.js";
 import type { PretrainSpec } from "../train/pretrain.js";
 import DEFAULT_STUDY_JSON from "../configs/default.json";
@@ -31,6 +31,9 @@ export interface KnnSpec {
   reportK: number; // the k in the table and figure (DINO reports 20)
   temperature: number; // vote weight exp(sim / T), DINO: 0.07
   batchSize: number; // images per forward pass for features
+  // Fine-tuning steps at which every cell's backbone is scored too (the forgetting curve): ascending, distinct,
+  // at most training.steps; 0 is the backbone before the first update. Absent: no curve.
+  atSteps?: number[];
 }
 
 // A cell's training settings are these with the cell's learning rate.
@@ -46,6 +49,9 @@ export interface StudyConfig {
   // One list for every strategy, or a list per strategy name (strategies need rates of different sizes: a linear
   // head takes a rate that destroys a fully fine-tuned backbone). ratesFor reads either form.
   learningRates: number[] | Record<string, number[]>;
+  // The new head's initialisation (peft/strategy.ts HeadInit), one for every strategy or one per strategy name as
+  // learningRates; headInitFor reads either. Absent: DEFAULTS.headInit (and absent in the canonical JSON).
+  headInit?: HeadInit | Record<string, HeadInit>;
   seeds: number[];
   training: StudyTraining;
   selectBy: "transfer" | "mean"; // how the table picks each strategy's learning rate
@@ -56,6 +62,7 @@ export const DEFAULTS = {
   name: "study",
   seeds: [0],
   selectBy: "transfer" as const,
+  headInit: "uniform" as HeadInit, // PyTorch's nn.Linear
   knn: { ks: [10, 20, 100, 200], reportK: 20, temperature: 0.07, batchSize: 64 }, // DINO's eval_knn.py, but batchSize
   training: TRAIN_DEFAULTS,
   pretrain: { warmupSteps: 0, optimizer: "adamw" as OptimizerName, weightDecay: 0.05, seed: 0, cacheDir: ".cache" },
@@ -106,6 +113,13 @@ class Checker {
     return typeof v === "string" && (values as readonly string[]).includes(v) ? (v as T) : this.fail(path, `one of ${values.join(", ")}`, v);
   }
 
+  // Exactly n items, e.g. [0.5, 0.5, 0.5]; `what` names them in the error.
+  tuple<T>(v: unknown, path: string, n: number, what: string, item: (x: unknown, p: string) => T | undefined): T[] | undefined {
+    if (!Array.isArray(v) || v.length !== n) return this.fail(path, `an array of ${n} ${what}`, v);
+    const out = v.map((x, i) => item(x, `${path}[${i}]`));
+    return out.every((x) => x !== undefined) ? (out as T[]) : undefined;
+  }
+
   array<T>(v: unknown, path: string, item: (x: unknown, p: string) => T | undefined): T[] | undefined {
     if (!Array.isArray(v) || v.length === 0) return this.fail(path, "a non-empty array", v);
     const out = v.map((x, i) => item(x, `${path}[${i}]`));
@@ -141,11 +155,12 @@ function describe(v: unknown): string {
 
 export class ConfigError extends Error {}
 
-const DATA_KEYS = ["dataset", "root", "split", "classes", "perClass", "fraction", "transform"];
+type RGB = [number, number, number];
+const DATA_KEYS = ["dataset", "root", "split", "classes", "perClass", "fraction", "transform", "mean", "std", "interpolation", "scale"];
 const MODEL_KEYS = ["imageSize", "patchSize", "width", "depth", "heads", "mlpHidden"];
 const PRETRAIN_KEYS = ["model", "data", "steps", "batchSize", "lr", "warmupSteps", "optimizer", "weightDecay", "seed", "cacheDir", "microBatch"];
 const TRAINING_KEYS = ["steps", "batchSize", "evalEvery", "warmupSteps", "optimizer", "momentum", "weightDecay", "clipNorm", "lossEvery", "microBatch"];
-const TOP_KEYS = ["$comment", "name", "backbone", "imageSize", "knn", "transfer", "strategies", "learningRates", "seeds", "training", "selectBy"];
+const TOP_KEYS = ["$comment", "name", "backbone", "imageSize", "knn", "transfer", "strategies", "learningRates", "headInit", "seeds", "training", "selectBy"];
 const TRANSFORMS: TransformKind[] = ["train", "eval", "knn"];
 
 function dataSpec(c: Checker, v: unknown, path: string, transform: TransformKind): DataSpec | undefined {
@@ -168,7 +183,19 @@ function dataSpec(c: Checker, v: unknown, path: string, transform: TransformKind
     perClass: c.optional(o, "perClass", path, undefined, (x, p) => c.int(x, p, 1)),
     fraction: c.optional(o, "fraction", path, undefined, (x, p) => c.number(x, p, "a number in (0, 1]", (n) => n > 0 && n <= 1)),
     transform: c.optional(o, "transform", path, transform, (x, p) => c.enumeration(x, p, TRANSFORMS)),
+    // Absent stays absent (the transform's defaults), so the config.json of earlier runs still matches.
+    mean: c.optional(o, "mean", path, undefined, (x, p) => c.tuple(x, p, 3, "numbers", (y, q) => c.number(y, q, "a number", () => true)) as RGB | undefined),
+    std: c.optional(o, "std", path, undefined, (x, p) => c.tuple(x, p, 3, "numbers > 0", (y, q) => c.positive(y, q)) as RGB | undefined),
+    interpolation: c.optional(o, "interpolation", path, undefined, (x, p) => c.enumeration(x, p, INTERPOLATIONS)),
+    scale: c.optional(o, "scale", path, undefined, (x, p) => {
+      const range = c.tuple(x, p, 2, "numbers in (0, 1]", (y, q) => c.number(y, q, "a number in (0, 1]", (n) => n > 0 && n <= 1));
+      if (range && range[0] > range[1]) c.errors.push(`${p}: expected [min, max] with min <= max, got [${range.join(", ")}]`);
+      return range as [number, number] | undefined;
+    }),
   };
+  if (spec.scale && spec.transform && spec.transform !== "train") {
+    c.errors.push(`${path}.scale: expected no scale with transform "${spec.transform}" (RandomResizedCrop's area range, train only), got [${spec.scale.join(", ")}]`);
+  }
   return spec as DataSpec;
 }
 
@@ -217,7 +244,7 @@ function backboneSpec(c: Checker, v: unknown, path: string): BackboneSpec | unde
 }
 
 function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
-  const o = c.object(v, path, ["bank", "queries", "ks", "reportK", "temperature", "batchSize"]);
+  const o = c.object(v, path, ["bank", "queries", "ks", "reportK", "temperature", "batchSize", "atSteps"]);
   if (!o) return undefined;
   const ks = c.optional(o, "ks", path, DEFAULTS.knn.ks, (x, p) => c.array(x, p, (y, q) => c.int(y, q, 1)));
   const reportK = c.optional(o, "reportK", path, DEFAULTS.knn.reportK, (x, p) => c.int(x, p, 1));
@@ -229,6 +256,11 @@ function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
     reportK,
     temperature: c.optional(o, "temperature", path, DEFAULTS.knn.temperature, (x, p) => c.positive(x, p)),
     batchSize: c.optional(o, "batchSize", path, DEFAULTS.knn.batchSize, (x, p) => c.int(x, p, 1)),
+    atSteps: c.optional(o, "atSteps", path, undefined, (x, p) => {
+      const steps = c.array(x, p, (y, q) => c.int(y, q, 0));
+      const unordered = steps?.findIndex((s, i) => i > 0 && s <= steps[i - 1]) ?? -1;
+      return unordered > 0 ? c.fail(`${p}[${unordered}]`, `a step after ${steps![unordered - 1]} (ascending, distinct)`, steps![unordered]) : steps;
+    }),
   } as KnnSpec;
 }
 
@@ -254,28 +286,30 @@ function trainingSpec(c: Checker, v: unknown, path: string): StudyTraining | und
   return t as StudyTraining;
 }
 
-// A strategy; with the pre-training's depth known, one that fits it (a checkpoint's depth is checked once loaded).
-function strategy(c: Checker, v: unknown, path: string, depth: number | undefined): Strategy | undefined {
+// A strategy that fits every backbone; with the pre-training's model known, one that fits it (a checkpoint's
+// shape is checked as soon as its header is read, by the runner).
+function strategy(c: Checker, v: unknown, path: string, shape: BackboneShape | undefined): Strategy | undefined {
   const text = c.string(v, path);
   if (text === undefined) return undefined;
   let s: Strategy;
   try {
     s = parseStrategy(text);
   } catch {
-    return c.fail(path, "a strategy: full, linear, top-K, lora-rR, block-pP or block@POS[,POS]", text);
+    return c.fail(path, `a strategy: ${STRATEGY_FORMS}`, text);
   }
-  const problem = depth === undefined ? undefined : depthProblem(s, depth);
-  return problem ? c.fail(path, problem, text) : s;
+  const problem = strategyProblem(s, shape);
+  return problem ? c.fail(path, shape ? `${problem} (backbone.pretrain.model)` : problem, text) : s;
 }
 
-// learningRates: [0.01, 0.001] for every strategy, or {"full": [0.01], "linear": [0.1]} per strategy name.
-function learningRates(c: Checker, v: unknown, path: string): number[] | Record<string, number[]> | undefined {
-  const list = (x: unknown, p: string) => c.array(x, p, (y, q) => c.positive(y, q));
-  if (typeof v !== "object" || v === null || Array.isArray(v)) return list(v, path);
-  const out: Record<string, number[]> = {};
+// One value for every strategy, or {"<strategy name>": value, ...} (learningRates: [0.01, 0.001] or {"full":
+// [0.01], "linear": [0.1]}; headInit: "uniform" or {"full": "trunc-normal", ...}). Which names it must hold is
+// checked once the strategies are known.
+function perStrategy<T>(v: unknown, path: string, one: (x: unknown, p: string) => T | undefined): T | Record<string, T> | undefined {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return one(v, path);
+  const out: Record<string, T> = {};
   for (const [name, x] of Object.entries(v)) {
-    const rates = list(x, join(path, name));
-    if (rates) out[name] = rates;
+    const value = one(x, join(path, name));
+    if (value !== undefined) out[name] = value;
   }
   return Object.keys(out).length === Object.keys(v).length ? out : undefined;
 }
@@ -284,6 +318,12 @@ function learningRates(c: Checker, v: unknown, path: string): number[] | Record<
 export function ratesFor(config: StudyConfig, s: Strategy): number[] {
   const rates = config.learningRates;
   return Array.isArray(rates) ? rates : rates[strategyName(s)];
+}
+
+// How a strategy's new head is initialised.
+export function headInitFor(config: StudyConfig, s: Strategy): HeadInit {
+  const init = config.headInit ?? DEFAULTS.headInit;
+  return typeof init === "string" ? init : init[strategyName(s)];
 }
 
 // Checks a parsed JSON value and fills in defaults; throws a ConfigError listing every problem.
@@ -297,7 +337,8 @@ export function parseStudyConfig(json: unknown, source = "config"): StudyConfig 
     return v === undefined || /^[\w.-]+$/.test(v) ? v : c.fail(p, "a name of letters, digits, '.', '_' and '-'", v);
   });
   const backbone = c.required(o, "backbone", "", (x, p) => backboneSpec(c, x, p));
-  const depth = backbone?.pretrain?.model?.depth;
+  const model = backbone?.pretrain?.model;
+  const shape = model && { depth: model.depth, width: model.width };
   const config = {
     name,
     backbone,
@@ -311,8 +352,9 @@ export function parseStudyConfig(json: unknown, source = "config"): StudyConfig 
         test: c.required(t, "test", p, (y, q) => dataSpec(c, y, q, DEFAULTS.transform.transferTest)),
       };
     }),
-    strategies: c.required(o, "strategies", "", (x, p) => c.array(x, p, (y, q) => strategy(c, y, q, depth))),
-    learningRates: c.required(o, "learningRates", "", (x, p) => learningRates(c, x, p)),
+    strategies: c.required(o, "strategies", "", (x, p) => c.array(x, p, (y, q) => strategy(c, y, q, shape))),
+    learningRates: c.required(o, "learningRates", "", (x, p) => perStrategy(x, p, (y, q) => c.array(y, q, (z, r) => c.positive(z, r)))),
+    headInit: c.optional(o, "headInit", "", undefined, (x, p) => perStrategy(x, p, (y, q) => c.enumeration(y, q, HEAD_INITS))),
     seeds: c.optional(o, "seeds", "", DEFAULTS.seeds, (x, p) => c.array(x, p, (y, q) => c.int(y, q, 0))),
     training: c.required(o, "training", "", (x, p) => trainingSpec(c, x, p)),
     selectBy: c.optional(o, "selectBy", "", DEFAULTS.selectBy, (x, p) => c.enumeration(x, p, ["transfer", "mean"] as const)),
@@ -321,16 +363,19 @@ export function parseStudyConfig(json: unknown, source = "config"): StudyConfig 
   const rates = config.learningRates;
   const distinct: Record<string, unknown[] | undefined> = { strategies: names, seeds: config.seeds };
   if (Array.isArray(rates)) distinct.learningRates = rates;
-  else if (rates && names) {
-    for (const [name, list] of Object.entries(rates)) {
-      if (!names.includes(name)) c.errors.push(`learningRates.${name}: expected a strategy of the config (${names.join(", ")}), got one that is not`);
-      distinct[`learningRates.${name}`] = list;
-    }
-    for (const name of names) if (!(name in rates)) c.errors.push(`learningRates.${name}: missing (a per-strategy learningRates needs every strategy)`);
+  else if (rates) for (const [name, list] of Object.entries(rates)) distinct[`learningRates.${name}`] = list;
+  const perName = { learningRates: Array.isArray(rates) ? undefined : rates, headInit: typeof config.headInit === "object" ? config.headInit : undefined };
+  for (const [key, byName] of Object.entries(perName)) {
+    if (!byName || !names) continue;
+    for (const name of Object.keys(byName)) if (!names.includes(name)) c.errors.push(`${key}.${name}: expected a strategy of the config (${names.join(", ")}), got one that is not`);
+    for (const name of names) if (!(name in byName)) c.errors.push(`${key}.${name}: missing (a per-strategy ${key} needs every strategy)`);
   }
   for (const [key, list] of Object.entries(distinct)) {
     if (list && new Set(list).size !== list.length) c.errors.push(`${key}: expected distinct values, got [${list.join(", ")}]`);
   }
+  const [atSteps, steps] = [config.knn?.atSteps, config.training?.steps];
+  const late = atSteps && steps !== undefined ? atSteps.findIndex((s) => s > steps) : -1;
+  if (late >= 0) c.errors.push(`knn.atSteps[${late}]: expected a step <= training.steps (${steps}), got ${atSteps![late]}`);
   if (c.errors.length > 0) throw new ConfigError(`${source}: ${c.errors.length} problem${c.errors.length > 1 ? "s" : ""}:\n  ${c.errors.join("\n  ")}`);
   return config as StudyConfig;
 }
@@ -340,8 +385,8 @@ export function configJson(config: StudyConfig): Record<string, unknown> {
   return { ...config, strategies: config.strategies.map(strategyName) };
 }
 
-// What makes two configs the same study, so that a run folder refuses another one: the canonical JSON under
-// runIdentity's rule (training.microBatch and backbone.pretrain.microBatch may change).
+// What makes two configs the same study: the canonical JSON under runIdentity's rule (training.microBatch and
+// backbone.pretrain.microBatch may change). study/changes.ts compares two of them key by key for a run folder.
 export function studyIdentity(config: StudyConfig): string {
   return runIdentity(configJson(config));
 }

@@ -1,15 +1,17 @@
 // The study's output files: results.json (everything, study/results.ts), results.csv (one row per cell, plus the
 // original backbone), table.md (the paper's Table 1 layout: strategy, #trainable params, transfer accuracy, source
-// k-NN accuracy and their mean, at each strategy's best learning rate) and Figure 2 (study/figure.ts) as SVG and as
-// PNG rendered from the SVG by sharp (librsvg). All written atomically.
+// k-NN accuracy and their mean, at each strategy's best learning rate; diverged cells named) and the figures
+// (study/figures/), each as its Vega-Lite spec (NAME.vl.json, data inline), SVG and PNG (plot/render.ts): Figure 2
+// (figure2.*), and with knn.atSteps the forgetting curve (forgetting.*). All written atomically.
 import { join } from "node:path";
-import sharp from "sharp";
 import type { DatasetIdentity } from "../data/dataset.js";
 import { strategyName } from "../peft/strategy.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { type KnnScores, type StudyResults, resultsJson } from "./results.js";
 import { ratesFor } from "./config.js";
-import { figureSvg } from "./figure.js";
+import { type FigureSpec, renderPng, renderSvg } from "../plot/render.js";
+import { figure2Spec } from "./figures/figure2.js";
+import { forgettingCurveSpec } from "./figures/forgetting-curve.js";
 
 // ---- CSV ----
 
@@ -61,10 +63,18 @@ export function tableMarkdown(r: StudyResults): string {
     "|---|---:|---:|---:|---:|---:|",
     `| original backbone (not fine-tuned) | 0 | – | ${base.toFixed(2)} | – | – |`,
   ];
-  for (const row of r.table) {
-    lines.push(
-      `| ${strategyName(row.strategy)} | ${formatCount(row.trainableParams)} | ${pct(row.transfer, row.transferStd, row.seeds)} | ${pct(row.knn, row.knnStd, row.seeds)} | ${row.mean.toFixed(2)} | ${row.lr} |`,
-    );
+  // Config order; a strategy whose rates all diverged gets a row saying so, one with some diverged rates names them.
+  for (const strategy of r.config.strategies) {
+    const name = strategyName(strategy);
+    const row = r.table.find((t) => strategyName(t.strategy) === name);
+    const lost = [...new Set(r.diverged.filter((c) => c.strategy === name).map((c) => c.lr))];
+    if (row) {
+      lines.push(
+        `| ${name} | ${formatCount(row.trainableParams)} | ${pct(row.transfer, row.transferStd, row.seeds)} | ${pct(row.knn, row.knnStd, row.seeds)} | ${row.mean.toFixed(2)} | ${row.lr}${lost.length > 0 ? ` (${lost.join(", ")} diverged)` : ""} |`,
+      );
+    } else if (ratesFor(r.config, strategy).every((lr) => lost.includes(lr))) {
+      lines.push(`| ${name} | – | every rate diverged | – | – | ${lost.join(", ")} |`);
+    }
   }
   const d = r.notes.data;
   const seeds = r.config.seeds.length;
@@ -76,21 +86,43 @@ export function tableMarkdown(r: StudyResults): string {
     `- Source k-NN accuracy: DINO's weighted ${r.reportK}-NN top-1 (T = ${r.temperature}) of that best checkpoint's backbone, bank ${describeData(d.bank)}, queries ${describeData(d.queries)}.`,
     `- Learning rates tried: ${learningRatesText(r)}; each row shows the one with the best ${r.selectBy === "transfer" ? "transfer accuracy" : "mean"}${seeds > 1 ? `, mean ± std over ${seeds} seeds` : ` (seed ${r.config.seeds[0]})`}.`,
     "- #Trainable params: the tensors actually updated, the new linear head included (results.json also has the paper's counting).",
-    "",
   );
+  const steps = r.config.knn.atSteps;
+  if (steps) lines.push(`- Forgetting curve (forgetting.png, results.json): the same k-NN accuracy of each row's backbone after ${steps.join(", ")} fine-tuning steps.`);
+  if (r.diverged.length > 0) {
+    const cells = r.diverged.map((c) => `${c.strategy} lr ${c.lr} seed ${c.seed} at step ${c.diverged.step} (loss ${Number(c.diverged.loss).toPrecision(4)})`);
+    lines.push(`- Diverged, so left out of the choice of learning rate (a non-finite loss or parameter; a rerun with --retry-diverged trains them again): ${cells.join("; ")}.`);
+  }
+  lines.push("");
   return lines.join("\n");
 }
 
+// ---- figures ----
+
+// By file name; a figure that does not apply to the study (the forgetting curve without knn.atSteps) has no spec.
+// Neither is drawn without a table row (every strategy diverged): there is no point to place.
+const FIGURES: Record<string, (r: StudyResults) => FigureSpec | undefined> = {
+  figure2: (r) => (r.table.length > 0 ? figure2Spec(r) : undefined),
+  forgetting: (r) => (r.config.knn.atSteps && r.table.length > 0 ? forgettingCurveSpec(r) : undefined),
+};
+const FIGURE_FILES = [".vl.json", ".svg", ".png"];
+
+// Every file writeReport can write (what --force removes).
+export const REPORT_FILES = ["results.json", "results.csv", "table.md", ...Object.keys(FIGURES).flatMap((name) => FIGURE_FILES.map((ext) => name + ext))];
+
 // Writes every report file into `out`; returns their paths.
 export async function writeReport(out: string, r: StudyResults): Promise<string[]> {
-  const svg = figureSvg(r);
-  const png = await sharp(Buffer.from(svg), { density: 144 }).png().toBuffer();
   const files: [string, string | Uint8Array][] = [
     ["results.csv", resultsCsv(r)],
     ["table.md", tableMarkdown(r)],
-    ["figure2.svg", svg],
-    ["figure2.png", png],
   ];
+  for (const [name, specOf] of Object.entries(FIGURES)) {
+    // A table without rows (every strategy diverged) leaves nothing to draw.
+    const spec = r.table.length > 0 ? specOf(r) : undefined;
+    if (!spec) continue;
+    const svg = await renderSvg(spec, name);
+    files.push([`${name}.vl.json`, JSON.stringify(spec, null, 2) + "\n"], [`${name}.svg`, svg], [`${name}.png`, await renderPng(svg)]);
+  }
   const paths: string[] = [join(out, "results.json")];
   await writeJsonAtomic(paths[0], resultsJson(r));
   for (const [name, data] of files) {

@@ -1,12 +1,18 @@
-// A study's results as values: each cell's result (result.json), the original backbone's k-NN accuracy, and the
-// table (one row per strategy at its chosen learning rate, mean and standard deviation over seeds), which
-// summarize() makes from the finished cells; resultsJson is the results.json form.
+// A study's results as values: each cell's result (result.json: finished, or diverged), the original backbone's k-NN
+// accuracy, and the table (one row per strategy at its chosen learning rate, mean and standard deviation over
+// seeds), which summarize() makes from the finished cells; resultsJson is the results.json form.
 import type { DatasetIdentity } from "../data/dataset.js";
 import { type StudyConfig, configJson, ratesFor } from "./config.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
 import { meanStd } from "../util/stats.js";
 
 export type KnnScores = Record<string, { top1: number; top5: number }>; // by k, percent
+
+// The source k-NN accuracy of a cell's backbone as it was after `step` fine-tuning steps (knn.atSteps).
+export interface CurvePoint {
+  step: number;
+  knn: KnnScores;
+}
 
 export interface BaselineResult {
   knn: KnnScores;
@@ -26,9 +32,30 @@ export interface CellResult {
   bestStep: number;
   finalLoss: number;
   knn: KnnScores; // of the best checkpoint's backbone on the source domain
-  trainSeconds: number;
+  knnCurve?: CurvePoint[]; // one per step of knn.atSteps; absent without them
+  trainSeconds: number; // fine-tuning, its evaluations and checkpoints; not the k-NN passes
   imagesPerSecond: number;
-  knnSeconds: number;
+  knnSeconds: number; // every k-NN pass of the cell: the best checkpoint's and the curve's
+}
+
+// A cell whose training diverged (train/train.ts DivergedError): its result.json holds this instead of a
+// CellResult, with no accuracies. A rerun skips it unless told to retry it (experiment --retry-diverged).
+export interface DivergedCell {
+  id: string;
+  strategy: string;
+  lr: number;
+  seed: number;
+  diverged: {
+    step: number; // the step whose loss (or, at a checkpoint, whose parameters) was first seen non-finite
+    loss: string; // the last loss read back, as text: JSON has no NaN or Infinity
+    message: string; // the trainer's, which says whether the checkpoint it resumed from is suspect
+  };
+}
+
+export type CellOutcome = CellResult | DivergedCell;
+
+export function isDiverged(c: CellOutcome): c is DivergedCell {
+  return "diverged" in c;
 }
 
 // One strategy at its chosen learning rate, averaged over seeds.
@@ -42,6 +69,7 @@ export interface TableRow {
   knn: number; // source k-NN top-1 at reportK, mean over seeds
   knnStd: number;
   mean: number; // (transfer + knn) / 2
+  knnCurve?: { step: number; knn: number; knnStd: number }[]; // source k-NN top-1 at reportK per step of knn.atSteps
 }
 
 export interface StudyNotes {
@@ -59,29 +87,42 @@ export interface StudyResults {
   baseline: BaselineResult;
   table: TableRow[]; // config order of strategies; only strategies with finished cells
   cells: CellResult[];
+  diverged: DivergedCell[]; // cells whose training diverged, left out of the table
   config: StudyConfig;
 }
 
 // For each strategy, the learning rate with the best seed-averaged transfer accuracy (selectBy "transfer", what a
 // practitioner can select without source data) or the best mean of transfer and source k-NN accuracy ("mean").
-export function summarize(config: StudyConfig, baseline: BaselineResult, cells: CellResult[], notes: StudyNotes): StudyResults {
+// A rate that diverged with any seed is not a candidate: the mean of the seeds that survived it would flatter it.
+export function summarize(config: StudyConfig, baseline: BaselineResult, outcomes: CellOutcome[], notes: StudyNotes): StudyResults {
   const k = String(config.knn.reportK);
+  const cells = outcomes.filter((c): c is CellResult => !isDiverged(c));
+  const diverged = outcomes.filter(isDiverged);
   const table: TableRow[] = [];
   for (const strategy of config.strategies) {
     const name = strategyName(strategy);
     let best: TableRow | undefined;
     for (const lr of ratesFor(config, strategy)) {
       const group = cells.filter((c) => c.strategy === name && c.lr === lr);
-      if (group.length === 0) continue;
+      if (group.length === 0 || diverged.some((c) => c.strategy === name && c.lr === lr)) continue;
       const [transfer, transferStd] = meanStd(group.map((c) => c.transferAccuracy));
       const [knn, knnStd] = meanStd(group.map((c) => c.knn[k].top1));
-      const row = { strategy, lr, seeds: group.length, trainableParams: group[0].trainableParams, transfer, transferStd, knn, knnStd, mean: (transfer + knn) / 2 };
+      const row: TableRow = { strategy, lr, seeds: group.length, trainableParams: group[0].trainableParams, transfer, transferStd, knn, knnStd, mean: (transfer + knn) / 2 };
+      if (config.knn.atSteps) row.knnCurve = curveOf(group, config.knn.atSteps, k);
       const score = (r: TableRow) => (config.selectBy === "transfer" ? r.transfer : r.mean);
       if (!best || score(row) > score(best)) best = row;
     }
     if (best) table.push(best);
   }
-  return { name: config.name, reportK: config.knn.reportK, temperature: config.knn.temperature, selectBy: config.selectBy, notes, baseline, table, cells, config };
+  return { name: config.name, reportK: config.knn.reportK, temperature: config.knn.temperature, selectBy: config.selectBy, notes, baseline, table, cells, diverged, config };
+}
+
+// A table row's forgetting curve: per step, the mean and sample standard deviation over its seeds.
+function curveOf(group: CellResult[], steps: number[], k: string): TableRow["knnCurve"] {
+  return steps.map((step) => {
+    const [knn, knnStd] = meanStd(group.map((c) => c.knnCurve!.find((p) => p.step === step)!.knn[k].top1));
+    return { step, knn, knnStd };
+  });
 }
 
 // results.json: everything, with strategies by name.

@@ -2,47 +2,65 @@
 // fine-tune the backbone on the transfer domain with a new linear head, keep the checkpoint with the best transfer
 // test accuracy, then measure how well that checkpoint's backbone still separates the source domain: DINO's k-NN
 // accuracy, bank = source training images, queries = source test images. The original backbone's k-NN accuracy is
-// measured once, as the reference.
+// measured once, as the reference. With knn.atSteps, each cell's backbone is also scored at those steps of its
+// fine-tuning (the forgetting curve), as the model is there: LoRA active, added blocks in place.
 //
 // Run folder:
-//   config.json           the checked config (configJson); a rerun with another config is refused (force starts
-//                         over); the microBatch settings aside, which only split each step into passes
+//   config.json           the checked config (configJson). A rerun may add or remove strategies, learning rates
+//                         and seeds (and change name, selectBy, the microBatch settings): the finished cells stay,
+//                         config.json becomes the new config. Any other change is refused naming its keys
+//                         (study/changes.ts), unless `force` starts over
 //   backbone.json         where the backbone came from (checkpoint, or pre-training hash and time)
 //   baseline.json         the original backbone's k-NN accuracy
 //   cells/<id>/           one per cell: train checkpoints and metrics (train/train.ts), result.json when finished
-//   results.json, results.csv, table.md, figure2.svg, figure2.png   (study/results.ts, report.ts, figure.ts)
+//                         or diverged; knn-curve.json, the forgetting curve's points so far (study/knn-curve.ts)
+//   results.json, results.csv, table.md   (study/results.ts, report.ts)
+//   figure2.*, forgetting.*   the figures as .vl.json (Vega-Lite), .svg and .png (study/figures/); forgetting.*
+//                         only with knn.atSteps
 // Every file is written atomically. A cell whose result.json exists is skipped on rerun; an unfinished one resumes
 // from its last training checkpoint. So a killed study, rerun with the same command, finishes only what is left,
 // and computes what an uninterrupted run does (test/study/faults.test.ts kills one at every stage). The rerun also
 // removes the temporary files of the writes the kill cut short, in the run folder and the pre-training's cache.
+//
+// A cell whose training diverges (a non-finite loss or parameter: train/train.ts DivergedError) is a result, not
+// an error: its result.json records the step and loss, the study goes on, the table names it, and a rerun skips it
+// unless `retryDiverged` deletes its folder to train it again from scratch. A diverged pre-training ends the study,
+// since every cell needs the backbone. The log says at the start which cells are skipped, when a cell resumes, and
+// after each cell an estimate of the time left.
 import { existsSync } from "node:fs";
-import { readFile, rm } from "node:fs/promises";
+import { readFile, readdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Dataset } from "../data/dataset.js";
 import { Loader } from "../data/loader.js";
-import { type DataSpec, openData } from "../data/spec.js";
+import { type DataSpec, openData, transformFor } from "../data/spec.js";
 import { Transform } from "../data/transforms.js";
 import { loadVit } from "../vit/load.js";
+import { readArchitecture } from "../vit/checkpoint.js";
 import type { VisionTransformer } from "../vit/model.js";
-import { type Strategy, applyStrategy, countParameters, depthProblem, strategyName } from "../peft/strategy.js";
+import type { Tensor } from "../engine/tensor.js";
+import { type Strategy, applyStrategy, countParameters, strategyName, strategyProblem } from "../peft/strategy.js";
 import { countFor } from "../peft/count.js";
 import { MANIFEST_KEY, type Manifest, manifestOf, sha256File } from "../peft/save.js";
 import { extractFeatures } from "../eval/features.js";
 import { knnClassify } from "../eval/knn.js";
 import { evaluateAccuracy } from "../eval/accuracy.js";
-import { type StudyConfig, configJson, parseStudyConfig, ratesFor, studyIdentity } from "./config.js";
+import { type StudyConfig, configJson, headInitFor, parseStudyConfig, ratesFor } from "./config.js";
+import { configChanges } from "./changes.js";
 import { pretrain, pretrainDir } from "../train/pretrain.js";
-import { PassTooLargeError, train } from "../train/train.js";
+import { DivergedError, PassTooLargeError, train } from "../train/train.js";
 import { loadTrainable } from "../train/checkpoint.js";
-import type { ProgressStream } from "../train/progress.js";
+import { readSafetensorsHeader } from "../vit/safetensors.js";
+import { type ProgressStream, formatDuration } from "../train/progress.js";
 import { removeStaleTemporaries, writeJsonAtomic } from "../util/atomic.js";
-import { type BaselineResult, type CellResult, type KnnScores, type StudyResults, summarize } from "./results.js";
-import { writeReport } from "./report.js";
+import { type BaselineResult, type CellOutcome, type CellResult, type DivergedCell, type KnnScores, type StudyResults, isDiverged, summarize } from "./results.js";
+import { REPORT_FILES, writeReport } from "./report.js";
+import { KnnCurve } from "./knn-curve.js";
 
 export interface ExperimentOptions {
   config: StudyConfig;
   out: string; // the run folder
-  force?: boolean; // discard the run folder's earlier cells and results, e.g. after changing the config
+  force?: boolean; // discard the run folder's earlier cells and results, e.g. after a config change they do not survive
+  retryDiverged?: boolean; // train the cells that diverged in an earlier run again, from scratch (else they are skipped)
   log?: (line: string) => void; // status lines (the CLI passes stderr)
   progress?: ProgressStream; // training progress lines (the CLI passes stderr)
   maxCells?: number; // stop after training this many cells (finished ones skipped do not count)
@@ -50,9 +68,10 @@ export interface ExperimentOptions {
 
 export interface ExperimentResult {
   results: StudyResults;
-  ran: string[]; // cell ids trained by this call
-  skipped: string[]; // cell ids already finished before
-  complete: boolean; // every cell finished (false when maxCells stopped the run)
+  ran: string[]; // cell ids trained by this call, diverged or not
+  skipped: string[]; // cell ids with a result before this call (finished or diverged), not trained again
+  diverged: string[]; // cell ids whose training diverged, in this call or before
+  complete: boolean; // every cell has a result (false when maxCells stopped the run)
   files: string[]; // the report files, when complete
   seconds: number;
 }
@@ -118,7 +137,7 @@ function disposeModel(model: VisionTransformer): void {
 async function knnScores(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number): Promise<{ scores: KnnScores; seconds: number }> {
   const started = performance.now();
   const featuresOf = async (ds: Dataset, spec: DataSpec) => {
-    const loader = new Loader(ds, new Transform({ kind: spec.transform, size }), { batchSize: config.knn.batchSize });
+    const loader = new Loader(ds, new Transform(transformFor(spec, size)), { batchSize: config.knn.batchSize });
     const out = new Float32Array(ds.length * model.width);
     const labels = new Int32Array(ds.length);
     let rows = 0;
@@ -151,28 +170,76 @@ async function readJson<T = unknown>(path: string): Promise<T> {
   return JSON.parse(await readFile(path, "utf8")) as T;
 }
 
-// Refuses to mix results of two configs in one folder, unless forced (which clears the earlier results).
+// A checkpoint backbone's depth and width are known once its header is read: every strategy is checked against
+// them before any work (a pre-trained one's, with the config).
+async function checkStrategiesFit(config: StudyConfig): Promise<void> {
+  const { checkpoint, heads, key } = config.backbone;
+  if (checkpoint === undefined) return;
+  const path = resolve(checkpoint);
+  const arch = await readArchitecture(path, { heads, key });
+  const problems = config.strategies.flatMap((s, i) => {
+    const problem = strategyProblem(s, arch);
+    return problem ? [`strategies[${i}]: expected ${problem} (backbone.checkpoint ${path}), got ${strategyName(s)}`] : [];
+  });
+  if (problems.length > 0) throw new Error(`experiment: ${problems.join("; ")}`);
+}
+
+// Refuses to mix the cells of two studies in one folder, unless forced (which clears the earlier results); a config
+// that only adds or removes cells (study/changes.ts) keeps the finished ones, and the log says what changed.
 async function claimFolder(out: string, config: StudyConfig, force: boolean, log: (l: string) => void): Promise<void> {
   const path = join(out, "config.json");
-  const now = studyIdentity(config);
-  if (existsSync(path)) {
-    let before: string;
-    try {
-      before = studyIdentity(parseStudyConfig(await readJson(path), path));
-    } catch (e) {
-      before = `unreadable: ${(e as Error).message}`;
+  if (existsSync(path) && force) {
+    log(`--force: discarding the earlier results in ${out}`);
+    for (const name of ["cells", "baseline.json", "backbone.json", ...REPORT_FILES]) {
+      await rm(join(out, name), { recursive: true, force: true });
     }
-    if (before !== now) {
-      if (!force) throw new Error(`experiment: ${out} holds a run of another config (${path}); use --force to discard it, or choose another --out`);
+  } else if (existsSync(path)) {
+    const before = await readJson(path).then((json) => parseStudyConfig(json, path)).catch((e: Error) => e);
+    const changes = before instanceof Error ? { keeping: [], refusing: [`unreadable: ${before.message}`] } : configChanges(before, config);
+    if (changes.refusing.length > 0) {
+      throw new Error(`experiment: ${out} holds a run of another config (${path}), whose finished cells this one cannot use:\n  ${changes.refusing.join("\n  ")}\nuse --force to discard them and start over, or choose another --out`);
     }
-    if (force) {
-      log(`--force: discarding the earlier results in ${out}`);
-      for (const name of ["cells", "baseline.json", "backbone.json", "results.json", "results.csv", "table.md", "figure2.svg", "figure2.png"]) {
-        await rm(join(out, name), { recursive: true, force: true });
-      }
+    if (changes.keeping.length > 0 && !(before instanceof Error)) {
+      const had = cellsOf(before).map((c) => c.id);
+      const now = cellsOf(config).map((c) => c.id);
+      log(`config changed, finished cells kept: ${changes.keeping.join("; ")}`);
+      const added = now.filter((id) => !had.includes(id));
+      const dropped = had.filter((id) => !now.includes(id));
+      if (added.length > 0) log(`  ${added.length} cell(s) added: ${added.join(", ")}`);
+      if (dropped.length > 0) log(`  ${dropped.length} cell(s) no longer in the config, kept in cells/ but left out of the results: ${dropped.join(", ")}`);
     }
   }
   await writeJsonAtomic(path, configJson(config));
+}
+
+// What the cells' result.json files say before this call trains any, in cell order. Finished and diverged cells
+// are skipped; with `retry` a diverged cell's folder is deleted so that it trains again from scratch, result.json
+// last, so that a kill halfway leaves it diverged. The log says which.
+async function priorOutcomes(out: string, cells: Cell[], retry: boolean, log: (l: string) => void): Promise<Map<string, CellOutcome>> {
+  const prior = new Map<string, CellOutcome>();
+  for (const cell of cells) {
+    const path = join(out, "cells", cell.id, "result.json");
+    if (existsSync(path)) prior.set(cell.id, await readJson<CellOutcome>(path));
+  }
+  const finished = [...prior].filter(([, c]) => !isDiverged(c)).map(([id]) => id);
+  const diverged = [...prior].filter(([, c]) => isDiverged(c)).map(([id]) => id);
+  if (finished.length > 0) log(`skipping ${finished.length} finished cell(s): ${finished.join(", ")}`);
+  if (diverged.length > 0 && !retry) log(`skipping ${diverged.length} diverged cell(s) (--retry-diverged trains them again): ${diverged.join(", ")}`);
+  if (diverged.length > 0 && retry) {
+    log(`--retry-diverged: training ${diverged.length} diverged cell(s) again from scratch: ${diverged.join(", ")}`);
+    for (const id of diverged) {
+      const dir = join(out, "cells", id);
+      for (const name of await readdir(dir)) if (name !== "result.json") await rm(join(dir, name), { recursive: true, force: true });
+      await rm(dir, { recursive: true, force: true });
+      prior.delete(id);
+    }
+  }
+  return prior;
+}
+
+// The result.json of a cell whose training diverged.
+function divergedCell(cell: Cell, e: DivergedError): DivergedCell {
+  return { id: cell.id, strategy: strategyName(cell.strategy), lr: cell.lr, seed: cell.seed, diverged: { step: e.step, loss: String(e.loss), message: e.message } };
 }
 
 // A pass that outgrew a storage binding, named by the config key that sets its size (the trainer knows no keys);
@@ -187,12 +254,15 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const { config } = o;
   const log = o.log ?? (() => undefined);
   const out = resolve(o.out);
+  await checkStrategiesFit(config);
   await claimFolder(out, config, o.force ?? false, log);
   const sweep = async (dir: string) => {
     const n = await removeStaleTemporaries(dir);
     if (n > 0) log(`removed ${n} temporary file(s) of writes cut short by an interrupted run, in ${dir}`);
   };
   await sweep(out);
+  const cells = cellsOf(config);
+  const prior = await priorOutcomes(out, cells, o.retryDiverged ?? false, log);
   const data = await openAll(config);
 
   // The backbone: a checkpoint file, or the cached supervised pre-training.
@@ -204,6 +274,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     await sweep(pretrainDir(spec, data.pretrain!));
     log(`backbone: supervised pre-training on ${data.pretrain!.identity.name} (${data.pretrain!.identity.subset ?? "all"}), a stand-in for DINO's self-supervised pre-training`);
     const p = await pretrain(spec, data.pretrain!, o.progress).catch((e) => {
+      // Every cell needs the backbone: unlike a cell's, this divergence ends the study.
+      if (e instanceof DivergedError) throw new Error(`experiment: the backbone's pre-training diverged: ${e.message}; a smaller backbone.pretrain.lr (now ${spec.lr}) should train it`, { cause: e });
       throw passTooLarge(e, "backbone.pretrain.microBatch");
     });
     log(p.cached ? `backbone: cached ${p.path}` : `backbone: pre-trained in ${p.seconds.toFixed(1)} s, final loss ${p.finalLoss?.toFixed(4)}, saved ${p.path}`);
@@ -225,10 +297,6 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const vit = original.config;
   const size = config.imageSize ?? vit.imageSize;
   const classes = data.transferTrain.classes.length;
-  for (const [i, s] of config.strategies.entries()) {
-    const problem = depthProblem(s, vit.depth);
-    if (problem) throw new Error(`experiment: strategies[${i}]: expected ${problem} (the backbone's), got ${strategyName(s)}`);
-  }
   const baselinePath = join(out, "baseline.json");
   if (!existsSync(baselinePath)) {
     log(`k-NN of the original backbone: ${data.bank.length} bank images, ${data.queries.length} queries`);
@@ -240,37 +308,50 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const baseline = await readJson<BaselineResult>(baselinePath);
   log(`original backbone: source k-NN top-1 ${baseline.knn[config.knn.reportK].top1.toFixed(2)}% (k = ${config.knn.reportK})`);
 
-  const cells = cellsOf(config);
   const ran: string[] = [];
-  const skipped: string[] = [];
+  const toRun = Math.min(cells.length - prior.size, o.maxCells ?? Infinity);
+  const cellSeconds: number[] = []; // for the ETA: each finished cell's wall time (a diverged one ends early)
   for (const [i, cell] of cells.entries()) {
+    if (prior.has(cell.id)) continue;
+    if (ran.length >= toRun) break;
     const dir = join(out, "cells", cell.id);
     const resultPath = join(dir, "result.json");
-    if (existsSync(resultPath)) {
-      skipped.push(cell.id);
-      continue;
-    }
-    if (o.maxCells !== undefined && ran.length >= o.maxCells) break;
     log(`cell ${i + 1}/${cells.length}: ${strategyName(cell.strategy)}, lr ${cell.lr}, seed ${cell.seed}`);
-    const result = await runCell(cell, { config, data, dir, size, classes, load, base, progress: o.progress });
+    const cellStarted = performance.now();
+    const result: CellOutcome = await runCell(cell, { config, data, dir, size, classes, load, base, progress: o.progress, log }).catch((e) => {
+      if (e instanceof DivergedError) return divergedCell(cell, e);
+      throw e;
+    });
     await writeJsonAtomic(resultPath, result);
-    log(`  transfer ${result.transferAccuracy.toFixed(2)}% (best at step ${result.bestStep}), source k-NN ${result.knn[config.knn.reportK].top1.toFixed(2)}%, ${result.trainSeconds.toFixed(1)} s training`);
     ran.push(cell.id);
+    if (isDiverged(result)) {
+      log(`  ${result.diverged.message}`);
+      log(`  recorded as diverged in ${resultPath}, left out of the table; going on with the next cell (--retry-diverged trains it again)`);
+    } else {
+      cellSeconds.push((performance.now() - cellStarted) / 1000);
+      log(`  transfer ${result.transferAccuracy.toFixed(2)}% (best at step ${result.bestStep}), source k-NN ${result.knn[config.knn.reportK].top1.toFixed(2)}%, ${result.trainSeconds.toFixed(1)} s training`);
+    }
+    // Simple and honest: the mean wall time of the cells finished so far, though strategies differ in cost.
+    if (ran.length < toRun && cellSeconds.length > 0) {
+      const mean = cellSeconds.reduce((a, b) => a + b) / cellSeconds.length;
+      log(`  ${toRun - ran.length} cell(s) left: about ${formatDuration(mean * (toRun - ran.length))}, at ${mean.toFixed(1)} s per cell (the mean of the ${cellSeconds.length} finished so far)`);
+    }
   }
 
-  const finished: CellResult[] = [];
+  const outcomes: CellOutcome[] = [];
   for (const cell of cells) {
     const path = join(out, "cells", cell.id, "result.json");
-    if (existsSync(path)) finished.push(await readJson<CellResult>(path));
+    if (existsSync(path)) outcomes.push(await readJson<CellOutcome>(path));
   }
-  const complete = finished.length === cells.length;
-  const results = summarize(config, baseline, finished, {
+  const complete = outcomes.length === cells.length;
+  const results = summarize(config, baseline, outcomes, {
     backbone: backboneNote,
     data: Object.fromEntries(Object.entries(data).filter(([, d]) => d).map(([k, d]) => [k, d!.identity])),
     imageSize: size,
   });
   const files = complete ? await writeReport(out, results) : [];
-  return { results, ran, skipped, complete, files, seconds: (performance.now() - started) / 1000 };
+  const diverged = results.diverged.map((c) => c.id);
+  return { results, ran, skipped: [...prior.keys()], diverged, complete, files, seconds: (performance.now() - started) / 1000 };
 }
 
 interface CellContext {
@@ -282,6 +363,7 @@ interface CellContext {
   classes: number;
   load: () => Promise<VisionTransformer>;
   progress?: ProgressStream;
+  log: (line: string) => void;
 }
 
 async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
@@ -291,12 +373,15 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
   const strategy = cell.strategy.kind === "lora" ? { ...cell.strategy, seed: cell.seed } : cell.strategy;
   const name = strategyName(cell.strategy);
   const counts = countFor({ ...model.config, classes: c.classes }, strategy);
-  const trainable = applyStrategy(model, strategy, c.classes, cell.seed);
-  const manifest = manifestOf(trainable, { strategyOptions: strategy, classes: c.classes, heads: model.config.heads, seed: cell.seed, base: c.base, hyperParameters: { ...settings } });
+  const headInit = headInitFor(config, cell.strategy);
+  const trainable = applyStrategy(model, strategy, c.classes, cell.seed, headInit);
+  const manifest = manifestOf(trainable, { strategyOptions: strategy, classes: c.classes, heads: model.config.heads, seed: cell.seed, headInit, base: c.base, hyperParameters: { ...settings } });
   try {
     const loader = (ds: Dataset, spec: DataSpec, shuffle: boolean) =>
-      new Loader(ds, new Transform({ kind: spec.transform, size }), { batchSize: settings.batchSize, shuffle, seed: cell.seed, dropLast: shuffle });
+      new Loader(ds, new Transform(transformFor(spec, size)), { batchSize: settings.batchSize, shuffle, seed: cell.seed, dropLast: shuffle });
     const testLoader = loader(data.transferTest, config.transfer.test, false);
+    const curve = config.knn.atSteps && (await startCurve(c, model, trainable));
+    let curveSecondsInTraining = 0;
     const result = await train({
       model,
       trainable,
@@ -306,12 +391,28 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       dir: c.dir,
       metadata: { [MANIFEST_KEY]: JSON.stringify(manifest) },
       progress: c.progress && { stream: c.progress, label: `${name} lr ${cell.lr}` },
+      onResume: (step) => c.log(`  resuming cell ${cell.id} from step ${step} of ${settings.steps}`),
+      // The model here is the one the step's update made (the update is encoded before it, so the k-NN's forward
+      // passes run after it on the device), with the step's pending losses untouched: they are read later.
+      onStep: curve && (async (step) => {
+        if (!config.knn.atSteps!.includes(step)) return;
+        const { scores, seconds } = await knnScores(model, config, data, size);
+        await curve.add({ step, knn: scores, seconds });
+        curveSecondsInTraining += seconds;
+      }),
     }).catch((e) => {
       throw passTooLarge(e, "training.microBatch");
     });
-    // The backbone of the best checkpoint (by transfer accuracy) is the one whose forgetting is measured.
-    await loadTrainable(result.bestPath, trainable);
-    const knn = await knnScores(model, config, data, size);
+    // The backbone of the best checkpoint (by transfer accuracy) is the one whose forgetting is measured. Where the
+    // curve scored that very step, its point is that measurement (the same weights; the tests check they agree).
+    const knnCurve = curve && curve.complete(config.knn.atSteps!);
+    const atBest = knnCurve?.points.find((p) => p.step === result.bestStep);
+    let knn: { scores: KnnScores; seconds: number };
+    if (atBest) knn = { scores: atBest.knn, seconds: 0 };
+    else {
+      await loadTrainable(result.bestPath, trainable);
+      knn = await knnScores(model, config, data, size);
+    }
     return {
       id: cell.id,
       strategy: name,
@@ -325,12 +426,29 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       bestStep: result.bestStep,
       finalLoss: result.finalLoss,
       knn: knn.scores,
-      trainSeconds: result.seconds,
+      knnCurve: knnCurve?.points,
+      trainSeconds: result.seconds - curveSecondsInTraining,
       imagesPerSecond: result.imagesPerSecond,
-      knnSeconds: knn.seconds,
+      knnSeconds: knn.seconds + (knnCurve?.seconds ?? 0),
     };
   } finally {
     for (const [, p] of trainable) p.dispose();
     disposeModel(model);
   }
+}
+
+// The cell's forgetting curve as far as a killed run left it, with the point at the step training resumes from
+// (0: the backbone before the first update) measured now if it is missing: training itself only measures the steps
+// it makes. For a resumed cell that is the last checkpoint's state, which is loaded here for it (train() loads it
+// again); a kill just after that checkpoint, before its point was stored, leaves it missing.
+async function startCurve(c: CellContext, model: VisionTransformer, trainable: [string, Tensor][]): Promise<KnnCurve> {
+  const lastPath = join(c.dir, "last.safetensors");
+  const resumed = existsSync(lastPath) ? Number((await readSafetensorsHeader(lastPath)).metadata.step) : 0;
+  const curve = await KnnCurve.resume(join(c.dir, "knn-curve.json"), resumed);
+  if (c.config.knn.atSteps!.includes(resumed) && !curve.has(resumed)) {
+    if (resumed > 0) await loadTrainable(lastPath, trainable);
+    const { scores, seconds } = await knnScores(model, c.config, c.data, c.size);
+    await curve.add({ step: resumed, knn: scores, seconds });
+  }
+  return curve;
 }

@@ -4,9 +4,9 @@
 // out by k-NN on the backbone's features) applies to either. The head is dropped: the cached file is a backbone.
 //
 // Cached under <cacheDir>/pretrain/<hash>/backbone.safetensors, where the hash covers the model and training
-// settings and the identity of the data (files and selected indices), so a changed spec trains a new model and
-// an unchanged one is loaded at once. Training itself checkpoints into <hash>/train/, so a killed pre-training
-// resumes too.
+// settings, the identity of the data (files and selected indices) and the transform its images get, so a changed
+// spec trains a new model and an unchanged one is loaded at once. Training itself checkpoints into <hash>/train/,
+// so a killed pre-training resumes too.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -17,7 +17,7 @@ import { validateConfig } from "../vit/config.js";
 import { buildVit, initialiser } from "../vit/model.js";
 import { saveVit } from "../vit/load.js";
 import { applyStrategy } from "../peft/strategy.js";
-import type { DataSpec } from "../data/spec.js";
+import { type DataSpec, transformFor } from "../data/spec.js";
 import type { ModelSpec } from "../vit/config.js";
 import { type OptimizerName, type TrainSettings, TRAIN_DEFAULTS, runIdentity } from "./settings.js";
 import type { ProgressStream } from "./progress.js";
@@ -49,10 +49,13 @@ export interface PretrainResult {
 }
 
 // The cache key: the procedure's version, the settings (not where the cache lives, and not the data spec but the
-// identity of the data it selected) and runIdentity's rule.
+// identity of the data it selected and the transform of its images) and runIdentity's rule. The transform holds
+// its kind and only the settings the spec gives: adding a setting to the spec's options adds nothing to the key
+// of specs without it.
 export function pretrainHash(spec: PretrainSpec, data: Dataset): string {
   const { cacheDir: _where, data: _spec, ...settings } = spec;
-  const key = runIdentity({ version: VERSION, settings, data: data.identity.hash });
+  const { size: _size, ...transform } = transformFor(spec.data, spec.model.imageSize); // size: in settings.model
+  const key = runIdentity({ version: VERSION, settings, data: data.identity.hash, transform });
   return createHash("sha256").update(key).digest("hex").slice(0, 16);
 }
 
@@ -87,7 +90,7 @@ export async function pretrain(spec: PretrainSpec, data: Dataset, progress?: Pro
   const classes = data.classes.length;
   const model = buildVit(validateConfig({ ...spec.model, classes: 0, eps: 1e-6 }), initialiser(spec.seed));
   const trainable = applyStrategy(model, { kind: "full" }, classes, spec.seed);
-  const loader = new Loader(data, new Transform({ kind: spec.data.transform, size: spec.model.imageSize }), {
+  const loader = new Loader(data, new Transform(transformFor(spec.data, spec.model.imageSize)), {
     batchSize: spec.batchSize,
     shuffle: true,
     seed: spec.seed,

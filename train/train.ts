@@ -11,7 +11,8 @@
 //
 // GPU round trips: a step only encodes work. Losses stay on the device and are read back together every
 // `lossEvery` steps (and before each checkpoint), which is also when finiteness is checked; a non-finite loss, or
-// a non-finite value in a tensor about to be checkpointed, stops the run before anything is overwritten.
+// a non-finite value in a tensor about to be checkpointed, stops the run with a DivergedError before anything is
+// overwritten.
 //
 // Gradient accumulation (`microBatch`): a step's batch of B images runs as forward + backward passes of at most
 // `microBatch` images each, the gradients adding up in the leaves' .grad, then one optimiser step. Each pass's
@@ -26,7 +27,7 @@ import * as ops from "../autograd/ops.js";
 import { backward } from "../autograd/tape.js";
 import { AdamW, SGD, type Optimizer, clipGradNorm } from "../autograd/optim.js";
 import type { VisionTransformer } from "../vit/model.js";
-import { CHECKSUM_KEY, ChecksumError, type F32Tensor, readSafetensorsHeader, writeSafetensors } from "../vit/safetensors.js";
+import { CHECKSUM_KEY, ChecksumError, readSafetensorsHeader, writeSafetensors } from "../vit/safetensors.js";
 import type { Batch, Loader } from "../data/loader.js";
 import { type Schedule, checkSchedule, learningRate } from "./schedule.js";
 import { Progress, type ProgressStream } from "./progress.js";
@@ -46,7 +47,10 @@ export interface TrainOptions {
   metadata?: Record<string, string>; // more metadata for both checkpoints (a study cell's manifest, peft/save.ts)
   resume?: boolean; // default true: continue from dir/last.safetensors when it exists
   progress?: { stream: ProgressStream; label: string };
-  onStep?: (step: number) => void | Promise<void>; // after each completed step (tests interrupt runs with it)
+  // After each completed step (and its evaluation and checkpoint, where it has them), the model updated: a study
+  // scores its backbone there (that time is not counted as training), tests interrupt runs with it.
+  onStep?: (step: number) => void | Promise<void>;
+  onResume?: (step: number) => void; // once a checkpoint of `step` is loaded, before the first step after it
 }
 
 export interface MetricRow {
@@ -80,6 +84,22 @@ export class PassTooLargeError extends Error {
     options?: ErrorOptions,
   ) {
     super(message, options);
+  }
+}
+
+// A run whose loss, or a parameter about to be checkpointed, became non-finite: at `step`, with the last loss read
+// (`loss`: the non-finite one, or for a parameter the loss before it) and the scheduled rate of that step.
+// `suspect`: it happened in the first read-back window after resuming, so the checkpoint resumed from is suspect
+// rather than good. The caller decides whether a divergence ends its work (pre-training) or is a result (a cell).
+export class DivergedError extends Error {
+  constructor(
+    message: string,
+    readonly step: number,
+    readonly loss: number,
+    readonly lr: number,
+    readonly suspect: boolean,
+  ) {
+    super(message);
   }
 }
 
@@ -193,8 +213,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     lastAccuracy = JSON.parse(meta.lastAccuracy);
     const saved: MetricRow[] = JSON.parse(await readFile(metricsPath, "utf8")).rows;
     metrics = saved.filter((r) => r.step <= step);
+    o.onResume?.(step);
   }
   const resumedFrom = step;
+  // The first losses read after resuming are the first test of the checkpoint resumed from.
+  let resumeUntested = resumedFrom > 0;
 
   const progress = o.progress && new Progress({ label: o.progress.label, total: s.steps, start: step, stream: o.progress.stream });
   const pending: { row: MetricRow; loss: Tensor }[] = [];
@@ -207,8 +230,18 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     await writeJsonAtomic(metricsPath, { rows: metrics });
     await writeFileAtomic(join(o.dir, "metrics.csv"), metricsCsv(metrics));
   };
-  const lastGood = () =>
-    existsSync(lastPath) ? `the last good checkpoint, ${lastPath}, is intact` : "no checkpoint had been written yet";
+  const lastGood = () => {
+    if (resumeUntested) {
+      return `the checkpoint it resumed from, ${lastPath} (step ${resumedFrom}), is suspect: the loss was not finite in the first steps after it (damaged values, or a run that diverges there anyway); delete ${o.dir} to train this run from scratch`;
+    }
+    return existsSync(lastPath) ? `the last good checkpoint, ${lastPath}, is intact` : "no checkpoint had been written yet";
+  };
+  // `what` happened at the step of `row`, the last one read back.
+  const diverged = (what: string, row: MetricRow) =>
+    new DivergedError(`train: ${what} (lr ${row.lr.toExponential(2)}); stopped, ${lastGood()}`, row.step, row.loss, row.lr, resumeUntested);
+  // A non-finite parameter about to be saved ends the run as a non-finite loss does.
+  const nonFinite = (e: unknown) =>
+    e instanceof NonFiniteError ? diverged(`non-finite parameter ${e.message}`, metrics[metrics.length - 1]) : e;
 
   // Reads the pending losses in one transfer and completes their metric rows.
   const flush = async () => {
@@ -227,8 +260,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const bad = rows.find((r) => !Number.isFinite(r.loss));
     if (bad) {
       await saveMetrics();
-      throw new Error(`train: the loss became ${bad.loss} at step ${bad.step} (lr ${bad.lr.toExponential(2)}); stopped, ${lastGood()}`);
+      throw diverged(`the loss became ${bad.loss} at step ${bad.step}`, bad);
     }
+    resumeUntested = false;
     windowStart = performance.now();
     windowImages = 0;
   };
@@ -245,13 +279,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       loaderEpoch: String(Math.floor(step / o.train.batchesPerEpoch)),
       loaderBatch: String(step % o.train.batchesPerEpoch),
     };
-    let tensors: Map<string, F32Tensor>;
-    try {
-      tensors = await snapshot([...o.trainable, ...state], step);
-    } catch (e) {
-      if (!(e instanceof NonFiniteError)) throw e;
-      throw new Error(`train: non-finite parameter ${e.message}; stopped, ${lastGood()}`);
-    }
+    const tensors = await snapshot([...o.trainable, ...state], step).catch((e) => {
+      throw nonFinite(e);
+    });
     // Metrics first: a kill between the two leaves rows past the checkpoint, which resuming drops.
     await saveMetrics();
     await writeSafetensors(lastPath, tensors, meta);
@@ -287,7 +317,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           if (best.accuracy === null || acc > best.accuracy) {
             best = { step, accuracy: acc };
             const tensors = await snapshot(o.trainable, step).catch((e) => {
-              throw e instanceof NonFiniteError ? new Error(`train: non-finite parameter ${e.message}; stopped, ${lastGood()}`) : e;
+              throw nonFinite(e);
             });
             await writeSafetensors(bestPath, tensors, { ...o.metadata, format: FORMAT, step: String(step), accuracy: String(acc) });
           }
@@ -301,7 +331,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           windowStart = performance.now(); // evaluation and checkpoint time is not training throughput
           windowImages = 0;
         }
+        // Nor is the caller's work at a step (a study's k-NN passes), though its first read-back also runs the
+        // steps encoded since the last one (fewer than lossEvery): the window skips it.
+        const paused = performance.now();
         await o.onStep?.(step);
+        windowStart += performance.now() - paused;
       }
       await batches.return(undefined);
     }

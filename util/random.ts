@@ -7,6 +7,8 @@
 // an array of integer words, e.g. (stream, seed, epoch, index), is mixed in word by word (the data pipeline's
 // generators). A sample's crop and flip then depend only on which sample it is and in which epoch, never on batch
 // size, prefetch depth or the order in which asynchronous decodes finish. new Rng(1) and new Rng([1]) differ.
+// Rng.forPurpose(name, seed) derives one generator per use of a seed (LoRA's adapters, say), so that two uses of
+// one cell seed never draw the same numbers.
 export class Rng {
   private a: number;
   private b: number;
@@ -18,6 +20,14 @@ export class Rng {
     const state = typeof seed === "number" ? expandSeed(seed) : mixWords(seed);
     [this.a, this.b, this.c, this.d] = state;
     for (let i = 0; i < 12; i++) this.nextU32();
+  }
+
+  // The generator of `seed` for one named purpose: the same for the same (purpose, seed), independent of
+  // new Rng(seed) and of every other purpose's. The name's FNV-1a hash is the first seed word.
+  static forPurpose(purpose: string, seed: number): Rng {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < purpose.length; i++) h = Math.imul(h ^ purpose.charCodeAt(i), 0x01000193) >>> 0;
+    return new Rng([h, seed]);
   }
 
   nextU32(): number {

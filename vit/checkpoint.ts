@@ -10,7 +10,7 @@
 // Note: HF's ViT LayerNorm eps is 1e-12 where timm/DINO use 1e-6; `layout` tells the caller which it loaded.
 import { stat } from "node:fs/promises";
 import { readPth, type PthTensor } from "./pth.js";
-import { readSafetensors, type F32Tensor } from "./safetensors.js";
+import { readSafetensors, readSafetensorsHeader, type F32Tensor } from "./safetensors.js";
 
 export type { F32Tensor };
 
@@ -199,19 +199,41 @@ async function checkFile(path: string): Promise<void> {
   if (!info.isFile()) throw new Error(`checkpoint: expected a checkpoint file ${path}, got a folder`);
 }
 
-// Loads a ViT checkpoint by extension, maps it to canonical names and infers and checks its architecture.
-export async function loadCheckpoint(path: string, opts: CheckpointOptions = {}): Promise<LoadedCheckpoint> {
+// The file's tensors as the reader of its extension gives them; with shapesOnly, their shapes with empty data (a
+// safetensors header, a .pth's pickle), which canonicalize and inferArchitecture need no more than.
+async function readRaw(path: string, opts: CheckpointOptions, shapesOnly: boolean): Promise<Map<string, F32Tensor | PthTensor>> {
   const safetensors = path.endsWith(".safetensors");
   if (!safetensors && !/\.(pth|pt|bin)$/.test(path)) throw new Error(`checkpoint: expected a .safetensors, .pth, .pt or .bin file, got ${path}`);
   if (safetensors && opts.key !== undefined) throw new Error(`checkpoint: expected no key option for ${path}, got '${opts.key}' (safetensors files are flat)`);
   await checkFile(path);
-  const raw: Map<string, F32Tensor | PthTensor> = safetensors ? (await readSafetensors(path)).tensors : await readPth(path, { key: opts.key });
-  // canonicalize and inferArchitecture know tensors, not files: the file is added to what they find.
+  if (!safetensors) return readPth(path, { key: opts.key, shapesOnly });
+  if (!shapesOnly) return (await readSafetensors(path)).tensors;
+  const { entries } = await readSafetensorsHeader(path);
+  const floats = new Set(["F32", "F16", "BF16"]); // what readSafetensors reads; others would be refused on loading
+  return new Map(entries.map((e) => [e.name, floats.has(e.dtype) ? { shape: e.shape, data: new Float32Array(0) } : { dtype: "i32", shape: e.shape, data: new Int32Array(0) }]));
+}
+
+// canonicalize and inferArchitecture know tensors, not files: the file is added to what they find.
+function inFile<T>(path: string, fn: () => T): T {
   try {
-    const { tensors, layout, unused } = canonicalize(raw);
-    const arch = inferArchitecture(tensors, { heads: opts.heads });
-    return { tensors, arch, layout, unused };
+    return fn();
   } catch (e) {
     throw new Error(`${(e as Error).message}, in ${path}`, { cause: e });
   }
+}
+
+// Loads a ViT checkpoint by extension, maps it to canonical names and infers and checks its architecture.
+export async function loadCheckpoint(path: string, opts: CheckpointOptions = {}): Promise<LoadedCheckpoint> {
+  const raw = await readRaw(path, opts, false);
+  return inFile(path, () => {
+    const { tensors, layout, unused } = canonicalize(raw);
+    return { tensors, arch: inferArchitecture(tensors, { heads: opts.heads }), layout, unused };
+  });
+}
+
+// The architecture loadCheckpoint would find, from the tensors' shapes alone: no weights are read, so a study
+// checks its strategies against a checkpoint before any work.
+export async function readArchitecture(path: string, opts: CheckpointOptions = {}): Promise<VitArchitecture> {
+  const raw = await readRaw(path, opts, true);
+  return inFile(path, () => inferArchitecture(canonicalize(raw).tensors, { heads: opts.heads }));
 }

@@ -20,6 +20,7 @@ export type PthTensor =
 
 export interface ReadPthOptions {
   key?: string; // the sub-dictionary holding the state_dict, e.g. 'teacher' in DINO's full checkpoints
+  shapesOnly?: boolean; // every tensor with its dtype and shape but empty data: the pickle alone, no storage read
 }
 
 // ---- zip ----
@@ -381,6 +382,14 @@ function describe(v: unknown): string {
   return v === null ? "None" : typeof v;
 }
 
+// A tensor's dtype and shape, its data left empty.
+function shapeOnly(t: TensorRef): PthTensor {
+  const shape = [...t.size];
+  if (t.storage.type === "torch.LongStorage") return { dtype: "i64", shape, data: new BigInt64Array(0) };
+  if (t.storage.type === "torch.IntStorage") return { dtype: "i32", shape, data: new Int32Array(0) };
+  return { dtype: "f32", shape, data: new Float32Array(0) };
+}
+
 // Reads the tensors of a torch.save'd state_dict: the top-level dict, or the sub-dictionary opts.key.
 // Plain Python values in it (ints, strings, None) are skipped; nested dicts and unknown objects are errors.
 export async function readPth(path: string, opts: ReadPthOptions = {}): Promise<Map<string, PthTensor>> {
@@ -414,6 +423,7 @@ export async function readPth(path: string, opts: ReadPthOptions = {}): Promise<
       if (isTensor(v)) refs.push([String(k), v]);
       else if (v instanceof Opaque || isStorage(v)) throw new Error(`pth: ${path}: entry '${String(k)}': expected a tensor, got ${describe(v)}`);
     }
+    if (opts.shapesOnly) return new Map(refs.map(([name, t]) => [name, shapeOnly(t)]));
     // Read each storage once, convert it, cut out every tensor that views it, then let it go.
     const byStorage = new Map<string, [string, TensorRef][]>();
     for (const r of refs) {

@@ -48,6 +48,7 @@ const generic: BadCase[] = [
   usage("info --backend", "flag --backend needs a value"),
   usage("knn --json=yes", "flag --json takes no value"),
   usage("data --dataset npy --check=1", "flag --check takes no value"),
+  usage("experiment --retry-diverged=yes", "flag --retry-diverged takes no value"),
 ];
 
 const required: BadCase[] = [
@@ -69,6 +70,14 @@ const range: BadCase[] = [
   usage("params --classes -3", "--classes", "got -3"),
   usage("params --model vit-z99", "--model", '"vit-z99"'),
   usage("params --strategies full,lora-rx", "--strategies", "lora-rx"),
+  usage("params --strategies full,top-99", "--strategies", "depth 12", '"top-99"'),
+  usage("params --strategies lora-r0", "--strategies", "width 768", '"lora-r0"'),
+  usage("params --model vit-s16 --strategies lora-r385", "--strategies", "width 384", '"lora-r385"'),
+  usage("params --strategies block@99", "--strategies", "depth 12", '"block@99"'),
+  usage("params --strategies block@0", "--strategies", "depth 12", '"block@0"'),
+  usage("params --strategies block-p5", "--strategies", "dividing depth 12", '"block-p5"'),
+  usage("tune --dry-run --strategies lora-r0", "--strategies", "width 384", '"lora-r0"'),
+  usage("tune --dry-run --model default --strategies top-5", "--strategies", "depth 4", '"top-5"'),
   usage("features --weights w.safetensors --input x.npy --out f.npy --batch 0", "--batch", /positive|>= 1/),
   usage("features --weights w.safetensors --input x.npy --out f.npy --heads 0", "--heads", /positive|>= 1|got 0/),
   usage("features --weights w.safetensors --input x.npy --out f.npy --dump-attention 0,x", "--dump-attention", '"x"'),

@@ -4,7 +4,8 @@
 // Each error names the key path, or the file.
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { beforeAll, describe } from "vitest";
+import { existsSync } from "node:fs";
+import { beforeAll, describe, expect } from "vitest";
 import { type At, type BadCase, RAW_NODE, runCases, tempRoot } from "./harness.js";
 import { f32Safetensors, tinyVit, write } from "./files.js";
 import { miniConfig, writeMiniData } from "./study.js";
@@ -38,6 +39,7 @@ interface ConfigCase {
   text?: string; // the config file's text as it is, instead of an edited base config
   setup?: (at: At) => Promise<unknown>; // instead of writing c.json
   says: (string | RegExp)[] | ((at: At) => (string | RegExp)[]);
+  after?: (at: At) => unknown;
 }
 
 function configCase(c: ConfigCase): BadCase {
@@ -52,6 +54,7 @@ function configCase(c: ConfigCase): BadCase {
     code: 1,
     says: c.says,
     never: [RAW_NODE],
+    after: c.after,
   };
 }
 
@@ -88,6 +91,10 @@ const valueCases: ConfigCase[] = [
   bad("knn.temperature", 0, "expected a number > 0, got 0"),
   bad("knn.temperature", "hot", 'got "hot"'),
   bad("knn.batchSize", 0, "expected an integer >= 1, got 0"),
+  bad("knn.atSteps", 4, "expected a non-empty array, got 4"),
+  { what: "a curve step past training.steps", edits: { "knn.atSteps": [0, 5] }, says: ["knn.atSteps[1]", "expected a step <= training.steps (4), got 5"] },
+  { what: "curve steps out of order", edits: { "knn.atSteps": [2, 1] }, says: ["knn.atSteps[1]", "expected a step after 2 (ascending, distinct), got 1"] },
+  { what: "a negative curve step", edits: { "knn.atSteps": [-1] }, says: ["knn.atSteps[0]", "expected an integer >= 0, got -1"] },
   bad("name", "a/b", 'got "a/b"'),
   bad("name", 5, "expected a non-empty string, got 5"),
   bad("selectBy", "best", 'expected one of transfer, mean, got "best"'),
@@ -108,6 +115,13 @@ const valueCases: ConfigCase[] = [
   { what: "a misspelt strategy", edits: { strategies: ["linear", "ful"] }, says: ["strategies[1]", 'got "ful"'] },
   { what: "top-k deeper than the model", edits: { strategies: ["top-9"] }, says: ["strategies[0]", "depth 2", 'got "top-9"'] },
   { what: "block expansion not dividing the depth", edits: { strategies: ["block-p3"] }, says: ["strategies[0]", "depth 2"] },
+  { what: "top-k far deeper than the model", edits: { strategies: ["linear", "top-99-frozen-norm"] }, says: ["strategies[1]", "depth 2", 'got "top-99-frozen-norm"'] },
+  { what: "a LoRA rank of 0", edits: { strategies: ["lora-r0"] }, says: ["strategies[0]", "width 16", 'got "lora-r0"'] },
+  { what: "a LoRA rank above the width", edits: { strategies: ["lora-r17"] }, says: ["strategies[0]", "width 16", 'got "lora-r17"'] },
+  { what: "block expansion after a block the model lacks", edits: { strategies: ["block@99"] }, says: ["strategies[0]", "depth 2", 'got "block@99"'] },
+  { what: "block expansion at position 0", edits: { strategies: ["block@0"] }, says: ["strategies[0]", "depth 2", 'got "block@0"'] },
+  { what: "block expansion twice after one block", edits: { strategies: ["block@1,1"] }, says: ["strategies[0]", "distinct", 'got "block@1,1"'] },
+  { what: "block expansion of 0 blocks", edits: { strategies: ["block-p0"] }, says: ["strategies[0]", "P >= 1", 'got "block-p0"'] },
   { what: "an empty strategy name", edits: { strategies: [""] }, says: ["strategies[0]", "non-empty string"] },
   { what: "a number as strategy", edits: { strategies: [7] }, says: ["strategies[0]", "got 7"] },
   { what: "duplicate strategies", edits: { strategies: ["full", "full"] }, says: ["strategies", "distinct"] },
@@ -125,6 +139,22 @@ const valueCases: ConfigCase[] = [
   bad("knn.bank.perClass", 0, "expected an integer >= 1, got 0"),
   bad("knn.queries.transform", "center", 'got "center"'),
   bad("knn.queries.root", "", 'expected a non-empty string, got ""'),
+  bad("knn.bank.mean", [0.5, 0.5], "expected an array of 3 numbers, got an array of 2"),
+  bad("knn.bank.mean", "imagenet", 'expected an array of 3 numbers, got "imagenet"'),
+  { what: "a non-number mean", edits: { "transfer.train.mean": [0.5, "x", 0.5] }, says: ["transfer.train.mean[1]", 'expected a number, got "x"'] },
+  { what: "a std of 0", edits: { "transfer.test.std": [0.5, 0, 0.5] }, says: ["transfer.test.std[1]", "expected a number > 0, got 0"] },
+  bad("knn.queries.std", [1, 1, 1, 1], "expected an array of 3 numbers > 0, got an array of 4"),
+  bad("backbone.pretrain.data.interpolation", "area", 'expected one of nearest, bilinear, bicubic, got "area"'),
+  bad("transfer.train.interpolation", 3, "expected one of nearest, bilinear, bicubic, got 3"),
+  bad("transfer.test.scale", [0.5, 1], 'expected no scale with transform "eval"'),
+  { what: "a scale range upside down", edits: { "transfer.train.transform": "train", "transfer.train.scale": [0.9, 0.1] }, says: ["transfer.train.scale", "min <= max, got [0.9, 0.1]"] },
+  { what: "a scale above 1", edits: { "transfer.train.transform": "train", "transfer.train.scale": [0.5, 2] }, says: ["transfer.train.scale[1]", "expected a number in (0, 1], got 2"] },
+  // The new head's initialisation.
+  bad("headInit", "xavier", 'expected one of uniform, trunc-normal, got "xavier"'),
+  bad("headInit", 1, "expected one of uniform, trunc-normal, got 1"),
+  { what: "headInit for a strategy the config lacks", edits: { headInit: { linear: "uniform", full: "uniform" } }, says: ["headInit.full", "expected a strategy of the config (linear)"] },
+  { what: "headInit missing a strategy", edits: { strategies: ["linear", "full"], headInit: { linear: "uniform" } }, says: ["headInit.full", "missing"] },
+  { what: "a bad per-strategy headInit", edits: { headInit: { linear: "normal" } }, says: ["headInit.linear", 'got "normal"'] },
 ];
 
 const fileCases: ConfigCase[] = [
@@ -174,6 +204,25 @@ const dataCases: ConfigCase[] = [
       await write(a("c.json"), JSON.stringify(edited(edits)));
     },
     says: ["strategies[0]", "top-5", /depth 2/],
+  },
+  ...[
+    ["a LoRA rank above the checkpoint's width", "lora-r33", "width 32"],
+    ["block expansion after a block the checkpoint lacks", "block@3", "depth 2"],
+    ["block expansion not dividing the checkpoint's depth", "block-p3", "depth 2"],
+  ].map(([what, strategy, word]) => ({
+    what,
+    setup: async (a: At) => {
+      await write(a("w.safetensors"), f32Safetensors(tinyVit()));
+      const edits = { "backbone.pretrain": DELETE, "backbone.checkpoint": a("w.safetensors"), "backbone.heads": 2, strategies: ["linear", strategy] };
+      await write(a("c.json"), JSON.stringify(edited(edits)));
+    },
+    says: (a: At) => ["strategies[1]", `got ${strategy}`, word, a("w.safetensors")],
+    after: (a: At) => expect(existsSync(a("run")), "a run folder").toBe(false), // refused from the header, before any work
+  })),
+  {
+    what: "a LoRA rank of 0 with a checkpoint (fits no backbone: refused with the config)",
+    edits: (a) => ({ "backbone.pretrain": DELETE, "backbone.checkpoint": a("w.safetensors"), strategies: ["lora-r0"] }),
+    says: ["strategies[0]", "R >= 1", 'got "lora-r0"'],
   },
 ];
 

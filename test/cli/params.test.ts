@@ -28,4 +28,26 @@ describe("params", () => {
     await expect(params.run(["--strategies", "lora-rx"])).rejects.toThrow(UsageError);
     await expect(params.run(["extra"])).rejects.toThrow(new UsageError('unexpected argument "extra"'));
   });
+
+  it("refuses strategies that do not fit the model, naming the flag, instead of counting them", async () => {
+    const refused: [string, string][] = [
+      ["top-99", 'expected top-K with 0 <= K <= depth 12, got "top-99"'],
+      ["lora-r0", 'expected lora-rR with 1 <= R <= width 768, got "lora-r0"'],
+      ["lora-r769", 'expected lora-rR with 1 <= R <= width 768, got "lora-r769"'],
+      ["block@99", 'expected block@POS with distinct positions in 1..depth 12, got "block@99"'],
+      ["block-p5", 'expected block-pP with P >= 1 dividing depth 12, got "block-p5"'],
+    ];
+    for (const [name, says] of refused) {
+      await expect(params.run(["--strategies", `full,${name}`])).rejects.toThrow(new UsageError(`--strategies: strategy: ${says}`));
+    }
+    expect((await json("--model", "vit-s16", "--strategies", "lora-r384")).rows[0].strategy).toBe("lora-r384"); // rank = width fits
+  });
+
+  it("counts top-K with and without the final norm", async () => {
+    const { rows } = await json("--strategies", "top-3,top-3-frozen-norm");
+    expect(rows.map((r) => [r.strategy, r.trainable])).toEqual([
+      ["top-3", 21342052],
+      ["top-3-frozen-norm", 21340516],
+    ]);
+  });
 });

@@ -6,8 +6,9 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { loadVit } from "../../vit/load.js";
-import { applyStrategy, parseStrategy } from "../../peft/strategy.js";
-import { exportMerged, loadFinetuned, saveFinetuned, sha256File } from "../../peft/save.js";
+import { type HeadInit, applyStrategy, parseStrategy } from "../../peft/strategy.js";
+import { MANIFEST_KEY, exportMerged, loadFinetuned, saveFinetuned, sha256File } from "../../peft/save.js";
+import { readSafetensors, writeSafetensors } from "../../vit/safetensors.js";
 import { features as featuresCommand } from "../../cli/features.js";
 import { readNpy, writeNpy } from "../../data/npy.js";
 import type { VisionTransformer } from "../../vit/model.js";
@@ -55,6 +56,26 @@ describe("saving fine-tuned models", () => {
       expectClose("features command", f.data as Float32Array, want, { atol: 1e-5, rtol: 1e-4 });
     });
   }
+
+  it("records the head's initialisation, and loading applies the strategy with it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "peft-save-"));
+    const strategy = parseStrategy("lora-r2");
+    const base = { file: BASE, sha256: await sha256File(BASE) };
+    const save = async (path: string, headInit: HeadInit) => {
+      const { model } = await loadVit(BASE, { heads: 2 });
+      await saveFinetuned(path, applyStrategy(model, strategy, 3, 0, headInit), { strategyOptions: strategy, classes: 3, seed: 0, headInit, base, hyperParameters: {} });
+    };
+    const path = join(dir, "ft.safetensors");
+    await save(path, "trunc-normal");
+    expect(JSON.parse(await readFile(`${path}.json`, "utf8")).headInit).toBe("trunc-normal");
+    expect((await loadFinetuned(BASE, path, { heads: 2 })).manifest.headInit).toBe("trunc-normal");
+    const odd = join(dir, "odd.safetensors");
+    await save(odd, "trunc-normal");
+    const { tensors, metadata } = await readSafetensors(odd);
+    const manifest = JSON.parse(metadata[MANIFEST_KEY]);
+    await writeSafetensors(odd, tensors, { ...metadata, [MANIFEST_KEY]: JSON.stringify({ ...manifest, headInit: "xavier" }) });
+    await expect(loadFinetuned(BASE, odd, { heads: 2 })).rejects.toThrow('expected a head initialisation uniform or trunc-normal, got "xavier"');
+  });
 
   it("refuses another base checkpoint", async () => {
     const dir = await mkdtemp(join(tmpdir(), "peft-save-"));

@@ -1,12 +1,13 @@
 // The strategies on a small random ViT: Block Expansion and LoRA leave the model's function unchanged at the
-// start, merged LoRA equals unmerged, and one optimiser step changes exactly the trainable tensors.
+// start, merged LoRA equals unmerged, and one optimiser step changes exactly the trainable tensors; which
+// strategies fit which backbone; the new head's initialisations and the random streams of head and adapters.
 import { describe, expect, it } from "vitest";
 import { Tensor, tidyAsync } from "../../engine/tensor.js";
 import * as ops from "../../autograd/ops.js";
 import { SGD } from "../../autograd/optim.js";
 import { validateConfig, type VitConfig } from "../../vit/config.js";
 import { buildVit, initialiser, type VisionTransformer } from "../../vit/model.js";
-import { applyStrategy, parseStrategy } from "../../peft/strategy.js";
+import { applyStrategy, newHead, parseStrategy, parseStrategyFor, strategyName, strategyProblem } from "../../peft/strategy.js";
 import { applyLora, mergeLora, unmergeLora } from "../../peft/lora.js";
 import { defaultPositions, expandBlocks } from "../../peft/block-expansion.js";
 import { expectClose, randn, useEngine } from "../helpers.js";
@@ -111,7 +112,7 @@ describe("lora dropout", () => {
 // Two steps: with B = 0 (LoRA) or zeroed output layers (Block Expansion) the first step can only move B and the
 // zeroed layers; from the second step on every trainable tensor gets a gradient.
 describe("optimiser steps change exactly the trainable tensors", () => {
-  for (const name of ["full", "top-1", "linear", "lora-r2", "block-p2"]) {
+  for (const name of ["full", "top-1", "top-1-frozen-norm", "linear", "lora-r2", "block-p2"]) {
     it(name, async () => {
       const m = model();
       const trainable = applyStrategy(m, parseStrategy(name), 5, 1);
@@ -138,4 +139,90 @@ describe("optimiser steps change exactly the trainable tensors", () => {
       }
     });
   }
+});
+
+describe("which strategies fit which backbone", () => {
+  const shape = { depth: 4, width: 32 };
+  it("accepts what fits and says what it expects of what does not", () => {
+    for (const name of ["full", "linear", "top-0", "top-4", "top-4-frozen-norm", "lora-r1", "lora-r32", "block-p4", "block@1,4"]) {
+      expect(strategyProblem(parseStrategy(name), shape), name).toBeUndefined();
+    }
+    const problems: [string, string][] = [
+      ["top-5", "top-K with 0 <= K <= depth 4"],
+      ["top-99-frozen-norm", "top-K with 0 <= K <= depth 4"],
+      ["lora-r0", "lora-rR with 1 <= R <= width 32"],
+      ["lora-r33", "lora-rR with 1 <= R <= width 32"],
+      ["block-p0", "block-pP with P >= 1 dividing depth 4"],
+      ["block-p3", "block-pP with P >= 1 dividing depth 4"],
+      ["block@0", "block@POS with distinct positions in 1..depth 4"],
+      ["block@99", "block@POS with distinct positions in 1..depth 4"],
+      ["block@2,2", "block@POS with distinct positions in 1..depth 4"],
+    ];
+    for (const [name, expected] of problems) expect(strategyProblem(parseStrategy(name), shape), name).toBe(expected);
+  });
+
+  it("without a backbone, refuses only what fits none", () => {
+    for (const name of ["top-99", "lora-r4096", "block-p7", "block@99"]) expect(strategyProblem(parseStrategy(name)), name).toBeUndefined();
+    expect(strategyProblem(parseStrategy("lora-r0"))).toBe("lora-rR with R >= 1");
+    expect(strategyProblem(parseStrategy("block-p0"))).toBe("block-pP with P >= 1");
+    expect(strategyProblem(parseStrategy("block@0,1"))).toBe("block@POS with distinct positions >= 1");
+    expect(strategyProblem(parseStrategy("block@3,3"))).toBe("block@POS with distinct positions >= 1");
+  });
+
+  it("applyStrategy and parseStrategyFor refuse what does not fit, before changing the model", () => {
+    const m = model();
+    expect(() => applyStrategy(m, parseStrategy("lora-r0"), 5)).toThrow("strategy: expected lora-rR with 1 <= R <= width 32, got lora-r0");
+    expect(() => applyStrategy(m, parseStrategy("block@2,2"), 5)).toThrow("strategy: expected block@POS with distinct positions in 1..depth 4, got block@2,2");
+    expect(m.head).toBeUndefined();
+    expect(m.blocks.length).toBe(4);
+    expect(() => parseStrategyFor("top-9", shape)).toThrow('strategy: expected top-K with 0 <= K <= depth 4, got "top-9"');
+    expect(parseStrategyFor("top-4", shape)).toEqual({ kind: "top-k", k: 4 });
+  });
+});
+
+describe("top-k with and without the final norm", () => {
+  it("names say which: top-K trains the final norm, top-K-frozen-norm does not", () => {
+    expect(parseStrategy("top-3")).toEqual({ kind: "top-k", k: 3 });
+    expect(parseStrategy("Top3-Frozen-Norm")).toEqual({ kind: "top-k", k: 3, frozenNorm: true });
+    expect(strategyName(parseStrategy("top3-frozen-norm"))).toBe("top-3-frozen-norm");
+    const names = (s: string) => applyStrategy(model(), parseStrategy(s), 5).map(([n]) => n);
+    expect(names("top-1")).toEqual(expect.arrayContaining(["norm.weight", "norm.bias", "head.weight", "blocks.3.attn.qkv.weight"]));
+    const frozen = names("top-1-frozen-norm");
+    expect(frozen).toEqual(expect.arrayContaining(["head.weight", "blocks.3.attn.qkv.weight"]));
+    expect(frozen).not.toContain("norm.weight");
+    expect(frozen.length).toBe(names("top-1").length - 2);
+  });
+});
+
+describe("the new head's initialisation and the random streams", () => {
+  it("uniform is nn.Linear's ±1/sqrt(in); trunc-normal is Hugging Face's std 0.02 with a zero bias", async () => {
+    const uniform = newHead(256, 100, 3);
+    const w = await uniform.weight.data();
+    const bound = 1 / 16;
+    expect(Math.max(...w.map(Math.abs))).toBeLessThanOrEqual(bound);
+    expect(Math.max(...(await uniform.bias!.data()).map(Math.abs))).toBeGreaterThan(0);
+    const normal = newHead(256, 100, 3, "trunc-normal");
+    const v = await normal.weight.data();
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    const std = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length);
+    expect(Math.abs(mean)).toBeLessThan(0.001);
+    expect(Math.abs(std - 0.02)).toBeLessThan(0.0005);
+    expect(Array.from(await normal.bias!.data())).toEqual(new Array(100).fill(0));
+    expect(() => applyStrategy(model(), parseStrategy("linear"), 5, 0, "xavier" as "uniform")).toThrow('strategy: expected a head initialisation uniform or trunc-normal, got "xavier"');
+  });
+
+  it("LoRA's A matrices draw from a stream of their own, not the head's; the same seed gives the same model", async () => {
+    const tensors = async (seed: number) => {
+      const m = model();
+      const trainable = applyStrategy(m, parseStrategy("lora-r2"), 5, seed);
+      return new Map(await Promise.all(trainable.map(async ([n, t]) => [n, await t.data()] as const)));
+    };
+    const a = await tensors(1);
+    const head = a.get("head.weight")!;
+    const A = a.get("blocks.0.attn.qkv.lora_q.A")!; // (2, 32), as the head's first two rows
+    expect(Array.from(A)).not.toEqual(Array.from(head.subarray(0, A.length)));
+    const again = await tensors(1);
+    for (const [n, t] of a) expect(Array.from(again.get(n)!), n).toEqual(Array.from(t));
+    expect(Array.from((await tensors(2)).get("blocks.0.attn.qkv.lora_q.A")!)).not.toEqual(Array.from(A));
+  });
 });

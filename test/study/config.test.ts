@@ -1,7 +1,7 @@
 // Study configs: the shipped ones parse, and bad input is rejected with every problem named by its key path.
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { ConfigError, DEFAULTS, DEFAULT_STUDY, configJson, parseStudyConfig, ratesFor, studyIdentity } from "../../study/config.js";
+import { ConfigError, DEFAULTS, DEFAULT_STUDY, configJson, headInitFor, parseStudyConfig, ratesFor, studyIdentity } from "../../study/config.js";
 import { cellsOf } from "../../study/runner.js";
 import { strategyName } from "../../peft/strategy.js";
 
@@ -69,6 +69,9 @@ describe("shipped configs", () => {
     expect(c.knn.bank.dataset).toBe("imagefolder");
     expect(c.knn.reportK).toBe(20);
     expect(c.imageSize).toBe(224);
+    // The authors' normalisation: 0.5 / 0.5 for the transfer task, ImageNet's statistics (the default) for k-NN.
+    for (const spec of [c.transfer.train, c.transfer.test]) expect([spec.mean, spec.std]).toEqual([[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]]);
+    for (const spec of [c.knn.bank, c.knn.queries]) expect([spec.mean, spec.std]).toEqual([undefined, undefined]);
   });
 });
 
@@ -173,7 +176,7 @@ describe("bad configs", () => {
     const msg = problems(c);
     expect(msg).toContain('training.steps: expected an integer >= 1, got "100"');
     expect(msg).toContain("learningRates[1]: expected a number > 0, got -1");
-    expect(msg).toContain('strategies[1]: expected a strategy: full, linear, top-K, lora-rR, block-pP or block@POS[,POS], got "lora-rx"');
+    expect(msg).toContain('strategies[1]: expected a strategy: full, linear, top-K, top-K-frozen-norm, lora-rR, block-pP or block@POS[,POS], got "lora-rx"');
     expect(msg).toContain("transfer.test.perClass: expected an integer >= 1, got 2.5");
     expect(msg).toContain('knn.queries.transform: expected one of train, eval, knn, got "center"');
     expect(msg).toContain("backbone.pretrain.model.heads: expected a divisor of width 60");
@@ -195,8 +198,8 @@ describe("bad configs", () => {
     expect(msg).toContain("training.batchSize: missing (required)");
     expect(msg).toContain("backbone: expected exactly one of checkpoint and pretrain, got both");
     expect(msg).toContain("knn.reportK: expected one of ks (10, 20), got 5");
-    expect(msg).toContain('strategies[0]: expected top-k with k <= depth 4, got "top-5"');
-    expect(msg).toContain('strategies[1]: expected block-pP with P dividing depth 4, got "block-p3"');
+    expect(msg).toContain('strategies[0]: expected top-K with 0 <= K <= depth 4 (backbone.pretrain.model), got "top-5"');
+    expect(msg).toContain('strategies[1]: expected block-pP with P >= 1 dividing depth 4 (backbone.pretrain.model), got "block-p3"');
     expect(msg).toContain("learningRates: expected distinct values, got [0.01, 0.01]");
   });
 
@@ -208,5 +211,126 @@ describe("bad configs", () => {
     const msg = problems(c);
     expect(msg).toMatch(/transfer\.train\.dataset: expected one of .*cifar100.*, got "cifar1000"/);
     expect(msg).toContain('transfer.test.classes: expected a class list like "0-4" or "0,2,7-9", got "9-5"');
+  });
+});
+
+describe("strategies checked against the backbone", () => {
+  const withStrategies = (strategies: string[], backbone?: Record<string, unknown>) => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    c.strategies = strategies;
+    if (backbone) c.backbone = backbone;
+    return c;
+  };
+
+  it("a pre-trained backbone's depth and width are known: top-K, lora-rR and block@POS must fit them", () => {
+    const msg = problems(withStrategies(["top-5", "lora-r0", "lora-r65", "block@5", "block@2,2", "top-4-frozen-norm", "lora-r64"]));
+    expect(msg).toContain("5 problems");
+    expect(msg).toContain('strategies[0]: expected top-K with 0 <= K <= depth 4 (backbone.pretrain.model), got "top-5"');
+    expect(msg).toContain('strategies[1]: expected lora-rR with 1 <= R <= width 64 (backbone.pretrain.model), got "lora-r0"');
+    expect(msg).toContain('strategies[2]: expected lora-rR with 1 <= R <= width 64 (backbone.pretrain.model), got "lora-r65"');
+    expect(msg).toContain('strategies[3]: expected block@POS with distinct positions in 1..depth 4 (backbone.pretrain.model), got "block@5"');
+    expect(msg).toContain('strategies[4]: expected block@POS with distinct positions in 1..depth 4 (backbone.pretrain.model), got "block@2,2"');
+  });
+
+  it("with a checkpoint, what fits no backbone is refused at once; the rest once its header is read", () => {
+    const checkpoint = { checkpoint: "x.safetensors" };
+    const msg = problems(withStrategies(["lora-r0", "block-p0", "block@0", "block@3,3"], checkpoint));
+    expect(msg).toContain('strategies[0]: expected lora-rR with R >= 1, got "lora-r0"');
+    expect(msg).toContain('strategies[1]: expected block-pP with P >= 1, got "block-p0"');
+    expect(msg).toContain('strategies[2]: expected block@POS with distinct positions >= 1, got "block@0"');
+    expect(msg).toContain('strategies[3]: expected block@POS with distinct positions >= 1, got "block@3,3"');
+    expect(parseStudyConfig(withStrategies(["top-99", "lora-r4096", "block@99"], checkpoint)).strategies).toHaveLength(3);
+  });
+});
+
+describe("data transforms: mean, std, interpolation, scale", () => {
+  it("reads them, and absent ones stay absent in the canonical JSON (earlier run folders keep matching)", () => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    c.transfer.train = { ...c.transfer.train, transform: "train", mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], interpolation: "bicubic", scale: [0.25, 1] };
+    const parsed = parseStudyConfig(c);
+    expect(parsed.transfer.train).toMatchObject({ mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], interpolation: "bicubic", scale: [0.25, 1] });
+    expect(parseStudyConfig(clone(configJson(parsed)))).toEqual(parsed);
+    expect(studyIdentity(parsed)).not.toBe(studyIdentity(parseStudyConfig(DEFAULT_STUDY)));
+    const plain = JSON.stringify(configJson(parseStudyConfig(DEFAULT_STUDY)));
+    for (const key of ["mean", "std", "interpolation", "scale", "headInit"]) expect(plain).not.toContain(`"${key}"`);
+  });
+
+  it("names every bad value by its key path", () => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    c.knn.bank.mean = [0.5, 0.5];
+    c.knn.queries.std = [0.2, 0, 0.2];
+    c.transfer.test.interpolation = "area";
+    c.transfer.test.scale = [0.5, 1];
+    c.transfer.train.transform = "train";
+    c.transfer.train.scale = [0.9, 0.1];
+    c.backbone.pretrain.data.mean = "imagenet";
+    const msg = problems(c);
+    expect(msg).toContain("knn.bank.mean: expected an array of 3 numbers, got an array of 2");
+    expect(msg).toContain("knn.queries.std[1]: expected a number > 0, got 0");
+    expect(msg).toContain('transfer.test.interpolation: expected one of nearest, bilinear, bicubic, got "area"');
+    expect(msg).toContain('transfer.test.scale: expected no scale with transform "eval" (RandomResizedCrop\'s area range, train only), got [0.5, 1]');
+    expect(msg).toContain("transfer.train.scale: expected [min, max] with min <= max, got [0.9, 0.1]");
+    expect(msg).toContain('backbone.pretrain.data.mean: expected an array of 3 numbers, got "imagenet"');
+  });
+});
+
+describe("the new head's initialisation", () => {
+  it("is uniform unless headInit says otherwise, for every strategy or per strategy name", () => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    const plain = parseStudyConfig(c);
+    expect(plain.headInit).toBeUndefined();
+    expect(plain.strategies.map((s) => headInitFor(plain, s))).toEqual(new Array(5).fill("uniform"));
+    c.headInit = "trunc-normal";
+    const one = parseStudyConfig(c);
+    expect(one.strategies.map((s) => headInitFor(one, s))).toEqual(new Array(5).fill("trunc-normal"));
+    expect(studyIdentity(one)).not.toBe(studyIdentity(plain));
+    // The authors' code: Hugging Face's classifier init, but nn.Linear for Block Expansion.
+    c.headInit = { full: "trunc-normal", "top-1": "trunc-normal", linear: "trunc-normal", "lora-r4": "trunc-normal", "block-p1": "uniform" };
+    const per = parseStudyConfig(c);
+    expect(per.strategies.map((s) => headInitFor(per, s))).toEqual(["trunc-normal", "trunc-normal", "trunc-normal", "trunc-normal", "uniform"]);
+    expect(parseStudyConfig(clone(configJson(per)))).toEqual(per);
+  });
+
+  it("names a bad value, a stranger and a missing strategy", () => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    c.headInit = "xavier";
+    expect(problems(c)).toContain('headInit: expected one of uniform, trunc-normal, got "xavier"');
+    c.headInit = { full: "uniform", "top-1": "uniform", linear: "normal", "lora-r4": "uniform", "block-p1": "uniform", "lora-r8": "uniform" };
+    expect(problems(c)).toContain('headInit.linear: expected one of uniform, trunc-normal, got "normal"');
+    c.headInit.linear = "uniform";
+    expect(problems(c)).toContain("headInit.lora-r8: expected a strategy of the config (full, top-1, linear, lora-r4, block-p1), got one that is not");
+    delete c.headInit["lora-r8"];
+    delete c.headInit.full;
+    expect(problems(c)).toContain("headInit.full: missing (a per-strategy headInit needs every strategy)");
+  });
+});
+
+describe("knn.atSteps, the steps of the forgetting curve", () => {
+  it("is absent unless given, and the default study measures it up to its last step", () => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    expect(parseStudyConfig(c).knn.atSteps).toEqual([0, 1, 3, 10, 30, 60]);
+    delete c.knn.atSteps;
+    const plain = parseStudyConfig(c);
+    expect(plain.knn.atSteps).toBeUndefined();
+    // Earlier runs wrote config.json without the key: absent stays absent.
+    expect(JSON.stringify(configJson(plain))).not.toContain("atSteps");
+    c.knn.atSteps = [0, 60];
+    expect(studyIdentity(parseStudyConfig(c))).not.toBe(studyIdentity(plain));
+  });
+
+  it("names a step that is not an integer >= 0, out of order, repeated or past training.steps", () => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    const problemsWith = (atSteps: unknown) => {
+      c.knn.atSteps = atSteps;
+      return problems(c);
+    };
+    expect(problemsWith([0, 1.5, 10])).toContain("knn.atSteps[1]: expected an integer >= 0, got 1.5");
+    expect(problemsWith([-1, 10])).toContain("knn.atSteps[0]: expected an integer >= 0, got -1");
+    expect(problemsWith([0, "10"])).toContain('knn.atSteps[1]: expected an integer >= 0, got "10"');
+    expect(problemsWith([0, 30, 10])).toContain("knn.atSteps[2]: expected a step after 30 (ascending, distinct), got 10");
+    expect(problemsWith([0, 10, 10])).toContain("knn.atSteps[2]: expected a step after 10 (ascending, distinct), got 10");
+    expect(problemsWith([0, 10, 61])).toContain("knn.atSteps[2]: expected a step <= training.steps (60), got 61");
+    expect(problemsWith([])).toContain("knn.atSteps: expected a non-empty array, got an array of 0");
+    expect(problemsWith(10)).toContain("knn.atSteps: expected a non-empty array, got 10");
   });
 });

@@ -6,7 +6,7 @@
 // Ctrl-C prints how to resume and exits with 130.
 //
 // The kills form one chain in one folder, in the order a run reaches them: each rerun is killed at the next point,
-// so every kill is also a resume of a resumed run, and ten processes cover eight kills (about 1 s each on the
+// so every kill is also a resume of a resumed run, and twelve processes cover ten kills (about 1 s each on the
 // 2-core development machine's CPU driver, most of it the process start). After each kill the test checks that it interrupted something
 // (the step of the last checkpoint, a missing result, a torn temporary file) and that whatever is already final
 // matches the uninterrupted run, so a difference shows at the kill that caused it.
@@ -30,9 +30,7 @@ import { join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { readSafetensors } from "../../vit/safetensors.js";
 import type { CellResult } from "../../study/results.js";
-import { writeNpy } from "../../data/npy.js";
-import { Rng } from "../../util/random.js";
-import { PATTERNS } from "../train/synthetic.js";
+import { writeSynthetic } from "../train/synthetic.js";
 
 const ROOT = resolve(__dirname, "../..");
 // Inside node_modules, so that the bundle's externals (webgpu, sharp) resolve as they do from dist/.
@@ -86,30 +84,10 @@ let chain: string; // the folder the study runs in (with relative paths: the run
 let reference: string; // where the uninterrupted run's folder is moved when it has finished
 let configPath: string;
 
-// test/train/synthetic.ts's pattern classes, with noise of +-160 (clamped to 0..255) instead of +-30: with little
-// noise every k-NN accuracy is 100 % and every transfer accuracy 33.33 %, and a run that got them wrong would
-// still match. With this data the study's numbers differ between cells and between a cell's best and last step.
-async function writeNoisy(root: string): Promise<void> {
-  await mkdir(root, { recursive: true });
-  const rng = new Rng(2);
-  const s = 8;
-  for (const [split, per] of [["train", 24], ["test", 8]] as const) {
-    const n = per * PATTERNS.length;
-    const images = new Uint8Array(n * s * s);
-    const labels = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      labels[i] = i % PATTERNS.length;
-      for (let y = 0; y < s; y++) {
-        for (let x = 0; x < s; x++) {
-          const v = (PATTERNS[labels[i]](y, x, s) ? 190 : 40) + rng.uniform(-160, 160);
-          images[i * s * s + y * s + x] = Math.max(0, Math.min(255, Math.round(v)));
-        }
-      }
-    }
-    await writeNpy(join(root, `${split}_images.npy`), images, [n, s, s]);
-    await writeNpy(join(root, `${split}_labels.npy`), labels, [n]);
-  }
-}
+// test/train/synthetic.ts's pattern classes, with noise of +-160 instead of +-30: with little noise every k-NN
+// accuracy is 100 % and every transfer accuracy 33.33 %, and a run that got them wrong would still match. With this
+// data the study's numbers differ between cells, between a cell's best and last step, and along its k-NN curve.
+const writeNoisy = (root: string) => writeSynthetic(root, { size: 8, perClass: { train: 24, test: 8 }, seed: 2, noise: 160 });
 
 // The study: runner.test.ts's miniature with three strategies, on noisier data and at a higher learning rate. Both
 // runs use the same folder, one after the other (the uninterrupted run is moved away when it has finished): the
@@ -129,7 +107,7 @@ function studyConfig(data: string): unknown {
         cacheDir: "cache",
       },
     },
-    knn: { bank: spec("train", "0-2"), queries: spec("test", "0-2"), ks: [3, 5], reportK: 5, batchSize: 32 },
+    knn: { bank: spec("train", "0-2"), queries: spec("test", "0-2"), ks: [3, 5], reportK: 5, batchSize: 32, atSteps: [0, 1, 2, 4] },
     transfer: { train: spec("train", "3-5"), test: spec("test", "3-5") },
     strategies: ["full", "lora-r2", "block-p1"],
     learningRates: [0.3],
@@ -250,7 +228,7 @@ async function pretrainDir(dir: string): Promise<string> {
 }
 
 // A cell's files as far as they must match the uninterrupted run: checkpoints byte for byte, metrics without
-// throughput, the result without timings.
+// throughput, the k-NN curve and the result without timings.
 async function expectCellAsReference(cell: string): Promise<void> {
   for (const name of ["best.safetensors", "last.safetensors"]) {
     expect((await bytes(cellFile(chain, cell, name))).equals(await bytes(cellFile(reference, cell, name))), `${cell}/${name}`).toBe(true);
@@ -258,6 +236,7 @@ async function expectCellAsReference(cell: string): Promise<void> {
   expect(withoutTimings(await json(cellFile(chain, cell, "metrics.json"))), `${cell}/metrics.json`).toEqual(withoutTimings(await json(cellFile(reference, cell, "metrics.json"))));
   const csv = async (dir: string) => csvWithout(await readFile(cellFile(dir, cell, "metrics.csv"), "utf8"), ["images_per_second"]);
   expect(await csv(chain), `${cell}/metrics.csv`).toEqual(await csv(reference));
+  expect(withoutTimings(await json(cellFile(chain, cell, "knn-curve.json"))), `${cell}/knn-curve.json`).toEqual(withoutTimings(await json(cellFile(reference, cell, "knn-curve.json"))));
   expect(withoutTimings(await json(cellFile(chain, cell, "result.json"))), `${cell}/result.json`).toEqual(withoutTimings(await json(cellFile(reference, cell, "result.json"))));
 }
 
@@ -346,6 +325,25 @@ const KILLS: { name: string; fault: Fault; interrupted: (dir: string, o: Outcome
     },
   },
   {
+    // Training from scratch again, the rerun keeps the point of step 0 and measures step 1 again.
+    name: "after a k-NN curve point, before the cell's first checkpoint",
+    fault: { target: `/cells/${CELLS[2]}/knn-curve\\.json$`, at: "done", nth: 2 },
+    interrupted: async (dir) => {
+      expect(existsSync(cellFile(dir, CELLS[2], "last.safetensors"))).toBe(false);
+      expect((await json(cellFile(dir, CELLS[2], "knn-curve.json"))).points.map((p: { step: number }) => p.step)).toEqual([0, 1]);
+    },
+  },
+  {
+    // The checkpoint of step 2 is written before its point: the rerun, resuming from it, measures step 2 first.
+    name: "while storing the k-NN curve point of a checkpoint's step",
+    fault: { target: `/cells/${CELLS[2]}/knn-curve\\.json$`, at: "rename", nth: 2 },
+    interrupted: async (dir) => {
+      expect(await step(cellFile(dir, CELLS[2], "last.safetensors"))).toBe("2");
+      expect((await json(cellFile(dir, CELLS[2], "knn-curve.json"))).points.map((p: { step: number }) => p.step)).toEqual([0, 1]);
+      await expectTorn(join(dir, "run", "cells", CELLS[2]), "knn-curve.json", false);
+    },
+  },
+  {
     name: "while writing a cell's result",
     fault: { target: `/cells/${CELLS[2]}/result\\.json$`, at: "rename" },
     interrupted: async (dir) => {
@@ -425,6 +423,7 @@ describe("a study killed at any point and rerun", () => {
     const { cells } = await json(join(reference, "run", "results.json"));
     expect(new Set(cells.map((c: CellResult) => c.knn["5"].top1)).size).toBeGreaterThan(1);
     expect(cells.some((c: CellResult) => c.transferAccuracy !== c.finalTransferAccuracy)).toBe(true);
+    expect(cells.some((c: CellResult) => new Set(c.knnCurve!.map((p) => p.knn["5"].top1)).size > 1)).toBe(true);
   });
 
   for (const [i, kill] of KILLS.entries()) {
@@ -441,7 +440,7 @@ describe("a study killed at any point and rerun", () => {
     expect(withoutTimings(await json(join(a, "results.json")))).toEqual(withoutTimings(await json(join(b, "results.json"))));
     const timings = ["train_seconds", "images_per_second"];
     expect(csvWithout(await readFile(join(a, "results.csv"), "utf8"), timings)).toEqual(csvWithout(await readFile(join(b, "results.csv"), "utf8"), timings));
-    for (const f of ["table.md", "figure2.svg"]) expect((await bytes(join(a, f))).equals(await bytes(join(b, f))), f).toBe(true);
+    for (const f of ["table.md", "figure2.svg", "forgetting.svg", "forgetting.vl.json"]) expect((await bytes(join(a, f))).equals(await bytes(join(b, f))), f).toBe(true);
     const left = [...(await filesUnder(chain)), ...(await filesUnder(reference))].filter((f) => TEMPORARY.test(f));
     expect(left).toEqual([]);
     expect(await filesUnder(chain)).toEqual(await filesUnder(reference));

@@ -1,8 +1,13 @@
 // Hand-made cell results of a two-strategy, two-rate, two-seed study, for the results, report and figure tests.
+// The default study's knn.atSteps give each cell a forgetting curve from the original backbone's 80 % down to its
+// final k-NN accuracy, log-linear in the step.
 import { DEFAULT_STUDY, parseStudyConfig } from "../../study/config.js";
-import { type CellResult, type StudyResults, summarize } from "../../study/results.js";
+import { type CellResult, type DivergedCell, type KnnScores, type StudyResults, summarize } from "../../study/results.js";
 
 export const config = parseStudyConfig({ ...DEFAULT_STUDY, strategies: ["full", "linear"], learningRates: [0.1, 0.01], seeds: [0, 1] });
+
+const scores = (top1: number, top5: number): KnnScores => ({ "10": { top1: top1 + 1, top5: top5 + 1 }, "20": { top1, top5 } });
+const steps = config.knn.atSteps!;
 
 function cell(strategy: string, lr: number, seed: number, transfer: number, knn: number): CellResult {
   return {
@@ -17,7 +22,8 @@ function cell(strategy: string, lr: number, seed: number, transfer: number, knn:
     finalTransferAccuracy: transfer - 1,
     bestStep: 40,
     finalLoss: 0.5,
-    knn: { "10": { top1: knn + 1, top5: 99 }, "20": { top1: knn, top5: 98 } },
+    knn: scores(knn, 98),
+    knnCurve: steps.map((step) => ({ step, knn: scores(80 - ((80 - knn) * Math.log1p(step)) / Math.log1p(steps.at(-1)!), 98) })),
     trainSeconds: 10,
     imagesPerSecond: 100,
     knnSeconds: 2,
@@ -39,3 +45,9 @@ export const notes = { backbone: "test backbone", data: {}, imageSize: 28 };
 
 // The study's results with each strategy's learning rate picked by transfer accuracy.
 export const results = (): StudyResults => summarize(config, baseline, cells, notes);
+
+// A cell whose loss became NaN at `step`, as the runner records it in place of the cell of `cells` it replaces.
+export function diverged(strategy: string, lr: number, seed: number, step: number): DivergedCell {
+  const message = `train: the loss became NaN at step ${step} (lr ${lr.toExponential(2)}); stopped, no checkpoint had been written yet`;
+  return { id: `${strategy}_lr${lr}_s${seed}`, strategy, lr, seed, diverged: { step, loss: "NaN", message } };
+}

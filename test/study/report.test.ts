@@ -4,8 +4,9 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
-import { formatCount, resultsCsv, tableMarkdown, writeReport } from "../../study/report.js";
-import { cells, results } from "./fixture.js";
+import { REPORT_FILES, formatCount, resultsCsv, tableMarkdown, writeReport } from "../../study/report.js";
+import { baseline, cells, config, diverged, notes, results } from "./fixture.js";
+import { summarize } from "../../study/results.js";
 
 describe("report files", () => {
   const r = results();
@@ -31,17 +32,46 @@ describe("report files", () => {
     expect(rows[3]).toBe("| linear | 325 | 61.00 ± 1.41 | 80.00 ± 0.00 | 70.50 | 0.1 |");
     expect(md).toContain("20-NN top-1");
     expect(md).toContain("mean ± std over 2 seeds");
+    expect(md).toContain("- Forgetting curve (forgetting.png, results.json): the same k-NN accuracy of each row's backbone after 0, 1, 3, 10, 30, 60 fine-tuning steps.");
+    expect(md).not.toContain("diverged");
   });
 
-  it("writes every file; the PNG is the SVG rendered at 2x", async () => {
+  it("Table 1: names diverged rates in a strategy's row, and a strategy whose every rate diverged as such", () => {
+    const lost = [diverged("full", 0.1, 1, 7), diverged("linear", 0.1, 0, 3), diverged("linear", 0.01, 1, 5)];
+    const kept = cells.filter((c) => !lost.some((d) => d.id === c.id));
+    const md = tableMarkdown(summarize(config, baseline, [...kept, ...lost], notes));
+    const rows = md.split("\n").filter((l) => l.startsWith("| "));
+    expect(rows.slice(2)).toEqual([
+      "| full | 210.0K | 86.00 ± 1.41 | 71.00 ± 1.41 | 78.50 | 0.01 (0.1 diverged) |",
+      "| linear | – | every rate diverged | – | – | 0.1, 0.01 |",
+    ]);
+    expect(md).toContain(
+      "- Diverged, so left out of the choice of learning rate (a non-finite loss or parameter; a rerun with --retry-diverged trains them again): " +
+        "full lr 0.1 seed 1 at step 7 (loss NaN); linear lr 0.1 seed 0 at step 3 (loss NaN); linear lr 0.01 seed 1 at step 5 (loss NaN).",
+    );
+  });
+
+  it("writes every file, each figure as its Vega-Lite spec, SVG and PNG at 2x; the curve only with knn.atSteps", async () => {
     const dir = await mkdtemp(join(tmpdir(), "report-test-"));
     try {
       const files = await writeReport(dir, r);
-      expect(files.map((f) => f.slice(dir.length + 1))).toEqual(["results.json", "results.csv", "table.md", "figure2.svg", "figure2.png"]);
+      const figures = ["figure2", "forgetting"].flatMap((f) => [`${f}.vl.json`, `${f}.svg`, `${f}.png`]);
+      expect(files.map((f) => f.slice(dir.length + 1))).toEqual(["results.json", "results.csv", "table.md", ...figures]);
+      expect(files.map((f) => f.slice(dir.length + 1)).sort()).toEqual([...REPORT_FILES].sort());
       const json = JSON.parse(await readFile(join(dir, "results.json"), "utf8"));
-      expect(Object.keys(json)).toEqual(["name", "reportK", "temperature", "selectBy", "notes", "baseline", "table", "cells", "config"]);
-      const meta = await sharp(join(dir, "figure2.png")).metadata();
-      expect([meta.format, meta.width, meta.height]).toEqual(["png", 1520, 1000]);
+      expect(Object.keys(json)).toEqual(["name", "reportK", "temperature", "selectBy", "notes", "baseline", "table", "cells", "diverged", "config"]);
+      for (const f of ["figure2", "forgetting"]) {
+        const svg = await readFile(join(dir, `${f}.svg`), "utf8");
+        const [, width, height] = /^<svg [^>]*width="(\d+)" height="(\d+)"/.exec(svg)!;
+        const meta = await sharp(join(dir, `${f}.png`)).metadata();
+        expect([meta.format, meta.width, meta.height], f).toEqual(["png", 2 * Number(width), 2 * Number(height)]);
+        expect(JSON.parse(await readFile(join(dir, `${f}.vl.json`), "utf8")).$schema, f).toContain("vega-lite");
+      }
+      const plain = join(dir, "plain");
+      const without = await writeReport(plain, { ...r, config: { ...r.config, knn: { ...r.config.knn, atSteps: undefined } } });
+      expect(without.map((f) => f.slice(plain.length + 1))).toEqual(["results.json", "results.csv", "table.md", "figure2.vl.json", "figure2.svg", "figure2.png"]);
+      const empty = join(dir, "empty"); // every strategy diverged: no figure
+      expect((await writeReport(empty, { ...r, table: [] })).map((f) => f.slice(empty.length + 1))).toEqual(["results.json", "results.csv", "table.md"]);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

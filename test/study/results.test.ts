@@ -1,8 +1,9 @@
-// study/results.ts: learning-rate selection and seed averaging, from hand-made cell results (./fixture.ts).
+// study/results.ts: learning-rate selection and seed averaging, from hand-made cell results (./fixture.ts), and
+// diverged cells left out of it.
 import { describe, expect, it } from "vitest";
 import { strategyName } from "../../peft/strategy.js";
 import { summarize } from "../../study/results.js";
-import { baseline, cells, config, notes } from "./fixture.js";
+import { baseline, cells, config, diverged, notes } from "./fixture.js";
 
 describe("summarize", () => {
   it("picks each strategy's learning rate by seed-averaged transfer accuracy", () => {
@@ -23,5 +24,40 @@ describe("summarize", () => {
 
   it("leaves out strategies without finished cells", () => {
     expect(summarize(config, baseline, cells.slice(0, 4), notes).table.map((row) => strategyName(row.strategy))).toEqual(["full"]);
+  });
+
+  it("leaves out a learning rate that diverged with any seed, and lists the diverged cells apart", () => {
+    // full at 0.1 had the best transfer accuracy; with seed 1 diverged, its seed 0 alone does not make it a choice.
+    const lost = diverged("full", 0.1, 1, 7);
+    const r = summarize(config, baseline, [...cells.filter((c) => c.id !== lost.id), lost], notes);
+    expect(r.table.map((row) => [strategyName(row.strategy), row.lr])).toEqual([["full", 0.01], ["linear", 0.1]]);
+    expect(r.diverged).toEqual([lost]);
+    expect(r.cells.map((c) => c.id)).not.toContain(lost.id);
+    expect(r.cells.length).toBe(cells.length - 1);
+  });
+});
+
+describe("the forgetting curve of each row", () => {
+  it("is the mean and sample std over seeds of top-1 at reportK, per step of knn.atSteps", () => {
+    const [full, linear] = summarize(config, baseline, cells, notes).table;
+    expect(full.knnCurve!.map((p) => p.step)).toEqual(config.knn.atSteps);
+    expect(full.knnCurve![0]).toEqual({ step: 0, knn: 80, knnStd: 0 }); // both seeds start at the original's 80
+    const last = full.knnCurve!.at(-1)!;
+    expect([last.knn, last.knnStd]).toEqual([full.knn, full.knnStd]); // 40 and 42: the best checkpoint's, here
+    expect(linear.knnCurve!.every((p) => p.knn === 80 && p.knnStd === 0)).toBe(true);
+  });
+
+  it("leaves out diverged cells, with the rate they diverged at", () => {
+    const diverged = { id: "full_lr0.1_s1", strategy: "full", lr: 0.1, seed: 1, diverged: { step: 3, loss: "NaN", message: "diverged" } };
+    const outcomes = [...cells.filter((c) => c.id !== diverged.id), diverged];
+    const full = summarize(config, baseline, outcomes, notes).table[0];
+    expect(full.lr).toBe(0.01);
+    expect(full.knnCurve!.at(-1)!.knn).toBe(71); // the 0.01 cells' 70 and 72
+  });
+
+  it("is absent without knn.atSteps", () => {
+    const plain = { ...config, knn: { ...config.knn, atSteps: undefined } };
+    const r = summarize(plain, baseline, cells.map(({ knnCurve: _, ...c }) => c), notes);
+    expect(r.table.every((row) => row.knnCurve === undefined)).toBe(true);
   });
 });

@@ -1,18 +1,20 @@
 // A miniature study end to end: a tiny ViT pre-trained on three synthetic pattern classes, fine-tuned on three
 // others with all five strategies, then every output file checked for shape. Then what a rerun does: finished
-// cells are skipped, a run stopped after one cell finishes only the rest, another config needs --force, and
-// strategies that do not fit the backbone are refused before any work.
+// cells are skipped, a run stopped after one cell finishes only the rest, a config grown by a strategy, a rate and
+// a seed reuses the finished cells, another config needs --force, and strategies that do not fit the backbone are
+// refused before any work. Cells that diverge are recorded, named in the table, skipped or retried on a rerun.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
-import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
+import { configJson, parseStudyConfig, type StudyConfig } from "../../study/config.js";
+import type { CellResult, CurvePoint } from "../../study/results.js";
 import { cellsOf, passTooLarge, runExperiment } from "../../study/runner.js";
 import { parseStrategy, strategyName } from "../../peft/strategy.js";
 import { PassTooLargeError } from "../../train/train.js";
-import { readSafetensors } from "../../vit/safetensors.js";
+import { readSafetensors, writeSafetensors } from "../../vit/safetensors.js";
 import { loadVit } from "../../vit/load.js";
 import { exportCommand } from "../../cli/export.js";
 import { useEngine } from "../helpers.js";
@@ -105,7 +107,9 @@ describe("a miniature study", () => {
     const svg = await readFile(join(out(), "figure2.svg"), "utf8");
     for (const s of config.strategies) expect(svg).toContain(`>${strategyName(s)}<`);
     const png = await sharp(join(out(), "figure2.png")).metadata();
-    expect([png.format, png.width, png.height]).toEqual(["png", 1520, 1000]);
+    const [, width, height] = /^<svg [^>]*width="(\d+)" height="(\d+)"/.exec(svg)!.map(Number);
+    expect([png.format, png.width, png.height]).toEqual(["png", 2 * width, 2 * height]);
+    expect(existsSync(join(out(), "forgetting.svg"))).toBe(false); // no knn.atSteps
     for (const f of ["config.json", "backbone.json", "baseline.json"]) expect(existsSync(join(out(), f)), f).toBe(true);
 
     const cellDir = join(out(), "cells", "lora-r2_lr0.05_s0");
@@ -134,36 +138,86 @@ describe("a miniature study", () => {
     }
   });
 
-  it("skips finished cells and the cached pre-training on a rerun", async () => {
+  it("skips finished cells and the cached pre-training on a rerun, and says so at the start", async () => {
     await runOnce();
     const log: string[] = [];
     const r = await runExperiment({ config: study(), out: out(), log: (l) => log.push(l) });
     expect(r.ran).toEqual([]);
     expect(r.skipped.length).toBe(5);
     expect(r.complete).toBe(true);
+    expect(log[0]).toBe(`skipping 5 finished cell(s): ${r.skipped.join(", ")}`);
     expect(log.some((l) => l.startsWith("backbone: cached"))).toBe(true);
   });
 
-  it("after a run stopped early, finishes only the remaining cells", async () => {
+  it("after a run stopped early, finishes only the remaining cells, estimating the time they take", async () => {
     const config = study({ strategies: ["linear", "lora-r2"], learningRates: [0.05, 0.01] });
     const dir = join(root, "killed");
     const first = await runExperiment({ config, out: dir, maxCells: 1 });
     expect(first.ran).toEqual(["linear_lr0.05_s0"]);
     expect(first.complete).toBe(false);
     expect(existsSync(join(dir, "results.json"))).toBe(false);
-    const second = await runExperiment({ config, out: dir });
+    const log: string[] = [];
+    const second = await runExperiment({ config, out: dir, log: (l) => log.push(l) });
     expect(second.skipped).toEqual(["linear_lr0.05_s0"]);
     expect(second.ran).toEqual(["linear_lr0.01_s0", "lora-r2_lr0.05_s0", "lora-r2_lr0.01_s0"]);
     expect(second.complete).toBe(true);
     expect((await lines(join(dir, "results.csv"))).length).toBe(1 + 1 + 4);
+    const etas = log.filter((l) => l.includes("cell(s) left: about"));
+    expect(etas.map((l) => l.trim().split(" ")[0])).toEqual(["2", "1"]);
+    expect(etas[1]).toMatch(/, at \d+\.\d s per cell \(the mean of the 2 finished so far\)$/);
   });
 
-  it("refuses a folder holding another config unless forced", async () => {
+  it("logs a cell resuming from its last checkpoint before it trains", async () => {
+    const config = study({ strategies: ["linear"] });
+    const dir = join(root, "resumed");
+    await runExperiment({ config, out: dir });
+    await rm(join(dir, "cells", "linear_lr0.05_s0", "result.json"));
+    const log: string[] = [];
+    const r = await runExperiment({ config, out: dir, log: (l) => log.push(l) });
+    expect(r.ran).toEqual(["linear_lr0.05_s0"]);
+    const at = log.indexOf("  resuming cell linear_lr0.05_s0 from step 4 of 4");
+    expect(at).toBe(log.indexOf("cell 1/1: linear, lr 0.05, seed 0") + 1);
+  });
+
+  it("grows by a strategy, a learning rate and a seed, reusing the finished cells", async () => {
+    const dir = join(root, "grown");
+    const small = await runExperiment({ config: study({ strategies: ["linear"] }), out: dir });
+    expect(small.ran).toEqual(["linear_lr0.05_s0"]);
+    const kept = await readFile(join(dir, "cells", "linear_lr0.05_s0", "result.json"), "utf8");
+    // From one rate for every strategy to rates per strategy: linear gets a second one.
+    const config = study({ strategies: ["linear", "lora-r2"], learningRates: { linear: [0.05, 0.01], "lora-r2": [0.05] }, seeds: [0, 1] });
+    const log: string[] = [];
+    const grown = await runExperiment({ config, out: dir, log: (l) => log.push(l) });
+    expect(grown.skipped).toEqual(["linear_lr0.05_s0"]);
+    expect(grown.ran).toEqual(cellsOf(config).map((c) => c.id).filter((id) => id !== "linear_lr0.05_s0"));
+    expect(await readFile(join(dir, "cells", "linear_lr0.05_s0", "result.json"), "utf8")).toBe(kept);
+    expect(log[0]).toBe(
+      'config changed, finished cells kept: strategies: ["linear"] -> ["linear","lora-r2"]; learningRates: [0.05] -> {"linear":[0.05,0.01],"lora-r2":[0.05]}; seeds: [0] -> [0,1]',
+    );
+    expect(log[1]).toBe(`  5 cell(s) added: ${grown.ran.join(", ")}`);
+    const results = JSON.parse(await readFile(join(dir, "results.json"), "utf8"));
+    expect(results.cells.length).toBe(6);
+    expect(results.table.map((t: { strategy: string; seeds: number }) => [t.strategy, t.seeds])).toEqual([["linear", 2], ["lora-r2", 2]]);
+    expect(JSON.parse(await readFile(join(dir, "config.json"), "utf8")).seeds).toEqual([0, 1]);
+    // Shrinking keeps the dropped cells' folders but leaves them out of the results.
+    const shrunk = await runExperiment({ config: study({ strategies: ["lora-r2"], seeds: [0, 1] }), out: dir, log: (l) => log.push(l) });
+    expect(shrunk.ran).toEqual([]);
+    expect(shrunk.results.cells.map((c) => c.id)).toEqual(["lora-r2_lr0.05_s0", "lora-r2_lr0.05_s1"]);
+    expect(log).toContain("  4 cell(s) no longer in the config, kept in cells/ but left out of the results: linear_lr0.05_s0, linear_lr0.05_s1, linear_lr0.01_s0, linear_lr0.01_s1");
+    expect(existsSync(join(dir, "cells", "linear_lr0.01_s1", "result.json"))).toBe(true);
+  });
+
+  it("refuses a folder holding another config, naming the keys, unless forced", async () => {
     const dir = join(root, "another");
     await runExperiment({ config: study({ strategies: ["lora-r2"] }), out: dir, maxCells: 1 });
     expect(existsSync(join(dir, "cells", "lora-r2_lr0.05_s0"))).toBe(true);
-    const other = study({ strategies: ["linear"], learningRates: [0.05] });
-    await expect(runExperiment({ config: other, out: dir })).rejects.toThrow(/holds a run of another config .*--force/);
+    const other = study({ strategies: ["linear"], training: { steps: 6, batchSize: 16, evalEvery: 2, warmupSteps: 1, lossEvery: 2 } });
+    const e = (await runExperiment({ config: other, out: dir }).catch((err: unknown) => err)) as Error;
+    expect(e.message).toBe(
+      `experiment: ${dir} holds a run of another config (${join(dir, "config.json")}), whose finished cells this one cannot use:\n` +
+        "  training.steps: 4 -> 6\n" +
+        "use --force to discard them and start over, or choose another --out",
+    );
     const forced = await runExperiment({ config: other, out: dir, force: true });
     expect(forced.ran).toEqual(["linear_lr0.05_s0"]);
     expect(existsSync(join(dir, "cells", "lora-r2_lr0.05_s0"))).toBe(false);
@@ -171,12 +225,94 @@ describe("a miniature study", () => {
 
   it("refuses strategies that do not fit a checkpoint backbone, and missing data, before any work", async () => {
     const base = study();
-    const config = { ...base, backbone: { checkpoint: "test/fixtures/vit-tiny.safetensors", heads: 2 }, strategies: [parseStrategy("top-20")] };
+    const checkpoint = { checkpoint: "test/fixtures/vit-tiny.safetensors", heads: 2 }; // depth 2, width 32
+    const config = { ...base, backbone: checkpoint, strategies: ["linear", "top-20", "lora-r33", "block@3"].map(parseStrategy) };
     const dir = join(root, "bad");
-    await expect(runExperiment({ config, out: dir })).rejects.toThrow(/strategies\[0\]: expected top-k with k <= depth \d+ \(the backbone's\), got top-20/);
-    expect(existsSync(join(dir, "baseline.json"))).toBe(false);
+    const refused = runExperiment({ config, out: dir });
+    await expect(refused).rejects.toThrow(/strategies\[1\]: expected top-K with 0 <= K <= depth 2 \(backbone\.checkpoint .*vit-tiny\.safetensors\), got top-20/);
+    await expect(refused).rejects.toThrow(/strategies\[2\]: expected lora-rR with 1 <= R <= width 32 .*, got lora-r33/);
+    await expect(refused).rejects.toThrow(/strategies\[3\]: expected block@POS with distinct positions in 1\.\.depth 2 .*, got block@3/);
+    expect(existsSync(dir)).toBe(false); // checked from the header, before the run folder is claimed
     const missing = { ...base, knn: { ...base.knn, bank: { ...base.knn.bank, root: join(root, "nowhere") } } };
     await expect(runExperiment({ config: missing, out: join(root, "bad2") })).rejects.toThrow(/knn\.bank: .*nowhere/);
+  });
+});
+
+describe("a study with diverging cells", () => {
+  // full diverges at lr 1e30 but not at 0.05; lora-r2 diverges at its only rate.
+  const config = () => study({ strategies: ["full", "lora-r2"], learningRates: { full: [0.05, 1e30], "lora-r2": [1e30] } });
+  const dir = () => join(root, "diverging");
+  let first: Promise<{ r: Awaited<ReturnType<typeof runExperiment>>; log: string[] }> | undefined;
+  const runFirst = () =>
+    (first ??= (async () => {
+      const log: string[] = [];
+      return { r: await runExperiment({ config: config(), out: dir(), log: (l) => log.push(l) }), log };
+    })());
+
+  it("records the diverged cells, goes on and completes, and the table names them", async () => {
+    const { r, log } = await runFirst();
+    expect(r.ran).toEqual(["full_lr0.05_s0", "full_lr1e+30_s0", "lora-r2_lr1e+30_s0"]);
+    expect(r.diverged).toEqual(["full_lr1e+30_s0", "lora-r2_lr1e+30_s0"]);
+    expect(r.complete).toBe(true);
+    const cell = JSON.parse(await readFile(join(dir(), "cells", "full_lr1e+30_s0", "result.json"), "utf8"));
+    expect(Object.keys(cell)).toEqual(["id", "strategy", "lr", "seed", "diverged"]);
+    expect(cell.diverged.step).toBeGreaterThan(0);
+    expect(cell.diverged.message).toMatch(new RegExp(`^train: .* at step ${cell.diverged.step} \\(lr`));
+    expect(log).toContain(`  recorded as diverged in ${join(dir(), "cells", "full_lr1e+30_s0", "result.json")}, left out of the table; going on with the next cell (--retry-diverged trains it again)`);
+
+    const results = JSON.parse(await readFile(join(dir(), "results.json"), "utf8"));
+    expect(results.cells.map((c: { id: string }) => c.id)).toEqual(["full_lr0.05_s0"]);
+    expect(results.diverged.map((c: { id: string }) => c.id)).toEqual(r.diverged);
+    const table = await readFile(join(dir(), "table.md"), "utf8");
+    expect(table).toMatch(/^\| full \| .* \| 0\.05 \(1e\+30 diverged\) \|$/m);
+    expect(table).toContain("| lora-r2 | – | every rate diverged | – | – | 1e+30 |");
+    expect(table).toContain(`lora-r2 lr 1e+30 seed 0 at step ${results.diverged[1].diverged.step}`);
+  });
+
+  it("skips the diverged cells on a rerun, and trains them again with retryDiverged", async () => {
+    await runFirst();
+    const log: string[] = [];
+    const again = await runExperiment({ config: config(), out: dir(), log: (l) => log.push(l) });
+    expect(again.ran).toEqual([]);
+    expect(again.skipped).toEqual(["full_lr0.05_s0", "full_lr1e+30_s0", "lora-r2_lr1e+30_s0"]);
+    expect(log.slice(0, 2)).toEqual([
+      "skipping 1 finished cell(s): full_lr0.05_s0",
+      "skipping 2 diverged cell(s) (--retry-diverged trains them again): full_lr1e+30_s0, lora-r2_lr1e+30_s0",
+    ]);
+    const retried = await runExperiment({ config: config(), out: dir(), retryDiverged: true, log: (l) => log.push(l) });
+    expect(log).toContain("--retry-diverged: training 2 diverged cell(s) again from scratch: full_lr1e+30_s0, lora-r2_lr1e+30_s0");
+    expect(retried.ran).toEqual(["full_lr1e+30_s0", "lora-r2_lr1e+30_s0"]);
+    expect(retried.diverged).toEqual(["full_lr1e+30_s0", "lora-r2_lr1e+30_s0"]);
+  });
+
+  it("names a checkpoint resumed from as suspect when the loss is non-finite right after it, and retrying starts over", async () => {
+    await runFirst();
+    // The finished cell made unfinished again, resuming from a step-2 checkpoint whose weights overflow the next step.
+    const cellDir = join(dir(), "cells", "full_lr0.05_s0");
+    await rm(join(cellDir, "result.json"));
+    const last = join(cellDir, "last.safetensors");
+    const { tensors, metadata } = await readSafetensors(last);
+    for (const [name, t] of tensors) if (!name.startsWith("optimizer.")) t.data.fill(1e30);
+    await writeSafetensors(last, tensors, { ...metadata, step: "2", optimizerSteps: "2", loaderBatch: "2" });
+    const log: string[] = [];
+    const r = await runExperiment({ config: config(), out: dir(), log: (l) => log.push(l) });
+    expect(r.ran).toEqual(["full_lr0.05_s0"]);
+    const resuming = log.indexOf("  resuming cell full_lr0.05_s0 from step 2 of 4");
+    expect(resuming).toBeGreaterThan(0);
+    expect(log[resuming + 1]).toMatch(/^ {2}train: the loss became (NaN|Infinity) at step 3 .* the checkpoint it resumed from, .*last\.safetensors \(step 2\), is suspect/);
+    expect(r.results.table).toEqual([]);
+    expect(await readFile(join(dir(), "table.md"), "utf8")).toContain("| full | – | every rate diverged | – | – | 0.05, 1e+30 |");
+    const retried = await runExperiment({ config: config(), out: dir(), retryDiverged: true });
+    expect(retried.diverged).toEqual(["full_lr1e+30_s0", "lora-r2_lr1e+30_s0"]);
+    expect(retried.results.cells.map((c) => [c.id, c.bestStep > 0])).toEqual([["full_lr0.05_s0", true]]);
+  });
+
+  it("stops when the backbone's pre-training diverges, naming backbone.pretrain.lr", async () => {
+    const base = study({ strategies: ["linear"] });
+    const config = { ...base, backbone: { pretrain: { ...base.backbone.pretrain!, lr: 1e30 } } };
+    await expect(runExperiment({ config, out: join(root, "pretrain-diverged") })).rejects.toThrow(
+      /^experiment: the backbone's pre-training diverged: train: .*; a smaller backbone\.pretrain\.lr \(now 1e\+30\) should train it$/,
+    );
   });
 });
 
@@ -191,5 +327,100 @@ describe("errors of the study layer", () => {
     expect(named.cause).toBe(e);
     const other = new Error("disk full");
     expect(passTooLarge(other, "training.microBatch")).toBe(other);
+  });
+});
+
+// On noisy images at a high rate, as test/study/faults.test.ts, with the k-NN over all six classes (three of them
+// unseen in pre-training), so that k-NN accuracies differ between models and along a curve: on the clear images,
+// or the pre-training's three classes alone, every one is 100 %.
+describe("the forgetting curve (knn.atSteps)", () => {
+  const STEPS = [0, 1, 2, 4];
+  const strategies = ["full", "linear", "lora-r2", "block-p1"];
+  const config = (atSteps?: number[]) => {
+    const noisy = (spec: unknown) => JSON.parse(JSON.stringify(spec).replaceAll(JSON.stringify(join(root, "data")), JSON.stringify(join(root, "noisy"))));
+    const { backbone, knn, transfer } = noisy(configJson(study()));
+    for (const spec of [knn.bank, knn.queries]) spec.classes = [0, 1, 2, 3, 4, 5];
+    return study({ strategies, learningRates: [0.3], backbone, knn: atSteps ? { ...knn, atSteps } : knn, transfer });
+  };
+  const dir = () => join(root, "curve");
+  let run: ReturnType<typeof runExperiment> | undefined;
+  const runCurve = () =>
+    (run ??= (async () => {
+      await writeSynthetic(join(root, "noisy"), { size: 8, perClass: { train: 24, test: 8 }, seed: 2, noise: 160 });
+      return runExperiment({ config: config(STEPS), out: dir() });
+    })());
+  const cellResult = async (id: string, folder = dir()): Promise<CellResult> => JSON.parse(await readFile(join(folder, "cells", id, "result.json"), "utf8"));
+
+  it("scores every cell's backbone at those steps, into result.json, results.json and forgetting.*", async () => {
+    const r = await runCurve();
+    expect(r.complete).toBe(true);
+    const results = JSON.parse(await readFile(join(dir(), "results.json"), "utf8"));
+    for (const c of results.cells as CellResult[]) {
+      expect(c.knnCurve!.map((p) => p.step), c.id).toEqual(STEPS);
+      for (const p of c.knnCurve!) expect(Object.keys(p.knn)).toEqual(["3", "5"]);
+      expect(await cellResult(c.id)).toEqual(c);
+      // The curve's points, with their k-NN time, as measured.
+      const stored = JSON.parse(await readFile(join(dir(), "cells", c.id, "knn-curve.json"), "utf8")).points;
+      expect(stored.map(({ step, knn }: CurvePoint) => ({ step, knn }))).toEqual(c.knnCurve);
+      // The best checkpoint's k-NN is the curve's point where the curve has its step, a pass of its own elsewhere.
+      const curveSeconds = stored.reduce((a: number, p: { seconds: number }) => a + p.seconds, 0);
+      if (STEPS.includes(c.bestStep)) expect(c.knnSeconds).toBeCloseTo(curveSeconds, 9);
+      else expect(c.knnSeconds).toBeGreaterThan(curveSeconds);
+    }
+    // One seed: each row's curve is its cell's top-1 at reportK, with a std of 0.
+    for (const row of results.table) {
+      const c = results.cells.find((x: CellResult) => x.strategy === row.strategy);
+      expect(row.knnCurve).toEqual(c.knnCurve.map((p: CurvePoint) => ({ step: p.step, knn: p.knn["5"].top1, knnStd: 0 })));
+    }
+    // Numbers a wrong curve could get wrong: the original's accuracy is not 100 %, and every strategy that trains
+    // its backbone moves it from step to step.
+    expect(results.baseline.knn["5"].top1).toBeLessThan(100);
+    for (const c of results.cells.filter((x: CellResult) => x.strategy !== "linear")) {
+      expect(new Set(c.knnCurve.map((p: CurvePoint) => p.knn["5"].top1)).size, c.id).toBeGreaterThan(1);
+    }
+    for (const f of ["forgetting.vl.json", "forgetting.svg", "forgetting.png"]) expect(existsSync(join(dir(), f)), f).toBe(true);
+    expect(await readFile(join(dir(), "forgetting.svg"), "utf8")).toContain(">Fine-tuning step (symmetric log scale)<");
+  });
+
+  it("starts at the original backbone for every strategy, exactly: LoRA (B = 0) and added blocks (zeroed projections) add zeros", async () => {
+    await runCurve();
+    const baseline = JSON.parse(await readFile(join(dir(), "baseline.json"), "utf8")).knn;
+    // Exact, not within a tolerance: k-NN scores count queries, and the identity-start strategies add exact zeros
+    // to every feature, so the votes are the original's.
+    for (const s of strategies) expect((await cellResult(`${s}_lr0.3_s0`)).knnCurve![0], s).toEqual({ step: 0, knn: baseline });
+  });
+
+  it("is flat at the original backbone's accuracy for linear probing, whose backbone never changes", async () => {
+    await runCurve();
+    const baseline = JSON.parse(await readFile(join(dir(), "baseline.json"), "utf8")).knn;
+    expect((await cellResult("linear_lr0.3_s0")).knnCurve).toEqual(STEPS.map((step) => ({ step, knn: baseline })));
+  });
+
+  const plain = () => join(root, "curve-plain");
+  let runPlain: ReturnType<typeof runExperiment> | undefined;
+  const runWithoutCurve = () => (runPlain ??= runCurve().then(() => runExperiment({ config: config(), out: plain() })));
+
+  it("scores the model after the step's update: at the best step, what the best checkpoint scores", async () => {
+    // The study takes the curve's point at the best step as the cell's k-NN; without a curve it scores the best
+    // checkpoint itself. The two must agree.
+    await runWithoutCurve();
+    for (const s of strategies) {
+      const c = await cellResult(`${s}_lr0.3_s0`);
+      const checkpoint = await cellResult(`${s}_lr0.3_s0`, plain());
+      expect(c.knnCurve!.find((p) => p.step === c.bestStep)!.knn, s).toEqual(checkpoint.knn);
+    }
+  });
+
+  it("changes nothing in training: the checkpoints and results are those of the same cells without the curve", async () => {
+    await runWithoutCurve();
+    const timings = ({ trainSeconds: _t, imagesPerSecond: _i, knnSeconds: _k, knnCurve: _c, ...rest }: CellResult) => rest;
+    for (const s of strategies) {
+      const id = `${s}_lr0.3_s0`;
+      for (const f of ["best.safetensors", "last.safetensors"]) {
+        const [a, b] = await Promise.all([readFile(join(dir(), "cells", id, f)), readFile(join(plain(), "cells", id, f))]);
+        expect(a.equals(b), `${id}/${f}`).toBe(true);
+      }
+      expect(timings(await cellResult(id)), id).toEqual(timings(await cellResult(id, plain())));
+    }
   });
 });

@@ -1,6 +1,7 @@
 // The trainer on a tiny ViT and synthetic patterns: it learns, writes its checkpoints and metrics, resumes after an
-// interruption to exactly the result of an uninterrupted run, stops on a non-finite loss with the last good
-// checkpoint intact, and accumulates gradients over micro-batches to the result of whole-batch steps.
+// interruption to exactly the result of an uninterrupted run, stops on a non-finite loss or parameter with a
+// DivergedError (the last good checkpoint intact, or the one it resumed from named suspect), and accumulates
+// gradients over micro-batches to the result of whole-batch steps; the caller's time in onStep is not training time.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -14,8 +15,8 @@ import type { Dataset } from "../../data/dataset.js";
 import { openNpyImages } from "../../data/npy-dataset.js";
 import { Loader } from "../../data/loader.js";
 import { Transform } from "../../data/transforms.js";
-import { readSafetensors } from "../../vit/safetensors.js";
-import { PassTooLargeError, type TrainOptions, train } from "../../train/train.js";
+import { readSafetensors, writeSafetensors } from "../../vit/safetensors.js";
+import { DivergedError, PassTooLargeError, type TrainOptions, train } from "../../train/train.js";
 import { TRAIN_DEFAULTS, type TrainSettings } from "../../train/settings.js";
 import { expectClose, useEngine } from "../helpers.js";
 import { writeSynthetic } from "./synthetic.js";
@@ -169,12 +170,54 @@ describe("train", () => {
         if (step === 2) o.model.head!.weight.write(new Float32Array(o.model.head!.weight.size).fill(NaN));
       },
     });
-    await expect(train(o)).rejects.toThrow(/the loss became NaN at step 3 .*last good checkpoint, .*last\.safetensors, is intact/);
+    const e = await train(o).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(DivergedError);
+    expect((e as Error).message).toMatch(/the loss became NaN at step 3 .*last good checkpoint, .*last\.safetensors, is intact/);
+    expect([(e as DivergedError).step, (e as DivergedError).loss, (e as DivergedError).suspect]).toEqual([3, NaN, false]);
     const last = await readSafetensors(join(o.dir, "last.safetensors"));
     expect(last.metadata.step).toBe("2");
     for (const [name, t] of last.tensors) expect(t.data.every(Number.isFinite), name).toBe(true);
     expect(existsSync(join(o.dir, "best.safetensors"))).toBe(true);
     dispose(o);
+  });
+
+  it("stops with a DivergedError on a parameter that reads back non-finite at a checkpoint", async () => {
+    const o = setup("nan-parameter", { steps: 4, lossEvery: 1, evalEvery: 2 });
+    // The loss stays finite; only the read-back of the head's weights at the first checkpoint sees a NaN.
+    const weight = o.model.head!.weight;
+    const read = weight.data.bind(weight);
+    weight.data = async () => (await read()).fill(NaN, 0, 1);
+    const e = await train(o).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(DivergedError);
+    expect((e as Error).message).toMatch(/^train: non-finite parameter head\.weight\[0\] = NaN after step 2 .*no checkpoint had been written yet/);
+    expect((e as DivergedError).step).toBe(2);
+    expect(Number.isFinite((e as DivergedError).loss)).toBe(true);
+    dispose(o);
+  });
+
+  it("calls the checkpoint resumed from suspect when the loss is non-finite right after resuming", async () => {
+    const settings = { steps: 4, warmupSteps: 0, evalEvery: 2, lossEvery: 1 };
+    const first = setup("suspect", settings, { onStep: (step) => {
+      if (step === 2) throw new Error("simulated kill");
+    } });
+    await expect(train(first)).rejects.toThrow("simulated kill");
+    dispose(first);
+    // A checkpoint whose weights are finite but huge: the next step's logits overflow.
+    const path = join(root, "suspect", "last.safetensors");
+    const { tensors, metadata } = await readSafetensors(path);
+    for (const [name, t] of tensors) if (!name.startsWith("optimizer.")) t.data.fill(1e30);
+    await writeSafetensors(path, tensors, metadata);
+    let resumed = -1;
+    const again = setup("suspect", settings, { onResume: (step) => (resumed = step) });
+    const e = await train(again).catch((err: unknown) => err);
+    expect(resumed).toBe(2);
+    expect(e).toBeInstanceOf(DivergedError);
+    expect((e as DivergedError).suspect).toBe(true);
+    expect((e as Error).message).toContain(`at step 3 `);
+    expect((e as Error).message).toContain(`the checkpoint it resumed from, ${path} (step 2), is suspect`);
+    expect((e as Error).message).toContain(`delete ${join(root, "suspect")} to train this run from scratch`);
+    expect((e as Error).message).not.toContain("last good checkpoint");
+    dispose(again);
   });
 
   it("rejects bad options before any work", async () => {
@@ -254,5 +297,15 @@ describe("train with microBatch", () => {
     expect((e as PassTooLargeError).message).toBe("train: step 1: matmul: expected y within maxStorageBufferBindingSize 134217728 bytes, got (37824, 3072)");
     expect((e as PassTooLargeError).microBatch).toBe(4);
     dispose(o);
+  });
+});
+
+describe("train's onStep", () => {
+  it("leaves the caller's time out of the training throughput", async () => {
+    // 2 s of the caller's work after steps 1 and 2, inside the read-back windows of steps 2 and 3: counted, they
+    // would bring the 48 images to under 12 images/s.
+    const sleep = (step: number) => (step < 3 ? new Promise<void>((done) => setTimeout(done, 2000)) : undefined);
+    const r = await train(setup("paused", { steps: 3, warmupSteps: 0, evalEvery: 3, lossEvery: 1 }, { onStep: sleep }));
+    expect(r.imagesPerSecond).toBeGreaterThan(24);
   });
 });

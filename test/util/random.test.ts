@@ -30,3 +30,13 @@ describe("Rng", () => {
     expect(() => rng.truncNormal(0, 1, 1, 1)).toThrow("truncNormal: expected a < b, got [1, 1]");
   });
 });
+
+describe("Rng.forPurpose", () => {
+  it("gives each purpose of a seed its own stream, the same every time", () => {
+    expect(u32(Rng.forPurpose("lora", 0))).toEqual([3711982159, 1197418633, 2707262996, 294235630]); // LoRA's A at seed 0
+    expect(u32(Rng.forPurpose("lora", 0))).toEqual(u32(Rng.forPurpose("lora", 0)));
+    expect(u32(Rng.forPurpose("lora", 0))).not.toEqual(u32(new Rng(0)));
+    expect(u32(Rng.forPurpose("lora", 0))).not.toEqual(u32(Rng.forPurpose("head", 0)));
+    expect(u32(Rng.forPurpose("lora", 0))).not.toEqual(u32(Rng.forPurpose("lora", 1)));
+  });
+});

@@ -1,9 +1,10 @@
 // Checkpoint layouts: timm, Hugging Face (with and without vit.) and DINO's wrapped teacher map to the same
 // canonical tensors bit for bit; architecture inference on the tiny fixture and on ViT-B/16 and ViT-S/8 shape
-// tables written out by hand; errors name the key, the expected and the found shape.
+// tables written out by hand, and from a file's shapes alone (readArchitecture); errors name the key, the
+// expected and the found shape.
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { canonicalize, inferArchitecture, loadCheckpoint, stripPrefixes, type F32Tensor } from "../../vit/checkpoint.js";
+import { canonicalize, inferArchitecture, loadCheckpoint, readArchitecture, stripPrefixes, type F32Tensor } from "../../vit/checkpoint.js";
 import { readSafetensors } from "../../vit/safetensors.js";
 
 const FIXTURES = join(import.meta.dirname, "../fixtures");
@@ -180,5 +181,26 @@ describe("errors name the key, the expected and the found shape", () => {
   it("unknown extensions and a key for safetensors", async () => {
     await expect(loadCheckpoint("weights.onnx")).rejects.toThrow("checkpoint: expected a .safetensors, .pth, .pt or .bin file, got weights.onnx");
     await expect(loadCheckpoint(fixture("vit-tiny.safetensors"), { key: "teacher" })).rejects.toThrow("(safetensors files are flat)");
+  });
+});
+
+describe("readArchitecture: the architecture from the shapes alone", () => {
+  const cases: [string, { key?: string }][] = [
+    ["vit-tiny.safetensors", {}],
+    ["vit-tiny.pth", {}],
+    ["vit-tiny-hf.safetensors", {}],
+    ["vit-tiny-full.pth", { key: "teacher" }],
+    ["vit-tiny-expand.safetensors", {}],
+  ];
+  for (const [name, opts] of cases) {
+    it(`${name}: what loadCheckpoint finds`, async () => {
+      const path = fixture(name);
+      expect(await readArchitecture(path, { ...opts, heads: 2 })).toEqual((await loadCheckpoint(path, { ...opts, heads: 2 })).arch);
+    });
+  }
+  it("the same errors, naming the file", async () => {
+    await expect(readArchitecture(fixture("nowhere.safetensors"))).rejects.toThrow(/nowhere\.safetensors, it does not exist/);
+    await expect(readArchitecture(fixture("vit-tiny.safetensors"), { heads: 5 })).rejects.toThrow(/expected a head count dividing width 32, got 5, in .*vit-tiny\.safetensors/);
+    await expect(readArchitecture(fixture("vit-tiny-full.pth"), { key: "nokey" })).rejects.toThrow("expected key 'nokey'");
   });
 });

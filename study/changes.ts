@@ -1,0 +1,72 @@
+// What a changed config does to a run folder's finished cells. A cell's result depends on the whole config but for
+// the keys that only choose which cells there are (strategies, learningRates, seeds) or how they are reported
+// (name, selectBy; the table and figure are remade from the cells at every run), and the microBatch settings
+// (studyIdentity drops them). A change of those grows or shrinks the run and keeps its finished cells; a change of
+// anything else (backbone, knn, transfer, training, imageSize, and any key added later) would mix two studies'
+// cells in one table. A key that holds one value per strategy (headInit) only has to agree on the strategies both
+// configs have: an added or removed strategy's entry touches no finished cell. And a data spec with a `fraction`
+// draws its images with the first seed (openAll in study/runner.ts), so with such a spec a new seeds[0] changes the
+// data of every cell.
+import { type StudyConfig, headInitFor, studyIdentity } from "./config.js";
+import { type Strategy, strategyName } from "../peft/strategy.js";
+
+// The top-level keys whose changes keep the finished cells.
+const KEEPING = ["strategies", "learningRates", "seeds", "name", "selectBy"];
+
+// The top-level keys with a value per strategy, each with its reader.
+const PER_STRATEGY: Record<string, (config: StudyConfig, s: Strategy) => unknown> = { headInit: headInitFor };
+
+export interface ConfigChanges {
+  keeping: string[]; // changes that keep the finished cells, e.g. "seeds: [0] -> [0,1]"
+  refusing: string[]; // changes that make them another study's, e.g. "training.steps: 60 -> 400"
+}
+
+export function configChanges(before: StudyConfig, after: StudyConfig): ConfigChanges {
+  const now = JSON.parse(studyIdentity(after));
+  const changes: ConfigChanges = { keeping: [], refusing: [] };
+  const shared = after.strategies.filter((s) => before.strategies.some((b) => strategyName(b) === strategyName(s)));
+  for (const d of differences(JSON.parse(studyIdentity(before)), now, "")) {
+    const key = d.path.split(".")[0];
+    if (KEEPING.includes(key)) changes.keeping.push(d.text);
+    else if (!(key in PER_STRATEGY)) changes.refusing.push(d.text);
+    else if (shared.every((s) => show(PER_STRATEGY[key](before, s)) === show(PER_STRATEGY[key](after, s)))) changes.keeping.push(d.text);
+  }
+  for (const [key, valueFor] of Object.entries(PER_STRATEGY)) {
+    for (const s of shared) {
+      const [was, is] = [show(valueFor(before, s)), show(valueFor(after, s))];
+      if (was !== is) changes.refusing.push(`${key} of ${strategyName(s)}: ${was} -> ${is}`);
+    }
+  }
+  const drawn = fractionKeys(now, "");
+  if (before.seeds[0] !== after.seeds[0] && drawn.length > 0) {
+    changes.refusing.push(`seeds[0]: ${before.seeds[0]} -> ${after.seeds[0]} (the first seed draws the images of ${drawn.join(", ")})`);
+  }
+  return changes;
+}
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function show(v: unknown): string {
+  return v === undefined ? "absent" : JSON.stringify(v);
+}
+
+// Every value that differs, by key path ("training.steps: 60 -> 400"); arrays are compared whole.
+function differences(a: unknown, b: unknown, path: string): { path: string; text: string }[] {
+  if (isObject(a) && isObject(b)) {
+    return [...new Set([...Object.keys(a), ...Object.keys(b)])].flatMap((key) => differences(a[key], b[key], path ? `${path}.${key}` : key));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [{ path, text: `${path}: ${show(a)} -> ${show(b)}` }];
+}
+
+// The paths of every `fraction` key: the data specs whose images the first seed draws.
+function fractionKeys(v: unknown, path: string): string[] {
+  if (!isObject(v)) return [];
+  return Object.entries(v).flatMap(([key, x]) => {
+    const at = path ? `${path}.${key}` : key;
+    return key === "fraction" ? [at] : fractionKeys(x, at);
+  });
+}

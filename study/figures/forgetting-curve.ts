@@ -1,0 +1,67 @@
+// The forgetting curve: the source k-NN accuracy of the backbone against the fine-tuning step (knn.atSteps), one
+// line per strategy at its selected learning rate, a band of one standard deviation over seeds where a strategy has
+// several, and the original backbone's k-NN accuracy as a dashed reference line. The step axis is symmetric-log,
+// log(1 + step): the first steps, where the paper sees most of the loss ("after just 10 iterations"), get as much
+// room as the hundreds after them, and step 0, the backbone before fine-tuning, sits at the axis's origin, where a
+// log axis has none. Its ticks are the measured steps.
+import { strategyName } from "../../peft/strategy.js";
+import type { FigureSpec } from "../../plot/render.js";
+import { FIGURE_CONFIG } from "../../plot/style.js";
+import type { StudyResults } from "../results.js";
+import { knnChannel, originalBackboneLayer, strategyChannels } from "./parts.js";
+
+export function forgettingCurveSpec(r: StudyResults): FigureSpec {
+  const steps = r.config.knn.atSteps;
+  if (!steps) throw new Error("forgetting curve: expected knn.atSteps in the study's config, got none");
+  const points = r.table.flatMap((row) =>
+    row.knnCurve!.map((p) => ({
+      strategy: strategyName(row.strategy),
+      lr: row.lr,
+      seeds: row.seeds,
+      step: p.step,
+      knn: p.knn,
+      knnLo: p.knn - p.knnStd,
+      knnHi: p.knn + p.knnStd,
+    })),
+  );
+  const several = points.filter((p) => p.seeds > 1);
+  const domain = [0, steps[steps.length - 1]];
+  const x = {
+    field: "step",
+    type: "quantitative",
+    title: "Fine-tuning step (symmetric log scale)",
+    scale: { type: "symlog", constant: 1, domain, nice: false },
+    // Thousands as "3k": the last label sits flush with the axis's end, and a long one would hide its neighbour.
+    axis: { values: steps, labelExpr: "datum.value >= 1000 ? format(datum.value / 1000, '~g') + 'k' : format(datum.value, 'd')", labelOverlap: "greedy" },
+  } as const;
+  const { color, shape } = strategyChannels(r);
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: {
+      text: `Forgetting during fine-tuning: ${r.name}`,
+      // Lines of their own: vega sizes text by an estimate (0.8 em a character), and a long line widens the figure.
+      subtitle: ["the backbone's source k-NN accuracy after each step", `each strategy at its selected learning rate${several.length > 0 ? "; band: ± 1 std over seeds" : ""}`],
+    },
+    width: 440,
+    height: 320,
+    config: FIGURE_CONFIG,
+    layer: [
+      ...(several.length > 0
+        ? [{ data: { values: several }, mark: { type: "area", opacity: 0.18 }, encoding: { x, y: knnChannel(r, "knnLo"), y2: { field: "knnHi" }, color } } as const]
+        : []),
+      {
+        data: { values: points },
+        mark: { type: "line", strokeWidth: 2, point: { filled: true, size: 60, stroke: "#222", strokeWidth: 0.6 } },
+        encoding: {
+          x,
+          y: knnChannel(r, "knn"),
+          color,
+          shape,
+          tooltip: [{ field: "strategy" }, { field: "lr" }, { field: "seeds" }, { field: "step" }, { field: "knn", format: ".2f" }],
+        },
+      },
+      // Over the lines: a strategy that forgets nothing (linear probing) would hide it.
+      originalBackboneLayer(r),
+    ],
+  };
+}

@@ -1,0 +1,51 @@
+// A cell's forgetting curve as it is being measured: the source k-NN accuracy of its backbone at the steps of
+// knn.atSteps, in cells/<id>/knn-curve.json, rewritten atomically after each point so that a killed cell keeps the
+// points it had. A rerun resumes training from the last checkpoint, which can be earlier than a stored point: only
+// the points up to the step it resumes from are kept, and training recomputes the rest, to the same values.
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { writeJsonAtomic } from "../util/atomic.js";
+import type { CurvePoint } from "./results.js";
+
+interface TimedPoint extends CurvePoint {
+  seconds: number; // the k-NN pass's wall time
+}
+
+export class KnnCurve {
+  private constructor(
+    readonly path: string,
+    private points: TimedPoint[],
+  ) {}
+
+  // The stored points up to `resumedStep` (none for a cell that starts afresh, resumedStep 0, but a point at 0).
+  static async resume(path: string, resumedStep: number): Promise<KnnCurve> {
+    let points: TimedPoint[] = [];
+    if (existsSync(path)) {
+      try {
+        points = (JSON.parse(await readFile(path, "utf8")) as { points: TimedPoint[] }).points;
+      } catch (e) {
+        throw new Error(`experiment: ${path}: expected the cell's k-NN curve, ${(e as Error).message}; delete the cell's folder to recompute it`);
+      }
+    }
+    return new KnnCurve(path, points.filter((p) => p.step <= resumedStep));
+  }
+
+  has(step: number): boolean {
+    return this.points.some((p) => p.step === step);
+  }
+
+  async add(point: TimedPoint): Promise<void> {
+    this.points = [...this.points.filter((p) => p.step !== point.step), point].sort((a, b) => a.step - b.step);
+    await writeJsonAtomic(this.path, { points: this.points });
+  }
+
+  // The points of `steps`, which must all be there.
+  complete(steps: number[]): { points: CurvePoint[]; seconds: number } {
+    const missing = steps.filter((s) => !this.has(s));
+    if (missing.length > 0) {
+      throw new Error(`experiment: ${this.path}: expected k-NN points at steps ${steps.join(", ")}, missing ${missing.join(", ")}; delete the cell's folder to recompute it`);
+    }
+    const points = steps.map((s) => this.points.find((p) => p.step === s)!);
+    return { points: points.map(({ step, knn }) => ({ step, knn })), seconds: points.reduce((a, p) => a + p.seconds, 0) };
+  }
+}

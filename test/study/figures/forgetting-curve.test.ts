@@ -1,0 +1,57 @@
+// study/figures/forgetting-curve.ts: the forgetting curve drawn from hand-made cell results (../fixture.ts): axes,
+// legend, the measured steps on a symmetric-log axis, a band only with several seeds, the reference line.
+import { describe, expect, it } from "vitest";
+import { forgettingCurveSpec } from "../../../study/figures/forgetting-curve.js";
+import { renderSvg } from "../../../plot/render.js";
+import { summarize } from "../../../study/results.js";
+import { baseline, cells, config, notes, results } from "../fixture.js";
+
+// The x position of each tick label of the bottom axis, by its text.
+function xTicks(svg: string): Map<string, number> {
+  const axis = svg.slice(svg.indexOf('aria-label="X-axis'));
+  const labels = axis.slice(axis.indexOf("role-axis-label"), axis.indexOf("role-axis-title"));
+  return new Map([...labels.matchAll(/translate\(([\d.]+),[\d.]+\)"[^>]*>(\d+)<\/text>/g)].map((m) => [m[2], Number(m[1])]));
+}
+
+describe("the forgetting curve", () => {
+  it("has labelled axes, a legend of the strategies, a line each and the original backbone's line", async () => {
+    const svg = await renderSvg(forgettingCurveSpec(results()), "forgetting");
+    for (const text of [
+      ">Forgetting during fine-tuning: fashion-mnist-split<",
+      ">Fine-tuning step (symmetric log scale)<",
+      ">Source k-NN top-1 (%), 20-NN<",
+      ">Strategy<",
+      ">full<",
+      ">linear<",
+      ">original backbone (80.00%)<",
+    ]) {
+      expect(svg).toContain(text);
+    }
+    expect((svg.match(/aria-roledescription="line mark"/g) ?? []).length).toBe(2);
+    expect((svg.match(/aria-roledescription="point"/g) ?? []).length).toBe(2 * 6);
+    expect(svg).toMatch(/aria-label="[^"]*: 80; line: original backbone \(80\.00%\)"[^>]*stroke-dasharray="6,4"/);
+  });
+
+  it("ticks the measured steps on a log(1 + step) axis, step 0 at its origin", async () => {
+    const ticks = xTicks(await renderSvg(forgettingCurveSpec(results()), "forgetting"));
+    expect([...ticks.keys()]).toEqual(["0", "1", "3", "10", "30", "60"]);
+    const width = ticks.get("60")! - ticks.get("0")!;
+    for (const [step, x] of ticks) expect(x - ticks.get("0")!).toBeCloseTo((width * Math.log1p(Number(step))) / Math.log1p(60), 0);
+  });
+
+  it("draws a band of one std over seeds when seeds > 1, and none with one seed", async () => {
+    const two = await renderSvg(forgettingCurveSpec(results()), "forgetting");
+    expect((two.match(/aria-roledescription="area mark"/g) ?? []).length).toBe(2);
+    expect(two).toContain("band: ± 1 std over seeds");
+    const one = await renderSvg(forgettingCurveSpec(summarize(config, baseline, cells.filter((c) => c.seed === 0), notes)), "forgetting");
+    expect(one).not.toContain('aria-roledescription="area mark"');
+    expect(one).not.toContain("band:");
+  });
+
+  it("needs knn.atSteps", () => {
+    const r = results();
+    expect(() => forgettingCurveSpec({ ...r, config: { ...r.config, knn: { ...r.config.knn, atSteps: undefined } } })).toThrow(
+      "forgetting curve: expected knn.atSteps in the study's config, got none",
+    );
+  });
+});
