@@ -5,9 +5,12 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_STUDY, parseStudyConfig } from "../../study/config.js";
 import { configChanges } from "../../study/changes.js";
 
+// The default study is a template; every key the tests compare is pinned here (knn.atSteps too: it must fit
+// within training.steps).
 const training = { steps: 60, batchSize: 8, evalEvery: 20 };
+const knn = { ...DEFAULT_STUDY.knn, atSteps: [0, 10, 60] };
 const changed = (overrides: Record<string, unknown>) =>
-  parseStudyConfig({ ...DEFAULT_STUDY, name: "a", selectBy: "transfer", strategies: ["full", "linear"], learningRates: [0.05], seeds: [0], training, ...overrides });
+  parseStudyConfig({ ...DEFAULT_STUDY, name: "a", selectBy: "transfer", strategies: ["full", "linear"], learningRates: [0.05], seeds: [0], training, knn, ...overrides });
 const base = changed({});
 
 describe("configChanges", () => {

@@ -1,7 +1,7 @@
 // Study configs: the shipped ones parse, and bad input is rejected with every problem named by its key path.
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { ConfigError, DEFAULTS, DEFAULT_STUDY, configJson, headInitFor, parseStudyConfig, ratesFor, studyIdentity } from "../../study/config.js";
+import { type StudyConfig, ConfigError, DEFAULTS, DEFAULT_STUDY, configJson, headInitFor, parseStudyConfig, ratesFor, studyIdentity } from "../../study/config.js";
 import { cellsOf } from "../../study/runner.js";
 import { strategyName } from "../../peft/strategy.js";
 
@@ -18,11 +18,26 @@ function problems(json: unknown): string {
   throw new Error("expected the config to be rejected");
 }
 
+// The default study as a template with `strategies` in place of its own, and one plain list of learning rates for
+// them all: the default's learningRates may be per strategy, naming its own strategies only.
+function withStrategies(strategies: string[]): Record<string, any> {
+  const c = clone(DEFAULT_STUDY) as Record<string, any>;
+  c.strategies = strategies;
+  c.learningRates = [0.1];
+  return c;
+}
+
 describe("shipped configs", () => {
   it("the default study parses into strategy objects and fills in defaults", () => {
     const c = parseStudyConfig(DEFAULT_STUDY);
-    expect(c.strategies.map(strategyName)).toEqual(["full", "top-1", "linear", "lora-r4", "block-p1"]);
+    expect(c.strategies.map(strategyName)).toEqual(["full", "top-1", "linear", "lora-r4", "block-p1", "block-p2"]);
     expect(c.strategies[3]).toEqual({ kind: "lora", rank: 4 });
+    expect(c.strategies[5]).toEqual({ kind: "block", p: 2 });
+    // One rate per strategy, each its own size: the linear head's would destroy a fully fine-tuned backbone.
+    expect(c.strategies.map((s) => ratesFor(c, s))).toEqual([[0.03], [0.1], [1], [0.1], [0.1], [0.1]]);
+    expect(c.seeds).toEqual([0, 1]);
+    expect(c.training).toMatchObject({ steps: 300, batchSize: 64, evalEvery: 50 });
+    expect(c.backbone.pretrain).toMatchObject({ steps: 600, batchSize: 128 });
     expect(c.knn.bank.classes).toEqual([0, 1, 2, 3, 4]);
     expect(c.transfer.train.classes).toEqual([5, 6, 7, 8, 9]);
     expect(c.backbone.pretrain?.model.depth).toBe(4);
@@ -52,12 +67,28 @@ describe("shipped configs", () => {
     const split = parseStudyConfig({ ...DEFAULT_STUDY, training: { ...DEFAULT_STUDY.training, microBatch: 8 } });
     const pre = clone(DEFAULT_STUDY) as Record<string, any>;
     pre.backbone.pretrain.microBatch = 8;
-    const steps = parseStudyConfig({ ...DEFAULT_STUDY, training: { ...DEFAULT_STUDY.training, steps: 61 } });
+    const steps = parseStudyConfig({ ...DEFAULT_STUDY, training: { ...DEFAULT_STUDY.training, steps: DEFAULT_STUDY.training.steps + 1 } });
     expect(studyIdentity(split)).toBe(studyIdentity(c));
     expect(studyIdentity(parseStudyConfig(pre))).toBe(studyIdentity(c));
     expect(studyIdentity(steps)).not.toBe(studyIdentity(c));
     // Earlier runs wrote config.json without the key: absent must stay absent, not become batchSize.
     expect(JSON.stringify(configJson(c))).not.toContain("microBatch");
+  });
+
+  it("configs/default-lr-sweep.json is the default study but for its rates, seed and curve, and holds each chosen rate", () => {
+    const sweep = parseStudyConfig(JSON.parse(readFileSync("configs/default-lr-sweep.json", "utf8")));
+    const study = parseStudyConfig(DEFAULT_STUDY);
+    const rest = ({ name: _n, learningRates: _l, seeds: _s, knn: { atSteps: _a, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
+    expect(rest(sweep)).toEqual(rest(study));
+    expect(sweep.seeds).toEqual([study.seeds[0]]);
+    for (const s of study.strategies) {
+      const [chosen] = ratesFor(study, s);
+      expect(ratesFor(sweep, s), strategyName(s)).toContain(chosen);
+      // The chosen rate has a neighbour on each side, so the sweep shows it is not at the edge of what was tried.
+      const sorted = [...ratesFor(sweep, s)].sort((a, b) => a - b);
+      expect(sorted.indexOf(chosen), strategyName(s)).toBeGreaterThan(0);
+      expect(sorted.indexOf(chosen), strategyName(s)).toBeLessThan(sorted.length - 1);
+    }
   });
 
   it("configs/paper-cifar100.json holds the paper's protocol", () => {
@@ -116,9 +147,9 @@ describe("defaults and the canonical form", () => {
 
 describe("learning rates per strategy", () => {
   const perStrategy = () => {
-    const c = clone(DEFAULT_STUDY) as Record<string, any>;
-    c.strategies = ["full", "linear"];
+    const c = withStrategies(["full", "linear"]);
     c.learningRates = { full: [0.01, 0.003], linear: [0.1] };
+    c.seeds = [0];
     return c;
   };
 
@@ -131,8 +162,9 @@ describe("learning rates per strategy", () => {
   });
 
   it("a plain list serves every strategy", () => {
-    const c = parseStudyConfig(DEFAULT_STUDY);
-    for (const s of c.strategies) expect(ratesFor(c, s)).toEqual(c.learningRates);
+    const c = parseStudyConfig({ ...DEFAULT_STUDY, learningRates: [0.1, 0.01] });
+    expect(c.strategies.length).toBeGreaterThan(1);
+    for (const s of c.strategies) expect(ratesFor(c, s)).toEqual([0.1, 0.01]);
   });
 
   it("names a missing strategy, a stranger, a bad rate and repeats", () => {
@@ -215,15 +247,14 @@ describe("bad configs", () => {
 });
 
 describe("strategies checked against the backbone", () => {
-  const withStrategies = (strategies: string[], backbone?: Record<string, unknown>) => {
-    const c = clone(DEFAULT_STUDY) as Record<string, any>;
-    c.strategies = strategies;
+  const onBackbone = (strategies: string[], backbone?: Record<string, unknown>) => {
+    const c = withStrategies(strategies);
     if (backbone) c.backbone = backbone;
     return c;
   };
 
   it("a pre-trained backbone's depth and width are known: top-K, lora-rR and block@POS must fit them", () => {
-    const msg = problems(withStrategies(["top-5", "lora-r0", "lora-r65", "block@5", "block@2,2", "top-4-frozen-norm", "lora-r64"]));
+    const msg = problems(onBackbone(["top-5", "lora-r0", "lora-r65", "block@5", "block@2,2", "top-4-frozen-norm", "lora-r64"]));
     expect(msg).toContain("5 problems");
     expect(msg).toContain('strategies[0]: expected top-K with 0 <= K <= depth 4 (backbone.pretrain.model), got "top-5"');
     expect(msg).toContain('strategies[1]: expected lora-rR with 1 <= R <= width 64 (backbone.pretrain.model), got "lora-r0"');
@@ -234,12 +265,12 @@ describe("strategies checked against the backbone", () => {
 
   it("with a checkpoint, what fits no backbone is refused at once; the rest once its header is read", () => {
     const checkpoint = { checkpoint: "x.safetensors" };
-    const msg = problems(withStrategies(["lora-r0", "block-p0", "block@0", "block@3,3"], checkpoint));
+    const msg = problems(onBackbone(["lora-r0", "block-p0", "block@0", "block@3,3"], checkpoint));
     expect(msg).toContain('strategies[0]: expected lora-rR with R >= 1, got "lora-r0"');
     expect(msg).toContain('strategies[1]: expected block-pP with P >= 1, got "block-p0"');
     expect(msg).toContain('strategies[2]: expected block@POS with distinct positions >= 1, got "block@0"');
     expect(msg).toContain('strategies[3]: expected block@POS with distinct positions >= 1, got "block@3,3"');
-    expect(parseStudyConfig(withStrategies(["top-99", "lora-r4096", "block@99"], checkpoint)).strategies).toHaveLength(3);
+    expect(parseStudyConfig(onBackbone(["top-99", "lora-r4096", "block@99"], checkpoint)).strategies).toHaveLength(3);
   });
 });
 
@@ -275,8 +306,10 @@ describe("data transforms: mean, std, interpolation, scale", () => {
 });
 
 describe("the new head's initialisation", () => {
+  const strategies = ["full", "top-1", "linear", "lora-r4", "block-p1"];
+
   it("is uniform unless headInit says otherwise, for every strategy or per strategy name", () => {
-    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    const c = withStrategies(strategies);
     const plain = parseStudyConfig(c);
     expect(plain.headInit).toBeUndefined();
     expect(plain.strategies.map((s) => headInitFor(plain, s))).toEqual(new Array(5).fill("uniform"));
@@ -292,7 +325,7 @@ describe("the new head's initialisation", () => {
   });
 
   it("names a bad value, a stranger and a missing strategy", () => {
-    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    const c = withStrategies(strategies);
     c.headInit = "xavier";
     expect(problems(c)).toContain('headInit: expected one of uniform, trunc-normal, got "xavier"');
     c.headInit = { full: "uniform", "top-1": "uniform", linear: "normal", "lora-r4": "uniform", "block-p1": "uniform", "lora-r8": "uniform" };
@@ -308,7 +341,9 @@ describe("the new head's initialisation", () => {
 describe("knn.atSteps, the steps of the forgetting curve", () => {
   it("is absent unless given, and the default study measures it up to its last step", () => {
     const c = clone(DEFAULT_STUDY) as Record<string, any>;
-    expect(parseStudyConfig(c).knn.atSteps).toEqual([0, 1, 3, 10, 30, 60]);
+    const shipped = parseStudyConfig(c);
+    expect(shipped.knn.atSteps).toEqual([0, 10, 30, 100, 300]);
+    expect(shipped.knn.atSteps!.at(-1)).toBe(shipped.training.steps);
     delete c.knn.atSteps;
     const plain = parseStudyConfig(c);
     expect(plain.knn.atSteps).toBeUndefined();
@@ -320,6 +355,7 @@ describe("knn.atSteps, the steps of the forgetting curve", () => {
 
   it("names a step that is not an integer >= 0, out of order, repeated or past training.steps", () => {
     const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    c.training.steps = 60;
     const problemsWith = (atSteps: unknown) => {
       c.knn.atSteps = atSteps;
       return problems(c);

@@ -2,7 +2,8 @@
 // others with all five strategies, then every output file checked for shape. Then what a rerun does: finished
 // cells are skipped, a run stopped after one cell finishes only the rest, a config grown by a strategy, a rate and
 // a seed reuses the finished cells, another config needs --force, and strategies that do not fit the backbone are
-// refused before any work. Cells that diverge are recorded, named in the table, skipped or retried on a rerun.
+// refused before any work. Cells that diverge are recorded, named in the table, skipped or retried on a rerun. The
+// forgetting curve's points, and the config keys for the authors' departures (normalisation, crop, head) reach the cells.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -421,6 +422,30 @@ describe("the forgetting curve (knn.atSteps)", () => {
         expect(a.equals(b), `${id}/${f}`).toBe(true);
       }
       expect(timings(await cellResult(id)), id).toEqual(timings(await cellResult(id, plain())));
+    }
+  });
+});
+
+describe("the config keys that choose the authors' departures", () => {
+  it("reach the cells: normalisation, interpolation, crop scale, head initialisation, top-K-frozen-norm", async () => {
+    const plain = study({ strategies: ["top-1", "top-1-frozen-norm"] });
+    const json = JSON.parse(JSON.stringify(configJson(plain))); // a copy: configJson shares the config's objects
+    const half = { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
+    json.transfer.train = { ...json.transfer.train, ...half, transform: "train", scale: [0.5, 1], interpolation: "bicubic" };
+    json.transfer.test = { ...json.transfer.test, ...half };
+    json.headInit = { "top-1": "trunc-normal", "top-1-frozen-norm": "uniform" };
+    const [a, b] = [join(root, "keys-plain"), join(root, "keys-chosen")];
+    await runExperiment({ config: plain, out: a });
+    await runExperiment({ config: parseStudyConfig(json), out: b });
+    const result = async (dir: string, id: string): Promise<CellResult> => JSON.parse(await readFile(join(dir, "cells", id, "result.json"), "utf8"));
+    const manifest = async (dir: string, id: string) => JSON.parse((await readSafetensors(join(dir, "cells", id, "best.safetensors"))).metadata.manifest);
+    // The final norm's weight and bias (2 x width 16) are what top-1 trains and top-1-frozen-norm does not.
+    expect((await result(a, "top-1_lr0.05_s0")).trainableParams - (await result(a, "top-1-frozen-norm_lr0.05_s0")).trainableParams).toBe(32);
+    expect((await manifest(b, "top-1_lr0.05_s0")).headInit).toBe("trunc-normal");
+    expect((await manifest(b, "top-1-frozen-norm_lr0.05_s0")).headInit).toBe("uniform");
+    // Other pixels and another head train another model: the same cell's loss differs.
+    for (const id of ["top-1_lr0.05_s0", "top-1-frozen-norm_lr0.05_s0"]) {
+      expect((await result(b, id)).finalLoss, id).not.toBe((await result(a, id)).finalLoss);
     }
   });
 });
