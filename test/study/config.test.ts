@@ -30,14 +30,14 @@ function withStrategies(strategies: string[]): Record<string, any> {
 describe("shipped configs", () => {
   it("the default study parses into strategy objects and fills in defaults", () => {
     const c = parseStudyConfig(DEFAULT_STUDY);
-    expect(c.strategies.map(strategyName)).toEqual(["full", "top-1", "linear", "lora-r4", "block-p1", "block-p2"]);
+    expect(c.strategies.map(strategyName)).toEqual(["full", "top-1", "linear", "lora-r4", "block-p1"]);
     expect(c.strategies[3]).toEqual({ kind: "lora", rank: 4 });
-    expect(c.strategies[5]).toEqual({ kind: "block", p: 2 });
+    expect(c.strategies[4]).toEqual({ kind: "block", p: 1 });
     // One rate per strategy, each its own size: the linear head's would destroy a fully fine-tuned backbone.
-    expect(c.strategies.map((s) => ratesFor(c, s))).toEqual([[0.03], [0.1], [1], [0.1], [0.1], [0.1]]);
+    expect(c.strategies.map((s) => ratesFor(c, s))).toEqual([[0.03], [0.1], [1], [0.1], [0.1]]);
     expect(c.seeds).toEqual([0, 1]);
-    expect(c.training).toMatchObject({ steps: 300, batchSize: 64, evalEvery: 50 });
-    expect(c.backbone.pretrain).toMatchObject({ steps: 600, batchSize: 128 });
+    expect(c.training).toMatchObject({ steps: 300, batchSize: 64, evalEvery: 100 });
+    expect(c.backbone.pretrain).toMatchObject({ steps: 400, batchSize: 128 });
     expect(c.knn.bank.classes).toEqual([0, 1, 2, 3, 4]);
     expect(c.transfer.train.classes).toEqual([5, 6, 7, 8, 9]);
     expect(c.backbone.pretrain?.model.depth).toBe(4);
