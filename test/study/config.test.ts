@@ -95,7 +95,9 @@ describe("shipped configs", () => {
     const c = parseStudyConfig(JSON.parse(readFileSync("configs/paper-cifar100.json", "utf8")));
     expect(c.learningRates).toEqual([0.05, 0.01, 0.005]);
     expect(c.training).toMatchObject({ steps: 10000, evalEvery: 500, batchSize: 128, optimizer: "sgd", momentum: 0.9 });
-    expect(c.strategies.map(strategyName)).toEqual(["full", "top-3", "linear", "lora-r4", "lora-r8", "lora-r16", "block-p1", "block-p2", "block-p3", "block-p4"]);
+    expect(c.strategies.map(strategyName)).toEqual(["full", "top-3", "linear", "lora-r4", "lora-r8", "lora-r16", "block@11", "block-p2", "block-p3", "block-p4"]);
+    // The authors' head: Hugging Face's truncated normal, but nn.Linear's for Block Expansion.
+    expect(c.strategies.map((s) => headInitFor(c, s))).toEqual([...Array(6).fill("trunc-normal"), ...Array(4).fill("uniform")]);
     expect(c.transfer.train.dataset).toBe("cifar100");
     expect(c.knn.bank.dataset).toBe("imagefolder");
     expect(c.knn.reportK).toBe(20);
