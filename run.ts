@@ -1,6 +1,7 @@
 // Command-line entry: `node dist/run.js <command> [--flag value ...]`. It only parses the command name and
 // dispatches through the table below; each command lives in cli/<command>.ts, the benchmarks behind `bench` in
 // bench/.
+import { spawn } from "node:child_process";
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { type Command, HelpRequested, UsageError } from "./util/command.js";
@@ -15,6 +16,7 @@ import { experiment } from "./cli/experiment.js";
 import { tune } from "./cli/tune.js";
 import { setWarningSink } from "./engine/runtime.js";
 import { describeFileError, isFileError } from "./util/file-errors.js";
+import { LineFilter } from "./util/line-filter.js";
 
 const COMMANDS: Record<string, Command> = {
   experiment,
@@ -73,13 +75,44 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Dawn's C++ prints two harmless warnings on every start, while it lists the adapters, with fprintf on the
+// process's stderr: before any callback, toggle or limit of ours applies (docs/ENGINE.md). In a terminal, where they
+// read like a problem to every new user, the program runs itself as a child whose stderr passes through a filter
+// that leaves out exactly those two lines; progress bars and everything else pass unchanged. Redirected output (logs,
+// tests, Slurm) keeps one plain process and the lines.
+const DAWN_NOISE = { hold: "Warning: maxDynamic", drop: /^Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced / };
+const FILTERED = "DAWN_NOISE_FILTERED"; // set in the child: its stderr is the parent's filter, in front of a terminal
+
+function runFiltered(script: string): void {
+  const child = spawn(process.execPath, [...process.execArgv, script, ...process.argv.slice(2)], {
+    stdio: ["inherit", "inherit", "pipe"],
+    env: { ...process.env, [FILTERED]: "1" },
+  });
+  const filter = new LineFilter(DAWN_NOISE.hold, DAWN_NOISE.drop, (text) => process.stderr.write(text));
+  child.stderr!.setEncoding("utf8").on("data", (text: string) => filter.push(text));
+  // Ctrl-C signals the terminal's whole process group: the child says how to resume and exits 130; wait for it.
+  process.on("SIGINT", () => undefined);
+  process.on("SIGTERM", () => child.kill("SIGTERM"));
+  child.on("close", (code, signal) => {
+    filter.end();
+    if (signal === null) process.exit(code ?? 1);
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal); // die as the child did
+  });
+}
+
 // As the program (dist/run.js), not when a test imports this file. Ctrl-C exits at once: every file is written
 // atomically, so nothing partial is left, and a rerun of the same command resumes. Exit explicitly at the end:
 // dawn-node can keep the event loop alive after the work is done.
 if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  process.on("SIGINT", () => {
-    console.error("\ninterrupted; rerun the same command to resume");
-    process.exit(130);
-  });
-  main(process.argv.slice(2)).then((code) => process.exit(code));
+  if (process.stderr.isTTY && process.env[FILTERED] === undefined) runFiltered(process.argv[1]);
+  else {
+    // The child's stderr is a pipe to the filter, but a terminal behind it: progress redraws its line as there.
+    if (process.env[FILTERED] !== undefined) Object.defineProperty(process.stderr, "isTTY", { value: true });
+    process.on("SIGINT", () => {
+      console.error("\ninterrupted; rerun the same command to resume");
+      process.exit(130);
+    });
+    main(process.argv.slice(2)).then((code) => process.exit(code));
+  }
 }

@@ -60,7 +60,8 @@ async function open(opts: DeviceOptions): Promise<Gpu> {
   // fprintf to the process's stderr from native code, whatever limits the device later requests. No Dawn toggle,
   // create() option or logging callback reaches it, and Node cannot redirect fd 2 around the call without native
   // code (closing and reopening fd 2 would race the thread pool's own file opens, and reopening a log file would
-  // lose its shared offset with stdout), so the two lines stay. They are harmless: no kernel uses dynamic offsets.
+  // lose its shared offset with stdout). They are harmless (no kernel uses dynamic offsets); in a terminal run.ts
+  // runs the program behind a filter that leaves out exactly these two lines.
   const adapter = await instance.requestAdapter({ powerPreference: opts.powerPreference ?? "high-performance" });
   if (!adapter) {
     throw new Error(
