@@ -85,7 +85,7 @@ const FILTERED = "DAWN_NOISE_FILTERED"; // set in the child: its stderr is the p
 
 function runFiltered(script: string): void {
   const child = spawn(process.execPath, [...process.execArgv, script, ...process.argv.slice(2)], {
-    stdio: ["inherit", "inherit", "pipe"],
+    stdio: ["inherit", "inherit", "pipe", "ipc"], // the IPC channel closes when this process dies, however it dies
     env: { ...process.env, [FILTERED]: "1" },
   });
   const filter = new LineFilter(DAWN_NOISE.hold, DAWN_NOISE.drop, (text) => process.stderr.write(text));
@@ -108,7 +108,12 @@ if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLTo
   if (process.stderr.isTTY && process.env[FILTERED] === undefined) runFiltered(process.argv[1]);
   else {
     // The child's stderr is a pipe to the filter, but a terminal behind it: progress redraws its line as there.
-    if (process.env[FILTERED] !== undefined) Object.defineProperty(process.stderr, "isTTY", { value: true });
+    if (process.env[FILTERED] !== undefined) {
+      Object.defineProperty(process.stderr, "isTTY", { value: true });
+      // A parent killed outright (SIGKILL) leaves no one to read stderr: stop too, as one process would have.
+      process.channel?.unref();
+      process.on("disconnect", () => process.exit(137));
+    }
     process.on("SIGINT", () => {
       console.error("\ninterrupted; rerun the same command to resume");
       process.exit(130);

@@ -1,7 +1,9 @@
 // The program as a user starts it in a terminal (a pseudo-terminal from util-linux's `script`): Dawn's two start-up
 // warnings are left out, everything else and the exit code come through; redirected, it is one plain process.
 import { beforeAll, describe, expect, it } from "vitest";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -13,6 +15,24 @@ const NOISE = "artificially reduced";
 function inTerminal(args: string): { out: string; status: number | null } {
   const r = spawnSync("script", ["-qec", `${process.execPath} ${BUNDLE} ${args}`, "/dev/null"], { encoding: "utf8" });
   return { out: r.stdout, status: r.status };
+}
+
+function childrenOf(pid: number): number[] {
+  const r = spawnSync("ps", ["-o", "pid=", "--ppid", String(pid)], { encoding: "utf8" });
+  return r.stdout.split("\n").filter((l) => l.trim() !== "").map(Number);
+}
+
+function alive(pid: number): boolean {
+  const r = spawnSync("ps", ["-o", "stat=", "-p", String(pid)], { encoding: "utf8" });
+  return r.status === 0 && !r.stdout.trim().startsWith("Z");
+}
+
+async function waitFor<T>(probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
+  for (const start = Date.now(); Date.now() - start < timeoutMs; await new Promise((r) => setTimeout(r, 100))) {
+    const value = probe();
+    if (value !== undefined) return value;
+  }
+  throw new Error("timed out waiting");
 }
 
 beforeAll(async () => {
@@ -33,6 +53,20 @@ describe("run.js in a terminal", () => {
     expect(bad.out).toContain('expected top-K with 0 <= K <= depth');
     expect(bad.out).not.toContain(NOISE);
   });
+
+  it.skipIf(!hasScript)("a parent killed outright (SIGKILL) takes its child with it", async () => {
+    const out = mkdtempSync(join(tmpdir(), "run-terminal-"));
+    const term = spawn("script", ["-qec", `${process.execPath} ${BUNDLE} experiment --config ${join(ROOT, "configs", "default.json")} --out ${out}`, "/dev/null"], { stdio: "ignore" });
+    try {
+      const parent = await waitFor(() => childrenOf(term.pid!)[0]);
+      const child = await waitFor(() => childrenOf(parent)[0]);
+      process.kill(parent, "SIGKILL");
+      await waitFor(() => (alive(child) ? undefined : true));
+    } finally {
+      term.kill("SIGKILL");
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 30_000);
 
   it("redirected, prints Dawn's lines as they come (one process, nothing filtered)", () => {
     const r = spawnSync(process.execPath, [BUNDLE, "info"], { encoding: "utf8" });
