@@ -10,7 +10,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { hashLines } from "./dataset.js";
-import { ImageFiles, entries } from "./image-files.js";
+import { ImageFiles, entries, isDir } from "./image-files.js";
 import { type Listed, checkListed, checkPublishedCount, readLines } from "./list-files.js";
 
 const PUBLISHED = { classes: 47, perSplit: 1880 };
@@ -33,6 +33,7 @@ export async function openDtd(root: string, split = "train"): Promise<ImageFiles
   const dir = !existsSync(join(root, "images")) && existsSync(join(root, "dtd", "images")) ? join(root, "dtd") : root;
   const images = join(dir, "images");
   if (!existsSync(images)) throw new Error(`dtd: expected the folder images/ of DTD in ${dir}, it does not exist`);
+  if (!(await isDir(images))) throw new Error(`dtd: expected ${images} to be the folder of DTD's class folders, got a file`);
   const classes = (await entries(images)).dirs;
   if (classes.length === 0) throw new Error(`dtd: expected class folders in ${images}, found none`);
   const index = new Map(classes.map((c, i) => [c, i]));
@@ -42,7 +43,7 @@ export async function openDtd(root: string, split = "train"): Promise<ImageFiles
   for (const part of PARTS) {
     const rel = `labels/${part}${fold}.txt`;
     const file = join(dir, rel);
-    const lines = await readLines("dtd", file, `the split file ${rel} of DTD`);
+    const lines = await readLines("dtd", file, "DTD's split file");
     if (classes.length === PUBLISHED.classes) checkPublishedCount("dtd", file, "images", lines.length, PUBLISHED.perSplit, `images/ holds all ${PUBLISHED.classes} classes`);
     lists.set(
       part,

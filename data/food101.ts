@@ -18,7 +18,7 @@ export async function openFood101(root: string, split = "train"): Promise<ImageF
   root = resolve(root);
   const dir = !existsSync(join(root, "meta")) && existsSync(join(root, "food-101", "meta")) ? join(root, "food-101") : root;
   const classFile = join(dir, "meta", "classes.txt");
-  const classLines = await readLines("food101", classFile, "the class list meta/classes.txt of Food-101");
+  const classLines = await readLines("food101", classFile, "Food-101's class list");
   const classes = classLines.map((l) => l.text);
   const index = new Map<string, number>();
   for (const { text, line } of classLines) {
@@ -27,7 +27,7 @@ export async function openFood101(root: string, split = "train"): Promise<ImageF
   }
   if (classes.length === 0) throw new Error(`food101: expected class names in ${classFile}, found none`);
   const file = join(dir, "meta", `${split}.txt`);
-  const lines = await readLines("food101", file, `the split file meta/${split}.txt of Food-101`);
+  const lines = await readLines("food101", file, "Food-101's split file");
   if (classes.length === PUBLISHED.classes) checkPublishedCount("food101", file, "images", lines.length, PUBLISHED[split], `classes.txt names all ${PUBLISHED.classes} classes`);
   if (lines.length === 0) throw new Error(`food101: expected images listed in ${file}, found none`);
   const samples = lines.map(({ text, line }) => {

@@ -71,7 +71,7 @@ describe("openDtd", () => {
   it("names a missing split file, a listed image that is missing, and bad lines", async () => {
     let root = await fresh();
     rmSync(join(root, "labels", "test1.txt"));
-    await expect(openDtd(root, "train")).rejects.toThrow(`dtd: expected the split file labels/test1.txt of DTD ${join(root, "labels", "test1.txt")}, it does not exist`);
+    await expect(openDtd(root, "train")).rejects.toThrow(`dtd: expected DTD's split file ${join(root, "labels", "test1.txt")}, it does not exist`);
     root = await fresh();
     const gone = lines(root, "val2.txt")[1];
     rmSync(join(root, "images", gone));

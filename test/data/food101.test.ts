@@ -35,10 +35,10 @@ describe("openFood101", () => {
   it("names a missing list, a listed image that is missing, bad lines and classes", async () => {
     let root = await fresh();
     rmSync(join(root, "meta", "test.txt"));
-    await expect(openFood101(root, "test")).rejects.toThrow(`food101: expected the split file meta/test.txt of Food-101 ${join(root, "meta", "test.txt")}, it does not exist`);
+    await expect(openFood101(root, "test")).rejects.toThrow(`food101: expected Food-101's split file ${join(root, "meta", "test.txt")}, it does not exist`);
     await expect(openFood101(root, "train")).resolves.toBeDefined();
     rmSync(join(root, "meta", "classes.txt"));
-    await expect(openFood101(root, "train")).rejects.toThrow(`food101: expected the class list meta/classes.txt of Food-101 ${join(root, "meta", "classes.txt")}, it does not exist`);
+    await expect(openFood101(root, "train")).rejects.toThrow(`food101: expected Food-101's class list ${join(root, "meta", "classes.txt")}, it does not exist`);
 
     root = await fresh();
     const gone = lines(root, "train.txt")[3];
