@@ -1,10 +1,9 @@
-// ImageFolder: root/<class>/<image>, as torchvision's ImageFolder reads it (Pets, ImageNet, any set once arranged
-// in class folders; DTD, Flowers102 and Food101 are read in their distributed layouts by dtd.ts, flowers102.ts and
-// food101.ts). Classes are the sorted sub-folder names; each class's images are found
-// recursively and sorted, so the order (and the identity hash) is the same on every machine. Only .jpg, .jpeg and
-// .png files count (any case); other files are ignored, and so are hidden files and folders (.DS_Store,
-// .ipynb_checkpoints), which torchvision would take as images or classes. An optional split level sits above the
-// classes: root/{train,val,test}/<class>/<image>.
+// ImageFolder: root/<class>/<image>, as torchvision's ImageFolder reads it (Pets, ImageNet, any set arranged in
+// class folders; DTD, Flowers102 and Food101 as distributed are read by dtd.ts, flowers102.ts and food101.ts).
+// Classes are the sorted sub-folder names; each class's images are found recursively and sorted, so the order (and
+// the identity hash) is the same on every machine. Only .jpg, .jpeg and .png files count (any case); other files are
+// ignored, and so are hidden files and folders (.DS_Store, .ipynb_checkpoints), which torchvision would take as
+// images or classes. An optional split level sits above the classes: root/{train,val,test}/<class>/<image>.
 import { existsSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { hashLines } from "./dataset.js";

@@ -20,14 +20,12 @@ const CLASSES = ["", "cell", "struct", "object", "char", "sparse", "double", "si
 export type MatClass = Exclude<(typeof CLASSES)[number], "">;
 const NUMERIC = new Set<MatClass>(["double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]);
 
-// Data types (miTYPE) and the byte size of the numeric ones.
-const MI_INT8 = 1;
-const MI_UINT32 = 6;
-const MI_INT32 = 5;
-const MI_MATRIX = 14;
-const MI_COMPRESSED = 15;
-const NAME_TYPES = [MI_INT8, 2, 16]; // int8 as the format says; uint8 and utf8 from other writers
-const MI_SIZE: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 4, 9: 8, 12: 8, 13: 8 };
+// Data types (miTYPE), and the byte size of the numeric ones.
+const MI = { int8: 1, uint8: 2, int16: 3, uint16: 4, int32: 5, uint32: 6, single: 7, double: 9, int64: 12, uint64: 13, matrix: 14, compressed: 15, utf8: 16 };
+const MI_SIZE: Record<number, number> = {
+  [MI.int8]: 1, [MI.uint8]: 1, [MI.int16]: 2, [MI.uint16]: 2, [MI.int32]: 4, [MI.uint32]: 4, [MI.single]: 4, [MI.double]: 8, [MI.int64]: 8, [MI.uint64]: 8,
+};
+const NAME_TYPES = [MI.int8, MI.uint8, MI.utf8]; // int8 as the format says; uint8 and utf8 from other writers
 
 const FLAG_COMPLEX = 0x08;
 const HDF5_SIGNATURE = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -113,16 +111,16 @@ class Reader {
     for (let i = 0; i < n; i++) {
       const o = start + i * width;
       switch (type) {
-        case 1: out[i] = v.getInt8(o); break;
-        case 2: out[i] = v.getUint8(o); break;
-        case 3: out[i] = v.getInt16(o, le); break;
-        case 4: out[i] = v.getUint16(o, le); break;
-        case 5: out[i] = v.getInt32(o, le); break;
-        case 6: out[i] = v.getUint32(o, le); break;
-        case 7: out[i] = v.getFloat32(o, le); break;
-        case 9: out[i] = v.getFloat64(o, le); break;
+        case MI.int8: out[i] = v.getInt8(o); break;
+        case MI.uint8: out[i] = v.getUint8(o); break;
+        case MI.int16: out[i] = v.getInt16(o, le); break;
+        case MI.uint16: out[i] = v.getUint16(o, le); break;
+        case MI.int32: out[i] = v.getInt32(o, le); break;
+        case MI.uint32: out[i] = v.getUint32(o, le); break;
+        case MI.single: out[i] = v.getFloat32(o, le); break;
+        case MI.double: out[i] = v.getFloat64(o, le); break;
         default: {
-          const big = type === 12 ? v.getBigInt64(o, le) : v.getBigUint64(o, le);
+          const big = type === MI.int64 ? v.getBigInt64(o, le) : v.getBigUint64(o, le);
           if (big > BigInt(Number.MAX_SAFE_INTEGER) || big < -BigInt(Number.MAX_SAFE_INTEGER)) throw this.error(`a 64-bit integer ${big} beyond 2^53 (element at byte ${at})`);
           out[i] = Number(big);
         }
@@ -141,7 +139,7 @@ class Reader {
       return e;
     };
     const flags = sub(start, "array flags");
-    if (flags.type !== MI_UINT32 || flags.size !== 8) throw this.error(`array flags of type ${flags.type} and ${flags.size} bytes (variable at byte ${at})`);
+    if (flags.type !== MI.uint32 || flags.size !== 8) throw this.error(`array flags of type ${flags.type} and ${flags.size} bytes (variable at byte ${at})`);
     const word = this.u32(flags.start);
     const className = CLASSES[word & 0xff];
     if (!className) throw this.error(`array class ${word & 0xff} (variable at byte ${at})`);
@@ -152,9 +150,9 @@ class Reader {
     if (className !== "opaque") {
       const dimsEl = sub(p, "dimensions");
       // int32 as the format says; some writers use uint32
-      if ((dimsEl.type !== MI_INT32 && dimsEl.type !== MI_UINT32) || dimsEl.size < 8 || dimsEl.size % 4 !== 0)
+      if ((dimsEl.type !== MI.int32 && dimsEl.type !== MI.uint32) || dimsEl.size < 8 || dimsEl.size % 4 !== 0)
         throw this.error(`dimensions of type ${dimsEl.type} and ${dimsEl.size} bytes (variable at byte ${at})`);
-      dims = Array.from(this.numbers(MI_INT32, dimsEl.start, dimsEl.size, at));
+      dims = Array.from(this.numbers(MI.int32, dimsEl.start, dimsEl.size, at));
       if (dims.some((d) => d < 0)) throw this.error(`negative dimensions ${dims.join("x")} (variable at byte ${at})`);
       p = dimsEl.next;
     }
@@ -194,8 +192,8 @@ export function parseMat5(path: string, bytes: Uint8Array): Mat5File {
   for (let at = 128; at < bytes.length; ) {
     const el = file.element(at, false);
     let v: MatVariable | undefined;
-    if (el.type === MI_MATRIX) v = file.matrix(el.start, el.size, at);
-    else if (el.type === MI_COMPRESSED) {
+    if (el.type === MI.matrix) v = file.matrix(el.start, el.size, at);
+    else if (el.type === MI.compressed) {
       let inflated: Buffer;
       try {
         inflated = inflateSync(bytes.subarray(el.start, el.start + el.size));
@@ -204,7 +202,7 @@ export function parseMat5(path: string, bytes: Uint8Array): Mat5File {
       }
       const inner = new Reader(path, inflated, little, ` (in the compressed element at byte ${at})`);
       const m = inner.element(0, true);
-      if (m.type !== MI_MATRIX) throw inner.error(`data type ${m.type} where a variable (miMATRIX, 14) belongs`);
+      if (m.type !== MI.matrix) throw inner.error(`data type ${m.type} where a variable (miMATRIX, 14) belongs`);
       v = inner.matrix(m.start, m.size, 0);
     } else throw file.error(`data type ${el.type} at byte ${at} where a variable (miMATRIX 14 or miCOMPRESSED 15) belongs`);
     if (v) variables.push(v);
