@@ -33,7 +33,8 @@ export const data: Command = {
   --dataset NAME        one of:
 ${describeDatasets(" ".repeat(24))}
   --root DIR            the dataset's folder (default as above)
-  --split S             train (default) or test; for imagefolder a split folder (default train/ if present)
+  --split S             train (default) or test; val, trainval for dtd and flowers102; dtd's folds train1..trainval10
+                        (train = train1); for imagefolder a split folder (default train/ if present)
   --json                print the summary as JSON
   --sheet FILE          write a PNG contact sheet: one row per class, the first images of each
   --sheet-per-class N   images per row (default 8)

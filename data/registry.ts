@@ -5,12 +5,15 @@ import type { Dataset } from "./dataset.js";
 import { openIdx } from "./idx.js";
 import { openCifar } from "./cifar.js";
 import { ImageFolder } from "./image-folder.js";
+import { openDtd } from "./dtd.js";
+import { openFlowers102 } from "./flowers102.js";
+import { openFood101 } from "./food101.js";
 import { openNpyImages } from "./npy-dataset.js";
 
 export interface OpenOptions {
   name: string; // one of DATASET_NAMES
   root?: string; // default defaultRoot(name); required where there is none
-  split?: string; // train (default) or test; for imagefolder any split folder, and by default train/ if present
+  split?: string; // train (default) or test; others where a format has them (dtd: val, trainval, folds train1..test10); for imagefolder any split folder, and by default train/ if present
 }
 
 interface Entry {
@@ -26,6 +29,9 @@ const DATASETS: Record<string, Entry> = {
   cifar10: { about: "the folder of data_batch_1.bin .. test_batch.bin", open: (r, s) => openCifar("cifar10", r, s) },
   cifar100: { about: "the folder of train.bin, test.bin (fine labels)", open: (r, s) => openCifar("cifar100", r, s) },
   "cifar100-coarse": { about: "the folder of train.bin, test.bin (coarse labels)", open: (r, s) => openCifar("cifar100-coarse", r, s) },
+  dtd: { about: "dtd/: images/<class>/*.jpg, labels/train1.txt..test10.txt; splits train|val|test|trainval[1-10]", open: (r, s) => openDtd(r, s) },
+  flowers102: { about: "jpg/image_*.jpg, imagelabels.mat, setid.mat; splits train|val|test|trainval", open: (r, s) => openFlowers102(r, s) },
+  food101: { about: "food-101/: images/<class>/*.jpg, meta/{classes,train,test}.txt; splits train|test", open: (r, s) => openFood101(r, s) },
   imagefolder: { about: "root/<class>/<image> JPEG/PNG, optionally under train/ val/ test/", open: (r, s) => ImageFolder.open(r, s) },
   npy: { about: "<split>_images.npy and <split>_labels.npy", open: (r, s) => openNpyImages(r, s) },
 };

@@ -8,6 +8,7 @@ import sharp from "sharp";
 import { type At, type BadCase, RAW_NODE, runCases, tempRoot } from "./harness.js";
 import { npy, write } from "./files.js";
 import { PNG_RGB, cifarRecord, concat, gzip, idxBytes, pattern, pngBytes } from "../data/fixtures.js";
+import { mat5Bytes, mat73Bytes } from "../data/mat5-writer.js";
 
 const root = tempRoot("data");
 
@@ -44,6 +45,25 @@ const GOOD: Record<string, () => Tree> = {
     "train-labels-idx1-ubyte": idxLabels([0, 9, 4]),
     "t10k-images-idx3-ubyte": idxImages(1),
     "t10k-labels-idx1-ubyte": idxLabels([7]),
+  }),
+  // The listed layouts, two images each (PNG bytes under .jpg names: the decoder goes by content).
+  dtd: () => ({
+    "images/banded/banded_0001.jpg": png(1),
+    "images/dotted/dotted_0001.jpg": png(2),
+    ...Object.fromEntries(["train1", "val1", "test1"].map((f) => [`labels/${f}.txt`, "banded/banded_0001.jpg\ndotted/dotted_0001.jpg\n"])),
+  }),
+  flowers102: () => ({
+    "jpg/image_00001.jpg": png(1),
+    "jpg/image_00002.jpg": png(2),
+    "imagelabels.mat": mat5Bytes([{ name: "labels", values: [1, 2] }], { compress: true }),
+    "setid.mat": mat5Bytes([{ name: "trnid", values: [2, 1] }, { name: "valid", values: [1] }, { name: "tstid", values: [2] }], { compress: true }),
+  }),
+  food101: () => ({
+    "images/apple_pie/1005649.jpg": png(1),
+    "images/baklava/1006121.jpg": png(2),
+    "meta/classes.txt": "apple_pie\nbaklava\n",
+    "meta/train.txt": "apple_pie/1005649\nbaklava/1006121\n",
+    "meta/test.txt": "baklava/1006121\n",
   }),
 };
 GOOD["fashion-mnist"] = GOOD.mnist;
@@ -86,7 +106,7 @@ function dataCase(c: DataCase): BadCase {
 // Corrupt images are reported in the tool's words, never as libvips' raw lines.
 const RAW_VIPS = /Vips|vips_|jpeg2vips|premature end of input/;
 
-const missingRoots: DataCase[] = ["imagefolder", "npy", "cifar10", "cifar100", "mnist", "fashion-mnist"].flatMap((dataset) => [
+const missingRoots: DataCase[] = ["imagefolder", "npy", "cifar10", "cifar100", "mnist", "fashion-mnist", "dtd", "flowers102", "food101"].flatMap((dataset) => [
   { what: "a missing root", dataset, root: (at: At) => at("nowhere"), says: (at: At) => [at("nowhere"), "does not exist"] },
   { what: "a file as root", dataset, root: (at: At) => at("root", "file.txt"), tree: { "file.txt": "x" }, says: (at: At) => [at("root", "file.txt"), "folder"] },
 ]);
@@ -222,5 +242,29 @@ const idxDatasets: DataCase[] = [
   { what: "a split named val", dataset: "mnist", flags: () => ["--split", "val"], says: () => ["mnist", "split", '"val"'] },
 ];
 
-const cases = [...missingRoots, ...imageFolders, ...npyDatasets, ...cifarDatasets, ...idxDatasets];
+const listedDatasets: DataCase[] = [
+  { what: "an empty root", dataset: "dtd", tree: null, says: (at) => [at("root"), "images/", "does not exist"] },
+  { what: "images/ a file", dataset: "dtd", tree: { "images/banded/banded_0001.jpg": undefined, "images/dotted/dotted_0001.jpg": undefined, images: "x" }, says: (at) => [at("root", "images"), "got a file"], never: [RAW_NODE] },
+  { what: "a split file that is a folder", dataset: "dtd", tree: { "labels/val1.txt": FOLDER }, says: (at) => [at("root", "labels", "val1.txt"), "folder"], never: [RAW_NODE] },
+  { what: "a missing split file", dataset: "dtd", tree: { "labels/test1.txt": undefined }, says: (at) => [at("root", "labels", "test1.txt"), "does not exist"] },
+  { what: "a listed image missing", dataset: "dtd", tree: { "images/dotted/dotted_0001.jpg": undefined, "images/dotted/dotted_0002.jpg": png(3) }, says: (at) => [at("root", "images", "dotted", "dotted_0001.jpg"), at("root", "labels", "train1.txt"), "line 2", "does not exist"] },
+  { what: "a line without a class", dataset: "dtd", tree: { "labels/train1.txt": "banded_0001.jpg\n" }, says: (at) => [at("root", "labels", "train1.txt"), "line 1", '"banded_0001.jpg"'] },
+  { what: "a fold of 11", dataset: "dtd", flags: () => ["--split", "train11"], says: () => ["dtd", "fold 1..10", '"train11"'] },
+  { what: "an empty root", dataset: "flowers102", tree: null, says: (at) => [at("root", "imagelabels.mat"), "does not exist"] },
+  { what: "setid.mat a folder", dataset: "flowers102", tree: { "setid.mat": FOLDER }, says: (at) => [at("root", "setid.mat"), "folder"], never: [RAW_NODE] },
+  { what: "a v7.3 setid.mat", dataset: "flowers102", tree: { "setid.mat": mat73Bytes() }, says: (at) => [at("root", "setid.mat"), "v7.3 (HDF5)", "-v7"] },
+  { what: "a text file as imagelabels.mat", dataset: "flowers102", tree: { "imagelabels.mat": "1\n2\n" }, says: (at) => [at("root", "imagelabels.mat"), "MAT v5 file", "4 bytes"] },
+  { what: "a truncated imagelabels.mat", dataset: "flowers102", tree: { "imagelabels.mat": mat5Bytes([{ name: "labels", values: [1, 2] }]).subarray(0, 170) }, says: (at) => [at("root", "imagelabels.mat"), "truncated"] },
+  { what: "labels as text", dataset: "flowers102", tree: { "imagelabels.mat": mat5Bytes([{ name: "labels", className: "char", values: [49, 50] }]) }, says: (at) => [at("root", "imagelabels.mat"), '"labels"', "char array"] },
+  { what: "sets in a cell", dataset: "flowers102", tree: { "setid.mat": mat5Bytes([{ name: "trnid", className: "cell", cells: [{ name: "", values: [1] }] }]) }, says: (at) => [at("root", "setid.mat"), '"trnid"', "cell array"] },
+  { what: "a listed image missing", dataset: "flowers102", tree: { "jpg/image_00002.jpg": undefined }, says: (at) => [at("root", "jpg", "image_00002.jpg"), '"trnid" position 1', "does not exist"] },
+  { what: "a split named all", dataset: "flowers102", flags: () => ["--split", "all"], says: () => ["flowers102", "split", '"all"'] },
+  { what: "an empty root", dataset: "food101", tree: null, says: (at) => [at("root", "meta", "classes.txt"), "does not exist"] },
+  { what: "train.txt a folder", dataset: "food101", tree: { "meta/train.txt": FOLDER }, says: (at) => [at("root", "meta", "train.txt"), "folder"], never: [RAW_NODE] },
+  { what: "a line of an unknown class", dataset: "food101", tree: { "meta/train.txt": "apple_pie/1005649\nsushi/1\n" }, says: (at) => [at("root", "meta", "train.txt"), "line 2", '"sushi/1"'] },
+  { what: "a listed image missing", dataset: "food101", tree: { "images/apple_pie/1005649.jpg": undefined }, says: (at) => [at("root", "images", "apple_pie", "1005649.jpg"), "line 1", "does not exist"] },
+  { what: "a split named val", dataset: "food101", flags: () => ["--split", "val"], says: () => ["food101", "split", '"val"'] },
+];
+
+const cases = [...missingRoots, ...imageFolders, ...npyDatasets, ...cifarDatasets, ...idxDatasets, ...listedDatasets];
 describe("datasets through data", () => runCases(root, cases.map(dataCase)));

@@ -8,7 +8,7 @@ const tmp = useTmpDir("registry");
 
 describe("openDataset", () => {
   it("knows the formats of the issue", () => {
-    expect(DATASET_NAMES).toEqual(["fashion-mnist", "mnist", "cifar10", "cifar100", "cifar100-coarse", "imagefolder", "npy"]);
+    expect(DATASET_NAMES).toEqual(["fashion-mnist", "mnist", "cifar10", "cifar100", "cifar100-coarse", "dtd", "flowers102", "food101", "imagefolder", "npy"]);
     expect(defaultRoot("fashion-mnist")).toBe("/usr/share/datasets/fashion-mnist");
   });
 
