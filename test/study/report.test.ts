@@ -59,7 +59,7 @@ describe("report files", () => {
       expect(files.map((f) => f.slice(dir.length + 1))).toEqual(["results.json", "results.csv", "table.md", ...figures]);
       expect(files.map((f) => f.slice(dir.length + 1)).sort()).toEqual([...REPORT_FILES].sort());
       const json = JSON.parse(await readFile(join(dir, "results.json"), "utf8"));
-      expect(Object.keys(json)).toEqual(["name", "reportK", "temperature", "selectBy", "notes", "baseline", "table", "cells", "diverged", "config"]);
+      expect(Object.keys(json)).toEqual(["name", "reportK", "temperature", "selectBy", "selectedOn", "notes", "baseline", "table", "cells", "diverged", "config"]);
       for (const f of ["figure2", "forgetting"]) {
         const svg = await readFile(join(dir, `${f}.svg`), "utf8");
         const [, width, height] = /^<svg [^>]*width="(\d+)" height="(\d+)"/.exec(svg)!;
