@@ -26,7 +26,7 @@ export const experiment: Command = {
   usage: `usage: node dist/run.js experiment [--config FILE.json] [--out DIR] [--force] [--retry-diverged] [--max-cells N]
        node dist/run.js                  (no arguments: the embedded default study)
 
-  --config     the study (see configs/default.json and configs/paper-cifar100.json); default: the embedded
+  --config     the study (see configs/default.json and configs/paper/); default: the embedded
                Fashion-MNIST study (source classes 0-4 with a small ViT pre-trained on them, transfer classes 5-9)
   --out        the run folder (default runs/<config name>); results.json, results.csv, table.md, figure2.* and with
                knn.atSteps forgetting.* (.svg, .png, .vl.json)
