@@ -2,7 +2,8 @@
 // original backbone), table.md (the paper's Table 1 layout: strategy, #trainable params, transfer accuracy, source
 // k-NN accuracy and their mean, at each strategy's best learning rate; diverged cells named) and the figures
 // (study/figures/), each as its Vega-Lite spec (NAME.vl.json, data inline), SVG and PNG (plot/render.ts): Figure 2
-// (figure2.*), and with knn.atSteps the forgetting curve (forgetting.*). All written atomically.
+// (figure2.*), with knn.atSteps the forgetting curve (forgetting.*), and with Block Expansion at several numbers of
+// blocks and rates Figure 3 (figure3.*). All written atomically.
 import { join } from "node:path";
 import type { DatasetIdentity } from "../data/dataset.js";
 import { strategyName } from "../peft/strategy.js";
@@ -12,6 +13,7 @@ import { ratesFor } from "./config.js";
 import { type FigureSpec, renderPng, renderSvg } from "../plot/render.js";
 import { figure2Spec } from "./figures/figure2.js";
 import { forgettingCurveSpec } from "./figures/forgetting-curve.js";
+import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
 
 // ---- CSV ----
 
@@ -110,6 +112,7 @@ export function tableMarkdown(r: StudyResults): string {
 const FIGURES: Record<string, (r: StudyResults) => FigureSpec | undefined> = {
   figure2: (r) => (r.table.length > 0 ? figure2Spec(r) : undefined),
   forgetting: (r) => (r.config.knn.atSteps && r.table.length > 0 ? forgettingCurveSpec(r) : undefined),
+  figure3: (r) => (hasFigure3(r) ? figure3Spec(r) : undefined),
 };
 const FIGURE_FILES = [".vl.json", ".svg", ".png"];
 

@@ -15,8 +15,8 @@
 //   cells/<id>/           one per cell: train checkpoints and metrics (train/train.ts), result.json when finished
 //                         or diverged; knn-curve.json, the forgetting curve's points so far (study/knn-curve.ts)
 //   results.json, results.csv, table.md   (study/results.ts, report.ts)
-//   figure2.*, forgetting.*   the figures as .vl.json (Vega-Lite), .svg and .png (study/figures/); forgetting.*
-//                         only with knn.atSteps
+//   figure2.*, forgetting.*, figure3.*   the figures as .vl.json (Vega-Lite), .svg and .png (study/figures/);
+//                         forgetting.* only with knn.atSteps, figure3.* with Block Expansion at several p and rates
 // Every file is written atomically. A cell whose result.json exists is skipped on rerun; an unfinished one resumes
 // from its last training checkpoint. So a killed study, rerun with the same command, finishes only what is left,
 // and computes what an uninterrupted run does (test/study/faults.test.ts kills one at every stage). The rerun also
