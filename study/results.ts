@@ -5,6 +5,7 @@ import type { DatasetIdentity } from "../data/dataset.js";
 import { type StudyConfig, configJson, ratesFor } from "./config.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
 import { meanStd } from "../util/stats.js";
+import { NAMED_CONFIGS } from "../vit/config.js";
 import { type Selection, selectionOf } from "./validation.js";
 
 export type KnnScores = Record<string, { top1: number; top5: number }>; // by k, percent
@@ -79,6 +80,7 @@ export interface TableRow {
 
 export interface StudyNotes {
   backbone: string;
+  model?: string; // modelLabel of the backbone, e.g. "ViT-S/16" (absent in results of earlier runs)
   data: Record<string, DatasetIdentity>;
   imageSize: number;
 }
@@ -95,6 +97,13 @@ export interface StudyResults {
   cells: CellResult[];
   diverged: DivergedCell[]; // cells whose training diverged, left out of the table
   config: StudyConfig;
+}
+
+// A backbone's name in reports: DINO's sizes as the paper writes them ("ViT-S/16"), any other by its shape.
+export function modelLabel(a: { patchSize: number; width: number; depth: number }): string {
+  const named = Object.entries(NAMED_CONFIGS).find(([, c]) => c.patchSize === a.patchSize && c.width === a.width && c.depth === a.depth);
+  if (!named) return `ViT (patch ${a.patchSize}, width ${a.width}, depth ${a.depth})`;
+  return named[0].replace(/^vit-([a-z])(\d+)$/, (_, size: string, patch: string) => `ViT-${size.toUpperCase()}/${patch}`);
 }
 
 // For each strategy, the learning rate with the best seed-averaged transfer accuracy (selectBy "transfer", what a

@@ -52,7 +52,7 @@ import { loadTrainable } from "../train/checkpoint.js";
 import { readSafetensorsHeader } from "../vit/safetensors.js";
 import { type ProgressStream, formatDuration } from "../train/progress.js";
 import { removeStaleTemporaries, writeJsonAtomic } from "../util/atomic.js";
-import { type BaselineResult, type CellOutcome, type CellResult, type DivergedCell, type KnnScores, type StudyResults, isDiverged, summarize } from "./results.js";
+import { type BaselineResult, type CellOutcome, type CellResult, type DivergedCell, type KnnScores, type StudyResults, isDiverged, modelLabel, summarize } from "./results.js";
 import { REPORT_FILES, writeReport } from "./report.js";
 import { KnnCurve } from "./knn-curve.js";
 import { selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
@@ -351,6 +351,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const complete = outcomes.length === cells.length;
   const results = summarize(config, baseline, outcomes, {
     backbone: backboneNote,
+    model: modelLabel(vit),
     data: Object.fromEntries(Object.entries(data).filter(([, d]) => d).map(([k, d]) => [k, d!.identity])),
     imageSize: size,
   });
