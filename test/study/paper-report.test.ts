@@ -18,10 +18,11 @@ afterAll(async () => {
 });
 
 // A run folder of the fixture's config with `name`, transfer data `dataset` and these cells finished.
-async function runFolder(name: string, outcomes: CellOutcome[], o: { dataset?: string; baseline?: boolean; model?: string } = {}): Promise<string> {
+async function runFolder(name: string, outcomes: CellOutcome[], o: { dataset?: string; baseline?: boolean; model?: string; val?: unknown } = {}): Promise<string> {
   const dir = join(root, name);
   const json = JSON.parse(JSON.stringify(configJson(config)));
   json.name = name;
+  if (o.val) json.transfer.val = o.val;
   if (o.dataset) json.transfer.train.dataset = json.transfer.test.dataset = o.dataset;
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, "config.json"), JSON.stringify(json));
@@ -77,5 +78,14 @@ describe("the report's plan", () => {
     // Mean ± std over seeds in the table, the images that chose in the CSV.
     expect(combinedTableMarkdown([a])).toContain("| ViT-B/16 | CIFAR-100 | full | 210.0K | 91.00 ± 1.41 | 41.00 ± 1.41 | 66.00 | 0.1 | test | b-cifar100 |");
     expect(combinedTableCsv([a]).split("\n")[2]).toBe("ViT-B/16,CIFAR-100,b-cifar100,full,210000,91.00,1.41,41.00,1.41,66.00,0.1,2,transfer.test,,");
+  });
+});
+
+describe("the combined table", () => {
+  it("says which images chose the checkpoints: val, with its accuracy in the CSV, or test", async () => {
+    const withVal = cells.map((c) => ({ ...c, valAccuracy: c.transferAccuracy - 10 }));
+    const run = await readRunFolder(await runFolder("on-val", withVal, { val: { fraction: 0.2 }, model: "ViT-B/16" }));
+    expect(combinedTableMarkdown([run])).toContain("| ViT-B/16 | fashion-mnist | full | 210.0K | 91.00 ± 1.41 | 41.00 ± 1.41 | 66.00 | 0.1 | val | on-val |");
+    expect(combinedTableCsv([run]).split("\n")[2]).toBe("ViT-B/16,fashion-mnist,on-val,full,210000,91.00,1.41,41.00,1.41,66.00,0.1,2,transfer.val,81.00,1.41");
   });
 });
