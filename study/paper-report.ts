@@ -180,13 +180,15 @@ export function combinedTableCsv(runs: RunFolder[]): string {
   const header = ["backbone", "transfer_data", "run", "strategy", "trainable_params", "transfer_mean", "transfer_std", "knn_mean", "knn_std", "mean", "lr", "seeds", "selected_on", "val_mean", "val_std"];
   const lines = [header.join(",")];
   const f = (n: number | undefined) => (n === undefined ? "" : n.toFixed(2));
+  // Backbone names ("ViT (patch 16, width 48, depth 12)") and strategies (block@4,8) may hold commas.
+  const text = (t: string) => (t.includes(",") ? `"${t}"` : t);
   for (const run of runs) {
     const r = run.results;
     if (!r) continue;
-    const where = [run.model, datasetOf(run), runName(run)].map((s) => (s.includes(",") ? `"${s}"` : s));
+    const where = [run.model, datasetOf(run), runName(run)].map(text);
     lines.push([...where, "original", "0", "", "", f(r.baseline.knn[String(r.reportK)].top1), "", "", "", "", "", "", ""].join(","));
     for (const row of r.table) {
-      lines.push([...where, strategyName(row.strategy), row.trainableParams, f(row.transfer), f(row.transferStd), f(row.knn), f(row.knnStd), f(row.mean), row.lr, row.seeds, selectionOf(r.config), f(row.val), f(row.valStd)].join(","));
+      lines.push([...where, text(strategyName(row.strategy)), row.trainableParams, f(row.transfer), f(row.transferStd), f(row.knn), f(row.knnStd), f(row.mean), row.lr, row.seeds, selectionOf(r.config), f(row.val), f(row.valStd)].join(","));
     }
   }
   return lines.join("\n") + "\n";
