@@ -13,6 +13,7 @@ import { data } from "./cli/data.js";
 import { exportCommand } from "./cli/export.js";
 import { knn } from "./cli/knn.js";
 import { experiment } from "./cli/experiment.js";
+import { report } from "./cli/report.js";
 import { tune } from "./cli/tune.js";
 import { setWarningSink } from "./engine/runtime.js";
 import { describeFileError, isFileError } from "./util/file-errors.js";
@@ -20,6 +21,7 @@ import { LineFilter } from "./util/line-filter.js";
 
 const COMMANDS: Record<string, Command> = {
   experiment,
+  report,
   info,
   params,
   features,

@@ -26,10 +26,10 @@ export const experiment: Command = {
   usage: `usage: node dist/run.js experiment [--config FILE.json] [--out DIR] [--force] [--retry-diverged] [--max-cells N]
        node dist/run.js                  (no arguments: the embedded default study)
 
-  --config     the study (see configs/default.json and configs/paper-cifar100.json); default: the embedded
+  --config     the study (see configs/default.json and configs/paper/); default: the embedded
                Fashion-MNIST study (source classes 0-4 with a small ViT pre-trained on them, transfer classes 5-9)
-  --out        the run folder (default runs/<config name>); results.json, results.csv, table.md, figure2.* and with
-               knn.atSteps forgetting.* (.svg, .png, .vl.json)
+  --out        the run folder (default runs/<config name>); results.json, results.csv, table.md, figure2.*, with
+               knn.atSteps forgetting.*, with Block Expansion at several p and rates figure3.* (.svg, .png, .vl.json)
   --force      discard the run folder's earlier results and start over (needed after a config change other than
                strategies, learningRates, seeds, name and selectBy, which keep the finished cells)
   --retry-diverged   train the cells that diverged in an earlier run again, from scratch (else they are skipped)

@@ -6,6 +6,7 @@ import type { ImageInput, RawImage } from "./image.js";
 import { Rng } from "../util/random.js";
 
 const SUBSET_STREAM = 3; // generator stream for fraction draws (the loader uses 1 and 2)
+const HOLD_OUT_STREAM = 4; // for holdOut's draws: independent of a fraction drawn before it from the same seed
 
 export interface SubsetOptions {
   classes?: number[]; // original labels to keep, in the order that defines the new labels
@@ -81,6 +82,32 @@ export function subset(ds: Dataset, opts: SubsetOptions): Dataset {
     subset: ds.identity.subset ? `${ds.identity.subset}; then ${spec}` : spec,
   };
   return new SubsetDataset(ds, indices, labels, names, identity);
+}
+
+// A seeded fraction of each class held out of `ds` (a validation split taken out of training images) and the rest,
+// disjoint and together the whole of `ds`, labels and classes unchanged. round(fraction * count) images of each
+// class are held out; each part is in dataset order.
+export function holdOut(ds: Dataset, fraction: number, seed: number): { rest: Dataset; held: Dataset } {
+  if (!(fraction > 0 && fraction < 1)) throw new Error(`subset: expected a held-out fraction in (0, 1), got ${fraction}`);
+  const byClass: number[][] = Array.from({ length: ds.classes.length }, () => []);
+  for (let i = 0; i < ds.length; i++) byClass[ds.labels[i]].push(i);
+  const isHeld = new Uint8Array(ds.length);
+  byClass.forEach((members, c) => {
+    const perm = new Rng([HOLD_OUT_STREAM, seed, c]).permutation(members.length);
+    for (const j of perm.subarray(0, Math.round(fraction * members.length))) isHeld[members[j]] = 1;
+  });
+  const part = (held: boolean, spec: string): Dataset => {
+    const indices = Int32Array.from({ length: ds.length }, (_, i) => i).filter((i) => (isHeld[i] === 1) === held);
+    const identity: DatasetIdentity = {
+      ...ds.identity,
+      count: indices.length,
+      hash: hashLines([ds.identity.hash, spec, ...Array.from(indices, String)]),
+      subset: ds.identity.subset ? `${ds.identity.subset}; then ${spec}` : spec,
+    };
+    return new SubsetDataset(ds, indices, indices.map((i) => ds.labels[i]), ds.classes, identity);
+  };
+  const drawn = `fraction ${fraction} per class, seed ${seed}`;
+  return { rest: part(false, `without the held-out ${drawn}`), held: part(true, `held out: ${drawn}`) };
 }
 
 class SubsetDataset implements Dataset {

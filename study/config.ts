@@ -7,6 +7,7 @@
 // configs the same study.
 //
 // Relative paths (checkpoint, dataset roots, cache folder) are relative to the working directory.
+import { resolve } from "node:path";
 import { DATASET_NAMES } from "../data/registry.js";
 import { parseClassList } from "../data/subset.js";
 import type { DataSpec } from "../data/spec.js";
@@ -36,6 +37,19 @@ export interface KnnSpec {
   atSteps?: number[];
 }
 
+// The images that choose each cell's best checkpoint (and each strategy's learning rate) when they should not be
+// the test images: a split of their own (a data spec, like transfer.test), or a seeded fraction of each class of
+// transfer.train held out of training (drawn with the first seed, as a data spec's fraction). Absent: the test
+// images choose, as in the paper and the authors' code.
+export interface HeldOutVal {
+  fraction: number; // in (0, 1)
+}
+export type ValSpec = DataSpec | HeldOutVal;
+
+export function isHeldOut(v: ValSpec): v is HeldOutVal {
+  return !("dataset" in v);
+}
+
 // A cell's training settings are these with the cell's learning rate.
 export type StudyTraining = Omit<TrainSettings, "lr">;
 
@@ -44,7 +58,7 @@ export interface StudyConfig {
   backbone: BackboneSpec;
   imageSize?: number; // input resolution of every image; default: the backbone's native size
   knn: KnnSpec;
-  transfer: { train: DataSpec; test: DataSpec };
+  transfer: { train: DataSpec; test: DataSpec; val?: ValSpec };
   strategies: Strategy[];
   // One list for every strategy, or a list per strategy name (strategies need rates of different sizes: a linear
   // head takes a rate that destroys a fully fine-tuned backbone). ratesFor reads either form.
@@ -199,6 +213,33 @@ function dataSpec(c: Checker, v: unknown, path: string, transform: TransformKind
   return spec as DataSpec;
 }
 
+// transfer.val: a split's data spec, or {"fraction": f}; not both (a fraction of a val split is perClass's job, so
+// that "fraction" in transfer.val always means images held out of training), and never the test or training split.
+function valSpec(c: Checker, v: unknown, path: string, transfer: { train?: DataSpec; test?: DataSpec }): ValSpec | undefined {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return c.fail(path, 'a data spec or {"fraction": f}', v);
+  const o = v as Record<string, unknown>;
+  const hasSplit = "dataset" in o || "split" in o;
+  if (hasSplit && "fraction" in o) {
+    c.errors.push(`${path}: expected either a split (a data spec, like transfer.test) or {"fraction": f} held out of transfer.train, got both a split and a fraction (perClass takes part of a split)`);
+    return undefined;
+  }
+  if (!hasSplit) {
+    const held = c.object(v, path, ["fraction"]);
+    const fraction = held && c.required(held, "fraction", path, (x, p) => c.number(x, p, "a number in (0, 1), the share of each class of transfer.train held out", (n) => n > 0 && n < 1));
+    return fraction === undefined ? undefined : { fraction };
+  }
+  const spec = dataSpec(c, v, path, DEFAULTS.transform.transferTest);
+  const place = (d: DataSpec) => JSON.stringify([d.dataset, resolve(d.root ?? ""), d.split]);
+  for (const key of ["test", "train"] as const) {
+    const other = transfer[key];
+    if (spec?.dataset && spec.split && other?.dataset && other.split && place(spec) === place(other)) {
+      const hint = key === "train" ? ' ({"fraction": f} holds part of it out of training)' : "";
+      c.errors.push(`${path}: expected a split other than transfer.${key}'s, got the same (${spec.dataset} ${spec.split} in ${resolve(spec.root ?? "")})${hint}`);
+    }
+  }
+  return spec;
+}
+
 function modelSpec(c: Checker, v: unknown, path: string): ModelSpec | undefined {
   const o = c.object(v, path, MODEL_KEYS);
   if (!o) return undefined;
@@ -345,12 +386,15 @@ export function parseStudyConfig(json: unknown, source = "config"): StudyConfig 
     imageSize: c.optional(o, "imageSize", "", undefined, (x, p) => c.int(x, p, 1)),
     knn: c.required(o, "knn", "", (x, p) => knnSpec(c, x, p)),
     transfer: c.required(o, "transfer", "", (x, p) => {
-      const t = c.object(x, p, ["train", "test"]);
+      const t = c.object(x, p, ["train", "test", "val"]);
       if (!t) return undefined;
-      return {
-        train: c.required(t, "train", p, (y, q) => dataSpec(c, y, q, DEFAULTS.transform.transferTrain)),
-        test: c.required(t, "test", p, (y, q) => dataSpec(c, y, q, DEFAULTS.transform.transferTest)),
+      const transfer: StudyConfig["transfer"] = {
+        train: c.required(t, "train", p, (y, q) => dataSpec(c, y, q, DEFAULTS.transform.transferTrain))!,
+        test: c.required(t, "test", p, (y, q) => dataSpec(c, y, q, DEFAULTS.transform.transferTest))!,
       };
+      // Absent stays absent, so the config.json of earlier runs still matches.
+      if ("val" in t) transfer.val = valSpec(c, t.val, `${p}.val`, transfer);
+      return transfer;
     }),
     strategies: c.required(o, "strategies", "", (x, p) => c.array(x, p, (y, q) => strategy(c, y, q, shape))),
     learningRates: c.required(o, "learningRates", "", (x, p) => perStrategy(x, p, (y, q) => c.array(y, q, (z, r) => c.positive(z, r)))),

@@ -2,7 +2,8 @@
 // original backbone), table.md (the paper's Table 1 layout: strategy, #trainable params, transfer accuracy, source
 // k-NN accuracy and their mean, at each strategy's best learning rate; diverged cells named) and the figures
 // (study/figures/), each as its Vega-Lite spec (NAME.vl.json, data inline), SVG and PNG (plot/render.ts): Figure 2
-// (figure2.*), and with knn.atSteps the forgetting curve (forgetting.*). All written atomically.
+// (figure2.*), with knn.atSteps the forgetting curve (forgetting.*), and with Block Expansion at several numbers of
+// blocks and rates Figure 3 (figure3.*). All written atomically.
 import { join } from "node:path";
 import type { DatasetIdentity } from "../data/dataset.js";
 import { strategyName } from "../peft/strategy.js";
@@ -12,20 +13,24 @@ import { ratesFor } from "./config.js";
 import { type FigureSpec, renderPng, renderSvg } from "../plot/render.js";
 import { figure2Spec } from "./figures/figure2.js";
 import { forgettingCurveSpec } from "./figures/forgetting-curve.js";
+import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
 
 // ---- CSV ----
 
 export function resultsCsv(r: StudyResults): string {
   const ks = Object.keys(r.baseline.knn);
-  const header = ["id", "strategy", "lr", "seed", "trainable_params", "paper_params", "transfer_acc", "final_transfer_acc", "best_step"];
+  // With transfer.val, the val accuracy that chose each cell's checkpoint follows its step.
+  const val = r.selectedOn === "transfer.val";
+  const header = ["id", "strategy", "lr", "seed", "trainable_params", "paper_params", "transfer_acc", "final_transfer_acc", "best_step", ...(val ? ["val_acc"] : [])];
   header.push(...ks.flatMap((k) => [`knn${k}_top1`, `knn${k}_top5`]), "mean", "train_seconds", "images_per_second");
   const knnCols = (s: KnnScores) => ks.flatMap((k) => [s[k].top1.toFixed(2), s[k].top5.toFixed(2)]);
   const lines = [header.join(",")];
-  lines.push(["original", "original", "", "", "0", "0", "", "", "", ...knnCols(r.baseline.knn), "", "", ""].join(","));
+  lines.push(["original", "original", "", "", "0", "0", "", "", "", ...(val ? [""] : []), ...knnCols(r.baseline.knn), "", "", ""].join(","));
   for (const c of r.cells) {
     const mean = (c.transferAccuracy + c.knn[String(r.reportK)].top1) / 2;
+    const chosen = val ? [c.valAccuracy!.toFixed(2)] : [];
     lines.push(
-      [c.id, c.strategy, c.lr, c.seed, c.trainableParams, c.paperParams, c.transferAccuracy.toFixed(2), c.finalTransferAccuracy.toFixed(2), c.bestStep, ...knnCols(c.knn), mean.toFixed(2), c.trainSeconds.toFixed(1), c.imagesPerSecond.toFixed(1)].join(","),
+      [c.id, c.strategy, c.lr, c.seed, c.trainableParams, c.paperParams, c.transferAccuracy.toFixed(2), c.finalTransferAccuracy.toFixed(2), c.bestStep, ...chosen, ...knnCols(c.knn), mean.toFixed(2), c.trainSeconds.toFixed(1), c.imagesPerSecond.toFixed(1)].join(","),
     );
   }
   return lines.join("\n") + "\n";
@@ -78,13 +83,16 @@ export function tableMarkdown(r: StudyResults): string {
   }
   const d = r.notes.data;
   const seeds = r.config.seeds.length;
+  const val = r.selectedOn === "transfer.val";
   lines.push(
     "",
     "What was measured:",
     `- Backbone: ${r.notes.backbone}. Images at ${r.notes.imageSize} px.`,
-    `- Transfer accuracy: top-1 of the linear head on ${describeData(d.transferTest)}, the best of the evaluations every ${r.config.training.evalEvery} steps of ${r.config.training.steps} (fine-tuned on ${describeData(d.transferTrain)}, batch ${r.config.training.batchSize}, ${r.config.training.optimizer}).`,
+    val
+      ? `- Transfer accuracy: top-1 of the linear head on ${describeData(d.transferTest)}, at the checkpoint chosen on transfer.val (${describeData(d.transferVal)}): the best of its evaluations every ${r.config.training.evalEvery} steps of ${r.config.training.steps} (fine-tuned on ${describeData(d.transferTrain)}, batch ${r.config.training.batchSize}, ${r.config.training.optimizer}). No test image chose a checkpoint or a learning rate.`
+      : `- Transfer accuracy: top-1 of the linear head on ${describeData(d.transferTest)}, the best of the evaluations every ${r.config.training.evalEvery} steps of ${r.config.training.steps} (fine-tuned on ${describeData(d.transferTrain)}, batch ${r.config.training.batchSize}, ${r.config.training.optimizer}); the test images chose the checkpoint, as in the paper.`,
     `- Source k-NN accuracy: DINO's weighted ${r.reportK}-NN top-1 (T = ${r.temperature}) of that best checkpoint's backbone, bank ${describeData(d.bank)}, queries ${describeData(d.queries)}.`,
-    `- Learning rates tried: ${learningRatesText(r)}; each row shows the one with the best ${r.selectBy === "transfer" ? "transfer accuracy" : "mean"}${seeds > 1 ? `, mean ± std over ${seeds} seeds` : ` (seed ${r.config.seeds[0]})`}.`,
+    `- Learning rates tried: ${learningRatesText(r)}; each row shows the one with the best ${r.selectBy === "transfer" ? "" : "mean of source k-NN and "}${val ? "val accuracy" : "transfer accuracy"}${seeds > 1 ? `, mean ± std over ${seeds} seeds` : ` (seed ${r.config.seeds[0]})`}.`,
     "- #Trainable params: the tensors actually updated, the new linear head included (results.json also has the paper's counting).",
   );
   const steps = r.config.knn.atSteps;
@@ -104,6 +112,7 @@ export function tableMarkdown(r: StudyResults): string {
 const FIGURES: Record<string, (r: StudyResults) => FigureSpec | undefined> = {
   figure2: (r) => (r.table.length > 0 ? figure2Spec(r) : undefined),
   forgetting: (r) => (r.config.knn.atSteps && r.table.length > 0 ? forgettingCurveSpec(r) : undefined),
+  figure3: (r) => (hasFigure3(r) ? figure3Spec(r) : undefined),
 };
 const FIGURE_FILES = [".vl.json", ".svg", ".png"];
 

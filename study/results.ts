@@ -5,6 +5,8 @@ import type { DatasetIdentity } from "../data/dataset.js";
 import { type StudyConfig, configJson, ratesFor } from "./config.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
 import { meanStd } from "../util/stats.js";
+import { NAMED_CONFIGS } from "../vit/config.js";
+import { type Selection, selectionOf } from "./validation.js";
 
 export type KnnScores = Record<string, { top1: number; top5: number }>; // by k, percent
 
@@ -27,8 +29,10 @@ export interface CellResult {
   trainableParams: number; // elements of the tensors actually trained (head included)
   paperParams: number; // as the paper's Table 1 counts them (peft/count.ts)
   totalParams: number; // the fine-tuned model's parameters (added blocks and adapters included)
-  transferAccuracy: number; // best transfer test accuracy during fine-tuning, percent
+  transferAccuracy: number; // transfer test accuracy of the best checkpoint (best on test, or on transfer.val), percent
   finalTransferAccuracy: number; // at the last step
+  valAccuracy?: number; // with transfer.val: the best checkpoint's accuracy on val, which chose it
+  finalValAccuracy?: number; // with transfer.val: at the last step
   bestStep: number;
   finalLoss: number;
   knn: KnnScores; // of the best checkpoint's backbone on the source domain
@@ -66,6 +70,8 @@ export interface TableRow {
   trainableParams: number;
   transfer: number; // mean over seeds, percent
   transferStd: number; // sample standard deviation over seeds (0 for one seed)
+  val?: number; // with transfer.val: the val accuracy, mean over seeds, which chose the learning rate
+  valStd?: number;
   knn: number; // source k-NN top-1 at reportK, mean over seeds
   knnStd: number;
   mean: number; // (transfer + knn) / 2
@@ -74,6 +80,7 @@ export interface TableRow {
 
 export interface StudyNotes {
   backbone: string;
+  model?: string; // modelLabel of the backbone, e.g. "ViT-S/16" (absent in results of earlier runs)
   data: Record<string, DatasetIdentity>;
   imageSize: number;
 }
@@ -83,6 +90,7 @@ export interface StudyResults {
   reportK: number;
   temperature: number;
   selectBy: "transfer" | "mean";
+  selectedOn: Selection; // the images that chose each cell's checkpoint and each strategy's learning rate
   notes: StudyNotes;
   baseline: BaselineResult;
   table: TableRow[]; // config order of strategies; only strategies with finished cells
@@ -91,8 +99,16 @@ export interface StudyResults {
   config: StudyConfig;
 }
 
+// A backbone's name in reports: DINO's sizes as the paper writes them ("ViT-S/16"), any other by its shape.
+export function modelLabel(a: { patchSize: number; width: number; depth: number }): string {
+  const named = Object.entries(NAMED_CONFIGS).find(([, c]) => c.patchSize === a.patchSize && c.width === a.width && c.depth === a.depth);
+  if (!named) return `ViT (patch ${a.patchSize}, width ${a.width}, depth ${a.depth})`;
+  return named[0].replace(/^vit-([a-z])(\d+)$/, (_, size: string, patch: string) => `ViT-${size.toUpperCase()}/${patch}`);
+}
+
 // For each strategy, the learning rate with the best seed-averaged transfer accuracy (selectBy "transfer", what a
 // practitioner can select without source data) or the best mean of transfer and source k-NN accuracy ("mean").
+// With transfer.val, the val accuracy stands in for the transfer accuracy in that choice: no test image chooses.
 // A rate that diverged with any seed is not a candidate: the mean of the seeds that survived it would flatter it.
 export function summarize(config: StudyConfig, baseline: BaselineResult, outcomes: CellOutcome[], notes: StudyNotes): StudyResults {
   const k = String(config.knn.reportK);
@@ -108,13 +124,15 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
       const [transfer, transferStd] = meanStd(group.map((c) => c.transferAccuracy));
       const [knn, knnStd] = meanStd(group.map((c) => c.knn[k].top1));
       const row: TableRow = { strategy, lr, seeds: group.length, trainableParams: group[0].trainableParams, transfer, transferStd, knn, knnStd, mean: (transfer + knn) / 2 };
+      if (config.transfer.val) [row.val, row.valStd] = meanStd(group.map((c) => c.valAccuracy!));
       if (config.knn.atSteps) row.knnCurve = curveOf(group, config.knn.atSteps, k);
-      const score = (r: TableRow) => (config.selectBy === "transfer" ? r.transfer : r.mean);
+      const chosenOn = (r: TableRow) => r.val ?? r.transfer;
+      const score = (r: TableRow) => (config.selectBy === "transfer" ? chosenOn(r) : (chosenOn(r) + r.knn) / 2);
       if (!best || score(row) > score(best)) best = row;
     }
     if (best) table.push(best);
   }
-  return { name: config.name, reportK: config.knn.reportK, temperature: config.knn.temperature, selectBy: config.selectBy, notes, baseline, table, cells, diverged, config };
+  return { name: config.name, reportK: config.knn.reportK, temperature: config.knn.temperature, selectBy: config.selectBy, selectedOn: selectionOf(config), notes, baseline, table, cells, diverged, config };
 }
 
 // A table row's forgetting curve: per step, the mean and sample standard deviation over its seeds.

@@ -1,6 +1,6 @@
 // The forgetting study (the paper's Table 1 and Figure 2). For every strategy x learning rate x seed ("cell"):
 // fine-tune the backbone on the transfer domain with a new linear head, keep the checkpoint with the best transfer
-// test accuracy, then measure how well that checkpoint's backbone still separates the source domain: DINO's k-NN
+// test accuracy (or, with transfer.val, the best on val: study/validation.ts), then measure how well that checkpoint's backbone still separates the source domain: DINO's k-NN
 // accuracy, bank = source training images, queries = source test images. The original backbone's k-NN accuracy is
 // measured once, as the reference. With knn.atSteps, each cell's backbone is also scored at those steps of its
 // fine-tuning (the forgetting curve), as the model is there: LoRA active, added blocks in place.
@@ -15,8 +15,8 @@
 //   cells/<id>/           one per cell: train checkpoints and metrics (train/train.ts), result.json when finished
 //                         or diverged; knn-curve.json, the forgetting curve's points so far (study/knn-curve.ts)
 //   results.json, results.csv, table.md   (study/results.ts, report.ts)
-//   figure2.*, forgetting.*   the figures as .vl.json (Vega-Lite), .svg and .png (study/figures/); forgetting.*
-//                         only with knn.atSteps
+//   figure2.*, forgetting.*, figure3.*   the figures as .vl.json (Vega-Lite), .svg and .png (study/figures/);
+//                         forgetting.* only with knn.atSteps, figure3.* with Block Expansion at several p and rates
 // Every file is written atomically. A cell whose result.json exists is skipped on rerun; an unfinished one resumes
 // from its last training checkpoint. So a killed study, rerun with the same command, finishes only what is left,
 // and computes what an uninterrupted run does (test/study/faults.test.ts kills one at every stage). The rerun also
@@ -52,9 +52,10 @@ import { loadTrainable } from "../train/checkpoint.js";
 import { readSafetensorsHeader } from "../vit/safetensors.js";
 import { type ProgressStream, formatDuration } from "../train/progress.js";
 import { removeStaleTemporaries, writeJsonAtomic } from "../util/atomic.js";
-import { type BaselineResult, type CellOutcome, type CellResult, type DivergedCell, type KnnScores, type StudyResults, isDiverged, summarize } from "./results.js";
+import { type BaselineResult, type CellOutcome, type CellResult, type DivergedCell, type KnnScores, type StudyResults, isDiverged, modelLabel, summarize } from "./results.js";
 import { REPORT_FILES, writeReport } from "./report.js";
 import { KnnCurve } from "./knn-curve.js";
+import { selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
 
 export interface ExperimentOptions {
   config: StudyConfig;
@@ -97,8 +98,9 @@ export function cellsOf(config: StudyConfig): Cell[] {
 interface StudyData {
   bank: Dataset;
   queries: Dataset;
-  transferTrain: Dataset;
+  transferTrain: Dataset; // without the images held out for transfer.val
   transferTest: Dataset;
+  transferVal?: Dataset; // with transfer.val: the images that choose the checkpoints (study/validation.ts)
   pretrain?: Dataset;
 }
 
@@ -122,6 +124,9 @@ async function openAll(config: StudyConfig): Promise<StudyData> {
     transferTest: await open(config.transfer.test, "transfer.test"),
     pretrain: config.backbone.pretrain && (await open(config.backbone.pretrain.data, "backbone.pretrain.data")),
   };
+  const split = await splitForValidation(config, data.transferTrain, data.transferTest, open);
+  data.transferTrain = split.train;
+  if (split.val) data.transferVal = split.val;
   if (data.transferTest.classes.length !== data.transferTrain.classes.length) {
     throw new Error(`experiment: expected transfer.test to have the ${data.transferTrain.classes.length} classes of transfer.train, got ${data.transferTest.classes.length}`);
   }
@@ -346,6 +351,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const complete = outcomes.length === cells.length;
   const results = summarize(config, baseline, outcomes, {
     backbone: backboneNote,
+    model: modelLabel(vit),
     data: Object.fromEntries(Object.entries(data).filter(([, d]) => d).map(([k, d]) => [k, d!.identity])),
     imageSize: size,
   });
@@ -375,11 +381,13 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
   const counts = countFor({ ...model.config, classes: c.classes }, strategy);
   const headInit = headInitFor(config, cell.strategy);
   const trainable = applyStrategy(model, strategy, c.classes, cell.seed, headInit);
-  const manifest = manifestOf(trainable, { strategyOptions: strategy, classes: c.classes, heads: model.config.heads, seed: cell.seed, headInit, base: c.base, hyperParameters: { ...settings } });
+  const manifest = manifestOf(trainable, { strategyOptions: strategy, classes: c.classes, heads: model.config.heads, seed: cell.seed, headInit, base: c.base, hyperParameters: { ...settings, selectedOn: selectionOf(config) } });
   try {
     const loader = (ds: Dataset, spec: DataSpec, shuffle: boolean) =>
       new Loader(ds, new Transform(transformFor(spec, size)), { batchSize: settings.batchSize, shuffle, seed: cell.seed, dropLast: shuffle });
     const testLoader = loader(data.transferTest, config.transfer.test, false);
+    // The images that choose the best checkpoint: transfer.val's, else the test images.
+    const selectLoader = data.transferVal ? loader(data.transferVal, valTransformSpec(config), false) : testLoader;
     const curve = config.knn.atSteps && (await startCurve(c, model, trainable));
     let curveSecondsInTraining = 0;
     const result = await train({
@@ -387,7 +395,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       trainable,
       train: loader(data.transferTrain, config.transfer.train, true),
       settings,
-      evaluate: () => evaluateAccuracy(model, testLoader),
+      evaluate: () => evaluateAccuracy(model, selectLoader),
       dir: c.dir,
       metadata: { [MANIFEST_KEY]: JSON.stringify(manifest) },
       progress: c.progress && { stream: c.progress, label: `${name} lr ${cell.lr}` },
@@ -403,6 +411,16 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
     }).catch((e) => {
       throw passTooLarge(e, "training.microBatch");
     });
+    // Chosen on val, the test accuracies are measured now: the last step's (the model as training left it), then
+    // the best checkpoint's.
+    let test = { best: result.bestAccuracy!, final: result.finalAccuracy! };
+    let bestLoaded = false;
+    if (data.transferVal) {
+      const final = await evaluateAccuracy(model, testLoader);
+      await loadTrainable(result.bestPath, trainable);
+      bestLoaded = true;
+      test = { best: await evaluateAccuracy(model, testLoader), final };
+    }
     // The backbone of the best checkpoint (by transfer accuracy) is the one whose forgetting is measured. Where the
     // curve scored that very step, its point is that measurement (the same weights; the tests check they agree).
     const knnCurve = curve && curve.complete(config.knn.atSteps!);
@@ -410,7 +428,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
     let knn: { scores: KnnScores; seconds: number };
     if (atBest) knn = { scores: atBest.knn, seconds: 0 };
     else {
-      await loadTrainable(result.bestPath, trainable);
+      if (!bestLoaded) await loadTrainable(result.bestPath, trainable);
       knn = await knnScores(model, config, data, size);
     }
     return {
@@ -421,8 +439,9 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       trainableParams: countParameters(trainable),
       paperParams: counts.paper,
       totalParams: counts.total,
-      transferAccuracy: result.bestAccuracy!,
-      finalTransferAccuracy: result.finalAccuracy!,
+      transferAccuracy: test.best,
+      finalTransferAccuracy: test.final,
+      ...(data.transferVal && { valAccuracy: result.bestAccuracy!, finalValAccuracy: result.finalAccuracy! }),
       bestStep: result.bestStep,
       finalLoss: result.finalLoss,
       knn: knn.scores,

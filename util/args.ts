@@ -1,5 +1,6 @@
 // A small, strict flag parser: `--name value`, `--name=value` and boolean `--name`. No command takes positional
-// arguments: those, unknown flags and missing values are UsageErrors that name the argument or flag.
+// arguments but `report` (cli/report.ts sets its run folders apart first): those, unknown flags and missing values
+// are UsageErrors that name the argument or flag.
 import { HelpRequested, UsageError } from "./command.js";
 
 export type FlagType = "string" | "number" | "int" | "boolean" | "list";

@@ -1,13 +1,32 @@
 // The paper's Figure 2 for one study: source k-NN accuracy (forgetting) against transfer accuracy, one mark per
 // strategy at its selected learning rate, with error bars of one standard deviation over seeds on both axes where
-// a strategy has several, and the original backbone's k-NN accuracy as a dashed reference line.
+// a strategy has several, and the original backbone's k-NN accuracy as a dashed reference line. Its layers also make
+// each panel of the figures across run folders (study/figures/panels.ts: Figure 2 per dataset, Figure 4 per model).
 import { strategyName } from "../../peft/strategy.js";
-import type { FigureSpec } from "../../plot/render.js";
+import type { FigureLayer, FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
-import { knnChannel, originalBackboneLayer, percentChannel, strategyChannels } from "./parts.js";
+import { type Panel, knnChannel, originalBackboneLayer, percentChannel, strategyChannels } from "./parts.js";
 
 export function figure2Spec(r: StudyResults): FigureSpec {
+  const several = r.table.some((row) => row.seeds > 1);
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: {
+      text: `Forgetting vs. transfer: ${r.name}`,
+      subtitle: ["each strategy at its selected learning rate", ...(several ? ["error bars: ± 1 std over seeds"] : [])],
+    },
+    width: 440,
+    height: 320,
+    config: FIGURE_CONFIG,
+    layer: figure2Layers(r),
+  };
+}
+
+// The figure's marks for one study's table: the reference line, the error bars where a strategy has several seeds,
+// one point per strategy. `domain` orders the strategies' colours and shapes (a figure of several panels shares
+// one); `which` names the original backbone in the legend; `xTitle` the transfer axis.
+export function figure2Layers(r: Panel, o: { domain?: string[]; which?: string; xTitle?: string } = {}): FigureLayer[] {
   const rows = r.table.map((row) => ({
     strategy: strategyName(row.strategy),
     lr: row.lr,
@@ -20,38 +39,28 @@ export function figure2Spec(r: StudyResults): FigureSpec {
     knnHi: row.knn + row.knnStd,
   }));
   const several = rows.filter((row) => row.seeds > 1);
-  const x = (field: string) => percentChannel(field, "Transfer accuracy (%), linear head on the new domain");
+  const x = (field: string) => percentChannel(field, o.xTitle ?? "Transfer accuracy (%), linear head on the new domain");
   const y = (field: string) => knnChannel(r, field);
-  const { color, shape } = strategyChannels(r);
+  const { color, shape } = strategyChannels(r, o.domain);
   const errorBar = { type: "errorbar", ticks: true, thickness: 1.5 } as const;
-  return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: {
-      text: `Forgetting vs. transfer: ${r.name}`,
-      subtitle: ["each strategy at its selected learning rate", ...(several.length > 0 ? ["error bars: ± 1 std over seeds"] : [])],
-    },
-    width: 440,
-    height: 320,
-    config: FIGURE_CONFIG,
-    layer: [
-      originalBackboneLayer(r),
-      ...(several.length > 0
-        ? [
-            { data: { values: several }, mark: errorBar, encoding: { x: x("transferLo"), x2: { field: "transferHi" }, y: y("knn"), color } },
-            { data: { values: several }, mark: errorBar, encoding: { x: x("transfer"), y: y("knnLo"), y2: { field: "knnHi" }, color } },
-          ]
-        : []),
-      {
-        data: { values: rows },
-        mark: { type: "point", filled: true, size: 110, opacity: 1, stroke: "#222", strokeWidth: 0.8 },
-        encoding: {
-          x: x("transfer"),
-          y: y("knn"),
-          color,
-          shape,
-          tooltip: [{ field: "strategy" }, { field: "lr" }, { field: "seeds" }, { field: "transfer", format: ".2f" }, { field: "knn", format: ".2f" }],
-        },
+  return [
+    originalBackboneLayer(r, o.which),
+    ...(several.length > 0
+      ? [
+          { data: { values: several }, mark: errorBar, encoding: { x: x("transferLo"), x2: { field: "transferHi" }, y: y("knn"), color } },
+          { data: { values: several }, mark: errorBar, encoding: { x: x("transfer"), y: y("knnLo"), y2: { field: "knnHi" }, color } },
+        ]
+      : []),
+    {
+      data: { values: rows },
+      mark: { type: "point", filled: true, size: 110, opacity: 1, stroke: "#222", strokeWidth: 0.8 },
+      encoding: {
+        x: x("transfer"),
+        y: y("knn"),
+        color,
+        shape,
+        tooltip: [{ field: "strategy" }, { field: "lr" }, { field: "seeds" }, { field: "transfer", format: ".2f" }, { field: "knn", format: ".2f" }],
       },
-    ],
-  };
+    },
+  ];
 }

@@ -1,14 +1,18 @@
 // What the study's figures share: one colour and one shape per strategy, in the table's order, so that a strategy
 // looks the same in every figure; the source k-NN axis; the original backbone's k-NN accuracy as a dashed
-// reference line with a legend entry of its own.
+// reference line with a legend entry of its own. Each takes what it reads of a study's results (a Panel), so that
+// a figure across several run folders (study/figures/panels.ts) draws from one run's values as from another's.
 import { strategyName } from "../../peft/strategy.js";
 import type { FigureLayer } from "../../plot/render.js";
 import { REFERENCE_DASH } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
 
-// Colour and shape of the data field "strategy" (a strategy's name), with one legend.
-export function strategyChannels(r: StudyResults) {
-  const domain = r.table.map((row) => strategyName(row.strategy));
+// What a figure of one study reads of its results.
+export type Panel = Pick<StudyResults, "reportK" | "baseline" | "table">;
+
+// Colour and shape of the data field "strategy" (a strategy's name), with one legend; `domain`: the strategies in
+// legend order, by default the table's (a figure of several panels gives the union of theirs).
+export function strategyChannels(r: Panel, domain = r.table.map((row) => strategyName(row.strategy))) {
   return {
     color: { field: "strategy", type: "nominal", scale: { domain }, title: "Strategy" },
     shape: { field: "strategy", type: "nominal", scale: { domain }, title: "Strategy" },
@@ -23,15 +27,16 @@ export function percentChannel(field: string, title: string) {
 }
 
 // The source k-NN accuracy axis.
-export function knnChannel(r: StudyResults, field: string) {
+export function knnChannel(r: Pick<Panel, "reportK">, field: string) {
   return percentChannel(field, `Source k-NN top-1 (%), ${r.reportK}-NN`);
 }
 
-// The dashed line at the original backbone's accuracy: what a backbone that forgot nothing keeps.
-export function originalBackboneLayer(r: StudyResults): FigureLayer {
+// The dashed line at the original backbone's accuracy: what a backbone that forgot nothing keeps. `which` names the
+// backbone in the legend where a figure shows several (e.g. "ViT-S/16").
+export function originalBackboneLayer(r: Panel, which?: string): FigureLayer {
   const knn = r.baseline.knn[String(r.reportK)].top1;
   return {
-    data: { values: [{ line: `original backbone (${knn.toFixed(2)}%)`, knn }] },
+    data: { values: [{ line: `original ${which ?? "backbone"} (${knn.toFixed(2)}%)`, knn }] },
     mark: { type: "rule", color: "#333", strokeWidth: 1.5 },
     encoding: {
       y: knnChannel(r, "knn"),

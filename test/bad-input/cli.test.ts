@@ -1,6 +1,7 @@
 // Bad command lines for every command and bench subject: an unknown command, unknown flags, stray positional
 // arguments, flags without their value, words where numbers go, fractions where integers go, missing required
-// flags and values out of range. Each exits with code 2 and names the command, argument or flag.
+// flags and values out of range. Each exits with code 2 and names the command, argument or flag; `report`'s run
+// folders, its positional arguments, have cases of their own.
 import { describe } from "vitest";
 import type { BadCase } from "./harness.js";
 import { runCases, tempRoot } from "./harness.js";
@@ -105,4 +106,15 @@ const range: BadCase[] = [
   usage("export --base b.safetensors --finetuned f.safetensors --out o.safetensors --heads 0", "--heads", /positive|>= 1|got 0/),
 ];
 
-describe("command lines", () => runCases(root, [...generic, ...required, ...range]));
+// `report` takes run folders as positional arguments: a stray word is a folder, which must hold a run.
+const reportCases: BadCase[] = [
+  usage("report --out o", "expected one or more run folders, got none", "usage"),
+  usage("report runs/a", "missing required flag --out"),
+  usage("report runs/a --out", "flag --out needs a value"),
+  usage("report runs/a --out o --bogus 1", "unknown flag --bogus", "usage"),
+  usage("report runs/a --out o -x", 'unexpected argument "-x"'),
+  usage("report runs/a --out o --json=yes", "flag --json takes no value"),
+  { what: "report of a folder without a run", argv: ["report", "no-such-run", "--out", "o"], code: 1, says: ["expected a run folder holding config.json", "no-such-run", "does not exist"] },
+];
+
+describe("command lines", () => runCases(root, [...generic, ...required, ...range, ...reportCases]));

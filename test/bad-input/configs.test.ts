@@ -127,6 +127,13 @@ const valueCases: ConfigCase[] = [
   { what: "duplicate strategies", edits: { strategies: ["full", "full"] }, says: ["strategies", "distinct"] },
   bad("strategies", [], "expected a non-empty array"),
   bad("strategies", "full", "expected a non-empty array"),
+  // transfer.val: a split of its own or a fraction held out of transfer.train, not both, and neither test nor train.
+  { what: "transfer.val with a split and a fraction", edits: () => ({ "transfer.val": { dataset: "npy", root: dataRoot(), split: "val", fraction: 0.5 } }), says: ["transfer.val: expected either a split", "got both a split and a fraction"] },
+  { what: "a held-out fraction of 1", edits: { "transfer.val": { fraction: 1 } }, says: ["transfer.val.fraction", "expected a number in (0, 1)", "got 1"] },
+  { what: "a held-out fraction of 0", edits: { "transfer.val": { fraction: 0 } }, says: ["transfer.val.fraction", "got 0"] },
+  { what: "transfer.val the test split", edits: () => ({ "transfer.val": { dataset: "npy", root: dataRoot(), split: "test", classes: "3-5" } }), says: ["transfer.val: expected a split other than transfer.test's"] },
+  { what: "transfer.val the training split", edits: () => ({ "transfer.val": { dataset: "npy", root: dataRoot(), split: "train", classes: "3-5" } }), says: ["transfer.val: expected a split other than transfer.train's", '{"fraction": f}'] },
+  { what: "transfer.val with another key", edits: { "transfer.val": { fraction: 0.1, seed: 3 } }, says: ["transfer.val.seed: unknown key"] },
   // Data specs.
   bad("transfer.test", DELETE, "missing (required)"),
   bad("transfer.train.dataset", "cifar1000", 'got "cifar1000"'),

@@ -2,7 +2,7 @@
 // class-list parsing, and identities that tell subsets apart.
 import { describe, expect, it } from "vitest";
 import { ArrayDataset, type Dataset } from "../../data/dataset.js";
-import { parseClassList, subset } from "../../data/subset.js";
+import { holdOut, parseClassList, subset } from "../../data/subset.js";
 import { classCounts } from "../../data/summary.js";
 import { pattern } from "./fixtures.js";
 
@@ -75,5 +75,35 @@ describe("subset", () => {
     expect(() => subset(ds, { fraction: 0 })).toThrow("subset: expected a fraction in (0, 1], got 0");
     expect(() => subset(ds, { firstPerClass: 0 })).toThrow("subset: expected firstPerClass >= 1, got 0");
     await expect(s.image(5)).rejects.toThrow("ten: expected an index in [0, 5), got 5");
+  });
+});
+
+describe("holdOut", () => {
+  const ds = dataset();
+
+  it("splits each class into a seeded held-out fraction and the rest, disjoint and whole", () => {
+    const { rest, held } = holdOut(ds, 0.3, 4);
+    const sources = (d: Dataset) => Array.from({ length: d.length }, (_, i) => d.source(i));
+    expect(new Set([...sources(rest), ...sources(held)]).size).toBe(ds.length);
+    expect(rest.length + held.length).toBe(ds.length);
+    const full = classCounts(ds);
+    expect(classCounts(held)).toEqual(full.map((n) => Math.round(0.3 * n)));
+    expect([held.classes, rest.classes]).toEqual([ds.classes, ds.classes]);
+    // Labels unchanged: each image keeps its class.
+    for (let i = 0; i < held.length; i++) expect(held.labels[i]).toBe(ds.labels[Number(held.source(i).split("#")[1])]);
+    expect(held.identity.subset).toBe("held out: fraction 0.3 per class, seed 4");
+    expect(rest.identity.subset).toBe("without the held-out fraction 0.3 per class, seed 4");
+    expect(rest.identity.hash).not.toBe(held.identity.hash);
+  });
+
+  it("draws the same images for the same seed, others for another, and not those of a fraction subset", () => {
+    const sources = (d: Dataset) => Array.from({ length: d.length }, (_, i) => d.source(i)).join();
+    expect(sources(holdOut(ds, 0.3, 4).held)).toBe(sources(holdOut(ds, 0.3, 4).held));
+    expect(sources(holdOut(ds, 0.3, 5).held)).not.toBe(sources(holdOut(ds, 0.3, 4).held));
+    expect(sources(holdOut(ds, 0.3, 4).held)).not.toBe(sources(subset(ds, { fraction: 0.3, seed: 4 })));
+  });
+
+  it("refuses a fraction outside (0, 1)", () => {
+    for (const f of [0, 1, 2]) expect(() => holdOut(ds, f, 0)).toThrow(`subset: expected a held-out fraction in (0, 1), got ${f}`);
   });
 });

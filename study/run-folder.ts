@@ -1,0 +1,57 @@
+// A study's run folder read back for reports across runs (study/paper-report.ts): its config (config.json), the
+// original backbone's k-NN accuracy (baseline.json) and every cell result there is (cells/<id>/result.json), made
+// into results as the runner makes them, so that a run still going, or stopped, reports what it has and names the
+// cells it lacks. results.json, written when a run completes, adds the notes (data identities, backbone); without
+// it the backbone's name comes from its checkpoint's header, where the file is still there.
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { basename, join, resolve } from "node:path";
+import { readArchitecture } from "../vit/checkpoint.js";
+import { type StudyConfig, parseStudyConfig } from "./config.js";
+import { cellsOf } from "./runner.js";
+import { type BaselineResult, type CellOutcome, type StudyNotes, type StudyResults, modelLabel, summarize } from "./results.js";
+
+export interface RunFolder {
+  dir: string; // absolute
+  config: StudyConfig;
+  results?: StudyResults; // absent while no baseline.json exists: nothing is finished
+  missing: string[]; // the config's cells without a result.json
+  model: string; // modelLabel of the backbone, or "unknown backbone"
+}
+
+async function readJson<T>(path: string): Promise<T> {
+  const text = await readFile(path, "utf8");
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new Error(`report: ${path}: expected JSON, got a parse error: ${(e as Error).message}`);
+  }
+}
+
+export async function readRunFolder(folder: string): Promise<RunFolder> {
+  const dir = resolve(folder);
+  const configPath = join(dir, "config.json");
+  if (!existsSync(configPath)) throw new Error(`report: expected a run folder holding config.json, got ${dir}${existsSync(dir) ? "" : " (it does not exist)"}`);
+  const config = parseStudyConfig(await readJson(configPath), configPath);
+  const outcomes: CellOutcome[] = [];
+  const missing: string[] = [];
+  for (const cell of cellsOf(config)) {
+    const path = join(dir, "cells", cell.id, "result.json");
+    if (existsSync(path)) outcomes.push(await readJson<CellOutcome>(path));
+    else missing.push(cell.id);
+  }
+  const written = existsSync(join(dir, "results.json")) ? (await readJson<{ notes: StudyNotes }>(join(dir, "results.json"))).notes : undefined;
+  const model = written?.model ?? (await modelOf(config));
+  const notes: StudyNotes = written ?? { backbone: config.backbone.checkpoint ?? `pre-trained ViT (${basename(dir)})`, model, data: {}, imageSize: config.imageSize ?? 0 };
+  const baselinePath = join(dir, "baseline.json");
+  const results = existsSync(baselinePath) ? summarize(config, await readJson<BaselineResult>(baselinePath), outcomes, notes) : undefined;
+  return { dir, config, results, missing, model };
+}
+
+// The backbone's name from the config: a pre-training's model, or a checkpoint's header where the file is here.
+async function modelOf(config: StudyConfig): Promise<string> {
+  const { checkpoint, heads, key, pretrain } = config.backbone;
+  if (pretrain) return modelLabel(pretrain.model);
+  if (checkpoint && existsSync(checkpoint)) return modelLabel(await readArchitecture(resolve(checkpoint), { heads, key }));
+  return "unknown backbone";
+}
