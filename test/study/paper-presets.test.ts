@@ -18,6 +18,7 @@ import { validateConfig } from "../../vit/config.js";
 import { report } from "../../cli/report.js";
 import { useEngine } from "../helpers.js";
 import { cifarRecord, concat, pattern } from "../data/fixtures.js";
+import { writeDtd, writeFlowers102, writeFood101 } from "../data/layouts.js";
 
 useEngine();
 
@@ -61,13 +62,14 @@ async function writeImageNet(dir: string): Promise<string> {
   return dir;
 }
 
-// The miniature root of each dataset the presets read, by registry name. The readers of dtd, flowers102 and food101
-// come from another branch with their miniatures (test/data/layouts.ts: writeDtd, writeFlowers102, writeFood101);
-// they are wired in here when it is merged, and until then their presets are todo below.
+// The miniature root of each dataset the presets read, by registry name.
 const MINIATURES: Record<string, (dir: string) => Promise<string>> = {
   imagefolder: writeImageNet,
   cifar10: writeCifar10,
   cifar100: writeCifar100,
+  dtd: (dir) => writeDtd(dir, { perClass: 6 }), // two train images per class: a batch of 4 fits
+  flowers102: (dir) => writeFlowers102(dir, { classes: 4 }), // one train image per class (as its setid.mat has it): four classes for a batch of 4
+  food101: (dir) => writeFood101(dir),
 };
 
 const PRESETS = readdirSync("configs/paper").filter((f) => f.endsWith(".json")).sort();
@@ -119,11 +121,6 @@ describe("the presets of configs/paper/ in miniature", () => {
   });
 
   for (const file of PRESETS) {
-    const lacking = [...new Set(dataSpecs(presetJson(file)).map((s) => s.dataset))].filter((d) => !(d in MINIATURES));
-    if (lacking.length > 0) {
-      it.todo(`${file}: runs end to end once the miniature of ${lacking.join(", ")} (test/data/layouts.ts, with its reader) is wired into MINIATURES at merge`);
-      continue;
-    }
     it(`${file} passes the config check and runs end to end`, async () => {
       const config = parseStudyConfig(await miniature(file), file);
       const out = join(root, "runs", config.name);
@@ -139,7 +136,7 @@ describe("the presets of configs/paper/ in miniature", () => {
   }
 
   it("`report` over the runs draws Figures 2, 3 and 4 and the combined Table 1, and says what it drew", async () => {
-    expect(runs.length).toBeGreaterThanOrEqual(5); // table 1, Figure 2 on CIFAR-10 and -100, Figures 3 and 4
+    expect(runs.length).toBe(8); // table 1, Figure 2 on five datasets, Figures 3 and 4
     const out = join(root, "report");
     const lines: string[] = [];
     const log = vi.spyOn(console, "log").mockImplementation((line: string) => void lines.push(line));
@@ -155,11 +152,11 @@ describe("the presets of configs/paper/ in miniature", () => {
     const small = "ViT (patch 16, width 24, depth 12)";
     const left = "left out, not in every panel: block@11, block-p2, block-p4, top-3, lora-r4, lora-r16";
     const cifar100 = "CIFAR-100 (figure2-cifar100, figure3-block-expansion, table1-cifar100)"; // the runs each strategy came from
-    expect(lines).toContain(`drew figure2: 2 panel(s): ${cifar100}; CIFAR-10 (figure2-cifar10); strategies full, linear, lora-r8, block-p3; ${left}`);
+    expect(lines).toContain(`drew figure2: 5 panel(s): ${cifar100}; CIFAR-10 (figure2-cifar10); DTD (figure2-dtd); Food-101 (figure2-food101); Flowers102 (figure2-flowers102); strategies full, linear, lora-r8, block-p3; ${left}`);
     expect(lines).toContain(`drew figure3: Block Expansion in figure3-block-expansion (${tiny}, CIFAR-100)`);
     expect(lines).toContain(`drew figure4: 2 panel(s): ${small}, CIFAR-100 (figure4-vit-s16); ${tiny}, ${cifar100}; strategies full, linear, lora-r8, block-p3; ${left}`);
     const svg2 = await readFile(join(out, "figure2.svg"), "utf8");
-    for (const text of [">CIFAR-100<", ">CIFAR-10<", ">Strategy<", ">block-p3<", ">Transfer accuracy (%)<"]) expect(svg2).toContain(text);
+    for (const text of [">CIFAR-100<", ">CIFAR-10<", ">DTD<", ">Flowers102<", ">Food-101<", ">Strategy<", ">block-p3<", ">Transfer accuracy (%)<"]) expect(svg2).toContain(text);
     const svg4 = await readFile(join(out, "figure4.svg"), "utf8");
     expect(svg4).toContain(`>${small}, CIFAR-100<`);
     expect(svg4).toContain(`>original ${small} (`);
@@ -168,9 +165,9 @@ describe("the presets of configs/paper/ in miniature", () => {
     expect(table).toContain("- table1-cifar100 (");
     expect(table).toContain("all 10 cells finished");
     const csv = (await readFile(join(out, "table1.csv"), "utf8")).trim().split("\n");
-    // One row per table row and original backbone (10 + 4 + 4 + 4 + 4, and 5), every row as wide as the header; a
+    // One row per table row and original backbone (10 + 4 x 5 + 4 + 4, and 8), every row as wide as the header; a
     // backbone's name with commas is quoted.
-    expect(csv.length).toBe(1 + 26 + 5);
+    expect(csv.length).toBe(1 + 38 + 8);
     expect(csv.slice(1).every((l) => l.startsWith(`"${tiny}",`) || l.startsWith(`"${small}",`))).toBe(true);
     expect(csv.every((l) => l.replace(/"[^"]*"/g, "x").split(",").length === 15)).toBe(true);
   });
