@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { type StudyConfig, ConfigError, DEFAULTS, DEFAULT_STUDY, configJson, headInitFor, parseStudyConfig, ratesFor, studyIdentity } from "../../study/config.js";
-import { cellsOf } from "../../study/runner.js";
+import { cellsOf } from "../../study/cells.js";
 import { strategyName } from "../../peft/strategy.js";
 
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
