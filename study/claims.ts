@@ -38,7 +38,7 @@ export interface ClaimTiming {
   pollMs: number; // how often a worker waiting for another's claimed work looks again
 }
 
-export const CLAIM_TIMING: ClaimTiming = { heartbeatMs: 30_000, staleMs: 180_000, pollMs: 5_000 };
+export const CLAIM_TIMING: ClaimTiming = { heartbeatMs: 30_000, staleMs: 180_000, pollMs: 1_000 };
 
 export function thisOwner(slurm?: ClaimOwner["slurm"]): ClaimOwner {
   return { host: hostname(), pid: process.pid, ...(slurm && { slurm }) };
