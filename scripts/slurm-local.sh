@@ -42,11 +42,10 @@ start() {
     [ -f /etc/munge/munge.key ] || { mungekey --create 2>/dev/null || dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 2>/dev/null; }
     chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
     mkdir -p /run/munge /var/log/munge /var/lib/munge && chown munge:munge /run/munge /var/log/munge /var/lib/munge
-    runuser -u munge -- munged --pid-file="$DIR/munged.pid.tmp" 2>/dev/null || runuser -u munge -- munged
-    # munged writes its pid file as the munge user where it may; the copy in $DIR marks it as ours.
+    runuser -u munge -- munged --pid-file=/run/munge/munged.pid
     for _ in $(seq 50); do munge -n </dev/null >/dev/null 2>&1 && break; sleep 0.1; done
-    pgrep -u munge -x munged | head -1 >"$DIR/munged.pid"
-    rm -f "$DIR/munged.pid.tmp"
+    # A copy of its pid file marks it as ours for `stop`.
+    cp /run/munge/munged.pid "$DIR/munged.pid"
     say "started munged (pid $(cat "$DIR/munged.pid"))"
   fi
 
