@@ -292,12 +292,12 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     await claimFolder(out, config, o.force ?? false, log);
     await sweep(out);
   }
+  const baselinePath = join(out, "baseline.json");
+  if (o.collect && !existsSync(baselinePath)) throw new Error(`experiment: nothing to collect in ${out}: the preparation (the backbone and the original backbone's k-NN, baseline.json) has not run`);
   const prior = await priorOutcomes(out, selected, o.retryDiverged ?? false, log);
   const data = await openAll(config);
 
   // The preparation (backbone, baseline.json) once, by whichever worker claims it first; the others wait for it.
-  const baselinePath = join(out, "baseline.json");
-  if (o.collect && !existsSync(baselinePath)) throw new Error(`experiment: nothing to collect in ${out}: the preparation (the backbone and the original backbone's k-NN, baseline.json) has not run`);
   const preparing = await claimOrWait(join(out, "prepare.claim.json"), owner, timing, log, () => existsSync(baselinePath));
   if (preparing) {
     held.add(preparing);

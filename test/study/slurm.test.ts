@@ -17,6 +17,8 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { readSafetensors } from "../../vit/safetensors.js";
+import { parseTaskStates, resubmitFailed, submitStudy } from "../../study/slurm.js";
+import { parseStudyConfig } from "../../study/config.js";
 import { MINI_CELLS, ROOT, buildProgram, expectSameResults, runProgram, writeMiniStudy } from "./program.js";
 
 const TOOLS = ["sbatch", "squeue", "scancel", "slurmctld", "slurmd", "munged"];
@@ -61,6 +63,47 @@ async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 
 // Until none of these jobs is pending or running.
 const jobsEnded = (ids: string[]) =>
   waitFor(`jobs ${ids.join(",")} to end`, () => execFileSync("squeue", ["-h", "-o", "%i", "-j", ids.join(",")], { env, encoding: "utf8" }).trim() === "");
+
+describe("Slurm job scripts and task states, without Slurm", () => {
+  it("writes the three job scripts and, with --dry-run, shows the sbatch commands without submitting", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "slurm-dry-"));
+    try {
+      const config = parseStudyConfig(await writeMiniStudy(dir));
+      const out = join(dir, "it's a run"); // a quote in the path: the scripts quote every argument
+      const r = await submitStudy(config, { out, cwd: dir, command: ["/usr/bin/node", "/opt/run.js"], flags: ["--backend", "vulkan"], partition: "gpu", gpusPerTask: 1, time: "2:00:00", arrayMax: 2, dryRun: true });
+      const slurm = join(out, "slurm");
+      expect(r.scripts).toEqual(["prepare", "cells", "collect"].map((n) => join(slurm, `${n}.sh`)));
+      expect(r.commands).toEqual([
+        `sbatch --parsable ${join(slurm, "prepare.sh")}`,
+        `sbatch --parsable --dependency=afterok:<prepare job> --array=1-3%2 ${join(slurm, "cells.sh")}`,
+        `sbatch --parsable --dependency=afterany:<array job> ${join(slurm, "collect.sh")}`,
+      ]);
+      const cells = await readFile(join(slurm, "cells.sh"), "utf8");
+      for (const directive of ["--job-name=mini-cells", `--output=${join(slurm, "logs", "cell-%a-%A.out")}`, `--chdir=${dir}`, "--partition=gpu", "--gpus-per-task=1", "--time=2:00:00"]) {
+        expect(cells).toContain(`#SBATCH ${directive}\n`);
+      }
+      const quoted = `'${out.replace("'", `'\\''`)}'`;
+      expect(cells).toContain(`exec '/usr/bin/node' '/opt/run.js' 'experiment' '--config' '${join(out.replace("'", `'\\''`), "slurm", "study.json")}' '--out' ${quoted} '--cells' "$SLURM_ARRAY_TASK_ID" '--backend' 'vulkan'\n`);
+      expect(await readFile(join(slurm, "prepare.sh"), "utf8")).toContain(`'--out' ${quoted} '--prepare-only' '--backend'`);
+      expect(await readFile(join(slurm, "collect.sh"), "utf8")).toContain(`'--out' ${quoted} '--collect' '--backend'`);
+      // The script runs the command it shows: bash reads the quoted path back as it was.
+      const echoed = execFileSync("bash", ["-c", `set -- ${quoted}; printf %s "$1"`], { encoding: "utf8" });
+      expect(echoed).toBe(out);
+      expect(JSON.parse(await readFile(join(slurm, "study.json"), "utf8")).name).toBe("mini");
+      expect(existsSync(join(slurm, "jobs.json"))).toBe(false); // nothing submitted
+      await expect(resubmitFailed({ out })).rejects.toThrow(`slurm: no Slurm submission in ${out} (${join(slurm, "jobs.json")} is missing): submit the study with --slurm first`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("reads array task states as sacct and squeue print them, pending ranges included", () => {
+    const states = parseTaskStates("12_1|COMPLETED\n12_2|CANCELLED by 0\n12_[4-5,7%2]|PENDING\n13|RUNNING\n\n12_3|TIMEOUT\n");
+    expect([...states]).toEqual([
+      ["12_1", "COMPLETED"], ["12_2", "CANCELLED"], ["12_4", "PENDING"], ["12_5", "PENDING"], ["12_7", "PENDING"], ["12_3", "TIMEOUT"],
+    ]);
+  });
+});
 
 describe.skipIf(skipReason !== "")(`a study on a one-node Slurm${skipReason ? ` (skipped: ${skipReason})` : ""}`, () => {
   beforeAll(async () => {
