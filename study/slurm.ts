@@ -164,24 +164,27 @@ async function readJobs(out: string): Promise<JobsFile> {
 // How Slurm says a task ended, or that it still waits or runs.
 const ACTIVE = new Set(["PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "STOPPED"]);
 
-// "12_3|CANCELLED by 0" and "12_[4-6%2]|PENDING" lines (sacct -P, squeue -o %i|%T) -> state by "job_task".
+// "12_3|CANCELLED by 0", "12_[4-6%2]|PENDING" and "11|FAILED" lines (sacct -P, squeue -o %i|%T) -> state by
+// "job_task" for array tasks, by "job" for other jobs.
 export function parseTaskStates(text: string): Map<string, string> {
   const states = new Map<string, string>();
   for (const line of text.split("\n")) {
     const [id, state] = line.trim().split("|");
     if (!id || !state) continue;
-    const m = /^(\d+)_(?:(\d+)|\[([^\]]+)\])$/.exec(id);
+    const m = /^(\d+)(?:_(?:(\d+)|\[([^\]]+)\]))?$/.exec(id);
     if (!m) continue;
     const word = state.trim().split(/\s+/)[0];
-    const tasks = m[2] ? [Number(m[2])] : parseCellList(m[3].replace(/%\d+$/, ""), Number.MAX_SAFE_INTEGER, "a Slurm array");
+    if (m[2] === undefined && m[3] === undefined) states.set(m[1], word);
+    const tasks = m[2] ? [Number(m[2])] : m[3] ? parseCellList(m[3].replace(/%\d+$/, ""), Number.MAX_SAFE_INTEGER, "a Slurm array") : [];
     for (const t of tasks) states.set(`${m[1]}_${t}`, word);
   }
   return states;
 }
 
-// The states of every task of these array jobs: from sacct, else (no accounting database) from squeue.
-async function taskStates(arrays: string[]): Promise<Map<string, string>> {
-  const ids = arrays.join(",");
+// The states of these jobs and of every task of those that are arrays: from sacct, else (no accounting database)
+// from squeue.
+async function taskStates(jobIds: string[]): Promise<Map<string, string>> {
+  const ids = jobIds.join(",");
   try {
     return parseTaskStates(await slurmCommand("sacct", ["-X", "-n", "-P", "-o", "JobID,State", "-j", ids]));
   } catch (e) {
@@ -189,7 +192,7 @@ async function taskStates(arrays: string[]): Promise<Map<string, string>> {
   }
   // squeue refuses a job id the controller has forgotten: one array at a time.
   const states = new Map<string, string>();
-  for (const id of arrays) {
+  for (const id of jobIds) {
     const text = await slurmCommand("squeue", ["--states=all", "-r", "-h", "-o", "%i|%T", "-j", id]).catch(() => "");
     for (const [task, state] of parseTaskStates(text)) states.set(task, state);
   }
@@ -207,9 +210,15 @@ export interface ResubmitResult {
 export async function resubmitFailed(o: { out: string; dryRun?: boolean }): Promise<ResubmitResult> {
   const jobs = await readJobs(o.out);
   const dir = slurmDir(o.out);
-  const states = await taskStates(jobs.submissions.map((s) => s.array));
+  const states = await taskStates(jobs.submissions.flatMap((s) => [...(s.prepare ? [s.prepare] : []), s.array]));
   const lines: string[] = [];
   const again: number[] = [];
+  // A preparation that ended without baseline.json leaves its array's tasks pending for ever (afterok can no longer
+  // be met): those cells are resubmitted too, and the log says how to remove the old tasks.
+  const prepareAgain = !existsSync(join(o.out, "baseline.json"));
+  const stuck = new Set(
+    jobs.submissions.filter((s) => prepareAgain && s.prepare && states.has(s.prepare) && !ACTIVE.has(states.get(s.prepare)!)).map((s) => s.array),
+  );
   for (const [i, id] of jobs.cells.entries()) {
     const n = i + 1;
     if (existsSync(join(o.out, "cells", id, "result.json"))) continue;
@@ -217,8 +226,13 @@ export async function resubmitFailed(o: { out: string; dryRun?: boolean }): Prom
     const last = [...jobs.submissions].reverse().find((s) => parseCellList(s.cells, jobs.cells.length).includes(n));
     const task = last && `${last.array}_${n}`;
     const state = task ? states.get(task) : undefined;
-    if (state && ACTIVE.has(state)) {
+    if (state && ACTIVE.has(state) && !stuck.has(last!.array)) {
       lines.push(`cell ${n} (${id}): task ${task} is ${state}; left alone`);
+      continue;
+    }
+    if (state && ACTIVE.has(state)) {
+      lines.push(`cell ${n} (${id}): task ${task} waits on a preparation that ended ${states.get(last!.prepare!)}; resubmitting (scancel ${task} removes the old task)`);
+      again.push(n);
       continue;
     }
     lines.push(`cell ${n} (${id}): task ${task ?? "none"} ${state ? `ended ${state}` : "unknown to Slurm"}, without a result; resubmitting`);
@@ -227,7 +241,6 @@ export async function resubmitFailed(o: { out: string; dryRun?: boolean }): Prom
   if (again.length === 0) return { lines, commands: [] };
   const cells = formatCellList(again);
   const scripts = ["prepare", "cells", "collect"].map((name) => join(dir, `${name}.sh`));
-  const prepareAgain = !existsSync(join(o.out, "baseline.json"));
   if (o.dryRun) {
     const commands = [
       ...(prepareAgain ? [submitLine([scripts[0]])] : []),

@@ -100,7 +100,7 @@ describe("Slurm job scripts and task states, without Slurm", () => {
   it("reads array task states as sacct and squeue print them, pending ranges included", () => {
     const states = parseTaskStates("12_1|COMPLETED\n12_2|CANCELLED by 0\n12_[4-5,7%2]|PENDING\n13|RUNNING\n\n12_3|TIMEOUT\n");
     expect([...states]).toEqual([
-      ["12_1", "COMPLETED"], ["12_2", "CANCELLED"], ["12_4", "PENDING"], ["12_5", "PENDING"], ["12_7", "PENDING"], ["12_3", "TIMEOUT"],
+      ["12_1", "COMPLETED"], ["12_2", "CANCELLED"], ["12_4", "PENDING"], ["12_5", "PENDING"], ["12_7", "PENDING"], ["13", "RUNNING"], ["12_3", "TIMEOUT"],
     ]);
   });
 });
@@ -181,5 +181,27 @@ describe.skipIf(skipReason !== "")(`a study on a one-node Slurm${skipReason ? ` 
     // Nothing left to resubmit.
     const none = await runProgram(program, ["experiment", "--config", config, "--out", run, "--resubmit-failed"], { cwd: root, env });
     expect(none.stdout).toContain("nothing to resubmit");
+  });
+
+  it("resubmits the preparation, and the cells that wait on it for ever, when it failed", async () => {
+    // Data that is not there: the preparation fails, and the array's tasks stay pending (afterok can never be met).
+    const broken = join(root, "broken.json");
+    await writeFile(broken, (await readFile(config, "utf8")).replaceAll(join(root, "data"), join(root, "no-data")));
+    const run = join(root, "broken");
+    const submit = await runProgram(program, ["experiment", "--config", broken, "--out", run, "--slurm"], { cwd: root, env });
+    expect(submit.code, submit.stderr).toBe(0);
+    const first = JSON.parse(await readFile(join(run, "slurm", "jobs.json"), "utf8")).submissions[0];
+    await jobsEnded([first.prepare]);
+    expect(await readFile(join(run, "slurm", "logs", `prepare-${first.prepare}.out`), "utf8")).toContain("no-data");
+
+    const again = await runProgram(program, ["experiment", "--config", broken, "--out", run, "--resubmit-failed", "--dry-run"], { cwd: root, env });
+    expect(again.code, again.stderr).toBe(0);
+    for (const [n, cell] of MINI_CELLS.entries()) {
+      const task = `${first.array}_${n + 1}`;
+      expect(again.stdout).toContain(`cell ${n + 1} (${cell}): task ${task} waits on a preparation that ended FAILED; resubmitting (scancel ${task} removes the old task)`);
+    }
+    const scripts = join(run, "slurm");
+    expect(again.stdout).toContain(`would run: sbatch --parsable ${join(scripts, "prepare.sh")}\nwould run: sbatch --parsable --dependency=afterok:<prepare job> --array=1-3 ${join(scripts, "cells.sh")}`);
+    execFileSync("scancel", [first.array, first.collect], { env });
   });
 });
