@@ -56,7 +56,8 @@ function checkFlags(flags: ExperimentFlags): void {
   }
   alone("cells", ["shard"]);
   alone("list-cells", ["cells", "shard", "prepare-only", "collect", "workers", "slurm", "resubmit-failed", "force", "max-cells"]);
-  alone("slurm", ["cells", "shard", "prepare-only", "collect", "workers", "max-cells", "retry-diverged", "resubmit-failed"]);
+  // A job script with --force would discard the finished cells again whenever it is resubmitted: another --out starts over.
+  alone("slurm", ["cells", "shard", "prepare-only", "collect", "workers", "max-cells", "force", "retry-diverged", "resubmit-failed"]);
   alone("resubmit-failed", ["cells", "shard", "prepare-only", "collect", "workers", "max-cells", "force", "retry-diverged"]);
   alone("collect", ["cells", "shard", "prepare-only", "workers", "max-cells", "force", "retry-diverged"]);
   alone("prepare-only", ["cells", "shard", "workers", "max-cells"]);

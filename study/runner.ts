@@ -38,6 +38,7 @@
 import { existsSync } from "node:fs";
 import { readFile, readdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Dataset } from "../data/dataset.js";
 import { Loader } from "../data/loader.js";
 import { type DataSpec, openData, transformFor } from "../data/spec.js";
@@ -59,7 +60,6 @@ import { DivergedError, PassTooLargeError, train } from "../train/train.js";
 import { loadTrainable } from "../train/checkpoint.js";
 import { readSafetensorsHeader } from "../vit/safetensors.js";
 import { type ProgressStream, formatDuration } from "../train/progress.js";
-import { setTimeout as sleep } from "node:timers/promises";
 import { removeStaleTemporaries, writeJsonAtomic } from "../util/atomic.js";
 import { type BaselineResult, type CellOutcome, type CellResult, type DivergedCell, type KnnScores, type StudyResults, isDiverged, summarize } from "./results.js";
 import { REPORT_FILES, writeReport } from "./report.js";

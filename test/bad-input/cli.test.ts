@@ -79,6 +79,7 @@ const range: BadCase[] = [
   usage("experiment --cells 1 --force", "flag --cells does not go with --force"),
   usage("experiment --shard 1/2 --retry-diverged", "flag --shard does not go with --retry-diverged"),
   usage("experiment --slurm --workers 2", "flag --slurm does not go with --workers"),
+  usage("experiment --slurm --force", "flag --slurm does not go with --force"),
   usage("experiment --collect --prepare-only", "flag --collect does not go with --prepare-only"),
   usage("experiment --list-cells --cells 1", "flag --list-cells does not go with --cells"),
   usage("experiment --resubmit-failed --force", "flag --resubmit-failed does not go with --force"),
