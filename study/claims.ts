@@ -59,8 +59,13 @@ function processAlive(pid: number): boolean {
   }
 }
 
+// The tokens of the claims this process holds: a claim with this process's host and pid but another token was left
+// by an earlier process that had the same pid (a container's processes often start with the same pids).
+const HELD = new Set<string>();
+
 // Why a claim is stale, or undefined when its owner looks alive.
 export function staleness(c: ClaimRecord, timing: ClaimTiming, now = Date.now()): string | undefined {
+  if (c.host === hostname() && c.pid === process.pid && !HELD.has(c.token)) return `an earlier process with this process's pid ${c.pid} left it`;
   if (c.host === hostname() && !processAlive(c.pid)) return `its process ${c.pid} on this host is gone`;
   const age = now - Date.parse(c.heartbeat);
   if (!(age <= timing.staleMs)) return `its heartbeat is ${Math.round(age / 1000)} s old (stale after ${timing.staleMs / 1000} s)`;
@@ -87,6 +92,7 @@ export class Claim {
     timing: ClaimTiming,
     private log: (line: string) => void,
   ) {
+    HELD.add(record.token);
     this.timer = setInterval(() => void this.beat().catch((e: Error) => log(`warning: ${e.message}`)), timing.heartbeatMs);
     this.timer.unref();
   }
@@ -107,6 +113,7 @@ export class Claim {
 
   async release(): Promise<void> {
     clearInterval(this.timer);
+    HELD.delete(this.record.token);
     if ((await readClaim(this.path))?.token === this.record.token) await unlink(this.path).catch(() => undefined);
   }
 }

@@ -29,7 +29,7 @@ describe("experiment --list-cells", () => {
     await writeFile(join(cell("full_lr0.1_s0"), "result.json"), JSON.stringify({ id: "full_lr0.1_s0", transferAccuracy: 80 }));
     await writeFile(join(cell("full_lr0.1_s1"), "result.json"), JSON.stringify({ id: "full_lr0.1_s1", diverged: { step: 3 } }));
     const now = new Date().toISOString();
-    const claim = { host: hostname(), pid: process.pid, slurm: { jobId: "9", arrayJobId: "7", arrayTaskId: "3" }, token: "t", claimed: now, heartbeat: now };
+    const claim = { host: hostname(), pid: process.ppid, slurm: { jobId: "9", arrayJobId: "7", arrayTaskId: "3" }, token: "t", claimed: now, heartbeat: now };
     await writeFile(join(cell("top-1_lr0.1_s0"), "claim.json"), JSON.stringify(claim));
     await writeFile(join(cell("top-1_lr0.1_s1"), "claim.json"), JSON.stringify({ ...claim, slurm: undefined, host: "elsewhere", heartbeat: new Date(Date.now() - 600_000).toISOString() }));
     await writeFile(join(cell("linear_lr0.1_s0"), "last.safetensors"), "");
@@ -38,8 +38,8 @@ describe("experiment --list-cells", () => {
     expect(r.out.split("\n")).toEqual([
       ` 1  full_lr0.1_s0      finished`,
       ` 2  full_lr0.1_s1      diverged`,
-      ` 3  top-1_lr0.1_s0     claimed by host ${hostname()} pid ${process.pid} (Slurm job 7_3)`,
-      ` 4  top-1_lr0.1_s1     claimed by host elsewhere pid ${process.pid} (stale: its heartbeat is 600 s old (stale after 180 s))`,
+      ` 3  top-1_lr0.1_s0     claimed by host ${hostname()} pid ${process.ppid} (Slurm job 7_3)`,
+      ` 4  top-1_lr0.1_s1     claimed by host elsewhere pid ${process.ppid} (stale: its heartbeat is 600 s old (stale after 180 s))`,
       ` 5  linear_lr0.1_s0    started, resumable`,
       ` 6  linear_lr0.1_s1    to do`,
       ` 7  lora-r4_lr0.1_s0   to do`,

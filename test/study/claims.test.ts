@@ -64,7 +64,7 @@ describe("claims", () => {
     await attempt.claim.release();
   });
 
-  it("takes over the claim of a dead process on this host, and of a heartbeat older than staleMs, saying why", async () => {
+  it("takes over the claim of a dead process on this host, of an earlier process with this pid, and of a heartbeat older than staleMs, saying why", async () => {
     const pid = await deadPid();
     const dead = join(root, "c", "claim.json");
     await rm(join(root, "c"), { recursive: true, force: true });
@@ -77,6 +77,14 @@ describe("claims", () => {
     expect(log).toEqual([`taking over the stale claim ${dead} of host ${hostname()} pid ${pid}: its process ${pid} on this host is gone`]);
     expect((await read(dead)).pid).toBe(process.pid);
     if ("claim" in took) await took.claim.release();
+
+    // This host and this process's pid, but not a claim this process holds: an earlier process with the same pid.
+    await writeFile(dead, JSON.stringify(record({ token: "earlier" })));
+    log.length = 0;
+    const reused = await tryClaim(dead, thisOwner(), FAST, (l) => log.push(l));
+    expect("claim" in reused).toBe(true);
+    expect(log).toEqual([`taking over the stale claim ${dead} of host ${hostname()} pid ${process.pid}: an earlier process with this process's pid ${process.pid} left it`]);
+    if ("claim" in reused) await reused.claim.release();
 
     // Another host's worker whose heartbeats stopped 5 s ago; one whose last beat was just now is left alone.
     const old = join(root, "d", "claim.json");
