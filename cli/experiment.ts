@@ -86,6 +86,7 @@ export const experiment: Command = {
                strategies, learningRates, seeds, name and selectBy, which keep the finished cells)
   --retry-diverged   train the cells that diverged in an earlier run again, from scratch (else they are skipped)
   --max-cells  stop after training this many cells; rerunning the same command continues with the rest
+  --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)
 
 Cells as units of work (several workers may share one run folder; each cell is claimed, so none runs twice):
   --list-cells     list the cells with their numbers and state (finished, diverged, claimed, to do)
@@ -104,7 +105,6 @@ Slurm (sbatch, squeue and sacct on a login node):
   --dry-run        write the scripts and show the sbatch commands without submitting
   --resubmit-failed   resubmit the cells whose tasks failed, timed out or were cancelled (with a new collect job);
                    each resumes from its last checkpoint
-  --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)
 
 Every strategy x learning rate x seed is one cell: fine-tune, keep the best checkpoint by transfer accuracy,
 then the k-NN accuracy of its backbone on the source data. Finished cells are skipped when rerun; an interrupted
