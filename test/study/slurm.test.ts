@@ -181,7 +181,7 @@ describe.skipIf(skipReason !== "")(`a study on a one-node Slurm${skipReason ? ` 
     // Nothing left to resubmit.
     const none = await runProgram(program, ["experiment", "--config", config, "--out", run, "--resubmit-failed"], { cwd: root, env });
     expect(none.stdout).toContain("nothing to resubmit");
-  });
+  }, 240_000); // a dozen processes one after another: 30-70 s on the 2-core development machine, more when it is busy
 
   it("resubmits the preparation, and the cells that wait on it for ever, when it failed", async () => {
     // Data that is not there: the preparation fails, and the array's tasks stay pending (afterok can never be met).
