@@ -8,9 +8,11 @@
 // too, where O_EXCL was not always). So a claim file never appears half written, and of two workers racing for a
 // cell exactly one gets it.
 //
-// A claim is stale, and another worker takes it over (saying so), when its owner runs on this host and its process
-// is gone, or when its heartbeat is older than `staleMs` (an owner on another host that died or lost the file
-// system; clocks across hosts are assumed to agree to well within staleMs). Taking over renames the stale claim to
+// A claim is stale, and another worker takes it over (saying so), when its owner ran on this host and its process
+// is gone (or has this process's pid without being one of its claims: an earlier process with the same pid), or
+// when its heartbeat is older than `staleMs` (an owner on another host that died or lost the file system; clocks
+// across hosts are assumed to agree to well within staleMs; a dead owner's pid reused by another process also
+// waits for this). Taking over renames the stale claim to
 // a name of the taker's own (rename is atomic: of two takers only one moves it) and checks that what it moved is
 // the claim it judged stale; if a third worker had claimed the cell in between, that claim is put back.
 import { hostname } from "node:os";
