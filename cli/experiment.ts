@@ -1,12 +1,18 @@
 // `experiment`: runs a forgetting study (study/runner.ts) from a JSON config, or the embedded default study
 // when run without a config (`node dist/run.js` with no arguments comes here).
+import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
-import { parseArgs } from "../util/args.js";
+import { type Flags, parseArgs } from "../util/args.js";
 import { initEngine, runtime } from "../engine/runtime.js";
-import { DEFAULT_STUDY, parseStudyConfig } from "../study/config.js";
-import { cellsOf, runExperiment } from "../study/runner.js";
+import { DEFAULT_STUDY, type StudyConfig, parseStudyConfig } from "../study/config.js";
+import { type ExperimentResult, runExperiment } from "../study/runner.js";
+import { cellsOf, formatCellList, parseCellList, parseShard } from "../study/cells.js";
+import { CLAIM_TIMING, describeOwner, staleness, thisOwner } from "../study/claims.js";
+import { resubmitFailed, submitStudy } from "../study/slurm.js";
+import { runWorkers } from "../study/workers.js";
 import { tableMarkdown } from "../study/report.js";
 import { formatDuration } from "../train/progress.js";
 import { describeFileError, isFileError } from "../util/file-errors.js";
@@ -17,13 +23,59 @@ const FLAGS = {
   force: "boolean",
   "retry-diverged": "boolean",
   "max-cells": "int",
+  cells: "string",
+  shard: "string",
+  "list-cells": "boolean",
+  "prepare-only": "boolean",
+  collect: "boolean",
+  workers: "int",
+  adapters: "list",
+  slurm: "boolean",
+  partition: "string",
+  "gpus-per-task": "int",
+  time: "string",
+  "array-max": "int",
+  "dry-run": "boolean",
+  "resubmit-failed": "boolean",
   backend: "string",
   adapter: "string",
 } as const;
 
+type ExperimentFlags = Flags<typeof FLAGS>;
+
+// The flags that make sense together, checked before anything is read.
+function checkFlags(flags: ExperimentFlags): void {
+  const given = (names: string[]) => names.filter((n) => flags[n as keyof ExperimentFlags] !== undefined).map((n) => `--${n}`);
+  const alone = (flag: string, others: string[]) => {
+    const clash = given(others);
+    if (flags[flag as keyof ExperimentFlags] !== undefined && clash.length > 0) throw new UsageError(`flag --${flag} does not go with ${clash.join(", ")}`);
+  };
+  for (const [name, min] of [["max-cells", 1], ["workers", 1], ["gpus-per-task", 1], ["array-max", 1]] as const) {
+    const v = flags[name];
+    if (v !== undefined && v < min) throw new UsageError(`flag --${name}: expected an integer >= ${min}, got ${v}`);
+  }
+  alone("cells", ["shard"]);
+  alone("list-cells", ["cells", "shard", "prepare-only", "collect", "workers", "slurm", "resubmit-failed", "force", "max-cells"]);
+  // A job script with --force would discard the finished cells again whenever it is resubmitted: another --out starts over.
+  alone("slurm", ["cells", "shard", "prepare-only", "collect", "workers", "max-cells", "force", "retry-diverged", "resubmit-failed"]);
+  alone("resubmit-failed", ["cells", "shard", "prepare-only", "collect", "workers", "max-cells", "force", "retry-diverged"]);
+  alone("collect", ["cells", "shard", "prepare-only", "workers", "max-cells", "force", "retry-diverged"]);
+  alone("prepare-only", ["cells", "shard", "workers", "max-cells"]);
+  alone("workers", ["max-cells"]);
+  // A worker given a selection shares the folder: discarding it or its diverged cells is the preparation's job.
+  for (const shared of ["cells", "shard"]) alone(shared, ["force", "retry-diverged"]);
+  const slurmOnly = given(["partition", "gpus-per-task", "time", "array-max"]);
+  if (slurmOnly.length > 0 && !flags.slurm) throw new UsageError(`flag ${slurmOnly[0]} needs --slurm`);
+  if (flags["dry-run"] && !flags.slurm && !flags["resubmit-failed"]) throw new UsageError("flag --dry-run needs --slurm or --resubmit-failed");
+  if (flags.adapters && !flags.workers) throw new UsageError("flag --adapters needs --workers");
+  if (flags.adapters && flags.adapter) throw new UsageError("flag --adapters does not go with --adapter");
+}
+
 export const experiment: Command = {
   summary: "run a forgetting study: fine-tune with each strategy, then transfer and source k-NN accuracy (default: the embedded study)",
   usage: `usage: node dist/run.js experiment [--config FILE.json] [--out DIR] [--force] [--retry-diverged] [--max-cells N]
+         [--cells LIST | --shard I/N] [--prepare-only] [--collect] [--list-cells] [--workers N [--adapters A,B]]
+         [--slurm [--partition P] [--gpus-per-task N] [--time T] [--array-max M] [--dry-run]] [--resubmit-failed]
        node dist/run.js                  (no arguments: the embedded default study)
 
   --config     the study (see configs/default.json and configs/paper/); default: the embedded
@@ -36,6 +88,24 @@ export const experiment: Command = {
   --max-cells  stop after training this many cells; rerunning the same command continues with the rest
   --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)
 
+Cells as units of work (several workers may share one run folder; each cell is claimed, so none runs twice):
+  --list-cells     list the cells with their numbers and state (finished, diverged, claimed, to do)
+  --cells LIST     run only these cells, e.g. 3,7-9; the report is left to --collect
+  --shard I/N      run the I-th of N interleaved shares of the cells (cells I, I+N, ...)
+  --prepare-only   only the backbone (pre-training) and the original backbone's k-NN, which every cell reads
+  --collect        write results.json, the table and the figures from the cells finished so far; names the missing
+  --workers N      prepare, run N worker processes on this machine sharing the cells, then collect
+  --adapters A,B   with --workers: worker i uses the i-th adapter (round robin; substrings as --adapter takes)
+
+Slurm (sbatch, squeue and sacct on a login node):
+  --slurm          write the job scripts into DIR/slurm/ and submit: a preparation job, an array of one task per
+                   cell after it (afterok), and a collect job after the array (afterany)
+  --partition P, --gpus-per-task N, --time T   passed to sbatch for every job
+  --array-max M    at most M cell tasks at once (--array=1-N%M)
+  --dry-run        write the scripts and show the sbatch commands without submitting
+  --resubmit-failed   resubmit the cells whose tasks failed, timed out or were cancelled (with a new collect job);
+                   each resumes from its last checkpoint
+
 Every strategy x learning rate x seed is one cell: fine-tune, keep the best checkpoint by transfer accuracy,
 then the k-NN accuracy of its backbone on the source data. Finished cells are skipped when rerun; an interrupted
 cell resumes from its last checkpoint. A cell whose loss or weights become non-finite is recorded as diverged
@@ -44,7 +114,7 @@ folder keeps its finished cells; another change is refused, naming the keys. The
 errors name the key path.`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
-    if (flags["max-cells"] !== undefined && flags["max-cells"] < 1) throw new UsageError(`flag --max-cells: expected an integer >= 1, got ${flags["max-cells"]}`);
+    checkFlags(flags);
     let json: unknown = DEFAULT_STUDY;
     const source = flags.config ?? "the embedded default study";
     if (flags.config) {
@@ -59,32 +129,103 @@ errors name the key path.`,
     }
     const config = parseStudyConfig(json, source);
     const out = flags.out ?? `runs/${config.name}`;
+    const count = cellsOf(config).length;
+    let selection: number[] | undefined;
+    try {
+      if (flags.cells !== undefined) selection = parseCellList(flags.cells, count);
+      if (flags.shard !== undefined) selection = parseShard(flags.shard, count);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    // How a worker or a Slurm job runs this program.
+    const self = [process.execPath, resolve(process.argv[1])];
+    const deviceFlags = [...(flags.backend ? ["--backend", flags.backend] : []), ...(flags.adapter ? ["--adapter", flags.adapter] : [])];
+
+    if (flags["list-cells"]) return listCells(config, out);
+    if (flags["resubmit-failed"]) {
+      const r = await resubmitFailed({ out: resolve(out), dryRun: flags["dry-run"] });
+      for (const line of r.lines) console.log(line);
+      if (r.commands.length === 0) console.log("nothing to resubmit");
+      for (const c of r.commands) console.log(`${flags["dry-run"] ? "would run" : "submitted"}: ${c}`);
+      if (r.submission) console.log(`array job ${r.submission.array} (cells ${r.submission.cells}), collect job ${r.submission.collect}`);
+      return;
+    }
+    if (flags.slurm) {
+      const r = await submitStudy(config, {
+        out: resolve(out),
+        cwd: process.cwd(),
+        command: self,
+        flags: deviceFlags,
+        partition: flags.partition,
+        gpusPerTask: flags["gpus-per-task"],
+        time: flags.time,
+        arrayMax: flags["array-max"],
+        dryRun: flags["dry-run"],
+      });
+      console.log(`study "${config.name}" (${source}): ${count} cell(s) -> ${out}; job scripts ${r.scripts.join(", ")}`);
+      for (const c of r.commands) console.log(`${flags["dry-run"] ? "would run" : "submitted"}: ${c}`);
+      if (r.submission) console.log(`preparation job ${r.submission.prepare}, array job ${r.submission.array} (cells ${r.submission.cells}), collect job ${r.submission.collect}; squeue shows them, logs in ${join(out, "slurm", "logs")}`);
+      return;
+    }
 
     const started = performance.now();
     await initEngine({ backend: flags.backend, adapter: flags.adapter });
     const gpu = runtime().gpu;
     const device = `${gpu.adapterInfo.description || gpu.adapterInfo.device || "?"}${gpu.isCpu ? " (CPU driver)" : ""}`;
-    console.error(`study "${config.name}" (${source}) -> ${out}`);
+    console.error(`study "${config.name}" (${source}) -> ${out}${selection ? `, cells ${formatCellList(selection)} of ${count}` : ""}`);
     console.error(`device: ${device}`);
-    const result = await runExperiment({
-      config,
-      out,
-      force: flags.force,
-      retryDiverged: flags["retry-diverged"],
-      maxCells: flags["max-cells"],
-      log: (line) => console.error(line),
-      progress: process.stderr,
-    });
+    const common = { config, out, owner: thisOwner(runtime().settings.slurm), log: (line: string) => console.error(line), progress: process.stderr };
+    let result: ExperimentResult;
+    if (flags.workers) {
+      await runExperiment({ ...common, force: flags.force, retryDiverged: flags["retry-diverged"], prepareOnly: true });
+      console.error(`starting ${flags.workers} worker(s)${flags.adapters ? ` on ${flags.adapters.join(", ")}` : ""}`);
+      const cells = formatCellList(selection ?? Array.from({ length: count }, (_, i) => i + 1));
+      await runWorkers({
+        command: self,
+        args: ["experiment", "--config", resolve(out, "config.json"), "--out", resolve(out), "--cells", cells, ...deviceFlags],
+        count: flags.workers,
+        adapters: flags.adapters,
+        log: (line) => console.error(line),
+      });
+      result = await runExperiment({ ...common, collect: true });
+    } else {
+      result = await runExperiment({
+        ...common,
+        force: flags.force,
+        retryDiverged: flags["retry-diverged"],
+        maxCells: flags["max-cells"],
+        cells: selection,
+        prepareOnly: flags["prepare-only"],
+        collect: flags.collect,
+      });
+    }
     const seconds = (performance.now() - started) / 1000;
     if (result.diverged.length > 0) console.error(`${result.diverged.length} cell(s) diverged: ${result.diverged.join(", ")} (--retry-diverged trains them again)`);
-    if (!result.complete) {
-      const total = cellsOf(result.results.config).length;
-      const done = result.results.cells.length + result.results.diverged.length;
-      console.log(`stopped after ${result.ran.length} cell(s) (--max-cells); ${done} of ${total} done. Rerun the same command to continue.`);
-    } else {
+    const done = count - result.missing.length;
+    if (flags["prepare-only"]) console.log(`prepared ${out}: the backbone and baseline.json; ${done} of ${count} cell(s) done`);
+    else if (result.files.length > 0) {
       console.log(tableMarkdown(result.results));
+      if (result.missing.length > 0) console.log(`${result.missing.length} of ${count} cell(s) missing from this report: ${result.missing.join(", ")}`);
       console.log(`wrote ${result.files.join(", ")}`);
-    }
+    } else if (selection) console.log(`ran ${result.ran.length} cell(s); ${done} of ${count} done. --collect writes the report${result.missing.length > 0 ? " (from what is finished then)" : ""}.`);
+    else console.log(`stopped after ${result.ran.length} cell(s) (--max-cells); ${done} of ${count} done. Rerun the same command to continue.`);
     console.log(`wall time: ${formatDuration(seconds)} (${seconds.toFixed(1)} s) on ${device}`);
   },
 };
+
+// Each cell's number, id and state, read from the run folder without a device.
+function listCells(config: StudyConfig, out: string): void {
+  const cells = cellsOf(config);
+  const width = String(cells.length).length;
+  for (const [i, cell] of cells.entries()) {
+    const dir = join(out, "cells", cell.id);
+    let state = "to do";
+    if (existsSync(join(dir, "result.json"))) state = "diverged" in JSON.parse(readFileSync(join(dir, "result.json"), "utf8")) ? "diverged" : "finished";
+    else if (existsSync(join(dir, "claim.json"))) {
+      const claim = JSON.parse(readFileSync(join(dir, "claim.json"), "utf8"));
+      const stale = staleness(claim, CLAIM_TIMING);
+      state = `claimed by ${describeOwner(claim)}${stale ? ` (stale: ${stale})` : ""}`;
+    } else if (existsSync(join(dir, "last.safetensors"))) state = "started, resumable";
+    console.log(`${String(i + 1).padStart(width)}  ${cell.id.padEnd(Math.max(...cells.map((c) => c.id.length)))}  ${state}`);
+  }
+}

@@ -10,6 +10,7 @@
 //   DEBUG=1 / DEBUG=2            log every dispatch / also print each shader's WGSL
 //   LP_NUM_THREADS               llvmpipe's threads; engine/device.ts sets it when the user did not
 //   UV_THREADPOOL_SIZE           libuv's thread pool (image decoding), read by Node itself; reported by bench data
+//   SLURM_JOB_ID, SLURM_ARRAY_JOB_ID, SLURM_ARRAY_TASK_ID   set by Slurm in a job: a study's claims name the job
 import { homedir } from "node:os";
 import { join } from "node:path";
 
@@ -29,6 +30,7 @@ export interface Settings {
   versions: Record<string, { value: string; variable: string }>;
   llvmpipeThreads: string | undefined; // LP_NUM_THREADS as the user set it
   threadpool: number | undefined; // UV_THREADPOOL_SIZE (undefined: Node's default, 4)
+  slurm: { jobId: string; arrayJobId?: string; arrayTaskId?: string } | undefined; // in a Slurm job
 }
 
 // The PEFT_ variables that are settings of their own; every other PEFT_<NAME> forces a kernel family's version.
@@ -55,5 +57,6 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     versions,
     llvmpipeThreads: env.LP_NUM_THREADS,
     threadpool: env.UV_THREADPOOL_SIZE ? Number(env.UV_THREADPOOL_SIZE) : undefined,
+    slurm: env.SLURM_JOB_ID ? { jobId: env.SLURM_JOB_ID, arrayJobId: env.SLURM_ARRAY_JOB_ID, arrayTaskId: env.SLURM_ARRAY_TASK_ID } : undefined,
   };
 }

@@ -2,8 +2,19 @@
 # One-time set-up for a fresh machine: npm dependencies, the build, and, only where no WebGPU
 # adapter is found on Linux with apt, the CPU Vulkan driver (lavapipe) and the Fashion-MNIST package.
 # Idempotent: every step checks before it acts and says what it did.
+#
+#   --slurm   also Debian's Slurm and munge (slurmctld, slurmd, slurm-client, munge), for scripts/slurm-local.sh and
+#             test/study/slurm.test.ts; a cluster's users do not need them
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+SLURM=0
+for arg in "$@"; do
+  case "$arg" in
+    --slurm) SLURM=1 ;;
+    *) printf 'setup: unknown argument %s (usage: npm run setup [-- --slurm])\n' "$arg" >&2; exit 2 ;;
+  esac
+done
 
 say() { printf 'setup: %s\n' "$*"; }
 
@@ -52,5 +63,20 @@ if command -v apt-get >/dev/null && ! dpkg -s dataset-fashion-mnist >/dev/null 2
   say "installed dataset-fashion-mnist"
 elif dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
   say "dataset-fashion-mnist already installed"
+fi
+
+if [ "$SLURM" = 1 ]; then
+  SLURM_PACKAGES="slurmctld slurmd slurm-client munge"
+  if dpkg -s $SLURM_PACKAGES >/dev/null 2>&1; then
+    say "Slurm already installed ($(dpkg-query -W -f='${Version}' slurmctld))"
+  elif ! command -v apt-get >/dev/null; then
+    say "--slurm: no apt; install Slurm (slurmctld, slurmd, client commands) and munge by hand"
+    exit 1
+  else
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $SLURM_PACKAGES >/dev/null
+    say "installed $SLURM_PACKAGES ($(dpkg-query -W -f='${Version}' slurmctld))"
+  fi
 fi
 node dist/run.js info

@@ -101,6 +101,7 @@ export function tableMarkdown(r: StudyResults): string {
     const cells = r.diverged.map((c) => `${c.strategy} lr ${c.lr} seed ${c.seed} at step ${c.diverged.step} (loss ${Number(c.diverged.loss).toPrecision(4)})`);
     lines.push(`- Diverged, so left out of the choice of learning rate (a non-finite loss or parameter; a rerun with --retry-diverged trains them again): ${cells.join("; ")}.`);
   }
+  if (r.missing.length > 0) lines.push(`- Not finished when this report was written, so left out: ${r.missing.join(", ")}.`);
   lines.push("");
   return lines.join("\n");
 }

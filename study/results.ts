@@ -4,6 +4,7 @@
 import type { DatasetIdentity } from "../data/dataset.js";
 import { type StudyConfig, configJson, ratesFor } from "./config.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
+import { cellsOf } from "./cells.js";
 import { meanStd } from "../util/stats.js";
 import { NAMED_CONFIGS } from "../vit/config.js";
 import { type Selection, selectionOf } from "./validation.js";
@@ -96,6 +97,7 @@ export interface StudyResults {
   table: TableRow[]; // config order of strategies; only strategies with finished cells
   cells: CellResult[];
   diverged: DivergedCell[]; // cells whose training diverged, left out of the table
+  missing: string[]; // ids of the config's cells without a result yet (a report collected before every cell ran)
   config: StudyConfig;
 }
 
@@ -132,7 +134,8 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
     }
     if (best) table.push(best);
   }
-  return { name: config.name, reportK: config.knn.reportK, temperature: config.knn.temperature, selectBy: config.selectBy, selectedOn: selectionOf(config), notes, baseline, table, cells, diverged, config };
+  const missing = cellsOf(config).map((c) => c.id).filter((id) => !outcomes.some((c) => c.id === id));
+  return { name: config.name, reportK: config.knn.reportK, temperature: config.knn.temperature, selectBy: config.selectBy, selectedOn: selectionOf(config), notes, baseline, table, cells, diverged, missing, config };
 }
 
 // A table row's forgetting curve: per step, the mean and sample standard deviation over its seeds.

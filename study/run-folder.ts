@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { readArchitecture } from "../vit/checkpoint.js";
 import { type StudyConfig, parseStudyConfig } from "./config.js";
-import { cellsOf } from "./runner.js";
+import { cellsOf } from "./cells.js";
 import { type BaselineResult, type CellOutcome, type StudyNotes, type StudyResults, modelLabel, summarize } from "./results.js";
 
 export interface RunFolder {

@@ -6,6 +6,7 @@
 // fine-tuning (the forgetting curve), as the model is there: LoRA active, added blocks in place.
 //
 // Run folder:
+//   prepare.claim.json    while a worker prepares the backbone and baseline.json (study/claims.ts)
 //   config.json           the checked config (configJson). A rerun may add or remove strategies, learning rates
 //                         and seeds (and change name, selectBy, the microBatch settings): the finished cells stay,
 //                         config.json becomes the new config. Any other change is refused naming its keys
@@ -13,7 +14,8 @@
 //   backbone.json         where the backbone came from (checkpoint, or pre-training hash and time)
 //   baseline.json         the original backbone's k-NN accuracy
 //   cells/<id>/           one per cell: train checkpoints and metrics (train/train.ts), result.json when finished
-//                         or diverged; knn-curve.json, the forgetting curve's points so far (study/knn-curve.ts)
+//                         or diverged; knn-curve.json, the forgetting curve's points so far (study/knn-curve.ts);
+//                         claim.json while a worker trains it (study/claims.ts)
 //   results.json, results.csv, table.md   (study/results.ts, report.ts)
 //   figure2.*, forgetting.*, figure3.*   the figures as .vl.json (Vega-Lite), .svg and .png (study/figures/);
 //                         forgetting.* only with knn.atSteps, figure3.* with Block Expansion at several p and rates
@@ -27,9 +29,16 @@
 // unless `retryDiverged` deletes its folder to train it again from scratch. A diverged pre-training ends the study,
 // since every cell needs the backbone. The log says at the start which cells are skipped, when a cell resumes, and
 // after each cell an estimate of the time left.
+//
+// Several workers can share a run folder (experiment --cells / --shard / --workers, Slurm array tasks: study/cells.ts,
+// study/slurm.ts): each worker claims a cell before training it, and the preparation (pre-training, the original
+// backbone's k-NN) before doing it, so nothing runs twice; a worker waits for the cells of its selection that others
+// hold, and a stale claim (a dead worker) is taken over. A worker given a selection leaves the report to `collect`,
+// which writes it from the cells finished so far and names the missing ones.
 import { existsSync } from "node:fs";
 import { readFile, readdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Dataset } from "../data/dataset.js";
 import { Loader } from "../data/loader.js";
 import { type DataSpec, openData, transformFor } from "../data/spec.js";
@@ -38,13 +47,13 @@ import { loadVit } from "../vit/load.js";
 import { readArchitecture } from "../vit/checkpoint.js";
 import type { VisionTransformer } from "../vit/model.js";
 import type { Tensor } from "../engine/tensor.js";
-import { type Strategy, applyStrategy, countParameters, strategyName, strategyProblem } from "../peft/strategy.js";
+import { applyStrategy, countParameters, strategyName, strategyProblem } from "../peft/strategy.js";
 import { countFor } from "../peft/count.js";
 import { MANIFEST_KEY, type Manifest, manifestOf, sha256File } from "../peft/save.js";
 import { extractFeatures } from "../eval/features.js";
 import { knnClassify } from "../eval/knn.js";
 import { evaluateAccuracy } from "../eval/accuracy.js";
-import { type StudyConfig, configJson, headInitFor, parseStudyConfig, ratesFor } from "./config.js";
+import { type StudyConfig, configJson, headInitFor, parseStudyConfig } from "./config.js";
 import { configChanges } from "./changes.js";
 import { pretrain, pretrainDir } from "../train/pretrain.js";
 import { DivergedError, PassTooLargeError, train } from "../train/train.js";
@@ -56,6 +65,8 @@ import { type BaselineResult, type CellOutcome, type CellResult, type DivergedCe
 import { REPORT_FILES, writeReport } from "./report.js";
 import { KnnCurve } from "./knn-curve.js";
 import { selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
+import { type Cell, cellsOf } from "./cells.js";
+import { CLAIM_TIMING, type Claim, type ClaimOwner, type ClaimTiming, claimOrWait, describeOwner, thisOwner, tryClaim } from "./claims.js";
 
 export interface ExperimentOptions {
   config: StudyConfig;
@@ -65,6 +76,13 @@ export interface ExperimentOptions {
   log?: (line: string) => void; // status lines (the CLI passes stderr)
   progress?: ProgressStream; // training progress lines (the CLI passes stderr)
   maxCells?: number; // stop after training this many cells (finished ones skipped do not count)
+  // Only these cells (numbers from 1, study/cells.ts). Other workers may share the folder: config.json must be
+  // this config, and the report is left to `collect`.
+  cells?: number[];
+  prepareOnly?: boolean; // stop after the backbone and the original backbone's k-NN
+  collect?: boolean; // train nothing: write the report from the cells finished so far, naming the missing ones
+  owner?: ClaimOwner; // who claims cells (default: this process, without Slurm ids)
+  claimTiming?: ClaimTiming; // default CLAIM_TIMING
 }
 
 export interface ExperimentResult {
@@ -73,26 +91,9 @@ export interface ExperimentResult {
   skipped: string[]; // cell ids with a result before this call (finished or diverged), not trained again
   diverged: string[]; // cell ids whose training diverged, in this call or before
   complete: boolean; // every cell has a result (false when maxCells stopped the run)
-  files: string[]; // the report files, when complete
+  missing: string[]; // cell ids without a result
+  files: string[]; // the report files: when complete (and no selection of cells), or with collect
   seconds: number;
-}
-
-export interface Cell {
-  id: string; // file-name safe: "lora-r8_lr0.01_s0"
-  strategy: Strategy;
-  lr: number;
-  seed: number;
-}
-
-export function cellsOf(config: StudyConfig): Cell[] {
-  const cells: Cell[] = [];
-  for (const strategy of config.strategies) {
-    const name = strategyName(strategy).replace(/[@,]/g, "_");
-    for (const lr of ratesFor(config, strategy)) {
-      for (const seed of config.seeds) cells.push({ id: `${name}_lr${lr}_s${seed}`, strategy, lr, seed });
-    }
-  }
-  return cells;
 }
 
 interface StudyData {
@@ -217,6 +218,16 @@ async function claimFolder(out: string, config: StudyConfig, force: boolean, log
   await writeJsonAtomic(path, configJson(config));
 }
 
+// A worker sharing the folder takes the study as config.json has it (absent: the preparation writes it). A changed
+// config goes through a run without a selection of cells, or --prepare-only, first: that checks what it changes.
+async function checkSameConfig(out: string, config: StudyConfig): Promise<void> {
+  const path = join(out, "config.json");
+  if (!existsSync(path)) return;
+  if (JSON.stringify(await readJson(path)) !== JSON.stringify(configJson(config))) {
+    throw new Error(`experiment: ${path} holds another config than this one; workers sharing a run folder (--cells, --shard, --collect) need the same config: run --prepare-only with the new one first (it keeps the finished cells where it can, or names what it cannot keep)`);
+  }
+}
+
 // What the cells' result.json files say before this call trains any, in cell order. Finished and diverged cells
 // are skipped; with `retry` a diverged cell's folder is deleted so that it trains again from scratch, result.json
 // last, so that a kill halfway leaves it diverged. The log says which.
@@ -254,21 +265,49 @@ export function passTooLarge(e: unknown, key: string): unknown {
   return new Error(`${e.message} (a smaller ${key}, now ${e.microBatch}, keeps each pass's tensors within one binding)`, { cause: e });
 }
 
+// The claims a study holds are released however it ends, an error included (study/claims.ts).
 export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResult> {
+  const held = new Set<Claim>();
+  try {
+    return await runStudy(o, held);
+  } finally {
+    for (const claim of held) await claim.release();
+  }
+}
+
+async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<ExperimentResult> {
   const started = performance.now();
   const { config } = o;
   const log = o.log ?? (() => undefined);
   const out = resolve(o.out);
-  await checkStrategiesFit(config);
-  await claimFolder(out, config, o.force ?? false, log);
+  const owner = o.owner ?? thisOwner();
+  const timing = o.claimTiming ?? CLAIM_TIMING;
   const sweep = async (dir: string) => {
     const n = await removeStaleTemporaries(dir);
     if (n > 0) log(`removed ${n} temporary file(s) of writes cut short by an interrupted run, in ${dir}`);
   };
-  await sweep(out);
   const cells = cellsOf(config);
-  const prior = await priorOutcomes(out, cells, o.retryDiverged ?? false, log);
+  const selected = o.cells ? o.cells.map((n) => cells[n - 1]) : cells;
+  if (selected.some((c) => c === undefined)) throw new Error(`experiment: expected cell numbers from 1 to ${cells.length}, got ${o.cells!.join(",")}`);
+  // A worker sharing the folder neither rewrites config.json nor sweeps the folder: others are writing in it.
+  const shared = o.cells !== undefined || o.collect === true;
+  await checkStrategiesFit(config);
+  if (shared) await checkSameConfig(out, config);
+  else {
+    await claimFolder(out, config, o.force ?? false, log);
+    await sweep(out);
+  }
+  const baselinePath = join(out, "baseline.json");
+  if (o.collect && !existsSync(baselinePath)) throw new Error(`experiment: nothing to collect in ${out}: the preparation (the backbone and the original backbone's k-NN, baseline.json) has not run`);
+  const prior = await priorOutcomes(out, selected, o.retryDiverged ?? false, log);
   const data = await openAll(config);
+
+  // The preparation (backbone, baseline.json) once, by whichever worker claims it first; the others wait for it.
+  const preparing = await claimOrWait(join(out, "prepare.claim.json"), owner, timing, log, () => existsSync(baselinePath));
+  if (preparing) {
+    held.add(preparing);
+    if (shared && !existsSync(join(out, "config.json"))) await writeJsonAtomic(join(out, "config.json"), configJson(config));
+  }
 
   // The backbone: a checkpoint file, or the cached supervised pre-training.
   let backbonePath: string;
@@ -302,7 +341,6 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const vit = original.config;
   const size = config.imageSize ?? vit.imageSize;
   const classes = data.transferTrain.classes.length;
-  const baselinePath = join(out, "baseline.json");
   if (!existsSync(baselinePath)) {
     log(`k-NN of the original backbone: ${data.bank.length} bank images, ${data.queries.length} queries`);
     const { scores, seconds } = await knnScores(original, config, data, size);
@@ -310,18 +348,47 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     await writeJsonAtomic(baselinePath, baseline);
   }
   disposeModel(original);
+  if (preparing) {
+    await preparing.release();
+    held.delete(preparing);
+  }
   const baseline = await readJson<BaselineResult>(baselinePath);
   log(`original backbone: source k-NN top-1 ${baseline.knn[config.knn.reportK].top1.toFixed(2)}% (k = ${config.knn.reportK})`);
 
   const ran: string[] = [];
-  const toRun = Math.min(cells.length - prior.size, o.maxCells ?? Infinity);
+  const pending = o.prepareOnly || o.collect ? [] : selected.filter((c) => !prior.has(c.id));
+  const toRun = Math.min(pending.length, o.maxCells ?? Infinity);
   const cellSeconds: number[] = []; // for the ETA: each finished cell's wall time (a diverged one ends early)
-  for (const [i, cell] of cells.entries()) {
-    if (prior.has(cell.id)) continue;
-    if (ran.length >= toRun) break;
+  const finished = (cell: Cell) => existsSync(join(out, "cells", cell.id, "result.json"));
+  // Each pass claims what it can of the cells nobody has finished; cells other workers hold are waited for.
+  for (let waited = false; ran.length < toRun && pending.some((c) => !finished(c)); ) {
+    const busy: string[] = [];
+    for (const cell of pending) {
+      if (ran.length >= toRun) break;
+      if (finished(cell)) continue;
+      const dir = join(out, "cells", cell.id);
+      const attempt = await tryClaim(join(dir, "claim.json"), owner, timing, log);
+      if ("heldBy" in attempt) {
+        busy.push(`${cell.id} (${describeOwner(attempt.heldBy)})`);
+        continue;
+      }
+      held.add(attempt.claim);
+      if (!finished(cell)) await runClaimedCell(cell);
+      await attempt.claim.release();
+      held.delete(attempt.claim);
+    }
+    if (busy.length > 0 && ran.length < toRun && pending.some((c) => !finished(c))) {
+      if (!waited) log(`waiting for ${busy.length} cell(s) that other workers are training: ${busy.join(", ")}`);
+      waited = true;
+      await sleep(timing.pollMs);
+    }
+  }
+
+  async function runClaimedCell(cell: Cell): Promise<void> {
     const dir = join(out, "cells", cell.id);
     const resultPath = join(dir, "result.json");
-    log(`cell ${i + 1}/${cells.length}: ${strategyName(cell.strategy)}, lr ${cell.lr}, seed ${cell.seed}`);
+    if (shared) await sweep(dir); // a dead worker's temporary files: this one holds the cell now
+    log(`cell ${cells.indexOf(cell) + 1}/${cells.length}: ${strategyName(cell.strategy)}, lr ${cell.lr}, seed ${cell.seed}`);
     const cellStarted = performance.now();
     const result: CellOutcome = await runCell(cell, { config, data, dir, size, classes, load, base, progress: o.progress, log }).catch((e) => {
       if (e instanceof DivergedError) return divergedCell(cell, e);
@@ -355,9 +422,9 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     data: Object.fromEntries(Object.entries(data).filter(([, d]) => d).map(([k, d]) => [k, d!.identity])),
     imageSize: size,
   });
-  const files = complete ? await writeReport(out, results) : [];
+  const files = o.collect || (complete && !shared && !o.prepareOnly) ? await writeReport(out, results) : [];
   const diverged = results.diverged.map((c) => c.id);
-  return { results, ran, skipped: [...prior.keys()], diverged, complete, files, seconds: (performance.now() - started) / 1000 };
+  return { results, ran, skipped: [...prior.keys()], diverged, complete, missing: results.missing, files, seconds: (performance.now() - started) / 1000 };
 }
 
 interface CellContext {

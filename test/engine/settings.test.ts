@@ -17,6 +17,7 @@ describe("readSettings", () => {
       versions: {},
       llvmpipeThreads: undefined,
       threadpool: undefined,
+      slurm: undefined,
     });
   });
 
@@ -42,5 +43,10 @@ describe("readSettings", () => {
     expect(readSettings({ DEBUG: "0" }).debug).toBe(0);
     expect(s.llvmpipeThreads).toBe("3");
     expect(readSettings({ UV_THREADPOOL_SIZE: "8" }).threadpool).toBe(8);
+  });
+
+  it("names the Slurm job and array task a process runs in", () => {
+    expect(readSettings({ SLURM_JOB_ID: "17", SLURM_ARRAY_JOB_ID: "15", SLURM_ARRAY_TASK_ID: "3" }).slurm).toEqual({ jobId: "17", arrayJobId: "15", arrayTaskId: "3" });
+    expect(readSettings({ SLURM_JOB_ID: "17" }).slurm).toEqual({ jobId: "17", arrayJobId: undefined, arrayTaskId: undefined });
   });
 });

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { type StudyConfig, ConfigError, DEFAULTS, DEFAULT_STUDY, configJson, headInitFor, parseStudyConfig, ratesFor, studyIdentity } from "../../study/config.js";
-import { cellsOf } from "../../study/runner.js";
+import { cellsOf } from "../../study/cells.js";
 import { strategyName } from "../../peft/strategy.js";
 
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));

@@ -34,6 +34,15 @@ describe("report files", () => {
     expect(md).toContain("mean ± std over 2 seeds");
     expect(md).toContain("- Forgetting curve (forgetting.png, results.json): the same k-NN accuracy of each row's backbone after 0, 1, 3, 10, 30, 60 fine-tuning steps.");
     expect(md).not.toContain("diverged");
+    expect(md).not.toContain("Not finished");
+  });
+
+  it("Table 1 of a study collected before every cell finished: from the finished cells, naming the missing", () => {
+    const partial = summarize(config, baseline, cells.slice(0, 5), notes);
+    expect(partial.missing).toEqual(["linear_lr0.1_s1", "linear_lr0.01_s0", "linear_lr0.01_s1"]);
+    const md = tableMarkdown(partial);
+    expect(md.split("\n").filter((l) => l.startsWith("| linear"))).toEqual(["| linear | 325 | 60.00 | 80.00 | 70.00 | 0.1 |"]);
+    expect(md).toContain("- Not finished when this report was written, so left out: linear_lr0.1_s1, linear_lr0.01_s0, linear_lr0.01_s1.");
   });
 
   it("Table 1: names diverged rates in a strategy's row, and a strategy whose every rate diverged as such", () => {
@@ -60,7 +69,7 @@ describe("report files", () => {
       expect(REPORT_FILES).toEqual(expect.arrayContaining(files.map((f) => f.slice(dir.length + 1))));
       expect(REPORT_FILES.filter((f) => !files.some((p) => p.endsWith(`/${f}`)))).toEqual(["figure3.vl.json", "figure3.svg", "figure3.png"]); // no Block Expansion here
       const json = JSON.parse(await readFile(join(dir, "results.json"), "utf8"));
-      expect(Object.keys(json)).toEqual(["name", "reportK", "temperature", "selectBy", "selectedOn", "notes", "baseline", "table", "cells", "diverged", "config"]);
+      expect(Object.keys(json)).toEqual(["name", "reportK", "temperature", "selectBy", "selectedOn", "notes", "baseline", "table", "cells", "diverged", "missing", "config"]);
       for (const f of ["figure2", "forgetting"]) {
         const svg = await readFile(join(dir, `${f}.svg`), "utf8");
         const [, width, height] = /^<svg [^>]*width="(\d+)" height="(\d+)"/.exec(svg)!;

@@ -6,13 +6,15 @@
 // forgetting curve's points, and the config keys for the authors' departures (normalisation, crop, head) reach the cells.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { configJson, parseStudyConfig, type StudyConfig } from "../../study/config.js";
 import type { CellResult, CurvePoint } from "../../study/results.js";
-import { cellsOf, passTooLarge, runExperiment } from "../../study/runner.js";
+import { passTooLarge, runExperiment } from "../../study/runner.js";
+import { cellsOf } from "../../study/cells.js";
 import { parseStrategy, strategyName } from "../../peft/strategy.js";
 import { PassTooLargeError } from "../../train/train.js";
 import { readSafetensors, writeSafetensors } from "../../vit/safetensors.js";
@@ -447,5 +449,63 @@ describe("the config keys that choose the authors' departures", () => {
     for (const id of ["top-1_lr0.05_s0", "top-1-frozen-norm_lr0.05_s0"]) {
       expect((await result(b, id)).finalLoss, id).not.toBe((await result(a, id)).finalLoss);
     }
+  });
+});
+
+describe("workers sharing a run folder (cells, claims, collect)", () => {
+  it("runs a selection of cells, prepares once, leaves the report to collect, which names the missing cells", async () => {
+    const config = study({ strategies: ["linear", "lora-r2"], learningRates: [0.05, 0.01] });
+    const dir = join(root, "shared");
+    const log: string[] = [];
+    const some = await runExperiment({ config, out: dir, cells: [2, 4], log: (l) => log.push(l) });
+    expect(some.ran).toEqual(["linear_lr0.01_s0", "lora-r2_lr0.01_s0"]);
+    expect(some.files).toEqual([]);
+    expect(some.missing).toEqual(["linear_lr0.05_s0", "lora-r2_lr0.05_s0"]);
+    expect(log).toContain("cell 4/4: lora-r2, lr 0.01, seed 0");
+    for (const f of ["config.json", "baseline.json", "backbone.json"]) expect(existsSync(join(dir, f)), f).toBe(true);
+    expect(existsSync(join(dir, "results.json"))).toBe(false);
+    expect(existsSync(join(dir, "prepare.claim.json"))).toBe(false);
+    for (const id of some.ran) expect(existsSync(join(dir, "cells", id, "claim.json")), id).toBe(false);
+
+    const partial = await runExperiment({ config, out: dir, collect: true });
+    expect(partial.ran).toEqual([]);
+    expect(partial.files.map((f) => f.slice(dir.length + 1))).toContain("table.md");
+    expect(JSON.parse(await readFile(join(dir, "results.json"), "utf8")).missing).toEqual(["linear_lr0.05_s0", "lora-r2_lr0.05_s0"]);
+    expect(await readFile(join(dir, "table.md"), "utf8")).toContain("left out: linear_lr0.05_s0, lora-r2_lr0.05_s0.");
+
+    // A worker with another config is refused; one with the same finishes the rest, and collect completes the report.
+    const other = study({ strategies: ["linear"], learningRates: [0.05] });
+    await expect(runExperiment({ config: other, out: dir, cells: [1] })).rejects.toThrow(`experiment: ${join(dir, "config.json")} holds another config than this one`);
+    const rest = await runExperiment({ config, out: dir, cells: [1, 2, 3] });
+    expect(rest.ran).toEqual(["linear_lr0.05_s0", "lora-r2_lr0.05_s0"]);
+    const full = await runExperiment({ config, out: dir, collect: true });
+    expect(full.missing).toEqual([]);
+    expect(full.complete).toBe(true);
+  });
+
+  it("skips a cell another live worker holds until it has a result, and takes over a dead worker's claim", async () => {
+    const config = study({ strategies: ["linear"], learningRates: [0.05, 0.01] });
+    const dir = join(root, "claimed");
+    await runExperiment({ config, out: dir, prepareOnly: true });
+    // A live worker elsewhere holds cell 1; the claim of a process that has exited (this host) holds cell 2.
+    const now = new Date().toISOString();
+    const claim = (host: string, pid: number) => JSON.stringify({ host, pid, token: `${host}-${pid}`, claimed: now, heartbeat: now });
+    const gone = spawnSync(process.execPath, ["-e", ""]).pid!;
+    await mkdir(join(dir, "cells", "linear_lr0.05_s0"), { recursive: true });
+    await mkdir(join(dir, "cells", "linear_lr0.01_s0"), { recursive: true });
+    await writeFile(join(dir, "cells", "linear_lr0.05_s0", "claim.json"), claim("elsewhere", 1));
+    await writeFile(join(dir, "cells", "linear_lr0.01_s0", "claim.json"), claim(hostname(), gone));
+    const log: string[] = [];
+    const timing = { heartbeatMs: 1_000, staleMs: 60_000, pollMs: 50 };
+    const running = runExperiment({ config, out: dir, cells: [1, 2], claimTiming: timing, log: (l) => log.push(l) });
+    // The live worker finishes its cell: a copy of cell 2's result under cell 1's id stands in for its work.
+    await vi.waitFor(() => expect(existsSync(join(dir, "cells", "linear_lr0.01_s0", "result.json"))).toBe(true), { timeout: 30_000, interval: 50 });
+    const result = JSON.parse(await readFile(join(dir, "cells", "linear_lr0.01_s0", "result.json"), "utf8"));
+    await writeFile(join(dir, "cells", "linear_lr0.05_s0", "result.json"), JSON.stringify({ ...result, id: "linear_lr0.05_s0", lr: 0.05 }));
+    const r = await running;
+    expect(r.ran).toEqual(["linear_lr0.01_s0"]);
+    expect(log).toContain(`taking over the stale claim ${join(dir, "cells", "linear_lr0.01_s0", "claim.json")} of host ${hostname()} pid ${gone}: its process ${gone} on this host is gone`);
+    expect(log).toContain(`waiting for 1 cell(s) that other workers are training: linear_lr0.05_s0 (host elsewhere pid 1)`);
+    expect(existsSync(join(dir, "cells", "linear_lr0.05_s0", "claim.json"))).toBe(true); // the other worker's, untouched
   });
 });

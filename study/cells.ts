@@ -1,0 +1,65 @@
+// A study's cells, the units of work: one per strategy x learning rate x seed, in config order (strategies, then
+// each one's rates, then seeds), numbered from 1 in that order. The numbers are what `experiment --cells 3,7-9`,
+// `--shard i/n` and a Slurm array task's index name; they hold as long as the config's strategies, rates and seeds
+// do (growing a run renumbers the cells after the first one added; `--list-cells` shows the numbers).
+import { type StudyConfig, ratesFor } from "./config.js";
+import { type Strategy, strategyName } from "../peft/strategy.js";
+
+export interface Cell {
+  id: string; // file-name safe: "lora-r8_lr0.01_s0"
+  strategy: Strategy;
+  lr: number;
+  seed: number;
+}
+
+export function cellsOf(config: StudyConfig): Cell[] {
+  const cells: Cell[] = [];
+  for (const strategy of config.strategies) {
+    const name = strategyName(strategy).replace(/[@,]/g, "_");
+    for (const lr of ratesFor(config, strategy)) {
+      for (const seed of config.seeds) cells.push({ id: `${name}_lr${lr}_s${seed}`, strategy, lr, seed });
+    }
+  }
+  return cells;
+}
+
+// "3,7-9" -> [3, 7, 8, 9]: cell numbers from 1 to `count`, ascending, each once. `what` names the flag in errors.
+export function parseCellList(text: string, count: number, what = "--cells"): number[] {
+  const picked = new Set<number>();
+  const bad = (why: string) => new Error(`${what}: expected cell numbers from 1 to ${count} such as "3,7-9", got "${text}": ${why}`);
+  const parts = text.split(",").map((p) => p.trim());
+  if (parts.every((p) => p === "")) throw bad("no cell named");
+  for (const part of parts) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw bad(`"${part}" is neither a number nor a range a-b`);
+    const [from, to] = [Number(m[1]), Number(m[2] ?? m[1])];
+    if (from > to) throw bad(`the range ${part} runs backwards`);
+    if (from < 1 || to > count) throw bad(`${part} is outside 1-${count}`);
+    for (let i = from; i <= to; i++) picked.add(i);
+  }
+  return [...picked].sort((a, b) => a - b);
+}
+
+// "--shard i/n": the i-th of n interleaved shares of the cells (i from 1): cells i, i + n, i + 2n, ... Interleaving
+// mixes cheap and costly strategies in each share. A shard may be empty when n exceeds the number of cells.
+export function parseShard(text: string, count: number): number[] {
+  const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(text);
+  if (!m) throw new Error(`--shard: expected i/n with 1 <= i <= n, such as "2/4", got "${text}"`);
+  const [i, n] = [Number(m[1]), Number(m[2])];
+  if (n < 1 || i < 1 || i > n) throw new Error(`--shard: expected i/n with 1 <= i <= n, got "${text}"`);
+  const picked: number[] = [];
+  for (let c = i; c <= count; c += n) picked.push(c);
+  return picked;
+}
+
+// [1, 2, 3, 7, 9, 10] -> "1-3,7,9-10": the form parseCellList reads, and a Slurm --array list.
+export function formatCellList(numbers: number[]): string {
+  const parts: string[] = [];
+  for (let k = 0; k < numbers.length; ) {
+    let j = k;
+    while (j + 1 < numbers.length && numbers[j + 1] === numbers[j] + 1) j++;
+    parts.push(j === k ? String(numbers[k]) : `${numbers[k]}-${numbers[j]}`);
+    k = j + 1;
+  }
+  return parts.join(",");
+}

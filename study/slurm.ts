@@ -1,0 +1,263 @@
+// A study as Slurm jobs (experiment --slurm): the job scripts go into the run folder's slurm/ and are submitted with
+// sbatch as three steps, each depending on the one before:
+//
+//   prepare.sh   experiment --prepare-only: the backbone (pre-training) and the original backbone's k-NN
+//   cells.sh     an array with one task per cell (--array=1-N%M), each `experiment --cells $SLURM_ARRAY_TASK_ID`;
+//                after the preparation succeeded (afterok)
+//   collect.sh   experiment --collect: results.json, the table and the figures from whatever finished, naming the
+//                missing cells; after the array ended however it ended (afterany)
+//
+// The tasks share the run folder through claims (study/claims.ts). A task that failed, hit its time limit or was
+// cancelled is resubmitted by `--resubmit-failed`, which asks Slurm how each task ended and submits the cells
+// without a result again (with a new collect job); each resumes from its last checkpoint. Where Slurm keeps no
+// accounting database (sacct says "accounting storage is disabled", as on a one-node test Slurm), the states come
+// from the controller's memory of recent jobs (squeue --states=all). Only sbatch, squeue and sacct are used.
+//
+//   slurm/study.json   the study's config as the jobs read it (configJson)
+//   slurm/jobs.json    every submission: job ids, the array's cells
+//   slurm/logs/        each job's output: prepare-<job>.out, cell-<n>-<array job>.out, collect-<job>.out
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { chmod, mkdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { type StudyConfig, configJson } from "./config.js";
+import { cellsOf, formatCellList, parseCellList } from "./cells.js";
+
+export interface SlurmOptions {
+  out: string; // the run folder, absolute
+  cwd: string; // the jobs' working directory: relative paths in the config are relative to it
+  command: string[]; // how to run this program, absolute: [node, .../dist/run.js]
+  flags: string[]; // passed on to every job's `experiment`, e.g. ["--backend", "vulkan"]
+  partition?: string;
+  gpusPerTask?: number;
+  time?: string; // each job's time limit, as sbatch's --time takes it
+  arrayMax?: number; // at most this many cell tasks at once (%M)
+  dryRun?: boolean; // write the scripts, submit nothing
+}
+
+export interface Submission {
+  time: string; // ISO
+  prepare?: string; // job ids
+  array: string;
+  cells: string; // the array's cell numbers, "1-30" or "3,7"
+  collect: string;
+}
+
+interface JobsFile {
+  arrayMax?: number;
+  cells: string[]; // cell ids by number - 1, as at the first submission
+  submissions: Submission[];
+}
+
+const slurmDir = (out: string) => join(out, "slurm");
+const jobsPath = (out: string) => join(slurmDir(out), "jobs.json");
+
+// Single quotes for the shell.
+function quote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+function script(o: SlurmOptions, name: string, jobName: string, output: string, args: string[]): string {
+  const directives = [
+    `--job-name=${jobName}`,
+    `--output=${join(slurmDir(o.out), "logs", output)}`,
+    `--chdir=${o.cwd}`,
+    "--ntasks=1",
+    ...(o.partition ? [`--partition=${o.partition}`] : []),
+    ...(o.gpusPerTask ? [`--gpus-per-task=${o.gpusPerTask}`] : []),
+    ...(o.time ? [`--time=${o.time}`] : []),
+  ];
+  const line = [...o.command, "experiment", "--config", join(slurmDir(o.out), "study.json"), "--out", o.out, ...args, ...o.flags].map(quote).join(" ");
+  return [
+    "#!/bin/bash",
+    `# ${name}: written by \`experiment --slurm\` (study/slurm.ts); submitted with its dependencies by it.`,
+    ...directives.map((d) => `#SBATCH ${d}`),
+    "set -euo pipefail",
+    // The cell task's number comes from Slurm, so it is left outside the quotes.
+    `exec ${line.replace(quote("$SLURM_ARRAY_TASK_ID"), '"$SLURM_ARRAY_TASK_ID"')}`,
+    "",
+  ].join("\n");
+}
+
+// Runs a Slurm command; resolves with its stdout. `what` names it in errors.
+function slurmCommand(tool: string, args: string[]): Promise<string> {
+  return new Promise((done, fail) => {
+    execFile(tool, args, { encoding: "utf8" }, (e, stdout, stderr) => {
+      if (!e) return done(stdout);
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") fail(new Error(`slurm: ${tool} not found: Slurm's client commands are needed (on a cluster's login node; --dry-run writes the job scripts without them)`));
+      else fail(new Error(`slurm: ${tool} ${args.join(" ")} failed: ${(stderr || e.message).trim()}`));
+    });
+  });
+}
+
+// sbatch --parsable prints "id" or "id;cluster".
+async function sbatch(args: string[]): Promise<string> {
+  return (await slurmCommand("sbatch", ["--parsable", ...args])).trim().split(";")[0];
+}
+
+// An sbatch command line, as the log and --dry-run show it.
+function submitLine(args: string[]): string {
+  return ["sbatch", "--parsable", ...args].join(" ");
+}
+
+export interface SubmitResult {
+  scripts: string[];
+  submission?: Submission; // absent with dryRun
+  commands: string[]; // the sbatch command lines, as run (or, with dryRun, as they would run)
+}
+
+// Writes the three job scripts and submits them: preparation, the cell array, collection.
+export async function submitStudy(config: StudyConfig, o: SlurmOptions): Promise<SubmitResult> {
+  const dir = slurmDir(o.out);
+  await mkdir(join(dir, "logs"), { recursive: true });
+  await writeJsonAtomic(join(dir, "study.json"), configJson(config));
+  const cells = cellsOf(config);
+  const scripts = {
+    prepare: script(o, "the preparation", `${config.name}-prepare`, "prepare-%j.out", ["--prepare-only"]),
+    cells: script(o, "one cell per array task", `${config.name}-cells`, "cell-%a-%A.out", ["--cells", "$SLURM_ARRAY_TASK_ID"]),
+    collect: script(o, "the report", `${config.name}-collect`, "collect-%j.out", ["--collect"]),
+  };
+  const paths: string[] = [];
+  for (const [name, text] of Object.entries(scripts)) {
+    const path = join(dir, `${name}.sh`);
+    await writeFileAtomic(path, text);
+    await chmod(path, 0o755);
+    paths.push(path);
+  }
+  const list = `1-${cells.length}`;
+  if (o.dryRun) {
+    return {
+      scripts: paths,
+      commands: [
+        submitLine([paths[0]]),
+        submitLine([`--dependency=afterok:<prepare job>`, `--array=${arrayList(list, o.arrayMax)}`, paths[1]]),
+        submitLine([`--dependency=afterany:<array job>`, paths[2]]),
+      ],
+    };
+  }
+  const commands: string[] = [];
+  const submit = async (args: string[]) => {
+    commands.push(submitLine(args));
+    return sbatch(args);
+  };
+  const prepare = await submit([paths[0]]);
+  const array = await submit([`--dependency=afterok:${prepare}`, `--array=${arrayList(list, o.arrayMax)}`, paths[1]]);
+  const collect = await submit([`--dependency=afterany:${array}`, paths[2]]);
+  const submission: Submission = { time: new Date().toISOString(), prepare, array, cells: list, collect };
+  const jobs: JobsFile = existsSync(jobsPath(o.out)) ? await readJobs(o.out) : { cells: [], submissions: [] };
+  await writeJsonAtomic(jobsPath(o.out), { ...jobs, arrayMax: o.arrayMax, cells: cells.map((c) => c.id), submissions: [...jobs.submissions, submission] });
+  return { scripts: paths, submission, commands };
+}
+
+function arrayList(list: string, max: number | undefined): string {
+  return max ? `${list}%${max}` : list;
+}
+
+async function readJobs(out: string): Promise<JobsFile> {
+  const path = jobsPath(out);
+  if (!existsSync(path)) throw new Error(`slurm: no Slurm submission in ${out} (${path} is missing): submit the study with --slurm first`);
+  return JSON.parse(await readFile(path, "utf8")) as JobsFile;
+}
+
+// How Slurm says a task ended, or that it still waits or runs.
+const ACTIVE = new Set(["PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "STOPPED"]);
+
+// "12_3|CANCELLED by 0", "12_[4-6%2]|PENDING" and "11|FAILED" lines (sacct -P, squeue -o %i|%T) -> state by
+// "job_task" for array tasks, by "job" for other jobs.
+export function parseTaskStates(text: string): Map<string, string> {
+  const states = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const [id, state] = line.trim().split("|");
+    if (!id || !state) continue;
+    const m = /^(\d+)(?:_(?:(\d+)|\[([^\]]+)\]))?$/.exec(id);
+    if (!m) continue;
+    const word = state.trim().split(/\s+/)[0];
+    if (m[2] === undefined && m[3] === undefined) states.set(m[1], word);
+    const tasks = m[2] ? [Number(m[2])] : m[3] ? parseCellList(m[3].replace(/%\d+$/, ""), Number.MAX_SAFE_INTEGER, "a Slurm array") : [];
+    for (const t of tasks) states.set(`${m[1]}_${t}`, word);
+  }
+  return states;
+}
+
+// The states of these jobs and of every task of those that are arrays: from sacct, else (no accounting database)
+// from squeue.
+async function taskStates(jobIds: string[]): Promise<Map<string, string>> {
+  const ids = jobIds.join(",");
+  try {
+    return parseTaskStates(await slurmCommand("sacct", ["-X", "-n", "-P", "-o", "JobID,State", "-j", ids]));
+  } catch (e) {
+    if (!/accounting storage is disabled/i.test((e as Error).message)) throw e;
+  }
+  // squeue refuses a job id the controller has forgotten: one array at a time.
+  const states = new Map<string, string>();
+  for (const id of jobIds) {
+    const text = await slurmCommand("squeue", ["--states=all", "-r", "-h", "-o", "%i|%T", "-j", id]).catch(() => "");
+    for (const [task, state] of parseTaskStates(text)) states.set(task, state);
+  }
+  return states;
+}
+
+export interface ResubmitResult {
+  lines: string[]; // per cell without a result: how its task ended, and what is done about it
+  submission?: Submission; // absent when nothing needed resubmitting, or with dryRun
+  commands: string[];
+}
+
+// Resubmits the cells of earlier submissions that have no result and whose latest task is not waiting or running:
+// failed, timed out, cancelled, or unknown to Slurm. The preparation too, when it has not finished.
+export async function resubmitFailed(o: { out: string; dryRun?: boolean }): Promise<ResubmitResult> {
+  const jobs = await readJobs(o.out);
+  const dir = slurmDir(o.out);
+  const states = await taskStates(jobs.submissions.flatMap((s) => [...(s.prepare ? [s.prepare] : []), s.array]));
+  const lines: string[] = [];
+  const again: number[] = [];
+  // A preparation that ended without baseline.json leaves its array's tasks pending for ever (afterok can no longer
+  // be met): those cells are resubmitted too, and the log says how to remove the old tasks.
+  const prepareAgain = !existsSync(join(o.out, "baseline.json"));
+  const stuck = new Set(
+    jobs.submissions.filter((s) => prepareAgain && s.prepare && states.has(s.prepare) && !ACTIVE.has(states.get(s.prepare)!)).map((s) => s.array),
+  );
+  for (const [i, id] of jobs.cells.entries()) {
+    const n = i + 1;
+    if (existsSync(join(o.out, "cells", id, "result.json"))) continue;
+    // The latest submission that included the cell says how it stands.
+    const last = [...jobs.submissions].reverse().find((s) => parseCellList(s.cells, jobs.cells.length).includes(n));
+    const task = last && `${last.array}_${n}`;
+    const state = task ? states.get(task) : undefined;
+    if (state && ACTIVE.has(state) && !stuck.has(last!.array)) {
+      lines.push(`cell ${n} (${id}): task ${task} is ${state}; left alone`);
+      continue;
+    }
+    if (state && ACTIVE.has(state)) {
+      lines.push(`cell ${n} (${id}): task ${task} waits on a preparation that ended ${states.get(last!.prepare!)}; resubmitting (scancel ${task} removes the old task)`);
+      again.push(n);
+      continue;
+    }
+    lines.push(`cell ${n} (${id}): task ${task ?? "none"} ${state ? `ended ${state}` : "unknown to Slurm"}, without a result; resubmitting`);
+    again.push(n);
+  }
+  if (again.length === 0) return { lines, commands: [] };
+  const cells = formatCellList(again);
+  const scripts = ["prepare", "cells", "collect"].map((name) => join(dir, `${name}.sh`));
+  if (o.dryRun) {
+    const commands = [
+      ...(prepareAgain ? [submitLine([scripts[0]])] : []),
+      submitLine([...(prepareAgain ? ["--dependency=afterok:<prepare job>"] : []), `--array=${arrayList(cells, jobs.arrayMax)}`, scripts[1]]),
+      submitLine(["--dependency=afterany:<array job>", scripts[2]]),
+    ];
+    return { lines, commands };
+  }
+  const commands: string[] = [];
+  const submit = async (args: string[]) => {
+    commands.push(submitLine(args));
+    return sbatch(args);
+  };
+  const prepare = prepareAgain ? await submit([scripts[0]]) : undefined;
+  const array = await submit([...(prepare ? [`--dependency=afterok:${prepare}`] : []), `--array=${arrayList(cells, jobs.arrayMax)}`, scripts[1]]);
+  const collect = await submit([`--dependency=afterany:${array}`, scripts[2]]);
+  const submission: Submission = { time: new Date().toISOString(), ...(prepare && { prepare }), array, cells, collect };
+  await writeJsonAtomic(jobsPath(o.out), { ...jobs, submissions: [...jobs.submissions, submission] });
+  return { lines, submission, commands };
+}

@@ -1,0 +1,67 @@
+// cli/experiment.ts's commands that need no device: --list-cells (numbers, ids, each cell's state read from the run
+// folder) and --slurm --dry-run (the job scripts, and the sbatch lines it would run).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { runCli } from "../bad-input/harness.js";
+import { DEFAULT_STUDY } from "../../study/config.js";
+
+let root: string;
+let config: string; // the default study with ten cells of its own: five strategies, one rate, two seeds
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "experiment-cli-"));
+  config = join(root, "study.json");
+  await writeFile(config, JSON.stringify({ ...DEFAULT_STUDY, name: "ten", strategies: ["full", "top-1", "linear", "lora-r4", "block-p1"], learningRates: [0.1], seeds: [0, 1] }));
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe("experiment --list-cells", () => {
+  it("numbers the cells and tells finished, diverged, claimed, started and to do apart", async () => {
+    const out = join(root, "run");
+    const cell = (id: string) => join(out, "cells", id);
+    for (const id of ["full_lr0.1_s0", "full_lr0.1_s1", "top-1_lr0.1_s0", "top-1_lr0.1_s1", "linear_lr0.1_s0"]) await mkdir(cell(id), { recursive: true });
+    await writeFile(join(cell("full_lr0.1_s0"), "result.json"), JSON.stringify({ id: "full_lr0.1_s0", transferAccuracy: 80 }));
+    await writeFile(join(cell("full_lr0.1_s1"), "result.json"), JSON.stringify({ id: "full_lr0.1_s1", diverged: { step: 3 } }));
+    const now = new Date().toISOString();
+    const claim = { host: hostname(), pid: process.ppid, slurm: { jobId: "9", arrayJobId: "7", arrayTaskId: "3" }, token: "t", claimed: now, heartbeat: now };
+    await writeFile(join(cell("top-1_lr0.1_s0"), "claim.json"), JSON.stringify(claim));
+    await writeFile(join(cell("top-1_lr0.1_s1"), "claim.json"), JSON.stringify({ ...claim, slurm: undefined, host: "elsewhere", heartbeat: new Date(Date.now() - 600_000).toISOString() }));
+    await writeFile(join(cell("linear_lr0.1_s0"), "last.safetensors"), "");
+    const r = await runCli(["experiment", "--config", config, "--out", out, "--list-cells"]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out.split("\n")).toEqual([
+      ` 1  full_lr0.1_s0      finished`,
+      ` 2  full_lr0.1_s1      diverged`,
+      ` 3  top-1_lr0.1_s0     claimed by host ${hostname()} pid ${process.ppid} (Slurm job 7_3)`,
+      ` 4  top-1_lr0.1_s1     claimed by host elsewhere pid ${process.ppid} (stale: its heartbeat is 600 s old (stale after 180 s))`,
+      ` 5  linear_lr0.1_s0    started, resumable`,
+      ` 6  linear_lr0.1_s1    to do`,
+      ` 7  lora-r4_lr0.1_s0   to do`,
+      ` 8  lora-r4_lr0.1_s1   to do`,
+      ` 9  block-p1_lr0.1_s0  to do`,
+      `10  block-p1_lr0.1_s1  to do`,
+    ]);
+  });
+});
+
+describe("experiment --slurm --dry-run", () => {
+  it("writes the job scripts and shows the three sbatch lines, submitting nothing", async () => {
+    const out = join(root, "slurm-run");
+    const r = await runCli(["experiment", "--config", config, "--out", out, "--slurm", "--dry-run", "--partition", "gpu", "--array-max", "4"]);
+    expect(r.code, r.err).toBe(0);
+    const scripts = join(out, "slurm");
+    expect(r.out.split("\n")).toEqual([
+      `study "ten" (${config}): 10 cell(s) -> ${out}; job scripts ${["prepare", "cells", "collect"].map((n) => join(scripts, `${n}.sh`)).join(", ")}`,
+      `would run: sbatch --parsable ${join(scripts, "prepare.sh")}`,
+      `would run: sbatch --parsable --dependency=afterok:<prepare job> --array=1-10%4 ${join(scripts, "cells.sh")}`,
+      `would run: sbatch --parsable --dependency=afterany:<array job> ${join(scripts, "collect.sh")}`,
+    ]);
+    expect(existsSync(join(scripts, "jobs.json"))).toBe(false);
+  });
+});

@@ -1,0 +1,207 @@
+// study/slurm.ts on a real Slurm: scripts/slurm-local.sh brings up a one-node Slurm (munged, slurmctld, slurmd) in a
+// folder of this test's own, and stops it at the end. The miniature study of ./program.ts is submitted with
+// `experiment --slurm`: a preparation job, an array of three cell tasks, a collect job. One task is stopped after
+// its cell's first checkpoint and cancelled with scancel; the collect job then reports the two finished cells and
+// names the missing one, `--resubmit-failed` submits that cell again, which takes over the dead task's claim and
+// resumes from the checkpoint, and the final results equal a single process's run of the same config, checkpoints
+// byte for byte.
+//
+// How the task stops at a precise point: the jobs inherit the submitting process's environment, which loads a
+// preload module (NODE_OPTIONS=--import, as in faults.test.ts) that stops the process (SIGSTOP) just after the first
+// atomic write of the target cell's last.safetensors. The resubmission runs without it.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { readSafetensors } from "../../vit/safetensors.js";
+import { parseTaskStates, resubmitFailed, submitStudy } from "../../study/slurm.js";
+import { parseStudyConfig } from "../../study/config.js";
+import { MINI_CELLS, ROOT, buildProgram, expectSameResults, runProgram, writeMiniStudy } from "./program.js";
+
+const TOOLS = ["sbatch", "squeue", "scancel", "slurmctld", "slurmd", "munged"];
+const onPath = (tool: string) => [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/sbin"].some((d) => existsSync(join(d, tool)));
+const missing = TOOLS.filter((t) => !onPath(t));
+const asRoot = process.getuid?.() === 0;
+const skipReason = missing.length > 0 ? `${missing.join(", ")} not found (npm run setup -- --slurm installs Slurm)` : !asRoot ? "the one-node Slurm runs as root" : "";
+
+// The preload: SIGSTOP after the first rename onto a path matching FAULT_TARGET.
+const STOP_HOOK = `
+import fs from "node:fs";
+import { syncBuiltinESMExports } from "node:module";
+const target = new RegExp(process.env.FAULT_TARGET);
+const p = fs.promises;
+const { rename } = p;
+let hit = false;
+p.rename = async function (from, to) {
+  await rename.call(this, from, to);
+  if (!hit && target.test(String(to))) {
+    hit = true;
+    fs.writeSync(2, "\\nfault: stopped after " + to + "\\n");
+    process.kill(process.pid, "SIGSTOP");
+  }
+};
+syncBuiltinESMExports();
+`;
+
+let root: string;
+let program: string;
+let config: string;
+let env: NodeJS.ProcessEnv; // SLURM_CONF of the test's Slurm
+let started = false;
+
+async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 90_000): Promise<T> {
+  for (const start = Date.now(); Date.now() - start < timeoutMs; await new Promise((r) => setTimeout(r, 200))) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+// Until none of these jobs is pending or running.
+const jobsEnded = (ids: string[]) =>
+  waitFor(`jobs ${ids.join(",")} to end`, () => execFileSync("squeue", ["-h", "-o", "%i", "-j", ids.join(",")], { env, encoding: "utf8" }).trim() === "");
+
+describe("Slurm job scripts and task states, without Slurm", () => {
+  it("writes the three job scripts and, with --dry-run, shows the sbatch commands without submitting", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "slurm-dry-"));
+    try {
+      const config = parseStudyConfig(await writeMiniStudy(dir));
+      const out = join(dir, "it's a run"); // a quote in the path: the scripts quote every argument
+      const r = await submitStudy(config, { out, cwd: dir, command: ["/usr/bin/node", "/opt/run.js"], flags: ["--backend", "vulkan"], partition: "gpu", gpusPerTask: 1, time: "2:00:00", arrayMax: 2, dryRun: true });
+      const slurm = join(out, "slurm");
+      expect(r.scripts).toEqual(["prepare", "cells", "collect"].map((n) => join(slurm, `${n}.sh`)));
+      expect(r.commands).toEqual([
+        `sbatch --parsable ${join(slurm, "prepare.sh")}`,
+        `sbatch --parsable --dependency=afterok:<prepare job> --array=1-3%2 ${join(slurm, "cells.sh")}`,
+        `sbatch --parsable --dependency=afterany:<array job> ${join(slurm, "collect.sh")}`,
+      ]);
+      const cells = await readFile(join(slurm, "cells.sh"), "utf8");
+      for (const directive of ["--job-name=mini-cells", `--output=${join(slurm, "logs", "cell-%a-%A.out")}`, `--chdir=${dir}`, "--partition=gpu", "--gpus-per-task=1", "--time=2:00:00"]) {
+        expect(cells).toContain(`#SBATCH ${directive}\n`);
+      }
+      const quoted = `'${out.replace("'", `'\\''`)}'`;
+      expect(cells).toContain(`exec '/usr/bin/node' '/opt/run.js' 'experiment' '--config' '${join(out.replace("'", `'\\''`), "slurm", "study.json")}' '--out' ${quoted} '--cells' "$SLURM_ARRAY_TASK_ID" '--backend' 'vulkan'\n`);
+      expect(await readFile(join(slurm, "prepare.sh"), "utf8")).toContain(`'--out' ${quoted} '--prepare-only' '--backend'`);
+      expect(await readFile(join(slurm, "collect.sh"), "utf8")).toContain(`'--out' ${quoted} '--collect' '--backend'`);
+      // The script runs the command it shows: bash reads the quoted path back as it was.
+      const echoed = execFileSync("bash", ["-c", `set -- ${quoted}; printf %s "$1"`], { encoding: "utf8" });
+      expect(echoed).toBe(out);
+      expect(JSON.parse(await readFile(join(slurm, "study.json"), "utf8")).name).toBe("mini");
+      expect(existsSync(join(slurm, "jobs.json"))).toBe(false); // nothing submitted
+      await expect(resubmitFailed({ out })).rejects.toThrow(`slurm: no Slurm submission in ${out} (${join(slurm, "jobs.json")} is missing): submit the study with --slurm first`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("reads array task states as sacct and squeue print them, pending ranges included", () => {
+    const states = parseTaskStates("12_1|COMPLETED\n12_2|CANCELLED by 0\n12_[4-5,7%2]|PENDING\n13|RUNNING\n\n12_3|TIMEOUT\n");
+    expect([...states]).toEqual([
+      ["12_1", "COMPLETED"], ["12_2", "CANCELLED"], ["12_4", "PENDING"], ["12_5", "PENDING"], ["12_7", "PENDING"], ["13", "RUNNING"], ["12_3", "TIMEOUT"],
+    ]);
+  });
+});
+
+describe.skipIf(skipReason !== "")(`a study on a one-node Slurm${skipReason ? ` (skipped: ${skipReason})` : ""}`, () => {
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), "slurm-test-"));
+    const slurm = spawnSync(join(ROOT, "scripts", "slurm-local.sh"), ["start"], { env: { ...process.env, SLURM_LOCAL_DIR: join(root, "slurm") }, encoding: "utf8" });
+    if (slurm.status !== 0) throw new Error(`scripts/slurm-local.sh start failed:\n${slurm.stderr}`);
+    started = true;
+    env = { SLURM_CONF: /export SLURM_CONF=(\S+)/.exec(slurm.stdout)![1] };
+    program = await buildProgram("run-slurm");
+    config = join(root, "study.json");
+    await writeFile(config, JSON.stringify(await writeMiniStudy(root)));
+    await writeFile(join(root, "stop-hook.mjs"), STOP_HOOK);
+  });
+
+  afterAll(async () => {
+    if (started) {
+      spawnSync("scancel", ["--user", "root"], { env: { ...process.env, ...env } });
+      const stop = spawnSync(join(ROOT, "scripts", "slurm-local.sh"), ["stop"], { env: { ...process.env, SLURM_LOCAL_DIR: join(root, "slurm") }, encoding: "utf8" });
+      if (stop.status !== 0) throw new Error(`scripts/slurm-local.sh stop failed:\n${stop.stderr}`);
+    }
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("runs the cells as an array, reports what finished, resubmits a cancelled task, and matches a single process", async () => {
+    // The reference first: it pre-trains the backbone into the shared cache, which the Slurm run then reads.
+    const reference = join(root, "reference");
+    const single = await runProgram(program, ["experiment", "--config", config, "--out", reference]);
+    expect(single.code, single.stderr).toBe(0);
+
+    const run = join(root, "run");
+    const killed = MINI_CELLS[1];
+    const submit = await runProgram(program, ["experiment", "--config", config, "--out", run, "--slurm", "--array-max", "3", "--time", "10"], {
+      cwd: root,
+      env: { ...env, NODE_OPTIONS: `--import ${pathToFileURL(join(root, "stop-hook.mjs")).href}`, FAULT_TARGET: `/cells/${killed}/last\\.safetensors$` },
+    });
+    expect(submit.code, submit.stderr).toBe(0);
+    const jobs = JSON.parse(await readFile(join(run, "slurm", "jobs.json"), "utf8"));
+    expect(jobs.cells).toEqual(MINI_CELLS);
+    const first = jobs.submissions[0];
+    expect(first.cells).toBe("1-3");
+    expect(submit.stdout).toContain(`--array=1-3%3 ${join(run, "slurm", "cells.sh")}`);
+    expect(submit.stdout).toContain(`--dependency=afterok:${first.prepare}`);
+    expect(submit.stdout).toContain(`--dependency=afterany:${first.array}`);
+
+    // Task 2 stops after its cell's first checkpoint (step 2 of 4); then it is cancelled.
+    const log2 = join(run, "slurm", "logs", `cell-2-${first.array}.out`);
+    await waitFor("task 2 to stop", () => existsSync(log2) && readFileSync(log2, "utf8").includes("fault: stopped after"));
+    expect((await readSafetensors(join(run, "cells", killed, "last.safetensors"))).metadata.step).toBe("2");
+    execFileSync("scancel", [`${first.array}_2`], { env });
+    await jobsEnded([first.array, first.collect]);
+
+    // The collect job wrote the report of the two finished cells and named the missing one.
+    const partial = JSON.parse(await readFile(join(run, "results.json"), "utf8"));
+    expect(partial.missing).toEqual([killed]);
+    expect(partial.cells.map((c: { id: string }) => c.id)).toEqual([MINI_CELLS[0], MINI_CELLS[2]]);
+    expect(await readFile(join(run, "table.md"), "utf8")).toContain(`left out: ${killed}.`);
+    expect(existsSync(join(run, "cells", killed, "claim.json"))).toBe(true); // the cancelled task's
+
+    const again = await runProgram(program, ["experiment", "--config", config, "--out", run, "--resubmit-failed"], { cwd: root, env });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain(`cell 2 (${killed}): task ${first.array}_2 ended CANCELLED, without a result; resubmitting`);
+    const second = JSON.parse(await readFile(join(run, "slurm", "jobs.json"), "utf8")).submissions[1];
+    expect(second.cells).toBe("2");
+    expect(second.prepare).toBeUndefined();
+    await jobsEnded([second.array, second.collect]);
+
+    const log = await readFile(join(run, "slurm", "logs", `cell-2-${second.array}.out`), "utf8");
+    expect(log).toMatch(new RegExp(`taking over the stale claim .*/cells/${killed}/claim\\.json of host \\S+ pid \\d+ \\(Slurm job ${first.array}_2\\): its process \\d+ on this host is gone`));
+    expect(log).toContain(`resuming cell ${killed} from step 2 of 4`);
+    const final = JSON.parse(await readFile(join(run, "results.json"), "utf8"));
+    expect(final.missing).toEqual([]);
+    await expectSameResults(run, reference, MINI_CELLS);
+    for (const cell of MINI_CELLS) expect(existsSync(join(run, "cells", cell, "claim.json")), cell).toBe(false);
+
+    // Nothing left to resubmit.
+    const none = await runProgram(program, ["experiment", "--config", config, "--out", run, "--resubmit-failed"], { cwd: root, env });
+    expect(none.stdout).toContain("nothing to resubmit");
+  }, 240_000); // a dozen processes one after another: 30-70 s on the 2-core development machine, more when it is busy
+
+  it("resubmits the preparation, and the cells that wait on it for ever, when it failed", async () => {
+    // Data that is not there: the preparation fails, and the array's tasks stay pending (afterok can never be met).
+    const broken = join(root, "broken.json");
+    await writeFile(broken, (await readFile(config, "utf8")).replaceAll(join(root, "data"), join(root, "no-data")));
+    const run = join(root, "broken");
+    const submit = await runProgram(program, ["experiment", "--config", broken, "--out", run, "--slurm"], { cwd: root, env });
+    expect(submit.code, submit.stderr).toBe(0);
+    const first = JSON.parse(await readFile(join(run, "slurm", "jobs.json"), "utf8")).submissions[0];
+    await jobsEnded([first.prepare]);
+    expect(await readFile(join(run, "slurm", "logs", `prepare-${first.prepare}.out`), "utf8")).toContain("no-data");
+
+    const again = await runProgram(program, ["experiment", "--config", broken, "--out", run, "--resubmit-failed", "--dry-run"], { cwd: root, env });
+    expect(again.code, again.stderr).toBe(0);
+    for (const [n, cell] of MINI_CELLS.entries()) {
+      const task = `${first.array}_${n + 1}`;
+      expect(again.stdout).toContain(`cell ${n + 1} (${cell}): task ${task} waits on a preparation that ended FAILED; resubmitting (scancel ${task} removes the old task)`);
+    }
+    const scripts = join(run, "slurm");
+    expect(again.stdout).toContain(`would run: sbatch --parsable ${join(scripts, "prepare.sh")}\nwould run: sbatch --parsable --dependency=afterok:<prepare job> --array=1-3 ${join(scripts, "cells.sh")}`);
+    execFileSync("scancel", [first.array, first.collect], { env });
+  });
+});
