@@ -8,7 +8,7 @@ import type { Interpolation, TransformKind, TransformSpec } from "./transforms.j
 export interface DataSpec {
   dataset: string; // a data/registry.ts name: fashion-mnist, cifar100, imagefolder, npy, ...
   root?: string; // default: the registry's default root
-  split: string; // train, test, or an image-folder split
+  split: string; // train, test, val, trainval where the dataset has them (dtd: train1..test10 too), or an image-folder split
   classes?: number[]; // original labels to keep, renumbered 0..k-1 in this order; JSON: [5, 6] or "5-9"
   perClass?: number; // the first n images of each class
   fraction?: number; // a seeded fraction of each class (seed: the study's first seed)
