@@ -8,7 +8,7 @@
 // Backward itself records no graph (no higher-order gradients).
 import { Tensor } from "../engine/tensor.js";
 import { runtime } from "../engine/runtime.js";
-import { axpyInPlace } from "../kernels/elementwise.js";
+import { axpyInPlace, binaryForward } from "../kernels/elementwise.js";
 import { fill } from "../kernels/fill.js";
 
 // ---- gradient mode ----
@@ -76,11 +76,9 @@ export function backward(root: Tensor, dout?: Tensor): void {
         const prev = grads.get(input);
         if (!prev) grads.set(input, gi);
         else {
-          // Gradients are immutable values (an op may return its dout for two inputs): sum into a new one.
-          const sum = fill(input.shape, 0);
-          axpyInPlace(sum, prev, 1);
-          axpyInPlace(sum, gi, 1);
-          grads.set(input, sum);
+          // Gradients are immutable values (an op may return its dout for two inputs): sum into a new one, in
+          // one dispatch (the residual stream sums two gradients at every block).
+          grads.set(input, binaryForward("add", prev.reshape(input.shape), gi.reshape(input.shape)));
         }
       });
     }
