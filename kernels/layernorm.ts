@@ -9,9 +9,12 @@
 //   lane: one invocation per row, 64 rows per workgroup, no barriers (CPU drivers).
 //   tree: one workgroup of 128 per row, shared-memory tree reductions (GPUs); subgroup: the same with subgroup
 //   reductions. All share the row frame of rows.ts; default lane on CPU drivers, tree on GPUs.
-// dgamma/dbeta, on every device: a first pass sums blocks of ~sqrt(rows) rows per column into partials
-// (adjacent lanes take adjacent columns, so loads are contiguous on CPUs and coalesced on GPUs), and a second
-// pass sums the ~sqrt(rows) partials of each column. Neither pass has an invocation loop over all rows.
+// dgamma/dbeta: a first pass sums blocks of ~sqrt(rows) rows per column into partials (adjacent lanes take
+// adjacent columns, so loads are contiguous on CPUs and coalesced on GPUs), and a second pass sums the ~sqrt(rows)
+// partials of each column. Neither pass has an invocation loop over all rows. On CPU drivers, up to
+// ONE_PASS_ROWS rows, one pass in workgroups of 8 sums every row of a column and writes dgamma and dbeta at once:
+// a dispatch costs ~60 us there beside its work, and the default study's layernorms (544-2176 rows of 64) are
+// a few hundred microseconds of loads per column on one lane.
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { MAX_GROUPS, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
@@ -87,18 +90,32 @@ ${rowMain(spec.version, spec.pass === "forward" ? forward : backward)}`;
 // ---- dgamma / dbeta: column sums over rows in two passes ----
 
 const PARAM_WG = 64;
+const ONE_PASS_WG = 8; // one SIMD batch on llvmpipe: C = 64 columns are 8 workgroups for its threads
+const ONE_PASS_ROWS = 4096;
 interface ColumnSpec {
-  [k: string]: number;
+  [k: string]: number | boolean;
   wg: number;
+}
+interface PartialSpec extends ColumnSpec {
+  onePass: boolean; // block = rows: write the sums straight into dgamma and dbeta
 }
 const PARTIAL_FIELDS = { rows: "u32", C: "u32", block: "u32" } as const;
 const COLSUM_FIELDS = { blocks: "u32", C: "u32", stride: "u32", offset: "u32" } as const;
 
 // part[b, 0, c] = sum_{r in block b} dy[r, c] * xhat[r, c];  part[b, 1, c] = sum_{r in block b} dy[r, c]
-function wgslPartials(spec: ColumnSpec): string {
+// onePass (a single block): dgamma[c] = part[0, 0, c], dbeta[c] = part[0, 1, c].
+function wgslPartials(spec: PartialSpec): string {
+  const outputs: [string, string, "read_write"][] = spec.onePass
+    ? [["dgamma", "array<f32>", "read_write"], ["dbeta", "array<f32>", "read_write"]]
+    : [["part", "array<f32>", "read_write"]];
+  const store = spec.onePass
+    ? `dgamma[c] = g;
+  dbeta[c] = b;`
+    : `part[wid.y * 2u * p.C + c] = g;
+  part[wid.y * 2u * p.C + p.C + c] = b;`;
   return /* wgsl */ `
 ${uniformStruct(PARTIAL_FIELDS)}
-${storageBindings([["part", "array<f32>", "read_write"], ["dy", "array<f32>", "read"], ["x", "array<f32>", "read"],
+${storageBindings([...outputs, ["dy", "array<f32>", "read"], ["x", "array<f32>", "read"],
     ["mean", "array<f32>", "read"], ["rstd", "array<f32>", "read"]])}
 // Thread mapping: invocation (column c, row block wid.y); mean[r] and rstd[r] are the same for every lane.
 @compute @workgroup_size(${spec.wg})
@@ -114,8 +131,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     g += d * (x[r * p.C + c] - mean[r]) * rstd[r];
     b += d;
   }
-  part[wid.y * 2u * p.C + c] = g;
-  part[wid.y * 2u * p.C + p.C + c] = b;
+  ${store}
 }`;
 }
 
@@ -137,22 +153,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
 // dy, x: (rows, C); mean, rstd: (rows) -> dgamma, dbeta: (C), each only if asked for.
 function paramGrads(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, rows: number, C: number, need: { dgamma: boolean; dbeta: boolean }) {
-  const { batch } = runtime();
+  const { batch, gpu } = runtime();
+  const onePass = gpu.isCpu && rows <= ONE_PASS_ROWS;
   // ~sqrt(rows) rows per block balances the serial loop of the first pass against that of the second.
-  const block = Math.max(1, Math.ceil(Math.sqrt(rows)));
+  const block = onePass ? rows : Math.max(1, Math.ceil(Math.sqrt(rows)));
   const blocks = Math.ceil(rows / block);
-  const part = Tensor.empty([blocks, 2, C]);
-  const spec: ColumnSpec = { wg: PARAM_WG };
-  const groups = Math.ceil(C / PARAM_WG);
+  const wg = onePass ? ONE_PASS_WG : PARAM_WG;
+  const groups = Math.ceil(C / wg);
   // Both passes index columns by wid.x alone.
-  if (groups > MAX_GROUPS) throw new Error(`layernorm backward: expected at most ${MAX_GROUPS * PARAM_WG} channels, got ${C}`);
-  batch.dispatch(
-    getKernel("layernorm-partials", spec, wgslPartials),
-    [part.buffer, dy.buffer, x.buffer, mean.buffer, rstd.buffer],
-    packUniform(PARTIAL_FIELDS, { rows, C, block }),
-    [groups, blocks],
-    2 * rows * C * 4,
-  );
+  if (groups > MAX_GROUPS) throw new Error(`layernorm backward: expected at most ${MAX_GROUPS * wg} channels, got ${C}`);
+  const partials = (outputs: Tensor[]) =>
+    batch.dispatch(
+      getKernel("layernorm-partials", { wg, onePass } satisfies PartialSpec, wgslPartials),
+      [...outputs.map((t) => t.buffer), dy.buffer, x.buffer, mean.buffer, rstd.buffer],
+      packUniform(PARTIAL_FIELDS, { rows, C, block }),
+      [groups, blocks],
+      2 * rows * C * 4,
+    );
+  if (onePass) {
+    const dgamma = Tensor.empty([C]);
+    const dbeta = Tensor.empty([C]);
+    partials([dgamma, dbeta]);
+    if (!need.dgamma) dgamma.dispose();
+    if (!need.dbeta) dbeta.dispose();
+    return { dgamma: need.dgamma ? dgamma : undefined, dbeta: need.dbeta ? dbeta : undefined };
+  }
+  const part = Tensor.empty([blocks, 2, C]);
+  const spec: ColumnSpec = { wg };
+  partials([part]);
   const columnSum = (offset: number): Tensor => {
     const out = Tensor.empty([C]);
     const uniform = packUniform(COLSUM_FIELDS, { blocks, C, stride: 2 * C, offset });
