@@ -2,7 +2,7 @@
 // is on) attaches a GradNode whose backward calls the kernel's backward. Ops never submit or read back.
 // vit/, peft/, train/ and eval/ use these, never kernels/ directly.
 import { Tensor, type Shape } from "../engine/tensor.js";
-import { gradEnabled, noBackward, record } from "./tape.js";
+import { gradEnabled, noBackward, record, recordSumming } from "./tape.js";
 import { type BinaryOp, type UnaryOp, axpyInPlace, binaryForward, unaryForward } from "../kernels/elementwise.js";
 import type { Rng } from "../util/random.js";
 import { fill } from "../kernels/fill.js";
@@ -216,13 +216,18 @@ export function layernorm(x: Tensor, gamma: Tensor | undefined, beta: Tensor | u
     rstd.dispose();
     return y;
   }
-  return record(y, "layernorm", inputs, (dy) => {
+  // x's gradient from its other uses (a pre-norm block's residual) is added in the kernel's dx pass.
+  return recordSumming(y, "layernorm", inputs, (dy, earlier) => {
+    const dxAdd = x.requiresGrad ? earlier[0] : undefined;
     const g = layernormBackward(dy, x, gamma, mean, rstd, {
       dx: x.requiresGrad,
       dgamma: gamma?.requiresGrad ?? false,
       dbeta: beta?.requiresGrad ?? false,
+      dxAdd: dxAdd?.reshape(x.shape),
     });
-    return [g.dx, ...(gamma ? [g.dgamma] : []), ...(beta ? [g.dbeta] : [])];
+    // gamma and beta used elsewhere too (rare): an add of their own.
+    const plus = (t: Tensor | undefined, k: number) => (t && earlier[k] ? binaryForward("add", t, earlier[k]!.reshape(t.shape)) : t);
+    return [g.dx, ...(gamma ? [plus(g.dgamma, 1)] : []), ...(beta ? [plus(g.dbeta, gamma ? 2 : 1)] : [])];
   });
 }
 

@@ -5,6 +5,8 @@
 // catastrophically in f32 once |mean| >> std. mean and rstd (rows) are saved for backward.
 // Backward, with xhat = (x - mean) * rstd and g = dy * gamma:
 //   dx = rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)),  dgamma = sum_rows dy * xhat,  dbeta = sum_rows dy.
+// Backward may add a gradient of x from its other uses into dx in the same pass (x feeds a pre-norm block's
+// layernorm and its residual: the two sum at every block).
 //
 //   lane: one invocation per row, 64 rows per workgroup, no barriers (CPU drivers).
 //   tree: one workgroup of 128 per row, shared-memory tree reductions (GPUs); subgroup: the same with subgroup
@@ -40,6 +42,7 @@ interface LayerNormSpec {
   pass: "forward" | "backward";
   hasGamma: boolean;
   hasBeta: boolean; // forward only
+  addDx: boolean; // backward: dx += dxAdd
 }
 
 function wgsl(spec: LayerNormSpec): string {
@@ -70,7 +73,7 @@ function wgsl(spec: LayerNormSpec): string {
   if (valid) {
     for (var c = lane; c < p.C; c += LANES) {
       let g = dy[base + c]${gamma};
-      dx[base + c] = rs * (g - m.x - (x[base + c] - mu) * rs * m.y);
+      dx[base + c] = rs * (g - m.x - (x[base + c] - mu) * rs * m.y)${spec.addDx ? " + dxAdd[base + c]" : ""};
     }
   }`;
   const f = "array<f32>";
@@ -80,6 +83,7 @@ function wgsl(spec: LayerNormSpec): string {
       : [["dx", f, "read_write"], ["dy", f, "read"], ["x", f, "read"], ["mean", f, "read"], ["rstd", f, "read"]];
   if (spec.hasGamma) bindings.push(["gamma", f, "read"]);
   if (spec.hasBeta) bindings.push(["beta", f, "read"]);
+  if (spec.addDx) bindings.push(["dxAdd", f, "read"]);
   return /* wgsl */ `${rowPrelude(spec.version)}
 ${uniformStruct(FIELDS)}
 ${storageBindings(bindings)}
@@ -225,7 +229,7 @@ export function layernormForward(
   const mean = Tensor.empty([rows]);
   const rstd = Tensor.empty([rows]);
   if (rows === 0) return { y, mean, rstd };
-  const spec: LayerNormSpec = { version, wg: ROW_LAYOUT[version].wg, pass: "forward", hasGamma: !!gamma, hasBeta: !!beta };
+  const spec: LayerNormSpec = { version, wg: ROW_LAYOUT[version].wg, pass: "forward", hasGamma: !!gamma, hasBeta: !!beta, addDx: false };
   const buffers = [y.buffer, mean.buffer, rstd.buffer, x.buffer];
   if (gamma) buffers.push(gamma.buffer);
   if (beta) buffers.push(beta.buffer);
@@ -235,14 +239,15 @@ export function layernormForward(
 }
 
 // dy, x: (..., C); gamma: (C) or undefined; mean, rstd: (rows) from the forward.
-// -> dx: (..., C), dgamma: (C), dbeta: (C), each present only when `need` asks for it.
+// -> dx: (..., C), dgamma: (C), dbeta: (C), each present only when `need` asks for it; need.dxAdd (x's size):
+// added to dx.
 export function layernormBackward(
   dy: Tensor,
   x: Tensor,
   gamma: Tensor | undefined,
   mean: Tensor,
   rstd: Tensor,
-  need: { dx: boolean; dgamma: boolean; dbeta: boolean },
+  need: { dx: boolean; dgamma: boolean; dbeta: boolean; dxAdd?: Tensor },
   requested?: string,
 ): { dx?: Tensor; dgamma?: Tensor; dbeta?: Tensor } {
   const op = "layernorm backward";
@@ -255,13 +260,18 @@ export function layernormBackward(
   checkRowStat(op, "rstd", rstd, rows);
   if (need.dgamma && !gamma) throw new Error(`${op}: expected gamma when dgamma is needed, got none`);
   checkBindable(op, x);
+  const { dxAdd } = need;
+  if (dxAdd && (!need.dx || dxAdd.dtype !== "f32" || dxAdd.size !== x.size)) {
+    throw new Error(`${op}: expected dxAdd f32 of ${x.size} elements with dx needed, got ${dxAdd}${need.dx ? "" : " without dx"}`);
+  }
   const out: { dx?: Tensor; dgamma?: Tensor; dbeta?: Tensor } = {};
   if (need.dx) {
     out.dx = Tensor.empty(x.shape);
     if (rows > 0) {
-      const spec: LayerNormSpec = { version, wg: ROW_LAYOUT[version].wg, pass: "backward", hasGamma: !!gamma, hasBeta: false };
+      const spec: LayerNormSpec = { version, wg: ROW_LAYOUT[version].wg, pass: "backward", hasGamma: !!gamma, hasBeta: false, addDx: !!dxAdd };
       const buffers = [out.dx.buffer, dy.buffer, x.buffer, mean.buffer, rstd.buffer];
       if (gamma) buffers.push(gamma.buffer);
+      if (dxAdd) buffers.push(dxAdd.buffer);
       const uniform = packUniform(FIELDS, { rows, C, eps: 0 });
       runtime().batch.dispatch(getKernel("layernorm", spec, wgsl), buffers, uniform, rowGrid(version, rows), 3 * x.size * 4);
     }

@@ -54,6 +54,21 @@ for (const version of ROWS.versions) {
       });
     }
 
+    it("adds dxAdd into dx in the same pass (5, 197)", async () => {
+      const [rows, C] = [5, 197];
+      const x = randn(rows * C, 71, 1.5);
+      const gamma = randn(C, 72, 1);
+      const dy = randn(rows * C, 73, 1);
+      const add = randn(rows * C, 74, 1);
+      const xt = f32(x, [rows, C]);
+      const gt = f32(gamma, [C]);
+      const { mean, rstd } = layernormForward(xt, gt, undefined, EPS, version);
+      const g = layernormBackward(f32(dy, [rows, C]), xt, gt, mean, rstd, { ...ALL, dxAdd: f32(add, [rows, C]) }, version);
+      const gRef = layernormBackwardRef(dy, x, gamma, rows, C, EPS);
+      expectClose("dx + dxAdd", await g.dx!.data(), gRef.dx.map((v, i) => v + add[i]), TOL);
+      expectClose("dgamma", await g.dgamma!.data(), gRef.dgamma, PARAM_TOL);
+    });
+
     it("without gamma and beta, and with only one of them", async () => {
       const [rows, C] = [7, 45];
       const x = randn(rows * C, 41, 3);
@@ -118,6 +133,16 @@ describe("layernorm outputs and errors", () => {
     expect(g.dx).toBeUndefined();
     expect(g.dbeta).toBeUndefined();
     expect(g.dgamma!.shape).toEqual([C]);
+  });
+
+  it("refuses dxAdd of another size or without dx", () => {
+    const x = f32(randn(12, 1), [4, 3]);
+    const { mean, rstd } = layernormForward(x, undefined, undefined);
+    const need = { dx: true, dgamma: false, dbeta: false };
+    expect(() => layernormBackward(x, x, undefined, mean, rstd, { ...need, dxAdd: f32(randn(11, 2), [11]) })).toThrow(
+      "layernorm backward: expected dxAdd f32 of 12 elements with dx needed, got Tensor(",
+    );
+    expect(() => layernormBackward(x, x, undefined, mean, rstd, { ...need, dx: false, dxAdd: x })).toThrow("without dx");
   });
 
   it("gives zero dgamma and dbeta over zero rows", async () => {
