@@ -195,11 +195,13 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor, opts: LinearOptions 
   return record(y, opts.gelu ? "linear+gelu" : "linear", inputs, (dy) => {
     const dy2 = dy.reshape([-1, n]);
     const dz = preact ? binaryForward("geluGrad", preact, dy2) : dy2;
+    // The bias gradient, dz's column sums, comes with the weight gradient's product dzᵀ·x when both are needed.
+    const db = bias?.requiresGrad && w.requiresGrad ? Tensor.empty([n]) : undefined;
     const grads: (Tensor | undefined)[] = [
       x.requiresGrad ? matmulForward(dz, w).reshape(x.shape) : undefined,
-      w.requiresGrad ? matmulForward(dz, x.reshape([-1, k]), { transA: true }) : undefined,
+      w.requiresGrad ? matmulForward(dz, x.reshape([-1, k]), { transA: true, rowSums: db }) : undefined,
     ];
-    if (bias) grads.push(bias.requiresGrad ? reduceForward("sum", dz, 0) : undefined);
+    if (bias) grads.push(bias.requiresGrad ? (db ?? reduceForward("sum", dz, 0)) : undefined);
     if (opts.residual) grads.push(opts.residual.requiresGrad ? dy : undefined);
     return grads;
   });

@@ -4,6 +4,10 @@
 //   y: (..., M, N)
 //   epilogue, in this order: z = acc + bias (N); preact = z; z = gelu(z) (exact erf GELU); z += residual;
 //   z += old y (accumulate). One WGSL generator (`epilogue`) serves every version.
+//   rowSums (..., M), optional: sum_k op(a)[m, k] (a linear layer's bias gradient beside its weight gradient, which
+//   is dzᵀ·x with transA). The reg versions add up the a values they load anyway and the workgroups of the first
+//   column tile store the sums: on CPU drivers a dispatch costs ~60 us beside its work, and a step of the default
+//   study's model has 18 bias gradients. The tiled versions sum with kernels/reduce.ts.
 //
 // Versions (kernels/registry.ts MATMUL, which holds their tilings, the default and the resolver):
 //   regRxC (CPU drivers): workgroups of 8 lanes side by side along n, each workgroup R rows x 8C columns, each lane C
@@ -18,6 +22,7 @@
 // Why they look so, with the measurements behind each choice: docs/KERNELS.md, "Matmul".
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, numel } from "../engine/tensor.js";
+import { fill } from "./fill.js";
 import { reduceForward } from "./reduce.js";
 import { MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, type MatmulShape, type MatmulVersion, resolveVersion, tileShape } from "./registry.js";
 import { FLAT_GROUP, erfFunction, grid1d, packUniform, uniformStruct } from "./wgsl.js";
@@ -31,6 +36,7 @@ export interface MatmulOptions {
   residual?: Tensor; // same shape as y: added last (after gelu)
   out?: Tensor; // write into this tensor instead of allocating one
   accumulate?: boolean; // with out: out += result (gradient accumulation); no bias/gelu/residual then
+  rowSums?: Tensor; // (..., M): also write sum_k op(a)[m, k] here (see the header)
   version?: string; // force a version (tests and the autotuner), else resolved by kernels/registry.ts
   splitK?: number; // tiled: force this many splits of k (tests), else splitK's plan
 }
@@ -52,6 +58,7 @@ interface MatmulSpec {
   addOut: boolean; // y += result, reading y's old value through its read_write binding
   vecY: boolean; // reg with N % 4 == 0: y, bias, preact and residual bound as vec4 and stored 4 columns at a time
   bScalars: boolean; // regm, small b with transB or N % 4 != 0: b read in its stored layout as (uniform) scalars
+  rowSums: boolean; // reg: rowSums bound after the epilogue operands
 }
 
 const FIELDS = {
@@ -79,6 +86,7 @@ function bindings(spec: MatmulSpec): string {
   if (spec.bias) list.push(["bias", yType, "read"]);
   if (spec.preact) list.push(["preact", yType, "read_write"]);
   if (spec.residual) list.push(["residual", yType, "read"]);
+  if (spec.rowSums) list.push(["rowSums", "array<f32>", "read_write"]);
   return list
     .map(([name, type, access], i) => `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: ${type};`)
     .join("\n");
@@ -150,7 +158,19 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
     for (let v = 0; v < V; v++) pre.push(`let c${v} = min(n0 + ${4 * v}u, p.ldb - 4u) / 4u;`);
   }
   for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) pre.push(`var acc${r}_${v} = vec4<f32>(0.0);`);
-  for (let r = 0; r < R; r++) body.push(`let a${r} = vec4<f32>(A[aBase + ${aIndex(spec, `r${r}`, "k")}]);`);
+  for (let r = 0; r < R; r++) {
+    if (spec.rowSums) {
+      pre.push(`var s${r} = 0.0;`);
+      body.push(`let e${r} = A[aBase + ${aIndex(spec, `r${r}`, "k")}];`, `s${r} += e${r};`, `let a${r} = vec4<f32>(e${r});`);
+    } else body.push(`let a${r} = vec4<f32>(A[aBase + ${aIndex(spec, `r${r}`, "k")}]);`);
+  }
+  // rowSums: the first column tile stores them; with lanes along n every lane holds the same rows, lane 0 stores.
+  const sums: string[] = [];
+  if (spec.rowSums) {
+    sums.push(`if (tn == 0u${lanesAlongM ? "" : " && lid.x == 0u"}) {`);
+    for (let r = 0; r < R; r++) sums.push(`  if (${row(`${r}u`)} < p.M) { rowSums[bat * p.M + ${row(`${r}u`)}] = s${r}; }`);
+    sums.push("}");
+  }
   if (spec.bScalars && !spec.transB) body.push("let bRow = k * p.N;");
   const bScalar = (j: number) => `B[c${j} + ${spec.transB ? "k" : "bRow"}]`;
   for (let v = 0; v < V; v++) {
@@ -170,6 +190,7 @@ ${ENTRY} {${TILE_COORDS}
   for (var k = 0u; k < p.K; k++) {
     ${body.join("\n    ")}
   }
+  ${sums.join("\n  ")}
   // The epilogue runs in loops with uniform, non-constant bounds so that its code is not unrolled R*C times.
   var tile = array<vec4<f32>, ${R * V}>(${tile.join(", ")});
   let cols = select(0u, min(${C}u, p.N - n0), n0 < p.N);
@@ -303,6 +324,14 @@ export function splitK(dims: MatmulShape, groups: number, isCpu = runtime().gpu.
   return Math.max(1, Math.min(Math.ceil((2 * SPLIT_K_GROUPS) / groups), Math.floor(dims.K / SPLIT_K_MIN_K)));
 }
 
+// rowSums = sum_k op(a)[m, k] by kernels/reduce.ts (the tiled versions, and products with an empty y).
+function rowSumsByReduce(a: Tensor, transA: boolean, K: number, rowSums: Tensor): void {
+  if (rowSums.size === 0) return;
+  const sums = K === 0 ? fill(rowSums.shape, 0) : reduceForward("sum", a, transA ? -2 : -1);
+  runtime().batch.copy(sums.buffer, 0, rowSums.buffer, 0, rowSums.size * 4);
+  sums.dispose();
+}
+
 // a: (..., M, K) ((..., K, M) with transA); b: (..., K, N) ((..., N, K) with transB) with a's batch dims, or
 // 2-D and shared by every batch entry. Returns y: (..., M, N) (opts.out when given).
 export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
@@ -334,20 +363,30 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     }
   }
   if (opts.preact && !opts.gelu) throw new Error("matmul: expected gelu with preact, got preact without gelu");
+  const sumsShape = [...batchDims, M];
+  const { rowSums } = opts;
+  if (rowSums && (rowSums.dtype !== "f32" || rowSums.shape.length !== sumsShape.length || rowSums.shape.some((d, i) => d !== sumsShape[i]))) {
+    throw new Error(`matmul: expected rowSums f32 (${sumsShape.join(", ")}), got ${rowSums.dtype} ${dims(rowSums)}`);
+  }
   if (opts.accumulate && (!opts.out || opts.bias || opts.gelu || opts.residual)) {
     throw new Error("matmul: expected accumulate with out and without bias, gelu or residual");
   }
   const y = opts.out ?? Tensor.empty(yShape);
   for (const [name, t] of Object.entries({ a, b, bias: opts.bias, preact: opts.preact })) {
     if (t && t.buffer === y.buffer) throw new Error(`matmul: expected out not to share storage with ${name}`);
+    if (t && t.buffer === rowSums?.buffer) throw new Error(`matmul: expected rowSums not to share storage with ${name}`);
   }
+  if (rowSums?.buffer === y.buffer) throw new Error("matmul: expected rowSums not to share storage with out");
   const maxBinding = runtime().gpu.limits.maxStorageBufferBindingSize;
   for (const [name, t] of Object.entries({ a, b, y })) {
     if (t.size * 4 > maxBinding) {
       throw new Error(`matmul: expected ${name} within maxStorageBufferBindingSize ${maxBinding} bytes, got ${dims(t)}`);
     }
   }
-  if (y.size === 0) return y;
+  if (y.size === 0) {
+    if (rowSums) rowSumsByReduce(a, !!opts.transA, K, rowSums);
+    return y;
+  }
   // A residual that is `out` itself is an accumulate: read it through y's binding, since WebGPU forbids
   // binding one buffer both read-only and writable in a dispatch.
   const residualIsOut = opts.residual !== undefined && opts.residual.buffer === y.buffer;
@@ -374,6 +413,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     addOut: !!opts.accumulate || residualIsOut,
     vecY: tiling.kind === "reg" && N % 4 === 0,
     bScalars,
+    rowSums: tiling.kind === "reg" && !!rowSums,
   };
   const [tileM, tileN] = tileShape(tiling);
   const tilesM = Math.ceil(M / tileM);
@@ -391,6 +431,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   if (opts.bias) buffers.push(opts.bias.buffer);
   if (opts.preact) buffers.push(opts.preact.buffer);
   if (spec.residual) buffers.push(opts.residual!.buffer);
+  if (spec.rowSums) buffers.push(rowSums!.buffer);
+  else if (rowSums) rowSumsByReduce(a, !!opts.transA, K, rowSums);
   const kernel = getKernel("matmul", spec, wgsl);
   const note = `${batch > 1 ? `${batch}x` : ""}${M}x${K}x${N}`;
   runtime().batch.dispatch(kernel, buffers, uniform, grid1d(splits * batch * tilesM * tilesN), MATMUL.work(shape), note);
