@@ -228,7 +228,10 @@ export function layernorm(x: Tensor, gamma: Tensor | undefined, beta: Tensor | u
       dxAdd: dxAdd?.reshape(x.shape),
     });
     // gamma and beta used elsewhere too (rare): an add of their own.
-    const plus = (t: Tensor | undefined, k: number) => (t && earlier[k] ? binaryForward("add", t, earlier[k]!.reshape(t.shape)) : t);
+    const plus = (t: Tensor | undefined, k: number) => {
+      const other = earlier[k];
+      return t && other ? binaryForward("add", t, other.reshape(t.shape)) : t;
+    };
     return [g.dx, ...(gamma ? [plus(g.dgamma, 1)] : []), ...(beta ? [plus(g.dbeta, gamma ? 2 : 1)] : [])];
   });
 }

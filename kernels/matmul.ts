@@ -365,7 +365,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   if (opts.preact && !opts.gelu) throw new Error("matmul: expected gelu with preact, got preact without gelu");
   const sumsShape = [...batchDims, M];
   const { rowSums } = opts;
-  if (rowSums && (rowSums.dtype !== "f32" || rowSums.shape.length !== sumsShape.length || rowSums.shape.some((d, i) => d !== sumsShape[i]))) {
+  const sumsFit = rowSums && rowSums.shape.length === sumsShape.length && rowSums.shape.every((d, i) => d === sumsShape[i]);
+  if (rowSums && (rowSums.dtype !== "f32" || !sumsFit)) {
     throw new Error(`matmul: expected rowSums f32 (${sumsShape.join(", ")}), got ${rowSums.dtype} ${dims(rowSums)}`);
   }
   if (opts.accumulate && (!opts.out || opts.bias || opts.gelu || opts.residual)) {

@@ -95,6 +95,21 @@ describe("autograd", () => {
     expect(lines.some((l) => l.includes("layernorm/addDx=true"))).toBe(true);
   });
 
+  it("a summing node's other inputs used elsewhere too get both gradients (gamma in layernorm and a product)", async () => {
+    // loss = sum(w * layernorm(x; gamma)) + sum(gamma * v): dgamma = layernorm's dgamma + v.
+    const [rows, C] = [3, 5];
+    const [xv, gv, wv, vv] = [randn(rows * C, 91, 1.5), randn(C, 92, 1), randn(rows * C, 93, 1), randn(C, 94, 1)];
+    const x = Tensor.fromArray(xv, [rows, C]).requireGrad();
+    const gamma = Tensor.fromArray(gv, [C]).requireGrad();
+    tidy(() => {
+      const normed = ops.sumAll(ops.mul(ops.layernorm(x, gamma, undefined, 1e-6), Tensor.fromArray(wv, [rows, C])));
+      backward(ops.add(normed, ops.sumAll(ops.mul(gamma, Tensor.fromArray(vv, [C])))));
+    });
+    const ref = layernormBackwardRef(wv, xv, gv, rows, C, 1e-6);
+    expectClose("dgamma", await gamma.grad!.data(), ref.dgamma.map((v, i) => v + vv[i]), TOL);
+    expectClose("dx", await x.grad!.data(), ref.dx, TOL);
+  });
+
   it("does no gradient work for tensors that do not require it", () => {
     const { batch } = runtime();
     const frozen = Tensor.fromArray(randu(64, 3), [8, 8]);
