@@ -16,7 +16,8 @@
 //     the load indices (no branches in the k loop); stores are bounds-checked; with N % 4 == 0 the epilogue stores
 //     vec4s.
 //   regmRxC (CPU drivers): the same block with the 8 lanes stacked along m (tile 8R x C, for skinny products), so b
-//     loads are uniform: a small unaligned b (up to IN_PLACE_B_MAX elements) is read in place as scalars.
+//     loads are uniform: a small unaligned b (up to IN_PLACE_B_MAX elements) is read in place as scalars, unless it
+//     is a weight shared by the batch that is not skinny (see IN_PLACE_SKINNY).
 //   tiled, tiled128 (GPUs): a 64x64 (128x128) output tile per 16x16 workgroup, 4x4 (8x8) per thread, k in slabs of
 //     16 through workgroup memory; split-K where y is a few tiles and K is long (splitK).
 // Why they look so, with the measurements behind each choice: docs/KERNELS.md, "Matmul".
@@ -43,6 +44,12 @@ export interface MatmulOptions {
 
 // regm: the largest b (elements per batch entry, 1 MiB: an L2 cache) read in place when unaligned; see the header.
 const IN_PLACE_B_MAX = 1 << 18;
+// regm reads a shared (2-D) b in place only when N or K is at most this (LoRA's rank-r factors): a linear layer's
+// transposed weight is packed first. In a training step of the default study's model (2026-12-04, in-step
+// profiles) the forward products read their weights in place at 2-3x the time of the same products after the pack
+// (fc2's 544x256x64: 2.9-3.3 ms against 1.3-1.9 plus 0.2 for the pack), and the whole process used ~12% more CPU
+// time per step; products back to back (`bench matmul`, where b stays cached) had them 1.2-1.3x apart.
+const IN_PLACE_SKINNY = 16;
 const TK = 16; // tiled: k slab
 const WG2 = 16; // tiled: workgroup edge; each thread owns tile/WG2 rows and columns (4 x 4, or 8 x 8 for tiled128)
 
@@ -399,7 +406,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   // The reg kernels read b as (K, ldb) vec4 rows: pack it when it is transposed or N % 4 != 0. regm's b loads are
   // uniform across lanes, so it reads a small such b in place, as scalars, without the pack's dispatch.
   const unaligned = !!opts.transB || N % 4 !== 0;
-  const bScalars = tiling.kind === "reg" && tiling.lanesAlongM && unaligned && K * N <= IN_PLACE_B_MAX;
+  const inPlace = K * N <= IN_PLACE_B_MAX && (!shared || Math.min(K, N) <= IN_PLACE_SKINNY);
+  const bScalars = tiling.kind === "reg" && tiling.lanesAlongM && unaligned && inPlace;
   const pack = tiling.kind === "reg" && unaligned && !bScalars;
   const bRows = pack ? packB(b, bBatch, K, N, !!opts.transB) : b;
   const ldb = pack ? Math.ceil(N / 4) * 4 : N;

@@ -37,7 +37,9 @@ const SHAPES: Shape[] = [
   shape(5, 9, 12, [2, 3], false), // 4-D a, 4-D b
   shape(6, 20, 10, [3], false), // 3-D x 3-D
 ];
-const LARGE = shape(1030, 257, 1031); // K * N > 2^18: regm packs a transposed b here, and reads smaller ones in place
+// K * N > 2^18: regm packs a transposed b here; below, it reads a batched or skinny (N or K <= 16) b in place and
+// packs a shared one (a linear layer's weight)
+const LARGE = shape(1030, 257, 1031);
 const LAYOUTS = [
   { transA: false, transB: false },
   { transA: true, transB: false },
@@ -156,6 +158,28 @@ describe.each([...MATMUL.versions])("matmul %s", (version) => {
       expectClose("out", await out.data(), data(E).y.map((v, i) => v + biasData[i % E.N] + old[i]), tol(E.K));
     });
   }
+});
+
+describe("matmul regm: transposed b read in place or packed", () => {
+  // Which kernels a product dispatches, from the DEBUG log.
+  const kernels = (run: () => void) => {
+    const lines: string[] = [];
+    runtime().batch.log = (line) => lines.push(line);
+    try {
+      run();
+    } finally {
+      runtime().batch.log = undefined;
+    }
+    return lines.map((l) => l.split(" ")[1].split("/")[0]);
+  };
+  const t = (shape: number[]) => Tensor.empty(shape);
+  it("packs a shared weight first, reads a skinny or batched b in place", () => {
+    const nt = (a: Tensor, b: Tensor) => kernels(() => matmulForward(a, b, { transB: true, version: "regm16x16" }));
+    expect(nt(t([40, 64]), t([33, 64]))).toEqual(["matmul-pack", "matmul"]); // a linear layer's weight (33, 64)
+    expect(nt(t([40, 64]), t([8, 64]))).toEqual(["matmul"]); // N = 8: LoRA's A
+    expect(nt(t([40, 8]), t([33, 8]))).toEqual(["matmul"]); // K = 8: LoRA's B
+    expect(nt(t([2, 40, 64]), t([2, 33, 64]))).toEqual(["matmul"]); // batched b (attention's q·kᵀ)
+  });
 });
 
 describe("matmul errors", () => {
