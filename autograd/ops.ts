@@ -2,7 +2,7 @@
 // is on) attaches a GradNode whose backward calls the kernel's backward. Ops never submit or read back.
 // vit/, peft/, train/ and eval/ use these, never kernels/ directly.
 import { Tensor, type Shape } from "../engine/tensor.js";
-import { gradEnabled, noBackward, record } from "./tape.js";
+import { gradEnabled, noBackward, record, recordSumming } from "./tape.js";
 import { type BinaryOp, type UnaryOp, axpyInPlace, binaryForward, unaryForward } from "../kernels/elementwise.js";
 import type { Rng } from "../util/random.js";
 import { fill } from "../kernels/fill.js";
@@ -195,11 +195,13 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor, opts: LinearOptions 
   return record(y, opts.gelu ? "linear+gelu" : "linear", inputs, (dy) => {
     const dy2 = dy.reshape([-1, n]);
     const dz = preact ? binaryForward("geluGrad", preact, dy2) : dy2;
+    // The bias gradient, dz's column sums, comes with the weight gradient's product dzᵀ·x when both are needed.
+    const db = bias?.requiresGrad && w.requiresGrad ? Tensor.empty([n]) : undefined;
     const grads: (Tensor | undefined)[] = [
       x.requiresGrad ? matmulForward(dz, w).reshape(x.shape) : undefined,
-      w.requiresGrad ? matmulForward(dz, x.reshape([-1, k]), { transA: true }) : undefined,
+      w.requiresGrad ? matmulForward(dz, x.reshape([-1, k]), { transA: true, rowSums: db }) : undefined,
     ];
-    if (bias) grads.push(bias.requiresGrad ? reduceForward("sum", dz, 0) : undefined);
+    if (bias) grads.push(bias.requiresGrad ? (db ?? reduceForward("sum", dz, 0)) : undefined);
     if (opts.residual) grads.push(opts.residual.requiresGrad ? dy : undefined);
     return grads;
   });
@@ -216,13 +218,21 @@ export function layernorm(x: Tensor, gamma: Tensor | undefined, beta: Tensor | u
     rstd.dispose();
     return y;
   }
-  return record(y, "layernorm", inputs, (dy) => {
+  // x's gradient from its other uses (a pre-norm block's residual) is added in the kernel's dx pass.
+  return recordSumming(y, "layernorm", inputs, (dy, earlier) => {
+    const dxAdd = x.requiresGrad ? earlier[0] : undefined;
     const g = layernormBackward(dy, x, gamma, mean, rstd, {
       dx: x.requiresGrad,
       dgamma: gamma?.requiresGrad ?? false,
       dbeta: beta?.requiresGrad ?? false,
+      dxAdd: dxAdd?.reshape(x.shape),
     });
-    return [g.dx, ...(gamma ? [g.dgamma] : []), ...(beta ? [g.dbeta] : [])];
+    // gamma and beta used elsewhere too (rare): an add of their own.
+    const plus = (t: Tensor | undefined, k: number) => {
+      const other = earlier[k];
+      return t && other ? binaryForward("add", t, other.reshape(t.shape)) : t;
+    };
+    return [g.dx, ...(gamma ? [plus(g.dgamma, 1)] : []), ...(beta ? [plus(g.dbeta, gamma ? 2 : 1)] : [])];
   });
 }
 

@@ -3,7 +3,7 @@
 // coefficient is a 1-element tensor that the update kernels multiply the gradient by, so no read-back.
 import { Tensor } from "../engine/tensor.js";
 import { fill } from "../kernels/fill.js";
-import { adamwUpdate, clipCoefficient, sgdUpdate, sumOfSquares } from "../kernels/optim.js";
+import { adamwUpdates, clipCoefficient, sgdUpdates, sumOfSquares } from "../kernels/optim.js";
 import { unaryForward } from "../kernels/elementwise.js";
 
 export interface Optimizer {
@@ -82,17 +82,11 @@ export class SGD extends Base {
 
   step(gradScale?: Tensor): void {
     const buffers = this.slots.get("momentum");
-    this.params.forEach((p, i) => {
-      if (!p.grad) return; // parameters outside this step's graph are left alone, as in PyTorch
-      sgdUpdate(p, p.grad, buffers?.[i], {
-        lr: this.lr,
-        momentum: this.o.momentum,
-        weightDecay: this.o.noDecay?.(p) ? 0 : (this.o.weightDecay ?? 0),
-        nesterov: this.o.nesterov,
-        first: this.stepCount === 0,
-        gradScale,
-      });
-    });
+    // Parameters outside this step's graph (no gradient) are left alone, as in PyTorch.
+    const tensors = this.params.flatMap((p, i) =>
+      p.grad ? [{ param: p, grad: p.grad, momentumBuf: buffers?.[i], weightDecay: this.o.noDecay?.(p) ? 0 : (this.o.weightDecay ?? 0) }] : [],
+    );
+    sgdUpdates(tensors, { lr: this.lr, momentum: this.o.momentum, nesterov: this.o.nesterov, first: this.stepCount === 0, gradScale });
     this.stepCount++;
   }
 }
@@ -109,17 +103,16 @@ export class AdamW extends Base {
     this.stepCount++;
     const m = this.slots.get("exp_avg")!;
     const v = this.slots.get("exp_avg_sq")!;
-    this.params.forEach((p, i) => {
-      if (!p.grad) return;
-      adamwUpdate(p, p.grad, m[i], v[i], {
-        lr: this.lr,
-        beta1: this.o.beta1 ?? 0.9,
-        beta2: this.o.beta2 ?? 0.999,
-        eps: this.o.eps ?? 1e-8,
-        weightDecay: this.o.noDecay?.(p) ? 0 : (this.o.weightDecay ?? 0.01),
-        step: this.stepCount,
-        gradScale,
-      });
+    const tensors = this.params.flatMap((p, i) =>
+      p.grad ? [{ param: p, grad: p.grad, m: m[i], v: v[i], weightDecay: this.o.noDecay?.(p) ? 0 : (this.o.weightDecay ?? 0.01) }] : [],
+    );
+    adamwUpdates(tensors, {
+      lr: this.lr,
+      beta1: this.o.beta1 ?? 0.9,
+      beta2: this.o.beta2 ?? 0.999,
+      eps: this.o.eps ?? 1e-8,
+      step: this.stepCount,
+      gradScale,
     });
   }
 }

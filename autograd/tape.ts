@@ -8,7 +8,7 @@
 // Backward itself records no graph (no higher-order gradients).
 import { Tensor } from "../engine/tensor.js";
 import { runtime } from "../engine/runtime.js";
-import { axpyInPlace } from "../kernels/elementwise.js";
+import { axpyInPlace, binaryForward } from "../kernels/elementwise.js";
 import { fill } from "../kernels/fill.js";
 
 // ---- gradient mode ----
@@ -34,6 +34,22 @@ export function record(out: Tensor, op: string, inputs: Tensor[], backward: (dou
   if (gradEnabled() && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
     out.node = { op, inputs, backward };
+  }
+  return out;
+}
+
+// record for an op whose backward adds the inputs' earlier gradients itself (GradNode.sums): `backward` gets,
+// per input, the gradient gathered so far from its other uses (or undefined), and must return each input's
+// gradient with it added.
+export function recordSumming(
+  out: Tensor,
+  op: string,
+  inputs: Tensor[],
+  backward: (dout: Tensor, earlier: (Tensor | undefined)[]) => (Tensor | undefined)[],
+): Tensor {
+  if (gradEnabled() && inputs.some((t) => t.requiresGrad)) {
+    out.requiresGrad = true;
+    out.node = { op, inputs, backward: (dout, earlier) => backward(dout, earlier ?? inputs.map(() => undefined)), sums: true };
   }
   return out;
 }
@@ -66,21 +82,22 @@ export function backward(root: Tensor, dout?: Tensor): void {
         accumulateLeaf(t, g);
         continue;
       }
-      const inputGrads = t.node.backward(g);
-      t.node.inputs.forEach((input, k) => {
+      const { inputs } = t.node;
+      // An input listed twice would get its earlier gradient added twice: such a node sums nothing.
+      const earlier = t.node.sums && new Set(inputs).size === inputs.length ? inputs.map((input) => grads.get(input)) : undefined;
+      const inputGrads = t.node.backward(g, earlier);
+      inputs.forEach((input, k) => {
         const gi = inputGrads[k];
         if (!input.requiresGrad || gi === undefined) return;
         if (gi.size !== input.size) {
           throw new Error(`backward of ${t.node!.op}: gradient ${gi} does not match input ${input}`);
         }
         const prev = grads.get(input);
-        if (!prev) grads.set(input, gi);
+        if (!prev || earlier?.[k]) grads.set(input, gi); // summed by the node
         else {
-          // Gradients are immutable values (an op may return its dout for two inputs): sum into a new one.
-          const sum = fill(input.shape, 0);
-          axpyInPlace(sum, prev, 1);
-          axpyInPlace(sum, gi, 1);
-          grads.set(input, sum);
+          // Gradients are immutable values (an op may return its dout for two inputs): sum into a new one, in
+          // one dispatch (the residual stream sums two gradients at every block).
+          grads.set(input, binaryForward("add", prev.reshape(input.shape), gi.reshape(input.shape)));
         }
       });
     }

@@ -1,7 +1,8 @@
 // `bench attention`: attention forward and backward (autograd/ops.ts attention: the fused kernels of
 // kernels/attention.ts, or "unfused" from matmul and softmax), ms and GFLOP/s per version and shape.
-//   shapes    vit-s: ViT-S/16 at batch 64, (B, N, H, D) = (64, 197, 6, 64); small: the small default model at
-//             batch 32, (32, 65, 3, 64); or --shapes
+//   shapes    vit-s: ViT-S/16 at batch 64, (B, N, H, D) = (64, 197, 6, 64); small: a 32 px, patch 4, width 192
+//             model at batch 32, (32, 65, 3, 64); default: the default study's model (28 px, patch 7, width 64,
+//             2 heads) at batch 32, (32, 17, 2, 32); or --shapes
 //   versions  the versions of kernels/registry.ts ATTENTION this adapter can run at the shape (default), or --version
 // GFLOP/s counts the useful work per wall second at the median run: forward 4*B*H*N^2*D (S = QK^T and PV), backward
 // 10*B*H*N^2*D (dP, dV, dQ, dK and the recomputed S; the backward's second recomputation of S is not counted).
@@ -26,6 +27,7 @@ const FLAGS = { json: "boolean", version: "list", shapes: "list", reps: "int", w
 const ATTENTION_SHAPES: Record<string, number[]> = {
   "vit-s": [64, 197, 6, 64],
   small: [32, 65, 3, 64],
+  default: [32, 17, 2, 32],
 };
 
 const TOL = { atol: 2e-5, rtol: 1e-4 }; // as test/kernels/attention.test.ts

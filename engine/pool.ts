@@ -3,6 +3,12 @@
 // submit is safe because the queue executes submits in order.
 //
 // Buckets: sizes round up to 2^k * {1, 1.25, 1.5, 1.75} (at most 25% waste), at least 256 bytes.
+//
+// A bucket hands out its oldest free buffer (lowest creation number), so that the buffers an acquisition gets
+// depend only on which are free, not on the order they were released in: a training step then gets the same
+// buffers step after step, and its dispatches find their bind groups from the previous step (engine/batch.ts).
+// Handed out last-released-first, the buffers went round in cycles as release orders permuted them, and half the
+// dispatches of a default-model training step made a new bind group (Dawn's null backend, 2026-12-04).
 
 export function bucketSize(bytes: number): number {
   if (bytes <= 256) return 256;
@@ -21,7 +27,9 @@ export interface PoolStats {
 }
 
 export class BufferPool {
-  private free = new Map<number, GPUBuffer[]>();
+  private free = new Map<number, GPUBuffer[]>(); // per bucket, newest first: pop() takes the oldest
+  private order = new WeakMap<GPUBuffer, number>(); // creation number of each buffer
+  private created = 0;
   private pending: GPUBuffer[] = [];
   private stats: PoolStats = { liveBytes: 0, freeBytes: 0, pendingBytes: 0, totalBytes: 0, peakLiveBytes: 0, buffersCreated: 0 };
 
@@ -43,6 +51,7 @@ export class BufferPool {
     if (buf) this.stats.freeBytes -= size;
     else {
       buf = this.device.createBuffer({ size, usage: this.usage, label: `${this.label}:${size}` });
+      this.order.set(buf, this.created++);
       this.stats.totalBytes += size;
       this.stats.buffersCreated++;
     }
@@ -62,7 +71,16 @@ export class BufferPool {
     for (const buf of this.pending) {
       let list = this.free.get(buf.size);
       if (!list) this.free.set(buf.size, (list = []));
-      list.push(buf);
+      // Insert keeping the list newest first (binary search on creation numbers).
+      const n = this.order.get(buf)!;
+      let lo = 0;
+      let hi = list.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (this.order.get(list[mid])! > n) lo = mid + 1;
+        else hi = mid;
+      }
+      list.splice(lo, 0, buf);
       this.stats.freeBytes += buf.size;
     }
     this.stats.pendingBytes = 0;

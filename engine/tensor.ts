@@ -18,10 +18,14 @@ class Storage {
 }
 
 // How the tensor was made, for backward: the inputs and a function from the output's gradient to the inputs'.
+// A node that `sums` is handed, as `earlier`, the gradient each input has gathered so far from its other uses
+// (undefined where none), and returns each input's gradient with that earlier one already added: a kernel can fold
+// the sum into its own pass (layernorm's dx and the residual stream's gradient), saving an add over the tensor.
 export interface GradNode {
   op: string;
   inputs: Tensor[];
-  backward: (dout: Tensor) => (Tensor | undefined)[];
+  backward: (dout: Tensor, earlier?: (Tensor | undefined)[]) => (Tensor | undefined)[];
+  sums?: boolean;
 }
 
 let nextId = 0;

@@ -325,8 +325,18 @@ function pickScale(scale: number | undefined, D: number): number {
   return s;
 }
 
-function specFor(pass: Pass, version: Fused, d: number): AttentionSpec {
-  if (version === "reg") return { pass, version, d, wg: REG_WG, rows: Math.max(1, Math.min(REG_ROWS[pass], Math.floor((REG_ROWS[pass] * 64) / d))), tile: 0 };
+// reg's owned rows: REG_ROWS, fewer past D = 64 so that rows * D stays within REG_ROWS * 64 (the unrolled code's
+// size). A short sequence whose rows all fit one workgroup within that size gets exactly as many rows as that
+// takes: one block per (b, h), every streamed row loaded once. At the default study's 17 tokens (D = 32) dq and
+// dkdv ran two blocks of 16 rows per (b, h), streaming every row twice, and the forward one of 32 rows for 17.
+function regRows(pass: Pass, d: number, n: number): number {
+  const budget = Math.max(1, Math.floor((REG_ROWS[pass] * 64) / d));
+  const oneBlock = Math.max(1, Math.ceil(n / REG_WG));
+  return oneBlock <= budget ? oneBlock : Math.min(REG_ROWS[pass], budget);
+}
+
+function specFor(pass: Pass, version: Fused, d: number, n: number): AttentionSpec {
+  if (version === "reg") return { pass, version, d, wg: REG_WG, rows: regRows(pass, d, n), tile: 0 };
   // tiled: the largest power-of-two tile (at most one row per invocation) whose staged rows fit the budget.
   const rowBytes = STREAMS[pass].reduce((n, s) => n + (s.vec ? 4 * d : 4), 0);
   const budget = Math.min(runtime().gpu.limits.maxComputeWorkgroupStorageSize, TILED_TILE_BYTES);
@@ -340,7 +350,7 @@ function specFor(pass: Pass, version: Fused, d: number): AttentionSpec {
 
 function encode(pass: Pass, version: Fused, dims: Dims, scale: number, buffers: Record<string, GPUBuffer>): void {
   const { B, N, H, D, C } = dims;
-  const spec = specFor(pass, version, D);
+  const spec = specFor(pass, version, D, N);
   const kernel = getKernel("attention", spec, wgsl);
   const blocks = Math.ceil(N / (spec.wg * spec.rows));
   const uniform = packUniform(FIELDS, { n: N, heads: H, bh: B * H, blocks, rs: (3 * C) / 4, c4: C / 4, scale });

@@ -5,13 +5,18 @@
 // catastrophically in f32 once |mean| >> std. mean and rstd (rows) are saved for backward.
 // Backward, with xhat = (x - mean) * rstd and g = dy * gamma:
 //   dx = rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)),  dgamma = sum_rows dy * xhat,  dbeta = sum_rows dy.
+// Backward may add a gradient of x from its other uses into dx in the same pass (x feeds a pre-norm block's
+// layernorm and its residual: the two sum at every block).
 //
 //   lane: one invocation per row, 64 rows per workgroup, no barriers (CPU drivers).
 //   tree: one workgroup of 128 per row, shared-memory tree reductions (GPUs); subgroup: the same with subgroup
 //   reductions. All share the row frame of rows.ts; default lane on CPU drivers, tree on GPUs.
-// dgamma/dbeta, on every device: a first pass sums blocks of ~sqrt(rows) rows per column into partials
-// (adjacent lanes take adjacent columns, so loads are contiguous on CPUs and coalesced on GPUs), and a second
-// pass sums the ~sqrt(rows) partials of each column. Neither pass has an invocation loop over all rows.
+// dgamma/dbeta: a first pass sums blocks of ~sqrt(rows) rows per column into partials (adjacent lanes take
+// adjacent columns, so loads are contiguous on CPUs and coalesced on GPUs), and a second pass sums the ~sqrt(rows)
+// partials of each column. Neither pass has an invocation loop over all rows. On CPU drivers, up to
+// ONE_PASS_ROWS rows, one pass in workgroups of 8 sums every row of a column and writes dgamma and dbeta at once:
+// a dispatch costs ~60 us there beside its work, and the default study's layernorms (544-2176 rows of 64) are
+// a few hundred microseconds of loads per column on one lane.
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { MAX_GROUPS, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
@@ -37,6 +42,7 @@ interface LayerNormSpec {
   pass: "forward" | "backward";
   hasGamma: boolean;
   hasBeta: boolean; // forward only
+  addDx: boolean; // backward: dx += dxAdd
 }
 
 function wgsl(spec: LayerNormSpec): string {
@@ -67,7 +73,7 @@ function wgsl(spec: LayerNormSpec): string {
   if (valid) {
     for (var c = lane; c < p.C; c += LANES) {
       let g = dy[base + c]${gamma};
-      dx[base + c] = rs * (g - m.x - (x[base + c] - mu) * rs * m.y);
+      dx[base + c] = rs * (g - m.x - (x[base + c] - mu) * rs * m.y)${spec.addDx ? " + dxAdd[base + c]" : ""};
     }
   }`;
   const f = "array<f32>";
@@ -77,6 +83,7 @@ function wgsl(spec: LayerNormSpec): string {
       : [["dx", f, "read_write"], ["dy", f, "read"], ["x", f, "read"], ["mean", f, "read"], ["rstd", f, "read"]];
   if (spec.hasGamma) bindings.push(["gamma", f, "read"]);
   if (spec.hasBeta) bindings.push(["beta", f, "read"]);
+  if (spec.addDx) bindings.push(["dxAdd", f, "read"]);
   return /* wgsl */ `${rowPrelude(spec.version)}
 ${uniformStruct(FIELDS)}
 ${storageBindings(bindings)}
@@ -87,18 +94,32 @@ ${rowMain(spec.version, spec.pass === "forward" ? forward : backward)}`;
 // ---- dgamma / dbeta: column sums over rows in two passes ----
 
 const PARAM_WG = 64;
+const ONE_PASS_WG = 8; // one SIMD batch on llvmpipe: C = 64 columns are 8 workgroups for its threads
+const ONE_PASS_ROWS = 4096;
 interface ColumnSpec {
-  [k: string]: number;
+  [k: string]: number | boolean;
   wg: number;
+}
+interface PartialSpec extends ColumnSpec {
+  onePass: boolean; // block = rows: write the sums straight into dgamma and dbeta
 }
 const PARTIAL_FIELDS = { rows: "u32", C: "u32", block: "u32" } as const;
 const COLSUM_FIELDS = { blocks: "u32", C: "u32", stride: "u32", offset: "u32" } as const;
 
 // part[b, 0, c] = sum_{r in block b} dy[r, c] * xhat[r, c];  part[b, 1, c] = sum_{r in block b} dy[r, c]
-function wgslPartials(spec: ColumnSpec): string {
+// onePass (a single block): dgamma[c] = part[0, 0, c], dbeta[c] = part[0, 1, c].
+function wgslPartials(spec: PartialSpec): string {
+  const outputs: [string, string, "read_write"][] = spec.onePass
+    ? [["dgamma", "array<f32>", "read_write"], ["dbeta", "array<f32>", "read_write"]]
+    : [["part", "array<f32>", "read_write"]];
+  const store = spec.onePass
+    ? `dgamma[c] = g;
+  dbeta[c] = b;`
+    : `part[wid.y * 2u * p.C + c] = g;
+  part[wid.y * 2u * p.C + p.C + c] = b;`;
   return /* wgsl */ `
 ${uniformStruct(PARTIAL_FIELDS)}
-${storageBindings([["part", "array<f32>", "read_write"], ["dy", "array<f32>", "read"], ["x", "array<f32>", "read"],
+${storageBindings([...outputs, ["dy", "array<f32>", "read"], ["x", "array<f32>", "read"],
     ["mean", "array<f32>", "read"], ["rstd", "array<f32>", "read"]])}
 // Thread mapping: invocation (column c, row block wid.y); mean[r] and rstd[r] are the same for every lane.
 @compute @workgroup_size(${spec.wg})
@@ -114,8 +135,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     g += d * (x[r * p.C + c] - mean[r]) * rstd[r];
     b += d;
   }
-  part[wid.y * 2u * p.C + c] = g;
-  part[wid.y * 2u * p.C + p.C + c] = b;
+  ${store}
 }`;
 }
 
@@ -137,22 +157,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
 // dy, x: (rows, C); mean, rstd: (rows) -> dgamma, dbeta: (C), each only if asked for.
 function paramGrads(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, rows: number, C: number, need: { dgamma: boolean; dbeta: boolean }) {
-  const { batch } = runtime();
+  const { batch, gpu } = runtime();
+  const onePass = gpu.isCpu && rows <= ONE_PASS_ROWS;
   // ~sqrt(rows) rows per block balances the serial loop of the first pass against that of the second.
-  const block = Math.max(1, Math.ceil(Math.sqrt(rows)));
+  const block = onePass ? rows : Math.max(1, Math.ceil(Math.sqrt(rows)));
   const blocks = Math.ceil(rows / block);
-  const part = Tensor.empty([blocks, 2, C]);
-  const spec: ColumnSpec = { wg: PARAM_WG };
-  const groups = Math.ceil(C / PARAM_WG);
+  const wg = onePass ? ONE_PASS_WG : PARAM_WG;
+  const groups = Math.ceil(C / wg);
   // Both passes index columns by wid.x alone.
-  if (groups > MAX_GROUPS) throw new Error(`layernorm backward: expected at most ${MAX_GROUPS * PARAM_WG} channels, got ${C}`);
-  batch.dispatch(
-    getKernel("layernorm-partials", spec, wgslPartials),
-    [part.buffer, dy.buffer, x.buffer, mean.buffer, rstd.buffer],
-    packUniform(PARTIAL_FIELDS, { rows, C, block }),
-    [groups, blocks],
-    2 * rows * C * 4,
-  );
+  if (groups > MAX_GROUPS) throw new Error(`layernorm backward: expected at most ${MAX_GROUPS * wg} channels, got ${C}`);
+  const partials = (outputs: Tensor[]) =>
+    batch.dispatch(
+      getKernel("layernorm-partials", { wg, onePass } satisfies PartialSpec, wgslPartials),
+      [...outputs.map((t) => t.buffer), dy.buffer, x.buffer, mean.buffer, rstd.buffer],
+      packUniform(PARTIAL_FIELDS, { rows, C, block }),
+      [groups, blocks],
+      2 * rows * C * 4,
+    );
+  if (onePass) {
+    const dgamma = Tensor.empty([C]);
+    const dbeta = Tensor.empty([C]);
+    partials([dgamma, dbeta]);
+    if (!need.dgamma) dgamma.dispose();
+    if (!need.dbeta) dbeta.dispose();
+    return { dgamma: need.dgamma ? dgamma : undefined, dbeta: need.dbeta ? dbeta : undefined };
+  }
+  const part = Tensor.empty([blocks, 2, C]);
+  const spec: ColumnSpec = { wg };
+  partials([part]);
   const columnSum = (offset: number): Tensor => {
     const out = Tensor.empty([C]);
     const uniform = packUniform(COLSUM_FIELDS, { blocks, C, stride: 2 * C, offset });
@@ -197,7 +229,7 @@ export function layernormForward(
   const mean = Tensor.empty([rows]);
   const rstd = Tensor.empty([rows]);
   if (rows === 0) return { y, mean, rstd };
-  const spec: LayerNormSpec = { version, wg: ROW_LAYOUT[version].wg, pass: "forward", hasGamma: !!gamma, hasBeta: !!beta };
+  const spec: LayerNormSpec = { version, wg: ROW_LAYOUT[version].wg, pass: "forward", hasGamma: !!gamma, hasBeta: !!beta, addDx: false };
   const buffers = [y.buffer, mean.buffer, rstd.buffer, x.buffer];
   if (gamma) buffers.push(gamma.buffer);
   if (beta) buffers.push(beta.buffer);
@@ -207,14 +239,15 @@ export function layernormForward(
 }
 
 // dy, x: (..., C); gamma: (C) or undefined; mean, rstd: (rows) from the forward.
-// -> dx: (..., C), dgamma: (C), dbeta: (C), each present only when `need` asks for it.
+// -> dx: (..., C), dgamma: (C), dbeta: (C), each present only when `need` asks for it; need.dxAdd (x's size):
+// added to dx.
 export function layernormBackward(
   dy: Tensor,
   x: Tensor,
   gamma: Tensor | undefined,
   mean: Tensor,
   rstd: Tensor,
-  need: { dx: boolean; dgamma: boolean; dbeta: boolean },
+  need: { dx: boolean; dgamma: boolean; dbeta: boolean; dxAdd?: Tensor },
   requested?: string,
 ): { dx?: Tensor; dgamma?: Tensor; dbeta?: Tensor } {
   const op = "layernorm backward";
@@ -227,13 +260,18 @@ export function layernormBackward(
   checkRowStat(op, "rstd", rstd, rows);
   if (need.dgamma && !gamma) throw new Error(`${op}: expected gamma when dgamma is needed, got none`);
   checkBindable(op, x);
+  const { dxAdd } = need;
+  if (dxAdd && (!need.dx || dxAdd.dtype !== "f32" || dxAdd.size !== x.size)) {
+    throw new Error(`${op}: expected dxAdd f32 of ${x.size} elements with dx needed, got ${dxAdd}${need.dx ? "" : " without dx"}`);
+  }
   const out: { dx?: Tensor; dgamma?: Tensor; dbeta?: Tensor } = {};
   if (need.dx) {
     out.dx = Tensor.empty(x.shape);
     if (rows > 0) {
-      const spec: LayerNormSpec = { version, wg: ROW_LAYOUT[version].wg, pass: "backward", hasGamma: !!gamma, hasBeta: false };
+      const spec: LayerNormSpec = { version, wg: ROW_LAYOUT[version].wg, pass: "backward", hasGamma: !!gamma, hasBeta: false, addDx: !!dxAdd };
       const buffers = [out.dx.buffer, dy.buffer, x.buffer, mean.buffer, rstd.buffer];
       if (gamma) buffers.push(gamma.buffer);
+      if (dxAdd) buffers.push(dxAdd.buffer);
       const uniform = packUniform(FIELDS, { rows, C, eps: 0 });
       runtime().batch.dispatch(getKernel("layernorm", spec, wgsl), buffers, uniform, rowGrid(version, rows), 3 * x.size * 4);
     }

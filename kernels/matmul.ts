@@ -4,6 +4,10 @@
 //   y: (..., M, N)
 //   epilogue, in this order: z = acc + bias (N); preact = z; z = gelu(z) (exact erf GELU); z += residual;
 //   z += old y (accumulate). One WGSL generator (`epilogue`) serves every version.
+//   rowSums (..., M), optional: sum_k op(a)[m, k] (a linear layer's bias gradient beside its weight gradient, which
+//   is dzᵀ·x with transA). The reg versions add up the a values they load anyway and the workgroups of the first
+//   column tile store the sums: on CPU drivers a dispatch costs ~60 us beside its work, and a step of the default
+//   study's model has 18 bias gradients. The tiled versions sum with kernels/reduce.ts.
 //
 // Versions (kernels/registry.ts MATMUL, which holds their tilings, the default and the resolver):
 //   regRxC (CPU drivers): workgroups of 8 lanes side by side along n, each workgroup R rows x 8C columns, each lane C
@@ -12,12 +16,14 @@
 //     the load indices (no branches in the k loop); stores are bounds-checked; with N % 4 == 0 the epilogue stores
 //     vec4s.
 //   regmRxC (CPU drivers): the same block with the 8 lanes stacked along m (tile 8R x C, for skinny products), so b
-//     loads are uniform: a small unaligned b (up to IN_PLACE_B_MAX elements) is read in place as scalars.
+//     loads are uniform: a small unaligned b (up to IN_PLACE_B_MAX elements) is read in place as scalars, unless it
+//     is a weight shared by the batch that is not skinny (see IN_PLACE_SKINNY).
 //   tiled, tiled128 (GPUs): a 64x64 (128x128) output tile per 16x16 workgroup, 4x4 (8x8) per thread, k in slabs of
 //     16 through workgroup memory; split-K where y is a few tiles and K is long (splitK).
 // Why they look so, with the measurements behind each choice: docs/KERNELS.md, "Matmul".
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, numel } from "../engine/tensor.js";
+import { fill } from "./fill.js";
 import { reduceForward } from "./reduce.js";
 import { MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, type MatmulShape, type MatmulVersion, resolveVersion, tileShape } from "./registry.js";
 import { FLAT_GROUP, erfFunction, grid1d, packUniform, uniformStruct } from "./wgsl.js";
@@ -31,12 +37,19 @@ export interface MatmulOptions {
   residual?: Tensor; // same shape as y: added last (after gelu)
   out?: Tensor; // write into this tensor instead of allocating one
   accumulate?: boolean; // with out: out += result (gradient accumulation); no bias/gelu/residual then
+  rowSums?: Tensor; // (..., M): also write sum_k op(a)[m, k] here (see the header)
   version?: string; // force a version (tests and the autotuner), else resolved by kernels/registry.ts
   splitK?: number; // tiled: force this many splits of k (tests), else splitK's plan
 }
 
 // regm: the largest b (elements per batch entry, 1 MiB: an L2 cache) read in place when unaligned; see the header.
 const IN_PLACE_B_MAX = 1 << 18;
+// regm reads a shared (2-D) b in place only when N or K is at most this (LoRA's rank-r factors): a linear layer's
+// transposed weight is packed first. In a training step of the default study's model (2026-12-04, in-step
+// profiles) the forward products read their weights in place at 2-3x the time of the same products after the pack
+// (fc2's 544x256x64: 2.9-3.3 ms against 1.3-1.9 plus 0.2 for the pack), and the whole process used ~12% more CPU
+// time per step; products back to back (`bench matmul`, where b stays cached) had them 1.2-1.3x apart.
+const IN_PLACE_SKINNY = 16;
 const TK = 16; // tiled: k slab
 const WG2 = 16; // tiled: workgroup edge; each thread owns tile/WG2 rows and columns (4 x 4, or 8 x 8 for tiled128)
 
@@ -52,6 +65,7 @@ interface MatmulSpec {
   addOut: boolean; // y += result, reading y's old value through its read_write binding
   vecY: boolean; // reg with N % 4 == 0: y, bias, preact and residual bound as vec4 and stored 4 columns at a time
   bScalars: boolean; // regm, small b with transB or N % 4 != 0: b read in its stored layout as (uniform) scalars
+  rowSums: boolean; // reg: rowSums bound after the epilogue operands
 }
 
 const FIELDS = {
@@ -79,6 +93,7 @@ function bindings(spec: MatmulSpec): string {
   if (spec.bias) list.push(["bias", yType, "read"]);
   if (spec.preact) list.push(["preact", yType, "read_write"]);
   if (spec.residual) list.push(["residual", yType, "read"]);
+  if (spec.rowSums) list.push(["rowSums", "array<f32>", "read_write"]);
   return list
     .map(([name, type, access], i) => `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: ${type};`)
     .join("\n");
@@ -150,7 +165,19 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
     for (let v = 0; v < V; v++) pre.push(`let c${v} = min(n0 + ${4 * v}u, p.ldb - 4u) / 4u;`);
   }
   for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) pre.push(`var acc${r}_${v} = vec4<f32>(0.0);`);
-  for (let r = 0; r < R; r++) body.push(`let a${r} = vec4<f32>(A[aBase + ${aIndex(spec, `r${r}`, "k")}]);`);
+  for (let r = 0; r < R; r++) {
+    if (spec.rowSums) {
+      pre.push(`var s${r} = 0.0;`);
+      body.push(`let e${r} = A[aBase + ${aIndex(spec, `r${r}`, "k")}];`, `s${r} += e${r};`, `let a${r} = vec4<f32>(e${r});`);
+    } else body.push(`let a${r} = vec4<f32>(A[aBase + ${aIndex(spec, `r${r}`, "k")}]);`);
+  }
+  // rowSums: the first column tile stores them; with lanes along n every lane holds the same rows, lane 0 stores.
+  const sums: string[] = [];
+  if (spec.rowSums) {
+    sums.push(`if (tn == 0u${lanesAlongM ? "" : " && lid.x == 0u"}) {`);
+    for (let r = 0; r < R; r++) sums.push(`  if (${row(`${r}u`)} < p.M) { rowSums[bat * p.M + ${row(`${r}u`)}] = s${r}; }`);
+    sums.push("}");
+  }
   if (spec.bScalars && !spec.transB) body.push("let bRow = k * p.N;");
   const bScalar = (j: number) => `B[c${j} + ${spec.transB ? "k" : "bRow"}]`;
   for (let v = 0; v < V; v++) {
@@ -170,6 +197,7 @@ ${ENTRY} {${TILE_COORDS}
   for (var k = 0u; k < p.K; k++) {
     ${body.join("\n    ")}
   }
+  ${sums.join("\n  ")}
   // The epilogue runs in loops with uniform, non-constant bounds so that its code is not unrolled R*C times.
   var tile = array<vec4<f32>, ${R * V}>(${tile.join(", ")});
   let cols = select(0u, min(${C}u, p.N - n0), n0 < p.N);
@@ -303,6 +331,14 @@ export function splitK(dims: MatmulShape, groups: number, isCpu = runtime().gpu.
   return Math.max(1, Math.min(Math.ceil((2 * SPLIT_K_GROUPS) / groups), Math.floor(dims.K / SPLIT_K_MIN_K)));
 }
 
+// rowSums = sum_k op(a)[m, k] by kernels/reduce.ts (the tiled versions, and products with an empty y).
+function rowSumsByReduce(a: Tensor, transA: boolean, K: number, rowSums: Tensor): void {
+  if (rowSums.size === 0) return;
+  const sums = K === 0 ? fill(rowSums.shape, 0) : reduceForward("sum", a, transA ? -2 : -1);
+  runtime().batch.copy(sums.buffer, 0, rowSums.buffer, 0, rowSums.size * 4);
+  sums.dispose();
+}
+
 // a: (..., M, K) ((..., K, M) with transA); b: (..., K, N) ((..., N, K) with transB) with a's batch dims, or
 // 2-D and shared by every batch entry. Returns y: (..., M, N) (opts.out when given).
 export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
@@ -334,20 +370,31 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     }
   }
   if (opts.preact && !opts.gelu) throw new Error("matmul: expected gelu with preact, got preact without gelu");
+  const sumsShape = [...batchDims, M];
+  const { rowSums } = opts;
+  const sumsFit = rowSums && rowSums.shape.length === sumsShape.length && rowSums.shape.every((d, i) => d === sumsShape[i]);
+  if (rowSums && (rowSums.dtype !== "f32" || !sumsFit)) {
+    throw new Error(`matmul: expected rowSums f32 (${sumsShape.join(", ")}), got ${rowSums.dtype} ${dims(rowSums)}`);
+  }
   if (opts.accumulate && (!opts.out || opts.bias || opts.gelu || opts.residual)) {
     throw new Error("matmul: expected accumulate with out and without bias, gelu or residual");
   }
   const y = opts.out ?? Tensor.empty(yShape);
   for (const [name, t] of Object.entries({ a, b, bias: opts.bias, preact: opts.preact })) {
     if (t && t.buffer === y.buffer) throw new Error(`matmul: expected out not to share storage with ${name}`);
+    if (t && t.buffer === rowSums?.buffer) throw new Error(`matmul: expected rowSums not to share storage with ${name}`);
   }
+  if (rowSums?.buffer === y.buffer) throw new Error("matmul: expected rowSums not to share storage with out");
   const maxBinding = runtime().gpu.limits.maxStorageBufferBindingSize;
   for (const [name, t] of Object.entries({ a, b, y })) {
     if (t.size * 4 > maxBinding) {
       throw new Error(`matmul: expected ${name} within maxStorageBufferBindingSize ${maxBinding} bytes, got ${dims(t)}`);
     }
   }
-  if (y.size === 0) return y;
+  if (y.size === 0) {
+    if (rowSums) rowSumsByReduce(a, !!opts.transA, K, rowSums);
+    return y;
+  }
   // A residual that is `out` itself is an accumulate: read it through y's binding, since WebGPU forbids
   // binding one buffer both read-only and writable in a dispatch.
   const residualIsOut = opts.residual !== undefined && opts.residual.buffer === y.buffer;
@@ -359,7 +406,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   // The reg kernels read b as (K, ldb) vec4 rows: pack it when it is transposed or N % 4 != 0. regm's b loads are
   // uniform across lanes, so it reads a small such b in place, as scalars, without the pack's dispatch.
   const unaligned = !!opts.transB || N % 4 !== 0;
-  const bScalars = tiling.kind === "reg" && tiling.lanesAlongM && unaligned && K * N <= IN_PLACE_B_MAX;
+  const inPlace = K * N <= IN_PLACE_B_MAX && (!shared || Math.min(K, N) <= IN_PLACE_SKINNY);
+  const bScalars = tiling.kind === "reg" && tiling.lanesAlongM && unaligned && inPlace;
   const pack = tiling.kind === "reg" && unaligned && !bScalars;
   const bRows = pack ? packB(b, bBatch, K, N, !!opts.transB) : b;
   const ldb = pack ? Math.ceil(N / 4) * 4 : N;
@@ -374,6 +422,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     addOut: !!opts.accumulate || residualIsOut,
     vecY: tiling.kind === "reg" && N % 4 === 0,
     bScalars,
+    rowSums: tiling.kind === "reg" && !!rowSums,
   };
   const [tileM, tileN] = tileShape(tiling);
   const tilesM = Math.ceil(M / tileM);
@@ -391,6 +440,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   if (opts.bias) buffers.push(opts.bias.buffer);
   if (opts.preact) buffers.push(opts.preact.buffer);
   if (spec.residual) buffers.push(opts.residual!.buffer);
+  if (spec.rowSums) buffers.push(rowSums!.buffer);
+  else if (rowSums) rowSumsByReduce(a, !!opts.transA, K, rowSums);
   const kernel = getKernel("matmul", spec, wgsl);
   const note = `${batch > 1 ? `${batch}x` : ""}${M}x${K}x${N}`;
   runtime().batch.dispatch(kernel, buffers, uniform, grid1d(splits * batch * tilesM * tilesN), MATMUL.work(shape), note);

@@ -1,4 +1,4 @@
-// Optimiser updates, in place, one dispatch per parameter tensor, with PyTorch's semantics. Every update may
+// Optimiser updates, in place, with PyTorch's semantics, several parameter tensors per dispatch. Every update may
 // scale the gradient first by a 1-element tensor `gradScale` (the clip coefficient of gradient-norm clipping,
 // computed on the GPU by sumOfSquares + clipCoefficient, so clipping needs no read-back):
 //
@@ -13,96 +13,129 @@
 //   sumOfSquares(ts) = sum over every element of every tensor of x^2, a (1) tensor
 //   clipCoefficient(s, maxNorm) = min(1, maxNorm / (sqrt(s) + 1e-6)), a (1) tensor (torch clip_grad_norm_)
 //
-//   sgd/adamw v1: one invocation per 4 elements, as one vec4 when the size is a multiple of 4 and otherwise a
-//     loop of 4 scalars spaced a workgroup apart (adjacent lanes touch adjacent elements); workgroup 64, 1-D grid
-//     folded into (x, y). Scalars of the update that do not depend on the element (bias corrections, 1 - beta)
-//     are computed on the CPU in float64 and passed in the uniform.
+//   sgd/adamw v2: up to `tensors` parameters per dispatch (as many as their param, state and grad bindings fit in
+//     the adapter's storage buffers per stage: 5 for SGD with momentum, 3 for AdamW at 16), their elements laid end
+//     to end in one index space whose tensor boundaries are in the uniform; each tensor keeps its own weight decay.
+//     One invocation per 4 elements, as one vec4 when every size of the dispatch is a multiple of 4 and otherwise a
+//     loop of 4 scalars spaced a workgroup apart (adjacent lanes touch adjacent elements); tensors are grouped by
+//     that; workgroup 64, 1-D grid folded into (x, y). Scalars of the update that do not depend on the element (bias
+//     corrections, 1 - beta) are computed on the CPU in float64 and passed in the uniform. A step of the default
+//     study's model updated its 56 tensors in 56 dispatches with v1 (one per tensor), 12 with SGD in v2; on lavapipe
+//     a dispatch costs ~60 us beside its work, and these are a few microseconds of work each.
 //   sumsq v1: each level reduces n values to ceil(n / SPAN) partials, invocation t summing x[t], x[t + T], ...
 //     (T partials; adjacent lanes read adjacent elements); every tensor writes its partials into one buffer, then
 //     levels repeat until one value remains. Deterministic (no atomics), no barriers.
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { fill } from "./fill.js";
-import { FLAT_GROUP, flatMain, grid1d, mainEntry, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
+import { FLAT_GROUP, flatMain, grid1d, mainEntry, packUniform, storageBindings, uniformStruct, type UniformFields } from "./wgsl.js";
 
 const WG = 64;
 const SPAN = 256; // values summed per invocation in one sumsq level
+const MAX_TENSORS = 8; // per dispatch, whatever the binding limit: keeps the uniform and the generated branches small
 
-const SGD_FIELDS = { n: "u32", lr: "f32", momentum: "f32", dampening: "f32", wd: "f32", first: "u32" } as const;
-// a1 = 1 - beta1, a2 = 1 - beta2, decay = 1 - lr * wd, stepSize = lr / (1 - beta1^t), bc2sqrt = sqrt(1 - beta2^t)
-const ADAMW_FIELDS = { n: "u32", decay: "f32", a1: "f32", beta2: "f32", a2: "f32", stepSize: "f32", bc2sqrt: "f32", eps: "f32" } as const;
+const SGD_FIELDS = { lr: "f32", momentum: "f32", dampening: "f32", first: "u32" } as const;
+// a1 = 1 - beta1, a2 = 1 - beta2, stepSize = lr / (1 - beta1^t), bc2sqrt = sqrt(1 - beta2^t); per tensor
+// decay = 1 - lr * wd
+const ADAMW_FIELDS = { a1: "f32", beta2: "f32", a2: "f32", stepSize: "f32", bc2sqrt: "f32", eps: "f32" } as const;
 const SUMSQ_FIELDS = { n: "u32", outputs: "u32", outOffset: "u32" } as const;
 const CLIP_FIELDS = { maxNorm: "f32" } as const;
 
 interface UpdateSpec {
-  [k: string]: boolean;
-  vec4: boolean; // elements move as vec4<f32> (size % 4 == 0)
-  scaled: boolean; // a gradScale tensor is bound after the gradient
+  [k: string]: boolean | number;
+  vec4: boolean; // elements move as vec4<f32> (every size % 4 == 0)
+  scaled: boolean; // a gradScale tensor is bound after the last tensor's buffers
+  tensors: number; // parameter tensors in the dispatch
 }
 
 interface SgdSpec extends UpdateSpec {
-  momentum: boolean; // a momentum buffer is bound
+  momentum: boolean; // a momentum buffer is bound per tensor
   nesterov: boolean;
 }
 
 type Access = "read" | "read_write";
 
-// The per-element loop shared by the updates: `body` sees the element index `i` and the f32 `scale`; the
-// buffers bind as array<vec4<f32>> or array<f32> after the uniform, then gradScale when there is one.
-function updateWgsl(spec: UpdateSpec, fields: string, buffers: [string, Access][], body: string): string {
+// Per-tensor uniform fields: end<k>, the end of tensor k in the dispatch's index space (vec4s or scalars), and
+// w<k>, the update's one f32 of tensor k (SGD: its weight decay; AdamW: its decay factor).
+function tensorFields(tensors: number): UniformFields {
+  const fields: UniformFields = {};
+  for (let k = 0; k < tensors; k++) {
+    fields[`end${k}`] = "u32";
+    fields[`w${k}`] = "f32";
+  }
+  return fields;
+}
+
+// The per-element loop shared by the updates: tensor k's buffers are `name<k>`, bound in order tensor by tensor
+// after the uniform, then gradScale when there is one; `body(k)` sees the element index `i` within tensor k and
+// the f32 `scale`.
+function updateWgsl(spec: UpdateSpec, fields: UniformFields, buffers: [string, Access][], body: (k: number) => string): string {
   const T = spec.vec4 ? "vec4<f32>" : "f32";
   const per = spec.vec4 ? 1 : 4;
-  const decls = storageBindings([
-    ...buffers.map(([name, access]): [string, string, Access] => [name, `array<${T}>`, access]),
-    ...(spec.scaled ? [["gradScale", "array<f32>", "read"] as [string, string, Access]] : []),
-  ]);
+  const bindings: [string, string, Access][] = [];
+  for (let k = 0; k < spec.tensors; k++) bindings.push(...buffers.map(([name, access]): [string, string, Access] => [`${name}${k}`, `array<${T}>`, access]));
+  if (spec.scaled) bindings.push(["gradScale", "array<f32>", "read"]);
+  const branches = Array.from({ length: spec.tensors }, (_, k) => {
+    const start = k === 0 ? "u" : `u - p.end${k - 1}`;
+    const test = k === spec.tensors - 1 ? "" : `if (u < p.end${k}) `;
+    return `${test}{
+      let i = ${start};
+${body(k)}
+    }`;
+  }).join(" else ");
   return /* wgsl */ `
-${fields}
-${decls}
+${uniformStruct({ ...fields, ...tensorFields(spec.tensors) })}
+${storageBindings(bindings)}
 ${FLAT_GROUP}
 ${mainEntry(WG)}
   let scale = ${spec.scaled ? "gradScale[0]" : "1.0"};
   let base = flatGroup(wid, nwg) * ${WG * per}u + lid.x;
   for (var j = 0u; j < ${per}u; j++) {
-    let i = base + j * ${WG}u;
-    if (i >= p.n) { return; }
-${body}
+    let u = base + j * ${WG}u;
+    if (u >= p.end${spec.tensors - 1}) { return; }
+    ${branches}
   }
 }`;
 }
 
+// w<k>: tensor k's weight decay.
 function sgdWgsl(spec: SgdSpec): string {
   const buffers: [string, Access][] = spec.momentum
     ? [["param", "read_write"], ["buf", "read_write"], ["grad", "read"]]
     : [["param", "read_write"], ["grad", "read"]];
-  const momentum = spec.momentum
-    ? `    var b = g;
-    if (p.first == 0u) { b = p.momentum * buf[i] + (1.0 - p.dampening) * g; }
-    buf[i] = b;
-    g = ${spec.nesterov ? "g + p.momentum * b" : "b"};`
-    : "";
-  const body = `    let w = param[i];
-    var g = grad[i] * scale + p.wd * w;
+  const body = (k: number) => {
+    const momentum = spec.momentum
+      ? `      var b = g;
+      if (p.first == 0u) { b = p.momentum * buf${k}[i] + (1.0 - p.dampening) * g; }
+      buf${k}[i] = b;
+      g = ${spec.nesterov ? "g + p.momentum * b" : "b"};`
+      : "";
+    return `      let w = param${k}[i];
+      var g = grad${k}[i] * scale + p.w${k} * w;
 ${momentum}
-    param[i] = w - p.lr * g;`;
-  return updateWgsl(spec, uniformStruct(SGD_FIELDS), buffers, body);
+      param${k}[i] = w - p.lr * g;`;
+  };
+  return updateWgsl(spec, SGD_FIELDS, buffers, body);
 }
 
+// w<k>: tensor k's decay factor 1 - lr * wd.
 function adamwWgsl(spec: UpdateSpec): string {
-  const body = `    let g = grad[i] * scale;
-    let mi = m[i] + p.a1 * (g - m[i]);
-    let vi = p.beta2 * v[i] + p.a2 * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    param[i] = param[i] * p.decay - p.stepSize * mi / (sqrt(vi) / p.bc2sqrt + p.eps);`;
+  const body = (k: number) => `      let g = grad${k}[i] * scale;
+      let mi = m${k}[i] + p.a1 * (g - m${k}[i]);
+      let vi = p.beta2 * v${k}[i] + p.a2 * g * g;
+      m${k}[i] = mi;
+      v${k}[i] = vi;
+      param${k}[i] = param${k}[i] * p.w${k} - p.stepSize * mi / (sqrt(vi) / p.bc2sqrt + p.eps);`;
   const buffers: [string, Access][] = [["param", "read_write"], ["m", "read_write"], ["v", "read_write"], ["grad", "read"]];
-  return updateWgsl(spec, uniformStruct(ADAMW_FIELDS), buffers, body);
+  return updateWgsl(spec, ADAMW_FIELDS, buffers, body);
 }
 
-// Every state tensor must match the parameter in size, be f32 and live in its own storage.
-function checkState(op: string, param: Tensor, state: Record<string, Tensor>, gradScale: Tensor | undefined): void {
-  const seen = new Set<GPUBuffer>([param.buffer]);
+// Every state tensor must match the parameter in size, be f32 and live in its own storage; `seen` holds the
+// storage of the tensors checked before in the same update, which must not be bound twice either.
+function checkState(op: string, param: Tensor, state: Record<string, Tensor>, gradScale: Tensor | undefined, seen: Set<GPUBuffer>): void {
   if (param.dtype !== "f32") throw new Error(`${op}: expected an f32 param, got ${param}`);
+  if (seen.has(param.buffer)) throw new Error(`${op}: expected param ${param} in its own storage, got one shared with another tensor of the update`);
+  seen.add(param.buffer);
   for (const [name, t] of Object.entries(state)) {
     if (t.dtype !== "f32" || t.size !== param.size) {
       throw new Error(`${op}: expected ${name} f32 of ${param.size} elements like ${param}, got ${t}`);
@@ -115,82 +148,143 @@ function checkState(op: string, param: Tensor, state: Record<string, Tensor>, gr
   }
 }
 
-// Encodes an update over n elements; buffers in binding order.
-function encodeUpdate<S extends UpdateSpec>(
-  name: string,
-  spec: S,
-  wgsl: (spec: S) => string,
-  uniform: ArrayBuffer,
-  buffers: GPUBuffer[],
-  n: number,
-): void {
-  if (n === 0) return;
-  const kernel = getKernel(name, spec, wgsl);
-  const perGroup = WG * 4;
-  runtime().batch.dispatch(kernel, buffers, uniform, grid1d(Math.ceil(n / perGroup)), n * 4 * buffers.length);
+// One tensor of a multi-tensor update: its buffers in binding order, its size and its per-tensor uniform value.
+interface UpdateItem {
+  buffers: GPUBuffer[];
+  size: number;
+  perTensor: number;
 }
 
-// param, grad, momentumBuf: same size (any shape). momentumBuf is required when momentum != 0 and must start at
-// zero. `first` marks PyTorch's first step, where buf = g; otherwise buf = momentum * buf + (1 - dampening) * g,
-// which for a zero buffer equals the first step only when dampening = 0, so a non-zero dampening requires `first`
-// to be given (true or false).
-export function sgdUpdate(
-  param: Tensor,
-  grad: Tensor,
-  momentumBuf: Tensor | undefined,
-  o: { lr: number; momentum: number; weightDecay: number; nesterov?: boolean; dampening?: number; first?: boolean; gradScale?: Tensor },
+// Encodes the updates of `items` in as few dispatches as the binding limit allows: tensors grouped by whether
+// every size is a multiple of 4 (vec4), `perDispatch` at a time. `fields` are the update's shared uniform values.
+function encodeUpdates<S extends UpdateSpec>(
+  name: string,
+  spec: Omit<S, "vec4" | "tensors">,
+  wgsl: (spec: S) => string,
+  fields: UniformFields,
+  values: Record<string, number>,
+  items: UpdateItem[],
+  gradScale: Tensor | undefined,
 ): void {
+  const nonEmpty = items.filter((it) => it.size > 0);
+  if (nonEmpty.length === 0) return;
+  const limit = runtime().gpu.limits.maxStorageBuffersPerShaderStage - (gradScale ? 1 : 0);
+  const perDispatch = Math.min(MAX_TENSORS, Math.floor(limit / nonEmpty[0].buffers.length));
+  if (perDispatch < 1) throw new Error(`${name}: expected room for ${nonEmpty[0].buffers.length} storage buffers per stage, the adapter allows ${limit}`);
+  for (const vec4 of [true, false]) {
+    const group = nonEmpty.filter((it) => (it.size % 4 === 0) === vec4);
+    for (let start = 0; start < group.length; start += perDispatch) {
+      const chunk = group.slice(start, start + perDispatch);
+      const fullSpec = { ...spec, vec4, tensors: chunk.length } as S;
+      const uniformValues: Record<string, number> = { ...values };
+      let end = 0;
+      chunk.forEach((it, k) => {
+        end += vec4 ? it.size / 4 : it.size;
+        uniformValues[`end${k}`] = end;
+        uniformValues[`w${k}`] = it.perTensor;
+      });
+      const uniform = packUniform({ ...fields, ...tensorFields(chunk.length) }, uniformValues);
+      const buffers = [...chunk.flatMap((it) => it.buffers), ...(gradScale ? [gradScale.buffer] : [])];
+      const elements = chunk.reduce((s, it) => s + it.size, 0);
+      const kernel = getKernel(name, fullSpec, wgsl);
+      runtime().batch.dispatch(kernel, buffers, uniform, grid1d(Math.ceil(end / (vec4 ? WG : WG * 4))), elements * 4 * chunk[0].buffers.length);
+    }
+  }
+}
+
+export interface SgdTensor {
+  param: Tensor;
+  grad: Tensor; // same size (any shape)
+  momentumBuf?: Tensor; // required when momentum != 0; starts at zero
+  weightDecay: number;
+}
+
+export interface SgdUpdateOptions {
+  lr: number;
+  momentum: number;
+  nesterov?: boolean;
+  dampening?: number;
+  first?: boolean;
+  gradScale?: Tensor;
+}
+
+// One SGD step of every tensor, in as few dispatches as the bindings allow. `first` marks PyTorch's first step,
+// where buf = g; otherwise buf = momentum * buf + (1 - dampening) * g, which for a zero buffer equals the first
+// step only when dampening = 0, so a non-zero dampening requires `first` to be given (true or false).
+export function sgdUpdates(tensors: SgdTensor[], o: SgdUpdateOptions): void {
   const dampening = o.dampening ?? 0;
   const nesterov = o.nesterov ?? false;
   const hasMomentum = o.momentum !== 0;
   if (nesterov && (!hasMomentum || dampening !== 0)) {
     throw new Error(`sgd: expected momentum > 0 and dampening 0 for nesterov, got momentum ${o.momentum}, dampening ${dampening}`);
   }
-  if (hasMomentum && !momentumBuf) throw new Error(`sgd: expected a momentum buffer for momentum ${o.momentum}, got none`);
   if (hasMomentum && dampening !== 0 && o.first === undefined) {
     throw new Error(`sgd: expected \`first\` with dampening ${dampening} (the first step skips dampening), got none`);
   }
-  const state: Record<string, Tensor> = { grad };
-  if (hasMomentum) state.momentumBuf = momentumBuf!;
-  checkState("sgd", param, state, o.gradScale);
-  const vec4 = param.size % 4 === 0;
-  const spec: SgdSpec = { vec4, scaled: o.gradScale !== undefined, momentum: hasMomentum, nesterov };
-  const uniform = packUniform(SGD_FIELDS, {
-    n: vec4 ? param.size / 4 : param.size,
-    lr: o.lr,
-    momentum: o.momentum,
-    dampening,
-    wd: o.weightDecay,
-    first: o.first ? 1 : 0,
+  const seen = new Set<GPUBuffer>();
+  const items = tensors.map(({ param, grad, momentumBuf, weightDecay }): UpdateItem => {
+    if (hasMomentum && !momentumBuf) throw new Error(`sgd: expected a momentum buffer for momentum ${o.momentum}, got none`);
+    const state: Record<string, Tensor> = { grad };
+    if (hasMomentum) state.momentumBuf = momentumBuf!;
+    checkState("sgd", param, state, o.gradScale, seen);
+    return { buffers: [param.buffer, ...(hasMomentum ? [momentumBuf!.buffer] : []), grad.buffer], size: param.size, perTensor: weightDecay };
   });
-  const buffers = [param.buffer, ...(hasMomentum ? [momentumBuf!.buffer] : []), grad.buffer, ...(o.gradScale ? [o.gradScale.buffer] : [])];
-  encodeUpdate("sgd", spec, sgdWgsl, uniform, buffers, param.size);
+  const spec = { scaled: o.gradScale !== undefined, momentum: hasMomentum, nesterov };
+  const values = { lr: o.lr, momentum: o.momentum, dampening, first: o.first ? 1 : 0 };
+  encodeUpdates<SgdSpec>("sgd", spec, sgdWgsl, SGD_FIELDS, values, items, o.gradScale);
 }
 
-// param, grad, m, v: same size (any shape); m and v start at zero; step counts from 1.
-export function adamwUpdate(
+// param, grad, momentumBuf: same size (any shape); one tensor's SGD step (see sgdUpdates).
+export function sgdUpdate(
   param: Tensor,
   grad: Tensor,
-  m: Tensor,
-  v: Tensor,
-  o: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; gradScale?: Tensor },
+  momentumBuf: Tensor | undefined,
+  o: SgdUpdateOptions & { weightDecay: number },
 ): void {
+  sgdUpdates([{ param, grad, momentumBuf, weightDecay: o.weightDecay }], o);
+}
+
+export interface AdamwTensor {
+  param: Tensor;
+  grad: Tensor; // same size (any shape)
+  m: Tensor; // starts at zero
+  v: Tensor; // starts at zero
+  weightDecay: number;
+}
+
+export interface AdamwUpdateOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  step: number; // counts from 1
+  gradScale?: Tensor;
+}
+
+// One AdamW step of every tensor, in as few dispatches as the bindings allow.
+export function adamwUpdates(tensors: AdamwTensor[], o: AdamwUpdateOptions): void {
   if (!Number.isInteger(o.step) || o.step < 1) throw new Error(`adamw: expected an integer step >= 1, got ${o.step}`);
-  checkState("adamw", param, { grad, m, v }, o.gradScale);
-  const vec4 = param.size % 4 === 0;
-  const uniform = packUniform(ADAMW_FIELDS, {
-    n: vec4 ? param.size / 4 : param.size,
-    decay: 1 - o.lr * o.weightDecay,
+  const seen = new Set<GPUBuffer>();
+  const items = tensors.map(({ param, grad, m, v, weightDecay }): UpdateItem => {
+    checkState("adamw", param, { grad, m, v }, o.gradScale, seen);
+    return { buffers: [param.buffer, m.buffer, v.buffer, grad.buffer], size: param.size, perTensor: 1 - o.lr * weightDecay };
+  });
+  const values = {
     a1: 1 - o.beta1,
     beta2: o.beta2,
     a2: 1 - o.beta2,
     stepSize: o.lr / (1 - o.beta1 ** o.step),
     bc2sqrt: Math.sqrt(1 - o.beta2 ** o.step),
     eps: o.eps,
-  });
-  const buffers = [param.buffer, m.buffer, v.buffer, grad.buffer, ...(o.gradScale ? [o.gradScale.buffer] : [])];
-  encodeUpdate("adamw", { vec4, scaled: o.gradScale !== undefined }, adamwWgsl, uniform, buffers, param.size);
+  };
+  encodeUpdates<UpdateSpec>("adamw", { scaled: o.gradScale !== undefined }, adamwWgsl, ADAMW_FIELDS, values, items, o.gradScale);
 }
+
+// param, grad, m, v: same size (any shape); one tensor's AdamW step (see adamwUpdates).
+export function adamwUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: AdamwUpdateOptions & { weightDecay: number }): void {
+  adamwUpdates([{ param, grad, m, v, weightDecay: o.weightDecay }], o);
+}
+
 
 function sumsqWgsl(spec: { square: boolean }): string {
   return /* wgsl */ `

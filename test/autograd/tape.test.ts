@@ -7,6 +7,7 @@ import { runtime } from "../../engine/runtime.js";
 import * as ops from "../../autograd/ops.js";
 import { expectClose, numericGrad, randn, randu, useEngine } from "../helpers.js";
 import { gelu as geluRef } from "../ref/elementwise.js";
+import { layernormBackward as layernormBackwardRef } from "../ref/layernorm.js";
 
 useEngine();
 const TOL = { atol: 1e-4, rtol: 1e-3 };
@@ -65,6 +66,48 @@ describe("autograd", () => {
     const w = Tensor.fromArray([3], [1]).requireGrad();
     backward(ops.sumAll(ops.mul(w, w))); // d(w^2) = 2w
     expect(Array.from(await w.grad!.data())).toEqual([6]);
+  });
+
+  it("a summing node (layernorm) folds the gradient of its input's other use into its own pass", async () => {
+    // loss = sum(w * (layernorm(x) + x)), a pre-norm residual: dx = layernorm's dx of w, plus w.
+    const [rows, C] = [4, 6];
+    const xv = randn(rows * C, 81, 1.5);
+    const gv = randn(C, 82, 1);
+    const wv = randn(rows * C, 83, 1);
+    const x = Tensor.fromArray(xv, [rows, C]).requireGrad();
+    const gamma = Tensor.fromArray(gv, [C]).requireGrad();
+    const lines: string[] = [];
+    tidy(() => {
+      const loss = ops.sumAll(ops.mul(ops.add(ops.layernorm(x, gamma, undefined, 1e-6), x), Tensor.fromArray(wv, [rows, C])));
+      runtime().batch.log = (line) => lines.push(line);
+      try {
+        backward(loss);
+      } finally {
+        runtime().batch.log = undefined;
+      }
+    });
+    const ref = layernormBackwardRef(wv, xv, gv, rows, C, 1e-6);
+    expectClose("dx", await x.grad!.data(), ref.dx.map((v, i) => v + wv[i]), TOL);
+    expectClose("dgamma", await gamma.grad!.data(), ref.dgamma, TOL);
+    // The residual's gradient and layernorm's dx meet in the layernorm kernel, not in an add of two gradients
+    // (sumAll's backward broadcasts with an add of its own).
+    expect(lines.filter((l) => l.includes("broadcast=false,expr=a + b"))).toEqual([]);
+    expect(lines.some((l) => l.includes("layernorm/addDx=true"))).toBe(true);
+  });
+
+  it("a summing node's other inputs used elsewhere too get both gradients (gamma in layernorm and a product)", async () => {
+    // loss = sum(w * layernorm(x; gamma)) + sum(gamma * v): dgamma = layernorm's dgamma + v.
+    const [rows, C] = [3, 5];
+    const [xv, gv, wv, vv] = [randn(rows * C, 91, 1.5), randn(C, 92, 1), randn(rows * C, 93, 1), randn(C, 94, 1)];
+    const x = Tensor.fromArray(xv, [rows, C]).requireGrad();
+    const gamma = Tensor.fromArray(gv, [C]).requireGrad();
+    tidy(() => {
+      const normed = ops.sumAll(ops.mul(ops.layernorm(x, gamma, undefined, 1e-6), Tensor.fromArray(wv, [rows, C])));
+      backward(ops.add(normed, ops.sumAll(ops.mul(gamma, Tensor.fromArray(vv, [C])))));
+    });
+    const ref = layernormBackwardRef(wv, xv, gv, rows, C, 1e-6);
+    expectClose("dgamma", await gamma.grad!.data(), ref.dgamma.map((v, i) => v + vv[i]), TOL);
+    expectClose("dx", await x.grad!.data(), ref.dx, TOL);
   });
 
   it("does no gradient work for tensors that do not require it", () => {

@@ -103,4 +103,19 @@ describe("buffer pool", () => {
     expect(b.buffer).toBe(buf);
     b.dispose();
   });
+
+  it("hands out the oldest free buffer, so a repeated step gets the same buffers whatever the release order", () => {
+    const { batch } = runtime();
+    batch.submit();
+    const step = () => [0, 1, 2].map(() => Tensor.empty([777_777])); // a bucket no other test uses
+    let ts = step();
+    const buffers = ts.map((t) => t.buffer);
+    for (const order of [[2, 0, 1], [1, 2, 0], [0, 2, 1]]) {
+      for (const i of order) ts[i].dispose();
+      batch.submit();
+      ts = step();
+      expect(ts.map((t) => buffers.indexOf(t.buffer))).toEqual([0, 1, 2]); // GPUBuffers compare by identity only
+    }
+    for (const t of ts) t.dispose();
+  });
 });

@@ -44,6 +44,7 @@ const SHAPES: [number, number, number, number][] = [
   [1, 1, 1, 4],
   [2, 5, 3, 8],
   [2, 17, 3, 16],
+  [3, 17, 2, 32], // the default study's model: reg's short-sequence rows (3 per invocation, one block per head)
   [1, 197, 6, 64],
   [2, 65, 3, 64],
   [1, 1030, 1, 32],
@@ -91,6 +92,7 @@ for (const version of ATTENTION.versions) {
 describe("attentionProbs", () => {
   for (const [B, N, H, D] of [
     [2, 17, 3, 16],
+  [3, 17, 2, 32], // the default study's model: reg's short-sequence rows (3 per invocation, one block per head)
     [2, 65, 3, 64],
   ]) {
     it(`rows sum to 1 and match the reference at (${B}, ${N}, ${H}, ${D}), custom scale`, async () => {

@@ -1,7 +1,7 @@
 // layernormForward / layernormBackward, every version, against test/ref/layernorm.ts (float64) and float64
 // central finite differences. Tolerances (atol + rtol*|ref|): y, mean, rstd, dx 2e-5 + 1e-4 (rstd of a row
-// with ~zero variance is 1/sqrt(eps) = 1000, so rstd gets rtol only); dgamma, dbeta sum up to 1030 rows of
-// O(1) terms: 1e-4 + 1e-4; finite differences 1e-4 + 1e-3. dx = rstd * (O(1) terms), so their f32 rounding
+// with ~zero variance is 1/sqrt(eps) = 1000, so rstd gets rtol only); dgamma, dbeta sum up to 4100 rows of
+// O(1) terms: 1e-4 + 1e-4 (on CPU drivers up to 4096 rows in one pass, 4100 in two, kernels/layernorm.ts); finite differences 1e-4 + 1e-3. dx = rstd * (O(1) terms), so their f32 rounding
 // comes back times rstd: a width-1 row (rstd 1000, exact dx 0) gave 2.2e-5 on an H200 (most likely its compiler
 // contracting g - mean(g) into an fma). dx's atol grows with the largest rstd past 100.
 import { describe, expect, it } from "vitest";
@@ -18,7 +18,7 @@ const TOL = { atol: 2e-5, rtol: 1e-4 };
 const PARAM_TOL = { atol: 1e-4, rtol: 1e-4 };
 const FD_TOL = { atol: 1e-4, rtol: 1e-3 };
 const ALL = { dx: true, dgamma: true, dbeta: true };
-const SHAPES = [[1, 1], [3, 7], [5, 197], [33, 384], [1030, 65], [2, 3, 1031], [9, 1]];
+const SHAPES = [[1, 1], [3, 7], [5, 197], [33, 384], [1030, 65], [2, 3, 1031], [9, 1], [4100, 3]];
 
 const rowsC = (shape: number[]): [number, number] => {
   const C = shape[shape.length - 1];
@@ -53,6 +53,21 @@ for (const version of ROWS.versions) {
         expectClose("dbeta", await g.dbeta!.data(), gRef.dbeta, PARAM_TOL);
       });
     }
+
+    it("adds dxAdd into dx in the same pass (5, 197)", async () => {
+      const [rows, C] = [5, 197];
+      const x = randn(rows * C, 71, 1.5);
+      const gamma = randn(C, 72, 1);
+      const dy = randn(rows * C, 73, 1);
+      const add = randn(rows * C, 74, 1);
+      const xt = f32(x, [rows, C]);
+      const gt = f32(gamma, [C]);
+      const { mean, rstd } = layernormForward(xt, gt, undefined, EPS, version);
+      const g = layernormBackward(f32(dy, [rows, C]), xt, gt, mean, rstd, { ...ALL, dxAdd: f32(add, [rows, C]) }, version);
+      const gRef = layernormBackwardRef(dy, x, gamma, rows, C, EPS);
+      expectClose("dx + dxAdd", await g.dx!.data(), gRef.dx.map((v, i) => v + add[i]), TOL);
+      expectClose("dgamma", await g.dgamma!.data(), gRef.dgamma, PARAM_TOL);
+    });
 
     it("without gamma and beta, and with only one of them", async () => {
       const [rows, C] = [7, 45];
@@ -118,6 +133,16 @@ describe("layernorm outputs and errors", () => {
     expect(g.dx).toBeUndefined();
     expect(g.dbeta).toBeUndefined();
     expect(g.dgamma!.shape).toEqual([C]);
+  });
+
+  it("refuses dxAdd of another size or without dx", () => {
+    const x = f32(randn(12, 1), [4, 3]);
+    const { mean, rstd } = layernormForward(x, undefined, undefined);
+    const need = { dx: true, dgamma: false, dbeta: false };
+    expect(() => layernormBackward(x, x, undefined, mean, rstd, { ...need, dxAdd: f32(randn(11, 2), [11]) })).toThrow(
+      "layernorm backward: expected dxAdd f32 of 12 elements with dx needed, got Tensor(",
+    );
+    expect(() => layernormBackward(x, x, undefined, mean, rstd, { ...need, dx: false, dxAdd: x })).toThrow("without dx");
   });
 
   it("gives zero dgamma and dbeta over zero rows", async () => {

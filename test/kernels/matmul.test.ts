@@ -37,7 +37,9 @@ const SHAPES: Shape[] = [
   shape(5, 9, 12, [2, 3], false), // 4-D a, 4-D b
   shape(6, 20, 10, [3], false), // 3-D x 3-D
 ];
-const LARGE = shape(1030, 257, 1031); // K * N > 2^18: regm packs a transposed b here, and reads smaller ones in place
+// K * N > 2^18: regm packs a transposed b here; below, it reads a batched or skinny (N or K <= 16) b in place and
+// packs a shared one (a linear layer's weight)
+const LARGE = shape(1030, 257, 1031);
 const LAYOUTS = [
   { transA: false, transB: false },
   { transA: true, transB: false },
@@ -93,6 +95,21 @@ describe.each([...MATMUL.versions])("matmul %s", (version) => {
     }
   }
 
+  // rowSums (sum_k op(a)[m, k], a linear layer's bias gradient beside dzᵀ·x): in the kernel for reg*, by a reduce
+  // for tiled*; rows past a tile edge, a batch, an empty k.
+  for (const [l, s] of [[LAYOUTS[1], shape(65, 127, 33)], [LAYOUTS[2], shape(11, 6, 7, [3])], [LAYOUTS[0], shape(3, 0, 5)]] as const) {
+    it(`rowSums ${layoutName(l)} ${label(s)}`, async () => {
+      const [a, b] = operands(s, l);
+      const batch = s.batch.reduce((x, y) => x * y, 1);
+      const rowSums = Tensor.empty([...s.batch, s.M]);
+      const y = matmulForward(a, b, { ...l, version, rowSums });
+      expectClose("y", await y.data(), data(s).y, tol(s.K));
+      const logical = data(s).a; // (batch, M, K)
+      const want = Array.from({ length: batch * s.M }, (_, r) => logical.slice(r * s.K, (r + 1) * s.K).reduce((x, v) => x + v, 0));
+      expectClose("rowSums", await rowSums.data(), want, tol(s.K));
+    });
+  }
+
   // Every epilogue combination on small batched shapes, for the first version (reg4x8, the cheapest to compile:
   // each combination is a pipeline); the others get the full combination only, since one generator writes every
   // version's epilogue. Two shapes: N % 4 != 0 (the reg versions store y a column at a time) and N % 4 == 0 (they
@@ -143,6 +160,28 @@ describe.each([...MATMUL.versions])("matmul %s", (version) => {
   }
 });
 
+describe("matmul regm: transposed b read in place or packed", () => {
+  // Which kernels a product dispatches, from the DEBUG log.
+  const kernels = (run: () => void) => {
+    const lines: string[] = [];
+    runtime().batch.log = (line) => lines.push(line);
+    try {
+      run();
+    } finally {
+      runtime().batch.log = undefined;
+    }
+    return lines.map((l) => l.split(" ")[1].split("/")[0]);
+  };
+  const t = (shape: number[]) => Tensor.empty(shape);
+  it("packs a shared weight first, reads a skinny or batched b in place", () => {
+    const nt = (a: Tensor, b: Tensor) => kernels(() => matmulForward(a, b, { transB: true, version: "regm16x16" }));
+    expect(nt(t([40, 64]), t([33, 64]))).toEqual(["matmul-pack", "matmul"]); // a linear layer's weight (33, 64)
+    expect(nt(t([40, 64]), t([8, 64]))).toEqual(["matmul"]); // N = 8: LoRA's A
+    expect(nt(t([40, 8]), t([33, 8]))).toEqual(["matmul"]); // K = 8: LoRA's B
+    expect(nt(t([2, 40, 64]), t([2, 33, 64]))).toEqual(["matmul"]); // batched b (attention's q·kᵀ)
+  });
+});
+
 describe("matmul errors", () => {
   const t = (shape: number[], dtype: "f32" | "i32" = "f32") => Tensor.empty(shape, dtype);
   it("names both shapes when the inner dimensions differ", () => {
@@ -159,6 +198,9 @@ describe("matmul errors", () => {
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { out: t([3, 4]) })).toThrow("matmul: expected out (4, 3), got (3, 4)");
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { accumulate: true })).toThrow("expected accumulate with out");
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { preact: t([4, 3]) })).toThrow("expected gelu with preact");
+    expect(() => matmulForward(t([2, 4, 5]), t([5, 3]), { rowSums: t([4]) })).toThrow("matmul: expected rowSums f32 (2, 4), got f32 (4)");
+    const a = t([4, 1]);
+    expect(() => matmulForward(a, t([1, 3]), { rowSums: a.reshape([4]) })).toThrow("matmul: expected rowSums not to share storage with a");
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { version: "nope" })).toThrow(
       `matmul: expected one of ${MATMUL.versions.join(", ")}, got "nope"`,
     );

@@ -1,9 +1,13 @@
 // Optimiser updates against test/ref/optim.ts (PyTorch's update equations in float64) over 5 steps, comparing
 // the parameter and every state tensor after each step: atol 1e-6 + rtol 1e-5 (float32 arithmetic on the GPU).
-// Sizes cover the scalar path (1, 7, 1031) and the vec4 path (1028).
+// Sizes cover the scalar path (1, 7, 1031) and the vec4 path (1028). sgdUpdates / adamwUpdates update several
+// tensors of mixed sizes (vec4 and scalar groups, more tensors than one dispatch binds, an empty one), each with
+// its own weight decay, against the same references tensor by tensor, and in the number of dispatches the binding
+// limit allows.
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
-import { adamwUpdate, clipCoefficient, sgdUpdate, sumOfSquares } from "../../kernels/optim.js";
+import { runtime } from "../../engine/runtime.js";
+import { adamwUpdate, adamwUpdates, clipCoefficient, sgdUpdate, sgdUpdates, sumOfSquares } from "../../kernels/optim.js";
 import { expectClose, randn, useEngine } from "../helpers.js";
 import { adamwStepRef, clipCoefficientRef, sgdStepRef, sumOfSquaresRef, type AdamwOptions, type SgdOptions } from "../ref/optim.js";
 
@@ -93,6 +97,97 @@ describe("adamwUpdate", () => {
     const o = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
     expect(() => adamwUpdate(t(), t(), t(), t(), { ...o, step: 0 })).toThrow("adamw: expected an integer step >= 1, got 0");
     expect(() => adamwUpdate(t(), t(), Tensor.fromArray([0], [1]), t(), { ...o, step: 1 })).toThrow("adamw: expected m f32 of 2 elements");
+  });
+});
+
+describe("several tensors per dispatch", () => {
+  // 13 tensors: 7 with sizes a multiple of 4 (vec4 group), 6 without (scalar group), one of them empty.
+  const SIZES_MANY = [1, 8, 7, 1028, 4, 1031, 0, 12, 5, 2048, 3, 16, 36];
+  const decay = (k: number) => (k % 3 === 0 ? 0 : 0.01 * k);
+  // The dispatches the binding limit allows: each group in chunks of as many tensors as fit the storage buffers.
+  const expectedDispatches = (buffersPerTensor: number, scaled: boolean) => {
+    const limit = runtime().gpu.limits.maxStorageBuffersPerShaderStage - (scaled ? 1 : 0);
+    const per = Math.min(8, Math.floor(limit / buffersPerTensor));
+    const nonEmpty = SIZES_MANY.filter((n) => n > 0);
+    const vec4 = nonEmpty.filter((n) => n % 4 === 0).length;
+    return Math.ceil(vec4 / per) + Math.ceil((nonEmpty.length - vec4) / per);
+  };
+
+  for (const [nesterov, scaled] of [[false, false], [true, true]]) {
+    it(`sgdUpdates with momentum${nesterov ? " (nesterov)" : ""}${scaled ? ", gradScale" : ""}`, async () => {
+      const o = { lr: 0.05, momentum: 0.9, dampening: 0, nesterov };
+      const p0 = SIZES_MANY.map((n, k) => randn(n, 7 * k + 1));
+      const params = p0.map((a) => Tensor.fromArray(a, [a.length]));
+      const bufs = SIZES_MANY.map((n) => Tensor.fromArray(new Float32Array(n), [n]));
+      const gradScale = scaled ? Tensor.fromArray([SCALE], [1]) : undefined;
+      const pRef = p0.map((a) => Float64Array.from(a));
+      const bufRef: (Float64Array | null)[] = SIZES_MANY.map(() => null);
+      for (let step = 1; step <= 2; step++) {
+        const g = SIZES_MANY.map((n, k) => randn(n, 1000 * step + k));
+        const before = runtime().batch.stats.dispatches;
+        sgdUpdates(
+          params.map((param, k) => ({ param, grad: Tensor.fromArray(g[k], [g[k].length]), momentumBuf: bufs[k], weightDecay: decay(k) })),
+          { ...o, first: step === 1, gradScale },
+        );
+        expect(runtime().batch.stats.dispatches - before).toBe(expectedDispatches(3, scaled));
+        for (let k = 0; k < SIZES_MANY.length; k++) {
+          bufRef[k] = sgdStepRef(pRef[k], g[k], bufRef[k], { ...o, weightDecay: decay(k) }, scaled ? SCALE : 1);
+          expectClose(`param ${k} after step ${step}`, await params[k].data(), pRef[k], TOL);
+          expectClose(`momentum buffer ${k} after step ${step}`, await bufs[k].data(), bufRef[k]!, TOL);
+        }
+      }
+    });
+  }
+
+  it("sgdUpdates without momentum", async () => {
+    const o = { lr: 0.1, momentum: 0, dampening: 0, nesterov: false };
+    const p0 = SIZES_MANY.map((n, k) => randn(n, 3 * k + 2));
+    const params = p0.map((a) => Tensor.fromArray(a, [a.length]));
+    const g = SIZES_MANY.map((n, k) => randn(n, 50 + k));
+    const before = runtime().batch.stats.dispatches;
+    sgdUpdates(params.map((param, k) => ({ param, grad: Tensor.fromArray(g[k], [g[k].length]), weightDecay: decay(k) })), o);
+    expect(runtime().batch.stats.dispatches - before).toBe(expectedDispatches(2, false));
+    for (let k = 0; k < SIZES_MANY.length; k++) {
+      const ref = Float64Array.from(p0[k]);
+      sgdStepRef(ref, g[k], null, { ...o, weightDecay: decay(k) });
+      expectClose(`param ${k}`, await params[k].data(), ref, TOL);
+    }
+  });
+
+  for (const scaled of [false, true]) {
+    it(`adamwUpdates${scaled ? ", gradScale" : ""}`, async () => {
+      const o = { lr: 3e-2, beta1: 0.8, beta2: 0.95, eps: 1e-6 };
+      const p0 = SIZES_MANY.map((n, k) => randn(n, 11 * k + 3));
+      const params = p0.map((a) => Tensor.fromArray(a, [a.length]));
+      const ms = SIZES_MANY.map((n) => Tensor.fromArray(new Float32Array(n), [n]));
+      const vs = SIZES_MANY.map((n) => Tensor.fromArray(new Float32Array(n), [n]));
+      const gradScale = scaled ? Tensor.fromArray([SCALE], [1]) : undefined;
+      const refs = SIZES_MANY.map((n, k) => ({ p: Float64Array.from(p0[k]), m: new Float64Array(n), v: new Float64Array(n) }));
+      for (let step = 1; step <= 2; step++) {
+        const g = SIZES_MANY.map((n, k) => randn(n, 2000 * step + k, 0.5));
+        const before = runtime().batch.stats.dispatches;
+        adamwUpdates(
+          params.map((param, k) => ({ param, grad: Tensor.fromArray(g[k], [g[k].length]), m: ms[k], v: vs[k], weightDecay: decay(k) })),
+          { ...o, step, gradScale },
+        );
+        expect(runtime().batch.stats.dispatches - before).toBe(expectedDispatches(4, scaled));
+        for (let k = 0; k < SIZES_MANY.length; k++) {
+          adamwStepRef(refs[k].p, g[k], refs[k].m, refs[k].v, step, { ...o, weightDecay: decay(k) }, scaled ? SCALE : 1);
+          expectClose(`param ${k} after step ${step}`, await params[k].data(), refs[k].p, TOL);
+          expectClose(`exp_avg ${k} after step ${step}`, await ms[k].data(), refs[k].m, TOL);
+          expectClose(`exp_avg_sq ${k} after step ${step}`, await vs[k].data(), refs[k].v, TOL);
+        }
+      }
+    });
+  }
+
+  it("rejects a tensor bound twice in one update", () => {
+    const p = Tensor.fromArray([1, 2, 3, 4], [4]);
+    const g = () => Tensor.fromArray([1, 1, 1, 1], [4]);
+    const o = { lr: 0.1, momentum: 0 };
+    expect(() => sgdUpdates([{ param: p, grad: g(), weightDecay: 0 }, { param: p, grad: g(), weightDecay: 0 }], o)).toThrow(
+      "sgd: expected param Tensor(",
+    );
   });
 });
 
