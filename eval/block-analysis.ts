@@ -88,6 +88,13 @@ function blockOutputs(model: VisionTransformer, images: Tensor, map: BlockMap): 
   });
 }
 
+// Several tensors read back in one transfer (each read-back waits for the device): their values, in order.
+async function readAll(tensors: Tensor[]): Promise<Float32Array[]> {
+  const all = await ops.concat(tensors.map((t) => ops.reshape(t, [t.size])), 0).data();
+  let at = 0;
+  return tensors.map((t) => all.subarray(at, (at += t.size)));
+}
+
 // The grid's maps from the last block's CLS rows (B, H, T) of one batch whose first image is `start`.
 function addMaps(grid: AttentionMaps & { filled: number }, rows: Float32Array, start: number, batch: number, heads: number, g: number): void {
   const t = grid.tokens + 1;
@@ -110,8 +117,8 @@ async function normedFeatures(model: VisionTransformer, loader: Loader, map: Blo
     const b = batch.labels.length;
     await tidyAsync(async () => {
       const x = Tensor.fromArray(batch.images, [b, 3, size, size]);
-      const out = blockOutputs(model, x, map);
-      for (let i = 0; i < map.depth; i++) features[i].set(await out.normed[i].data(), rows * c);
+      const normed = await readAll(blockOutputs(model, x, map).normed);
+      for (let i = 0; i < map.depth; i++) features[i].set(normed[i], rows * c);
     });
     labels.set(batch.labels, rows);
     rows += b;
@@ -197,11 +204,14 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
         for (let i = 0; i < map.depth; i++) {
           await ckaCls[i].add(was.cls[i], is.cls[i]);
           await ckaPooled[i].add(was.pooled[i], is.pooled[i]);
-          const tunedRows = await is.attention[i].data();
-          drift[i].add(await was.attention[i].data(), tunedRows, b);
-          if (i === map.depth - 1) addMaps(grid, tunedRows, rows, b, heads, g);
-          queries.features[i].set(await is.normed[i].data(), rows * c);
         }
+        const d = map.depth;
+        const read = await readAll([...was.attention, ...is.attention, ...is.normed]);
+        for (let i = 0; i < d; i++) {
+          drift[i].add(read[i], read[d + i], b);
+          queries.features[i].set(read[2 * d + i], rows * c);
+        }
+        addMaps(grid, read[2 * d - 1], rows, b, heads, g);
       });
       queries.labels.set(batch.labels, rows);
       rows += b;

@@ -17,6 +17,8 @@
 //   results.json, results.csv, table.md   (study/results.ts, report.ts)
 //   figure2.*, forgetting.*   the figures as .vl.json (Vega-Lite), .svg and .png (study/figures/); forgetting.*
 //                         only with knn.atSteps
+//   analysis.*, analysis-*.*  with the `analysis` key, once every cell has a result: the per-block analysis
+//                         (study/analysis.ts), kept on a rerun that changes nothing it depends on
 // Every file is written atomically. A cell whose result.json exists is skipped on rerun; an unfinished one resumes
 // from its last training checkpoint. So a killed study, rerun with the same command, finishes only what is left,
 // and computes what an uninterrupted run does (test/study/faults.test.ts kills one at every stage). The rerun also
@@ -55,6 +57,7 @@ import { removeStaleTemporaries, writeJsonAtomic } from "../util/atomic.js";
 import { type BaselineResult, type CellOutcome, type CellResult, type DivergedCell, type KnnScores, type StudyResults, isDiverged, summarize } from "./results.js";
 import { REPORT_FILES, writeReport } from "./report.js";
 import { KnnCurve } from "./knn-curve.js";
+import { ANALYSIS_FILES, analyzeRun } from "./analysis.js";
 
 export interface ExperimentOptions {
   config: StudyConfig;
@@ -190,7 +193,7 @@ async function claimFolder(out: string, config: StudyConfig, force: boolean, log
   const path = join(out, "config.json");
   if (existsSync(path) && force) {
     log(`--force: discarding the earlier results in ${out}`);
-    for (const name of ["cells", "baseline.json", "backbone.json", ...REPORT_FILES]) {
+    for (const name of ["cells", "baseline.json", "backbone.json", ...REPORT_FILES, ...ANALYSIS_FILES]) {
       await rm(join(out, name), { recursive: true, force: true });
     }
   } else if (existsSync(path)) {
@@ -350,6 +353,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     imageSize: size,
   });
   const files = complete ? await writeReport(out, results) : [];
+  if (complete && config.analysis && results.cells.length > 0) files.push(...(await analyzeRun(out, { reuse: true, log })).files);
   const diverged = results.diverged.map((c) => c.id);
   return { results, ran, skipped: [...prior.keys()], diverged, complete, files, seconds: (performance.now() - started) / 1000 };
 }
