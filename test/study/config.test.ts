@@ -54,6 +54,22 @@ describe("shipped configs", () => {
     }
   });
 
+  it("reads the analysis key with its defaults, and names each bad value", () => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    c.analysis = {};
+    expect(parseStudyConfig(c).analysis).toEqual({ images: DEFAULTS.analysis.images, gridImages: DEFAULTS.analysis.gridImages, bankPerClass: undefined });
+    c.analysis = { images: 0, gridImages: 1.5, bankPerClass: "10", extra: 1 };
+    const text = problems(c);
+    for (const p of [
+      "analysis.extra: unknown key (known keys: images, gridImages, bankPerClass)",
+      "analysis.images: expected an integer >= 1, got 0",
+      "analysis.gridImages: expected an integer >= 1, got 1.5",
+      'analysis.bankPerClass: expected an integer >= 1, got "10"',
+    ]) expect(text).toContain(p);
+    c.analysis = [];
+    expect(problems(c)).toContain("analysis: expected an object, got an array of 0");
+  });
+
   it("accepts backbone.pretrain.microBatch, an integer >= 1", () => {
     const c = clone(DEFAULT_STUDY) as Record<string, any>;
     c.backbone.pretrain.microBatch = 16;
