@@ -44,6 +44,7 @@ describe("shipped configs", () => {
     expect(c.training.optimizer).toBe("sgd");
     expect(c.training.momentum).toBe(0.9);
     expect(c.training.microBatch).toBeUndefined(); // one pass per step
+    expect(c.analysis).toEqual({ images: 500, gridImages: 4, bankPerClass: 100 });
   });
 
   it("accepts training.microBatch, any integer >= 1 (above batchSize: one pass)", () => {
@@ -91,10 +92,10 @@ describe("shipped configs", () => {
     expect(JSON.stringify(configJson(c))).not.toContain("microBatch");
   });
 
-  it("configs/default-lr-sweep.json is the default study but for its rates, seed and curve, and holds each chosen rate", () => {
+  it("configs/default-lr-sweep.json is the default study but for its rates, seed, curve and analysis, and holds each chosen rate", () => {
     const sweep = parseStudyConfig(JSON.parse(readFileSync("configs/default-lr-sweep.json", "utf8")));
     const study = parseStudyConfig(DEFAULT_STUDY);
-    const rest = ({ name: _n, learningRates: _l, seeds: _s, knn: { atSteps: _a, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
+    const rest = ({ name: _n, learningRates: _l, seeds: _s, analysis: _an, knn: { atSteps: _a, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
     expect(rest(sweep)).toEqual(rest(study));
     expect(sweep.seeds).toEqual([study.seeds[0]]);
     for (const s of study.strategies) {
