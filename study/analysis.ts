@@ -42,6 +42,10 @@ export interface AnalyzeOptions {
   log?: (line: string) => void;
 }
 
+// The attention probabilities of every block of both models, (B, H, T, T) each, are on the device at once: a batch
+// keeps each within 64 MiB (one storage binding on every adapter; ViT-B/16 at 224 px: 36 images, 1.5 GB in all).
+const ATTENTION_BYTES = 64 * 2 ** 20;
+
 const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights"];
 // Every file an analysis writes (what the study's --force removes).
 export const ANALYSIS_FILES = ["analysis.json", "analysis.csv", ...FIGURES.flatMap((n) => [".vl.json", ".svg", ".png"].map((e) => n + e)), "analysis-attention.svg", "analysis-attention.png"];
@@ -139,7 +143,9 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     const queries = evenlySpaced(await open("knn.queries", config.knn.queries), images);
     const bankSpec = bankPerClass === undefined ? config.knn.bank : { ...config.knn.bank, perClass: bankPerClass };
     const bank = await open("knn.bank", bankSpec);
-    const loader = (ds: typeof bank, s: typeof bankSpec) => new Loader(ds, new Transform(transformFor(s, size)), { batchSize: config.knn.batchSize });
+    const tokens = 1 + (size / original.config.patchSize) ** 2;
+    const batchSize = Math.max(1, Math.min(config.knn.batchSize, Math.floor(ATTENTION_BYTES / (original.config.heads * tokens * tokens * 4))));
+    const loader = (ds: typeof bank, s: typeof bankSpec) => new Loader(ds, new Transform(transformFor(s, size)), { batchSize });
     const data: AnalysisData = {
       queries: loader(queries, config.knn.queries),
       bank: loader(bank, bankSpec),
