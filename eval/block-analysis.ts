@@ -61,7 +61,8 @@ export interface BackboneComparison {
   grid: AttentionMaps;
 }
 
-// Per original block: what one batch's forward pass gives. cls, pooled, normed (B, C), attention (B, H, T).
+// Per original block: what one batch's forward pass gives. cls, pooled, normed (B, C), attention (B, H, T); with
+// `normedOnly` (a k-NN bank's pass) only normed, and no attention probabilities are materialised.
 interface BlockOutputs {
   cls: Tensor[];
   pooled: Tensor[];
@@ -69,19 +70,20 @@ interface BlockOutputs {
   attention: Tensor[];
 }
 
-function blockOutputs(model: VisionTransformer, images: Tensor, map: BlockMap): BlockOutputs {
+function blockOutputs(model: VisionTransformer, images: Tensor, map: BlockMap, normedOnly = false): BlockOutputs {
   return noGrad(() => {
-    const capture: Capture = { blocks: new Set(map.output), attention: new Set(map.own), outputs: new Map() };
+    const capture: Capture = { blocks: new Set(map.output), attention: new Set(normedOnly ? [] : map.own), outputs: new Map() };
     model.features(images, capture);
     const out: BlockOutputs = { cls: [], pooled: [], normed: [], attention: [] };
     for (let i = 0; i < map.depth; i++) {
       const x = capture.outputs.get(`block.${map.output[i]}`)!; // (B, T, C)
-      const probs = capture.outputs.get(`attention.${map.own[i]}`)!; // (B, H, T, T)
       const [b, t, c] = x.shape;
       const cls = ops.reshape(ops.slice(x, 1, 0, 1), [b, c]);
+      out.normed.push(model.norm.forward(cls));
+      if (normedOnly) continue;
+      const probs = capture.outputs.get(`attention.${map.own[i]}`)!; // (B, H, T, T)
       out.cls.push(cls);
       out.pooled.push(ops.mean(x, 1));
-      out.normed.push(model.norm.forward(cls));
       out.attention.push(ops.reshape(ops.slice(probs, 2, 0, 1), [b, probs.shape[1], t]));
     }
     return out;
@@ -117,7 +119,7 @@ async function normedFeatures(model: VisionTransformer, loader: Loader, map: Blo
     const b = batch.labels.length;
     await tidyAsync(async () => {
       const x = Tensor.fromArray(batch.images, [b, 3, size, size]);
-      const normed = await readAll(blockOutputs(model, x, map).normed);
+      const normed = await readAll(blockOutputs(model, x, map, true).normed);
       for (let i = 0; i < map.depth; i++) features[i].set(normed[i], rows * c);
     });
     labels.set(batch.labels, rows);
