@@ -20,7 +20,8 @@ import type { Loader } from "../data/loader.js";
 import { mergeLora } from "../peft/lora.js";
 import type { Capture, VisionTransformer } from "../vit/model.js";
 import { type BlockMap, identityMap } from "./block-map.js";
-import { CkaAccumulator } from "./cka.js";
+import { CkaAccumulator, ckaFromMoments } from "./cka.js";
+import { readAll } from "./read-all.js";
 import { AttentionDrift } from "./attention-drift.js";
 import { knnClassify } from "./knn.js";
 import { type WeightChange, weightChange } from "./weight-change.js";
@@ -88,13 +89,6 @@ function blockOutputs(model: VisionTransformer, images: Tensor, map: BlockMap, n
     }
     return out;
   });
-}
-
-// Several tensors read back in one transfer (each read-back waits for the device): their values, in order.
-async function readAll(tensors: Tensor[]): Promise<Float32Array[]> {
-  const all = await ops.concat(tensors.map((t) => ops.reshape(t, [t.size])), 0).data();
-  let at = 0;
-  return tensors.map((t) => all.subarray(at, (at += t.size)));
 }
 
 // The grid's maps from the last block's CLS rows (B, H, T) of one batch whose first image is `start`.
@@ -204,8 +198,8 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
         const was = blockOutputs(original, x, same);
         const is = blockOutputs(tuned, x, map);
         for (let i = 0; i < map.depth; i++) {
-          await ckaCls[i].add(was.cls[i], is.cls[i]);
-          await ckaPooled[i].add(was.pooled[i], is.pooled[i]);
+          ckaCls[i].add(was.cls[i], is.cls[i]);
+          ckaPooled[i].add(was.pooled[i], is.pooled[i]);
         }
         const d = map.depth;
         const read = await readAll([...was.attention, ...is.attention, ...is.normed]);
@@ -219,11 +213,11 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
       rows += b;
     }
     const bank = await normedFeatures(tuned, data.bank, map, size);
-    const cka = { cls: [] as number[], pooled: [] as number[] };
-    for (let i = 0; i < map.depth; i++) {
-      cka.cls.push(await ckaCls[i].value());
-      cka.pooled.push(await ckaPooled[i].value());
-    }
+    // Every accumulator's moments in one read-back.
+    const accumulators = [...ckaCls, ...ckaPooled];
+    const moments = await readAll(accumulators.flatMap((a) => a.state()));
+    const values = accumulators.map((a, j) => ckaFromMoments(moments[2 * j], moments[2 * j + 1], a.n, c, c));
+    const cka = { cls: values.slice(0, map.depth), pooled: values.slice(map.depth) };
     return {
       cka,
       knn: await layerKnn(bank, queries, data),

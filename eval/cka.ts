@@ -10,9 +10,10 @@
 //
 // Where each part runs: every batch's Zᵀ Z and column sums on the device (the engine's matmul), accumulated there in
 // float32; the centring correction and the Frobenius norms on the host in float64. The rows are shifted by the
-// first batch's column means before the products, so that the correction subtracts two numbers of the size of the
-// spread, not of the (possibly large) mean: a residual stream's features are far from centred.
-import { Tensor, tidy } from "../engine/tensor.js";
+// first batch's column means (kept on the device: nothing is read back before the end) before the products, so
+// that the correction subtracts two numbers of the size of the spread, not of the (possibly large) mean: a
+// residual stream's features are far from centred.
+import { type Tensor, tidy } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import { noGrad } from "../autograd/tape.js";
 
@@ -32,16 +33,12 @@ export class CkaAccumulator {
   }
 
   // One batch of paired rows: x (B, p), y (B, q), on the device; they stay the caller's.
-  async add(x: Tensor, y: Tensor): Promise<void> {
+  add(x: Tensor, y: Tensor): void {
     const [b, p] = x.shape;
     if (x.shape.length !== 2 || y.shape.length !== 2 || p !== this.p || y.shape[1] !== this.q || y.shape[0] !== b) {
       throw new Error(`cka: expected x (B, ${this.p}) and y (B, ${this.q}) with the same B, got ${x} and ${y}`);
     }
-    if (!this.shift) {
-      const means = tidy(() => noGrad(() => ops.scale(ops.mean(ops.concat([x, y], 1), 0), -1)));
-      this.shift = Tensor.fromArray(await means.data(), [this.p + this.q]).keep();
-      means.dispose();
-    }
+    this.shift ??= tidy(() => noGrad(() => ops.scale(ops.mean(ops.concat([x, y], 1), 0), -1))).keep();
     const shift = this.shift;
     const { moments, sums } = tidy(() =>
       noGrad(() => {
@@ -61,10 +58,17 @@ export class CkaAccumulator {
     this.rows += b;
   }
 
+  // The accumulated moments (p + q, p + q) and sums (p + q) on the device, for ckaFromMoments: a caller with many
+  // accumulators reads them all back at once.
+  state(): [Tensor, Tensor] {
+    if (this.rows < 2 || !this.moments || !this.sums) throw new Error(`cka: expected at least 2 rows, got ${this.rows}`);
+    return [this.moments, this.sums];
+  }
+
   // CKA of the rows added so far (at least two: one row has no spread).
   async value(): Promise<number> {
-    if (this.rows < 2 || !this.moments || !this.sums) throw new Error(`cka: expected at least 2 rows, got ${this.rows}`);
-    return ckaFromMoments(await this.moments.data(), await this.sums.data(), this.rows, this.p, this.q);
+    const [moments, sums] = this.state();
+    return ckaFromMoments(await moments.data(), await sums.data(), this.rows, this.p, this.q);
   }
 
   dispose(): void {

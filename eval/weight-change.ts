@@ -2,10 +2,12 @@
 // original block as a whole and of each of its layers (a layer's weight and bias together), of the embeddings
 // (patch projection, CLS token, position embeddings) and of the final norm. The fine-tuned model must have its LoRA
 // adapters merged (peft/lora.ts mergeLora): the change of a LoRA layer is then that of W + scale·B·A. Blocks that
-// Block Expansion added have no original: they are listed as new, with no change.
+// Block Expansion added have no original: they are listed as new, with no change. Each block's tensors come back
+// in one read-back (eval/read-all.ts).
 import type { Tensor } from "../engine/tensor.js";
-import type { Block, VisionTransformer } from "../vit/model.js";
+import type { VisionTransformer } from "../vit/model.js";
 import type { BlockMap } from "./block-map.js";
+import { readAll } from "./read-all.js";
 
 export const BLOCK_LAYERS = ["norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2"] as const;
 
@@ -22,9 +24,7 @@ class Change {
   diff = 0;
   base = 0;
 
-  async add(original: Tensor, tuned: Tensor, name: string): Promise<void> {
-    if (original.size !== tuned.size) throw new Error(`weight change: expected ${name} of ${original.size} values as the original's, got ${tuned.size}`);
-    const [a, b] = [await original.data(), await tuned.data()];
+  add(a: Float32Array, b: Float32Array): void {
     for (let i = 0; i < a.length; i++) {
       this.diff += (b[i] - a[i]) ** 2;
       this.base += a[i] ** 2;
@@ -41,40 +41,48 @@ class Change {
   }
 }
 
-function tensorsOf(b: Block): Map<string, Tensor> {
-  return new Map(b.parameters(""));
+// Pairs of (original, fine-tuned) tensors named for errors, read back in one transfer each side.
+async function readPairs(pairs: [Tensor, Tensor, string][]): Promise<[Float32Array, Float32Array][]> {
+  for (const [a, b, name] of pairs) {
+    if (a.size !== b.size) throw new Error(`weight change: expected ${name} of ${a.size} values as the original's, got ${b.size}`);
+  }
+  const values = await readAll(pairs.flatMap(([a, b]) => [a, b]));
+  return pairs.map((_, i) => [values[2 * i], values[2 * i + 1]]);
 }
 
 export async function weightChange(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap): Promise<WeightChange> {
   const blocks: number[] = [];
   const layers: Record<string, number>[] = [];
   for (let i = 0; i < map.depth; i++) {
-    const was = tensorsOf(original.blocks[i]);
-    const is = tensorsOf(tuned.blocks[map.own[i]]);
-    const whole = new Change();
-    const perLayer: Record<string, number> = {};
+    const was = new Map(original.blocks[i].parameters(""));
+    const is = new Map(tuned.blocks[map.own[i]].parameters(""));
+    // An unmerged adapter would be left out of the change without a word.
+    const extra = [...is.keys()].filter((n) => !was.has(n));
+    if (extra.length > 0) throw new Error(`weight change: expected merged LoRA adapters, got ${extra.map((n) => `blocks.${map.own[i]}.${n}`).join(", ")}`);
+    const pairs: [Tensor, Tensor, string][] = [];
+    const layerOf: string[] = [];
     for (const layer of BLOCK_LAYERS) {
-      const change = new Change();
       for (const part of ["weight", "bias"]) {
         const name = `${layer}.${part}`;
         const a = was.get(name);
         if (!a) continue;
         const b = is.get(name);
         if (!b) throw new Error(`weight change: expected blocks.${map.own[i]}.${name} in the fine-tuned model, found none`);
-        await change.add(a, b, `blocks.${map.own[i]}.${name}`);
+        pairs.push([a, b, `blocks.${map.own[i]}.${name}`]);
+        layerOf.push(layer);
       }
-      perLayer[layer] = change.relative;
-      whole.merge(change);
     }
-    // An unmerged adapter would be left out of the change without a word.
-    const extra = [...is.keys()].filter((n) => !was.has(n));
-    if (extra.length > 0) throw new Error(`weight change: expected merged LoRA adapters, got ${extra.map((n) => `blocks.${map.own[i]}.${n}`).join(", ")}`);
+    const values = await readPairs(pairs);
+    const perLayer = new Map(BLOCK_LAYERS.map((l) => [l as string, new Change()]));
+    values.forEach(([a, b], j) => perLayer.get(layerOf[j])!.add(a, b));
+    const whole = new Change();
+    for (const change of perLayer.values()) whole.merge(change);
     blocks.push(whole.relative);
-    layers.push(perLayer);
+    layers.push(Object.fromEntries([...perLayer].map(([l, c]) => [l, c.relative])));
   }
   const group = async (pairs: [Tensor, Tensor, string][]) => {
     const change = new Change();
-    for (const [a, b, name] of pairs) await change.add(a, b, name);
+    for (const [a, b] of await readPairs(pairs)) change.add(a, b);
     return change.relative;
   };
   const embedding = await group([
