@@ -51,7 +51,12 @@ const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights"];
 export const ANALYSIS_FILES = ["analysis.json", "analysis.csv", ...FIGURES.flatMap((n) => [".vl.json", ".svg", ".png"].map((e) => n + e)), "analysis-attention.svg", "analysis-attention.png"];
 
 async function readJson<T>(path: string): Promise<T> {
-  return JSON.parse(await readFile(path, "utf8")) as T;
+  const text = await readFile(path, "utf8");
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new Error(`analyze: ${path}: expected JSON, got a parse error: ${(e as Error).message}`);
+  }
 }
 
 function positive(value: number | undefined, what: string): void {

@@ -3,7 +3,7 @@
 // the original at every block, Block Expansion's blocks below its new block are unchanged; with every query and the
 // study's bank, the last block's layer-wise k-NN is the study's own k-NN of each cell and of the original. Then
 // `analyze` on the command line, and bad input: not a run folder, no finished cells, a missing checkpoint or
-// backbone, --images that is not a positive integer.
+// backbone, an unreadable backbone.json, --images that is not a positive integer.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
 import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
@@ -143,7 +143,7 @@ describe("analyze on the command line", () => {
     expect(a.bank.count).toBe(12);
   });
 
-  it("names bad input: a bad --images, not a run folder, no finished cells, a missing checkpoint or backbone", async () => {
+  it("names bad input: a bad --images, not a run folder, no finished cells, a missing checkpoint or backbone, bad JSON", async () => {
     await runOnce();
     for (const images of ["0", "-3"]) {
       const r = await runCli(["analyze", run(), "--images", images]);
@@ -175,6 +175,9 @@ describe("analyze on the command line", () => {
     await writeFile(join(moved, "backbone.json"), JSON.stringify({ kind: "pretrain", path: join(root, "gone.safetensors") }));
     r = await runCli(["analyze", moved]);
     expect(r.err).toContain(`analyze: the original backbone ${join(root, "gone.safetensors")} (named by ${join(moved, "backbone.json")}) does not exist; --backbone FILE names where it is now`);
+    await writeFile(join(moved, "backbone.json"), "{ not json");
+    r = await runCli(["analyze", moved]);
+    expect(r.err).toContain(`analyze: ${join(moved, "backbone.json")}: expected JSON, got a parse error`);
     await expect(analyzeRun(run(), { images: 0 })).rejects.toThrow("analyze: expected images to be an integer >= 1, got 0");
   });
 });
