@@ -15,6 +15,7 @@ import { knn } from "./cli/knn.js";
 import { experiment } from "./cli/experiment.js";
 import { report } from "./cli/report.js";
 import { tune } from "./cli/tune.js";
+import { analyze } from "./cli/analyze.js";
 import { setWarningSink } from "./engine/runtime.js";
 import { describeFileError, isFileError } from "./util/file-errors.js";
 import { LineFilter } from "./util/line-filter.js";
@@ -22,6 +23,7 @@ import { LineFilter } from "./util/line-filter.js";
 const COMMANDS: Record<string, Command> = {
   experiment,
   report,
+  analyze,
   info,
   params,
   features,

@@ -110,6 +110,23 @@ export function holdOut(ds: Dataset, fraction: number, seed: number): { rest: Da
   return { rest: part(false, `without the held-out ${drawn}`), held: part(true, `held out: ${drawn}`) };
 }
 
+// n samples spread evenly over the dataset, i = floor(j * length / n) for j < n, in dataset order: every part of a
+// dataset stored class by class is represented (where its first n would hold the first classes only). Labels and
+// classes stay the parent's.
+export function evenlySpaced(ds: Dataset, n: number): Dataset {
+  if (!(Number.isInteger(n) && n >= 1)) throw new Error(`subset: expected a count >= 1, got ${n}`);
+  if (n >= ds.length) return ds;
+  const indices = Int32Array.from({ length: n }, (_, j) => Math.floor((j * ds.length) / n));
+  const spec = `${n} evenly spaced of ${ds.length}`;
+  const identity: DatasetIdentity = {
+    ...ds.identity,
+    count: n,
+    hash: hashLines([ds.identity.hash, spec]),
+    subset: ds.identity.subset ? `${ds.identity.subset}; then ${spec}` : spec,
+  };
+  return new SubsetDataset(ds, indices, indices.map((i) => ds.labels[i]), ds.classes, identity);
+}
+
 class SubsetDataset implements Dataset {
   readonly imageSize?: { width: number; height: number };
 

@@ -1,6 +1,6 @@
 // What a changed config does to a run folder's finished cells. A cell's result depends on the whole config but for
 // the keys that only choose which cells there are (strategies, learningRates, seeds) or how they are reported
-// (name, selectBy; the table and figure are remade from the cells at every run), and the microBatch settings
+// (name, selectBy, analysis; the table, figures and analysis are remade from the cells), and the microBatch settings
 // (studyIdentity drops them). A change of those grows or shrinks the run and keeps its finished cells; a change of
 // anything else (backbone, knn, transfer, training, imageSize, and any key added later) would mix two studies'
 // cells in one table. A key that holds one value per strategy (headInit) only has to agree on the strategies both
@@ -11,7 +11,7 @@ import { type StudyConfig, headInitFor, studyIdentity } from "./config.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
 
 // The top-level keys whose changes keep the finished cells.
-const KEEPING = ["strategies", "learningRates", "seeds", "name", "selectBy"];
+const KEEPING = ["strategies", "learningRates", "seeds", "name", "selectBy", "analysis"];
 
 // The top-level keys with a value per strategy, each with its reader.
 const PER_STRATEGY: Record<string, (config: StudyConfig, s: Strategy) => unknown> = { headInit: headInitFor };

@@ -50,6 +50,14 @@ export function isHeldOut(v: ValSpec): v is HeldOutVal {
   return !("dataset" in v);
 }
 
+// The per-block analysis of every finished cell against the original backbone (study/analysis.ts), run at the
+// end of a complete study. Its keys choose what is analysed, never a cell's result.
+export interface AnalysisSpec {
+  images: number; // source-domain images compared: this many of knn.queries, evenly spaced
+  gridImages: number; // of which the first ones appear in the attention-map figure
+  bankPerClass?: number; // the layer-wise k-NN's bank: knn.bank with this perClass; absent: knn.bank as it is
+}
+
 // A cell's training settings are these with the cell's learning rate.
 export type StudyTraining = Omit<TrainSettings, "lr">;
 
@@ -69,6 +77,7 @@ export interface StudyConfig {
   seeds: number[];
   training: StudyTraining;
   selectBy: "transfer" | "mean"; // how the table picks each strategy's learning rate
+  analysis?: AnalysisSpec; // absent: no per-block analysis
 }
 
 // Every value a config may leave out.
@@ -78,6 +87,7 @@ export const DEFAULTS = {
   selectBy: "transfer" as const,
   headInit: "uniform" as HeadInit, // PyTorch's nn.Linear
   knn: { ks: [10, 20, 100, 200], reportK: 20, temperature: 0.07, batchSize: 64 }, // DINO's eval_knn.py, but batchSize
+  analysis: { images: 1000, gridImages: 4 },
   training: TRAIN_DEFAULTS,
   pretrain: { warmupSteps: 0, optimizer: "adamw" as OptimizerName, weightDecay: 0.05, seed: 0, cacheDir: ".cache" },
   // Each data role's transform: augmentation for training, DINO's k-NN transform for the source domain.
@@ -174,7 +184,7 @@ const DATA_KEYS = ["dataset", "root", "split", "classes", "perClass", "fraction"
 const MODEL_KEYS = ["imageSize", "patchSize", "width", "depth", "heads", "mlpHidden"];
 const PRETRAIN_KEYS = ["model", "data", "steps", "batchSize", "lr", "warmupSteps", "optimizer", "weightDecay", "seed", "cacheDir", "microBatch"];
 const TRAINING_KEYS = ["steps", "batchSize", "evalEvery", "warmupSteps", "optimizer", "momentum", "weightDecay", "clipNorm", "lossEvery", "microBatch"];
-const TOP_KEYS = ["$comment", "name", "backbone", "imageSize", "knn", "transfer", "strategies", "learningRates", "headInit", "seeds", "training", "selectBy"];
+const TOP_KEYS = ["$comment", "name", "backbone", "imageSize", "knn", "transfer", "strategies", "learningRates", "headInit", "seeds", "training", "selectBy", "analysis"];
 const TRANSFORMS: TransformKind[] = ["train", "eval", "knn"];
 
 function dataSpec(c: Checker, v: unknown, path: string, transform: TransformKind): DataSpec | undefined {
@@ -305,6 +315,16 @@ function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
   } as KnnSpec;
 }
 
+function analysisSpec(c: Checker, v: unknown, path: string): AnalysisSpec | undefined {
+  const o = c.object(v, path, ["images", "gridImages", "bankPerClass"]);
+  if (!o) return undefined;
+  return {
+    images: c.optional(o, "images", path, DEFAULTS.analysis.images, (x, p) => c.int(x, p, 1)),
+    gridImages: c.optional(o, "gridImages", path, DEFAULTS.analysis.gridImages, (x, p) => c.int(x, p, 1)),
+    bankPerClass: c.optional(o, "bankPerClass", path, undefined, (x, p) => c.int(x, p, 1)),
+  } as AnalysisSpec;
+}
+
 function trainingSpec(c: Checker, v: unknown, path: string): StudyTraining | undefined {
   const o = c.object(v, path, TRAINING_KEYS);
   if (!o) return undefined;
@@ -402,6 +422,7 @@ export function parseStudyConfig(json: unknown, source = "config"): StudyConfig 
     seeds: c.optional(o, "seeds", "", DEFAULTS.seeds, (x, p) => c.array(x, p, (y, q) => c.int(y, q, 0))),
     training: c.required(o, "training", "", (x, p) => trainingSpec(c, x, p)),
     selectBy: c.optional(o, "selectBy", "", DEFAULTS.selectBy, (x, p) => c.enumeration(x, p, ["transfer", "mean"] as const)),
+    analysis: c.optional(o, "analysis", "", undefined, (x, p) => analysisSpec(c, x, p)),
   };
   const names = config.strategies?.map(strategyName);
   const rates = config.learningRates;

@@ -19,6 +19,8 @@
 //   results.json, results.csv, table.md   (study/results.ts, report.ts)
 //   figure2.*, forgetting.*, figure3.*   the figures as .vl.json (Vega-Lite), .svg and .png (study/figures/);
 //                         forgetting.* only with knn.atSteps, figure3.* with Block Expansion at several p and rates
+//   analysis.*, analysis-*.*  with the `analysis` key, once every cell has a result: the per-block analysis
+//                         (study/analysis.ts), kept on a rerun that changes nothing it depends on
 // Every file is written atomically. A cell whose result.json exists is skipped on rerun; an unfinished one resumes
 // from its last training checkpoint. So a killed study, rerun with the same command, finishes only what is left,
 // and computes what an uninterrupted run does (test/study/faults.test.ts kills one at every stage). The rerun also
@@ -67,6 +69,7 @@ import { KnnCurve } from "./knn-curve.js";
 import { selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
 import { type Cell, cellsOf } from "./cells.js";
 import { CLAIM_TIMING, type Claim, type ClaimOwner, type ClaimTiming, claimOrWait, describeOwner, thisOwner, tryClaim } from "./claims.js";
+import { ANALYSIS_FILES, analyzeRun } from "./analysis.js";
 
 export interface ExperimentOptions {
   config: StudyConfig;
@@ -196,7 +199,7 @@ async function claimFolder(out: string, config: StudyConfig, force: boolean, log
   const path = join(out, "config.json");
   if (existsSync(path) && force) {
     log(`--force: discarding the earlier results in ${out}`);
-    for (const name of ["cells", "baseline.json", "backbone.json", ...REPORT_FILES]) {
+    for (const name of ["cells", "baseline.json", "backbone.json", ...REPORT_FILES, ...ANALYSIS_FILES]) {
       await rm(join(out, name), { recursive: true, force: true });
     }
   } else if (existsSync(path)) {
@@ -423,6 +426,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     imageSize: size,
   });
   const files = o.collect || (complete && !shared && !o.prepareOnly) ? await writeReport(out, results) : [];
+  if (complete && files.length > 0 && config.analysis && results.cells.length > 0) files.push(...(await analyzeRun(out, { reuse: true, log })).files);
   const diverged = results.diverged.map((c) => c.id);
   return { results, ran, skipped: [...prior.keys()], diverged, complete, missing: results.missing, files, seconds: (performance.now() - started) / 1000 };
 }

@@ -2,7 +2,7 @@
 // class-list parsing, and identities that tell subsets apart.
 import { describe, expect, it } from "vitest";
 import { ArrayDataset, type Dataset } from "../../data/dataset.js";
-import { holdOut, parseClassList, subset } from "../../data/subset.js";
+import { evenlySpaced, holdOut, parseClassList, subset } from "../../data/subset.js";
 import { classCounts } from "../../data/summary.js";
 import { pattern } from "./fixtures.js";
 
@@ -105,5 +105,26 @@ describe("holdOut", () => {
 
   it("refuses a fraction outside (0, 1)", () => {
     for (const f of [0, 1, 2]) expect(() => holdOut(ds, f, 0)).toThrow(`subset: expected a held-out fraction in (0, 1), got ${f}`);
+  });
+});
+
+describe("evenlySpaced", () => {
+  const ds = dataset();
+
+  it("takes n samples spread over the dataset, with the parent's labels, and names itself", async () => {
+    const s = evenlySpaced(ds, 10);
+    const parents = Array.from({ length: 10 }, (_, k) => Number(s.source(k).split("#")[1]));
+    expect(parents).toEqual([0, 10, 20, 30, 41, 51, 61, 72, 82, 92]);
+    expect(Array.from(s.labels)).toEqual(parents.map((i) => ds.labels[i]));
+    expect(s.classes).toEqual(ds.classes);
+    expect(Array.from((await s.image(9)).data)).toEqual(Array.from((await ds.image(92)).data));
+    expect(s.identity).toMatchObject({ count: 10, subset: "10 evenly spaced of 103" });
+    expect(evenlySpaced(ds, 11).identity.hash).not.toBe(s.identity.hash);
+  });
+
+  it("keeps a dataset of at most n samples whole, and names a bad count", () => {
+    expect(evenlySpaced(ds, 103)).toBe(ds);
+    expect(evenlySpaced(ds, 500)).toBe(ds);
+    expect(() => evenlySpaced(ds, 0)).toThrow("subset: expected a count >= 1, got 0");
   });
 });

@@ -33,6 +33,16 @@ describe("configChanges", () => {
     });
   });
 
+  it("keeps the cells through a changed, added or removed analysis", () => {
+    for (const analysis of [{ images: 7 }, { images: 9, gridImages: 2, bankPerClass: 3 }]) {
+      const c = configChanges(base, changed({ analysis }));
+      expect(c.refusing).toEqual([]);
+      expect(c.keeping.length).toBeGreaterThan(0);
+      for (const k of c.keeping) expect(k).toMatch(/^analysis/);
+      expect(configChanges(changed({ analysis }), base).refusing).toEqual([]);
+    }
+  });
+
   it("refuses any other change, by key path, an absent key included", () => {
     const other = changed({ training: { ...training, steps: 400, clipNorm: 1 }, imageSize: 32 });
     expect(configChanges(base, other).refusing).toEqual(["training.steps: 60 -> 400", "training.clipNorm: absent -> 1", "imageSize: absent -> 32"]);

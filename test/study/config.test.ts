@@ -45,6 +45,7 @@ describe("shipped configs", () => {
     expect(c.training.optimizer).toBe("sgd");
     expect(c.training.momentum).toBe(0.9);
     expect(c.training.microBatch).toBeUndefined(); // one pass per step
+    expect(c.analysis).toEqual({ images: 500, gridImages: 4, bankPerClass: 100 });
   });
 
   it("accepts training.microBatch, any integer >= 1 (above batchSize: one pass)", () => {
@@ -53,6 +54,22 @@ describe("shipped configs", () => {
       c.training.microBatch = m;
       expect(parseStudyConfig(c).training.microBatch).toBe(m);
     }
+  });
+
+  it("reads the analysis key with its defaults, and names each bad value", () => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    c.analysis = {};
+    expect(parseStudyConfig(c).analysis).toEqual({ images: DEFAULTS.analysis.images, gridImages: DEFAULTS.analysis.gridImages, bankPerClass: undefined });
+    c.analysis = { images: 0, gridImages: 1.5, bankPerClass: "10", extra: 1 };
+    const text = problems(c);
+    for (const p of [
+      "analysis.extra: unknown key (known keys: images, gridImages, bankPerClass)",
+      "analysis.images: expected an integer >= 1, got 0",
+      "analysis.gridImages: expected an integer >= 1, got 1.5",
+      'analysis.bankPerClass: expected an integer >= 1, got "10"',
+    ]) expect(text).toContain(p);
+    c.analysis = [];
+    expect(problems(c)).toContain("analysis: expected an object, got an array of 0");
   });
 
   it("accepts backbone.pretrain.microBatch, an integer >= 1", () => {
@@ -76,10 +93,10 @@ describe("shipped configs", () => {
     expect(JSON.stringify(configJson(c))).not.toContain("microBatch");
   });
 
-  it("configs/default-lr-sweep.json is the default study but for its rates, seed and curve, and holds each chosen rate", () => {
+  it("configs/default-lr-sweep.json is the default study but for its rates, seed, curve and analysis, and holds each chosen rate", () => {
     const sweep = parseStudyConfig(JSON.parse(readFileSync("configs/default-lr-sweep.json", "utf8")));
     const study = parseStudyConfig(DEFAULT_STUDY);
-    const rest = ({ name: _n, learningRates: _l, seeds: _s, knn: { atSteps: _a, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
+    const rest = ({ name: _n, learningRates: _l, seeds: _s, analysis: _an, knn: { atSteps: _a, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
     expect(rest(sweep)).toEqual(rest(study));
     expect(sweep.seeds).toEqual([study.seeds[0]]);
     for (const s of study.strategies) {

@@ -1,0 +1,57 @@
+// `analyze`: where forgetting happens, block by block, for every finished cell of a run folder (study/analysis.ts).
+import type { Command } from "../util/command.js";
+import { UsageError } from "../util/command.js";
+import { parseArgs } from "../util/args.js";
+import { initEngine } from "../engine/runtime.js";
+import { analyzeRun } from "../study/analysis.js";
+
+const FLAGS = {
+  images: "int",
+  "grid-images": "int",
+  "bank-per-class": "int",
+  backbone: "string",
+  out: "string",
+  backend: "string",
+  adapter: "string",
+} as const;
+
+export const analyze: Command = {
+  summary: "compare every finished cell's backbone with the original, block by block: CKA, layer-wise k-NN, weight change, attention",
+  usage: `usage: node dist/run.js analyze RUN_DIR [--images N] [--out DIR]
+
+  RUN_DIR           a study's run folder (experiment --out) with at least one finished cell
+  --images          source-domain images compared: this many of knn.queries, evenly spaced (default: the config's
+                    analysis.images, else 1000)
+  --grid-images     images in the attention-map figure (default: analysis.gridImages, else 4)
+  --bank-per-class  the layer-wise k-NN's bank: knn.bank with this many images per class (default: knn.bank)
+  --backbone        the original backbone's file, when the one backbone.json names has moved
+  --out             the folder for the files (default: RUN_DIR)
+  --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)
+
+Writes analysis.json (every number), analysis.csv (one number per line), analysis-cka.*, analysis-knn.*,
+analysis-weights.* (.svg, .png, .vl.json) and analysis-attention.svg / .png. Per block of the original: linear
+CKA of the block outputs (CLS token, all tokens mean-pooled), the k-NN accuracy of the block's CLS token after the
+final LayerNorm, the relative weight change (LoRA merged), and the Jensen-Shannon divergence of the CLS attention
+per head. Block Expansion's new blocks count with the block they follow.`,
+  async run(argv) {
+    // The one positional argument of any command: the run folder comes first.
+    const positional = argv.length > 0 && !argv[0].startsWith("-");
+    const dir = positional ? argv[0] : undefined;
+    const flags = parseArgs(positional ? argv.slice(1) : argv, FLAGS);
+    if (dir === undefined) throw new UsageError("expected a run folder: analyze RUN_DIR");
+    for (const flag of ["images", "grid-images", "bank-per-class"] as const) {
+      const v = flags[flag];
+      if (v !== undefined && v < 1) throw new UsageError(`flag --${flag}: expected an integer >= 1, got ${v}`);
+    }
+    await initEngine({ backend: flags.backend, adapter: flags.adapter });
+    const { files } = await analyzeRun(dir, {
+      out: flags.out,
+      images: flags.images,
+      gridImages: flags["grid-images"],
+      bankPerClass: flags["bank-per-class"],
+      backbone: flags.backbone,
+      log: (line) => console.error(line),
+    });
+    console.log(`wrote ${files.join(", ")}`);
+  },
+};

@@ -1,0 +1,231 @@
+// Where a fine-tuned backbone differs from its original, block by block, on a set of source-domain images streamed
+// in loader batches (memory grows with the depth and width, not with the number of images, but for the k-NN
+// features below):
+//   - representation similarity: linear CKA (eval/cka.ts) between the two models' outputs of each original block,
+//     of the CLS token and of all tokens mean-pooled (CLS included);
+//   - layer-wise k-NN: DINO's weighted k-NN accuracy (eval/knn.ts) of each block's CLS token after the model's own
+//     final LayerNorm, as DINO's get_intermediate_layers normalises intermediate outputs with the final norm; the
+//     fine-tuned model's queries against a bank built the same way with the fine-tuned model, the original's against
+//     the original's. These features are kept on the host: (images + bank) x width floats per block;
+//   - attention drift (eval/attention-drift.ts): per block and head, the Jensen-Shannon divergence of the CLS
+//     token's attention distributions;
+//   - weight change (eval/weight-change.ts), LoRA merged first;
+//   - for a figure, the CLS attention of the last original block over the patches (mean over heads) of the first
+//     few images.
+// Expanded blocks are mapped to the original block they follow (eval/block-map.ts).
+import { Tensor, tidyAsync } from "../engine/tensor.js";
+import * as ops from "../autograd/ops.js";
+import { noGrad } from "../autograd/tape.js";
+import type { Loader } from "../data/loader.js";
+import { mergeLora } from "../peft/lora.js";
+import type { Capture, VisionTransformer } from "../vit/model.js";
+import { type BlockMap, identityMap } from "./block-map.js";
+import { CkaAccumulator, ckaFromMoments } from "./cka.js";
+import { readAll } from "./read-all.js";
+import { AttentionDrift } from "./attention-drift.js";
+import { knnClassify } from "./knn.js";
+import { type WeightChange, weightChange } from "./weight-change.js";
+
+export interface AnalysisData {
+  queries: Loader; // the analysed source-domain images (with labels: the k-NN queries), in a fixed order
+  bank: Loader; // the k-NN bank: source-domain training images
+  k: number; // neighbours of the layer-wise k-NN (the study's reportK)
+  temperature: number;
+  classes: number;
+  gridImages: number; // the first images whose attention maps are kept for the figure
+}
+
+// Normalised CLS features of every original block for a set of images.
+interface BlockFeatures {
+  features: Float32Array[]; // (depth) x (N, C)
+  labels: Int32Array; // (N)
+}
+
+// The CLS attention over the patches of the last original block, mean over heads, of the first gridImages images.
+export interface AttentionMaps {
+  tokens: number; // patches per image (T - 1)
+  maps: Float32Array; // (G, T - 1)
+}
+
+export interface OriginalAnalysis {
+  knn: number[]; // (depth): layer-wise k-NN top-1, percent
+  grid: AttentionMaps;
+  images: Float32Array; // (G, 3, S, S): the grid's images as the model saw them (normalised)
+  imageShape: number[]; // [G, 3, S, S]
+}
+
+export interface BackboneComparison {
+  cka: { cls: number[]; pooled: number[] }; // (depth) each
+  knn: number[]; // (depth): layer-wise k-NN top-1 of the fine-tuned model, percent
+  attention: number[][]; // (depth) x (H): mean JS divergence in bits
+  weights: WeightChange;
+  grid: AttentionMaps;
+}
+
+// Per original block: what one batch's forward pass gives. cls, pooled, normed (B, C), attention (B, H, T); with
+// `normedOnly` (a k-NN bank's pass) only normed, and no attention probabilities are materialised.
+interface BlockOutputs {
+  cls: Tensor[];
+  pooled: Tensor[];
+  normed: Tensor[];
+  attention: Tensor[];
+}
+
+function blockOutputs(model: VisionTransformer, images: Tensor, map: BlockMap, normedOnly = false): BlockOutputs {
+  return noGrad(() => {
+    const capture: Capture = { blocks: new Set(map.output), attention: new Set(normedOnly ? [] : map.own), outputs: new Map() };
+    model.features(images, capture);
+    const out: BlockOutputs = { cls: [], pooled: [], normed: [], attention: [] };
+    for (let i = 0; i < map.depth; i++) {
+      const x = capture.outputs.get(`block.${map.output[i]}`)!; // (B, T, C)
+      const [b, t, c] = x.shape;
+      const cls = ops.reshape(ops.slice(x, 1, 0, 1), [b, c]);
+      out.normed.push(model.norm.forward(cls));
+      if (normedOnly) continue;
+      const probs = capture.outputs.get(`attention.${map.own[i]}`)!; // (B, H, T, T)
+      out.cls.push(cls);
+      out.pooled.push(ops.mean(x, 1));
+      out.attention.push(ops.reshape(ops.slice(probs, 2, 0, 1), [b, probs.shape[1], t]));
+    }
+    return out;
+  });
+}
+
+// The grid's maps from the last block's CLS rows (B, H, T) of one batch whose first image is `start`.
+function addMaps(grid: AttentionMaps & { filled: number }, rows: Float32Array, start: number, batch: number, heads: number, g: number): void {
+  const t = grid.tokens + 1;
+  for (let b = 0; b < batch && start + b < g; b++) {
+    for (let h = 0; h < heads; h++) {
+      for (let j = 1; j < t; j++) grid.maps[(start + b) * grid.tokens + j - 1] += rows[(b * heads + h) * t + j] / heads;
+    }
+    grid.filled = start + b + 1;
+  }
+}
+
+// The normalised per-block CLS features of every image of `loader`.
+async function normedFeatures(model: VisionTransformer, loader: Loader, map: BlockMap, size: number): Promise<BlockFeatures> {
+  const n = loader.dataset.length;
+  const c = model.width;
+  const features = Array.from({ length: map.depth }, () => new Float32Array(n * c));
+  const labels = new Int32Array(n);
+  let rows = 0;
+  for await (const batch of loader.epoch(0)) {
+    const b = batch.labels.length;
+    await tidyAsync(async () => {
+      const x = Tensor.fromArray(batch.images, [b, 3, size, size]);
+      const normed = await readAll(blockOutputs(model, x, map, true).normed);
+      for (let i = 0; i < map.depth; i++) features[i].set(normed[i], rows * c);
+    });
+    labels.set(batch.labels, rows);
+    rows += b;
+  }
+  return { features: features.map((f) => f.subarray(0, rows * c)), labels: labels.subarray(0, rows) };
+}
+
+async function layerKnn(bank: BlockFeatures, queries: BlockFeatures, data: AnalysisData): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < bank.features.length; i++) {
+    const [r] = await knnClassify({
+      train: bank.features[i],
+      trainLabels: bank.labels,
+      test: queries.features[i],
+      testLabels: queries.labels,
+      ks: [data.k],
+      temperature: data.temperature,
+      classes: data.classes,
+    });
+    out.push(r.top1);
+  }
+  return out;
+}
+
+function imageSize(loader: Loader): number {
+  return loader.transform.spec.size;
+}
+
+// The original's own layer-wise k-NN and attention maps: computed once, shared by every comparison.
+export async function analyzeOriginal(original: VisionTransformer, data: AnalysisData): Promise<OriginalAnalysis> {
+  const map = identityMap(original.blocks.length);
+  const size = imageSize(data.queries);
+  const bank = await normedFeatures(original, data.bank, map, size);
+  const g = Math.min(data.gridImages, data.queries.dataset.length);
+  const queries = await normedFeatures(original, data.queries, map, size);
+  // The grid's images and maps: one more pass over the first batch or two, not worth keeping every attention row.
+  const t = tokensOf(original, size);
+  const grid = { tokens: t - 1, maps: new Float32Array(g * (t - 1)), filled: 0 };
+  const images = new Float32Array(g * 3 * size * size);
+  for await (const batch of data.queries.epoch(0)) {
+    if (grid.filled >= g) break;
+    const b = batch.labels.length;
+    const start = grid.filled;
+    images.set(batch.images.subarray(0, Math.min(b, g - start) * 3 * size * size), start * 3 * size * size);
+    await tidyAsync(async () => {
+      const out = blockOutputs(original, Tensor.fromArray(batch.images, [b, 3, size, size]), map);
+      addMaps(grid, await out.attention[map.depth - 1].data(), start, b, original.config.heads, g);
+    });
+  }
+  return { knn: await layerKnn(bank, queries, data), grid: { tokens: grid.tokens, maps: grid.maps }, images, imageShape: [g, 3, size, size] };
+}
+
+function tokensOf(model: VisionTransformer, size: number): number {
+  return 1 + (size / model.config.patchSize) ** 2;
+}
+
+// Compares a fine-tuned backbone with its original. LoRA adapters of `tuned` are merged into its weights first
+// (the model computes the same function, faster, and its weight change is that of the merged weights).
+export async function compareBackbones(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap, data: AnalysisData): Promise<BackboneComparison> {
+  if (original.blocks.length !== map.depth || tuned.blocks.length !== map.depth + map.added.length) {
+    throw new Error(`block analysis: expected an original of ${map.depth} blocks and a fine-tuned model of ${map.depth + map.added.length}, got ${original.blocks.length} and ${tuned.blocks.length}`);
+  }
+  mergeLora(tuned);
+  const size = imageSize(data.queries);
+  const c = original.width;
+  const heads = original.config.heads;
+  const n = data.queries.dataset.length;
+  const g = Math.min(data.gridImages, n);
+  const ckaCls = Array.from({ length: map.depth }, () => new CkaAccumulator(c, c));
+  const ckaPooled = Array.from({ length: map.depth }, () => new CkaAccumulator(c, c));
+  const drift = Array.from({ length: map.depth }, () => new AttentionDrift(heads));
+  const queries: BlockFeatures = { features: Array.from({ length: map.depth }, () => new Float32Array(n * c)), labels: new Int32Array(n) };
+  const grid = { tokens: tokensOf(original, size) - 1, maps: new Float32Array(g * (tokensOf(original, size) - 1)), filled: 0 };
+  const same = identityMap(map.depth);
+  try {
+    let rows = 0;
+    for await (const batch of data.queries.epoch(0)) {
+      const b = batch.labels.length;
+      await tidyAsync(async () => {
+        const x = Tensor.fromArray(batch.images, [b, 3, size, size]);
+        const was = blockOutputs(original, x, same);
+        const is = blockOutputs(tuned, x, map);
+        for (let i = 0; i < map.depth; i++) {
+          ckaCls[i].add(was.cls[i], is.cls[i]);
+          ckaPooled[i].add(was.pooled[i], is.pooled[i]);
+        }
+        const d = map.depth;
+        const read = await readAll([...was.attention, ...is.attention, ...is.normed]);
+        for (let i = 0; i < d; i++) {
+          drift[i].add(read[i], read[d + i], b);
+          queries.features[i].set(read[2 * d + i], rows * c);
+        }
+        addMaps(grid, read[2 * d - 1], rows, b, heads, g);
+      });
+      queries.labels.set(batch.labels, rows);
+      rows += b;
+    }
+    const bank = await normedFeatures(tuned, data.bank, map, size);
+    // Every accumulator's moments in one read-back.
+    const accumulators = [...ckaCls, ...ckaPooled];
+    const moments = await readAll(accumulators.flatMap((a) => a.state()));
+    const values = accumulators.map((a, j) => ckaFromMoments(moments[2 * j], moments[2 * j + 1], a.n, c, c));
+    const cka = { cls: values.slice(0, map.depth), pooled: values.slice(map.depth) };
+    return {
+      cka,
+      knn: await layerKnn(bank, queries, data),
+      attention: drift.map((d) => d.value()),
+      weights: await weightChange(original, tuned, map),
+      grid: { tokens: grid.tokens, maps: grid.maps },
+    };
+  } finally {
+    for (const a of [...ckaCls, ...ckaPooled]) a.dispose();
+  }
+}

@@ -1,0 +1,79 @@
+// A grid of small images with a title, a label above each column and one left of each row, for pictures that are
+// not charts (attention maps beside their image). Built as SVG with each tile embedded as a PNG data URI, so that
+// the SVG alone shows it; tiles are enlarged with nearest-neighbour sampling first (a patch stays a sharp square,
+// where a viewer would blur it) and renderPng rasterises the whole. Text in the figures' font (plot/style.ts).
+import sharp from "sharp";
+import { FIGURE_CONFIG } from "./style.js";
+
+export interface Tile {
+  rgb: Uint8Array; // (height, width, 3), 8-bit
+  width: number;
+  height: number;
+}
+
+export interface ImageGrid {
+  title: string;
+  subtitle?: string;
+  columns: string[]; // a label per column
+  rows: string[]; // a label per row
+  tiles: Tile[][]; // [row][column]
+  tileSize: number; // pixels of the enlarged tile's longer side
+}
+
+const PAD = 6;
+const LABEL_WIDTH = 90;
+const HEAD = 62; // title, subtitle and column labels
+
+function escape(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+export async function imageGridSvg(g: ImageGrid): Promise<string> {
+  if (g.tiles.length !== g.rows.length || g.tiles.some((r) => r.length !== g.columns.length)) {
+    throw new Error(`image grid: expected ${g.rows.length} rows of ${g.columns.length} tiles, got rows of ${g.tiles.map((r) => r.length).join(", ")}`);
+  }
+  const s = g.tileSize;
+  const font = `font-family="${FIGURE_CONFIG.font}"`;
+  const parts: string[] = [];
+  const width = LABEL_WIDTH + g.columns.length * (s + PAD) + PAD;
+  const height = HEAD + g.rows.length * (s + PAD) + PAD;
+  parts.push(`<rect width="${width}" height="${height}" fill="white"/>`);
+  parts.push(`<text x="${PAD}" y="20" font-size="15" ${font}>${escape(g.title)}</text>`);
+  if (g.subtitle) parts.push(`<text x="${PAD}" y="38" font-size="12" fill="#444" ${font}>${escape(g.subtitle)}</text>`);
+  g.columns.forEach((label, j) => {
+    const x = LABEL_WIDTH + j * (s + PAD) + s / 2;
+    parts.push(`<text x="${x}" y="${HEAD - 8}" font-size="12" text-anchor="middle" ${font}>${escape(label)}</text>`);
+  });
+  for (const [i, row] of g.tiles.entries()) {
+    const y = HEAD + i * (s + PAD);
+    parts.push(`<text x="${LABEL_WIDTH - PAD}" y="${y + s / 2 + 4}" font-size="12" text-anchor="end" ${font}>${escape(g.rows[i])}</text>`);
+    for (const [j, tile] of row.entries()) {
+      if (tile.rgb.length !== tile.width * tile.height * 3) throw new Error(`image grid: expected tile [${i}][${j}] of ${tile.width} x ${tile.height} x 3 bytes, got ${tile.rgb.length}`);
+      const scale = s / Math.max(tile.width, tile.height);
+      const [w, h] = [Math.round(tile.width * scale), Math.round(tile.height * scale)];
+      const png = await sharp(Buffer.from(tile.rgb), { raw: { width: tile.width, height: tile.height, channels: 3 } }).resize(w, h, { kernel: "nearest" }).png().toBuffer();
+      parts.push(`<image x="${LABEL_WIDTH + j * (s + PAD)}" y="${y}" width="${w}" height="${h}" href="data:image/png;base64,${png.toString("base64")}"/>`);
+    }
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${parts.join("")}</svg>\n`;
+}
+
+// A colour map: each value in [0, 1] to RGB by linear interpolation between viridis's five key colours.
+const VIRIDIS = [
+  [68, 1, 84],
+  [59, 82, 139],
+  [33, 145, 140],
+  [94, 201, 98],
+  [253, 231, 37],
+];
+
+export function viridis(values: ArrayLike<number>): Uint8Array {
+  const out = new Uint8Array(values.length * 3);
+  for (let i = 0; i < values.length; i++) {
+    const v = Math.min(1, Math.max(0, values[i])) * (VIRIDIS.length - 1);
+    const k = Math.min(VIRIDIS.length - 2, Math.floor(v));
+    const f = v - k;
+    for (let c = 0; c < 3; c++) out[i * 3 + c] = Math.round(VIRIDIS[k][c] * (1 - f) + VIRIDIS[k + 1][c] * f);
+  }
+  return out;
+}

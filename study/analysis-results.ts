@@ -1,0 +1,122 @@
+// The per-block analysis of a run folder as values (study/analysis.ts computes them): every finished cell's
+// comparison with the original backbone (eval/block-analysis.ts), and per strategy at its selected learning rate
+// (the table's row) the mean and sample standard deviation over seeds of each measure per block; analysisCsv is
+// analysis.csv, one number per line.
+import type { DatasetIdentity } from "../data/dataset.js";
+import type { WeightChange } from "../eval/weight-change.js";
+import { strategyName } from "../peft/strategy.js";
+import { meanStd } from "../util/stats.js";
+import type { StudyResults } from "./results.js";
+
+export const ANALYSIS_FORMAT = "peft-vit-webgpu/analysis@1";
+
+export interface MeanStd {
+  mean: number;
+  std: number; // sample standard deviation over seeds (0 for one seed)
+}
+
+export interface CellAnalysis {
+  id: string;
+  strategy: string;
+  lr: number;
+  seed: number;
+  cka: { cls: number[]; pooled: number[] }; // (depth) each
+  knn: number[]; // (depth): layer-wise k-NN top-1, percent
+  attention: number[][]; // (depth) x (heads): Jensen-Shannon divergence of the CLS attention, bits
+  weights: WeightChange;
+  grid: number[]; // (gridImages, tokens): the last block's CLS attention over the patches, mean over heads
+}
+
+export interface StrategyAnalysis {
+  strategy: string;
+  lr: number;
+  seeds: number;
+  ckaCls: MeanStd[]; // (depth)
+  ckaPooled: MeanStd[];
+  knn: MeanStd[];
+  weights: MeanStd[]; // each block's relative weight change
+  embedding: MeanStd; // the embeddings' relative weight change
+  norm: MeanStd; // the final norm's
+  attention: MeanStd[]; // each block's divergence, mean over heads
+  added: number[]; // the original blocks a new block follows (Block Expansion)
+}
+
+// What makes an analysis the same: a rerun of the study with these values reuses analysis.json.
+export interface AnalysisKey {
+  images: number;
+  gridImages: number;
+  bankPerClass?: number;
+  cells: string[];
+}
+
+export interface RunAnalysis {
+  format: typeof ANALYSIS_FORMAT;
+  key: AnalysisKey;
+  backbone: string; // the original backbone's file
+  depth: number;
+  heads: number;
+  images: DatasetIdentity; // the analysed source-domain images
+  bank: DatasetIdentity; // the layer-wise k-NN's bank
+  k: number;
+  temperature: number;
+  gridTokens: number; // patches per attention map
+  original: { knn: number[]; grid: number[] };
+  cells: CellAnalysis[];
+  strategies: StrategyAnalysis[]; // the study table's rows, in its order
+  seconds: number;
+}
+
+// The table's rows (each strategy at its selected learning rate), averaged over their seeds' analyses.
+export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[]): StrategyAnalysis[] {
+  const out: StrategyAnalysis[] = [];
+  for (const row of r.table) {
+    const name = strategyName(row.strategy);
+    const group = cells.filter((c) => c.strategy === name && c.lr === row.lr);
+    if (group.length === 0) continue;
+    const both = (xs: number[]) => {
+      const [mean, std] = meanStd(xs);
+      return { mean, std };
+    };
+    const per = (value: (c: CellAnalysis, i: number) => number) =>
+      group[0].knn.map((_, i) => both(group.map((c) => value(c, i))));
+    out.push({
+      strategy: name,
+      lr: row.lr,
+      seeds: group.length,
+      ckaCls: per((c, i) => c.cka.cls[i]),
+      ckaPooled: per((c, i) => c.cka.pooled[i]),
+      knn: per((c, i) => c.knn[i]),
+      weights: per((c, i) => c.weights.blocks[i]),
+      embedding: both(group.map((c) => c.weights.embedding)),
+      norm: both(group.map((c) => c.weights.norm)),
+      attention: per((c, i) => c.attention[i].reduce((a, b) => a + b, 0) / c.attention[i].length),
+      added: group[0].weights.added,
+    });
+  }
+  return out;
+}
+
+// analysis.csv: one number per line. measure: cka_cls, cka_pooled, knn_top1, weight_change, attention_js;
+// block: an original block (0-based), or embedding / norm for weight_change; part: the layer of a weight change
+// ("all" for the whole block), the head of an attention divergence. The original backbone's k-NN rows have the
+// cell "original".
+export function analysisCsv(a: RunAnalysis): string {
+  const lines = ["cell,strategy,lr,seed,measure,block,part,value"];
+  const row = (c: { id: string; strategy: string; lr: number | string; seed: number | string }, measure: string, block: number | string, part: string, value: number) =>
+    lines.push([c.id, c.strategy, c.lr, c.seed, measure, block, part, value.toPrecision(6)].join(","));
+  const original = { id: "original", strategy: "original", lr: "", seed: "" };
+  a.original.knn.forEach((v, i) => row(original, "knn_top1", i, "", v));
+  for (const c of a.cells) {
+    for (let i = 0; i < a.depth; i++) {
+      row(c, "cka_cls", i, "", c.cka.cls[i]);
+      row(c, "cka_pooled", i, "", c.cka.pooled[i]);
+      row(c, "knn_top1", i, "", c.knn[i]);
+      row(c, "weight_change", i, "all", c.weights.blocks[i]);
+      for (const [layer, v] of Object.entries(c.weights.layers[i])) row(c, "weight_change", i, layer, v);
+      c.attention[i].forEach((v, h) => row(c, "attention_js", i, `head${h}`, v));
+    }
+    row(c, "weight_change", "embedding", "all", c.weights.embedding);
+    row(c, "weight_change", "norm", "all", c.weights.norm);
+  }
+  return lines.join("\n") + "\n";
+}

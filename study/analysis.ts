@@ -1,0 +1,222 @@
+// The per-block analysis of a run folder (`analyze`, and the study's `analysis` key at the end of a complete
+// study): every finished cell's best backbone against the original (eval/block-analysis.ts) on source-domain
+// images (the k-NN queries, evenly spaced), with the layer-wise k-NN's bank the study's k-NN bank (optionally
+// fewer images per class). It writes, into the run folder or another:
+//   analysis.json      everything (study/analysis-results.ts RunAnalysis)
+//   analysis.csv       one number per line
+//   analysis-cka.*, analysis-knn.*, analysis-weights.*   the figures (study/figures/analysis.ts) as .vl.json,
+//                      .svg and .png
+//   analysis-attention.svg, .png   the attention maps (study/figures/attention-grid.ts)
+// all atomically. With `reuse`, an analysis.json of the same images, settings and cells is kept as it is: a rerun
+// of a finished study does not pay for it again (a cell's result never changes once finished; --force removes
+// these files with the rest).
+import { existsSync } from "node:fs";
+import { mkdir, readFile, readdir } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { Loader } from "../data/loader.js";
+import { openData, transformFor } from "../data/spec.js";
+import { evenlySpaced } from "../data/subset.js";
+import { Transform } from "../data/transforms.js";
+import { type AnalysisData, analyzeOriginal, compareBackbones } from "../eval/block-analysis.js";
+import { blockMap } from "../eval/block-map.js";
+import { loadFinetuned } from "../peft/save.js";
+import { parseStrategy, strategyName } from "../peft/strategy.js";
+import { imageGridSvg } from "../plot/image-grid.js";
+import { type FigureSpec, renderPng, renderSvg } from "../plot/render.js";
+import { loadVit } from "../vit/load.js";
+import type { VisionTransformer } from "../vit/model.js";
+import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { ANALYSIS_FORMAT, type AnalysisKey, type CellAnalysis, type RunAnalysis, analysisCsv, summarizeAnalysis } from "./analysis-results.js";
+import { DEFAULTS, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
+import { ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
+import { attentionGrid } from "./figures/attention-grid.js";
+import { type BaselineResult, type CellOutcome, type CellResult, isDiverged, summarize } from "./results.js";
+
+export interface AnalyzeOptions {
+  out?: string; // the folder for the files; default: the run folder
+  images?: number; // default: the config's analysis.images, else DEFAULTS.analysis.images
+  gridImages?: number;
+  bankPerClass?: number;
+  backbone?: string; // the original backbone's file, where backbone.json's path no longer holds it
+  reuse?: boolean; // keep an analysis.json of the same key
+  log?: (line: string) => void;
+}
+
+// The attention probabilities of every block of both models, (B, H, T, T) each, are on the device at once: a batch
+// keeps each within 64 MiB (one storage binding on every adapter; ViT-B/16 at 224 px: 36 images, 1.5 GB in all).
+const ATTENTION_BYTES = 64 * 2 ** 20;
+
+const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights"];
+// Every file an analysis writes (what the study's --force removes).
+export const ANALYSIS_FILES = ["analysis.json", "analysis.csv", ...FIGURES.flatMap((n) => [".vl.json", ".svg", ".png"].map((e) => n + e)), "analysis-attention.svg", "analysis-attention.png"];
+
+async function readJson<T>(path: string): Promise<T> {
+  const text = await readFile(path, "utf8");
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new Error(`analyze: ${path}: expected JSON, got a parse error: ${(e as Error).message}`);
+  }
+}
+
+function positive(value: number | undefined, what: string): void {
+  if (value !== undefined && !(Number.isInteger(value) && value >= 1)) throw new Error(`analyze: expected ${what} to be an integer >= 1, got ${value}`);
+}
+
+// The result.json of every cell of the config in cells/, in the config's order (strategy, learning rate, seed);
+// cells of a config's earlier form stay out, as they stay out of the study's results.
+async function cellOutcomes(dir: string, config: StudyConfig): Promise<CellOutcome[]> {
+  const root = join(dir, "cells");
+  const ids = existsSync(root) ? await readdir(root) : [];
+  const outcomes: CellOutcome[] = [];
+  for (const id of ids) {
+    const path = join(root, id, "result.json");
+    if (existsSync(path)) outcomes.push(await readJson<CellOutcome>(path));
+  }
+  const names = config.strategies.map(strategyName);
+  const rank = (c: CellOutcome) => {
+    const s = names.indexOf(c.strategy);
+    return s < 0 ? [-1] : [s, ratesFor(config, config.strategies[s]).indexOf(c.lr), config.seeds.indexOf(c.seed)];
+  };
+  const order = (c: CellOutcome) => rank(c).reduce((acc, r) => acc * 1000 + r, 0);
+  return outcomes.filter((c) => !rank(c).includes(-1)).sort((a, b) => order(a) - order(b));
+}
+
+export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Promise<{ analysis: RunAnalysis; files: string[]; reused: boolean }> {
+  const started = performance.now();
+  const log = opts.log ?? (() => undefined);
+  const dir = resolve(runDir);
+  const out = resolve(opts.out ?? dir);
+  positive(opts.images, "images");
+  positive(opts.gridImages, "gridImages");
+  positive(opts.bankPerClass, "bankPerClass");
+  const configPath = join(dir, "config.json");
+  if (!existsSync(configPath)) throw new Error(`analyze: ${dir} is not a run folder: expected ${configPath}, found none`);
+  const config = parseStudyConfig(await readJson(configPath), configPath);
+  const spec = { ...DEFAULTS.analysis, ...config.analysis };
+  const images = opts.images ?? spec.images;
+  const gridImages = Math.min(opts.gridImages ?? spec.gridImages, images);
+  const bankPerClass = opts.bankPerClass ?? spec.bankPerClass;
+
+  // The finished cells and their checkpoints, all checked before any work.
+  const outcomes = await cellOutcomes(dir, config);
+  const finished = outcomes.filter((c): c is CellResult => !isDiverged(c));
+  if (finished.length === 0) throw new Error(`analyze: ${dir} has no finished cells (a cells/<id>/result.json of a cell that did not diverge)`);
+  for (const c of finished) {
+    const best = join(dir, "cells", c.id, "best.safetensors");
+    if (!existsSync(best)) throw new Error(`analyze: cell ${c.id} is finished but its checkpoint ${best} is missing`);
+  }
+  const backboneJson = join(dir, "backbone.json");
+  let backbone = opts.backbone && resolve(opts.backbone);
+  if (!backbone) {
+    if (!existsSync(backboneJson)) throw new Error(`analyze: expected ${backboneJson} (where the original backbone is), found none`);
+    backbone = (await readJson<{ path: string }>(backboneJson)).path;
+  }
+  if (!existsSync(backbone)) throw new Error(`analyze: the original backbone ${backbone}${opts.backbone ? "" : ` (named by ${backboneJson})`} does not exist; --backbone FILE names where it is now`);
+  const baselinePath = join(dir, "baseline.json");
+  if (!existsSync(baselinePath)) throw new Error(`analyze: expected ${baselinePath}, found none`);
+
+  const key: AnalysisKey = { images, gridImages, ...(bankPerClass !== undefined ? { bankPerClass } : {}), cells: finished.map((c) => c.id) };
+  const jsonPath = join(out, "analysis.json");
+  if (opts.reuse && existsSync(jsonPath)) {
+    const before = await readJson<RunAnalysis>(jsonPath).catch(() => undefined);
+    if (before?.format === ANALYSIS_FORMAT && JSON.stringify(before.key) === JSON.stringify(key)) {
+      const files = ANALYSIS_FILES.map((f) => join(out, f)).filter((f) => existsSync(f));
+      if (files.length === ANALYSIS_FILES.length) {
+        log(`analysis: ${jsonPath} is up to date (${key.cells.length} cells, ${images} images)`);
+        return { analysis: before, files, reused: true };
+      }
+    }
+  }
+
+  const heads = config.backbone.pretrain?.model.heads ?? config.backbone.heads;
+  const loadOptions = { heads, key: config.backbone.key };
+  const original = (await loadVit(backbone, loadOptions)).model;
+  const dispose = (m: VisionTransformer) => {
+    for (const [, t] of m.parameters()) t.dispose();
+  };
+  try {
+    const size = config.imageSize ?? original.config.imageSize;
+    const seed = config.seeds[0];
+    const open = async (what: string, spec: typeof config.knn.bank) => {
+      try {
+        return await openData(spec, seed);
+      } catch (e) {
+        throw new Error(`analyze: ${what}: ${(e as Error).message}`);
+      }
+    };
+    const queries = evenlySpaced(await open("knn.queries", config.knn.queries), images);
+    const bankSpec = bankPerClass === undefined ? config.knn.bank : { ...config.knn.bank, perClass: bankPerClass };
+    const bank = await open("knn.bank", bankSpec);
+    const tokens = 1 + (size / original.config.patchSize) ** 2;
+    const batchSize = Math.max(1, Math.min(config.knn.batchSize, Math.floor(ATTENTION_BYTES / (original.config.heads * tokens * tokens * 4))));
+    const loader = (ds: typeof bank, s: typeof bankSpec) => new Loader(ds, new Transform(transformFor(s, size)), { batchSize });
+    const data: AnalysisData = {
+      queries: loader(queries, config.knn.queries),
+      bank: loader(bank, bankSpec),
+      k: config.knn.reportK,
+      temperature: config.knn.temperature,
+      classes: Math.max(bank.classes.length, queries.classes.length),
+      gridImages,
+    };
+    log(`analysis: ${finished.length} cell(s) against the original backbone, ${queries.length} source images, a k-NN bank of ${bank.length}`);
+    const reference = await analyzeOriginal(original, data);
+    const cells: CellAnalysis[] = [];
+    for (const [i, c] of finished.entries()) {
+      const cellStarted = performance.now();
+      const { model } = await loadFinetuned(backbone, join(dir, "cells", c.id, "best.safetensors"), loadOptions);
+      try {
+        const strategy = parseStrategy(c.strategy);
+        const r = await compareBackbones(original, model, blockMap(strategy, original.blocks.length), data);
+        cells.push({ id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, cka: r.cka, knn: r.knn, attention: r.attention, weights: r.weights, grid: Array.from(r.grid.maps) });
+        const last = original.blocks.length - 1;
+        log(`  ${i + 1}/${finished.length} ${c.id}: last block CKA ${r.cka.cls[last].toFixed(3)} (CLS), layer-wise k-NN ${r.knn[last].toFixed(1)}%, ${((performance.now() - cellStarted) / 1000).toFixed(1)} s`);
+      } finally {
+        dispose(model);
+      }
+    }
+    const baseline = await readJson<BaselineResult>(baselinePath);
+    const results = summarize(config, baseline, outcomes, { backbone, data: {}, imageSize: size });
+    const analysis: RunAnalysis = {
+      format: ANALYSIS_FORMAT,
+      key,
+      backbone,
+      depth: original.blocks.length,
+      heads: original.config.heads,
+      images: queries.identity,
+      bank: bank.identity,
+      k: data.k,
+      temperature: data.temperature,
+      gridTokens: reference.grid.tokens,
+      original: { knn: reference.knn, grid: Array.from(reference.grid.maps) },
+      cells,
+      strategies: summarizeAnalysis(results, cells),
+      seconds: (performance.now() - started) / 1000,
+    };
+    const files: [string, string | Uint8Array][] = [["analysis.csv", analysisCsv(analysis)]];
+    if (analysis.strategies.length > 0) {
+      const specs: [string, FigureSpec][] = [
+        ["analysis-cka", ckaHeatmapSpec(analysis)],
+        ["analysis-knn", layerKnnSpec(analysis, results)],
+        ["analysis-weights", weightChangeSpec(analysis)],
+      ];
+      for (const [name, spec] of specs) {
+        const svg = await renderSvg(spec, name);
+        files.push([`${name}.vl.json`, JSON.stringify(spec, null, 2) + "\n"], [`${name}.svg`, svg], [`${name}.png`, await renderPng(svg)]);
+      }
+      const grid = await imageGridSvg(attentionGrid(analysis, reference.images, reference.imageShape));
+      files.push(["analysis-attention.svg", grid], ["analysis-attention.png", await renderPng(grid, 1)]);
+    }
+    const paths = [jsonPath];
+    await mkdir(out, { recursive: true });
+    await writeJsonAtomic(jsonPath, analysis);
+    for (const [name, content] of files) {
+      await writeFileAtomic(join(out, name), content);
+      paths.push(join(out, name));
+    }
+    log(`analysis: wrote ${paths.length} files in ${out} (${analysis.seconds.toFixed(1)} s)`);
+    return { analysis, files: paths, reused: false };
+  } finally {
+    dispose(original);
+  }
+}

@@ -1,0 +1,154 @@
+// The per-block analysis's figures (study/analysis-results.ts), each strategy at its selected learning rate, the
+// values means over seeds: CKA between the original's and the fine-tuned block outputs as a heatmap (strategies x
+// blocks, CLS token and mean-pooled tokens side by side), the layer-wise k-NN accuracy against the block (one line
+// per strategy, error bars of one standard deviation over seeds, the original as a dashed line), and the relative
+// weight change as a heatmap with Block Expansion's new blocks marked "new".
+import type { FigureSpec } from "../../plot/render.js";
+import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
+import type { RunAnalysis } from "../analysis-results.js";
+import type { StudyResults } from "../results.js";
+import { percentChannel, strategyChannels } from "./parts.js";
+
+const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
+
+function seedsNote(a: RunAnalysis): string {
+  const seeds = Math.max(...a.strategies.map((s) => s.seeds));
+  return seeds > 1 ? `mean over ${seeds} seeds` : "one seed";
+}
+
+function imagesNote(a: RunAnalysis): string {
+  return `${a.images.count} source-domain images (${a.images.name} ${a.images.split})`;
+}
+
+// A heatmap cell's number, dark on light colours and light on dark ones.
+function valueText(field: string, format: string, darkBelow: number) {
+  return {
+    mark: { type: "text", fontSize: 11 },
+    encoding: {
+      text: { field, type: "quantitative", format },
+      color: { condition: { test: `datum.${field} < ${darkBelow}`, value: "white" }, value: "black" },
+    },
+  } as const;
+}
+
+export function ckaHeatmapSpec(a: RunAnalysis): FigureSpec {
+  const values = a.strategies.flatMap((s) =>
+    s.ckaCls.flatMap((c, block) => [
+      { strategy: s.strategy, block, tokens: "CLS token", cka: c.mean, std: c.std },
+      { strategy: s.strategy, block, tokens: "all tokens, mean-pooled", cka: s.ckaPooled[block].mean, std: s.ckaPooled[block].std },
+    ]),
+  );
+  const lowest = Math.min(...values.map((v) => v.cka));
+  const floor = Math.min(0.9, Math.floor(lowest * 10) / 10);
+  const domain = a.strategies.map((s) => s.strategy);
+  return {
+    $schema: SCHEMA,
+    title: { text: "Representation similarity to the original backbone", subtitle: ["linear CKA of each block's output with the original's", `${imagesNote(a)}; ${seedsNote(a)}`, "1: the same up to rotation and scale"] },
+    config: FIGURE_CONFIG,
+    data: { values },
+    facet: { column: { field: "tokens", type: "nominal", title: null, sort: ["CLS token", "all tokens, mean-pooled"], header: { labelFontSize: 13 } } },
+    spec: {
+      width: Math.max(160, 44 * a.depth),
+      height: 28 * domain.length,
+      encoding: {
+        x: { field: "block", type: "ordinal", title: "Block (0 = first)" },
+        y: { field: "strategy", type: "nominal", title: "Strategy", sort: domain },
+      },
+      layer: [
+        {
+          mark: { type: "rect" },
+          encoding: {
+            color: { field: "cka", type: "quantitative", title: "CKA", scale: { scheme: "viridis", domain: [floor, 1] } },
+            tooltip: [{ field: "strategy" }, { field: "block" }, { field: "cka", format: ".4f" }, { field: "std", format: ".4f" }],
+          },
+        },
+        valueText("cka", ".3f", floor + (1 - floor) * 0.45),
+      ],
+    },
+  } as FigureSpec;
+}
+
+export function layerKnnSpec(a: RunAnalysis, r: StudyResults): FigureSpec {
+  const points = a.strategies.flatMap((s) => s.knn.map((k, block) => ({ strategy: s.strategy, seeds: s.seeds, block, knn: k.mean, knnLo: k.mean - k.std, knnHi: k.mean + k.std })));
+  const several = points.filter((p) => p.seeds > 1);
+  const original = a.original.knn.map((knn, block) => ({ block, knn, line: "original backbone" }));
+  const domain = [-0.25, a.depth - 0.75];
+  const blocks = a.original.knn.map((_, i) => i);
+  const x = { field: "block", type: "quantitative", title: "Block (0 = first)", scale: { domain, nice: false }, axis: { values: blocks, format: "d" } } as const;
+  const y = (field: string) => percentChannel(field, `Source k-NN top-1 (%), ${a.k}-NN`);
+  const { color, shape } = strategyChannels(r);
+  return {
+    $schema: SCHEMA,
+    title: {
+      text: "Where along the depth source knowledge is lost",
+      subtitle: ["k-NN on each block's CLS token after the final LayerNorm", imagesNote(a), `${seedsNote(a)}${several.length > 0 ? "; error bars: ± 1 std over seeds" : ""}`],
+    },
+    width: 440,
+    height: 320,
+    config: FIGURE_CONFIG,
+    layer: [
+      ...(several.length > 0 ? [{ data: { values: several }, mark: { type: "errorbar", ticks: true, thickness: 1.5 }, encoding: { x, y: y("knnLo"), y2: { field: "knnHi" }, color } } as const] : []),
+      {
+        data: { values: points },
+        mark: { type: "line", strokeWidth: 2, point: { filled: true, size: 60, stroke: "#222", strokeWidth: 0.6 } },
+        encoding: { x, y: y("knn"), color, shape, tooltip: [{ field: "strategy" }, { field: "block" }, { field: "knn", format: ".2f" }] },
+      },
+      {
+        data: { values: original },
+        mark: { type: "line", color: "#333", strokeWidth: 1.5 },
+        encoding: {
+          x,
+          y: y("knn"),
+          strokeDash: { field: "line", type: "nominal", scale: { range: [REFERENCE_DASH] }, legend: { title: null, orient: "top", symbolSize: 500, symbolStrokeColor: "#333", symbolStrokeWidth: 1.5 } },
+        },
+      },
+    ],
+  } as FigureSpec;
+}
+
+export function weightChangeSpec(a: RunAnalysis): FigureSpec {
+  const newLabel = (after: number) => `new (after ${after})`;
+  const order: string[] = ["embedding"];
+  const added = new Set(a.strategies.flatMap((s) => s.added));
+  for (let i = 0; i < a.depth; i++) {
+    order.push(String(i));
+    if (added.has(i)) order.push(newLabel(i));
+  }
+  order.push("final norm");
+  const values = a.strategies.flatMap((s) => [
+    { strategy: s.strategy, part: "embedding", change: s.embedding.mean, std: s.embedding.std },
+    ...s.weights.map((w, i) => ({ strategy: s.strategy, part: String(i), change: w.mean, std: w.std })),
+    { strategy: s.strategy, part: "final norm", change: s.norm.mean, std: s.norm.std },
+  ]);
+  const fresh = a.strategies.flatMap((s) => s.added.map((after) => ({ strategy: s.strategy, part: newLabel(after), label: "new" })));
+  const top = Math.max(...values.map((v) => v.change));
+  const domain = a.strategies.map((s) => s.strategy);
+  return {
+    $schema: SCHEMA,
+    title: { text: "How far fine-tuning moved the weights", subtitle: ["relative change ||W' − W|| / ||W|| per block (LoRA merged)", `new: a block Block Expansion added, with no original; ${seedsNote(a)}`] },
+    width: 44 * order.length,
+    height: 28 * domain.length,
+    config: FIGURE_CONFIG,
+    encoding: {
+      x: { field: "part", type: "ordinal", title: "Block (0 = first)", sort: order, scale: { domain: order }, axis: { labelAngle: -30 } },
+      y: { field: "strategy", type: "nominal", title: "Strategy", sort: domain, scale: { domain } },
+    },
+    layer: [
+      {
+        data: { values },
+        mark: { type: "rect" },
+        encoding: {
+          color: { field: "change", type: "quantitative", title: "Relative change", scale: { scheme: "blues", domain: [0, top > 0 ? top : 1] } },
+          tooltip: [{ field: "strategy" }, { field: "part" }, { field: "change", format: ".4f" }, { field: "std", format: ".4f" }],
+        },
+      },
+      { data: { values }, ...valueText("change", ".3f", -1), encoding: { ...valueText("change", ".3f", -1).encoding, color: { condition: { test: `datum.change > ${0.6 * top}`, value: "white" }, value: "black" } } },
+      ...(fresh.length > 0
+        ? [
+            { data: { values: fresh }, mark: { type: "rect", color: "#d9d9d9" } } as const,
+            { data: { values: fresh }, mark: { type: "text", fontSize: 11, fontStyle: "italic" }, encoding: { text: { field: "label" } } } as const,
+          ]
+        : []),
+    ],
+  } as FigureSpec;
+}

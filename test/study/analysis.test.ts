@@ -1,0 +1,183 @@
+// The per-block analysis of a run folder, end to end on a miniature study (tiny ViT, synthetic patterns): the
+// study's `analysis` key writes every file once all cells are done, and a rerun keeps them; a linear-probe cell is
+// the original at every block, Block Expansion's blocks below its new block are unchanged; with every query and the
+// study's bank, the last block's layer-wise k-NN is the study's own k-NN of each cell and of the original. Then
+// `analyze` on the command line, and bad input: not a run folder, no finished cells, a missing checkpoint or
+// backbone, an unreadable backbone.json, --images that is not a positive integer.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { existsSync } from "node:fs";
+import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseStudyConfig } from "../../study/config.js";
+import { runExperiment } from "../../study/runner.js";
+import { ANALYSIS_FILES, analyzeRun } from "../../study/analysis.js";
+import type { RunAnalysis } from "../../study/analysis-results.js";
+import type { BaselineResult, CellResult } from "../../study/results.js";
+import { useEngine } from "../helpers.js";
+import { writeSynthetic } from "../train/synthetic.js";
+import { runCli } from "../bad-input/harness.js";
+
+useEngine();
+
+let root: string;
+const run = () => join(root, "run");
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "analysis-test-"));
+  await writeSynthetic(join(root, "data"), { size: 8, perClass: { train: 16, test: 8 }, seed: 4, noise: 160 });
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+function study() {
+  const data = (split: string, classes: string) => ({ dataset: "npy", root: join(root, "data"), split, classes, transform: "eval" });
+  return parseStudyConfig({
+    name: "mini-analysis",
+    backbone: {
+      pretrain: {
+        model: { imageSize: 8, patchSize: 4, width: 16, depth: 2, heads: 2, mlpHidden: 32 },
+        data: data("train", "0-2"),
+        steps: 8,
+        batchSize: 16,
+        lr: 0.003,
+        warmupSteps: 1,
+        cacheDir: join(root, "cache"),
+      },
+    },
+    knn: { bank: data("train", "0-2"), queries: data("test", "0-2"), ks: [5], reportK: 5, batchSize: 10 },
+    transfer: { train: data("train", "3-5"), test: data("test", "3-5") },
+    strategies: ["full", "linear", "lora-r2", "block-p1"],
+    learningRates: [0.05],
+    training: { steps: 4, batchSize: 16, evalEvery: 2, warmupSteps: 1, lossEvery: 2 },
+    analysis: { images: 14, gridImages: 2 },
+  });
+}
+
+const readJson = async <T>(path: string) => JSON.parse(await readFile(path, "utf8")) as T;
+
+let first: Promise<{ log: string[] }> | undefined;
+function runOnce() {
+  first ??= (async () => {
+    const log: string[] = [];
+    await runExperiment({ config: study(), out: run(), log: (l) => log.push(l) });
+    return { log };
+  })();
+  return first;
+}
+
+describe("a study with the analysis key", () => {
+  it("writes every analysis file once all cells are done, and a rerun keeps them", async () => {
+    const { log } = await runOnce();
+    for (const f of ANALYSIS_FILES) expect(existsSync(join(run(), f)), f).toBe(true);
+    expect(log.some((l) => l.startsWith("analysis: 4 cell(s) against the original backbone, 14 source images, a k-NN bank of 48"))).toBe(true);
+    const a = await readJson<RunAnalysis>(join(run(), "analysis.json"));
+    expect(a.cells.map((c) => c.id)).toEqual(["full_lr0.05_s0", "linear_lr0.05_s0", "lora-r2_lr0.05_s0", "block-p1_lr0.05_s0"]);
+    expect(a.key).toEqual({ images: 14, gridImages: 2, cells: a.cells.map((c) => c.id) });
+    expect(a.images.count).toBe(14);
+    expect(a.strategies.map((s) => [s.strategy, s.seeds])).toEqual([["full", 1], ["linear", 1], ["lora-r2", 1], ["block-p1", 1]]);
+    // analysis.csv: the original's k-NN per block, then per cell and block CKA (2), k-NN, the whole block's and
+    // each of its 6 layers' weight change, one divergence per head; and the embedding's and final norm's change.
+    const csv = (await readFile(join(run(), "analysis.csv"), "utf8")).trim().split("\n");
+    expect(csv[0]).toBe("cell,strategy,lr,seed,measure,block,part,value");
+    expect(csv).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2) + 2));
+    expect(csv).toContain("block-p1_lr0.05_s0,block-p1,0.05,0,weight_change,0,attn.qkv,0.00000");
+
+    const before = (await stat(join(run(), "analysis.json"))).mtimeMs;
+    const again: string[] = [];
+    await runExperiment({ config: study(), out: run(), log: (l) => again.push(l) });
+    expect(again.some((l) => l.includes("analysis.json is up to date (4 cells, 14 images)"))).toBe(true);
+    expect((await stat(join(run(), "analysis.json"))).mtimeMs).toBe(before);
+  });
+
+  it("finds linear probing unchanged at every block, and Block Expansion unchanged below its new block", async () => {
+    await runOnce();
+    const a = await readJson<RunAnalysis>(join(run(), "analysis.json"));
+    for (const c of a.cells.filter((c) => c.strategy === "linear")) {
+      for (const v of [...c.cka.cls, ...c.cka.pooled]) expect(v).toBeCloseTo(1, 6);
+      expect(c.weights.blocks).toEqual([0, 0]);
+      expect([c.weights.embedding, c.weights.norm]).toEqual([0, 0]);
+      expect(c.knn).toEqual(a.original.knn);
+      expect(c.attention.flat()).toEqual([0, 0, 0, 0]);
+    }
+    for (const c of a.cells.filter((c) => c.strategy === "block-p1")) {
+      // block-p1 on 2 blocks: one new block after block 1 (the last); block 0 is below it.
+      expect(c.weights.added).toEqual([1]);
+      expect(c.cka.cls[0]).toBeCloseTo(1, 6);
+      expect(c.weights.blocks).toEqual([0, 0]);
+      expect(c.knn[0]).toBe(a.original.knn[0]);
+      expect(c.attention.flat()).toEqual([0, 0, 0, 0]);
+      expect(c.cka.cls[1]).toBeLessThan(1 - 1e-4);
+    }
+    for (const c of a.cells.filter((c) => c.strategy === "full")) {
+      expect(Math.min(...c.weights.blocks)).toBeGreaterThan(0);
+      expect(c.cka.cls[0]).toBeLessThan(1 - 1e-4);
+    }
+  });
+
+  it("gives, with every query and the study's bank, each cell's and the original's k-NN at the last block", async () => {
+    await runOnce();
+    const out = join(root, "all-queries");
+    const { analysis: a } = await analyzeRun(run(), { images: 1000, out });
+    expect(a.images.count).toBe(24);
+    const baseline = await readJson<BaselineResult>(join(run(), "baseline.json"));
+    expect(a.original.knn[1]).toBe(baseline.knn["5"].top1);
+    for (const c of a.cells) {
+      const result = await readJson<CellResult>(join(run(), "cells", c.id, "result.json"));
+      expect(c.knn[1], c.id).toBeCloseTo(result.knn["5"].top1, 6);
+    }
+  });
+});
+
+describe("analyze on the command line", () => {
+  it("analyses a run folder into --out with --images", async () => {
+    await runOnce();
+    const out = join(root, "cli-out");
+    const r = await runCli(["analyze", run(), "--images", "6", "--grid-images", "1", "--bank-per-class", "4", "--out", out]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain(join(out, "analysis-attention.png"));
+    const a = await readJson<RunAnalysis>(join(out, "analysis.json"));
+    expect(a.key).toEqual({ images: 6, gridImages: 1, bankPerClass: 4, cells: a.cells.map((c) => c.id) });
+    expect(a.bank.count).toBe(12);
+  });
+
+  it("names bad input: a bad --images, not a run folder, no finished cells, a missing checkpoint or backbone, bad JSON", async () => {
+    await runOnce();
+    for (const images of ["0", "-3"]) {
+      const r = await runCli(["analyze", run(), "--images", images]);
+      expect(r.code).toBe(2);
+      expect(r.err).toContain(`flag --images: expected an integer >= 1, got ${images}`);
+    }
+    expect((await runCli(["analyze", run(), "--images", "2.5"])).err).toContain('flag --images: expected an integer, got "2.5"');
+    expect((await runCli(["analyze", "--images", "3"])).err).toContain("expected a run folder: analyze RUN_DIR");
+
+    const nowhere = join(root, "nowhere");
+    let r = await runCli(["analyze", nowhere]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`analyze: ${nowhere} is not a run folder: expected ${join(nowhere, "config.json")}, found none`);
+
+    const empty = join(root, "empty");
+    await mkdir(empty, { recursive: true });
+    await cp(join(run(), "config.json"), join(empty, "config.json"));
+    r = await runCli(["analyze", empty]);
+    expect(r.err).toContain(`analyze: ${empty} has no finished cells`);
+
+    const broken = join(root, "broken");
+    await cp(run(), broken, { recursive: true });
+    await rm(join(broken, "cells", "lora-r2_lr0.05_s0", "best.safetensors"));
+    r = await runCli(["analyze", broken]);
+    expect(r.err).toContain(`analyze: cell lora-r2_lr0.05_s0 is finished but its checkpoint ${join(broken, "cells", "lora-r2_lr0.05_s0", "best.safetensors")} is missing`);
+
+    const moved = join(root, "moved");
+    await cp(run(), moved, { recursive: true });
+    await writeFile(join(moved, "backbone.json"), JSON.stringify({ kind: "pretrain", path: join(root, "gone.safetensors") }));
+    r = await runCli(["analyze", moved]);
+    expect(r.err).toContain(`analyze: the original backbone ${join(root, "gone.safetensors")} (named by ${join(moved, "backbone.json")}) does not exist; --backbone FILE names where it is now`);
+    await writeFile(join(moved, "backbone.json"), "{ not json");
+    r = await runCli(["analyze", moved]);
+    expect(r.err).toContain(`analyze: ${join(moved, "backbone.json")}: expected JSON, got a parse error`);
+    await expect(analyzeRun(run(), { images: 0 })).rejects.toThrow("analyze: expected images to be an integer >= 1, got 0");
+  });
+});

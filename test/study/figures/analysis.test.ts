@@ -1,0 +1,54 @@
+// study/figures/analysis.ts and attention-grid.ts, drawn from a hand-made analysis (../analysis-fixture.ts): the CKA
+// heatmap's two panels and values, the layer-wise k-NN curves with the original as a dashed line and error bars only
+// with several seeds, the weight-change heatmap with Block Expansion's new block marked, and the attention grid.
+import { describe, expect, it } from "vitest";
+import { renderSvg } from "../../../plot/render.js";
+import { ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "../../../study/figures/analysis.js";
+import { attentionGrid } from "../../../study/figures/attention-grid.js";
+import { results } from "../fixture.js";
+import { analysis } from "../analysis-fixture.js";
+
+const errorBars = (svg: string) => (svg.match(/aria-roledescription="errorbar"/g) ?? []).length;
+
+describe("the analysis figures", () => {
+  it("CKA heatmap: strategies x blocks, CLS and pooled panels, each value written", async () => {
+    const svg = await renderSvg(ckaHeatmapSpec(analysis()), "analysis-cka");
+    for (const text of [">CLS token<", ">all tokens, mean-pooled<", ">Block (0 = first)<", ">Strategy<", ">full<", ">linear<", ">0.550<", ">1.000<", ">0.900<"]) expect(svg).toContain(text);
+    // Linear probing's four cells (2 blocks, 2 panels) read 1.000.
+    expect((svg.match(/>1\.000</g) ?? []).length).toBe(4);
+  });
+
+  it("layer-wise k-NN: a line per strategy, the original dashed, error bars only with several seeds", async () => {
+    const svg = await renderSvg(layerKnnSpec(analysis(), results()), "analysis-knn");
+    for (const text of [">Source k-NN top-1 (%), 20-NN<", ">original backbone<", ">full<", "error bars: ± 1 std over seeds"]) expect(svg).toContain(text);
+    expect(svg).toContain('stroke-dasharray="6,4"');
+    expect(errorBars(svg)).toBe(4);
+    const one = await renderSvg(layerKnnSpec(analysis([0]), results()), "analysis-knn");
+    expect(errorBars(one)).toBe(0);
+    expect(one).toContain(">one seed<");
+  });
+
+  it("weight-change heatmap: embedding, blocks, a new block marked new, the final norm", async () => {
+    const a = analysis();
+    a.strategies[1].added = [0];
+    const svg = await renderSvg(weightChangeSpec(a), "analysis-weights");
+    for (const text of [">embedding<", ">new (after 0)<", ">final norm<", ">new<", ">0.900<", ">0.350<", ">Relative change<"]) expect(svg).toContain(text);
+  });
+
+  it("attention grid: the image, the original and each strategy per row, one colour scale per row", () => {
+    const a = analysis();
+    const images = Float32Array.from({ length: 3 * 4 * 4 }, (_, i) => i % 16);
+    const g = attentionGrid(a, images, [1, 3, 4, 4]);
+    expect(g.columns).toEqual(["image", "original", "full", "linear"]);
+    expect(g.rows).toEqual(["image 1"]);
+    const [image, original, full] = g.tiles[0];
+    expect([image.width, original.width]).toEqual([4, 2]);
+    // The image stretched to 0..255; full's largest weight (0.6) is the row's top: its brightest patch is viridis's
+    // end, the original's 0.4 is not.
+    expect([image.rgb[0], image.rgb[15 * 3]]).toEqual([0, 255]);
+    expect(Array.from(full.rgb.subarray(9, 12))).toEqual([253, 231, 37]);
+    expect(Array.from(original.rgb.subarray(9, 12))).not.toEqual([253, 231, 37]);
+    a.gridTokens = 3;
+    expect(() => attentionGrid(a, images, [1, 3, 4, 4])).toThrow("attention grid: expected a square grid of patches, got 3");
+  });
+});
