@@ -98,11 +98,14 @@ export class SGD extends Base {
 }
 
 export class AdamW extends Base {
+  weightDecay: number; // current decay of the decayed parameters; schedules may set it before each step (DINO's)
+
   constructor(
     params: Tensor[],
     private o: AdamWOptions,
   ) {
     super(params, o.lr, ["exp_avg", "exp_avg_sq"]);
+    this.weightDecay = o.weightDecay ?? 0.01;
   }
 
   step(gradScale?: Tensor): void {
@@ -116,7 +119,7 @@ export class AdamW extends Base {
         beta1: this.o.beta1 ?? 0.9,
         beta2: this.o.beta2 ?? 0.999,
         eps: this.o.eps ?? 1e-8,
-        weightDecay: this.o.noDecay?.(p) ? 0 : (this.o.weightDecay ?? 0.01),
+        weightDecay: this.o.noDecay?.(p) ? 0 : this.weightDecay,
         step: this.stepCount,
         gradScale,
       });
