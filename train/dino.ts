@@ -59,6 +59,7 @@ export interface DinoStepOutput {
   loss: Tensor; // () detached
   entropy: Tensor; // () the teacher's mean output entropy, nats
   kl: Tensor; // () mean KL(teacher || student) over the loss's pairs
+  marginalEntropy: Tensor; // () the entropy of the teacher's mean output over the batch, nats
 }
 
 // DINO's regularised group: everything but biases and 1-D tensors (norm scales).
@@ -113,7 +114,7 @@ export class Dino {
   // Encodes one step: loss, backward, clipping, the optimiser, the teacher and the centre. No read-back.
   step(crops: DinoCrops, at: DinoStepValues): DinoStepOutput {
     const { student, teacher } = this.outputs(crops);
-    const { loss, entropy, kl } = dinoLoss(student, teacher, this.center, at.teacherTemp, this.method.studentTemp);
+    const { loss, entropy, kl, marginalEntropy } = dinoLoss(student, teacher, this.center, at.teacherTemp, this.method.studentTemp);
     for (const [, t] of this.studentParams) {
       t.grad?.dispose();
       t.grad = undefined;
@@ -134,7 +135,7 @@ export class Dino {
     }
     this.updateTeacher(at.momentum);
     noGrad(() => emaInPlace(this.center, ops.mean(teacher, 0, true), this.method.centerMomentum));
-    return { loss: loss.detach(), entropy, kl };
+    return { loss: loss.detach(), entropy, kl, marginalEntropy };
   }
 
   updateTeacher(momentum: number): void {

@@ -87,6 +87,7 @@ describe("DINO step", async () => {
         expectScaled(`step ${s} loss`, await out.loss.data(), get(`step${s}.loss`));
         expectScaled(`step ${s} entropy`, await out.entropy.data(), get(`step${s}.entropy`));
         expectScaled(`step ${s} kl`, await out.kl.data(), get(`step${s}.kl`), 1e-3);
+        expectScaled(`step ${s} marginal entropy`, await out.marginalEntropy.data(), get(`step${s}.marginal_entropy`));
       });
       const lrs = at(0).lr + (s === 1 ? at(1).lr : 0);
       for (const [who, n] of [["student", dino.student], ["teacher", dino.teacher]] as const) {
