@@ -14,12 +14,14 @@ import { exportCommand } from "./cli/export.js";
 import { knn } from "./cli/knn.js";
 import { experiment } from "./cli/experiment.js";
 import { tune } from "./cli/tune.js";
+import { pretrainCommand } from "./cli/pretrain.js";
 import { setWarningSink } from "./engine/runtime.js";
 import { describeFileError, isFileError } from "./util/file-errors.js";
 import { LineFilter } from "./util/line-filter.js";
 
 const COMMANDS: Record<string, Command> = {
   experiment,
+  pretrain: pretrainCommand,
   info,
   params,
   features,

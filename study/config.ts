@@ -75,7 +75,7 @@ export const DEFAULT_STUDY = DEFAULT_STUDY_JSON;
 
 // ---- a small checker that collects every error with its key path ----
 
-class Checker {
+export class Checker {
   errors: string[] = [];
 
   fail(path: string, expected: string, got: unknown): undefined {
@@ -145,7 +145,7 @@ function join(path: string, key: string): string {
   return path ? `${path}.${key}` : key;
 }
 
-function describe(v: unknown): string {
+export function describe(v: unknown): string {
   if (v === undefined) return "nothing";
   if (Array.isArray(v)) return `an array of ${v.length}`;
   if (v === null) return "null";
@@ -163,7 +163,7 @@ const TRAINING_KEYS = ["steps", "batchSize", "evalEvery", "warmupSteps", "optimi
 const TOP_KEYS = ["$comment", "name", "backbone", "imageSize", "knn", "transfer", "strategies", "learningRates", "headInit", "seeds", "training", "selectBy"];
 const TRANSFORMS: TransformKind[] = ["train", "eval", "knn"];
 
-function dataSpec(c: Checker, v: unknown, path: string, transform: TransformKind): DataSpec | undefined {
+export function dataSpec(c: Checker, v: unknown, path: string, transform: TransformKind): DataSpec | undefined {
   const o = c.object(v, path, DATA_KEYS);
   if (!o) return undefined;
   const spec: Partial<DataSpec> = {
@@ -199,7 +199,7 @@ function dataSpec(c: Checker, v: unknown, path: string, transform: TransformKind
   return spec as DataSpec;
 }
 
-function modelSpec(c: Checker, v: unknown, path: string): ModelSpec | undefined {
+export function modelSpec(c: Checker, v: unknown, path: string): ModelSpec | undefined {
   const o = c.object(v, path, MODEL_KEYS);
   if (!o) return undefined;
   const m = Object.fromEntries(MODEL_KEYS.map((k) => [k, c.required(o, k, path, (x, p) => c.int(x, p, 1))])) as unknown as ModelSpec;
@@ -211,7 +211,7 @@ function modelSpec(c: Checker, v: unknown, path: string): ModelSpec | undefined 
   return m;
 }
 
-function pretrainSpec(c: Checker, v: unknown, path: string): PretrainSpec | undefined {
+export function pretrainSpec(c: Checker, v: unknown, path: string): PretrainSpec | undefined {
   const o = c.object(v, path, PRETRAIN_KEYS);
   if (!o) return undefined;
   return {

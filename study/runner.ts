@@ -41,8 +41,7 @@ import type { Tensor } from "../engine/tensor.js";
 import { type Strategy, applyStrategy, countParameters, strategyName, strategyProblem } from "../peft/strategy.js";
 import { countFor } from "../peft/count.js";
 import { MANIFEST_KEY, type Manifest, manifestOf, sha256File } from "../peft/save.js";
-import { extractFeatures } from "../eval/features.js";
-import { knnClassify } from "../eval/knn.js";
+import { datasetKnn } from "../eval/dataset-knn.js";
 import { evaluateAccuracy } from "../eval/accuracy.js";
 import { type StudyConfig, configJson, headInitFor, parseStudyConfig, ratesFor } from "./config.js";
 import { configChanges } from "./changes.js";
@@ -132,35 +131,14 @@ function disposeModel(model: VisionTransformer): void {
   for (const [, t] of model.parameters()) t.dispose();
 }
 
-// DINO's k-NN accuracy of a backbone: features of every bank and query image, in loader batches so that the
-// images of a large bank never sit in memory at once.
+// DINO's k-NN accuracy of a backbone on the study's source bank and queries (eval/dataset-knn.ts).
 async function knnScores(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number): Promise<{ scores: KnnScores; seconds: number }> {
   const started = performance.now();
-  const featuresOf = async (ds: Dataset, spec: DataSpec) => {
-    const loader = new Loader(ds, new Transform(transformFor(spec, size)), { batchSize: config.knn.batchSize });
-    const out = new Float32Array(ds.length * model.width);
-    const labels = new Int32Array(ds.length);
-    let rows = 0;
-    for await (const b of loader.epoch(0)) {
-      const n = b.labels.length;
-      const { features } = await extractFeatures(model, b.images, [n, 3, size, size], { batch: config.knn.batchSize });
-      out.set(features, rows * model.width);
-      labels.set(b.labels, rows);
-      rows += n;
-    }
-    return { features: out.subarray(0, rows * model.width), labels: labels.subarray(0, rows) };
-  };
-  const bank = await featuresOf(data.bank, config.knn.bank);
-  const queries = await featuresOf(data.queries, config.knn.queries);
-  const classes = Math.max(data.bank.classes.length, data.queries.classes.length);
-  const results = await knnClassify({
-    train: bank.features,
-    trainLabels: bank.labels,
-    test: queries.features,
-    testLabels: queries.labels,
+  const results = await datasetKnn(model, { dataset: data.bank, spec: config.knn.bank }, { dataset: data.queries, spec: config.knn.queries }, {
     ks: config.knn.ks,
     temperature: config.knn.temperature,
-    classes,
+    batchSize: config.knn.batchSize,
+    size,
   });
   const scores: KnnScores = Object.fromEntries(results.map((r) => [String(r.k), { top1: r.top1, top5: r.top5 }]));
   return { scores, seconds: (performance.now() - started) / 1000 };

@@ -27,7 +27,6 @@ import { type ModelSpec, validateConfig } from "../vit/config.js";
 import { type VisionTransformer, buildVit, initialiser } from "../vit/model.js";
 import { saveVit } from "../vit/load.js";
 import { CHECKSUM_KEY, readSafetensorsHeader, writeSafetensors } from "../vit/safetensors.js";
-import { sha256File } from "../peft/save.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { type DinoHeadSpec, buildDinoHead, checkHeadSpec, dinoHeadInitialiser } from "./dino-head.js";
 import { Dino, type DinoNet, type DinoStepValues } from "./dino.js";
@@ -37,9 +36,9 @@ import { NonFiniteError, loadTrainable, snapshot } from "./checkpoint.js";
 import { DivergedError } from "./train.js";
 import { Progress, type ProgressStream } from "./progress.js";
 import { runIdentity } from "./settings.js";
+import { writeBackboneManifest } from "./backbone-manifest.js";
 
 export const FORMAT = "peft-vit-webgpu/dino-checkpoint/1";
-const MANIFEST_FORMAT = "peft-vit-webgpu/backbone@1";
 
 // Everything a DINO pre-training runs; the defaults are DINO's (main_dino.py) unless said otherwise.
 export interface DinoSpec {
@@ -320,7 +319,6 @@ async function run(o: DinoPretrainOptions, dino: Dino, loader: MultiCropLoader, 
   }
 
   const path = join(o.dir, "backbone.safetensors");
-  const manifestPath = join(o.dir, "backbone.json");
   const last = rows[rows.length - 1];
   const summary = {
     method: "dino",
@@ -332,18 +330,8 @@ async function run(o: DinoPretrainOptions, dino: Dino, loader: MultiCropLoader, 
     knn,
   };
   await saveVit(dino.teacher.backbone, path, { source: "DINO pre-training (peft-vit-webgpu), the teacher's backbone", metrics: JSON.stringify(summary) });
-  const sha256 = await sha256File(path);
-  await writeJsonAtomic(manifestPath, {
-    format: MANIFEST_FORMAT,
-    file: "backbone.safetensors",
-    sha256,
-    method: "dino",
-    hyperParameters: s,
-    data: o.data.identity,
-    seed: s.seed,
-    metrics: summary,
-  });
-  return { path, manifestPath, sha256, steps: s.steps, resumedFrom, seconds: (performance.now() - started) / 1000, rows, knn };
+  const manifest = await writeBackboneManifest(path, { method: "dino", hyperParameters: s, data: o.data.identity, seed: s.seed, metrics: summary });
+  return { path, manifestPath: manifest.path, sha256: manifest.sha256, steps: s.steps, resumedFrom, seconds: (performance.now() - started) / 1000, rows, knn };
 }
 
 function cropTensors(b: MultiCropBatch, s: DinoSpec): { globals: Tensor; locals?: Tensor } {
