@@ -5,8 +5,8 @@
 //
 // The last layer is torch's weight_norm with g fixed to 1 (norm_last_layer: weight_g does not train), so its weight
 // is V with each of the K prototype rows scaled to unit norm; only V (`last_layer.weight_v`) is a parameter.
-// Initialisation as DINO's: trunc_normal(std 0.02) for the MLP's weights, zero biases; V as nn.Linear's default
-// (uniform in ±1/sqrt(bottleneck)), which weight_norm then takes as V.
+// Initialisation as DINO's: trunc_normal(std 0.02, bounds ±2 absolute) for the MLP's weights, zero biases; V as
+// nn.Linear's default (uniform in ±1/sqrt(bottleneck)), which weight_norm then takes as V.
 import { Tensor } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import { l2Normalize } from "../autograd/dino-ops.js";
