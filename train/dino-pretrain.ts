@@ -292,7 +292,8 @@ async function run(o: DinoPretrainOptions, dino: Dino, loader: MultiCropLoader, 
         });
         step++;
         windowImages += s.batchSize;
-        pending.push({ row: { step, loss: NaN, entropy: NaN, marginalEntropy: NaN, kl: NaN, ...at, imagesPerSecond: 0 }, values });
+        const { freezeLastLayer: _frozen, ...scheduled } = at;
+        pending.push({ row: { step, loss: NaN, entropy: NaN, marginalEntropy: NaN, kl: NaN, ...scheduled, imagesPerSecond: 0 }, values });
         const evaluate = (s.knnEvery > 0 && step % s.knnEvery === 0) || step === s.steps;
         const save = step % s.checkpointEvery === 0 || step === s.steps;
         if (pending.length >= s.logEvery || evaluate || save) await flush();

@@ -83,7 +83,14 @@ describe("dinoPretrain", () => {
       expect(row.entropy).toBeLessThanOrEqual(Math.log(12) + 1e-4);
       expect(row.kl).toBeGreaterThanOrEqual(-1e-4);
     }
-    expect(r.rows[0]).toMatchObject(stepValues(SPEC, 0));
+    // DINO's schedules: the warm-up starts at lr 0 (np.linspace(0, lr, warmup)), the weight decay and momentum at their base.
+    expect(r.rows[0]).toMatchObject({ lr: 0, momentum: 0.9, teacherTemp: 0.04 });
+    expect(r.rows[0].weightDecay).toBeCloseTo(0.04, 12);
+    expect(r.rows[1].lr).toBe(SPEC.lr);
+    expect(r.rows[1].teacherTemp).toBeCloseTo(0.055, 12);
+    const { freezeLastLayer: _frozen, ...last } = stepValues(SPEC, 5);
+    expect(r.rows[5]).toMatchObject(last);
+    expect(Object.keys(r.rows[0])).not.toContain("freezeLastLayer");
     expect(r.knn).toEqual([
       { step: 0, accuracy: 51 },
       { step: 4, accuracy: 52 },
