@@ -43,9 +43,11 @@ import { countFor } from "../peft/count.js";
 import { MANIFEST_KEY, type Manifest, manifestOf, sha256File } from "../peft/save.js";
 import { datasetKnn } from "../eval/dataset-knn.js";
 import { evaluateAccuracy } from "../eval/accuracy.js";
-import { type StudyConfig, configJson, headInitFor, parseStudyConfig, ratesFor } from "./config.js";
+import { type StudyConfig, configJson, headInitFor, isDinoPretrain, parseStudyConfig, ratesFor } from "./config.js";
 import { configChanges } from "./changes.js";
 import { pretrain, pretrainDir } from "../train/pretrain.js";
+import { dinoPretrain, dinoPretrainDir } from "../train/dino-pretrain.js";
+import { CollapseError } from "../train/dino-collapse.js";
 import { DivergedError, PassTooLargeError, train } from "../train/train.js";
 import { loadTrainable } from "../train/checkpoint.js";
 import { readSafetensorsHeader } from "../vit/safetensors.js";
@@ -243,12 +245,33 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const prior = await priorOutcomes(out, cells, o.retryDiverged ?? false, log);
   const data = await openAll(config);
 
-  // The backbone: a checkpoint file, or the cached supervised pre-training.
+  // The backbone: a checkpoint file, or the cached pre-training (supervised or DINO).
   let backbonePath: string;
   let heads = config.backbone.heads;
   let backboneNote: string;
-  if (config.backbone.pretrain) {
-    const spec = config.backbone.pretrain;
+  const pretrainSpec = config.backbone.pretrain;
+  if (pretrainSpec && isDinoPretrain(pretrainSpec)) {
+    const { cacheDir, ...spec } = pretrainSpec;
+    const ds = data.pretrain!;
+    const dir = dinoPretrainDir(spec, ds, cacheDir);
+    await sweep(dir);
+    backbonePath = join(dir, "backbone.safetensors");
+    if (existsSync(backbonePath)) log(`backbone: cached ${backbonePath}`);
+    else {
+      log(`backbone: DINO pre-training on ${ds.identity.name} (${ds.identity.subset ?? "all"}) in ${dir}`);
+      const p = await dinoPretrain({ spec, data: ds, dir, progress: o.progress, log }).catch((e) => {
+        // Every cell needs the backbone: a diverged or collapsed pre-training ends the study.
+        if (e instanceof DivergedError) throw new Error(`experiment: the backbone's DINO pre-training diverged: ${e.message}; a smaller backbone.pretrain.lr (now ${spec.lr}) should train it`, { cause: e });
+        if (e instanceof CollapseError) throw new Error(`experiment: the backbone's DINO pre-training collapsed (backbone.pretrain): ${e.message}`, { cause: e });
+        throw e;
+      });
+      log(`backbone: DINO pre-trained in ${p.seconds.toFixed(1)} s, saved ${p.path}`);
+    }
+    heads = spec.model.heads;
+    backboneNote = `ViT (${spec.model.width} wide, ${spec.model.depth} blocks, ${spec.model.heads} heads, patch ${spec.model.patchSize}) pre-trained with DINO for ${spec.steps} steps on ${ds.identity.name} ${ds.identity.subset ?? ""}`;
+    if (!existsSync(join(out, "backbone.json"))) await writeJsonAtomic(join(out, "backbone.json"), { kind: "pretrain", method: "dino", path: backbonePath });
+  } else if (pretrainSpec) {
+    const spec = pretrainSpec;
     await sweep(pretrainDir(spec, data.pretrain!));
     log(`backbone: supervised pre-training on ${data.pretrain!.identity.name} (${data.pretrain!.identity.subset ?? "all"}), a stand-in for DINO's self-supervised pre-training`);
     const p = await pretrain(spec, data.pretrain!, o.progress).catch((e) => {

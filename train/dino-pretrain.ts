@@ -17,7 +17,8 @@
 // uninterrupted one does.
 import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { join, resolve } from "node:path";
 import { Tensor, tidy } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import type { Dataset } from "../data/dataset.js";
@@ -159,6 +160,12 @@ export function checkDinoSpec(s: DinoSpec): void {
 function fingerprint(s: DinoSpec, data: Dataset): string {
   const { knnEvery: _k, logEvery: _l, checkpointEvery: _c, collapse: _collapse, ...trajectory } = s;
   return runIdentity({ format: FORMAT, ...trajectory, data: data.identity.hash });
+}
+
+// A study's DINO pre-training folder in its cache: <cacheDir>/pretrain/dino-<hash of the settings and the data>, so a
+// changed spec trains a new backbone and an unchanged one is found at once (as train/pretrain.ts's).
+export function dinoPretrainDir(s: DinoSpec, data: Dataset, cacheDir: string): string {
+  return resolve(join(cacheDir, "pretrain", `dino-${createHash("sha256").update(fingerprint(s, data)).digest("hex").slice(0, 16)}`));
 }
 
 function buildNet(s: DinoSpec): DinoNet {
