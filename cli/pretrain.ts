@@ -7,7 +7,7 @@ import { UsageError } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { describeFileError, isFileError } from "../util/file-errors.js";
 import { initEngine } from "../engine/runtime.js";
-import { openData } from "../data/spec.js";
+import { type DataSpec, openData } from "../data/spec.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { parsePretrainConfig } from "../study/pretrain-config.js";
 import { datasetKnn } from "../eval/dataset-knn.js";
@@ -50,13 +50,21 @@ with an error that names the form and the steps.`,
     const started = performance.now();
     await initEngine({ backend: flags.backend, adapter: flags.adapter });
     const { spec } = config;
-    const data = await openData(spec.data, spec.seed);
+    // `what` is the config key of the data, named in every error.
+    const open = async (d: DataSpec, what: string) => {
+      const ds = await openData(d, spec.seed).catch((e: Error) => {
+        throw new Error(`pretrain: ${flags.config}: ${what}: ${e.message}`, { cause: e });
+      });
+      if (ds.length === 0) throw new Error(`pretrain: ${flags.config}: ${what}: expected images, got none (check classes, perClass and fraction)`);
+      return ds;
+    };
+    const data = await open(spec.data, "data");
     console.error(`pretrain (${config.method}) on ${data.identity.name} ${data.identity.subset ?? ""} (${data.length} images) -> ${flags.out}`);
     let evaluate: ((backbone: VisionTransformer) => Promise<number>) | undefined;
     if (config.knn) {
       const k = config.knn;
-      const bank = { dataset: await openData(k.bank, spec.seed), spec: k.bank };
-      const queries = { dataset: await openData(k.queries, spec.seed), spec: k.queries };
+      const bank = { dataset: await open(k.bank, "knn.bank"), spec: k.bank };
+      const queries = { dataset: await open(k.queries, "knn.queries"), spec: k.queries };
       evaluate = async (backbone) => {
         const [r] = await datasetKnn(backbone, bank, queries, { ks: [k.k], temperature: k.temperature, batchSize: k.batchSize, size: spec.model.imageSize });
         return r.top1;
