@@ -22,7 +22,7 @@ export const pretrainCommand: Command = {
   usage: `usage: node dist/run.js pretrain --config FILE.json --out DIR
 
   --config     the pre-training: "method": "supervised" (the keys of a study's backbone.pretrain) or "dino"
-               (see configs/dino-fashion-mnist.json); "knn": {bank, queries} scores the backbone on held-out source
+               (see configs/dino-fashion-mnist*.json); "knn": {bank, queries} scores the backbone on held-out source
                images (for DINO every knnEvery steps, before the first step and at the end)
   --out        the folder: backbone.safetensors and backbone.json (method, settings, data identity, seed, metrics,
                SHA-256), checkpoints and per-step metrics (metrics.csv); a study takes the backbone as

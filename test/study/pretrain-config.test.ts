@@ -43,10 +43,12 @@ describe("parsePretrainConfig", () => {
     expect(parsePretrainConfig(DEFAULT_STUDY.backbone.pretrain).method).toBe("supervised");
   });
 
-  it("reads configs/dino-fashion-mnist.json", () => {
-    const c = parsePretrainConfig(JSON.parse(readFileSync("configs/dino-fashion-mnist.json", "utf8")));
-    expect(c.method).toBe("dino");
-    expect(c.knn).toMatchObject({ k: 20, temperature: 0.07, bank: { transform: "eval" } });
+  it("reads the shipped DINO configs", () => {
+    for (const file of ["configs/dino-fashion-mnist.json", "configs/dino-fashion-mnist-sharp.json"]) {
+      const c = parsePretrainConfig(JSON.parse(readFileSync(file, "utf8")), file);
+      expect(c.method).toBe("dino");
+      expect(c.knn).toMatchObject({ k: 20, temperature: 0.07, bank: { transform: "eval" } });
+    }
   });
 
   it("names every problem by key path", () => {
