@@ -16,6 +16,7 @@ import { experiment } from "./cli/experiment.js";
 import { report } from "./cli/report.js";
 import { tune } from "./cli/tune.js";
 import { analyze } from "./cli/analyze.js";
+import { pretrainCommand } from "./cli/pretrain.js";
 import { setWarningSink } from "./engine/runtime.js";
 import { describeFileError, isFileError } from "./util/file-errors.js";
 import { LineFilter } from "./util/line-filter.js";
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, Command> = {
   experiment,
   report,
   analyze,
+  pretrain: pretrainCommand,
   info,
   params,
   features,

@@ -92,11 +92,14 @@ export class SGD extends Base {
 }
 
 export class AdamW extends Base {
+  weightDecay: number; // current decay of the decayed parameters; schedules may set it before each step (DINO's)
+
   constructor(
     params: Tensor[],
     private o: AdamWOptions,
   ) {
     super(params, o.lr, ["exp_avg", "exp_avg_sq"]);
+    this.weightDecay = o.weightDecay ?? 0.01;
   }
 
   step(gradScale?: Tensor): void {
@@ -104,7 +107,7 @@ export class AdamW extends Base {
     const m = this.slots.get("exp_avg")!;
     const v = this.slots.get("exp_avg_sq")!;
     const tensors = this.params.flatMap((p, i) =>
-      p.grad ? [{ param: p, grad: p.grad, m: m[i], v: v[i], weightDecay: this.o.noDecay?.(p) ? 0 : (this.o.weightDecay ?? 0.01) }] : [],
+      p.grad ? [{ param: p, grad: p.grad, m: m[i], v: v[i], weightDecay: this.o.noDecay?.(p) ? 0 : this.weightDecay }] : [],
     );
     adamwUpdates(tensors, {
       lr: this.lr,

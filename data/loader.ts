@@ -30,7 +30,13 @@ export interface LoaderOptions {
 
 // Generator streams: the first seed word keeps the shuffle and the per-sample draws independent.
 const ORDER_STREAM = 1;
-const SAMPLE_STREAM = 2;
+export const SAMPLE_STREAM = 2; // per-sample generators are Rng([SAMPLE_STREAM, seed, epoch, index])
+
+// Dataset indices in the order epoch `epoch` visits them (data/multi-crop.ts visits them alike).
+export function epochOrder(length: number, shuffle: boolean, seed: number, epoch: number): Int32Array {
+  if (!shuffle) return Int32Array.from({ length }, (_, i) => i);
+  return new Rng([ORDER_STREAM, seed, epoch]).permutation(length);
+}
 
 export class Loader {
   readonly batchSize: number;
@@ -72,8 +78,7 @@ export class Loader {
 
   // Dataset indices in the order epoch `epoch` visits them.
   order(epoch: number): Int32Array {
-    if (!this.shuffle) return Int32Array.from({ length: this.dataset.length }, (_, i) => i);
-    return new Rng([ORDER_STREAM, this.seed, epoch]).permutation(this.dataset.length);
+    return epochOrder(this.dataset.length, this.shuffle, this.seed, epoch);
   }
 
   async *epoch(epoch = 0): AsyncGenerator<Batch> {

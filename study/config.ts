@@ -16,13 +16,24 @@ import type { ModelSpec } from "../vit/config.js";
 import { type BackboneShape, HEAD_INITS, type HeadInit, STRATEGY_FORMS, type Strategy, parseStrategy, strategyName, strategyProblem } from "../peft/strategy.js";
 import { OPTIMIZERS, type OptimizerName, TRAIN_DEFAULTS, type TrainSettings, runIdentity } from "../train/settings.js";
 import type { PretrainSpec } from "../train/pretrain.js";
+import type { DinoSpec } from "../train/dino-pretrain.js";
+import { DINO_HEAD_DEFAULTS } from "../train/dino-head.js";
+import { COLLAPSE_DEFAULTS } from "../train/dino-collapse.js";
+import { MULTI_CROP_DEFAULTS } from "../data/multi-crop.js";
 import DEFAULT_STUDY_JSON from "../configs/default.json";
 
 export interface BackboneSpec {
   checkpoint?: string; // a ViT checkpoint file (.pth / .safetensors, timm, DINO or Hugging Face layout)
   heads?: number; // for the checkpoint: attention heads when width is not 64 per head
   key?: string; // for a .pth: the sub-dictionary holding the weights, e.g. "teacher"
-  pretrain?: PretrainSpec; // exactly one of checkpoint and pretrain
+  pretrain?: PretrainSpec | StudyDinoSpec; // exactly one of checkpoint and pretrain
+}
+
+// DINO pre-training in a study (backbone.pretrain with "method": "dino"), cached under cacheDir as the supervised one.
+export type StudyDinoSpec = DinoSpec & { cacheDir: string };
+
+export function isDinoPretrain(s: PretrainSpec | StudyDinoSpec): s is StudyDinoSpec {
+  return "method" in s && s.method === "dino";
 }
 
 export interface KnnSpec {
@@ -99,7 +110,7 @@ export const DEFAULT_STUDY = DEFAULT_STUDY_JSON;
 
 // ---- a small checker that collects every error with its key path ----
 
-class Checker {
+export class Checker {
   errors: string[] = [];
 
   fail(path: string, expected: string, got: unknown): undefined {
@@ -169,7 +180,7 @@ function join(path: string, key: string): string {
   return path ? `${path}.${key}` : key;
 }
 
-function describe(v: unknown): string {
+export function describe(v: unknown): string {
   if (v === undefined) return "nothing";
   if (Array.isArray(v)) return `an array of ${v.length}`;
   if (v === null) return "null";
@@ -183,11 +194,16 @@ type RGB = [number, number, number];
 const DATA_KEYS = ["dataset", "root", "split", "classes", "perClass", "fraction", "transform", "mean", "std", "interpolation", "scale"];
 const MODEL_KEYS = ["imageSize", "patchSize", "width", "depth", "heads", "mlpHidden"];
 const PRETRAIN_KEYS = ["model", "data", "steps", "batchSize", "lr", "warmupSteps", "optimizer", "weightDecay", "seed", "cacheDir", "microBatch"];
+export const DINO_KEYS = [
+  "method", "model", "data", "head", "crops", "steps", "batchSize", "lr", "minLr", "warmupSteps", "weightDecay",
+  "weightDecayEnd", "momentum", "warmupTeacherTemp", "teacherTemp", "teacherTempWarmupSteps", "studentTemp",
+  "centerMomentum", "clipGrad", "freezeLastLayerSteps", "seed", "collapse", "knnEvery", "logEvery", "checkpointEvery",
+];
 const TRAINING_KEYS = ["steps", "batchSize", "evalEvery", "warmupSteps", "optimizer", "momentum", "weightDecay", "clipNorm", "lossEvery", "microBatch"];
 const TOP_KEYS = ["$comment", "name", "backbone", "imageSize", "knn", "transfer", "strategies", "learningRates", "headInit", "seeds", "training", "selectBy", "analysis"];
 const TRANSFORMS: TransformKind[] = ["train", "eval", "knn"];
 
-function dataSpec(c: Checker, v: unknown, path: string, transform: TransformKind): DataSpec | undefined {
+export function dataSpec(c: Checker, v: unknown, path: string, transform: TransformKind): DataSpec | undefined {
   const o = c.object(v, path, DATA_KEYS);
   if (!o) return undefined;
   const spec: Partial<DataSpec> = {
@@ -250,7 +266,7 @@ function valSpec(c: Checker, v: unknown, path: string, transfer: { train?: DataS
   return spec;
 }
 
-function modelSpec(c: Checker, v: unknown, path: string): ModelSpec | undefined {
+export function modelSpec(c: Checker, v: unknown, path: string): ModelSpec | undefined {
   const o = c.object(v, path, MODEL_KEYS);
   if (!o) return undefined;
   const m = Object.fromEntries(MODEL_KEYS.map((k) => [k, c.required(o, k, path, (x, p) => c.int(x, p, 1))])) as unknown as ModelSpec;
@@ -262,8 +278,17 @@ function modelSpec(c: Checker, v: unknown, path: string): ModelSpec | undefined 
   return m;
 }
 
-function pretrainSpec(c: Checker, v: unknown, path: string): PretrainSpec | undefined {
-  const o = c.object(v, path, PRETRAIN_KEYS);
+// A supervised pre-training (a "method" of "supervised" is the same as none, and is dropped: the config's identity
+// stays that of earlier run folders), or with "method": "dino" DINO's (dinoSpec) with a cacheDir.
+export function pretrainSpec(c: Checker, v: unknown, path: string): PretrainSpec | StudyDinoSpec | undefined {
+  if (typeof v === "object" && v !== null && (v as Record<string, unknown>).method === "dino") {
+    const o = c.object(v, path, [...DINO_KEYS, "cacheDir"])!;
+    const cacheDir = c.optional(o, "cacheDir", path, DEFAULTS.pretrain.cacheDir, (x, p) => c.string(x, p));
+    return { ...dinoSpec(c, o, path), cacheDir } as StudyDinoSpec;
+  }
+  const { method, ...rest } = typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : { method: undefined };
+  if (method !== undefined && method !== "supervised") return c.fail(join(path, "method"), "one of supervised, dino", method);
+  const o = c.object(typeof v === "object" && v !== null && !Array.isArray(v) ? rest : v, path, PRETRAIN_KEYS);
   if (!o) return undefined;
   return {
     model: c.required(o, "model", path, (x, p) => modelSpec(c, x, p)),
@@ -278,6 +303,90 @@ function pretrainSpec(c: Checker, v: unknown, path: string): PretrainSpec | unde
     cacheDir: c.optional(o, "cacheDir", path, DEFAULTS.pretrain.cacheDir, (x, p) => c.string(x, p)),
     microBatch: c.optional(o, "microBatch", path, undefined, (x, p) => c.int(x, p, 1)),
   } as PretrainSpec;
+}
+
+function range(c: Checker, v: unknown, path: string): [number, number] | undefined {
+  const r = c.tuple(v, path, 2, "numbers in (0, 1]", (y, q) => c.number(y, q, "a number in (0, 1]", (n) => n > 0 && n <= 1));
+  if (r && r[0] > r[1]) return c.fail(path, "[min, max] with min <= max", r);
+  return r as [number, number] | undefined;
+}
+
+// A DINO pre-training's settings from the object `o` at `path` (whose keys the caller checks: DINO_KEYS and its own),
+// with DINO's defaults.
+export function dinoSpec(c: Checker, o: Record<string, unknown>, path: string): DinoSpec {
+  const model = c.required(o, "model", path, (x, p) => modelSpec(c, x, p));
+  const steps = c.required(o, "steps", path, (x, p) => c.int(x, p, 1));
+  const batchSize = c.required(o, "batchSize", path, (x, p) => c.int(x, p, 1));
+  const fraction = (x: unknown, p: string) => c.number(x, p, "a number in [0, 1]", (n) => n >= 0 && n <= 1);
+  const nonNegative = (x: unknown, p: string) => c.number(x, p, "a number >= 0", (n) => n >= 0);
+  const head = c.optional(o, "head", path, DINO_HEAD_DEFAULTS, (x, p) => {
+    const h = c.object(x, p, ["hidden", "bottleneck", "prototypes"]);
+    if (!h) return undefined;
+    return {
+      hidden: c.optional(h, "hidden", p, DINO_HEAD_DEFAULTS.hidden, (y, q) => c.int(y, q, 1)),
+      bottleneck: c.optional(h, "bottleneck", p, DINO_HEAD_DEFAULTS.bottleneck, (y, q) => c.int(y, q, 1)),
+      prototypes: c.optional(h, "prototypes", p, DINO_HEAD_DEFAULTS.prototypes, (y, q) => c.int(y, q, 1)),
+    };
+  });
+  const crops = c.required(o, "crops", path, (x, p) => {
+    const k = c.object(x, p, ["localSize", "localCrops", "globalScale", "localScale", "color", "blur"]);
+    if (!k) return undefined;
+    const out = {
+      localSize: c.required(k, "localSize", p, (y, q) => c.int(y, q, 1)),
+      localCrops: c.optional(k, "localCrops", p, 8, (y, q) => c.int(y, q, 0)),
+      globalScale: c.optional(k, "globalScale", p, MULTI_CROP_DEFAULTS.globalScale, (y, q) => range(c, y, q)),
+      localScale: c.optional(k, "localScale", p, MULTI_CROP_DEFAULTS.localScale, (y, q) => range(c, y, q)),
+      color: c.required(k, "color", p, (y, q) => c.enumeration(y, q, ["rgb", "grayscale"] as const)),
+      blur: c.optional(k, "blur", p, undefined, (y, q) => (typeof y === "boolean" ? y : c.fail(q, "true or false", y))),
+    };
+    if (out.blur === undefined) delete out.blur;
+    if (model && out.localSize !== undefined && out.localSize % model.patchSize !== 0) {
+      c.errors.push(`${p}.localSize: expected a multiple of model.patchSize ${model.patchSize}, got ${out.localSize}`);
+    }
+    return out;
+  });
+  const spec = {
+    method: "dino",
+    model,
+    data: c.required(o, "data", path, (x, p) => dataSpec(c, x, p, DEFAULTS.transform.pretrain)),
+    head,
+    crops,
+    steps,
+    batchSize,
+    // DINO's defaults: lr 0.0005 x batch / 256 after a warm-up of 10 of 100 epochs; the teacher's temperature
+    // warms up from 0.04 to 0.07 over 30 of 100 epochs (its recipe for ViTs trained long).
+    lr: c.optional(o, "lr", path, batchSize && (0.0005 * batchSize) / 256, (x, p) => c.positive(x, p)),
+    minLr: c.optional(o, "minLr", path, 1e-6, nonNegative),
+    warmupSteps: c.optional(o, "warmupSteps", path, steps && Math.floor(0.1 * steps), (x, p) => c.int(x, p, 0)),
+    weightDecay: c.optional(o, "weightDecay", path, 0.04, nonNegative),
+    weightDecayEnd: c.optional(o, "weightDecayEnd", path, 0.4, nonNegative),
+    momentum: c.optional(o, "momentum", path, 0.996, fraction),
+    warmupTeacherTemp: c.optional(o, "warmupTeacherTemp", path, 0.04, (x, p) => c.positive(x, p)),
+    teacherTemp: c.optional(o, "teacherTemp", path, 0.07, (x, p) => c.positive(x, p)),
+    teacherTempWarmupSteps: c.optional(o, "teacherTempWarmupSteps", path, steps && Math.floor(0.3 * steps), (x, p) => c.int(x, p, 0)),
+    studentTemp: c.optional(o, "studentTemp", path, 0.1, (x, p) => c.positive(x, p)),
+    centerMomentum: c.optional(o, "centerMomentum", path, 0.9, fraction),
+    clipGrad: c.optional(o, "clipGrad", path, 3, nonNegative),
+    freezeLastLayerSteps: c.optional(o, "freezeLastLayerSteps", path, 0, (x, p) => c.int(x, p, 0)),
+    seed: c.optional(o, "seed", path, 0, (x, p) => c.int(x, p, 0)),
+    collapse: c.optional(o, "collapse", path, COLLAPSE_DEFAULTS, (x, p) => {
+      const k = c.object(x, p, ["window", "uniform", "constant"]);
+      if (!k) return undefined;
+      return {
+        window: c.optional(k, "window", p, COLLAPSE_DEFAULTS.window, (y, q) => c.int(y, q, 0)),
+        uniform: c.optional(k, "uniform", p, COLLAPSE_DEFAULTS.uniform, (y, q) => c.number(y, q, "a fraction in (0, 1]", (n) => n > 0 && n <= 1)),
+        constant: c.optional(k, "constant", p, COLLAPSE_DEFAULTS.constant, fraction),
+      };
+    }),
+    knnEvery: c.optional(o, "knnEvery", path, 0, (x, p) => c.int(x, p, 0)),
+    logEvery: c.optional(o, "logEvery", path, 10, (x, p) => c.int(x, p, 1)),
+    checkpointEvery: c.optional(o, "checkpointEvery", path, steps && Math.max(1, Math.ceil(steps / 10)), (x, p) => c.int(x, p, 1)),
+  };
+  if (spec.steps !== undefined && spec.warmupSteps !== undefined && spec.warmupSteps >= spec.steps) {
+    c.errors.push(`${join(path, "warmupSteps")}: expected fewer than steps (${spec.steps}), got ${spec.warmupSteps}`);
+  }
+  if (spec.data?.scale) c.errors.push(`${join(path, "data.scale")}: expected no scale for DINO (its crops take crops.globalScale and crops.localScale), got [${spec.data.scale.join(", ")}]`);
+  return spec as DinoSpec;
 }
 
 function backboneSpec(c: Checker, v: unknown, path: string): BackboneSpec | undefined {

@@ -52,12 +52,13 @@ import type { Tensor } from "../engine/tensor.js";
 import { applyStrategy, countParameters, strategyName, strategyProblem } from "../peft/strategy.js";
 import { countFor } from "../peft/count.js";
 import { MANIFEST_KEY, type Manifest, manifestOf, sha256File } from "../peft/save.js";
-import { extractFeatures } from "../eval/features.js";
-import { knnClassify } from "../eval/knn.js";
+import { datasetKnn } from "../eval/dataset-knn.js";
 import { evaluateAccuracy } from "../eval/accuracy.js";
-import { type StudyConfig, configJson, headInitFor, parseStudyConfig } from "./config.js";
+import { type StudyConfig, configJson, headInitFor, isDinoPretrain, parseStudyConfig } from "./config.js";
 import { configChanges } from "./changes.js";
 import { pretrain, pretrainDir } from "../train/pretrain.js";
+import { dinoPretrain, dinoPretrainDir } from "../train/dino-pretrain.js";
+import { CollapseError } from "../train/dino-collapse.js";
 import { DivergedError, PassTooLargeError, train } from "../train/train.js";
 import { loadTrainable } from "../train/checkpoint.js";
 import { readSafetensorsHeader } from "../vit/safetensors.js";
@@ -141,35 +142,14 @@ function disposeModel(model: VisionTransformer): void {
   for (const [, t] of model.parameters()) t.dispose();
 }
 
-// DINO's k-NN accuracy of a backbone: features of every bank and query image, in loader batches so that the
-// images of a large bank never sit in memory at once.
+// DINO's k-NN accuracy of a backbone on the study's source bank and queries (eval/dataset-knn.ts).
 async function knnScores(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number): Promise<{ scores: KnnScores; seconds: number }> {
   const started = performance.now();
-  const featuresOf = async (ds: Dataset, spec: DataSpec) => {
-    const loader = new Loader(ds, new Transform(transformFor(spec, size)), { batchSize: config.knn.batchSize });
-    const out = new Float32Array(ds.length * model.width);
-    const labels = new Int32Array(ds.length);
-    let rows = 0;
-    for await (const b of loader.epoch(0)) {
-      const n = b.labels.length;
-      const { features } = await extractFeatures(model, b.images, [n, 3, size, size], { batch: config.knn.batchSize });
-      out.set(features, rows * model.width);
-      labels.set(b.labels, rows);
-      rows += n;
-    }
-    return { features: out.subarray(0, rows * model.width), labels: labels.subarray(0, rows) };
-  };
-  const bank = await featuresOf(data.bank, config.knn.bank);
-  const queries = await featuresOf(data.queries, config.knn.queries);
-  const classes = Math.max(data.bank.classes.length, data.queries.classes.length);
-  const results = await knnClassify({
-    train: bank.features,
-    trainLabels: bank.labels,
-    test: queries.features,
-    testLabels: queries.labels,
+  const results = await datasetKnn(model, { dataset: data.bank, spec: config.knn.bank }, { dataset: data.queries, spec: config.knn.queries }, {
     ks: config.knn.ks,
     temperature: config.knn.temperature,
-    classes,
+    batchSize: config.knn.batchSize,
+    size,
   });
   const scores: KnnScores = Object.fromEntries(results.map((r) => [String(r.k), { top1: r.top1, top5: r.top5 }]));
   return { scores, seconds: (performance.now() - started) / 1000 };
@@ -312,12 +292,33 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     if (shared && !existsSync(join(out, "config.json"))) await writeJsonAtomic(join(out, "config.json"), configJson(config));
   }
 
-  // The backbone: a checkpoint file, or the cached supervised pre-training.
+  // The backbone: a checkpoint file, or the cached pre-training (supervised or DINO).
   let backbonePath: string;
   let heads = config.backbone.heads;
   let backboneNote: string;
-  if (config.backbone.pretrain) {
-    const spec = config.backbone.pretrain;
+  const pretrainSpec = config.backbone.pretrain;
+  if (pretrainSpec && isDinoPretrain(pretrainSpec)) {
+    const { cacheDir, ...spec } = pretrainSpec;
+    const ds = data.pretrain!;
+    const dir = dinoPretrainDir(spec, ds, cacheDir);
+    await sweep(dir);
+    backbonePath = join(dir, "backbone.safetensors");
+    if (existsSync(backbonePath)) log(`backbone: cached ${backbonePath}`);
+    else {
+      log(`backbone: DINO pre-training on ${ds.identity.name} (${ds.identity.subset ?? "all"}) in ${dir}`);
+      const p = await dinoPretrain({ spec, data: ds, dir, progress: o.progress, log }).catch((e) => {
+        // Every cell needs the backbone: a diverged or collapsed pre-training ends the study.
+        if (e instanceof DivergedError) throw new Error(`experiment: the backbone's DINO pre-training diverged: ${e.message}; a smaller backbone.pretrain.lr (now ${spec.lr}) should train it`, { cause: e });
+        if (e instanceof CollapseError) throw new Error(`experiment: the backbone's DINO pre-training collapsed (backbone.pretrain): ${e.message}`, { cause: e });
+        throw e;
+      });
+      log(`backbone: DINO pre-trained in ${p.seconds.toFixed(1)} s, saved ${p.path}`);
+    }
+    heads = spec.model.heads;
+    backboneNote = `ViT (${spec.model.width} wide, ${spec.model.depth} blocks, ${spec.model.heads} heads, patch ${spec.model.patchSize}) pre-trained with DINO for ${spec.steps} steps on ${ds.identity.name} ${ds.identity.subset ?? ""}`;
+    if (!existsSync(join(out, "backbone.json"))) await writeJsonAtomic(join(out, "backbone.json"), { kind: "pretrain", method: "dino", path: backbonePath });
+  } else if (pretrainSpec) {
+    const spec = pretrainSpec;
     await sweep(pretrainDir(spec, data.pretrain!));
     log(`backbone: supervised pre-training on ${data.pretrain!.identity.name} (${data.pretrain!.identity.subset ?? "all"}), a stand-in for DINO's self-supervised pre-training`);
     const p = await pretrain(spec, data.pretrain!, o.progress).catch((e) => {

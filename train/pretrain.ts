@@ -3,10 +3,11 @@
 // the default study's budget on a CPU; what the study measures afterwards (forgetting of the source domain, read
 // out by k-NN on the backbone's features) applies to either. The head is dropped: the cached file is a backbone.
 //
-// Cached under <cacheDir>/pretrain/<hash>/backbone.safetensors, where the hash covers the model and training
-// settings, the identity of the data (files and selected indices) and the transform its images get, so a changed
-// spec trains a new model and an unchanged one is loaded at once. Training itself checkpoints into <hash>/train/,
-// so a killed pre-training resumes too.
+// pretrainInto trains into a folder of the caller's (the `pretrain` command's --out): <dir>/train/ (checkpoints, so a
+// killed pre-training resumes), <dir>/backbone.safetensors and its manifest <dir>/backbone.json
+// (train/backbone-manifest.ts). pretrain, for a study, does that in its cache, <cacheDir>/pretrain/<hash>/, where
+// the hash covers the model and training settings, the identity of the data (files and selected indices) and the
+// transform its images get, so a changed spec trains a new model and an unchanged one is loaded at once.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -14,7 +15,7 @@ import type { Dataset } from "../data/dataset.js";
 import { Loader } from "../data/loader.js";
 import { Transform } from "../data/transforms.js";
 import { validateConfig } from "../vit/config.js";
-import { buildVit, initialiser } from "../vit/model.js";
+import { type VisionTransformer, buildVit, initialiser } from "../vit/model.js";
 import { saveVit } from "../vit/load.js";
 import { applyStrategy } from "../peft/strategy.js";
 import { type DataSpec, transformFor } from "../data/spec.js";
@@ -22,6 +23,7 @@ import type { ModelSpec } from "../vit/config.js";
 import { type OptimizerName, type TrainSettings, TRAIN_DEFAULTS, runIdentity } from "./settings.js";
 import type { ProgressStream } from "./progress.js";
 import { train } from "./train.js";
+import { writeBackboneManifest } from "./backbone-manifest.js";
 
 // What a pre-training runs: the study config's backbone.pretrain, checked and with its defaults.
 export interface PretrainSpec {
@@ -85,10 +87,29 @@ export async function pretrain(spec: PretrainSpec, data: Dataset, progress?: Pro
   const dir = pretrainDir(spec, data);
   const path = join(dir, "backbone.safetensors");
   if (existsSync(path)) return { path, cached: true, hash, seconds: 0, finalLoss: null };
+  const r = await pretrainInto(spec, data, dir, { progress });
+  return { path: r.path, cached: false, hash, seconds: r.seconds, finalLoss: r.finalLoss };
+}
 
+export interface PretrainIntoOptions {
+  progress?: ProgressStream;
+  // The source k-NN accuracy (percent) of a backbone, recorded in the manifest for the initialisation (a fresh
+  // run only) and the trained backbone.
+  evaluate?: (backbone: VisionTransformer) => Promise<number>;
+}
+
+export async function pretrainInto(
+  spec: PretrainSpec,
+  data: Dataset,
+  dir: string,
+  o: PretrainIntoOptions = {},
+): Promise<{ path: string; manifestPath: string; sha256: string; seconds: number; finalLoss: number; knn: { step: number; accuracy: number }[] }> {
   const started = performance.now();
+  const path = join(dir, "backbone.safetensors");
   const classes = data.classes.length;
   const model = buildVit(validateConfig({ ...spec.model, classes: 0, eps: 1e-6 }), initialiser(spec.seed));
+  const knn: { step: number; accuracy: number }[] = [];
+  if (o.evaluate && !existsSync(join(dir, "train", "last.safetensors"))) knn.push({ step: 0, accuracy: await o.evaluate(model) });
   const trainable = applyStrategy(model, { kind: "full" }, classes, spec.seed);
   const loader = new Loader(data, new Transform(transformFor(spec.data, spec.model.imageSize)), {
     batchSize: spec.batchSize,
@@ -103,13 +124,21 @@ export async function pretrain(spec: PretrainSpec, data: Dataset, progress?: Pro
       train: loader,
       settings: trainSettings(spec),
       dir: join(dir, "train"),
-      progress: progress && { stream: progress, label: "pre-train" },
+      progress: o.progress && { stream: o.progress, label: "pre-train" },
     });
     // The backbone only: DINO checkpoints carry no classifier either.
     model.head = undefined;
     model.config = { ...model.config, classes: 0 };
+    if (o.evaluate) knn.push({ step: spec.steps, accuracy: await o.evaluate(model) });
     await saveVit(model, path, { source: "supervised pre-training (peft-vit-webgpu)", spec: JSON.stringify(spec), data: data.identity.hash });
-    return { path, cached: false, hash, seconds: (performance.now() - started) / 1000, finalLoss: result.finalLoss };
+    const manifest = await writeBackboneManifest(path, {
+      method: "supervised",
+      hyperParameters: spec,
+      data: data.identity,
+      seed: spec.seed,
+      metrics: { finalLoss: result.finalLoss, knn },
+    });
+    return { path, manifestPath: manifest.path, sha256: manifest.sha256, seconds: (performance.now() - started) / 1000, finalLoss: result.finalLoss, knn };
   } finally {
     for (const [, t] of trainable) t.dispose();
     for (const [, t] of model.parameters()) t.dispose();

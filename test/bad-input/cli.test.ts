@@ -8,7 +8,7 @@ import { runCases, tempRoot } from "./harness.js";
 
 const root = tempRoot("cli");
 
-const COMMANDS = ["experiment", "info", "params", "features", "data", "export", "knn", "tune"];
+const COMMANDS = ["experiment", "pretrain", "info", "params", "features", "data", "export", "knn", "tune"];
 const BENCHES = ["matmul", "ops", "attention", "vit", "data", "knn", "wait"].map((s) => `bench ${s}`);
 
 // A bad command line: exit 2 and these words.
@@ -61,6 +61,8 @@ const required: BadCase[] = [
   usage("export --finetuned f.safetensors --out o.safetensors", "missing required flag --base"),
   usage("export --base b.safetensors --out o.safetensors", "missing required flag --finetuned"),
   usage("data", "missing required flag --dataset"),
+  usage("pretrain --out dir", "missing required flag --config"),
+  usage("pretrain --config c.json", "missing required flag --out"),
   // A dataset without a default root needs --root: not a bad flag, a missing one the dataset asks for.
   { what: "data --dataset cifar10", argv: ["data", "--dataset", "cifar10"], code: 1, says: ["cifar10", "root"] },
 ];

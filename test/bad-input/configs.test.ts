@@ -107,6 +107,21 @@ const valueCases: ConfigCase[] = [
   bad("backbone.pretrain.lr", -1, "expected a number > 0, got -1"),
   bad("backbone.pretrain.optimizer", "rmsprop", 'got "rmsprop"'),
   bad("backbone.pretrain.cacheDir", "", 'expected a non-empty string, got ""'),
+  bad("backbone.pretrain.method", "moco", 'expected one of supervised, dino, got "moco"'),
+  { what: "DINO without crops", edits: { "backbone.pretrain.method": "dino" }, says: ["backbone.pretrain.crops", "missing (required)"] },
+  ...[
+    ["backbone.pretrain.teacherTemp", 0, "expected a number > 0, got 0"],
+    ["backbone.pretrain.momentum", 1.5, "expected a number in [0, 1], got 1.5"],
+    ["backbone.pretrain.head.prototypes", 0, "expected an integer >= 1, got 0"],
+    ["backbone.pretrain.crops.localSize", 6, "expected a multiple of model.patchSize 4, got 6"],
+    ["backbone.pretrain.crops.color", "sepia", 'expected one of rgb, grayscale, got "sepia"'],
+    ["backbone.pretrain.collapse", { window: -1 }, "collapse.window: expected an integer >= 0, got -1"],
+    ["backbone.pretrain.optimizer", "adamw", "unknown key"],
+  ].map(([key, value, word]) => ({
+    what: `DINO ${key} = ${JSON.stringify(value)}`,
+    edits: { "backbone.pretrain.method": "dino", "backbone.pretrain.crops": { localSize: 4, color: "grayscale" }, "backbone.pretrain.head": { hidden: 8, bottleneck: 4, prototypes: 6 }, [key as string]: value },
+    says: [key as string, word as string],
+  })),
   { what: "both checkpoint and pretrain", edits: { "backbone.checkpoint": "x.safetensors" }, says: ["backbone: expected exactly one of checkpoint and pretrain, got both"] },
   { what: "neither checkpoint nor pretrain", edits: { "backbone.pretrain": DELETE }, says: ["backbone: expected exactly one of checkpoint and pretrain, got neither"] },
   bad("backbone", DELETE, "missing (required)"),
@@ -234,3 +249,34 @@ const dataCases: ConfigCase[] = [
 ];
 
 describe("configs through experiment --config", () => runCases(root, [...valueCases, ...fileCases, ...dataCases].map(configCase)));
+
+// The pretrain command's config: the mini study's backbone.pretrain, edited; the file cases as for a study.
+function pretrainCase(c: ConfigCase): BadCase {
+  return {
+    what: `pretrain: ${c.what}`,
+    setup: async (at) => {
+      if (c.setup) return c.setup(at);
+      const edits = typeof c.edits === "function" ? c.edits(at) : (c.edits ?? {});
+      await write(at("c.json"), c.text ?? JSON.stringify((edited(edits).backbone as Record<string, unknown>).pretrain));
+    },
+    argv: (at) => ["pretrain", "--config", at("c.json"), "--out", at("run")],
+    code: 1,
+    says: c.says,
+    never: [RAW_NODE],
+  };
+}
+
+const pretrainCases: ConfigCase[] = [
+  ...fileCases,
+  { what: "an unknown key", edits: { "backbone.pretrain.stpes": 3 }, says: ["stpes: unknown key"] },
+  { what: "an unknown method", edits: { "backbone.pretrain.method": "moco" }, says: ['method: expected one of supervised, dino, got "moco"'] },
+  { what: "DINO without crops", edits: { "backbone.pretrain.method": "dino" }, says: ["crops: missing (required)"] },
+  { what: "a missing data root", edits: (a) => ({ "backbone.pretrain.data.root": missing(a) }), says: (a) => [a("c.json"), "data:", missing(a), "does not exist"] },
+  {
+    what: "a k-NN bank of a split the dataset lacks",
+    edits: (a) => ({ "backbone.pretrain.knn": { bank: { dataset: "npy", root: dataRoot(), split: "val" }, queries: { dataset: "npy", root: dataRoot(), split: "test" } }, "backbone.pretrain.cacheDir": a("cache") }),
+    says: (a) => [a("c.json"), "knn.bank", "val_images.npy", "does not exist"],
+  },
+];
+
+describe("configs through pretrain --config", () => runCases(root, pretrainCases.map(pretrainCase)));

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { type StudyConfig, ConfigError, DEFAULTS, DEFAULT_STUDY, configJson, headInitFor, parseStudyConfig, ratesFor, studyIdentity } from "../../study/config.js";
 import { cellsOf } from "../../study/cells.js";
 import { strategyName } from "../../peft/strategy.js";
+import type { PretrainSpec } from "../../train/pretrain.js";
 
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
 
@@ -75,7 +76,7 @@ describe("shipped configs", () => {
   it("accepts backbone.pretrain.microBatch, an integer >= 1", () => {
     const c = clone(DEFAULT_STUDY) as Record<string, any>;
     c.backbone.pretrain.microBatch = 16;
-    expect(parseStudyConfig(c).backbone.pretrain?.microBatch).toBe(16);
+    expect((parseStudyConfig(c).backbone.pretrain as PretrainSpec).microBatch).toBe(16);
     c.backbone.pretrain.microBatch = 0;
     expect(problems(c)).toContain("backbone.pretrain.microBatch: expected an integer >= 1, got 0");
   });
@@ -194,6 +195,25 @@ describe("defaults and the canonical form", () => {
     const pre = parseStudyConfig({ ...minimal, backbone: { pretrain: { model, data: { dataset: "npy", split: "train" }, steps: 1, batchSize: 2, lr: 0.1 } } });
     expect(pre.backbone.pretrain).toMatchObject(DEFAULTS.pretrain);
     expect(pre.backbone.pretrain!.data.transform).toBe(DEFAULTS.transform.pretrain);
+  });
+
+  it("takes backbone.pretrain.method: supervised (dropped, so the identity stays) or dino (DINO's defaults and a cacheDir)", () => {
+    const model = { imageSize: 8, patchSize: 4, width: 16, depth: 4, heads: 2, mlpHidden: 32 };
+    const data = { dataset: "npy", split: "train" };
+    const supervised = { model, data, steps: 1, batchSize: 2, lr: 0.1 };
+    const withMethod = parseStudyConfig({ ...minimal, backbone: { pretrain: { method: "supervised", ...supervised } } });
+    expect(studyIdentity(withMethod)).toBe(studyIdentity(parseStudyConfig({ ...minimal, backbone: { pretrain: supervised } })));
+    const dino = parseStudyConfig({ ...minimal, backbone: { pretrain: { method: "dino", model, data, steps: 10, batchSize: 8, crops: { localSize: 4, color: "grayscale" } } } });
+    expect(dino.backbone.pretrain).toMatchObject({ method: "dino", cacheDir: DEFAULTS.pretrain.cacheDir, momentum: 0.996, teacherTemp: 0.07, crops: { localCrops: 8 } });
+    let msg = "";
+    try {
+      parseStudyConfig({ ...minimal, backbone: { pretrain: { method: "dino", model, data, steps: 10, batchSize: 8, optimizer: "sgd", crops: { localSize: 3, color: "rgb" } } } });
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toContain("backbone.pretrain.optimizer: unknown key");
+    expect(msg).toContain("backbone.pretrain.crops.localSize: expected a multiple of model.patchSize 4, got 3");
+    expect(() => parseStudyConfig({ ...minimal, backbone: { pretrain: { method: "byol", ...supervised } } })).toThrow('backbone.pretrain.method: expected one of supervised, dino, got "byol"');
   });
 
   it("writes strategies by their canonical names, and reads its own JSON form back to the same study", () => {

@@ -509,3 +509,38 @@ describe("workers sharing a run folder (cells, claims, collect)", () => {
     expect(existsSync(join(dir, "cells", "linear_lr0.05_s0", "claim.json"))).toBe(true); // the other worker's, untouched
   });
 });
+
+describe("a study with a DINO backbone (backbone.pretrain.method dino)", () => {
+  const dino = (extra: Record<string, unknown> = {}) => ({
+    method: "dino",
+    model: { imageSize: 8, patchSize: 4, width: 16, depth: 2, heads: 2, mlpHidden: 32 },
+    data: { dataset: "npy", root: join(root, "data"), split: "train", classes: "0-2" },
+    head: { hidden: 16, bottleneck: 8, prototypes: 10 },
+    crops: { localSize: 4, localCrops: 2, color: "grayscale" },
+    steps: 3,
+    batchSize: 16,
+    cacheDir: join(root, "cache"),
+    ...extra,
+  });
+
+  it("pre-trains the backbone with DINO into the cache, and a rerun finds it there", async () => {
+    const config = study({ backbone: { pretrain: dino() }, strategies: ["linear"], name: "dino" });
+    const log: string[] = [];
+    const r = await runExperiment({ config, out: join(root, "dino-run"), log: (l) => log.push(l) });
+    expect(r.complete).toBe(true);
+    expect(log.some((l) => l.startsWith("backbone: DINO pre-training on npy"))).toBe(true);
+    const backbone = JSON.parse(await readFile(join(root, "dino-run", "backbone.json"), "utf8"));
+    expect(backbone).toMatchObject({ kind: "pretrain", method: "dino" });
+    expect(backbone.path).toContain(join(root, "cache", "pretrain", "dino-"));
+    const again: string[] = [];
+    await runExperiment({ config, out: join(root, "dino-run-2"), log: (l) => again.push(l) });
+    expect(again).toContain(`backbone: cached ${backbone.path}`);
+  });
+
+  it("stops when the backbone's DINO pre-training collapses, naming backbone.pretrain", async () => {
+    const config = study({ backbone: { pretrain: dino({ teacherTemp: 1000, warmupTeacherTemp: 1000, collapse: { window: 2 }, logEvery: 1 }) }, strategies: ["linear"], name: "dino-collapse" });
+    await expect(runExperiment({ config, out: join(root, "dino-collapse"), log: () => undefined })).rejects.toThrow(
+      "experiment: the backbone's DINO pre-training collapsed (backbone.pretrain): dino: the teacher collapsed to uniform outputs",
+    );
+  });
+});

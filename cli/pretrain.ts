@@ -1,0 +1,87 @@
+// `pretrain`: pre-trains a ViT backbone from a JSON config (study/pretrain-config.ts), supervised or with DINO, into
+// a folder: backbone.safetensors (timm layout, no head) and its manifest backbone.json (with the file's SHA-256),
+// which a study takes as backbone.checkpoint. A rerun resumes from the folder's last checkpoint.
+import { readFile } from "node:fs/promises";
+import type { Command } from "../util/command.js";
+import { UsageError } from "../util/command.js";
+import { parseArgs } from "../util/args.js";
+import { describeFileError, isFileError } from "../util/file-errors.js";
+import { initEngine } from "../engine/runtime.js";
+import { type DataSpec, openData } from "../data/spec.js";
+import type { VisionTransformer } from "../vit/model.js";
+import { parsePretrainConfig } from "../study/pretrain-config.js";
+import { datasetKnn } from "../eval/dataset-knn.js";
+import { pretrainInto } from "../train/pretrain.js";
+import { dinoPretrain } from "../train/dino-pretrain.js";
+import { formatDuration } from "../train/progress.js";
+
+const FLAGS = { config: "string", out: "string", backend: "string", adapter: "string" } as const;
+
+export const pretrainCommand: Command = {
+  summary: "pre-train a ViT backbone (supervised, or self-supervised with DINO) from a config into a folder",
+  usage: `usage: node dist/run.js pretrain --config FILE.json --out DIR
+
+  --config     the pre-training: "method": "supervised" (the keys of a study's backbone.pretrain) or "dino"
+               (see configs/dino-fashion-mnist*.json); "knn": {bank, queries} scores the backbone on held-out source
+               images (for DINO every knnEvery steps, before the first step and at the end)
+  --out        the folder: backbone.safetensors and backbone.json (method, settings, data identity, seed, metrics,
+               SHA-256), checkpoints and per-step metrics (metrics.csv); a study takes the backbone as
+               backbone.checkpoint
+  --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)
+
+A rerun with the same config and folder resumes from the last checkpoint (another config is refused). DINO logs
+per step the loss, the teacher's output entropy, the entropy of its mean output and the teacher-student KL
+(metrics.csv), and stops a run whose teacher collapses (uniform or constant outputs for collapse.window steps)
+with an error that names the form and the steps.`,
+  async run(argv) {
+    const flags = parseArgs(argv, FLAGS);
+    if (!flags.config) throw new UsageError("missing required flag --config");
+    if (!flags.out) throw new UsageError("missing required flag --out");
+    const text = await readFile(flags.config, "utf8").catch((e: Error) => {
+      throw new Error(`pretrain: ${isFileError(e) ? describeFileError(e, flags.config!, "read the config") : `cannot read the config ${flags.config}: ${e.message}`}`);
+    });
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new Error(`pretrain: ${flags.config}: expected JSON, got a parse error: ${(e as Error).message}`);
+    }
+    const config = parsePretrainConfig(json, flags.config);
+    const started = performance.now();
+    await initEngine({ backend: flags.backend, adapter: flags.adapter });
+    const { spec } = config;
+    // `what` is the config key of the data, named in every error.
+    const open = async (d: DataSpec, what: string) => {
+      const ds = await openData(d, spec.seed).catch((e: Error) => {
+        throw new Error(`pretrain: ${flags.config}: ${what}: ${e.message}`, { cause: e });
+      });
+      if (ds.length === 0) throw new Error(`pretrain: ${flags.config}: ${what}: expected images, got none (check classes, perClass and fraction)`);
+      return ds;
+    };
+    const data = await open(spec.data, "data");
+    console.error(`pretrain (${config.method}) on ${data.identity.name} ${data.identity.subset ?? ""} (${data.length} images) -> ${flags.out}`);
+    let evaluate: ((backbone: VisionTransformer) => Promise<number>) | undefined;
+    if (config.knn) {
+      const k = config.knn;
+      const bank = { dataset: await open(k.bank, "knn.bank"), spec: k.bank };
+      const queries = { dataset: await open(k.queries, "knn.queries"), spec: k.queries };
+      evaluate = async (backbone) => {
+        const [r] = await datasetKnn(backbone, bank, queries, { ks: [k.k], temperature: k.temperature, batchSize: k.batchSize, size: spec.model.imageSize });
+        return r.top1;
+      };
+    }
+    const log = (line: string) => console.error(line);
+    if (config.method === "dino") {
+      const r = await dinoPretrain({ spec: config.spec, data, dir: flags.out, evaluate, progress: process.stderr, log });
+      if (r.resumedFrom > 0) console.error(`resumed from step ${r.resumedFrom}`);
+      for (const p of r.knn) console.log(`source ${config.knn!.k}-NN at step ${p.step}: ${p.accuracy.toFixed(2)}%`);
+      console.log(`wrote ${r.path} (sha256 ${r.sha256}) and ${r.manifestPath}`);
+    } else {
+      const r = await pretrainInto(config.spec, data, flags.out, { progress: process.stderr, evaluate });
+      for (const p of r.knn) console.log(`source ${config.knn!.k}-NN at step ${p.step}: ${p.accuracy.toFixed(2)}%`);
+      console.log(`wrote ${r.path} (sha256 ${r.sha256}) and ${r.manifestPath}`);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    console.log(`wall time: ${formatDuration(seconds)} (${seconds.toFixed(1)} s)`);
+  },
+};

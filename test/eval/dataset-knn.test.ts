@@ -1,0 +1,50 @@
+// datasetKnn: the same result as knnClassify on features of every image taken in one pass, with loader batches that
+// do not divide the datasets (5 images per pass over 24 and 12 images), so batching and the order of rows are right.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openNpyImages } from "../../data/npy-dataset.js";
+import type { Dataset } from "../../data/dataset.js";
+import { Transform } from "../../data/transforms.js";
+import { buildVit, initialiser } from "../../vit/model.js";
+import { validateConfig } from "../../vit/config.js";
+import { extractFeatures } from "../../eval/features.js";
+import { knnClassify } from "../../eval/knn.js";
+import { datasetKnn } from "../../eval/dataset-knn.js";
+import { useEngine } from "../helpers.js";
+import { writeSynthetic } from "../train/synthetic.js";
+
+useEngine();
+
+let root: string;
+let bank: Dataset;
+let queries: Dataset;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "dataset-knn-"));
+  await writeSynthetic(root, { size: 8, perClass: { train: 4, test: 2 }, seed: 5, noise: 160 });
+  bank = await openNpyImages(root, "train");
+  queries = await openNpyImages(root, "test");
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe("datasetKnn", () => {
+  it("scores as knnClassify does on all features at once", async () => {
+    const model = buildVit(validateConfig({ imageSize: 8, patchSize: 4, width: 16, depth: 1, heads: 2, mlpHidden: 32, classes: 0, eps: 1e-6 }), initialiser(1));
+    const spec = { dataset: "npy", split: "train", transform: "eval" as const };
+    const transform = new Transform({ kind: "eval", size: 8 });
+    const all = async (ds: Dataset) => {
+      const images = new Float32Array(ds.length * 3 * 64);
+      for (let i = 0; i < ds.length; i++) await transform.apply(await ds.read(i), images, i * 3 * 64);
+      return (await extractFeatures(model, images, [ds.length, 3, 8, 8])).features;
+    };
+    const want = await knnClassify({ train: await all(bank), trainLabels: bank.labels, test: await all(queries), testLabels: queries.labels, ks: [1, 5], temperature: 0.07, classes: 6 });
+    const got = await datasetKnn(model, { dataset: bank, spec }, { dataset: queries, spec: { ...spec, split: "test" } }, { ks: [1, 5], temperature: 0.07, batchSize: 5, size: 8 });
+    expect(got.map((r) => [r.k, r.top1, r.top5, [...r.predictions]])).toEqual(want.map((r) => [r.k, r.top1, r.top5, [...r.predictions]]));
+    for (const [, t] of model.parameters()) t.dispose();
+  });
+});

@@ -1,0 +1,40 @@
+// emaUpdate against the float64 reference m * t + (1 - m) * s over 3 steps of changing momentum, on the scalar
+// path (sizes 1, 7, 1031) and the vec4 path (1028): atol 1e-6 + rtol 1e-5 (one f32 multiply-add per step).
+import { describe, expect, it } from "vitest";
+import { Tensor } from "../../engine/tensor.js";
+import { emaUpdate } from "../../kernels/ema.js";
+import { expectClose, randn, useEngine } from "../helpers.js";
+
+useEngine();
+
+const TOL = { atol: 1e-6, rtol: 1e-5 };
+
+describe("emaUpdate", () => {
+  for (const n of [1, 7, 1028, 1031]) {
+    it(`n=${n}`, async () => {
+      const t0 = randn(n, n);
+      const target = Tensor.fromArray(t0, [n]);
+      const ref = Float64Array.from(t0);
+      for (const [step, m] of [0.996, 0.5, 1, 0].entries()) {
+        const s = randn(n, 1000 + 10 * n + step);
+        emaUpdate(target, Tensor.fromArray(s, [n]), m);
+        for (let i = 0; i < n; i++) ref[i] = m * ref[i] + (1 - m) * s[i];
+        expectClose(`target after momentum ${m}`, await target.data(), ref, TOL);
+      }
+    });
+  }
+
+  it("updates tensors of other shapes but the same size", async () => {
+    const target = Tensor.fromArray([1, 2, 3, 4, 5, 6], [2, 3]);
+    emaUpdate(target, Tensor.fromArray([7, 8, 9, 10, 11, 12], [6]), 0.75);
+    expectClose("target", await target.data(), [2.5, 3.5, 4.5, 5.5, 6.5, 7.5], TOL);
+  });
+
+  it("refuses mismatched sizes, shared storage and momenta outside [0, 1]", () => {
+    const t = Tensor.fromArray([1, 2, 3], [3]);
+    expect(() => emaUpdate(t, Tensor.fromArray([1, 2], [2]), 0.9)).toThrow("ema: expected target and source f32 of the same size");
+    expect(() => emaUpdate(t, t.reshape([3]), 0.9)).toThrow("ema: expected Tensor(");
+    expect(() => emaUpdate(t, Tensor.fromArray([1, 2, 3], [3]), 1.5)).toThrow("ema: expected a momentum in [0, 1], got 1.5");
+    expect(() => emaUpdate(t, Tensor.fromArray([1, 2, 3], [3]), NaN)).toThrow("ema: expected a momentum in [0, 1], got NaN");
+  });
+});

@@ -1,0 +1,65 @@
+// The pretrain command's config: DINO's defaults filled in (some from steps and batchSize), a study's
+// backbone.pretrain accepted as a supervised config, configs/dino-fashion-mnist.json valid, and every problem named
+// by key path at once.
+import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { DEFAULT_STUDY } from "../../study/config.js";
+import { parsePretrainConfig } from "../../study/pretrain-config.js";
+import { COLLAPSE_DEFAULTS } from "../../train/dino-collapse.js";
+
+const model = { imageSize: 28, patchSize: 7, width: 64, depth: 4, heads: 2, mlpHidden: 256 };
+const data = { dataset: "fashion-mnist", split: "train" };
+
+describe("parsePretrainConfig", () => {
+  it("fills in DINO's defaults", () => {
+    const c = parsePretrainConfig({ method: "dino", model, data, steps: 1000, batchSize: 512, crops: { localSize: 14, color: "rgb" } });
+    expect(c.method).toBe("dino");
+    expect(c.spec).toMatchObject({
+      head: { hidden: 2048, bottleneck: 256, prototypes: 65536 },
+      crops: { localSize: 14, localCrops: 8, globalScale: [0.4, 1], localScale: [0.05, 0.4], color: "rgb" },
+      lr: 0.001,
+      minLr: 1e-6,
+      warmupSteps: 100,
+      weightDecay: 0.04,
+      weightDecayEnd: 0.4,
+      momentum: 0.996,
+      warmupTeacherTemp: 0.04,
+      teacherTemp: 0.07,
+      teacherTempWarmupSteps: 300,
+      studentTemp: 0.1,
+      centerMomentum: 0.9,
+      clipGrad: 3,
+      freezeLastLayerSteps: 0,
+      collapse: COLLAPSE_DEFAULTS,
+      checkpointEvery: 100,
+    });
+    expect(c.knn).toBeUndefined();
+  });
+
+  it("takes a study's backbone.pretrain as a supervised config", () => {
+    const c = parsePretrainConfig({ method: "supervised", ...DEFAULT_STUDY.backbone.pretrain });
+    expect(c.method).toBe("supervised");
+    expect(c.spec).toMatchObject({ steps: 400, batchSize: 128, optimizer: "adamw" });
+    expect(parsePretrainConfig(DEFAULT_STUDY.backbone.pretrain).method).toBe("supervised");
+  });
+
+  it("reads the shipped DINO configs", () => {
+    for (const file of ["configs/dino-fashion-mnist.json", "configs/dino-fashion-mnist-sharp.json"]) {
+      const c = parsePretrainConfig(JSON.parse(readFileSync(file, "utf8")), file);
+      expect(c.method).toBe("dino");
+      expect(c.knn).toMatchObject({ k: 20, temperature: 0.07, bank: { transform: "eval" } });
+    }
+  });
+
+  it("names every problem by key path", () => {
+    expect(() =>
+      parsePretrainConfig({ method: "dino", model, data: { ...data, scale: [0.2, 1] }, steps: 10, warmupSteps: 10, crops: { localSize: 14, color: "rgb", extra: 1 }, collapse: { uniform: 2 } }, "c.json"),
+    ).toThrow(
+      "c.json: 5 problems:\n  batchSize: missing (required)\n  crops.extra: unknown key (known keys: localSize, localCrops, globalScale, localScale, color, blur)\n" +
+        "  collapse.uniform: expected a fraction in (0, 1], got 2\n  warmupSteps: expected fewer than steps (10), got 10\n" +
+        "  data.scale: expected no scale for DINO (its crops take crops.globalScale and crops.localScale), got [0.2, 1]",
+    );
+    expect(() => parsePretrainConfig([1])).toThrow("config: expected a JSON object at the top level, got an array of 1");
+    expect(() => parsePretrainConfig({ method: "supervised", model, data, steps: 5, batchSize: 2, lr: 1, head: {} })).toThrow("head: unknown key");
+  });
+});

@@ -1,0 +1,144 @@
+// DINO pre-training end to end on a synthetic dataset with a tiny ViT (8 px, patch 4, 4 px local crops): the files
+// it writes and the manifest's SHA-256, a metric row per step, k-NN scores at 0, every knnEvery steps and the end,
+// an interrupted run resumed to the very same backbone, refused settings, and a forced uniform collapse stopped
+// with a CollapseError naming it.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Dataset } from "../../data/dataset.js";
+import { openNpyImages } from "../../data/npy-dataset.js";
+import { readSafetensors } from "../../vit/safetensors.js";
+import { type DinoSpec, dinoPretrain, stepValues } from "../../train/dino-pretrain.js";
+import { COLLAPSE_DEFAULTS, CollapseError } from "../../train/dino-collapse.js";
+import { useEngine } from "../helpers.js";
+import { writeSynthetic } from "./synthetic.js";
+
+useEngine();
+
+let root: string;
+let data: Dataset;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "dino-pretrain-test-"));
+  await writeSynthetic(join(root, "data"), { size: 8, perClass: { train: 4 }, seed: 1 });
+  data = await openNpyImages(join(root, "data"), "train");
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+const SPEC: DinoSpec = {
+  method: "dino",
+  model: { imageSize: 8, patchSize: 4, width: 16, depth: 1, heads: 2, mlpHidden: 32 },
+  data: { dataset: "npy", split: "train", transform: "train", mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
+  head: { hidden: 16, bottleneck: 8, prototypes: 12 },
+  crops: { localSize: 4, localCrops: 2, globalScale: [0.4, 1], localScale: [0.05, 0.4], color: "grayscale" },
+  steps: 6,
+  batchSize: 8,
+  lr: 0.005,
+  minLr: 1e-6,
+  warmupSteps: 2,
+  weightDecay: 0.04,
+  weightDecayEnd: 0.4,
+  momentum: 0.9,
+  warmupTeacherTemp: 0.04,
+  teacherTemp: 0.07,
+  teacherTempWarmupSteps: 3,
+  studentTemp: 0.1,
+  centerMomentum: 0.9,
+  clipGrad: 3,
+  freezeLastLayerSteps: 3,
+  seed: 0,
+  collapse: { ...COLLAPSE_DEFAULTS, window: 0 },
+  knnEvery: 4,
+  logEvery: 2,
+  checkpointEvery: 3,
+};
+
+async function tensorsOf(path: string) {
+  return [...(await readSafetensors(path)).tensors].map(([n, t]) => [n, Array.from(t.data)]);
+}
+
+describe("dinoPretrain", () => {
+  it("trains, scores, checkpoints and writes the teacher's backbone with its manifest", async () => {
+    const dir = join(root, "run");
+    const scored: number[] = [];
+    const lines: string[] = [];
+    const r = await dinoPretrain({
+      spec: SPEC,
+      data,
+      dir,
+      evaluate: async (backbone) => {
+        scored.push(backbone.config.classes);
+        return 50 + scored.length;
+      },
+      log: (line) => lines.push(line),
+    });
+    expect(r.rows.map((x) => x.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    for (const row of r.rows) {
+      for (const v of [row.loss, row.entropy, row.marginalEntropy, row.kl]) expect(Number.isFinite(v)).toBe(true);
+      expect(row.entropy).toBeLessThanOrEqual(Math.log(12) + 1e-4);
+      expect(row.kl).toBeGreaterThanOrEqual(-1e-4);
+    }
+    // DINO's schedules: the warm-up starts at lr 0 (np.linspace(0, lr, warmup)), the weight decay and momentum at their base.
+    expect(r.rows[0]).toMatchObject({ lr: 0, momentum: 0.9, teacherTemp: 0.04 });
+    expect(r.rows[0].weightDecay).toBeCloseTo(0.04, 12);
+    expect(r.rows[1].lr).toBe(SPEC.lr);
+    expect(r.rows[1].teacherTemp).toBeCloseTo(0.055, 12);
+    const { freezeLastLayer: _frozen, ...last } = stepValues(SPEC, 5);
+    expect(r.rows[5]).toMatchObject(last);
+    expect(Object.keys(r.rows[0])).not.toContain("freezeLastLayer");
+    expect(r.knn).toEqual([
+      { step: 0, accuracy: 51 },
+      { step: 4, accuracy: 52 },
+      { step: 6, accuracy: 53 },
+    ]);
+    expect(scored).toEqual([0, 0, 0]); // a backbone without a classifier
+    expect(lines.filter((l) => l.includes("loss")).length).toBe(2); // checkpoints at 3 and 6
+    const manifest = JSON.parse(await readFile(r.manifestPath, "utf8"));
+    expect(manifest.sha256).toBe(createHash("sha256").update(await readFile(r.path)).digest("hex"));
+    expect(manifest).toMatchObject({ method: "dino", seed: 0, data: { hash: data.identity.hash }, metrics: { knn: r.knn } });
+    const backbone = await readSafetensors(r.path);
+    expect([...backbone.tensors.keys()]).toContain("blocks.0.attn.qkv.weight");
+    expect([...backbone.tensors.keys()].some((n) => n.startsWith("head"))).toBe(false);
+    const csv = (await readFile(join(dir, "metrics.csv"), "utf8")).trim().split("\n");
+    expect(csv.length).toBe(7);
+    expect(csv[0]).toBe("step,loss,teacher_entropy,mean_output_entropy,kl,lr,weight_decay,momentum,teacher_temp,knn,images_per_second");
+  });
+
+  it("resumes an interrupted run to the same backbone", async () => {
+    const straight = await dinoPretrain({ spec: SPEC, data, dir: join(root, "straight") });
+    const dir = join(root, "interrupted");
+    const stop = (line: string) => {
+      if (line.startsWith("step 3/")) throw new Error("interrupted");
+    };
+    await expect(dinoPretrain({ spec: SPEC, data, dir, log: stop })).rejects.toThrow("interrupted");
+    const resumed = await dinoPretrain({ spec: SPEC, data, dir });
+    expect(resumed.resumedFrom).toBe(3);
+    expect(resumed.rows.map((r) => r.loss)).toEqual(straight.rows.map((r) => r.loss));
+    expect(await tensorsOf(resumed.path)).toEqual(await tensorsOf(straight.path));
+  });
+
+  it("refuses to resume a folder of other settings, and bad settings", async () => {
+    const dir = join(root, "other");
+    await dinoPretrain({ spec: { ...SPEC, steps: 3 }, data, dir });
+    await expect(dinoPretrain({ spec: { ...SPEC, steps: 3, lr: 0.001 }, data, dir })).rejects.toThrow("was written by a run with other settings or data");
+    await expect(dinoPretrain({ spec: { ...SPEC, crops: { ...SPEC.crops, localSize: 6 } }, data, dir })).rejects.toThrow(
+      "dino: expected crops.localSize to be a multiple of the patch size 4, got 6",
+    );
+    await expect(dinoPretrain({ spec: { ...SPEC, warmupSteps: 6 }, data, dir })).rejects.toThrow("dino: expected warmupSteps < steps (6), got 6");
+  });
+
+  it("stops a collapsed run: a teacher temperature of 1000 gives uniform outputs", async () => {
+    const spec = { ...SPEC, warmupTeacherTemp: 1000, teacherTemp: 1000, collapse: { ...COLLAPSE_DEFAULTS, window: 3 }, logEvery: 1 };
+    const err = await dinoPretrain({ spec, data, dir: join(root, "collapse") }).catch((e) => e);
+    expect(err).toBeInstanceOf(CollapseError);
+    expect(err.kind).toBe("uniform");
+    expect(err.message).toMatch(/^dino: the teacher collapsed to uniform outputs: its mean entropy stayed at or above 99% of log K from step 1 to 3/);
+    const saved = JSON.parse(await readFile(join(root, "collapse", "metrics.json"), "utf8"));
+    expect(saved.rows.length).toBe(3);
+  });
+});

@@ -1,0 +1,352 @@
+// DINO pre-training of a ViT backbone (main_dino.py's recipe, per step): multi-crop batches (data/multi-crop.ts), the
+// step of train/dino.ts, DINO's schedules (train/dino-schedules.ts), per-step metrics that show a collapse (loss,
+// the teacher's entropy, the entropy of its mean output, the teacher-student KL), the caller's k-NN score of the
+// teacher's backbone every `knnEvery` steps (and before the first step: the random initialisation's), collapse
+// detection (train/dino-collapse.ts), checkpoints and exact resume. The result is the teacher's backbone, as DINO
+// releases it.
+//
+// Files in `dir` (all written atomically):
+//   last.safetensors   student, teacher, centre and AdamW state (train/dino.ts stateTensors); metadata: format,
+//                      the fingerprint of the settings and data, step, the optimisers' step counts
+//   metrics.json/.csv  one row per step; metrics.json also holds the k-NN scores by step
+//   backbone.safetensors, backbone.json   at the end: the teacher's backbone (timm layout, no head) and its manifest
+//                      (method, settings, data identity, seed, final metrics, the file's SHA-256)
+// Losses and metrics stay on the device and are read back every `logEvery` steps, when finiteness and collapse are
+// checked; a checkpoint every `checkpointEvery` steps and at the end. Resuming loads last.safetensors (refused when
+// the settings or data differ) and continues the epoch at the batch after it, so a resumed run computes what an
+// uninterrupted one does.
+import { existsSync } from "node:fs";
+import { mkdir, readFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { join, resolve } from "node:path";
+import { Tensor, tidy } from "../engine/tensor.js";
+import * as ops from "../autograd/ops.js";
+import type { Dataset } from "../data/dataset.js";
+import type { DataSpec } from "../data/spec.js";
+import { type MultiCropBatch, MultiCropLoader, type MultiCropSpec } from "../data/multi-crop.js";
+import { type ModelSpec, validateConfig } from "../vit/config.js";
+import { type VisionTransformer, buildVit, initialiser } from "../vit/model.js";
+import { saveVit } from "../vit/load.js";
+import { CHECKSUM_KEY, readSafetensorsHeader, writeSafetensors } from "../vit/safetensors.js";
+import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { type DinoHeadSpec, buildDinoHead, checkHeadSpec, dinoHeadInitialiser } from "./dino-head.js";
+import { Dino, type DinoNet, type DinoStepValues } from "./dino.js";
+import { cosineAt, teacherTemperatureAt } from "./dino-schedules.js";
+import { type CollapseSettings, checkCollapseSettings, detectCollapse } from "./dino-collapse.js";
+import { NonFiniteError, loadTrainable, snapshot } from "./checkpoint.js";
+import { DivergedError } from "./train.js";
+import { Progress, type ProgressStream } from "./progress.js";
+import { runIdentity } from "./settings.js";
+import { writeBackboneManifest } from "./backbone-manifest.js";
+
+export const FORMAT = "peft-vit-webgpu/dino-checkpoint/1";
+
+// Everything a DINO pre-training runs; the defaults are DINO's (main_dino.py) unless said otherwise.
+export interface DinoSpec {
+  method: "dino";
+  model: ModelSpec;
+  data: DataSpec; // the source images (labels unused); its mean, std and interpolation apply to the crops
+  head: DinoHeadSpec;
+  crops: Omit<MultiCropSpec, "globalSize" | "mean" | "std" | "interpolation">; // global crops at model.imageSize
+  steps: number;
+  batchSize: number;
+  lr: number; // peak, after the linear warm-up (DINO: 0.0005 x batch / 256)
+  minLr: number; // the cosine's end, 1e-6
+  warmupSteps: number;
+  weightDecay: number; // 0.04, rising on a cosine to
+  weightDecayEnd: number; // 0.4
+  momentum: number; // the teacher's EMA momentum, 0.996, rising on a cosine to 1
+  warmupTeacherTemp: number; // 0.04, rising linearly over teacherTempWarmupSteps to
+  teacherTemp: number; // 0.07 here (DINO's default 0.04; 0.07 with a warm-up for longer ViT-S runs)
+  teacherTempWarmupSteps: number;
+  studentTemp: number; // 0.1
+  centerMomentum: number; // 0.9
+  clipGrad: number; // per-parameter gradient norm bound, 3.0; 0: none
+  freezeLastLayerSteps: number; // DINO: one epoch
+  seed: number;
+  collapse: CollapseSettings;
+  knnEvery: number; // score the teacher's backbone (the caller's evaluate) every this many steps; 0: only at 0 and the end
+  logEvery: number; // read metrics back every this many steps
+  checkpointEvery: number;
+}
+
+export interface DinoRow {
+  step: number; // 1-based: the row describes the update that made `step` updates in total
+  loss: number;
+  entropy: number; // the teacher's mean output entropy, nats
+  marginalEntropy: number; // the entropy of its mean output over the batch, nats
+  kl: number; // teacher-student KL, nats
+  lr: number;
+  weightDecay: number;
+  momentum: number;
+  teacherTemp: number;
+  imagesPerSecond: number;
+}
+
+export interface KnnPoint {
+  step: number; // 0: the initialisation
+  accuracy: number; // percent
+}
+
+export interface DinoPretrainOptions {
+  spec: DinoSpec;
+  data: Dataset; // opened from spec.data
+  dir: string;
+  // The source k-NN accuracy (percent) of a backbone: eval/knn.ts on a held-out source subset, given by the caller.
+  evaluate?: (backbone: VisionTransformer) => Promise<number>;
+  progress?: ProgressStream;
+  log?: (line: string) => void; // a line per k-NN score and checkpoint: the collapse metrics at that step
+}
+
+export interface DinoPretrainResult {
+  path: string; // backbone.safetensors
+  manifestPath: string;
+  sha256: string;
+  steps: number;
+  resumedFrom: number;
+  seconds: number;
+  rows: DinoRow[];
+  knn: KnnPoint[];
+}
+
+// The schedules' values at a step.
+export function stepValues(s: DinoSpec, step: number): DinoStepValues {
+  return {
+    lr: cosineAt(s.lr, s.minLr, s.steps, step, s.warmupSteps),
+    weightDecay: cosineAt(s.weightDecay, s.weightDecayEnd, s.steps, step),
+    momentum: cosineAt(s.momentum, 1, s.steps, step),
+    teacherTemp: teacherTemperatureAt(s.warmupTeacherTemp, s.teacherTemp, s.teacherTempWarmupSteps, step),
+    freezeLastLayer: step < s.freezeLastLayerSteps,
+  };
+}
+
+export function checkDinoSpec(s: DinoSpec): void {
+  const int = (v: number, what: string, min: number) => {
+    if (!(Number.isInteger(v) && v >= min)) throw new Error(`dino: expected ${what} to be an integer >= ${min}, got ${v}`);
+  };
+  const positive = (v: number, what: string) => {
+    if (!(v > 0 && Number.isFinite(v))) throw new Error(`dino: expected ${what} > 0, got ${v}`);
+  };
+  const fraction = (v: number, what: string) => {
+    if (!(v >= 0 && v <= 1)) throw new Error(`dino: expected ${what} in [0, 1], got ${v}`);
+  };
+  int(s.steps, "steps", 1);
+  int(s.batchSize, "batchSize", 1);
+  int(s.warmupSteps, "warmupSteps", 0);
+  if (s.warmupSteps >= s.steps) throw new Error(`dino: expected warmupSteps < steps (${s.steps}), got ${s.warmupSteps}`);
+  int(s.teacherTempWarmupSteps, "teacherTempWarmupSteps", 0);
+  int(s.freezeLastLayerSteps, "freezeLastLayerSteps", 0);
+  int(s.seed, "seed", 0);
+  int(s.knnEvery, "knnEvery", 0);
+  int(s.logEvery, "logEvery", 1);
+  int(s.checkpointEvery, "checkpointEvery", 1);
+  positive(s.lr, "lr");
+  if (!(s.minLr >= 0)) throw new Error(`dino: expected minLr >= 0, got ${s.minLr}`);
+  if (!(s.weightDecay >= 0 && s.weightDecayEnd >= 0)) throw new Error(`dino: expected weight decays >= 0, got ${s.weightDecay} and ${s.weightDecayEnd}`);
+  fraction(s.momentum, "momentum");
+  fraction(s.centerMomentum, "centerMomentum");
+  positive(s.warmupTeacherTemp, "warmupTeacherTemp");
+  positive(s.teacherTemp, "teacherTemp");
+  positive(s.studentTemp, "studentTemp");
+  if (!(s.clipGrad >= 0)) throw new Error(`dino: expected clipGrad >= 0, got ${s.clipGrad}`);
+  if (s.crops.localCrops > 0 && s.crops.localSize % s.model.patchSize !== 0) {
+    throw new Error(`dino: expected crops.localSize to be a multiple of the patch size ${s.model.patchSize}, got ${s.crops.localSize}`);
+  }
+  checkHeadSpec(s.head, "dino: head");
+  checkCollapseSettings(s.collapse, "dino: collapse");
+}
+
+// What must match for a checkpoint to be resumed: every setting that decides the trajectory, and the data.
+function fingerprint(s: DinoSpec, data: Dataset): string {
+  const { knnEvery: _k, logEvery: _l, checkpointEvery: _c, collapse: _collapse, ...trajectory } = s;
+  return runIdentity({ format: FORMAT, ...trajectory, data: data.identity.hash });
+}
+
+// A study's DINO pre-training folder in its cache: <cacheDir>/pretrain/dino-<hash of the settings and the data>, so a
+// changed spec trains a new backbone and an unchanged one is found at once (as train/pretrain.ts's).
+export function dinoPretrainDir(s: DinoSpec, data: Dataset, cacheDir: string): string {
+  return resolve(join(cacheDir, "pretrain", `dino-${createHash("sha256").update(fingerprint(s, data)).digest("hex").slice(0, 16)}`));
+}
+
+function buildNet(s: DinoSpec): DinoNet {
+  const backbone = buildVit(validateConfig({ ...s.model, classes: 0, eps: 1e-6 }), initialiser(s.seed));
+  return { backbone, head: buildDinoHead(s.model.width, s.head, dinoHeadInitialiser(s.seed)) };
+}
+
+function multiCrop(s: DinoSpec): MultiCropSpec {
+  const c: MultiCropSpec = { ...s.crops, globalSize: s.model.imageSize, interpolation: s.data.interpolation };
+  if (s.data.mean) c.mean = s.data.mean;
+  if (s.data.std) c.std = s.data.std;
+  return c;
+}
+
+function metricsCsv(rows: DinoRow[], knn: KnnPoint[]): string {
+  const byStep = new Map(knn.map((k) => [k.step, k.accuracy]));
+  const lines = ["step,loss,teacher_entropy,mean_output_entropy,kl,lr,weight_decay,momentum,teacher_temp,knn,images_per_second"];
+  for (const r of rows) {
+    lines.push([r.step, r.loss, r.entropy, r.marginalEntropy, r.kl, r.lr, r.weightDecay, r.momentum, r.teacherTemp, byStep.get(r.step) ?? "", r.imagesPerSecond.toFixed(2)].join(","));
+  }
+  return lines.join("\n") + "\n";
+}
+
+export async function dinoPretrain(o: DinoPretrainOptions): Promise<DinoPretrainResult> {
+  const s = o.spec;
+  checkDinoSpec(s);
+  const started = performance.now();
+  await mkdir(o.dir, { recursive: true });
+  const print = fingerprint(s, o.data);
+  const loader = new MultiCropLoader(o.data, multiCrop(s), s.batchSize, s.seed);
+  const dino = new Dino(buildNet(s), buildNet(s), { studentTemp: s.studentTemp, centerMomentum: s.centerMomentum, clipGrad: s.clipGrad });
+  try {
+    return await run(o, dino, loader, print, started);
+  } finally {
+    for (const net of [dino.student, dino.teacher]) {
+      for (const [, t] of [...net.backbone.parameters(), ...net.head.parameters()]) {
+        t.grad?.dispose();
+        t.dispose();
+      }
+    }
+    dino.dispose();
+  }
+}
+
+async function run(o: DinoPretrainOptions, dino: Dino, loader: MultiCropLoader, print: string, started: number): Promise<DinoPretrainResult> {
+  const s = o.spec;
+  const lastPath = join(o.dir, "last.safetensors");
+  const metricsPath = join(o.dir, "metrics.json");
+  const K = s.head.prototypes;
+  const state = dino.stateTensors();
+
+  let step = 0;
+  let rows: DinoRow[] = [];
+  let knn: KnnPoint[] = [];
+  if (existsSync(lastPath)) {
+    const { metadata: meta } = await readSafetensorsHeader(lastPath);
+    if (meta.format !== FORMAT || meta.fingerprint !== print) {
+      throw new Error(`dino: ${lastPath} was written by a run with other settings or data; delete ${o.dir} (or use another folder) to start over`);
+    }
+    if (meta[CHECKSUM_KEY] === undefined) throw new Error(`dino: ${lastPath}: expected the checksum of its tensors in its metadata, found none; delete ${o.dir} to start over`);
+    await loadTrainable(lastPath, state);
+    step = Number(meta.step);
+    dino.stepCounts = JSON.parse(meta.stepCounts);
+    const saved = JSON.parse(await readFile(metricsPath, "utf8"));
+    rows = (saved.rows as DinoRow[]).filter((r) => r.step <= step);
+    knn = (saved.knn as KnnPoint[]).filter((k) => k.step <= step);
+  }
+  const resumedFrom = step;
+
+  const describe = (r: DinoRow) =>
+    `step ${r.step}/${s.steps}: loss ${r.loss.toFixed(4)}, teacher entropy ${r.entropy.toFixed(3)} nats (${((100 * r.entropy) / Math.log(K)).toFixed(1)}% of log K), ` +
+    `mean-output entropy ${r.marginalEntropy.toFixed(3)}, KL ${r.kl.toFixed(4)}, teacher temperature ${r.teacherTemp.toFixed(4)}`;
+  const saveMetrics = async () => {
+    await writeJsonAtomic(metricsPath, { rows, knn });
+    await writeFileAtomic(join(o.dir, "metrics.csv"), metricsCsv(rows, knn));
+  };
+  const score = async () => {
+    if (!o.evaluate) return;
+    const accuracy = await o.evaluate(dino.teacher.backbone);
+    knn = [...knn.filter((k) => k.step !== step), { step, accuracy }];
+    o.log?.(`step ${step}/${s.steps}: source k-NN ${accuracy.toFixed(2)}% (teacher backbone)`);
+  };
+  const checkpoint = async () => {
+    const tensors = await snapshot(state, step).catch((e) => {
+      if (e instanceof NonFiniteError) throw new DivergedError(`dino: non-finite ${e.message} (lr ${stepValues(s, step - 1).lr})`, step, NaN, stepValues(s, step - 1).lr, false);
+      throw e;
+    });
+    await saveMetrics();
+    await writeSafetensors(lastPath, tensors, { format: FORMAT, fingerprint: print, step: String(step), stepCounts: JSON.stringify(dino.stepCounts) });
+  };
+
+  const progress = o.progress && new Progress({ label: "dino", total: s.steps, start: step, stream: o.progress });
+  const pending: { row: DinoRow; values: Tensor }[] = [];
+  let windowStart = performance.now();
+  let windowImages = 0;
+  const flush = async () => {
+    if (pending.length === 0) return;
+    const all = tidy(() => ops.concat(pending.map((p) => p.values), 0));
+    const v = await all.data();
+    all.dispose();
+    const rate = windowImages / ((performance.now() - windowStart) / 1000);
+    const done = pending.splice(0).map((p, i) => {
+      p.values.dispose();
+      return { ...p.row, loss: v[4 * i], entropy: v[4 * i + 1], marginalEntropy: v[4 * i + 2], kl: v[4 * i + 3], imagesPerSecond: rate };
+    });
+    rows.push(...done);
+    windowStart = performance.now();
+    windowImages = 0;
+    const bad = done.find((r) => ![r.loss, r.entropy, r.marginalEntropy, r.kl].every(Number.isFinite));
+    if (bad) {
+      await saveMetrics();
+      throw new DivergedError(`dino: the loss became ${bad.loss} at step ${bad.step} (lr ${bad.lr.toExponential(2)}); stopped, the last checkpoint ${lastPath} is intact`, bad.step, bad.loss, bad.lr, false);
+    }
+    const collapse = detectCollapse(rows, K, s.collapse);
+    if (collapse) {
+      await saveMetrics();
+      throw collapse;
+    }
+  };
+
+  try {
+    if (step === 0) await score(); // the random initialisation's score, the baseline
+    const per = loader.batchesPerEpoch;
+    while (step < s.steps) {
+      const epoch = Math.floor(step / per);
+      for await (const batch of loader.epoch(epoch, step % per)) {
+        const at = stepValues(s, step);
+        const values = tidy(() => {
+          const out = dino.step(cropTensors(batch, s), at);
+          return ops.concat([out.loss, out.entropy, out.marginalEntropy, out.kl].map((t) => t.reshape([1])), 0);
+        });
+        step++;
+        windowImages += s.batchSize;
+        const { freezeLastLayer: _frozen, ...scheduled } = at;
+        pending.push({ row: { step, loss: NaN, entropy: NaN, marginalEntropy: NaN, kl: NaN, ...scheduled, imagesPerSecond: 0 }, values });
+        const evaluate = (s.knnEvery > 0 && step % s.knnEvery === 0) || step === s.steps;
+        const save = step % s.checkpointEvery === 0 || step === s.steps;
+        if (pending.length >= s.logEvery || evaluate || save) await flush();
+        if (evaluate) await score();
+        if (save) {
+          await checkpoint();
+          o.log?.(describe(rows[rows.length - 1]));
+        }
+        if (pending.length === 0) {
+          const r = rows[rows.length - 1];
+          progress?.update(step, { loss: r.loss, lr: r.lr, imagesPerSecond: r.imagesPerSecond, accuracy: knn.length ? knn[knn.length - 1].accuracy : undefined });
+        }
+        if (evaluate || save) {
+          windowStart = performance.now();
+          windowImages = 0;
+        }
+        if (step >= s.steps) break;
+      }
+    }
+    await flush();
+  } finally {
+    for (const p of pending) p.values.dispose();
+    progress?.finish();
+  }
+
+  const path = join(o.dir, "backbone.safetensors");
+  const last = rows[rows.length - 1];
+  const summary = {
+    method: "dino",
+    steps: s.steps,
+    finalLoss: last?.loss ?? null,
+    finalTeacherEntropy: last?.entropy ?? null,
+    finalMeanOutputEntropy: last?.marginalEntropy ?? null,
+    finalKl: last?.kl ?? null,
+    knn,
+  };
+  await saveVit(dino.teacher.backbone, path, { source: "DINO pre-training (peft-vit-webgpu), the teacher's backbone", metrics: JSON.stringify(summary) });
+  const manifest = await writeBackboneManifest(path, { method: "dino", hyperParameters: s, data: o.data.identity, seed: s.seed, metrics: summary });
+  return { path, manifestPath: manifest.path, sha256: manifest.sha256, steps: s.steps, resumedFrom, seconds: (performance.now() - started) / 1000, rows, knn };
+}
+
+function cropTensors(b: MultiCropBatch, s: DinoSpec): { globals: Tensor; locals?: Tensor } {
+  const B = s.batchSize;
+  const S = s.model.imageSize;
+  const L = s.crops.localCrops;
+  const globals = Tensor.fromArray(b.globals, [2 * B, 3, S, S]);
+  if (L === 0) return { globals };
+  return { globals, locals: Tensor.fromArray(b.locals, [L * B, 3, s.crops.localSize, s.crops.localSize]) };
+}
