@@ -1,7 +1,6 @@
 // `experiment`: runs a forgetting study (study/runner.ts) from a JSON config, or the embedded default study
 // when run without a config (`node dist/run.js` with no arguments comes here).
 import { existsSync, readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
@@ -15,7 +14,7 @@ import { resubmitFailed, submitStudy } from "../study/slurm.js";
 import { runWorkers } from "../study/workers.js";
 import { tableMarkdown } from "../study/report.js";
 import { formatDuration } from "../train/progress.js";
-import { describeFileError, isFileError } from "../util/file-errors.js";
+import { readJsonFile } from "../util/json-file.js";
 
 const FLAGS = {
   config: "string",
@@ -117,16 +116,7 @@ errors name the key path.`,
     checkFlags(flags);
     let json: unknown = DEFAULT_STUDY;
     const source = flags.config ?? "the embedded default study";
-    if (flags.config) {
-      const text = await readFile(flags.config, "utf8").catch((e: Error) => {
-        throw new Error(`experiment: ${isFileError(e) ? describeFileError(e, flags.config, "read the config") : `cannot read the config ${flags.config}: ${e.message}`}`);
-      });
-      try {
-        json = JSON.parse(text);
-      } catch (e) {
-        throw new Error(`experiment: ${flags.config}: expected JSON, got a parse error: ${(e as Error).message}`);
-      }
-    }
+    if (flags.config) json = await readJsonFile(flags.config, "experiment", "read the config");
     const config = parseStudyConfig(json, source);
     const out = flags.out ?? `runs/${config.name}`;
     const count = cellsOf(config).length;

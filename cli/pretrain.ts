@@ -1,11 +1,10 @@
 // `pretrain`: pre-trains a ViT backbone from a JSON config (study/pretrain-config.ts), supervised or with DINO, into
 // a folder: backbone.safetensors (timm layout, no head) and its manifest backbone.json (with the file's SHA-256),
 // which a study takes as backbone.checkpoint. A rerun resumes from the folder's last checkpoint.
-import { readFile } from "node:fs/promises";
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
-import { describeFileError, isFileError } from "../util/file-errors.js";
+import { readJsonFile } from "../util/json-file.js";
 import { initEngine } from "../engine/runtime.js";
 import { type DataSpec, openData } from "../data/spec.js";
 import type { VisionTransformer } from "../vit/model.js";
@@ -37,16 +36,7 @@ with an error that names the form and the steps.`,
     const flags = parseArgs(argv, FLAGS);
     if (!flags.config) throw new UsageError("missing required flag --config");
     if (!flags.out) throw new UsageError("missing required flag --out");
-    const text = await readFile(flags.config, "utf8").catch((e: Error) => {
-      throw new Error(`pretrain: ${isFileError(e) ? describeFileError(e, flags.config!, "read the config") : `cannot read the config ${flags.config}: ${e.message}`}`);
-    });
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (e) {
-      throw new Error(`pretrain: ${flags.config}: expected JSON, got a parse error: ${(e as Error).message}`);
-    }
-    const config = parsePretrainConfig(json, flags.config);
+    const config = parsePretrainConfig(await readJsonFile(flags.config, "pretrain", "read the config"), flags.config);
     const started = performance.now();
     await initEngine({ backend: flags.backend, adapter: flags.adapter });
     const { spec } = config;

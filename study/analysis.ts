@@ -11,7 +11,8 @@
 // of a finished study does not pay for it again (a cell's result never changes once finished; --force removes
 // these files with the rest).
 import { existsSync } from "node:fs";
-import { mkdir, readFile, readdir } from "node:fs/promises";
+import { mkdir, readdir } from "node:fs/promises";
+import { readJsonFile } from "../util/json-file.js";
 import { join, resolve } from "node:path";
 import { Loader } from "../data/loader.js";
 import { openData, transformFor } from "../data/spec.js";
@@ -50,14 +51,7 @@ const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights"];
 // Every file an analysis writes (what the study's --force removes).
 export const ANALYSIS_FILES = ["analysis.json", "analysis.csv", ...FIGURES.flatMap((n) => [".vl.json", ".svg", ".png"].map((e) => n + e)), "analysis-attention.svg", "analysis-attention.png"];
 
-async function readJson<T>(path: string): Promise<T> {
-  const text = await readFile(path, "utf8");
-  try {
-    return JSON.parse(text) as T;
-  } catch (e) {
-    throw new Error(`analyze: ${path}: expected JSON, got a parse error: ${(e as Error).message}`);
-  }
-}
+const readJson = async <T>(path: string): Promise<T> => (await readJsonFile(path, "analyze")) as T;
 
 function positive(value: number | undefined, what: string): void {
   if (value !== undefined && !(Number.isInteger(value) && value >= 1)) throw new Error(`analyze: expected ${what} to be an integer >= 1, got ${value}`);

@@ -4,7 +4,7 @@
 // cells it lacks. results.json, written when a run completes, adds the notes (data identities, backbone); without
 // it the backbone's name comes from its checkpoint's header, where the file is still there.
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readJsonFile } from "../util/json-file.js";
 import { basename, join, resolve } from "node:path";
 import { readArchitecture } from "../vit/checkpoint.js";
 import { type StudyConfig, parseStudyConfig } from "./config.js";
@@ -19,14 +19,7 @@ export interface RunFolder {
   model: string; // modelLabel of the backbone, or "unknown backbone"
 }
 
-async function readJson<T>(path: string): Promise<T> {
-  const text = await readFile(path, "utf8");
-  try {
-    return JSON.parse(text) as T;
-  } catch (e) {
-    throw new Error(`report: ${path}: expected JSON, got a parse error: ${(e as Error).message}`);
-  }
-}
+const readJson = async <T>(path: string): Promise<T> => (await readJsonFile(path, "report")) as T;
 
 export async function readRunFolder(folder: string): Promise<RunFolder> {
   const dir = resolve(folder);
