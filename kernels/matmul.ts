@@ -313,6 +313,19 @@ function packB(b: Tensor, bBatch: number, K: number, N: number, trans: boolean):
   return out;
 }
 
+// A shared b (a weight) packed once and kept until its buffer is written (engine/derived.ts): a frozen weight is
+// packed once, not every step; a trained one again after each optimiser update, as before. Not kept from a dry run,
+// whose pack computes nothing.
+function keptPack(b: Tensor, K: number, N: number, trans: boolean): Tensor | undefined {
+  const { derived, batch } = runtime();
+  const key = `matmul-pack trans=${trans} ${K}x${N}`;
+  const found = derived.get<Tensor>(b.buffer, key);
+  if (found || batch.isDry) return found;
+  const packed = packB(b, 1, K, N, trans);
+  derived.set(b.buffer, key, packed.keep());
+  return packed;
+}
+
 function wgsl(spec: MatmulSpec): string {
   const tiling = MATMUL_TILINGS[spec.version];
   return tiling.kind === "reg" ? regWgsl(spec, tiling.rows, tiling.cols, tiling.lanesAlongM) : tiledWgsl(spec, tiling.tile);
@@ -409,7 +422,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const inPlace = K * N <= IN_PLACE_B_MAX && (!shared || Math.min(K, N) <= IN_PLACE_SKINNY);
   const bScalars = tiling.kind === "reg" && tiling.lanesAlongM && unaligned && inPlace;
   const pack = tiling.kind === "reg" && unaligned && !bScalars;
-  const bRows = pack ? packB(b, bBatch, K, N, !!opts.transB) : b;
+  const kept = pack && shared ? keptPack(b, K, N, !!opts.transB) : undefined;
+  const bRows = kept ?? (pack ? packB(b, bBatch, K, N, !!opts.transB) : b);
   const ldb = pack ? Math.ceil(N / 4) * 4 : N;
   const spec: MatmulSpec = {
     version,
@@ -445,7 +459,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const kernel = getKernel("matmul", spec, wgsl);
   const note = `${batch > 1 ? `${batch}x` : ""}${M}x${K}x${N}`;
   runtime().batch.dispatch(kernel, buffers, uniform, grid1d(splits * batch * tilesM * tilesN), MATMUL.work(shape), note);
-  if (pack) bRows.dispose(); // its buffer returns to the pool only after this batch is submitted
+  if (pack && !kept) bRows.dispose(); // its buffer returns to the pool only after this batch is submitted
   if (splits === 1) return y;
   y.dispose();
   const partials = target.reshape([splits, y.size]);

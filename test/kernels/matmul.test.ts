@@ -6,6 +6,7 @@ import { Tensor } from "../../engine/tensor.js";
 import { matmulForward, splitK, type MatmulOptions } from "../../kernels/matmul.js";
 import { MATMUL, type MatmulShape } from "../../kernels/registry.js";
 import { runtime } from "../../engine/runtime.js";
+import { sgdUpdates } from "../../kernels/optim.js";
 import { expectClose, randu, useEngine } from "../helpers.js";
 import { matmulRef, transpose } from "../ref/matmul.js";
 import { gelu } from "../ref/elementwise.js";
@@ -179,6 +180,42 @@ describe("matmul regm: transposed b read in place or packed", () => {
     expect(nt(t([40, 64]), t([8, 64]))).toEqual(["matmul"]); // N = 8: LoRA's A
     expect(nt(t([40, 8]), t([33, 8]))).toEqual(["matmul"]); // K = 8: LoRA's B
     expect(nt(t([2, 40, 64]), t([2, 33, 64]))).toEqual(["matmul"]); // batched b (attention's q·kᵀ)
+  });
+});
+
+// A shared weight's pack is kept until the weight is written (engine/derived.ts): a frozen weight is packed once.
+// Each product is checked against the reference for the weight's values at that point (tolerance as above).
+describe("matmul regm: a shared weight's pack kept until the weight is written", () => {
+  const dispatched = () => runtime().batch.stats.dispatches;
+  it("packs once while b is unchanged, again after an optimiser update, a copy or a write, not in a dry run", async () => {
+    const [M, K, N] = [21, 70, 33];
+    const aData = randu(M * K, 1);
+    let bData = randu(N * K, 2);
+    const a = Tensor.fromArray(aData, [M, K]);
+    const b = Tensor.fromArray(bData, [N, K]);
+    const check = async (label: string, dispatches: number) => {
+      const before = dispatched();
+      const y = matmulForward(a, b, { transB: true, version: "regm16x16" });
+      expect(dispatched() - before, label).toBe(dispatches);
+      expectClose(label, await y.data(), matmulRef(aData, transpose(bData, 1, N, K), { batch: 1, M, K, N }), tol(K));
+      y.dispose();
+    };
+    runtime().batch.dryRun(() => matmulForward(a, b, { transB: true, version: "regm16x16" }).dispose());
+    await check("first product (the dry run kept nothing)", 2);
+    await check("b unchanged", 1);
+    const grad = Tensor.fromArray(randu(N * K, 3), [N, K]);
+    sgdUpdates([{ param: b, grad, weightDecay: 0 }], { lr: 0.5, momentum: 0 });
+    bData = Float32Array.from(await b.data());
+    await check("after an update", 2);
+    await check("updated b unchanged", 1);
+    runtime().batch.copy(grad.buffer, 0, b.buffer, 0, N * K * 4);
+    bData = Float32Array.from(await grad.data());
+    await check("after a copy into b", 2);
+    bData = randu(N * K, 4);
+    b.write(bData);
+    await check("after a write", 2);
+    await check("written b unchanged", 1);
+    for (const t of [a, b, grad]) t.dispose();
   });
 });
 
