@@ -183,11 +183,12 @@ describe("matmul regm: transposed b read in place or packed", () => {
   });
 });
 
-// A shared weight's pack is kept until the weight is written (engine/derived.ts): a frozen weight is packed once.
+// A frozen shared weight's pack is kept until the weight is written (engine/derived.ts): it is packed once. The
+// update here stands for any kernel that writes a frozen weight (DINO's EMA teacher).
 // Each product is checked against the reference for the weight's values at that point (tolerance as above).
 describe("matmul regm: a shared weight's pack kept until the weight is written", () => {
   const dispatched = () => runtime().batch.stats.dispatches;
-  it("packs once while b is unchanged, again after an optimiser update, a copy or a write, not in a dry run", async () => {
+  it("packs a frozen b once while unchanged, again after an update, a copy or a write; not in a dry run; a trained b every time", async () => {
     const [M, K, N] = [21, 70, 33];
     const aData = randu(M * K, 1);
     let bData = randu(N * K, 2);
@@ -215,6 +216,9 @@ describe("matmul regm: a shared weight's pack kept until the weight is written",
     b.write(bData);
     await check("after a write", 2);
     await check("written b unchanged", 1);
+    b.requireGrad(); // a trained weight: packed for every product, nothing kept
+    await check("trained b", 2);
+    await check("trained b again", 2);
     for (const t of [a, b, grad]) t.dispose();
   });
 });
