@@ -9,7 +9,7 @@ import { runtime } from "../../engine/runtime.js";
 import { sgdUpdates } from "../../kernels/optim.js";
 import { expectClose, randu, useEngine } from "../helpers.js";
 import { matmulRef, transpose } from "../ref/matmul.js";
-import { gelu } from "../ref/elementwise.js";
+import { gelu, geluGrad } from "../ref/elementwise.js";
 
 useEngine();
 
@@ -140,6 +140,17 @@ describe.each([...MATMUL.versions])("matmul %s", (version) => {
       }
     }
 
+    // GELU's backward through a saved preactivation (the incoming gradient's product times gelu'), for every version
+    // and with a transposed a; preactivations over [-4, 4], where gelu' runs from ~0 past 1 and back.
+    for (const l of [LAYOUTS[0], LAYOUTS[1]]) {
+      it(`${N}: dgelu ${layoutName(l)}`, async () => {
+        const [a, b] = operands(E, l);
+        const pre = randu(2 * E.M * E.N, 12, -4, 4);
+        const y = matmulForward(a, b, { ...l, version, dgelu: Tensor.fromArray(pre, [2, E.M, E.N]) });
+        expectClose("y", await y.data(), data(E).y.map((v, i) => v * geluGrad(pre[i])), tol(E.K));
+      });
+    }
+
     it(`${N}: out + accumulate adds into out; out alone overwrites`, async () => {
       const [a, b] = operands(E, { transB: true });
       const old = randu(2 * E.M * E.N, 9);
@@ -239,6 +250,8 @@ describe("matmul errors", () => {
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { out: t([3, 4]) })).toThrow("matmul: expected out (4, 3), got (3, 4)");
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { accumulate: true })).toThrow("expected accumulate with out");
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { preact: t([4, 3]) })).toThrow("expected gelu with preact");
+    expect(() => matmulForward(t([4, 5]), t([5, 3]), { dgelu: t([4, 3]), bias: t([3]) })).toThrow("matmul: expected dgelu without bias");
+    expect(() => matmulForward(t([4, 5]), t([5, 3]), { dgelu: t([3, 4]) })).toThrow("matmul: expected dgelu (4, 3), got (3, 4)");
     expect(() => matmulForward(t([2, 4, 5]), t([5, 3]), { rowSums: t([4]) })).toThrow("matmul: expected rowSums f32 (2, 4), got f32 (4)");
     const a = t([4, 1]);
     expect(() => matmulForward(a, t([1, 3]), { rowSums: a.reshape([4]) })).toThrow("matmul: expected rowSums not to share storage with a");
