@@ -15,6 +15,7 @@
 import type { Gpu } from "./device.js";
 import { throwIfDeviceError } from "./device.js";
 import type { BufferPool } from "./pool.js";
+import type { DerivedCache } from "./derived.js";
 import type { Kernel, PipelineCache } from "./pipeline.js";
 import type { WaitPolicy } from "./settings.js";
 import { Profiler } from "./profile.js";
@@ -75,6 +76,7 @@ export class Batch {
     private gpu: Gpu,
     private pool: BufferPool,
     private pipelines: PipelineCache,
+    private derived: DerivedCache, // invalidated for every buffer a dispatch or copy may write
     public policy: WaitPolicy, // PEFT_WAIT; public: tests and benchmarks compare policies in one process
     public log: ((line: string) => void) | undefined, // DEBUG: every dispatch; public: tests read the log
   ) {
@@ -92,6 +94,7 @@ export class Batch {
       throw new Error(`${kernel.key}: grid (${x}, ${y}, ${z}) exceeds maxComputeWorkgroupsPerDimension ${max}`);
     }
     if (x === 0 || y === 0 || z === 0 || this.dry) return;
+    for (const i of kernel.writable) this.derived.invalidate(buffers[i]);
     const slot = uniform ? this.uniformSlot(uniform) : undefined;
     const bindGroup = this.bindGroup(kernel, slot, buffers);
     const label = this.profiler || this.log ? `${kernel.key} ${note ?? `grid=${x}x${y}x${z}`}` : ""; // not built per dispatch otherwise
@@ -142,6 +145,7 @@ export class Batch {
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     if (this.dry) return;
+    this.derived.invalidate(dst);
     this.endPass();
     this.commandEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
     this.names.push("copy");
@@ -279,6 +283,11 @@ export class Batch {
     await this.sync();
     this.profiler.destroy();
     this.profiler = undefined;
+  }
+
+  // Whether dispatches are being dropped (see dryRun): what they would write is not there.
+  get isDry(): boolean {
+    return this.dry;
   }
 
   // Runs `fn` with every dispatch and copy checked and then dropped: nothing reaches the GPU, and a read-back

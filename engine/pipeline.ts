@@ -18,6 +18,9 @@ export interface Kernel {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout; // the pipeline's group 0, fetched once (each getBindGroupLayout call costs ~2 us)
   groups: Map<string, GPUBindGroup>; // bind groups made for this kernel, by what they bind (see Batch.dispatch)
+  // Indices into a dispatch's buffer list (binding - 1) that the WGSL declares read_write: the buffers a dispatch may
+  // write, whose derived tensors it invalidates (engine/derived.ts).
+  writable: number[];
   // Set by the first dispatch. llvmpipe compiles a shader when it first runs it, on the "GPU" timeline, so the
   // batch that holds a first dispatch takes longer than its work (see Batch.wait).
   dispatched: boolean;
@@ -48,7 +51,8 @@ export class PipelineCache {
       this.errors.push(`shader compilation failed:\n${lines.join("\n")}\n--- WGSL of ${key} ---\n${numbered(code)}`);
     });
     const pipeline = this.device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" }, label: key });
-    kernel = { name, key, pipeline, layout: pipeline.getBindGroupLayout(0), groups: new Map(), dispatched: false };
+    const layout = pipeline.getBindGroupLayout(0);
+    kernel = { name, key, pipeline, layout, groups: new Map(), writable: writableBindings(code), dispatched: false };
     this.kernels.set(key, kernel);
     return kernel;
   }
@@ -57,6 +61,11 @@ export class PipelineCache {
   takeErrors(): string[] {
     return this.errors.splice(0);
   }
+}
+
+// The storage bindings declared read_write, as indices into a dispatch's buffer list (binding 1 is index 0).
+export function writableBindings(code: string): number[] {
+  return [...code.matchAll(/@binding\((\d+)\)[^;]*\bread_write\b/g)].map((m) => Number(m[1]) - 1);
 }
 
 function numbered(code: string): string {

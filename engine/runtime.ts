@@ -2,6 +2,7 @@
 // command batch. `await initEngine()` once at start-up; everything after that encodes synchronously.
 import { type Gpu, getDevice } from "./device.js";
 import { BufferPool } from "./pool.js";
+import { DerivedCache } from "./derived.js";
 import { Batch } from "./batch.js";
 import { type Kernel, PipelineCache, type Spec } from "./pipeline.js";
 import { type Settings, readSettings } from "./settings.js";
@@ -13,6 +14,7 @@ export interface Runtime {
   readPool: BufferPool; // MAP_READ staging for read-backs
   pipelines: PipelineCache;
   batch: Batch;
+  derived: DerivedCache; // tensors derived from buffers, kept until the buffer is written (engine/derived.ts)
 }
 
 export interface EngineOptions {
@@ -34,8 +36,9 @@ export async function initEngine(opts: EngineOptions = {}): Promise<Runtime> {
   // DEBUG's logs go to stderr from here: the one place below cli/ that writes to the terminal.
   const debugLog = (line: string) => void process.stderr.write(`${line}\n`);
   const pipelines = new PipelineCache(gpu.device, settings.debug >= 2 ? debugLog : undefined);
-  const batch = new Batch(gpu, pool, pipelines, settings.wait, settings.debug >= 1 ? debugLog : undefined);
-  rt = { settings, gpu, pool, readPool, pipelines, batch };
+  const derived = new DerivedCache();
+  const batch = new Batch(gpu, pool, pipelines, derived, settings.wait, settings.debug >= 1 ? debugLog : undefined);
+  rt = { settings, gpu, pool, readPool, pipelines, batch, derived };
   return rt;
 }
 

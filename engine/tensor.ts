@@ -126,6 +126,7 @@ export class Tensor {
     if (data.length !== this.size) throw new Error(`tensor: write expected ${this.size} values, got ${data.length}`);
     // Commands already encoded must see the old contents: submit them before the queued write.
     runtime().batch.submit();
+    runtime().derived.invalidate(this.buffer);
     runtime().gpu.device.queue.writeBuffer(this.buffer, 0, data);
   }
 
@@ -143,7 +144,10 @@ export class Tensor {
     if (this.disposed) return;
     this.disposed = true;
     this.node = undefined;
-    if (--this.storage.refs === 0) runtime().pool.release(this.storage.buffer);
+    if (--this.storage.refs === 0) {
+      runtime().derived.invalidate(this.storage.buffer);
+      runtime().pool.release(this.storage.buffer);
+    }
   }
 
   toString(): string {

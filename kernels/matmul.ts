@@ -3,7 +3,9 @@
 //   b: (..., K, N), or (..., N, K) with transB; either with a's batch dims, or 2-D and shared by every batch entry
 //   y: (..., M, N)
 //   epilogue, in this order: z = acc + bias (N); preact = z; z = gelu(z) (exact erf GELU); z += residual;
-//   z += old y (accumulate). One WGSL generator (`epilogue`) serves every version.
+//   z += old y (accumulate); or instead of all of these, z *= gelu'(dgelu) (GELU's backward through the saved
+//   preactivation, fused into the product that makes its incoming gradient). One WGSL generator (`epilogue`)
+//   serves every version.
 //   rowSums (..., M), optional: sum_k op(a)[m, k] (a linear layer's bias gradient beside its weight gradient, which
 //   is dzᵀ·x with transA). The reg versions add up the a values they load anyway and the workgroups of the first
 //   column tile store the sums: on CPU drivers a dispatch costs ~60 us beside its work, and a step of the default
@@ -38,6 +40,7 @@ export interface MatmulOptions {
   out?: Tensor; // write into this tensor instead of allocating one
   accumulate?: boolean; // with out: out += result (gradient accumulation); no bias/gelu/residual then
   rowSums?: Tensor; // (..., M): also write sum_k op(a)[m, k] here (see the header)
+  dgelu?: Tensor; // same shape as y: y = (a·b) * gelu'(dgelu), exact erf GELU; no other epilogue then
   version?: string; // force a version (tests and the autotuner), else resolved by kernels/registry.ts
   splitK?: number; // tiled: force this many splits of k (tests), else splitK's plan
 }
@@ -66,6 +69,7 @@ interface MatmulSpec {
   vecY: boolean; // reg with N % 4 == 0: y, bias, preact and residual bound as vec4 and stored 4 columns at a time
   bScalars: boolean; // regm, small b with transB or N % 4 != 0: b read in its stored layout as (uniform) scalars
   rowSums: boolean; // reg: rowSums bound after the epilogue operands
+  dgelu: boolean; // y = acc * gelu'(dgelu[i])
 }
 
 const FIELDS = {
@@ -93,6 +97,7 @@ function bindings(spec: MatmulSpec): string {
   if (spec.bias) list.push(["bias", yType, "read"]);
   if (spec.preact) list.push(["preact", yType, "read_write"]);
   if (spec.residual) list.push(["residual", yType, "read"]);
+  if (spec.dgelu) list.push(["dgelu", yType, "read"]);
   if (spec.rowSums) list.push(["rowSums", "array<f32>", "read_write"]);
   return list
     .map(([name, type, access], i) => `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: ${type};`)
@@ -118,6 +123,7 @@ fn store(i: u32, col: u32, acc: ${spec.vecY ? "vec4<f32>" : "f32"}) {
   ${spec.gelu ? "v = 0.5 * v * (1.0 + erf(v * 0.70710678118654752));" : ""}
   ${spec.residual ? "v += residual[i];" : ""}
   ${spec.addOut ? "v += y[i];" : ""}
+  ${spec.dgelu ? "let g = dgelu[i]; v *= 0.5 * (1.0 + erf(g * 0.70710678118654752)) + g * 0.39894228040143268 * exp(-0.5 * g * g);" : ""}
   y[i] = v;
 }`;
 }
@@ -126,7 +132,7 @@ function header(spec: MatmulSpec): string {
   return `${uniformStruct(FIELDS)}
 ${bindings(spec)}
 ${FLAT_GROUP}
-${spec.gelu ? erfFunction(spec.vecY ? "vec4<f32>" : "f32") : ""}
+${spec.gelu || spec.dgelu ? erfFunction(spec.vecY ? "vec4<f32>" : "f32") : ""}
 ${epilogue(spec)}`;
 }
 
@@ -313,6 +319,21 @@ function packB(b: Tensor, bBatch: number, K: number, N: number, trans: boolean):
   return out;
 }
 
+// A shared b that takes no gradient (a frozen weight) packed once and kept until its buffer is written
+// (engine/derived.ts), not packed every step. A trained weight is packed per product as before: its optimiser
+// update would drop a kept pack each step anyway, and holding it through the backward made the default model's full
+// fine-tuning step 0-13% slower (median 4%, 8 alternating rounds, 2026-12-04). Not kept from a dry run, whose pack
+// computes nothing.
+function keptPack(b: Tensor, K: number, N: number, trans: boolean): Tensor | undefined {
+  const { derived, batch } = runtime();
+  const key = `matmul-pack trans=${trans} ${K}x${N}`;
+  const found = derived.get<Tensor>(b.buffer, key);
+  if (found || batch.isDry) return found;
+  const packed = packB(b, 1, K, N, trans);
+  derived.set(b.buffer, key, packed.keep());
+  return packed;
+}
+
 function wgsl(spec: MatmulSpec): string {
   const tiling = MATMUL_TILINGS[spec.version];
   return tiling.kind === "reg" ? regWgsl(spec, tiling.rows, tiling.cols, tiling.lanesAlongM) : tiledWgsl(spec, tiling.tile);
@@ -342,7 +363,7 @@ function rowSumsByReduce(a: Tensor, transA: boolean, K: number, rowSums: Tensor)
 // a: (..., M, K) ((..., K, M) with transA); b: (..., K, N) ((..., N, K) with transB) with a's batch dims, or
 // 2-D and shared by every batch entry. Returns y: (..., M, N) (opts.out when given).
 export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
-  const named = { a, b, bias: opts.bias, preact: opts.preact, residual: opts.residual, out: opts.out };
+  const named = { a, b, bias: opts.bias, preact: opts.preact, residual: opts.residual, out: opts.out, dgelu: opts.dgelu };
   for (const [name, t] of Object.entries(named)) {
     if (t && t.dtype !== "f32") throw new Error(`matmul: expected ${name} to be f32, got ${t.dtype} ${dims(t)}`);
   }
@@ -364,12 +385,15 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   if (opts.bias && (opts.bias.shape.length !== 1 || opts.bias.shape[0] !== N)) {
     throw new Error(`matmul: expected bias (${N}), got ${dims(opts.bias)}`);
   }
-  for (const [name, t] of Object.entries({ preact: opts.preact, residual: opts.residual, out: opts.out })) {
+  for (const [name, t] of Object.entries({ preact: opts.preact, residual: opts.residual, out: opts.out, dgelu: opts.dgelu })) {
     if (t && (t.shape.length !== yShape.length || t.shape.some((d, i) => d !== yShape[i]))) {
       throw new Error(`matmul: expected ${name} (${yShape.join(", ")}), got ${dims(t)}`);
     }
   }
   if (opts.preact && !opts.gelu) throw new Error("matmul: expected gelu with preact, got preact without gelu");
+  if (opts.dgelu && (opts.bias || opts.gelu || opts.residual || opts.accumulate)) {
+    throw new Error("matmul: expected dgelu without bias, gelu, residual or accumulate");
+  }
   const sumsShape = [...batchDims, M];
   const { rowSums } = opts;
   const sumsFit = rowSums && rowSums.shape.length === sumsShape.length && rowSums.shape.every((d, i) => d === sumsShape[i]);
@@ -380,7 +404,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     throw new Error("matmul: expected accumulate with out and without bias, gelu or residual");
   }
   const y = opts.out ?? Tensor.empty(yShape);
-  for (const [name, t] of Object.entries({ a, b, bias: opts.bias, preact: opts.preact })) {
+  for (const [name, t] of Object.entries({ a, b, bias: opts.bias, preact: opts.preact, dgelu: opts.dgelu })) {
     if (t && t.buffer === y.buffer) throw new Error(`matmul: expected out not to share storage with ${name}`);
     if (t && t.buffer === rowSums?.buffer) throw new Error(`matmul: expected rowSums not to share storage with ${name}`);
   }
@@ -409,7 +433,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const inPlace = K * N <= IN_PLACE_B_MAX && (!shared || Math.min(K, N) <= IN_PLACE_SKINNY);
   const bScalars = tiling.kind === "reg" && tiling.lanesAlongM && unaligned && inPlace;
   const pack = tiling.kind === "reg" && unaligned && !bScalars;
-  const bRows = pack ? packB(b, bBatch, K, N, !!opts.transB) : b;
+  const kept = pack && shared && !b.requiresGrad ? keptPack(b, K, N, !!opts.transB) : undefined;
+  const bRows = kept ?? (pack ? packB(b, bBatch, K, N, !!opts.transB) : b);
   const ldb = pack ? Math.ceil(N / 4) * 4 : N;
   const spec: MatmulSpec = {
     version,
@@ -423,11 +448,12 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     vecY: tiling.kind === "reg" && N % 4 === 0,
     bScalars,
     rowSums: tiling.kind === "reg" && !!rowSums,
+    dgelu: !!opts.dgelu,
   };
   const [tileM, tileN] = tileShape(tiling);
   const tilesM = Math.ceil(M / tileM);
   const tilesN = Math.ceil(N / tileN);
-  const plain = !opts.bias && !opts.gelu && !opts.residual && !opts.out;
+  const plain = !opts.bias && !opts.gelu && !opts.residual && !opts.out && !opts.dgelu;
   const splits = opts.splitK ?? (tiling.kind === "tiled" && plain ? splitK(shape, batch * tilesM * tilesN) : 1);
   if (!Number.isInteger(splits) || splits < 1) throw new Error(`matmul: expected splitK >= 1, got ${splits}`);
   if (splits > 1 && (tiling.kind !== "tiled" || !plain)) {
@@ -440,12 +466,13 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   if (opts.bias) buffers.push(opts.bias.buffer);
   if (opts.preact) buffers.push(opts.preact.buffer);
   if (spec.residual) buffers.push(opts.residual!.buffer);
+  if (opts.dgelu) buffers.push(opts.dgelu.buffer);
   if (spec.rowSums) buffers.push(rowSums!.buffer);
   else if (rowSums) rowSumsByReduce(a, !!opts.transA, K, rowSums);
   const kernel = getKernel("matmul", spec, wgsl);
   const note = `${batch > 1 ? `${batch}x` : ""}${M}x${K}x${N}`;
   runtime().batch.dispatch(kernel, buffers, uniform, grid1d(splits * batch * tilesM * tilesN), MATMUL.work(shape), note);
-  if (pack) bRows.dispose(); // its buffer returns to the pool only after this batch is submitted
+  if (pack && !kept) bRows.dispose(); // its buffer returns to the pool only after this batch is submitted
   if (splits === 1) return y;
   y.dispose();
   const partials = target.reshape([splits, y.size]);

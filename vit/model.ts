@@ -76,8 +76,12 @@ export class Block {
     if (capture?.attention?.has(index)) capture.outputs.set(`attention.${index}`, ops.attentionProbs(qkv.detach(), this.heads));
     const attended = ops.attention(qkv, this.heads); // (B, T, C)
     const h = this.proj.forward(attended, { residual: x });
-    const hidden = this.fc1.forward(this.norm2.forward(h), { gelu: true }); // (B, T, hidden)
-    return this.fc2.forward(hidden, { residual: h });
+    const normed = this.norm2.forward(h);
+    const { fc1, fc2 } = this;
+    // Without adapters, the two linears as one op (GELU's backward fused into a product, autograd/ops.ts mlp).
+    if (!fc1.adapter && !fc2.adapter) return ops.mlp(normed, { w1: fc1.weight, b1: fc1.bias, w2: fc2.weight, b2: fc2.bias }, h);
+    const hidden = fc1.forward(normed, { gelu: true }); // (B, T, hidden)
+    return fc2.forward(hidden, { residual: h });
   }
 
   parameters(prefix: string): [string, Tensor][] {

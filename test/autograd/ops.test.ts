@@ -1,4 +1,4 @@
-// autograd/ops.ts attention, forward and backward through autograd, against the float64 reference
+// autograd/ops.ts attention (and, at the end, the fused MLP), forward and backward through autograd, against the float64 reference
 // (test/ref/attention.ts) and finite differences: "unfused" (composed of matmul and softmax) at awkward shapes; the
 // fused kernels (tested at length in test/kernels/attention.test.ts) at one small shape, for the wiring only, since
 // every head dim is a pipeline to compile and reg's take long on llvmpipe.
@@ -11,6 +11,7 @@ import { ATTENTION } from "../../kernels/registry.js";
 import { dot, expectClose, numericGrad, randn, useEngine } from "../helpers.js";
 import { type AttentionShape, attentionBackwardRef, attentionRef } from "../ref/attention.js";
 import { backward, noGrad } from "../../autograd/tape.js";
+import { gelu as geluRef } from "../ref/elementwise.js";
 
 useEngine();
 
@@ -106,5 +107,75 @@ describe("unfused attention", () => {
     expect(kernels.filter((k) => k === "softmax")).toHaveLength(2); // forward and backward
     expect(kernels.filter((k) => k === "matmul").length).toBeGreaterThanOrEqual(6); // q·kᵀ, P·v; dv, dP, dq, dk
     expect(kernels.some((k) => k.startsWith("attention"))).toBe(false);
+  });
+});
+
+// ops.mlp: fc2(gelu(fc1(x))) + residual as one node, GELU's backward in fc2's input-gradient product. Against
+// float64 finite differences of the same function on the CPU (every input), and against the two ops.linear calls it
+// replaces when only some inputs take gradients. Tolerance: atol 1e-4 + rtol 1e-3 (f32 forward, sums of <= 7 terms,
+// central differences with eps 1e-4 in float64).
+describe("mlp", () => {
+  const [B, T, K, H, N] = [2, 3, 5, 7, 6];
+  const MLP_TOL = { atol: 1e-4, rtol: 1e-3 };
+  const values = { x: randn(B * T * K, 31), w1: randn(H * K, 32), b1: randn(H, 33), w2: randn(N * H, 34), b2: randn(N, 35), r: randn(B * T * N, 36) };
+  const dout = randn(B * T * N, 37);
+  const shapes = { x: [B, T, K], w1: [H, K], b1: [H], w2: [N, H], b2: [N], r: [B, T, N] };
+  type Name = keyof typeof values;
+  const NAMES = Object.keys(values) as Name[];
+
+  // y = gelu(x·w1ᵀ + b1)·w2ᵀ + b2 + r, in float64; loss = sum(y * dout).
+  function cpuLoss(v: Record<Name, ArrayLike<number>>): number {
+    let loss = 0;
+    for (let row = 0; row < B * T; row++) {
+      const hidden = Array.from({ length: H }, (_, h) => {
+        let z = v.b1[h];
+        for (let k = 0; k < K; k++) z += v.x[row * K + k] * v.w1[h * K + k];
+        return geluRef(z);
+      });
+      for (let n = 0; n < N; n++) {
+        let y = v.b2[n] + v.r[row * N + n];
+        for (let h = 0; h < H; h++) y += hidden[h] * v.w2[n * H + h];
+        loss += y * dout[row * N + n];
+      }
+    }
+    return loss;
+  }
+
+  // y and the gradients of the inputs named in `trained`, by ops.mlp (fused) or two ops.linear (composed).
+  async function runMlp(fused: boolean, trained: Name[]) {
+    return tidyAsync(async () => {
+      const t = Object.fromEntries(NAMES.map((n) => [n, Tensor.fromArray(values[n], shapes[n]).requireGrad(trained.includes(n))])) as Record<Name, Tensor>;
+      const y = fused
+        ? ops.mlp(t.x, { w1: t.w1, b1: t.b1, w2: t.w2, b2: t.b2 }, t.r)
+        : ops.linear(ops.linear(t.x, t.w1, t.b1, { gelu: true }), t.w2, t.b2, { residual: t.r });
+      backward(y, Tensor.fromArray(dout, [B, T, N]));
+      const grads: Partial<Record<Name, Float32Array>> = {};
+      for (const n of trained) {
+        grads[n] = await t[n].grad!.data();
+        t[n].grad!.dispose();
+      }
+      return { y: await y.data(), grads };
+    });
+  }
+
+  it("matches float64 finite differences for every input", async () => {
+    const got = await runMlp(true, NAMES);
+    for (const n of NAMES) {
+      const f = (x: Float64Array) => cpuLoss({ ...values, [n]: x });
+      expectClose(`d${n}`, got.grads[n]!, numericGrad(f, values[n]), MLP_TOL);
+    }
+  });
+
+  it("matches the two linear ops it replaces, with some inputs frozen", async () => {
+    for (const trained of [["x", "r"], ["w1", "w2"], ["b1"], ["w2", "b2"]] as Name[][]) {
+      const [fused, composed] = [await runMlp(true, trained), await runMlp(false, trained)];
+      expectClose("y", fused.y, composed.y, MLP_TOL);
+      for (const n of trained) expectClose(`d${n} (${trained.join(", ")} trained)`, fused.grads[n]!, composed.grads[n]!, MLP_TOL);
+    }
+  });
+
+  it("names the weights' shapes when they do not fit", () => {
+    const t = (shape: number[]) => Tensor.empty(shape);
+    expect(() => ops.mlp(t([2, 5]), { w1: t([7, 4]), w2: t([6, 7]) })).toThrow("mlp: expected w1 (H, 5) and w2 (N, H) for input (2, 5), got (7, 4) and (6, 7)");
   });
 });

@@ -6,9 +6,10 @@ import { Tensor } from "../../engine/tensor.js";
 import { matmulForward, splitK, type MatmulOptions } from "../../kernels/matmul.js";
 import { MATMUL, type MatmulShape } from "../../kernels/registry.js";
 import { runtime } from "../../engine/runtime.js";
+import { sgdUpdates } from "../../kernels/optim.js";
 import { expectClose, randu, useEngine } from "../helpers.js";
 import { matmulRef, transpose } from "../ref/matmul.js";
-import { gelu } from "../ref/elementwise.js";
+import { gelu, geluGrad } from "../ref/elementwise.js";
 
 useEngine();
 
@@ -139,6 +140,17 @@ describe.each([...MATMUL.versions])("matmul %s", (version) => {
       }
     }
 
+    // GELU's backward through a saved preactivation (the incoming gradient's product times gelu'), for every version
+    // and with a transposed a; preactivations over [-4, 4], where gelu' runs from ~0 past 1 and back.
+    for (const l of [LAYOUTS[0], LAYOUTS[1]]) {
+      it(`${N}: dgelu ${layoutName(l)}`, async () => {
+        const [a, b] = operands(E, l);
+        const pre = randu(2 * E.M * E.N, 12, -4, 4);
+        const y = matmulForward(a, b, { ...l, version, dgelu: Tensor.fromArray(pre, [2, E.M, E.N]) });
+        expectClose("y", await y.data(), data(E).y.map((v, i) => v * geluGrad(pre[i])), tol(E.K));
+      });
+    }
+
     it(`${N}: out + accumulate adds into out; out alone overwrites`, async () => {
       const [a, b] = operands(E, { transB: true });
       const old = randu(2 * E.M * E.N, 9);
@@ -182,6 +194,46 @@ describe("matmul regm: transposed b read in place or packed", () => {
   });
 });
 
+// A frozen shared weight's pack is kept until the weight is written (engine/derived.ts): it is packed once. The
+// update here stands for any kernel that writes a frozen weight (DINO's EMA teacher).
+// Each product is checked against the reference for the weight's values at that point (tolerance as above).
+describe("matmul regm: a shared weight's pack kept until the weight is written", () => {
+  const dispatched = () => runtime().batch.stats.dispatches;
+  it("packs a frozen b once while unchanged, again after an update, a copy or a write; not in a dry run; a trained b every time", async () => {
+    const [M, K, N] = [21, 70, 33];
+    const aData = randu(M * K, 1);
+    let bData = randu(N * K, 2);
+    const a = Tensor.fromArray(aData, [M, K]);
+    const b = Tensor.fromArray(bData, [N, K]);
+    const check = async (label: string, dispatches: number) => {
+      const before = dispatched();
+      const y = matmulForward(a, b, { transB: true, version: "regm16x16" });
+      expect(dispatched() - before, label).toBe(dispatches);
+      expectClose(label, await y.data(), matmulRef(aData, transpose(bData, 1, N, K), { batch: 1, M, K, N }), tol(K));
+      y.dispose();
+    };
+    runtime().batch.dryRun(() => matmulForward(a, b, { transB: true, version: "regm16x16" }).dispose());
+    await check("first product (the dry run kept nothing)", 2);
+    await check("b unchanged", 1);
+    const grad = Tensor.fromArray(randu(N * K, 3), [N, K]);
+    sgdUpdates([{ param: b, grad, weightDecay: 0 }], { lr: 0.5, momentum: 0 });
+    bData = Float32Array.from(await b.data());
+    await check("after an update", 2);
+    await check("updated b unchanged", 1);
+    runtime().batch.copy(grad.buffer, 0, b.buffer, 0, N * K * 4);
+    bData = Float32Array.from(await grad.data());
+    await check("after a copy into b", 2);
+    bData = randu(N * K, 4);
+    b.write(bData);
+    await check("after a write", 2);
+    await check("written b unchanged", 1);
+    b.requireGrad(); // a trained weight: packed for every product, nothing kept
+    await check("trained b", 2);
+    await check("trained b again", 2);
+    for (const t of [a, b, grad]) t.dispose();
+  });
+});
+
 describe("matmul errors", () => {
   const t = (shape: number[], dtype: "f32" | "i32" = "f32") => Tensor.empty(shape, dtype);
   it("names both shapes when the inner dimensions differ", () => {
@@ -198,6 +250,8 @@ describe("matmul errors", () => {
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { out: t([3, 4]) })).toThrow("matmul: expected out (4, 3), got (3, 4)");
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { accumulate: true })).toThrow("expected accumulate with out");
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { preact: t([4, 3]) })).toThrow("expected gelu with preact");
+    expect(() => matmulForward(t([4, 5]), t([5, 3]), { dgelu: t([4, 3]), bias: t([3]) })).toThrow("matmul: expected dgelu without bias");
+    expect(() => matmulForward(t([4, 5]), t([5, 3]), { dgelu: t([3, 4]) })).toThrow("matmul: expected dgelu (4, 3), got (3, 4)");
     expect(() => matmulForward(t([2, 4, 5]), t([5, 3]), { rowSums: t([4]) })).toThrow("matmul: expected rowSums f32 (2, 4), got f32 (4)");
     const a = t([4, 1]);
     expect(() => matmulForward(a, t([1, 3]), { rowSums: a.reshape([4]) })).toThrow("matmul: expected rowSums not to share storage with a");

@@ -18,6 +18,11 @@ export function gelu(x: number): number {
   return 0.5 * x * (1 + erf(x / Math.SQRT2));
 }
 
+// d gelu / dx = Φ(x) + x φ(x).
+export function geluGrad(x: number): number {
+  return 0.5 * (1 + erf(x / Math.SQRT2)) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI);
+}
+
 export function broadcastIndex(i: number, out: number[], shape: number[]): number {
   let idx = 0;
   let stride = 1;
