@@ -1,0 +1,218 @@
+#!/usr/bin/python3
+"""PyTorch reference of configs/dino-fashion-mnist.json: DINO (facebookresearch/dino main_dino.py) on Fashion-MNIST
+classes 0-4 (train split) with the same ViT (28 px, patch 7, width 64, depth 4, 2 heads, MLP 256, CLS, pre-norm),
+head (256 hidden, 64 bottleneck, 256 prototypes, weight-normalised last layer with g = 1), loss (student 0.1, teacher
+0.04 -> 0.07 over 180 steps, centre momentum 0.9), AdamW (lr 1e-3, 60 warm-up steps, cosine to 1e-6; wd 0.04 -> 0.4
+cosine, none on biases and 1-D), per-parameter clipping 3.0, last layer frozen 60 steps, teacher EMA 0.99 -> 1
+(cosine), 2 global 28 px crops (scale 0.4-1) and 4 local 14 px crops (scale 0.05-0.4), flip, brightness/contrast
+0.4 with p 0.8, ImageNet normalisation on the grey image repeated to 3 channels. Every 100 steps: weighted 20-NN
+(T = 0.07) of the teacher backbone's CLS after the final norm, bank 200 train images per class, queries 200 test
+images per class (the first of each class).
+
+Run from the repository root:  /usr/bin/python3 scripts/dino-torch-reference.py [steps]   (torch 1.13, CPU, 2 threads)
+"""
+import gzip
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures"))
+from generate import ViT  # noqa: E402
+
+IMAGE, PATCH, WIDTH, DEPTH, HEADS = 28, 7, 64, 4, 2
+HIDDEN, BOTTLENECK, K = 256, 64, 256
+LOCAL, LOCALS, BATCH = 14, 4, 128
+LR, MIN_LR, WARMUP, WD, WD_END, MOM = 1e-3, 1e-6, 60, 0.04, 0.4, 0.99
+T_WARM, T_END, T_STEPS, STUDENT_T, CENTER_M, CLIP, FREEZE = 0.04, 0.07, 180, 0.1, 0.9, 3.0, 60
+MEAN, STD = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+ROOT = "/usr/share/datasets/fashion-mnist"
+
+
+def idx(name):
+    with gzip.open(os.path.join(ROOT, name)) as f:
+        d = f.read()
+    if d[2:4] == b"\x08\x03":
+        n, h, w = (int.from_bytes(d[4 + 4 * i:8 + 4 * i], "big") for i in range(3))
+        return np.frombuffer(d, np.uint8, offset=16).reshape(n, h, w)
+    return np.frombuffer(d, np.uint8, offset=8)
+
+
+class DINOHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(WIDTH, HIDDEN), nn.GELU(), nn.Linear(HIDDEN, HIDDEN), nn.GELU(), nn.Linear(HIDDEN, BOTTLENECK))
+        for m in self.mlp:
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+        self.last_layer = nn.utils.weight_norm(nn.Linear(BOTTLENECK, K, bias=False))
+        self.last_layer.weight_g.data.fill_(1)
+        self.last_layer.weight_g.requires_grad = False
+
+    def forward(self, x):
+        return self.last_layer(F.normalize(self.mlp(x), dim=-1, p=2))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = ViT(WIDTH, DEPTH, HEADS, PATCH, IMAGE, classes=0)
+        for n, p in self.backbone.named_parameters():  # DINO's vision_transformer.py init
+            if n.endswith("norm1.weight") or n.endswith("norm2.weight") or n == "norm.weight":
+                nn.init.ones_(p)
+            elif p.dim() == 1:
+                nn.init.zeros_(p)
+            else:
+                nn.init.trunc_normal_(p, std=0.02)
+        self.head = DINOHead()
+
+    def forward(self, crops):
+        return self.head(torch.cat([self.backbone.features(c) for c in crops]))
+
+
+def cosine(base, final, steps, warmup=0):
+    w = np.linspace(0, base, warmup) if warmup else np.array([])
+    i = np.arange(steps - warmup)
+    return np.concatenate((w, final + 0.5 * (base - final) * (1 + np.cos(np.pi * i / len(i)))))
+
+
+def rrc(x, size, scale, gen):
+    """RandomResizedCrop (area fraction scale, ratio 3/4-4/3) + horizontal flip, bilinear, via affine_grid."""
+    n = x.shape[0]
+    area = torch.empty(n).uniform_(*scale, generator=gen)
+    logr = torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3), generator=gen)
+    r = torch.exp(logr)
+    w = torch.sqrt(area * r).clamp(max=1.0)
+    h = torch.sqrt(area / r).clamp(max=1.0)
+    cx = (torch.rand(n, generator=gen) * 2 - 1) * (1 - w)
+    cy = (torch.rand(n, generator=gen) * 2 - 1) * (1 - h)
+    flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w * flip, cx, h, cy
+    grid = F.affine_grid(theta, (n, 1, size, size), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def photometric(x, gen):
+    """brightness and contrast 0.4 with p = 0.8, each in random order as ColorJitter; clamp to [0, 1]; normalise."""
+    n = x.shape[0]
+    on = (torch.rand(n, 1, 1, 1, generator=gen) < 0.8).float()
+    b = 1 + on * (torch.rand(n, 1, 1, 1, generator=gen) * 0.8 - 0.4)
+    c = 1 + on * (torch.rand(n, 1, 1, 1, generator=gen) * 0.8 - 0.4)
+    first_b = torch.rand(n, 1, 1, 1, generator=gen) < 0.5
+    def bri(y):
+        return (y * b).clamp(0, 1)
+    def con(y):
+        m = y.mean(dim=(1, 2, 3), keepdim=True)
+        return (c * y + (1 - c) * m).clamp(0, 1)
+    x = torch.where(first_b, con(bri(x)), bri(con(x)))
+    return (x.repeat(1, 3, 1, 1) - MEAN) / STD
+
+
+def knn(teacher, bank, bank_y, queries, query_y, k=20, T=0.07, classes=5):
+    with torch.no_grad():
+        f = lambda x: F.normalize(torch.cat([teacher.backbone.features(x[i:i + 128]) for i in range(0, len(x), 128)]), dim=1)
+        fb, fq = f(bank), f(queries)
+        sim, ind = (fq @ fb.T).topk(k, dim=1)
+        votes = torch.zeros(len(fq), classes).scatter_add_(1, bank_y[ind], (sim / T).exp())
+        return (votes.argmax(1) == query_y).float().mean().item() * 100
+
+
+def first_per_class(x, y, per):
+    keep = np.concatenate([np.where(y == c)[0][:per] for c in range(5)])
+    return x[keep], y[keep]
+
+
+def main():
+    steps_run = int(sys.argv[1]) if len(sys.argv) > 1 else 600
+    STEPS = 600  # the schedules are those of the config's 600 steps even when fewer are run
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    tx, ty = idx("train-images-idx3-ubyte.gz"), idx("train-labels-idx1-ubyte.gz")
+    vx, vy = idx("t10k-images-idx3-ubyte.gz"), idx("t10k-labels-idx1-ubyte.gz")
+    src = ty < 5
+    train = torch.from_numpy(tx[src].astype(np.float32) / 255).unsqueeze(1)
+    evalt = lambda a: (torch.from_numpy(a.astype(np.float32) / 255).unsqueeze(1).repeat(1, 3, 1, 1) - MEAN) / STD
+    bx, by = first_per_class(tx, ty, 200)
+    qx, qy = first_per_class(vx, vy, 200)
+    bank, bank_y, queries, query_y = evalt(bx), torch.from_numpy(by.astype(np.int64)), evalt(qx), torch.from_numpy(qy.astype(np.int64))
+
+    student = Net()
+    teacher = Net()
+    teacher.load_state_dict(student.state_dict())
+    for p in teacher.parameters():
+        p.requires_grad = False
+    reg, noreg = [], []
+    for n, p in student.named_parameters():
+        if p.requires_grad:
+            (noreg if n.endswith(".bias") or p.dim() == 1 else reg).append(p)
+    opt = torch.optim.AdamW([{"params": reg}, {"params": noreg, "weight_decay": 0.0}], lr=0.0)
+    lr_s, wd_s, mom_s = cosine(LR, MIN_LR, STEPS, WARMUP), cosine(WD, WD_END, STEPS), cosine(MOM, 1.0, STEPS)
+    temp_s = np.concatenate((np.linspace(T_WARM, T_END, T_STEPS), np.ones(STEPS - T_STEPS) * T_END))
+    center = torch.zeros(1, K)
+    perm, at = torch.randperm(len(train), generator=gen), 0
+    t0 = time.time()
+    print("step,knn20,loss,teacher_entropy,entropy_over_logK,seconds", flush=True)
+    ent_hist = []
+    for step in range(steps_run + 1):
+        if step % 100 == 0:
+            acc = knn(teacher, bank, bank_y, queries, query_y)
+            e = np.mean(ent_hist[-10:]) if ent_hist else float("nan")
+            print(f"knn,{step},{acc:.1f},entropy(last 10 steps) {e:.4f} = {e / math.log(K) * 100:.1f}% of log K,{time.time() - t0:.0f}s", flush=True)
+        if step == steps_run:
+            break
+        if at + BATCH > len(train):
+            perm, at = torch.randperm(len(train), generator=gen), 0
+        x = train[perm[at:at + BATCH]]
+        at += BATCH
+        g = torch.cat([photometric(rrc(x, IMAGE, (0.4, 1.0), gen), gen) for _ in range(2)])
+        loc = torch.cat([photometric(rrc(x, LOCAL, (0.05, 0.4), gen), gen) for _ in range(LOCALS)])
+        for i, group in enumerate(opt.param_groups):
+            group["lr"] = lr_s[step]
+            if i == 0:
+                group["weight_decay"] = wd_s[step]
+        with torch.no_grad():
+            t_out = teacher([g])
+        s_out = student([g, loc])
+        s_chunks = (s_out / STUDENT_T).chunk(2 + LOCALS)
+        q_all = F.softmax((t_out - center) / temp_s[step], dim=-1)
+        loss, terms = 0, 0
+        for iq, q in enumerate(q_all.chunk(2)):
+            for v in range(len(s_chunks)):
+                if v != iq:
+                    loss = loss + torch.sum(-q * F.log_softmax(s_chunks[v], dim=-1), dim=-1).mean()
+                    terms += 1
+        loss = loss / terms
+        ent = -(q_all * torch.log(q_all.clamp_min(1e-30))).sum(-1).mean().item()
+        ent_hist.append(ent)
+        opt.zero_grad()
+        loss.backward()
+        for p in student.parameters():
+            if p.grad is not None:
+                clip = CLIP / (p.grad.norm(2) + 1e-6)
+                if clip < 1:
+                    p.grad.mul_(clip)
+        if step < FREEZE:
+            for n, p in student.named_parameters():
+                if "last_layer" in n:
+                    p.grad = None
+        opt.step()
+        with torch.no_grad():
+            m = mom_s[step]
+            for ps, pt in zip(student.parameters(), teacher.parameters()):
+                pt.mul_(m).add_((1 - m) * ps.detach())
+            center = center * CENTER_M + t_out.mean(0, keepdim=True) * (1 - CENTER_M)
+        if step % 10 == 0:
+            print(f"{step},,{loss.item():.4f},{ent:.4f},{ent / math.log(K) * 100:.1f},{time.time() - t0:.0f}", flush=True)
+    print(f"wall {time.time() - t0:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    main()
