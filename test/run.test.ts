@@ -5,10 +5,10 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { buildProgram } from "./study/program.js";
 
 const ROOT = resolve(__dirname, "..");
-const BUNDLE = join(ROOT, "node_modules", ".cache", "peft-vit-webgpu-test", "run-terminal.js");
+let BUNDLE: string;
 const NOISE = "artificially reduced";
 
 // `script -qec CMD /dev/null` runs CMD on a pseudo-terminal, prints what it printed there, and exits with its code.
@@ -36,8 +36,7 @@ async function waitFor<T>(probe: () => T | undefined, timeoutMs = 20_000): Promi
 }
 
 beforeAll(async () => {
-  const { buildBundle } = (await import(pathToFileURL(join(ROOT, "scripts", "build.mjs")).href)) as { buildBundle: (outfile: string, options?: object) => Promise<unknown> };
-  await buildBundle(BUNDLE, { logLevel: "warning" });
+  BUNDLE = await buildProgram("run-terminal");
 });
 
 describe("run.js in a terminal", () => {
