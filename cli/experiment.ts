@@ -11,7 +11,8 @@ import { type ExperimentResult, runExperiment } from "../study/runner.js";
 import { cellsOf, formatCellList, parseCellList, parseShard } from "../study/cells.js";
 import { CLAIM_TIMING, describeOwner, staleness, thisOwner } from "../study/claims.js";
 import { resubmitFailed, submitStudy } from "../study/slurm.js";
-import { runWorkers } from "../study/workers.js";
+import { runWorkers, workerAdapters } from "../study/workers.js";
+import { pciDisplayDevices } from "../engine/pci.js";
 import { tableMarkdown } from "../study/report.js";
 import { formatDuration } from "../train/progress.js";
 import { readJsonFile } from "../util/json-file.js";
@@ -94,7 +95,8 @@ Cells as units of work (several workers may share one run folder; each cell is c
   --prepare-only   only the backbone (pre-training) and the original backbone's k-NN, which every cell reads
   --collect        write results.json, the table and the figures from the cells finished so far; names the missing
   --workers N      prepare, run N worker processes on this machine sharing the cells, then collect
-  --adapters A,B   with --workers: worker i uses the i-th adapter (round robin; substrings as --adapter takes)
+  --adapters A,B   with --workers: worker i uses the i-th adapter (round robin; as --adapter takes them);
+                   each-gpu: the GPUs on the PCI bus by address, one per worker (tells identical GPUs apart)
 
 Slurm (sbatch, squeue and sacct on a login node):
   --slurm          write the job scripts into DIR/slurm/ and submit: a preparation job, an array of one task per
@@ -158,6 +160,7 @@ errors name the key path.`,
       return;
     }
 
+    const adapters = flags.adapters && workerAdapters(flags.adapters, pciDisplayDevices()); // checked before any work
     const started = performance.now();
     await initEngine({ backend: flags.backend, adapter: flags.adapter });
     const gpu = runtime().gpu;
@@ -168,13 +171,13 @@ errors name the key path.`,
     let result: ExperimentResult;
     if (flags.workers) {
       await runExperiment({ ...common, force: flags.force, retryDiverged: flags["retry-diverged"], prepareOnly: true });
-      console.error(`starting ${flags.workers} worker(s)${flags.adapters ? ` on ${flags.adapters.join(", ")}` : ""}`);
+      console.error(`starting ${flags.workers} worker(s)${adapters ? ` on ${adapters.join(", ")}` : ""}`);
       const cells = formatCellList(selection ?? Array.from({ length: count }, (_, i) => i + 1));
       await runWorkers({
         command: self,
         args: ["experiment", "--config", resolve(out, "config.json"), "--out", resolve(out), "--cells", cells, ...deviceFlags],
         count: flags.workers,
-        adapters: flags.adapters,
+        adapters,
         log: (line) => console.error(line),
       });
       result = await runExperiment({ ...common, collect: true });

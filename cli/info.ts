@@ -2,6 +2,7 @@
 import type { Command } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
+import { pciDisplayDevices } from "../engine/pci.js";
 
 const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean" } as const;
 
@@ -10,7 +11,8 @@ export const info: Command = {
   usage: `usage: node dist/run.js info [--backend NAME] [--adapter SUBSTRING] [--json] [--quiet]
 
   --backend   Dawn backend: vulkan, metal, d3d12, opengl, ... (default: Dawn's choice; env PEFT_BACKEND)
-  --adapter   pick the adapter whose description contains this text (env PEFT_ADAPTER)
+  --adapter   pick the adapter whose description contains this text, or the GPU at a PCI address as
+              pci:DDDD:BB:DD.F (one of several identical GPUs; env PEFT_ADAPTER)
   --json      print as JSON
   --quiet     print nothing; the exit code says whether an adapter was found`,
   async run(argv) {
@@ -25,6 +27,7 @@ export const info: Command = {
       kind: gpu.isCpu ? "cpu" : "gpu",
       features: [...gpu.features],
       limits,
+      pciDisplayDevices: pciDisplayDevices(), // what --adapter pci:ADDRESS can choose
     };
     if (flags.json) {
       console.log(JSON.stringify(report, null, 2));
@@ -33,6 +36,8 @@ export const info: Command = {
     console.log(`backend   ${report.backend}`);
     console.log(`adapter   ${gpu.adapterInfo.description} (${report.kind}: kernels for ${gpu.isCpu ? "CPU drivers" : "GPUs"})`);
     console.log(`features  ${report.features.join(", ") || "none"}`);
+    const pci = report.pciDisplayDevices.map((d) => `pci:${d.address} (${d.vendor}:${d.device})`);
+    console.log(`pci       ${pci.length ? `${pci.join(", ")} (--adapter pci:ADDRESS picks one)` : "no display device on the PCI bus"}`);
     console.log("limits");
     for (const [k, v] of Object.entries(limits)) console.log(`  ${k.padEnd(44)} ${v}`);
   },

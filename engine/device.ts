@@ -3,7 +3,8 @@
 //
 // Choosing the adapter: the options (flags, else PEFT_BACKEND and PEFT_ADAPTER, see engine/settings.ts), else
 // Dawn's default. `backend` is one of Dawn's backends (vulkan, metal, d3d12, opengl, null ...);
-// `adapter` is a case-insensitive substring of the adapter's description (e.g. "llvmpipe", "nvidia").
+// `adapter` is a case-insensitive substring of the adapter's description (e.g. "llvmpipe", "nvidia"), or a PCI
+// address `pci:DDDD:BB:DD.F`, which tells identical GPUs apart (engine/pci.ts).
 //
 // llvmpipe (Mesa's CPU driver behind lavapipe) runs workgroups on LP_NUM_THREADS threads, one per core by default.
 // Twice as many kept both cores busy when one thread stalled (a sync, a busy neighbour on a shared host): on 2
@@ -11,6 +12,7 @@
 // loads the driver, which reads it once. Other drivers ignore it.
 import { availableParallelism } from "node:os";
 import { create, globals } from "webgpu";
+import { deviceSelectLayerPresent, pciAddress, pciDisplayDevices, pciSelection } from "./pci.js";
 
 // GPUBufferUsage, GPUMapMode, ... as globals, as in a browser.
 Object.assign(globalThis, globals);
@@ -20,6 +22,8 @@ export interface DeviceOptions {
   adapter?: string;
   powerPreference?: GPUPowerPreference;
   llvmpipeThreads?: string; // LP_NUM_THREADS as the user set it (undefined: open() chooses)
+  vulkanDataDirs?: string[]; // where the Vulkan loader looks for implicit layers (engine/settings.ts)
+  deviceSelectOff?: boolean; // NODEVICE_SELECT: the user switched Mesa's device-select layer off
 }
 
 export interface Gpu {
@@ -47,10 +51,16 @@ export function getDevice(opts: DeviceOptions = {}): Promise<Gpu> {
 
 async function open(opts: DeviceOptions): Promise<Gpu> {
   const backend = opts.backend;
-  const wanted = opts.adapter?.toLowerCase();
+  const address = opts.adapter === undefined ? undefined : pciAddress(opts.adapter);
+  const wanted = address ? undefined : opts.adapter?.toLowerCase();
   const dawnOptions: string[] = [];
   if (backend) dawnOptions.push(`backend=${backend}`);
   if (wanted) dawnOptions.push(`adapter=${wanted}`);
+  if (address) {
+    // Read by Mesa's device-select layer when Dawn creates its Vulkan instance: only that GPU is left to find.
+    const layer = !opts.deviceSelectOff && deviceSelectLayerPresent(opts.vulkanDataDirs ?? []);
+    process.env.DRI_PRIME = pciSelection(address, pciDisplayDevices(), layer);
+  }
   const threads = llvmpipeThreads(opts.llvmpipeThreads, availableParallelism());
   if (threads !== undefined) process.env.LP_NUM_THREADS = threads; // read by the driver as Dawn loads it
   instance = create(dawnOptions);
@@ -65,12 +75,12 @@ async function open(opts: DeviceOptions): Promise<Gpu> {
   const adapter = await instance.requestAdapter({ powerPreference: opts.powerPreference ?? "high-performance" });
   if (!adapter) {
     throw new Error(
-      `device: no WebGPU adapter found${backend ? ` for backend "${backend}"` : ""}${wanted ? ` matching "${wanted}"` : ""}. ` +
+      `device: no WebGPU adapter found${backend ? ` for backend "${backend}"` : ""}${wanted ? ` matching "${wanted}"` : ""}${address ? ` at pci:${address}` : ""}. ` +
         "On Linux without a GPU run `npm run setup`, which installs Mesa's CPU Vulkan driver (lavapipe).",
     );
   }
   const info = adapter.info;
-  const description = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(" ");
+  const description = [info.vendor, info.architecture, info.device, info.description, address && `(pci:${address})`].filter((s) => s).join(" ");
   if (wanted && !description.toLowerCase().includes(wanted)) {
     throw new Error(`device: adapter "${description}" does not match --adapter "${wanted}"`);
   }

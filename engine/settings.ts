@@ -9,6 +9,9 @@
 //   PEFT_<FAMILY>                a kernel family's version for every call, e.g. PEFT_MATMUL=reg8x8 (kernels/registry.ts)
 //   DEBUG=1 / DEBUG=2            log every dispatch / also print each shader's WGSL
 //   LP_NUM_THREADS               llvmpipe's threads; engine/device.ts sets it when the user did not
+//   XDG_CONFIG_DIRS, XDG_DATA_DIRS, XDG_DATA_HOME, HOME   where the Vulkan loader finds layers (engine/pci.ts)
+//   NODEVICE_SELECT              switches Mesa's device-select layer off: no choice of GPU by PCI address
+//   DRI_PRIME                    written by engine/device.ts for an adapter chosen by PCI address
 //   UV_THREADPOOL_SIZE           libuv's thread pool (image decoding), read by Node itself; reported by bench data
 //   SLURM_JOB_ID, SLURM_ARRAY_JOB_ID, SLURM_ARRAY_TASK_ID   set by Slurm in a job: a study's claims name the job
 import { homedir } from "node:os";
@@ -29,6 +32,8 @@ export interface Settings {
   // family's versions, on every look-up.
   versions: Record<string, { value: string; variable: string }>;
   llvmpipeThreads: string | undefined; // LP_NUM_THREADS as the user set it
+  vulkanDataDirs: string[]; // the folders whose vulkan/implicit_layer.d the Vulkan loader reads, as it finds them
+  deviceSelectOff: boolean; // NODEVICE_SELECT set
   threadpool: number | undefined; // UV_THREADPOOL_SIZE (undefined: Node's default, 4)
   slurm: { jobId: string; arrayJobId?: string; arrayTaskId?: string } | undefined; // in a Slurm job
 }
@@ -56,7 +61,17 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     debug,
     versions,
     llvmpipeThreads: env.LP_NUM_THREADS,
+    vulkanDataDirs: vulkanDataDirs(env),
+    deviceSelectOff: Boolean(env.NODEVICE_SELECT),
     threadpool: env.UV_THREADPOOL_SIZE ? Number(env.UV_THREADPOOL_SIZE) : undefined,
     slurm: env.SLURM_JOB_ID ? { jobId: env.SLURM_JOB_ID, arrayJobId: env.SLURM_ARRAY_JOB_ID, arrayTaskId: env.SLURM_ARRAY_TASK_ID } : undefined,
   };
+}
+
+// The Vulkan loader's search path for layer manifests on Linux (Khronos' LoaderLayerInterface.md): the XDG config
+// folders, /etc, the XDG data folders and the user's data folder.
+function vulkanDataDirs(env: NodeJS.ProcessEnv): string[] {
+  const list = (v: string | undefined, fallback: string) => (v || fallback).split(":").filter((d) => d);
+  const home = env.XDG_DATA_HOME || (env.HOME ? join(env.HOME, ".local", "share") : undefined);
+  return [...list(env.XDG_CONFIG_DIRS, "/etc/xdg"), "/etc", ...list(env.XDG_DATA_DIRS, "/usr/local/share:/usr/share"), ...(home ? [home] : [])];
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One lease of a machine with a GPU, run from the portable bundle (scripts/portable-bundle.sh copies this file to
-# DIR/lease): `info` (retried with --system-gl, as root, when no adapter is found), the test suite on the GPU's
+# DIR/lease): `info` (retried with --system-gl, as root, when no adapter is found; then again with the first GPU
+# chosen by its PCI address), the test suite on the GPU's
 # adapter, the benchmark set (scripts/bench-gpu.sh) and, where Fashion-MNIST is installed, the default study.
 # Everything goes to a work folder packed into OUT/results.tgz every 10 s and at the end, so that a run stopped at
 # a time limit still leaves what it finished. Usage: DIR/lease OUT. LEASE_TEST_TIMEOUT (default 300 s) bounds the
@@ -17,14 +18,22 @@ trap 'kill $packer 2>/dev/null; pack' EXIT
 step() { echo "== $* ($(date +%T))"; }
 
 step info
+sysgl=""
 "$here/run" info >"$work/info.txt" 2>&1
 if ! grep -q "^adapter" "$work/info.txt" && [ "$(id -u)" = 0 ]; then
   echo "no adapter: retrying with --system-gl"
   mv "$work/info.txt" "$work/info-without-system-gl.txt"
-  "$here/run" --system-gl info >"$work/info.txt" 2>&1
+  sysgl=--system-gl
+  "$here/run" $sysgl info >"$work/info.txt" 2>&1
 fi
 head -4 "$work/info.txt"
 grep -q "^adapter" "$work/info.txt" || exit 1
+# The first GPU chosen by its PCI address (engine/pci.ts), as `experiment --workers N --adapters each-gpu` does.
+gpu=$(grep -o -m1 "pci:[0-9a-f:.]*" "$work/info.txt" | head -1)
+if [ -n "$gpu" ]; then
+  "$here/run" $sysgl info --adapter "$gpu" >"$work/info-pci.txt" 2>&1
+  echo "info --adapter $gpu: $(grep -E "^adapter|rror" "$work/info-pci.txt" | head -1)"
+fi
 
 step tests
 timeout "${LEASE_TEST_TIMEOUT:-300}" "$here/run" --test --reporter=dot >"$work/test.txt" 2>&1

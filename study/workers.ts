@@ -3,6 +3,7 @@
 // adapter where several are named (worker i the i-th, round robin), so that one machine's GPUs all work. Their
 // output comes back line by line, each line marked with the worker's number.
 import { spawn } from "node:child_process";
+import { type PciDevice, pciAddress } from "../engine/pci.js";
 
 export interface WorkersOptions {
   command: string[]; // how to run this program: [node, .../dist/run.js]
@@ -11,6 +12,24 @@ export interface WorkersOptions {
   adapters?: string[]; // worker i runs with --adapter adapters[i % length]
   log: (line: string) => void;
 }
+
+// `--adapters`' list as the workers take it: "each-gpu" is every display device on the PCI bus by address
+// (engine/pci.ts), which tells identical GPUs apart; other entries stay as given.
+export function workerAdapters(adapters: string[], devices: PciDevice[]): string[] {
+  if (!adapters.includes(EACH_GPU)) {
+    for (const a of adapters) {
+      const address = pciAddress(a);
+      if (address && !devices.some((d) => d.address === address)) {
+        throw new Error(`experiment: --adapters names pci:${address}, where this machine has no display device (node dist/run.js info lists them)`);
+      }
+    }
+    return adapters;
+  }
+  if (adapters.length > 1) throw new Error(`experiment: --adapters ${EACH_GPU} stands alone, got ${adapters.join(",")}`);
+  if (devices.length === 0) throw new Error(`experiment: --adapters ${EACH_GPU} found no display device on the PCI bus (/sys/bus/pci/devices)`);
+  return devices.map((d) => `pci:${d.address}`);
+}
+export const EACH_GPU = "each-gpu";
 
 // Resolves when every worker has exited; rejects naming the workers that failed.
 export async function runWorkers(o: WorkersOptions): Promise<void> {

@@ -16,9 +16,18 @@ describe("readSettings", () => {
       debug: 0,
       versions: {},
       llvmpipeThreads: undefined,
+      vulkanDataDirs: ["/etc/xdg", "/etc", "/usr/local/share", "/usr/share"],
+      deviceSelectOff: false,
       threadpool: undefined,
       slurm: undefined,
     });
+  });
+
+  it("lists the Vulkan loader's layer folders from the XDG variables and HOME", () => {
+    const s = readSettings({ XDG_CONFIG_DIRS: "/c1:/c2", XDG_DATA_DIRS: "/d1", HOME: "/home/u" });
+    expect(s.vulkanDataDirs).toEqual(["/c1", "/c2", "/etc", "/d1", "/home/u/.local/share"]);
+    expect(readSettings({ XDG_DATA_HOME: "/x", HOME: "/home/u" }).vulkanDataDirs.at(-1)).toBe("/x");
+    expect(readSettings({ NODEVICE_SELECT: "1" }).deviceSelectOff).toBe(true);
   });
 
   it("reads the wait policy, and refuses a bad one naming the variable", () => {

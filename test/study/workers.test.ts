@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MINI_CELLS, buildProgram, expectSameResults, runProgram, writeMiniStudy } from "./program.js";
+import { workerAdapters } from "../../study/workers.js";
 
 let root: string;
 let program: string;
@@ -37,5 +38,26 @@ describe("experiment --workers", () => {
     await expectSameResults(run, join(root, "reference"), MINI_CELLS);
     for (const cell of MINI_CELLS) expect(existsSync(join(run, "cells", cell, "claim.json")), cell).toBe(false);
     expect(existsSync(join(run, "prepare.claim.json"))).toBe(false);
+  });
+});
+
+describe("workerAdapters", () => {
+  const gpus = [
+    { address: "0000:41:00.0", vendor: "10de", device: "2335" },
+    { address: "0000:c1:00.0", vendor: "10de", device: "2335" },
+  ];
+
+  it("gives each-gpu as every GPU's PCI address, so identical GPUs get one worker each", () => {
+    expect(workerAdapters(["each-gpu"], gpus)).toEqual(["pci:0000:41:00.0", "pci:0000:c1:00.0"]);
+  });
+
+  it("keeps other lists as given, checking their PCI addresses", () => {
+    expect(workerAdapters(["nvidia", "pci:41:00.0"], gpus)).toEqual(["nvidia", "pci:41:00.0"]);
+    expect(() => workerAdapters(["pci:0000:42:00.0"], gpus)).toThrow("--adapters names pci:0000:42:00.0, where this machine has no display device");
+  });
+
+  it("refuses each-gpu with other entries, or on a machine without GPUs on its PCI bus", () => {
+    expect(() => workerAdapters(["each-gpu", "nvidia"], gpus)).toThrow("--adapters each-gpu stands alone");
+    expect(() => workerAdapters(["each-gpu"], [])).toThrow("found no display device on the PCI bus");
   });
 });
