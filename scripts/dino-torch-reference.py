@@ -2,22 +2,33 @@
 """PyTorch reference of configs/dino-fashion-mnist.json: DINO (facebookresearch/dino main_dino.py) on Fashion-MNIST
 classes 0-4 (train split) with the same ViT (28 px, patch 7, width 64, depth 4, 2 heads, MLP 256, CLS, pre-norm),
 head (256 hidden, 64 bottleneck, 256 prototypes, weight-normalised last layer with g = 1), loss (student 0.1, teacher
-0.04 -> 0.07 over 180 steps, centre momentum 0.9), AdamW (lr 1e-3, 60 warm-up steps, cosine to 1e-6; wd 0.04 -> 0.4
-cosine, none on biases and 1-D), per-parameter clipping 3.0, last layer frozen 60 steps, teacher EMA 0.99 -> 1
+0.04 -> 0.07 over 30 % of the steps, centre momentum 0.9), AdamW (lr 1e-3, warm-up over 10 % of the steps, cosine to 1e-6; wd 0.04 -> 0.4
+cosine, none on biases and 1-D), per-parameter clipping 3.0, last layer frozen for 10 % of the steps, teacher EMA 0.99 -> 1
 (cosine), 2 global 28 px crops (scale 0.4-1) and 4 local 14 px crops (scale 0.05-0.4), flip, brightness/contrast
-0.4 with p 0.8, ImageNet normalisation on the grey image repeated to 3 channels. Every 100 steps: weighted 20-NN
+0.4 with p 0.8, ImageNet normalisation on the grey image repeated to 3 channels. Every 100 steps (--knn-every): weighted 20-NN
 (T = 0.07) of the teacher backbone's CLS after the final norm, bank 200 train images per class, queries 200 test
 images per class (the first of each class).
 
-Run from the repository root:  /usr/bin/python3 scripts/dino-torch-reference.py [steps]   (torch 1.13, CPU, 2 threads)
+Run from the repository root:  /usr/bin/python3 scripts/dino-torch-reference.py [steps] [--seed S] [--schedule N]
+[--threads T] [--knn-every N] [recipe flags]   (torch 1.13, CPU). The schedules span --schedule steps (default
+600, the config's) whether or not all are run; --seed seeds the initialisation, batch order and crops. The recipe
+flags (--prototypes, --lr, --momentum, --teacher-temp, --warmup-teacher-temp, --center-momentum, --local-crops,
+--global-scale A,B, --local-scale A,B, --batch) change the values above, for trying recipes from their curves;
+--crops pil draws the crops as torchvision does on PIL images (integer boxes, bicubic), as DINO and the engine do.
+--score FILE.safetensors scores a backbone written by the engine's `pretrain` with this script's k-NN, and trains nothing.
 """
+import argparse
+import json
 import gzip
 import math
 import os
 import sys
 import time
 
+import random
+
 import numpy as np
+from PIL import Image
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -28,8 +39,9 @@ from generate import ViT  # noqa: E402
 IMAGE, PATCH, WIDTH, DEPTH, HEADS = 28, 7, 64, 4, 2
 HIDDEN, BOTTLENECK, K = 256, 64, 256
 LOCAL, LOCALS, BATCH = 14, 4, 128
-LR, MIN_LR, WARMUP, WD, WD_END, MOM = 1e-3, 1e-6, 60, 0.04, 0.4, 0.99
-T_WARM, T_END, T_STEPS, STUDENT_T, CENTER_M, CLIP, FREEZE = 0.04, 0.07, 180, 0.1, 0.9, 3.0, 60
+GLOBAL_SCALE, LOCAL_SCALE = (0.4, 1.0), (0.05, 0.4)
+LR, MIN_LR, WD, WD_END, MOM = 1e-3, 1e-6, 0.04, 0.4, 0.99
+T_WARM, T_END, STUDENT_T, CENTER_M, CLIP = 0.04, 0.07, 0.1, 0.9, 3.0
 MEAN, STD = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 ROOT = "/usr/share/datasets/fashion-mnist"
 
@@ -99,6 +111,30 @@ def rrc(x, size, scale, gen):
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def rrc_pil(x8, size, scale, rng):
+    """torchvision's RandomResizedCrop on PIL images (integer boxes, 10 tries then a centre crop, bicubic) and
+    RandomHorizontalFlip, as DINO's DataAugmentationDINO and the engine's data/transforms.ts draw them."""
+    out = np.empty((len(x8), 1, size, size), np.float32)
+    H, W = x8.shape[1:]
+    ratio = (3 / 4, 4 / 3)
+    for n, img in enumerate(x8):
+        for _ in range(10):
+            area = H * W * rng.uniform(*scale)
+            aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+            w, h = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
+            if 0 < w <= W and 0 < h <= H:
+                i, j = rng.randint(0, H - h), rng.randint(0, W - w)
+                break
+        else:
+            w, h = W, H
+            i, j = (H - h) // 2, (W - w) // 2
+        crop = Image.fromarray(img).crop((j, i, j + w, i + h)).resize((size, size), Image.BICUBIC)
+        if rng.random() < 0.5:
+            crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
+        out[n, 0] = np.asarray(crop, np.float32) / 255
+    return torch.from_numpy(out)
+
+
 def photometric(x, gen):
     """brightness and contrast 0.4 with p = 0.8, each in random order as ColorJitter; clamp to [0, 1]; normalise."""
     n = x.shape[0]
@@ -124,25 +160,55 @@ def knn(teacher, bank, bank_y, queries, query_y, k=20, T=0.07, classes=5):
         return (votes.argmax(1) == query_y).float().mean().item() * 100
 
 
+def load_safetensors(path):
+    """The tensors of a safetensors file (F32 only), by name."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        if t["dtype"] != "F32":
+            sys.exit(f"{path}: {name} is {t['dtype']}, expected F32")
+        a, b = t["data_offsets"]
+        out[name] = torch.from_numpy(np.frombuffer(data[a:b], np.float32).copy().reshape(t["shape"]))
+    return out
+
+
 def first_per_class(x, y, per):
     keep = np.concatenate([np.where(y == c)[0][:per] for c in range(5)])
     return x[keep], y[keep]
 
 
-def main():
-    steps_run = int(sys.argv[1]) if len(sys.argv) > 1 else 600
-    STEPS = 600  # the schedules are those of the config's 600 steps even when fewer are run
-    torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(0)
+def main(args):
+    steps_run = args.steps
+    STEPS = args.schedule  # the schedules are those of the whole run even when fewer steps are run
+    # as the config: lr warm-up and frozen last layer over 10 % of the steps, teacher temperature warm-up over 30 %
+    WARMUP, FREEZE, T_STEPS = STEPS // 10, STEPS // 10, STEPS * 3 // 10
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
     tx, ty = idx("train-images-idx3-ubyte.gz"), idx("train-labels-idx1-ubyte.gz")
     vx, vy = idx("t10k-images-idx3-ubyte.gz"), idx("t10k-labels-idx1-ubyte.gz")
     src = ty < 5
     train = torch.from_numpy(tx[src].astype(np.float32) / 255).unsqueeze(1)
+    train8 = tx[src]
+    pyrng = random.Random(args.seed)
+    if args.crops == "pil":
+        crop = lambda rows, size, scale: rrc_pil(train8[rows.numpy()], size, scale, pyrng)
+    else:
+        crop = lambda rows, size, scale: rrc(train[rows], size, scale, gen)
     evalt = lambda a: (torch.from_numpy(a.astype(np.float32) / 255).unsqueeze(1).repeat(1, 3, 1, 1) - MEAN) / STD
     bx, by = first_per_class(tx, ty, 200)
     qx, qy = first_per_class(vx, vy, 200)
     bank, bank_y, queries, query_y = evalt(bx), torch.from_numpy(by.astype(np.int64)), evalt(qx), torch.from_numpy(qy.astype(np.int64))
 
+    if args.score:
+        net = Net()
+        net.backbone.load_state_dict(load_safetensors(args.score))
+        print(f"score,{args.score},{knn(net, bank, bank_y, queries, query_y):.1f}", flush=True)
+        return
     student = Net()
     teacher = Net()
     teacher.load_state_dict(student.state_dict())
@@ -161,7 +227,7 @@ def main():
     print("step,knn20,loss,teacher_entropy,entropy_over_logK,seconds", flush=True)
     ent_hist = []
     for step in range(steps_run + 1):
-        if step % 100 == 0:
+        if step % args.knn_every == 0 or step == steps_run:
             acc = knn(teacher, bank, bank_y, queries, query_y)
             e = np.mean(ent_hist[-10:]) if ent_hist else float("nan")
             print(f"knn,{step},{acc:.1f},entropy(last 10 steps) {e:.4f} = {e / math.log(K) * 100:.1f}% of log K,{time.time() - t0:.0f}s", flush=True)
@@ -169,10 +235,10 @@ def main():
             break
         if at + BATCH > len(train):
             perm, at = torch.randperm(len(train), generator=gen), 0
-        x = train[perm[at:at + BATCH]]
+        rows = perm[at:at + BATCH]
         at += BATCH
-        g = torch.cat([photometric(rrc(x, IMAGE, (0.4, 1.0), gen), gen) for _ in range(2)])
-        loc = torch.cat([photometric(rrc(x, LOCAL, (0.05, 0.4), gen), gen) for _ in range(LOCALS)])
+        g = torch.cat([photometric(crop(rows, IMAGE, GLOBAL_SCALE), gen) for _ in range(2)])
+        loc = torch.cat([photometric(crop(rows, LOCAL, LOCAL_SCALE), gen) for _ in range(LOCALS)])
         for i, group in enumerate(opt.param_groups):
             group["lr"] = lr_s[step]
             if i == 0:
@@ -214,5 +280,28 @@ def main():
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(2)
-    main()
+    cli = argparse.ArgumentParser()
+    cli.add_argument("steps", type=int, nargs="?", default=600)
+    cli.add_argument("--seed", type=int, default=0)
+    cli.add_argument("--schedule", type=int, default=600)
+    cli.add_argument("--threads", type=int, default=2)
+    cli.add_argument("--knn-every", type=int, default=100)
+    cli.add_argument("--score", metavar="FILE.safetensors",
+                     help="no training: the 20-NN of this backbone (e.g. the engine's backbone.safetensors) as above")
+    cli.add_argument("--crops", choices=["grid", "pil"], default="grid",
+                     help="grid: continuous boxes, bilinear, by grid_sample; pil: torchvision's RandomResizedCrop on PIL images, bicubic")
+    pair = lambda v: tuple(float(x) for x in v.split(","))
+    recipe = {"prototypes": ("K", int), "lr": ("LR", float), "momentum": ("MOM", float), "teacher_temp": ("T_END", float),
+              "warmup_teacher_temp": ("T_WARM", float), "center_momentum": ("CENTER_M", float),
+              "local_crops": ("LOCALS", int), "global_scale": ("GLOBAL_SCALE", pair), "local_scale": ("LOCAL_SCALE", pair),
+              "batch": ("BATCH", int)}
+    for flag, (_, kind) in recipe.items():
+        cli.add_argument("--" + flag.replace("_", "-"), type=kind)
+    args = cli.parse_args()
+    for flag, (name, _) in recipe.items():
+        if getattr(args, flag) is not None:
+            globals()[name] = getattr(args, flag)
+    if args.steps > args.schedule:
+        cli.error(f"steps ({args.steps}) exceed the schedule's --schedule ({args.schedule})")
+    torch.set_num_threads(args.threads)
+    main(args)

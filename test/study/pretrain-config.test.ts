@@ -44,7 +44,7 @@ describe("parsePretrainConfig", () => {
   });
 
   it("reads the shipped DINO configs", () => {
-    for (const file of ["configs/dino-fashion-mnist.json", "configs/dino-fashion-mnist-sharp.json"]) {
+    for (const file of ["configs/dino-fashion-mnist.json", "configs/dino-fashion-mnist-sharp.json", "configs/dino-fashion-mnist-long.json"]) {
       const c = parsePretrainConfig(JSON.parse(readFileSync(file, "utf8")), file);
       expect(c.method).toBe("dino");
       expect(c.knn).toMatchObject({ k: 20, temperature: 0.07, bank: { transform: "eval" } });
