@@ -2,6 +2,7 @@
 import type { Command } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
+import { SUBGROUP_MATRIX, describeMatrixConfig } from "../engine/device.js";
 import { pciDisplayDevices } from "../engine/pci.js";
 
 const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean" } as const;
@@ -26,6 +27,7 @@ export const info: Command = {
       adapter: gpu.adapterInfo,
       kind: gpu.isCpu ? "cpu" : "gpu",
       features: [...gpu.features],
+      subgroupMatrixConfigs: gpu.subgroupMatrixConfigs,
       limits,
       pciDisplayDevices: pciDisplayDevices(), // what --adapter pci:ADDRESS can choose
     };
@@ -36,6 +38,8 @@ export const info: Command = {
     console.log(`backend   ${report.backend}`);
     console.log(`adapter   ${gpu.adapterInfo.description} (${report.kind}: kernels for ${gpu.isCpu ? "CPU drivers" : "GPUs"})`);
     console.log(`features  ${report.features.join(", ") || "none"}`);
+    const matrices = gpu.subgroupMatrixConfigs.map(describeMatrixConfig);
+    console.log(`matrices  ${matrices.length ? matrices.join("; ") : `none (no ${SUBGROUP_MATRIX})`}`);
     const pci = report.pciDisplayDevices.map((d) => `pci:${d.address} (${d.vendor}:${d.device})`);
     console.log(`pci       ${pci.length ? `${pci.join(", ")} (--adapter pci:ADDRESS picks one)` : "no display device on the PCI bus"}`);
     console.log("limits");
