@@ -1,7 +1,12 @@
 // Shared test helpers: the engine per test file, tolerance comparison with useful failure messages,
 // finite differences in float64, and seeded random inputs.
-import { beforeAll } from "vitest";
-import { initEngine } from "../engine/runtime.js";
+import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { initEngine, runtime } from "../engine/runtime.js";
+import type { Settings } from "../engine/settings.js";
+import { reloadTuneCache } from "../engine/tuning.js";
 import { Rng } from "../util/random.js";
 
 // Opens the device once for the calling test file.
@@ -9,6 +14,35 @@ export function useEngine(): void {
   beforeAll(async () => {
     await initEngine();
   });
+}
+
+// An empty tuning cache in a temporary folder, with tuning on and no forced version (either would hide the cache
+// from the version choosers), before each test or once for the file; the settings and the cache are restored after.
+// Returns the folder's path, for the test that looks into it.
+export function useEmptyTuneCache(scope: "each" | "file" = "each"): () => string {
+  let saved: Settings;
+  let dir = "";
+  const setUp = () => {
+    const { settings } = runtime();
+    saved = structuredClone(settings);
+    dir = mkdtempSync(join(tmpdir(), "tune-cache-"));
+    Object.assign(settings, { tuneCacheDir: dir, tune: true, versions: {} });
+    reloadTuneCache();
+  };
+  const tearDown = () => {
+    Object.assign(runtime().settings, saved);
+    runtime().batch.log = undefined;
+    rmSync(dir, { recursive: true, force: true });
+    reloadTuneCache();
+  };
+  if (scope === "each") {
+    beforeEach(setUp);
+    afterEach(tearDown);
+  } else {
+    beforeAll(setUp);
+    afterAll(tearDown);
+  }
+  return () => dir;
 }
 
 export interface Tolerance {
@@ -37,6 +71,24 @@ export function expectClose(name: string, got: ArrayLike<number>, want: ArrayLik
       `${name}: ${bad} of ${want.length} elements mismatch (atol ${tol.atol}, rtol ${tol.rtol}); ` +
         `first at index ${first}: expected ${want[first]}, got ${got[first]}; largest difference ${worst}`,
     );
+  }
+}
+
+// Passes when max |got - want| <= rel * max |want| (a tolerance relative to the tensor's scale, for values compared
+// with a PyTorch fixture computed in another order); otherwise throws naming the tensor, the worst index and values.
+export function expectScaled(name: string, got: ArrayLike<number>, want: ArrayLike<number>, rel: number): void {
+  if (got.length !== want.length) throw new Error(`${name}: expected ${want.length} values, got ${got.length}`);
+  let scale = 0;
+  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
+  scale ||= 1;
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < got.length; i++) {
+    const d = Math.abs(got[i] - want[i]);
+    if (!(d <= worst)) [worst, at] = [d, i];
+  }
+  if (!(worst <= rel * scale)) {
+    throw new Error(`${name}: max |diff| ${worst} at ${at} (expected ${want[at]}, got ${got[at]}) exceeds ${rel} x scale ${scale}`);
   }
 }
 

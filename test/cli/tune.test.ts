@@ -2,14 +2,11 @@
 // list it had before named), the entries it writes, that the kernels then choose those winners (including the
 // version a real matmul and a real attention dispatch), --dry-run, --families, --show, --clear and flag errors.
 // Timings themselves are noise at this size; only their bookkeeping is checked.
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { describe, expect, it, vi } from "vitest";
+import { existsSync, readFileSync } from "node:fs";
 import { Tensor } from "../../engine/tensor.js";
 import { runtime } from "../../engine/runtime.js";
-import type { Settings } from "../../engine/settings.js";
-import { type TuneCache, reloadTuneCache, storeTuned, tuneCachePath } from "../../engine/tuning.js";
+import { type TuneCache, storeTuned, tuneCachePath } from "../../engine/tuning.js";
 import { matmulForward } from "../../kernels/matmul.js";
 import { MATMUL, familyNamed, resolveVersion } from "../../kernels/registry.js";
 import { candidates, withComposedShapes } from "../../kernels/tune.js";
@@ -19,24 +16,10 @@ import { tune } from "../../cli/tune.js";
 import { traceTrainingStep } from "../../train/trace.js";
 import { parseStrategy } from "../../peft/strategy.js";
 import { namedConfig, validateConfig } from "../../vit/config.js";
-import { useEngine } from "../helpers.js";
+import { useEmptyTuneCache, useEngine } from "../helpers.js";
 useEngine();
 
-let dir: string;
-let saved: Settings;
-beforeAll(() => {
-  const { settings } = runtime();
-  saved = structuredClone(settings);
-  dir = mkdtempSync(join(tmpdir(), "tune-cli-"));
-  // A forced version or PEFT_TUNE=0 would hide the cache from the version choosers.
-  Object.assign(settings, { tuneCacheDir: dir, tune: true, versions: {} });
-  reloadTuneCache();
-});
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-  Object.assign(runtime().settings, saved);
-  reloadTuneCache();
-});
+useEmptyTuneCache("file");
 
 // Runs `f` and returns the DEBUG=1 dispatch log lines it made.
 function dispatches(f: () => void): string[] {

@@ -3,40 +3,22 @@
 // version (checked through the DEBUG=1 dispatch log and against the CPU reference: matmul atol 1e-4 + rtol 1e-4 for
 // K = 23 sums in f32; attention atol 2e-5 + rtol 1e-4, as test/kernels/attention.test.ts). The resolver's
 // precedence for every family is test/kernels/registry.test.ts's.
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { basename, dirname, join } from "node:path";
+import { beforeEach, describe, expect, it } from "vitest";
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { basename, dirname } from "node:path";
 import { runtime, warnings } from "../../engine/runtime.js";
-import type { Settings } from "../../engine/settings.js";
 import { Tensor } from "../../engine/tensor.js";
 import { adapterKey, clearTuneCache, reloadTuneCache, storeTuned, tuneCachePath, tunedVersion } from "../../engine/tuning.js";
 import { matmulForward } from "../../kernels/matmul.js";
 import { attentionBackward, attentionForward } from "../../kernels/attention.js";
 import { ATTENTION, type AttentionShape, MATMUL, type MatmulShape, ROWS, resolveVersion } from "../../kernels/registry.js";
-import { expectClose, randn, useEngine } from "../helpers.js";
+import { expectClose, randn, useEmptyTuneCache, useEngine } from "../helpers.js";
 import { matmulRef } from "../ref/matmul.js";
 import { attentionBackwardRef, attentionRef } from "../ref/attention.js";
 
 useEngine();
 
-let saved: Settings;
-let dir: string;
-
-beforeEach(() => {
-  const { settings } = runtime();
-  saved = structuredClone(settings);
-  dir = mkdtempSync(join(tmpdir(), "tune-test-"));
-  Object.assign(settings, { tuneCacheDir: dir, tune: true, versions: {} });
-  reloadTuneCache();
-});
-
-afterEach(() => {
-  Object.assign(runtime().settings, saved);
-  runtime().batch.log = undefined;
-  rmSync(dir, { recursive: true, force: true });
-  reloadTuneCache();
-});
+const tuneCacheDir = useEmptyTuneCache();
 
 // Starts collecting the DEBUG=1 dispatch log; the returned array fills as kernels dispatch.
 const dispatchLog = (): string[] => {
@@ -55,7 +37,7 @@ const deviceDefault = () => defaultVersion(DIMS);
 
 describe("cache file", () => {
   it("lives in the settings' cache folder, named by a hash of the adapter", () => {
-    expect(dirname(tuneCachePath())).toBe(dir);
+    expect(dirname(tuneCachePath())).toBe(tuneCacheDir());
     expect(basename(tuneCachePath())).toMatch(/^tune-[0-9a-f]{16}\.json$/);
     expect(tuneCachePath("another adapter")).not.toBe(tuneCachePath());
   });
@@ -67,7 +49,7 @@ describe("cache file", () => {
     expect(file.adapter).toBe(adapterKey());
     expect(Number.isNaN(Date.parse(file.created))).toBe(false);
     expect(file.entries[`matmul/${KEY}`]).toEqual(entry("reg4x8"));
-    expect(readdirSync(dir)).toEqual([basename(path)]); // the temp file was renamed, not left behind
+    expect(readdirSync(tuneCacheDir())).toEqual([basename(path)]); // the temp file was renamed, not left behind
 
     reloadTuneCache();
     expect(tunedVersion("matmul", KEY)).toBe("reg4x8");

@@ -2,12 +2,8 @@
 // precedence for every family (explicit > PEFT_<FAMILY> > tuning cache > default), errors naming the variable,
 // availability (rows' subgroup, attention's unfused), the defaults, and tracing (engine/trace.ts): look-ups recorded
 // with their shapes, nothing dispatched, and the trace always closed.
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { describe, expect, it } from "vitest";
 import { runtime } from "../../engine/runtime.js";
-import type { Settings } from "../../engine/settings.js";
 import { Tensor } from "../../engine/tensor.js";
 import { reloadTuneCache, storeTuned } from "../../engine/tuning.js";
 import { traceDry, tracing } from "../../engine/trace.js";
@@ -24,24 +20,11 @@ import {
 } from "../../kernels/registry.js";
 import { matmulForward } from "../../kernels/matmul.js";
 import { softmaxForward } from "../../kernels/softmax.js";
-import { useEngine } from "../helpers.js";
+import { useEmptyTuneCache, useEngine } from "../helpers.js";
 
 useEngine();
 
-let saved: Settings;
-let dir: string;
-beforeEach(() => {
-  const { settings } = runtime();
-  saved = structuredClone(settings);
-  dir = mkdtempSync(join(tmpdir(), "registry-test-"));
-  Object.assign(settings, { tuneCacheDir: dir, tune: true, versions: {} });
-  reloadTuneCache();
-});
-afterEach(() => {
-  Object.assign(runtime().settings, saved);
-  rmSync(dir, { recursive: true, force: true });
-  reloadTuneCache();
-});
+useEmptyTuneCache();
 
 const force = (family: string, value: string) => {
   runtime().settings.versions[family] = { value, variable: `PEFT_${family.toUpperCase()}` };
