@@ -1,8 +1,9 @@
 // Shared test helpers: the engine per test file, tolerance comparison with useful failure messages,
 // finite differences in float64, and seeded random inputs.
-import { beforeAll } from "vitest";
+import { beforeAll, expect } from "vitest";
 import { initEngine } from "../engine/runtime.js";
 import { Rng } from "../util/random.js";
+import type { F32Tensor } from "../vit/safetensors.js";
 
 // Opens the device once for the calling test file.
 export function useEngine(): void {
@@ -37,6 +38,23 @@ export function expectClose(name: string, got: ArrayLike<number>, want: ArrayLik
       `${name}: ${bad} of ${want.length} elements mismatch (atol ${tol.atol}, rtol ${tol.rtol}); ` +
         `first at index ${first}: expected ${want[first]}, got ${got[first]}; largest difference ${worst}`,
     );
+  }
+}
+
+// Passes when every element is within rel x the reference's largest magnitude ("relative to its scale"), the
+// comparison with a PyTorch fixture, where an element near 0 carries the rounding of its larger neighbours;
+// otherwise throws with the worst element.
+export function expectScaled(name: string, got: ArrayLike<number>, want: F32Tensor, rel: number): void {
+  expect(got.length, `${name} length`).toBe(want.data.length);
+  const scale = want.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0) || 1;
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < got.length; i++) {
+    const d = Math.abs(got[i] - want.data[i]);
+    if (!(d <= worst)) [worst, at] = [d, i];
+  }
+  if (!(worst <= rel * scale)) {
+    throw new Error(`${name}: max |diff| ${worst} at ${at} (expected ${want.data[at]}, got ${got[at]}) exceeds ${rel} x scale ${scale}`);
   }
 }
 

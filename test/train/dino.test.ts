@@ -7,28 +7,17 @@
 // head); parameters after a step within 1e-5 + 1e-4 relative, except where PyTorch's gradient is 0 in exact
 // arithmetic (|g| < 1e-9 in float64: the key bias, to which softmax is blind), where the engine's f32 gradient is
 // rounding noise of either sign and AdamW, which moves by about lr * g / (|g| + eps), may move up to lr either way.
-import { describe, expect, it } from "vitest";
+import { describe, it } from "vitest";
 import { Tensor, tidyAsync } from "../../engine/tensor.js";
 import { readSafetensors, type F32Tensor } from "../../vit/safetensors.js";
 import { buildVit } from "../../vit/model.js";
 import { validateConfig } from "../../vit/config.js";
 import { buildDinoHead } from "../../train/dino-head.js";
 import { Dino, type DinoNet, netParameters } from "../../train/dino.js";
-import { useEngine } from "../helpers.js";
+import { expectScaled, useEngine } from "../helpers.js";
 
 useEngine();
-
-function expectScaled(name: string, got: ArrayLike<number>, want: F32Tensor, rel = 2e-4): void {
-  expect(got.length, `${name} length`).toBe(want.data.length);
-  const scale = want.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0) || 1;
-  let worst = 0;
-  let at = -1;
-  for (let i = 0; i < got.length; i++) {
-    const d = Math.abs(got[i] - want.data[i]);
-    if (!(d <= worst)) [worst, at] = [d, i];
-  }
-  if (!(worst <= rel * scale)) throw new Error(`${name}: max |diff| ${worst} at ${at} (expected ${want.data[at]}, got ${got[at]}) exceeds ${rel} x scale ${scale}`);
-}
+const REL = 2e-4; // outputs, loss and gradients: of each tensor's largest magnitude
 
 // Within 1e-5 + 1e-4 |want|, or within `lrs` (the learning rates so far, summed) where every gradient so far was 0.
 function expectParam(name: string, got: Float32Array, want: F32Tensor, nullGrad: (i: number) => boolean, lrs: number): void {
@@ -78,16 +67,16 @@ describe("DINO step", async () => {
 
     await tidyAsync(async () => {
       const { student, teacher } = dino.outputs(crops(0));
-      expectScaled("teacher output", await teacher.data(), get("step0.teacher_output"));
-      expectScaled("student output", await student.data(), get("step0.student_output"));
+      expectScaled("teacher output", await teacher.data(), get("step0.teacher_output"), REL);
+      expectScaled("student output", await student.data(), get("step0.student_output"), REL);
     });
     for (const s of [0, 1]) {
       await tidyAsync(async () => {
         const out = dino.step(crops(s), at(s));
-        expectScaled(`step ${s} loss`, await out.loss.data(), get(`step${s}.loss`));
-        expectScaled(`step ${s} entropy`, await out.entropy.data(), get(`step${s}.entropy`));
+        expectScaled(`step ${s} loss`, await out.loss.data(), get(`step${s}.loss`), REL);
+        expectScaled(`step ${s} entropy`, await out.entropy.data(), get(`step${s}.entropy`), REL);
         expectScaled(`step ${s} kl`, await out.kl.data(), get(`step${s}.kl`), 1e-3);
-        expectScaled(`step ${s} marginal entropy`, await out.marginalEntropy.data(), get(`step${s}.marginal_entropy`));
+        expectScaled(`step ${s} marginal entropy`, await out.marginalEntropy.data(), get(`step${s}.marginal_entropy`), REL);
       });
       const lrs = at(0).lr + (s === 1 ? at(1).lr : 0);
       for (const [who, n] of [["student", dino.student], ["teacher", dino.teacher]] as const) {
@@ -97,7 +86,7 @@ describe("DINO step", async () => {
           expectParam(`step ${s} ${who}.${name}`, await t.data(), get(`step${s}.after.${who}.${name}`), nullGrad, lrs);
         }
       }
-      expectScaled(`step ${s} centre`, await dino.center.data(), get(`step${s}.after.center`));
+      expectScaled(`step ${s} centre`, await dino.center.data(), get(`step${s}.after.center`), REL);
     }
     dino.dispose();
   });
@@ -108,7 +97,7 @@ describe("DINO step", async () => {
     await tidyAsync(async () => {
       // lr 0 and momentum 1 leave every parameter as it is: only the gradients are looked at.
       dino.step({ globals: input("step0.globals"), locals: input("step0.locals") }, { ...at(0), lr: 0, weightDecay: 0, momentum: 1, freezeLastLayer: false });
-      for (const [name, t] of netParameters(dino.student)) expectScaled(`grad ${name}`, await t.grad!.data(), get(`step0.grad.student.${name}`));
+      for (const [name, t] of netParameters(dino.student)) expectScaled(`grad ${name}`, await t.grad!.data(), get(`step0.grad.student.${name}`), REL);
     });
     dino.dispose();
   });
