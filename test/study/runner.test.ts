@@ -39,7 +39,12 @@ afterAll(async () => {
 
 // program.ts's miniature study on clear patterns, with all five strategies at a lower rate.
 function study(overrides: Record<string, unknown> = {}): StudyConfig {
-  return parseStudyConfig({ ...miniStudy(join(root, "data"), join(root, "cache")), strategies: ["full", "top-1", "linear", "lora-r2", "block-p1"], learningRates: [0.05], ...overrides });
+  return parseStudyConfig({
+    ...miniStudy(join(root, "data"), join(root, "cache")),
+    strategies: ["full", "top-1", "linear", "lora-r2", "block-p1"],
+    learningRates: [0.05],
+    ...overrides,
+  });
 }
 
 const lines = async (path: string) => (await readFile(path, "utf8")).trim().split("\n");
