@@ -64,6 +64,10 @@ export class PipelineCache {
 }
 
 // The storage bindings declared read_write, as indices into a dispatch's buffer list (binding 1 is index 0).
+// Read from the WGSL rather than declared in each kernel's spec: the declaration is what the device enforces (a
+// shader writes only read_write bindings), so it cannot omit a buffer the kernel writes, where a second list kept
+// by hand in every kernel family, beside WGSL written in several styles, could, and a stale derived tensor would
+// follow silently. It is parsed once per pipeline; WebGPU gives no reflection of a layout's access modes.
 export function writableBindings(code: string): number[] {
   return [...code.matchAll(/@binding\((\d+)\)[^;]*\bread_write\b/g)].map((m) => Number(m[1]) - 1);
 }

@@ -1,6 +1,6 @@
 // Shared test helpers: the engine per test file, tolerance comparison with useful failure messages,
 // finite differences in float64, and seeded random inputs.
-import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +8,7 @@ import { initEngine, runtime } from "../engine/runtime.js";
 import type { Settings } from "../engine/settings.js";
 import { reloadTuneCache } from "../engine/tuning.js";
 import { Rng } from "../util/random.js";
+import type { F32Tensor } from "../vit/safetensors.js";
 
 // Opens the device once for the calling test file.
 export function useEngine(): void {
@@ -74,21 +75,20 @@ export function expectClose(name: string, got: ArrayLike<number>, want: ArrayLik
   }
 }
 
-// Passes when max |got - want| <= rel * max |want| (a tolerance relative to the tensor's scale, for values compared
-// with a PyTorch fixture computed in another order); otherwise throws naming the tensor, the worst index and values.
-export function expectScaled(name: string, got: ArrayLike<number>, want: ArrayLike<number>, rel: number): void {
-  if (got.length !== want.length) throw new Error(`${name}: expected ${want.length} values, got ${got.length}`);
-  let scale = 0;
-  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
-  scale ||= 1;
+// Passes when every element is within rel x the reference's largest magnitude ("relative to its scale"), the
+// comparison with a PyTorch fixture, where an element near 0 carries the rounding of its larger neighbours;
+// otherwise throws with the worst element.
+export function expectScaled(name: string, got: ArrayLike<number>, want: F32Tensor, rel: number): void {
+  expect(got.length, `${name} length`).toBe(want.data.length);
+  const scale = want.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0) || 1;
   let worst = 0;
   let at = -1;
   for (let i = 0; i < got.length; i++) {
-    const d = Math.abs(got[i] - want[i]);
+    const d = Math.abs(got[i] - want.data[i]);
     if (!(d <= worst)) [worst, at] = [d, i];
   }
   if (!(worst <= rel * scale)) {
-    throw new Error(`${name}: max |diff| ${worst} at ${at} (expected ${want[at]}, got ${got[at]}) exceeds ${rel} x scale ${scale}`);
+    throw new Error(`${name}: max |diff| ${worst} at ${at} (expected ${want.data[at]}, got ${got[at]}) exceeds ${rel} x scale ${scale}`);
   }
 }
 

@@ -16,6 +16,7 @@ import type { RunAnalysis } from "../../study/analysis-results.js";
 import type { BaselineResult, CellResult } from "../../study/results.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
+import { miniStudy } from "./program.js";
 import { runCli } from "../bad-input/harness.js";
 
 useEngine();
@@ -32,26 +33,16 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
+// program.ts's miniature study, its backbone pre-trained for 8 steps, with four strategies and the analysis key.
 function study() {
-  const data = (split: string, classes: string) => ({ dataset: "npy", root: join(root, "data"), split, classes, transform: "eval" });
+  const mini = miniStudy(join(root, "data"), join(root, "cache"));
   return parseStudyConfig({
+    ...mini,
     name: "mini-analysis",
-    backbone: {
-      pretrain: {
-        model: { imageSize: 8, patchSize: 4, width: 16, depth: 2, heads: 2, mlpHidden: 32 },
-        data: data("train", "0-2"),
-        steps: 8,
-        batchSize: 16,
-        lr: 0.003,
-        warmupSteps: 1,
-        cacheDir: join(root, "cache"),
-      },
-    },
-    knn: { bank: data("train", "0-2"), queries: data("test", "0-2"), ks: [5], reportK: 5, batchSize: 10 },
-    transfer: { train: data("train", "3-5"), test: data("test", "3-5") },
+    backbone: { pretrain: { ...mini.backbone.pretrain, steps: 8 } },
+    knn: { ...mini.knn, ks: [5], batchSize: 10 },
     strategies: ["full", "linear", "lora-r2", "block-p1"],
     learningRates: [0.05],
-    training: { steps: 4, batchSize: 16, evalEvery: 2, warmupSteps: 1, lossEvery: 2 },
     analysis: { images: 14, gridImages: 2 },
   });
 }

@@ -26,15 +26,11 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, relative, resolve } from "node:path";
+import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import { readSafetensors } from "../../vit/safetensors.js";
 import type { CellResult } from "../../study/results.js";
-import { writeSynthetic } from "../train/synthetic.js";
-
-const ROOT = resolve(__dirname, "../..");
-// Inside node_modules, so that the bundle's externals (webgpu, sharp) resolve as they do from dist/.
-const BUNDLE = join(ROOT, "node_modules", ".cache", "peft-vit-webgpu-test", "run.js");
+import { MINI_CELLS as CELLS, buildProgram, withoutTimings, writeMiniStudy } from "./program.js";
 
 // The preload. FAULT_TARGET: a regular expression for the target path of an atomic write; FAULT_AT: write (for
 // the chunked writes of checkpoints: fh.writeFile, which writes the JSON files, does not go through
@@ -80,40 +76,10 @@ syncBuiltinESMExports();
 `;
 
 let root: string;
+let bundle: string; // the program, bundled from the current source
 let chain: string; // the folder the study runs in (with relative paths: the run folder and the pre-training's cache)
 let reference: string; // where the uninterrupted run's folder is moved when it has finished
 let configPath: string;
-
-// test/train/synthetic.ts's pattern classes, with noise of +-160 instead of +-30: with little noise every k-NN
-// accuracy is 100 % and every transfer accuracy 33.33 %, and a run that got them wrong would still match. With this
-// data the study's numbers differ between cells, between a cell's best and last step, and along its k-NN curve.
-const writeNoisy = (root: string) => writeSynthetic(root, { size: 8, perClass: { train: 24, test: 8 }, seed: 2, noise: 160 });
-
-// The study: runner.test.ts's miniature with three strategies, on noisier data and at a higher learning rate. Both
-// runs use the same folder, one after the other (the uninterrupted run is moved away when it has finished): the
-// checkpoints record the backbone's path.
-function studyConfig(data: string): unknown {
-  const spec = (split: string, classes: string) => ({ dataset: "npy", root: data, split, classes, transform: "eval" });
-  return {
-    name: "faults",
-    backbone: {
-      pretrain: {
-        model: { imageSize: 8, patchSize: 4, width: 16, depth: 2, heads: 2, mlpHidden: 32 },
-        data: spec("train", "0-2"),
-        steps: 6,
-        batchSize: 16,
-        lr: 0.003,
-        warmupSteps: 1,
-        cacheDir: "cache",
-      },
-    },
-    knn: { bank: spec("train", "0-2"), queries: spec("test", "0-2"), ks: [3, 5], reportK: 5, batchSize: 32, atSteps: [0, 1, 2, 4] },
-    transfer: { train: spec("train", "3-5"), test: spec("test", "3-5") },
-    strategies: ["full", "lora-r2", "block-p1"],
-    learningRates: [0.3],
-    training: { steps: 4, batchSize: 16, evalEvery: 2, warmupSteps: 1, lossEvery: 2 },
-  };
-}
 
 interface Fault {
   target: string; // a regular expression for the target path of an atomic write
@@ -137,7 +103,7 @@ const CHILD_LIMIT_MS = 60_000;
 function runStudy(cwd: string, fault?: Fault): Promise<Outcome> {
   const started = performance.now();
   const env: NodeJS.ProcessEnv = { ...process.env, PEFT_TUNE: "0" };
-  const args = [BUNDLE, "experiment", "--config", configPath, "--out", "run"];
+  const args = [bundle, "experiment", "--config", configPath, "--out", "run"];
   if (fault) {
     Object.assign(env, { FAULT_TARGET: fault.target, FAULT_AT: fault.at, FAULT_NTH: String(fault.nth ?? 1) });
     args.unshift("--import", pathToFileURL(join(root, "fault-hook.mjs")).href);
@@ -203,15 +169,6 @@ const bytes = (path: string) => readFile(path);
 const json = async (path: string) => JSON.parse(await readFile(path, "utf8"));
 const step = async (path: string) => (await readSafetensors(path)).metadata.step;
 
-// Timings differ between runs; everything else must not.
-const TIMING_KEYS = new Set(["seconds", "trainSeconds", "imagesPerSecond", "knnSeconds"]);
-function withoutTimings(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutTimings);
-  if (value !== null && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value).filter(([k]) => !TIMING_KEYS.has(k)).map(([k, v]) => [k, withoutTimings(v)]));
-  }
-  return value;
-}
 // A CSV without the named columns.
 function csvWithout(text: string, columns: string[]): string[][] {
   const rows = text.trim().split("\n").map((l) => l.split(","));
@@ -219,7 +176,6 @@ function csvWithout(text: string, columns: string[]): string[][] {
   return rows.map((r) => keep.map((i) => r[i]));
 }
 
-const CELLS = ["full_lr0.3_s0", "lora-r2_lr0.3_s0", "block-p1_lr0.3_s0"];
 const cellFile = (dir: string, cell: string, name: string) => join(dir, "run", "cells", cell, name);
 async function pretrainDir(dir: string): Promise<string> {
   const hashes = await readdir(join(dir, "cache", "pretrain"));
@@ -254,12 +210,14 @@ async function expectFinalAsReference(): Promise<void> {
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "faults-test-"));
-  const { buildBundle } = (await import(pathToFileURL(join(ROOT, "scripts", "build.mjs")).href)) as { buildBundle: (outfile: string, options?: object) => Promise<unknown> };
-  await buildBundle(BUNDLE, { logLevel: "warning" });
+  bundle = await buildProgram("run-faults");
   await writeFile(join(root, "fault-hook.mjs"), FAULT_HOOK);
-  await writeNoisy(join(root, "data"));
+  // program.ts's miniature study (its noisy data: numbers that a wrong resume could change) with a k-NN curve. Both
+  // runs use the same folder, one after the other (the uninterrupted run is moved away when it has finished), and
+  // the backbone's cache is inside it, relative to it: the checkpoints record the backbone's path.
+  const mini = await writeMiniStudy(root, "cache");
   configPath = join(root, "study.json");
-  await writeFile(configPath, JSON.stringify(studyConfig(join(root, "data")), null, 2));
+  await writeFile(configPath, JSON.stringify({ ...mini, knn: { ...mini.knn, atSteps: [0, 1, 2, 4] } }, null, 2));
   reference = join(root, "reference");
   chain = join(root, "study");
   await mkdir(chain);

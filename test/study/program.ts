@@ -1,6 +1,7 @@
-// For the tests that run a miniature study through the real program as child processes (workers.test.ts,
-// slurm.test.ts): the bundle of the current source, the study's data and config, a child process's outcome, and the
-// comparison of two run folders' results.
+// The miniature study that the study tests share (runner, validation, analysis, faults, workers, slurm): its model,
+// data and config. And for the tests that run the real program as child processes (faults, workers, slurm,
+// test/run.test.ts): the bundle of the current source, a child process's outcome, and the comparison of two run
+// folders' results.
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -19,32 +20,46 @@ export async function buildProgram(name: string): Promise<string> {
   return path;
 }
 
-// Three cells (full, LoRA, Block Expansion) of a tiny ViT on faults.test.ts's noisy patterns, four steps each with
-// a checkpoint at step 2. The backbone's cache is an absolute folder: the checkpoints record its path, and runs
-// compared byte for byte must share it.
-export async function writeMiniStudy(dir: string): Promise<unknown> {
-  const data = join(dir, "data");
-  await writeSynthetic(data, { size: 8, perClass: { train: 24, test: 8 }, seed: 2, noise: 160 });
-  const spec = (split: string, classes: string) => ({ dataset: "npy", root: data, split, classes, transform: "eval" });
+// The miniature study's ViT: 8 px images, 4 px patches, 2 blocks of width 16.
+export const MINI_MODEL = { imageSize: 8, patchSize: 4, width: 16, depth: 2, heads: 2, mlpHidden: 32 };
+
+// An npy split of test/train/synthetic.ts's pattern classes in `root`, as the miniature study's configs name them.
+export const miniData = (root: string, split: string, classes: string) => ({ dataset: "npy", root, split, classes, transform: "eval" });
+
+// The miniature study's config as JSON, for a test to override key by key: a tiny ViT pre-trained for 6 steps on
+// classes 0-2 of the patterns in `dataRoot` (its k-NN source domain), fine-tuned on classes 3-5 by three cells
+// (full, LoRA, Block Expansion), four steps each with a checkpoint at step 2.
+export function miniStudy(dataRoot: string, cacheDir: string) {
+  const data = (split: string, classes: string) => miniData(dataRoot, split, classes);
   return {
     name: "mini",
     backbone: {
       pretrain: {
-        model: { imageSize: 8, patchSize: 4, width: 16, depth: 2, heads: 2, mlpHidden: 32 },
-        data: spec("train", "0-2"),
+        model: MINI_MODEL,
+        data: data("train", "0-2"),
         steps: 6,
         batchSize: 16,
         lr: 0.003,
         warmupSteps: 1,
-        cacheDir: join(dir, "cache"),
+        cacheDir,
       },
     },
-    knn: { bank: spec("train", "0-2"), queries: spec("test", "0-2"), ks: [3, 5], reportK: 5, batchSize: 32 },
-    transfer: { train: spec("train", "3-5"), test: spec("test", "3-5") },
+    knn: { bank: data("train", "0-2"), queries: data("test", "0-2"), ks: [3, 5], reportK: 5, batchSize: 32 },
+    transfer: { train: data("train", "3-5"), test: data("test", "3-5") },
     strategies: ["full", "lora-r2", "block-p1"],
     learningRates: [0.3],
     training: { steps: 4, batchSize: 16, evalEvery: 2, warmupSteps: 1, lossEvery: 2 },
   };
+}
+
+// Writes the miniature study's data to <dir>/data and returns its config. The patterns carry noise of +-160
+// instead of +-30: with little noise every k-NN accuracy is 100 % and every transfer accuracy 33.33 %, and a run
+// that got them wrong would still match; with this data the numbers differ between cells, between a cell's best and
+// last step, and along its k-NN curve. The backbone's cache is <dir>/cache unless the caller names another: the
+// checkpoints record its path, and runs compared byte for byte must share it.
+export async function writeMiniStudy(dir: string, cacheDir = join(dir, "cache")): Promise<ReturnType<typeof miniStudy>> {
+  await writeSynthetic(join(dir, "data"), { size: 8, perClass: { train: 24, test: 8 }, seed: 2, noise: 160 });
+  return miniStudy(join(dir, "data"), cacheDir);
 }
 
 export const MINI_CELLS = ["full_lr0.3_s0", "lora-r2_lr0.3_s0", "block-p1_lr0.3_s0"];

@@ -22,6 +22,7 @@ import { loadVit } from "../../vit/load.js";
 import { exportCommand } from "../../cli/export.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
+import { MINI_MODEL, miniData, miniStudy } from "./program.js";
 
 useEngine();
 
@@ -36,26 +37,12 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
+// program.ts's miniature study on clear patterns, with all five strategies at a lower rate.
 function study(overrides: Record<string, unknown> = {}): StudyConfig {
-  const data = (split: string, classes: string) => ({ dataset: "npy", root: join(root, "data"), split, classes, transform: "eval" });
   return parseStudyConfig({
-    name: "mini",
-    backbone: {
-      pretrain: {
-        model: { imageSize: 8, patchSize: 4, width: 16, depth: 2, heads: 2, mlpHidden: 32 },
-        data: data("train", "0-2"),
-        steps: 6,
-        batchSize: 16,
-        lr: 0.003,
-        warmupSteps: 1,
-        cacheDir: join(root, "cache"),
-      },
-    },
-    knn: { bank: data("train", "0-2"), queries: data("test", "0-2"), ks: [3, 5], reportK: 5, batchSize: 32 },
-    transfer: { train: data("train", "3-5"), test: data("test", "3-5") },
+    ...miniStudy(join(root, "data"), join(root, "cache")),
     strategies: ["full", "top-1", "linear", "lora-r2", "block-p1"],
     learningRates: [0.05],
-    training: { steps: 4, batchSize: 16, evalEvery: 2, warmupSteps: 1, lossEvery: 2 },
     ...overrides,
   });
 }
@@ -340,10 +327,9 @@ describe("the forgetting curve (knn.atSteps)", () => {
   const STEPS = [0, 1, 2, 4];
   const strategies = ["full", "linear", "lora-r2", "block-p1"];
   const config = (atSteps?: number[]) => {
-    const noisy = (spec: unknown) => JSON.parse(JSON.stringify(spec).replaceAll(JSON.stringify(join(root, "data")), JSON.stringify(join(root, "noisy"))));
-    const { backbone, knn, transfer } = noisy(configJson(study()));
-    for (const spec of [knn.bank, knn.queries]) spec.classes = [0, 1, 2, 3, 4, 5];
-    return study({ strategies, learningRates: [0.3], backbone, knn: atSteps ? { ...knn, atSteps } : knn, transfer });
+    const { backbone, knn, transfer } = miniStudy(join(root, "noisy"), join(root, "cache"));
+    const all = (split: string) => miniData(join(root, "noisy"), split, "0-5");
+    return study({ strategies, learningRates: [0.3], backbone, knn: { ...knn, bank: all("train"), queries: all("test"), ...(atSteps && { atSteps }) }, transfer });
   };
   const dir = () => join(root, "curve");
   let run: ReturnType<typeof runExperiment> | undefined;
@@ -513,7 +499,7 @@ describe("workers sharing a run folder (cells, claims, collect)", () => {
 describe("a study with a DINO backbone (backbone.pretrain.method dino)", () => {
   const dino = (extra: Record<string, unknown> = {}) => ({
     method: "dino",
-    model: { imageSize: 8, patchSize: 4, width: 16, depth: 2, heads: 2, mlpHidden: 32 },
+    model: MINI_MODEL,
     data: { dataset: "npy", root: join(root, "data"), split: "train", classes: "0-2" },
     head: { hidden: 16, bottleneck: 8, prototypes: 10 },
     crops: { localSize: 4, localCrops: 2, color: "grayscale" },

@@ -18,6 +18,7 @@ import { ArrayDataset } from "../../data/dataset.js";
 import { readSafetensors } from "../../vit/safetensors.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
+import { miniData, miniStudy } from "./program.js";
 
 useEngine();
 
@@ -33,24 +34,15 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-const data = (split: string, classes = "3-5") => ({ dataset: "npy", root: join(root, "data"), split, classes, transform: "eval" });
+const data = (split: string, classes = "3-5") => miniData(join(root, "data"), split, classes);
 
+// program.ts's miniature study with one cell, evaluated at every step of eight.
 function json(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const mini = miniStudy(join(root, "data"), join(root, "cache"));
   return {
+    ...mini,
     name: "val",
-    backbone: {
-      pretrain: {
-        model: { imageSize: 8, patchSize: 4, width: 16, depth: 2, heads: 2, mlpHidden: 32 },
-        data: data("train", "0-2"),
-        steps: 6,
-        batchSize: 16,
-        lr: 0.003,
-        warmupSteps: 1,
-        cacheDir: join(root, "cache"),
-      },
-    },
-    knn: { bank: data("train", "0-2"), queries: data("test", "0-2"), ks: [3], reportK: 3, batchSize: 32 },
-    transfer: { train: data("train"), test: data("test") },
+    knn: { ...mini.knn, ks: [3], reportK: 3 },
     strategies: ["full"],
     learningRates: [0.01],
     training: { steps: 8, batchSize: 12, evalEvery: 1, warmupSteps: 1, lossEvery: 1 },

@@ -17,9 +17,7 @@ import { Dino, type DinoNet, netParameters } from "../../train/dino.js";
 import { expectScaled, useEngine } from "../helpers.js";
 
 useEngine();
-
-// Each tensor within 2e-4 of its scale (test/helpers.ts).
-const expectFixture = (name: string, got: ArrayLike<number>, want: F32Tensor, rel = 2e-4) => expectScaled(name, got, want.data, rel);
+const REL = 2e-4; // outputs, loss and gradients: of each tensor's largest magnitude
 
 // Within 1e-5 + 1e-4 |want|, or within `lrs` (the learning rates so far, summed) where every gradient so far was 0.
 function expectParam(name: string, got: Float32Array, want: F32Tensor, nullGrad: (i: number) => boolean, lrs: number): void {
@@ -69,16 +67,16 @@ describe("DINO step", async () => {
 
     await tidyAsync(async () => {
       const { student, teacher } = dino.outputs(crops(0));
-      expectFixture("teacher output", await teacher.data(), get("step0.teacher_output"));
-      expectFixture("student output", await student.data(), get("step0.student_output"));
+      expectScaled("teacher output", await teacher.data(), get("step0.teacher_output"), REL);
+      expectScaled("student output", await student.data(), get("step0.student_output"), REL);
     });
     for (const s of [0, 1]) {
       await tidyAsync(async () => {
         const out = dino.step(crops(s), at(s));
-        expectFixture(`step ${s} loss`, await out.loss.data(), get(`step${s}.loss`));
-        expectFixture(`step ${s} entropy`, await out.entropy.data(), get(`step${s}.entropy`));
-        expectFixture(`step ${s} kl`, await out.kl.data(), get(`step${s}.kl`), 1e-3);
-        expectFixture(`step ${s} marginal entropy`, await out.marginalEntropy.data(), get(`step${s}.marginal_entropy`));
+        expectScaled(`step ${s} loss`, await out.loss.data(), get(`step${s}.loss`), REL);
+        expectScaled(`step ${s} entropy`, await out.entropy.data(), get(`step${s}.entropy`), REL);
+        expectScaled(`step ${s} kl`, await out.kl.data(), get(`step${s}.kl`), 1e-3);
+        expectScaled(`step ${s} marginal entropy`, await out.marginalEntropy.data(), get(`step${s}.marginal_entropy`), REL);
       });
       const lrs = at(0).lr + (s === 1 ? at(1).lr : 0);
       for (const [who, n] of [["student", dino.student], ["teacher", dino.teacher]] as const) {
@@ -88,7 +86,7 @@ describe("DINO step", async () => {
           expectParam(`step ${s} ${who}.${name}`, await t.data(), get(`step${s}.after.${who}.${name}`), nullGrad, lrs);
         }
       }
-      expectFixture(`step ${s} centre`, await dino.center.data(), get(`step${s}.after.center`));
+      expectScaled(`step ${s} centre`, await dino.center.data(), get(`step${s}.after.center`), REL);
     }
     dino.dispose();
   });
@@ -99,7 +97,7 @@ describe("DINO step", async () => {
     await tidyAsync(async () => {
       // lr 0 and momentum 1 leave every parameter as it is: only the gradients are looked at.
       dino.step({ globals: input("step0.globals"), locals: input("step0.locals") }, { ...at(0), lr: 0, weightDecay: 0, momentum: 1, freezeLastLayer: false });
-      for (const [name, t] of netParameters(dino.student)) expectFixture(`grad ${name}`, await t.grad!.data(), get(`step0.grad.student.${name}`));
+      for (const [name, t] of netParameters(dino.student)) expectScaled(`grad ${name}`, await t.grad!.data(), get(`step0.grad.student.${name}`), REL);
     });
     dino.dispose();
   });

@@ -14,9 +14,7 @@ import { backward, noGrad } from "../../autograd/tape.js";
 
 useEngine();
 const FIX = "test/fixtures/";
-
-// Each tensor within 1e-4 of its scale (test/helpers.ts).
-const expectFixture = (name: string, got: ArrayLike<number>, want: F32Tensor, rel = 1e-4) => expectScaled(name, got, want.data, rel);
+const REL = 1e-4; // of each reference tensor's largest magnitude
 
 async function fixture(name: string): Promise<Map<string, F32Tensor>> {
   return (await readSafetensors(FIX + name)).tensors;
@@ -39,19 +37,19 @@ describe("ViT parity with PyTorch", () => {
     expect(model.config).toMatchObject({ width: 32, depth: 2, heads: 2, patchSize: 4, imageSize: 16, classes: 5 });
     for (const [, t] of model.parameters()) t.requireGrad();
     const { feats, loss, input } = await lossAndGrads(model, io.get("x")!, io.get("w")!, true);
-    expectFixture("features", feats, io.get("features")!);
-    expectFixture("loss", [loss], io.get("loss")!);
-    expectFixture("grad.x", await input.grad!.data(), io.get("grad.x")!);
+    expectScaled("features", feats, io.get("features")!, REL);
+    expectScaled("loss", [loss], io.get("loss")!, REL);
+    expectScaled("grad.x", await input.grad!.data(), io.get("grad.x")!, REL);
     let checked = 0;
     for (const [name, t] of model.parameters()) {
       const want = io.get(`grad.${name}`);
       if (!want) continue;
-      expectFixture(`grad.${name}`, await t.grad!.data(), want);
+      expectScaled(`grad.${name}`, await t.grad!.data(), want, REL);
       checked++;
     }
     expect(checked).toBe(model.parameters().length - 2); // all but the head
     const logits = await noGrad(() => model.forward(Tensor.fromArray(io.get("x")!.data, [2, 3, 16, 16]))).data();
-    expectFixture("logits", logits, io.get("logits")!);
+    expectScaled("logits", logits, io.get("logits")!, REL);
   });
 
   it("the four file formats load to identical models", async () => {
@@ -72,7 +70,7 @@ describe("ViT parity with PyTorch", () => {
     const ref = await fixture("vit-tiny-pos24.safetensors");
     const { model } = await loadVit(FIX + "vit-tiny.safetensors", { heads: 2 });
     const feats = await noGrad(() => model.features(Tensor.fromArray(ref.get("x")!.data, [1, 3, 24, 24]))).data();
-    expectFixture("features at 24x24", feats, ref.get("features")!);
+    expectScaled("features at 24x24", feats, ref.get("features")!, REL);
   });
 
   it("bicubic weights of each output row sum to one", () => {
@@ -92,12 +90,12 @@ describe("PEFT parity with PyTorch", () => {
       if (name.includes("lora")) t.write(ref.get(name)!.data);
     }
     const { feats, loss } = await lossAndGrads(model, ref.get("x")!, ref.get("w")!);
-    expectFixture("features", feats, ref.get("features")!);
-    expectFixture("loss", [loss], ref.get("loss")!);
+    expectScaled("features", feats, ref.get("features")!, REL);
+    expectScaled("loss", [loss], ref.get("loss")!, REL);
     let checked = 0;
     for (const [name, t] of params) {
       if (!name.includes("lora")) continue;
-      expectFixture(`grad.${name}`, await t.grad!.data(), ref.get(`grad.${name}`)!);
+      expectScaled(`grad.${name}`, await t.grad!.data(), ref.get(`grad.${name}`)!, REL);
       checked++;
     }
     expect(checked).toBe(2 * 2 * 2); // 2 blocks x {q, v} x {A, B}
@@ -109,15 +107,15 @@ describe("PEFT parity with PyTorch", () => {
     expandBlocks(base.model, [1]);
     const x = ref.get("x")!;
     const identity = await tidy(() => noGrad(() => base.model.features(Tensor.fromArray(x.data, x.shape)))).data();
-    expectFixture("features_identity", identity, ref.get("features_identity")!);
+    expectScaled("features_identity", identity, ref.get("features_identity")!, REL);
     // The perturbed expanded model, as stored, with gradients for the inserted block.
     const { model } = await loadVit(FIX + "vit-tiny-expand.safetensors", { heads: 2 });
     expect(model.blocks.length).toBe(3);
     for (const [name, t] of model.parameters()) if (name.startsWith("blocks.1.")) t.requireGrad();
     const { feats } = await lossAndGrads(model, x, ref.get("w")!);
-    expectFixture("features", feats, ref.get("features")!);
+    expectScaled("features", feats, ref.get("features")!, REL);
     for (const [name, t] of model.parameters()) {
-      if (name.startsWith("blocks.1.")) expectFixture(`grad.${name}`, await t.grad!.data(), ref.get(`grad.${name}`)!);
+      if (name.startsWith("blocks.1.")) expectScaled(`grad.${name}`, await t.grad!.data(), ref.get(`grad.${name}`)!, REL);
       else expect(t.grad).toBeUndefined();
     }
   });
