@@ -14,7 +14,7 @@ import type { DataSpec } from "../data/spec.js";
 import { INTERPOLATIONS, type TransformKind } from "../data/transforms.js";
 import type { ModelSpec } from "../vit/config.js";
 import { type BackboneShape, HEAD_INITS, type HeadInit, STRATEGY_FORMS, type Strategy, parseStrategy, strategyName, strategyProblem } from "../peft/strategy.js";
-import { OPTIMIZERS, type OptimizerName, TRAIN_DEFAULTS, type TrainSettings, runIdentity } from "../train/settings.js";
+import { OPTIMIZERS, type OptimizerName, PRECISIONS, TRAIN_DEFAULTS, type TrainSettings, runIdentity } from "../train/settings.js";
 import type { PretrainSpec } from "../train/pretrain.js";
 import type { DinoSpec } from "../train/dino-pretrain.js";
 import { DINO_HEAD_DEFAULTS } from "../train/dino-head.js";
@@ -199,7 +199,7 @@ export const DINO_KEYS = [
   "weightDecayEnd", "momentum", "warmupTeacherTemp", "teacherTemp", "teacherTempWarmupSteps", "studentTemp",
   "centerMomentum", "clipGrad", "freezeLastLayerSteps", "seed", "collapse", "knnEvery", "logEvery", "checkpointEvery",
 ];
-const TRAINING_KEYS = ["steps", "batchSize", "evalEvery", "warmupSteps", "optimizer", "momentum", "weightDecay", "clipNorm", "lossEvery", "microBatch"];
+const TRAINING_KEYS = ["steps", "batchSize", "evalEvery", "warmupSteps", "optimizer", "momentum", "weightDecay", "clipNorm", "lossEvery", "microBatch", "precision"];
 const TOP_KEYS = ["$comment", "name", "backbone", "imageSize", "knn", "transfer", "strategies", "learningRates", "headInit", "seeds", "training", "selectBy", "analysis"];
 const TRANSFORMS: TransformKind[] = ["train", "eval", "knn"];
 
@@ -449,6 +449,8 @@ function trainingSpec(c: Checker, v: unknown, path: string): StudyTraining | und
     lossEvery: c.optional(o, "lossEvery", path, DEFAULTS.training.lossEvery, (x, p) => c.int(x, p, 1)),
     // Absent stays absent (not batchSize), so the run folder's config.json of earlier runs still matches.
     microBatch: c.optional(o, "microBatch", path, undefined, (x, p) => c.int(x, p, 1)),
+    // "f32" is left out like an absent key, so that the config's identity is that of runs from before the key.
+    precision: c.optional(o, "precision", path, undefined, (x, p) => c.enumeration(x, p, PRECISIONS)) === "f16" ? ("f16" as const) : undefined,
   };
   if (t.steps !== undefined && t.warmupSteps !== undefined && t.warmupSteps >= t.steps) {
     c.errors.push(`${path}.warmupSteps: expected fewer than steps (${t.steps}), got ${t.warmupSteps}`);

@@ -24,6 +24,7 @@ export function fingerprint(s: TrainSettings, train: Loader, trainable: [string,
     momentum: s.momentum,
     weightDecay: s.weightDecay,
     clipNorm: s.clipNorm ?? null,
+    ...(s.precision === "f16" ? { precision: "f16" } : {}), // absent in f32, as in checkpoints from before the key
     batch: train.batchSize,
     seed: train.seed,
     data: train.dataset.identity.hash,

@@ -25,6 +25,8 @@ import { join } from "node:path";
 import { Tensor, tidy, tidyAsync } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import { backward } from "../autograd/tape.js";
+import { PRECISIONS, withPrecision } from "../autograd/precision.js";
+import { runtime } from "../engine/runtime.js";
 import { AdamW, SGD, type Optimizer, clipGradNorm } from "../autograd/optim.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { CHECKSUM_KEY, ChecksumError, readSafetensorsHeader, writeSafetensors } from "../vit/safetensors.js";
@@ -119,6 +121,13 @@ function checkOptions(o: TrainOptions): void {
     throw new Error(`train: expected at least one batch per epoch, got ${o.train.dataset.length} images for batch size ${o.train.batchSize} with dropLast`);
   }
   if (!o.model.head) throw new Error("train: expected a model with a head (apply a strategy first)");
+  if (s.precision !== undefined && !PRECISIONS.includes(s.precision)) {
+    throw new Error(`train: expected precision (training.precision) to be one of ${PRECISIONS.join(", ")}, got ${JSON.stringify(s.precision)}`);
+  }
+  const { gpu } = runtime();
+  if (s.precision === "f16" && !gpu.features.has("shader-f16")) {
+    throw new Error(`train: precision "f16" (training.precision) needs the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks; use "f32"`);
+  }
 }
 
 function makeOptimizer(params: Tensor[], s: TrainSettings): Optimizer {
@@ -296,7 +305,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         opt.lr = lr;
         const loss = await tidyAsync(async () => {
           opt.zeroGrad();
-          const l = lossAndGradients(o.model, b!, size, microBatch);
+          const l = withPrecision(s.precision ?? "f32", () => lossAndGradients(o.model, b!, size, microBatch));
           opt.step(s.clipNorm !== undefined ? clipGradNorm(opt.params, s.clipNorm).coefficient : undefined);
           return l;
         }).catch((e: Error) => {

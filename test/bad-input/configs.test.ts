@@ -79,6 +79,7 @@ const valueCases: ConfigCase[] = [
   bad("training.warmupSteps", 10, "expected fewer than steps (4), got 10"),
   bad("training.microBatch", 0, "expected an integer >= 1, got 0"),
   bad("training.lossEvery", 0, "expected an integer >= 1, got 0"),
+  bad("training.precision", "bf16", 'got "bf16"'),
   bad("learningRates", "0.1", "expected a non-empty array"),
   bad("learningRates", [], "expected a non-empty array"),
   { what: "a negative learning rate", edits: { learningRates: [0.1, -1] }, says: ["learningRates[1]", "expected a number > 0, got -1"] },
