@@ -322,6 +322,43 @@ describe("train with precision f16", () => {
     expect(f16).not.toEqual(f32);
   });
 
+  // Forced overflows: from a scale of 2^40, lowered 2^12-fold at each, the scaled gradients (the head's input
+  // gradient alone is ~0.05 x the scale) overflow f16 at 2^40 and 2^28, not at 2^16.
+  it("skips the steps whose gradients overflow f16, lowering the scale, and checkpoints the scale", async () => {
+    const o = setup("precision-overflow", { steps: 4, warmupSteps: 0, evalEvery: 4, precision: "f16", lossScale: { init: 2 ** 40, backoff: 2 ** -12 } });
+    const w = o.trainable.find(([n]) => n === "head.weight")![1];
+    const seen: Float32Array[] = [await w.data()];
+    const r = await train({ ...o, evaluate: undefined, onStep: async () => void seen.push(await w.data()) });
+    expect(seen[1]).toEqual(seen[0]);
+    expect(seen[2]).toEqual(seen[0]);
+    expect(seen[3]).not.toEqual(seen[0]);
+    expect(seen[4]).not.toEqual(seen[3]);
+    expect(r.metrics.every((m) => Number.isFinite(m.loss))).toBe(true);
+    const { tensors } = await readSafetensors(r.lastPath);
+    expect(tensors.get("lossScale.scale")!.data).toEqual(new Float32Array([2 ** 16]));
+    expect(tensors.get("lossScale.goodSteps")!.data).toEqual(new Float32Array([2]));
+    dispose(o);
+  });
+
+  it("resumes to exactly the uninterrupted result, the loss scale with it", async () => {
+    // Two overflows, then a growth every 3 good steps: the scale at the checkpoint of step 4 is not the initial one.
+    const settings: Partial<TrainSettings> = { precision: "f16", lossScale: { init: 2 ** 40, backoff: 2 ** -12, interval: 3 } };
+    const reference = setup("f16-reference", settings, { evaluate: undefined });
+    const u = await train(reference);
+    const params = await values(reference.trainable);
+    dispose(reference);
+    const killed = setup("f16-resumed", settings, { evaluate: undefined, onStep: (step) => { if (step === 6) throw new Error("simulated kill"); } });
+    await expect(train(killed)).rejects.toThrow("simulated kill");
+    dispose(killed);
+    const resumed = setup("f16-resumed", settings, { evaluate: undefined });
+    const r = await train(resumed);
+    expect(r.resumedFrom).toBe(4);
+    expect(r.metrics.map((m) => m.loss)).toEqual(u.metrics.map((m) => m.loss));
+    const got = await values(resumed.trainable);
+    for (const [name, want] of params) expect(got.get(name), name).toEqual(want);
+    dispose(resumed);
+  });
+
   it("refuses an unknown precision, and f16 on an adapter without shader-f16, naming the key and the adapter", async () => {
     const o = setup("bad-precision", { precision: "bf16" as "f16" });
     await expect(train(o)).rejects.toThrow('train: expected precision (training.precision) to be one of f32, f16, got "bf16"');
