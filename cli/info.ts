@@ -1,7 +1,15 @@
-// `info`: the backend, adapter, limits and features in use.
+// `info`: the backend, adapter, limits and features in use, and the adapter's subgroup-matrix configurations.
 import type { Command } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
+import { SUBGROUP_MATRIX_FEATURE, type SubgroupMatrixConfig } from "../engine/device.js";
+
+// "f16 x f16 -> f32 8x8x8" per configuration (M x N x K), or why there are none.
+export function subgroupMatrixLine(features: Set<string>, configs: SubgroupMatrixConfig[]): string {
+  if (!features.has(SUBGROUP_MATRIX_FEATURE)) return `none (no ${SUBGROUP_MATRIX_FEATURE})`;
+  if (configs.length === 0) return "none (the feature lists no configuration)";
+  return configs.map((c) => `${c.componentType} x ${c.componentType} -> ${c.resultComponentType} ${c.M}x${c.N}x${c.K}`).join(", ");
+}
 
 const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean" } as const;
 
@@ -24,6 +32,7 @@ export const info: Command = {
       adapter: gpu.adapterInfo,
       kind: gpu.isCpu ? "cpu" : "gpu",
       features: [...gpu.features],
+      subgroupMatrixConfigs: gpu.subgroupMatrixConfigs,
       limits,
     };
     if (flags.json) {
@@ -33,6 +42,7 @@ export const info: Command = {
     console.log(`backend   ${report.backend}`);
     console.log(`adapter   ${gpu.adapterInfo.description} (${report.kind}: kernels for ${gpu.isCpu ? "CPU drivers" : "GPUs"})`);
     console.log(`features  ${report.features.join(", ") || "none"}`);
+    console.log(`subgroup matrices  ${subgroupMatrixLine(gpu.features, gpu.subgroupMatrixConfigs)}`);
     console.log("limits");
     for (const [k, v] of Object.entries(limits)) console.log(`  ${k.padEnd(44)} ${v}`);
   },

@@ -22,17 +22,29 @@ export interface DeviceOptions {
   llvmpipeThreads?: string; // LP_NUM_THREADS as the user set it (undefined: open() chooses)
 }
 
+// One shape of product the adapter's subgroup matrices (tensor cores, through the
+// chromium-experimental-subgroup-matrix feature) multiply: M x K times K x N of componentType into resultComponentType.
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
 export interface Gpu {
   device: GPUDevice;
   adapterInfo: { vendor: string; architecture: string; device: string; description: string };
   features: Set<string>;
   limits: GPUSupportedLimits;
+  subgroupMatrixConfigs: SubgroupMatrixConfig[]; // empty without chromium-experimental-subgroup-matrix
   // CPU drivers (lavapipe/llvmpipe, SwiftShader) want barrier-free register-blocked kernels; GPUs want shared memory.
   isCpu: boolean;
   backend: string;
 }
 
-const OPTIONAL_FEATURES: GPUFeatureName[] = ["shader-f16", "timestamp-query", "subgroups" as GPUFeatureName];
+export const SUBGROUP_MATRIX_FEATURE = "chromium-experimental-subgroup-matrix";
+const OPTIONAL_FEATURES = ["shader-f16", "timestamp-query", "subgroups", SUBGROUP_MATRIX_FEATURE] as GPUFeatureName[];
 
 // Dawn segfaults if the object returned by create() is collected while the device lives: hold it here.
 let instance: GPU | undefined;
@@ -84,12 +96,18 @@ async function open(opts: DeviceOptions): Promise<Gpu> {
   device.lost.then((reason) => {
     if (reason.reason !== "destroyed") lost = `${reason.reason}: ${reason.message}`;
   });
+  // Dawn lists the configurations in the adapter's info; no kernel uses them yet.
+  const configs = (info as unknown as { subgroupMatrixConfigs?: SubgroupMatrixConfig[] }).subgroupMatrixConfigs ?? [];
+  const subgroupMatrixConfigs = features.includes(SUBGROUP_MATRIX_FEATURE as GPUFeatureName)
+    ? configs.map(({ componentType, resultComponentType, M, N, K }) => ({ componentType, resultComponentType, M, N, K }))
+    : [];
   const isCpu = /llvmpipe|lavapipe|swiftshader|cpu/i.test(description) || info.architecture === "cpu";
   return {
     device,
     adapterInfo: { vendor: info.vendor, architecture: info.architecture, device: info.device, description },
     features: new Set(features),
     limits: device.limits,
+    subgroupMatrixConfigs,
     isCpu,
     backend: backend ?? "default",
   };
