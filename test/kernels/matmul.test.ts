@@ -176,19 +176,21 @@ describe.each([...MATMUL.versions])("matmul %s", (version) => {
 // reference of the f32 inputs. Tolerance: atol = rtol = 2e-3 * sqrt(K). WGSL may round an input to either
 // neighbouring half (relative error up to 2^-10 each), so a product of O(1) values is off by up to ~2^-9 and K of them
 // with random signs by ~2^-9 * sqrt(K); an indexing or conversion error is O(1). Every version, every layout, shapes
-// with edges, N % 4 != 0 and == 0, batched and shared b; the epilogue and rowSums on one shape each.
+// with edges, N % 4 != 0 and == 0, batched and shared b; the epilogue and rowSums on one shape.
 const tolF16 = (K: number) => ({ atol: 2e-3 * Math.sqrt(Math.max(K, 1)), rtol: 2e-3 * Math.sqrt(Math.max(K, 1)) });
-const F16_SHAPES = [shape(65, 127, 33), shape(11, 6, 7, [3]), shape(5, 9, 12, [2, 3], false)];
+// Every layout on one shape; the linear layer's (a·bT) on the others (each case a pipeline to compile).
+const F16_CASES = [
+  ...LAYOUTS.map((l) => [l, shape(65, 127, 33)] as const),
+  ...[shape(11, 6, 7, [3]), shape(5, 9, 12, [2, 3], false)].map((s) => [LAYOUTS[2], s] as const),
+];
 describe.each([...MATMUL.versions])("matmul %s, f16 inputs", (version) => {
-  for (const l of LAYOUTS) {
-    for (const s of F16_SHAPES) {
-      it(`${layoutName(l)} ${label(s)}`, async () => {
-        const [a, b] = operands(s, l);
-        const y = matmulForward(a, b, { ...l, version, inputs: "f16" });
-        expectClose(`y (${version} f16 ${layoutName(l)} ${label(s)})`, await y.data(), data(s).y, tolF16(s.K));
-        for (const t of [a, b, y]) t.dispose();
-      });
-    }
+  for (const [l, s] of F16_CASES) {
+    it(`${layoutName(l)} ${label(s)}`, async () => {
+      const [a, b] = operands(s, l);
+      const y = matmulForward(a, b, { ...l, version, inputs: "f16" });
+      expectClose(`y (${version} f16 ${layoutName(l)} ${label(s)})`, await y.data(), data(s).y, tolF16(s.K));
+      for (const t of [a, b, y]) t.dispose();
+    });
   }
   const E = shape(7, 13, 12, [2]);
   it("epilogue: bias, gelu, preact, residual in f32 after the f16 product; rowSums", async () => {
