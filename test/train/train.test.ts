@@ -359,6 +359,20 @@ describe("train with precision f16", () => {
     dispose(resumed);
   });
 
+  it("with microBatch, seeds each pass's backward with the scale: the whole batch's result (atol 1e-5)", async () => {
+    const run = async (microBatch?: number) => {
+      const o = setup(`f16-micro-${microBatch ?? "none"}`, { steps: 2, warmupSteps: 0, evalEvery: 2, precision: "f16", microBatch }, { evaluate: undefined });
+      const r = await train(o);
+      const params = await values(o.trainable);
+      dispose(o);
+      return { losses: r.metrics.map((m) => m.loss), params };
+    };
+    const whole = await run();
+    const sliced = await run(6);
+    expectClose("losses", sliced.losses, whole.losses, { atol: 1e-5, rtol: 0 });
+    for (const [name, want] of whole.params) expectClose(name, sliced.params.get(name)!, want, { atol: 1e-5, rtol: 0 });
+  });
+
   it("refuses an unknown precision, and f16 on an adapter without shader-f16, naming the key and the adapter", async () => {
     const o = setup("bad-precision", { precision: "bf16" as "f16" });
     await expect(train(o)).rejects.toThrow('train: expected precision (training.precision) to be one of f32, f16, got "bf16"');
