@@ -8,6 +8,7 @@ import type { Rng } from "../util/random.js";
 import { fill } from "../kernels/fill.js";
 import { reduceForward } from "../kernels/reduce.js";
 import { matmulForward } from "../kernels/matmul.js";
+import { matmulPrecision } from "./precision.js";
 import { layernormBackward, layernormForward } from "../kernels/layernorm.js";
 import { softmaxBackward, softmaxForward } from "../kernels/softmax.js";
 import { checkLabels, crossEntropyBackward, crossEntropyForward } from "../kernels/cross-entropy.js";
@@ -156,15 +157,16 @@ function shapeSize(shape: Shape): number {
 
 // a (..., M, K) · b (..., K, N) or b (K, N) shared over the batch -> (..., M, N).
 export function matmul(a: Tensor, b: Tensor): Tensor {
-  const y = matmulForward(a, b);
+  const precision = matmulPrecision(); // the forward's, for the backward too
+  const y = matmulForward(a, b, { inputs: precision });
   return record(y, "matmul", [a, b], (dy) => {
-    const da = a.requiresGrad ? matmulForward(dy, b, { transB: true }) : undefined;
+    const da = a.requiresGrad ? matmulForward(dy, b, { inputs: precision, transB: true }) : undefined;
     let db: Tensor | undefined;
     if (b.requiresGrad) {
       const k = a.shape[a.shape.length - 1];
       const n = b.shape[b.shape.length - 1];
       // A shared 2-D b sums its gradient over the batch: fold the batch into the rows.
-      db = b.shape.length === 2 ? matmulForward(a.reshape([-1, k]), dy.reshape([-1, n]), { transA: true }) : matmulForward(a, dy, { transA: true });
+      db = b.shape.length === 2 ? matmulForward(a.reshape([-1, k]), dy.reshape([-1, n]), { inputs: precision, transA: true }) : matmulForward(a, dy, { inputs: precision, transA: true });
     }
     return [da, db];
   });
@@ -182,11 +184,12 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor, opts: LinearOptions 
     throw new Error(`linear: expected weight (N, ${k}) for input (${x.shape.join(", ")}), got (${w.shape.join(", ")})`);
   }
   const n = w.shape[0];
+  const precision = matmulPrecision();
   const needGrad = gradEnabled() && [x, w, bias, opts.residual].some((t) => t?.requiresGrad);
   const x2 = x.reshape([-1, k]);
   const preact = opts.gelu && needGrad ? Tensor.empty([x2.shape[0], n]) : undefined;
   const residual = opts.residual?.reshape([-1, n]);
-  const y2 = matmulForward(x2, w, { transB: true, bias, gelu: opts.gelu, preact, residual });
+  const y2 = matmulForward(x2, w, { inputs: precision, transB: true, bias, gelu: opts.gelu, preact, residual });
   const y = y2.reshape([...x.shape.slice(0, -1), n]);
   y2.dispose();
   x2.dispose();
@@ -198,8 +201,8 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor, opts: LinearOptions 
     // The bias gradient, dz's column sums, comes with the weight gradient's product dzᵀ·x when both are needed.
     const db = bias?.requiresGrad && w.requiresGrad ? Tensor.empty([n]) : undefined;
     const grads: (Tensor | undefined)[] = [
-      x.requiresGrad ? matmulForward(dz, w).reshape(x.shape) : undefined,
-      w.requiresGrad ? matmulForward(dz, x.reshape([-1, k]), { transA: true, rowSums: db }) : undefined,
+      x.requiresGrad ? matmulForward(dz, w, { inputs: precision }).reshape(x.shape) : undefined,
+      w.requiresGrad ? matmulForward(dz, x.reshape([-1, k]), { inputs: precision, transA: true, rowSums: db }) : undefined,
     ];
     if (bias) grads.push(bias.requiresGrad ? (db ?? reduceForward("sum", dz, 0)) : undefined);
     if (opts.residual) grads.push(opts.residual.requiresGrad ? dy : undefined);
@@ -224,13 +227,14 @@ export function mlp(x: Tensor, m: MlpWeights, residual?: Tensor): Tensor {
     throw new Error(`mlp: expected w1 (H, ${k}) and w2 (N, H) for input (${x.shape.join(", ")}), got (${w1.shape.join(", ")}) and (${w2.shape.join(", ")})`);
   }
   const [hiddenWidth, n] = [w1.shape[0], w2.shape[0]];
+  const precision = matmulPrecision();
   const needGrad = gradEnabled() && [x, w1, b1, w2, b2, residual].some((t) => t?.requiresGrad);
   const x2 = x.reshape([-1, k]);
   const preact = needGrad ? Tensor.empty([x2.shape[0], hiddenWidth]) : undefined;
-  const hidden = matmulForward(x2, w1, { transB: true, bias: b1, gelu: true, preact });
+  const hidden = matmulForward(x2, w1, { inputs: precision, transB: true, bias: b1, gelu: true, preact });
   x2.dispose();
   const residual2 = residual?.reshape([-1, n]);
-  const y2 = matmulForward(hidden, w2, { transB: true, bias: b2, residual: residual2 });
+  const y2 = matmulForward(hidden, w2, { inputs: precision, transB: true, bias: b2, residual: residual2 });
   const y = y2.reshape([...x.shape.slice(0, -1), n]);
   y2.dispose();
   residual2?.dispose();
@@ -240,13 +244,13 @@ export function mlp(x: Tensor, m: MlpWeights, residual?: Tensor): Tensor {
     const dy2 = dy.reshape([-1, n]);
     // Bias gradients come with their weight gradients' products when both are needed (see linear).
     const db2 = b2?.requiresGrad && w2.requiresGrad ? Tensor.empty([n]) : undefined;
-    const dw2 = w2.requiresGrad ? matmulForward(dy2, hidden, { transA: true, rowSums: db2 }) : undefined;
+    const dw2 = w2.requiresGrad ? matmulForward(dy2, hidden, { inputs: precision, transA: true, rowSums: db2 }) : undefined;
     const below = x.requiresGrad || w1.requiresGrad || b1?.requiresGrad;
-    const dz1 = below ? matmulForward(dy2, w2, { dgelu: preact }) : undefined; // the gradient at fc1's preactivation
+    const dz1 = below ? matmulForward(dy2, w2, { inputs: precision, dgelu: preact }) : undefined; // the gradient at fc1's preactivation
     const db1 = b1?.requiresGrad && w1.requiresGrad ? Tensor.empty([hiddenWidth]) : undefined;
     const grads: (Tensor | undefined)[] = [
-      x.requiresGrad ? matmulForward(dz1!, w1).reshape(x.shape) : undefined,
-      w1.requiresGrad ? matmulForward(dz1!, x.reshape([-1, k]), { transA: true, rowSums: db1 }) : undefined,
+      x.requiresGrad ? matmulForward(dz1!, w1, { inputs: precision }).reshape(x.shape) : undefined,
+      w1.requiresGrad ? matmulForward(dz1!, x.reshape([-1, k]), { inputs: precision, transA: true, rowSums: db1 }) : undefined,
     ];
     if (b1) grads.push(b1.requiresGrad ? (db1 ?? reduceForward("sum", dz1!, 0)) : undefined);
     grads.push(dw2);

@@ -9,7 +9,8 @@ import { unaryForward } from "../kernels/elementwise.js";
 export interface Optimizer {
   lr: number; // current learning rate; schedules set it before each step
   readonly params: Tensor[];
-  step(gradScale?: Tensor): void;
+  // gradScale: the gradient's factor (1 element, on the device); with skipZero a 0 there skips the update.
+  step(gradScale?: Tensor, skipZero?: boolean): void;
   zeroGrad(): void;
   // Named state tensors (for checkpoints): `<param name>.<slot>`.
   state(): Map<string, Tensor>;
@@ -56,7 +57,7 @@ abstract class Base implements Optimizer {
     for (const slot of slotNames) this.slots.set(slot, params.map((p) => fill(p.shape, 0).keep()));
   }
 
-  abstract step(gradScale?: Tensor): void;
+  abstract step(gradScale?: Tensor, skipZero?: boolean): void;
 
   zeroGrad(): void {
     for (const p of this.params) {
@@ -80,13 +81,13 @@ export class SGD extends Base {
     super(params, o.lr, o.momentum > 0 ? ["momentum"] : []);
   }
 
-  step(gradScale?: Tensor): void {
+  step(gradScale?: Tensor, skipZero?: boolean): void {
     const buffers = this.slots.get("momentum");
     // Parameters outside this step's graph (no gradient) are left alone, as in PyTorch.
     const tensors = this.params.flatMap((p, i) =>
       p.grad ? [{ param: p, grad: p.grad, momentumBuf: buffers?.[i], weightDecay: this.o.noDecay?.(p) ? 0 : (this.o.weightDecay ?? 0) }] : [],
     );
-    sgdUpdates(tensors, { lr: this.lr, momentum: this.o.momentum, nesterov: this.o.nesterov, first: this.stepCount === 0, gradScale });
+    sgdUpdates(tensors, { lr: this.lr, momentum: this.o.momentum, nesterov: this.o.nesterov, first: this.stepCount === 0, gradScale, skipZero });
     this.stepCount++;
   }
 }
@@ -102,7 +103,7 @@ export class AdamW extends Base {
     this.weightDecay = o.weightDecay ?? 0.01;
   }
 
-  step(gradScale?: Tensor): void {
+  step(gradScale?: Tensor, skipZero?: boolean): void {
     this.stepCount++;
     const m = this.slots.get("exp_avg")!;
     const v = this.slots.get("exp_avg_sq")!;
@@ -116,6 +117,7 @@ export class AdamW extends Base {
       eps: this.o.eps ?? 1e-8,
       step: this.stepCount,
       gradScale,
+      skipZero,
     });
   }
 }

@@ -17,6 +17,8 @@ import { mainThreadCpuMs, ownWaitEstimate, profileOnce } from "../engine/timing.
 import { median } from "../util/stats.js";
 import type { KernelTime } from "../engine/profile.js";
 import { backward, noGrad } from "../autograd/tape.js";
+import { PRECISIONS, type Precision, withPrecision } from "../autograd/precision.js";
+import { LOSS_SCALE_DEFAULTS, LossScaler } from "../autograd/loss-scale.js";
 
 const FLAGS = {
   model: "string",
@@ -26,6 +28,7 @@ const FLAGS = {
   "image-size": "int",
   json: "boolean",
   profile: "boolean",
+  precision: "string",
 } as const;
 
 // The embedded default study's model (28 px Fashion-MNIST, patch 7), for `--model default`.
@@ -62,7 +65,8 @@ export const vitBench: Command = {
   --strategies  training steps to time (default ${STRATEGIES.join(",")}; "none" for inference only)
   --image-size  input resolution (default: the model's native size)
   --reps        timed repetitions after one warm-up (default 3)
-  --profile     also run each case once more with per-kernel GPU timestamps and list where its time goes`,
+  --profile     also run each case once more with per-kernel GPU timestamps and list where its time goes
+  --precision   f32 (default) or f16: the products' inputs in f16, with loss scaling, as training.precision`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
     const name = flags.model ?? "vit-s16";
@@ -71,9 +75,15 @@ export const vitBench: Command = {
     if (B <= 0) throw new UsageError("--batch must be positive");
     const size = flags["image-size"] ?? config.imageSize;
     const strategies = flags.strategies?.[0] === "none" ? [] : (flags.strategies ?? STRATEGIES);
+    const precision = (flags.precision ?? "f32") as Precision;
+    if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision must be one of ${PRECISIONS.join(", ")}, got "${precision}"`);
     await initEngine();
+    const { gpu } = runtime();
+    if (precision === "f16" && !gpu.features.has("shader-f16")) {
+      throw new UsageError(`--precision f16 needs the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks`);
+    }
     const { pool } = runtime();
-    if (!flags.json) console.log(`${deviceLine()}\nmodel ${name}, batch ${B}, ${size}x${size}`);
+    if (!flags.json) console.log(`${deviceLine()}\nmodel ${name}, batch ${B}, ${size}x${size}, ${precision}`);
     const rng = new Rng(1);
     const images = Tensor.fromArray(rng.fill(B * 3 * size * size, () => rng.normal()), [B, 3, size, size]).keep();
     const labels = Int32Array.from({ length: B }, (_, i) => i % 10);
@@ -97,7 +107,7 @@ export const vitBench: Command = {
     };
     await addCase("inference", () => {
       const model = buildVit(config, initialiser(0));
-      return () => void tidy(() => noGrad(() => model.features(images)));
+      return () => void tidy(() => noGrad(() => withPrecision(precision, () => model.features(images))));
     });
     for (const text of strategies) {
       const strategy = parseStrategy(text);
@@ -105,11 +115,13 @@ export const vitBench: Command = {
         const model = buildVit(config, initialiser(0));
         const trainable = applyStrategy(model, strategy, 10);
         const opt = new SGD(trainable.map(([, t]) => t), { lr: 1e-3, momentum: 0.9 });
+        const scaler = precision === "f16" ? new LossScaler(LOSS_SCALE_DEFAULTS) : undefined;
         return () =>
           tidyAsync(async () => {
             opt.zeroGrad();
-            backward(ops.crossEntropy(model.forward(images), labels));
-            opt.step();
+            withPrecision(precision, () => backward(ops.crossEntropy(model.forward(images), labels), scaler?.scale.reshape([])));
+            if (scaler) opt.step(scaler.unscale(opt.params), true);
+            else opt.step();
           });
       });
     }
@@ -148,6 +160,6 @@ export const vitBench: Command = {
         if (row.profile) console.log(formatProfile(row.profile, PROFILE_ROWS));
       }
     }
-    if (flags.json) console.log(JSON.stringify({ device: deviceLine(), model: name, batch: B, imageSize: size, rows }, null, 2));
+    if (flags.json) console.log(JSON.stringify({ device: deviceLine(), model: name, batch: B, imageSize: size, precision, rows }, null, 2));
   },
 };

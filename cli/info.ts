@@ -1,9 +1,16 @@
-// `info`: the backend, adapter, limits and features in use.
+// `info`: the backend, adapter, limits and features in use, and the adapter's subgroup-matrix configurations.
 import type { Command } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
-import { SUBGROUP_MATRIX, describeMatrixConfig } from "../engine/device.js";
+import { SUBGROUP_MATRIX_FEATURE, type SubgroupMatrixConfig } from "../engine/device.js";
 import { pciDisplayDevices } from "../engine/pci.js";
+
+// "f16 x f16 -> f32 8x8x8" per configuration (M x N x K), or why there are none.
+export function subgroupMatrixLine(features: Set<string>, configs: SubgroupMatrixConfig[]): string {
+  if (!features.has(SUBGROUP_MATRIX_FEATURE)) return `none (no ${SUBGROUP_MATRIX_FEATURE})`;
+  if (configs.length === 0) return "none (the feature lists no configuration)";
+  return configs.map((c) => `${c.componentType} x ${c.componentType} -> ${c.resultComponentType} ${c.M}x${c.N}x${c.K}`).join(", ");
+}
 
 const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean" } as const;
 
@@ -38,8 +45,7 @@ export const info: Command = {
     console.log(`backend   ${report.backend}`);
     console.log(`adapter   ${gpu.adapterInfo.description} (${report.kind}: kernels for ${gpu.isCpu ? "CPU drivers" : "GPUs"})`);
     console.log(`features  ${report.features.join(", ") || "none"}`);
-    const matrices = gpu.subgroupMatrixConfigs.map(describeMatrixConfig);
-    console.log(`matrices  ${matrices.length ? matrices.join("; ") : `none (no ${SUBGROUP_MATRIX})`}`);
+    console.log(`subgroup matrices  ${subgroupMatrixLine(gpu.features, gpu.subgroupMatrixConfigs)}`);
     const pci = report.pciDisplayDevices.map((d) => `pci:${d.address} (${d.vendor}:${d.device})`);
     console.log(`pci       ${pci.length ? `${pci.join(", ")} (--adapter pci:ADDRESS picks one)` : "no display device on the PCI bus"}`);
     console.log("limits");

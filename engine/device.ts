@@ -26,12 +26,11 @@ export interface DeviceOptions {
   deviceSelectOff?: boolean; // NODEVICE_SELECT: the user switched Mesa's device-select layer off
 }
 
-// One shape and precision the adapter multiplies subgroup matrices in (Dawn's chromium-experimental-subgroup-matrix,
-// cooperative matrices on Vulkan: tensor cores reached from WGSL): left (M x K) times right (K x N) of
-// componentType, accumulated in resultComponentType.
+// One shape of product the adapter's subgroup matrices (tensor cores, through the
+// chromium-experimental-subgroup-matrix feature) multiply: M x K times K x N of componentType into resultComponentType.
 export interface SubgroupMatrixConfig {
-  componentType: string; // e.g. "f16"
-  resultComponentType: string; // e.g. "f32"
+  componentType: string;
+  resultComponentType: string;
   M: number;
   N: number;
   K: number;
@@ -41,15 +40,15 @@ export interface Gpu {
   device: GPUDevice;
   adapterInfo: { vendor: string; architecture: string; device: string; description: string };
   features: Set<string>;
-  subgroupMatrixConfigs: SubgroupMatrixConfig[]; // empty where the adapter lacks the feature (CPU drivers do)
   limits: GPUSupportedLimits;
+  subgroupMatrixConfigs: SubgroupMatrixConfig[]; // empty without chromium-experimental-subgroup-matrix
   // CPU drivers (lavapipe/llvmpipe, SwiftShader) want barrier-free register-blocked kernels; GPUs want shared memory.
   isCpu: boolean;
   backend: string;
 }
 
-export const SUBGROUP_MATRIX = "chromium-experimental-subgroup-matrix";
-const OPTIONAL_FEATURES = ["shader-f16", "timestamp-query", "subgroups", SUBGROUP_MATRIX] as GPUFeatureName[];
+export const SUBGROUP_MATRIX_FEATURE = "chromium-experimental-subgroup-matrix";
+const OPTIONAL_FEATURES = ["shader-f16", "timestamp-query", "subgroups", SUBGROUP_MATRIX_FEATURE] as GPUFeatureName[];
 
 // Dawn segfaults if the object returned by create() is collected while the device lives: hold it here.
 let instance: GPU | undefined;
@@ -107,28 +106,21 @@ async function open(opts: DeviceOptions): Promise<Gpu> {
   device.lost.then((reason) => {
     if (reason.reason !== "destroyed") lost = `${reason.reason}: ${reason.message}`;
   });
-  const subgroupMatrixConfigs = features.includes(SUBGROUP_MATRIX as GPUFeatureName) ? matrixConfigs(info) : [];
+  // Dawn lists the configurations in the adapter's info; no kernel uses them yet.
+  const configs = (info as unknown as { subgroupMatrixConfigs?: SubgroupMatrixConfig[] }).subgroupMatrixConfigs ?? [];
+  const subgroupMatrixConfigs = features.includes(SUBGROUP_MATRIX_FEATURE as GPUFeatureName)
+    ? configs.map(({ componentType, resultComponentType, M, N, K }) => ({ componentType, resultComponentType, M, N, K }))
+    : [];
   const isCpu = /llvmpipe|lavapipe|swiftshader|cpu/i.test(description) || info.architecture === "cpu";
   return {
     device,
     adapterInfo: { vendor: info.vendor, architecture: info.architecture, device: info.device, description },
     features: new Set(features),
-    subgroupMatrixConfigs,
     limits: device.limits,
+    subgroupMatrixConfigs,
     isCpu,
     backend: backend ?? "default",
   };
-}
-
-// The adapter's subgroup-matrix configurations, which Dawn lists in its adapter info (not in WebGPU's types yet).
-function matrixConfigs(info: GPUAdapterInfo): SubgroupMatrixConfig[] {
-  const list = (info as unknown as { subgroupMatrixConfigs?: SubgroupMatrixConfig[] }).subgroupMatrixConfigs ?? [];
-  return [...list].map((c) => ({ componentType: c.componentType, resultComponentType: c.resultComponentType, M: c.M, N: c.N, K: c.K }));
-}
-
-// How `info` names a configuration: "f16 x f16 -> f32, 16x16x16" (M x N x K).
-export function describeMatrixConfig(c: SubgroupMatrixConfig): string {
-  return `${c.componentType} x ${c.componentType} -> ${c.resultComponentType}, ${c.M}x${c.N}x${c.K}`;
 }
 
 // The LP_NUM_THREADS to set for `cores` cores (see the header), or undefined where the user chose one.

@@ -1,4 +1,5 @@
-// Tensor: a shape over contiguous GPU storage (f32, or i32 for labels and indices). Views (reshape) share storage;
+// Tensor: a shape over contiguous GPU storage (f32, i32 for labels and indices, or f16 for a matmul's operands in
+// mixed precision, which only kernels write and read). Views (reshape) share storage;
 // storage is reference-counted and its buffer goes back to the pool when the last view is disposed. A tensor also
 // carries the slots autograd/ fills in (requiresGrad, grad, node); recording and backward live there.
 //
@@ -6,7 +7,7 @@
 // marked keep() (parameters, optimiser state, gradients). Tensors created outside any tidy belong to the caller.
 import { runtime } from "./runtime.js";
 
-export type DType = "f32" | "i32";
+export type DType = "f32" | "i32" | "f16";
 export type Shape = readonly number[];
 
 class Storage {
@@ -52,7 +53,7 @@ export class Tensor {
   // An uninitialised tensor (for kernel outputs).
   static empty(shape: Shape, dtype: DType = "f32"): Tensor {
     checkShape(shape);
-    const bytes = Math.max(numel(shape), 1) * 4;
+    const bytes = Math.max(Math.ceil((numel(shape) * (dtype === "f16" ? 2 : 4)) / 4), 1) * 4; // whole words
     const { pool, batch } = runtime();
     const buffer = pool.acquire(bytes, () => batch.submit());
     return new Tensor([...shape], dtype, new Storage(buffer, bytes));
@@ -62,6 +63,7 @@ export class Tensor {
     if (data.length !== numel(shape)) {
       throw new Error(`tensor: expected ${numel(shape)} values for shape (${shape.join(", ")}), got ${data.length}`);
     }
+    if (dtype === "f16") throw new Error("tensor: fromArray writes f32 or i32; f16 tensors are made by kernels");
     const t = Tensor.empty(shape, dtype);
     const array = dtype === "f32" ? Float32Array.from(data) : Int32Array.from(data);
     if (array.length > 0) runtime().gpu.device.queue.writeBuffer(t.buffer, 0, array);

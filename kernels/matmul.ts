@@ -22,6 +22,10 @@
 //     is a weight shared by the batch that is not skinny (see IN_PLACE_SKINNY).
 //   tiled, tiled128 (GPUs): a 64x64 (128x128) output tile per 16x16 workgroup, 4x4 (8x8) per thread, k in slabs of
 //     16 through workgroup memory; split-K where y is a few tiles and K is long (splitK).
+// Mixed precision (inputs "f16", autograd/precision.ts): every version reads a and b in f16 and accumulates in f32,
+// as PyTorch's autocast does; y, the epilogue operands and rowSums stay f32. a is cast by one pass (castF16), b by the
+// pack (reg) or the same cast (tiled), a frozen shared weight's kept like its f32 pack. The adapter must have
+// shader-f16.
 // Why they look so, with the measurements behind each choice: docs/KERNELS.md, "Matmul".
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, numel } from "../engine/tensor.js";
@@ -43,7 +47,10 @@ export interface MatmulOptions {
   dgelu?: Tensor; // same shape as y: y = (a·b) * gelu'(dgelu), exact erf GELU; no other epilogue then
   version?: string; // force a version (tests and the autotuner), else resolved by kernels/registry.ts
   splitK?: number; // tiled: force this many splits of k (tests), else splitK's plan
+  inputs?: Precision; // "f16": a and b read in f16, accumulated in f32 (see the header); default "f32"
 }
+
+export type Precision = "f32" | "f16";
 
 // regm: the largest b (elements per batch entry, 1 MiB: an L2 cache) read in place when unaligned; see the header.
 const IN_PLACE_B_MAX = 1 << 18;
@@ -70,6 +77,7 @@ interface MatmulSpec {
   bScalars: boolean; // regm, small b with transB or N % 4 != 0: b read in its stored layout as (uniform) scalars
   rowSums: boolean; // reg: rowSums bound after the epilogue operands
   dgelu: boolean; // y = acc * gelu'(dgelu[i])
+  f16: boolean; // A and B bound as f16, widened to f32 as loaded
 }
 
 const FIELDS = {
@@ -89,10 +97,11 @@ const FIELDS = {
 // Storage bindings: y, a, b, then the optional epilogue operands in this fixed order (see matmulForward).
 function bindings(spec: MatmulSpec): string {
   const yType = spec.vecY ? "array<vec4<f32>>" : "array<f32>";
+  const input = spec.f16 ? "f16" : "f32";
   const list: [string, string, string][] = [
     ["y", yType, "read_write"],
-    ["A", "array<f32>", "read"],
-    ["B", MATMUL_TILINGS[spec.version].kind === "reg" && !spec.bScalars ? "array<vec4<f32>>" : "array<f32>", "read"],
+    ["A", `array<${input}>`, "read"],
+    ["B", MATMUL_TILINGS[spec.version].kind === "reg" && !spec.bScalars ? `array<vec4<${input}>>` : `array<${input}>`, "read"],
   ];
   if (spec.bias) list.push(["bias", yType, "read"]);
   if (spec.preact) list.push(["preact", yType, "read_write"]);
@@ -129,7 +138,8 @@ fn store(i: u32, col: u32, acc: ${spec.vecY ? "vec4<f32>" : "f32"}) {
 }
 
 function header(spec: MatmulSpec): string {
-  return `${uniformStruct(FIELDS)}
+  return `${spec.f16 ? "enable f16;" : ""}
+${uniformStruct(FIELDS)}
 ${bindings(spec)}
 ${FLAT_GROUP}
 ${spec.gelu || spec.dgelu ? erfFunction(spec.vecY ? "vec4<f32>" : "f32") : ""}
@@ -174,8 +184,8 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
   for (let r = 0; r < R; r++) {
     if (spec.rowSums) {
       pre.push(`var s${r} = 0.0;`);
-      body.push(`let e${r} = A[aBase + ${aIndex(spec, `r${r}`, "k")}];`, `s${r} += e${r};`, `let a${r} = vec4<f32>(e${r});`);
-    } else body.push(`let a${r} = vec4<f32>(A[aBase + ${aIndex(spec, `r${r}`, "k")}]);`);
+      body.push(`let e${r} = f32(A[aBase + ${aIndex(spec, `r${r}`, "k")}]);`, `s${r} += e${r};`, `let a${r} = vec4<f32>(e${r});`);
+    } else body.push(`let a${r} = vec4<f32>(f32(A[aBase + ${aIndex(spec, `r${r}`, "k")}]));`);
   }
   // rowSums: the first column tile stores them; with lanes along n every lane holds the same rows, lane 0 stores.
   const sums: string[] = [];
@@ -187,7 +197,7 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
   if (spec.bScalars && !spec.transB) body.push("let bRow = k * p.N;");
   const bScalar = (j: number) => `B[c${j} + ${spec.transB ? "k" : "bRow"}]`;
   for (let v = 0; v < V; v++) {
-    const b = spec.bScalars ? `vec4<f32>(${[0, 1, 2, 3].map((j) => bScalar(4 * v + j)).join(", ")})` : `B[bBase4 + k * ldb4 + c${v}]`;
+    const b = spec.bScalars ? `vec4<f32>(${[0, 1, 2, 3].map((j) => bScalar(4 * v + j)).join(", ")})` : `vec4<f32>(B[bBase4 + k * ldb4 + c${v}])`;
     body.push(`let b${v} = ${b};`);
   }
   for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) body.push(`acc${r}_${v} = fma(a${r}, b${v}, acc${r}_${v});`);
@@ -245,11 +255,11 @@ ${ENTRY} {${TILE_COORDS}
       ${spec.transA ? `let am = e % ${tile}u; let ak = e / ${tile}u;` : `let ak = e % ${TK}u; let am = e / ${TK}u;`}
       let gm = m0 + am;
       let gk = k0 + ak;
-      As[ak][am] = select(0.0, A[aBase + ${aIndex(spec, "min(gm, p.M - 1u)", "min(gk, p.K - 1u)")}], gm < p.M && gk < kEnd);
+      As[ak][am] = select(0.0, f32(A[aBase + ${aIndex(spec, "min(gm, p.M - 1u)", "min(gk, p.K - 1u)")}]), gm < p.M && gk < kEnd);
       ${spec.transB ? `let bk = e % ${TK}u; let bn = e / ${TK}u;` : `let bn = e % ${tile}u; let bk = e / ${tile}u;`}
       let hn = n0 + bn;
       let hk = k0 + bk;
-      Bs[bk][bn] = select(0.0, B[bBase + ${bIndex(spec, "min(hk, p.K - 1u)", "min(hn, p.N - 1u)")}], hn < p.N && hk < kEnd);
+      Bs[bk][bn] = select(0.0, f32(B[bBase + ${bIndex(spec, "min(hk, p.K - 1u)", "min(hn, p.N - 1u)")}]), hn < p.N && hk < kEnd);
     }
     workgroupBarrier();
     // A non-constant bound keeps NIR from unrolling this loop 16 times (seconds of llvmpipe compile time).
@@ -279,18 +289,20 @@ ${ENTRY} {${TILE_COORDS}
 // pack: b (..., K, N), or (..., N, K) with transB, -> (..., K, ldb) with ldb = N rounded up to 4 and zero
 // padding, for the reg kernels (and regm past IN_PLACE_B_MAX), which read rows of b as vec4. Used for transB
 // (reg's strided per-lane reads in the k loop ran at ~21 vs ~30 GFLOP/s at 3200x192x576) and for N % 4 != 0;
-// it costs one pass over b.
+// it costs one pass over b. With f16 it writes f16 (mixed precision packs every b, aligned or not).
 const PACK_FIELDS = { K: "u32", N: "u32", ldb: "u32", blocks: "u32", rows: "u32" } as const;
 const PACK_WG = 64;
 const PACK_BLOCK = PACK_WG * 4; // output columns per workgroup
 
 // Thread mapping: workgroup g writes output row (e, k) = g / blocks, columns (g % blocks) * 256 + 4 * lane .. +3.
 // The divisions depend only on the workgroup (vector integer division is scalarised, ~3 per element otherwise).
-function packWgsl(spec: { trans: boolean }): string {
+function packWgsl(spec: { trans: boolean; f16: boolean }): string {
   const src = (n: string) => (spec.trans ? `(e * p.N + ${n}) * p.K + k` : `(e * p.K + k) * p.N + ${n}`);
   const comps = [0, 1, 2, 3].map((j) => `select(0.0, b[${src(`min(n + ${j}u, p.N - 1u)`)}], n + ${j}u < p.N)`);
-  return /* wgsl */ `${uniformStruct(PACK_FIELDS)}
-@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
+  const out = spec.f16 ? "f16" : "f32";
+  return /* wgsl */ `${spec.f16 ? "enable f16;" : ""}
+${uniformStruct(PACK_FIELDS)}
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<${out}>>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 ${FLAT_GROUP}
 @compute @workgroup_size(${PACK_WG})
@@ -302,20 +314,43 @@ ${ENTRY} {
   let k = row % p.K;
   let n = (g % p.blocks) * ${PACK_BLOCK}u + lid.x * 4u;
   if (n >= p.ldb) { return; }
-  out[(row * p.ldb + n) / 4u] = vec4<f32>(${comps.join(",\n    ")});
+  out[(row * p.ldb + n) / 4u] = vec4<${out}>(vec4<f32>(${comps.join(",\n    ")}));
 }`;
 }
 
-// b: (bBatch, K, N), or (bBatch, N, K) with trans. Returns (bBatch, K, ldb).
-function packB(b: Tensor, bBatch: number, K: number, N: number, trans: boolean): Tensor {
+// b: (bBatch, K, N), or (bBatch, N, K) with trans. Returns (bBatch, K, ldb), f16 with f16.
+function packB(b: Tensor, bBatch: number, K: number, N: number, trans: boolean, f16: boolean): Tensor {
   const ldb = Math.ceil(N / 4) * 4;
-  const out = Tensor.empty([bBatch, K, ldb]);
+  const out = Tensor.empty([bBatch, K, ldb], f16 ? "f16" : "f32");
   if (out.size === 0) return out;
   const blocks = Math.ceil(ldb / PACK_BLOCK);
   const rows = bBatch * K;
-  const kernel = getKernel("matmul-pack", { trans }, packWgsl);
+  const kernel = getKernel("matmul-pack", { trans, f16 }, packWgsl);
   const uniform = packUniform(PACK_FIELDS, { K, N, ldb, blocks, rows });
-  runtime().batch.dispatch(kernel, [out.buffer, b.buffer], uniform, grid1d(rows * blocks), out.size * 8);
+  runtime().batch.dispatch(kernel, [out.buffer, b.buffer], uniform, grid1d(rows * blocks), out.size * (f16 ? 6 : 8));
+  return out;
+}
+
+// castF16: x (f32) -> the same shape and layout in f16, one element per lane: mixed precision's a, and b for the
+// tiled versions. WGSL lets the conversion round to either neighbour of a value between two halves.
+const CAST_WG = 256;
+const CAST_WGSL = /* wgsl */ `enable f16;
+${uniformStruct({ n: "u32" })}
+@group(0) @binding(1) var<storage, read_write> out: array<f16>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+${FLAT_GROUP}
+@compute @workgroup_size(${CAST_WG})
+${ENTRY} {
+  let i = flatGroup(wid, nwg) * ${CAST_WG}u + lid.x;
+  if (i < p.n) { out[i] = f16(x[i]); }
+}`;
+
+export function castF16(x: Tensor): Tensor {
+  const out = Tensor.empty(x.shape, "f16");
+  if (x.size === 0) return out;
+  const kernel = getKernel("matmul-cast-f16", {}, () => CAST_WGSL);
+  const uniform = packUniform({ n: "u32" }, { n: x.size });
+  runtime().batch.dispatch(kernel, [out.buffer, x.buffer], uniform, grid1d(Math.ceil(x.size / CAST_WG)), x.size * 6);
   return out;
 }
 
@@ -324,12 +359,12 @@ function packB(b: Tensor, bBatch: number, K: number, N: number, trans: boolean):
 // update would drop a kept pack each step anyway, and holding it through the backward made the default model's full
 // fine-tuning step 0-13% slower (median 4%, 8 alternating rounds, 2026-12-04). Not kept from a dry run, whose pack
 // computes nothing.
-function keptPack(b: Tensor, K: number, N: number, trans: boolean): Tensor | undefined {
+function keptPack(b: Tensor, K: number, N: number, trans: boolean, f16: boolean, cast: boolean): Tensor | undefined {
   const { derived, batch } = runtime();
-  const key = `matmul-pack trans=${trans} ${K}x${N}`;
+  const key = cast ? "matmul-cast-f16" : `matmul-pack trans=${trans} f16=${f16} ${K}x${N}`;
   const found = derived.get<Tensor>(b.buffer, key);
   if (found || batch.isDry) return found;
-  const packed = packB(b, 1, K, N, trans);
+  const packed = cast ? castF16(b) : packB(b, 1, K, N, trans, f16);
   derived.set(b.buffer, key, packed.keep());
   return packed;
 }
@@ -415,6 +450,12 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
       throw new Error(`matmul: expected ${name} within maxStorageBufferBindingSize ${maxBinding} bytes, got ${dims(t)}`);
     }
   }
+  const f16 = (opts.inputs ?? "f32") === "f16";
+  if (opts.inputs !== undefined && opts.inputs !== "f32" && !f16) throw new Error(`matmul: expected inputs "f32" or "f16", got "${opts.inputs}"`);
+  const { gpu } = runtime();
+  if (f16 && !gpu.features.has("shader-f16")) {
+    throw new Error(`matmul: f16 inputs need the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks`);
+  }
   if (y.size === 0) {
     if (rowSums) rowSumsByReduce(a, !!opts.transA, K, rowSums);
     return y;
@@ -428,14 +469,17 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const tiling = MATMUL_TILINGS[version];
   const bBatch = shared ? 1 : batch;
   // The reg kernels read b as (K, ldb) vec4 rows: pack it when it is transposed or N % 4 != 0. regm's b loads are
-  // uniform across lanes, so it reads a small such b in place, as scalars, without the pack's dispatch.
+  // uniform across lanes, so it reads a small such b in place, as scalars, without the pack's dispatch. In f16 the
+  // reg kernels' b is always packed (the pack casts), the tiled kernels' cast in its layout.
   const unaligned = !!opts.transB || N % 4 !== 0;
   const inPlace = K * N <= IN_PLACE_B_MAX && (!shared || Math.min(K, N) <= IN_PLACE_SKINNY);
-  const bScalars = tiling.kind === "reg" && tiling.lanesAlongM && unaligned && inPlace;
-  const pack = tiling.kind === "reg" && unaligned && !bScalars;
-  const kept = pack && shared && !b.requiresGrad ? keptPack(b, K, N, !!opts.transB) : undefined;
-  const bRows = kept ?? (pack ? packB(b, bBatch, K, N, !!opts.transB) : b);
+  const bScalars = tiling.kind === "reg" && tiling.lanesAlongM && unaligned && inPlace && !f16;
+  const pack = tiling.kind === "reg" && (unaligned || f16) && !bScalars;
+  const cast = f16 && !pack;
+  const kept = (pack || cast) && shared && !b.requiresGrad ? keptPack(b, K, N, !!opts.transB, f16, cast) : undefined;
+  const bRows = kept ?? (pack ? packB(b, bBatch, K, N, !!opts.transB, f16) : cast ? castF16(b) : b);
   const ldb = pack ? Math.ceil(N / 4) * 4 : N;
+  const aIn = f16 ? castF16(a) : a;
   const spec: MatmulSpec = {
     version,
     transA: !!opts.transA,
@@ -449,6 +493,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     bScalars,
     rowSums: tiling.kind === "reg" && !!rowSums,
     dgelu: !!opts.dgelu,
+    f16,
   };
   const [tileM, tileN] = tileShape(tiling);
   const tilesM = Math.ceil(M / tileM);
@@ -462,7 +507,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const kSplit = Math.ceil(K / splits);
   const target = splits > 1 ? Tensor.empty([splits, ...yShape]) : y;
   const uniform = packUniform(FIELDS, { M, K, N, batch, tilesM, tilesN, strideA: M * K, strideB: shared ? 0 : K * ldb, ldb, splits, kSplit });
-  const buffers = [target.buffer, a.buffer, bRows.buffer];
+  const buffers = [target.buffer, aIn.buffer, bRows.buffer];
   if (opts.bias) buffers.push(opts.bias.buffer);
   if (opts.preact) buffers.push(opts.preact.buffer);
   if (spec.residual) buffers.push(opts.residual!.buffer);
@@ -472,7 +517,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const kernel = getKernel("matmul", spec, wgsl);
   const note = `${batch > 1 ? `${batch}x` : ""}${M}x${K}x${N}`;
   runtime().batch.dispatch(kernel, buffers, uniform, grid1d(splits * batch * tilesM * tilesN), MATMUL.work(shape), note);
-  if (pack && !kept) bRows.dispose(); // its buffer returns to the pool only after this batch is submitted
+  if ((pack || cast) && !kept) bRows.dispose(); // its buffer returns to the pool only after this batch is submitted
+  if (aIn !== a) aIn.dispose();
   if (splits === 1) return y;
   y.dispose();
   const partials = target.reshape([splits, y.size]);

@@ -12,6 +12,12 @@
 //                               p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 //   sumOfSquares(ts) = sum over every element of every tensor of x^2, a (1) tensor
 //   clipCoefficient(s, maxNorm) = min(1, maxNorm / (sqrt(s) + 1e-6)), a (1) tensor (torch clip_grad_norm_)
+//   lossScaleStep(s, scale, goodSteps): dynamic loss scaling (torch.amp.GradScaler) on the device, from the sum of
+//     squares s of the scaled gradients: s not finite (an inf or NaN gradient, or squares past f32's range) is an
+//     overflow: gradScale = 0, scale *= backoff, goodSteps = 0; else gradScale = clip / scale (clip as
+//     clipCoefficient of the unscaled norm sqrt(s) / scale, or 1), goodSteps += 1, and after `interval` good steps
+//     scale *= growth, goodSteps = 0. With skipZero the updates leave param and state untouched where gradScale is
+//     0: the overflowed step is skipped, with no read-back.
 //
 //   sgd/adamw v2: up to `tensors` parameters per dispatch (as many as their param, state and grad bindings fit in
 //     the adapter's storage buffers per stage: 5 for SGD with momentum, 3 for AdamW at 16), their elements laid end
@@ -40,11 +46,13 @@ const SGD_FIELDS = { lr: "f32", momentum: "f32", dampening: "f32", first: "u32" 
 const ADAMW_FIELDS = { a1: "f32", beta2: "f32", a2: "f32", stepSize: "f32", bc2sqrt: "f32", eps: "f32" } as const;
 const SUMSQ_FIELDS = { n: "u32", outputs: "u32", outOffset: "u32" } as const;
 const CLIP_FIELDS = { maxNorm: "f32" } as const;
+const LOSS_SCALE_FIELDS = { maxNorm: "f32", clip: "u32", backoff: "f32", growth: "f32", interval: "f32" } as const;
 
 interface UpdateSpec {
   [k: string]: boolean | number;
   vec4: boolean; // elements move as vec4<f32> (every size % 4 == 0)
   scaled: boolean; // a gradScale tensor is bound after the last tensor's buffers
+  skipZero: boolean; // a gradScale of 0 skips the update (loss scaling's overflowed step)
   tensors: number; // parameter tensors in the dispatch
 }
 
@@ -89,6 +97,7 @@ ${storageBindings(bindings)}
 ${FLAT_GROUP}
 ${mainEntry(WG)}
   let scale = ${spec.scaled ? "gradScale[0]" : "1.0"};
+  ${spec.skipZero ? "if (scale == 0.0) { return; }" : ""}
   let base = flatGroup(wid, nwg) * ${WG * per}u + lid.x;
   for (var j = 0u; j < ${per}u; j++) {
     let u = base + j * ${WG}u;
@@ -146,6 +155,11 @@ function checkState(op: string, param: Tensor, state: Record<string, Tensor>, gr
   if (gradScale && (gradScale.dtype !== "f32" || gradScale.size !== 1)) {
     throw new Error(`${op}: expected gradScale f32 of 1 element, got ${gradScale}`);
   }
+}
+
+function checkSkip(op: string, o: { gradScale?: Tensor; skipZero?: boolean }): boolean {
+  if (o.skipZero && !o.gradScale) throw new Error(`${op}: expected gradScale with skipZero, got none`);
+  return !!o.skipZero;
 }
 
 // One tensor of a multi-tensor update: its buffers in binding order, its size and its per-tensor uniform value.
@@ -206,6 +220,7 @@ export interface SgdUpdateOptions {
   dampening?: number;
   first?: boolean;
   gradScale?: Tensor;
+  skipZero?: boolean; // with gradScale: where it is 0, leave param and state as they are (see the header)
 }
 
 // One SGD step of every tensor, in as few dispatches as the bindings allow. `first` marks PyTorch's first step,
@@ -229,7 +244,7 @@ export function sgdUpdates(tensors: SgdTensor[], o: SgdUpdateOptions): void {
     checkState("sgd", param, state, o.gradScale, seen);
     return { buffers: [param.buffer, ...(hasMomentum ? [momentumBuf!.buffer] : []), grad.buffer], size: param.size, perTensor: weightDecay };
   });
-  const spec = { scaled: o.gradScale !== undefined, momentum: hasMomentum, nesterov };
+  const spec = { scaled: o.gradScale !== undefined, skipZero: checkSkip("sgd", o), momentum: hasMomentum, nesterov };
   const values = { lr: o.lr, momentum: o.momentum, dampening, first: o.first ? 1 : 0 };
   encodeUpdates<SgdSpec>("sgd", spec, sgdWgsl, SGD_FIELDS, values, items, o.gradScale);
 }
@@ -259,6 +274,7 @@ export interface AdamwUpdateOptions {
   eps: number;
   step: number; // counts from 1
   gradScale?: Tensor;
+  skipZero?: boolean; // as SgdUpdateOptions'
 }
 
 // One AdamW step of every tensor, in as few dispatches as the bindings allow.
@@ -277,7 +293,7 @@ export function adamwUpdates(tensors: AdamwTensor[], o: AdamwUpdateOptions): voi
     bc2sqrt: Math.sqrt(1 - o.beta2 ** o.step),
     eps: o.eps,
   };
-  encodeUpdates<UpdateSpec>("adamw", { scaled: o.gradScale !== undefined }, adamwWgsl, ADAMW_FIELDS, values, items, o.gradScale);
+  encodeUpdates<UpdateSpec>("adamw", { scaled: o.gradScale !== undefined, skipZero: checkSkip("adamw", o) }, adamwWgsl, ADAMW_FIELDS, values, items, o.gradScale);
 }
 
 // param, grad, m, v: same size (any shape); one tensor's AdamW step (see adamwUpdates).
@@ -348,5 +364,61 @@ export function clipCoefficient(sumSq: Tensor, maxNorm: number): Tensor {
   if (!(maxNorm > 0)) throw new Error(`clipCoefficient: expected maxNorm > 0, got ${maxNorm}`);
   const y = Tensor.empty([1]);
   runtime().batch.dispatch(getKernel("clip", {}, clipWgsl), [y.buffer, sumSq.buffer], packUniform(CLIP_FIELDS, { maxNorm }), [1], 8);
+  return y;
+}
+
+// Overflow test by the bits: WGSL lets a compiler assume floats finite, so x != x and comparisons with inf may fold.
+function lossScaleWgsl(): string {
+  return /* wgsl */ `
+${uniformStruct(LOSS_SCALE_FIELDS)}
+@group(0) @binding(1) var<storage, read_write> gradScale: array<f32>;
+@group(0) @binding(2) var<storage, read_write> scale: array<f32>;
+@group(0) @binding(3) var<storage, read_write> goodSteps: array<f32>;
+@group(0) @binding(4) var<storage, read> sumSq: array<f32>;
+@compute @workgroup_size(1)
+fn main() {
+  let s = sumSq[0];
+  let S = scale[0];
+  if ((bitcast<u32>(s) & 0x7f800000u) == 0x7f800000u) {
+    gradScale[0] = 0.0;
+    scale[0] = S * p.backoff;
+    goodSteps[0] = 0.0;
+    return;
+  }
+  let clip = select(1.0, min(1.0, p.maxNorm / (sqrt(s) / S + 1e-6)), p.clip != 0u);
+  gradScale[0] = clip / S;
+  let good = goodSteps[0] + 1.0;
+  if (good >= p.interval) {
+    scale[0] = S * p.growth;
+    goodSteps[0] = 0.0;
+  } else {
+    goodSteps[0] = good;
+  }
+}`;
+}
+
+export interface LossScaleStepOptions {
+  maxNorm?: number; // clip the unscaled gradient norm to this
+  backoff: number; // scale factor after an overflow, in (0, 1)
+  growth: number; // scale factor after `interval` good steps, > 1
+  interval: number; // integer >= 1
+}
+
+// sumSq: (1), the sum of squares of the scaled gradients; scale, goodSteps: (1) each, updated in place. Returns
+// gradScale (1) for the updates (with skipZero): 0 on overflow, else the clip coefficient over the scale.
+export function lossScaleStep(sumSq: Tensor, scale: Tensor, goodSteps: Tensor, o: LossScaleStepOptions): Tensor {
+  for (const [name, t] of Object.entries({ sumSq, scale, goodSteps })) {
+    if (t.dtype !== "f32" || t.size !== 1) throw new Error(`lossScaleStep: expected ${name} f32 of 1 element, got ${t}`);
+  }
+  if (o.maxNorm !== undefined && !(o.maxNorm > 0)) throw new Error(`lossScaleStep: expected maxNorm > 0, got ${o.maxNorm}`);
+  const y = Tensor.empty([1]);
+  const uniform = packUniform(LOSS_SCALE_FIELDS, {
+    maxNorm: o.maxNorm ?? 0,
+    clip: o.maxNorm === undefined ? 0 : 1,
+    backoff: o.backoff,
+    growth: o.growth,
+    interval: o.interval,
+  });
+  runtime().batch.dispatch(getKernel("loss-scale", {}, lossScaleWgsl), [y.buffer, scale.buffer, goodSteps.buffer, sumSq.buffer], uniform, [1], 16);
   return y;
 }

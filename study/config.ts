@@ -14,7 +14,7 @@ import type { DataSpec } from "../data/spec.js";
 import { INTERPOLATIONS, type TransformKind } from "../data/transforms.js";
 import type { ModelSpec } from "../vit/config.js";
 import { type BackboneShape, HEAD_INITS, type HeadInit, STRATEGY_FORMS, type Strategy, parseStrategy, strategyName, strategyProblem } from "../peft/strategy.js";
-import { OPTIMIZERS, type OptimizerName, TRAIN_DEFAULTS, type TrainSettings, runIdentity } from "../train/settings.js";
+import { type LossScaleSettings, OPTIMIZERS, type OptimizerName, PRECISIONS, TRAIN_DEFAULTS, type TrainSettings, runIdentity } from "../train/settings.js";
 import type { PretrainSpec } from "../train/pretrain.js";
 import type { DinoSpec } from "../train/dino-pretrain.js";
 import { DINO_HEAD_DEFAULTS } from "../train/dino-head.js";
@@ -199,7 +199,8 @@ export const DINO_KEYS = [
   "weightDecayEnd", "momentum", "warmupTeacherTemp", "teacherTemp", "teacherTempWarmupSteps", "studentTemp",
   "centerMomentum", "clipGrad", "freezeLastLayerSteps", "seed", "collapse", "knnEvery", "logEvery", "checkpointEvery",
 ];
-const TRAINING_KEYS = ["steps", "batchSize", "evalEvery", "warmupSteps", "optimizer", "momentum", "weightDecay", "clipNorm", "lossEvery", "microBatch"];
+const TRAINING_KEYS = ["steps", "batchSize", "evalEvery", "warmupSteps", "optimizer", "momentum", "weightDecay", "clipNorm", "lossEvery", "microBatch", "precision", "lossScale"];
+const LOSS_SCALE_KEYS = ["init", "backoff", "growth", "interval"];
 const TOP_KEYS = ["$comment", "name", "backbone", "imageSize", "knn", "transfer", "strategies", "learningRates", "headInit", "seeds", "training", "selectBy", "analysis"];
 const TRANSFORMS: TransformKind[] = ["train", "eval", "knn"];
 
@@ -434,6 +435,18 @@ function analysisSpec(c: Checker, v: unknown, path: string): AnalysisSpec | unde
   } as AnalysisSpec;
 }
 
+function lossScaleSpec(c: Checker, v: unknown, path: string): Partial<LossScaleSettings> | undefined {
+  const o = c.object(v, path, LOSS_SCALE_KEYS);
+  if (!o) return undefined;
+  const spec: Partial<LossScaleSettings> = {
+    init: c.optional(o, "init", path, undefined, (x, p) => c.number(x, p, "a finite number > 0", (n) => n > 0 && Number.isFinite(n))),
+    backoff: c.optional(o, "backoff", path, undefined, (x, p) => c.number(x, p, "a number in (0, 1)", (n) => n > 0 && n < 1)),
+    growth: c.optional(o, "growth", path, undefined, (x, p) => c.number(x, p, "a finite number > 1", (n) => n > 1 && Number.isFinite(n))),
+    interval: c.optional(o, "interval", path, undefined, (x, p) => c.int(x, p, 1)),
+  };
+  return Object.fromEntries(Object.entries(spec).filter(([, x]) => x !== undefined));
+}
+
 function trainingSpec(c: Checker, v: unknown, path: string): StudyTraining | undefined {
   const o = c.object(v, path, TRAINING_KEYS);
   if (!o) return undefined;
@@ -449,7 +462,12 @@ function trainingSpec(c: Checker, v: unknown, path: string): StudyTraining | und
     lossEvery: c.optional(o, "lossEvery", path, DEFAULTS.training.lossEvery, (x, p) => c.int(x, p, 1)),
     // Absent stays absent (not batchSize), so the run folder's config.json of earlier runs still matches.
     microBatch: c.optional(o, "microBatch", path, undefined, (x, p) => c.int(x, p, 1)),
+    // "f32" is left out like an absent key, so that the config's identity is that of runs from before the key.
+    precision: c.optional(o, "precision", path, undefined, (x, p) => c.enumeration(x, p, PRECISIONS)) === "f16" ? ("f16" as const) : undefined,
+    // Absent keys stay absent: the trainer fills in LOSS_SCALE_DEFAULTS (GradScaler's).
+    lossScale: c.optional(o, "lossScale", path, undefined, (x, p) => lossScaleSpec(c, x, p)),
   };
+  if (t.lossScale !== undefined && t.precision !== "f16") c.errors.push(`${path}.lossScale: expected only with precision "f16" (loss scaling is for f16 gradients), got precision "f32"`);
   if (t.steps !== undefined && t.warmupSteps !== undefined && t.warmupSteps >= t.steps) {
     c.errors.push(`${path}.warmupSteps: expected fewer than steps (${t.steps}), got ${t.warmupSteps}`);
   }

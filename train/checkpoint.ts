@@ -8,7 +8,7 @@
 import type { Tensor } from "../engine/tensor.js";
 import type { Loader } from "../data/loader.js";
 import { type F32Tensor, readSafetensors } from "../vit/safetensors.js";
-import { type TrainSettings, runIdentity } from "./settings.js";
+import { LOSS_SCALE_DEFAULTS, type TrainSettings, runIdentity } from "./settings.js";
 
 // 2: with the tensors' checksum. A checkpoint of format 1 is refused as one of other settings.
 export const FORMAT = "peft-vit-webgpu/train-checkpoint/2";
@@ -24,6 +24,8 @@ export function fingerprint(s: TrainSettings, train: Loader, trainable: [string,
     momentum: s.momentum,
     weightDecay: s.weightDecay,
     clipNorm: s.clipNorm ?? null,
+    // Absent in f32, as in checkpoints from before the keys.
+    ...(s.precision === "f16" ? { precision: "f16", lossScale: { ...LOSS_SCALE_DEFAULTS, ...s.lossScale } } : {}),
     batch: train.batchSize,
     seed: train.seed,
     data: train.dataset.identity.hash,

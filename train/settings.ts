@@ -3,6 +3,11 @@
 // same run: runIdentity, the one rule behind a checkpoint's fingerprint, a cached backbone's hash and a study
 // folder's config check.
 
+import { PRECISIONS, type Precision } from "../autograd/precision.js";
+import { LOSS_SCALE_DEFAULTS, type LossScaleSettings } from "../autograd/loss-scale.js";
+
+export { LOSS_SCALE_DEFAULTS, type LossScaleSettings, PRECISIONS, type Precision };
+
 export type OptimizerName = "sgd" | "adamw";
 export const OPTIMIZERS: readonly OptimizerName[] = ["sgd", "adamw"];
 
@@ -18,6 +23,8 @@ export interface TrainSettings {
   evalEvery: number; // evaluate (and checkpoint) every this many steps, and at the end
   lossEvery: number; // read the losses back (and check them) every this many steps
   microBatch?: number; // images per forward + backward pass, gradients accumulated; absent: the whole batch
+  precision?: Precision; // "f16": matrix products in mixed precision (autograd/precision.ts); absent: "f32"
+  lossScale?: Partial<LossScaleSettings>; // with f16: dynamic loss scaling's settings over LOSS_SCALE_DEFAULTS
 }
 
 // The settings a study or a pre-training leaves out. Momentum 0.9 is the paper's (SGD, as its code).

@@ -14,6 +14,11 @@
 // a non-finite value in a tensor about to be checkpointed, stops the run with a DivergedError before anything is
 // overwritten.
 //
+// Mixed precision (`precision` "f16", autograd/precision.ts) runs each step's forward and backward with f16 inputs to
+// the matrix products, and dynamic loss scaling (autograd/loss-scale.ts): the backward seeded with the scale, the
+// optimiser's gradient factor its inverse (times the clip coefficient), a step with an inf or NaN gradient skipped on
+// the device. The scale is checkpointed with the optimiser state.
+//
 // Gradient accumulation (`microBatch`): a step's batch of B images runs as forward + backward passes of at most
 // `microBatch` images each, the gradients adding up in the leaves' .grad, then one optimiser step. Each pass's
 // loss is scaled by its share of the batch (rows / B), so the gradients and the loss are the batch mean's. It
@@ -25,6 +30,9 @@ import { join } from "node:path";
 import { Tensor, tidy, tidyAsync } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import { backward } from "../autograd/tape.js";
+import { PRECISIONS, withPrecision } from "../autograd/precision.js";
+import { LOSS_SCALE_DEFAULTS, LossScaler } from "../autograd/loss-scale.js";
+import { runtime } from "../engine/runtime.js";
 import { AdamW, SGD, type Optimizer, clipGradNorm } from "../autograd/optim.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { CHECKSUM_KEY, ChecksumError, readSafetensorsHeader, writeSafetensors } from "../vit/safetensors.js";
@@ -119,6 +127,13 @@ function checkOptions(o: TrainOptions): void {
     throw new Error(`train: expected at least one batch per epoch, got ${o.train.dataset.length} images for batch size ${o.train.batchSize} with dropLast`);
   }
   if (!o.model.head) throw new Error("train: expected a model with a head (apply a strategy first)");
+  if (s.precision !== undefined && !PRECISIONS.includes(s.precision)) {
+    throw new Error(`train: expected precision (training.precision) to be one of ${PRECISIONS.join(", ")}, got ${JSON.stringify(s.precision)}`);
+  }
+  const { gpu } = runtime();
+  if (s.precision === "f16" && !gpu.features.has("shader-f16")) {
+    throw new Error(`train: precision "f16" (training.precision) needs the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks; use "f32"`);
+  }
 }
 
 function makeOptimizer(params: Tensor[], s: TrainSettings): Optimizer {
@@ -145,11 +160,12 @@ function imageTensor(b: Batch, size: number): Tensor {
 // Forward and backward of one batch in passes of at most `micro` images; returns the batch's mean loss, detached.
 // Each pass runs in its own tidy, so its graph and activations are released before the next pass is encoded.
 // Dropout masks and the like come from seeded generators in row-major order, so the slices see the same values.
-function lossAndGradients(model: VisionTransformer, b: Batch, size: number, micro: number): Tensor {
+// `seed`: the backward's output gradient (the loss scale), 1 when absent.
+function lossAndGradients(model: VisionTransformer, b: Batch, size: number, micro: number, seed?: Tensor): Tensor {
   const B = b.labels.length;
   if (micro >= B) {
     const l = ops.crossEntropy(model.forward(imageTensor(b, size)), b.labels);
-    backward(l);
+    backward(l, seed?.reshape(l.shape));
     return l.detach();
   }
   const pixels = 3 * size * size;
@@ -160,7 +176,7 @@ function lossAndGradients(model: VisionTransformer, b: Batch, size: number, micr
       const x = Tensor.fromArray(b.images.subarray(i * pixels, (i + rows) * pixels), [rows, 3, size, size]);
       // Scaled by the slice's share: the slices' mean losses (and gradients) sum to the batch mean's.
       const l = ops.scale(ops.crossEntropy(model.forward(x), b.labels.subarray(i, i + rows)), rows / B);
-      backward(l);
+      backward(l, seed?.reshape(l.shape));
       return l.detach();
     });
     total = total ? ops.add(total, part) : part;
@@ -187,7 +203,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const metricsPath = join(o.dir, "metrics.json");
   const print = fingerprint(s, o.train, o.trainable);
   const opt = makeOptimizer(o.trainable.map(([, t]) => t), s);
+  const scaler = s.precision === "f16" ? new LossScaler({ ...LOSS_SCALE_DEFAULTS, ...s.lossScale }) : undefined;
   const state = [...opt.state()].map(([name, t]): [string, Tensor] => [`optimizer.${name}`, t]);
+  if (scaler) state.push(...scaler.state());
 
   let step = 0;
   let best = { step: 0, accuracy: null as number | null };
@@ -296,8 +314,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         opt.lr = lr;
         const loss = await tidyAsync(async () => {
           opt.zeroGrad();
-          const l = lossAndGradients(o.model, b!, size, microBatch);
-          opt.step(s.clipNorm !== undefined ? clipGradNorm(opt.params, s.clipNorm).coefficient : undefined);
+          const l = withPrecision(s.precision ?? "f32", () => lossAndGradients(o.model, b!, size, microBatch, scaler?.scale));
+          if (scaler) opt.step(scaler.unscale(opt.params, s.clipNorm), true);
+          else opt.step(s.clipNorm !== undefined ? clipGradNorm(opt.params, s.clipNorm).coefficient : undefined);
           return l;
         }).catch((e: Error) => {
           if (!String(e?.message).includes("maxStorageBufferBindingSize")) throw e;

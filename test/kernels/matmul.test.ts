@@ -172,6 +172,55 @@ describe.each([...MATMUL.versions])("matmul %s", (version) => {
   }
 });
 
+// Mixed precision (inputs "f16": a and b rounded to f16, products accumulated in f32) against the same float64
+// reference of the f32 inputs. Tolerance: atol = rtol = 2e-3 * sqrt(K). WGSL may round an input to either
+// neighbouring half (relative error up to 2^-10 each), so a product of O(1) values is off by up to ~2^-9 and K of them
+// with random signs by ~2^-9 * sqrt(K); an indexing or conversion error is O(1). Every version, every layout, shapes
+// with edges, N % 4 != 0 and == 0, batched and shared b; the epilogue and rowSums on one shape.
+const tolF16 = (K: number) => ({ atol: 2e-3 * Math.sqrt(Math.max(K, 1)), rtol: 2e-3 * Math.sqrt(Math.max(K, 1)) });
+// Every layout on one shape; the linear layer's (a·bT) on the others (each case a pipeline to compile).
+const F16_CASES = [
+  ...LAYOUTS.map((l) => [l, shape(65, 127, 33)] as const),
+  ...[shape(11, 6, 7, [3]), shape(5, 9, 12, [2, 3], false)].map((s) => [LAYOUTS[2], s] as const),
+];
+describe.each([...MATMUL.versions])("matmul %s, f16 inputs", (version) => {
+  for (const [l, s] of F16_CASES) {
+    it(`${layoutName(l)} ${label(s)}`, async () => {
+      const [a, b] = operands(s, l);
+      const y = matmulForward(a, b, { ...l, version, inputs: "f16" });
+      expectClose(`y (${version} f16 ${layoutName(l)} ${label(s)})`, await y.data(), data(s).y, tolF16(s.K));
+      for (const t of [a, b, y]) t.dispose();
+    });
+  }
+  const E = shape(7, 13, 12, [2]);
+  it("epilogue: bias, gelu, preact, residual in f32 after the f16 product; rowSums", async () => {
+    const [a, b] = operands(E, { transB: true });
+    const biasData = randu(E.N, 7, -2, 2);
+    const resData = randu(2 * E.M * E.N, 8);
+    const preact = Tensor.empty([2, E.M, E.N]);
+    const opts: MatmulOptions = { version, transB: true, inputs: "f16", gelu: true, preact, bias: Tensor.fromArray(biasData, [E.N]) };
+    opts.residual = Tensor.fromArray(resData, [2, E.M, E.N]);
+    const y = await matmulForward(a, b, opts).data();
+    const z = data(E).y.map((v, i) => v + biasData[i % E.N]);
+    expectClose("y", y, z.map((v, i) => gelu(v) + resData[i]), tolF16(E.K));
+    expectClose("preact", await preact.data(), z, tolF16(E.K));
+    const rowSums = Tensor.empty([2, E.M]);
+    matmulForward(a, b, { version, transB: true, inputs: "f16", rowSums });
+    const want = Array.from({ length: 2 * E.M }, (_, r) => data(E).a.slice(r * E.K, (r + 1) * E.K).reduce((x, v) => x + v, 0));
+    expectClose("rowSums", await rowSums.data(), want, tolF16(E.K));
+  });
+  // The inputs really are halves: 1 + 2^-20 is no f16 (neighbours 1 and 1 + 2^-10), so the product of it and 1
+  // comes out as one of those, where f32 inputs keep it.
+  it("rounds its inputs to f16", async () => {
+    const x = 1 + 2 ** -20;
+    const a = Tensor.fromArray([x, x, x, x], [2, 2]);
+    const b = Tensor.fromArray([1, 0, 0, 1], [2, 2]);
+    const [y16] = await matmulForward(a, b, { version, inputs: "f16" }).data();
+    expect([1, 1 + 2 ** -10]).toContain(y16);
+    expect((await matmulForward(a, b, { version }).data())[0]).toBe(Math.fround(x));
+  });
+});
+
 describe("matmul regm: transposed b read in place or packed", () => {
   // Which kernels a product dispatches, from the DEBUG log.
   const kernels = (run: () => void) => {
@@ -240,6 +289,19 @@ describe("matmul errors", () => {
     expect(() => matmulForward(t([4, 5]), t([6, 3]))).toThrow("matmul: expected matching inner dimensions, got a (4, 5) and b (6, 3)");
     expect(() => matmulForward(t([2, 4, 5]), t([3, 4]), { transB: true })).toThrow("got a (2, 4, 5) and b (3, 4) transB (K 5 vs 4)");
   });
+  it("rejects an unknown inputs precision, and f16 inputs without shader-f16, naming the adapter", () => {
+    const a = Tensor.fromArray([1, 2, 3, 4], [2, 2]);
+    expect(() => matmulForward(a, a, { inputs: "bf16" as "f16" })).toThrow('matmul: expected inputs "f32" or "f16", got "bf16"');
+    const { gpu } = runtime();
+    const had = gpu.features.has("shader-f16");
+    gpu.features.delete("shader-f16");
+    try {
+      expect(() => matmulForward(a, a, { inputs: "f16" })).toThrow(`f16 inputs need the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks`);
+    } finally {
+      if (had) gpu.features.add("shader-f16");
+    }
+  });
+
   it("rejects i32 inputs", () => {
     expect(() => matmulForward(t([4, 5], "i32"), t([5, 3]))).toThrow("matmul: expected a to be f32, got i32 (4, 5)");
     expect(() => matmulForward(t([4, 5]), t([5, 3], "i32"))).toThrow("matmul: expected b to be f32, got i32 (5, 3)");

@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { runtime } from "../../engine/runtime.js";
-import { adamwUpdate, adamwUpdates, clipCoefficient, sgdUpdate, sgdUpdates, sumOfSquares } from "../../kernels/optim.js";
+import { adamwUpdate, adamwUpdates, clipCoefficient, lossScaleStep, sgdUpdate, sgdUpdates, sumOfSquares } from "../../kernels/optim.js";
 import { expectClose, randn, useEngine } from "../helpers.js";
 import { adamwStepRef, clipCoefficientRef, sgdStepRef, sumOfSquaresRef, type AdamwOptions, type SgdOptions } from "../ref/optim.js";
 
@@ -223,5 +223,64 @@ describe("gradient-norm clipping", () => {
     expect(scale).toBeLessThan(0.1); // the clip is active
     sgdStepRef(pRef, g, null, o, scale);
     expectClose("param", await p.data(), pRef, TOL);
+  });
+});
+
+// Dynamic loss scaling on the device (lossScaleStep) and the updates' skipZero: the overflow test on inf and NaN
+// sums of squares (forced), the backoff, the count of good steps and the growth after `interval`, the factor with
+// and without clipping, and updates that leave param and state untouched where the factor is 0.
+describe("loss scaling", () => {
+  const o = { backoff: 0.5, growth: 2, interval: 3 };
+  const step = async (sumSq: number, scale: Tensor, goodSteps: Tensor, maxNorm?: number) => {
+    const factor = lossScaleStep(Tensor.fromArray([sumSq], [1]), scale, goodSteps, { ...o, maxNorm });
+    return { factor: (await factor.data())[0], scale: (await scale.data())[0], good: (await goodSteps.data())[0] };
+  };
+
+  it("lowers the scale and zeroes the factor on inf or NaN; raises it after interval good steps", async () => {
+    const scale = Tensor.fromArray([1024], [1]);
+    const good = Tensor.fromArray([0], [1]);
+    expect(await step(Infinity, scale, good)).toEqual({ factor: 0, scale: 512, good: 0 });
+    expect(await step(NaN, scale, good)).toEqual({ factor: 0, scale: 256, good: 0 });
+    expect(await step(4, scale, good)).toEqual({ factor: 1 / 256, scale: 256, good: 1 });
+    expect(await step(4, scale, good)).toEqual({ factor: 1 / 256, scale: 256, good: 2 });
+    expect(await step(4, scale, good)).toEqual({ factor: 1 / 256, scale: 512, good: 0 }); // the third: growth
+    expect(await step(4, scale, good)).toEqual({ factor: 1 / 512, scale: 512, good: 1 });
+    expect(await step(Infinity, scale, good)).toEqual({ factor: 0, scale: 256, good: 0 }); // an overflow resets the count
+    // Squares past f32's range count as an overflow too (the norm of gradients that large is one).
+    expect((await step(3e38 * 10, scale, good)).factor).toBe(0);
+  });
+
+  it("clips the unscaled norm: factor = min(1, maxNorm / (sqrt(sumSq) / scale + 1e-6)) / scale", async () => {
+    const scale = Tensor.fromArray([64], [1]);
+    const good = Tensor.fromArray([0], [1]);
+    // scaled norm 640 = unscaled 10, maxNorm 2: coefficient ~0.2
+    expectClose("factor", [(await step(640 * 640, scale, good, 2)).factor], [clipCoefficientRef(100, 2) / 64], TOL);
+    expectClose("factor", [(await step(64 * 64 * 0.25, scale, good, 2)).factor], [1 / 64], TOL); // norm 0.5: no clip
+  });
+
+  it("sgd and adamw with skipZero leave param and state as they are where the factor is 0, and update where not", async () => {
+    const n = 1031;
+    const [p0, g] = [randn(n, 1), randn(n, 2)];
+    const p = Tensor.fromArray(p0, [n]);
+    const buf = Tensor.fromArray(randn(n, 3), [n]);
+    const [m, v] = [Tensor.fromArray(randn(n, 4), [n]), Tensor.fromArray(randn(n, 5).map(Math.abs), [n])];
+    const [buf0, m0, v0] = [await buf.data(), await m.data(), await v.data()];
+    const grad = Tensor.fromArray(g, [n]);
+    const zero = Tensor.fromArray([0], [1]);
+    sgdUpdates([{ param: p, grad, momentumBuf: buf, weightDecay: 0.1 }], { lr: 0.1, momentum: 0.9, gradScale: zero, skipZero: true });
+    adamwUpdates([{ param: p, grad, m, v, weightDecay: 0.1 }], { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 3, gradScale: zero, skipZero: true });
+    expect(await p.data()).toEqual(p0);
+    expect(await buf.data()).toEqual(buf0);
+    expect(await m.data()).toEqual(m0);
+    expect(await v.data()).toEqual(v0);
+    const half = Tensor.fromArray([0.5], [1]);
+    const so: SgdOptions = { lr: 0.1, momentum: 0.9, weightDecay: 0.1, dampening: 0, nesterov: false };
+    sgdUpdates([{ param: p, grad, momentumBuf: buf, weightDecay: 0.1 }], { ...so, first: false, gradScale: half, skipZero: true });
+    const [pRef, bufRef] = [Float64Array.from(p0), Float64Array.from(buf0)];
+    sgdStepRef(pRef, g, bufRef, so, 0.5);
+    expectClose("param", await p.data(), pRef, TOL);
+    expect(() => sgdUpdates([{ param: p, grad, momentumBuf: buf, weightDecay: 0 }], { lr: 0.1, momentum: 0.9, skipZero: true })).toThrow(
+      "sgd: expected gradScale with skipZero, got none",
+    );
   });
 });

@@ -19,6 +19,7 @@ import { readSafetensors, writeSafetensors } from "../../vit/safetensors.js";
 import { DivergedError, PassTooLargeError, type TrainOptions, train } from "../../train/train.js";
 import { TRAIN_DEFAULTS, type TrainSettings } from "../../train/settings.js";
 import { expectClose, useEngine } from "../helpers.js";
+import { runtime } from "../../engine/runtime.js";
 import { writeSynthetic } from "./synthetic.js";
 import { evaluateAccuracy } from "../../eval/accuracy.js";
 
@@ -297,6 +298,94 @@ describe("train with microBatch", () => {
     expect((e as PassTooLargeError).message).toBe("train: step 1: matmul: expected y within maxStorageBufferBindingSize 134217728 bytes, got (37824, 3072)");
     expect((e as PassTooLargeError).microBatch).toBe(4);
     dispose(o);
+  });
+});
+
+// Mixed precision (training.precision "f16": matrix products with f16 inputs, f32 accumulation) on the CPU driver,
+// which has shader-f16: 36 AdamW steps of the tiny ViT from the same start on the same batches as in f32. The losses
+// fall from 2.0 to ~0.4; the largest gap between the curves was 9e-4 (2026-12-04). Bound: every step's loss within
+// 0.01 of the f32 run's, the final loss under half the first, and the curves not identical (the f16 products are in
+// use).
+describe("train with precision f16", () => {
+  it("follows the f32 run's loss curve within the stated bound", async () => {
+    const run = async (precision: "f32" | "f16") => {
+      const o = setup(`precision-${precision}`, { steps: 36, optimizer: "adamw", lr: 0.01, warmupSteps: 3, evalEvery: 36, lossEvery: 36, precision });
+      const r = await train({ ...o, evaluate: undefined });
+      dispose(o);
+      return r.metrics.map((m) => m.loss);
+    };
+    const f32 = await run("f32");
+    const f16 = await run("f16");
+    const gap = Math.max(...f16.map((l, i) => Math.abs(l - f32[i])));
+    expect(gap, `f32 ${f32.map((l) => l.toFixed(4))}\nf16 ${f16.map((l) => l.toFixed(4))}`).toBeLessThan(0.01);
+    expect(f16.at(-1)!).toBeLessThan(f16[0] / 2);
+    expect(f16).not.toEqual(f32);
+  });
+
+  // Forced overflows: from a scale of 2^40, lowered 2^12-fold at each, the scaled gradients (the head's input
+  // gradient alone is ~0.05 x the scale) overflow f16 at 2^40 and 2^28, not at 2^16.
+  it("skips the steps whose gradients overflow f16, lowering the scale, and checkpoints the scale", async () => {
+    const o = setup("precision-overflow", { steps: 4, warmupSteps: 0, evalEvery: 4, precision: "f16", lossScale: { init: 2 ** 40, backoff: 2 ** -12 } });
+    const w = o.trainable.find(([n]) => n === "head.weight")![1];
+    const seen: Float32Array[] = [await w.data()];
+    const r = await train({ ...o, evaluate: undefined, onStep: async () => void seen.push(await w.data()) });
+    expect(seen[1]).toEqual(seen[0]);
+    expect(seen[2]).toEqual(seen[0]);
+    expect(seen[3]).not.toEqual(seen[0]);
+    expect(seen[4]).not.toEqual(seen[3]);
+    expect(r.metrics.every((m) => Number.isFinite(m.loss))).toBe(true);
+    const { tensors } = await readSafetensors(r.lastPath);
+    expect(tensors.get("lossScale.scale")!.data).toEqual(new Float32Array([2 ** 16]));
+    expect(tensors.get("lossScale.goodSteps")!.data).toEqual(new Float32Array([2]));
+    dispose(o);
+  });
+
+  it("resumes to exactly the uninterrupted result, the loss scale with it", async () => {
+    // Two overflows, then a growth every 3 good steps: the scale at the checkpoint of step 4 is not the initial one.
+    const settings: Partial<TrainSettings> = { precision: "f16", lossScale: { init: 2 ** 40, backoff: 2 ** -12, interval: 3 } };
+    const reference = setup("f16-reference", settings, { evaluate: undefined });
+    const u = await train(reference);
+    const params = await values(reference.trainable);
+    dispose(reference);
+    const killed = setup("f16-resumed", settings, { evaluate: undefined, onStep: (step) => { if (step === 6) throw new Error("simulated kill"); } });
+    await expect(train(killed)).rejects.toThrow("simulated kill");
+    dispose(killed);
+    const resumed = setup("f16-resumed", settings, { evaluate: undefined });
+    const r = await train(resumed);
+    expect(r.resumedFrom).toBe(4);
+    expect(r.metrics.map((m) => m.loss)).toEqual(u.metrics.map((m) => m.loss));
+    const got = await values(resumed.trainable);
+    for (const [name, want] of params) expect(got.get(name), name).toEqual(want);
+    dispose(resumed);
+  });
+
+  it("with microBatch, seeds each pass's backward with the scale: the whole batch's result (atol 1e-5)", async () => {
+    const run = async (microBatch?: number) => {
+      const o = setup(`f16-micro-${microBatch ?? "none"}`, { steps: 2, warmupSteps: 0, evalEvery: 2, precision: "f16", microBatch }, { evaluate: undefined });
+      const r = await train(o);
+      const params = await values(o.trainable);
+      dispose(o);
+      return { losses: r.metrics.map((m) => m.loss), params };
+    };
+    const whole = await run();
+    const sliced = await run(6);
+    expectClose("losses", sliced.losses, whole.losses, { atol: 1e-5, rtol: 0 });
+    for (const [name, want] of whole.params) expectClose(name, sliced.params.get(name)!, want, { atol: 1e-5, rtol: 0 });
+  });
+
+  it("refuses an unknown precision, and f16 on an adapter without shader-f16, naming the key and the adapter", async () => {
+    const o = setup("bad-precision", { precision: "bf16" as "f16" });
+    await expect(train(o)).rejects.toThrow('train: expected precision (training.precision) to be one of f32, f16, got "bf16"');
+    dispose(o);
+    const { gpu } = runtime();
+    const had = gpu.features.delete("shader-f16");
+    try {
+      const h = setup("no-f16", { precision: "f16" });
+      await expect(train(h)).rejects.toThrow(`train: precision "f16" (training.precision) needs the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks`);
+      dispose(h);
+    } finally {
+      if (had) gpu.features.add("shader-f16");
+    }
   });
 });
 

@@ -1,0 +1,25 @@
+// Mixed precision, as PyTorch's autocast: inside withPrecision("f16", fn) the matrix products of autograd/ops.ts
+// (matmul, linear, mlp, forward and backward alike) read their inputs in f16 and accumulate in f32
+// (kernels/matmul.ts, inputs "f16"). Everything else stays f32: parameters (the master weights), gradients,
+// optimiser state, reductions, softmax, layernorm, attention and the losses. An op takes the precision current when
+// it runs forward, and its backward uses the same.
+import type { Precision } from "../kernels/matmul.js";
+
+export type { Precision };
+export const PRECISIONS: readonly Precision[] = ["f32", "f16"];
+
+let current: Precision = "f32";
+
+export function matmulPrecision(): Precision {
+  return current;
+}
+
+export function withPrecision<T>(precision: Precision, fn: () => T): T {
+  const outer = current;
+  current = precision;
+  try {
+    return fn();
+  } finally {
+    current = outer;
+  }
+}

@@ -1,0 +1,36 @@
+// `info`: the adapter's subgroup-matrix configurations (tensor cores from WGSL), requested only where the adapter has
+// chromium-experimental-subgroup-matrix; on the CPU driver (lavapipe), which lacks it, reported absent.
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { info, subgroupMatrixLine } from "../../cli/info.js";
+import { SUBGROUP_MATRIX_FEATURE } from "../../engine/device.js";
+import { runtime } from "../../engine/runtime.js";
+import { useEngine } from "../helpers.js";
+
+useEngine();
+afterEach(() => vi.restoreAllMocks());
+
+describe("info: subgroup matrices", () => {
+  it("lists each configuration, or says why there is none", () => {
+    const f16 = { componentType: "f16", resultComponentType: "f32", M: 8, N: 8, K: 8 };
+    const i8 = { componentType: "i8", resultComponentType: "i32", M: 16, N: 8, K: 32 };
+    const has = new Set([SUBGROUP_MATRIX_FEATURE]);
+    expect(subgroupMatrixLine(has, [f16, i8])).toBe("f16 x f16 -> f32 8x8x8, i8 x i8 -> i32 16x8x32");
+    expect(subgroupMatrixLine(has, [])).toBe("none (the feature lists no configuration)");
+    expect(subgroupMatrixLine(new Set(["shader-f16"]), [f16])).toBe(`none (no ${SUBGROUP_MATRIX_FEATURE})`);
+  });
+
+  it("reports the feature absent on lavapipe (skipped on other adapters)", async (ctx) => {
+    const { gpu } = runtime();
+    if (!/llvmpipe|lavapipe/i.test(gpu.adapterInfo.description)) ctx.skip();
+    expect(gpu.features.has(SUBGROUP_MATRIX_FEATURE)).toBe(false);
+    expect(gpu.subgroupMatrixConfigs).toEqual([]);
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    await info.run(["--json"]);
+    const report = JSON.parse(String(log.mock.calls[0][0]));
+    expect(report.features).not.toContain(SUBGROUP_MATRIX_FEATURE);
+    expect(report.subgroupMatrixConfigs).toEqual([]);
+    log.mockClear();
+    await info.run([]);
+    expect(log.mock.calls.map((c) => String(c[0]))).toContain(`subgroup matrices  none (no ${SUBGROUP_MATRIX_FEATURE})`);
+  });
+});
