@@ -33,7 +33,9 @@ const FLAGS = {
 
 // The embedded default study's model (28 px Fashion-MNIST, patch 7), for `--model default`.
 const DEFAULT_MODEL: VitConfig = { imageSize: 28, patchSize: 7, width: 64, depth: 4, heads: 2, mlpHidden: 256, classes: 0, eps: 1e-6 };
-const STRATEGIES = ["full", "top-3", "linear", "lora-r8", "block-p3"];
+// The default steps to time: the paper's five strategies, Block Expansion with a quarter of the depth in new blocks
+// (p = 3 for ViT-S/16 and ViT-B/16, 1 for the default study's depth-4 model).
+const defaultStrategies = (depth: number) => ["full", "top-3", "linear", "lora-r8", `block-p${depth % 4 === 0 ? depth / 4 : 1}`];
 const PROFILE_ROWS = 15; // kernels listed per case with --profile (the JSON has them all)
 
 // One timed case: its step, its own wait estimate, and what its timed runs measured.
@@ -62,7 +64,7 @@ export const vitBench: Command = {
 
   --model       ${Object.keys(NAMED_CONFIGS).join(", ")}, or "default" (the default study's small model)
   --batch       images per step (default 8)
-  --strategies  training steps to time (default ${STRATEGIES.join(",")}; "none" for inference only)
+  --strategies  training steps to time (default ${defaultStrategies(12).join(",")}, block-p1 at depth 4; "none" for inference only)
   --image-size  input resolution (default: the model's native size)
   --reps        timed repetitions after one warm-up (default 3)
   --profile     also run each case once more with per-kernel GPU timestamps and list where its time goes
@@ -74,7 +76,7 @@ export const vitBench: Command = {
     const B = flags.batch ?? 8;
     if (B <= 0) throw new UsageError("--batch must be positive");
     const size = flags["image-size"] ?? config.imageSize;
-    const strategies = flags.strategies?.[0] === "none" ? [] : (flags.strategies ?? STRATEGIES);
+    const strategies = flags.strategies?.[0] === "none" ? [] : (flags.strategies ?? defaultStrategies(config.depth));
     const precision = (flags.precision ?? "f32") as Precision;
     if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision must be one of ${PRECISIONS.join(", ")}, got "${precision}"`);
     await initEngine();
