@@ -75,7 +75,6 @@ export function tileShape(t: Tiling): [number, number] {
 }
 
 const WIDE_GPU_GROUPS = 256; // tiled128 by default once its 128 x 128 tiles are this many workgroups
-const NARROW_PAD_GAIN = 0.9; // CPU drivers: reg16x8 by default where it pads y to at most this fraction of the wider tiles
 
 export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   name: "matmul",
@@ -85,10 +84,7 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   // in tiled, while the same sizes without an epilogue (nn, in its backward) took 0.33 ms against 0.40.
   // CPU drivers: reg16x16 (tile 16 x 128) or regm16x16 (tile 128 x 16), whichever pads y less, ties to reg16x16.
   // That sends skinny products (LoRA's rank-r ones, attention's head dimension) and widths far from a multiple of
-  // 128 (576) to regm16x16, which measured 1.5-6x faster there. reg16x8 (tile 16 x 64) where it pads y at least
-  // 10% less than that choice: the default model's products at batch 32 (544 rows, N of 64 and 192), where
-  // reg16x16 computes twice or 4/3 the columns and regm16x16 640 rows for 544 (docs/KERNELS.md, Matmul); a near tie
-  // (ViT-S's 9456x197x64 attention products) keeps the measured choice.
+  // 128 (576) to regm16x16, which measured 1.5-6x faster there.
   defaultVersion(s, gpu) {
     if (!gpu.isCpu) {
       const wide = Math.ceil(s.M / 128) * Math.ceil(s.N / 128) * s.batch >= WIDE_GPU_GROUPS;
@@ -98,8 +94,7 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
       const [tileM, tileN] = tileShape(MATMUL_TILINGS[version]);
       return Math.ceil(s.M / tileM) * tileM * Math.ceil(s.N / tileN) * tileN;
     };
-    const tile128 = padded("regm16x16") < padded("reg16x16") ? "regm16x16" : "reg16x16";
-    return padded("reg16x8") <= NARROW_PAD_GAIN * padded(tile128) ? "reg16x8" : tile128;
+    return padded("regm16x16") < padded("reg16x16") ? "regm16x16" : "reg16x16";
   },
   // Layout: which operands are stored transposed (n: as is, t: transposed), a first. A product with a GELU
   // epilogue is a shape of its own: on an H200 the epilogue made tiled128 8x slower, the plain product faster.
