@@ -58,6 +58,7 @@ export const MATMUL_TILINGS = {
   reg4x8: { kind: "reg", rows: 4, cols: 8, lanesAlongM: false },
   reg8x8: { kind: "reg", rows: 8, cols: 8, lanesAlongM: false },
   reg8x16: { kind: "reg", rows: 8, cols: 16, lanesAlongM: false },
+  reg16x8: { kind: "reg", rows: 16, cols: 8, lanesAlongM: false },
   reg16x16: { kind: "reg", rows: 16, cols: 16, lanesAlongM: false },
   regm8x16: { kind: "reg", rows: 8, cols: 16, lanesAlongM: true },
   regm16x16: { kind: "reg", rows: 16, cols: 16, lanesAlongM: true },
@@ -74,6 +75,7 @@ export function tileShape(t: Tiling): [number, number] {
 }
 
 const WIDE_GPU_GROUPS = 256; // tiled128 by default once its 128 x 128 tiles are this many workgroups
+const NARROW_PAD_GAIN = 0.9; // CPU drivers: reg16x8 for a transposed a where it pads y to at most this fraction
 
 export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   name: "matmul",
@@ -83,7 +85,10 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   // in tiled, while the same sizes without an epilogue (nn, in its backward) took 0.33 ms against 0.40.
   // CPU drivers: reg16x16 (tile 16 x 128) or regm16x16 (tile 128 x 16), whichever pads y less, ties to reg16x16.
   // That sends skinny products (LoRA's rank-r ones, attention's head dimension) and widths far from a multiple of
-  // 128 (576) to regm16x16, which measured 1.5-6x faster there.
+  // 128 (576) to regm16x16, which measured 1.5-6x faster there. With a transposed (weight gradients, attention's
+  // dK and dV), reg16x8 (tile 16 x 64) where it pads y at least 10% less than that choice: its 16 rows of a are then
+  // 16 adjacent words per k, and at the default model's 192x544x64 and 64x544x64 it ran at 1.0-1.6x the speed of
+  // regm16x16 and reg16x16. Without transposed a it lost to regm16x16 (docs/KERNELS.md, Matmul).
   defaultVersion(s, gpu) {
     if (!gpu.isCpu) {
       const wide = Math.ceil(s.M / 128) * Math.ceil(s.N / 128) * s.batch >= WIDE_GPU_GROUPS;
@@ -93,7 +98,8 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
       const [tileM, tileN] = tileShape(MATMUL_TILINGS[version]);
       return Math.ceil(s.M / tileM) * tileM * Math.ceil(s.N / tileN) * tileN;
     };
-    return padded("regm16x16") < padded("reg16x16") ? "regm16x16" : "reg16x16";
+    const tile128 = padded("regm16x16") < padded("reg16x16") ? "regm16x16" : "reg16x16";
+    return s.transA && padded("reg16x8") <= NARROW_PAD_GAIN * padded(tile128) ? "reg16x8" : tile128;
   },
   // Layout: which operands are stored transposed (n: as is, t: transposed), a first. A product with a GELU
   // epilogue is a shape of its own: on an H200 the epilogue made tiled128 8x slower, the plain product faster.

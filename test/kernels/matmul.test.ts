@@ -367,6 +367,15 @@ describe("matmul default version", () => {
     expect(defaultVersion(dims(1024, 1024), true)).toBe("reg16x16"); // a tie keeps reg16x16
   });
 
+  it("on CPU drivers takes reg16x8 (16 x 64) for a transposed a where it pads y at least 10% less", () => {
+    const tn = (M: number, N: number): MatmulShape => ({ M, K: 544, N, transA: true, transB: false, batch: 1 });
+    expect(defaultVersion(tn(192, 64), true)).toBe("reg16x8"); // a weight gradient: regm16x16 pads 192 rows to 256
+    expect(defaultVersion(tn(64, 64), true)).toBe("reg16x8"); // reg16x16 pads 64 columns to 128, regm16x16 64 rows
+    expect(defaultVersion(tn(256, 64), true)).toBe("regm16x16"); // a tie keeps regm16x16
+    expect(defaultVersion(tn(3200, 576), true)).toBe("regm16x16"); // 576 = 9 x 64: a tie
+    expect(defaultVersion({ ...tn(192, 64), transA: false }, true)).toBe("regm16x16"); // a as stored: no reg16x8
+  });
+
   it("on GPUs takes tiled128 once its 128 x 128 tiles are 256 workgroups and there is no GELU, else tiled", () => {
     expect(defaultVersion(dims(1576, 16), false)).toBe("tiled");
     expect(defaultVersion(dims(2048, 2048), false)).toBe("tiled128"); // 16 x 16 tiles
