@@ -2,9 +2,10 @@
 //   shapes   square 256, 512, 1024, 2048 and the ViT GEMMs 3200x192x576 (ViT-Ti qkv, batch 16), 12608x384x1152
 //            (ViT-S qkv, batch 64), 12608x768x2304 (ViT-B qkv, batch 64); or --shapes
 //   layouts  nn (a · b), tn (aᵀ stored (K, M)), nt (bᵀ stored (N, K): nn.Linear's forward), tt; --layouts
-//   versions the ones meant for this device (reg* on CPU drivers, all on GPUs); or --version
-// Each version and layout is first validated against a float64 CPU product at 67x45x71 (atol = rtol =
-// 1e-4 * sqrt(K)). Then per case one warm-up run (pipeline compile, packing), then --reps timed runs, each a few
+//   versions the ones meant for this device (reg* on CPU drivers, all the adapter can run on GPUs); or --version
+//   precision f32, or f16 inputs accumulated in f32 (--precision f16; the mma versions multiply only these)
+// Each version and layout is first validated against float64 CPU products at 67x45x71 and 300x77x257 (atol = rtol =
+// 1e-4 * sqrt(K), 2e-3 * sqrt(K) with f16 inputs). Then per case one warm-up run (pipeline compile, packing), then --reps timed runs, each a few
 // products back to back (enough for ~4 GFLOP, at most 100) between batch.sync() calls; the median is reported,
 // with the best run.
 // A shape's cases (every version and layout, and TF.js) take their timed runs in turns, round by round, so a
@@ -25,14 +26,14 @@ import { initEngine, runtime, deviceLine } from "../engine/runtime.js";
 import { throwIfDeviceError } from "../engine/device.js";
 import { Tensor } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
-import { matmulForward } from "../kernels/matmul.js";
-import { MATMUL, isVersionOf } from "../kernels/registry.js";
+import { matmulForward, type Precision } from "../kernels/matmul.js";
+import { MATMUL, type MatmulVersion, isVersionOf } from "../kernels/registry.js";
 import { type TimedCase } from "./harness.js";
 import { ownWaitEstimate } from "../engine/timing.js";
 import { median } from "../util/stats.js";
 import type { TfjsMatmul } from "./tfjs.js";
 
-const FLAGS = { json: "boolean", version: "list", shapes: "list", layouts: "list", reps: "int", "no-tfjs": "boolean" } as const;
+const FLAGS = { json: "boolean", version: "list", shapes: "list", layouts: "list", reps: "int", "no-tfjs": "boolean", precision: "string" } as const;
 const SHAPES = ["256x256x256", "512x512x512", "1024x1024x1024", "2048x2048x2048", "3200x192x576", "12608x384x1152", "12608x768x2304"];
 const LAYOUTS: Record<string, { transA: boolean; transB: boolean }> = {
   nn: { transA: false, transB: false },
@@ -41,6 +42,7 @@ const LAYOUTS: Record<string, { transA: boolean; transB: boolean }> = {
   tt: { transA: true, transB: true },
 };
 const CHECK = [67, 45, 71]; // M, K, N of the validation product
+const CHECK_TILES = [300, 77, 257]; // ours also here: several 64- and 128-wide tiles with edges, K past two slabs of 32
 // Work per timed run, enough to amortise the submit and the wake-up. On lavapipe, interleaved: at 3200x192x576
 // one product per sync ran at 32.4 GFLOP/s and five at 34.6; at 256^3 one at 19.7 and twenty at 30.4. A GPU does
 // 4 GFLOP in well under a millisecond, and on an H200 a run of one such product was timed at a third to a quarter
@@ -128,30 +130,31 @@ function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
 
 // Throws naming `who` (version and layout, or TF.js) and the first mismatch when product(a, b) for a (M, K),
 // b (K, N) at CHECK differs from a float64 CPU product.
-async function validate(who: string, product: (a: Float32Array, b: Float32Array) => Promise<Float32Array>): Promise<void> {
-  const [M, K, N] = CHECK;
+// Tolerance atol = rtol = 1e-4 * sqrt(K), with f16 inputs 2e-3 * sqrt(K) (test/kernels/matmul.test.ts says why).
+async function validate(who: string, product: (a: Float32Array, b: Float32Array) => Promise<Float32Array>, at = CHECK, f16 = false): Promise<void> {
+  const [M, K, N] = at;
   const a = random(M * K, 1);
   const b = random(K * N, 2);
   const y = await product(a, b);
-  const tol = 1e-4 * Math.sqrt(K);
+  const tol = (f16 ? 2e-3 : 1e-4) * Math.sqrt(K);
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
       let want = 0;
       for (let k = 0; k < K; k++) want += a[m * K + k] * b[k * N + n];
       const got = y[m * N + n];
       if (!(Math.abs(got - want) <= tol + tol * Math.abs(want))) {
-        throw new Error(`bench matmul: ${who} at ${CHECK.join("x")}: y[${m}, ${n}] expected ${want}, got ${got}`);
+        throw new Error(`bench matmul: ${who} at ${at.join("x")}: y[${m}, ${n}] expected ${want}, got ${got}`);
       }
     }
   }
 }
 
-async function ours(version: string, layout: string, a: Float32Array, b: Float32Array): Promise<Float32Array> {
-  const [M, K, N] = CHECK;
-  const [at, bt] = operands(M, K, N, layout, a, b);
-  const yt = matmulForward(at, bt, { ...LAYOUTS[layout], version });
+async function ours(version: string, layout: string, inputs: Precision, at: number[], a: Float32Array, b: Float32Array): Promise<Float32Array> {
+  const [M, K, N] = at;
+  const [ta, tb] = operands(M, K, N, layout, a, b);
+  const yt = matmulForward(ta, tb, { ...LAYOUTS[layout], version, inputs });
   const y = await yt.data();
-  for (const t of [at, bt, yt]) t.dispose();
+  for (const t of [ta, tb, yt]) t.dispose();
   return y;
 }
 
@@ -180,11 +183,11 @@ async function startTfjs(json: boolean): Promise<TfjsMatmul | undefined> {
 }
 
 // Our version on one layout's operands, warmed up (pipeline compile, packing).
-async function prepareOurs(operands: Operands, version: string, inner: number): Promise<TimedCase> {
+async function prepareOurs(operands: Operands, version: string, inputs: Precision, inner: number): Promise<TimedCase> {
   const { a, b, out, layout } = operands;
   const { batch } = runtime();
   const run = () => {
-    for (let i = 0; i < inner; i++) matmulForward(a, b, { ...LAYOUTS[layout], version, out });
+    for (let i = 0; i < inner; i++) matmulForward(a, b, { ...LAYOUTS[layout], version, out, inputs });
   };
   const paced = ownWaitEstimate();
   await paced(async () => {
@@ -229,7 +232,7 @@ async function interleave(cases: TimedCase[], reps: number, inner: number): Prom
 
 // Every row of one shape: our versions on each layout and, for nn, TF.js (skipped, after printing why, when it
 // fails at this shape; its device errors are taken here, not by our next batch).
-async function timeShape(M: number, K: number, N: number, layouts: string[], versions: string[], reps: number, tfjs: TfjsMatmul | undefined) {
+async function timeShape(M: number, K: number, N: number, layouts: string[], versions: string[], inputs: Precision, reps: number, tfjs: TfjsMatmul | undefined) {
   const flop = productFlop(M, K, N);
   const inner = innerRuns(M, K, N);
   const sets: Operands[] = layouts.map((layout) => {
@@ -241,7 +244,7 @@ async function timeShape(M: number, K: number, N: number, layouts: string[], ver
   try {
     for (const set of sets) {
       for (const version of versions) {
-        cases.push(await prepareOurs(set, version, inner));
+        cases.push(await prepareOurs(set, version, inputs, inner));
         labels.push({ layout: set.layout, version });
       }
     }
@@ -273,12 +276,14 @@ async function timeShape(M: number, K: number, N: number, layouts: string[], ver
 export const matmul: Command = {
   summary: "matmul GFLOP/s per shape, layout and version",
   usage: `usage: node dist/run.js bench matmul [--json] [--version V,...] [--shapes MxKxN,...] [--layouts nn,tn,nt,tt] [--reps N] [--no-tfjs]
+       [--precision f32|f16]
 
-  --version   versions to time (default: reg* on CPU drivers, all on GPUs); one of ${MATMUL.versions.join(", ")}
+  --version   versions to time (default: reg* on CPU drivers, all the adapter can run on GPUs); one of ${MATMUL.versions.join(", ")}
   --shapes    M x K x N products (default: ${SHAPES.join(", ")})
   --layouts   nn, tn (a stored transposed), nt (b stored transposed), tt (default: nn)
   --reps      timed runs per case (default: 5, or 3 above 10 GFLOP per product)
   --no-tfjs   skip the comparison with TensorFlow.js's WebGPU backend on the same device
+  --precision f16: a and b read in f16, accumulated in f32 (mixed precision; the mma versions need it); default f32
   --json      print the rows as JSON`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
@@ -290,12 +295,18 @@ export const matmul: Command = {
     }
     if (flags.reps !== undefined && flags.reps < 1) throw new UsageError(`--reps: expected at least 1, got ${flags.reps}`);
 
+    const inputs = flags.precision ?? "f32";
+    if (inputs !== "f32" && inputs !== "f16") throw new UsageError(`--precision: expected f32 or f16, got "${inputs}"`);
     const { gpu } = await initEngine();
-    const versions: string[] = flags.version ?? MATMUL.versions.filter((v) => !gpu.isCpu || v.startsWith("reg"));
+    const f16 = inputs === "f16";
+    const runnable = (v: MatmulVersion) => !MATMUL.unavailable!(v, { M: 1, K: 1, N: 1, transA: false, transB: false, batch: 1, f16 }, gpu);
+    const versions: string[] = flags.version ?? MATMUL.versions.filter((v) => (!gpu.isCpu || v.startsWith("reg")) && runnable(v));
     if (!flags.json) console.log(deviceLine());
-    for (const v of versions) for (const l of layouts) await validate(`${v} ${l}`, (a, b) => ours(v, l, a, b));
+    for (const v of versions) {
+      for (const l of layouts) for (const at of [CHECK, CHECK_TILES]) await validate(`${v} ${l}`, (a, b) => ours(v, l, inputs, at, a, b), at, f16);
+    }
     if (!flags.json) {
-      console.log(`validated ${versions.join(", ")} (${layouts.join(", ")}) against a float64 product at ${CHECK.join("x")}`);
+      console.log(`validated ${versions.join(", ")} (${layouts.join(", ")}, ${inputs} inputs) against float64 products at ${CHECK.join("x")} and ${CHECK_TILES.join("x")}`);
     }
     const tfjs = flags["no-tfjs"] || !layouts.includes("nn") ? undefined : await startTfjs(flags.json ?? false);
     if (!flags.json) console.log(`M x K x N           layout  version    reps    ms/product   GFLOP/s    best  cpu GFLOP/s${tfjs ? "  vs tfjs" : ""}`);
@@ -307,13 +318,13 @@ export const matmul: Command = {
     const tfjsRows: TfjsRow[] = [];
     for (const [M, K, N] of shapes) {
       const reps = flags.reps ?? (productFlop(M, K, N) > 10e9 ? 3 : 5);
-      const shape = await timeShape(M, K, N, layouts, versions, reps, tfjs);
+      const shape = await timeShape(M, K, N, layouts, versions, inputs, reps, tfjs);
       rows.push(...shape.rows);
       if (shape.tfjsRow) tfjsRows.push(shape.tfjsRow);
       if (flags.json) continue;
       for (const row of shape.rows) console.log(line(M, K, N, row.layout, row.version, reps, row));
       if (shape.tfjsRow) console.log(`${line(M, K, N, "nn", "tfjs", reps, shape.tfjsRow)} ${f(shape.tfjsRow.ours, 7, 2)}x`);
     }
-    if (flags.json) console.log(JSON.stringify({ device: deviceLine(), versions, layouts, rows, tfjs: tfjsRows }, null, 2));
+    if (flags.json) console.log(JSON.stringify({ device: deviceLine(), precision: inputs, versions, layouts, rows, tfjs: tfjsRows }, null, 2));
   },
 };

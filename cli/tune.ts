@@ -16,6 +16,7 @@ import { traceTrainingStep } from "../train/trace.js";
 import { type VitConfig, NAMED_CONFIGS, namedConfig, validateConfig } from "../vit/config.js";
 import { type Strategy, parseStrategyFor } from "../peft/strategy.js";
 import { DEFAULT_STUDY } from "../study/config.js";
+import { PRECISIONS, type Precision } from "../autograd/precision.js";
 
 const FLAGS = {
   model: "string",
@@ -28,6 +29,7 @@ const FLAGS = {
   "dry-run": "boolean",
   show: "boolean",
   clear: "boolean",
+  precision: "string",
 } as const;
 const FAMILY_NAMES = Object.keys(FAMILIES);
 
@@ -62,7 +64,7 @@ function showCache(json: boolean): void {
 export const tune: Command = {
   summary: "time the versions of each kernel family at a model's shapes and cache the winners for this adapter",
   usage: `usage: node dist/run.js tune [--model vit-s16] [--batch 8] [--classes N] [--strategies full,lora-r8]
-                             [--families matmul,rows,attention] [--reps 2] [--json] [--dry-run]
+                             [--families matmul,rows,attention] [--precision f32|f16] [--reps 2] [--json] [--dry-run]
        node dist/run.js tune --show [--json]
        node dist/run.js tune --clear
 
@@ -72,6 +74,7 @@ export const tune: Command = {
   --strategies  the fine-tuning strategies whose training step to trace (default full; lora-rR adds its rank-r
                 products, linear and top-K run fewer of the model's shapes)
   --families    which kernel families to tune: ${FAMILY_NAMES.join(", ")} (default all)
+  --precision   f32 (default) or f16: tune the shapes of a training step with training.precision "f16"
   --reps        timed runs per surviving candidate (default 2); candidates over ${DROP_FACTOR}x the best first run stop early
   --json        print the results (or the cache, with --show) as JSON
   --dry-run     list the shapes and candidates, time nothing, write nothing
@@ -94,6 +97,8 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
     const modelName = flags.model ?? "vit-s16";
     const config = modelConfig(modelName, flags.classes);
 
+    const precision = (flags.precision ?? "f32") as Precision;
+    if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision: expected one of ${PRECISIONS.join(", ")}, got "${precision}"`);
     await initEngine();
     if (flags.show) return showCache(!!flags.json);
     if (flags.clear) {
@@ -107,7 +112,7 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
     } catch (e) {
       throw new UsageError(`--strategies: ${e instanceof Error ? e.message : e}`);
     }
-    const shapes = withComposedShapes(traceTrainingStep(config, batch, strategies)).filter((s) => families.includes(s.family));
+    const shapes = withComposedShapes(traceTrainingStep(config, batch, strategies, precision)).filter((s) => families.includes(s.family));
     // What the kernels would run now at a shape (the cache included).
     const now = (s: (typeof shapes)[number]) => resolveVersion(familyNamed(s.family), s.shape);
     if (flags["dry-run"]) {

@@ -42,6 +42,7 @@ export interface Gpu {
   features: Set<string>;
   limits: GPUSupportedLimits;
   subgroupMatrixConfigs: SubgroupMatrixConfig[]; // empty without chromium-experimental-subgroup-matrix
+  subgroupMaxSize: number; // the adapter's largest subgroup (32 on NVIDIA): kernels with subgroup matrices size by it
   // CPU drivers (lavapipe/llvmpipe, SwiftShader) want barrier-free register-blocked kernels; GPUs want shared memory.
   isCpu: boolean;
   backend: string;
@@ -68,6 +69,9 @@ async function open(opts: DeviceOptions): Promise<Gpu> {
   const dawnOptions: string[] = [];
   if (backend) dawnOptions.push(`backend=${backend}`);
   if (wanted) dawnOptions.push(`adapter=${wanted}`);
+  // Dawn offers chromium-experimental-subgroup-matrix (tensor cores) only behind this toggle. It guards APIs not yet
+  // hardened against hostile web content, which a command-line tool running its own kernels does not face.
+  dawnOptions.push("enable-dawn-features=allow_unsafe_apis");
   if (address) {
     // Read by Mesa's device-select layer when Dawn creates its Vulkan instance: only that GPU is left to find.
     const layer = !opts.deviceSelectOff && deviceSelectLayerPresent(opts.vulkanDataDirs ?? []);
@@ -106,7 +110,7 @@ async function open(opts: DeviceOptions): Promise<Gpu> {
   device.lost.then((reason) => {
     if (reason.reason !== "destroyed") lost = `${reason.reason}: ${reason.message}`;
   });
-  // Dawn lists the configurations in the adapter's info; no kernel uses them yet.
+  // Dawn lists the configurations in the adapter's info; the mma matmul versions multiply with them.
   const configs = (info as unknown as { subgroupMatrixConfigs?: SubgroupMatrixConfig[] }).subgroupMatrixConfigs ?? [];
   const subgroupMatrixConfigs = features.includes(SUBGROUP_MATRIX_FEATURE as GPUFeatureName)
     ? configs.map(({ componentType, resultComponentType, M, N, K }) => ({ componentType, resultComponentType, M, N, K }))
@@ -118,6 +122,7 @@ async function open(opts: DeviceOptions): Promise<Gpu> {
     features: new Set(features),
     limits: device.limits,
     subgroupMatrixConfigs,
+    subgroupMaxSize: (info as unknown as { subgroupMaxSize?: number }).subgroupMaxSize ?? 0,
     isCpu,
     backend: backend ?? "default",
   };

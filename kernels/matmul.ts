@@ -22,6 +22,8 @@
 //     is a weight shared by the batch that is not skinny (see IN_PLACE_SKINNY).
 //   tiled, tiled128 (GPUs): a 64x64 (128x128) output tile per 16x16 workgroup, 4x4 (8x8) per thread, k in slabs of
 //     16 through workgroup memory; split-K where y is a few tiles and K is long (splitK).
+//   mma64, mma128 (GPUs with subgroup matrices, f16 inputs only): the same tiles multiplied by the adapter's subgroup
+//     matrices (tensor cores on NVIDIA, through chromium-experimental-subgroup-matrix), f32 accumulation (mmaWgsl).
 // Mixed precision (inputs "f16", autograd/precision.ts): every version reads a and b in f16 and accumulates in f32,
 // as PyTorch's autocast does; y, the epilogue operands and rowSums stay f32. a is cast by one pass (castF16), b by the
 // pack (reg) or the same cast (tiled), a frozen shared weight's kept like its f32 pack. The adapter must have
@@ -31,7 +33,8 @@ import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, numel } from "../engine/tensor.js";
 import { fill } from "./fill.js";
 import { reduceForward } from "./reduce.js";
-import { MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, type MatmulShape, type MatmulVersion, resolveVersion, tileShape } from "./registry.js";
+import type { Gpu } from "../engine/device.js";
+import { MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, type MatmulShape, type MatmulVersion, mmaFragment, resolveVersion, tileShape } from "./registry.js";
 import { FLAT_GROUP, erfFunction, grid1d, packUniform, uniformStruct } from "./wgsl.js";
 
 export interface MatmulOptions {
@@ -63,7 +66,7 @@ const IN_PLACE_SKINNY = 16;
 const TK = 16; // tiled: k slab
 const WG2 = 16; // tiled: workgroup edge; each thread owns tile/WG2 rows and columns (4 x 4, or 8 x 8 for tiled128)
 
-interface MatmulSpec {
+export interface MatmulSpec {
   [k: string]: string | number | boolean;
   version: MatmulVersion;
   transA: boolean;
@@ -78,6 +81,7 @@ interface MatmulSpec {
   rowSums: boolean; // reg: rowSums bound after the epilogue operands
   dgelu: boolean; // y = acc * gelu'(dgelu[i])
   f16: boolean; // A and B bound as f16, widened to f32 as loaded
+  fragment: string; // mma: the subgroup matrices' M x N x K and the subgroup size ("16x16x16/32"); "" otherwise
 }
 
 const FIELDS = {
@@ -286,6 +290,89 @@ ${ENTRY} {${TILE_COORDS}
 }`;
 }
 
+// mma (GPUs with subgroup matrices, f16 inputs). Workgroup (bat, tm, tn) computes the tile x tile block at
+// (tm*tile, tn*tile) with 2 x subgroupsN subgroups, each a (tile/2) x (tile/subgroupsN) block as FM x FN fragments of
+// fm x fn, accumulated in f32 subgroup matrices. Each k slab of MMA_K the workgroup stages a tile x MMA_K block of a
+// and an MMA_K x tile block of b in workgroup memory as f16 (zero outside the matrices, so edges need no other
+// care; consecutive threads walk the stored layout's contiguous dimension), row strides padded by 8 halves (16
+// bytes, the alignment the loads need) against bank conflicts. The epilogue goes fragment by fragment through a
+// small per-subgroup scratch, since subgroup matrices have no element access: each subgroup stores its fragment,
+// its lanes finish the elements with the shared \`store\`. Offsets differ between subgroups of a workgroup, which
+// WGSL's workgroup-scope uniformity analysis cannot see are subgroup-uniform: hence the diagnostic is off. The
+// subgroup size is the adapter's largest, which Dawn's pipelines run at in full subgroups.
+const MMA_K = 32;
+const MMA_PAD = 8;
+function mmaWgsl(spec: MatmulSpec, tile: number, subgroupsN: number): string {
+  const [frag, size] = spec.fragment.split("/");
+  const [fm, fn, fk] = frag.split("x").map(Number);
+  const sg = Number(size);
+  const subgroups = 2 * subgroupsN;
+  const threads = subgroups * sg;
+  const [wtm, wtn] = [tile / 2, tile / subgroupsN];
+  const [FM, FN] = [wtm / fm, wtn / fn];
+  const kp = MMA_K + MMA_PAD; // As row stride
+  const np = tile + MMA_PAD; // Bs row stride
+  const left = `subgroup_matrix_left<f16, ${fk}, ${fm}>`;
+  const right = `subgroup_matrix_right<f16, ${fn}, ${fk}>`;
+  const result = `subgroup_matrix_result<f32, ${fn}, ${fm}>`;
+  const accs: string[] = [];
+  const step: string[] = [];
+  const finish: string[] = [];
+  for (let i = 0; i < FM; i++) for (let j = 0; j < FN; j++) accs.push(`var acc${i}_${j} = ${result}();`);
+  for (let i = 0; i < FM; i++) step.push(`let l${i} = subgroupMatrixLoad<${left}>(&As, (wm * ${wtm}u + ${i * fm}u) * ${kp}u + kk, false, ${kp}u);`);
+  for (let j = 0; j < FN; j++) step.push(`let r${j} = subgroupMatrixLoad<${right}>(&Bs, kk * ${np}u + wn * ${wtn}u + ${j * fn}u, false, ${np}u);`);
+  for (let i = 0; i < FM; i++) for (let j = 0; j < FN; j++) step.push(`acc${i}_${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, acc${i}_${j});`);
+  for (let i = 0; i < FM; i++) {
+    for (let j = 0; j < FN; j++) {
+      finish.push(`subgroupMatrixStore(&Cs, sub * ${fm * fn}u, acc${i}_${j}, false, ${fn}u);
+  workgroupBarrier();
+  for (var e = lane; e < ${fm * fn}u; e += ${sg}u) {
+    let m = m0 + wm * ${wtm}u + ${i * fm}u + e / ${fn}u;
+    let n = n0 + wn * ${wtn}u + ${j * fn}u + e % ${fn}u;
+    if (m < p.M && n < p.N) { store(yBase + m * p.N + n, n, Cs[sub * ${fm * fn}u + e]); }
+  }
+  workgroupBarrier();`);
+    }
+  }
+  const perThread = (tile * MMA_K) / threads;
+  return /* wgsl */ `enable chromium_experimental_subgroup_matrix;
+diagnostic(off, chromium.subgroup_matrix_uniformity);
+${header(spec)}
+var<workgroup> As: array<f16, ${tile * kp}>; // [m][k]
+var<workgroup> Bs: array<f16, ${MMA_K * np}>; // [k][n]
+var<workgroup> Cs: array<f32, ${subgroups * fm * fn}>; // one result fragment per subgroup
+@compute @workgroup_size(${threads})
+${ENTRY} {${TILE_COORDS}
+  let m0 = tm * ${tile}u;
+  let n0 = tn * ${tile}u;
+  let t = lid.x;
+  let sub = t / ${sg}u;
+  let lane = t % ${sg}u;
+  let wm = sub / ${subgroupsN}u;
+  let wn = sub % ${subgroupsN}u;
+  ${accs.join("\n  ")}
+  for (var k0 = 0u; k0 < p.K; k0 += ${MMA_K}u) {
+    for (var s = 0u; s < ${perThread}u; s++) {
+      let e = t + s * ${threads}u;
+      ${spec.transA ? `let am = e % ${tile}u; let ak = e / ${tile}u;` : `let ak = e % ${MMA_K}u; let am = e / ${MMA_K}u;`}
+      let gm = m0 + am;
+      let gk = k0 + ak;
+      As[am * ${kp}u + ak] = select(0.0h, A[aBase + ${aIndex(spec, "min(gm, p.M - 1u)", "min(gk, p.K - 1u)")}], gm < p.M && gk < p.K);
+      ${spec.transB ? `let bk = e % ${MMA_K}u; let bn = e / ${MMA_K}u;` : `let bn = e % ${tile}u; let bk = e / ${tile}u;`}
+      let hn = n0 + bn;
+      let hk = k0 + bk;
+      Bs[bk * ${np}u + bn] = select(0.0h, B[bBase + ${bIndex(spec, "min(hk, p.K - 1u)", "min(hn, p.N - 1u)")}], hn < p.N && hk < p.K);
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${MMA_K}u; kk += ${fk}u) {
+      ${step.join("\n      ")}
+    }
+    workgroupBarrier();
+  }
+  ${finish.join("\n  ")}
+}`;
+}
+
 // pack: b (..., K, N), or (..., N, K) with transB, -> (..., K, ldb) with ldb = N rounded up to 4 and zero
 // padding, for the reg kernels (and regm past IN_PLACE_B_MAX), which read rows of b as vec4. Used for transB
 // (reg's strided per-lane reads in the k loop ran at ~21 vs ~30 GFLOP/s at 3200x192x576) and for N % 4 != 0;
@@ -369,9 +456,11 @@ function keptPack(b: Tensor, K: number, N: number, trans: boolean, f16: boolean,
   return packed;
 }
 
-function wgsl(spec: MatmulSpec): string {
+// The WGSL of one product's kernel (exported for the test that compiles the mma versions without such an adapter).
+export function matmulWgsl(spec: MatmulSpec): string {
   const tiling = MATMUL_TILINGS[spec.version];
-  return tiling.kind === "reg" ? regWgsl(spec, tiling.rows, tiling.cols, tiling.lanesAlongM) : tiledWgsl(spec, tiling.tile);
+  if (tiling.kind === "reg") return regWgsl(spec, tiling.rows, tiling.cols, tiling.lanesAlongM);
+  return tiling.kind === "mma" ? mmaWgsl(spec, tiling.tile, tiling.subgroupsN) : tiledWgsl(spec, tiling.tile);
 }
 
 const dims = (t: Tensor) => `(${t.shape.join(", ")})`;
@@ -385,6 +474,11 @@ const SPLIT_K_MIN_K = 256;
 export function splitK(dims: MatmulShape, groups: number, isCpu = runtime().gpu.isCpu): number {
   if (isCpu || groups >= SPLIT_K_GROUPS) return 1;
   return Math.max(1, Math.min(Math.ceil((2 * SPLIT_K_GROUPS) / groups), Math.floor(dims.K / SPLIT_K_MIN_K)));
+}
+
+function mmaFragmentKey(gpu: Gpu): string {
+  const f = mmaFragment(gpu)!; // resolveVersion refused mma where there is none
+  return `${f.M}x${f.N}x${f.K}/${gpu.subgroupMaxSize}`;
 }
 
 // rowSums = sum_k op(a)[m, k] by kernels/reduce.ts (the tiled versions, and products with an empty y).
@@ -464,7 +558,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   // binding one buffer both read-only and writable in a dispatch.
   const residualIsOut = opts.residual !== undefined && opts.residual.buffer === y.buffer;
   const batch = numel(batchDims);
-  const shape: MatmulShape = { M, K, N, transA: !!opts.transA, transB: !!opts.transB, batch, gelu: !!opts.gelu };
+  const shape: MatmulShape = { M, K, N, transA: !!opts.transA, transB: !!opts.transB, batch, gelu: !!opts.gelu, f16 };
   const version = resolveVersion(MATMUL, shape, opts.version);
   const tiling = MATMUL_TILINGS[version];
   const bBatch = shared ? 1 : batch;
@@ -494,6 +588,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     rowSums: tiling.kind === "reg" && !!rowSums,
     dgelu: !!opts.dgelu,
     f16,
+    fragment: tiling.kind === "mma" ? mmaFragmentKey(gpu) : "",
   };
   const [tileM, tileN] = tileShape(tiling);
   const tilesM = Math.ceil(M / tileM);
@@ -514,7 +609,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   if (opts.dgelu) buffers.push(opts.dgelu.buffer);
   if (spec.rowSums) buffers.push(rowSums!.buffer);
   else if (rowSums) rowSumsByReduce(a, !!opts.transA, K, rowSums);
-  const kernel = getKernel("matmul", spec, wgsl);
+  const kernel = getKernel("matmul", spec, matmulWgsl);
   const note = `${batch > 1 ? `${batch}x` : ""}${M}x${K}x${N}`;
   runtime().batch.dispatch(kernel, buffers, uniform, grid1d(splits * batch * tilesM * tilesN), MATMUL.work(shape), note);
   if ((pack || cast) && !kept) bRows.dispose(); // its buffer returns to the pool only after this batch is submitted

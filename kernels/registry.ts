@@ -5,7 +5,7 @@
 // Version names say the shape of the kernel, in every family alike:
 //   matmul     regRxC: workgroups of 8 lanes side by side along n, each lane R rows x C columns in registers;
 //              regmRxC: the same lanes stacked along m; tiled, tiled128: 64x64, 128x128 tiles through workgroup
-//              memory (kernels/matmul.ts)
+//              memory; mma64, mma128: those tiles through subgroup matrices, f16 inputs only (kernels/matmul.ts)
 //   rows       lane: a lane per row, barrier-free; tree: a workgroup per row, combined through a shared-memory tree;
 //              subgroup: tree's layout, combined with subgroup operations (kernels/rows.ts: softmax, layernorm and
 //              cross-entropy, with the op in the shape)
@@ -19,7 +19,7 @@
 // (engine/tuning.ts; a name this build lacks or the adapter cannot run is ignored), else the family's default.
 // While a trace is open (engine/trace.ts) every look-up is reported with its shape: `tune` times what a traced
 // training step looked up.
-import type { Gpu } from "../engine/device.js";
+import { SUBGROUP_MATRIX_FEATURE, type Gpu, type SubgroupMatrixConfig } from "../engine/device.js";
 import { runtime } from "../engine/runtime.js";
 import { noteResolution, tracing } from "../engine/trace.js";
 import { tunedVersion } from "../engine/tuning.js";
@@ -48,12 +48,17 @@ export interface MatmulShape {
   transB: boolean;
   batch: number;
   gelu?: boolean; // with the GELU epilogue (bias and residual cost about the same in every version)
+  f16?: boolean; // mixed precision: a and b read in f16 (MatmulOptions.inputs); the mma versions multiply only these
 }
 
 // regRxC: each lane R rows x C columns (C a multiple of 4); the 8 lanes side by side along n (reg: tile R x 8C)
 // or stacked along m (regm: tile 8R x C, for skinny products such as LoRA's rank-r ones). tiled: a tile x tile
-// block per workgroup through workgroup memory.
-type Tiling = { kind: "reg"; rows: number; cols: number; lanesAlongM: boolean } | { kind: "tiled"; tile: number };
+// block per workgroup through workgroup memory. mma: the same through the adapter's subgroup matrices (tensor cores),
+// f16 inputs into f32, each subgroup a (tile/2) x (tile/wide) block of fragments.
+type Tiling =
+  | { kind: "reg"; rows: number; cols: number; lanesAlongM: boolean }
+  | { kind: "tiled"; tile: number }
+  | { kind: "mma"; tile: number; subgroupsN: number };
 export const MATMUL_TILINGS = {
   reg4x8: { kind: "reg", rows: 4, cols: 8, lanesAlongM: false },
   reg8x8: { kind: "reg", rows: 8, cols: 8, lanesAlongM: false },
@@ -64,22 +69,40 @@ export const MATMUL_TILINGS = {
   regm16x16: { kind: "reg", rows: 16, cols: 16, lanesAlongM: true },
   tiled: { kind: "tiled", tile: 64 },
   tiled128: { kind: "tiled", tile: 128 },
+  mma64: { kind: "mma", tile: 64, subgroupsN: 2 },
+  mma128: { kind: "mma", tile: 128, subgroupsN: 4 },
 } as const satisfies Record<string, Tiling>;
 export type MatmulVersion = keyof typeof MATMUL_TILINGS;
 export const MATMUL_LANES = 8; // reg: workgroup size, one SIMD batch on llvmpipe
 
 // Rows x columns of y per workgroup.
 export function tileShape(t: Tiling): [number, number] {
-  if (t.kind === "tiled") return [t.tile, t.tile];
+  if (t.kind !== "reg") return [t.tile, t.tile];
   return t.lanesAlongM ? [MATMUL_LANES * t.rows, t.cols] : [t.rows, MATMUL_LANES * t.cols];
 }
 
 const WIDE_GPU_GROUPS = 256; // tiled128 by default once its 128 x 128 tiles are this many workgroups
 const NARROW_PAD_GAIN = 0.9; // CPU drivers: reg16x8 for a transposed a where it pads y to at most this fraction
 
+// The subgroup-matrix fragment the mma versions multiply with: the adapter's f16 x f16 -> f32 configuration,
+// 16 x 16 x 16 where listed (NVIDIA's tensor cores), else the largest; undefined where there is none.
+export function mmaFragment(gpu: Gpu): SubgroupMatrixConfig | undefined {
+  const f16 = gpu.subgroupMatrixConfigs.filter((c) => c.componentType === "f16" && c.resultComponentType === "f32");
+  const fits = f16.filter((c) => 32 % c.M === 0 && 32 % c.N === 0 && 32 % c.K === 0); // a subgroup's block, the k slab
+  return fits.find((c) => c.M === 16 && c.N === 16 && c.K === 16) ?? fits.sort((x, y) => y.M * y.N * y.K - x.M * x.N * x.K)[0];
+}
+
 export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   name: "matmul",
   versions: Object.keys(MATMUL_TILINGS) as MatmulVersion[],
+  unavailable(version, s, gpu) {
+    if (MATMUL_TILINGS[version].kind !== "mma") return undefined;
+    if (!s.f16) return 'multiplies f16 inputs only (MatmulOptions.inputs "f16", training.precision "f16")';
+    if (!mmaFragment(gpu)) {
+      return `needs subgroup matrices of f16 into f32 (${SUBGROUP_MATRIX_FEATURE}), which ${gpu.adapterInfo.description} lacks`;
+    }
+    return undefined;
+  },
   // GPUs: tiled128 where its tiles fill the device (WIDE_GPU_GROUPS workgroups) and there is no GELU epilogue,
   // else tiled: on an H200 ViT-S's fc1 (6304x384x1536 nt with bias and GELU) took 3.6 ms in tiled128 against 0.43
   // in tiled, while the same sizes without an epilogue (nn, in its backward) took 0.33 ms against 0.40.
@@ -90,6 +113,9 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   // 16 adjacent words per k, and at the default model's 192x544x64 and 64x544x64 it ran at 1.0-1.6x the speed of
   // regm16x16 and reg16x16. Without transposed a it lost to regm16x16 (docs/KERNELS.md, Matmul).
   defaultVersion(s, gpu) {
+    if (!gpu.isCpu && s.f16 && !MATMUL.unavailable!("mma64", s, gpu)) {
+      return Math.ceil(s.M / 128) * Math.ceil(s.N / 128) * s.batch >= WIDE_GPU_GROUPS ? "mma128" : "mma64";
+    }
     if (!gpu.isCpu) {
       const wide = Math.ceil(s.M / 128) * Math.ceil(s.N / 128) * s.batch >= WIDE_GPU_GROUPS;
       return wide && !s.gelu ? "tiled128" : "tiled";
@@ -103,7 +129,7 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   },
   // Layout: which operands are stored transposed (n: as is, t: transposed), a first. A product with a GELU
   // epilogue is a shape of its own: on an H200 the epilogue made tiled128 8x slower, the plain product faster.
-  key: (s) => `${s.M}x${s.K}x${s.N}/${s.transA ? "t" : "n"}${s.transB ? "t" : "n"}/b${s.batch}${s.gelu ? "/gelu" : ""}`,
+  key: (s) => `${s.M}x${s.K}x${s.N}/${s.transA ? "t" : "n"}${s.transB ? "t" : "n"}/b${s.batch}${s.gelu ? "/gelu" : ""}${s.f16 ? "/f16" : ""}`,
   work: (s) => 2 * s.batch * s.M * s.N * s.K,
   unit: "FLOP",
 };

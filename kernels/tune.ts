@@ -37,14 +37,14 @@ const random = (rng: Rng, shape: number[]) => Tensor.fromArray(rng.fill(numel(sh
 
 // Each family's workload, at the shapes its look-ups report.
 const WORKLOADS: { [F in FamilyName]: (shape: ShapeOf<F>, rng: Rng) => Workload } = {
-  matmul({ M, K, N, transA, transB, batch, gelu }, rng) {
+  matmul({ M, K, N, transA, transB, batch, gelu, f16 }, rng) {
     const lead = batch > 1 ? [batch] : [];
     const a = random(rng, [...lead, ...(transA ? [K, M] : [M, K])]);
     const b = random(rng, [...lead, ...(transB ? [N, K] : [K, N])]);
     const bias = gelu ? random(rng, [N]) : undefined;
     return {
       inputs: bias ? [a, b, bias] : [a, b],
-      run: (version) => matmulForward(a, b, { transA, transB, bias, gelu, version }).dispose(),
+      run: (version) => matmulForward(a, b, { transA, transB, bias, gelu, version, inputs: f16 ? "f16" : "f32" }).dispose(),
     };
   },
   rows({ op, rows, C }, rng) {

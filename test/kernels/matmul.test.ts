@@ -1,10 +1,10 @@
 // Matmul kernels (every version, every layout) against the float64 CPU reference in test/ref/matmul.ts.
 // Tolerance: atol = rtol = 1e-4 * sqrt(K): f32 rounding error of a K-term dot product of O(1) values grows
 // like sqrt(K) (the reference accumulates in float64).
-import { describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { matmulForward, splitK, type MatmulOptions } from "../../kernels/matmul.js";
-import { MATMUL, type MatmulShape } from "../../kernels/registry.js";
+import { MATMUL, MATMUL_TILINGS, type MatmulShape, type MatmulVersion } from "../../kernels/registry.js";
 import { runtime } from "../../engine/runtime.js";
 import { sgdUpdates } from "../../kernels/optim.js";
 import { expectClose, randu, useEngine } from "../helpers.js";
@@ -83,7 +83,9 @@ function operands(s: Shape, l: MatmulOptions): [Tensor, Tensor] {
 
 const label = (s: Shape) => `${s.batch.length ? `[${s.batch.join(",")}]x` : ""}${s.M}x${s.K}x${s.N}${s.sharedB ? "" : " (batched b)"}`;
 
-describe.each([...MATMUL.versions])("matmul %s", (version) => {
+// The mma versions multiply f16 inputs only: they are in the f16 tests below.
+const F32_VERSIONS = MATMUL.versions.filter((v) => MATMUL_TILINGS[v].kind !== "mma");
+describe.each(F32_VERSIONS)("matmul %s", (version) => {
   for (const l of LAYOUTS) {
     for (const s of [...SHAPES, LARGE]) {
       it(`${layoutName(l)} ${label(s)}`, async () => {
@@ -115,7 +117,7 @@ describe.each([...MATMUL.versions])("matmul %s", (version) => {
   // each combination is a pipeline); the others get the full combination only, since one generator writes every
   // version's epilogue. Two shapes: N % 4 != 0 (the reg versions store y a column at a time) and N % 4 == 0 (they
   // store y, and read bias, preact and residual, as vec4s).
-  const full = version === MATMUL.versions[0];
+  const full = version === F32_VERSIONS[0];
   for (const E of [shape(7, 13, 9, [2]), shape(7, 13, 12, [2])]) {
     const N = `N=${E.N}`;
     for (const bias of full ? [false, true] : [true]) {
@@ -183,8 +185,15 @@ const F16_CASES = [
   ...LAYOUTS.map((l) => [l, shape(65, 127, 33)] as const),
   ...[shape(11, 6, 7, [3]), shape(5, 9, 12, [2, 3], false)].map((s) => [LAYOUTS[2], s] as const),
 ];
+// The mma versions run where the adapter has f16 x f16 -> f32 subgroup matrices and are skipped elsewhere (the CPU
+// driver); on such adapters they also take a shape of several 128 x 128 tiles with K past two slabs.
+const unavailable = (version: MatmulVersion) => MATMUL.unavailable!(version, { M: 1, K: 1, N: 1, transA: false, transB: false, batch: 1, f16: true }, runtime().gpu);
 describe.each([...MATMUL.versions])("matmul %s, f16 inputs", (version) => {
-  for (const [l, s] of F16_CASES) {
+  beforeEach((ctx) => {
+    if (unavailable(version)) ctx.skip();
+  });
+  const cases = MATMUL_TILINGS[version].kind === "mma" ? [...F16_CASES, ...LAYOUTS.map((l) => [l, shape(300, 77, 257, [2])] as const)] : F16_CASES;
+  for (const [l, s] of cases) {
     it(`${layoutName(l)} ${label(s)}`, async () => {
       const [a, b] = operands(s, l);
       const y = matmulForward(a, b, { ...l, version, inputs: "f16" });
