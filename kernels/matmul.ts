@@ -82,6 +82,8 @@ export interface MatmulSpec {
   dgelu: boolean; // y = acc * gelu'(dgelu[i])
   f16: boolean; // A and B bound as f16, widened to f32 as loaded
   fragment: string; // mma: the subgroup matrices' M x N x K and the subgroup size ("16x16x16/32"); "" otherwise
+  vecA: boolean; // mma: a's stored rows a multiple of 4 long, so A is bound and staged as vec4
+  vecB: boolean; // mma: the same for b
 }
 
 const FIELDS = {
@@ -104,8 +106,8 @@ function bindings(spec: MatmulSpec): string {
   const input = spec.f16 ? "f16" : "f32";
   const list: [string, string, string][] = [
     ["y", yType, "read_write"],
-    ["A", `array<${input}>`, "read"],
-    ["B", MATMUL_TILINGS[spec.version].kind === "reg" && !spec.bScalars ? `array<vec4<${input}>>` : `array<${input}>`, "read"],
+    ["A", spec.vecA ? `array<vec4<${input}>>` : `array<${input}>`, "read"],
+    ["B", (MATMUL_TILINGS[spec.version].kind === "reg" && !spec.bScalars) || spec.vecB ? `array<vec4<${input}>>` : `array<${input}>`, "read"],
   ];
   if (spec.bias) list.push(["bias", yType, "read"]);
   if (spec.preact) list.push(["preact", yType, "read_write"]);
@@ -334,7 +336,7 @@ function mmaWgsl(spec: MatmulSpec, tile: number, subgroupsN: number): string {
   workgroupBarrier();`);
     }
   }
-  const perThread = (tile * MMA_K) / threads;
+  const stage = [mmaStage(spec, "A", tile, threads, kp), mmaStage(spec, "B", tile, threads, np)].join("\n");
   return /* wgsl */ `enable chromium_experimental_subgroup_matrix;
 diagnostic(off, chromium.subgroup_matrix_uniformity);
 ${header(spec)}
@@ -352,17 +354,7 @@ ${ENTRY} {${TILE_COORDS}
   let wn = sub % ${subgroupsN}u;
   ${accs.join("\n  ")}
   for (var k0 = 0u; k0 < p.K; k0 += ${MMA_K}u) {
-    for (var s = 0u; s < ${perThread}u; s++) {
-      let e = t + s * ${threads}u;
-      ${spec.transA ? `let am = e % ${tile}u; let ak = e / ${tile}u;` : `let ak = e % ${MMA_K}u; let am = e / ${MMA_K}u;`}
-      let gm = m0 + am;
-      let gk = k0 + ak;
-      As[am * ${kp}u + ak] = select(0.0h, A[aBase + ${aIndex(spec, "min(gm, p.M - 1u)", "min(gk, p.K - 1u)")}], gm < p.M && gk < p.K);
-      ${spec.transB ? `let bk = e % ${MMA_K}u; let bn = e / ${MMA_K}u;` : `let bn = e % ${tile}u; let bk = e / ${tile}u;`}
-      let hn = n0 + bn;
-      let hk = k0 + bk;
-      Bs[bk * ${np}u + bn] = select(0.0h, B[bBase + ${bIndex(spec, "min(hk, p.K - 1u)", "min(hn, p.N - 1u)")}], hn < p.N && hk < p.K);
-    }
+${stage}
     workgroupBarrier();
     for (var kk = 0u; kk < ${MMA_K}u; kk += ${fk}u) {
       ${step.join("\n      ")}
@@ -371,6 +363,35 @@ ${ENTRY} {${TILE_COORDS}
   }
   ${finish.join("\n  ")}
 }`;
+}
+
+// mma: one k slab of a (operand "A": tile rows m x MMA_K, into As[m][k]) or b ("B": MMA_K x tile columns n, into
+// Bs[k][n]), staged by all threads: element (or vec4 of 4 along the stored rows, with vecA/vecB) e of the slab in
+// the stored layout's order, so consecutive threads read consecutive words. Outside the matrix: zeros (with vec4,
+// all four lie outside together, the stored rows being a multiple of 4 long).
+function mmaStage(spec: MatmulSpec, operand: "A" | "B", tile: number, threads: number, stride: number): string {
+  const isA = operand === "A";
+  const vec = isA ? spec.vecA : spec.vecB;
+  const w = vec ? 4 : 1;
+  // The slab's outer (o, tile wide) and k coordinates; `along` is the contiguous one of the stored layout.
+  const kAlong = isA ? !spec.transA : spec.transB;
+  const [outer, bound] = isA ? ["m0", "p.M"] : ["n0", "p.N"];
+  const index = isA ? (o: string, k: string) => aIndex(spec, o, k) : (o: string, k: string) => bIndex(spec, k, o);
+  const base = isA ? "aBase" : "bBase";
+  const dest = (o: string, k: string) => (isA ? `As[(${o}) * ${stride}u + ${k}]` : `Bs[(${k}) * ${stride}u + ${o}]`);
+  const [oi, ki] = kAlong ? [`e / ${MMA_K / w}u`, `e % ${MMA_K / w}u * ${w}u`] : [`e % ${tile / w}u * ${w}u`, `e / ${tile / w}u`];
+  const lastO = kAlong ? `${bound} - 1u` : `${bound} - ${w}u`;
+  const lastK = kAlong ? `p.K - ${w}u` : "p.K - 1u";
+  const at = `${base} + ${index(`min(${outer} + so, ${lastO})`, `min(k0 + sk, ${lastK})`)}`;
+  const inside = `${outer} + so < ${bound} && k0 + sk < p.K`;
+  const lines = [`    for (var s = 0u; s < ${(tile * MMA_K) / w / threads}u; s++) {`, `      let e = t + s * ${threads}u;`, `      let so = ${oi};`, `      let sk = ${ki};`];
+  if (!vec) lines.push(`      ${dest("so", "sk")} = select(0.0h, ${operand}[${at}], ${inside});`);
+  else {
+    lines.push(`      let v = select(vec4<f16>(0.0h), ${operand}[(${at}) / 4u], ${inside});`);
+    for (let c = 0; c < 4; c++) lines.push(`      ${kAlong ? dest("so", `sk + ${c}u`) : dest(`so + ${c}u`, "sk")} = v[${c}];`);
+  }
+  lines.push("    }");
+  return lines.join("\n");
 }
 
 // pack: b (..., K, N), or (..., N, K) with transB, -> (..., K, ldb) with ldb = N rounded up to 4 and zero
@@ -589,6 +610,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     dgelu: !!opts.dgelu,
     f16,
     fragment: tiling.kind === "mma" ? mmaFragmentKey(gpu) : "",
+    vecA: tiling.kind === "mma" && (opts.transA ? M : K) % 4 === 0,
+    vecB: tiling.kind === "mma" && (opts.transB ? K : N) % 4 === 0,
   };
   const [tileM, tileN] = tileShape(tiling);
   const tilesM = Math.ceil(M / tileM);

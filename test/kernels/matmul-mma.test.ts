@@ -2,13 +2,16 @@
 // matmul.test.ts ("f16 inputs") on adapters that have f16 x f16 -> f32 subgroup matrices; the CPU driver has none,
 // so here every variant's WGSL is compiled by Dawn's front end (Tint) on the null backend, which offers the feature
 // behind allow_unsafe_apis: a type, template or builtin misuse fails here, before any GPU sees it.
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create } from "webgpu";
 import { SUBGROUP_MATRIX_FEATURE } from "../../engine/device.js";
-import { matmulWgsl, type MatmulSpec } from "../../kernels/matmul.js";
+import { matmulForward, matmulWgsl, type MatmulOptions, type MatmulSpec } from "../../kernels/matmul.js";
+import { Tensor } from "../../engine/tensor.js";
 import { MATMUL, MATMUL_TILINGS, mmaFragment, type MatmulVersion } from "../../kernels/registry.js";
 import { runtime } from "../../engine/runtime.js";
-import { useEngine } from "../helpers.js";
+import { expectClose, randu, useEngine } from "../helpers.js";
+import { matmulRef, transpose } from "../ref/matmul.js";
+import { gelu, geluGrad } from "../ref/elementwise.js";
 
 useEngine();
 
@@ -28,17 +31,21 @@ const spec = (version: MatmulVersion, extra: Partial<MatmulSpec>): MatmulSpec =>
   dgelu: false,
   f16: true,
   fragment: "16x16x16/32",
+  vecA: false,
+  vecB: false,
   ...extra,
 });
 
 describe("matmul mma: WGSL", () => {
-  it("compiles on Dawn's null backend: every version and layout, both epilogues, 16x16x16 and 8x8x8 fragments", async () => {
+  it("compiles on Dawn's null backend: every version and layout, scalar and vec4 staging, the epilogues, 16x16x16 and 8x8x8 fragments", async () => {
     const gpu = create(["backend=null", "enable-dawn-features=allow_unsafe_apis"]);
     const adapter = await gpu.requestAdapter();
     expect(adapter?.features.has(SUBGROUP_MATRIX_FEATURE)).toBe(true);
     const device = await adapter!.requestDevice({ requiredFeatures: [SUBGROUP_MATRIX_FEATURE, "shader-f16", "subgroups"] as GPUFeatureName[] });
     const variants: Partial<MatmulSpec>[] = [];
-    for (const transA of [false, true]) for (const transB of [false, true]) variants.push({ transA, transB });
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) for (const vec of [false, true]) variants.push({ transA, transB, vecA: vec, vecB: vec });
+    }
     variants.push({ bias: true, gelu: true, preact: true, residual: true }, { dgelu: true }, { addOut: true }, { fragment: "8x8x8/64" });
     for (const version of MMA) {
       for (const v of variants) {
@@ -76,4 +83,127 @@ describe("matmul mma: availability", () => {
     expect(mmaFragment(gpu([c(16, 16, 16, "f16", "f16"), c(16, 16, 16, "i8", "i32")]))).toBeUndefined();
     expect(mmaFragment(gpu([c(24, 8, 8)]))).toBeUndefined(); // 24 does not divide 32 rows
   });
+});
+
+// The mma versions' data movement (staging, tiling, fragment placement, epilogue, edges, layouts, vec4 staging)
+// on the CPU driver: their WGSL with the subgroup-matrix types and builtins replaced by plain code that follows the
+// extension's definitions (a left fragment is M x K at offset with stride, row-major, and so on). A loaded fragment
+// is kept as its (offset, stride), read when multiplied (the staged slab does not change in between); each of a
+// subgroup's SG invocations holds every SG-th element of a result fragment. It runs through matmulForward on the
+// CPU driver made to look as if it listed f16 x f16 -> f32 16 x 16 x 16 configurations and subgroups of 8; the
+// numbers must match float64 as the f16 tests do.
+const SG = 8;
+const FRAG = 16;
+const PER_LANE = (FRAG * FRAG) / SG;
+// The loops' bounds are constants the compiler cannot see (p.M is the product's uniform): unrolled, llvmpipe took
+// minutes to compile one pipeline.
+const EMULATION = /* wgsl */ `
+fn emuLoad(offset: u32, stride: u32) -> vec2<u32> { return vec2<u32>(offset, stride); }
+fn emuMma(lane: u32, l: vec2<u32>, r: vec2<u32>, acc: array<f32, ${PER_LANE}>) -> array<f32, ${PER_LANE}> {
+  var out = acc;
+  for (var q = 0u; q < min(${PER_LANE}u, p.M + ${PER_LANE}u); q++) {
+    let e = lane + q * ${SG}u;
+    let i = e / ${FRAG}u;
+    let j = e % ${FRAG}u;
+    for (var k = 0u; k < min(${FRAG}u, p.M + ${FRAG}u); k++) { out[q] += f32(As[l.x + i * l.y + k]) * f32(Bs[r.x + k * r.y + j]); }
+  }
+  return out;
+}
+fn emuStore(lane: u32, offset: u32, m: array<f32, ${PER_LANE}>, stride: u32) {
+  for (var q = 0u; q < min(${PER_LANE}u, p.M + ${PER_LANE}u); q++) {
+    let e = lane + q * ${SG}u;
+    Cs[offset + (e / ${FRAG}u) * stride + e % ${FRAG}u] = m[q];
+  }
+}`;
+
+function emulated(code: string): string {
+  const body = code
+    .replace("enable chromium_experimental_subgroup_matrix;", "")
+    .replace("diagnostic(off, chromium.subgroup_matrix_uniformity);", "")
+    .replace(/subgroup_matrix_result<f32, 16, 16>\(\)/g, `array<f32, ${PER_LANE}>()`)
+    .replace(/subgroupMatrixLoad<subgroup_matrix_(left|right)<f16, 16, 16>>\(&[AB]s, (.*), false, (\d+u)\);/g, "emuLoad($2, $3);")
+    .replace(/subgroupMatrixMultiplyAccumulate\(/g, "emuMma(lane, ")
+    .replace(/subgroupMatrixStore\(&Cs, (.*), (acc\d+_\d+), false, (\d+u)\);/g, "emuStore(lane, $1, $2, $3);")
+    .replace(/for \(var (s|kk) = 0u; \1 < (\d+u);/g, "for (var $1 = 0u; $1 < min($2, p.M + $2);"); // not unrolled, as below
+  expect(body).not.toMatch(/subgroupMatrix|subgroup_matrix/);
+  return `${body}\n${EMULATION}`;
+}
+
+describe("matmul mma: emulated on the CPU driver", () => {
+  const LAYOUTS = [
+    { transA: false, transB: false },
+    { transA: true, transB: false },
+    { transA: false, transB: true },
+    { transA: true, transB: true },
+  ];
+  const tolF16 = (K: number) => ({ atol: 2e-3 * Math.sqrt(K), rtol: 2e-3 * Math.sqrt(K) });
+  let restore: () => void;
+  beforeAll(() => {
+    const rt = runtime();
+    const gpu = rt.gpu;
+    const saved = { configs: gpu.subgroupMatrixConfigs, size: gpu.subgroupMaxSize, get: rt.pipelines.get };
+    gpu.subgroupMatrixConfigs = [{ componentType: "f16", resultComponentType: "f32", M: FRAG, N: FRAG, K: FRAG }];
+    gpu.subgroupMaxSize = SG;
+    const get = saved.get.bind(rt.pipelines);
+    rt.pipelines.get = ((name: string, spec: Record<string, string | number | boolean>, wgsl: (s: typeof spec) => string) =>
+      spec.fragment ? get(name, { ...spec, emulated: true }, (s) => emulated(wgsl(s))) : get(name, spec, wgsl)) as typeof rt.pipelines.get;
+    restore = () => {
+      gpu.subgroupMatrixConfigs = saved.configs;
+      gpu.subgroupMaxSize = saved.size;
+      rt.pipelines.get = saved.get;
+    };
+  });
+  afterAll(() => restore());
+
+  // Each case is a pipeline that takes llvmpipe ~5 s to compile, so: mma64 on every layout with edges in every
+  // dimension and K past two slabs (scalar staging), and on two layouts with the dimensions multiples of 4 (vec4
+  // staging) and a batched b; mma128 (four subgroups across n) on one of each; the epilogue on mma64.
+  const EDGES = { batch: 2, M: 70, K: 77, N: 67, shared: true };
+  const ALIGNED = { batch: 2, M: 68, K: 76, N: 132, shared: true };
+  const BATCHED_B = { batch: 3, M: 20, K: 36, N: 12, shared: false };
+  const CASES = [
+    ...LAYOUTS.map((l) => ["mma64", l, EDGES] as const),
+    ...[LAYOUTS[0], LAYOUTS[3]].flatMap((l) => [["mma64", l, ALIGNED] as const, ["mma64", l, BATCHED_B] as const]),
+    ["mma128", LAYOUTS[0], EDGES] as const,
+    ["mma128", LAYOUTS[3], ALIGNED] as const,
+  ];
+  for (const [version, l, s] of CASES) {
+    it(`${version} ${l.transA ? "aT" : "a"}·${l.transB ? "bT" : "b"} [${s.batch}]x${s.M}x${s.K}x${s.N}${s.shared ? "" : " (batched b)"}`, async () => {
+      const a = randu(s.batch * s.M * s.K, s.M + s.K);
+      const b = randu((s.shared ? 1 : s.batch) * s.K * s.N, s.N + s.K + 1);
+      const want = matmulRef(a, b, { batch: s.batch, M: s.M, K: s.K, N: s.N, sharedB: s.shared });
+      const at = l.transA ? Tensor.fromArray(transpose(a, s.batch, s.M, s.K), [s.batch, s.K, s.M]) : Tensor.fromArray(a, [s.batch, s.M, s.K]);
+      const bBatch = s.shared ? [] : [s.batch];
+      const bs = s.shared ? 1 : s.batch;
+      const bt = l.transB ? Tensor.fromArray(transpose(b, bs, s.K, s.N), [...bBatch, s.N, s.K]) : Tensor.fromArray(b, [...bBatch, s.K, s.N]);
+      const y = matmulForward(at, bt, { ...l, version, inputs: "f16" });
+      expectClose(`y (${version})`, await y.data(), want, tolF16(s.K));
+      for (const t of [at, bt, y]) t.dispose();
+    });
+  }
+  {
+    const version = "mma64";
+    it(`${version} epilogue: bias, gelu, preact, residual; dgelu; accumulate`, async () => {
+      const [B, M, K, N] = [2, 33, 40, 36];
+      const a = randu(B * M * K, 1);
+      const b = randu(N * K, 2);
+      const z0 = matmulRef(a, transpose(b, 1, N, K), { batch: B, M, K, N, sharedB: true });
+      const at = Tensor.fromArray(a, [B, M, K]);
+      const bt = Tensor.fromArray(b, [N, K]);
+      const biasData = randu(N, 3, -2, 2);
+      const resData = randu(B * M * N, 4);
+      const preact = Tensor.empty([B, M, N]);
+      const opts: MatmulOptions = { version, transB: true, inputs: "f16", gelu: true, preact, bias: Tensor.fromArray(biasData, [N]) };
+      opts.residual = Tensor.fromArray(resData, [B, M, N]);
+      const z = z0.map((v, i) => v + biasData[i % N]);
+      expectClose("y", await matmulForward(at, bt, opts).data(), z.map((v, i) => gelu(v) + resData[i]), tolF16(K));
+      expectClose("preact", await preact.data(), z, tolF16(K));
+      const pre = randu(B * M * N, 5, -4, 4);
+      const dg = matmulForward(at, bt, { version, transB: true, inputs: "f16", dgelu: Tensor.fromArray(pre, [B, M, N]) });
+      expectClose("dgelu", await dg.data(), z0.map((v, i) => v * geluGrad(pre[i])), tolF16(K));
+      const out = Tensor.fromArray(resData, [B, M, N]);
+      matmulForward(at, bt, { version, transB: true, inputs: "f16", out, accumulate: true });
+      expectClose("accumulate", await out.data(), z0.map((v, i) => v + resData[i]), tolF16(K));
+    });
+  }
 });
