@@ -264,9 +264,9 @@ def main(args):
         g = torch.cat([photometric(crop(rows, IMAGE, GLOBAL_SCALE), gen) for _ in range(2)])
         loc = torch.cat([photometric(crop(rows, LOCAL, LOCAL_SCALE), gen) for _ in range(LOCALS)])
         for i, group in enumerate(opt.param_groups):
-            group["lr"] = lr_s[step]
+            group["lr"] = float(lr_s[step])
             if i == 0:
-                group["weight_decay"] = wd_s[step]
+                group["weight_decay"] = float(wd_s[step])
         with torch.no_grad():
             t_out = teacher([g])
         s_out = student([g, loc])
