@@ -44,7 +44,8 @@ describe("parsePretrainConfig", () => {
   });
 
   it("reads the shipped DINO configs", () => {
-    for (const file of ["configs/dino-fashion-mnist.json", "configs/dino-fashion-mnist-sharp.json", "configs/dino-fashion-mnist-long.json"]) {
+    const files = ["", "-sharp", "-long", "-50ep", "-100ep"].map((v) => `configs/dino-fashion-mnist${v}.json`);
+    for (const file of files) {
       const c = parsePretrainConfig(JSON.parse(readFileSync(file, "utf8")), file);
       expect(c.method).toBe("dino");
       expect(c.knn).toMatchObject({ k: 20, temperature: 0.07, bank: { transform: "eval" } });
