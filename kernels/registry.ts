@@ -112,10 +112,9 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   // dK and dV), reg16x8 (tile 16 x 64) where it pads y at least 10% less than that choice: its 16 rows of a are then
   // 16 adjacent words per k, and at the default model's 192x544x64 and 64x544x64 it ran at 1.0-1.6x the speed of
   // regm16x16 and reg16x16. Without transposed a it lost to regm16x16 (docs/KERNELS.md, Matmul).
+  // The mma versions are not a default: no GPU that offers them through Dawn has timed them yet (NVIDIA's Vulkan
+  // driver gets no shader-f16 from Dawn, so no f16 subgroup matrices); `tune` picks them where they win.
   defaultVersion(s, gpu) {
-    if (!gpu.isCpu && s.f16 && !MATMUL.unavailable!("mma64", s, gpu)) {
-      return Math.ceil(s.M / 128) * Math.ceil(s.N / 128) * s.batch >= WIDE_GPU_GROUPS ? "mma128" : "mma64";
-    }
     if (!gpu.isCpu) {
       const wide = Math.ceil(s.M / 128) * Math.ceil(s.N / 128) * s.batch >= WIDE_GPU_GROUPS;
       return wide && !s.gelu ? "tiled128" : "tiled";

@@ -1,6 +1,6 @@
 // Shared test helpers: the engine per test file, tolerance comparison with useful failure messages,
 // finite differences in float64, and seeded random inputs.
-import { afterAll, afterEach, beforeAll, beforeEach, expect } from "vitest";
+import { type TestContext, afterAll, afterEach, beforeAll, beforeEach, expect } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +15,12 @@ export function useEngine(): void {
   beforeAll(async () => {
     await initEngine();
   });
+}
+
+// Skips the test where the adapter lacks shader-f16 (Dawn offers none on NVIDIA's Vulkan driver), saying so.
+export function skipWithoutF16(ctx: TestContext): void {
+  const { gpu } = runtime();
+  ctx.skip(!gpu.features.has("shader-f16"), `needs shader-f16, which ${gpu.adapterInfo.description} lacks`);
 }
 
 // An empty tuning cache in a temporary folder, with tuning on and no forced version (either would hide the cache

@@ -7,7 +7,7 @@ import { Tensor, tidyAsync } from "../../engine/tensor.js";
 import * as ops from "../../autograd/ops.js";
 import { backward } from "../../autograd/tape.js";
 import { matmulPrecision, withPrecision } from "../../autograd/precision.js";
-import { useEngine } from "../helpers.js";
+import { skipWithoutF16, useEngine } from "../helpers.js";
 
 useEngine();
 
@@ -23,7 +23,8 @@ describe("withPrecision", () => {
   });
 
   for (const op of ["matmul", "linear", "mlp"] as const) {
-    it(`${op}: f16 inputs forward and in a backward run after the scope; f32 outside it`, async () => {
+    it(`${op}: f16 inputs forward and in a backward run after the scope; f32 outside it`, async (ctx) => {
+      skipWithoutF16(ctx);
       const run = (precision: "f32" | "f16") =>
         tidyAsync(async () => {
           const x = Tensor.fromArray([X], [1, 1]).requireGrad();

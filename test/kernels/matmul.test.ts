@@ -7,7 +7,7 @@ import { matmulForward, splitK, type MatmulOptions } from "../../kernels/matmul.
 import { MATMUL, MATMUL_TILINGS, type MatmulShape, type MatmulVersion } from "../../kernels/registry.js";
 import { runtime } from "../../engine/runtime.js";
 import { sgdUpdates } from "../../kernels/optim.js";
-import { expectClose, randu, useEngine } from "../helpers.js";
+import { expectClose, randu, skipWithoutF16, useEngine } from "../helpers.js";
 import { matmulRef, transpose } from "../ref/matmul.js";
 import { gelu, geluGrad } from "../ref/elementwise.js";
 
@@ -185,12 +185,15 @@ const F16_CASES = [
   ...LAYOUTS.map((l) => [l, shape(65, 127, 33)] as const),
   ...[shape(11, 6, 7, [3]), shape(5, 9, 12, [2, 3], false)].map((s) => [LAYOUTS[2], s] as const),
 ];
-// The mma versions run where the adapter has f16 x f16 -> f32 subgroup matrices and are skipped elsewhere (the CPU
-// driver); on such adapters they also take a shape of several 128 x 128 tiles with K past two slabs.
+// All skipped where the adapter lacks shader-f16. The mma versions run where the adapter has f16 x f16 -> f32
+// subgroup matrices and are skipped elsewhere (the CPU driver); on such adapters they also take a shape of several
+// 128 x 128 tiles with K past two slabs.
 const unavailable = (version: MatmulVersion) => MATMUL.unavailable!(version, { M: 1, K: 1, N: 1, transA: false, transB: false, batch: 1, f16: true }, runtime().gpu);
 describe.each([...MATMUL.versions])("matmul %s, f16 inputs", (version) => {
   beforeEach((ctx) => {
-    if (unavailable(version)) ctx.skip();
+    skipWithoutF16(ctx);
+    const why = unavailable(version);
+    ctx.skip(why !== undefined, why);
   });
   const cases = MATMUL_TILINGS[version].kind === "mma" ? [...F16_CASES, ...LAYOUTS.map((l) => [l, shape(300, 77, 257, [2])] as const)] : F16_CASES;
   for (const [l, s] of cases) {
