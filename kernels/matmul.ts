@@ -579,7 +579,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   // binding one buffer both read-only and writable in a dispatch.
   const residualIsOut = opts.residual !== undefined && opts.residual.buffer === y.buffer;
   const batch = numel(batchDims);
-  const shape: MatmulShape = { M, K, N, transA: !!opts.transA, transB: !!opts.transB, batch, gelu: !!opts.gelu, f16 };
+  const shape: MatmulShape = { M, K, N, transA: !!opts.transA, transB: !!opts.transB, batch, gelu: !!opts.gelu || !!opts.dgelu, f16 };
   const version = resolveVersion(MATMUL, shape, opts.version);
   const tiling = MATMUL_TILINGS[version];
   const bBatch = shared ? 1 : batch;

@@ -47,7 +47,7 @@ export interface MatmulShape {
   transA: boolean;
   transB: boolean;
   batch: number;
-  gelu?: boolean; // with the GELU epilogue (bias and residual cost about the same in every version)
+  gelu?: boolean; // with the GELU epilogue or GELU's backward (dgelu); bias and residual cost about the same in every version
   f16?: boolean; // mixed precision: a and b read in f16 (MatmulOptions.inputs); the mma versions multiply only these
 }
 
@@ -105,7 +105,9 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   },
   // GPUs: tiled128 where its tiles fill the device (WIDE_GPU_GROUPS workgroups) and there is no GELU epilogue,
   // else tiled: on an H200 ViT-S's fc1 (6304x384x1536 nt with bias and GELU) took 3.6 ms in tiled128 against 0.43
-  // in tiled, while the same sizes without an epilogue (nn, in its backward) took 0.33 ms against 0.40.
+  // in tiled, while the same sizes without an epilogue (nn, in its backward) took 0.33 ms against 0.40. GELU's
+  // backward fused into a product (dgelu) did the same: in a ViT-B/16 step at batch 64, fc2's input gradient
+  // (12608x768x3072 with dgelu) took 26.6 ms in tiled128, 46 % of the step's GPU time (H200, 2026-12-04, 9f87ff6).
   // CPU drivers: reg16x16 (tile 16 x 128) or regm16x16 (tile 128 x 16), whichever pads y less, ties to reg16x16.
   // That sends skinny products (LoRA's rank-r ones, attention's head dimension) and widths far from a multiple of
   // 128 (576) to regm16x16, which measured 1.5-6x faster there. With a transposed (weight gradients, attention's

@@ -7,6 +7,7 @@ import { matmulForward, splitK, type MatmulOptions } from "../../kernels/matmul.
 import { MATMUL, MATMUL_TILINGS, type MatmulShape, type MatmulVersion } from "../../kernels/registry.js";
 import { runtime } from "../../engine/runtime.js";
 import { sgdUpdates } from "../../kernels/optim.js";
+import { traceDry } from "../../engine/trace.js";
 import { expectClose, randu, skipWithoutF16, useEngine } from "../helpers.js";
 import { matmulRef, transpose } from "../ref/matmul.js";
 import { gelu, geluGrad } from "../ref/elementwise.js";
@@ -394,6 +395,13 @@ describe("matmul default version", () => {
     expect(defaultVersion({ ...dims(2048, 2048), gelu: true }, false)).toBe("tiled");
     expect(defaultVersion(dims(2048, 1920), false)).toBe("tiled"); // 16 x 15
     expect(defaultVersion({ ...dims(197, 197), batch: 192 }, false)).toBe("tiled128"); // attention: 2 x 2 x 192
+  });
+
+  it("counts GELU's backward (dgelu) as a GELU epilogue: the product a traced step looks up says gelu", () => {
+    const [dy, w] = [Tensor.empty([64, 32]), Tensor.empty([32, 48])];
+    const seen = traceDry(() => matmulForward(dy, w, { dgelu: Tensor.empty([64, 48]) }).dispose());
+    expect(seen.map((s) => s.key)).toEqual(["64x32x48/nn/b1/gelu"]);
+    for (const t of [dy, w]) t.dispose();
   });
 });
 
