@@ -155,3 +155,12 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): { norm: Tensor;
   sumSq.dispose();
   return { norm, coefficient };
 }
+
+// The clip coefficient of the gradients of `params` scaled by `scale` (loss scaling): that of the unscaled norm,
+// min(1, maxNorm / (|g| / scale + 1e-6)). On the GPU, as clipGradNorm's.
+export function scaledClipCoefficient(params: Tensor[], maxNorm: number, scale: Tensor): Tensor {
+  const sumSq = sumOfSquares(params.map((p) => p.grad).filter((g): g is Tensor => g !== undefined));
+  const coefficient = clipCoefficient(sumSq, maxNorm, scale);
+  sumSq.dispose();
+  return coefficient;
+}

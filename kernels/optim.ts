@@ -411,23 +411,27 @@ export function sumOfSquares(tensors: Tensor[]): Tensor {
   return partials;
 }
 
-function clipWgsl(): string {
+function clipWgsl(spec: { scaled: boolean }): string {
   return /* wgsl */ `
 ${uniformStruct(CLIP_FIELDS)}
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<storage, read> sumSq: array<f32>;
+${spec.scaled ? "@group(0) @binding(3) var<storage, read> scale: array<f32>;" : ""}
 @compute @workgroup_size(1)
 fn main() {
-  y[0] = min(1.0, p.maxNorm / (sqrt(sumSq[0]) + 1e-6));
+  y[0] = min(1.0, p.maxNorm / (sqrt(sumSq[0])${spec.scaled ? " / scale[0]" : ""} + 1e-6));
 }`;
 }
 
-// sumSq: (1) (or any 1-element shape) -> (1): the factor that brings the gradient norm down to maxNorm.
-export function clipCoefficient(sumSq: Tensor, maxNorm: number): Tensor {
+// sumSq: (1) (or any 1-element shape) -> (1): the factor that brings the gradient norm down to maxNorm. With
+// `scale` (1), the sum is of gradients scaled by it (loss scaling) and the norm compared is the unscaled one.
+export function clipCoefficient(sumSq: Tensor, maxNorm: number, scale?: Tensor): Tensor {
   if (sumSq.dtype !== "f32" || sumSq.size !== 1) throw new Error(`clipCoefficient: expected sumSq f32 of 1 element, got ${sumSq}`);
+  if (scale && (scale.dtype !== "f32" || scale.size !== 1)) throw new Error(`clipCoefficient: expected scale f32 of 1 element, got ${scale}`);
   if (!(maxNorm > 0)) throw new Error(`clipCoefficient: expected maxNorm > 0, got ${maxNorm}`);
   const y = Tensor.empty([1]);
-  runtime().batch.dispatch(getKernel("clip", {}, clipWgsl), [y.buffer, sumSq.buffer], packUniform(CLIP_FIELDS, { maxNorm }), [1], 8);
+  const buffers = [y.buffer, sumSq.buffer, ...(scale ? [scale.buffer] : [])];
+  runtime().batch.dispatch(getKernel("clip", { scaled: scale !== undefined }, clipWgsl), buffers, packUniform(CLIP_FIELDS, { maxNorm }), [1], 8);
   return y;
 }
 

@@ -19,9 +19,14 @@ export function checkPrecision(op: string, key: string, precision: unknown): voi
   }
 }
 
-// The scaler of a run in `precision`, its settings over GradScaler's defaults; none in f32.
+// The loss scaling of a run in `precision`: its settings over GradScaler's defaults; none in f32.
+export function lossScaleFor(precision: string | undefined, settings: Partial<LossScaleSettings> | undefined): LossScaleSettings | undefined {
+  return precision === "f16" ? { ...LOSS_SCALE_DEFAULTS, ...settings } : undefined;
+}
+
 export function lossScalerFor(precision: string | undefined, settings: Partial<LossScaleSettings> | undefined): LossScaler | undefined {
-  return precision === "f16" ? new LossScaler({ ...LOSS_SCALE_DEFAULTS, ...settings }) : undefined;
+  const full = lossScaleFor(precision, settings);
+  return full && new LossScaler(full);
 }
 
 // A step's record: (2) [factor, scale after the step], copied now (the scale changes in place at the next step).

@@ -258,6 +258,13 @@ describe("loss scaling", () => {
     expectClose("factor", [(await step(64 * 64 * 0.25, scale, good, 2)).factor], [1 / 64], TOL); // norm 0.5: no clip
   });
 
+  it("clipCoefficient of gradients scaled by a scale tensor: that of the unscaled norm", async () => {
+    // scaled norm 640 at scale 64 = unscaled 10, maxNorm 2
+    const coefficient = clipCoefficient(Tensor.fromArray([640 * 640], [1]), 2, Tensor.fromArray([64], [1]));
+    expectClose("coefficient", await coefficient.data(), [clipCoefficientRef(100, 2)], TOL);
+    expect(() => clipCoefficient(Tensor.fromArray([1], [1]), 2, Tensor.fromArray([1, 2], [2]))).toThrow("clipCoefficient: expected scale f32 of 1 element");
+  });
+
   it("sgd and adamw with skipZero leave param and state as they are where the factor is 0, and update where not", async () => {
     const n = 1031;
     const [p0, g] = [randn(n, 1), randn(n, 2)];
