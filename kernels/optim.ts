@@ -22,8 +22,8 @@
 //     as PyTorch's GradScaler calls optimizer.step() only for steps without an overflow. One one-invocation kernel
 //     (`adamw-count`) advances it and writes (gradScale, 1 - beta1^t, sqrt(1 - beta2^t)), which the updates bind
 //     in gradScale's place. 1 - beta^t is computed as -expm1(t ln beta): by its Taylor series up to x^7 where
-//     |t ln beta| < 0.1 (relative error under 1e-11, where 1 - exp would cancel), 1 - exp otherwise (under a few
-//     ulp, since the result is then above 0.09); t is an f32, exact to 2^24 steps.
+//     |t ln beta| < 0.1 (truncated below 3e-12 relative, so f32 rounding dominates, where 1 - exp would cancel),
+//     1 - exp otherwise (a few ulp, the result being above 0.09 there); t is an f32, exact to 2^24 steps.
 //
 //   sgd/adamw v2: up to `tensors` parameters per dispatch (as many as their param, state and grad bindings fit in
 //     the adapter's storage buffers per stage: 5 for SGD with momentum, 3 for AdamW at 16), their elements laid end

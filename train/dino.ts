@@ -83,7 +83,7 @@ export class Dino {
   private readonly studentParams: [string, Tensor][];
   private readonly teacherParams: [string, Tensor][];
   private readonly optimizers: { decayed: AdamW; plain: AdamW; lastLayer: AdamW };
-  private readonly scaler?: LossScaler;
+  readonly lossScaler?: LossScaler; // with method.lossScale; its state is in stateTensors
 
   constructor(
     readonly student: DinoNet,
@@ -105,8 +105,8 @@ export class Dino {
     this.center = Tensor.fromArray(new Float32Array(student.head.prototypes), [1, student.head.prototypes]).keep();
     this.center.name = "center";
     const last = student.head.lastLayer;
-    if (method.lossScale) this.scaler = new LossScaler(method.lossScale);
-    const skipZero = this.scaler !== undefined;
+    if (method.lossScale) this.lossScaler = new LossScaler(method.lossScale);
+    const skipZero = this.lossScaler !== undefined;
     const adamw = (ps: [string, Tensor][], weightDecay: number) =>
       new AdamW(ps.map(([, t]) => t), { lr: 0, beta1: method.beta1, beta2: method.beta2, weightDecay, skipZero });
     this.optimizers = {
@@ -127,7 +127,7 @@ export class Dino {
 
   // Encodes one step: loss, backward, clipping, the optimiser, the teacher and the centre. No read-back.
   step(crops: DinoCrops, at: DinoStepValues): DinoStepOutput {
-    const scaler = this.scaler;
+    const scaler = this.lossScaler;
     const { teacher, loss, entropy, kl, marginalEntropy } = withPrecision(this.method.precision ?? "f32", () => {
       const { student, teacher } = this.outputs(crops);
       return { teacher, ...dinoLoss(student, teacher, this.center, at.teacherTemp, this.method.studentTemp) };
@@ -156,10 +156,6 @@ export class Dino {
     return { loss: loss.detach(), entropy, kl, marginalEntropy, ...(factor ? { factor } : {}) };
   }
 
-  get lossScaler(): LossScaler | undefined {
-    return this.scaler;
-  }
-
   updateTeacher(momentum: number): void {
     this.teacherParams.forEach(([, t], i) => emaInPlace(t, this.studentParams[i][1], momentum));
   }
@@ -170,7 +166,7 @@ export class Dino {
       for (const [, p] of this.studentParams) {
         if (!p.grad) continue;
         let coefficient: Tensor;
-        if (this.scaler) coefficient = scaledClipCoefficient([p], clip, this.scaler.scale);
+        if (this.lossScaler) coefficient = scaledClipCoefficient([p], clip, this.lossScaler.scale);
         else {
           const clipped = clipGradNorm([p], clip);
           clipped.norm.dispose();
@@ -195,7 +191,7 @@ export class Dino {
     for (const [group, opt] of Object.entries(this.optimizers)) {
       for (const [n, t] of opt.state()) out.push([`optimizer.${group}.${n}`, t]);
     }
-    if (this.scaler) out.push(...this.scaler.state());
+    if (this.lossScaler) out.push(...this.lossScaler.state());
     return out;
   }
 
@@ -209,7 +205,7 @@ export class Dino {
 
   dispose(): void {
     for (const o of Object.values(this.optimizers)) for (const [, t] of o.state()) t.dispose();
-    this.scaler?.dispose();
+    this.lossScaler?.dispose();
     this.center.dispose();
   }
 }
