@@ -2,10 +2,8 @@
 // scale S instead of 1, so gradients small enough to underflow f16 at a product's input survive; unscale() turns the
 // scaled gradients' sum of squares into the optimiser's gradient factor (clip / S, or 0 when a gradient is inf or
 // NaN: the step is skipped and S lowered) and updates S, all in kernels (kernels/optim.ts lossScaleStep), so a step
-// reads nothing back. S and the count of good steps are state, checkpointed with the optimiser's.
-//
-// Unlike PyTorch, the host does not learn of a skipped step: the optimiser's step count (AdamW's bias correction,
-// SGD's first step) advances anyway.
+// reads nothing back. S and the count of good steps are state, checkpointed with the optimiser's. The optimiser,
+// built with skipZero, leaves a skipped step out of its step count as PyTorch's does (autograd/optim.ts).
 import { Tensor } from "../engine/tensor.js";
 import { fill } from "../kernels/fill.js";
 import { lossScaleStep, sumOfSquares } from "../kernels/optim.js";

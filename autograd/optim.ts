@@ -1,6 +1,12 @@
 // Optimisers over parameter tensors, updating them in place with the WGSL kernels in kernels/optim.ts, with
 // PyTorch's semantics (torch.optim.SGD, torch.optim.AdamW). Gradient-norm clipping stays on the GPU: the clip
 // coefficient is a 1-element tensor that the update kernels multiply the gradient by, so no read-back.
+//
+// Loss scaling (autograd/loss-scale.ts) skips a step whose gradients overflowed by a factor of 0, on the device;
+// an optimiser built with `skipZero` takes such steps as PyTorch's GradScaler does, where optimizer.step() is not
+// called: parameters and state stay as they were, and AdamW's step count (its bias corrections) does not advance,
+// so it lives on the device (state `step`). SGD's momentum buffer starts at zero and has no dampening here, so its
+// first step (buf = g) is also momentum * 0 + g: a skipped first step needs no count.
 import { Tensor } from "../engine/tensor.js";
 import { fill } from "../kernels/fill.js";
 import { adamwUpdates, clipCoefficient, sgdUpdates, sumOfSquares } from "../kernels/optim.js";
@@ -9,12 +15,12 @@ import { unaryForward } from "../kernels/elementwise.js";
 export interface Optimizer {
   lr: number; // current learning rate; schedules set it before each step
   readonly params: Tensor[];
-  // gradScale: the gradient's factor (1 element, on the device); with skipZero a 0 there skips the update.
-  step(gradScale?: Tensor, skipZero?: boolean): void;
+  // gradScale: the gradient's factor (1 element, on the device); built with skipZero, a 0 there skips the update.
+  step(gradScale?: Tensor): void;
   zeroGrad(): void;
-  // Named state tensors (for checkpoints): `<param name>.<slot>`.
+  // Named state tensors (for checkpoints): `<param name>.<slot>`, and AdamW's `step` with skipZero.
   state(): Map<string, Tensor>;
-  stepCount: number;
+  stepCount: number; // steps taken on the host, skipped ones included
 }
 
 export interface SgdOptions {
@@ -23,6 +29,7 @@ export interface SgdOptions {
   weightDecay?: number;
   nesterov?: boolean;
   noDecay?: (p: Tensor) => boolean; // parameters exempt from weight decay (e.g. biases, norms)
+  skipZero?: boolean; // every step gets a gradScale, and a 0 there skips it (loss scaling)
 }
 
 export interface AdamWOptions {
@@ -32,6 +39,7 @@ export interface AdamWOptions {
   eps?: number;
   weightDecay?: number; // default 0.01, as PyTorch
   noDecay?: (p: Tensor) => boolean;
+  skipZero?: boolean; // as SgdOptions'; the step count is then kept on the device
 }
 
 function stateName(p: Tensor, i: number, slot: string): string {
@@ -46,6 +54,7 @@ abstract class Base implements Optimizer {
     readonly params: Tensor[],
     public lr: number,
     slotNames: string[],
+    protected readonly skipZero: boolean,
   ) {
     const names = new Set<Tensor>();
     for (const p of params) {
@@ -57,7 +66,11 @@ abstract class Base implements Optimizer {
     for (const slot of slotNames) this.slots.set(slot, params.map((p) => fill(p.shape, 0).keep()));
   }
 
-  abstract step(gradScale?: Tensor, skipZero?: boolean): void;
+  abstract step(gradScale?: Tensor): void;
+
+  protected checkScale(gradScale: Tensor | undefined): void {
+    if (this.skipZero && !gradScale) throw new Error("optimizer: expected a gradScale for every step of an optimiser built with skipZero, got none");
+  }
 
   zeroGrad(): void {
     for (const p of this.params) {
@@ -78,32 +91,36 @@ export class SGD extends Base {
     params: Tensor[],
     private o: SgdOptions,
   ) {
-    super(params, o.lr, o.momentum > 0 ? ["momentum"] : []);
+    super(params, o.lr, o.momentum > 0 ? ["momentum"] : [], o.skipZero ?? false);
   }
 
-  step(gradScale?: Tensor, skipZero?: boolean): void {
+  step(gradScale?: Tensor): void {
+    this.checkScale(gradScale);
     const buffers = this.slots.get("momentum");
     // Parameters outside this step's graph (no gradient) are left alone, as in PyTorch.
     const tensors = this.params.flatMap((p, i) =>
       p.grad ? [{ param: p, grad: p.grad, momentumBuf: buffers?.[i], weightDecay: this.o.noDecay?.(p) ? 0 : (this.o.weightDecay ?? 0) }] : [],
     );
-    sgdUpdates(tensors, { lr: this.lr, momentum: this.o.momentum, nesterov: this.o.nesterov, first: this.stepCount === 0, gradScale, skipZero });
+    sgdUpdates(tensors, { lr: this.lr, momentum: this.o.momentum, nesterov: this.o.nesterov, first: this.stepCount === 0, gradScale, skipZero: this.skipZero });
     this.stepCount++;
   }
 }
 
 export class AdamW extends Base {
   weightDecay: number; // current decay of the decayed parameters; schedules may set it before each step (DINO's)
+  private readonly counter?: Tensor; // (1) with skipZero: the steps not skipped, as f32 (exact to 2^24)
 
   constructor(
     params: Tensor[],
     private o: AdamWOptions,
   ) {
-    super(params, o.lr, ["exp_avg", "exp_avg_sq"]);
+    super(params, o.lr, ["exp_avg", "exp_avg_sq"], o.skipZero ?? false);
     this.weightDecay = o.weightDecay ?? 0.01;
+    if (this.skipZero) this.counter = fill([1], 0).keep();
   }
 
-  step(gradScale?: Tensor, skipZero?: boolean): void {
+  step(gradScale?: Tensor): void {
+    this.checkScale(gradScale);
     this.stepCount++;
     const m = this.slots.get("exp_avg")!;
     const v = this.slots.get("exp_avg_sq")!;
@@ -115,10 +132,16 @@ export class AdamW extends Base {
       beta1: this.o.beta1 ?? 0.9,
       beta2: this.o.beta2 ?? 0.999,
       eps: this.o.eps ?? 1e-8,
-      step: this.stepCount,
+      ...(this.counter ? { counter: this.counter } : { step: this.stepCount }),
       gradScale,
-      skipZero,
+      skipZero: this.skipZero,
     });
+  }
+
+  override state(): Map<string, Tensor> {
+    const out = super.state();
+    if (this.counter) out.set("step", this.counter);
+    return out;
   }
 }
 
@@ -131,4 +154,13 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): { norm: Tensor;
   const norm = unaryForward("sqrt", sumSq);
   sumSq.dispose();
   return { norm, coefficient };
+}
+
+// The clip coefficient of the gradients of `params` scaled by `scale` (loss scaling): that of the unscaled norm,
+// min(1, maxNorm / (|g| / scale + 1e-6)). On the GPU, as clipGradNorm's.
+export function scaledClipCoefficient(params: Tensor[], maxNorm: number, scale: Tensor): Tensor {
+  const sumSq = sumOfSquares(params.map((p) => p.grad).filter((g): g is Tensor => g !== undefined));
+  const coefficient = clipCoefficient(sumSq, maxNorm, scale);
+  sumSq.dispose();
+  return coefficient;
 }

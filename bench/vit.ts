@@ -116,13 +116,13 @@ export const vitBench: Command = {
       await addCase(`train ${strategyName(strategy)}`, () => {
         const model = buildVit(config, initialiser(0));
         const trainable = applyStrategy(model, strategy, 10);
-        const opt = new SGD(trainable.map(([, t]) => t), { lr: 1e-3, momentum: 0.9 });
         const scaler = precision === "f16" ? new LossScaler(LOSS_SCALE_DEFAULTS) : undefined;
+        const opt = new SGD(trainable.map(([, t]) => t), { lr: 1e-3, momentum: 0.9, skipZero: scaler !== undefined });
         return () =>
           tidyAsync(async () => {
             opt.zeroGrad();
             withPrecision(precision, () => backward(ops.crossEntropy(model.forward(images), labels), scaler?.scale.reshape([])));
-            if (scaler) opt.step(scaler.unscale(opt.params), true);
+            if (scaler) opt.step(scaler.unscale(opt.params));
             else opt.step();
           });
       });

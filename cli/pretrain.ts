@@ -31,7 +31,8 @@ export const pretrainCommand: Command = {
 A rerun with the same config and folder resumes from the last checkpoint (another config is refused). DINO logs
 per step the loss, the teacher's output entropy, the entropy of its mean output and the teacher-student KL
 (metrics.csv), and stops a run whose teacher collapses (uniform or constant outputs for collapse.window steps)
-with an error that names the form and the steps.`,
+with an error that names the form and the steps. "precision": "f16" (either method) trains in mixed precision
+with dynamic loss scaling ("lossScale"), the scale and the skipped steps in metrics.csv.`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
     if (!flags.config) throw new UsageError("missing required flag --config");

@@ -18,6 +18,12 @@
 //     clipCoefficient of the unscaled norm sqrt(s) / scale, or 1), goodSteps += 1, and after `interval` good steps
 //     scale *= growth, goodSteps = 0. With skipZero the updates leave param and state untouched where gradScale is
 //     0: the overflowed step is skipped, with no read-back.
+//   adamwUpdates with `counter`: AdamW's step count t lives on the device, advanced only where gradScale is not 0,
+//     as PyTorch's GradScaler calls optimizer.step() only for steps without an overflow. One one-invocation kernel
+//     (`adamw-count`) advances it and writes (gradScale, 1 - beta1^t, sqrt(1 - beta2^t)), which the updates bind
+//     in gradScale's place. 1 - beta^t is computed as -expm1(t ln beta): by its Taylor series up to x^7 where
+//     |t ln beta| < 0.1 (truncated below 3e-12 relative, so f32 rounding dominates, where 1 - exp would cancel),
+//     1 - exp otherwise (a few ulp, the result being above 0.09 there); t is an f32, exact to 2^24 steps.
 //
 //   sgd/adamw v2: up to `tensors` parameters per dispatch (as many as their param, state and grad bindings fit in
 //     the adapter's storage buffers per stage: 5 for SGD with momentum, 3 for AdamW at 16), their elements laid end
@@ -54,6 +60,10 @@ interface UpdateSpec {
   scaled: boolean; // a gradScale tensor is bound after the last tensor's buffers
   skipZero: boolean; // a gradScale of 0 skips the update (loss scaling's overflowed step)
   tensors: number; // parameter tensors in the dispatch
+}
+
+interface AdamwSpec extends UpdateSpec {
+  counted: boolean; // gradScale holds (factor, 1 - beta1^t, sqrt(1 - beta2^t)) from the device's count
 }
 
 interface SgdSpec extends UpdateSpec {
@@ -128,13 +138,16 @@ ${momentum}
 }
 
 // w<k>: tensor k's decay factor 1 - lr * wd.
-function adamwWgsl(spec: UpdateSpec): string {
+function adamwWgsl(spec: AdamwSpec): string {
+  // Counted on the device: stepSize holds lr, the corrections come after the factor.
+  const stepSize = spec.counted ? "(p.stepSize / gradScale[1])" : "p.stepSize";
+  const bc2sqrt = spec.counted ? "gradScale[2]" : "p.bc2sqrt";
   const body = (k: number) => `      let g = grad${k}[i] * scale;
       let mi = m${k}[i] + p.a1 * (g - m${k}[i]);
       let vi = p.beta2 * v${k}[i] + p.a2 * g * g;
       m${k}[i] = mi;
       v${k}[i] = vi;
-      param${k}[i] = param${k}[i] * p.w${k} - p.stepSize * mi / (sqrt(vi) / p.bc2sqrt + p.eps);`;
+      param${k}[i] = param${k}[i] * p.w${k} - ${stepSize} * mi / (sqrt(vi) / ${bc2sqrt} + p.eps);`;
   const buffers: [string, Access][] = [["param", "read_write"], ["m", "read_write"], ["v", "read_write"], ["grad", "read"]];
   return updateWgsl(spec, ADAMW_FIELDS, buffers, body);
 }
@@ -272,28 +285,79 @@ export interface AdamwUpdateOptions {
   beta1: number;
   beta2: number;
   eps: number;
-  step: number; // counts from 1
+  step?: number; // counts from 1; for the bias corrections, unless counted on the device
+  // (1): the count of steps taken, on the device; advanced by this update where gradScale is not 0 and giving its
+  // bias corrections (needs gradScale and skipZero, and no `step`)
+  counter?: Tensor;
   gradScale?: Tensor;
   skipZero?: boolean; // as SgdUpdateOptions'
 }
 
+const ADAMW_COUNT_FIELDS = { lnBeta1: "f32", lnBeta2: "f32" } as const;
+
+function adamwCountWgsl(): string {
+  return /* wgsl */ `
+${uniformStruct(ADAMW_COUNT_FIELDS)}
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> counter: array<f32>;
+@group(0) @binding(3) var<storage, read> gradScale: array<f32>;
+
+// 1 - beta^t from x = t ln beta <= 0 (see the header).
+fn oneMinusExp(x: f32) -> f32 {
+  if (x > -0.1) {
+    return -x * (1.0 + x / 2.0 * (1.0 + x / 3.0 * (1.0 + x / 4.0 * (1.0 + x / 5.0 * (1.0 + x / 6.0 * (1.0 + x / 7.0))))));
+  }
+  return 1.0 - exp(x);
+}
+
+@compute @workgroup_size(1)
+fn main() {
+  let s = gradScale[0];
+  var t = counter[0];
+  if (s != 0.0) {
+    t = t + 1.0;
+    counter[0] = t;
+  }
+  y[0] = s;
+  y[1] = oneMinusExp(t * p.lnBeta1);
+  y[2] = sqrt(oneMinusExp(t * p.lnBeta2));
+}`;
+}
+
 // One AdamW step of every tensor, in as few dispatches as the bindings allow.
 export function adamwUpdates(tensors: AdamwTensor[], o: AdamwUpdateOptions): void {
-  if (!Number.isInteger(o.step) || o.step < 1) throw new Error(`adamw: expected an integer step >= 1, got ${o.step}`);
-  const seen = new Set<GPUBuffer>();
+  const skipZero = checkSkip("adamw", o);
+  const counter = o.counter;
+  if (counter) {
+    if (o.step !== undefined) throw new Error(`adamw: expected either step or counter, got both (step ${o.step})`);
+    if (!skipZero) throw new Error("adamw: expected skipZero with a counter (the count advances only on steps not skipped), got none");
+    if (counter.dtype !== "f32" || counter.size !== 1) throw new Error(`adamw: expected counter f32 of 1 element, got ${counter}`);
+  } else if (!Number.isInteger(o.step) || o.step! < 1) {
+    throw new Error(`adamw: expected an integer step >= 1, got ${o.step}`);
+  }
+  const seen = new Set<GPUBuffer>(counter ? [counter.buffer] : []);
   const items = tensors.map(({ param, grad, m, v, weightDecay }): UpdateItem => {
     checkState("adamw", param, { grad, m, v }, o.gradScale, seen);
     return { buffers: [param.buffer, m.buffer, v.buffer, grad.buffer], size: param.size, perTensor: 1 - o.lr * weightDecay };
   });
+  const t = o.step ?? 1; // unused when counted
   const values = {
     a1: 1 - o.beta1,
     beta2: o.beta2,
     a2: 1 - o.beta2,
-    stepSize: o.lr / (1 - o.beta1 ** o.step),
-    bc2sqrt: Math.sqrt(1 - o.beta2 ** o.step),
+    stepSize: counter ? o.lr : o.lr / (1 - o.beta1 ** t),
+    bc2sqrt: Math.sqrt(1 - o.beta2 ** t),
     eps: o.eps,
   };
-  encodeUpdates<UpdateSpec>("adamw", { scaled: o.gradScale !== undefined, skipZero: checkSkip("adamw", o) }, adamwWgsl, ADAMW_FIELDS, values, items, o.gradScale);
+  let factors = o.gradScale;
+  if (counter) {
+    factors = Tensor.empty([3]);
+    const uniform = packUniform(ADAMW_COUNT_FIELDS, { lnBeta1: Math.log(o.beta1), lnBeta2: Math.log(o.beta2) });
+    runtime().batch.dispatch(getKernel("adamw-count", {}, adamwCountWgsl), [factors.buffer, counter.buffer, o.gradScale!.buffer], uniform, [1], 16);
+  }
+  const spec = { scaled: factors !== undefined, skipZero, counted: counter !== undefined };
+  encodeUpdates<AdamwSpec>("adamw", spec, adamwWgsl, ADAMW_FIELDS, values, items, factors);
+  if (counter) factors!.dispose();
 }
 
 // param, grad, m, v: same size (any shape); one tensor's AdamW step (see adamwUpdates).
@@ -347,23 +411,27 @@ export function sumOfSquares(tensors: Tensor[]): Tensor {
   return partials;
 }
 
-function clipWgsl(): string {
+function clipWgsl(spec: { scaled: boolean }): string {
   return /* wgsl */ `
 ${uniformStruct(CLIP_FIELDS)}
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<storage, read> sumSq: array<f32>;
+${spec.scaled ? "@group(0) @binding(3) var<storage, read> scale: array<f32>;" : ""}
 @compute @workgroup_size(1)
 fn main() {
-  y[0] = min(1.0, p.maxNorm / (sqrt(sumSq[0]) + 1e-6));
+  y[0] = min(1.0, p.maxNorm / (sqrt(sumSq[0])${spec.scaled ? " / scale[0]" : ""} + 1e-6));
 }`;
 }
 
-// sumSq: (1) (or any 1-element shape) -> (1): the factor that brings the gradient norm down to maxNorm.
-export function clipCoefficient(sumSq: Tensor, maxNorm: number): Tensor {
+// sumSq: (1) (or any 1-element shape) -> (1): the factor that brings the gradient norm down to maxNorm. With
+// `scale` (1), the sum is of gradients scaled by it (loss scaling) and the norm compared is the unscaled one.
+export function clipCoefficient(sumSq: Tensor, maxNorm: number, scale?: Tensor): Tensor {
   if (sumSq.dtype !== "f32" || sumSq.size !== 1) throw new Error(`clipCoefficient: expected sumSq f32 of 1 element, got ${sumSq}`);
+  if (scale && (scale.dtype !== "f32" || scale.size !== 1)) throw new Error(`clipCoefficient: expected scale f32 of 1 element, got ${scale}`);
   if (!(maxNorm > 0)) throw new Error(`clipCoefficient: expected maxNorm > 0, got ${maxNorm}`);
   const y = Tensor.empty([1]);
-  runtime().batch.dispatch(getKernel("clip", {}, clipWgsl), [y.buffer, sumSq.buffer], packUniform(CLIP_FIELDS, { maxNorm }), [1], 8);
+  const buffers = [y.buffer, sumSq.buffer, ...(scale ? [scale.buffer] : [])];
+  runtime().batch.dispatch(getKernel("clip", { scaled: scale !== undefined }, clipWgsl), buffers, packUniform(CLIP_FIELDS, { maxNorm }), [1], 8);
   return y;
 }
 

@@ -193,11 +193,12 @@ export class ConfigError extends Error {}
 type RGB = [number, number, number];
 const DATA_KEYS = ["dataset", "root", "split", "classes", "perClass", "fraction", "transform", "mean", "std", "interpolation", "scale"];
 const MODEL_KEYS = ["imageSize", "patchSize", "width", "depth", "heads", "mlpHidden"];
-const PRETRAIN_KEYS = ["model", "data", "steps", "batchSize", "lr", "warmupSteps", "optimizer", "weightDecay", "seed", "cacheDir", "microBatch"];
+const PRETRAIN_KEYS = ["model", "data", "steps", "batchSize", "lr", "warmupSteps", "optimizer", "weightDecay", "seed", "cacheDir", "microBatch", "precision", "lossScale"];
 export const DINO_KEYS = [
   "method", "model", "data", "head", "crops", "steps", "batchSize", "lr", "minLr", "warmupSteps", "weightDecay",
   "weightDecayEnd", "momentum", "warmupTeacherTemp", "teacherTemp", "teacherTempWarmupSteps", "studentTemp",
   "centerMomentum", "clipGrad", "freezeLastLayerSteps", "seed", "collapse", "knnEvery", "logEvery", "checkpointEvery",
+  "precision", "lossScale",
 ];
 const TRAINING_KEYS = ["steps", "batchSize", "evalEvery", "warmupSteps", "optimizer", "momentum", "weightDecay", "clipNorm", "lossEvery", "microBatch", "precision", "lossScale"];
 const LOSS_SCALE_KEYS = ["init", "backoff", "growth", "interval"];
@@ -303,6 +304,7 @@ export function pretrainSpec(c: Checker, v: unknown, path: string): PretrainSpec
     seed: c.optional(o, "seed", path, DEFAULTS.pretrain.seed, (x, p) => c.int(x, p, 0)),
     cacheDir: c.optional(o, "cacheDir", path, DEFAULTS.pretrain.cacheDir, (x, p) => c.string(x, p)),
     microBatch: c.optional(o, "microBatch", path, undefined, (x, p) => c.int(x, p, 1)),
+    ...precisionSpec(c, o, path),
   } as PretrainSpec;
 }
 
@@ -382,6 +384,7 @@ export function dinoSpec(c: Checker, o: Record<string, unknown>, path: string): 
     knnEvery: c.optional(o, "knnEvery", path, 0, (x, p) => c.int(x, p, 0)),
     logEvery: c.optional(o, "logEvery", path, 10, (x, p) => c.int(x, p, 1)),
     checkpointEvery: c.optional(o, "checkpointEvery", path, steps && Math.max(1, Math.ceil(steps / 10)), (x, p) => c.int(x, p, 1)),
+    ...precisionSpec(c, o, path),
   };
   if (spec.steps !== undefined && spec.warmupSteps !== undefined && spec.warmupSteps >= spec.steps) {
     c.errors.push(`${join(path, "warmupSteps")}: expected fewer than steps (${spec.steps}), got ${spec.warmupSteps}`);
@@ -447,6 +450,16 @@ function lossScaleSpec(c: Checker, v: unknown, path: string): Partial<LossScaleS
   return Object.fromEntries(Object.entries(spec).filter(([, x]) => x !== undefined));
 }
 
+// `precision` and `lossScale` of a training, a pre-training or a DINO pre-training. "f32" is left out like an absent
+// key, so that the config's identity is that of runs from before the key; absent lossScale keys stay absent (the
+// loops fill in LOSS_SCALE_DEFAULTS, GradScaler's).
+function precisionSpec(c: Checker, o: Record<string, unknown>, path: string): { precision?: "f16"; lossScale?: Partial<LossScaleSettings> } {
+  const precision = c.optional(o, "precision", path, undefined, (x, p) => c.enumeration(x, p, PRECISIONS)) === "f16" ? ("f16" as const) : undefined;
+  const lossScale = c.optional(o, "lossScale", path, undefined, (x, p) => lossScaleSpec(c, x, p));
+  if (lossScale !== undefined && precision !== "f16") c.errors.push(`${join(path, "lossScale")}: expected only with precision "f16" (loss scaling is for f16 gradients), got precision "f32"`);
+  return { ...(precision && { precision }), ...(lossScale && { lossScale }) };
+}
+
 function trainingSpec(c: Checker, v: unknown, path: string): StudyTraining | undefined {
   const o = c.object(v, path, TRAINING_KEYS);
   if (!o) return undefined;
@@ -462,12 +475,8 @@ function trainingSpec(c: Checker, v: unknown, path: string): StudyTraining | und
     lossEvery: c.optional(o, "lossEvery", path, DEFAULTS.training.lossEvery, (x, p) => c.int(x, p, 1)),
     // Absent stays absent (not batchSize), so the run folder's config.json of earlier runs still matches.
     microBatch: c.optional(o, "microBatch", path, undefined, (x, p) => c.int(x, p, 1)),
-    // "f32" is left out like an absent key, so that the config's identity is that of runs from before the key.
-    precision: c.optional(o, "precision", path, undefined, (x, p) => c.enumeration(x, p, PRECISIONS)) === "f16" ? ("f16" as const) : undefined,
-    // Absent keys stay absent: the trainer fills in LOSS_SCALE_DEFAULTS (GradScaler's).
-    lossScale: c.optional(o, "lossScale", path, undefined, (x, p) => lossScaleSpec(c, x, p)),
+    ...precisionSpec(c, o, path),
   };
-  if (t.lossScale !== undefined && t.precision !== "f16") c.errors.push(`${path}.lossScale: expected only with precision "f16" (loss scaling is for f16 gradients), got precision "f32"`);
   if (t.steps !== undefined && t.warmupSteps !== undefined && t.warmupSteps >= t.steps) {
     c.errors.push(`${path}.warmupSteps: expected fewer than steps (${t.steps}), got ${t.warmupSteps}`);
   }

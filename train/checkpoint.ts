@@ -1,8 +1,9 @@
 // The trainer's checkpoints: which settings a checkpoint belongs to (its fingerprint), reading tensors back for
 // one (refusing non-finite values, which would poison it), and loading one into a model's tensors.
 //
-//   last.safetensors   trainable tensors + optimiser state (`optimizer.<param>.<slot>`); metadata: format, the
-//                      fingerprint, step, best so far, optimiser step count, loader position
+//   last.safetensors   trainable tensors + optimiser state (`optimizer.<param>.<slot>`; in f16 also AdamW's step
+//                      count on the device, `optimizer.step`, and the loss scale, `lossScale.*`); metadata: format,
+//                      the fingerprint, step, best so far, optimiser step count, loader position
 //   best.safetensors   trainable tensors at the best evaluation; metadata: format, step, accuracy
 // Both carry the checksum of their tensors (vit/safetensors.ts); a checkpoint is loaded only when it matches.
 import type { Tensor } from "../engine/tensor.js";
@@ -48,10 +49,16 @@ export async function snapshot(tensors: [string, Tensor][], step: number): Promi
 }
 
 // Writes the named tensors of `path` into `tensors` (same names and sizes), e.g. the best checkpoint into a model.
-export async function loadTrainable(path: string, tensors: [string, Tensor][]): Promise<Record<string, string>> {
+// `older`: the values of tensors that checkpoints of an earlier version lack, by name (undefined: required).
+export async function loadTrainable(
+  path: string,
+  tensors: [string, Tensor][],
+  older?: (name: string) => Float32Array | undefined,
+): Promise<Record<string, string>> {
   const { tensors: saved, metadata } = await readSafetensors(path);
   for (const [name, t] of tensors) {
-    const s = saved.get(name);
+    const fallback = saved.has(name) ? undefined : older?.(name);
+    const s = fallback ? { shape: [...t.shape], data: fallback } : saved.get(name);
     if (!s) throw new Error(`train: ${path}: expected tensor ${name} (${t.shape.join(", ")}), it is missing`);
     if (s.data.length !== t.size) throw new Error(`train: ${path}: expected ${name} (${t.shape.join(", ")}), got (${s.shape.join(", ")})`);
     t.write(s.data);

@@ -8,13 +8,17 @@
 // Files in `dir` (all written atomically):
 //   last.safetensors   student, teacher, centre and AdamW state (train/dino.ts stateTensors); metadata: format,
 //                      the fingerprint of the settings and data, step, the optimisers' step counts
-//   metrics.json/.csv  one row per step; metrics.json also holds the k-NN scores by step
+//   metrics.json/.csv  one row per step (in f16 also the loss scale after it and the steps skipped so far);
+//                      metrics.json also holds the k-NN scores by step
 //   backbone.safetensors, backbone.json   at the end: the teacher's backbone (timm layout, no head) and its manifest
 //                      (method, settings, data identity, seed, final metrics, the file's SHA-256)
 // Losses and metrics stay on the device and are read back every `logEvery` steps, when finiteness and collapse are
 // checked; a checkpoint every `checkpointEvery` steps and at the end. Resuming loads last.safetensors (refused when
 // the settings or data differ) and continues the epoch at the batch after it, so a resumed run computes what an
 // uninterrupted one does.
+//
+// `precision` "f16" trains in mixed precision with dynamic loss scaling, as main_dino.py's --use_fp16 (train/dino.ts),
+// the scale in the checkpoints (train/mixed-precision.ts, shared with train/train.ts).
 import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
@@ -36,7 +40,8 @@ import { type CollapseSettings, checkCollapseSettings, detectCollapse } from "./
 import { NonFiniteError, loadTrainable, snapshot } from "./checkpoint.js";
 import { DivergedError } from "./train.js";
 import { Progress, type ProgressStream } from "./progress.js";
-import { runIdentity } from "./settings.js";
+import { type LossScaleSettings, type Precision, runIdentity } from "./settings.js";
+import { type ScalingColumns, checkPrecision, lossScaleFor, scalingColumns, scalingRecord } from "./mixed-precision.js";
 import { writeBackboneManifest } from "./backbone-manifest.js";
 
 export const FORMAT = "peft-vit-webgpu/dino-checkpoint/1";
@@ -68,9 +73,12 @@ export interface DinoSpec {
   knnEvery: number; // score the teacher's backbone (the caller's evaluate) every this many steps; 0: only at 0 and the end
   logEvery: number; // read metrics back every this many steps
   checkpointEvery: number;
+  precision?: Precision; // "f16": mixed precision (absent, as in specs from before the key: "f32")
+  lossScale?: Partial<LossScaleSettings>; // with f16: dynamic loss scaling's settings over GradScaler's defaults
 }
 
-export interface DinoRow {
+// lossScale, skippedSteps: in f16 (train/mixed-precision.ts).
+export interface DinoRow extends Partial<ScalingColumns> {
   step: number; // 1-based: the row describes the update that made `step` updates in total
   loss: number;
   entropy: number; // the teacher's mean output entropy, nats
@@ -180,11 +188,13 @@ function multiCrop(s: DinoSpec): MultiCropSpec {
   return c;
 }
 
-function metricsCsv(rows: DinoRow[], knn: KnnPoint[]): string {
+// scaled: the f16 columns.
+function metricsCsv(rows: DinoRow[], knn: KnnPoint[], scaled: boolean): string {
   const byStep = new Map(knn.map((k) => [k.step, k.accuracy]));
-  const lines = ["step,loss,teacher_entropy,mean_output_entropy,kl,lr,weight_decay,momentum,teacher_temp,knn,images_per_second"];
+  const lines = [`step,loss,teacher_entropy,mean_output_entropy,kl,lr,weight_decay,momentum,teacher_temp,knn,images_per_second${scaled ? ",loss_scale,skipped_steps" : ""}`];
   for (const r of rows) {
-    lines.push([r.step, r.loss, r.entropy, r.marginalEntropy, r.kl, r.lr, r.weightDecay, r.momentum, r.teacherTemp, byStep.get(r.step) ?? "", r.imagesPerSecond.toFixed(2)].join(","));
+    const columns = [r.step, r.loss, r.entropy, r.marginalEntropy, r.kl, r.lr, r.weightDecay, r.momentum, r.teacherTemp, byStep.get(r.step) ?? "", r.imagesPerSecond.toFixed(2)];
+    lines.push([...columns, ...(scaled ? [r.lossScale, r.skippedSteps] : [])].join(","));
   }
   return lines.join("\n") + "\n";
 }
@@ -192,11 +202,13 @@ function metricsCsv(rows: DinoRow[], knn: KnnPoint[]): string {
 export async function dinoPretrain(o: DinoPretrainOptions): Promise<DinoPretrainResult> {
   const s = o.spec;
   checkDinoSpec(s);
+  checkPrecision("dino", "precision", s.precision);
   const started = performance.now();
   await mkdir(o.dir, { recursive: true });
   const print = fingerprint(s, o.data);
   const loader = new MultiCropLoader(o.data, multiCrop(s), s.batchSize, s.seed);
-  const dino = new Dino(buildNet(s), buildNet(s), { studentTemp: s.studentTemp, centerMomentum: s.centerMomentum, clipGrad: s.clipGrad });
+  const lossScale = lossScaleFor(s.precision, s.lossScale);
+  const dino = new Dino(buildNet(s), buildNet(s), { studentTemp: s.studentTemp, centerMomentum: s.centerMomentum, clipGrad: s.clipGrad, precision: s.precision, lossScale });
   try {
     return await run(o, dino, loader, print, started);
   } finally {
@@ -216,6 +228,7 @@ async function run(o: DinoPretrainOptions, dino: Dino, loader: MultiCropLoader, 
   const metricsPath = join(o.dir, "metrics.json");
   const K = s.head.prototypes;
   const state = dino.stateTensors();
+  const scaler = dino.lossScaler;
 
   let step = 0;
   let rows: DinoRow[] = [];
@@ -240,7 +253,7 @@ async function run(o: DinoPretrainOptions, dino: Dino, loader: MultiCropLoader, 
     `mean-output entropy ${r.marginalEntropy.toFixed(3)}, KL ${r.kl.toFixed(4)}, teacher temperature ${r.teacherTemp.toFixed(4)}`;
   const saveMetrics = async () => {
     await writeJsonAtomic(metricsPath, { rows, knn });
-    await writeFileAtomic(join(o.dir, "metrics.csv"), metricsCsv(rows, knn));
+    await writeFileAtomic(join(o.dir, "metrics.csv"), metricsCsv(rows, knn, scaler !== undefined));
   };
   const score = async () => {
     if (!o.evaluate) return;
@@ -267,9 +280,16 @@ async function run(o: DinoPretrainOptions, dino: Dino, loader: MultiCropLoader, 
     const v = await all.data();
     all.dispose();
     const rate = windowImages / ((performance.now() - windowStart) / 1000);
-    const done = pending.splice(0).map((p, i) => {
+    const per = v.length / pending.length; // 4 metrics, and in f16 the step's scaling record
+    let skipped = rows[rows.length - 1]?.skippedSteps ?? 0;
+    const done = pending.splice(0).map((p, i): DinoRow => {
       p.values.dispose();
-      return { ...p.row, loss: v[4 * i], entropy: v[4 * i + 1], marginalEntropy: v[4 * i + 2], kl: v[4 * i + 3], imagesPerSecond: rate };
+      const at = per * i;
+      const row = { ...p.row, loss: v[at], entropy: v[at + 1], marginalEntropy: v[at + 2], kl: v[at + 3], imagesPerSecond: rate };
+      if (!scaler) return row;
+      const columns = scalingColumns(v.subarray(at + 4, at + 6), skipped);
+      skipped = columns.skippedSteps;
+      return { ...row, ...columns };
     });
     rows.push(...done);
     windowStart = performance.now();
@@ -295,7 +315,9 @@ async function run(o: DinoPretrainOptions, dino: Dino, loader: MultiCropLoader, 
         const at = stepValues(s, step);
         const values = tidy(() => {
           const out = dino.step(cropTensors(batch, s), at);
-          return ops.concat([out.loss, out.entropy, out.marginalEntropy, out.kl].map((t) => t.reshape([1])), 0);
+          const metrics = [out.loss, out.entropy, out.marginalEntropy, out.kl].map((t) => t.reshape([1]));
+          if (scaler) metrics.push(scalingRecord(out.factor!, scaler));
+          return ops.concat(metrics, 0);
         });
         step++;
         windowImages += s.batchSize;

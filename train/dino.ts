@@ -7,6 +7,12 @@
 //   clipping        per parameter, as DINO's utils.clip_gradients: g *= min(1, clip / (|g| + 1e-6))
 //   frozen head     during the first freezeLastLayerSteps steps the last layer's gradient is dropped (DINO's
 //                   cancel_gradients_last_layer), so AdamW leaves it and its state alone
+//   mixed precision (main_dino.py's --use_fp16): `precision` "f16" runs the forward passes and the loss's backward
+//                   with f16 inputs to the matrix products (autograd/precision.ts); `lossScale` seeds the backward
+//                   with the loss scale, tests the scaled gradients for an overflow (autograd/loss-scale.ts) before
+//                   the last layer's are dropped, clips on the unscaled norms, and has every optimiser skip an
+//                   overflowed step on the device (GradScaler's unscale_, step, update); the teacher and the centre
+//                   are updated on a skipped step too, as in main_dino.py
 //   AdamW           DINO's two parameter groups: biases and 1-D tensors without weight decay, the rest with the
 //                   scheduled one; the last layer keeps its own AdamW step count, as PyTorch's per-parameter state
 //                   does, so its first update after the freeze gets the bias correction of a first step
@@ -18,7 +24,9 @@ import { Tensor } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import { backward, noGrad } from "../autograd/tape.js";
 import { emaInPlace } from "../autograd/dino-ops.js";
-import { AdamW, clipGradNorm } from "../autograd/optim.js";
+import { AdamW, clipGradNorm, scaledClipCoefficient } from "../autograd/optim.js";
+import { type Precision, withPrecision } from "../autograd/precision.js";
+import { LossScaler, type LossScaleSettings } from "../autograd/loss-scale.js";
 import type { VisionTransformer } from "../vit/model.js";
 import type { DinoHead } from "./dino-head.js";
 import { dinoLoss } from "./dino-loss.js";
@@ -38,6 +46,8 @@ export interface DinoMethod {
   clipGrad: number; // per-parameter gradient norm bound, 3.0 in DINO; 0: no clipping
   beta1?: number; // AdamW's, default 0.9
   beta2?: number; // default 0.999
+  precision?: Precision; // "f16": the matrix products' inputs in f16 (autograd/precision.ts); absent: "f32"
+  lossScale?: LossScaleSettings; // dynamic loss scaling (GradScaler's), which f16 gradients need; absent: none
 }
 
 // The scheduled values of one step (train/dino-schedules.ts).
@@ -60,6 +70,7 @@ export interface DinoStepOutput {
   entropy: Tensor; // () the teacher's mean output entropy, nats
   kl: Tensor; // () mean KL(teacher || student) over the loss's pairs
   marginalEntropy: Tensor; // () the entropy of the teacher's mean output over the batch, nats
+  factor?: Tensor; // (1) with loss scaling: the optimisers' gradient factor, 0 where the step was skipped
 }
 
 // DINO's regularised group: everything but biases and 1-D tensors (norm scales).
@@ -72,6 +83,7 @@ export class Dino {
   private readonly studentParams: [string, Tensor][];
   private readonly teacherParams: [string, Tensor][];
   private readonly optimizers: { decayed: AdamW; plain: AdamW; lastLayer: AdamW };
+  readonly lossScaler?: LossScaler; // with method.lossScale; its state is in stateTensors
 
   constructor(
     readonly student: DinoNet,
@@ -93,8 +105,10 @@ export class Dino {
     this.center = Tensor.fromArray(new Float32Array(student.head.prototypes), [1, student.head.prototypes]).keep();
     this.center.name = "center";
     const last = student.head.lastLayer;
+    if (method.lossScale) this.lossScaler = new LossScaler(method.lossScale);
+    const skipZero = this.lossScaler !== undefined;
     const adamw = (ps: [string, Tensor][], weightDecay: number) =>
-      new AdamW(ps.map(([, t]) => t), { lr: 0, beta1: method.beta1, beta2: method.beta2, weightDecay });
+      new AdamW(ps.map(([, t]) => t), { lr: 0, beta1: method.beta1, beta2: method.beta2, weightDecay, skipZero });
     this.optimizers = {
       decayed: adamw(this.studentParams.filter(([n, t]) => t !== last && decayed(n, t)), 0),
       plain: adamw(this.studentParams.filter(([n, t]) => t !== last && !decayed(n, t)), 0),
@@ -113,13 +127,17 @@ export class Dino {
 
   // Encodes one step: loss, backward, clipping, the optimiser, the teacher and the centre. No read-back.
   step(crops: DinoCrops, at: DinoStepValues): DinoStepOutput {
-    const { student, teacher } = this.outputs(crops);
-    const { loss, entropy, kl, marginalEntropy } = dinoLoss(student, teacher, this.center, at.teacherTemp, this.method.studentTemp);
+    const scaler = this.lossScaler;
+    const { teacher, loss, entropy, kl, marginalEntropy } = withPrecision(this.method.precision ?? "f32", () => {
+      const { student, teacher } = this.outputs(crops);
+      return { teacher, ...dinoLoss(student, teacher, this.center, at.teacherTemp, this.method.studentTemp) };
+    });
     for (const [, t] of this.studentParams) {
       t.grad?.dispose();
       t.grad = undefined;
     }
-    backward(loss);
+    backward(loss, scaler?.scale.reshape(loss.shape));
+    const factor = scaler?.unscale(this.studentParams.map(([, t]) => t));
     if (this.method.clipGrad > 0) this.clipPerParameter(this.method.clipGrad);
     const opts = [this.optimizers.decayed, this.optimizers.plain, this.optimizers.lastLayer];
     if (at.freezeLastLayer) {
@@ -131,23 +149,29 @@ export class Dino {
     for (const opt of opts) {
       opt.lr = at.lr;
       opt.weightDecay = opt === this.optimizers.plain ? 0 : at.weightDecay;
-      opt.step();
+      opt.step(factor);
     }
     this.updateTeacher(at.momentum);
     noGrad(() => emaInPlace(this.center, ops.mean(teacher, 0, true), this.method.centerMomentum));
-    return { loss: loss.detach(), entropy, kl, marginalEntropy };
+    return { loss: loss.detach(), entropy, kl, marginalEntropy, ...(factor ? { factor } : {}) };
   }
 
   updateTeacher(momentum: number): void {
     this.teacherParams.forEach(([, t], i) => emaInPlace(t, this.studentParams[i][1], momentum));
   }
 
+  // With loss scaling, on the unscaled norms (the gradients stay scaled: the optimisers' factor unscales them).
   private clipPerParameter(clip: number): void {
     noGrad(() => {
       for (const [, p] of this.studentParams) {
         if (!p.grad) continue;
-        const { norm, coefficient } = clipGradNorm([p], clip);
-        norm.dispose();
+        let coefficient: Tensor;
+        if (this.lossScaler) coefficient = scaledClipCoefficient([p], clip, this.lossScaler.scale);
+        else {
+          const clipped = clipGradNorm([p], clip);
+          clipped.norm.dispose();
+          coefficient = clipped.coefficient;
+        }
         const scaled = ops.mul(p.grad, coefficient).keep();
         p.grad.dispose();
         p.grad = scaled;
@@ -156,7 +180,8 @@ export class Dino {
   }
 
   // Every tensor a checkpoint needs for an exact resume, named: student.*, teacher.*, center, optimizer.<group>.*
-  // (AdamW's moments), and the optimisers' step counts (kept in metadata).
+  // (AdamW's moments; with loss scaling its step count on the device, optimizer.<group>.step), lossScale.* (with
+  // loss scaling), and the optimisers' step counts (kept in metadata).
   stateTensors(): [string, Tensor][] {
     const out: [string, Tensor][] = [
       ...this.studentParams.map(([n, t]): [string, Tensor] => [`student.${n}`, t]),
@@ -166,6 +191,7 @@ export class Dino {
     for (const [group, opt] of Object.entries(this.optimizers)) {
       for (const [n, t] of opt.state()) out.push([`optimizer.${group}.${n}`, t]);
     }
+    if (this.lossScaler) out.push(...this.lossScaler.state());
     return out;
   }
 
@@ -179,6 +205,7 @@ export class Dino {
 
   dispose(): void {
     for (const o of Object.values(this.optimizers)) for (const [, t] of o.state()) t.dispose();
+    this.lossScaler?.dispose();
     this.center.dispose();
   }
 }

@@ -20,7 +20,8 @@ import { saveVit } from "../vit/load.js";
 import { applyStrategy } from "../peft/strategy.js";
 import { type DataSpec, transformFor } from "../data/spec.js";
 import type { ModelSpec } from "../vit/config.js";
-import { type OptimizerName, type TrainSettings, TRAIN_DEFAULTS, runIdentity } from "./settings.js";
+import { type LossScaleSettings, type OptimizerName, type Precision, type TrainSettings, TRAIN_DEFAULTS, runIdentity } from "./settings.js";
+import { checkPrecision } from "./mixed-precision.js";
 import type { ProgressStream } from "./progress.js";
 import { train } from "./train.js";
 import { writeBackboneManifest } from "./backbone-manifest.js";
@@ -38,6 +39,8 @@ export interface PretrainSpec {
   seed: number;
   cacheDir: string; // the trained backbone is cached under cacheDir/pretrain/<hash of this spec and the data>
   microBatch?: number; // images per forward + backward pass, gradients accumulated (as training.microBatch)
+  precision?: Precision; // "f16": mixed precision, as training.precision (absent, as in specs before the key: "f32")
+  lossScale?: Partial<LossScaleSettings>; // with f16, as training.lossScale
 }
 
 const VERSION = "pretrain/1"; // bump when the procedure changes, so old caches are not reused
@@ -78,6 +81,8 @@ function trainSettings(spec: PretrainSpec): TrainSettings {
     weightDecay: spec.weightDecay,
     evalEvery: Math.max(1, Math.ceil(spec.steps / 5)), // checkpoints for resuming; there is no test set here
     microBatch: spec.microBatch,
+    precision: spec.precision,
+    lossScale: spec.lossScale,
   };
 }
 
@@ -104,6 +109,7 @@ export async function pretrainInto(
   dir: string,
   o: PretrainIntoOptions = {},
 ): Promise<{ path: string; manifestPath: string; sha256: string; seconds: number; finalLoss: number; knn: { step: number; accuracy: number }[] }> {
+  checkPrecision("pretrain", "precision", spec.precision); // named as the pre-training's key, before any work
   const started = performance.now();
   const path = join(dir, "backbone.safetensors");
   const classes = data.classes.length;

@@ -5,7 +5,8 @@
 //
 // Files in `dir` (all written atomically, see util/atomic.ts and vit/safetensors.ts):
 //   last.safetensors, best.safetensors   see train/checkpoint.ts
-//   metrics.csv/json   one row per step: step, loss, lr, accuracy (where evaluated), images/s
+//   metrics.csv/json   one row per step: step, loss, lr, accuracy (where evaluated), images/s; in f16 also the loss
+//                      scale after the step and the steps skipped so far
 // Checkpoints and metrics are written after each evaluation and at the end; resuming continues from last's step
 // with the loader at the same position, so a resumed run computes exactly what an uninterrupted one does.
 //
@@ -17,7 +18,8 @@
 // Mixed precision (`precision` "f16", autograd/precision.ts) runs each step's forward and backward with f16 inputs to
 // the matrix products, and dynamic loss scaling (autograd/loss-scale.ts): the backward seeded with the scale, the
 // optimiser's gradient factor its inverse (times the clip coefficient), a step with an inf or NaN gradient skipped on
-// the device. The scale is checkpointed with the optimiser state.
+// the device, AdamW's step count with it (autograd/optim.ts). The scale is checkpointed with the optimiser state;
+// metrics gain the scale after each step and the count of skipped steps (train/mixed-precision.ts).
 //
 // Gradient accumulation (`microBatch`): a step's batch of B images runs as forward + backward passes of at most
 // `microBatch` images each, the gradients adding up in the leaves' .grad, then one optimiser step. Each pass's
@@ -30,9 +32,7 @@ import { join } from "node:path";
 import { Tensor, tidy, tidyAsync } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import { backward } from "../autograd/tape.js";
-import { PRECISIONS, withPrecision } from "../autograd/precision.js";
-import { LOSS_SCALE_DEFAULTS, LossScaler } from "../autograd/loss-scale.js";
-import { runtime } from "../engine/runtime.js";
+import { withPrecision } from "../autograd/precision.js";
 import { AdamW, SGD, type Optimizer, clipGradNorm } from "../autograd/optim.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { CHECKSUM_KEY, ChecksumError, readSafetensorsHeader, writeSafetensors } from "../vit/safetensors.js";
@@ -42,6 +42,7 @@ import { Progress, type ProgressStream } from "./progress.js";
 import { FORMAT, NonFiniteError, fingerprint, loadTrainable, snapshot } from "./checkpoint.js";
 import type { TrainSettings } from "./settings.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { type ScalingColumns, checkPrecision, lossScalerFor, scalingColumns, scalingRecord } from "./mixed-precision.js";
 
 export interface TrainOptions {
   model: VisionTransformer; // with a head for the training labels' classes
@@ -61,7 +62,8 @@ export interface TrainOptions {
   onResume?: (step: number) => void; // once a checkpoint of `step` is loaded, before the first step after it
 }
 
-export interface MetricRow {
+// lossScale, skippedSteps: in f16 (train/mixed-precision.ts).
+export interface MetricRow extends Partial<ScalingColumns> {
   step: number; // 1-based: the row describes the update that made `step` updates in total
   loss: number; // the training loss of this step's batch (before the update)
   lr: number; // the rate this step used
@@ -127,18 +129,13 @@ function checkOptions(o: TrainOptions): void {
     throw new Error(`train: expected at least one batch per epoch, got ${o.train.dataset.length} images for batch size ${o.train.batchSize} with dropLast`);
   }
   if (!o.model.head) throw new Error("train: expected a model with a head (apply a strategy first)");
-  if (s.precision !== undefined && !PRECISIONS.includes(s.precision)) {
-    throw new Error(`train: expected precision (training.precision) to be one of ${PRECISIONS.join(", ")}, got ${JSON.stringify(s.precision)}`);
-  }
-  const { gpu } = runtime();
-  if (s.precision === "f16" && !gpu.features.has("shader-f16")) {
-    throw new Error(`train: precision "f16" (training.precision) needs the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks; use "f32"`);
-  }
+  checkPrecision("train", "training.precision", s.precision);
 }
 
-function makeOptimizer(params: Tensor[], s: TrainSettings): Optimizer {
-  if (s.optimizer === "sgd") return new SGD(params, { lr: s.lr, momentum: s.momentum, weightDecay: s.weightDecay });
-  return new AdamW(params, { lr: s.lr, weightDecay: s.weightDecay });
+// skipZero: for loss-scaled steps (autograd/optim.ts).
+function makeOptimizer(params: Tensor[], s: TrainSettings, skipZero: boolean): Optimizer {
+  if (s.optimizer === "sgd") return new SGD(params, { lr: s.lr, momentum: s.momentum, weightDecay: s.weightDecay, skipZero });
+  return new AdamW(params, { lr: s.lr, weightDecay: s.weightDecay, skipZero });
 }
 
 // Batches from `step` on: epoch after epoch of the loader, skipping what earlier steps consumed.
@@ -184,9 +181,13 @@ function lossAndGradients(model: VisionTransformer, b: Batch, size: number, micr
   return total!;
 }
 
-function metricsCsv(rows: MetricRow[]): string {
-  const lines = ["step,loss,lr,accuracy,images_per_second"];
-  for (const r of rows) lines.push(`${r.step},${r.loss},${r.lr},${r.accuracy ?? ""},${r.imagesPerSecond.toFixed(2)}`);
+// scaled: the f16 columns.
+function metricsCsv(rows: MetricRow[], scaled: boolean): string {
+  const lines = [`step,loss,lr,accuracy,images_per_second${scaled ? ",loss_scale,skipped_steps" : ""}`];
+  for (const r of rows) {
+    const row = `${r.step},${r.loss},${r.lr},${r.accuracy ?? ""},${r.imagesPerSecond.toFixed(2)}`;
+    lines.push(scaled ? `${row},${r.lossScale},${r.skippedSteps}` : row);
+  }
   return lines.join("\n") + "\n";
 }
 
@@ -202,8 +203,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const bestPath = join(o.dir, "best.safetensors");
   const metricsPath = join(o.dir, "metrics.json");
   const print = fingerprint(s, o.train, o.trainable);
-  const opt = makeOptimizer(o.trainable.map(([, t]) => t), s);
-  const scaler = s.precision === "f16" ? new LossScaler({ ...LOSS_SCALE_DEFAULTS, ...s.lossScale }) : undefined;
+  const scaler = lossScalerFor(s.precision, s.lossScale);
+  const opt = makeOptimizer(o.trainable.map(([, t]) => t), s, scaler !== undefined);
   const state = [...opt.state()].map(([name, t]): [string, Tensor] => [`optimizer.${name}`, t]);
   if (scaler) state.push(...scaler.state());
 
@@ -220,7 +221,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     if (meta[CHECKSUM_KEY] === undefined) {
       throw new Error(`train: ${lastPath}: expected the checksum of its tensors (${CHECKSUM_KEY}) in its metadata, found none; delete ${o.dir} to restart this run from scratch`);
     }
-    await loadTrainable(lastPath, [...o.trainable, ...state]).catch((e) => {
+    // Checkpoints from before AdamW counted on the device in f16: the count they used, skipped steps included.
+    const olderCount = (name: string) => (name === "optimizer.step" ? new Float32Array([Number(meta.optimizerSteps)]) : undefined);
+    await loadTrainable(lastPath, [...o.trainable, ...state], olderCount).catch((e) => {
       if (!(e instanceof ChecksumError)) throw e;
       // best.safetensors holds no optimiser state, so an exact resume can only start from a checkpoint of last's kind.
       throw new Error(`train: ${e.message}; delete ${o.dir} to restart this run from scratch`, { cause: e });
@@ -238,6 +241,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let resumeUntested = resumedFrom > 0;
 
   const progress = o.progress && new Progress({ label: o.progress.label, total: s.steps, start: step, stream: o.progress.stream });
+  // loss: the step's loss, or in f16 (3) the loss and the step's scaling record
   const pending: { row: MetricRow; loss: Tensor }[] = [];
   let windowStart = performance.now();
   let windowImages = 0;
@@ -246,7 +250,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 
   const saveMetrics = async () => {
     await writeJsonAtomic(metricsPath, { rows: metrics });
-    await writeFileAtomic(join(o.dir, "metrics.csv"), metricsCsv(metrics));
+    await writeFileAtomic(join(o.dir, "metrics.csv"), metricsCsv(metrics, scaler !== undefined));
   };
   const lastGood = () => {
     if (resumeUntested) {
@@ -264,15 +268,21 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   // Reads the pending losses in one transfer and completes their metric rows.
   const flush = async () => {
     if (pending.length === 0) return;
-    const all = tidy(() => ops.concat(pending.map((p) => p.loss.reshape([1])), 0));
+    const all = tidy(() => ops.concat(pending.map((p) => p.loss.reshape([-1])), 0));
     const values = await all.data();
     all.dispose();
     const seconds = (performance.now() - windowStart) / 1000;
     trainSeconds += seconds;
     const rate = windowImages / seconds;
-    const rows = pending.splice(0).map((p, i) => {
+    const per = values.length / pending.length;
+    let skipped = metrics[metrics.length - 1]?.skippedSteps ?? 0;
+    const rows = pending.splice(0).map((p, i): MetricRow => {
       p.loss.dispose();
-      return { ...p.row, loss: values[i], imagesPerSecond: rate };
+      const row = { ...p.row, loss: values[i * per], imagesPerSecond: rate };
+      if (!scaler) return row;
+      const columns = scalingColumns(values.subarray(i * per + 1, i * per + 3), skipped);
+      skipped = columns.skippedSteps;
+      return { ...row, ...columns };
     });
     metrics.push(...rows);
     const bad = rows.find((r) => !Number.isFinite(r.loss));
@@ -315,9 +325,13 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         const loss = await tidyAsync(async () => {
           opt.zeroGrad();
           const l = withPrecision(s.precision ?? "f32", () => lossAndGradients(o.model, b!, size, microBatch, scaler?.scale));
-          if (scaler) opt.step(scaler.unscale(opt.params, s.clipNorm), true);
-          else opt.step(s.clipNorm !== undefined ? clipGradNorm(opt.params, s.clipNorm).coefficient : undefined);
-          return l;
+          if (!scaler) {
+            opt.step(s.clipNorm !== undefined ? clipGradNorm(opt.params, s.clipNorm).coefficient : undefined);
+            return l;
+          }
+          const factor = scaler.unscale(opt.params, s.clipNorm);
+          opt.step(factor);
+          return ops.concat([l.reshape([1]), scalingRecord(factor, scaler)], 0);
         }).catch((e: Error) => {
           if (!String(e?.message).includes("maxStorageBufferBindingSize")) throw e;
           throw new PassTooLargeError(`train: step ${step + 1}: ${e.message}`, Math.min(microBatch, b!.labels.length), { cause: e });

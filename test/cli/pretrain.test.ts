@@ -1,6 +1,6 @@
 // The `pretrain` command on a synthetic dataset with a tiny ViT: DINO and supervised runs write a backbone that
 // loads as a ViT, a manifest whose SHA-256 is the file's, and the held-out k-NN scores; missing flags and bad
-// configs are refused naming the flag, file or key.
+// configs are refused naming the flag, file or key. Supervised pre-training in f16 records its loss scaling.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { pretrainCommand } from "../../cli/pretrain.js";
 import { UsageError } from "../../util/command.js";
 import { loadVit } from "../../vit/load.js";
+import { readSafetensors } from "../../vit/safetensors.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
 
@@ -85,6 +86,21 @@ describe("pretrain command", () => {
     expect(await expectBackbone("supervised")).toMatchObject({ method: "supervised", metrics: { knn: [{ step: 0 }, { step: 3 }] } });
   });
 
+  // Mixed precision through train/train.ts: the loss scale in the checkpoint and the metrics, forced overflows (from
+  // 2^40, as in test/train/train.test.ts) skipped; exact resume of such a run: test/train/train.test.ts.
+  it("pre-trains with labels in f16, with loss scaling", async () => {
+    const config = { model, data: { ...data("train"), transform: "eval" }, steps: 4, batchSize: 8, lr: 0.001, precision: "f16", lossScale: { init: 2 ** 40, backoff: 2 ** -12 } };
+    await runWith(config, "supervised-f16");
+    await expectBackbone("supervised-f16");
+    const csv = (await readFile(join(root, "supervised-f16", "train", "metrics.csv"), "utf8")).trim().split("\n");
+    expect(csv[0]).toBe("step,loss,lr,accuracy,images_per_second,loss_scale,skipped_steps");
+    // overflows at 2^40, 2^28 and 2^16
+    expect(csv.slice(1).map((l) => l.split(",").slice(5).join(","))).toEqual(["268435456,1", "65536,2", "16,3", "16,3"]);
+    const { tensors } = await readSafetensors(join(root, "supervised-f16", "train", "last.safetensors"));
+    expect(tensors.get("lossScale.scale")!.data).toEqual(new Float32Array([16]));
+    expect(tensors.get("optimizer.step")!.data).toEqual(new Float32Array([1])); // AdamW: the one step not skipped
+  });
+
   it("refuses missing flags and bad configs", async () => {
     await expect(pretrainCommand.run(["--out", "x"])).rejects.toThrow(UsageError);
     await expect(pretrainCommand.run(["--config", join(root, "none.json"), "--out", "x"])).rejects.toThrow("none.json");
@@ -92,5 +108,10 @@ describe("pretrain command", () => {
       /3 problems:\n {2}crops\.color: expected one of rgb, grayscale, got "blue"\n {2}crops\.localSize: expected a multiple of model\.patchSize 4, got 5\n {2}lr: expected a number > 0, got -1/,
     );
     await expect(runWith({ method: "moco" }, "bad")).rejects.toThrow('method: expected one of supervised, dino, got "moco"');
+    const supervised = { model, data: data("train"), steps: 3, batchSize: 8, lr: 0.001 };
+    await expect(runWith({ ...supervised, precision: "bf16" }, "bad")).rejects.toThrow('precision: expected one of f32, f16, got "bf16"');
+    await expect(runWith({ ...supervised, lossScale: { init: 8 } }, "bad")).rejects.toThrow('lossScale: expected only with precision "f16"');
+    const dino = { method: "dino", model, data: data("train"), steps: 4, batchSize: 8, crops: { localSize: 4, color: "grayscale" } };
+    await expect(runWith({ ...dino, precision: "f16", lossScale: { backoff: 2 } }, "bad")).rejects.toThrow("lossScale.backoff: expected a number in (0, 1), got 2");
   });
 });

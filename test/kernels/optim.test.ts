@@ -258,6 +258,13 @@ describe("loss scaling", () => {
     expectClose("factor", [(await step(64 * 64 * 0.25, scale, good, 2)).factor], [1 / 64], TOL); // norm 0.5: no clip
   });
 
+  it("clipCoefficient of gradients scaled by a scale tensor: that of the unscaled norm", async () => {
+    // scaled norm 640 at scale 64 = unscaled 10, maxNorm 2
+    const coefficient = clipCoefficient(Tensor.fromArray([640 * 640], [1]), 2, Tensor.fromArray([64], [1]));
+    expectClose("coefficient", await coefficient.data(), [clipCoefficientRef(100, 2)], TOL);
+    expect(() => clipCoefficient(Tensor.fromArray([1], [1]), 2, Tensor.fromArray([1, 2], [2]))).toThrow("clipCoefficient: expected scale f32 of 1 element");
+  });
+
   it("sgd and adamw with skipZero leave param and state as they are where the factor is 0, and update where not", async () => {
     const n = 1031;
     const [p0, g] = [randn(n, 1), randn(n, 2)];
@@ -282,5 +289,61 @@ describe("loss scaling", () => {
     expect(() => sgdUpdates([{ param: p, grad, momentumBuf: buf, weightDecay: 0 }], { lr: 0.1, momentum: 0.9, skipZero: true })).toThrow(
       "sgd: expected gradScale with skipZero, got none",
     );
+  });
+});
+
+// AdamW with its step count on the device (`counter`): a step whose factor is 0 leaves param, moments and the count
+// as they were; the others count from 1 and update as the float64 reference of that count. The bias corrections
+// come from the device's count, at small counts (the series branch of 1 - beta^t) and large ones (1 - exp).
+describe("adamw counted on the device", () => {
+  const o: AdamwOptions = { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05 };
+  const n = 1031;
+
+  it("skips where the factor is 0, not counting the step, and updates as the reference of the count otherwise", async () => {
+    const p0 = randn(n, 11);
+    const [p, m, v] = [p0, new Float32Array(n), new Float32Array(n)].map((a) => Tensor.fromArray(a, [n]));
+    const counter = Tensor.fromArray([0], [1]);
+    const [pRef, mRef, vRef] = [Float64Array.from(p0), new Float64Array(n), new Float64Array(n)];
+    let t = 0;
+    for (const [k, factor] of [0, SCALE, 0, 0, SCALE, SCALE].entries()) {
+      const g = randn(n, 300 + k, 0.5);
+      const before = [await p.data(), await m.data(), await v.data()];
+      adamwUpdates([{ param: p, grad: Tensor.fromArray(g, [n]), m, v, weightDecay: o.weightDecay }], { ...o, counter, gradScale: Tensor.fromArray([factor], [1]), skipZero: true });
+      if (factor === 0) {
+        expect([await p.data(), await m.data(), await v.data()], `step ${k}`).toEqual(before);
+      } else {
+        adamwStepRef(pRef, g, mRef, vRef, ++t, o, factor);
+        expectClose(`param after step ${k} (count ${t})`, await p.data(), pRef, TOL);
+        expectClose(`exp_avg after step ${k}`, await m.data(), mRef, TOL);
+        expectClose(`exp_avg_sq after step ${k}`, await v.data(), vRef, TOL);
+      }
+      expect((await counter.data())[0], `count after step ${k}`).toBe(t);
+    }
+  });
+
+  for (const count of [99, 2500, 40000]) {
+    it(`applies the bias corrections of a count of ${count + 1}`, async () => {
+      const [p0, m0, v0] = [randn(n, 21), randn(n, 22, 0.1), randn(n, 23, 0.01).map(Math.abs)];
+      const [p, m, v] = [p0, m0, v0].map((a) => Tensor.fromArray(a, [n]));
+      const g = randn(n, 24, 0.5);
+      adamwUpdates([{ param: p, grad: Tensor.fromArray(g, [n]), m, v, weightDecay: o.weightDecay }], {
+        ...o,
+        counter: Tensor.fromArray([count], [1]),
+        gradScale: Tensor.fromArray([1], [1]),
+        skipZero: true,
+      });
+      const [pRef, mRef, vRef] = [p0, m0, v0].map((a) => Float64Array.from(a));
+      adamwStepRef(pRef, g, mRef, vRef, count + 1, o);
+      expectClose("param", await p.data(), pRef, TOL);
+    });
+  }
+
+  it("refuses a counter without skipZero, with a step, or of another size", () => {
+    const t = () => Tensor.fromArray([0, 0], [2]);
+    const base = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, gradScale: Tensor.fromArray([1], [1]) };
+    const update = (extra: object) => () => adamwUpdate(t(), t(), t(), t(), { ...base, ...extra });
+    expect(update({ counter: Tensor.fromArray([0], [1]) })).toThrow("adamw: expected skipZero with a counter");
+    expect(update({ counter: Tensor.fromArray([0], [1]), skipZero: true, step: 2 })).toThrow("adamw: expected either step or counter, got both (step 2)");
+    expect(update({ counter: t(), skipZero: true })).toThrow("adamw: expected counter f32 of 1 element");
   });
 });

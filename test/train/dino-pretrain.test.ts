@@ -1,7 +1,8 @@
 // DINO pre-training end to end on a synthetic dataset with a tiny ViT (8 px, patch 4, 4 px local crops): the files
 // it writes and the manifest's SHA-256, a metric row per step, k-NN scores at 0, every knnEvery steps and the end,
 // an interrupted run resumed to the very same backbone, refused settings, and a forced uniform collapse stopped
-// with a CollapseError naming it.
+// with a CollapseError naming it. In mixed precision (precision "f16"): forced overflows skipped and recorded in the
+// metrics, the loss scale and the device's step counts checkpointed, and an interrupted run resumed exactly.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createHash } from "node:crypto";
@@ -10,6 +11,7 @@ import { join } from "node:path";
 import type { Dataset } from "../../data/dataset.js";
 import { openNpyImages } from "../../data/npy-dataset.js";
 import { readSafetensors } from "../../vit/safetensors.js";
+import { runtime } from "../../engine/runtime.js";
 import { type DinoSpec, dinoPretrain, stepValues } from "../../train/dino-pretrain.js";
 import { COLLAPSE_DEFAULTS, CollapseError } from "../../train/dino-collapse.js";
 import { useEngine } from "../helpers.js";
@@ -130,6 +132,52 @@ describe("dinoPretrain", () => {
       "dino: expected crops.localSize to be a multiple of the patch size 4, got 6",
     );
     await expect(dinoPretrain({ spec: { ...SPEC, warmupSteps: 6 }, data, dir })).rejects.toThrow("dino: expected warmupSteps < steps (6), got 6");
+  });
+
+  // Forced overflows as in test/train/train.test.ts: from a scale of 2^40, lowered 2^12-fold at each, the scaled
+  // gradients overflow f16 until the scale is small enough.
+  it("trains in f16: skips the overflowed steps, records the scale and the skips, and resumes exactly", async () => {
+    const spec: DinoSpec = { ...SPEC, precision: "f16", lossScale: { init: 2 ** 40, backoff: 2 ** -12 } };
+    const straight = await dinoPretrain({ spec, data, dir: join(root, "f16-straight") });
+    const scales = straight.rows.map((r) => r.lossScale!);
+    const skipped = straight.rows.map((r) => r.skippedSteps!);
+    // Each overflow is one skip and one backoff: DINO's gradients overflow f16 at 2^40, 2^28 and 2^16, not at 2^4.
+    expect(skipped).toEqual([1, 2, 3, 3, 3, 3]);
+    scales.forEach((scale, i) => expect(scale).toBe(2 ** 40 * (2 ** -12) ** skipped[i]));
+    expect(straight.rows.every((r) => Number.isFinite(r.loss))).toBe(true);
+    const csv = (await readFile(join(root, "f16-straight", "metrics.csv"), "utf8")).trim().split("\n");
+    expect(csv[0]).toBe("step,loss,teacher_entropy,mean_output_entropy,kl,lr,weight_decay,momentum,teacher_temp,knn,images_per_second,loss_scale,skipped_steps");
+    const { tensors } = await readSafetensors(join(root, "f16-straight", "last.safetensors"));
+    expect(tensors.get("lossScale.scale")!.data).toEqual(new Float32Array([scales.at(-1)!]));
+    // AdamW's step counts: the 3 steps not skipped; the last layer, frozen for the first 3 steps, took the same 3.
+    expect(tensors.get("optimizer.decayed.step")!.data).toEqual(new Float32Array([3]));
+    expect(tensors.get("optimizer.plain.step")!.data).toEqual(new Float32Array([3]));
+    expect(tensors.get("optimizer.lastLayer.step")!.data).toEqual(new Float32Array([3]));
+
+    const dir = join(root, "f16-interrupted");
+    const stop = (line: string) => {
+      if (line.startsWith("step 3/")) throw new Error("interrupted");
+    };
+    await expect(dinoPretrain({ spec, data, dir, log: stop })).rejects.toThrow("interrupted");
+    const resumed = await dinoPretrain({ spec, data, dir });
+    expect(resumed.resumedFrom).toBe(3);
+    const columns = (r: typeof resumed) => r.rows.map((x) => [x.loss, x.lossScale, x.skippedSteps]);
+    expect(columns(resumed)).toEqual(columns(straight));
+    expect(await tensorsOf(resumed.path)).toEqual(await tensorsOf(straight.path));
+  });
+
+  it("refuses an unknown precision, and f16 on an adapter without shader-f16, naming the key and the adapter", async () => {
+    const dir = join(root, "bad-precision");
+    await expect(dinoPretrain({ spec: { ...SPEC, precision: "bf16" as "f16" }, data, dir })).rejects.toThrow('dino: expected precision (precision) to be one of f32, f16, got "bf16"');
+    const { gpu } = runtime();
+    const had = gpu.features.delete("shader-f16");
+    try {
+      await expect(dinoPretrain({ spec: { ...SPEC, precision: "f16" }, data, dir })).rejects.toThrow(
+        `dino: precision "f16" (precision) needs the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks`,
+      );
+    } finally {
+      if (had) gpu.features.add("shader-f16");
+    }
   });
 
   it("stops a collapsed run: a teacher temperature of 1000 gives uniform outputs", async () => {

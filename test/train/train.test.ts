@@ -324,38 +324,70 @@ describe("train with precision f16", () => {
 
   // Forced overflows: from a scale of 2^40, lowered 2^12-fold at each, the scaled gradients (the head's input
   // gradient alone is ~0.05 x the scale) overflow f16 at 2^40 and 2^28, not at 2^16.
-  it("skips the steps whose gradients overflow f16, lowering the scale, and checkpoints the scale", async () => {
-    const o = setup("precision-overflow", { steps: 4, warmupSteps: 0, evalEvery: 4, precision: "f16", lossScale: { init: 2 ** 40, backoff: 2 ** -12 } });
-    const w = o.trainable.find(([n]) => n === "head.weight")![1];
-    const seen: Float32Array[] = [await w.data()];
-    const r = await train({ ...o, evaluate: undefined, onStep: async () => void seen.push(await w.data()) });
-    expect(seen[1]).toEqual(seen[0]);
-    expect(seen[2]).toEqual(seen[0]);
-    expect(seen[3]).not.toEqual(seen[0]);
-    expect(seen[4]).not.toEqual(seen[3]);
-    expect(r.metrics.every((m) => Number.isFinite(m.loss))).toBe(true);
-    const { tensors } = await readSafetensors(r.lastPath);
-    expect(tensors.get("lossScale.scale")!.data).toEqual(new Float32Array([2 ** 16]));
-    expect(tensors.get("lossScale.goodSteps")!.data).toEqual(new Float32Array([2]));
-    dispose(o);
-  });
+  // The metrics record the scale after each step and the steps skipped so far, read with the losses (lossEvery 3:
+  // the rows of steps 1-3 come from one read-back).
+  for (const optimizer of ["sgd", "adamw"] as const) {
+    it(`${optimizer}: skips the steps whose gradients overflow f16, lowering the scale, and records and checkpoints it`, async () => {
+      const settings: Partial<TrainSettings> = { optimizer, steps: 4, warmupSteps: 0, evalEvery: 4, precision: "f16", lossScale: { init: 2 ** 40, backoff: 2 ** -12 } };
+      const o = setup(`precision-overflow-${optimizer}`, settings);
+      const w = o.trainable.find(([n]) => n === "head.weight")![1];
+      const seen: Float32Array[] = [await w.data()];
+      const r = await train({ ...o, evaluate: undefined, onStep: async () => void seen.push(await w.data()) });
+      expect(seen[1]).toEqual(seen[0]);
+      expect(seen[2]).toEqual(seen[0]);
+      expect(seen[3]).not.toEqual(seen[0]);
+      expect(seen[4]).not.toEqual(seen[3]);
+      expect(r.metrics.every((m) => Number.isFinite(m.loss))).toBe(true);
+      expect(r.metrics.map((m) => [m.lossScale, m.skippedSteps])).toEqual([[2 ** 28, 1], [2 ** 16, 2], [2 ** 16, 2], [2 ** 16, 2]]);
+      const csv = (await readFile(join(o.dir, "metrics.csv"), "utf8")).trim().split("\n");
+      expect(csv[0]).toBe("step,loss,lr,accuracy,images_per_second,loss_scale,skipped_steps");
+      expect(csv.slice(1).map((l) => l.split(",").slice(5).join(","))).toEqual(["268435456,1", "65536,2", "65536,2", "65536,2"]);
+      const { tensors } = await readSafetensors(r.lastPath);
+      expect(tensors.get("lossScale.scale")!.data).toEqual(new Float32Array([2 ** 16]));
+      expect(tensors.get("lossScale.goodSteps")!.data).toEqual(new Float32Array([2]));
+      // AdamW's step count: the two steps not skipped (PyTorch's bias correction), kept on the device.
+      if (optimizer === "adamw") expect(tensors.get("optimizer.step")!.data).toEqual(new Float32Array([2]));
+      dispose(o);
+    });
 
-  it("resumes to exactly the uninterrupted result, the loss scale with it", async () => {
-    // Two overflows, then a growth every 3 good steps: the scale at the checkpoint of step 4 is not the initial one.
-    const settings: Partial<TrainSettings> = { precision: "f16", lossScale: { init: 2 ** 40, backoff: 2 ** -12, interval: 3 } };
-    const reference = setup("f16-reference", settings, { evaluate: undefined });
-    const u = await train(reference);
-    const params = await values(reference.trainable);
-    dispose(reference);
-    const killed = setup("f16-resumed", settings, { evaluate: undefined, onStep: (step) => { if (step === 6) throw new Error("simulated kill"); } });
+    it(`${optimizer}: resumes to exactly the uninterrupted result, the loss scale and the metrics with it`, async () => {
+      // Two overflows, then a growth every 3 good steps: the scale at the checkpoint of step 4 is not the initial one.
+      const settings: Partial<TrainSettings> = { optimizer, lr: 0.01, precision: "f16", lossScale: { init: 2 ** 40, backoff: 2 ** -12, interval: 3 } };
+      const reference = setup(`f16-reference-${optimizer}`, settings, { evaluate: undefined });
+      const u = await train(reference);
+      const params = await values(reference.trainable);
+      dispose(reference);
+      const killed = setup(`f16-resumed-${optimizer}`, settings, { evaluate: undefined, onStep: (step) => { if (step === 6) throw new Error("simulated kill"); } });
+      await expect(train(killed)).rejects.toThrow("simulated kill");
+      dispose(killed);
+      const resumed = setup(`f16-resumed-${optimizer}`, settings, { evaluate: undefined });
+      const r = await train(resumed);
+      expect(r.resumedFrom).toBe(4);
+      expect(r.metrics.map((m) => [m.loss, m.lossScale, m.skippedSteps])).toEqual(u.metrics.map((m) => [m.loss, m.lossScale, m.skippedSteps]));
+      expect(r.metrics.at(-1)!.skippedSteps).toBe(2);
+      const got = await values(resumed.trainable);
+      for (const [name, want] of params) expect(got.get(name), name).toEqual(want);
+      dispose(resumed);
+    });
+  }
+
+  // A checkpoint of an f16 AdamW run from before the step count moved to the device has no optimizer.step: it resumes
+  // with the count it used, its optimiser steps (skipped ones included).
+  it("resumes an f16 AdamW checkpoint without the device's step count from its optimiser steps", async () => {
+    const settings: Partial<TrainSettings> = { optimizer: "adamw", lr: 0.01, precision: "f16", lossScale: { init: 2 ** 40, backoff: 2 ** -12 } };
+    const killed = setup("f16-older", settings, { evaluate: undefined, onStep: (step) => { if (step === 4) throw new Error("simulated kill"); } });
     await expect(train(killed)).rejects.toThrow("simulated kill");
     dispose(killed);
-    const resumed = setup("f16-resumed", settings, { evaluate: undefined });
+    const last = join(root, "f16-older", "last.safetensors");
+    const { tensors, metadata } = await readSafetensors(last);
+    expect(tensors.get("optimizer.step")!.data).toEqual(new Float32Array([2]));
+    tensors.delete("optimizer.step");
+    await writeSafetensors(last, tensors, metadata);
+    const resumed = setup("f16-older", settings, { evaluate: undefined });
     const r = await train(resumed);
     expect(r.resumedFrom).toBe(4);
-    expect(r.metrics.map((m) => m.loss)).toEqual(u.metrics.map((m) => m.loss));
-    const got = await values(resumed.trainable);
-    for (const [name, want] of params) expect(got.get(name), name).toEqual(want);
+    // 4 (the older count) + the 4 steps after it, none skipped
+    expect((await readSafetensors(r.lastPath)).tensors.get("optimizer.step")!.data).toEqual(new Float32Array([8]));
     dispose(resumed);
   });
 

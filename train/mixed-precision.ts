@@ -1,0 +1,45 @@
+// Mixed precision in the training loops (train/train.ts, train/dino-pretrain.ts): the precision key's check, the
+// loss scaler of an "f16" run, and the loss scaling a loop records with its metrics. A step's record, (2) on the
+// device, is its gradient factor (0 when the step was skipped) and the scale after the step; the loop reads it back
+// with the step's loss, so the columns cost no read-back of their own.
+import type { Tensor } from "../engine/tensor.js";
+import { runtime } from "../engine/runtime.js";
+import * as ops from "../autograd/ops.js";
+import { PRECISIONS } from "../autograd/precision.js";
+import { LOSS_SCALE_DEFAULTS, LossScaler, type LossScaleSettings } from "../autograd/loss-scale.js";
+
+// `precision` as a config gives it; `key` names it in the errors (e.g. "training.precision").
+export function checkPrecision(op: string, key: string, precision: unknown): void {
+  if (precision !== undefined && !PRECISIONS.includes(precision as never)) {
+    throw new Error(`${op}: expected precision (${key}) to be one of ${PRECISIONS.join(", ")}, got ${JSON.stringify(precision)}`);
+  }
+  const { gpu } = runtime();
+  if (precision === "f16" && !gpu.features.has("shader-f16")) {
+    throw new Error(`${op}: precision "f16" (${key}) needs the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks; use "f32"`);
+  }
+}
+
+// The loss scaling of a run in `precision`: its settings over GradScaler's defaults; none in f32.
+export function lossScaleFor(precision: string | undefined, settings: Partial<LossScaleSettings> | undefined): LossScaleSettings | undefined {
+  return precision === "f16" ? { ...LOSS_SCALE_DEFAULTS, ...settings } : undefined;
+}
+
+export function lossScalerFor(precision: string | undefined, settings: Partial<LossScaleSettings> | undefined): LossScaler | undefined {
+  const full = lossScaleFor(precision, settings);
+  return full && new LossScaler(full);
+}
+
+// A step's record: (2) [factor, scale after the step], copied now (the scale changes in place at the next step).
+export function scalingRecord(factor: Tensor, scaler: LossScaler): Tensor {
+  return ops.concat([factor.reshape([1]), scaler.scale.reshape([1])], 0);
+}
+
+export interface ScalingColumns {
+  lossScale: number; // the scale after the step: the next step's
+  skippedSteps: number; // steps skipped for an overflow so far, this one included
+}
+
+// A step's columns from its record read back, given the steps skipped before it.
+export function scalingColumns(record: ArrayLike<number>, skippedBefore: number): ScalingColumns {
+  return { lossScale: record[1], skippedSteps: skippedBefore + (record[0] === 0 ? 1 : 0) };
+}
