@@ -10,7 +10,7 @@ import { pretrainCommand } from "../../cli/pretrain.js";
 import { UsageError } from "../../util/command.js";
 import { loadVit } from "../../vit/load.js";
 import { readSafetensors } from "../../vit/safetensors.js";
-import { useEngine } from "../helpers.js";
+import { skipWithoutF16, useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
 
 useEngine();
@@ -88,7 +88,8 @@ describe("pretrain command", () => {
 
   // Mixed precision through train/train.ts: the loss scale in the checkpoint and the metrics, forced overflows (from
   // 2^40, as in test/train/train.test.ts) skipped; exact resume of such a run: test/train/train.test.ts.
-  it("pre-trains with labels in f16, with loss scaling", async () => {
+  it("pre-trains with labels in f16, with loss scaling", async (ctx) => {
+    skipWithoutF16(ctx);
     const config = { model, data: { ...data("train"), transform: "eval" }, steps: 4, batchSize: 8, lr: 0.001, precision: "f16", lossScale: { init: 2 ** 40, backoff: 2 ** -12 } };
     await runWith(config, "supervised-f16");
     await expectBackbone("supervised-f16");

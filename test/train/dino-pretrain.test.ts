@@ -14,7 +14,7 @@ import { readSafetensors } from "../../vit/safetensors.js";
 import { runtime } from "../../engine/runtime.js";
 import { type DinoSpec, dinoPretrain, stepValues } from "../../train/dino-pretrain.js";
 import { COLLAPSE_DEFAULTS, CollapseError } from "../../train/dino-collapse.js";
-import { useEngine } from "../helpers.js";
+import { skipWithoutF16, useEngine } from "../helpers.js";
 import { writeSynthetic } from "./synthetic.js";
 
 useEngine();
@@ -136,7 +136,8 @@ describe("dinoPretrain", () => {
 
   // Forced overflows as in test/train/train.test.ts: from a scale of 2^40, lowered 2^12-fold at each, the scaled
   // gradients overflow f16 until the scale is small enough.
-  it("trains in f16: skips the overflowed steps, records the scale and the skips, and resumes exactly", async () => {
+  it("trains in f16: skips the overflowed steps, records the scale and the skips, and resumes exactly", async (ctx) => {
+    skipWithoutF16(ctx);
     const spec: DinoSpec = { ...SPEC, precision: "f16", lossScale: { init: 2 ** 40, backoff: 2 ** -12 } };
     const straight = await dinoPretrain({ spec, data, dir: join(root, "f16-straight") });
     const scales = straight.rows.map((r) => r.lossScale!);

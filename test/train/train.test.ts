@@ -2,7 +2,7 @@
 // interruption to exactly the result of an uninterrupted run, stops on a non-finite loss or parameter with a
 // DivergedError (the last good checkpoint intact, or the one it resumed from named suspect), and accumulates
 // gradients over micro-batches to the result of whole-batch steps; the caller's time in onStep is not training time.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -18,7 +18,7 @@ import { Transform } from "../../data/transforms.js";
 import { readSafetensors, writeSafetensors } from "../../vit/safetensors.js";
 import { DivergedError, PassTooLargeError, type TrainOptions, train } from "../../train/train.js";
 import { TRAIN_DEFAULTS, type TrainSettings } from "../../train/settings.js";
-import { expectClose, useEngine } from "../helpers.js";
+import { expectClose, skipWithoutF16, useEngine } from "../helpers.js";
 import { runtime } from "../../engine/runtime.js";
 import { writeSynthetic } from "./synthetic.js";
 import { evaluateAccuracy } from "../../eval/accuracy.js";
@@ -307,6 +307,7 @@ describe("train with microBatch", () => {
 // 0.01 of the f32 run's, the final loss under half the first, and the curves not identical (the f16 products are in
 // use).
 describe("train with precision f16", () => {
+  beforeEach((ctx) => skipWithoutF16(ctx));
   it("follows the f32 run's loss curve within the stated bound", async () => {
     const run = async (precision: "f32" | "f16") => {
       const o = setup(`precision-${precision}`, { steps: 36, optimizer: "adamw", lr: 0.01, warmupSteps: 3, evalEvery: 36, lossEvery: 36, precision });
@@ -404,7 +405,9 @@ describe("train with precision f16", () => {
     expectClose("losses", sliced.losses, whole.losses, { atol: 1e-5, rtol: 0 });
     for (const [name, want] of whole.params) expectClose(name, sliced.params.get(name)!, want, { atol: 1e-5, rtol: 0 });
   });
+});
 
+describe("train's precision key", () => {
   it("refuses an unknown precision, and f16 on an adapter without shader-f16, naming the key and the adapter", async () => {
     const o = setup("bad-precision", { precision: "bf16" as "f16" });
     await expect(train(o)).rejects.toThrow('train: expected precision (training.precision) to be one of f32, f16, got "bf16"');
