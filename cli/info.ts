@@ -2,7 +2,8 @@
 import type { Command } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
-import { SUBGROUP_MATRIX_FEATURE, type SubgroupMatrixConfig } from "../engine/device.js";
+import { type Gpu, SUBGROUP_MATRIX_FEATURE, type SubgroupMatrixConfig } from "../engine/device.js";
+import { mmaFragment } from "../kernels/registry.js";
 import { pciDisplayDevices } from "../engine/pci.js";
 
 // "f16 x f16 -> f32 8x8x8" per configuration (M x N x K), or why there are none.
@@ -10,6 +11,14 @@ export function subgroupMatrixLine(features: Set<string>, configs: SubgroupMatri
   if (!features.has(SUBGROUP_MATRIX_FEATURE)) return `none (no ${SUBGROUP_MATRIX_FEATURE})`;
   if (configs.length === 0) return "none (the feature lists no configuration)";
   return configs.map((c) => `${c.componentType} x ${c.componentType} -> ${c.resultComponentType} ${c.M}x${c.N}x${c.K}`).join(", ");
+}
+
+// What mixed precision can use here: f16 products need shader-f16, the mma versions an f16 x f16 -> f32 subgroup
+// matrix besides (kernels/registry.ts mmaFragment). Dawn offers no shader-f16 on NVIDIA's Vulkan driver.
+export function mixedPrecisionLine(gpu: Gpu): string {
+  if (!gpu.features.has("shader-f16")) return 'no (no shader-f16: training.precision "f16" and the mma matmul versions need it)';
+  const f = mmaFragment(gpu);
+  return `f16 products; ${f ? `tensor-core products (mma versions) with f16 x f16 -> f32 ${f.M}x${f.N}x${f.K}` : "no subgroup matrix of f16 into f32 for the mma versions"}`;
 }
 
 const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean" } as const;
@@ -46,6 +55,7 @@ export const info: Command = {
     console.log(`adapter   ${gpu.adapterInfo.description} (${report.kind}: kernels for ${gpu.isCpu ? "CPU drivers" : "GPUs"})`);
     console.log(`features  ${report.features.join(", ") || "none"}`);
     console.log(`subgroup matrices  ${subgroupMatrixLine(gpu.features, gpu.subgroupMatrixConfigs)}`);
+    console.log(`mixed precision    ${mixedPrecisionLine(gpu)}`);
     const pci = report.pciDisplayDevices.map((d) => `pci:${d.address} (${d.vendor}:${d.device})`);
     console.log(`pci       ${pci.length ? `${pci.join(", ")} (--adapter pci:ADDRESS picks one)` : "no display device on the PCI bus"}`);
     console.log("limits");

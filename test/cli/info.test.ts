@@ -1,7 +1,7 @@
 // `info`: the adapter's subgroup-matrix configurations (tensor cores from WGSL), requested only where the adapter has
 // chromium-experimental-subgroup-matrix; on the CPU driver (lavapipe), which lacks it, reported absent.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { info, subgroupMatrixLine } from "../../cli/info.js";
+import { info, mixedPrecisionLine, subgroupMatrixLine } from "../../cli/info.js";
 import { SUBGROUP_MATRIX_FEATURE } from "../../engine/device.js";
 import { runtime } from "../../engine/runtime.js";
 import { useEngine } from "../helpers.js";
@@ -17,6 +17,16 @@ describe("info: subgroup matrices", () => {
     expect(subgroupMatrixLine(has, [f16, i8])).toBe("f16 x f16 -> f32 8x8x8, i8 x i8 -> i32 16x8x32");
     expect(subgroupMatrixLine(has, [])).toBe("none (the feature lists no configuration)");
     expect(subgroupMatrixLine(new Set(["shader-f16"]), [f16])).toBe(`none (no ${SUBGROUP_MATRIX_FEATURE})`);
+  });
+
+  it("says what mixed precision can use: f16 products with shader-f16, the mma versions with an f16 -> f32 fragment", () => {
+    const gpu = runtime().gpu;
+    const f16 = { componentType: "f16", resultComponentType: "f32", M: 16, N: 16, K: 16 };
+    const i8 = { componentType: "i8", resultComponentType: "i32", M: 16, N: 16, K: 32 };
+    const at = (features: string[], configs: (typeof f16)[]) => mixedPrecisionLine({ ...gpu, features: new Set(features), subgroupMatrixConfigs: configs });
+    expect(at(["shader-f16"], [f16])).toBe("f16 products; tensor-core products (mma versions) with f16 x f16 -> f32 16x16x16");
+    expect(at(["shader-f16"], [])).toBe("f16 products; no subgroup matrix of f16 into f32 for the mma versions");
+    expect(at([SUBGROUP_MATRIX_FEATURE], [i8])).toBe('no (no shader-f16: training.precision "f16" and the mma matmul versions need it)'); // the H200 through Dawn
   });
 
   it("reports the feature absent on lavapipe (skipped on other adapters)", async (ctx) => {
