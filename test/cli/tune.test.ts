@@ -59,7 +59,7 @@ describe("the traced shapes", () => {
       ...linear(34, 64, 192), // qkv
       ...linear(34, 64, 64), // proj
       "34x64x256/nt/b1/gelu", "34x256x64/nn/b1", "256x34x64/tn/b1", // fc1, with its GELU epilogue
-      ...linear(34, 256, 64), // fc2
+      "34x256x64/nt/b1", "34x64x256/nn/b1/gelu", "64x34x256/tn/b1", // fc2, its dx with GELU's backward (dgelu)
       ...linear(2, 64, 5), // head
       "17x32x17/nt/b4", "17x17x32/nn/b4", "17x17x32/tn/b4", // unfused attention over the B·H = 4 heads
     ].map((k) => `matmul/${k}`);
