@@ -47,7 +47,9 @@ export interface MatmulShape {
   transA: boolean;
   transB: boolean;
   batch: number;
-  gelu?: boolean; // with the GELU epilogue or GELU's backward (dgelu); bias and residual cost about the same in every version
+  // With the GELU epilogue or GELU's backward (dgelu), which cost alike (an erf per element and the registers it
+  // takes; `tune` times the first); bias and residual cost about the same in every version.
+  gelu?: boolean;
   f16?: boolean; // mixed precision: a and b read in f16 (MatmulOptions.inputs); the mma versions multiply only these
 }
 
