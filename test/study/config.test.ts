@@ -110,6 +110,15 @@ describe("shipped configs", () => {
     }
   });
 
+  it("configs/default-dino-long.json is the default study but for its backbone: the long DINO config's output", () => {
+    const dino = parseStudyConfig(JSON.parse(readFileSync("configs/default-dino-long.json", "utf8")));
+    const study = parseStudyConfig(DEFAULT_STUDY);
+    const rest = ({ name: _n, backbone: _b, ...c }: StudyConfig) => c;
+    expect(rest(dino)).toEqual(rest(study));
+    expect(dino.backbone).toMatchObject({ checkpoint: "runs/dino-fashion-mnist-long/backbone.safetensors", heads: 2 });
+    expect(JSON.parse(readFileSync("configs/dino-fashion-mnist-long.json", "utf8")).$comment).toContain("--out runs/dino-fashion-mnist-long");
+  });
+
   it("configs/paper/table1-cifar100.json holds Table 1: every strategy on CIFAR-100", () => {
     const c = parseStudyConfig(JSON.parse(readFileSync("configs/paper/table1-cifar100.json", "utf8")));
     expect(c.strategies.map(strategyName)).toEqual(["full", "top-3", "linear", "lora-r4", "lora-r8", "lora-r16", "block@11", "block-p2", "block-p3", "block-p4"]);
