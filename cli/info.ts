@@ -17,7 +17,7 @@ export function subgroupMatrixLine(features: Set<string>, configs: SubgroupMatri
 // matrix besides (kernels/registry.ts mmaFragment). Dawn offers no shader-f16 on NVIDIA's Vulkan driver.
 export function mixedPrecisionLine(gpu: Gpu): string {
   if (!gpu.features.has("shader-f16")) return 'no (no shader-f16: training.precision "f16" and the mma matmul versions need it)';
-  const f = mmaFragment(gpu);
+  const f = mmaFragment(gpu, "f16");
   return `f16 products; ${f ? `tensor-core products (mma versions) with f16 x f16 -> f32 ${f.M}x${f.N}x${f.K}` : "no subgroup matrix of f16 into f32 for the mma versions"}`;
 }
 

@@ -22,8 +22,8 @@
 //     is a weight shared by the batch that is not skinny (see IN_PLACE_SKINNY).
 //   tiled, tiled128 (GPUs): a 64x64 (128x128) output tile per 16x16 workgroup, 4x4 (8x8) per thread, k in slabs of
 //     16 through workgroup memory; split-K where y is a few tiles and K is long (splitK).
-//   mma64, mma128 (GPUs with subgroup matrices, f16 inputs only): the same tiles multiplied by the adapter's subgroup
-//     matrices (tensor cores on NVIDIA, through chromium-experimental-subgroup-matrix), f32 accumulation (mmaWgsl).
+//   mma64, mma128 (GPUs with subgroup matrices): the same tiles multiplied by the adapter's subgroup matrices (tensor
+//     cores, through chromium-experimental-subgroup-matrix) of the inputs' type, f32 accumulation (mmaWgsl).
 // Mixed precision (inputs "f16", autograd/precision.ts): every version reads a and b in f16 and accumulates in f32,
 // as PyTorch's autocast does; y, the epilogue operands and rowSums stay f32. a is cast by one pass (castF16), b by the
 // pack (reg) or the same cast (tiled), a frozen shared weight's kept like its f32 pack. The adapter must have
@@ -34,7 +34,7 @@ import { Tensor, numel } from "../engine/tensor.js";
 import { fill } from "./fill.js";
 import { reduceForward } from "./reduce.js";
 import type { Gpu } from "../engine/device.js";
-import { MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, type MatmulShape, type MatmulVersion, mmaFragment, resolveVersion, tileShape } from "./registry.js";
+import { MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, MMA_SLAB, type MatmulShape, type MatmulVersion, mmaFragment, resolveVersion, tileShape } from "./registry.js";
 import { FLAT_GROUP, erfFunction, grid1d, packUniform, uniformStruct } from "./wgsl.js";
 
 export interface MatmulOptions {
@@ -292,18 +292,16 @@ ${ENTRY} {${TILE_COORDS}
 }`;
 }
 
-// mma (GPUs with subgroup matrices, f16 inputs). Workgroup (bat, tm, tn) computes the tile x tile block at
-// (tm*tile, tn*tile) with 2 x subgroupsN subgroups, each a (tile/2) x (tile/subgroupsN) block as FM x FN fragments of
-// fm x fn, accumulated in f32 subgroup matrices. Each k slab of MMA_K the workgroup stages a tile x MMA_K block of a
-// and an MMA_K x tile block of b in workgroup memory as f16 (zero outside the matrices, so edges need no other
-// care; consecutive threads walk the stored layout's contiguous dimension), row strides padded by 8 halves (16
-// bytes, the alignment the loads need) against bank conflicts. The epilogue goes fragment by fragment through a
-// small per-subgroup scratch, since subgroup matrices have no element access: each subgroup stores its fragment,
-// its lanes finish the elements with the shared \`store\`. Offsets differ between subgroups of a workgroup, which
+// mma (GPUs with subgroup matrices). Workgroup (bat, tm, tn) computes the tile x tile block at (tm*tile, tn*tile)
+// with 2 x subgroupsN subgroups, each a (tile/2) x (tile/subgroupsN) block as FM x FN fragments of fm x fn,
+// accumulated in f32 subgroup matrices. Each k slab (MMA_SLAB: 32 of f16, 16 of f32) the workgroup stages a tile x
+// slab block of a and a slab x tile block of b in workgroup memory in the input type (zero outside the matrices, so
+// edges need no other care; consecutive threads walk the stored layout's contiguous dimension), row strides padded
+// by 16 bytes (the alignment the loads need) against bank conflicts. The epilogue goes fragment by fragment through
+// a small per-subgroup scratch, since subgroup matrices have no element access: each subgroup stores its fragment,
+// its lanes finish the elements with the shared `store`. Offsets differ between subgroups of a workgroup, which
 // WGSL's workgroup-scope uniformity analysis cannot see are subgroup-uniform: hence the diagnostic is off. The
 // subgroup size is the adapter's largest, which Dawn's pipelines run at in full subgroups.
-const MMA_K = 32;
-const MMA_PAD = 8;
 function mmaWgsl(spec: MatmulSpec, tile: number, subgroupsN: number): string {
   const [frag, size] = spec.fragment.split("/");
   const [fm, fn, fk] = frag.split("x").map(Number);
@@ -312,10 +310,13 @@ function mmaWgsl(spec: MatmulSpec, tile: number, subgroupsN: number): string {
   const threads = subgroups * sg;
   const [wtm, wtn] = [tile / 2, tile / subgroupsN];
   const [FM, FN] = [wtm / fm, wtn / fn];
-  const kp = MMA_K + MMA_PAD; // As row stride
-  const np = tile + MMA_PAD; // Bs row stride
-  const left = `subgroup_matrix_left<f16, ${fk}, ${fm}>`;
-  const right = `subgroup_matrix_right<f16, ${fn}, ${fk}>`;
+  const ct = spec.f16 ? "f16" : "f32";
+  const slab = MMA_SLAB[ct];
+  const pad = spec.f16 ? 8 : 4; // 16 bytes
+  const kp = slab + pad; // As row stride
+  const np = tile + pad; // Bs row stride
+  const left = `subgroup_matrix_left<${ct}, ${fk}, ${fm}>`;
+  const right = `subgroup_matrix_right<${ct}, ${fn}, ${fk}>`;
   const result = `subgroup_matrix_result<f32, ${fn}, ${fm}>`;
   const accs: string[] = [];
   const step: string[] = [];
@@ -336,12 +337,12 @@ function mmaWgsl(spec: MatmulSpec, tile: number, subgroupsN: number): string {
   workgroupBarrier();`);
     }
   }
-  const stage = [mmaStage(spec, "A", tile, threads, kp), mmaStage(spec, "B", tile, threads, np)].join("\n");
+  const stage = [mmaStage(spec, "A", tile, slab, threads, kp), mmaStage(spec, "B", tile, slab, threads, np)].join("\n");
   return /* wgsl */ `enable chromium_experimental_subgroup_matrix;
 diagnostic(off, chromium.subgroup_matrix_uniformity);
 ${header(spec)}
-var<workgroup> As: array<f16, ${tile * kp}>; // [m][k]
-var<workgroup> Bs: array<f16, ${MMA_K * np}>; // [k][n]
+var<workgroup> As: array<${ct}, ${tile * kp}>; // [m][k]
+var<workgroup> Bs: array<${ct}, ${slab * np}>; // [k][n]
 var<workgroup> Cs: array<f32, ${subgroups * fm * fn}>; // one result fragment per subgroup
 @compute @workgroup_size(${threads})
 ${ENTRY} {${TILE_COORDS}
@@ -353,10 +354,10 @@ ${ENTRY} {${TILE_COORDS}
   let wm = sub / ${subgroupsN}u;
   let wn = sub % ${subgroupsN}u;
   ${accs.join("\n  ")}
-  for (var k0 = 0u; k0 < p.K; k0 += ${MMA_K}u) {
+  for (var k0 = 0u; k0 < p.K; k0 += ${slab}u) {
 ${stage}
     workgroupBarrier();
-    for (var kk = 0u; kk < ${MMA_K}u; kk += ${fk}u) {
+    for (var kk = 0u; kk < ${slab}u; kk += ${fk}u) {
       ${step.join("\n      ")}
     }
     workgroupBarrier();
@@ -365,11 +366,11 @@ ${stage}
 }`;
 }
 
-// mma: one k slab of a (operand "A": tile rows m x MMA_K, into As[m][k]) or b ("B": MMA_K x tile columns n, into
+// mma: one k slab of a (operand "A": tile rows m x slab, into As[m][k]) or b ("B": slab x tile columns n, into
 // Bs[k][n]), staged by all threads: element (or vec4 of 4 along the stored rows, with vecA/vecB) e of the slab in
 // the stored layout's order, so consecutive threads read consecutive words. Outside the matrix: zeros (with vec4,
 // all four lie outside together, the stored rows being a multiple of 4 long).
-function mmaStage(spec: MatmulSpec, operand: "A" | "B", tile: number, threads: number, stride: number): string {
+function mmaStage(spec: MatmulSpec, operand: "A" | "B", tile: number, slab: number, threads: number, stride: number): string {
   const isA = operand === "A";
   const vec = isA ? spec.vecA : spec.vecB;
   const w = vec ? 4 : 1;
@@ -379,15 +380,16 @@ function mmaStage(spec: MatmulSpec, operand: "A" | "B", tile: number, threads: n
   const index = isA ? (o: string, k: string) => aIndex(spec, o, k) : (o: string, k: string) => bIndex(spec, k, o);
   const base = isA ? "aBase" : "bBase";
   const dest = (o: string, k: string) => (isA ? `As[(${o}) * ${stride}u + ${k}]` : `Bs[(${k}) * ${stride}u + ${o}]`);
-  const [oi, ki] = kAlong ? [`e / ${MMA_K / w}u`, `e % ${MMA_K / w}u * ${w}u`] : [`e % ${tile / w}u * ${w}u`, `e / ${tile / w}u`];
+  const [oi, ki] = kAlong ? [`e / ${slab / w}u`, `e % ${slab / w}u * ${w}u`] : [`e % ${tile / w}u * ${w}u`, `e / ${tile / w}u`];
   const lastO = kAlong ? `${bound} - 1u` : `${bound} - ${w}u`;
   const lastK = kAlong ? `p.K - ${w}u` : "p.K - 1u";
   const at = `${base} + ${index(`min(${outer} + so, ${lastO})`, `min(k0 + sk, ${lastK})`)}`;
   const inside = `${outer} + so < ${bound} && k0 + sk < p.K`;
-  const lines = [`    for (var s = 0u; s < ${(tile * MMA_K) / w / threads}u; s++) {`, `      let e = t + s * ${threads}u;`, `      let so = ${oi};`, `      let sk = ${ki};`];
-  if (!vec) lines.push(`      ${dest("so", "sk")} = select(0.0h, ${operand}[${at}], ${inside});`);
+  const zero = spec.f16 ? "0.0h" : "0.0";
+  const lines = [`    for (var s = 0u; s < ${(tile * slab) / w / threads}u; s++) {`, `      let e = t + s * ${threads}u;`, `      let so = ${oi};`, `      let sk = ${ki};`];
+  if (!vec) lines.push(`      ${dest("so", "sk")} = select(${zero}, ${operand}[${at}], ${inside});`);
   else {
-    lines.push(`      let v = select(vec4<f16>(0.0h), ${operand}[(${at}) / 4u], ${inside});`);
+    lines.push(`      let v = select(vec4<${spec.f16 ? "f16" : "f32"}>(${zero}), ${operand}[(${at}) / 4u], ${inside});`);
     for (let c = 0; c < 4; c++) lines.push(`      ${kAlong ? dest("so", `sk + ${c}u`) : dest(`so + ${c}u`, "sk")} = v[${c}];`);
   }
   lines.push("    }");
@@ -497,8 +499,8 @@ export function splitK(dims: MatmulShape, groups: number, isCpu = runtime().gpu.
   return Math.max(1, Math.min(Math.ceil((2 * SPLIT_K_GROUPS) / groups), Math.floor(dims.K / SPLIT_K_MIN_K)));
 }
 
-function mmaFragmentKey(gpu: Gpu): string {
-  const f = mmaFragment(gpu)!; // resolveVersion refused mma where there is none
+function mmaFragmentKey(gpu: Gpu, f16: boolean): string {
+  const f = mmaFragment(gpu, f16 ? "f16" : "f32")!; // resolveVersion refused mma where there is none
   return `${f.M}x${f.N}x${f.K}/${gpu.subgroupMaxSize}`;
 }
 
@@ -609,7 +611,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     rowSums: tiling.kind === "reg" && !!rowSums,
     dgelu: !!opts.dgelu,
     f16,
-    fragment: tiling.kind === "mma" ? mmaFragmentKey(gpu) : "",
+    fragment: tiling.kind === "mma" ? mmaFragmentKey(gpu, f16) : "",
     vecA: tiling.kind === "mma" && (opts.transA ? M : K) % 4 === 0,
     vecB: tiling.kind === "mma" && (opts.transB ? K : N) % 4 === 0,
   };

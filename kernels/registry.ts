@@ -5,7 +5,7 @@
 // Version names say the shape of the kernel, in every family alike:
 //   matmul     regRxC: workgroups of 8 lanes side by side along n, each lane R rows x C columns in registers;
 //              regmRxC: the same lanes stacked along m; tiled, tiled128: 64x64, 128x128 tiles through workgroup
-//              memory; mma64, mma128: those tiles through subgroup matrices, f16 inputs only (kernels/matmul.ts)
+//              memory; mma64, mma128: those tiles through subgroup matrices (kernels/matmul.ts)
 //   rows       lane: a lane per row, barrier-free; tree: a workgroup per row, combined through a shared-memory tree;
 //              subgroup: tree's layout, combined with subgroup operations (kernels/rows.ts: softmax, layernorm and
 //              cross-entropy, with the op in the shape)
@@ -56,7 +56,7 @@ export interface MatmulShape {
 // regRxC: each lane R rows x C columns (C a multiple of 4); the 8 lanes side by side along n (reg: tile R x 8C)
 // or stacked along m (regm: tile 8R x C, for skinny products such as LoRA's rank-r ones). tiled: a tile x tile
 // block per workgroup through workgroup memory. mma: the same through the adapter's subgroup matrices (tensor cores),
-// f16 inputs into f32, each subgroup a (tile/2) x (tile/wide) block of fragments.
+// f16 or f32 inputs into f32, each subgroup a (tile/2) x (tile/subgroupsN) block of fragments.
 type Tiling =
   | { kind: "reg"; rows: number; cols: number; lanesAlongM: boolean }
   | { kind: "tiled"; tile: number }
@@ -86,11 +86,16 @@ export function tileShape(t: Tiling): [number, number] {
 const WIDE_GPU_GROUPS = 256; // tiled128 by default once its 128 x 128 tiles are this many workgroups
 const NARROW_PAD_GAIN = 0.9; // CPU drivers: reg16x8 for a transposed a where it pads y to at most this fraction
 
-// The subgroup-matrix fragment the mma versions multiply with: the adapter's f16 x f16 -> f32 configuration,
-// 16 x 16 x 16 where listed (NVIDIA's tensor cores), else the largest; undefined where there is none.
-export function mmaFragment(gpu: Gpu): SubgroupMatrixConfig | undefined {
-  const f16 = gpu.subgroupMatrixConfigs.filter((c) => c.componentType === "f16" && c.resultComponentType === "f32");
-  const fits = f16.filter((c) => 32 % c.M === 0 && 32 % c.N === 0 && 32 % c.K === 0); // a subgroup's block, the k slab
+// mma: the k slab staged per step, by input type: f32 halves it, so that a 128 x 128 tile's slabs and scratch stay
+// within 32 KiB of workgroup memory.
+export const MMA_SLAB = { f16: 32, f32: 16 } as const;
+
+// The subgroup-matrix fragment the mma versions multiply `inputs` with, into f32: the adapter's configuration of
+// that component type, 16 x 16 x 16 where listed (NVIDIA's tensor cores, in f16), else the largest that divides a
+// subgroup's 32-wide block and the k slab (Apple GPUs list f32 8 x 8 x 8); undefined where there is none.
+export function mmaFragment(gpu: Gpu, inputs: "f16" | "f32"): SubgroupMatrixConfig | undefined {
+  const listed = gpu.subgroupMatrixConfigs.filter((c) => c.componentType === inputs && c.resultComponentType === "f32");
+  const fits = listed.filter((c) => 32 % c.M === 0 && 32 % c.N === 0 && MMA_SLAB[inputs] % c.K === 0);
   return fits.find((c) => c.M === 16 && c.N === 16 && c.K === 16) ?? fits.sort((x, y) => y.M * y.N * y.K - x.M * x.N * x.K)[0];
 }
 
@@ -99,9 +104,9 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   versions: Object.keys(MATMUL_TILINGS) as MatmulVersion[],
   unavailable(version, s, gpu) {
     if (MATMUL_TILINGS[version].kind !== "mma") return undefined;
-    if (!s.f16) return 'multiplies f16 inputs only (MatmulOptions.inputs "f16", training.precision "f16")';
-    if (!mmaFragment(gpu)) {
-      return `needs subgroup matrices of f16 into f32 (${SUBGROUP_MATRIX_FEATURE}), which ${gpu.adapterInfo.description} lacks`;
+    const inputs = s.f16 ? "f16" : "f32";
+    if (!mmaFragment(gpu, inputs)) {
+      return `needs subgroup matrices of ${inputs} into f32 (${SUBGROUP_MATRIX_FEATURE}), which ${gpu.adapterInfo.description} lacks`;
     }
     return undefined;
   },
@@ -117,7 +122,8 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   // 16 adjacent words per k, and at the default model's 192x544x64 and 64x544x64 it ran at 1.0-1.6x the speed of
   // regm16x16 and reg16x16. Without transposed a it lost to regm16x16 (docs/KERNELS.md, Matmul).
   // The mma versions are not a default: no GPU that offers them through Dawn has timed them yet (NVIDIA's Vulkan
-  // driver gets no shader-f16 from Dawn, so no f16 subgroup matrices); `tune` picks them where they win.
+  // driver gets no shader-f16 from Dawn, so no f16 subgroup matrices, and lists no f32 ones); `tune` picks them where
+  // they win.
   defaultVersion(s, gpu) {
     if (!gpu.isCpu) {
       const wide = Math.ceil(s.M / 128) * Math.ceil(s.N / 128) * s.batch >= WIDE_GPU_GROUPS;

@@ -37,7 +37,7 @@ const spec = (version: MatmulVersion, extra: Partial<MatmulSpec>): MatmulSpec =>
 });
 
 describe("matmul mma: WGSL", () => {
-  it("compiles on Dawn's null backend: every version and layout, scalar and vec4 staging, the epilogues, 16x16x16 and 8x8x8 fragments", async () => {
+  it("compiles on Dawn's null backend: every version and layout, scalar and vec4 staging, the epilogues, 16x16x16 and 8x8x8 fragments, f16 and f32", async () => {
     const gpu = create(["backend=null", "enable-dawn-features=allow_unsafe_apis"]);
     const adapter = await gpu.requestAdapter();
     expect(adapter?.features.has(SUBGROUP_MATRIX_FEATURE)).toBe(true);
@@ -47,6 +47,7 @@ describe("matmul mma: WGSL", () => {
       for (const transB of [false, true]) for (const vec of [false, true]) variants.push({ transA, transB, vecA: vec, vecB: vec });
     }
     variants.push({ bias: true, gelu: true, preact: true, residual: true }, { dgelu: true }, { addOut: true }, { fragment: "8x8x8/64" });
+    variants.push({ f16: false, fragment: "8x8x8/32" }, { f16: false, vecA: true, vecB: true, transA: true }, { f16: false, bias: true, gelu: true, preact: true, residual: true });
     for (const version of MMA) {
       for (const v of variants) {
         const code = matmulWgsl(spec(version, v));
@@ -61,10 +62,11 @@ describe("matmul mma: WGSL", () => {
 describe("matmul mma: availability", () => {
   const shape = { M: 64, K: 64, N: 64, transA: false, transB: false, batch: 1 };
   const f16 = { componentType: "f16", resultComponentType: "f32", M: 16, N: 16, K: 16 };
-  it("multiplies f16 inputs only, where the adapter has f16 x f16 -> f32 subgroup matrices; not a default", () => {
+  it("runs where the adapter has subgroup matrices of the inputs' type into f32; not a default", () => {
     const real = runtime().gpu;
     const gpu = { ...real, isCpu: false, subgroupMatrixConfigs: [f16], subgroupMaxSize: 32 };
-    expect(MATMUL.unavailable!("mma64", shape, gpu)).toMatch(/f16 inputs only/);
+    expect(MATMUL.unavailable!("mma64", shape, gpu)).toMatch(/needs subgroup matrices of f32 into f32/);
+    expect(MATMUL.unavailable!("mma64", shape, { ...gpu, subgroupMatrixConfigs: [{ ...f16, componentType: "f32" }] })).toBeUndefined();
     expect(MATMUL.unavailable!("mma64", { ...shape, f16: true }, gpu)).toBeUndefined();
     expect(MATMUL.unavailable!("mma128", { ...shape, f16: true }, { ...gpu, subgroupMatrixConfigs: [] })).toBe(
       `needs subgroup matrices of f16 into f32 (${SUBGROUP_MATRIX_FEATURE}), which ${real.adapterInfo.description} lacks`,
@@ -76,10 +78,14 @@ describe("matmul mma: availability", () => {
   it("takes 16x16x16 where listed, else the largest fragment that divides a subgroup's block", () => {
     const gpu = (configs: object[]) => ({ ...runtime().gpu, subgroupMatrixConfigs: configs as typeof f16[] });
     const c = (M: number, N: number, K: number, componentType = "f16", resultComponentType = "f32") => ({ componentType, resultComponentType, M, N, K });
-    expect(mmaFragment(gpu([c(8, 8, 8), c(16, 16, 16), c(16, 8, 16)]))).toEqual(c(16, 16, 16));
-    expect(mmaFragment(gpu([c(8, 8, 8), c(16, 8, 16)]))).toEqual(c(16, 8, 16));
-    expect(mmaFragment(gpu([c(16, 16, 16, "f16", "f16"), c(16, 16, 16, "i8", "i32")]))).toBeUndefined();
-    expect(mmaFragment(gpu([c(24, 8, 8)]))).toBeUndefined(); // 24 does not divide 32 rows
+    expect(mmaFragment(gpu([c(8, 8, 8), c(16, 16, 16), c(16, 8, 16)]), "f16")).toEqual(c(16, 16, 16));
+    expect(mmaFragment(gpu([c(8, 8, 8), c(16, 8, 16)]), "f16")).toEqual(c(16, 8, 16));
+    expect(mmaFragment(gpu([c(16, 16, 16, "f16", "f16"), c(16, 16, 16, "i8", "i32")]), "f16")).toBeUndefined();
+    expect(mmaFragment(gpu([c(24, 8, 8)]), "f16")).toBeUndefined(); // 24 does not divide 32 rows
+    // f32 inputs: an f32 configuration (Apple GPUs: 8 x 8 x 8) whose K divides the f32 slab of 16.
+    expect(mmaFragment(gpu([c(8, 8, 8, "f32", "f32"), c(16, 16, 16)]), "f32")).toEqual(c(8, 8, 8, "f32", "f32"));
+    expect(mmaFragment(gpu([c(16, 16, 32, "f32", "f32")]), "f32")).toBeUndefined();
+    expect(mmaFragment(gpu([c(16, 16, 16)]), "f32")).toBeUndefined();
   });
 });
 
@@ -88,8 +94,8 @@ describe("matmul mma: availability", () => {
 // extension's definitions (a left fragment is M x K at offset with stride, row-major, and so on). A loaded fragment
 // is kept as its (offset, stride), read when multiplied (the staged slab does not change in between); each of a
 // subgroup's SG invocations holds every SG-th element of a result fragment. It runs through matmulForward on the
-// CPU driver made to look as if it listed f16 x f16 -> f32 16 x 16 x 16 configurations and subgroups of 8; the
-// numbers must match float64 as the f16 tests do.
+// CPU driver made to look as if it listed f16 x f16 -> f32 and f32 x f32 -> f32 16 x 16 x 16 configurations and
+// subgroups of 8; the numbers must match float64 as the f16 (or f32) tests do.
 const SG = 8;
 const FRAG = 16;
 const PER_LANE = (FRAG * FRAG) / SG;
@@ -119,7 +125,7 @@ function emulated(code: string): string {
     .replace("enable chromium_experimental_subgroup_matrix;", "")
     .replace("diagnostic(off, chromium.subgroup_matrix_uniformity);", "")
     .replace(/subgroup_matrix_result<f32, 16, 16>\(\)/g, `array<f32, ${PER_LANE}>()`)
-    .replace(/subgroupMatrixLoad<subgroup_matrix_(left|right)<f16, 16, 16>>\(&[AB]s, (.*), false, (\d+u)\);/g, "emuLoad($2, $3);")
+    .replace(/subgroupMatrixLoad<subgroup_matrix_(left|right)<f(?:16|32), 16, 16>>\(&[AB]s, (.*), false, (\d+u)\);/g, "emuLoad($2, $3);")
     .replace(/subgroupMatrixMultiplyAccumulate\(/g, "emuMma(lane, ")
     .replace(/subgroupMatrixStore\(&Cs, (.*), (acc\d+_\d+), false, (\d+u)\);/g, "emuStore(lane, $1, $2, $3);")
     .replace(/for \(var (s|kk) = 0u; \1 < (\d+u);/g, "for (var $1 = 0u; $1 < min($2, p.M + $2);"); // not unrolled, as below
@@ -142,7 +148,7 @@ describe("matmul mma: emulated on the CPU driver", () => {
     const rt = runtime();
     const gpu = rt.gpu;
     const saved = { configs: gpu.subgroupMatrixConfigs, size: gpu.subgroupMaxSize, get: rt.pipelines.get };
-    gpu.subgroupMatrixConfigs = [{ componentType: "f16", resultComponentType: "f32", M: FRAG, N: FRAG, K: FRAG }];
+    gpu.subgroupMatrixConfigs = ["f16", "f32"].map((componentType) => ({ componentType, resultComponentType: "f32", M: FRAG, N: FRAG, K: FRAG }));
     gpu.subgroupMaxSize = SG;
     const get = saved.get.bind(rt.pipelines);
     rt.pipelines.get = ((name: string, spec: Record<string, string | number | boolean>, wgsl: (s: typeof spec) => string) =>
@@ -161,14 +167,17 @@ describe("matmul mma: emulated on the CPU driver", () => {
   const EDGES = { batch: 2, M: 70, K: 77, N: 67, shared: true };
   const ALIGNED = { batch: 2, M: 68, K: 76, N: 132, shared: true };
   const BATCHED_B = { batch: 3, M: 20, K: 36, N: 12, shared: false };
+  // f32 inputs (an f32 configuration, as Apple GPUs list): slabs of 16, staged as f32; two cases.
   const CASES = [
-    ...LAYOUTS.map((l) => ["mma64", l, EDGES] as const),
-    ...[LAYOUTS[0], LAYOUTS[3]].flatMap((l) => [["mma64", l, ALIGNED] as const, ["mma64", l, BATCHED_B] as const]),
-    ["mma128", LAYOUTS[0], EDGES] as const,
-    ["mma128", LAYOUTS[3], ALIGNED] as const,
+    ...LAYOUTS.map((l) => ["mma64", l, EDGES, "f16"] as const),
+    ...[LAYOUTS[0], LAYOUTS[3]].flatMap((l) => [["mma64", l, ALIGNED, "f16"] as const, ["mma64", l, BATCHED_B, "f16"] as const]),
+    ["mma128", LAYOUTS[0], EDGES, "f16"] as const,
+    ["mma128", LAYOUTS[3], ALIGNED, "f16"] as const,
+    ["mma64", LAYOUTS[1], EDGES, "f32"] as const,
+    ["mma128", LAYOUTS[2], ALIGNED, "f32"] as const,
   ];
-  for (const [version, l, s] of CASES) {
-    it(`${version} ${l.transA ? "aT" : "a"}·${l.transB ? "bT" : "b"} [${s.batch}]x${s.M}x${s.K}x${s.N}${s.shared ? "" : " (batched b)"}`, async () => {
+  for (const [version, l, s, inputs] of CASES) {
+    it(`${version} ${inputs} ${l.transA ? "aT" : "a"}·${l.transB ? "bT" : "b"} [${s.batch}]x${s.M}x${s.K}x${s.N}${s.shared ? "" : " (batched b)"}`, async () => {
       const a = randu(s.batch * s.M * s.K, s.M + s.K);
       const b = randu((s.shared ? 1 : s.batch) * s.K * s.N, s.N + s.K + 1);
       const want = matmulRef(a, b, { batch: s.batch, M: s.M, K: s.K, N: s.N, sharedB: s.shared });
@@ -176,8 +185,9 @@ describe("matmul mma: emulated on the CPU driver", () => {
       const bBatch = s.shared ? [] : [s.batch];
       const bs = s.shared ? 1 : s.batch;
       const bt = l.transB ? Tensor.fromArray(transpose(b, bs, s.K, s.N), [...bBatch, s.N, s.K]) : Tensor.fromArray(b, [...bBatch, s.K, s.N]);
-      const y = matmulForward(at, bt, { ...l, version, inputs: "f16" });
-      expectClose(`y (${version})`, await y.data(), want, tolF16(s.K));
+      const y = matmulForward(at, bt, { ...l, version, inputs });
+      const tol = inputs === "f16" ? tolF16(s.K) : { atol: 1e-4 * Math.sqrt(s.K), rtol: 1e-4 * Math.sqrt(s.K) };
+      expectClose(`y (${version} ${inputs})`, await y.data(), want, tol);
       for (const t of [at, bt, y]) t.dispose();
     });
   }

@@ -84,9 +84,15 @@ function operands(s: Shape, l: MatmulOptions): [Tensor, Tensor] {
 
 const label = (s: Shape) => `${s.batch.length ? `[${s.batch.join(",")}]x` : ""}${s.M}x${s.K}x${s.N}${s.sharedB ? "" : " (batched b)"}`;
 
-// The mma versions multiply f16 inputs only: they are in the f16 tests below.
-const F32_VERSIONS = MATMUL.versions.filter((v) => MATMUL_TILINGS[v].kind !== "mma");
-describe.each(F32_VERSIONS)("matmul %s", (version) => {
+// The mma versions run where the adapter lists f32 x f32 -> f32 subgroup matrices (Apple GPUs) and are skipped
+// elsewhere, saying why.
+const unavailable = (version: MatmulVersion, f16: boolean) =>
+  MATMUL.unavailable!(version, { M: 1, K: 1, N: 1, transA: false, transB: false, batch: 1, f16 }, runtime().gpu);
+describe.each([...MATMUL.versions])("matmul %s", (version) => {
+  beforeEach((ctx) => {
+    const why = unavailable(version, false);
+    ctx.skip(why !== undefined, why);
+  });
   for (const l of LAYOUTS) {
     for (const s of [...SHAPES, LARGE]) {
       it(`${layoutName(l)} ${label(s)}`, async () => {
@@ -118,7 +124,7 @@ describe.each(F32_VERSIONS)("matmul %s", (version) => {
   // each combination is a pipeline); the others get the full combination only, since one generator writes every
   // version's epilogue. Two shapes: N % 4 != 0 (the reg versions store y a column at a time) and N % 4 == 0 (they
   // store y, and read bias, preact and residual, as vec4s).
-  const full = version === F32_VERSIONS[0];
+  const full = version === MATMUL.versions[0];
   for (const E of [shape(7, 13, 9, [2]), shape(7, 13, 12, [2])]) {
     const N = `N=${E.N}`;
     for (const bias of full ? [false, true] : [true]) {
@@ -189,11 +195,10 @@ const F16_CASES = [
 // All skipped where the adapter lacks shader-f16. The mma versions run where the adapter has f16 x f16 -> f32
 // subgroup matrices and are skipped elsewhere (the CPU driver); on such adapters they also take a shape of several
 // 128 x 128 tiles with K past two slabs.
-const unavailable = (version: MatmulVersion) => MATMUL.unavailable!(version, { M: 1, K: 1, N: 1, transA: false, transB: false, batch: 1, f16: true }, runtime().gpu);
 describe.each([...MATMUL.versions])("matmul %s, f16 inputs", (version) => {
   beforeEach((ctx) => {
     skipWithoutF16(ctx);
-    const why = unavailable(version);
+    const why = unavailable(version, true);
     ctx.skip(why !== undefined, why);
   });
   const cases = MATMUL_TILINGS[version].kind === "mma" ? [...F16_CASES, ...LAYOUTS.map((l) => [l, shape(300, 77, 257, [2])] as const)] : F16_CASES;
@@ -230,7 +235,9 @@ describe.each([...MATMUL.versions])("matmul %s, f16 inputs", (version) => {
     const b = Tensor.fromArray([1, 0, 0, 1], [2, 2]);
     const [y16] = await matmulForward(a, b, { version, inputs: "f16" }).data();
     expect([1, 1 + 2 ** -10]).toContain(y16);
-    expect((await matmulForward(a, b, { version }).data())[0]).toBe(Math.fround(x));
+    // f32 through the same version where it takes f32 (an mma version may not), else the default.
+    const f32Version = unavailable(version, false) ? undefined : version;
+    expect((await matmulForward(a, b, { version: f32Version }).data())[0]).toBe(Math.fround(x));
   });
 });
 
