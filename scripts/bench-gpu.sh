@@ -38,7 +38,16 @@ run knn.json bench knn --json
 run tune.json tune --model vit-s16 --batch 32 --json
 run vit-s16.json bench vit --model vit-s16 --batch 32 --profile --json
 run vit-b16.json bench vit --model vit-b16 --batch 32 --json
+run vit-b16-b64.json bench vit --model vit-b16 --batch 64 --strategies full --profile --json
 run vit-default.json bench vit --model default --batch 128 --json
+# Mixed precision where the adapter has shader-f16 (`info`'s features line): the f16 products, the mma versions
+# among them where it lists f16 subgroup matrices, and the ViT steps of the issue's targets.
+if grep -q "^features .*shader-f16" "$out/info.txt"; then
+  run matmul-f16.json bench matmul --precision f16 --layouts nn,nt,tn --no-tfjs --json
+  run tune-f16.json tune --model vit-b16 --batch 64 --precision f16 --families matmul --json
+  run vit-b16-f16.json bench vit --model vit-b16 --batch 64 --strategies full --precision f16 --profile --json
+  run vit-s16-f16.json bench vit --model vit-s16 --batch 64 --strategies full --precision f16 --json
+fi
 cp "$PEFT_TUNE_CACHE"/tune-*.json "$out/" 2>/dev/null
 echo "results in $out" >&2
 exit $failed
