@@ -24,6 +24,7 @@ export interface DeviceOptions {
   llvmpipeThreads?: string; // LP_NUM_THREADS as the user set it (undefined: open() chooses)
   vulkanDataDirs?: string[]; // where the Vulkan loader looks for implicit layers (engine/settings.ts)
   deviceSelectOff?: boolean; // NODEVICE_SELECT: the user switched Mesa's device-select layer off
+  dawnToggles?: string[]; // more Dawn toggles to enable (PEFT_DAWN_TOGGLES)
 }
 
 // One shape of product the adapter's subgroup matrices (tensor cores, through the
@@ -69,9 +70,11 @@ async function open(opts: DeviceOptions): Promise<Gpu> {
   const dawnOptions: string[] = [];
   if (backend) dawnOptions.push(`backend=${backend}`);
   if (wanted) dawnOptions.push(`adapter=${wanted}`);
-  // Dawn offers chromium-experimental-subgroup-matrix (tensor cores) only behind this toggle. It guards APIs not yet
-  // hardened against hostile web content, which a command-line tool running its own kernels does not face.
-  dawnOptions.push("enable-dawn-features=allow_unsafe_apis");
+  // Dawn offers chromium-experimental-subgroup-matrix (tensor cores) only behind allow_unsafe_apis. It guards APIs
+  // not yet hardened against hostile web content, which a command-line tool running its own kernels does not face.
+  // The user's toggles come after it: e.g. vulkan_enable_f16_on_nvidia, which lifts Dawn's blocklisting of
+  // shader-f16 on NVIDIA's Vulkan driver (crbug.com/42251215: driver bugs), at the user's own risk.
+  dawnOptions.push(`enable-dawn-features=${["allow_unsafe_apis", ...(opts.dawnToggles ?? [])].join(",")}`);
   if (address) {
     // Read by Mesa's device-select layer when Dawn creates its Vulkan instance: only that GPU is left to find.
     const layer = !opts.deviceSelectOff && deviceSelectLayerPresent(opts.vulkanDataDirs ?? []);

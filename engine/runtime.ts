@@ -30,7 +30,7 @@ export async function initEngine(opts: EngineOptions = {}): Promise<Runtime> {
   const settings = readSettings(opts.env);
   settings.backend = opts.backend ?? settings.backend;
   settings.adapter = opts.adapter ?? settings.adapter;
-  const gpu = await getDevice({ backend: settings.backend, adapter: settings.adapter, llvmpipeThreads: settings.llvmpipeThreads, vulkanDataDirs: settings.vulkanDataDirs, deviceSelectOff: settings.deviceSelectOff });
+  const gpu = await getDevice({ backend: settings.backend, adapter: settings.adapter, llvmpipeThreads: settings.llvmpipeThreads, vulkanDataDirs: settings.vulkanDataDirs, deviceSelectOff: settings.deviceSelectOff, dawnToggles: settings.dawnToggles });
   const pool = new BufferPool(gpu.device, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, "tensor");
   const readPool = new BufferPool(gpu.device, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, "readback");
   // DEBUG's logs go to stderr from here: the one place below cli/ that writes to the terminal.

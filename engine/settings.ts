@@ -7,6 +7,8 @@
 //   PEFT_TUNE=0                  ignore the autotuner's cache (engine/tuning.ts)
 //   PEFT_TUNE_CACHE              the cache folder; else $XDG_CACHE_HOME/peft-vit-webgpu, else ~/.cache/peft-vit-webgpu
 //   PEFT_<FAMILY>                a kernel family's version for every call, e.g. PEFT_MATMUL=reg8x8 (kernels/registry.ts)
+//   PEFT_DAWN_TOGGLES            Dawn toggles to enable besides allow_unsafe_apis, comma-separated (engine/device.ts),
+//                                e.g. vulkan_enable_f16_on_nvidia
 //   DEBUG=1 / DEBUG=2            log every dispatch / also print each shader's WGSL
 //   LP_NUM_THREADS               llvmpipe's threads; engine/device.ts sets it when the user did not
 //   XDG_CONFIG_DIRS, XDG_DATA_DIRS, XDG_DATA_HOME, HOME   where the Vulkan loader finds layers (engine/pci.ts)
@@ -34,17 +36,22 @@ export interface Settings {
   llvmpipeThreads: string | undefined; // LP_NUM_THREADS as the user set it
   vulkanDataDirs: string[]; // the folders whose vulkan/implicit_layer.d the Vulkan loader reads, as it finds them
   deviceSelectOff: boolean; // NODEVICE_SELECT set
+  dawnToggles: string[]; // PEFT_DAWN_TOGGLES
   threadpool: number | undefined; // UV_THREADPOOL_SIZE (undefined: Node's default, 4)
   slurm: { jobId: string; arrayJobId?: string; arrayTaskId?: string } | undefined; // in a Slurm job
 }
 
 // The PEFT_ variables that are settings of their own; every other PEFT_<NAME> forces a kernel family's version.
-const OWN = ["PEFT_BACKEND", "PEFT_ADAPTER", "PEFT_WAIT", "PEFT_TUNE", "PEFT_TUNE_CACHE"];
+const OWN = ["PEFT_BACKEND", "PEFT_ADAPTER", "PEFT_WAIT", "PEFT_TUNE", "PEFT_TUNE_CACHE", "PEFT_DAWN_TOGGLES"];
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const wait = env.PEFT_WAIT ?? "quiet";
   if (!(WAIT_POLICIES as readonly string[]).includes(wait)) {
     throw new Error(`PEFT_WAIT: expected one of ${WAIT_POLICIES.join(", ")}, got "${wait}"`);
+  }
+  const dawnToggles = (env.PEFT_DAWN_TOGGLES ?? "").split(",").map((t) => t.trim()).filter((t) => t);
+  for (const t of dawnToggles) {
+    if (!/^[a-z0-9_]+$/.test(t)) throw new Error(`PEFT_DAWN_TOGGLES: expected Dawn toggle names (lower case, digits, _), comma-separated, got "${t}"`);
   }
   const debug = env.DEBUG === undefined || env.DEBUG === "" || env.DEBUG === "0" ? 0 : env.DEBUG === "2" ? 2 : 1;
   const versions: Settings["versions"] = {};
@@ -63,6 +70,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     llvmpipeThreads: env.LP_NUM_THREADS,
     vulkanDataDirs: vulkanDataDirs(env),
     deviceSelectOff: Boolean(env.NODEVICE_SELECT),
+    dawnToggles,
     threadpool: env.UV_THREADPOOL_SIZE ? Number(env.UV_THREADPOOL_SIZE) : undefined,
     slurm: env.SLURM_JOB_ID ? { jobId: env.SLURM_JOB_ID, arrayJobId: env.SLURM_ARRAY_JOB_ID, arrayTaskId: env.SLURM_ARRAY_TASK_ID } : undefined,
   };

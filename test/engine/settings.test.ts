@@ -18,6 +18,7 @@ describe("readSettings", () => {
       llvmpipeThreads: undefined,
       vulkanDataDirs: ["/etc/xdg", "/etc", "/usr/local/share", "/usr/share"],
       deviceSelectOff: false,
+      dawnToggles: [],
       threadpool: undefined,
       slurm: undefined,
     });
@@ -52,6 +53,12 @@ describe("readSettings", () => {
     expect(readSettings({ DEBUG: "0" }).debug).toBe(0);
     expect(s.llvmpipeThreads).toBe("3");
     expect(readSettings({ UV_THREADPOOL_SIZE: "8" }).threadpool).toBe(8);
+  });
+
+  it("reads Dawn toggles to enable, comma-separated, and refuses what is no toggle name, naming the variable", () => {
+    expect(readSettings({ PEFT_DAWN_TOGGLES: "vulkan_enable_f16_on_nvidia, dump_shaders" }).dawnToggles).toEqual(["vulkan_enable_f16_on_nvidia", "dump_shaders"]);
+    expect(readSettings({ PEFT_DAWN_TOGGLES: "vulkan_enable_f16_on_nvidia" }).versions).toEqual({}); // a setting, not a family
+    expect(() => readSettings({ PEFT_DAWN_TOGGLES: "a=b" })).toThrow('PEFT_DAWN_TOGGLES: expected Dawn toggle names (lower case, digits, _), comma-separated, got "a=b"');
   });
 
   it("names the Slurm job and array task a process runs in", () => {
