@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One lease of a machine with a GPU, run from the portable bundle (scripts/portable-bundle.sh copies this file to
 # DIR/lease): `info` (retried with --system-gl, as root, when no adapter is found; then again with the first GPU
-# chosen by its PCI address), the test suite on the GPU's
+# chosen by its PCI address), on NVIDIA without shader-f16 the f16 tests and benchmarks with Dawn's blocklisting of
+# it lifted, the test suite on the GPU's
 # adapter, the benchmark set (scripts/bench-gpu.sh) and, where Fashion-MNIST is installed, the default study.
 # Everything goes to a work folder packed into OUT/results.tgz every 10 s and at the end, so that a run stopped at
 # a time limit still leaves what it finished. Usage: DIR/lease OUT. LEASE_TEST_TIMEOUT (default 300 s) bounds the
@@ -33,6 +34,27 @@ gpu=$(grep -o -m1 "pci:[0-9a-f:.]*" "$work/info.txt" | head -1)
 if [ -n "$gpu" ]; then
   "$here/run" $sysgl info --adapter "$gpu" >"$work/info-pci.txt" 2>&1
   echo "info --adapter $gpu: $(grep -E "^adapter|rror" "$work/info-pci.txt" | head -1)"
+fi
+
+# NVIDIA through Dawn: no shader-f16 unless Dawn's blocklisting is lifted (PEFT_DAWN_TOGGLES, docs/RUNNING.md). With
+# it lifted: the f16 and mma tests first (the driver bugs behind the blocklist would show there), then their speed.
+if grep -qi nvidia "$work/info.txt" && ! grep -q "^features .*shader-f16" "$work/info.txt"; then
+  step "f16 on NVIDIA (PEFT_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia)"
+  export PEFT_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia
+  "$here/run" $sysgl info >"$work/info-f16.txt" 2>&1
+  grep -E "^(features|subgroup|mixed)" "$work/info-f16.txt"
+  if grep -q "^features .*shader-f16" "$work/info-f16.txt"; then
+    timeout "${LEASE_TEST_TIMEOUT:-300}" "$here/run" --test test/kernels/matmul.test.ts test/kernels/matmul-mma.test.ts \
+      test/autograd/precision.test.ts test/train/train.test.ts -t "mma|f16|precision" --reporter=dot >"$work/test-f16.txt" 2>&1
+    echo "f16 tests rc $?"
+    grep -a -E "Test Files|Tests |FAIL" "$work/test-f16.txt" | head -20
+    timeout 300 "$here/run" bench matmul --precision f16 --version mma64,mma128,tiled,tiled128 --shapes 12608x768x2304,2048x2048x2048 \
+      --layouts nn,nt --no-tfjs >"$work/matmul-f16.txt" 2>&1
+    tail -12 "$work/matmul-f16.txt"
+    timeout 300 "$here/run" bench vit --model vit-b16 --batch 64 --strategies full --precision f16 --profile >"$work/vit-b16-f16.txt" 2>&1
+    head -8 "$work/vit-b16-f16.txt"
+  fi
+  unset PEFT_DAWN_TOGGLES
 fi
 
 step tests
