@@ -55,13 +55,19 @@ export function deviceSelectLayerPresent(dataDirs: string[]): boolean {
   return dataDirs.some((d) => existsSync(join(d, "vulkan", "implicit_layer.d", "VkLayer_MESA_device_select.json")));
 }
 
+// Why `address` names no display device on this machine (listing those it has), or undefined where it does: checked
+// by the device at start-up and, before any work, by `experiment --adapters`.
+export function pciDeviceMissing(address: string, devices: PciDevice[]): string | undefined {
+  if (devices.some((d) => d.address === address)) return undefined;
+  const list = devices.map((d) => `pci:${d.address} (${d.vendor}:${d.device})`).join(", ");
+  return `no display device at PCI address ${address}; ${list ? `there are ${list}` : "this machine has none on its PCI bus"} (node dist/run.js info lists them)`;
+}
+
 // The DRI_PRIME value for a `pci:` choice, after checking that a display device is at that address and that the
 // layer is installed; the errors list what there is to choose from.
 export function pciSelection(address: string, devices: PciDevice[], layerPresent: boolean): string {
-  if (!devices.some((d) => d.address === address)) {
-    const list = devices.map((d) => `pci:${d.address} (${d.vendor}:${d.device})`).join(", ");
-    throw new Error(`device: no display device at PCI address ${address}; ${list ? `there are ${list}` : "this machine has none on its PCI bus"} (node dist/run.js info lists them)`);
-  }
+  const missing = pciDeviceMissing(address, devices);
+  if (missing) throw new Error(`device: ${missing}`);
   if (!layerPresent) {
     throw new Error(
       `device: choosing a GPU by PCI address (pci:${address}) needs Mesa's Vulkan device-select layer (VkLayer_MESA_device_select.json, ` +

@@ -3,7 +3,7 @@
 // adapter where several are named (worker i the i-th, round robin), so that one machine's GPUs all work. Their
 // output comes back line by line, each line marked with the worker's number.
 import { spawn } from "node:child_process";
-import { type PciDevice, pciAddress } from "../engine/pci.js";
+import { type PciDevice, pciAddress, pciDeviceMissing } from "../engine/pci.js";
 
 export interface WorkersOptions {
   command: string[]; // how to run this program: [node, .../dist/run.js]
@@ -19,9 +19,8 @@ export function workerAdapters(adapters: string[], devices: PciDevice[]): string
   if (!adapters.includes(EACH_GPU)) {
     for (const a of adapters) {
       const address = pciAddress(a);
-      if (address && !devices.some((d) => d.address === address)) {
-        throw new Error(`experiment: --adapters names pci:${address}, where this machine has no display device (node dist/run.js info lists them)`);
-      }
+      const missing = address && pciDeviceMissing(address, devices);
+      if (missing) throw new Error(`experiment: --adapters: ${missing}`);
     }
     return adapters;
   }

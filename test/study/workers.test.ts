@@ -53,7 +53,7 @@ describe("workerAdapters", () => {
 
   it("keeps other lists as given, checking their PCI addresses", () => {
     expect(workerAdapters(["nvidia", "pci:41:00.0"], gpus)).toEqual(["nvidia", "pci:41:00.0"]);
-    expect(() => workerAdapters(["pci:0000:42:00.0"], gpus)).toThrow("--adapters names pci:0000:42:00.0, where this machine has no display device");
+    expect(() => workerAdapters(["pci:0000:42:00.0"], gpus)).toThrow("experiment: --adapters: no display device at PCI address 0000:42:00.0; there are pci:");
   });
 
   it("refuses each-gpu with other entries, or on a machine without GPUs on its PCI bus", () => {
