@@ -169,12 +169,18 @@ async function takeOver(path: string, held: ClaimRecord, aside: string): Promise
 }
 
 // Claims `path`, waiting while a live worker holds it, until `done()` says that work is finished (by whoever held
-// it): then resolves with undefined. The log names the holder once.
+// it): then resolves with undefined. The log names the holder once. A holder marks its work done before it
+// releases the claim, so done() is asked again once the claim is ours: the holder may have finished and released
+// between the last look and the claim, and its work must not run twice.
 export async function claimOrWait(path: string, owner: ClaimOwner, timing: ClaimTiming, log: (line: string) => void, done: () => boolean): Promise<Claim | undefined> {
   let reported = false;
   while (!done()) {
     const attempt = await tryClaim(path, owner, timing, log);
-    if ("claim" in attempt) return attempt.claim;
+    if ("claim" in attempt) {
+      if (!done()) return attempt.claim;
+      await attempt.claim.release();
+      return undefined;
+    }
     if (!reported) log(`waiting for ${describeOwner(attempt.heldBy)}, which holds ${path}`);
     reported = true;
     await sleep(timing.pollMs);

@@ -118,6 +118,17 @@ describe("claims", () => {
     expect(log).toEqual([`waiting for host ${hostname()} pid ${process.pid}, which holds ${path}`]);
   });
 
+  // The holder marks its work done and releases between the waiter's look at done() and its claim: the waiter
+  // must not run that work again. Here done() turns true just after the first look, and the claim is free.
+  it("gives back a claim won after the work was done, and returns nothing", async () => {
+    const path = join(root, "f", "claim.json");
+    let looks = 0;
+    const got = await claimOrWait(path, thisOwner(), FAST, () => undefined, () => looks++ > 0);
+    expect(got).toBeUndefined();
+    expect(looks).toBe(2);
+    expect(existsSync(path)).toBe(false);
+  });
+
   // Separate processes race for the same twelve claims, each taking what it can: every claim has one winner. Each
   // holds its claims until every one has reported (then the test closes their stdin): a claim of an exited process
   // is stale, and rightly taken over.
