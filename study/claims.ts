@@ -115,8 +115,10 @@ export class Claim {
 
   async release(): Promise<void> {
     clearInterval(this.timer);
-    HELD.delete(this.record.token);
+    // The file goes before the token leaves HELD: in between, a claim of this pid whose token is not held would
+    // pass for one an earlier process with the same pid left, and be taken over as stale.
     if ((await readClaim(this.path))?.token === this.record.token) await unlink(this.path).catch(() => undefined);
+    HELD.delete(this.record.token);
   }
 }
 
