@@ -35,7 +35,7 @@ import { fill } from "./fill.js";
 import { reduceForward } from "./reduce.js";
 import type { Gpu } from "../engine/device.js";
 import { MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, MMA_SLAB, type MatmulShape, type MatmulVersion, mmaFragment, resolveVersion, tileShape } from "./registry.js";
-import { FLAT_GROUP, erfFunction, grid1d, packUniform, uniformStruct } from "./wgsl.js";
+import { FLAT_GROUP, erfFunction, grid1d, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
 
 export interface MatmulOptions {
   transA?: boolean; // a is stored (..., K, M)
@@ -104,7 +104,7 @@ const FIELDS = {
 function bindings(spec: MatmulSpec): string {
   const yType = spec.vecY ? "array<vec4<f32>>" : "array<f32>";
   const input = spec.f16 ? "f16" : "f32";
-  const list: [string, string, string][] = [
+  const list: Parameters<typeof storageBindings>[0] = [
     ["y", yType, "read_write"],
     ["A", spec.vecA ? `array<vec4<${input}>>` : `array<${input}>`, "read"],
     ["B", (MATMUL_TILINGS[spec.version].kind === "reg" && !spec.bScalars) || spec.vecB ? `array<vec4<${input}>>` : `array<${input}>`, "read"],
@@ -114,9 +114,7 @@ function bindings(spec: MatmulSpec): string {
   if (spec.residual) list.push(["residual", yType, "read"]);
   if (spec.dgelu) list.push(["dgelu", yType, "read"]);
   if (spec.rowSums) list.push(["rowSums", "array<f32>", "read_write"]);
-  return list
-    .map(([name, type, access], i) => `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: ${type};`)
-    .join("\n");
+  return storageBindings(list);
 }
 
 // Flat index of a[m, k] and b[k, n] within one batch entry, for the stored layout.
@@ -412,8 +410,7 @@ function packWgsl(spec: { trans: boolean; f16: boolean }): string {
   const out = spec.f16 ? "f16" : "f32";
   return /* wgsl */ `${spec.f16 ? "enable f16;" : ""}
 ${uniformStruct(PACK_FIELDS)}
-@group(0) @binding(1) var<storage, read_write> out: array<vec4<${out}>>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
+${storageBindings([["out", `array<vec4<${out}>>`, "read_write"], ["b", "array<f32>", "read"]])}
 ${FLAT_GROUP}
 @compute @workgroup_size(${PACK_WG})
 ${ENTRY} {
@@ -446,8 +443,7 @@ function packB(b: Tensor, bBatch: number, K: number, N: number, trans: boolean, 
 const CAST_WG = 256;
 const CAST_WGSL = /* wgsl */ `enable f16;
 ${uniformStruct({ n: "u32" })}
-@group(0) @binding(1) var<storage, read_write> out: array<f16>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
+${storageBindings([["out", "array<f16>", "read_write"], ["x", "array<f32>", "read"]])}
 ${FLAT_GROUP}
 @compute @workgroup_size(${CAST_WG})
 ${ENTRY} {

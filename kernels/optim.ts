@@ -298,9 +298,7 @@ const ADAMW_COUNT_FIELDS = { lnBeta1: "f32", lnBeta2: "f32" } as const;
 function adamwCountWgsl(): string {
   return /* wgsl */ `
 ${uniformStruct(ADAMW_COUNT_FIELDS)}
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<storage, read_write> counter: array<f32>;
-@group(0) @binding(3) var<storage, read> gradScale: array<f32>;
+${storageBindings([["y", "array<f32>", "read_write"], ["counter", "array<f32>", "read_write"], ["gradScale", "array<f32>", "read"]])}
 
 // 1 - beta^t from x = t ln beta <= 0 (see the header).
 fn oneMinusExp(x: f32) -> f32 {
@@ -369,8 +367,7 @@ export function adamwUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o
 function sumsqWgsl(spec: { square: boolean }): string {
   return /* wgsl */ `
 ${uniformStruct(SUMSQ_FIELDS)}
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
+${storageBindings([["y", "array<f32>", "read_write"], ["x", "array<f32>", "read"]])}
 ${FLAT_GROUP}
 // Thread mapping: invocation t < outputs sums x[t], x[t + outputs], ... into y[outOffset + t].
 ${flatMain(WG, "p.outputs")}
@@ -414,9 +411,7 @@ export function sumOfSquares(tensors: Tensor[]): Tensor {
 function clipWgsl(spec: { scaled: boolean }): string {
   return /* wgsl */ `
 ${uniformStruct(CLIP_FIELDS)}
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<storage, read> sumSq: array<f32>;
-${spec.scaled ? "@group(0) @binding(3) var<storage, read> scale: array<f32>;" : ""}
+${storageBindings([["y", "array<f32>", "read_write"], ["sumSq", "array<f32>", "read"], ...(spec.scaled ? [["scale", "array<f32>", "read"] as [string, string, "read"]] : [])])}
 @compute @workgroup_size(1)
 fn main() {
   y[0] = min(1.0, p.maxNorm / (sqrt(sumSq[0])${spec.scaled ? " / scale[0]" : ""} + 1e-6));
@@ -439,10 +434,7 @@ export function clipCoefficient(sumSq: Tensor, maxNorm: number, scale?: Tensor):
 function lossScaleWgsl(): string {
   return /* wgsl */ `
 ${uniformStruct(LOSS_SCALE_FIELDS)}
-@group(0) @binding(1) var<storage, read_write> gradScale: array<f32>;
-@group(0) @binding(2) var<storage, read_write> scale: array<f32>;
-@group(0) @binding(3) var<storage, read_write> goodSteps: array<f32>;
-@group(0) @binding(4) var<storage, read> sumSq: array<f32>;
+${storageBindings([["gradScale", "array<f32>", "read_write"], ["scale", "array<f32>", "read_write"], ["goodSteps", "array<f32>", "read_write"], ["sumSq", "array<f32>", "read"]])}
 @compute @workgroup_size(1)
 fn main() {
   let s = sumSq[0];
