@@ -6,7 +6,8 @@
 // built with skipZero, leaves a skipped step out of its step count as PyTorch's does (autograd/optim.ts).
 import { Tensor } from "../engine/tensor.js";
 import { fill } from "../kernels/fill.js";
-import { lossScaleStep, sumOfSquares } from "../kernels/optim.js";
+import { lossScaleStep } from "../kernels/optim.js";
+import { gradSumOfSquares } from "./optim.js";
 
 export interface LossScaleSettings {
   init: number; // the first scale
@@ -32,11 +33,10 @@ export class LossScaler {
     this.goodSteps = fill([1], 0).keep();
   }
 
-  // The factor for optimiser.step(factor, true) from the scaled gradients of `params`, clipping the unscaled norm
-  // to maxNorm where given; updates the scale.
+  // The factor for optimiser.step(factor) (an optimiser built with skipZero) from the scaled gradients of
+  // `params`, clipping the unscaled norm to maxNorm where given; updates the scale.
   unscale(params: Tensor[], maxNorm?: number): Tensor {
-    const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== undefined);
-    const sumSq = sumOfSquares(grads);
+    const sumSq = gradSumOfSquares(params);
     const factor = lossScaleStep(sumSq, this.scale, this.goodSteps, { ...this.settings, maxNorm });
     sumSq.dispose();
     return factor;

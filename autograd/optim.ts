@@ -145,21 +145,25 @@ export class AdamW extends Base {
   }
 }
 
+// The sum of squares of every gradient of `params` (a 1-element tensor on the GPU); parameters without one are left out.
+export function gradSumOfSquares(params: Tensor[]): Tensor {
+  return sumOfSquares(params.map((p) => p.grad).filter((g): g is Tensor => g !== undefined));
+}
+
 // The global gradient norm of `params` (a 1-element tensor) and the clip coefficient min(1, maxNorm/(norm+1e-6))
 // to pass to step(). Both stay on the GPU.
 export function clipGradNorm(params: Tensor[], maxNorm: number): { norm: Tensor; coefficient: Tensor } {
-  const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== undefined);
-  const sumSq = sumOfSquares(grads);
+  const sumSq = gradSumOfSquares(params);
   const coefficient = clipCoefficient(sumSq, maxNorm);
   const norm = unaryForward("sqrt", sumSq);
   sumSq.dispose();
   return { norm, coefficient };
 }
 
-// The clip coefficient of the gradients of `params` scaled by `scale` (loss scaling): that of the unscaled norm,
-// min(1, maxNorm / (|g| / scale + 1e-6)). On the GPU, as clipGradNorm's.
-export function scaledClipCoefficient(params: Tensor[], maxNorm: number, scale: Tensor): Tensor {
-  const sumSq = sumOfSquares(params.map((p) => p.grad).filter((g): g is Tensor => g !== undefined));
+// clipGradNorm's coefficient alone; with `scale` (loss scaling) the gradients are scaled by it and the coefficient is
+// that of the unscaled norm, min(1, maxNorm / (|g| / scale + 1e-6)).
+export function clipGradCoefficient(params: Tensor[], maxNorm: number, scale?: Tensor): Tensor {
+  const sumSq = gradSumOfSquares(params);
   const coefficient = clipCoefficient(sumSq, maxNorm, scale);
   sumSq.dispose();
   return coefficient;

@@ -18,7 +18,7 @@ import { median } from "../util/stats.js";
 import type { KernelTime } from "../engine/profile.js";
 import { backward, noGrad } from "../autograd/tape.js";
 import { PRECISIONS, type Precision, withPrecision } from "../autograd/precision.js";
-import { LOSS_SCALE_DEFAULTS, LossScaler } from "../autograd/loss-scale.js";
+import { lossScalerFor } from "../train/mixed-precision.js";
 
 const FLAGS = {
   model: "string",
@@ -116,7 +116,7 @@ export const vitBench: Command = {
       await addCase(`train ${strategyName(strategy)}`, () => {
         const model = buildVit(config, initialiser(0));
         const trainable = applyStrategy(model, strategy, 10);
-        const scaler = precision === "f16" ? new LossScaler(LOSS_SCALE_DEFAULTS) : undefined;
+        const scaler = lossScalerFor(precision, undefined);
         const opt = new SGD(trainable.map(([, t]) => t), { lr: 1e-3, momentum: 0.9, skipZero: scaler !== undefined });
         return () =>
           tidyAsync(async () => {

@@ -9,7 +9,8 @@
 import type { Tensor } from "../engine/tensor.js";
 import type { Loader } from "../data/loader.js";
 import { type F32Tensor, readSafetensors } from "../vit/safetensors.js";
-import { LOSS_SCALE_DEFAULTS, type TrainSettings, runIdentity } from "./settings.js";
+import { type TrainSettings, runIdentity } from "./settings.js";
+import { lossScaleFor } from "./mixed-precision.js";
 
 // 2: with the tensors' checksum. A checkpoint of format 1 is refused as one of other settings.
 export const FORMAT = "peft-vit-webgpu/train-checkpoint/2";
@@ -26,7 +27,7 @@ export function fingerprint(s: TrainSettings, train: Loader, trainable: [string,
     weightDecay: s.weightDecay,
     clipNorm: s.clipNorm ?? null,
     // Absent in f32, as in checkpoints from before the keys.
-    ...(s.precision === "f16" ? { precision: "f16", lossScale: { ...LOSS_SCALE_DEFAULTS, ...s.lossScale } } : {}),
+    ...(s.precision === "f16" ? { precision: "f16", lossScale: lossScaleFor(s.precision, s.lossScale) } : {}),
     batch: train.batchSize,
     seed: train.seed,
     data: train.dataset.identity.hash,

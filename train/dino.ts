@@ -24,7 +24,7 @@ import { Tensor } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import { backward, noGrad } from "../autograd/tape.js";
 import { emaInPlace } from "../autograd/dino-ops.js";
-import { AdamW, clipGradNorm, scaledClipCoefficient } from "../autograd/optim.js";
+import { AdamW, clipGradCoefficient } from "../autograd/optim.js";
 import { type Precision, withPrecision } from "../autograd/precision.js";
 import { LossScaler, type LossScaleSettings } from "../autograd/loss-scale.js";
 import type { VisionTransformer } from "../vit/model.js";
@@ -165,13 +165,7 @@ export class Dino {
     noGrad(() => {
       for (const [, p] of this.studentParams) {
         if (!p.grad) continue;
-        let coefficient: Tensor;
-        if (this.lossScaler) coefficient = scaledClipCoefficient([p], clip, this.lossScaler.scale);
-        else {
-          const clipped = clipGradNorm([p], clip);
-          clipped.norm.dispose();
-          coefficient = clipped.coefficient;
-        }
+        const coefficient = clipGradCoefficient([p], clip, this.lossScaler?.scale);
         const scaled = ops.mul(p.grad, coefficient).keep();
         p.grad.dispose();
         p.grad = scaled;

@@ -4,9 +4,9 @@
 // folder's config check.
 
 import { PRECISIONS, type Precision } from "../autograd/precision.js";
-import { LOSS_SCALE_DEFAULTS, type LossScaleSettings } from "../autograd/loss-scale.js";
+import type { LossScaleSettings } from "../autograd/loss-scale.js";
 
-export { LOSS_SCALE_DEFAULTS, type LossScaleSettings, PRECISIONS, type Precision };
+export { type LossScaleSettings, PRECISIONS, type Precision };
 
 export type OptimizerName = "sgd" | "adamw";
 export const OPTIMIZERS: readonly OptimizerName[] = ["sgd", "adamw"];
