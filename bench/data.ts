@@ -1,7 +1,8 @@
 // `bench data`: images per second read, decoded and transformed to size x size (224 by default) through the
 // Loader, per transform (train: RandomResizedCrop + flip; eval: Resize((s, s)); knn: Resize + CenterCrop).
-// Decoding and resizing run in libvips on libuv's thread pool (UV_THREADPOOL_SIZE, default 4); the main
-// thread only plans crops and normalises into the batch. --synthetic N writes N ImageNet-like JPEGs (500x375)
+// Decoding and, with --resampler libvips (the default), resizing run in libvips on libuv's thread pool
+// (UV_THREADPOOL_SIZE, default 4); the main thread plans crops and normalises into the batch, and with
+// --resampler pil also resizes (data/resample.ts, Pillow's arithmetic). --synthetic N writes N ImageNet-like JPEGs (500x375)
 // to a temp image folder when no dataset is at hand.
 import { mkdtemp, mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -12,7 +13,7 @@ import { UsageError } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { DATASET_NAMES, openDataset } from "../data/registry.js";
 import { Loader } from "../data/loader.js";
-import { Transform, type TransformKind } from "../data/transforms.js";
+import { RESAMPLERS, type Resampler, Transform, type TransformKind } from "../data/transforms.js";
 import { readSettings } from "../engine/settings.js";
 
 const FLAGS = {
@@ -23,6 +24,7 @@ const FLAGS = {
   batch: "int",
   batches: "int",
   transform: "list",
+  resampler: "list",
   prefetch: "int",
   concurrency: "int",
   synthetic: "int",
@@ -63,6 +65,7 @@ export const dataBench: Command = {
   --batch N          batch size (default 32)
   --batches N        batches timed per transform, after one warm-up batch (default 8)
   --transform LIST   train,eval,knn (default all three)
+  --resampler LIST   libvips,pil: who resizes (default libvips)
   --prefetch N       loader prefetch (default 2)
   --concurrency N    samples in flight per batch (default 16)
   --json             print the rows as JSON`,
@@ -74,6 +77,8 @@ export const dataBench: Command = {
     if (flags.synthetic !== undefined && name !== "imagefolder") throw new UsageError("--synthetic makes an imagefolder dataset");
     const kinds = (flags.transform ?? ["train", "eval", "knn"]) as TransformKind[];
     for (const k of kinds) if (!["train", "eval", "knn"].includes(k)) throw new UsageError(`--transform: expected train, eval or knn, got "${k}"`);
+    const resamplers = (flags.resampler ?? ["libvips"]) as Resampler[];
+    for (const r of resamplers) if (!RESAMPLERS.includes(r)) throw new UsageError(`--resampler: expected ${RESAMPLERS.join(" or ")}, got "${r}"`);
     for (const f of ["size", "batch", "batches", "synthetic", "concurrency"] as const) {
       const v = flags[f];
       if (v !== undefined && v < 1) throw new UsageError(`--${f}: expected a positive integer, got ${v}`);
@@ -87,8 +92,9 @@ export const dataBench: Command = {
       const ds = await openDataset({ name, root: synthetic ?? flags.root, split: flags.split });
       if (ds.length < batchSize) throw new UsageError(`--batch: expected at most the dataset's ${ds.length} images, got ${batchSize}`);
       const rows = [];
-      for (const kind of kinds) {
-        const transform = new Transform({ kind, size });
+      for (const kind of kinds)
+      for (const resampler of resamplers) {
+        const transform = new Transform({ kind, size, resampler });
         const loader = new Loader(ds, transform, { batchSize, shuffle: true, seed: 0, prefetch: flags.prefetch, concurrency: flags.concurrency });
         // Epochs as needed: a small dataset is cycled (the OS cache then holds the files, as in training).
         let epoch = 0;
@@ -108,16 +114,16 @@ export const dataBench: Command = {
         const t0 = performance.now();
         for (let b = 0; b < timed; b++) images += (await nextBatch()).labels.length;
         const seconds = (performance.now() - t0) / 1000;
-        rows.push({ transform: kind, size, batch: batchSize, images, seconds, imagesPerSecond: images / seconds, msPerBatch: (1000 * seconds) / timed });
+        rows.push({ transform: kind, resampler, size, batch: batchSize, images, seconds, imagesPerSecond: images / seconds, msPerBatch: (1000 * seconds) / timed });
       }
       const id = ds.identity;
       if (flags.json) console.log(JSON.stringify({ identity: id, threadpool: readSettings().threadpool ?? 4, rows }, null, 2));
       else {
         console.log(`${id.name} ${id.split} (${id.count} images, ${synthetic ? "synthetic 500x375 JPEG" : id.root}), UV_THREADPOOL_SIZE ${readSettings().threadpool ?? "4 (default)"}`);
-        console.log("transform  size  batch  images   seconds  images/s  ms/batch");
+        console.log("transform  resampler  size  batch  images   seconds  images/s  ms/batch");
         for (const r of rows)
           console.log(
-            `${r.transform.padEnd(9)}  ${String(r.size).padStart(4)}  ${String(r.batch).padStart(5)}  ${String(r.images).padStart(6)}  ${r.seconds.toFixed(2).padStart(8)}  ${r.imagesPerSecond.toFixed(1).padStart(8)}  ${r.msPerBatch.toFixed(1).padStart(8)}`,
+            `${r.transform.padEnd(9)}  ${r.resampler.padEnd(9)}  ${String(r.size).padStart(4)}  ${String(r.batch).padStart(5)}  ${String(r.images).padStart(6)}  ${r.seconds.toFixed(2).padStart(8)}  ${r.imagesPerSecond.toFixed(1).padStart(8)}  ${r.msPerBatch.toFixed(1).padStart(8)}`,
           );
       }
     } finally {

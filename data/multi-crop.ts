@@ -7,7 +7,7 @@
 //   colour data; for grayscale data brightness and contrast (0.4, 0.4) with p = 0.8, and no blur or solarisation
 //   (a blur of sigma up to 2 px wipes out a 28 px digit or garment; `blur: true` keeps DINO's)
 // then Normalize(mean, std). Crops are drawn by data/transforms.ts (torchvision's RandomResizedCrop, bicubic as DINO),
-// at scale [0, 1] values, then augmented and normalised here.
+// at scale [0, 1] values, then augmented and normalised here. With resampler "pil" every crop is Pillow's bytes.
 //
 // Batches are view-major, as DINO's student sees them: globals (2, B, 3, S, S) and locals (L, B, 3, s, s).
 // Determinism as data/loader.ts: the order of epoch e is the loader's permutation of (seed, e); image i's crops in
@@ -16,7 +16,7 @@ import type { Dataset } from "./dataset.js";
 import { mapLimit } from "./concurrency.js";
 import { epochOrder, SAMPLE_STREAM } from "./loader.js";
 import { type Photometric, applyPhotometric } from "./photometric.js";
-import { IMAGENET_MEAN, IMAGENET_STD, type Interpolation, Transform } from "./transforms.js";
+import { IMAGENET_MEAN, IMAGENET_STD, type Interpolation, type Resampler, Transform } from "./transforms.js";
 import { Rng } from "../util/random.js";
 
 export interface MultiCropSpec {
@@ -28,6 +28,7 @@ export interface MultiCropSpec {
   color: "rgb" | "grayscale"; // which photometric augmentations apply
   blur?: boolean; // grayscale data: DINO's blur and solarisation too (default false)
   interpolation?: Interpolation; // default bicubic, as DINO
+  resampler?: Resampler; // default libvips; "pil": Pillow's resize exactly (data/resample.ts), as DINO's crops
   mean?: [number, number, number]; // default ImageNet's
   std?: [number, number, number];
 }
@@ -85,7 +86,7 @@ export class MultiCropLoader {
     if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new Error(`multi-crop: expected a batch size >= 1, got ${batchSize}`);
     if (dataset.length < batchSize) throw new Error(`multi-crop: expected at least one batch of ${batchSize} images, got ${dataset.length} images`);
     const crop = (size: number, scale: [number, number]) =>
-      new Transform({ kind: "train", size, scale, interpolation: spec.interpolation ?? "bicubic", mean: [0, 0, 0], std: [1, 1, 1] });
+      new Transform({ kind: "train", size, scale, interpolation: spec.interpolation ?? "bicubic", resampler: spec.resampler, mean: [0, 0, 0], std: [1, 1, 1] });
     const global = crop(spec.globalSize, spec.globalScale);
     this.crops = [global, global, crop(spec.localSize, spec.localScale)];
     this.photometric = photometricFor(spec);

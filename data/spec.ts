@@ -3,7 +3,7 @@
 import type { Dataset } from "./dataset.js";
 import { openDataset } from "./registry.js";
 import { subset } from "./subset.js";
-import type { Interpolation, TransformKind, TransformSpec } from "./transforms.js";
+import type { Interpolation, Resampler, TransformKind, TransformSpec } from "./transforms.js";
 
 export interface DataSpec {
   dataset: string; // a data/registry.ts name: fashion-mnist, cifar100, imagefolder, npy, ...
@@ -18,6 +18,7 @@ export interface DataSpec {
   mean?: [number, number, number];
   std?: [number, number, number];
   interpolation?: Interpolation;
+  resampler?: Resampler; // libvips (default) or pil: Pillow's resize exactly, as torchvision on PIL images
   scale?: [number, number]; // train only: RandomResizedCrop's area fraction range
 }
 
@@ -27,6 +28,7 @@ export function transformFor(spec: DataSpec, size: number): TransformSpec {
   if (spec.mean) t.mean = spec.mean;
   if (spec.std) t.std = spec.std;
   if (spec.interpolation) t.interpolation = spec.interpolation;
+  if (spec.resampler) t.resampler = spec.resampler;
   if (spec.scale) t.scale = spec.scale;
   return t;
 }

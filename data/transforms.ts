@@ -11,10 +11,13 @@
 // (see image.ts for the kernels), the final box, flip and normalisation in one JS pass that writes straight into
 // the batch. When the resize is the identity (Fashion-MNIST at 28 evaluated at 28) libvips is not called at all.
 import { type Box, type ImageInput, type Kernel, cropResize, decodeImage, imageInfo, isEncoded } from "./image.js";
+import { pilResize } from "./resample.js";
 import type { Rng } from "../util/random.js";
 
 export type TransformKind = "train" | "eval" | "knn";
 export type Interpolation = "nearest" | "bilinear" | "bicubic";
+export type Resampler = "libvips" | "pil";
+export const RESAMPLERS: Resampler[] = ["libvips", "pil"];
 
 const KERNELS: Record<Interpolation, Kernel> = { nearest: "nearest", bilinear: "linear", bicubic: "cubic" };
 export const INTERPOLATIONS = Object.keys(KERNELS) as Interpolation[];
@@ -26,6 +29,7 @@ export interface TransformSpec {
   kind: TransformKind;
   size: number; // output is (3, size, size)
   interpolation?: Interpolation; // default bilinear for train and eval, bicubic for knn (torchvision defaults / DINO)
+  resampler?: Resampler; // default libvips
   scale?: [number, number]; // train: area fraction range, default [0.08, 1]
   ratio?: [number, number]; // train: aspect ratio range, default [3/4, 4/3]
   flip?: boolean; // train: random horizontal flip, default true
@@ -96,6 +100,8 @@ export class Transform {
     if (!Number.isInteger(size) || size < 1) throw new Error(`transform: expected an integer size >= 1, got ${size}`);
     if (spec.interpolation !== undefined && !(spec.interpolation in KERNELS))
       throw new Error(`transform: expected interpolation ${Object.keys(KERNELS).join(", ")}, got "${spec.interpolation}"`);
+    if (spec.resampler !== undefined && !RESAMPLERS.includes(spec.resampler))
+      throw new Error(`transform: expected resampler ${RESAMPLERS.join(" or ")}, got "${spec.resampler}"`);
     const [s0, s1] = this.scale;
     if (!(s0 > 0 && s0 <= s1 && s1 <= 1)) throw new Error(`transform: expected 0 < scale[0] <= scale[1] <= 1, got [${s0}, ${s1}]`);
     const [r0, r1] = this.ratio;
@@ -128,8 +134,12 @@ export class Transform {
     return this.spec.resize ?? Math.floor((this.spec.size * 256) / 224);
   }
 
+  get interpolation(): Interpolation {
+    return this.spec.interpolation ?? (this.spec.kind === "knn" ? "bicubic" : "bilinear");
+  }
+
   get kernel(): Kernel {
-    return KERNELS[this.spec.interpolation ?? (this.spec.kind === "knn" ? "bicubic" : "bilinear")];
+    return KERNELS[this.interpolation];
   }
 
   plan(width: number, height: number, rng?: Rng): Plan {
@@ -156,6 +166,9 @@ export class Transform {
       const img = isEncoded(input) ? await decodeImage(input) : input;
       const box = { left: p.crop.left + p.keep.left, top: p.crop.top + p.keep.top, width: p.keep.width, height: p.keep.height };
       this.write(img.data, img.width, box, p.flip, out, offset);
+    } else if (this.spec.resampler === "pil") {
+      const img = pilResize(isEncoded(input) ? await decodeImage(input) : input, p.crop, p.width, p.height, this.interpolation);
+      this.write(img.data, img.width, p.keep, p.flip, out, offset);
     } else {
       const img = await cropResize(input, info, p.crop, p.width, p.height, this.kernel);
       this.write(img.data, img.width, p.keep, p.flip, out, offset);

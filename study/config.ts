@@ -11,7 +11,7 @@ import { resolve } from "node:path";
 import { DATASET_NAMES } from "../data/registry.js";
 import { parseClassList } from "../data/subset.js";
 import type { DataSpec } from "../data/spec.js";
-import { INTERPOLATIONS, type TransformKind } from "../data/transforms.js";
+import { INTERPOLATIONS, RESAMPLERS, type TransformKind } from "../data/transforms.js";
 import type { ModelSpec } from "../vit/config.js";
 import { type BackboneShape, HEAD_INITS, type HeadInit, STRATEGY_FORMS, type Strategy, parseStrategy, strategyName, strategyProblem } from "../peft/strategy.js";
 import { type LossScaleSettings, OPTIMIZERS, type OptimizerName, PRECISIONS, TRAIN_DEFAULTS, type TrainSettings, runIdentity } from "../train/settings.js";
@@ -191,7 +191,7 @@ export function describe(v: unknown): string {
 export class ConfigError extends Error {}
 
 type RGB = [number, number, number];
-const DATA_KEYS = ["dataset", "root", "split", "classes", "perClass", "fraction", "transform", "mean", "std", "interpolation", "scale"];
+const DATA_KEYS = ["dataset", "root", "split", "classes", "perClass", "fraction", "transform", "mean", "std", "interpolation", "resampler", "scale"];
 const MODEL_KEYS = ["imageSize", "patchSize", "width", "depth", "heads", "mlpHidden"];
 const PRETRAIN_KEYS = ["model", "data", "steps", "batchSize", "lr", "warmupSteps", "optimizer", "weightDecay", "seed", "cacheDir", "microBatch", "precision", "lossScale"];
 export const DINO_KEYS = [
@@ -229,6 +229,7 @@ export function dataSpec(c: Checker, v: unknown, path: string, transform: Transf
     mean: c.optional(o, "mean", path, undefined, (x, p) => c.tuple(x, p, 3, "numbers", (y, q) => c.number(y, q, "a number", () => true)) as RGB | undefined),
     std: c.optional(o, "std", path, undefined, (x, p) => c.tuple(x, p, 3, "numbers > 0", (y, q) => c.positive(y, q)) as RGB | undefined),
     interpolation: c.optional(o, "interpolation", path, undefined, (x, p) => c.enumeration(x, p, INTERPOLATIONS)),
+    resampler: c.optional(o, "resampler", path, undefined, (x, p) => c.enumeration(x, p, RESAMPLERS)),
     scale: c.optional(o, "scale", path, undefined, (x, p) => {
       const range = c.tuple(x, p, 2, "numbers in (0, 1]", (y, q) => c.number(y, q, "a number in (0, 1]", (n) => n > 0 && n <= 1));
       if (range && range[0] > range[1]) c.errors.push(`${p}: expected [min, max] with min <= max, got [${range.join(", ")}]`);

@@ -50,9 +50,9 @@ export const FORMAT = "peft-vit-webgpu/dino-checkpoint/1";
 export interface DinoSpec {
   method: "dino";
   model: ModelSpec;
-  data: DataSpec; // the source images (labels unused); its mean, std and interpolation apply to the crops
+  data: DataSpec; // the source images (labels unused); its mean, std, interpolation and resampler apply to the crops
   head: DinoHeadSpec;
-  crops: Omit<MultiCropSpec, "globalSize" | "mean" | "std" | "interpolation">; // global crops at model.imageSize
+  crops: Omit<MultiCropSpec, "globalSize" | "mean" | "std" | "interpolation" | "resampler">; // global crops at model.imageSize
   steps: number;
   batchSize: number;
   lr: number; // peak, after the linear warm-up (DINO: 0.0005 x batch / 256)
@@ -185,6 +185,7 @@ function multiCrop(s: DinoSpec): MultiCropSpec {
   const c: MultiCropSpec = { ...s.crops, globalSize: s.model.imageSize, interpolation: s.data.interpolation };
   if (s.data.mean) c.mean = s.data.mean;
   if (s.data.std) c.std = s.data.std;
+  if (s.data.resampler) c.resampler = s.data.resampler;
   return c;
 }
 

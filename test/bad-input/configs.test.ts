@@ -172,6 +172,7 @@ const valueCases: ConfigCase[] = [
   bad("knn.queries.std", [1, 1, 1, 1], "expected an array of 3 numbers > 0, got an array of 4"),
   bad("backbone.pretrain.data.interpolation", "area", 'expected one of nearest, bilinear, bicubic, got "area"'),
   bad("transfer.train.interpolation", 3, "expected one of nearest, bilinear, bicubic, got 3"),
+  bad("transfer.train.resampler", "pillow", 'expected one of libvips, pil, got "pillow"'),
   bad("transfer.test.scale", [0.5, 1], 'expected no scale with transform "eval"'),
   { what: "a scale range upside down", edits: { "transfer.train.transform": "train", "transfer.train.scale": [0.9, 0.1] }, says: ["transfer.train.scale", "min <= max, got [0.9, 0.1]"] },
   { what: "a scale above 1", edits: { "transfer.train.transform": "train", "transfer.train.scale": [0.5, 2] }, says: ["transfer.train.scale[1]", "expected a number in (0, 1], got 2"] },

@@ -1,7 +1,8 @@
 // Transforms: torchvision's crop arithmetic (Python rounding, Resize(int), CenterCrop, RandomResizedCrop's
 // retries and fallback), and exact output values (tolerance 1e-6 abs + 1e-6 rel against float64 references,
 // covering float32 rounding) wherever the resize is the identity or the image constant: ToTensor + Normalize,
-// crops, flips, encoded input; plus seeded determinism of the random transform.
+// crops, flips, encoded input; plus seeded determinism of the random transform, and the "pil" resampler's crops
+// being data/resample.ts's (which test/data/resample.test.ts checks against Pillow byte for byte).
 import { describe, expect, it } from "vitest";
 import { Rng } from "../../util/random.js";
 import { type RawImage, rgbFromBytes } from "../../data/image.js";
@@ -15,6 +16,7 @@ import {
   roundHalfEven,
   shorterSideSize,
 } from "../../data/transforms.js";
+import { pilResize } from "../../data/resample.js";
 import { expectClose } from "../helpers.js";
 import { PNG_GRAY, PNG_RGB, pattern, pngBytes } from "./fixtures.js";
 import { refCropNormalize, refRgb } from "./ref.js";
@@ -133,17 +135,35 @@ describe("Transform values", () => {
     await expect(t.tensor(img)).rejects.toThrow("transform: expected a generator for the train transform, got none");
   });
 
-  it("a constant image gives constant channels for every kind, size and interpolation", async () => {
+  it("resampler pil: the planned crop resized by Pillow's arithmetic (data/resample.ts), then kept, flipped, normalised", async () => {
+    const img = raw(37, 29, 8);
+    for (const [kind, interpolation] of [["train", "bicubic"], ["train", "bilinear"], ["knn", "bicubic"], ["eval", "nearest"]] as const)
+      for (let s = 0; s < 6; s++) {
+        const t = new Transform({ kind, size: 13, interpolation, resampler: "pil" });
+        const plan = t.plan(37, 29, new Rng([s]));
+        const resized = pilResize(img, plan.crop, plan.width, plan.height, interpolation);
+        const want = refCropNormalize(resized, plan.keep, plan.flip, IMAGENET_MEAN, IMAGENET_STD);
+        expectClose(`${kind} ${interpolation} seed ${s}`, await t.tensor(img, new Rng([s])), want, TOL);
+      }
+    // Encoded input: decoded, then the same resize.
+    const rgb = pattern(9 * 9 * 3, 7);
+    const t = new Transform({ kind: "eval", size: 4, resampler: "pil" });
+    expectClose("png", await t.tensor({ path: "c.png", bytes: pngBytes(9, 9, PNG_RGB, 8, rgb) }), await t.tensor(rgbFromBytes(rgb, 0, 9, 9, 3, false)), TOL);
+  });
+
+  it("a constant image gives constant channels for every kind, size, interpolation and resampler", async () => {
     const rgb = [12, 130, 250];
     const img: RawImage = { width: 1031, height: 3, channels: 3, data: Uint8Array.from({ length: 1031 * 3 * 3 }, (_, k) => rgb[k % 3]) };
     const want = rgb.map((v, c) => (v / 255 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]);
     for (const kind of ["train", "eval", "knn"] as const)
       for (const interpolation of ["nearest", "bilinear", "bicubic"] as const)
         for (const size of [1, 3, 28]) {
-          const spec: TransformSpec = { kind, size, interpolation };
-          const out = await new Transform(spec).tensor(img, new Rng([size]));
-          const ref = Array.from({ length: out.length }, (_, k) => want[Math.floor(k / (size * size))]);
-          expectClose(`${kind} ${interpolation} ${size}`, out, ref, TOL);
+          for (const resampler of ["libvips", "pil"] as const) {
+            const spec: TransformSpec = { kind, size, interpolation, resampler };
+            const out = await new Transform(spec).tensor(img, new Rng([size]));
+            const ref = Array.from({ length: out.length }, (_, k) => want[Math.floor(k / (size * size))]);
+            expectClose(`${kind} ${interpolation} ${resampler} ${size}`, out, ref, TOL);
+          }
         }
   });
 
@@ -168,6 +188,7 @@ describe("Transform values", () => {
     expect(() => new Transform({ kind: "knn", size: 8, resize: 7 })).toThrow("transform: expected an integer knn resize >= size 8, got 7");
     expect(() => new Transform({ kind: "eval", size: 8, std: [1, 0, 1] })).toThrow("transform: expected 3 means and 3 positive stds");
     expect(() => new Transform({ kind: "eval", size: 8, interpolation: "area" as "nearest" })).toThrow('transform: expected interpolation nearest, bilinear, bicubic, got "area"');
+    expect(() => new Transform({ kind: "eval", size: 8, resampler: "pillow" as "pil" })).toThrow('transform: expected resampler libvips or pil, got "pillow"');
     await expect(new Transform({ kind: "eval", size: 4 }).apply(raw(4, 4, 1), new Float32Array(47), 0)).rejects.toThrow(
       "transform: expected room for (3, 4, 4) at offset 0, got an array of 47",
     );

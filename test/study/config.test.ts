@@ -364,16 +364,16 @@ describe("strategies checked against the backbone", () => {
   });
 });
 
-describe("data transforms: mean, std, interpolation, scale", () => {
+describe("data transforms: mean, std, interpolation, resampler, scale", () => {
   it("reads them, and absent ones stay absent in the canonical JSON (earlier run folders keep matching)", () => {
     const c = clone(DEFAULT_STUDY) as Record<string, any>;
-    c.transfer.train = { ...c.transfer.train, transform: "train", mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], interpolation: "bicubic", scale: [0.25, 1] };
+    c.transfer.train = { ...c.transfer.train, transform: "train", mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], interpolation: "bicubic", resampler: "pil", scale: [0.25, 1] };
     const parsed = parseStudyConfig(c);
-    expect(parsed.transfer.train).toMatchObject({ mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], interpolation: "bicubic", scale: [0.25, 1] });
+    expect(parsed.transfer.train).toMatchObject({ mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], interpolation: "bicubic", resampler: "pil", scale: [0.25, 1] });
     expect(parseStudyConfig(clone(configJson(parsed)))).toEqual(parsed);
     expect(studyIdentity(parsed)).not.toBe(studyIdentity(parseStudyConfig(DEFAULT_STUDY)));
     const plain = JSON.stringify(configJson(parseStudyConfig(DEFAULT_STUDY)));
-    for (const key of ["mean", "std", "interpolation", "scale", "headInit"]) expect(plain).not.toContain(`"${key}"`);
+    for (const key of ["mean", "std", "interpolation", "resampler", "scale", "headInit"]) expect(plain).not.toContain(`"${key}"`);
   });
 
   it("names every bad value by its key path", () => {
