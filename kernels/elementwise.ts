@@ -1,10 +1,13 @@
 // Elementwise kernels: unary y = f(a), binary y = f(a, b) with NumPy broadcasting, and an in-place
 // accumulate y += a. One family specialised by the expression; the scalar `alpha` is a per-call uniform.
 //
-//   v1 (the only one): one invocation per output element, 4 elements per invocation when contiguous
-//   (no broadcasting), workgroup 64, 1-D grid folded into (x, y).
+//   v1 (the only one): 4 elements per invocation, or with broadcasting where the last axis is not a multiple of 4
+//   one, workgroup 64, 1-D grid folded into (x, y).
 // Broadcasting: the output shape is the broadcast of a and b (rank <= 8); each operand gets per-dimension
-// strides with 0 on broadcast dimensions, passed in the uniform as two vec4<u32> per array.
+// strides with 0 on broadcast dimensions, passed in the uniform as two vec4<u32> per array. Axes both operands step
+// over contiguously are merged first (a + pos_embed, (B, N, C) + (1, N, C), is (B, N*C) + (1, N*C)): an invocation
+// finds its operands' indices with a division and a remainder per axis, which llvmpipe does one lane at a time, so
+// fewer axes, and 4 elements per division, are most of the kernel's speed.
 //
 // Backward: derivatives are themselves elementwise ops (see UNARY_GRAD / binary rules in engine/ops.ts),
 // and the reduction over broadcast dimensions is a sum (kernels/reduce.ts).
@@ -57,14 +60,17 @@ interface ElementwiseSpec {
   expr: string;
   binary: boolean;
   broadcast: boolean; // false: a, b and y share one shape, 4 elements per invocation
+  group4: boolean; // broadcast: 4 consecutive elements of the last axis per invocation (its extent a multiple of 4)
 }
 
 function wgsl(spec: ElementwiseSpec): string {
   const bDecl = spec.binary ? "@group(0) @binding(3) var<storage, read> B: array<f32>;" : "";
+  const per = spec.group4 ? 4 : 1;
   const body = spec.broadcast
-    ? /* wgsl */ `${flatMain(WG, "p.n", "i")}
+    ? /* wgsl */ `${flatMain(WG, `p.n / ${per}u`, "t")}
   let alpha = p.alpha;
-  var rem = i;
+  let i0 = t * ${per}u;
+  var rem = i0;
   var ia = 0u;
   var ib = 0u;
   for (var d = 0u; d < p.rank; d++) {
@@ -75,9 +81,15 @@ function wgsl(spec: ElementwiseSpec): string {
     ia += coord * p.sa[axis / 4u][axis % 4u];
     ib += coord * p.sb[axis / 4u][axis % 4u];
   }
-  let a = A[ia];
-  ${spec.binary ? "let b = B[ib];" : "_ = ib;"}
-  y[i] = ${spec.expr};`
+  let last = p.rank - 1u;
+  let la = p.sa[last / 4u][last % 4u];
+  let lb = p.sb[last / 4u][last % 4u];
+  for (var j = 0u; j < ${per}u; j++) {
+    let a = A[ia + j * la];
+    ${spec.binary ? "let b = B[ib + j * lb];" : "_ = lb;"}
+    let i = i0 + j;
+    y[i] = ${spec.expr};
+  }`
     : /* wgsl */ `${mainEntry(WG)}
   let alpha = p.alpha;
   let base = (${flatIndex(WG)}) * 4u;
@@ -132,6 +144,26 @@ function broadcastStrides(shape: Shape, out: Shape): number[] {
   return strides;
 }
 
+// The output's axes with extent-1 axes dropped and each axis merged into the one before where both operands step
+// over the pair contiguously (or not at all): the same elements, fewer coordinates to compute.
+export function mergeBroadcastAxes(out: Shape, sa: number[], sb: number[]): { shape: number[]; sa: number[]; sb: number[] } {
+  const m = { shape: [] as number[], sa: [] as number[], sb: [] as number[] };
+  out.forEach((n, i) => {
+    if (n === 1) return;
+    const k = m.shape.length - 1;
+    if (k >= 0 && m.sa[k] === sa[i] * n && m.sb[k] === sb[i] * n) {
+      m.shape[k] *= n;
+      m.sa[k] = sa[i];
+      m.sb[k] = sb[i];
+    } else {
+      m.shape.push(n);
+      m.sa.push(sa[i]);
+      m.sb.push(sb[i]);
+    }
+  });
+  return m.shape.length > 0 ? m : { shape: [1], sa: [0], sb: [0] };
+}
+
 function params(n: number, out: Shape, alpha: number, sa: number[], sb: number[]): ArrayBuffer {
   const buf = new ArrayBuffer(16 + 3 * 32);
   const u = new Uint32Array(buf);
@@ -151,14 +183,14 @@ function checkF32(op: string, t: Tensor): void {
 function encode(expr: string, out: Tensor, a: Tensor, b: Tensor | undefined, alpha: number): void {
   const broadcast = b !== undefined && (a.size !== out.size || b.size !== out.size);
   if (out.shape.length > MAX_RANK) throw new Error(`elementwise: rank ${out.shape.length} exceeds ${MAX_RANK}`);
-  const spec: ElementwiseSpec = { expr, binary: b !== undefined, broadcast };
-  const kernel = getKernel("elementwise", spec, wgsl);
   const n = out.size;
-  const sa = broadcast ? broadcastStrides(a.shape, out.shape) : [];
-  const sb = broadcast && b ? broadcastStrides(b.shape, out.shape) : [];
-  const perGroup = broadcast ? WG : WG * 4;
+  const axes = broadcast && b ? mergeBroadcastAxes(out.shape, broadcastStrides(a.shape, out.shape), broadcastStrides(b.shape, out.shape)) : { shape: out.shape, sa: [], sb: [] };
+  const group4 = broadcast && axes.shape[axes.shape.length - 1] % 4 === 0;
+  const spec: ElementwiseSpec = { expr, binary: b !== undefined, broadcast, group4 };
+  const kernel = getKernel("elementwise", spec, wgsl);
+  const perGroup = broadcast && !group4 ? WG : WG * 4;
   const buffers = b ? [out.buffer, a.buffer, b.buffer] : [out.buffer, a.buffer];
-  runtime().batch.dispatch(kernel, buffers, params(n, out.shape, alpha, sa, sb), grid1d(Math.ceil(n / perGroup)), n * 12);
+  runtime().batch.dispatch(kernel, buffers, params(n, axes.shape, alpha, axes.sa, axes.sb), grid1d(Math.ceil(n / perGroup)), n * 12);
 }
 
 export function unaryForward(op: UnaryOp, a: Tensor, alpha = 0): Tensor {

@@ -2,7 +2,7 @@
 // transcendental functions (WGSL's exp/log/erf are not correctly rounded).
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
-import { binaryForward, unaryForward, broadcastShapes, axpyInPlace } from "../../kernels/elementwise.js";
+import { binaryForward, unaryForward, broadcastShapes, axpyInPlace, mergeBroadcastAxes } from "../../kernels/elementwise.js";
 import { expectClose, randn, randu, useEngine } from "../helpers.js";
 import { broadcastIndex, gelu } from "../ref/elementwise.js";
 
@@ -61,6 +61,12 @@ describe("binary with broadcasting", () => {
     [[197, 384], [384]],
     [[1031, 3], [1031, 1]],
     [[], [4]],
+    // merged axes and 4 elements per invocation: ViT's + pos_embed, rank 4 unmerged, a last axis b does not step
+    [[3, 17, 8], [1, 17, 8]],
+    [[4, 1, 6, 4], [1, 5, 1, 4]],
+    [[2, 3, 4, 5], [3, 1, 1]],
+    [[6, 8], [6, 1]],
+    [[1, 1, 4], [2, 1, 1]],
   ];
   const refs: Record<string, (a: number, b: number) => number> = {
     add: (a, b) => a + b,
@@ -85,6 +91,14 @@ describe("binary with broadcasting", () => {
       });
     }
   }
+  it("merges the axes both operands step over contiguously, and drops extent-1 axes", () => {
+    // (B, N, C) + (1, N, C): one (B, N*C) pass; b's zero stride merges with its contiguous inner axes.
+    expect(mergeBroadcastAxes([32, 17, 64], [1088, 64, 1], [0, 64, 1])).toEqual({ shape: [32, 1088], sa: [1088, 1], sb: [0, 1] });
+    expect(mergeBroadcastAxes([4, 5, 6, 4], [24, 0, 4, 1], [0, 4, 0, 1])).toEqual({ shape: [4, 5, 6, 4], sa: [24, 0, 4, 1], sb: [0, 4, 0, 1] });
+    expect(mergeBroadcastAxes([4, 1, 6, 4], [24, 0, 4, 1], [0, 4, 0, 1])).toEqual({ shape: [24, 4], sa: [4, 1], sb: [0, 1] });
+    expect(mergeBroadcastAxes([2, 3, 4], [0, 0, 0], [12, 4, 1])).toEqual({ shape: [24], sa: [0], sb: [1] });
+    expect(mergeBroadcastAxes([1, 1], [0, 0], [0, 0])).toEqual({ shape: [1], sa: [0], sb: [0] });
+  });
   it("rejects shapes that do not broadcast, naming the op and both shapes", () => {
     expect(() => binaryForward("add", Tensor.fromArray(new Float32Array(6), [2, 3]), Tensor.fromArray(new Float32Array(4), [4]))).toThrow(
       "add: shapes (2, 3) and (4) do not broadcast",
