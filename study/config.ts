@@ -24,6 +24,7 @@ import DEFAULT_STUDY_JSON from "../configs/default.json";
 
 export interface BackboneSpec {
   checkpoint?: string; // a ViT checkpoint file (.pth / .safetensors, timm, DINO or Hugging Face layout)
+  sha256?: string; // the checkpoint's SHA-256 (64 hex digits): a shipped backbone is checked before any work
   heads?: number; // for the checkpoint: attention heads when width is not 64 per head
   key?: string; // for a .pth: the sub-dictionary holding the weights, e.g. "teacher"
   pretrain?: PretrainSpec | StudyDinoSpec; // exactly one of checkpoint and pretrain
@@ -395,13 +396,17 @@ export function dinoSpec(c: Checker, o: Record<string, unknown>, path: string): 
 }
 
 function backboneSpec(c: Checker, v: unknown, path: string): BackboneSpec | undefined {
-  const o = c.object(v, path, ["checkpoint", "heads", "key", "pretrain"]);
+  const o = c.object(v, path, ["checkpoint", "sha256", "heads", "key", "pretrain"]);
   if (!o) return undefined;
   if (("checkpoint" in o) === ("pretrain" in o)) {
     c.errors.push(`${path}: expected exactly one of checkpoint and pretrain, got ${"checkpoint" in o ? "both" : "neither"}`);
   }
+  if ("sha256" in o && !("checkpoint" in o)) c.errors.push(`${path}.sha256: expected it only with a checkpoint, got it with pretrain`);
   return {
     checkpoint: c.optional(o, "checkpoint", path, undefined, (x, p) => c.string(x, p)),
+    sha256: c.optional(o, "sha256", path, undefined, (x, p) =>
+      typeof x === "string" && /^[0-9a-f]{64}$/.test(x) ? x : c.fail(p, "64 lower-case hex digits (a SHA-256)", x),
+    ),
     heads: c.optional(o, "heads", path, undefined, (x, p) => c.int(x, p, 1)),
     key: c.optional(o, "key", path, undefined, (x, p) => c.string(x, p)),
     pretrain: c.optional(o, "pretrain", path, undefined, (x, p) => pretrainSpec(c, x, p)),

@@ -160,11 +160,15 @@ async function readJson<T = unknown>(path: string): Promise<T> {
 }
 
 // A checkpoint backbone's depth and width are known once its header is read: every strategy is checked against
-// them before any work (a pre-trained one's, with the config).
+// them before any work (a pre-trained one's, with the config). A pinned SHA-256 is checked first.
 async function checkStrategiesFit(config: StudyConfig): Promise<void> {
-  const { checkpoint, heads, key } = config.backbone;
+  const { checkpoint, heads, key, sha256 } = config.backbone;
   if (checkpoint === undefined) return;
   const path = resolve(checkpoint);
+  if (sha256 !== undefined) {
+    const actual = await sha256File(path);
+    if (actual !== sha256) throw new Error(`experiment: backbone.sha256: expected ${path} to hash to ${sha256}, got ${actual} (another file, or a damaged copy)`);
+  }
   const arch = await readArchitecture(path, { heads, key });
   const problems = config.strategies.flatMap((s, i) => {
     const problem = strategyProblem(s, arch);

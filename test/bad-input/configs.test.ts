@@ -112,6 +112,12 @@ const valueCases: ConfigCase[] = [
   bad("backbone.pretrain.optimizer", "rmsprop", 'got "rmsprop"'),
   bad("backbone.pretrain.cacheDir", "", 'expected a non-empty string, got ""'),
   bad("backbone.pretrain.method", "moco", 'expected one of supervised, dino, got "moco"'),
+  { what: "a SHA-256 with pretrain", edits: { "backbone.sha256": "0".repeat(64) }, says: ["backbone.sha256", "only with a checkpoint"] },
+  {
+    what: "a SHA-256 that is not 64 hex digits",
+    edits: { "backbone.pretrain": DELETE, "backbone.checkpoint": "w.safetensors", "backbone.sha256": "ABC" },
+    says: ["backbone.sha256", 'expected 64 lower-case hex digits (a SHA-256), got "ABC"'],
+  },
   { what: "DINO without crops", edits: { "backbone.pretrain.method": "dino" }, says: ["backbone.pretrain.crops", "missing (required)"] },
   ...[
     ["backbone.pretrain.teacherTemp", 0, "expected a number > 0, got 0"],
@@ -246,6 +252,16 @@ const dataCases: ConfigCase[] = [
     says: (a: At) => ["strategies[1]", `got ${strategy}`, word, a("w.safetensors")],
     after: (a: At) => expect(existsSync(a("run")), "a run folder").toBe(false), // refused from the header, before any work
   })),
+  {
+    what: "a backbone checkpoint whose SHA-256 is not the pinned one",
+    setup: async (a) => {
+      await write(a("w.safetensors"), f32Safetensors(tinyVit()));
+      const edits = { "backbone.pretrain": DELETE, "backbone.checkpoint": a("w.safetensors"), "backbone.heads": 2, "backbone.sha256": "0".repeat(64) };
+      await write(a("c.json"), JSON.stringify(edited(edits)));
+    },
+    says: (a: At) => ["backbone.sha256", a("w.safetensors"), `to hash to ${"0".repeat(64)}, got `],
+    after: (a: At) => expect(existsSync(a("run")), "a run folder").toBe(false),
+  },
   {
     what: "a LoRA rank of 0 with a checkpoint (fits no backbone: refused with the config)",
     edits: (a) => ({ "backbone.pretrain": DELETE, "backbone.checkpoint": a("w.safetensors"), strategies: ["lora-r0"] }),

@@ -20,6 +20,7 @@ import { PassTooLargeError } from "../../train/train.js";
 import { readSafetensors, writeSafetensors } from "../../vit/safetensors.js";
 import { loadVit } from "../../vit/load.js";
 import { exportCommand } from "../../cli/export.js";
+import { sha256File } from "../../peft/save.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
 import { MINI_MODEL, miniData, miniStudy } from "./program.js";
@@ -215,7 +216,8 @@ describe("a miniature study", () => {
 
   it("refuses strategies that do not fit a checkpoint backbone, and missing data, before any work", async () => {
     const base = study();
-    const checkpoint = { checkpoint: "test/fixtures/vit-tiny.safetensors", heads: 2 }; // depth 2, width 32
+    // depth 2, width 32; its pinned SHA-256 is right, so the strategies are what is refused
+    const checkpoint = { checkpoint: "test/fixtures/vit-tiny.safetensors", heads: 2, sha256: await sha256File("test/fixtures/vit-tiny.safetensors") };
     const config = { ...base, backbone: checkpoint, strategies: ["linear", "top-20", "lora-r33", "block@3"].map(parseStrategy) };
     const dir = join(root, "bad");
     const refused = runExperiment({ config, out: dir });
