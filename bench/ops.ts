@@ -1,6 +1,7 @@
 // `bench ops`: the row kernels' throughput, forward and backward, per version and shape.
 //   softmax    at the attention-probability shape of ViT-S/16 at batch 64, (64*6*197, 197), the layernorm
-//              shape (64*197, 384), and the small model's (8*65, 192)
+//              shape (64*197, 384), the small model's (8*65, 192), and the default study model's at batch 32
+//              (32*17, 64)
 //   layernorm  at the same shapes, with gamma and beta; backward computes dx, dgamma and dbeta (training)
 // Attention, counted in GFLOP/s rather than bytes, has its own benchmark: `bench attention` (bench/attention.ts).
 // Each case is validated once (row invariants that hold for any input: softmax rows sum to 1, a softmax or
@@ -27,6 +28,7 @@ const ROW_SHAPES: Record<string, number[]> = {
   "attn-probs": [64 * 6 * 197, 197],
   "vit-s": [64 * 197, 384],
   small: [8 * 65, 192],
+  default: [32 * 17, 64],
 };
 
 // One benchmarked kernel at one shape and version: `run` encodes one call (inside a tidy), `check` validates
