@@ -32,16 +32,23 @@ export async function timeGpu(run: () => void | Promise<void>, opts: { warmup?: 
 }
 
 // A wrapper that runs GPU work with its own wait estimate (Batch.secondsPerUnit), kept between calls: cases that
-// take turns would otherwise share one, and a faster case would oversleep on the estimate of a slower one.
+// take turns would otherwise share one, and a faster case would oversleep on the estimate of a slower one. It
+// starts unknown (0: the first wait does not sleep and learns the time as measured), not at the estimate the
+// batch holds, and the batch gets its own back after each call. An inherited estimate oversleeps by however much
+// slower per unit the earlier work was, and an oversleep only halves it: on a GPU, where small validation
+// products cost some hundred times more per FLOP than a large product, bench matmul's first shape was timed at 1-3 % of its
+// speed (12608x768x2304 at 0.2-0.4 TFLOP/s on the H200, 2026-12-04, while every later shape was right).
 export function ownWaitEstimate(): <T>(work: () => Promise<T>) => Promise<T> {
   const { batch } = runtime();
-  let estimate: number | undefined;
+  let estimate = 0;
   return async (work) => {
-    if (estimate !== undefined) batch.secondsPerUnit = estimate;
+    const outer = batch.secondsPerUnit;
+    batch.secondsPerUnit = estimate;
     try {
       return await work();
     } finally {
       estimate = batch.secondsPerUnit;
+      batch.secondsPerUnit = outer;
     }
   };
 }
