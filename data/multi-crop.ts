@@ -8,6 +8,8 @@
 //   (a blur of sigma up to 2 px wipes out a 28 px digit or garment; `blur: true` keeps DINO's)
 // then Normalize(mean, std). Crops are drawn by data/transforms.ts (torchvision's RandomResizedCrop, bicubic as DINO),
 // at scale [0, 1] values, then augmented and normalised here. With resampler "pil" every crop is Pillow's bytes.
+// With sampling "grid" the crops are continuous boxes sampled bilinearly instead (data/grid-crop.ts), as
+// scripts/dino-torch-reference.py cuts them on a GPU: a choice for comparing with those runs, not DINO's.
 //
 // Batches are view-major, as DINO's student sees them: globals (2, B, 3, S, S) and locals (L, B, 3, s, s).
 // Determinism as data/loader.ts: the order of epoch e is the loader's permutation of (seed, e); image i's crops in
@@ -16,6 +18,8 @@ import type { Dataset } from "./dataset.js";
 import { mapLimit } from "./concurrency.js";
 import { epochOrder, SAMPLE_STREAM } from "./loader.js";
 import { type Photometric, applyPhotometric } from "./photometric.js";
+import { drawGridBox, gridCrop } from "./grid-crop.js";
+import { decodeImage, isEncoded } from "./image.js";
 import { IMAGENET_MEAN, IMAGENET_STD, type Interpolation, type Resampler, Transform } from "./transforms.js";
 import { Rng } from "../util/random.js";
 
@@ -29,9 +33,13 @@ export interface MultiCropSpec {
   blur?: boolean; // grayscale data: DINO's blur and solarisation too (default false)
   interpolation?: Interpolation; // default bicubic, as DINO
   resampler?: Resampler; // default libvips; "pil": Pillow's resize exactly (data/resample.ts), as DINO's crops
+  sampling?: CropSampling; // default torchvision (DINO's); grid: data/grid-crop.ts (see the header)
   mean?: [number, number, number]; // default ImageNet's
   std?: [number, number, number];
 }
+
+export type CropSampling = "torchvision" | "grid";
+export const CROP_SAMPLINGS: CropSampling[] = ["torchvision", "grid"];
 
 export const MULTI_CROP_DEFAULTS = { globalScale: [0.4, 1] as [number, number], localScale: [0.05, 0.4] as [number, number] };
 
@@ -68,6 +76,9 @@ export function checkMultiCrop(s: MultiCropSpec): void {
     if (!(a > 0 && a <= b && b <= 1)) throw new Error(`multi-crop: expected 0 < ${what}[0] <= ${what}[1] <= 1, got [${a}, ${b}]`);
   }
   if (s.color !== "rgb" && s.color !== "grayscale") throw new Error(`multi-crop: expected color "rgb" or "grayscale", got "${s.color}"`);
+  if (s.sampling !== undefined && !CROP_SAMPLINGS.includes(s.sampling)) throw new Error(`multi-crop: expected sampling ${CROP_SAMPLINGS.join(" or ")}, got "${s.sampling}"`);
+  if (s.sampling === "grid" && (s.interpolation !== undefined || s.resampler !== undefined))
+    throw new Error(`multi-crop: expected no interpolation or resampler with sampling "grid" (it samples bilinearly itself), got ${s.interpolation ?? ""}${s.interpolation && s.resampler ? " and " : ""}${s.resampler ?? ""}`);
 }
 
 export class MultiCropLoader {
@@ -118,16 +129,19 @@ export class MultiCropLoader {
     const globals = new Float32Array(2 * B * 3 * S * S);
     const locals = new Float32Array(L * B * 3 * s * s);
     const gray = this.spec.color === "grayscale";
+    const grid = this.spec.sampling === "grid";
     await mapLimit(B, this.concurrency, async (k) => {
       const i = indices[k];
       const rng = new Rng([SAMPLE_STREAM, this.seed, epoch, i]);
-      const input = await this.dataset.read(i);
+      const read = await this.dataset.read(i);
+      const input = grid && isEncoded(read) ? await decodeImage(read) : read;
       for (let v = 0; v < 2 + L; v++) {
         const size = v < 2 ? S : s;
         const out = v < 2 ? globals : locals;
         const offset = ((v < 2 ? v : v - 2) * B + k) * 3 * size * size;
         const view = out.subarray(offset, offset + 3 * size * size);
-        await this.crops[Math.min(v, 2)].apply(input, view, 0, rng);
+        if (grid && !isEncoded(input)) gridCrop(input, drawGridBox(v < 2 ? this.spec.globalScale : this.spec.localScale, rng), size, view, 0);
+        else await this.crops[Math.min(v, 2)].apply(input, view, 0, rng);
         applyPhotometric(view, size, this.photometric[Math.min(v, 2)], rng, gray);
         this.normalize(view, size);
       }

@@ -19,7 +19,7 @@ import type { PretrainSpec } from "../train/pretrain.js";
 import type { DinoSpec } from "../train/dino-pretrain.js";
 import { DINO_HEAD_DEFAULTS } from "../train/dino-head.js";
 import { COLLAPSE_DEFAULTS } from "../train/dino-collapse.js";
-import { MULTI_CROP_DEFAULTS } from "../data/multi-crop.js";
+import { CROP_SAMPLINGS, MULTI_CROP_DEFAULTS } from "../data/multi-crop.js";
 import DEFAULT_STUDY_JSON from "../configs/default.json";
 
 export interface BackboneSpec {
@@ -334,7 +334,7 @@ export function dinoSpec(c: Checker, o: Record<string, unknown>, path: string): 
     };
   });
   const crops = c.required(o, "crops", path, (x, p) => {
-    const k = c.object(x, p, ["localSize", "localCrops", "globalScale", "localScale", "color", "blur"]);
+    const k = c.object(x, p, ["localSize", "localCrops", "globalScale", "localScale", "color", "blur", "sampling"]);
     if (!k) return undefined;
     const out = {
       localSize: c.required(k, "localSize", p, (y, q) => c.int(y, q, 1)),
@@ -343,8 +343,10 @@ export function dinoSpec(c: Checker, o: Record<string, unknown>, path: string): 
       localScale: c.optional(k, "localScale", p, MULTI_CROP_DEFAULTS.localScale, (y, q) => range(c, y, q)),
       color: c.required(k, "color", p, (y, q) => c.enumeration(y, q, ["rgb", "grayscale"] as const)),
       blur: c.optional(k, "blur", p, undefined, (y, q) => (typeof y === "boolean" ? y : c.fail(q, "true or false", y))),
+      sampling: c.optional(k, "sampling", p, undefined, (y, q) => c.enumeration(y, q, CROP_SAMPLINGS)),
     };
     if (out.blur === undefined) delete out.blur;
+    if (out.sampling === undefined) delete out.sampling;
     if (model && out.localSize !== undefined && out.localSize % model.patchSize !== 0) {
       c.errors.push(`${p}.localSize: expected a multiple of model.patchSize ${model.patchSize}, got ${out.localSize}`);
     }
@@ -391,6 +393,9 @@ export function dinoSpec(c: Checker, o: Record<string, unknown>, path: string): 
   if (spec.steps !== undefined && spec.warmupSteps !== undefined && spec.warmupSteps >= spec.steps) {
     c.errors.push(`${join(path, "warmupSteps")}: expected fewer than steps (${spec.steps}), got ${spec.warmupSteps}`);
   }
+  if (spec.crops?.sampling === "grid")
+    for (const key of ["interpolation", "resampler"] as const)
+      if (spec.data?.[key]) c.errors.push(`${join(path, `data.${key}`)}: expected none with crops.sampling "grid" (it samples bilinearly itself), got "${spec.data[key]}"`);
   if (spec.data?.scale) c.errors.push(`${join(path, "data.scale")}: expected no scale for DINO (its crops take crops.globalScale and crops.localScale), got [${spec.data.scale.join(", ")}]`);
   return spec as DinoSpec;
 }

@@ -125,6 +125,7 @@ const valueCases: ConfigCase[] = [
     ["backbone.pretrain.head.prototypes", 0, "expected an integer >= 1, got 0"],
     ["backbone.pretrain.crops.localSize", 6, "expected a multiple of model.patchSize 4, got 6"],
     ["backbone.pretrain.crops.color", "sepia", 'expected one of rgb, grayscale, got "sepia"'],
+    ["backbone.pretrain.crops.sampling", "affine", 'expected one of torchvision, grid, got "affine"'],
     ["backbone.pretrain.collapse", { window: -1 }, "collapse.window: expected an integer >= 0, got -1"],
     ["backbone.pretrain.optimizer", "adamw", "unknown key"],
   ].map(([key, value, word]) => ({
@@ -132,6 +133,16 @@ const valueCases: ConfigCase[] = [
     edits: { "backbone.pretrain.method": "dino", "backbone.pretrain.crops": { localSize: 4, color: "grayscale" }, "backbone.pretrain.head": { hidden: 8, bottleneck: 4, prototypes: 6 }, [key as string]: value },
     says: [key as string, word as string],
   })),
+  {
+    what: "DINO grid crops with a resampler",
+    edits: {
+      "backbone.pretrain.method": "dino",
+      "backbone.pretrain.crops": { localSize: 4, color: "grayscale", sampling: "grid" },
+      "backbone.pretrain.head": { hidden: 8, bottleneck: 4, prototypes: 6 },
+      "backbone.pretrain.data.resampler": "pil",
+    },
+    says: ["backbone.pretrain.data.resampler", 'expected none with crops.sampling "grid"', 'got "pil"'],
+  },
   { what: "both checkpoint and pretrain", edits: { "backbone.checkpoint": "x.safetensors" }, says: ["backbone: expected exactly one of checkpoint and pretrain, got both"] },
   { what: "neither checkpoint nor pretrain", edits: { "backbone.pretrain": DELETE }, says: ["backbone: expected exactly one of checkpoint and pretrain, got neither"] },
   bad("backbone", DELETE, "missing (required)"),

@@ -1,6 +1,6 @@
 // data/multi-crop.ts: view-major shapes, crops of the right sizes, normalisation (each crop of a constant image is
 // one value), seeded determinism across epochs and skips, the loader's epoch order, grayscale data kept
-// gray, and checked settings.
+// gray, the pil resampler and grid sampling reaching the crops, and checked settings.
 import { describe, expect, it } from "vitest";
 import { ArrayDataset } from "../../data/dataset.js";
 import { MultiCropLoader, type MultiCropSpec } from "../../data/multi-crop.js";
@@ -78,6 +78,19 @@ describe("MultiCropLoader", () => {
     }
   });
 
+  it("sampling grid: continuous boxes sampled bilinearly (data/grid-crop.ts), seeded, a constant image constant", async () => {
+    const spec: MultiCropSpec = { ...SPEC, sampling: "grid", mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], color: "grayscale" };
+    const a = await first(new MultiCropLoader(dataset(1), spec, 4, 3), 1);
+    expect((await first(new MultiCropLoader(dataset(1), spec, 4, 3), 1)).locals).toEqual(a.locals);
+    expect(a.globals).not.toEqual((await first(new MultiCropLoader(dataset(1), { ...spec, sampling: "torchvision" }, 4, 3), 1)).globals);
+    const flat = await first(new MultiCropLoader(dataset(3, 200), spec, 2, 0), 0);
+    for (const [all, size] of [[flat.globals, 8], [flat.locals, 4]] as const)
+      for (let v = 0; v < all.length; v += 3 * size * size) {
+        const crop = all.subarray(v, v + 3 * size * size);
+        expect(crop.every((x) => Math.abs(x - crop[0]) < 1e-5)).toBe(true);
+      }
+  });
+
   it("keeps grayscale data gray", async () => {
     const b = await first(new MultiCropLoader(dataset(1), { ...SPEC, color: "grayscale", mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, 4, 2), 0);
     const P = 8 * 8;
@@ -92,5 +105,7 @@ describe("MultiCropLoader", () => {
     expect(() => new MultiCropLoader(dataset(3), { ...SPEC, localCrops: -1 }, 2, 0)).toThrow("multi-crop: expected localCrops to be an integer >= 0, got -1");
     expect(() => new MultiCropLoader(dataset(3), { ...SPEC, color: "cmyk" as "rgb" }, 2, 0)).toThrow('multi-crop: expected color "rgb" or "grayscale", got "cmyk"');
     expect(() => new MultiCropLoader(dataset(3), SPEC, 11, 0)).toThrow("multi-crop: expected at least one batch of 11 images, got 10 images");
+    expect(() => new MultiCropLoader(dataset(3), { ...SPEC, sampling: "affine" as "grid" }, 2, 0)).toThrow('multi-crop: expected sampling torchvision or grid, got "affine"');
+    expect(() => new MultiCropLoader(dataset(3), { ...SPEC, sampling: "grid", resampler: "pil" }, 2, 0)).toThrow('multi-crop: expected no interpolation or resampler with sampling "grid" (it samples bilinearly itself), got pil');
   });
 });

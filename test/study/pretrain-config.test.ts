@@ -44,19 +44,20 @@ describe("parsePretrainConfig", () => {
   });
 
   it("reads the shipped DINO configs", () => {
-    const files = ["", "-sharp", "-long", "-50ep", "-100ep"].map((v) => `configs/dino-fashion-mnist${v}.json`);
+    const files = ["", "-sharp", "-long", "-50ep", "-100ep", "-50ep-grid"].map((v) => `configs/dino-fashion-mnist${v}.json`);
     for (const file of files) {
       const c = parsePretrainConfig(JSON.parse(readFileSync(file, "utf8")), file);
       expect(c.method).toBe("dino");
       expect(c.knn).toMatchObject({ k: 20, temperature: 0.07, bank: { transform: "eval" } });
     }
+    expect(parsePretrainConfig(JSON.parse(readFileSync("configs/dino-fashion-mnist-50ep-grid.json", "utf8"))).spec).toMatchObject({ crops: { sampling: "grid" } });
   });
 
   it("names every problem by key path", () => {
     expect(() =>
       parsePretrainConfig({ method: "dino", model, data: { ...data, scale: [0.2, 1] }, steps: 10, warmupSteps: 10, crops: { localSize: 14, color: "rgb", extra: 1 }, collapse: { uniform: 2 } }, "c.json"),
     ).toThrow(
-      "c.json: 5 problems:\n  batchSize: missing (required)\n  crops.extra: unknown key (known keys: localSize, localCrops, globalScale, localScale, color, blur)\n" +
+      "c.json: 5 problems:\n  batchSize: missing (required)\n  crops.extra: unknown key (known keys: localSize, localCrops, globalScale, localScale, color, blur, sampling)\n" +
         "  collapse.uniform: expected a fraction in (0, 1], got 2\n  warmupSteps: expected fewer than steps (10), got 10\n" +
         "  data.scale: expected no scale for DINO (its crops take crops.globalScale and crops.localScale), got [0.2, 1]",
     );
