@@ -3,9 +3,11 @@
 # the repository root, all at once in the background: PyTorch runs of configs/dino-fashion-mnist-long.json's recipe
 # (scripts/dino-torch-reference.py --device cuda) over 50 and 100 epochs (11,700 and 23,400 steps: 234 full batches
 # of 128 per epoch of the 30,000 images of classes 0-4; warm-ups in proportion, as the script derives them from
-# --schedule), and, with BUNDLE, the engine's own `pretrain` of configs/dino-fashion-mnist-100ep.json through the
-# portable bundle (scripts/portable-bundle.sh; --system-gl installs the bundled Vulkan loader and glvnd into /, as
-# NVIDIA's driver needs there). A small model's step is bound by the host's kernel launches, so the runs share the
+# --schedule), and, with BUNDLE, the engine's own `pretrain` of ENGINE_CONFIG through the portable bundle
+# (scripts/portable-bundle.sh; --system-gl installs the bundled Vulkan loader and glvnd into /, as NVIDIA's driver
+# needs there). The default, configs/dino-fashion-mnist-50ep-grid.json, cuts its crops as the PyTorch runs do (grid
+# sampling, in JS): the engine against PyTorch crop for crop, and no call into sharp, so a bundle slimmed of libvips
+# (sharp stubbed) runs it; a config resizing with libvips (no `"resampler": "pil"`) needs the full bundle. A small model's step is bound by the host's kernel launches, so the runs share the
 # GPU well: one process each, one CPU thread each. A queued run starts when a run finishes, if the finished run's pace
 # says it can complete in the time left. At MINUTES the runs still going are stopped; each has left its curve.
 #
@@ -27,7 +29,7 @@ cd "$(dirname "$0")/.."
 MINUTES=${MINUTES:-8}
 RUNS=${RUNS:-torch-100ep-s0:23400:0 torch-50ep-s0:11700:0 torch-50ep-s1:11700:1}
 QUEUE=${QUEUE:-torch-100ep-s1:23400:1}
-ENGINE_CONFIG=${ENGINE_CONFIG:-configs/dino-fashion-mnist-100ep.json}
+ENGINE_CONFIG=${ENGINE_CONFIG:-configs/dino-fashion-mnist-50ep-grid.json}
 DEVICE=${DEVICE:-cuda} # cpu: a dry run of this script on a machine without a GPU
 [ -d "$DATA" ] || { echo "dino-gpu: DATA=$DATA is not a folder" >&2; exit 2; }
 mkdir -p "$OUT"
