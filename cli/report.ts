@@ -1,19 +1,23 @@
 // `report`: the paper's figures and a combined Table 1 from run folders of `experiment`, finished or not
-// (study/paper-report.ts). The one command with positional arguments: the run folders, before or among its flags.
+// (study/paper-report.ts), and the k-NN curves of pre-training runs (study/pretrain-report.ts). The one command with
+// positional arguments: the run folders, before or among its flags.
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
 import { parseArgs, required } from "../util/args.js";
 import { readRunFolder } from "../study/run-folder.js";
 import { datasetOf, writePaperReport } from "../study/paper-report.js";
+import { isPretrainRun, readPretrainCurve, writePretrainReport } from "../study/pretrain-report.js";
 
 const FLAGS = { out: "string", json: "boolean" } as const;
 
 export const report: Command = {
-  summary: "the paper's Figures 2, 3 and 4 and a combined Table 1 from run folders of `experiment`",
-  usage: `usage: node dist/run.js report RUN_DIR... --out DIR [--json]
+  summary: "the paper's Figures 2, 3 and 4 and a combined Table 1 from run folders of `experiment`; pre-training curves",
+  usage: `usage: node dist/run.js report RUN... --out DIR [--json]
 
-  RUN_DIR      run folders of \`experiment\` (e.g. runs of the presets in configs/paper/), finished or still going:
-               each reports its finished cells and names the missing ones
+  RUN          run folders of \`experiment\` (e.g. runs of the presets in configs/paper/), finished or still going:
+               each reports its finished cells and names the missing ones; or pre-training runs: folders of
+               \`pretrain\` (metrics.json) and k-NN curves of scripts/dino-torch-reference.py (--out FILE.json),
+               drawn together as pretrain-knn (source k-NN accuracy against step, a line per run; .csv beside it)
   --out        the folder for table1.md, table1.csv and the figures (.svg, .png, .vl.json)
   --json       print what was written and drawn as JSON
 
@@ -40,10 +44,14 @@ checkpoints (test, or transfer.val).`,
     const out = required(flags.out, "out");
     if (dirs.length === 0) throw new UsageError("expected one or more run folders, got none");
     const unique = [...new Set(dirs)];
+    const curves = [];
+    for (const path of unique.filter(isPretrainRun)) curves.push(await readPretrainCurve(path));
     const runs = [];
-    for (const dir of unique) runs.push(await readRunFolder(dir));
-    const { files, plan } = await writePaperReport(out, runs);
+    for (const dir of unique.filter((d) => !isPretrainRun(d))) runs.push(await readRunFolder(dir));
+    const { files, plan } = runs.length > 0 ? await writePaperReport(out, runs) : { files: [] as string[], plan: { figures: [], notDrawn: [] as string[] } };
+    if (curves.length > 0) files.push(...(await writePretrainReport(out, curves)));
     const summary = {
+      pretrain: curves.map((c) => ({ run: c.run, points: c.points.length, last: c.points.at(-1) })),
       runs: runs.map((r) => ({ dir: r.dir, name: r.config.name, backbone: r.model, data: datasetOf(r), finished: r.results?.cells.length ?? 0, diverged: r.results?.diverged.length ?? 0, missing: r.missing })),
       drew: plan.figures.map((f) => ({ figure: f.name, about: f.about })),
       notDrawn: plan.notDrawn,
@@ -53,6 +61,7 @@ checkpoints (test, or transfer.val).`,
       console.log(JSON.stringify(summary, null, 2));
       return;
     }
+    for (const c of summary.pretrain) console.log(`${c.run}: ${c.points} k-NN scores${c.last ? `, the last ${c.last.knn.toFixed(1)}% at step ${c.last.step}` : ""}`);
     for (const r of summary.runs) {
       const done = `${r.finished + r.diverged} of ${r.finished + r.diverged + r.missing.length} cells`;
       console.log(`${r.name} (${r.dir}): ${r.backbone}, ${r.data}, ${done}${r.missing.length > 0 ? `; missing: ${r.missing.join(", ")}` : ""}`);

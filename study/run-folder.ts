@@ -24,7 +24,7 @@ const readJson = async <T>(path: string): Promise<T> => (await readJsonFile(path
 export async function readRunFolder(folder: string): Promise<RunFolder> {
   const dir = resolve(folder);
   const configPath = join(dir, "config.json");
-  if (!existsSync(configPath)) throw new Error(`report: expected a run folder holding config.json, got ${dir}${existsSync(dir) ? "" : " (it does not exist)"}`);
+  if (!existsSync(configPath)) throw new Error(`report: expected a run folder holding config.json (experiment's) or metrics.json (pretrain's, from its first checkpoint on), got ${dir}${existsSync(dir) ? "" : " (it does not exist)"}`);
   const config = parseStudyConfig(await readJson(configPath), configPath);
   const outcomes: CellOutcome[] = [];
   const missing: string[] = [];

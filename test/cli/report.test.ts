@@ -1,5 +1,6 @@
 // `report`: its run folders and flags, and what it refuses as usage errors or errors. Drawing the figures from real
-// runs: test/study/paper-presets.test.ts; the plan and the table: test/study/paper-report.test.ts.
+// runs: test/study/paper-presets.test.ts; the plan and the table: test/study/paper-report.test.ts; pre-training
+// curves: test/study/pretrain-report.test.ts.
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { mkdtempSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -24,8 +25,22 @@ describe("report", () => {
     await expect(report.run(["--help"])).rejects.toThrow(HelpRequested);
   });
 
+  it("draws pre-training runs' curves without a study among them", async () => {
+    const run = join(root, "dino-grid");
+    await mkdir(run, { recursive: true });
+    await writeFile(join(run, "metrics.json"), JSON.stringify({ rows: [], knn: [{ step: 0, accuracy: 64.6 }, { step: 500, accuracy: 66 }] }));
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    await report.run([run, "--out", join(root, "curves")]);
+    const lines = log.mock.calls.map((c) => String(c[0]));
+    expect(lines[0]).toBe("engine: dino-grid: 2 k-NN scores, the last 66.0% at step 500");
+    expect(lines.at(-1)).toContain(join(root, "curves", "pretrain-knn.png"));
+    expect(await readFile(join(root, "curves", "pretrain-knn.csv"), "utf8")).toBe('step,"engine: dino-grid"\n0,64.60\n500,66.00\n');
+  });
+
   it("names a folder that is not a run", async () => {
-    await expect(report.run([join(root, "nothing"), "--out", join(root, "out")])).rejects.toThrow(/^report: expected a run folder holding config\.json, got .*nothing \(it does not exist\)$/);
+    await expect(report.run([join(root, "nothing"), "--out", join(root, "out")])).rejects.toThrow(
+      /^report: expected a run folder holding config\.json \(experiment's\) or metrics\.json \(pretrain's, from its first checkpoint on\), got .*nothing \(it does not exist\)$/,
+    );
   });
 
   it("takes run folders before and among its flags, once each, and says what it wrote and left out", async () => {

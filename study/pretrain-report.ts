@@ -1,0 +1,51 @@
+// The curves of pre-training runs, for `report`: an engine `pretrain` run folder (metrics.json's k-NN scores, written
+// at every checkpoint, so a run still going reports what it has) or a JSON curve of scripts/dino-torch-reference.py
+// (--out: {"knn": [{"step", "knn20"}], "device", "args"}), each a line of pretrain-knn.{vl.json,svg,png}
+// (study/figures/pretrain-curves.ts) and a column of pretrain-knn.csv.
+import { existsSync, statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { basename, join, resolve } from "node:path";
+import { writeFileAtomic } from "../util/atomic.js";
+import { renderPng, renderSvg } from "../plot/render.js";
+import { type PretrainCurve, pretrainCurvesSpec } from "./figures/pretrain-curves.js";
+
+// Whether `path` is something readPretrainCurve reads: a folder with metrics.json and no study config.json, or a
+// .json file.
+export function isPretrainRun(path: string): boolean {
+  if (!existsSync(path)) return false;
+  if (statSync(path).isFile()) return path.endsWith(".json");
+  return existsSync(join(path, "metrics.json")) && !existsSync(join(path, "config.json"));
+}
+
+export async function readPretrainCurve(path: string): Promise<PretrainCurve> {
+  const full = resolve(path);
+  const json = JSON.parse(await readFile(statSync(full).isFile() ? full : join(full, "metrics.json"), "utf8")) as Record<string, unknown>;
+  const knn = json.knn;
+  if (!Array.isArray(knn)) throw new Error(`report: expected a "knn" list in ${statSync(full).isFile() ? full : join(full, "metrics.json")}, got ${knn === undefined ? "none" : typeof knn}`);
+  const points = knn.map((k: Record<string, unknown>, i) => {
+    const step = k.step;
+    const value = "accuracy" in k ? k.accuracy : k.knn20; // the engine's, the PyTorch script's
+    if (typeof step !== "number" || typeof value !== "number") throw new Error(`report: expected knn[${i}] of ${full} to have a step and an accuracy, got ${JSON.stringify(k)}`);
+    return { step, knn: value };
+  });
+  const device = typeof json.device === "string" ? `, ${json.device}` : "";
+  const run = statSync(full).isFile() ? `PyTorch: ${basename(full, ".json")}${device}` : `engine: ${basename(full)}`;
+  return { run, points };
+}
+
+// Writes pretrain-knn.csv and the figure into `out`; returns their paths.
+export async function writePretrainReport(out: string, curves: PretrainCurve[]): Promise<string[]> {
+  const steps = [...new Set(curves.flatMap((c) => c.points.map((p) => p.step)))].sort((a, b) => a - b);
+  const at = curves.map((c) => new Map(c.points.map((p) => [p.step, p.knn])));
+  const csv = [["step", ...curves.map((c) => JSON.stringify(c.run))].join(","), ...steps.map((s) => [s, ...at.map((m) => m.get(s)?.toFixed(2) ?? "")].join(","))].join("\n") + "\n";
+  const spec = pretrainCurvesSpec(curves);
+  const svg = await renderSvg(spec, "pretrain-knn");
+  const files: [string, string | Uint8Array][] = [
+    ["pretrain-knn.csv", csv],
+    ["pretrain-knn.vl.json", JSON.stringify(spec, null, 2) + "\n"],
+    ["pretrain-knn.svg", svg],
+    ["pretrain-knn.png", await renderPng(svg)],
+  ];
+  for (const [name, data] of files) await writeFileAtomic(join(out, name), data);
+  return files.map(([name]) => join(out, name));
+}
