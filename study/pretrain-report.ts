@@ -19,9 +19,11 @@ export function isPretrainRun(path: string): boolean {
 
 export async function readPretrainCurve(path: string): Promise<PretrainCurve> {
   const full = resolve(path);
-  const json = JSON.parse(await readFile(statSync(full).isFile() ? full : join(full, "metrics.json"), "utf8")) as Record<string, unknown>;
+  const reference = statSync(full).isFile(); // the PyTorch script's curve, else an engine run folder
+  const file = reference ? full : join(full, "metrics.json");
+  const json = JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>;
   const knn = json.knn;
-  if (!Array.isArray(knn)) throw new Error(`report: expected a "knn" list in ${statSync(full).isFile() ? full : join(full, "metrics.json")}, got ${knn === undefined ? "none" : typeof knn}`);
+  if (!Array.isArray(knn)) throw new Error(`report: expected a "knn" list in ${file}, got ${knn === undefined ? "none" : typeof knn}`);
   const points = knn.map((k: Record<string, unknown>, i) => {
     const step = k.step;
     const value = "accuracy" in k ? k.accuracy : k.knn20; // the engine's, the PyTorch script's
@@ -29,7 +31,7 @@ export async function readPretrainCurve(path: string): Promise<PretrainCurve> {
     return { step, knn: value };
   });
   const device = typeof json.device === "string" ? `, ${json.device}` : "";
-  const run = statSync(full).isFile() ? `PyTorch: ${basename(full, ".json")}${device}` : `engine: ${basename(full)}`;
+  const run = reference ? `PyTorch: ${basename(full, ".json")}${device}` : `engine: ${basename(full)}`;
   return { run, points };
 }
 
