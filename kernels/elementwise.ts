@@ -14,6 +14,7 @@
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, type Shape, numel } from "../engine/tensor.js";
 import { ERF, FLAT_GROUP, flatIndex, flatMain, grid1d, mainEntry } from "./wgsl.js";
+import { mergeAxes } from "./permute.js";
 
 const WG = 64;
 const MAX_RANK = 8;
@@ -144,24 +145,12 @@ function broadcastStrides(shape: Shape, out: Shape): number[] {
   return strides;
 }
 
-// The output's axes with extent-1 axes dropped and each axis merged into the one before where both operands step
-// over the pair contiguously (or not at all): the same elements, fewer coordinates to compute.
+// The output's axes as the broadcast kernel walks them: permute.ts's mergeAxes over both operands' strides, one
+// axis of extent 1 where nothing is left.
 export function mergeBroadcastAxes(out: Shape, sa: number[], sb: number[]): { shape: number[]; sa: number[]; sb: number[] } {
-  const m = { shape: [] as number[], sa: [] as number[], sb: [] as number[] };
-  out.forEach((n, i) => {
-    if (n === 1) return;
-    const k = m.shape.length - 1;
-    if (k >= 0 && m.sa[k] === sa[i] * n && m.sb[k] === sb[i] * n) {
-      m.shape[k] *= n;
-      m.sa[k] = sa[i];
-      m.sb[k] = sb[i];
-    } else {
-      m.shape.push(n);
-      m.sa.push(sa[i]);
-      m.sb.push(sb[i]);
-    }
-  });
-  return m.shape.length > 0 ? m : { shape: [1], sa: [0], sb: [0] };
+  const axes = mergeAxes(out, sa, sb);
+  if (axes.length === 0) return { shape: [1], sa: [0], sb: [0] };
+  return { shape: axes.map((x) => x.n), sa: axes.map((x) => x.ss), sb: axes.map((x) => x.ds) };
 }
 
 function params(n: number, out: Shape, alpha: number, sa: number[], sb: number[]): ArrayBuffer {

@@ -71,24 +71,24 @@ export interface View {
   strides: readonly number[];
 }
 
-interface Axis {
+export interface Axis {
   n: number;
-  ss: number; // src stride
-  ds: number; // dst stride
+  ss: number; // stride of the first strided operand (here the source)
+  ds: number; // of the second (here the destination)
 }
 
-// Drops extent-1 axes and merges each axis into the one before when both views step over it contiguously.
-function mergeAxes(shape: Shape, src: View, dst: View): Axis[] {
+// Drops extent-1 axes and merges each axis into the one before when both operands step over the pair contiguously
+// (a stride of 0 merges with 0): the same elements, fewer coordinates for a kernel to compute. Empty when every
+// axis has extent 1. Shared by the strided copy and broadcasting elementwise ops (kernels/elementwise.ts).
+export function mergeAxes(shape: Shape, ss: readonly number[], ds: readonly number[]): Axis[] {
   const merged: Axis[] = [];
   shape.forEach((n, i) => {
     if (n === 1) return;
     const prev = merged[merged.length - 1];
-    const ss = src.strides[i];
-    const ds = dst.strides[i];
-    if (prev && prev.ss === ss * n && prev.ds === ds * n) Object.assign(prev, { n: prev.n * n, ss, ds });
-    else merged.push({ n, ss, ds });
+    if (prev && prev.ss === ss[i] * n && prev.ds === ds[i] * n) Object.assign(prev, { n: prev.n * n, ss: ss[i], ds: ds[i] });
+    else merged.push({ n, ss: ss[i], ds: ds[i] });
   });
-  return merged.length > 0 ? merged : [{ n: 1, ss: 1, ds: 1 }];
+  return merged;
 }
 
 // Encodes the strided copy from `src` (through srcView) into `dst` (through dstView) over `shape`.
@@ -100,7 +100,8 @@ export function copyStrided(dst: Tensor, dstView: View, src: Tensor, srcView: Vi
     throw new Error(`copy: expected strides of rank ${shape.length}, got src (${srcView.strides}) and dst (${dstView.strides})`);
   }
   if (shape.some((n) => n === 0)) return;
-  const axes = mergeAxes(shape, srcView, dstView);
+  const merged = mergeAxes(shape, srcView.strides, dstView.strides);
+  const axes = merged.length > 0 ? merged : [{ n: 1, ss: 1, ds: 1 }];
   if (axes.length > MAX_RANK) throw new Error(`copy: expected rank <= ${MAX_RANK} after merging axes, got ${axes.length} for (${shape})`);
   const last = axes[axes.length - 1];
   const outer = axes.slice(0, -1);
