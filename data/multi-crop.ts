@@ -133,14 +133,15 @@ export class MultiCropLoader {
     await mapLimit(B, this.concurrency, async (k) => {
       const i = indices[k];
       const rng = new Rng([SAMPLE_STREAM, this.seed, epoch, i]);
-      const read = await this.dataset.read(i);
-      const input = grid && isEncoded(read) ? await decodeImage(read) : read;
+      const input = await this.dataset.read(i);
+      // grid samples pixels itself: an encoded image is decoded once for all its crops.
+      const pixels = grid ? (isEncoded(input) ? await decodeImage(input) : input) : undefined;
       for (let v = 0; v < 2 + L; v++) {
         const size = v < 2 ? S : s;
         const out = v < 2 ? globals : locals;
         const offset = ((v < 2 ? v : v - 2) * B + k) * 3 * size * size;
         const view = out.subarray(offset, offset + 3 * size * size);
-        if (grid && !isEncoded(input)) gridCrop(input, drawGridBox(v < 2 ? this.spec.globalScale : this.spec.localScale, rng), size, view, 0);
+        if (pixels) gridCrop(pixels, drawGridBox(v < 2 ? this.spec.globalScale : this.spec.localScale, rng), size, view, 0);
         else await this.crops[Math.min(v, 2)].apply(input, view, 0, rng);
         applyPhotometric(view, size, this.photometric[Math.min(v, 2)], rng, gray);
         this.normalize(view, size);
