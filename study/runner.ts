@@ -61,9 +61,11 @@ import { dinoPretrain, dinoPretrainDir } from "../train/dino-pretrain.js";
 import { CollapseError } from "../train/dino-collapse.js";
 import { DivergedError, PassTooLargeError, train } from "../train/train.js";
 import { loadTrainable } from "../train/checkpoint.js";
+import { describeBackbone, describeCheckpoint } from "../train/backbone-manifest.js";
 import { readSafetensorsHeader } from "../vit/safetensors.js";
 import { type ProgressStream, formatDuration } from "../train/progress.js";
 import { removeStaleTemporaries, writeJsonAtomic } from "../util/atomic.js";
+import { resolveShipped } from "../util/shipped.js";
 import { type BaselineResult, type CellOutcome, type CellResult, type DivergedCell, type KnnScores, type StudyResults, isDiverged, modelLabel, summarize } from "./results.js";
 import { REPORT_FILES, writeReport } from "./report.js";
 import { KnnCurve } from "./knn-curve.js";
@@ -164,7 +166,7 @@ async function readJson<T = unknown>(path: string): Promise<T> {
 async function checkStrategiesFit(config: StudyConfig): Promise<void> {
   const { checkpoint, heads, key, sha256 } = config.backbone;
   if (checkpoint === undefined) return;
-  const path = resolve(checkpoint);
+  const path = resolveShipped(checkpoint, "experiment: backbone.checkpoint");
   if (sha256 !== undefined) {
     const actual = await sha256File(path);
     if (actual !== sha256) throw new Error(`experiment: backbone.sha256: expected ${path} to hash to ${sha256}, got ${actual} (another file, or a damaged copy)`);
@@ -319,7 +321,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
       log(`backbone: DINO pre-trained in ${p.seconds.toFixed(1)} s, saved ${p.path}`);
     }
     heads = spec.model.heads;
-    backboneNote = `ViT (${spec.model.width} wide, ${spec.model.depth} blocks, ${spec.model.heads} heads, patch ${spec.model.patchSize}) pre-trained with DINO for ${spec.steps} steps on ${ds.identity.name} ${ds.identity.subset ?? ""}`;
+    backboneNote = describeBackbone("dino", spec.model, spec.steps, ds.identity);
     if (!existsSync(join(out, "backbone.json"))) await writeJsonAtomic(join(out, "backbone.json"), { kind: "pretrain", method: "dino", path: backbonePath });
   } else if (pretrainSpec) {
     const spec = pretrainSpec;
@@ -333,11 +335,12 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     log(p.cached ? `backbone: cached ${p.path}` : `backbone: pre-trained in ${p.seconds.toFixed(1)} s, final loss ${p.finalLoss?.toFixed(4)}, saved ${p.path}`);
     backbonePath = p.path;
     heads = spec.model.heads;
-    backboneNote = `ViT (${spec.model.width} wide, ${spec.model.depth} blocks, ${spec.model.heads} heads, patch ${spec.model.patchSize}) pre-trained with labels for ${spec.steps} steps on ${data.pretrain!.identity.name} ${data.pretrain!.identity.subset ?? ""} (supervised, a stand-in for DINO)`;
+    backboneNote = `${describeBackbone("supervised", spec.model, spec.steps, data.pretrain!.identity)} (supervised, a stand-in for DINO)`;
     if (!existsSync(join(out, "backbone.json"))) await writeJsonAtomic(join(out, "backbone.json"), { kind: "pretrain", path: p.path, hash: p.hash, seconds: p.seconds });
   } else {
-    backbonePath = resolve(config.backbone.checkpoint!);
-    backboneNote = `checkpoint ${backbonePath}`;
+    backbonePath = resolveShipped(config.backbone.checkpoint!, "experiment: backbone.checkpoint");
+    backboneNote = await describeCheckpoint(backbonePath);
+    log(`backbone: ${backboneNote}`);
     await writeJsonAtomic(join(out, "backbone.json"), { kind: "checkpoint", path: backbonePath });
   }
   const load = async () => (await loadVit(backbonePath, { heads, key: config.backbone.key })).model;
