@@ -9,7 +9,7 @@ import { Tensor, tidy, tidyAsync } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import * as ops from "../autograd/ops.js";
 import { SGD } from "../autograd/optim.js";
-import { NAMED_CONFIGS, namedConfig, validateConfig, type VitConfig } from "../vit/config.js";
+import { NAMED_CONFIGS, namedConfig, validateConfig } from "../vit/config.js";
 import { buildVit, initialiser } from "../vit/model.js";
 import { applyStrategy, parseStrategy, strategyName } from "../peft/strategy.js";
 import { formatProfile } from "./harness.js";
@@ -19,6 +19,7 @@ import type { KernelTime } from "../engine/profile.js";
 import { backward, noGrad } from "../autograd/tape.js";
 import { PRECISIONS, type Precision, withPrecision } from "../autograd/precision.js";
 import { lossScalerFor } from "../train/mixed-precision.js";
+import { DEFAULT_MODEL } from "../study/config.js";
 
 const FLAGS = {
   model: "string",
@@ -31,8 +32,6 @@ const FLAGS = {
   precision: "string",
 } as const;
 
-// The embedded default study's model (28 px Fashion-MNIST, patch 7), for `--model default`.
-const DEFAULT_MODEL: VitConfig = { imageSize: 28, patchSize: 7, width: 64, depth: 4, heads: 2, mlpHidden: 256, classes: 0, eps: 1e-6 };
 // The default steps to time: the paper's five strategies, Block Expansion with a quarter of the depth in new blocks
 // (p = 3 for ViT-S/16 and ViT-B/16, 1 for the default study's depth-4 model).
 const defaultStrategies = (depth: number) => ["full", "top-3", "linear", "lora-r8", `block-p${depth % 4 === 0 ? depth / 4 : 1}`];
@@ -72,7 +71,7 @@ export const vitBench: Command = {
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
     const name = flags.model ?? "vit-s16";
-    const config = name === "default" ? validateConfig(DEFAULT_MODEL) : namedConfig(name);
+    const config = name === "default" ? validateConfig({ ...DEFAULT_MODEL, classes: 0, eps: 1e-6 }) : namedConfig(name);
     const B = flags.batch ?? 8;
     if (B <= 0) throw new UsageError("--batch must be positive");
     const size = flags["image-size"] ?? config.imageSize;

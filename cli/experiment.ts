@@ -79,7 +79,9 @@ export const experiment: Command = {
        node dist/run.js                  (no arguments: the embedded default study)
 
   --config     the study (see configs/default.json and configs/paper/); default: the embedded
-               Fashion-MNIST study (source classes 0-4 with a small ViT pre-trained on them, transfer classes 5-9)
+               Fashion-MNIST study (source classes 0-4, transfer classes 5-9) on the shipped DINO backbone
+               (backbones/, found from any working directory; configs/default-supervised.json: one pre-trained
+               with labels)
   --out        the run folder (default runs/<config name>); results.json, results.csv, table.md, figure2.*, with
                knn.atSteps forgetting.*, with Block Expansion at several p and rates figure3.* (.svg, .png, .vl.json)
   --force      discard the run folder's earlier results and start over (needed after a config change other than

@@ -15,7 +15,7 @@ import { DROP_FACTOR, candidates, tuneShape, withComposedShapes } from "../kerne
 import { traceTrainingStep } from "../train/trace.js";
 import { type VitConfig, NAMED_CONFIGS, namedConfig, validateConfig } from "../vit/config.js";
 import { type Strategy, parseStrategyFor } from "../peft/strategy.js";
-import { DEFAULT_STUDY } from "../study/config.js";
+import { DEFAULT_MODEL } from "../study/config.js";
 import { PRECISIONS, type Precision } from "../autograd/precision.js";
 
 const FLAGS = {
@@ -36,7 +36,7 @@ const FAMILY_NAMES = Object.keys(FAMILIES);
 // --model default: the default study's backbone (study/config.ts), with DINO's LayerNorm eps and 5 classes, a
 // domain's.
 function modelConfig(name: string, classes: number | undefined): VitConfig {
-  if (name === "default") return validateConfig({ ...DEFAULT_STUDY.backbone.pretrain.model, eps: 1e-6, classes: classes ?? 5 });
+  if (name === "default") return validateConfig({ ...DEFAULT_MODEL, eps: 1e-6, classes: classes ?? 5 });
   if (!(name in NAMED_CONFIGS)) {
     throw new UsageError(`--model: expected default or one of ${Object.keys(NAMED_CONFIGS).join(", ")}, got "${name}"`);
   }

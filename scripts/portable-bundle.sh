@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # A self-contained copy of the command-line tool for an x86-64 glibc Linux machine that has neither Node.js nor a
-# package registry (a GPU server lent for an hour, say): node itself (xz-compressed), dist/run.js, the native
-# packages it loads (webgpu's Dawn, sharp and its libvips, linux-x64 builds only), scripts/bench-gpu.sh, all in one
-# xz archive, Debian's Vulkan loader (libvulkan1) for hosts without one, and glvnd's libraries (libglvnd0,
-# libglx0, libgl1, libegl1, libgles2, libopengl0) for NVIDIA hosts without them. About 50 MB; built here, copied
-# there, run there (the first run unpacks the archive into $TMPDIR, a few seconds):
+# package registry (a GPU server lent for an hour, say): node itself (xz-compressed), dist/run.js, the shipped
+# backbones/ (the default study's), the native packages it loads (webgpu's Dawn, sharp and its libvips, linux-x64
+# builds only), scripts/bench-gpu.sh, all in one xz archive, Debian's Vulkan loader (libvulkan1) for hosts without
+# one, and glvnd's libraries (libglvnd0, libglx0, libgl1, libegl1, libgles2, libopengl0) for NVIDIA hosts without
+# them. About 50 MB; built here, copied there, run there (the first run unpacks the archive into $TMPDIR, a few
+# seconds):
 #   DIR/run ARGS...               the tool (`node dist/run.js ARGS...`), e.g. DIR/run info
 #   DIR/run --bench-gpu [OUT]     scripts/bench-gpu.sh, results in OUT (default bench-results/<date>, both relative
 #                                 to the current directory)
@@ -32,6 +33,7 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/dist" "$stage/scripts" "$stage/node_modules/webgpu/dist" "$stage/node_modules/@img"
 cp "$node_bin" "$stage/bin/node"
 cp dist/run.js "$stage/dist/"
+cp -r backbones "$stage/" # beside dist/, where util/shipped.ts looks for the default study's backbone
 cp scripts/bench-gpu.sh "$stage/scripts/"
 printf '{ "type": "module", "private": true }\n' >"$stage/package.json" # dist/run.js is an ES module
 (cd node_modules/webgpu && cp index.js package.json LICENSE.md "$stage/node_modules/webgpu/" && cp -r dist/linux-x64 "$stage/node_modules/webgpu/dist/")

@@ -21,6 +21,7 @@ import { DINO_HEAD_DEFAULTS } from "../train/dino-head.js";
 import { COLLAPSE_DEFAULTS } from "../train/dino-collapse.js";
 import { CROP_SAMPLINGS, MULTI_CROP_DEFAULTS } from "../data/multi-crop.js";
 import DEFAULT_STUDY_JSON from "../configs/default.json";
+import SUPERVISED_STUDY_JSON from "../configs/default-supervised.json";
 
 export interface BackboneSpec {
   checkpoint?: string; // a ViT checkpoint file (.pth / .safetensors, timm, DINO or Hugging Face layout)
@@ -106,8 +107,14 @@ export const DEFAULTS = {
   transform: { pretrain: "train", knn: "knn", transferTrain: "train", transferTest: "eval" } as Record<string, TransformKind>,
 };
 
-// The embedded default study: configs/default.json, bundled into dist/run.js.
+// The embedded default study: configs/default.json, bundled into dist/run.js. Its backbone is the shipped DINO one
+// (backbones/), found from any working directory (util/shipped.ts).
 export const DEFAULT_STUDY = DEFAULT_STUDY_JSON;
+// The default study on a backbone pre-trained with labels in the study itself: configs/default-supervised.json.
+export const SUPERVISED_STUDY = SUPERVISED_STUDY_JSON;
+// The default study's ViT: the shipped backbone's architecture, which the supervised study pre-trains (a test checks
+// the two agree).
+export const DEFAULT_MODEL: ModelSpec = SUPERVISED_STUDY.backbone.pretrain.model;
 
 // ---- a small checker that collects every error with its key path ----
 

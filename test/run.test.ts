@@ -73,3 +73,26 @@ describe("run.js in a terminal", () => {
     expect(r.stderr).toContain(NOISE);
   });
 });
+
+describe("run.js with no arguments", () => {
+  it("runs the embedded default study on the shipped backbone, from any folder", async () => {
+    const tool = await buildProgram("run-shipped", { shipped: true });
+    const cwd = mkdtempSync(join(tmpdir(), "run-elsewhere-"));
+    const child = spawn(process.execPath, [tool], { cwd });
+    let out = "";
+    let exited: number | null | undefined;
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    child.on("exit", (code) => (exited = code));
+    try {
+      // The backbone is found, hashed and described before any other work; the study's first k-NN follows.
+      await waitFor(() => (out.includes("k-NN of the original backbone") || exited !== undefined ? true : undefined), 60_000);
+      expect(out).toMatch(/backbone: ViT \(64 wide, 4 blocks, 2 heads, patch 7\) pre-trained with DINO for 11700 steps on fashion-mnist .*\(checkpoint .*run-shipped\/backbones\/dino-fashion-mnist-50ep-grid\/backbone\.safetensors\)/);
+      expect(out).toContain("k-NN of the original backbone");
+    } finally {
+      child.kill("SIGKILL");
+      await waitFor(() => (exited !== undefined ? true : undefined));
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  }, 90_000);
+});

@@ -1,11 +1,15 @@
 // Study configs: the shipped ones parse, and bad input is rejected with every problem named by its key path.
 import { describe, expect, it } from "vitest";
 import { readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
-import { type StudyConfig, ConfigError, DEFAULTS, DEFAULT_STUDY, configJson, headInitFor, parseStudyConfig, ratesFor, studyIdentity } from "../../study/config.js";
+import { dirname, join } from "node:path";
+import { type StudyConfig, ConfigError, DEFAULTS, DEFAULT_MODEL, DEFAULT_STUDY, SUPERVISED_STUDY, configJson, headInitFor, parseStudyConfig, ratesFor, studyIdentity } from "../../study/config.js";
 import { cellsOf } from "../../study/cells.js";
 import { strategyName } from "../../peft/strategy.js";
 import type { PretrainSpec } from "../../train/pretrain.js";
+import { parsePretrainConfig } from "../../study/pretrain-config.js";
+import { sha256File } from "../../peft/save.js";
+import { readArchitecture } from "../../vit/checkpoint.js";
+import { TOOL_ROOT, resolveShipped } from "../../util/shipped.js";
 
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
 
@@ -20,10 +24,11 @@ function problems(json: unknown): string {
   throw new Error("expected the config to be rejected");
 }
 
-// The default study as a template with `strategies` in place of its own, and one plain list of learning rates for
-// them all: the default's learningRates may be per strategy, naming its own strategies only.
+// The supervised default study (its backbone's model known from the config) as a template with `strategies` in
+// place of its own, and one plain list of learning rates for them all: the default's learningRates may be per
+// strategy, naming its own strategies only.
 function withStrategies(strategies: string[]): Record<string, any> {
-  const c = clone(DEFAULT_STUDY) as Record<string, any>;
+  const c = clone(SUPERVISED_STUDY) as Record<string, any>;
   c.strategies = strategies;
   c.learningRates = [0.1];
   return c;
@@ -32,21 +37,35 @@ function withStrategies(strategies: string[]): Record<string, any> {
 describe("shipped configs", () => {
   it("the default study parses into strategy objects and fills in defaults", () => {
     const c = parseStudyConfig(DEFAULT_STUDY);
+    expect(c.backbone).toEqual({ checkpoint: "backbones/dino-fashion-mnist-50ep-grid/backbone.safetensors", heads: 2, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
     expect(c.strategies.map(strategyName)).toEqual(["full", "top-1", "linear", "lora-r4", "block-p1"]);
     expect(c.strategies[3]).toEqual({ kind: "lora", rank: 4 });
     expect(c.strategies[4]).toEqual({ kind: "block", p: 1 });
     // One rate per strategy, each its own size: the linear head's would destroy a fully fine-tuned backbone.
-    expect(c.strategies.map((s) => ratesFor(c, s))).toEqual([[0.03], [0.1], [1], [0.1], [0.1]]);
+    expect(c.strategies.map((s) => ratesFor(c, s))).toEqual([[0.01], [0.1], [1], [0.1], [0.03]]);
     expect(c.seeds).toEqual([0, 1]);
     expect(c.training).toMatchObject({ steps: 300, batchSize: 64, evalEvery: 100 });
-    expect(c.backbone.pretrain).toMatchObject({ steps: 400, batchSize: 128 });
     expect(c.knn.bank.classes).toEqual([0, 1, 2, 3, 4]);
     expect(c.transfer.train.classes).toEqual([5, 6, 7, 8, 9]);
-    expect(c.backbone.pretrain?.model.depth).toBe(4);
     expect(c.training.optimizer).toBe("sgd");
     expect(c.training.momentum).toBe(0.9);
     expect(c.training.microBatch).toBeUndefined(); // one pass per step
     expect(c.analysis).toEqual({ images: 500, gridImages: 4, bankPerClass: 100 });
+  });
+
+  it("the default study's backbone ships with the tool: pinned by its SHA-256, described by its manifest, the default model", async () => {
+    const { checkpoint, sha256, heads } = parseStudyConfig(DEFAULT_STUDY).backbone;
+    const path = resolveShipped(checkpoint!, "backbone.checkpoint");
+    expect(path).toBe(join(TOOL_ROOT, checkpoint!));
+    expect(await sha256File(path)).toBe(sha256);
+    const manifest = JSON.parse(readFileSync(join(dirname(path), "backbone.json"), "utf8"));
+    expect(manifest).toMatchObject({ file: "backbone.safetensors", sha256, method: "dino", hyperParameters: { steps: 11700, crops: { sampling: "grid" }, model: DEFAULT_MODEL } });
+    // The manifest is the output of the config the README names, key for key.
+    const made = parsePretrainConfig(JSON.parse(readFileSync("configs/dino-fashion-mnist-50ep-grid.json", "utf8")));
+    expect(manifest.hyperParameters).toEqual(JSON.parse(JSON.stringify(made.spec)));
+    const arch = await readArchitecture(path, { heads });
+    expect(arch).toMatchObject(DEFAULT_MODEL);
+    expect(arch.hasHead).toBe(false);
   });
 
   it("accepts training.microBatch, any integer >= 1 (above batchSize: one pass)", () => {
@@ -74,7 +93,7 @@ describe("shipped configs", () => {
   });
 
   it("accepts backbone.pretrain.microBatch, an integer >= 1", () => {
-    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    const c = clone(SUPERVISED_STUDY) as Record<string, any>;
     c.backbone.pretrain.microBatch = 16;
     expect((parseStudyConfig(c).backbone.pretrain as PretrainSpec).microBatch).toBe(16);
     c.backbone.pretrain.microBatch = 0;
@@ -82,11 +101,11 @@ describe("shipped configs", () => {
   });
 
   it("identifies a run folder by everything but the microBatch settings", () => {
-    const c = parseStudyConfig(DEFAULT_STUDY);
-    const split = parseStudyConfig({ ...DEFAULT_STUDY, training: { ...DEFAULT_STUDY.training, microBatch: 8 } });
-    const pre = clone(DEFAULT_STUDY) as Record<string, any>;
+    const c = parseStudyConfig(SUPERVISED_STUDY);
+    const split = parseStudyConfig({ ...SUPERVISED_STUDY, training: { ...SUPERVISED_STUDY.training, microBatch: 8 } });
+    const pre = clone(SUPERVISED_STUDY) as Record<string, any>;
     pre.backbone.pretrain.microBatch = 8;
-    const steps = parseStudyConfig({ ...DEFAULT_STUDY, training: { ...DEFAULT_STUDY.training, steps: DEFAULT_STUDY.training.steps + 1 } });
+    const steps = parseStudyConfig({ ...SUPERVISED_STUDY, training: { ...SUPERVISED_STUDY.training, steps: SUPERVISED_STUDY.training.steps + 1 } });
     expect(studyIdentity(split)).toBe(studyIdentity(c));
     expect(studyIdentity(parseStudyConfig(pre))).toBe(studyIdentity(c));
     expect(studyIdentity(steps)).not.toBe(studyIdentity(c));
@@ -94,9 +113,14 @@ describe("shipped configs", () => {
     expect(JSON.stringify(configJson(c))).not.toContain("microBatch");
   });
 
-  it("configs/default-lr-sweep.json is the default study but for its rates, seed, curve and analysis, and holds each chosen rate", () => {
-    const sweep = parseStudyConfig(JSON.parse(readFileSync("configs/default-lr-sweep.json", "utf8")));
-    const study = parseStudyConfig(DEFAULT_STUDY);
+  // Each study's rates come from a sweep of its own: the same study with four rates per strategy, seed 0, no curve
+  // nor analysis, each chosen rate inside the range tried.
+  it.each([
+    ["configs/default-lr-sweep.json", DEFAULT_STUDY],
+    ["configs/default-supervised-lr-sweep.json", SUPERVISED_STUDY],
+  ])("%s is its study but for its rates, seed, curve and analysis, and holds each chosen rate", (file, json) => {
+    const sweep = parseStudyConfig(JSON.parse(readFileSync(file, "utf8")));
+    const study = parseStudyConfig(json);
     const rest = ({ name: _n, learningRates: _l, seeds: _s, analysis: _an, knn: { atSteps: _a, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
     expect(rest(sweep)).toEqual(rest(study));
     expect(sweep.seeds).toEqual([study.seeds[0]]);
@@ -110,9 +134,17 @@ describe("shipped configs", () => {
     }
   });
 
-  it("configs/default-dino-long.json is the default study but for its backbone: the long DINO config's output", () => {
-    const dino = parseStudyConfig(JSON.parse(readFileSync("configs/default-dino-long.json", "utf8")));
+  it("configs/default-supervised.json is the default study but for its backbone (pre-trained with labels) and rates", () => {
+    const supervised = parseStudyConfig(SUPERVISED_STUDY);
     const study = parseStudyConfig(DEFAULT_STUDY);
+    const rest = ({ name: _n, backbone: _b, learningRates: _l, ...c }: StudyConfig) => c;
+    expect(rest(supervised)).toEqual(rest(study));
+    expect(supervised.backbone.pretrain).toMatchObject({ steps: 400, batchSize: 128, model: DEFAULT_MODEL });
+  });
+
+  it("configs/default-dino-long.json is the supervised default study but for its backbone: the long DINO config's output", () => {
+    const dino = parseStudyConfig(JSON.parse(readFileSync("configs/default-dino-long.json", "utf8")));
+    const study = parseStudyConfig(SUPERVISED_STUDY);
     const rest = ({ name: _n, backbone: _b, ...c }: StudyConfig) => c;
     expect(rest(dino)).toEqual(rest(study));
     expect(dino.backbone).toMatchObject({ checkpoint: "runs/dino-fashion-mnist-long/backbone.safetensors", heads: 2 });
@@ -286,7 +318,7 @@ describe("bad configs", () => {
   });
 
   it("names wrong types with their path", () => {
-    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    const c = clone(SUPERVISED_STUDY) as Record<string, any>;
     c.training.steps = "100";
     c.learningRates = [0.01, -1];
     c.strategies = ["full", "lora-rx"];
@@ -310,7 +342,7 @@ describe("bad configs", () => {
   });
 
   it("names missing keys and contradictions", () => {
-    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    const c = clone(SUPERVISED_STUDY) as Record<string, any>;
     delete c.training.batchSize;
     c.backbone.checkpoint = "x.safetensors";
     c.knn.reportK = 5;
@@ -377,7 +409,7 @@ describe("data transforms: mean, std, interpolation, resampler, scale", () => {
   });
 
   it("names every bad value by its key path", () => {
-    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    const c = clone(SUPERVISED_STUDY) as Record<string, any>;
     c.knn.bank.mean = [0.5, 0.5];
     c.knn.queries.std = [0.2, 0, 0.2];
     c.transfer.test.interpolation = "area";

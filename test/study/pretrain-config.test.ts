@@ -3,7 +3,7 @@
 // by key path at once.
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { DEFAULT_STUDY } from "../../study/config.js";
+import { SUPERVISED_STUDY } from "../../study/config.js";
 import { parsePretrainConfig } from "../../study/pretrain-config.js";
 import { COLLAPSE_DEFAULTS } from "../../train/dino-collapse.js";
 
@@ -37,10 +37,10 @@ describe("parsePretrainConfig", () => {
   });
 
   it("takes a study's backbone.pretrain as a supervised config", () => {
-    const c = parsePretrainConfig({ method: "supervised", ...DEFAULT_STUDY.backbone.pretrain });
+    const c = parsePretrainConfig({ method: "supervised", ...SUPERVISED_STUDY.backbone.pretrain });
     expect(c.method).toBe("supervised");
     expect(c.spec).toMatchObject({ steps: 400, batchSize: 128, optimizer: "adamw" });
-    expect(parsePretrainConfig(DEFAULT_STUDY.backbone.pretrain).method).toBe("supervised");
+    expect(parsePretrainConfig(SUPERVISED_STUDY.backbone.pretrain).method).toBe("supervised");
   });
 
   it("reads the shipped DINO configs", () => {

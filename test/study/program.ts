@@ -3,7 +3,7 @@
 // test/run.test.ts): the bundle of the current source, a child process's outcome, and the comparison of two run
 // folders' results.
 import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, rm, symlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { expect } from "vitest";
@@ -13,10 +13,16 @@ export const ROOT = resolve(__dirname, "../..");
 
 // Bundles the current source (scripts/build.mjs's options) as node_modules/.cache/peft-vit-webgpu-test/<name>.js,
 // inside node_modules so that the externals (webgpu, sharp) resolve as they do from dist/. Each test file its own.
-export async function buildProgram(name: string): Promise<string> {
-  const path = join(ROOT, "node_modules", ".cache", "peft-vit-webgpu-test", `${name}.js`);
+// With `shipped`, laid out as the tool is: <name>/dist/run.js beside <name>/backbones (a link to the repository's).
+export async function buildProgram(name: string, { shipped = false } = {}): Promise<string> {
+  const cache = join(ROOT, "node_modules", ".cache", "peft-vit-webgpu-test");
+  const path = shipped ? join(cache, name, "dist", "run.js") : join(cache, `${name}.js`);
   const { buildBundle } = (await import(pathToFileURL(join(ROOT, "scripts", "build.mjs")).href)) as { buildBundle: (outfile: string, options?: object) => Promise<unknown> };
   await buildBundle(path, { logLevel: "warning" });
+  if (shipped) {
+    await rm(join(cache, name, "backbones"), { force: true });
+    await symlink(join(ROOT, "backbones"), join(cache, name, "backbones"));
+  }
   return path;
 }
 

@@ -1,11 +1,11 @@
 // Pre-training's cache key: what changes the trained backbone (the images' transform too), and nothing else.
 import { describe, expect, it } from "vitest";
-import { DEFAULT_STUDY, parseStudyConfig } from "../../study/config.js";
+import { SUPERVISED_STUDY, parseStudyConfig } from "../../study/config.js";
 import { type PretrainSpec, pretrainHash } from "../../train/pretrain.js";
 import type { Dataset } from "../../data/dataset.js";
 
 describe("pretrainHash", () => {
-  const spec = parseStudyConfig(DEFAULT_STUDY).backbone.pretrain! as PretrainSpec;
+  const spec = parseStudyConfig(SUPERVISED_STUDY).backbone.pretrain! as PretrainSpec;
   const data = { identity: { hash: "data-a" } } as unknown as Dataset;
 
   it("covers the training settings and the data's identity", () => {
