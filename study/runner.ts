@@ -301,7 +301,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   // The backbone: a checkpoint file, or the cached pre-training (supervised or DINO).
   let backbonePath: string;
   let heads = config.backbone.heads;
-  let backboneNote: string;
+  let backboneNote: string | undefined; // a checkpoint's, once its hash is known (below)
   const pretrainSpec = config.backbone.pretrain;
   if (pretrainSpec && isDinoPretrain(pretrainSpec)) {
     const { cacheDir, ...spec } = pretrainSpec;
@@ -339,13 +339,15 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     if (!existsSync(join(out, "backbone.json"))) await writeJsonAtomic(join(out, "backbone.json"), { kind: "pretrain", path: p.path, hash: p.hash, seconds: p.seconds });
   } else {
     backbonePath = resolveShipped(config.backbone.checkpoint!, "experiment: backbone.checkpoint");
-    backboneNote = await describeCheckpoint(backbonePath);
-    log(`backbone: ${backboneNote}`);
     await writeJsonAtomic(join(out, "backbone.json"), { kind: "checkpoint", path: backbonePath });
   }
   const load = async () => (await loadVit(backbonePath, { heads, key: config.backbone.key })).model;
   // Each cell's checkpoints name their base by hash, so that `export` can rebuild the fine-tuned model.
   const base = { file: backbonePath, sha256: await sha256File(backbonePath) };
+  if (backboneNote === undefined) {
+    backboneNote = await describeCheckpoint(backbonePath, base.sha256);
+    log(`backbone: ${backboneNote}`);
+  }
 
   // Everything the cells need is checked before the first one trains.
   const original = await load();

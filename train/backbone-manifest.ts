@@ -36,14 +36,14 @@ export function describeBackbone(method: BackboneManifest["method"], model: Mode
   return `ViT (${model.width} wide, ${model.depth} blocks, ${model.heads} heads, patch ${model.patchSize}) pre-trained ${how} for ${steps} steps on ${data.name} ${data.subset ?? ""}`.trimEnd();
 }
 
-// What the checkpoint at `path` is: describeBackbone's line where a manifest beside it describes this very file
-// (a backbone from `pretrain`, its SHA-256 matching), else just its path.
-export async function describeCheckpoint(path: string): Promise<string> {
+// What the checkpoint at `path` (whose SHA-256 the caller has: `sha256`) is: describeBackbone's line where a
+// manifest beside it describes this very file (a backbone from `pretrain`, the hash matching), else just its path.
+export async function describeCheckpoint(path: string, sha256: string): Promise<string> {
   const manifestPath = join(dirname(path), "backbone.json");
   if (!existsSync(manifestPath)) return `checkpoint ${path}`;
   const m = JSON.parse(await readFile(manifestPath, "utf8")) as BackboneManifest;
   const made = m.hyperParameters as { model?: ModelSpec; steps?: number } | undefined;
   const described = m.format === BACKBONE_MANIFEST_FORMAT && m.file === basename(path) && made?.model && made.steps !== undefined;
-  if (!described || m.sha256 !== (await sha256File(path))) return `checkpoint ${path}`;
+  if (!described || m.sha256 !== sha256) return `checkpoint ${path}`;
   return `${describeBackbone(m.method, made.model!, made.steps!, m.data)} (checkpoint ${path})`;
 }

@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeBackbone, describeCheckpoint, writeBackboneManifest } from "../../train/backbone-manifest.js";
+import { sha256File } from "../../peft/save.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -22,18 +23,18 @@ describe("describeCheckpoint", () => {
     const path = join(dir, "backbone.safetensors");
     await writeFile(path, "weights");
     await writeBackboneManifest(path, { method: "dino", hyperParameters: { model, steps: 500 }, data, seed: 0, metrics: {} });
-    expect(await describeCheckpoint(path)).toBe(`ViT (64 wide, 4 blocks, 2 heads, patch 7) pre-trained with DINO for 500 steps on fashion-mnist classes 0,1 -> 0..1 (checkpoint ${path})`);
+    expect(await describeCheckpoint(path, await sha256File(path))).toBe(`ViT (64 wide, 4 blocks, 2 heads, patch 7) pre-trained with DINO for 500 steps on fashion-mnist classes 0,1 -> 0..1 (checkpoint ${path})`);
     expect(describeBackbone("supervised", model, 400, { name: "cifar10" })).toBe("ViT (64 wide, 4 blocks, 2 heads, patch 7) pre-trained with labels for 400 steps on cifar10");
   });
 
   it("gives only the path where the file is not the one its manifest describes, or there is no manifest", async () => {
     const path = join(dir, "backbone.safetensors");
     await writeFile(path, "other weights"); // the manifest's hash no longer holds
-    expect(await describeCheckpoint(path)).toBe(`checkpoint ${path}`);
+    expect(await describeCheckpoint(path, await sha256File(path))).toBe(`checkpoint ${path}`);
     const other = join(dir, "other.safetensors"); // a file the manifest does not name
     await writeFile(other, "weights");
-    expect(await describeCheckpoint(other)).toBe(`checkpoint ${other}`);
+    expect(await describeCheckpoint(other, await sha256File(other))).toBe(`checkpoint ${other}`);
     await rm(join(dir, "backbone.json"));
-    expect(await describeCheckpoint(path)).toBe(`checkpoint ${path}`);
+    expect(await describeCheckpoint(path, await sha256File(path))).toBe(`checkpoint ${path}`);
   });
 });
