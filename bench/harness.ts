@@ -8,13 +8,14 @@ export interface TimedCase {
   dispose(): void;
 }
 
-// The `top` slowest kernels as a table: GPU ms, share of the profiled total, dispatch count, label.
-export function formatProfile(times: KernelTime[], top: number): string {
+// The `top` slowest kernels as a table: GPU ms, share of the total, dispatch count, label; `how` names the
+// measurement (a profile's timestamps, a census's replays).
+export function formatProfile(times: KernelTime[], top: number, how: "profiled" | "census"): string {
   const total = times.reduce((s, t) => s + t.ms, 0);
   const lines = times.slice(0, top).map(
     (t) => `    ${t.ms.toFixed(2).padStart(9)} ms ${((100 * t.ms) / total).toFixed(1).padStart(5)}% ${String(t.count).padStart(5)}x  ${t.label}`,
   );
   const rest = times.slice(top);
   if (rest.length) lines.push(`    ${rest.reduce((s, t) => s + t.ms, 0).toFixed(2).padStart(9)} ms in ${rest.length} more kernels`);
-  return [`    profiled: ${total.toFixed(1)} ms of GPU time in ${times.reduce((s, t) => s + t.count, 0)} dispatches`, ...lines].join("\n");
+  return [`    ${how}: ${total.toFixed(1)} ms of GPU time in ${times.reduce((s, t) => s + t.count, 0)} dispatches`, ...lines].join("\n");
 }

@@ -14,6 +14,7 @@ import { buildVit, initialiser } from "../vit/model.js";
 import { applyStrategy, parseStrategy, strategyName } from "../peft/strategy.js";
 import { formatProfile } from "./harness.js";
 import { mainThreadCpuMs, ownWaitEstimate, profileOnce } from "../engine/timing.js";
+import { census } from "../engine/census.js";
 import { median } from "../util/stats.js";
 import type { KernelTime } from "../engine/profile.js";
 import { backward, noGrad } from "../autograd/tape.js";
@@ -29,13 +30,14 @@ const FLAGS = {
   "image-size": "int",
   json: "boolean",
   profile: "boolean",
+  census: "boolean",
   precision: "string",
 } as const;
 
 // The default steps to time: the paper's five strategies, Block Expansion with a quarter of the depth in new blocks
 // (p = 3 for ViT-S/16 and ViT-B/16, 1 for the default study's depth-4 model).
 const defaultStrategies = (depth: number) => ["full", "top-3", "linear", "lora-r8", `block-p${depth % 4 === 0 ? depth / 4 : 1}`];
-const PROFILE_ROWS = 15; // kernels listed per case with --profile (the JSON has them all)
+const PROFILE_ROWS = 15; // kernels listed per case with --profile or --census (the JSON has them all)
 
 // One timed case: its step, its own wait estimate, and what its timed runs measured.
 interface Case {
@@ -55,11 +57,12 @@ interface Row {
   cpuFraction: number;
   peakPoolMiB: number;
   profile?: KernelTime[];
+  census?: KernelTime[];
 }
 
 export const vitBench: Command = {
   summary: "ViT images/s: inference and a training step per strategy, CPU fraction, peak pool memory",
-  usage: `usage: node dist/run.js bench vit [--model vit-s16] [--batch 8] [--strategies LIST] [--reps N] [--json]
+  usage: `usage: node dist/run.js bench vit [--model vit-s16] [--batch 8] [--strategies LIST] [--reps N] [--profile] [--census] [--json]
 
   --model       ${Object.keys(NAMED_CONFIGS).join(", ")}, or "default" (the default study's small model)
   --batch       images per step (default 8)
@@ -67,6 +70,9 @@ export const vitBench: Command = {
   --image-size  input resolution (default: the model's native size)
   --reps        timed repetitions after one warm-up (default 3)
   --profile     also run each case once more with per-kernel GPU timestamps and list where its time goes
+  --census      also run each case once more, recording its dispatches, and time each of them on its own, back to
+                back (engine/census.ts: steadier than --profile on CPU drivers; it changes the cases' models, so
+                it runs after the timed runs)
   --precision   f32 (default) or f16: the products' inputs in f16, with loss scaling, as training.precision`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
@@ -152,13 +158,15 @@ export const vitBench: Command = {
         peakPoolMiB: c.peakBytes / 2 ** 20,
       };
       if (flags.profile) row.profile = await c.paced(() => profileOnce(c.run));
+      if (flags.census) row.census = await census(c.run);
       rows.push(row);
       if (!flags.json) {
         console.log(
           `${c.label.padEnd(12)} ${row.imagesPerSecond.toFixed(2).padStart(9)} img/s  ${row.msPerStep.toFixed(1).padStart(9)} ms/step  ` +
             `cpu ${(row.cpuFraction * 100).toFixed(0).padStart(3)}%  peak pool ${row.peakPoolMiB.toFixed(1)} MiB`,
         );
-        if (row.profile) console.log(formatProfile(row.profile, PROFILE_ROWS));
+        if (row.profile) console.log(formatProfile(row.profile, PROFILE_ROWS, "profiled"));
+        if (row.census) console.log(formatProfile(row.census, PROFILE_ROWS, "census"));
       }
     }
     if (flags.json) console.log(JSON.stringify({ device: deviceLine(), model: name, batch: B, imageSize: size, precision, rows }, null, 2));

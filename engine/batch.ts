@@ -48,6 +48,16 @@ const DISPATCH_OVERHEAD_S = { cpu: 60e-6, gpu: 0 };
 
 export type Grid = [number, number?, number?];
 
+// A dispatch as it was encoded, kept while the batch records (engine/census.ts replays each one on its own).
+export interface RecordedDispatch {
+  kernel: Kernel;
+  buffers: GPUBuffer[];
+  uniform: ArrayBuffer | undefined; // a copy of the bytes
+  grid: Grid;
+  work: number;
+  note: string | undefined;
+}
+
 export class Batch {
   private encoder: GPUCommandEncoder | undefined;
   private pass: GPUComputePassEncoder | undefined;
@@ -71,6 +81,7 @@ export class Batch {
   reuseBindGroups: boolean; // see bindGroup(); public for tests
   private readonly dispatchOverhead: number;
   private dry = false; // see dryRun()
+  private recorded: RecordedDispatch[] | undefined; // see startRecording()
 
   constructor(
     private gpu: Gpu,
@@ -97,7 +108,8 @@ export class Batch {
     for (const i of kernel.writable) this.derived.invalidate(buffers[i]);
     const slot = uniform ? this.uniformSlot(uniform) : undefined;
     const bindGroup = this.bindGroup(kernel, slot, buffers);
-    const label = this.profiler || this.log ? `${kernel.key} ${note ?? `grid=${x}x${y}x${z}`}` : ""; // not built per dispatch otherwise
+    this.recorded?.push({ kernel, buffers: [...buffers], uniform: uniform?.slice(0), grid: [x, y, z], work, note });
+    const label = this.profiler || this.log ? dispatchLabel(kernel, grid, note) : ""; // not built per dispatch otherwise
     if (this.profiler) {
       this.endPass();
       this.pass = this.commandEncoder().beginComputePass({ timestampWrites: this.profiler.timestampWrites(label) });
@@ -285,6 +297,19 @@ export class Batch {
     this.profiler = undefined;
   }
 
+  // Keeps every dispatch encoded from now until stopRecording(), which returns them in order (not copies, which
+  // are not dispatches; nor the dispatches of a dry run, which are dropped).
+  startRecording(): void {
+    if (this.recorded) throw new Error("batch: expected no recording in progress, got a second startRecording()");
+    this.recorded = [];
+  }
+
+  stopRecording(): RecordedDispatch[] {
+    const recorded = this.recorded ?? [];
+    this.recorded = undefined;
+    return recorded;
+  }
+
   // Whether dispatches are being dropped (see dryRun): what they would write is not there.
   get isDry(): boolean {
     return this.dry;
@@ -331,6 +356,12 @@ export class Batch {
     this.submit();
     await this.wait(() => this.gpu.device.queue.onSubmittedWorkDone());
   }
+}
+
+// What profiles and DEBUG logs call a dispatch: its kernel's key and its note (a matmul's sizes), else its grid.
+export function dispatchLabel(kernel: Kernel, grid: Grid, note: string | undefined): string {
+  const [x, y = 1, z = 1] = grid;
+  return `${kernel.key} ${note ?? `grid=${x}x${y}x${z}`}`;
 }
 
 function alignTo4(n: number): number {
