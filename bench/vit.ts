@@ -15,6 +15,7 @@ import { applyStrategy, parseStrategy, strategyName } from "../peft/strategy.js"
 import { formatProfile } from "./harness.js";
 import { mainThreadCpuMs, ownWaitEstimate, profileOnce } from "../engine/timing.js";
 import { census } from "../engine/census.js";
+import { Replay } from "../engine/replay.js";
 import { median } from "../util/stats.js";
 import type { KernelTime } from "../engine/profile.js";
 import { backward, noGrad } from "../autograd/tape.js";
@@ -31,6 +32,7 @@ const FLAGS = {
   json: "boolean",
   profile: "boolean",
   census: "boolean",
+  replay: "boolean",
   precision: "string",
 } as const;
 
@@ -62,7 +64,7 @@ interface Row {
 
 export const vitBench: Command = {
   summary: "ViT images/s: inference and a training step per strategy, CPU fraction, peak pool memory",
-  usage: `usage: node dist/run.js bench vit [--model vit-s16] [--batch 8] [--strategies LIST] [--reps N] [--profile] [--census] [--json]
+  usage: `usage: node dist/run.js bench vit [--model vit-s16] [--batch 8] [--strategies LIST] [--reps N] [--profile] [--census] [--replay] [--json]
 
   --model       ${Object.keys(NAMED_CONFIGS).join(", ")}, or "default" (the default study's small model)
   --batch       images per step (default 8)
@@ -73,6 +75,8 @@ export const vitBench: Command = {
   --census      also run each case once more, recording its dispatches, and time each of them on its own, back to
                 back (engine/census.ts: steadier than --profile on CPU drivers; it changes the cases' models, so
                 it runs after the timed runs)
+  --replay      also time each training step replayed: its commands recorded once and encoded again per step,
+                without the host work of autograd and the kernels' wrappers (engine/replay.ts)
   --precision   f32 (default) or f16: the products' inputs in f16, with loss scaling, as training.precision`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
@@ -93,7 +97,7 @@ export const vitBench: Command = {
     if (!flags.json) console.log(`${deviceLine()}\nmodel ${name}, batch ${B}, ${size}x${size}, ${precision}`);
     const rng = new Rng(1);
     const images = Tensor.fromArray(rng.fill(B * 3 * size * size, () => rng.normal()), [B, 3, size, size]).keep();
-    const labels = Int32Array.from({ length: B }, (_, i) => i % 10);
+    const labelTensor = Tensor.fromArray(Int32Array.from({ length: B }, (_, i) => i % 10), [B], "i32").keep();
     const reps = flags.reps ?? 3;
     const { batch } = runtime();
     // Every case (inference, then one training step per strategy) is built and warmed up in turn; then the timed
@@ -102,35 +106,47 @@ export const vitBench: Command = {
     // the case itself keeps between runs (its model, gradients and optimiser state, measured after its warm-up), as
     // if it were alone.
     const cases: Case[] = [];
-    const addCase = async (label: string, build: () => () => void | Promise<void>) => {
-      const before = pool.getStats().liveBytes;
-      const run = build();
+    // Pinned bytes count as held: a replay's temporaries (engine/replay.ts).
+    const held = () => pool.getStats().liveBytes + pool.getStats().pinnedBytes;
+    const addCase = async (label: string, build: () => (() => void | Promise<void>) | Promise<() => void | Promise<void>>) => {
+      const before = held();
+      const run = await build();
       const paced = ownWaitEstimate();
       await paced(async () => {
         await run();
         await batch.sync();
       });
-      cases.push({ label, run, paced, ownBytes: pool.getStats().liveBytes - before, runsMs: [], cpuMs: 0, peakBytes: 0 });
+      cases.push({ label, run, paced, ownBytes: held() - before, runsMs: [], cpuMs: 0, peakBytes: 0 });
     };
     await addCase("inference", () => {
       const model = buildVit(config, initialiser(0));
       return () => void tidy(() => noGrad(() => withPrecision(precision, () => model.features(images))));
     });
+    // A training step of a strategy: forward, backward and the optimiser's step (constant learning rate).
+    const trainStep = (text: string) => {
+      const model = buildVit(config, initialiser(0));
+      const trainable = applyStrategy(model, parseStrategy(text), 10);
+      const scaler = lossScalerFor(precision, undefined);
+      const opt = new SGD(trainable.map(([, t]) => t), { lr: 1e-3, momentum: 0.9, skipZero: scaler !== undefined });
+      return () =>
+        tidyAsync(async () => {
+          opt.zeroGrad();
+          withPrecision(precision, () => backward(ops.crossEntropy(model.forward(images), labelTensor), scaler?.scale.reshape([])));
+          if (scaler) opt.step(scaler.unscale(opt.params));
+          else opt.step();
+        });
+    };
     for (const text of strategies) {
-      const strategy = parseStrategy(text);
-      await addCase(`train ${strategyName(strategy)}`, () => {
-        const model = buildVit(config, initialiser(0));
-        const trainable = applyStrategy(model, strategy, 10);
-        const scaler = lossScalerFor(precision, undefined);
-        const opt = new SGD(trainable.map(([, t]) => t), { lr: 1e-3, momentum: 0.9, skipZero: scaler !== undefined });
-        return () =>
-          tidyAsync(async () => {
-            opt.zeroGrad();
-            withPrecision(precision, () => backward(ops.crossEntropy(model.forward(images), labels), scaler?.scale.reshape([])));
-            if (scaler) opt.step(scaler.unscale(opt.params));
-            else opt.step();
-          });
-      });
+      const name = strategyName(parseStrategy(text));
+      await addCase(`train ${name}`, () => trainStep(text));
+      if (flags.replay) {
+        await addCase(`replay ${name}`, async () => {
+          const step = trainStep(text);
+          await step(); // what the first step makes lazily (optimiser state) exists before the capture
+          const replay = await Replay.capture(step);
+          return () => replay.run();
+        });
+      }
     }
     for (let r = 0; r < reps; r++) {
       for (const c of cases) {

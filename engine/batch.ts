@@ -48,8 +48,11 @@ const DISPATCH_OVERHEAD_S = { cpu: 60e-6, gpu: 0 };
 
 export type Grid = [number, number?, number?];
 
-// A dispatch as it was encoded, kept while the batch records (engine/census.ts replays each one on its own).
+// What the batch keeps while it records (startRecording): the dispatches and copies as encoded (engine/census.ts
+// replays dispatches one by one, engine/replay.ts the whole list), and the uploads and read-backs, which only the
+// host can repeat (by their description).
 export interface RecordedDispatch {
+  kind: "dispatch";
   kernel: Kernel;
   buffers: GPUBuffer[];
   uniform: ArrayBuffer | undefined; // a copy of the bytes
@@ -57,6 +60,15 @@ export interface RecordedDispatch {
   work: number;
   note: string | undefined;
 }
+export interface RecordedCopy {
+  kind: "copy";
+  src: GPUBuffer;
+  srcOffset: number;
+  dst: GPUBuffer;
+  dstOffset: number;
+  bytes: number;
+}
+export type RecordedCommand = RecordedDispatch | RecordedCopy | { kind: "upload" | "read"; what: string };
 
 export class Batch {
   private encoder: GPUCommandEncoder | undefined;
@@ -81,7 +93,7 @@ export class Batch {
   reuseBindGroups: boolean; // see bindGroup(); public for tests
   private readonly dispatchOverhead: number;
   private dry = false; // see dryRun()
-  private recorded: RecordedDispatch[] | undefined; // see startRecording()
+  private recorded: RecordedCommand[] | undefined; // see startRecording()
 
   constructor(
     private gpu: Gpu,
@@ -108,7 +120,7 @@ export class Batch {
     for (const i of kernel.writable) this.derived.invalidate(buffers[i]);
     const slot = uniform ? this.uniformSlot(uniform) : undefined;
     const bindGroup = this.bindGroup(kernel, slot, buffers);
-    this.recorded?.push({ kernel, buffers: [...buffers], uniform: uniform?.slice(0), grid: [x, y, z], work, note });
+    this.recorded?.push({ kind: "dispatch", kernel, buffers: [...buffers], uniform: uniform?.slice(0), grid: [x, y, z], work, note });
     const label = this.profiler || this.log ? dispatchLabel(kernel, grid, note) : ""; // not built per dispatch otherwise
     if (this.profiler) {
       this.endPass();
@@ -157,6 +169,7 @@ export class Batch {
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     if (this.dry) return;
+    this.recorded?.push({ kind: "copy", src, srcOffset, dst, dstOffset, bytes });
     this.derived.invalidate(dst);
     this.endPass();
     this.commandEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
@@ -297,14 +310,18 @@ export class Batch {
     this.profiler = undefined;
   }
 
-  // Keeps every dispatch encoded from now until stopRecording(), which returns them in order (not copies, which
-  // are not dispatches; nor the dispatches of a dry run, which are dropped).
+  // Keeps every command from now until stopRecording(), which returns them in order (not those of a dry run,
+  // which are dropped). Uploads (Tensor.fromArray, write) tell the batch through noteUpload.
   startRecording(): void {
     if (this.recorded) throw new Error("batch: expected no recording in progress, got a second startRecording()");
     this.recorded = [];
   }
 
-  stopRecording(): RecordedDispatch[] {
+  noteUpload(what: string): void {
+    this.recorded?.push({ kind: "upload", what });
+  }
+
+  stopRecording(): RecordedCommand[] {
     const recorded = this.recorded ?? [];
     this.recorded = undefined;
     return recorded;
@@ -333,6 +350,7 @@ export class Batch {
   // Copies `bytes` from `src` into a staging buffer, submits, and resolves with a copy of the bytes.
   async read(src: GPUBuffer, offset: number, bytes: number, readPool: BufferPool): Promise<ArrayBuffer> {
     if (this.dry) throw new Error("batch: expected no read-back in a dry run, which computes nothing, got one");
+    this.recorded?.push({ kind: "read", what: `a read-back of ${bytes} bytes` });
     const staging = readPool.acquire(bytes);
     this.copy(src, offset, staging, 0, alignTo4(bytes));
     this.submit();

@@ -16,7 +16,7 @@
 // runs. What the recorded dispatches bound must stay alive until the census ends: the buffer pool never destroys
 // a buffer during a run (engine/pool.ts), and the kernels are cached for the process.
 import { runtime } from "./runtime.js";
-import { type RecordedDispatch, dispatchLabel } from "./batch.js";
+import { type RecordedCommand, type RecordedDispatch, dispatchLabel } from "./batch.js";
 import type { KernelTime } from "./profile.js";
 import { ownWaitEstimate } from "./timing.js";
 import { median } from "../util/stats.js";
@@ -39,15 +39,16 @@ export async function census(run: () => void | Promise<void>, opts: CensusOption
   }
   await batch.sync();
   batch.startRecording();
-  let recorded: RecordedDispatch[];
+  let recorded: RecordedCommand[];
   try {
     await run();
     await batch.sync();
   } finally {
     recorded = batch.stopRecording();
   }
+  const dispatches = recorded.filter((c): c is RecordedDispatch => c.kind === "dispatch"); // copies are not timed
   const totals = new Map<string, KernelTime>();
-  for (const d of recorded) {
+  for (const d of dispatches) {
     const paced = ownWaitEstimate(); // each dispatch's own: they differ by orders of magnitude
     const once = (n: number) =>
       paced(async () => {

@@ -21,6 +21,7 @@ export interface PoolStats {
   liveBytes: number; // held by tensors (bucket sizes)
   freeBytes: number; // in free lists, ready for reuse
   pendingBytes: number; // released, waiting for the next submit
+  pinnedBytes: number; // released but pinned (see pin()): not handed out until unpinned
   totalBytes: number; // everything the pool ever created and still owns
   peakLiveBytes: number;
   buffersCreated: number;
@@ -31,7 +32,9 @@ export class BufferPool {
   private order = new WeakMap<GPUBuffer, number>(); // creation number of each buffer
   private created = 0;
   private pending: GPUBuffer[] = [];
-  private stats: PoolStats = { liveBytes: 0, freeBytes: 0, pendingBytes: 0, totalBytes: 0, peakLiveBytes: 0, buffersCreated: 0 };
+  private pins = new Map<GPUBuffer, number>(); // pin counts
+  private parked = new Set<GPUBuffer>(); // released while pinned
+  private stats: PoolStats = { liveBytes: 0, freeBytes: 0, pendingBytes: 0, pinnedBytes: 0, totalBytes: 0, peakLiveBytes: 0, buffersCreated: 0 };
 
   constructor(
     private device: GPUDevice,
@@ -62,6 +65,10 @@ export class BufferPool {
 
   release(buf: GPUBuffer): void {
     this.stats.liveBytes -= buf.size;
+    if (this.pins.has(buf)) {
+      this.park(buf);
+      return;
+    }
     this.stats.pendingBytes += buf.size;
     this.pending.push(buf);
   }
@@ -69,22 +76,67 @@ export class BufferPool {
   // Called right after a submit: everything released before it may be reused.
   recycle(): void {
     for (const buf of this.pending) {
-      let list = this.free.get(buf.size);
-      if (!list) this.free.set(buf.size, (list = []));
-      // Insert keeping the list newest first (binary search on creation numbers).
-      const n = this.order.get(buf)!;
-      let lo = 0;
-      let hi = list.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (this.order.get(list[mid])! > n) lo = mid + 1;
-        else hi = mid;
-      }
-      list.splice(lo, 0, buf);
-      this.stats.freeBytes += buf.size;
+      if (this.pins.has(buf)) this.park(buf); // pinned after its release
+      else this.toFreeList(buf);
     }
     this.stats.pendingBytes = 0;
     this.pending = [];
+  }
+
+  // Keeps `buf` from being handed out until as many unpin() calls: a free buffer leaves its free list, and a
+  // held one that its tensor releases waits aside instead (a recorded step replayed later, engine/replay.ts, still
+  // writes its temporaries); unpinned, it is reusable after the next submit, like a buffer just released. Pins
+  // count; only this pool's tensor buffers can be pinned.
+  pin(buf: GPUBuffer): void {
+    const n = this.pins.get(buf) ?? 0;
+    this.pins.set(buf, n + 1);
+    if (n > 0) return;
+    const list = this.free.get(buf.size);
+    const at = list?.indexOf(buf) ?? -1;
+    if (at < 0) return;
+    list!.splice(at, 1);
+    this.stats.freeBytes -= buf.size;
+    this.park(buf);
+  }
+
+  unpin(buf: GPUBuffer): void {
+    const n = this.pins.get(buf);
+    if (n === undefined) throw new Error(`pool: expected a pinned buffer to unpin, got ${buf.label || "a buffer"} that is not pinned`);
+    if (n > 1) {
+      this.pins.set(buf, n - 1);
+      return;
+    }
+    this.pins.delete(buf);
+    if (!this.parked.delete(buf)) return;
+    this.stats.pinnedBytes -= buf.size;
+    this.stats.pendingBytes += buf.size;
+    this.pending.push(buf); // commands encoded with it may not have been submitted yet
+  }
+
+  // Whether a pinned buffer was released (or was free when pinned): no tensor holds it.
+  isParked(buf: GPUBuffer): boolean {
+    return this.parked.has(buf);
+  }
+
+  private park(buf: GPUBuffer): void {
+    this.parked.add(buf);
+    this.stats.pinnedBytes += buf.size;
+  }
+
+  private toFreeList(buf: GPUBuffer): void {
+    let list = this.free.get(buf.size);
+    if (!list) this.free.set(buf.size, (list = []));
+    // Insert keeping the list newest first (binary search on creation numbers).
+    const n = this.order.get(buf)!;
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.order.get(list[mid])! > n) lo = mid + 1;
+      else hi = mid;
+    }
+    list.splice(lo, 0, buf);
+    this.stats.freeBytes += buf.size;
   }
 
   // Destroys the free buffers (e.g. between benchmark cases) so that the process's memory shrinks.

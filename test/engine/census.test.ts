@@ -8,6 +8,7 @@ import { Tensor, tidy } from "../../engine/tensor.js";
 import * as ops from "../../autograd/ops.js";
 import { matmulForward } from "../../kernels/matmul.js";
 import { fillInto } from "../../kernels/fill.js";
+import type { RecordedDispatch } from "../../engine/batch.js";
 import { randn, useEngine } from "../helpers.js";
 
 useEngine();
@@ -30,9 +31,10 @@ describe("Batch recording", () => {
     } finally {
       recorded = batch.stopRecording();
     }
-    expect(recorded.map((d) => d.kernel.name)).toEqual(["matmul", "elementwise"]);
-    expect(recorded[0].note).toBe("6x5x8");
-    expect(recorded[0].uniform?.byteLength).toBeGreaterThan(0);
+    const dispatches = recorded.filter((c) => c.kind === "dispatch");
+    expect(dispatches.map((d) => d.kernel.name)).toEqual(["matmul", "elementwise"]);
+    expect(dispatches[0].note).toBe("6x5x8");
+    expect(dispatches[0].uniform?.byteLength).toBeGreaterThan(0);
     expect(batch.stopRecording()).toEqual([]); // stopped: nothing more is kept
     batch.startRecording();
     expect(() => batch.startRecording()).toThrow("batch: expected no recording in progress");
@@ -76,8 +78,8 @@ describe("census", () => {
     batch.startRecording();
     matmulForward(a, b, { out: y, bias });
     const recorded = batch.stopRecording();
-    expect(recorded.map((d) => d.kernel.name)).toEqual(["matmul"]);
-    const d = recorded[0];
+    expect(recorded.map((c) => c.kind)).toEqual(["dispatch"]);
+    const d = recorded[0] as RecordedDispatch;
     const want = Array.from(await y.data());
     fillInto(y, 0);
     expect(Array.from(await y.data()).every((v) => v === 0)).toBe(true);

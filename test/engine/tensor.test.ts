@@ -118,4 +118,41 @@ describe("buffer pool", () => {
     }
     for (const t of ts) t.dispose();
   });
+
+  it("hands out no pinned buffer: a free one leaves its list, a held one waits aside when released, until unpinned", () => {
+    const { pool, batch } = runtime();
+    batch.submit();
+    const size = [654_321]; // a bucket no other test uses
+    const free = Tensor.empty(size);
+    const held = Tensor.empty(size);
+    const [freeBuf, heldBuf] = [free.buffer, held.buffer];
+    free.dispose();
+    batch.submit();
+    const bytes = freeBuf.size;
+    const before = pool.getStats();
+    pool.pin(freeBuf);
+    pool.pin(heldBuf);
+    pool.pin(heldBuf); // pins count
+    expect(pool.isParked(freeBuf)).toBe(true);
+    expect(pool.isParked(heldBuf)).toBe(false);
+    expect(pool.getStats().freeBytes).toBe(before.freeBytes - bytes);
+    expect(pool.getStats().pinnedBytes).toBe(before.pinnedBytes + bytes);
+    held.dispose();
+    expect(pool.isParked(heldBuf)).toBe(true); // at once: the pending list is for buffers to reuse
+    batch.submit();
+    expect(pool.getStats().pinnedBytes).toBe(before.pinnedBytes + 2 * bytes);
+    const other = Tensor.empty(size);
+    expect([freeBuf, heldBuf]).not.toContain(other.buffer);
+    pool.unpin(freeBuf);
+    pool.unpin(heldBuf);
+    expect(pool.isParked(heldBuf)).toBe(true); // pinned once more
+    pool.unpin(heldBuf);
+    expect(pool.getStats().pinnedBytes).toBe(before.pinnedBytes);
+    expect(pool.getStats().pendingBytes).toBe(2 * bytes); // reusable after the next submit, like released buffers
+    batch.submit();
+    const again = [Tensor.empty(size), Tensor.empty(size)];
+    expect(again.map((t) => t.buffer)).toEqual([freeBuf, heldBuf]); // back on the free list, oldest first
+    expect(() => pool.unpin(freeBuf)).toThrow("pool: expected a pinned buffer to unpin");
+    for (const t of [other, ...again]) t.dispose();
+  });
 });

@@ -1,0 +1,127 @@
+// Replaying a recorded run: the dispatches and copies that one run of a function encodes are recorded
+// (Batch.startRecording) and encoded again on each replay, without the host work that made them: autograd, the
+// kernels' wrappers, shape checks, the pool. A training step of the default study's model at batch 32 cost the
+// main thread ~3 ms run and ~0.7 ms replayed with Dawn's null backend (2026-12-04, docs/PERFORMANCE.md).
+//
+// What makes a replay the same computation as a run:
+// - The run encodes the same commands every time it runs: capture() runs it twice and compares the two recordings
+//   command by command (kernel, sizes, grid; not buffers, see firstDifference). Run it once before capturing, so that what a first run makes
+//   lazily (optimiser state, a frozen weight's kept pack) exists; and keep what changes from run to run (a learning
+//   rate, which the optimiser passes as a size) outside it.
+// - The run reads its inputs from tensors that stay: it may not upload (Tensor.fromArray, write) or read back; the
+//   caller writes each new input into the same tensors before a replay and reads results from tensors that stay.
+// - Its buffers keep their roles. Every buffer the commands use is pinned in the pool (engine/pool.ts): the run's
+//   temporaries, released after the capture, are not handed out to other work, and a replay writes them again. A
+//   buffer that a live tensor held at the capture (a parameter, a gradient, an input, a kept pack) must stay held:
+//   a replay throws once one of them has been released (its tensor disposed, e.g. a gradient by zeroGrad() or a
+//   kept pack because its weight was written), since the replay would then compute with a buffer nobody reads.
+import { runtime } from "./runtime.js";
+import type { RecordedCommand, RecordedCopy, RecordedDispatch } from "./batch.js";
+
+type Command = RecordedDispatch | RecordedCopy;
+
+export class Replay {
+  private disposed = false;
+
+  private constructor(
+    private readonly commands: Command[],
+    private readonly held: Map<GPUBuffer, string>, // buffers a live tensor held at the capture -> the first command using it
+    private readonly pinned: GPUBuffer[],
+  ) {}
+
+  // Runs `run` twice with its commands recorded, checks that both runs encoded the same commands, and keeps the
+  // second run's. Both runs happen: they are steps like any other. `before` runs before each of them, unrecorded
+  // (to write the step's inputs).
+  static async capture(run: () => void | Promise<void>, before?: () => void | Promise<void>): Promise<Replay> {
+    const { batch, pool } = runtime();
+    const record = async () => {
+      await before?.();
+      await batch.sync();
+      batch.startRecording();
+      let recorded: RecordedCommand[];
+      try {
+        await run();
+      } finally {
+        recorded = batch.stopRecording();
+      }
+      await batch.sync();
+      return recorded;
+    };
+    const first = await record();
+    const second = await record();
+    const host = second.find((c): c is { kind: "upload" | "read"; what: string } => c.kind === "upload" || c.kind === "read");
+    if (host) {
+      throw new Error(`replay: expected a run without uploads or read-backs, which a replay cannot repeat, got ${host.what}; write inputs into tensors made before the capture, read results after a replay`);
+    }
+    const commands = second as Command[];
+    const difference = firstDifference(first, commands);
+    if (difference) {
+      throw new Error(`replay: expected the run to encode the same commands twice, got ${difference}; run it once before capturing, and keep what changes from run to run (a learning rate) outside it`);
+    }
+    const pinned = [...new Set(commands.flatMap((c) => (c.kind === "dispatch" ? c.buffers : [c.src, c.dst])))];
+    for (const b of pinned) pool.pin(b);
+    const held = new Map<GPUBuffer, string>();
+    commands.forEach((c, i) => {
+      for (const b of c.kind === "dispatch" ? c.buffers : [c.src, c.dst]) if (!pool.isParked(b) && !held.has(b)) held.set(b, describe(c, i));
+    });
+    return new Replay(commands, held, pinned);
+  }
+
+  get length(): number {
+    return this.commands.length;
+  }
+
+  // Encodes the recorded commands again (nothing waits: read results as after any encoded work).
+  run(): void {
+    if (this.disposed) throw new Error("replay: used after dispose");
+    const { batch, pool } = runtime();
+    for (const [b, user] of this.held) {
+      if (pool.isParked(b)) {
+        throw new Error(`replay: expected the tensors the recorded run used to stay, got one released since the capture (a buffer of ${user}); capture again`);
+      }
+    }
+    for (const c of this.commands) {
+      if (c.kind === "dispatch") batch.dispatch(c.kernel, c.buffers, c.uniform, c.grid, c.work, c.note);
+      else batch.copy(c.src, c.srcOffset, c.dst, c.dstOffset, c.bytes);
+    }
+  }
+
+  // Unpins the buffers: the temporaries go back to the pool once nothing holds them.
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const { pool } = runtime();
+    for (const b of this.pinned) pool.unpin(b); // reusable after the next submit, as released buffers are
+  }
+}
+
+function describe(c: Command, i: number): string {
+  return c.kind === "dispatch" ? `command ${i}, ${c.kernel.key}${c.note ? ` ${c.note}` : ""}` : `command ${i}, a copy of ${c.bytes} bytes`;
+}
+
+// The first way the second recording differs from the first in what it computes (kernels, sizes, grids, copies),
+// or undefined. Not in its buffers: the pool may hand a run's temporaries other buffers than the run before's
+// (with Dawn's null backend, a layernorm's partial sums came from buffers that the first run had used for other
+// temporaries), and either recording is faithful. A run that reads a new tensor each time (an input made anew for
+// each step) looks the same: a replay reads the second run's, and throws once that tensor is disposed (run()).
+function firstDifference(first: RecordedCommand[], second: Command[]): string | undefined {
+  for (let i = 0; i < Math.min(first.length, second.length); i++) {
+    const [a, b] = [first[i], second[i]];
+    if (a.kind !== b.kind) return `${describe(b, i)} where the first run had a ${a.kind}`;
+    if (a.kind === "dispatch" && b.kind === "dispatch") {
+      if (a.kernel !== b.kernel) return `${describe(b, i)} where the first run had ${a.kernel.key}`;
+      if (!sameBytes(a.uniform, b.uniform)) return `other sizes at ${describe(b, i)}`;
+      if (a.grid.join() !== b.grid.join()) return `another grid at ${describe(b, i)}`;
+    } else if (a.kind === "copy" && b.kind === "copy") {
+      if (a.srcOffset !== b.srcOffset || a.dstOffset !== b.dstOffset || a.bytes !== b.bytes) return `another copy at ${describe(b, i)}`;
+    }
+  }
+  return first.length === second.length ? undefined : `${second.length} commands where the first run had ${first.length}`;
+}
+
+function sameBytes(a: ArrayBuffer | undefined, b: ArrayBuffer | undefined): boolean {
+  if (!a || !b) return a === b;
+  if (a.byteLength !== b.byteLength) return false;
+  const [x, y] = [new Uint8Array(a), new Uint8Array(b)];
+  return x.every((v, i) => v === y[i]);
+}

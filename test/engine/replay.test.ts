@@ -1,0 +1,125 @@
+// Replaying a recorded run (engine/replay.ts): a training step captured once and replayed computes what running it
+// computes, bit for bit, with new inputs written before each step; runs that a replay cannot repeat are refused at
+// the capture, and a replay whose tensors went away throws.
+import { describe, expect, it } from "vitest";
+import { runtime } from "../../engine/runtime.js";
+import { Replay } from "../../engine/replay.js";
+import { Tensor, tidyAsync } from "../../engine/tensor.js";
+import * as ops from "../../autograd/ops.js";
+import { SGD } from "../../autograd/optim.js";
+import { backward } from "../../autograd/tape.js";
+import { validateConfig } from "../../vit/config.js";
+import { buildVit, initialiser } from "../../vit/model.js";
+import { applyStrategy, parseStrategy } from "../../peft/strategy.js";
+import { randn, useEngine } from "../helpers.js";
+
+useEngine();
+
+const CONFIG = validateConfig({ imageSize: 8, patchSize: 4, width: 16, depth: 2, heads: 2, mlpHidden: 32, classes: 0, eps: 1e-6 });
+const B = 4;
+
+// A model, its optimiser and a training step that reads its inputs from two tensors made once.
+function trainer(strategy: string) {
+  const model = buildVit(CONFIG, initialiser(0));
+  const trainable = applyStrategy(model, parseStrategy(strategy), 3);
+  const opt = new SGD(trainable.map(([, t]) => t), { lr: 0.1, momentum: 0.9 });
+  const images = Tensor.empty([B, 3, 8, 8]).keep();
+  const labels = Tensor.empty([B], "i32").keep();
+  const step = () =>
+    tidyAsync(async () => {
+      opt.zeroGrad();
+      backward(ops.crossEntropy(model.forward(images), labels));
+      opt.step();
+    });
+  const feed = (k: number) => {
+    images.write(randn(B * 3 * 8 * 8, 100 + k));
+    labels.write(Int32Array.from({ length: B }, (_, i) => (i + k) % 3));
+  };
+  const dispose = () => {
+    opt.zeroGrad();
+    for (const t of [images, labels, ...opt.state().values()]) t.dispose();
+  };
+  return { trainable, opt, step, feed, dispose };
+}
+
+describe("replay", () => {
+  for (const strategy of ["full", "lora-r2"]) {
+    it(`trains like the run it replays, bit for bit (${strategy}, new inputs every step)`, async () => {
+      const steps = 7;
+      const ran = trainer(strategy);
+      for (let k = 0; k < steps; k++) {
+        ran.feed(k);
+        await ran.step();
+      }
+      const replayed = trainer(strategy);
+      replayed.feed(0);
+      await replayed.step(); // the optimiser's state exists before the capture
+      let k = 1;
+      const captured = await Replay.capture(replayed.step, () => replayed.feed(k++)); // steps 1 and 2
+      for (; k < steps; k++) {
+        replayed.feed(k);
+        captured.run();
+      }
+      await runtime().batch.sync();
+      for (const [i, [name, p]] of replayed.trainable.entries()) {
+        expect(Array.from(await p.data()), name).toEqual(Array.from(await ran.trainable[i][1].data()));
+      }
+      captured.dispose();
+      ran.dispose();
+      replayed.dispose();
+    });
+  }
+
+  it("refuses a run that uploads, naming the upload", async () => {
+    const t = trainer("linear");
+    t.feed(0);
+    await t.step();
+    const error = await captureError(async () => {
+      t.feed(1); // inputs are written before a replay, not by it
+      await t.step();
+    });
+    expect(error).toMatch(
+      /^replay: expected a run without uploads or read-backs, which a replay cannot repeat, got a write into Tensor\(#\d+, f32, \(4, 3, 8, 8\)\); write inputs into tensors made before the capture, read results after a replay$/,
+    );
+    t.dispose();
+  });
+
+  it("refuses a run whose sizes change from run to run, naming the command", async () => {
+    const t = trainer("linear");
+    t.feed(0);
+    await t.step();
+    const error = await captureError(async () => {
+      t.opt.lr *= 0.5; // a schedule's learning rate is one of the optimiser's sizes
+      await t.step();
+    });
+    expect(error).toMatch(/^replay: expected the run to encode the same commands twice, got other sizes at command \d+, sgd\//);
+    t.dispose();
+  });
+
+  it("throws once a tensor the run used is gone, and unpins its buffers when disposed", async () => {
+    const { pool } = runtime();
+    const t = trainer("linear");
+    t.feed(0);
+    await t.step();
+    const pinned = pool.getStats().pinnedBytes;
+    const replay = await Replay.capture(t.step);
+    expect(replay.length).toBeGreaterThan(0);
+    expect(pool.getStats().pinnedBytes).toBeGreaterThan(pinned); // the step's temporaries
+    replay.run();
+    t.opt.zeroGrad(); // the gradients the recorded step wrote are released
+    expect(() => replay.run()).toThrow("replay: expected the tensors the recorded run used to stay, got one released since the capture");
+    replay.dispose();
+    expect(pool.getStats().pinnedBytes).toBe(pinned);
+    expect(() => replay.run()).toThrow("replay: used after dispose");
+    t.dispose();
+  });
+});
+
+async function captureError(run: () => Promise<void>): Promise<string> {
+  try {
+    (await Replay.capture(run)).dispose();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  throw new Error("expected the capture to fail");
+}
