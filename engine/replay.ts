@@ -20,6 +20,10 @@ import type { RecordedCommand, RecordedCopy, RecordedDispatch } from "./batch.js
 
 type Command = RecordedDispatch | RecordedCopy;
 
+// A run that a replay could not repeat (it uploads, reads back, or computes something else the second time).
+// Both runs have happened when it is thrown: whatever they computed is there, as after two runs.
+export class ReplayRefusedError extends Error {}
+
 export class Replay {
   private disposed = false;
 
@@ -51,12 +55,12 @@ export class Replay {
     const second = await record();
     const host = second.find((c): c is { kind: "upload" | "read"; what: string } => c.kind === "upload" || c.kind === "read");
     if (host) {
-      throw new Error(`replay: expected a run without uploads or read-backs, which a replay cannot repeat, got ${host.what}; write inputs into tensors made before the capture, read results after a replay`);
+      throw new ReplayRefusedError(`replay: expected a run without uploads or read-backs, which a replay cannot repeat, got ${host.what}; write inputs into tensors made before the capture, read results after a replay`);
     }
     const commands = second as Command[];
     const difference = firstDifference(first, commands);
     if (difference) {
-      throw new Error(`replay: expected the run to encode the same commands twice, got ${difference}; run it once before capturing, and keep what changes from run to run (a learning rate) outside it`);
+      throw new ReplayRefusedError(`replay: expected the run to encode the same commands twice, got ${difference}; run it once before capturing, and keep what changes from run to run (a learning rate) outside it`);
     }
     const pinned = [...new Set(commands.flatMap((c) => (c.kind === "dispatch" ? c.buffers : [c.src, c.dst])))];
     for (const b of pinned) pool.pin(b);

@@ -5,6 +5,7 @@
 //   PEFT_BACKEND, PEFT_ADAPTER   the Dawn backend and adapter (engine/device.ts); --backend / --adapter win
 //   PEFT_WAIT                    how a read-back waits: quiet (default), spin or busy (engine/batch.ts)
 //   PEFT_TUNE=0                  ignore the autotuner's cache (engine/tuning.ts)
+//   PEFT_REPLAY=0                train every step by running it, none by replaying it (train/replayed-loss.ts)
 //   PEFT_TUNE_CACHE              the cache folder; else $XDG_CACHE_HOME/peft-vit-webgpu, else ~/.cache/peft-vit-webgpu
 //   PEFT_<FAMILY>                a kernel family's version for every call, e.g. PEFT_MATMUL=reg8x8 (kernels/registry.ts)
 //   PEFT_DAWN_TOGGLES            Dawn toggles to enable besides allow_unsafe_apis, comma-separated (engine/device.ts),
@@ -27,6 +28,7 @@ export interface Settings {
   adapter: string | undefined;
   wait: WaitPolicy;
   tune: boolean; // false: every kernel uses its device default unless a version is forced
+  replay: boolean; // false: training runs every step's forward and backward, none is replayed
   tuneCacheDir: string;
   debug: 0 | 1 | 2;
   // A kernel family's forced version, by family name in lower case (PEFT_MATMUL -> matmul), with the variable's name
@@ -42,7 +44,7 @@ export interface Settings {
 }
 
 // The PEFT_ variables that are settings of their own; every other PEFT_<NAME> forces a kernel family's version.
-const OWN = ["PEFT_BACKEND", "PEFT_ADAPTER", "PEFT_WAIT", "PEFT_TUNE", "PEFT_TUNE_CACHE", "PEFT_DAWN_TOGGLES"];
+const OWN = ["PEFT_BACKEND", "PEFT_ADAPTER", "PEFT_WAIT", "PEFT_TUNE", "PEFT_TUNE_CACHE", "PEFT_DAWN_TOGGLES", "PEFT_REPLAY"];
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const wait = env.PEFT_WAIT ?? "quiet";
@@ -53,6 +55,8 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   for (const t of dawnToggles) {
     if (!/^[a-z0-9_]+$/.test(t)) throw new Error(`PEFT_DAWN_TOGGLES: expected Dawn toggle names (lower case, digits, _), comma-separated, got "${t}"`);
   }
+  const replay = env.PEFT_REPLAY ?? "1";
+  if (replay !== "0" && replay !== "1") throw new Error(`PEFT_REPLAY: expected 0 or 1, got "${replay}"`);
   const debug = env.DEBUG === undefined || env.DEBUG === "" || env.DEBUG === "0" ? 0 : env.DEBUG === "2" ? 2 : 1;
   const versions: Settings["versions"] = {};
   for (const [variable, value] of Object.entries(env)) {
@@ -64,6 +68,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     adapter: env.PEFT_ADAPTER || undefined,
     wait: wait as WaitPolicy,
     tune: env.PEFT_TUNE !== "0",
+    replay: replay === "1",
     tuneCacheDir: env.PEFT_TUNE_CACHE || join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "peft-vit-webgpu"),
     debug,
     versions,

@@ -43,6 +43,8 @@ import { FORMAT, NonFiniteError, fingerprint, loadTrainable, snapshot } from "./
 import type { TrainSettings } from "./settings.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { type ScalingColumns, checkPrecision, lossScalerFor, scalingColumns, scalingRecord } from "./mixed-precision.js";
+import { ReplayedLoss } from "./replayed-loss.js";
+import { runtime } from "../engine/runtime.js";
 
 export interface TrainOptions {
   model: VisionTransformer; // with a head for the training labels' classes
@@ -237,6 +239,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     o.onResume?.(step);
   }
   const resumedFrom = step;
+  // Steps in f32 without gradient accumulation are replayed after the first two of a batch size (train/replayed-loss.ts).
+  const replayable = runtime().settings.replay && (s.precision ?? "f32") === "f32" && microBatch >= s.batchSize;
+  const replayedLoss = replayable ? new ReplayedLoss(o.model, opt, size) : undefined;
   // The first losses read after resuming are the first test of the checkpoint resumed from.
   let resumeUntested = resumedFrom > 0;
 
@@ -323,8 +328,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         const lr = learningRate(schedule, step);
         opt.lr = lr;
         const loss = await tidyAsync(async () => {
-          opt.zeroGrad();
-          const l = withPrecision(s.precision ?? "f32", () => lossAndGradients(o.model, b!, size, microBatch, scaler?.scale));
+          const replayed = await replayedLoss?.lossAndGradients(b!);
+          if (!replayed) opt.zeroGrad();
+          const l = replayed ?? withPrecision(s.precision ?? "f32", () => lossAndGradients(o.model, b!, size, microBatch, scaler?.scale));
           if (!scaler) {
             opt.step(s.clipNorm !== undefined ? clipGradNorm(opt.params, s.clipNorm).coefficient : undefined);
             return l;
@@ -375,6 +381,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   } finally {
     for (const p of pending) p.loss.dispose();
     progress?.finish();
+    replayedLoss?.release();
     opt.zeroGrad();
     for (const [, t] of state) t.dispose();
   }

@@ -12,6 +12,7 @@ describe("readSettings", () => {
       adapter: undefined,
       wait: "quiet",
       tune: true,
+      replay: true,
       tuneCacheDir: join(homedir(), ".cache", "peft-vit-webgpu"),
       debug: 0,
       versions: {},
@@ -42,6 +43,13 @@ describe("readSettings", () => {
     expect(readSettings({ XDG_CACHE_HOME: "/x/cache" }).tuneCacheDir).toBe("/x/cache/peft-vit-webgpu");
     expect(readSettings({ PEFT_TUNE: "0" }).tune).toBe(false);
     expect(readSettings({ PEFT_TUNE: "1" }).tune).toBe(true);
+  });
+
+  it("replays training steps unless PEFT_REPLAY=0, and refuses another value naming the variable", () => {
+    expect(readSettings({ PEFT_REPLAY: "0" }).replay).toBe(false);
+    expect(readSettings({ PEFT_REPLAY: "1" }).replay).toBe(true);
+    expect(readSettings({ PEFT_REPLAY: "0" }).versions).toEqual({}); // a setting, not a family
+    expect(() => readSettings({ PEFT_REPLAY: "yes" })).toThrow('PEFT_REPLAY: expected 0 or 1, got "yes"');
   });
 
   it("takes every other PEFT_ variable as a kernel family's version, and DEBUG as a level", () => {

@@ -1,0 +1,105 @@
+// Replayed training steps (train/replayed-loss.ts): a run whose steps are replayed computes what a run whose steps
+// are all run computes, bit for bit: the losses, the learning rates and every parameter, across epochs whose last
+// batch is short (run by the trainer, then captured again), a warm-up and cosine schedule (the optimiser stays
+// outside the replay), momentum, weight decay, evaluations between steps and frozen blocks (top-k: kept packs).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { validateConfig } from "../../vit/config.js";
+import { buildVit, initialiser } from "../../vit/model.js";
+import { applyStrategy, parseStrategy } from "../../peft/strategy.js";
+import type { Dataset } from "../../data/dataset.js";
+import { openNpyImages } from "../../data/npy-dataset.js";
+import { Loader } from "../../data/loader.js";
+import { Transform } from "../../data/transforms.js";
+import { train } from "../../train/train.js";
+import { TRAIN_DEFAULTS, type TrainSettings } from "../../train/settings.js";
+import { runtime, warnings } from "../../engine/runtime.js";
+import { evaluateAccuracy } from "../../eval/accuracy.js";
+import { useEngine } from "../helpers.js";
+import { Tensor } from "../../engine/tensor.js";
+import * as ops from "../../autograd/ops.js";
+import { PATTERNS, writeSynthetic } from "./synthetic.js";
+
+useEngine();
+
+const CONFIG = validateConfig({ imageSize: 8, patchSize: 4, width: 16, depth: 2, heads: 2, mlpHidden: 32, classes: 0, eps: 1e-6 });
+let root: string;
+let trainSet: Dataset;
+let testSet: Dataset;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "replayed-loss-test-"));
+  await writeSynthetic(join(root, "data"), { size: 8, perClass: { train: 7, test: 3 }, seed: 2 });
+  trainSet = await openNpyImages(join(root, "data"), "train");
+  testSet = await openNpyImages(join(root, "data"), "test");
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+// One training run, its steps replayed or not; returns its metrics and final parameters.
+async function run(dir: string, replay: boolean, strategy: string, uploads = false) {
+  const { settings } = runtime();
+  const outer = settings.replay;
+  settings.replay = replay;
+  const model = buildVit(CONFIG, initialiser(4));
+  const trainable = applyStrategy(model, parseStrategy(strategy), PATTERNS.length, 4);
+  const transform = new Transform({ kind: "eval", size: 8 });
+  let forwards = 0; // training passes: batches of 5, or the short one of 2 (evaluation's are of 7, 7 and 4)
+  const forward = model.forward.bind(model);
+  model.forward = (x) => {
+    if (x.shape[0] === 5 || x.shape[0] === 2) forwards++;
+    return forward(uploads ? ops.add(x, Tensor.fromArray(new Float32Array(x.size), x.shape)) : x);
+  };
+  const s: TrainSettings = { ...TRAIN_DEFAULTS, steps: 16, batchSize: 5, lr: 0.05, warmupSteps: 3, weightDecay: 0.01, evalEvery: 5, lossEvery: 4 };
+  try {
+    const r = await train({
+      model,
+      trainable,
+      train: new Loader(trainSet, transform, { batchSize: s.batchSize, shuffle: true, seed: 5 }), // short last batch
+      settings: s,
+      evaluate: () => evaluateAccuracy(model, new Loader(testSet, transform, { batchSize: 7 })),
+      dir: join(root, dir),
+    });
+    const params = new Map<string, number[]>();
+    for (const [name, t] of model.parameters()) params.set(name, Array.from(await t.data()));
+    for (const [, t] of model.parameters()) t.dispose();
+    return { metrics: r.metrics.map(({ imagesPerSecond: _, ...m }) => m), params, forwards, batchesPerEpoch: Math.ceil(trainSet.length / s.batchSize) };
+  } finally {
+    settings.replay = outer;
+  }
+}
+
+describe("replayed training steps", () => {
+  for (const strategy of ["full", "top-1"]) {
+    it(`train as the run steps do, bit for bit (${strategy})`, async () => {
+      const warned = warnings.length;
+      const ran = await run(`${strategy}-ran`, false, strategy);
+      const replayed = await run(`${strategy}-replayed`, true, strategy);
+      expect(trainSet.length % 5).not.toBe(0); // an epoch ends with a short batch, run, and the replay captured again
+      expect(ran.batchesPerEpoch).toBeLessThan(16 - 3); // ... with replayed steps after it
+      expect(replayed.metrics).toEqual(ran.metrics);
+      expect([...replayed.params.keys()]).toEqual([...ran.params.keys()]);
+      for (const [name, values] of ran.params) expect(replayed.params.get(name), name).toEqual(values);
+      expect(warnings.length).toBe(warned); // no step was refused
+      // Steps 1-8, 9 (short), 10-16: 8 and 7 batches of 5. Replayed: run, captured (two passes), six replayed; run;
+      // run, captured, five replayed.
+      expect([ran.forwards, replayed.forwards]).toEqual([16, 1 + 2 + 1 + 1 + 2]);
+    });
+  }
+
+  it("runs every step, with one warning, where the step cannot be replayed (its forward uploads)", async () => {
+    const warned = warnings.length;
+    const ran = await run("uploads-ran", false, "full", true);
+    const refused = await run("uploads-refused", true, "full", true);
+    expect(refused.metrics).toEqual(ran.metrics);
+    for (const [name, values] of ran.params) expect(refused.params.get(name), name).toEqual(values);
+    expect(warnings.slice(warned)).toEqual([
+      expect.stringMatching(/^train: steps are run, not replayed: replay: expected a run without uploads or read-backs, which a replay cannot repeat, got Tensor.fromArray \(5, 3, 8, 8\);/),
+    ]);
+    expect(refused.forwards).toBe(16 + 1); // the refused capture ran its step twice
+  });
+});
