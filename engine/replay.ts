@@ -84,9 +84,19 @@ export class Replay {
         throw new Error(`replay: expected the tensors the recorded run used to stay, got one released since the capture (a buffer of ${user}); capture again`);
       }
     }
-    for (const c of this.commands) {
-      if (c.kind === "dispatch") batch.dispatch(c.kernel, c.buffers, c.uniform, c.grid, c.work, c.note);
-      else batch.copy(c.src, c.srcOffset, c.dst, c.dstOffset, c.bytes);
+    // Its dispatches find their bind groups from the replay before (the same buffers, and in the same order the
+    // same uniform slots), also on CPU drivers, which otherwise make one per dispatch (engine/batch.ts): on lavapipe
+    // a replayed full step of the default model took 50-52 ms so against 51-59 (main thread 3.0-4.0 ms against
+    // 5.0-6.0), four alternating rounds of 30 steps, 2026-12-04.
+    const outer = batch.reuseBindGroups;
+    batch.reuseBindGroups = true;
+    try {
+      for (const c of this.commands) {
+        if (c.kind === "dispatch") batch.dispatch(c.kernel, c.buffers, c.uniform, c.grid, c.work, c.note);
+        else batch.copy(c.src, c.srcOffset, c.dst, c.dstOffset, c.bytes);
+      }
+    } finally {
+      batch.reuseBindGroups = outer;
     }
   }
 
