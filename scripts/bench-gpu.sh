@@ -36,10 +36,11 @@ run ops.json bench ops --json
 run attention.json bench attention --json
 run knn.json bench knn --json
 run tune.json tune --model vit-s16 --batch 32 --json
-run vit-s16.json bench vit --model vit-s16 --batch 32 --profile --json
+run vit-s16.json bench vit --model vit-s16 --batch 32 --profile --replay --json
 run vit-b16.json bench vit --model vit-b16 --batch 32 --json
 run vit-b16-b64.json bench vit --model vit-b16 --batch 64 --strategies full --profile --json
-run vit-default.json bench vit --model default --batch 128 --json
+run vit-default.json bench vit --model default --batch 128 --replay --json
+run vit-default-b32.json bench vit --model default --batch 32 --strategies full,linear --replay --census --json
 # Mixed precision where the adapter has shader-f16 (`info`'s features line): the f16 products, the mma versions
 # among them where it lists f16 subgroup matrices, and the ViT steps of the issue's targets.
 if grep -q "^features .*shader-f16" "$out/info.txt"; then
