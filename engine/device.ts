@@ -44,6 +44,7 @@ export interface Gpu {
   limits: GPUSupportedLimits;
   subgroupMatrixConfigs: SubgroupMatrixConfig[]; // empty without chromium-experimental-subgroup-matrix
   subgroupMaxSize: number; // the adapter's largest subgroup (32 on NVIDIA): kernels with subgroup matrices size by it
+  subgroupMinSize: number; // its smallest (8 on llvmpipe, as its largest: a workgroup of 8 is one subgroup there)
   // CPU drivers (lavapipe/llvmpipe, SwiftShader) want barrier-free register-blocked kernels; GPUs want shared memory.
   isCpu: boolean;
   backend: string;
@@ -126,6 +127,7 @@ async function open(opts: DeviceOptions): Promise<Gpu> {
     limits: device.limits,
     subgroupMatrixConfigs,
     subgroupMaxSize: (info as unknown as { subgroupMaxSize?: number }).subgroupMaxSize ?? 0,
+    subgroupMinSize: (info as unknown as { subgroupMinSize?: number }).subgroupMinSize ?? 0,
     isCpu,
     backend: backend ?? "default",
   };

@@ -20,6 +20,11 @@
 //   regmRxC (CPU drivers): the same block with the 8 lanes stacked along m (tile 8R x C, for skinny products), so b
 //     loads are uniform: a small unaligned b (up to IN_PLACE_B_MAX elements) is read in place as scalars, unless it
 //     is a weight shared by the batch that is not skinny (see IN_PLACE_SKINNY).
+//   Both, where the adapter's subgroups are all 8 wide (llvmpipe on 256-bit vectors: the workgroup is one
+//   subgroup): what the lanes would load alike (reg's R values of a per k, regm's C of b) is loaded once, lane l
+//   taking the l-th, l+8-th, ... value, and handed to every lane by subgroupBroadcast (`broadcast`). llvmpipe loads
+//   a uniform address lane by lane like any other (~0.4 ns per lane and f32 on the 2-core host), a broadcast is a
+//   register shuffle: reg16x16 ran 512³ at 39 GFLOP/s against 27 without (docs/KERNELS.md, Matmul).
 //   tiled, tiled128 (GPUs): a 64x64 (128x128) output tile per 16x16 workgroup, 4x4 (8x8) per thread, k in slabs of
 //     16 through workgroup memory; split-K where y is a few tiles and K is long (splitK).
 //   mma64, mma128 (GPUs with subgroup matrices): the same tiles multiplied by the adapter's subgroup matrices (tensor
@@ -34,7 +39,7 @@ import { Tensor, numel } from "../engine/tensor.js";
 import { fill } from "./fill.js";
 import { reduceForward } from "./reduce.js";
 import type { Gpu } from "../engine/device.js";
-import { MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, MMA_SLAB, type MatmulShape, type MatmulVersion, mmaFragment, resolveVersion, tileShape } from "./registry.js";
+import { MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, MMA_SLAB, type MatmulShape, type MatmulVersion, laneBroadcast, mmaFragment, resolveVersion, tileShape } from "./registry.js";
 import { FLAT_GROUP, erfFunction, grid1d, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
 
 export interface MatmulOptions {
@@ -84,6 +89,7 @@ export interface MatmulSpec {
   fragment: string; // mma: the subgroup matrices' M x N x K and the subgroup size ("16x16x16/32"); "" otherwise
   vecA: boolean; // mma: a's stored rows a multiple of 4 long, so A is bound and staged as vec4
   vecB: boolean; // mma: the same for b
+  broadcast: boolean; // reg: what every lane loads alike comes from per-lane loads and subgroupBroadcast (header)
 }
 
 const FIELDS = {
@@ -142,7 +148,7 @@ fn store(i: u32, col: u32, acc: ${spec.vecY ? "vec4<f32>" : "f32"}) {
 }
 
 function header(spec: MatmulSpec): string {
-  return `${spec.f16 ? "enable f16;" : ""}
+  return `${spec.f16 ? "enable f16;" : ""}${spec.broadcast ? "enable subgroups;" : ""}
 ${uniformStruct(FIELDS)}
 ${bindings(spec)}
 ${FLAT_GROUP}
@@ -177,19 +183,32 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
   const row = (r: string) => (lanesAlongM ? `m0 + ${r} * ${LANES}u + lid.x` : `m0 + ${r}`); // r: a u32 expression
   const pre: string[] = [];
   const body: string[] = [];
-  for (let r = 0; r < R; r++) pre.push(`let r${r} = min(${row(`${r}u`)}, p.M - 1u);`);
+  // broadcast: what every lane would load alike (a's R values with lanes along n, b's C with lanes along m) is loaded
+  // once, lane l taking values l, l + 8, ... per-lane, and handed to every lane by subgroupBroadcast.
+  const aShared = spec.broadcast && !lanesAlongM;
+  const bShared = spec.broadcast && lanesAlongM;
+  if (aShared) for (let q = 0; q < Math.ceil(R / LANES); q++) pre.push(`let w${q} = min(m0 + ${q * LANES}u + lid.x, p.M - 1u);`);
+  else for (let r = 0; r < R; r++) pre.push(`let r${r} = min(${row(`${r}u`)}, p.M - 1u);`);
   // bScalars: c_j is where column j's elements of b start (transB: its row of b; else its offset in a row of b).
-  if (spec.bScalars) for (let j = 0; j < C; j++) pre.push(`let c${j} = bBase + min(n0 + ${j}u, p.N - 1u)${spec.transB ? " * p.K" : ""};`);
+  // bShared: cl${q} is that of column 8q + l for lane l.
+  const column = (j: string) => `bBase + min(n0 + ${j}, p.N - 1u)${spec.transB ? " * p.K" : ""}`;
+  if (spec.bScalars && bShared) for (let q = 0; q < Math.ceil(C / LANES); q++) pre.push(`let cl${q} = ${column(`min(${q * LANES}u + lid.x, ${C - 1}u)`)};`);
+  else if (spec.bScalars) for (let j = 0; j < C; j++) pre.push(`let c${j} = ${column(`${j}u`)};`);
   else {
     pre.push("let bBase4 = bBase / 4u;", "let ldb4 = p.ldb / 4u;");
-    for (let v = 0; v < V; v++) pre.push(`let c${v} = min(n0 + ${4 * v}u, p.ldb - 4u) / 4u;`);
+    if (bShared) pre.push(`let cl = min(n0 + 4u * min(lid.x, ${V - 1}u), p.ldb - 4u) / 4u;`);
+    else for (let v = 0; v < V; v++) pre.push(`let c${v} = min(n0 + ${4 * v}u, p.ldb - 4u) / 4u;`);
   }
   for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) pre.push(`var acc${r}_${v} = vec4<f32>(0.0);`);
+  if (aShared) {
+    for (let q = 0; q < Math.ceil(R / LANES); q++) body.push(`let ea${q} = f32(A[aBase + ${aIndex(spec, `w${q}`, "k")}]);`);
+  }
+  const aValue = (r: number) => (aShared ? `subgroupBroadcast(ea${Math.floor(r / LANES)}, ${r % LANES}u)` : `f32(A[aBase + ${aIndex(spec, `r${r}`, "k")}])`);
   for (let r = 0; r < R; r++) {
     if (spec.rowSums) {
       pre.push(`var s${r} = 0.0;`);
-      body.push(`let e${r} = f32(A[aBase + ${aIndex(spec, `r${r}`, "k")}]);`, `s${r} += e${r};`, `let a${r} = vec4<f32>(e${r});`);
-    } else body.push(`let a${r} = vec4<f32>(f32(A[aBase + ${aIndex(spec, `r${r}`, "k")}]));`);
+      body.push(`let e${r} = ${aValue(r)};`, `s${r} += e${r};`, `let a${r} = vec4<f32>(e${r});`);
+    } else body.push(`let a${r} = vec4<f32>(${aValue(r)});`);
   }
   // rowSums: the first column tile stores them; with lanes along n every lane holds the same rows, lane 0 stores.
   const sums: string[] = [];
@@ -199,9 +218,16 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
     sums.push("}");
   }
   if (spec.bScalars && !spec.transB) body.push("let bRow = k * p.N;");
-  const bScalar = (j: number) => `B[c${j} + ${spec.transB ? "k" : "bRow"}]`;
+  const inRow = spec.transB ? "k" : "bRow";
+  if (bShared && spec.bScalars) for (let q = 0; q < Math.ceil(C / LANES); q++) body.push(`let eb${q} = f32(B[cl${q} + ${inRow}]);`);
+  if (bShared && !spec.bScalars) body.push("let eb = vec4<f32>(B[bBase4 + k * ldb4 + cl]);");
+  const bScalar = (j: number) => (bShared ? `subgroupBroadcast(eb${Math.floor(j / LANES)}, ${j % LANES}u)` : `f32(B[c${j} + ${inRow}])`);
   for (let v = 0; v < V; v++) {
-    const b = spec.bScalars ? `vec4<f32>(${[0, 1, 2, 3].map((j) => bScalar(4 * v + j)).join(", ")})` : `vec4<f32>(B[bBase4 + k * ldb4 + c${v}])`;
+    const b = spec.bScalars
+      ? `vec4<f32>(${[0, 1, 2, 3].map((j) => bScalar(4 * v + j)).join(", ")})`
+      : bShared
+        ? `subgroupBroadcast(eb, ${v}u)`
+        : `vec4<f32>(B[bBase4 + k * ldb4 + c${v}])`;
     body.push(`let b${v} = ${b};`);
   }
   for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) body.push(`acc${r}_${v} = fma(a${r}, b${v}, acc${r}_${v});`);
@@ -610,6 +636,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     fragment: tiling.kind === "mma" ? mmaFragmentKey(gpu, f16) : "",
     vecA: tiling.kind === "mma" && (opts.transA ? M : K) % 4 === 0,
     vecB: tiling.kind === "mma" && (opts.transB ? K : N) % 4 === 0,
+    broadcast: tiling.kind === "reg" && laneBroadcast(gpu),
   };
   const [tileM, tileN] = tileShape(tiling);
   const tilesM = Math.ceil(M / tileM);

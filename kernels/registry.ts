@@ -84,7 +84,7 @@ export function tileShape(t: Tiling): [number, number] {
 }
 
 const WIDE_GPU_GROUPS = 256; // tiled128 by default once its 128 x 128 tiles are this many workgroups
-const NARROW_PAD_GAIN = 0.9; // CPU drivers: reg16x8 for a transposed a where it pads y to at most this fraction
+const NARROW_PAD_GAIN = 0.9; // CPU drivers: reg16x8 where it pads y to at most this fraction (see defaultVersion)
 
 // mma: the k slab staged per step, by input type: f32 halves it, so that a 128 x 128 tile's slabs and scratch stay
 // within 32 KiB of workgroup memory.
@@ -97,6 +97,12 @@ export function mmaFragment(gpu: Gpu, inputs: "f16" | "f32"): SubgroupMatrixConf
   const listed = gpu.subgroupMatrixConfigs.filter((c) => c.componentType === inputs && c.resultComponentType === "f32");
   const fits = listed.filter((c) => 32 % c.M === 0 && 32 % c.N === 0 && MMA_SLAB[inputs] % c.K === 0);
   return fits.find((c) => c.M === 16 && c.N === 16 && c.K === 16) ?? fits.sort((x, y) => y.M * y.N * y.K - x.M * x.N * x.K)[0];
+}
+
+// The reg versions' workgroup of 8 lanes is one subgroup where the adapter's subgroups are all 8 wide (llvmpipe on
+// 256-bit vectors): then one lane's load reaches the others through subgroupBroadcast (kernels/matmul.ts).
+export function laneBroadcast(gpu: Gpu): boolean {
+  return gpu.features.has("subgroups") && gpu.subgroupMinSize === MATMUL_LANES && gpu.subgroupMaxSize === MATMUL_LANES;
 }
 
 export const MATMUL: Family<MatmulShape, MatmulVersion> = {
@@ -120,7 +126,9 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   // 128 (576) to regm16x16, which measured 1.5-6x faster there. With a transposed (weight gradients, attention's
   // dK and dV), reg16x8 (tile 16 x 64) where it pads y at least 10% less than that choice: its 16 rows of a are then
   // 16 adjacent words per k, and at the default model's 192x544x64 and 64x544x64 it ran at 1.0-1.6x the speed of
-  // regm16x16 and reg16x16. Without transposed a it lost to regm16x16 (docs/KERNELS.md, Matmul).
+  // regm16x16 and reg16x16. Without transposed a it lost to regm16x16, unless a's 16 values per k come by
+  // subgroupBroadcast (laneBroadcast): then it is the choice in every layout, and took the default model's step on
+  // lavapipe from 744-758 to 788-813 images/s (docs/KERNELS.md, Matmul).
   // The mma versions are not a default: no GPU that offers them through Dawn has timed them yet (NVIDIA's Vulkan
   // driver gets no shader-f16 from Dawn, so no f16 subgroup matrices, and lists no f32 ones); `tune` picks them where
   // they win.
@@ -134,7 +142,8 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
       return Math.ceil(s.M / tileM) * tileM * Math.ceil(s.N / tileN) * tileN;
     };
     const tile128 = padded("regm16x16") < padded("reg16x16") ? "regm16x16" : "reg16x16";
-    return s.transA && padded("reg16x8") <= NARROW_PAD_GAIN * padded(tile128) ? "reg16x8" : tile128;
+    const narrow = s.transA || laneBroadcast(gpu);
+    return narrow && padded("reg16x8") <= NARROW_PAD_GAIN * padded(tile128) ? "reg16x8" : tile128;
   },
   // Layout: which operands are stored transposed (n: as is, t: transposed), a first. A product with a GELU
   // epilogue is a shape of its own: on an H200 the epilogue made tiled128 8x slower, the plain product faster.

@@ -33,6 +33,7 @@ const spec = (version: MatmulVersion, extra: Partial<MatmulSpec>): MatmulSpec =>
   fragment: "16x16x16/32",
   vecA: false,
   vecB: false,
+  broadcast: false,
   ...extra,
 });
 

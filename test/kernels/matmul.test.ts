@@ -8,6 +8,7 @@ import { MATMUL, MATMUL_TILINGS, type MatmulShape, type MatmulVersion } from "..
 import { runtime } from "../../engine/runtime.js";
 import { sgdUpdates } from "../../kernels/optim.js";
 import { traceDry } from "../../engine/trace.js";
+import type { RecordedCommand } from "../../engine/batch.js";
 import { expectClose, randu, skipWithoutF16, useEngine } from "../helpers.js";
 import { matmulRef, transpose } from "../ref/matmul.js";
 import { gelu, geluGrad } from "../ref/elementwise.js";
@@ -241,6 +242,71 @@ describe.each([...MATMUL.versions])("matmul %s, f16 inputs", (version) => {
   });
 });
 
+// The reg versions share what their 8 lanes would load alike through subgroupBroadcast where the adapter's
+// subgroups are all 8 wide (llvmpipe), and load it in every lane elsewhere: both ways, every layout, a's rows and
+// b's columns past the tile edges, bScalars (regm reading a small transposed b in place), rowSums and f16 inputs.
+describe("matmul reg: values shared by subgroupBroadcast, or loaded by every lane", () => {
+  const REG = MATMUL.versions.filter((v) => MATMUL_TILINGS[v].kind === "reg");
+  const keys = (run: () => void) => {
+    const { batch } = runtime();
+    batch.startRecording();
+    let recorded: RecordedCommand[];
+    try {
+      run();
+    } finally {
+      recorded = batch.stopRecording();
+    }
+    return recorded.flatMap((c) => (c.kind === "dispatch" && c.kernel.name === "matmul" ? [c.kernel.key] : []));
+  };
+  for (const broadcast of [true, false]) {
+    const name = broadcast ? "broadcast" : "every lane";
+    const withLanes = async (run: () => Promise<void>) => {
+      const { gpu } = runtime();
+      const saved = gpu.subgroupMinSize;
+      if (!broadcast) gpu.subgroupMinSize = 4; // subgroups of 4 to 8 lanes: a workgroup of 8 may be two
+      try {
+        await run();
+      } finally {
+        gpu.subgroupMinSize = saved;
+      }
+    };
+    beforeEach((ctx) => {
+      const { gpu } = runtime();
+      const why = broadcast && !(gpu.features.has("subgroups") && gpu.subgroupMinSize === 8 && gpu.subgroupMaxSize === 8) ? `${gpu.adapterInfo.description} has no subgroups of exactly 8 lanes` : undefined;
+      ctx.skip(why !== undefined, why);
+    });
+    for (const version of REG) {
+      for (const l of LAYOUTS) {
+        const s = shape(65, 127, 33);
+        it(`${name}: ${version} ${layoutName(l)} ${label(s)}, rowSums`, () =>
+          withLanes(async () => {
+            const [a, b] = operands(s, l);
+            const rowSums = Tensor.empty([s.M]);
+            let y: Tensor | undefined;
+            expect(keys(() => void (y = matmulForward(a, b, { ...l, version, rowSums }))).every((k) => k.includes(`broadcast=${broadcast}`))).toBe(true);
+            expectClose("y", await y!.data(), data(s).y, tol(s.K));
+            const want = Array.from({ length: s.M }, (_, r) => data(s).a.slice(r * s.K, (r + 1) * s.K).reduce((x, v) => x + v, 0));
+            expectClose("rowSums", await rowSums.data(), want, tol(s.K));
+            for (const t of [a, b, y!, rowSums]) t.dispose();
+          }));
+      }
+      it(`${name}: ${version} batched transposed b (bScalars for regm), f16 inputs`, (ctx) =>
+        withLanes(async () => {
+          const s = shape(6, 20, 10, [3], false);
+          const [a, b] = operands(s, LAYOUTS[2]);
+          const y = matmulForward(a, b, { ...LAYOUTS[2], version });
+          expectClose("y", await y.data(), data(s).y, tol(s.K));
+          if (runtime().gpu.features.has("shader-f16")) {
+            const y16 = matmulForward(a, b, { ...LAYOUTS[2], version, inputs: "f16" });
+            expectClose("y (f16 inputs)", await y16.data(), data(s).y, { atol: 2e-3 * Math.sqrt(s.K), rtol: 2e-3 * Math.sqrt(s.K) });
+            y16.dispose();
+          } else ctx.annotate("no shader-f16: f16 inputs not checked");
+          for (const t of [a, b, y]) t.dispose();
+        }));
+    }
+  }
+});
+
 describe("matmul regm: transposed b read in place or packed", () => {
   // Which kernels a product dispatches, from the DEBUG log.
   const kernels = (run: () => void) => {
@@ -387,13 +453,19 @@ describe("matmul default version", () => {
     expect(defaultVersion(dims(1024, 1024), true)).toBe("reg16x16"); // a tie keeps reg16x16
   });
 
-  it("on CPU drivers takes reg16x8 (16 x 64) for a transposed a where it pads y at least 10% less", () => {
+  it("on CPU drivers takes reg16x8 (16 x 64) where it pads y at least 10% less: for a transposed a, or any a with lane broadcasts", () => {
     const tn = (M: number, N: number): MatmulShape => ({ M, K: 544, N, transA: true, transB: false, batch: 1 });
-    expect(defaultVersion(tn(192, 64), true)).toBe("reg16x8"); // a weight gradient: regm16x16 pads 192 rows to 256
-    expect(defaultVersion(tn(64, 64), true)).toBe("reg16x8"); // reg16x16 pads 64 columns to 128, regm16x16 64 rows
-    expect(defaultVersion(tn(256, 64), true)).toBe("regm16x16"); // a tie keeps regm16x16
-    expect(defaultVersion(tn(3200, 576), true)).toBe("regm16x16"); // 576 = 9 x 64: a tie
-    expect(defaultVersion({ ...tn(192, 64), transA: false }, true)).toBe("regm16x16"); // a as stored: no reg16x8
+    const lanes = (subgroups: number) => ({ ...runtime().gpu, isCpu: true, features: new Set(["subgroups"]), subgroupMinSize: subgroups, subgroupMaxSize: 8 });
+    for (const gpu of [lanes(8), lanes(4)]) {
+      expect(MATMUL.defaultVersion(tn(192, 64), gpu)).toBe("reg16x8"); // a weight gradient: regm16x16 pads 192 rows to 256
+      expect(MATMUL.defaultVersion(tn(64, 64), gpu)).toBe("reg16x8"); // reg16x16 pads 64 columns to 128, regm16x16 64 rows
+      expect(MATMUL.defaultVersion(tn(256, 64), gpu)).toBe("regm16x16"); // a tie keeps regm16x16
+      expect(MATMUL.defaultVersion(tn(3200, 576), gpu)).toBe("regm16x16"); // 576 = 9 x 64: a tie
+    }
+    // a as stored: reg16x8 where its 16 values of a per k come by subgroupBroadcast (subgroups of exactly 8 lanes)
+    expect(MATMUL.defaultVersion({ ...tn(544, 64), transA: false }, lanes(8))).toBe("reg16x8");
+    expect(MATMUL.defaultVersion({ ...tn(544, 64), transA: false }, lanes(4))).toBe("regm16x16");
+    expect(MATMUL.defaultVersion({ ...tn(544, 256), transA: false }, lanes(8))).toBe("reg16x16"); // a tie keeps reg16x16
   });
 
   it("on GPUs takes tiled128 once its 128 x 128 tiles are 256 workgroups and there is no GELU, else tiled", () => {
