@@ -23,7 +23,9 @@
 // Versions (kernels/registry.ts ATTENTION; why they look so, with measurements: docs/KERNELS.md, "Attention"):
 //   reg (CPU drivers): workgroup of 8 = one 8-lane SIMD batch on llvmpipe, no barriers; an invocation owns several
 //      rows (forward 4, dq 2, dkdv 2, fewer past D = 64) so that every streamed load feeds all of them; the owned
-//      rows are named vec4s, never private arrays (a per-lane gather on llvmpipe).
+//      rows are named vec4s, never private arrays (a per-lane gather on llvmpipe). Where the adapter's subgroups
+//      are exactly 8 lanes, a streamed row's D/4 vec4s are loaded one per lane and handed round by
+//      subgroupBroadcast (`broadcast`), as the matmul reg versions do with a (kernels/matmul.ts).
 //   tiled (GPUs): workgroup of 64 invocations, one row each; the streamed rows are staged tile by tile in
 //      workgroup memory, loaded cooperatively between two barriers.
 //   unfused (CPU drivers past 64 tokens): kernels/attention-unfused.ts composes it from the matmul and softmax
@@ -34,7 +36,7 @@
 // attentionProbs materialises P (B, H, N, N) for research dumps only: one invocation per entry, from lse.
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
-import { ATTENTION, type AttentionShape, type AttentionVersion, fusedAttentionDefault, resolveVersion } from "./registry.js";
+import { ATTENTION, type AttentionShape, type AttentionVersion, fusedAttentionDefault, laneBroadcast, resolveVersion } from "./registry.js";
 import { type UnfusedSaved, unfusedBackward, unfusedForward } from "./attention-unfused.js";
 import { FLAT_GROUP, grid1d, mainEntry, packUniform, uniformStruct } from "./wgsl.js";
 
@@ -54,6 +56,7 @@ interface AttentionSpec {
   wg: number; // invocations per workgroup
   rows: number; // owned rows per invocation
   tile: number; // tiled: streamed rows staged in workgroup memory per barrier pair; reg: 0
+  broadcast: number; // reg, 1: a streamed row's vec4s loaded one per lane and handed round by subgroupBroadcast
 }
 
 // rs: qkv row stride in vec4s (3C/4); c4: o/dO row stride (C/4); blocks: workgroups per (b, h).
@@ -193,9 +196,20 @@ function wgsl(spec: AttentionSpec): string {
   const d4 = spec.d / 4;
   const streams = STREAMS[spec.pass];
   const tiled = spec.version === "tiled";
+  // broadcast: lane l loads vec4s l, l + 8, ... of a streamed row, and every lane takes vec4 c from lane c % 8.
+  const shared = spec.broadcast === 1;
   const ld = (s: Stream, c?: number) =>
-    tiled ? `t${s.name}[t${s.vec ? ` * ${d4}u + ${c}u` : ""}]` : `${s.buf}[${s.at("j")}${s.vec ? ` + ${c}u` : ""}]`;
-  const { init, step, store } = passCode(spec, ld);
+    tiled
+      ? `t${s.name}[t${s.vec ? ` * ${d4}u + ${c}u` : ""}]`
+      : shared && s.vec
+        ? `subgroupBroadcast(${s.name}l${Math.floor(c! / REG_WG)}, ${c! % REG_WG}u)`
+        : `${s.buf}[${s.at("j")}${s.vec ? ` + ${c}u` : ""}]`;
+  const code = passCode(spec, ld);
+  const { init, store } = code;
+  const laneLoads = streams
+    .filter((s) => shared && s.vec)
+    .flatMap((s) => range(Math.ceil(d4 / REG_WG)).map((q) => `let ${s.name}l${q} = ${s.buf}[${s.at("j")} + min(${q * REG_WG}u + lid.x, ${d4 - 1}u)];`));
+  const step = [...laneLoads, ...code.step];
   const indent = (lines: string[], n: number) => lines.join("\n").split("\n").map((l) => " ".repeat(n) + l).join("\n");
   const bindings = BINDINGS[spec.pass].map(
     ([name, access], i) => `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: array<${SCALAR_BUFFERS.has(name) ? "f32" : "vec4f"}>;`,
@@ -223,7 +237,7 @@ function wgsl(spec: AttentionSpec): string {
   }
   const tiles = tiled ? streams.map((s) => `var<workgroup> t${s.name}: array<${s.vec ? "vec4f" : "f32"}, ${spec.tile * (s.vec ? d4 : 1)}>;`) : [];
   const span = spec.wg * spec.rows;
-  return /* wgsl */ `
+  return /* wgsl */ `${shared ? "enable subgroups;" : ""}
 ${uniformStruct(FIELDS)}
 ${bindings.join("\n")}
 ${tiles.join("\n")}
@@ -336,7 +350,7 @@ function regRows(pass: Pass, d: number, n: number): number {
 }
 
 function specFor(pass: Pass, version: Fused, d: number, n: number): AttentionSpec {
-  if (version === "reg") return { pass, version, d, wg: REG_WG, rows: regRows(pass, d, n), tile: 0 };
+  if (version === "reg") return { pass, version, d, wg: REG_WG, rows: regRows(pass, d, n), tile: 0, broadcast: laneBroadcast(runtime().gpu) ? 1 : 0 };
   // tiled: the largest power-of-two tile (at most one row per invocation) whose staged rows fit the budget.
   const rowBytes = STREAMS[pass].reduce((n, s) => n + (s.vec ? 4 * d : 4), 0);
   const budget = Math.min(runtime().gpu.limits.maxComputeWorkgroupStorageSize, TILED_TILE_BYTES);
@@ -345,7 +359,7 @@ function specFor(pass: Pass, version: Fused, d: number, n: number): AttentionSpe
   if (tile * rowBytes > budget) {
     throw new Error(`attention: expected D small enough for tiled's workgroup memory (${budget} bytes), got D = ${d} (${rowBytes} bytes per row)`);
   }
-  return { pass, version, d, wg: TILED_WG, rows: 1, tile };
+  return { pass, version, d, wg: TILED_WG, rows: 1, tile, broadcast: 0 };
 }
 
 function encode(pass: Pass, version: Fused, dims: Dims, scale: number, buffers: Record<string, GPUBuffer>): void {
