@@ -19,7 +19,9 @@
 // Both share one register-blocked generator: queries on lanes, bank rows uniform across the workgroup. Each
 // workgroup owns wg*vecs*4 queries and scans the bank `rows` rows at a time; lane l owns the vec4 query columns
 // tile*wg*vecs + v*wg + l (v < vecs), so a load of the transposed queries is contiguous across lanes and a bank
-// value is one uniform load broadcast to every lane. The tilings are the family's versions (kernels/registry.ts
+// value is the same for every lane: with workgroups of 8 where the adapter's subgroups are exactly 8 lanes
+// (llvmpipe), lane l loads rows l, l + 8, ... of the step and subgroupBroadcast hands them round (`broadcast`);
+// elsewhere every lane loads all R. The tilings are the family's versions (kernels/registry.ts
 // KNN): regRxV (R bank rows, V vec4 query columns per lane, workgroup 8) and wide4x1 (workgroup 64).
 //
 // Banks larger than one storage binding (maxStorageBufferBindingSize) are scanned chunk by chunk: the first
@@ -32,7 +34,7 @@
 // Why they look so, with measurements: docs/KERNELS.md, "k-NN".
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
-import { KNN, KNN_TILINGS, type KnnTiling, type KnnVersion, resolveVersion } from "./registry.js";
+import { KNN, KNN_TILINGS, type KnnTiling, type KnnVersion, MATMUL_LANES, laneBroadcast, resolveVersion } from "./registry.js";
 import { FLAT_GROUP, flatMain, grid1d, mainEntry, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
 
 const EPS = 1e-12;
@@ -55,6 +57,7 @@ interface KnnSpec extends KnnTiling {
   [k: string]: string | number | boolean;
   fused: boolean;
   normalize: boolean;
+  broadcast: boolean; // workgroups of 8: the R bank values of a step loaded one per lane, handed round by subgroupBroadcast
 }
 
 const FIELDS = {
@@ -73,6 +76,11 @@ const FIELDS = {
   inf: "f32", // +Infinity: WGSL has no literal for it
 } as const;
 
+// A workgroup of 8 is one subgroup where the adapter's subgroups are exactly 8 lanes (kernels/registry.ts).
+function broadcasts(t: KnnTiling): boolean {
+  return t.wg === MATMUL_LANES && laneBroadcast(runtime().gpu);
+}
+
 // The register-blocked scan. Thread mapping in the header comment; lane query q(v, c) = col(v) * 4 + c.
 function wgsl(spec: KnnSpec): string {
   const { rows: R, vecs: V, wg: W } = spec;
@@ -85,18 +93,23 @@ function wgsl(spec: KnnSpec): string {
   const setup: string[] = [];
   for (let v = 0; v < V; v++) setup.push(`let col${v} = tile * ${W * V}u + ${v * W}u + lid.x;`);
   const step: string[] = [];
+  const lanes = Math.ceil(R / W); // broadcast: bank rows n0 + q*W + l, for lane l
   for (let r = 0; r < R; r++) step.push(`let row${r} = min(n0 + ${r}u, r1 - 1u);`);
-  for (let r = 0; r < R; r++) step.push(`let o${r} = row${r} * p.d;`);
+  if (spec.broadcast) for (let q = 0; q < lanes; q++) step.push(`let o${q} = min(n0 + min(${q * W}u + lid.x, ${R - 1}u), r1 - 1u) * p.d;`);
+  else for (let r = 0; r < R; r++) step.push(`let o${r} = row${r} * p.d;`);
   for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) step.push(`var ${acc(r, v)} = vec4<f32>(0.0);`);
   const inner: string[] = [];
   for (let v = 0; v < V; v++) inner.push(`let x${v} = qt[j * p.qpad4 + col${v}];`);
-  for (let r = 0; r < R; r++) inner.push(`let b${r} = vec4<f32>(bank[o${r} + j]);`);
+  if (spec.broadcast) {
+    for (let q = 0; q < lanes; q++) inner.push(`let e${q} = bank[o${q} + j];`);
+    for (let r = 0; r < R; r++) inner.push(`let b${r} = vec4<f32>(subgroupBroadcast(e${Math.floor(r / W)}, ${r % W}u));`);
+  } else for (let r = 0; r < R; r++) inner.push(`let b${r} = vec4<f32>(bank[o${r} + j]);`);
   for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) inner.push(`${acc(r, v)} = fma(b${r}, x${v}, ${acc(r, v)});`);
   const scale: string[] = [];
   if (spec.normalize) {
     for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) scale.push(`${acc(r, v)} *= invNorm[row${r}];`);
   }
-  return /* wgsl */ `
+  return /* wgsl */ `${spec.broadcast ? "enable subgroups;" : ""}
 ${uniformStruct(FIELDS)}
 ${storageBindings(bindings)}
 ${FLAT_GROUP}
@@ -469,7 +482,7 @@ export function knnTopK(queries: Tensor, bank: Tensor | Tensor[], k: number, opt
   const sims = emptyBound("the top-k output (Q, K); split the queries", [q, k]);
   const indices = Tensor.empty([q, k], "i32"); // the size of sims
   if (q > 0) {
-    const spec: KnnSpec = { ...KNN_TILINGS[version], fused: true, normalize };
+    const spec: KnnSpec = { ...KNN_TILINGS[version], fused: true, normalize, broadcast: broadcasts(KNN_TILINGS[version]) };
     const slices = n === 0 ? 1 : (opts.slices ?? knnSlices(q, n, k, version));
     if (!Number.isInteger(slices) || slices < 1) throw new Error(`knnTopK: expected slices >= 1, got ${slices}`);
     if (slices === 1) scan(spec, queries, list, [sims, indices], k, 0, 1, opts);
@@ -495,7 +508,7 @@ export function knnSimilarity(queries: Tensor, bank: Tensor | Tensor[], opts: Kn
   const version = resolveVersion(KNN, { Q: q, N: n, D: d, K: 0, normalize }, opts.version);
   const sims = emptyBound("the similarity matrix (Q, N); split the queries", [q, n]);
   if (q > 0 && n > 0) {
-    const spec: KnnSpec = { ...KNN_TILINGS[version], fused: false, normalize };
+    const spec: KnnSpec = { ...KNN_TILINGS[version], fused: false, normalize, broadcast: broadcasts(KNN_TILINGS[version]) };
     scan(spec, queries, list, [sims], 0, n, 1, opts);
   }
   return sims;

@@ -183,6 +183,41 @@ describe("knnTopK (fused)", () => {
   });
 });
 
+// The workgroups of 8 (reg*) share each step's bank values through subgroupBroadcast where the adapter's subgroups
+// are exactly 8 lanes, and load them in every lane elsewhere: the second way, on such an adapter, by pretending
+// subgroups of 4 to 8 lanes. Exact cases, fused and full-matrix, normalized.
+describe("knn with every lane loading the bank", () => {
+  const everyLane = async (run: () => Promise<void>) => {
+    const { gpu } = runtime();
+    const saved = gpu.subgroupMinSize;
+    gpu.subgroupMinSize = 4;
+    try {
+      await run();
+    } finally {
+      gpu.subgroupMinSize = saved;
+    }
+  };
+  for (const version of KNN.versions) {
+    it(`${version}: fused and full-matrix, exact with ties, Q=37 N=101 D=5 k=10`, () =>
+      everyLane(async () => {
+        const [q, n, d, k] = [37, 101, 5, 10];
+        const x = ints(q * d, 1);
+        const b = ints(n * d, 2);
+        const [xt, bt] = [Tensor.fromArray(x, [q, d]), Tensor.fromArray(b, [n, d])];
+        await expectTopK(knnTopK(xt, bt, k, { version }), topKRef(similarityRef(x, b, d), q, n, k));
+        expectClose("sims", await knnSimilarity(xt, bt, { version }).data(), similarityRef(x, b, d), EXACT);
+      }));
+  }
+  it("normalize: +-1 features scaled by powers of two, exact with ties, D=16", () =>
+    everyLane(async () => {
+      const [q, n, d, k] = [29, 211, 16, 20];
+      const x = signs(q, d, 8);
+      const b = signs(n, d, 9);
+      const got = knnTopK(Tensor.fromArray(x, [q, d]), Tensor.fromArray(b, [n, d]), k, { normalize: true });
+      await expectTopK(got, topKRef(similarityRef(normalizeRows(x, d), normalizeRows(b, d), d), q, n, k));
+    }));
+});
+
 describe("knnSimilarity (the full matrix)", () => {
   for (const version of KNN.versions) {
     it(`${version}: exact, Q=67 N=101 D=9 in chunks of 7 rows`, async () => {
