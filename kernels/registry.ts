@@ -127,8 +127,10 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   // dK and dV), reg16x8 (tile 16 x 64) where it pads y at least 10% less than that choice: its 16 rows of a are then
   // 16 adjacent words per k, and at the default model's 192x544x64 and 64x544x64 it ran at 1.0-1.6x the speed of
   // regm16x16 and reg16x16. Without transposed a it lost to regm16x16, unless a's 16 values per k come by
-  // subgroupBroadcast (laneBroadcast): then it is the choice in every layout, and took the default model's step on
-  // lavapipe from 744-758 to 788-813 images/s (docs/KERNELS.md, Matmul).
+  // subgroupBroadcast (laneBroadcast): then it is the choice in every layout where it pads y 10% less than
+  // reg16x16, or no more than regm16x16 (at 256x544x64 and 3200x192x576 it ran 10% faster than regm16x16, at
+  // 544x64x256 and 512³ 4-5% slower than reg16x16), and took the default model's step on lavapipe from 744-758 to
+  // 788-813 images/s (docs/KERNELS.md, Matmul).
   // The mma versions are not a default: no GPU that offers them through Dawn has timed them yet (NVIDIA's Vulkan
   // driver gets no shader-f16 from Dawn, so no f16 subgroup matrices, and lists no f32 ones); `tune` picks them where
   // they win.
@@ -142,8 +144,8 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
       return Math.ceil(s.M / tileM) * tileM * Math.ceil(s.N / tileN) * tileN;
     };
     const tile128 = padded("regm16x16") < padded("reg16x16") ? "regm16x16" : "reg16x16";
-    const narrow = s.transA || laneBroadcast(gpu);
-    return narrow && padded("reg16x8") <= NARROW_PAD_GAIN * padded(tile128) ? "reg16x8" : tile128;
+    if (laneBroadcast(gpu)) return padded("reg16x8") <= (tile128 === "regm16x16" ? 1 : NARROW_PAD_GAIN) * padded(tile128) ? "reg16x8" : tile128;
+    return s.transA && padded("reg16x8") <= NARROW_PAD_GAIN * padded(tile128) ? "reg16x8" : tile128;
   },
   // Layout: which operands are stored transposed (n: as is, t: transposed), a first. A product with a GELU
   // epilogue is a shape of its own: on an H200 the epilogue made tiled128 8x slower, the plain product faster.

@@ -447,10 +447,11 @@ describe("matmul default version", () => {
   const dims = (M: number, N: number): MatmulShape => ({ M, K: 384, N, transA: false, transB: true, batch: 1 });
   const defaultVersion = (shape: MatmulShape, isCpu: boolean) => MATMUL.defaultVersion(shape, { ...runtime().gpu, isCpu });
   it("on CPU drivers takes whichever of reg16x16 (16 x 128 tiles) and regm16x16 (128 x 16) pads y less", () => {
-    expect(defaultVersion(dims(1576, 16), true)).toBe("regm16x16"); // LoRA rank 8 on q and v: reg16x16 pads 16 to 128
-    expect(defaultVersion(dims(3200, 576), true)).toBe("regm16x16"); // 576 = 4.5 x 128
-    expect(defaultVersion(dims(1576, 1152), true)).toBe("reg16x16"); // 1152 = 9 x 128; 1576 pads to 1584 rows, not 1664
-    expect(defaultVersion(dims(1024, 1024), true)).toBe("reg16x16"); // a tie keeps reg16x16
+    const noBroadcast = { ...runtime().gpu, isCpu: true, subgroupMinSize: 4 }; // reg16x8 only for a transposed a
+    expect(MATMUL.defaultVersion(dims(1576, 16), noBroadcast)).toBe("regm16x16"); // LoRA rank 8 on q and v: reg16x16 pads 16 to 128
+    expect(MATMUL.defaultVersion(dims(3200, 576), noBroadcast)).toBe("regm16x16"); // 576 = 4.5 x 128
+    expect(MATMUL.defaultVersion(dims(1576, 1152), noBroadcast)).toBe("reg16x16"); // 1152 = 9 x 128; 1576 pads to 1584 rows, not 1664
+    expect(MATMUL.defaultVersion(dims(1024, 1024), noBroadcast)).toBe("reg16x16"); // a tie keeps reg16x16
   });
 
   it("on CPU drivers takes reg16x8 (16 x 64) where it pads y at least 10% less: for a transposed a, or any a with lane broadcasts", () => {
@@ -459,13 +460,18 @@ describe("matmul default version", () => {
     for (const gpu of [lanes(8), lanes(4)]) {
       expect(MATMUL.defaultVersion(tn(192, 64), gpu)).toBe("reg16x8"); // a weight gradient: regm16x16 pads 192 rows to 256
       expect(MATMUL.defaultVersion(tn(64, 64), gpu)).toBe("reg16x8"); // reg16x16 pads 64 columns to 128, regm16x16 64 rows
-      expect(MATMUL.defaultVersion(tn(256, 64), gpu)).toBe("regm16x16"); // a tie keeps regm16x16
-      expect(MATMUL.defaultVersion(tn(3200, 576), gpu)).toBe("regm16x16"); // 576 = 9 x 64: a tie
+      expect(MATMUL.defaultVersion(tn(1576, 16), gpu)).toBe("regm16x16"); // LoRA's rank: reg16x8 pads 16 columns to 64
     }
+    // Ties with regm16x16 go to it without broadcasts, to reg16x8 with them; ties with reg16x16 stay reg16x16.
+    expect(MATMUL.defaultVersion(tn(256, 64), lanes(4))).toBe("regm16x16");
+    expect(MATMUL.defaultVersion(tn(3200, 576), lanes(4))).toBe("regm16x16"); // 576 = 9 x 64
+    expect(MATMUL.defaultVersion(tn(256, 64), lanes(8))).toBe("reg16x8");
+    expect(MATMUL.defaultVersion(tn(3200, 576), lanes(8))).toBe("reg16x8");
+    expect(MATMUL.defaultVersion(tn(544, 256), lanes(8))).toBe("reg16x16");
     // a as stored: reg16x8 where its 16 values of a per k come by subgroupBroadcast (subgroups of exactly 8 lanes)
     expect(MATMUL.defaultVersion({ ...tn(544, 64), transA: false }, lanes(8))).toBe("reg16x8");
     expect(MATMUL.defaultVersion({ ...tn(544, 64), transA: false }, lanes(4))).toBe("regm16x16");
-    expect(MATMUL.defaultVersion({ ...tn(544, 256), transA: false }, lanes(8))).toBe("reg16x16"); // a tie keeps reg16x16
+    expect(MATMUL.defaultVersion({ ...tn(544, 256), transA: false }, lanes(8))).toBe("reg16x16");
   });
 
   it("on GPUs takes tiled128 once its 128 x 128 tiles are 256 workgroups and there is no GELU, else tiled", () => {
