@@ -16,11 +16,14 @@
 // partials of each column. Neither pass has an invocation loop over all rows. On CPU drivers, up to
 // ONE_PASS_ROWS rows, one pass in workgroups of 8 sums every row of a column and writes dgamma and dbeta at once:
 // a dispatch costs ~60 us there beside its work, and the default study's layernorms (544-2176 rows of 64) are
-// a few hundred microseconds of loads per column on one lane.
+// a few hundred microseconds of loads per column on one lane. Where such a workgroup is one subgroup (subgroups of
+// exactly 8 lanes: llvmpipe), the rows' mean and rstd, which every lane needs, come 8 rows at a time, one loaded
+// per lane and handed round by subgroupShuffle: the default model's nine took 0.91-0.95 ms of a training step
+// against 1.28-1.30 (`bench vit --census`, 2026-12-04).
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { MAX_GROUPS, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
-import type { RowVersion } from "./registry.js";
+import { MATMUL_LANES, type RowVersion, laneBroadcast } from "./registry.js";
 import {
   ROW_LAYOUT,
   checkBindable,
@@ -102,6 +105,7 @@ interface ColumnSpec {
 }
 interface PartialSpec extends ColumnSpec {
   onePass: boolean; // block = rows: write the sums straight into dgamma and dbeta
+  broadcast: boolean; // workgroups of 8 that are one subgroup: mean and rstd of 8 rows loaded one per lane, broadcast
 }
 const PARTIAL_FIELDS = { rows: "u32", C: "u32", block: "u32" } as const;
 const COLSUM_FIELDS = { blocks: "u32", C: "u32", stride: "u32", offset: "u32" } as const;
@@ -117,27 +121,47 @@ function wgslPartials(spec: PartialSpec): string {
   dbeta[c] = b;`
     : `part[wid.y * 2u * p.C + c] = g;
   part[wid.y * 2u * p.C + p.C + c] = b;`;
-  return /* wgsl */ `
+  // With broadcast every lane stays to the end (subgroup operations want all of them): a lane past the last column
+  // reads the last one and stores nothing.
+  const column = spec.broadcast
+    ? `let c = min(wid.x * ${spec.wg}u + lid.x, p.C - 1u);
+  let stores = wid.x * ${spec.wg}u + lid.x < p.C;`
+    : `let c = wid.x * ${spec.wg}u + lid.x;
+  if (c >= p.C) { return; }`;
+  return /* wgsl */ `${spec.broadcast ? "enable subgroups;" : ""}
 ${uniformStruct(PARTIAL_FIELDS)}
 ${storageBindings([...outputs, ["dy", "array<f32>", "read"], ["x", "array<f32>", "read"],
     ["mean", "array<f32>", "read"], ["rstd", "array<f32>", "read"]])}
 // Thread mapping: invocation (column c, row block wid.y); mean[r] and rstd[r] are the same for every lane.
 @compute @workgroup_size(${spec.wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let c = wid.x * ${spec.wg}u + lid.x;
-  if (c >= p.C) { return; }
+  ${column}
   let start = wid.y * p.block;
   let end = min(start + p.block, p.rows);
   var g = 0.0;
   var b = 0.0;
-  for (var r = start; r < end; r++) {
+  ${spec.broadcast ? broadcastRows : `for (var r = start; r < end; r++) {
     let d = dy[r * p.C + c];
     g += d * (x[r * p.C + c] - mean[r]) * rstd[r];
     b += d;
-  }
-  ${store}
+  }`}
+  ${spec.broadcast ? `if (stores) { ${store} }` : store}
 }`;
 }
+
+// The row loop of wgslPartials where a workgroup of 8 is one subgroup: rows go 8 at a time, lane l loading mean and
+// rstd of row r0 + l (past the end: the last row, unused), and every lane taking row r0 + i's from lane i.
+const broadcastRows = /* wgsl */ `for (var r0 = start; r0 < end; r0 += 8u) {
+    let own = min(r0 + lid.x, end - 1u);
+    let mu8 = mean[own];
+    let rs8 = rstd[own];
+    for (var i = 0u; i < min(8u, end - r0); i++) {
+      let r = r0 + i;
+      let d = dy[r * p.C + c];
+      g += d * (x[r * p.C + c] - subgroupShuffle(mu8, i)) * subgroupShuffle(rs8, i);
+      b += d;
+    }
+  }`;
 
 // out[c] = sum_b part[b * stride + offset + c]
 function wgslColumnSum(spec: ColumnSpec): string {
@@ -168,7 +192,7 @@ function paramGrads(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, rows: num
   if (groups > MAX_GROUPS) throw new Error(`layernorm backward: expected at most ${MAX_GROUPS * wg} channels, got ${C}`);
   const partials = (outputs: Tensor[]) =>
     batch.dispatch(
-      getKernel("layernorm-partials", { wg, onePass } satisfies PartialSpec, wgslPartials),
+      getKernel("layernorm-partials", { wg, onePass, broadcast: wg === MATMUL_LANES && laneBroadcast(gpu) } satisfies PartialSpec, wgslPartials),
       [...outputs.map((t) => t.buffer), dy.buffer, x.buffer, mean.buffer, rstd.buffer],
       packUniform(PARTIAL_FIELDS, { rows, C, block }),
       [groups, blocks],
