@@ -23,6 +23,19 @@ export function skipWithoutF16(ctx: TestContext): void {
   ctx.skip(!gpu.features.has("shader-f16"), `needs shader-f16, which ${gpu.adapterInfo.description} lacks`);
 }
 
+// Runs `run` as on an adapter whose subgroups may be narrower than 8 lanes (4 to 8), so that the CPU kernels load in
+// every lane what they otherwise load once and hand round by subgroup operations (kernels/registry.ts laneBroadcast).
+export async function withoutLaneBroadcast(run: () => Promise<void>): Promise<void> {
+  const { gpu } = runtime();
+  const saved = gpu.subgroupMinSize;
+  gpu.subgroupMinSize = 4;
+  try {
+    await run();
+  } finally {
+    gpu.subgroupMinSize = saved;
+  }
+}
+
 // An empty tuning cache in a temporary folder, with tuning on and no forced version (either would hide the cache
 // from the version choosers), before each test or once for the file; the settings and the cache are restored after.
 // Returns the folder's path, for the test that looks into it.

@@ -11,7 +11,7 @@ import { runtime } from "../../engine/runtime.js";
 import { knnSimilarity, knnSlices, knnTopK } from "../../kernels/knn.js";
 import { KNN } from "../../kernels/registry.js";
 import { Rng } from "../../util/random.js";
-import { expectClose, randn, useEngine } from "../helpers.js";
+import { expectClose, randn, useEngine, withoutLaneBroadcast } from "../helpers.js";
 import { normalizeRows, similarityRef, topKRef } from "../ref/knn.js";
 import { noGrad } from "../../autograd/tape.js";
 
@@ -184,22 +184,12 @@ describe("knnTopK (fused)", () => {
 });
 
 // The workgroups of 8 (reg*) share each step's bank values through subgroupBroadcast where the adapter's subgroups
-// are exactly 8 lanes, and load them in every lane elsewhere: the second way, on such an adapter, by pretending
-// subgroups of 4 to 8 lanes. Exact cases, fused and full-matrix, normalized.
+// are exactly 8 lanes, and load them in every lane elsewhere: the second way here. Exact cases, fused and
+// full-matrix, normalized.
 describe("knn with every lane loading the bank", () => {
-  const everyLane = async (run: () => Promise<void>) => {
-    const { gpu } = runtime();
-    const saved = gpu.subgroupMinSize;
-    gpu.subgroupMinSize = 4;
-    try {
-      await run();
-    } finally {
-      gpu.subgroupMinSize = saved;
-    }
-  };
   for (const version of KNN.versions) {
     it(`${version}: fused and full-matrix, exact with ties, Q=37 N=101 D=5 k=10`, () =>
-      everyLane(async () => {
+      withoutLaneBroadcast(async () => {
         const [q, n, d, k] = [37, 101, 5, 10];
         const x = ints(q * d, 1);
         const b = ints(n * d, 2);
@@ -209,7 +199,7 @@ describe("knn with every lane loading the bank", () => {
       }));
   }
   it("normalize: +-1 features scaled by powers of two, exact with ties, D=16", () =>
-    everyLane(async () => {
+    withoutLaneBroadcast(async () => {
       const [q, n, d, k] = [29, 211, 16, 20];
       const x = signs(q, d, 8);
       const b = signs(n, d, 9);

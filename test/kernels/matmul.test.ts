@@ -9,7 +9,7 @@ import { runtime } from "../../engine/runtime.js";
 import { sgdUpdates } from "../../kernels/optim.js";
 import { traceDry } from "../../engine/trace.js";
 import type { RecordedCommand } from "../../engine/batch.js";
-import { expectClose, randu, skipWithoutF16, useEngine } from "../helpers.js";
+import { expectClose, randu, skipWithoutF16, useEngine, withoutLaneBroadcast } from "../helpers.js";
 import { matmulRef, transpose } from "../ref/matmul.js";
 import { gelu, geluGrad } from "../ref/elementwise.js";
 
@@ -260,16 +260,7 @@ describe("matmul reg: values shared by subgroupBroadcast, or loaded by every lan
   };
   for (const broadcast of [true, false]) {
     const name = broadcast ? "broadcast" : "every lane";
-    const withLanes = async (run: () => Promise<void>) => {
-      const { gpu } = runtime();
-      const saved = gpu.subgroupMinSize;
-      if (!broadcast) gpu.subgroupMinSize = 4; // subgroups of 4 to 8 lanes: a workgroup of 8 may be two
-      try {
-        await run();
-      } finally {
-        gpu.subgroupMinSize = saved;
-      }
-    };
+    const withLanes = (run: () => Promise<void>) => (broadcast ? run() : withoutLaneBroadcast(run));
     beforeEach((ctx) => {
       const { gpu } = runtime();
       const why = broadcast && !(gpu.features.has("subgroups") && gpu.subgroupMinSize === 8 && gpu.subgroupMaxSize === 8) ? `${gpu.adapterInfo.description} has no subgroups of exactly 8 lanes` : undefined;
