@@ -46,10 +46,30 @@ interface LayerNormSpec {
   hasGamma: boolean;
   hasBeta: boolean; // forward only
   addDx: boolean; // backward: dx += dxAdd
+  broadcast: boolean; // lane, subgroups of exactly 8: gamma and beta 8 columns at a time, shuffled (see wgsl)
 }
 
 function wgsl(spec: LayerNormSpec): string {
-  const gamma = spec.hasGamma ? " * gamma[c]" : "";
+  // The column loops over gamma and beta. With broadcast (the lane version, one row per lane, where subgroups are
+  // exactly 8 lanes) the columns go 8 at a time: lane l loads gamma and beta of column c0 + l, and every lane takes
+  // column c's from lane c - c0, since every lane (row) needs the same ones. The loop then runs in uniform control
+  // flow (subgroup operations want every lane), so a row past the end skips its stores inside it.
+  const columns = (body: string) =>
+    spec.broadcast
+      ? `for (var c0 = 0u; c0 < p.C; c0 += 8u) {
+    let cl = min(c0 + sgl, p.C - 1u);
+    ${spec.hasGamma ? "let g8 = gamma[cl];" : ""}
+    ${spec.hasBeta ? "let b8 = beta[cl];" : ""}
+    for (var i = 0u; i < min(8u, p.C - c0); i++) {
+      let c = c0 + i;
+      ${body}
+    }
+  }`
+      : `for (var c = lane; c < p.C; c += LANES) {
+    ${body}
+  }`;
+  const gamma = spec.hasGamma ? (spec.broadcast ? " * subgroupShuffle(g8, i)" : " * gamma[c]") : "";
+  const beta = spec.hasBeta ? (spec.broadcast ? " + subgroupShuffle(b8, i)" : " + beta[c]") : "";
   const forward = /* wgsl */ `
   let base = r * p.C;
   var s = 0.0;
@@ -58,27 +78,21 @@ function wgsl(spec: LayerNormSpec): string {
   var q = 0.0;
   for (var c = lane; c < p.C; c += LANES) { let d = x[base + c] - mu; q += d * d; }
   let rs = 1.0 / sqrt(rowSum(q, lid.x) / f32(p.C) + p.eps);
-  if (valid) {
-    for (var c = lane; c < p.C; c += LANES) { y[base + c] = (x[base + c] - mu) * rs${gamma}${spec.hasBeta ? " + beta[c]" : ""}; }
-    if (lane == 0u) { mean[r] = mu; rstd[r] = rs; }
-  }`;
+  ${columns(`let v = (x[base + c] - mu) * rs${gamma}${beta};
+      if (valid) { y[base + c] = v; }`)}
+  if (valid && lane == 0u) { mean[r] = mu; rstd[r] = rs; }`;
   // Both row sums of backward travel in one vec2 reduction: half the barriers of two.
   const backward = /* wgsl */ `
   let base = r * p.C;
   let mu = mean[r];
   let rs = rstd[r];
   var s = vec2<f32>(0.0);
-  for (var c = lane; c < p.C; c += LANES) {
-    let g = dy[base + c]${gamma};
-    s += vec2<f32>(g, g * (x[base + c] - mu) * rs);
-  }
+  ${columns(`let g = dy[base + c]${gamma};
+      s += vec2<f32>(g, g * (x[base + c] - mu) * rs);`)}
   let m = rowSum2(s, lid.x) / f32(p.C); // (mean_c g, mean_c g * xhat)
-  if (valid) {
-    for (var c = lane; c < p.C; c += LANES) {
-      let g = dy[base + c]${gamma};
-      dx[base + c] = rs * (g - m.x - (x[base + c] - mu) * rs * m.y)${spec.addDx ? " + dxAdd[base + c]" : ""};
-    }
-  }`;
+  ${columns(`let g = dy[base + c]${gamma};
+      let v = rs * (g - m.x - (x[base + c] - mu) * rs * m.y)${spec.addDx ? " + dxAdd[base + c]" : ""};
+      if (valid) { dx[base + c] = v; }`)}`;
   const f = "array<f32>";
   const bindings: [string, string, "read" | "read_write"][] =
     spec.pass === "forward"
@@ -87,11 +101,11 @@ function wgsl(spec: LayerNormSpec): string {
   if (spec.hasGamma) bindings.push(["gamma", f, "read"]);
   if (spec.hasBeta) bindings.push(["beta", f, "read"]);
   if (spec.addDx) bindings.push(["dxAdd", f, "read"]);
-  return /* wgsl */ `${rowPrelude(spec.version)}
+  return /* wgsl */ `${spec.broadcast ? "enable subgroups;" : rowPrelude(spec.version)}
 ${uniformStruct(FIELDS)}
 ${storageBindings(bindings)}
 ${spec.pass === "forward" ? rowReduce(spec.version, "rowSum", "f32", "sum") : rowReduce(spec.version, "rowSum2", "vec2<f32>", "sum")}
-${rowMain(spec.version, spec.pass === "forward" ? forward : backward)}`;
+${rowMain(spec.version, spec.pass === "forward" ? forward : backward, spec.broadcast)}`;
 }
 
 // ---- dgamma / dbeta: column sums over rows in two passes ----
@@ -234,6 +248,11 @@ function checkRowStat(op: string, name: string, t: Tensor, rows: number): void {
   }
 }
 
+// Whether the lane version's column loops take gamma and beta by subgroupShuffle (see wgsl): where there is one.
+function columnBroadcast(version: RowVersion, params: boolean): boolean {
+  return version === "lane" && params && laneBroadcast(runtime().gpu);
+}
+
 // x: (..., C), gamma/beta: (C) or undefined -> y: (..., C), mean/rstd: (rows) with rows = x.size / C.
 export function layernormForward(
   x: Tensor,
@@ -253,7 +272,7 @@ export function layernormForward(
   const mean = Tensor.empty([rows]);
   const rstd = Tensor.empty([rows]);
   if (rows === 0) return { y, mean, rstd };
-  const spec: LayerNormSpec = { version, wg: ROW_LAYOUT[version].wg, pass: "forward", hasGamma: !!gamma, hasBeta: !!beta, addDx: false };
+  const spec: LayerNormSpec = { version, wg: ROW_LAYOUT[version].wg, pass: "forward", hasGamma: !!gamma, hasBeta: !!beta, addDx: false, broadcast: columnBroadcast(version, !!(gamma || beta)) };
   const buffers = [y.buffer, mean.buffer, rstd.buffer, x.buffer];
   if (gamma) buffers.push(gamma.buffer);
   if (beta) buffers.push(beta.buffer);
@@ -292,7 +311,7 @@ export function layernormBackward(
   if (need.dx) {
     out.dx = Tensor.empty(x.shape);
     if (rows > 0) {
-      const spec: LayerNormSpec = { version, wg: ROW_LAYOUT[version].wg, pass: "backward", hasGamma: !!gamma, hasBeta: false, addDx: !!dxAdd };
+      const spec: LayerNormSpec = { version, wg: ROW_LAYOUT[version].wg, pass: "backward", hasGamma: !!gamma, hasBeta: false, addDx: !!dxAdd, broadcast: columnBroadcast(version, !!gamma) };
       const buffers = [out.dx.buffer, dy.buffer, x.buffer, mean.buffer, rstd.buffer];
       if (gamma) buffers.push(gamma.buffer);
       if (dxAdd) buffers.push(dxAdd.buffer);

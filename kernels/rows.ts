@@ -37,8 +37,9 @@ export function rowVersion(op: RowOp, rows: number, C: number, requested?: strin
 // A row kernel's entry point. Inside `body`: `lane` (0 .. LANES-1) takes columns lane, lane + LANES, ...;
 // `r` is the row; `valid` says whether the row exists. Out-of-range invocations recompute the last row and must
 // skip their writes (guard them with `valid`): returning early would put the barriers of tree's reductions in
-// non-uniform control flow.
-export function rowMain(version: RowVersion, body: string): string {
+// non-uniform control flow. `subgroupLane`: lane's `sgl`, its lane in its subgroup, for the lane version's
+// broadcasts (the module must enable subgroups).
+export function rowMain(version: RowVersion, body: string, subgroupLane = false): string {
   const { wg, lanes } = ROW_LAYOUT[version];
   // subgroup: the builtins, kept in private variables for the reductions.
   const sgVars = `
@@ -52,6 +53,7 @@ var<private> numSg: u32; // the workgroup's subgroups`;
   sgId = sgIdIn;
   numSg = numSgIn;`;
   const sg = version === "subgroup";
+  const sgl = subgroupLane && !sg;
   return /* wgsl */ `
 ${FLAT_GROUP}
 const WG = ${wg}u;
@@ -59,7 +61,7 @@ const LANES = ${lanes}u;${sg ? sgVars : ""}
 // Thread mapping: WG / LANES rows per workgroup, LANES consecutive invocations per row.
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>${sg ? sgParams : ""}) {${sg ? sgSet : ""}
+        @builtin(local_invocation_id) lid: vec3<u32>${sg ? sgParams : ""}${sgl ? ", @builtin(subgroup_invocation_id) sgl: u32" : ""}) {${sg ? sgSet : ""}
   let lane = lid.x % LANES;
   let row = flatGroup(wid, nwg) * (WG / LANES) + lid.x / LANES;
   let valid = row < p.rows;

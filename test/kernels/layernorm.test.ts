@@ -123,22 +123,26 @@ for (const version of ROWS.versions) {
   });
 }
 
-// dgamma and dbeta on CPU drivers: workgroups of 8 columns, each lane summing its column over the rows; where the
-// adapter's subgroups are exactly 8 lanes the rows' mean and rstd come 8 at a time by subgroupShuffle, elsewhere
-// every lane loads them. Columns past a workgroup's 8, rows past a
-// run of 8, one row.
-describe("layernorm dgamma and dbeta, rows' statistics shuffled or loaded by every lane", () => {
+// On CPU drivers (version lane), where the adapter's subgroups are exactly 8 lanes, gamma and beta come 8 columns at
+// a time by subgroupShuffle in the forward and backward passes, and the rows' mean and rstd 8 rows at a time in the
+// dgamma/dbeta pass; elsewhere every lane loads them. Both ways: columns and rows past a run of 8, one column, rows
+// past the workgroup's 64, with gamma and beta, dxAdd.
+describe("layernorm lane, with subgroup shuffles or every lane loading", () => {
   for (const shuffled of [true, false]) {
     for (const shape of [[1, 1], [3, 7], [37, 13], [1030, 65]]) {
       const check = async () => {
         const [rows, C] = rowsC(shape);
         const x = randn(rows * C, rows + C, 2);
-        const gamma = randn(C, 5, 1);
-        const dy = randn(rows * C, 8, 1);
+        const [gamma, beta] = [randn(C, 5, 1), randn(C, 6, 1)];
+        const [dy, add] = [randn(rows * C, 8, 1), randn(rows * C, 9, 1)];
         const xt = f32(x, shape);
-        const { mean, rstd } = layernormForward(xt, f32(gamma, [C]), undefined, EPS);
-        const g = layernormBackward(f32(dy, shape), xt, f32(gamma, [C]), mean, rstd, { dx: false, dgamma: true, dbeta: true });
+        const { y, mean, rstd } = layernormForward(xt, f32(gamma, [C]), f32(beta, [C]), EPS, "lane");
+        const ref = layernorm(x, gamma, beta, rows, C, EPS);
+        expectClose("y", await y.data(), ref.y, TOL);
+        const g = layernormBackward(f32(dy, shape), xt, f32(gamma, [C]), mean, rstd, { ...ALL, dxAdd: f32(add, shape) }, "lane");
         const gRef = layernormBackwardRef(dy, x, gamma, rows, C, EPS);
+        const dxTol = { ...TOL, atol: TOL.atol * Math.max(1, ...ref.rstd.map((r) => r / 100)) };
+        expectClose("dx", await g.dx!.data(), gRef.dx.map((v, i) => v + add[i]), dxTol);
         expectClose("dgamma", await g.dgamma!.data(), gRef.dgamma, PARAM_TOL);
         expectClose("dbeta", await g.dbeta!.data(), gRef.dbeta, PARAM_TOL);
       };
