@@ -88,8 +88,13 @@ export class Batch {
   // keep one per kernel: a shared estimate learned on a slow kernel makes the next, faster one oversleep.
   // 0 until the first wait it can learn from: before that, waits do not sleep (a guess too high oversleeps).
   secondsPerUnit = 0;
+  // The longest in-flight time a wait has learned from (ms): a wait sleeps at most twice that. One estimate serves
+  // work of every kind, and work units are not the same time in every kernel: after small read-backs (3-16 ms for
+  // ~1e6 units) the default study's analysis slept 0.25-4.3 s on batches of 2e9 units that took a fraction of that,
+  // and took 25-44 s instead of 14 (2026-12-04). Sleeping too little costs the quiet polls; too much, the GPU's time.
+  longestMs = 0;
   private profiler: Profiler | undefined; // per-kernel GPU times, while profiling (see engine/profile.ts)
-  readonly stats = { dispatches: 0, submits: 0, readbacks: 0 };
+  readonly stats = { dispatches: 0, submits: 0, readbacks: 0, sleptMs: 0 };
   reuseBindGroups: boolean; // see bindGroup(); public for tests
   private readonly dispatchOverhead: number;
   private dry = false; // see dryRun()
@@ -266,8 +271,11 @@ export class Batch {
   // more), and the next wait would oversleep by that much.
   async wait<T>(promise: () => Promise<T>): Promise<T> {
     const remaining = this.expectedRemaining();
-    const sleepMs = remaining > 0.002 && this.policy !== "busy" ? remaining * 0.8 * 1000 : 0;
-    if (sleepMs > 0) await sleep(sleepMs);
+    const sleepMs = remaining > 0.002 && this.policy !== "busy" ? Math.min(remaining * 0.8 * 1000, 2 * this.longestMs) : 0;
+    if (sleepMs > 0) {
+      await sleep(sleepMs);
+      this.stats.sleptMs += sleepMs;
+    }
     const spinMs = this.gpu.isCpu ? 1 : Math.max(1, 1.25 * this.expectedRemaining() * 1000);
     const awaitStart = performance.now();
     const result = this.policy === "quiet" ? await awaitQuietly(promise, spinMs) : await promise();
@@ -277,11 +285,15 @@ export class Batch {
       // work, and a tenth of the sleep. (Against a fixed 1 ms, slower notices passed for busy GPUs: the estimate
       // then learned its own oversleep and shrank by only ~10% per wait, ViT-S runs of 6.0 s, 5.4 s, 4.9 s for
       // 3.2 s of GPU work.)
-      const stillBusy = sleepMs === 0 || now - awaitStart > Math.max(2, 0.1 * sleepMs);
+      // A wait that neither slept nor found the GPU busy learns nothing: the work was done before the wait, and
+      // the time since its submit may be the host's (seconds of host work between a submit and its wait would
+      // pass for the GPU's).
+      const stillBusy = now - awaitStart > Math.max(2, 0.1 * sleepMs);
       if (stillBusy) {
         const measured = ((now - this.inflightSince) / 1000 - this.inflightDispatches * this.dispatchOverhead) / this.inflightWork;
         if (measured > 0) this.secondsPerUnit = this.secondsPerUnit === 0 ? measured : 0.5 * this.secondsPerUnit + 0.5 * measured;
-      } else this.secondsPerUnit *= 0.5;
+        this.longestMs = Math.max(this.longestMs, now - this.inflightSince);
+      } else if (sleepMs > 0) this.secondsPerUnit *= 0.5;
     }
     this.inflightWork = 0;
     this.inflightDispatches = 0;

@@ -111,6 +111,33 @@ describe("batch", () => {
       expect(batch.secondsPerUnit).toBeGreaterThan(0);
     });
 
+    it("learns nothing from a wait that found the work done, however long ago it was submitted", async () => {
+      const { batch } = runtime();
+      await job();
+      const estimate = 1e-12; // far too low to sleep on
+      batch.secondsPerUnit = estimate;
+      const y = Tensor.empty([1]);
+      batch.dispatch(busy(), [y.buffer], undefined, [1], 1e7);
+      batch.submit();
+      await new Promise((r) => setTimeout(r, 300)); // the host busy elsewhere (the analysis's CKA), the work done
+      await batch.sync();
+      expect(batch.secondsPerUnit).toBe(estimate); // not 300 ms of the host's per 1e7 units
+      y.dispose();
+    });
+
+    it("sleeps at most twice the longest in-flight time it learned from, whatever the estimate", async () => {
+      const { batch } = runtime();
+      await job();
+      const longest = batch.longestMs;
+      expect(longest).toBeGreaterThan(0);
+      batch.secondsPerUnit = 1e-4; // 1000 s for the job's 1e7 units: an estimate learned on other work
+      const slept = batch.stats.sleptMs;
+      await job();
+      const sleptNow = batch.stats.sleptMs - slept;
+      expect(sleptNow).toBeGreaterThan(0);
+      expect(sleptNow).toBeLessThanOrEqual(2 * longest);
+    });
+
     it("halves an estimate it overslept on, even when the finished work is noticed late", async () => {
       const { batch, gpu } = runtime();
       await job();
@@ -119,12 +146,15 @@ describe("batch", () => {
       const jobMs = performance.now() - t0;
       const tooHigh = (20 * jobMs + 100) / 1000 / 1e7; // seconds per unit: ~20x the job, so it sleeps ~16x
       batch.secondsPerUnit = tooHigh;
+      const longest = batch.longestMs;
+      batch.longestMs = 1e6; // as if long work had been learned from: no cap on the sleep
       const y = Tensor.empty([1]);
       batch.dispatch(busy(), [y.buffer], undefined, [1], 1e7);
       batch.submit();
       // The work is long done when the sleep ends; the promise still takes 8 ms, as dawn-node's notice sometimes does.
       const lateNotice = () => gpu.device.queue.onSubmittedWorkDone().then(() => new Promise((r) => setTimeout(r, 8)));
       await batch.wait(lateNotice);
+      batch.longestMs = longest;
       expect(batch.secondsPerUnit).toBe(tooHigh / 2);
       y.dispose();
     });
@@ -136,6 +166,8 @@ describe("batch", () => {
       // Several ms: a GPU promise stays pending (and dawn-node polls) that long.
       const slowKernel = spinning(8_000_000);
       const y = Tensor.empty([1]);
+      const longest = batch.longestMs;
+      batch.longestMs = 1e6; // as if long work had been learned from: no cap on the sleep
       const waitWith = async (policy: typeof batch.policy, secondsPerUnit: number) => {
         batch.policy = policy;
         batch.secondsPerUnit = secondsPerUnit;
@@ -159,6 +191,7 @@ describe("batch", () => {
       } finally {
         batch.policy = policy;
         batch.secondsPerUnit = 0;
+        batch.longestMs = longest;
         y.dispose();
       }
     });
