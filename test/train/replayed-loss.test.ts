@@ -2,15 +2,11 @@
 // are all run computes, bit for bit: the losses, the learning rates and every parameter, across epochs whose last
 // batch is short (run by the trainer, then captured again), a warm-up and cosine schedule (the optimiser stays
 // outside the replay), momentum, weight decay, evaluations between steps and frozen blocks (top-k: kept packs).
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { validateConfig } from "../../vit/config.js";
 import { buildVit, initialiser } from "../../vit/model.js";
 import { applyStrategy, parseStrategy } from "../../peft/strategy.js";
-import type { Dataset } from "../../data/dataset.js";
-import { openNpyImages } from "../../data/npy-dataset.js";
 import { Loader } from "../../data/loader.js";
 import { Transform } from "../../data/transforms.js";
 import { train } from "../../train/train.js";
@@ -20,25 +16,12 @@ import { evaluateAccuracy } from "../../eval/accuracy.js";
 import { useEngine } from "../helpers.js";
 import { Tensor } from "../../engine/tensor.js";
 import * as ops from "../../autograd/ops.js";
-import { PATTERNS, writeSynthetic } from "./synthetic.js";
+import { PATTERNS, useSyntheticData } from "./synthetic.js";
 
 useEngine();
 
 const CONFIG = validateConfig({ imageSize: 8, patchSize: 4, width: 16, depth: 2, heads: 2, mlpHidden: 32, classes: 0, eps: 1e-6 });
-let root: string;
-let trainSet: Dataset;
-let testSet: Dataset;
-
-beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), "replayed-loss-test-"));
-  await writeSynthetic(join(root, "data"), { size: 8, perClass: { train: 7, test: 3 }, seed: 2 });
-  trainSet = await openNpyImages(join(root, "data"), "train");
-  testSet = await openNpyImages(join(root, "data"), "test");
-});
-
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+const data = useSyntheticData("replayed-loss-test-", { size: 8, perClass: { train: 7, test: 3 }, seed: 2 });
 
 // One training run, its steps replayed or not; returns its metrics and final parameters.
 async function run(dir: string, replay: boolean, strategy: string, uploads = false) {
@@ -59,15 +42,15 @@ async function run(dir: string, replay: boolean, strategy: string, uploads = fal
     const r = await train({
       model,
       trainable,
-      train: new Loader(trainSet, transform, { batchSize: s.batchSize, shuffle: true, seed: 5 }), // short last batch
+      train: new Loader(data.train, transform, { batchSize: s.batchSize, shuffle: true, seed: 5 }), // short last batch
       settings: s,
-      evaluate: () => evaluateAccuracy(model, new Loader(testSet, transform, { batchSize: 7 })),
-      dir: join(root, dir),
+      evaluate: () => evaluateAccuracy(model, new Loader(data.test, transform, { batchSize: 7 })),
+      dir: join(data.root, dir),
     });
     const params = new Map<string, number[]>();
     for (const [name, t] of model.parameters()) params.set(name, Array.from(await t.data()));
     for (const [, t] of model.parameters()) t.dispose();
-    return { metrics: r.metrics.map(({ imagesPerSecond: _, ...m }) => m), params, forwards, batchesPerEpoch: Math.ceil(trainSet.length / s.batchSize) };
+    return { metrics: r.metrics.map(({ imagesPerSecond: _, ...m }) => m), params, forwards, batchesPerEpoch: Math.ceil(data.train.length / s.batchSize) };
   } finally {
     settings.replay = outer;
   }
@@ -79,7 +62,7 @@ describe("replayed training steps", () => {
       const warned = warnings.length;
       const ran = await run(`${strategy}-ran`, false, strategy);
       const replayed = await run(`${strategy}-replayed`, true, strategy);
-      expect(trainSet.length % 5).not.toBe(0); // an epoch ends with a short batch, run, and the replay captured again
+      expect(data.train.length % 5).not.toBe(0); // an epoch ends with a short batch, run, and the replay captured again
       expect(ran.batchesPerEpoch).toBeLessThan(16 - 3); // ... with replayed steps after it
       expect(replayed.metrics).toEqual(ran.metrics);
       expect([...replayed.params.keys()]).toEqual([...ran.params.keys()]);

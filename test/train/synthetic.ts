@@ -1,8 +1,12 @@
 // A synthetic image dataset for the trainer and study tests, written as NPY files (data/npy-dataset.ts layout:
 // <split>_images.npy (N, H, W) uint8 and <split>_labels.npy (N) int32). Each class is a different pattern
 // (stripes, checkerboard, halves, diagonal) with uniform noise, so a tiny ViT learns them in a few steps.
-import { mkdir } from "node:fs/promises";
+import { afterAll, beforeAll } from "vitest";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Dataset } from "../../data/dataset.js";
+import { openNpyImages } from "../../data/npy-dataset.js";
 import { writeNpy } from "../../data/npy.js";
 import { Rng } from "../../util/random.js";
 
@@ -37,4 +41,20 @@ export async function writeSynthetic(root: string, opts: { size: number; perClas
     await writeNpy(join(root, `${split}_images.npy`), images, [n, s, s]);
     await writeNpy(join(root, `${split}_labels.npy`), labels, [n]);
   }
+}
+
+// For the calling test file: a temporary folder (`root`) holding synthetic train and test splits in root/data
+// (writeSynthetic's options), opened before its tests and removed after them.
+export function useSyntheticData(prefix: string, opts: { size: number; perClass: { train: number; test: number }; seed: number }): { root: string; train: Dataset; test: Dataset } {
+  const data = {} as { root: string; train: Dataset; test: Dataset };
+  beforeAll(async () => {
+    data.root = await mkdtemp(join(tmpdir(), prefix));
+    await writeSynthetic(join(data.root, "data"), opts);
+    data.train = await openNpyImages(join(data.root, "data"), "train");
+    data.test = await openNpyImages(join(data.root, "data"), "test");
+  });
+  afterAll(async () => {
+    await rm(data.root, { recursive: true, force: true });
+  });
+  return data;
 }

@@ -2,17 +2,14 @@
 // interruption to exactly the result of an uninterrupted run, stops on a non-finite loss or parameter with a
 // DivergedError (the last good checkpoint intact, or the one it resumed from named suspect), and accumulates
 // gradients over micro-batches to the result of whole-batch steps; the caller's time in onStep is not training time.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Tensor } from "../../engine/tensor.js";
 import { validateConfig } from "../../vit/config.js";
 import { buildVit, initialiser } from "../../vit/model.js";
 import { applyStrategy } from "../../peft/strategy.js";
-import type { Dataset } from "../../data/dataset.js";
-import { openNpyImages } from "../../data/npy-dataset.js";
 import { Loader } from "../../data/loader.js";
 import { Transform } from "../../data/transforms.js";
 import { readSafetensors, writeSafetensors } from "../../vit/safetensors.js";
@@ -20,26 +17,13 @@ import { DivergedError, PassTooLargeError, type TrainOptions, train } from "../.
 import { TRAIN_DEFAULTS, type TrainSettings } from "../../train/settings.js";
 import { expectClose, skipWithoutF16, useEngine } from "../helpers.js";
 import { runtime } from "../../engine/runtime.js";
-import { writeSynthetic } from "./synthetic.js";
+import { useSyntheticData } from "./synthetic.js";
 import { evaluateAccuracy } from "../../eval/accuracy.js";
 
 useEngine();
 
 const CONFIG = validateConfig({ imageSize: 8, patchSize: 4, width: 16, depth: 2, heads: 2, mlpHidden: 32, classes: 0, eps: 1e-6 });
-let root: string;
-let trainSet: Dataset;
-let testSet: Dataset;
-
-beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), "train-test-"));
-  await writeSynthetic(join(root, "data"), { size: 8, perClass: { train: 16, test: 6 }, seed: 1 });
-  trainSet = await openNpyImages(join(root, "data"), "train");
-  testSet = await openNpyImages(join(root, "data"), "test");
-});
-
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+const data = useSyntheticData("train-test-", { size: 8, perClass: { train: 16, test: 6 }, seed: 1 });
 
 // A fresh model (same seed every time) and the options of one run into `dir`: 8 SGD steps at batch 16 unless
 // `settings` says otherwise.
@@ -51,10 +35,10 @@ function setup(dir: string, settings: Partial<TrainSettings> = {}, options: Part
   return {
     model,
     trainable,
-    train: new Loader(trainSet, transform, { batchSize: s.batchSize, shuffle: true, seed: 5, dropLast: true }),
+    train: new Loader(data.train, transform, { batchSize: s.batchSize, shuffle: true, seed: 5, dropLast: true }),
     settings: s,
-    evaluate: () => evaluateAccuracy(model, new Loader(testSet, transform, { batchSize: 16 })),
-    dir: join(root, dir),
+    evaluate: () => evaluateAccuracy(model, new Loader(data.test, transform, { batchSize: 16 })),
+    dir: join(data.root, dir),
     ...options,
   };
 }
@@ -114,7 +98,7 @@ describe("train", () => {
     await expect(train(killed)).rejects.toThrow("simulated kill");
     dispose(killed);
     // The last checkpoint is the one after step 4 (checkpoints follow the evaluations).
-    expect((await readSafetensors(join(root, "resumed", "last.safetensors"))).metadata.step).toBe("4");
+    expect((await readSafetensors(join(data.root, "resumed", "last.safetensors"))).metadata.step).toBe("4");
 
     const resumed = setup("resumed");
     const r = await train(resumed);
@@ -152,7 +136,7 @@ describe("train", () => {
     } });
     await expect(train(first)).rejects.toThrow("simulated kill");
     dispose(first);
-    const last = join(root, "damaged", "last.safetensors");
+    const last = join(data.root, "damaged", "last.safetensors");
     const bytes = await readFile(last);
     bytes[bytes.length - 5] ^= 0x10; // a bit of the last tensor
     await writeFile(last, bytes);
@@ -160,7 +144,7 @@ describe("train", () => {
     const e = (await train(again).catch((err: unknown) => err)) as Error;
     expect(e.message).toContain(last);
     expect(e.message).toContain("damaged or edited");
-    expect(e.message).toContain(`delete ${join(root, "damaged")} to restart this run from scratch`);
+    expect(e.message).toContain(`delete ${join(data.root, "damaged")} to restart this run from scratch`);
     dispose(again);
   });
 
@@ -204,7 +188,7 @@ describe("train", () => {
     await expect(train(first)).rejects.toThrow("simulated kill");
     dispose(first);
     // A checkpoint whose weights are finite but huge: the next step's logits overflow.
-    const path = join(root, "suspect", "last.safetensors");
+    const path = join(data.root, "suspect", "last.safetensors");
     const { tensors, metadata } = await readSafetensors(path);
     for (const [name, t] of tensors) if (!name.startsWith("optimizer.")) t.data.fill(1e30);
     await writeSafetensors(path, tensors, metadata);
@@ -216,7 +200,7 @@ describe("train", () => {
     expect((e as DivergedError).suspect).toBe(true);
     expect((e as Error).message).toContain(`at step 3 `);
     expect((e as Error).message).toContain(`the checkpoint it resumed from, ${path} (step 2), is suspect`);
-    expect((e as Error).message).toContain(`delete ${join(root, "suspect")} to train this run from scratch`);
+    expect((e as Error).message).toContain(`delete ${join(data.root, "suspect")} to train this run from scratch`);
     expect((e as Error).message).not.toContain("last good checkpoint");
     dispose(again);
   });
@@ -381,7 +365,7 @@ describe("train with precision f16", () => {
     const killed = setup("f16-older", settings, { evaluate: undefined, onStep: (step) => { if (step === 4) throw new Error("simulated kill"); } });
     await expect(train(killed)).rejects.toThrow("simulated kill");
     dispose(killed);
-    const last = join(root, "f16-older", "last.safetensors");
+    const last = join(data.root, "f16-older", "last.safetensors");
     const { tensors, metadata } = await readSafetensors(last);
     expect(tensors.get("optimizer.step")!.data).toEqual(new Float32Array([2]));
     tensors.delete("optimizer.step");
