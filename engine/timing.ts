@@ -38,17 +38,19 @@ export async function timeGpu(run: () => void | Promise<void>, opts: { warmup?: 
 // slower per unit the earlier work was, and an oversleep only halves it: on a GPU, where small validation
 // products cost some hundred times more per FLOP than a large product, bench matmul's first shape was timed at 1-3 % of its
 // speed (12608x768x2304 at 0.2-0.4 TFLOP/s on the H200, 2026-12-04, while every later shape was right).
+// The cap on its sleeps (Batch.longestMs) goes with it.
 export function ownWaitEstimate(): <T>(work: () => Promise<T>) => Promise<T> {
   const { batch } = runtime();
   let estimate = 0;
+  let longest = 0;
   return async (work) => {
-    const outer = batch.secondsPerUnit;
-    batch.secondsPerUnit = estimate;
+    const outer = [batch.secondsPerUnit, batch.longestMs];
+    [batch.secondsPerUnit, batch.longestMs] = [estimate, longest];
     try {
       return await work();
     } finally {
-      estimate = batch.secondsPerUnit;
-      batch.secondsPerUnit = outer;
+      [estimate, longest] = [batch.secondsPerUnit, batch.longestMs];
+      [batch.secondsPerUnit, batch.longestMs] = outer;
     }
   };
 }

@@ -73,6 +73,7 @@ import { selectionOf, splitForValidation, valTransformSpec } from "./validation.
 import { type Cell, cellsOf } from "./cells.js";
 import { CLAIM_TIMING, type Claim, type ClaimOwner, type ClaimTiming, claimOrWait, describeOwner, thisOwner, tryClaim } from "./claims.js";
 import { ANALYSIS_FILES, analyzeRun } from "./analysis.js";
+import { ownWaitEstimate } from "../engine/timing.js";
 
 export interface ExperimentOptions {
   config: StudyConfig;
@@ -436,7 +437,11 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     imageSize: size,
   });
   const files = o.collect || (complete && !shared && !o.prepareOnly) ? await writeReport(out, results) : [];
-  if (complete && files.length > 0 && config.analysis && results.cells.length > 0) files.push(...(await analyzeRun(out, { reuse: true, log })).files);
+  // The analysis waits with an estimate of its own: one learned on training steps made its read-backs oversleep
+  // (in the default study it took 28 s, 13-14 alone; engine/timing.ts ownWaitEstimate).
+  if (complete && files.length > 0 && config.analysis && results.cells.length > 0) {
+    files.push(...(await ownWaitEstimate()(() => analyzeRun(out, { reuse: true, log }))).files);
+  }
   const diverged = results.diverged.map((c) => c.id);
   return { results, ran, skipped: [...prior.keys()], diverged, complete, missing: results.missing, files, seconds: (performance.now() - started) / 1000 };
 }

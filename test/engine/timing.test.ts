@@ -38,4 +38,23 @@ describe("ownWaitEstimate", () => {
       batch.secondsPerUnit = saved;
     }
   });
+
+  it("keeps the cap on its sleeps (the longest in-flight time learned) with the estimate", async () => {
+    const { batch } = runtime();
+    const saved = batch.longestMs;
+    try {
+      batch.longestMs = 900; // learned on long work
+      const a = ownWaitEstimate();
+      const seen: number[] = [];
+      await a(async () => {
+        seen.push(batch.longestMs);
+        batch.longestMs = 12;
+      });
+      expect(batch.longestMs).toBe(900);
+      await a(async () => seen.push(batch.longestMs));
+      expect(seen).toEqual([0, 12]);
+    } finally {
+      batch.longestMs = saved;
+    }
+  });
 });
