@@ -196,6 +196,7 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
   else if (spec.bScalars) for (let j = 0; j < C; j++) pre.push(`let c${j} = ${column(`${j}u`)};`);
   else {
     pre.push("let bBase4 = bBase / 4u;", "let ldb4 = p.ldb / 4u;");
+    if (bShared && V > LANES) throw new Error(`matmul: expected at most ${LANES} vec4s of b per lane to broadcast, got ${V}`);
     if (bShared) pre.push(`let cl = min(n0 + 4u * min(lid.x, ${V - 1}u), p.ldb - 4u) / 4u;`);
     else for (let v = 0; v < V; v++) pre.push(`let c${v} = min(n0 + ${4 * v}u, p.ldb - 4u) / 4u;`);
   }
