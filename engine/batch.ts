@@ -339,6 +339,27 @@ export class Batch {
     return recorded;
   }
 
+  // The commands of one run of `run`, on an otherwise idle device: what was encoded before is submitted and done
+  // first, and the run's own work is done when this resolves.
+  async record(run: () => void | Promise<void>): Promise<RecordedCommand[]> {
+    await this.sync();
+    this.startRecording();
+    let recorded: RecordedCommand[];
+    try {
+      await run();
+    } finally {
+      recorded = this.stopRecording();
+    }
+    await this.sync();
+    return recorded;
+  }
+
+  // Encodes a recorded dispatch or copy again, as it was (engine/census.ts, engine/replay.ts).
+  encode(c: RecordedDispatch | RecordedCopy): void {
+    if (c.kind === "dispatch") this.dispatch(c.kernel, c.buffers, c.uniform, c.grid, c.work, c.note);
+    else this.copy(c.src, c.srcOffset, c.dst, c.dstOffset, c.bytes);
+  }
+
   // Whether dispatches are being dropped (see dryRun): what they would write is not there.
   get isDry(): boolean {
     return this.dry;

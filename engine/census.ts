@@ -2,8 +2,9 @@
 // dispatched again on its own, n times back to back between two syncs, and its time is the median over `rounds`
 // such runs divided by n; the times are summed per label (kernel key and note or grid), as engine/profile.ts sums
 // its timestamps. n makes a run last about `runMs`: the wait for a run ends up to ~1 ms late (the quiet wait polls
-// about once a millisecond, engine/quiet-await.ts), so ten 20-us dispatches per run were timed at 200 us each. A dispatch's time so includes what the device spends on a dispatch beside
-// its work (~60 us on lavapipe), and the sum over a step is the device's share of the step's wall time.
+// about once a millisecond, engine/quiet-await.ts), so ten 20-us dispatches per run were timed at 200 us each. A
+// dispatch's time so includes what the device spends on a dispatch beside its work (~60 us on lavapipe), and the
+// sum over a step is the device's share of the step's wall time.
 //
 // Why beside the profile: on lavapipe the per-pass timestamps are ~65 us apart at best and a pass can be charged
 // for what ran before it. In one profile of the default model's full fine-tuning step (2026-12-04) the passes
@@ -16,7 +17,7 @@
 // runs. What the recorded dispatches bound must stay alive until the census ends: the buffer pool never destroys
 // a buffer during a run (engine/pool.ts), and the kernels are cached for the process.
 import { runtime } from "./runtime.js";
-import { type RecordedCommand, type RecordedDispatch, dispatchLabel } from "./batch.js";
+import { type RecordedDispatch, dispatchLabel } from "./batch.js";
 import type { KernelTime } from "./profile.js";
 import { ownWaitEstimate } from "./timing.js";
 import { median } from "../util/stats.js";
@@ -37,15 +38,7 @@ export async function census(run: () => void | Promise<void>, opts: CensusOption
   if (!Number.isInteger(rounds) || rounds < 1 || !(runMs > 0)) {
     throw new Error(`census: expected a positive integer of rounds and a positive runMs, got ${rounds} and ${runMs}`);
   }
-  await batch.sync();
-  batch.startRecording();
-  let recorded: RecordedCommand[];
-  try {
-    await run();
-    await batch.sync();
-  } finally {
-    recorded = batch.stopRecording();
-  }
+  const recorded = await batch.record(run);
   const dispatches = recorded.filter((c): c is RecordedDispatch => c.kind === "dispatch"); // copies are not timed
   const totals = new Map<string, KernelTime>();
   for (const d of dispatches) {
@@ -53,7 +46,7 @@ export async function census(run: () => void | Promise<void>, opts: CensusOption
     const once = (n: number) =>
       paced(async () => {
         const t0 = performance.now();
-        for (let i = 0; i < n; i++) batch.dispatch(d.kernel, d.buffers, d.uniform, d.grid, d.work, d.note);
+        for (let i = 0; i < n; i++) batch.encode(d);
         await batch.sync();
         return (performance.now() - t0) / n;
       });

@@ -5,9 +5,9 @@
 //
 // What makes a replay the same computation as a run:
 // - The run encodes the same commands every time it runs: capture() runs it twice and compares the two recordings
-//   command by command (kernel, sizes, grid; not buffers, see firstDifference). Run it once before capturing, so that what a first run makes
-//   lazily (optimiser state, a frozen weight's kept pack) exists; and keep what changes from run to run (a learning
-//   rate, which the optimiser passes as a size) outside it.
+//   command by command (kernel, sizes, grid; not buffers, see firstDifference). Run it once before capturing, so
+//   that what a first run makes lazily (optimiser state, a frozen weight's kept pack) exists; and keep what changes
+//   from run to run (a learning rate, which the optimiser passes as a size) outside it.
 // - The run reads its inputs from tensors that stay: it may not upload (Tensor.fromArray, write) or read back; the
 //   caller writes each new input into the same tensors before a replay and reads results from tensors that stay.
 // - Its buffers keep their roles. Every buffer the commands use is pinned in the pool (engine/pool.ts): the run's
@@ -40,16 +40,7 @@ export class Replay {
     const { batch, pool } = runtime();
     const record = async () => {
       await before?.();
-      await batch.sync();
-      batch.startRecording();
-      let recorded: RecordedCommand[];
-      try {
-        await run();
-      } finally {
-        recorded = batch.stopRecording();
-      }
-      await batch.sync();
-      return recorded;
+      return batch.record(run);
     };
     const first = await record();
     const second = await record();
@@ -62,11 +53,11 @@ export class Replay {
     if (difference) {
       throw new ReplayRefusedError(`replay: expected the run to encode the same commands twice, got ${difference}; run it once before capturing, and keep what changes from run to run (a learning rate) outside it`);
     }
-    const pinned = [...new Set(commands.flatMap((c) => (c.kind === "dispatch" ? c.buffers : [c.src, c.dst])))];
+    const pinned = [...new Set(commands.flatMap(buffersOf))];
     for (const b of pinned) pool.pin(b);
     const held = new Map<GPUBuffer, string>();
     commands.forEach((c, i) => {
-      for (const b of c.kind === "dispatch" ? c.buffers : [c.src, c.dst]) if (!pool.isParked(b) && !held.has(b)) held.set(b, describe(c, i));
+      for (const b of buffersOf(c)) if (!pool.isParked(b) && !held.has(b)) held.set(b, describe(c, i));
     });
     return new Replay(commands, held, pinned);
   }
@@ -91,10 +82,7 @@ export class Replay {
     const outer = batch.reuseBindGroups;
     batch.reuseBindGroups = true;
     try {
-      for (const c of this.commands) {
-        if (c.kind === "dispatch") batch.dispatch(c.kernel, c.buffers, c.uniform, c.grid, c.work, c.note);
-        else batch.copy(c.src, c.srcOffset, c.dst, c.dstOffset, c.bytes);
-      }
+      for (const c of this.commands) batch.encode(c);
     } finally {
       batch.reuseBindGroups = outer;
     }
@@ -107,6 +95,10 @@ export class Replay {
     const { pool } = runtime();
     for (const b of this.pinned) pool.unpin(b); // reusable after the next submit, as released buffers are
   }
+}
+
+function buffersOf(c: Command): GPUBuffer[] {
+  return c.kind === "dispatch" ? c.buffers : [c.src, c.dst];
 }
 
 function describe(c: Command, i: number): string {

@@ -69,7 +69,7 @@ describe("census", () => {
     for (const t of [...small, ...big]) t.dispose();
   });
 
-  it("records a dispatch so that dispatching the record again writes what the run wrote", async () => {
+  it("records a dispatch so that encoding the record again writes what the run wrote", async () => {
     const { batch } = runtime();
     const a = Tensor.fromArray(randn(9 * 7, 5), [9, 7]);
     const b = Tensor.fromArray(randn(7 * 8, 6), [7, 8]);
@@ -83,7 +83,7 @@ describe("census", () => {
     const want = Array.from(await y.data());
     fillInto(y, 0);
     expect(Array.from(await y.data()).every((v) => v === 0)).toBe(true);
-    batch.dispatch(d.kernel, d.buffers, d.uniform, d.grid, d.work, d.note);
+    batch.encode(d);
     expect(Array.from(await y.data())).toEqual(want);
     for (const t of [a, b, bias, y]) t.dispose();
   });

@@ -71,29 +71,15 @@ describe("replay", () => {
   }
 
   it("refuses a run that uploads, naming the upload", async () => {
-    const t = trainer("linear");
-    t.feed(0);
-    await t.step();
-    const error = await captureError(async () => {
-      t.feed(1); // inputs are written before a replay, not by it
-      await t.step();
-    });
+    const error = await refusal((t) => t.feed(1)); // inputs are written before a replay, not by it
     expect(error).toMatch(
       /^replay: expected a run without uploads or read-backs, which a replay cannot repeat, got a write into Tensor\(#\d+, f32, \(4, 3, 8, 8\)\); write inputs into tensors made before the capture, read results after a replay$/,
     );
-    t.dispose();
   });
 
   it("refuses a run whose sizes change from run to run, naming the command", async () => {
-    const t = trainer("linear");
-    t.feed(0);
-    await t.step();
-    const error = await captureError(async () => {
-      t.opt.lr *= 0.5; // a schedule's learning rate is one of the optimiser's sizes
-      await t.step();
-    });
+    const error = await refusal((t) => (t.opt.lr *= 0.5)); // a schedule's learning rate is one of the optimiser's sizes
     expect(error).toMatch(/^replay: expected the run to encode the same commands twice, got other sizes at command \d+, sgd\//);
-    t.dispose();
   });
 
   it("throws once a tensor the run used is gone, and unpins its buffers when disposed", async () => {
@@ -115,11 +101,22 @@ describe("replay", () => {
   });
 });
 
-async function captureError(run: () => Promise<void>): Promise<string> {
+// The message with which a capture of a linear-probe step refuses it when `change` runs before each recorded step.
+async function refusal(change: (t: ReturnType<typeof trainer>) => void): Promise<string> {
+  const t = trainer("linear");
+  t.feed(0);
+  await t.step();
   try {
-    (await Replay.capture(run)).dispose();
+    (
+      await Replay.capture(async () => {
+        change(t);
+        await t.step();
+      })
+    ).dispose();
   } catch (e) {
     return (e as Error).message;
+  } finally {
+    t.dispose();
   }
   throw new Error("expected the capture to fail");
 }
