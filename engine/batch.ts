@@ -285,10 +285,10 @@ export class Batch {
       // work, and a tenth of the sleep. (Against a fixed 1 ms, slower notices passed for busy GPUs: the estimate
       // then learned its own oversleep and shrank by only ~10% per wait, ViT-S runs of 6.0 s, 5.4 s, 4.9 s for
       // 3.2 s of GPU work.)
-      // A wait that neither slept nor found the GPU busy learns nothing: the work was done before the wait, and
-      // the time since its submit may be the host's (seconds of host work between a submit and its wait would
-      // pass for the GPU's).
-      const stillBusy = now - awaitStart > Math.max(2, 0.1 * sleepMs);
+      // Busy means an await longer than 2 ms and a tenth of the time since the submit (the sleep included): after
+      // host work between a submit and its wait, a late notice of long-finished work would pass for the device's
+      // time (300 ms of host time learned as the duration of a 2 ms job, under a loaded test run).
+      const stillBusy = now - awaitStart > Math.max(2, 0.1 * (awaitStart - this.inflightSince));
       if (stillBusy) {
         const measured = ((now - this.inflightSince) / 1000 - this.inflightDispatches * this.dispatchOverhead) / this.inflightWork;
         if (measured > 0) this.secondsPerUnit = this.secondsPerUnit === 0 ? measured : 0.5 * this.secondsPerUnit + 0.5 * measured;
