@@ -67,6 +67,7 @@ export const MATMUL_TILINGS = {
   reg8x16: { kind: "reg", rows: 8, cols: 16, lanesAlongM: false },
   reg16x8: { kind: "reg", rows: 16, cols: 8, lanesAlongM: false },
   reg16x16: { kind: "reg", rows: 16, cols: 16, lanesAlongM: false },
+  reg32x8: { kind: "reg", rows: 32, cols: 8, lanesAlongM: false },
   regm8x16: { kind: "reg", rows: 8, cols: 16, lanesAlongM: true },
   regm16x16: { kind: "reg", rows: 16, cols: 16, lanesAlongM: true },
   tiled: { kind: "tiled", tile: 64 },
@@ -144,7 +145,10 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
       return Math.ceil(s.M / tileM) * tileM * Math.ceil(s.N / tileN) * tileN;
     };
     const tile128 = padded("regm16x16") < padded("reg16x16") ? "regm16x16" : "reg16x16";
-    if (laneBroadcast(gpu)) return padded("reg16x8") <= (tile128 === "regm16x16" ? 1 : NARROW_PAD_GAIN) * padded(tile128) ? "reg16x8" : tile128;
+    if (laneBroadcast(gpu)) {
+      const narrow = padded("reg16x8") <= (tile128 === "regm16x16" ? 1 : NARROW_PAD_GAIN) * padded(tile128) ? "reg16x8" : tile128;
+      return padded("reg32x8") * NARROW_PAD_GAIN <= padded(narrow) ? "reg32x8" : narrow;
+    }
     return s.transA && padded("reg16x8") <= NARROW_PAD_GAIN * padded(tile128) ? "reg16x8" : tile128;
   },
   // Layout: which operands are stored transposed (n: as is, t: transposed), a first. A product with a GELU
