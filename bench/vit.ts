@@ -75,8 +75,8 @@ export const vitBench: Command = {
   --census      also run each case once more, recording its dispatches, and time each of them on its own, back to
                 back (engine/census.ts: steadier than --profile on CPU drivers; it changes the cases' models, so
                 it runs after the timed runs)
-  --replay      also time each training step replayed: its commands recorded once and encoded again per step,
-                without the host work of autograd and the kernels' wrappers (engine/replay.ts)
+  --replay      also time inference and each training step replayed: its commands recorded once and encoded again
+                per run, without the host work of autograd and the kernels' wrappers (engine/replay.ts)
   --precision   f32 (default) or f16: the products' inputs in f16, with loss scaling, as training.precision`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
@@ -122,6 +122,15 @@ export const vitBench: Command = {
       const model = buildVit(config, initialiser(0));
       return () => void tidy(() => noGrad(() => withPrecision(precision, () => model.features(images))));
     });
+    if (flags.replay) {
+      await addCase("replay inference", async () => {
+        const model = buildVit(config, initialiser(0));
+        const run = () => void tidy(() => noGrad(() => withPrecision(precision, () => model.features(images))));
+        run(); // what a first run makes lazily (the frozen weights' packs) exists before the capture
+        const replay = await Replay.capture(run);
+        return () => replay.run();
+      });
+    }
     // A training step of a strategy: forward, backward and the optimiser's step (constant learning rate).
     const trainStep = (text: string) => {
       const model = buildVit(config, initialiser(0));
@@ -178,7 +187,7 @@ export const vitBench: Command = {
       rows.push(row);
       if (!flags.json) {
         console.log(
-          `${c.label.padEnd(12)} ${row.imagesPerSecond.toFixed(2).padStart(9)} img/s  ${row.msPerStep.toFixed(1).padStart(9)} ms/step  ` +
+          `${c.label.padEnd(16)} ${row.imagesPerSecond.toFixed(2).padStart(9)} img/s  ${row.msPerStep.toFixed(1).padStart(9)} ms/step  ` +
             `cpu ${(row.cpuFraction * 100).toFixed(0).padStart(3)}%  peak pool ${row.peakPoolMiB.toFixed(1)} MiB`,
         );
         if (row.profile) console.log(formatProfile(row.profile, PROFILE_ROWS, "profiled"));

@@ -69,6 +69,7 @@ const IN_PLACE_B_MAX = 1 << 18;
 // time per step; products back to back (`bench matmul`, where b stays cached) had them 1.2-1.3x apart.
 const IN_PLACE_SKINNY = 16;
 const TK = 16; // tiled: k slab
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const WG2 = 16; // tiled: workgroup edge; each thread owns tile/WG2 rows and columns (4 x 4, or 8 x 8 for tiled128)
 
 export interface MatmulSpec {
@@ -132,12 +133,12 @@ function bIndex(spec: MatmulSpec, k: string, n: string): string {
 }
 
 // The shared epilogue: finishes y[i] (column col) from the accumulated dot product; with vecY, i and col count
-// vec4s and acc is one.
+// vec4s, acc is one, and the caller has added the bias (reg hoists its loads out of the row loop).
 function epilogue(spec: MatmulSpec): string {
   return /* wgsl */ `
 fn store(i: u32, col: u32, acc: ${spec.vecY ? "vec4<f32>" : "f32"}) {
   var v = acc;
-  ${spec.bias ? "v += bias[col];" : "_ = col;"}
+  ${spec.bias && !spec.vecY ? "v += bias[col];" : "_ = col;"}
   ${spec.preact ? "preact[i] = v;" : ""}
   ${spec.gelu ? "v = 0.5 * v * (1.0 + erf(v * 0.70710678118654752));" : ""}
   ${spec.residual ? "v += residual[i];" : ""}
@@ -248,6 +249,12 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
   const tile: string[] = [];
   for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) tile.push(`acc${r}_${v}`);
   const [tileM, tileN] = lanesAlongM ? [LANES * R, C] : [R, LANES * C];
+  // vecY: a lane's columns are V vec4s, unrolled, and their bias is loaded once for all its rows, not once per row
+  // in store() (a per-lane load costs like a store on llvmpipe, and a K = 64 product's epilogue is a third of it).
+  const biasLoads = spec.vecY && spec.bias ? range(V).map((v) => `let bias${v} = bias[min(n0 / 4u + ${v}u, p.N / 4u - 1u)];`) : [];
+  const vecStores = range(V).map(
+    (v) => `if (${v}u < cols / 4u) { store((yBase + m * p.N + n0) / 4u + ${v}u, n0 / 4u + ${v}u, tile[r * ${V}u + ${v}u]${spec.bias ? ` + bias${v}` : ""}); }`,
+  );
   return /* wgsl */ `${header(spec)}
 @compute @workgroup_size(${LANES})
 ${ENTRY} {${TILE_COORDS}
@@ -266,12 +273,11 @@ ${ENTRY} {${TILE_COORDS}
   var tile = array<vec4<f32>, ${R * V}>(${tile.join(", ")});
   let cols = select(0u, min(${C}u, p.N - n0), n0 < p.N);
   let rows = min(${R}u, (p.M - m0 + ${lanesAlongM ? LANES - 1 : 0}u) / ${lanesAlongM ? LANES : 1}u); // row slots any lane stores
+  ${biasLoads.join("\n  ")}
   for (var r = 0u; r < rows; r++) {
     let m = ${row("r")};
     if (m < p.M) {${spec.vecY ? `
-      for (var v = 0u; v < cols / 4u; v++) {
-        store((yBase + m * p.N + n0) / 4u + v, n0 / 4u + v, tile[r * ${V}u + v]);
-      }` : `
+      ${vecStores.join("\n      ")}` : `
       for (var j = 0u; j < cols; j++) {
         store(yBase + m * p.N + n0 + j, n0 + j, tile[r * ${V}u + j / 4u][j % 4u]);
       }`}

@@ -445,24 +445,27 @@ describe("matmul default version", () => {
     expect(MATMUL.defaultVersion(dims(1024, 1024), noBroadcast)).toBe("reg16x16"); // a tie keeps reg16x16
   });
 
-  it("on CPU drivers takes reg16x8 (16 x 64) where it pads y at least 10% less: for a transposed a, or any a with lane broadcasts", () => {
+  it("on CPU drivers takes reg16x8 (16 x 64) for a transposed a where it pads y at least 10% less", () => {
     const tn = (M: number, N: number): MatmulShape => ({ M, K: 544, N, transA: true, transB: false, batch: 1 });
-    const lanes = (subgroups: number) => ({ ...runtime().gpu, isCpu: true, features: new Set(["subgroups"]), subgroupMinSize: subgroups, subgroupMaxSize: 8 });
-    for (const gpu of [lanes(8), lanes(4)]) {
-      expect(MATMUL.defaultVersion(tn(192, 64), gpu)).toBe("reg16x8"); // a weight gradient: regm16x16 pads 192 rows to 256
-      expect(MATMUL.defaultVersion(tn(64, 64), gpu)).toBe("reg16x8"); // reg16x16 pads 64 columns to 128, regm16x16 64 rows
-      expect(MATMUL.defaultVersion(tn(1576, 16), gpu)).toBe("regm16x16"); // LoRA's rank: reg16x8 pads 16 columns to 64
-    }
-    // Ties with regm16x16 go to it without broadcasts, to reg16x8 with them; ties with reg16x16 stay reg16x16.
-    expect(MATMUL.defaultVersion(tn(256, 64), lanes(4))).toBe("regm16x16");
-    expect(MATMUL.defaultVersion(tn(3200, 576), lanes(4))).toBe("regm16x16"); // 576 = 9 x 64
-    expect(MATMUL.defaultVersion(tn(256, 64), lanes(8))).toBe("reg16x8");
-    expect(MATMUL.defaultVersion(tn(3200, 576), lanes(8))).toBe("reg16x8");
-    expect(MATMUL.defaultVersion(tn(544, 256), lanes(8))).toBe("reg16x16");
-    // a as stored: reg16x8 where its 16 values of a per k come by subgroupBroadcast (subgroups of exactly 8 lanes)
-    expect(MATMUL.defaultVersion({ ...tn(544, 64), transA: false }, lanes(8))).toBe("reg16x8");
-    expect(MATMUL.defaultVersion({ ...tn(544, 64), transA: false }, lanes(4))).toBe("regm16x16");
-    expect(MATMUL.defaultVersion({ ...tn(544, 256), transA: false }, lanes(8))).toBe("reg16x16");
+    const lanes4 = { ...runtime().gpu, isCpu: true, features: new Set(["subgroups"]), subgroupMinSize: 4, subgroupMaxSize: 8 };
+    expect(MATMUL.defaultVersion(tn(192, 64), lanes4)).toBe("reg16x8"); // a weight gradient: regm16x16 pads 192 rows to 256
+    expect(MATMUL.defaultVersion(tn(64, 64), lanes4)).toBe("reg16x8"); // reg16x16 pads 64 columns to 128, regm16x16 64 rows
+    expect(MATMUL.defaultVersion(tn(1576, 16), lanes4)).toBe("regm16x16"); // LoRA's rank: reg16x8 pads 16 columns to 64
+    expect(MATMUL.defaultVersion(tn(256, 64), lanes4)).toBe("regm16x16"); // a tie with regm16x16 goes to it
+    expect(MATMUL.defaultVersion(tn(3200, 576), lanes4)).toBe("regm16x16"); // 576 = 9 x 64
+    expect(MATMUL.defaultVersion({ ...tn(544, 64), transA: false }, lanes4)).toBe("regm16x16"); // a as stored
+  });
+
+  it("on CPU drivers with lane broadcasts takes reg32x8 (32 x 64) where it pads y at most 11% more than the choice without it", () => {
+    const lanes8 = { ...runtime().gpu, isCpu: true, features: new Set(["subgroups"]), subgroupMinSize: 8, subgroupMaxSize: 8 };
+    const shape = (M: number, K: number, N: number, transA = false): MatmulShape => ({ M, K, N, transA, transB: false, batch: 1 });
+    expect(MATMUL.defaultVersion(shape(544, 64, 256), lanes8)).toBe("reg32x8"); // the default model's fc1 at batch 32 (reg16x16 pads as much)
+    expect(MATMUL.defaultVersion(shape(192, 544, 64, true), lanes8)).toBe("reg32x8"); // a weight gradient
+    expect(MATMUL.defaultVersion(shape(3200, 192, 576), lanes8)).toBe("reg32x8"); // 3200 = 100 x 32
+    expect(MATMUL.defaultVersion(shape(197, 197, 64), lanes8)).toBe("reg32x8"); // 224 rows against reg16x8's 208: 8% more
+    expect(MATMUL.defaultVersion(shape(8, 544, 64), lanes8)).toBe("reg16x8"); // reg32x8 would pad 8 rows to 32
+    expect(MATMUL.defaultVersion(shape(1576, 384, 16), lanes8)).toBe("regm16x16"); // LoRA's rank 8 on q and v: 16 columns
+    expect(MATMUL.defaultVersion(shape(256, 544, 64, true), lanes8)).toBe("reg32x8");
   });
 
   it("on GPUs takes tiled128 once its 128 x 128 tiles are 256 workgroups and there is no GELU, else tiled", () => {

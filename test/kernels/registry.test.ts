@@ -13,7 +13,6 @@ import {
   type Family,
   KNN,
   MATMUL,
-  type MatmulShape,
   ROWS,
   availableVersions,
   familyNamed,
@@ -79,18 +78,6 @@ describe("the families", () => {
     expect([ROWS.defaultVersion(rows, cpu), ROWS.defaultVersion(rows, gpu)]).toEqual(["lane", "tree"]);
     const knn = { Q: 1, N: 1, D: 1, K: 1, normalize: false };
     expect([KNN.defaultVersion(knn, cpu), KNN.defaultVersion(knn, gpu)]).toEqual(["reg16x4", "wide4x1"]);
-  });
-
-  it("default matmul on CPU drivers: the tiling that pads y least, reg32x8 where the lanes share a's values by broadcast", () => {
-    const cpu = { ...runtime().gpu, isCpu: true, features: new Set<string>(), subgroupMinSize: 4, subgroupMaxSize: 16 };
-    const lanes8 = { ...cpu, features: new Set(["subgroups"]), subgroupMinSize: 8, subgroupMaxSize: 8 };
-    const shape = (M: number, K: number, N: number, transA = false) => ({ M, K, N, transA, transB: false, batch: 1 });
-    const both = (s: MatmulShape) => [MATMUL.defaultVersion(s, cpu), MATMUL.defaultVersion(s, lanes8)];
-    expect(both(shape(544, 64, 256))).toEqual(["reg16x16", "reg32x8"]); // the default model's fc1 at batch 32
-    expect(both(shape(197, 197, 64))).toEqual(["regm16x16", "reg32x8"]); // reg32x8 pads 8% more than reg16x8
-    expect(both(shape(64, 544, 64, true))).toEqual(["reg16x8", "reg32x8"]); // a weight gradient
-    expect(both(shape(8, 544, 64))).toEqual(["reg16x16", "reg16x8"]); // reg32x8 would pad 8 rows to 32
-    expect(both(shape(1576, 384, 8))).toEqual(["regm16x16", "regm16x16"]); // LoRA's rank 8: 16 columns, not 64
   });
 
   it("default attention: unfused on CPU drivers past 64 tokens while the scores fit one binding, else reg; tiled on GPUs", () => {
