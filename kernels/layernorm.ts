@@ -47,6 +47,37 @@ interface LayerNormSpec {
   hasBeta: boolean; // forward only
   addDx: boolean; // backward: dx += dxAdd
   broadcast: boolean; // lane, subgroups of exactly 8: gamma and beta 8 columns at a time, shuffled (see wgsl)
+  c4: number; // forward, lane: C / 4 where each lane holds its row in registers (registerRow), else 0
+}
+
+// The lane forward holds a row of up to this many columns in C / 4 named vec4s (registerRow).
+const REGISTER_ROW_MAX = 128;
+
+// The lane forward with its row in registers, where the adapter's subgroups are exactly 8 lanes and C % 4 == 0:
+// x is loaded once as vec4s, not once per pass (three passes of scalar loads), and gamma and beta come 8 vec4s at a
+// time, one loaded per lane and handed round by subgroupBroadcast. The sums keep the loops' order (0 + x_0 + x_1
+// + ..., scalar by scalar), so the results are the loop version's to the bit.
+function registerRow(spec: LayerNormSpec): string {
+  const c4 = spec.c4;
+  const cs = Array.from({ length: c4 }, (_, c) => c);
+  const parts = (v: (c: number) => string) => cs.flatMap((c) => ["x", "y", "z", "w"].map((k) => `${v(c)}.${k}`));
+  const shared = (name: string, buf: string) =>
+    Array.from({ length: Math.ceil(c4 / 8) }, (_, q) => `let ${name}l${q} = ${buf}[min(${q * 8}u + sgl, ${c4 - 1}u)];`);
+  const value = (c: number) => // outside the stores' branch: subgroupBroadcast wants every lane
+    `(x${c} - vec4<f32>(mu)) * rs${spec.hasGamma ? ` * subgroupBroadcast(gl${Math.floor(c / 8)}, ${c % 8}u)` : ""}${spec.hasBeta ? ` + subgroupBroadcast(bl${Math.floor(c / 8)}, ${c % 8}u)` : ""}`;
+  return /* wgsl */ `
+  let base = r * ${c4}u;
+  ${cs.map((c) => `let x${c} = x[base + ${c}u];`).join("\n  ")}
+  let mu = (${["0.0", ...parts((c) => `x${c}`)].join(" + ")}) / f32(p.C);
+  ${cs.map((c) => `let d${c} = x${c} - vec4<f32>(mu);`).join("\n  ")}
+  let rs = 1.0 / sqrt((${["0.0", ...parts((c) => `d${c}`).map((d) => `${d} * ${d}`)].join(" + ")}) / f32(p.C) + p.eps);
+  ${[...(spec.hasGamma ? shared("g", "gamma") : []), ...(spec.hasBeta ? shared("b", "beta") : [])].join("\n  ")}
+  ${cs.map((c) => `let v${c} = ${value(c)};`).join("\n  ")}
+  if (valid) {
+    ${cs.map((c) => `y[base + ${c}u] = v${c};`).join("\n    ")}
+    mean[r] = mu;
+    rstd[r] = rs;
+  }`;
 }
 
 function wgsl(spec: LayerNormSpec): string {
@@ -94,18 +125,20 @@ function wgsl(spec: LayerNormSpec): string {
       let v = rs * (g - m.x - (x[base + c] - mu) * rs * m.y)${spec.addDx ? " + dxAdd[base + c]" : ""};
       if (valid) { dx[base + c] = v; }`)}`;
   const f = "array<f32>";
+  const v = spec.c4 > 0 ? "array<vec4<f32>>" : f; // x, y, gamma and beta of registerRow
   const bindings: [string, string, "read" | "read_write"][] =
     spec.pass === "forward"
-      ? [["y", f, "read_write"], ["mean", f, "read_write"], ["rstd", f, "read_write"], ["x", f, "read"]]
+      ? [["y", v, "read_write"], ["mean", f, "read_write"], ["rstd", f, "read_write"], ["x", v, "read"]]
       : [["dx", f, "read_write"], ["dy", f, "read"], ["x", f, "read"], ["mean", f, "read"], ["rstd", f, "read"]];
-  if (spec.hasGamma) bindings.push(["gamma", f, "read"]);
-  if (spec.hasBeta) bindings.push(["beta", f, "read"]);
+  if (spec.hasGamma) bindings.push(["gamma", v, "read"]);
+  if (spec.hasBeta) bindings.push(["beta", v, "read"]);
   if (spec.addDx) bindings.push(["dxAdd", f, "read"]);
-  return /* wgsl */ `${spec.broadcast ? "enable subgroups;" : rowPrelude(spec.version)}
+  const body = spec.pass === "backward" ? backward : spec.c4 > 0 ? registerRow(spec) : forward;
+  return /* wgsl */ `${spec.broadcast || spec.c4 > 0 ? "enable subgroups;" : rowPrelude(spec.version)}
 ${uniformStruct(FIELDS)}
 ${storageBindings(bindings)}
 ${spec.pass === "forward" ? rowReduce(spec.version, "rowSum", "f32", "sum") : rowReduce(spec.version, "rowSum2", "vec2<f32>", "sum")}
-${rowMain(spec.version, spec.pass === "forward" ? forward : backward, spec.broadcast)}`;
+${rowMain(spec.version, body, spec.broadcast || spec.c4 > 0)}`;
 }
 
 // ---- dgamma / dbeta: column sums over rows in two passes ----
@@ -272,7 +305,17 @@ export function layernormForward(
   const mean = Tensor.empty([rows]);
   const rstd = Tensor.empty([rows]);
   if (rows === 0) return { y, mean, rstd };
-  const spec: LayerNormSpec = { version, wg: ROW_LAYOUT[version].wg, pass: "forward", hasGamma: !!gamma, hasBeta: !!beta, addDx: false, broadcast: columnBroadcast(version, !!(gamma || beta)) };
+  const inRegisters = version === "lane" && laneBroadcast(runtime().gpu) && C % 4 === 0 && C <= REGISTER_ROW_MAX;
+  const spec: LayerNormSpec = {
+    version,
+    wg: ROW_LAYOUT[version].wg,
+    pass: "forward",
+    hasGamma: !!gamma,
+    hasBeta: !!beta,
+    addDx: false,
+    broadcast: !inRegisters && columnBroadcast(version, !!(gamma || beta)),
+    c4: inRegisters ? C / 4 : 0,
+  };
   const buffers = [y.buffer, mean.buffer, rstd.buffer, x.buffer];
   if (gamma) buffers.push(gamma.buffer);
   if (beta) buffers.push(beta.buffer);
@@ -311,7 +354,7 @@ export function layernormBackward(
   if (need.dx) {
     out.dx = Tensor.empty(x.shape);
     if (rows > 0) {
-      const spec: LayerNormSpec = { version, wg: ROW_LAYOUT[version].wg, pass: "backward", hasGamma: !!gamma, hasBeta: false, addDx: !!dxAdd, broadcast: columnBroadcast(version, !!gamma) };
+      const spec: LayerNormSpec = { version, wg: ROW_LAYOUT[version].wg, pass: "backward", hasGamma: !!gamma, hasBeta: false, addDx: !!dxAdd, broadcast: columnBroadcast(version, !!gamma), c4: 0 };
       const buffers = [out.dx.buffer, dy.buffer, x.buffer, mean.buffer, rstd.buffer];
       if (gamma) buffers.push(gamma.buffer);
       if (dxAdd) buffers.push(dxAdd.buffer);

@@ -151,6 +151,32 @@ describe("layernorm lane, with subgroup shuffles or every lane loading", () => {
   }
 });
 
+// Where subgroups are exactly 8 lanes and C % 4 == 0 up to 128 columns, the lane forward holds its row in registers
+// (layernorm.ts registerRow): the same values as the loop version to the bit, with and without gamma and beta; C / 4
+// below, at and past the 8 lanes that share gamma's and beta's loads; rows past the workgroup's 64.
+describe("layernorm lane forward with its row in registers", () => {
+  for (const shape of [[1, 4], [3, 12], [37, 32], [70, 64], [9, 36], [5, 128]]) {
+    for (const params of ["both", "gamma", "none"] as const) {
+      it(`equals the loop version bit for bit and the reference (${shape}, ${params})`, async () => {
+        const [rows, C] = rowsC(shape);
+        const x = randn(rows * C, rows + C, 2).map((v, i) => v + (i % 5));
+        const gamma = params !== "none" ? randn(C, 5, 1) : undefined;
+        const beta = params === "both" ? randn(C, 6, 1) : undefined;
+        const run = async () => {
+          const out = layernormForward(f32(x, shape), gamma && f32(gamma, [C]), beta && f32(beta, [C]), EPS, "lane");
+          return { y: await out.y.data(), mean: await out.mean.data(), rstd: await out.rstd.data() };
+        };
+        const registers = await run();
+        let loops = registers;
+        await withoutLaneBroadcast(async () => void (loops = await run()));
+        expect(registers).toEqual(loops);
+        const ref = layernorm(x, gamma ?? new Array(C).fill(1), beta ?? new Array(C).fill(0), rows, C, EPS);
+        expectClose("y", registers.y, ref.y, TOL);
+      });
+    }
+  }
+});
+
 describe("layernorm outputs and errors", () => {
   it("computes only the gradients asked for", async () => {
     const [rows, C] = [4, 3];
