@@ -21,6 +21,7 @@ import {
 } from "../kernels/attention.js";
 import { inversePermutation, permuteForward } from "../kernels/permute.js";
 import { concatForward, sliceBackward, sliceForward } from "../kernels/slice.js";
+import { tokenSequenceForward } from "../kernels/tokens.js";
 import { gatherRows as gatherRowsKernel, scatterAddRows } from "../kernels/gather.js";
 import { type KnnOptions, knnTopK } from "../kernels/knn.js";
 
@@ -357,6 +358,17 @@ export function concat(xs: Tensor[], axis: number): Tensor {
       return g;
     });
   });
+}
+
+// The ViT's input sequence [cls; tokens] + pos in one kernel (kernels/tokens.ts): tokens (B, G, C), cls (1, 1, C),
+// pos (1, 1 + G, C) -> (B, 1 + G, C). The gradients are those of the composition cat(cls + zeros, tokens) + pos.
+export function tokenSequence(tokens: Tensor, cls: Tensor, pos: Tensor): Tensor {
+  const y = tokenSequenceForward(tokens, cls, pos);
+  return record(y, "token_sequence", [tokens, cls, pos], (dy) => [
+    tokens.requiresGrad ? sliceForward(dy, 1, 1, dy.shape[1]) : undefined,
+    cls.requiresGrad ? sumTo(sliceForward(dy, 1, 0, 1), cls.shape) : undefined,
+    pos.requiresGrad ? sumTo(dy, pos.shape) : undefined,
+  ]);
 }
 
 // Rows of x (R, C) picked by index (M) -> (M, C).

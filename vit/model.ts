@@ -137,10 +137,7 @@ export class VisionTransformer {
     // im2col: (B, 3, gh, P, gw, P) -> (B, gh, gw, 3, P, P) -> (B, gh*gw, 3*P*P), matching the conv weight layout.
     const patches = ops.reshape(ops.permute(ops.reshape(images, [B, 3, gh, P, gw, P]), [0, 2, 4, 1, 3, 5]), [B, gh * gw, 3 * P * P]);
     const tokens = this.patchEmbed.forward(patches); // (B, G, C)
-    const C = this.width;
-    const cls = ops.add(ops.zeros([B, 1, C]), this.clsToken); // broadcast over the batch
-    const x = ops.concat([cls, tokens], 1);
-    return ops.add(x, this.positions(gh, gw));
+    return ops.tokenSequence(tokens, this.clsToken, this.positions(gh, gw)); // [cls; tokens] + pos
   }
 
   // The position embeddings for a (gh, gw) grid: the parameter itself at the native size, else interpolated.
