@@ -47,36 +47,54 @@ interface LayerNormSpec {
   hasBeta: boolean; // forward only
   addDx: boolean; // backward: dx += dxAdd
   broadcast: boolean; // lane, subgroups of exactly 8: gamma and beta 8 columns at a time, shuffled (see wgsl)
-  c4: number; // forward, lane: C / 4 where each lane holds its row in registers (registerRow), else 0
+  c4: number; // lane: C / 4 where each lane holds its row in registers (registerRow), else 0
 }
 
-// The lane forward holds a row of up to this many columns in C / 4 named vec4s (registerRow).
+// The lane kernels hold a row of up to this many columns in C / 4 named vec4s (registerRow).
 const REGISTER_ROW_MAX = 128;
 
-// The lane forward with its row in registers, where the adapter's subgroups are exactly 8 lanes and C % 4 == 0:
-// x is loaded once as vec4s, not once per pass (three passes of scalar loads), and gamma and beta come 8 vec4s at a
-// time, one loaded per lane and handed round by subgroupBroadcast. The sums keep the loops' order (0 + x_0 + x_1
-// + ..., scalar by scalar), so the results are the loop version's to the bit.
+// The lane kernels with their rows in registers, where the adapter's subgroups are exactly 8 lanes and C % 4 == 0:
+// x (and dy) are loaded once as vec4s, not once per pass (scalar loads: three passes in the forward, two of dy
+// and x in the backward), and gamma and beta come 8 vec4s at a time, one loaded per lane and handed round by
+// subgroupBroadcast (outside the stores' branch: it wants every lane). The sums keep the loops' order (0 + v_0 +
+// v_1 + ..., scalar by scalar) and every expression its association: the forward's results are the loops' to the
+// bit, the backward's dx within an ulp or two of theirs (test/kernels/layernorm.test.ts).
 function registerRow(spec: LayerNormSpec): string {
   const c4 = spec.c4;
   const cs = Array.from({ length: c4 }, (_, c) => c);
-  const parts = (v: (c: number) => string) => cs.flatMap((c) => ["x", "y", "z", "w"].map((k) => `${v(c)}.${k}`));
+  const lines = (f: (c: number) => string, indent = "\n  ") => cs.map(f).join(indent);
+  const sum = (term: (c: number, k: string) => string) => ["0.0", ...cs.flatMap((c) => ["x", "y", "z", "w"].map((k) => term(c, k)))].join(" + ");
   const shared = (name: string, buf: string) =>
     Array.from({ length: Math.ceil(c4 / 8) }, (_, q) => `let ${name}l${q} = ${buf}[min(${q * 8}u + sgl, ${c4 - 1}u)];`);
-  const value = (c: number) => // outside the stores' branch: subgroupBroadcast wants every lane
-    `(x${c} - vec4<f32>(mu)) * rs${spec.hasGamma ? ` * subgroupBroadcast(gl${Math.floor(c / 8)}, ${c % 8}u)` : ""}${spec.hasBeta ? ` + subgroupBroadcast(bl${Math.floor(c / 8)}, ${c % 8}u)` : ""}`;
-  return /* wgsl */ `
+  const param = (name: string, c: number) => `subgroupBroadcast(${name}l${Math.floor(c / 8)}, ${c % 8}u)`;
+  const gamma = (c: number) => (spec.hasGamma ? ` * ${param("g", c)}` : "");
+  const loads = [...(spec.hasGamma ? shared("g", "gamma") : []), ...(spec.hasBeta ? shared("b", "beta") : [])].join("\n  ");
+  if (spec.pass === "forward") {
+    return /* wgsl */ `
   let base = r * ${c4}u;
-  ${cs.map((c) => `let x${c} = x[base + ${c}u];`).join("\n  ")}
-  let mu = (${["0.0", ...parts((c) => `x${c}`)].join(" + ")}) / f32(p.C);
-  ${cs.map((c) => `let d${c} = x${c} - vec4<f32>(mu);`).join("\n  ")}
-  let rs = 1.0 / sqrt((${["0.0", ...parts((c) => `d${c}`).map((d) => `${d} * ${d}`)].join(" + ")}) / f32(p.C) + p.eps);
-  ${[...(spec.hasGamma ? shared("g", "gamma") : []), ...(spec.hasBeta ? shared("b", "beta") : [])].join("\n  ")}
-  ${cs.map((c) => `let v${c} = ${value(c)};`).join("\n  ")}
+  ${lines((c) => `let x${c} = x[base + ${c}u];`)}
+  let mu = (${sum((c, k) => `x${c}.${k}`)}) / f32(p.C);
+  ${lines((c) => `let d${c} = x${c} - vec4<f32>(mu);`)}
+  let rs = 1.0 / sqrt((${sum((c, k) => `d${c}.${k} * d${c}.${k}`)}) / f32(p.C) + p.eps);
+  ${loads}
+  ${lines((c) => `let v${c} = (x${c} - vec4<f32>(mu)) * rs${gamma(c)}${spec.hasBeta ? ` + ${param("b", c)}` : ""};`)}
   if (valid) {
-    ${cs.map((c) => `y[base + ${c}u] = v${c};`).join("\n    ")}
+    ${lines((c) => `y[base + ${c}u] = v${c};`, "\n    ")}
     mean[r] = mu;
     rstd[r] = rs;
+  }`;
+  }
+  return /* wgsl */ `
+  let base = r * ${c4}u;
+  let mu = mean[r];
+  let rs = rstd[r];
+  ${loads}
+  ${lines((c) => `let g${c} = dy[base + ${c}u]${gamma(c)};`)}
+  ${lines((c) => `let x${c} = x[base + ${c}u] - vec4<f32>(mu);`)}
+  let m = vec2<f32>(${sum((c, k) => `g${c}.${k}`)}, ${sum((c, k) => `g${c}.${k} * x${c}.${k} * rs`)}) / f32(p.C);
+  ${lines((c) => `let v${c} = rs * (g${c} - vec4<f32>(m.x) - x${c} * rs * m.y)${spec.addDx ? ` + dxAdd[base + ${c}u]` : ""};`)}
+  if (valid) {
+    ${lines((c) => `dx[base + ${c}u] = v${c};`, "\n    ")}
   }`;
 }
 
@@ -125,15 +143,15 @@ function wgsl(spec: LayerNormSpec): string {
       let v = rs * (g - m.x - (x[base + c] - mu) * rs * m.y)${spec.addDx ? " + dxAdd[base + c]" : ""};
       if (valid) { dx[base + c] = v; }`)}`;
   const f = "array<f32>";
-  const v = spec.c4 > 0 ? "array<vec4<f32>>" : f; // x, y, gamma and beta of registerRow
+  const v = spec.c4 > 0 ? "array<vec4<f32>>" : f; // registerRow's rows (x, y, dy, dx, dxAdd), gamma and beta
   const bindings: [string, string, "read" | "read_write"][] =
     spec.pass === "forward"
       ? [["y", v, "read_write"], ["mean", f, "read_write"], ["rstd", f, "read_write"], ["x", v, "read"]]
-      : [["dx", f, "read_write"], ["dy", f, "read"], ["x", f, "read"], ["mean", f, "read"], ["rstd", f, "read"]];
+      : [["dx", v, "read_write"], ["dy", v, "read"], ["x", v, "read"], ["mean", f, "read"], ["rstd", f, "read"]];
   if (spec.hasGamma) bindings.push(["gamma", v, "read"]);
   if (spec.hasBeta) bindings.push(["beta", v, "read"]);
-  if (spec.addDx) bindings.push(["dxAdd", f, "read"]);
-  const body = spec.pass === "backward" ? backward : spec.c4 > 0 ? registerRow(spec) : forward;
+  if (spec.addDx) bindings.push(["dxAdd", v, "read"]);
+  const body = spec.c4 > 0 ? registerRow(spec) : spec.pass === "forward" ? forward : backward;
   return /* wgsl */ `${spec.broadcast || spec.c4 > 0 ? "enable subgroups;" : rowPrelude(spec.version)}
 ${uniformStruct(FIELDS)}
 ${storageBindings(bindings)}
@@ -286,6 +304,11 @@ function columnBroadcast(version: RowVersion, params: boolean): boolean {
   return version === "lane" && params && laneBroadcast(runtime().gpu);
 }
 
+// Whether the lane kernels hold their rows in registers (registerRow).
+function registerRows(version: RowVersion, C: number): boolean {
+  return version === "lane" && laneBroadcast(runtime().gpu) && C % 4 === 0 && C <= REGISTER_ROW_MAX;
+}
+
 // x: (..., C), gamma/beta: (C) or undefined -> y: (..., C), mean/rstd: (rows) with rows = x.size / C.
 export function layernormForward(
   x: Tensor,
@@ -305,7 +328,7 @@ export function layernormForward(
   const mean = Tensor.empty([rows]);
   const rstd = Tensor.empty([rows]);
   if (rows === 0) return { y, mean, rstd };
-  const inRegisters = version === "lane" && laneBroadcast(runtime().gpu) && C % 4 === 0 && C <= REGISTER_ROW_MAX;
+  const inRegisters = registerRows(version, C);
   const spec: LayerNormSpec = {
     version,
     wg: ROW_LAYOUT[version].wg,
@@ -354,7 +377,17 @@ export function layernormBackward(
   if (need.dx) {
     out.dx = Tensor.empty(x.shape);
     if (rows > 0) {
-      const spec: LayerNormSpec = { version, wg: ROW_LAYOUT[version].wg, pass: "backward", hasGamma: !!gamma, hasBeta: false, addDx: !!dxAdd, broadcast: columnBroadcast(version, !!gamma), c4: 0 };
+      const inRegisters = registerRows(version, C);
+      const spec: LayerNormSpec = {
+        version,
+        wg: ROW_LAYOUT[version].wg,
+        pass: "backward",
+        hasGamma: !!gamma,
+        hasBeta: false,
+        addDx: !!dxAdd,
+        broadcast: !inRegisters && columnBroadcast(version, !!gamma),
+        c4: inRegisters ? C / 4 : 0,
+      };
       const buffers = [out.dx.buffer, dy.buffer, x.buffer, mean.buffer, rstd.buffer];
       if (gamma) buffers.push(gamma.buffer);
       if (dxAdd) buffers.push(dxAdd.buffer);

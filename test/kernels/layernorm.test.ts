@@ -151,27 +151,38 @@ describe("layernorm lane, with subgroup shuffles or every lane loading", () => {
   }
 });
 
-// Where subgroups are exactly 8 lanes and C % 4 == 0 up to 128 columns, the lane forward holds its row in registers
-// (layernorm.ts registerRow): the same values as the loop version to the bit, with and without gamma and beta; C / 4
-// below, at and past the 8 lanes that share gamma's and beta's loads; rows past the workgroup's 64.
-describe("layernorm lane forward with its row in registers", () => {
+// Where subgroups are exactly 8 lanes and C % 4 == 0 up to 128 columns, the lane kernels hold their rows in
+// registers (layernorm.ts registerRow): the forward's values are the loop version's to the bit, the backward's
+// within rounding (atol 1e-6, rtol 1e-6 against it; observed: an ulp or two), with and without gamma and beta (and
+// dxAdd); C / 4 below, at and past the 8 lanes that share gamma's and beta's loads; rows past the workgroup's 64.
+describe("layernorm lane with its rows in registers", () => {
   for (const shape of [[1, 4], [3, 12], [37, 32], [70, 64], [9, 36], [5, 128]]) {
     for (const params of ["both", "gamma", "none"] as const) {
-      it(`equals the loop version bit for bit and the reference (${shape}, ${params})`, async () => {
+      it(`equals the loop versions and the reference (${shape}, ${params})`, async () => {
         const [rows, C] = rowsC(shape);
         const x = randn(rows * C, rows + C, 2).map((v, i) => v + (i % 5));
+        const [dy, add] = [randn(rows * C, 8, 1), randn(rows * C, 9, 1)];
         const gamma = params !== "none" ? randn(C, 5, 1) : undefined;
         const beta = params === "both" ? randn(C, 6, 1) : undefined;
         const run = async () => {
-          const out = layernormForward(f32(x, shape), gamma && f32(gamma, [C]), beta && f32(beta, [C]), EPS, "lane");
-          return { y: await out.y.data(), mean: await out.mean.data(), rstd: await out.rstd.data() };
+          const xt = f32(x, shape);
+          const gt = gamma && f32(gamma, [C]);
+          const out = layernormForward(xt, gt, beta && f32(beta, [C]), EPS, "lane");
+          const need = { dx: true, dgamma: false, dbeta: false };
+          const g = layernormBackward(f32(dy, shape), xt, gt, out.mean, out.rstd, need, "lane");
+          const gAdd = layernormBackward(f32(dy, shape), xt, gt, out.mean, out.rstd, { ...need, dxAdd: f32(add, shape) }, "lane");
+          return [out.y, out.mean, out.rstd, g.dx!, gAdd.dx!].map((t) => t.data());
         };
-        const registers = await run();
+        const registers = await Promise.all(await run());
         let loops = registers;
-        await withoutLaneBroadcast(async () => void (loops = await run()));
-        expect(registers).toEqual(loops);
-        const ref = layernorm(x, gamma ?? new Array(C).fill(1), beta ?? new Array(C).fill(0), rows, C, EPS);
-        expectClose("y", registers.y, ref.y, TOL);
+        await withoutLaneBroadcast(async () => void (loops = await Promise.all(await run())));
+        for (let i = 0; i < 3; i++) expect(registers[i]).toEqual(loops[i]); // y, mean, rstd
+        for (let i = 3; i < 5; i++) expectClose("dx against the loops", registers[i], loops[i], { atol: 1e-6, rtol: 1e-6 });
+        const [g1, b0] = [gamma ?? new Array(C).fill(1), beta ?? new Array(C).fill(0)];
+        const ref = layernorm(x, g1, b0, rows, C, EPS);
+        expectClose("y", registers[0], ref.y, TOL);
+        const dxTol = { ...TOL, atol: TOL.atol * Math.max(1, ...ref.rstd.map((r) => r / 100)) };
+        expectClose("dx", registers[3], layernormBackwardRef(dy, x, g1, rows, C, EPS).dx, dxTol);
       });
     }
   }
