@@ -15,7 +15,7 @@
 //   buffer that a live tensor held at the capture (a parameter, a gradient, an input, a kept pack) must stay held:
 //   a replay throws once one of them has been released (its tensor disposed, e.g. a gradient by zeroGrad() or a
 //   kept pack because its weight was written), since the replay would then compute with a buffer nobody reads.
-import { runtime } from "./runtime.js";
+import { runtime, warn } from "./runtime.js";
 import type { RecordedCommand, RecordedCopy, RecordedDispatch } from "./batch.js";
 
 type Command = RecordedDispatch | RecordedCopy;
@@ -94,6 +94,49 @@ export class Replay {
     this.disposed = true;
     const { pool } = runtime();
     for (const b of this.pinned) pool.unpin(b); // reusable after the next submit, as released buffers are
+  }
+}
+
+// A run over tensors that stay (its inputs written into them before each call, its results read from them after),
+// replayed where it can be: the first call runs it, so that what a first run makes lazily (a frozen weight's kept
+// pack, optimiser state) exists; the second captures it (both of the capture's runs happen); later calls replay it.
+// A run that cannot be replayed (ReplayRefusedError) is run at every later call, after one warning, `refusal`
+// followed by the reason. The trainer's steps (train/replayed-loss.ts) and feature extraction (eval/features.ts).
+export class ReplayedRun {
+  private replay: Replay | undefined;
+  private warm = false;
+  private refusedOnce = false;
+
+  constructor(
+    private readonly run: () => void,
+    private readonly refusal: string,
+  ) {}
+
+  get refused(): boolean {
+    return this.refusedOnce;
+  }
+
+  async call(): Promise<void> {
+    if (this.replay) return this.replay.run();
+    if (!this.warm || this.refusedOnce) {
+      this.run();
+      this.warm = true;
+      return;
+    }
+    try {
+      this.replay = await Replay.capture(this.run);
+    } catch (e) {
+      if (!(e instanceof ReplayRefusedError)) throw e;
+      warn(`${this.refusal}: ${e.message}`);
+      this.refusedOnce = true;
+    }
+  }
+
+  // Drops the replay (the next call runs afresh, then captures again).
+  dispose(): void {
+    this.replay?.dispose();
+    this.replay = undefined;
+    this.warm = false;
   }
 }
 

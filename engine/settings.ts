@@ -5,7 +5,7 @@
 //   PEFT_BACKEND, PEFT_ADAPTER   the Dawn backend and adapter (engine/device.ts); --backend / --adapter win
 //   PEFT_WAIT                    how a read-back waits: quiet (default), spin or busy (engine/batch.ts)
 //   PEFT_TUNE=0                  ignore the autotuner's cache (engine/tuning.ts)
-//   PEFT_REPLAY=0                train every step by running it, none by replaying it (train/replayed-loss.ts)
+//   PEFT_REPLAY=0                run every training step and feature batch, none replayed (engine/replay.ts ReplayedRun)
 //   PEFT_TUNE_CACHE              the cache folder; else $XDG_CACHE_HOME/peft-vit-webgpu, else ~/.cache/peft-vit-webgpu
 //   PEFT_<FAMILY>                a kernel family's version for every call, e.g. PEFT_MATMUL=reg8x8 (kernels/registry.ts)
 //   PEFT_DAWN_TOGGLES            Dawn toggles to enable besides allow_unsafe_apis, comma-separated (engine/device.ts),
@@ -28,7 +28,7 @@ export interface Settings {
   adapter: string | undefined;
   wait: WaitPolicy;
   tune: boolean; // false: every kernel uses its device default unless a version is forced
-  replay: boolean; // false: training runs every step's forward and backward, none is replayed
+  replay: boolean; // false: training runs every step's forward and backward, feature extraction every batch
   tuneCacheDir: string;
   debug: 0 | 1 | 2;
   // A kernel family's forced version, by family name in lower case (PEFT_MATMUL -> matmul), with the variable's name

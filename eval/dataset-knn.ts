@@ -6,7 +6,7 @@ import { Loader } from "../data/loader.js";
 import { type DataSpec, transformFor } from "../data/spec.js";
 import { Transform } from "../data/transforms.js";
 import type { VisionTransformer } from "../vit/model.js";
-import { extractFeatures } from "./features.js";
+import { FeatureExtractor } from "./features.js";
 import { type KnnResult, knnClassify } from "./knn.js";
 
 export interface KnnData {
@@ -22,6 +22,7 @@ export interface DatasetKnnOptions {
 }
 
 export async function datasetKnn(model: VisionTransformer, bank: KnnData, queries: KnnData, o: DatasetKnnOptions): Promise<KnnResult[]> {
+  const extractor = new FeatureExtractor(model, o.batchSize); // one replay for every loader batch of both
   const featuresOf = async ({ dataset, spec }: KnnData) => {
     const loader = new Loader(dataset, new Transform(transformFor(spec, o.size)), { batchSize: o.batchSize });
     const out = new Float32Array(dataset.length * model.width);
@@ -29,22 +30,26 @@ export async function datasetKnn(model: VisionTransformer, bank: KnnData, querie
     let rows = 0;
     for await (const b of loader.epoch(0)) {
       const n = b.labels.length;
-      const { features } = await extractFeatures(model, b.images, [n, 3, o.size, o.size], { batch: o.batchSize });
+      const { features } = await extractor.extract(b.images, [n, 3, o.size, o.size]);
       out.set(features, rows * model.width);
       labels.set(b.labels, rows);
       rows += n;
     }
     return { features: out.subarray(0, rows * model.width), labels: labels.subarray(0, rows) };
   };
-  const b = await featuresOf(bank);
-  const q = await featuresOf(queries);
-  return knnClassify({
-    train: b.features,
-    trainLabels: b.labels,
-    test: q.features,
-    testLabels: q.labels,
-    ks: o.ks,
-    temperature: o.temperature,
-    classes: Math.max(bank.dataset.classes.length, queries.dataset.classes.length),
-  });
+  try {
+    const b = await featuresOf(bank);
+    const q = await featuresOf(queries);
+    return knnClassify({
+      train: b.features,
+      trainLabels: b.labels,
+      test: q.features,
+      testLabels: q.labels,
+      ks: o.ks,
+      temperature: o.temperature,
+      classes: Math.max(bank.dataset.classes.length, queries.dataset.classes.length),
+    });
+  } finally {
+    extractor.dispose();
+  }
 }

@@ -1,6 +1,14 @@
 // CLS features of many images, in batches, without gradients: the input of k-NN evaluation and of the
 // `features` command. Optionally captures block outputs and attention maps of chosen blocks for research.
+//
+// Full batches without captures are replayed (engine/replay.ts ReplayedRun): their images written into a tensor
+// that stays and their features copied into another, the first such batch run, the second captured (run twice),
+// the rest encoded again without the host's work of building them. A FeatureExtractor keeps its replay across
+// calls (a k-NN reads its bank one loader batch at a time); PEFT_REPLAY=0 runs every batch. A replayed batch computes
+// what a run one does, to the bit.
+import { runtime } from "../engine/runtime.js";
 import { Tensor, tidy } from "../engine/tensor.js";
+import { ReplayedRun } from "../engine/replay.js";
 import type { Capture, VisionTransformer } from "../vit/model.js";
 import { noGrad } from "../autograd/tape.js";
 
@@ -16,47 +24,103 @@ export interface Features {
   captured: Map<string, { shape: number[]; data: Float32Array }>; // "block.N" (N, T, C), "attention.N" (N, H, T, T)
 }
 
-// images: (N, 3, H, W) float32, already normalised.
-export async function extractFeatures(model: VisionTransformer, images: Float32Array, shape: number[], opts: FeatureOptions = {}): Promise<Features> {
-  const [N, ch, H, W] = shape;
-  if (shape.length !== 4 || ch !== 3) throw new Error(`features: expected images (N, 3, H, W), got (${shape.join(", ")})`);
-  const per = 3 * H * W;
-  const B = opts.batch ?? 32;
-  const C = model.width;
-  const out = new Float32Array(N * C);
-  const parts = new Map<string, { shape: number[]; chunks: Float32Array[] }>();
-  for (let start = 0; start < N; start += B) {
-    const n = Math.min(B, N - start);
-    const capture: Capture | undefined =
-      opts.captureBlocks?.length || opts.captureAttention?.length
+// The features of one model, batch after batch, over any number of calls; dispose() when done.
+export class FeatureExtractor {
+  private replayed: { images: Tensor; features: Tensor; run: ReplayedRun } | undefined; // full batches of one image shape
+
+  constructor(
+    private readonly model: VisionTransformer,
+    private readonly batch = 32,
+  ) {}
+
+  // images: (N, 3, H, W) float32, already normalised.
+  async extract(images: Float32Array, shape: number[], opts: Omit<FeatureOptions, "batch"> = {}): Promise<Features> {
+    const [N, ch, H, W] = shape;
+    if (shape.length !== 4 || ch !== 3) throw new Error(`features: expected images (N, 3, H, W), got (${shape.join(", ")})`);
+    const per = 3 * H * W;
+    const B = this.batch;
+    const C = this.model.width;
+    const out = new Float32Array(N * C);
+    const parts = new Map<string, { shape: number[]; chunks: Float32Array[] }>();
+    const capturing = !!(opts.captureBlocks?.length || opts.captureAttention?.length);
+    for (let start = 0; start < N; start += B) {
+      const n = Math.min(B, N - start);
+      const batch = images.subarray(start * per, (start + n) * per);
+      if (n === B && !capturing && runtime().settings.replay) {
+        out.set(await this.replayedBatch(batch, [B, 3, H, W]), start * C);
+        opts.onProgress?.(start + n, N);
+        continue;
+      }
+      const capture: Capture | undefined = capturing
         ? { blocks: new Set(opts.captureBlocks ?? []), attention: new Set(opts.captureAttention ?? []), outputs: new Map() }
         : undefined;
-    const { feats, captured } = tidy(() =>
-      noGrad(() => {
-        const x = Tensor.fromArray(images.subarray(start * per, (start + n) * per), [n, 3, H, W]);
-        const feats = model.features(x, capture);
-        return { feats, captured: [...(capture?.outputs ?? new Map<string, Tensor>())] };
-      }),
-    );
-    out.set(await feats.data(), start * C);
-    feats.dispose();
-    for (const [name, t] of captured) {
-      let part = parts.get(name);
-      if (!part) parts.set(name, (part = { shape: [N, ...t.shape.slice(1)], chunks: [] }));
-      part.chunks.push(await t.data());
-      t.dispose();
+      const { feats, captured } = tidy(() =>
+        noGrad(() => {
+          const x = Tensor.fromArray(batch, [n, 3, H, W]);
+          const feats = this.model.features(x, capture);
+          return { feats, captured: [...(capture?.outputs ?? new Map<string, Tensor>())] };
+        }),
+      );
+      out.set(await feats.data(), start * C);
+      feats.dispose();
+      for (const [name, t] of captured) {
+        let part = parts.get(name);
+        if (!part) parts.set(name, (part = { shape: [N, ...t.shape.slice(1)], chunks: [] }));
+        part.chunks.push(await t.data());
+        t.dispose();
+      }
+      opts.onProgress?.(start + n, N);
     }
-    opts.onProgress?.(start + n, N);
-  }
-  const captured = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, part] of parts) {
-    const data = new Float32Array(part.shape.reduce((a, b) => a * b, 1));
-    let at = 0;
-    for (const c of part.chunks) {
-      data.set(c, at);
-      at += c.length;
+    const captured = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [name, part] of parts) {
+      const data = new Float32Array(part.shape.reduce((a, b) => a * b, 1));
+      let at = 0;
+      for (const c of part.chunks) {
+        data.set(c, at);
+        at += c.length;
+      }
+      captured.set(name, { shape: part.shape, data });
     }
-    captured.set(name, { shape: part.shape, data });
+    return { features: out, captured };
   }
-  return { features: out, captured };
+
+  // One full batch through the replayed run, kept for its image shape (another shape starts afresh).
+  private async replayedBatch(images: Float32Array, shape: number[]): Promise<Float32Array> {
+    if (this.replayed && this.replayed.images.shape.join() !== shape.join()) this.dispose();
+    const r = (this.replayed ??= this.makeReplayed(shape));
+    r.images.write(images);
+    await r.run.call();
+    return r.features.data();
+  }
+
+  private makeReplayed(shape: number[]): { images: Tensor; features: Tensor; run: ReplayedRun } {
+    const images = Tensor.empty(shape).keep();
+    const features = Tensor.empty([shape[0], this.model.width]).keep();
+    const run = () =>
+      tidy(() =>
+        noGrad(() => {
+          const f = this.model.features(images);
+          runtime().batch.copy(f.buffer, 0, features.buffer, 0, f.size * 4);
+        }),
+      );
+    return { images, features, run: new ReplayedRun(run, "features: batches are run, not replayed") };
+  }
+
+  dispose(): void {
+    if (!this.replayed) return;
+    this.replayed.run.dispose();
+    this.replayed.images.dispose();
+    this.replayed.features.dispose();
+    this.replayed = undefined;
+  }
+}
+
+// The features of `images` (N, 3, H, W), by a FeatureExtractor of their own.
+export async function extractFeatures(model: VisionTransformer, images: Float32Array, shape: number[], opts: FeatureOptions = {}): Promise<Features> {
+  const extractor = new FeatureExtractor(model, opts.batch);
+  try {
+    return await extractor.extract(images, shape, opts);
+  } finally {
+    extractor.dispose();
+  }
 }

@@ -12,8 +12,8 @@
 // again. A run that cannot be replayed (ReplayRefusedError: it uploads, or records other commands the second
 // time) is run from then on, with one warning.
 import { Tensor, tidy } from "../engine/tensor.js";
-import { runtime, warn } from "../engine/runtime.js";
-import { Replay, ReplayRefusedError } from "../engine/replay.js";
+import { runtime } from "../engine/runtime.js";
+import { ReplayedRun } from "../engine/replay.js";
 import * as ops from "../autograd/ops.js";
 import { backward } from "../autograd/tape.js";
 import type { Optimizer } from "../autograd/optim.js";
@@ -22,8 +22,7 @@ import type { Batch } from "../data/loader.js";
 
 export class ReplayedLoss {
   private inputs: { images: Tensor; labels: Tensor; loss: Tensor } | undefined; // for batches of one size
-  private warm = false; // a batch of that size has run since the inputs were made
-  private replay: Replay | undefined;
+  private replayed: ReplayedRun | undefined; // the step over those inputs
   private refused = false;
 
   constructor(
@@ -48,20 +47,9 @@ export class ReplayedLoss {
     });
     inputs.images.write(b.images);
     inputs.labels.write(b.labels);
-    const step = () => tidy(() => this.run(inputs));
-    if (this.replay) this.replay.run();
-    else if (!this.warm) {
-      step();
-      this.warm = true;
-    } else {
-      try {
-        this.replay = await Replay.capture(step);
-      } catch (e) {
-        if (!(e instanceof ReplayRefusedError)) throw e;
-        warn(`train: steps are run, not replayed: ${e.message}`);
-        this.refused = true; // both runs happened: this step's gradients and loss are there
-      }
-    }
+    this.replayed ??= new ReplayedRun(() => tidy(() => this.run(inputs)), "train: steps are run, not replayed");
+    await this.replayed.call();
+    this.refused = this.replayed.refused; // both runs of the refused capture happened: this step's results are there
     const loss = Tensor.empty([]);
     runtime().batch.copy(inputs.loss.buffer, 0, loss.buffer, 0, 4);
     return loss;
@@ -76,9 +64,8 @@ export class ReplayedLoss {
 
   // Drops the replay and the inputs (the next batch starts afresh, run first).
   release(): void {
-    this.replay?.dispose();
-    this.replay = undefined;
-    this.warm = false;
+    this.replayed?.dispose();
+    this.replayed = undefined;
     if (this.inputs) for (const t of Object.values(this.inputs)) t.dispose();
     this.inputs = undefined;
   }

@@ -1,9 +1,9 @@
 // Replaying a recorded run (engine/replay.ts): a training step captured once and replayed computes what running it
 // computes, bit for bit, with new inputs written before each step; runs that a replay cannot repeat are refused at
-// the capture, and a replay whose tensors went away throws.
+// the capture, and a replay whose tensors went away throws. ReplayedRun: the run, capture, replay sequence.
 import { describe, expect, it } from "vitest";
-import { runtime } from "../../engine/runtime.js";
-import { Replay } from "../../engine/replay.js";
+import { runtime, warnings } from "../../engine/runtime.js";
+import { Replay, ReplayedRun } from "../../engine/replay.js";
 import { Tensor, tidyAsync } from "../../engine/tensor.js";
 import * as ops from "../../autograd/ops.js";
 import { SGD } from "../../autograd/optim.js";
@@ -120,3 +120,46 @@ async function refusal(change: (t: ReturnType<typeof trainer>) => void): Promise
   }
   throw new Error("expected the capture to fail");
 }
+
+// ReplayedRun: run, captured (two runs), replayed; after dispose() afresh; a refused capture warns once and runs.
+describe("ReplayedRun", () => {
+  const counting = (uploads: boolean) => {
+    const x = Tensor.fromArray([1, 2, 3, 4], [4]).keep();
+    const y = Tensor.empty([4]).keep();
+    let runs = 0;
+    const run = () => {
+      runs++;
+      const t = ops.mul(uploads ? ops.add(x, Tensor.fromArray([0, 0, 0, 0], [4])) : x, x);
+      runtime().batch.copy(t.buffer, 0, y.buffer, 0, 16);
+      t.dispose();
+    };
+    return { x, y, run, runs: () => runs };
+  };
+
+  it("runs the first call, captures the second (two runs), replays the rest, and starts afresh after dispose", async () => {
+    const c = counting(false);
+    const r = new ReplayedRun(c.run, "test: run, not replayed");
+    const seen: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      c.x.write(Float32Array.from([1, 2, 3, 4], (v) => v + i));
+      await r.call();
+      seen.push((await c.y.data())[0], c.runs());
+    }
+    expect(seen).toEqual([1, 1, 4, 3, 9, 3, 16, 3, 25, 3]);
+    r.dispose();
+    await r.call();
+    expect([r.refused, c.runs()]).toEqual([false, 4]);
+    r.dispose();
+    for (const t of [c.x, c.y]) t.dispose();
+  });
+
+  it("runs every call after a refused capture, with one warning", async () => {
+    const c = counting(true);
+    const warned = warnings.length;
+    const r = new ReplayedRun(c.run, "test: run, not replayed");
+    for (let i = 0; i < 4; i++) await r.call();
+    expect([r.refused, c.runs()]).toEqual([true, 1 + 2 + 1 + 1]); // run, captured (two), run, run
+    expect(warnings.slice(warned)).toEqual([expect.stringMatching(/^test: run, not replayed: replay: expected a run without uploads/)]);
+    for (const t of [c.x, c.y]) t.dispose();
+  });
+});
