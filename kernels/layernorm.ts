@@ -304,9 +304,12 @@ function columnBroadcast(version: RowVersion, params: boolean): boolean {
   return version === "lane" && params && laneBroadcast(runtime().gpu);
 }
 
-// Whether the lane kernels hold their rows in registers (registerRow).
-function registerRows(version: RowVersion, C: number): boolean {
-  return version === "lane" && laneBroadcast(runtime().gpu) && C % 4 === 0 && C <= REGISTER_ROW_MAX;
+// A pass's spec: the lane kernels with their rows in registers where they can (registerRow), else with gamma and
+// beta by shuffle where they can (columnBroadcast).
+function passSpec(version: RowVersion, C: number, pass: "forward" | "backward", params: { hasGamma: boolean; hasBeta: boolean; addDx: boolean }): LayerNormSpec {
+  const inRegisters = version === "lane" && laneBroadcast(runtime().gpu) && C % 4 === 0 && C <= REGISTER_ROW_MAX;
+  const broadcast = !inRegisters && columnBroadcast(version, params.hasGamma || params.hasBeta);
+  return { version, wg: ROW_LAYOUT[version].wg, pass, ...params, broadcast, c4: inRegisters ? C / 4 : 0 };
 }
 
 // x: (..., C), gamma/beta: (C) or undefined -> y: (..., C), mean/rstd: (rows) with rows = x.size / C.
@@ -328,17 +331,7 @@ export function layernormForward(
   const mean = Tensor.empty([rows]);
   const rstd = Tensor.empty([rows]);
   if (rows === 0) return { y, mean, rstd };
-  const inRegisters = registerRows(version, C);
-  const spec: LayerNormSpec = {
-    version,
-    wg: ROW_LAYOUT[version].wg,
-    pass: "forward",
-    hasGamma: !!gamma,
-    hasBeta: !!beta,
-    addDx: false,
-    broadcast: !inRegisters && columnBroadcast(version, !!(gamma || beta)),
-    c4: inRegisters ? C / 4 : 0,
-  };
+  const spec = passSpec(version, C, "forward", { hasGamma: !!gamma, hasBeta: !!beta, addDx: false });
   const buffers = [y.buffer, mean.buffer, rstd.buffer, x.buffer];
   if (gamma) buffers.push(gamma.buffer);
   if (beta) buffers.push(beta.buffer);
@@ -377,17 +370,7 @@ export function layernormBackward(
   if (need.dx) {
     out.dx = Tensor.empty(x.shape);
     if (rows > 0) {
-      const inRegisters = registerRows(version, C);
-      const spec: LayerNormSpec = {
-        version,
-        wg: ROW_LAYOUT[version].wg,
-        pass: "backward",
-        hasGamma: !!gamma,
-        hasBeta: false,
-        addDx: !!dxAdd,
-        broadcast: !inRegisters && columnBroadcast(version, !!gamma),
-        c4: inRegisters ? C / 4 : 0,
-      };
+      const spec = passSpec(version, C, "backward", { hasGamma: !!gamma, hasBeta: false, addDx: !!dxAdd });
       const buffers = [out.dx.buffer, dy.buffer, x.buffer, mean.buffer, rstd.buffer];
       if (gamma) buffers.push(gamma.buffer);
       if (dxAdd) buffers.push(dxAdd.buffer);
