@@ -14,9 +14,9 @@
 // Versions (kernels/registry.ts MATMUL, which holds their tilings, the default and the resolver):
 //   regRxC (CPU drivers): workgroups of 8 lanes side by side along n, each workgroup R rows x 8C columns, each lane C
 //     contiguous columns as C/4 vec4 accumulators per row, two k per loop iteration (each accumulator written once
-//     per iteration: see regWgsl); no workgroup memory, no barriers. b is read as vec4 rows (K, ldb): a transposed b, or N % 4 != 0, is packed first (packB). Edges clamp
-//     the load indices (no branches in the k loop); stores are bounds-checked; with N % 4 == 0 the epilogue stores
-//     vec4s.
+//     per iteration: see regWgsl); no workgroup memory, no barriers. b is read as vec4 rows (K, ldb): a transposed
+//     b, or N % 4 != 0, is packed first (packB). Edges clamp the load indices (no branches in the k loop); stores
+//     are bounds-checked; with N % 4 == 0 the epilogue stores vec4s.
 //   regmRxC (CPU drivers): the same block with the 8 lanes stacked along m (tile 8R x C, for skinny products), so b
 //     loads are uniform: a small unaligned b (up to IN_PLACE_B_MAX elements) is read in place as scalars, unless it
 //     is a weight shared by the batch that is not skinny (see IN_PLACE_SKINNY).
