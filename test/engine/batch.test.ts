@@ -163,8 +163,9 @@ describe("batch", () => {
   describe("wait policy (PEFT_WAIT)", () => {
     it("busy neither sleeps nor throttles; spin sleeps but does not throttle; quiet does both", async () => {
       const { batch, gpu } = runtime();
-      // Several ms: a GPU promise stays pending (and dawn-node polls) that long.
-      const slowKernel = spinning(8_000_000);
+      // Tens of ms: a GPU promise stays pending (and dawn-node polls) that long, well past quiet's 1 ms of spinning
+      // (8M iterations, a few ms, once let the quiet await end before its first throttled poll in a loaded run).
+      const slowKernel = spinning(40_000_000);
       const y = Tensor.empty([1]);
       const longest = batch.longestMs;
       batch.longestMs = 1e6; // as if long work had been learned from: no cap on the sleep
