@@ -38,7 +38,7 @@ import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { ATTENTION, type AttentionShape, type AttentionVersion, fusedAttentionDefault, laneBroadcast, resolveVersion } from "./registry.js";
 import { type UnfusedSaved, unfusedBackward, unfusedForward } from "./attention-unfused.js";
-import { FLAT_GROUP, grid1d, mainEntry, packUniform, uniformStruct } from "./wgsl.js";
+import { FLAT_GROUP, grid1d, mainEntry, packUniform, range, uniformStruct } from "./wgsl.js";
 
 type Fused = Exclude<AttentionVersion, "unfused">; // the kernels in this file
 type Pass = "forward" | "dq" | "dkdv";
@@ -96,7 +96,6 @@ const BINDINGS: Record<Pass, [string, "read" | "read_write"][]> = {
 };
 const SCALAR_BUFFERS = new Set(["lse", "delta"]);
 
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 // The three parts of a pass, as statement lists: set-up of the owned rows, the step for one streamed row j, and
 // the stores. Owned row r is row{r} (clamped, for loads) / i{r} (checked, for stores); its vectors are

@@ -22,7 +22,7 @@
 // against 1.28-1.30 (`bench vit --census`, 2026-12-04).
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
-import { MAX_GROUPS, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
+import { MAX_GROUPS, packUniform, range, storageBindings, uniformStruct } from "./wgsl.js";
 import { MATMUL_LANES, type RowVersion, laneBroadcast } from "./registry.js";
 import {
   ROW_LAYOUT,
@@ -61,11 +61,11 @@ const REGISTER_ROW_MAX = 128;
 // bit, the backward's dx within an ulp or two of theirs (test/kernels/layernorm.test.ts).
 function registerRow(spec: LayerNormSpec): string {
   const c4 = spec.c4;
-  const cs = Array.from({ length: c4 }, (_, c) => c);
+  const cs = range(c4);
   const lines = (f: (c: number) => string, indent = "\n  ") => cs.map(f).join(indent);
   const sum = (term: (c: number, k: string) => string) => ["0.0", ...cs.flatMap((c) => ["x", "y", "z", "w"].map((k) => term(c, k)))].join(" + ");
   const shared = (name: string, buf: string) =>
-    Array.from({ length: Math.ceil(c4 / 8) }, (_, q) => `let ${name}l${q} = ${buf}[min(${q * 8}u + sgl, ${c4 - 1}u)];`);
+    range(Math.ceil(c4 / 8)).map((q) => `let ${name}l${q} = ${buf}[min(${q * 8}u + sgl, ${c4 - 1}u)];`);
   const param = (name: string, c: number) => `subgroupBroadcast(${name}l${Math.floor(c / 8)}, ${c % 8}u)`;
   const gamma = (c: number) => (spec.hasGamma ? ` * ${param("g", c)}` : "");
   const loads = [...(spec.hasGamma ? shared("g", "gamma") : []), ...(spec.hasBeta ? shared("b", "beta") : [])].join("\n  ");

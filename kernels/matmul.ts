@@ -40,7 +40,7 @@ import { fill } from "./fill.js";
 import { reduceForward } from "./reduce.js";
 import type { Gpu } from "../engine/device.js";
 import { MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, MMA_SLAB, type MatmulShape, type MatmulVersion, laneBroadcast, mmaFragment, resolveVersion, tileShape } from "./registry.js";
-import { FLAT_GROUP, erfFunction, grid1d, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
+import { FLAT_GROUP, erfFunction, grid1d, packUniform, range, storageBindings, uniformStruct } from "./wgsl.js";
 
 export interface MatmulOptions {
   transA?: boolean; // a is stored (..., K, M)
@@ -69,7 +69,6 @@ const IN_PLACE_B_MAX = 1 << 18;
 // time per step; products back to back (`bench matmul`, where b stays cached) had them 1.2-1.3x apart.
 const IN_PLACE_SKINNY = 16;
 const TK = 16; // tiled: k slab
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const WG2 = 16; // tiled: workgroup edge; each thread owns tile/WG2 rows and columns (4 x 4, or 8 x 8 for tiled128)
 
 export interface MatmulSpec {

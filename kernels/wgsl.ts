@@ -46,6 +46,9 @@ export function flatMain(wg: number, count: string, index = "t"): string {
 }
 
 // erf with |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26), enough for f32 and PyTorch's exact GELU.
+// 0, 1, ..., n - 1: the indices a generator unrolls over (rows, vec4 columns).
+export const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
 export const ERF = erfFunction("f32");
 
 // erf on `type`: f32, or a vector of f32 (every operation is component-wise).
