@@ -34,7 +34,7 @@
 // Why they look so, with measurements: docs/KERNELS.md, "k-NN".
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
-import { KNN, KNN_TILINGS, type KnnTiling, type KnnVersion, MATMUL_LANES, laneBroadcast, resolveVersion } from "./registry.js";
+import { KNN, KNN_TILINGS, type KnnTiling, type KnnVersion, laneBroadcast, resolveVersion } from "./registry.js";
 import { FLAT_GROUP, flatMain, grid1d, mainEntry, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
 
 const EPS = 1e-12;
@@ -75,11 +75,6 @@ const FIELDS = {
   slice: "u32", // rows per slice of this chunk
   inf: "f32", // +Infinity: WGSL has no literal for it
 } as const;
-
-// A workgroup of 8 is one subgroup where the adapter's subgroups are exactly 8 lanes (kernels/registry.ts).
-function broadcasts(t: KnnTiling): boolean {
-  return t.wg === MATMUL_LANES && laneBroadcast(runtime().gpu);
-}
 
 // The register-blocked scan. Thread mapping in the header comment; lane query q(v, c) = col(v) * 4 + c.
 function wgsl(spec: KnnSpec): string {
@@ -482,7 +477,7 @@ export function knnTopK(queries: Tensor, bank: Tensor | Tensor[], k: number, opt
   const sims = emptyBound("the top-k output (Q, K); split the queries", [q, k]);
   const indices = Tensor.empty([q, k], "i32"); // the size of sims
   if (q > 0) {
-    const spec: KnnSpec = { ...KNN_TILINGS[version], fused: true, normalize, broadcast: broadcasts(KNN_TILINGS[version]) };
+    const spec: KnnSpec = { ...KNN_TILINGS[version], fused: true, normalize, broadcast: laneBroadcast(runtime().gpu, KNN_TILINGS[version].wg) };
     const slices = n === 0 ? 1 : (opts.slices ?? knnSlices(q, n, k, version));
     if (!Number.isInteger(slices) || slices < 1) throw new Error(`knnTopK: expected slices >= 1, got ${slices}`);
     if (slices === 1) scan(spec, queries, list, [sims, indices], k, 0, 1, opts);
@@ -508,7 +503,7 @@ export function knnSimilarity(queries: Tensor, bank: Tensor | Tensor[], opts: Kn
   const version = resolveVersion(KNN, { Q: q, N: n, D: d, K: 0, normalize }, opts.version);
   const sims = emptyBound("the similarity matrix (Q, N); split the queries", [q, n]);
   if (q > 0 && n > 0) {
-    const spec: KnnSpec = { ...KNN_TILINGS[version], fused: false, normalize, broadcast: broadcasts(KNN_TILINGS[version]) };
+    const spec: KnnSpec = { ...KNN_TILINGS[version], fused: false, normalize, broadcast: laneBroadcast(runtime().gpu, KNN_TILINGS[version].wg) };
     scan(spec, queries, list, [sims], 0, n, 1, opts);
   }
   return sims;

@@ -23,7 +23,7 @@
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { MAX_GROUPS, packUniform, range, storageBindings, uniformStruct } from "./wgsl.js";
-import { MATMUL_LANES, type RowVersion, laneBroadcast } from "./registry.js";
+import { type RowVersion, laneBroadcast } from "./registry.js";
 import {
   ROW_LAYOUT,
   checkBindable,
@@ -257,7 +257,7 @@ function paramGrads(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, rows: num
   if (groups > MAX_GROUPS) throw new Error(`layernorm backward: expected at most ${MAX_GROUPS * wg} channels, got ${C}`);
   const partials = (outputs: Tensor[]) =>
     batch.dispatch(
-      getKernel("layernorm-partials", { wg, onePass, broadcast: wg === MATMUL_LANES && laneBroadcast(gpu) } satisfies PartialSpec, wgslPartials),
+      getKernel("layernorm-partials", { wg, onePass, broadcast: laneBroadcast(gpu, wg) } satisfies PartialSpec, wgslPartials),
       [...outputs.map((t) => t.buffer), dy.buffer, x.buffer, mean.buffer, rstd.buffer],
       packUniform(PARTIAL_FIELDS, { rows, C, block }),
       [groups, blocks],

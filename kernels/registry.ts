@@ -100,10 +100,11 @@ export function mmaFragment(gpu: Gpu, inputs: "f16" | "f32"): SubgroupMatrixConf
   return fits.find((c) => c.M === 16 && c.N === 16 && c.K === 16) ?? fits.sort((x, y) => y.M * y.N * y.K - x.M * x.N * x.K)[0];
 }
 
-// A workgroup of 8 lanes (matmul's and attention's reg versions) is one subgroup where the adapter's subgroups are
-// all 8 wide (llvmpipe on 256-bit vectors): then one lane's load reaches the others through subgroupBroadcast.
-export function laneBroadcast(gpu: Gpu): boolean {
-  return gpu.features.has("subgroups") && gpu.subgroupMinSize === MATMUL_LANES && gpu.subgroupMaxSize === MATMUL_LANES;
+// Whether a workgroup of `wg` lanes is one subgroup: a workgroup of 8 (matmul's and attention's reg versions, k-NN's
+// and layernorm's of 8) where the adapter's subgroups are all 8 wide (llvmpipe on 256-bit vectors); then one lane's
+// load reaches the others through subgroupBroadcast.
+export function laneBroadcast(gpu: Gpu, wg = MATMUL_LANES): boolean {
+  return wg === MATMUL_LANES && gpu.features.has("subgroups") && gpu.subgroupMinSize === MATMUL_LANES && gpu.subgroupMaxSize === MATMUL_LANES;
 }
 
 export const MATMUL: Family<MatmulShape, MatmulVersion> = {
