@@ -118,19 +118,19 @@ export const vitBench: Command = {
       });
       cases.push({ label, run, paced, ownBytes: held() - before, runsMs: [], cpuMs: 0, peakBytes: 0 });
     };
-    await addCase("inference", () => {
+    // A case's run replayed: run once, so that what a first run makes lazily (frozen weights' packs, optimiser
+    // state) exists before the capture.
+    const replayed = async (run: () => void | Promise<void>) => {
+      await run();
+      const replay = await Replay.capture(run);
+      return () => replay.run();
+    };
+    const inference = () => {
       const model = buildVit(config, initialiser(0));
       return () => void tidy(() => noGrad(() => withPrecision(precision, () => model.features(images))));
-    });
-    if (flags.replay) {
-      await addCase("replay inference", async () => {
-        const model = buildVit(config, initialiser(0));
-        const run = () => void tidy(() => noGrad(() => withPrecision(precision, () => model.features(images))));
-        run(); // what a first run makes lazily (the frozen weights' packs) exists before the capture
-        const replay = await Replay.capture(run);
-        return () => replay.run();
-      });
-    }
+    };
+    await addCase("inference", inference);
+    if (flags.replay) await addCase("replay inference", () => replayed(inference()));
     // A training step of a strategy: forward, backward and the optimiser's step (constant learning rate).
     const trainStep = (text: string) => {
       const model = buildVit(config, initialiser(0));
@@ -148,14 +148,7 @@ export const vitBench: Command = {
     for (const text of strategies) {
       const name = strategyName(parseStrategy(text));
       await addCase(`train ${name}`, () => trainStep(text));
-      if (flags.replay) {
-        await addCase(`replay ${name}`, async () => {
-          const step = trainStep(text);
-          await step(); // what the first step makes lazily (optimiser state) exists before the capture
-          const replay = await Replay.capture(step);
-          return () => replay.run();
-        });
-      }
+      if (flags.replay) await addCase(`replay ${name}`, () => replayed(trainStep(text)));
     }
     for (let r = 0; r < reps; r++) {
       for (const c of cases) {
