@@ -74,6 +74,6 @@ export const waitBench: Command = {
       console.log(`${name.padEnd(18)} wall ${r.wallMs.toFixed(0).padStart(6)} ms   main-thread CPU ${(r.cpuFraction * 100).toFixed(0).padStart(3)}%`);
     }
     // Zero would mean this dawn-node no longer polls through the global setImmediate, and the quiet await spins.
-    console.log(`quiet await: ${quietPollCount} polls through setTimeout`);
+    console.log(`quiet await: ${quietPollCount} polls, each after a nap of its own`);
   },
 };

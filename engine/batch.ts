@@ -9,7 +9,7 @@
 //
 // Waiting: dawn-node burns a core while a GPU promise is pending, so before awaiting we sleep for most of the
 // GPU time the pending work is expected to take (an estimate learned from earlier waits; see wait()), and the
-// rest of the wait polls about once a millisecond instead of spinning (engine/quiet-await.ts).
+// rest of the wait polls about every quarter of a millisecond instead of spinning (engine/quiet-await.ts).
 // PEFT_WAIT (engine/settings.ts) picks the policy: quiet (that, the default), spin (sleep, then await directly: dawn-node spins a
 // core until the promise settles) or busy (await directly, no sleep: the naive wait, for comparisons).
 import type { Gpu } from "./device.js";
@@ -263,7 +263,7 @@ export class Batch {
   // Awaits `promise` (a GPU promise) after sleeping for ~80% of the expected remaining GPU time, then learns.
   // The await spins only briefly, then polls quietly (engine/quiet-await.ts): on a CPU driver for its first
   // millisecond, since a spinning core is one the driver's workers lose; on a GPU, where it costs no GPU time,
-  // until the expected end (with a quarter to spare), so that only work running late waits for the 1 ms polls.
+  // until the expected end (with a quarter to spare), so that only work running late waits for the quiet polls.
   // If the promise still took a while after the sleep, the GPU was busy until it resolved and the elapsed time
   // is the true duration: learn it. If it resolved soon after, we overslept and only know an upper bound: halve the
   // estimate, so one slow batch does not make every later wait oversleep. Work that ran a kernel for the first

@@ -1,8 +1,9 @@
 // Per-kernel device time by replay: the dispatches of one run are recorded (Batch.startRecording), then each is
 // dispatched again on its own, n times back to back between two syncs, and its time is the median over `rounds`
 // such runs divided by n; the times are summed per label (kernel key and note or grid), as engine/profile.ts sums
-// its timestamps. n makes a run last about `runMs`: the wait for a run ends up to ~1 ms late (the quiet wait polls
-// about once a millisecond, engine/quiet-await.ts), so ten 20-us dispatches per run were timed at 200 us each. A
+// its timestamps. n makes a run last about `runMs`: the wait for a run ends late (the quiet wait polled
+// once a millisecond when this was written, every 0.25 ms since: engine/quiet-await.ts), so ten 20-us dispatches per
+// run were timed at 200 us each. A
 // dispatch's time so includes what the device spends on a dispatch beside its work (~60 us on lavapipe), and the
 // sum over a step is the device's share of the step's wall time.
 //

@@ -6,36 +6,34 @@
 // lavapipe's workers would have used: a 3200x192x576 matmul run back to back gained 6-10% when the spin stopped.
 //
 // awaitQuietly spins as dawn-node does for the first spinMs of the await (a short wait keeps its latency), then
-// routes setImmediate through setTimeout(..., 1) until the promise settles, so the poll runs about once a
-// millisecond: up to ~1 ms more latency on a long wait, a near-idle main thread meanwhile. Concurrent awaits
-// share one patch (counted); the originals are back when the last one settles. Other code calling the global
-// setImmediate in that window only runs a millisecond later. clearImmediate is wrapped on first use, and stays
-// wrapped, so that a handle made in a window (a Timeout) is cleared as one even after the window closes.
+// makes every setImmediate callback nap POLL_MS first, asleep in Atomics.wait (Node lets the main thread block),
+// until the promise settles: the poll runs about every POLL_MS, the main thread near idle meanwhile. A timer would
+// not do: Node's setTimeout waits at least 1 ms, and the poll so noticed finished work ~0.5 ms late on average,
+// 5-7% of a 10 ms inference of the default model (docs/ENGINE.md, Waiting). Concurrent awaits share one patch
+// (counted); the original is back when the last one settles. Other code calling the global setImmediate in that
+// window runs POLL_MS later, and the event loop is blocked for those naps (timers and I/O wait at most POLL_MS).
 let quietAwaits = 0;
 let spinning: typeof setImmediate | undefined; // the global setImmediate while a window is open
-let clearWrapped = false;
-const throttled = new WeakSet<object>(); // handles made by the throttled setImmediate
-export const quietPolls = { count: 0 }; // setImmediate calls routed through setTimeout since start-up
+export const quietPolls = { count: 0 }; // setImmediate calls that napped first, since start-up
 
-const throttledSetImmediate = ((fn: (...args: unknown[]) => void, ...args: unknown[]) => {
+// The nap between polls. At 0.25 ms a replayed inference of the default model (batch 32, ~9 ms on lavapipe) ran
+// 3504-3572 images/s against 3263-3305 with 1 ms timers; 0.1 ms was no faster, and its polls cost more.
+const POLL_MS = 0.25;
+const napCell = new Int32Array(new SharedArrayBuffer(4)); // never notified: Atomics.wait only times out
+
+// Returns a real Immediate, so that clearImmediate cancels it as usual.
+const nappingSetImmediate = ((fn: (...args: unknown[]) => void, ...args: unknown[]) => {
   quietPolls.count++;
-  const handle = setTimeout(fn, 1, ...args);
-  throttled.add(handle);
-  return handle;
+  return spinning!(() => {
+    Atomics.wait(napCell, 0, 0, POLL_MS);
+    fn(...args);
+  });
 }) as unknown as typeof setImmediate;
 
 function enter(): void {
   if (quietAwaits++ > 0) return;
-  if (!clearWrapped) {
-    const clear = globalThis.clearImmediate;
-    globalThis.clearImmediate = ((handle: unknown) => {
-      if (handle !== null && typeof handle === "object" && throttled.has(handle)) clearTimeout(handle as NodeJS.Timeout);
-      else clear(handle as NodeJS.Immediate);
-    }) as typeof clearImmediate;
-    clearWrapped = true;
-  }
   spinning = globalThis.setImmediate;
-  globalThis.setImmediate = throttledSetImmediate;
+  globalThis.setImmediate = nappingSetImmediate;
 }
 
 function leave(): void {

@@ -60,8 +60,7 @@ describe("awaitQuietly", () => {
     await wait;
     await after(5, 0);
     expect(ran).toEqual(["kept"]);
-    // Node's own clearImmediate given such a handle would unlink it, but also miscount its immediates, after
-    // which setImmediate callbacks stop running: check that they still do.
+    // And setImmediate callbacks still run after the window.
     const immediate = new Promise((resolve) => setImmediate(() => resolve("ran")));
     expect(await Promise.race([immediate, after(1000, "stuck")])).toBe("ran");
   });
