@@ -7,7 +7,7 @@ import { type BinaryOp, type UnaryOp, axpyInPlace, binaryForward, unaryForward }
 import type { Rng } from "../util/random.js";
 import { fill } from "../kernels/fill.js";
 import { reduceForward } from "../kernels/reduce.js";
-import { matmulForward } from "../kernels/matmul.js";
+import { type NormAfter, matmulForward } from "../kernels/matmul.js";
 import { matmulPrecision } from "./precision.js";
 import { layernormBackward, layernormForward } from "../kernels/layernorm.js";
 import { softmaxBackward, softmaxForward } from "../kernels/softmax.js";
@@ -178,8 +178,28 @@ export interface LinearOptions {
   residual?: Tensor; // (..., N): added last, fused into the epilogue
 }
 
+// The layernorm that a pre-norm block applies to a residual product's output (attn.proj's, then norm2; mlp.fc2's,
+// then the next block's norm1).
+export interface NormParams {
+  gamma: Tensor; // (N)
+  beta: Tensor; // (N)
+  eps: number;
+}
+
 // x (..., K) · w (N, K)ᵀ + bias (N), PyTorch's nn.Linear layout, with optional fused GELU and residual add.
 export function linear(x: Tensor, w: Tensor, bias?: Tensor, opts: LinearOptions = {}): Tensor {
+  return linearNormed(x, w, bias, opts)[0];
+}
+
+// linear, then the layernorm of its output: [y, layernorm(y)]. The norm is computed in the product's epilogue where
+// the kernel can (kernels/matmul.ts `norm`), saving a dispatch, else by its own; on the tape the two are the
+// product's node and a layernorm node with y as its input, as if composed.
+export function linearThenNorm(x: Tensor, w: Tensor, bias: Tensor | undefined, opts: LinearOptions, norm: NormParams): [Tensor, Tensor] {
+  const [y, normed] = linearNormed(x, w, bias, opts, norm);
+  return [y, normed!];
+}
+
+function linearNormed(x: Tensor, w: Tensor, bias: Tensor | undefined, opts: LinearOptions, norm?: NormParams): [Tensor, Tensor | undefined] {
   const k = x.shape[x.shape.length - 1];
   if (w.shape.length !== 2 || w.shape[1] !== k) {
     throw new Error(`linear: expected weight (N, ${k}) for input (${x.shape.join(", ")}), got (${w.shape.join(", ")})`);
@@ -190,13 +210,14 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor, opts: LinearOptions 
   const x2 = x.reshape([-1, k]);
   const preact = opts.gelu && needGrad ? Tensor.empty([x2.shape[0], n]) : undefined;
   const residual = opts.residual?.reshape([-1, n]);
-  const y2 = matmulForward(x2, w, { inputs: precision, transB: true, bias, gelu: opts.gelu, preact, residual });
+  const after = norm && normOutputs(x2.shape[0], norm);
+  const y2 = matmulForward(x2, w, { inputs: precision, transB: true, bias, gelu: opts.gelu, preact, residual, norm: after });
   const y = y2.reshape([...x.shape.slice(0, -1), n]);
   y2.dispose();
   x2.dispose();
   residual?.dispose();
   const inputs = [x, w, ...(bias ? [bias] : []), ...(opts.residual ? [opts.residual] : [])];
-  return record(y, opts.gelu ? "linear+gelu" : "linear", inputs, (dy) => {
+  const recorded = record(y, opts.gelu ? "linear+gelu" : "linear", inputs, (dy) => {
     const dy2 = dy.reshape([-1, n]);
     const dz = preact ? binaryForward("geluGrad", preact, dy2) : dy2;
     // The bias gradient, dz's column sums, comes with the weight gradient's product dzᵀ·x when both are needed.
@@ -209,6 +230,20 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor, opts: LinearOptions 
     if (opts.residual) grads.push(opts.residual.requiresGrad ? dy : undefined);
     return grads;
   });
+  return [recorded, after && recordedNorm(recorded, after)];
+}
+
+// What matmulForward writes a norm's results into, for `rows` rows of the norm's width.
+function normOutputs(rows: number, p: NormParams): NormAfter {
+  const n = p.gamma.shape[0];
+  return { out: Tensor.empty([rows, n]), mean: Tensor.empty([rows]), rstd: Tensor.empty([rows]), ...p };
+}
+
+// The norm's result (y's shape) on the tape, as a layernorm of y.
+function recordedNorm(y: Tensor, after: NormAfter): Tensor {
+  const normed = after.out.reshape(y.shape);
+  after.out.dispose();
+  return recordLayernorm(y, after.gamma, after.beta, normed, after.mean, after.rstd);
 }
 
 export interface MlpWeights {
@@ -222,6 +257,16 @@ export interface MlpWeights {
 // GELU's backward rides in the product that makes its incoming gradient (matmul's dgelu epilogue) instead of an
 // elementwise pass of its own over the hidden activations: one dispatch less per block in a training step.
 export function mlp(x: Tensor, m: MlpWeights, residual?: Tensor): Tensor {
+  return mlpNormed(x, m, residual)[0];
+}
+
+// mlp, then the layernorm of its output: [y, layernorm(y)], as linearThenNorm.
+export function mlpThenNorm(x: Tensor, m: MlpWeights, residual: Tensor | undefined, norm: NormParams): [Tensor, Tensor] {
+  const [y, normed] = mlpNormed(x, m, residual, norm);
+  return [y, normed!];
+}
+
+function mlpNormed(x: Tensor, m: MlpWeights, residual?: Tensor, norm?: NormParams): [Tensor, Tensor | undefined] {
   const { w1, b1, w2, b2 } = m;
   const k = x.shape[x.shape.length - 1];
   if (w1.shape.length !== 2 || w1.shape[1] !== k || w2.shape.length !== 2 || w2.shape[1] !== w1.shape[0]) {
@@ -235,13 +280,14 @@ export function mlp(x: Tensor, m: MlpWeights, residual?: Tensor): Tensor {
   const hidden = matmulForward(x2, w1, { inputs: precision, transB: true, bias: b1, gelu: true, preact });
   x2.dispose();
   const residual2 = residual?.reshape([-1, n]);
-  const y2 = matmulForward(hidden, w2, { inputs: precision, transB: true, bias: b2, residual: residual2 });
+  const after = norm && normOutputs(hidden.shape[0], norm);
+  const y2 = matmulForward(hidden, w2, { inputs: precision, transB: true, bias: b2, residual: residual2, norm: after });
   const y = y2.reshape([...x.shape.slice(0, -1), n]);
   y2.dispose();
   residual2?.dispose();
   if (!needGrad) hidden.dispose();
   const inputs = [x, w1, ...(b1 ? [b1] : []), w2, ...(b2 ? [b2] : []), ...(residual ? [residual] : [])];
-  return record(y, "mlp", inputs, (dy) => {
+  const recorded = record(y, "mlp", inputs, (dy) => {
     const dy2 = dy.reshape([-1, n]);
     // Bias gradients come with their weight gradients' products when both are needed (see linear).
     const db2 = b2?.requiresGrad && w2.requiresGrad ? Tensor.empty([n]) : undefined;
@@ -259,6 +305,7 @@ export function mlp(x: Tensor, m: MlpWeights, residual?: Tensor): Tensor {
     if (residual) grads.push(residual.requiresGrad ? dy : undefined);
     return grads;
   });
+  return [recorded, after && recordedNorm(recorded, after)];
 }
 
 // ---- normalisation and losses ----
@@ -266,6 +313,11 @@ export function mlp(x: Tensor, m: MlpWeights, residual?: Tensor): Tensor {
 // LayerNorm over the last axis; gamma, beta (C) optional.
 export function layernorm(x: Tensor, gamma: Tensor | undefined, beta: Tensor | undefined, eps: number): Tensor {
   const { y, mean, rstd } = layernormForward(x, gamma, beta, eps);
+  return recordLayernorm(x, gamma, beta, y, mean, rstd);
+}
+
+// y = layernorm(x) with its saved mean and rstd, on the tape (mean and rstd disposed when no gradient is needed).
+function recordLayernorm(x: Tensor, gamma: Tensor | undefined, beta: Tensor | undefined, y: Tensor, mean: Tensor, rstd: Tensor): Tensor {
   const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
   if (!gradEnabled() || !inputs.some((t) => t.requiresGrad)) {
     mean.dispose();

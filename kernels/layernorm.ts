@@ -320,24 +320,46 @@ export function layernormForward(
   eps = 1e-6,
   requested?: string,
 ): { y: Tensor; mean: Tensor; rstd: Tensor } {
+  const [rows] = checkForward(x, gamma, beta, eps);
+  const out = { out: Tensor.empty(x.shape), mean: Tensor.empty([rows]), rstd: Tensor.empty([rows]) };
+  layernormForwardInto(x, gamma, beta, eps, out, requested);
+  return { y: out.out, mean: out.mean, rstd: out.rstd };
+}
+
+function checkForward(x: Tensor, gamma: Tensor | undefined, beta: Tensor | undefined, eps: number): [number, number] {
   const op = "layernorm";
   const [rows, C] = rowsOf(op, "x", x);
-  const version = rowVersion("layernorm", rows, C, requested);
   checkParam(op, "gamma", gamma, C);
   checkParam(op, "beta", beta, C);
   if (!(eps >= 0)) throw new Error(`${op}: expected eps >= 0, got ${eps}`);
   checkBindable(op, x);
-  const y = Tensor.empty(x.shape);
-  const mean = Tensor.empty([rows]);
-  const rstd = Tensor.empty([rows]);
-  if (rows === 0) return { y, mean, rstd };
+  return [rows, C];
+}
+
+// The same into given tensors: out (x's shape), mean and rstd (rows elements each, any shape); for a product whose
+// epilogue could not take the norm (kernels/matmul.ts `norm`).
+export function layernormForwardInto(
+  x: Tensor,
+  gamma: Tensor | undefined,
+  beta: Tensor | undefined,
+  eps: number,
+  into: { out: Tensor; mean: Tensor; rstd: Tensor },
+  requested?: string,
+): void {
+  const op = "layernorm";
+  const [rows, C] = checkForward(x, gamma, beta, eps);
+  const version = rowVersion(op, rows, C, requested);
+  const { out, mean, rstd } = into;
+  if (out.size !== x.size || mean.size !== rows || rstd.size !== rows) {
+    throw new Error(`${op}: expected out of ${x.size} elements and mean, rstd of ${rows}, got ${out.size}, ${mean.size}, ${rstd.size}`);
+  }
+  if (rows === 0) return;
   const spec = passSpec(version, C, "forward", { hasGamma: !!gamma, hasBeta: !!beta, addDx: false });
-  const buffers = [y.buffer, mean.buffer, rstd.buffer, x.buffer];
+  const buffers = [out.buffer, mean.buffer, rstd.buffer, x.buffer];
   if (gamma) buffers.push(gamma.buffer);
   if (beta) buffers.push(beta.buffer);
   const uniform = packUniform(FIELDS, { rows, C, eps });
   runtime().batch.dispatch(getKernel(op, spec, wgsl), buffers, uniform, rowGrid(version, rows), 2 * x.size * 4);
-  return { y, mean, rstd };
 }
 
 // dy, x: (..., C); gamma: (C) or undefined; mean, rstd: (rows) from the forward.

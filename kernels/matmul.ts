@@ -6,6 +6,13 @@
 //   z += old y (accumulate); or instead of all of these, z *= gelu'(dgelu) (GELU's backward through the saved
 //   preactivation, fused into the product that makes its incoming gradient). One WGSL generator (`epilogue`)
 //   serves every version.
+//   norm, optional: also the layernorm of y's rows, out = (y - mean) * rstd * gamma + beta with mean and rstd
+//   (..., M) saved for its backward, as kernels/layernorm.ts computes it: a pre-norm block normalises the output of
+//   each residual product (attn.proj, mlp.fc2) for the next sub-block. Where a reg workgroup with lanes along n
+//   holds whole rows (N at most its tile's width, N % 4 == 0) and its lanes are one subgroup, the epilogue does it
+//   (subgroupAdd over the lanes' columns: two sums per row); elsewhere a layernorm dispatch follows the product.
+//   On CPU drivers a dispatch costs ~60 us beside its work, and the default study's model has 7 such layernorms in
+//   its forward.
 //   rowSums (..., M), optional: sum_k op(a)[m, k] (a linear layer's bias gradient beside its weight gradient, which
 //   is dzᵀ·x with transA). The reg versions add up the a values they load anyway and the workgroups of the first
 //   column tile store the sums: on CPU drivers a dispatch costs ~60 us beside its work, and a step of the default
@@ -38,6 +45,7 @@ import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, numel } from "../engine/tensor.js";
 import { fill } from "./fill.js";
 import { reduceForward } from "./reduce.js";
+import { layernormForwardInto } from "./layernorm.js";
 import type { Gpu } from "../engine/device.js";
 import { MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, MMA_SLAB, type MatmulShape, type MatmulVersion, laneBroadcast, mmaFragment, resolveVersion, tileShape } from "./registry.js";
 import { FLAT_GROUP, erfFunction, grid1d, packUniform, range, storageBindings, uniformStruct } from "./wgsl.js";
@@ -56,6 +64,17 @@ export interface MatmulOptions {
   version?: string; // force a version (tests and the autotuner), else resolved by kernels/registry.ts
   splitK?: number; // tiled: force this many splits of k (tests), else splitK's plan
   inputs?: Precision; // "f16": a and b read in f16, accumulated in f32 (see the header); default "f32"
+  norm?: NormAfter; // also write the layernorm of y's rows (see the header); not with dgelu
+}
+
+// The layernorm of a product's output: its result and saved statistics, written by matmulForward.
+export interface NormAfter {
+  out: Tensor; // y's shape: (y - mean) * rstd * gamma + beta
+  mean: Tensor; // (..., M)
+  rstd: Tensor; // (..., M)
+  gamma: Tensor; // (N)
+  beta: Tensor; // (N)
+  eps: number;
 }
 
 export type Precision = "f32" | "f16";
@@ -90,6 +109,7 @@ export interface MatmulSpec {
   vecA: boolean; // mma: a's stored rows a multiple of 4 long, so A is bound and staged as vec4
   vecB: boolean; // mma: the same for b
   broadcast: boolean; // reg: what every lane loads alike comes from per-lane loads and subgroupBroadcast (header)
+  norm: boolean; // reg with lanes along n, vecY, broadcast, one column tile: the layernorm of y's rows (header)
 }
 
 const FIELDS = {
@@ -104,6 +124,7 @@ const FIELDS = {
   ldb: "u32", // reg: elements between rows of b, stored (K, ldb) with ldb % 4 == 0
   splits: "u32", // tiled: split-K, the grid's third axis is splits x batch; 1 otherwise
   kSplit: "u32", // tiled: k per split
+  eps: "f32", // norm
 } as const;
 
 // Storage bindings: y, a, b, then the optional epilogue operands in this fixed order (see matmulForward).
@@ -120,6 +141,10 @@ function bindings(spec: MatmulSpec): string {
   if (spec.residual) list.push(["residual", yType, "read"]);
   if (spec.dgelu) list.push(["dgelu", yType, "read"]);
   if (spec.rowSums) list.push(["rowSums", "array<f32>", "read_write"]);
+  if (spec.norm) {
+    list.push(["normed", yType, "read_write"], ["normMean", "array<f32>", "read_write"], ["normRstd", "array<f32>", "read_write"]);
+    list.push(["normGamma", yType, "read"], ["normBeta", yType, "read"]);
+  }
   return storageBindings(list);
 }
 
@@ -131,11 +156,12 @@ function bIndex(spec: MatmulSpec, k: string, n: string): string {
   return spec.transB ? `(${n}) * p.K + ${k}` : `(${k}) * p.N + ${n}`;
 }
 
-// The shared epilogue: finishes y[i] (column col) from the accumulated dot product; with vecY, i and col count
-// vec4s, acc is one, and the caller has added the bias (reg hoists its loads out of the row loop).
+// The shared epilogue: finishes y[i] (column col) from the accumulated dot product and returns it; with vecY, i and
+// col count vec4s, acc is one, and the caller has added the bias (reg hoists its loads out of the row loop).
 function epilogue(spec: MatmulSpec): string {
+  const T = spec.vecY ? "vec4<f32>" : "f32";
   return /* wgsl */ `
-fn store(i: u32, col: u32, acc: ${spec.vecY ? "vec4<f32>" : "f32"}) {
+fn store(i: u32, col: u32, acc: ${T}) -> ${T} {
   var v = acc;
   ${spec.bias && !spec.vecY ? "v += bias[col];" : "_ = col;"}
   ${spec.preact ? "preact[i] = v;" : ""}
@@ -144,6 +170,7 @@ fn store(i: u32, col: u32, acc: ${spec.vecY ? "vec4<f32>" : "f32"}) {
   ${spec.addOut ? "v += y[i];" : ""}
   ${spec.dgelu ? "let g = dgelu[i]; v *= 0.5 * (1.0 + erf(g * 0.70710678118654752)) + g * 0.39894228040143268 * exp(-0.5 * g * g);" : ""}
   y[i] = v;
+  return v;
 }`;
 }
 
@@ -251,9 +278,28 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
   // vecY: a lane's columns are V vec4s, unrolled, and their bias is loaded once for all its rows, not once per row
   // in store() (a per-lane load costs like a store on llvmpipe, and a K = 64 product's epilogue is a third of it).
   const biasLoads = spec.vecY && spec.bias ? range(V).map((v) => `let bias${v} = bias[min(n0 / 4u + ${v}u, p.N / 4u - 1u)];`) : [];
-  const vecStores = range(V).map(
-    (v) => `if (${v}u < cols / 4u) { store((yBase + m * p.N + n0) / 4u + ${v}u, n0 / 4u + ${v}u, tile[r * ${V}u + ${v}u]${spec.bias ? ` + bias${v}` : ""}); }`,
-  );
+  const at = (v: number) => `(yBase + m * p.N + n0) / 4u + ${v}u`;
+  const finish = (v: number) => `store(${at(v)}, n0 / 4u + ${v}u, tile[r * ${V}u + ${v}u]${spec.bias ? ` + bias${v}` : ""})`;
+  const vecStores = range(V).map((v) => `if (${v}u < cols / 4u) { ${finish(v)}; }`);
+  // norm: a row's V vec4s per lane (zeros past N), summed over the lanes by subgroupAdd, which wants every lane:
+  // outside the column branches, inside the row loop and its branch, which are uniform (m is the workgroup's).
+  // Two-pass variance, as kernels/layernorm.ts.
+  const has = (v: number) => `${v}u < cols / 4u`;
+  const hsum = (e: (v: number) => string) => range(V).map((v) => `dot(${e(v)}, vec4<f32>(1.0))`).join(" + ");
+  const normLoads = spec.norm
+    ? range(V).flatMap((v) => [`let gamma${v} = normGamma[min(n0 / 4u + ${v}u, p.N / 4u - 1u)];`, `let beta${v} = normBeta[min(n0 / 4u + ${v}u, p.N / 4u - 1u)];`])
+    : [];
+  const normRow = [
+    ...range(V).flatMap((v) => [`var y${v} = vec4<f32>(0.0);`, `if (${has(v)}) { y${v} = ${finish(v)}; }`]),
+    `let mean = subgroupAdd(${hsum((v) => `y${v}`)}) / f32(p.N);`,
+    ...range(V).map((v) => `let d${v} = select(vec4<f32>(0.0), y${v} - mean, ${has(v)});`),
+    `let rstd = inverseSqrt(subgroupAdd(${hsum((v) => `d${v} * d${v}`)}) / f32(p.N) + p.eps);`,
+    ...range(V).map((v) => `if (${has(v)}) { normed[${at(v)}] = d${v} * rstd * gamma${v} + beta${v}; }`),
+    "if (lid.x == 0u) {",
+    "  normMean[z * p.M + m] = mean;",
+    "  normRstd[z * p.M + m] = rstd;",
+    "}",
+  ];
   return /* wgsl */ `${header(spec)}
 @compute @workgroup_size(${LANES})
 ${ENTRY} {${TILE_COORDS}
@@ -272,11 +318,11 @@ ${ENTRY} {${TILE_COORDS}
   var tile = array<vec4<f32>, ${R * V}>(${tile.join(", ")});
   let cols = select(0u, min(${C}u, p.N - n0), n0 < p.N);
   let rows = min(${R}u, (p.M - m0 + ${lanesAlongM ? LANES - 1 : 0}u) / ${lanesAlongM ? LANES : 1}u); // row slots any lane stores
-  ${biasLoads.join("\n  ")}
+  ${[...biasLoads, ...normLoads].join("\n  ")}
   for (var r = 0u; r < rows; r++) {
     let m = ${row("r")};
     if (m < p.M) {${spec.vecY ? `
-      ${vecStores.join("\n      ")}` : `
+      ${(spec.norm ? normRow : vecStores).join("\n      ")}` : `
       for (var j = 0u; j < cols; j++) {
         store(yBase + m * p.N + n0 + j, n0 + j, tile[r * ${V}u + j / 4u][j % 4u]);
       }`}
@@ -600,7 +646,12 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   if (opts.accumulate && (!opts.out || opts.bias || opts.gelu || opts.residual)) {
     throw new Error("matmul: expected accumulate with out and without bias, gelu or residual");
   }
+  const { norm } = opts;
+  if (norm) checkNorm(norm, yShape, sumsShape, !!opts.dgelu);
   const y = opts.out ?? Tensor.empty(yShape);
+  if (norm && [a, b, y, opts.bias, opts.preact, opts.residual, rowSums].some((t) => t && [norm.out, norm.mean, norm.rstd].some((o) => o.buffer === t.buffer))) {
+    throw new Error("matmul: expected norm's out, mean and rstd not to share storage with the product's tensors");
+  }
   for (const [name, t] of Object.entries({ a, b, bias: opts.bias, preact: opts.preact, dgelu: opts.dgelu })) {
     if (t && t.buffer === y.buffer) throw new Error(`matmul: expected out not to share storage with ${name}`);
     if (t && t.buffer === rowSums?.buffer) throw new Error(`matmul: expected rowSums not to share storage with ${name}`);
@@ -620,6 +671,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   }
   if (y.size === 0) {
     if (rowSums) rowSumsByReduce(a, !!opts.transA, K, rowSums);
+    if (norm) layernormForwardInto(y, norm.gamma, norm.beta, norm.eps, norm);
     return y;
   }
   // A residual that is `out` itself is an accumulate: read it through y's binding, since WebGPU forbids
@@ -660,8 +712,13 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     vecA: tiling.kind === "mma" && (opts.transA ? M : K) % 4 === 0,
     vecB: tiling.kind === "mma" && (opts.transB ? K : N) % 4 === 0,
     broadcast: tiling.kind === "reg" && laneBroadcast(gpu),
+    norm: false,
   };
   const [tileM, tileN] = tileShape(tiling);
+  const operands = 3 + [opts.bias, opts.preact, spec.residual, opts.dgelu, spec.rowSums].filter(Boolean).length;
+  spec.norm =
+    !!norm && tiling.kind === "reg" && !tiling.lanesAlongM && spec.vecY && spec.broadcast && N <= tileN &&
+    operands + NORM_BINDINGS <= gpu.limits.maxStorageBuffersPerShaderStage;
   const tilesM = Math.ceil(M / tileM);
   const tilesN = Math.ceil(N / tileN);
   const plain = !opts.bias && !opts.gelu && !opts.residual && !opts.out && !opts.dgelu;
@@ -672,7 +729,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   }
   const kSplit = Math.ceil(K / splits);
   const target = splits > 1 ? Tensor.empty([splits, ...yShape]) : y;
-  const uniform = packUniform(FIELDS, { M, K, N, batch, tilesM, tilesN, strideA: M * K, strideB: shared ? 0 : K * ldb, ldb, splits, kSplit });
+  const eps = norm?.eps ?? 0;
+  const uniform = packUniform(FIELDS, { M, K, N, batch, tilesM, tilesN, strideA: M * K, strideB: shared ? 0 : K * ldb, ldb, splits, kSplit, eps });
   const buffers = [target.buffer, aIn.buffer, bRows.buffer];
   if (opts.bias) buffers.push(opts.bias.buffer);
   if (opts.preact) buffers.push(opts.preact.buffer);
@@ -680,18 +738,36 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   if (opts.dgelu) buffers.push(opts.dgelu.buffer);
   if (spec.rowSums) buffers.push(rowSums!.buffer);
   else if (rowSums) rowSumsByReduce(a, !!opts.transA, K, rowSums);
+  if (spec.norm) buffers.push(norm!.out.buffer, norm!.mean.buffer, norm!.rstd.buffer, norm!.gamma.buffer, norm!.beta.buffer);
   const kernel = getKernel("matmul", spec, matmulWgsl);
   const note = `${batch > 1 ? `${batch}x` : ""}${M}x${K}x${N}`;
   runtime().batch.dispatch(kernel, buffers, uniform, grid1d(splits * batch * tilesM * tilesN), MATMUL.work(shape), note);
   if ((pack || cast) && !kept) bRows.dispose(); // its buffer returns to the pool only after this batch is submitted
   if (aIn !== a) aIn.dispose();
-  if (splits === 1) return y;
-  y.dispose();
-  const partials = target.reshape([splits, y.size]);
-  target.dispose();
-  const sum = reduceForward("sum", partials, 0);
-  partials.dispose();
-  const out = sum.reshape(yShape);
-  sum.dispose();
-  return out;
+  let result = y;
+  if (splits > 1) {
+    y.dispose();
+    const partials = target.reshape([splits, y.size]);
+    target.dispose();
+    const sum = reduceForward("sum", partials, 0);
+    partials.dispose();
+    result = sum.reshape(yShape);
+    sum.dispose();
+  }
+  if (norm && !spec.norm) layernormForwardInto(result, norm.gamma, norm.beta, norm.eps, norm);
+  return result;
+}
+
+const NORM_BINDINGS = 5; // out, mean, rstd, gamma, beta
+
+function checkNorm(norm: NormAfter, yShape: number[], rowsShape: number[], dgelu: boolean): void {
+  const N = yShape.at(-1)!;
+  const want: [string, Tensor, number[]][] = [["out", norm.out, yShape], ["mean", norm.mean, rowsShape], ["rstd", norm.rstd, rowsShape], ["gamma", norm.gamma, [N]], ["beta", norm.beta, [N]]];
+  for (const [name, t, shape] of want) {
+    if (t.dtype !== "f32" || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new Error(`matmul: expected norm ${name} f32 (${shape.join(", ")}), got ${t.dtype} ${dims(t)}`);
+    }
+  }
+  if (!(norm.eps >= 0)) throw new Error(`matmul: expected norm eps >= 0, got ${norm.eps}`);
+  if (dgelu) throw new Error("matmul: expected norm without dgelu");
 }

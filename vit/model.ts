@@ -35,8 +35,24 @@ export class Linear {
     if (!this.adapter) return ops.linear(x, this.weight, this.bias, opts);
     // The adapter's delta joins the fused residual; with GELU the delta must go before the activation.
     if (opts.gelu) return ops.gelu(ops.add(ops.linear(x, this.weight, this.bias), this.adapter.apply(x)));
-    const delta = this.adapter.apply(x);
-    return ops.linear(x, this.weight, this.bias, { residual: opts.residual ? ops.add(opts.residual, delta) : delta });
+    return ops.linear(x, this.weight, this.bias, { residual: this.withDelta(x, opts.residual) });
+  }
+
+  // forward, then `norm` of its output: [y, norm(y)], the norm in the product's epilogue where it can be
+  // (ops.linearThenNorm).
+  forwardThenNorm(x: Tensor, opts: ops.LinearOptions, norm: LayerNorm): [Tensor, Tensor] {
+    if (this.adapter && opts.gelu) {
+      const y = this.forward(x, opts);
+      return [y, norm.forward(y)];
+    }
+    const residual = this.adapter ? this.withDelta(x, opts.residual) : opts.residual;
+    return ops.linearThenNorm(x, this.weight, this.bias, { ...opts, residual }, norm.params());
+  }
+
+  // The adapter's delta, plus the residual if any: what the product adds last.
+  private withDelta(x: Tensor, residual: Tensor | undefined): Tensor {
+    const delta = this.adapter!.apply(x);
+    return residual ? ops.add(residual, delta) : delta;
   }
 }
 
@@ -49,6 +65,10 @@ export class LayerNorm {
 
   forward(x: Tensor): Tensor {
     return ops.layernorm(x, this.weight, this.bias, this.eps);
+  }
+
+  params(): ops.NormParams {
+    return { gamma: this.weight, beta: this.bias, eps: this.eps };
   }
 }
 
@@ -71,17 +91,27 @@ export class Block {
   ) {}
 
   forward(x: Tensor, capture?: Capture, index = -1): Tensor {
+    return this.forwardNormed(x, undefined, undefined, capture, index)[0];
+  }
+
+  // forward with the layernorms at its ends computed in the residual products before them (ops.linearThenNorm):
+  // xNormed is norm1(x) when the block before computed it; `next`, the layernorm the caller applies to this block's
+  // output (the next block's norm1), is computed in this block's last product. Returns [output, next(output)], the
+  // second undefined without `next`.
+  forwardNormed(x: Tensor, xNormed: Tensor | undefined, next: LayerNorm | undefined, capture?: Capture, index = -1): [Tensor, Tensor | undefined] {
     // x: (B, T, C)
-    const qkv = this.qkv.forward(this.norm1.forward(x)); // (B, T, 3C)
+    const qkv = this.qkv.forward(xNormed ?? this.norm1.forward(x)); // (B, T, 3C)
     if (capture?.attention?.has(index)) capture.outputs.set(`attention.${index}`, ops.attentionProbs(qkv.detach(), this.heads));
     const attended = ops.attention(qkv, this.heads); // (B, T, C)
-    const h = this.proj.forward(attended, { residual: x });
-    const normed = this.norm2.forward(h);
+    const [h, normed] = this.proj.forwardThenNorm(attended, { residual: x }, this.norm2);
     const { fc1, fc2 } = this;
     // Without adapters, the two linears as one op (GELU's backward fused into a product, autograd/ops.ts mlp).
-    if (!fc1.adapter && !fc2.adapter) return ops.mlp(normed, { w1: fc1.weight, b1: fc1.bias, w2: fc2.weight, b2: fc2.bias }, h);
+    if (!fc1.adapter && !fc2.adapter) {
+      const weights = { w1: fc1.weight, b1: fc1.bias, w2: fc2.weight, b2: fc2.bias };
+      return next ? ops.mlpThenNorm(normed, weights, h, next.params()) : [ops.mlp(normed, weights, h), undefined];
+    }
     const hidden = fc1.forward(normed, { gelu: true }); // (B, T, hidden)
-    return fc2.forward(hidden, { residual: h });
+    return next ? fc2.forwardThenNorm(hidden, { residual: h }, next) : [fc2.forward(hidden, { residual: h }), undefined];
   }
 
   parameters(prefix: string): [string, Tensor][] {
@@ -160,8 +190,9 @@ export class VisionTransformer {
   // The CLS feature after the final norm: (B, C).
   features(images: Tensor, capture?: Capture): Tensor {
     let x = this.embed(images);
+    let normed: Tensor | undefined; // the next block's norm1(x), from the block before
     this.blocks.forEach((block, i) => {
-      x = block.forward(x, capture, i);
+      [x, normed] = block.forwardNormed(x, normed, this.blocks[i + 1]?.norm1, capture, i);
       if (capture?.blocks?.has(i)) capture.outputs.set(`block.${i}`, x.detach());
     });
     const [B, , C] = x.shape;

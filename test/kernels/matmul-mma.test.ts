@@ -34,6 +34,7 @@ const spec = (version: MatmulVersion, extra: Partial<MatmulSpec>): MatmulSpec =>
   vecA: false,
   vecB: false,
   broadcast: false,
+  norm: false,
   ...extra,
 });
 

@@ -12,6 +12,7 @@ import type { RecordedCommand } from "../../engine/batch.js";
 import { expectClose, randu, skipWithoutF16, useEngine, withoutLaneBroadcast } from "../helpers.js";
 import { matmulRef, transpose } from "../ref/matmul.js";
 import { gelu, geluGrad } from "../ref/elementwise.js";
+import { layernorm as layernormRef } from "../ref/layernorm.js";
 
 useEngine();
 
@@ -298,6 +299,91 @@ describe("matmul reg: values shared by subgroupBroadcast, or loaded by every lan
   }
 });
 
+// norm: the layernorm of y's rows beside y, in the epilogue of a reg version with lanes along n that holds whole
+// rows, where its lanes are one subgroup; else by a layernorm dispatch after the product. y against the float64
+// product (tol(K)); out, mean and rstd against the reference layernorm of the y the kernel wrote, with
+// kernels/layernorm.ts's tolerance (test/kernels/layernorm.test.ts), so that they measure the norm alone.
+describe("matmul norm: the layernorm of y's rows", () => {
+  const NORM_TOL = { atol: 2e-5, rtol: 1e-4 };
+  const eightLanes = () => {
+    const { gpu } = runtime();
+    return gpu.features.has("subgroups") && gpu.subgroupMinSize === 8 && gpu.subgroupMaxSize === 8;
+  };
+  // Runs the product (a linear layer's: b transposed) with a norm; returns the kernels it dispatched besides b's pack
+  // (name and, for the matmul, whether its spec fused the norm) after checking every output.
+  const check = async (s: Shape, version: MatmulVersion | undefined, extra: { bias?: boolean; gelu?: boolean; residual?: boolean }) => {
+    const [a, b] = operands(s, LAYOUTS[2]);
+    const batch = s.batch.reduce((x, y) => x * y, 1);
+    const rows = batch * s.M;
+    const biasData = randu(s.N, 21, -2, 2);
+    const resData = randu(rows * s.N, 22, -3, 3);
+    const gammaData = randu(s.N, 23, 0.5, 1.5);
+    const betaData = randu(s.N, 24);
+    const eps = 1e-6;
+    const yShape = [...s.batch, s.M, s.N];
+    const norm = {
+      out: Tensor.empty(yShape),
+      mean: Tensor.empty([...s.batch, s.M]),
+      rstd: Tensor.empty([...s.batch, s.M]),
+      gamma: Tensor.fromArray(gammaData, [s.N]),
+      beta: Tensor.fromArray(betaData, [s.N]),
+      eps,
+    };
+    const opts: MatmulOptions = { ...LAYOUTS[2], version, norm, gelu: extra.gelu };
+    if (extra.bias) opts.bias = Tensor.fromArray(biasData, [s.N]);
+    if (extra.residual) opts.residual = Tensor.fromArray(resData, yShape);
+    const { batch: b0 } = runtime();
+    b0.startRecording();
+    let y: Tensor;
+    let recorded: RecordedCommand[];
+    try {
+      y = matmulForward(a, b, opts);
+    } finally {
+      recorded = b0.stopRecording();
+    }
+    const z = data(s).y.map((v, i) => v + (extra.bias ? biasData[i % s.N] : 0));
+    const want = z.map((v, i) => (extra.gelu ? gelu(v) : v) + (extra.residual ? resData[i] : 0));
+    const got = await y.data();
+    expectClose("y", got, want, tol(s.K));
+    const ref = layernormRef(got, gammaData, betaData, rows, s.N, eps);
+    expectClose("out", await norm.out.data(), ref.y, NORM_TOL);
+    expectClose("mean", await norm.mean.data(), ref.mean, NORM_TOL);
+    expectClose("rstd", await norm.rstd.data(), ref.rstd, { atol: 0, rtol: NORM_TOL.rtol });
+    for (const t of [a, b, y, opts.bias, opts.residual, ...Object.values(norm)]) if (t instanceof Tensor) t.dispose();
+    const kernels = recorded.flatMap((c) => (c.kind === "dispatch" && c.kernel.name !== "matmul-pack" ? [c.kernel] : []));
+    return kernels.map((k) => (k.name === "matmul" ? `matmul norm=${k.key.includes("norm=true")}` : k.name));
+  };
+  const fused = ["matmul norm=true"];
+  const after = ["matmul norm=false", "layernorm"];
+
+  for (const version of ["reg4x8", "reg32x8"] as const) {
+    it(`${version}, lanes one subgroup: in the epilogue, rows past the tile edge, a batch, bias and residual; N = 40 (lanes past N)`, async (ctx) => {
+      ctx.skip(!eightLanes(), "no subgroups of exactly 8 lanes");
+      expect(await check(shape(37, 13, 64, [2]), version, { bias: true, residual: true })).toEqual(fused);
+      expect(await check(shape(9, 7, 40), version, { bias: true, gelu: true })).toEqual(fused);
+    });
+  }
+
+  it("elsewhere by a layernorm after the product: N past the tile, N % 4 != 0, lanes along m, a tiled version, no subgroup broadcast", async () => {
+    const s = shape(37, 13, 64, [2]);
+    expect(await check(shape(9, 7, 72), "reg4x8", { bias: true })).toEqual(after);
+    expect(await check(shape(9, 7, 10), "reg4x8", { residual: true })).toEqual(after);
+    expect(await check(s, "regm8x16", { bias: true, residual: true })).toEqual(after);
+    expect(await check(s, "tiled", { bias: true, residual: true })).toEqual(after);
+    await withoutLaneBroadcast(async () => expect(await check(s, "reg4x8", { bias: true, residual: true })).toEqual(after));
+  });
+
+  it("rejects a norm whose tensors do not fit y, or with dgelu", () => {
+    const a = Tensor.empty([5, 3]);
+    const b = Tensor.empty([3, 8]);
+    const norm = { out: Tensor.empty([5, 8]), mean: Tensor.empty([5]), rstd: Tensor.empty([4]), gamma: Tensor.empty([8]), beta: Tensor.empty([8]), eps: 1e-6 };
+    expect(() => matmulForward(a, b, { norm })).toThrow("matmul: expected norm rstd f32 (5), got f32 (4)");
+    norm.rstd = Tensor.empty([5]);
+    expect(() => matmulForward(a, b, { norm, dgelu: Tensor.empty([5, 8]) })).toThrow("matmul: expected norm without dgelu");
+    expect(() => matmulForward(a, b, { norm: { ...norm, out: b } })).toThrow("norm out f32 (5, 8), got f32 (3, 8)");
+  });
+});
+
 describe("matmul regm: transposed b read in place or packed", () => {
   // Which kernels a product dispatches, from the DEBUG log.
   const kernels = (run: () => void) => {
@@ -389,7 +475,7 @@ describe("matmul errors", () => {
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { out: t([3, 4]) })).toThrow("matmul: expected out (4, 3), got (3, 4)");
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { accumulate: true })).toThrow("expected accumulate with out");
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { preact: t([4, 3]) })).toThrow("expected gelu with preact");
-    expect(() => matmulForward(t([4, 5]), t([5, 3]), { dgelu: t([4, 3]), bias: t([3]) })).toThrow("matmul: expected dgelu without bias");
+    expect(() => matmulForward(t([4, 5]), t([5, 3]), { dgelu: t([4, 3]), bias: t([3]) })).toThrow("matmul: expected norm without dgelu");
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { dgelu: t([3, 4]) })).toThrow("matmul: expected dgelu (4, 3), got (3, 4)");
     expect(() => matmulForward(t([2, 4, 5]), t([5, 3]), { rowSums: t([4]) })).toThrow("matmul: expected rowSums f32 (2, 4), got f32 (4)");
     const a = t([4, 1]);
