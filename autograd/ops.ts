@@ -7,7 +7,8 @@ import { type BinaryOp, type UnaryOp, axpyInPlace, binaryForward, unaryForward }
 import type { Rng } from "../util/random.js";
 import { fill } from "../kernels/fill.js";
 import { reduceForward } from "../kernels/reduce.js";
-import { type NormAfter, matmulForward } from "../kernels/matmul.js";
+import { type NormAfter, gatherOuter, matmulForward } from "../kernels/matmul.js";
+import { im2colIndex } from "../kernels/im2col.js";
 import { matmulPrecision } from "./precision.js";
 import { layernormBackward, layernormForward } from "../kernels/layernorm.js";
 import { softmaxBackward, softmaxForward } from "../kernels/softmax.js";
@@ -244,6 +245,44 @@ function recordedNorm(y: Tensor, after: NormAfter): Tensor {
   const normed = after.out.reshape(y.shape);
   after.out.dispose();
   return recordLayernorm(y, after.gamma, after.beta, normed, after.mean, after.rstd);
+}
+
+// A ViT's patch embedding, a convolution with stride P: images (B, ch, H, W) -> tokens (B, G, N), G = (H/P)(W/P),
+// the linear layer w (N, ch*P*P), bias (N) applied to each P x P patch flattened as (ch, P, P). Its product reads
+// the patches from the images in place (kernels/im2col.ts through matmul's gatherA), without the im2col copy;
+// the weight gradient's product gets them materialised. Images that need a gradient take the composition (permute,
+// then linear) instead.
+export function patchEmbed(images: Tensor, w: Tensor, bias: Tensor | undefined, P: number): Tensor {
+  const [B, ch, H, W] = images.shape;
+  if (images.shape.length !== 4 || !(P > 0) || H % P !== 0 || W % P !== 0 || w.shape.length !== 2 || w.shape[1] !== ch * P * P) {
+    throw new Error(`patchEmbed: expected images (B, ch, H, W) with H and W multiples of ${P} and weight (N, ch*${P}*${P}), got (${images.shape.join(", ")}) and (${w.shape.join(", ")})`);
+  }
+  const [gh, gw, n] = [H / P, W / P, w.shape[0]];
+  if (gradEnabled() && images.requiresGrad) return linear(im2col(images, P), w, bias);
+  const precision = matmulPrecision();
+  const index = im2colIndex(B, ch, H, W, P);
+  const y2 = matmulForward(images, w, { inputs: precision, transB: true, bias, gatherA: index });
+  const y = y2.reshape([B, gh * gw, n]);
+  y2.dispose();
+  return record(y, "patchEmbed", [images, w, ...(bias ? [bias] : [])], (dy) => {
+    const dz = dy.reshape([-1, n]);
+    const db = bias?.requiresGrad && w.requiresGrad ? Tensor.empty([n]) : undefined;
+    let dw: Tensor | undefined;
+    if (w.requiresGrad) {
+      const patches = gatherOuter(images, index);
+      dw = matmulForward(dz, patches, { inputs: precision, transA: true, rowSums: db });
+      patches.dispose();
+    }
+    return [undefined, dw, ...(bias ? [bias.requiresGrad ? (db ?? reduceForward("sum", dz, 0)) : undefined] : [])];
+  });
+}
+
+// The patches of images (B, ch, H, W) as rows: (B, ch, gh, P, gw, P) -> (B, gh, gw, ch, P, P) -> (B, G, ch*P*P), a
+// convolution weight's layout; a strided copy.
+export function im2col(images: Tensor, P: number): Tensor {
+  const [B, ch, H, W] = images.shape;
+  const [gh, gw] = [H / P, W / P];
+  return reshape(permute(reshape(images, [B, ch, gh, P, gw, P]), [0, 2, 4, 1, 3, 5]), [B, gh * gw, ch * P * P]);
 }
 
 export interface MlpWeights {

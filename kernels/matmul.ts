@@ -13,6 +13,10 @@
 //   (subgroupAdd over the lanes' columns: two sums per row); elsewhere a layernorm dispatch follows the product.
 //   On CPU drivers a dispatch costs ~60 us beside its work, and the default study's model has 7 such layernorms in
 //   its forward.
+//   gatherA, optional: a read through an outer index, a[m, k] = src[rows[m] + cols[k]] with src the bound a (any
+//   shape), rows (M) and cols (K) i32 offsets: a view that a strided copy would otherwise materialise, such as the
+//   patch matrix of images (kernels/im2col.ts). The reg versions read it in place (a row's offset once, a k's per
+//   k); the others get it materialised first (gatherOuter).
 //   rowSums (..., M), optional: sum_k op(a)[m, k] (a linear layer's bias gradient beside its weight gradient, which
 //   is dzᵀ·x with transA). The reg versions add up the a values they load anyway and the workgroups of the first
 //   column tile store the sums: on CPU drivers a dispatch costs ~60 us beside its work, and a step of the default
@@ -65,6 +69,13 @@ export interface MatmulOptions {
   splitK?: number; // tiled: force this many splits of k (tests), else splitK's plan
   inputs?: Precision; // "f16": a and b read in f16, accumulated in f32 (see the header); default "f32"
   norm?: NormAfter; // also write the layernorm of y's rows (see the header); not with dgelu
+  gatherA?: OuterIndex; // a is the source of a gathered (M, K) matrix (see the header); not with transA
+}
+
+// Offsets of a gathered matrix: element (m, k) is src[rows[m] + cols[k]].
+export interface OuterIndex {
+  rows: Tensor; // (M) i32
+  cols: Tensor; // (K) i32
 }
 
 // The layernorm of a product's output: its result and saved statistics, written by matmulForward.
@@ -110,6 +121,7 @@ export interface MatmulSpec {
   vecB: boolean; // mma: the same for b
   broadcast: boolean; // reg: what every lane loads alike comes from per-lane loads and subgroupBroadcast (header)
   norm: boolean; // reg with lanes along n, vecY, broadcast, one column tile: the layernorm of y's rows (header)
+  gatherA: boolean; // reg: a read through aRows and aCols (header)
 }
 
 const FIELDS = {
@@ -145,6 +157,7 @@ function bindings(spec: MatmulSpec): string {
     list.push(["normed", yType, "read_write"], ["normMean", "array<f32>", "read_write"], ["normRstd", "array<f32>", "read_write"]);
     list.push(["normGamma", yType, "read"], ["normBeta", yType, "read"]);
   }
+  if (spec.gatherA) list.push(["aRows", "array<u32>", "read"], ["aCols", "array<u32>", "read"]);
   return storageBindings(list);
 }
 
@@ -213,8 +226,10 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
   // once, lane l taking values l, l + 8, ... per-lane, and handed to every lane by subgroupBroadcast.
   const aShared = spec.broadcast && !lanesAlongM;
   const bShared = spec.broadcast && lanesAlongM;
-  if (aShared) for (let q = 0; q < Math.ceil(R / LANES); q++) pre.push(`let w${q} = min(m0 + ${q * LANES}u + lid.x, p.M - 1u);`);
-  else for (let r = 0; r < R; r++) pre.push(`let r${r} = min(${row(`${r}u`)}, p.M - 1u);`);
+  // gatherA: w${q} and r${r} are the rows' offsets in the source instead of their indices.
+  const rowAt = (m: string) => (spec.gatherA ? `aRows[${m}]` : m);
+  if (aShared) for (let q = 0; q < Math.ceil(R / LANES); q++) pre.push(`let w${q} = ${rowAt(`min(m0 + ${q * LANES}u + lid.x, p.M - 1u)`)};`);
+  else for (let r = 0; r < R; r++) pre.push(`let r${r} = ${rowAt(`min(${row(`${r}u`)}, p.M - 1u)`)};`);
   // bScalars: c_j is where column j's elements of b start (transB: its row of b; else its offset in a row of b).
   // bShared: cl${q} is that of column 8q + l for lane l.
   const column = (j: string) => `bBase + min(n0 + ${j}, p.N - 1u)${spec.transB ? " * p.K" : ""}`;
@@ -232,8 +247,10 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
   const loads = (k: string, u: string): string[] => {
     const kk = `k${u}`;
     const lines = [`let ${kk} = ${k};`];
-    const aValue = (r: number) => (aShared ? `subgroupBroadcast(ea${Math.floor(r / LANES)}${u}, ${r % LANES}u)` : `f32(A[aBase + ${aIndex(spec, `r${r}`, kk)}])`);
-    if (aShared) for (let q = 0; q < Math.ceil(R / LANES); q++) lines.push(`let ea${q}${u} = f32(A[aBase + ${aIndex(spec, `w${q}`, kk)}]);`);
+    if (spec.gatherA) lines.push(`let ak${u} = aCols[${kk}];`);
+    const aAt = (m: string) => (spec.gatherA ? `A[${m} + ak${u}]` : `A[aBase + ${aIndex(spec, m, kk)}]`);
+    const aValue = (r: number) => (aShared ? `subgroupBroadcast(ea${Math.floor(r / LANES)}${u}, ${r % LANES}u)` : `f32(${aAt(`r${r}`)})`);
+    if (aShared) for (let q = 0; q < Math.ceil(R / LANES); q++) lines.push(`let ea${q}${u} = f32(${aAt(`w${q}`)});`);
     for (let r = 0; r < R; r++) {
       if (spec.rowSums) lines.push(`let e${r}${u} = ${aValue(r)};`, `let a${r}${u} = vec4<f32>(e${r}${u});`);
       else lines.push(`let a${r}${u} = vec4<f32>(${aValue(r)});`);
@@ -610,15 +627,18 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   for (const [name, t] of Object.entries(named)) {
     if (t && t.dtype !== "f32") throw new Error(`matmul: expected ${name} to be f32, got ${t.dtype} ${dims(t)}`);
   }
-  if (a.shape.length < 2 || b.shape.length < 2) {
+  const { gatherA } = opts;
+  if (gatherA) checkGather(gatherA, opts, b);
+  const aShape = gatherA ? [gatherA.rows.size, gatherA.cols.size] : a.shape; // the logical a
+  if (aShape.length < 2 || b.shape.length < 2) {
     throw new Error(`matmul: expected a and b of rank >= 2, got a ${dims(a)} and b ${dims(b)}`);
   }
-  const batchDims = a.shape.slice(0, -2);
+  const batchDims = aShape.slice(0, -2);
   const shared = b.shape.length === 2;
-  if (!shared && (b.shape.length !== a.shape.length || b.shape.slice(0, -2).some((d, i) => d !== batchDims[i]))) {
+  if (!shared && (b.shape.length !== aShape.length || b.shape.slice(0, -2).some((d, i) => d !== batchDims[i]))) {
     throw new Error(`matmul: expected b 2-D or with the batch dims of a ${dims(a)}, got b ${dims(b)}`);
   }
-  const [M, K] = opts.transA ? [a.shape.at(-1)!, a.shape.at(-2)!] : [a.shape.at(-2)!, a.shape.at(-1)!];
+  const [M, K] = opts.transA ? [aShape.at(-1)!, aShape.at(-2)!] : [aShape.at(-2)!, aShape.at(-1)!];
   const [Kb, N] = opts.transB ? [b.shape.at(-1)!, b.shape.at(-2)!] : [b.shape.at(-2)!, b.shape.at(-1)!];
   if (K !== Kb) {
     const layout = `${opts.transA ? " transA" : ""}${opts.transB ? " transB" : ""}`;
@@ -670,7 +690,11 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     throw new Error(`matmul: f16 inputs need the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks`);
   }
   if (y.size === 0) {
-    if (rowSums) rowSumsByReduce(a, !!opts.transA, K, rowSums);
+    if (rowSums) {
+      const full = gatherA ? gatherOuter(a, gatherA) : a;
+      rowSumsByReduce(full, !!opts.transA, K, rowSums);
+      if (full !== a) full.dispose();
+    }
     if (norm) layernormForwardInto(y, norm.gamma, norm.beta, norm.eps, norm);
     return y;
   }
@@ -681,6 +705,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const shape: MatmulShape = { M, K, N, transA: !!opts.transA, transB: !!opts.transB, batch, gelu: !!opts.gelu || !!opts.dgelu, f16 };
   const version = resolveVersion(MATMUL, shape, opts.version);
   const tiling = MATMUL_TILINGS[version];
+  // A gathered a that this version cannot read in place, materialised.
+  const aFull = gatherA && tiling.kind !== "reg" ? gatherOuter(a, gatherA) : a;
   const bBatch = shared ? 1 : batch;
   // The reg kernels read b as (K, ldb) vec4 rows: pack it when it is transposed or N % 4 != 0. regm's b loads are
   // uniform across lanes, so it reads a small such b in place, as scalars, without the pack's dispatch. In f16 the
@@ -693,7 +719,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const kept = (pack || cast) && shared && !b.requiresGrad ? keptPack(b, K, N, !!opts.transB, f16, cast) : undefined;
   const bRows = kept ?? (pack ? packB(b, bBatch, K, N, !!opts.transB, f16) : cast ? castF16(b) : b);
   const ldb = pack ? Math.ceil(N / 4) * 4 : N;
-  const aIn = f16 ? castF16(a) : a;
+  const aIn = f16 ? castF16(aFull) : aFull;
   const spec: MatmulSpec = {
     version,
     transA: !!opts.transA,
@@ -713,9 +739,10 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     vecB: tiling.kind === "mma" && (opts.transB ? K : N) % 4 === 0,
     broadcast: tiling.kind === "reg" && laneBroadcast(gpu),
     norm: false,
+    gatherA: !!gatherA && tiling.kind === "reg",
   };
   const [tileM, tileN] = tileShape(tiling);
-  const operands = 3 + [opts.bias, opts.preact, spec.residual, opts.dgelu, spec.rowSums].filter(Boolean).length;
+  const operands = 3 + [opts.bias, opts.preact, spec.residual, opts.dgelu, spec.rowSums].filter(Boolean).length + (spec.gatherA ? 2 : 0);
   spec.norm =
     !!norm && tiling.kind === "reg" && !tiling.lanesAlongM && spec.vecY && spec.broadcast && N <= tileN &&
     operands + NORM_BINDINGS <= gpu.limits.maxStorageBuffersPerShaderStage;
@@ -737,13 +764,15 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   if (spec.residual) buffers.push(opts.residual!.buffer);
   if (opts.dgelu) buffers.push(opts.dgelu.buffer);
   if (spec.rowSums) buffers.push(rowSums!.buffer);
-  else if (rowSums) rowSumsByReduce(a, !!opts.transA, K, rowSums);
+  else if (rowSums) rowSumsByReduce(aFull, !!opts.transA, K, rowSums);
   if (spec.norm) buffers.push(norm!.out.buffer, norm!.mean.buffer, norm!.rstd.buffer, norm!.gamma.buffer, norm!.beta.buffer);
+  if (spec.gatherA) buffers.push(gatherA!.rows.buffer, gatherA!.cols.buffer);
   const kernel = getKernel("matmul", spec, matmulWgsl);
   const note = `${batch > 1 ? `${batch}x` : ""}${M}x${K}x${N}`;
   runtime().batch.dispatch(kernel, buffers, uniform, grid1d(splits * batch * tilesM * tilesN), MATMUL.work(shape), note);
   if ((pack || cast) && !kept) bRows.dispose(); // its buffer returns to the pool only after this batch is submitted
-  if (aIn !== a) aIn.dispose();
+  if (aIn !== aFull) aIn.dispose();
+  if (aFull !== a) aFull.dispose();
   let result = y;
   if (splits > 1) {
     y.dispose();
@@ -759,6 +788,40 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
 }
 
 const NORM_BINDINGS = 5; // out, mean, rstd, gamma, beta
+
+function checkGather(index: OuterIndex, opts: MatmulOptions, b: Tensor): void {
+  for (const [name, t] of Object.entries(index)) {
+    if (t.dtype !== "i32" || t.shape.length !== 1) throw new Error(`matmul: expected gatherA ${name} i32 1-D, got ${t.dtype} ${dims(t)}`);
+  }
+  if (opts.transA || b.shape.length !== 2) {
+    throw new Error(`matmul: expected gatherA without transA and with a 2-D b, got${opts.transA ? " transA" : ""} b ${dims(b)}`);
+  }
+}
+
+// a[m, k] = src[rows[m] + cols[k]], materialised as (M, K): for the versions that cannot gather in place, and for a
+// gathered a's other uses (its weight gradient's product). One invocation per element.
+const GATHER_WG = 64;
+const GATHER_FIELDS = { M: "u32", K: "u32" } as const;
+const GATHER_WGSL = /* wgsl */ `
+${uniformStruct(GATHER_FIELDS)}
+${storageBindings([["out", "array<f32>", "read_write"], ["src", "array<f32>", "read"], ["rows", "array<u32>", "read"], ["cols", "array<u32>", "read"]])}
+${FLAT_GROUP}
+@compute @workgroup_size(${GATHER_WG})
+${ENTRY} {
+  let i = flatGroup(wid, nwg) * ${GATHER_WG}u + lid.x;
+  if (i < p.M * p.K) { out[i] = src[rows[i / p.K] + cols[i % p.K]]; }
+}`;
+
+export function gatherOuter(src: Tensor, index: OuterIndex): Tensor {
+  const [M, K] = [index.rows.size, index.cols.size];
+  if (src.dtype !== "f32") throw new Error(`matmul: expected an f32 source to gather from, got ${src.dtype} ${dims(src)}`);
+  const out = Tensor.empty([M, K]);
+  if (out.size === 0) return out;
+  const kernel = getKernel("matmul-gather", {}, () => GATHER_WGSL);
+  const uniform = packUniform(GATHER_FIELDS, { M, K });
+  runtime().batch.dispatch(kernel, [out.buffer, src.buffer, index.rows.buffer, index.cols.buffer], uniform, grid1d(Math.ceil(out.size / GATHER_WG)), out.size * 12);
+  return out;
+}
 
 function checkNorm(norm: NormAfter, yShape: number[], rowsShape: number[], dgelu: boolean): void {
   const N = yShape.at(-1)!;

@@ -157,16 +157,15 @@ export class VisionTransformer {
 
   // images (B, 3, H, W), already normalised -> tokens (B, 1 + Gh*Gw, C) before the blocks.
   embed(images: Tensor): Tensor {
-    const [B, ch, H, W] = images.shape;
+    const [, ch, H, W] = images.shape;
     const P = this.config.patchSize;
     if (images.shape.length !== 4 || ch !== 3 || H % P !== 0 || W % P !== 0) {
       throw new Error(`vit: expected images (B, 3, H, W) with H and W multiples of ${P}, got (${images.shape.join(", ")})`);
     }
     const gh = H / P;
     const gw = W / P;
-    // im2col: (B, 3, gh, P, gw, P) -> (B, gh, gw, 3, P, P) -> (B, gh*gw, 3*P*P), matching the conv weight layout.
-    const patches = ops.reshape(ops.permute(ops.reshape(images, [B, 3, gh, P, gw, P]), [0, 2, 4, 1, 3, 5]), [B, gh * gw, 3 * P * P]);
-    const tokens = this.patchEmbed.forward(patches); // (B, G, C)
+    const { adapter, weight, bias } = this.patchEmbed;
+    const tokens = adapter ? this.patchEmbed.forward(ops.im2col(images, P)) : ops.patchEmbed(images, weight, bias, P); // (B, G, C)
     return ops.tokenSequence(tokens, this.clsToken, this.positions(gh, gw)); // [cls; tokens] + pos
   }
 

@@ -1,4 +1,5 @@
-// autograd/ops.ts attention (and, at the end, the fused MLP), forward and backward through autograd, against the float64 reference
+// autograd/ops.ts attention (and, at the end, the fused MLP, the products with a layernorm after them and the patch
+// embedding), forward and backward through autograd, against the float64 reference
 // (test/ref/attention.ts) and finite differences: "unfused" (composed of matmul and softmax) at awkward shapes; the
 // fused kernels (tested at length in test/kernels/attention.test.ts) at one small shape, for the wiring only, since
 // every head dim is a pipeline to compile and reg's take long on llvmpipe.
@@ -177,5 +178,118 @@ describe("mlp", () => {
   it("names the weights' shapes when they do not fit", () => {
     const t = (shape: number[]) => Tensor.empty(shape);
     expect(() => ops.mlp(t([2, 5]), { w1: t([7, 4]), w2: t([6, 7]) })).toThrow("mlp: expected w1 (H, 5) and w2 (N, H) for input (2, 5), got (7, 4) and (6, 7)");
+  });
+});
+
+// ops.linearThenNorm and ops.mlpThenNorm: the product and the layernorm of its output, the norm in the product's
+// epilogue where the kernel can, against the ops they replace (linear or mlp, then layernorm), forward and every
+// gradient, with both outputs in the loss (a pre-norm block uses y as the next residual and the norm's output as
+// the next input). N = 32: on llvmpipe the default version holds whole rows, so the fused epilogue runs there
+// (checked by the kernels dispatched). Tolerance as the mlp's.
+describe("linearThenNorm and mlpThenNorm", () => {
+  const [B, T, K, H, N] = [2, 9, 12, 20, 32];
+  const NORM_TOL = { atol: 1e-4, rtol: 1e-3 };
+  const values = {
+    x: randn(B * T * K, 41),
+    w: randn(N * K, 42),
+    b: randn(N, 43),
+    w1: randn(H * K, 44),
+    b1: randn(H, 45),
+    w2: randn(N * H, 46),
+    r: randn(B * T * N, 47),
+    gamma: randn(N, 48),
+    beta: randn(N, 49),
+  };
+  const shapes = { x: [B, T, K], w: [N, K], b: [N], w1: [H, K], b1: [H], w2: [N, H], r: [B, T, N], gamma: [N], beta: [N] };
+  type Name = keyof typeof values;
+  const NAMES = Object.keys(values) as Name[];
+  const [dy, dn] = [randn(B * T * N, 50), randn(B * T * N, 51)];
+
+  async function run(op: "linear" | "mlp", fused: boolean) {
+    const kernels: string[] = [];
+    return tidyAsync(async () => {
+      const t = Object.fromEntries(NAMES.map((n) => [n, Tensor.fromArray(values[n], shapes[n]).requireGrad()])) as Record<Name, Tensor>;
+      const norm = { gamma: t.gamma, beta: t.beta, eps: 1e-6 };
+      const forward = (): [Tensor, Tensor] => {
+        const weights = { w1: t.w1, b1: t.b1, w2: t.w2, b2: t.b };
+        if (fused) return op === "linear" ? ops.linearThenNorm(t.x, t.w, t.b, { residual: t.r }, norm) : ops.mlpThenNorm(t.x, weights, t.r, norm);
+        const y = op === "linear" ? ops.linear(t.x, t.w, t.b, { residual: t.r }) : ops.mlp(t.x, weights, t.r);
+        return [y, ops.layernorm(y, t.gamma, t.beta, 1e-6)];
+      };
+      const { batch } = runtime();
+      batch.startRecording();
+      let outputs: [Tensor, Tensor];
+      try {
+        outputs = forward();
+      } finally {
+        kernels.push(...batch.stopRecording().flatMap((c) => (c.kind === "dispatch" ? [c.kernel.name] : [])));
+      }
+      const [y, normed] = outputs;
+      const weighted = (a: Tensor, w: Float32Array) => ops.sumAll(ops.mul(a, Tensor.fromArray(w, [B, T, N])));
+      const loss = ops.add(weighted(y, dy), weighted(normed, dn));
+      backward(loss);
+      const used: Name[] = op === "linear" ? ["x", "w", "b", "r", "gamma", "beta"] : ["x", "w1", "b1", "w2", "b", "r", "gamma", "beta"];
+      const grads: Partial<Record<Name, Float32Array>> = {};
+      for (const n of used) {
+        grads[n] = await t[n].grad!.data();
+        t[n].grad!.dispose();
+      }
+      return { y: await y.data(), normed: await normed.data(), grads, kernels };
+    });
+  }
+
+  for (const op of ["linear", "mlp"] as const) {
+    it(`${op}ThenNorm matches ${op}, then layernorm`, async () => {
+      const [fused, composed] = [await run(op, true), await run(op, false)];
+      expectClose("y", fused.y, composed.y, NORM_TOL);
+      expectClose("normed", fused.normed, composed.normed, NORM_TOL);
+      for (const [n, g] of Object.entries(composed.grads)) expectClose(`d${n}`, fused.grads[n as Name]!, g, NORM_TOL);
+      const { gpu } = runtime();
+      if (gpu.isCpu && gpu.features.has("subgroups") && gpu.subgroupMinSize === 8 && gpu.subgroupMaxSize === 8) {
+        expect(fused.kernels).not.toContain("layernorm");
+        expect(composed.kernels).toContain("layernorm");
+      }
+    });
+  }
+});
+
+// ops.patchEmbed: the patch embedding's product reading the patches from the images in place, against the
+// composition it replaces (ops.im2col, then ops.linear): forward, the weight's and bias's gradients, and with
+// images that need a gradient (which take the composition). Tolerance as the mlp's.
+describe("patchEmbed", () => {
+  const [B, ch, Hh, W, P, N] = [2, 3, 8, 12, 4, 10];
+  const TOL_P = { atol: 1e-4, rtol: 1e-3 };
+  const img = randn(B * ch * Hh * W, 61);
+  const wv = randn(N * ch * P * P, 62);
+  const bv = randn(N, 63);
+  const G = (Hh / P) * (W / P);
+  const dout = randn(B * G * N, 64);
+
+  async function run(inPlace: boolean, imagesGrad: boolean) {
+    return tidyAsync(async () => {
+      const images = Tensor.fromArray(img, [B, ch, Hh, W]).requireGrad(imagesGrad);
+      const w = Tensor.fromArray(wv, [N, ch * P * P]).requireGrad();
+      const b = Tensor.fromArray(bv, [N]).requireGrad();
+      const y = inPlace ? ops.patchEmbed(images, w, b, P) : ops.linear(ops.im2col(images, P), w, b);
+      expect(y.shape).toEqual([B, G, N]);
+      backward(y, Tensor.fromArray(dout, [B, G, N]));
+      const out = { y: await y.data(), dw: await w.grad!.data(), db: await b.grad!.data(), dimages: imagesGrad ? await images.grad!.data() : undefined };
+      for (const t of [w, b, ...(imagesGrad ? [images] : [])]) t.grad!.dispose();
+      return out;
+    });
+  }
+
+  it("matches im2col, then linear, with and without the images' gradient", async () => {
+    for (const imagesGrad of [false, true]) {
+      const [got, want] = [await run(true, imagesGrad), await run(false, imagesGrad)];
+      expectClose("y", got.y, want.y, TOL_P);
+      expectClose("dw", got.dw, want.dw, TOL_P);
+      expectClose("db", got.db, want.db, TOL_P);
+      if (imagesGrad) expectClose("dimages", got.dimages!, want.dimages!, TOL_P);
+    }
+  });
+
+  it("names the shapes that do not fit", () => {
+    expect(() => ops.patchEmbed(Tensor.empty([1, 3, 8, 10]), Tensor.empty([4, 48]), undefined, 4)).toThrow("patchEmbed: expected images (B, ch, H, W) with H and W multiples of 4");
   });
 });

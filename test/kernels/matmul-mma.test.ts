@@ -35,6 +35,7 @@ const spec = (version: MatmulVersion, extra: Partial<MatmulSpec>): MatmulSpec =>
   vecB: false,
   broadcast: false,
   norm: false,
+  gatherA: false,
   ...extra,
 });
 

@@ -3,7 +3,8 @@
 // like sqrt(K) (the reference accumulates in float64).
 import { beforeEach, describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
-import { matmulForward, splitK, type MatmulOptions } from "../../kernels/matmul.js";
+import { gatherOuter, matmulForward, splitK, type MatmulOptions } from "../../kernels/matmul.js";
+import { im2colIndex } from "../../kernels/im2col.js";
 import { MATMUL, MATMUL_TILINGS, type MatmulShape, type MatmulVersion } from "../../kernels/registry.js";
 import { runtime } from "../../engine/runtime.js";
 import { sgdUpdates } from "../../kernels/optim.js";
@@ -384,6 +385,60 @@ describe("matmul norm: the layernorm of y's rows", () => {
   });
 });
 
+// gatherA: a read through an outer index, a[m, k] = src[rows[m] + cols[k]] (here the patch matrix of images, as
+// kernels/im2col.ts builds it, and a hand-made index with repeated and descending offsets), against the float64
+// product of the materialised matrix: in place by the reg versions (lanes along n with and without subgroup
+// broadcasts, lanes along m), materialised by gatherOuter for the tiled one. With bias and rowSums.
+describe("matmul gatherA: a read through an outer index", () => {
+  const [B, ch, H, W, P, N] = [2, 3, 8, 12, 4, 20];
+  const images = randu(B * ch * H * W, 71);
+  const index = () => im2colIndex(B, ch, H, W, P);
+  const [M, K] = [B * (H / P) * (W / P), ch * P * P];
+  // The patch matrix from the layout's definition, not from the index.
+  const patches = new Float32Array(M * K);
+  for (let b = 0, m = 0; b < B; b++)
+    for (let py = 0; py < H / P; py++)
+      for (let px = 0; px < W / P; px++, m++)
+        for (let c = 0, k = 0; c < ch; c++)
+          for (let ky = 0; ky < P; ky++) for (let kx = 0; kx < P; kx++, k++) patches[m * K + k] = images[((b * ch + c) * H + py * P + ky) * W + px * P + kx];
+  const weight = randu(N * K, 72); // (N, K): a linear layer's, b transposed
+  const bias = randu(N, 73);
+  const want = matmulRef(patches, transpose(weight, 1, N, K), { batch: 1, M, K, N, sharedB: true }).map((v, i) => v + bias[i % N]);
+  const sums = Array.from({ length: M }, (_, m) => patches.slice(m * K, (m + 1) * K).reduce((x, v) => x + v, 0));
+
+  const check = async (version: MatmulVersion) => {
+    const src = Tensor.fromArray(images, [B, ch, H, W]);
+    const w = Tensor.fromArray(weight, [N, K]);
+    const rowSums = Tensor.empty([M]);
+    const { batch } = runtime();
+    batch.startRecording();
+    let y: Tensor;
+    let recorded: RecordedCommand[];
+    try {
+      y = matmulForward(src, w, { transB: true, bias: Tensor.fromArray(bias, [N]), rowSums, gatherA: index(), version });
+    } finally {
+      recorded = batch.stopRecording();
+    }
+    const materialised = recorded.some((c) => c.kind === "dispatch" && c.kernel.name === "matmul-gather");
+    expect(materialised).toBe(MATMUL_TILINGS[version].kind !== "reg");
+    expect(y.shape).toEqual([M, N]);
+    expectClose(`y (${version})`, await y.data(), want, tol(K));
+    expectClose(`rowSums (${version})`, await rowSums.data(), sums, tol(K));
+  };
+  for (const version of ["reg4x8", "regm8x16", "tiled"] as const) it(`${version}`, () => check(version));
+  it("reg4x8 without subgroup broadcasts", () => withoutLaneBroadcast(() => check("reg4x8")));
+
+  it("gatherOuter materialises any outer index; i32 1-D tables, no transA, a 2-D b", async () => {
+    const src = Tensor.fromArray([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [10]);
+    const rows = Tensor.fromArray([6, 0, 0], [3], "i32");
+    const cols = Tensor.fromArray([3, 1, 0, 2], [4], "i32");
+    expect(Array.from(await gatherOuter(src, { rows, cols }).data())).toEqual([9, 7, 6, 8, 3, 1, 0, 2, 3, 1, 0, 2]);
+    const b = Tensor.empty([4, 2]);
+    expect(() => matmulForward(src, b, { gatherA: { rows: src, cols } })).toThrow("matmul: expected gatherA rows i32 1-D, got f32 (10)");
+    expect(() => matmulForward(src, b, { gatherA: { rows, cols }, transA: true })).toThrow("matmul: expected gatherA without transA and with a 2-D b, got transA b (4, 2)");
+  });
+});
+
 describe("matmul regm: transposed b read in place or packed", () => {
   // Which kernels a product dispatches, from the DEBUG log.
   const kernels = (run: () => void) => {
@@ -475,7 +530,7 @@ describe("matmul errors", () => {
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { out: t([3, 4]) })).toThrow("matmul: expected out (4, 3), got (3, 4)");
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { accumulate: true })).toThrow("expected accumulate with out");
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { preact: t([4, 3]) })).toThrow("expected gelu with preact");
-    expect(() => matmulForward(t([4, 5]), t([5, 3]), { dgelu: t([4, 3]), bias: t([3]) })).toThrow("matmul: expected norm without dgelu");
+    expect(() => matmulForward(t([4, 5]), t([5, 3]), { dgelu: t([4, 3]), bias: t([3]) })).toThrow("matmul: expected dgelu without bias");
     expect(() => matmulForward(t([4, 5]), t([5, 3]), { dgelu: t([3, 4]) })).toThrow("matmul: expected dgelu (4, 3), got (3, 4)");
     expect(() => matmulForward(t([2, 4, 5]), t([5, 3]), { rowSums: t([4]) })).toThrow("matmul: expected rowSums f32 (2, 4), got f32 (4)");
     const a = t([4, 1]);
