@@ -28,7 +28,7 @@ describe("traceTrainingStep", () => {
     expect(uses("matmul/34x64x192/nt/b1")).toEqual(["full", "linear"]); // qkv forward
     expect(uses("matmul/5x2x64/tn/b1")).toEqual(["full", "linear"]); // the head's weight gradient
     expect(uses("matmul/192x34x64/tn/b1")).toEqual(["full"]); // qkv's weight gradient: frozen under linear
-    expect(uses("matmul/64x32x147/tn/b1")).toEqual(["full"]); // the patch embedding's; its input needs no gradient
+    expect(uses("matmul/147x32x64/nn/b1")).toEqual(["full"]); // the patch embedding's, transposed (its patches read in place); its input needs no gradient
     expect(keys).not.toContain("matmul/32x64x147/nn/b1");
     expect(uses("rows/cross-entropy/2x5")).toEqual(["full", "linear"]);
     expect(uses("attention/2x2x17x32")).toEqual(["full", "linear"]); // (B, heads, 1 + patches, width / heads)
