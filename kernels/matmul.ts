@@ -28,6 +28,12 @@
 //     per iteration: see regWgsl); no workgroup memory, no barriers. b is read as vec4 rows (K, ldb): a transposed
 //     b, or N % 4 != 0, is packed first (packB). Edges clamp the load indices (no branches in the k loop); stores
 //     are bounds-checked; with N % 4 == 0 the epilogue stores vec4s.
+//     A trained weight, transposed as a linear layer's (N, K) with K even, is read in place instead (`bPairs`):
+//     column j's two k of an iteration are one vec2 load of its row, and the vec4 of 4 columns is assembled from 4
+//     of them (free: llvmpipe keeps each component of a lane's vec4 in a SIMD register of its own). The loads are
+//     as many as from the pack, and the products 0-8% slower than with a kept pack (`bench matmul`), but a trained
+//     weight's pack would run before every product, its update dropping the last: the default model's full step
+//     ran at 1128-1166 images/s against 1058-1109 with its 17 packs (replayed, 2026-12-05).
 //   regmRxC (CPU drivers): the same block with the 8 lanes stacked along m (tile 8R x C, for skinny products), so b
 //     loads are uniform: a small unaligned b (up to IN_PLACE_B_MAX elements) is read in place as scalars, unless it
 //     is a weight shared by the batch that is not skinny (see IN_PLACE_SKINNY).
@@ -113,6 +119,7 @@ export interface MatmulSpec {
   addOut: boolean; // y += result, reading y's old value through its read_write binding
   vecY: boolean; // reg with N % 4 == 0: y, bias, preact and residual bound as vec4 and stored 4 columns at a time
   bScalars: boolean; // regm, small b with transB or N % 4 != 0: b read in its stored layout as (uniform) scalars
+  bPairs: boolean; // reg (lanes along n), a shared transposed b with K even: read in place, two k per vec2 load
   rowSums: boolean; // reg: rowSums bound after the epilogue operands
   dgelu: boolean; // y = acc * gelu'(dgelu[i])
   f16: boolean; // A and B bound as f16, widened to f32 as loaded
@@ -146,7 +153,7 @@ function bindings(spec: MatmulSpec): string {
   const list: Parameters<typeof storageBindings>[0] = [
     ["y", yType, "read_write"],
     ["A", spec.vecA ? `array<vec4<${input}>>` : `array<${input}>`, "read"],
-    ["B", (MATMUL_TILINGS[spec.version].kind === "reg" && !spec.bScalars) || spec.vecB ? `array<vec4<${input}>>` : `array<${input}>`, "read"],
+    ["B", spec.bPairs ? "array<vec2<f32>>" : (MATMUL_TILINGS[spec.version].kind === "reg" && !spec.bScalars) || spec.vecB ? `array<vec4<${input}>>` : `array<${input}>`, "read"],
   ];
   if (spec.bias) list.push(["bias", yType, "read"]);
   if (spec.preact) list.push(["preact", yType, "read_write"]);
@@ -235,6 +242,7 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
   const column = (j: string) => `bBase + min(n0 + ${j}, p.N - 1u)${spec.transB ? " * p.K" : ""}`;
   if (spec.bScalars && bShared) for (let q = 0; q < Math.ceil(C / LANES); q++) pre.push(`let cl${q} = ${column(`min(${q * LANES}u + lid.x, ${C - 1}u)`)};`);
   else if (spec.bScalars) for (let j = 0; j < C; j++) pre.push(`let c${j} = ${column(`${j}u`)};`);
+  else if (spec.bPairs) for (let j = 0; j < C; j++) pre.push(`let cp${j} = min(n0 + ${j}u, p.N - 1u) * (p.K / 2u);`);
   else {
     pre.push("let bBase4 = bBase / 4u;", "let ldb4 = p.ldb / 4u;");
     if (bShared && V > LANES) throw new Error(`matmul: expected at most ${LANES} vec4s of b per lane to broadcast, got ${V}`);
@@ -260,7 +268,9 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
     if (bShared && spec.bScalars) for (let q = 0; q < Math.ceil(C / LANES); q++) lines.push(`let eb${q}${u} = f32(B[cl${q} + ${inRow}]);`);
     if (bShared && !spec.bScalars) lines.push(`let eb${u} = vec4<f32>(B[bBase4 + ${kk} * ldb4 + cl]);`);
     for (let v = 0; v < V; v++) {
-      const b = spec.bScalars
+      const b = spec.bPairs
+        ? `vec4<f32>(${[0, 1, 2, 3].map((j) => `pb${4 * v + j}.${u === "_0" ? "x" : "y"}`).join(", ")})`
+        : spec.bScalars
         ? `vec4<f32>(${[0, 1, 2, 3].map((j) => bScalar(4 * v + j)).join(", ")})`
         : bShared
           ? `subgroupBroadcast(eb${u}, ${v}u)`
@@ -280,8 +290,10 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
     return lines;
   };
   if (spec.rowSums) for (let r = 0; r < R; r++) pre.push(`var s${r} = 0.0;`);
-  const body = [...loads("k", "_0"), ...loads("k + 1u", "_1"), ...accumulate(["_0", "_1"])];
-  const last = [...loads("k", "_0"), ...accumulate(["_0"])];
+  // bPairs: column j's two k of b are one vec2 load of its row, pb${j}.
+  const pairs = spec.bPairs ? range(C).map((j) => `let pb${j} = B[cp${j} + k / 2u];`) : [];
+  const body = [...pairs, ...loads("k", "_0"), ...loads("k + 1u", "_1"), ...accumulate(["_0", "_1"])];
+  const last = spec.bPairs ? [] : [...loads("k", "_0"), ...accumulate(["_0"])]; // bPairs: K is even
   // rowSums: the first column tile stores them; with lanes along n every lane holds the same rows, lane 0 stores.
   const sums: string[] = [];
   if (spec.rowSums) {
@@ -714,7 +726,10 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const unaligned = !!opts.transB || N % 4 !== 0;
   const inPlace = K * N <= IN_PLACE_B_MAX && (!shared || Math.min(K, N) <= IN_PLACE_SKINNY);
   const bScalars = tiling.kind === "reg" && tiling.lanesAlongM && unaligned && inPlace && !f16;
-  const pack = tiling.kind === "reg" && (unaligned || f16) && !bScalars;
+  // A trained weight (shared, transposed, taking a gradient) is read in place, two k per vec2 load (bPairs), where a
+  // pack would run before every product: see the header.
+  const bPairs = tiling.kind === "reg" && !tiling.lanesAlongM && !!opts.transB && shared && K % 2 === 0 && !f16 && b.requiresGrad;
+  const pack = tiling.kind === "reg" && (unaligned || f16) && !bScalars && !bPairs;
   const cast = f16 && !pack;
   const kept = (pack || cast) && shared && !b.requiresGrad ? keptPack(b, K, N, !!opts.transB, f16, cast) : undefined;
   const bRows = kept ?? (pack ? packB(b, bBatch, K, N, !!opts.transB, f16) : cast ? castF16(b) : b);
@@ -731,6 +746,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     addOut: !!opts.accumulate || residualIsOut,
     vecY: tiling.kind === "reg" && N % 4 === 0,
     bScalars,
+    bPairs,
     rowSums: tiling.kind === "reg" && !!rowSums,
     dgelu: !!opts.dgelu,
     f16,

@@ -27,6 +27,7 @@ const spec = (version: MatmulVersion, extra: Partial<MatmulSpec>): MatmulSpec =>
   addOut: false,
   vecY: false,
   bScalars: false,
+  bPairs: false,
   rowSums: false,
   dgelu: false,
   f16: true,

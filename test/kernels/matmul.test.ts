@@ -439,6 +439,46 @@ describe("matmul gatherA: a read through an outer index", () => {
   });
 });
 
+// bPairs: a trained weight (shared b, transposed, requiring grad) with K even is read in place by the reg versions
+// with lanes along n, two k per vec2 load, instead of being packed before the product; K odd, a frozen weight and
+// lanes along m pack. Rows and columns past the tile edges, N % 4 != 0 (scalar stores) and == 0, bias, with and
+// without subgroup broadcasts of a; against the float64 reference (tol(K)).
+describe("matmul reg: a trained weight read in place", () => {
+  const run = async (s: Shape, version: MatmulVersion, trained: boolean) => {
+    const [a, b] = operands(s, LAYOUTS[2]);
+    b.requireGrad(trained);
+    const bias = randu(s.N, 81);
+    const { batch } = runtime();
+    batch.startRecording();
+    let y: Tensor;
+    let recorded: RecordedCommand[];
+    try {
+      y = matmulForward(a, b, { transB: true, bias: Tensor.fromArray(bias, [s.N]), version });
+    } finally {
+      recorded = batch.stopRecording();
+    }
+    expectClose(`y (${version} ${label(s)})`, await y.data(), data(s).y.map((v, i) => v + bias[i % s.N]), tol(s.K));
+    const kernels = recorded.flatMap((c) => (c.kind === "dispatch" ? [c.kernel] : []));
+    for (const t of [a, b, y]) t.dispose();
+    return { packed: kernels.some((k) => k.name === "matmul-pack"), pairs: kernels.some((k) => k.key.includes("bPairs=true")) };
+  };
+  const inPlace = { packed: false, pairs: true };
+  const packed = { packed: true, pairs: false };
+  for (const version of ["reg4x8", "reg32x8"] as const) {
+    it(`${version}: in place with K even, packed with K odd or frozen`, async () => {
+      expect(await run(shape(37, 70, 36), version, true)).toEqual(inPlace);
+      expect(await run(shape(37, 70, 33), version, true)).toEqual(inPlace);
+      expect(await run(shape(9, 13, 36), version, true)).toEqual(packed);
+      expect(await run(shape(37, 70, 36), version, false)).toEqual(packed);
+    });
+  }
+  it("reg4x8 without subgroup broadcasts; regm16x16 packs", () =>
+    withoutLaneBroadcast(async () => {
+      expect(await run(shape(37, 70, 36), "reg4x8", true)).toEqual(inPlace);
+      expect(await run(shape(37, 70, 36), "regm16x16", true)).toEqual(packed);
+    }));
+});
+
 describe("matmul regm: transposed b read in place or packed", () => {
   // Which kernels a product dispatches, from the DEBUG log.
   const kernels = (run: () => void) => {
