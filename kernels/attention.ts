@@ -41,7 +41,7 @@ import { type UnfusedSaved, unfusedBackward, unfusedForward } from "./attention-
 import { FLAT_GROUP, grid1d, mainEntry, packUniform, range, uniformStruct } from "./wgsl.js";
 
 type Fused = Exclude<AttentionVersion, "unfused">; // the kernels in this file
-type Pass = "forward" | "dq" | "dkdv";
+type Pass = "forward" | "dq" | "dkdv" | "dqkv";
 
 export interface AttentionOptions {
   scale?: number; // default 1/sqrt(D)
@@ -63,7 +63,7 @@ interface AttentionSpec {
 const FIELDS = { n: "u32", heads: "u32", bh: "u32", blocks: "u32", rs: "u32", c4: "u32", scale: "f32" } as const;
 const REG_WG = 8;
 // Owned rows per invocation at D <= 64; fewer for larger D, to keep the unrolled code and its compile time bounded.
-const REG_ROWS: Record<Pass, number> = { forward: 4, dq: 2, dkdv: 2 };
+const REG_ROWS: Record<Pass, number> = { forward: 4, dq: 2, dkdv: 2, dqkv: 2 };
 const TILED_WG = 64;
 // Workgroup memory a tiled tile may use: more than 16 KiB costs occupancy on GPUs.
 const TILED_TILE_BYTES = 16384;
@@ -86,13 +86,14 @@ const DO: Stream = { name: "G", buf: "dout", vec: true, at: (r) => `oBase + ${r}
 const LSE: Stream = { name: "L", buf: "lse", vec: false, at: (r) => `sBase + ${r}` };
 const DELTA: Stream = { name: "E", buf: "delta", vec: false, at: (r) => `sBase + ${r}` };
 
-const STREAMS: Record<Pass, Stream[]> = { forward: [K, V], dq: [K, V], dkdv: [Q, DO, LSE, DELTA] };
+const STREAMS: Record<Pass, Stream[]> = { forward: [K, V], dq: [K, V], dkdv: [Q, DO, LSE, DELTA], dqkv: [K, V] };
 
 // Storage buffers per pass, in binding order (writable first). The wrappers pass buffers by these names.
 const BINDINGS: Record<Pass, [string, "read" | "read_write"][]> = {
   forward: [["o", "read_write"], ["lse", "read_write"], ["qkv", "read"]],
   dq: [["dqkv", "read_write"], ["delta", "read_write"], ["qkv", "read"], ["o", "read"], ["dout", "read"], ["lse", "read"]],
   dkdv: [["dqkv", "read_write"], ["qkv", "read"], ["dout", "read"], ["lse", "read"], ["delta", "read"]],
+  dqkv: [["dqkv", "read_write"], ["qkv", "read"], ["o", "read"], ["dout", "read"], ["lse", "read"]],
 };
 const SCALAR_BUFFERS = new Set(["lse", "delta"]);
 
@@ -188,6 +189,37 @@ function passCode(spec: AttentionSpec, ld: (s: Stream, c?: number) => string): {
           ...cs.map((c) => `dqkv[${V.at(`i${r}`)} + ${c}u] = z${r}_${c};`),
         ]),
       };
+    case "dqkv": {
+      // dq's, with every key's dk and dv summed over the owned queries and then over the lanes (subgroupAdd; one
+      // workgroup holds every query of its (b, h)) and stored by lane 0: q is pre-scaled, so sum_i dS_ij q_i is dk.
+      // Rows past N contribute nothing (their P is 0).
+      const sum = (term: (r: number) => string) => `subgroupAdd(${rs.map(term).join(" + ")})`;
+      return {
+        init: [
+          ...own("q", "qkv", Q.at, " * p.scale"),
+          ...own("d", "dout", DO.at),
+          ...each((r) => `var dl${r}v = vec4f(0.0);`),
+          ...rs.flatMap((r) => cs.map((c) => `dl${r}v = fma(d${r}_${c}, o[${DO.at(`row${r}`)} + ${c}u], dl${r}v);`)),
+          ...each((r) => `let dl${r} = ${hsum(`dl${r}v`)};\nlet lr${r} = lse[sBase + row${r}];`),
+          ...zero("a"),
+        ],
+        step: [
+          ...each((r) => `var s${r} = vec4f(0.0);\nvar t${r} = vec4f(0.0);`),
+          ...perC((c) => [
+            load(K, c),
+            load(V, c),
+            ...each((r) => `s${r} = fma(q${r}_${c}, K_${c}, s${r});\nt${r} = fma(d${r}_${c}, V_${c}, t${r});`),
+          ]),
+          ...each((r) => `let p${r} = vec4f(select(0.0, exp(${hsum(`s${r}`)} - lr${r}), i${r} < p.n));\nlet w${r} = p${r} * (${hsum(`t${r}`)} - dl${r});`),
+          ...perC((c) => each((r) => `a${r}_${c} = fma(w${r}, K_${c}, a${r}_${c});`)),
+          ...perC((c) => [`let zk${c} = ${sum((r) => `w${r} * q${r}_${c}`)};`, `let zv${c} = ${sum((r) => `p${r} * d${r}_${c}`)};`]),
+          "if (lid.x == 0u) {",
+          ...cs.flatMap((c) => [`  dqkv[${K.at("j")} + ${c}u] = zk${c};`, `  dqkv[${V.at("j")} + ${c}u] = zv${c};`]),
+          "}",
+        ],
+        store: guarded((r) => cs.map((c) => `dqkv[${Q.at(`i${r}`)} + ${c}u] = a${r}_${c} * p.scale;`)),
+      };
+    }
   }
 }
 
@@ -303,7 +335,7 @@ export type AttentionSaved = { qkv: Tensor; o: Tensor; heads: number; scale: num
 );
 
 // Length-D products per (owned, streamed) row pair, for the work estimate.
-const PRODUCTS: Record<Pass, number> = { forward: 2, dq: 3, dkdv: 4 };
+const PRODUCTS: Record<Pass, number> = { forward: 2, dq: 3, dkdv: 4, dqkv: 5 };
 
 function shapeStr(t: Tensor): string {
   return `(${t.shape.join(", ")})`;
@@ -403,12 +435,22 @@ export function attentionBackward(saved: AttentionSaved, dout: Tensor): Tensor {
   if (saved.version === "unfused") return unfusedBackward(saved.unfused, dout, dims, scale);
   const dqkv = Tensor.empty(qkv.shape);
   if (dqkv.size === 0) return dqkv;
+  const buffers = { dqkv: dqkv.buffer, qkv: qkv.buffer, o: o.buffer, dout: dout.buffer, lse: saved.lse.buffer };
+  if (onePass(saved.version, dims)) {
+    encode("dqkv", saved.version, dims, scale, buffers);
+    return dqkv;
+  }
   const delta = Tensor.empty([B, H, N]);
-  const buffers = { dqkv: dqkv.buffer, delta: delta.buffer, qkv: qkv.buffer, o: o.buffer, dout: dout.buffer, lse: saved.lse.buffer };
-  encode("dq", saved.version, dims, scale, buffers);
-  encode("dkdv", saved.version, dims, scale, buffers);
+  encode("dq", saved.version, dims, scale, { ...buffers, delta: delta.buffer });
+  encode("dkdv", saved.version, dims, scale, { ...buffers, delta: delta.buffer });
   delta.dispose();
   return dqkv;
+}
+
+// The backward as one pass (dqkv) where reg's workgroup is one subgroup and its lanes hold every query of a (b, h)
+// within dqkv's rows.
+function onePass(version: Fused, dims: Dims): boolean {
+  return version === "reg" && laneBroadcast(runtime().gpu) && dims.N <= REG_WG * regRows("dqkv", dims.D, dims.N);
 }
 
 // Disposes the tensors the forward made for the backward alone (not qkv, not o).

@@ -6,6 +6,7 @@
 // Linear layers can carry an adapter (e.g. LoRA from peft/) whose output is added to the layer's output.
 import { Tensor } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
+import { gradEnabled } from "../autograd/tape.js";
 import { Rng } from "../util/random.js";
 import type { VitConfig } from "./config.js";
 import { posEmbedInterpolation } from "./pos-embed.js";
@@ -189,13 +190,18 @@ export class VisionTransformer {
   // The CLS feature after the final norm: (B, C).
   features(images: Tensor, capture?: Capture): Tensor {
     let x = this.embed(images);
-    let normed: Tensor | undefined; // the next block's norm1(x), from the block before
+    // LayerNorm is per token, so normalising only the CLS rows gives the same feature: with gradients the final norm
+    // does that (its backward over 1/T of the rows); without (inference, a frozen backbone) the last block's last
+    // product normalises every token in its epilogue, a dispatch less.
+    const withGrad = gradEnabled() && (images.requiresGrad || this.parameters().some(([, t]) => t.requiresGrad));
+    const finalNorm = withGrad ? undefined : this.norm;
+    let normed: Tensor | undefined; // the next block's norm1(x), from the block before; after the last, the final norm's
     this.blocks.forEach((block, i) => {
-      [x, normed] = block.forwardNormed(x, normed, this.blocks[i + 1]?.norm1, capture, i);
+      [x, normed] = block.forwardNormed(x, normed, this.blocks[i + 1]?.norm1 ?? finalNorm, capture, i);
       if (capture?.blocks?.has(i)) capture.outputs.set(`block.${i}`, x.detach());
     });
     const [B, , C] = x.shape;
-    // LayerNorm is per token, so normalising only the CLS row gives the same feature.
+    if (normed) return ops.reshape(ops.slice(normed, 1, 0, 1), [B, C]);
     const cls = ops.reshape(ops.slice(x, 1, 0, 1), [B, C]);
     return this.norm.forward(cls);
   }

@@ -6,6 +6,8 @@ import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { attentionBackward, attentionForward, attentionProbs, releaseSaved } from "../../kernels/attention.js";
 import { ATTENTION } from "../../kernels/registry.js";
+import { runtime } from "../../engine/runtime.js";
+import type { RecordedCommand } from "../../engine/batch.js";
 import { expectClose, dot, numericGrad, randn, useEngine, withoutLaneBroadcast } from "../helpers.js";
 import { type AttentionShape, attentionBackwardRef, attentionRef } from "../ref/attention.js";
 
@@ -97,6 +99,35 @@ describe("attention reg with every lane loading the streamed rows", () => {
     it(`forward and backward match the reference at (B, N, H, D) = (${B}, ${N}, ${H}, ${D})`, () =>
       withoutLaneBroadcast(() => checkAgainstRef({ B, N, H, D }, "reg", B * 1000 + N * 10 + D)));
   }
+});
+
+// reg's backward in one pass (dqkv: dq's, with dk and dv summed over the lanes) where its workgroup is one subgroup
+// holding every query of a (b, h); in two (dq, then dk and dv) past that or without subgroups of exactly 8 lanes.
+// The values: the tests above, which run both.
+describe("attention reg backward: one pass or two", () => {
+  const passes = (s: AttentionShape) => {
+    const { qkv, dout } = inputs(s, 5);
+    const x = tensor(qkv, s, 3);
+    const { o, saved } = attentionForward(x, s.H, { version: "reg" });
+    const { batch } = runtime();
+    batch.startRecording();
+    let dqkv: Tensor | undefined;
+    let recorded: RecordedCommand[];
+    try {
+      dqkv = attentionBackward(saved, tensor(dout, s, 1));
+    } finally {
+      recorded = batch.stopRecording();
+    }
+    releaseSaved(saved);
+    for (const t of [x, o, dqkv!]) t.dispose();
+    return recorded.flatMap((c) => (c.kind === "dispatch" ? [c.kernel.key.match(/pass=(\w+)/)![1]] : []));
+  };
+  it("one where the lanes hold every query, two past that or without lane broadcasts", async () => {
+    const eight = runtime().gpu.features.has("subgroups") && runtime().gpu.subgroupMinSize === 8 && runtime().gpu.subgroupMaxSize === 8;
+    expect(passes({ B: 2, N: 17, H: 2, D: 32 })).toEqual(eight ? ["dqkv"] : ["dq", "dkdv"]);
+    expect(passes({ B: 1, N: 65, H: 1, D: 32 })).toEqual(["dq", "dkdv"]);
+    await withoutLaneBroadcast(async () => expect(passes({ B: 2, N: 17, H: 2, D: 32 })).toEqual(["dq", "dkdv"]));
+  });
 });
 
 describe("attentionProbs", () => {
