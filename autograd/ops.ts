@@ -7,10 +7,10 @@ import { type BinaryOp, type UnaryOp, axpyInPlace, binaryForward, unaryForward }
 import type { Rng } from "../util/random.js";
 import { fill } from "../kernels/fill.js";
 import { reduceForward } from "../kernels/reduce.js";
-import { type NormAfter, matmulForward } from "../kernels/matmul.js";
+import { matmulForward } from "../kernels/matmul.js";
 import { im2colIndex } from "../kernels/im2col.js";
 import { matmulPrecision } from "./precision.js";
-import { layernormBackward, layernormForward } from "../kernels/layernorm.js";
+import { type NormAfter, layernormBackward, layernormForward } from "../kernels/layernorm.js";
 import { softmaxBackward, softmaxForward } from "../kernels/softmax.js";
 import { checkLabels, crossEntropyBackward, crossEntropyForward } from "../kernels/cross-entropy.js";
 import {
@@ -456,12 +456,26 @@ export function concat(xs: Tensor[], axis: number): Tensor {
 // The ViT's input sequence [cls; tokens] + pos in one kernel (kernels/tokens.ts): tokens (B, G, C), cls (1, 1, C),
 // pos (1, 1 + G, C) -> (B, 1 + G, C). The gradients are those of the composition cat(cls + zeros, tokens) + pos.
 export function tokenSequence(tokens: Tensor, cls: Tensor, pos: Tensor): Tensor {
-  const y = tokenSequenceForward(tokens, cls, pos);
-  return record(y, "token_sequence", [tokens, cls, pos], (dy) => [
+  return tokenSequenceNormed(tokens, cls, pos)[0];
+}
+
+// tokenSequence, then the layernorm of the sequence (the first block's norm1): [seq, layernorm(seq)], made and
+// normalised in one pass where the kernels can (kernels/tokens.ts), as linearThenNorm.
+export function tokenSequenceThenNorm(tokens: Tensor, cls: Tensor, pos: Tensor, norm: NormParams): [Tensor, Tensor] {
+  const [seq, normed] = tokenSequenceNormed(tokens, cls, pos, norm);
+  return [seq, normed!];
+}
+
+function tokenSequenceNormed(tokens: Tensor, cls: Tensor, pos: Tensor, norm?: NormParams): [Tensor, Tensor | undefined] {
+  const [B, G] = tokens.shape;
+  const after = norm && normOutputs(B * (1 + G), norm);
+  const y = tokenSequenceForward(tokens, cls, pos, after);
+  const recorded = record(y, "token_sequence", [tokens, cls, pos], (dy) => [
     tokens.requiresGrad ? sliceForward(dy, 1, 1, dy.shape[1]) : undefined,
     cls.requiresGrad ? sumTo(sliceForward(dy, 1, 0, 1), cls.shape) : undefined,
     pos.requiresGrad ? sumTo(dy, pos.shape) : undefined,
   ]);
+  return [recorded, after && recordedNorm(recorded, after)];
 }
 
 // Rows of x (R, C) picked by index (M) -> (M, C).

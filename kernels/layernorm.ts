@@ -36,7 +36,7 @@ import {
   sameShape,
 } from "./rows.js";
 
-const FIELDS = { rows: "u32", C: "u32", eps: "f32" } as const;
+const FIELDS = { rows: "u32", C: "u32", eps: "f32", T: "u32" } as const; // T: tokens per image (tokens)
 
 interface LayerNormSpec {
   [k: string]: string | number | boolean;
@@ -48,6 +48,18 @@ interface LayerNormSpec {
   addDx: boolean; // backward: dx += dxAdd
   broadcast: boolean; // lane, subgroups of exactly 8: gamma and beta 8 columns at a time, shuffled (see wgsl)
   c4: number; // lane: C / 4 where each lane holds its row in registers (registerRow), else 0
+  tokens: boolean; // forward, registerRow: x is the ViT's input sequence, made here and stored (see tokensRow)
+}
+
+// The layernorm of a tensor written beside it (kernels/matmul.ts and kernels/tokens.ts compute x and normalise it in
+// the same pass): its result and saved statistics.
+export interface NormAfter {
+  out: Tensor; // x's shape: (x - mean) * rstd * gamma + beta
+  mean: Tensor; // (rows)
+  rstd: Tensor; // (rows)
+  gamma: Tensor; // (C)
+  beta: Tensor; // (C)
+  eps: number;
 }
 
 // The lane kernels hold a row of up to this many columns in C / 4 named vec4s (registerRow).
@@ -72,7 +84,7 @@ function registerRow(spec: LayerNormSpec): string {
   if (spec.pass === "forward") {
     return /* wgsl */ `
   let base = r * ${c4}u;
-  ${lines((c) => `let x${c} = x[base + ${c}u];`)}
+  ${spec.tokens ? tokensRow(c4) : lines((c) => `let x${c} = x[base + ${c}u];`)}
   let mu = (${sum((c, k) => `x${c}.${k}`)}) / f32(p.C);
   ${lines((c) => `let d${c} = x${c} - vec4<f32>(mu);`)}
   let rs = 1.0 / sqrt((${sum((c, k) => `d${c}.${k} * d${c}.${k}`)}) / f32(p.C) + p.eps);
@@ -95,6 +107,17 @@ function registerRow(spec: LayerNormSpec): string {
   ${lines((c) => `let v${c} = rs * (g${c} - vec4<f32>(m.x) - x${c} * rs * m.y)${spec.addDx ? ` + dxAdd[base + ${c}u]` : ""};`)}
   if (valid) {
     ${lines((c) => `dx[base + ${c}u] = v${c};`, "\n    ")}
+  }`;
+}
+
+// tokens: row r of x is token t = r % T of image r / T of the ViT's input sequence (kernels/tokens.ts), the CLS
+// token at t = 0 and patch token t - 1 after it, plus position t; the row is stored in seq as it is made.
+function tokensRow(c4: number): string {
+  return /* wgsl */ `let t = r % p.T;
+  let src = select((r / p.T * (p.T - 1u) + t - 1u) * ${c4}u, 0u, t == 0u);
+  ${range(c4).map((c) => `let x${c} = select(tokens[src + ${c}u], cls[${c}u], t == 0u) + pos[t * ${c4}u + ${c}u];`).join("\n  ")}
+  if (valid) {
+    ${range(c4).map((c) => `seq[base + ${c}u] = x${c};`).join("\n    ")}
   }`;
 }
 
@@ -144,9 +167,12 @@ function wgsl(spec: LayerNormSpec): string {
       if (valid) { dx[base + c] = v; }`)}`;
   const f = "array<f32>";
   const v = spec.c4 > 0 ? "array<vec4<f32>>" : f; // registerRow's rows (x, y, dy, dx, dxAdd), gamma and beta
+  const input: [string, string, "read" | "read_write"][] = spec.tokens
+    ? [["seq", v, "read_write"], ["tokens", v, "read"], ["cls", v, "read"], ["pos", v, "read"]]
+    : [["x", v, "read"]];
   const bindings: [string, string, "read" | "read_write"][] =
     spec.pass === "forward"
-      ? [["y", v, "read_write"], ["mean", f, "read_write"], ["rstd", f, "read_write"], ["x", v, "read"]]
+      ? [["y", v, "read_write"], ["mean", f, "read_write"], ["rstd", f, "read_write"], ...input]
       : [["dx", v, "read_write"], ["dy", v, "read"], ["x", v, "read"], ["mean", f, "read"], ["rstd", f, "read"]];
   if (spec.hasGamma) bindings.push(["gamma", v, "read"]);
   if (spec.hasBeta) bindings.push(["beta", v, "read"]);
@@ -309,7 +335,7 @@ function columnBroadcast(version: RowVersion, params: boolean): boolean {
 function passSpec(version: RowVersion, C: number, pass: "forward" | "backward", params: { hasGamma: boolean; hasBeta: boolean; addDx: boolean }): LayerNormSpec {
   const inRegisters = version === "lane" && laneBroadcast(runtime().gpu) && C % 4 === 0 && C <= REGISTER_ROW_MAX;
   const broadcast = !inRegisters && columnBroadcast(version, params.hasGamma || params.hasBeta);
-  return { version, wg: ROW_LAYOUT[version].wg, pass, ...params, broadcast, c4: inRegisters ? C / 4 : 0 };
+  return { version, wg: ROW_LAYOUT[version].wg, pass, ...params, broadcast, c4: inRegisters ? C / 4 : 0, tokens: false };
 }
 
 // x: (..., C), gamma/beta: (C) or undefined -> y: (..., C), mean/rstd: (rows) with rows = x.size / C.
@@ -358,8 +384,25 @@ export function layernormForwardInto(
   const buffers = [out.buffer, mean.buffer, rstd.buffer, x.buffer];
   if (gamma) buffers.push(gamma.buffer);
   if (beta) buffers.push(beta.buffer);
-  const uniform = packUniform(FIELDS, { rows, C, eps });
+  const uniform = packUniform(FIELDS, { rows, C, eps, T: 0 });
   runtime().batch.dispatch(getKernel(op, spec, wgsl), buffers, uniform, rowGrid(version, rows), 2 * x.size * 4);
+}
+
+// The ViT's input sequence seq (B, T, C) from tokens (B, T - 1, C), cls (C) and pos (T * C) (kernels/tokens.ts),
+// made and normalised into `norm` in one pass where the lane kernel holds rows in registers; false elsewhere (the
+// caller then makes and normalises it in two).
+export function tokensNormedInto(seq: Tensor, tokens: Tensor, cls: Tensor, pos: Tensor, norm: NormAfter): boolean {
+  const [B, T, C] = seq.shape;
+  const rows = B * T;
+  const version = rowVersion("layernorm", rows, C);
+  const spec = { ...passSpec(version, C, "forward", { hasGamma: true, hasBeta: true, addDx: false }), tokens: true };
+  if (spec.c4 === 0 || rows === 0) return false;
+  checkParam("layernorm", "gamma", norm.gamma, C);
+  checkParam("layernorm", "beta", norm.beta, C);
+  const buffers = [norm.out.buffer, norm.mean.buffer, norm.rstd.buffer, seq.buffer, tokens.buffer, cls.buffer, pos.buffer, norm.gamma.buffer, norm.beta.buffer];
+  const uniform = packUniform(FIELDS, { rows, C, eps: norm.eps, T });
+  runtime().batch.dispatch(getKernel("layernorm", spec, wgsl), buffers, uniform, rowGrid(version, rows), 4 * seq.size * 4);
+  return true;
 }
 
 // dy, x: (..., C); gamma: (C) or undefined; mean, rstd: (rows) from the forward.
@@ -396,7 +439,7 @@ export function layernormBackward(
       const buffers = [out.dx.buffer, dy.buffer, x.buffer, mean.buffer, rstd.buffer];
       if (gamma) buffers.push(gamma.buffer);
       if (dxAdd) buffers.push(dxAdd.buffer);
-      const uniform = packUniform(FIELDS, { rows, C, eps: 0 });
+      const uniform = packUniform(FIELDS, { rows, C, eps: 0, T: 0 });
       runtime().batch.dispatch(getKernel("layernorm", spec, wgsl), buffers, uniform, rowGrid(version, rows), 3 * x.size * 4);
     }
   }

@@ -55,7 +55,7 @@ import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, numel } from "../engine/tensor.js";
 import { fill } from "./fill.js";
 import { reduceForward } from "./reduce.js";
-import { layernormForwardInto } from "./layernorm.js";
+import { type NormAfter, layernormForwardInto } from "./layernorm.js";
 import type { Gpu } from "../engine/device.js";
 import { MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, MMA_SLAB, type MatmulShape, type MatmulVersion, laneBroadcast, mmaFragment, resolveVersion, tileShape } from "./registry.js";
 import { FLAT_GROUP, erfFunction, grid1d, packUniform, range, storageBindings, uniformStruct } from "./wgsl.js";
@@ -84,15 +84,6 @@ export interface OuterIndex {
   cols: Tensor; // (K) i32
 }
 
-// The layernorm of a product's output: its result and saved statistics, written by matmulForward.
-export interface NormAfter {
-  out: Tensor; // y's shape: (y - mean) * rstd * gamma + beta
-  mean: Tensor; // (..., M)
-  rstd: Tensor; // (..., M)
-  gamma: Tensor; // (N)
-  beta: Tensor; // (N)
-  eps: number;
-}
 
 export type Precision = "f32" | "f16";
 

@@ -7,6 +7,7 @@
 //   v1: one invocation per 4 channels (per channel where C % 4 != 0), workgroup 64, 1-D grid folded into (x, y).
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
+import { type NormAfter, layernormForwardInto, tokensNormedInto } from "./layernorm.js";
 import { FLAT_GROUP, flatIndex, grid1d, mainEntry, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
 
 const WG = 64;
@@ -30,18 +31,23 @@ ${mainEntry(WG)}
 }
 
 // tokens (B, G, C), cls (C elements: (1, 1, C)), pos ((1 + G) * C elements: (1, 1 + G, C)) -> (B, 1 + G, C).
-export function tokenSequenceForward(tokens: Tensor, cls: Tensor, pos: Tensor): Tensor {
+// norm: also its layernorm (the first block's norm1), in the same pass where kernels/layernorm.ts can (its lane
+// kernel with rows in registers), else by a layernorm dispatch after.
+export function tokenSequenceForward(tokens: Tensor, cls: Tensor, pos: Tensor, norm?: NormAfter): Tensor {
   const [B, G, C] = tokens.shape;
   const all = [tokens, cls, pos];
   if (tokens.shape.length !== 3 || cls.size !== C || pos.size !== (1 + G) * C || all.some((t) => t.dtype !== "f32")) {
     throw new Error(`tokens: expected f32 tokens (B, G, C), cls of C and pos of (1 + G) * C elements, got tokens ${tokens}, cls ${cls}, pos ${pos}`);
   }
   const y = Tensor.empty([B, 1 + G, C]);
-  if (y.size === 0) return y;
-  const vec4 = C % 4 === 0;
-  const width = vec4 ? C / 4 : C;
-  const n = B * (1 + G) * width;
-  const uniform = packUniform(FIELDS, { n, T: 1 + G, C: width });
-  runtime().batch.dispatch(getKernel("tokens", { vec4 }, wgsl), [y.buffer, tokens.buffer, cls.buffer, pos.buffer], uniform, grid1d(Math.ceil(n / WG)), 3 * y.size * 4);
+  if (norm && tokensNormedInto(y, tokens, cls, pos, norm)) return y;
+  if (y.size > 0) {
+    const vec4 = C % 4 === 0;
+    const width = vec4 ? C / 4 : C;
+    const n = B * (1 + G) * width;
+    const uniform = packUniform(FIELDS, { n, T: 1 + G, C: width });
+    runtime().batch.dispatch(getKernel("tokens", { vec4 }, wgsl), [y.buffer, tokens.buffer, cls.buffer, pos.buffer], uniform, grid1d(Math.ceil(n / WG)), 3 * y.size * 4);
+  }
+  if (norm) layernormForwardInto(y, norm.gamma, norm.beta, norm.eps, norm);
   return y;
 }

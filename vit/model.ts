@@ -158,6 +158,12 @@ export class VisionTransformer {
 
   // images (B, 3, H, W), already normalised -> tokens (B, 1 + Gh*Gw, C) before the blocks.
   embed(images: Tensor): Tensor {
+    return this.embedNormed(images, undefined)[0];
+  }
+
+  // embed, and `norm` of its tokens (the first block's norm1) made in the same pass where the kernels can
+  // (ops.tokenSequenceThenNorm): [tokens, norm(tokens)], the second undefined without `norm`.
+  private embedNormed(images: Tensor, norm: LayerNorm | undefined): [Tensor, Tensor | undefined] {
     const [, ch, H, W] = images.shape;
     const P = this.config.patchSize;
     if (images.shape.length !== 4 || ch !== 3 || H % P !== 0 || W % P !== 0) {
@@ -167,7 +173,9 @@ export class VisionTransformer {
     const gw = W / P;
     const { adapter, weight, bias } = this.patchEmbed;
     const tokens = adapter ? this.patchEmbed.forward(ops.im2col(images, P)) : ops.patchEmbed(images, weight, bias, P); // (B, G, C)
-    return ops.tokenSequence(tokens, this.clsToken, this.positions(gh, gw)); // [cls; tokens] + pos
+    const pos = this.positions(gh, gw);
+    // [cls; tokens] + pos
+    return norm ? ops.tokenSequenceThenNorm(tokens, this.clsToken, pos, norm.params()) : [ops.tokenSequence(tokens, this.clsToken, pos), undefined];
   }
 
   // The position embeddings for a (gh, gw) grid: the parameter itself at the native size, else interpolated.
@@ -189,13 +197,13 @@ export class VisionTransformer {
 
   // The CLS feature after the final norm: (B, C).
   features(images: Tensor, capture?: Capture): Tensor {
-    let x = this.embed(images);
     // LayerNorm is per token, so normalising only the CLS rows gives the same feature: with gradients the final norm
     // does that (its backward over 1/T of the rows); without (inference, a frozen backbone) the last block's last
     // product normalises every token in its epilogue, a dispatch less.
     const withGrad = gradEnabled() && (images.requiresGrad || this.parameters().some(([, t]) => t.requiresGrad));
     const finalNorm = withGrad ? undefined : this.norm;
-    let normed: Tensor | undefined; // the next block's norm1(x), from the block before; after the last, the final norm's
+    // normed: the next block's norm1(x), from the pass before; after the last block, the final norm's.
+    let [x, normed] = this.embedNormed(images, this.blocks[0]?.norm1 ?? finalNorm);
     this.blocks.forEach((block, i) => {
       [x, normed] = block.forwardNormed(x, normed, this.blocks[i + 1]?.norm1 ?? finalNorm, capture, i);
       if (capture?.blocks?.has(i)) capture.outputs.set(`block.${i}`, x.detach());

@@ -55,7 +55,7 @@ describe("the traced shapes", () => {
     expect(new Set(keys).size).toBe(keys.length);
     const linear = (M: number, K: number, N: number, dx = true) => [`${M}x${K}x${N}/nt/b1`, ...(dx ? [`${M}x${N}x${K}/nn/b1`] : []), `${N}x${M}x${K}/tn/b1`];
     const old = [
-      ...linear(32, 147, 64, false), // patch embedding; no dx (the images need no gradient)
+      "32x147x64/nt/b1", "147x32x64/nn/b1", // patch embedding: dw computed transposed (ops.patchEmbed), no dx
       ...linear(34, 64, 192), // qkv
       ...linear(34, 64, 64), // proj
       "34x64x256/nt/b1/gelu", "34x256x64/nn/b1", "256x34x64/tn/b1", // fc1, with its GELU epilogue

@@ -7,6 +7,9 @@ import * as ops from "../../autograd/ops.js";
 import { backward } from "../../autograd/tape.js";
 import { tokenSequenceForward } from "../../kernels/tokens.js";
 import { expectClose, randn, useEngine } from "../helpers.js";
+import { runtime } from "../../engine/runtime.js";
+import type { RecordedCommand } from "../../engine/batch.js";
+import { layernorm as layernormRef } from "../ref/layernorm.js";
 
 useEngine();
 
@@ -49,5 +52,64 @@ describe("tokenSequence", () => {
     expect(() => tokenSequenceForward(tokens, Tensor.empty([1, 1, 5]), Tensor.empty([1, 4, 4]))).toThrow(/tokens: expected .* cls of C .* got tokens/);
     expect(() => tokenSequenceForward(tokens, Tensor.empty([1, 1, 4]), Tensor.empty([1, 3, 4]))).toThrow(/pos of \(1 \+ G\) \* C/);
     expect(() => tokenSequenceForward(Tensor.empty([6, 4]), Tensor.empty([4]), Tensor.empty([2, 4]))).toThrow(/tokens \(B, G, C\)/);
+  });
+});
+
+// With a norm: the sequence and its layernorm, made and normalised in one pass by kernels/layernorm.ts's lane kernel
+// where it holds rows in registers (C % 4 == 0, C <= 128, subgroups of exactly 8 lanes), else by the tokens kernel and
+// a layernorm dispatch. The sequence equals the reference to 1e-6 (the same sums); the norm, mean and rstd the
+// reference layernorm of it with layernorm's tolerance (test/kernels/layernorm.test.ts).
+describe("tokenSequence with a norm", () => {
+  const NORM_TOL = { atol: 2e-5, rtol: 1e-4 };
+  for (const [B, G, C] of [[32, 16, 64], [3, 5, 12], [2, 3, 7], [1, 2, 132]]) {
+    it(`equals the reference sequence and its layernorm (B ${B}, G ${G}, C ${C})`, async () => {
+      const [tokens, cls, pos, gamma, beta] = [randn(B * G * C, 5, 1), randn(C, 6, 0.02), randn((1 + G) * C, 7, 0.02), randn(C, 8), randn(C, 9)];
+      const rows = B * (1 + G);
+      const norm = { out: Tensor.empty([B, 1 + G, C]), mean: Tensor.empty([rows]), rstd: Tensor.empty([rows]), gamma: Tensor.fromArray(gamma, [C]), beta: Tensor.fromArray(beta, [C]), eps: 1e-6 };
+      const { batch, gpu } = runtime();
+      batch.startRecording();
+      let y: Tensor;
+      let recorded: RecordedCommand[];
+      try {
+        y = tokenSequenceForward(Tensor.fromArray(tokens, [B, G, C]), Tensor.fromArray(cls, [C]), Tensor.fromArray(pos, [1 + G, C]), norm);
+      } finally {
+        recorded = batch.stopRecording();
+      }
+      const seq = tokenSequenceRef(tokens, cls, pos, B, G, C);
+      expectClose("y", await y.data(), seq, { atol: 1e-6, rtol: 1e-6 });
+      const ref = layernormRef(seq, gamma, beta, rows, C, 1e-6);
+      expectClose("out", await norm.out.data(), ref.y, NORM_TOL);
+      expectClose("mean", await norm.mean.data(), ref.mean, NORM_TOL);
+      expectClose("rstd", await norm.rstd.data(), ref.rstd, { atol: 0, rtol: NORM_TOL.rtol });
+      const kernels = recorded.flatMap((c) => (c.kind === "dispatch" ? [c.kernel.name] : []));
+      const oneSubgroup = gpu.isCpu && gpu.features.has("subgroups") && gpu.subgroupMinSize === 8 && gpu.subgroupMaxSize === 8;
+      expect(kernels).toEqual(oneSubgroup && C % 4 === 0 && C <= 128 ? ["layernorm"] : ["tokens", "layernorm"]);
+    });
+  }
+});
+
+// ops.tokenSequenceThenNorm against tokenSequence then layernorm: both outputs in the loss, every gradient.
+describe("tokenSequenceThenNorm", () => {
+  it("matches tokenSequence, then layernorm, forward and backward", async () => {
+    const [B, G, C] = [3, 5, 16];
+    const values = [randn(B * G * C, 11, 1), randn(C, 12, 0.02), randn((1 + G) * C, 13, 0.02), randn(C, 14), randn(C, 15)];
+    const [dy, dn] = [randn(B * (1 + G) * C, 16), randn(B * (1 + G) * C, 17)];
+    const run = async (fused: boolean) => {
+      const shapes = [[B, G, C], [1, 1, C], [1, 1 + G, C], [C], [C]];
+      const leaves = values.map((v, i) => Tensor.fromArray(v, shapes[i]).requireGrad());
+      const [tk, ct, pt, gamma, beta] = leaves;
+      const [seq, normed] = fused
+        ? ops.tokenSequenceThenNorm(tk, ct, pt, { gamma, beta, eps: 1e-6 })
+        : (() => {
+            const s = ops.tokenSequence(tk, ct, pt);
+            return [s, ops.layernorm(s, gamma, beta, 1e-6)];
+          })();
+      const weighted = (a: Tensor, w: Float32Array) => ops.sumAll(ops.mul(a, Tensor.fromArray(w, [B, 1 + G, C])));
+      backward(ops.add(weighted(seq, dy), weighted(normed, dn)));
+      return [await seq.data(), await normed.data(), ...(await Promise.all(leaves.map((t) => t.grad!.data())))];
+    };
+    const [fused, composed] = [await run(true), await run(false)];
+    const names = ["seq", "normed", "dtokens", "dcls", "dpos", "dgamma", "dbeta"];
+    fused.forEach((got, i) => expectClose(names[i], got, composed[i], { atol: 1e-4, rtol: 1e-3 }));
   });
 });
