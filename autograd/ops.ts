@@ -22,7 +22,7 @@ import {
 } from "../kernels/attention.js";
 import { inversePermutation, permuteForward } from "../kernels/permute.js";
 import { concatForward, sliceBackward, sliceForward } from "../kernels/slice.js";
-import { tokenSequenceForward } from "../kernels/tokens.js";
+import { tokenSequenceBackward, tokenSequenceForward } from "../kernels/tokens.js";
 import { gatherRows as gatherRowsKernel, scatterAddRows } from "../kernels/gather.js";
 import { type KnnOptions, knnTopK } from "../kernels/knn.js";
 
@@ -470,11 +470,10 @@ function tokenSequenceNormed(tokens: Tensor, cls: Tensor, pos: Tensor, norm?: No
   const [B, G] = tokens.shape;
   const after = norm && normOutputs(B * (1 + G), norm);
   const y = tokenSequenceForward(tokens, cls, pos, after);
-  const recorded = record(y, "token_sequence", [tokens, cls, pos], (dy) => [
-    tokens.requiresGrad ? sliceForward(dy, 1, 1, dy.shape[1]) : undefined,
-    cls.requiresGrad ? sumTo(sliceForward(dy, 1, 0, 1), cls.shape) : undefined,
-    pos.requiresGrad ? sumTo(dy, pos.shape) : undefined,
-  ]);
+  const recorded = record(y, "token_sequence", [tokens, cls, pos], (dy) => {
+    const g = tokenSequenceBackward(dy, { tokens: tokens.requiresGrad, cls: cls.requiresGrad ? cls.shape : undefined, pos: pos.requiresGrad ? pos.shape : undefined });
+    return [g.dtokens, g.dcls, g.dpos];
+  });
   return [recorded, after && recordedNorm(recorded, after)];
 }
 

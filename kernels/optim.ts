@@ -183,7 +183,8 @@ interface UpdateItem {
 }
 
 // Encodes the updates of `items` in as few dispatches as the binding limit allows: tensors grouped by whether
-// every size is a multiple of 4 (vec4), `perDispatch` at a time. `fields` are the update's shared uniform values.
+// every size is a multiple of 4 (vec4), `perDispatch` at a time (some vec4 ones with the scalars where that saves a
+// dispatch). `fields` are the update's shared uniform values.
 function encodeUpdates<S extends UpdateSpec>(
   name: string,
   spec: Omit<S, "vec4" | "tensors">,
@@ -198,8 +199,19 @@ function encodeUpdates<S extends UpdateSpec>(
   const limit = runtime().gpu.limits.maxStorageBuffersPerShaderStage - (gradScale ? 1 : 0);
   const perDispatch = Math.min(MAX_TENSORS, Math.floor(limit / nonEmpty[0].buffers.length));
   if (perDispatch < 1) throw new Error(`${name}: expected room for ${nonEmpty[0].buffers.length} storage buffers per stage, the adapter allows ${limit}`);
+  const groups = new Map<boolean, UpdateItem[]>([true, false].map((vec4) => [vec4, nonEmpty.filter((it) => (it.size % 4 === 0) === vec4)]));
+  // Where the scalar group's last dispatch has room for what would be the vec4 group's last, partial one, those
+  // tensors (the smallest) ride along as scalars: a dispatch less (a linear probe's head, its weight beside its bias
+  // of 10 classes).
+  const [vecs, scalars] = [groups.get(true)!, groups.get(false)!];
+  const rest = vecs.length % perDispatch;
+  if (rest > 0 && scalars.length % perDispatch !== 0 && rest <= perDispatch - (scalars.length % perDispatch)) {
+    const moved = new Set([...vecs].sort((a, b) => a.size - b.size).slice(0, rest));
+    groups.set(true, vecs.filter((it) => !moved.has(it)));
+    groups.set(false, [...scalars, ...moved]);
+  }
   for (const vec4 of [true, false]) {
-    const group = nonEmpty.filter((it) => (it.size % 4 === 0) === vec4);
+    const group = groups.get(vec4)!;
     for (let start = 0; start < group.length; start += perDispatch) {
       const chunk = group.slice(start, start + perDispatch);
       const fullSpec = { ...spec, vec4, tensors: chunk.length } as S;

@@ -2,11 +2,13 @@
 //   y[b, 0, :] = cls + pos[0, :],   y[b, 1 + g, :] = tokens[b, g, :] + pos[1 + g, :]
 // timm's cat((cls_token.expand(B, -1, -1), x), dim=1) + pos_embed in one pass, where composing it took five
 // dispatches (a fill and an add to broadcast the CLS token, two copies for the concat, the add of the positions).
-// The sums are the composition's, so the values are the same to the bit. Backward (autograd/ops.ts
-// tokenSequence): the tokens' gradient is a slice of dy, the CLS token's and the positions' are sums over the batch.
-//   v1: one invocation per 4 channels (per channel where C % 4 != 0), workgroup 64, 1-D grid folded into (x, y).
+// The sums are the composition's, so the values are the same to the bit. Backward (tokenSequenceBackward): the
+// tokens' gradient is dy past each image's first row, the positions' the sum of dy over the batch, the CLS token's
+// that sum's first row; one pass, where the composition took four dispatches (two copies, two reductions).
+//   v1: one invocation per 4 channels (per channel where C % 4 != 0), workgroup 64, 1-D grid folded into (x, y);
+//   backward: one per 4 channels of a token position, looping over the batch in order (the reductions' sums).
 import { runtime, getKernel } from "../engine/runtime.js";
-import { Tensor } from "../engine/tensor.js";
+import { type Shape, Tensor } from "../engine/tensor.js";
 import { type NormAfter, layernormForwardInto, tokensNormedInto } from "./layernorm.js";
 import { FLAT_GROUP, flatIndex, grid1d, mainEntry, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
 
@@ -50,4 +52,60 @@ export function tokenSequenceForward(tokens: Tensor, cls: Tensor, pos: Tensor, n
   }
   if (norm) layernormForwardInto(y, norm.gamma, norm.beta, norm.eps, norm);
   return y;
+}
+
+// Which gradients tokenSequenceBackward writes, in this binding order after dy.
+interface BackwardSpec {
+  [k: string]: boolean;
+  vec4: boolean;
+  tokens: boolean;
+  cls: boolean;
+  pos: boolean;
+}
+const BACKWARD_FIELDS = { n: "u32", B: "u32", T: "u32", C: "u32" } as const; // n: invocations, T * C
+
+function backwardWgsl(spec: BackwardSpec): string {
+  const type = spec.vec4 ? "array<vec4<f32>>" : "array<f32>";
+  const outputs = (["tokens", "cls", "pos"] as const).filter((k) => spec[k]).map((k): [string, string, "read_write"] => [`d${k}`, type, "read_write"]);
+  return /* wgsl */ `
+${uniformStruct(BACKWARD_FIELDS)}
+${storageBindings([["dy", type, "read"], ...outputs])}
+${FLAT_GROUP}
+${mainEntry(WG)}
+  let i = ${flatIndex(WG)};
+  if (i >= p.n) { return; }
+  let c = i % p.C;
+  let t = i / p.C;
+  var s = ${spec.vec4 ? "vec4<f32>(0.0)" : "0.0"};
+  for (var b = 0u; b < p.B; b++) {
+    let v = dy[(b * p.T + t) * p.C + c];
+    s += v;
+    ${spec.tokens ? "if (t > 0u) { dtokens[(b * (p.T - 1u) + t - 1u) * p.C + c] = v; }" : ""}
+  }
+  ${spec.pos ? "dpos[i] = s;" : ""}
+  ${spec.cls ? "if (t == 0u) { dcls[c] = s; }" : ""}
+}`;
+}
+
+// dy (B, 1 + G, C) -> the gradients of tokens (B, G, C), cls (C) and pos ((1 + G) * C), each where `need` asks for it
+// (cls and pos in the caller's shapes, given).
+export function tokenSequenceBackward(dy: Tensor, need: { tokens: boolean; cls?: Shape; pos?: Shape }): { dtokens?: Tensor; dcls?: Tensor; dpos?: Tensor } {
+  const [B, T, C] = dy.shape;
+  if (dy.shape.length !== 3 || T < 1 || dy.dtype !== "f32") throw new Error(`tokens: expected an f32 dy (B, 1 + G, C), got ${dy}`);
+  const out = {
+    dtokens: need.tokens ? Tensor.empty([B, T - 1, C]) : undefined,
+    dcls: need.cls ? Tensor.empty(need.cls) : undefined,
+    dpos: need.pos ? Tensor.empty(need.pos) : undefined,
+  };
+  if (out.dcls && out.dcls.size !== C) throw new Error(`tokens: expected cls of ${C} elements, got (${need.cls!.join(", ")})`);
+  if (out.dpos && out.dpos.size !== T * C) throw new Error(`tokens: expected pos of ${T} * ${C} elements, got (${need.pos!.join(", ")})`);
+  const outputs = [out.dtokens, out.dcls, out.dpos].filter((t): t is Tensor => t !== undefined);
+  if (outputs.length === 0 || T * C === 0) return out;
+  const vec4 = C % 4 === 0;
+  const width = vec4 ? C / 4 : C;
+  const spec: BackwardSpec = { vec4, tokens: need.tokens, cls: !!need.cls, pos: !!need.pos };
+  const uniform = packUniform(BACKWARD_FIELDS, { n: T * width, B, T, C: width });
+  const buffers = [dy.buffer, ...outputs.map((t) => t.buffer)];
+  runtime().batch.dispatch(getKernel("tokens-backward", spec, backwardWgsl), buffers, uniform, grid1d(Math.ceil((T * width) / WG)), 2 * dy.size * 4);
+  return out;
 }

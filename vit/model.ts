@@ -200,7 +200,8 @@ export class VisionTransformer {
     // LayerNorm is per token, so normalising only the CLS rows gives the same feature: with gradients the final norm
     // does that (its backward over 1/T of the rows); without (inference, a frozen backbone) the last block's last
     // product normalises every token in its epilogue, a dispatch less.
-    const withGrad = gradEnabled() && (images.requiresGrad || this.parameters().some(([, t]) => t.requiresGrad));
+    const head = new Set([this.head?.weight, this.head?.bias]);
+    const withGrad = gradEnabled() && (images.requiresGrad || this.parameters().some(([, t]) => t.requiresGrad && !head.has(t)));
     const finalNorm = withGrad ? undefined : this.norm;
     // normed: the next block's norm1(x), from the pass before; after the last block, the final norm's.
     let [x, normed] = this.embedNormed(images, this.blocks[0]?.norm1 ?? finalNorm);

@@ -1,11 +1,12 @@
 // The ViT's input sequence [cls; tokens] + pos (kernels/tokens.ts, autograd/ops.ts tokenSequence) against a plain
 // CPU reference, and against the composition it replaces (zeros + cls, concat, + pos): values and gradients equal to
-// the bit, since the kernel adds the same pairs. Shapes: vec4 channels and not, one token, one image, odd sizes.
+// the bit, since the kernels add the same pairs in the same order (the backward sums over the batch in order, as the
+// reductions it replaces). Shapes: vec4 channels and not, one token, one image, odd sizes.
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import * as ops from "../../autograd/ops.js";
 import { backward } from "../../autograd/tape.js";
-import { tokenSequenceForward } from "../../kernels/tokens.js";
+import { tokenSequenceBackward, tokenSequenceForward } from "../../kernels/tokens.js";
 import { expectClose, randn, useEngine } from "../helpers.js";
 import { runtime } from "../../engine/runtime.js";
 import type { RecordedCommand } from "../../engine/batch.js";
@@ -46,6 +47,21 @@ describe("tokenSequence", () => {
       expect(fused).toEqual(composed);
     });
   }
+
+  it("backward writes only the gradients asked for, in the shapes given", async () => {
+    const [B, G, C] = [3, 4, 6];
+    const dy = randn(B * (1 + G) * C, 21);
+    const sums = Array.from({ length: (1 + G) * C }, (_, i) => [0, 1, 2].reduce((s, b) => s + dy[b * (1 + G) * C + i], 0));
+    const only = tokenSequenceBackward(Tensor.fromArray(dy, [B, 1 + G, C]), { tokens: false, cls: [1, 1, C] });
+    expect(only.dtokens).toBeUndefined();
+    expect(only.dpos).toBeUndefined();
+    expect(only.dcls!.shape).toEqual([1, 1, C]);
+    expectClose("dcls", await only.dcls!.data(), sums.slice(0, C), { atol: 1e-6, rtol: 1e-6 });
+    const tokensOnly = tokenSequenceBackward(Tensor.fromArray(dy, [B, 1 + G, C]), { tokens: true });
+    const want = Array.from({ length: B }, (_, b) => Array.from(dy.slice((b * (1 + G) + 1) * C, (b + 1) * (1 + G) * C))).flat();
+    expect(Array.from(await tokensOnly.dtokens!.data())).toEqual(want);
+    expect(() => tokenSequenceBackward(Tensor.fromArray(dy, [B, 1 + G, C]), { tokens: false, pos: [G, C] })).toThrow("tokens: expected pos of 5 * 6 elements, got (4, 6)");
+  });
 
   it("rejects shapes that do not make a sequence, naming the tensors", () => {
     const tokens = Tensor.empty([2, 3, 4]);

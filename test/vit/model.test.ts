@@ -48,8 +48,11 @@ describe("ViT parity with PyTorch", () => {
       checked++;
     }
     expect(checked).toBe(model.parameters().length - 2); // all but the head
+    // Without gradients the patches are read in place and the final norm runs in the last product (vit/model.ts).
     const logits = await noGrad(() => model.forward(Tensor.fromArray(io.get("x")!.data, [2, 3, 16, 16]))).data();
     expectScaled("logits", logits, io.get("logits")!, REL);
+    const plain = await noGrad(() => model.features(Tensor.fromArray(io.get("x")!.data, [2, 3, 16, 16]))).data();
+    expectScaled("features without gradients", plain, io.get("features")!, REL);
   });
 
   it("the four file formats load to identical models", async () => {
