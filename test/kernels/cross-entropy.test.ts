@@ -6,6 +6,8 @@ import { describe, expect, it } from "vitest";
 import { Rng } from "../../util/random.js";
 import { Tensor } from "../../engine/tensor.js";
 import { ROWS } from "../../kernels/registry.js";
+import { runtime } from "../../engine/runtime.js";
+import type { RecordedCommand } from "../../engine/batch.js";
 import { checkLabels, crossEntropyBackward, crossEntropyForward } from "../../kernels/cross-entropy.js";
 import { expectClose, numericGrad, randn, useEngine } from "../helpers.js";
 import { crossEntropy, crossEntropyBackward as crossEntropyBackwardRef } from "../ref/cross-entropy.js";
@@ -87,6 +89,32 @@ for (const version of ROWS.versions) {
     });
   });
 }
+
+// lane's forward in one pass (rowsMean) for a batch of up to one workgroup (64 rows), two past it; both against the
+// reference at the edge.
+describe("cross-entropy lane forward: one pass or two", () => {
+  for (const [B, passes] of [[64, ["rowsMean"]], [65, ["rows", "mean"]]] as const) {
+    it(`${B} rows: ${passes.join(", ")}`, async () => {
+      const C = 10;
+      const logits = randn(B * C, B, 3);
+      const labels = randomLabels(B, C, B);
+      const { x, l } = tensors(logits, labels, B, C);
+      const { batch } = runtime();
+      batch.startRecording();
+      let out: { loss: Tensor; lse: Tensor };
+      let recorded: RecordedCommand[];
+      try {
+        out = crossEntropyForward(x, l, { version: "lane" });
+      } finally {
+        recorded = batch.stopRecording();
+      }
+      expect(recorded.flatMap((c) => (c.kind === "dispatch" ? [c.kernel.key.match(/pass=(\w+)/)![1]] : []))).toEqual([...passes]);
+      const ref = crossEntropy(logits, labels, B, C, 0);
+      expectClose("loss", await out.loss.data(), [ref.loss], TOL);
+      expectClose("lse", await out.lse.data(), ref.lse, TOL);
+    });
+  }
+});
 
 describe("cross-entropy checks and errors", () => {
   it("checkLabels accepts labels in range and names index, value and range otherwise", () => {
