@@ -39,12 +39,14 @@ import { Tensor } from "../engine/tensor.js";
 import { ATTENTION, type AttentionShape, type AttentionVersion, fusedAttentionDefault, laneBroadcast, resolveVersion } from "./registry.js";
 import { type UnfusedSaved, unfusedBackward, unfusedForward } from "./attention-unfused.js";
 import { FLAT_GROUP, grid1d, mainEntry, packUniform, range, uniformStruct } from "./wgsl.js";
+import { sliceBackward, sliceForward } from "./slice.js";
 
 type Fused = Exclude<AttentionVersion, "unfused">; // the kernels in this file
 type Pass = "forward" | "dq" | "dkdv" | "dqkv";
 
 export interface AttentionOptions {
   scale?: number; // default 1/sqrt(D)
+  queries?: number; // only the first `queries` tokens of each sequence as queries, o (B, queries, H*D); default N
   version?: string; // a version of kernels/registry.ts ATTENTION; default: resolved for the shape
 }
 
@@ -60,7 +62,8 @@ interface AttentionSpec {
 }
 
 // rs: qkv row stride in vec4s (3C/4); c4: o/dO row stride (C/4); blocks: workgroups per (b, h).
-const FIELDS = { n: "u32", heads: "u32", bh: "u32", blocks: "u32", rs: "u32", c4: "u32", scale: "f32" } as const;
+// nq: the queries, the first nq tokens of each sequence (n without `queries`).
+const FIELDS = { n: "u32", nq: "u32", heads: "u32", bh: "u32", blocks: "u32", rs: "u32", c4: "u32", scale: "f32" } as const;
 const REG_WG = 8;
 // Owned rows per invocation at D <= 64; fewer for larger D, to keep the unrolled code and its compile time bounded.
 const REG_ROWS: Record<Pass, number> = { forward: 4, dq: 2, dkdv: 2, dqkv: 2 };
@@ -115,7 +118,15 @@ function passCode(spec: AttentionSpec, ld: (s: Stream, c?: number) => string): {
   const zero = (x: string) => rs.flatMap((r) => cs.map((c) => `var ${x}${r}_${c} = vec4f(0.0);`));
   const load = (st: Stream, c: number) => `let ${st.name}_${c} = ${ld(st, c)};`;
   const hsum = (v: string) => `(${v}.x + ${v}.y + ${v}.z + ${v}.w)`;
-  const guarded = (lines: (r: number) => string[]) => rs.flatMap((r) => [`if (i${r} < p.n) {`, ...lines(r).map((l) => `  ${l}`), "}"]);
+  const guarded = (lines: (r: number) => string[]) => rs.flatMap((r) => [`if (i${r} < nOwn) {`, ...lines(r).map((l) => `  ${l}`), "}"]);
+  // The q rows of dqkv past the queries: zero (one block per (b, h) writes them).
+  const zeroRest = [
+    "if (g % p.blocks == 0u) {",
+    `  for (var i = p.nq + lid.x; i < p.n; i += ${spec.wg}u) {`,
+    ...cs.map((c) => `    dqkv[${Q.at("i")} + ${c}u] = vec4f(0.0);`),
+    "  }",
+    "}",
+  ];
 
   switch (spec.pass) {
     case "forward":
@@ -166,7 +177,7 @@ function passCode(spec: AttentionSpec, ld: (s: Stream, c?: number) => string): {
           ...each((r) => `let w${r} = vec4f(exp(${hsum(`s${r}`)} - lr${r}) * (${hsum(`t${r}`)} - dl${r}));`),
           ...perC((c) => each((r) => `a${r}_${c} = fma(w${r}, K_${c}, a${r}_${c});`)),
         ],
-        store: guarded((r) => [...cs.map((c) => `dqkv[${Q.at(`i${r}`)} + ${c}u] = a${r}_${c} * p.scale;`), `delta[sBase + i${r}] = dl${r};`]),
+        store: [...guarded((r) => [...cs.map((c) => `dqkv[${Q.at(`i${r}`)} + ${c}u] = a${r}_${c} * p.scale;`), `delta[sBase + i${r}] = dl${r};`]), ...zeroRest],
       };
     case "dkdv":
       // The owned rows are keys; the streamed rows are queries with their dO, lse and delta.
@@ -210,14 +221,14 @@ function passCode(spec: AttentionSpec, ld: (s: Stream, c?: number) => string): {
             load(V, c),
             ...each((r) => `s${r} = fma(q${r}_${c}, K_${c}, s${r});\nt${r} = fma(d${r}_${c}, V_${c}, t${r});`),
           ]),
-          ...each((r) => `let p${r} = vec4f(select(0.0, exp(${hsum(`s${r}`)} - lr${r}), i${r} < p.n));\nlet w${r} = p${r} * (${hsum(`t${r}`)} - dl${r});`),
+          ...each((r) => `let p${r} = vec4f(select(0.0, exp(${hsum(`s${r}`)} - lr${r}), i${r} < nOwn));\nlet w${r} = p${r} * (${hsum(`t${r}`)} - dl${r});`),
           ...perC((c) => each((r) => `a${r}_${c} = fma(w${r}, K_${c}, a${r}_${c});`)),
           ...perC((c) => [`let zk${c} = ${sum((r) => `w${r} * q${r}_${c}`)};`, `let zv${c} = ${sum((r) => `p${r} * d${r}_${c}`)};`]),
           "if (lid.x == 0u) {",
           ...cs.flatMap((c) => [`  dqkv[${K.at("j")} + ${c}u] = zk${c};`, `  dqkv[${V.at("j")} + ${c}u] = zv${c};`]),
           "}",
         ],
-        store: guarded((r) => cs.map((c) => `dqkv[${Q.at(`i${r}`)} + ${c}u] = a${r}_${c} * p.scale;`)),
+        store: [...guarded((r) => cs.map((c) => `dqkv[${Q.at(`i${r}`)} + ${c}u] = a${r}_${c} * p.scale;`)), ...zeroRest],
       };
     }
   }
@@ -247,7 +258,7 @@ function wgsl(spec: AttentionSpec): string {
   );
   let loop: string;
   if (!tiled) {
-    loop = `  for (var j = 0u; j < p.n; j++) {\n${indent(step, 4)}\n  }`;
+    loop = `  for (var j = 0u; j < nStream; j++) {\n${indent(step, 4)}\n  }`;
   } else {
     // Each tile: the workgroup stages T streamed rows (clamped past N), then every invocation runs its steps.
     const T = spec.tile;
@@ -255,11 +266,11 @@ function wgsl(spec: AttentionSpec): string {
     const vecs = streams.filter((s) => s.vec);
     const scalars = streams.filter((s) => !s.vec);
     loop = [
-      `  for (var j0 = 0u; j0 < p.n; j0 += ${T}u) {`,
-      stage(T * d4, [`let jr = min(j0 + e / ${d4}u, p.n - 1u);`, ...vecs.map((s) => `t${s.name}[e] = ${s.buf}[${s.at("jr")} + e % ${d4}u];`)]),
-      ...(scalars.length ? [stage(T, ["let jr = min(j0 + e, p.n - 1u);", ...scalars.map((s) => `t${s.name}[e] = ${s.buf}[${s.at("jr")}];`)])] : []),
+      `  for (var j0 = 0u; j0 < nStream; j0 += ${T}u) {`,
+      stage(T * d4, [`let jr = min(j0 + e / ${d4}u, nStream - 1u);`, ...vecs.map((s) => `t${s.name}[e] = ${s.buf}[${s.at("jr")} + e % ${d4}u];`)]),
+      ...(scalars.length ? [stage(T, ["let jr = min(j0 + e, nStream - 1u);", ...scalars.map((s) => `t${s.name}[e] = ${s.buf}[${s.at("jr")}];`)])] : []),
       "    workgroupBarrier();",
-      `    for (var t = 0u; t < min(${T}u, p.n - j0); t++) {`,
+      `    for (var t = 0u; t < min(${T}u, nStream - j0); t++) {`,
       indent(step, 6),
       "    }",
       "    workgroupBarrier();",
@@ -274,20 +285,22 @@ ${bindings.join("\n")}
 ${tiles.join("\n")}
 ${FLAT_GROUP}
 // Thread mapping: workgroup g owns rows (g % p.blocks) * ${span} + r * ${spec.wg} + lid.x (r < ${spec.rows}) of
-// (b, h) = g / p.blocks.
+// (b, h) = g / p.blocks: of its nOwn queries (keys for dkdv), streaming its nStream keys (queries).
 ${mainEntry(spec.wg)}
   let g = flatGroup(wid, nwg);
   let bh = g / p.blocks;
   if (bh >= p.bh) { return; } // padding of a folded grid: uniform across the workgroup
   let b = bh / p.heads;
   let h = bh % p.heads;
-${indent(range(spec.rows).flatMap((r) => [`let i${r} = (g % p.blocks) * ${span}u + ${r * spec.wg}u + lid.x;`, `let row${r} = min(i${r}, p.n - 1u);`]), 2)}
-  // vec4 indices of token 0 of batch b, head h: q, k, v in qkv; o and dO rows; lse and delta.
+  let nOwn = ${spec.pass === "dkdv" ? "p.n" : "p.nq"};
+  let nStream = ${spec.pass === "dkdv" ? "p.nq" : "p.n"};
+${indent(range(spec.rows).flatMap((r) => [`let i${r} = (g % p.blocks) * ${span}u + ${r * spec.wg}u + lid.x;`, `let row${r} = min(i${r}, nOwn - 1u);`]), 2)}
+  // vec4 indices of token 0 of batch b, head h: q, k, v in qkv; o and dO rows (nq per sequence); lse and delta.
   let qBase = b * p.n * p.rs + h * ${d4}u;
   let kBase = qBase + p.c4;
   let vBase = kBase + p.c4;
-  let oBase = b * p.n * p.c4 + h * ${d4}u;
-  let sBase = bh * p.n;
+  let oBase = b * p.nq * p.c4 + h * ${d4}u;
+  let sBase = bh * p.nq;
 ${indent(init, 2)}
 ${loop}
 ${indent(store, 2)}
@@ -325,11 +338,12 @@ ${mainEntry(PROBS_WG)}
 
 interface Dims extends AttentionShape {
   C: number; // H*D
+  NQ: number; // queries per sequence (N unless asked for fewer)
 }
 
 // What the backward needs: qkv, o and the scale, the version that ran, and its own tensors (the fused kernels'
 // lse (B, H, N), or unfused's P and head-major q, k, v).
-export type AttentionSaved = { qkv: Tensor; o: Tensor; heads: number; scale: number } & (
+export type AttentionSaved = { qkv: Tensor; o: Tensor; heads: number; scale: number; queries: number } & (
   | { version: Fused; lse: Tensor }
   | { version: "unfused"; unfused: UnfusedSaved }
 );
@@ -355,7 +369,7 @@ export function attentionDims(qkv: Tensor, heads: number): Dims {
   if (D < 4 || D % 4 !== 0) {
     throw new Error(`attention: expected head dim D a positive multiple of 4, got D = ${D} (qkv ${shapeStr(qkv)}, ${heads} heads)`);
   }
-  return { B, N, H: heads, D, C: heads * D };
+  return { B, N, H: heads, D, C: heads * D, NQ: N };
 }
 
 function checkShape(name: string, t: Tensor, want: number[]): void {
@@ -394,45 +408,64 @@ function specFor(pass: Pass, version: Fused, d: number, n: number): AttentionSpe
 }
 
 function encode(pass: Pass, version: Fused, dims: Dims, scale: number, buffers: Record<string, GPUBuffer>): void {
-  const { B, N, H, D, C } = dims;
-  const spec = specFor(pass, version, D, N);
+  const { B, N, NQ, H, D, C } = dims;
+  const owned = pass === "dkdv" ? N : NQ;
+  const spec = specFor(pass, version, D, owned);
   const kernel = getKernel("attention", spec, wgsl);
-  const blocks = Math.ceil(N / (spec.wg * spec.rows));
-  const uniform = packUniform(FIELDS, { n: N, heads: H, bh: B * H, blocks, rs: (3 * C) / 4, c4: C / 4, scale });
+  const blocks = Math.ceil(owned / (spec.wg * spec.rows));
+  const uniform = packUniform(FIELDS, { n: N, nq: NQ, heads: H, bh: B * H, blocks, rs: (3 * C) / 4, c4: C / 4, scale });
   const list = BINDINGS[pass].map(([name]) => buffers[name]);
-  runtime().batch.dispatch(kernel, list, uniform, grid1d(B * H * blocks), 2 * B * H * N * N * D * PRODUCTS[pass]);
+  runtime().batch.dispatch(kernel, list, uniform, grid1d(B * H * blocks), 2 * B * H * NQ * N * D * PRODUCTS[pass]);
 }
 
-// The fused forward: o (B, N, H*D) and lse (B, H, N), the log-sum-exp of each score row.
+// The fused forward: o (B, NQ, H*D) and lse (B, H, NQ), the log-sum-exp of each score row.
 function fusedForward(qkv: Tensor, dims: Dims, version: Fused, scale: number): { o: Tensor; lse: Tensor } {
-  const o = Tensor.empty([dims.B, dims.N, dims.C]);
-  const lse = Tensor.empty([dims.B, dims.H, dims.N]);
+  const o = Tensor.empty([dims.B, dims.NQ, dims.C]);
+  const lse = Tensor.empty([dims.B, dims.H, dims.NQ]);
   if (o.size > 0) encode("forward", version, dims, scale, { o: o.buffer, lse: lse.buffer, qkv: qkv.buffer });
   return { o, lse };
 }
 
-// qkv: (B, N, 3*H*D) -> o: (B, N, H*D), and what attentionBackward needs (release it with releaseSaved when no
-// backward follows).
+// qkv: (B, N, 3*H*D) -> o: (B, NQ, H*D) for the first NQ = opts.queries tokens (default N), and what
+// attentionBackward needs (release it with releaseSaved when no backward follows). The fused kernels take fewer
+// queries as they are (dk and dv still over every key, dq zero past them); unfused runs every query and slices.
 export function attentionForward(qkv: Tensor, heads: number, opts: AttentionOptions = {}): { o: Tensor; saved: AttentionSaved } {
-  const dims = attentionDims(qkv, heads);
+  const dims = withQueries(attentionDims(qkv, heads), opts.queries);
   const version = resolveVersion(ATTENTION, dims, opts.version);
   const scale = pickScale(opts.scale, dims.D);
+  const queries = dims.NQ;
   if (version === "unfused") {
     const { o, saved } = unfusedForward(qkv, dims, scale);
-    return { o, saved: { qkv, o, heads, scale, version, unfused: saved } };
+    const sliced = queries < dims.N ? sliceForward(o, 1, 0, queries) : o;
+    if (sliced !== o) o.dispose();
+    return { o: sliced, saved: { qkv, o: sliced, heads, scale, queries, version, unfused: saved } };
   }
   const { o, lse } = fusedForward(qkv, dims, version, scale);
-  return { o, saved: { qkv, o, heads, scale, version, lse } };
+  return { o, saved: { qkv, o, heads, scale, queries, version, lse } };
+}
+
+function withQueries(dims: Dims, queries: number | undefined): Dims {
+  if (queries === undefined) return dims;
+  if (!Number.isInteger(queries) || queries < 1 || queries > dims.N) {
+    throw new Error(`attention: expected queries an integer in [1, ${dims.N}], got ${queries}`);
+  }
+  return { ...dims, NQ: queries };
 }
 
 // saved: from attentionForward, dout: (B, N, H*D) -> dqkv: (B, N, 3*H*D), by the version the forward ran.
 // Scratch: delta (B, H, N). Leaves saved to the caller.
 export function attentionBackward(saved: AttentionSaved, dout: Tensor): Tensor {
   const { qkv, o, heads, scale } = saved;
-  const dims = attentionDims(qkv, heads);
-  const { B, N, H } = dims;
-  checkShape("dout", dout, [B, N, dims.C]);
-  if (saved.version === "unfused") return unfusedBackward(saved.unfused, dout, dims, scale);
+  const dims = withQueries(attentionDims(qkv, heads), saved.queries);
+  const { B, N, NQ, H } = dims;
+  checkShape("dout", dout, [B, NQ, dims.C]);
+  if (saved.version === "unfused") {
+    if (NQ === N) return unfusedBackward(saved.unfused, dout, dims, scale);
+    const padded = sliceBackward(dout, [B, N, dims.C], 1, 0); // zero past the queries
+    const dqkv = unfusedBackward(saved.unfused, padded, dims, scale);
+    padded.dispose();
+    return dqkv;
+  }
   const dqkv = Tensor.empty(qkv.shape);
   if (dqkv.size === 0) return dqkv;
   const buffers = { dqkv: dqkv.buffer, qkv: qkv.buffer, o: o.buffer, dout: dout.buffer, lse: saved.lse.buffer };
@@ -440,7 +473,7 @@ export function attentionBackward(saved: AttentionSaved, dout: Tensor): Tensor {
     encode("dqkv", saved.version, dims, scale, buffers);
     return dqkv;
   }
-  const delta = Tensor.empty([B, H, N]);
+  const delta = Tensor.empty([B, H, NQ]);
   encode("dq", saved.version, dims, scale, { ...buffers, delta: delta.buffer });
   encode("dkdv", saved.version, dims, scale, { ...buffers, delta: delta.buffer });
   delta.dispose();
@@ -450,7 +483,7 @@ export function attentionBackward(saved: AttentionSaved, dout: Tensor): Tensor {
 // The backward as one pass (dqkv) where reg's workgroup is one subgroup and its lanes hold every query of a (b, h)
 // within dqkv's rows.
 function onePass(version: Fused, dims: Dims): boolean {
-  return version === "reg" && laneBroadcast(runtime().gpu) && dims.N <= REG_WG * regRows("dqkv", dims.D, dims.N);
+  return version === "reg" && laneBroadcast(runtime().gpu) && dims.NQ <= REG_WG * regRows("dqkv", dims.D, dims.NQ);
 }
 
 // Disposes the tensors the forward made for the backward alone (not qkv, not o).
@@ -472,7 +505,7 @@ export function attentionProbs(qkv: Tensor, heads: number, opts: { scale?: numbe
   if (probs.size > 0) {
     const kernel = getKernel("attention-probs", { d: D }, probsWgsl);
     const blocks = Math.ceil(N / PROBS_WG);
-    const uniform = packUniform(FIELDS, { n: N, heads: H, bh: B * H, blocks, rs: (3 * C) / 4, c4: C / 4, scale });
+    const uniform = packUniform(FIELDS, { n: N, nq: N, heads: H, bh: B * H, blocks, rs: (3 * C) / 4, c4: C / 4, scale });
     runtime().batch.dispatch(kernel, [probs.buffer, qkv.buffer, lse.buffer], uniform, grid1d(B * H * N * blocks), 2 * probs.size * D);
   }
   lse.dispose();

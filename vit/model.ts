@@ -6,7 +6,6 @@
 // Linear layers can carry an adapter (e.g. LoRA from peft/) whose output is added to the layer's output.
 import { Tensor } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
-import { gradEnabled } from "../autograd/tape.js";
 import { Rng } from "../util/random.js";
 import type { VitConfig } from "./config.js";
 import { posEmbedInterpolation } from "./pos-embed.js";
@@ -80,6 +79,15 @@ export interface Capture {
   outputs: Map<string, Tensor>; // "block.N" (B, T, C), "attention.N" (B, H, T, T)
 }
 
+// How a block runs within the model's forward (Block.forwardNormed).
+export interface BlockRun {
+  normed?: Tensor; // norm1(x), where the pass before computed it
+  next?: LayerNorm; // the layernorm the caller applies to the output (the next block's norm1), made in the last product
+  clsOnly?: boolean; // the caller reads only the CLS token's output (the last block's, for the feature)
+  capture?: Capture;
+  index?: number; // into model.blocks, for the capture
+}
+
 export class Block {
   constructor(
     public norm1: LayerNorm,
@@ -92,19 +100,21 @@ export class Block {
   ) {}
 
   forward(x: Tensor, capture?: Capture, index = -1): Tensor {
-    return this.forwardNormed(x, undefined, undefined, capture, index)[0];
+    return this.forwardNormed(x, { capture, index })[0];
   }
 
-  // forward with the layernorms at its ends computed in the residual products before them (ops.linearThenNorm):
-  // xNormed is norm1(x) when the block before computed it; `next`, the layernorm the caller applies to this block's
-  // output (the next block's norm1), is computed in this block's last product. Returns [output, next(output)], the
-  // second undefined without `next`.
-  forwardNormed(x: Tensor, xNormed: Tensor | undefined, next: LayerNorm | undefined, capture?: Capture, index = -1): [Tensor, Tensor | undefined] {
+  // forward, with the layernorms at its ends computed in the products before them (ops.linearThenNorm) and, where
+  // the caller reads only the CLS token's output, only that (see BlockRun). Returns [output, next(output)], the
+  // second undefined without `next`; the output is (B, 1, C) with clsOnly.
+  forwardNormed(x: Tensor, run: BlockRun): [Tensor, Tensor | undefined] {
+    const { capture, index = -1, next } = run;
     // x: (B, T, C)
-    const qkv = this.qkv.forward(xNormed ?? this.norm1.forward(x)); // (B, T, 3C)
+    const qkv = this.qkv.forward(run.normed ?? this.norm1.forward(x)); // (B, T, 3C)
     if (capture?.attention?.has(index)) capture.outputs.set(`attention.${index}`, ops.attentionProbs(qkv.detach(), this.heads));
-    const attended = ops.attention(qkv, this.heads); // (B, T, C)
-    const [h, normed] = this.proj.forwardThenNorm(attended, { residual: x }, this.norm2);
+    // clsOnly: the CLS token's output needs every token's key and value, but only its own query, projection and MLP.
+    const attended = ops.attention(qkv, this.heads, run.clsOnly ? { queries: 1 } : {}); // (B, T or 1, C)
+    const residual = run.clsOnly ? ops.slice(x, 1, 0, 1) : x;
+    const [h, normed] = this.proj.forwardThenNorm(attended, { residual }, this.norm2);
     const { fc1, fc2 } = this;
     // Without adapters, the two linears as one op (GELU's backward fused into a product, autograd/ops.ts mlp).
     if (!fc1.adapter && !fc2.adapter) {
@@ -197,22 +207,21 @@ export class VisionTransformer {
 
   // The CLS feature after the final norm: (B, C).
   features(images: Tensor, capture?: Capture): Tensor {
-    // LayerNorm is per token, so normalising only the CLS rows gives the same feature: with gradients the final norm
-    // does that (its backward over 1/T of the rows); without (inference, a frozen backbone) the last block's last
-    // product normalises every token in its epilogue, a dispatch less.
-    const head = new Set([this.head?.weight, this.head?.bias]);
-    const withGrad = gradEnabled() && (images.requiresGrad || this.parameters().some(([, t]) => t.requiresGrad && !head.has(t)));
-    const finalNorm = withGrad ? undefined : this.norm;
+    // The last block's output is read at the CLS token alone (the feature), unless it is captured: that block runs
+    // for the CLS token alone (Block.forwardNormed) and the final norm in its last product; LayerNorm being per
+    // token, the feature is the same.
+    const last = this.blocks.length - 1;
+    const clsOnly = last >= 0 && !capture?.blocks?.has(last);
     // normed: the next block's norm1(x), from the pass before; after the last block, the final norm's.
-    let [x, normed] = this.embedNormed(images, this.blocks[0]?.norm1 ?? finalNorm);
+    let [x, normed] = this.embedNormed(images, this.blocks[0]?.norm1);
     this.blocks.forEach((block, i) => {
-      [x, normed] = block.forwardNormed(x, normed, this.blocks[i + 1]?.norm1 ?? finalNorm, capture, i);
+      const next = i < last ? this.blocks[i + 1].norm1 : clsOnly ? this.norm : undefined;
+      [x, normed] = block.forwardNormed(x, { normed, next, clsOnly: clsOnly && i === last, capture, index: i });
       if (capture?.blocks?.has(i)) capture.outputs.set(`block.${i}`, x.detach());
     });
-    const [B, , C] = x.shape;
-    if (normed) return ops.reshape(ops.slice(normed, 1, 0, 1), [B, C]);
-    const cls = ops.reshape(ops.slice(x, 1, 0, 1), [B, C]);
-    return this.norm.forward(cls);
+    const [B, T, C] = x.shape;
+    const cls = (t: Tensor) => ops.reshape(T === 1 ? t : ops.slice(t, 1, 0, 1), [B, C]);
+    return normed ? cls(normed) : this.norm.forward(cls(x));
   }
 
   // Logits (B, classes) through the head.

@@ -130,6 +130,48 @@ describe("attention reg backward: one pass or two", () => {
   });
 });
 
+// Fewer queries (the first NQ tokens of each sequence, over every key): o and lse the reference's first NQ rows,
+// dqkv the reference's for dO zero past them (so dq is zero there, and dk and dv sum over the queries alone). Every
+// version; reg also in two passes (without lane broadcasts).
+describe("attention with fewer queries", () => {
+  const check = async (s: AttentionShape, queries: number, version: string) => {
+    const { qkv, dout } = inputs(s, 31 + queries);
+    const sc = 1 / Math.sqrt(s.D);
+    const ref = attentionRef(qkv, s, sc);
+    const C = s.H * s.D;
+    const rows = (x: ArrayLike<number>, width: number, per: number) =>
+      Array.from({ length: s.B * per }, (_, r) => Array.from(x).slice((Math.floor(r / per) * s.N + (r % per)) * width, (Math.floor(r / per) * s.N + (r % per) + 1) * width)).flat();
+    const doutQ = Float32Array.from(rows(dout, C, queries));
+    const padded = new Float32Array(dout.length);
+    for (let b = 0; b < s.B; b++) padded.set(doutQ.subarray(b * queries * C, (b + 1) * queries * C), b * s.N * C);
+    const x = tensor(qkv, s, 3);
+    const { o, saved } = attentionForward(x, s.H, { version, queries });
+    expect(o.shape).toEqual([s.B, queries, C]);
+    expectClose(`o ${version}`, await o.data(), rows(ref.o, C, queries), TOL);
+    if (saved.version !== "unfused") {
+      const lseRows = Array.from({ length: s.B * s.H * queries }, (_, r) => ref.lse[Math.floor(r / queries) * s.N + (r % queries)]);
+      expectClose(`lse ${version}`, await saved.lse.data(), lseRows, TOL);
+    }
+    const dqkv = attentionBackward(saved, Tensor.fromArray(doutQ, [s.B, queries, C]));
+    expectClose(`dqkv ${version}`, await dqkv.data(), attentionBackwardRef(qkv, padded, s, sc), TOL);
+    releaseSaved(saved);
+    for (const t of [x, o, dqkv]) t.dispose();
+  };
+  for (const version of ATTENTION.versions) {
+    it(`${version}: one query of 17 (a ViT's CLS token), 3 of 5, 5 of 65`, async () => {
+      await check({ B: 2, N: 17, H: 2, D: 32 }, 1, version);
+      await check({ B: 2, N: 5, H: 3, D: 8 }, 3, version);
+      await check({ B: 1, N: 65, H: 2, D: 16 }, 5, version);
+    });
+  }
+  it("reg in two passes, without lane broadcasts", () => withoutLaneBroadcast(() => check({ B: 2, N: 17, H: 2, D: 32 }, 1, "reg")));
+  it("rejects queries outside [1, N]", () => {
+    const x = Tensor.empty([1, 4, 24]);
+    expect(() => attentionForward(x, 2, { queries: 5 })).toThrow("attention: expected queries an integer in [1, 4], got 5");
+    expect(() => attentionForward(x, 2, { queries: 0 })).toThrow("got 0");
+  });
+});
+
 describe("attentionProbs", () => {
   for (const [B, N, H, D] of [
     [2, 17, 3, 16],

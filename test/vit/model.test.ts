@@ -53,6 +53,11 @@ describe("ViT parity with PyTorch", () => {
     expectScaled("logits", logits, io.get("logits")!, REL);
     const plain = await noGrad(() => model.features(Tensor.fromArray(io.get("x")!.data, [2, 3, 16, 16]))).data();
     expectScaled("features without gradients", plain, io.get("features")!, REL);
+    // The last block runs for the CLS token alone unless its output is captured (every token).
+    const capture = { blocks: new Set([1]), outputs: new Map<string, Tensor>() };
+    const captured = await noGrad(() => model.features(Tensor.fromArray(io.get("x")!.data, [2, 3, 16, 16]), capture)).data();
+    expect(capture.outputs.get("block.1")!.shape).toEqual([2, 17, 32]);
+    expectScaled("features with the last block captured", captured, io.get("features")!, REL);
   });
 
   it("the four file formats load to identical models", async () => {
