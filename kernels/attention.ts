@@ -128,6 +128,21 @@ function passCode(spec: AttentionSpec, ld: (s: Stream, c?: number) => string): {
     "}",
   ];
 
+  // dq's and dqkv's: the owned queries' q (pre-scaled) and dO, delta_i = dO_i . o_i and lse_i, and dq's accumulators;
+  // each step's dot products with the streamed key and value, s = S_ij and t = dP_ij.
+  const queryInit = [
+    ...own("q", "qkv", Q.at, " * p.scale"),
+    ...own("d", "dout", DO.at),
+    ...each((r) => `var dl${r}v = vec4f(0.0);`),
+    ...rs.flatMap((r) => cs.map((c) => `dl${r}v = fma(d${r}_${c}, o[${DO.at(`row${r}`)} + ${c}u], dl${r}v);`)),
+    ...each((r) => `let dl${r} = ${hsum(`dl${r}v`)};\nlet lr${r} = lse[sBase + row${r}];`),
+    ...zero("a"),
+  ];
+  const keyDots = [
+    ...each((r) => `var s${r} = vec4f(0.0);\nvar t${r} = vec4f(0.0);`),
+    ...perC((c) => [load(K, c), load(V, c), ...each((r) => `s${r} = fma(q${r}_${c}, K_${c}, s${r});\nt${r} = fma(d${r}_${c}, V_${c}, t${r});`)]),
+  ];
+
   switch (spec.pass) {
     case "forward":
       // Online softmax. A row's accumulator is rescaled only when its running max grows (rare after the first
@@ -159,21 +174,9 @@ function passCode(spec: AttentionSpec, ld: (s: Stream, c?: number) => string): {
     case "dq":
       // delta_i = dO_i . o_i is computed here (o is read once) and written for the dk/dv pass.
       return {
-        init: [
-          ...own("q", "qkv", Q.at, " * p.scale"),
-          ...own("d", "dout", DO.at),
-          ...each((r) => `var dl${r}v = vec4f(0.0);`),
-          ...rs.flatMap((r) => cs.map((c) => `dl${r}v = fma(d${r}_${c}, o[${DO.at(`row${r}`)} + ${c}u], dl${r}v);`)),
-          ...each((r) => `let dl${r} = ${hsum(`dl${r}v`)};\nlet lr${r} = lse[sBase + row${r}];`),
-          ...zero("a"),
-        ],
+        init: queryInit,
         step: [
-          ...each((r) => `var s${r} = vec4f(0.0);\nvar t${r} = vec4f(0.0);`),
-          ...perC((c) => [
-            load(K, c),
-            load(V, c),
-            ...each((r) => `s${r} = fma(q${r}_${c}, K_${c}, s${r});\nt${r} = fma(d${r}_${c}, V_${c}, t${r});`),
-          ]),
+          ...keyDots,
           ...each((r) => `let w${r} = vec4f(exp(${hsum(`s${r}`)} - lr${r}) * (${hsum(`t${r}`)} - dl${r}));`),
           ...perC((c) => each((r) => `a${r}_${c} = fma(w${r}, K_${c}, a${r}_${c});`)),
         ],
@@ -206,21 +209,9 @@ function passCode(spec: AttentionSpec, ld: (s: Stream, c?: number) => string): {
       // Rows past N contribute nothing (their P is 0).
       const sum = (term: (r: number) => string) => `subgroupAdd(${rs.map(term).join(" + ")})`;
       return {
-        init: [
-          ...own("q", "qkv", Q.at, " * p.scale"),
-          ...own("d", "dout", DO.at),
-          ...each((r) => `var dl${r}v = vec4f(0.0);`),
-          ...rs.flatMap((r) => cs.map((c) => `dl${r}v = fma(d${r}_${c}, o[${DO.at(`row${r}`)} + ${c}u], dl${r}v);`)),
-          ...each((r) => `let dl${r} = ${hsum(`dl${r}v`)};\nlet lr${r} = lse[sBase + row${r}];`),
-          ...zero("a"),
-        ],
+        init: queryInit,
         step: [
-          ...each((r) => `var s${r} = vec4f(0.0);\nvar t${r} = vec4f(0.0);`),
-          ...perC((c) => [
-            load(K, c),
-            load(V, c),
-            ...each((r) => `s${r} = fma(q${r}_${c}, K_${c}, s${r});\nt${r} = fma(d${r}_${c}, V_${c}, t${r});`),
-          ]),
+          ...keyDots,
           ...each((r) => `let p${r} = vec4f(select(0.0, exp(${hsum(`s${r}`)} - lr${r}), i${r} < nOwn));\nlet w${r} = p${r} * (${hsum(`t${r}`)} - dl${r});`),
           ...perC((c) => each((r) => `a${r}_${c} = fma(w${r}, K_${c}, a${r}_${c});`)),
           ...perC((c) => [`let zk${c} = ${sum((r) => `w${r} * q${r}_${c}`)};`, `let zv${c} = ${sum((r) => `p${r} * d${r}_${c}`)};`]),

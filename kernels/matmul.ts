@@ -84,7 +84,6 @@ export interface OuterIndex {
   cols: Tensor; // (K) i32
 }
 
-
 export type Precision = "f32" | "f16";
 
 // regm: the largest b (elements per batch entry, 1 MiB: an L2 cache) read in place when unaligned; see the header.
