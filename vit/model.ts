@@ -1,6 +1,8 @@
 // The Vision Transformer as DINO uses it: patch embedding (a strided convolution computed as a matmul over
 // patches), CLS token, learned position embeddings, pre-norm blocks (LayerNorm, attention with qkv bias, MLP
 // with exact GELU), final LayerNorm; the feature is the CLS token after the final norm; optional linear head.
+// The same functions, computed in fewer passes: each layernorm in the pass that makes its input, and the last block
+// for the CLS token alone (features(); docs/MODELS.md).
 //
 // Parameters are named as in timm / the official DINO checkpoints (`blocks.3.attn.qkv.weight`, ...).
 // Linear layers can carry an adapter (e.g. LoRA from peft/) whose output is added to the layer's output.
