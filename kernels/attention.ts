@@ -334,7 +334,7 @@ interface Dims extends AttentionShape {
 
 // What the backward needs: qkv, o and the scale, the version that ran, and its own tensors (the fused kernels'
 // lse (B, H, N), or unfused's P and head-major q, k, v).
-export type AttentionSaved = { qkv: Tensor; o: Tensor; heads: number; scale: number; queries: number } & (
+export type AttentionSaved = { qkv: Tensor; o: Tensor; heads: number; scale: number } & (
   | { version: Fused; lse: Tensor }
   | { version: "unfused"; unfused: UnfusedSaved }
 );
@@ -424,15 +424,14 @@ export function attentionForward(qkv: Tensor, heads: number, opts: AttentionOpti
   const dims = withQueries(attentionDims(qkv, heads), opts.queries);
   const version = resolveVersion(ATTENTION, dims, opts.version);
   const scale = pickScale(opts.scale, dims.D);
-  const queries = dims.NQ;
   if (version === "unfused") {
     const { o, saved } = unfusedForward(qkv, dims, scale);
-    const sliced = queries < dims.N ? sliceForward(o, 1, 0, queries) : o;
+    const sliced = dims.NQ < dims.N ? sliceForward(o, 1, 0, dims.NQ) : o;
     if (sliced !== o) o.dispose();
-    return { o: sliced, saved: { qkv, o: sliced, heads, scale, queries, version, unfused: saved } };
+    return { o: sliced, saved: { qkv, o: sliced, heads, scale, version, unfused: saved } };
   }
   const { o, lse } = fusedForward(qkv, dims, version, scale);
-  return { o, saved: { qkv, o, heads, scale, queries, version, lse } };
+  return { o, saved: { qkv, o, heads, scale, version, lse } };
 }
 
 function withQueries(dims: Dims, queries: number | undefined): Dims {
@@ -447,7 +446,7 @@ function withQueries(dims: Dims, queries: number | undefined): Dims {
 // Scratch: delta (B, H, N). Leaves saved to the caller.
 export function attentionBackward(saved: AttentionSaved, dout: Tensor): Tensor {
   const { qkv, o, heads, scale } = saved;
-  const dims = withQueries(attentionDims(qkv, heads), saved.queries);
+  const dims = withQueries(attentionDims(qkv, heads), o.shape[1]); // o: (B, NQ, H*D)
   const { B, N, NQ, H } = dims;
   checkShape("dout", dout, [B, NQ, dims.C]);
   if (saved.version === "unfused") {
@@ -465,8 +464,9 @@ export function attentionBackward(saved: AttentionSaved, dout: Tensor): Tensor {
     return dqkv;
   }
   const delta = Tensor.empty([B, H, NQ]);
-  encode("dq", saved.version, dims, scale, { ...buffers, delta: delta.buffer });
-  encode("dkdv", saved.version, dims, scale, { ...buffers, delta: delta.buffer });
+  const withDelta = { ...buffers, delta: delta.buffer };
+  encode("dq", saved.version, dims, scale, withDelta);
+  encode("dkdv", saved.version, dims, scale, withDelta);
   delta.dispose();
   return dqkv;
 }

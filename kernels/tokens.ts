@@ -8,7 +8,7 @@
 //   v1: one invocation per 4 channels (per channel where C % 4 != 0), workgroup 64, 1-D grid folded into (x, y);
 //   backward: one per 4 channels of a token position, looping over the batch in order (the reductions' sums).
 import { runtime, getKernel } from "../engine/runtime.js";
-import { type Shape, Tensor } from "../engine/tensor.js";
+import { type Shape, Tensor, numel } from "../engine/tensor.js";
 import { type NormAfter, layernormForwardInto, tokensNormedInto } from "./layernorm.js";
 import { FLAT_GROUP, flatIndex, grid1d, mainEntry, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
 
@@ -92,13 +92,13 @@ ${mainEntry(WG)}
 export function tokenSequenceBackward(dy: Tensor, need: { tokens: boolean; cls?: Shape; pos?: Shape }): { dtokens?: Tensor; dcls?: Tensor; dpos?: Tensor } {
   const [B, T, C] = dy.shape;
   if (dy.shape.length !== 3 || T < 1 || dy.dtype !== "f32") throw new Error(`tokens: expected an f32 dy (B, 1 + G, C), got ${dy}`);
+  if (need.cls && numel(need.cls) !== C) throw new Error(`tokens: expected cls of ${C} elements, got (${need.cls.join(", ")})`);
+  if (need.pos && numel(need.pos) !== T * C) throw new Error(`tokens: expected pos of ${T} * ${C} elements, got (${need.pos.join(", ")})`);
   const out = {
     dtokens: need.tokens ? Tensor.empty([B, T - 1, C]) : undefined,
     dcls: need.cls ? Tensor.empty(need.cls) : undefined,
     dpos: need.pos ? Tensor.empty(need.pos) : undefined,
   };
-  if (out.dcls && out.dcls.size !== C) throw new Error(`tokens: expected cls of ${C} elements, got (${need.cls!.join(", ")})`);
-  if (out.dpos && out.dpos.size !== T * C) throw new Error(`tokens: expected pos of ${T} * ${C} elements, got (${need.pos!.join(", ")})`);
   const outputs = [out.dtokens, out.dcls, out.dpos].filter((t): t is Tensor => t !== undefined);
   if (outputs.length === 0 || T * C === 0) return out;
   const vec4 = C % 4 === 0;
