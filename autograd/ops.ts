@@ -405,8 +405,9 @@ export function crossEntropy(logits: Tensor, labels: Tensor | Int32Array, opts: 
 
 // Scaled-dot-product attention straight from the packed qkv (B, N, 3*H*D) to o (B, N, H*D), in the version
 // kernels/attention.ts resolves (a fused kernel, or unfused from matmul and softmax); the backward runs the same.
+// Under withPrecision("f16") its operands are f16 where that version is mma (autograd/precision.ts).
 export function attention(qkv: Tensor, heads: number, opts: AttentionOptions = {}): Tensor {
-  const { o, saved } = attentionForward(qkv, heads, opts);
+  const { o, saved } = attentionForward(qkv, heads, { inputs: matmulPrecision(), ...opts });
   if (!gradEnabled() || !qkv.requiresGrad) {
     releaseSaved(saved);
     return o;

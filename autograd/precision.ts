@@ -1,8 +1,9 @@
 // Mixed precision, as PyTorch's autocast: inside withPrecision("f16", fn) the matrix products of autograd/ops.ts
 // (matmul, linear, mlp, forward and backward alike) read their inputs in f16 and accumulate in f32
-// (kernels/matmul.ts, inputs "f16"). Everything else stays f32: parameters (the master weights), gradients,
-// optimiser state, reductions, softmax, layernorm, attention and the losses. An op takes the precision current when
-// it runs forward, and its backward uses the same.
+// (kernels/matmul.ts, inputs "f16"), and so do attention's where its version is mma (kernels/attention-mma.ts: q, k,
+// v, dO, P and dS in f16; the other versions compute in f32). Everything else stays f32: parameters (the master
+// weights), gradients, optimiser state, reductions, softmax, layernorm and the losses. An op takes the precision
+// current when it runs forward, and its backward uses the same.
 import type { Precision } from "../kernels/matmul.js";
 
 export type { Precision };

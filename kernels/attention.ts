@@ -28,6 +28,9 @@
 //      subgroupBroadcast (`broadcast`), as the matmul reg versions do with a (kernels/matmul.ts).
 //   tiled (GPUs): workgroup of 64 invocations, one row each; the streamed rows are staged tile by tile in
 //      workgroup memory, loaded cooperatively between two barriers.
+//   mma (GPUs with subgroup matrices): the same passes' products on the adapter's subgroup matrices, in f16 with
+//      the inputs "f16" (mixed precision; the other versions compute in f32 whatever the inputs), else f32
+//      (kernels/attention-mma.ts). Not a default.
 //   unfused (CPU drivers past 64 tokens): kernels/attention-unfused.ts composes it from the matmul and softmax
 //      kernels, writing P (B·H, N, N).
 // A call's version: kernels/registry.ts resolveVersion(ATTENTION, ...) (opts.version, else PEFT_ATTENTION, else the
@@ -36,24 +39,28 @@
 // attentionProbs materialises P (B, H, N, N) for research dumps only: one invocation per entry, from lse.
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
-import { ATTENTION, type AttentionShape, type AttentionVersion, fusedAttentionDefault, laneBroadcast, resolveVersion } from "./registry.js";
+import { ATTENTION, type AttentionShape, type AttentionVersion, fusedAttentionDefault, laneBroadcast, mmaAttentionPlan, resolveVersion } from "./registry.js";
+import { encodeMmaAttention } from "./attention-mma.js";
+import type { Precision } from "./matmul.js";
 import { type UnfusedSaved, unfusedBackward, unfusedForward } from "./attention-unfused.js";
 import { FLAT_GROUP, grid1d, mainEntry, packUniform, range, uniformStruct } from "./wgsl.js";
 import { sliceBackward, sliceForward } from "./slice.js";
 
-type Fused = Exclude<AttentionVersion, "unfused">; // the kernels in this file
+type Fused = Exclude<AttentionVersion, "unfused">; // the kernels in this file and mma's
+type Own = Exclude<Fused, "mma">; // the kernels in this file
 type Pass = "forward" | "dq" | "dkdv" | "dqkv";
 
 export interface AttentionOptions {
   scale?: number; // default 1/sqrt(D)
   queries?: number; // only the first `queries` tokens of each sequence as queries, o (B, queries, H*D); default N
+  inputs?: Precision; // "f16": the products' operands in f16, accumulated in f32, where the version is mma (else f32)
   version?: string; // a version of kernels/registry.ts ATTENTION; default: resolved for the shape
 }
 
 interface AttentionSpec {
   [k: string]: string | number;
   pass: Pass;
-  version: Fused;
+  version: Own;
   d: number; // head dim, a multiple of 4
   wg: number; // invocations per workgroup
   rows: number; // owned rows per invocation
@@ -332,9 +339,9 @@ interface Dims extends AttentionShape {
   NQ: number; // queries per sequence (N unless asked for fewer)
 }
 
-// What the backward needs: qkv, o and the scale, the version that ran, and its own tensors (the fused kernels'
+// What the backward needs: qkv, o, the scale and the operands' precision, the version that ran, and its own tensors (the fused kernels'
 // lse (B, H, N), or unfused's P and head-major q, k, v).
-export type AttentionSaved = { qkv: Tensor; o: Tensor; heads: number; scale: number } & (
+export type AttentionSaved = { qkv: Tensor; o: Tensor; heads: number; scale: number; f16: boolean } & (
   | { version: Fused; lse: Tensor }
   | { version: "unfused"; unfused: UnfusedSaved }
 );
@@ -385,7 +392,7 @@ function regRows(pass: Pass, d: number, n: number): number {
   return oneBlock <= budget ? oneBlock : Math.min(REG_ROWS[pass], budget);
 }
 
-function specFor(pass: Pass, version: Fused, d: number, n: number): AttentionSpec {
+function specFor(pass: Pass, version: Own, d: number, n: number): AttentionSpec {
   if (version === "reg") return { pass, version, d, wg: REG_WG, rows: regRows(pass, d, n), tile: 0, broadcast: laneBroadcast(runtime().gpu) ? 1 : 0 };
   // tiled: the largest power-of-two tile (at most one row per invocation) whose staged rows fit the budget.
   const rowBytes = STREAMS[pass].reduce((n, s) => n + (s.vec ? 4 * d : 4), 0);
@@ -399,6 +406,16 @@ function specFor(pass: Pass, version: Fused, d: number, n: number): AttentionSpe
 }
 
 function encode(pass: Pass, version: Fused, dims: Dims, scale: number, buffers: Record<string, GPUBuffer>): void {
+  if (version === "mma") {
+    if (pass === "dqkv") throw new Error("attention: mma has no one-pass backward"); // onePass is reg's alone
+    const gpu = runtime().gpu;
+    const plan = mmaAttentionPlan(dims, gpu);
+    if (typeof plan === "string") throw new Error(`attention: "mma" ${plan}`); // resolveVersion checked it
+    const { M, N, K } = plan.fragment;
+    const fragment = `${M}x${N}x${K}/${gpu.subgroupMaxSize}`;
+    encodeMmaAttention(pass, dims, { d: dims.D, f16: !!dims.f16, fragment, groups: plan.groups }, scale, buffers);
+    return;
+  }
   const { B, N, NQ, H, D, C } = dims;
   const owned = pass === "dkdv" ? N : NQ;
   const spec = specFor(pass, version, D, owned);
@@ -421,17 +438,19 @@ function fusedForward(qkv: Tensor, dims: Dims, version: Fused, scale: number): {
 // attentionBackward needs (release it with releaseSaved when no backward follows). The fused kernels take fewer
 // queries as they are (dk and dv still over every key, dq zero past them); unfused runs every query and slices.
 export function attentionForward(qkv: Tensor, heads: number, opts: AttentionOptions = {}): { o: Tensor; saved: AttentionSaved } {
-  const dims = withQueries(attentionDims(qkv, heads), opts.queries);
+  if (opts.inputs !== undefined && opts.inputs !== "f32" && opts.inputs !== "f16") throw new Error(`attention: expected inputs "f32" or "f16", got "${opts.inputs}"`);
+  const f16 = opts.inputs === "f16";
+  const dims = { ...withQueries(attentionDims(qkv, heads), opts.queries), ...(f16 && { f16 }) };
   const version = resolveVersion(ATTENTION, dims, opts.version);
   const scale = pickScale(opts.scale, dims.D);
   if (version === "unfused") {
     const { o, saved } = unfusedForward(qkv, dims, scale);
     const sliced = dims.NQ < dims.N ? sliceForward(o, 1, 0, dims.NQ) : o;
     if (sliced !== o) o.dispose();
-    return { o: sliced, saved: { qkv, o: sliced, heads, scale, version, unfused: saved } };
+    return { o: sliced, saved: { qkv, o: sliced, heads, scale, f16, version, unfused: saved } };
   }
   const { o, lse } = fusedForward(qkv, dims, version, scale);
-  return { o, saved: { qkv, o, heads, scale, version, lse } };
+  return { o, saved: { qkv, o, heads, scale, f16, version, lse } };
 }
 
 function withQueries(dims: Dims, queries: number | undefined): Dims {
@@ -445,8 +464,8 @@ function withQueries(dims: Dims, queries: number | undefined): Dims {
 // saved: from attentionForward, dout: (B, N, H*D) -> dqkv: (B, N, 3*H*D), by the version the forward ran.
 // Scratch: delta (B, H, N). Leaves saved to the caller.
 export function attentionBackward(saved: AttentionSaved, dout: Tensor): Tensor {
-  const { qkv, o, heads, scale } = saved;
-  const dims = withQueries(attentionDims(qkv, heads), o.shape[1]); // o: (B, NQ, H*D)
+  const { qkv, o, heads, scale, f16 } = saved;
+  const dims = { ...withQueries(attentionDims(qkv, heads), o.shape[1]), ...(f16 && { f16 }) }; // o: (B, NQ, H*D)
   const { B, N, NQ, H } = dims;
   checkShape("dout", dout, [B, NQ, dims.C]);
   if (saved.version === "unfused") {

@@ -434,12 +434,12 @@ function mmaWgsl(spec: MatmulSpec, tile: number, subgroupsN: number): string {
   const step: string[] = [];
   const finish: string[] = [];
   for (let i = 0; i < FM; i++) for (let j = 0; j < FN; j++) accs.push(`var acc${i}_${j} = ${result}();`);
-  for (let i = 0; i < FM; i++) step.push(`let l${i} = subgroupMatrixLoad<${left}>(&As, (wm * ${wtm}u + ${i * fm}u) * ${kp}u + kk, false, ${kp}u);`);
-  for (let j = 0; j < FN; j++) step.push(`let r${j} = subgroupMatrixLoad<${right}>(&Bs, kk * ${np}u + wn * ${wtn}u + ${j * fn}u, false, ${np}u);`);
+  for (let i = 0; i < FM; i++) step.push(`let l${i} = subgroupMatrixLoad<${left}, row_major>(&As, (wm * ${wtm}u + ${i * fm}u) * ${kp}u + kk, ${kp}u);`);
+  for (let j = 0; j < FN; j++) step.push(`let r${j} = subgroupMatrixLoad<${right}, row_major>(&Bs, kk * ${np}u + wn * ${wtn}u + ${j * fn}u, ${np}u);`);
   for (let i = 0; i < FM; i++) for (let j = 0; j < FN; j++) step.push(`acc${i}_${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, acc${i}_${j});`);
   for (let i = 0; i < FM; i++) {
     for (let j = 0; j < FN; j++) {
-      finish.push(`subgroupMatrixStore(&Cs, sub * ${fm * fn}u, acc${i}_${j}, false, ${fn}u);
+      finish.push(`subgroupMatrixStore<row_major>(&Cs, sub * ${fm * fn}u, acc${i}_${j}, ${fn}u);
   workgroupBarrier();
   for (var e = lane; e < ${fm * fn}u; e += ${sg}u) {
     let m = m0 + wm * ${wtm}u + ${i * fm}u + e / ${fn}u;

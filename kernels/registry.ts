@@ -10,7 +10,8 @@
 //              subgroup: tree's layout, combined with subgroup operations (kernels/rows.ts: softmax, layernorm and
 //              cross-entropy, with the op in the shape)
 //   attention  reg: register-blocked, workgroups of 8; tiled: streamed rows staged in workgroup-memory tiles;
-//              unfused: the matmul and softmax kernels composed (kernels/attention.ts, kernels/attention-unfused.ts)
+//              mma: those tiles through subgroup matrices; unfused: the matmul and softmax kernels composed
+//              (kernels/attention.ts, kernels/attention-mma.ts, kernels/attention-unfused.ts)
 //   knn        regRxV: workgroups of 8, each lane R bank rows x V vec4 query columns; wideRxV: the same in
 //              workgroups of 64 (kernels/knn.ts)
 //
@@ -23,6 +24,7 @@ import { SUBGROUP_MATRIX_FEATURE, type Gpu, type SubgroupMatrixConfig } from "..
 import { runtime } from "../engine/runtime.js";
 import { noteResolution, tracing } from "../engine/trace.js";
 import { tunedVersion } from "../engine/tuning.js";
+import { mmaAttentionGroups } from "./attention-mma.js";
 
 export interface Family<S extends object, V extends string = string> {
   name: string; // lower case, as in PEFT_<NAME> and the cache keys "<name>/<shape key>"
@@ -100,6 +102,10 @@ export function mmaFragment(gpu: Gpu, inputs: "f16" | "f32"): SubgroupMatrixConf
   return fits.find((c) => c.M === 16 && c.N === 16 && c.K === 16) ?? fits.sort((x, y) => y.M * y.N * y.K - x.M * x.N * x.K)[0];
 }
 
+function lacksFragment(gpu: Gpu, inputs: "f16" | "f32"): string {
+  return `needs subgroup matrices of ${inputs} into f32 (${SUBGROUP_MATRIX_FEATURE}), which ${gpu.adapterInfo.description} lacks`;
+}
+
 // Whether a workgroup of `wg` lanes is one subgroup: a workgroup of 8 (matmul's and attention's reg versions, k-NN's
 // and layernorm's of 8) where the adapter's subgroups are all 8 wide (llvmpipe on 256-bit vectors); then one lane's
 // load reaches the others through subgroupBroadcast.
@@ -113,10 +119,7 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   unavailable(version, s, gpu) {
     if (MATMUL_TILINGS[version].kind !== "mma") return undefined;
     const inputs = s.f16 ? "f16" : "f32";
-    if (!mmaFragment(gpu, inputs)) {
-      return `needs subgroup matrices of ${inputs} into f32 (${SUBGROUP_MATRIX_FEATURE}), which ${gpu.adapterInfo.description} lacks`;
-    }
-    return undefined;
+    return mmaFragment(gpu, inputs) ? undefined : lacksFragment(gpu, inputs);
   },
   // GPUs: tiled128 where its tiles fill the device (WIDE_GPU_GROUPS workgroups) and there is no GELU epilogue,
   // else tiled: on an H200 ViT-S's fc1 (6304x384x1536 nt with bias and GELU) took 3.6 ms in tiled128 against 0.43
@@ -195,31 +198,50 @@ export interface AttentionShape {
   N: number;
   H: number;
   D: number;
+  f16?: boolean; // mixed precision: the products' operands in f16 (AttentionOptions.inputs), which only mma reads so
 }
-export type AttentionVersion = "reg" | "tiled" | "unfused";
+export type AttentionVersion = "reg" | "tiled" | "mma" | "unfused";
 // Forward + backward on llvmpipe, reg against unfused: reg 1.1-1.5x faster at N = 17, even at N = 50, 1.7x slower
 // at N = 101 and 3x at N = 197. Unfused is the CPU default above this many tokens.
 const UNFUSED_MIN_TOKENS = 64;
 
 // The fused kernel for the adapter: reg on CPU drivers, tiled on GPUs.
-export function fusedAttentionDefault(gpu: Gpu): Exclude<AttentionVersion, "unfused"> {
+export function fusedAttentionDefault(gpu: Gpu): "reg" | "tiled" {
   return gpu.isCpu ? "reg" : "tiled";
+}
+
+// mma's subgroups per workgroup at head dim D (kernels/attention-mma.ts), or why it cannot run: it needs the
+// adapter's subgroup matrices of the inputs' type into f32, D a multiple of the fragment's sizes, and one subgroup's
+// rows staged within the adapter's workgroup memory.
+export function mmaAttentionPlan(s: AttentionShape, gpu: Gpu): { groups: number; fragment: SubgroupMatrixConfig } | string {
+  const inputs = s.f16 ? "f16" : "f32";
+  const fragment = mmaFragment(gpu, inputs);
+  if (!fragment) return lacksFragment(gpu, inputs);
+  if (s.D % fragment.K !== 0 || s.D % fragment.N !== 0) return `needs the head dim a multiple of the fragment's ${fragment.N} and ${fragment.K}, got D = ${s.D}`;
+  const { maxComputeWorkgroupStorageSize: bytes, maxComputeInvocationsPerWorkgroup: threads } = gpu.limits;
+  const groups = mmaAttentionGroups(s.D, !!s.f16, fragment, bytes, threads, gpu.subgroupMaxSize);
+  return groups > 0 ? { groups, fragment } : `needs more workgroup memory at D = ${s.D} than the adapter's ${bytes} bytes`;
 }
 
 export const ATTENTION: Family<AttentionShape, AttentionVersion> = {
   name: "attention",
-  versions: ["reg", "tiled", "unfused"],
+  versions: ["reg", "tiled", "mma", "unfused"],
   // unfused writes the scores (B·H, N, N), which must fit one storage binding.
   unavailable(version, s, gpu) {
+    if (version === "mma") {
+      const plan = mmaAttentionPlan(s, gpu);
+      return typeof plan === "string" ? plan : undefined;
+    }
     const bytes = s.B * s.H * s.N * s.N * 4;
     const limit = gpu.limits.maxStorageBufferBindingSize;
     return version === "unfused" && bytes > limit ? `needs the scores (B·H, N, N) in one binding: ${bytes} bytes, over ${limit}` : undefined;
   },
+  // mma is not a default, as matmul's: no GPU that offers subgroup matrices through Dawn has timed it.
   defaultVersion(s, gpu) {
     const unfused = gpu.isCpu && s.N > UNFUSED_MIN_TOKENS && !ATTENTION.unavailable!("unfused", s, gpu);
     return unfused ? "unfused" : fusedAttentionDefault(gpu);
   },
-  key: (s) => `${s.B}x${s.H}x${s.N}x${s.D}`,
+  key: (s) => `${s.B}x${s.H}x${s.N}x${s.D}${s.f16 ? "/f16" : ""}`,
   // Forward 4·B·H·N²·D (S = Q·Kᵀ and P·V), backward 10·B·H·N²·D (dP, dV, dQ, dK and the recomputed S).
   work: (s) => 14 * s.B * s.H * s.N * s.N * s.D,
   unit: "FLOP",

@@ -45,7 +45,8 @@ run vit-default-b32.json bench vit --model default --batch 32 --strategies full,
 # among them where it lists f16 subgroup matrices, and the ViT steps of the targets.
 if grep -q "^features .*shader-f16" "$out/info.txt"; then
   run matmul-f16.json bench matmul --precision f16 --layouts nn,nt,tn --no-tfjs --json
-  run tune-f16.json tune --model vit-b16 --batch 64 --precision f16 --families matmul --json
+  run attention-f16.json bench attention --precision f16 --version tiled,mma --json
+  run tune-f16.json tune --model vit-b16 --batch 64 --precision f16 --families matmul,attention --json
   run vit-b16-f16.json bench vit --model vit-b16 --batch 64 --strategies full --precision f16 --profile --json
   run vit-s16-f16.json bench vit --model vit-s16 --batch 64 --strategies full --precision f16 --json
 fi

@@ -44,13 +44,15 @@ if grep -qi nvidia "$work/info.txt" && ! grep -q "^features .*shader-f16" "$work
   "$here/run" $sysgl info >"$work/info-f16.txt" 2>&1
   grep -E "^(features|subgroup|mixed)" "$work/info-f16.txt"
   if grep -q "^features .*shader-f16" "$work/info-f16.txt"; then
-    timeout "${LEASE_TEST_TIMEOUT:-300}" "$here/run" --test test/kernels/matmul.test.ts test/kernels/matmul-mma.test.ts \
+    timeout "${LEASE_TEST_TIMEOUT:-300}" "$here/run" --test test/kernels/matmul.test.ts test/kernels/matmul-mma.test.ts test/kernels/attention-mma.test.ts \
       test/autograd/precision.test.ts test/train/train.test.ts -t "mma|f16|precision" --reporter=dot >"$work/test-f16.txt" 2>&1
     echo "f16 tests rc $?"
     grep -a -E "Test Files|Tests |FAIL" "$work/test-f16.txt" | head -20
     timeout 300 "$here/run" bench matmul --precision f16 --version mma64,mma128,tiled,tiled128 --shapes 12608x768x2304,2048x2048x2048 \
       --layouts nn,nt --no-tfjs >"$work/matmul-f16.txt" 2>&1
     tail -12 "$work/matmul-f16.txt"
+    timeout 120 "$here/run" bench attention --precision f16 --version tiled,mma --shapes vit-s >"$work/attention-f16.txt" 2>&1
+    tail -5 "$work/attention-f16.txt"
     timeout 300 "$here/run" bench vit --model vit-b16 --batch 64 --strategies full --precision f16 --profile >"$work/vit-b16-f16.txt" 2>&1
     head -8 "$work/vit-b16-f16.txt"
   fi

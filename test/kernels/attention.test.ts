@@ -52,7 +52,10 @@ const SHAPES: [number, number, number, number][] = [
   [1, 1030, 1, 32],
 ];
 
-for (const version of ATTENTION.versions) {
+// Every version the CPU driver runs; mma's tests, with its subgroup matrices emulated: attention-mma.test.ts.
+const VERSIONS = ATTENTION.versions.filter((v) => v !== "mma");
+
+for (const version of VERSIONS) {
   describe(`attention ${version}`, () => {
     for (const [B, N, H, D] of SHAPES) {
       it(`forward and backward match the reference at (B, N, H, D) = (${B}, ${N}, ${H}, ${D})`, async () => {
@@ -157,7 +160,7 @@ describe("attention with fewer queries", () => {
     releaseSaved(saved);
     for (const t of [x, o, dqkv]) t.dispose();
   };
-  for (const version of ATTENTION.versions) {
+  for (const version of VERSIONS) {
     it(`${version}: one query of 17 (a ViT's CLS token), 3 of 5, 5 of 65`, async () => {
       await check({ B: 2, N: 17, H: 2, D: 32 }, 1, version);
       await check({ B: 2, N: 5, H: 3, D: 8 }, 3, version);
@@ -202,7 +205,9 @@ describe("attention errors", () => {
   });
   it("rejects a qkv that is not (B, N, 3*H*D), an unknown version and mismatched backward inputs", () => {
     expect(() => attentionForward(qkv([5, 24]), 2)).toThrow("attention: expected an f32 qkv (B, N, 3*H*D), got f32 (5, 24)");
-    expect(() => attentionForward(qkv([1, 2, 24]), 2, { version: "v9" })).toThrow('attention: expected one of reg, tiled, unfused, got "v9"');
+    expect(() => attentionForward(qkv([1, 2, 24]), 2, { version: "v9" })).toThrow('attention: expected one of reg, tiled, mma, unfused, got "v9"');
+    expect(() => attentionForward(qkv([1, 2, 24]), 2, { inputs: "f8" as never })).toThrow('attention: expected inputs "f32" or "f16", got "f8"');
+    expect(() => attentionForward(qkv([1, 2, 24]), 2, { version: "mma" })).toThrow(/attention: "mma" needs subgroup matrices of f32 into f32/);
     const { saved } = attentionForward(qkv([1, 2, 24]), 2);
     expect(() => attentionBackward(saved, qkv([1, 3, 8]))).toThrow("attention: expected dout f32 (1, 2, 8), got f32 (1, 3, 8)");
     expect(() => attentionBackward(saved, qkv([1, 2, 24]))).toThrow("attention: expected dout f32 (1, 2, 8), got f32 (1, 2, 24)");

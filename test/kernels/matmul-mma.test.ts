@@ -2,7 +2,7 @@
 // matmul.test.ts ("f16 inputs") on adapters that have f16 x f16 -> f32 subgroup matrices; the CPU driver has none,
 // so here every variant's WGSL is compiled by Dawn's front end (Tint) on the null backend, which offers the feature
 // behind allow_unsafe_apis: a type, template or builtin misuse fails here, before any GPU sees it.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { create } from "webgpu";
 import { SUBGROUP_MATRIX_FEATURE } from "../../engine/device.js";
 import { matmulForward, matmulWgsl, type MatmulOptions, type MatmulSpec } from "../../kernels/matmul.js";
@@ -10,6 +10,7 @@ import { Tensor } from "../../engine/tensor.js";
 import { MATMUL, MATMUL_TILINGS, mmaFragment, type MatmulVersion } from "../../kernels/registry.js";
 import { runtime } from "../../engine/runtime.js";
 import { expectClose, randu, skipWithoutF16, useEngine } from "../helpers.js";
+import { useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
 import { matmulRef, transpose } from "../ref/matmul.js";
 import { gelu, geluGrad } from "../ref/elementwise.js";
 
@@ -93,51 +94,11 @@ describe("matmul mma: availability", () => {
   });
 });
 
-// The mma versions' data movement (staging, tiling, fragment placement, epilogue, edges, layouts, vec4 staging)
-// on the CPU driver: their WGSL with the subgroup-matrix types and builtins replaced by plain code that follows the
-// extension's definitions (a left fragment is M x K at offset with stride, row-major, and so on). A loaded fragment
-// is kept as its (offset, stride), read when multiplied (the staged slab does not change in between); each of a
-// subgroup's SG invocations holds every SG-th element of a result fragment. It runs through matmulForward on the
-// CPU driver made to look as if it listed f16 x f16 -> f32 and f32 x f32 -> f32 16 x 16 x 16 configurations and
-// subgroups of 8; the numbers must match float64 as the f16 (or f32) tests do.
-const SG = 8;
-const FRAG = 16;
-const PER_LANE = (FRAG * FRAG) / SG;
-// The loops' bounds are constants the compiler cannot see (p.M is the product's uniform): unrolled, llvmpipe took
-// minutes to compile one pipeline.
-const EMULATION = /* wgsl */ `
-fn emuLoad(offset: u32, stride: u32) -> vec2<u32> { return vec2<u32>(offset, stride); }
-fn emuMma(lane: u32, l: vec2<u32>, r: vec2<u32>, acc: array<f32, ${PER_LANE}>) -> array<f32, ${PER_LANE}> {
-  var out = acc;
-  for (var q = 0u; q < min(${PER_LANE}u, p.M + ${PER_LANE}u); q++) {
-    let e = lane + q * ${SG}u;
-    let i = e / ${FRAG}u;
-    let j = e % ${FRAG}u;
-    for (var k = 0u; k < min(${FRAG}u, p.M + ${FRAG}u); k++) { out[q] += f32(As[l.x + i * l.y + k]) * f32(Bs[r.x + k * r.y + j]); }
-  }
-  return out;
-}
-fn emuStore(lane: u32, offset: u32, m: array<f32, ${PER_LANE}>, stride: u32) {
-  for (var q = 0u; q < min(${PER_LANE}u, p.M + ${PER_LANE}u); q++) {
-    let e = lane + q * ${SG}u;
-    Cs[offset + (e / ${FRAG}u) * stride + e % ${FRAG}u] = m[q];
-  }
-}`;
-
-function emulated(code: string): string {
-  const body = code
-    .replace("enable chromium_experimental_subgroup_matrix;", "")
-    .replace("diagnostic(off, chromium.subgroup_matrix_uniformity);", "")
-    .replace(/subgroup_matrix_result<f32, 16, 16>\(\)/g, `array<f32, ${PER_LANE}>()`)
-    .replace(/subgroupMatrixLoad<subgroup_matrix_(left|right)<f(?:16|32), 16, 16>>\(&[AB]s, (.*), false, (\d+u)\);/g, "emuLoad($2, $3);")
-    .replace(/subgroupMatrixMultiplyAccumulate\(/g, "emuMma(lane, ")
-    .replace(/subgroupMatrixStore\(&Cs, (.*), (acc\d+_\d+), false, (\d+u)\);/g, "emuStore(lane, $1, $2, $3);")
-    .replace(/for \(var (s|kk) = 0u; \1 < (\d+u);/g, "for (var $1 = 0u; $1 < min($2, p.M + $2);"); // not unrolled, as below
-  expect(body).not.toMatch(/subgroupMatrix|subgroup_matrix/);
-  return `${body}\n${EMULATION}`;
-}
-
+// The mma versions' data movement (staging, tiling, fragment placement, epilogue, edges, layouts, vec4 staging) on
+// the CPU driver, with the subgroup matrices emulated (test/subgroup-matrix-emulation.ts); the numbers must match
+// float64 as the f16 (or f32) tests do.
 describe("matmul mma: emulated on the CPU driver", () => {
+  useEmulatedSubgroupMatrices({ matmul: { left: "As", right: "Bs", result: "Cs", uniform: "p.M" } });
   const LAYOUTS = [
     { transA: false, transB: false },
     { transA: true, transB: false },
@@ -145,25 +106,7 @@ describe("matmul mma: emulated on the CPU driver", () => {
     { transA: true, transB: true },
   ];
   const tolF16 = (K: number) => ({ atol: 2e-3 * Math.sqrt(K), rtol: 2e-3 * Math.sqrt(K) });
-  let restore = () => {};
   beforeEach((ctx) => skipWithoutF16(ctx));
-  beforeAll(() => {
-    if (!runtime().gpu.features.has("shader-f16")) return;
-    const rt = runtime();
-    const gpu = rt.gpu;
-    const saved = { configs: gpu.subgroupMatrixConfigs, size: gpu.subgroupMaxSize, get: rt.pipelines.get };
-    gpu.subgroupMatrixConfigs = ["f16", "f32"].map((componentType) => ({ componentType, resultComponentType: "f32", M: FRAG, N: FRAG, K: FRAG }));
-    gpu.subgroupMaxSize = SG;
-    const get = saved.get.bind(rt.pipelines);
-    rt.pipelines.get = ((name: string, spec: Record<string, string | number | boolean>, wgsl: (s: typeof spec) => string) =>
-      spec.fragment ? get(name, { ...spec, emulated: true }, (s) => emulated(wgsl(s))) : get(name, spec, wgsl)) as typeof rt.pipelines.get;
-    restore = () => {
-      gpu.subgroupMatrixConfigs = saved.configs;
-      gpu.subgroupMaxSize = saved.size;
-      rt.pipelines.get = saved.get;
-    };
-  });
-  afterAll(() => restore());
 
   // Each case is a pipeline that takes llvmpipe ~5 s to compile, so: mma64 on every layout with edges in every
   // dimension and K past two slabs (scalar staging), and on two layouts with the dimensions multiples of 4 (vec4

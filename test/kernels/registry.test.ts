@@ -53,7 +53,7 @@ describe("the families", () => {
     expect(Object.keys(FAMILIES)).toEqual(["matmul", "rows", "attention", "knn"]);
     expect(MATMUL.versions).toEqual(["reg4x8", "reg8x8", "reg8x16", "reg16x8", "reg16x16", "reg32x8", "regm8x16", "regm16x16", "tiled", "tiled128", "mma64", "mma128"]);
     expect(ROWS.versions).toEqual(["lane", "tree", "subgroup"]);
-    expect(ATTENTION.versions).toEqual(["reg", "tiled", "unfused"]);
+    expect(ATTENTION.versions).toEqual(["reg", "tiled", "mma", "unfused"]);
     expect(KNN.versions).toEqual(["reg4x2", "reg8x1", "reg2x4", "wide4x1", "reg16x4"]);
     for (const name of Object.keys(FAMILIES)) expect(familyNamed(name).name).toBe(name);
     expect(() => familyNamed("conv")).toThrow('kernels: expected a kernel family (matmul, rows, attention, knn), got "conv"');

@@ -1,0 +1,85 @@
+// The mma kernels' data movement on the CPU driver, which has no subgroup matrices (matmul-mma.test.ts,
+// attention-mma.test.ts): their WGSL with the subgroup-matrix types and builtins replaced by plain code that follows
+// the extension's definitions (a left fragment is M x K at offset with stride, row-major or, with col_major,
+// element (i, k) at offset + k * stride + i; and so on). A loaded fragment is kept as its (offset, stride, col_major),
+// read when multiplied (the kernels do not change a staged region between a load and its multiplies); each of a
+// subgroup's SG invocations holds every SG-th element of a result fragment. Kernels run through their wrappers on
+// the CPU driver made to look as if it listed f16 x f16 -> f32 and f32 x f32 -> f32 16 x 16 x 16 configurations and
+// subgroups of 8.
+import { afterAll, beforeAll, expect } from "vitest";
+import { runtime } from "../engine/runtime.js";
+
+const SG = 8;
+const FRAG = 16;
+const PER_LANE = (FRAG * FRAG) / SG;
+
+// A kernel's workgroup arrays: where left and right fragments are loaded from, where results are stored; and a
+// uniform u32 expression the compiler cannot see through (see `opaque` below).
+export interface EmulatedArrays {
+  left: string;
+  right: string;
+  result: string;
+  uniform: string;
+}
+
+// Loops with constant bounds get `min(bound, uniform + bound)` instead: unrolled, llvmpipe took minutes to compile
+// one pipeline.
+function emulation(a: EmulatedArrays): string {
+  const bound = (n: number) => `min(${n}u, ${a.uniform} + ${n}u)`;
+  const at = (m: string, row: string, col: string) => `select(${m}.x + ${row} * ${m}.y + ${col}, ${m}.x + ${col} * ${m}.y + ${row}, ${m}.z == 1u)`;
+  return /* wgsl */ `
+fn emuLoad(offset: u32, stride: u32, colMajor: bool) -> vec3<u32> { return vec3<u32>(offset, stride, select(0u, 1u, colMajor)); }
+fn emuMma(lane: u32, l: vec3<u32>, r: vec3<u32>, acc: array<f32, ${PER_LANE}>) -> array<f32, ${PER_LANE}> {
+  var out = acc;
+  for (var q = 0u; q < ${bound(PER_LANE)}; q++) {
+    let e = lane + q * ${SG}u;
+    let i = e / ${FRAG}u;
+    let j = e % ${FRAG}u;
+    for (var k = 0u; k < ${bound(FRAG)}; k++) { out[q] += f32(${a.left}[${at("l", "i", "k")}]) * f32(${a.right}[${at("r", "k", "j")}]); }
+  }
+  return out;
+}
+fn emuStore(lane: u32, offset: u32, m: array<f32, ${PER_LANE}>, stride: u32) {
+  for (var q = 0u; q < ${bound(PER_LANE)}; q++) {
+    let e = lane + q * ${SG}u;
+    ${a.result}[offset + (e / ${FRAG}u) * stride + e % ${FRAG}u] = m[q];
+  }
+}`;
+}
+
+export function emulated(code: string, a: EmulatedArrays): string {
+  const body = code
+    .replace("enable chromium_experimental_subgroup_matrix;", "")
+    .replace("diagnostic(off, chromium.subgroup_matrix_uniformity);", "")
+    .replace(/subgroup_matrix_result<f32, 16, 16>\(\)/g, `array<f32, ${PER_LANE}>()`)
+    .replace(/subgroupMatrixLoad<subgroup_matrix_(?:left|right)<f(?:16|32), 16, 16>, (row|col)_major>\(&\w+, (.*?), (\w+)\)/g, (_, major, offset, stride) => `emuLoad(${offset}, ${stride}, ${major === "col"})`)
+    .replace(/subgroupMatrixMultiplyAccumulate\(/g, "emuMma(lane, ")
+    .replace(/subgroupMatrixStore<row_major>\(&\w+, (.*?), (\w+), (\w+)\);/g, "emuStore(lane, $1, $2, $3);")
+    .replace(/for \(var (\w+) = ([\w.]+); \1 < (\d+)u;/g, `for (var $1 = $2; $1 < min($3u, ${a.uniform} + $3u);`);
+  expect(body).not.toMatch(/subgroupMatrix|subgroup_matrix/);
+  return `${body}\n${emulation(a)}`;
+}
+
+// For the calling test file: the adapter made to list 16 x 16 x 16 configurations of f16 and f32 into f32 and
+// subgroups of 8, and every pipeline whose spec names a fragment (the mma kernels) built from its emulated WGSL,
+// with the arrays `arrays[kernel name]`. Only where the adapter has shader-f16 (the emulated f16 kernels need it).
+export function useEmulatedSubgroupMatrices(arrays: Record<string, EmulatedArrays>): void {
+  let restore = () => {};
+  beforeAll(() => {
+    if (!runtime().gpu.features.has("shader-f16")) return;
+    const rt = runtime();
+    const gpu = rt.gpu;
+    const saved = { configs: gpu.subgroupMatrixConfigs, size: gpu.subgroupMaxSize, get: rt.pipelines.get };
+    gpu.subgroupMatrixConfigs = ["f16", "f32"].map((componentType) => ({ componentType, resultComponentType: "f32", M: FRAG, N: FRAG, K: FRAG }));
+    gpu.subgroupMaxSize = SG;
+    const get = saved.get.bind(rt.pipelines);
+    rt.pipelines.get = ((name: string, spec: Record<string, string | number | boolean>, wgsl: (s: typeof spec) => string) =>
+      spec.fragment ? get(name, { ...spec, emulated: true }, (s) => emulated(wgsl(s), arrays[name])) : get(name, spec, wgsl)) as typeof rt.pipelines.get;
+    restore = () => {
+      gpu.subgroupMatrixConfigs = saved.configs;
+      gpu.subgroupMaxSize = saved.size;
+      rt.pipelines.get = saved.get;
+    };
+  });
+  afterAll(() => restore());
+}
