@@ -46,10 +46,11 @@
 //     16 through workgroup memory; split-K where y is a few tiles and K is long (splitK).
 //   mma64, mma128 (GPUs with subgroup matrices): the same tiles multiplied by the adapter's subgroup matrices (tensor
 //     cores, through chromium-experimental-subgroup-matrix) of the inputs' type, f32 accumulation (mmaWgsl).
-// Mixed precision (inputs "f16", autograd/precision.ts): every version reads a and b in f16 and accumulates in f32,
-// as PyTorch's autocast does; y, the epilogue operands and rowSums stay f32. a is cast by one pass (castF16), b by the
-// pack (reg) or the same cast (tiled), a frozen shared weight's kept like its f32 pack. The adapter must have
-// shader-f16.
+// Mixed precision (inputs "f16", autograd/precision.ts): every version rounds a and b to f16 as it loads them and
+// accumulates in f32, as PyTorch's autocast does; y, the epilogue operands and rowSums stay f32. a and b stay f32 in
+// memory and every f32 path (packs, in-place reads) applies: a cast pass per operand would write what the product
+// reads once anyway (it was a third of the default model's f16 step, by census). The mma versions stage them as
+// f16. The adapter must have shader-f16.
 // Why they look so, with the measurements behind each choice: docs/KERNELS.md, "Matmul".
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, numel } from "../engine/tensor.js";
@@ -112,7 +113,7 @@ export interface MatmulSpec {
   bPairs: boolean; // reg (lanes along n), a shared transposed b with K even: read in place, two k per vec2 load
   rowSums: boolean; // reg: rowSums bound after the epilogue operands
   dgelu: boolean; // y = acc * gelu'(dgelu[i])
-  f16: boolean; // A and B bound as f16, widened to f32 as loaded
+  f16: boolean; // A and B rounded to f16 as loaded (h16), multiplied in f32; mma: staged as f16
   fragment: string; // mma: the subgroup matrices' M x N x K and the subgroup size ("16x16x16/32"); "" otherwise
   vecA: boolean; // mma: a's stored rows a multiple of 4 long, so A is bound and staged as vec4
   vecB: boolean; // mma: the same for b
@@ -139,11 +140,10 @@ const FIELDS = {
 // Storage bindings: y, a, b, then the optional epilogue operands in this fixed order (see matmulForward).
 function bindings(spec: MatmulSpec): string {
   const yType = spec.vecY ? "array<vec4<f32>>" : "array<f32>";
-  const input = spec.f16 ? "f16" : "f32";
   const list: Parameters<typeof storageBindings>[0] = [
     ["y", yType, "read_write"],
-    ["A", spec.vecA ? `array<vec4<${input}>>` : `array<${input}>`, "read"],
-    ["B", spec.bPairs ? "array<vec2<f32>>" : (MATMUL_TILINGS[spec.version].kind === "reg" && !spec.bScalars) || spec.vecB ? `array<vec4<${input}>>` : `array<${input}>`, "read"],
+    ["A", spec.vecA ? "array<vec4<f32>>" : "array<f32>", "read"],
+    ["B", spec.bPairs ? "array<vec2<f32>>" : (MATMUL_TILINGS[spec.version].kind === "reg" && !spec.bScalars) || spec.vecB ? "array<vec4<f32>>" : "array<f32>", "read"],
   ];
   if (spec.bias) list.push(["bias", yType, "read"]);
   if (spec.preact) list.push(["preact", yType, "read_write"]);
@@ -156,6 +156,30 @@ function bindings(spec: MatmulSpec): string {
     list.push(["normGamma", yType, "read"], ["normBeta", yType, "read"]);
   }
   return storageBindings(list);
+}
+
+// A loaded operand value x (f32, or a vec2 or vec4 of f32), rounded to f16 with mixed precision (spec.f16).
+function h16(spec: MatmulSpec, x: string, width: 1 | 2 | 4 = 1): string {
+  return spec.f16 ? `h16${width === 1 ? "" : `v${width}`}(${x})` : x;
+}
+
+// The rounding, f32 -> f16 -> f32, in integer operations: lavapipe's compiler dropped the round trip f32(f16(x)), and
+// through pack2x16float too, as a no-op. To nearest, ties to even: the significand to f16's 10 bits; f16's
+// subnormals (below 2^-14) to multiples of 2^-24; past 65504, infinity of x's sign (as f16 overflows).
+function h16Functions(): string {
+  return (["f32", "vec2<f32>", "vec4<f32>"] as const)
+    .map((T, i) => {
+      const U = i === 0 ? "u32" : `vec${2 * i}<u32>`;
+      return /* wgsl */ `
+fn h16${i === 0 ? "" : `v${2 * i}`}(x: ${T}) -> ${T} {
+  let u = bitcast<${U}>(x);
+  let r = bitcast<${T}>((u + ${U}(0xfffu) + ((u >> ${U}(13u)) & ${U}(1u))) & ${U}(0xffffe000u));
+  let inf = bitcast<${T}>((u & ${U}(0x80000000u)) | ${U}(0x7f800000u));
+  let tiny = round(x * 16777216.0) * 5.9604644775390625e-8;
+  return select(select(r, inf, abs(r) > ${T}(65504.0)), tiny, abs(x) < ${T}(6.103515625e-5));
+}`;
+    })
+    .join("");
 }
 
 // Flat index of a[m, k] and b[k, n] within one batch entry, for the stored layout.
@@ -189,6 +213,7 @@ function header(spec: MatmulSpec): string {
 ${uniformStruct(FIELDS)}
 ${bindings(spec)}
 ${FLAT_GROUP}
+${spec.f16 && MATMUL_TILINGS[spec.version].kind !== "mma" ? h16Functions() : ""}
 ${spec.gelu || spec.dgelu ? erfFunction(spec.vecY ? "vec4<f32>" : "f32") : ""}
 ${epilogue(spec)}`;
 }
@@ -247,16 +272,16 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
     const lines = [`let ${kk} = ${k};`];
     if (spec.gatherA) lines.push(`let ak${u} = aCols[${kk}];`);
     const aAt = (m: string) => (spec.gatherA ? `A[${m} + ak${u}]` : `A[aBase + ${aIndex(spec, m, kk)}]`);
-    const aValue = (r: number) => (aShared ? `subgroupBroadcast(ea${Math.floor(r / LANES)}${u}, ${r % LANES}u)` : `f32(${aAt(`r${r}`)})`);
-    if (aShared) for (let q = 0; q < Math.ceil(R / LANES); q++) lines.push(`let ea${q}${u} = f32(${aAt(`w${q}`)});`);
+    const aValue = (r: number) => (aShared ? `subgroupBroadcast(ea${Math.floor(r / LANES)}${u}, ${r % LANES}u)` : h16(spec, aAt(`r${r}`)));
+    if (aShared) for (let q = 0; q < Math.ceil(R / LANES); q++) lines.push(`let ea${q}${u} = ${h16(spec, aAt(`w${q}`))};`);
     for (let r = 0; r < R; r++) {
       if (spec.rowSums) lines.push(`let e${r}${u} = ${aValue(r)};`, `let a${r}${u} = vec4<f32>(e${r}${u});`);
       else lines.push(`let a${r}${u} = vec4<f32>(${aValue(r)});`);
     }
     const inRow = spec.transB ? kk : `${kk} * p.N`; // bScalars: where k's elements start in each column's run
-    const bScalar = (j: number) => (bShared ? `subgroupBroadcast(eb${Math.floor(j / LANES)}${u}, ${j % LANES}u)` : `f32(B[c${j} + ${inRow}])`);
-    if (bShared && spec.bScalars) for (let q = 0; q < Math.ceil(C / LANES); q++) lines.push(`let eb${q}${u} = f32(B[cl${q} + ${inRow}]);`);
-    if (bShared && !spec.bScalars) lines.push(`let eb${u} = vec4<f32>(B[bBase4 + ${kk} * ldb4 + cl]);`);
+    const bScalar = (j: number) => (bShared ? `subgroupBroadcast(eb${Math.floor(j / LANES)}${u}, ${j % LANES}u)` : h16(spec, `B[c${j} + ${inRow}]`));
+    if (bShared && spec.bScalars) for (let q = 0; q < Math.ceil(C / LANES); q++) lines.push(`let eb${q}${u} = ${h16(spec, `B[cl${q} + ${inRow}]`)};`);
+    if (bShared && !spec.bScalars) lines.push(`let eb${u} = ${h16(spec, `B[bBase4 + ${kk} * ldb4 + cl]`, 4)};`);
     for (let v = 0; v < V; v++) {
       const b = spec.bPairs
         ? `vec4<f32>(${[0, 1, 2, 3].map((j) => `pb${4 * v + j}.${u === "_0" ? "x" : "y"}`).join(", ")})`
@@ -264,7 +289,7 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
         ? `vec4<f32>(${[0, 1, 2, 3].map((j) => bScalar(4 * v + j)).join(", ")})`
         : bShared
           ? `subgroupBroadcast(eb${u}, ${v}u)`
-          : `vec4<f32>(B[bBase4 + ${kk} * ldb4 + c${v}])`;
+          : h16(spec, `B[bBase4 + ${kk} * ldb4 + c${v}]`, 4);
       lines.push(`let b${v}${u} = ${b};`);
     }
     return lines;
@@ -281,7 +306,7 @@ function regWgsl(spec: MatmulSpec, R: number, C: number, lanesAlongM: boolean): 
   };
   if (spec.rowSums) for (let r = 0; r < R; r++) pre.push(`var s${r} = 0.0;`);
   // bPairs: column j's two k of b are one vec2 load of its row, pb${j}.
-  const pairs = spec.bPairs ? range(C).map((j) => `let pb${j} = B[cp${j} + k / 2u];`) : [];
+  const pairs = spec.bPairs ? range(C).map((j) => `let pb${j} = ${h16(spec, `B[cp${j} + k / 2u]`, 2)};`) : [];
   const body = [...pairs, ...loads("k", "_0"), ...loads("k + 1u", "_1"), ...accumulate(["_0", "_1"])];
   const last = spec.bPairs ? [] : [...loads("k", "_0"), ...accumulate(["_0"])]; // bPairs: K is even
   // rowSums: the first column tile stores them; with lanes along n every lane holds the same rows, lane 0 stores.
@@ -373,11 +398,11 @@ ${ENTRY} {${TILE_COORDS}
       ${spec.transA ? `let am = e % ${tile}u; let ak = e / ${tile}u;` : `let ak = e % ${TK}u; let am = e / ${TK}u;`}
       let gm = m0 + am;
       let gk = k0 + ak;
-      As[ak][am] = select(0.0, f32(A[aBase + ${aIndex(spec, "min(gm, p.M - 1u)", "min(gk, p.K - 1u)")}]), gm < p.M && gk < kEnd);
+      As[ak][am] = select(0.0, ${h16(spec, `A[aBase + ${aIndex(spec, "min(gm, p.M - 1u)", "min(gk, p.K - 1u)")}]`)}, gm < p.M && gk < kEnd);
       ${spec.transB ? `let bk = e % ${TK}u; let bn = e / ${TK}u;` : `let bn = e % ${tile}u; let bk = e / ${tile}u;`}
       let hn = n0 + bn;
       let hk = k0 + bk;
-      Bs[bk][bn] = select(0.0, f32(B[bBase + ${bIndex(spec, "min(hk, p.K - 1u)", "min(hn, p.N - 1u)")}]), hn < p.N && hk < kEnd);
+      Bs[bk][bn] = select(0.0, ${h16(spec, `B[bBase + ${bIndex(spec, "min(hk, p.K - 1u)", "min(hn, p.N - 1u)")}]`)}, hn < p.N && hk < kEnd);
     }
     workgroupBarrier();
     // A non-constant bound keeps NIR from unrolling this loop 16 times (seconds of llvmpipe compile time).
@@ -497,11 +522,11 @@ function mmaStage(spec: MatmulSpec, operand: "A" | "B", tile: number, slab: numb
   const lastK = kAlong ? `p.K - ${w}u` : "p.K - 1u";
   const at = `${base} + ${index(`min(${outer} + so, ${lastO})`, `min(k0 + sk, ${lastK})`)}`;
   const inside = `${outer} + so < ${bound} && k0 + sk < p.K`;
-  const zero = spec.f16 ? "0.0h" : "0.0";
+  const ct = spec.f16 ? "f16" : "f32"; // the staged type; the operands are f32 in memory
   const lines = [`    for (var s = 0u; s < ${(tile * slab) / w / threads}u; s++) {`, `      let e = t + s * ${threads}u;`, `      let so = ${oi};`, `      let sk = ${ki};`];
-  if (!vec) lines.push(`      ${dest("so", "sk")} = select(${zero}, ${operand}[${at}], ${inside});`);
+  if (!vec) lines.push(`      ${dest("so", "sk")} = select(${ct}(0.0), ${ct}(${operand}[${at}]), ${inside});`);
   else {
-    lines.push(`      let v = select(vec4<${spec.f16 ? "f16" : "f32"}>(${zero}), ${operand}[(${at}) / 4u], ${inside});`);
+    lines.push(`      let v = select(vec4<${ct}>(0.0), vec4<${ct}>(${operand}[(${at}) / 4u]), ${inside});`);
     for (let c = 0; c < 4; c++) lines.push(`      ${kAlong ? dest("so", `sk + ${c}u`) : dest(`so + ${c}u`, "sk")} = v[${c}];`);
   }
   lines.push("    }");
@@ -511,20 +536,19 @@ function mmaStage(spec: MatmulSpec, operand: "A" | "B", tile: number, slab: numb
 // pack: b (..., K, N), or (..., N, K) with transB, -> (..., K, ldb) with ldb = N rounded up to 4 and zero
 // padding, for the reg kernels (and regm past IN_PLACE_B_MAX), which read rows of b as vec4. Used for transB
 // (reg's strided per-lane reads in the k loop ran at ~21 vs ~30 GFLOP/s at 3200x192x576) and for N % 4 != 0;
-// it costs one pass over b. With f16 it writes f16 (mixed precision packs every b, aligned or not).
+// it costs one pass over b.
 const PACK_FIELDS = { K: "u32", N: "u32", ldb: "u32", blocks: "u32", rows: "u32" } as const;
 const PACK_WG = 64;
 const PACK_BLOCK = PACK_WG * 4; // output columns per workgroup
 
 // Thread mapping: workgroup g writes output row (e, k) = g / blocks, columns (g % blocks) * 256 + 4 * lane .. +3.
 // The divisions depend only on the workgroup (vector integer division is scalarised, ~3 per element otherwise).
-function packWgsl(spec: { trans: boolean; f16: boolean }): string {
+function packWgsl(spec: { trans: boolean }): string {
   const src = (n: string) => (spec.trans ? `(e * p.N + ${n}) * p.K + k` : `(e * p.K + k) * p.N + ${n}`);
   const comps = [0, 1, 2, 3].map((j) => `select(0.0, b[${src(`min(n + ${j}u, p.N - 1u)`)}], n + ${j}u < p.N)`);
-  const out = spec.f16 ? "f16" : "f32";
-  return /* wgsl */ `${spec.f16 ? "enable f16;" : ""}
+  return /* wgsl */ `
 ${uniformStruct(PACK_FIELDS)}
-${storageBindings([["out", `array<vec4<${out}>>`, "read_write"], ["b", "array<f32>", "read"]])}
+${storageBindings([["out", "array<vec4<f32>>", "read_write"], ["b", "array<f32>", "read"]])}
 ${FLAT_GROUP}
 @compute @workgroup_size(${PACK_WG})
 ${ENTRY} {
@@ -535,42 +559,20 @@ ${ENTRY} {
   let k = row % p.K;
   let n = (g % p.blocks) * ${PACK_BLOCK}u + lid.x * 4u;
   if (n >= p.ldb) { return; }
-  out[(row * p.ldb + n) / 4u] = vec4<${out}>(vec4<f32>(${comps.join(",\n    ")}));
+  out[(row * p.ldb + n) / 4u] = vec4<f32>(${comps.join(",\n    ")});
 }`;
 }
 
-// b: (bBatch, K, N), or (bBatch, N, K) with trans. Returns (bBatch, K, ldb), f16 with f16.
-function packB(b: Tensor, bBatch: number, K: number, N: number, trans: boolean, f16: boolean): Tensor {
+// b: (bBatch, K, N), or (bBatch, N, K) with trans. Returns (bBatch, K, ldb).
+function packB(b: Tensor, bBatch: number, K: number, N: number, trans: boolean): Tensor {
   const ldb = Math.ceil(N / 4) * 4;
-  const out = Tensor.empty([bBatch, K, ldb], f16 ? "f16" : "f32");
+  const out = Tensor.empty([bBatch, K, ldb]);
   if (out.size === 0) return out;
   const blocks = Math.ceil(ldb / PACK_BLOCK);
   const rows = bBatch * K;
-  const kernel = getKernel("matmul-pack", { trans, f16 }, packWgsl);
+  const kernel = getKernel("matmul-pack", { trans }, packWgsl);
   const uniform = packUniform(PACK_FIELDS, { K, N, ldb, blocks, rows });
-  runtime().batch.dispatch(kernel, [out.buffer, b.buffer], uniform, grid1d(rows * blocks), out.size * (f16 ? 6 : 8));
-  return out;
-}
-
-// castF16: x (f32) -> the same shape and layout in f16, one element per lane: mixed precision's a, and b for the
-// tiled versions. WGSL lets the conversion round to either neighbour of a value between two halves.
-const CAST_WG = 256;
-const CAST_WGSL = /* wgsl */ `enable f16;
-${uniformStruct({ n: "u32" })}
-${storageBindings([["out", "array<f16>", "read_write"], ["x", "array<f32>", "read"]])}
-${FLAT_GROUP}
-@compute @workgroup_size(${CAST_WG})
-${ENTRY} {
-  let i = flatGroup(wid, nwg) * ${CAST_WG}u + lid.x;
-  if (i < p.n) { out[i] = f16(x[i]); }
-}`;
-
-export function castF16(x: Tensor): Tensor {
-  const out = Tensor.empty(x.shape, "f16");
-  if (x.size === 0) return out;
-  const kernel = getKernel("matmul-cast-f16", {}, () => CAST_WGSL);
-  const uniform = packUniform({ n: "u32" }, { n: x.size });
-  runtime().batch.dispatch(kernel, [out.buffer, x.buffer], uniform, grid1d(Math.ceil(x.size / CAST_WG)), x.size * 6);
+  runtime().batch.dispatch(kernel, [out.buffer, b.buffer], uniform, grid1d(rows * blocks), out.size * 8);
   return out;
 }
 
@@ -579,12 +581,12 @@ export function castF16(x: Tensor): Tensor {
 // update would drop a kept pack each step anyway, and holding it through the backward made the default model's full
 // fine-tuning step 0-13% slower (median 4%, 8 alternating rounds, 2026-12-04). Not kept from a dry run, whose pack
 // computes nothing.
-function keptPack(b: Tensor, K: number, N: number, trans: boolean, f16: boolean, cast: boolean): Tensor | undefined {
+function keptPack(b: Tensor, K: number, N: number, trans: boolean): Tensor | undefined {
   const { derived, batch } = runtime();
-  const key = cast ? "matmul-cast-f16" : `matmul-pack trans=${trans} f16=${f16} ${K}x${N}`;
+  const key = `matmul-pack trans=${trans} ${K}x${N}`;
   const found = derived.get<Tensor>(b.buffer, key);
   if (found || batch.isDry) return found;
-  const packed = cast ? castF16(b) : packB(b, 1, K, N, trans, f16);
+  const packed = packB(b, 1, K, N, trans);
   derived.set(b.buffer, key, packed.keep());
   return packed;
 }
@@ -711,20 +713,17 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const aFull = gatherA && tiling.kind !== "reg" ? gatherOuter(a, gatherA) : a;
   const bBatch = shared ? 1 : batch;
   // The reg kernels read b as (K, ldb) vec4 rows: pack it when it is transposed or N % 4 != 0. regm's b loads are
-  // uniform across lanes, so it reads a small such b in place, as scalars, without the pack's dispatch. In f16 the
-  // reg kernels' b is always packed (the pack casts), the tiled kernels' cast in its layout.
+  // uniform across lanes, so it reads a small such b in place, as scalars, without the pack's dispatch.
   const unaligned = !!opts.transB || N % 4 !== 0;
   const inPlace = K * N <= IN_PLACE_B_MAX && (!shared || Math.min(K, N) <= IN_PLACE_SKINNY);
-  const bScalars = tiling.kind === "reg" && tiling.lanesAlongM && unaligned && inPlace && !f16;
+  const bScalars = tiling.kind === "reg" && tiling.lanesAlongM && unaligned && inPlace;
   // A trained weight (shared, transposed, taking a gradient) is read in place, two k per vec2 load (bPairs), where a
   // pack would run before every product: see the header.
-  const bPairs = tiling.kind === "reg" && !tiling.lanesAlongM && !!opts.transB && shared && K % 2 === 0 && !f16 && b.requiresGrad;
-  const pack = tiling.kind === "reg" && (unaligned || f16) && !bScalars && !bPairs;
-  const cast = f16 && !pack;
-  const kept = (pack || cast) && shared && !b.requiresGrad ? keptPack(b, K, N, !!opts.transB, f16, cast) : undefined;
-  const bRows = kept ?? (pack ? packB(b, bBatch, K, N, !!opts.transB, f16) : cast ? castF16(b) : b);
+  const bPairs = tiling.kind === "reg" && !tiling.lanesAlongM && !!opts.transB && shared && K % 2 === 0 && b.requiresGrad;
+  const pack = tiling.kind === "reg" && unaligned && !bScalars && !bPairs;
+  const kept = pack && shared && !b.requiresGrad ? keptPack(b, K, N, !!opts.transB) : undefined;
+  const bRows = kept ?? (pack ? packB(b, bBatch, K, N, !!opts.transB) : b);
   const ldb = pack ? Math.ceil(N / 4) * 4 : N;
-  const aIn = f16 ? castF16(aFull) : aFull;
   const spec: MatmulSpec = {
     version,
     transA: !!opts.transA,
@@ -760,7 +759,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const target = splits > 1 ? Tensor.empty([splits, ...yShape]) : y;
   const eps = norm?.eps ?? 0;
   const uniform = packUniform(FIELDS, { M, K, N, batch, tilesM, tilesN, strideA: M * K, strideB: shared ? 0 : K * ldb, ldb, splits, kSplit, eps });
-  const buffers = [target.buffer, aIn.buffer, bRows.buffer];
+  const buffers = [target.buffer, aFull.buffer, bRows.buffer];
   if (opts.bias) buffers.push(opts.bias.buffer);
   if (opts.preact) buffers.push(opts.preact.buffer);
   if (spec.residual) buffers.push(opts.residual!.buffer);
@@ -776,8 +775,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const kernel = getKernel("matmul", spec, matmulWgsl);
   const note = `${batch > 1 ? `${batch}x` : ""}${M}x${K}x${N}`;
   runtime().batch.dispatch(kernel, buffers, uniform, grid1d(splits * batch * tilesM * tilesN), MATMUL.work(shape), note);
-  if ((pack || cast) && !kept) bRows.dispose(); // its buffer returns to the pool only after this batch is submitted
-  if (aIn !== aFull) aIn.dispose();
+  if (pack && !kept) bRows.dispose(); // its buffer returns to the pool only after this batch is submitted
   if (aFull !== a) aFull.dispose();
   let result = y;
   if (splits > 1) {

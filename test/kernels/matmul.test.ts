@@ -242,7 +242,30 @@ describe.each([...MATMUL.versions])("matmul %s, f16 inputs", (version) => {
     const f32Version = unavailable(version, false) ? undefined : version;
     expect((await matmulForward(a, b, { version: f32Version }).data())[0]).toBe(Math.fround(x));
   });
+  // The reg and tiled versions round by integer operations (kernels/matmul.ts h16), exactly as IEEE's round to
+  // nearest, ties to even (f16Round); the mma versions convert as WGSL does, to either neighbour (not tested here).
+  const HARD = [1 + 2 ** -11, 1 + 3 * 2 ** -11, -(1 + 2 ** -12), 65504, 65519, 65520, -70000, 1e-6, -3e-8, 2 ** -25, 3 * 2 ** -25, 6.1e-5, 0.1, -1234.5678, 0];
+  it.skipIf(MATMUL_TILINGS[version].kind === "mma")("rounds a and b to the nearest f16, ties to even, subnormals and overflow alike", async () => {
+    const column = Tensor.fromArray(HARD, [HARD.length, 1]);
+    const row = Tensor.fromArray(HARD, [1, HARD.length]);
+    const one = Tensor.fromArray([1], [1, 1]);
+    const want = HARD.map((x) => f16Round(Math.fround(x)));
+    expect(Array.from(await matmulForward(column, one, { version, inputs: "f16" }).data())).toEqual(want);
+    expect(Array.from(await matmulForward(one, row, { version, inputs: "f16" }).data())).toEqual(want);
+    for (const t of [column, row, one]) t.dispose();
+  });
 });
+
+// x rounded to the nearest f16 (to nearest, ties to even), from IEEE 754's definition: 11 significant bits in the
+// normal range, multiples of 2^-24 below 2^-14, infinity past 65504 (from 65520 on, which would round to 2^16).
+function f16Round(x: number): number {
+  const a = Math.abs(x);
+  const step = a < 2 ** -14 ? 2 ** -24 : 2 ** (Math.floor(Math.log2(a)) - 10);
+  const q = a / step;
+  const even = Math.floor(q) % 2 === 0;
+  const r = (q - Math.floor(q) === 0.5 ? (even ? Math.floor(q) : Math.ceil(q)) : Math.round(q)) * step;
+  return Math.sign(x) * (r > 65504 ? Infinity : r) || 0;
+}
 
 // The reg versions share what their 8 lanes would load alike through subgroupBroadcast where the adapter's
 // subgroups are all 8 wide (llvmpipe), and load it in every lane elsewhere: both ways, every layout, a's rows and
