@@ -225,6 +225,23 @@ describe("gradient-norm clipping", () => {
     expect(s.shape).toEqual([1]);
     expectClose("sum of squares", await s.data(), [sumOfSquaresRef(xs)], TOL);
   });
+  it("sumOfSquares of 20 tensors: several tensors per dispatch, then the levels", async () => {
+    const sizes = Array.from({ length: 20 }, (_, k) => [3, 256, 257, 1000, 5][k % 5] * (k + 1));
+    const xs = sizes.map((n, k) => randn(n, 40 + k));
+    const tensors = xs.map((x, k) => Tensor.fromArray(x, [sizes[k]]));
+    const { batch, gpu } = runtime();
+    batch.startRecording();
+    let s: Tensor;
+    try {
+      s = sumOfSquares(tensors);
+    } finally {
+      const dispatches = batch.stopRecording().filter((c) => c.kind === "dispatch");
+      const perDispatch = Math.min(8, gpu.limits.maxStorageBuffersPerShaderStage - 1);
+      const partials = sizes.reduce((n, size) => n + Math.ceil(size / 256), 0);
+      expect(dispatches.length).toBe(Math.ceil(20 / perDispatch) + Math.ceil(Math.log(partials) / Math.log(256)));
+    }
+    expectClose("sum of squares", await s.data(), [sumOfSquaresRef(xs)], TOL);
+  });
   it("sumOfSquares of one element, and of nothing", async () => {
     expectClose("one", await sumOfSquares([Tensor.fromArray([-3], [1])]).data(), [9], TOL);
     expectClose("none", await sumOfSquares([]).data(), [0], TOL);
