@@ -18,7 +18,7 @@
 //
 // Workgroup memory: Ws, the staged rows and P / dS in the operands' type (rows padded by 16 bytes, the loads'
 // alignment); Ss, the f32 score fragments; Rs, per-row statistics (lse, delta; the forward's running max and sum).
-// W is the most subgroups (4, 2, 1) whose memory fits the adapter's (mmaAttentionGroups).
+// W is, per pass, the most subgroups (4, 2, 1) whose memory fits the adapter's (mmaAttentionGroups).
 import { getKernel, runtime } from "../engine/runtime.js";
 import type { SubgroupMatrixConfig } from "../engine/device.js";
 import { FLAT_GROUP, grid1d, mainEntry, packUniform, range, uniformStruct } from "./wgsl.js";
@@ -86,10 +86,12 @@ export function mmaAttentionBytes(pass: MmaPass, d: number, f16: boolean, fm: nu
   return l.ws * (f16 ? 2 : 4) + (l.ss + l.rs) * 4;
 }
 
-// The most subgroups per workgroup (4, 2, 1) whose workgroup memory fits `limit` bytes in every pass; 0 if none.
-export function mmaAttentionGroups(d: number, f16: boolean, fragment: SubgroupMatrixConfig, limit: number, threads: number, sg: number): number {
-  const passes: MmaPass[] = ["forward", "dq", "dkdv"];
-  return [4, 2, 1].find((w) => w * sg <= threads && passes.every((p) => mmaAttentionBytes(p, d, f16, fragment.M, w) <= limit)) ?? 0;
+// Per pass, the most subgroups per workgroup (4, 2, 1) whose workgroup memory fits `limit` bytes; undefined where a
+// pass fits with none.
+export function mmaAttentionGroups(d: number, f16: boolean, fragment: SubgroupMatrixConfig, limit: number, threads: number, sg: number): Record<MmaPass, number> | undefined {
+  const fit = (pass: MmaPass) => [4, 2, 1].find((w) => w * sg <= threads && mmaAttentionBytes(pass, d, f16, fragment.M, w) <= limit);
+  const groups = { forward: fit("forward"), dq: fit("dq"), dkdv: fit("dkdv") };
+  return groups.forward && groups.dq && groups.dkdv ? (groups as Record<MmaPass, number>) : undefined;
 }
 
 // rs: qkv row stride in vec4s (3C/4); c4: o/dO row stride (C/4); blocks: workgroups per (b, h); nq: queries.

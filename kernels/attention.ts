@@ -413,7 +413,7 @@ function encode(pass: Pass, version: Fused, dims: Dims, scale: number, buffers: 
     if (typeof plan === "string") throw new Error(`attention: "mma" ${plan}`); // resolveVersion checked it
     const { M, N, K } = plan.fragment;
     const fragment = `${M}x${N}x${K}/${gpu.subgroupMaxSize}`;
-    encodeMmaAttention(pass, dims, { d: dims.D, f16: !!dims.f16, fragment, groups: plan.groups }, scale, buffers);
+    encodeMmaAttention(pass, dims, { d: dims.D, f16: !!dims.f16, fragment, groups: plan.groups[pass] }, scale, buffers);
     return;
   }
   const { B, N, NQ, H, D, C } = dims;

@@ -24,7 +24,7 @@ import { SUBGROUP_MATRIX_FEATURE, type Gpu, type SubgroupMatrixConfig } from "..
 import { runtime } from "../engine/runtime.js";
 import { noteResolution, tracing } from "../engine/trace.js";
 import { tunedVersion } from "../engine/tuning.js";
-import { mmaAttentionGroups } from "./attention-mma.js";
+import { type MmaPass, mmaAttentionGroups } from "./attention-mma.js";
 
 export interface Family<S extends object, V extends string = string> {
   name: string; // lower case, as in PEFT_<NAME> and the cache keys "<name>/<shape key>"
@@ -210,17 +210,17 @@ export function fusedAttentionDefault(gpu: Gpu): "reg" | "tiled" {
   return gpu.isCpu ? "reg" : "tiled";
 }
 
-// mma's subgroups per workgroup at head dim D (kernels/attention-mma.ts), or why it cannot run: it needs the
+// mma's subgroups per workgroup in each pass at head dim D (kernels/attention-mma.ts), or why it cannot run: it needs the
 // adapter's subgroup matrices of the inputs' type into f32, D a multiple of the fragment's sizes, and one subgroup's
 // rows staged within the adapter's workgroup memory.
-export function mmaAttentionPlan(s: AttentionShape, gpu: Gpu): { groups: number; fragment: SubgroupMatrixConfig } | string {
+export function mmaAttentionPlan(s: AttentionShape, gpu: Gpu): { groups: Record<MmaPass, number>; fragment: SubgroupMatrixConfig } | string {
   const inputs = s.f16 ? "f16" : "f32";
   const fragment = mmaFragment(gpu, inputs);
   if (!fragment) return lacksFragment(gpu, inputs);
   if (s.D % fragment.K !== 0 || s.D % fragment.N !== 0) return `needs the head dim a multiple of the fragment's ${fragment.N} and ${fragment.K}, got D = ${s.D}`;
   const { maxComputeWorkgroupStorageSize: bytes, maxComputeInvocationsPerWorkgroup: threads } = gpu.limits;
   const groups = mmaAttentionGroups(s.D, !!s.f16, fragment, bytes, threads, gpu.subgroupMaxSize);
-  return groups > 0 ? { groups, fragment } : `needs more workgroup memory at D = ${s.D} than the adapter's ${bytes} bytes`;
+  return groups ? { groups, fragment } : `needs more workgroup memory at D = ${s.D} than the adapter's ${bytes} bytes`;
 }
 
 export const ATTENTION: Family<AttentionShape, AttentionVersion> = {

@@ -62,16 +62,16 @@ describe("attention mma: availability", () => {
     expect(ATTENTION.key({ ...shape, f16: true })).toBe("2x12x197x64/f16");
   });
 
-  it("takes the most subgroups (4, 2, 1) whose staged rows fit the workgroup memory in every pass", () => {
+  it("takes in each pass the most subgroups (4, 2, 1) whose staged rows fit the workgroup memory", () => {
     const plan = (bytes: number, D = 64) => mmaAttentionPlan({ ...shape, D, f16: true }, gpuWith([f16], bytes));
     // dkdv at D = 64, f16, 16-row fragments: K, V owned (W·16 rows of 72 halves each), Q, dO streamed (32 rows),
     // P and dS (W·16 rows of 40 halves), and S, dP in f32 (W·16 x 32 each), lse and delta (32 each).
     expect(mmaAttentionBytes("dkdv", 64, true, 16, 2)).toBe(2 * (2 * 32 * 72 + 2 * 32 * 72 + 2 * 32 * 40) + 4 * (2 * 32 * MMA_ATTENTION_BLOCK + 2 * 32));
-    expect(plan(65536)).toMatchObject({ groups: 4 });
-    expect(plan(32768)).toMatchObject({ groups: 2 });
-    expect(plan(24576)).toMatchObject({ groups: 1 });
+    expect(plan(65536)).toMatchObject({ groups: { forward: 4, dq: 4, dkdv: 4 } });
+    expect(plan(32768)).toMatchObject({ groups: { forward: 4, dq: 2, dkdv: 2 } });
+    expect(plan(24576)).toMatchObject({ groups: { forward: 2, dq: 1, dkdv: 1 } });
     expect(plan(16384)).toBe("needs more workgroup memory at D = 64 than the adapter's 16384 bytes");
-    expect(plan(16384, 32)).toMatchObject({ groups: 1 });
+    expect(plan(16384, 32)).toMatchObject({ groups: { dkdv: 1 } });
   });
 });
 
