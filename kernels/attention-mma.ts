@@ -175,17 +175,26 @@ export function mmaAttentionWgsl(spec: MmaAttentionSpec): string {
   const DP = (row: string) => `Ss[${own * bk}u + ${row} * ${bk}u + j]`;
   const dqkvAt = (part: number) => (i: string, col: string) => `dqkv[(b * p.n + ${i}) * p.rs * 4u + ${part} * p.c4 * 4u + h * ${d}u + ${col}]`;
 
+  // The opening of a loop over blocks of keys (and values): staged, then the owned queries' scores.
+  const keyBlocks = (values: boolean) => [
+    `for (var j0 = 0u; j0 < p.n; j0 += ${bk}u) {`,
+    "workgroupBarrier();",
+    stage("K", bk, "j0", "p.n", "qkv", kRow),
+    ...(values ? [stage("V", bk, "j0", "p.n", "qkv", vRow)] : []),
+    "workgroupBarrier();",
+    ...scores("q", "K", 0),
+  ];
+
   let body: string[];
   if (pass === "forward") {
-    const streamK = ["workgroupBarrier();", stage("K", bk, "j0", "p.n", "qkv", kRow), "workgroupBarrier();", ...scores("q", "K", 0), "workgroupBarrier();"];
     body = [
       stage("Q", own, "first", "p.nq", "qkv", qRow, " * p.scale"),
       `for (var r = t; r < ${own}u; r += ${threads}u) { Rs[r] = -3.0e38; Rs[${own}u + r] = 0.0; }`,
       "workgroupBarrier();",
       ...owned("q", "Q"),
       "// First over the keys: each row's running max (Rs[row]) and sum (Rs[own + row]), then its lse.",
-      "for (var j0 = 0u; j0 < p.n; j0 += " + bk + "u) {",
-      ...streamK,
+      ...keyBlocks(false),
+      "workgroupBarrier();",
       `  for (var r = lane; r < ${fm}u; r += ${sg}u) {`,
       "    let row = mine + r;",
       `    let count = min(${bk}u, p.n - j0);`,
@@ -200,12 +209,7 @@ export function mmaAttentionWgsl(spec: MmaAttentionSpec): string {
       `for (var r = lane; r < ${fm}u; r += ${sg}u) { Rs[mine + r] += log(Rs[${own}u + mine + r]); }`,
       "// Then again: O += P·V.",
       ...zeros("o"),
-      "for (var j0 = 0u; j0 < p.n; j0 += " + bk + "u) {",
-      "workgroupBarrier();",
-      stage("K", bk, "j0", "p.n", "qkv", kRow),
-      stage("V", bk, "j0", "p.n", "qkv", vRow),
-      "workgroupBarrier();",
-      ...scores("q", "K", 0),
+      ...keyBlocks(true),
       "workgroupBarrier();",
       ...eachScore([`Ws[${L.at.P}u + row * ${bkp}u + j] = ${ct}(select(0.0, exp(${S("row")} - Rs[row]), j0 + j < p.n));`]),
       "workgroupBarrier();",
@@ -241,12 +245,7 @@ export function mmaAttentionWgsl(spec: MmaAttentionSpec): string {
       ...owned("q", "Q"),
       ...owned("g", "G"),
       ...zeros("a"),
-      "for (var j0 = 0u; j0 < p.n; j0 += " + bk + "u) {",
-      "workgroupBarrier();",
-      stage("K", bk, "j0", "p.n", "qkv", kRow),
-      stage("V", bk, "j0", "p.n", "qkv", vRow),
-      "workgroupBarrier();",
-      ...scores("q", "K", 0),
+      ...keyBlocks(true),
       ...scores("g", "V", own * bk),
       "workgroupBarrier();",
       ...eachScore([
@@ -272,7 +271,7 @@ export function mmaAttentionWgsl(spec: MmaAttentionSpec): string {
       ...owned("v", "V"),
       ...zeros("dk"),
       ...zeros("dv"),
-      "for (var i0 = 0u; i0 < p.nq; i0 += " + bk + "u) {",
+      `for (var i0 = 0u; i0 < p.nq; i0 += ${bk}u) {`,
       "workgroupBarrier();",
       stage("Q", bk, "i0", "p.nq", "qkv", qRow),
       stage("G", bk, "i0", "p.nq", "dout", gRow),
