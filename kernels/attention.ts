@@ -339,8 +339,8 @@ interface Dims extends AttentionShape {
   NQ: number; // queries per sequence (N unless asked for fewer)
 }
 
-// What the backward needs: qkv, o, the scale and the operands' precision, the version that ran, and its own tensors (the fused kernels'
-// lse (B, H, N), or unfused's P and head-major q, k, v).
+// What the backward needs: qkv, o, the scale and the operands' precision, the version that ran, and its own tensors
+// (the fused kernels' lse (B, H, N), or unfused's P and head-major q, k, v).
 export type AttentionSaved = { qkv: Tensor; o: Tensor; heads: number; scale: number; f16: boolean } & (
   | { version: Fused; lse: Tensor }
   | { version: "unfused"; unfused: UnfusedSaved }

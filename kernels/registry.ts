@@ -210,9 +210,9 @@ export function fusedAttentionDefault(gpu: Gpu): "reg" | "tiled" {
   return gpu.isCpu ? "reg" : "tiled";
 }
 
-// mma's subgroups per workgroup in each pass at head dim D (kernels/attention-mma.ts), or why it cannot run: it needs the
-// adapter's subgroup matrices of the inputs' type into f32, D a multiple of the fragment's sizes, and one subgroup's
-// rows staged within the adapter's workgroup memory.
+// mma's fragment and subgroups per workgroup in each pass at head dim D (kernels/attention-mma.ts), or why it
+// cannot run: it needs the adapter's subgroup matrices of the inputs' type into f32, D a multiple of the fragment's
+// sizes, and one subgroup's rows staged within the adapter's workgroup memory.
 export function mmaAttentionPlan(s: AttentionShape, gpu: Gpu): { groups: Record<MmaPass, number>; fragment: SubgroupMatrixConfig } | string {
   const inputs = s.f16 ? "f16" : "f32";
   const fragment = mmaFragment(gpu, inputs);
