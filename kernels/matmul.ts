@@ -48,9 +48,9 @@
 //     cores, through chromium-experimental-subgroup-matrix) of the inputs' type, f32 accumulation (mmaWgsl).
 // Mixed precision (inputs "f16", autograd/precision.ts): every version rounds a and b to f16 as it loads them and
 // accumulates in f32, as PyTorch's autocast does; y, the epilogue operands and rowSums stay f32. a and b stay f32 in
-// memory and every f32 path (packs, in-place reads) applies: a cast pass per operand would write what the product
-// reads once anyway (it was a third of the default model's f16 step, by census). The mma versions stage them as
-// f16. The adapter must have shader-f16.
+// memory and every f32 path (packs, in-place reads) applies; a cast pass per operand took a third of the default
+// model's f16 step on lavapipe, by census (docs/KERNELS.md). The mma versions stage them as f16. The adapter must
+// have shader-f16.
 // Why they look so, with the measurements behind each choice: docs/KERNELS.md, "Matmul".
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, numel } from "../engine/tensor.js";
@@ -209,11 +209,12 @@ fn store(i: u32, col: u32, acc: ${T}) -> ${T} {
 }
 
 function header(spec: MatmulSpec): string {
-  return `${spec.f16 ? "enable f16;" : ""}${spec.broadcast ? "enable subgroups;" : ""}
+  const mma = MATMUL_TILINGS[spec.version].kind === "mma";
+  return `${spec.f16 && mma ? "enable f16;" : ""}${spec.broadcast ? "enable subgroups;" : ""}
 ${uniformStruct(FIELDS)}
 ${bindings(spec)}
 ${FLAT_GROUP}
-${spec.f16 && MATMUL_TILINGS[spec.version].kind !== "mma" ? h16Functions() : ""}
+${spec.f16 && !mma ? h16Functions() : ""}
 ${spec.gelu || spec.dgelu ? erfFunction(spec.vecY ? "vec4<f32>" : "f32") : ""}
 ${epilogue(spec)}`;
 }
