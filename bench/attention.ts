@@ -11,8 +11,8 @@
 // 10*B*H*N^2*D (dP, dV, dQ, dK and the recomputed S; the backward's second recomputation of S is not counted).
 // Each case is validated once against the float64 CPU attention of bench/ref/attention.ts (shared with the tests) on
 // one (b, h) slice (the last, so that the batch and head offsets are exercised), in f16 at the tolerance of
-// test/kernels/attention-mma.test.ts; then warmed up and timed --reps
-// times, each run ending with the GPU idle (bench/harness.ts); the median is reported.
+// test/kernels/attention-mma.test.ts; then warmed up and timed --reps times, each run ending with the GPU idle
+// (bench/harness.ts); the median is reported.
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
