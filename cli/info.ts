@@ -13,12 +13,12 @@ export function subgroupMatrixLine(features: Set<string>, configs: SubgroupMatri
   return configs.map((c) => `${c.componentType} x ${c.componentType} -> ${c.resultComponentType} ${c.M}x${c.N}x${c.K}`).join(", ");
 }
 
-// What mixed precision can use here: f16 products need shader-f16, the mma versions an f16 x f16 -> f32 subgroup
-// matrix besides (kernels/registry.ts mmaFragment). Dawn offers no shader-f16 on NVIDIA's Vulkan driver.
+// What mixed precision can use here: f16 products need shader-f16, the mma versions (matmul's and attention's) an
+// f16 x f16 -> f32 subgroup matrix besides (kernels/registry.ts mmaFragment). Dawn offers no shader-f16 on NVIDIA's Vulkan driver.
 export function mixedPrecisionLine(gpu: Gpu): string {
-  if (!gpu.features.has("shader-f16")) return 'no (no shader-f16: training.precision "f16" and the mma matmul versions need it)';
+  if (!gpu.features.has("shader-f16")) return 'no (no shader-f16: training.precision "f16" and the f16 mma versions need it)';
   const f = mmaFragment(gpu, "f16");
-  return `f16 products; ${f ? `tensor-core products (mma versions) with f16 x f16 -> f32 ${f.M}x${f.N}x${f.K}` : "no subgroup matrix of f16 into f32 for the mma versions"}`;
+  return `f16 products; ${f ? `tensor-core products and attention (mma versions) with f16 x f16 -> f32 ${f.M}x${f.N}x${f.K}` : "no subgroup matrix of f16 into f32 for the mma versions"}`;
 }
 
 const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean" } as const;

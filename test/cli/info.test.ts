@@ -24,9 +24,9 @@ describe("info: subgroup matrices", () => {
     const f16 = { componentType: "f16", resultComponentType: "f32", M: 16, N: 16, K: 16 };
     const i8 = { componentType: "i8", resultComponentType: "i32", M: 16, N: 16, K: 32 };
     const at = (features: string[], configs: (typeof f16)[]) => mixedPrecisionLine({ ...gpu, features: new Set(features), subgroupMatrixConfigs: configs });
-    expect(at(["shader-f16"], [f16])).toBe("f16 products; tensor-core products (mma versions) with f16 x f16 -> f32 16x16x16");
+    expect(at(["shader-f16"], [f16])).toBe("f16 products; tensor-core products and attention (mma versions) with f16 x f16 -> f32 16x16x16");
     expect(at(["shader-f16"], [])).toBe("f16 products; no subgroup matrix of f16 into f32 for the mma versions");
-    expect(at([SUBGROUP_MATRIX_FEATURE], [i8])).toBe('no (no shader-f16: training.precision "f16" and the mma matmul versions need it)'); // the H200 through Dawn
+    expect(at([SUBGROUP_MATRIX_FEATURE], [i8])).toBe('no (no shader-f16: training.precision "f16" and the f16 mma versions need it)'); // the H200 through Dawn
   });
 
   it("reports the feature absent on lavapipe (skipped on other adapters)", async (ctx) => {
