@@ -157,8 +157,8 @@ export function mmaAttentionWgsl(spec: MmaAttentionSpec): string {
       ...accs.flatMap(([acc, lhs, rhs]) => us.map((u) => `${acc}${u} = subgroupMatrixMultiplyAccumulate(${lhs}l${k}, ${load(right, `${L.at[rhs] + k * fk * dp + u * fn}u`, false, dp)}, ${acc}${u});`)),
     ]);
   const zeros = (acc: string) => us.map((u) => `var ${acc}${u} = ${result}();`);
-  // Stores acc<u> through Ss: element (r, c) of fragment u goes to `dest(row, col)` (row in the workgroup's owned
-  // rows, col in 0..D) when row `first + row` < `limit`, times `factor`.
+  // Stores acc<u> through Ss: element (r, c) of fragment u, times `factor`, goes to `dest(i, col)`, i = first + mine +
+  // r the token and col = u·fn + c in 0..D, where i < `limit`.
   const storeAcc = (acc: string, limit: string, dest: (i: string, col: string) => string, factor = "") =>
     us.flatMap((u) => [
       `subgroupMatrixStore<row_major>(&Ss, mine * ${bk}u, ${acc}${u}, ${fn}u);`,
