@@ -47,7 +47,7 @@ fn emuStore(lane: u32, offset: u32, m: array<f32, ${PER_LANE}>, stride: u32) {
 }`;
 }
 
-export function emulated(code: string, a: EmulatedArrays): string {
+function emulated(code: string, a: EmulatedArrays): string {
   const body = code
     .replace("enable chromium_experimental_subgroup_matrix;", "")
     .replace("diagnostic(off, chromium.subgroup_matrix_uniformity);", "")
