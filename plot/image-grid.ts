@@ -58,7 +58,8 @@ export async function imageGridSvg(g: ImageGrid): Promise<string> {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${parts.join("")}</svg>\n`;
 }
 
-// A colour map: each value in [0, 1] to RGB by linear interpolation between viridis's five key colours.
+// A colour map: each value in [0, 1] to RGB by linear interpolation between viridis's five key colours; a value that
+// is no number (NaN: an attention map of a model whose outputs are not finite) grey, outside the map, not a crash.
 const VIRIDIS = [
   [68, 1, 84],
   [59, 82, 139],
@@ -67,9 +68,15 @@ const VIRIDIS = [
   [253, 231, 37],
 ];
 
+const NO_VALUE = [128, 128, 128];
+
 export function viridis(values: ArrayLike<number>): Uint8Array {
   const out = new Uint8Array(values.length * 3);
   for (let i = 0; i < values.length; i++) {
+    if (Number.isNaN(values[i])) {
+      out.set(NO_VALUE, i * 3);
+      continue;
+    }
     const v = Math.min(1, Math.max(0, values[i])) * (VIRIDIS.length - 1);
     const k = Math.min(VIRIDIS.length - 2, Math.floor(v));
     const f = v - k;

@@ -20,9 +20,10 @@ function imagesNote(a: RunAnalysis): string {
   return `${a.images.count} source-domain images (${a.images.name} ${a.images.split})`;
 }
 
-// A heatmap cell's number, dark on light colours and light on dark ones.
+// A heatmap cell's number, dark on light colours and light on dark ones; none where the value is null.
 function valueText(field: string, format: string, darkBelow: number) {
   return {
+    transform: [{ filter: `isValid(datum.${field})` }],
     mark: { type: "text", fontSize: 11 },
     encoding: {
       text: { field, type: "quantitative", format },
@@ -31,19 +32,30 @@ function valueText(field: string, format: string, darkBelow: number) {
   } as const;
 }
 
+// A CKA that is no number (a block whose outputs do not vary over the images, as in a collapsed model: 0 / 0) is a
+// blank cell, said so in the subtitle.
 export function ckaHeatmapSpec(a: RunAnalysis): FigureSpec {
+  const number = (x: number) => (Number.isNaN(x) ? null : x);
   const values = a.strategies.flatMap((s) =>
     s.ckaCls.flatMap((c, block) => [
-      { strategy: s.strategy, block, tokens: "CLS token", cka: c.mean, std: c.std },
-      { strategy: s.strategy, block, tokens: "all tokens, mean-pooled", cka: s.ckaPooled[block].mean, std: s.ckaPooled[block].std },
+      { strategy: s.strategy, block, tokens: "CLS token", cka: number(c.mean), std: number(c.std) },
+      { strategy: s.strategy, block, tokens: "all tokens, mean-pooled", cka: number(s.ckaPooled[block].mean), std: number(s.ckaPooled[block].std) },
     ]),
   );
-  const lowest = Math.min(...values.map((v) => v.cka));
+  const blanks = values.some((v) => v.cka === null);
+  const lowest = Math.min(1, ...values.flatMap((v) => (v.cka === null ? [] : [v.cka])));
   const floor = Math.min(0.9, Math.floor(lowest * 10) / 10);
   const domain = a.strategies.map((s) => s.strategy);
   return {
     $schema: SCHEMA,
-    title: { text: "Representation similarity to the original backbone", subtitle: ["linear CKA of each block's output with the original's", `${imagesNote(a)}; ${seedsNote(a)}`, "1: the same up to rotation and scale"] },
+    title: {
+      text: "Representation similarity to the original backbone",
+      subtitle: [
+        "linear CKA of each block's output with the original's",
+        `${imagesNote(a)}; ${seedsNote(a)}`,
+        `1: the same up to rotation and scale${blanks ? "; blank: not a number (outputs that do not vary over the images)" : ""}`,
+      ],
+    },
     config: FIGURE_CONFIG,
     data: { values },
     facet: { column: { field: "tokens", type: "nominal", title: null, sort: ["CLS token", "all tokens, mean-pooled"], header: { labelFontSize: 13 } } },

@@ -35,5 +35,6 @@ describe("imageGridSvg", () => {
 describe("viridis", () => {
   it("maps 0, 0.5 and 1 (and values outside, clamped) to viridis's key colours", () => {
     expect(Array.from(viridis([0, 0.5, 1, -3, 7]))).toEqual([68, 1, 84, 33, 145, 140, 253, 231, 37, 68, 1, 84, 253, 231, 37]);
+    expect(Array.from(viridis([NaN, Infinity, -Infinity]))).toEqual([128, 128, 128, 253, 231, 37, 68, 1, 84]); // NaN: grey
   });
 });

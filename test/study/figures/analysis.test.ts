@@ -18,6 +18,16 @@ describe("the analysis figures", () => {
     expect((svg.match(/>1\.000</g) ?? []).length).toBe(4);
   });
 
+  it("CKA heatmap: a CKA that is no number (a collapsed block: 0 / 0) is a blank cell, said so", async () => {
+    const a = analysis();
+    a.strategies[0].ckaCls[0] = { mean: NaN, std: NaN };
+    const svg = await renderSvg(ckaHeatmapSpec(a), "analysis-cka");
+    expect(svg).toContain("blank: not a number");
+    expect(svg).not.toContain("NaN");
+    expect((svg.match(/>1\.000</g) ?? []).length).toBe(4);
+    expect(await renderSvg(ckaHeatmapSpec(analysis()), "analysis-cka")).not.toContain("blank: not a number");
+  });
+
   it("layer-wise k-NN: a line per strategy, the original dashed, error bars only with several seeds", async () => {
     const svg = await renderSvg(layerKnnSpec(analysis(), results()), "analysis-knn");
     for (const text of [">Source k-NN top-1 (%), 20-NN<", ">original backbone<", ">full<", "error bars: ± 1 std over seeds"]) expect(svg).toContain(text);
