@@ -111,7 +111,7 @@ export interface MatmulSpec {
   vecY: boolean; // reg with N % 4 == 0: y, bias, preact and residual bound as vec4 and stored 4 columns at a time
   bScalars: boolean; // regm, small b with transB or N % 4 != 0: b read in its stored layout as (uniform) scalars
   bPairs: boolean; // reg (lanes along n), a shared transposed b with K even: read in place, two k per vec2 load
-  rowSums: boolean; // reg: rowSums bound after the epilogue operands
+  rowSums: boolean; // reg, tiled without split-K: rowSums bound after the epilogue operands
   dgelu: boolean; // y = acc * gelu'(dgelu[i])
   f16: boolean; // A and B rounded to f16 as loaded (h16), multiplied in f32; mma: staged as f16
   fragment: string; // mma: the subgroup matrices' M x N x K and the subgroup size ("16x16x16/32"); "" otherwise
@@ -393,6 +393,7 @@ ${ENTRY} {${TILE_COORDS}
   let t = lid.y * ${WG2}u + lid.x;
   let kEnd = min((sk + 1u) * p.kSplit, p.K);
   var acc: array<array<f32, ${per}>, ${per}>;
+  ${spec.rowSums ? "var rowSum = 0.0; // rowSums: the first column tile's threads t < tile sum a's row m0 + t" : ""}
   for (var k0 = sk * p.kSplit; k0 < kEnd; k0 += ${TK}u) {
     for (var s = 0u; s < ${(tile * TK) / (WG2 * WG2)}u; s++) {
       let e = t + s * ${WG2 * WG2}u;
@@ -406,6 +407,7 @@ ${ENTRY} {${TILE_COORDS}
       Bs[bk][bn] = select(0.0, ${h16(spec, `B[bBase + ${bIndex(spec, "min(hk, p.K - 1u)", "min(hn, p.N - 1u)")}]`)}, hn < p.N && hk < kEnd);
     }
     workgroupBarrier();
+    ${spec.rowSums ? `if (tn == 0u && t < ${tile}u) { for (var k = 0u; k < ${TK}u; k++) { rowSum += As[k][t]; } }` : ""}
     // A non-constant bound keeps NIR from unrolling this loop 16 times (seconds of llvmpipe compile time).
     for (var k = 0u; k < min(${TK}u, kEnd - k0); k++) {
       var a: array<f32, ${per}>;
@@ -427,6 +429,7 @@ ${ENTRY} {${TILE_COORDS}
       if (m < p.M && n < p.N) { store(yBase + m * p.N + n, n, acc[i][j]); }
     }
   }
+  ${spec.rowSums ? `if (tn == 0u && t < ${tile}u && m0 + t < p.M) { rowSums[bat * p.M + m0 + t] = rowSum; }` : ""}
 }`;
 }
 
@@ -617,7 +620,7 @@ function mmaFragmentKey(gpu: Gpu, f16: boolean): string {
   return `${f.M}x${f.N}x${f.K}/${gpu.subgroupMaxSize}`;
 }
 
-// rowSums = sum_k op(a)[m, k] by kernels/reduce.ts (the tiled versions, and products with an empty y).
+// rowSums = sum_k op(a)[m, k] by kernels/reduce.ts (the mma versions, tiled with split-K, products with an empty y).
 function rowSumsByReduce(a: Tensor, transA: boolean, K: number, rowSums: Tensor): void {
   if (rowSums.size === 0) return;
   const sums = K === 0 ? fill(rowSums.shape, 0) : reduceForward("sum", a, transA ? -2 : -1);
@@ -725,6 +728,11 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const kept = pack && shared && !b.requiresGrad ? keptPack(b, K, N, !!opts.transB) : undefined;
   const bRows = kept ?? (pack ? packB(b, bBatch, K, N, !!opts.transB) : b);
   const ldb = pack ? Math.ceil(N / 4) * 4 : N;
+  const [tileM, tileN] = tileShape(tiling);
+  const tilesM = Math.ceil(M / tileM);
+  const tilesN = Math.ceil(N / tileN);
+  const plain = !opts.bias && !opts.gelu && !opts.residual && !opts.out && !opts.dgelu;
+  const splits = opts.splitK ?? (tiling.kind === "tiled" && plain ? splitK(shape, batch * tilesM * tilesN) : 1);
   const spec: MatmulSpec = {
     version,
     transA: !!opts.transA,
@@ -737,7 +745,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     vecY: tiling.kind === "reg" && N % 4 === 0,
     bScalars,
     bPairs,
-    rowSums: tiling.kind === "reg" && !!rowSums,
+    // tiled sums the rows in the kernel unless split (a split's rows would be partial): two reduce dispatches fewer.
+    rowSums: (tiling.kind === "reg" || (tiling.kind === "tiled" && splits === 1)) && !!rowSums,
     dgelu: !!opts.dgelu,
     f16,
     fragment: tiling.kind === "mma" ? mmaFragmentKey(gpu, f16) : "",
@@ -747,11 +756,6 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     norm: false,
     gatherA: !!gatherA && tiling.kind === "reg",
   };
-  const [tileM, tileN] = tileShape(tiling);
-  const tilesM = Math.ceil(M / tileM);
-  const tilesN = Math.ceil(N / tileN);
-  const plain = !opts.bias && !opts.gelu && !opts.residual && !opts.out && !opts.dgelu;
-  const splits = opts.splitK ?? (tiling.kind === "tiled" && plain ? splitK(shape, batch * tilesM * tilesN) : 1);
   if (!Number.isInteger(splits) || splits < 1) throw new Error(`matmul: expected splitK >= 1, got ${splits}`);
   if (splits > 1 && (tiling.kind !== "tiled" || !plain)) {
     throw new Error(`matmul: expected split-K only with a tiled version and no bias, gelu, residual or out, got ${version}`);

@@ -108,8 +108,8 @@ describe.each([...MATMUL.versions])("matmul %s", (version) => {
     }
   }
 
-  // rowSums (sum_k op(a)[m, k], a linear layer's bias gradient beside dzᵀ·x): in the kernel for reg*, by a reduce
-  // for tiled*; rows past a tile edge, a batch, an empty k.
+  // rowSums (sum_k op(a)[m, k], a linear layer's bias gradient beside dzᵀ·x): in the kernel for reg* and tiled*, by a
+  // reduce for mma*; rows past a tile edge, a batch, an empty k.
   for (const [l, s] of [[LAYOUTS[1], shape(65, 127, 33)], [LAYOUTS[2], shape(11, 6, 7, [3])], [LAYOUTS[0], shape(3, 0, 5)]] as const) {
     it(`rowSums ${layoutName(l)} ${label(s)}`, async () => {
       const [a, b] = operands(s, l);
@@ -619,6 +619,38 @@ describe("matmul split-K", () => {
       }
     }
   }
+
+  // A weight gradient with its bias gradient (rowSums), as planned on a GPU: few tiles and a long k are split, and a
+  // reduce sums the rows; many tiles are not, and the kernel sums them: one dispatch.
+  it("with rowSums: a split product's rows summed by a reduce, an unsplit one's in the kernel", async () => {
+    const { gpu, batch } = runtime();
+    const kernels = (run: () => Tensor) => {
+      batch.startRecording();
+      let recorded: RecordedCommand[];
+      try {
+        run().dispose();
+      } finally {
+        recorded = batch.stopRecording();
+      }
+      return recorded.flatMap((c) => (c.kind === "dispatch" ? [c.kernel.key.split("/")[0]] : []));
+    };
+    for (const [s, split] of [[shape(16, 1031, 9), true], [shape(600, 300, 1100), false]] as [Shape, boolean][]) {
+      const l = LAYOUTS[1];
+      const [a, b] = operands(s, l);
+      const sums = Array.from({ length: s.M }, (_, r) => data(s).a.slice(r * s.K, (r + 1) * s.K).reduce((x, v) => x + v, 0));
+      const rowSums = Tensor.empty([s.M]);
+      const isCpu = gpu.isCpu;
+      gpu.isCpu = false;
+      try {
+        const got = kernels(() => matmulForward(a, b, { ...l, version: "tiled", rowSums }));
+        expect(got.filter((k) => k === "matmul")).toHaveLength(1);
+        expect(got.filter((k) => k === "reduce").length, got.join(", ")).toBe(split ? 3 : 0); // partials; the rows in two levels
+      } finally {
+        gpu.isCpu = isCpu;
+      }
+      expectClose(`rowSums ${label(s)}`, await rowSums.data(), sums, tol(s.K));
+    }
+  });
 
   it("is planned on GPUs only, for fewer than 128 workgroups, with >= 256 of k per split", () => {
     const dims = (M: number, K: number, N: number) => ({ M, K, N, transA: true, transB: false, batch: 1 });
