@@ -63,7 +63,8 @@ export function ckaHeatmapSpec(a: RunAnalysis): FigureSpec {
       width: Math.max(160, 44 * a.depth),
       height: 28 * domain.length,
       encoding: {
-        x: { field: "block", type: "ordinal", title: "Block (0 = first)" },
+        // Every block on the axis, a blank cell's too.
+        x: { field: "block", type: "ordinal", title: "Block (0 = first)", scale: { domain: Array.from({ length: a.depth }, (_, i) => i) } },
         y: { field: "strategy", type: "nominal", title: "Strategy", sort: domain },
       },
       layer: [
