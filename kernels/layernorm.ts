@@ -13,7 +13,7 @@
 //   reductions. All share the row frame of rows.ts; default lane on CPU drivers, tree on GPUs.
 // dgamma/dbeta: a first pass sums blocks of ~sqrt(rows) rows per column into partials (adjacent lanes take
 // adjacent columns, so loads are contiguous on CPUs and coalesced on GPUs), and a second pass sums the ~sqrt(rows)
-// partials of each column. Neither pass has an invocation loop over all rows. On CPU drivers, up to
+// partials of each column, dgamma's and dbeta's in one dispatch. Neither pass has an invocation loop over all rows. On CPU drivers, up to
 // ONE_PASS_ROWS rows, one pass in workgroups of 8 sums every row of a column and writes dgamma and dbeta at once:
 // a dispatch costs ~60 us there beside its work, and the default study's layernorms (544-2176 rows of 64) are
 // a few hundred microseconds of loads per column on one lane. Where such a workgroup is one subgroup (subgroups of
@@ -199,7 +199,7 @@ interface PartialSpec extends ColumnSpec {
   broadcast: boolean; // workgroups of 8 that are one subgroup: mean and rstd of 8 rows loaded one per lane, broadcast
 }
 const PARTIAL_FIELDS = { rows: "u32", C: "u32", block: "u32" } as const;
-const COLSUM_FIELDS = { blocks: "u32", C: "u32", stride: "u32", offset: "u32" } as const;
+const COLSUM_FIELDS = { blocks: "u32", C: "u32" } as const;
 
 // part[b, 0, c] = sum_{r in block b} dy[r, c] * xhat[r, c];  part[b, 1, c] = sum_{r in block b} dy[r, c]
 // onePass (a single block): dgamma[c] = part[0, 0, c], dbeta[c] = part[0, 1, c].
@@ -254,19 +254,19 @@ const broadcastRows = /* wgsl */ `for (var r0 = start; r0 < end; r0 += 8u) {
     }
   }`;
 
-// out[c] = sum_b part[b * stride + offset + c]
+// dgamma[c] = sum_b part[b, 0, c], dbeta[c] = sum_b part[b, 1, c]: both in one dispatch.
 function wgslColumnSum(spec: ColumnSpec): string {
   return /* wgsl */ `
 ${uniformStruct(COLSUM_FIELDS)}
-${storageBindings([["out", "array<f32>", "read_write"], ["part", "array<f32>", "read"]])}
-// Thread mapping: one invocation per column.
+${storageBindings([["dgamma", "array<f32>", "read_write"], ["dbeta", "array<f32>", "read_write"], ["part", "array<f32>", "read"]])}
+// Thread mapping: one invocation per column j of part's (2, C) rows: dgamma's C, then dbeta's.
 @compute @workgroup_size(${spec.wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let c = wid.x * ${spec.wg}u + lid.x;
-  if (c >= p.C) { return; }
+  let j = wid.x * ${spec.wg}u + lid.x;
+  if (j >= 2u * p.C) { return; }
   var s = 0.0;
-  for (var b = 0u; b < p.blocks; b++) { s += part[b * p.stride + p.offset + c]; }
-  out[c] = s;
+  for (var b = 0u; b < p.blocks; b++) { s += part[b * 2u * p.C + j]; }
+  if (j < p.C) { dgamma[j] = s; } else { dbeta[j - p.C] = s; }
 }`;
 }
 
@@ -279,8 +279,8 @@ function paramGrads(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, rows: num
   const blocks = Math.ceil(rows / block);
   const wg = onePass ? ONE_PASS_WG : PARAM_WG;
   const groups = Math.ceil(C / wg);
-  // Both passes index columns by wid.x alone.
-  if (groups > MAX_GROUPS) throw new Error(`layernorm backward: expected at most ${MAX_GROUPS * wg} channels, got ${C}`);
+  // Both passes index columns by wid.x alone (the second 2C of them).
+  if (Math.ceil((2 * C) / wg) > MAX_GROUPS) throw new Error(`layernorm backward: expected at most ${(MAX_GROUPS * wg) / 2} channels, got ${C}`);
   const partials = (outputs: Tensor[]) =>
     batch.dispatch(
       getKernel("layernorm-partials", { wg, onePass, broadcast: laneBroadcast(gpu, wg) } satisfies PartialSpec, wgslPartials),
@@ -298,17 +298,16 @@ function paramGrads(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, rows: num
     return { dgamma: need.dgamma ? dgamma : undefined, dbeta: need.dbeta ? dbeta : undefined };
   }
   const part = Tensor.empty([blocks, 2, C]);
-  const spec: ColumnSpec = { wg };
   partials([part]);
-  const columnSum = (offset: number): Tensor => {
-    const out = Tensor.empty([C]);
-    const uniform = packUniform(COLSUM_FIELDS, { blocks, C, stride: 2 * C, offset });
-    batch.dispatch(getKernel("layernorm-colsum", spec, wgslColumnSum), [out.buffer, part.buffer], uniform, [groups], blocks * C * 4);
-    return out;
-  };
-  const result = { dgamma: need.dgamma ? columnSum(0) : undefined, dbeta: need.dbeta ? columnSum(C) : undefined };
+  // Both sums in one dispatch, the one not asked for discarded: a dispatch costs the host more than these columns.
+  const [dgamma, dbeta] = [Tensor.empty([C]), Tensor.empty([C])];
+  const sumGroups = Math.ceil((2 * C) / wg);
+  const uniform = packUniform(COLSUM_FIELDS, { blocks, C });
+  batch.dispatch(getKernel("layernorm-colsum", { wg } satisfies ColumnSpec, wgslColumnSum), [dgamma.buffer, dbeta.buffer, part.buffer], uniform, [sumGroups], 2 * blocks * C * 4);
   part.dispose();
-  return result;
+  if (!need.dgamma) dgamma.dispose();
+  if (!need.dbeta) dbeta.dispose();
+  return { dgamma: need.dgamma ? dgamma : undefined, dbeta: need.dbeta ? dbeta : undefined };
 }
 
 // ---- wrappers ----
