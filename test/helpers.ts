@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { initEngine, runtime } from "../engine/runtime.js";
+import type { RecordedCommand, RecordedDispatch } from "../engine/batch.js";
 import type { Settings } from "../engine/settings.js";
 import { reloadTuneCache } from "../engine/tuning.js";
 import { Rng } from "../util/random.js";
@@ -21,6 +22,20 @@ export function useEngine(): void {
 export function skipWithoutF16(ctx: TestContext): void {
   const { gpu } = runtime();
   ctx.skip(!gpu.features.has("shader-f16"), `needs shader-f16, which ${gpu.adapterInfo.description} lacks`);
+}
+
+// Runs `run` (synchronous) with the batch recording; returns its result and the kernels it dispatched, in order.
+export function recordKernels<T>(run: () => T): { result: T; kernels: RecordedDispatch["kernel"][] } {
+  const { batch } = runtime();
+  batch.startRecording();
+  let recorded: RecordedCommand[];
+  let result: T;
+  try {
+    result = run();
+  } finally {
+    recorded = batch.stopRecording();
+  }
+  return { result, kernels: recorded.flatMap((c) => (c.kind === "dispatch" ? [c.kernel] : [])) };
 }
 
 // Runs `run` as on an adapter whose subgroups may be narrower than 8 lanes (4 to 8), so that the CPU kernels load in

@@ -9,7 +9,7 @@ import { Tensor, tidy, tidyAsync } from "../../engine/tensor.js";
 import * as ops from "../../autograd/ops.js";
 import { runtime } from "../../engine/runtime.js";
 import { ATTENTION } from "../../kernels/registry.js";
-import { dot, expectClose, numericGrad, randn, useEngine } from "../helpers.js";
+import { dot, expectClose, numericGrad, randn, recordKernels, useEngine } from "../helpers.js";
 import { type AttentionShape, attentionBackwardRef, attentionRef } from "../ref/attention.js";
 import { backward, noGrad } from "../../autograd/tape.js";
 import { gelu as geluRef } from "../ref/elementwise.js";
@@ -217,14 +217,8 @@ describe("linearThenNorm and mlpThenNorm", () => {
         const y = op === "linear" ? ops.linear(t.x, t.w, t.b, { residual: t.r }) : ops.mlp(t.x, weights, t.r);
         return [y, ops.layernorm(y, t.gamma, t.beta, 1e-6)];
       };
-      const { batch } = runtime();
-      batch.startRecording();
-      let outputs: [Tensor, Tensor];
-      try {
-        outputs = forward();
-      } finally {
-        kernels.push(...batch.stopRecording().flatMap((c) => (c.kind === "dispatch" ? [c.kernel.name] : [])));
-      }
+      const { result: outputs, kernels: dispatched } = recordKernels(forward);
+      kernels.push(...dispatched.map((k) => k.name));
       const [y, normed] = outputs;
       const weighted = (a: Tensor, w: Float32Array) => ops.sumAll(ops.mul(a, Tensor.fromArray(w, [B, T, N])));
       const loss = ops.add(weighted(y, dy), weighted(normed, dn));

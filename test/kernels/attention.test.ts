@@ -7,8 +7,7 @@ import { Tensor } from "../../engine/tensor.js";
 import { attentionBackward, attentionForward, attentionProbs, releaseSaved } from "../../kernels/attention.js";
 import { ATTENTION } from "../../kernels/registry.js";
 import { runtime } from "../../engine/runtime.js";
-import type { RecordedCommand } from "../../engine/batch.js";
-import { expectClose, dot, numericGrad, randn, useEngine, withoutLaneBroadcast } from "../helpers.js";
+import { expectClose, dot, numericGrad, randn, recordKernels, useEngine, withoutLaneBroadcast } from "../helpers.js";
 import { type AttentionShape, attentionBackwardRef, attentionRef } from "../ref/attention.js";
 
 useEngine();
@@ -112,18 +111,10 @@ describe("attention reg backward: one pass or two", () => {
     const { qkv, dout } = inputs(s, 5);
     const x = tensor(qkv, s, 3);
     const { o, saved } = attentionForward(x, s.H, { version: "reg" });
-    const { batch } = runtime();
-    batch.startRecording();
-    let dqkv: Tensor | undefined;
-    let recorded: RecordedCommand[];
-    try {
-      dqkv = attentionBackward(saved, tensor(dout, s, 1));
-    } finally {
-      recorded = batch.stopRecording();
-    }
+    const { result: dqkv, kernels } = recordKernels(() => attentionBackward(saved, tensor(dout, s, 1)));
     releaseSaved(saved);
-    for (const t of [x, o, dqkv!]) t.dispose();
-    return recorded.flatMap((c) => (c.kind === "dispatch" ? [c.kernel.key.match(/pass=(\w+)/)![1]] : []));
+    for (const t of [x, o, dqkv]) t.dispose();
+    return kernels.map((k) => k.key.match(/pass=(\w+)/)![1]);
   };
   it("one where the lanes hold every query, two past that or without lane broadcasts", async () => {
     const eight = runtime().gpu.features.has("subgroups") && runtime().gpu.subgroupMinSize === 8 && runtime().gpu.subgroupMaxSize === 8;

@@ -6,10 +6,8 @@ import { describe, expect, it } from "vitest";
 import { Rng } from "../../util/random.js";
 import { Tensor } from "../../engine/tensor.js";
 import { ROWS } from "../../kernels/registry.js";
-import { runtime } from "../../engine/runtime.js";
-import type { RecordedCommand } from "../../engine/batch.js";
 import { checkLabels, crossEntropyBackward, crossEntropyForward } from "../../kernels/cross-entropy.js";
-import { expectClose, numericGrad, randn, useEngine } from "../helpers.js";
+import { expectClose, numericGrad, randn, recordKernels, useEngine } from "../helpers.js";
 import { crossEntropy, crossEntropyBackward as crossEntropyBackwardRef } from "../ref/cross-entropy.js";
 
 useEngine();
@@ -99,16 +97,8 @@ describe("cross-entropy lane forward: one pass or two", () => {
       const logits = randn(B * C, B, 3);
       const labels = randomLabels(B, C, B);
       const { x, l } = tensors(logits, labels, B, C);
-      const { batch } = runtime();
-      batch.startRecording();
-      let out: { loss: Tensor; lse: Tensor };
-      let recorded: RecordedCommand[];
-      try {
-        out = crossEntropyForward(x, l, { version: "lane" });
-      } finally {
-        recorded = batch.stopRecording();
-      }
-      expect(recorded.flatMap((c) => (c.kind === "dispatch" ? [c.kernel.key.match(/pass=(\w+)/)![1]] : []))).toEqual([...passes]);
+      const { result: out, kernels } = recordKernels(() => crossEntropyForward(x, l, { version: "lane" }));
+      expect(kernels.map((k) => k.key.match(/pass=(\w+)/)![1])).toEqual([...passes]);
       const ref = crossEntropy(logits, labels, B, C, 0);
       expectClose("loss", await out.loss.data(), [ref.loss], TOL);
       expectClose("lse", await out.lse.data(), ref.lse, TOL);

@@ -9,8 +9,7 @@ import { MATMUL, MATMUL_TILINGS, type MatmulShape, type MatmulVersion } from "..
 import { runtime } from "../../engine/runtime.js";
 import { sgdUpdates } from "../../kernels/optim.js";
 import { traceDry } from "../../engine/trace.js";
-import type { RecordedCommand } from "../../engine/batch.js";
-import { expectClose, randu, skipWithoutF16, useEngine, withoutLaneBroadcast } from "../helpers.js";
+import { expectClose, randu, recordKernels, skipWithoutF16, useEngine, withoutLaneBroadcast } from "../helpers.js";
 import { matmulRef, transpose } from "../ref/matmul.js";
 import { gelu, geluGrad } from "../ref/elementwise.js";
 import { layernorm as layernormRef } from "../ref/layernorm.js";
@@ -272,17 +271,7 @@ function f16Round(x: number): number {
 // b's columns past the tile edges, bScalars (regm reading a small transposed b in place), rowSums and f16 inputs.
 describe("matmul reg: values shared by subgroupBroadcast, or loaded by every lane", () => {
   const REG = MATMUL.versions.filter((v) => MATMUL_TILINGS[v].kind === "reg");
-  const keys = (run: () => void) => {
-    const { batch } = runtime();
-    batch.startRecording();
-    let recorded: RecordedCommand[];
-    try {
-      run();
-    } finally {
-      recorded = batch.stopRecording();
-    }
-    return recorded.flatMap((c) => (c.kind === "dispatch" && c.kernel.name === "matmul" ? [c.kernel.key] : []));
-  };
+  const keys = (run: () => void) => recordKernels(run).kernels.flatMap((k) => (k.name === "matmul" ? [k.key] : []));
   for (const broadcast of [true, false]) {
     const name = broadcast ? "broadcast" : "every lane";
     const withLanes = (run: () => Promise<void>) => (broadcast ? run() : withoutLaneBroadcast(run));
@@ -356,15 +345,7 @@ describe("matmul norm: the layernorm of y's rows", () => {
     const opts: MatmulOptions = { ...LAYOUTS[2], version, norm, gelu: extra.gelu };
     if (extra.bias) opts.bias = Tensor.fromArray(biasData, [s.N]);
     if (extra.residual) opts.residual = Tensor.fromArray(resData, yShape);
-    const { batch: b0 } = runtime();
-    b0.startRecording();
-    let y: Tensor;
-    let recorded: RecordedCommand[];
-    try {
-      y = matmulForward(a, b, opts);
-    } finally {
-      recorded = b0.stopRecording();
-    }
+    const { result: y, kernels: dispatched } = recordKernels(() => matmulForward(a, b, opts));
     const z = data(s).y.map((v, i) => v + (extra.bias ? biasData[i % s.N] : 0));
     const want = z.map((v, i) => (extra.gelu ? gelu(v) : v) + (extra.residual ? resData[i] : 0));
     const got = await y.data();
@@ -374,7 +355,7 @@ describe("matmul norm: the layernorm of y's rows", () => {
     expectClose("mean", await norm.mean.data(), ref.mean, NORM_TOL);
     expectClose("rstd", await norm.rstd.data(), ref.rstd, { atol: 0, rtol: NORM_TOL.rtol });
     for (const t of [a, b, y, opts.bias, opts.residual, ...Object.values(norm)]) if (t instanceof Tensor) t.dispose();
-    const kernels = recorded.flatMap((c) => (c.kind === "dispatch" && c.kernel.name !== "matmul-pack" ? [c.kernel] : []));
+    const kernels = dispatched.filter((k) => k.name !== "matmul-pack");
     return kernels.map((k) => (k.name === "matmul" ? `matmul norm=${k.key.includes("norm=true")}` : k.name));
   };
   const fused = ["matmul norm=true"];
@@ -433,16 +414,8 @@ describe("matmul gatherA: a read through an outer index", () => {
     const src = Tensor.fromArray(images, [B, ch, H, W]);
     const w = Tensor.fromArray(weight, [N, K]);
     const rowSums = Tensor.empty([M]);
-    const { batch } = runtime();
-    batch.startRecording();
-    let y: Tensor;
-    let recorded: RecordedCommand[];
-    try {
-      y = matmulForward(src, w, { transB: true, bias: Tensor.fromArray(bias, [N]), rowSums, gatherA: index(), version });
-    } finally {
-      recorded = batch.stopRecording();
-    }
-    const materialised = recorded.some((c) => c.kind === "dispatch" && c.kernel.name === "matmul-gather");
+    const { result: y, kernels } = recordKernels(() => matmulForward(src, w, { transB: true, bias: Tensor.fromArray(bias, [N]), rowSums, gatherA: index(), version }));
+    const materialised = kernels.some((k) => k.name === "matmul-gather");
     expect(materialised).toBe(MATMUL_TILINGS[version].kind !== "reg");
     expect(y.shape).toEqual([M, N]);
     expectClose(`y (${version})`, await y.data(), want, tol(K));
@@ -471,17 +444,8 @@ describe("matmul reg: a trained weight read in place", () => {
     const [a, b] = operands(s, LAYOUTS[2]);
     b.requireGrad(trained);
     const bias = randu(s.N, 81);
-    const { batch } = runtime();
-    batch.startRecording();
-    let y: Tensor;
-    let recorded: RecordedCommand[];
-    try {
-      y = matmulForward(a, b, { transB: true, bias: Tensor.fromArray(bias, [s.N]), version });
-    } finally {
-      recorded = batch.stopRecording();
-    }
+    const { result: y, kernels } = recordKernels(() => matmulForward(a, b, { transB: true, bias: Tensor.fromArray(bias, [s.N]), version }));
     expectClose(`y (${version} ${label(s)})`, await y.data(), data(s).y.map((v, i) => v + bias[i % s.N]), tol(s.K));
-    const kernels = recorded.flatMap((c) => (c.kind === "dispatch" ? [c.kernel] : []));
     for (const t of [a, b, y]) t.dispose();
     return { packed: kernels.some((k) => k.name === "matmul-pack"), pairs: kernels.some((k) => k.key.includes("bPairs=true")) };
   };
@@ -623,17 +587,7 @@ describe("matmul split-K", () => {
   // A weight gradient with its bias gradient (rowSums), as planned on a GPU: few tiles and a long k are split, and a
   // reduce sums the rows; many tiles are not, and the kernel sums them: one dispatch.
   it("with rowSums: a split product's rows summed by a reduce, an unsplit one's in the kernel", async () => {
-    const { gpu, batch } = runtime();
-    const kernels = (run: () => Tensor) => {
-      batch.startRecording();
-      let recorded: RecordedCommand[];
-      try {
-        run().dispose();
-      } finally {
-        recorded = batch.stopRecording();
-      }
-      return recorded.flatMap((c) => (c.kind === "dispatch" ? [c.kernel.key.split("/")[0]] : []));
-    };
+    const { gpu } = runtime();
     for (const [s, split] of [[shape(16, 1031, 9), true], [shape(600, 300, 1100), false]] as [Shape, boolean][]) {
       const l = LAYOUTS[1];
       const [a, b] = operands(s, l);
@@ -642,7 +596,9 @@ describe("matmul split-K", () => {
       const isCpu = gpu.isCpu;
       gpu.isCpu = false;
       try {
-        const got = kernels(() => matmulForward(a, b, { ...l, version: "tiled", rowSums }));
+        const { result: y, kernels } = recordKernels(() => matmulForward(a, b, { ...l, version: "tiled", rowSums }));
+        y.dispose();
+        const got = kernels.map((k) => k.name);
         expect(got.filter((k) => k === "matmul")).toHaveLength(1);
         expect(got.filter((k) => k === "reduce").length, got.join(", ")).toBe(split ? 3 : 0); // partials; the rows in two levels
       } finally {

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { runtime } from "../../engine/runtime.js";
 import { adamwUpdate, adamwUpdates, clipCoefficient, lossScaleStep, sgdUpdate, sgdUpdates, sumOfSquares } from "../../kernels/optim.js";
-import { expectClose, randn, useEngine } from "../helpers.js";
+import { expectClose, randn, recordKernels, useEngine } from "../helpers.js";
 import { adamwStepRef, clipCoefficientRef, sgdStepRef, sumOfSquaresRef, type AdamwOptions, type SgdOptions } from "../ref/optim.js";
 
 useEngine();
@@ -229,17 +229,10 @@ describe("gradient-norm clipping", () => {
     const sizes = Array.from({ length: 20 }, (_, k) => [3, 256, 257, 1000, 5][k % 5] * (k + 1));
     const xs = sizes.map((n, k) => randn(n, 40 + k));
     const tensors = xs.map((x, k) => Tensor.fromArray(x, [sizes[k]]));
-    const { batch, gpu } = runtime();
-    batch.startRecording();
-    let s: Tensor;
-    try {
-      s = sumOfSquares(tensors);
-    } finally {
-      const dispatches = batch.stopRecording().filter((c) => c.kind === "dispatch");
-      const perDispatch = Math.min(8, gpu.limits.maxStorageBuffersPerShaderStage - 1);
-      const partials = sizes.reduce((n, size) => n + Math.ceil(size / 256), 0);
-      expect(dispatches.length).toBe(Math.ceil(20 / perDispatch) + Math.ceil(Math.log(partials) / Math.log(256)));
-    }
+    const { result: s, kernels } = recordKernels(() => sumOfSquares(tensors));
+    const perDispatch = Math.min(8, runtime().gpu.limits.maxStorageBuffersPerShaderStage - 1);
+    const partials = sizes.reduce((n, size) => n + Math.ceil(size / 256), 0);
+    expect(kernels.length).toBe(Math.ceil(20 / perDispatch) + Math.ceil(Math.log(partials) / Math.log(256)));
     expectClose("sum of squares", await s.data(), [sumOfSquaresRef(xs)], TOL);
   });
   it("sumOfSquares of one element, and of nothing", async () => {

@@ -7,9 +7,8 @@ import { Tensor } from "../../engine/tensor.js";
 import * as ops from "../../autograd/ops.js";
 import { backward } from "../../autograd/tape.js";
 import { tokenSequenceBackward, tokenSequenceForward } from "../../kernels/tokens.js";
-import { expectClose, randn, useEngine } from "../helpers.js";
+import { expectClose, randn, recordKernels, useEngine } from "../helpers.js";
 import { runtime } from "../../engine/runtime.js";
-import type { RecordedCommand } from "../../engine/batch.js";
 import { layernorm as layernormRef } from "../ref/layernorm.js";
 
 useEngine();
@@ -82,22 +81,17 @@ describe("tokenSequence with a norm", () => {
       const [tokens, cls, pos, gamma, beta] = [randn(B * G * C, 5, 1), randn(C, 6, 0.02), randn((1 + G) * C, 7, 0.02), randn(C, 8), randn(C, 9)];
       const rows = B * (1 + G);
       const norm = { out: Tensor.empty([B, 1 + G, C]), mean: Tensor.empty([rows]), rstd: Tensor.empty([rows]), gamma: Tensor.fromArray(gamma, [C]), beta: Tensor.fromArray(beta, [C]), eps: 1e-6 };
-      const { batch, gpu } = runtime();
-      batch.startRecording();
-      let y: Tensor;
-      let recorded: RecordedCommand[];
-      try {
-        y = tokenSequenceForward(Tensor.fromArray(tokens, [B, G, C]), Tensor.fromArray(cls, [C]), Tensor.fromArray(pos, [1 + G, C]), norm);
-      } finally {
-        recorded = batch.stopRecording();
-      }
+      const { gpu } = runtime();
+      const { result: y, kernels: dispatched } = recordKernels(() =>
+        tokenSequenceForward(Tensor.fromArray(tokens, [B, G, C]), Tensor.fromArray(cls, [C]), Tensor.fromArray(pos, [1 + G, C]), norm),
+      );
       const seq = tokenSequenceRef(tokens, cls, pos, B, G, C);
       expectClose("y", await y.data(), seq, { atol: 1e-6, rtol: 1e-6 });
       const ref = layernormRef(seq, gamma, beta, rows, C, 1e-6);
       expectClose("out", await norm.out.data(), ref.y, NORM_TOL);
       expectClose("mean", await norm.mean.data(), ref.mean, NORM_TOL);
       expectClose("rstd", await norm.rstd.data(), ref.rstd, { atol: 0, rtol: NORM_TOL.rtol });
-      const kernels = recorded.flatMap((c) => (c.kind === "dispatch" ? [c.kernel.name] : []));
+      const kernels = dispatched.map((k) => k.name);
       const oneSubgroup = gpu.isCpu && gpu.features.has("subgroups") && gpu.subgroupMinSize === 8 && gpu.subgroupMaxSize === 8;
       expect(kernels).toEqual(oneSubgroup && C % 4 === 0 && C <= 128 ? ["layernorm"] : ["tokens", "layernorm"]);
     });
