@@ -39,7 +39,7 @@
 // attentionProbs materialises P (B, H, N, N) for research dumps only: one invocation per entry, from lse.
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
-import { ATTENTION, type AttentionShape, type AttentionVersion, fusedAttentionDefault, laneBroadcast, mmaAttentionPlan, resolveVersion } from "./registry.js";
+import { ATTENTION, type AttentionShape, type AttentionVersion, fragmentKey, fusedAttentionDefault, laneBroadcast, mmaAttentionPlan, resolveVersion } from "./registry.js";
 import { encodeMmaAttention } from "./attention-mma.js";
 import type { Precision } from "./matmul.js";
 import { type UnfusedSaved, unfusedBackward, unfusedForward } from "./attention-unfused.js";
@@ -411,9 +411,7 @@ function encode(pass: Pass, version: Fused, dims: Dims, scale: number, buffers: 
     const gpu = runtime().gpu;
     const plan = mmaAttentionPlan(dims, gpu);
     if (typeof plan === "string") throw new Error(`attention: "mma" ${plan}`); // resolveVersion checked it
-    const { M, N, K } = plan.fragment;
-    const fragment = `${M}x${N}x${K}/${gpu.subgroupMaxSize}`;
-    encodeMmaAttention(pass, dims, { d: dims.D, f16: !!dims.f16, fragment, groups: plan.groups[pass] }, scale, buffers);
+    encodeMmaAttention(pass, dims, { d: dims.D, f16: !!dims.f16, fragment: fragmentKey(plan.fragment, gpu), groups: plan.groups[pass] }, scale, buffers);
     return;
   }
   const { B, N, NQ, H, D, C } = dims;
@@ -440,7 +438,7 @@ function fusedForward(qkv: Tensor, dims: Dims, version: Fused, scale: number): {
 export function attentionForward(qkv: Tensor, heads: number, opts: AttentionOptions = {}): { o: Tensor; saved: AttentionSaved } {
   if (opts.inputs !== undefined && opts.inputs !== "f32" && opts.inputs !== "f16") throw new Error(`attention: expected inputs "f32" or "f16", got "${opts.inputs}"`);
   const f16 = opts.inputs === "f16";
-  const dims = { ...withQueries(attentionDims(qkv, heads), opts.queries), ...(f16 && { f16 }) };
+  const dims = callDims(qkv, heads, opts.queries, f16);
   const version = resolveVersion(ATTENTION, dims, opts.version);
   const scale = pickScale(opts.scale, dims.D);
   if (version === "unfused") {
@@ -453,7 +451,9 @@ export function attentionForward(qkv: Tensor, heads: number, opts: AttentionOpti
   return { o, saved: { qkv, o, heads, scale, f16, version, lse } };
 }
 
-function withQueries(dims: Dims, queries: number | undefined): Dims {
+// A call's dims: qkv's, with the first `queries` tokens as queries (all when undefined) and f16 operands or not.
+function callDims(qkv: Tensor, heads: number, queries: number | undefined, f16: boolean): Dims {
+  const dims: Dims = { ...attentionDims(qkv, heads), f16 };
   if (queries === undefined) return dims;
   if (!Number.isInteger(queries) || queries < 1 || queries > dims.N) {
     throw new Error(`attention: expected queries an integer in [1, ${dims.N}], got ${queries}`);
@@ -465,7 +465,7 @@ function withQueries(dims: Dims, queries: number | undefined): Dims {
 // Scratch: delta (B, H, N). Leaves saved to the caller.
 export function attentionBackward(saved: AttentionSaved, dout: Tensor): Tensor {
   const { qkv, o, heads, scale, f16 } = saved;
-  const dims = { ...withQueries(attentionDims(qkv, heads), o.shape[1]), ...(f16 && { f16 }) }; // o: (B, NQ, H*D)
+  const dims = callDims(qkv, heads, o.shape[1], f16); // o: (B, NQ, H*D)
   const { B, N, NQ, H } = dims;
   checkShape("dout", dout, [B, NQ, dims.C]);
   if (saved.version === "unfused") {

@@ -58,7 +58,7 @@ import { fill } from "./fill.js";
 import { reduceForward } from "./reduce.js";
 import { type NormAfter, layernormForwardInto } from "./layernorm.js";
 import type { Gpu } from "../engine/device.js";
-import { MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, MMA_SLAB, type MatmulShape, type MatmulVersion, laneBroadcast, mmaFragment, resolveVersion, tileShape } from "./registry.js";
+import { MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, MMA_SLAB, type MatmulShape, type MatmulVersion, fragmentKey, laneBroadcast, mmaFragment, resolveVersion, tileShape } from "./registry.js";
 import { FLAT_GROUP, erfFunction, grid1d, packUniform, range, storageBindings, uniformStruct } from "./wgsl.js";
 
 export interface MatmulOptions {
@@ -616,8 +616,7 @@ export function splitK(dims: MatmulShape, groups: number, isCpu = runtime().gpu.
 }
 
 function mmaFragmentKey(gpu: Gpu, f16: boolean): string {
-  const f = mmaFragment(gpu, f16 ? "f16" : "f32")!; // resolveVersion refused mma where there is none
-  return `${f.M}x${f.N}x${f.K}/${gpu.subgroupMaxSize}`;
+  return fragmentKey(mmaFragment(gpu, f16 ? "f16" : "f32")!, gpu); // resolveVersion refused mma where there is none
 }
 
 // rowSums = sum_k op(a)[m, k] by kernels/reduce.ts (the mma versions, tiled with split-K, products with an empty y).

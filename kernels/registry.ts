@@ -102,6 +102,11 @@ export function mmaFragment(gpu: Gpu, inputs: "f16" | "f32"): SubgroupMatrixConf
   return fits.find((c) => c.M === 16 && c.N === 16 && c.K === 16) ?? fits.sort((x, y) => y.M * y.N * y.K - x.M * x.N * x.K)[0];
 }
 
+// A fragment and the subgroup size the kernels run it at, as their specs name it: "MxNxK/size" (e.g. "16x16x16/32").
+export function fragmentKey(f: SubgroupMatrixConfig, gpu: Gpu): string {
+  return `${f.M}x${f.N}x${f.K}/${gpu.subgroupMaxSize}`;
+}
+
 function lacksFragment(gpu: Gpu, inputs: "f16" | "f32"): string {
   return `needs subgroup matrices of ${inputs} into f32 (${SUBGROUP_MATRIX_FEATURE}), which ${gpu.adapterInfo.description} lacks`;
 }
