@@ -74,36 +74,52 @@ interface SgdSpec extends UpdateSpec {
 
 type Access = "read" | "read_write";
 
-// Per-tensor uniform fields: end<k>, the end of tensor k in the dispatch's index space (vec4s or scalars), and
-// w<k>, the update's one f32 of tensor k (SGD: its weight decay; AdamW: its decay factor).
-function tensorFields(tensors: number): UniformFields {
+// Several tensors per dispatch (the updates, sumsq), their elements (or partials) laid end to end in one index
+// space u. Per-tensor uniform fields: end<k>, the end of tensor k in that space, and <name><k> of `type`.
+function tensorFields(tensors: number, name: string, type: "u32" | "f32"): UniformFields {
   const fields: UniformFields = {};
   for (let k = 0; k < tensors; k++) {
     fields[`end${k}`] = "u32";
-    fields[`w${k}`] = "f32";
+    fields[`${name}${k}`] = type;
   }
   return fields;
 }
 
+// tensorFields' values: tensor k takes spans[k] of the space and has <name><k> = values[k]; `end` is the space's size.
+function tensorValues(name: string, spans: number[], values: number[]): { uniform: Record<string, number>; end: number } {
+  const uniform: Record<string, number> = {};
+  let end = 0;
+  spans.forEach((span, k) => {
+    end += span;
+    uniform[`end${k}`] = end;
+    uniform[`${name}${k}`] = values[k];
+  });
+  return { uniform, end };
+}
+
+// The branch on u to its tensor: `body(k, first)` for tensor k, whose first index in the space is `first`.
+function eachTensor(tensors: number, body: (k: number, first: string) => string): string {
+  return Array.from({ length: tensors }, (_, k) => {
+    const test = k === tensors - 1 ? "" : `if (u < p.end${k}) `;
+    return `${test}{
+${body(k, k === 0 ? "0u" : `p.end${k - 1}`)}
+    }`;
+  }).join(" else ");
+}
+
 // The per-element loop shared by the updates: tensor k's buffers are `name<k>`, bound in order tensor by tensor
 // after the uniform, then gradScale when there is one; `body(k)` sees the element index `i` within tensor k and
-// the f32 `scale`.
+// the f32 `scale`; w<k> is the update's one f32 of tensor k (SGD: its weight decay; AdamW: its decay factor).
 function updateWgsl(spec: UpdateSpec, fields: UniformFields, buffers: [string, Access][], body: (k: number) => string): string {
   const T = spec.vec4 ? "vec4<f32>" : "f32";
   const per = spec.vec4 ? 1 : 4;
   const bindings: [string, string, Access][] = [];
   for (let k = 0; k < spec.tensors; k++) bindings.push(...buffers.map(([name, access]): [string, string, Access] => [`${name}${k}`, `array<${T}>`, access]));
   if (spec.scaled) bindings.push(["gradScale", "array<f32>", "read"]);
-  const branches = Array.from({ length: spec.tensors }, (_, k) => {
-    const start = k === 0 ? "u" : `u - p.end${k - 1}`;
-    const test = k === spec.tensors - 1 ? "" : `if (u < p.end${k}) `;
-    return `${test}{
-      let i = ${start};
-${body(k)}
-    }`;
-  }).join(" else ");
+  const branches = eachTensor(spec.tensors, (k, first) => `      let i = u - ${first};
+${body(k)}`);
   return /* wgsl */ `
-${uniformStruct({ ...fields, ...tensorFields(spec.tensors) })}
+${uniformStruct({ ...fields, ...tensorFields(spec.tensors, "w", "f32") })}
 ${storageBindings(bindings)}
 ${FLAT_GROUP}
 ${mainEntry(WG)}
@@ -216,14 +232,9 @@ function encodeUpdates<S extends UpdateSpec>(
     for (let start = 0; start < group.length; start += perDispatch) {
       const chunk = group.slice(start, start + perDispatch);
       const fullSpec = { ...spec, vec4, tensors: chunk.length } as S;
-      const uniformValues: Record<string, number> = { ...values };
-      let end = 0;
-      chunk.forEach((it, k) => {
-        end += vec4 ? it.size / 4 : it.size;
-        uniformValues[`end${k}`] = end;
-        uniformValues[`w${k}`] = it.perTensor;
-      });
-      const uniform = packUniform({ ...fields, ...tensorFields(chunk.length) }, uniformValues);
+      const spans = chunk.map((it) => (vec4 ? it.size / 4 : it.size));
+      const { uniform: perTensor, end } = tensorValues("w", spans, chunk.map((it) => it.perTensor));
+      const uniform = packUniform({ ...fields, ...tensorFields(chunk.length, "w", "f32") }, { ...values, ...perTensor });
       const buffers = [...chunk.flatMap((it) => it.buffers), ...(gradScale ? [gradScale.buffer] : [])];
       const elements = chunk.reduce((s, it) => s + it.size, 0);
       const kernel = getKernel(name, fullSpec, wgsl);
@@ -377,28 +388,20 @@ export function adamwUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o
 }
 
 
-// Tensor k of a dispatch: partials end<k> (cumulative over the dispatch's tensors) and n<k> elements.
+// Tensor k of a dispatch: its partials end at end<k> in the dispatch's space of partials; it has n<k> elements.
 function sumsqFields(tensors: number): UniformFields {
-  const fields: UniformFields = { ...SUMSQ_FIELDS };
-  for (let k = 0; k < tensors; k++) {
-    fields[`end${k}`] = "u32";
-    fields[`n${k}`] = "u32";
-  }
-  return fields;
+  return { ...SUMSQ_FIELDS, ...tensorFields(tensors, "n", "u32") };
 }
 
 function sumsqWgsl(spec: { square: boolean; tensors: number }): string {
-  const branches = Array.from({ length: spec.tensors }, (_, k) => {
-    const start = k === 0 ? "0u" : `p.end${k - 1}`;
-    const test = k === spec.tensors - 1 ? "" : `if (u < p.end${k}) `;
-    return `${test}{
-    let outputs = p.end${k} - ${start};
-    for (var i = u - ${start}; i < p.n${k}; i += outputs) {
-      let v = x${k}[i];
-      acc += ${spec.square ? "v * v" : "v"};
-    }
-  }`;
-  }).join(" else ");
+  const branches = eachTensor(
+    spec.tensors,
+    (k, first) => `      let outputs = p.end${k} - ${first};
+      for (var i = u - ${first}; i < p.n${k}; i += outputs) {
+        let v = x${k}[i];
+        acc += ${spec.square ? "v * v" : "v"};
+      }`,
+  );
   const xs = Array.from({ length: spec.tensors }, (_, k): [string, string, "read"] => [`x${k}`, "array<f32>", "read"]);
   return /* wgsl */ `
 ${uniformStruct(sumsqFields(spec.tensors))}
@@ -415,15 +418,9 @@ ${flatMain(WG, `p.end${spec.tensors - 1}`, "u")}
 
 // Sums (of squares) of xs, each into ceil(size / SPAN) partials laid end to end in y from outOffset on.
 function encodeSum(square: boolean, y: Tensor, xs: Tensor[], outOffset: number): void {
-  const values: Record<string, number> = { outOffset };
-  let end = 0;
-  xs.forEach((x, k) => {
-    end += Math.ceil(x.size / SPAN);
-    values[`end${k}`] = end;
-    values[`n${k}`] = x.size;
-  });
+  const { uniform: perTensor, end } = tensorValues("n", xs.map((x) => Math.ceil(x.size / SPAN)), xs.map((x) => x.size));
   const kernel = getKernel("sumsq", { square, tensors: xs.length }, sumsqWgsl);
-  const uniform = packUniform(sumsqFields(xs.length), values);
+  const uniform = packUniform(sumsqFields(xs.length), { outOffset, ...perTensor });
   const work = xs.reduce((s, x) => s + x.size * 4, 0);
   runtime().batch.dispatch(kernel, [y.buffer, ...xs.map((x) => x.buffer)], uniform, grid1d(Math.ceil(end / WG)), work);
 }
