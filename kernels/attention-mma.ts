@@ -21,7 +21,8 @@
 // W is, per pass, the most subgroups (4, 2, 1) whose memory fits the adapter's (mmaAttentionGroups).
 import { getKernel, runtime } from "../engine/runtime.js";
 import type { SubgroupMatrixConfig } from "../engine/device.js";
-import { FLAT_GROUP, grid1d, mainEntry, packUniform, range, uniformStruct } from "./wgsl.js";
+import { FLAT_GROUP, grid1d, mainEntry, range, uniformStruct } from "./wgsl.js";
+import { ATTENTION_FIELDS, type AttentionCall, attentionUniform, headFrame } from "./attention-frame.js";
 
 export type MmaPass = "forward" | "dq" | "dkdv";
 
@@ -94,8 +95,6 @@ export function mmaAttentionGroups(d: number, f16: boolean, fragment: SubgroupMa
   return groups.forward && groups.dq && groups.dkdv ? (groups as Record<MmaPass, number>) : undefined;
 }
 
-// rs: qkv row stride in vec4s (3C/4); c4: o/dO row stride (C/4); blocks: workgroups per (b, h); nq: queries.
-const FIELDS = { n: "u32", nq: "u32", heads: "u32", bh: "u32", blocks: "u32", rs: "u32", c4: "u32", scale: "f32" } as const;
 
 // Storage buffers per pass, in binding order (writable first); vec4 where rows are staged, f32 where elements are
 // written one at a time.
@@ -302,7 +301,7 @@ export function mmaAttentionWgsl(spec: MmaAttentionSpec): string {
   return /* wgsl */ `enable chromium_experimental_subgroup_matrix;
 ${spec.f16 ? "enable f16;" : ""}
 diagnostic(off, chromium.subgroup_matrix_uniformity);
-${uniformStruct(FIELDS)}
+${uniformStruct(ATTENTION_FIELDS)}
 ${bindings.join("\n")}
 var<workgroup> Ws: array<${ct}, ${L.ws}>;
 var<workgroup> Ss: array<f32, ${L.ss}>;
@@ -310,33 +309,18 @@ var<workgroup> Rs: array<f32, ${L.rs}>;
 ${FLAT_GROUP}
 // Thread mapping: workgroup g owns rows first + 0..${own} of (b, h) = g / p.blocks, subgroup sub rows mine + 0..${fm}.
 ${mainEntry(threads)}
-  let g = flatGroup(wid, nwg);
-  let bh = g / p.blocks;
-  if (bh >= p.bh) { return; } // padding of a folded grid: uniform across the workgroup
-  let b = bh / p.heads;
-  let h = bh % p.heads;
+${headFrame(d4)}
   let t = lid.x;
   let sub = t / ${sg}u;
   let lane = t % ${sg}u;
   let mine = sub * ${fm}u;
   let first = (g % p.blocks) * ${own}u;
-  // vec4 indices of token 0 of batch b, head h: q, k, v in qkv; dO rows (nq per sequence); lse and delta.
-  let qBase = b * p.n * p.rs + h * ${d4}u;
-  let kBase = qBase + p.c4;
-  let vBase = kBase + p.c4;
-  let oBase = b * p.nq * p.c4 + h * ${d4}u;
-  let sBase = bh * p.nq;
 ${body.join("\n")}
 }`;
 }
 
-export interface MmaDims {
-  B: number;
-  N: number;
-  NQ: number;
-  H: number;
+export interface MmaDims extends AttentionCall {
   D: number;
-  C: number;
 }
 
 // Length-D products per (owned, streamed) row pair, for the work estimate: the forward's S twice and P·V.
@@ -350,12 +334,12 @@ export function encodeMmaAttention(
   scale: number,
   buffers: Record<string, GPUBuffer>,
 ): void {
-  const { B, N, NQ, H, C } = dims;
+  const { B, N, NQ, H } = dims;
   const full: MmaAttentionSpec = { ...spec, pass };
   const kernel = getKernel("attention-mma", full, mmaAttentionWgsl);
   const owned = pass === "dkdv" ? N : NQ;
   const blocks = Math.ceil(owned / (spec.groups * fragOf(full).fm));
-  const uniform = packUniform(FIELDS, { n: N, nq: NQ, heads: H, bh: B * H, blocks, rs: (3 * C) / 4, c4: C / 4, scale });
+  const uniform = attentionUniform(dims, blocks, scale);
   const list = BINDINGS[pass].map(([name]) => buffers[name]);
   runtime().batch.dispatch(kernel, list, uniform, grid1d(B * H * blocks), 2 * B * H * NQ * N * dims.D * PRODUCTS[pass]);
 }

@@ -43,7 +43,8 @@ import { ATTENTION, type AttentionShape, type AttentionVersion, fragmentKey, fus
 import { encodeMmaAttention } from "./attention-mma.js";
 import type { Precision } from "./matmul.js";
 import { type UnfusedSaved, unfusedBackward, unfusedForward } from "./attention-unfused.js";
-import { FLAT_GROUP, grid1d, mainEntry, packUniform, range, uniformStruct } from "./wgsl.js";
+import { FLAT_GROUP, grid1d, mainEntry, range, uniformStruct } from "./wgsl.js";
+import { ATTENTION_FIELDS, attentionUniform, headFrame } from "./attention-frame.js";
 import { sliceBackward, sliceForward } from "./slice.js";
 
 type Fused = Exclude<AttentionVersion, "unfused">; // the kernels in this file and mma's
@@ -68,9 +69,6 @@ interface AttentionSpec {
   broadcast: number; // reg, 1: a streamed row's vec4s loaded one per lane and handed round by subgroupBroadcast
 }
 
-// rs: qkv row stride in vec4s (3C/4); c4: o/dO row stride (C/4); blocks: workgroups per (b, h).
-// nq: the queries, the first nq tokens of each sequence (n without `queries`).
-const FIELDS = { n: "u32", nq: "u32", heads: "u32", bh: "u32", blocks: "u32", rs: "u32", c4: "u32", scale: "f32" } as const;
 const REG_WG = 8;
 // Owned rows per invocation at D <= 64; fewer for larger D, to keep the unrolled code and its compile time bounded.
 const REG_ROWS: Record<Pass, number> = { forward: 4, dq: 2, dkdv: 2, dqkv: 2 };
@@ -278,27 +276,17 @@ function wgsl(spec: AttentionSpec): string {
   const tiles = tiled ? streams.map((s) => `var<workgroup> t${s.name}: array<${s.vec ? "vec4f" : "f32"}, ${spec.tile * (s.vec ? d4 : 1)}>;`) : [];
   const span = spec.wg * spec.rows;
   return /* wgsl */ `${shared ? "enable subgroups;" : ""}
-${uniformStruct(FIELDS)}
+${uniformStruct(ATTENTION_FIELDS)}
 ${bindings.join("\n")}
 ${tiles.join("\n")}
 ${FLAT_GROUP}
 // Thread mapping: workgroup g owns rows (g % p.blocks) * ${span} + r * ${spec.wg} + lid.x (r < ${spec.rows}) of
 // (b, h) = g / p.blocks: of its nOwn queries (keys for dkdv), streaming its nStream keys (queries).
 ${mainEntry(spec.wg)}
-  let g = flatGroup(wid, nwg);
-  let bh = g / p.blocks;
-  if (bh >= p.bh) { return; } // padding of a folded grid: uniform across the workgroup
-  let b = bh / p.heads;
-  let h = bh % p.heads;
+${headFrame(d4)}
   let nOwn = ${spec.pass === "dkdv" ? "p.n" : "p.nq"};
   let nStream = ${spec.pass === "dkdv" ? "p.nq" : "p.n"};
 ${indent(range(spec.rows).flatMap((r) => [`let i${r} = (g % p.blocks) * ${span}u + ${r * spec.wg}u + lid.x;`, `let row${r} = min(i${r}, nOwn - 1u);`]), 2)}
-  // vec4 indices of token 0 of batch b, head h: q, k, v in qkv; o and dO rows (nq per sequence); lse and delta.
-  let qBase = b * p.n * p.rs + h * ${d4}u;
-  let kBase = qBase + p.c4;
-  let vBase = kBase + p.c4;
-  let oBase = b * p.nq * p.c4 + h * ${d4}u;
-  let sBase = bh * p.nq;
 ${indent(init, 2)}
 ${loop}
 ${indent(store, 2)}
@@ -309,7 +297,7 @@ ${indent(store, 2)}
 function probsWgsl(spec: { d: number }): string {
   const d4 = spec.d / 4;
   return /* wgsl */ `
-${uniformStruct(FIELDS)}
+${uniformStruct(ATTENTION_FIELDS)}
 @group(0) @binding(1) var<storage, read_write> probs: array<f32>;
 @group(0) @binding(2) var<storage, read> qkv: array<vec4f>;
 @group(0) @binding(3) var<storage, read> lse: array<f32>;
@@ -414,12 +402,12 @@ function encode(pass: Pass, version: Fused, dims: Dims, scale: number, buffers: 
     encodeMmaAttention(pass, dims, { d: dims.D, f16: !!dims.f16, fragment: fragmentKey(plan.fragment, gpu), groups: plan.groups[pass] }, scale, buffers);
     return;
   }
-  const { B, N, NQ, H, D, C } = dims;
+  const { B, N, NQ, H, D } = dims;
   const owned = pass === "dkdv" ? N : NQ;
   const spec = specFor(pass, version, D, owned);
   const kernel = getKernel("attention", spec, wgsl);
   const blocks = Math.ceil(owned / (spec.wg * spec.rows));
-  const uniform = packUniform(FIELDS, { n: N, nq: NQ, heads: H, bh: B * H, blocks, rs: (3 * C) / 4, c4: C / 4, scale });
+  const uniform = attentionUniform(dims, blocks, scale);
   const list = BINDINGS[pass].map(([name]) => buffers[name]);
   runtime().batch.dispatch(kernel, list, uniform, grid1d(B * H * blocks), 2 * B * H * NQ * N * D * PRODUCTS[pass]);
 }
@@ -506,7 +494,7 @@ export function releaseSaved(saved: AttentionSaved): void {
 // a fused forward's lse: the resolved version, or where that is unfused the adapter's fused default.
 export function attentionProbs(qkv: Tensor, heads: number, opts: { scale?: number } = {}): Tensor {
   const dims = attentionDims(qkv, heads);
-  const { B, N, H, D, C } = dims;
+  const { B, N, H, D } = dims;
   const scale = pickScale(opts.scale, D);
   const resolved = resolveVersion(ATTENTION, dims);
   const { o, lse } = fusedForward(qkv, dims, resolved === "unfused" ? fusedAttentionDefault(runtime().gpu) : resolved, scale);
@@ -515,7 +503,7 @@ export function attentionProbs(qkv: Tensor, heads: number, opts: { scale?: numbe
   if (probs.size > 0) {
     const kernel = getKernel("attention-probs", { d: D }, probsWgsl);
     const blocks = Math.ceil(N / PROBS_WG);
-    const uniform = packUniform(FIELDS, { n: N, nq: N, heads: H, bh: B * H, blocks, rs: (3 * C) / 4, c4: C / 4, scale });
+    const uniform = attentionUniform(dims, blocks, scale); // dims.NQ = N
     runtime().batch.dispatch(kernel, [probs.buffer, qkv.buffer, lse.buffer], uniform, grid1d(B * H * N * blocks), 2 * probs.size * D);
   }
   lse.dispose();
