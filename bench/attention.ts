@@ -24,7 +24,7 @@ import { ATTENTION, availableVersions, isVersionOf } from "../kernels/registry.j
 import { timeGpu } from "../engine/timing.js";
 import { attentionSliceBackwardRef, attentionSliceRef } from "./ref/attention.js";
 import { noGrad } from "../autograd/tape.js";
-import { type Precision, withPrecision } from "../autograd/precision.js";
+import { PRECISIONS, type Precision, withPrecision } from "../autograd/precision.js";
 import { checkPrecision } from "../train/mixed-precision.js";
 
 const FLAGS = { json: "boolean", version: "list", shapes: "list", reps: "int", warmup: "int", precision: "string" } as const;
@@ -123,7 +123,7 @@ export const attention: Command = {
     const warmup = flags.warmup ?? 1;
     if (reps < 1 || warmup < 0) throw new UsageError(`expected --reps >= 1 and --warmup >= 0, got ${reps} and ${warmup}`);
     const precision = (flags.precision ?? "f32") as Precision;
-    if (precision !== "f32" && precision !== "f16") throw new UsageError(`--precision: expected f32 or f16, got "${precision}"`);
+    if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision: expected one of ${PRECISIONS.join(", ")}, got "${precision}"`);
     await initEngine();
     checkPrecision("bench attention", "--precision", precision);
     const rows: Record<string, unknown>[] = [];
