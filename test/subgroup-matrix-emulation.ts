@@ -1,5 +1,6 @@
-// The mma kernels' data movement on the CPU driver, which has no subgroup matrices (matmul-mma.test.ts,
-// attention-mma.test.ts): their WGSL with the subgroup-matrix types and builtins replaced by plain code that follows
+// The mma kernels checked without a GPU that has subgroup matrices (matmul-mma.test.ts, attention-mma.test.ts):
+// their WGSL compiled on Dawn's null backend (nullBackendCompiler), and their data movement on the CPU driver: their
+// WGSL with the subgroup-matrix types and builtins replaced by plain code that follows
 // the extension's definitions (a left fragment is M x K at offset with stride, row-major or, with col_major,
 // element (i, k) at offset + k * stride + i; and so on). A loaded fragment is kept as its (offset, stride, col_major),
 // read when multiplied (the kernels do not change a staged region between a load and its multiplies); each of a
@@ -7,7 +8,28 @@
 // the CPU driver made to look as if it listed f16 x f16 -> f32 and f32 x f32 -> f32 16 x 16 x 16 configurations and
 // subgroups of 8.
 import { afterAll, beforeAll, expect } from "vitest";
+import { create } from "webgpu";
+import { SUBGROUP_MATRIX_FEATURE } from "../engine/device.js";
 import { runtime } from "../engine/runtime.js";
+
+// Dawn's null backend, which offers subgroup matrices behind allow_unsafe_apis and compiles WGSL (Tint) without a
+// GPU: `errors(code, label)` lists the compile errors of `code` as "label: line:column message".
+export async function nullBackendCompiler(): Promise<{ errors: (code: string, label: string) => Promise<string[]>; destroy: () => void }> {
+  const gpu = create(["backend=null", "enable-dawn-features=allow_unsafe_apis"]);
+  const adapter = await gpu.requestAdapter();
+  expect(adapter?.features.has(SUBGROUP_MATRIX_FEATURE)).toBe(true);
+  const device = await adapter!.requestDevice({ requiredFeatures: [SUBGROUP_MATRIX_FEATURE, "shader-f16", "subgroups"] as GPUFeatureName[] });
+  const errors = async (code: string, label: string) =>
+    (await device.createShaderModule({ code }).getCompilationInfo()).messages.filter((m) => m.type === "error").map((m) => `${label}: ${m.lineNum}:${m.linePos} ${m.message}`);
+  // destroy() holds gpu, Dawn's instance, until the caller is done: collected while its device lives, Dawn can crash.
+  return {
+    errors,
+    destroy: () => {
+      device.destroy();
+      void gpu;
+    },
+  };
+}
 
 const SG = 8;
 const FRAG = 16;

@@ -6,7 +6,6 @@
 // products' other order; f16 operands (q, k, v, dO, and P and dS) atol = rtol = 4e-3, about eight f16 roundings
 // (2^-11 each) on values of order 1 (inputs of unit variance, S of unit variance).
 import { beforeEach, describe, expect, it } from "vitest";
-import { create } from "webgpu";
 import { SUBGROUP_MATRIX_FEATURE } from "../../engine/device.js";
 import { Tensor } from "../../engine/tensor.js";
 import { runtime } from "../../engine/runtime.js";
@@ -14,17 +13,14 @@ import { attentionBackward, attentionForward, releaseSaved } from "../../kernels
 import { MMA_ATTENTION_BLOCK, mmaAttentionBytes, mmaAttentionWgsl } from "../../kernels/attention-mma.js";
 import { ATTENTION, mmaAttentionPlan } from "../../kernels/registry.js";
 import { expectClose, randn, skipWithoutF16, useEngine } from "../helpers.js";
-import { useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
+import { nullBackendCompiler, useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
 import { type AttentionShape, attentionBackwardRef, attentionRef } from "../ref/attention.js";
 
 useEngine();
 
 describe("attention mma: WGSL", () => {
   it("compiles on Dawn's null backend: every pass, f16 and f32, 16x16x16 and 8x8x8 fragments, 4 and 1 subgroups", async () => {
-    const gpu = create(["backend=null", "enable-dawn-features=allow_unsafe_apis"]);
-    const adapter = await gpu.requestAdapter();
-    expect(adapter?.features.has(SUBGROUP_MATRIX_FEATURE)).toBe(true);
-    const device = await adapter!.requestDevice({ requiredFeatures: [SUBGROUP_MATRIX_FEATURE, "shader-f16", "subgroups"] as GPUFeatureName[] });
+    const compiler = await nullBackendCompiler();
     const variants: { d: number; f16: boolean; fragment: string; groups: number }[] = [
       { d: 64, f16: true, fragment: "16x16x16/32", groups: 4 },
       { d: 32, f16: true, fragment: "16x16x16/32", groups: 1 },
@@ -32,13 +28,9 @@ describe("attention mma: WGSL", () => {
       { d: 16, f16: true, fragment: "8x8x8/64", groups: 2 },
     ];
     for (const v of variants) {
-      for (const pass of ["forward", "dq", "dkdv"] as const) {
-        const code = mmaAttentionWgsl({ ...v, pass });
-        const messages = (await device.createShaderModule({ code }).getCompilationInfo()).messages.filter((m) => m.type === "error");
-        expect(messages.map((m) => `${pass} ${JSON.stringify(v)}: ${m.lineNum}:${m.linePos} ${m.message}`)).toEqual([]);
-      }
+      for (const pass of ["forward", "dq", "dkdv"] as const) expect(await compiler.errors(mmaAttentionWgsl({ ...v, pass }), `${pass} ${JSON.stringify(v)}`)).toEqual([]);
     }
-    device.destroy();
+    compiler.destroy();
   });
 });
 

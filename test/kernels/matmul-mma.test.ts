@@ -3,14 +3,13 @@
 // so here every variant's WGSL is compiled by Dawn's front end (Tint) on the null backend, which offers the feature
 // behind allow_unsafe_apis: a type, template or builtin misuse fails here, before any GPU sees it.
 import { beforeEach, describe, expect, it } from "vitest";
-import { create } from "webgpu";
 import { SUBGROUP_MATRIX_FEATURE } from "../../engine/device.js";
 import { matmulForward, matmulWgsl, type MatmulOptions, type MatmulSpec } from "../../kernels/matmul.js";
 import { Tensor } from "../../engine/tensor.js";
 import { MATMUL, MATMUL_TILINGS, mmaFragment, type MatmulVersion } from "../../kernels/registry.js";
 import { runtime } from "../../engine/runtime.js";
 import { expectClose, randu, skipWithoutF16, useEngine } from "../helpers.js";
-import { useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
+import { nullBackendCompiler, useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
 import { matmulRef, transpose } from "../ref/matmul.js";
 import { gelu, geluGrad } from "../ref/elementwise.js";
 
@@ -43,10 +42,7 @@ const spec = (version: MatmulVersion, extra: Partial<MatmulSpec>): MatmulSpec =>
 
 describe("matmul mma: WGSL", () => {
   it("compiles on Dawn's null backend: every version and layout, scalar and vec4 staging, the epilogues, 16x16x16 and 8x8x8 fragments, f16 and f32", async () => {
-    const gpu = create(["backend=null", "enable-dawn-features=allow_unsafe_apis"]);
-    const adapter = await gpu.requestAdapter();
-    expect(adapter?.features.has(SUBGROUP_MATRIX_FEATURE)).toBe(true);
-    const device = await adapter!.requestDevice({ requiredFeatures: [SUBGROUP_MATRIX_FEATURE, "shader-f16", "subgroups"] as GPUFeatureName[] });
+    const compiler = await nullBackendCompiler();
     const variants: Partial<MatmulSpec>[] = [];
     for (const transA of [false, true]) {
       for (const transB of [false, true]) for (const vec of [false, true]) variants.push({ transA, transB, vecA: vec, vecB: vec });
@@ -54,13 +50,9 @@ describe("matmul mma: WGSL", () => {
     variants.push({ bias: true, gelu: true, preact: true, residual: true }, { dgelu: true }, { addOut: true }, { fragment: "8x8x8/64" });
     variants.push({ f16: false, fragment: "8x8x8/32" }, { f16: false, vecA: true, vecB: true, transA: true }, { f16: false, bias: true, gelu: true, preact: true, residual: true });
     for (const version of MMA) {
-      for (const v of variants) {
-        const code = matmulWgsl(spec(version, v));
-        const messages = (await device.createShaderModule({ code }).getCompilationInfo()).messages.filter((m) => m.type === "error");
-        expect(messages.map((m) => `${version} ${JSON.stringify(v)}: ${m.lineNum}:${m.linePos} ${m.message}`)).toEqual([]);
-      }
+      for (const v of variants) expect(await compiler.errors(matmulWgsl(spec(version, v)), `${version} ${JSON.stringify(v)}`)).toEqual([]);
     }
-    device.destroy();
+    compiler.destroy();
   });
 });
 
