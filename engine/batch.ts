@@ -382,15 +382,31 @@ export class Batch {
 
   // Copies `bytes` from `src` into a staging buffer, submits, and resolves with a copy of the bytes.
   async read(src: GPUBuffer, offset: number, bytes: number, readPool: BufferPool): Promise<ArrayBuffer> {
+    return (await this.readMany([{ buffer: src, offset, bytes }], readPool))[0];
+  }
+
+  // Several ranges read back with one staging buffer, one submit and one wait: a wait costs far more than its bytes
+  // (a poll of the device, a sleep; on a shared CPU the driver's threads and the poll compete for the cores), and a
+  // checkpoint or an analysis reads dozens of small tensors at once. Callers bound the total (engine/tensor.ts
+  // readTensors): the staging buffer stays in the read pool for later read-backs.
+  async readMany(parts: ReadRange[], readPool: BufferPool): Promise<ArrayBuffer[]> {
     if (this.dry) throw new Error("batch: expected no read-back in a dry run, which computes nothing, got one");
-    this.recorded?.push({ kind: "read", what: `a read-back of ${bytes} bytes` });
-    const staging = readPool.acquire(bytes);
-    this.copy(src, offset, staging, 0, alignTo4(bytes));
+    if (parts.length === 0) return [];
+    const starts: number[] = [];
+    let total = 0;
+    for (const p of parts) {
+      starts.push(total);
+      total += alignTo4(p.bytes);
+    }
+    this.recorded?.push({ kind: "read", what: parts.length === 1 ? `a read-back of ${parts[0].bytes} bytes` : `a read-back of ${parts.length} ranges, ${total} bytes` });
+    const staging = readPool.acquire(total);
+    parts.forEach((p, i) => this.copy(p.buffer, p.offset, staging, starts[i], alignTo4(p.bytes)));
     this.submit();
     this.stats.readbacks++;
     try {
-      await this.wait(() => staging.mapAsync(GPUMapMode.READ, 0, alignTo4(bytes)));
-      const out = staging.getMappedRange(0, alignTo4(bytes)).slice(0, bytes);
+      await this.wait(() => staging.mapAsync(GPUMapMode.READ, 0, total));
+      const mapped = staging.getMappedRange(0, total);
+      const out = parts.map((p, i) => mapped.slice(starts[i], starts[i] + p.bytes));
       staging.unmap();
       return out;
     } finally {
@@ -413,6 +429,13 @@ export class Batch {
 export function dispatchLabel(kernel: Kernel, grid: Grid, note: string | undefined): string {
   const [x, y = 1, z = 1] = grid;
   return `${kernel.key} ${note ?? `grid=${x}x${y}x${z}`}`;
+}
+
+// Bytes [offset, offset + bytes) of a buffer, for readMany.
+export interface ReadRange {
+  buffer: GPUBuffer;
+  offset: number;
+  bytes: number;
 }
 
 function alignTo4(n: number): number {

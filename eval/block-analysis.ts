@@ -13,7 +13,7 @@
 //   - for a figure, the CLS attention of the last original block over the patches (mean over heads) of the first
 //     few images.
 // Expanded blocks are mapped to the original block they follow (eval/block-map.ts).
-import { Tensor, tidyAsync } from "../engine/tensor.js";
+import { Tensor, readTensors, tidyAsync } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import { noGrad } from "../autograd/tape.js";
 import type { Loader } from "../data/loader.js";
@@ -21,7 +21,6 @@ import { mergeLora } from "../peft/lora.js";
 import type { Capture, VisionTransformer } from "../vit/model.js";
 import { type BlockMap, identityMap } from "./block-map.js";
 import { CkaAccumulator, ckaFromMoments } from "./cka.js";
-import { readAll } from "./read-all.js";
 import { AttentionDrift } from "./attention-drift.js";
 import { knnClassify } from "./knn.js";
 import { type WeightChange, weightChange } from "./weight-change.js";
@@ -113,7 +112,7 @@ async function normedFeatures(model: VisionTransformer, loader: Loader, map: Blo
     const b = batch.labels.length;
     await tidyAsync(async () => {
       const x = Tensor.fromArray(batch.images, [b, 3, size, size]);
-      const normed = await readAll(blockOutputs(model, x, map, true).normed);
+      const normed = await readTensors(blockOutputs(model, x, map, true).normed);
       for (let i = 0; i < map.depth; i++) features[i].set(normed[i], rows * c);
     });
     labels.set(batch.labels, rows);
@@ -202,7 +201,7 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
           ckaPooled[i].add(was.pooled[i], is.pooled[i]);
         }
         const d = map.depth;
-        const read = await readAll([...was.attention, ...is.attention, ...is.normed]);
+        const read = await readTensors([...was.attention, ...is.attention, ...is.normed]);
         for (let i = 0; i < d; i++) {
           drift[i].add(read[i], read[d + i], b);
           queries.features[i].set(read[2 * d + i], rows * c);
@@ -215,7 +214,7 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
     const bank = await normedFeatures(tuned, data.bank, map, size);
     // Every accumulator's moments in one read-back.
     const accumulators = [...ckaCls, ...ckaPooled];
-    const moments = await readAll(accumulators.flatMap((a) => a.state()));
+    const moments = await readTensors(accumulators.flatMap((a) => a.state()));
     const values = accumulators.map((a, j) => ckaFromMoments(moments[2 * j], moments[2 * j + 1], a.n, c, c));
     const cka = { cls: values.slice(0, map.depth), pooled: values.slice(map.depth) };
     return {

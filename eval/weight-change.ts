@@ -3,11 +3,10 @@
 // (patch projection, CLS token, position embeddings) and of the final norm. The fine-tuned model must have its LoRA
 // adapters merged (peft/lora.ts mergeLora): the change of a LoRA layer is then that of W + scale·B·A. Blocks that
 // Block Expansion added have no original: they are listed as new, with no change. Each block's tensors come back
-// in one read-back (eval/read-all.ts).
-import type { Tensor } from "../engine/tensor.js";
+// in one read-back (engine/tensor.ts readTensors).
+import { type Tensor, readTensors } from "../engine/tensor.js";
 import type { VisionTransformer } from "../vit/model.js";
 import type { BlockMap } from "./block-map.js";
-import { readAll } from "./read-all.js";
 
 export const BLOCK_LAYERS = ["norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2"] as const;
 
@@ -46,7 +45,7 @@ async function readPairs(pairs: [Tensor, Tensor, string][]): Promise<[Float32Arr
   for (const [a, b, name] of pairs) {
     if (a.size !== b.size) throw new Error(`weight change: expected ${name} of ${a.size} values as the original's, got ${b.size}`);
   }
-  const values = await readAll(pairs.flatMap(([a, b]) => [a, b]));
+  const values = await readTensors(pairs.flatMap(([a, b]) => [a, b]));
   return pairs.map((_, i) => [values[2 * i], values[2 * i + 1]]);
 }
 

@@ -6,7 +6,7 @@
 //                      the fingerprint, step, best so far, optimiser step count, loader position
 //   best.safetensors   trainable tensors at the best evaluation; metadata: format, step, accuracy
 // Both carry the checksum of their tensors (vit/safetensors.ts); a checkpoint is loaded only when it matches.
-import type { Tensor } from "../engine/tensor.js";
+import { type Tensor, readTensors } from "../engine/tensor.js";
 import type { Loader } from "../data/loader.js";
 import { type F32Tensor, readSafetensors } from "../vit/safetensors.js";
 import { type TrainSettings, runIdentity } from "./settings.js";
@@ -40,8 +40,9 @@ export class NonFiniteError extends Error {}
 // Reads every tensor back; a non-finite value throws a NonFiniteError naming the tensor, index and step.
 export async function snapshot(tensors: [string, Tensor][], step: number): Promise<Map<string, F32Tensor>> {
   const out = new Map<string, F32Tensor>();
-  for (const [name, t] of tensors) {
-    const data = await t.data();
+  const values = await readTensors(tensors.map(([, t]) => t));
+  for (const [i, [name, t]] of tensors.entries()) {
+    const data = values[i];
     const bad = data.findIndex((v) => !Number.isFinite(v));
     if (bad >= 0) throw new NonFiniteError(`${name}[${bad}] = ${data[bad]} after step ${step}`);
     out.set(name, { shape: [...t.shape], data });

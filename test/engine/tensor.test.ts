@@ -1,6 +1,6 @@
 // Tensor storage, views, scopes and the buffer pool.
 import { describe, expect, it } from "vitest";
-import { Tensor, tidy } from "../../engine/tensor.js";
+import { Tensor, readTensors, tidy } from "../../engine/tensor.js";
 import { runtime } from "../../engine/runtime.js";
 import { bucketSize } from "../../engine/pool.js";
 import { add, scale } from "../../autograd/ops.js";
@@ -16,6 +16,25 @@ describe("tensor", () => {
     const i = Tensor.fromArray([7, -1, 2147483647], [3], "i32");
     expect(Array.from(await i.dataInt())).toEqual([7, -1, 2147483647]);
     await expect(i.data()).rejects.toThrow("use dataInt()");
+  });
+
+  it("readTensors reads several tensors with one wait per group, in order", async () => {
+    const sizes = [3, 1, 70, 5, 64, 2];
+    const tensors = sizes.map((n, k) => Tensor.fromArray(Array.from({ length: n }, (_, i) => k * 1000 + i + 0.5), [n]));
+    const { stats } = runtime().batch;
+    const expected = sizes.map((n, k) => Array.from({ length: n }, (_, i) => k * 1000 + i + 0.5));
+    let before = stats.readbacks;
+    expect((await readTensors(tensors)).map((a) => Array.from(a))).toEqual(expected);
+    expect(stats.readbacks - before).toBe(1);
+    // Groups of at most 66 floats: [3, 1], [70] (larger than a group, on its own), [5], [64, 2].
+    before = stats.readbacks;
+    expect((await readTensors(tensors, 66 * 4)).map((a) => Array.from(a))).toEqual(expected);
+    expect(stats.readbacks - before).toBe(4);
+    before = stats.readbacks;
+    expect((await readTensors(tensors, 4)).map((a) => Array.from(a))).toEqual(expected);
+    expect(stats.readbacks - before).toBe(6);
+    expect(await readTensors([])).toEqual([]);
+    await expect(readTensors([tensors[0], Tensor.fromArray([1], [1], "i32")])).rejects.toThrow("tensor: readTensors reads f32, ");
   });
 
   it("reshape is a view over the same storage", async () => {

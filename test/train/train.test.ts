@@ -169,10 +169,15 @@ describe("train", () => {
 
   it("stops with a DivergedError on a parameter that reads back non-finite at a checkpoint", async () => {
     const o = setup("nan-parameter", { steps: 4, lossEvery: 1, evalEvery: 2 });
-    // The loss stays finite; only the read-back of the head's weights at the first checkpoint sees a NaN.
+    // The losses read so far are finite: the first evaluation (step 2) writes a NaN into the head's weights on the
+    // device, just before the checkpoint reads them back.
     const weight = o.model.head!.weight;
-    const read = weight.data.bind(weight);
-    weight.data = async () => (await read()).fill(NaN, 0, 1);
+    const evaluate = o.evaluate!;
+    o.evaluate = async () => {
+      const accuracy = await evaluate();
+      weight.write((await weight.data()).fill(NaN, 0, 1));
+      return accuracy;
+    };
     const e = await train(o).catch((err: unknown) => err);
     expect(e).toBeInstanceOf(DivergedError);
     expect((e as Error).message).toMatch(/^train: non-finite parameter head\.weight\[0\] = NaN after step 2 .*no checkpoint had been written yet/);
