@@ -5,8 +5,9 @@ import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { readJsonFile } from "../util/json-file.js";
-import { initEngine } from "../engine/runtime.js";
+import { initEngine, runtime } from "../engine/runtime.js";
 import { type DataSpec, openData } from "../data/spec.js";
+import { TransformCache } from "../data/transform-cache.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { parsePretrainConfig } from "../study/pretrain-config.js";
 import { datasetKnn } from "../eval/dataset-knn.js";
@@ -56,8 +57,9 @@ with dynamic loss scaling ("lossScale"), the scale and the skipped steps in metr
       const k = config.knn;
       const bank = { dataset: await open(k.bank, "knn.bank"), spec: k.bank };
       const queries = { dataset: await open(k.queries, "knn.queries"), spec: k.queries };
+      const cache = new TransformCache(runtime().settings.imageCacheBytes); // the same images at every evaluation
       evaluate = async (backbone) => {
-        const [r] = await datasetKnn(backbone, bank, queries, { ks: [k.k], temperature: k.temperature, batchSize: k.batchSize, size: spec.model.imageSize });
+        const [r] = await datasetKnn(backbone, bank, queries, { ks: [k.k], temperature: k.temperature, batchSize: k.batchSize, size: spec.model.imageSize, cache });
         return r.top1;
       };
     }

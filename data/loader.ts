@@ -4,6 +4,8 @@
 // thread pool (UV_THREADPOOL_SIZE, 4 by default), so they overlap the caller without worker threads; the JS part
 // per sample (planning, normalising into the batch) is a single pass over the output pixels.
 //
+// With a cache (data/transform-cache.ts), a transform that draws nothing makes each image once: later passes copy it.
+//
 // Determinism: the order of epoch e is a permutation drawn from (seed, e); sample i's augmentation in epoch e is
 // drawn from its own generator seeded by (seed, e, i). Neither depends on prefetch, concurrency or timing.
 import type { Dataset, SkippedImage } from "./dataset.js";
@@ -11,6 +13,7 @@ import { CorruptImageError } from "./image.js";
 import { mapLimit } from "./concurrency.js";
 import { Rng } from "../util/random.js";
 import type { Transform } from "./transforms.js";
+import type { KeptImages, TransformCache } from "./transform-cache.js";
 
 export interface Batch {
   images: Float32Array; // (B, 3, S, S), NCHW
@@ -26,6 +29,7 @@ export interface LoaderOptions {
   prefetch?: number; // batches prepared ahead of the one being consumed; default 2
   concurrency?: number; // samples of one batch in flight at once; default 16
   skipCorrupt?: boolean; // leave undecodable images out of their batch (recorded in `skipped`) instead of failing
+  cache?: TransformCache; // keeps the transformed images of a transform that draws nothing, for the next pass
 }
 
 // Generator streams: the first seed word keeps the shuffle and the per-sample draws independent.
@@ -47,6 +51,7 @@ export class Loader {
   readonly concurrency: number;
   readonly skipCorrupt: boolean;
   private readonly skips = new Map<number, SkippedImage>();
+  private readonly kept: KeptImages | undefined; // this dataset's images under this transform, from opts.cache
 
   constructor(
     readonly dataset: Dataset,
@@ -60,6 +65,7 @@ export class Loader {
     this.prefetch = opts.prefetch ?? 2;
     this.concurrency = opts.concurrency ?? 16;
     this.skipCorrupt = opts.skipCorrupt ?? false;
+    this.kept = opts.cache?.imagesFor(dataset, transform);
     if (!(Number.isInteger(this.batchSize) && this.batchSize >= 1)) throw new Error(`loader: expected a batch size >= 1, got ${opts.batchSize}`);
     if (!(Number.isInteger(this.prefetch) && this.prefetch >= 0)) throw new Error(`loader: expected prefetch >= 0, got ${opts.prefetch}`);
     if (!(Number.isInteger(this.concurrency) && this.concurrency >= 1)) throw new Error(`loader: expected concurrency >= 1, got ${opts.concurrency}`);
@@ -105,16 +111,29 @@ export class Loader {
     const per = 3 * s * s;
     const b = indices.length;
     const images = new Float32Array(b * per);
-    const ok = await mapLimit(b, this.concurrency, async (k) => {
+    const ok = new Array<boolean>(b).fill(true);
+    // Kept images are copied; the others are made, then kept.
+    const make: number[] = [];
+    for (let k = 0; k < b; k++) {
+      const i = indices[k];
+      if (this.kept?.kept[i]) images.set(this.kept.images.subarray(i * per, (i + 1) * per), k * per);
+      else make.push(k);
+    }
+    await mapLimit(make.length, this.concurrency, async (j) => {
+      const k = make[j];
       const i = indices[k];
       const rng = this.transform.random ? new Rng([SAMPLE_STREAM, this.seed, epoch, i]) : undefined;
       try {
         await this.transform.apply(await this.dataset.read(i), images, k * per, rng);
-        return true;
       } catch (err) {
         if (!(this.skipCorrupt && err instanceof CorruptImageError)) throw err;
         this.skips.set(i, { index: i, source: this.dataset.source(i), message: err.message });
-        return false;
+        ok[k] = false;
+        return;
+      }
+      if (this.kept) {
+        this.kept.images.set(images.subarray(k * per, (k + 1) * per), i * per);
+        this.kept.kept[i] = 1;
       }
     });
     const labels = Int32Array.from(indices, (i) => this.dataset.labels[i]);

@@ -33,9 +33,20 @@ export function transformFor(spec: DataSpec, size: number): TransformSpec {
   return t;
 }
 
+// Datasets already opened whole, by name, root and split: several specs of a study draw from one file (the source
+// bank and the transfer images from Fashion-MNIST's training set), which need not be read and unpacked again.
+export type OpenedDatasets = Map<string, Promise<Dataset>>;
+
 // The dataset a spec describes, with its class selection and per-class subset applied (`seed` draws a fraction).
-export async function openData(spec: DataSpec, seed: number): Promise<Dataset> {
-  const ds = await openDataset({ name: spec.dataset, root: spec.root, split: spec.split });
+// With `opened`, the whole dataset is taken from there, or opened and kept there.
+export async function openData(spec: DataSpec, seed: number, opened?: OpenedDatasets): Promise<Dataset> {
+  const key = JSON.stringify([spec.dataset, spec.root ?? "", spec.split]);
+  let whole = opened?.get(key);
+  if (!whole) {
+    whole = openDataset({ name: spec.dataset, root: spec.root, split: spec.split });
+    opened?.set(key, whole);
+  }
+  const ds = await whole;
   if (spec.classes === undefined && spec.perClass === undefined && spec.fraction === undefined) return ds;
   return subset(ds, { classes: spec.classes, firstPerClass: spec.perClass, fraction: spec.fraction, seed });
 }

@@ -7,6 +7,8 @@
 //   PEFT_TUNE=0                  ignore the autotuner's cache (engine/tuning.ts)
 //   PEFT_REPLAY=0                run every training step and feature batch, none replayed (engine/replay.ts ReplayedRun)
 //   PEFT_TUNE_CACHE              the cache folder; else $XDG_CACHE_HOME/peft-vit-webgpu, else ~/.cache/peft-vit-webgpu
+//   PEFT_IMAGE_CACHE_MB          memory for transformed images a study or pre-training reads again (data/transform-cache.ts);
+//                                default 1024, 0 keeps none
 //   PEFT_<FAMILY>                a kernel family's version for every call, e.g. PEFT_MATMUL=reg8x8 (kernels/registry.ts)
 //   PEFT_DAWN_TOGGLES            Dawn toggles to enable besides allow_unsafe_apis, comma-separated (engine/device.ts),
 //                                e.g. vulkan_enable_f16_on_nvidia
@@ -30,6 +32,7 @@ export interface Settings {
   tune: boolean; // false: every kernel uses its device default unless a version is forced
   replay: boolean; // false: training runs every step's forward and backward, feature extraction every batch
   tuneCacheDir: string;
+  imageCacheBytes: number; // PEFT_IMAGE_CACHE_MB in bytes
   debug: 0 | 1 | 2;
   // A kernel family's forced version, by family name in lower case (PEFT_MATMUL -> matmul), with the variable's name
   // for error messages. kernels/registry.ts checks the name against the families and the value against the
@@ -44,7 +47,10 @@ export interface Settings {
 }
 
 // The PEFT_ variables that are settings of their own; every other PEFT_<NAME> forces a kernel family's version.
-const OWN = ["PEFT_BACKEND", "PEFT_ADAPTER", "PEFT_WAIT", "PEFT_TUNE", "PEFT_TUNE_CACHE", "PEFT_DAWN_TOGGLES", "PEFT_REPLAY"];
+const OWN = ["PEFT_BACKEND", "PEFT_ADAPTER", "PEFT_WAIT", "PEFT_TUNE", "PEFT_TUNE_CACHE", "PEFT_DAWN_TOGGLES", "PEFT_REPLAY", "PEFT_IMAGE_CACHE_MB"];
+
+// A study at the default model's size keeps ~75 MB; one at 224 px keeps its k-NN and test sets where they fit.
+export const DEFAULT_IMAGE_CACHE_MB = 1024;
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const wait = env.PEFT_WAIT ?? "quiet";
@@ -57,6 +63,8 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   }
   const replay = env.PEFT_REPLAY ?? "1";
   if (replay !== "0" && replay !== "1") throw new Error(`PEFT_REPLAY: expected 0 or 1, got "${replay}"`);
+  const imageCache = env.PEFT_IMAGE_CACHE_MB ?? String(DEFAULT_IMAGE_CACHE_MB);
+  if (!/^\d+(\.\d+)?$/.test(imageCache)) throw new Error(`PEFT_IMAGE_CACHE_MB: expected megabytes >= 0, got "${imageCache}"`);
   const debug = env.DEBUG === undefined || env.DEBUG === "" || env.DEBUG === "0" ? 0 : env.DEBUG === "2" ? 2 : 1;
   const versions: Settings["versions"] = {};
   for (const [variable, value] of Object.entries(env)) {
@@ -69,6 +77,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     wait: wait as WaitPolicy,
     tune: env.PEFT_TUNE !== "0",
     replay: replay === "1",
+    imageCacheBytes: Number(imageCache) * 2 ** 20,
     tuneCacheDir: env.PEFT_TUNE_CACHE || join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "peft-vit-webgpu"),
     debug,
     versions,

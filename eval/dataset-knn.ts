@@ -5,6 +5,7 @@ import type { Dataset } from "../data/dataset.js";
 import { Loader } from "../data/loader.js";
 import { type DataSpec, transformFor } from "../data/spec.js";
 import { Transform } from "../data/transforms.js";
+import type { TransformCache } from "../data/transform-cache.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { FeatureExtractor } from "./features.js";
 import { type KnnResult, knnClassify } from "./knn.js";
@@ -19,12 +20,13 @@ export interface DatasetKnnOptions {
   temperature: number;
   batchSize: number; // images per forward pass
   size: number; // input resolution
+  cache?: TransformCache; // keeps the transformed images for the next k-NN of the same data (data/transform-cache.ts)
 }
 
 export async function datasetKnn(model: VisionTransformer, bank: KnnData, queries: KnnData, o: DatasetKnnOptions): Promise<KnnResult[]> {
   const extractor = new FeatureExtractor(model, o.batchSize); // one replay for every loader batch of both
   const featuresOf = async ({ dataset, spec }: KnnData) => {
-    const loader = new Loader(dataset, new Transform(transformFor(spec, o.size)), { batchSize: o.batchSize });
+    const loader = new Loader(dataset, new Transform(transformFor(spec, o.size)), { batchSize: o.batchSize, cache: o.cache });
     const out = new Float32Array(dataset.length * model.width);
     const labels = new Int32Array(dataset.length);
     let rows = 0;

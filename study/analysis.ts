@@ -15,7 +15,8 @@ import { mkdir, readdir } from "node:fs/promises";
 import { readJsonFile } from "../util/json-file.js";
 import { join, resolve } from "node:path";
 import { Loader } from "../data/loader.js";
-import { openData, transformFor } from "../data/spec.js";
+import { type OpenedDatasets, openData, transformFor } from "../data/spec.js";
+import type { TransformCache } from "../data/transform-cache.js";
 import { evenlySpaced } from "../data/subset.js";
 import { Transform } from "../data/transforms.js";
 import { type AnalysisData, analyzeOriginal, compareBackbones } from "../eval/block-analysis.js";
@@ -41,6 +42,8 @@ export interface AnalyzeOptions {
   backbone?: string; // the original backbone's file, where backbone.json's path no longer holds it
   reuse?: boolean; // keep an analysis.json of the same key
   log?: (line: string) => void;
+  opened?: OpenedDatasets; // the caller's open datasets (a study's), not read again
+  transformed?: TransformCache; // the caller's transformed images, not made again
 }
 
 // The attention probabilities of every block of both models, (B, H, T, T) each, are on the device at once: a batch
@@ -134,7 +137,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     const seed = config.seeds[0];
     const open = async (what: string, spec: typeof config.knn.bank) => {
       try {
-        return await openData(spec, seed);
+        return await openData(spec, seed, opts.opened);
       } catch (e) {
         throw new Error(`analyze: ${what}: ${(e as Error).message}`);
       }
@@ -144,7 +147,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     const bank = await open("knn.bank", bankSpec);
     const tokens = 1 + (size / original.config.patchSize) ** 2;
     const batchSize = Math.max(1, Math.min(config.knn.batchSize, Math.floor(ATTENTION_BYTES / (original.config.heads * tokens * tokens * 4))));
-    const loader = (ds: typeof bank, s: typeof bankSpec) => new Loader(ds, new Transform(transformFor(s, size)), { batchSize });
+    const loader = (ds: typeof bank, s: typeof bankSpec) => new Loader(ds, new Transform(transformFor(s, size)), { batchSize, cache: opts.transformed });
     const data: AnalysisData = {
       queries: loader(queries, config.knn.queries),
       bank: loader(bank, bankSpec),

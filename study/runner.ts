@@ -43,11 +43,13 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Dataset } from "../data/dataset.js";
 import { Loader } from "../data/loader.js";
-import { type DataSpec, openData, transformFor } from "../data/spec.js";
+import { type DataSpec, type OpenedDatasets, openData, transformFor } from "../data/spec.js";
 import { Transform } from "../data/transforms.js";
+import { TransformCache } from "../data/transform-cache.js";
 import { loadVit } from "../vit/load.js";
 import { readArchitecture } from "../vit/checkpoint.js";
 import type { VisionTransformer } from "../vit/model.js";
+import { runtime } from "../engine/runtime.js";
 import type { Tensor } from "../engine/tensor.js";
 import { applyStrategy, countParameters, strategyName, strategyProblem } from "../peft/strategy.js";
 import { countFor } from "../peft/count.js";
@@ -110,15 +112,18 @@ interface StudyData {
   transferTest: Dataset;
   transferVal?: Dataset; // with transfer.val: the images that choose the checkpoints (study/validation.ts)
   pretrain?: Dataset;
+  opened: OpenedDatasets; // the whole datasets they were drawn from, each opened once
+  transformed: TransformCache; // their transformed images, kept for every cell's evaluations and k-NN
 }
 
 async function openAll(config: StudyConfig): Promise<StudyData> {
   const seed = config.seeds[0];
+  const opened: OpenedDatasets = new Map();
   // `what` is the config key of the data, named in every error.
   const open = async (spec: DataSpec, what: string) => {
     let ds: Dataset;
     try {
-      ds = await openData(spec, seed);
+      ds = await openData(spec, seed, opened);
     } catch (e) {
       throw new Error(`experiment: ${what}: ${(e as Error).message}`);
     }
@@ -131,6 +136,8 @@ async function openAll(config: StudyConfig): Promise<StudyData> {
     transferTrain: await open(config.transfer.train, "transfer.train"),
     transferTest: await open(config.transfer.test, "transfer.test"),
     pretrain: config.backbone.pretrain && (await open(config.backbone.pretrain.data, "backbone.pretrain.data")),
+    opened,
+    transformed: new TransformCache(runtime().settings.imageCacheBytes),
   };
   const split = await splitForValidation(config, data.transferTrain, data.transferTest, open);
   data.transferTrain = split.train;
@@ -153,6 +160,7 @@ async function knnScores(model: VisionTransformer, config: StudyConfig, data: St
     temperature: config.knn.temperature,
     batchSize: config.knn.batchSize,
     size,
+    cache: data.transformed,
   });
   const scores: KnnScores = Object.fromEntries(results.map((r) => [String(r.k), { top1: r.top1, top5: r.top5 }]));
   return { scores, seconds: (performance.now() - started) / 1000 };
@@ -440,7 +448,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   // The analysis waits with an estimate of its own: one learned on training steps made its read-backs oversleep
   // (in the default study it took 28 s, 13-14 alone; engine/timing.ts ownWaitEstimate).
   if (complete && files.length > 0 && config.analysis && results.cells.length > 0) {
-    files.push(...(await ownWaitEstimate()(() => analyzeRun(out, { reuse: true, log }))).files);
+    files.push(...(await ownWaitEstimate()(() => analyzeRun(out, { reuse: true, log, opened: data.opened, transformed: data.transformed }))).files);
   }
   const diverged = results.diverged.map((c) => c.id);
   return { results, ran, skipped: [...prior.keys()], diverged, complete, missing: results.missing, files, seconds: (performance.now() - started) / 1000 };
@@ -470,7 +478,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
   const manifest = manifestOf(trainable, { strategyOptions: strategy, classes: c.classes, heads: model.config.heads, seed: cell.seed, headInit, base: c.base, hyperParameters: { ...settings, selectedOn: selectionOf(config) } });
   try {
     const loader = (ds: Dataset, spec: DataSpec, shuffle: boolean) =>
-      new Loader(ds, new Transform(transformFor(spec, size)), { batchSize: settings.batchSize, shuffle, seed: cell.seed, dropLast: shuffle });
+      new Loader(ds, new Transform(transformFor(spec, size)), { batchSize: settings.batchSize, shuffle, seed: cell.seed, dropLast: shuffle, cache: data.transformed });
     const testLoader = loader(data.transferTest, config.transfer.test, false);
     // The images that choose the best checkpoint: transfer.val's, else the test images.
     const selectLoader = data.transferVal ? loader(data.transferVal, valTransformSpec(config), false) : testLoader;

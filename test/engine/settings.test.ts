@@ -14,6 +14,7 @@ describe("readSettings", () => {
       tune: true,
       replay: true,
       tuneCacheDir: join(homedir(), ".cache", "peft-vit-webgpu"),
+      imageCacheBytes: 1024 * 2 ** 20,
       debug: 0,
       versions: {},
       llvmpipeThreads: undefined,
@@ -50,6 +51,15 @@ describe("readSettings", () => {
     expect(readSettings({ PEFT_REPLAY: "1" }).replay).toBe(true);
     expect(readSettings({ PEFT_REPLAY: "0" }).versions).toEqual({}); // a setting, not a family
     expect(() => readSettings({ PEFT_REPLAY: "yes" })).toThrow('PEFT_REPLAY: expected 0 or 1, got "yes"');
+  });
+
+  it("reads the image cache's budget in megabytes, 0 for none, and refuses another value naming the variable", () => {
+    expect(readSettings({ PEFT_IMAGE_CACHE_MB: "0" }).imageCacheBytes).toBe(0);
+    expect(readSettings({ PEFT_IMAGE_CACHE_MB: "1.5" }).imageCacheBytes).toBe(1.5 * 2 ** 20);
+    expect(readSettings({ PEFT_IMAGE_CACHE_MB: "64" }).versions).toEqual({}); // a setting, not a family
+    for (const bad of ["", "-1", "1e3", "lots"]) {
+      expect(() => readSettings({ PEFT_IMAGE_CACHE_MB: bad })).toThrow(`PEFT_IMAGE_CACHE_MB: expected megabytes >= 0, got "${bad}"`);
+    }
   });
 
   it("takes every other PEFT_ variable as a kernel family's version, and DEBUG as a level", () => {
