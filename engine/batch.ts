@@ -329,8 +329,8 @@ export class Batch {
     this.recorded = [];
   }
 
-  noteUpload(what: string): void {
-    this.recorded?.push({ kind: "upload", what });
+  noteUpload(what: () => string): void {
+    if (this.recorded) this.recorded.push({ kind: "upload", what: what() }); // named only while recording
   }
 
   stopRecording(): RecordedCommand[] {

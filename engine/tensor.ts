@@ -65,9 +65,11 @@ export class Tensor {
     }
     if (dtype === "f16") throw new Error("tensor: fromArray writes f32 or i32; f16 tensors are made by kernels");
     const t = Tensor.empty(shape, dtype);
-    const array = dtype === "f32" ? Float32Array.from(data) : Int32Array.from(data);
+    // writeBuffer copies at the call: an array of the tensor's type goes as it is (Float32Array.from copied a batch's
+    // images element by element through the iterator).
+    const array = dtype === "f32" ? (data instanceof Float32Array ? data : Float32Array.from(data)) : data instanceof Int32Array ? data : Int32Array.from(data);
     if (array.length > 0) {
-      runtime().batch.noteUpload(`Tensor.fromArray (${shape.join(", ")})`);
+      runtime().batch.noteUpload(() => `Tensor.fromArray (${shape.join(", ")})`);
       runtime().gpu.device.queue.writeBuffer(t.buffer, 0, array);
     }
     return t;
@@ -132,7 +134,7 @@ export class Tensor {
     // Commands already encoded must see the old contents: submit them before the queued write.
     runtime().batch.submit();
     runtime().derived.invalidate(this.buffer);
-    runtime().batch.noteUpload(`a write into ${this}`);
+    runtime().batch.noteUpload(() => `a write into ${this}`);
     runtime().gpu.device.queue.writeBuffer(this.buffer, 0, data);
   }
 

@@ -31,7 +31,8 @@ async function collect(loader: Loader, epoch: number): Promise<Batch[]> {
   return out;
 }
 
-const bytes = (batches: Batch[]) => Buffer.concat(batches.flatMap((b) => [Buffer.from(b.images.buffer), Buffer.from(b.indices.buffer), Buffer.from(b.labels.buffer)]));
+const view = (a: Float32Array | Int32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+const bytes = (batches: Batch[]) => Buffer.concat(batches.flatMap((b) => [view(b.images), view(b.indices), view(b.labels)]));
 
 describe("TransformCache", () => {
   const evalT = new Transform({ kind: "eval", size: 6 });
@@ -52,6 +53,10 @@ describe("TransformCache", () => {
     expect(bytes(await collect(other, 0)).equals(bytes(await collect(new Loader(ds, evalT, { batchSize: 8 }), 0)))).toBe(true);
     expect(again.reads).toEqual([]);
     expect(cache.bytes).toBe(37 * 3 * 36 * 4);
+    // Unshuffled, kept batches are views of the kept images (no copy); shuffled ones are gathered into their own.
+    const kept = cache.imagesFor(ds, evalT)!.images.buffer;
+    expect((await collect(other, 0)).every((b) => b.images.buffer === kept)).toBe(true);
+    expect((await collect(cached, 3)).some((b) => b.images.buffer === kept)).toBe(false);
   });
 
   it("keeps other datasets and transforms apart", async () => {
