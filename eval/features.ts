@@ -1,14 +1,11 @@
 // CLS features of many images, in batches, without gradients: the input of k-NN evaluation and of the
 // `features` command. Optionally captures block outputs and attention maps of chosen blocks for research.
 //
-// Full batches without captures are replayed (engine/replay.ts ReplayedRun): their images written into a tensor
-// that stays and their features copied into another, the first such batch run, the second captured (run twice),
-// the rest encoded again without the host's work of building them. A FeatureExtractor keeps its replay across
-// calls (a k-NN reads its bank one loader batch at a time); PEFT_REPLAY=0 runs every batch. A replayed batch computes
-// what a run one does, to the bit.
+// Full batches without captures are replayed (eval/replayed-forward.ts). A FeatureExtractor keeps its replay across
+// calls (a k-NN reads its bank one loader batch at a time); PEFT_REPLAY=0 runs every batch.
 import { runtime } from "../engine/runtime.js";
 import { Tensor, tidy } from "../engine/tensor.js";
-import { ReplayedRun } from "../engine/replay.js";
+import { ReplayedForward } from "./replayed-forward.js";
 import type { Capture, VisionTransformer } from "../vit/model.js";
 import { noGrad } from "../autograd/tape.js";
 
@@ -26,12 +23,14 @@ export interface Features {
 
 // The features of one model, batch after batch, over any number of calls; dispose() when done.
 export class FeatureExtractor {
-  private replayed: { images: Tensor; features: Tensor; run: ReplayedRun } | undefined; // full batches of one image shape
+  private readonly replayed: ReplayedForward; // full batches
 
   constructor(
     private readonly model: VisionTransformer,
     private readonly batch = 32,
-  ) {}
+  ) {
+    this.replayed = new ReplayedForward((x) => model.features(x), "features: batches are run, not replayed");
+  }
 
   // images: (N, 3, H, W) float32, already normalised.
   async extract(images: Float32Array, shape: number[], opts: Omit<FeatureOptions, "batch"> = {}): Promise<Features> {
@@ -47,7 +46,7 @@ export class FeatureExtractor {
       const n = Math.min(B, N - start);
       const batch = images.subarray(start * per, (start + n) * per);
       if (n === B && !capturing && runtime().settings.replay) {
-        out.set(await this.replayedBatch(batch, [B, 3, H, W]), start * C);
+        out.set(await this.replayed.call(batch, [B, 3, H, W]), start * C);
         opts.onProgress?.(start + n, N);
         continue;
       }
@@ -84,34 +83,8 @@ export class FeatureExtractor {
     return { features: out, captured };
   }
 
-  // One full batch through the replayed run, kept for its image shape (another shape starts afresh).
-  private async replayedBatch(images: Float32Array, shape: number[]): Promise<Float32Array> {
-    if (this.replayed && this.replayed.images.shape.join() !== shape.join()) this.dispose();
-    const r = (this.replayed ??= this.makeReplayed(shape));
-    r.images.write(images);
-    await r.run.call();
-    return r.features.data();
-  }
-
-  private makeReplayed(shape: number[]): { images: Tensor; features: Tensor; run: ReplayedRun } {
-    const images = Tensor.empty(shape).keep();
-    const features = Tensor.empty([shape[0], this.model.width]).keep();
-    const run = () =>
-      tidy(() =>
-        noGrad(() => {
-          const f = this.model.features(images);
-          runtime().batch.copy(f.buffer, 0, features.buffer, 0, f.size * 4);
-        }),
-      );
-    return { images, features, run: new ReplayedRun(run, "features: batches are run, not replayed") };
-  }
-
   dispose(): void {
-    if (!this.replayed) return;
-    this.replayed.run.dispose();
-    this.replayed.images.dispose();
-    this.replayed.features.dispose();
-    this.replayed = undefined;
+    this.replayed.dispose();
   }
 }
 

@@ -12,6 +12,7 @@ import { Loader } from "../../data/loader.js";
 import { Transform } from "../../data/transforms.js";
 import { evaluateAccuracy } from "../../eval/accuracy.js";
 import { useEngine } from "../helpers.js";
+import { runtime } from "../../engine/runtime.js";
 import { writeSynthetic } from "../train/synthetic.js";
 
 useEngine();
@@ -35,6 +36,37 @@ describe("evaluateAccuracy", () => {
       }
       for (const [, t] of model.parameters()) t.dispose();
     } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it("replays full batches with the run batches' result", async () => {
+    const root = await mkdtemp(join(tmpdir(), "accuracy-test-"));
+    const { settings } = runtime();
+    const outer = settings.replay;
+    try {
+      await writeSynthetic(root, { size: 8, perClass: { train: 2, test: 9 }, seed: 2 });
+      const data = await openNpyImages(root, "test");
+      const model = buildVit(validateConfig({ imageSize: 8, patchSize: 4, width: 16, depth: 1, heads: 2, mlpHidden: 32, classes: 0, eps: 1e-6 }), initialiser(5));
+      applyStrategy(model, { kind: "linear" }, data.classes.length, 3); // a random head: some right, some wrong
+      let forwards = 0;
+      const forward = model.forward.bind(model);
+      model.forward = (x) => (forwards++, forward(x));
+      const loader = new Loader(data, new Transform({ kind: "eval", size: 8 }), { batchSize: 4 });
+      const full = Math.floor(data.length / 4);
+      expect(data.length % 4).not.toBe(0);
+      settings.replay = false;
+      const ran = await evaluateAccuracy(model, loader);
+      expect(forwards).toBe(full + 1);
+      settings.replay = true;
+      forwards = 0;
+      expect(await evaluateAccuracy(model, loader)).toBe(ran);
+      expect(ran).toBeGreaterThan(0);
+      expect(ran).toBeLessThan(100);
+      expect(forwards).toBe(3 + 1); // run, captured (two runs), the rest replayed; the short batch run
+      for (const [, t] of model.parameters()) t.dispose();
+    } finally {
+      settings.replay = outer;
       await rm(root, { recursive: true, force: true });
     }
   });

@@ -1,0 +1,48 @@
+// A function of a batch of images (a model's CLS features, its head's logits), replayed for batches of one shape
+// (engine/replay.ts ReplayedRun): the images written into a tensor that stays and the output copied into another,
+// the first batch run, the second captured (run twice), the rest encoded again without the host's work of building
+// them. Another shape starts afresh. A replayed batch computes what a run one does, to the bit.
+import { runtime } from "../engine/runtime.js";
+import { Tensor, tidy } from "../engine/tensor.js";
+import { ReplayedRun } from "../engine/replay.js";
+import { noGrad } from "../autograd/tape.js";
+
+export class ReplayedForward {
+  private replayed: { images: Tensor; output: { tensor?: Tensor }; run: ReplayedRun } | undefined;
+
+  constructor(
+    private readonly f: (images: Tensor) => Tensor,
+    private readonly refusal: string, // the warning's start where the function cannot be replayed (it then runs)
+  ) {}
+
+  // f(images) for images of `shape`, read back.
+  async call(images: Float32Array, shape: number[]): Promise<Float32Array> {
+    if (this.replayed && this.replayed.images.shape.join() !== shape.join()) this.dispose();
+    const r = (this.replayed ??= this.make(shape));
+    r.images.write(images);
+    await r.run.call();
+    return r.output.tensor!.data();
+  }
+
+  private make(shape: number[]): { images: Tensor; output: { tensor?: Tensor }; run: ReplayedRun } {
+    const images = Tensor.empty(shape).keep();
+    const output: { tensor?: Tensor } = {}; // made by the first run, at the function's output shape
+    const run = () =>
+      tidy(() =>
+        noGrad(() => {
+          const y = this.f(images);
+          output.tensor ??= Tensor.empty(y.shape).keep();
+          runtime().batch.copy(y.buffer, 0, output.tensor.buffer, 0, y.size * 4);
+        }),
+      );
+    return { images, output, run: new ReplayedRun(run, this.refusal) };
+  }
+
+  dispose(): void {
+    if (!this.replayed) return;
+    this.replayed.run.dispose();
+    this.replayed.images.dispose();
+    this.replayed.output.tensor?.dispose();
+    this.replayed = undefined;
+  }
+}
