@@ -70,6 +70,9 @@ step bench
 step study
 if [ -e /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then
   (cd "$work" && timeout "${LEASE_STUDY_TIMEOUT:-300}" "$here/run" >"$work/study.txt" 2>&1; echo "study rc $?"; tail -1 "$work/study.txt")
+  # The same study in 4 worker processes sharing the GPU: its steps are bound by the host, which has cores to spare.
+  mkdir -p "$work/workers"
+  (cd "$work/workers" && timeout "${LEASE_STUDY_TIMEOUT:-300}" "$here/run" experiment --workers 4 >"$work/study-workers.txt" 2>&1; echo "study --workers 4 rc $?"; tail -1 "$work/study-workers.txt")
 else
   echo "no Fashion-MNIST in /usr/share/datasets/fashion-mnist: study skipped"
 fi
