@@ -20,7 +20,9 @@
 //   rowSums (..., M), optional: sum_k op(a)[m, k] (a linear layer's bias gradient beside its weight gradient, which
 //   is dzᵀ·x with transA). The reg versions add up the a values they load anyway and the workgroups of the first
 //   column tile store the sums: on CPU drivers a dispatch costs ~60 us beside its work, and a step of the default
-//   study's model has 18 bias gradients. The tiled versions sum with kernels/reduce.ts.
+//   study's model has 18 bias gradients. The tiled versions sum the a values they stage, in the first column tile's
+//   workgroups; split along k, each split stores its partial sums after its partial product, and the reduce that
+//   sums the partial products sums them too. The mma versions sum with kernels/reduce.ts.
 //
 // Versions (kernels/registry.ts MATMUL, which holds their tilings, the default and the resolver):
 //   regRxC (CPU drivers): workgroups of 8 lanes side by side along n, each workgroup R rows x 8C columns, each lane C
@@ -112,6 +114,7 @@ export interface MatmulSpec {
   bScalars: boolean; // regm, small b with transB or N % 4 != 0: b read in its stored layout as (uniform) scalars
   bPairs: boolean; // reg (lanes along n), a shared transposed b with K even: read in place, two k per vec2 load
   rowSums: boolean; // reg, tiled without split-K: rowSums bound after the epilogue operands
+  splitRowSums: boolean; // tiled with split-K and rowSums: each split's row sums stored in y after its partial product
   dgelu: boolean; // y = acc * gelu'(dgelu[i])
   f16: boolean; // A and B rounded to f16 as loaded (h16), multiplied in f32; mma: staged as f16
   fragment: string; // mma: the subgroup matrices' M x N x K and the subgroup size ("16x16x16/32"); "" otherwise
@@ -134,6 +137,7 @@ const FIELDS = {
   ldb: "u32", // reg: elements between rows of b, stored (K, ldb) with ldb % 4 == 0
   splits: "u32", // tiled: split-K, the grid's third axis is splits x batch; 1 otherwise
   kSplit: "u32", // tiled: k per split
+  splitStride: "u32", // tiled: elements of y per split (its partial product, then its row sums with splitRowSums)
   eps: "f32", // norm
 } as const;
 
@@ -232,7 +236,7 @@ const TILE_COORDS = /* wgsl */ `
   if (sk >= p.splits) { return; }
   let aBase = bat * p.strideA;
   let bBase = bat * p.strideB;
-  let yBase = z * p.M * p.N;`;
+  let yBase = sk * p.splitStride + bat * p.M * p.N;`;
 
 const ENTRY = /* wgsl */ `fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>)`;
@@ -393,7 +397,7 @@ ${ENTRY} {${TILE_COORDS}
   let t = lid.y * ${WG2}u + lid.x;
   let kEnd = min((sk + 1u) * p.kSplit, p.K);
   var acc: array<array<f32, ${per}>, ${per}>;
-  ${spec.rowSums ? "var rowSum = 0.0; // rowSums: the first column tile's threads t < tile sum a's row m0 + t" : ""}
+  ${spec.rowSums || spec.splitRowSums ? "var rowSum = 0.0; // rowSums: the first column tile's threads t < tile sum a's row m0 + t" : ""}
   for (var k0 = sk * p.kSplit; k0 < kEnd; k0 += ${TK}u) {
     for (var s = 0u; s < ${(tile * TK) / (WG2 * WG2)}u; s++) {
       let e = t + s * ${WG2 * WG2}u;
@@ -407,7 +411,7 @@ ${ENTRY} {${TILE_COORDS}
       Bs[bk][bn] = select(0.0, ${h16(spec, `B[bBase + ${bIndex(spec, "min(hk, p.K - 1u)", "min(hn, p.N - 1u)")}]`)}, hn < p.N && hk < kEnd);
     }
     workgroupBarrier();
-    ${spec.rowSums ? `if (tn == 0u && t < ${tile}u) { for (var k = 0u; k < ${TK}u; k++) { rowSum += As[k][t]; } }` : ""}
+    ${spec.rowSums || spec.splitRowSums ? `if (tn == 0u && t < ${tile}u) { for (var k = 0u; k < ${TK}u; k++) { rowSum += As[k][t]; } }` : ""}
     // A non-constant bound keeps NIR from unrolling this loop 16 times (seconds of llvmpipe compile time).
     for (var k = 0u; k < min(${TK}u, kEnd - k0); k++) {
       var a: array<f32, ${per}>;
@@ -430,6 +434,7 @@ ${ENTRY} {${TILE_COORDS}
     }
   }
   ${spec.rowSums ? `if (tn == 0u && t < ${tile}u && m0 + t < p.M) { rowSums[bat * p.M + m0 + t] = rowSum; }` : ""}
+  ${spec.splitRowSums ? `if (tn == 0u && t < ${tile}u && m0 + t < p.M) { y[sk * p.splitStride + p.batch * p.M * p.N + bat * p.M + m0 + t] = rowSum; }` : ""}
 }`;
 }
 
@@ -606,8 +611,10 @@ const dims = (t: Tensor) => `(${t.shape.join(", ")})`;
 
 // Split-K, for tiled on GPUs: a product whose y is a few 64x64 tiles and whose K is long (LoRA's weight
 // gradients, 16x6304x384 at ViT-S batch 32: 6 workgroups, 0.76 ms on an H200) is cut along k into splits whose
-// partial products, (splits, ..., M, N), are summed by kernels/reduce.ts. Only where y has no epilogue and no
-// out. Splits fill SPLIT_K_GROUPS workgroups twice over, with at least SPLIT_K_MIN_K of k each.
+// partial products, (splits, ..., M, N) (each followed by its partial rowSums, (..., M), where asked), are summed
+// by one reduce (kernels/reduce.ts): on a GPU, the default model's step took 26 dispatches fewer than with a reduce
+// of its own for each bias gradient, in two passes, and its copy. Only where y has no epilogue and no out. Splits
+// fill SPLIT_K_GROUPS workgroups twice over, with at least SPLIT_K_MIN_K of k each.
 const SPLIT_K_GROUPS = 128;
 const SPLIT_K_MIN_K = 256;
 export function splitK(dims: MatmulShape, groups: number, isCpu = runtime().gpu.isCpu): number {
@@ -619,7 +626,7 @@ function mmaFragmentKey(gpu: Gpu, f16: boolean): string {
   return fragmentKey(mmaFragment(gpu, f16 ? "f16" : "f32")!, gpu); // resolveVersion refused mma where there is none
 }
 
-// rowSums = sum_k op(a)[m, k] by kernels/reduce.ts (the mma versions, tiled with split-K, products with an empty y).
+// rowSums = sum_k op(a)[m, k] by kernels/reduce.ts (the mma versions, products with an empty y).
 function rowSumsByReduce(a: Tensor, transA: boolean, K: number, rowSums: Tensor): void {
   if (rowSums.size === 0) return;
   const sums = K === 0 ? fill(rowSums.shape, 0) : reduceForward("sum", a, transA ? -2 : -1);
@@ -744,8 +751,10 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     vecY: tiling.kind === "reg" && N % 4 === 0,
     bScalars,
     bPairs,
-    // tiled sums the rows in the kernel unless split (a split's rows would be partial): two reduce dispatches fewer.
+    // tiled sums the rows in the kernel: two reduce dispatches fewer. Split, each split's partial sums go after its
+    // partial product in y, and the reduce that sums the partial products sums them too.
     rowSums: (tiling.kind === "reg" || (tiling.kind === "tiled" && splits === 1)) && !!rowSums,
+    splitRowSums: tiling.kind === "tiled" && splits > 1 && !!rowSums,
     dgelu: !!opts.dgelu,
     f16,
     fragment: tiling.kind === "mma" ? mmaFragmentKey(gpu, f16) : "",
@@ -760,16 +769,17 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     throw new Error(`matmul: expected split-K only with a tiled version and no bias, gelu, residual or out, got ${version}`);
   }
   const kSplit = Math.ceil(K / splits);
-  const target = splits > 1 ? Tensor.empty([splits, ...yShape]) : y;
+  const splitStride = y.size + (spec.splitRowSums ? rowSums!.size : 0);
+  const target = splits > 1 ? Tensor.empty([splits, splitStride]) : y;
   const eps = norm?.eps ?? 0;
-  const uniform = packUniform(FIELDS, { M, K, N, batch, tilesM, tilesN, strideA: M * K, strideB: shared ? 0 : K * ldb, ldb, splits, kSplit, eps });
+  const uniform = packUniform(FIELDS, { M, K, N, batch, tilesM, tilesN, strideA: M * K, strideB: shared ? 0 : K * ldb, ldb, splits, kSplit, splitStride, eps });
   const buffers = [target.buffer, aFull.buffer, bRows.buffer];
   if (opts.bias) buffers.push(opts.bias.buffer);
   if (opts.preact) buffers.push(opts.preact.buffer);
   if (spec.residual) buffers.push(opts.residual!.buffer);
   if (opts.dgelu) buffers.push(opts.dgelu.buffer);
   if (spec.rowSums) buffers.push(rowSums!.buffer);
-  else if (rowSums) rowSumsByReduce(aFull, !!opts.transA, K, rowSums);
+  else if (rowSums && !spec.splitRowSums) rowSumsByReduce(aFull, !!opts.transA, K, rowSums);
   if (spec.gatherA) buffers.push(gatherA!.rows.buffer, gatherA!.cols.buffer);
   // The norm in the epilogue where the kernel can (see the header) and its bindings fit beside the others.
   spec.norm =
@@ -783,12 +793,15 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   if (aFull !== a) aFull.dispose();
   let result = y;
   if (splits > 1) {
-    y.dispose();
-    const partials = target.reshape([splits, y.size]);
+    const sum = reduceForward("sum", target, 0);
     target.dispose();
-    const sum = reduceForward("sum", partials, 0);
-    partials.dispose();
-    result = sum.reshape(yShape);
+    if (spec.splitRowSums) {
+      runtime().batch.copy(sum.buffer, 0, y.buffer, 0, y.size * 4);
+      runtime().batch.copy(sum.buffer, y.size * 4, rowSums!.buffer, 0, rowSums!.size * 4);
+    } else {
+      y.dispose();
+      result = sum.reshape(yShape);
+    }
     sum.dispose();
   }
   if (norm && !spec.norm) layernormForwardInto(result, norm.gamma, norm.beta, norm.eps, norm);

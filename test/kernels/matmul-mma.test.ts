@@ -29,6 +29,7 @@ const spec = (version: MatmulVersion, extra: Partial<MatmulSpec>): MatmulSpec =>
   bScalars: false,
   bPairs: false,
   rowSums: false,
+  splitRowSums: false,
   dgelu: false,
   f16: true,
   fragment: "16x16x16/32",

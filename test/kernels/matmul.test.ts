@@ -569,24 +569,35 @@ describe("matmul errors", () => {
 });
 
 // Split-K (the GPU plan for few tiles and a long k; forced here): k cut unevenly (K=1031 in 7 splits of 148), into
-// splits shorter than a slab of 16 (K=9 in 6 splits of 2: the last is empty), batched, every layout.
+// splits shorter than a slab of 16 (K=9 in 6 splits of 2: the last is empty), batched, every layout; without and
+// with rowSums (each split's partial row sums stored after its partial product, summed by the same reduce).
 describe("matmul split-K", () => {
   for (const version of ["tiled", "tiled128"]) {
     for (const l of LAYOUTS) {
-      for (const [s, splits] of [[shape(17, 1031, 9), 7], [shape(33, 9, 70, [3]), 6], [shape(1, 300, 1), 2]] as [Shape, number][]) {
-        it(`${version} ${layoutName(l)} ${label(s)} in ${splits} splits`, async () => {
-          const [a, b] = operands(s, l);
-          const y = matmulForward(a, b, { ...l, version, splitK: splits });
-          expect(y.shape).toEqual([...s.batch, s.M, s.N]);
-          expectClose("y", await y.data(), data(s).y, tol(s.K));
-        });
+      for (const [s, splits] of [[shape(17, 1031, 9), 7], [shape(33, 9, 70, [3]), 6], [shape(1, 300, 1), 2], [shape(70, 40, 3, [2]), 3]] as [Shape, number][]) {
+        for (const sums of [false, true]) {
+          it(`${version} ${layoutName(l)} ${label(s)} in ${splits} splits${sums ? ", rowSums" : ""}`, async () => {
+            const [a, b] = operands(s, l);
+            const batch = s.batch.reduce((x, y) => x * y, 1);
+            const rowSums = sums ? Tensor.empty([...s.batch, s.M]) : undefined;
+            const y = matmulForward(a, b, { ...l, version, splitK: splits, rowSums });
+            expect(y.shape).toEqual([...s.batch, s.M, s.N]);
+            expectClose("y", await y.data(), data(s).y, tol(s.K));
+            if (rowSums) {
+              const logical = data(s).a; // (batch, M, K)
+              const want = Array.from({ length: batch * s.M }, (_, r) => logical.slice(r * s.K, (r + 1) * s.K).reduce((x, v) => x + v, 0));
+              expectClose("rowSums", await rowSums.data(), want, tol(s.K));
+            }
+            for (const t of [a, b, y, ...(rowSums ? [rowSums] : [])]) t.dispose();
+          });
+        }
       }
     }
   }
 
-  // A weight gradient with its bias gradient (rowSums), as planned on a GPU: few tiles and a long k are split, and a
-  // reduce sums the rows; many tiles are not, and the kernel sums them: one dispatch.
-  it("with rowSums: a split product's rows summed by a reduce, an unsplit one's in the kernel", async () => {
+  // A weight gradient with its bias gradient (rowSums), as planned on a GPU: few tiles and a long k are split, and
+  // one reduce sums the partial products and the partial row sums; many tiles are not, and the kernel sums the rows.
+  it("with rowSums: a split product's rows summed with its partial products, an unsplit one's in the kernel", async () => {
     const { gpu } = runtime();
     for (const [s, split] of [[shape(16, 1031, 9), true], [shape(600, 300, 1100), false]] as [Shape, boolean][]) {
       const l = LAYOUTS[1];
@@ -600,7 +611,7 @@ describe("matmul split-K", () => {
         y.dispose();
         const got = kernels.map((k) => k.name);
         expect(got.filter((k) => k === "matmul")).toHaveLength(1);
-        expect(got.filter((k) => k === "reduce").length, got.join(", ")).toBe(split ? 3 : 0); // partials; the rows in two levels
+        expect(got.filter((k) => k === "reduce").length, got.join(", ")).toBe(split ? 1 : 0);
       } finally {
         gpu.isCpu = isCpu;
       }
