@@ -3,7 +3,8 @@
 # DIR/lease): `info` (retried with --system-gl, as root, when no adapter is found; then again with the first GPU
 # chosen by its PCI address), on NVIDIA without shader-f16 the f16 tests and benchmarks with Dawn's blocklisting of
 # it lifted, the test suite on the GPU's
-# adapter, the benchmark set (scripts/bench-gpu.sh) and, where Fashion-MNIST is installed, the default study.
+# adapter, the benchmark set (scripts/bench-gpu.sh); before them, where Fashion-MNIST is installed, the default
+# study, alone and in 4 worker processes.
 # Everything goes to a work folder packed into OUT/results.tgz every 10 s and at the end, so that a run stopped at
 # a time limit still leaves what it finished. Usage: DIR/lease OUT. LEASE_TEST_TIMEOUT (default 300 s) bounds the
 # tests, BENCH_STEP_TIMEOUT (default 600 s) each benchmark, LEASE_STUDY_TIMEOUT (default 300 s) the study.
@@ -34,6 +35,17 @@ gpu=$(grep -o -m1 "pci:[0-9a-f:.]*" "$work/info.txt" | head -1)
 if [ -n "$gpu" ]; then
   "$here/run" $sysgl info --adapter "$gpu" >"$work/info-pci.txt" 2>&1
   echo "info --adapter $gpu: $(grep -E "^adapter|rror" "$work/info-pci.txt" | head -1)"
+fi
+
+# The default study first: short (tens of seconds), and [gpu]'s end-to-end target.
+step study
+if [ -e /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then
+  (cd "$work" && timeout "${LEASE_STUDY_TIMEOUT:-300}" "$here/run" >"$work/study.txt" 2>&1; echo "study rc $?"; tail -1 "$work/study.txt")
+  # The same study in 4 worker processes sharing the GPU: its steps are bound by the host, which has cores to spare.
+  mkdir -p "$work/workers"
+  (cd "$work/workers" && timeout "${LEASE_STUDY_TIMEOUT:-300}" "$here/run" experiment --workers 4 >"$work/study-workers.txt" 2>&1; echo "study --workers 4 rc $?"; tail -1 "$work/study-workers.txt")
+else
+  echo "no Fashion-MNIST in /usr/share/datasets/fashion-mnist: study skipped"
 fi
 
 # NVIDIA through Dawn: no shader-f16 unless Dawn's blocklisting is lifted (PEFT_DAWN_TOGGLES, docs/RUNNING.md). With
@@ -67,13 +79,4 @@ grep -a -E "Test Files|Tests |FAIL" "$work/test.txt" | head -30
 step bench
 "$here/run" --bench-gpu "$work/bench"
 
-step study
-if [ -e /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then
-  (cd "$work" && timeout "${LEASE_STUDY_TIMEOUT:-300}" "$here/run" >"$work/study.txt" 2>&1; echo "study rc $?"; tail -1 "$work/study.txt")
-  # The same study in 4 worker processes sharing the GPU: its steps are bound by the host, which has cores to spare.
-  mkdir -p "$work/workers"
-  (cd "$work/workers" && timeout "${LEASE_STUDY_TIMEOUT:-300}" "$here/run" experiment --workers 4 >"$work/study-workers.txt" 2>&1; echo "study --workers 4 rc $?"; tail -1 "$work/study-workers.txt")
-else
-  echo "no Fashion-MNIST in /usr/share/datasets/fashion-mnist: study skipped"
-fi
 step done
