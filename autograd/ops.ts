@@ -21,7 +21,7 @@ import {
   releaseSaved,
 } from "../kernels/attention.js";
 import { inversePermutation, permuteForward } from "../kernels/permute.js";
-import { concatForward, sliceBackward, sliceForward } from "../kernels/slice.js";
+import { type PlacedBlock, blockOf, concatForward, placeBlocks as placeBlocksForward, sliceBackward, sliceForward } from "../kernels/slice.js";
 import { tokenSequenceBackward, tokenSequenceForward } from "../kernels/tokens.js";
 import { gatherRows as gatherRowsKernel, scatterAddRows } from "../kernels/gather.js";
 import { type KnnOptions, knnTopK } from "../kernels/knn.js";
@@ -451,6 +451,15 @@ export function concat(xs: Tensor[], axis: number): Tensor {
       return g;
     });
   });
+}
+
+// A (rows, cols) matrix of zeros with the blocks written in (kernels/slice.ts placeBlocks); a block's gradient is
+// its block of dy.
+export function placeBlocks(shape: [number, number], blocks: PlacedBlock[]): Tensor {
+  const y = placeBlocksForward(shape, blocks);
+  return record(y, "placeBlocks", blocks.map((b) => b.x), (dy) =>
+    blocks.map(({ x, row, col }) => (x.requiresGrad ? blockOf(dy, row, col, x.shape[0], x.shape[1]) : undefined)),
+  );
 }
 
 // The ViT's input sequence [cls; tokens] + pos in one kernel (kernels/tokens.ts): tokens (B, G, C), cls (1, 1, C),

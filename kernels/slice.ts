@@ -4,6 +4,8 @@
 //   sliceAssign:   y[:, start:start+m, :] = x (outer, m, inner), in y's storage
 //   concatForward: y = [x_0 | x_1 | ...] along the axis, one sliceAssign per input
 //   sliceBackward: dx = zeros(inputShape) with dx[:, start:start+m, :] = dy
+//   placeBlocks:   y (R, C) = zeros with block i, x_i (h_i, w_i), at rows row_i.. and columns col_i..
+//   blockOf:       y (h, w) = x[row:row+h, col:col+w] of a 2-D x (a placed block's gradient)
 // concat's backward is one sliceForward of dy per input (engine/ops.ts).
 //
 // Every copy is the strided-copy kernel of kernels/permute.ts (bit-exact, any 32-bit dtype); merging axes makes a
@@ -92,3 +94,46 @@ export function concatForward(xs: Tensor[], axis: number): Tensor {
   }
   return y;
 }
+
+export interface PlacedBlock {
+  x: Tensor; // (h, w)
+  row: number;
+  col: number;
+}
+
+// A (rows, cols) matrix of zeros with the blocks written in: one fill and one copy per block, where building it by
+// concatenating zeros and blocks row-wise, then column-wise, copied each block twice and filled each gap (LoRA's
+// B for q and v: peft/lora.ts). Blocks must lie inside and not overlap.
+export function placeBlocks(shape: [number, number], blocks: PlacedBlock[]): Tensor {
+  const [R, C] = shape;
+  for (const [i, { x, row, col }] of blocks.entries()) {
+    const [h, w] = x.shape;
+    if (x.shape.length !== 2 || row < 0 || col < 0 || row + h > R || col + w > C || !Number.isInteger(row) || !Number.isInteger(col)) {
+      throw new Error(`placeBlocks: expected 2-D blocks inside (${R}, ${C}), got ${x} at (${row}, ${col})`);
+    }
+    for (const o of blocks.slice(0, i)) {
+      if (row < o.row + o.x.shape[0] && o.row < row + h && col < o.col + o.x.shape[1] && o.col < col + w) {
+        throw new Error(`placeBlocks: expected blocks that do not overlap, got ${x} at (${row}, ${col}) over ${o.x} at (${o.row}, ${o.col})`);
+      }
+    }
+  }
+  const y = Tensor.empty(shape, blocks[0]?.x.dtype ?? "f32");
+  fillInto(y, 0);
+  for (const { x, row, col } of blocks) {
+    const [h, w] = x.shape;
+    copyStrided(y, { offset: row * C + col, strides: [C, 1] }, x, { offset: 0, strides: [w, 1] }, [h, w]);
+  }
+  return y;
+}
+
+// x (R, C) -> x[row:row+h, col:col+w].
+export function blockOf(x: Tensor, row: number, col: number, h: number, w: number): Tensor {
+  const [R, C] = x.shape;
+  if (x.shape.length !== 2 || row < 0 || col < 0 || row + h > R || col + w > C) {
+    throw new Error(`blockOf: expected a block inside ${x}, got (${h}, ${w}) at (${row}, ${col})`);
+  }
+  const y = Tensor.empty([h, w], x.dtype);
+  copyStrided(y, { offset: 0, strides: [w, 1] }, x, { offset: row * C + col, strides: [C, 1] }, [h, w]);
+  return y;
+}
+

@@ -58,20 +58,13 @@ export class LoraAdapter implements LinearAdapter {
     return this.slices.length === 1 ? this.slices[0].A : ops.concat(this.slices.map((s) => s.A), 0);
   }
 
-  // (out, n*r): B_s placed at rows [offset, offset+size) and columns [s*r, (s+1)*r).
+  // (out, n*r): B_s placed at rows [offset, offset+size) and columns [s*r, (s+1)*r), zeros elsewhere.
   private bFull(): Tensor {
     const out = this.layer.outFeatures;
     const r = this.rank;
     const n = this.slices.length;
     if (n === 1 && this.slices[0].size === out) return this.slices[0].B;
-    const columns = this.slices.map((s) => {
-      const parts: Tensor[] = [];
-      if (s.offset > 0) parts.push(ops.zeros([s.offset, r]));
-      parts.push(s.B);
-      if (s.offset + s.size < out) parts.push(ops.zeros([out - s.offset - s.size, r]));
-      return parts.length === 1 ? parts[0] : ops.concat(parts, 0);
-    });
-    return columns.length === 1 ? columns[0] : ops.concat(columns, 1);
+    return ops.placeBlocks([out, n * r], this.slices.map((s, i) => ({ x: s.B, row: s.offset, col: i * r })));
   }
 
   parameters(): [string, Tensor][] {

@@ -1,10 +1,13 @@
-// slice, sliceAssign, concat and their backward against test/ref/slice.ts. Data movement is exact (atol 0,
-// rtol 0); the backward is also checked against float64 central differences (atol 1e-6, rtol 1e-5: the loss is
-// linear, so the differences are exact up to rounding). Every copy here is the strided copy of
-// kernels/permute.ts, whose folded grid (> 65535 workgroups) test/kernels/permute.test.ts covers.
+// slice, sliceAssign, concat, placeBlocks and blockOf, and their backward, against test/ref/slice.ts and a float64
+// placement. Data movement is exact (atol 0, rtol 0); the backward is also checked against float64 central
+// differences (atol 1e-6, rtol 1e-5: the loss is linear, so the differences are exact up to rounding). Every copy here
+// is the strided copy of kernels/permute.ts, whose folded grid (> 65535 workgroups) test/kernels/permute.test.ts
+// covers.
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
-import { concatForward, sliceAssign, sliceBackward, sliceForward } from "../../kernels/slice.js";
+import { blockOf, concatForward, placeBlocks, sliceAssign, sliceBackward, sliceForward } from "../../kernels/slice.js";
+import * as ops from "../../autograd/ops.js";
+import { backward } from "../../autograd/tape.js";
 import { dot, expectClose, numericGrad, randn, useEngine } from "../helpers.js";
 import { concatRef, sliceAssignRef, sliceRef } from "../ref/slice.js";
 
@@ -89,6 +92,52 @@ describe("concatForward", () => {
     const y = concatForward([a, Tensor.fromArray([], [0, 2]), Tensor.fromArray([3, 4], [1, 2])], 0);
     expect(Array.from(await y.data())).toEqual([1, 2, 3, 4]);
     expect(() => concatForward([a, Tensor.fromArray([1, 2, 3], [1, 3])], 0)).toThrow("concat: expected tensors that differ only on axis 0");
+  });
+});
+
+// (R, C) zeros with each (h, w) block written at (row, col), in float64.
+function placedRef(R: number, C: number, blocks: { data: ArrayLike<number>; h: number; w: number; row: number; col: number }[]): Float64Array {
+  const y = new Float64Array(R * C);
+  for (const b of blocks) for (let i = 0; i < b.h; i++) for (let j = 0; j < b.w; j++) y[(b.row + i) * C + b.col + j] = b.data[i * b.w + j];
+  return y;
+}
+
+describe("placeBlocks and blockOf", () => {
+  // LoRA's B for q and v of a 3C-wide qkv (C = 5, r = 3), a block touching the last row and column, one of a row.
+  const R = 15;
+  const C = 7;
+  const blocks = [
+    { h: 5, w: 3, row: 0, col: 0 },
+    { h: 5, w: 3, row: 10, col: 3 },
+    { h: 1, w: 1, row: 14, col: 6 },
+    { h: 2, w: 7, row: 6, col: 0 },
+  ].map((b, k) => ({ ...b, data: randn(b.h * b.w, 20 + k) }));
+
+  it("writes each block at its place, zeros elsewhere; blockOf reads it back", async () => {
+    const y = placeBlocks([R, C], blocks.map((b) => ({ x: Tensor.fromArray(b.data, [b.h, b.w]), row: b.row, col: b.col })));
+    expect(y.shape).toEqual([R, C]);
+    const got = await y.data();
+    expectClose("y", got, placedRef(R, C, blocks), EXACT);
+    for (const b of blocks) expectClose(`block at (${b.row}, ${b.col})`, await blockOf(y, b.row, b.col, b.h, b.w).data(), b.data, EXACT);
+  });
+
+  it("rejects blocks outside or overlapping", () => {
+    const x = Tensor.fromArray(new Float32Array(6), [2, 3]);
+    expect(() => placeBlocks([4, 4], [{ x, row: 3, col: 0 }])).toThrow("placeBlocks: expected 2-D blocks inside (4, 4), got Tensor(");
+    expect(() => placeBlocks([4, 4], [{ x, row: 0, col: 0 }, { x: Tensor.fromArray([1], [1, 1]), row: 1, col: 2 }])).toThrow("placeBlocks: expected blocks that do not overlap");
+    expect(() => blockOf(x, 1, 1, 2, 2)).toThrow("blockOf: expected a block inside Tensor(");
+  });
+
+  it("ops.placeBlocks' gradients are the blocks of dy = d sum(placeBlocks(xs) * w)/dxs", async () => {
+    const w = randn(R * C, 30);
+    const xs = blocks.map((b) => Tensor.fromArray(b.data, [b.h, b.w]).requireGrad());
+    const y = ops.placeBlocks([R, C], blocks.map((b, k) => ({ x: xs[k], row: b.row, col: b.col })));
+    backward(y, Tensor.fromArray(w, [R, C]));
+    for (const [k, b] of blocks.entries()) {
+      const loss = (v: Float64Array) => dot(placedRef(R, C, blocks.map((o, j) => (j === k ? { ...o, data: v } : o))), w);
+      expectClose(`dx${k}`, await xs[k].grad!.data(), numericGrad(loss, b.data), FD);
+      xs[k].grad!.dispose();
+    }
   });
 });
 
