@@ -186,6 +186,28 @@ describe("train", () => {
     dispose(o);
   });
 
+  it("does not judge divergence on Dawn's null backend, whose read-backs are no results: every step runs", async () => {
+    const o = setup("nan-null-backend", { steps: 4, lossEvery: 1, evalEvery: 2 });
+    const weight = o.model.head!.weight;
+    const evaluate = o.evaluate!;
+    o.evaluate = async () => {
+      const accuracy = await evaluate();
+      weight.write((await weight.data()).fill(NaN)); // the loss of the steps after it is NaN too
+      return accuracy;
+    };
+    const { gpu } = runtime();
+    const backend = gpu.backend;
+    gpu.backend = "null";
+    try {
+      const r = await train(o);
+      expect(r.metrics.map((m) => m.step)).toEqual([1, 2, 3, 4]);
+      expect(Number.isNaN(r.metrics[3].loss)).toBe(true);
+    } finally {
+      gpu.backend = backend;
+      dispose(o);
+    }
+  });
+
   it("calls the checkpoint resumed from suspect when the loss is non-finite right after resuming", async () => {
     const settings = { steps: 4, warmupSteps: 0, evalEvery: 2, lossEvery: 1 };
     const first = setup("suspect", settings, { onStep: (step) => {
