@@ -7,7 +7,8 @@
 # study, alone and in 4 worker processes.
 # Everything goes to a work folder packed into OUT/results.tgz every 10 s and at the end, so that a run stopped at
 # a time limit still leaves what it finished. Usage: DIR/lease OUT. LEASE_TEST_TIMEOUT (default 300 s) bounds the
-# tests, BENCH_STEP_TIMEOUT (default 600 s) each benchmark, LEASE_STUDY_TIMEOUT (default 300 s) the study.
+# tests, BENCH_STEP_TIMEOUT (default 600 s) each benchmark, LEASE_STUDY_TIMEOUT (default 300 s) the study;
+# LEASE_FASHION_MNIST a folder of Fashion-MNIST's IDX files for it (below).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 out=$(realpath -m "${1:?usage: lease OUT}")
@@ -37,15 +38,22 @@ if [ -n "$gpu" ]; then
   echo "info --adapter $gpu: $(grep -E "^adapter|rror" "$work/info-pci.txt" | head -1)"
 fi
 
-# The default study first: short (tens of seconds), and [gpu]'s end-to-end target.
+# The default study first: short (tens of seconds), and [gpu]'s end-to-end target. Its images: Debian's
+# dataset-fashion-mnist, or (as root) LEASE_FASHION_MNIST's folder copied where that package puts them, e.g. the
+# 5.2 MB of `scripts/fashion-mnist-subset.py DIR --classes 0-9 --train-per-class 1000 --test-per-class 200`, all the
+# study reads.
 step study
-if [ -e /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then
+fm=/usr/share/datasets/fashion-mnist
+if [ ! -e "$fm/t10k-labels-idx1-ubyte.gz" ] && [ -n "${LEASE_FASHION_MNIST:-}" ] && [ "$(id -u)" = 0 ]; then
+  mkdir -p "$fm" && cp "$LEASE_FASHION_MNIST"/*-ubyte.gz "$fm/" && echo "Fashion-MNIST from $LEASE_FASHION_MNIST"
+fi
+if [ -e "$fm/t10k-labels-idx1-ubyte.gz" ]; then
   (cd "$work" && timeout "${LEASE_STUDY_TIMEOUT:-300}" "$here/run" >"$work/study.txt" 2>&1; echo "study rc $?"; tail -1 "$work/study.txt")
   # The same study in 4 worker processes sharing the GPU: its steps are bound by the host, which has cores to spare.
   mkdir -p "$work/workers"
   (cd "$work/workers" && timeout "${LEASE_STUDY_TIMEOUT:-300}" "$here/run" experiment --workers 4 >"$work/study-workers.txt" 2>&1; echo "study --workers 4 rc $?"; tail -1 "$work/study-workers.txt")
 else
-  echo "no Fashion-MNIST in /usr/share/datasets/fashion-mnist: study skipped"
+  echo "no Fashion-MNIST in $fm (LEASE_FASHION_MNIST: a folder of its IDX files): study skipped"
 fi
 
 # NVIDIA through Dawn: no shader-f16 unless Dawn's blocklisting is lifted (PEFT_DAWN_TOGGLES, docs/RUNNING.md). With
