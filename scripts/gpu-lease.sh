@@ -4,7 +4,7 @@
 # chosen by its PCI address), on NVIDIA without shader-f16 the f16 tests and benchmarks with Dawn's blocklisting of
 # it lifted, the test suite on the GPU's
 # adapter, the benchmark set (scripts/bench-gpu.sh); before them, where Fashion-MNIST is installed, the default
-# study, alone and in 4 worker processes.
+# study, alone, in 4 worker processes, and on Dawn's null backend (the host's share).
 # Everything goes to a work folder packed into OUT/results.tgz every 10 s and at the end, so that a run stopped at
 # a time limit still leaves what it finished. Usage: DIR/lease OUT. LEASE_TEST_TIMEOUT (default 300 s) bounds the
 # tests, BENCH_STEP_TIMEOUT (default 600 s) each benchmark, LEASE_STUDY_TIMEOUT (default 300 s) the study;
@@ -52,6 +52,9 @@ if [ -e "$fm/t10k-labels-idx1-ubyte.gz" ]; then
   # The same study in 4 worker processes sharing the GPU: its steps are bound by the host, which has cores to spare.
   mkdir -p "$work/workers"
   (cd "$work/workers" && timeout "${LEASE_STUDY_TIMEOUT:-300}" "$here/run" experiment --workers 4 >"$work/study-workers.txt" 2>&1; echo "study --workers 4 rc $?"; tail -1 "$work/study-workers.txt")
+  # And on Dawn's null backend, which computes nothing: the host's share of the study on this machine's CPU.
+  mkdir -p "$work/null"
+  (cd "$work/null" && PEFT_BACKEND=null timeout "${LEASE_STUDY_TIMEOUT:-300}" "$here/run" >"$work/study-null.txt" 2>&1; echo "study on the null backend rc $?"; tail -1 "$work/study-null.txt")
 else
   echo "no Fashion-MNIST in $fm (LEASE_FASHION_MNIST: a folder of its IDX files): study skipped"
 fi
