@@ -51,7 +51,7 @@ async function values(named: [string, Tensor][]): Promise<Map<string, Float32Arr
 }
 
 // 4 steps, evaluated every 2; each evaluation writes NaN into the first `count` of the head's weights on the device.
-function nanAfterFirstEvaluation(dir: string, count: number): TrainOptions {
+function nanAtEachEvaluation(dir: string, count: number): TrainOptions {
   const o = setup(dir, { steps: 4, lossEvery: 1, evalEvery: 2 });
   const weight = o.model.head!.weight;
   const evaluate = o.evaluate!;
@@ -183,7 +183,7 @@ describe("train", () => {
   it("stops with a DivergedError on a parameter that reads back non-finite at a checkpoint", async () => {
     // The losses read so far are finite: the first evaluation (step 2) writes a NaN into the head's weights on the
     // device, just before the checkpoint reads them back.
-    const o = nanAfterFirstEvaluation("nan-parameter", 1);
+    const o = nanAtEachEvaluation("nan-parameter", 1);
     const e = await train(o).catch((err: unknown) => err);
     expect(e).toBeInstanceOf(DivergedError);
     expect((e as Error).message).toMatch(/^train: non-finite parameter head\.weight\[0\] = NaN after step 2 .*no checkpoint had been written yet/);
@@ -193,7 +193,7 @@ describe("train", () => {
   });
 
   it("does not judge divergence on Dawn's null backend, whose read-backs are no results: every step runs", async () => {
-    const o = nanAfterFirstEvaluation("nan-null-backend", Infinity); // the loss of the steps after it is NaN too
+    const o = nanAtEachEvaluation("nan-null-backend", Infinity); // the loss of the steps after it is NaN too
     const { gpu } = runtime();
     const backend = gpu.backend;
     gpu.backend = "null";
