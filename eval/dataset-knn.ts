@@ -1,13 +1,17 @@
 // DINO's weighted k-NN accuracy of a backbone on datasets: the CLS features of every bank and query image (through
-// each spec's transform, in loader batches, so a large bank's images never sit in memory at once), then
-// eval/knn.ts. The study's source k-NN and the pre-training's held-out score are this.
+// each spec's transform, in loader batches, so a large bank's images never sit in memory at once; full batches
+// replayed, the features read back together: eval/loader-outputs.ts), then eval/knn.ts. The study's source k-NN
+// and the pre-training's held-out score are this.
 import type { Dataset } from "../data/dataset.js";
 import { Loader } from "../data/loader.js";
 import { type DataSpec, transformFor } from "../data/spec.js";
 import { Transform } from "../data/transforms.js";
 import type { TransformCache } from "../data/transform-cache.js";
 import type { VisionTransformer } from "../vit/model.js";
-import { FeatureExtractor } from "./features.js";
+import { runtime } from "../engine/runtime.js";
+import type { Tensor } from "../engine/tensor.js";
+import { ReplayedForward } from "./replayed-forward.js";
+import { loaderOutputs } from "./loader-outputs.js";
 import { type KnnResult, knnClassify } from "./knn.js";
 
 export interface KnnData {
@@ -24,34 +28,26 @@ export interface DatasetKnnOptions {
 }
 
 export async function datasetKnn(model: VisionTransformer, bank: KnnData, queries: KnnData, o: DatasetKnnOptions): Promise<KnnResult[]> {
-  const extractor = new FeatureExtractor(model, o.batchSize); // one replay for every loader batch of both
+  const features = (x: Tensor) => model.features(x);
+  // One replay for every loader batch of both.
+  const replayed = runtime().settings.replay ? new ReplayedForward(features, "features: batches are run, not replayed") : undefined;
   const featuresOf = async ({ dataset, spec }: KnnData) => {
     const loader = new Loader(dataset, new Transform(transformFor(spec, o.size)), { batchSize: o.batchSize, cache: o.cache });
-    const out = new Float32Array(dataset.length * model.width);
-    const labels = new Int32Array(dataset.length);
-    let rows = 0;
-    for await (const b of loader.epoch(0)) {
-      const n = b.labels.length;
-      const { features } = await extractor.extract(b.images, [n, 3, o.size, o.size]);
-      out.set(features, rows * model.width);
-      labels.set(b.labels, rows);
-      rows += n;
-    }
-    return { features: out.subarray(0, rows * model.width), labels: labels.subarray(0, rows) };
+    return loaderOutputs(loader, features, replayed);
   };
   try {
     const b = await featuresOf(bank);
     const q = await featuresOf(queries);
     return knnClassify({
-      train: b.features,
+      train: b.values,
       trainLabels: b.labels,
-      test: q.features,
+      test: q.values,
       testLabels: q.labels,
       ks: o.ks,
       temperature: o.temperature,
       classes: Math.max(bank.dataset.classes.length, queries.dataset.classes.length),
     });
   } finally {
-    extractor.dispose();
+    replayed?.dispose();
   }
 }

@@ -46,7 +46,7 @@ export class FeatureExtractor {
       const n = Math.min(B, N - start);
       const batch = images.subarray(start * per, (start + n) * per);
       if (n === B && !capturing && runtime().settings.replay) {
-        out.set(await this.replayed.call(batch, [B, 3, H, W]), start * C);
+        out.set(await (await this.replayed.call(batch, [B, 3, H, W])).data(), start * C);
         opts.onProgress?.(start + n, N);
         continue;
       }

@@ -15,13 +15,14 @@ export class ReplayedForward {
     private readonly refusal: string, // the warning's start where the function cannot be replayed (it then runs)
   ) {}
 
-  // f(images) for images of `shape`, read back.
-  async call(images: Float32Array, shape: number[]): Promise<Float32Array> {
+  // f(images) for images of `shape`, in a tensor of this object's that the next call overwrites: read or copy it
+  // before then.
+  async call(images: Float32Array, shape: number[]): Promise<Tensor> {
     if (this.replayed && this.replayed.images.shape.join() !== shape.join()) this.dispose();
     const r = (this.replayed ??= this.make(shape));
     r.images.write(images);
     await r.run.call();
-    return r.output.tensor!.data();
+    return r.output.tensor!;
   }
 
   private make(shape: number[]): { images: Tensor; output: { tensor?: Tensor }; run: ReplayedRun } {

@@ -24,7 +24,7 @@ describe("ReplayedForward", () => {
           const run = tidy(() => noGrad(() => model.forward(Tensor.fromArray(images, [n, 3, 8, 8]))));
           const want = await run.data();
           run.dispose();
-          const got = await replayed.call(images, [n, 3, 8, 8]);
+          const got = await (await replayed.call(images, [n, 3, 8, 8])).data();
           expect(got.length).toBe(n * 5);
           expect(got).toEqual(want);
         }
