@@ -108,12 +108,11 @@ export class Loader {
 
   // The kept images of `indices` as a view of the cache, where they are all kept and consecutive (an evaluation's
   // batches, unshuffled, after the first pass): no copy.
-  private keptRun(indices: Int32Array): Float32Array | undefined {
+  private keptRun(indices: Int32Array, per: number): Float32Array | undefined {
     const kept = this.kept;
     if (!kept || indices.length === 0) return undefined;
     const first = indices[0];
     for (let k = 0; k < indices.length; k++) if (indices[k] !== first + k || !kept.kept[first + k]) return undefined;
-    const per = 3 * this.transform.size ** 2;
     return kept.images.subarray(first * per, (first + indices.length) * per);
   }
 
@@ -121,7 +120,7 @@ export class Loader {
     const s = this.transform.size;
     const per = 3 * s * s;
     const b = indices.length;
-    const view = this.keptRun(indices);
+    const view = this.keptRun(indices, per);
     if (view) return { images: view, labels: Int32Array.from(indices, (i) => this.dataset.labels[i]), indices: Int32Array.from(indices) };
     const images = new Float32Array(b * per);
     const ok = new Array<boolean>(b).fill(true);

@@ -8,6 +8,7 @@ import { Tensor, tidy } from "../engine/tensor.js";
 import { ReplayedForward } from "./replayed-forward.js";
 import type { Capture, VisionTransformer } from "../vit/model.js";
 import { noGrad } from "../autograd/tape.js";
+import { joined } from "../util/typed-arrays.js";
 
 export interface FeatureOptions {
   batch?: number; // images per forward pass (default 32)
@@ -71,15 +72,7 @@ export class FeatureExtractor {
       opts.onProgress?.(start + n, N);
     }
     const captured = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [name, part] of parts) {
-      const data = new Float32Array(part.shape.reduce((a, b) => a * b, 1));
-      let at = 0;
-      for (const c of part.chunks) {
-        data.set(c, at);
-        at += c.length;
-      }
-      captured.set(name, { shape: part.shape, data });
-    }
+    for (const [name, part] of parts) captured.set(name, { shape: part.shape, data: joined(part.chunks, Float32Array) });
     return { features: out, captured };
   }
 

@@ -1,13 +1,14 @@
 // A function of image batches (a model's CLS features, its head's logits) over every batch of a loader, read back
 // together: full batches replayed (eval/replayed-forward.ts), the others run, each batch's output kept on the device
-// and read with the others once READ_GROUP_BYTES of them wait (`groupBytes`), or at the end (engine/tensor.ts readTensors). A read
-// per batch waited for the device as often as there are batches: ~1,300 of the default study's ~2,000 waits, its
-// evaluations' and k-NN's.
+// and read with the others once READ_GROUP_BYTES of them wait (`groupBytes`), or at the end (engine/tensor.ts
+// readTensors). A read per batch waited for the device as often as there are batches: ~1,300 of the default study's
+// ~2,000 waits, its evaluations' and k-NN's.
 import { runtime } from "../engine/runtime.js";
 import { READ_GROUP_BYTES, Tensor, readTensors, tidy } from "../engine/tensor.js";
 import { noGrad } from "../autograd/tape.js";
 import type { Loader } from "../data/loader.js";
 import type { ReplayedForward } from "./replayed-forward.js";
+import { joined } from "../util/typed-arrays.js";
 
 export interface LoaderOutputs {
   values: Float32Array; // (images, width): the batches' outputs end to end
@@ -54,18 +55,7 @@ export async function loaderOutputs(
   } finally {
     for (const t of pending) t.dispose();
   }
-  const images = labels.reduce((s, l) => s + l.length, 0);
-  const values = new Float32Array(read.reduce((s, v) => s + v.length, 0));
-  let at = 0;
-  for (const v of read) {
-    values.set(v, at);
-    at += v.length;
-  }
-  const all = new Int32Array(images);
-  at = 0;
-  for (const l of labels) {
-    all.set(l, at);
-    at += l.length;
-  }
-  return { values, labels: all, width: images > 0 ? values.length / images : 0 };
+  const all = joined(labels, Int32Array);
+  const values = joined(read, Float32Array);
+  return { values, labels: all, width: all.length > 0 ? values.length / all.length : 0 };
 }
