@@ -5,6 +5,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { crc32, deflateSync, gzipSync } from "node:zlib";
+import { ArrayDataset, type Dataset } from "../../data/dataset.js";
 
 // A fresh temp folder for the calling test file, deleted when it finishes.
 export function useTmpDir(prefix: string): string {
@@ -44,6 +45,22 @@ export function pattern(n: number, seed: number): Uint8Array {
     out[i] = s >>> 24;
   }
   return out;
+}
+
+// n gray width x height images in memory, pixels pattern(..., seed), labels cycling over `classes` classes ("a",
+// "b", ...); the identity's hash is the seed, so datasets of other seeds are told apart.
+export function grayDataset(n: number, width: number, height: number, classes: number, seed: number): ArrayDataset {
+  const labels = Int32Array.from({ length: n }, (_, i) => i % classes);
+  const identity = { name: "tiny", root: "/mem", split: "train", count: n, hash: String(seed) };
+  const layout = { offset: 0, stride: width * height, width, height, channels: 1 as const, planar: false };
+  const names = Array.from({ length: classes }, (_, c) => String.fromCharCode(97 + c));
+  return new ArrayDataset(identity, names, labels, pattern(n * width * height, seed), layout, (i) => `/mem#${i}`);
+}
+
+// `ds` with the indices it is asked to read, in order.
+export function counted(ds: Dataset): { ds: Dataset; reads: number[] } {
+  const reads: number[] = [];
+  return { ds: Object.assign(Object.create(ds) as Dataset, { read: (i: number) => (reads.push(i), ds.read(i)) }), reads };
 }
 
 // One CIFAR record: label bytes, then R, G, B planes of 32x32, given an HWC image.

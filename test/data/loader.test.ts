@@ -2,21 +2,16 @@
 // order and augmentation independent of prefetch and concurrency, drop-last, and skipping corrupt images.
 import { describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { ArrayDataset, type Dataset } from "../../data/dataset.js";
+import type { Dataset } from "../../data/dataset.js";
 import { ImageFolder } from "../../data/image-folder.js";
 import { type Batch, Loader } from "../../data/loader.js";
 import { Transform } from "../../data/transforms.js";
-import { PNG_RGB, pattern, pngBytes, useTmpDir, writeFile } from "./fixtures.js";
+import { PNG_RGB, counted, grayDataset, pattern, pngBytes, useTmpDir, writeFile } from "./fixtures.js";
 
 const tmp = useTmpDir("loader");
 
 // 37 gray 6x5 images (prime count, non-square), labels cycling over 4 classes.
-function tinyDataset(n = 37): Dataset {
-  const labels = Int32Array.from({ length: n }, (_, i) => i % 4);
-  const identity = { name: "tiny", root: "/mem", split: "train", count: n, hash: "0" };
-  const layout = { offset: 0, stride: 30, width: 6, height: 5, channels: 1 as const, planar: false };
-  return new ArrayDataset(identity, ["a", "b", "c", "d"], labels, pattern(n * 30, 9), layout, (i) => `/mem#${i}`);
-}
+const tinyDataset = (): Dataset => grayDataset(37, 6, 5, 4, 9);
 
 async function collect(loader: Loader, epoch: number): Promise<Batch[]> {
   const out: Batch[] = [];
@@ -89,8 +84,7 @@ describe("Loader", () => {
 
   it("prefetches exactly `prefetch` batches while the caller holds one", async () => {
     for (const prefetch of [0, 2]) {
-      const reads: number[] = [];
-      const counting: Dataset = Object.assign(Object.create(ds) as Dataset, { read: (i: number) => (reads.push(i), ds.read(i)) });
+      const { ds: counting, reads } = counted(ds);
       const it = new Loader(counting, evalT, { batchSize: 4, prefetch }).epoch(0);
       await it.next();
       await new Promise((r) => setTimeout(r, 50)); // time for any further batch to start reading

@@ -2,28 +2,17 @@
 // and loaders, keeps nothing for random transforms or past its budget, and tells datasets and transforms apart.
 import { describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { ArrayDataset, type Dataset } from "../../data/dataset.js";
+import type { Dataset } from "../../data/dataset.js";
 import { ImageFolder } from "../../data/image-folder.js";
 import { type Batch, Loader } from "../../data/loader.js";
 import { Transform } from "../../data/transforms.js";
 import { TransformCache } from "../../data/transform-cache.js";
-import { PNG_RGB, pattern, pngBytes, useTmpDir, writeFile } from "./fixtures.js";
+import { PNG_RGB, counted, grayDataset, pattern, pngBytes, useTmpDir, writeFile } from "./fixtures.js";
 
 const tmp = useTmpDir("transform-cache");
 
 // 37 gray 6x5 images whose pixels depend on `seed`, under an identity that names it.
-function tinyDataset(seed = 9, n = 37): Dataset {
-  const labels = Int32Array.from({ length: n }, (_, i) => i % 4);
-  const identity = { name: "tiny", root: "/mem", split: "train", count: n, hash: String(seed) };
-  const layout = { offset: 0, stride: 30, width: 6, height: 5, channels: 1 as const, planar: false };
-  return new ArrayDataset(identity, ["a", "b", "c", "d"], labels, pattern(n * 30, seed), layout, (i) => `/mem#${i}`);
-}
-
-// `ds` with its reads counted.
-function counted(ds: Dataset): { ds: Dataset; reads: number[] } {
-  const reads: number[] = [];
-  return { ds: Object.assign(Object.create(ds) as Dataset, { read: (i: number) => (reads.push(i), ds.read(i)) }), reads };
-}
+const tinyDataset = (seed = 9): Dataset => grayDataset(37, 6, 5, 4, seed);
 
 async function collect(loader: Loader, epoch: number): Promise<Batch[]> {
   const out: Batch[] = [];

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateConfig } from "../../vit/config.js";
 import { type VisionTransformer, buildVit, initialiser } from "../../vit/model.js";
 import { applyStrategy } from "../../peft/strategy.js";
-import { ArrayDataset, type Dataset } from "../../data/dataset.js";
+import type { Dataset } from "../../data/dataset.js";
 import { Loader } from "../../data/loader.js";
 import { Transform } from "../../data/transforms.js";
 import { Tensor, tidy } from "../../engine/tensor.js";
@@ -14,17 +14,12 @@ import { noGrad } from "../../autograd/tape.js";
 import { ReplayedForward } from "../../eval/replayed-forward.js";
 import { loaderOutputs } from "../../eval/loader-outputs.js";
 import { useEngine } from "../helpers.js";
-import { pattern } from "../data/fixtures.js";
+import { grayDataset } from "../data/fixtures.js";
 
 useEngine();
 
 // n gray 8x8 images, labels cycling over 3 classes.
-function dataset(n: number, seed: number): Dataset {
-  const labels = Int32Array.from({ length: n }, (_, i) => i % 3);
-  const identity = { name: "tiny", root: "/mem", split: "test", count: n, hash: String(seed) };
-  const layout = { offset: 0, stride: 64, width: 8, height: 8, channels: 1 as const, planar: false };
-  return new ArrayDataset(identity, ["a", "b", "c"], labels, pattern(n * 64, seed), layout, (i) => `/mem#${i}`);
-}
+const dataset = (n: number, seed: number): Dataset => grayDataset(n, 8, 8, 3, seed);
 
 describe("loaderOutputs", () => {
   let model: VisionTransformer;
