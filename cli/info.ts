@@ -14,7 +14,8 @@ export function subgroupMatrixLine(features: Set<string>, configs: SubgroupMatri
 }
 
 // What mixed precision can use here: f16 products need shader-f16, the mma versions (matmul's and attention's) an
-// f16 x f16 -> f32 subgroup matrix besides (kernels/registry.ts mmaFragment). Dawn offers no shader-f16 on NVIDIA's Vulkan driver.
+// f16 x f16 -> f32 subgroup matrix besides (kernels/registry.ts mmaFragment). Dawn offers no shader-f16 on NVIDIA's
+// Vulkan driver.
 export function mixedPrecisionLine(gpu: Gpu): string {
   if (!gpu.features.has("shader-f16")) return 'no (no shader-f16: training.precision "f16" and the f16 mma versions need it)';
   const f = mmaFragment(gpu, "f16");

@@ -421,8 +421,8 @@ describe("train with precision f16", () => {
 });
 // The same on attention's tensor-core kernels: its mma version (subgroup matrices emulated on the CPU driver,
 // test/subgroup-matrix-emulation.ts), forced, in a model of head dim 16 (the fragments' size), whose q, k, v, dO, P
-// and dS are then f16. The losses fall from 2.1 to 0.23; the largest gap between the f16 and f32 curves was 7.8e-4 (2026-12-05);
-// bound as above.
+// and dS are then f16. The losses fall from 2.1 to 0.23; the largest gap between the f16 and f32 curves was 7.8e-4
+// (2026-12-05); bound as above.
 describe("train with precision f16, attention on subgroup matrices (emulated)", () => {
   useEmulatedSubgroupMatrices({ "attention-mma": { left: "Ws", right: "Ws", result: "Ss", uniform: "p.n" } });
   beforeEach((ctx) => skipWithoutF16(ctx));
