@@ -17,9 +17,9 @@
 // On CPU drivers, up to ONE_PASS_ROWS rows, one pass in workgroups of 8 sums every row of a column and writes dgamma
 // and dbeta at once: a dispatch costs ~60 us there beside its work, and the default study's layernorms (544-2176
 // rows of 64) are a few hundred microseconds of loads per column on one lane. Where such a workgroup is one subgroup
-// (subgroups of exactly 8 lanes: llvmpipe), the rows' mean and rstd, which every lane needs, come 8 rows at a time, one loaded
-// per lane and handed round by subgroupShuffle: the default model's nine took 0.91-0.95 ms of a training step
-// against 1.28-1.30 (`bench vit --census`, 2026-12-04).
+// (subgroups of exactly 8 lanes: llvmpipe), the rows' mean and rstd, which every lane needs, come 8 rows at a time,
+// one loaded per lane and handed round by subgroupShuffle: the default model's nine took 0.91-0.95 ms of a training
+// step against 1.28-1.30 (`bench vit --census`, 2026-12-04).
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { MAX_GROUPS, packUniform, range, storageBindings, uniformStruct } from "./wgsl.js";
