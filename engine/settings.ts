@@ -50,7 +50,7 @@ export interface Settings {
 const OWN = ["PEFT_BACKEND", "PEFT_ADAPTER", "PEFT_WAIT", "PEFT_TUNE", "PEFT_TUNE_CACHE", "PEFT_DAWN_TOGGLES", "PEFT_REPLAY", "PEFT_IMAGE_CACHE_MB"];
 
 // A study at the default model's size keeps ~75 MB; one at 224 px keeps its k-NN and test sets where they fit.
-export const DEFAULT_IMAGE_CACHE_MB = 1024;
+const DEFAULT_IMAGE_CACHE_MB = 1024;
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const wait = env.PEFT_WAIT ?? "quiet";
