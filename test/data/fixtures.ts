@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { crc32, deflateSync, gzipSync } from "node:zlib";
 import { ArrayDataset, type Dataset } from "../../data/dataset.js";
+import { joined } from "../../util/typed-arrays.js";
 
 // A fresh temp folder for the calling test file, deleted when it finishes.
 export function useTmpDir(prefix: string): string {
@@ -72,13 +73,7 @@ export function cifarRecord(labels: number[], hwc: Uint8Array): Uint8Array {
 }
 
 export function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return joined(parts, Uint8Array);
 }
 
 // PNG colour types (PNG spec, section 11.2.2).

@@ -10,6 +10,7 @@ describe("joined", () => {
     const i = joined([Int32Array.of(7), Int32Array.of(-1, 2147483647)], Int32Array);
     expect(i).toBeInstanceOf(Int32Array);
     expect(Array.from(i)).toEqual([7, -1, 2147483647]);
+    expect(Array.from(joined([Uint8Array.of(255), Uint8Array.of(0, 1)], Uint8Array))).toEqual([255, 0, 1]);
     expect(joined([], Int32Array).length).toBe(0);
   });
 });
