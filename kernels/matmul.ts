@@ -46,6 +46,9 @@
 //   register shuffle: reg16x16 ran 512³ at 39 GFLOP/s against 27 without (docs/KERNELS.md, Matmul).
 //   tiled, tiled128 (GPUs): a 64x64 (128x128) output tile per 16x16 workgroup, 4x4 (8x8) per thread, k in slabs of
 //     16 through workgroup memory; split-K where y is a few tiles and K is long (splitK).
+//   tiledv4, tiled128v4 (GPUs): the same tiles and slabs, each thread's rows and columns in runs of 4, read from the
+//     slabs as vec4s; the slabs loaded as vec4s where the stored rows allow, the next while the current one is
+//     multiplied; accumulators named by literal indices (tiledV4Wgsl).
 //   mma64, mma128 (GPUs with subgroup matrices): the same tiles multiplied by the adapter's subgroup matrices (tensor
 //     cores, through chromium-experimental-subgroup-matrix) of the inputs' type, f32 accumulation (mmaWgsl).
 // Mixed precision (inputs "f16", autograd/precision.ts): every version rounds a and b to f16 as it loads them and
@@ -110,7 +113,7 @@ export interface MatmulSpec {
   preact: boolean;
   residual: boolean;
   addOut: boolean; // y += result, reading y's old value through its read_write binding
-  vecY: boolean; // reg with N % 4 == 0: y, bias, preact and residual bound as vec4 and stored 4 columns at a time
+  vecY: boolean; // reg, tiled v4 unsplit, with N % 4 == 0: y and the epilogue operands bound as vec4, stored 4 columns at a time
   bScalars: boolean; // regm, small b with transB or N % 4 != 0: b read in its stored layout as (uniform) scalars
   bPairs: boolean; // reg (lanes along n), a shared transposed b with K even: read in place, two k per vec2 load
   rowSums: boolean; // reg, tiled without split-K: rowSums bound after the epilogue operands
@@ -118,8 +121,9 @@ export interface MatmulSpec {
   dgelu: boolean; // y = acc * gelu'(dgelu[i])
   f16: boolean; // A and B rounded to f16 as loaded (h16), multiplied in f32; mma: staged as f16
   fragment: string; // mma: the subgroup matrices' M x N x K and the subgroup size ("16x16x16/32"); "" otherwise
-  vecA: boolean; // mma: a's stored rows a multiple of 4 long, so A is bound and staged as vec4
-  vecB: boolean; // mma: the same for b
+  vecA: boolean; // tiled v4, mma: a's stored rows a multiple of 4 long, so A is bound and staged as vec4
+  vecB: boolean; // tiled v4, mma: the same for b
+  constSlab: boolean; // tiled v4 on GPUs: a full k slab's loop has a constant bound (see tiledV4Wgsl)
   broadcast: boolean; // reg: what every lane loads alike comes from per-lane loads and subgroupBroadcast (header)
   norm: boolean; // reg with lanes along n, vecY, broadcast, one column tile: the layernorm of y's rows (header)
   gatherA: boolean; // reg: a read through aRows and aCols (header)
@@ -438,6 +442,79 @@ ${ENTRY} {${TILE_COORDS}
 }`;
 }
 
+// tiled v4. Thread mapping: workgroup (bat, tm, tn) computes the tile x tile block at (tm*tile, tn*tile); thread
+// (tx, ty) owns rows 64*g + 4*ty + i and columns 64*h + 4*tx + j (i, j < 4; g, h < tile/64), so each k it reads its
+// rows' and columns' staged values as tile/32 vec4s (against tiled's tile/8 scalars), the 16 threads of a row of the
+// workgroup reading 16 adjacent vec4s of b's slab. The slabs are loaded by slabStage (vec4s where the stored rows
+// are a multiple of 4 long), the next one into registers while the current one is multiplied. Everything a thread
+// holds is named by literal indices (acc0_0, ...; nothing in a per-thread array indexed in a loop), so that no
+// driver keeps its accumulators in memory; y's rows are stored as vec4s where N % 4 == 0 (vecY). Split along k,
+// the splits start at multiples of the slab (see matmulForward).
+function tiledV4Wgsl(spec: MatmulSpec, tile: number): string {
+  const t4 = tile / 4; // vec4s per staged row
+  const runs = tile / 64; // g, h < runs
+  const a = slabStage(spec, "A", tile, TK, WG2 * WG2, "kEnd", "f32");
+  const b = slabStage(spec, "B", tile, TK, WG2 * WG2, "kEnd", "f32");
+  const put = (arr: string) => (o: string, k: string, v: string) => `${arr}[(${k}) * ${t4}u + (${o}) / 4u][(${o}) % 4u] = ${v};`;
+  const putVec4 = (arr: string) => (o: string, k: string, v: string) => `${arr}[(${k}) * ${t4}u + (${o}) / 4u] = ${v};`;
+  const rows = range(4 * runs); // r = 4g + i
+  const cols = range(runs); // h
+  const lane = "xyzw";
+  const accs = rows.flatMap((r) => cols.map((h) => `var acc${r}_${h} = vec4<f32>(0.0);`));
+  const step = [
+    ...cols.map((g) => `let a${g} = As[k * ${t4}u + ${16 * g}u + lid.y];`),
+    ...cols.map((h) => `let b${h} = Bs[k * ${t4}u + ${16 * h}u + lid.x];`),
+    ...rows.flatMap((r) => cols.map((h) => `acc${r}_${h} = fma(vec4<f32>(a${r >> 2}.${lane[r & 3]}), b${h}, acc${r}_${h});`)),
+  ];
+  const finish = rows.flatMap((r) =>
+    cols.map((h) => {
+      const at = `let m = m0 + ${64 * (r >> 2) + (r & 3)}u + 4u * lid.y;\n    let n = n0 + ${64 * h}u + 4u * lid.x;`;
+      const acc = `acc${r}_${h}`;
+      if (spec.vecY) return `{\n    ${at}\n    if (m < p.M && n < p.N) { store((yBase + m * p.N + n) / 4u, n / 4u, ${acc}${spec.bias ? " + bias[n / 4u]" : ""}); }\n  }`;
+      const each = range(4).map((c) => `if (m < p.M && n + ${c}u < p.N) { store(yBase + m * p.N + n + ${c}u, n + ${c}u, ${acc}.${lane[c]}); }`);
+      return `{\n    ${at}\n    ${each.join("\n    ")}\n  }`;
+    }),
+  );
+  const sums = spec.rowSums || spec.splitRowSums;
+  const loop = (bound: string) => `for (var k = 0u; k < ${bound}; k++) {\n      ${step.join("\n      ")}\n    }`;
+  // A non-constant bound keeps NIR from unrolling the loop 16 times (seconds of llvmpipe compile time); on GPUs a
+  // full slab's has a constant one, which their compilers unroll (constSlab).
+  const multiply = spec.constSlab
+    ? `if (kEnd - k0 >= ${TK}u) {\n    ${loop(`${TK}u`)}\n    } else {\n    ${loop("kEnd - k0")}\n    }`
+    : loop(`min(${TK}u, kEnd - k0)`);
+  return /* wgsl */ `${header(spec)}
+var<workgroup> As: array<vec4<f32>, ${TK * t4}>; // [k][m / 4]
+var<workgroup> Bs: array<vec4<f32>, ${TK * t4}>; // [k][n / 4]
+@compute @workgroup_size(${WG2}, ${WG2})
+${ENTRY} {${TILE_COORDS}
+  let m0 = tm * ${tile}u;
+  let n0 = tn * ${tile}u;
+  let t = lid.y * ${WG2}u + lid.x;
+  let kBegin = sk * p.kSplit;
+  let kEnd = min(kBegin + p.kSplit, p.K);
+  ${a.decls}
+  ${b.decls}
+  ${accs.join("\n  ")}
+  ${sums ? "var rowSum = 0.0; // rowSums: the first column tile's threads t < tile sum a's row m0 + t" : ""}
+  var k0 = kBegin;
+  ${a.load("k0").replaceAll("\n", "\n  ")}
+  ${b.load("k0").replaceAll("\n", "\n  ")}
+  for (; k0 < kEnd; k0 += ${TK}u) {
+    ${a.store(put("As"), putVec4("As"))}
+    ${b.store(put("Bs"), putVec4("Bs"))}
+    workgroupBarrier();
+    ${a.load(`k0 + ${TK}u`).replaceAll("\n", "\n    ")}
+    ${b.load(`k0 + ${TK}u`).replaceAll("\n", "\n    ")}
+    ${sums ? `if (tn == 0u && t < ${tile}u) { for (var k = 0u; k < min(${TK}u, kEnd - k0); k++) { rowSum += As[k * ${t4}u + t / 4u][t % 4u]; } }` : ""}
+    ${multiply}
+    workgroupBarrier();
+  }
+  ${finish.join("\n  ")}
+  ${spec.rowSums ? `if (tn == 0u && t < ${tile}u && m0 + t < p.M) { rowSums[bat * p.M + m0 + t] = rowSum; }` : ""}
+  ${spec.splitRowSums ? `if (tn == 0u && t < ${tile}u && m0 + t < p.M) { y[sk * p.splitStride + p.batch * p.M * p.N + bat * p.M + m0 + t] = rowSum; }` : ""}
+}`;
+}
+
 // mma (GPUs with subgroup matrices). Workgroup (bat, tm, tn) computes the tile x tile block at (tm*tile, tn*tile)
 // with 2 x subgroupsN subgroups, each a (tile/2) x (tile/subgroupsN) block as FM x FN fragments of fm x fn,
 // accumulated in f32 subgroup matrices. Each k slab (MMA_SLAB: 32 of f16, 16 of f32) the workgroup stages a tile x
@@ -483,7 +560,8 @@ function mmaWgsl(spec: MatmulSpec, tile: number, subgroupsN: number): string {
   workgroupBarrier();`);
     }
   }
-  const stage = [mmaStage(spec, "A", tile, slab, threads, kp), mmaStage(spec, "B", tile, slab, threads, np)].join("\n");
+  const a = slabStage(spec, "A", tile, slab, threads, "p.K", ct);
+  const b = slabStage(spec, "B", tile, slab, threads, "p.K", ct);
   return /* wgsl */ `enable chromium_experimental_subgroup_matrix;
 diagnostic(off, chromium.subgroup_matrix_uniformity);
 ${header(spec)}
@@ -500,8 +578,13 @@ ${ENTRY} {${TILE_COORDS}
   let wm = sub / ${subgroupsN}u;
   let wn = sub % ${subgroupsN}u;
   ${accs.join("\n  ")}
+  ${a.decls}
+  ${b.decls}
   for (var k0 = 0u; k0 < p.K; k0 += ${slab}u) {
-${stage}
+    ${a.load("k0")}
+    ${b.load("k0")}
+    ${a.store((o, k, v) => `As[(${o}) * ${kp}u + ${k}] = ${v};`)}
+    ${b.store((o, k, v) => `Bs[(${k}) * ${np}u + ${o}] = ${v};`)}
     workgroupBarrier();
     for (var kk = 0u; kk < ${slab}u; kk += ${fk}u) {
       ${step.join("\n      ")}
@@ -512,34 +595,51 @@ ${stage}
 }`;
 }
 
-// mma: one k slab of a (operand "A": tile rows m x slab, into As[m][k]) or b ("B": slab x tile columns n, into
-// Bs[k][n]), staged by all threads: element (or vec4 of 4 along the stored rows, with vecA/vecB) e of the slab in
-// the stored layout's order, so consecutive threads read consecutive words. Outside the matrix: zeros (with vec4,
-// all four lie outside together, the stored rows being a multiple of 4 long).
-function mmaStage(spec: MatmulSpec, operand: "A" | "B", tile: number, slab: number, threads: number, stride: number): string {
+// One k slab of an operand staged through workgroup memory by `threads` threads (tiled v4 and mma): "A", tile rows
+// m x slab, or "B", slab x tile columns n. A thread's load s takes element e = t + s * threads of the slab in the
+// stored layout's order (with vecA/vecB the e-th vec4 of 4 along the stored rows), so that consecutive threads read
+// consecutive words, into its register `${operand}v${s}`; zeros outside the matrix or from kEnd on (with vec4 all
+// four lie outside together: the stored rows are a multiple of 4 long and the callers' slabs start at multiples of
+// 4). The registers hold `type`: f32 (rounded to f16 with mixed precision, h16) or f16 (mma's staged inputs).
+interface SlabStage {
+  decls: string; // each load's slab coordinates (`${operand}o${s}`, `${operand}k${s}`) and register, declared once
+  load: (k0: string) => string; // the thread's loads of the slab that starts at k0
+  store: (put: (o: string, k: string, value: string) => string, putVec4?: (o: string, k: string, value: string) => string) => string;
+}
+function slabStage(spec: MatmulSpec, operand: "A" | "B", tile: number, slab: number, threads: number, kEnd: string, type: "f32" | "f16"): SlabStage {
   const isA = operand === "A";
-  const vec = isA ? spec.vecA : spec.vecB;
-  const w = vec ? 4 : 1;
-  // The slab's outer (o, tile wide) and k coordinates; `along` is the contiguous one of the stored layout.
+  const w = (isA ? spec.vecA : spec.vecB) ? 4 : 1;
+  const T = w === 4 ? `vec4<${type}>` : type;
+  // The slab's outer (o, tile wide) and k coordinates; `kAlong`: the stored rows run along k.
   const kAlong = isA ? !spec.transA : spec.transB;
   const [outer, bound] = isA ? ["m0", "p.M"] : ["n0", "p.N"];
   const index = isA ? (o: string, k: string) => aIndex(spec, o, k) : (o: string, k: string) => bIndex(spec, k, o);
   const base = isA ? "aBase" : "bBase";
-  const dest = (o: string, k: string) => (isA ? `As[(${o}) * ${stride}u + ${k}]` : `Bs[(${k}) * ${stride}u + ${o}]`);
-  const [oi, ki] = kAlong ? [`e / ${slab / w}u`, `e % ${slab / w}u * ${w}u`] : [`e % ${tile / w}u * ${w}u`, `e / ${tile / w}u`];
   const lastO = kAlong ? `${bound} - 1u` : `${bound} - ${w}u`;
   const lastK = kAlong ? `p.K - ${w}u` : "p.K - 1u";
-  const at = `${base} + ${index(`min(${outer} + so, ${lastO})`, `min(k0 + sk, ${lastK})`)}`;
-  const inside = `${outer} + so < ${bound} && k0 + sk < p.K`;
-  const ct = spec.f16 ? "f16" : "f32"; // the staged type; the operands are f32 in memory
-  const lines = [`    for (var s = 0u; s < ${(tile * slab) / w / threads}u; s++) {`, `      let e = t + s * ${threads}u;`, `      let so = ${oi};`, `      let sk = ${ki};`];
-  if (!vec) lines.push(`      ${dest("so", "sk")} = select(${ct}(0.0), ${ct}(${operand}[${at}]), ${inside});`);
-  else {
-    lines.push(`      let v = select(vec4<${ct}>(0.0), vec4<${ct}>(${operand}[(${at}) / 4u]), ${inside});`);
-    for (let c = 0; c < 4; c++) lines.push(`      ${kAlong ? dest("so", `sk + ${c}u`) : dest(`so + ${c}u`, "sk")} = v[${c}];`);
-  }
-  lines.push("    }");
-  return lines.join("\n");
+  const loads = range((tile * slab) / w / threads).map((s) => {
+    const e = `(t + ${s * threads}u)`;
+    const [oi, ki] = kAlong ? [`${e} / ${slab / w}u`, `${e} % ${slab / w}u * ${w}u`] : [`${e} % ${tile / w}u * ${w}u`, `${e} / ${tile / w}u`];
+    return { o: `${operand}o${s}`, k: `${operand}k${s}`, v: `${operand}v${s}`, oi, ki };
+  });
+  const raw = (o: string, k: string, k0: string) => {
+    const at = `${base} + ${index(`min(${outer} + ${o}, ${lastO})`, `min(${k0} + ${k}, ${lastK})`)}`;
+    return w === 4 ? `${operand}[(${at}) / 4u]` : `${operand}[${at}]`;
+  };
+  const value = (x: string) => (type === "f16" ? `${T}(${x})` : h16(spec, x, w));
+  return {
+    decls: loads.map(({ o, k, v, oi, ki }) => `let ${o} = ${oi};\n  let ${k} = ${ki};\n  var ${v}: ${T};`).join("\n  "),
+    load: (k0) =>
+      loads.map(({ o, k, v }) => `${v} = select(${T}(0.0), ${value(raw(o, k, k0))}, ${outer} + ${o} < ${bound} && ${k0} + ${k} < ${kEnd});`).join("\n  "),
+    store: (put, putVec4) =>
+      loads
+        .flatMap(({ o, k, v }) => {
+          if (w === 1) return [put(o, k, v)];
+          if (!kAlong && putVec4) return [putVec4(o, k, v)];
+          return range(4).map((c) => (kAlong ? put(o, `${k} + ${c}u`, `${v}[${c}]`) : put(`${o} + ${c}u`, k, `${v}[${c}]`)));
+        })
+        .join("\n    "),
+  };
 }
 
 // pack: b (..., K, N), or (..., N, K) with transB, -> (..., K, ldb) with ldb = N rounded up to 4 and zero
@@ -604,7 +704,8 @@ function keptPack(b: Tensor, K: number, N: number, trans: boolean): Tensor | und
 export function matmulWgsl(spec: MatmulSpec): string {
   const tiling = MATMUL_TILINGS[spec.version];
   if (tiling.kind === "reg") return regWgsl(spec, tiling.rows, tiling.cols, tiling.lanesAlongM);
-  return tiling.kind === "mma" ? mmaWgsl(spec, tiling.tile, tiling.subgroupsN) : tiledWgsl(spec, tiling.tile);
+  if (tiling.kind === "mma") return mmaWgsl(spec, tiling.tile, tiling.subgroupsN);
+  return tiling.v4 ? tiledV4Wgsl(spec, tiling.tile) : tiledWgsl(spec, tiling.tile);
 }
 
 const dims = (t: Tensor) => `(${t.shape.join(", ")})`;
@@ -739,6 +840,9 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const tilesN = Math.ceil(N / tileN);
   const plain = !opts.bias && !opts.gelu && !opts.residual && !opts.out && !opts.dgelu;
   const splits = opts.splitK ?? (tiling.kind === "tiled" && plain ? splitK(shape, batch * tilesM * tilesN) : 1);
+  // tiled v4 and mma stage vec4s of the stored rows where they are a multiple of 4 long (slabStage).
+  const v4 = tiling.kind === "tiled" && tiling.v4;
+  const staged = v4 || tiling.kind === "mma";
   const spec: MatmulSpec = {
     version,
     transA: !!opts.transA,
@@ -748,7 +852,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     preact: !!opts.preact,
     residual: !!opts.residual && !residualIsOut,
     addOut: !!opts.accumulate || residualIsOut,
-    vecY: tiling.kind === "reg" && N % 4 === 0,
+    vecY: (tiling.kind === "reg" || (v4 && splits === 1)) && N % 4 === 0,
     bScalars,
     bPairs,
     // tiled sums the rows in the kernel: two reduce dispatches fewer. Split, each split's partial sums go after its
@@ -758,8 +862,9 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     dgelu: !!opts.dgelu,
     f16,
     fragment: tiling.kind === "mma" ? mmaFragmentKey(gpu, f16) : "",
-    vecA: tiling.kind === "mma" && (opts.transA ? M : K) % 4 === 0,
-    vecB: tiling.kind === "mma" && (opts.transB ? K : N) % 4 === 0,
+    vecA: staged && K > 0 && (opts.transA ? M : K) % 4 === 0,
+    vecB: staged && K > 0 && (opts.transB ? K : N) % 4 === 0,
+    constSlab: v4 && !gpu.isCpu,
     broadcast: tiling.kind === "reg" && laneBroadcast(gpu),
     norm: false,
     gatherA: !!gatherA && tiling.kind === "reg",
@@ -768,7 +873,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   if (splits > 1 && (tiling.kind !== "tiled" || !plain)) {
     throw new Error(`matmul: expected split-K only with a tiled version and no bias, gelu, residual or out, got ${version}`);
   }
-  const kSplit = Math.ceil(K / splits);
+  // tiled v4's splits start at multiples of its slab, where its vec4s along k lie whole.
+  const kSplit = v4 ? Math.ceil(K / splits / TK) * TK : Math.ceil(K / splits);
   const splitStride = y.size + (spec.splitRowSums ? rowSums!.size : 0);
   const target = splits > 1 ? Tensor.empty([splits, splitStride]) : y;
   const eps = norm?.eps ?? 0;

@@ -71,7 +71,7 @@ if grep -qi nvidia "$work/info.txt" && ! grep -q "^features .*shader-f16" "$work
       test/autograd/precision.test.ts test/train/train.test.ts -t "mma|f16|precision" --reporter=dot >"$work/test-f16.txt" 2>&1
     echo "f16 tests rc $?"
     grep -a -E "Test Files|Tests |FAIL" "$work/test-f16.txt" | head -20
-    timeout 300 "$here/run" bench matmul --precision f16 --version mma64,mma128,tiled,tiled128 --shapes 12608x768x2304,2048x2048x2048 \
+    timeout 300 "$here/run" bench matmul --precision f16 --version mma64,mma128,tiled,tiled128,tiledv4,tiled128v4 --shapes 12608x768x2304,2048x2048x2048 \
       --layouts nn,nt --no-tfjs >"$work/matmul-f16.txt" 2>&1
     tail -12 "$work/matmul-f16.txt"
     timeout 120 "$here/run" bench attention --precision f16 --version tiled,mma --shapes vit-s >"$work/attention-f16.txt" 2>&1

@@ -35,6 +35,7 @@ const spec = (version: MatmulVersion, extra: Partial<MatmulSpec>): MatmulSpec =>
   fragment: "16x16x16/32",
   vecA: false,
   vecB: false,
+  constSlab: false,
   broadcast: false,
   norm: false,
   gatherA: false,

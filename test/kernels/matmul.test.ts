@@ -40,6 +40,7 @@ const SHAPES: Shape[] = [
   shape(11, 6, 7, [3]), // 3-D a, 2-D b
   shape(5, 9, 12, [2, 3], false), // 4-D a, 4-D b
   shape(6, 20, 10, [3], false), // 3-D x 3-D
+  shape(68, 36, 132, [2], false), // M, K, N % 4 == 0 (tiled v4 and mma load vec4s in every layout), past the tiles
 ];
 // K * N > 2^18: regm packs a transposed b here; below, it reads a batched or skinny (N or K <= 16) b in place and
 // packs a shared one (a linear layer's weight)
@@ -568,11 +569,39 @@ describe("matmul errors", () => {
   });
 });
 
+// tiled v4 as it runs on GPUs (constSlab): a full slab's k loop has a constant bound, the last partial slab a
+// variable one; K = 36 is two full slabs and 4 more, K = 1031 (one split of a GPU's split-K plan, 16x1031x9, and
+// a row of tiles for tiled128v4) ends in 7. On the CPU driver with the adapter taken for a GPU.
+describe("matmul tiled v4 with the GPUs' constant-bound slab loop", () => {
+  const CASES = [
+    ...LAYOUTS.map((l) => ["tiledv4", l, shape(68, 36, 132, [2], false)] as const),
+    ["tiledv4", LAYOUTS[1], shape(16, 1031, 9)] as const,
+    ["tiled128v4", LAYOUTS[2], shape(130, 1031, 260)] as const,
+  ];
+  for (const [version, l, s] of CASES) {
+    it(`${version} ${layoutName(l)} ${label(s)}`, async () => {
+      const { gpu } = runtime();
+      const [a, b] = operands(s, l);
+      const isCpu = gpu.isCpu;
+      gpu.isCpu = false;
+      try {
+        const { result: y, kernels } = recordKernels(() => matmulForward(a, b, { ...l, version }));
+        expect(kernels.filter((k) => k.name === "matmul").every((k) => k.key.includes("constSlab=true"))).toBe(true);
+        expectClose("y", await y.data(), data(s).y, tol(s.K));
+        y.dispose();
+      } finally {
+        gpu.isCpu = isCpu;
+      }
+      for (const t of [a, b]) t.dispose();
+    });
+  }
+});
+
 // Split-K (the GPU plan for few tiles and a long k; forced here): k cut unevenly (K=1031 in 7 splits of 148), into
 // splits shorter than a slab of 16 (K=9 in 6 splits of 2: the last is empty), batched, every layout; without and
 // with rowSums (each split's partial row sums stored after its partial product, summed by the same reduce).
 describe("matmul split-K", () => {
-  for (const version of ["tiled", "tiled128"]) {
+  for (const version of MATMUL.versions.filter((v) => MATMUL_TILINGS[v].kind === "tiled")) {
     for (const l of LAYOUTS) {
       for (const [s, splits] of [[shape(17, 1031, 9), 7], [shape(33, 9, 70, [3]), 6], [shape(1, 300, 1), 2], [shape(70, 40, 3, [2]), 3]] as [Shape, number][]) {
         for (const sums of [false, true]) {
