@@ -13,9 +13,9 @@
 //   backbone.safetensors, backbone.json   at the end: the teacher's backbone (timm layout, no head) and its manifest
 //                      (method, settings, data identity, seed, final metrics, the file's SHA-256)
 // Losses and metrics stay on the device and are read back every `logEvery` steps, when finiteness and collapse are
-// checked; a checkpoint every `checkpointEvery` steps and at the end. Resuming loads last.safetensors (refused when
-// the settings or data differ) and continues the epoch at the batch after it, so a resumed run computes what an
-// uninterrupted one does.
+// checked (not on Dawn's null backend, which computes nothing); a checkpoint every `checkpointEvery` steps and at
+// the end. Resuming loads last.safetensors (refused when the settings or data differ) and continues the epoch at the
+// batch after it, so a resumed run computes what an uninterrupted one does.
 //
 // `precision` "f16" trains in mixed precision with dynamic loss scaling, as main_dino.py's --use_fp16 (train/dino.ts),
 // the scale in the checkpoints (train/mixed-precision.ts, shared with train/train.ts).
@@ -24,6 +24,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import { Tensor, tidy } from "../engine/tensor.js";
+import { runtime } from "../engine/runtime.js";
 import * as ops from "../autograd/ops.js";
 import type { Dataset } from "../data/dataset.js";
 import type { DataSpec } from "../data/spec.js";
@@ -262,8 +263,11 @@ async function run(o: DinoPretrainOptions, dino: Dino, loader: MultiCropLoader, 
     knn = [...knn.filter((k) => k.step !== step), { step, accuracy }];
     o.log?.(`step ${step}/${s.steps}: source k-NN ${accuracy.toFixed(2)}% (teacher backbone)`);
   };
+  // Dawn's null backend computes nothing, and what it reads back is no result: there the run is judged neither for
+  // divergence nor for collapse, so that it does every step's host work (PEFT_BACKEND=null measures the host alone).
+  const judged = runtime().gpu.backend !== "null";
   const checkpoint = async () => {
-    const tensors = await snapshot(state, step).catch((e) => {
+    const tensors = await snapshot(state, step, judged).catch((e) => {
       if (e instanceof NonFiniteError) throw new DivergedError(`dino: non-finite ${e.message} (lr ${stepValues(s, step - 1).lr})`, step, NaN, stepValues(s, step - 1).lr, false);
       throw e;
     });
@@ -295,12 +299,12 @@ async function run(o: DinoPretrainOptions, dino: Dino, loader: MultiCropLoader, 
     rows.push(...done);
     windowStart = performance.now();
     windowImages = 0;
-    const bad = done.find((r) => ![r.loss, r.entropy, r.marginalEntropy, r.kl].every(Number.isFinite));
+    const bad = judged ? done.find((r) => ![r.loss, r.entropy, r.marginalEntropy, r.kl].every(Number.isFinite)) : undefined;
     if (bad) {
       await saveMetrics();
       throw new DivergedError(`dino: the loss became ${bad.loss} at step ${bad.step} (lr ${bad.lr.toExponential(2)}); stopped, the last checkpoint ${lastPath} is intact`, bad.step, bad.loss, bad.lr, false);
     }
-    const collapse = detectCollapse(rows, K, s.collapse);
+    const collapse = judged ? detectCollapse(rows, K, s.collapse) : undefined;
     if (collapse) {
       await saveMetrics();
       throw collapse;

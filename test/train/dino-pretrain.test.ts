@@ -190,4 +190,18 @@ describe("dinoPretrain", () => {
     const saved = JSON.parse(await readFile(join(root, "collapse", "metrics.json"), "utf8"));
     expect(saved.rows.length).toBe(3);
   });
+
+  it("judges no collapse or divergence on Dawn's null backend, whose read-backs are no results: every step runs", async () => {
+    const spec = { ...SPEC, warmupTeacherTemp: 1000, teacherTemp: 1000, collapse: { ...COLLAPSE_DEFAULTS, window: 3 }, logEvery: 1 };
+    const { gpu } = runtime();
+    const backend = gpu.backend;
+    gpu.backend = "null";
+    try {
+      await dinoPretrain({ spec, data, dir: join(root, "collapse-null-backend") });
+    } finally {
+      gpu.backend = backend;
+    }
+    const saved = JSON.parse(await readFile(join(root, "collapse-null-backend", "metrics.json"), "utf8"));
+    expect(saved.rows.length).toBe(SPEC.steps);
+  });
 });
