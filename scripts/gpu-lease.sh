@@ -4,7 +4,8 @@
 # chosen by its PCI address), on NVIDIA without shader-f16 the f16 tests and benchmarks with Dawn's blocklisting of
 # it lifted, the test suite on the GPU's
 # adapter, the benchmark set (scripts/bench-gpu.sh); before them, where Fashion-MNIST is installed, the default
-# study, alone, in 4 worker processes, and on Dawn's null backend (the host's share).
+# study, alone, in 4 worker processes, and on Dawn's null backend (the host's share), then the f32 products of
+# ViT-B/16 (tiled against tiled v4 and TF.js) and its step with them tuned.
 # Everything goes to a work folder packed into OUT/results.tgz every 10 s and at the end, so that a run stopped at
 # a time limit still leaves what it finished. Usage: DIR/lease OUT. LEASE_TEST_TIMEOUT (default 300 s) bounds the
 # tests, BENCH_STEP_TIMEOUT (default 600 s) each benchmark, LEASE_STUDY_TIMEOUT (default 300 s) the study;
@@ -58,6 +59,24 @@ if [ -e "$fm/t10k-labels-idx1-ubyte.gz" ]; then
 else
   echo "no Fashion-MNIST in $fm (LEASE_FASHION_MNIST: a folder of its IDX files): study skipped"
 fi
+
+# f32 products, short and before anything long: tiled and tiled v4 against TF.js at ViT-B/16's sizes (batch 64:
+# qkv's forward, fc2's forward, a weight gradient) in every layout, then ViT-B/16's step at batch 64 with its
+# products tuned (each shape's winner among every version, GELU products apart) and profiled.
+step "f32 products: tiled and tiled v4; ViT-B/16's step with its products tuned"
+timeout 240 "$here/run" $sysgl bench matmul --version tiled,tiled128,tiledv4,tiled128v4 \
+  --shapes 12608x768x2304,12608x3072x768,768x12608x3072,2048x2048x2048 --layouts nn,nt,tn >"$work/products.txt" 2>&1
+echo "products rc $?"
+grep -E "^[0-9]" "$work/products.txt" | head -60
+tuned=$(mktemp -d)
+PEFT_TUNE_CACHE=$tuned timeout 300 "$here/run" $sysgl tune --model vit-b16 --batch 64 --strategies full --families matmul >"$work/tune-b16.txt" 2>&1
+echo "tune rc $?"
+tail -3 "$work/tune-b16.txt"
+cp "$tuned"/tune-*.json "$work/" 2>/dev/null
+PEFT_TUNE_CACHE=$tuned timeout 240 "$here/run" $sysgl bench vit --model vit-b16 --batch 64 --strategies full --profile >"$work/vit-b16-tuned.txt" 2>&1
+echo "vit-b16 tuned rc $?"
+head -8 "$work/vit-b16-tuned.txt"
+rm -rf "$tuned"
 
 # NVIDIA through Dawn: no shader-f16 unless Dawn's blocklisting is lifted (PEFT_DAWN_TOGGLES, docs/RUNNING.md). With
 # it lifted: the f16 and mma tests first (the driver bugs behind the blocklist would show there), then their speed.
