@@ -1,0 +1,39 @@
+// The profile table's product rates: GFLOP/s from a matmul label's size (batched or not) over its summed time;
+// none for other kernels, or for a product timed at zero.
+import { describe, expect, it } from "vitest";
+import { formatProfile, productGflops } from "../../bench/harness.js";
+
+const KEY = "matmul/addOut=false,bias=true,fragment=,transB=true,version=tiled128v4";
+
+describe("productGflops", () => {
+  it("is 2 M K N per dispatch over the summed time, with a batch as a fourth factor", () => {
+    expect(productGflops({ label: `${KEY} 100x200x300`, count: 3, ms: 6 })).toBeCloseTo((3 * 2 * 100 * 200 * 300) / 6e6, 9);
+    expect(productGflops({ label: `${KEY} 4x10x20x30`, count: 1, ms: 0.5 })).toBeCloseTo((2 * 4 * 10 * 20 * 30) / 0.5e6, 9);
+  });
+  it("is undefined for other kernels, sizes it cannot read, and no time", () => {
+    expect(productGflops({ label: "attention/d=64,pass=forward grid=64x1x1", count: 1, ms: 1 })).toBeUndefined();
+    expect(productGflops({ label: `${KEY} grid=8x1x1`, count: 1, ms: 1 })).toBeUndefined();
+    expect(productGflops({ label: `${KEY} 10x20`, count: 1, ms: 1 })).toBeUndefined();
+    expect(productGflops({ label: `${KEY} 10x20x30`, count: 1, ms: 0 })).toBeUndefined();
+  });
+});
+
+describe("formatProfile", () => {
+  it("lists the slowest kernels with their share, count and a product's rate, then the rest", () => {
+    const table = formatProfile(
+      [
+        { label: `${KEY} 1000x1000x1000`, count: 2, ms: 4 },
+        { label: "layernorm/pass=forward grid=9x1x1", count: 7, ms: 1 },
+        { label: "copy/per=4 grid=8x1x1", count: 1, ms: 0.5 },
+      ],
+      2,
+      "profiled",
+    );
+    expect(table.split("\n")).toEqual([
+      "    profiled: 5.5 ms of GPU time in 10 dispatches",
+      `         4.00 ms  72.7%     2x    1000 GFLOP/s  ${KEY} 1000x1000x1000`,
+      "         1.00 ms  18.2%     7x                  layernorm/pass=forward grid=9x1x1",
+      "         0.50 ms in 1 more kernels",
+    ]);
+  });
+});
