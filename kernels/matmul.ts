@@ -46,9 +46,9 @@
 //   register shuffle: reg16x16 ran 512³ at 39 GFLOP/s against 27 without (docs/KERNELS.md, Matmul).
 //   tiled, tiled128 (GPUs): a 64x64 (128x128) output tile per 16x16 workgroup, 4x4 (8x8) per thread, k in slabs of
 //     16 through workgroup memory; split-K where y is a few tiles and K is long (splitK).
-//   tiledv4, tiled128v4 (GPUs): the same tiles and slabs, each thread's rows and columns in runs of 4, read from the
+//   tiledvec, tiled128vec (GPUs): the same tiles and slabs, each thread's rows and columns in runs of 4, read from the
 //     slabs as vec4s; the slabs loaded as vec4s where the stored rows allow, the next while the current one is
-//     multiplied; accumulators named by literal indices (tiledV4Wgsl).
+//     multiplied; accumulators named by literal indices (tiledVecWgsl).
 //   mma64, mma128 (GPUs with subgroup matrices): the same tiles multiplied by the adapter's subgroup matrices (tensor
 //     cores, through chromium-experimental-subgroup-matrix) of the inputs' type, f32 accumulation (mmaWgsl).
 // Mixed precision (inputs "f16", autograd/precision.ts): every version rounds a and b to f16 as it loads them and
@@ -113,7 +113,7 @@ export interface MatmulSpec {
   preact: boolean;
   residual: boolean;
   addOut: boolean; // y += result, reading y's old value through its read_write binding
-  vecY: boolean; // reg, tiled v4 unsplit, with N % 4 == 0: y and the epilogue operands bound as vec4, stored 4 columns at a time
+  vecY: boolean; // reg, tiled*vec unsplit, N % 4 == 0: y and the epilogue operands bound as vec4, stored 4 at a time
   bScalars: boolean; // regm, small b with transB or N % 4 != 0: b read in its stored layout as (uniform) scalars
   bPairs: boolean; // reg (lanes along n), a shared transposed b with K even: read in place, two k per vec2 load
   rowSums: boolean; // reg, tiled without split-K: rowSums bound after the epilogue operands
@@ -121,9 +121,9 @@ export interface MatmulSpec {
   dgelu: boolean; // y = acc * gelu'(dgelu[i])
   f16: boolean; // A and B rounded to f16 as loaded (h16), multiplied in f32; mma: staged as f16
   fragment: string; // mma: the subgroup matrices' M x N x K and the subgroup size ("16x16x16/32"); "" otherwise
-  vecA: boolean; // tiled v4, mma: a's stored rows a multiple of 4 long, so A is bound and staged as vec4
-  vecB: boolean; // tiled v4, mma: the same for b
-  constSlab: boolean; // tiled v4 on GPUs: a full k slab's loop has a constant bound (see tiledV4Wgsl)
+  vecA: boolean; // tiled*vec, mma: a's stored rows a multiple of 4 long, so A is bound and staged as vec4
+  vecB: boolean; // tiled*vec, mma: the same for b
+  constSlab: boolean; // tiled*vec on GPUs: a full k slab's loop has a constant bound (see tiledVecWgsl)
   broadcast: boolean; // reg: what every lane loads alike comes from per-lane loads and subgroupBroadcast (header)
   norm: boolean; // reg with lanes along n, vecY, broadcast, one column tile: the layernorm of y's rows (header)
   gatherA: boolean; // reg: a read through aRows and aCols (header)
@@ -442,15 +442,15 @@ ${ENTRY} {${TILE_COORDS}
 }`;
 }
 
-// tiled v4. Thread mapping: workgroup (bat, tm, tn) computes the tile x tile block at (tm*tile, tn*tile); thread
-// (tx, ty) owns rows 64*g + 4*ty + i and columns 64*h + 4*tx + j (i, j < 4; g, h < tile/64), so each k it reads its
-// rows' and columns' staged values as tile/32 vec4s (against tiled's tile/8 scalars), the 16 threads of a row of the
-// workgroup reading 16 adjacent vec4s of b's slab. The slabs are loaded by slabStage (vec4s where the stored rows
-// are a multiple of 4 long), the next one into registers while the current one is multiplied. Everything a thread
-// holds is named by literal indices (acc0_0, ...; nothing in a per-thread array indexed in a loop), so that no
-// driver keeps its accumulators in memory; y's rows are stored as vec4s where N % 4 == 0 (vecY). Split along k,
-// the splits start at multiples of the slab (see matmulForward).
-function tiledV4Wgsl(spec: MatmulSpec, tile: number): string {
+// tiledvec, tiled128vec. Thread mapping: workgroup (bat, tm, tn) computes the tile x tile block at (tm*tile, tn*tile);
+// thread (tx, ty) owns rows 64*g + 4*ty + i and columns 64*h + 4*tx + j (i, j < 4; g, h < tile/64), so each k it reads
+// its rows' and columns' staged values as tile/32 vec4s (against tiled's tile/8 scalars), the 16 threads of a row of
+// the workgroup reading 16 adjacent vec4s of b's slab. The slabs are loaded by slabStage (vec4s where the stored rows
+// are a multiple of 4 long), the next one into registers while the current one is multiplied. Everything a thread holds
+// is named by literal indices (acc0_0, ...; nothing in a per-thread array indexed in a loop), so that no driver keeps
+// its accumulators in memory; y's rows are stored as vec4s where N % 4 == 0 (vecY). Split along k, the splits start at
+// multiples of the slab (see matmulForward).
+function tiledVecWgsl(spec: MatmulSpec, tile: number): string {
   const t4 = tile / 4; // vec4s per staged row
   const runs = tile / 64; // g, h < runs
   const a = slabStage(spec, "A", tile, TK, WG2 * WG2, "kEnd", "f32");
@@ -595,7 +595,7 @@ ${ENTRY} {${TILE_COORDS}
 }`;
 }
 
-// One k slab of an operand staged through workgroup memory by `threads` threads (tiled v4 and mma): "A", tile rows
+// One k slab of an operand staged through workgroup memory by `threads` threads (tiled*vec and mma): "A", tile rows
 // m x slab, or "B", slab x tile columns n. A thread's load s takes element e = t + s * threads of the slab in the
 // stored layout's order (with vecA/vecB the e-th vec4 of 4 along the stored rows), so that consecutive threads read
 // consecutive words, into its register `${operand}v${s}`; zeros outside the matrix or from kEnd on (with vec4 all
@@ -705,7 +705,7 @@ export function matmulWgsl(spec: MatmulSpec): string {
   const tiling = MATMUL_TILINGS[spec.version];
   if (tiling.kind === "reg") return regWgsl(spec, tiling.rows, tiling.cols, tiling.lanesAlongM);
   if (tiling.kind === "mma") return mmaWgsl(spec, tiling.tile, tiling.subgroupsN);
-  return tiling.v4 ? tiledV4Wgsl(spec, tiling.tile) : tiledWgsl(spec, tiling.tile);
+  return tiling.vec4 ? tiledVecWgsl(spec, tiling.tile) : tiledWgsl(spec, tiling.tile);
 }
 
 const dims = (t: Tensor) => `(${t.shape.join(", ")})`;
@@ -840,9 +840,9 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const tilesN = Math.ceil(N / tileN);
   const plain = !opts.bias && !opts.gelu && !opts.residual && !opts.out && !opts.dgelu;
   const splits = opts.splitK ?? (tiling.kind === "tiled" && plain ? splitK(shape, batch * tilesM * tilesN) : 1);
-  // tiled v4 and mma stage vec4s of the stored rows where they are a multiple of 4 long (slabStage).
-  const v4 = tiling.kind === "tiled" && tiling.v4;
-  const staged = v4 || tiling.kind === "mma";
+  // tiled*vec and mma stage vec4s of the stored rows where they are a multiple of 4 long (slabStage).
+  const vec = tiling.kind === "tiled" && tiling.vec4;
+  const staged = vec || tiling.kind === "mma";
   const spec: MatmulSpec = {
     version,
     transA: !!opts.transA,
@@ -852,7 +852,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     preact: !!opts.preact,
     residual: !!opts.residual && !residualIsOut,
     addOut: !!opts.accumulate || residualIsOut,
-    vecY: (tiling.kind === "reg" || (v4 && splits === 1)) && N % 4 === 0,
+    vecY: (tiling.kind === "reg" || (vec && splits === 1)) && N % 4 === 0,
     bScalars,
     bPairs,
     // tiled sums the rows in the kernel: two reduce dispatches fewer. Split, each split's partial sums go after its
@@ -864,7 +864,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     fragment: tiling.kind === "mma" ? mmaFragmentKey(gpu, f16) : "",
     vecA: staged && K > 0 && (opts.transA ? M : K) % 4 === 0,
     vecB: staged && K > 0 && (opts.transB ? K : N) % 4 === 0,
-    constSlab: v4 && !gpu.isCpu,
+    constSlab: vec && !gpu.isCpu,
     broadcast: tiling.kind === "reg" && laneBroadcast(gpu),
     norm: false,
     gatherA: !!gatherA && tiling.kind === "reg",
@@ -873,8 +873,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   if (splits > 1 && (tiling.kind !== "tiled" || !plain)) {
     throw new Error(`matmul: expected split-K only with a tiled version and no bias, gelu, residual or out, got ${version}`);
   }
-  // tiled v4's splits start at multiples of its slab, where its vec4s along k lie whole.
-  const kSplit = v4 ? Math.ceil(K / splits / TK) * TK : Math.ceil(K / splits);
+  // tiled*vec's splits start at multiples of its slab, where its vec4s along k lie whole.
+  const kSplit = vec ? Math.ceil(K / splits / TK) * TK : Math.ceil(K / splits);
   const splitStride = y.size + (spec.splitRowSums ? rowSums!.size : 0);
   const target = splits > 1 ? Tensor.empty([splits, splitStride]) : y;
   const eps = norm?.eps ?? 0;

@@ -5,8 +5,8 @@
 // Version names say the shape of the kernel, in every family alike:
 //   matmul     regRxC: workgroups of 8 lanes side by side along n, each lane R rows x C columns in registers;
 //              regmRxC: the same lanes stacked along m; tiled, tiled128: 64x64, 128x128 tiles through workgroup
-//              memory; tiledv4, tiled128v4: the same tiles, each thread's rows and columns in runs of 4 read as vec4s;
-//              mma64, mma128: those tiles through subgroup matrices (kernels/matmul.ts)
+//              memory; tiledvec, tiled128vec: the same tiles, each thread's rows and columns in runs of 4, read
+//              as vec4s; mma64, mma128: those tiles through subgroup matrices (kernels/matmul.ts)
 //   rows       lane: a lane per row, barrier-free; tree: a workgroup per row, combined through a shared-memory tree;
 //              subgroup: tree's layout, combined with subgroup operations (kernels/rows.ts: softmax, layernorm and
 //              cross-entropy, with the op in the shape)
@@ -58,12 +58,12 @@ export interface MatmulShape {
 
 // regRxC: each lane R rows x C columns (C a multiple of 4); the 8 lanes side by side along n (reg: tile R x 8C)
 // or stacked along m (regm: tile 8R x C, for skinny products such as LoRA's rank-r ones). tiled: a tile x tile
-// block per workgroup through workgroup memory; v4: its threads' rows and columns in runs of 4, read as vec4s.
+// block per workgroup through workgroup memory; vec4: its threads' rows and columns in runs of 4, read as vec4s.
 // mma: the same through the adapter's subgroup matrices (tensor cores), f16 or f32 inputs into f32, each subgroup
 // a (tile/2) x (tile/subgroupsN) block of fragments.
 type Tiling =
   | { kind: "reg"; rows: number; cols: number; lanesAlongM: boolean }
-  | { kind: "tiled"; tile: number; v4: boolean }
+  | { kind: "tiled"; tile: number; vec4: boolean }
   | { kind: "mma"; tile: number; subgroupsN: number };
 export const MATMUL_TILINGS = {
   reg4x8: { kind: "reg", rows: 4, cols: 8, lanesAlongM: false },
@@ -74,10 +74,10 @@ export const MATMUL_TILINGS = {
   reg32x8: { kind: "reg", rows: 32, cols: 8, lanesAlongM: false },
   regm8x16: { kind: "reg", rows: 8, cols: 16, lanesAlongM: true },
   regm16x16: { kind: "reg", rows: 16, cols: 16, lanesAlongM: true },
-  tiled: { kind: "tiled", tile: 64, v4: false },
-  tiled128: { kind: "tiled", tile: 128, v4: false },
-  tiledv4: { kind: "tiled", tile: 64, v4: true },
-  tiled128v4: { kind: "tiled", tile: 128, v4: true },
+  tiled: { kind: "tiled", tile: 64, vec4: false },
+  tiled128: { kind: "tiled", tile: 128, vec4: false },
+  tiledvec: { kind: "tiled", tile: 64, vec4: true },
+  tiled128vec: { kind: "tiled", tile: 128, vec4: true },
   mma64: { kind: "mma", tile: 64, subgroupsN: 2 },
   mma128: { kind: "mma", tile: 128, subgroupsN: 4 },
 } as const satisfies Record<string, Tiling>;
@@ -145,7 +145,7 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   // reg16x16, or no more than regm16x16 (at 256x544x64 and 3200x192x576 it ran 10% faster than regm16x16, at
   // 544x64x256 and 512³ 4-5% slower than reg16x16), and took the default model's step on lavapipe from 744-758 to
   // 788-813 images/s (docs/KERNELS.md, Matmul).
-  // tiledv4 and tiled128v4 are no default either until a GPU has timed them (docs/KERNELS.md); `tune` times them.
+  // tiledvec and tiled128vec are no default either until a GPU has timed them (docs/KERNELS.md); `tune` times them.
   // The mma versions are not a default: no GPU that offers them through Dawn has timed them yet (NVIDIA's Vulkan
   // driver gets no shader-f16 from Dawn, so no f16 subgroup matrices, and lists no f32 ones); `tune` picks them where
   // they win.

@@ -38,7 +38,7 @@ run knn.json bench knn --json
 run tune.json tune --model vit-s16 --batch 32 --json
 run vit-s16.json bench vit --model vit-s16 --batch 32 --profile --replay --json
 run vit-b16.json bench vit --model vit-b16 --batch 32 --json
-# ViT-B/16's products at batch 64 tuned first (tiled against tiledv4 and the others, per shape, GELU products apart),
+# ViT-B/16's products at batch 64 tuned first (tiled against tiledvec and the others, per shape, GELU products apart),
 # so that its step runs the winners.
 run tune-b16-b64.json tune --model vit-b16 --batch 64 --strategies full --families matmul --json
 run vit-b16-b64.json bench vit --model vit-b16 --batch 64 --strategies full --profile --json

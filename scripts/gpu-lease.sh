@@ -5,7 +5,7 @@
 # it lifted, the test suite on the GPU's
 # adapter, the benchmark set (scripts/bench-gpu.sh); before them, where Fashion-MNIST is installed, the default
 # study, alone, in 4 worker processes, and on Dawn's null backend (the host's share), then the f32 products of
-# ViT-B/16 (tiled against tiled v4 and TF.js) and its step with them tuned.
+# ViT-B/16 (tiled against tiledvec and TF.js) and its step with them tuned.
 # Everything goes to a work folder packed into OUT/results.tgz every 10 s and at the end, so that a run stopped at
 # a time limit still leaves what it finished. Usage: DIR/lease OUT. LEASE_TEST_TIMEOUT (default 300 s) bounds the
 # tests, BENCH_STEP_TIMEOUT (default 600 s) each benchmark, LEASE_STUDY_TIMEOUT (default 300 s) the study;
@@ -60,11 +60,11 @@ else
   echo "no Fashion-MNIST in $fm (LEASE_FASHION_MNIST: a folder of its IDX files): study skipped"
 fi
 
-# f32 products, short and before anything long: tiled and tiled v4 against TF.js at ViT-B/16's sizes (batch 64:
+# f32 products, short and before anything long: tiled and tiledvec against TF.js at ViT-B/16's sizes (batch 64:
 # qkv's forward, fc2's forward, a weight gradient) in every layout, then ViT-B/16's step at batch 64 with its
 # products tuned (each shape's winner among every version, GELU products apart) and profiled.
-step "f32 products: tiled and tiled v4; ViT-B/16's step with its products tuned"
-timeout 240 "$here/run" $sysgl bench matmul --version tiled,tiled128,tiledv4,tiled128v4 \
+step "f32 products: tiled and tiledvec; ViT-B/16's step with its products tuned"
+timeout 240 "$here/run" $sysgl bench matmul --version tiled,tiled128,tiledvec,tiled128vec \
   --shapes 12608x768x2304,12608x3072x768,768x12608x3072,2048x2048x2048 --layouts nn,nt,tn >"$work/products.txt" 2>&1
 echo "products rc $?"
 grep -E "^[0-9]" "$work/products.txt" | head -60
@@ -90,7 +90,7 @@ if grep -qi nvidia "$work/info.txt" && ! grep -q "^features .*shader-f16" "$work
       test/autograd/precision.test.ts test/train/train.test.ts -t "mma|f16|precision" --reporter=dot >"$work/test-f16.txt" 2>&1
     echo "f16 tests rc $?"
     grep -a -E "Test Files|Tests |FAIL" "$work/test-f16.txt" | head -20
-    timeout 300 "$here/run" bench matmul --precision f16 --version mma64,mma128,tiled,tiled128,tiledv4,tiled128v4 --shapes 12608x768x2304,2048x2048x2048 \
+    timeout 300 "$here/run" bench matmul --precision f16 --version mma64,mma128,tiled,tiled128,tiledvec,tiled128vec --shapes 12608x768x2304,2048x2048x2048 \
       --layouts nn,nt --no-tfjs >"$work/matmul-f16.txt" 2>&1
     tail -12 "$work/matmul-f16.txt"
     timeout 120 "$here/run" bench attention --precision f16 --version tiled,mma --shapes vit-s >"$work/attention-f16.txt" 2>&1

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { formatProfile, productGflops } from "../../bench/harness.js";
 
-const KEY = "matmul/addOut=false,bias=true,fragment=,transB=true,version=tiled128v4";
+const KEY = "matmul/addOut=false,bias=true,fragment=,transB=true,version=tiled128vec";
 
 describe("productGflops", () => {
   it("is 2 M K N per dispatch over the summed time, with a batch as a fourth factor", () => {

@@ -40,7 +40,7 @@ const SHAPES: Shape[] = [
   shape(11, 6, 7, [3]), // 3-D a, 2-D b
   shape(5, 9, 12, [2, 3], false), // 4-D a, 4-D b
   shape(6, 20, 10, [3], false), // 3-D x 3-D
-  shape(68, 36, 132, [2], false), // M, K, N % 4 == 0 (tiled v4 and mma load vec4s in every layout), past the tiles
+  shape(68, 36, 132, [2], false), // M, K, N % 4 == 0 (tiled*vec and mma load vec4s in every layout), past the tiles
 ];
 // K * N > 2^18: regm packs a transposed b here; below, it reads a batched or skinny (N or K <= 16) b in place and
 // packs a shared one (a linear layer's weight)
@@ -569,14 +569,14 @@ describe("matmul errors", () => {
   });
 });
 
-// tiled v4 as it runs on GPUs (constSlab): a full slab's k loop has a constant bound, the last partial slab a
-// variable one; K = 36 is two full slabs and 4 more, K = 1031 (one split of a GPU's split-K plan, 16x1031x9, and
-// a row of tiles for tiled128v4) ends in 7. On the CPU driver with the adapter taken for a GPU.
-describe("matmul tiled v4 with the GPUs' constant-bound slab loop", () => {
+// tiledvec and tiled128vec as they run on GPUs (constSlab): a full slab's k loop has a constant bound, the last partial
+// slab a variable one; K = 36 is two full slabs and 4 more, K = 1031 (one split of a GPU's split-K plan, 16x1031x9, and
+// a row of tiles for tiled128vec) ends in 7. On the CPU driver with the adapter taken for a GPU.
+describe("matmul tiled*vec with the GPUs' constant-bound slab loop", () => {
   const CASES = [
-    ...LAYOUTS.map((l) => ["tiledv4", l, shape(68, 36, 132, [2], false)] as const),
-    ["tiledv4", LAYOUTS[1], shape(16, 1031, 9)] as const,
-    ["tiled128v4", LAYOUTS[2], shape(130, 1031, 260)] as const,
+    ...LAYOUTS.map((l) => ["tiledvec", l, shape(68, 36, 132, [2], false)] as const),
+    ["tiledvec", LAYOUTS[1], shape(16, 1031, 9)] as const,
+    ["tiled128vec", LAYOUTS[2], shape(130, 1031, 260)] as const,
   ];
   for (const [version, l, s] of CASES) {
     it(`${version} ${layoutName(l)} ${label(s)}`, async () => {
