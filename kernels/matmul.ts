@@ -492,19 +492,19 @@ ${ENTRY} {${TILE_COORDS}
   let t = lid.y * ${WG2}u + lid.x;
   let kBegin = sk * p.kSplit;
   let kEnd = min(kBegin + p.kSplit, p.K);
-  ${a.decls}
-  ${b.decls}
+  ${indented(a.decls, 2)}
+  ${indented(b.decls, 2)}
   ${accs.join("\n  ")}
   ${sums ? "var rowSum = 0.0; // rowSums: the first column tile's threads t < tile sum a's row m0 + t" : ""}
   var k0 = kBegin;
-  ${a.load("k0").replaceAll("\n", "\n  ")}
-  ${b.load("k0").replaceAll("\n", "\n  ")}
+  ${indented(a.load("k0"), 2)}
+  ${indented(b.load("k0"), 2)}
   for (; k0 < kEnd; k0 += ${TK}u) {
-    ${a.store(put("As"), putVec4("As"))}
-    ${b.store(put("Bs"), putVec4("Bs"))}
+    ${indented(a.store(put("As"), putVec4("As")), 4)}
+    ${indented(b.store(put("Bs"), putVec4("Bs")), 4)}
     workgroupBarrier();
-    ${a.load(`k0 + ${TK}u`).replaceAll("\n", "\n    ")}
-    ${b.load(`k0 + ${TK}u`).replaceAll("\n", "\n    ")}
+    ${indented(a.load(`k0 + ${TK}u`), 4)}
+    ${indented(b.load(`k0 + ${TK}u`), 4)}
     ${sums ? `if (tn == 0u && t < ${tile}u) { for (var k = 0u; k < min(${TK}u, kEnd - k0); k++) { rowSum += As[k * ${t4}u + t / 4u][t % 4u]; } }` : ""}
     ${multiply}
     workgroupBarrier();
@@ -519,8 +519,9 @@ ${ENTRY} {${TILE_COORDS}
 // with 2 x subgroupsN subgroups, each a (tile/2) x (tile/subgroupsN) block as FM x FN fragments of fm x fn,
 // accumulated in f32 subgroup matrices. Each k slab (MMA_SLAB: 32 of f16, 16 of f32) the workgroup stages a tile x
 // slab block of a and a slab x tile block of b in workgroup memory in the input type (zero outside the matrices, so
-// edges need no other care; consecutive threads walk the stored layout's contiguous dimension), row strides padded
-// by 16 bytes (the alignment the loads need) against bank conflicts. The epilogue goes fragment by fragment through
+// edges need no other care; consecutive threads walk the stored layout's contiguous dimension; slabStage), the next
+// slab loaded into registers while the current one is multiplied, row strides padded by 16 bytes (the alignment the
+// loads need) against bank conflicts. The epilogue goes fragment by fragment through
 // a small per-subgroup scratch, since subgroup matrices have no element access: each subgroup stores its fragment,
 // its lanes finish the elements with the shared `store`. Offsets differ between subgroups of a workgroup, which
 // WGSL's workgroup-scope uniformity analysis cannot see are subgroup-uniform: hence the diagnostic is off. The
@@ -578,14 +579,17 @@ ${ENTRY} {${TILE_COORDS}
   let wm = sub / ${subgroupsN}u;
   let wn = sub % ${subgroupsN}u;
   ${accs.join("\n  ")}
-  ${a.decls}
-  ${b.decls}
-  for (var k0 = 0u; k0 < p.K; k0 += ${slab}u) {
-    ${a.load("k0")}
-    ${b.load("k0")}
-    ${a.store((o, k, v) => `As[(${o}) * ${kp}u + ${k}] = ${v};`)}
-    ${b.store((o, k, v) => `Bs[(${k}) * ${np}u + ${o}] = ${v};`)}
+  ${indented(a.decls, 2)}
+  ${indented(b.decls, 2)}
+  var k0 = 0u;
+  ${indented(a.load("k0"), 2)}
+  ${indented(b.load("k0"), 2)}
+  for (; k0 < p.K; k0 += ${slab}u) {
+    ${indented(a.store((o, k, v) => `As[(${o}) * ${kp}u + ${k}] = ${v};`), 4)}
+    ${indented(b.store((o, k, v) => `Bs[(${k}) * ${np}u + ${o}] = ${v};`), 4)}
     workgroupBarrier();
+    ${indented(a.load(`k0 + ${slab}u`), 4)}
+    ${indented(b.load(`k0 + ${slab}u`), 4)}
     for (var kk = 0u; kk < ${slab}u; kk += ${fk}u) {
       ${step.join("\n      ")}
     }
@@ -594,6 +598,9 @@ ${ENTRY} {${TILE_COORDS}
   ${finish.join("\n  ")}
 }`;
 }
+
+// WGSL lines after the first indented by n spaces, to sit in a template at that depth.
+const indented = (lines: string, n: number) => lines.replaceAll("\n", `\n${" ".repeat(n)}`);
 
 // One k slab of an operand staged through workgroup memory by `threads` threads (tiled*vec and mma): "A", tile rows
 // m x slab, or "B", slab x tile columns n. A thread's load s takes element e = t + s * threads of the slab in the
@@ -628,9 +635,9 @@ function slabStage(spec: MatmulSpec, operand: "A" | "B", tile: number, slab: num
   };
   const value = (x: string) => (type === "f16" ? `${T}(${x})` : h16(spec, x, w));
   return {
-    decls: loads.map(({ o, k, v, oi, ki }) => `let ${o} = ${oi};\n  let ${k} = ${ki};\n  var ${v}: ${T};`).join("\n  "),
+    decls: loads.map(({ o, k, v, oi, ki }) => `let ${o} = ${oi};\nlet ${k} = ${ki};\nvar ${v}: ${T};`).join("\n"),
     load: (k0) =>
-      loads.map(({ o, k, v }) => `${v} = select(${T}(0.0), ${value(raw(o, k, k0))}, ${outer} + ${o} < ${bound} && ${k0} + ${k} < ${kEnd});`).join("\n  "),
+      loads.map(({ o, k, v }) => `${v} = select(${T}(0.0), ${value(raw(o, k, k0))}, ${outer} + ${o} < ${bound} && ${k0} + ${k} < ${kEnd});`).join("\n"),
     store: (put, putVec4) =>
       loads
         .flatMap(({ o, k, v }) => {
@@ -638,7 +645,7 @@ function slabStage(spec: MatmulSpec, operand: "A" | "B", tile: number, slab: num
           if (!kAlong && putVec4) return [putVec4(o, k, v)];
           return range(4).map((c) => (kAlong ? put(o, `${k} + ${c}u`, `${v}[${c}]`) : put(`${o} + ${c}u`, k, `${v}[${c}]`)));
         })
-        .join("\n    "),
+        .join("\n"),
   };
 }
 
