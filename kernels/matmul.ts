@@ -515,17 +515,17 @@ ${ENTRY} {${TILE_COORDS}
 }`;
 }
 
-// mma (GPUs with subgroup matrices). Workgroup (bat, tm, tn) computes the tile x tile block at (tm*tile, tn*tile)
-// with 2 x subgroupsN subgroups, each a (tile/2) x (tile/subgroupsN) block as FM x FN fragments of fm x fn,
-// accumulated in f32 subgroup matrices. Each k slab (MMA_SLAB: 32 of f16, 16 of f32) the workgroup stages a tile x
-// slab block of a and a slab x tile block of b in workgroup memory in the input type (zero outside the matrices, so
-// edges need no other care; consecutive threads walk the stored layout's contiguous dimension; slabStage), the next
-// slab loaded into registers while the current one is multiplied, row strides padded by 16 bytes (the alignment the
-// loads need) against bank conflicts. The epilogue goes fragment by fragment through
-// a small per-subgroup scratch, since subgroup matrices have no element access: each subgroup stores its fragment,
-// its lanes finish the elements with the shared `store`. Offsets differ between subgroups of a workgroup, which
-// WGSL's workgroup-scope uniformity analysis cannot see are subgroup-uniform: hence the diagnostic is off. The
-// subgroup size is the adapter's largest, which Dawn's pipelines run at in full subgroups.
+// mma (GPUs with subgroup matrices). Workgroup (bat, tm, tn) computes the tile x tile block at (tm*tile, tn*tile) with
+// 2 x subgroupsN subgroups, each a (tile/2) x (tile/subgroupsN) block as FM x FN fragments of fm x fn, accumulated in
+// f32 subgroup matrices. Each k slab (MMA_SLAB: 32 of f16, 16 of f32) the workgroup stages a tile x slab block of a and
+// a slab x tile block of b in workgroup memory in the input type (zero outside the matrices, so edges need no other
+// care; consecutive threads walk the stored layout's contiguous dimension; slabStage), the next slab loaded into
+// registers while the current one is multiplied, row strides padded by 16 bytes (the alignment the loads need) against
+// bank conflicts. The epilogue goes fragment by fragment through a small per-subgroup scratch, since subgroup matrices
+// have no element access: each subgroup stores its fragment, its lanes finish the elements with the shared `store`.
+// Offsets differ between subgroups of a workgroup, which WGSL's workgroup-scope uniformity analysis cannot see are
+// subgroup-uniform: hence the diagnostic is off. The subgroup size is the adapter's largest, which Dawn's pipelines run
+// at in full subgroups.
 function mmaWgsl(spec: MatmulSpec, tile: number, subgroupsN: number): string {
   const [frag, size] = spec.fragment.split("/");
   const [fm, fn, fk] = frag.split("x").map(Number);
