@@ -309,10 +309,11 @@ export const matmul: Command = {
       console.log(`validated ${versions.join(", ")} (${layouts.join(", ")}, ${inputs} inputs) against float64 products at ${CHECK.join("x")} and ${CHECK_TILES.join("x")}`);
     }
     const tfjs = flags["no-tfjs"] || !layouts.includes("nn") ? undefined : await startTfjs(flags.json ?? false);
-    if (!flags.json) console.log(`M x K x N           layout  version    reps    ms/product   GFLOP/s    best  cpu GFLOP/s${tfjs ? "  vs tfjs" : ""}`);
+    const width = Math.max(10, ...versions.map((v) => v.length)); // of the version column
+    if (!flags.json) console.log(`M x K x N           layout  ${"version".padEnd(width)} reps    ms/product   GFLOP/s    best  cpu GFLOP/s${tfjs ? "  vs tfjs" : ""}`);
     const f = (x: number, w: number, d = 1) => x.toFixed(d).padStart(w);
     const line = (M: number, K: number, N: number, layout: string, who: string, reps: number, r: Figures) =>
-      `${`${M}x${K}x${N}`.padEnd(19)} ${layout.padEnd(7)} ${who.padEnd(10)} ${String(reps).padStart(4)} ` +
+      `${`${M}x${K}x${N}`.padEnd(19)} ${layout.padEnd(7)} ${who.padEnd(width)} ${String(reps).padStart(4)} ` +
       `${f(r.medianMs, 12, 2)} ${f(r.gflops, 9)} ${f(r.bestGflops, 7)} ${f(r.cpuGflops, 12)}`;
     const rows: Row[] = [];
     const tfjsRows: TfjsRow[] = [];

@@ -22,6 +22,8 @@ trap 'kill $packer 2>/dev/null; pack' EXIT
 step() { echo "== $* ($(date +%T))"; }
 
 step info
+# The commit the bundle was built from (scripts/portable-bundle.sh), with the results it makes.
+cp "$here/commit" "$work/commit" 2>/dev/null && echo "bundle of commit $(cat "$work/commit")"
 sysgl=""
 "$here/run" info >"$work/info.txt" 2>&1
 if ! grep -q "^adapter" "$work/info.txt" && [ "$(id -u)" = 0 ]; then

@@ -18,11 +18,13 @@
 #   DIR/run --test [ARGS...]      the vitest suite (`vitest run ARGS...`) on that machine's adapter, from a second
 #                                 archive (tests.tar.xz, ~15 MB): the tracked sources and tests of this checkout and
 #                                 the node_modules vitest needs, unpacked on first use
-# Usage: scripts/portable-bundle.sh [DIR] (default .portable, ignored by git). Builds dist/run.js first if missing.
+# Usage: scripts/portable-bundle.sh [DIR] (default .portable, ignored by git). Builds dist/run.js first (a stale one
+# would run old code beside the checkout's tests) and writes DIR/commit, the commit it was built from ("-dirty" where
+# tracked files differed from it), which DIR/lease records with its results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-.portable}
-[ -f dist/run.js ] || npm run build
+npm run build >/dev/null
 node_bin=$(command -v node)
 rm -rf "$out"
 mkdir -p "$out/deb"
@@ -106,4 +108,5 @@ exec node "$root/dist/run.js" "$@"
 EOF
 chmod +x "$out/run"
 cp scripts/gpu-lease.sh "$out/lease"
+echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo -dirty)" >"$out/commit"
 echo "portable-bundle: $out ($(du -sh "$out" | cut -f1)); run it with $out/run ARGS... or $out/run --bench-gpu" >&2
