@@ -145,7 +145,7 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   // reg16x16, or no more than regm16x16 (at 256x544x64 and 3200x192x576 it ran 10% faster than regm16x16, at
   // 544x64x256 and 512³ 4-5% slower than reg16x16), and took the default model's step on lavapipe from 744-758 to
   // 788-813 images/s (docs/KERNELS.md, Matmul).
-  // tiledvec and tiled128vec are no default either until a GPU has timed them (docs/KERNELS.md); `tune` times them.
+  // tiledvec and tiled128vec are no default until a GPU has timed them (docs/KERNELS.md); `tune` times them.
   // The mma versions are not a default: no GPU that offers them through Dawn has timed them yet (NVIDIA's Vulkan
   // driver gets no shader-f16 from Dawn, so no f16 subgroup matrices, and lists no f32 ones); `tune` picks them where
   // they win.
