@@ -11,8 +11,9 @@
 // 10*B*H*N^2*D (dP, dV, dQ, dK and the recomputed S; the backward's second recomputation of S is not counted).
 // Each case is validated once against the float64 CPU attention of bench/ref/attention.ts (shared with the tests) on
 // one (b, h) slice (the last, so that the batch and head offsets are exercised), in f16 at the tolerance of
-// test/kernels/attention-mma.test.ts; then warmed up and timed --reps times, each run ending with the GPU idle
-// (bench/harness.ts); the median is reported.
+// test/kernels/attention-mma.test.ts; then warmed up and timed --reps times, each run a few calls (4e11 FLOP's worth
+// on GPUs, 4e9 on CPU drivers, at most 100) ending with the GPU idle, with the case's own wait estimate
+// (bench/harness.ts timeCalls); the median per call is reported.
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
@@ -21,7 +22,7 @@ import { Tensor, tidy, tidyAsync } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import { Rng } from "../util/random.js";
 import { ATTENTION, availableVersions, isVersionOf } from "../kernels/registry.js";
-import { timeGpu } from "../engine/timing.js";
+import { callsPerRun, timeCalls } from "./harness.js";
 import { attentionSliceBackwardRef, attentionSliceRef } from "./ref/attention.js";
 import { noGrad } from "../autograd/tape.js";
 import { PRECISIONS, type Precision, withPrecision } from "../autograd/precision.js";
@@ -131,7 +132,6 @@ export const attention: Command = {
       console.log(deviceLine());
       console.log("version  shape   (B, N, H, D)        pass             ms   GFLOP/s");
     }
-    // Versions outermost: the engine's read-back sleep is learned from earlier waits (see bench/ops.ts).
     for (const version of flags.version ?? ATTENTION.versions) {
       for (const name of shapes) {
         const shape = ATTENTION_SHAPES[name];
@@ -142,7 +142,9 @@ export const attention: Command = {
           for (const pass of attentionCase(shape, version, precision)) {
             const error = await pass.check();
             if (error) throw new Error(`bench attention: ${version} ${name} ${pass.pass} failed validation: ${error}`);
-            const { medianMs: ms } = await timeGpu(() => tidy(() => void pass.run()), { warmup, reps });
+            // Calls per timed run enough that the wait does not dominate (bench/harness.ts), each call's outputs
+            // disposed by its own tidy.
+            const ms = await timeCalls(() => tidy(() => void pass.run()), callsPerRun(pass.flops, "FLOP"), { warmup, reps });
             const row = { version, precision, shape: name, B: shape[0], N: shape[1], H: shape[2], D: shape[3], pass: pass.pass, ms, gflops: pass.flops / ms / 1e6 };
             rows.push(row);
             if (!flags.json) {

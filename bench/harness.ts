@@ -1,6 +1,32 @@
-// Benchmark plumbing: a timed case of a benchmark that takes turns between cases, and the per-kernel profile as a
-// table. Timing itself is engine/timing.ts.
+// Benchmark plumbing: how many calls a timed run holds, a case timed with its own wait estimate, a timed case of a
+// benchmark that takes turns between cases, and the per-kernel profile as a table. Timing itself is engine/timing.ts.
 import type { KernelTime } from "../engine/profile.js";
+import { runtime } from "../engine/runtime.js";
+import { ownWaitEstimate, timeGpu } from "../engine/timing.js";
+
+// Work per timed run, enough to amortise the submit and the wake-up. On lavapipe, interleaved: at 3200x192x576
+// one product per sync ran at 32.4 GFLOP/s and five at 34.6; at 256^3 one at 19.7 and twenty at 30.4. A GPU does
+// 4 GFLOP in well under a millisecond, and on an H200 a run of one such product was timed at a third to a quarter
+// of its kernels' speed (bench vit's timestamps: 21 TFLOP/s at 6304x384x1152; bench matmul: 6.2 at 12608x384x1152
+// with tiled128), and `bench attention`, a call per run, at 1.4-1.7 TFLOP/s at ViT-S's shape where ViT-B/16's
+// steps ran its dK/dV pass, ~15 GFLOP, in 1.9 ms (timestamps): there a run holds a hundred times the work. Bytes
+// for the memory-bound row kernels: ~10 ms of traffic at 10 GB/s (lavapipe) and at 4 TB/s.
+const RUN_WORK = { FLOP: { cpu: 4e9, gpu: 4e11 }, byte: { cpu: 1e8, gpu: 4e10 } };
+const RUN_MAX_CALLS = 100;
+
+// Calls per timed run for a call of `work` units: RUN_WORK's worth, at least 1, at most RUN_MAX_CALLS.
+export function callsPerRun(work: number, unit: "FLOP" | "byte", isCpu = runtime().gpu.isCpu): number {
+  const target = RUN_WORK[unit][isCpu ? "cpu" : "gpu"];
+  return Math.max(1, Math.min(RUN_MAX_CALLS, Math.floor(target / work)));
+}
+
+// The median milliseconds of one call, timed in runs of `calls` calls each ending with the GPU idle, after `warmup`
+// untimed runs, with a wait estimate of the case's own (ownWaitEstimate: one learned on a slower case oversleeps).
+export async function timeCalls(call: () => void, calls: number, opts: { warmup: number; reps: number }): Promise<number> {
+  const paced = ownWaitEstimate();
+  const { medianMs } = await paced(() => timeGpu(() => { for (let i = 0; i < calls; i++) call(); }, opts));
+  return medianMs / calls;
+}
 
 // One timed case of a benchmark that takes turns between cases (bench matmul: our versions and TF.js).
 export interface TimedCase {

@@ -28,7 +28,7 @@ import { Tensor } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import { matmulForward, type Precision } from "../kernels/matmul.js";
 import { MATMUL, type MatmulVersion, isVersionOf } from "../kernels/registry.js";
-import { type TimedCase } from "./harness.js";
+import { type TimedCase, callsPerRun } from "./harness.js";
 import { ownWaitEstimate } from "../engine/timing.js";
 import { median } from "../util/stats.js";
 import type { TfjsMatmul } from "./tfjs.js";
@@ -43,13 +43,6 @@ const LAYOUTS: Record<string, { transA: boolean; transB: boolean }> = {
 };
 const CHECK = [67, 45, 71]; // M, K, N of the validation product
 const CHECK_TILES = [300, 77, 257]; // ours also here: several 64- and 128-wide tiles with edges, K past two slabs of 32
-// Work per timed run, enough to amortise the submit and the wake-up. On lavapipe, interleaved: at 3200x192x576
-// one product per sync ran at 32.4 GFLOP/s and five at 34.6; at 256^3 one at 19.7 and twenty at 30.4. A GPU does
-// 4 GFLOP in well under a millisecond, and on an H200 a run of one such product was timed at a third to a quarter
-// of its kernels' speed (bench vit's timestamps: 21 TFLOP/s at 6304x384x1152; bench matmul: 6.2 at 12608x384x1152
-// with tiled128): there a run holds a hundred times the work.
-const RUN_FLOP = { cpu: 4e9, gpu: 4e11 };
-const RUN_MAX_PRODUCTS = 100;
 
 // What a row reports of its timed runs, ours and TF.js's alike.
 interface Figures {
@@ -161,12 +154,6 @@ async function ours(version: string, layout: string, inputs: Precision, at: numb
 // The FLOPs of one product M x K x N.
 const productFlop = (M: number, K: number, N: number) => MATMUL.work({ M, K, N, transA: false, transB: false, batch: 1 });
 
-// RUN_FLOP worth of products per timed run, at most RUN_MAX_PRODUCTS: a short run would time the wait, not the kernel.
-function innerRuns(M: number, K: number, N: number): number {
-  const flop = runtime().gpu.isCpu ? RUN_FLOP.cpu : RUN_FLOP.gpu;
-  return Math.max(1, Math.min(RUN_MAX_PRODUCTS, Math.floor(flop / productFlop(M, K, N))));
-}
-
 // TF.js on our device, validated; undefined (after printing why) when it cannot start or computes wrong.
 async function startTfjs(json: boolean): Promise<TfjsMatmul | undefined> {
   try {
@@ -234,7 +221,7 @@ async function interleave(cases: TimedCase[], reps: number, inner: number): Prom
 // fails at this shape; its device errors are taken here, not by our next batch).
 async function timeShape(M: number, K: number, N: number, layouts: string[], versions: string[], inputs: Precision, reps: number, tfjs: TfjsMatmul | undefined) {
   const flop = productFlop(M, K, N);
-  const inner = innerRuns(M, K, N);
+  const inner = callsPerRun(productFlop(M, K, N), "FLOP"); // products per timed run (bench/harness.ts)
   const sets: Operands[] = layouts.map((layout) => {
     const [a, b] = operands(M, K, N, layout, random(M * K, 3), random(K * N, 4));
     return { layout, a, b, out: Tensor.empty([M, N]) };

@@ -6,14 +6,15 @@
 // Attention, counted in GFLOP/s rather than bytes, has its own benchmark: `bench attention` (bench/attention.ts).
 // Each case is validated once (row invariants that hold for any input: softmax rows sum to 1, a softmax or
 // layernorm gradient row sums to 0, layernorm rows normalise to mean 0 and variance ~1), warmed up, then timed
-// `--reps` times, each run awaiting onSubmittedWorkDone; the median is reported.
+// `--reps` times, each run a few calls (4e10 bytes' worth on GPUs, 1e8 on CPU drivers, at most 100) ending with the
+// GPU idle, with the case's own wait estimate (bench/harness.ts timeCalls); the median per call is reported.
 // GB/s counts each tensor the op must touch once (inputs read, outputs written): the minimum traffic, so a kernel
 // that re-reads its input shows it as lower GB/s.
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { initEngine, deviceLine } from "../engine/runtime.js";
-import { timeGpu } from "../engine/timing.js";
+import { callsPerRun, timeCalls } from "./harness.js";
 import { Tensor, tidy } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import { softmaxBackward, softmaxForward } from "../kernels/softmax.js";
@@ -193,8 +194,6 @@ export const ops: Command = {
       console.log(deviceLine());
       console.log("op         version  wg   shape             pass            ms      GB/s");
     }
-    // Versions outermost: the engine sleeps through a read-back for a time learned from earlier waits, and that
-    // estimate shrinks slowly after a slow kernel, so a fast version timed right after a slow one would oversleep.
     for (const version of versions) {
       for (const [op, group] of Object.entries(GROUPS) as [RowOp, Group][]) {
         if (!groups.has(op)) continue;
@@ -209,9 +208,9 @@ export const ops: Command = {
           for (const pass of c.passes) {
             const error = await validate(pass);
             if (error) throw new Error(`bench ops: ${op} ${version} (${shape}) ${pass.pass} failed validation: ${error}`);
-            // Each timed run encodes one call; tidy disposes its outputs.
-            const encodeOnce = () => tidy(() => void pass.run());
-            const { medianMs: ms } = await timeGpu(encodeOnce, { warmup, reps });
+            // Calls per timed run enough that the wait does not dominate (bench/harness.ts), each call's outputs
+            // disposed by its own tidy.
+            const ms = await timeCalls(() => tidy(() => void pass.run()), callsPerRun(pass.bytes, "byte"), { warmup, reps });
             const row = { op, version, wg: c.wg, shape, pass: pass.pass, ms, gbps: pass.bytes / ms / 1e6 };
             rows.push(row);
             if (!flags.json) {

@@ -1,7 +1,33 @@
-// The profile table's product rates: GFLOP/s from a matmul label's size (batched or not) over its summed time;
-// none for other kernels, or for a product timed at zero.
+// Benchmark plumbing: calls per timed run by work and adapter kind; a case timed in runs of several calls; the
+// profile table's product rates: GFLOP/s from a matmul label's size (batched or not) over its summed time, none for
+// other kernels, or for a product timed at zero.
 import { describe, expect, it } from "vitest";
-import { formatProfile, productGflops } from "../../bench/harness.js";
+import { callsPerRun, formatProfile, productGflops, timeCalls } from "../../bench/harness.js";
+import { useEngine } from "../helpers.js";
+
+useEngine();
+
+describe("callsPerRun", () => {
+  it("fills a run with 4e11 FLOP (GPUs) or 4e9 (CPU drivers), 4e10 or 1e8 bytes, from 1 to 100 calls", () => {
+    expect(callsPerRun(4e9, "FLOP", false)).toBe(100);
+    expect(callsPerRun(1e10, "FLOP", false)).toBe(40);
+    expect(callsPerRun(1e10, "FLOP", true)).toBe(1);
+    expect(callsPerRun(1e9, "FLOP", true)).toBe(4);
+    expect(callsPerRun(1e3, "FLOP", true)).toBe(100);
+    expect(callsPerRun(1e9, "byte", false)).toBe(40);
+    expect(callsPerRun(1e6, "byte", true)).toBe(100);
+    expect(callsPerRun(3e7, "byte", true)).toBe(3);
+  });
+});
+
+describe("timeCalls", () => {
+  it("runs the call `calls` times per run, warm-up runs included, and reports ms per call", async () => {
+    let n = 0;
+    const ms = await timeCalls(() => void n++, 3, { warmup: 2, reps: 4 });
+    expect(n).toBe(3 * (2 + 4));
+    expect(ms).toBeGreaterThanOrEqual(0);
+  });
+});
 
 const KEY = "matmul/addOut=false,bias=true,fragment=,transB=true,version=tiled128vec";
 
