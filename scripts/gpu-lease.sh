@@ -24,6 +24,10 @@ step() { echo "== $* ($(date +%T))"; }
 step info
 # The commit the bundle was built from (scripts/portable-bundle.sh), with the results it makes.
 cp "$here/commit" "$work/commit" 2>/dev/null && echo "bundle of commit $(cat "$work/commit")"
+# The machine, to read the figures by: the host's CPU (the study's host share), the GPU's driver, clocks and other
+# processes (where nvidia-smi is there).
+{ lscpu; echo; free -g; } >"$work/machine.txt" 2>&1
+command -v nvidia-smi >/dev/null && nvidia-smi -q >"$work/nvidia-smi.txt" 2>&1
 sysgl=""
 "$here/run" info >"$work/info.txt" 2>&1
 if ! grep -q "^adapter" "$work/info.txt" && [ "$(id -u)" = 0 ]; then
