@@ -5,7 +5,7 @@
 //                              dx = (dy - y * sum_k(dy_k y_k)) / sqrt(sum_k x_k^2 + eps^2)
 //   softCrossEntropy(z, q)     per row -sum_k q_k log_softmax(z)_k = lse(z) * sum_k q_k - sum_k q_k z_k  (R,)
 //                              dz = (softmax(z) * sum_k q_k - q) * dy;  the targets q get no gradient
-//   emaInPlace(t, s, m)        t = m t + (1 - m) s, outside autograd (teacher and centre updates)
+//   emaInPlace([[t, s]...], m) t = m t + (1 - m) s for every pair, outside autograd (teacher and centre updates)
 //
 // Both differentiable ops are composed of existing kernels (reduce, elementwise, softmax): a few dispatches on
 // (rows, K) tensors, small next to the backbone's. lse is computed as max + log(sum(exp(z - max))), so no
@@ -14,7 +14,7 @@ import type { Tensor } from "../engine/tensor.js";
 import { binaryForward, unaryForward } from "../kernels/elementwise.js";
 import { reduceForward } from "../kernels/reduce.js";
 import { softmaxForward } from "../kernels/softmax.js";
-import { emaUpdate } from "../kernels/ema.js";
+import { emaUpdates } from "../kernels/ema.js";
 import { noBackward, record } from "./tape.js";
 
 const NORM_EPS = 1e-12; // F.normalize's default
@@ -64,8 +64,9 @@ export function softCrossEntropy(logits: Tensor, targets: Tensor): Tensor {
   });
 }
 
-// target <- m * target + (1 - m) * source in place, recording no graph (the teacher's weights, the centre): the
-// source may be a parameter that requires grad, the target never gets a gradient through this.
-export function emaInPlace(target: Tensor, source: Tensor, momentum: number): void {
-  emaUpdate(target, source, momentum);
+// target <- m * target + (1 - m) * source in place for every [target, source] pair, recording no graph (the
+// teacher's weights, the centre): a source may be a parameter that requires grad, a target never gets a gradient
+// through this. Several pairs per dispatch (kernels/ema.ts).
+export function emaInPlace(pairs: [Tensor, Tensor][], momentum: number): void {
+  emaUpdates(pairs, momentum);
 }

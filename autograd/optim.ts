@@ -9,7 +9,7 @@
 // first step (buf = g) is also momentum * 0 + g: a skipped first step needs no count.
 import { Tensor } from "../engine/tensor.js";
 import { fill } from "../kernels/fill.js";
-import { adamwUpdates, clipCoefficient, sgdUpdates, sumOfSquares } from "../kernels/optim.js";
+import { adamwUpdates, clipCoefficient, clipCoefficients, scaleEach, sgdUpdates, sumOfSquares, sumsOfSquares } from "../kernels/optim.js";
 import { unaryForward } from "../kernels/elementwise.js";
 
 export interface Optimizer {
@@ -160,11 +160,17 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): { norm: Tensor;
   return { norm, coefficient };
 }
 
-// clipGradNorm's coefficient alone; with `scale` (loss scaling) the gradients are scaled by it and the coefficient is
-// that of the unscaled norm, min(1, maxNorm / (|g| / scale + 1e-6)).
-export function clipGradCoefficient(params: Tensor[], maxNorm: number, scale?: Tensor): Tensor {
-  const sumSq = gradSumOfSquares(params);
-  const coefficient = clipCoefficient(sumSq, maxNorm, scale);
-  sumSq.dispose();
-  return coefficient;
+// Every parameter's gradient clipped by its own norm, in place (DINO's clip_gradients): grad *= min(1, maxNorm /
+// (|grad| + 1e-6)), with `scale` (loss scaling) of the unscaled norm, |grad| / scale: per parameter the values
+// of clipCoefficient(sumOfSquares([grad])) times grad, in a few dispatches for all of them. Parameters without a
+// gradient are left out.
+export function clipGradEach(params: Tensor[], maxNorm: number, scale?: Tensor): void {
+  const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== undefined);
+  if (grads.length === 0) return;
+  const sums = sumsOfSquares(grads);
+  const coefficients = clipCoefficients(sums, maxNorm, scale);
+  scaleEach(grads, coefficients);
+  sums.dispose();
+  coefficients.dispose();
 }
+

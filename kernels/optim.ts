@@ -12,6 +12,8 @@
 //                               p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 //   sumOfSquares(ts) = sum over every element of every tensor of x^2, a (1) tensor
 //   clipCoefficient(s, maxNorm) = min(1, maxNorm / (sqrt(s) + 1e-6)), a (1) tensor (torch clip_grad_norm_)
+//   sumsOfSquares(ts), clipCoefficients(s, maxNorm), scaleEach(ts, f): the same per tensor, (T) tensors, and
+//     ts[k] *= f[k] in place: clipping every gradient by its own norm (DINO's clip_gradients)
 //   lossScaleStep(s, scale, goodSteps): dynamic loss scaling (torch.amp.GradScaler) on the device, from the sum of
 //     squares s of the scaled gradients: s not finite (an inf or NaN gradient, or squares past f32's range) is an
 //     overflow: gradScale = 0, scale *= backoff, goodSteps = 0; else gradScale = clip / scale (clip as
@@ -41,11 +43,10 @@
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { fill } from "./fill.js";
-import { FLAT_GROUP, flatMain, grid1d, mainEntry, packUniform, storageBindings, uniformStruct, type UniformFields } from "./wgsl.js";
+import { FLAT_GROUP, flatMain, grid1d, packUniform, storageBindings, uniformStruct, type UniformFields } from "./wgsl.js";
+import { type Access, MAX_TENSORS, type UpdateItem, type UpdateSpec, WG, eachTensor, encodeUpdates, tensorFields, tensorValues, updateWgsl } from "./multi-tensor.js";
 
-const WG = 64;
 const SPAN = 256; // values summed per invocation in one sumsq level
-const MAX_TENSORS = 8; // per dispatch, whatever the binding limit: keeps the uniform and the generated branches small
 
 const SGD_FIELDS = { lr: "f32", momentum: "f32", dampening: "f32", first: "u32" } as const;
 // a1 = 1 - beta1, a2 = 1 - beta2, stepSize = lr / (1 - beta1^t), bc2sqrt = sqrt(1 - beta2^t); per tensor
@@ -53,15 +54,8 @@ const SGD_FIELDS = { lr: "f32", momentum: "f32", dampening: "f32", first: "u32" 
 const ADAMW_FIELDS = { a1: "f32", beta2: "f32", a2: "f32", stepSize: "f32", bc2sqrt: "f32", eps: "f32" } as const;
 const SUMSQ_FIELDS = { outOffset: "u32" } as const;
 const CLIP_FIELDS = { maxNorm: "f32" } as const;
+const CLIPS_FIELDS = { maxNorm: "f32", n: "u32" } as const;
 const LOSS_SCALE_FIELDS = { maxNorm: "f32", clip: "u32", backoff: "f32", growth: "f32", interval: "f32" } as const;
-
-interface UpdateSpec {
-  [k: string]: boolean | number;
-  vec4: boolean; // elements move as vec4<f32> (every size % 4 == 0)
-  scaled: boolean; // a gradScale tensor is bound after the last tensor's buffers
-  skipZero: boolean; // a gradScale of 0 skips the update (loss scaling's overflowed step)
-  tensors: number; // parameter tensors in the dispatch
-}
 
 interface AdamwSpec extends UpdateSpec {
   counted: boolean; // gradScale holds (factor, 1 - beta1^t, sqrt(1 - beta2^t)) from the device's count
@@ -70,80 +64,6 @@ interface AdamwSpec extends UpdateSpec {
 interface SgdSpec extends UpdateSpec {
   momentum: boolean; // a momentum buffer is bound per tensor
   nesterov: boolean;
-}
-
-type Access = "read" | "read_write";
-
-// Several tensors per dispatch (the updates, sumsq), their elements (or partials) laid end to end in one index
-// space u. Per-tensor uniform fields after the shared ones (`base`): end<k>, the end of tensor k in that space, and
-// <name><k> of `type`. Each layout is made once: the updates encode it at every step, and merging objects with
-// generated keys per dispatch cost the default model's SGD step (28 dispatches on Dawn's null backend) 450-500 us
-// of host time against 350-400 with the layouts kept.
-const layouts = new WeakMap<UniformFields, Map<string, UniformFields>>();
-function tensorFields(base: UniformFields, tensors: number, name: string, type: "u32" | "f32"): UniformFields {
-  let byShape = layouts.get(base);
-  if (!byShape) layouts.set(base, (byShape = new Map()));
-  const key = `${tensors} ${name} ${type}`;
-  let fields = byShape.get(key);
-  if (!fields) {
-    fields = { ...base };
-    for (let k = 0; k < tensors; k++) {
-      fields[`end${k}`] = "u32";
-      fields[`${name}${k}`] = type;
-    }
-    byShape.set(key, fields);
-  }
-  return fields;
-}
-
-// tensorFields' values: `shared` for the base fields; tensor k takes spans[k] of the space and has
-// <name><k> = values[k]; `end` is the space's size.
-function tensorValues(shared: Record<string, number>, name: string, spans: number[], values: number[]): { uniform: Record<string, number>; end: number } {
-  const uniform = { ...shared };
-  let end = 0;
-  spans.forEach((span, k) => {
-    end += span;
-    uniform[`end${k}`] = end;
-    uniform[`${name}${k}`] = values[k];
-  });
-  return { uniform, end };
-}
-
-// The branch on u to its tensor: `body(k, first)` for tensor k, whose first index in the space is `first`.
-function eachTensor(tensors: number, body: (k: number, first: string) => string): string {
-  return Array.from({ length: tensors }, (_, k) => {
-    const test = k === tensors - 1 ? "" : `if (u < p.end${k}) `;
-    return `${test}{
-${body(k, k === 0 ? "0u" : `p.end${k - 1}`)}
-    }`;
-  }).join(" else ");
-}
-
-// The per-element loop shared by the updates: tensor k's buffers are `name<k>`, bound in order tensor by tensor
-// after the uniform, then gradScale when there is one; `body(k)` sees the element index `i` within tensor k and
-// the f32 `scale`; w<k> is the update's one f32 of tensor k (SGD: its weight decay; AdamW: its decay factor).
-function updateWgsl(spec: UpdateSpec, fields: UniformFields, buffers: [string, Access][], body: (k: number) => string): string {
-  const T = spec.vec4 ? "vec4<f32>" : "f32";
-  const per = spec.vec4 ? 1 : 4;
-  const bindings: [string, string, Access][] = [];
-  for (let k = 0; k < spec.tensors; k++) bindings.push(...buffers.map(([name, access]): [string, string, Access] => [`${name}${k}`, `array<${T}>`, access]));
-  if (spec.scaled) bindings.push(["gradScale", "array<f32>", "read"]);
-  const branches = eachTensor(spec.tensors, (k, first) => `      let i = u - ${first};
-${body(k)}`);
-  return /* wgsl */ `
-${uniformStruct(tensorFields(fields, spec.tensors, "w", "f32"))}
-${storageBindings(bindings)}
-${FLAT_GROUP}
-${mainEntry(WG)}
-  let scale = ${spec.scaled ? "gradScale[0]" : "1.0"};
-  ${spec.skipZero ? "if (scale == 0.0) { return; }" : ""}
-  let base = flatGroup(wid, nwg) * ${WG * per}u + lid.x;
-  for (var j = 0u; j < ${per}u; j++) {
-    let u = base + j * ${WG}u;
-    if (u >= p.end${spec.tensors - 1}) { return; }
-    ${branches}
-  }
-}`;
 }
 
 // w<k>: tensor k's weight decay.
@@ -202,57 +122,6 @@ function checkState(op: string, param: Tensor, state: Record<string, Tensor>, gr
 function checkSkip(op: string, o: { gradScale?: Tensor; skipZero?: boolean }): boolean {
   if (o.skipZero && !o.gradScale) throw new Error(`${op}: expected gradScale with skipZero, got none`);
   return !!o.skipZero;
-}
-
-// One tensor of a multi-tensor update: its buffers in binding order, its size and its per-tensor uniform value.
-interface UpdateItem {
-  buffers: GPUBuffer[];
-  size: number;
-  perTensor: number;
-}
-
-// Encodes the updates of `items` in as few dispatches as the binding limit allows: tensors grouped by whether
-// every size is a multiple of 4 (vec4), `perDispatch` at a time (some vec4 ones with the scalars where that saves a
-// dispatch). `fields` are the update's shared uniform values.
-function encodeUpdates<S extends UpdateSpec>(
-  name: string,
-  spec: Omit<S, "vec4" | "tensors">,
-  wgsl: (spec: S) => string,
-  fields: UniformFields,
-  values: Record<string, number>,
-  items: UpdateItem[],
-  gradScale: Tensor | undefined,
-): void {
-  const nonEmpty = items.filter((it) => it.size > 0);
-  if (nonEmpty.length === 0) return;
-  const limit = runtime().gpu.limits.maxStorageBuffersPerShaderStage - (gradScale ? 1 : 0);
-  const perDispatch = Math.min(MAX_TENSORS, Math.floor(limit / nonEmpty[0].buffers.length));
-  if (perDispatch < 1) throw new Error(`${name}: expected room for ${nonEmpty[0].buffers.length} storage buffers per stage, the adapter allows ${limit}`);
-  const groups = new Map<boolean, UpdateItem[]>([true, false].map((vec4) => [vec4, nonEmpty.filter((it) => (it.size % 4 === 0) === vec4)]));
-  // Where the scalar group's last dispatch has room for what would be the vec4 group's last, partial one, those
-  // tensors (the smallest) ride along as scalars: a dispatch less (a linear probe's head, its weight beside its bias
-  // of 10 classes).
-  const [vecs, scalars] = [groups.get(true)!, groups.get(false)!];
-  const rest = vecs.length % perDispatch;
-  if (rest > 0 && scalars.length % perDispatch !== 0 && rest <= perDispatch - (scalars.length % perDispatch)) {
-    const moved = new Set([...vecs].sort((a, b) => a.size - b.size).slice(0, rest));
-    groups.set(true, vecs.filter((it) => !moved.has(it)));
-    groups.set(false, [...scalars, ...moved]);
-  }
-  for (const vec4 of [true, false]) {
-    const group = groups.get(vec4)!;
-    for (let start = 0; start < group.length; start += perDispatch) {
-      const chunk = group.slice(start, start + perDispatch);
-      const fullSpec = { ...spec, vec4, tensors: chunk.length } as S;
-      const spans = chunk.map((it) => (vec4 ? it.size / 4 : it.size));
-      const { uniform: chunkValues, end } = tensorValues(values, "w", spans, chunk.map((it) => it.perTensor));
-      const uniform = packUniform(tensorFields(fields, chunk.length, "w", "f32"), chunkValues);
-      const buffers = [...chunk.flatMap((it) => it.buffers), ...(gradScale ? [gradScale.buffer] : [])];
-      const elements = chunk.reduce((s, it) => s + it.size, 0);
-      const kernel = getKernel(name, fullSpec, wgsl);
-      runtime().batch.dispatch(kernel, buffers, uniform, grid1d(Math.ceil(end / (vec4 ? WG : WG * 4))), elements * 4 * chunk[0].buffers.length);
-    }
-  }
 }
 
 export interface SgdTensor {
@@ -405,22 +274,25 @@ function sumsqFields(tensors: number): UniformFields {
   return tensorFields(SUMSQ_FIELDS, tensors, "n", "u32");
 }
 
-function sumsqWgsl(spec: { square: boolean; tensors: number }): string {
+// With `segmented` the inputs are segments of one buffer x (segment k: n<k> values from s<k> on; segmentFields)
+// rather than tensors x<k>: a level of sumsOfSquares.
+function sumsqWgsl(spec: { square: boolean; tensors: number; segmented: boolean }): string {
+  const at = (k: number) => (spec.segmented ? `x[p.s${k} + i]` : `x${k}[i]`);
   const branches = eachTensor(
     spec.tensors,
     (k, first) => `      let outputs = p.end${k} - ${first};
       for (var i = u - ${first}; i < p.n${k}; i += outputs) {
-        let v = x${k}[i];
+        let v = ${at(k)};
         acc += ${spec.square ? "v * v" : "v"};
       }`,
   );
-  const xs = Array.from({ length: spec.tensors }, (_, k): [string, string, "read"] => [`x${k}`, "array<f32>", "read"]);
+  const xs: [string, string, "read"][] = spec.segmented ? [["x", "array<f32>", "read"]] : Array.from({ length: spec.tensors }, (_, k) => [`x${k}`, "array<f32>", "read"]);
   return /* wgsl */ `
-${uniformStruct(sumsqFields(spec.tensors))}
+${uniformStruct(spec.segmented ? segmentFields(spec.tensors) : sumsqFields(spec.tensors))}
 ${storageBindings([["y", "array<f32>", "read_write"], ...xs])}
 ${FLAT_GROUP}
-// Thread mapping: invocation u of tensor k's partials (t = u - end<k-1>, T = end<k> - end<k-1>) sums x<k>[t],
-// x<k>[t + T], ... into y[outOffset + u].
+// Thread mapping: invocation u of tensor (segment) k's partials (t = u - end<k-1>, T = end<k> - end<k-1>) sums
+// x<k>[t], x<k>[t + T], ... into y[outOffset + u].
 ${flatMain(WG, `p.end${spec.tensors - 1}`, "u")}
   var acc = 0.0;
   ${branches}
@@ -431,7 +303,7 @@ ${flatMain(WG, `p.end${spec.tensors - 1}`, "u")}
 // Sums (of squares) of xs, each into ceil(size / SPAN) partials laid end to end in y from outOffset on.
 function encodeSum(square: boolean, y: Tensor, xs: Tensor[], outOffset: number): void {
   const { uniform: values, end } = tensorValues({ outOffset }, "n", xs.map((x) => Math.ceil(x.size / SPAN)), xs.map((x) => x.size));
-  const kernel = getKernel("sumsq", { square, tensors: xs.length }, sumsqWgsl);
+  const kernel = getKernel("sumsq", { square, tensors: xs.length, segmented: false }, sumsqWgsl);
   const uniform = packUniform(sumsqFields(xs.length), values);
   const work = xs.reduce((s, x) => s + x.size * 4, 0);
   runtime().batch.dispatch(kernel, [y.buffer, ...xs.map((x) => x.buffer)], uniform, grid1d(Math.ceil(end / WG)), work);
@@ -461,6 +333,57 @@ export function sumOfSquares(tensors: Tensor[]): Tensor {
   return partials;
 }
 
+// sumsqFields and each segment's start s<k>: a level of per-tensor sums over segments of one buffer laid end to end,
+// segment k (n<k> values) into its ceil(n<k> / SPAN) outputs at y[outOffset + end<k-1> ..], in the order sumsq's
+// levels take within one tensor.
+const segmentLayouts = new Map<number, UniformFields>();
+function segmentFields(segments: number): UniformFields {
+  let fields = segmentLayouts.get(segments);
+  if (!fields) {
+    fields = { ...sumsqFields(segments) };
+    for (let k = 0; k < segments; k++) fields[`s${k}`] = "u32";
+    segmentLayouts.set(segments, fields);
+  }
+  return fields;
+}
+
+// tensors: any shapes, f32, none empty -> (T): the sum of the squares of each tensor's elements, each bit for bit
+// sumOfSquares([t]) (the same partials in the same order), in a few dispatches: the first level as sumOfSquares
+// reads its tensors, then each level sums every tensor's partials at once, MAX_TENSORS segments per dispatch. DINO
+// clips every parameter's gradient by its own norm: a step of the default study's model summed in 83 dispatches one
+// tensor at a time, in 17 so (Dawn's null backend, 8 storage bindings).
+export function sumsOfSquares(tensors: Tensor[]): Tensor {
+  for (const t of tensors) {
+    if (t.dtype !== "f32" || t.size === 0) throw new Error(`sumsOfSquares: expected non-empty f32 tensors, got ${t}`);
+  }
+  let counts = tensors.map((t) => Math.ceil(t.size / SPAN));
+  let partials = Tensor.empty([counts.reduce((s, c) => s + c, 0)]);
+  const perDispatch = Math.min(MAX_TENSORS, runtime().gpu.limits.maxStorageBuffersPerShaderStage - 1);
+  for (let first = 0, offset = 0; first < tensors.length; first += perDispatch) {
+    const group = tensors.slice(first, first + perDispatch);
+    encodeSum(true, partials, group, offset);
+    offset += counts.slice(first, first + perDispatch).reduce((s, c) => s + c, 0);
+  }
+  while (counts.some((c) => c > 1)) {
+    const next = counts.map((c) => Math.ceil(c / SPAN));
+    const out = Tensor.empty([next.reduce((s, c) => s + c, 0)]);
+    for (let first = 0, from = 0, to = 0; first < counts.length; first += MAX_TENSORS) {
+      const n = counts.slice(first, first + MAX_TENSORS);
+      const starts = n.map((_, k) => from + n.slice(0, k).reduce((s, c) => s + c, 0));
+      const { uniform: values, end } = tensorValues({ outOffset: to }, "n", next.slice(first, first + MAX_TENSORS), n);
+      starts.forEach((s, k) => (values[`s${k}`] = s));
+      const kernel = getKernel("sumsq", { square: false, tensors: n.length, segmented: true }, sumsqWgsl);
+      runtime().batch.dispatch(kernel, [out.buffer, partials.buffer], packUniform(segmentFields(n.length), values), grid1d(Math.ceil(end / WG)), 4 * n.reduce((s, c) => s + c, 0));
+      from += n.reduce((s, c) => s + c, 0);
+      to += end;
+    }
+    partials.dispose();
+    partials = out;
+    counts = next;
+  }
+  return partials;
+}
+
 function clipWgsl(spec: { scaled: boolean }): string {
   return /* wgsl */ `
 ${uniformStruct(CLIP_FIELDS)}
@@ -481,6 +404,52 @@ export function clipCoefficient(sumSq: Tensor, maxNorm: number, scale?: Tensor):
   const buffers = [y.buffer, sumSq.buffer, ...(scale ? [scale.buffer] : [])];
   runtime().batch.dispatch(getKernel("clip", { scaled: scale !== undefined }, clipWgsl), buffers, packUniform(CLIP_FIELDS, { maxNorm }), [1], 8);
   return y;
+}
+
+// clipCoefficient of every sum: y[k] = min(1, maxNorm / (sqrt(sumSq[k]) [/ scale] + 1e-6)), as clipWgsl computes it.
+function clipsWgsl(spec: { scaled: boolean }): string {
+  return /* wgsl */ `
+${uniformStruct(CLIPS_FIELDS)}
+${storageBindings([["y", "array<f32>", "read_write"], ["sumSq", "array<f32>", "read"], ...(spec.scaled ? [["scale", "array<f32>", "read"] as [string, string, "read"]] : [])])}
+${FLAT_GROUP}
+${flatMain(WG, "p.n", "k")}
+  y[k] = min(1.0, p.maxNorm / (sqrt(sumSq[k])${spec.scaled ? " / scale[0]" : ""} + 1e-6));
+}`;
+}
+
+// sumSq: (T) -> (T): clipCoefficient of each element (per-parameter clipping), bit for bit, in one dispatch.
+export function clipCoefficients(sumSq: Tensor, maxNorm: number, scale?: Tensor): Tensor {
+  if (sumSq.dtype !== "f32" || sumSq.shape.length !== 1) throw new Error(`clipCoefficients: expected sumSq f32 (T), got ${sumSq}`);
+  if (scale && (scale.dtype !== "f32" || scale.size !== 1)) throw new Error(`clipCoefficients: expected scale f32 of 1 element, got ${scale}`);
+  if (!(maxNorm > 0)) throw new Error(`clipCoefficients: expected maxNorm > 0, got ${maxNorm}`);
+  const y = Tensor.empty([sumSq.size]);
+  if (sumSq.size === 0) return y;
+  const buffers = [y.buffer, sumSq.buffer, ...(scale ? [scale.buffer] : [])];
+  const uniform = packUniform(CLIPS_FIELDS, { maxNorm, n: sumSq.size });
+  runtime().batch.dispatch(getKernel("clips", { scaled: scale !== undefined }, clipsWgsl), buffers, uniform, grid1d(Math.ceil(sumSq.size / WG)), 8 * sumSq.size);
+  return y;
+}
+
+// w<k>: the index of tensor k's factor in `factors` (an f32, exact for any count of tensors an update has).
+const SCALE_EACH_FIELDS = {} as const; // one object: tensorFields keeps its layouts by it
+function scaleEachWgsl(spec: UpdateSpec): string {
+  return updateWgsl(spec, SCALE_EACH_FIELDS, [["x", "read_write"]], (k) => `      x${k}[i] = x${k}[i] * gradScale[u32(p.w${k})];`);
+}
+
+// tensors[k] *= factors[k] in place, several tensors per dispatch (kernels/multi-tensor.ts): each element one f32
+// multiply, as ops.mul by a 1-element tensor. factors: (T).
+export function scaleEach(tensors: Tensor[], factors: Tensor): void {
+  if (factors.dtype !== "f32" || factors.size !== tensors.length) {
+    throw new Error(`scaleEach: expected factors f32 of ${tensors.length} elements, one per tensor, got ${factors}`);
+  }
+  const seen = new Set<GPUBuffer>();
+  const items = tensors.map((t, k): UpdateItem => {
+    if (t.dtype !== "f32") throw new Error(`scaleEach: expected f32 tensors, got ${t}`);
+    if (seen.has(t.buffer) || t.buffer === factors.buffer) throw new Error(`scaleEach: expected ${t} in storage of its own`);
+    seen.add(t.buffer);
+    return { buffers: [t.buffer], size: t.size, perTensor: k };
+  });
+  encodeUpdates<UpdateSpec>("scale-each", { scaled: true, skipZero: false }, scaleEachWgsl, SCALE_EACH_FIELDS, {}, items, factors);
 }
 
 // Overflow test by the bits: WGSL lets a compiler assume floats finite, so x != x and comparisons with inf may fold.

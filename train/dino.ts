@@ -24,7 +24,7 @@ import { Tensor } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import { backward, noGrad } from "../autograd/tape.js";
 import { emaInPlace } from "../autograd/dino-ops.js";
-import { AdamW, clipGradCoefficient } from "../autograd/optim.js";
+import { AdamW, clipGradEach } from "../autograd/optim.js";
 import { type Precision, withPrecision } from "../autograd/precision.js";
 import { LossScaler, type LossScaleSettings } from "../autograd/loss-scale.js";
 import type { VisionTransformer } from "../vit/model.js";
@@ -152,25 +152,17 @@ export class Dino {
       opt.step(factor);
     }
     this.updateTeacher(at.momentum);
-    noGrad(() => emaInPlace(this.center, ops.mean(teacher, 0, true), this.method.centerMomentum));
+    noGrad(() => emaInPlace([[this.center, ops.mean(teacher, 0, true)]], this.method.centerMomentum));
     return { loss: loss.detach(), entropy, kl, marginalEntropy, ...(factor ? { factor } : {}) };
   }
 
   updateTeacher(momentum: number): void {
-    this.teacherParams.forEach(([, t], i) => emaInPlace(t, this.studentParams[i][1], momentum));
+    emaInPlace(this.teacherParams.map(([, t], i) => [t, this.studentParams[i][1]]), momentum);
   }
 
   // With loss scaling, on the unscaled norms (the gradients stay scaled: the optimisers' factor unscales them).
   private clipPerParameter(clip: number): void {
-    noGrad(() => {
-      for (const [, p] of this.studentParams) {
-        if (!p.grad) continue;
-        const coefficient = clipGradCoefficient([p], clip, this.lossScaler?.scale);
-        const scaled = ops.mul(p.grad, coefficient).keep();
-        p.grad.dispose();
-        p.grad = scaled;
-      }
-    });
+    noGrad(() => clipGradEach(this.studentParams.map(([, p]) => p), clip, this.lossScaler?.scale));
   }
 
   // Every tensor a checkpoint needs for an exact resume, named: student.*, teacher.*, center, optimizer.<group>.*

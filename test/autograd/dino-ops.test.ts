@@ -108,7 +108,7 @@ describe("emaInPlace", () => {
   it("moves a tensor towards a parameter that requires grad, recording nothing", async () => {
     const t = Tensor.fromArray([0, 10], [2]);
     const s = Tensor.fromArray([1, 20], [2]).requireGrad();
-    emaInPlace(t, s, 0.9);
+    emaInPlace([[t, s]], 0.9);
     expect(t.requiresGrad).toBe(false);
     expectClose("t", await t.data(), [0.1, 11], TOL);
   });

@@ -1,12 +1,15 @@
 // End-to-end engine checks: a small MLP learns a separable problem with SGD and with AdamW, and a training
-// loop's live GPU memory stays flat.
+// loop's live GPU memory stays flat. clipGradEach (DINO's per-parameter clipping) scales each gradient in place by
+// the coefficient of its own norm, bit for bit as one parameter at a time, with and without a loss scale.
 import { describe, expect, it } from "vitest";
 import { Tensor, tidy, tidyAsync } from "../../engine/tensor.js";
 import { runtime } from "../../engine/runtime.js";
 import { Rng } from "../../util/random.js";
 import * as ops from "../../autograd/ops.js";
-import { AdamW, SGD, type Optimizer, clipGradNorm } from "../../autograd/optim.js";
-import { useEngine } from "../helpers.js";
+import { AdamW, SGD, type Optimizer, clipGradEach, clipGradNorm } from "../../autograd/optim.js";
+import { clipCoefficient, sumOfSquares } from "../../kernels/optim.js";
+import { binaryForward } from "../../kernels/elementwise.js";
+import { randn, useEngine } from "../helpers.js";
 import { backward } from "../../autograd/tape.js";
 
 useEngine();
@@ -107,4 +110,27 @@ describe("memory", () => {
     expect(Math.max(...live.slice(5))).toBe(live[5]);
     expect(runtime().pool.getStats().buffersCreated).toBeLessThan(200);
   });
+});
+
+describe("clipGradEach", () => {
+  const SIZES = [64, 3, 2048, 1, 257, 16, 9];
+  const grads = SIZES.map((n, k) => randn(n, 40 + k, k % 2 ? 5 : 0.01)); // some clipped, some not
+  const params = () =>
+    SIZES.map((n, k) => {
+      const p = Tensor.fromArray(new Float32Array(n), [n]).requireGrad();
+      if (k !== 3) p.grad = Tensor.fromArray(grads[k], [n]); // parameter 3 has no gradient
+      return p;
+    });
+  for (const scaled of [false, true]) {
+    it(`each gradient times its own clip coefficient, as one parameter at a time${scaled ? ", of the unscaled norms" : ""}`, async () => {
+      const scale = scaled ? Tensor.fromArray([0.125], [1]) : undefined;
+      const ps = params();
+      const want = await Promise.all(
+        ps.map(async (p) => (p.grad ? Array.from(await binaryForward("mul", p.grad, clipCoefficient(sumOfSquares([p.grad]), 2, scale)).data()) : undefined)),
+      );
+      clipGradEach(ps, 2, scale);
+      for (const [k, p] of ps.entries()) expect(p.grad && Array.from(await p.grad.data()), `parameter ${k}`).toEqual(want[k]);
+      expect(want.filter((w, k) => w && w[0] !== grads[k][0]).length).toBeGreaterThan(0); // some were clipped
+    });
+  }
 });

@@ -7,7 +7,8 @@
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { runtime } from "../../engine/runtime.js";
-import { adamwUpdate, adamwUpdates, clipCoefficient, lossScaleStep, sgdUpdate, sgdUpdates, sumOfSquares } from "../../kernels/optim.js";
+import { adamwUpdate, adamwUpdates, clipCoefficient, clipCoefficients, lossScaleStep, scaleEach, sgdUpdate, sgdUpdates, sumOfSquares, sumsOfSquares } from "../../kernels/optim.js";
+import { binaryForward } from "../../kernels/elementwise.js";
 import { expectClose, randn, recordKernels, useEngine } from "../helpers.js";
 import { adamwStepRef, clipCoefficientRef, sgdStepRef, sumOfSquaresRef, type AdamwOptions, type SgdOptions } from "../ref/optim.js";
 
@@ -259,6 +260,49 @@ describe("gradient-norm clipping", () => {
     expect(scale).toBeLessThan(0.1); // the clip is active
     sgdStepRef(pRef, g, null, o, scale);
     expectClose("param", await p.data(), pRef, TOL);
+  });
+});
+
+// Per-parameter clipping (DINO's clip_gradients) in few dispatches: every tensor's sum of squares, clip
+// coefficient and scaled values bit for bit those of one tensor at a time (sumOfSquares, clipCoefficient, a
+// multiply by a 1-element tensor): sizes of one, two and three reduction levels (1 to 65539 elements), vec4 and
+// scalar groups, more tensors than a dispatch takes.
+describe("per-tensor clipping", () => {
+  const SIZES_EACH = [1, 5, 256, 257, 1028, 65539, 16384, 3, 12, 1031, 64, 7];
+  const data = SIZES_EACH.map((n, k) => randn(n, 300 + k, k % 3 === 0 ? 0.01 : 3));
+  const tensors = () => data.map((x, k) => Tensor.fromArray(x, [SIZES_EACH[k]]));
+  const bits = async (t: Tensor) => Array.from(new Uint32Array((await t.data()).buffer.slice(0)));
+
+  it("sumsOfSquares: each tensor's sumOfSquares, bit for bit, in fewer dispatches", async () => {
+    const ts = tensors();
+    const { result: sums, kernels } = recordKernels(() => sumsOfSquares(ts));
+    const alone = recordKernels(() => ts.map((t) => sumOfSquares([t])));
+    expect(kernels.length).toBeLessThanOrEqual(alone.kernels.length / 3); // 6 against 18 here
+    const want = await Promise.all(alone.result.map(async (s) => (await s.data())[0]));
+    expect(Array.from(await sums.data())).toEqual(want);
+    expectClose("sums", await sums.data(), data.map((x) => sumOfSquaresRef([x])), TOL);
+  });
+
+  it("clipCoefficients: clipCoefficient of each sum, with and without a loss scale, bit for bit", async () => {
+    const sums = [0, 1e-8, 0.25, 1, 4, 1e6, 37.5];
+    const scale = Tensor.fromArray([1024], [1]);
+    for (const s of [undefined, scale]) {
+      const all = await clipCoefficients(Tensor.fromArray(sums, [sums.length]), 1.5, s).data();
+      const each = await Promise.all(sums.map(async (x) => (await clipCoefficient(Tensor.fromArray([x], [1]), 1.5, s).data())[0]));
+      expect(Array.from(all)).toEqual(each);
+    }
+    expect(() => clipCoefficients(Tensor.fromArray([1, 2], [2]), 0)).toThrow("clipCoefficients: expected maxNorm > 0, got 0");
+  });
+
+  it("scaleEach: each tensor times its factor in place, as a multiply by a 1-element tensor", async () => {
+    const ts = tensors();
+    const factors = data.map((_, k) => 0.1 + 0.07 * k);
+    const want = await Promise.all(ts.map((t, k) => bits(binaryForward("mul", t, Tensor.fromArray([factors[k]], [1])))));
+    const { kernels } = recordKernels(() => scaleEach(ts, Tensor.fromArray(factors, [factors.length])));
+    expect(kernels.length).toBeLessThanOrEqual(3);
+    for (const [k, t] of ts.entries()) expect(await bits(t), `tensor ${k}`).toEqual(want[k]);
+    expect(() => scaleEach(ts, Tensor.fromArray([1], [1]))).toThrow(`scaleEach: expected factors f32 of ${ts.length} elements`);
+    expect(() => scaleEach([ts[0], ts[0].reshape([1])], Tensor.fromArray([1, 2], [2]))).toThrow("scaleEach: expected Tensor(");
   });
 });
 
