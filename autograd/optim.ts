@@ -173,4 +173,3 @@ export function clipGradEach(params: Tensor[], maxNorm: number, scale?: Tensor):
   sums.dispose();
   coefficients.dispose();
 }
-

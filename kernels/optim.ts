@@ -53,7 +53,6 @@ const SGD_FIELDS = { lr: "f32", momentum: "f32", dampening: "f32", first: "u32" 
 // decay = 1 - lr * wd
 const ADAMW_FIELDS = { a1: "f32", beta2: "f32", a2: "f32", stepSize: "f32", bc2sqrt: "f32", eps: "f32" } as const;
 const SUMSQ_FIELDS = { outOffset: "u32" } as const;
-const CLIP_FIELDS = { maxNorm: "f32" } as const;
 const CLIPS_FIELDS = { maxNorm: "f32", n: "u32" } as const;
 const LOSS_SCALE_FIELDS = { maxNorm: "f32", clip: "u32", backoff: "f32", growth: "f32", interval: "f32" } as const;
 
@@ -309,6 +308,17 @@ function encodeSum(square: boolean, y: Tensor, xs: Tensor[], outOffset: number):
   runtime().batch.dispatch(kernel, [y.buffer, ...xs.map((x) => x.buffer)], uniform, grid1d(Math.ceil(end / WG)), work);
 }
 
+// The first level of sums of squares: each tensor's partials laid end to end in `partials`, up to MAX_TENSORS
+// tensors per dispatch (as many as the adapter's storage bindings allow beside y).
+function encodeSquares(partials: Tensor, tensors: Tensor[]): void {
+  const perDispatch = Math.min(MAX_TENSORS, runtime().gpu.limits.maxStorageBuffersPerShaderStage - 1);
+  for (let first = 0, offset = 0; first < tensors.length; first += perDispatch) {
+    const group = tensors.slice(first, first + perDispatch);
+    encodeSum(true, partials, group, offset);
+    offset += group.reduce((s, t) => s + Math.ceil(t.size / SPAN), 0);
+  }
+}
+
 // tensors: any shapes, f32 -> (1): the sum of the squares of all their elements. The first level reads up to
 // MAX_TENSORS tensors per dispatch (as many as the adapter's storage bindings allow beside y): the default study's
 // model's 56 gradients in 7 dispatches, where one per tensor took 58 with the levels.
@@ -318,12 +328,7 @@ export function sumOfSquares(tensors: Tensor[]): Tensor {
   const total = nonEmpty.reduce((s, t) => s + Math.ceil(t.size / SPAN), 0);
   if (total === 0) return fill([1], 0);
   let partials = Tensor.empty([total]);
-  const perDispatch = Math.min(MAX_TENSORS, runtime().gpu.limits.maxStorageBuffersPerShaderStage - 1);
-  for (let first = 0, offset = 0; first < nonEmpty.length; first += perDispatch) {
-    const group = nonEmpty.slice(first, first + perDispatch);
-    encodeSum(true, partials, group, offset);
-    offset += group.reduce((s, t) => s + Math.ceil(t.size / SPAN), 0);
-  }
+  encodeSquares(partials, nonEmpty);
   while (partials.size > 1) {
     const next = Tensor.empty([Math.ceil(partials.size / SPAN)]);
     encodeSum(false, next, [partials], 0);
@@ -358,23 +363,18 @@ export function sumsOfSquares(tensors: Tensor[]): Tensor {
   }
   let counts = tensors.map((t) => Math.ceil(t.size / SPAN));
   let partials = Tensor.empty([counts.reduce((s, c) => s + c, 0)]);
-  const perDispatch = Math.min(MAX_TENSORS, runtime().gpu.limits.maxStorageBuffersPerShaderStage - 1);
-  for (let first = 0, offset = 0; first < tensors.length; first += perDispatch) {
-    const group = tensors.slice(first, first + perDispatch);
-    encodeSum(true, partials, group, offset);
-    offset += counts.slice(first, first + perDispatch).reduce((s, c) => s + c, 0);
-  }
+  encodeSquares(partials, tensors);
   while (counts.some((c) => c > 1)) {
     const next = counts.map((c) => Math.ceil(c / SPAN));
     const out = Tensor.empty([next.reduce((s, c) => s + c, 0)]);
-    for (let first = 0, from = 0, to = 0; first < counts.length; first += MAX_TENSORS) {
+    let start = 0; // of segment k in partials
+    const starts = counts.map((c) => (start += c) - c);
+    for (let first = 0, to = 0; first < counts.length; first += MAX_TENSORS) {
       const n = counts.slice(first, first + MAX_TENSORS);
-      const starts = n.map((_, k) => from + n.slice(0, k).reduce((s, c) => s + c, 0));
       const { uniform: values, end } = tensorValues({ outOffset: to }, "n", next.slice(first, first + MAX_TENSORS), n);
-      starts.forEach((s, k) => (values[`s${k}`] = s));
+      n.forEach((_, k) => (values[`s${k}`] = starts[first + k]));
       const kernel = getKernel("sumsq", { square: false, tensors: n.length, segmented: true }, sumsqWgsl);
       runtime().batch.dispatch(kernel, [out.buffer, partials.buffer], packUniform(segmentFields(n.length), values), grid1d(Math.ceil(end / WG)), 4 * n.reduce((s, c) => s + c, 0));
-      from += n.reduce((s, c) => s + c, 0);
       to += end;
     }
     partials.dispose();
@@ -384,29 +384,19 @@ export function sumsOfSquares(tensors: Tensor[]): Tensor {
   return partials;
 }
 
-function clipWgsl(spec: { scaled: boolean }): string {
-  return /* wgsl */ `
-${uniformStruct(CLIP_FIELDS)}
-${storageBindings([["y", "array<f32>", "read_write"], ["sumSq", "array<f32>", "read"], ...(spec.scaled ? [["scale", "array<f32>", "read"] as [string, string, "read"]] : [])])}
-@compute @workgroup_size(1)
-fn main() {
-  y[0] = min(1.0, p.maxNorm / (sqrt(sumSq[0])${spec.scaled ? " / scale[0]" : ""} + 1e-6));
-}`;
-}
-
 // sumSq: (1) (or any 1-element shape) -> (1): the factor that brings the gradient norm down to maxNorm. With
 // `scale` (1), the sum is of gradients scaled by it (loss scaling) and the norm compared is the unscaled one.
 export function clipCoefficient(sumSq: Tensor, maxNorm: number, scale?: Tensor): Tensor {
   if (sumSq.dtype !== "f32" || sumSq.size !== 1) throw new Error(`clipCoefficient: expected sumSq f32 of 1 element, got ${sumSq}`);
   if (scale && (scale.dtype !== "f32" || scale.size !== 1)) throw new Error(`clipCoefficient: expected scale f32 of 1 element, got ${scale}`);
   if (!(maxNorm > 0)) throw new Error(`clipCoefficient: expected maxNorm > 0, got ${maxNorm}`);
-  const y = Tensor.empty([1]);
-  const buffers = [y.buffer, sumSq.buffer, ...(scale ? [scale.buffer] : [])];
-  runtime().batch.dispatch(getKernel("clip", { scaled: scale !== undefined }, clipWgsl), buffers, packUniform(CLIP_FIELDS, { maxNorm }), [1], 8);
+  const flat = sumSq.reshape([1]);
+  const y = clipCoefficients(flat, maxNorm, scale);
+  flat.dispose();
   return y;
 }
 
-// clipCoefficient of every sum: y[k] = min(1, maxNorm / (sqrt(sumSq[k]) [/ scale] + 1e-6)), as clipWgsl computes it.
+// y[k] = min(1, maxNorm / (sqrt(sumSq[k]) [/ scale] + 1e-6)): the clip coefficient of every sum.
 function clipsWgsl(spec: { scaled: boolean }): string {
   return /* wgsl */ `
 ${uniformStruct(CLIPS_FIELDS)}
@@ -417,7 +407,7 @@ ${flatMain(WG, "p.n", "k")}
 }`;
 }
 
-// sumSq: (T) -> (T): clipCoefficient of each element (per-parameter clipping), bit for bit, in one dispatch.
+// sumSq: (T) -> (T): the clip coefficient of each sum (per-parameter clipping), in one dispatch.
 export function clipCoefficients(sumSq: Tensor, maxNorm: number, scale?: Tensor): Tensor {
   if (sumSq.dtype !== "f32" || sumSq.shape.length !== 1) throw new Error(`clipCoefficients: expected sumSq f32 (T), got ${sumSq}`);
   if (scale && (scale.dtype !== "f32" || scale.size !== 1)) throw new Error(`clipCoefficients: expected scale f32 of 1 element, got ${scale}`);
