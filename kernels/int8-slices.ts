@@ -1,0 +1,123 @@
+// An f32 matrix as int8 slices, for products on 8-bit integer tensor cores (matmul's mma*i8 versions): NVIDIA's
+// Vulkan driver lists subgroup matrices of i8 x i8 -> i32 and, through Dawn, none of f16 (docs/PERFORMANCE.md,
+// NVIDIA H200), so 8-bit integers are the only way to its tensor cores from WGSL. The splitting is Ozaki's scheme as
+// Ootomo, Ozaki and Yokota run f64 products on int8 units ("DGEMM on integer matrix multiplication unit", 2024).
+//
+// Each row r of op(x) (R rows of K, k along the row) gets an exponent e_r, the least with max_k |x[r, k]| < 2^e_r,
+// and I8_SLICES signed digits per element in base 128, balanced (each in [-64, 64]):
+//
+//   v = x * 2^(6 - e_r)           (|v| < 64, exact: a power of two)
+//   d0 = round(v),  v1 = (v - d0) * 128,  d1 = round(v1),  d2 = round((v1 - d1) * 128)
+//   x = 2^e_r * (d0 * 2^-6 + d1 * 2^-13 + d2 * 2^-20) + err,  |err| <= 2^e_r * 2^-21 < max_k |x[r, k]| * 2^-20
+//
+// (round: to nearest, ties to even; every step is exact in f32.) A product sums the digit products of slices i and j
+// with i + j <= 2 exactly in i32, one sum per i + j, and scales each row and column once (kernels/matmul.ts
+// mmaI8Wgsl): 6 products of int8 matrices for one of f32. Per k, the dropped digit products (i + j > 2) are below
+// 2^-20 and each operand's err times the other below 2^-21, in units of 2^(e_m + e_n) < 4 max|a[m, :]| max|b[:, n]|:
+// y[m, n] is within 2^-17 K max_k |a[m, k]| max_k |b[k, n]| of the exact product, besides f32 rounding. A row with a value that is not finite gets the
+// scale NaN, so that its products come out NaN rather than finite garbage: a loss scaler's overflow check and
+// training's divergence check see them. Exponents below MIN_EXPONENT are raised to it (2^(6 - e) must be an f32),
+// which costs digits only in rows whose largest value is below 2^-101.
+//
+// Layout, per batch entry, in 4-byte words: R4 = R rounded up to 4 words of scales (f32 bits of 2^e_r, or NaN), then
+// slice 0's rows, slice 1's, slice 2's, each row W = ceil(K / 16) * 4 words of 4 digits (k ascending from the low
+// byte, zero past K): every row a whole number of vec4s, so that the product stages them as vec4s.
+//
+// One workgroup per 16 rows of a batch entry, 16 threads per row along k. kAlong (x stored (R, K)): consecutive
+// threads run along k; else (x stored (K, R)) along r, so that both layouts read memory in 64-byte runs. The row's
+// maximum comes from the 16 threads' partial maxima in workgroup memory; then each thread writes words w = kk,
+// kk + 16, ... of its row, re-reading x (from the cache).
+import { runtime, getKernel } from "../engine/runtime.js";
+import { Tensor } from "../engine/tensor.js";
+import { FLAT_GROUP, grid1d, mainEntry, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
+
+export const I8_SLICES = 3;
+const MIN_EXPONENT = -100;
+const ROWS = 16; // rows of op(x) per workgroup
+const LANES = 16; // threads per row
+
+const FIELDS = { R: "u32", K: "u32", W: "u32", R4: "u32", stride: "u32", groupsR: "u32", groups: "u32" } as const;
+
+// Words of one batch entry's slices, and where its parts start: R4 scales, then I8_SLICES slices of R rows of W words.
+export function int8SliceLayout(R: number, K: number): { R4: number; W: number; stride: number } {
+  const R4 = Math.ceil(R / 4) * 4;
+  const W = Math.ceil(K / 16) * 4;
+  return { R4, W, stride: R4 + I8_SLICES * R * W };
+}
+
+function wgsl(spec: { kAlong: boolean }): string {
+  const threads = ROWS * LANES;
+  // x[bat][r][k] (kAlong) or x[bat][k][r].
+  const at = (k: string) => (spec.kAlong ? `inBase + r * p.K + ${k}` : `inBase + (${k}) * p.R + r`);
+  const digits = (slice: number) => `(u32(i32(d${slice}.x)) & 0xffu) | ((u32(i32(d${slice}.y)) & 0xffu) << 8u) | ((u32(i32(d${slice}.z)) & 0xffu) << 16u) | (u32(i32(d${slice}.w)) << 24u)`;
+  return /* wgsl */ `
+${uniformStruct(FIELDS)}
+${storageBindings([["out", "array<u32>", "read_write"], ["x", "array<f32>", "read"]])}
+${FLAT_GROUP}
+var<workgroup> partMax: array<f32, ${threads}>;
+var<workgroup> partBad: array<u32, ${threads}>;
+var<workgroup> rowScale: array<f32, ${ROWS}>; // 2^(6 - e_r), the digits' scale
+${mainEntry(threads)}
+  let g = flatGroup(wid, nwg);
+  if (g >= p.groups) { return; }
+  let bat = g / p.groupsR;
+  let rr = ${spec.kAlong ? `lid.x / ${LANES}u` : `lid.x % ${ROWS}u`};
+  let kk = ${spec.kAlong ? `lid.x % ${LANES}u` : `lid.x / ${ROWS}u`};
+  let r = (g % p.groupsR) * ${ROWS}u + rr;
+  let live = r < p.R;
+  let inBase = bat * p.R * p.K;
+  let outBase = bat * p.stride;
+  var m = 0.0;
+  var bad = 0u;
+  if (live) {
+    for (var k = kk; k < p.K; k += ${LANES}u) {
+      let v = x[${at("k")}];
+      // Not finite: all exponent bits set (a bit test, which no compiler folds away as it may x != x).
+      bad |= select(0u, 1u, (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u);
+      m = max(m, abs(v));
+    }
+  }
+  partMax[lid.x] = m;
+  partBad[lid.x] = bad;
+  workgroupBarrier();
+  if (kk == 0u && live) {
+    for (var j = 1u; j < ${LANES}u; j++) {
+      let q = ${spec.kAlong ? `lid.x + j` : `lid.x + j * ${ROWS}u`};
+      m = max(m, partMax[q]);
+      bad |= partBad[q];
+    }
+    let e = max(frexp(m).exp, ${MIN_EXPONENT}i);
+    rowScale[rr] = ldexp(1.0, 6i - e);
+    out[outBase + r] = select(bitcast<u32>(ldexp(1.0, e)), 0x7fc00000u, bad != 0u);
+  }
+  workgroupBarrier();
+  if (!live) { return; }
+  let s = rowScale[rr];
+  let rowAt = outBase + p.R4 + r * p.W;
+  for (var w = kk; w < p.W; w += ${LANES}u) {
+    let k = 4u * w;
+    let v = vec4<f32>(${[0, 1, 2, 3].map((c) => `select(0.0, x[${at(`min(k + ${c}u, p.K - 1u)`)}], k + ${c}u < p.K)`).join(", ")}) * s;
+    let d0 = round(v);
+    let v1 = (v - d0) * 128.0;
+    let d1 = round(v1);
+    let d2 = round((v1 - d1) * 128.0);
+    ${[0, 1, 2].map((sl) => `out[rowAt + ${sl}u * p.R * p.W + w] = ${digits(sl)};`).join("\n    ")}
+  }
+}`;
+}
+
+// x: f32 (batch, R, K) with kAlong, else (batch, K, R) (any shape of that many elements; gathered and strided inputs
+// are materialised by the caller). Returns the slices of op(x), (batch, stride) words as i32 (int8SliceLayout).
+export function int8Slices(x: Tensor, batch: number, R: number, K: number, kAlong: boolean): Tensor {
+  if (x.dtype !== "f32") throw new Error(`int8 slices: expected an f32 matrix, got ${x}`);
+  if (x.size !== batch * R * K) throw new Error(`int8 slices: expected ${batch} x ${R} x ${K} elements, got ${x}`);
+  const { R4, W, stride } = int8SliceLayout(R, K);
+  const out = Tensor.empty([batch, stride], "i32");
+  if (out.size === 0) return out;
+  const groupsR = Math.ceil(R / ROWS);
+  const groups = batch * groupsR;
+  const kernel = getKernel("int8-slices", { kAlong }, wgsl);
+  const uniform = packUniform(FIELDS, { R, K, W, R4, stride, groupsR, groups });
+  runtime().batch.dispatch(kernel, [out.buffer, x.buffer], uniform, grid1d(groups), x.size * 8 + out.size * 4);
+  return out;
+}
