@@ -51,6 +51,9 @@
 //     multiplied; accumulators named by literal indices (tiledVecWgsl).
 //   mma64, mma128 (GPUs with subgroup matrices): the same tiles multiplied by the adapter's subgroup matrices (tensor
 //     cores, through chromium-experimental-subgroup-matrix) of the inputs' type, f32 accumulation (mmaWgsl).
+//   mma64i8, mma128i8 (GPUs with i8 x i8 -> i32 subgroup matrices): f32 products on 8-bit tensor cores, each operand
+//     split into int8 slices first (kernels/int8-slices.ts), 6 slice products summed exactly in i32 (mmaI8Wgsl);
+//     y within 2^-17 K max|a[m, :]| max|b[:, n]| of the exact product.
 // Mixed precision (inputs "f16", autograd/precision.ts): every version rounds a and b to f16 as it loads them and
 // accumulates in f32, as PyTorch's autocast does; y, the epilogue operands and rowSums stay f32. a and b stay f32 in
 // memory and every f32 path (packs, in-place reads) applies; a cast pass per operand took a third of the default
@@ -63,7 +66,8 @@ import { fill } from "./fill.js";
 import { reduceForward } from "./reduce.js";
 import { type NormAfter, layernormForwardInto } from "./layernorm.js";
 import type { Gpu } from "../engine/device.js";
-import { MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, MMA_SLAB, type MatmulShape, type MatmulVersion, fragmentKey, laneBroadcast, mmaFragment, resolveVersion, tileShape } from "./registry.js";
+import { I8_SLICES, int8SliceLayout, int8Slices } from "./int8-slices.js";
+import { MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, MMA_I8_SLAB, MMA_SLAB, type MatmulShape, type MatmulVersion, fragmentKey, laneBroadcast, mmaFragment, mmaI8Fragment, resolveVersion, tileShape } from "./registry.js";
 import { FLAT_GROUP, erfFunction, grid1d, packUniform, range, storageBindings, uniformStruct } from "./wgsl.js";
 
 export interface MatmulOptions {
@@ -136,8 +140,8 @@ const FIELDS = {
   batch: "u32",
   tilesM: "u32",
   tilesN: "u32",
-  strideA: "u32", // elements between batch entries of a
-  strideB: "u32", // elements between batch entries of b; 0 when b is shared
+  strideA: "u32", // elements between batch entries of a (mmai8: words of its slices)
+  strideB: "u32", // elements between batch entries of b (mmai8: words of its slices); 0 when b is shared
   ldb: "u32", // reg: elements between rows of b, stored (K, ldb) with ldb % 4 == 0
   splits: "u32", // tiled: split-K, the grid's third axis is splits x batch; 1 otherwise
   kSplit: "u32", // tiled: k per split
@@ -147,11 +151,12 @@ const FIELDS = {
 
 // Storage bindings: y, a, b, then the optional epilogue operands in this fixed order (see matmulForward).
 function bindings(spec: MatmulSpec): string {
+  const i8 = MATMUL_TILINGS[spec.version].kind === "mmai8"; // a's and b's int8 slices
   const yType = spec.vecY ? "array<vec4<f32>>" : "array<f32>";
   const list: Parameters<typeof storageBindings>[0] = [
     ["y", yType, "read_write"],
-    ["A", spec.vecA ? "array<vec4<f32>>" : "array<f32>", "read"],
-    ["B", spec.bPairs ? "array<vec2<f32>>" : (MATMUL_TILINGS[spec.version].kind === "reg" && !spec.bScalars) || spec.vecB ? "array<vec4<f32>>" : "array<f32>", "read"],
+    ["A", i8 ? "array<vec4<i32>>" : spec.vecA ? "array<vec4<f32>>" : "array<f32>", "read"],
+    ["B", i8 ? "array<vec4<i32>>" : spec.bPairs ? "array<vec2<f32>>" : (MATMUL_TILINGS[spec.version].kind === "reg" && !spec.bScalars) || spec.vecB ? "array<vec4<f32>>" : "array<f32>", "read"],
   ];
   if (spec.bias) list.push(["bias", yType, "read"]);
   if (spec.preact) list.push(["preact", yType, "read_write"]);
@@ -599,6 +604,125 @@ ${ENTRY} {${TILE_COORDS}
 }`;
 }
 
+// mmai8 (GPUs with i8 x i8 -> i32 subgroup matrices): mma's tiles and subgroups on the operands' int8 slices
+// (kernels/int8-slices.ts: op(a)'s rows and op(b)'s columns with k contiguous, bound as vec4<i32>). Each k slab
+// (MMA_I8_SLAB digits) the workgroup stages every slice's tile rows of a and columns of b in Ws, [operand][slice][row]
+// [8 words], zero outside the matrices, the next slab into registers while the current one is multiplied; a's rows
+// load as left fragments, b's columns as right fragments in column-major order. Each subgroup sums the products of
+// slices i and j (i + j < I8_SLICES) into accumulator i + j, in i32 (exact). The epilogue stores a fragment's
+// accumulators side by side in Ws (free after the loop: the staging is sized to hold them), and its lanes add them in
+// f32 scaled by 2^(-12 - 7(i + j)), smallest first, scale by the row's and the column's 2^e and finish with the shared
+// `store`. Offsets and strides of i8 fragments count bytes.
+function mmaI8Wgsl(spec: MatmulSpec, tile: number, subgroupsN: number): string {
+  const [frag, size] = spec.fragment.split("/");
+  const [fm, fn, fk] = frag.split("x").map(Number);
+  const sg = Number(size);
+  const subgroups = 2 * subgroupsN;
+  const threads = subgroups * sg;
+  const [wtm, wtn] = [tile / 2, tile / subgroupsN];
+  const [FM, FN] = [wtm / fm, wtn / fn];
+  const S = I8_SLICES;
+  const rowBytes = MMA_I8_SLAB; // a staged row: one slab of one slice
+  const operandWords = (S * tile * rowBytes) / 4;
+  const vecs = operandWords / 4; // vec4<i32> per operand per slab
+  const loads = Math.ceil(vecs / threads);
+  const fragWords = fm * fn;
+  if (subgroups * S * fragWords > 2 * operandWords) throw new Error(`matmul: expected the epilogue's scratch within Ws, got ${spec.fragment}`);
+  const left = `subgroup_matrix_left<i8, ${fk}, ${fm}>`;
+  const right = `subgroup_matrix_right<i8, ${fn}, ${fk}>`;
+  const result = `subgroup_matrix_result<i32, ${fn}, ${fm}>`;
+  const accs: string[] = [];
+  const step: string[] = [];
+  const finish: string[] = [];
+  const pairs = range(S).flatMap((i) => range(S - i).map((j) => [i, j]));
+  for (let d = 0; d < S; d++) for (let i = 0; i < FM; i++) for (let j = 0; j < FN; j++) accs.push(`var acc${d}_${i}_${j} = ${result}();`);
+  for (let sl = 0; sl < S; sl++) {
+    for (let i = 0; i < FM; i++) step.push(`let l${sl}_${i} = subgroupMatrixLoad<${left}, row_major>(&Ws, (${sl * tile}u + wm * ${wtm}u + ${i * fm}u) * ${rowBytes}u + kk, ${rowBytes}u);`);
+    for (let j = 0; j < FN; j++) step.push(`let r${sl}_${j} = subgroupMatrixLoad<${right}, col_major>(&Ws, (${(S + sl) * tile}u + wn * ${wtn}u + ${j * fn}u) * ${rowBytes}u + kk, ${rowBytes}u);`);
+  }
+  for (let i = 0; i < FM; i++) {
+    for (let j = 0; j < FN; j++) for (const [sa, sb] of pairs) step.push(`acc${sa + sb}_${i}_${j} = subgroupMatrixMultiplyAccumulate(l${sa}_${i}, r${sb}_${j}, acc${sa + sb}_${i}_${j});`);
+  }
+  const scratch = (d: number) => `sub * ${S * fragWords}u + ${d * fragWords}u`;
+  const digitSum = range(S)
+    .reverse()
+    .map((d) => `f32(Ws[${scratch(d)} + e]) * ${2 ** -(12 + 7 * d)}`)
+    .reduce((sum, term) => `(${sum}) + ${term}`);
+  for (let i = 0; i < FM; i++) {
+    for (let j = 0; j < FN; j++) {
+      for (let d = 0; d < S; d++) finish.push(`subgroupMatrixStore<row_major>(&Ws, ${scratch(d)}, acc${d}_${i}_${j}, ${fn}u);`);
+      finish.push(`workgroupBarrier();
+for (var e = lane; e < ${fragWords}u; e += ${sg}u) {
+  let m = m0 + wm * ${wtm}u + ${i * fm}u + e / ${fn}u;
+  let n = n0 + wn * ${wtn}u + ${j * fn}u + e % ${fn}u;
+  if (m < p.M && n < p.N) { store(yBase + m * p.N + n, n, (${digitSum}) * scaleA(aBase + m) * scaleB(bBase + n)); }
+}
+workgroupBarrier();`);
+    }
+  }
+  // One operand's staging: load q takes vec4 e = t + q * threads of the slab, (slice, row, half) in the staged order.
+  const stage = (X: "A" | "B", origin: string, rows: string, base: string, R4: string, at: number) => {
+    const decls: string[] = [];
+    for (let q = 0; q < loads; q++) {
+      const e = `t + ${q * threads}u`;
+      decls.push(`let ${X}sl${q} = min((${e}) / ${2 * tile}u, ${S - 1}u);`, `let ${X}row${q} = (${e}) / 2u % ${tile}u;`, `let ${X}h${q} = (${e}) % 2u;`);
+      decls.push(`let ${X}ok${q} = ${(q + 1) * threads <= vecs ? "true" : `${e} < ${vecs}u`};`);
+      decls.push(`var ${X}v${q}: vec4<i32>;`);
+    }
+    const load = (kw: string) =>
+      range(loads)
+        .map((q) => {
+          const word = `${base} + ${R4} + (${X}sl${q} * ${rows} + min(${origin} + ${X}row${q}, ${rows} - 1u)) * W + ${kw} + ${X}h${q} * 4u`;
+          return `${X}v${q} = select(vec4<i32>(0), ${X}[(${word}) / 4u], ${X}ok${q} && ${origin} + ${X}row${q} < ${rows} && ${kw} + ${X}h${q} * 4u < W);`;
+        })
+        .join("\n");
+    const store = range(loads)
+      .map((q) => `if (${X}ok${q}) { ${range(4).map((c) => `Ws[${at}u + (${X}sl${q} * ${tile}u + ${X}row${q}) * ${rowBytes / 4}u + ${X}h${q} * 4u + ${c}u] = ${X}v${q}[${c}];`).join(" ")} }`)
+      .join("\n");
+    return { decls: decls.join("\n"), load, store };
+  };
+  const a = stage("A", "m0", "p.M", "aBase", "R4a", 0);
+  const b = stage("B", "n0", "p.N", "bBase", "R4b", operandWords);
+  return /* wgsl */ `enable chromium_experimental_subgroup_matrix;
+diagnostic(off, chromium.subgroup_matrix_uniformity);
+${header(spec)}
+var<workgroup> Ws: array<i32, ${2 * operandWords}>; // [a, b][slice][row][digits]; then the epilogue's scratch
+// A row's or column's scale, 2^e (kernels/int8-slices.ts), at word i of its operand's slices.
+fn scaleA(i: u32) -> f32 { return bitcast<f32>(A[i / 4u][i % 4u]); }
+fn scaleB(i: u32) -> f32 { return bitcast<f32>(B[i / 4u][i % 4u]); }
+@compute @workgroup_size(${threads})
+${ENTRY} {${TILE_COORDS}
+  let m0 = tm * ${tile}u;
+  let n0 = tn * ${tile}u;
+  let t = lid.x;
+  let sub = t / ${sg}u;
+  let lane = t % ${sg}u;
+  let wm = sub / ${subgroupsN}u;
+  let wn = sub % ${subgroupsN}u;
+  let W = (p.K + 15u) / 16u * 4u; // words per slice row
+  let R4a = (p.M + 3u) / 4u * 4u;
+  let R4b = (p.N + 3u) / 4u * 4u;
+  ${accs.join("\n  ")}
+  ${indented(a.decls, 2)}
+  ${indented(b.decls, 2)}
+  var kw = 0u;
+  ${indented(a.load("kw"), 2)}
+  ${indented(b.load("kw"), 2)}
+  for (; kw < W; kw += ${rowBytes / 4}u) {
+    ${indented(a.store, 4)}
+    ${indented(b.store, 4)}
+    workgroupBarrier();
+    ${indented(a.load(`kw + ${rowBytes / 4}u`), 4)}
+    ${indented(b.load(`kw + ${rowBytes / 4}u`), 4)}
+    for (var kk = 0u; kk < ${rowBytes}u; kk += ${fk}u) {
+      ${step.join("\n      ")}
+    }
+    workgroupBarrier();
+  }
+  ${indented(finish.join("\n"), 2)}
+}`;
+}
+
 // WGSL lines after the first indented by n spaces, to sit in a template at that depth.
 const indented = (lines: string, n: number) => lines.replaceAll("\n", `\n${" ".repeat(n)}`);
 
@@ -712,6 +836,7 @@ export function matmulWgsl(spec: MatmulSpec): string {
   const tiling = MATMUL_TILINGS[spec.version];
   if (tiling.kind === "reg") return regWgsl(spec, tiling.rows, tiling.cols, tiling.lanesAlongM);
   if (tiling.kind === "mma") return mmaWgsl(spec, tiling.tile, tiling.subgroupsN);
+  if (tiling.kind === "mmai8") return mmaI8Wgsl(spec, tiling.tile, tiling.subgroupsN);
   return tiling.vec4 ? tiledVecWgsl(spec, tiling.tile) : tiledWgsl(spec, tiling.tile);
 }
 
@@ -840,6 +965,10 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const bPairs = tiling.kind === "reg" && !tiling.lanesAlongM && !!opts.transB && shared && K % 2 === 0 && b.requiresGrad;
   const pack = tiling.kind === "reg" && unaligned && !bScalars && !bPairs;
   const kept = pack && shared && !b.requiresGrad ? keptPack(b, K, N, !!opts.transB) : undefined;
+  // mmai8 multiplies op(a)'s rows and op(b)'s columns as int8 slices (kernels/int8-slices.ts).
+  const i8 = tiling.kind === "mmai8";
+  const aSlices = i8 ? int8Slices(aFull, batch, M, K, !opts.transA) : undefined;
+  const bSlices = i8 ? int8Slices(b, bBatch, N, K, !!opts.transB) : undefined;
   const bRows = kept ?? (pack ? packB(b, bBatch, K, N, !!opts.transB) : b);
   const ldb = pack ? Math.ceil(N / 4) * 4 : N;
   const [tileM, tileN] = tileShape(tiling);
@@ -852,8 +981,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const staged = vec || tiling.kind === "mma";
   const spec: MatmulSpec = {
     version,
-    transA: !!opts.transA,
-    transB: !!opts.transB && !pack,
+    transA: !!opts.transA && !i8, // mmai8's slices are op(a)'s rows and op(b)'s columns in every layout
+    transB: !!opts.transB && !pack && !i8,
     bias: !!opts.bias,
     gelu: !!opts.gelu,
     preact: !!opts.preact,
@@ -868,7 +997,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     splitRowSums: tiling.kind === "tiled" && splits > 1 && !!rowSums,
     dgelu: !!opts.dgelu,
     f16,
-    fragment: tiling.kind === "mma" ? mmaFragmentKey(gpu, f16) : "",
+    fragment: tiling.kind === "mma" ? mmaFragmentKey(gpu, f16) : i8 ? fragmentKey(mmaI8Fragment(gpu)!, gpu) : "",
     vecA: staged && K > 0 && (opts.transA ? M : K) % 4 === 0,
     vecB: staged && K > 0 && (opts.transB ? K : N) % 4 === 0,
     constSlab: vec && !gpu.isCpu,
@@ -885,8 +1014,9 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const splitStride = y.size + (spec.splitRowSums ? rowSums!.size : 0);
   const target = splits > 1 ? Tensor.empty([splits, splitStride]) : y;
   const eps = norm?.eps ?? 0;
-  const uniform = packUniform(FIELDS, { M, K, N, batch, tilesM, tilesN, strideA: M * K, strideB: shared ? 0 : K * ldb, ldb, splits, kSplit, splitStride, eps });
-  const buffers = [target.buffer, aFull.buffer, bRows.buffer];
+  const [strideA, strideB] = i8 ? [int8SliceLayout(M, K).stride, shared ? 0 : int8SliceLayout(N, K).stride] : [M * K, shared ? 0 : K * ldb];
+  const uniform = packUniform(FIELDS, { M, K, N, batch, tilesM, tilesN, strideA, strideB, ldb, splits, kSplit, splitStride, eps });
+  const buffers = [target.buffer, (aSlices ?? aFull).buffer, (bSlices ?? bRows).buffer];
   if (opts.bias) buffers.push(opts.bias.buffer);
   if (opts.preact) buffers.push(opts.preact.buffer);
   if (spec.residual) buffers.push(opts.residual!.buffer);
@@ -903,6 +1033,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const note = `${batch > 1 ? `${batch}x` : ""}${M}x${K}x${N}`;
   runtime().batch.dispatch(kernel, buffers, uniform, grid1d(splits * batch * tilesM * tilesN), MATMUL.work(shape), note);
   if (pack && !kept) bRows.dispose(); // its buffer returns to the pool only after this batch is submitted
+  aSlices?.dispose();
+  bSlices?.dispose();
   if (aFull !== a) aFull.dispose();
   let result = y;
   if (splits > 1) {

@@ -6,7 +6,8 @@
 //   matmul     regRxC: workgroups of 8 lanes side by side along n, each lane R rows x C columns in registers;
 //              regmRxC: the same lanes stacked along m; tiled, tiled128: 64x64, 128x128 tiles through workgroup
 //              memory; tiledvec, tiled128vec: the same tiles, each thread's rows and columns in runs of 4, read
-//              as vec4s; mma64, mma128: those tiles through subgroup matrices (kernels/matmul.ts)
+//              as vec4s; mma64, mma128: those tiles through subgroup matrices; mma64i8, mma128i8: the same with
+//              f32 operands as int8 slices (kernels/matmul.ts, kernels/int8-slices.ts)
 //   rows       lane: a lane per row, barrier-free; tree: a workgroup per row, combined through a shared-memory tree;
 //              subgroup: tree's layout, combined with subgroup operations (kernels/rows.ts: softmax, layernorm and
 //              cross-entropy, with the op in the shape)
@@ -60,11 +61,12 @@ export interface MatmulShape {
 // or stacked along m (regm: tile 8R x C, for skinny products such as LoRA's rank-r ones). tiled: a tile x tile
 // block per workgroup through workgroup memory; vec4: its threads' rows and columns in runs of 4, read as vec4s.
 // mma: the same through the adapter's subgroup matrices (tensor cores), f16 or f32 inputs into f32, each subgroup
-// a (tile/2) x (tile/subgroupsN) block of fragments.
+// a (tile/2) x (tile/subgroupsN) block of fragments. mmai8: mma's tiles on i8 subgroup matrices into i32, the
+// operands f32 split into int8 slices first.
 type Tiling =
   | { kind: "reg"; rows: number; cols: number; lanesAlongM: boolean }
   | { kind: "tiled"; tile: number; vec4: boolean }
-  | { kind: "mma"; tile: number; subgroupsN: number };
+  | { kind: "mma" | "mmai8"; tile: number; subgroupsN: number };
 export const MATMUL_TILINGS = {
   reg4x8: { kind: "reg", rows: 4, cols: 8, lanesAlongM: false },
   reg8x8: { kind: "reg", rows: 8, cols: 8, lanesAlongM: false },
@@ -80,6 +82,8 @@ export const MATMUL_TILINGS = {
   tiled128vec: { kind: "tiled", tile: 128, vec4: true },
   mma64: { kind: "mma", tile: 64, subgroupsN: 2 },
   mma128: { kind: "mma", tile: 128, subgroupsN: 4 },
+  mma64i8: { kind: "mmai8", tile: 64, subgroupsN: 2 },
+  mma128i8: { kind: "mmai8", tile: 128, subgroupsN: 4 },
 } as const satisfies Record<string, Tiling>;
 export type MatmulVersion = keyof typeof MATMUL_TILINGS;
 export const MATMUL_LANES = 8; // reg: workgroup size, one SIMD batch on llvmpipe
@@ -106,6 +110,19 @@ export function mmaFragment(gpu: Gpu, inputs: "f16" | "f32"): SubgroupMatrixConf
   return fits.find((c) => c.M === 16 && c.N === 16 && c.K === 16) ?? fits.sort((x, y) => y.M * y.N * y.K - x.M * x.N * x.K)[0];
 }
 
+// The mmai8 versions' k slab, in int8 digits (bytes), and the largest K whose digit products an i32 holds: each
+// digit is at most 64 in magnitude (kernels/int8-slices.ts) and an accumulator sums up to I8_SLICES (3) of them per k.
+export const MMA_I8_SLAB = 32;
+export const MMA_I8_MAX_K = Math.floor((2 ** 31 - 1) / (3 * 64 * 64));
+
+// The fragment of i8 x i8 -> i32 the mmai8 versions multiply with: 16 x 16 x 32 where listed (NVIDIA's, which also
+// lists 16 x 8 x 32), else the largest that divides a subgroup's 32-wide block and the slab.
+export function mmaI8Fragment(gpu: Gpu): SubgroupMatrixConfig | undefined {
+  const listed = gpu.subgroupMatrixConfigs.filter((c) => c.componentType === "i8" && c.resultComponentType === "i32");
+  const fits = listed.filter((c) => 32 % c.M === 0 && 32 % c.N === 0 && MMA_I8_SLAB % c.K === 0);
+  return fits.find((c) => c.M === 16 && c.N === 16) ?? fits.sort((x, y) => y.M * y.N * y.K - x.M * x.N * x.K)[0];
+}
+
 // A fragment and the subgroup size the kernels run it at, as their specs name it: "MxNxK/size" (e.g. "16x16x16/32").
 export function fragmentKey(f: SubgroupMatrixConfig, gpu: Gpu): string {
   return `${f.M}x${f.N}x${f.K}/${gpu.subgroupMaxSize}`;
@@ -126,7 +143,13 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   name: "matmul",
   versions: Object.keys(MATMUL_TILINGS) as MatmulVersion[],
   unavailable(version, s, gpu) {
-    if (MATMUL_TILINGS[version].kind !== "mma") return undefined;
+    const { kind } = MATMUL_TILINGS[version];
+    if (kind === "mmai8") {
+      if (s.f16) return "multiplies f32 inputs as int8 slices; f16 inputs go to the f16 mma versions";
+      if (s.K > MMA_I8_MAX_K) return `needs K at most ${MMA_I8_MAX_K}, whose digit products an i32 holds, got K = ${s.K}`;
+      return mmaI8Fragment(gpu) ? undefined : `needs subgroup matrices of i8 into i32 (${SUBGROUP_MATRIX_FEATURE}), which ${gpu.adapterInfo.description} lacks`;
+    }
+    if (kind !== "mma") return undefined;
     const inputs = s.f16 ? "f16" : "f32";
     return mmaFragment(gpu, inputs) ? undefined : lacksFragment(gpu, inputs);
   },
@@ -148,7 +171,8 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   // tiledvec and tiled128vec are no default until a GPU has timed them (docs/KERNELS.md); `tune` times them.
   // The mma versions are not a default: no GPU that offers them through Dawn has timed them yet (NVIDIA's Vulkan
   // driver gets no shader-f16 from Dawn, so no f16 subgroup matrices, and lists no f32 ones); `tune` picks them where
-  // they win.
+  // they win. Nor are the mmai8 versions, which that driver can run (i8 x i8 -> i32), until a GPU has timed them;
+  // y[m, n] differs from the exact product by at most 2^-17 K max_k |a[m, k]| max_k |b[k, n]| (kernels/int8-slices.ts).
   defaultVersion(s, gpu) {
     if (!gpu.isCpu) {
       const wide = Math.ceil(s.M / 128) * Math.ceil(s.N / 128) * s.batch >= WIDE_GPU_GROUPS;

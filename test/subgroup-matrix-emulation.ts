@@ -3,10 +3,12 @@
 // WGSL with the subgroup-matrix types and builtins replaced by plain code that follows
 // the extension's definitions (a left fragment is M x K at offset with stride, row-major or, with col_major,
 // element (i, k) at offset + k * stride + i; and so on). A loaded fragment is kept as its (offset, stride, col_major),
-// read when multiplied (the kernels do not change a staged region between a load and its multiplies); each of a
-// subgroup's SG invocations holds every SG-th element of a result fragment. Kernels run through their wrappers on
-// the CPU driver made to look as if it listed f16 x f16 -> f32 and f32 x f32 -> f32 16 x 16 x 16 configurations and
-// subgroups of 8.
+// read when multiplied (the kernels do not change a staged region between a load and its multiplies), each multiply
+// accumulating in place (every kernel writes acc = subgroupMatrixMultiplyAccumulate(l, r, acc)); each of a
+// subgroup's SG invocations holds every SG-th element of a result fragment. i8 fragments (16 x 16 x 32 into i32) are
+// bytes of an array<i32>, their offsets and strides counted in bytes, byte o in bits 8(o % 4) up of word o / 4 (as
+// little-endian memory lays them). Kernels run through their wrappers on the CPU driver made to look as if it listed
+// f16 x f16 -> f32 and f32 x f32 -> f32 16 x 16 x 16 configurations, i8 x i8 -> i32 16 x 16 x 32, and subgroups of 8.
 import { afterAll, beforeAll, expect } from "vitest";
 import { create } from "webgpu";
 import { SUBGROUP_MATRIX_FEATURE } from "../engine/device.js";
@@ -31,61 +33,68 @@ export async function nullBackendCompiler(): Promise<{ errors: (code: string, la
   };
 }
 
-const SG = 8;
 const FRAG = 16;
-const PER_LANE = (FRAG * FRAG) / SG;
+const I8_K = 32;
 
-// A kernel's workgroup arrays: where left and right fragments are loaded from, where results are stored; and a
-// uniform u32 expression the compiler cannot see through (see `opaque` below).
+// A kernel's workgroup arrays where left and right fragments are loaded from, and a uniform u32 expression the
+// compiler cannot see through (see `bound` below). Results go where the kernel stores them.
 export interface EmulatedArrays {
   left: string;
   right: string;
-  result: string;
   uniform: string;
 }
 
 // Loops with constant bounds get `min(bound, uniform + bound)` instead: unrolled, llvmpipe took minutes to compile
-// one pipeline.
-function emulation(a: EmulatedArrays): string {
+// one pipeline. i8: fragments of 16 x 32 bytes and 32 x 16 into i32.
+function emulation(a: EmulatedArrays, i8: boolean, stores: string[], SG: number): string {
+  const PER_LANE = (FRAG * FRAG) / SG;
   const bound = (n: number) => `min(${n}u, ${a.uniform} + ${n}u)`;
   const at = (m: string, row: string, col: string) => `select(${m}.x + ${row} * ${m}.y + ${col}, ${m}.x + ${col} * ${m}.y + ${row}, ${m}.z == 1u)`;
+  const [T, K] = i8 ? ["i32", I8_K] : ["f32", FRAG];
+  const element = (array: string, o: string) => (i8 ? `extractBits(${array}[(${o}) / 4u], (${o}) % 4u * 8u, 8u)` : `f32(${array}[${o}])`);
   return /* wgsl */ `
 fn emuLoad(offset: u32, stride: u32, colMajor: bool) -> vec3<u32> { return vec3<u32>(offset, stride, select(0u, 1u, colMajor)); }
-fn emuMma(lane: u32, l: vec3<u32>, r: vec3<u32>, acc: array<f32, ${PER_LANE}>) -> array<f32, ${PER_LANE}> {
-  var out = acc;
+fn emuMma(lane: u32, l: vec3<u32>, r: vec3<u32>, acc: ptr<function, array<${T}, ${PER_LANE}>>) {
   for (var q = 0u; q < ${bound(PER_LANE)}; q++) {
     let e = lane + q * ${SG}u;
     let i = e / ${FRAG}u;
     let j = e % ${FRAG}u;
-    for (var k = 0u; k < ${bound(FRAG)}; k++) { out[q] += f32(${a.left}[${at("l", "i", "k")}]) * f32(${a.right}[${at("r", "k", "j")}]); }
+    var sum = (*acc)[q];
+    for (var k = 0u; k < ${bound(K)}; k++) { sum += ${element(a.left, at("l", "i", "k"))} * ${element(a.right, at("r", "k", "j"))}; }
+    (*acc)[q] = sum;
   }
-  return out;
 }
-fn emuStore(lane: u32, offset: u32, m: array<f32, ${PER_LANE}>, stride: u32) {
+${stores.map((target) => `
+fn emuStore_${target}(lane: u32, offset: u32, m: array<${T}, ${PER_LANE}>, stride: u32) {
   for (var q = 0u; q < ${bound(PER_LANE)}; q++) {
     let e = lane + q * ${SG}u;
-    ${a.result}[offset + (e / ${FRAG}u) * stride + e % ${FRAG}u] = m[q];
+    ${target}[offset + (e / ${FRAG}u) * stride + e % ${FRAG}u] = m[q];
   }
-}`;
+}`).join("")}`;
 }
 
-function emulated(code: string, a: EmulatedArrays): string {
+function emulated(code: string, a: EmulatedArrays, SG: number): string {
+  const PER_LANE = (FRAG * FRAG) / SG;
+  const i8 = code.includes("subgroup_matrix_left<i8");
   const body = code
     .replace("enable chromium_experimental_subgroup_matrix;", "")
     .replace("diagnostic(off, chromium.subgroup_matrix_uniformity);", "")
-    .replace(/subgroup_matrix_result<f32, 16, 16>\(\)/g, `array<f32, ${PER_LANE}>()`)
-    .replace(/subgroupMatrixLoad<subgroup_matrix_(?:left|right)<f(?:16|32), 16, 16>, (row|col)_major>\(&\w+, (.*?), (\w+)\)/g, (_, major, offset, stride) => `emuLoad(${offset}, ${stride}, ${major === "col"})`)
-    .replace(/subgroupMatrixMultiplyAccumulate\(/g, "emuMma(lane, ")
-    .replace(/subgroupMatrixStore<row_major>\(&\w+, (.*?), (\w+), (\w+)\);/g, "emuStore(lane, $1, $2, $3);")
+    .replace(/subgroup_matrix_result<(f32|i32), 16, 16>\(\)/g, (_, T) => `array<${T}, ${PER_LANE}>()`)
+    .replace(/subgroupMatrixLoad<subgroup_matrix_(?:left|right)<(?:f16|f32|i8), \d+, \d+>, (row|col)_major>\(&\w+, (.*?), (\w+)\)/g, (_, major, offset, stride) => `emuLoad(${offset}, ${stride}, ${major === "col"})`)
+    .replace(/(\w+) = subgroupMatrixMultiplyAccumulate\((.*), \1\);/g, "emuMma(lane, $2, &$1);") // in place: no array copies to compile
+    .replace(/subgroupMatrixStore<row_major>\(&(\w+), (.*?), (\w+), (\w+)\);/g, "emuStore_$1(lane, $2, $3, $4);")
     .replace(/for \(var (\w+) = ([\w.]+); \1 < (\d+)u;/g, `for (var $1 = $2; $1 < min($3u, ${a.uniform} + $3u);`);
   expect(body).not.toMatch(/subgroupMatrix|subgroup_matrix/);
-  return `${body}\n${emulation(a)}`;
+  const stores = [...new Set([...code.matchAll(/subgroupMatrixStore<row_major>\(&(\w+),/g)].map((m) => m[1]))];
+  return `${body}\n${emulation(a, i8, stores, SG)}`;
 }
 
-// For the calling test file: the adapter made to list 16 x 16 x 16 configurations of f16 and f32 into f32 and
-// subgroups of 8, and every pipeline whose spec names a fragment (the mma kernels) built from its emulated WGSL,
-// with the arrays `arrays[kernel name]`. Only where the adapter has shader-f16 (the emulated f16 kernels need it).
-export function useEmulatedSubgroupMatrices(arrays: Record<string, EmulatedArrays>): void {
+// For the calling test file: the adapter made to list 16 x 16 x 16 configurations of f16 and f32 into f32, 16 x 16 x
+// 32 of i8 into i32 and subgroups of `subgroupSize` (8 as llvmpipe's; 32 as NVIDIA's has a kernel stage its slabs in
+// fewer, longer-compiling loads), and every pipeline whose spec names a fragment (the mma kernels) built from its
+// emulated WGSL, with the arrays `arrays[kernel name]`. Only where the adapter has shader-f16 (the emulated f16
+// kernels need it).
+export function useEmulatedSubgroupMatrices(arrays: Record<string, EmulatedArrays>, subgroupSize = 8): void {
   let restore = () => {};
   beforeAll(() => {
     if (!runtime().gpu.features.has("shader-f16")) return;
@@ -93,10 +102,11 @@ export function useEmulatedSubgroupMatrices(arrays: Record<string, EmulatedArray
     const gpu = rt.gpu;
     const saved = { configs: gpu.subgroupMatrixConfigs, size: gpu.subgroupMaxSize, get: rt.pipelines.get };
     gpu.subgroupMatrixConfigs = ["f16", "f32"].map((componentType) => ({ componentType, resultComponentType: "f32", M: FRAG, N: FRAG, K: FRAG }));
-    gpu.subgroupMaxSize = SG;
+    gpu.subgroupMatrixConfigs.push({ componentType: "i8", resultComponentType: "i32", M: FRAG, N: FRAG, K: I8_K });
+    gpu.subgroupMaxSize = subgroupSize;
     const get = saved.get.bind(rt.pipelines);
     rt.pipelines.get = ((name: string, spec: Record<string, string | number | boolean>, wgsl: (s: typeof spec) => string) =>
-      spec.fragment ? get(name, { ...spec, emulated: true }, (s) => emulated(wgsl(s), arrays[name])) : get(name, spec, wgsl)) as typeof rt.pipelines.get;
+      spec.fragment ? get(name, { ...spec, emulated: true }, (s) => emulated(wgsl(s), arrays[name], subgroupSize)) : get(name, spec, wgsl)) as typeof rt.pipelines.get;
     restore = () => {
       gpu.subgroupMatrixConfigs = saved.configs;
       gpu.subgroupMaxSize = saved.size;

@@ -105,7 +105,7 @@ describe("attention mma: on the adapter's subgroup matrices", () => {
 });
 
 describe("attention mma: emulated on the CPU driver", () => {
-  useEmulatedSubgroupMatrices({ "attention-mma": { left: "Ws", right: "Ws", result: "Ss", uniform: "p.n" } });
+  useEmulatedSubgroupMatrices({ "attention-mma": { left: "Ws", right: "Ws", uniform: "p.n" } });
   beforeEach((ctx) => skipWithoutF16(ctx));
 
   // Edges: N a multiple neither of the 32 streamed rows per block nor of a workgroup's 64 owned rows (4 subgroups

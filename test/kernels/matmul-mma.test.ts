@@ -6,16 +6,18 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { SUBGROUP_MATRIX_FEATURE } from "../../engine/device.js";
 import { matmulForward, matmulWgsl, type MatmulOptions, type MatmulSpec } from "../../kernels/matmul.js";
 import { Tensor } from "../../engine/tensor.js";
-import { MATMUL, MATMUL_TILINGS, mmaFragment, type MatmulVersion } from "../../kernels/registry.js";
+import { MATMUL, MATMUL_TILINGS, MMA_I8_MAX_K, mmaFragment, mmaI8Fragment, type MatmulVersion } from "../../kernels/registry.js";
 import { runtime } from "../../engine/runtime.js";
 import { expectClose, randu, skipWithoutF16, useEngine } from "../helpers.js";
 import { nullBackendCompiler, useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
 import { matmulRef, transpose } from "../ref/matmul.js";
 import { gelu, geluGrad } from "../ref/elementwise.js";
+import { range } from "../../kernels/wgsl.js";
 
 useEngine();
 
 const MMA = MATMUL.versions.filter((v) => MATMUL_TILINGS[v].kind === "mma");
+const MMA_I8 = MATMUL.versions.filter((v) => MATMUL_TILINGS[v].kind === "mmai8");
 const spec = (version: MatmulVersion, extra: Partial<MatmulSpec>): MatmulSpec => ({
   version,
   transA: false,
@@ -56,6 +58,17 @@ describe("matmul mma: WGSL", () => {
     }
     compiler.destroy();
   });
+
+  it("compiles the int8 versions: the epilogues, NVIDIA's 16x16x32 and 16x8x32 fragments, subgroups of 32 and 64", async () => {
+    const compiler = await nullBackendCompiler();
+    const i8 = { f16: false, fragment: "16x16x32/32" };
+    const variants: Partial<MatmulSpec>[] = [{}, { bias: true, gelu: true, preact: true, residual: true }, { dgelu: true }, { addOut: true }, { fragment: "16x8x32/32" }, { fragment: "16x16x32/64" }];
+    expect(MMA_I8).toEqual(["mma64i8", "mma128i8"]);
+    for (const version of MMA_I8) {
+      for (const v of variants) expect(await compiler.errors(matmulWgsl(spec(version, { ...i8, ...v })), `${version} ${JSON.stringify(v)}`)).toEqual([]);
+    }
+    compiler.destroy();
+  });
 });
 
 describe("matmul mma: availability", () => {
@@ -72,6 +85,24 @@ describe("matmul mma: availability", () => {
     );
     expect(MATMUL.defaultVersion({ ...shape, f16: true }, gpu)).toBe("tiled");
     expect(MATMUL.defaultVersion({ ...shape, M: 12608, N: 2304, f16: true }, gpu)).toBe("tiled128");
+  });
+
+  it("int8 versions: where the adapter has i8 x i8 -> i32 subgroup matrices, f32 inputs, K within an i32's reach; not a default", () => {
+    const real = runtime().gpu;
+    const i8 = { componentType: "i8", resultComponentType: "i32", M: 16, N: 16, K: 32 };
+    const gpu = { ...real, isCpu: false, subgroupMatrixConfigs: [i8, { ...i8, N: 8 }], subgroupMaxSize: 32 };
+    expect(MATMUL.unavailable!("mma64i8", shape, gpu)).toBeUndefined();
+    expect(mmaI8Fragment(gpu)).toEqual(i8);
+    expect(mmaI8Fragment({ ...gpu, subgroupMatrixConfigs: [{ ...i8, N: 8 }] })).toEqual({ ...i8, N: 8 });
+    expect(MATMUL.unavailable!("mma128i8", { ...shape, K: MMA_I8_MAX_K }, gpu)).toBeUndefined();
+    expect(MATMUL.unavailable!("mma128i8", { ...shape, K: MMA_I8_MAX_K + 1 }, gpu)).toBe(`needs K at most ${MMA_I8_MAX_K}, whose digit products an i32 holds, got K = ${MMA_I8_MAX_K + 1}`);
+    expect(MATMUL.unavailable!("mma64i8", { ...shape, f16: true }, gpu)).toMatch(/f16 inputs go to the f16 mma versions/);
+    expect(MATMUL.unavailable!("mma64i8", shape, { ...gpu, subgroupMatrixConfigs: [f16] })).toBe(
+      `needs subgroup matrices of i8 into i32 (${SUBGROUP_MATRIX_FEATURE}), which ${real.adapterInfo.description} lacks`,
+    );
+    expect(MATMUL.unavailable!("mma64i8", shape, { ...gpu, subgroupMatrixConfigs: [{ ...i8, K: 64 }] })).toMatch(/needs subgroup matrices of i8/);
+    expect(MATMUL.defaultVersion({ ...shape, M: 12608, N: 2304 }, gpu)).toBe("tiled128");
+    expect(MMA_I8_MAX_K * 3 * 64 * 64).toBeLessThanOrEqual(2 ** 31 - 1);
   });
 
   it("takes 16x16x16 where listed, else the largest fragment that divides a subgroup's block", () => {
@@ -92,7 +123,7 @@ describe("matmul mma: availability", () => {
 // the CPU driver, with the subgroup matrices emulated (test/subgroup-matrix-emulation.ts); the numbers must match
 // float64 as the f16 (or f32) tests do.
 describe("matmul mma: emulated on the CPU driver", () => {
-  useEmulatedSubgroupMatrices({ matmul: { left: "As", right: "Bs", result: "Cs", uniform: "p.M" } });
+  useEmulatedSubgroupMatrices({ matmul: { left: "As", right: "Bs", uniform: "p.M" } });
   const LAYOUTS = [
     { transA: false, transB: false },
     { transA: true, transB: false },
@@ -157,4 +188,109 @@ describe("matmul mma: emulated on the CPU driver", () => {
       expectClose("accumulate", await out.data(), z0.map((v, i) => v + resData[i]), tolF16(K));
     });
   }
+});
+
+// The int8 versions emulated on the CPU driver: each y[m, n] within twice the bound of kernels/int8-slices.ts,
+// 2 * 2^-17 K max_k |a[m, k]| max_k |b[k, n]| (the bound, plus the f32 roundings of the digit sums and the epilogue),
+// of float64. Every layout (the slices take each operand's stored layout), edges in every dimension with K past two
+// slabs and a last slab of half its words, a batched b, both tiles, the epilogues; values that are not finite.
+describe("matmul mma int8: emulated on the CPU driver", () => {
+  useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } }, 32);
+  beforeEach((ctx) => skipWithoutF16(ctx));
+  const LAYOUTS = [
+    { transA: false, transB: false },
+    { transA: true, transB: false },
+    { transA: false, transB: true },
+    { transA: true, transB: true },
+  ];
+  // |y - want| <= 2^-16 K max|a[m, :]| max|b[:, n]| for every element, op(a) (batch, M, K) and op(b) (bBatch, K, N).
+  function expectWithinSliceBound(name: string, got: Float32Array, want: ArrayLike<number>, a: Float32Array, b: Float32Array, s: { batch: number; M: number; K: number; N: number; shared: boolean }, extra = 0) {
+    let worst = 0;
+    for (let e = 0; e < s.batch; e++) {
+      for (let m = 0; m < s.M; m++) {
+        let maxA = 0;
+        for (let k = 0; k < s.K; k++) maxA = Math.max(maxA, Math.abs(a[(e * s.M + m) * s.K + k]));
+        for (let n = 0; n < s.N; n++) {
+          let maxB = 0;
+          const be = s.shared ? 0 : e;
+          for (let k = 0; k < s.K; k++) maxB = Math.max(maxB, Math.abs(b[(be * s.K + k) * s.N + n]));
+          const i = (e * s.M + m) * s.N + n;
+          const bound = 2 ** -16 * s.K * maxA * maxB + extra * Math.abs(want[i]);
+          const err = Math.abs(got[i] - want[i]);
+          if (!(err <= bound)) throw new Error(`${name}: y[${e}, ${m}, ${n}] = ${got[i]}, expected ${want[i]} within ${bound}`);
+          worst = Math.max(worst, err / bound);
+        }
+      }
+    }
+    return worst;
+  }
+  const EDGES = { batch: 2, M: 70, K: 77, N: 67, shared: true };
+  const ALIGNED = { batch: 1, M: 68, K: 96, N: 132, shared: true };
+  const BATCHED_B = { batch: 3, M: 20, K: 36, N: 12, shared: false };
+  const CASES = [
+    ...LAYOUTS.map((l) => ["mma64i8", l, EDGES] as const),
+    ["mma64i8", LAYOUTS[0], BATCHED_B] as const,
+    ["mma128i8", LAYOUTS[3], ALIGNED] as const,
+  ];
+  for (const [version, l, s] of CASES) {
+    it(`${version} ${l.transA ? "aT" : "a"}·${l.transB ? "bT" : "b"} [${s.batch}]x${s.M}x${s.K}x${s.N}${s.shared ? "" : " (batched b)"}`, async () => {
+      // Rows of a and columns of b of different magnitudes, so that each row's and column's scale counts.
+      const a = randu(s.batch * s.M * s.K, s.M + s.K).map((v, i) => v * 2 ** ((Math.floor(i / s.K) % 9) - 4));
+      const b = randu((s.shared ? 1 : s.batch) * s.K * s.N, s.N + s.K + 1).map((v, i) => v * 2 ** ((i % s.N) % 7 - 3));
+      const want = matmulRef(a, b, { batch: s.batch, M: s.M, K: s.K, N: s.N, sharedB: s.shared });
+      const at = l.transA ? Tensor.fromArray(transpose(a, s.batch, s.M, s.K), [s.batch, s.K, s.M]) : Tensor.fromArray(a, [s.batch, s.M, s.K]);
+      const bBatch = s.shared ? [] : [s.batch];
+      const bs = s.shared ? 1 : s.batch;
+      const bt = l.transB ? Tensor.fromArray(transpose(b, bs, s.K, s.N), [...bBatch, s.N, s.K]) : Tensor.fromArray(b, [...bBatch, s.K, s.N]);
+      const y = matmulForward(at, bt, { ...l, version });
+      const worst = expectWithinSliceBound(`y (${version})`, await y.data(), want, a, b, s);
+      expect(worst).toBeGreaterThan(0); // not an f32 product's result by accident of the data
+      for (const t of [at, bt, y]) t.dispose();
+    });
+  }
+
+  it("mma64i8 epilogue: bias, gelu, preact, residual; dgelu; accumulate; rowSums", async () => {
+    const version = "mma64i8";
+    const s = { batch: 2, M: 33, K: 40, N: 36, shared: true };
+    const { batch: B, M, K, N } = s;
+    const a = randu(B * M * K, 1);
+    const b = randu(N * K, 2);
+    const bKN = transpose(b, 1, N, K);
+    const z0 = matmulRef(a, bKN, { batch: B, M, K, N, sharedB: true });
+    const at = Tensor.fromArray(a, [B, M, K]);
+    const bt = Tensor.fromArray(b, [N, K]);
+    const biasData = randu(N, 3, -2, 2);
+    const resData = randu(B * M * N, 4);
+    const preact = Tensor.empty([B, M, N]);
+    const rowSums = Tensor.empty([B, M]);
+    const opts: MatmulOptions = { version, transB: true, gelu: true, preact, bias: Tensor.fromArray(biasData, [N]), residual: Tensor.fromArray(resData, [B, M, N]), rowSums };
+    const z = z0.map((v, i) => v + biasData[i % N]);
+    const y = await matmulForward(at, bt, opts).data();
+    // gelu' <= 1.13 and the bias and residual add f32 roundings: the bound's margin covers them.
+    expectWithinSliceBound("y", y, z.map((v, i) => gelu(v) + resData[i]), a, bKN, s, 1e-6);
+    expectWithinSliceBound("preact", await preact.data(), z, a, bKN, s, 1e-6);
+    expectClose("rowSums", await rowSums.data(), range(B * M).map((r) => a.subarray(r * K, (r + 1) * K).reduce((x, v) => x + v, 0)), { atol: 1e-5, rtol: 1e-5 });
+    const pre = randu(B * M * N, 5, -4, 4);
+    const dg = matmulForward(at, bt, { version, transB: true, dgelu: Tensor.fromArray(pre, [B, M, N]) });
+    expectWithinSliceBound("dgelu", await dg.data(), z0.map((v, i) => v * geluGrad(pre[i])), a, bKN, s, 1e-6);
+    const out = Tensor.fromArray(resData, [B, M, N]);
+    matmulForward(at, bt, { version, transB: true, out, accumulate: true });
+    expectWithinSliceBound("accumulate", await out.data(), z0.map((v, i) => v + resData[i]), a, bKN, s, 1e-6);
+  });
+
+  it("mma64i8: a row of a or a column of b holding NaN or infinity comes out NaN; the others are finite and close", async () => {
+    const s = { batch: 1, M: 20, K: 24, N: 18, shared: true };
+    const a = randu(s.M * s.K, 7);
+    const b = randu(s.K * s.N, 8);
+    a[3 * s.K + 5] = NaN;
+    b[4 * s.N + 9] = -Infinity;
+    const y = await matmulForward(Tensor.fromArray(a, [s.M, s.K]), Tensor.fromArray(b, [s.K, s.N]), { version: "mma64i8" }).data();
+    for (let m = 0; m < s.M; m++) {
+      for (let n = 0; n < s.N; n++) expect(Number.isNaN(y[m * s.N + n])).toBe(m === 3 || n === 9);
+    }
+    const clean = (x: Float32Array) => x.map((v) => (Number.isFinite(v) ? v : 0));
+    const want = matmulRef(clean(a), clean(b), { batch: 1, M: s.M, K: s.K, N: s.N, sharedB: true });
+    const finite = y.map((v, i) => (Number.isNaN(v) ? want[i] : v));
+    expectWithinSliceBound("the finite rows and columns", finite, want, clean(a), clean(b), s);
+  });
 });

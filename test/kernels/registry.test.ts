@@ -51,7 +51,7 @@ const SAMPLES = [
 describe("the families", () => {
   it("name their versions by the kernel's shape, one scheme for all", () => {
     expect(Object.keys(FAMILIES)).toEqual(["matmul", "rows", "attention", "knn"]);
-    expect(MATMUL.versions).toEqual(["reg4x8", "reg8x8", "reg8x16", "reg16x8", "reg16x16", "reg32x8", "regm8x16", "regm16x16", "tiled", "tiled128", "tiledvec", "tiled128vec", "mma64", "mma128"]);
+    expect(MATMUL.versions).toEqual(["reg4x8", "reg8x8", "reg8x16", "reg16x8", "reg16x16", "reg32x8", "regm8x16", "regm16x16", "tiled", "tiled128", "tiledvec", "tiled128vec", "mma64", "mma128", "mma64i8", "mma128i8"]);
     expect(ROWS.versions).toEqual(["lane", "tree", "subgroup"]);
     expect(ATTENTION.versions).toEqual(["reg", "tiled", "mma", "unfused"]);
     expect(KNN.versions).toEqual(["reg4x2", "reg8x1", "reg2x4", "wide4x1", "reg16x4"]);

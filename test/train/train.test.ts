@@ -424,7 +424,7 @@ describe("train with precision f16", () => {
 // and dS are then f16. The losses fall from 2.1 to 0.23; the largest gap between the f16 and f32 curves was 7.8e-4
 // (2026-12-05); bound as above.
 describe("train with precision f16, attention on subgroup matrices (emulated)", () => {
-  useEmulatedSubgroupMatrices({ "attention-mma": { left: "Ws", right: "Ws", result: "Ss", uniform: "p.n" } });
+  useEmulatedSubgroupMatrices({ "attention-mma": { left: "Ws", right: "Ws", uniform: "p.n" } });
   beforeEach((ctx) => skipWithoutF16(ctx));
   it("follows the f32 run's loss curve within the stated bound", async () => {
     const config = validateConfig({ ...CONFIG, width: 32, heads: 2, mlpHidden: 64 });
@@ -459,6 +459,45 @@ describe("train with precision f16, attention on subgroup matrices (emulated)", 
   });
 });
 
+// The products on int8 tensor cores: every matmul forced to mma64i8 (subgroup matrices emulated on the CPU driver at
+// NVIDIA's subgroup size), f32 training otherwise; its products differ from f32 ones by up to 2^-17 K max|a| max|b|
+// (kernels/int8-slices.ts). MEASURED_GAP_I8 is the largest gap between the two loss curves over 36 steps, in which
+// the loss falls from 2.0 to 0.41 (2026-12-05; f16 products left a gap of 7.8e-4 above); the bound is ten times it.
+const MEASURED_GAP_I8 = 1.8e-6;
+describe("train with every product on int8 subgroup matrices (emulated)", () => {
+  useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } }, 32);
+  beforeEach((ctx) => skipWithoutF16(ctx));
+  it("follows the f32 products' loss curve within the stated bound", async () => {
+    const rt = runtime();
+    const run = async (version?: string) => {
+      const model = buildVit(CONFIG, initialiser(3));
+      const trainable = applyStrategy(model, { kind: "full" }, 6, 4);
+      const o = setup(`products-${version ?? "f32"}`, { steps: 36, optimizer: "adamw", lr: 0.01, warmupSteps: 3, evalEvery: 36, lossEvery: 36 }, { model, trainable });
+      const versions: string[] = [];
+      const get = rt.pipelines.get;
+      rt.pipelines.get = ((name: string, spec: { version?: string }, ...rest: unknown[]) => {
+        if (name === "matmul") versions.push(spec.version!);
+        return (get as (...a: unknown[]) => unknown).call(rt.pipelines, name, spec, ...rest);
+      }) as typeof get;
+      if (version) rt.settings.versions.matmul = { value: version, variable: "PEFT_MATMUL" };
+      try {
+        const r = await train({ ...o, evaluate: undefined });
+        return { losses: r.metrics.map((m) => m.loss), versions: new Set(versions) };
+      } finally {
+        rt.pipelines.get = get;
+        delete rt.settings.versions.matmul;
+        dispose(o);
+      }
+    };
+    const f32 = await run();
+    const i8 = await run("mma64i8");
+    expect([...i8.versions]).toEqual(["mma64i8"]);
+    expect(f32.versions.has("mma64i8")).toBe(false);
+    const gap = Math.max(...i8.losses.map((l, i) => Math.abs(l - f32.losses[i])));
+    expect(gap, `f32 ${f32.losses.map((l) => l.toFixed(5))}\nint8 ${i8.losses.map((l) => l.toFixed(5))}`).toBeLessThanOrEqual(10 * MEASURED_GAP_I8);
+    expect(i8.losses.at(-1)!).toBeLessThan(i8.losses[0] / 2);
+  });
+});
 
 describe("train's precision key", () => {
   it("refuses an unknown precision, and f16 on an adapter without shader-f16, naming the key and the adapter", async () => {
