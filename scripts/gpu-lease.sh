@@ -5,7 +5,7 @@
 # it lifted, the test suite on the GPU's
 # adapter, the benchmark set (scripts/bench-gpu.sh); before them, where Fashion-MNIST is installed, the default
 # study, alone, in 4 worker processes, and on Dawn's null backend (the host's share), then the f32 products of
-# ViT-B/16 (tiled against tiledvec and TF.js) and its step with them tuned.
+# ViT-B/16 (tiled against tiledvec and TF.js; on int8 tensor cores where listed) and its step with them tuned.
 # Everything goes to a work folder packed into OUT/results.tgz every 10 s and at the end, so that a run stopped at
 # a time limit still leaves what it finished. Usage: DIR/lease OUT. LEASE_TEST_TIMEOUT (default 300 s) bounds the
 # tests, BENCH_STEP_TIMEOUT (default 600 s) each benchmark, LEASE_STUDY_TIMEOUT (default 300 s) the study;
@@ -74,6 +74,19 @@ timeout 240 "$here/run" $sysgl bench matmul --version tiled,tiled128,tiledvec,ti
   --shapes 12608x768x2304,12608x3072x768,768x12608x3072,2048x2048x2048 --layouts nn,nt,tn >"$work/products.txt" 2>&1
 echo "products rc $?"
 grep -E "^[0-9]" "$work/products.txt" | head -60
+# f32 products on 8-bit tensor cores (mma64i8, mma128i8: int8 slices, docs/KERNELS.md) where the adapter lists
+# i8 x i8 -> i32 subgroup matrices (the H200 through Dawn): their tests on the real thing, then their speed beside
+# tiled128 and tiled128vec. The tune below times them too.
+if grep -q "i8 x i8 -> i32" "$work/info.txt"; then
+  step "f32 products on int8 tensor cores"
+  timeout 180 "$here/run" --test test/kernels/matmul.test.ts test/kernels/int8-slices.test.ts -t "i8|int8" --reporter=dot >"$work/test-i8.txt" 2>&1
+  echo "int8 tests rc $?"
+  grep -a -E "Test Files|Tests |FAIL" "$work/test-i8.txt" | head -20
+  timeout 240 "$here/run" $sysgl bench matmul --version mma64i8,mma128i8,tiled128,tiled128vec \
+    --shapes 12608x768x2304,12608x3072x768,768x12608x3072,2048x2048x2048 --layouts nn,nt,tn --no-tfjs >"$work/products-i8.txt" 2>&1
+  echo "int8 products rc $?"
+  grep -E "^[0-9]" "$work/products-i8.txt" | head -60
+fi
 tuned=$(mktemp -d)
 PEFT_TUNE_CACHE=$tuned timeout 300 "$here/run" $sysgl tune --model vit-b16 --batch 64 --strategies full --families matmul >"$work/tune-b16.txt" 2>&1
 echo "tune rc $?"
