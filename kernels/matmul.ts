@@ -816,19 +816,18 @@ function packB(b: Tensor, bBatch: number, K: number, N: number, trans: boolean):
   return out;
 }
 
-// A shared b that takes no gradient (a frozen weight) packed once and kept until its buffer is written
-// (engine/derived.ts), not packed every step. A trained weight is packed per product as before: its optimiser
-// update would drop a kept pack each step anyway, and holding it through the backward made the default model's full
-// fine-tuning step 0-13% slower (median 4%, 8 alternating rounds, 2026-12-04). Not kept from a dry run, whose pack
-// computes nothing.
-function keptPack(b: Tensor, K: number, N: number, trans: boolean): Tensor | undefined {
+// A shared b that takes no gradient (a frozen weight) packed once, or split into int8 slices once (mmai8), and kept
+// until its buffer is written (engine/derived.ts), not every step. A trained weight is packed per product as before:
+// its optimiser update would drop a kept pack each step anyway, and holding it through the backward made the
+// default model's full fine-tuning step 0-13% slower (median 4%, 8 alternating rounds, 2026-12-04). Not kept from a
+// dry run, whose derivation computes nothing: undefined there, and the caller derives a copy of its own.
+function keptDerived(b: Tensor, key: string, derive: () => Tensor): Tensor | undefined {
   const { derived, batch } = runtime();
-  const key = `matmul-pack trans=${trans} ${K}x${N}`;
   const found = derived.get<Tensor>(b.buffer, key);
   if (found || batch.isDry) return found;
-  const packed = packB(b, 1, K, N, trans);
-  derived.set(b.buffer, key, packed.keep());
-  return packed;
+  const made = derive();
+  derived.set(b.buffer, key, made.keep());
+  return made;
 }
 
 // The WGSL of one product's kernel (exported for the test that compiles the mma versions without such an adapter).
@@ -964,11 +963,13 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   // pack would run before every product: see the header.
   const bPairs = tiling.kind === "reg" && !tiling.lanesAlongM && !!opts.transB && shared && K % 2 === 0 && b.requiresGrad;
   const pack = tiling.kind === "reg" && unaligned && !bScalars && !bPairs;
-  const kept = pack && shared && !b.requiresGrad ? keptPack(b, K, N, !!opts.transB) : undefined;
+  const frozen = shared && !b.requiresGrad;
+  const kept = pack && frozen ? keptDerived(b, `matmul-pack trans=${!!opts.transB} ${K}x${N}`, () => packB(b, 1, K, N, !!opts.transB)) : undefined;
   // mmai8 multiplies op(a)'s rows and op(b)'s columns as int8 slices (kernels/int8-slices.ts).
   const i8 = tiling.kind === "mmai8";
   const aSlices = i8 ? int8Slices(aFull, batch, M, K, !opts.transA) : undefined;
-  const bSlices = i8 ? int8Slices(b, bBatch, N, K, !!opts.transB) : undefined;
+  const keptSlices = i8 && frozen ? keptDerived(b, `int8-slices trans=${!!opts.transB} ${K}x${N}`, () => int8Slices(b, 1, N, K, !!opts.transB)) : undefined;
+  const bSlices = i8 ? (keptSlices ?? int8Slices(b, bBatch, N, K, !!opts.transB)) : undefined;
   const bRows = kept ?? (pack ? packB(b, bBatch, K, N, !!opts.transB) : b);
   const ldb = pack ? Math.ceil(N / 4) * 4 : N;
   const [tileM, tileN] = tileShape(tiling);
@@ -1034,7 +1035,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   runtime().batch.dispatch(kernel, buffers, uniform, grid1d(splits * batch * tilesM * tilesN), MATMUL.work(shape), note);
   if (pack && !kept) bRows.dispose(); // its buffer returns to the pool only after this batch is submitted
   aSlices?.dispose();
-  bSlices?.dispose();
+  if (!keptSlices) bSlices?.dispose();
   if (aFull !== a) aFull.dispose();
   let result = y;
   if (splits > 1) {

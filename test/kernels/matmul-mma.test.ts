@@ -278,6 +278,34 @@ describe("matmul mma int8: emulated on the CPU driver", () => {
     expectWithinSliceBound("accumulate", await out.data(), z0.map((v, i) => v + resData[i]), a, bKN, s, 1e-6);
   });
 
+  // As a frozen weight's pack (matmul.test.ts): its slices made once while it is unchanged, again after a write.
+  it("mma64i8: a frozen shared b sliced once until written; a trained b for every product", async () => {
+    const s = { batch: 1, M: 20, K: 24, N: 18, shared: true };
+    const aData = randu(s.M * s.K, 5);
+    let bData = randu(s.N * s.K, 6);
+    const a = Tensor.fromArray(aData, [s.M, s.K]);
+    const b = Tensor.fromArray(bData, [s.N, s.K]);
+    const check = async (label: string, dispatches: number) => {
+      const before = runtime().batch.stats.dispatches;
+      const y = matmulForward(a, b, { transB: true, version: "mma64i8" });
+      expect(runtime().batch.stats.dispatches - before, label).toBe(dispatches);
+      const bKN = transpose(bData, 1, s.N, s.K);
+      expectWithinSliceBound(label, await y.data(), matmulRef(aData, bKN, { batch: 1, M: s.M, K: s.K, N: s.N }), aData, bKN, s);
+      y.dispose();
+    };
+    runtime().batch.dryRun(() => matmulForward(a, b, { transB: true, version: "mma64i8" }).dispose());
+    await check("first product (the dry run kept nothing)", 3);
+    await check("b unchanged", 2);
+    bData = randu(s.N * s.K, 7);
+    b.write(bData);
+    await check("after a write", 3);
+    await check("written b unchanged", 2);
+    b.requireGrad();
+    await check("trained b", 3);
+    await check("trained b again", 3);
+    for (const t of [a, b]) t.dispose();
+  });
+
   it("mma64i8: a row of a or a column of b holding NaN or infinity comes out NaN; the others are finite and close", async () => {
     const s = { batch: 1, M: 20, K: 24, N: 18, shared: true };
     const a = randu(s.M * s.K, 7);
