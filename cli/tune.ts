@@ -30,6 +30,7 @@ const FLAGS = {
   show: "boolean",
   clear: "boolean",
   precision: "string",
+  int8: "boolean",
 } as const;
 const FAMILY_NAMES = Object.keys(FAMILIES);
 
@@ -64,7 +65,8 @@ function showCache(json: boolean): void {
 export const tune: Command = {
   summary: "time the versions of each kernel family at a model's shapes and cache the winners for this adapter",
   usage: `usage: node dist/run.js tune [--model vit-s16] [--batch 8] [--classes N] [--strategies full,lora-r8]
-                             [--families matmul,rows,attention] [--precision f32|f16] [--reps 2] [--json] [--dry-run]
+                             [--families matmul,rows,attention] [--precision f32|f16] [--int8] [--reps 2] [--json]
+                             [--dry-run]
        node dist/run.js tune --show [--json]
        node dist/run.js tune --clear
 
@@ -75,6 +77,9 @@ export const tune: Command = {
                 products, linear and top-K run fewer of the model's shapes)
   --families    which kernel families to tune: ${FAMILY_NAMES.join(", ")} (default all)
   --precision   f32 (default) or f16: tune the shapes of a training step with training.precision "f16"
+  --int8        also time matmul's int8 versions where the adapter can run them (mma64i8, mma128i8: f32 products on
+                8-bit tensor cores, each result within 2^-17 K max|a[m, :]| max|b[:, n]| of the exact product,
+                docs/KERNELS.md); a winner then runs its shape for every command that uses this cache
   --reps        timed runs per surviving candidate (default 2); candidates over ${DROP_FACTOR}x the best first run stop early
   --json        print the results (or the cache, with --show) as JSON
   --dry-run     list the shapes and candidates, time nothing, write nothing
@@ -116,7 +121,7 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
     // What the kernels would run now at a shape (the cache included).
     const now = (s: (typeof shapes)[number]) => resolveVersion(familyNamed(s.family), s.shape);
     if (flags["dry-run"]) {
-      const plan = shapes.map((s) => ({ key: `${s.family}/${s.key}`, uses: s.uses, candidates: candidates(s), now: now(s) }));
+      const plan = shapes.map((s) => ({ key: `${s.family}/${s.key}`, uses: s.uses, candidates: candidates(s, !!flags.int8), now: now(s) }));
       if (flags.json) console.log(JSON.stringify({ model: modelName, batch, shapes: plan }, null, 2));
       else for (const p of plan) console.log(`${p.key.padEnd(36)} ${p.candidates.join(",").padEnd(40)} now ${p.now}   ${p.uses.join(", ")}`);
       return;
@@ -128,7 +133,7 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
     const report = [];
     for (const shape of shapes) {
       const before = now(shape);
-      const entry = await tuneShape(shape, reps, rng);
+      const entry = await tuneShape(shape, reps, rng, !!flags.int8);
       const key = `${shape.family}/${shape.key}`;
       const family = familyNamed(shape.family);
       entries[key] = entry;

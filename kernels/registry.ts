@@ -39,6 +39,9 @@ export interface Family<S extends object, V extends string = string> {
   unit: "FLOP" | "byte";
   // Versions made of other families' kernels: `tune` times those families at the shapes these versions run too.
   composed?: readonly V[];
+  // Versions whose results differ from the family's f32 result by more than its rounding (matmul's int8 slices):
+  // `tune` times them only when asked (`tune --int8`), so that no cache picks them unasked.
+  approximate?: readonly V[];
 }
 
 // ---- matmul ----
@@ -171,8 +174,9 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   // tiledvec and tiled128vec are no default until a GPU has timed them (docs/KERNELS.md); `tune` times them.
   // The mma versions are not a default: no GPU that offers them through Dawn has timed them yet (NVIDIA's Vulkan
   // driver gets no shader-f16 from Dawn, so no f16 subgroup matrices, and lists no f32 ones); `tune` picks them where
-  // they win. Nor are the mmai8 versions, which that driver can run (i8 x i8 -> i32), until a GPU has timed them;
-  // y[m, n] differs from the exact product by at most 2^-17 K max_k |a[m, k]| max_k |b[k, n]| (kernels/int8-slices.ts).
+  // they win. Nor are the mmai8 versions, which that driver can run (i8 x i8 -> i32): y[m, n] differs from the exact
+  // product by up to 2^-17 K max_k |a[m, k]| max_k |b[k, n]| (kernels/int8-slices.ts), so `tune` times them only
+  // when asked (`approximate`).
   defaultVersion(s, gpu) {
     if (!gpu.isCpu) {
       const wide = Math.ceil(s.M / 128) * Math.ceil(s.N / 128) * s.batch >= WIDE_GPU_GROUPS;
@@ -194,6 +198,7 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   key: (s) => `${s.M}x${s.K}x${s.N}/${s.transA ? "t" : "n"}${s.transB ? "t" : "n"}/b${s.batch}${s.gelu ? "/gelu" : ""}${s.f16 ? "/f16" : ""}`,
   work: (s) => 2 * s.batch * s.M * s.N * s.K,
   unit: "FLOP",
+  approximate: ["mma64i8", "mma128i8"],
 };
 
 // ---- rows: softmax, layernorm and cross-entropy over x viewed as (rows, C) ----

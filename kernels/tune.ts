@@ -105,9 +105,11 @@ function workload(r: Resolution, rng: Rng): Workload {
   return WORKLOADS[familyNamed(r.family).name as FamilyName](r.shape as never, rng);
 }
 
-// The versions `tune` times at a shape: those the adapter can run there.
-export function candidates(r: Resolution): string[] {
-  return availableVersions(familyNamed(r.family), r.shape);
+// The versions `tune` times at a shape: those the adapter can run there, the family's approximate ones (matmul's int8
+// slices) only with `approximate`.
+export function candidates(r: Resolution, approximate = false): string[] {
+  const family = familyNamed(r.family);
+  return availableVersions(family, r.shape).filter((v) => approximate || !family.approximate?.includes(v));
 }
 
 // `shapes` and the shapes their families' composed versions look up in turn (unfused attention's products and
@@ -130,8 +132,8 @@ export function withComposedShapes(shapes: TracedShape[]): TracedShape[] {
 }
 
 // Times every candidate at the shape (see the header for the early drop). Returns the cache entry.
-export async function tuneShape(r: Resolution, reps: number, rng: Rng): Promise<TuneEntry> {
-  const versions = candidates(r);
+export async function tuneShape(r: Resolution, reps: number, rng: Rng, approximate = false): Promise<TuneEntry> {
+  const versions = candidates(r, approximate);
   const { inputs, run } = workload(r, rng);
   let inner = 1;
   // Each candidate keeps its own wait estimate: taking turns with one learned on a slower candidate would make a

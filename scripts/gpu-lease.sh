@@ -76,7 +76,7 @@ echo "products rc $?"
 grep -E "^[0-9]" "$work/products.txt" | head -60
 # f32 products on 8-bit tensor cores (mma64i8, mma128i8: int8 slices, docs/KERNELS.md) where the adapter lists
 # i8 x i8 -> i32 subgroup matrices (the H200 through Dawn): their tests on the real thing, then their speed beside
-# tiled128 and tiled128vec. The tune below times them too.
+# tiled128 and tiled128vec. The tune below times them too (--int8).
 if grep -q "i8 x i8 -> i32" "$work/info.txt"; then
   step "f32 products on int8 tensor cores"
   timeout 180 "$here/run" --test test/kernels/matmul.test.ts test/kernels/int8-slices.test.ts -t "i8|int8" --reporter=dot >"$work/test-i8.txt" 2>&1
@@ -87,8 +87,12 @@ if grep -q "i8 x i8 -> i32" "$work/info.txt"; then
   echo "int8 products rc $?"
   grep -E "^[0-9]" "$work/products-i8.txt" | head -60
 fi
+# With --int8 where the adapter lists those products: the int8 versions compete too (scripts/bench-gpu.sh below
+# tunes without them, for f32's figures).
+int8=""
+grep -q "i8 x i8 -> i32" "$work/info.txt" && int8=--int8
 tuned=$(mktemp -d)
-PEFT_TUNE_CACHE=$tuned timeout 300 "$here/run" $sysgl tune --model vit-b16 --batch 64 --strategies full --families matmul >"$work/tune-b16.txt" 2>&1
+PEFT_TUNE_CACHE=$tuned timeout 300 "$here/run" $sysgl tune --model vit-b16 --batch 64 --strategies full --families matmul $int8 >"$work/tune-b16.txt" 2>&1
 echo "tune rc $?"
 tail -3 "$work/tune-b16.txt"
 cp "$tuned"/tune-*.json "$work/" 2>/dev/null

@@ -87,6 +87,12 @@ describe("tune", () => {
     expect(cache()).toBe(before);
   });
 
+  it("--int8 asks for matmul's int8 versions too, which this adapter cannot run: the same plan", async () => {
+    const plain = await run("--model", "default", "--batch", "2", "--families", "matmul", "--dry-run");
+    expect(await run("--model", "default", "--batch", "2", "--families", "matmul", "--int8", "--dry-run")).toBe(plain);
+    expect(plain).not.toContain("i8");
+  });
+
   it("--families attention lists only the attention shape", async () => {
     const out = await run("--model", "default", "--batch", "2", "--families", "attention", "--dry-run");
     expect(out.split("\n")).toHaveLength(1);

@@ -1,9 +1,9 @@
 // kernels/tune.ts: the shapes composed versions run (unfused attention's products and softmax), the candidates
-// of a shape, and the timing's bookkeeping on a small row shape (the times themselves are noise at this size).
+// of a shape (approximate versions only when asked), and the timing's bookkeeping on a small row shape (the times themselves are noise at this size).
 import { describe, expect, it } from "vitest";
 import { runtime } from "../../engine/runtime.js";
 import { Rng } from "../../util/random.js";
-import { ROWS, availableVersions } from "../../kernels/registry.js";
+import { MATMUL, ROWS, availableVersions } from "../../kernels/registry.js";
 import { candidates, tuneShape, withComposedShapes } from "../../kernels/tune.js";
 import { useEngine } from "../helpers.js";
 
@@ -31,6 +31,23 @@ describe("withComposedShapes", () => {
     const big = attention(Math.ceil(limit / (4 * 1024 * 1024)) + 1, 1024, 1, 4);
     expect(candidates(big)).toEqual(["reg", "tiled"]);
     expect(withComposedShapes([big])).toEqual([big]);
+  });
+});
+
+describe("candidates", () => {
+  it("leaves out matmul's approximate (int8) versions unless asked, where the adapter could run them", () => {
+    const gpu = runtime().gpu;
+    const saved = gpu.subgroupMatrixConfigs;
+    gpu.subgroupMatrixConfigs = [{ componentType: "i8", resultComponentType: "i32", M: 16, N: 16, K: 32 }];
+    try {
+      const shape = { family: "matmul", key: "64x64x64/nn/b1", shape: { M: 64, K: 64, N: 64, transA: false, transB: false, batch: 1 }, uses: ["full"] };
+      const all = availableVersions(MATMUL, shape.shape);
+      expect(all).toEqual(expect.arrayContaining(["mma64i8", "mma128i8"]));
+      expect(candidates(shape)).toEqual(all.filter((v) => !v.endsWith("i8")));
+      expect(candidates(shape, true)).toEqual(all);
+    } finally {
+      gpu.subgroupMatrixConfigs = saved;
+    }
   });
 });
 
