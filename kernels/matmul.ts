@@ -520,6 +520,29 @@ ${ENTRY} {${TILE_COORDS}
 }`;
 }
 
+// The mma kernels' geometry: the fragment (fm x fn x fk) and subgroup size its spec names, 2 x subgroupsN subgroups,
+// each a wtm x wtn block of the tile in FM x FN fragments.
+function mmaGeometry(spec: MatmulSpec, tile: number, subgroupsN: number) {
+  const [frag, size] = spec.fragment.split("/");
+  const [fm, fn, fk] = frag.split("x").map(Number);
+  const sg = Number(size);
+  const subgroups = 2 * subgroupsN;
+  const [wtm, wtn] = [tile / 2, tile / subgroupsN];
+  return { fm, fn, fk, sg, subgroups, threads: subgroups * sg, wtm, wtn, FM: wtm / fm, FN: wtn / fn };
+}
+
+// Their workgroup layout after TILE_COORDS: the tile's origin (m0, n0), the thread t, its subgroup and lane, and the
+// subgroup's block of the tile (wm along m, wn along n).
+function mmaCoords(tile: number, sg: number, subgroupsN: number): string {
+  return `  let m0 = tm * ${tile}u;
+  let n0 = tn * ${tile}u;
+  let t = lid.x;
+  let sub = t / ${sg}u;
+  let lane = t % ${sg}u;
+  let wm = sub / ${subgroupsN}u;
+  let wn = sub % ${subgroupsN}u;`;
+}
+
 // mma (GPUs with subgroup matrices). Workgroup (bat, tm, tn) computes the tile x tile block at (tm*tile, tn*tile) with
 // 2 x subgroupsN subgroups, each a (tile/2) x (tile/subgroupsN) block as FM x FN fragments of fm x fn, accumulated in
 // f32 subgroup matrices. Each k slab (MMA_SLAB: 32 of f16, 16 of f32) the workgroup stages a tile x slab block of a and
@@ -532,13 +555,7 @@ ${ENTRY} {${TILE_COORDS}
 // subgroup-uniform: hence the diagnostic is off. The subgroup size is the adapter's largest, which Dawn's pipelines run
 // at in full subgroups.
 function mmaWgsl(spec: MatmulSpec, tile: number, subgroupsN: number): string {
-  const [frag, size] = spec.fragment.split("/");
-  const [fm, fn, fk] = frag.split("x").map(Number);
-  const sg = Number(size);
-  const subgroups = 2 * subgroupsN;
-  const threads = subgroups * sg;
-  const [wtm, wtn] = [tile / 2, tile / subgroupsN];
-  const [FM, FN] = [wtm / fm, wtn / fn];
+  const { fm, fn, fk, sg, subgroups, threads, wtm, wtn, FM, FN } = mmaGeometry(spec, tile, subgroupsN);
   const ct = spec.f16 ? "f16" : "f32";
   const slab = MMA_SLAB[ct];
   const pad = spec.f16 ? 8 : 4; // 16 bytes
@@ -576,13 +593,7 @@ var<workgroup> Bs: array<${ct}, ${slab * np}>; // [k][n]
 var<workgroup> Cs: array<f32, ${subgroups * fm * fn}>; // one result fragment per subgroup
 @compute @workgroup_size(${threads})
 ${ENTRY} {${TILE_COORDS}
-  let m0 = tm * ${tile}u;
-  let n0 = tn * ${tile}u;
-  let t = lid.x;
-  let sub = t / ${sg}u;
-  let lane = t % ${sg}u;
-  let wm = sub / ${subgroupsN}u;
-  let wn = sub % ${subgroupsN}u;
+${mmaCoords(tile, sg, subgroupsN)}
   ${accs.join("\n  ")}
   ${indented(a.decls, 2)}
   ${indented(b.decls, 2)}
@@ -614,13 +625,7 @@ ${ENTRY} {${TILE_COORDS}
 // f32 scaled by 2^(-12 - 7(i + j)), smallest first, scale by the row's and the column's 2^e and finish with the shared
 // `store`. Offsets and strides of i8 fragments count bytes.
 function mmaI8Wgsl(spec: MatmulSpec, tile: number, subgroupsN: number): string {
-  const [frag, size] = spec.fragment.split("/");
-  const [fm, fn, fk] = frag.split("x").map(Number);
-  const sg = Number(size);
-  const subgroups = 2 * subgroupsN;
-  const threads = subgroups * sg;
-  const [wtm, wtn] = [tile / 2, tile / subgroupsN];
-  const [FM, FN] = [wtm / fm, wtn / fn];
+  const { fm, fn, fk, sg, subgroups, threads, wtm, wtn, FM, FN } = mmaGeometry(spec, tile, subgroupsN);
   const S = I8_SLICES;
   const rowBytes = MMA_I8_SLAB; // a staged row: one slab of one slice
   const operandWords = (S * tile * rowBytes) / 4;
@@ -692,13 +697,7 @@ fn scaleA(i: u32) -> f32 { return bitcast<f32>(A[i / 4u][i % 4u]); }
 fn scaleB(i: u32) -> f32 { return bitcast<f32>(B[i / 4u][i % 4u]); }
 @compute @workgroup_size(${threads})
 ${ENTRY} {${TILE_COORDS}
-  let m0 = tm * ${tile}u;
-  let n0 = tn * ${tile}u;
-  let t = lid.x;
-  let sub = t / ${sg}u;
-  let lane = t % ${sg}u;
-  let wm = sub / ${subgroupsN}u;
-  let wn = sub % ${subgroupsN}u;
+${mmaCoords(tile, sg, subgroupsN)}
   let W = (p.K + 15u) / 16u * 4u; // words per slice row
   let R4a = (p.M + 3u) / 4u * 4u;
   let R4b = (p.N + 3u) / 4u * 4u;
