@@ -1,9 +1,10 @@
-// `info`: the backend, adapter, limits and features in use, and the adapter's subgroup-matrix configurations.
+// `info`: the backend, adapter, limits and features in use, the adapter's subgroup-matrix configurations, and what
+// mixed precision and the int8 products can use of them.
 import type { Command } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { type Gpu, SUBGROUP_MATRIX_FEATURE, type SubgroupMatrixConfig } from "../engine/device.js";
-import { mmaFragment } from "../kernels/registry.js";
+import { mmaFragment, mmaI8Fragment } from "../kernels/registry.js";
 import { pciDisplayDevices } from "../engine/pci.js";
 
 // "f16 x f16 -> f32 8x8x8" per configuration (M x N x K), or why there are none.
@@ -20,6 +21,14 @@ export function mixedPrecisionLine(gpu: Gpu): string {
   if (!gpu.features.has("shader-f16")) return 'no (no shader-f16: training.precision "f16" and the f16 mma versions need it)';
   const f = mmaFragment(gpu, "f16");
   return `f16 products; ${f ? `tensor-core products and attention (mma versions) with f16 x f16 -> f32 ${f.M}x${f.N}x${f.K}` : "no subgroup matrix of f16 into f32 for the mma versions"}`;
+}
+
+// Whether f32 products can run on 8-bit tensor cores here: matmul's int8 versions need an i8 x i8 -> i32 subgroup
+// matrix (kernels/registry.ts mmaI8Fragment), which NVIDIA's Vulkan driver lists through Dawn.
+export function int8ProductsLine(gpu: Gpu): string {
+  const f = mmaI8Fragment(gpu);
+  if (!f) return "no (no subgroup matrix of i8 into i32)";
+  return `mma64i8, mma128i8 with i8 x i8 -> i32 ${f.M}x${f.N}x${f.K}: f32 products within 2^-17 K max|a| max|b| (tune --int8, PEFT_MATMUL)`;
 }
 
 const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean" } as const;
@@ -57,6 +66,7 @@ export const info: Command = {
     console.log(`features  ${report.features.join(", ") || "none"}`);
     console.log(`subgroup matrices  ${subgroupMatrixLine(gpu.features, gpu.subgroupMatrixConfigs)}`);
     console.log(`mixed precision    ${mixedPrecisionLine(gpu)}`);
+    console.log(`int8 products      ${int8ProductsLine(gpu)}`);
     const pci = report.pciDisplayDevices.map((d) => `pci:${d.address} (${d.vendor}:${d.device})`);
     console.log(`pci       ${pci.length ? `${pci.join(", ")} (--adapter pci:ADDRESS picks one)` : "no display device on the PCI bus"}`);
     console.log("limits");
