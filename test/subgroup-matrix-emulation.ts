@@ -8,7 +8,8 @@
 // subgroup's SG invocations holds every SG-th element of a result fragment. i8 fragments (16 x 16 x 32 into i32) are
 // bytes of an array<i32>, their offsets and strides counted in bytes, byte o in bits 8(o % 4) up of word o / 4 (as
 // little-endian memory lays them). Kernels run through their wrappers on the CPU driver made to look as if it listed
-// f16 x f16 -> f32 and f32 x f32 -> f32 16 x 16 x 16 configurations, i8 x i8 -> i32 16 x 16 x 32, and subgroups of 8.
+// f16 x f16 -> f32 and f32 x f32 -> f32 16 x 16 x 16 configurations, i8 x i8 -> i32 16 x 16 x 32, and subgroups of 32
+// (SG), which need no subgroup operations: each emulated lane is a thread like any other.
 import { afterAll, beforeAll, expect } from "vitest";
 import { create } from "webgpu";
 import { SUBGROUP_MATRIX_FEATURE } from "../engine/device.js";
@@ -35,6 +36,11 @@ export async function nullBackendCompiler(): Promise<{ errors: (code: string, la
 
 const FRAG = 16;
 const I8_K = 32;
+// The subgroup size the kernels are made for: NVIDIA's 32. Their slabs' staging then takes a quarter of the loads per
+// thread it takes at llvmpipe's 8, and llvmpipe compiles the emulated kernels 1.5-7x faster (matmul's f16 and f32
+// cases 437 s -> 59 s with an empty shader cache, attention's 99 s -> 64 s, the int8 kernel ~15 s -> ~4 s).
+const SG = 32;
+const PER_LANE = (FRAG * FRAG) / SG;
 
 // A kernel's workgroup arrays where left and right fragments are loaded from, and a uniform u32 expression the
 // compiler cannot see through (see `bound` below). Results go where the kernel stores them.
@@ -46,8 +52,7 @@ export interface EmulatedArrays {
 
 // Loops with constant bounds get `min(bound, uniform + bound)` instead: unrolled, llvmpipe took minutes to compile
 // one pipeline. i8: fragments of 16 x 32 bytes and 32 x 16 into i32.
-function emulation(a: EmulatedArrays, i8: boolean, stores: string[], SG: number): string {
-  const PER_LANE = (FRAG * FRAG) / SG;
+function emulation(a: EmulatedArrays, i8: boolean, stores: string[]): string {
   const bound = (n: number) => `min(${n}u, ${a.uniform} + ${n}u)`;
   const at = (m: string, row: string, col: string) => `select(${m}.x + ${row} * ${m}.y + ${col}, ${m}.x + ${col} * ${m}.y + ${row}, ${m}.z == 1u)`;
   const [T, K] = i8 ? ["i32", I8_K] : ["f32", FRAG];
@@ -73,8 +78,7 @@ fn emuStore_${target}(lane: u32, offset: u32, m: array<${T}, ${PER_LANE}>, strid
 }`).join("")}`;
 }
 
-function emulated(code: string, a: EmulatedArrays, SG: number): string {
-  const PER_LANE = (FRAG * FRAG) / SG;
+function emulated(code: string, a: EmulatedArrays): string {
   const i8 = code.includes("subgroup_matrix_left<i8");
   const body = code
     .replace("enable chromium_experimental_subgroup_matrix;", "")
@@ -86,15 +90,14 @@ function emulated(code: string, a: EmulatedArrays, SG: number): string {
     .replace(/for \(var (\w+) = ([\w.]+); \1 < (\d+)u;/g, `for (var $1 = $2; $1 < min($3u, ${a.uniform} + $3u);`);
   expect(body).not.toMatch(/subgroupMatrix|subgroup_matrix/);
   const stores = [...new Set([...code.matchAll(/subgroupMatrixStore<row_major>\(&(\w+),/g)].map((m) => m[1]))];
-  return `${body}\n${emulation(a, i8, stores, SG)}`;
+  return `${body}\n${emulation(a, i8, stores)}`;
 }
 
 // For the calling test file: the adapter made to list 16 x 16 x 16 configurations of f16 and f32 into f32, 16 x 16 x
-// 32 of i8 into i32 and subgroups of `subgroupSize` (8 as llvmpipe's; 32 as NVIDIA's has a kernel stage its slabs in
-// fewer, longer-compiling loads), and every pipeline whose spec names a fragment (the mma kernels) built from its
-// emulated WGSL, with the arrays `arrays[kernel name]`. Only where the adapter has shader-f16 (the emulated f16
+// 32 of i8 into i32 and subgroups of SG, and every pipeline whose spec names a fragment (the mma kernels) built from
+// its emulated WGSL, with the arrays `arrays[kernel name]`. Only where the adapter has shader-f16 (the emulated f16
 // kernels need it).
-export function useEmulatedSubgroupMatrices(arrays: Record<string, EmulatedArrays>, subgroupSize = 8): void {
+export function useEmulatedSubgroupMatrices(arrays: Record<string, EmulatedArrays>): void {
   let restore = () => {};
   beforeAll(() => {
     if (!runtime().gpu.features.has("shader-f16")) return;
@@ -103,10 +106,10 @@ export function useEmulatedSubgroupMatrices(arrays: Record<string, EmulatedArray
     const saved = { configs: gpu.subgroupMatrixConfigs, size: gpu.subgroupMaxSize, get: rt.pipelines.get };
     gpu.subgroupMatrixConfigs = ["f16", "f32"].map((componentType) => ({ componentType, resultComponentType: "f32", M: FRAG, N: FRAG, K: FRAG }));
     gpu.subgroupMatrixConfigs.push({ componentType: "i8", resultComponentType: "i32", M: FRAG, N: FRAG, K: I8_K });
-    gpu.subgroupMaxSize = subgroupSize;
+    gpu.subgroupMaxSize = SG;
     const get = saved.get.bind(rt.pipelines);
     rt.pipelines.get = ((name: string, spec: Record<string, string | number | boolean>, wgsl: (s: typeof spec) => string) =>
-      spec.fragment ? get(name, { ...spec, emulated: true }, (s) => emulated(wgsl(s), arrays[name], subgroupSize)) : get(name, spec, wgsl)) as typeof rt.pipelines.get;
+      spec.fragment ? get(name, { ...spec, emulated: true }, (s) => emulated(wgsl(s), arrays[name])) : get(name, spec, wgsl)) as typeof rt.pipelines.get;
     restore = () => {
       gpu.subgroupMatrixConfigs = saved.configs;
       gpu.subgroupMaxSize = saved.size;
