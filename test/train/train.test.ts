@@ -462,7 +462,8 @@ describe("train with precision f16, attention on subgroup matrices (emulated)", 
 // The products on int8 tensor cores: every matmul forced to mma64i8 (subgroup matrices emulated on the CPU driver at
 // NVIDIA's subgroup size), f32 training otherwise; its products differ from f32 ones by up to 2^-17 K max|a| max|b|
 // (kernels/int8-slices.ts). MEASURED_GAP_I8 is the largest gap between the two loss curves over 36 steps, in which
-// the loss falls from 2.0 to 0.41 (2026-12-05; f16 products left a gap of 7.8e-4 above); the bound is ten times it.
+// the loss falls from 2.0 to 0.41 (2026-12-05; precision f16 left a gap of 7.8e-4 in the test above); the bound is
+// ten times it.
 const MEASURED_GAP_I8 = 1.8e-6;
 describe("train with every product on int8 subgroup matrices (emulated)", () => {
   useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } });
