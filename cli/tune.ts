@@ -62,6 +62,15 @@ function showCache(json: boolean): void {
   }
 }
 
+// One shape's result: the winner, its gain over the version that ran the shape before, every candidate's time, and
+// what uses the shape. The version before may not be a candidate now (an int8 winner of `tune --int8`, tuned again
+// without it): then it was not timed.
+export function tunedLine(key: string, entry: TuneEntry, before: string, uses: string[]): string {
+  const times = Object.entries(entry.candidates).map(([v, ms]) => `${v} ${ms.toFixed(2)}`).join("  ");
+  const gain = before in entry.candidates ? `x${(entry.candidates[before] / entry.ms).toFixed(2)} vs ${before.padEnd(9)}` : `(was ${before}, not timed)`;
+  return `${key.padEnd(36)} -> ${entry.version.padEnd(9)} ${gain} | ${times}   (${uses.join(", ")})`;
+}
+
 export const tune: Command = {
   summary: "time the versions of each kernel family at a model's shapes and cache the winners for this adapter",
   usage: `usage: node dist/run.js tune [--model vit-s16] [--batch 8] [--classes N] [--strategies full,lora-r8]
@@ -140,11 +149,7 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
       // The winner's rate: GFLOP/s or GB/s of the workload timed.
       const rate = { value: family.work(shape.shape) / entry.ms / 1e6, unit: family.unit === "FLOP" ? "GFLOP/s" : "GB/s" };
       report.push({ key, uses: shape.uses, before, ...entry, rate });
-      if (!flags.json) {
-        const times = Object.entries(entry.candidates).map(([v, ms]) => `${v} ${ms.toFixed(2)}`).join("  ");
-        const gain = entry.candidates[before] / entry.ms;
-        console.log(`${key.padEnd(36)} -> ${entry.version.padEnd(9)} x${gain.toFixed(2)} vs ${before.padEnd(9)} | ${times}   (${shape.uses.join(", ")})`);
-      }
+      if (!flags.json) console.log(tunedLine(key, entry, before, shape.uses));
     }
     const path = await storeTuned(entries);
     if (flags.json) console.log(JSON.stringify({ model: modelName, batch, reps, path, results: report }, null, 2));

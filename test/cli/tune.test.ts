@@ -12,7 +12,7 @@ import { MATMUL, familyNamed, resolveVersion } from "../../kernels/registry.js";
 import { candidates, withComposedShapes } from "../../kernels/tune.js";
 import * as ops from "../../autograd/ops.js";
 import { UsageError } from "../../util/command.js";
-import { tune } from "../../cli/tune.js";
+import { tune, tunedLine } from "../../cli/tune.js";
 import { traceTrainingStep } from "../../train/trace.js";
 import { parseStrategy } from "../../peft/strategy.js";
 import { namedConfig, validateConfig } from "../../vit/config.js";
@@ -126,6 +126,14 @@ describe("tune", () => {
       expect(fused).toHaveLength(1);
       expect(fused[0]).toContain(`version=${attWinner}`);
     }
+  });
+
+  it("prints each shape's winner against the version before, or says the version before was not timed", () => {
+    const entry = { version: "reg8x8", ms: 1, candidates: { reg8x8: 1, reg16x16: 2 } };
+    expect(tunedLine("matmul/34x64x192/nt/b1", entry, "reg16x16", ["full"])).toBe(
+      "matmul/34x64x192/nt/b1               -> reg8x8    x2.00 vs reg16x16  | reg8x8 1.00  reg16x16 2.00   (full)",
+    );
+    expect(tunedLine("matmul/34x64x192/nt/b1", entry, "mma64i8", ["full"])).toContain("-> reg8x8    (was mma64i8, not timed) | reg8x8 1.00");
   });
 
   it("--show prints the cache, --clear deletes it", async () => {
