@@ -4,19 +4,19 @@
 // Ootomo, Ozaki and Yokota run f64 products on int8 units ("DGEMM on integer matrix multiplication unit", 2024).
 //
 // Each row r of op(x) (R rows of K, k along the row) gets an exponent e_r, the least with max_k |x[r, k]| < 2^e_r,
-// and I8_SLICES signed digits per element in base 128, balanced (each in [-64, 64]):
+// and I8_SLICES (3) signed digits per element in base 128, balanced (each in [-64, 64]):
 //
 //   v = x * 2^(6 - e_r)           (|v| < 64, exact: a power of two)
 //   d0 = round(v),  v1 = (v - d0) * 128,  d1 = round(v1),  d2 = round((v1 - d1) * 128)
-//   x = 2^e_r * (d0 * 2^-6 + d1 * 2^-13 + d2 * 2^-20) + err,  |err| <= 2^e_r * 2^-21 < max_k |x[r, k]| * 2^-20
+//   x = 2^e_r * (d0 * 2^-6 + d1 * 2^-13 + d2 * 2^-20) + err,  |err| <= 2^e_r * 2^-21 <= max_k |x[r, k]| * 2^-20
 //
 // (round: to nearest, ties to even; every step is exact in f32.) A product sums the digit products of slices i and j
 // with i + j <= 2 exactly in i32, one sum per i + j, and scales each row and column once (kernels/matmul.ts
 // mmaI8Wgsl): 6 products of int8 matrices for one of f32. Per k, the dropped digit products (i + j > 2) are below
 // 2^-20 and each operand's err times the other below 2^-21, in units of 2^(e_m + e_n) < 4 max|a[m, :]| max|b[:, n]|:
-// y[m, n] is within 2^-17 K max_k |a[m, k]| max_k |b[k, n]| of the exact product, besides f32 rounding. A row with a value that is not finite gets the
-// scale NaN, so that its products come out NaN rather than finite garbage: a loss scaler's overflow check and
-// training's divergence check see them. Exponents below MIN_EXPONENT are raised to it (2^(6 - e) must be an f32),
+// y[m, n] is within 2^-17 K max_k |a[m, k]| max_k |b[k, n]| of the exact product, besides f32 rounding. A row with a
+// value that is not finite gets the scale NaN, so that its products come out NaN rather than finite garbage: a loss
+// scaler's overflow check and training's divergence check see them. Exponents below MIN_EXPONENT are raised to it (2^(6 - e) must be an f32),
 // which costs digits only in rows whose largest value is below 2^-101.
 //
 // Layout, per batch entry, in 4-byte words: R4 = R rounded up to 4 words of scales (f32 bits of 2^e_r, or NaN), then
@@ -29,7 +29,7 @@
 // kk + 16, ... of its row, re-reading x (from the cache).
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
-import { FLAT_GROUP, grid1d, mainEntry, packUniform, storageBindings, uniformStruct } from "./wgsl.js";
+import { FLAT_GROUP, grid1d, mainEntry, packUniform, range, storageBindings, uniformStruct } from "./wgsl.js";
 
 export const I8_SLICES = 3;
 const MIN_EXPONENT = -100;
@@ -96,12 +96,9 @@ ${mainEntry(threads)}
   let rowAt = outBase + p.R4 + r * p.W;
   for (var w = kk; w < p.W; w += ${LANES}u) {
     let k = 4u * w;
-    let v = vec4<f32>(${[0, 1, 2, 3].map((c) => `select(0.0, x[${at(`min(k + ${c}u, p.K - 1u)`)}], k + ${c}u < p.K)`).join(", ")}) * s;
-    let d0 = round(v);
-    let v1 = (v - d0) * 128.0;
-    let d1 = round(v1);
-    let d2 = round((v1 - d1) * 128.0);
-    ${[0, 1, 2].map((sl) => `out[rowAt + ${sl}u * p.R * p.W + w] = ${digits(sl)};`).join("\n    ")}
+    let v0 = vec4<f32>(${[0, 1, 2, 3].map((c) => `select(0.0, x[${at(`min(k + ${c}u, p.K - 1u)`)}], k + ${c}u < p.K)`).join(", ")}) * s;
+    ${range(I8_SLICES).map((i) => `let d${i} = round(v${i});${i + 1 < I8_SLICES ? `\n    let v${i + 1} = (v${i} - d${i}) * 128.0;` : ""}`).join("\n    ")}
+    ${range(I8_SLICES).map((sl) => `out[rowAt + ${sl}u * p.R * p.W + w] = ${digits(sl)};`).join("\n    ")}
   }
 }`;
 }

@@ -27,6 +27,7 @@ import { runtime } from "../engine/runtime.js";
 import { noteResolution, tracing } from "../engine/trace.js";
 import { tunedVersion } from "../engine/tuning.js";
 import { type MmaPass, mmaAttentionGroups } from "./attention-mma.js";
+import { I8_SLICES } from "./int8-slices.js";
 
 export interface Family<S extends object, V extends string = string> {
   name: string; // lower case, as in PEFT_<NAME> and the cache keys "<name>/<shape key>"
@@ -116,7 +117,7 @@ export function mmaFragment(gpu: Gpu, inputs: "f16" | "f32"): SubgroupMatrixConf
 // The mmai8 versions' k slab, in int8 digits (bytes), and the largest K whose digit products an i32 holds: each
 // digit is at most 64 in magnitude (kernels/int8-slices.ts) and an accumulator sums up to I8_SLICES (3) of them per k.
 export const MMA_I8_SLAB = 32;
-export const MMA_I8_MAX_K = Math.floor((2 ** 31 - 1) / (3 * 64 * 64));
+export const MMA_I8_MAX_K = Math.floor((2 ** 31 - 1) / (I8_SLICES * 64 * 64));
 
 // The fragment of i8 x i8 -> i32 the mmai8 versions multiply with: 16 x 16 x 32 where listed (NVIDIA's, which also
 // lists 16 x 8 x 32), else the largest that divides a subgroup's 32-wide block and the slab.
