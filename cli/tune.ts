@@ -1,9 +1,10 @@
-// `tune`: times every version of each multi-version kernel family (kernels/registry.ts: matmul; rows, that is
-// softmax, layernorm and cross-entropy; attention; knn) at the shapes one training step of a model runs, and stores
-// the winners in the per-adapter cache (engine/tuning.ts) that the kernels consult on every later run. The shapes are
-// those a traced step looked up (train/trace.ts: forward, cross-entropy, backward and an SGD update, per strategy),
-// with the shapes the composed versions run (kernels/tune.ts withComposedShapes); the timing is kernels/tune.ts
-// tuneShape. `tune --show` prints the cache, `--clear` deletes it.
+// `tune`: times every version (the approximate ones with --int8) of each multi-version kernel family
+// (kernels/registry.ts: matmul; rows, that is softmax, layernorm and cross-entropy; attention; knn) at the shapes
+// one training step of a model runs, and stores the winners in the per-adapter cache (engine/tuning.ts) that the
+// kernels consult on every later run. The shapes are those a traced step looked up (train/trace.ts: forward,
+// cross-entropy, backward and an SGD update, per strategy), with the shapes the composed versions run
+// (kernels/tune.ts withComposedShapes); the timing is kernels/tune.ts tuneShape. `tune --show` prints the cache,
+// `--clear` deletes it.
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
 import { parseArgs } from "../util/args.js";

@@ -1,6 +1,7 @@
-// The autotuner's timing: every version of a family that the adapter can run at one shape, timed on random
-// inputs, the winner returned as a tuning-cache entry (engine/tuning.ts). `tune` (cli/tune.ts) calls it for each
-// shape a traced training step looked up (train/trace.ts), with the shapes of withComposedShapes below.
+// The autotuner's timing: every version of a family that the adapter can run at one shape (its approximate ones only
+// when asked: candidates), timed on random inputs, the winner returned as a tuning-cache entry (engine/tuning.ts).
+// `tune` (cli/tune.ts) calls it for each shape a traced training step looked up (train/trace.ts), with the shapes of
+// withComposedShapes below.
 //
 // Workloads: one product (matmul); one forward and backward (rows, attention); one top-k or similarity matrix
 // (knn). Times are per workload, in ms. Inputs are random; correctness of every version is the kernel tests' job.
