@@ -38,7 +38,7 @@ const FRAG = 16;
 const I8_K = 32;
 // The subgroup size the kernels are made for: NVIDIA's 32. Their slabs' staging then takes a quarter of the loads per
 // thread it takes at llvmpipe's 8, and llvmpipe compiles the emulated kernels 1.5-7x faster (matmul's f16 and f32
-// cases 437 s -> 59 s with an empty shader cache, attention's 99 s -> 64 s, the int8 kernel ~15 s -> ~4 s).
+// cases 437 s -> 59 s with Mesa's shader cache off, attention's 99 s -> 64 s, the int8 kernel ~15 s -> ~4 s).
 const SG = 32;
 const PER_LANE = (FRAG * FRAG) / SG;
 

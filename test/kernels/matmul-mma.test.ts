@@ -133,9 +133,10 @@ describe("matmul mma: emulated on the CPU driver", () => {
   const tolF16 = (K: number) => ({ atol: 2e-3 * Math.sqrt(K), rtol: 2e-3 * Math.sqrt(K) });
   beforeEach((ctx) => skipWithoutF16(ctx));
 
-  // Each case is a pipeline that takes llvmpipe 2-10 s to compile (with an empty shader cache), so: mma64 on every layout with edges in every
-  // dimension and K past two slabs (scalar staging), and on two layouts with the dimensions multiples of 4 (vec4
-  // staging) and a batched b; mma128 (four subgroups across n) on one of each; the epilogue on mma64.
+  // Each case is a pipeline that takes llvmpipe 2-10 s to compile (with Mesa's shader cache off), so: mma64 on every
+  // layout with edges in every dimension and K past two slabs (scalar staging), and on two layouts with the
+  // dimensions multiples of 4 (vec4 staging) and a batched b; mma128 (four subgroups across n) on one of each; the
+  // epilogue on mma64.
   const EDGES = { batch: 2, M: 70, K: 77, N: 67, shared: true };
   const ALIGNED = { batch: 2, M: 68, K: 76, N: 132, shared: true };
   const BATCHED_B = { batch: 3, M: 20, K: 36, N: 12, shared: false };
