@@ -119,17 +119,32 @@ describe("matmul mma: availability", () => {
   });
 });
 
+const LAYOUTS = [
+  { transA: false, transB: false },
+  { transA: true, transB: false },
+  { transA: false, transB: true },
+  { transA: true, transB: true },
+];
+// Shapes the emulated cases share: edges in every dimension with K past two slabs, and a batched b.
+const EDGES = { batch: 2, M: 70, K: 77, N: 67, shared: true };
+const BATCHED_B = { batch: 3, M: 20, K: 36, N: 12, shared: false };
+type Case = { batch: number; M: number; K: number; N: number; shared: boolean };
+
+// op(a) (batch, M, K) and op(b) ((batch,) K, N) as the tensors of layout l stores them.
+function stored(a: Float32Array, b: Float32Array, l: { transA: boolean; transB: boolean }, s: Case): [Tensor, Tensor] {
+  const bBatch = s.shared ? [] : [s.batch];
+  const bs = s.shared ? 1 : s.batch;
+  return [
+    l.transA ? Tensor.fromArray(transpose(a, s.batch, s.M, s.K), [s.batch, s.K, s.M]) : Tensor.fromArray(a, [s.batch, s.M, s.K]),
+    l.transB ? Tensor.fromArray(transpose(b, bs, s.K, s.N), [...bBatch, s.N, s.K]) : Tensor.fromArray(b, [...bBatch, s.K, s.N]),
+  ];
+}
+
 // The mma versions' data movement (staging, tiling, fragment placement, epilogue, edges, layouts, vec4 staging) on
 // the CPU driver, with the subgroup matrices emulated (test/subgroup-matrix-emulation.ts); the numbers must match
 // float64 as the f16 (or f32) tests do.
 describe("matmul mma: emulated on the CPU driver", () => {
   useEmulatedSubgroupMatrices({ matmul: { left: "As", right: "Bs", uniform: "p.M" } });
-  const LAYOUTS = [
-    { transA: false, transB: false },
-    { transA: true, transB: false },
-    { transA: false, transB: true },
-    { transA: true, transB: true },
-  ];
   const tolF16 = (K: number) => ({ atol: 2e-3 * Math.sqrt(K), rtol: 2e-3 * Math.sqrt(K) });
   beforeEach((ctx) => skipWithoutF16(ctx));
 
@@ -137,9 +152,7 @@ describe("matmul mma: emulated on the CPU driver", () => {
   // layout with edges in every dimension and K past two slabs (scalar staging), and on two layouts with the
   // dimensions multiples of 4 (vec4 staging) and a batched b; mma128 (four subgroups across n) on one of each; the
   // epilogue on mma64.
-  const EDGES = { batch: 2, M: 70, K: 77, N: 67, shared: true };
   const ALIGNED = { batch: 2, M: 68, K: 76, N: 132, shared: true };
-  const BATCHED_B = { batch: 3, M: 20, K: 36, N: 12, shared: false };
   // f32 inputs (an f32 configuration, as Apple GPUs list): slabs of 16, staged as f32; two cases.
   const CASES = [
     ...LAYOUTS.map((l) => ["mma64", l, EDGES, "f16"] as const),
@@ -154,10 +167,7 @@ describe("matmul mma: emulated on the CPU driver", () => {
       const a = randu(s.batch * s.M * s.K, s.M + s.K);
       const b = randu((s.shared ? 1 : s.batch) * s.K * s.N, s.N + s.K + 1);
       const want = matmulRef(a, b, { batch: s.batch, M: s.M, K: s.K, N: s.N, sharedB: s.shared });
-      const at = l.transA ? Tensor.fromArray(transpose(a, s.batch, s.M, s.K), [s.batch, s.K, s.M]) : Tensor.fromArray(a, [s.batch, s.M, s.K]);
-      const bBatch = s.shared ? [] : [s.batch];
-      const bs = s.shared ? 1 : s.batch;
-      const bt = l.transB ? Tensor.fromArray(transpose(b, bs, s.K, s.N), [...bBatch, s.N, s.K]) : Tensor.fromArray(b, [...bBatch, s.K, s.N]);
+      const [at, bt] = stored(a, b, l, s);
       const y = matmulForward(at, bt, { ...l, version, inputs });
       const tol = inputs === "f16" ? tolF16(s.K) : { atol: 1e-4 * Math.sqrt(s.K), rtol: 1e-4 * Math.sqrt(s.K) };
       expectClose(`y (${version} ${inputs})`, await y.data(), want, tol);
@@ -198,25 +208,17 @@ describe("matmul mma: emulated on the CPU driver", () => {
 describe("matmul mma int8: emulated on the CPU driver", () => {
   useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } });
   beforeEach((ctx) => skipWithoutF16(ctx));
-  const LAYOUTS = [
-    { transA: false, transB: false },
-    { transA: true, transB: false },
-    { transA: false, transB: true },
-    { transA: true, transB: true },
-  ];
   // |y - want| <= 2^-16 K max|a[m, :]| max|b[:, n]| for every element, op(a) (batch, M, K) and op(b) (bBatch, K, N).
-  function expectWithinSliceBound(name: string, got: Float32Array, want: ArrayLike<number>, a: Float32Array, b: Float32Array, s: { batch: number; M: number; K: number; N: number; shared: boolean }, extra = 0) {
+  function expectWithinSliceBound(name: string, got: Float32Array, want: ArrayLike<number>, a: Float32Array, b: Float32Array, s: Case, extra = 0) {
+    const bs = s.shared ? 1 : s.batch;
+    const maxA = range(s.batch * s.M).map((r) => a.subarray(r * s.K, (r + 1) * s.K).reduce((x, v) => Math.max(x, Math.abs(v)), 0));
+    const maxB = range(bs * s.N).map((c) => range(s.K).reduce((x, k) => Math.max(x, Math.abs(b[(Math.floor(c / s.N) * s.K + k) * s.N + (c % s.N)])), 0));
     let worst = 0;
     for (let e = 0; e < s.batch; e++) {
       for (let m = 0; m < s.M; m++) {
-        let maxA = 0;
-        for (let k = 0; k < s.K; k++) maxA = Math.max(maxA, Math.abs(a[(e * s.M + m) * s.K + k]));
         for (let n = 0; n < s.N; n++) {
-          let maxB = 0;
-          const be = s.shared ? 0 : e;
-          for (let k = 0; k < s.K; k++) maxB = Math.max(maxB, Math.abs(b[(be * s.K + k) * s.N + n]));
           const i = (e * s.M + m) * s.N + n;
-          const bound = 2 ** -16 * s.K * maxA * maxB + extra * Math.abs(want[i]);
+          const bound = 2 ** -16 * s.K * maxA[e * s.M + m] * maxB[(s.shared ? 0 : e) * s.N + n] + extra * Math.abs(want[i]);
           const err = Math.abs(got[i] - want[i]);
           if (!(err <= bound)) throw new Error(`${name}: y[${e}, ${m}, ${n}] = ${got[i]}, expected ${want[i]} within ${bound}`);
           worst = Math.max(worst, err / bound);
@@ -225,9 +227,7 @@ describe("matmul mma int8: emulated on the CPU driver", () => {
     }
     return worst;
   }
-  const EDGES = { batch: 2, M: 70, K: 77, N: 67, shared: true };
   const ALIGNED = { batch: 1, M: 68, K: 96, N: 132, shared: true };
-  const BATCHED_B = { batch: 3, M: 20, K: 36, N: 12, shared: false };
   const CASES = [
     ...LAYOUTS.map((l) => ["mma64i8", l, EDGES] as const),
     ["mma64i8", LAYOUTS[0], BATCHED_B] as const,
@@ -239,10 +239,7 @@ describe("matmul mma int8: emulated on the CPU driver", () => {
       const a = randu(s.batch * s.M * s.K, s.M + s.K).map((v, i) => v * 2 ** ((Math.floor(i / s.K) % 9) - 4));
       const b = randu((s.shared ? 1 : s.batch) * s.K * s.N, s.N + s.K + 1).map((v, i) => v * 2 ** ((i % s.N) % 7 - 3));
       const want = matmulRef(a, b, { batch: s.batch, M: s.M, K: s.K, N: s.N, sharedB: s.shared });
-      const at = l.transA ? Tensor.fromArray(transpose(a, s.batch, s.M, s.K), [s.batch, s.K, s.M]) : Tensor.fromArray(a, [s.batch, s.M, s.K]);
-      const bBatch = s.shared ? [] : [s.batch];
-      const bs = s.shared ? 1 : s.batch;
-      const bt = l.transB ? Tensor.fromArray(transpose(b, bs, s.K, s.N), [...bBatch, s.N, s.K]) : Tensor.fromArray(b, [...bBatch, s.K, s.N]);
+      const [at, bt] = stored(a, b, l, s);
       const y = matmulForward(at, bt, { ...l, version });
       const worst = expectWithinSliceBound(`y (${version})`, await y.data(), want, a, b, s);
       expect(worst).toBeGreaterThan(0); // not an f32 product's result by accident of the data
