@@ -36,8 +36,3 @@ export function emaUpdates(pairs: [Tensor, Tensor][], momentum: number): void {
   });
   encodeUpdates<UpdateSpec>("ema", { scaled: false, skipZero: false }, wgsl, FIELDS, { m: momentum, a: 1 - momentum }, items, undefined);
 }
-
-// One pair's update (see emaUpdates).
-export function emaUpdate(target: Tensor, source: Tensor, momentum: number): void {
-  emaUpdates([[target, source]], momentum);
-}
