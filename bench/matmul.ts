@@ -221,7 +221,7 @@ async function interleave(cases: TimedCase[], reps: number, inner: number): Prom
 // fails at this shape; its device errors are taken here, not by our next batch).
 async function timeShape(M: number, K: number, N: number, layouts: string[], versions: string[], inputs: Precision, reps: number, tfjs: TfjsMatmul | undefined) {
   const flop = productFlop(M, K, N);
-  const inner = callsPerRun(productFlop(M, K, N), "FLOP"); // products per timed run (bench/harness.ts)
+  const inner = callsPerRun(flop, "FLOP"); // products per timed run (bench/harness.ts)
   const sets: Operands[] = layouts.map((layout) => {
     const [a, b] = operands(M, K, N, layout, random(M * K, 3), random(K * N, 4));
     return { layout, a, b, out: Tensor.empty([M, N]) };
