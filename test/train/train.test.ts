@@ -419,6 +419,27 @@ describe("train with precision f16", () => {
     for (const [name, want] of whole.params) expectClose(name, sliced.params.get(name)!, want, { atol: 1e-5, rtol: 0 });
   });
 });
+// Trains `o` (without evaluations) with `forced`'s family forced to its version (as PEFT_<FAMILY> would), seeing
+// the kernel name and version of every pipeline asked for; disposes the run's tensors.
+async function trainSeeingPipelines(o: TrainOptions, forced?: { family: "attention" | "matmul"; version: string }) {
+  const rt = runtime();
+  const pipelines: { name: string; version?: string }[] = [];
+  const get = rt.pipelines.get;
+  rt.pipelines.get = ((name: string, spec: { version?: string }, ...rest: unknown[]) => {
+    pipelines.push({ name, version: spec.version });
+    return (get as (...a: unknown[]) => unknown).call(rt.pipelines, name, spec, ...rest);
+  }) as typeof get;
+  if (forced) rt.settings.versions[forced.family] = { value: forced.version, variable: `PEFT_${forced.family.toUpperCase()}` };
+  try {
+    const r = await train({ ...o, evaluate: undefined });
+    return { losses: r.metrics.map((m) => m.loss), pipelines };
+  } finally {
+    rt.pipelines.get = get;
+    if (forced) delete rt.settings.versions[forced.family];
+    dispose(o);
+  }
+}
+
 // The same on attention's tensor-core kernels: its mma version (subgroup matrices emulated on the CPU driver,
 // test/subgroup-matrix-emulation.ts), forced, in a model of head dim 16 (the fragments' size), whose q, k, v, dO, P
 // and dS are then f16. The losses fall from 2.1 to 0.23; the largest gap between the f16 and f32 curves was 7.8e-4
@@ -428,26 +449,12 @@ describe("train with precision f16, attention on subgroup matrices (emulated)", 
   beforeEach((ctx) => skipWithoutF16(ctx));
   it("follows the f32 run's loss curve within the stated bound", async () => {
     const config = validateConfig({ ...CONFIG, width: 32, heads: 2, mlpHidden: 64 });
-    const rt = runtime();
     const run = async (precision: "f32" | "f16") => {
       const model = buildVit(config, initialiser(3));
       const trainable = applyStrategy(model, { kind: "full" }, 6, 4);
       const o = setup(`precision-mma-${precision}`, { steps: 36, optimizer: "adamw", lr: 0.01, warmupSteps: 3, evalEvery: 36, lossEvery: 36, precision }, { model, trainable });
-      const kernels = new Set<string>();
-      const get = rt.pipelines.get;
-      rt.pipelines.get = ((name: string, ...rest: unknown[]) => {
-        kernels.add(name);
-        return (get as (...a: unknown[]) => unknown).call(rt.pipelines, name, ...rest);
-      }) as typeof get;
-      if (precision === "f16") rt.settings.versions.attention = { value: "mma", variable: "PEFT_ATTENTION" };
-      try {
-        const r = await train({ ...o, evaluate: undefined });
-        return { losses: r.metrics.map((m) => m.loss), kernels };
-      } finally {
-        rt.pipelines.get = get;
-        delete rt.settings.versions.attention;
-        dispose(o);
-      }
+      const { losses, pipelines } = await trainSeeingPipelines(o, precision === "f16" ? { family: "attention", version: "mma" } : undefined);
+      return { losses, kernels: new Set(pipelines.map((p) => p.name)) };
     };
     const f32 = await run("f32");
     const f16 = await run("f16");
@@ -469,26 +476,12 @@ describe("train with every product on int8 subgroup matrices (emulated)", () => 
   useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } });
   beforeEach((ctx) => skipWithoutF16(ctx));
   it("follows the f32 products' loss curve within the stated bound", async () => {
-    const rt = runtime();
     const run = async (version?: string) => {
       const model = buildVit(CONFIG, initialiser(3));
       const trainable = applyStrategy(model, { kind: "full" }, 6, 4);
       const o = setup(`products-${version ?? "f32"}`, { steps: 36, optimizer: "adamw", lr: 0.01, warmupSteps: 3, evalEvery: 36, lossEvery: 36 }, { model, trainable });
-      const versions: string[] = [];
-      const get = rt.pipelines.get;
-      rt.pipelines.get = ((name: string, spec: { version?: string }, ...rest: unknown[]) => {
-        if (name === "matmul") versions.push(spec.version!);
-        return (get as (...a: unknown[]) => unknown).call(rt.pipelines, name, spec, ...rest);
-      }) as typeof get;
-      if (version) rt.settings.versions.matmul = { value: version, variable: "PEFT_MATMUL" };
-      try {
-        const r = await train({ ...o, evaluate: undefined });
-        return { losses: r.metrics.map((m) => m.loss), versions: new Set(versions) };
-      } finally {
-        rt.pipelines.get = get;
-        delete rt.settings.versions.matmul;
-        dispose(o);
-      }
+      const { losses, pipelines } = await trainSeeingPipelines(o, version ? { family: "matmul", version } : undefined);
+      return { losses, versions: new Set(pipelines.filter((p) => p.name === "matmul").map((p) => p.version)) };
     };
     const f32 = await run();
     const i8 = await run("mma64i8");
