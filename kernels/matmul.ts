@@ -501,19 +501,8 @@ ${ENTRY} {${TILE_COORDS}
   ${indented(b.decls, 2)}
   ${accs.join("\n  ")}
   ${sums ? "var rowSum = 0.0; // rowSums: the first column tile's threads t < tile sum a's row m0 + t" : ""}
-  var k0 = kBegin;
-  ${indented(a.load("k0"), 2)}
-  ${indented(b.load("k0"), 2)}
-  for (; k0 < kEnd; k0 += ${TK}u) {
-    ${indented(a.store(put("As"), putVec4("As")), 4)}
-    ${indented(b.store(put("Bs"), putVec4("Bs")), 4)}
-    workgroupBarrier();
-    ${indented(a.load(`k0 + ${TK}u`), 4)}
-    ${indented(b.load(`k0 + ${TK}u`), 4)}
-    ${sums ? `if (tn == 0u && t < ${tile}u) { for (var k = 0u; k < min(${TK}u, kEnd - k0); k++) { rowSum += As[k * ${t4}u + t / 4u][t % 4u]; } }` : ""}
-    ${multiply}
-    workgroupBarrier();
-  }
+  ${stagedLoop("k0", "kBegin", "kEnd", `${TK}u`, [a, b], [a.store(put("As"), putVec4("As")), b.store(put("Bs"), putVec4("Bs"))],
+    `${sums ? `if (tn == 0u && t < ${tile}u) { for (var k = 0u; k < min(${TK}u, kEnd - k0); k++) { rowSum += As[k * ${t4}u + t / 4u][t % 4u]; } }` : ""}\n    ${multiply}`)}
   ${finish.join("\n  ")}
   ${spec.rowSums ? `if (tn == 0u && t < ${tile}u && m0 + t < p.M) { rowSums[bat * p.M + m0 + t] = rowSum; }` : ""}
   ${spec.splitRowSums ? `if (tn == 0u && t < ${tile}u && m0 + t < p.M) { y[sk * p.splitStride + p.batch * p.M * p.N + bat * p.M + m0 + t] = rowSum; }` : ""}
@@ -597,20 +586,8 @@ ${mmaCoords(tile, sg, subgroupsN)}
   ${accs.join("\n  ")}
   ${indented(a.decls, 2)}
   ${indented(b.decls, 2)}
-  var k0 = 0u;
-  ${indented(a.load("k0"), 2)}
-  ${indented(b.load("k0"), 2)}
-  for (; k0 < p.K; k0 += ${slab}u) {
-    ${indented(a.store((o, k, v) => `As[(${o}) * ${kp}u + ${k}] = ${v};`), 4)}
-    ${indented(b.store((o, k, v) => `Bs[(${k}) * ${np}u + ${o}] = ${v};`), 4)}
-    workgroupBarrier();
-    ${indented(a.load(`k0 + ${slab}u`), 4)}
-    ${indented(b.load(`k0 + ${slab}u`), 4)}
-    for (var kk = 0u; kk < ${slab}u; kk += ${fk}u) {
-      ${step.join("\n      ")}
-    }
-    workgroupBarrier();
-  }
+  ${stagedLoop("k0", "0u", "p.K", `${slab}u`, [a, b], [a.store((o, k, v) => `As[(${o}) * ${kp}u + ${k}] = ${v};`), b.store((o, k, v) => `Bs[(${k}) * ${np}u + ${o}] = ${v};`)],
+    `for (var kk = 0u; kk < ${slab}u; kk += ${fk}u) {\n      ${step.join("\n      ")}\n    }`)}
   ${finish.join("\n  ")}
 }`;
 }
@@ -704,26 +681,28 @@ ${mmaCoords(tile, sg, subgroupsN)}
   ${accs.join("\n  ")}
   ${indented(a.decls, 2)}
   ${indented(b.decls, 2)}
-  var kw = 0u;
-  ${indented(a.load("kw"), 2)}
-  ${indented(b.load("kw"), 2)}
-  for (; kw < W; kw += ${rowBytes / 4}u) {
-    ${indented(a.store, 4)}
-    ${indented(b.store, 4)}
-    workgroupBarrier();
-    ${indented(a.load(`kw + ${rowBytes / 4}u`), 4)}
-    ${indented(b.load(`kw + ${rowBytes / 4}u`), 4)}
-    for (var kk = 0u; kk < ${rowBytes}u; kk += ${fk}u) {
-      ${step.join("\n      ")}
-    }
-    workgroupBarrier();
-  }
+  ${stagedLoop("kw", "0u", "W", `${rowBytes / 4}u`, [a, b], [a.store, b.store], `for (var kk = 0u; kk < ${rowBytes}u; kk += ${fk}u) {\n      ${step.join("\n      ")}\n    }`)}
   ${indented(finish.join("\n"), 2)}
 }`;
 }
 
 // WGSL lines after the first indented by n spaces, to sit in a template at that depth.
 const indented = (lines: string, n: number) => lines.replaceAll("\n", `\n${" ".repeat(n)}`);
+
+// The staged k loop of tiled*vec and the mma kernels, at 2 spaces of indentation: the operands' first slab loaded
+// into registers (`ops`, whose registers the caller declared); each iteration stores the slab to workgroup memory
+// (`stores`), then loads the next while `work` multiplies the stored one, a barrier on either side.
+function stagedLoop(k: string, from: string, to: string, step: string, ops: { load: (k: string) => string }[], stores: string[], work: string): string {
+  return `var ${k} = ${from};
+  ${ops.map((o) => indented(o.load(k), 2)).join("\n  ")}
+  for (; ${k} < ${to}; ${k} += ${step}) {
+    ${stores.map((st) => indented(st, 4)).join("\n    ")}
+    workgroupBarrier();
+    ${ops.map((o) => indented(o.load(`${k} + ${step}`), 4)).join("\n    ")}
+    ${work}
+    workgroupBarrier();
+  }`;
+}
 
 // One k slab of an operand staged through workgroup memory by `threads` threads (tiled*vec and mma): "A", tile rows
 // m x slab, or "B", slab x tile columns n. A thread's load s takes element e = t + s * threads of the slab in the
