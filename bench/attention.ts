@@ -25,7 +25,7 @@ import { ATTENTION, availableVersions, isVersionOf } from "../kernels/registry.j
 import { callsPerRun, timeCalls } from "./harness.js";
 import { attentionSliceBackwardRef, attentionSliceRef } from "./ref/attention.js";
 import { noGrad } from "../autograd/tape.js";
-import { PRECISIONS, type Precision, withPrecision } from "../autograd/precision.js";
+import { withPrecision } from "../autograd/precision.js";
 import { checkPrecision } from "../train/mixed-precision.js";
 
 const FLAGS = { json: "boolean", version: "list", shapes: "list", reps: "int", warmup: "int", precision: "string" } as const;
@@ -38,7 +38,10 @@ const ATTENTION_SHAPES: Record<string, number[]> = {
 };
 
 // As test/kernels/attention.test.ts, and attention-mma.test.ts for f16 operands.
-const TOL: Record<Precision, { atol: number; rtol: number }> = { f32: { atol: 2e-5, rtol: 1e-4 }, f16: { atol: 4e-3, rtol: 4e-3 } };
+// Precision "int8" slices only matmul's products: attention computes in f32 there, as timed here in f32.
+const TOL = { f32: { atol: 2e-5, rtol: 1e-4 }, f16: { atol: 4e-3, rtol: 4e-3 } };
+type AttentionPrecision = keyof typeof TOL;
+const PRECISIONS = Object.keys(TOL) as AttentionPrecision[];
 
 interface AttentionPass {
   pass: "forward" | "backward";
@@ -50,7 +53,7 @@ interface AttentionPass {
 // The forward and backward of one version at shape (B, N, H, D), on fixed random inputs, through autograd/ops.ts
 // attention (which runs the fused kernels or composes "unfused"); the backward pass reruns the recorded backward
 // of one forward, in `precision`. Call inside a scope: everything it makes is disposed with it.
-function attentionCase([B, N, H, D]: number[], version: string, precision: Precision): AttentionPass[] {
+function attentionCase([B, N, H, D]: number[], version: string, precision: AttentionPrecision): AttentionPass[] {
   const C = H * D;
   const rng = new Rng(1);
   const qkvData = rng.fill(B * N * 3 * C, () => rng.normal(0, 1));
@@ -123,7 +126,7 @@ export const attention: Command = {
     const reps = flags.reps ?? 5;
     const warmup = flags.warmup ?? 1;
     if (reps < 1 || warmup < 0) throw new UsageError(`expected --reps >= 1 and --warmup >= 0, got ${reps} and ${warmup}`);
-    const precision = (flags.precision ?? "f32") as Precision;
+    const precision = (flags.precision ?? "f32") as AttentionPrecision;
     if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision: expected one of ${PRECISIONS.join(", ")}, got "${precision}"`);
     await initEngine();
     checkPrecision("bench attention", "--precision", precision);

@@ -20,7 +20,7 @@ import { median } from "../util/stats.js";
 import type { KernelTime } from "../engine/profile.js";
 import { backward, noGrad } from "../autograd/tape.js";
 import { PRECISIONS, type Precision, withPrecision } from "../autograd/precision.js";
-import { lossScalerFor } from "../train/mixed-precision.js";
+import { checkPrecision, lossScalerFor } from "../train/mixed-precision.js";
 import { DEFAULT_MODEL } from "../study/config.js";
 
 const FLAGS = {
@@ -77,7 +77,8 @@ export const vitBench: Command = {
                 it runs after the timed runs)
   --replay      also time inference and each training step replayed: its commands recorded once and encoded again
                 per run, without the host work of autograd and the kernels' wrappers (engine/replay.ts)
-  --precision   f32 (default) or f16: the products' inputs in f16, with loss scaling, as training.precision`,
+  --precision   f32 (default), f16 (the products' inputs in f16, with loss scaling) or int8 (the products on 8-bit
+                tensor cores as int8 slices), as training.precision`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
     const name = flags.model ?? "vit-s16";
@@ -89,10 +90,7 @@ export const vitBench: Command = {
     const precision = (flags.precision ?? "f32") as Precision;
     if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision must be one of ${PRECISIONS.join(", ")}, got "${precision}"`);
     await initEngine();
-    const { gpu } = runtime();
-    if (precision === "f16" && !gpu.features.has("shader-f16")) {
-      throw new UsageError(`--precision f16 needs the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks`);
-    }
+    checkPrecision("bench vit", "--precision", precision);
     const { pool } = runtime();
     if (!flags.json) console.log(`${deviceLine()}\nmodel ${name}, batch ${B}, ${size}x${size}, ${precision}`);
     const rng = new Rng(1);

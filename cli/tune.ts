@@ -1,4 +1,4 @@
-// `tune`: times every version (the approximate ones with --int8) of each multi-version kernel family
+// `tune`: times every version of each multi-version kernel family
 // (kernels/registry.ts: matmul; rows, that is softmax, layernorm and cross-entropy; attention; knn) at the shapes
 // one training step of a model runs, and stores the winners in the per-adapter cache (engine/tuning.ts) that the
 // kernels consult on every later run. The shapes are those a traced step looked up (train/trace.ts: forward,
@@ -18,6 +18,7 @@ import { type VitConfig, NAMED_CONFIGS, namedConfig, validateConfig } from "../v
 import { type Strategy, parseStrategyFor } from "../peft/strategy.js";
 import { DEFAULT_MODEL } from "../study/config.js";
 import { PRECISIONS, type Precision } from "../autograd/precision.js";
+import { checkPrecision } from "../train/mixed-precision.js";
 
 const FLAGS = {
   model: "string",
@@ -31,7 +32,6 @@ const FLAGS = {
   show: "boolean",
   clear: "boolean",
   precision: "string",
-  int8: "boolean",
 } as const;
 const FAMILY_NAMES = Object.keys(FAMILIES);
 
@@ -63,20 +63,19 @@ function showCache(json: boolean): void {
   }
 }
 
-// One shape's result: the winner, its gain over the version that ran the shape before, every candidate's time, and
-// what uses the shape. The version before may not be a candidate now (an int8 winner of `tune --int8`, tuned again
-// without it): then it was not timed.
+// One shape's result: the winner, its gain over the version that ran the shape before (a candidate: the resolver
+// runs only versions the adapter can run there), every candidate's time, and what uses the shape.
 export function tunedLine(key: string, entry: TuneEntry, before: string, uses: string[]): string {
   const times = Object.entries(entry.candidates).map(([v, ms]) => `${v} ${ms.toFixed(2)}`).join("  ");
-  const gain = before in entry.candidates ? `x${(entry.candidates[before] / entry.ms).toFixed(2)} vs ${before.padEnd(9)}` : `(was ${before}, not timed)`;
-  return `${key.padEnd(36)} -> ${entry.version.padEnd(9)} ${gain} | ${times}   (${uses.join(", ")})`;
+  const gain = (entry.candidates[before] / entry.ms).toFixed(2);
+  return `${key.padEnd(36)} -> ${entry.version.padEnd(9)} x${gain} vs ${before.padEnd(9)} | ${times}   (${uses.join(", ")})`;
 }
 
 export const tune: Command = {
   summary: "time the versions of each kernel family at a model's shapes and cache the winners for this adapter",
   usage: `usage: node dist/run.js tune [--model vit-s16] [--batch 8] [--classes N] [--strategies full,lora-r8]
-                             [--families matmul,rows,attention] [--precision f32|f16] [--int8] [--reps 2] [--json]
-                             [--dry-run]
+                             [--families matmul,rows,attention] [--precision f32|f16|int8] [--reps 2]
+                             [--json] [--dry-run]
        node dist/run.js tune --show [--json]
        node dist/run.js tune --clear
 
@@ -86,10 +85,8 @@ export const tune: Command = {
   --strategies  the fine-tuning strategies whose training step to trace (default full; lora-rR adds its rank-r
                 products, linear and top-K run fewer of the model's shapes)
   --families    which kernel families to tune: ${FAMILY_NAMES.join(", ")} (default all)
-  --precision   f32 (default) or f16: tune the shapes of a training step with training.precision "f16"
-  --int8        also time matmul's int8 versions where the adapter can run them (mma64i8, mma128i8: f32 products on
-                8-bit tensor cores, each result within 2^-17 K max|a[m, :]| max|b[:, n]| of the exact product,
-                docs/KERNELS.md); a winner then runs its shape for every command that uses this cache
+  --precision   f32 (default), f16 or int8: tune the shapes of a training step with that training.precision (int8:
+                matmul's int8 versions beside the exact ones, at shapes of their own that only such runs use)
   --reps        timed runs per surviving candidate (default 2); candidates over ${DROP_FACTOR}x the best first run stop early
   --json        print the results (or the cache, with --show) as JSON
   --dry-run     list the shapes and candidates, time nothing, write nothing
@@ -116,6 +113,7 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
     if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision: expected one of ${PRECISIONS.join(", ")}, got "${precision}"`);
     await initEngine();
     if (flags.show) return showCache(!!flags.json);
+    checkPrecision("tune", "--precision", precision);
     if (flags.clear) {
       const path = tuneCachePath();
       console.log(clearTuneCache() ? `deleted ${path}` : `no tuning cache at ${path}`);
@@ -131,7 +129,7 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
     // What the kernels would run now at a shape (the cache included).
     const now = (s: (typeof shapes)[number]) => resolveVersion(familyNamed(s.family), s.shape);
     if (flags["dry-run"]) {
-      const plan = shapes.map((s) => ({ key: `${s.family}/${s.key}`, uses: s.uses, candidates: candidates(s, !!flags.int8), now: now(s) }));
+      const plan = shapes.map((s) => ({ key: `${s.family}/${s.key}`, uses: s.uses, candidates: candidates(s), now: now(s) }));
       if (flags.json) console.log(JSON.stringify({ model: modelName, batch, shapes: plan }, null, 2));
       else for (const p of plan) console.log(`${p.key.padEnd(36)} ${p.candidates.join(",").padEnd(40)} now ${p.now}   ${p.uses.join(", ")}`);
       return;
@@ -143,7 +141,7 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
     const report = [];
     for (const shape of shapes) {
       const before = now(shape);
-      const entry = await tuneShape(shape, reps, rng, !!flags.int8);
+      const entry = await tuneShape(shape, reps, rng);
       const key = `${shape.family}/${shape.key}`;
       const family = familyNamed(shape.family);
       entries[key] = entry;

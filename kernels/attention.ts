@@ -54,7 +54,7 @@ type Pass = "forward" | "dq" | "dkdv" | "dqkv";
 export interface AttentionOptions {
   scale?: number; // default 1/sqrt(D)
   queries?: number; // only the first `queries` tokens of each sequence as queries, o (B, queries, H*D); default N
-  inputs?: Precision; // "f16": the products' operands in f16, accumulated in f32, where the version is mma (else f32)
+  inputs?: Precision; // "f16": the products' operands in f16, accumulated in f32, where the version is mma (else f32); "int8": f32
   version?: string; // a version of kernels/registry.ts ATTENTION; default: resolved for the shape
 }
 
@@ -424,7 +424,7 @@ function fusedForward(qkv: Tensor, dims: Dims, version: Fused, scale: number): {
 // attentionBackward needs (release it with releaseSaved when no backward follows). The fused kernels take fewer
 // queries as they are (dk and dv still over every key, dq zero past them); unfused runs every query and slices.
 export function attentionForward(qkv: Tensor, heads: number, opts: AttentionOptions = {}): { o: Tensor; saved: AttentionSaved } {
-  if (opts.inputs !== undefined && opts.inputs !== "f32" && opts.inputs !== "f16") throw new Error(`attention: expected inputs "f32" or "f16", got "${opts.inputs}"`);
+  if (opts.inputs !== undefined && !["f32", "f16", "int8"].includes(opts.inputs)) throw new Error(`attention: expected inputs "f32", "f16" or "int8", got "${opts.inputs}"`);
   const f16 = opts.inputs === "f16";
   const dims = callDims(qkv, heads, opts.queries, f16);
   const version = resolveVersion(ATTENTION, dims, opts.version);

@@ -53,7 +53,9 @@
 //     cores, through chromium-experimental-subgroup-matrix) of the inputs' type, f32 accumulation (mmaWgsl).
 //   mma64i8, mma128i8 (GPUs with i8 x i8 -> i32 subgroup matrices): f32 products on 8-bit tensor cores, each operand
 //     split into int8 slices first (kernels/int8-slices.ts), 6 slice products summed exactly in i32 (mmaI8Wgsl);
-//     y within 2^-17 K max|a[m, :]| max|b[:, n]| of the exact product.
+//     y within 2^-17 K max|a[m, :]| max|b[:, n]| of the exact product. Only with inputs "int8" (the precision
+//     "int8", autograd/precision.ts), whose products may run so: at such a product the resolver picks among them and
+//     every exact version, so no f32 product ever runs them.
 // Mixed precision (inputs "f16", autograd/precision.ts): every version rounds a and b to f16 as it loads them and
 // accumulates in f32, as PyTorch's autocast does; y, the epilogue operands and rowSums stay f32. a and b stay f32 in
 // memory and every f32 path (packs, in-place reads) applies; a cast pass per operand took a third of the default
@@ -83,7 +85,7 @@ export interface MatmulOptions {
   dgelu?: Tensor; // same shape as y: y = (a·b) * gelu'(dgelu), exact erf GELU; no other epilogue then
   version?: string; // force a version (tests and the autotuner), else resolved by kernels/registry.ts
   splitK?: number; // tiled: force this many splits of k (tests), else splitK's plan
-  inputs?: Precision; // "f16": a and b read in f16, accumulated in f32 (see the header); default "f32"
+  inputs?: Precision; // "f16": a and b read in f16, accumulated in f32; "int8": may run as int8 slices (see the header); default "f32"
   norm?: NormAfter; // also write the layernorm of y's rows (see the header); not with dgelu
   gatherA?: OuterIndex; // a is the source of a gathered (M, K) matrix (see the header); not with transA
 }
@@ -94,7 +96,8 @@ export interface OuterIndex {
   cols: Tensor; // (K) i32
 }
 
-export type Precision = "f32" | "f16";
+export type Precision = "f32" | "f16" | "int8";
+const INPUTS: readonly Precision[] = ["f32", "f16", "int8"];
 
 // regm: the largest b (elements per batch entry, 1 MiB: an L2 cache) read in place when unaligned; see the header.
 const IN_PLACE_B_MAX = 1 << 18;
@@ -907,11 +910,15 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
       throw new Error(`matmul: expected ${name} within maxStorageBufferBindingSize ${maxBinding} bytes, got ${dims(t)}`);
     }
   }
-  const f16 = (opts.inputs ?? "f32") === "f16";
-  if (opts.inputs !== undefined && opts.inputs !== "f32" && !f16) throw new Error(`matmul: expected inputs "f32" or "f16", got "${opts.inputs}"`);
+  const inputs = opts.inputs ?? "f32";
+  if (!INPUTS.includes(inputs)) throw new Error(`matmul: expected inputs ${INPUTS.map((i) => `"${i}"`).join(", ")}, got "${inputs}"`);
+  const f16 = inputs === "f16";
   const { gpu } = runtime();
   if (f16 && !gpu.features.has("shader-f16")) {
     throw new Error(`matmul: f16 inputs need the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks`);
+  }
+  if (inputs === "int8" && !mmaI8Fragment(gpu)) {
+    throw new Error(`matmul: int8 inputs need subgroup matrices of i8 into i32, which ${gpu.adapterInfo.description} lacks`);
   }
   if (y.size === 0) {
     if (rowSums) {
@@ -926,7 +933,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   // binding one buffer both read-only and writable in a dispatch.
   const residualIsOut = opts.residual !== undefined && opts.residual.buffer === y.buffer;
   const batch = numel(batchDims);
-  const shape: MatmulShape = { M, K, N, transA: !!opts.transA, transB: !!opts.transB, batch, gelu: !!opts.gelu || !!opts.dgelu, f16 };
+  const shape: MatmulShape = { M, K, N, transA: !!opts.transA, transB: !!opts.transB, batch, gelu: !!opts.gelu || !!opts.dgelu, f16, int8: inputs === "int8" };
   const version = resolveVersion(MATMUL, shape, opts.version);
   const tiling = MATMUL_TILINGS[version];
   // A gathered a that this version cannot read in place, materialised.

@@ -40,9 +40,6 @@ export interface Family<S extends object, V extends string = string> {
   unit: "FLOP" | "byte";
   // Versions made of other families' kernels: `tune` times those families at the shapes these versions run too.
   composed?: readonly V[];
-  // Versions whose results differ from the family's f32 result by more than its rounding (matmul's int8 slices):
-  // `tune` times them only when asked (`tune --int8`), so that no cache picks them unasked.
-  approximate?: readonly V[];
 }
 
 // ---- matmul ----
@@ -59,6 +56,7 @@ export interface MatmulShape {
   // takes; `tune` times the first); bias and residual cost about the same in every version.
   gelu?: boolean;
   f16?: boolean; // mixed precision: a and b read in f16 (MatmulOptions.inputs); the mma versions multiply only these
+  int8?: boolean; // inputs "int8": the product may run as int8 slices, which only such products run (the mmai8 versions)
 }
 
 // regRxC: each lane R rows x C columns (C a multiple of 4); the 8 lanes side by side along n (reg: tile R x 8C)
@@ -143,20 +141,22 @@ export function laneBroadcast(gpu: Gpu, wg = MATMUL_LANES): boolean {
   return wg === MATMUL_LANES && gpu.features.has("subgroups") && gpu.subgroupMinSize === MATMUL_LANES && gpu.subgroupMaxSize === MATMUL_LANES;
 }
 
+function matmulUnavailable(version: MatmulVersion, s: MatmulShape, gpu: Gpu): string | undefined {
+  const { kind } = MATMUL_TILINGS[version];
+  if (kind === "mmai8") {
+    if (!s.int8) return `multiplies as int8 slices, within a bound rather than ${s.f16 ? "f16 inputs'" : "f32's"} rounding: only products of precision "int8"`;
+    if (s.K > MMA_I8_MAX_K) return `needs K at most ${MMA_I8_MAX_K}, whose digit products an i32 holds, got K = ${s.K}`;
+    return mmaI8Fragment(gpu) ? undefined : `needs subgroup matrices of i8 into i32 (${SUBGROUP_MATRIX_FEATURE}), which ${gpu.adapterInfo.description} lacks`;
+  }
+  if (kind !== "mma") return undefined;
+  const inputs = s.f16 ? "f16" : "f32";
+  return mmaFragment(gpu, inputs) ? undefined : lacksFragment(gpu, inputs);
+}
+
 export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   name: "matmul",
   versions: Object.keys(MATMUL_TILINGS) as MatmulVersion[],
-  unavailable(version, s, gpu) {
-    const { kind } = MATMUL_TILINGS[version];
-    if (kind === "mmai8") {
-      if (s.f16) return "multiplies f32 inputs as int8 slices; f16 inputs go to the f16 mma versions";
-      if (s.K > MMA_I8_MAX_K) return `needs K at most ${MMA_I8_MAX_K}, whose digit products an i32 holds, got K = ${s.K}`;
-      return mmaI8Fragment(gpu) ? undefined : `needs subgroup matrices of i8 into i32 (${SUBGROUP_MATRIX_FEATURE}), which ${gpu.adapterInfo.description} lacks`;
-    }
-    if (kind !== "mma") return undefined;
-    const inputs = s.f16 ? "f16" : "f32";
-    return mmaFragment(gpu, inputs) ? undefined : lacksFragment(gpu, inputs);
-  },
+  unavailable: matmulUnavailable,
   // GPUs: tiled128 where its tiles fill the device (WIDE_GPU_GROUPS workgroups) and there is no GELU epilogue,
   // else tiled: on an H200 ViT-S's fc1 (6304x384x1536 nt with bias and GELU) took 3.6 ms in tiled128 against 0.43
   // in tiled, while the same sizes without an epilogue (nn, in its backward) took 0.33 ms against 0.40. GELU's
@@ -175,14 +175,14 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   // tiledvec and tiled128vec are no default until a GPU has timed them (docs/KERNELS.md); `tune` times them.
   // The mma versions are not a default: no GPU that offers them through Dawn has timed them yet (NVIDIA's Vulkan
   // driver gets no shader-f16 from Dawn, so no f16 subgroup matrices, and lists no f32 ones); `tune` picks them where
-  // they win. Nor are the mmai8 versions, which that driver can run (i8 x i8 -> i32): y[m, n] differs from the exact
-  // product by up to 2^-17 K max_k |a[m, k]| max_k |b[k, n]| (kernels/int8-slices.ts), so `tune` times them only
-  // when asked (`approximate`).
+  // they win. The mmai8 versions, which that driver can run (i8 x i8 -> i32), differ from the exact product by up to
+  // 2^-17 K max_k |a[m, k]| max_k |b[k, n]| (kernels/int8-slices.ts): they run only products of precision "int8",
+  // which asks for them, so there they are the default, by tiled's rule of tile size (no GPU has timed them yet);
+  // an exact version where they cannot run (K past MMA_I8_MAX_K).
   defaultVersion(s, gpu) {
-    if (!gpu.isCpu) {
-      const wide = Math.ceil(s.M / 128) * Math.ceil(s.N / 128) * s.batch >= WIDE_GPU_GROUPS;
-      return wide && !s.gelu ? "tiled128" : "tiled";
-    }
+    const wide = Math.ceil(s.M / 128) * Math.ceil(s.N / 128) * s.batch >= WIDE_GPU_GROUPS && !s.gelu;
+    if (s.int8 && !matmulUnavailable(wide ? "mma128i8" : "mma64i8", s, gpu)) return wide ? "mma128i8" : "mma64i8";
+    if (!gpu.isCpu) return wide ? "tiled128" : "tiled";
     const padded = (version: MatmulVersion) => {
       const [tileM, tileN] = tileShape(MATMUL_TILINGS[version]);
       return Math.ceil(s.M / tileM) * tileM * Math.ceil(s.N / tileN) * tileN;
@@ -196,10 +196,9 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   },
   // Layout: which operands are stored transposed (n: as is, t: transposed), a first. A product with a GELU
   // epilogue is a shape of its own: on an H200 the epilogue made tiled128 8x slower, the plain product faster.
-  key: (s) => `${s.M}x${s.K}x${s.N}/${s.transA ? "t" : "n"}${s.transB ? "t" : "n"}/b${s.batch}${s.gelu ? "/gelu" : ""}${s.f16 ? "/f16" : ""}`,
+  key: (s) => `${s.M}x${s.K}x${s.N}/${s.transA ? "t" : "n"}${s.transB ? "t" : "n"}/b${s.batch}${s.gelu ? "/gelu" : ""}${s.f16 ? "/f16" : ""}${s.int8 ? "/int8" : ""}`,
   work: (s) => 2 * s.batch * s.M * s.N * s.K,
   unit: "FLOP",
-  approximate: ["mma64i8", "mma128i8"],
 };
 
 // ---- rows: softmax, layernorm and cross-entropy over x viewed as (rows, C) ----

@@ -1,7 +1,6 @@
-// The autotuner's timing: every version of a family that the adapter can run at one shape (its approximate ones only
-// when asked: candidates), timed on random inputs, the winner returned as a tuning-cache entry (engine/tuning.ts).
-// `tune` (cli/tune.ts) calls it for each shape a traced training step looked up (train/trace.ts), with the shapes of
-// withComposedShapes below.
+// The autotuner's timing: every version of a family that the adapter can run at one shape, timed on random inputs,
+// the winner returned as a tuning-cache entry (engine/tuning.ts). `tune` (cli/tune.ts) calls it for each shape a
+// traced training step looked up (train/trace.ts), with the shapes of withComposedShapes below.
 //
 // Workloads: one product (matmul); one forward and backward (rows, attention); one top-k or similarity matrix
 // (knn). Times are per workload, in ms. Inputs are random; correctness of every version is the kernel tests' job.
@@ -38,14 +37,14 @@ const random = (rng: Rng, shape: number[]) => Tensor.fromArray(rng.fill(numel(sh
 
 // Each family's workload, at the shapes its look-ups report.
 const WORKLOADS: { [F in FamilyName]: (shape: ShapeOf<F>, rng: Rng) => Workload } = {
-  matmul({ M, K, N, transA, transB, batch, gelu, f16 }, rng) {
+  matmul({ M, K, N, transA, transB, batch, gelu, f16, int8 }, rng) {
     const lead = batch > 1 ? [batch] : [];
     const a = random(rng, [...lead, ...(transA ? [K, M] : [M, K])]);
     const b = random(rng, [...lead, ...(transB ? [N, K] : [K, N])]);
     const bias = gelu ? random(rng, [N]) : undefined;
     return {
       inputs: bias ? [a, b, bias] : [a, b],
-      run: (version) => matmulForward(a, b, { transA, transB, bias, gelu, version, inputs: f16 ? "f16" : "f32" }).dispose(),
+      run: (version) => matmulForward(a, b, { transA, transB, bias, gelu, version, inputs: f16 ? "f16" : int8 ? "int8" : "f32" }).dispose(),
     };
   },
   rows({ op, rows, C }, rng) {
@@ -106,11 +105,10 @@ function workload(r: Resolution, rng: Rng): Workload {
   return WORKLOADS[familyNamed(r.family).name as FamilyName](r.shape as never, rng);
 }
 
-// The versions `tune` times at a shape: those the adapter can run there, the family's approximate ones (matmul's int8
-// slices) only with `approximate`.
-export function candidates(r: Resolution, approximate = false): string[] {
-  const family = familyNamed(r.family);
-  return availableVersions(family, r.shape).filter((v) => approximate || !family.approximate?.includes(v));
+// The versions `tune` times at a shape: those the adapter can run there (matmul's int8 ones only at products of
+// precision "int8", kernels/registry.ts).
+export function candidates(r: Resolution): string[] {
+  return availableVersions(familyNamed(r.family), r.shape);
 }
 
 // `shapes` and the shapes their families' composed versions look up in turn (unfused attention's products and
@@ -133,8 +131,8 @@ export function withComposedShapes(shapes: TracedShape[]): TracedShape[] {
 }
 
 // Times every candidate at the shape (see the header for the early drop). Returns the cache entry.
-export async function tuneShape(r: Resolution, reps: number, rng: Rng, approximate = false): Promise<TuneEntry> {
-  const versions = candidates(r, approximate);
+export async function tuneShape(r: Resolution, reps: number, rng: Rng): Promise<TuneEntry> {
+  const versions = candidates(r);
   const { inputs, run } = workload(r, rng);
   let inner = 1;
   // Each candidate keeps its own wait estimate: taking turns with one learned on a slower candidate would make a

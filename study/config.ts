@@ -471,10 +471,11 @@ function lossScaleSpec(c: Checker, v: unknown, path: string): Partial<LossScaleS
 // `precision` and `lossScale` of a training, a pre-training or a DINO pre-training. "f32" is left out like an absent
 // key, so that the config's identity is that of runs from before the key; absent lossScale keys stay absent (the
 // loops fill in LOSS_SCALE_DEFAULTS, GradScaler's).
-function precisionSpec(c: Checker, o: Record<string, unknown>, path: string): { precision?: "f16"; lossScale?: Partial<LossScaleSettings> } {
-  const precision = c.optional(o, "precision", path, undefined, (x, p) => c.enumeration(x, p, PRECISIONS)) === "f16" ? ("f16" as const) : undefined;
+function precisionSpec(c: Checker, o: Record<string, unknown>, path: string): { precision?: "f16" | "int8"; lossScale?: Partial<LossScaleSettings> } {
+  const given = c.optional(o, "precision", path, undefined, (x, p) => c.enumeration(x, p, PRECISIONS));
+  const precision = given === "f32" ? undefined : given;
   const lossScale = c.optional(o, "lossScale", path, undefined, (x, p) => lossScaleSpec(c, x, p));
-  if (lossScale !== undefined && precision !== "f16") c.errors.push(`${join(path, "lossScale")}: expected only with precision "f16" (loss scaling is for f16 gradients), got precision "f32"`);
+  if (lossScale !== undefined && precision !== "f16") c.errors.push(`${join(path, "lossScale")}: expected only with precision "f16" (loss scaling is for f16 gradients), got precision "${precision ?? "f32"}"`);
   return { ...(precision && { precision }), ...(lossScale && { lossScale }) };
 }
 

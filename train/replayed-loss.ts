@@ -15,6 +15,7 @@ import { Tensor, tidy } from "../engine/tensor.js";
 import { runtime } from "../engine/runtime.js";
 import { ReplayedRun } from "../engine/replay.js";
 import * as ops from "../autograd/ops.js";
+import { type Precision, withPrecision } from "../autograd/precision.js";
 import { backward } from "../autograd/tape.js";
 import type { Optimizer } from "../autograd/optim.js";
 import type { VisionTransformer } from "../vit/model.js";
@@ -29,6 +30,7 @@ export class ReplayedLoss {
     private readonly model: VisionTransformer,
     private readonly opt: Optimizer,
     private readonly size: number, // image side
+    private readonly precision: Exclude<Precision, "f16">, // f16's loss scaling seeds the backward: not replayed
   ) {}
 
   // Zeroes the gradients and computes the batch's mean loss (returned, a tensor of its own) and gradients, replayed
@@ -47,7 +49,7 @@ export class ReplayedLoss {
     });
     inputs.images.write(b.images);
     inputs.labels.write(b.labels);
-    this.replayed ??= new ReplayedRun(() => tidy(() => this.run(inputs)), "train: steps are run, not replayed");
+    this.replayed ??= new ReplayedRun(() => tidy(() => withPrecision(this.precision, () => this.run(inputs))), "train: steps are run, not replayed");
     await this.replayed.call();
     this.refused = this.replayed.refused; // both runs of the refused capture happened: this step's results are there
     const loss = Tensor.empty([]);

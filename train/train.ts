@@ -19,7 +19,8 @@
 // the matrix products, and dynamic loss scaling (autograd/loss-scale.ts): the backward seeded with the scale, the
 // optimiser's gradient factor its inverse (times the clip coefficient), a step with an inf or NaN gradient skipped on
 // the device, AdamW's step count with it (autograd/optim.ts). The scale is checkpointed with the optimiser state;
-// metrics gain the scale after each step and the count of skipped steps (train/mixed-precision.ts).
+// metrics gain the scale after each step and the count of skipped steps (train/mixed-precision.ts). `precision`
+// "int8" runs the same products on 8-bit tensor cores as int8 slices, and nothing else changes.
 //
 // Gradient accumulation (`microBatch`): a step's batch of B images runs as forward + backward passes of at most
 // `microBatch` images each, the gradients adding up in the leaves' .grad, then one optimiser step. Each pass's
@@ -242,9 +243,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     o.onResume?.(step);
   }
   const resumedFrom = step;
-  // Steps in f32 without gradient accumulation are replayed after the first two of a batch size (train/replayed-loss.ts).
-  const replayable = runtime().settings.replay && (s.precision ?? "f32") === "f32" && microBatch >= s.batchSize;
-  const replayedLoss = replayable ? new ReplayedLoss(o.model, opt, size) : undefined;
+  // Steps without loss scaling (f32, int8) or gradient accumulation are replayed after the first two of a batch size
+  // (train/replayed-loss.ts).
+  const precision = s.precision ?? "f32";
+  const replayable = runtime().settings.replay && precision !== "f16" && microBatch >= s.batchSize;
+  const replayedLoss = replayable ? new ReplayedLoss(o.model, opt, size, precision) : undefined;
   // The first losses read after resuming are the first test of the checkpoint resumed from.
   let resumeUntested = resumedFrom > 0;
 

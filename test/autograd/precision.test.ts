@@ -18,6 +18,7 @@ describe("withPrecision", () => {
   it("sets the products' precision for fn only, also when fn throws", () => {
     expect(matmulPrecision()).toBe("f32");
     expect(withPrecision("f16", () => withPrecision("f32", matmulPrecision))).toBe("f32");
+    expect(withPrecision("int8", matmulPrecision)).toBe("int8"); // its products: test/train/train.test.ts (precision int8)
     expect(() => withPrecision("f16", () => { throw new Error("inside"); })).toThrow("inside");
     expect(matmulPrecision()).toBe("f32");
   });

@@ -87,10 +87,8 @@ describe("tune", () => {
     expect(cache()).toBe(before);
   });
 
-  it("--int8 asks for matmul's int8 versions too, which this adapter cannot run: the same plan", async () => {
-    const plain = await run("--model", "default", "--batch", "2", "--families", "matmul", "--dry-run");
-    expect(await run("--model", "default", "--batch", "2", "--families", "matmul", "--int8", "--dry-run")).toBe(plain);
-    expect(plain).not.toContain("i8");
+  it("--precision int8 is refused where the adapter has no i8 subgroup matrices, naming the flag", async () => {
+    await expect(run("--model", "default", "--batch", "2", "--families", "matmul", "--precision", "int8", "--dry-run")).rejects.toThrow(/precision "int8" \(--precision\) needs subgroup matrices of i8/);
   });
 
   it("--families attention lists only the attention shape", async () => {
@@ -128,12 +126,11 @@ describe("tune", () => {
     }
   });
 
-  it("prints each shape's winner against the version before, or says the version before was not timed", () => {
+  it("prints each shape's winner against the version before", () => {
     const entry = { version: "reg8x8", ms: 1, candidates: { reg8x8: 1, reg16x16: 2 } };
     expect(tunedLine("matmul/34x64x192/nt/b1", entry, "reg16x16", ["full"])).toBe(
       "matmul/34x64x192/nt/b1               -> reg8x8    x2.00 vs reg16x16  | reg8x8 1.00  reg16x16 2.00   (full)",
     );
-    expect(tunedLine("matmul/34x64x192/nt/b1", entry, "mma64i8", ["full"])).toContain("-> reg8x8    (was mma64i8, not timed) | reg8x8 1.00");
   });
 
   it("--show prints the cache, --clear deletes it", async () => {

@@ -87,21 +87,24 @@ describe("matmul mma: availability", () => {
     expect(MATMUL.defaultVersion({ ...shape, M: 12608, N: 2304, f16: true }, gpu)).toBe("tiled128");
   });
 
-  it("int8 versions: where the adapter has i8 x i8 -> i32 subgroup matrices, f32 inputs, K within an i32's reach; not a default", () => {
+  it("int8 versions: where the adapter has i8 x i8 -> i32 subgroup matrices, at products of precision int8, K within an i32's reach", () => {
     const real = runtime().gpu;
     const i8 = { componentType: "i8", resultComponentType: "i32", M: 16, N: 16, K: 32 };
     const gpu = { ...real, isCpu: false, subgroupMatrixConfigs: [i8, { ...i8, N: 8 }], subgroupMaxSize: 32 };
-    expect(MATMUL.unavailable!("mma64i8", shape, gpu)).toBeUndefined();
+    const int8 = { ...shape, int8: true };
+    expect(MATMUL.unavailable!("mma64i8", int8, gpu)).toBeUndefined();
+    expect(MATMUL.unavailable!("mma64i8", shape, gpu)).toBe(`multiplies as int8 slices, within a bound rather than f32's rounding: only products of precision "int8"`);
     expect(mmaI8Fragment(gpu)).toEqual(i8);
     expect(mmaI8Fragment({ ...gpu, subgroupMatrixConfigs: [{ ...i8, N: 8 }] })).toEqual({ ...i8, N: 8 });
-    expect(MATMUL.unavailable!("mma128i8", { ...shape, K: MMA_I8_MAX_K }, gpu)).toBeUndefined();
-    expect(MATMUL.unavailable!("mma128i8", { ...shape, K: MMA_I8_MAX_K + 1 }, gpu)).toBe(`needs K at most ${MMA_I8_MAX_K}, whose digit products an i32 holds, got K = ${MMA_I8_MAX_K + 1}`);
-    expect(MATMUL.unavailable!("mma64i8", { ...shape, f16: true }, gpu)).toMatch(/f16 inputs go to the f16 mma versions/);
-    expect(MATMUL.unavailable!("mma64i8", shape, { ...gpu, subgroupMatrixConfigs: [f16] })).toBe(
+    expect(MATMUL.unavailable!("mma128i8", { ...int8, K: MMA_I8_MAX_K }, gpu)).toBeUndefined();
+    expect(MATMUL.unavailable!("mma128i8", { ...int8, K: MMA_I8_MAX_K + 1 }, gpu)).toBe(`needs K at most ${MMA_I8_MAX_K}, whose digit products an i32 holds, got K = ${MMA_I8_MAX_K + 1}`);
+    expect(MATMUL.unavailable!("mma64i8", { ...shape, f16: true }, gpu)).toMatch(/rather than f16 inputs' rounding/);
+    expect(MATMUL.unavailable!("mma64i8", int8, { ...gpu, subgroupMatrixConfigs: [f16] })).toBe(
       `needs subgroup matrices of i8 into i32 (${SUBGROUP_MATRIX_FEATURE}), which ${real.adapterInfo.description} lacks`,
     );
-    expect(MATMUL.unavailable!("mma64i8", shape, { ...gpu, subgroupMatrixConfigs: [{ ...i8, K: 64 }] })).toMatch(/needs subgroup matrices of i8/);
+    expect(MATMUL.unavailable!("mma64i8", int8, { ...gpu, subgroupMatrixConfigs: [{ ...i8, K: 64 }] })).toMatch(/needs subgroup matrices of i8/);
     expect(MATMUL.defaultVersion({ ...shape, M: 12608, N: 2304 }, gpu)).toBe("tiled128");
+    expect(MATMUL.defaultVersion({ ...int8, M: 12608, N: 2304 }, gpu)).toBe("mma128i8");
     expect(MMA_I8_MAX_K * 3 * 64 * 64).toBeLessThanOrEqual(2 ** 31 - 1);
   });
 
@@ -240,7 +243,7 @@ describe("matmul mma int8: emulated on the CPU driver", () => {
       const b = randu((s.shared ? 1 : s.batch) * s.K * s.N, s.N + s.K + 1).map((v, i) => v * 2 ** ((i % s.N) % 7 - 3));
       const want = matmulRef(a, b, { batch: s.batch, M: s.M, K: s.K, N: s.N, sharedB: s.shared });
       const [at, bt] = stored(a, b, l, s);
-      const y = matmulForward(at, bt, { ...l, version });
+      const y = matmulForward(at, bt, { ...l, version, inputs: "int8" });
       const worst = expectWithinSliceBound(`y (${version})`, await y.data(), want, a, b, s);
       expect(worst).toBeGreaterThan(0); // not an f32 product's result by accident of the data
       for (const t of [at, bt, y]) t.dispose();
@@ -261,7 +264,7 @@ describe("matmul mma int8: emulated on the CPU driver", () => {
     const resData = randu(B * M * N, 4);
     const preact = Tensor.empty([B, M, N]);
     const rowSums = Tensor.empty([B, M]);
-    const opts: MatmulOptions = { version, transB: true, gelu: true, preact, bias: Tensor.fromArray(biasData, [N]), residual: Tensor.fromArray(resData, [B, M, N]), rowSums };
+    const opts: MatmulOptions = { version, inputs: "int8", transB: true, gelu: true, preact, bias: Tensor.fromArray(biasData, [N]), residual: Tensor.fromArray(resData, [B, M, N]), rowSums };
     const z = z0.map((v, i) => v + biasData[i % N]);
     const y = await matmulForward(at, bt, opts).data();
     // gelu' <= 1.13 and the bias and residual add f32 roundings: the bound's margin covers them.
@@ -269,10 +272,10 @@ describe("matmul mma int8: emulated on the CPU driver", () => {
     expectWithinSliceBound("preact", await preact.data(), z, a, bKN, s, 1e-6);
     expectClose("rowSums", await rowSums.data(), range(B * M).map((r) => a.subarray(r * K, (r + 1) * K).reduce((x, v) => x + v, 0)), { atol: 1e-5, rtol: 1e-5 });
     const pre = randu(B * M * N, 5, -4, 4);
-    const dg = matmulForward(at, bt, { version, transB: true, dgelu: Tensor.fromArray(pre, [B, M, N]) });
+    const dg = matmulForward(at, bt, { version, inputs: "int8", transB: true, dgelu: Tensor.fromArray(pre, [B, M, N]) });
     expectWithinSliceBound("dgelu", await dg.data(), z0.map((v, i) => v * geluGrad(pre[i])), a, bKN, s, 1e-6);
     const out = Tensor.fromArray(resData, [B, M, N]);
-    matmulForward(at, bt, { version, transB: true, out, accumulate: true });
+    matmulForward(at, bt, { version, inputs: "int8", transB: true, out, accumulate: true });
     expectWithinSliceBound("accumulate", await out.data(), z0.map((v, i) => v + resData[i]), a, bKN, s, 1e-6);
   });
 
@@ -285,13 +288,13 @@ describe("matmul mma int8: emulated on the CPU driver", () => {
     const b = Tensor.fromArray(bData, [s.N, s.K]);
     const check = async (label: string, dispatches: number) => {
       const before = runtime().batch.stats.dispatches;
-      const y = matmulForward(a, b, { transB: true, version: "mma64i8" });
+      const y = matmulForward(a, b, { transB: true, version: "mma64i8", inputs: "int8" });
       expect(runtime().batch.stats.dispatches - before, label).toBe(dispatches);
       const bKN = transpose(bData, 1, s.N, s.K);
       expectWithinSliceBound(label, await y.data(), matmulRef(aData, bKN, { batch: 1, M: s.M, K: s.K, N: s.N }), aData, bKN, s);
       y.dispose();
     };
-    runtime().batch.dryRun(() => matmulForward(a, b, { transB: true, version: "mma64i8" }).dispose());
+    runtime().batch.dryRun(() => matmulForward(a, b, { transB: true, version: "mma64i8", inputs: "int8" }).dispose());
     await check("first product (the dry run kept nothing)", 3);
     await check("b unchanged", 2);
     bData = randu(s.N * s.K, 7);
@@ -310,7 +313,7 @@ describe("matmul mma int8: emulated on the CPU driver", () => {
     const b = randu(s.K * s.N, 8);
     a[3 * s.K + 5] = NaN;
     b[4 * s.N + 9] = -Infinity;
-    const y = await matmulForward(Tensor.fromArray(a, [s.M, s.K]), Tensor.fromArray(b, [s.K, s.N]), { version: "mma64i8" }).data();
+    const y = await matmulForward(Tensor.fromArray(a, [s.M, s.K]), Tensor.fromArray(b, [s.K, s.N]), { version: "mma64i8", inputs: "int8" }).data();
     for (let m = 0; m < s.M; m++) {
       for (let n = 0; n < s.N; n++) expect(Number.isNaN(y[m * s.N + n])).toBe(m === 3 || n === 9);
     }

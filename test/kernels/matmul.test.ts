@@ -5,7 +5,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { gatherOuter, matmulForward, splitK, type MatmulOptions } from "../../kernels/matmul.js";
 import { im2colIndex } from "../../kernels/im2col.js";
-import { MATMUL, MATMUL_TILINGS, type MatmulShape, type MatmulVersion } from "../../kernels/registry.js";
+import { MATMUL, MATMUL_TILINGS, MMA_I8_MAX_K, type MatmulShape, type MatmulVersion } from "../../kernels/registry.js";
 import { runtime } from "../../engine/runtime.js";
 import { sgdUpdates } from "../../kernels/optim.js";
 import { traceDry } from "../../engine/trace.js";
@@ -87,20 +87,22 @@ function operands(s: Shape, l: MatmulOptions): [Tensor, Tensor] {
 
 const label = (s: Shape) => `${s.batch.length ? `[${s.batch.join(",")}]x` : ""}${s.M}x${s.K}x${s.N}${s.sharedB ? "" : " (batched b)"}`;
 
-// The mma versions run where the adapter lists f32 x f32 -> f32 subgroup matrices (Apple GPUs) and are skipped
-// elsewhere, saying why.
-const unavailable = (version: MatmulVersion, f16: boolean) =>
-  MATMUL.unavailable!(version, { M: 1, K: 1, N: 1, transA: false, transB: false, batch: 1, f16 }, runtime().gpu);
+// The mma versions run where the adapter lists f32 x f32 -> f32 subgroup matrices (Apple GPUs), the int8 ones where
+// it lists i8 x i8 -> i32 (NVIDIA's through Dawn), and are skipped elsewhere, saying why.
+const unavailable = (version: MatmulVersion, f16: boolean, int8 = false) =>
+  MATMUL.unavailable!(version, { M: 1, K: 1, N: 1, transA: false, transB: false, batch: 1, f16, int8 }, runtime().gpu);
 describe.each([...MATMUL.versions])("matmul %s", (version) => {
+  // The int8 versions multiply only products of precision "int8" (inputs "int8"), within 2^-17 K max|a| max|b|.
+  const inputs = MATMUL_TILINGS[version].kind === "mmai8" ? "int8" : "f32";
   beforeEach((ctx) => {
-    const why = unavailable(version, false);
+    const why = unavailable(version, false, inputs === "int8");
     ctx.skip(why !== undefined, why);
   });
   for (const l of LAYOUTS) {
     for (const s of [...SHAPES, LARGE]) {
       it(`${layoutName(l)} ${label(s)}`, async () => {
         const [a, b] = operands(s, l);
-        const y = matmulForward(a, b, { ...l, version });
+        const y = matmulForward(a, b, { ...l, version, inputs });
         expect(y.shape).toEqual([...s.batch, s.M, s.N]);
         expectClose(`y (${version} ${layoutName(l)} ${label(s)})`, await y.data(), data(s).y, tol(s.K));
         for (const t of [a, b, y]) t.dispose();
@@ -115,7 +117,7 @@ describe.each([...MATMUL.versions])("matmul %s", (version) => {
       const [a, b] = operands(s, l);
       const batch = s.batch.reduce((x, y) => x * y, 1);
       const rowSums = Tensor.empty([...s.batch, s.M]);
-      const y = matmulForward(a, b, { ...l, version, rowSums });
+      const y = matmulForward(a, b, { ...l, version, inputs, rowSums });
       expectClose("y", await y.data(), data(s).y, tol(s.K));
       const logical = data(s).a; // (batch, M, K)
       const want = Array.from({ length: batch * s.M }, (_, r) => logical.slice(r * s.K, (r + 1) * s.K).reduce((x, v) => x + v, 0));
@@ -138,7 +140,7 @@ describe.each([...MATMUL.versions])("matmul %s", (version) => {
             const n = 2 * E.M * E.N;
             const biasData = randu(E.N, 7, -2, 2);
             const resData = randu(n, 8);
-            const opts: MatmulOptions = { version, gelu: act !== "none" };
+            const opts: MatmulOptions = { version, inputs, gelu: act !== "none" };
             if (bias) opts.bias = Tensor.fromArray(biasData, [E.N]);
             if (act === "gelu+preact") opts.preact = Tensor.empty([2, E.M, E.N]);
             if (residual) opts.residual = Tensor.fromArray(resData, [2, E.M, E.N]);
@@ -158,7 +160,7 @@ describe.each([...MATMUL.versions])("matmul %s", (version) => {
       it(`${N}: dgelu ${layoutName(l)}`, async () => {
         const [a, b] = operands(E, l);
         const pre = randu(2 * E.M * E.N, 12, -4, 4);
-        const y = matmulForward(a, b, { ...l, version, dgelu: Tensor.fromArray(pre, [2, E.M, E.N]) });
+        const y = matmulForward(a, b, { ...l, version, inputs, dgelu: Tensor.fromArray(pre, [2, E.M, E.N]) });
         expectClose("y", await y.data(), data(E).y.map((v, i) => v * geluGrad(pre[i])), tol(E.K));
       });
     }
@@ -167,9 +169,9 @@ describe.each([...MATMUL.versions])("matmul %s", (version) => {
       const [a, b] = operands(E, { transB: true });
       const old = randu(2 * E.M * E.N, 9);
       const out = Tensor.fromArray(old, [2, E.M, E.N]);
-      expect(matmulForward(a, b, { transB: true, out, accumulate: true, version })).toBe(out);
+      expect(matmulForward(a, b, { transB: true, out, accumulate: true, version, inputs })).toBe(out);
       expectClose("out += a·b", await out.data(), data(E).y.map((v, i) => v + old[i]), tol(E.K));
-      matmulForward(a, b, { transB: true, out, version });
+      matmulForward(a, b, { transB: true, out, version, inputs });
       expectClose("out = a·b", await out.data(), data(E).y, tol(E.K));
     });
 
@@ -178,7 +180,7 @@ describe.each([...MATMUL.versions])("matmul %s", (version) => {
       const old = randu(2 * E.M * E.N, 10);
       const out = Tensor.fromArray(old, [2, E.M, E.N]);
       const biasData = randu(E.N, 11);
-      matmulForward(a, b, { out, residual: out, bias: Tensor.fromArray(biasData, [E.N]), version });
+      matmulForward(a, b, { out, residual: out, bias: Tensor.fromArray(biasData, [E.N]), version, inputs });
       expectClose("out", await out.data(), data(E).y.map((v, i) => v + biasData[i % E.N] + old[i]), tol(E.K));
     });
   }
@@ -535,10 +537,17 @@ describe("matmul errors", () => {
     expect(() => matmulForward(t([4, 5]), t([6, 3]))).toThrow("matmul: expected matching inner dimensions, got a (4, 5) and b (6, 3)");
     expect(() => matmulForward(t([2, 4, 5]), t([3, 4]), { transB: true })).toThrow("got a (2, 4, 5) and b (3, 4) transB (K 5 vs 4)");
   });
-  it("rejects an unknown inputs precision, and f16 inputs without shader-f16, naming the adapter", () => {
+  it("rejects an unknown inputs precision, int8 inputs without i8 subgroup matrices and f16 inputs without shader-f16, naming the adapter", () => {
     const a = Tensor.fromArray([1, 2, 3, 4], [2, 2]);
-    expect(() => matmulForward(a, a, { inputs: "bf16" as "f16" })).toThrow('matmul: expected inputs "f32" or "f16", got "bf16"');
+    expect(() => matmulForward(a, a, { inputs: "bf16" as "f16" })).toThrow('matmul: expected inputs "f32", "f16", "int8", got "bf16"');
     const { gpu } = runtime();
+    const configs = gpu.subgroupMatrixConfigs;
+    gpu.subgroupMatrixConfigs = configs.filter((c) => c.componentType !== "i8");
+    try {
+      expect(() => matmulForward(a, a, { inputs: "int8" })).toThrow(`matmul: int8 inputs need subgroup matrices of i8 into i32, which ${gpu.adapterInfo.description} lacks`);
+    } finally {
+      gpu.subgroupMatrixConfigs = configs;
+    }
     const had = gpu.features.has("shader-f16");
     gpu.features.delete("shader-f16");
     try {
@@ -706,6 +715,18 @@ describe("matmul default version", () => {
     expect(defaultVersion({ ...dims(2048, 2048), gelu: true }, false)).toBe("tiled");
     expect(defaultVersion(dims(2048, 1920), false)).toBe("tiled"); // 16 x 15
     expect(defaultVersion({ ...dims(197, 197), batch: 192 }, false)).toBe("tiled128"); // attention: 2 x 2 x 192
+  });
+
+  it("at products of precision int8 takes the int8 version of that tile size (on CPU drivers too), an exact one where it cannot run", () => {
+    const i8 = { componentType: "i8", resultComponentType: "i32", M: 16, N: 16, K: 32 } as const;
+    const gpu = (isCpu: boolean) => ({ ...runtime().gpu, isCpu, subgroupMatrixConfigs: [i8] });
+    const int8 = (M: number, N: number): MatmulShape => ({ ...dims(M, N), int8: true });
+    expect(MATMUL.defaultVersion(int8(2048, 2048), gpu(false))).toBe("mma128i8");
+    expect(MATMUL.defaultVersion({ ...int8(2048, 2048), gelu: true }, gpu(false))).toBe("mma64i8");
+    expect(MATMUL.defaultVersion(int8(1576, 16), gpu(false))).toBe("mma64i8");
+    expect(MATMUL.defaultVersion(int8(1576, 16), gpu(true))).toBe("mma64i8");
+    expect(MATMUL.defaultVersion({ ...int8(2048, 2048), K: MMA_I8_MAX_K + 1 }, gpu(false))).toBe("tiled128");
+    expect(MATMUL.defaultVersion(dims(2048, 2048), gpu(false))).toBe("tiled128"); // an f32 product: never int8
   });
 
   it("counts GELU's backward (dgelu) as a GELU epilogue: the product a traced step looks up says gelu", () => {

@@ -176,7 +176,7 @@ describe("tracing", () => {
       batch.log = undefined;
     }
     expect(seen).toEqual([
-      { family: "matmul", key: "2x3x2/nn/b1", shape: { M: 2, K: 3, N: 2, transA: false, transB: false, batch: 1, gelu: false, f16: false } },
+      { family: "matmul", key: "2x3x2/nn/b1", shape: { M: 2, K: 3, N: 2, transA: false, transB: false, batch: 1, gelu: false, f16: false, int8: false } },
       { family: "rows", key: "softmax/2x3", shape: { op: "softmax", rows: 2, C: 3 } },
     ]);
     expect(batch.stats.dispatches).toBe(before);

@@ -1,5 +1,6 @@
 // kernels/tune.ts: the shapes composed versions run (unfused attention's products and softmax), the candidates
-// of a shape (approximate versions only when asked), and the timing's bookkeeping on a small row shape (the times themselves are noise at this size).
+// of a shape (matmul's int8 versions only at products of precision int8), and the timing's bookkeeping on a small
+// row shape (the times themselves are noise at this size).
 import { describe, expect, it } from "vitest";
 import { runtime } from "../../engine/runtime.js";
 import { Rng } from "../../util/random.js";
@@ -35,16 +36,17 @@ describe("withComposedShapes", () => {
 });
 
 describe("candidates", () => {
-  it("leaves out matmul's approximate (int8) versions unless asked, where the adapter could run them", () => {
+  it("times matmul's int8 versions only at products of precision int8, beside the exact ones, where the adapter can run them", () => {
     const gpu = runtime().gpu;
     const saved = gpu.subgroupMatrixConfigs;
     gpu.subgroupMatrixConfigs = [{ componentType: "i8", resultComponentType: "i32", M: 16, N: 16, K: 32 }];
     try {
-      const shape = { family: "matmul", key: "64x64x64/nn/b1", shape: { M: 64, K: 64, N: 64, transA: false, transB: false, batch: 1 }, uses: ["full"] };
-      const all = availableVersions(MATMUL, shape.shape);
-      expect(all).toEqual(expect.arrayContaining(["mma64i8", "mma128i8"]));
-      expect(candidates(shape)).toEqual(all.filter((v) => !v.endsWith("i8")));
-      expect(candidates(shape, true)).toEqual(all);
+      const f32 = { M: 64, K: 64, N: 64, transA: false, transB: false, batch: 1 };
+      const at = (shape: object) => candidates({ family: "matmul", key: MATMUL.key(shape as never), shape });
+      const exact = at(f32);
+      expect(exact).not.toContain("mma64i8");
+      expect(at({ ...f32, int8: true })).toEqual([...exact, "mma64i8", "mma128i8"]);
+      expect(at({ ...f32, f16: true })).not.toContain("mma64i8");
     } finally {
       gpu.subgroupMatrixConfigs = saved;
     }

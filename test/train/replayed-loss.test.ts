@@ -1,8 +1,9 @@
 // Replayed training steps (train/replayed-loss.ts): a run whose steps are replayed computes what a run whose steps
 // are all run computes, bit for bit: the losses, the learning rates and every parameter, across epochs whose last
 // batch is short (run by the trainer, then captured again), a warm-up and cosine schedule (the optimiser stays
-// outside the replay), momentum, weight decay, evaluations between steps and frozen blocks (top-k: kept packs).
-import { describe, expect, it } from "vitest";
+// outside the replay), momentum, weight decay, evaluations between steps and frozen blocks (top-k: kept packs); and
+// in precision int8 (subgroup matrices emulated), whose products slice their operands in dispatches of their own.
+import { beforeEach, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { validateConfig } from "../../vit/config.js";
 import { buildVit, initialiser } from "../../vit/model.js";
@@ -13,7 +14,8 @@ import { train } from "../../train/train.js";
 import { TRAIN_DEFAULTS, type TrainSettings } from "../../train/settings.js";
 import { runtime, warnings } from "../../engine/runtime.js";
 import { evaluateAccuracy } from "../../eval/accuracy.js";
-import { useEngine } from "../helpers.js";
+import { skipWithoutF16, useEngine } from "../helpers.js";
+import { useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
 import { Tensor } from "../../engine/tensor.js";
 import * as ops from "../../autograd/ops.js";
 import { PATTERNS, useSyntheticData } from "./synthetic.js";
@@ -24,7 +26,7 @@ const CONFIG = validateConfig({ imageSize: 8, patchSize: 4, width: 16, depth: 2,
 const data = useSyntheticData("replayed-loss-test-", { size: 8, perClass: { train: 7, test: 3 }, seed: 2 });
 
 // One training run, its steps replayed or not; returns its metrics and final parameters.
-async function run(dir: string, replay: boolean, strategy: string, uploads = false) {
+async function run(dir: string, replay: boolean, strategy: string, uploads = false, precision: "f32" | "int8" = "f32") {
   const { settings } = runtime();
   const outer = settings.replay;
   settings.replay = replay;
@@ -37,7 +39,7 @@ async function run(dir: string, replay: boolean, strategy: string, uploads = fal
     if (x.shape[0] === 5 || x.shape[0] === 2) forwards++;
     return forward(uploads ? ops.add(x, Tensor.fromArray(new Float32Array(x.size), x.shape)) : x);
   };
-  const s: TrainSettings = { ...TRAIN_DEFAULTS, steps: 16, batchSize: 5, lr: 0.05, warmupSteps: 3, weightDecay: 0.01, evalEvery: 5, lossEvery: 4 };
+  const s: TrainSettings = { ...TRAIN_DEFAULTS, steps: 16, batchSize: 5, lr: 0.05, warmupSteps: 3, weightDecay: 0.01, evalEvery: 5, lossEvery: 4, precision };
   try {
     const r = await train({
       model,
@@ -87,5 +89,21 @@ describe("replayed training steps", () => {
       ...Array(4).fill(evaluation),
     ]);
     expect(refused.forwards).toBe(16 + 1); // the refused capture ran its step twice
+  });
+});
+
+describe("replayed training steps in precision int8 (subgroup matrices emulated)", () => {
+  useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } });
+  beforeEach((ctx) => skipWithoutF16(ctx));
+  it("train as the run steps do, bit for bit", async () => {
+    const warned = warnings.length;
+    const ran = await run("int8-ran", false, "full", false, "int8");
+    const replayed = await run("int8-replayed", true, "full", false, "int8");
+    expect(replayed.metrics).toEqual(ran.metrics);
+    for (const [name, values] of ran.params) expect(replayed.params.get(name), name).toEqual(values);
+    expect(warnings.length).toBe(warned);
+    expect([ran.forwards, replayed.forwards]).toEqual([16, 1 + 2 + 1 + 1 + 2]);
+    const f32 = await run("int8-f32", true, "full");
+    expect(ran.metrics.map((m) => m.loss)).not.toEqual(f32.metrics.map((m) => m.loss)); // the products were int8's
   });
 });

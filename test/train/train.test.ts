@@ -466,25 +466,25 @@ describe("train with precision f16, attention on subgroup matrices (emulated)", 
   });
 });
 
-// The products on int8 tensor cores: every matmul forced to mma64i8 (subgroup matrices emulated on the CPU driver at
-// NVIDIA's subgroup size), f32 training otherwise; its products differ from f32 ones by up to 2^-17 K max|a| max|b|
-// (kernels/int8-slices.ts). MEASURED_GAP_I8 is the largest gap between the two loss curves over 36 steps, in which
-// the loss falls from 2.0 to 0.41 (2026-12-05; precision f16 left a gap of 7.8e-4 in the test above); the bound is
-// ten times it.
+// Precision int8: the products on int8 tensor cores (subgroup matrices emulated on the CPU driver at NVIDIA's
+// subgroup size), each within 2^-17 K max|a| max|b| of the exact product (kernels/int8-slices.ts), training
+// otherwise f32's. MEASURED_GAP_I8 is the largest gap between the two loss curves over 36 steps, in which the loss
+// falls from 2.0 to 0.41 (2026-12-05; precision f16 left a gap of 7.8e-4 in the test above); the bound is ten times
+// it.
 const MEASURED_GAP_I8 = 1.8e-6;
-describe("train with every product on int8 subgroup matrices (emulated)", () => {
+describe("train with precision int8 (subgroup matrices emulated)", () => {
   useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } });
   beforeEach((ctx) => skipWithoutF16(ctx));
-  it("follows the f32 products' loss curve within the stated bound", async () => {
-    const run = async (version?: string) => {
+  it("runs every product as int8 slices and follows the f32 loss curve within the stated bound", async () => {
+    const run = async (precision: "f32" | "int8") => {
       const model = buildVit(CONFIG, initialiser(3));
       const trainable = applyStrategy(model, { kind: "full" }, 6, 4);
-      const o = setup(`products-${version ?? "f32"}`, { steps: 36, optimizer: "adamw", lr: 0.01, warmupSteps: 3, evalEvery: 36, lossEvery: 36 }, { model, trainable });
-      const { losses, pipelines } = await trainSeeingPipelines(o, version ? { family: "matmul", version } : undefined);
+      const o = setup(`products-${precision}`, { steps: 36, optimizer: "adamw", lr: 0.01, warmupSteps: 3, evalEvery: 36, lossEvery: 36, precision }, { model, trainable });
+      const { losses, pipelines } = await trainSeeingPipelines(o);
       return { losses, versions: new Set(pipelines.filter((p) => p.name === "matmul").map((p) => p.version)) };
     };
-    const f32 = await run();
-    const i8 = await run("mma64i8");
+    const f32 = await run("f32");
+    const i8 = await run("int8");
     expect([...i8.versions]).toEqual(["mma64i8"]);
     expect(f32.versions.has("mma64i8")).toBe(false);
     const gap = Math.max(...i8.losses.map((l, i) => Math.abs(l - f32.losses[i])));
@@ -494,10 +494,14 @@ describe("train with every product on int8 subgroup matrices (emulated)", () => 
 });
 
 describe("train's precision key", () => {
-  it("refuses an unknown precision, and f16 on an adapter without shader-f16, naming the key and the adapter", async () => {
+  it("refuses an unknown precision, f16 on an adapter without shader-f16 and int8 without i8 subgroup matrices, naming the key and the adapter", async () => {
     const o = setup("bad-precision", { precision: "bf16" as "f16" });
-    await expect(train(o)).rejects.toThrow('train: expected precision (training.precision) to be one of f32, f16, got "bf16"');
+    await expect(train(o)).rejects.toThrow('train: expected precision (training.precision) to be one of f32, f16, int8, got "bf16"');
     dispose(o);
+    expect(runtime().gpu.subgroupMatrixConfigs.some((c) => c.componentType === "i8")).toBe(false); // the CPU driver
+    const i8 = setup("no-i8", { precision: "int8" });
+    await expect(train(i8)).rejects.toThrow(`train: precision "int8" (training.precision) needs subgroup matrices of i8 into i32, which ${runtime().gpu.adapterInfo.description} lacks`);
+    dispose(i8);
     const { gpu } = runtime();
     const had = gpu.features.delete("shader-f16");
     try {
