@@ -9,7 +9,7 @@ import type { DatasetIdentity } from "../data/dataset.js";
 import { strategyName } from "../peft/strategy.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { type KnnScores, type StudyResults, resultsJson } from "./results.js";
-import { ratesFor } from "./config.js";
+import { type StudyConfig, ratesFor } from "./config.js";
 import { type FigureSpec, renderPng, renderSvg } from "../plot/render.js";
 import { figure2Spec } from "./figures/figure2.js";
 import { forgettingCurveSpec } from "./figures/forgetting-curve.js";
@@ -89,8 +89,8 @@ export function tableMarkdown(r: StudyResults): string {
     "What was measured:",
     `- Backbone: ${r.notes.backbone}. Images at ${r.notes.imageSize} px.`,
     val
-      ? `- Transfer accuracy: top-1 of the linear head on ${describeData(d.transferTest)}, at the checkpoint chosen on transfer.val (${describeData(d.transferVal)}): the best of its evaluations every ${r.config.training.evalEvery} steps of ${r.config.training.steps} (fine-tuned on ${describeData(d.transferTrain)}, batch ${r.config.training.batchSize}, ${r.config.training.optimizer}). No test image chose a checkpoint or a learning rate.`
-      : `- Transfer accuracy: top-1 of the linear head on ${describeData(d.transferTest)}, the best of the evaluations every ${r.config.training.evalEvery} steps of ${r.config.training.steps} (fine-tuned on ${describeData(d.transferTrain)}, batch ${r.config.training.batchSize}, ${r.config.training.optimizer}); the test images chose the checkpoint, as in the paper.`,
+      ? `- Transfer accuracy: top-1 of the linear head on ${describeData(d.transferTest)}, at the checkpoint chosen on transfer.val (${describeData(d.transferVal)}): the best of its evaluations every ${r.config.training.evalEvery} steps of ${r.config.training.steps} (fine-tuned on ${describeData(d.transferTrain)}, ${trainingText(r.config.training)}). No test image chose a checkpoint or a learning rate.`
+      : `- Transfer accuracy: top-1 of the linear head on ${describeData(d.transferTest)}, the best of the evaluations every ${r.config.training.evalEvery} steps of ${r.config.training.steps} (fine-tuned on ${describeData(d.transferTrain)}, ${trainingText(r.config.training)}); the test images chose the checkpoint, as in the paper.`,
     `- Source k-NN accuracy: DINO's weighted ${r.reportK}-NN top-1 (T = ${r.temperature}) of that best checkpoint's backbone, bank ${describeData(d.bank)}, queries ${describeData(d.queries)}.`,
     `- Learning rates tried: ${learningRatesText(r)}; each row shows the one with the best ${r.selectBy === "transfer" ? "" : "mean of source k-NN and "}${val ? "val accuracy" : "transfer accuracy"}${seeds > 1 ? `, mean ± std over ${seeds} seeds` : ` (seed ${r.config.seeds[0]})`}.`,
     "- #Trainable params: the tensors actually updated, the new linear head included (results.json also has the paper's counting).",
@@ -104,6 +104,12 @@ export function tableMarkdown(r: StudyResults): string {
   if (r.missing.length > 0) lines.push(`- Not finished when this report was written, so left out: ${r.missing.join(", ")}.`);
   lines.push("");
   return lines.join("\n");
+}
+
+// How the cells were fine-tuned, beside the data: batch, optimiser and, where not f32, the products' precision.
+function trainingText(t: StudyConfig["training"]): string {
+  const precision = { f16: "mixed precision (f16 products)", int8: "precision int8 (products as int8 slices)" };
+  return [`batch ${t.batchSize}`, t.optimizer, ...(t.precision && t.precision !== "f32" ? [precision[t.precision]] : [])].join(", ");
 }
 
 // ---- figures ----

@@ -37,6 +37,15 @@ describe("report files", () => {
     expect(md).not.toContain("Not finished");
   });
 
+  it("says how the cells were fine-tuned: batch, optimiser, and the products' precision where it is not f32", () => {
+    expect(tableMarkdown(r)).toContain(`batch ${config.training.batchSize}, ${config.training.optimizer})`);
+    expect(tableMarkdown(r)).not.toContain("precision");
+    const int8 = summarize({ ...config, training: { ...config.training, precision: "int8" } }, baseline, cells, notes);
+    expect(tableMarkdown(int8)).toContain(`batch ${config.training.batchSize}, ${config.training.optimizer}, precision int8 (products as int8 slices))`);
+    const f16 = summarize({ ...config, training: { ...config.training, precision: "f16" } }, baseline, cells, notes);
+    expect(tableMarkdown(f16)).toContain(`${config.training.optimizer}, mixed precision (f16 products))`);
+  });
+
   it("Table 1 of a study collected before every cell finished: from the finished cells, naming the missing", () => {
     const partial = summarize(config, baseline, cells.slice(0, 5), notes);
     expect(partial.missing).toEqual(["linear_lr0.1_s1", "linear_lr0.01_s0", "linear_lr0.01_s1"]);
