@@ -5,13 +5,12 @@
 // weights), gradients, optimiser state, reductions, softmax, layernorm and the losses. An op takes the precision
 // current when it runs forward, and its backward uses the same.
 // Inside withPrecision("int8", fn) the same products may run on 8-bit tensor cores instead (kernels/matmul.ts,
-// inputs "int8": f32 operands split into int8 slices, each result within 2^-17 K max|a[m, :]| max|b[:, n]| of the
-// exact product, kernels/int8-slices.ts); attention and everything else compute in f32, with no loss scaling (the
-// slices' scales take f32's range).
-import type { Precision } from "../kernels/matmul.js";
-
-export type { Precision };
-export const PRECISIONS: readonly Precision[] = ["f32", "f16", "int8"];
+// inputs "int8": f32 operands split into 3 int8 slices, each result within 2^-17 K max|a[m, :]| max|b[:, n]| of the
+// exact product, kernels/int8-slices.ts), and inside withPrecision("int8x2", fn) as 2 slices, in half the int8
+// products, within 2^-11 K max|a[m, :]| max|b[:, n]|; attention and everything else compute in f32, with no loss
+// scaling (the slices' scales take f32's range).
+export { type Precision, PRECISIONS } from "../kernels/registry.js";
+import type { Precision } from "../kernels/registry.js";
 
 let current: Precision = "f32";
 

@@ -38,7 +38,7 @@ const ATTENTION_SHAPES: Record<string, number[]> = {
 };
 
 // As test/kernels/attention.test.ts, and attention-mma.test.ts for f16 operands.
-// Precision "int8" slices only matmul's products: attention computes in f32 there, as timed here in f32.
+// Precisions "int8" and "int8x2" slice only matmul's products: attention computes in f32 there, as timed here.
 const TOL = { f32: { atol: 2e-5, rtol: 1e-4 }, f16: { atol: 4e-3, rtol: 4e-3 } };
 type AttentionPrecision = keyof typeof TOL;
 const PRECISIONS = Object.keys(TOL) as AttentionPrecision[];

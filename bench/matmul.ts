@@ -4,7 +4,7 @@
 //   layouts  nn (a · b), tn (aᵀ stored (K, M)), nt (bᵀ stored (N, K): nn.Linear's forward), tt; --layouts
 //   versions the ones meant for this device (reg* on CPU drivers, all the adapter can run on GPUs); or --version
 //   precision f32, or f16 inputs accumulated in f32 (--precision f16; the mma versions multiply only these), or
-//            int8 (--precision int8: the int8 versions beside the exact ones, as training.precision "int8" runs them)
+//            int8 or int8x2 (--precision: the int8 versions beside the exact ones, as training.precision runs them)
 // Each version and layout is first validated against float64 CPU products at 67x45x71 and 300x77x257 (atol = rtol =
 // 1e-4 * sqrt(K), 2e-3 * sqrt(K) with f16 inputs; int8's bound, 2^-17 K at inputs within 1, is within the first
 // there). Then per case one warm-up run (pipeline compile, packing), then --reps timed runs, each a few
@@ -267,15 +267,15 @@ async function timeShape(M: number, K: number, N: number, layouts: string[], ver
 export const matmul: Command = {
   summary: "matmul GFLOP/s per shape, layout and version",
   usage: `usage: node dist/run.js bench matmul [--json] [--version V,...] [--shapes MxKxN,...] [--layouts nn,tn,nt,tt] [--reps N] [--no-tfjs]
-       [--precision f32|f16|int8]
+       [--precision f32|f16|int8|int8x2]
 
   --version   versions to time (default: reg* on CPU drivers, all the adapter can run on GPUs); one of ${MATMUL.versions.join(", ")}
   --shapes    M x K x N products (default: ${SHAPES.join(", ")})
   --layouts   nn, tn (a stored transposed), nt (b stored transposed), tt (default: nn)
   --reps      timed runs per case (default: 5, or 3 above 10 GFLOP per product)
   --no-tfjs   skip the comparison with TensorFlow.js's WebGPU backend on the same device
-  --precision f16: a and b read in f16, accumulated in f32 (mixed precision; the mma versions need it); int8: the
-              products of training.precision "int8" (the int8 versions need it); default f32
+  --precision f16: a and b read in f16, accumulated in f32 (mixed precision; the mma versions need it); int8, int8x2:
+              the products of that training.precision (the int8 versions need one of them); default f32
   --json      print the rows as JSON`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
@@ -292,7 +292,7 @@ export const matmul: Command = {
     const { gpu } = await initEngine();
     checkPrecision("bench matmul", "--precision", inputs);
     const f16 = inputs === "f16";
-    const runnable = (v: MatmulVersion) => !MATMUL.unavailable!(v, { M: 1, K: 1, N: 1, transA: false, transB: false, batch: 1, f16, int8: inputs === "int8" }, gpu);
+    const runnable = (v: MatmulVersion) => !MATMUL.unavailable!(v, { M: 1, K: 1, N: 1, transA: false, transB: false, batch: 1, inputs }, gpu);
     const versions: string[] = flags.version ?? MATMUL.versions.filter((v) => (!gpu.isCpu || v.startsWith("reg")) && runnable(v));
     if (!flags.json) console.log(deviceLine());
     for (const v of versions) {

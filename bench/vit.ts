@@ -77,8 +77,8 @@ export const vitBench: Command = {
                 it runs after the timed runs)
   --replay      also time inference and each training step replayed: its commands recorded once and encoded again
                 per run, without the host work of autograd and the kernels' wrappers (engine/replay.ts)
-  --precision   f32 (default), f16 (the products' inputs in f16, with loss scaling) or int8 (the products on 8-bit
-                tensor cores as int8 slices), as training.precision`,
+  --precision   f32 (default), f16 (the products' inputs in f16, with loss scaling), int8 or int8x2 (the products on
+                8-bit tensor cores as 3 or 2 int8 slices), as training.precision`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
     const name = flags.model ?? "vit-s16";

@@ -23,12 +23,12 @@ export function mixedPrecisionLine(gpu: Gpu): string {
   return `f16 products; ${f ? `tensor-core products and attention (mma versions) with f16 x f16 -> f32 ${f.M}x${f.N}x${f.K}` : "no subgroup matrix of f16 into f32 for the mma versions"}`;
 }
 
-// Whether the products can run on 8-bit tensor cores here (training.precision "int8"): matmul's int8 versions need an
+// Whether the products can run on 8-bit tensor cores here (training.precision "int8", "int8x2"): matmul's int8 versions need an
 // i8 x i8 -> i32 subgroup matrix (kernels/registry.ts mmaI8Fragment), which NVIDIA's Vulkan driver lists through Dawn.
 export function int8ProductsLine(gpu: Gpu): string {
   const f = mmaI8Fragment(gpu);
-  if (!f) return 'no (no subgroup matrix of i8 into i32: training.precision "int8" needs one)';
-  return `precision "int8": mma64i8, mma128i8 with i8 x i8 -> i32 ${f.M}x${f.N}x${f.K}, f32 products within 2^-17 K max|a| max|b|`;
+  if (!f) return 'no (no subgroup matrix of i8 into i32: training.precision "int8" and "int8x2" need one)';
+  return `precision "int8" (within 2^-17 K max|a| max|b|), "int8x2" (2^-11): mma64i8, mma128i8 with i8 x i8 -> i32 ${f.M}x${f.N}x${f.K}`;
 }
 
 const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean" } as const;

@@ -74,8 +74,8 @@ export function tunedLine(key: string, entry: TuneEntry, before: string, uses: s
 export const tune: Command = {
   summary: "time the versions of each kernel family at a model's shapes and cache the winners for this adapter",
   usage: `usage: node dist/run.js tune [--model vit-s16] [--batch 8] [--classes N] [--strategies full,lora-r8]
-                             [--families matmul,rows,attention] [--precision f32|f16|int8] [--reps 2]
-                             [--json] [--dry-run]
+                             [--families matmul,rows,attention] [--precision f32|f16|int8|int8x2]
+                             [--reps 2] [--json] [--dry-run]
        node dist/run.js tune --show [--json]
        node dist/run.js tune --clear
 
@@ -85,8 +85,9 @@ export const tune: Command = {
   --strategies  the fine-tuning strategies whose training step to trace (default full; lora-rR adds its rank-r
                 products, linear and top-K run fewer of the model's shapes)
   --families    which kernel families to tune: ${FAMILY_NAMES.join(", ")} (default all)
-  --precision   f32 (default), f16 or int8: tune the shapes of a training step with that training.precision (int8:
-                matmul's int8 versions beside the exact ones, at shapes of their own that only such runs use)
+  --precision   f32 (default), f16, int8 or int8x2: tune the shapes of a training step with that training.precision
+                (int8, int8x2: matmul's int8 versions beside the exact ones, at shapes of their own that only such
+                runs use)
   --reps        timed runs per surviving candidate (default 2); candidates over ${DROP_FACTOR}x the best first run stop early
   --json        print the results (or the cache, with --show) as JSON
   --dry-run     list the shapes and candidates, time nothing, write nothing

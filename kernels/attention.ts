@@ -39,9 +39,8 @@
 // attentionProbs materialises P (B, H, N, N) for research dumps only: one invocation per entry, from lse.
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
-import { ATTENTION, type AttentionShape, type AttentionVersion, fragmentKey, fusedAttentionDefault, laneBroadcast, mmaAttentionPlan, resolveVersion } from "./registry.js";
+import { ATTENTION, type AttentionShape, type AttentionVersion, PRECISIONS, type Precision, fragmentKey, fusedAttentionDefault, laneBroadcast, mmaAttentionPlan, resolveVersion } from "./registry.js";
 import { encodeMmaAttention } from "./attention-mma.js";
-import type { Precision } from "./matmul.js";
 import { type UnfusedSaved, unfusedBackward, unfusedForward } from "./attention-unfused.js";
 import { FLAT_GROUP, grid1d, mainEntry, range, uniformStruct } from "./wgsl.js";
 import { ATTENTION_FIELDS, attentionUniform, headFrame } from "./attention-frame.js";
@@ -54,7 +53,7 @@ type Pass = "forward" | "dq" | "dkdv" | "dqkv";
 export interface AttentionOptions {
   scale?: number; // default 1/sqrt(D)
   queries?: number; // only the first `queries` tokens of each sequence as queries, o (B, queries, H*D); default N
-  inputs?: Precision; // "f16": the products' operands in f16, accumulated in f32, where the version is mma (else f32); "int8": f32
+  inputs?: Precision; // "f16": the products' operands in f16, accumulated in f32, where the version is mma (else f32); "int8", "int8x2": f32
   version?: string; // a version of kernels/registry.ts ATTENTION; default: resolved for the shape
 }
 
@@ -424,7 +423,7 @@ function fusedForward(qkv: Tensor, dims: Dims, version: Fused, scale: number): {
 // attentionBackward needs (release it with releaseSaved when no backward follows). The fused kernels take fewer
 // queries as they are (dk and dv still over every key, dq zero past them); unfused runs every query and slices.
 export function attentionForward(qkv: Tensor, heads: number, opts: AttentionOptions = {}): { o: Tensor; saved: AttentionSaved } {
-  if (opts.inputs !== undefined && !["f32", "f16", "int8"].includes(opts.inputs)) throw new Error(`attention: expected inputs "f32", "f16" or "int8", got "${opts.inputs}"`);
+  if (opts.inputs !== undefined && !PRECISIONS.includes(opts.inputs)) throw new Error(`attention: expected inputs ${PRECISIONS.map((p) => `"${p}"`).join(", ")}, got "${opts.inputs}"`);
   const f16 = opts.inputs === "f16";
   const dims = callDims(qkv, heads, opts.queries, f16);
   const version = resolveVersion(ATTENTION, dims, opts.version);

@@ -4,23 +4,27 @@
 // Ootomo, Ozaki and Yokota run f64 products on int8 units ("DGEMM on integer matrix multiplication unit", 2024).
 //
 // Each row r of op(x) (R rows of K, k along the row) gets an exponent e_r, the least with max_k |x[r, k]| < 2^e_r,
-// and I8_SLICES (3) signed digits per element in base 128, balanced (each in [-64, 64]):
+// and S signed digits per element in base 128 (S slices: 3, or 2 for half the products), balanced (each in
+// [-64, 64]):
 //
 //   v = x * 2^(6 - e_r)           (|v| < 64, exact: a power of two)
-//   d0 = round(v),  v1 = (v - d0) * 128,  d1 = round(v1),  d2 = round((v1 - d1) * 128)
-//   x = 2^e_r * (d0 * 2^-6 + d1 * 2^-13 + d2 * 2^-20) + err,  |err| <= 2^e_r * 2^-21 <= max_k |x[r, k]| * 2^-20
+//   d0 = round(v),  v1 = (v - d0) * 128,  d1 = round(v1),  v2 = (v1 - d1) * 128,  d2 = round(v2), ...
+//   x = 2^e_r * (d0 * 2^-6 + d1 * 2^-13 + ... + d_(S-1) * 2^(-6 - 7(S-1))) + err,  |err| <= 2^e_r * 2^-7S
 //
 // (round: to nearest, ties to even; every step is exact in f32.) A product sums the digit products of slices i and j
-// with i + j <= 2 exactly in i32, one sum per i + j, and scales each row and column once (kernels/matmul.ts
-// mmaI8Wgsl): 6 products of int8 matrices for one of f32. Per k, the dropped digit products (i + j > 2) are below
-// 2^-20 and each operand's err times the other below 2^-21, in units of 2^(e_m + e_n) < 4 max|a[m, :]| max|b[:, n]|:
-// y[m, n] is within 2^-17 K max_k |a[m, k]| max_k |b[k, n]| of the exact product, besides f32 rounding. A row with a
-// value that is not finite gets the scale NaN, so that its products come out NaN rather than finite garbage: a loss
-// scaler's overflow check and training's divergence check see them. Exponents below MIN_EXPONENT are raised to it (2^(6 - e) must be an f32),
-// which costs digits only in rows whose largest value is below 2^-101.
+// with i + j < S exactly in i32, one sum per i + j, and scales each row and column once (kernels/matmul.ts
+// mmaI8Wgsl): S(S + 1)/2 products of int8 matrices for one of f32, 6 with 3 slices, 3 with 2. Per k, in units of
+// 2^(e_m + e_n) = max|a[m, :]| max|b[:, n]| / (ρ_m ρ_n) with ρ = max / 2^e in [1/2, 1), the dropped digit products
+// (i + j >= S) come to at most D = 2^-20 (1 + 2^-8) with 3 slices, 2^-14 with 2, and each operand's err times the
+// other's value to 2^-7S ρ; the worst case is ρ = 1/2, 4 D + 4 * 2^-7S: y[m, n] is within
+// 2^-SLICE_BOUND[S] K max_k |a[m, k]| max_k |b[k, n]| of the exact product, besides f32 rounding: 2^-17 with 3
+// slices (0.75 of it), 2^-11 with 2. A row with a value that is not finite gets the scale NaN, so that its products
+// come out NaN rather than finite garbage: a loss scaler's overflow check and training's divergence check see them.
+// Exponents below MIN_EXPONENT are raised to it (2^(6 - e) must be an f32), which costs digits only in rows whose
+// largest value is below 2^-101.
 //
 // Layout, per batch entry, in 4-byte words: R4 = R rounded up to 4 words of scales (f32 bits of 2^e_r, or NaN), then
-// slice 0's rows, slice 1's, slice 2's, each row W = ceil(K / 16) * 4 words of 4 digits (k ascending from the low
+// slice 0's rows, slice 1's, ..., each row W = ceil(K / 16) * 4 words of 4 digits (k ascending from the low
 // byte, zero past K): every row a whole number of vec4s, so that the product stages them as vec4s.
 //
 // One workgroup per 16 rows of a batch entry, 16 threads per row along k. kAlong (x stored (R, K)): consecutive
@@ -31,21 +35,24 @@ import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { FLAT_GROUP, grid1d, mainEntry, packUniform, range, storageBindings, uniformStruct } from "./wgsl.js";
 
-export const I8_SLICES = 3;
+export type SliceCount = 2 | 3;
+// -log2 of the product's bound in units of K max|a[m, :]| max|b[:, n]| (see the header), per slice count.
+export const SLICE_BOUND: Record<SliceCount, number> = { 2: 11, 3: 17 };
 const MIN_EXPONENT = -100;
 const ROWS = 16; // rows of op(x) per workgroup
 const LANES = 16; // threads per row
 
 const FIELDS = { R: "u32", K: "u32", W: "u32", R4: "u32", stride: "u32", groupsR: "u32", groups: "u32" } as const;
 
-// Words of one batch entry's slices, and where its parts start: R4 scales, then I8_SLICES slices of R rows of W words.
-export function int8SliceLayout(R: number, K: number): { R4: number; W: number; stride: number } {
+// Words of one batch entry's slices, and where its parts start: R4 scales, then `slices` slices of R rows of W words.
+export function int8SliceLayout(R: number, K: number, slices: SliceCount): { R4: number; W: number; stride: number } {
   const R4 = Math.ceil(R / 4) * 4;
   const W = Math.ceil(K / 16) * 4;
-  return { R4, W, stride: R4 + I8_SLICES * R * W };
+  return { R4, W, stride: R4 + slices * R * W };
 }
 
-function wgsl(spec: { kAlong: boolean }): string {
+function wgsl(spec: { kAlong: boolean; slices: SliceCount }): string {
+  const S = spec.slices;
   const threads = ROWS * LANES;
   // x[bat][r][k] (kAlong) or x[bat][k][r].
   const at = (k: string) => (spec.kAlong ? `inBase + r * p.K + ${k}` : `inBase + (${k}) * p.R + r`);
@@ -97,23 +104,25 @@ ${mainEntry(threads)}
   for (var w = kk; w < p.W; w += ${LANES}u) {
     let k = 4u * w;
     let v0 = vec4<f32>(${[0, 1, 2, 3].map((c) => `select(0.0, x[${at(`min(k + ${c}u, p.K - 1u)`)}], k + ${c}u < p.K)`).join(", ")}) * s;
-    ${range(I8_SLICES).map((i) => `let d${i} = round(v${i});${i + 1 < I8_SLICES ? `\n    let v${i + 1} = (v${i} - d${i}) * 128.0;` : ""}`).join("\n    ")}
-    ${range(I8_SLICES).map((sl) => `out[rowAt + ${sl}u * p.R * p.W + w] = ${digits(sl)};`).join("\n    ")}
+    ${range(S).map((i) => `let d${i} = round(v${i});${i + 1 < S ? `\n    let v${i + 1} = (v${i} - d${i}) * 128.0;` : ""}`).join("\n    ")}
+    ${range(S).map((sl) => `out[rowAt + ${sl}u * p.R * p.W + w] = ${digits(sl)};`).join("\n    ")}
   }
 }`;
 }
 
 // x: f32 (batch, R, K) with kAlong, else (batch, K, R) (any shape of that many elements; gathered and strided inputs
-// are materialised by the caller). Returns the slices of op(x), (batch, stride) words as i32 (int8SliceLayout).
-export function int8Slices(x: Tensor, batch: number, R: number, K: number, kAlong: boolean): Tensor {
+// are materialised by the caller). Returns the `slices` slices of op(x), (batch, stride) words as i32
+// (int8SliceLayout).
+export function int8Slices(x: Tensor, batch: number, R: number, K: number, kAlong: boolean, slices: SliceCount): Tensor {
   if (x.dtype !== "f32") throw new Error(`int8 slices: expected an f32 matrix, got ${x}`);
   if (x.size !== batch * R * K) throw new Error(`int8 slices: expected ${batch} x ${R} x ${K} elements, got ${x}`);
-  const { R4, W, stride } = int8SliceLayout(R, K);
+  if (slices !== 2 && slices !== 3) throw new Error(`int8 slices: expected 2 or 3 slices, got ${slices}`);
+  const { R4, W, stride } = int8SliceLayout(R, K, slices);
   const out = Tensor.empty([batch, stride], "i32");
   if (out.size === 0) return out;
   const groupsR = Math.ceil(R / ROWS);
   const groups = batch * groupsR;
-  const kernel = getKernel("int8-slices", { kAlong }, wgsl);
+  const kernel = getKernel("int8-slices", { kAlong, slices }, wgsl);
   const uniform = packUniform(FIELDS, { R, K, W, R4, stride, groupsR, groups });
   runtime().batch.dispatch(kernel, [out.buffer, x.buffer], uniform, grid1d(groups), x.size * 8 + out.size * 4);
   return out;

@@ -53,9 +53,9 @@
 //     cores, through chromium-experimental-subgroup-matrix) of the inputs' type, f32 accumulation (mmaWgsl).
 //   mma64i8, mma128i8 (GPUs with i8 x i8 -> i32 subgroup matrices): f32 products on 8-bit tensor cores, each operand
 //     split into int8 slices first (kernels/int8-slices.ts), 6 slice products summed exactly in i32 (mmaI8Wgsl);
-//     y within 2^-17 K max|a[m, :]| max|b[:, n]| of the exact product. Only with inputs "int8" (the precision
-//     "int8", autograd/precision.ts), whose products may run so: at such a product the resolver picks among them and
-//     every exact version, so no f32 product ever runs them.
+//     y within 2^-17 K max|a[m, :]| max|b[:, n]| of the exact product; or 2 slices, 3 products, within 2^-11 K ... .
+//     Only with inputs "int8" or "int8x2" (the precisions of autograd/precision.ts), whose products may run so: at
+//     such a product the resolver picks among them and every exact version, so no f32 product ever runs them.
 // Mixed precision (inputs "f16", autograd/precision.ts): every version rounds a and b to f16 as it loads them and
 // accumulates in f32, as PyTorch's autocast does; y, the epilogue operands and rowSums stay f32. a and b stay f32 in
 // memory and every f32 path (packs, in-place reads) applies; a cast pass per operand took a third of the default
@@ -68,8 +68,8 @@ import { fill } from "./fill.js";
 import { reduceForward } from "./reduce.js";
 import { type NormAfter, layernormForwardInto } from "./layernorm.js";
 import type { Gpu } from "../engine/device.js";
-import { I8_SLICES, int8SliceLayout, int8Slices } from "./int8-slices.js";
-import { MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, MMA_I8_SLAB, MMA_SLAB, type MatmulShape, type MatmulVersion, fragmentKey, laneBroadcast, mmaFragment, mmaI8Fragment, resolveVersion, tileShape } from "./registry.js";
+import { type SliceCount, int8SliceLayout, int8Slices } from "./int8-slices.js";
+import { INT8_SLICES, MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, MMA_I8_SLAB, MMA_SLAB, PRECISIONS, type MatmulShape, type MatmulVersion, type Precision, fragmentKey, laneBroadcast, mmaFragment, mmaI8Fragment, resolveVersion, tileShape } from "./registry.js";
 import { FLAT_GROUP, erfFunction, grid1d, packUniform, range, storageBindings, uniformStruct } from "./wgsl.js";
 
 export interface MatmulOptions {
@@ -85,7 +85,7 @@ export interface MatmulOptions {
   dgelu?: Tensor; // same shape as y: y = (a·b) * gelu'(dgelu), exact erf GELU; no other epilogue then
   version?: string; // force a version (tests and the autotuner), else resolved by kernels/registry.ts
   splitK?: number; // tiled: force this many splits of k (tests), else splitK's plan
-  inputs?: Precision; // "f16": a and b read in f16, accumulated in f32; "int8": may run as int8 slices (see the header); default "f32"
+  inputs?: Precision; // "f16": a and b read in f16, accumulated in f32; "int8", "int8x2": may run as 3 or 2 int8 slices (see the header); default "f32"
   norm?: NormAfter; // also write the layernorm of y's rows (see the header); not with dgelu
   gatherA?: OuterIndex; // a is the source of a gathered (M, K) matrix (see the header); not with transA
 }
@@ -96,8 +96,7 @@ export interface OuterIndex {
   cols: Tensor; // (K) i32
 }
 
-export type Precision = "f32" | "f16" | "int8";
-const INPUTS: readonly Precision[] = ["f32", "f16", "int8"];
+export type { Precision };
 
 // regm: the largest b (elements per batch entry, 1 MiB: an L2 cache) read in place when unaligned; see the header.
 const IN_PLACE_B_MAX = 1 << 18;
@@ -127,6 +126,7 @@ export interface MatmulSpec {
   splitRowSums: boolean; // tiled with split-K and rowSums: each split's row sums stored in y after its partial product
   dgelu: boolean; // y = acc * gelu'(dgelu[i])
   f16: boolean; // A and B rounded to f16 as loaded (h16), multiplied in f32; mma: staged as f16
+  slices: number; // mmai8: each operand's int8 slices (2 or 3); 0 otherwise
   fragment: string; // mma: the subgroup matrices' M x N x K and the subgroup size ("16x16x16/32"); "" otherwise
   vecA: boolean; // tiled*vec, mma: a's stored rows a multiple of 4 long, so A is bound and staged as vec4
   vecB: boolean; // tiled*vec, mma: the same for b
@@ -600,13 +600,13 @@ ${mmaCoords(tile, sg, subgroupsN)}
 // (MMA_I8_SLAB digits) the workgroup stages every slice's tile rows of a and columns of b in Ws, [operand][slice][row]
 // [8 words], zero outside the matrices, the next slab into registers while the current one is multiplied; a's rows
 // load as left fragments, b's columns as right fragments in column-major order. Each subgroup sums the products of
-// slices i and j (i + j < I8_SLICES) into accumulator i + j, in i32 (exact). The epilogue stores a fragment's
+// slices i and j (i + j < S, the slices) into accumulator i + j, in i32 (exact). The epilogue stores a fragment's
 // accumulators side by side in Ws (free after the loop: the staging is sized to hold them), and its lanes add them in
 // f32 scaled by 2^(-12 - 7(i + j)), smallest first, scale by the row's and the column's 2^e and finish with the shared
 // `store`. Offsets and strides of i8 fragments count bytes.
 function mmaI8Wgsl(spec: MatmulSpec, tile: number, subgroupsN: number): string {
   const { fm, fn, fk, sg, subgroups, threads, wtm, wtn, FM, FN } = mmaGeometry(spec, tile, subgroupsN);
-  const S = I8_SLICES;
+  const S = spec.slices;
   const rowBytes = MMA_I8_SLAB; // a staged row: one slab of one slice
   const operandWords = (S * tile * rowBytes) / 4;
   const vecs = operandWords / 4; // vec4<i32> per operand per slab
@@ -911,14 +911,14 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     }
   }
   const inputs = opts.inputs ?? "f32";
-  if (!INPUTS.includes(inputs)) throw new Error(`matmul: expected inputs ${INPUTS.map((i) => `"${i}"`).join(", ")}, got "${inputs}"`);
+  if (!PRECISIONS.includes(inputs)) throw new Error(`matmul: expected inputs ${PRECISIONS.map((i) => `"${i}"`).join(", ")}, got "${inputs}"`);
   const f16 = inputs === "f16";
   const { gpu } = runtime();
   if (f16 && !gpu.features.has("shader-f16")) {
     throw new Error(`matmul: f16 inputs need the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks`);
   }
-  if (inputs === "int8" && !mmaI8Fragment(gpu)) {
-    throw new Error(`matmul: int8 inputs need subgroup matrices of i8 into i32, which ${gpu.adapterInfo.description} lacks`);
+  if (INT8_SLICES[inputs] && !mmaI8Fragment(gpu)) {
+    throw new Error(`matmul: ${inputs} inputs need subgroup matrices of i8 into i32, which ${gpu.adapterInfo.description} lacks`);
   }
   if (y.size === 0) {
     if (rowSums) {
@@ -933,7 +933,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   // binding one buffer both read-only and writable in a dispatch.
   const residualIsOut = opts.residual !== undefined && opts.residual.buffer === y.buffer;
   const batch = numel(batchDims);
-  const shape: MatmulShape = { M, K, N, transA: !!opts.transA, transB: !!opts.transB, batch, gelu: !!opts.gelu || !!opts.dgelu, f16, int8: inputs === "int8" };
+  const shape: MatmulShape = { M, K, N, transA: !!opts.transA, transB: !!opts.transB, batch, gelu: !!opts.gelu || !!opts.dgelu, inputs };
   const version = resolveVersion(MATMUL, shape, opts.version);
   const tiling = MATMUL_TILINGS[version];
   // A gathered a that this version cannot read in place, materialised.
@@ -951,10 +951,11 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const frozen = shared && !b.requiresGrad;
   const kept = pack && frozen ? keptDerived(b, `matmul-pack trans=${!!opts.transB} ${K}x${N}`, () => packB(b, 1, K, N, !!opts.transB)) : undefined;
   // mmai8 multiplies op(a)'s rows and op(b)'s columns as int8 slices (kernels/int8-slices.ts).
-  const i8 = tiling.kind === "mmai8";
-  const aSlices = i8 ? int8Slices(aFull, batch, M, K, !opts.transA) : undefined;
-  const keptSlices = i8 && frozen ? keptDerived(b, `int8-slices trans=${!!opts.transB} ${K}x${N}`, () => int8Slices(b, 1, N, K, !!opts.transB)) : undefined;
-  const bSlices = i8 ? (keptSlices ?? int8Slices(b, bBatch, N, K, !!opts.transB)) : undefined;
+  const slices = tiling.kind === "mmai8" ? (INT8_SLICES[inputs] as SliceCount) : undefined; // the resolver ran it only so
+  const i8 = slices !== undefined;
+  const aSlices = i8 ? int8Slices(aFull, batch, M, K, !opts.transA, slices) : undefined;
+  const keptSlices = i8 && frozen ? keptDerived(b, `int8-slices ${slices} trans=${!!opts.transB} ${K}x${N}`, () => int8Slices(b, 1, N, K, !!opts.transB, slices)) : undefined;
+  const bSlices = i8 ? (keptSlices ?? int8Slices(b, bBatch, N, K, !!opts.transB, slices)) : undefined;
   const bRows = kept ?? (pack ? packB(b, bBatch, K, N, !!opts.transB) : b);
   const ldb = pack ? Math.ceil(N / 4) * 4 : N;
   const [tileM, tileN] = tileShape(tiling);
@@ -983,6 +984,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     splitRowSums: tiling.kind === "tiled" && splits > 1 && !!rowSums,
     dgelu: !!opts.dgelu,
     f16,
+    slices: slices ?? 0,
     fragment: tiling.kind === "mma" ? mmaFragmentKey(gpu, f16) : i8 ? fragmentKey(mmaI8Fragment(gpu)!, gpu) : "",
     vecA: staged && K > 0 && (opts.transA ? M : K) % 4 === 0,
     vecB: staged && K > 0 && (opts.transB ? K : N) % 4 === 0,
@@ -1000,7 +1002,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const splitStride = y.size + (spec.splitRowSums ? rowSums!.size : 0);
   const target = splits > 1 ? Tensor.empty([splits, splitStride]) : y;
   const eps = norm?.eps ?? 0;
-  const [strideA, strideB] = i8 ? [int8SliceLayout(M, K).stride, shared ? 0 : int8SliceLayout(N, K).stride] : [M * K, shared ? 0 : K * ldb];
+  const [strideA, strideB] = i8 ? [int8SliceLayout(M, K, slices).stride, shared ? 0 : int8SliceLayout(N, K, slices).stride] : [M * K, shared ? 0 : K * ldb];
   const uniform = packUniform(FIELDS, { M, K, N, batch, tilesM, tilesN, strideA, strideB, ldb, splits, kSplit, splitStride, eps });
   const buffers = [target.buffer, (aSlices ?? aFull).buffer, (bSlices ?? bRows).buffer];
   if (opts.bias) buffers.push(opts.bias.buffer);

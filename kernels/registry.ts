@@ -27,7 +27,7 @@ import { runtime } from "../engine/runtime.js";
 import { noteResolution, tracing } from "../engine/trace.js";
 import { tunedVersion } from "../engine/tuning.js";
 import { type MmaPass, mmaAttentionGroups } from "./attention-mma.js";
-import { I8_SLICES } from "./int8-slices.js";
+import type { SliceCount } from "./int8-slices.js";
 
 export interface Family<S extends object, V extends string = string> {
   name: string; // lower case, as in PEFT_<NAME> and the cache keys "<name>/<shape key>"
@@ -55,8 +55,9 @@ export interface MatmulShape {
   // With the GELU epilogue or GELU's backward (dgelu), which cost alike (an erf per element and the registers it
   // takes; `tune` times the first); bias and residual cost about the same in every version.
   gelu?: boolean;
-  f16?: boolean; // mixed precision: a and b read in f16 (MatmulOptions.inputs); the mma versions multiply only these
-  int8?: boolean; // inputs "int8": the product may run as int8 slices, which only such products run (the mmai8 versions)
+  // The products' precision (MatmulOptions.inputs): "f16", a and b read in f16 (the mma versions multiply only these);
+  // "int8" or "int8x2", the product may run as 3 or 2 int8 slices, which only such products run (the mmai8 versions).
+  inputs?: Precision;
 }
 
 // regRxC: each lane R rows x C columns (C a multiple of 4); the 8 lanes side by side along n (reg: tile R x 8C)
@@ -99,6 +100,12 @@ export function tileShape(t: Tiling): [number, number] {
 const WIDE_GPU_GROUPS = 256; // tiled128 by default once its 128 x 128 tiles are this many workgroups
 const NARROW_PAD_GAIN = 0.9; // CPU drivers: reg16x8 where it pads y to at most this fraction (see defaultVersion)
 
+// The precision of a product's inputs (autograd/precision.ts): f32; f16 (mixed precision); f32 products that may run
+// as int8 slices, 3 of them (within 2^-17 K max|a| max|b| of the exact product) or 2 (2^-11; kernels/int8-slices.ts).
+export type Precision = "f32" | "f16" | "int8" | "int8x2";
+export const PRECISIONS: readonly Precision[] = ["f32", "f16", "int8", "int8x2"];
+export const INT8_SLICES: { readonly [P in Precision]?: SliceCount } = { int8: 3, int8x2: 2 };
+
 // mma: the k slab staged per step, by input type: f32 halves it, so that a 128 x 128 tile's slabs and scratch stay
 // within 32 KiB of workgroup memory.
 export const MMA_SLAB = { f16: 32, f32: 16 } as const;
@@ -113,9 +120,9 @@ export function mmaFragment(gpu: Gpu, inputs: "f16" | "f32"): SubgroupMatrixConf
 }
 
 // The mmai8 versions' k slab, in int8 digits (bytes), and the largest K whose digit products an i32 holds: each
-// digit is at most 64 in magnitude (kernels/int8-slices.ts) and an accumulator sums up to I8_SLICES (3) of them per k.
+// digit is at most 64 in magnitude (kernels/int8-slices.ts) and an accumulator sums up to `slices` of them per k.
 export const MMA_I8_SLAB = 32;
-export const MMA_I8_MAX_K = Math.floor((2 ** 31 - 1) / (I8_SLICES * 64 * 64));
+export const mmaI8MaxK = (slices: SliceCount) => Math.floor((2 ** 31 - 1) / (slices * 64 * 64));
 
 // The fragment of i8 x i8 -> i32 the mmai8 versions multiply with: 16 x 16 x 32 where listed (NVIDIA's, which also
 // lists 16 x 8 x 32), else the largest that divides a subgroup's 32-wide block and the slab.
@@ -144,12 +151,13 @@ export function laneBroadcast(gpu: Gpu, wg = MATMUL_LANES): boolean {
 function matmulUnavailable(version: MatmulVersion, s: MatmulShape, gpu: Gpu): string | undefined {
   const { kind } = MATMUL_TILINGS[version];
   if (kind === "mmai8") {
-    if (!s.int8) return `multiplies as int8 slices, within a bound rather than ${s.f16 ? "f16 inputs'" : "f32's"} rounding: only products of precision "int8"`;
-    if (s.K > MMA_I8_MAX_K) return `needs K at most ${MMA_I8_MAX_K}, whose digit products an i32 holds, got K = ${s.K}`;
+    const slices = INT8_SLICES[s.inputs ?? "f32"];
+    if (!slices) return `multiplies as int8 slices, within a bound rather than ${s.inputs === "f16" ? "f16 inputs'" : "f32's"} rounding: only products of precision "int8" or "int8x2"`;
+    if (s.K > mmaI8MaxK(slices)) return `needs K at most ${mmaI8MaxK(slices)}, whose digit products an i32 holds, got K = ${s.K}`;
     return mmaI8Fragment(gpu) ? undefined : `needs subgroup matrices of i8 into i32 (${SUBGROUP_MATRIX_FEATURE}), which ${gpu.adapterInfo.description} lacks`;
   }
   if (kind !== "mma") return undefined;
-  const inputs = s.f16 ? "f16" : "f32";
+  const inputs = s.inputs === "f16" ? "f16" : "f32";
   return mmaFragment(gpu, inputs) ? undefined : lacksFragment(gpu, inputs);
 }
 
@@ -176,12 +184,12 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   // The mma versions are not a default: no GPU that offers them through Dawn has timed them yet (NVIDIA's Vulkan
   // driver gets no shader-f16 from Dawn, so no f16 subgroup matrices, and lists no f32 ones); `tune` picks them where
   // they win. The mmai8 versions, which that driver can run (i8 x i8 -> i32), differ from the exact product by up to
-  // 2^-17 K max_k |a[m, k]| max_k |b[k, n]| (kernels/int8-slices.ts): they run only products of precision "int8",
-  // which asks for them, so there they are the default, by tiled's rule of tile size (no GPU has timed them yet);
-  // an exact version where they cannot run (K past MMA_I8_MAX_K).
+  // 2^-17 K max_k |a[m, k]| max_k |b[k, n]| (2^-11 with 2 slices, kernels/int8-slices.ts): they run only products of
+  // precision "int8" or "int8x2", which asks for them, so there they are the default, by tiled's rule of tile size (no
+  // GPU has timed them yet); an exact version where they cannot run (K past mmaI8MaxK).
   defaultVersion(s, gpu) {
     const wide = Math.ceil(s.M / 128) * Math.ceil(s.N / 128) * s.batch >= WIDE_GPU_GROUPS && !s.gelu;
-    if (s.int8 && !matmulUnavailable(wide ? "mma128i8" : "mma64i8", s, gpu)) return wide ? "mma128i8" : "mma64i8";
+    if (INT8_SLICES[s.inputs ?? "f32"] && !matmulUnavailable(wide ? "mma128i8" : "mma64i8", s, gpu)) return wide ? "mma128i8" : "mma64i8";
     if (!gpu.isCpu) return wide ? "tiled128" : "tiled";
     const padded = (version: MatmulVersion) => {
       const [tileM, tileN] = tileShape(MATMUL_TILINGS[version]);
@@ -196,7 +204,7 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   },
   // Layout: which operands are stored transposed (n: as is, t: transposed), a first. A product with a GELU
   // epilogue is a shape of its own: on an H200 the epilogue made tiled128 8x slower, the plain product faster.
-  key: (s) => `${s.M}x${s.K}x${s.N}/${s.transA ? "t" : "n"}${s.transB ? "t" : "n"}/b${s.batch}${s.gelu ? "/gelu" : ""}${s.f16 ? "/f16" : ""}${s.int8 ? "/int8" : ""}`,
+  key: (s) => `${s.M}x${s.K}x${s.N}/${s.transA ? "t" : "n"}${s.transB ? "t" : "n"}/b${s.batch}${s.gelu ? "/gelu" : ""}${s.inputs && s.inputs !== "f32" ? `/${s.inputs}` : ""}`,
   work: (s) => 2 * s.batch * s.M * s.N * s.K,
   unit: "FLOP",
 };

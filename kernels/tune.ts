@@ -37,14 +37,14 @@ const random = (rng: Rng, shape: number[]) => Tensor.fromArray(rng.fill(numel(sh
 
 // Each family's workload, at the shapes its look-ups report.
 const WORKLOADS: { [F in FamilyName]: (shape: ShapeOf<F>, rng: Rng) => Workload } = {
-  matmul({ M, K, N, transA, transB, batch, gelu, f16, int8 }, rng) {
+  matmul({ M, K, N, transA, transB, batch, gelu, inputs }, rng) {
     const lead = batch > 1 ? [batch] : [];
     const a = random(rng, [...lead, ...(transA ? [K, M] : [M, K])]);
     const b = random(rng, [...lead, ...(transB ? [N, K] : [K, N])]);
     const bias = gelu ? random(rng, [N]) : undefined;
     return {
       inputs: bias ? [a, b, bias] : [a, b],
-      run: (version) => matmulForward(a, b, { transA, transB, bias, gelu, version, inputs: f16 ? "f16" : int8 ? "int8" : "f32" }).dispose(),
+      run: (version) => matmulForward(a, b, { transA, transB, bias, gelu, version, inputs }).dispose(),
     };
   },
   rows({ op, rows, C }, rng) {
@@ -106,7 +106,7 @@ function workload(r: Resolution, rng: Rng): Workload {
 }
 
 // The versions `tune` times at a shape: those the adapter can run there (matmul's int8 ones only at products of
-// precision "int8", kernels/registry.ts).
+// precision "int8" or "int8x2", kernels/registry.ts).
 export function candidates(r: Resolution): string[] {
   return availableVersions(familyNamed(r.family), r.shape);
 }

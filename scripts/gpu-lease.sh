@@ -6,7 +6,7 @@
 # adapter, the benchmark set (scripts/bench-gpu.sh); before them, where Fashion-MNIST is installed, the default
 # study, alone, in 4 worker processes, and on Dawn's null backend (the host's share), then the f32 products of
 # ViT-B/16 (tiled against tiledvec and TF.js) and its step with them tuned; where int8 tensor cores are listed, the
-# same in precision int8.
+# same in precisions int8 and int8x2.
 # Everything goes to a work folder packed into OUT/results.tgz every 10 s and at the end, so that a run stopped at
 # a time limit still leaves what it finished. Usage: DIR/lease OUT. LEASE_TEST_TIMEOUT (default 300 s) bounds the
 # tests, BENCH_STEP_TIMEOUT (default 600 s) each benchmark, LEASE_STUDY_TIMEOUT (default 300 s) the study;
@@ -75,9 +75,9 @@ timeout 240 "$here/run" $sysgl bench matmul --version tiled,tiled128,tiledvec,ti
   --shapes 12608x768x2304,12608x3072x768,768x12608x3072,2048x2048x2048 --layouts nn,nt,tn >"$work/products.txt" 2>&1
 echo "products rc $?"
 grep -E "^[0-9]" "$work/products.txt" | head -60
-# Precision int8, the products on 8-bit tensor cores (mma64i8, mma128i8: int8 slices, docs/KERNELS.md), where the
-# adapter lists i8 x i8 -> i32 subgroup matrices (the H200 through Dawn): their tests on the real thing, then their
-# speed beside tiled128 and tiled128vec. ViT-B/16's int8 step follows the f32 one below.
+# Precisions int8 and int8x2, the products on 8-bit tensor cores (mma64i8, mma128i8: 3 or 2 int8 slices,
+# docs/KERNELS.md), where the adapter lists i8 x i8 -> i32 subgroup matrices (the H200 through Dawn): their tests on
+# the real thing, then their speed beside tiled128 and tiled128vec. ViT-B/16's int8 steps follow the f32 one below.
 int8=""
 grep -q "i8 x i8 -> i32" "$work/info.txt" && int8=yes
 if [ -n "$int8" ]; then
@@ -89,6 +89,10 @@ if [ -n "$int8" ]; then
     --shapes 12608x768x2304,12608x3072x768,768x12608x3072,2048x2048x2048 --layouts nn,nt,tn --no-tfjs >"$work/products-i8.txt" 2>&1
   echo "int8 products rc $?"
   grep -E "^[0-9]" "$work/products-i8.txt" | head -60
+  timeout 180 "$here/run" $sysgl bench matmul --precision int8x2 --version mma64i8,mma128i8 \
+    --shapes 12608x768x2304,12608x3072x768,768x12608x3072 --layouts nn,nt,tn --no-tfjs >"$work/products-i8x2.txt" 2>&1
+  echo "int8x2 products rc $?"
+  grep -E "^[0-9]" "$work/products-i8x2.txt" | head -30
 fi
 tuned=$(mktemp -d)
 PEFT_TUNE_CACHE=$tuned timeout 300 "$here/run" $sysgl tune --model vit-b16 --batch 64 --strategies full --families matmul >"$work/tune-b16.txt" 2>&1
@@ -97,15 +101,18 @@ tail -3 "$work/tune-b16.txt"
 PEFT_TUNE_CACHE=$tuned timeout 240 "$here/run" $sysgl bench vit --model vit-b16 --batch 64 --strategies full --profile >"$work/vit-b16-tuned.txt" 2>&1
 echo "vit-b16 tuned rc $?"
 head -8 "$work/vit-b16-tuned.txt"
-# The same step in precision int8: its products are shapes of their own, tuned among the int8 and the exact versions.
+# The same step in precisions int8 and int8x2: their products are shapes of their own, tuned among the int8 and the
+# exact versions.
 if [ -n "$int8" ]; then
-  step "ViT-B/16's step in precision int8"
-  PEFT_TUNE_CACHE=$tuned timeout 300 "$here/run" $sysgl tune --model vit-b16 --batch 64 --strategies full --families matmul --precision int8 >"$work/tune-b16-int8.txt" 2>&1
-  echo "tune int8 rc $?"
-  tail -3 "$work/tune-b16-int8.txt"
-  PEFT_TUNE_CACHE=$tuned timeout 240 "$here/run" $sysgl bench vit --model vit-b16 --batch 64 --strategies full --precision int8 --profile >"$work/vit-b16-int8.txt" 2>&1
-  echo "vit-b16 int8 rc $?"
-  head -8 "$work/vit-b16-int8.txt"
+  for precision in int8 int8x2; do
+    step "ViT-B/16's step in precision $precision"
+    PEFT_TUNE_CACHE=$tuned timeout 300 "$here/run" $sysgl tune --model vit-b16 --batch 64 --strategies full --families matmul --precision $precision >"$work/tune-b16-$precision.txt" 2>&1
+    echo "tune $precision rc $?"
+    tail -3 "$work/tune-b16-$precision.txt"
+    PEFT_TUNE_CACHE=$tuned timeout 240 "$here/run" $sysgl bench vit --model vit-b16 --batch 64 --strategies full --precision $precision --profile >"$work/vit-b16-$precision.txt" 2>&1
+    echo "vit-b16 $precision rc $?"
+    head -8 "$work/vit-b16-$precision.txt"
+  done
 fi
 cp "$tuned"/tune-*.json "$work/" 2>/dev/null
 rm -rf "$tuned"

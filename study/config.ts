@@ -14,7 +14,7 @@ import type { DataSpec } from "../data/spec.js";
 import { INTERPOLATIONS, RESAMPLERS, type TransformKind } from "../data/transforms.js";
 import type { ModelSpec } from "../vit/config.js";
 import { type BackboneShape, HEAD_INITS, type HeadInit, STRATEGY_FORMS, type Strategy, parseStrategy, strategyName, strategyProblem } from "../peft/strategy.js";
-import { type LossScaleSettings, OPTIMIZERS, type OptimizerName, PRECISIONS, TRAIN_DEFAULTS, type TrainSettings, runIdentity } from "../train/settings.js";
+import { type LossScaleSettings, OPTIMIZERS, type OptimizerName, PRECISIONS, type Precision, TRAIN_DEFAULTS, type TrainSettings, runIdentity } from "../train/settings.js";
 import type { PretrainSpec } from "../train/pretrain.js";
 import type { DinoSpec } from "../train/dino-pretrain.js";
 import { DINO_HEAD_DEFAULTS } from "../train/dino-head.js";
@@ -471,7 +471,7 @@ function lossScaleSpec(c: Checker, v: unknown, path: string): Partial<LossScaleS
 // `precision` and `lossScale` of a training, a pre-training or a DINO pre-training. "f32" is left out like an absent
 // key, so that the config's identity is that of runs from before the key; absent lossScale keys stay absent (the
 // loops fill in LOSS_SCALE_DEFAULTS, GradScaler's).
-function precisionSpec(c: Checker, o: Record<string, unknown>, path: string): { precision?: "f16" | "int8"; lossScale?: Partial<LossScaleSettings> } {
+function precisionSpec(c: Checker, o: Record<string, unknown>, path: string): { precision?: Exclude<Precision, "f32">; lossScale?: Partial<LossScaleSettings> } {
   const given = c.optional(o, "precision", path, undefined, (x, p) => c.enumeration(x, p, PRECISIONS));
   const precision = given === "f32" ? undefined : given;
   const lossScale = c.optional(o, "lossScale", path, undefined, (x, p) => lossScaleSpec(c, x, p));

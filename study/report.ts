@@ -108,7 +108,7 @@ export function tableMarkdown(r: StudyResults): string {
 
 // How the cells were fine-tuned, beside the data: batch, optimiser and, where not f32, the products' precision.
 function trainingText(t: StudyConfig["training"]): string {
-  const precision = { f16: "mixed precision (f16 products)", int8: "precision int8 (products as int8 slices)" };
+  const precision = { f16: "mixed precision (f16 products)", int8: "precision int8 (products as 3 int8 slices)", int8x2: "precision int8x2 (products as 2 int8 slices)" };
   return [`batch ${t.batchSize}`, t.optimizer, ...(t.precision && t.precision !== "f32" ? [precision[t.precision]] : [])].join(", ");
 }
 

@@ -28,7 +28,7 @@ export function fingerprint(s: TrainSettings, train: Loader, trainable: [string,
     clipNorm: s.clipNorm ?? null,
     // Absent in f32, as in checkpoints from before the keys.
     ...(s.precision === "f16" ? { precision: "f16", lossScale: lossScaleFor(s.precision, s.lossScale) } : {}),
-    ...(s.precision === "int8" ? { precision: "int8" } : {}),
+    ...(s.precision === "int8" || s.precision === "int8x2" ? { precision: s.precision } : {}),
     batch: train.batchSize,
     seed: train.seed,
     data: train.dataset.identity.hash,

@@ -1,12 +1,12 @@
 // Mixed precision in the training loops (train/train.ts, train/dino-pretrain.ts): the precision key's check, the
-// loss scaler of an "f16" run (an "int8" run has none), and the loss scaling a loop records with its metrics. A step's record, (2) on the
-// device, is its gradient factor (0 when the step was skipped) and the scale after the step; the loop reads it back
-// with the step's loss, so the columns cost no read-back of their own.
+// loss scaler of an "f16" run (an "int8" or "int8x2" run has none), and the loss scaling a loop records with its
+// metrics. A step's record, (2) on the device, is its gradient factor (0 when the step was skipped) and the scale after
+// the step; the loop reads it back with the step's loss, so the columns cost no read-back of their own.
 import type { Tensor } from "../engine/tensor.js";
 import { runtime } from "../engine/runtime.js";
 import * as ops from "../autograd/ops.js";
 import { PRECISIONS } from "../autograd/precision.js";
-import { mmaI8Fragment } from "../kernels/registry.js";
+import { INT8_SLICES, type Precision, mmaI8Fragment } from "../kernels/registry.js";
 import { LOSS_SCALE_DEFAULTS, LossScaler, type LossScaleSettings } from "../autograd/loss-scale.js";
 
 // `precision` as a config gives it; `key` names it in the errors (e.g. "training.precision").
@@ -18,8 +18,8 @@ export function checkPrecision(op: string, key: string, precision: unknown): voi
   if (precision === "f16" && !gpu.features.has("shader-f16")) {
     throw new Error(`${op}: precision "f16" (${key}) needs the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks; use "f32"`);
   }
-  if (precision === "int8" && !mmaI8Fragment(gpu)) {
-    throw new Error(`${op}: precision "int8" (${key}) needs subgroup matrices of i8 into i32, which ${gpu.adapterInfo.description} lacks (\`info\` lists them); use "f32"`);
+  if (INT8_SLICES[precision as Precision] && !mmaI8Fragment(gpu)) {
+    throw new Error(`${op}: precision "${precision}" (${key}) needs subgroup matrices of i8 into i32, which ${gpu.adapterInfo.description} lacks (\`info\` lists them); use "f32"`);
   }
 }
 

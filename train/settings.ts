@@ -23,7 +23,7 @@ export interface TrainSettings {
   evalEvery: number; // evaluate (and checkpoint) every this many steps, and at the end
   lossEvery: number; // read the losses back (and check them) every this many steps
   microBatch?: number; // images per forward + backward pass, gradients accumulated; absent: the whole batch
-  precision?: Precision; // "f16": matrix products in mixed precision, "int8": on int8 slices (autograd/precision.ts); absent: "f32"
+  precision?: Precision; // "f16": matrix products in mixed precision, "int8", "int8x2": as int8 slices (autograd/precision.ts); absent: "f32"
   lossScale?: Partial<LossScaleSettings>; // with f16: dynamic loss scaling's settings over LOSS_SCALE_DEFAULTS
 }
 

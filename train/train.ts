@@ -20,7 +20,7 @@
 // optimiser's gradient factor its inverse (times the clip coefficient), a step with an inf or NaN gradient skipped on
 // the device, AdamW's step count with it (autograd/optim.ts). The scale is checkpointed with the optimiser state;
 // metrics gain the scale after each step and the count of skipped steps (train/mixed-precision.ts). `precision`
-// "int8" runs the same products on 8-bit tensor cores as int8 slices, and nothing else changes.
+// "int8" or "int8x2" runs the same products on 8-bit tensor cores as 3 or 2 int8 slices, and nothing else changes.
 //
 // Gradient accumulation (`microBatch`): a step's batch of B images runs as forward + backward passes of at most
 // `microBatch` images each, the gradients adding up in the leaves' .grad, then one optimiser step. Each pass's

@@ -34,8 +34,8 @@ describe("info: subgroup matrices", () => {
     const i8 = { componentType: "i8", resultComponentType: "i32", M: 16, N: 16, K: 32 };
     const u8 = { ...i8, componentType: "u8", resultComponentType: "u32" };
     const at = (configs: (typeof i8)[]) => int8ProductsLine({ ...gpu, subgroupMatrixConfigs: configs });
-    expect(at([u8, i8, { ...i8, N: 8 }])).toBe('precision "int8": mma64i8, mma128i8 with i8 x i8 -> i32 16x16x32, f32 products within 2^-17 K max|a| max|b|'); // the H200 through Dawn
-    expect(at([u8])).toBe('no (no subgroup matrix of i8 into i32: training.precision "int8" needs one)');
+    expect(at([u8, i8, { ...i8, N: 8 }])).toBe('precision "int8" (within 2^-17 K max|a| max|b|), "int8x2" (2^-11): mma64i8, mma128i8 with i8 x i8 -> i32 16x16x32'); // the H200 through Dawn
+    expect(at([u8])).toBe('no (no subgroup matrix of i8 into i32: training.precision "int8" and "int8x2" need one)');
     expect(at([])).not.toMatch(/i8 x i8 -> i32/); // the lease greps info for that phrase
   });
 
@@ -52,6 +52,6 @@ describe("info: subgroup matrices", () => {
     log.mockClear();
     await info.run([]);
     expect(log.mock.calls.map((c) => String(c[0]))).toContain(`subgroup matrices  none (no ${SUBGROUP_MATRIX_FEATURE})`);
-    expect(log.mock.calls.map((c) => String(c[0]))).toContain('int8 products      no (no subgroup matrix of i8 into i32: training.precision "int8" needs one)');
+    expect(log.mock.calls.map((c) => String(c[0]))).toContain('int8 products      no (no subgroup matrix of i8 into i32: training.precision "int8" and "int8x2" need one)');
   });
 });

@@ -110,7 +110,7 @@ describe("pretrain command", () => {
     );
     await expect(runWith({ method: "moco" }, "bad")).rejects.toThrow('method: expected one of supervised, dino, got "moco"');
     const supervised = { model, data: data("train"), steps: 3, batchSize: 8, lr: 0.001 };
-    await expect(runWith({ ...supervised, precision: "bf16" }, "bad")).rejects.toThrow('precision: expected one of f32, f16, int8, got "bf16"');
+    await expect(runWith({ ...supervised, precision: "bf16" }, "bad")).rejects.toThrow('precision: expected one of f32, f16, int8, int8x2, got "bf16"');
     await expect(runWith({ ...supervised, lossScale: { init: 8 } }, "bad")).rejects.toThrow('lossScale: expected only with precision "f16"');
     await expect(runWith({ ...supervised, precision: "int8", lossScale: { init: 8 } }, "bad")).rejects.toThrow('lossScale: expected only with precision "f16" (loss scaling is for f16 gradients), got precision "int8"');
     const dino = { method: "dino", model, data: data("train"), steps: 4, batchSize: 8, crops: { localSize: 4, color: "grayscale" } };

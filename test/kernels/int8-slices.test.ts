@@ -1,6 +1,6 @@
-// kernels/int8-slices.ts: every word against the reference (test/ref/int8-slices.ts), both stored layouts, batched,
-// edges in R and K; and, independently of the reference, the digits reconstruct each value within the header's
-// bound 2^(e - 21), each within [-64, 64].
+// kernels/int8-slices.ts: every word against the reference (test/ref/int8-slices.ts), 3 and 2 slices, both stored
+// layouts, batched, edges in R and K; and, independently of the reference, the digits reconstruct each value within
+// the header's bound 2^(e - 7S) for S slices, each within [-64, 64].
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { int8SliceLayout, int8Slices } from "../../kernels/int8-slices.js";
@@ -50,24 +50,26 @@ describe("int8 slices", () => {
     { batch: 1, R: 16, K: 64 },
     { batch: 3, R: 5, K: 3 },
   ];
-  for (const { batch, R, K } of CASES) {
-    it(`every word as the reference: [${batch}]x${R}x${K}, rows along k and transposed`, async () => {
-      const x = rows(batch, R, K, R + K);
-      const want = int8SlicesRef(x, batch, R, K, true);
-      const layout = { ...int8SliceLayout(R, K), R };
-      const along = int8Slices(Tensor.fromArray(x, [batch, R, K]), batch, R, K, true);
-      expect(firstDifference(await words(along), want, layout)).toBe("");
-      const across = int8Slices(Tensor.fromArray(transpose(x, batch, R, K), [batch, K, R]), batch, R, K, false);
-      expect(firstDifference(await words(across), want, layout)).toBe("");
-      expect(firstDifference(int8SlicesRef(transpose(x, batch, R, K), batch, R, K, false), want, layout)).toBe("");
-    });
+  for (const S of [3, 2] as const) {
+    for (const { batch, R, K } of S === 3 ? CASES : CASES.slice(0, 1)) {
+      it(`every word as the reference: ${S} slices, [${batch}]x${R}x${K}, rows along k and transposed`, async () => {
+        const x = rows(batch, R, K, R + K);
+        const want = int8SlicesRef(x, batch, R, K, true, S);
+        const layout = { ...int8SliceLayout(R, K, S), R };
+        const along = int8Slices(Tensor.fromArray(x, [batch, R, K]), batch, R, K, true, S);
+        expect(firstDifference(await words(along), want, layout)).toBe("");
+        const across = int8Slices(Tensor.fromArray(transpose(x, batch, R, K), [batch, K, R]), batch, R, K, false, S);
+        expect(firstDifference(await words(across), want, layout)).toBe("");
+        expect(firstDifference(int8SlicesRef(transpose(x, batch, R, K), batch, R, K, false, S), want, layout)).toBe("");
+      });
+    }
   }
 
-  it("the digits reconstruct each value within 2^(e - 21), each within [-64, 64]", async () => {
+  it.each([3, 2] as const)("%i slices: the digits reconstruct each value within 2^(e - 7 slices), each within [-64, 64]", async (S) => {
     const [R, K] = [29, 45];
     const x = rows(1, R, K, 9);
-    const got = await words(int8Slices(Tensor.fromArray(x, [R, K]), 1, R, K, true));
-    const { R4, W } = int8SliceLayout(R, K);
+    const got = await words(int8Slices(Tensor.fromArray(x, [R, K]), 1, R, K, true, S));
+    const { R4, W } = int8SliceLayout(R, K, S);
     const f32 = new Float32Array(Int32Array.from(got.subarray(0, R)).buffer);
     let worst = 0;
     for (let r = 0; r < R; r++) {
@@ -76,10 +78,10 @@ describe("int8 slices", () => {
       const e = Math.log2(f32[r]);
       expect(e).toBe(exponentAbove(max));
       for (let k = 0; k < K; k++) {
-        const digits = [0, 1, 2].map((s) => (got[R4 + (s * R + r) * W + (k >> 2)] << (24 - 8 * (k % 4))) >> 24);
+        const digits = Array.from({ length: S }, (_, s) => (got[R4 + (s * R + r) * W + (k >> 2)] << (24 - 8 * (k % 4))) >> 24);
         for (const d of digits) expect(Math.abs(d)).toBeLessThanOrEqual(64);
-        const value = f32[r] * (digits[0] * 2 ** -6 + digits[1] * 2 ** -13 + digits[2] * 2 ** -20);
-        const err = Math.abs(value - row[k]) / 2 ** (e - 21);
+        const value = f32[r] * digits.reduce((sum, d, s) => sum + d * 2 ** (-6 - 7 * s), 0);
+        const err = Math.abs(value - row[k]) / 2 ** (e - 7 * S);
         expect(err).toBeLessThanOrEqual(1);
         worst = Math.max(worst, err);
       }
@@ -92,10 +94,10 @@ describe("int8 slices", () => {
     const x = rows(1, R, K, 3);
     x[2 * K + 5] = Infinity;
     x[4 * K + 19] = NaN;
-    const got = await words(int8Slices(Tensor.fromArray(x, [R, K]), 1, R, K, true));
-    const want = int8SlicesRef(x, 1, R, K, true);
+    const got = await words(int8Slices(Tensor.fromArray(x, [R, K]), 1, R, K, true, 3));
+    const want = int8SlicesRef(x, 1, R, K, true, 3);
     expect([got[2], got[4]]).toEqual([0x7fc00000, 0x7fc00000]);
-    const { R4, W } = int8SliceLayout(R, K);
+    const { R4, W } = int8SliceLayout(R, K, 3);
     for (const r of [0, 1, 3, 5]) {
       expect(got[r]).toBe(want[r]);
       for (let s = 0; s < 3; s++) expect(got.subarray(R4 + (s * R + r) * W, R4 + (s * R + r + 1) * W)).toEqual(want.subarray(R4 + (s * R + r) * W, R4 + (s * R + r + 1) * W));
@@ -103,13 +105,14 @@ describe("int8 slices", () => {
   });
 
   it("K = 0: scales of 1 and no digits; R = 0: nothing", async () => {
-    expect(await words(int8Slices(Tensor.empty([3, 0]), 1, 3, 0, true))).toEqual(Int32Array.from([0x3f800000, 0x3f800000, 0x3f800000, 0]));
-    expect(int8Slices(Tensor.empty([0, 5]), 1, 0, 5, true).size).toBe(0);
+    expect(await words(int8Slices(Tensor.empty([3, 0]), 1, 3, 0, true, 3))).toEqual(Int32Array.from([0x3f800000, 0x3f800000, 0x3f800000, 0]));
+    expect(int8Slices(Tensor.empty([0, 5]), 1, 0, 5, true, 2).size).toBe(0);
   });
 
-  it("rejects an input that is not f32 or not the size it is said to be", () => {
-    expect(() => int8Slices(Tensor.empty([4, 4], "i32"), 1, 4, 4, true)).toThrow(/int8 slices: expected an f32 matrix/);
-    expect(() => int8Slices(Tensor.empty([4, 4]), 1, 4, 5, true)).toThrow(/expected 1 x 4 x 5 elements/);
+  it("rejects an input that is not f32 or not the size it is said to be, and slice counts other than 2 and 3", () => {
+    expect(() => int8Slices(Tensor.empty([4, 4], "i32"), 1, 4, 4, true, 3)).toThrow(/int8 slices: expected an f32 matrix/);
+    expect(() => int8Slices(Tensor.empty([4, 4]), 1, 4, 5, true, 3)).toThrow(/expected 1 x 4 x 5 elements/);
+    expect(() => int8Slices(Tensor.empty([4, 4]), 1, 4, 4, true, 4 as 3)).toThrow("int8 slices: expected 2 or 3 slices, got 4");
   });
 
   it("the reference's rounding ties to even and its exponent is frexp's", () => {

@@ -6,7 +6,8 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { SUBGROUP_MATRIX_FEATURE } from "../../engine/device.js";
 import { matmulForward, matmulWgsl, type MatmulOptions, type MatmulSpec } from "../../kernels/matmul.js";
 import { Tensor } from "../../engine/tensor.js";
-import { MATMUL, MATMUL_TILINGS, MMA_I8_MAX_K, mmaFragment, mmaI8Fragment, type MatmulVersion } from "../../kernels/registry.js";
+import { MATMUL, MATMUL_TILINGS, type MatmulVersion, mmaFragment, mmaI8Fragment, mmaI8MaxK } from "../../kernels/registry.js";
+import { SLICE_BOUND, type SliceCount } from "../../kernels/int8-slices.js";
 import { runtime } from "../../engine/runtime.js";
 import { expectClose, randu, skipWithoutF16, useEngine } from "../helpers.js";
 import { nullBackendCompiler, useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
@@ -34,6 +35,7 @@ const spec = (version: MatmulVersion, extra: Partial<MatmulSpec>): MatmulSpec =>
   splitRowSums: false,
   dgelu: false,
   f16: true,
+  slices: 0,
   fragment: "16x16x16/32",
   vecA: false,
   vecB: false,
@@ -59,10 +61,11 @@ describe("matmul mma: WGSL", () => {
     compiler.destroy();
   });
 
-  it("compiles the int8 versions: the epilogues, NVIDIA's 16x16x32 and 16x8x32 fragments, subgroups of 32 and 64", async () => {
+  it("compiles the int8 versions: 3 and 2 slices, the epilogues, NVIDIA's 16x16x32 and 16x8x32 fragments, subgroups of 32 and 64", async () => {
     const compiler = await nullBackendCompiler();
-    const i8 = { f16: false, fragment: "16x16x32/32" };
+    const i8 = { f16: false, slices: 3, fragment: "16x16x32/32" };
     const variants: Partial<MatmulSpec>[] = [{}, { bias: true, gelu: true, preact: true, residual: true }, { dgelu: true }, { addOut: true }, { fragment: "16x8x32/32" }, { fragment: "16x16x32/64" }];
+    variants.push({ slices: 2 }, { slices: 2, fragment: "16x8x32/64", bias: true, gelu: true, preact: true, residual: true });
     expect(MMA_I8).toEqual(["mma64i8", "mma128i8"]);
     for (const version of MMA_I8) {
       for (const v of variants) expect(await compiler.errors(matmulWgsl(spec(version, { ...i8, ...v })), `${version} ${JSON.stringify(v)}`)).toEqual([]);
@@ -79,33 +82,37 @@ describe("matmul mma: availability", () => {
     const gpu = { ...real, isCpu: false, subgroupMatrixConfigs: [f16], subgroupMaxSize: 32 };
     expect(MATMUL.unavailable!("mma64", shape, gpu)).toMatch(/needs subgroup matrices of f32 into f32/);
     expect(MATMUL.unavailable!("mma64", shape, { ...gpu, subgroupMatrixConfigs: [{ ...f16, componentType: "f32" }] })).toBeUndefined();
-    expect(MATMUL.unavailable!("mma64", { ...shape, f16: true }, gpu)).toBeUndefined();
-    expect(MATMUL.unavailable!("mma128", { ...shape, f16: true }, { ...gpu, subgroupMatrixConfigs: [] })).toBe(
+    expect(MATMUL.unavailable!("mma64", { ...shape, inputs: "f16" }, gpu)).toBeUndefined();
+    expect(MATMUL.unavailable!("mma128", { ...shape, inputs: "f16" }, { ...gpu, subgroupMatrixConfigs: [] })).toBe(
       `needs subgroup matrices of f16 into f32 (${SUBGROUP_MATRIX_FEATURE}), which ${real.adapterInfo.description} lacks`,
     );
-    expect(MATMUL.defaultVersion({ ...shape, f16: true }, gpu)).toBe("tiled");
-    expect(MATMUL.defaultVersion({ ...shape, M: 12608, N: 2304, f16: true }, gpu)).toBe("tiled128");
+    expect(MATMUL.defaultVersion({ ...shape, inputs: "f16" }, gpu)).toBe("tiled");
+    expect(MATMUL.defaultVersion({ ...shape, M: 12608, N: 2304, inputs: "f16" }, gpu)).toBe("tiled128");
   });
 
-  it("int8 versions: where the adapter has i8 x i8 -> i32 subgroup matrices, at products of precision int8, K within an i32's reach", () => {
+  it("int8 versions: where the adapter has i8 x i8 -> i32 subgroup matrices, at products of precision int8 or int8x2, K within an i32's reach", () => {
     const real = runtime().gpu;
     const i8 = { componentType: "i8", resultComponentType: "i32", M: 16, N: 16, K: 32 };
     const gpu = { ...real, isCpu: false, subgroupMatrixConfigs: [i8, { ...i8, N: 8 }], subgroupMaxSize: 32 };
-    const int8 = { ...shape, int8: true };
+    const int8 = { ...shape, inputs: "int8" } as const;
     expect(MATMUL.unavailable!("mma64i8", int8, gpu)).toBeUndefined();
-    expect(MATMUL.unavailable!("mma64i8", shape, gpu)).toBe(`multiplies as int8 slices, within a bound rather than f32's rounding: only products of precision "int8"`);
+    expect(MATMUL.unavailable!("mma64i8", { ...shape, inputs: "int8x2" }, gpu)).toBeUndefined();
+    expect(MATMUL.unavailable!("mma64i8", shape, gpu)).toBe(`multiplies as int8 slices, within a bound rather than f32's rounding: only products of precision "int8" or "int8x2"`);
     expect(mmaI8Fragment(gpu)).toEqual(i8);
     expect(mmaI8Fragment({ ...gpu, subgroupMatrixConfigs: [{ ...i8, N: 8 }] })).toEqual({ ...i8, N: 8 });
-    expect(MATMUL.unavailable!("mma128i8", { ...int8, K: MMA_I8_MAX_K }, gpu)).toBeUndefined();
-    expect(MATMUL.unavailable!("mma128i8", { ...int8, K: MMA_I8_MAX_K + 1 }, gpu)).toBe(`needs K at most ${MMA_I8_MAX_K}, whose digit products an i32 holds, got K = ${MMA_I8_MAX_K + 1}`);
-    expect(MATMUL.unavailable!("mma64i8", { ...shape, f16: true }, gpu)).toMatch(/rather than f16 inputs' rounding/);
+    expect([mmaI8MaxK(3), mmaI8MaxK(2)]).toEqual([174762, 262143]);
+    expect(MATMUL.unavailable!("mma128i8", { ...int8, K: 174762 }, gpu)).toBeUndefined();
+    expect(MATMUL.unavailable!("mma128i8", { ...int8, K: 174763 }, gpu)).toBe("needs K at most 174762, whose digit products an i32 holds, got K = 174763");
+    expect(MATMUL.unavailable!("mma128i8", { ...shape, inputs: "int8x2", K: 174763 }, gpu)).toBeUndefined();
+    expect(MATMUL.unavailable!("mma64i8", { ...shape, inputs: "f16" }, gpu)).toMatch(/rather than f16 inputs' rounding/);
     expect(MATMUL.unavailable!("mma64i8", int8, { ...gpu, subgroupMatrixConfigs: [f16] })).toBe(
       `needs subgroup matrices of i8 into i32 (${SUBGROUP_MATRIX_FEATURE}), which ${real.adapterInfo.description} lacks`,
     );
     expect(MATMUL.unavailable!("mma64i8", int8, { ...gpu, subgroupMatrixConfigs: [{ ...i8, K: 64 }] })).toMatch(/needs subgroup matrices of i8/);
     expect(MATMUL.defaultVersion({ ...shape, M: 12608, N: 2304 }, gpu)).toBe("tiled128");
     expect(MATMUL.defaultVersion({ ...int8, M: 12608, N: 2304 }, gpu)).toBe("mma128i8");
-    expect(MMA_I8_MAX_K * 3 * 64 * 64).toBeLessThanOrEqual(2 ** 31 - 1);
+    for (const S of [2, 3] as const) expect((mmaI8MaxK(S) + 1) * S * 64 * 64).toBeGreaterThan(2 ** 31 - 1);
+    for (const S of [2, 3] as const) expect(mmaI8MaxK(S) * S * 64 * 64).toBeLessThanOrEqual(2 ** 31 - 1);
   });
 
   it("takes 16x16x16 where listed, else the largest fragment that divides a subgroup's block", () => {
@@ -205,14 +212,16 @@ describe("matmul mma: emulated on the CPU driver", () => {
 });
 
 // The int8 versions emulated on the CPU driver: each y[m, n] within twice the bound of kernels/int8-slices.ts,
-// 2 * 2^-17 K max_k |a[m, k]| max_k |b[k, n]| (the bound, plus the f32 roundings of the digit sums and the epilogue),
-// of float64. Every layout (the slices take each operand's stored layout), edges in every dimension with K past two
-// slabs and a last slab of half its words, a batched b, both tiles, the epilogues; values that are not finite.
+// 2 * 2^-17 K max_k |a[m, k]| max_k |b[k, n]| with 3 slices, 2 * 2^-11 with 2 (the bound, plus the f32 roundings of
+// the digit sums and the epilogue), of float64. Every layout (the slices take each operand's stored layout), edges in
+// every dimension with K past two slabs and a last slab of half its words, a batched b, both tiles, the epilogues;
+// values that are not finite. Precision int8x2 (2 slices) on the edges in two layouts and the larger tile.
 describe("matmul mma int8: emulated on the CPU driver", () => {
   useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } });
   beforeEach((ctx) => skipWithoutF16(ctx));
-  // |y - want| <= 2^-16 K max|a[m, :]| max|b[:, n]| for every element, op(a) (batch, M, K) and op(b) (bBatch, K, N).
-  function expectWithinSliceBound(name: string, got: Float32Array, want: ArrayLike<number>, a: Float32Array, b: Float32Array, s: Case, extra = 0) {
+  // |y - want| <= 2 * 2^-SLICE_BOUND K max|a[m, :]| max|b[:, n]| for every element, op(a) (batch, M, K) and op(b)
+  // (bBatch, K, N).
+  function expectWithinSliceBound(name: string, got: Float32Array, want: ArrayLike<number>, a: Float32Array, b: Float32Array, s: Case, extra = 0, slices: SliceCount = 3) {
     const bs = s.shared ? 1 : s.batch;
     const maxA = range(s.batch * s.M).map((r) => a.subarray(r * s.K, (r + 1) * s.K).reduce((x, v) => Math.max(x, Math.abs(v)), 0));
     const maxB = range(bs * s.N).map((c) => range(s.K).reduce((x, k) => Math.max(x, Math.abs(b[(Math.floor(c / s.N) * s.K + k) * s.N + (c % s.N)])), 0));
@@ -221,7 +230,7 @@ describe("matmul mma int8: emulated on the CPU driver", () => {
       for (let m = 0; m < s.M; m++) {
         for (let n = 0; n < s.N; n++) {
           const i = (e * s.M + m) * s.N + n;
-          const bound = 2 ** -16 * s.K * maxA[e * s.M + m] * maxB[(s.shared ? 0 : e) * s.N + n] + extra * Math.abs(want[i]);
+          const bound = 2 ** (1 - SLICE_BOUND[slices]) * s.K * maxA[e * s.M + m] * maxB[(s.shared ? 0 : e) * s.N + n] + extra * Math.abs(want[i]);
           const err = Math.abs(got[i] - want[i]);
           if (!(err <= bound)) throw new Error(`${name}: y[${e}, ${m}, ${n}] = ${got[i]}, expected ${want[i]} within ${bound}`);
           worst = Math.max(worst, err / bound);
@@ -232,19 +241,22 @@ describe("matmul mma int8: emulated on the CPU driver", () => {
   }
   const ALIGNED = { batch: 1, M: 68, K: 96, N: 132, shared: true };
   const CASES = [
-    ...LAYOUTS.map((l) => ["mma64i8", l, EDGES] as const),
-    ["mma64i8", LAYOUTS[0], BATCHED_B] as const,
-    ["mma128i8", LAYOUTS[3], ALIGNED] as const,
+    ...LAYOUTS.map((l) => ["mma64i8", l, EDGES, "int8"] as const),
+    ["mma64i8", LAYOUTS[0], BATCHED_B, "int8"] as const,
+    ["mma128i8", LAYOUTS[3], ALIGNED, "int8"] as const,
+    ["mma64i8", LAYOUTS[0], EDGES, "int8x2"] as const,
+    ["mma64i8", LAYOUTS[2], EDGES, "int8x2"] as const,
+    ["mma128i8", LAYOUTS[1], ALIGNED, "int8x2"] as const,
   ];
-  for (const [version, l, s] of CASES) {
-    it(`${version} ${l.transA ? "aT" : "a"}·${l.transB ? "bT" : "b"} [${s.batch}]x${s.M}x${s.K}x${s.N}${s.shared ? "" : " (batched b)"}`, async () => {
+  for (const [version, l, s, inputs] of CASES) {
+    it(`${version} ${inputs} ${l.transA ? "aT" : "a"}·${l.transB ? "bT" : "b"} [${s.batch}]x${s.M}x${s.K}x${s.N}${s.shared ? "" : " (batched b)"}`, async () => {
       // Rows of a and columns of b of different magnitudes, so that each row's and column's scale counts.
       const a = randu(s.batch * s.M * s.K, s.M + s.K).map((v, i) => v * 2 ** ((Math.floor(i / s.K) % 9) - 4));
       const b = randu((s.shared ? 1 : s.batch) * s.K * s.N, s.N + s.K + 1).map((v, i) => v * 2 ** ((i % s.N) % 7 - 3));
       const want = matmulRef(a, b, { batch: s.batch, M: s.M, K: s.K, N: s.N, sharedB: s.shared });
       const [at, bt] = stored(a, b, l, s);
-      const y = matmulForward(at, bt, { ...l, version, inputs: "int8" });
-      const worst = expectWithinSliceBound(`y (${version})`, await y.data(), want, a, b, s);
+      const y = matmulForward(at, bt, { ...l, version, inputs });
+      const worst = expectWithinSliceBound(`y (${version} ${inputs})`, await y.data(), want, a, b, s, 0, inputs === "int8" ? 3 : 2);
       expect(worst).toBeGreaterThan(0); // not an f32 product's result by accident of the data
       for (const t of [at, bt, y]) t.dispose();
     });

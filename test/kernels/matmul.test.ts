@@ -5,7 +5,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { gatherOuter, matmulForward, splitK, type MatmulOptions } from "../../kernels/matmul.js";
 import { im2colIndex } from "../../kernels/im2col.js";
-import { MATMUL, MATMUL_TILINGS, MMA_I8_MAX_K, type MatmulShape, type MatmulVersion } from "../../kernels/registry.js";
+import { MATMUL, MATMUL_TILINGS, type MatmulShape, type MatmulVersion, type Precision, mmaI8MaxK } from "../../kernels/registry.js";
 import { runtime } from "../../engine/runtime.js";
 import { sgdUpdates } from "../../kernels/optim.js";
 import { traceDry } from "../../engine/trace.js";
@@ -89,13 +89,13 @@ const label = (s: Shape) => `${s.batch.length ? `[${s.batch.join(",")}]x` : ""}$
 
 // The mma versions run where the adapter lists f32 x f32 -> f32 subgroup matrices (Apple GPUs), the int8 ones where
 // it lists i8 x i8 -> i32 (NVIDIA's through Dawn), and are skipped elsewhere, saying why.
-const unavailable = (version: MatmulVersion, f16: boolean, int8 = false) =>
-  MATMUL.unavailable!(version, { M: 1, K: 1, N: 1, transA: false, transB: false, batch: 1, f16, int8 }, runtime().gpu);
+const unavailable = (version: MatmulVersion, inputs: Precision) =>
+  MATMUL.unavailable!(version, { M: 1, K: 1, N: 1, transA: false, transB: false, batch: 1, inputs }, runtime().gpu);
 describe.each([...MATMUL.versions])("matmul %s", (version) => {
   // The int8 versions multiply only products of precision "int8" (inputs "int8"), within 2^-17 K max|a| max|b|.
   const inputs = MATMUL_TILINGS[version].kind === "mmai8" ? "int8" : "f32";
   beforeEach((ctx) => {
-    const why = unavailable(version, false, inputs === "int8");
+    const why = unavailable(version, inputs);
     ctx.skip(why !== undefined, why);
   });
   for (const l of LAYOUTS) {
@@ -203,7 +203,7 @@ const F16_CASES = [
 describe.each([...MATMUL.versions])("matmul %s, f16 inputs", (version) => {
   beforeEach((ctx) => {
     skipWithoutF16(ctx);
-    const why = unavailable(version, true);
+    const why = unavailable(version, "f16");
     ctx.skip(why !== undefined, why);
   });
   const cases = MATMUL_TILINGS[version].kind === "mma" ? [...F16_CASES, ...LAYOUTS.map((l) => [l, shape(300, 77, 257, [2])] as const)] : F16_CASES;
@@ -241,7 +241,7 @@ describe.each([...MATMUL.versions])("matmul %s, f16 inputs", (version) => {
     const [y16] = await matmulForward(a, b, { version, inputs: "f16" }).data();
     expect([1, 1 + 2 ** -10]).toContain(y16);
     // f32 through the same version where it takes f32 (an mma version may not), else the default.
-    const f32Version = unavailable(version, false) ? undefined : version;
+    const f32Version = unavailable(version, "f32") ? undefined : version;
     expect((await matmulForward(a, b, { version: f32Version }).data())[0]).toBe(Math.fround(x));
   });
   // The reg and tiled versions round by integer operations (kernels/matmul.ts h16), exactly as IEEE's round to
@@ -256,6 +256,24 @@ describe.each([...MATMUL.versions])("matmul %s, f16 inputs", (version) => {
     expect(Array.from(await matmulForward(one, row, { version, inputs: "f16" }).data())).toEqual(want);
     for (const t of [column, row, one]) t.dispose();
   });
+});
+
+// Precision int8x2: the int8 versions with 2 slices, each result within 2^-11 K max|a[m, :]| max|b[:, n]| of the
+// exact product (kernels/int8-slices.ts), which for O(1) values lies within f16 inputs' tolerance (their relative
+// error per input is 2^-11, at most 2^-10). Run where the adapter lists i8 x i8 -> i32, skipped elsewhere.
+describe.each(MATMUL.versions.filter((v) => MATMUL_TILINGS[v].kind === "mmai8"))("matmul %s, precision int8x2", (version) => {
+  beforeEach((ctx) => {
+    const why = unavailable(version, "int8x2");
+    ctx.skip(why !== undefined, why);
+  });
+  for (const [l, s] of [...F16_CASES, ...LAYOUTS.map((l) => [l, shape(300, 77, 257, [2])] as const)]) {
+    it(`${layoutName(l)} ${label(s)}`, async () => {
+      const [a, b] = operands(s, l);
+      const y = matmulForward(a, b, { ...l, version, inputs: "int8x2" });
+      expectClose(`y (${version} int8x2 ${layoutName(l)} ${label(s)})`, await y.data(), data(s).y, tolF16(s.K));
+      for (const t of [a, b, y]) t.dispose();
+    });
+  }
 });
 
 // x rounded to the nearest f16 (to nearest, ties to even), from IEEE 754's definition: 11 significant bits in the
@@ -539,12 +557,13 @@ describe("matmul errors", () => {
   });
   it("rejects an unknown inputs precision, int8 inputs without i8 subgroup matrices and f16 inputs without shader-f16, naming the adapter", () => {
     const a = Tensor.fromArray([1, 2, 3, 4], [2, 2]);
-    expect(() => matmulForward(a, a, { inputs: "bf16" as "f16" })).toThrow('matmul: expected inputs "f32", "f16", "int8", got "bf16"');
+    expect(() => matmulForward(a, a, { inputs: "bf16" as "f16" })).toThrow('matmul: expected inputs "f32", "f16", "int8", "int8x2", got "bf16"');
     const { gpu } = runtime();
     const configs = gpu.subgroupMatrixConfigs;
     gpu.subgroupMatrixConfigs = configs.filter((c) => c.componentType !== "i8");
     try {
       expect(() => matmulForward(a, a, { inputs: "int8" })).toThrow(`matmul: int8 inputs need subgroup matrices of i8 into i32, which ${gpu.adapterInfo.description} lacks`);
+      expect(() => matmulForward(a, a, { inputs: "int8x2" })).toThrow("matmul: int8x2 inputs need subgroup matrices of i8 into i32");
     } finally {
       gpu.subgroupMatrixConfigs = configs;
     }
@@ -717,15 +736,16 @@ describe("matmul default version", () => {
     expect(defaultVersion({ ...dims(197, 197), batch: 192 }, false)).toBe("tiled128"); // attention: 2 x 2 x 192
   });
 
-  it("at products of precision int8 takes the int8 version of that tile size (on CPU drivers too), an exact one where it cannot run", () => {
+  it("at products of precision int8 or int8x2 takes the int8 version of that tile size (on CPU drivers too), an exact one where it cannot run", () => {
     const i8 = { componentType: "i8", resultComponentType: "i32", M: 16, N: 16, K: 32 } as const;
     const gpu = (isCpu: boolean) => ({ ...runtime().gpu, isCpu, subgroupMatrixConfigs: [i8] });
-    const int8 = (M: number, N: number): MatmulShape => ({ ...dims(M, N), int8: true });
+    const int8 = (M: number, N: number): MatmulShape => ({ ...dims(M, N), inputs: "int8" });
     expect(MATMUL.defaultVersion(int8(2048, 2048), gpu(false))).toBe("mma128i8");
     expect(MATMUL.defaultVersion({ ...int8(2048, 2048), gelu: true }, gpu(false))).toBe("mma64i8");
     expect(MATMUL.defaultVersion(int8(1576, 16), gpu(false))).toBe("mma64i8");
     expect(MATMUL.defaultVersion(int8(1576, 16), gpu(true))).toBe("mma64i8");
-    expect(MATMUL.defaultVersion({ ...int8(2048, 2048), K: MMA_I8_MAX_K + 1 }, gpu(false))).toBe("tiled128");
+    expect(MATMUL.defaultVersion({ ...int8(2048, 2048), K: mmaI8MaxK(3) + 1 }, gpu(false))).toBe("tiled128");
+    expect(MATMUL.defaultVersion({ ...int8(2048, 2048), inputs: "int8x2", K: mmaI8MaxK(3) + 1 }, gpu(false))).toBe("mma128i8");
     expect(MATMUL.defaultVersion(dims(2048, 2048), gpu(false))).toBe("tiled128"); // an f32 product: never int8
   });
 

@@ -62,7 +62,9 @@ describe("the families", () => {
   it("keep the shape keys of earlier tuning caches, and count a shape's work", () => {
     for (const s of SAMPLES) expect(s.family.key(s.shape)).toBe(s.key);
     expect(MATMUL.key({ M: 6304, K: 384, N: 1536, transA: false, transB: true, batch: 1, gelu: true })).toBe("6304x384x1536/nt/b1/gelu");
-    expect(MATMUL.key({ M: 6304, K: 384, N: 1536, transA: false, transB: true, batch: 1, f16: true })).toBe("6304x384x1536/nt/b1/f16");
+    expect(MATMUL.key({ M: 6304, K: 384, N: 1536, transA: false, transB: true, batch: 1, inputs: "f16" })).toBe("6304x384x1536/nt/b1/f16");
+    expect(MATMUL.key({ M: 6304, K: 384, N: 1536, transA: false, transB: true, batch: 1, inputs: "f32" })).toBe("6304x384x1536/nt/b1");
+    expect(MATMUL.key({ M: 6304, K: 384, N: 1536, transA: false, transB: true, batch: 1, inputs: "int8x2" })).toBe("6304x384x1536/nt/b1/int8x2");
     expect(ATTENTION.key({ B: 8, N: 197, H: 6, D: 64 })).toBe("8x6x197x64");
     expect(MATMUL.work({ M: 2, K: 3, N: 5, transA: false, transB: false, batch: 7 })).toBe(2 * 7 * 2 * 3 * 5);
     expect(ROWS.work({ op: "softmax", rows: 3, C: 10 })).toBe(5 * 30 * 4);
@@ -176,7 +178,7 @@ describe("tracing", () => {
       batch.log = undefined;
     }
     expect(seen).toEqual([
-      { family: "matmul", key: "2x3x2/nn/b1", shape: { M: 2, K: 3, N: 2, transA: false, transB: false, batch: 1, gelu: false, f16: false, int8: false } },
+      { family: "matmul", key: "2x3x2/nn/b1", shape: { M: 2, K: 3, N: 2, transA: false, transB: false, batch: 1, gelu: false, inputs: "f32" } },
       { family: "rows", key: "softmax/2x3", shape: { op: "softmax", rows: 2, C: 3 } },
     ]);
     expect(batch.stats.dispatches).toBe(before);

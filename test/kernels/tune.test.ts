@@ -36,7 +36,7 @@ describe("withComposedShapes", () => {
 });
 
 describe("candidates", () => {
-  it("times matmul's int8 versions only at products of precision int8, beside the exact ones, where the adapter can run them", () => {
+  it("times matmul's int8 versions only at products of precision int8 or int8x2, beside the exact ones, where the adapter can run them", () => {
     const gpu = runtime().gpu;
     const saved = gpu.subgroupMatrixConfigs;
     gpu.subgroupMatrixConfigs = [{ componentType: "i8", resultComponentType: "i32", M: 16, N: 16, K: 32 }];
@@ -45,8 +45,9 @@ describe("candidates", () => {
       const at = (shape: object) => candidates({ family: "matmul", key: MATMUL.key(shape as never), shape });
       const exact = at(f32);
       expect(exact).not.toContain("mma64i8");
-      expect(at({ ...f32, int8: true })).toEqual([...exact, "mma64i8", "mma128i8"]);
-      expect(at({ ...f32, f16: true })).not.toContain("mma64i8");
+      expect(at({ ...f32, inputs: "int8" })).toEqual([...exact, "mma64i8", "mma128i8"]);
+      expect(at({ ...f32, inputs: "int8x2" })).toEqual([...exact, "mma64i8", "mma128i8"]);
+      expect(at({ ...f32, inputs: "f16" })).not.toContain("mma64i8");
     } finally {
       gpu.subgroupMatrixConfigs = saved;
     }

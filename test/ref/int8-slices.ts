@@ -1,8 +1,7 @@
 // CPU reference for kernels/int8-slices.ts, written from its header's definition: per row of op(x), the exponent e
 // with max |x| < 2^e (at least -100), the scale word (f32 bits of 2^e, NaN where the row holds a value that is not
-// finite), and three balanced base-128 digits per element, round to nearest with ties to even, packed 4 per word
-// from the low byte; rows padded to W = ceil(K / 16) * 4 words. Every step is exact in float64 as in f32.
-export const SLICES = 3;
+// finite), and `slices` (2 or 3) balanced base-128 digits per element, round to nearest with ties to even, packed 4
+// per word from the low byte; rows padded to W = ceil(K / 16) * 4 words. Every step is exact in float64 as in f32.
 
 export function roundEven(v: number): number {
   const f = Math.floor(v);
@@ -21,10 +20,10 @@ export function exponentAbove(m: number): number {
 }
 
 // x: (batch, R, K) when kAlong, else (batch, K, R). Returns the words of each batch entry, (batch, stride).
-export function int8SlicesRef(x: ArrayLike<number>, batch: number, R: number, K: number, kAlong: boolean): Int32Array {
+export function int8SlicesRef(x: ArrayLike<number>, batch: number, R: number, K: number, kAlong: boolean, slices: number): Int32Array {
   const R4 = Math.ceil(R / 4) * 4;
   const W = Math.ceil(K / 16) * 4;
-  const stride = R4 + SLICES * R * W;
+  const stride = R4 + slices * R * W;
   const out = new Int32Array(batch * stride);
   const bits = new Int32Array(1);
   const asF32 = new Float32Array(bits.buffer);
@@ -42,17 +41,17 @@ export function int8SlicesRef(x: ArrayLike<number>, batch: number, R: number, K:
       asF32[0] = bad ? NaN : 2 ** e;
       out[b * stride + r] = bad ? 0x7fc00000 : bits[0];
       for (let w = 0; w < W; w++) {
-        const words = [0, 0, 0];
+        const words = new Array<number>(slices).fill(0);
         for (let c = 0; c < 4; c++) {
           const k = 4 * w + c;
-          const v = k < K ? at(r, k) * 2 ** (6 - e) : 0;
-          const d0 = roundEven(v);
-          const v1 = (v - d0) * 128;
-          const d1 = roundEven(v1);
-          const d2 = roundEven((v1 - d1) * 128);
-          [d0, d1, d2].forEach((d, s) => (words[s] |= (d & 0xff) << (8 * c)));
+          let v = k < K ? at(r, k) * 2 ** (6 - e) : 0;
+          for (let s = 0; s < slices; s++) {
+            const d = roundEven(v);
+            words[s] |= (d & 0xff) << (8 * c);
+            v = (v - d) * 128;
+          }
         }
-        for (let s = 0; s < SLICES; s++) out[b * stride + R4 + (s * R + r) * W + w] = words[s];
+        for (let s = 0; s < slices; s++) out[b * stride + R4 + (s * R + r) * W + w] = words[s];
       }
     }
   }

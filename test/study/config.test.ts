@@ -76,13 +76,13 @@ describe("shipped configs", () => {
     }
   });
 
-  it("takes training.precision f32 (as if absent, so the identity stays), f16 or int8, each a study of its own", () => {
+  it("takes training.precision f32 (as if absent, so the identity stays), f16, int8 or int8x2, each a study of its own", () => {
     const at = (precision: string) => parseStudyConfig({ ...DEFAULT_STUDY, training: { ...DEFAULT_STUDY.training, precision } });
     const plain = parseStudyConfig(DEFAULT_STUDY);
     expect(at("f32").training.precision).toBeUndefined();
     expect(studyIdentity(at("f32"))).toBe(studyIdentity(plain));
     expect(at("int8").training.precision).toBe("int8");
-    expect(new Set([plain, at("f16"), at("int8")].map(studyIdentity)).size).toBe(3);
+    expect(new Set([plain, at("f16"), at("int8"), at("int8x2")].map(studyIdentity)).size).toBe(4);
     expect(JSON.stringify(configJson(at("int8")))).toContain('"precision":"int8"');
   });
 

@@ -41,7 +41,9 @@ describe("report files", () => {
     expect(tableMarkdown(r)).toContain(`batch ${config.training.batchSize}, ${config.training.optimizer})`);
     expect(tableMarkdown(r)).not.toContain("precision");
     const int8 = summarize({ ...config, training: { ...config.training, precision: "int8" } }, baseline, cells, notes);
-    expect(tableMarkdown(int8)).toContain(`batch ${config.training.batchSize}, ${config.training.optimizer}, precision int8 (products as int8 slices))`);
+    expect(tableMarkdown(int8)).toContain(`batch ${config.training.batchSize}, ${config.training.optimizer}, precision int8 (products as 3 int8 slices))`);
+    const int8x2 = summarize({ ...config, training: { ...config.training, precision: "int8x2" } }, baseline, cells, notes);
+    expect(tableMarkdown(int8x2)).toContain(`${config.training.optimizer}, precision int8x2 (products as 2 int8 slices))`);
     const f16 = summarize({ ...config, training: { ...config.training, precision: "f16" } }, baseline, cells, notes);
     expect(tableMarkdown(f16)).toContain(`${config.training.optimizer}, mixed precision (f16 products))`);
   });

@@ -1,6 +1,6 @@
 // train/checkpoint.ts's fingerprint: what a checkpoint must share with a run to be resumed by it. The precision is
-// part of it (an f32 checkpoint is not resumed in f16 or int8, nor one of those in another), absent in f32 so that
-// checkpoints from before the key still match; cadences are not.
+// part of it (an f32 checkpoint is not resumed in f16, int8 or int8x2, nor one of those in another), absent in f32
+// so that checkpoints from before the key still match; cadences are not.
 import { describe, expect, it } from "vitest";
 import type { Loader } from "../../data/loader.js";
 import { fingerprint } from "../../train/checkpoint.js";
@@ -12,8 +12,8 @@ const print = (s: Partial<TrainSettings>) => fingerprint({ ...SETTINGS, ...s }, 
 
 describe("checkpoint fingerprint", () => {
   it("holds the precision, f32 as if the key were absent", () => {
-    const prints = [print({}), print({ precision: "f16" }), print({ precision: "int8" })];
-    expect(new Set(prints).size).toBe(3);
+    const prints = [print({}), print({ precision: "f16" }), print({ precision: "int8" }), print({ precision: "int8x2" })];
+    expect(new Set(prints).size).toBe(4);
     expect(print({ precision: "f32" })).toBe(prints[0]);
     expect(print({ precision: "f16", lossScale: { init: 8 } })).not.toBe(prints[1]);
   });

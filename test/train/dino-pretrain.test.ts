@@ -169,7 +169,7 @@ describe("dinoPretrain", () => {
 
   it("refuses an unknown precision, and f16 on an adapter without shader-f16, naming the key and the adapter", async () => {
     const dir = join(root, "bad-precision");
-    await expect(dinoPretrain({ spec: { ...SPEC, precision: "bf16" as "f16" }, data, dir })).rejects.toThrow('dino: expected precision (precision) to be one of f32, f16, int8, got "bf16"');
+    await expect(dinoPretrain({ spec: { ...SPEC, precision: "bf16" as "f16" }, data, dir })).rejects.toThrow('dino: expected precision (precision) to be one of f32, f16, int8, int8x2, got "bf16"');
     const { gpu } = runtime();
     const had = gpu.features.delete("shader-f16");
     try {

@@ -13,7 +13,7 @@ describe("mixed precision in the loops", () => {
   it("checks the precision, naming the key and, for f16 without shader-f16 or int8 without i8 subgroup matrices, the adapter", () => {
     expect(() => checkPrecision("pretrain", "precision", "f32")).not.toThrow();
     expect(() => checkPrecision("pretrain", "precision", undefined)).not.toThrow();
-    expect(() => checkPrecision("pretrain", "precision", "bf16")).toThrow('pretrain: expected precision (precision) to be one of f32, f16, int8, got "bf16"');
+    expect(() => checkPrecision("pretrain", "precision", "bf16")).toThrow('pretrain: expected precision (precision) to be one of f32, f16, int8, int8x2, got "bf16"');
     const { gpu } = runtime();
     const had = gpu.features.delete("shader-f16");
     try {
@@ -25,8 +25,10 @@ describe("mixed precision in the loops", () => {
     try {
       gpu.subgroupMatrixConfigs = [{ componentType: "f16", resultComponentType: "f32", M: 16, N: 16, K: 16 }];
       expect(() => checkPrecision("train", "training.precision", "int8")).toThrow(`train: precision "int8" (training.precision) needs subgroup matrices of i8 into i32, which ${gpu.adapterInfo.description} lacks (\`info\` lists them); use "f32"`);
+      expect(() => checkPrecision("train", "training.precision", "int8x2")).toThrow('train: precision "int8x2" (training.precision) needs subgroup matrices of i8 into i32');
       gpu.subgroupMatrixConfigs = [{ componentType: "i8", resultComponentType: "i32", M: 16, N: 16, K: 32 }];
       expect(() => checkPrecision("train", "training.precision", "int8")).not.toThrow();
+      expect(() => checkPrecision("train", "training.precision", "int8x2")).not.toThrow();
     } finally {
       gpu.subgroupMatrixConfigs = configs;
     }
