@@ -5,8 +5,7 @@
 import type { Tensor } from "../engine/tensor.js";
 import { runtime } from "../engine/runtime.js";
 import * as ops from "../autograd/ops.js";
-import { PRECISIONS } from "../autograd/precision.js";
-import { INT8_SLICES, type Precision, mmaI8Fragment } from "../kernels/registry.js";
+import { PRECISIONS, type Precision, precisionUnavailable } from "../autograd/precision.js";
 import { LOSS_SCALE_DEFAULTS, LossScaler, type LossScaleSettings } from "../autograd/loss-scale.js";
 
 // `precision` as a config gives it; `key` names it in the errors (e.g. "training.precision").
@@ -14,13 +13,8 @@ export function checkPrecision(op: string, key: string, precision: unknown): voi
   if (precision !== undefined && !PRECISIONS.includes(precision as never)) {
     throw new Error(`${op}: expected precision (${key}) to be one of ${PRECISIONS.join(", ")}, got ${JSON.stringify(precision)}`);
   }
-  const { gpu } = runtime();
-  if (precision === "f16" && !gpu.features.has("shader-f16")) {
-    throw new Error(`${op}: precision "f16" (${key}) needs the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks; use "f32"`);
-  }
-  if (INT8_SLICES[precision as Precision] && !mmaI8Fragment(gpu)) {
-    throw new Error(`${op}: precision "${precision}" (${key}) needs subgroup matrices of i8 into i32, which ${gpu.adapterInfo.description} lacks (\`info\` lists them); use "f32"`);
-  }
+  const why = precision === undefined ? undefined : precisionUnavailable(precision as Precision, runtime().gpu);
+  if (why) throw new Error(`${op}: precision "${precision}" (${key}) ${why}; use "f32"`);
 }
 
 // The loss scaling of a run in `precision`: its settings over GradScaler's defaults; none in f32.
