@@ -52,10 +52,11 @@
 //   mma64, mma128 (GPUs with subgroup matrices): the same tiles multiplied by the adapter's subgroup matrices (tensor
 //     cores, through chromium-experimental-subgroup-matrix) of the inputs' type, f32 accumulation (mmaWgsl).
 //   mma64i8, mma128i8 (GPUs with i8 x i8 -> i32 subgroup matrices): f32 products on 8-bit tensor cores, each operand
-//     split into int8 slices first (kernels/int8-slices.ts), 6 slice products summed exactly in i32 (mmaI8Wgsl);
-//     y within 2^-17 K max|a[m, :]| max|b[:, n]| of the exact product; or 2 slices, 3 products, within 2^-11 K ... .
-//     Only with inputs "int8" or "int8x2" (the precisions of autograd/precision.ts), whose products may run so: at
-//     such a product the resolver picks among them and every exact version, so no f32 product ever runs them.
+//     split into int8 slices first (kernels/int8-slices.ts), the slice products summed exactly in i32 (mmaI8Wgsl):
+//     with inputs "int8" 3 slices, 6 products, y within 2^-17 K max|a[m, :]| max|b[:, n]| of the exact product; with
+//     "int8x2" 2 slices, 3 products, within 2^-11 K max|a[m, :]| max|b[:, n]|. Only with those inputs (the precisions
+//     of autograd/precision.ts): at such a product the resolver picks among them and every exact version, so no f32
+//     product ever runs them.
 // Mixed precision (inputs "f16", autograd/precision.ts): every version rounds a and b to f16 as it loads them and
 // accumulates in f32, as PyTorch's autocast does; y, the epilogue operands and rowSums stay f32. a and b stay f32 in
 // memory and every f32 path (packs, in-place reads) applies; a cast pass per operand took a third of the default
