@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # One lease of a machine with a GPU, run from the portable bundle (scripts/portable-bundle.sh copies this file to
-# DIR/lease): `info` (retried with --system-gl, as root, when no adapter is found; then again with the first GPU
-# chosen by its PCI address), on NVIDIA without shader-f16 the f16 tests and benchmarks with Dawn's blocklisting of
-# it lifted, the test suite on the GPU's
-# adapter, the benchmark set (scripts/bench-gpu.sh); before them, where Fashion-MNIST is installed, the default
-# study, alone, in 4 worker processes, and on Dawn's null backend (the host's share), then the f32 products of
-# ViT-B/16 (tiled against tiledvec and TF.js) and its step with them tuned; where int8 tensor cores are listed, the
-# same in precisions int8 and int8x2.
+# DIR/lease), most urgent first, since the lease may end at any step: `info` (retried with --system-gl, as root,
+# when no adapter is found; then again with the first GPU chosen by its PCI address); where int8 tensor cores are
+# listed, the int8 tests and ViT-B/16's step in f32, int8 and int8x2; whether Dawn's f16 toggle gives NVIDIA
+# shader-f16; where Fashion-MNIST is installed, the default study, alone, in 4 worker processes, and on Dawn's null
+# backend (the host's share); the f32 products of ViT-B/16 (tiled against tiledvec and TF.js), the int8 ones, and its
+# step with them tuned in each precision; on NVIDIA without shader-f16 the f16 tests and benchmarks with Dawn's
+# blocklisting of it lifted; the test suite on the GPU's adapter; the benchmark set (scripts/bench-gpu.sh).
 # Everything goes to a work folder packed into OUT/results.tgz every 10 s and at the end, so that a run stopped at
 # a time limit still leaves what it finished. Usage: DIR/lease OUT. LEASE_TEST_TIMEOUT (default 300 s) bounds the
 # tests, BENCH_STEP_TIMEOUT (default 600 s) each benchmark, LEASE_STUDY_TIMEOUT (default 300 s) the study;
@@ -46,7 +46,31 @@ if [ -n "$gpu" ]; then
   echo "info --adapter $gpu: $(grep -E "^adapter|rror" "$work/info-pci.txt" | head -1)"
 fi
 
-# The default study first: short (tens of seconds), and [gpu]'s end-to-end target. Its images: Debian's
+# First what a short lease must answer (a session's device time may end within minutes): where the adapter lists
+# i8 x i8 -> i32 subgroup matrices (the H200 through Dawn), whether the int8 versions compute right on the real
+# driver (precisions int8 and int8x2: 3 or 2 int8 slices, docs/KERNELS.md), and ViT-B/16's step at batch 64 in f32,
+# int8 and int8x2 with each precision's default versions, profiled; then whether Dawn's f16 toggle gives this GPU
+# shader-f16 (tested further below).
+int8=""
+grep -q "i8 x i8 -> i32" "$work/info.txt" && int8=yes
+if [ -n "$int8" ]; then
+  step "int8 products: tests, then ViT-B/16's step in f32, int8 and int8x2"
+  timeout 180 "$here/run" --test test/kernels/matmul.test.ts test/kernels/int8-slices.test.ts -t "i8|int8" --reporter=dot >"$work/test-i8.txt" 2>&1
+  echo "int8 tests rc $?"
+  grep -a -E "Test Files|Tests |FAIL" "$work/test-i8.txt" | head -20
+  for precision in f32 int8 int8x2; do
+    timeout 240 "$here/run" $sysgl bench vit --model vit-b16 --batch 64 --strategies full --precision $precision --profile >"$work/vit-b16-default-$precision.txt" 2>&1
+    echo "vit-b16 $precision (default versions) rc $?"
+    head -8 "$work/vit-b16-default-$precision.txt"
+  done
+fi
+if grep -qi nvidia "$work/info.txt" && ! grep -q "^features .*shader-f16" "$work/info.txt"; then
+  PEFT_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia "$here/run" $sysgl info >"$work/info-f16.txt" 2>&1
+  echo "with vulkan_enable_f16_on_nvidia:"
+  grep -E "^(features|subgroup|mixed)" "$work/info-f16.txt"
+fi
+
+# The default study next: short (tens of seconds), and [gpu]'s end-to-end target. Its images: Debian's
 # dataset-fashion-mnist, or (as root) LEASE_FASHION_MNIST's folder copied where that package puts them, e.g. the
 # 5.2 MB of `scripts/fashion-mnist-subset.py DIR --classes 0-9 --train-per-class 1000 --test-per-class 200`, all the
 # study reads.
@@ -75,16 +99,10 @@ timeout 240 "$here/run" $sysgl bench matmul --version tiled,tiled128,tiledvec,ti
   --shapes 12608x768x2304,12608x3072x768,768x12608x3072,2048x2048x2048 --layouts nn,nt,tn >"$work/products.txt" 2>&1
 echo "products rc $?"
 grep -E "^[0-9]" "$work/products.txt" | head -60
-# Precisions int8 and int8x2, the products on 8-bit tensor cores (mma64i8, mma128i8: 3 or 2 int8 slices,
-# docs/KERNELS.md), where the adapter lists i8 x i8 -> i32 subgroup matrices (the H200 through Dawn): their tests on
-# the real thing, then their speed beside tiled128 and tiled128vec. ViT-B/16's int8 steps follow the f32 one below.
-int8=""
-grep -q "i8 x i8 -> i32" "$work/info.txt" && int8=yes
+# The int8 versions' speed beside tiled128 and tiled128vec, at the same sizes. ViT-B/16's tuned int8 steps follow
+# the f32 one below.
 if [ -n "$int8" ]; then
   step "f32 products on int8 tensor cores"
-  timeout 180 "$here/run" --test test/kernels/matmul.test.ts test/kernels/int8-slices.test.ts -t "i8|int8" --reporter=dot >"$work/test-i8.txt" 2>&1
-  echo "int8 tests rc $?"
-  grep -a -E "Test Files|Tests |FAIL" "$work/test-i8.txt" | head -20
   timeout 240 "$here/run" $sysgl bench matmul --precision int8 --version mma64i8,mma128i8,tiled128,tiled128vec \
     --shapes 12608x768x2304,12608x3072x768,768x12608x3072,2048x2048x2048 --layouts nn,nt,tn --no-tfjs >"$work/products-i8.txt" 2>&1
   echo "int8 products rc $?"
@@ -122,8 +140,6 @@ rm -rf "$tuned"
 if grep -qi nvidia "$work/info.txt" && ! grep -q "^features .*shader-f16" "$work/info.txt"; then
   step "f16 on NVIDIA (PEFT_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia)"
   export PEFT_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia
-  "$here/run" $sysgl info >"$work/info-f16.txt" 2>&1
-  grep -E "^(features|subgroup|mixed)" "$work/info-f16.txt"
   if grep -q "^features .*shader-f16" "$work/info-f16.txt"; then
     timeout "${LEASE_TEST_TIMEOUT:-300}" "$here/run" --test test/kernels/matmul.test.ts test/kernels/matmul-mma.test.ts test/kernels/attention-mma.test.ts \
       test/autograd/precision.test.ts test/train/train.test.ts -t "mma|f16|precision" --reporter=dot >"$work/test-f16.txt" 2>&1
