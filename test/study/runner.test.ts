@@ -214,7 +214,7 @@ describe("a miniature study", () => {
     expect(existsSync(join(dir, "cells", "lora-r2_lr0.05_s0"))).toBe(false);
   });
 
-  it("refuses strategies that do not fit a checkpoint backbone, and missing data, before any work", async () => {
+  it("refuses strategies that do not fit a checkpoint backbone, missing data and a precision the adapter lacks, before any work", async () => {
     const base = study();
     // depth 2, width 32; its pinned SHA-256 is right, so the strategies are what is refused
     const checkpoint = { checkpoint: "test/fixtures/vit-tiny.safetensors", heads: 2, sha256: await sha256File("test/fixtures/vit-tiny.safetensors") };
@@ -227,6 +227,10 @@ describe("a miniature study", () => {
     expect(existsSync(dir)).toBe(false); // checked from the header, before the run folder is claimed
     const missing = { ...base, knn: { ...base.knn, bank: { ...base.knn.bank, root: join(root, "nowhere") } } };
     await expect(runExperiment({ config: missing, out: join(root, "bad2") })).rejects.toThrow(/knn\.bank: .*nowhere/);
+    // A precision the adapter cannot run (the CPU driver has no i8 subgroup matrices); a preparation alone trains no cell.
+    const int8 = { ...base, training: { ...base.training, precision: "int8" as const } };
+    await expect(runExperiment({ config: int8, out: join(root, "bad3") })).rejects.toThrow(/experiment: precision "int8" \(training\.precision\) needs subgroup matrices of i8/);
+    expect(existsSync(join(root, "bad3"))).toBe(false);
   });
 });
 
