@@ -5,8 +5,8 @@
 //             model at batch 32, (32, 65, 3, 64); default: the default study's model (28 px, patch 7, width 64,
 //             2 heads) at batch 32, (32, 17, 2, 32); or --shapes
 //   versions  the versions of kernels/registry.ts ATTENTION this adapter can run at the shape (default), or --version
-//   precision f32, or f16 (--precision f16: mixed precision, whose operands only mma reads in f16; the others
-//             compute in f32)
+//   precision f32, or f16 (--precision f16: mixed precision, whose operands mma and unfused read in f16; reg and
+//             tiled compute in f32)
 // GFLOP/s counts the useful work per wall second at the median run: forward 4*B*H*N^2*D (S = QK^T and PV), backward
 // 10*B*H*N^2*D (dP, dV, dQ, dK and the recomputed S; the backward's second recomputation of S is not counted).
 // Each case is validated once against the float64 CPU attention of bench/ref/attention.ts (shared with the tests) on
@@ -113,8 +113,8 @@ export const attention: Command = {
   --version  ${ATTENTION.versions.join(",")} (default: all this adapter can run; on CPU drivers unfused is the default
              past 64 tokens, else reg; tiled on GPUs)
   --shapes   ${Object.entries(ATTENTION_SHAPES).map(([k, s]) => `${k} (B, N, H, D) = (${s.join(", ")})`).join(", ")} (default: all)
-  --precision f16: mixed precision, q, k, v, dO, P and dS in f16 where the version is mma (the others compute in
-             f32 and are timed as such); default f32
+  --precision f16: mixed precision, q, k, v, dO, P and dS in f16 where the version is mma, unfused's products'
+             operands too (reg and tiled compute in f32 and are timed as such); default f32
   --reps     timed runs per case, median reported (default 5)
   --warmup   untimed runs first (default 1)
   --json     print the rows as JSON`,
@@ -139,7 +139,7 @@ export const attention: Command = {
       for (const name of shapes) {
         const shape = ATTENTION_SHAPES[name];
         const [B, N, H, D] = shape;
-        const runnable: string[] = availableVersions(ATTENTION, { B, N, H, D, ...(precision === "f16" && { f16: true }) });
+        const runnable: string[] = availableVersions(ATTENTION, { B, N, H, D, inputs: precision });
         if (!flags.version && !runnable.includes(version)) continue; // asked for by name, it may fail and say why
         await tidyAsync(async () => {
           for (const pass of attentionCase(shape, version, precision)) {

@@ -8,10 +8,12 @@
 // Backward, from dO:
 //   dv = Pᵀ·dO    dP = dO·vᵀ    dS = P ∘ (dP - rowsum(P ∘ dP))    dq = s·dS·k    dk = dSᵀ·qs
 // It writes P and dP, (B·H, N, N) each, which the fused kernels never do; each is disposed as soon as it is dead.
-// kernels/attention.ts attentionForward and attentionBackward run it for the version "unfused".
+// Its products are matmul's in the call's precision (inputs: f16 operands, or int8 slices), as autocast runs
+// attention's; softmax and the rest compute in f32. kernels/attention.ts attentionForward and attentionBackward run
+// it for the version "unfused".
 import { Tensor } from "../engine/tensor.js";
 import { unaryForward } from "./elementwise.js";
-import { matmulForward } from "./matmul.js";
+import { type Precision, matmulForward } from "./matmul.js";
 import { permuteForward } from "./permute.js";
 import { concatForward, sliceForward } from "./slice.js";
 import { softmaxBackward, softmaxForward } from "./softmax.js";
@@ -24,12 +26,13 @@ export interface UnfusedSaved {
   v: Tensor;
 }
 
-// Batch, tokens, heads, head dim.
+// Batch, tokens, heads, head dim; the products' precision (default f32).
 interface Sizes {
   B: number;
   N: number;
   H: number;
   D: number;
+  inputs?: Precision;
 }
 
 // x viewed as `shape`, x itself disposed (the view keeps the storage).
@@ -40,7 +43,7 @@ function view(x: Tensor, shape: number[]): Tensor {
 }
 
 // qkv: (B, N, 3*H*D), s the scale -> o: (B, N, H*D) and what the backward needs.
-export function unfusedForward(qkv: Tensor, { B, N, H, D }: Sizes, s: number): { o: Tensor; saved: UnfusedSaved } {
+export function unfusedForward(qkv: Tensor, { B, N, H, D, inputs }: Sizes, s: number): { o: Tensor; saved: UnfusedSaved } {
   const BH = B * H;
   const x = qkv.reshape([B, N, 3, H, D]);
   const parts = permuteForward(x, [2, 0, 3, 1, 4]); // (3, B, H, N, D)
@@ -49,29 +52,29 @@ export function unfusedForward(qkv: Tensor, { B, N, H, D }: Sizes, s: number): {
   parts.dispose();
   const qs = unaryForward("scale", q, s);
   q.dispose();
-  const scores = matmulForward(qs, k, { transB: true }); // (BH, N, N)
+  const scores = matmulForward(qs, k, { transB: true, inputs }); // (BH, N, N)
   const P = softmaxForward(scores);
   scores.dispose();
-  const heads = view(matmulForward(P, v), [B, H, N, D]);
+  const heads = view(matmulForward(P, v, { inputs }), [B, H, N, D]);
   const o = view(permuteForward(heads, [0, 2, 1, 3]), [B, N, H * D]);
   heads.dispose();
   return { o, saved: { P, qs, k, v } };
 }
 
 // saved from the forward, dout: (B, N, H*D), s the scale -> dqkv: (B, N, 3*H*D). Leaves saved to the caller.
-export function unfusedBackward({ P, qs, k, v }: UnfusedSaved, dout: Tensor, { B, N, H, D }: Sizes, s: number): Tensor {
+export function unfusedBackward({ P, qs, k, v }: UnfusedSaved, dout: Tensor, { B, N, H, D, inputs }: Sizes, s: number): Tensor {
   const d = dout.reshape([B, N, H, D]);
   const dO = view(permuteForward(d, [0, 2, 1, 3]), [B * H, N, D]);
   d.dispose();
-  const dv = matmulForward(P, dO, { transA: true });
-  const dP = matmulForward(dO, v, { transB: true });
+  const dv = matmulForward(P, dO, { transA: true, inputs });
+  const dP = matmulForward(dO, v, { transB: true, inputs });
   dO.dispose();
   const dS = softmaxBackward(P, dP);
   dP.dispose();
-  const dSk = matmulForward(dS, k);
+  const dSk = matmulForward(dS, k, { inputs });
   const dq = unaryForward("scale", dSk, s);
   dSk.dispose();
-  const dk = matmulForward(dS, qs, { transA: true });
+  const dk = matmulForward(dS, qs, { transA: true, inputs });
   dS.dispose();
   const grads = [dq, dk, dv].map((t) => view(t, [1, B, H, N, D]));
   const dparts = concatForward(grads, 0); // (3, B, H, N, D)

@@ -29,7 +29,7 @@
 //   tiled (GPUs): workgroup of 64 invocations, one row each; the streamed rows are staged tile by tile in
 //      workgroup memory, loaded cooperatively between two barriers.
 //   mma (GPUs with subgroup matrices): the same passes' products on the adapter's subgroup matrices, in f16 with
-//      the inputs "f16" (mixed precision; the other versions compute in f32 whatever the inputs), else f32
+//      the inputs "f16" (mixed precision), else f32; reg and tiled compute in f32 whatever the inputs
 //      (kernels/attention-mma.ts). Not a default.
 //   unfused (CPU drivers past 64 tokens): kernels/attention-unfused.ts composes it from the matmul and softmax
 //      kernels, writing P (B·H, N, N).
@@ -53,7 +53,7 @@ type Pass = "forward" | "dq" | "dkdv" | "dqkv";
 export interface AttentionOptions {
   scale?: number; // default 1/sqrt(D)
   queries?: number; // only the first `queries` tokens of each sequence as queries, o (B, queries, H*D); default N
-  inputs?: Precision; // "f16": the products' operands in f16, accumulated in f32, where the version is mma (else f32); "int8", "int8x2": f32
+  inputs?: Precision; // the products' precision: mma's in f16 with "f16"; unfused's are matmul's in any; reg, tiled: f32
   version?: string; // a version of kernels/registry.ts ATTENTION; default: resolved for the shape
 }
 
@@ -328,7 +328,7 @@ interface Dims extends AttentionShape {
 
 // What the backward needs: qkv, o, the scale and the operands' precision, the version that ran, and its own tensors
 // (the fused kernels' lse (B, H, N), or unfused's P and head-major q, k, v).
-export type AttentionSaved = { qkv: Tensor; o: Tensor; heads: number; scale: number; f16: boolean } & (
+export type AttentionSaved = { qkv: Tensor; o: Tensor; heads: number; scale: number; inputs: Precision } & (
   | { version: Fused; lse: Tensor }
   | { version: "unfused"; unfused: UnfusedSaved }
 );
@@ -398,7 +398,7 @@ function encode(pass: Pass, version: Fused, dims: Dims, scale: number, buffers: 
     const gpu = runtime().gpu;
     const plan = mmaAttentionPlan(dims, gpu);
     if (typeof plan === "string") throw new Error(`attention: "mma" ${plan}`); // resolveVersion checked it
-    encodeMmaAttention(pass, dims, { d: dims.D, f16: !!dims.f16, fragment: fragmentKey(plan.fragment, gpu), groups: plan.groups[pass] }, scale, buffers);
+    encodeMmaAttention(pass, dims, { d: dims.D, f16: dims.inputs === "f16", fragment: fragmentKey(plan.fragment, gpu), groups: plan.groups[pass] }, scale, buffers);
     return;
   }
   const { B, N, NQ, H, D } = dims;
@@ -424,23 +424,23 @@ function fusedForward(qkv: Tensor, dims: Dims, version: Fused, scale: number): {
 // queries as they are (dk and dv still over every key, dq zero past them); unfused runs every query and slices.
 export function attentionForward(qkv: Tensor, heads: number, opts: AttentionOptions = {}): { o: Tensor; saved: AttentionSaved } {
   if (opts.inputs !== undefined && !PRECISIONS.includes(opts.inputs)) throw new Error(`attention: expected inputs ${PRECISIONS.map((p) => `"${p}"`).join(", ")}, got "${opts.inputs}"`);
-  const f16 = opts.inputs === "f16";
-  const dims = callDims(qkv, heads, opts.queries, f16);
+  const inputs = opts.inputs ?? "f32";
+  const dims = callDims(qkv, heads, opts.queries, inputs);
   const version = resolveVersion(ATTENTION, dims, opts.version);
   const scale = pickScale(opts.scale, dims.D);
   if (version === "unfused") {
     const { o, saved } = unfusedForward(qkv, dims, scale);
     const sliced = dims.NQ < dims.N ? sliceForward(o, 1, 0, dims.NQ) : o;
     if (sliced !== o) o.dispose();
-    return { o: sliced, saved: { qkv, o: sliced, heads, scale, f16, version, unfused: saved } };
+    return { o: sliced, saved: { qkv, o: sliced, heads, scale, inputs, version, unfused: saved } };
   }
   const { o, lse } = fusedForward(qkv, dims, version, scale);
-  return { o, saved: { qkv, o, heads, scale, f16, version, lse } };
+  return { o, saved: { qkv, o, heads, scale, inputs, version, lse } };
 }
 
-// A call's dims: qkv's, with the first `queries` tokens as queries (all when undefined) and f16 operands or not.
-function callDims(qkv: Tensor, heads: number, queries: number | undefined, f16: boolean): Dims {
-  const dims: Dims = { ...attentionDims(qkv, heads), f16 };
+// A call's dims: qkv's, with the first `queries` tokens as queries (all when undefined), and the products' precision.
+function callDims(qkv: Tensor, heads: number, queries: number | undefined, inputs: Precision): Dims {
+  const dims: Dims = { ...attentionDims(qkv, heads), inputs };
   if (queries === undefined) return dims;
   if (!Number.isInteger(queries) || queries < 1 || queries > dims.N) {
     throw new Error(`attention: expected queries an integer in [1, ${dims.N}], got ${queries}`);
@@ -451,8 +451,8 @@ function callDims(qkv: Tensor, heads: number, queries: number | undefined, f16: 
 // saved: from attentionForward, dout: (B, N, H*D) -> dqkv: (B, N, 3*H*D), by the version the forward ran.
 // Scratch: delta (B, H, N). Leaves saved to the caller.
 export function attentionBackward(saved: AttentionSaved, dout: Tensor): Tensor {
-  const { qkv, o, heads, scale, f16 } = saved;
-  const dims = callDims(qkv, heads, o.shape[1], f16); // o: (B, NQ, H*D)
+  const { qkv, o, heads, scale, inputs } = saved;
+  const dims = callDims(qkv, heads, o.shape[1], inputs); // o: (B, NQ, H*D)
   const { B, N, NQ, H } = dims;
   checkShape("dout", dout, [B, NQ, dims.C]);
   if (saved.version === "unfused") {

@@ -245,7 +245,9 @@ export interface AttentionShape {
   N: number;
   H: number;
   D: number;
-  f16?: boolean; // mixed precision: the products' operands in f16 (AttentionOptions.inputs), which only mma reads so
+  // The products' precision (AttentionOptions.inputs): mma reads "f16" operands in f16; unfused's products are
+  // matmul's in every precision (f16, int8, int8x2); reg and tiled compute in f32 whatever it is.
+  inputs?: Precision;
 }
 export type AttentionVersion = "reg" | "tiled" | "mma" | "unfused";
 // Forward + backward on llvmpipe, reg against unfused: reg 1.1-1.5x faster at N = 17, even at N = 50, 1.7x slower
@@ -261,12 +263,12 @@ export function fusedAttentionDefault(gpu: Gpu): "reg" | "tiled" {
 // cannot run: it needs the adapter's subgroup matrices of the inputs' type into f32, D a multiple of the fragment's
 // sizes, and one subgroup's rows staged within the adapter's workgroup memory.
 export function mmaAttentionPlan(s: AttentionShape, gpu: Gpu): { groups: Record<MmaPass, number>; fragment: SubgroupMatrixConfig } | string {
-  const inputs = s.f16 ? "f16" : "f32";
+  const inputs = s.inputs === "f16" ? "f16" : "f32";
   const fragment = mmaFragment(gpu, inputs);
   if (!fragment) return lacksFragment(gpu, inputs);
   if (s.D % fragment.K !== 0 || s.D % fragment.N !== 0) return `needs the head dim a multiple of the fragment's ${fragment.N} and ${fragment.K}, got D = ${s.D}`;
   const { maxComputeWorkgroupStorageSize: bytes, maxComputeInvocationsPerWorkgroup: threads } = gpu.limits;
-  const groups = mmaAttentionGroups(s.D, !!s.f16, fragment, bytes, threads, gpu.subgroupMaxSize);
+  const groups = mmaAttentionGroups(s.D, inputs === "f16", fragment, bytes, threads, gpu.subgroupMaxSize);
   return groups ? { groups, fragment } : `needs more workgroup memory at D = ${s.D} than the adapter's ${bytes} bytes`;
 }
 
@@ -288,7 +290,7 @@ export const ATTENTION: Family<AttentionShape, AttentionVersion> = {
     const unfused = gpu.isCpu && s.N > UNFUSED_MIN_TOKENS && !ATTENTION.unavailable!("unfused", s, gpu);
     return unfused ? "unfused" : fusedAttentionDefault(gpu);
   },
-  key: (s) => `${s.B}x${s.H}x${s.N}x${s.D}${s.f16 ? "/f16" : ""}`,
+  key: (s) => `${s.B}x${s.H}x${s.N}x${s.D}${s.inputs && s.inputs !== "f32" ? `/${s.inputs}` : ""}`,
   // Forward 4·B·H·N²·D (S = Q·Kᵀ and P·V), backward 10·B·H·N²·D (dP, dV, dQ, dK and the recomputed S).
   work: (s) => 14 * s.B * s.H * s.N * s.N * s.D,
   unit: "FLOP",

@@ -75,14 +75,14 @@ const WORKLOADS: { [F in FamilyName]: (shape: ShapeOf<F>, rng: Rng) => Workload 
         }),
     };
   },
-  attention({ B, N, H, D, f16 }, rng) {
+  attention({ B, N, H, D, inputs }, rng) {
     const qkv = random(rng, [B, N, 3 * H * D]);
     const dout = random(rng, [B, N, H * D]);
     return {
       inputs: [qkv, dout],
       run: (version) =>
         tidy(() => {
-          const { saved } = attentionForward(qkv, H, { version, inputs: f16 ? "f16" : "f32" });
+          const { saved } = attentionForward(qkv, H, { version, inputs });
           attentionBackward(saved, dout);
         }),
     };

@@ -93,7 +93,7 @@ fi
 
 # f32 products, short and before anything long: tiled and tiledvec against TF.js at ViT-B/16's sizes (batch 64:
 # qkv's forward, fc2's forward, a weight gradient) in every layout, then ViT-B/16's step at batch 64 with its
-# products tuned (each shape's winner among every version, GELU products apart) and profiled.
+# products and attention tuned (each shape's winner among every version, GELU products apart) and profiled.
 step "f32 products: tiled and tiledvec; ViT-B/16's step with its products tuned"
 timeout 240 "$here/run" $sysgl bench matmul --version tiled,tiled128,tiledvec,tiled128vec \
   --shapes 12608x768x2304,12608x3072x768,768x12608x3072,2048x2048x2048 --layouts nn,nt,tn >"$work/products.txt" 2>&1
@@ -113,18 +113,18 @@ if [ -n "$int8" ]; then
   grep -E "^[0-9]" "$work/products-i8x2.txt" | head -30
 fi
 tuned=$(mktemp -d)
-PEFT_TUNE_CACHE=$tuned timeout 300 "$here/run" $sysgl tune --model vit-b16 --batch 64 --strategies full --families matmul >"$work/tune-b16.txt" 2>&1
+PEFT_TUNE_CACHE=$tuned timeout 300 "$here/run" $sysgl tune --model vit-b16 --batch 64 --strategies full --families matmul,attention >"$work/tune-b16.txt" 2>&1
 echo "tune rc $?"
 tail -3 "$work/tune-b16.txt"
 PEFT_TUNE_CACHE=$tuned timeout 240 "$here/run" $sysgl bench vit --model vit-b16 --batch 64 --strategies full --profile >"$work/vit-b16-tuned.txt" 2>&1
 echo "vit-b16 tuned rc $?"
 head -8 "$work/vit-b16-tuned.txt"
 # The same step in precisions int8 and int8x2: their products are shapes of their own, tuned among the int8 and the
-# exact versions.
+# exact versions, and attention's, whose unfused version then multiplies as int8 slices too.
 if [ -n "$int8" ]; then
   for precision in int8 int8x2; do
     step "ViT-B/16's step in precision $precision"
-    PEFT_TUNE_CACHE=$tuned timeout 300 "$here/run" $sysgl tune --model vit-b16 --batch 64 --strategies full --families matmul --precision $precision >"$work/tune-b16-$precision.txt" 2>&1
+    PEFT_TUNE_CACHE=$tuned timeout 300 "$here/run" $sysgl tune --model vit-b16 --batch 64 --strategies full --families matmul,attention --precision $precision >"$work/tune-b16-$precision.txt" 2>&1
     echo "tune $precision rc $?"
     tail -3 "$work/tune-b16-$precision.txt"
     PEFT_TUNE_CACHE=$tuned timeout 240 "$here/run" $sysgl bench vit --model vit-b16 --batch 64 --strategies full --precision $precision --profile >"$work/vit-b16-$precision.txt" 2>&1

@@ -45,17 +45,17 @@ describe("attention mma: availability", () => {
   it("runs where the adapter has subgroup matrices of the operands' type into f32, the head dim their multiple; not a default", () => {
     const real = runtime().gpu;
     expect(ATTENTION.unavailable!("mma", shape, gpuWith([f16]))).toMatch(/needs subgroup matrices of f32 into f32/);
-    expect(ATTENTION.unavailable!("mma", { ...shape, f16: true }, gpuWith([f16]))).toBeUndefined();
-    expect(ATTENTION.unavailable!("mma", { ...shape, f16: true }, gpuWith([]))).toBe(
+    expect(ATTENTION.unavailable!("mma", { ...shape, inputs: "f16" }, gpuWith([f16]))).toBeUndefined();
+    expect(ATTENTION.unavailable!("mma", { ...shape, inputs: "f16" }, gpuWith([]))).toBe(
       `needs subgroup matrices of f16 into f32 (${SUBGROUP_MATRIX_FEATURE}), which ${real.adapterInfo.description} lacks`,
     );
-    expect(ATTENTION.unavailable!("mma", { ...shape, D: 40, f16: true }, gpuWith([f16]))).toBe("needs the head dim a multiple of the fragment's 16 and 16, got D = 40");
-    expect(ATTENTION.defaultVersion({ ...shape, f16: true }, gpuWith([f16]))).toBe("tiled");
-    expect(ATTENTION.key({ ...shape, f16: true })).toBe("2x12x197x64/f16");
+    expect(ATTENTION.unavailable!("mma", { ...shape, D: 40, inputs: "f16" }, gpuWith([f16]))).toBe("needs the head dim a multiple of the fragment's 16 and 16, got D = 40");
+    expect(ATTENTION.defaultVersion({ ...shape, inputs: "f16" }, gpuWith([f16]))).toBe("tiled");
+    expect(ATTENTION.key({ ...shape, inputs: "f16" })).toBe("2x12x197x64/f16");
   });
 
   it("takes in each pass the most subgroups (4, 2, 1) whose staged rows fit the workgroup memory", () => {
-    const plan = (bytes: number, D = 64) => mmaAttentionPlan({ ...shape, D, f16: true }, gpuWith([f16], bytes));
+    const plan = (bytes: number, D = 64) => mmaAttentionPlan({ ...shape, D, inputs: "f16" }, gpuWith([f16], bytes));
     // dkdv at D = 64, f16, 16-row fragments: K, V owned (W·16 rows of 72 halves each), Q, dO streamed (32 rows),
     // P and dS (W·16 rows of 40 halves), and S, dP in f32 (W·16 x 32 each), lse and delta (32 each).
     expect(mmaAttentionBytes("dkdv", 64, true, 16, 2)).toBe(2 * (2 * 32 * 72 + 2 * 32 * 72 + 2 * 32 * 40) + 4 * (2 * 32 * MMA_ATTENTION_BLOCK + 2 * 32));
@@ -96,7 +96,7 @@ async function check(s: AttentionShape, inputs: "f16" | "f32", queries = s.N): P
 describe("attention mma: on the adapter's subgroup matrices", () => {
   for (const inputs of ["f16", "f32"] as const) {
     it(`${inputs} at (B, N, H, D) = (2, 197, 3, 64), and 1 query of 17 at D = 32`, async (ctx) => {
-      const why = [64, 32].map((D) => mmaAttentionPlan({ B: 2, N: 197, H: 3, D, f16: inputs === "f16" }, runtime().gpu)).find((p) => typeof p === "string");
+      const why = [64, 32].map((D) => mmaAttentionPlan({ B: 2, N: 197, H: 3, D, inputs }, runtime().gpu)).find((p) => typeof p === "string");
       ctx.skip(why !== undefined, why as string);
       await check({ B: 2, N: 197, H: 3, D: 64 }, inputs);
       await check({ B: 2, N: 17, H: 2, D: 32 }, inputs, 1);

@@ -2,12 +2,13 @@
 // against the CPU reference (test/ref/attention.ts: float64, materialised softmax) and against float64 finite
 // differences.
 // Tolerance: atol 2e-5 + rtol 1e-4 on o, lse, dqkv and probabilities (f32 sums over up to 1030 keys, WGSL exp).
-import { describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { attentionBackward, attentionForward, attentionProbs, releaseSaved } from "../../kernels/attention.js";
 import { ATTENTION } from "../../kernels/registry.js";
 import { runtime } from "../../engine/runtime.js";
-import { expectClose, dot, numericGrad, randn, recordKernels, useEngine, withoutLaneBroadcast } from "../helpers.js";
+import { expectClose, dot, numericGrad, randn, recordKernels, skipWithoutF16, useEngine, withoutLaneBroadcast } from "../helpers.js";
+import { useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
 import { type AttentionShape, attentionBackwardRef, attentionRef } from "../ref/attention.js";
 
 useEngine();
@@ -181,6 +182,46 @@ describe("attentionProbs", () => {
       expectClose("probs", got, attentionRef(qkv, s, 0.3).probs, TOL);
       const sums = Array.from({ length: B * H * N }, (_, r) => got.subarray(r * N, (r + 1) * N).reduce((a, v) => a + v, 0));
       expectClose("row sums", sums, new Array(B * H * N).fill(1), { atol: 1e-5, rtol: 0 });
+    });
+  }
+});
+
+// unfused in another precision: its products are matmul's in it (f16 operands, or int8 slices on the i8 subgroup
+// matrices, emulated here), so the results come out within f16 inputs' tolerance of the reference (atol = rtol =
+// 4e-3, as test/kernels/attention-mma.test.ts's for f16) and differ from f32's; every product dispatched says so.
+describe("attention unfused in precisions f16, int8 and int8x2", () => {
+  useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } });
+  beforeEach((ctx) => skipWithoutF16(ctx));
+  const s = { B: 2, N: 65, H: 3, D: 64 };
+  const { qkv, dout } = inputs(s, 21);
+  const run = (precision: "f32" | "f16" | "int8" | "int8x2") => {
+    const x = tensor(qkv, s, 3);
+    const dy = tensor(dout, s, 1);
+    const { result, kernels } = recordKernels(() => {
+      const { o, saved } = attentionForward(x, s.H, { version: "unfused", inputs: precision });
+      return { o, dqkv: attentionBackward(saved, dy), saved };
+    });
+    return { ...result, products: kernels.filter((k) => k.name === "matmul").map((k) => k.key), inputs: [x, dy] };
+  };
+  for (const precision of ["f16", "int8", "int8x2"] as const) {
+    it(`${precision}: each of the 6 products in ${precision}, o and dqkv within f16's tolerance of the reference, not f32's results`, async () => {
+      const r = run(precision);
+      expect(r.products).toHaveLength(6);
+      for (const key of r.products) {
+        if (precision === "f16") expect(key).toMatch(/\bf16=true\b/);
+        else expect([key.match(/\bversion=(\w+)/)?.[1], key.match(/\bslices=(\d)/)?.[1]]).toEqual(["mma64i8", precision === "int8" ? "3" : "2"]);
+      }
+      const sc = 1 / Math.sqrt(s.D);
+      const tol = { atol: 4e-3, rtol: 4e-3 };
+      const [o, dqkv] = [await r.o.data(), await r.dqkv.data()];
+      expectClose(`o ${precision}`, o, attentionRef(qkv, s, sc).o, tol);
+      expectClose(`dqkv ${precision}`, dqkv, attentionBackwardRef(qkv, dout, s, sc), tol);
+      const f32 = run("f32");
+      expect(Array.from(o)).not.toEqual(Array.from(await f32.o.data()));
+      for (const x of [r, f32]) {
+        releaseSaved(x.saved);
+        for (const t of [x.o, x.dqkv, ...x.inputs]) t.dispose();
+      }
     });
   }
 });
