@@ -5,8 +5,8 @@
 //             model at batch 32, (32, 65, 3, 64); default: the default study's model (28 px, patch 7, width 64,
 //             2 heads) at batch 32, (32, 17, 2, 32); or --shapes
 //   versions  the versions of kernels/registry.ts ATTENTION this adapter can run at the shape (default), or --version
-//   precision f32, or f16 (--precision f16: mixed precision, whose operands mma and unfused read in f16; reg and
-//             tiled compute in f32)
+//   precision f32, or f16 (--precision f16: mixed precision, whose operands mma and unfused read in f16), or int8
+//             and int8x2 (unfused's products as int8 slices); reg and tiled compute in f32
 // GFLOP/s counts the useful work per wall second at the median run: forward 4*B*H*N^2*D (S = QK^T and PV), backward
 // 10*B*H*N^2*D (dP, dV, dQ, dK and the recomputed S; the backward's second recomputation of S is not counted).
 // Each case is validated once against the float64 CPU attention of bench/ref/attention.ts (shared with the tests) on
@@ -25,7 +25,7 @@ import { ATTENTION, availableVersions, isVersionOf } from "../kernels/registry.j
 import { callsPerRun, timeCalls } from "./harness.js";
 import { attentionSliceBackwardRef, attentionSliceRef } from "./ref/attention.js";
 import { noGrad } from "../autograd/tape.js";
-import { withPrecision } from "../autograd/precision.js";
+import { PRECISIONS, type Precision, withPrecision } from "../autograd/precision.js";
 import { checkPrecision } from "../train/mixed-precision.js";
 
 const FLAGS = { json: "boolean", version: "list", shapes: "list", reps: "int", warmup: "int", precision: "string" } as const;
@@ -37,11 +37,10 @@ const ATTENTION_SHAPES: Record<string, number[]> = {
   default: [32, 17, 2, 32],
 };
 
-// As test/kernels/attention.test.ts, and attention-mma.test.ts for f16 operands.
-// Precisions "int8" and "int8x2" slice only matmul's products: attention computes in f32 there, as timed here.
-const TOL = { f32: { atol: 2e-5, rtol: 1e-4 }, f16: { atol: 4e-3, rtol: 4e-3 } };
-type AttentionPrecision = keyof typeof TOL;
-const PRECISIONS = Object.keys(TOL) as AttentionPrecision[];
+// As test/kernels/attention.test.ts, and attention-mma.test.ts for f16 operands; int8 and int8x2 (unfused's products
+// as int8 slices; reg and tiled compute in f32) as f16, as attention.test.ts checks them.
+const F16_TOL = { atol: 4e-3, rtol: 4e-3 };
+const TOL: Record<Precision, { atol: number; rtol: number }> = { f32: { atol: 2e-5, rtol: 1e-4 }, f16: F16_TOL, int8: F16_TOL, int8x2: F16_TOL };
 
 interface AttentionPass {
   pass: "forward" | "backward";
@@ -53,7 +52,7 @@ interface AttentionPass {
 // The forward and backward of one version at shape (B, N, H, D), on fixed random inputs, through autograd/ops.ts
 // attention (which runs the fused kernels or composes "unfused"); the backward pass reruns the recorded backward
 // of one forward, in `precision`. Call inside a scope: everything it makes is disposed with it.
-function attentionCase([B, N, H, D]: number[], version: string, precision: AttentionPrecision): AttentionPass[] {
+function attentionCase([B, N, H, D]: number[], version: string, precision: Precision): AttentionPass[] {
   const C = H * D;
   const rng = new Rng(1);
   const qkvData = rng.fill(B * N * 3 * C, () => rng.normal(0, 1));
@@ -108,13 +107,14 @@ function compare(name: string, got: Float32Array, want: Float64Array, width: num
 
 export const attention: Command = {
   summary: "attention forward and backward (fused reg, tiled, mma; unfused): ms and GFLOP/s per version and shape",
-  usage: `usage: node dist/run.js bench attention [--version LIST] [--shapes LIST] [--precision f32|f16] [--reps N] [--warmup N] [--json]
+  usage: `usage: node dist/run.js bench attention [--version LIST] [--shapes LIST] [--precision f32|f16|int8|int8x2] [--reps N] [--warmup N] [--json]
 
   --version  ${ATTENTION.versions.join(",")} (default: all this adapter can run; on CPU drivers unfused is the default
              past 64 tokens, else reg; tiled on GPUs)
   --shapes   ${Object.entries(ATTENTION_SHAPES).map(([k, s]) => `${k} (B, N, H, D) = (${s.join(", ")})`).join(", ")} (default: all)
   --precision f16: mixed precision, q, k, v, dO, P and dS in f16 where the version is mma, unfused's products'
-             operands too (reg and tiled compute in f32 and are timed as such); default f32
+             operands too; int8, int8x2: unfused's products as int8 slices (reg and tiled compute in f32 and are
+             timed as such); default f32
   --reps     timed runs per case, median reported (default 5)
   --warmup   untimed runs first (default 1)
   --json     print the rows as JSON`,
@@ -126,7 +126,7 @@ export const attention: Command = {
     const reps = flags.reps ?? 5;
     const warmup = flags.warmup ?? 1;
     if (reps < 1 || warmup < 0) throw new UsageError(`expected --reps >= 1 and --warmup >= 0, got ${reps} and ${warmup}`);
-    const precision = (flags.precision ?? "f32") as AttentionPrecision;
+    const precision = (flags.precision ?? "f32") as Precision;
     if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision: expected one of ${PRECISIONS.join(", ")}, got "${precision}"`);
     await initEngine();
     checkPrecision("bench attention", "--precision", precision);

@@ -23,8 +23,9 @@ export function mixedPrecisionLine(gpu: Gpu): string {
   return `f16 products; ${f ? `tensor-core products and attention (mma versions) with f16 x f16 -> f32 ${f.M}x${f.N}x${f.K}` : "no subgroup matrix of f16 into f32 for the mma versions"}`;
 }
 
-// Whether the products can run on 8-bit tensor cores here (training.precision "int8", "int8x2"): matmul's int8 versions need an
-// i8 x i8 -> i32 subgroup matrix (kernels/registry.ts mmaI8Fragment), which NVIDIA's Vulkan driver lists through Dawn.
+// Whether the products can run on 8-bit tensor cores here (training.precision "int8", "int8x2"): matmul's int8
+// versions need an i8 x i8 -> i32 subgroup matrix (kernels/registry.ts mmaI8Fragment), which NVIDIA's Vulkan driver
+// lists through Dawn.
 export function int8ProductsLine(gpu: Gpu): string {
   const f = mmaI8Fragment(gpu);
   if (!f) return 'no (no subgroup matrix of i8 into i32: training.precision "int8" and "int8x2" need one)';

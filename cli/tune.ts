@@ -114,12 +114,12 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
     if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision: expected one of ${PRECISIONS.join(", ")}, got "${precision}"`);
     await initEngine();
     if (flags.show) return showCache(!!flags.json);
-    checkPrecision("tune", "--precision", precision);
     if (flags.clear) {
       const path = tuneCachePath();
       console.log(clearTuneCache() ? `deleted ${path}` : `no tuning cache at ${path}`);
       return;
     }
+    checkPrecision("tune", "--precision", precision);
     let strategies: Strategy[];
     try {
       strategies = (flags.strategies ?? ["full"]).map((text) => parseStrategyFor(text, config));

@@ -111,6 +111,10 @@ if [ -n "$int8" ]; then
     --shapes 12608x768x2304,12608x3072x768,768x12608x3072 --layouts nn,nt,tn --no-tfjs >"$work/products-i8x2.txt" 2>&1
   echo "int8x2 products rc $?"
   grep -E "^[0-9]" "$work/products-i8x2.txt" | head -30
+  # Attention at ViT-S/16's shape: unfused's products as int8 slices against the fused tiled in f32.
+  timeout 120 "$here/run" $sysgl bench attention --precision int8 --version tiled,unfused --shapes vit-s >"$work/attention-i8.txt" 2>&1
+  echo "int8 attention rc $?"
+  tail -5 "$work/attention-i8.txt"
 fi
 tuned=$(mktemp -d)
 PEFT_TUNE_CACHE=$tuned timeout 300 "$here/run" $sysgl tune --model vit-b16 --batch 64 --strategies full --families matmul,attention >"$work/tune-b16.txt" 2>&1
