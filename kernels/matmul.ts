@@ -622,11 +622,15 @@ function mmaI8Wgsl(spec: MatmulSpec, tile: number, subgroupsN: number): string {
   const finish: string[] = [];
   const pairs = range(S).flatMap((i) => range(S - i).map((j) => [i, j]));
   for (let d = 0; d < S; d++) for (let i = 0; i < FM; i++) for (let j = 0; j < FN; j++) accs.push(`var acc${d}_${i}_${j} = ${result}();`);
+  // The right fragments of every slice held, the left ones loaded one row of fragments at a time: with 3 slices and
+  // 16x16x32 fragments mma128i8's 24 accumulators take 192 registers per lane on NVIDIA's 32-lane subgroups, its 6
+  // right fragments 24, and all 12 left ones (48) beside them would pass the 255 a thread has, 3 of them (12) not
+  // (our reading of the register budget, not a measurement).
   for (let sl = 0; sl < S; sl++) {
-    for (let i = 0; i < FM; i++) step.push(`let l${sl}_${i} = subgroupMatrixLoad<${left}, row_major>(&Ws, (${sl * tile}u + wm * ${wtm}u + ${i * fm}u) * ${rowBytes}u + kk, ${rowBytes}u);`);
     for (let j = 0; j < FN; j++) step.push(`let r${sl}_${j} = subgroupMatrixLoad<${right}, col_major>(&Ws, (${(S + sl) * tile}u + wn * ${wtn}u + ${j * fn}u) * ${rowBytes}u + kk, ${rowBytes}u);`);
   }
   for (let i = 0; i < FM; i++) {
+    for (let sl = 0; sl < S; sl++) step.push(`let l${sl}_${i} = subgroupMatrixLoad<${left}, row_major>(&Ws, (${sl * tile}u + wm * ${wtm}u + ${i * fm}u) * ${rowBytes}u + kk, ${rowBytes}u);`);
     for (let j = 0; j < FN; j++) for (const [sa, sb] of pairs) step.push(`acc${sa + sb}_${i}_${j} = subgroupMatrixMultiplyAccumulate(l${sa}_${i}, r${sb}_${j}, acc${sa + sb}_${i}_${j});`);
   }
   const scratch = (d: number) => `sub * ${S * fragWords}u + ${d * fragWords}u`;
