@@ -3,7 +3,7 @@
 // the header's bound 2^(e - 7S) for S slices, each within [-64, 64].
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
-import { int8SliceLayout, int8Slices } from "../../kernels/int8-slices.js";
+import { int8SliceLayout, int8Slices, sliceChunks } from "../../kernels/int8-slices.js";
 import { exponentAbove, int8SlicesRef, roundEven } from "../ref/int8-slices.js";
 import { transpose } from "../ref/matmul.js";
 import { randn, useEngine } from "../helpers.js";
@@ -64,6 +64,41 @@ describe("int8 slices", () => {
       });
     }
   }
+
+  // Long rows in chunks of k (GPUs, few row blocks): the chunks' maxima first, then each chunk's digits from its
+  // row's; forced here at 64 k per chunk, the last chunk short, a value that is not finite in a later chunk.
+  it.each([3, 2] as const)("%i slices in chunks of k: every word as the reference, rows along k and transposed", async (S) => {
+    const [batch, R, K] = [2, 37, 300];
+    const x = rows(batch, R, K, 5);
+    const want = int8SlicesRef(x, batch, R, K, true, S);
+    const layout = { ...int8SliceLayout(R, K, S), R };
+    expect(firstDifference(await words(int8Slices(Tensor.fromArray(x, [batch, R, K]), batch, R, K, true, S, 64)), want, layout)).toBe("");
+    const across = int8Slices(Tensor.fromArray(transpose(x, batch, R, K), [batch, K, R]), batch, R, K, false, S, 128);
+    expect(firstDifference(await words(across), want, layout)).toBe("");
+  });
+
+  it("in chunks of k, a row with a value that is not finite in any chunk gets the scale NaN; the others are the reference's", async () => {
+    const [R, K] = [6, 200];
+    const x = rows(1, R, K, 4);
+    x[2 * K + 150] = Infinity; // the third chunk of 64
+    x[4 * K + 10] = NaN; // the first
+    const got = await words(int8Slices(Tensor.fromArray(x, [R, K]), 1, R, K, true, 3, 64));
+    const want = int8SlicesRef(x, 1, R, K, true, 3);
+    expect([got[2], got[4]]).toEqual([0x7fc00000, 0x7fc00000]);
+    const { R4, W } = int8SliceLayout(R, K, 3);
+    for (const r of [0, 1, 3, 5]) {
+      expect(got[r]).toBe(want[r]);
+      for (let s = 0; s < 3; s++) expect(got.subarray(R4 + (s * R + r) * W, R4 + (s * R + r + 1) * W)).toEqual(want.subarray(R4 + (s * R + r) * W, R4 + (s * R + r + 1) * W));
+    }
+  });
+
+  it("plans chunks on GPUs for few row blocks of long rows: a weight gradient's operand of ViT-B/16 at batch 64", () => {
+    expect(sliceChunks(48, 12608, false)).toBe(13); // 768 rows of 12608 k: 48 row blocks -> 624 workgroups
+    expect(sliceChunks(48, 12608, true)).toBe(1); // CPU drivers: one pass
+    expect(sliceChunks(788, 768, false)).toBe(1); // a forward product's activations: enough row blocks
+    expect(sliceChunks(48, 2047, false)).toBe(1); // under two chunks of k
+    expect(() => int8Slices(Tensor.empty([4, 4]), 1, 4, 4, true, 3, 48)).toThrow("int8 slices: expected chunkK a positive multiple of 64, got 48");
+  });
 
   it.each([3, 2] as const)("%i slices: the digits reconstruct each value within 2^(e - 7 slices), each within [-64, 64]", async (S) => {
     const [R, K] = [29, 45];

@@ -9,7 +9,7 @@ import { Tensor } from "../../engine/tensor.js";
 import { MATMUL, MATMUL_TILINGS, type MatmulVersion, mmaFragment, mmaI8Fragment, mmaI8MaxK } from "../../kernels/registry.js";
 import { SLICE_BOUND, type SliceCount } from "../../kernels/int8-slices.js";
 import { runtime } from "../../engine/runtime.js";
-import { expectClose, randu, skipWithoutF16, useEngine } from "../helpers.js";
+import { expectClose, randu, recordKernels, skipWithoutF16, useEngine } from "../helpers.js";
 import { nullBackendCompiler, useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
 import { matmulRef, transpose } from "../ref/matmul.js";
 import { gelu, geluGrad } from "../ref/elementwise.js";
@@ -261,6 +261,25 @@ describe("matmul mma int8: emulated on the CPU driver", () => {
       for (const t of [at, bt, y]) t.dispose();
     });
   }
+
+  // A weight gradient's layout (a transposed) with rows long enough that a GPU slices both operands in chunks of k
+  // (kernels/int8-slices.ts sliceChunks: here 3 chunks, the last of 52 k); the adapter taken for a GPU to plan so.
+  it("mma64i8 aT·b with both operands sliced in chunks of k, as GPUs slice a weight gradient's", async () => {
+    const s = { batch: 1, M: 20, K: 2100, N: 24, shared: true };
+    const a = randu(s.M * s.K, 31);
+    const b = randu(s.K * s.N, 32);
+    const [at, bt] = stored(a, b, LAYOUTS[1], s);
+    const gpu = runtime().gpu;
+    const wasCpu = gpu.isCpu;
+    gpu.isCpu = false;
+    try {
+      const { result: y, kernels } = recordKernels(() => matmulForward(at, bt, { transA: true, version: "mma64i8", inputs: "int8" }));
+      expect(kernels.map((k) => k.key.match(/phase=(\w+)/)?.[1]).filter(Boolean)).toEqual(["max", "digits", "max", "digits"]);
+      expectWithinSliceBound("y", await y.data(), matmulRef(a, b, { batch: 1, M: s.M, K: s.K, N: s.N, sharedB: true }), a, b, s);
+    } finally {
+      gpu.isCpu = wasCpu;
+    }
+  });
 
   it("mma64i8 epilogue: bias, gelu, preact, residual; dgelu; accumulate; rowSums", async () => {
     const version = "mma64i8";
