@@ -62,8 +62,9 @@ export function int8SliceLayout(R: number, K: number, slices: SliceCount): { R4:
   return { R4, W, stride: R4 + slices * R * W };
 }
 
-function wgsl(spec: { kAlong: boolean; slices: SliceCount; phase: Phase }): string {
-  const { slices: S, phase } = spec;
+// The pass's WGSL; slices: the digits' count (the maxima's pass has none).
+function wgsl(spec: { kAlong: boolean; slices?: SliceCount; phase: Phase }): string {
+  const { slices: S = 0, phase } = spec;
   const threads = ROWS * LANES;
   // x[bat][r][k] (kAlong) or x[bat][k][r].
   const at = (k: string) => (spec.kAlong ? `inBase + r * p.K + ${k}` : `inBase + (${k}) * p.R + r`);
@@ -180,7 +181,7 @@ export function int8Slices(x: Tensor, batch: number, R: number, K: number, kAlon
   }
   const chunk = chunkK ?? CHUNK_K;
   const partial = Tensor.empty([batch * R * chunks], "i32"); // each (row, chunk)'s maximum, f32 bits (NaN: not finite)
-  const max = getKernel("int8-slices", { kAlong, slices, phase: "max" }, wgsl);
+  const max = getKernel("int8-slices", { kAlong, phase: "max" }, wgsl);
   runtime().batch.dispatch(max, [partial.buffer, x.buffer], uniform(chunk), grid1d(groups * chunks), x.size * 4);
   const digits = getKernel("int8-slices", { kAlong, slices, phase: "digits" }, wgsl);
   runtime().batch.dispatch(digits, [out.buffer, x.buffer, partial.buffer], uniform(chunk), grid1d(groups * chunks), work - x.size * 4);
