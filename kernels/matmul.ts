@@ -45,7 +45,7 @@
 //   a uniform address lane by lane like any other (~0.4 ns per lane and f32 on the 2-core host), a broadcast is a
 //   register shuffle: reg16x16 ran 512³ at 39 GFLOP/s against 27 without (docs/KERNELS.md, Matmul).
 //   tiled, tiled128 (GPUs): a 64x64 (128x128) output tile per 16x16 workgroup, 4x4 (8x8) per thread, k in slabs of
-//     16 through workgroup memory; split-K where y is a few tiles and K is long (splitK).
+//     16 through workgroup memory; split-K where y is a few tiles and K is long (splitK; mmai8 too).
 //   tiledvec, tiled128vec (GPUs): the same tiles and slabs, each thread's rows and columns in runs of 4, read from the
 //     slabs as vec4s; the slabs loaded as vec4s where the stored rows allow, the next while the current one is
 //     multiplied; accumulators named by literal indices (tiledVecWgsl).
@@ -85,7 +85,7 @@ export interface MatmulOptions {
   rowSums?: Tensor; // (..., M): also write sum_k op(a)[m, k] here (see the header)
   dgelu?: Tensor; // same shape as y: y = (a·b) * gelu'(dgelu), exact erf GELU; no other epilogue then
   version?: string; // force a version (tests and the autotuner), else resolved by kernels/registry.ts
-  splitK?: number; // tiled: force this many splits of k (tests), else splitK's plan
+  splitK?: number; // tiled, mmai8: force this many splits of k (tests), else splitK's plan
   inputs?: Precision; // "f16": a and b read in f16, accumulated in f32; "int8", "int8x2": may run as 3 or 2 int8 slices (see the header); default "f32"
   norm?: NormAfter; // also write the layernorm of y's rows (see the header); not with dgelu
   gatherA?: OuterIndex; // a is the source of a gathered (M, K) matrix (see the header); not with transA
@@ -147,8 +147,8 @@ const FIELDS = {
   strideA: "u32", // elements between batch entries of a (mmai8: words of its slices)
   strideB: "u32", // elements between batch entries of b (mmai8: words of its slices); 0 when b is shared
   ldb: "u32", // reg: elements between rows of b, stored (K, ldb) with ldb % 4 == 0
-  splits: "u32", // tiled: split-K, the grid's third axis is splits x batch; 1 otherwise
-  kSplit: "u32", // tiled: k per split
+  splits: "u32", // tiled, mmai8: split-K, the grid's third axis is splits x batch; 1 otherwise
+  kSplit: "u32", // tiled, mmai8: k per split
   splitStride: "u32", // tiled: elements of y per split (its partial product, then its row sums with splitRowSums)
   eps: "f32", // norm
 } as const;
@@ -684,12 +684,14 @@ fn scaleB(i: u32) -> f32 { return bitcast<f32>(B[i / 4u][i % 4u]); }
 ${ENTRY} {${TILE_COORDS}
 ${mmaCoords(tile, sg, subgroupsN)}
   let W = (p.K + 15u) / 16u * 4u; // words per slice row
+  let kw0 = min(W, sk * (p.kSplit / 4u)); // this split's words (kSplit: a multiple of the slab)
+  let kw1 = min(W, kw0 + p.kSplit / 4u);
   let R4a = (p.M + 3u) / 4u * 4u;
   let R4b = (p.N + 3u) / 4u * 4u;
   ${accs.join("\n  ")}
   ${indented(a.decls, 2)}
   ${indented(b.decls, 2)}
-  ${stagedLoop("kw", "0u", "W", `${rowBytes / 4}u`, [a, b], [a.store, b.store], `for (var kk = 0u; kk < ${rowBytes}u; kk += ${fk}u) {\n      ${step.join("\n      ")}\n    }`)}
+  ${stagedLoop("kw", "kw0", "kw1", `${rowBytes / 4}u`, [a, b], [a.store, b.store], `for (var kk = 0u; kk < ${rowBytes}u; kk += ${fk}u) {\n      ${step.join("\n      ")}\n    }`)}
   ${indented(finish.join("\n"), 2)}
 }`;
 }
@@ -827,12 +829,14 @@ export function matmulWgsl(spec: MatmulSpec): string {
 
 const dims = (t: Tensor) => `(${t.shape.join(", ")})`;
 
-// Split-K, for tiled on GPUs: a product whose y is a few 64x64 tiles and whose K is long (LoRA's weight
-// gradients, 16x6304x384 at ViT-S batch 32: 6 workgroups, 0.76 ms on an H200) is cut along k into splits whose
-// partial products, (splits, ..., M, N) (each followed by its partial rowSums, (..., M), where asked), are summed
-// by one reduce (kernels/reduce.ts): on a GPU, the default model's step took 26 dispatches fewer than with a reduce
-// of its own for each bias gradient, in two passes, and its copy. Only where y has no epilogue and no out. Splits
-// fill SPLIT_K_GROUPS workgroups twice over, with at least SPLIT_K_MIN_K of k each.
+// Split-K, for tiled and mmai8 on GPUs: a product whose y is a few 64x64 tiles and whose K is long (LoRA's weight
+// gradients, 16x6304x384 at ViT-S batch 32: 6 workgroups, 0.76 ms on an H200 in tiled) is cut along k into splits
+// whose partial products, (splits, ..., M, N) (each followed by its partial rowSums, (..., M), where asked: tiled),
+// are summed by one reduce (kernels/reduce.ts): on a GPU, the default model's step took 26 dispatches fewer than with
+// a reduce of its own for each bias gradient, in two passes, and its copy. Only where y has no epilogue and no out.
+// Splits fill SPLIT_K_GROUPS workgroups twice over, with at least SPLIT_K_MIN_K of k each. mmai8 takes tiled's plan
+// unmeasured (its partial products are f32, each within the bound of its part of k, so the sum is within the
+// product's plus the reduce's f32 rounding).
 const SPLIT_K_GROUPS = 128;
 const SPLIT_K_MIN_K = 256;
 export function splitK(dims: MatmulShape, groups: number, isCpu = runtime().gpu.isCpu): number {
@@ -967,7 +971,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const tilesM = Math.ceil(M / tileM);
   const tilesN = Math.ceil(N / tileN);
   const plain = !opts.bias && !opts.gelu && !opts.residual && !opts.out && !opts.dgelu;
-  const splits = opts.splitK ?? (tiling.kind === "tiled" && plain ? splitK(shape, batch * tilesM * tilesN) : 1);
+  const splits = opts.splitK ?? ((tiling.kind === "tiled" || tiling.kind === "mmai8") && plain ? splitK(shape, batch * tilesM * tilesN) : 1);
   // tiled*vec and mma stage vec4s of the stored rows where they are a multiple of 4 long (slabStage).
   const vec = tiling.kind === "tiled" && tiling.vec4;
   const staged = vec || tiling.kind === "mma";
@@ -999,11 +1003,12 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     gatherA: !!gatherA && tiling.kind === "reg",
   };
   if (!Number.isInteger(splits) || splits < 1) throw new Error(`matmul: expected splitK >= 1, got ${splits}`);
-  if (splits > 1 && (tiling.kind !== "tiled" || !plain)) {
-    throw new Error(`matmul: expected split-K only with a tiled version and no bias, gelu, residual or out, got ${version}`);
+  if (splits > 1 && ((tiling.kind !== "tiled" && !i8) || !plain)) {
+    throw new Error(`matmul: expected split-K only with a tiled or int8 version and no bias, gelu, residual or out, got ${version}`);
   }
-  // tiled*vec's splits start at multiples of its slab, where its vec4s along k lie whole.
-  const kSplit = vec ? Math.ceil(K / splits / TK) * TK : Math.ceil(K / splits);
+  // tiled*vec's and mmai8's splits start at multiples of their slab, where their vec4s along k lie whole.
+  const slab = vec ? TK : i8 ? MMA_I8_SLAB : 1;
+  const kSplit = Math.ceil(K / splits / slab) * slab;
   const splitStride = y.size + (spec.splitRowSums ? rowSums!.size : 0);
   const target = splits > 1 ? Tensor.empty([splits, splitStride]) : y;
   const eps = norm?.eps ?? 0;

@@ -4,7 +4,7 @@
 // behind allow_unsafe_apis: a type, template or builtin misuse fails here, before any GPU sees it.
 import { beforeEach, describe, expect, it } from "vitest";
 import { SUBGROUP_MATRIX_FEATURE } from "../../engine/device.js";
-import { matmulForward, matmulWgsl, type MatmulOptions, type MatmulSpec } from "../../kernels/matmul.js";
+import { matmulForward, matmulWgsl, splitK, type MatmulOptions, type MatmulSpec } from "../../kernels/matmul.js";
 import { Tensor } from "../../engine/tensor.js";
 import { MATMUL, MATMUL_TILINGS, type MatmulVersion, mmaFragment, mmaI8Fragment, mmaI8MaxK } from "../../kernels/registry.js";
 import { SLICE_BOUND, type SliceCount } from "../../kernels/int8-slices.js";
@@ -276,6 +276,35 @@ describe("matmul mma int8: emulated on the CPU driver", () => {
       const { result: y, kernels } = recordKernels(() => matmulForward(at, bt, { transA: true, version: "mma64i8", inputs: "int8" }));
       expect(kernels.map((k) => k.key.match(/phase=(\w+)/)?.[1]).filter(Boolean)).toEqual(["max", "digits", "max", "digits"]);
       expectWithinSliceBound("y", await y.data(), matmulRef(a, b, { batch: 1, M: s.M, K: s.K, N: s.N, sharedB: true }), a, b, s);
+    } finally {
+      gpu.isCpu = wasCpu;
+    }
+  });
+
+  // Split along k, as tiled is where y is a few tiles (kernels/matmul.ts splitK): forced to 3 splits of 64 k (the
+  // third empty) with rowSums, and the plan's 8 on an adapter taken for a GPU; the splits' f32 partial products summed.
+  it("mma64i8 split along k: forced, and as planned for a GPU", async () => {
+    const s = { batch: 1, M: 20, K: 100, N: 24, shared: true };
+    const a = randu(s.M * s.K, 33);
+    const b = randu(s.K * s.N, 34);
+    const want = matmulRef(a, b, { batch: 1, M: s.M, K: s.K, N: s.N, sharedB: true });
+    const [at, bt] = stored(a, b, LAYOUTS[2], s);
+    const rowSums = Tensor.empty([s.batch, s.M]);
+    const forced = recordKernels(() => matmulForward(at, bt, { transB: true, version: "mma64i8", inputs: "int8", splitK: 3, rowSums }));
+    expect(forced.kernels.filter((k) => k.name === "matmul")).toHaveLength(1);
+    expectWithinSliceBound("y (3 splits)", await forced.result.data(), want, a, b, s, 1e-6);
+    expectClose("rowSums", await rowSums.data(), range(s.M).map((m) => a.subarray(m * s.K, (m + 1) * s.K).reduce((x, v) => x + v, 0)), { atol: 1e-5, rtol: 1e-5 });
+    const long = { ...s, K: 2100 };
+    const la = randu(long.M * long.K, 35);
+    const lb = randu(long.K * long.N, 36);
+    const [lat, lbt] = stored(la, lb, LAYOUTS[0], long);
+    const gpu = runtime().gpu;
+    const wasCpu = gpu.isCpu;
+    gpu.isCpu = false;
+    try {
+      expect(splitK({ M: 20, K: 2100, N: 24, transA: false, transB: false, batch: 1 }, 1)).toBe(8);
+      const y = matmulForward(lat, lbt, { version: "mma64i8", inputs: "int8" });
+      expectWithinSliceBound("y (8 splits)", await y.data(), matmulRef(la, lb, { batch: 1, M: long.M, K: long.K, N: long.N, sharedB: true }), la, lb, long, 1e-6);
     } finally {
       gpu.isCpu = wasCpu;
     }
