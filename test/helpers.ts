@@ -51,6 +51,19 @@ export async function withoutLaneBroadcast(run: () => Promise<void>): Promise<vo
   }
 }
 
+// Runs `run` with the adapter taken for a GPU (gpu.isCpu false), so that the kernels plan as on one (split-K, chunked
+// int8 slices, constant-bound slabs) while they run on this adapter.
+export async function asGpu(run: () => Promise<void>): Promise<void> {
+  const { gpu } = runtime();
+  const saved = gpu.isCpu;
+  gpu.isCpu = false;
+  try {
+    await run();
+  } finally {
+    gpu.isCpu = saved;
+  }
+}
+
 // An empty tuning cache in a temporary folder, with tuning on and no forced version (either would hide the cache
 // from the version choosers), before each test or once for the file; the settings and the cache are restored after.
 // Returns the folder's path, for the test that looks into it.

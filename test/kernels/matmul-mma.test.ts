@@ -9,7 +9,7 @@ import { Tensor } from "../../engine/tensor.js";
 import { MATMUL, MATMUL_TILINGS, type MatmulVersion, mmaFragment, mmaI8Fragment, mmaI8MaxK } from "../../kernels/registry.js";
 import { SLICE_BOUND, type SliceCount } from "../../kernels/int8-slices.js";
 import { runtime } from "../../engine/runtime.js";
-import { expectClose, randu, recordKernels, skipWithoutF16, useEngine } from "../helpers.js";
+import { asGpu, expectClose, randu, recordKernels, skipWithoutF16, useEngine } from "../helpers.js";
 import { nullBackendCompiler, useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
 import { matmulRef, transpose } from "../ref/matmul.js";
 import { gelu, geluGrad } from "../ref/elementwise.js";
@@ -269,16 +269,11 @@ describe("matmul mma int8: emulated on the CPU driver", () => {
     const a = randu(s.M * s.K, 31);
     const b = randu(s.K * s.N, 32);
     const [at, bt] = stored(a, b, LAYOUTS[1], s);
-    const gpu = runtime().gpu;
-    const wasCpu = gpu.isCpu;
-    gpu.isCpu = false;
-    try {
+    await asGpu(async () => {
       const { result: y, kernels } = recordKernels(() => matmulForward(at, bt, { transA: true, version: "mma64i8", inputs: "int8" }));
       expect(kernels.map((k) => k.key.match(/phase=(\w+)/)?.[1]).filter(Boolean)).toEqual(["max", "digits", "max", "digits"]);
       expectWithinSliceBound("y", await y.data(), matmulRef(a, b, { batch: 1, M: s.M, K: s.K, N: s.N, sharedB: true }), a, b, s);
-    } finally {
-      gpu.isCpu = wasCpu;
-    }
+    });
   });
 
   // Split along k, as tiled is where y is a few tiles (kernels/matmul.ts splitK): forced to 3 splits of 64 k (the
@@ -298,16 +293,11 @@ describe("matmul mma int8: emulated on the CPU driver", () => {
     const la = randu(long.M * long.K, 35);
     const lb = randu(long.K * long.N, 36);
     const [lat, lbt] = stored(la, lb, LAYOUTS[0], long);
-    const gpu = runtime().gpu;
-    const wasCpu = gpu.isCpu;
-    gpu.isCpu = false;
-    try {
+    await asGpu(async () => {
       expect(splitK({ M: 20, K: 2100, N: 24, transA: false, transB: false, batch: 1 }, 1)).toBe(8);
       const y = matmulForward(lat, lbt, { version: "mma64i8", inputs: "int8" });
       expectWithinSliceBound("y (8 splits)", await y.data(), matmulRef(la, lb, { batch: 1, M: long.M, K: long.K, N: long.N, sharedB: true }), la, lb, long, 1e-6);
-    } finally {
-      gpu.isCpu = wasCpu;
-    }
+    });
   });
 
   it("mma64i8 epilogue: bias, gelu, preact, residual; dgelu; accumulate; rowSums", async () => {

@@ -9,7 +9,7 @@ import { MATMUL, MATMUL_TILINGS, type MatmulShape, type MatmulVersion, type Prec
 import { runtime } from "../../engine/runtime.js";
 import { sgdUpdates } from "../../kernels/optim.js";
 import { traceDry } from "../../engine/trace.js";
-import { expectClose, randu, recordKernels, skipWithoutF16, useEngine, withoutLaneBroadcast } from "../helpers.js";
+import { asGpu, expectClose, randu, recordKernels, skipWithoutF16, useEngine, withoutLaneBroadcast } from "../helpers.js";
 import { matmulRef, transpose } from "../ref/matmul.js";
 import { gelu, geluGrad } from "../ref/elementwise.js";
 import { layernorm as layernormRef } from "../ref/layernorm.js";
@@ -608,18 +608,13 @@ describe("matmul tiled*vec with the GPUs' constant-bound slab loop", () => {
   ];
   for (const [version, l, s] of CASES) {
     it(`${version} ${layoutName(l)} ${label(s)}`, async () => {
-      const { gpu } = runtime();
       const [a, b] = operands(s, l);
-      const isCpu = gpu.isCpu;
-      gpu.isCpu = false;
-      try {
+      await asGpu(async () => {
         const { result: y, kernels } = recordKernels(() => matmulForward(a, b, { ...l, version }));
         expect(kernels.filter((k) => k.name === "matmul").every((k) => k.key.includes("constSlab=true"))).toBe(true);
         expectClose("y", await y.data(), data(s).y, tol(s.K));
         y.dispose();
-      } finally {
-        gpu.isCpu = isCpu;
-      }
+      });
       for (const t of [a, b]) t.dispose();
     });
   }
@@ -655,23 +650,18 @@ describe("matmul split-K", () => {
   // A weight gradient with its bias gradient (rowSums), as planned on a GPU: few tiles and a long k are split, and
   // one reduce sums the partial products and the partial row sums; many tiles are not, and the kernel sums the rows.
   it("with rowSums: a split product's rows summed with its partial products, an unsplit one's in the kernel", async () => {
-    const { gpu } = runtime();
     for (const [s, split] of [[shape(16, 1031, 9), true], [shape(600, 300, 1100), false]] as [Shape, boolean][]) {
       const l = LAYOUTS[1];
       const [a, b] = operands(s, l);
       const sums = Array.from({ length: s.M }, (_, r) => data(s).a.slice(r * s.K, (r + 1) * s.K).reduce((x, v) => x + v, 0));
       const rowSums = Tensor.empty([s.M]);
-      const isCpu = gpu.isCpu;
-      gpu.isCpu = false;
-      try {
+      await asGpu(async () => {
         const { result: y, kernels } = recordKernels(() => matmulForward(a, b, { ...l, version: "tiled", rowSums }));
         y.dispose();
         const got = kernels.map((k) => k.name);
         expect(got.filter((k) => k === "matmul")).toHaveLength(1);
         expect(got.filter((k) => k === "reduce").length, got.join(", ")).toBe(split ? 1 : 0);
-      } finally {
-        gpu.isCpu = isCpu;
-      }
+      });
       expectClose(`rowSums ${label(s)}`, await rowSums.data(), sums, tol(s.K));
     }
   });
