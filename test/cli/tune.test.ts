@@ -1,8 +1,8 @@
 // `tune` (cli/tune.ts) on the default study's tiny model with 1 rep: the shapes it traces (every shape the hand
 // list it had before named), the entries it writes, that the kernels then choose those winners (including the
-// version a real matmul and a real attention dispatch), --dry-run, --families, --show, --clear and flag errors.
+// version a real matmul and a real attention dispatch), --dry-run, --families, --precision int8 (emulated), --show, --clear and flag errors.
 // Timings themselves are noise at this size; only their bookkeeping is checked.
-import { describe, expect, it, vi } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { existsSync, readFileSync } from "node:fs";
 import { Tensor } from "../../engine/tensor.js";
 import { runtime } from "../../engine/runtime.js";
@@ -16,7 +16,8 @@ import { tune, tunedLine } from "../../cli/tune.js";
 import { traceTrainingStep } from "../../train/trace.js";
 import { parseStrategy } from "../../peft/strategy.js";
 import { namedConfig, validateConfig } from "../../vit/config.js";
-import { useEmptyTuneCache, useEngine } from "../helpers.js";
+import { skipWithoutF16, useEmptyTuneCache, useEngine } from "../helpers.js";
+import { useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
 useEngine();
 
 useEmptyTuneCache("file");
@@ -152,5 +153,21 @@ describe("tune", () => {
     await expect(run("--bogus")).rejects.toThrow(/--bogus/);
     await expect(run("--strategies", "lora-rx", "--dry-run")).rejects.toThrow(/--strategies/);
     await expect(run("--classes", "0")).rejects.toThrow("--classes: expected >= 1, got 0");
+  });
+});
+
+// --precision int8 where the adapter lists i8 x i8 -> i32 (emulated): every product a shape of its own, with the
+// int8 versions among its candidates, attention's too, and the products of its unfused version.
+describe("tune --precision int8", () => {
+  useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } });
+  beforeEach((ctx) => skipWithoutF16(ctx));
+  it("plans the step's int8 shapes: the products with the int8 versions among the candidates, attention and unfused's products", async () => {
+    const out = (await run("--model", "default", "--batch", "2", "--families", "matmul,attention", "--precision", "int8", "--dry-run")).split("\n");
+    const products = out.filter((l) => l.startsWith("matmul/"));
+    expect(products.length).toBeGreaterThanOrEqual(20);
+    for (const line of products) expect(line).toMatch(/^matmul\/\S+\/int8 +\S*mma64i8,mma128i8 +now mma64i8 /);
+    expect(out.some((l) => l.startsWith("matmul/17x32x17/nt/b4/int8 ") && l.includes("attention/2x2x17x32/int8 unfused"))).toBe(true);
+    // mma too: the emulation lists f32 subgroup matrices as well, which it multiplies int8 runs' attention with.
+    expect(out.filter((l) => l.startsWith("attention/"))).toEqual([expect.stringMatching(/^attention\/2x2x17x32\/int8 +reg,tiled,mma,unfused +now /)]);
   });
 });
