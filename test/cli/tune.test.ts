@@ -1,7 +1,7 @@
 // `tune` (cli/tune.ts) on the default study's tiny model with 1 rep: the shapes it traces (every shape the hand
 // list it had before named), the entries it writes, that the kernels then choose those winners (including the
-// version a real matmul and a real attention dispatch), --dry-run, --families, --precision int8 (emulated), --show, --clear and flag errors.
-// Timings themselves are noise at this size; only their bookkeeping is checked.
+// version a real matmul and a real attention dispatch), --dry-run, --families, --precision int8 (emulated), --show,
+// --clear and flag errors. Timings themselves are noise at this size; only their bookkeeping is checked.
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { existsSync, readFileSync } from "node:fs";
 import { Tensor } from "../../engine/tensor.js";
