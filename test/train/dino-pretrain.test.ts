@@ -2,8 +2,9 @@
 // it writes and the manifest's SHA-256, a metric row per step, k-NN scores at 0, every knnEvery steps and the end,
 // an interrupted run resumed to the very same backbone, refused settings, and a forced uniform collapse stopped
 // with a CollapseError naming it. In mixed precision (precision "f16"): forced overflows skipped and recorded in the
-// metrics, the loss scale and the device's step counts checkpointed, and an interrupted run resumed exactly.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+// metrics, the loss scale and the device's step counts checkpointed, and an interrupted run resumed exactly. In
+// precision int8 (subgroup matrices emulated): every product as int8 slices, the metrics close to f32's.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
@@ -15,6 +16,7 @@ import { runtime } from "../../engine/runtime.js";
 import { type DinoSpec, dinoPretrain, stepValues } from "../../train/dino-pretrain.js";
 import { COLLAPSE_DEFAULTS, CollapseError } from "../../train/dino-collapse.js";
 import { skipWithoutF16, useEngine } from "../helpers.js";
+import { useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
 import { writeSynthetic } from "./synthetic.js";
 
 useEngine();
@@ -203,5 +205,33 @@ describe("dinoPretrain", () => {
     }
     const saved = JSON.parse(await readFile(join(root, "collapse-null-backend", "metrics.json"), "utf8"));
     expect(saved.rows.length).toBe(SPEC.steps);
+  });
+});
+
+// Precision int8 runs every product of the student's and the teacher's passes as int8 slices (within 2^-17 K
+// max|a| max|b| of the exact product each); no loss scaling. MEASURED_GAP is the largest gap between its losses and
+// f32's over the 6 steps (2026-12-05); the bound is ten times it.
+const MEASURED_GAP = 2.1e-6;
+describe("dinoPretrain in precision int8 (subgroup matrices emulated)", () => {
+  useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } });
+  beforeEach((ctx) => skipWithoutF16(ctx));
+  it("runs every product as int8 slices and follows the f32 run's losses", async () => {
+    const rt = runtime();
+    const get = rt.pipelines.get;
+    const versions = new Set<string>();
+    rt.pipelines.get = ((name: string, spec: { version?: string }, ...rest: unknown[]) => {
+      if (name === "matmul") versions.add(String(spec.version));
+      return (get as (...a: unknown[]) => unknown).call(rt.pipelines, name, spec, ...rest);
+    }) as typeof get;
+    let int8;
+    try {
+      int8 = await dinoPretrain({ spec: { ...SPEC, precision: "int8" }, data, dir: join(root, "int8") });
+    } finally {
+      rt.pipelines.get = get;
+    }
+    expect([...versions]).toEqual(["mma64i8"]);
+    const f32 = await dinoPretrain({ spec: SPEC, data, dir: join(root, "int8-f32") });
+    expect(int8.rows.map((r) => r.lossScale)).toEqual(int8.rows.map(() => undefined));
+    int8.rows.forEach((r, i) => expect(Math.abs(r.loss - f32.rows[i].loss), `step ${r.step}`).toBeLessThanOrEqual(10 * MEASURED_GAP));
   });
 });
