@@ -87,7 +87,7 @@ export const tune: Command = {
   --families    which kernel families to tune: ${FAMILY_NAMES.join(", ")} (default all)
   --precision   f32 (default), f16, int8 or int8x2: tune the shapes of a training step with that training.precision
                 (int8, int8x2: matmul's int8 versions beside the exact ones, at shapes of their own that only such
-                runs use)
+                runs use). Evaluations run in f32 whatever the precision: tune f32 too for their shapes
   --reps        timed runs per surviving candidate (default 2); candidates over ${DROP_FACTOR}x the best first run stop early
   --json        print the results (or the cache, with --show) as JSON
   --dry-run     list the shapes and candidates, time nothing, write nothing
