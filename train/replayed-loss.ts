@@ -1,7 +1,8 @@
 // A training step's loss and gradients, replayed (engine/replay.ts) where the step allows it: the zeroGrad, forward
 // and backward of a batch recorded once and encoded again for each later batch of the same size, its images and
-// labels written into tensors that stay. The optimiser's step stays outside: its learning rate changes with the
-// schedule. A replayed step computes what the run step computes, bit for bit (test/train/replayed-loss.test.ts), so
+// labels written into tensors that stay, in the run's precision. The optimiser's step stays outside: its learning
+// rate changes with the schedule, and in f16 the loss scaler's unscale and update go with it; the backward's seed,
+// the scale, is the scaler's tensor, which the replay reads where it is updated in place. A replayed step computes what the run step computes, bit for bit (test/train/replayed-loss.test.ts), so
 // it is no setting of a run: PEFT_REPLAY=0 turns it off for a process (engine/settings.ts).
 //
 // The steps, for batches of one size: the first is run (what a first step makes lazily, a frozen weight's kept
@@ -30,7 +31,8 @@ export class ReplayedLoss {
     private readonly model: VisionTransformer,
     private readonly opt: Optimizer,
     private readonly size: number, // image side
-    private readonly precision: Exclude<Precision, "f16">, // f16's loss scaling seeds the backward: not replayed
+    private readonly precision: Precision,
+    private readonly seed?: Tensor, // the backward's seed: f16's loss scale, a tensor the scaler updates in place
   ) {}
 
   // Zeroes the gradients and computes the batch's mean loss (returned, a tensor of its own) and gradients, replayed
@@ -60,7 +62,7 @@ export class ReplayedLoss {
   private run(inputs: { images: Tensor; labels: Tensor; loss: Tensor }): void {
     this.opt.zeroGrad();
     const l = ops.crossEntropy(this.model.forward(inputs.images), inputs.labels);
-    backward(l);
+    backward(l, this.seed?.reshape(l.shape));
     runtime().batch.copy(l.buffer, 0, inputs.loss.buffer, 0, 4);
   }
 

@@ -243,11 +243,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     o.onResume?.(step);
   }
   const resumedFrom = step;
-  // Steps without loss scaling (f32, int8) or gradient accumulation are replayed after the first two of a batch size
-  // (train/replayed-loss.ts).
-  const precision = s.precision ?? "f32";
-  const replayable = runtime().settings.replay && precision !== "f16" && microBatch >= s.batchSize;
-  const replayedLoss = replayable ? new ReplayedLoss(o.model, opt, size, precision) : undefined;
+  // Steps without gradient accumulation are replayed after the first two of a batch size (train/replayed-loss.ts),
+  // in every precision: f16's seed, the loss scale, is a tensor the replayed backward reads where it is.
+  const replayable = runtime().settings.replay && microBatch >= s.batchSize;
+  const replayedLoss = replayable ? new ReplayedLoss(o.model, opt, size, s.precision ?? "f32", scaler?.scale) : undefined;
   // The first losses read after resuming are the first test of the checkpoint resumed from.
   let resumeUntested = resumedFrom > 0;
 

@@ -1,8 +1,9 @@
 // Replayed training steps (train/replayed-loss.ts): a run whose steps are replayed computes what a run whose steps
 // are all run computes, bit for bit: the losses, the learning rates and every parameter, across epochs whose last
 // batch is short (run by the trainer, then captured again), a warm-up and cosine schedule (the optimiser stays
-// outside the replay), momentum, weight decay, evaluations between steps and frozen blocks (top-k: kept packs); and
-// in precision int8 (subgroup matrices emulated), whose products slice their operands in dispatches of their own.
+// outside the replay), momentum, weight decay, evaluations between steps and frozen blocks (top-k: kept packs); in
+// precision f16 with loss scaling (the seed a tensor the scaler updates in place, overflowed steps skipped); and in
+// precision int8 (subgroup matrices emulated), whose products slice their operands in dispatches of their own.
 import { beforeEach, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { validateConfig } from "../../vit/config.js";
@@ -26,7 +27,7 @@ const CONFIG = validateConfig({ imageSize: 8, patchSize: 4, width: 16, depth: 2,
 const data = useSyntheticData("replayed-loss-test-", { size: 8, perClass: { train: 7, test: 3 }, seed: 2 });
 
 // One training run, its steps replayed or not; returns its metrics and final parameters.
-async function run(dir: string, replay: boolean, strategy: string, uploads = false, precision: "f32" | "int8" = "f32") {
+async function run(dir: string, replay: boolean, strategy: string, uploads = false, precision: "f32" | "f16" | "int8" = "f32") {
   const { settings } = runtime();
   const outer = settings.replay;
   settings.replay = replay;
@@ -40,6 +41,8 @@ async function run(dir: string, replay: boolean, strategy: string, uploads = fal
     return forward(uploads ? ops.add(x, Tensor.fromArray(new Float32Array(x.size), x.shape)) : x);
   };
   const s: TrainSettings = { ...TRAIN_DEFAULTS, steps: 16, batchSize: 5, lr: 0.05, warmupSteps: 3, weightDecay: 0.01, evalEvery: 5, lossEvery: 4, precision };
+  // f16: loss scaling from 2^40, so that the first steps' gradients overflow and are skipped (test/train/train.test.ts).
+  if (precision === "f16") s.lossScale = { init: 2 ** 40, backoff: 2 ** -12 };
   try {
     const r = await train({
       model,
@@ -89,6 +92,20 @@ describe("replayed training steps", () => {
       ...Array(4).fill(evaluation),
     ]);
     expect(refused.forwards).toBe(16 + 1); // the refused capture ran its step twice
+  });
+});
+
+describe("replayed training steps in precision f16, with loss scaling", () => {
+  beforeEach((ctx) => skipWithoutF16(ctx));
+  it("train as the run steps do, bit for bit, the skipped steps and the scale too", async () => {
+    const warned = warnings.length;
+    const ran = await run("f16-ran", false, "full", false, "f16");
+    const replayed = await run("f16-replayed", true, "full", false, "f16");
+    expect(ran.metrics.map((m) => m.skippedSteps).at(-1)).toBeGreaterThan(0); // overflows were skipped
+    expect(replayed.metrics).toEqual(ran.metrics);
+    for (const [name, values] of ran.params) expect(replayed.params.get(name), name).toEqual(values);
+    expect(warnings.length).toBe(warned);
+    expect([ran.forwards, replayed.forwards]).toEqual([16, 1 + 2 + 1 + 1 + 2]);
   });
 });
 
