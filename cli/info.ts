@@ -4,7 +4,8 @@ import type { Command } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { type Gpu, SUBGROUP_MATRIX_FEATURE, type SubgroupMatrixConfig } from "../engine/device.js";
-import { mmaFragment, mmaI8Fragment } from "../kernels/registry.js";
+import { INT8_SLICES, mmaFragment, mmaI8Fragment } from "../kernels/registry.js";
+import { SLICE_BOUND } from "../kernels/int8-slices.js";
 import { pciDisplayDevices } from "../engine/pci.js";
 
 // "f16 x f16 -> f32 8x8x8" per configuration (M x N x K), or why there are none.
@@ -29,7 +30,8 @@ export function mixedPrecisionLine(gpu: Gpu): string {
 export function int8ProductsLine(gpu: Gpu): string {
   const f = mmaI8Fragment(gpu);
   if (!f) return 'no (no subgroup matrix of i8 into i32: training.precision "int8" and "int8x2" need one)';
-  return `precision "int8" (within 2^-17 K max|a| max|b|), "int8x2" (2^-11): mma64i8, mma128i8 with i8 x i8 -> i32 ${f.M}x${f.N}x${f.K}`;
+  const bound = (p: "int8" | "int8x2") => `2^-${SLICE_BOUND[INT8_SLICES[p]!]}`;
+  return `precision "int8" (within ${bound("int8")} K max|a| max|b|), "int8x2" (${bound("int8x2")}): mma64i8, mma128i8 with i8 x i8 -> i32 ${f.M}x${f.N}x${f.K}`;
 }
 
 const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean" } as const;
