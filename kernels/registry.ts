@@ -114,9 +114,15 @@ export const MMA_SLAB = { f16: 32, f32: 16 } as const;
 // that component type, 16 x 16 x 16 where listed (NVIDIA's tensor cores, in f16), else the largest that divides a
 // subgroup's 32-wide block and the k slab (Apple GPUs list f32 8 x 8 x 8); undefined where there is none.
 export function mmaFragment(gpu: Gpu, inputs: "f16" | "f32"): SubgroupMatrixConfig | undefined {
-  const listed = gpu.subgroupMatrixConfigs.filter((c) => c.componentType === inputs && c.resultComponentType === "f32");
-  const fits = listed.filter((c) => 32 % c.M === 0 && 32 % c.N === 0 && MMA_SLAB[inputs] % c.K === 0);
-  return fits.find((c) => c.M === 16 && c.N === 16 && c.K === 16) ?? fits.sort((x, y) => y.M * y.N * y.K - x.M * x.N * x.K)[0];
+  return listedFragment(gpu, inputs, "f32", MMA_SLAB[inputs], 16);
+}
+
+// The adapter's configuration of `component` x `component` -> `result` that fits the mma kernels (M and N dividing a
+// subgroup's 32-wide block, K dividing the slab): 16 x 16 (x k16, where given) where listed, else the largest.
+function listedFragment(gpu: Gpu, component: string, result: string, slab: number, k16?: number): SubgroupMatrixConfig | undefined {
+  const listed = gpu.subgroupMatrixConfigs.filter((c) => c.componentType === component && c.resultComponentType === result);
+  const fits = listed.filter((c) => 32 % c.M === 0 && 32 % c.N === 0 && slab % c.K === 0);
+  return fits.find((c) => c.M === 16 && c.N === 16 && (k16 === undefined || c.K === k16)) ?? fits.sort((x, y) => y.M * y.N * y.K - x.M * x.N * x.K)[0];
 }
 
 // The mmai8 versions' k slab, in int8 digits (bytes), and the largest K whose digit products an i32 holds: each
@@ -127,9 +133,7 @@ export const mmaI8MaxK = (slices: SliceCount) => Math.floor((2 ** 31 - 1) / (sli
 // The fragment of i8 x i8 -> i32 the mmai8 versions multiply with: 16 x 16 x 32 where listed (NVIDIA's, which also
 // lists 16 x 8 x 32), else the largest that divides a subgroup's 32-wide block and the slab.
 export function mmaI8Fragment(gpu: Gpu): SubgroupMatrixConfig | undefined {
-  const listed = gpu.subgroupMatrixConfigs.filter((c) => c.componentType === "i8" && c.resultComponentType === "i32");
-  const fits = listed.filter((c) => 32 % c.M === 0 && 32 % c.N === 0 && MMA_I8_SLAB % c.K === 0);
-  return fits.find((c) => c.M === 16 && c.N === 16) ?? fits.sort((x, y) => y.M * y.N * y.K - x.M * x.N * x.K)[0];
+  return listedFragment(gpu, "i8", "i32", MMA_I8_SLAB);
 }
 
 // A fragment and the subgroup size the kernels run it at, as their specs name it: "MxNxK/size" (e.g. "16x16x16/32").
