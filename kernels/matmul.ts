@@ -69,7 +69,7 @@ import { fill } from "./fill.js";
 import { reduceForward } from "./reduce.js";
 import { type NormAfter, layernormForwardInto } from "./layernorm.js";
 import type { Gpu } from "../engine/device.js";
-import { type SliceCount, int8SliceLayout, int8Slices } from "./int8-slices.js";
+import { type SliceCount, int8Slices } from "./int8-slices.js";
 import { INT8_SLICES, MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, MMA_I8_SLAB, MMA_SLAB, PRECISIONS, type MatmulShape, type MatmulVersion, type Precision, fragmentKey, laneBroadcast, mmaFragment, mmaI8Fragment, resolveVersion, tileShape } from "./registry.js";
 import { FLAT_GROUP, erfFunction, grid1d, packUniform, range, storageBindings, uniformStruct } from "./wgsl.js";
 
@@ -1012,7 +1012,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const splitStride = y.size + (spec.splitRowSums ? rowSums!.size : 0);
   const target = splits > 1 ? Tensor.empty([splits, splitStride]) : y;
   const eps = norm?.eps ?? 0;
-  const [strideA, strideB] = i8 ? [int8SliceLayout(M, K, slices).stride, shared ? 0 : int8SliceLayout(N, K, slices).stride] : [M * K, shared ? 0 : K * ldb];
+  // mmai8: a batch entry's slices, words (int8SliceLayout's stride), the second dimension of its slices tensors.
+  const [strideA, strideB] = i8 ? [aSlices!.shape[1], shared ? 0 : bSlices!.shape[1]] : [M * K, shared ? 0 : K * ldb];
   const uniform = packUniform(FIELDS, { M, K, N, batch, tilesM, tilesN, strideA, strideB, ldb, splits, kSplit, splitStride, eps });
   const buffers = [target.buffer, (aSlices ?? aFull).buffer, (bSlices ?? bRows).buffer];
   if (opts.bias) buffers.push(opts.bias.buffer);
