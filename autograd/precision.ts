@@ -9,18 +9,10 @@
 // exact product, kernels/int8-slices.ts), and inside withPrecision("int8x2", fn) as 2 slices, in half the int8
 // products, within 2^-11 K max|a[m, :]| max|b[:, n]|, attention's too where its version is unfused; everything else
 // computes in f32, with no loss scaling (the slices' scales take f32's range).
-import type { Gpu } from "../engine/device.js";
-import { INT8_SLICES, type Precision, mmaI8Fragment } from "../kernels/registry.js";
+import type { Precision } from "../kernels/registry.js";
 
-export { type Precision, PRECISIONS } from "../kernels/registry.js";
-
-// Why the adapter cannot run `precision`'s products, or undefined where it can: f16 needs shader-f16, int8 and int8x2
-// an i8 x i8 -> i32 subgroup matrix.
-export function precisionUnavailable(precision: Precision, gpu: Gpu): string | undefined {
-  if (precision === "f16" && !gpu.features.has("shader-f16")) return `needs the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks`;
-  if (INT8_SLICES[precision] && !mmaI8Fragment(gpu)) return `needs subgroup matrices of i8 into i32, which ${gpu.adapterInfo.description} lacks (\`info\` lists them)`;
-  return undefined;
-}
+// precisionLacks: what the adapter lacks for a precision's products (kernels/registry.ts), for the layers above.
+export { type Precision, PRECISIONS, precisionLacks } from "../kernels/registry.js";
 
 let current: Precision = "f32";
 

@@ -70,7 +70,7 @@ import { reduceForward } from "./reduce.js";
 import { type NormAfter, layernormForwardInto } from "./layernorm.js";
 import type { Gpu } from "../engine/device.js";
 import { type SliceCount, int8Slices } from "./int8-slices.js";
-import { INT8_SLICES, MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, MMA_I8_SLAB, MMA_SLAB, PRECISIONS, type MatmulShape, type MatmulVersion, type Precision, fragmentKey, laneBroadcast, mmaFragment, mmaI8Fragment, resolveVersion, tileShape } from "./registry.js";
+import { INT8_SLICES, MATMUL, MATMUL_LANES as LANES, MATMUL_TILINGS, MMA_I8_SLAB, MMA_SLAB, PRECISIONS, type MatmulShape, type MatmulVersion, type Precision, fragmentKey, laneBroadcast, mmaFragment, mmaI8Fragment, precisionLacks, resolveVersion, tileShape } from "./registry.js";
 import { FLAT_GROUP, erfFunction, grid1d, packUniform, range, storageBindings, uniformStruct } from "./wgsl.js";
 
 export interface MatmulOptions {
@@ -923,12 +923,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   if (!PRECISIONS.includes(inputs)) throw new Error(`matmul: expected inputs ${PRECISIONS.map((i) => `"${i}"`).join(", ")}, got "${inputs}"`);
   const f16 = inputs === "f16";
   const { gpu } = runtime();
-  if (f16 && !gpu.features.has("shader-f16")) {
-    throw new Error(`matmul: f16 inputs need the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks`);
-  }
-  if (INT8_SLICES[inputs] && !mmaI8Fragment(gpu)) {
-    throw new Error(`matmul: ${inputs} inputs need subgroup matrices of i8 into i32, which ${gpu.adapterInfo.description} lacks`);
-  }
+  const lacks = precisionLacks(inputs, gpu);
+  if (lacks) throw new Error(`matmul: ${inputs} inputs need ${lacks}`);
   if (y.size === 0) {
     if (rowSums) {
       const full = gatherA ? gatherOuter(a, gatherA) : a;

@@ -136,6 +136,15 @@ export function mmaI8Fragment(gpu: Gpu): SubgroupMatrixConfig | undefined {
   return listedFragment(gpu, "i8", "i32", MMA_I8_SLAB);
 }
 
+// What products of `precision` need of the adapter and it lacks, as "<what>, which <adapter> lacks", or undefined where
+// it has it: f16 inputs shader-f16, the int8 precisions an i8 x i8 -> i32 subgroup matrix (mmaI8Fragment).
+export function precisionLacks(precision: Precision, gpu: Gpu): string | undefined {
+  const which = `which ${gpu.adapterInfo.description} lacks`;
+  if (precision === "f16" && !gpu.features.has("shader-f16")) return `the adapter's shader-f16 feature, ${which}`;
+  if (INT8_SLICES[precision] && !mmaI8Fragment(gpu)) return `subgroup matrices of i8 into i32, ${which} (\`info\` lists them)`;
+  return undefined;
+}
+
 // A fragment and the subgroup size the kernels run it at, as their specs name it: "MxNxK/size" (e.g. "16x16x16/32").
 export function fragmentKey(f: SubgroupMatrixConfig, gpu: Gpu): string {
   return `${f.M}x${f.N}x${f.K}/${gpu.subgroupMaxSize}`;

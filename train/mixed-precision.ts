@@ -5,7 +5,7 @@
 import type { Tensor } from "../engine/tensor.js";
 import { runtime } from "../engine/runtime.js";
 import * as ops from "../autograd/ops.js";
-import { PRECISIONS, type Precision, precisionUnavailable } from "../autograd/precision.js";
+import { PRECISIONS, type Precision, precisionLacks } from "../autograd/precision.js";
 import { LOSS_SCALE_DEFAULTS, LossScaler, type LossScaleSettings } from "../autograd/loss-scale.js";
 
 // `precision` as a config gives it; `key` names it in the errors (e.g. "training.precision").
@@ -13,8 +13,8 @@ export function checkPrecision(op: string, key: string, precision: unknown): voi
   if (precision !== undefined && !PRECISIONS.includes(precision as never)) {
     throw new Error(`${op}: expected precision (${key}) to be one of ${PRECISIONS.join(", ")}, got ${JSON.stringify(precision)}`);
   }
-  const why = precision === undefined ? undefined : precisionUnavailable(precision as Precision, runtime().gpu);
-  if (why) throw new Error(`${op}: precision "${precision}" (${key}) ${why}; use "f32"`);
+  const lacks = precision === undefined ? undefined : precisionLacks(precision as Precision, runtime().gpu);
+  if (lacks) throw new Error(`${op}: precision "${precision}" (${key}) needs ${lacks}; use "f32"`);
 }
 
 // The loss scaling of a run in `precision`: its settings over GradScaler's defaults; none in f32.
