@@ -141,6 +141,10 @@ const BATCHED_B = { batch: 3, M: 20, K: 36, N: 12, shared: false };
 type Case = { batch: number; M: number; K: number; N: number; shared: boolean };
 
 // op(a) (batch, M, K) and op(b) ((batch,) K, N) as the tensors of layout l stores them.
+// A product case's title: version, precision, layout and [batch]xMxKxN.
+const caseTitle = (version: string, inputs: string, l: { transA: boolean; transB: boolean }, s: Case) =>
+  `${version} ${inputs} ${l.transA ? "aT" : "a"}·${l.transB ? "bT" : "b"} [${s.batch}]x${s.M}x${s.K}x${s.N}${s.shared ? "" : " (batched b)"}`;
+
 function stored(a: Float32Array, b: Float32Array, l: { transA: boolean; transB: boolean }, s: Case): [Tensor, Tensor] {
   const bBatch = s.shared ? [] : [s.batch];
   const bs = s.shared ? 1 : s.batch;
@@ -173,7 +177,7 @@ describe("matmul mma: emulated on the CPU driver", () => {
     ["mma128", LAYOUTS[2], ALIGNED, "f32"] as const,
   ];
   for (const [version, l, s, inputs] of CASES) {
-    it(`${version} ${inputs} ${l.transA ? "aT" : "a"}·${l.transB ? "bT" : "b"} [${s.batch}]x${s.M}x${s.K}x${s.N}${s.shared ? "" : " (batched b)"}`, async () => {
+    it(caseTitle(version, inputs, l, s), async () => {
       const a = randu(s.batch * s.M * s.K, s.M + s.K);
       const b = randu((s.shared ? 1 : s.batch) * s.K * s.N, s.N + s.K + 1);
       const want = matmulRef(a, b, { batch: s.batch, M: s.M, K: s.K, N: s.N, sharedB: s.shared });
@@ -249,7 +253,7 @@ describe("matmul mma int8: emulated on the CPU driver", () => {
     ["mma128i8", LAYOUTS[1], ALIGNED, "int8x2"] as const,
   ];
   for (const [version, l, s, inputs] of CASES) {
-    it(`${version} ${inputs} ${l.transA ? "aT" : "a"}·${l.transB ? "bT" : "b"} [${s.batch}]x${s.M}x${s.K}x${s.N}${s.shared ? "" : " (batched b)"}`, async () => {
+    it(caseTitle(version, inputs, l, s), async () => {
       // Rows of a and columns of b of different magnitudes, so that each row's and column's scale counts.
       const a = randu(s.batch * s.M * s.K, s.M + s.K).map((v, i) => v * 2 ** ((Math.floor(i / s.K) % 9) - 4));
       const b = randu((s.shared ? 1 : s.batch) * s.K * s.N, s.N + s.K + 1).map((v, i) => v * 2 ** ((i % s.N) % 7 - 3));
