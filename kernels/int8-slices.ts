@@ -12,7 +12,7 @@
 //   x = 2^e_r * (d0 * 2^-6 + d1 * 2^-13 + ... + d_(S-1) * 2^(-6 - 7(S-1))) + err,  |err| <= 2^e_r * 2^-7S
 //
 // (round: to nearest, ties to even; every step is exact in f32.) A product sums the digit products of slices i and j
-// with i + j < S exactly in i32, one sum per i + j, and scales each row and column once (kernels/matmul.ts
+// with i + j < S exactly in i32, one sum per i + j, and scales each row and column once (kernels/matmul-mma.ts
 // mmaI8Wgsl): S(S + 1)/2 products of int8 matrices for one of f32, 6 with 3 slices, 3 with 2. Per k, in units of
 // 2^(e_m + e_n) = max|a[m, :]| max|b[:, n]| / (ρ_m ρ_n) with ρ = max / 2^e in [1/2, 1), the dropped digit products
 // (i + j >= S) come to at most D = 2^-20 (1 + 2^-8) with 3 slices, 2^-14 with 2, and each operand's err times the

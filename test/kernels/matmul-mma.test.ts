@@ -4,7 +4,8 @@
 // behind allow_unsafe_apis: a type, template or builtin misuse fails here, before any GPU sees it.
 import { beforeEach, describe, expect, it } from "vitest";
 import { SUBGROUP_MATRIX_FEATURE } from "../../engine/device.js";
-import { matmulForward, matmulWgsl, splitK, type MatmulOptions, type MatmulSpec } from "../../kernels/matmul.js";
+import { matmulForward, matmulWgsl, splitK, type MatmulOptions } from "../../kernels/matmul.js";
+import type { MatmulSpec } from "../../kernels/matmul-frame.js";
 import { Tensor } from "../../engine/tensor.js";
 import { MATMUL, MATMUL_TILINGS, type MatmulVersion, mmaFragment, mmaI8Fragment, mmaI8MaxK } from "../../kernels/registry.js";
 import { SLICE_BOUND, type SliceCount } from "../../kernels/int8-slices.js";

@@ -244,7 +244,7 @@ describe.each([...MATMUL.versions])("matmul %s, f16 inputs", (version) => {
     const f32Version = unavailable(version, "f32") ? undefined : version;
     expect((await matmulForward(a, b, { version: f32Version }).data())[0]).toBe(Math.fround(x));
   });
-  // The reg and tiled versions round by integer operations (kernels/matmul.ts h16), exactly as IEEE's round to
+  // The reg and tiled versions round by integer operations (kernels/matmul-frame.ts h16), exactly as IEEE's round to
   // nearest, ties to even (f16Round); the mma versions convert as WGSL does, to either neighbour (not tested here).
   const HARD = [1 + 2 ** -11, 1 + 3 * 2 ** -11, -(1 + 2 ** -12), 65504, 65519, 65520, -70000, 1e-6, -3e-8, 2 ** -25, 3 * 2 ** -25, 6.1e-5, 0.1, -1234.5678, 0];
   it.skipIf(MATMUL_TILINGS[version].kind === "mma")("rounds a and b to the nearest f16, ties to even, subnormals and overflow alike", async () => {
