@@ -208,9 +208,9 @@ function rowSumsByReduce(a: Tensor, transA: boolean, K: number, rowSums: Tensor)
   sums.dispose();
 }
 
-// a: (..., M, K) ((..., K, M) with transA); b: (..., K, N) ((..., N, K) with transB) with a's batch dims, or
-// 2-D and shared by every batch entry. Returns y: (..., M, N) (opts.out when given).
-export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+// The product's dimensions from its operands' shapes, every option checked against them (each message names the
+// tensor or option), each operand within one binding, and its inputs' precision, which the adapter must support.
+function checkProduct(a: Tensor, b: Tensor, opts: MatmulOptions) {
   const named = { a, b, bias: opts.bias, preact: opts.preact, residual: opts.residual, out: opts.out, dgelu: opts.dgelu };
   for (const [name, t] of Object.entries(named)) {
     if (t && t.dtype !== "f32") throw new Error(`matmul: expected ${name} to be f32, got ${t.dtype} ${dims(t)}`);
@@ -254,9 +254,23 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   if (opts.accumulate && (!opts.out || opts.bias || opts.gelu || opts.residual)) {
     throw new Error("matmul: expected accumulate with out and without bias, gelu or residual");
   }
-  const { norm } = opts;
-  if (norm) checkNorm(norm, yShape, sumsShape, !!opts.dgelu);
-  const y = opts.out ?? Tensor.empty(yShape);
+  if (opts.norm) checkNorm(opts.norm, yShape, sumsShape, !!opts.dgelu);
+  const maxBinding = runtime().gpu.limits.maxStorageBufferBindingSize;
+  for (const [name, shape] of Object.entries({ a: a.shape, b: b.shape, y: yShape })) {
+    if (numel(shape) * 4 > maxBinding) {
+      throw new Error(`matmul: expected ${name} within maxStorageBufferBindingSize ${maxBinding} bytes, got (${shape.join(", ")})`);
+    }
+  }
+  const inputs = opts.inputs ?? "f32";
+  if (!PRECISIONS.includes(inputs)) throw new Error(`matmul: expected inputs ${PRECISIONS.map((i) => `"${i}"`).join(", ")}, got "${inputs}"`);
+  const lacks = precisionLacks(inputs, runtime().gpu);
+  if (lacks) throw new Error(`matmul: ${inputs} inputs need ${lacks}`);
+  return { batchDims, shared, M, K, N, yShape, inputs };
+}
+
+// What the kernel writes (y, rowSums, the norm's outputs) may share storage with nothing else it binds.
+function checkStorage(a: Tensor, b: Tensor, y: Tensor, opts: MatmulOptions): void {
+  const { norm, rowSums } = opts;
   if (norm && [a, b, y, opts.bias, opts.preact, opts.residual, rowSums].some((t) => t && [norm.out, norm.mean, norm.rstd].some((o) => o.buffer === t.buffer))) {
     throw new Error("matmul: expected norm's out, mean and rstd not to share storage with the product's tensors");
   }
@@ -265,18 +279,17 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
     if (t && t.buffer === rowSums?.buffer) throw new Error(`matmul: expected rowSums not to share storage with ${name}`);
   }
   if (rowSums?.buffer === y.buffer) throw new Error("matmul: expected rowSums not to share storage with out");
-  const maxBinding = runtime().gpu.limits.maxStorageBufferBindingSize;
-  for (const [name, t] of Object.entries({ a, b, y })) {
-    if (t.size * 4 > maxBinding) {
-      throw new Error(`matmul: expected ${name} within maxStorageBufferBindingSize ${maxBinding} bytes, got ${dims(t)}`);
-    }
-  }
-  const inputs = opts.inputs ?? "f32";
-  if (!PRECISIONS.includes(inputs)) throw new Error(`matmul: expected inputs ${PRECISIONS.map((i) => `"${i}"`).join(", ")}, got "${inputs}"`);
+}
+
+// a: (..., M, K) ((..., K, M) with transA); b: (..., K, N) ((..., N, K) with transB) with a's batch dims, or
+// 2-D and shared by every batch entry. Returns y: (..., M, N) (opts.out when given).
+export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const { batchDims, shared, M, K, N, yShape, inputs } = checkProduct(a, b, opts);
+  const { gatherA, rowSums, norm } = opts;
+  const y = opts.out ?? Tensor.empty(yShape);
+  checkStorage(a, b, y, opts);
   const f16 = inputs === "f16";
   const { gpu } = runtime();
-  const lacks = precisionLacks(inputs, gpu);
-  if (lacks) throw new Error(`matmul: ${inputs} inputs need ${lacks}`);
   if (y.size === 0) {
     if (rowSums) {
       const full = gatherA ? gatherOuter(a, gatherA) : a;

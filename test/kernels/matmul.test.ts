@@ -576,6 +576,12 @@ describe("matmul errors", () => {
     }
   });
 
+  it("rejects a y past one binding, naming the limit", () => {
+    const max = runtime().gpu.limits.maxStorageBufferBindingSize;
+    const a = t([65536, 1]); // y (65536, 65536): 16 GiB of f32, past any adapter's binding
+    expect(() => matmulForward(a, t([1, 65536]))).toThrow(`matmul: expected y within maxStorageBufferBindingSize ${max} bytes, got (65536, 65536)`);
+  });
+
   it("rejects i32 inputs", () => {
     expect(() => matmulForward(t([4, 5], "i32"), t([5, 3]))).toThrow("matmul: expected a to be f32, got i32 (4, 5)");
     expect(() => matmulForward(t([4, 5]), t([5, 3], "i32"))).toThrow("matmul: expected b to be f32, got i32 (5, 3)");
