@@ -37,7 +37,7 @@ export interface TimedCase {
 // A product's rate, GFLOP/s over its summed time, from its label, which ends with its size ("[batch x ]M x K x N",
 // kernels/matmul.ts's note); undefined for other kernels.
 export function productGflops(t: KernelTime): number | undefined {
-  const size = /^matmul\/\S* (\d+(?:x\d+){2,3})$/.exec(t.label);
+  const size = /^matmul .* (\d+(?:x\d+){2,3})$/.exec(t.label);
   if (!size || !(t.ms > 0)) return undefined;
   const flop = 2 * size[1].split("x").reduce((p, d) => p * Number(d), 1);
   return (t.count * flop) / (t.ms * 1e6);

@@ -425,10 +425,11 @@ export class Batch {
   }
 }
 
-// What profiles and DEBUG logs call a dispatch: its kernel's key and its note (a matmul's sizes), else its grid.
+// What profiles and DEBUG logs call a dispatch: its kernel's label (engine/pipeline.ts specLabel) and its note (a
+// matmul's sizes), else its grid.
 export function dispatchLabel(kernel: Kernel, grid: Grid, note: string | undefined): string {
   const [x, y = 1, z = 1] = grid;
-  return `${kernel.key} ${note ?? `grid=${x}x${y}x${z}`}`;
+  return `${kernel.label} ${note ?? `grid=${x}x${y}x${z}`}`;
 }
 
 // Bytes [offset, offset + bytes) of a buffer, for readMany.

@@ -12,9 +12,21 @@ export function specKey(spec: Spec): string {
     .join(",");
 }
 
+// A kernel as people read it in profiles and censuses: its name, its version where it has one, then the rest of its
+// spec, keys sorted, with what is off left out (false, 0, ""; every spec of a family has the same keys) and what is on
+// by its key alone, e.g. "matmul reg16x8 bias,transB,vecY". The key stays the whole spec.
+export function specLabel(name: string, spec: Spec): string {
+  const fields = Object.keys(spec)
+    .sort()
+    .filter((k) => k !== "version" && spec[k] !== false && spec[k] !== 0 && spec[k] !== "")
+    .map((k) => (spec[k] === true ? k : `${k}=${spec[k]}`));
+  return [name, spec.version, fields.join(",")].filter((part) => part !== undefined && part !== "").join(" ");
+}
+
 export interface Kernel {
   name: string; // kernel family, e.g. "matmul"
   key: string; // name/specKey, for errors and DEBUG logs
+  label: string; // specLabel, for profiles and censuses
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout; // the pipeline's group 0, fetched once (each getBindGroupLayout call costs ~2 us)
   groups: Map<string, GPUBindGroup>; // bind groups made for this kernel, by what they bind (see Batch.dispatch)
@@ -52,7 +64,7 @@ export class PipelineCache {
     });
     const pipeline = this.device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" }, label: key });
     const layout = pipeline.getBindGroupLayout(0);
-    kernel = { name, key, pipeline, layout, groups: new Map(), writable: writableBindings(code), dispatched: false };
+    kernel = { name, key, label: specLabel(name, spec), pipeline, layout, groups: new Map(), writable: writableBindings(code), dispatched: false };
     this.kernels.set(key, kernel);
     return kernel;
   }

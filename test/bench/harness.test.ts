@@ -3,6 +3,7 @@
 // other kernels, or for a product timed at zero.
 import { describe, expect, it } from "vitest";
 import { callsPerRun, formatProfile, productGflops, timeCalls } from "../../bench/harness.js";
+import { specLabel } from "../../engine/pipeline.js";
 import { useEngine } from "../helpers.js";
 
 useEngine();
@@ -29,7 +30,7 @@ describe("timeCalls", () => {
   });
 });
 
-const KEY = "matmul/addOut=false,bias=true,fragment=,transB=true,version=tiled128vec";
+const KEY = specLabel("matmul", { addOut: false, bias: true, fragment: "", transB: true, version: "tiled128vec" });
 
 describe("productGflops", () => {
   it("is 2 M K N per dispatch over the summed time, with a batch as a fourth factor", () => {
@@ -37,7 +38,8 @@ describe("productGflops", () => {
     expect(productGflops({ label: `${KEY} 4x10x20x30`, count: 1, ms: 0.5 })).toBeCloseTo((2 * 4 * 10 * 20 * 30) / 0.5e6, 9);
   });
   it("is undefined for other kernels, sizes it cannot read, and no time", () => {
-    expect(productGflops({ label: "attention/d=64,pass=forward grid=64x1x1", count: 1, ms: 1 })).toBeUndefined();
+    expect(productGflops({ label: `${specLabel("attention", { d: 64, pass: "forward" })} grid=64x1x1`, count: 1, ms: 1 })).toBeUndefined();
+    expect(productGflops({ label: `${specLabel("matmul-gather", {})} 10x20x30`, count: 1, ms: 1 })).toBeUndefined();
     expect(productGflops({ label: `${KEY} grid=8x1x1`, count: 1, ms: 1 })).toBeUndefined();
     expect(productGflops({ label: `${KEY} 10x20`, count: 1, ms: 1 })).toBeUndefined();
     expect(productGflops({ label: `${KEY} 10x20x30`, count: 1, ms: 0 })).toBeUndefined();

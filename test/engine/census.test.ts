@@ -59,10 +59,10 @@ describe("census", () => {
         }),
       FAST,
     );
-    const find = (part: string) => times.filter((t) => t.label.startsWith("matmul/") && t.label.endsWith(part));
+    const find = (part: string) => times.filter((t) => t.label.startsWith("matmul ") && t.label.endsWith(part));
     expect(find(" 8x8x8").map((t) => t.count)).toEqual([2]);
     expect(find(" 64x64x64").map((t) => t.count)).toEqual([1]);
-    expect(times.some((t) => t.label.startsWith("elementwise/") && t.label.includes(" grid="))).toBe(true);
+    expect(times.some((t) => t.label.startsWith("elementwise ") && t.label.includes(" grid="))).toBe(true);
     expect(times.reduce((s, t) => s + t.count, 0)).toBe(4);
     expect(times.every((t) => Number.isFinite(t.ms) && t.ms > 0)).toBe(true);
     for (let i = 1; i < times.length; i++) expect(times[i - 1].ms).toBeGreaterThanOrEqual(times[i].ms);

@@ -3,6 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { runtime, getKernel } from "../../engine/runtime.js";
+import { specLabel } from "../../engine/pipeline.js";
 import { packUniform, uniformStruct } from "../../kernels/wgsl.js";
 import { useEngine } from "../helpers.js";
 
@@ -65,5 +66,19 @@ ${uniformStruct(FIELDS)}
     } finally {
       batch.reuseBindGroups = reuse;
     }
+  });
+});
+
+describe("specLabel", () => {
+  it("names the kernel, its version, then what is on: flags by their key, other values as key=value, keys sorted", () => {
+    const spec = { version: "reg16x8", transB: true, bias: true, gelu: false, slices: 0, fragment: "", d: 32, pass: "forward" };
+    expect(specLabel("matmul", spec)).toBe("matmul reg16x8 bias,d=32,pass=forward,transB");
+    expect(specLabel("copy", { per: 4, vec4: false })).toBe("copy per=4");
+    expect(specLabel("matmul-gather", {})).toBe("matmul-gather");
+  });
+  it("is what a dispatch of the kernel is profiled as", () => {
+    const k = getKernel("pipeline-label-probe", { n: 1, odd: false, version: "v2" }, () => "@compute @workgroup_size(1) fn main() {}");
+    expect(k.label).toBe("pipeline-label-probe v2 n=1");
+    expect(k.key).toBe("pipeline-label-probe/n=1,odd=false,version=v2");
   });
 });

@@ -29,10 +29,10 @@ describe("profile", () => {
       });
       await batch.sync();
       const times = profiler.report();
-      const find = (part: string) => times.filter((t) => t.label.startsWith("matmul/") && t.label.endsWith(part));
+      const find = (part: string) => times.filter((t) => t.label.startsWith("matmul ") && t.label.endsWith(part));
       expect(find(" 8x8x8").map((t) => t.count)).toEqual([2]);
       expect(find(" 256x256x256").map((t) => t.count)).toEqual([1]);
-      expect(times.some((t) => t.label.startsWith("elementwise/") && t.label.includes("grid="))).toBe(true);
+      expect(times.some((t) => t.label.startsWith("elementwise ") && t.label.includes("grid="))).toBe(true);
       // No comparison of durations: a kernel's first dispatch in a process can include its compilation.
       expect(times.every((t) => Number.isFinite(t.ms) && t.ms >= 0)).toBe(true);
       expect(times.reduce((s, t) => s + t.ms, 0)).toBeGreaterThan(0);
