@@ -11,7 +11,6 @@ import { ImageFiles } from "./image-files.js";
 import { checkListed, checkPublishedCount, readLines } from "./list-files.js";
 
 const PUBLISHED: { classes: number; train: number; test: number } = { classes: 101, train: 75750, test: 25250 };
-export const FOOD101_SPLITS = ["train", "test"];
 
 export async function openFood101(root: string, split = "train"): Promise<ImageFiles> {
   if (split !== "train" && split !== "test") throw new Error(`food101: expected a split train or test, got "${split}"`);
