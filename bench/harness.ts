@@ -56,5 +56,26 @@ export function formatProfile(times: KernelTime[], top: number, how: "profiled" 
   );
   const rest = times.slice(top);
   if (rest.length) lines.push(`    ${rest.reduce((s, t) => s + t.ms, 0).toFixed(2).padStart(9)} ms in ${rest.length} more kernels`);
-  return [`    ${how}: ${total.toFixed(1)} ms of GPU time in ${times.reduce((s, t) => s + t.count, 0)} dispatches`, ...lines].join("\n");
+  return [`    ${how}: ${total.toFixed(1)} ms of GPU time in ${times.reduce((s, t) => s + t.count, 0)} dispatches`, ...familyShares(times, total), ...lines].join("\n");
+}
+
+// The time's shares by kernel family (a label's first word, engine/pipeline.ts specLabel), largest first, with
+// their dispatch counts: where a step's time goes at a glance, e.g. products against their int8 slicing.
+function familyShares(times: KernelTime[], total: number): string[] {
+  const families = new Map<string, { ms: number; count: number }>();
+  for (const t of times) {
+    const name = t.label.split(" ")[0];
+    const f = families.get(name) ?? { ms: 0, count: 0 };
+    f.ms += t.ms;
+    f.count += t.count;
+    families.set(name, f);
+  }
+  const parts = [...families].sort((a, b) => b[1].ms - a[1].ms).map(([name, f]) => `${name} ${((100 * f.ms) / total).toFixed(1)}% (${f.count}x)`);
+  const lines: string[] = [];
+  for (const part of parts) {
+    const last = lines.length - 1;
+    if (last >= 0 && lines[last].length + part.length < 112) lines[last] += `, ${part}`;
+    else lines.push(`${last < 0 ? "    by kernel: " : "               "}${part}`);
+  }
+  return lines;
 }

@@ -47,21 +47,32 @@ describe("productGflops", () => {
 });
 
 describe("formatProfile", () => {
-  it("lists the slowest kernels with their share, count and a product's rate, then the rest", () => {
+  it("lists the shares by kernel family, then the slowest kernels with their share, count and a product's rate, then the rest", () => {
     const table = formatProfile(
       [
         { label: `${KEY} 1000x1000x1000`, count: 2, ms: 4 },
-        { label: "layernorm/pass=forward grid=9x1x1", count: 7, ms: 1 },
-        { label: "copy/per=4 grid=8x1x1", count: 1, ms: 0.5 },
+        { label: "layernorm pass=forward grid=9x1x1", count: 7, ms: 1 },
+        { label: "copy per=4 grid=8x1x1", count: 1, ms: 0.3 },
+        { label: "layernorm pass=backward grid=9x1x1", count: 7, ms: 0.2 },
       ],
       2,
       "profiled",
     );
     expect(table.split("\n")).toEqual([
-      "    profiled: 5.5 ms of GPU time in 10 dispatches",
+      "    profiled: 5.5 ms of GPU time in 17 dispatches",
+      "    by kernel: matmul 72.7% (2x), layernorm 21.8% (14x), copy 5.5% (1x)",
       `         4.00 ms  72.7%     2x    1000 GFLOP/s  ${KEY} 1000x1000x1000`,
-      "         1.00 ms  18.2%     7x                  layernorm/pass=forward grid=9x1x1",
-      "         0.50 ms in 1 more kernels",
+      "         1.00 ms  18.2%     7x                  layernorm pass=forward grid=9x1x1",
+      "         0.50 ms in 2 more kernels",
     ]);
+  });
+  it("wraps the families' line", () => {
+    const times = Array.from({ length: 12 }, (_, i) => ({ label: `family-number-${i} grid=1x1x1`, count: 1, ms: 12 - i }));
+    const shares = formatProfile(times, 0, "census").split("\n").slice(1, -1);
+    expect(shares.length).toBeGreaterThan(1);
+    expect(shares.every((l) => l.length <= 130)).toBe(true);
+    expect(shares[0].startsWith("    by kernel: family-number-0 15.4% (1x), family-number-1 14.1% (1x)")).toBe(true);
+    expect(shares.slice(1).every((l) => l.startsWith("               family-number-"))).toBe(true);
+    expect(shares.join(" ").match(/family-number-\d+/g)).toHaveLength(12);
   });
 });
