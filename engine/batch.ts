@@ -126,16 +126,15 @@ export class Batch {
     const slot = uniform ? this.uniformSlot(uniform) : undefined;
     const bindGroup = this.bindGroup(kernel, slot, buffers);
     this.recorded?.push({ kind: "dispatch", kernel, buffers: [...buffers], uniform: uniform?.slice(0), grid: [x, y, z], work, note });
-    const label = this.profiler || this.log ? dispatchLabel(kernel, grid, note) : ""; // not built per dispatch otherwise
     if (this.profiler) {
       this.endPass();
-      this.pass = this.commandEncoder().beginComputePass({ timestampWrites: this.profiler.timestampWrites(label) });
+      this.pass = this.commandEncoder().beginComputePass({ timestampWrites: this.profiler.timestampWrites(dispatchLabel(kernel.label, grid, note)) });
     }
     const pass = this.computePass();
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
-    this.log?.(`[dispatch] ${label}${note ? ` grid=${x}x${y}x${z}` : ""}`);
+    this.log?.(`[dispatch] ${dispatchLabel(kernel.key, grid, note)}${note ? ` grid=${x}x${y}x${z}` : ""}`);
     this.names.push(kernel.key);
     if (!kernel.dispatched) {
       kernel.dispatched = true;
@@ -425,11 +424,11 @@ export class Batch {
   }
 }
 
-// What profiles and DEBUG logs call a dispatch: its kernel's label (engine/pipeline.ts specLabel) and its note (a
-// matmul's sizes), else its grid.
-export function dispatchLabel(kernel: Kernel, grid: Grid, note: string | undefined): string {
+// A dispatch as profiles and censuses sum it: its kernel's label (engine/pipeline.ts specLabel) and its note (a
+// matmul's sizes), else its grid. DEBUG logs name the kernel by its key instead, as DEBUG=2 names its WGSL.
+export function dispatchLabel(kernel: string, grid: Grid, note: string | undefined): string {
   const [x, y = 1, z = 1] = grid;
-  return `${kernel.label} ${note ?? `grid=${x}x${y}x${z}`}`;
+  return `${kernel} ${note ?? `grid=${x}x${y}x${z}`}`;
 }
 
 // Bytes [offset, offset + bytes) of a buffer, for readMany.

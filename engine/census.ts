@@ -54,7 +54,7 @@ export async function census(run: () => void | Promise<void>, opts: CensusOption
     const n = Math.min(MAX_REPEATS, Math.ceil(runMs / (await once(10)))); // the untimed run, overestimating
     const ms: number[] = [];
     for (let r = 0; r < rounds; r++) ms.push(await once(n));
-    const label = dispatchLabel(d.kernel, d.grid, d.note);
+    const label = dispatchLabel(d.kernel.label, d.grid, d.note);
     const t = totals.get(label) ?? { label, count: 0, ms: 0 };
     t.count++;
     t.ms += median(ms);
