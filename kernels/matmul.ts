@@ -28,9 +28,9 @@
 // by kernels/matmul-reg.ts, matmul-tiled.ts and matmul-mma.ts from the frame they share (matmul-frame.ts):
 //   regRxC (CPU drivers): workgroups of 8 lanes side by side along n, each workgroup R rows x 8C columns, each lane C
 //     contiguous columns as C/4 vec4 accumulators per row, two k per loop iteration (each accumulator written once
-//     per iteration: see matmul-reg.ts); no workgroup memory, no barriers. b is read as vec4 rows (K, ldb): a transposed
-//     b, or N % 4 != 0, is packed first (packB). Edges clamp the load indices (no branches in the k loop); stores
-//     are bounds-checked; with N % 4 == 0 the epilogue stores vec4s.
+//     per iteration: see matmul-reg.ts); no workgroup memory, no barriers. b is read as vec4 rows (K, ldb): a
+//     transposed b, or N % 4 != 0, is packed first (packB). Edges clamp the load indices (no branches in the k loop);
+//     stores are bounds-checked; with N % 4 == 0 the epilogue stores vec4s.
 //     A trained weight, transposed as a linear layer's (N, K) with K even, is read in place instead (`bPairs`):
 //     column j's two k of an iteration are one vec2 load of its row, and the vec4 of 4 columns is assembled from 4
 //     of them (free: llvmpipe keeps each component of a lane's vec4 in a SIMD register of its own). The loads are
