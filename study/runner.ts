@@ -274,6 +274,56 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   }
 }
 
+// The study's backbone, recorded in the run folder's backbone.json: a checkpoint file, or its pre-training
+// (supervised or DINO), cached by its settings and run here where the cache lacks it. `note` describes a
+// pre-trained one for the report; a checkpoint's description needs its hash, which the caller computes.
+async function prepareBackbone(
+  config: StudyConfig,
+  data: StudyData,
+  out: string,
+  progress: ProgressStream | undefined,
+  sweep: (dir: string) => Promise<void>,
+  log: (line: string) => void,
+): Promise<{ path: string; heads: number | undefined; note?: string }> {
+  const pretrainSpec = config.backbone.pretrain;
+  if (pretrainSpec && isDinoPretrain(pretrainSpec)) {
+    const { cacheDir, ...spec } = pretrainSpec;
+    const ds = data.pretrain!;
+    const dir = dinoPretrainDir(spec, ds, cacheDir);
+    await sweep(dir);
+    const path = join(dir, "backbone.safetensors");
+    if (existsSync(path)) log(`backbone: cached ${path}`);
+    else {
+      log(`backbone: DINO pre-training on ${ds.identity.name} (${ds.identity.subset ?? "all"}) in ${dir}`);
+      const p = await dinoPretrain({ spec, data: ds, dir, progress, log }).catch((e) => {
+        // Every cell needs the backbone: a diverged or collapsed pre-training ends the study.
+        if (e instanceof DivergedError) throw new Error(`experiment: the backbone's DINO pre-training diverged: ${e.message}; a smaller backbone.pretrain.lr (now ${spec.lr}) should train it`, { cause: e });
+        if (e instanceof CollapseError) throw new Error(`experiment: the backbone's DINO pre-training collapsed (backbone.pretrain): ${e.message}`, { cause: e });
+        throw e;
+      });
+      log(`backbone: DINO pre-trained in ${p.seconds.toFixed(1)} s, saved ${p.path}`);
+    }
+    if (!existsSync(join(out, "backbone.json"))) await writeJsonAtomic(join(out, "backbone.json"), { kind: "pretrain", method: "dino", path });
+    return { path, heads: spec.model.heads, note: describeBackbone("dino", spec.model, spec.steps, ds.identity) };
+  }
+  if (pretrainSpec) {
+    const spec = pretrainSpec;
+    await sweep(pretrainDir(spec, data.pretrain!));
+    log(`backbone: supervised pre-training on ${data.pretrain!.identity.name} (${data.pretrain!.identity.subset ?? "all"}), a stand-in for DINO's self-supervised pre-training`);
+    const p = await pretrain(spec, data.pretrain!, progress).catch((e) => {
+      // Every cell needs the backbone: unlike a cell's, this divergence ends the study.
+      if (e instanceof DivergedError) throw new Error(`experiment: the backbone's pre-training diverged: ${e.message}; a smaller backbone.pretrain.lr (now ${spec.lr}) should train it`, { cause: e });
+      throw passTooLarge(e, "backbone.pretrain.microBatch");
+    });
+    log(p.cached ? `backbone: cached ${p.path}` : `backbone: pre-trained in ${p.seconds.toFixed(1)} s, final loss ${p.finalLoss?.toFixed(4)}, saved ${p.path}`);
+    if (!existsSync(join(out, "backbone.json"))) await writeJsonAtomic(join(out, "backbone.json"), { kind: "pretrain", path: p.path, hash: p.hash, seconds: p.seconds });
+    return { path: p.path, heads: spec.model.heads, note: `${describeBackbone("supervised", spec.model, spec.steps, data.pretrain!.identity)} (supervised, a stand-in for DINO)` };
+  }
+  const path = resolveShipped(config.backbone.checkpoint!, "experiment: backbone.checkpoint");
+  await writeJsonAtomic(join(out, "backbone.json"), { kind: "checkpoint", path });
+  return { path, heads: config.backbone.heads };
+}
+
 async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<ExperimentResult> {
   const started = performance.now();
   const { config } = o;
@@ -311,56 +361,12 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     if (shared && !existsSync(join(out, "config.json"))) await writeJsonAtomic(join(out, "config.json"), configJson(config));
   }
 
-  // The backbone: a checkpoint file, or the cached pre-training (supervised or DINO).
-  let backbonePath: string;
-  let heads = config.backbone.heads;
-  let backboneNote: string | undefined; // a checkpoint's, once its hash is known (below)
-  const pretrainSpec = config.backbone.pretrain;
-  if (pretrainSpec && isDinoPretrain(pretrainSpec)) {
-    const { cacheDir, ...spec } = pretrainSpec;
-    const ds = data.pretrain!;
-    const dir = dinoPretrainDir(spec, ds, cacheDir);
-    await sweep(dir);
-    backbonePath = join(dir, "backbone.safetensors");
-    if (existsSync(backbonePath)) log(`backbone: cached ${backbonePath}`);
-    else {
-      log(`backbone: DINO pre-training on ${ds.identity.name} (${ds.identity.subset ?? "all"}) in ${dir}`);
-      const p = await dinoPretrain({ spec, data: ds, dir, progress: o.progress, log }).catch((e) => {
-        // Every cell needs the backbone: a diverged or collapsed pre-training ends the study.
-        if (e instanceof DivergedError) throw new Error(`experiment: the backbone's DINO pre-training diverged: ${e.message}; a smaller backbone.pretrain.lr (now ${spec.lr}) should train it`, { cause: e });
-        if (e instanceof CollapseError) throw new Error(`experiment: the backbone's DINO pre-training collapsed (backbone.pretrain): ${e.message}`, { cause: e });
-        throw e;
-      });
-      log(`backbone: DINO pre-trained in ${p.seconds.toFixed(1)} s, saved ${p.path}`);
-    }
-    heads = spec.model.heads;
-    backboneNote = describeBackbone("dino", spec.model, spec.steps, ds.identity);
-    if (!existsSync(join(out, "backbone.json"))) await writeJsonAtomic(join(out, "backbone.json"), { kind: "pretrain", method: "dino", path: backbonePath });
-  } else if (pretrainSpec) {
-    const spec = pretrainSpec;
-    await sweep(pretrainDir(spec, data.pretrain!));
-    log(`backbone: supervised pre-training on ${data.pretrain!.identity.name} (${data.pretrain!.identity.subset ?? "all"}), a stand-in for DINO's self-supervised pre-training`);
-    const p = await pretrain(spec, data.pretrain!, o.progress).catch((e) => {
-      // Every cell needs the backbone: unlike a cell's, this divergence ends the study.
-      if (e instanceof DivergedError) throw new Error(`experiment: the backbone's pre-training diverged: ${e.message}; a smaller backbone.pretrain.lr (now ${spec.lr}) should train it`, { cause: e });
-      throw passTooLarge(e, "backbone.pretrain.microBatch");
-    });
-    log(p.cached ? `backbone: cached ${p.path}` : `backbone: pre-trained in ${p.seconds.toFixed(1)} s, final loss ${p.finalLoss?.toFixed(4)}, saved ${p.path}`);
-    backbonePath = p.path;
-    heads = spec.model.heads;
-    backboneNote = `${describeBackbone("supervised", spec.model, spec.steps, data.pretrain!.identity)} (supervised, a stand-in for DINO)`;
-    if (!existsSync(join(out, "backbone.json"))) await writeJsonAtomic(join(out, "backbone.json"), { kind: "pretrain", path: p.path, hash: p.hash, seconds: p.seconds });
-  } else {
-    backbonePath = resolveShipped(config.backbone.checkpoint!, "experiment: backbone.checkpoint");
-    await writeJsonAtomic(join(out, "backbone.json"), { kind: "checkpoint", path: backbonePath });
-  }
+  const { path: backbonePath, heads, note } = await prepareBackbone(config, data, out, o.progress, sweep, log);
   const load = async () => (await loadVit(backbonePath, { heads, key: config.backbone.key })).model;
   // Each cell's checkpoints name their base by hash, so that `export` can rebuild the fine-tuned model.
   const base = { file: backbonePath, sha256: await sha256File(backbonePath) };
-  if (backboneNote === undefined) {
-    backboneNote = await describeCheckpoint(backbonePath, base.sha256);
-    log(`backbone: ${backboneNote}`);
-  }
+  const backboneNote = note ?? (await describeCheckpoint(backbonePath, base.sha256));
+  if (note === undefined) log(`backbone: ${backboneNote}`);
 
   // Everything the cells need is checked before the first one trains.
   const original = await load();
