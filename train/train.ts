@@ -194,6 +194,34 @@ function metricsCsv(rows: MetricRow[], scaled: boolean): string {
   return lines.join("\n") + "\n";
 }
 
+// What a run resumes from: its last checkpoint, whose settings are checked from the header before any tensor is
+// overwritten, loaded into the trainable tensors and the optimiser's state, and the metrics up to its step.
+async function resumeFrom(lastPath: string, metricsPath: string, print: string, dir: string, tensors: [string, Tensor][]) {
+  const { metadata: meta } = await readSafetensorsHeader(lastPath);
+  if (meta.format !== FORMAT || meta.fingerprint !== print) {
+    throw new Error(`train: ${lastPath} was written by a run with other settings; delete ${dir} to start over (saved ${meta.fingerprint}, now ${print})`);
+  }
+  if (meta[CHECKSUM_KEY] === undefined) {
+    throw new Error(`train: ${lastPath}: expected the checksum of its tensors (${CHECKSUM_KEY}) in its metadata, found none; delete ${dir} to restart this run from scratch`);
+  }
+  // Checkpoints from before AdamW counted on the device in f16: the count they used, skipped steps included.
+  const olderCount = (name: string) => (name === "optimizer.step" ? new Float32Array([Number(meta.optimizerSteps)]) : undefined);
+  await loadTrainable(lastPath, tensors, olderCount).catch((e) => {
+    if (!(e instanceof ChecksumError)) throw e;
+    // best.safetensors holds no optimiser state, so an exact resume can only start from a checkpoint of last's kind.
+    throw new Error(`train: ${e.message}; delete ${dir} to restart this run from scratch`, { cause: e });
+  });
+  const step = Number(meta.step);
+  const saved: MetricRow[] = JSON.parse(await readFile(metricsPath, "utf8")).rows;
+  return {
+    step,
+    optimizerSteps: Number(meta.optimizerSteps),
+    best: JSON.parse(meta.best) as { step: number; accuracy: number | null },
+    lastAccuracy: JSON.parse(meta.lastAccuracy) as number | null,
+    metrics: saved.filter((r) => r.step <= step),
+  };
+}
+
 export async function train(o: TrainOptions): Promise<TrainResult> {
   checkOptions(o);
   const started = performance.now();
@@ -214,32 +242,13 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const state = [...opt.state()].map(([name, t]): [string, Tensor] => [`optimizer.${name}`, t]);
   if (scaler) state.push(...scaler.state());
 
-  let step = 0;
-  let best = { step: 0, accuracy: null as number | null };
-  let lastAccuracy: number | null = null;
-  let metrics: MetricRow[] = [];
-  if ((o.resume ?? true) && existsSync(lastPath)) {
-    // The settings are checked from the header before any tensor is overwritten.
-    const { metadata: meta } = await readSafetensorsHeader(lastPath);
-    if (meta.format !== FORMAT || meta.fingerprint !== print) {
-      throw new Error(`train: ${lastPath} was written by a run with other settings; delete ${o.dir} to start over (saved ${meta.fingerprint}, now ${print})`);
-    }
-    if (meta[CHECKSUM_KEY] === undefined) {
-      throw new Error(`train: ${lastPath}: expected the checksum of its tensors (${CHECKSUM_KEY}) in its metadata, found none; delete ${o.dir} to restart this run from scratch`);
-    }
-    // Checkpoints from before AdamW counted on the device in f16: the count they used, skipped steps included.
-    const olderCount = (name: string) => (name === "optimizer.step" ? new Float32Array([Number(meta.optimizerSteps)]) : undefined);
-    await loadTrainable(lastPath, [...o.trainable, ...state], olderCount).catch((e) => {
-      if (!(e instanceof ChecksumError)) throw e;
-      // best.safetensors holds no optimiser state, so an exact resume can only start from a checkpoint of last's kind.
-      throw new Error(`train: ${e.message}; delete ${o.dir} to restart this run from scratch`, { cause: e });
-    });
-    step = Number(meta.step);
-    opt.stepCount = Number(meta.optimizerSteps);
-    best = JSON.parse(meta.best);
-    lastAccuracy = JSON.parse(meta.lastAccuracy);
-    const saved: MetricRow[] = JSON.parse(await readFile(metricsPath, "utf8")).rows;
-    metrics = saved.filter((r) => r.step <= step);
+  const resumed = (o.resume ?? true) && existsSync(lastPath) ? await resumeFrom(lastPath, metricsPath, print, o.dir, [...o.trainable, ...state]) : undefined;
+  let step = resumed?.step ?? 0;
+  let best = resumed?.best ?? { step: 0, accuracy: null };
+  let lastAccuracy = resumed?.lastAccuracy ?? null;
+  let metrics = resumed?.metrics ?? [];
+  if (resumed) {
+    opt.stepCount = resumed.optimizerSteps;
     o.onResume?.(step);
   }
   const resumedFrom = step;
