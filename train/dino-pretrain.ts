@@ -224,6 +224,25 @@ export async function dinoPretrain(o: DinoPretrainOptions): Promise<DinoPretrain
   }
 }
 
+// What a pre-training resumes from: its last checkpoint, checked against this run's settings and data, loaded into
+// the student, the teacher, the centre and the optimisers' state, and the metrics up to its step.
+async function resumeFrom(lastPath: string, metricsPath: string, print: string, dir: string, state: [string, Tensor][]) {
+  const { metadata: meta } = await readSafetensorsHeader(lastPath);
+  if (meta.format !== FORMAT || meta.fingerprint !== print) {
+    throw new Error(`dino: ${lastPath} was written by a run with other settings or data; delete ${dir} (or use another folder) to start over`);
+  }
+  if (meta[CHECKSUM_KEY] === undefined) throw new Error(`dino: ${lastPath}: expected the checksum of its tensors in its metadata, found none; delete ${dir} to start over`);
+  await loadTrainable(lastPath, state);
+  const step = Number(meta.step);
+  const saved = JSON.parse(await readFile(metricsPath, "utf8"));
+  return {
+    step,
+    stepCounts: JSON.parse(meta.stepCounts) as Dino["stepCounts"],
+    rows: (saved.rows as DinoRow[]).filter((r) => r.step <= step),
+    knn: (saved.knn as KnnPoint[]).filter((k) => k.step <= step),
+  };
+}
+
 async function run(o: DinoPretrainOptions, dino: Dino, loader: MultiCropLoader, print: string, started: number): Promise<DinoPretrainResult> {
   const s = o.spec;
   const lastPath = join(o.dir, "last.safetensors");
@@ -232,22 +251,11 @@ async function run(o: DinoPretrainOptions, dino: Dino, loader: MultiCropLoader, 
   const state = dino.stateTensors();
   const scaler = dino.lossScaler;
 
-  let step = 0;
-  let rows: DinoRow[] = [];
-  let knn: KnnPoint[] = [];
-  if (existsSync(lastPath)) {
-    const { metadata: meta } = await readSafetensorsHeader(lastPath);
-    if (meta.format !== FORMAT || meta.fingerprint !== print) {
-      throw new Error(`dino: ${lastPath} was written by a run with other settings or data; delete ${o.dir} (or use another folder) to start over`);
-    }
-    if (meta[CHECKSUM_KEY] === undefined) throw new Error(`dino: ${lastPath}: expected the checksum of its tensors in its metadata, found none; delete ${o.dir} to start over`);
-    await loadTrainable(lastPath, state);
-    step = Number(meta.step);
-    dino.stepCounts = JSON.parse(meta.stepCounts);
-    const saved = JSON.parse(await readFile(metricsPath, "utf8"));
-    rows = (saved.rows as DinoRow[]).filter((r) => r.step <= step);
-    knn = (saved.knn as KnnPoint[]).filter((k) => k.step <= step);
-  }
+  const resumed = existsSync(lastPath) ? await resumeFrom(lastPath, metricsPath, print, o.dir, state) : undefined;
+  let step = resumed?.step ?? 0;
+  let rows = resumed?.rows ?? [];
+  let knn = resumed?.knn ?? [];
+  if (resumed) dino.stepCounts = resumed.stepCounts;
   const resumedFrom = step;
 
   const describe = (r: DinoRow) =>
