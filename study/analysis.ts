@@ -19,7 +19,7 @@ import { type OpenedDatasets, openData, transformFor } from "../data/spec.js";
 import type { TransformCache } from "../data/transform-cache.js";
 import { evenlySpaced } from "../data/subset.js";
 import { Transform } from "../data/transforms.js";
-import { type AnalysisData, analyzeOriginal, compareBackbones } from "../eval/block-analysis.js";
+import { type AnalysisData, type OriginalAnalysis, analyzeOriginal, compareBackbones } from "../eval/block-analysis.js";
 import { blockMap } from "../eval/block-map.js";
 import { loadFinetuned } from "../peft/save.js";
 import { parseStrategy, strategyName } from "../peft/strategy.js";
@@ -32,7 +32,7 @@ import { ANALYSIS_FORMAT, type AnalysisKey, type CellAnalysis, type RunAnalysis,
 import { DEFAULTS, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
 import { ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
 import { attentionGrid } from "./figures/attention-grid.js";
-import { type BaselineResult, type CellOutcome, type CellResult, isDiverged, summarize } from "./results.js";
+import { type BaselineResult, type CellOutcome, type CellResult, type StudyResults, isDiverged, summarize } from "./results.js";
 
 export interface AnalyzeOptions {
   out?: string; // the folder for the files; default: the run folder
@@ -77,6 +77,26 @@ async function cellOutcomes(dir: string, config: StudyConfig): Promise<CellOutco
   };
   const order = (c: CellOutcome) => rank(c).reduce((acc, r) => acc * 1000 + r, 0);
   return outcomes.filter((c) => !rank(c).includes(-1)).sort((a, b) => order(a) - order(b));
+}
+
+// The analysis's table and figures beside analysis.json, as (file name, contents): the CSV, and where a strategy
+// finished, the CKA heatmap, the layer-wise k-NN and the weight change (each as Vega-Lite spec, SVG and PNG) and the
+// attention grid (SVG and PNG).
+async function analysisFiles(analysis: RunAnalysis, results: StudyResults, reference: OriginalAnalysis): Promise<[string, string | Uint8Array][]> {
+  const files: [string, string | Uint8Array][] = [["analysis.csv", analysisCsv(analysis)]];
+  if (analysis.strategies.length === 0) return files;
+  const specs: [string, FigureSpec][] = [
+    ["analysis-cka", ckaHeatmapSpec(analysis)],
+    ["analysis-knn", layerKnnSpec(analysis, results)],
+    ["analysis-weights", weightChangeSpec(analysis)],
+  ];
+  for (const [name, spec] of specs) {
+    const svg = await renderSvg(spec, name);
+    files.push([`${name}.vl.json`, JSON.stringify(spec, null, 2) + "\n"], [`${name}.svg`, svg], [`${name}.png`, await renderPng(svg)]);
+  }
+  const grid = await imageGridSvg(attentionGrid(analysis, reference.images, reference.imageShape));
+  files.push(["analysis-attention.svg", grid], ["analysis-attention.png", await renderPng(grid, 1)]);
+  return files;
 }
 
 export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Promise<{ analysis: RunAnalysis; files: string[]; reused: boolean }> {
@@ -190,20 +210,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       strategies: summarizeAnalysis(results, cells),
       seconds: (performance.now() - started) / 1000,
     };
-    const files: [string, string | Uint8Array][] = [["analysis.csv", analysisCsv(analysis)]];
-    if (analysis.strategies.length > 0) {
-      const specs: [string, FigureSpec][] = [
-        ["analysis-cka", ckaHeatmapSpec(analysis)],
-        ["analysis-knn", layerKnnSpec(analysis, results)],
-        ["analysis-weights", weightChangeSpec(analysis)],
-      ];
-      for (const [name, spec] of specs) {
-        const svg = await renderSvg(spec, name);
-        files.push([`${name}.vl.json`, JSON.stringify(spec, null, 2) + "\n"], [`${name}.svg`, svg], [`${name}.png`, await renderPng(svg)]);
-      }
-      const grid = await imageGridSvg(attentionGrid(analysis, reference.images, reference.imageShape));
-      files.push(["analysis-attention.svg", grid], ["analysis-attention.png", await renderPng(grid, 1)]);
-    }
+    const files = await analysisFiles(analysis, results, reference);
     const paths = [jsonPath];
     await mkdir(out, { recursive: true });
     await writeJsonAtomic(jsonPath, analysis);
