@@ -1,5 +1,6 @@
 // Matmul's tiled versions (GPUs; kernels/matmul.ts lists them): tiled and tiled128 with scalar slabs, tiledvec and
-// tiled128vec with vec4 ones; one product's WGSL.
+// tiled128vec with vec4 ones; one product's WGSL. Tested through matmulForward (test/kernels/matmul.test.ts: every
+// version against float64).
 import { range } from "./wgsl.js";
 import { ENTRY, type MatmulSpec, TILE_COORDS, aIndex, bIndex, h16, header, indented, slabStage, stagedLoop } from "./matmul-frame.js";
 
