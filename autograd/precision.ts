@@ -11,8 +11,10 @@
 // computes in f32, with no loss scaling (the slices' scales take f32's range).
 import type { Precision } from "../kernels/registry.js";
 
-// precisionLacks: what the adapter lacks for a precision's products (kernels/registry.ts), for the layers above.
+// precisionLacks: what the adapter lacks for a precision's products (kernels/registry.ts); int8SelfCheck: whether its
+// int8 products compute what they should (kernels/int8-check.ts); for the layers above.
 export { type Precision, PRECISIONS, precisionLacks } from "../kernels/registry.js";
+export { int8SelfCheck } from "../kernels/int8-check.js";
 
 let current: Precision = "f32";
 

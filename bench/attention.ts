@@ -26,7 +26,7 @@ import { callsPerRun, timeCalls } from "./harness.js";
 import { attentionSliceBackwardRef, attentionSliceRef } from "./ref/attention.js";
 import { noGrad } from "../autograd/tape.js";
 import { PRECISIONS, type Precision, withPrecision } from "../autograd/precision.js";
-import { checkPrecision } from "../train/mixed-precision.js";
+import { checkPrecisionOnDevice } from "../train/mixed-precision.js";
 
 const FLAGS = { json: "boolean", version: "list", shapes: "list", reps: "int", warmup: "int", precision: "string" } as const;
 
@@ -129,7 +129,7 @@ export const attention: Command = {
     const precision = (flags.precision ?? "f32") as Precision;
     if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision: expected one of ${PRECISIONS.join(", ")}, got "${precision}"`);
     await initEngine();
-    checkPrecision("bench attention", "--precision", precision);
+    await checkPrecisionOnDevice("bench attention", "--precision", precision);
     const rows: Record<string, unknown>[] = [];
     if (!flags.json) {
       console.log(deviceLine());

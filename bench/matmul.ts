@@ -30,7 +30,7 @@ import { Tensor } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import { matmulForward, type Precision } from "../kernels/matmul.js";
 import { PRECISIONS } from "../autograd/precision.js";
-import { checkPrecision } from "../train/mixed-precision.js";
+import { checkPrecisionOnDevice } from "../train/mixed-precision.js";
 import { MATMUL, type MatmulVersion, isVersionOf } from "../kernels/registry.js";
 import { type TimedCase, callsPerRun } from "./harness.js";
 import { ownWaitEstimate } from "../engine/timing.js";
@@ -290,7 +290,7 @@ export const matmul: Command = {
     const inputs = (flags.precision ?? "f32") as Precision;
     if (!PRECISIONS.includes(inputs)) throw new UsageError(`--precision: expected one of ${PRECISIONS.join(", ")}, got "${inputs}"`);
     const { gpu } = await initEngine();
-    checkPrecision("bench matmul", "--precision", inputs);
+    await checkPrecisionOnDevice("bench matmul", "--precision", inputs);
     const f16 = inputs === "f16";
     const runnable = (v: MatmulVersion) => !MATMUL.unavailable!(v, { M: 1, K: 1, N: 1, transA: false, transB: false, batch: 1, inputs }, gpu);
     const versions: string[] = flags.version ?? MATMUL.versions.filter((v) => (!gpu.isCpu || v.startsWith("reg")) && runnable(v));

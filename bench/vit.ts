@@ -20,7 +20,7 @@ import { median } from "../util/stats.js";
 import type { KernelTime } from "../engine/profile.js";
 import { backward, noGrad } from "../autograd/tape.js";
 import { PRECISIONS, type Precision, withPrecision } from "../autograd/precision.js";
-import { checkPrecision, lossScalerFor } from "../train/mixed-precision.js";
+import { checkPrecisionOnDevice, lossScalerFor } from "../train/mixed-precision.js";
 import { DEFAULT_MODEL } from "../study/config.js";
 
 const FLAGS = {
@@ -90,7 +90,7 @@ export const vitBench: Command = {
     const precision = (flags.precision ?? "f32") as Precision;
     if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision must be one of ${PRECISIONS.join(", ")}, got "${precision}"`);
     await initEngine();
-    checkPrecision("bench vit", "--precision", precision);
+    await checkPrecisionOnDevice("bench vit", "--precision", precision);
     const { pool } = runtime();
     if (!flags.json) console.log(`${deviceLine()}\nmodel ${name}, batch ${B}, ${size}x${size}, ${precision}`);
     const rng = new Rng(1);

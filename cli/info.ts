@@ -1,11 +1,12 @@
-// `info`: the backend, adapter, limits and features in use, the adapter's subgroup-matrix configurations, and what
-// mixed precision and the int8 products can use of them.
+// `info`: the backend, adapter, limits and features in use, the adapter's subgroup-matrix configurations, what
+// mixed precision and the int8 products can use of them, and whether the int8 products compute right here.
 import type { Command } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { type Gpu, SUBGROUP_MATRIX_FEATURE, type SubgroupMatrixConfig } from "../engine/device.js";
 import { INT8_SLICES, mmaFragment, mmaI8Fragment } from "../kernels/registry.js";
 import { SLICE_BOUND } from "../kernels/int8-slices.js";
+import { int8SelfCheck } from "../kernels/int8-check.js";
 import { pciDisplayDevices } from "../engine/pci.js";
 
 // "f16 x f16 -> f32 8x8x8" per configuration (M x N x K), or why there are none.
@@ -34,6 +35,14 @@ export function int8ProductsLine(gpu: Gpu): string {
   return `precision "int8" (within ${bound("int8")} K max|a| max|b|), "int8x2" (${bound("int8x2")}): mma64i8, mma128i8 with i8 x i8 -> i32 ${f.M}x${f.N}x${f.K}`;
 }
 
+// The device's check of its int8 products in each precision (kernels/int8-check.ts): undefined where every product
+// was within its bound, else the first element that was not.
+export function int8CheckLine(verdicts: Record<"int8" | "int8x2", string | undefined>): string {
+  const failed = Object.entries(verdicts).filter(([, fault]) => fault !== undefined);
+  if (failed.length === 0) return "passed: mma64i8 and mma128i8 within their bounds of the f64 product (int8, int8x2)";
+  return `FAILED, so refused: ${failed.map(([p, fault]) => `precision "${p}": ${fault}`).join("; ")}`;
+}
+
 const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean" } as const;
 
 export const info: Command = {
@@ -51,12 +60,15 @@ export const info: Command = {
     if (flags.quiet) return;
     const limits: Record<string, number> = {};
     for (const key in gpu.limits) limits[key] = (gpu.limits as unknown as Record<string, number>)[key];
+    // Where the int8 precisions could run, whether their products compute right here: six small products each.
+    const int8Check = mmaI8Fragment(gpu) ? { int8: await int8SelfCheck("int8"), int8x2: await int8SelfCheck("int8x2") } : undefined;
     const report = {
       backend: gpu.backend,
       adapter: gpu.adapterInfo,
       kind: gpu.isCpu ? "cpu" : "gpu",
       features: [...gpu.features],
       subgroupMatrixConfigs: gpu.subgroupMatrixConfigs,
+      int8Check: int8Check && { int8: int8Check.int8 ?? "passed", int8x2: int8Check.int8x2 ?? "passed" },
       limits,
       pciDisplayDevices: pciDisplayDevices(), // what --adapter pci:ADDRESS can choose
     };
@@ -70,6 +82,7 @@ export const info: Command = {
     console.log(`subgroup matrices  ${subgroupMatrixLine(gpu.features, gpu.subgroupMatrixConfigs)}`);
     console.log(`mixed precision    ${mixedPrecisionLine(gpu)}`);
     console.log(`int8 products      ${int8ProductsLine(gpu)}`);
+    if (int8Check) console.log(`int8 check         ${int8CheckLine(int8Check)}`);
     const pci = report.pciDisplayDevices.map((d) => `pci:${d.address} (${d.vendor}:${d.device})`);
     console.log(`pci       ${pci.length ? `${pci.join(", ")} (--adapter pci:ADDRESS picks one)` : "no display device on the PCI bus"}`);
     console.log("limits");

@@ -18,7 +18,7 @@ import { type VitConfig, NAMED_CONFIGS, namedConfig, validateConfig } from "../v
 import { type Strategy, parseStrategyFor } from "../peft/strategy.js";
 import { DEFAULT_MODEL } from "../study/config.js";
 import { PRECISIONS, type Precision } from "../autograd/precision.js";
-import { checkPrecision } from "../train/mixed-precision.js";
+import { checkPrecisionOnDevice } from "../train/mixed-precision.js";
 
 const FLAGS = {
   model: "string",
@@ -119,7 +119,7 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
       console.log(clearTuneCache() ? `deleted ${path}` : `no tuning cache at ${path}`);
       return;
     }
-    checkPrecision("tune", "--precision", precision);
+    await checkPrecisionOnDevice("tune", "--precision", precision);
     let strategies: Strategy[];
     try {
       strategies = (flags.strategies ?? ["full"]).map((text) => parseStrategyFor(text, config));

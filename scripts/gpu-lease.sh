@@ -38,6 +38,8 @@ if ! grep -q "^adapter" "$work/info.txt" && [ "$(id -u)" = 0 ]; then
   "$here/run" $sysgl info >"$work/info.txt" 2>&1
 fi
 head -4 "$work/info.txt"
+# Whether the int8 products computed right on this device (kernels/int8-check.ts), where it lists i8 subgroup matrices.
+grep -E "^int8 (products|check)" "$work/info.txt"
 grep -q "^adapter" "$work/info.txt" || exit 1
 # The first GPU chosen by its PCI address (engine/pci.ts), as `experiment --workers N --adapters each-gpu` does.
 gpu=$(grep -o -m1 "pci:[0-9a-f:.]*" "$work/info.txt" | head -1)

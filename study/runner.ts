@@ -62,7 +62,7 @@ import { pretrain, pretrainDir } from "../train/pretrain.js";
 import { dinoPretrain, dinoPretrainDir } from "../train/dino-pretrain.js";
 import { CollapseError } from "../train/dino-collapse.js";
 import { DivergedError, PassTooLargeError, train } from "../train/train.js";
-import { checkPrecision } from "../train/mixed-precision.js";
+import { checkPrecisionOnDevice } from "../train/mixed-precision.js";
 import { loadTrainable } from "../train/checkpoint.js";
 import { describeBackbone, describeCheckpoint } from "../train/backbone-manifest.js";
 import { readSafetensorsHeader } from "../vit/safetensors.js";
@@ -343,7 +343,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   await checkStrategiesFit(config);
   // The cells' precision against the adapter before any work: a preparation (a CPU node's, say) or a collect trains
   // no cell, and a pre-training checks its own when it runs.
-  if (!o.prepareOnly && !o.collect) checkPrecision("experiment", "training.precision", config.training.precision);
+  if (!o.prepareOnly && !o.collect) await checkPrecisionOnDevice("experiment", "training.precision", config.training.precision);
   if (shared) await checkSameConfig(out, config);
   else {
     await claimFolder(out, config, o.force ?? false, log);

@@ -42,7 +42,7 @@ import { NonFiniteError, loadTrainable, snapshot } from "./checkpoint.js";
 import { DivergedError } from "./train.js";
 import { Progress, type ProgressStream } from "./progress.js";
 import { type LossScaleSettings, type Precision, runIdentity } from "./settings.js";
-import { type ScalingColumns, checkPrecision, lossScaleFor, scalingColumns, scalingRecord } from "./mixed-precision.js";
+import { type ScalingColumns, checkPrecisionOnDevice, lossScaleFor, scalingColumns, scalingRecord } from "./mixed-precision.js";
 import { writeBackboneManifest } from "./backbone-manifest.js";
 
 export const FORMAT = "peft-vit-webgpu/dino-checkpoint/1";
@@ -204,7 +204,7 @@ function metricsCsv(rows: DinoRow[], knn: KnnPoint[], scaled: boolean): string {
 export async function dinoPretrain(o: DinoPretrainOptions): Promise<DinoPretrainResult> {
   const s = o.spec;
   checkDinoSpec(s);
-  checkPrecision("dino", "precision", s.precision);
+  await checkPrecisionOnDevice("dino", "precision", s.precision);
   const started = performance.now();
   await mkdir(o.dir, { recursive: true });
   const print = fingerprint(s, o.data);

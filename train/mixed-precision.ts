@@ -1,20 +1,29 @@
-// Mixed precision in the training loops (train/train.ts, train/dino-pretrain.ts): the precision key's check, the
+// Mixed precision in the training loops (train/train.ts, train/dino-pretrain.ts): the precision key's checks, the
 // loss scaler of an "f16" run (an "int8" or "int8x2" run has none), and the loss scaling a loop records with its
 // metrics. A step's record, (2) on the device, is its gradient factor (0 when the step was skipped) and the scale after
 // the step; the loop reads it back with the step's loss, so the columns cost no read-back of their own.
 import type { Tensor } from "../engine/tensor.js";
 import { runtime } from "../engine/runtime.js";
 import * as ops from "../autograd/ops.js";
-import { PRECISIONS, type Precision, precisionLacks } from "../autograd/precision.js";
+import { PRECISIONS, type Precision, int8SelfCheck, precisionLacks } from "../autograd/precision.js";
 import { LOSS_SCALE_DEFAULTS, LossScaler, type LossScaleSettings } from "../autograd/loss-scale.js";
 
 // `precision` as a config gives it; `key` names it in the errors (e.g. "training.precision").
-export function checkPrecision(op: string, key: string, precision: unknown): void {
+function checkPrecision(op: string, key: string, precision: unknown): void {
   if (precision !== undefined && !PRECISIONS.includes(precision as never)) {
     throw new Error(`${op}: expected precision (${key}) to be one of ${PRECISIONS.join(", ")}, got ${JSON.stringify(precision)}`);
   }
   const lacks = precision === undefined ? undefined : precisionLacks(precision as Precision, runtime().gpu);
   if (lacks) throw new Error(`${op}: precision "${precision}" (${key}) needs ${lacks}; use "f32"`);
+}
+
+// checkPrecision, then for "int8" and "int8x2" the device's check of its int8 products (kernels/int8-check.ts, once per
+// process): a driver that computes them wrong is refused here, before any work, not found in a run's results.
+export async function checkPrecisionOnDevice(op: string, key: string, precision: unknown): Promise<void> {
+  checkPrecision(op, key, precision);
+  if (precision !== "int8" && precision !== "int8x2") return;
+  const fault = await int8SelfCheck(precision);
+  if (fault) throw new Error(`${op}: precision "${precision}" (${key}): this adapter's int8 products failed their check on the device (${fault}); use "f32"`);
 }
 
 // The loss scaling of a run in `precision`: its settings over GradScaler's defaults; none in f32.

@@ -21,7 +21,7 @@ import { applyStrategy } from "../peft/strategy.js";
 import { type DataSpec, transformFor } from "../data/spec.js";
 import type { ModelSpec } from "../vit/config.js";
 import { type LossScaleSettings, type OptimizerName, type Precision, type TrainSettings, TRAIN_DEFAULTS, runIdentity } from "./settings.js";
-import { checkPrecision } from "./mixed-precision.js";
+import { checkPrecisionOnDevice } from "./mixed-precision.js";
 import type { ProgressStream } from "./progress.js";
 import { train } from "./train.js";
 import { writeBackboneManifest } from "./backbone-manifest.js";
@@ -109,7 +109,7 @@ export async function pretrainInto(
   dir: string,
   o: PretrainIntoOptions = {},
 ): Promise<{ path: string; manifestPath: string; sha256: string; seconds: number; finalLoss: number; knn: { step: number; accuracy: number }[] }> {
-  checkPrecision("pretrain", "precision", spec.precision); // named as the pre-training's key, before any work
+  await checkPrecisionOnDevice("pretrain", "precision", spec.precision); // named as the pre-training's key, before any work
   const started = performance.now();
   const path = join(dir, "backbone.safetensors");
   const classes = data.classes.length;

@@ -43,7 +43,7 @@ import { Progress, type ProgressStream } from "./progress.js";
 import { FORMAT, NonFiniteError, fingerprint, loadTrainable, snapshot } from "./checkpoint.js";
 import type { TrainSettings } from "./settings.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
-import { type ScalingColumns, checkPrecision, lossScalerFor, scalingColumns, scalingRecord } from "./mixed-precision.js";
+import { type ScalingColumns, checkPrecisionOnDevice, lossScalerFor, scalingColumns, scalingRecord } from "./mixed-precision.js";
 import { ReplayedLoss } from "./replayed-loss.js";
 import { runtime } from "../engine/runtime.js";
 
@@ -132,7 +132,6 @@ function checkOptions(o: TrainOptions): void {
     throw new Error(`train: expected at least one batch per epoch, got ${o.train.dataset.length} images for batch size ${o.train.batchSize} with dropLast`);
   }
   if (!o.model.head) throw new Error("train: expected a model with a head (apply a strategy first)");
-  checkPrecision("train", "training.precision", s.precision);
 }
 
 // skipZero: for loss-scaled steps (autograd/optim.ts).
@@ -224,6 +223,7 @@ async function resumeFrom(lastPath: string, metricsPath: string, print: string, 
 
 export async function train(o: TrainOptions): Promise<TrainResult> {
   checkOptions(o);
+  await checkPrecisionOnDevice("train", "training.precision", o.settings.precision);
   const started = performance.now();
   await mkdir(o.dir, { recursive: true });
   const s = o.settings;

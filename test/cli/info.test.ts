@@ -1,10 +1,12 @@
 // `info`: the adapter's subgroup-matrix configurations (tensor cores from WGSL), requested only where the adapter has
-// chromium-experimental-subgroup-matrix; on the CPU driver (lavapipe), which lacks it, reported absent.
-import { afterEach, describe, expect, it, vi } from "vitest";
-import { info, int8ProductsLine, mixedPrecisionLine, subgroupMatrixLine } from "../../cli/info.js";
+// chromium-experimental-subgroup-matrix; on the CPU driver (lavapipe), which lacks it, reported absent; where i8 ones
+// are listed (emulated here), the int8 products' check on the device.
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { info, int8CheckLine, int8ProductsLine, mixedPrecisionLine, subgroupMatrixLine } from "../../cli/info.js";
 import { SUBGROUP_MATRIX_FEATURE } from "../../engine/device.js";
 import { runtime } from "../../engine/runtime.js";
-import { useEngine } from "../helpers.js";
+import { skipWithoutF16, useEngine } from "../helpers.js";
+import { useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
 
 useEngine();
 afterEach(() => vi.restoreAllMocks());
@@ -39,6 +41,14 @@ describe("info: subgroup matrices", () => {
     expect(at([])).not.toMatch(/i8 x i8 -> i32/); // the lease greps info for that phrase
   });
 
+  it("says how the int8 products' check on the device went, naming a failure and its precision", () => {
+    expect(int8CheckLine({ int8: undefined, int8x2: undefined })).toBe("passed: mma64i8 and mma128i8 within their bounds of the f64 product (int8, int8x2)");
+    expect(int8CheckLine({ int8: "mma64i8 (nn) at 37x100x45: y[0, 1] = 2, expected 1 within 1e-5", int8x2: undefined })).toBe(
+      'FAILED, so refused: precision "int8": mma64i8 (nn) at 37x100x45: y[0, 1] = 2, expected 1 within 1e-5',
+    );
+    expect(int8CheckLine({ int8: "a", int8x2: "b" })).toBe('FAILED, so refused: precision "int8": a; precision "int8x2": b');
+  });
+
   it("reports the feature absent on lavapipe (skipped on other adapters)", async (ctx) => {
     const { gpu } = runtime();
     if (!/llvmpipe|lavapipe/i.test(gpu.adapterInfo.description)) ctx.skip();
@@ -53,5 +63,25 @@ describe("info: subgroup matrices", () => {
     await info.run([]);
     expect(log.mock.calls.map((c) => String(c[0]))).toContain(`subgroup matrices  none (no ${SUBGROUP_MATRIX_FEATURE})`);
     expect(log.mock.calls.map((c) => String(c[0]))).toContain('int8 products      no (no subgroup matrix of i8 into i32: training.precision "int8" and "int8x2" need one)');
+    expect(log.mock.calls.some((c) => String(c[0]).startsWith("int8 check"))).toBe(false);
+    expect(report.int8Check).toBeUndefined();
   });
+});
+
+describe("info where the adapter lists i8 subgroup matrices (emulated)", () => {
+  useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } });
+  beforeEach((ctx) => skipWithoutF16(ctx));
+
+  it("checks the int8 products on the device and says they passed", async () => {
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    try {
+      await info.run([]);
+      expect(log.mock.calls.map((c) => String(c[0]))).toContain("int8 check         passed: mma64i8 and mma128i8 within their bounds of the f64 product (int8, int8x2)");
+      log.mockClear();
+      await info.run(["--json"]);
+      expect(JSON.parse(String(log.mock.calls[0][0])).int8Check).toEqual({ int8: "passed", int8x2: "passed" });
+    } finally {
+      log.mockRestore();
+    }
+  }, 120_000);
 });

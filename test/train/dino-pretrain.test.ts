@@ -17,6 +17,7 @@ import { type DinoSpec, dinoPretrain, stepValues } from "../../train/dino-pretra
 import { COLLAPSE_DEFAULTS, CollapseError } from "../../train/dino-collapse.js";
 import { skipWithoutF16, useEngine } from "../helpers.js";
 import { useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
+import { int8SelfCheck } from "../../autograd/precision.js";
 import { writeSynthetic } from "./synthetic.js";
 
 useEngine();
@@ -216,6 +217,7 @@ describe("dinoPretrain in precision int8 (subgroup matrices emulated)", () => {
   useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } });
   beforeEach((ctx) => skipWithoutF16(ctx));
   it("runs every product as int8 slices and follows the f32 run's losses", async () => {
+    await int8SelfCheck("int8"); // the device's check (kernels/int8-check.ts) runs both versions once: not watched
     const rt = runtime();
     const get = rt.pipelines.get;
     const versions = new Set<string>();

@@ -1,34 +1,32 @@
 // train/mixed-precision.ts: the precision key's errors (an unknown value, f16 without shader-f16, int8 without i8
-// subgroup matrices, each naming the key and the adapter), no scaler in f32 or int8, a step's scaling record (the scale copied when the step is encoded, not when it
+// subgroup matrices, each naming the key and the adapter; int8 products that fail their check on the device), no scaler in f32 or int8, a step's scaling record (the scale copied when the step is encoded, not when it
 // is read) and the columns read from it. The loops' use of them: test/train/train.test.ts, dino-pretrain.test.ts.
-import { describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { runtime } from "../../engine/runtime.js";
-import { checkPrecision, lossScalerFor, scalingColumns, scalingRecord } from "../../train/mixed-precision.js";
-import { useEngine } from "../helpers.js";
+import { checkPrecisionOnDevice, lossScalerFor, scalingColumns, scalingRecord } from "../../train/mixed-precision.js";
+import { skipWithoutF16, useEngine } from "../helpers.js";
+import { useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
 
 useEngine();
 
 describe("mixed precision in the loops", () => {
-  it("checks the precision, naming the key and, for f16 without shader-f16 or int8 without i8 subgroup matrices, the adapter", () => {
-    expect(() => checkPrecision("pretrain", "precision", "f32")).not.toThrow();
-    expect(() => checkPrecision("pretrain", "precision", undefined)).not.toThrow();
-    expect(() => checkPrecision("pretrain", "precision", "bf16")).toThrow('pretrain: expected precision (precision) to be one of f32, f16, int8, int8x2, got "bf16"');
+  it("checks the precision, naming the key and, for f16 without shader-f16 or int8 without i8 subgroup matrices, the adapter", async () => {
+    await expect(checkPrecisionOnDevice("pretrain", "precision", "f32")).resolves.toBeUndefined();
+    await expect(checkPrecisionOnDevice("pretrain", "precision", undefined)).resolves.toBeUndefined();
+    await expect(checkPrecisionOnDevice("pretrain", "precision", "bf16")).rejects.toThrow('pretrain: expected precision (precision) to be one of f32, f16, int8, int8x2, got "bf16"');
     const { gpu } = runtime();
     const had = gpu.features.delete("shader-f16");
     try {
-      expect(() => checkPrecision("dino", "precision", "f16")).toThrow(`dino: precision "f16" (precision) needs the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks; use "f32"`);
+      await expect(checkPrecisionOnDevice("dino", "precision", "f16")).rejects.toThrow(`dino: precision "f16" (precision) needs the adapter's shader-f16 feature, which ${gpu.adapterInfo.description} lacks; use "f32"`);
     } finally {
       if (had) gpu.features.add("shader-f16");
     }
     const configs = gpu.subgroupMatrixConfigs;
     try {
       gpu.subgroupMatrixConfigs = [{ componentType: "f16", resultComponentType: "f32", M: 16, N: 16, K: 16 }];
-      expect(() => checkPrecision("train", "training.precision", "int8")).toThrow(`train: precision "int8" (training.precision) needs subgroup matrices of i8 into i32, which ${gpu.adapterInfo.description} lacks (\`info\` lists them); use "f32"`);
-      expect(() => checkPrecision("train", "training.precision", "int8x2")).toThrow('train: precision "int8x2" (training.precision) needs subgroup matrices of i8 into i32');
-      gpu.subgroupMatrixConfigs = [{ componentType: "i8", resultComponentType: "i32", M: 16, N: 16, K: 32 }];
-      expect(() => checkPrecision("train", "training.precision", "int8")).not.toThrow();
-      expect(() => checkPrecision("train", "training.precision", "int8x2")).not.toThrow();
+      await expect(checkPrecisionOnDevice("train", "training.precision", "int8")).rejects.toThrow(`train: precision "int8" (training.precision) needs subgroup matrices of i8 into i32, which ${gpu.adapterInfo.description} lacks (\`info\` lists them); use "f32"`);
+      await expect(checkPrecisionOnDevice("train", "training.precision", "int8x2")).rejects.toThrow('train: precision "int8x2" (training.precision) needs subgroup matrices of i8 into i32');
     } finally {
       gpu.subgroupMatrixConfigs = configs;
     }
@@ -46,4 +44,25 @@ describe("mixed precision in the loops", () => {
     record.dispose();
     scaler.dispose();
   });
+});
+
+describe("the int8 precisions' check on the device, subgroup matrices emulated", () => {
+  useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } });
+  beforeEach((ctx) => skipWithoutF16(ctx));
+
+  it("refuses a precision whose int8 products fail their check (kernels/int8-check.ts), and passes one whose do not", async () => {
+    const rt = runtime();
+    const get = rt.pipelines.get;
+    // mma64i8's first digit product scaled by 2^-11 instead of 2^-12: wrong products.
+    rt.pipelines.get = ((name, spec, wgsl) =>
+      name === "matmul" && spec.version === "mma64i8" ? get(name, { ...spec, wrong: true }, (s) => wgsl(s).replaceAll("* 0.000244140625", "* 0.00048828125")) : get(name, spec, wgsl)) as typeof get;
+    try {
+      await expect(checkPrecisionOnDevice("train", "training.precision", "int8")).rejects.toThrow(
+        /^train: precision "int8" \(training\.precision\): this adapter's int8 products failed their check on the device \(mma64i8 \(nn\) at 37x100x45: y\[\d+, \d+\] = \S+, expected \S+ within \S+\); use "f32"$/,
+      );
+    } finally {
+      rt.pipelines.get = get;
+    }
+    await expect(checkPrecisionOnDevice("train", "training.precision", "int8x2")).resolves.toBeUndefined();
+  }, 120_000);
 });
