@@ -43,15 +43,17 @@ export function int8CheckLine(verdicts: Record<"int8" | "int8x2", string | undef
   return `FAILED, so refused: ${failed.map(([p, fault]) => `precision "${p}": ${fault}`).join("; ")}`;
 }
 
-const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean" } as const;
+const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean", check: "boolean" } as const;
 
 export const info: Command = {
   summary: "show the WebGPU backend, adapter, limits and features",
-  usage: `usage: node dist/run.js info [--backend NAME] [--adapter SUBSTRING] [--json] [--quiet]
+  usage: `usage: node dist/run.js info [--backend NAME] [--adapter SUBSTRING] [--check] [--json] [--quiet]
 
   --backend   Dawn backend: vulkan, metal, d3d12, opengl, ... (default: Dawn's choice; env PEFT_BACKEND)
   --adapter   pick the adapter whose description contains this text, or the GPU at a PCI address as
               pci:DDDD:BB:DD.F (one of several identical GPUs; env PEFT_ADAPTER)
+  --check     also run the int8 products' check on the device where the adapter lists i8 subgroup matrices
+              (six small products per precision, as a run in precision int8 or int8x2 does before training)
   --json      print as JSON
   --quiet     print nothing; the exit code says whether an adapter was found`,
   async run(argv) {
@@ -60,8 +62,9 @@ export const info: Command = {
     if (flags.quiet) return;
     const limits: Record<string, number> = {};
     for (const key in gpu.limits) limits[key] = (gpu.limits as unknown as Record<string, number>)[key];
-    // Where the int8 precisions could run, whether their products compute right here: six small products each.
-    const int8Check = mmaI8Fragment(gpu) ? { int8: await int8SelfCheck("int8"), int8x2: await int8SelfCheck("int8x2") } : undefined;
+    // With --check, where the int8 precisions could run, whether their products compute right here. Not by default:
+    // info is what one runs first when a device misbehaves, so it runs nothing on the device unless asked.
+    const int8Check = flags.check && mmaI8Fragment(gpu) ? { int8: await int8SelfCheck("int8"), int8x2: await int8SelfCheck("int8x2") } : undefined;
     const report = {
       backend: gpu.backend,
       adapter: gpu.adapterInfo,

@@ -63,6 +63,8 @@ describe("info: subgroup matrices", () => {
     await info.run([]);
     expect(log.mock.calls.map((c) => String(c[0]))).toContain(`subgroup matrices  none (no ${SUBGROUP_MATRIX_FEATURE})`);
     expect(log.mock.calls.map((c) => String(c[0]))).toContain('int8 products      no (no subgroup matrix of i8 into i32: training.precision "int8" and "int8x2" need one)');
+    log.mockClear();
+    await info.run(["--check"]); // no i8 subgroup matrices: nothing to check
     expect(log.mock.calls.some((c) => String(c[0]).startsWith("int8 check"))).toBe(false);
     expect(report.int8Check).toBeUndefined();
   });
@@ -72,13 +74,17 @@ describe("info where the adapter lists i8 subgroup matrices (emulated)", () => {
   useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } });
   beforeEach((ctx) => skipWithoutF16(ctx));
 
-  it("checks the int8 products on the device and says they passed", async () => {
+  it("with --check, checks the int8 products on the device and says they passed", async () => {
     const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    const lines = () => log.mock.calls.map((c) => String(c[0]));
     try {
       await info.run([]);
-      expect(log.mock.calls.map((c) => String(c[0]))).toContain("int8 check         passed: mma64i8 and mma128i8 within their bounds of the f64 product (int8, int8x2)");
+      expect(lines().some((l) => l.startsWith("int8 check"))).toBe(false);
       log.mockClear();
-      await info.run(["--json"]);
+      await info.run(["--check"]);
+      expect(lines()).toContain("int8 check         passed: mma64i8 and mma128i8 within their bounds of the f64 product (int8, int8x2)");
+      log.mockClear();
+      await info.run(["--check", "--json"]);
       expect(JSON.parse(String(log.mock.calls[0][0])).int8Check).toEqual({ int8: "passed", int8x2: "passed" });
     } finally {
       log.mockRestore();
