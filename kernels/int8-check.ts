@@ -6,8 +6,9 @@
 // one product per layout (nn, nt, tn) at a shape with edges in every dimension and k across several slabs, rows
 // and columns of different scales, and every element is held to the f64 product within twice its slices' bound
 // (2^-17 or 2^-11 K max|a[m, :]| max|b[:, n]|, kernels/int8-slices.ts), as the kernel tests hold them.
-// `info` shows the verdict; the training loops, tune and bench vit refuse the precision on a failure
-// (train/mixed-precision.ts). Once per process, precision and fragment: six small products and one read-back.
+// A failure refuses the precision wherever a run or a benchmark asks for it (train/mixed-precision.ts
+// checkPrecisionOnDevice); `info --check` shows the verdict. Once per process, precision and fragment: six small
+// products and one read-back.
 import { runtime } from "../engine/runtime.js";
 import { Tensor, readTensors } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
@@ -56,8 +57,12 @@ export async function checkInt8Products(precision: Int8Precision): Promise<strin
     inputs.push(ta, tb);
     return matmulForward(ta, tb, { version, transA, transB, inputs: precision });
   });
-  const values = await readTensors(outputs);
-  for (const t of [...inputs, ...outputs]) t.dispose();
+  let values: Float32Array[];
+  try {
+    values = await readTensors(outputs);
+  } finally {
+    for (const t of [...inputs, ...outputs]) t.dispose();
+  }
   const maxA = Array.from({ length: M }, (_, m) => a.subarray(m * K, (m + 1) * K).reduce((x, v) => Math.max(x, Math.abs(v)), 0));
   const maxB = Array.from({ length: N }, (_, n) => Array.from({ length: K }, (_, k) => Math.abs(b[k * N + n])).reduce((x, v) => Math.max(x, v), 0));
   for (const [r, { version, layout }] of runs.entries()) {

@@ -341,8 +341,8 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   // A worker sharing the folder neither rewrites config.json nor sweeps the folder: others are writing in it.
   const shared = o.cells !== undefined || o.collect === true;
   await checkStrategiesFit(config);
-  // The cells' precision against the adapter before any work: a preparation (a CPU node's, say) or a collect trains
-  // no cell, and a pre-training checks its own when it runs.
+  // The cells' precision against the adapter (and an int8 one's products on the device) before any work: a
+  // preparation (a CPU node's, say) or a collect trains no cell, and a pre-training checks its own when it runs.
   if (!o.prepareOnly && !o.collect) await checkPrecisionOnDevice("experiment", "training.precision", config.training.precision);
   if (shared) await checkSameConfig(out, config);
   else {
