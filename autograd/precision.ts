@@ -12,9 +12,9 @@
 import type { Precision } from "../kernels/registry.js";
 
 // precisionLacks: what the adapter lacks for a precision's products (kernels/registry.ts); int8SelfCheck: whether its
-// int8 products compute what they should (kernels/int8-check.ts); for the layers above.
+// int8 products compute what they should (kernels/tensor-core-check.ts); for the layers above.
 export { type Precision, PRECISIONS, precisionLacks } from "../kernels/registry.js";
-export { int8SelfCheck } from "../kernels/int8-check.js";
+export { int8SelfCheck } from "../kernels/tensor-core-check.js";
 
 let current: Precision = "f32";
 

@@ -1,12 +1,13 @@
 // `info`: the backend, adapter, limits and features in use, the adapter's subgroup-matrix configurations, what
-// mixed precision and the int8 products can use of them, and whether the int8 products compute right here.
+// mixed precision and the int8 products can use of them, and (--check) whether its tensor-core products compute
+// right here.
 import type { Command } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { type Gpu, SUBGROUP_MATRIX_FEATURE, type SubgroupMatrixConfig } from "../engine/device.js";
-import { INT8_SLICES, mmaFragment, mmaI8Fragment } from "../kernels/registry.js";
+import { INT8_SLICES, type MatmulVersion, PRECISIONS, mmaFragment, mmaI8Fragment } from "../kernels/registry.js";
 import { SLICE_BOUND } from "../kernels/int8-slices.js";
-import { int8SelfCheck } from "../kernels/int8-check.js";
+import { checkTensorCores, tensorCoreVersions } from "../kernels/tensor-core-check.js";
 import { pciDisplayDevices } from "../engine/pci.js";
 
 // "f16 x f16 -> f32 8x8x8" per configuration (M x N x K), or why there are none.
@@ -35,12 +36,13 @@ export function int8ProductsLine(gpu: Gpu): string {
   return `precision "int8" (within ${bound("int8")} K max|a| max|b|), "int8x2" (${bound("int8x2")}): mma64i8, mma128i8 with i8 x i8 -> i32 ${f.M}x${f.N}x${f.K}`;
 }
 
-// The device's check of its int8 products in each precision (kernels/int8-check.ts): undefined where every product
-// was within its bound, else the first element that was not.
-export function int8CheckLine(verdicts: Record<"int8" | "int8x2", string | undefined>): string {
-  const failed = Object.entries(verdicts).filter(([, fault]) => fault !== undefined);
-  if (failed.length === 0) return "passed: mma64i8 and mma128i8 within their bounds of the f64 product (int8, int8x2)";
-  return `FAILED, so refused: ${failed.map(([p, fault]) => `precision "${p}": ${fault}`).join("; ")}`;
+// A precision's tensor-core versions and how their check on the device went (kernels/tensor-core-check.ts): those
+// that passed, then each failure, whose version is unavailable to that precision from then on.
+export function tensorCoreCheckLine(versions: MatmulVersion[], faults: Map<MatmulVersion, string>): string {
+  const passed = versions.filter((v) => !faults.has(v));
+  const parts = passed.length ? [`${passed.join(", ")} passed`] : [];
+  for (const v of versions) if (faults.has(v)) parts.push(`FAILED, so unavailable: ${faults.get(v)}`);
+  return parts.join("; ");
 }
 
 const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean", check: "boolean" } as const;
@@ -52,8 +54,8 @@ export const info: Command = {
   --backend   Dawn backend: vulkan, metal, d3d12, opengl, ... (default: Dawn's choice; env PEFT_BACKEND)
   --adapter   pick the adapter whose description contains this text, or the GPU at a PCI address as
               pci:DDDD:BB:DD.F (one of several identical GPUs; env PEFT_ADAPTER)
-  --check     also run the int8 products' check on the device where the adapter lists i8 subgroup matrices
-              (six small products per precision, as a run in precision int8 or int8x2 does before training)
+  --check     also check the tensor-core products on the device where the adapter lists subgroup matrices: per
+              precision, three small products per version, as tune and an int8 or int8x2 run do first
   --json      print as JSON
   --quiet     print nothing; the exit code says whether an adapter was found`,
   async run(argv) {
@@ -62,16 +64,20 @@ export const info: Command = {
     if (flags.quiet) return;
     const limits: Record<string, number> = {};
     for (const key in gpu.limits) limits[key] = (gpu.limits as unknown as Record<string, number>)[key];
-    // With --check, where the int8 precisions could run, whether their products compute right here. Not by default:
-    // info is what one runs first when a device misbehaves, so it runs nothing on the device unless asked.
-    const int8Check = flags.check && mmaI8Fragment(gpu) ? { int8: await int8SelfCheck("int8"), int8x2: await int8SelfCheck("int8x2") } : undefined;
+    // With --check, whether each precision's tensor-core products compute right here. Not by default: info is what
+    // one runs first when a device misbehaves, so it runs nothing on the device unless asked.
+    const checks: { precision: string; versions: MatmulVersion[]; faults: Map<MatmulVersion, string> }[] = [];
+    for (const precision of flags.check ? PRECISIONS : []) {
+      const versions = tensorCoreVersions(precision);
+      if (versions.length > 0) checks.push({ precision, versions, faults: await checkTensorCores(precision) });
+    }
     const report = {
       backend: gpu.backend,
       adapter: gpu.adapterInfo,
       kind: gpu.isCpu ? "cpu" : "gpu",
       features: [...gpu.features],
       subgroupMatrixConfigs: gpu.subgroupMatrixConfigs,
-      int8Check: int8Check && { int8: int8Check.int8 ?? "passed", int8x2: int8Check.int8x2 ?? "passed" },
+      tensorCoreCheck: flags.check ? Object.fromEntries(checks.map((c) => [c.precision, { versions: c.versions, faults: Object.fromEntries(c.faults) }])) : undefined,
       limits,
       pciDisplayDevices: pciDisplayDevices(), // what --adapter pci:ADDRESS can choose
     };
@@ -85,7 +91,7 @@ export const info: Command = {
     console.log(`subgroup matrices  ${subgroupMatrixLine(gpu.features, gpu.subgroupMatrixConfigs)}`);
     console.log(`mixed precision    ${mixedPrecisionLine(gpu)}`);
     console.log(`int8 products      ${int8ProductsLine(gpu)}`);
-    if (int8Check) console.log(`int8 check         ${int8CheckLine(int8Check)}`);
+    for (const c of checks) console.log(`${`check ${c.precision}`.padEnd(19)}${tensorCoreCheckLine(c.versions, c.faults)}`);
     const pci = report.pciDisplayDevices.map((d) => `pci:${d.address} (${d.vendor}:${d.device})`);
     console.log(`pci       ${pci.length ? `${pci.join(", ")} (--adapter pci:ADDRESS picks one)` : "no display device on the PCI bus"}`);
     console.log("limits");

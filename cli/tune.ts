@@ -3,8 +3,9 @@
 // one training step of a model runs, and stores the winners in the per-adapter cache (engine/tuning.ts) that the
 // kernels consult on every later run. The shapes are those a traced step looked up (train/trace.ts: forward,
 // cross-entropy, backward and an SGD update, per strategy), with the shapes the composed versions run
-// (kernels/tune.ts withComposedShapes); the timing is kernels/tune.ts tuneShape. `tune --show` prints the cache,
-// `--clear` deletes it.
+// (kernels/tune.ts withComposedShapes); the timing is kernels/tune.ts tuneShape. The tensor-core versions are checked
+// on the device first, and one that fails is no candidate (kernels/tensor-core-check.ts). `tune --show` prints the
+// cache, `--clear` deletes it.
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
@@ -19,6 +20,7 @@ import { type Strategy, parseStrategyFor } from "../peft/strategy.js";
 import { DEFAULT_MODEL } from "../study/config.js";
 import { PRECISIONS, type Precision } from "../autograd/precision.js";
 import { checkPrecisionOnDevice } from "../train/mixed-precision.js";
+import { checkTensorCores } from "../kernels/tensor-core-check.js";
 
 const FLAGS = {
   model: "string",
@@ -120,6 +122,10 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
       return;
     }
     await checkPrecisionOnDevice("tune", "--precision", precision);
+    // The tensor-core versions of this precision's products, checked on the device first: one that fails is no
+    // candidate (kernels/tensor-core-check.ts).
+    const faults = [...(await checkTensorCores(precision)).values()];
+    if (!flags.json) for (const fault of faults) console.log(`not a candidate, failed its check on this device: ${fault}`);
     let strategies: Strategy[];
     try {
       strategies = (flags.strategies ?? ["full"]).map((text) => parseStrategyFor(text, config));
@@ -131,7 +137,7 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
     const now = (s: (typeof shapes)[number]) => resolveVersion(familyNamed(s.family), s.shape);
     if (flags["dry-run"]) {
       const plan = shapes.map((s) => ({ key: `${s.family}/${s.key}`, uses: s.uses, candidates: candidates(s), now: now(s) }));
-      if (flags.json) console.log(JSON.stringify({ model: modelName, batch, shapes: plan }, null, 2));
+      if (flags.json) console.log(JSON.stringify({ model: modelName, batch, deviceFaults: faults, shapes: plan }, null, 2));
       else for (const p of plan) console.log(`${p.key.padEnd(36)} ${p.candidates.join(",").padEnd(40)} now ${p.now}   ${p.uses.join(", ")}`);
       return;
     }
@@ -152,7 +158,7 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
       if (!flags.json) console.log(tunedLine(key, entry, before, shape.uses));
     }
     const path = await storeTuned(entries);
-    if (flags.json) console.log(JSON.stringify({ model: modelName, batch, reps, path, results: report }, null, 2));
+    if (flags.json) console.log(JSON.stringify({ model: modelName, batch, reps, path, deviceFaults: faults, results: report }, null, 2));
     else console.log(`wrote ${Object.keys(entries).length} entries to ${path}`);
   },
 };

@@ -161,17 +161,27 @@ export function laneBroadcast(gpu: Gpu, wg = MATMUL_LANES): boolean {
   return wg === MATMUL_LANES && gpu.features.has("subgroups") && gpu.subgroupMinSize === MATMUL_LANES && gpu.subgroupMaxSize === MATMUL_LANES;
 }
 
+// The tensor-core versions that failed their check on this device (kernels/tensor-core-check.ts), by version and
+// inputs ("mma64/f16"): unavailable to products of those inputs for the rest of the process.
+const deviceFaults = new Map<string, string>();
+export function recordDeviceFault(version: MatmulVersion, inputs: Precision, fault: string): void {
+  deviceFaults.set(`${version}/${inputs}`, fault);
+}
+
 function matmulUnavailable(version: MatmulVersion, s: MatmulShape, gpu: Gpu): string | undefined {
   const { kind } = MATMUL_TILINGS[version];
+  const fault = deviceFaults.get(`${version}/${s.inputs ?? "f32"}`);
   if (kind === "mmai8") {
     const slices = INT8_SLICES[s.inputs ?? "f32"];
     if (!slices) return `multiplies as int8 slices, within a bound rather than ${s.inputs === "f16" ? "f16 inputs'" : "f32's"} rounding: only products of precision "int8" or "int8x2"`;
     if (s.K > mmaI8MaxK(slices)) return `needs K at most ${mmaI8MaxK(slices)}, whose digit products an i32 holds, got K = ${s.K}`;
-    return mmaI8Fragment(gpu) ? undefined : `needs subgroup matrices of i8 into i32 (${SUBGROUP_MATRIX_FEATURE}), which ${gpu.adapterInfo.description} lacks`;
+    if (!mmaI8Fragment(gpu)) return `needs subgroup matrices of i8 into i32 (${SUBGROUP_MATRIX_FEATURE}), which ${gpu.adapterInfo.description} lacks`;
+    return fault && `failed its check on this device (${fault})`;
   }
   if (kind !== "mma") return undefined;
   const inputs = s.inputs === "f16" ? "f16" : "f32";
-  return mmaFragment(gpu, inputs) ? undefined : lacksFragment(gpu, inputs);
+  if (!mmaFragment(gpu, inputs)) return lacksFragment(gpu, inputs);
+  return fault && `failed its check on this device (${fault})`;
 }
 
 export const MATMUL: Family<MatmulShape, MatmulVersion> = {

@@ -55,9 +55,11 @@ int8=""
 grep -q "i8 x i8 -> i32" "$work/info.txt" && int8=yes
 if [ -n "$int8" ]; then
   step "int8 products: the device's check, tests, then ViT-B/16's step in f32, int8 and int8x2"
-  # The check a run in those precisions makes first (kernels/int8-check.ts): six small products per precision.
+  # The check a run in those precisions (and tune) makes first (kernels/tensor-core-check.ts): three small products per
+  # version and precision.
   timeout 120 "$here/run" $sysgl info --check >"$work/info-check.txt" 2>&1
-  echo "info --check rc $?: $(grep -E "^int8 check" "$work/info-check.txt" || tail -2 "$work/info-check.txt")"
+  echo "info --check rc $?"
+  grep -E "^check " "$work/info-check.txt" || tail -2 "$work/info-check.txt"
   timeout 180 "$here/run" --test test/kernels/matmul.test.ts test/kernels/int8-slices.test.ts -t "i8|int8" --reporter=dot >"$work/test-i8.txt" 2>&1
   echo "int8 tests rc $?"
   grep -a -E "Test Files|Tests |FAIL" "$work/test-i8.txt" | head -20

@@ -93,11 +93,18 @@ function emulated(code: string, a: EmulatedArrays): string {
   return `${body}\n${emulation(a, i8, stores)}`;
 }
 
+// Matmul's arrays for either of its tensor-core kinds: the int8 versions stage both operands in Ws, the mma ones in
+// As and Bs (kernels/matmul-mma.ts).
+export const MATMUL_ARRAYS = (spec: Record<string, unknown>): EmulatedArrays =>
+  spec.slices ? { left: "Ws", right: "Ws", uniform: "p.M" } : { left: "As", right: "Bs", uniform: "p.M" };
+
+const arraysOf = (a: EmulatedArrays | ((spec: Record<string, unknown>) => EmulatedArrays), spec: Record<string, unknown>) => (typeof a === "function" ? a(spec) : a);
+
 // For the calling test file: the adapter made to list 16 x 16 x 16 configurations of f16 and f32 into f32, 16 x 16 x
 // 32 of i8 into i32 and subgroups of SG, and every pipeline whose spec names a fragment (the mma kernels) built from
-// its emulated WGSL, with the arrays `arrays[kernel name]`. Only where the adapter has shader-f16 (the emulated f16
-// kernels need it).
-export function useEmulatedSubgroupMatrices(arrays: Record<string, EmulatedArrays>): void {
+// its emulated WGSL, with the arrays `arrays[kernel name]` (or those it gives for the spec). Only where the adapter
+// has shader-f16 (the emulated f16 kernels need it).
+export function useEmulatedSubgroupMatrices(arrays: Record<string, EmulatedArrays | ((spec: Record<string, unknown>) => EmulatedArrays)>): void {
   let restore = () => {};
   beforeAll(() => {
     if (!runtime().gpu.features.has("shader-f16")) return;
@@ -109,7 +116,7 @@ export function useEmulatedSubgroupMatrices(arrays: Record<string, EmulatedArray
     gpu.subgroupMaxSize = SG;
     const get = saved.get.bind(rt.pipelines);
     rt.pipelines.get = ((name: string, spec: Record<string, string | number | boolean>, wgsl: (s: typeof spec) => string) =>
-      spec.fragment ? get(name, { ...spec, emulated: true }, (s) => emulated(wgsl(s), arrays[name])) : get(name, spec, wgsl)) as typeof rt.pipelines.get;
+      spec.fragment ? get(name, { ...spec, emulated: true }, (s) => emulated(wgsl(s), arraysOf(arrays[name], s))) : get(name, spec, wgsl)) as typeof rt.pipelines.get;
     restore = () => {
       gpu.subgroupMatrixConfigs = saved.configs;
       gpu.subgroupMaxSize = saved.size;

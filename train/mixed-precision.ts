@@ -17,8 +17,9 @@ function checkPrecision(op: string, key: string, precision: unknown): void {
   if (lacks) throw new Error(`${op}: precision "${precision}" (${key}) needs ${lacks}; use "f32"`);
 }
 
-// checkPrecision, then for "int8" and "int8x2" the device's check of its int8 products (kernels/int8-check.ts, once per
-// process): a driver that computes them wrong is refused here, before any work, not found in a run's results.
+// checkPrecision, then for "int8" and "int8x2" the device's check of its int8 products (kernels/tensor-core-check.ts,
+// once per process): a driver that computes them wrong is refused here, before any work, not found in a run's
+// results. (The mma versions of f32 and f16 products run only where `tune` chose them, which checks them first.)
 export async function checkPrecisionOnDevice(op: string, key: string, precision: unknown): Promise<void> {
   checkPrecision(op, key, precision);
   if (precision !== "int8" && precision !== "int8x2") return;

@@ -1,12 +1,11 @@
 // `info`: the adapter's subgroup-matrix configurations (tensor cores from WGSL), requested only where the adapter has
-// chromium-experimental-subgroup-matrix; on the CPU driver (lavapipe), which lacks it, reported absent; where i8 ones
-// are listed (emulated here), the int8 products' check on the device.
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { info, int8CheckLine, int8ProductsLine, mixedPrecisionLine, subgroupMatrixLine } from "../../cli/info.js";
+// chromium-experimental-subgroup-matrix; on the CPU driver (lavapipe), which lacks it, reported absent, and nothing to
+// check on the device; the check's line (kernels/tensor-core-check.ts runs it: test/kernels/tensor-core-check.test.ts).
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { info, int8ProductsLine, mixedPrecisionLine, subgroupMatrixLine, tensorCoreCheckLine } from "../../cli/info.js";
 import { SUBGROUP_MATRIX_FEATURE } from "../../engine/device.js";
 import { runtime } from "../../engine/runtime.js";
-import { skipWithoutF16, useEngine } from "../helpers.js";
-import { useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
+import { useEngine } from "../helpers.js";
 
 useEngine();
 afterEach(() => vi.restoreAllMocks());
@@ -41,12 +40,11 @@ describe("info: subgroup matrices", () => {
     expect(at([])).not.toMatch(/i8 x i8 -> i32/); // the lease greps info for that phrase
   });
 
-  it("says how the int8 products' check on the device went, naming a failure and its precision", () => {
-    expect(int8CheckLine({ int8: undefined, int8x2: undefined })).toBe("passed: mma64i8 and mma128i8 within their bounds of the f64 product (int8, int8x2)");
-    expect(int8CheckLine({ int8: "mma64i8 (nn) at 37x100x45: y[0, 1] = 2, expected 1 within 1e-5", int8x2: undefined })).toBe(
-      'FAILED, so refused: precision "int8": mma64i8 (nn) at 37x100x45: y[0, 1] = 2, expected 1 within 1e-5',
-    );
-    expect(int8CheckLine({ int8: "a", int8x2: "b" })).toBe('FAILED, so refused: precision "int8": a; precision "int8x2": b');
+  it("says how a precision's tensor-core products did in their check on the device, naming each failure", () => {
+    expect(tensorCoreCheckLine(["mma64i8", "mma128i8"], new Map())).toBe("mma64i8, mma128i8 passed");
+    const fault = "mma64i8 (nn, int8) at 37x100x45: y[0, 1] = 2, expected 1 within 1.00e-5";
+    expect(tensorCoreCheckLine(["mma64i8", "mma128i8"], new Map([["mma64i8", fault]]))).toBe(`mma128i8 passed; FAILED, so unavailable: ${fault}`);
+    expect(tensorCoreCheckLine(["mma64"], new Map([["mma64", "x"]]))).toBe("FAILED, so unavailable: x");
   });
 
   it("reports the feature absent on lavapipe (skipped on other adapters)", async (ctx) => {
@@ -65,29 +63,7 @@ describe("info: subgroup matrices", () => {
     expect(log.mock.calls.map((c) => String(c[0]))).toContain('int8 products      no (no subgroup matrix of i8 into i32: training.precision "int8" and "int8x2" need one)');
     log.mockClear();
     await info.run(["--check"]); // no i8 subgroup matrices: nothing to check
-    expect(log.mock.calls.some((c) => String(c[0]).startsWith("int8 check"))).toBe(false);
-    expect(report.int8Check).toBeUndefined();
+    expect(log.mock.calls.some((c) => String(c[0]).startsWith("check "))).toBe(false);
+    expect(report.tensorCoreCheck).toBeUndefined();
   });
-});
-
-describe("info where the adapter lists i8 subgroup matrices (emulated)", () => {
-  useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } });
-  beforeEach((ctx) => skipWithoutF16(ctx));
-
-  it("with --check, checks the int8 products on the device and says they passed", async () => {
-    const log = vi.spyOn(console, "log").mockImplementation(() => {});
-    const lines = () => log.mock.calls.map((c) => String(c[0]));
-    try {
-      await info.run([]);
-      expect(lines().some((l) => l.startsWith("int8 check"))).toBe(false);
-      log.mockClear();
-      await info.run(["--check"]);
-      expect(lines()).toContain("int8 check         passed: mma64i8 and mma128i8 within their bounds of the f64 product (int8, int8x2)");
-      log.mockClear();
-      await info.run(["--check", "--json"]);
-      expect(JSON.parse(String(log.mock.calls[0][0])).int8Check).toEqual({ int8: "passed", int8x2: "passed" });
-    } finally {
-      log.mockRestore();
-    }
-  }, 120_000);
 });

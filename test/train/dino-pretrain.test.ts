@@ -217,7 +217,7 @@ describe("dinoPretrain in precision int8 (subgroup matrices emulated)", () => {
   useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } });
   beforeEach((ctx) => skipWithoutF16(ctx));
   it("runs every product as int8 slices and follows the f32 run's losses", async () => {
-    await int8SelfCheck("int8"); // the device's check (kernels/int8-check.ts) runs both versions once: not watched
+    await int8SelfCheck("int8"); // the device's check (kernels/tensor-core-check.ts) runs both versions once: not watched
     const rt = runtime();
     const get = rt.pipelines.get;
     const versions = new Set<string>();

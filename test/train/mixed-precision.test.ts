@@ -50,7 +50,7 @@ describe("the int8 precisions' check on the device, subgroup matrices emulated",
   useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } });
   beforeEach((ctx) => skipWithoutF16(ctx));
 
-  it("refuses a precision whose int8 products fail their check (kernels/int8-check.ts), and passes one whose do not", async () => {
+  it("refuses a precision whose int8 products fail their check (kernels/tensor-core-check.ts), and passes one whose do not", async () => {
     const rt = runtime();
     const get = rt.pipelines.get;
     // mma64i8's first digit product scaled by 2^-11 instead of 2^-12: wrong products.
@@ -58,7 +58,7 @@ describe("the int8 precisions' check on the device, subgroup matrices emulated",
       name === "matmul" && spec.version === "mma64i8" ? get(name, { ...spec, wrong: true }, (s) => wgsl(s).replaceAll("* 0.000244140625", "* 0.00048828125")) : get(name, spec, wgsl)) as typeof get;
     try {
       await expect(checkPrecisionOnDevice("train", "training.precision", "int8")).rejects.toThrow(
-        /^train: precision "int8" \(training\.precision\): this adapter's int8 products failed their check on the device \(mma64i8 \(nn\) at 37x100x45: y\[\d+, \d+\] = \S+, expected \S+ within \S+\); use "f32"$/,
+        /^train: precision "int8" \(training\.precision\): this adapter's int8 products failed their check on the device \(mma64i8 \(nn, int8\) at 37x100x45: y\[\d+, \d+\] = \S+, expected \S+ within \S+\); use "f32"$/,
       );
     } finally {
       rt.pipelines.get = get;

@@ -485,7 +485,7 @@ describe("train with precision int8 and int8x2 (subgroup matrices emulated)", ()
     const f32 = await run("f32");
     expect(f32.versions.has("mma64i8")).toBe(false);
     for (const precision of ["int8", "int8x2"] as const) {
-      await int8SelfCheck(precision); // the device's check (kernels/int8-check.ts) runs both versions once: not watched
+      await int8SelfCheck(precision); // the device's check (kernels/tensor-core-check.ts) runs both versions once: not watched
       const i8 = await run(precision);
       expect([...i8.versions]).toEqual(["mma64i8"]);
       const gap = Math.max(...i8.losses.map((l, i) => Math.abs(l - f32.losses[i])));

@@ -1,0 +1,80 @@
+// kernels/tensor-core-check.ts: the device's check of its tensor-core products. With the subgroup matrices emulated
+// the versions pass (mma64 with f32 inputs, mma64i8 and mma128i8 in int8 and int8x2); a version made to compute wrong
+// (its result scaled, or a digit product's scale doubled) fails, naming the version, layout, precision, element and
+// bound, and is unavailable to that precision from then on; an adapter without subgroup matrices has none to check;
+// verdicts are remembered. On an adapter that lists them, the check runs on its real subgroup matrices.
+import { beforeEach, describe, expect, it } from "vitest";
+import { runtime } from "../../engine/runtime.js";
+import { Tensor } from "../../engine/tensor.js";
+import { matmulForward } from "../../kernels/matmul.js";
+import { checkProducts, checkTensorCores, int8SelfCheck, tensorCoreVersions } from "../../kernels/tensor-core-check.js";
+import { PRECISIONS, mmaI8Fragment } from "../../kernels/registry.js";
+import { skipWithoutF16, useEngine } from "../helpers.js";
+import { MATMUL_ARRAYS, useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
+
+useEngine();
+
+describe("the tensor-core products' check on this adapter", () => {
+  it("finds nothing to check where the adapter lists no subgroup matrix, and no fault where it does", async () => {
+    const { gpu } = runtime();
+    for (const p of PRECISIONS) expect((await checkTensorCores(p)).size).toBe(0);
+    if (!mmaI8Fragment(gpu)) {
+      expect(PRECISIONS.flatMap(tensorCoreVersions)).toEqual(gpu.subgroupMatrixConfigs.length ? expect.anything() : []);
+      expect(await int8SelfCheck("int8")).toMatch(/^it lacks subgroup matrices of i8 into i32/);
+    } else for (const p of ["int8", "int8x2"] as const) expect(await int8SelfCheck(p)).toBeUndefined();
+  });
+});
+
+describe("the tensor-core products' check, subgroup matrices emulated", () => {
+  useEmulatedSubgroupMatrices({ matmul: MATMUL_ARRAYS });
+  beforeEach((ctx) => skipWithoutF16(ctx));
+
+  // Runs `check` with `version`'s WGSL edited by `edit` (a kernel of its own: the spec gains `wrong`).
+  async function withWrongKernel<T>(version: string, edit: (code: string) => string, check: () => Promise<T>): Promise<T> {
+    const rt = runtime();
+    const get = rt.pipelines.get;
+    rt.pipelines.get = ((name, spec, wgsl) =>
+      name === "matmul" && spec.version === version
+        ? get(name, { ...spec, wrong: true }, (s) => {
+            const code = wgsl(s);
+            const edited = edit(code);
+            expect(edited).not.toBe(code);
+            return edited;
+          })
+        : get(name, spec, wgsl)) as typeof get;
+    try {
+      return await check();
+    } finally {
+      rt.pipelines.get = get;
+    }
+  }
+
+  it("passes every version in its precisions, and remembers each precision's verdict", async () => {
+    expect(tensorCoreVersions("f32")).toEqual(["mma64", "mma128"]);
+    expect(tensorCoreVersions("f16")).toEqual(["mma64", "mma128"]);
+    expect(tensorCoreVersions("int8")).toEqual(["mma64i8", "mma128i8"]);
+    // mma64 alone of the mma versions, in f32 alone: llvmpipe compiles each emulated kernel in seconds, and their
+    // numbers are matmul-mma.test.ts's.
+    expect(await checkProducts(["mma64"], "f32")).toEqual(new Map());
+    for (const p of ["int8", "int8x2"] as const) expect(await checkProducts(tensorCoreVersions(p), p), p).toEqual(new Map());
+    const first = checkTensorCores("int8x2");
+    expect(checkTensorCores("int8x2")).toBe(first);
+    expect(await int8SelfCheck("int8x2")).toBeUndefined();
+  }, 300_000);
+
+  it("fails a version that computes wrong, which is unavailable to that precision from then on", async () => {
+    // mma64's results scaled by 1.01 as they leave the fragments.
+    const f32 = await withWrongKernel("mma64", (code) => code.replace(/Cs\[sub \* (\d+)u \+ e\]\)/g, "Cs[sub * $1u + e] * 1.01)"), () => checkProducts(["mma64"], "f32"));
+    expect(f32.get("mma64")).toMatch(/^mma64 \(nn, f32\) at 37x100x45: y\[\d+, \d+\] = \S+, expected \S+ within \S+$/);
+    // mma64i8's first digit product scaled by 2^-11 instead of 2^-12, through the remembered check.
+    const int8 = await withWrongKernel("mma64i8", (code) => code.replaceAll("* 0.000244140625", "* 0.00048828125"), () => checkTensorCores("int8"));
+    expect([...int8.keys()]).toEqual(["mma64i8"]);
+    expect(int8.get("mma64i8")).toMatch(/^mma64i8 \(nn, int8\) at 37x100x45: y\[/);
+    expect(await int8SelfCheck("int8")).toBe(int8.get("mma64i8"));
+    expect(tensorCoreVersions("int8")).toEqual(["mma128i8"]);
+    expect(tensorCoreVersions("int8x2")).toEqual(["mma64i8", "mma128i8"]); // another precision's products: unaffected
+    const a = Tensor.empty([4, 4]);
+    expect(() => matmulForward(a, a, { version: "mma64i8", inputs: "int8" })).toThrow(/^matmul: "mma64i8" failed its check on this device \(mma64i8 \(nn, int8\)/);
+    a.dispose();
+  }, 300_000);
+});
