@@ -54,10 +54,10 @@ export function checkTensorCores(inputs: Precision): Promise<Map<MatmulVersion, 
 }
 
 // What an int8 precision needs of the device: undefined where both int8 versions passed their check, else the first
-// fault, or what the adapter lacks.
+// fault, or what the adapter lacks (precisionLacks's words).
 export async function int8SelfCheck(precision: "int8" | "int8x2"): Promise<string | undefined> {
   const lacks = precisionLacks(precision, runtime().gpu);
-  if (lacks) return `it lacks ${lacks}`;
+  if (lacks) return lacks;
   const faults = await checkTensorCores(precision);
   return faults.values().next().value;
 }
