@@ -5,7 +5,7 @@ import type { Command } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { type Gpu, SUBGROUP_MATRIX_FEATURE, type SubgroupMatrixConfig } from "../engine/device.js";
-import { INT8_SLICES, type MatmulVersion, PRECISIONS, mmaFragment, mmaI8Fragment } from "../kernels/registry.js";
+import { INT8_SLICES, PRECISIONS, mmaFragment, mmaI8Fragment } from "../kernels/registry.js";
 import { SLICE_BOUND } from "../kernels/int8-slices.js";
 import { checkTensorCores, tensorCoreVersions } from "../kernels/tensor-core-check.js";
 import { pciDisplayDevices } from "../engine/pci.js";
@@ -38,7 +38,7 @@ export function int8ProductsLine(gpu: Gpu): string {
 
 // A precision's tensor-core versions and how their check on the device went (kernels/tensor-core-check.ts): those
 // that passed, then each failure, whose version is unavailable to that precision from then on.
-export function tensorCoreCheckLine(versions: MatmulVersion[], faults: Map<MatmulVersion, string>): string {
+export function tensorCoreCheckLine(versions: string[], faults: Map<string, string>): string {
   const passed = versions.filter((v) => !faults.has(v));
   const parts = passed.length ? [`${passed.join(", ")} passed`] : [];
   for (const v of versions) if (faults.has(v)) parts.push(`FAILED, so unavailable: ${faults.get(v)}`);
@@ -66,7 +66,7 @@ export const info: Command = {
     for (const key in gpu.limits) limits[key] = (gpu.limits as unknown as Record<string, number>)[key];
     // With --check, whether each precision's tensor-core products compute right here. Not by default: info is what
     // one runs first when a device misbehaves, so it runs nothing on the device unless asked.
-    const checks: { precision: string; versions: MatmulVersion[]; faults: Map<MatmulVersion, string> }[] = [];
+    const checks: { precision: string; versions: string[]; faults: Map<string, string> }[] = [];
     for (const precision of flags.check ? PRECISIONS : []) {
       const versions = tensorCoreVersions(precision);
       if (versions.length > 0) checks.push({ precision, versions, faults: await checkTensorCores(precision) });

@@ -161,27 +161,30 @@ export function laneBroadcast(gpu: Gpu, wg = MATMUL_LANES): boolean {
   return wg === MATMUL_LANES && gpu.features.has("subgroups") && gpu.subgroupMinSize === MATMUL_LANES && gpu.subgroupMaxSize === MATMUL_LANES;
 }
 
-// The tensor-core versions that failed their check on this device (kernels/tensor-core-check.ts), by version and
-// inputs ("mma64/f16"): unavailable to products of those inputs for the rest of the process.
+// The tensor-core versions that failed their check on this device (kernels/tensor-core-check.ts), by family, version
+// and inputs ("matmul/mma64/f16"): unavailable to calls of those inputs for the rest of the process.
 const deviceFaults = new Map<string, string>();
-export function recordDeviceFault(version: MatmulVersion, inputs: Precision, fault: string): void {
-  deviceFaults.set(`${version}/${inputs}`, fault);
+export function recordDeviceFault(family: "matmul" | "attention", version: string, inputs: Precision, fault: string): void {
+  deviceFaults.set(`${family}/${version}/${inputs}`, fault);
 }
+const faultOf = (family: string, version: string, inputs: Precision | undefined) => {
+  const fault = deviceFaults.get(`${family}/${version}/${inputs ?? "f32"}`);
+  return fault && `failed its check on this device (${fault})`;
+};
 
 function matmulUnavailable(version: MatmulVersion, s: MatmulShape, gpu: Gpu): string | undefined {
   const { kind } = MATMUL_TILINGS[version];
-  const fault = deviceFaults.get(`${version}/${s.inputs ?? "f32"}`);
   if (kind === "mmai8") {
     const slices = INT8_SLICES[s.inputs ?? "f32"];
     if (!slices) return `multiplies as int8 slices, within a bound rather than ${s.inputs === "f16" ? "f16 inputs'" : "f32's"} rounding: only products of precision "int8" or "int8x2"`;
     if (s.K > mmaI8MaxK(slices)) return `needs K at most ${mmaI8MaxK(slices)}, whose digit products an i32 holds, got K = ${s.K}`;
     if (!mmaI8Fragment(gpu)) return `needs subgroup matrices of i8 into i32 (${SUBGROUP_MATRIX_FEATURE}), which ${gpu.adapterInfo.description} lacks`;
-    return fault && `failed its check on this device (${fault})`;
+    return faultOf("matmul", version, s.inputs);
   }
   if (kind !== "mma") return undefined;
   const inputs = s.inputs === "f16" ? "f16" : "f32";
   if (!mmaFragment(gpu, inputs)) return lacksFragment(gpu, inputs);
-  return fault && `failed its check on this device (${fault})`;
+  return faultOf("matmul", version, s.inputs);
 }
 
 export const MATMUL: Family<MatmulShape, MatmulVersion> = {
@@ -302,7 +305,7 @@ export const ATTENTION: Family<AttentionShape, AttentionVersion> = {
   unavailable(version, s, gpu) {
     if (version === "mma") {
       const plan = mmaAttentionPlan(s, gpu);
-      return typeof plan === "string" ? plan : undefined;
+      return typeof plan === "string" ? plan : faultOf("attention", version, s.inputs);
     }
     const bytes = s.B * s.H * s.N * s.N * 4;
     const limit = gpu.limits.maxStorageBufferBindingSize;

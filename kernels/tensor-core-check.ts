@@ -1,23 +1,27 @@
-// The tensor-core products checked on the device before anything relies on them. The mma versions (f32 or f16
-// fragments) and the int8 ones (mma64i8, mma128i8: i8 fragments) were written from our reading of
-// chromium-experimental-subgroup-matrix and checked with its operations emulated (test/subgroup-matrix-emulation.ts):
-// i8 fragments as bytes of an array<i32>, their offsets and strides counted in bytes, every type naming columns first.
-// A driver that reads them otherwise computes fast and wrong, and so does one whose "f32" fragments multiply in less
-// than f32 (TF32's 10-bit significand); nothing else would say so. So before a precision's products may go to tensor
-// cores, each such version runs one product per layout (nn, nt, tn) at a shape with edges in every dimension and k
-// across several slabs, rows and columns of different scales, and every element is held to the f64 product within
-// twice its bound, in units of K max|a[m, :]| max|b[:, n]|: the slices' 2^-17 or 2^-11 (kernels/int8-slices.ts) for
-// int8 and int8x2; f16 inputs' rounding, 2^-10, and f32 accumulation's K 2^-24 for f16; the accumulation's alone
-// for f32. A version that fails is recorded (kernels/registry.ts recordDeviceFault) and unavailable to that precision's
-// products from then on: `tune` does not time it, a tuned cache's choice of it is passed over, and the int8 precisions
-// are refused (train/mixed-precision.ts checkPrecisionOnDevice). `info --check` shows the verdicts. Once per process,
-// precision and fragment: three small products per version and one read-back.
+// The tensor-core kernels checked on the device before anything relies on them. The mma versions (matmul's mma64 and
+// mma128, attention's mma: f32 or f16 fragments) and the int8 ones (mma64i8, mma128i8: i8 fragments) were written
+// from our reading of chromium-experimental-subgroup-matrix and checked with its operations emulated
+// (test/subgroup-matrix-emulation.ts): i8 fragments as bytes of an array<i32>, their offsets and strides counted in
+// bytes, every type naming columns first. A driver that reads them otherwise computes fast and wrong, and so does one
+// whose "f32" fragments multiply in less than f32 (TF32's 10-bit significand); nothing else would say so. So before a
+// precision's calls may go to tensor cores:
+//   each matmul version runs one product per layout (nn, nt, tn) at a shape with edges in every dimension and k across
+//   several slabs, rows and columns of different scales, and every element is held to the f64 product within twice
+//   its bound, in units of K max|a[m, :]| max|b[:, n]|: the slices' 2^-17 or 2^-11 (kernels/int8-slices.ts) for int8
+//   and int8x2; f16 inputs' rounding, 2^-10, and f32 accumulation's K 2^-24 for f16; the accumulation's alone for f32;
+//   attention's mma runs a forward and backward at (B, N, H, D) = (1, 37, 2, 32), o and dqkv held to the fused
+//   default's (reg or tiled, f32) within the kernel tests' tolerance (f32 2e-5 + 1e-4 |x|, f16 4e-3 + 4e-3 |x|).
+// A version that fails is recorded (kernels/registry.ts recordDeviceFault) and unavailable to that precision's calls
+// from then on: `tune` does not time it, a tuned cache's choice of it is passed over, and the int8 precisions are
+// refused (train/mixed-precision.ts checkPrecisionOnDevice). `info --check` shows the verdicts. Once per process,
+// precision and fragment: a few small calls and one read-back each.
 import { runtime } from "../engine/runtime.js";
 import { Tensor, readTensors } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import { matmulForward } from "./matmul.js";
 import { SLICE_BOUND, type SliceCount } from "./int8-slices.js";
-import { INT8_SLICES, MATMUL, MATMUL_TILINGS, type MatmulVersion, type Precision, fragmentKey, mmaFragment, mmaI8Fragment, precisionLacks, recordDeviceFault } from "./registry.js";
+import { ATTENTION, INT8_SLICES, MATMUL, MATMUL_TILINGS, type MatmulVersion, type Precision, fragmentKey, fusedAttentionDefault, mmaFragment, mmaI8Fragment, precisionLacks, recordDeviceFault } from "./registry.js";
+import { attentionBackward, attentionForward } from "./attention.js";
 
 const SHAPE = { M: 37, K: 100, N: 45 }; // edges of every tile in m and n; k: several slabs and a part
 const LAYOUTS = [
@@ -26,28 +30,42 @@ const LAYOUTS = [
   { name: "tn", transA: true, transB: false },
 ];
 
-// The tensor-core versions the products of `inputs` could run here: mma where the adapter lists its fragment for
-// f32 or f16 inputs, mmai8 for int8 and int8x2 where it lists i8 x i8 -> i32; none that failed its check.
-export function tensorCoreVersions(inputs: Precision): MatmulVersion[] {
+const ATTENTION_SHAPE = { B: 1, N: 37, H: 2, D: 32 }; // N past one streamed block of 32 rows; D two fragments wide
+const ATTENTION_MMA = "attention mma"; // attention's version among matmul's in a check's verdicts
+
+// The tensor-core versions the calls of `inputs` could run here: matmul's mma and attention's where the adapter lists
+// their fragment for f32 or f16 inputs, matmul's mmai8 for int8 and int8x2 where it lists i8 x i8 -> i32; none that
+// failed its check. Attention's is named ATTENTION_MMA.
+export function tensorCoreVersions(inputs: Precision): string[] {
+  const { gpu } = runtime();
   const shape = { ...SHAPE, transA: false, transB: false, batch: 1, gelu: false, inputs };
   const kind = INT8_SLICES[inputs] ? "mmai8" : "mma";
-  return MATMUL.versions.filter((v) => MATMUL_TILINGS[v].kind === kind && !MATMUL.unavailable!(v, shape, runtime().gpu));
+  const matmul: string[] = MATMUL.versions.filter((v) => MATMUL_TILINGS[v].kind === kind && !MATMUL.unavailable!(v, shape, gpu));
+  const attention = kind === "mma" && !ATTENTION.unavailable!("mma", { ...ATTENTION_SHAPE, inputs }, gpu);
+  return attention ? [...matmul, ATTENTION_MMA] : matmul;
 }
 
-const verdicts = new Map<string, Promise<Map<MatmulVersion, string>>>();
+const verdicts = new Map<string, Promise<Map<string, string>>>();
 
-// The faults of those versions for `inputs` (empty where every product was within its bound), each recorded in the
+// The faults of those versions for `inputs` (empty where every call was within its bound), each recorded in the
 // registry. Run on the first call for these inputs and fragments, then remembered.
-export function checkTensorCores(inputs: Precision): Promise<Map<MatmulVersion, string>> {
+export function checkTensorCores(inputs: Precision): Promise<Map<string, string>> {
   const { gpu } = runtime();
   const fragment = INT8_SLICES[inputs] ? mmaI8Fragment(gpu) : mmaFragment(gpu, inputs === "f16" ? "f16" : "f32");
   const key = `${inputs} ${fragment ? fragmentKey(fragment, gpu) : "none"}`;
   let verdict = verdicts.get(key);
   if (!verdict) {
-    verdict = checkProducts(tensorCoreVersions(inputs), inputs).then((faults) => {
-      for (const [version, fault] of faults) recordDeviceFault(version, inputs, fault);
+    const versions = tensorCoreVersions(inputs);
+    verdict = (async () => {
+      const faults: Map<string, string> = await checkProducts(versions.filter((v) => v !== ATTENTION_MMA) as MatmulVersion[], inputs);
+      const attention = versions.includes(ATTENTION_MMA) ? await checkAttention(inputs) : undefined;
+      if (attention) faults.set(ATTENTION_MMA, attention);
+      for (const [version, fault] of faults) {
+        if (version === ATTENTION_MMA) recordDeviceFault("attention", "mma", inputs, fault);
+        else recordDeviceFault("matmul", version, inputs, fault);
+      }
       return faults;
-    });
+    })();
     verdicts.set(key, verdict);
   }
   return verdict;
@@ -104,4 +122,37 @@ export async function checkProducts(versions: MatmulVersion[], inputs: Precision
     }
   }
   return faults;
+}
+
+// Attention's mma version against the fused default at ATTENTION_SHAPE, forward and backward: the first element of o
+// or dqkv out of tolerance, or undefined.
+export async function checkAttention(inputs: Precision): Promise<string | undefined> {
+  const { B, N, H, D } = ATTENTION_SHAPE;
+  const rng = new Rng(9);
+  const qkv = Tensor.fromArray(Float32Array.from({ length: B * N * 3 * H * D }, () => rng.uniform(-1, 1)), [B, N, 3 * H * D]);
+  const dout = Tensor.fromArray(Float32Array.from({ length: B * N * H * D }, () => rng.uniform(-1, 1)), [B, N, H * D]);
+  const reference = fusedAttentionDefault(runtime().gpu);
+  const tensors: Tensor[] = [qkv, dout];
+  const outputs = [reference, "mma"].flatMap((version) => {
+    const { o, saved } = attentionForward(qkv, H, { version, inputs });
+    const dqkv = attentionBackward(saved, dout);
+    tensors.push(o, dqkv);
+    return [o, dqkv];
+  });
+  let values: Float32Array[];
+  try {
+    values = await readTensors(outputs);
+  } finally {
+    for (const t of tensors) t.dispose();
+  }
+  const [atol, rtol] = inputs === "f16" ? [4e-3, 4e-3] : [2e-5, 1e-4];
+  for (const [i, name] of ["o", "dqkv"].entries()) {
+    const [want, got] = [values[i], values[2 + i]];
+    for (let e = 0; e < want.length; e++) {
+      if (!(Math.abs(got[e] - want[e]) <= atol + rtol * Math.abs(want[e]))) {
+        return `attention mma (${inputs}) at (B, N, H, D) = (${B}, ${N}, ${H}, ${D}): ${name}[${e}] = ${got[e]}, expected ${want[e]} (${reference}) within ${(atol + rtol * Math.abs(want[e])).toExponential(2)}`;
+      }
+    }
+  }
+  return undefined;
 }

@@ -7,8 +7,9 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { runtime } from "../../engine/runtime.js";
 import { Tensor } from "../../engine/tensor.js";
 import { matmulForward } from "../../kernels/matmul.js";
-import { checkProducts, checkTensorCores, int8SelfCheck, tensorCoreVersions } from "../../kernels/tensor-core-check.js";
-import { PRECISIONS, mmaI8Fragment } from "../../kernels/registry.js";
+import { checkAttention, checkProducts, checkTensorCores, int8SelfCheck, tensorCoreVersions } from "../../kernels/tensor-core-check.js";
+import { attentionForward } from "../../kernels/attention.js";
+import { PRECISIONS, mmaI8Fragment, recordDeviceFault } from "../../kernels/registry.js";
 import { skipWithoutF16, useEngine } from "../helpers.js";
 import { MATMUL_ARRAYS, useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
 
@@ -25,15 +26,16 @@ describe("the tensor-core products' check on this adapter", () => {
 });
 
 describe("the tensor-core products' check, subgroup matrices emulated", () => {
-  useEmulatedSubgroupMatrices({ matmul: MATMUL_ARRAYS });
+  useEmulatedSubgroupMatrices({ matmul: MATMUL_ARRAYS, "attention-mma": { left: "Ws", right: "Ws", uniform: "p.n" } });
   beforeEach((ctx) => skipWithoutF16(ctx));
 
-  // Runs `check` with `version`'s WGSL edited by `edit` (a kernel of its own: the spec gains `wrong`).
-  async function withWrongKernel<T>(version: string, edit: (code: string) => string, check: () => Promise<T>): Promise<T> {
+  // Runs `check` with the WGSL of the kernels `which` picks edited by `edit` (kernels of their own: the spec gains
+  // `wrong`).
+  async function withWrongKernel<T>(which: (name: string, spec: Record<string, unknown>) => boolean, edit: (code: string) => string, check: () => Promise<T>): Promise<T> {
     const rt = runtime();
     const get = rt.pipelines.get;
     rt.pipelines.get = ((name, spec, wgsl) =>
-      name === "matmul" && spec.version === version
+      which(name, spec)
         ? get(name, { ...spec, wrong: true }, (s) => {
             const code = wgsl(s);
             const edited = edit(code);
@@ -47,15 +49,17 @@ describe("the tensor-core products' check, subgroup matrices emulated", () => {
       rt.pipelines.get = get;
     }
   }
+  const matmulVersion = (version: string) => (name: string, spec: Record<string, unknown>) => name === "matmul" && spec.version === version;
 
   it("passes every version in its precisions, and remembers each precision's verdict", async () => {
-    expect(tensorCoreVersions("f32")).toEqual(["mma64", "mma128"]);
-    expect(tensorCoreVersions("f16")).toEqual(["mma64", "mma128"]);
+    expect(tensorCoreVersions("f32")).toEqual(["mma64", "mma128", "attention mma"]);
+    expect(tensorCoreVersions("f16")).toEqual(["mma64", "mma128", "attention mma"]);
     expect(tensorCoreVersions("int8")).toEqual(["mma64i8", "mma128i8"]);
     // mma64 alone of the mma versions, in f32 alone: llvmpipe compiles each emulated kernel in seconds, and their
     // numbers are matmul-mma.test.ts's.
     expect(await checkProducts(["mma64"], "f32")).toEqual(new Map());
-    for (const p of ["int8", "int8x2"] as const) expect(await checkProducts(tensorCoreVersions(p), p), p).toEqual(new Map());
+    expect(await checkAttention("f32")).toBeUndefined();
+    for (const p of ["int8", "int8x2"] as const) expect(await checkProducts(["mma64i8", "mma128i8"], p), p).toEqual(new Map());
     const first = checkTensorCores("int8x2");
     expect(checkTensorCores("int8x2")).toBe(first);
     expect(await int8SelfCheck("int8x2")).toBeUndefined();
@@ -63,10 +67,10 @@ describe("the tensor-core products' check, subgroup matrices emulated", () => {
 
   it("fails a version that computes wrong, which is unavailable to that precision from then on", async () => {
     // mma64's results scaled by 1.01 as they leave the fragments.
-    const f32 = await withWrongKernel("mma64", (code) => code.replace(/Cs\[sub \* (\d+)u \+ e\]\)/g, "Cs[sub * $1u + e] * 1.01)"), () => checkProducts(["mma64"], "f32"));
+    const f32 = await withWrongKernel(matmulVersion("mma64"), (code) => code.replace(/Cs\[sub \* (\d+)u \+ e\]\)/g, "Cs[sub * $1u + e] * 1.01)"), () => checkProducts(["mma64"], "f32"));
     expect(f32.get("mma64")).toMatch(/^mma64 \(nn, f32\) at 37x100x45: y\[\d+, \d+\] = \S+, expected \S+ within \S+$/);
     // mma64i8's first digit product scaled by 2^-11 instead of 2^-12, through the remembered check.
-    const int8 = await withWrongKernel("mma64i8", (code) => code.replaceAll("* 0.000244140625", "* 0.00048828125"), () => checkTensorCores("int8"));
+    const int8 = await withWrongKernel(matmulVersion("mma64i8"), (code) => code.replaceAll("* 0.000244140625", "* 0.00048828125"), () => checkTensorCores("int8"));
     expect([...int8.keys()]).toEqual(["mma64i8"]);
     expect(int8.get("mma64i8")).toMatch(/^mma64i8 \(nn, int8\) at 37x100x45: y\[/);
     expect(await int8SelfCheck("int8")).toBe(int8.get("mma64i8"));
@@ -75,5 +79,18 @@ describe("the tensor-core products' check, subgroup matrices emulated", () => {
     const a = Tensor.empty([4, 4]);
     expect(() => matmulForward(a, a, { version: "mma64i8", inputs: "int8" })).toThrow(/^matmul: "mma64i8" failed its check on this device \(mma64i8 \(nn, int8\)/);
     a.dispose();
+  }, 300_000);
+
+  it("fails attention's mma where it computes wrong; a recorded fault makes it unavailable to that precision", async () => {
+    // The forward's o scaled by 1.01 as it leaves the fragments.
+    const edit = (code: string) => code.replace(/(\{ o\[[^\]]*\] = Ss\[[^\]]*\]);/g, "$1 * 1.01;");
+    const fault = await withWrongKernel((name, spec) => name === "attention-mma" && spec.pass === "forward", edit, () => checkAttention("f32"));
+    expect(fault).toMatch(/^attention mma \(f32\) at \(B, N, H, D\) = \(1, 37, 2, 32\): o\[\d+\] = \S+, expected \S+ \(reg\) within \S+$/);
+    recordDeviceFault("attention", "mma", "f16", "a fault");
+    const qkv = Tensor.empty([1, 37, 3 * 2 * 32]);
+    expect(() => attentionForward(qkv, 2, { version: "mma", inputs: "f16" })).toThrow('attention: "mma" failed its check on this device (a fault)');
+    expect(tensorCoreVersions("f16")).toEqual(["mma64", "mma128"]);
+    expect(tensorCoreVersions("f32")).toEqual(["mma64", "mma128", "attention mma"]);
+    qkv.dispose();
   }, 300_000);
 });
