@@ -10,7 +10,7 @@
 //   its bound, in units of K max|a[m, :]| max|b[:, n]|: the slices' 2^-17 or 2^-11 (kernels/int8-slices.ts) for int8
 //   and int8x2; f16 inputs' rounding, 2^-10, and f32 accumulation's K 2^-24 for f16; the accumulation's alone for f32;
 //   attention's mma runs a forward and backward at (B, N, H, D) = (1, 37, 2, 32), o and dqkv held to the fused
-//   default's (reg or tiled, f32) within the kernel tests' tolerance (f32 2e-5 + 1e-4 |x|, f16 4e-3 + 4e-3 |x|).
+//   default's (reg or tiled, f32) within twice the kernel tests' tolerance (f32 2e-5 + 1e-4 |x|, f16 4e-3 + 4e-3 |x|).
 // A version that fails is recorded (kernels/registry.ts recordDeviceFault) and unavailable to that precision's calls
 // from then on: `tune` does not time it, a tuned cache's choice of it is passed over, and the int8 precisions are
 // refused (train/mixed-precision.ts checkPrecisionOnDevice). `info --check` shows the verdicts. Once per process,
@@ -145,7 +145,8 @@ export async function checkAttention(inputs: Precision): Promise<string | undefi
   } finally {
     for (const t of tensors) t.dispose();
   }
-  const [atol, rtol] = inputs === "f16" ? [4e-3, 4e-3] : [2e-5, 1e-4];
+  // Twice the tests' tolerance against f64 (test/kernels/attention-mma.test.ts): here both sides carry their own error.
+  const [atol, rtol] = inputs === "f16" ? [8e-3, 8e-3] : [4e-5, 2e-4];
   for (const [i, name] of ["o", "dqkv"].entries()) {
     const [want, got] = [values[i], values[2 + i]];
     for (let e = 0; e < want.length; e++) {
