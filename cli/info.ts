@@ -1,6 +1,6 @@
 // `info`: the backend, adapter, limits and features in use, the adapter's subgroup-matrix configurations, what
-// mixed precision and the int8 products can use of them, and (--check) whether its tensor-core products compute
-// right here.
+// mixed precision and the int8 products can use of them, (--check) whether its tensor-core products compute right
+// here, and (--probe) which reading of the 8-bit fragment loads this device follows.
 import type { Command } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
@@ -8,6 +8,7 @@ import { type Gpu, SUBGROUP_MATRIX_FEATURE, type SubgroupMatrixConfig } from "..
 import { INT8_SLICES, PRECISIONS, mmaFragment, mmaI8Fragment } from "../kernels/registry.js";
 import { SLICE_BOUND } from "../kernels/int8-slices.js";
 import { checkTensorCores, tensorCoreVersions } from "../kernels/tensor-core-check.js";
+import { probeI8Readings } from "../kernels/subgroup-matrix-probe.js";
 import { pciDisplayDevices } from "../engine/pci.js";
 
 // "f16 x f16 -> f32 8x8x8" per configuration (M x N x K), or why there are none.
@@ -45,17 +46,20 @@ export function tensorCoreCheckLine(versions: string[], faults: Map<string, stri
   return parts.join("; ");
 }
 
-const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean", check: "boolean" } as const;
+const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean", check: "boolean", probe: "boolean" } as const;
 
 export const info: Command = {
   summary: "show the WebGPU backend, adapter, limits and features",
-  usage: `usage: node dist/run.js info [--backend NAME] [--adapter SUBSTRING] [--check] [--json] [--quiet]
+  usage: `usage: node dist/run.js info [--backend NAME] [--adapter SUBSTRING] [--check] [--probe] [--json] [--quiet]
 
   --backend   Dawn backend: vulkan, metal, d3d12, opengl, ... (default: Dawn's choice; env PEFT_BACKEND)
   --adapter   pick the adapter whose description contains this text, or the GPU at a PCI address as
               pci:DDDD:BB:DD.F (one of several identical GPUs; env PEFT_ADAPTER)
   --check     also check the tensor-core products on the device where the adapter lists subgroup matrices: per
               precision, three small products per version, as tune and an int8 or int8x2 run do first
+  --probe     also try one i8 fragment product in each of 16 readings of the extension's 8-bit loads (units of
+              offsets and strides, order of the types' sizes, storage or workgroup memory, B's layout), to say which
+              this device follows where the int8 products fail their check
   --json      print as JSON
   --quiet     print nothing; the exit code says whether an adapter was found`,
   async run(argv) {
@@ -71,6 +75,7 @@ export const info: Command = {
       const versions = tensorCoreVersions(precision);
       if (versions.length > 0) checks.push({ precision, versions, faults: await checkTensorCores(precision) });
     }
+    const readings = flags.probe ? await probeI8Readings() : [];
     const report = {
       backend: gpu.backend,
       adapter: gpu.adapterInfo,
@@ -78,6 +83,7 @@ export const info: Command = {
       features: [...gpu.features],
       subgroupMatrixConfigs: gpu.subgroupMatrixConfigs,
       tensorCoreCheck: flags.check ? Object.fromEntries(checks.map((c) => [c.precision, { versions: c.versions, faults: Object.fromEntries(c.faults) }])) : undefined,
+      i8Readings: flags.probe ? readings : undefined,
       limits,
       pciDisplayDevices: pciDisplayDevices(), // what --adapter pci:ADDRESS can choose
     };
@@ -92,6 +98,7 @@ export const info: Command = {
     console.log(`mixed precision    ${mixedPrecisionLine(gpu)}`);
     console.log(`int8 products      ${int8ProductsLine(gpu)}`);
     for (const c of checks) console.log(`${`check ${c.precision}`.padEnd(19)}${tensorCoreCheckLine(c.versions, c.faults)}`);
+    for (const r of readings) console.log(`probe i8           ${r.units}, ${r.order}, ${r.space}, B ${r.right}: ${r.verdict}`);
     const pci = report.pciDisplayDevices.map((d) => `pci:${d.address} (${d.vendor}:${d.device})`);
     console.log(`pci       ${pci.length ? `${pci.join(", ")} (--adapter pci:ADDRESS picks one)` : "no display device on the PCI bus"}`);
     console.log("limits");

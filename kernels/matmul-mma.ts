@@ -97,12 +97,14 @@ ${mmaCoords(tile, sg, subgroupsN)}
 // slices i and j (i + j < S, the slices) into accumulator i + j, in i32 (exact). The epilogue stores a fragment's
 // accumulators side by side in Ws (free after the loop: the staging is sized to hold them), and its lanes add them in
 // f32 scaled by 2^(-12 - 7(i + j)), smallest first, scale by the row's and the column's 2^e and finish with the shared
-// `store`. Offsets and strides of i8 fragments count bytes.
+// `store`. Offsets and strides of i8 fragments count the elements of the array they are loaded from, Ws's 32-bit words,
+// not bytes: Dawn's compiler (Tint) validates them so (a stride of 4 is 16 bytes, and a row of 32 i8 needs 8), as
+// SPIR-V's cooperative-matrix loads count the pointer's elements (docs/KERNELS.md).
 export function mmaI8Wgsl(spec: MatmulSpec, tile: number, subgroupsN: number): string {
   const { fm, fn, fk, sg, subgroups, threads, wtm, wtn, FM, FN } = mmaGeometry(spec, tile, subgroupsN);
   const S = spec.slices;
-  const rowBytes = MMA_I8_SLAB; // a staged row: one slab of one slice
-  const operandWords = (S * tile * rowBytes) / 4;
+  const rowWords = MMA_I8_SLAB / 4; // a staged row, one slab of one slice, in Ws's words (a fragment's offset unit)
+  const operandWords = S * tile * rowWords;
   const vecs = operandWords / 4; // vec4<i32> per operand per slab
   const loads = Math.ceil(vecs / threads);
   const fragWords = fm * fn;
@@ -120,10 +122,10 @@ export function mmaI8Wgsl(spec: MatmulSpec, tile: number, subgroupsN: number): s
   // right fragments 24, and all 12 left ones (48) beside them would pass the 255 a thread has, 3 of them (12) not
   // (our reading of the register budget, not a measurement).
   for (let sl = 0; sl < S; sl++) {
-    for (let j = 0; j < FN; j++) step.push(`let r${sl}_${j} = subgroupMatrixLoad<${right}, col_major>(&Ws, (${(S + sl) * tile}u + wn * ${wtn}u + ${j * fn}u) * ${rowBytes}u + kk, ${rowBytes}u);`);
+    for (let j = 0; j < FN; j++) step.push(`let r${sl}_${j} = subgroupMatrixLoad<${right}, col_major>(&Ws, (${(S + sl) * tile}u + wn * ${wtn}u + ${j * fn}u) * ${rowWords}u + kk, ${rowWords}u);`);
   }
   for (let i = 0; i < FM; i++) {
-    for (let sl = 0; sl < S; sl++) step.push(`let l${sl}_${i} = subgroupMatrixLoad<${left}, row_major>(&Ws, (${sl * tile}u + wm * ${wtm}u + ${i * fm}u) * ${rowBytes}u + kk, ${rowBytes}u);`);
+    for (let sl = 0; sl < S; sl++) step.push(`let l${sl}_${i} = subgroupMatrixLoad<${left}, row_major>(&Ws, (${sl * tile}u + wm * ${wtm}u + ${i * fm}u) * ${rowWords}u + kk, ${rowWords}u);`);
     for (let j = 0; j < FN; j++) for (const [sa, sb] of pairs) step.push(`acc${sa + sb}_${i}_${j} = subgroupMatrixMultiplyAccumulate(l${sa}_${i}, r${sb}_${j}, acc${sa + sb}_${i}_${j});`);
   }
   const scratch = (d: number) => `sub * ${S * fragWords}u + ${d * fragWords}u`;
@@ -160,7 +162,7 @@ workgroupBarrier();`);
         })
         .join("\n");
     const store = range(loads)
-      .map((q) => `if (${X}ok${q}) { ${range(4).map((c) => `Ws[${at}u + (${X}sl${q} * ${tile}u + ${X}row${q}) * ${rowBytes / 4}u + ${X}h${q} * 4u + ${c}u] = ${X}v${q}[${c}];`).join(" ")} }`)
+      .map((q) => `if (${X}ok${q}) { ${range(4).map((c) => `Ws[${at}u + (${X}sl${q} * ${tile}u + ${X}row${q}) * ${rowWords}u + ${X}h${q} * 4u + ${c}u] = ${X}v${q}[${c}];`).join(" ")} }`)
       .join("\n");
     return { decls: decls.join("\n"), load, store };
   };
@@ -184,7 +186,7 @@ ${mmaCoords(tile, sg, subgroupsN)}
   ${accs.join("\n  ")}
   ${indented(a.decls, 2)}
   ${indented(b.decls, 2)}
-  ${stagedLoop("kw", "kw0", "kw1", `${rowBytes / 4}u`, [a, b], [a.store, b.store], `for (var kk = 0u; kk < ${rowBytes}u; kk += ${fk}u) {\n      ${step.join("\n      ")}\n    }`)}
+  ${stagedLoop("kw", "kw0", "kw1", `${rowWords}u`, [a, b], [a.store, b.store], `for (var kk = 0u; kk < ${rowWords}u; kk += ${fk / 4}u) {\n      ${step.join("\n      ")}\n    }`)}
   ${indented(finish.join("\n"), 2)}
 }`;
 }

@@ -2,7 +2,8 @@
 // mma128, attention's mma: f32 or f16 fragments) and the int8 ones (mma64i8, mma128i8: i8 fragments) were written
 // from our reading of chromium-experimental-subgroup-matrix and checked with its operations emulated
 // (test/subgroup-matrix-emulation.ts): i8 fragments as bytes of an array<i32>, their offsets and strides counted in
-// bytes, every type naming columns first. A driver that reads them otherwise computes fast and wrong, and so does one
+// its 32-bit elements (as Dawn's compiler validates them), every type naming columns first. A driver that reads them
+// otherwise computes fast and wrong (kernels/subgroup-matrix-probe.ts tries the other readings), and so does one
 // whose "f32" fragments multiply in less than f32 (TF32's 10-bit significand); nothing else would say so. So before a
 // precision's calls may go to tensor cores:
 //   each matmul version runs one product per layout (nn, nt, tn) at a shape with edges in every dimension and k across

@@ -2,15 +2,16 @@
 # One lease of a machine with a GPU, run from the portable bundle (scripts/portable-bundle.sh copies this file to
 # DIR/lease), most urgent first, since the lease may end at any step: `info` (retried with --system-gl, as root, when
 # no adapter is found; then again with the first GPU chosen by its PCI address); where int8 tensor cores are listed,
-# the int8 products' check on the device (info --check), the int8 tests and ViT-B/16's step in f32, int8 and int8x2;
-# whether Dawn's f16 toggle gives NVIDIA shader-f16; where Fashion-MNIST is installed, the default study, alone, in 4
-# worker processes, and on Dawn's null backend (the host's share); the f32 products of ViT-B/16 (tiled against
-# tiledvec and TF.js), the int8 ones, and its step with them tuned in each precision; on NVIDIA without shader-f16 the
-# f16 tests and benchmarks with Dawn's blocklisting of it lifted; the test suite on the GPU's adapter; the benchmark
-# set (scripts/bench-gpu.sh). Everything goes to a work folder packed into OUT/results.tgz every 10 s and at the end,
-# so that a run stopped at a time limit still leaves what it finished. Usage: DIR/lease OUT. LEASE_TEST_TIMEOUT
-# (default 300 s) bounds the tests, BENCH_STEP_TIMEOUT (default 600 s) each benchmark, LEASE_STUDY_TIMEOUT (default
-# 300 s) the study; LEASE_FASHION_MNIST a folder of Fashion-MNIST's IDX files for it (below).
+# the int8 products' check on the device (info --check) and the probe of the 8-bit loads' readings (info --probe), the
+# int8 tests and ViT-B/16's step in f32, int8 and int8x2; whether Dawn's f16 toggle gives NVIDIA shader-f16; where
+# Fashion-MNIST is installed, the default study, alone, in 4 worker processes, and on Dawn's null backend (the host's
+# share); the f32 products of ViT-B/16 (tiled against tiledvec and TF.js), the int8 ones, and its step with them tuned
+# in each precision; on NVIDIA without shader-f16 the f16 tests and benchmarks with Dawn's blocklisting of it lifted;
+# the test suite on the GPU's adapter; the benchmark set (scripts/bench-gpu.sh). Everything goes to a work folder
+# packed into OUT/results.tgz every 10 s and at the end, so that a run stopped at a time limit still leaves what it
+# finished. Usage: DIR/lease OUT. LEASE_TEST_TIMEOUT (default 300 s) bounds the tests, BENCH_STEP_TIMEOUT (default 600
+# s) each benchmark, LEASE_STUDY_TIMEOUT (default 300 s) the study; LEASE_FASHION_MNIST a folder of Fashion-MNIST's
+# IDX files for it (below).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 out=$(realpath -m "${1:?usage: lease OUT}")
@@ -60,6 +61,10 @@ if [ -n "$int8" ]; then
   timeout 120 "$here/run" $sysgl info --check >"$work/info-check.txt" 2>&1
   echo "info --check rc $?"
   grep -E "^check " "$work/info-check.txt" || tail -2 "$work/info-check.txt"
+  # Which reading of the 8-bit fragment loads this device follows (kernels/subgroup-matrix-probe.ts): where the check
+  # failed, the one the int8 kernels should take.
+  timeout 90 "$here/run" $sysgl info --probe >"$work/info-probe.txt" 2>&1
+  echo "info --probe rc $?; exact: $(grep -E "^probe .*: exact$" "$work/info-probe.txt" | sed 's/^probe i8 *//; s/: exact$//' | paste -sd';' -)"
   timeout 180 "$here/run" --test test/kernels/matmul.test.ts test/kernels/int8-slices.test.ts -t "i8|int8" --reporter=dot >"$work/test-i8.txt" 2>&1
   echo "int8 tests rc $?"
   grep -a -E "Test Files|Tests |FAIL" "$work/test-i8.txt" | head -20

@@ -6,8 +6,9 @@
 // read when multiplied (the kernels do not change a staged region between a load and its multiplies), each multiply
 // accumulating in place (every kernel writes acc = subgroupMatrixMultiplyAccumulate(l, r, acc)); each of a
 // subgroup's SG invocations holds every SG-th element of a result fragment. i8 fragments (16 x 16 x 32 into i32) are
-// bytes of an array<i32>, their offsets and strides counted in bytes, byte o in bits 8(o % 4) up of word o / 4 (as
-// little-endian memory lays them). Kernels run through their wrappers on the CPU driver made to look as if it listed
+// bytes of an array<i32>, their offsets and strides counted in the array's elements, 32-bit words, as Dawn's compiler
+// validates them (kernels/matmul-mma.ts): element (i, k) of a row-major left fragment is byte 4 (offset + i stride) +
+// k, byte o in bits 8(o % 4) up of word o / 4 (as little-endian memory lays them). Kernels run through their wrappers on the CPU driver made to look as if it listed
 // f16 x f16 -> f32 and f32 x f32 -> f32 16 x 16 x 16 configurations, i8 x i8 -> i32 16 x 16 x 32, and subgroups of 32
 // (SG), which need no subgroup operations: each emulated lane is a thread like any other.
 import { afterAll, beforeAll, expect } from "vitest";
@@ -54,7 +55,9 @@ export interface EmulatedArrays {
 // one pipeline. i8: fragments of 16 x 32 bytes and 32 x 16 into i32.
 function emulation(a: EmulatedArrays, i8: boolean, stores: string[]): string {
   const bound = (n: number) => `min(${n}u, ${a.uniform} + ${n}u)`;
-  const at = (m: string, row: string, col: string) => `select(${m}.x + ${row} * ${m}.y + ${col}, ${m}.x + ${col} * ${m}.y + ${row}, ${m}.z == 1u)`;
+  // An element's index in the array (its byte with i8: rows or columns start at words, their elements are bytes).
+  const w = i8 ? "4u * " : "";
+  const at = (m: string, row: string, col: string) => `select(${w}(${m}.x + ${row} * ${m}.y) + ${col}, ${w}(${m}.x + ${col} * ${m}.y) + ${row}, ${m}.z == 1u)`;
   const [T, K] = i8 ? ["i32", I8_K] : ["f32", FRAG];
   const element = (array: string, o: string) => (i8 ? `extractBits(${array}[(${o}) / 4u], (${o}) % 4u * 8u, 8u)` : `f32(${array}[${o}])`);
   return /* wgsl */ `

@@ -62,8 +62,11 @@ describe("info: subgroup matrices", () => {
     expect(log.mock.calls.map((c) => String(c[0]))).toContain(`subgroup matrices  none (no ${SUBGROUP_MATRIX_FEATURE})`);
     expect(log.mock.calls.map((c) => String(c[0]))).toContain('int8 products      no (no subgroup matrix of i8 into i32: training.precision "int8" and "int8x2" need one)');
     log.mockClear();
-    await info.run(["--check"]); // no i8 subgroup matrices: nothing to check
-    expect(log.mock.calls.some((c) => String(c[0]).startsWith("check "))).toBe(false);
+    await info.run(["--check", "--probe"]); // no subgroup matrices: nothing to check or probe
+    expect(log.mock.calls.some((c) => /^(check|probe) /.test(String(c[0])))).toBe(false);
+    log.mockClear();
+    await info.run(["--probe", "--json"]);
+    expect(JSON.parse(String(log.mock.calls[0][0])).i8Readings).toEqual([]);
     expect(report.tensorCoreCheck).toBeUndefined();
   });
 });
