@@ -1,14 +1,14 @@
-// The mma kernels checked without a GPU that has subgroup matrices (matmul-mma.test.ts, attention-mma.test.ts):
-// their WGSL compiled on Dawn's null backend (nullBackendCompiler), and their data movement on the CPU driver: their
-// WGSL with the subgroup-matrix types and builtins replaced by plain code that follows
-// the extension's definitions (a left fragment is M x K at offset with stride, row-major or, with col_major,
-// element (i, k) at offset + k * stride + i; and so on). A loaded fragment is kept as its (offset, stride, col_major),
-// read when multiplied (the kernels do not change a staged region between a load and its multiplies), each multiply
-// accumulating in place (every kernel writes acc = subgroupMatrixMultiplyAccumulate(l, r, acc)); each of a
-// subgroup's SG invocations holds every SG-th element of a result fragment. i8 fragments (16 x 16 x 32 into i32) are
-// bytes of an array<i32>, their offsets and strides counted in the array's elements, 32-bit words, as Dawn's compiler
-// validates them (kernels/matmul-mma.ts): element (i, k) of a row-major left fragment is byte 4 (offset + i stride) +
-// k, byte o in bits 8(o % 4) up of word o / 4 (as little-endian memory lays them). Kernels run through their wrappers on the CPU driver made to look as if it listed
+// The mma kernels checked without a GPU that has subgroup matrices (matmul-mma.test.ts, attention-mma.test.ts): their
+// WGSL compiled on Dawn's null backend (nullBackendCompiler), and their data movement on the CPU driver: their WGSL
+// with the subgroup-matrix types and builtins replaced by plain code that follows the extension's definitions (a left
+// fragment is M x K at offset with stride, row-major or, with col_major, element (i, k) at offset + k * stride + i;
+// and so on). A loaded fragment is kept as its (offset, stride, col_major), read when multiplied (the kernels do not
+// change a staged region between a load and its multiplies), each multiply accumulating in place (every kernel writes
+// acc = subgroupMatrixMultiplyAccumulate(l, r, acc)); each of a subgroup's SG invocations holds every SG-th element
+// of a result fragment. i8 fragments (16 x 16 x 32 into i32) are bytes of an array<i32>, their offsets and strides
+// counted in the array's elements, 32-bit words, as Dawn's compiler validates them (kernels/matmul-mma.ts): element
+// (i, k) of a row-major left fragment is byte 4 (offset + i stride) + k, byte o in bits 8(o % 4) up of word o / 4 (as
+// little-endian memory lays them). Kernels run through their wrappers on the CPU driver made to look as if it listed
 // f16 x f16 -> f32 and f32 x f32 -> f32 16 x 16 x 16 configurations, i8 x i8 -> i32 16 x 16 x 32, and subgroups of 32
 // (SG), which need no subgroup operations: each emulated lane is a thread like any other.
 import { afterAll, beforeAll, expect } from "vitest";
