@@ -20,7 +20,7 @@ import { type Strategy, parseStrategyFor } from "../peft/strategy.js";
 import { DEFAULT_MODEL } from "../study/config.js";
 import { PRECISIONS, type Precision } from "../autograd/precision.js";
 import { checkPrecisionOnDevice } from "../train/mixed-precision.js";
-import { checkTensorCores } from "../kernels/tensor-core-check.js";
+import { checkTensorCores, checksFor } from "../kernels/tensor-core-check.js";
 
 const FLAGS = {
   model: "string",
@@ -122,9 +122,10 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
       return;
     }
     await checkPrecisionOnDevice("tune", "--precision", precision);
-    // The tensor-core versions of this precision's products, checked on the device first: one that fails is no
+    // The tensor-core versions this precision's calls could run, checked on the device first: one that fails is no
     // candidate (kernels/tensor-core-check.ts).
-    const faults = [...(await checkTensorCores(precision)).values()];
+    const faults: string[] = [];
+    for (const p of checksFor(precision)) faults.push(...(await checkTensorCores(p)).values());
     if (!flags.json) for (const fault of faults) console.log(`not a candidate, failed its check on this device: ${fault}`);
     let strategies: Strategy[];
     try {

@@ -162,13 +162,14 @@ export function laneBroadcast(gpu: Gpu, wg = MATMUL_LANES): boolean {
 }
 
 // The tensor-core versions that failed their check on this device (kernels/tensor-core-check.ts), by family, version
-// and inputs ("matmul/mma64/f16"): unavailable to calls of those inputs for the rest of the process.
+// and the precision their fragments compute in ("matmul/mma64/f16"; the mma versions multiply an int8 precision's
+// products in f32): unavailable to every call that would use those fragments, for the rest of the process.
 const deviceFaults = new Map<string, string>();
-export function recordDeviceFault(family: "matmul" | "attention", version: string, inputs: Precision, fault: string): void {
-  deviceFaults.set(`${family}/${version}/${inputs}`, fault);
+export function recordDeviceFault(family: "matmul" | "attention", version: string, fragments: Precision, fault: string): void {
+  deviceFaults.set(`${family}/${version}/${fragments}`, fault);
 }
-const faultOf = (family: string, version: string, inputs: Precision | undefined) => {
-  const fault = deviceFaults.get(`${family}/${version}/${inputs ?? "f32"}`);
+const faultOf = (family: string, version: string, fragments: Precision) => {
+  const fault = deviceFaults.get(`${family}/${version}/${fragments}`);
   return fault && `failed its check on this device (${fault})`;
 };
 
@@ -179,12 +180,12 @@ function matmulUnavailable(version: MatmulVersion, s: MatmulShape, gpu: Gpu): st
     if (!slices) return `multiplies as int8 slices, within a bound rather than ${s.inputs === "f16" ? "f16 inputs'" : "f32's"} rounding: only products of precision "int8" or "int8x2"`;
     if (s.K > mmaI8MaxK(slices)) return `needs K at most ${mmaI8MaxK(slices)}, whose digit products an i32 holds, got K = ${s.K}`;
     if (!mmaI8Fragment(gpu)) return `needs subgroup matrices of i8 into i32 (${SUBGROUP_MATRIX_FEATURE}), which ${gpu.adapterInfo.description} lacks`;
-    return faultOf("matmul", version, s.inputs);
+    return faultOf("matmul", version, s.inputs!);
   }
   if (kind !== "mma") return undefined;
   const inputs = s.inputs === "f16" ? "f16" : "f32";
   if (!mmaFragment(gpu, inputs)) return lacksFragment(gpu, inputs);
-  return faultOf("matmul", version, s.inputs);
+  return faultOf("matmul", version, inputs);
 }
 
 export const MATMUL: Family<MatmulShape, MatmulVersion> = {
@@ -305,7 +306,7 @@ export const ATTENTION: Family<AttentionShape, AttentionVersion> = {
   unavailable(version, s, gpu) {
     if (version === "mma") {
       const plan = mmaAttentionPlan(s, gpu);
-      return typeof plan === "string" ? plan : faultOf("attention", version, s.inputs);
+      return typeof plan === "string" ? plan : faultOf("attention", version, s.inputs === "f16" ? "f16" : "f32");
     }
     const bytes = s.B * s.H * s.N * s.N * 4;
     const limit = gpu.limits.maxStorageBufferBindingSize;

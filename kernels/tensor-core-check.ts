@@ -46,6 +46,12 @@ export function tensorCoreVersions(inputs: Precision): string[] {
   return attention ? [...matmul, ATTENTION_MMA] : matmul;
 }
 
+// The checks the calls of `precision` need: those of its own fragments, and for int8 and int8x2 also f32's, in which
+// their mma versions (matmul's and attention's) multiply.
+export function checksFor(precision: Precision): Precision[] {
+  return INT8_SLICES[precision] ? [precision, "f32"] : [precision];
+}
+
 const verdicts = new Map<string, Promise<Map<string, string>>>();
 
 // The faults of those versions for `inputs` (empty where every call was within its bound), each recorded in the

@@ -17,7 +17,7 @@ import { traceTrainingStep } from "../../train/trace.js";
 import { parseStrategy } from "../../peft/strategy.js";
 import { namedConfig, validateConfig } from "../../vit/config.js";
 import { skipWithoutF16, useEmptyTuneCache, useEngine } from "../helpers.js";
-import { useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
+import { MATMUL_ARRAYS, useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
 useEngine();
 
 useEmptyTuneCache("file");
@@ -159,7 +159,7 @@ describe("tune", () => {
 // --precision int8 where the adapter lists i8 x i8 -> i32 (emulated): every product a shape of its own, with the
 // int8 versions among its candidates, attention's too, and the products of its unfused version.
 describe("tune --precision int8", () => {
-  useEmulatedSubgroupMatrices({ matmul: { left: "Ws", right: "Ws", uniform: "p.M" } });
+  useEmulatedSubgroupMatrices({ matmul: MATMUL_ARRAYS, "attention-mma": { left: "Ws", right: "Ws", uniform: "p.n" } });
   beforeEach((ctx) => skipWithoutF16(ctx));
   it("plans the step's int8 shapes: the products with the int8 versions among the candidates, attention and unfused's products", async () => {
     const out = (await run("--model", "default", "--batch", "2", "--families", "matmul,attention", "--precision", "int8", "--dry-run")).split("\n");

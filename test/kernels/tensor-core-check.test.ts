@@ -7,9 +7,9 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { runtime } from "../../engine/runtime.js";
 import { Tensor } from "../../engine/tensor.js";
 import { matmulForward } from "../../kernels/matmul.js";
-import { checkAttention, checkProducts, checkTensorCores, int8SelfCheck, tensorCoreVersions } from "../../kernels/tensor-core-check.js";
+import { checkAttention, checkProducts, checkTensorCores, checksFor, int8SelfCheck, tensorCoreVersions } from "../../kernels/tensor-core-check.js";
 import { attentionForward } from "../../kernels/attention.js";
-import { PRECISIONS, mmaI8Fragment, recordDeviceFault } from "../../kernels/registry.js";
+import { MATMUL, PRECISIONS, availableVersions, mmaI8Fragment, recordDeviceFault } from "../../kernels/registry.js";
 import { skipWithoutF16, useEngine } from "../helpers.js";
 import { MATMUL_ARRAYS, useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
 
@@ -92,5 +92,12 @@ describe("the tensor-core products' check, subgroup matrices emulated", () => {
     expect(tensorCoreVersions("f16")).toEqual(["mma64", "mma128"]);
     expect(tensorCoreVersions("f32")).toEqual(["mma64", "mma128", "attention mma"]);
     qkv.dispose();
+    // The mma versions multiply an int8 precision's products in f32: an f32 fault takes them from those too.
+    expect(checksFor("int8x2")).toEqual(["int8x2", "f32"]);
+    recordDeviceFault("matmul", "mma128", "f32", "another fault");
+    const at = (inputs: "f16" | "int8") => availableVersions(MATMUL, { M: 64, K: 64, N: 64, transA: false, transB: false, batch: 1, gelu: false, inputs });
+    expect(at("int8")).toContain("mma64");
+    expect(at("int8")).not.toContain("mma128");
+    expect(at("f16")).toContain("mma128");
   }, 300_000);
 });
