@@ -4,7 +4,9 @@
 // thread pool (UV_THREADPOOL_SIZE, 4 by default), so they overlap the caller without worker threads; the JS part
 // per sample (planning, normalising into the batch) is a single pass over the output pixels.
 //
-// With a cache (data/transform-cache.ts), a transform that draws nothing makes each image once: later passes copy it.
+// With a cache (data/transform-cache.ts), a transform that draws nothing makes each image once: later passes copy it,
+// and only when the batch's images are read: a consumer that keeps its own copy of the cache (train/batch-images.ts,
+// on the device) takes rows `indices` of that instead.
 //
 // Determinism: the order of epoch e is a permutation drawn from (seed, e); sample i's augmentation in epoch e is
 // drawn from its own generator seeded by (seed, e, i). Neither depends on prefetch, concurrency or timing.
@@ -19,6 +21,7 @@ export interface Batch {
   images: Float32Array; // (B, 3, S, S), NCHW; read-only: it may be a view of a cache's images
   labels: Int32Array; // (B)
   indices: Int32Array; // (B) dataset indices
+  kept?: KeptImages; // the loader's kept images of its dataset under its transform, where it has a cache that keeps them
 }
 
 export interface LoaderOptions {
@@ -106,22 +109,37 @@ export class Loader {
     }
   }
 
-  // The kept images of `indices` as a view of the cache, where they are all kept and consecutive (an evaluation's
-  // batches, unshuffled, after the first pass): no copy.
-  private keptRun(indices: Int32Array, per: number): Float32Array | undefined {
-    const kept = this.kept;
-    if (!kept || indices.length === 0) return undefined;
+  // A batch whose images are all kept: a view of the cache where they are consecutive (an evaluation's batches,
+  // unshuffled, after the first pass), else copied out of it when first read.
+  private keptBatch(kept: KeptImages, indices: Int32Array, per: number): Batch | undefined {
+    if (indices.length === 0 || !indices.every((i) => kept.kept[i])) return undefined;
+    const labels = Int32Array.from(indices, (i) => this.dataset.labels[i]);
     const first = indices[0];
-    for (let k = 0; k < indices.length; k++) if (indices[k] !== first + k || !kept.kept[first + k]) return undefined;
-    return kept.images.subarray(first * per, (first + indices.length) * per);
+    if (indices.every((i, k) => i === first + k)) {
+      return { images: kept.images.subarray(first * per, (first + indices.length) * per), labels, indices: Int32Array.from(indices), kept };
+    }
+    let images: Float32Array | undefined;
+    const copy = () => {
+      const out = new Float32Array(indices.length * per);
+      indices.forEach((i, k) => out.set(kept.images.subarray(i * per, (i + 1) * per), k * per));
+      return out;
+    };
+    return {
+      get images() {
+        return (images ??= copy());
+      },
+      labels,
+      indices: Int32Array.from(indices),
+      kept,
+    };
   }
 
   private async build(indices: Int32Array, epoch: number): Promise<Batch> {
     const s = this.transform.size;
     const per = 3 * s * s;
     const b = indices.length;
-    const view = this.keptRun(indices, per);
-    if (view) return { images: view, labels: Int32Array.from(indices, (i) => this.dataset.labels[i]), indices: Int32Array.from(indices) };
+    const kept = this.kept && this.keptBatch(this.kept, indices, per);
+    if (kept) return kept;
     const images = new Float32Array(b * per);
     const ok = new Array<boolean>(b).fill(true);
     // Kept images are copied; the others are made, then kept.
@@ -143,17 +161,18 @@ export class Loader {
         ok[k] = false;
         return;
       }
-      if (this.kept) {
+      if (this.kept && !this.kept.kept[i]) {
         this.kept.images.set(images.subarray(k * per, (k + 1) * per), i * per);
         this.kept.kept[i] = 1;
+        this.kept.count++;
       }
     });
     const labels = Int32Array.from(indices, (i) => this.dataset.labels[i]);
-    if (ok.every((x) => x)) return { images, labels, indices: Int32Array.from(indices) };
+    if (ok.every((x) => x)) return { images, labels, indices: Int32Array.from(indices), kept: this.kept };
     // Compact the batch over the skipped samples.
     const keep = ok.flatMap((x, k) => (x ? [k] : []));
     const packed = new Float32Array(keep.length * per);
     keep.forEach((k, j) => packed.set(images.subarray(k * per, (k + 1) * per), j * per));
-    return { images: packed, labels: Int32Array.from(keep, (k) => labels[k]), indices: Int32Array.from(keep, (k) => indices[k]) };
+    return { images: packed, labels: Int32Array.from(keep, (k) => labels[k]), indices: Int32Array.from(keep, (k) => indices[k]), kept: this.kept };
   }
 }

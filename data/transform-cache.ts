@@ -1,7 +1,8 @@
 // Transformed images kept in memory, for transforms that draw nothing (eval, knn): a study transforms the same
 // images for every cell, evaluation and k-NN, and the default study read, converted and normalised its 8,000
 // distinct images about 330,000 times, a quarter of its host time where the device is fast. A loader given a cache
-// (data/loader.ts) copies a kept image into its batch instead, and keeps each one it makes.
+// (data/loader.ts) copies a kept image into its batch instead (when the batch's images are read: once a pair is whole,
+// train/batch-images.ts takes them from its copy on the device), and keeps each one it makes.
 //
 // A (dataset, transform) pair is kept whole or not at all: its array of every image is allocated on first use if it
 // fits what is left of the budget, else the pair is never kept. Pairs are told apart by the dataset's identity (its
@@ -14,6 +15,7 @@ import type { Transform } from "./transforms.js";
 export interface KeptImages {
   images: Float32Array;
   kept: Uint8Array; // (N): 1 once images[i] holds image i
+  count: number; // how many are kept: all N once every image has been made
 }
 
 export class TransformCache {
@@ -37,7 +39,7 @@ export class TransformCache {
     if (pair === undefined) {
       const floats = dataset.length * 3 * transform.size * transform.size;
       const fits = this.used + floats * 4 <= this.budgetBytes;
-      pair = fits ? { images: new Float32Array(floats), kept: new Uint8Array(dataset.length) } : null;
+      pair = fits ? { images: new Float32Array(floats), kept: new Uint8Array(dataset.length), count: 0 } : null;
       if (fits) this.used += floats * 4;
       this.pairs.set(key, pair);
     }

@@ -8,7 +8,8 @@
 //   PEFT_REPLAY=0                run every training step and feature batch, none replayed (engine/replay.ts ReplayedRun)
 //   PEFT_TUNE_CACHE              the cache folder; else $XDG_CACHE_HOME/peft-vit-webgpu, else ~/.cache/peft-vit-webgpu
 //   PEFT_IMAGE_CACHE_MB          memory for transformed images a study or pre-training reads again
-//                                (data/transform-cache.ts); default 1024, 0 keeps none
+//                                (data/transform-cache.ts; as much again on the device, train/batch-images.ts);
+//                                default 1024, 0 keeps none
 //   PEFT_<FAMILY>                a kernel family's version for every call, e.g. PEFT_MATMUL=reg8x8 (kernels/registry.ts)
 //   PEFT_DAWN_TOGGLES            Dawn toggles to enable besides allow_unsafe_apis, comma-separated (engine/device.ts),
 //                                e.g. vulkan_enable_f16_on_nvidia

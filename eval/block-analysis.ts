@@ -17,6 +17,7 @@ import { Tensor, readTensors, tidyAsync } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import { noGrad } from "../autograd/tape.js";
 import type { Loader } from "../data/loader.js";
+import { batchImages } from "../train/batch-images.js";
 import { mergeLora } from "../peft/lora.js";
 import type { Capture, VisionTransformer } from "../vit/model.js";
 import { type BlockMap, identityMap } from "./block-map.js";
@@ -111,7 +112,7 @@ async function normedFeatures(model: VisionTransformer, loader: Loader, map: Blo
   for await (const batch of loader.epoch(0)) {
     const b = batch.labels.length;
     await tidyAsync(async () => {
-      const x = Tensor.fromArray(batch.images, [b, 3, size, size]);
+      const x = batchImages(batch, size);
       const normed = await readTensors(blockOutputs(model, x, map, true).normed);
       for (let i = 0; i < map.depth; i++) features[i].set(normed[i], rows * c);
     });
@@ -159,7 +160,7 @@ export async function analyzeOriginal(original: VisionTransformer, data: Analysi
     const start = grid.filled;
     images.set(batch.images.subarray(0, Math.min(b, g - start) * 3 * size * size), start * 3 * size * size);
     await tidyAsync(async () => {
-      const out = blockOutputs(original, Tensor.fromArray(batch.images, [b, 3, size, size]), map);
+      const out = blockOutputs(original, batchImages(batch, size), map);
       addMaps(grid, await out.attention[map.depth - 1].data(), start, b, original.config.heads, g);
     });
   }
@@ -193,7 +194,7 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
     for await (const batch of data.queries.epoch(0)) {
       const b = batch.labels.length;
       await tidyAsync(async () => {
-        const x = Tensor.fromArray(batch.images, [b, 3, size, size]);
+        const x = batchImages(batch, size);
         const was = blockOutputs(original, x, same);
         const is = blockOutputs(tuned, x, map);
         for (let i = 0; i < map.depth; i++) {

@@ -7,6 +7,7 @@ import { runtime } from "../engine/runtime.js";
 import { READ_GROUP_BYTES, Tensor, readTensors, tidy } from "../engine/tensor.js";
 import { noGrad } from "../autograd/tape.js";
 import type { Loader } from "../data/loader.js";
+import { batchImages, writeBatchImages } from "../train/batch-images.js";
 import type { ReplayedForward } from "./replayed-forward.js";
 import { joined } from "../util/typed-arrays.js";
 
@@ -40,11 +41,11 @@ export async function loaderOutputs(
       const shape = [n, 3, size, size];
       let out: Tensor;
       if (replayed && n === loader.batchSize) {
-        const y = await replayed.call(b.images, shape); // overwritten by the next call: copied out
+        const y = await replayed.call((into) => writeBatchImages(b, into), shape); // overwritten by the next call: copied out
         out = Tensor.empty(y.shape);
         runtime().batch.copy(y.buffer, 0, out.buffer, 0, y.size * 4);
       } else {
-        out = tidy(() => noGrad(() => f(Tensor.fromArray(b.images, shape))));
+        out = tidy(() => noGrad(() => f(batchImages(b, size))));
       }
       pending.push(out);
       pendingBytes += out.size * 4;

@@ -16,11 +16,12 @@ export class ReplayedForward {
   ) {}
 
   // f(images) for images of `shape`, in a tensor of this object's that the next call overwrites: read or copy it
-  // before then.
-  async call(images: Float32Array, shape: number[]): Promise<Tensor> {
+  // before then. `images`: their values, or what writes them into the tensor given (train/batch-images.ts).
+  async call(images: Float32Array | ((into: Tensor) => void), shape: number[]): Promise<Tensor> {
     if (this.replayed && this.replayed.images.shape.join() !== shape.join()) this.dispose();
     const r = (this.replayed ??= this.make(shape));
-    r.images.write(images);
+    if (images instanceof Float32Array) r.images.write(images);
+    else images(r.images);
     await r.run.call();
     return r.output.tensor!;
   }

@@ -21,6 +21,7 @@ import { backward } from "../autograd/tape.js";
 import type { Optimizer } from "../autograd/optim.js";
 import type { VisionTransformer } from "../vit/model.js";
 import type { Batch } from "../data/loader.js";
+import { writeBatchImages } from "./batch-images.js";
 
 export class ReplayedLoss {
   private inputs: { images: Tensor; labels: Tensor; loss: Tensor } | undefined; // for batches of one size
@@ -49,7 +50,7 @@ export class ReplayedLoss {
       labels: Tensor.empty([B], "i32").keep(),
       loss: Tensor.empty([]).keep(),
     });
-    inputs.images.write(b.images);
+    writeBatchImages(b, inputs.images);
     inputs.labels.write(b.labels);
     this.replayed ??= new ReplayedRun(() => tidy(() => withPrecision(this.precision, () => this.run(inputs))), "train: steps are run, not replayed");
     await this.replayed.call();

@@ -45,6 +45,7 @@ import type { TrainSettings } from "./settings.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { type ScalingColumns, checkPrecisionOnDevice, lossScalerFor, scalingColumns, scalingRecord } from "./mixed-precision.js";
 import { ReplayedLoss } from "./replayed-loss.js";
+import { batchImages } from "./batch-images.js";
 import { runtime } from "../engine/runtime.js";
 
 export interface TrainOptions {
@@ -152,10 +153,6 @@ async function* batchesFrom(loader: Loader, step: number): AsyncGenerator<Batch>
   }
 }
 
-function imageTensor(b: Batch, size: number): Tensor {
-  return Tensor.fromArray(b.images, [b.labels.length, 3, size, size]);
-}
-
 // Forward and backward of one batch in passes of at most `micro` images; returns the batch's mean loss, detached.
 // Each pass runs in its own tidy, so its graph and activations are released before the next pass is encoded.
 // Dropout masks and the like come from seeded generators in row-major order, so the slices see the same values.
@@ -163,16 +160,15 @@ function imageTensor(b: Batch, size: number): Tensor {
 function lossAndGradients(model: VisionTransformer, b: Batch, size: number, micro: number, seed?: Tensor): Tensor {
   const B = b.labels.length;
   if (micro >= B) {
-    const l = ops.crossEntropy(model.forward(imageTensor(b, size)), b.labels);
+    const l = ops.crossEntropy(model.forward(batchImages(b, size)), b.labels);
     backward(l, seed?.reshape(l.shape));
     return l.detach();
   }
-  const pixels = 3 * size * size;
   let total: Tensor | undefined;
   for (let i = 0; i < B; i += micro) {
     const rows = Math.min(micro, B - i);
     const part = tidy(() => {
-      const x = Tensor.fromArray(b.images.subarray(i * pixels, (i + rows) * pixels), [rows, 3, size, size]);
+      const x = batchImages(b, size, i, i + rows);
       // Scaled by the slice's share: the slices' mean losses (and gradients) sum to the batch mean's.
       const l = ops.scale(ops.crossEntropy(model.forward(x), b.labels.subarray(i, i + rows)), rows / B);
       backward(l, seed?.reshape(l.shape));
