@@ -1,6 +1,7 @@
 // Benchmark plumbing: how many calls a timed run holds, a case timed with its own wait estimate, a timed case of a
 // benchmark that takes turns between cases, and the per-kernel profile as a table. Timing itself is engine/timing.ts.
 import type { KernelTime } from "../engine/profile.js";
+import { BUFFER_COPY } from "../engine/census.js";
 import { runtime } from "../engine/runtime.js";
 import { ownWaitEstimate, timeGpu } from "../engine/timing.js";
 
@@ -56,7 +57,10 @@ export function formatProfile(times: KernelTime[], top: number, how: "profiled" 
   );
   const rest = times.slice(top);
   if (rest.length) lines.push(`    ${rest.reduce((s, t) => s + t.ms, 0).toFixed(2).padStart(9)} ms in ${rest.length} more kernels`);
-  return [`    ${how}: ${total.toFixed(1)} ms of GPU time in ${times.reduce((s, t) => s + t.count, 0)} dispatches`, ...familyShares(times, total), ...lines].join("\n");
+  const count = (copies: boolean) => times.filter((t) => t.label.startsWith(`${BUFFER_COPY} `) === copies).reduce((s, t) => s + t.count, 0);
+  const copies = count(true);
+  const commands = `${count(false)} dispatches${copies > 0 ? ` and ${copies} buffer copies` : ""}`;
+  return [`    ${how}: ${total.toFixed(1)} ms of GPU time in ${commands}`, ...familyShares(times, total), ...lines].join("\n");
 }
 
 // The time's shares by kernel family (a label's first word, engine/pipeline.ts specLabel), largest first, with

@@ -66,6 +66,16 @@ describe("formatProfile", () => {
       "         0.50 ms in 2 more kernels",
     ]);
   });
+  it("counts a census's buffer copies apart from its dispatches", () => {
+    const times = [
+      { label: "layernorm pass=forward grid=9x1x1", count: 7, ms: 1 },
+      { label: "buffer-copy 256 bytes", count: 3, ms: 0.5 },
+    ];
+    expect(formatProfile(times, 0, "census").split("\n").slice(0, 2)).toEqual([
+      "    census: 1.5 ms of GPU time in 7 dispatches and 3 buffer copies",
+      "    by kernel: layernorm 66.7% (7x), buffer-copy 33.3% (3x)",
+    ]);
+  });
   it("wraps the families' line", () => {
     const times = Array.from({ length: 12 }, (_, i) => ({ label: `family-number-${i} grid=1x1x1`, count: 1, ms: 12 - i }));
     const shares = formatProfile(times, 0, "census").split("\n").slice(1, -1);

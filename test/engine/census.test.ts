@@ -69,6 +69,26 @@ describe("census", () => {
     for (const t of [...small, ...big]) t.dispose();
   });
 
+  it("times a run's buffer copies too, labelled with their size", async () => {
+    const { batch } = runtime();
+    const a = Tensor.fromArray(randn(6 * 5, 8), [6, 5]);
+    const copy = Tensor.empty([6, 5]);
+    const times = await census(() => {
+      batch.copy(a.buffer, 0, copy.buffer, 0, 120);
+      batch.copy(a.buffer, 0, copy.buffer, 0, 120);
+      batch.copy(a.buffer, 0, copy.buffer, 0, 40);
+      ops.add(a, a).dispose();
+    }, FAST);
+    expect(times.filter((t) => t.label.startsWith("buffer-copy ")).map((t) => [t.label, t.count]).sort()).toEqual([
+      ["buffer-copy 120 bytes", 2],
+      ["buffer-copy 40 bytes", 1],
+    ]);
+    expect(times.reduce((s, t) => s + t.count, 0)).toBe(4);
+    expect(times.every((t) => Number.isFinite(t.ms) && t.ms > 0)).toBe(true);
+    a.dispose();
+    copy.dispose();
+  });
+
   it("records a dispatch so that encoding the record again writes what the run wrote", async () => {
     const { batch } = runtime();
     const a = Tensor.fromArray(randn(9 * 7, 5), [9, 7]);
