@@ -73,13 +73,22 @@ export function backward(root: Tensor, dout?: Tensor): void {
   noGrad(() => {
     const order = topologicalOrder(root);
     const grads = new Map<Tensor, Tensor>();
-    grads.set(root, dout ?? fill(root.shape, 1));
+    const holders = new Map<Tensor, number>(); // how many entries of grads hold each gradient
+    const setGrad = (t: Tensor, g: Tensor) => {
+      const old = grads.get(t);
+      if (old) holders.set(old, holders.get(old)! - 1);
+      grads.set(t, g);
+      holders.set(g, (holders.get(g) ?? 0) + 1);
+    };
+    setGrad(root, dout ?? fill(root.shape, 1));
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i];
       const g = grads.get(t);
       if (!g) continue;
       if (!t.node) {
-        accumulateLeaf(t, g);
+        // A gradient that nothing else holds (no view, no other tensor's gradient, not the caller's) becomes the
+        // leaf's own, without a copy.
+        accumulateLeaf(t, g, g !== dout && holders.get(g) === 1 && !g.sharesStorage && !g.isKept);
         continue;
       }
       const { inputs } = t.node;
@@ -93,11 +102,11 @@ export function backward(root: Tensor, dout?: Tensor): void {
           throw new Error(`backward of ${t.node!.op}: gradient ${gi} does not match input ${input}`);
         }
         const prev = grads.get(input);
-        if (!prev || earlier?.[k]) grads.set(input, gi); // summed by the node
+        if (!prev || earlier?.[k]) setGrad(input, gi); // summed by the node
         else {
           // Gradients are immutable values (an op may return its dout for two inputs): sum into a new one, in
           // one dispatch (the residual stream sums two gradients at every block).
-          grads.set(input, binaryForward("add", prev.reshape(input.shape), gi.reshape(input.shape)));
+          setGrad(input, binaryForward("add", prev.reshape(input.shape), gi.reshape(input.shape)));
         }
       });
     }
@@ -130,12 +139,14 @@ function topologicalOrder(root: Tensor): Tensor[] {
   return order;
 }
 
-function accumulateLeaf(t: Tensor, g: Tensor): void {
+// `owned`: g is held by nothing else, so the leaf may keep its storage (a view that outlives g's scope); else it is
+// copied, since g may be another gradient too. A copy per parameter and step was a fifth of the commands of the
+// default study's model's full fine-tuning step on GPUs (docs/PERFORMANCE.md).
+function accumulateLeaf(t: Tensor, g: Tensor, owned: boolean): void {
   if (!t.grad) {
-    // Copy: g may be shared with other gradients or disposed with its scope.
-    t.grad = Tensor.empty(t.shape).keep();
+    t.grad = owned ? g.reshape(t.shape).keep() : Tensor.empty(t.shape).keep();
     t.grad.name = t.name ? `${t.name}.grad` : undefined;
-    runtime().batch.copy(g.buffer, 0, t.grad.buffer, 0, t.size * 4);
+    if (!owned) runtime().batch.copy(g.buffer, 0, t.grad.buffer, 0, t.size * 4);
   } else axpyInPlace(t.grad, g, 1);
 }
 

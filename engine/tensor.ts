@@ -88,6 +88,11 @@ export class Tensor {
     return this.disposed;
   }
 
+  // Whether another tensor (a view) holds this one's storage too.
+  get sharesStorage(): boolean {
+    return this.storage.refs > 1;
+  }
+
   // A view with another shape over the same storage (-1 infers one dimension), cut off from the graph: models
   // reshape with autograd/ops.ts reshape, which records the op.
   reshape(shape: Shape): Tensor {

@@ -135,6 +135,35 @@ describe("autograd", () => {
     zeroGrad([w]);
   });
 
+  it("a leaf keeps a gradient nothing else holds without a copy, and copies one that is shared", async () => {
+    const { batch } = runtime();
+    const copies = (f: () => void) => {
+      batch.startRecording();
+      f();
+      return batch.stopRecording().filter((c) => c.kind === "copy").length;
+    };
+    // w's gradient is the product's own output: kept as w.grad (in a scope that ends, it outlives the scope).
+    const w = Tensor.fromArray([1, 2, 3], [3]).requireGrad();
+    expect(copies(() => tidy(() => backward(ops.sumAll(ops.mul(w, Tensor.fromArray([4, 5, 6], [3]))))))).toBe(0);
+    expect(Array.from(await w.grad!.data())).toEqual([4, 5, 6]);
+    // add hands its dout to both inputs: each leaf gets a copy of its own, so that accumulating into one (a second
+    // backward, a clip in place) leaves the other as it is.
+    const a = Tensor.fromArray([1, 2], [2]).requireGrad();
+    const b = Tensor.fromArray([3, 4], [2]).requireGrad();
+    const loss = () => ops.sumAll(ops.mul(ops.add(a, b), Tensor.fromArray([2, 3], [2])));
+    expect(copies(() => tidy(() => backward(loss())))).toBe(2);
+    tidy(() => backward(ops.sumAll(ops.scale(a, 10))));
+    expect(Array.from(await a.grad!.data())).toEqual([12, 13]);
+    expect(Array.from(await b.grad!.data())).toEqual([2, 3]);
+    // The caller's output gradient stays the caller's.
+    const x = Tensor.fromArray([1, 1], [2]).requireGrad();
+    const dout = Tensor.fromArray([7, 8], [2]);
+    expect(copies(() => backward(x, dout))).toBe(1);
+    dout.dispose();
+    expect(Array.from(await x.grad!.data())).toEqual([7, 8]);
+    zeroGrad([w, a, b, x]);
+  });
+
   it("detach cuts the graph", async () => {
     const w = Tensor.fromArray([2], [1]).requireGrad();
     const y = ops.mul(w, ops.scale(w, 3).detach()); // d/dw (w * const 6) = 6
