@@ -122,9 +122,20 @@ export class Batch {
       throw new Error(`${kernel.key}: grid (${x}, ${y}, ${z}) exceeds maxComputeWorkgroupsPerDimension ${max}`);
     }
     if (x === 0 || y === 0 || z === 0 || this.dry) return;
-    for (const i of kernel.writable) this.derived.invalidate(buffers[i]);
     const slot = uniform ? this.uniformSlot(uniform) : undefined;
-    const bindGroup = this.bindGroup(kernel, slot, buffers);
+    this.encodeDispatch({ kind: "dispatch", kernel, buffers, uniform, grid: [x, y, z], work, note }, this.bindGroup(kernel, slot, buffers));
+  }
+
+  // Encodes a recorded dispatch again with a bind group made for it once, its uniform in a buffer of the caller's
+  // (engine/replay.ts), instead of a slot of this batch's uniform pages and a bind group found or made for it.
+  dispatchBound(c: RecordedDispatch, bindGroup: GPUBindGroup): void {
+    if (!this.dry) this.encodeDispatch(c, bindGroup);
+  }
+
+  private encodeDispatch(c: RecordedDispatch, bindGroup: GPUBindGroup): void {
+    const { kernel, buffers, uniform, grid, work, note } = c;
+    const [x, y = 1, z = 1] = grid;
+    for (const i of kernel.writable) this.derived.invalidate(buffers[i]);
     this.recorded?.push({ kind: "dispatch", kernel, buffers: [...buffers], uniform: uniform?.slice(0), grid: [x, y, z], work, note });
     if (this.profiler) {
       this.endPass();

@@ -26,6 +26,7 @@ export class ReplayRefusedError extends Error {}
 
 export class Replay {
   private disposed = false;
+  private bound: { uniforms: GPUBuffer | undefined; groups: (GPUBindGroup | undefined)[] } | undefined; // made at the first run
 
   private constructor(
     private readonly commands: Command[],
@@ -75,17 +76,37 @@ export class Replay {
         throw new Error(`replay: expected the tensors the recorded run used to stay, got one released since the capture (a buffer of ${user}); capture again`);
       }
     }
-    // Its dispatches find their bind groups from the replay before (the same buffers, and in the same order the
-    // same uniform slots), also on CPU drivers, which otherwise make one per dispatch (engine/batch.ts): on lavapipe
-    // a replayed full step of the default model took 50-52 ms so against 51-59 (main thread 3.0-4.0 ms against
-    // 5.0-6.0), four alternating rounds of 30 steps, 2026-12-04.
-    const outer = batch.reuseBindGroups;
-    batch.reuseBindGroups = true;
-    try {
-      for (const c of this.commands) batch.encode(c);
-    } finally {
-      batch.reuseBindGroups = outer;
+    const { groups } = (this.bound ??= this.bindGroups());
+    this.commands.forEach((c, i) => (c.kind === "dispatch" ? batch.dispatchBound(c, groups[i]!) : batch.encode(c)));
+  }
+
+  // A bind group per dispatch, made once, its uniform in a buffer of the replay's own written once, also on CPU
+  // drivers, which otherwise make one per dispatch (engine/batch.ts; on lavapipe bind groups found again made a
+  // replayed full step of the default model 50-52 ms against 51-59, 2026-12-04). Encoded with the batch's uniform
+  // pages, a replay paid for each dispatch's slot and bind-group key, and found its group again only where the
+  // dispatch fell on the slot it had before: with Dawn's null backend (the host alone) the default model's replayed
+  // full step ran at 35,000-38,000 images/s so, 45,000-48,000 with its groups made once (2026-12-05,
+  // docs/PERFORMANCE.md); on lavapipe the same within the noise.
+  private bindGroups(): { uniforms: GPUBuffer | undefined; groups: (GPUBindGroup | undefined)[] } {
+    const { gpu } = runtime();
+    const slot = gpu.limits.minUniformBufferOffsetAlignment;
+    const offsets = new Map<Command, number>();
+    for (const c of this.commands) if (c.kind === "dispatch" && c.uniform) offsets.set(c, offsets.size * slot);
+    let uniforms: GPUBuffer | undefined;
+    if (offsets.size > 0) {
+      const bytes = new Uint8Array(offsets.size * slot);
+      for (const [c, offset] of offsets) bytes.set(new Uint8Array((c as RecordedDispatch).uniform!), offset);
+      uniforms = gpu.device.createBuffer({ size: bytes.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: "replay uniforms" });
+      gpu.device.queue.writeBuffer(uniforms, 0, bytes);
     }
+    const groups = this.commands.map((c) => {
+      if (c.kind !== "dispatch") return undefined;
+      const entries: GPUBindGroupEntry[] = c.buffers.map((buffer, k) => ({ binding: k + 1, resource: { buffer } }));
+      const offset = offsets.get(c);
+      if (offset !== undefined) entries.push({ binding: 0, resource: { buffer: uniforms!, offset, size: c.uniform!.byteLength } });
+      return gpu.device.createBindGroup({ layout: c.kernel.layout, entries });
+    });
+    return { uniforms, groups };
   }
 
   // Unpins the buffers: the temporaries go back to the pool once nothing holds them.
@@ -94,6 +115,7 @@ export class Replay {
     this.disposed = true;
     const { pool } = runtime();
     for (const b of this.pinned) pool.unpin(b); // reusable after the next submit, as released buffers are
+    this.bound = undefined; // not destroyed: encoded commands may still use it; Dawn frees it after them
   }
 }
 

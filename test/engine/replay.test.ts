@@ -1,7 +1,7 @@
 // Replaying a recorded run (engine/replay.ts): a training step captured once and replayed computes what running it
 // computes, bit for bit, with new inputs written before each step; runs that a replay cannot repeat are refused at
 // the capture, and a replay whose tensors went away throws. ReplayedRun: the run, capture, replay sequence.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { runtime, warnings } from "../../engine/runtime.js";
 import { Replay, ReplayedRun } from "../../engine/replay.js";
 import { Tensor, tidyAsync } from "../../engine/tensor.js";
@@ -69,6 +69,29 @@ describe("replay", () => {
       replayed.dispose();
     });
   }
+
+  it("makes its bind groups once, at its first run, with its uniforms in a buffer of its own", async () => {
+    const { device } = runtime().gpu;
+    const t = trainer("full");
+    t.feed(0);
+    await t.step();
+    const replay = await Replay.capture(t.step);
+    const made = vi.spyOn(device, "createBindGroup");
+    try {
+      replay.run();
+      const first = made.mock.calls.length;
+      expect(first).toBeGreaterThan(0); // one per dispatch
+      expect(first).toBeLessThanOrEqual(replay.length);
+      expect(made.mock.calls.every(([d]) => [...d.entries].every((e) => !("buffer" in e.resource) || e.resource.buffer.label !== "uniforms"))).toBe(true);
+      replay.run();
+      replay.run();
+      expect(made.mock.calls.length).toBe(first);
+    } finally {
+      made.mockRestore();
+      replay.dispose();
+      t.dispose();
+    }
+  });
 
   it("refuses a run that uploads, naming the upload", async () => {
     const error = await refusal((t) => t.feed(1)); // inputs are written before a replay, not by it
