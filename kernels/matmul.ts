@@ -67,7 +67,7 @@
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, numel } from "../engine/tensor.js";
 import { fill } from "./fill.js";
-import { reduceForward } from "./reduce.js";
+import { reduceForward, sumInto } from "./reduce.js";
 import { type NormAfter, layernormForwardInto } from "./layernorm.js";
 import type { Gpu } from "../engine/device.js";
 import { type SliceCount, int8Slices } from "./int8-slices.js";
@@ -397,18 +397,14 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   if (!keptSlices) bSlices?.dispose();
   if (aFull !== a) aFull.dispose();
   let result = y;
-  if (splits > 1) {
+  if (splits > 1 && spec.splitRowSums) sumInto(target, y, rowSums!);
+  else if (splits > 1) {
     const sum = reduceForward("sum", target, 0);
-    target.dispose();
-    if (spec.splitRowSums) {
-      runtime().batch.copy(sum.buffer, 0, y.buffer, 0, y.size * 4);
-      runtime().batch.copy(sum.buffer, y.size * 4, rowSums!.buffer, 0, rowSums!.size * 4);
-    } else {
-      y.dispose();
-      result = sum.reshape(yShape);
-    }
+    y.dispose();
+    result = sum.reshape(yShape);
     sum.dispose();
   }
+  if (target !== y) target.dispose();
   if (norm && !spec.norm) layernormForwardInto(result, norm.gamma, norm.beta, norm.eps, norm);
   return result;
 }

@@ -8,6 +8,9 @@
 //   gradient (6304 rows, 384 columns) stays 6 workgroups of one pass on a CPU driver; on an H200 one pass took
 //   1.5-2.3 ms per bias, half of a ViT-S training step's GPU time (88 of 180 ms).
 // max backward is built from elementwise ops in engine/ops.ts (mask of the maxima, ties share the gradient).
+// sumInto: a sum over the first axis whose outputs go to two tensors, the first `head.size` to head, the rest to
+// tail: a product split along k sums its partial products and bias sums (kernels/matmul.ts) straight into the
+// gradient and the bias gradient, where a sum and two buffer copies did it.
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { FLAT_GROUP, flatMain, grid1d, packUniform, uniformStruct } from "./wgsl.js";
@@ -21,13 +24,14 @@ export const SPREAD: { cpu: ReduceSpread; gpu: ReduceSpread } = {
   cpu: { invocations: 256, minChunk: 1024 },
   gpu: { invocations: 65536, minChunk: 32 },
 };
-const FIELDS = { outer: "u32", n: "u32", inner: "u32", chunk: "u32", chunks: "u32", scale: "f32" } as const;
+const FIELDS = { outer: "u32", n: "u32", inner: "u32", chunk: "u32", chunks: "u32", scale: "f32", head: "u32" } as const;
 
 export type ReduceOp = "sum" | "mean" | "max";
 
 interface ReduceSpec {
-  [k: string]: string;
+  [k: string]: string | boolean;
   op: "sum" | "max"; // mean is a sum with scale 1/n
+  tail: boolean; // outputs from p.head on go to a second binding (sumInto)
 }
 
 function wgsl(spec: ReduceSpec): string {
@@ -37,6 +41,7 @@ function wgsl(spec: ReduceSpec): string {
 ${uniformStruct(FIELDS)}
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
+${spec.tail ? "@group(0) @binding(3) var<storage, read_write> tail: array<f32>;" : ""}
 ${FLAT_GROUP}
 // Thread mapping: one invocation per output (o, c, i) of shape (outer, chunks, inner).
 ${flatMain(WG, "p.outer * p.chunks * p.inner", "idx")}
@@ -50,17 +55,30 @@ ${flatMain(WG, "p.outer * p.chunks * p.inner", "idx")}
     let v = x[(o * p.n + j) * p.inner + i];
     ${combine}
   }
-  y[idx] = acc * p.scale;
+  ${spec.tail ? "if (idx < p.head) { y[idx] = acc * p.scale; } else { tail[idx - p.head] = acc * p.scale; }" : "y[idx] = acc * p.scale;"}
 }`;
 }
 
 function encode(op: "sum" | "max", x: Tensor, outer: number, n: number, inner: number, chunk: number, scale: number): Tensor {
   const chunks = Math.ceil(n / chunk);
   const y = Tensor.empty([outer, chunks, inner]);
-  const kernel = getKernel("reduce", { op }, wgsl);
-  const uniform = packUniform(FIELDS, { outer, n, inner, chunk, chunks, scale });
+  const kernel = getKernel("reduce", { op, tail: false }, wgsl);
+  const uniform = packUniform(FIELDS, { outer, n, inner, chunk, chunks, scale, head: 0 });
   runtime().batch.dispatch(kernel, [y.buffer, x.buffer], uniform, grid1d(Math.ceil(y.size / WG)), x.size * 4);
   return y;
+}
+
+// x (n, head.size + tail.size) summed over its first axis in one pass: the first head.size sums written to head,
+// the others to tail (see the header; n is a split count, too short to chunk).
+export function sumInto(x: Tensor, head: Tensor, tail: Tensor): void {
+  const inner = head.size + tail.size;
+  if (x.dtype !== "f32" || head.dtype !== "f32" || tail.dtype !== "f32" || x.shape.length !== 2 || x.shape[1] !== inner || x.shape[0] === 0) {
+    throw new Error(`sumInto: expected f32 x (n >= 1, ${inner}) for head ${head} and tail ${tail}, got ${x}`);
+  }
+  const n = x.shape[0];
+  const kernel = getKernel("reduce", { op: "sum", tail: true }, wgsl);
+  const uniform = packUniform(FIELDS, { outer: 1, n, inner, chunk: n, chunks: 1, scale: 1, head: head.size });
+  runtime().batch.dispatch(kernel, [head.buffer, x.buffer, tail.buffer], uniform, grid1d(Math.ceil(inner / WG)), x.size * 4);
 }
 
 // The chunk length of the first pass, or n for a single pass.

@@ -2,7 +2,7 @@
 // length of the reduced axis for sums (float32 accumulation), exact for max.
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
-import { SPREAD, reduceChunk, reduceForward } from "../../kernels/reduce.js";
+import { SPREAD, reduceChunk, reduceForward, sumInto } from "../../kernels/reduce.js";
 import { fill } from "../../kernels/fill.js";
 import { expectClose, randn, useEngine } from "../helpers.js";
 import { reduceAxis } from "../ref/reduce.js";
@@ -57,6 +57,24 @@ describe("reduce", () => {
     expect(reduceChunk(65536, 6304, SPREAD.gpu)).toBe(6304);
     expect(reduceChunk(2, 63, SPREAD.gpu)).toBe(63);
     expect(reduceChunk(2, 64, SPREAD.gpu)).toBe(32);
+  });
+
+  for (const [n, head, tail] of [[1, 5, 3], [3, 67, 13], [8, 12288, 64], [5, 1, 0]]) {
+    it(`sumInto: (${n}, ${head + tail}) summed over its first axis into ${head} and ${tail} values`, async () => {
+      const x = randn(n * (head + tail), n + head);
+      const want = reduceAxis(x, [n, head + tail], 0, "sum");
+      const [h, t] = [Tensor.empty([head]), Tensor.empty([tail])];
+      sumInto(Tensor.fromArray(x, [n, head + tail]), h, t);
+      const tol = { atol: 1e-5 * Math.sqrt(n), rtol: 1e-5 };
+      expectClose("head", await h.data(), want.slice(0, head), tol);
+      expectClose("tail", await t.data(), want.slice(head), tol);
+    });
+  }
+
+  it("sumInto rejects an x of another width", () => {
+    expect(() => sumInto(Tensor.empty([2, 7]), Tensor.empty([3]), Tensor.empty([3]))).toThrow(
+      /^sumInto: expected f32 x \(n >= 1, 6\) for head Tensor\(#\d+, f32, \(3\)\) and tail Tensor\(#\d+, f32, \(3\)\), got Tensor\(#\d+, f32, \(2, 7\)\)$/,
+    );
   });
 
   it("rejects bad axes, empty axes and i32 input", () => {
