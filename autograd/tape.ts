@@ -140,8 +140,8 @@ function topologicalOrder(root: Tensor): Tensor[] {
 }
 
 // `owned`: g is held by nothing else, so the leaf may keep its storage (a view that outlives g's scope); else it is
-// copied, since g may be another gradient too. A copy per parameter and step was a fifth of the commands of the
-// default study's model's full fine-tuning step on GPUs (docs/PERFORMANCE.md).
+// copied, since g may be another gradient too. A copy per trained tensor was 56 of the 239 commands of the default
+// study's model's full fine-tuning step on GPUs (docs/PERFORMANCE.md).
 function accumulateLeaf(t: Tensor, g: Tensor, owned: boolean): void {
   if (!t.grad) {
     t.grad = owned ? g.reshape(t.shape).keep() : Tensor.empty(t.shape).keep();

@@ -138,8 +138,8 @@ export class Loader {
     const s = this.transform.size;
     const per = 3 * s * s;
     const b = indices.length;
-    const kept = this.kept && this.keptBatch(this.kept, indices, per);
-    if (kept) return kept;
+    const whole = this.kept && this.keptBatch(this.kept, indices, per);
+    if (whole) return whole;
     const images = new Float32Array(b * per);
     const ok = new Array<boolean>(b).fill(true);
     // Kept images are copied; the others are made, then kept.

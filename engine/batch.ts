@@ -21,7 +21,7 @@ import type { WaitPolicy } from "./settings.js";
 import { Profiler } from "./profile.js";
 import { awaitQuietly } from "./quiet-await.js";
 
-const SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we know
+export const UNIFORM_SLOT = 256; // bytes per uniform: minUniformBufferOffsetAlignment on every adapter we know
 const PAGE = 64 * 1024;
 const MAX_DISPATCHES = 512;
 const MAX_GROUPS_PER_KERNEL = 1024;
@@ -208,9 +208,9 @@ export class Batch {
   }
 
   private uniformSlot(data: ArrayBuffer): UniformSlot {
-    if (data.byteLength > SLOT) throw new Error(`batch: uniform of ${data.byteLength} bytes exceeds ${SLOT}`);
+    if (data.byteLength > UNIFORM_SLOT) throw new Error(`batch: uniform of ${data.byteLength} bytes exceeds ${UNIFORM_SLOT}`);
     let page = this.pages[this.pages.length - 1];
-    if (!page || page.used + SLOT > PAGE) {
+    if (!page || page.used + UNIFORM_SLOT > PAGE) {
       page = this.freePages.pop() ?? {
         buffer: this.gpu.device.createBuffer({ size: PAGE, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: "uniforms" }),
         data: new Uint8Array(PAGE),
@@ -221,7 +221,7 @@ export class Batch {
     }
     const offset = page.used;
     page.data.set(new Uint8Array(data), offset);
-    page.used += SLOT;
+    page.used += UNIFORM_SLOT;
     return { buffer: page.buffer, offset, size: data.byteLength };
   }
 

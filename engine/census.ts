@@ -1,12 +1,12 @@
-// Per-kernel device time by replay: the dispatches and buffer copies of one run are recorded (Batch.startRecording),
-// then each is encoded again on its own, n times back to back between two syncs, and its time is the median over `rounds`
-// such runs divided by n; the times are summed per label (kernel key and note or grid), as engine/profile.ts sums
-// its timestamps. n makes a run last about `runMs`: the wait for a run ends late (the quiet wait polled
-// once a millisecond when this was written, every 0.25 ms since: engine/quiet-await.ts), so ten 20-us dispatches per
-// run were timed at 200 us each. A
-// dispatch's time so includes what the device spends on a dispatch beside its work (~60 us on lavapipe), and the
-// sum over a step is the device's share of the step's wall time. A buffer copy (copyBufferToBuffer: a leaf's first
-// gradient, a replay's input) is labelled `buffer-copy` with its size.
+// Per-kernel device time by replay: the dispatches and buffer copies of one run are recorded
+// (Batch.startRecording), then each is encoded again on its own, n times back to back between two syncs, and its
+// time is the median over `rounds` such runs divided by n; the times are summed per label (kernel key and note or
+// grid), as engine/profile.ts sums its timestamps. n makes a run last about `runMs`: the wait for a run ends late
+// (the quiet wait polled once a millisecond when this was written, every 0.25 ms since: engine/quiet-await.ts), so
+// ten 20-us dispatches per run were timed at 200 us each. A dispatch's time so includes what the device spends on a
+// dispatch beside its work (~60 us on lavapipe), and the sum over a step is the device's share of the step's wall
+// time. A buffer copy (copyBufferToBuffer: a gradient that a leaf shares with another tensor, a replay's input or
+// output) is labelled `buffer-copy` with its size.
 //
 // Why beside the profile: on lavapipe the per-pass timestamps are ~65 us apart at best and a pass can be charged
 // for what ran before it. In one profile of the default model's full fine-tuning step (2026-12-04) the passes

@@ -16,7 +16,7 @@
 //   a replay throws once one of them has been released (its tensor disposed, e.g. a gradient by zeroGrad() or a
 //   kept pack because its weight was written), since the replay would then compute with a buffer nobody reads.
 import { runtime, warn } from "./runtime.js";
-import type { RecordedCommand, RecordedCopy, RecordedDispatch } from "./batch.js";
+import { type RecordedCommand, type RecordedCopy, type RecordedDispatch, UNIFORM_SLOT } from "./batch.js";
 
 type Command = RecordedDispatch | RecordedCopy;
 
@@ -26,7 +26,7 @@ export class ReplayRefusedError extends Error {}
 
 export class Replay {
   private disposed = false;
-  private bound: { uniforms: GPUBuffer | undefined; groups: (GPUBindGroup | undefined)[] } | undefined; // made at the first run
+  private bound: (GPUBindGroup | undefined)[] | undefined; // a dispatch's bind group, made at the first run
 
   private constructor(
     private readonly commands: Command[],
@@ -76,7 +76,7 @@ export class Replay {
         throw new Error(`replay: expected the tensors the recorded run used to stay, got one released since the capture (a buffer of ${user}); capture again`);
       }
     }
-    const { groups } = (this.bound ??= this.bindGroups());
+    const groups = (this.bound ??= this.bindGroups());
     this.commands.forEach((c, i) => (c.kind === "dispatch" ? batch.dispatchBound(c, groups[i]!) : batch.encode(c)));
   }
 
@@ -87,26 +87,20 @@ export class Replay {
   // dispatch fell on the slot it had before: with Dawn's null backend (the host alone) the default model's replayed
   // full step ran at 35,000-38,000 images/s so, 45,000-48,000 with its groups made once (2026-12-05,
   // docs/PERFORMANCE.md); on lavapipe the same within the noise.
-  private bindGroups(): { uniforms: GPUBuffer | undefined; groups: (GPUBindGroup | undefined)[] } {
+  private bindGroups(): (GPUBindGroup | undefined)[] {
     const { gpu } = runtime();
-    const slot = gpu.limits.minUniformBufferOffsetAlignment;
-    const offsets = new Map<Command, number>();
-    for (const c of this.commands) if (c.kind === "dispatch" && c.uniform) offsets.set(c, offsets.size * slot);
-    let uniforms: GPUBuffer | undefined;
-    if (offsets.size > 0) {
-      const bytes = new Uint8Array(offsets.size * slot);
-      for (const [c, offset] of offsets) bytes.set(new Uint8Array((c as RecordedDispatch).uniform!), offset);
-      uniforms = gpu.device.createBuffer({ size: bytes.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: "replay uniforms" });
-      gpu.device.queue.writeBuffer(uniforms, 0, bytes);
-    }
-    const groups = this.commands.map((c) => {
+    const sized = this.commands.filter((c): c is RecordedDispatch => c.kind === "dispatch" && c.uniform !== undefined);
+    const bytes = new Uint8Array(sized.length * UNIFORM_SLOT);
+    sized.forEach((c, i) => bytes.set(new Uint8Array(c.uniform!), i * UNIFORM_SLOT));
+    const uniforms = sized.length > 0 ? gpu.device.createBuffer({ size: bytes.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: "replay uniforms" }) : undefined;
+    if (uniforms) gpu.device.queue.writeBuffer(uniforms, 0, bytes);
+    let slot = 0;
+    return this.commands.map((c) => {
       if (c.kind !== "dispatch") return undefined;
       const entries: GPUBindGroupEntry[] = c.buffers.map((buffer, k) => ({ binding: k + 1, resource: { buffer } }));
-      const offset = offsets.get(c);
-      if (offset !== undefined) entries.push({ binding: 0, resource: { buffer: uniforms!, offset, size: c.uniform!.byteLength } });
+      if (c.uniform) entries.push({ binding: 0, resource: { buffer: uniforms!, offset: slot++ * UNIFORM_SLOT, size: c.uniform.byteLength } });
       return gpu.device.createBindGroup({ layout: c.kernel.layout, entries });
     });
-    return { uniforms, groups };
   }
 
   // Unpins the buffers: the temporaries go back to the pool once nothing holds them.
@@ -115,7 +109,7 @@ export class Replay {
     this.disposed = true;
     const { pool } = runtime();
     for (const b of this.pinned) pool.unpin(b); // reusable after the next submit, as released buffers are
-    this.bound = undefined; // not destroyed: encoded commands may still use it; Dawn frees it after them
+    this.bound = undefined; // the uniforms' buffer goes with its groups: Dawn frees it after the commands using it
   }
 }
 

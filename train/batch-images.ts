@@ -57,7 +57,7 @@ export function writeBatchImages(b: Batch, into: Tensor): void {
 }
 
 function consecutive(indices: Int32Array): boolean {
-  return indices.every((i, k) => i === indices[0] + k);
+  return indices.length > 0 && indices.every((i, k) => i === indices[0] + k);
 }
 
 // Rows first.. of the copy into `into`, as many as it holds.
