@@ -3,8 +3,9 @@
 // are taken from that copy on the device: rows copied where the batch's indices are consecutive (an evaluation's
 // batches), gathered by its indices otherwise (a shuffled training batch). Else the host would copy every batch out
 // of the cache and write it to the device: on Dawn's null backend a seventh of the default study's host time
-// (docs/PERFORMANCE.md, 2026-12-05). The copy stays for the process; it is no larger than the host's, whose budget is
-// PEFT_IMAGE_CACHE_MB, and is made only where one binding can hold it. Batches of a loader that keeps nothing, or
+// (docs/PERFORMANCE.md, 2026-12-05). The copy stays as long as the kept images (a study's, a pre-training's): it is
+// disposed once they are collected. It is no larger than the host's, whose budget is PEFT_IMAGE_CACHE_MB, and is
+// made only where one binding can hold it. Batches of a loader that keeps nothing, or
 // made before its dataset is whole, are written from the host as before. Either way the values are the same bits.
 import { runtime } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
@@ -13,6 +14,9 @@ import type { Batch } from "../data/loader.js";
 import type { KeptImages } from "../data/transform-cache.js";
 
 const deviceCopies = new WeakMap<KeptImages, Tensor | null>(); // null: too large for one binding
+// A copy's storage goes back to the pool when its kept images are garbage: nothing else reads it (the batches copied
+// or gathered from it were encoded before, and no replay records those commands).
+const released = new FinalizationRegistry<Tensor>((copy) => copy.dispose());
 
 // The device's copy of `kept` (N, 3·S·S), made once every image is in it; undefined before then, or where it is too large.
 export function deviceCopy(kept: KeptImages | undefined): Tensor | undefined {
@@ -25,6 +29,7 @@ export function deviceCopy(kept: KeptImages | undefined): Tensor | undefined {
     const fits = bytes <= limits.maxStorageBufferBindingSize && bytes <= limits.maxBufferSize;
     copy = fits ? Tensor.fromArray(kept.images, [n, kept.images.length / n]).keep() : null;
     deviceCopies.set(kept, copy);
+    if (copy) released.register(kept, copy);
   }
   return copy ?? undefined;
 }

@@ -4,6 +4,8 @@
 // as one that keeps none, bit for bit, steps replayed or run, writing no images from the host once they are all kept.
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { type Batch, Loader } from "../../data/loader.js";
 import { Transform } from "../../data/transforms.js";
 import { TransformCache } from "../../data/transform-cache.js";
@@ -103,6 +105,27 @@ describe("batch images from the device's copy", () => {
     expect(Object.getOwnPropertyDescriptor(shuffled, "images")?.get).toBeDefined(); // a getter: copied when read
     expect(shuffled.images).toBe(shuffled.images);
     expect(Array.from(shuffled.images)).toEqual(Array.from(plain.images));
+  });
+
+  it("go back to the pool once their kept images are garbage", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const { pool } = runtime();
+    const bytes = 40 * PER * 4;
+    const make = async () => {
+      const ds = grayDataset(40, S, S, 3, 8);
+      const cache = new TransformCache(1e6);
+      const [b] = await collect(new Loader(ds, transform, { batchSize: 40, cache }));
+      expect(deviceCopy(b.kept)!.size * 4).toBe(bytes);
+    };
+    const live = pool.getStats().liveBytes;
+    await make();
+    expect(pool.getStats().liveBytes - live).toBeGreaterThanOrEqual(bytes);
+    for (let i = 0; i < 20 && pool.getStats().liveBytes - live >= bytes; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 10)); // finalizers run in a later task
+    }
+    expect(pool.getStats().liveBytes - live).toBeLessThan(bytes);
   });
 
   it("stay on the host where the kept images would pass one binding", async () => {
