@@ -5,8 +5,8 @@
 // of the cache and write it to the device: on Dawn's null backend a seventh of the default study's host time
 // (docs/PERFORMANCE.md, 2026-12-05). The copy stays as long as the kept images (a study's, a pre-training's): it is
 // disposed once they are collected. It is no larger than the host's, whose budget is PEFT_IMAGE_CACHE_MB, and is
-// made only where one binding can hold it. Batches of a loader that keeps nothing, or
-// made before its dataset is whole, are written from the host as before. Either way the values are the same bits.
+// made only where one binding can hold it. Batches of a loader that keeps nothing, or made before its dataset is
+// whole, are written from the host as before. Either way the values are the same bits.
 import { runtime } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
