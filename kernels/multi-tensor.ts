@@ -4,6 +4,7 @@
 // so that many small tensors (a model's biases and norms) take a dispatch together: on lavapipe a dispatch costs ~60
 // us beside its work, on GPUs ~15-23 us of host time.
 import { runtime, getKernel } from "../engine/runtime.js";
+import type { Kernel } from "../engine/pipeline.js";
 import type { Tensor } from "../engine/tensor.js";
 import { FLAT_GROUP, grid1d, mainEntry, packUniform, storageBindings, uniformStruct, type UniformFields } from "./wgsl.js";
 
@@ -99,6 +100,27 @@ export interface UpdateItem {
   perTensor: number;
 }
 
+// An update's dispatches over one set of tensors: which tensors go together (`members`, indices into the items),
+// their kernel, buffers, ends in the index space, grid and work. Kept per update and spec for the next call over
+// the same buffers and sizes, an optimiser's next step (the same parameters and state, and where steps are replayed
+// the same gradients), which then only packs the uniforms again: the default study's SGD steps spent more host time
+// grouping, naming kernels and building uniform objects than encoding their dispatches (Dawn's null backend,
+// 2026-12-05, docs/PERFORMANCE.md).
+interface Planned {
+  kernel: Kernel;
+  members: number[];
+  buffers: GPUBuffer[];
+  ends: number[];
+  grid: [number, number];
+  work: number;
+}
+interface Plan {
+  buffers: GPUBuffer[]; // every item's buffers, then gradScale's
+  sizes: number[];
+  dispatches: Planned[];
+}
+const plans = new Map<string, Plan>(); // by update name and spec
+
 // Encodes the updates of `items` in as few dispatches as the binding limit allows: tensors grouped by whether
 // every size is a multiple of 4 (vec4), `perDispatch` at a time (some vec4 ones with the scalars where that saves a
 // dispatch). `fields` are the update's shared uniform values.
@@ -111,35 +133,68 @@ export function encodeUpdates<S extends UpdateSpec>(
   items: UpdateItem[],
   gradScale: Tensor | undefined,
 ): void {
-  const nonEmpty = items.filter((it) => it.size > 0);
-  if (nonEmpty.length === 0) return;
+  const buffers = [...items.flatMap((it) => it.buffers), ...(gradScale ? [gradScale.buffer] : [])];
+  const sizes = items.map((it) => it.size);
+  const key = `${name} ${JSON.stringify(spec)}`;
+  let plan = plans.get(key);
+  if (!plan || !same(plan.buffers, buffers) || !same(plan.sizes, sizes)) {
+    plan = { buffers, sizes, dispatches: layout(name, spec, wgsl, items, gradScale) };
+    plans.set(key, plan);
+  }
+  // Every uniform: the shared values, then each member's end and perTensor value (tensorFields' order).
+  const shared = new Uint8Array(packUniform(fields, values), 0, Object.keys(fields).length * 4);
+  for (const d of plan.dispatches) {
+    const words = shared.length / 4 + 2 * d.members.length;
+    const uniform = new ArrayBuffer(Math.ceil(words / 4) * 16);
+    new Uint8Array(uniform).set(shared);
+    const view = new DataView(uniform);
+    d.members.forEach((m, k) => {
+      view.setUint32(shared.length + 8 * k, d.ends[k], true);
+      view.setFloat32(shared.length + 8 * k + 4, items[m].perTensor, true);
+    });
+    runtime().batch.dispatch(d.kernel, d.buffers, uniform, d.grid, d.work);
+  }
+}
+
+function same<T>(a: T[], b: T[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function layout<S extends UpdateSpec>(name: string, spec: Omit<S, "vec4" | "tensors">, wgsl: (spec: S) => string, items: UpdateItem[], gradScale: Tensor | undefined): Planned[] {
+  const nonEmpty = items.map((it, i) => ({ it, i })).filter(({ it }) => it.size > 0);
+  if (nonEmpty.length === 0) return [];
+  const per = nonEmpty[0].it.buffers.length;
   const limit = runtime().gpu.limits.maxStorageBuffersPerShaderStage - (gradScale ? 1 : 0);
-  const perDispatch = Math.min(MAX_TENSORS, Math.floor(limit / nonEmpty[0].buffers.length));
-  if (perDispatch < 1) throw new Error(`${name}: expected room for ${nonEmpty[0].buffers.length} storage buffers per stage, the adapter allows ${limit}`);
-  const groups = new Map<boolean, UpdateItem[]>([true, false].map((vec4) => [vec4, nonEmpty.filter((it) => (it.size % 4 === 0) === vec4)]));
+  const perDispatch = Math.min(MAX_TENSORS, Math.floor(limit / per));
+  if (perDispatch < 1) throw new Error(`${name}: expected room for ${per} storage buffers per stage, the adapter allows ${limit}`);
+  const groups = new Map([true, false].map((vec4) => [vec4, nonEmpty.filter(({ it }) => (it.size % 4 === 0) === vec4)]));
   // Where the scalar group's last dispatch has room for what would be the vec4 group's last, partial one, those
   // tensors (the smallest) ride along as scalars: a dispatch less (a linear probe's head, its weight beside its bias
   // of 10 classes).
   const [vecs, scalars] = [groups.get(true)!, groups.get(false)!];
   const rest = vecs.length % perDispatch;
   if (rest > 0 && scalars.length % perDispatch !== 0 && rest <= perDispatch - (scalars.length % perDispatch)) {
-    const moved = new Set([...vecs].sort((a, b) => a.size - b.size).slice(0, rest));
-    groups.set(true, vecs.filter((it) => !moved.has(it)));
+    const moved = new Set([...vecs].sort((a, b) => a.it.size - b.it.size).slice(0, rest));
+    groups.set(true, vecs.filter((x) => !moved.has(x)));
     groups.set(false, [...scalars, ...moved]);
   }
+  const planned: Planned[] = [];
   for (const vec4 of [true, false]) {
     const group = groups.get(vec4)!;
     for (let start = 0; start < group.length; start += perDispatch) {
       const chunk = group.slice(start, start + perDispatch);
-      const fullSpec = { ...spec, vec4, tensors: chunk.length } as S;
-      const spans = chunk.map((it) => (vec4 ? it.size / 4 : it.size));
-      const { uniform: chunkValues, end } = tensorValues(values, "w", spans, chunk.map((it) => it.perTensor));
-      const uniform = packUniform(tensorFields(fields, chunk.length, "w", "f32"), chunkValues);
-      const buffers = [...chunk.flatMap((it) => it.buffers), ...(gradScale ? [gradScale.buffer] : [])];
-      const elements = chunk.reduce((s, it) => s + it.size, 0);
-      const kernel = getKernel(name, fullSpec, wgsl);
-      runtime().batch.dispatch(kernel, buffers, uniform, grid1d(Math.ceil(end / (vec4 ? WG : WG * 4))), elements * 4 * chunk[0].buffers.length);
+      let end = 0;
+      const ends = chunk.map(({ it }) => (end += vec4 ? it.size / 4 : it.size));
+      const elements = chunk.reduce((s, { it }) => s + it.size, 0);
+      planned.push({
+        kernel: getKernel(name, { ...spec, vec4, tensors: chunk.length } as S, wgsl),
+        members: chunk.map(({ i }) => i),
+        buffers: [...chunk.flatMap(({ it }) => it.buffers), ...(gradScale ? [gradScale.buffer] : [])],
+        ends,
+        grid: grid1d(Math.ceil(end / (vec4 ? WG : WG * 4))),
+        work: elements * 4 * per,
+      });
     }
   }
+  return planned;
 }
-

@@ -4,7 +4,7 @@
 // tensors of mixed sizes (vec4 and scalar groups, more tensors than one dispatch binds, an empty one), each with
 // its own weight decay, against the same references tensor by tensor, and in the number of dispatches the binding
 // limit allows.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { runtime } from "../../engine/runtime.js";
 import { adamwUpdate, adamwUpdates, clipCoefficient, clipCoefficients, lossScaleStep, scaleEach, sgdUpdate, sgdUpdates, sumOfSquares, sumsOfSquares } from "../../kernels/optim.js";
@@ -144,6 +144,39 @@ describe("several tensors per dispatch", () => {
       }
     });
   }
+
+  it("steps over the same tensors keep their dispatches' layout and pack only the uniforms again", async () => {
+    const p0 = SIZES_MANY.map((n, k) => randn(n, 11 * k + 3));
+    const params = p0.map((a) => Tensor.fromArray(a, [a.length]));
+    const bufs = SIZES_MANY.map((n) => Tensor.fromArray(new Float32Array(n), [n]));
+    const grads = SIZES_MANY.map((n) => Tensor.fromArray(new Float32Array(n), [n]));
+    const pRef = p0.map((a) => Float64Array.from(a));
+    const bufRef: (Float64Array | null)[] = SIZES_MANY.map(() => null);
+    const lookups = vi.spyOn(runtime().pipelines, "get");
+    try {
+      for (let step = 1; step <= 3; step++) {
+        // Another learning rate and weight decay every step: both are in the uniforms packed again.
+        const o = { lr: 0.05 * step, momentum: 0.9, dampening: 0, nesterov: false };
+        const wd = (k: number) => decay(k) * step;
+        const g = SIZES_MANY.map((n, k) => randn(n, 100 * step + k));
+        grads.forEach((t, k) => t.write(g[k]));
+        const before = lookups.mock.calls.length;
+        sgdUpdates(params.map((param, k) => ({ param, grad: grads[k], momentumBuf: bufs[k], weightDecay: wd(k) })), { ...o, first: step === 1 });
+        if (step > 1) expect(lookups.mock.calls.length).toBe(before); // no kernel named again
+        for (let k = 0; k < SIZES_MANY.length; k++) {
+          bufRef[k] = sgdStepRef(pRef[k], g[k], bufRef[k], { ...o, weightDecay: wd(k) }, 1);
+          expectClose(`param ${k} after step ${step}`, await params[k].data(), pRef[k], TOL);
+        }
+      }
+      // Other gradients' buffers: laid out afresh.
+      const other = SIZES_MANY.map((n) => Tensor.fromArray(new Float32Array(n), [n]));
+      const before = lookups.mock.calls.length;
+      sgdUpdates(params.map((param, k) => ({ param, grad: other[k], momentumBuf: bufs[k], weightDecay: 0 })), { lr: 0.1, momentum: 0.9, first: false });
+      expect(lookups.mock.calls.length).toBeGreaterThan(before);
+    } finally {
+      lookups.mockRestore();
+    }
+  });
 
   it("a linear probe's head, a weight of 640 beside a bias of 10, in one dispatch", async () => {
     const [w0, b0, gw, gb] = [randn(640, 91), randn(10, 92), randn(640, 93), randn(10, 94)];
