@@ -1,7 +1,8 @@
 // train/batch-images.ts: a batch's images taken from the device's copy of a loader's kept images are the batch's
 // images to the bit (gathered for a shuffled batch, copied for consecutive indices, any rows of it); the copy exists
-// only once every image is kept, and not past one binding; and a training run whose loaders keep their images trains
-// as one that keeps none, bit for bit, steps replayed or run, writing no images from the host once they are all kept.
+// only once every image is kept, not past one binding, and goes back to the pool with the kept images; and a training
+// run whose loaders keep their images trains as one that keeps none, bit for bit, steps replayed or run, writing no
+// images from the host once they are all kept.
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { join } from "node:path";
 import { setFlagsFromString } from "node:v8";
