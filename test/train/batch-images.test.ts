@@ -55,34 +55,39 @@ function countImageUploads(size: number): { count: () => number } {
 afterEach(() => vi.restoreAllMocks());
 
 describe("batch images from the device's copy", () => {
-  it("are the batch's images, gathered, copied or in part, once every image is kept", async () => {
-    const ds = grayDataset(29, S, S, 3, 5);
-    const cache = new TransformCache(1e6);
-    const shuffled = new Loader(ds, transform, { batchSize: 7, shuffle: true, seed: 3, cache });
-    const kept = cache.imagesFor(ds, transform)!;
-    const first = await collect(shuffled, 0); // makes and keeps them
-    expect(first.every((b) => b.kept === kept)).toBe(true);
-    expect(kept.count).toBe(29);
-    const copy = deviceCopy(kept)!;
-    expect(copy.shape).toEqual([29, PER]);
-    expect(deviceCopy(kept)).toBe(copy); // made once
-    expect(Array.from(await copy.data())).toEqual(Array.from(kept.images));
-    const unshuffled = new Loader(ds, transform, { batchSize: 7, cache });
-    for (const b of [...(await collect(shuffled, 1)), ...(await collect(unshuffled))]) {
-      const n = b.labels.length;
-      const want = Array.from(b.images);
-      const whole = batchImages(b, S);
-      expect(whole.shape).toEqual([n, 3, S, S]);
-      expect(Array.from(await whole.data())).toEqual(want);
-      const [from, to] = n > 3 ? [2, n - 1] : [0, n];
-      const part = batchImages(b, S, from, to);
-      expect(Array.from(await part.data())).toEqual(want.slice(from * PER, to * PER));
-      const into = Tensor.empty([n, 3, S, S]);
-      writeBatchImages(b, into);
-      expect(Array.from(await into.data())).toEqual(want);
-      for (const t of [whole, part, into]) t.dispose();
-    }
-  });
+  // 6 px: rows of 108 values, gathered as vec4s; 5 px: rows of 75, gathered as scalars.
+  for (const size of [S, 5]) {
+    it(`are the batch's images, gathered, copied or in part, once every image is kept (${size} px)`, async () => {
+      const per = 3 * size * size;
+      const t = new Transform({ kind: "eval", size });
+      const ds = grayDataset(29, size, size, 3, 5);
+      const cache = new TransformCache(1e6);
+      const shuffled = new Loader(ds, t, { batchSize: 7, shuffle: true, seed: 3, cache });
+      const kept = cache.imagesFor(ds, t)!;
+      const first = await collect(shuffled, 0); // makes and keeps them
+      expect(first.every((b) => b.kept === kept)).toBe(true);
+      expect(kept.count).toBe(29);
+      const copy = deviceCopy(kept)!;
+      expect(copy.shape).toEqual([29, per]);
+      expect(deviceCopy(kept)).toBe(copy); // made once
+      expect(Array.from(await copy.data())).toEqual(Array.from(kept.images));
+      const unshuffled = new Loader(ds, t, { batchSize: 7, cache });
+      for (const b of [...(await collect(shuffled, 1)), ...(await collect(unshuffled))]) {
+        const n = b.labels.length;
+        const want = Array.from(b.images);
+        const whole = batchImages(b, size);
+        expect(whole.shape).toEqual([n, 3, size, size]);
+        expect(Array.from(await whole.data())).toEqual(want);
+        const [from, to] = n > 3 ? [2, n - 1] : [0, n];
+        const part = batchImages(b, size, from, to);
+        expect(Array.from(await part.data())).toEqual(want.slice(from * per, to * per));
+        const into = Tensor.empty([n, 3, size, size]);
+        writeBatchImages(b, into);
+        expect(Array.from(await into.data())).toEqual(want);
+        for (const x of [whole, part, into]) x.dispose();
+      }
+    });
+  }
 
   it("are written from the host before every image is kept, or without a cache, and a shuffled kept batch copies its images only when read", async () => {
     const ds = grayDataset(12, S, S, 3, 6);
