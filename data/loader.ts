@@ -14,6 +14,7 @@ import type { Dataset, SkippedImage } from "./dataset.js";
 import { CorruptImageError } from "./image.js";
 import { mapLimit } from "./concurrency.js";
 import { Rng } from "../util/random.js";
+import { consecutive } from "../util/typed-arrays.js";
 import type { Transform } from "./transforms.js";
 import type { KeptImages, TransformCache } from "./transform-cache.js";
 
@@ -115,7 +116,7 @@ export class Loader {
     if (indices.length === 0 || !indices.every((i) => kept.kept[i])) return undefined;
     const labels = Int32Array.from(indices, (i) => this.dataset.labels[i]);
     const first = indices[0];
-    if (indices.every((i, k) => i === first + k)) {
+    if (consecutive(indices)) {
       return { images: kept.images.subarray(first * per, (first + indices.length) * per), labels, indices: Int32Array.from(indices), kept };
     }
     let images: Float32Array | undefined;

@@ -12,6 +12,7 @@ import { Tensor } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import type { Batch } from "../data/loader.js";
 import type { KeptImages } from "../data/transform-cache.js";
+import { consecutive } from "../util/typed-arrays.js";
 
 const deviceCopies = new WeakMap<KeptImages, Tensor | null>(); // null: too large for one binding
 // A copy's storage goes back to the pool when its kept images are garbage: nothing else reads it (the batches copied
@@ -59,10 +60,6 @@ export function writeBatchImages(b: Batch, into: Tensor): void {
   const rows = gathered(copy, b.indices);
   runtime().batch.copy(rows.buffer, 0, into.buffer, 0, rows.size * 4);
   rows.dispose();
-}
-
-function consecutive(indices: Int32Array): boolean {
-  return indices.length > 0 && indices.every((i, k) => i === indices[0] + k);
 }
 
 // Rows first.. of the copy into `into`, as many as it holds.
