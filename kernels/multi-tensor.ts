@@ -185,6 +185,7 @@ function layout<S extends UpdateSpec>(name: string, spec: Omit<S, "vec4" | "tens
       const chunk = group.slice(start, start + perDispatch);
       let end = 0;
       const ends = chunk.map(({ it }) => (end += vec4 ? it.size / 4 : it.size));
+      if (end > 0xffffffff) throw new Error(`uniform: "end${chunk.length - 1}" must be a u32, got ${end}`); // as packUniform checks u32s
       const elements = chunk.reduce((s, { it }) => s + it.size, 0);
       planned.push({
         kernel: getKernel(name, { ...spec, vec4, tensors: chunk.length } as S, wgsl),
