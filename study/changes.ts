@@ -9,6 +9,7 @@
 // data of every cell.
 import { type StudyConfig, headInitFor, studyIdentity } from "./config.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
+import { differences } from "../util/differences.js";
 
 // The top-level keys whose changes keep the finished cells.
 const KEEPING = ["strategies", "learningRates", "seeds", "name", "selectBy", "analysis"];
@@ -25,7 +26,7 @@ export function configChanges(before: StudyConfig, after: StudyConfig): ConfigCh
   const now = JSON.parse(studyIdentity(after));
   const changes: ConfigChanges = { keeping: [], refusing: [] };
   const shared = after.strategies.filter((s) => before.strategies.some((b) => strategyName(b) === strategyName(s)));
-  for (const d of differences(JSON.parse(studyIdentity(before)), now, "")) {
+  for (const d of differences(JSON.parse(studyIdentity(before)), now)) {
     const key = d.path.split(".")[0];
     if (KEEPING.includes(key)) changes.keeping.push(d.text);
     else if (!(key in PER_STRATEGY)) changes.refusing.push(d.text);
@@ -52,14 +53,6 @@ function isObject(v: unknown): v is Json {
 
 function show(v: unknown): string {
   return v === undefined ? "absent" : JSON.stringify(v);
-}
-
-// Every value that differs, by key path ("training.steps: 60 -> 400"); arrays are compared whole.
-function differences(a: unknown, b: unknown, path: string): { path: string; text: string }[] {
-  if (isObject(a) && isObject(b)) {
-    return [...new Set([...Object.keys(a), ...Object.keys(b)])].flatMap((key) => differences(a[key], b[key], path ? `${path}.${key}` : key));
-  }
-  return JSON.stringify(a) === JSON.stringify(b) ? [] : [{ path, text: `${path}: ${show(a)} -> ${show(b)}` }];
 }
 
 // The paths of every `fraction` key: the data specs whose images the first seed draws.

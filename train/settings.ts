@@ -5,6 +5,7 @@
 
 import { PRECISIONS, type Precision } from "../autograd/precision.js";
 import type { LossScaleSettings } from "../autograd/loss-scale.js";
+import { differences } from "../util/differences.js";
 
 export { type LossScaleSettings, PRECISIONS, type Precision };
 
@@ -42,4 +43,17 @@ export const TRAIN_DEFAULTS = {
 // a smaller one.
 export function runIdentity(value: unknown): string {
   return JSON.stringify(value, (key, v) => (key === "microBatch" ? undefined : v));
+}
+
+// What differs between two identities (runIdentity's strings), by key path with both values: a refused resume names
+// what changed ("lr: 0.001 -> 0.002", "model.heads: 2 -> 4") instead of printing both identities whole.
+export function identityChanges(saved: string, now: string): string[] {
+  const parse = (s: string): unknown => {
+    try {
+      return JSON.parse(s);
+    } catch {
+      return s;
+    }
+  };
+  return differences(parse(saved), parse(now)).map((d) => d.text);
 }

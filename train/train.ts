@@ -28,7 +28,7 @@
 // bounds each pass's activations: on lavapipe one storage binding holds at most 128 MiB, which caps ViT-B
 // training batches at about 50 images per pass.
 import { existsSync } from "node:fs";
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Tensor, tidy, tidyAsync } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
@@ -41,8 +41,9 @@ import type { Batch, Loader } from "../data/loader.js";
 import { type Schedule, checkSchedule, learningRate } from "./schedule.js";
 import { Progress, type ProgressStream } from "./progress.js";
 import { FORMAT, NonFiniteError, fingerprint, loadTrainable, snapshot } from "./checkpoint.js";
-import type { TrainSettings } from "./settings.js";
+import { type TrainSettings, identityChanges } from "./settings.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { readJsonFile } from "../util/json-file.js";
 import { type ScalingColumns, checkPrecisionOnDevice, lossScalerFor, scalingColumns, scalingRecord } from "./mixed-precision.js";
 import { ReplayedLoss } from "./replayed-loss.js";
 import { batchImages } from "./batch-images.js";
@@ -194,7 +195,8 @@ function metricsCsv(rows: MetricRow[], scaled: boolean): string {
 async function resumeFrom(lastPath: string, metricsPath: string, print: string, dir: string, tensors: [string, Tensor][]) {
   const { metadata: meta } = await readSafetensorsHeader(lastPath);
   if (meta.format !== FORMAT || meta.fingerprint !== print) {
-    throw new Error(`train: ${lastPath} was written by a run with other settings; delete ${dir} to start over (saved ${meta.fingerprint}, now ${print})`);
+    const changed = meta.format !== FORMAT ? [`format: ${meta.format} -> ${FORMAT}`] : identityChanges(meta.fingerprint, print);
+    throw new Error(`train: ${lastPath} was written by a run with other settings or data (${changed.join("; ")}); delete ${dir} to start over`);
   }
   if (meta[CHECKSUM_KEY] === undefined) {
     throw new Error(`train: ${lastPath}: expected the checksum of its tensors (${CHECKSUM_KEY}) in its metadata, found none; delete ${dir} to restart this run from scratch`);
@@ -207,7 +209,8 @@ async function resumeFrom(lastPath: string, metricsPath: string, print: string, 
     throw new Error(`train: ${e.message}; delete ${dir} to restart this run from scratch`, { cause: e });
   });
   const step = Number(meta.step);
-  const saved: MetricRow[] = JSON.parse(await readFile(metricsPath, "utf8")).rows;
+  const saved = ((await readJsonFile(metricsPath, "train")) as { rows?: MetricRow[] } | null)?.rows;
+  if (!Array.isArray(saved)) throw new Error(`train: ${metricsPath}: expected the metrics of ${lastPath}'s steps ({"rows": [...]}), got another value; delete ${dir} to restart this run from scratch`);
   return {
     step,
     optimizerSteps: Number(meta.optimizerSteps),

@@ -138,7 +138,7 @@ describe("train", () => {
     await expect(train(first)).rejects.toThrow("simulated kill");
     dispose(first);
     const o = setup("other", { steps: 2, warmupSteps: 0, evalEvery: 1, lr: 0.01 });
-    await expect(train(o)).rejects.toThrow(/was written by a run with other settings/);
+    await expect(train(o)).rejects.toThrow(/was written by a run with other settings or data \(lr: 0\.\d+ -> 0\.01\); delete /);
     dispose(o);
     const passes = setup("other", { steps: 2, warmupSteps: 0, evalEvery: 1, microBatch: 4 });
     expect((await train(passes)).resumedFrom).toBe(1);
@@ -161,6 +161,21 @@ describe("train", () => {
     expect(e.message).toContain("damaged or edited");
     expect(e.message).toContain(`delete ${join(data.root, "damaged")} to restart this run from scratch`);
     dispose(again);
+  });
+
+  it("refuses to resume from metrics.json that is not the metrics it wrote, naming it", async () => {
+    const first = setup("metrics", { steps: 2, warmupSteps: 0, evalEvery: 1 }, { onStep: (step) => {
+      if (step === 1) throw new Error("simulated kill");
+    } });
+    await expect(train(first)).rejects.toThrow("simulated kill");
+    dispose(first);
+    const metrics = join(data.root, "metrics", "metrics.json");
+    for (const [text, message] of [["xx", `train: ${metrics}: expected JSON, got a parse error`], ["{}", `train: ${metrics}: expected the metrics of`]]) {
+      await writeFile(metrics, text);
+      const again = setup("metrics", { steps: 2, warmupSteps: 0, evalEvery: 1 });
+      await expect(train(again)).rejects.toThrow(message);
+      dispose(again);
+    }
   });
 
   it("stops on a non-finite loss, naming the step, with the last good checkpoint intact", async () => {
