@@ -78,7 +78,8 @@ export const vitBench: Command = {
   --replay      also time inference and each training step replayed: its commands recorded once and encoded again
                 per run, without the host work of autograd and the kernels' wrappers (engine/replay.ts)
   --precision   f32 (default), f16 (the products' inputs in f16, with loss scaling), int8 or int8x2 (the products on
-                8-bit tensor cores as 3 or 2 int8 slices), as training.precision`,
+                8-bit tensor cores as 3 or 2 int8 slices), as training.precision
+  --json        print the rows as JSON`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
     const name = flags.model ?? "vit-s16";

@@ -25,7 +25,8 @@ export const waitBench: Command = {
   usage: `usage: node dist/run.js bench wait [--size 1024] [--reps 20] [--json]
 
   --size  the square matmul chained to make a long GPU job (default 1024)
-  --reps  matmuls chained per job (default 20: about a second on a 2-core CPU driver, for 10 ms CPU ticks)`,
+  --reps  matmuls chained per job (default 20: about a second on a 2-core CPU driver, for 10 ms CPU ticks)
+  --json  print the timings as JSON`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
     const n = flags.size ?? 1024;

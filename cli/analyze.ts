@@ -1,7 +1,7 @@
 // `analyze`: where forgetting happens, block by block, for every finished cell of a run folder (study/analysis.ts).
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
-import { parseArgs } from "../util/args.js";
+import { checkOutputFolder, parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { analyzeRun } from "../study/analysis.js";
 
@@ -43,6 +43,8 @@ per head. Block Expansion's new blocks count with the block they follow.`,
       const v = flags[flag];
       if (v !== undefined && v < 1) throw new UsageError(`flag --${flag}: expected an integer >= 1, got ${v}`);
     }
+    // The files are written after minutes of work: where they go is checked first.
+    if (flags.out !== undefined) await checkOutputFolder(flags.out, "out");
     await initEngine({ backend: flags.backend, adapter: flags.adapter });
     const { files } = await analyzeRun(dir, {
       out: flags.out,

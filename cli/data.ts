@@ -2,7 +2,7 @@
 // contact sheet of a few images per class, to check a dataset and its labels by eye.
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
-import { parseArgs, required } from "../util/args.js";
+import { checkOutputFile, parseArgs, required } from "../util/args.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DATASET_NAMES, describeDatasets, openDataset } from "../data/registry.js";
 import { parseClassList, subset } from "../data/subset.js";
@@ -26,6 +26,11 @@ const FLAGS = {
   seed: "int",
 } as const;
 
+const SHEET = { perClass: 8, classes: 20, tile: 64 }; // defaults
+const MAX_TILE = 1024;
+// Past this the canvas (3 bytes a pixel) is hundreds of MB, and sharp refuses raw images of 268 megapixels.
+const MAX_SHEET_PIXELS = 100e6;
+
 export const data: Command = {
   summary: "describe a dataset: counts, classes, image size, identity, and a PNG contact sheet",
   usage: `usage: node dist/run.js data --dataset NAME [--root DIR] [--split S] [--json] [--sheet out.png] [flags]
@@ -37,9 +42,10 @@ ${describeDatasets(" ".repeat(24))}
                         (train = train1); for imagefolder a split folder (default train/ if present)
   --json                print the summary as JSON
   --sheet FILE          write a PNG contact sheet: one row per class, the first images of each
-  --sheet-per-class N   images per row (default 8)
-  --sheet-classes N     rows: the first N classes (default 20)
-  --tile N              tile size in pixels (default 64)
+  --sheet-per-class N   images per row (default ${SHEET.perClass})
+  --sheet-classes N     rows: the first N classes (default ${SHEET.classes})
+  --tile N              tile size in pixels, at most ${MAX_TILE} (default ${SHEET.tile}); the sheet's tiles at most
+                        ${MAX_SHEET_PIXELS / 1e6} megapixels
   --check               decode every image, reporting undecodable ones (exit 1 if any, unless --skip-corrupt)
   --skip-corrupt        count undecodable images and go on (check and sheet)
   --classes LIST        keep these classes, renumbered from 0 in the order given, e.g. 0-4 or 5-9
@@ -54,6 +60,9 @@ ${describeDatasets(" ".repeat(24))}
       const v = flags[f];
       if (v !== undefined && v < 1) throw new UsageError(`--${f}: expected a positive integer, got ${v}`);
     }
+    const tile = flags.tile ?? SHEET.tile;
+    const perClass = flags["sheet-per-class"] ?? SHEET.perClass;
+    if (tile > MAX_TILE) throw new UsageError(`--tile: expected at most ${MAX_TILE} pixels, got ${tile}`);
     if (flags.fraction !== undefined && !(flags.fraction > 0 && flags.fraction <= 1)) throw new UsageError(`--fraction: expected a number in (0, 1], got ${flags.fraction}`);
     let classes: number[] | undefined;
     if (flags.classes !== undefined) {
@@ -64,6 +73,7 @@ ${describeDatasets(" ".repeat(24))}
       }
     }
 
+    if (flags.sheet) await checkOutputFile(flags.sheet, "sheet");
     let ds = await openDataset({ name, root: flags.root, split: flags.split });
     if (classes || flags.first !== undefined || flags.fraction !== undefined) {
       try {
@@ -73,12 +83,18 @@ ${describeDatasets(" ".repeat(24))}
         throw new UsageError(`--classes: ${(err as Error).message}`);
       }
     }
+    const rows = Math.min(flags["sheet-classes"] ?? SHEET.classes, ds.classes.length);
+    if (flags.sheet && rows * perClass * tile * tile > MAX_SHEET_PIXELS) {
+      throw new UsageError(
+        `--tile, --sheet-per-class, --sheet-classes: expected a sheet of at most ${MAX_SHEET_PIXELS / 1e6} megapixels, got ${rows} rows of ${perClass} tiles of ${tile} x ${tile} pixels`,
+      );
+    }
     const skipCorrupt = flags["skip-corrupt"] === true;
     const summary = await summarize(ds, { check: flags.check });
     // Corrupt images found by --check stop here (after the report) unless accepted.
     const fail = summary.corrupt.length > 0 && !skipCorrupt;
     const sheet =
-      flags.sheet && !fail ? await contactSheet(ds, { perClass: flags["sheet-per-class"], maxClasses: flags["sheet-classes"], tile: flags.tile, skipCorrupt }) : undefined;
+      flags.sheet && !fail ? await contactSheet(ds, { perClass, maxClasses: rows, tile, skipCorrupt }) : undefined;
     // Atomic, creating missing folders; a failure names the path.
     if (sheet && flags.sheet) await writeFileAtomic(flags.sheet, sheet.png);
     report(summary, sheet && { ...sheet, path: flags.sheet! }, flags.json === true, flags.check === true);

@@ -32,6 +32,8 @@ export const params: Command = {
       }
       return { strategy: strategyName(strategy), ...countFor(config, strategy) };
     });
+    const twice = rows.find((r, i) => rows.findIndex((o) => o.strategy === r.strategy) !== i);
+    if (twice) throw new UsageError(`--strategies: expected distinct strategies, got ${twice.strategy} twice`);
     if (flags.json) {
       console.log(JSON.stringify({ model: flags.model ?? "vit-b16", classes: config.classes, rows }, null, 2));
       return;

@@ -1,7 +1,11 @@
 // A small, strict flag parser: `--name value`, `--name=value` and boolean `--name`. No command takes positional
 // arguments but `report` (cli/report.ts sets its run folders apart first): those, unknown flags and missing values
-// are UsageErrors that name the argument or flag.
+// are UsageErrors that name the argument or flag. Also the checks of output flags that commands run before any work.
+import { constants } from "node:fs";
+import { access, stat } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import { HelpRequested, UsageError } from "./command.js";
+import { describeFileError, isFileError } from "./file-errors.js";
 
 export type FlagType = "string" | "number" | "int" | "boolean" | "list";
 export type FlagSpec = Record<string, FlagType>;
@@ -42,15 +46,55 @@ export function parseArgs<S extends FlagSpec>(argv: string[], spec: S): Flags<S>
 
 function convert(name: string, type: FlagType, raw: string): unknown {
   if (type === "string") return raw;
-  if (type === "list") return raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
-  const n = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(n)) throw new UsageError(`flag --${name}: expected a number, got "${raw}"`);
+  if (type === "list") {
+    const items = raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+    if (items.length === 0) throw new UsageError(`flag --${name}: expected a comma-separated list, got "${raw}"`);
+    return items;
+  }
+  const n = decimal(raw);
+  if (n === undefined) throw new UsageError(`flag --${name}: expected a decimal number, got "${raw}"`);
   if (type === "int" && !Number.isInteger(n)) throw new UsageError(`flag --${name}: expected an integer, got "${raw}"`);
   return n;
+}
+
+// A finite number written in decimal ("12", "-0.5", "1e-3"), else undefined: Number() alone also reads "0x10" as
+// 16, "0b11" as 3 and " 7 " as 7. For numbers inside list flags too.
+export function decimal(raw: string): number | undefined {
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(raw)) return undefined;
+  const n = Number(raw);
+  return Number.isFinite(n) ? n : undefined;
 }
 
 // For flags that must be present.
 export function required<T>(value: T | undefined, flag: string): T {
   if (value === undefined) throw new UsageError(`missing required flag --${flag}`);
   return value;
+}
+
+// An output folder's flag, checked before any work so that a run does not compute for minutes and then fail to
+// write (or write some files and not others): the folder, or its nearest existing parent where it is still to be
+// made, must be a folder this process can write in. Nothing is created here.
+export async function checkOutputFolder(dir: string, flag: string): Promise<void> {
+  for (let p = resolve(dir); ; p = dirname(p)) {
+    const info = await stat(p).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === "ENOENT" || e.code === "ENOTDIR") return undefined; // not there yet: look at its parent
+      throw new Error(`--${flag}: ${isFileError(e) ? describeFileError(e, p) : e.message}`, { cause: e });
+    });
+    if (info) {
+      if (!info.isDirectory()) {
+        throw new Error(`--${flag}: ${p === resolve(dir) ? `expected a folder, got the file ${dir}` : `cannot create the folder ${dir}: ${p} is a file, not a folder`}`);
+      }
+      await access(p, constants.W_OK).catch((e: NodeJS.ErrnoException) => {
+        throw new Error(`--${flag}: ${isFileError(e) ? describeFileError(e, p, "write in") : e.message}`, { cause: e });
+      });
+      return;
+    }
+    if (dirname(p) === p) return;
+  }
+}
+
+// An output file's flag: not a folder, in a folder checkOutputFolder accepts.
+export async function checkOutputFile(path: string, flag: string): Promise<void> {
+  if ((await stat(path).catch(() => undefined))?.isDirectory()) throw new Error(`--${flag}: cannot write ${path}: it is a folder, not a file`);
+  await checkOutputFolder(dirname(path), flag);
 }

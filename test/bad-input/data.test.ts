@@ -187,6 +187,14 @@ const imageFolders: DataCase[] = [
     says: (at) => [at("new", "sheet.png")],
     after: (at) => expect(existsSync(at("new", "sheet.png"))).toBe(true),
   },
+  {
+    what: "a contact sheet too large to make",
+    dataset: "imagefolder",
+    flags: (at) => ["--sheet", at("sheet.png"), "--sheet-per-class", "1000", "--tile", "1024"],
+    code: 2,
+    says: () => ["--tile, --sheet-per-class, --sheet-classes", "100 megapixels", "2 rows of 1000 tiles of 1024 x 1024"],
+    after: (at) => expect(existsSync(at("sheet.png"))).toBe(false),
+  },
   { what: "--classes past the dataset's classes", dataset: "imagefolder", flags: () => ["--classes", "1-3"], code: 2, says: () => ["--classes", "[0, 2)", "got 2"] },
 ];
 

@@ -1,0 +1,61 @@
+// The flag parser's numbers (decimal only), lists (never empty), and the output-flag checks commands run before
+// any work.
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { checkOutputFile, checkOutputFolder, decimal, parseArgs } from "../../util/args.js";
+import { UsageError } from "../../util/command.js";
+
+describe("numbers", () => {
+  it("decimal forms are read", () => {
+    for (const [raw, n] of [["12", 12], ["-0.5", -0.5], ["+3", 3], [".5", 0.5], ["3.", 3], ["1e-3", 1e-3], ["2E4", 2e4]] as const) {
+      expect(decimal(raw), raw).toBe(n);
+      expect(parseArgs(["--t", raw], { t: "number" }).t).toBe(n);
+    }
+  });
+  it("hex, binary, octal, blanks and infinities are not numbers here", () => {
+    for (const raw of ["0x10", "0b11", "0o7", " 7", "7 ", "", "Infinity", "1e999", "NaN", "1_000", "--1"]) {
+      expect(decimal(raw), raw).toBeUndefined();
+      expect(() => parseArgs(["--t", raw], { t: "number" }), raw).toThrow(`flag --t: expected a decimal number, got "${raw}"`);
+    }
+    expect(() => parseArgs(["--n=1.5"], { n: "int" })).toThrow('flag --n: expected an integer, got "1.5"');
+  });
+});
+
+describe("lists", () => {
+  it("items are trimmed, empty ones dropped", () => {
+    expect(parseArgs(["--l", " a, b,,c "], { l: "list" }).l).toEqual(["a", "b", "c"]);
+  });
+  it("a list of nothing is refused, naming the flag", () => {
+    for (const raw of [",", "", " , "]) {
+      expect(() => parseArgs(["--strategies", raw], { strategies: "list" })).toThrow(UsageError);
+      expect(() => parseArgs(["--strategies", raw], { strategies: "list" })).toThrow(`flag --strategies: expected a comma-separated list, got "${raw}"`);
+    }
+  });
+});
+
+describe("output flags, checked before any work and creating nothing", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "args-"));
+  await writeFile(join(dir, "file.txt"), "in the way");
+  await mkdir(join(dir, "folder"));
+
+  it("folders that exist or can be made pass, and are not made", async () => {
+    await checkOutputFolder(join(dir, "folder"), "out");
+    await checkOutputFolder(join(dir, "new", "deeper"), "out");
+    expect(existsSync(join(dir, "new"))).toBe(false);
+    await checkOutputFile(join(dir, "new", "f.npy"), "out");
+    await checkOutputFile(join(dir, "file.txt"), "out"); // replaced when written
+  });
+  it("a file where a folder goes is refused, naming the flag and the file", async () => {
+    await expect(checkOutputFolder(join(dir, "file.txt"), "dump-dir")).rejects.toThrow(`--dump-dir: expected a folder, got the file ${join(dir, "file.txt")}`);
+    await expect(checkOutputFolder(join(dir, "file.txt", "a", "b"), "out")).rejects.toThrow(
+      `--out: cannot create the folder ${join(dir, "file.txt", "a", "b")}: ${join(dir, "file.txt")} is a file, not a folder`,
+    );
+    await expect(checkOutputFile(join(dir, "file.txt", "f.npy"), "out")).rejects.toThrow(`--out: expected a folder, got the file ${join(dir, "file.txt")}`);
+  });
+  it("a folder where a file goes is refused", async () => {
+    await expect(checkOutputFile(join(dir, "folder"), "out")).rejects.toThrow(`--out: cannot write ${join(dir, "folder")}: it is a folder, not a file`);
+  });
+});
