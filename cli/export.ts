@@ -1,8 +1,9 @@
 // `export`: a fine-tuned model (base checkpoint + saved trainable tensors) as one checkpoint file.
 import { type Command, UsageError } from "../util/command.js";
-import { parseArgs, required } from "../util/args.js";
+import { checkOutputFile, parseArgs, required } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { exportMerged, loadFinetuned } from "../peft/save.js";
+import { HeadsError } from "../vit/checkpoint.js";
 import { writeSafetensors, type F32Tensor } from "../vit/safetensors.js";
 
 const FLAGS = { base: "string", finetuned: "string", out: "string", merge: "boolean", heads: "int", key: "string", "allow-other-base": "boolean" } as const;
@@ -13,10 +14,10 @@ export const exportCommand: Command = {
 
   --base              the checkpoint the model was fine-tuned from (checked against the manifest's SHA-256)
   --finetuned         the saved trainable tensors with their manifest (written by the trainer)
-  --out               the checkpoint to write
+  --out               the checkpoint to write, a .safetensors file
   --merge             fold LoRA into the weights: a plain ViT that \`features\` and timm load; without it the file
                       holds every tensor, adapters included, under their own names
-  --heads, --key      as for \`features\` (default heads: the number the manifest records)
+  --heads, --key      as for \`features\` (default heads: the number the manifest records, else as for \`features\`)
   --allow-other-base  skip the base checkpoint hash check`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
@@ -24,8 +25,13 @@ export const exportCommand: Command = {
     const finetuned = required(flags.finetuned, "finetuned");
     const out = required(flags.out, "out");
     if (flags.heads !== undefined && flags.heads < 1) throw new UsageError(`--heads: expected an integer >= 1, got ${flags.heads}`);
+    // Both forms are safetensors; a .pth name would promise torch.load a file it cannot read.
+    if (!out.endsWith(".safetensors")) throw new UsageError(`--out: expected a file name ending in .safetensors, got ${out}`);
+    await checkOutputFile(out, "out");
     await initEngine();
-    const { model, manifest } = await loadFinetuned(base, finetuned, { heads: flags.heads, key: flags.key, allowOtherBase: flags["allow-other-base"] });
+    const { model, manifest } = await loadFinetuned(base, finetuned, { heads: flags.heads, key: flags.key, allowOtherBase: flags["allow-other-base"] }).catch((e) => {
+      throw e instanceof HeadsError ? new UsageError(`--heads: ${e.message}`) : e;
+    });
     const metadata = { finetuned_from: manifest.base.file, base_sha256: manifest.base.sha256, strategy: manifest.strategy };
     if (flags.merge) await exportMerged(model, out, metadata);
     else {

@@ -1,10 +1,11 @@
 // `features`: CLS features of an .npy batch of images with a checkpoint (a stable contract: other tools and the
 // parity tests rely on it).
 import type { Command } from "../util/command.js";
-import { parseArgs, required } from "../util/args.js";
+import { checkOutputFile, checkOutputFolder, decimal, parseArgs, required } from "../util/args.js";
 import { UsageError } from "../util/command.js";
 import { initEngine } from "../engine/runtime.js";
 import { readNpy, writeNpy } from "../data/npy.js";
+import { HeadsError } from "../vit/checkpoint.js";
 import { loadVit } from "../vit/load.js";
 import { extractFeatures } from "../eval/features.js";
 import { join } from "node:path";
@@ -32,13 +33,15 @@ export const features: Command = {
   --input           float32 .npy of shape (N, 3, H, W), already normalised; H, W multiples of the patch size
                     (another resolution than the checkpoint's interpolates the position embeddings as DINO does)
   --out             float32 .npy of shape (N, C): the CLS token after the final LayerNorm
-  --heads           attention heads (default width / 64)
+  --heads           attention heads (default: the count the checkpoint states, in its safetensors metadata or
+                    the backbone.json beside it, else width / 64; a count contradicting the file's is refused)
   --batch           images per forward pass (default 32)
   --key             .pth only: the sub-dictionary holding the weights (e.g. teacher)
   --dump-attention  block indices (e.g. 0,11): write attention probabilities (N, H, T, T) as .npy
   --dump-blocks     block indices: write block outputs (N, T, C) as .npy
   --dump-dir        folder for the dumps (default: beside --out)
-  --allow-nonfinite load a checkpoint with NaN or infinite weights (a warning names them) instead of refusing it`,
+  --allow-nonfinite load a checkpoint with NaN or infinite weights (a warning names them) instead of refusing it
+  --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
     const weights = required(flags.weights, "weights");
@@ -46,8 +49,8 @@ export const features: Command = {
     const out = required(flags.out, "out");
     const indices = (list: string[] | undefined, flag: string) =>
       (list ?? []).map((s) => {
-        const n = Number(s);
-        if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${flag}: expected block indices, got "${s}"`);
+        const n = decimal(s);
+        if (n === undefined || !Number.isInteger(n) || n < 0) throw new UsageError(`--${flag}: expected block indices, got "${s}"`);
         return n;
       });
     const dumpAttention = indices(flags["dump-attention"], "dump-attention");
@@ -56,13 +59,28 @@ export const features: Command = {
       const v = flags[flag];
       if (v !== undefined && v < 1) throw new UsageError(`--${flag}: expected an integer >= 1, got ${v}`);
     }
+    // Where the results go, before any work: a failed dump must not follow a written --out.
+    const dumpDir = flags["dump-dir"] ?? join(out, "..");
+    await checkOutputFile(out, "out");
+    if (dumpAttention.length + dumpBlocks.length > 0) await checkOutputFolder(dumpDir, flags["dump-dir"] === undefined ? "out" : "dump-dir");
     await initEngine({ backend: flags.backend, adapter: flags.adapter });
     const x = await readNpy(input);
     if (x.dtype !== "float32" || x.shape.length !== 4 || x.shape[1] !== 3) {
       throw new Error(`features: ${input}: expected float32 (N, 3, H, W), got ${x.dtype} (${x.shape.join(", ")})`);
     }
     if (x.shape[0] === 0) throw new Error(`features: ${input}: expected at least one image, got 0`);
-    const { model, unused, nonfinite } = await loadVit(weights, { heads: flags.heads, key: flags.key, allowNonfinite: flags["allow-nonfinite"] });
+    const images = x.data as Float32Array;
+    const bad = images.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) {
+      const [, C, H, W] = x.shape;
+      const at = [Math.floor(bad / (C * H * W)), Math.floor(bad / (H * W)) % C, Math.floor(bad / W) % H, bad % W];
+      throw new Error(`features: ${input}: expected finite pixel values, got ${images[bad]} at index (${at.join(", ")}) (image, channel, row, column)`);
+    }
+    const loaded = await loadVit(weights, { heads: flags.heads, key: flags.key, allowNonfinite: flags["allow-nonfinite"] }).catch((e) => {
+      throw e instanceof HeadsError ? new UsageError(`--heads: ${e.message}`) : e;
+    });
+    const { model, unused, nonfinite } = loaded;
+    console.error(`${weights}: ${model.config.heads} attention heads (${loaded.headsFrom})`);
     if (unused.length) console.error(`warning: ${weights}: unused keys: ${unused.join(", ")}`);
     if (nonfinite.length) console.error(`warning: ${weights}: non-finite weights: ${nonfinite.join(", ")}`);
     const P = model.config.patchSize;
@@ -72,14 +90,13 @@ export const features: Command = {
     for (const i of [...dumpAttention, ...dumpBlocks]) {
       if (i >= model.blocks.length) throw new UsageError(`block ${i} does not exist: the model has ${model.blocks.length} blocks`);
     }
-    const result = await extractFeatures(model, x.data as Float32Array, x.shape, {
+    const result = await extractFeatures(model, images, x.shape, {
       batch: flags.batch,
       captureAttention: dumpAttention,
       captureBlocks: dumpBlocks,
     });
     await writeNpy(out, result.features, [x.shape[0], model.width]);
-    const dir = flags["dump-dir"] ?? join(out, "..");
-    for (const [name, t] of result.captured) await writeNpy(join(dir, `${name}.npy`), t.data, t.shape);
-    console.error(`wrote ${out} (${x.shape[0]} x ${model.width})${result.captured.size ? ` and ${result.captured.size} dumps in ${dir}` : ""}`);
+    for (const [name, t] of result.captured) await writeNpy(join(dumpDir, `${name}.npy`), t.data, t.shape);
+    console.error(`wrote ${out} (${x.shape[0]} x ${model.width})${result.captured.size ? ` and ${result.captured.size} dumps in ${dumpDir}` : ""}`);
   },
 };

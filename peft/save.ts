@@ -20,7 +20,7 @@ export interface Manifest {
   strategy: string; // strategyName(), e.g. "lora-r8"
   strategyOptions: Strategy; // everything applyStrategy needs, including LoRA alpha/targets or block positions
   classes: number;
-  heads?: number; // the base model's attention heads, which a checkpoint does not record (loaders assume width / 64)
+  heads?: number; // the base model's attention heads, which its checkpoint need not state (vit/checkpoint.ts)
   seed: number; // the head / adapter initialisation seed (only matters for tensors not saved)
   headInit?: HeadInit; // how the head was initialised; absent: "uniform" (manifests written before the choice)
   base: { file: string; sha256: string };

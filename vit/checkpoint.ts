@@ -8,7 +8,11 @@
 // MultiCropWrapper), model. or encoder.; and Hugging Face ViTModel (facebook/dino-vitb16), with or without vit.,
 // whose separate query/key/value are concatenated. Weights are (out, in) in every layout: no transposes.
 // Note: HF's ViT LayerNorm eps is 1e-12 where timm/DINO use 1e-6; `layout` tells the caller which it loaded.
+import { existsSync } from "node:fs";
 import { stat } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { readJsonFile } from "../util/json-file.js";
+import { headsFit } from "./config.js";
 import { readPth, type PthTensor } from "./pth.js";
 import { readSafetensors, readSafetensorsHeader, type F32Tensor } from "./safetensors.js";
 
@@ -17,7 +21,7 @@ export type { F32Tensor };
 export interface VitArchitecture {
   width: number; // C
   depth: number; // number of blocks
-  heads: number; // H, width/64 unless given
+  heads: number; // H: given, else as the checkpoint states it (statedHeads), else width/64
   patchSize: number; // P
   imageSize: number; // G * P, where G*G = number of position embeddings - 1
   channels: number; // input channels, 3 for RGB
@@ -29,13 +33,50 @@ export interface VitArchitecture {
 export interface LoadedCheckpoint {
   tensors: Map<string, F32Tensor>; // canonical names, see above
   arch: VitArchitecture;
+  headsFrom: string; // where arch.heads came from, for a log line: "given", a file that states it, or "width / 64"
   layout: "timm" | "hf";
   unused: string[]; // source keys that map to no canonical tensor (DINO heads, HF pooler, int counters), for a warning
 }
 
 export interface CheckpointOptions {
   key?: string; // .pth only: the sub-dictionary holding the state_dict, e.g. 'teacher'
-  heads?: number; // when width is not a multiple of 64
+  heads?: number; // needed where the checkpoint states none and width/64 is wrong; refused where it states another
+}
+
+// A head count that does not fit the checkpoint: one given that contradicts what the file states, or none that
+// divides its width. A command names its own flag for it (`--heads`).
+export class HeadsError extends Error {}
+
+// What a checkpoint says of its own head count, which its shapes cannot tell (width = heads * head dim for any
+// split): the safetensors metadata key HEADS_KEY (saveVit writes it), else the manifest of a backbone pre-trained
+// here, backbone.json beside the file and naming it, whose model must be the one the shapes show.
+export interface StatedHeads {
+  heads: number;
+  from: string; // where: "the file's metadata" or the manifest's path
+  model?: Record<string, unknown>; // the manifest's model, checked against the tensors' shapes
+}
+
+export const HEADS_KEY = "heads";
+// The format of the manifest train/backbone-manifest.ts writes beside a pre-trained backbone (vit/ may not import
+// train/, so it is named here and imported there).
+export const BACKBONE_MANIFEST_FORMAT = "peft-vit-webgpu/backbone@1";
+
+async function statedHeads(path: string, metadata: Record<string, string> = {}): Promise<StatedHeads | undefined> {
+  const said = metadata[HEADS_KEY];
+  if (said !== undefined) {
+    if (!/^[1-9][0-9]*$/.test(said)) throw new Error(`checkpoint: ${path}: expected __metadata__.${HEADS_KEY} to be a positive integer, got "${said}"`);
+    return { heads: Number(said), from: "the file's metadata" };
+  }
+  const manifestPath = join(dirname(path), "backbone.json");
+  if (!existsSync(manifestPath)) return undefined;
+  const manifest = (await readJsonFile(manifestPath, "checkpoint")) as { format?: unknown; file?: unknown; hyperParameters?: { model?: Record<string, unknown> } } | null;
+  if (manifest?.format !== BACKBONE_MANIFEST_FORMAT || manifest.file !== basename(path)) return undefined;
+  const model = manifest.hyperParameters?.model;
+  const heads = model?.heads;
+  if (typeof heads !== "number" || !Number.isSafeInteger(heads) || heads < 1) {
+    throw new Error(`checkpoint: ${manifestPath}: expected hyperParameters.model.heads, a positive integer, for ${path}, got ${JSON.stringify(heads)}`);
+  }
+  return { heads, from: manifestPath, model };
 }
 
 // Wrapper prefixes stripped from the front of every key, repeatedly. `encoder.` is kept when HF's `encoder.layer.`
@@ -146,9 +187,33 @@ export function expectedShapes(a: VitArchitecture): Map<string, number[]> {
 
 const fmt = (shape: readonly number[] | undefined) => (shape ? `(${shape.join(", ")})` : "nothing");
 
+export interface HeadsOptions {
+  heads?: number; // given by the caller
+  stated?: StatedHeads; // what the checkpoint says
+}
+
+// The head count, in order: given (refused if the checkpoint states another), stated, width/64. The attention
+// kernels need a head dim that is a multiple of 4 (vit/config.ts headsFit).
+function chooseHeads(width: number, opts: HeadsOptions): { heads: number; from: string } {
+  const { heads: given, stated } = opts;
+  if (given !== undefined && stated && given !== stated.heads) {
+    throw new HeadsError(`checkpoint: expected ${stated.heads} heads, as ${stated.from} states, got ${given}`);
+  }
+  const choice = given !== undefined ? { heads: given, from: "given" } : stated ?? { heads: width / 64, from: "width / 64: the checkpoint states no head count" };
+  const { heads } = choice;
+  if (!headsFit(width, heads)) {
+    throw new HeadsError(`checkpoint: expected a head count dividing width ${width} into heads of a multiple of 4 channels, got ${heads} (${choice.from})`);
+  }
+  return { heads, from: choice.from };
+}
+
 // Reads the architecture off canonical tensor shapes, then checks every expected tensor exists with its shape
 // and that there are no stray canonical ones (a block past the depth). Needs only shapes, not data.
-export function inferArchitecture(tensors: Map<string, { shape: readonly number[] }>, opts: { heads?: number } = {}): VitArchitecture {
+export function inferArchitecture(tensors: Map<string, { shape: readonly number[] }>, opts: HeadsOptions = {}): VitArchitecture {
+  return infer(tensors, opts).arch;
+}
+
+function infer(tensors: Map<string, { shape: readonly number[] }>, opts: HeadsOptions): { arch: VitArchitecture; headsFrom: string } {
   const shape = (k: string) => tensors.get(k)?.shape;
   const req = (k: string, rank: number) => {
     const s = shape(k);
@@ -168,10 +233,7 @@ export function inferArchitecture(tensors: Map<string, { shape: readonly number[
   }
   if (depth === 0) throw new Error("checkpoint: expected blocks.0.* tensors, got none");
   const mlpHidden = req("blocks.0.mlp.fc1.weight", 2)[0];
-  const heads = opts.heads ?? width / 64;
-  if (!Number.isInteger(heads) || heads < 1 || width % heads !== 0) {
-    throw new Error(`checkpoint: expected a head count dividing width ${width}${opts.heads ? "" : " (width/64 by default; pass heads)"}, got ${heads}`);
-  }
+  const { heads, from: headsFrom } = chooseHeads(width, opts);
   const head = shape("head.weight");
   const arch: VitArchitecture = {
     width, depth, heads, patchSize, imageSize: grid * patchSize, channels, mlpHidden, hasHead: head !== undefined, classes: head ? head[0] : 0,
@@ -186,7 +248,13 @@ export function inferArchitecture(tensors: Map<string, { shape: readonly number[
     const hint = k.startsWith("head.") ? " (head.bias without head.weight?)" : "";
     throw new Error(`checkpoint: expected no ${k} in a ${depth}-block ViT${hint}, got ${fmt(shape(k))}`);
   }
-  return arch;
+  // A manifest that names the file but describes another model (a stale one) is not trusted for its heads.
+  for (const [k, v] of Object.entries(opts.stated?.model ?? {})) {
+    if (k !== "heads" && k in arch && arch[k as keyof VitArchitecture] !== v) {
+      throw new Error(`checkpoint: expected ${opts.stated!.from} to describe this model, got ${k} ${JSON.stringify(v)} where the tensors have ${arch[k as keyof VitArchitecture]}`);
+    }
+  }
+  return { arch, headsFrom };
 }
 
 // A missing path or a folder, said in the tool's words before any reader opens it.
@@ -199,18 +267,23 @@ async function checkFile(path: string): Promise<void> {
   if (!info.isFile()) throw new Error(`checkpoint: expected a checkpoint file ${path}, got a folder`);
 }
 
-// The file's tensors as the reader of its extension gives them; with shapesOnly, their shapes with empty data (a
-// safetensors header, a .pth's pickle), which canonicalize and inferArchitecture need no more than.
-async function readRaw(path: string, opts: CheckpointOptions, shapesOnly: boolean): Promise<Map<string, F32Tensor | PthTensor>> {
+// The file's tensors as the reader of its extension gives them, and a safetensors file's metadata; with shapesOnly,
+// the tensors' shapes with empty data (a safetensors header, a .pth's pickle), which canonicalize and
+// inferArchitecture need no more than.
+async function readRaw(path: string, opts: CheckpointOptions, shapesOnly: boolean): Promise<{ raw: Map<string, F32Tensor | PthTensor>; metadata?: Record<string, string> }> {
   const safetensors = path.endsWith(".safetensors");
   if (!safetensors && !/\.(pth|pt|bin)$/.test(path)) throw new Error(`checkpoint: expected a .safetensors, .pth, .pt or .bin file, got ${path}`);
   if (safetensors && opts.key !== undefined) throw new Error(`checkpoint: expected no key option for ${path}, got '${opts.key}' (safetensors files are flat)`);
   await checkFile(path);
-  if (!safetensors) return readPth(path, { key: opts.key, shapesOnly });
-  if (!shapesOnly) return (await readSafetensors(path)).tensors;
-  const { entries } = await readSafetensorsHeader(path);
+  if (!safetensors) return { raw: await readPth(path, { key: opts.key, shapesOnly }) };
+  if (!shapesOnly) {
+    const { tensors, metadata } = await readSafetensors(path);
+    return { raw: tensors, metadata };
+  }
+  const { entries, metadata } = await readSafetensorsHeader(path);
   const floats = new Set(["F32", "F16", "BF16"]); // what readSafetensors reads; others would be refused on loading
-  return new Map(entries.map((e) => [e.name, floats.has(e.dtype) ? { shape: e.shape, data: new Float32Array(0) } : { dtype: "i32", shape: e.shape, data: new Int32Array(0) }]));
+  const raw = new Map(entries.map((e) => [e.name, floats.has(e.dtype) ? { shape: e.shape, data: new Float32Array(0) } : { dtype: "i32" as const, shape: e.shape, data: new Int32Array(0) }]));
+  return { raw, metadata };
 }
 
 // canonicalize and inferArchitecture know tensors, not files: the file is added to what they find.
@@ -218,22 +291,25 @@ function inFile<T>(path: string, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    throw new Error(`${(e as Error).message}, in ${path}`, { cause: e });
+    const Kind = e instanceof HeadsError ? HeadsError : Error;
+    throw new Kind(`${(e as Error).message}, in ${path}`, { cause: e });
   }
 }
 
 // Loads a ViT checkpoint by extension, maps it to canonical names and infers and checks its architecture.
 export async function loadCheckpoint(path: string, opts: CheckpointOptions = {}): Promise<LoadedCheckpoint> {
-  const raw = await readRaw(path, opts, false);
+  const { raw, metadata } = await readRaw(path, opts, false);
+  const stated = await statedHeads(path, metadata);
   return inFile(path, () => {
     const { tensors, layout, unused } = canonicalize(raw);
-    return { tensors, arch: inferArchitecture(tensors, { heads: opts.heads }), layout, unused };
+    return { tensors, ...infer(tensors, { heads: opts.heads, stated }), layout, unused };
   });
 }
 
 // The architecture loadCheckpoint would find, from the tensors' shapes alone: no weights are read, so a study
 // checks its strategies against a checkpoint before any work.
 export async function readArchitecture(path: string, opts: CheckpointOptions = {}): Promise<VitArchitecture> {
-  const raw = await readRaw(path, opts, true);
-  return inFile(path, () => inferArchitecture(canonicalize(raw).tensors, { heads: opts.heads }));
+  const { raw, metadata } = await readRaw(path, opts, true);
+  const stated = await statedHeads(path, metadata);
+  return inFile(path, () => infer(canonicalize(raw).tensors, { heads: opts.heads, stated }).arch);
 }

@@ -27,6 +27,12 @@ export function namedConfig(name: string, classes = 0, overrides: Partial<VitCon
   return validateConfig({ ...base, classes, ...overrides });
 }
 
+// Whether `heads` splits `width` into heads of a multiple of 4 channels: the attention kernels load a head's
+// channels four at a time.
+export function headsFit(width: number, heads: number): boolean {
+  return Number.isInteger(heads) && heads >= 1 && width % heads === 0 && (width / heads) % 4 === 0;
+}
+
 export function validateConfig(c: VitConfig): VitConfig {
   const bad = (what: string) => {
     throw new Error(`vit config: ${what} (got ${JSON.stringify(c)})`);
@@ -35,8 +41,7 @@ export function validateConfig(c: VitConfig): VitConfig {
     if (!Number.isInteger(c[k]) || c[k] <= 0) bad(`${k} must be a positive integer`);
   }
   if (c.imageSize % c.patchSize !== 0) bad("imageSize must be a multiple of patchSize");
-  if (c.width % c.heads !== 0) bad("width must be a multiple of heads");
-  if ((c.width / c.heads) % 4 !== 0) bad("head dim (width / heads) must be a multiple of 4");
+  if (!headsFit(c.width, c.heads)) bad("width must split into heads of a multiple of 4 channels (width / heads)");
   if (!Number.isInteger(c.classes) || c.classes < 0) bad("classes must be a non-negative integer");
   return c;
 }

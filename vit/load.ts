@@ -1,6 +1,7 @@
 // Loading a ViT from a checkpoint file (timm / official DINO .pth, safetensors, Hugging Face ViTModel) and
-// saving one in timm layout. The architecture is inferred from the weights; heads = width/64 unless given.
-import { loadCheckpoint, type CheckpointOptions, type F32Tensor } from "./checkpoint.js";
+// saving one in timm layout. The architecture is inferred from the weights; the head count, which they cannot show,
+// is given, or stated by the checkpoint (vit/checkpoint.ts), or width/64. A saved ViT states its own.
+import { HEADS_KEY, loadCheckpoint, type CheckpointOptions, type F32Tensor } from "./checkpoint.js";
 import { writeSafetensors } from "./safetensors.js";
 import { validateConfig, type VitConfig } from "./config.js";
 import { buildVit, type VisionTransformer } from "./model.js";
@@ -8,6 +9,7 @@ import { buildVit, type VisionTransformer } from "./model.js";
 export interface LoadedVit {
   model: VisionTransformer;
   layout: "timm" | "hf";
+  headsFrom: string; // where the head count came from, for a log line
   unused: string[]; // keys of the file that map to no parameter, for a warning
   nonfinite: string[]; // with allowNonfinite: the tensors holding NaN or infinities, for a warning
 }
@@ -51,7 +53,7 @@ export async function loadVit(path: string, opts: LoadOptions = {}): Promise<Loa
     }
     return t.data;
   });
-  return { model, layout: ckpt.layout, unused: ckpt.unused, nonfinite };
+  return { model, layout: ckpt.layout, headsFrom: ckpt.headsFrom, unused: ckpt.unused, nonfinite };
 }
 
 // Every parameter read back to the CPU, keyed by its timm name (LoRA and other adapter tensors included).
@@ -64,7 +66,8 @@ export async function stateDict(model: VisionTransformer): Promise<Map<string, F
   return out;
 }
 
-// Writes the model as a timm-layout safetensors file that loadVit (and timm) read back.
+// Writes the model as a timm-layout safetensors file that loadVit (and timm) read back, with its head count in the
+// metadata (HEADS_KEY), which the weights' shapes cannot show.
 export async function saveVit(model: VisionTransformer, path: string, metadata: Record<string, string> = {}): Promise<void> {
-  await writeSafetensors(path, await stateDict(model), metadata);
+  await writeSafetensors(path, await stateDict(model), { ...metadata, [HEADS_KEY]: String(model.config.heads) });
 }

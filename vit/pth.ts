@@ -10,7 +10,7 @@
 // Nothing in the pickle is executed: an unknown GLOBAL becomes an opaque placeholder, an error only if it sits
 // where a tensor is asked for (DINO's full checkpoints hold an argparse.Namespace beside 'teacher').
 import { open, type FileHandle } from "node:fs/promises";
-import { inflateRawSync } from "node:zlib";
+import { crc32, inflateRawSync } from "node:zlib";
 import { decodeBF16, decodeF16, readExactly } from "./safetensors.js";
 
 export type PthTensor =
@@ -30,6 +30,7 @@ interface ZipEntry {
   method: number; // 0 stored, 8 deflate
   compressedSize: number;
   size: number;
+  crc: number; // CRC-32 of the uncompressed bytes
   localOffset: number; // of the local file header
 }
 
@@ -76,6 +77,7 @@ async function readZipDirectory(fh: FileHandle, path: string): Promise<Map<strin
     if (p + 46 > cdSize || v.getUint32(p, true) !== CDIR_SIG) throw fail(`expected central directory entry ${i} at offset ${cdOffset + p}, got garbage`);
     const flags = v.getUint16(p + 8, true);
     const method = v.getUint16(p + 10, true);
+    const crc = v.getUint32(p + 16, true);
     const compressedSize = v.getUint32(p + 20, true);
     const entrySize = v.getUint32(p + 24, true);
     const nameLen = v.getUint16(p + 28, true);
@@ -88,15 +90,16 @@ async function readZipDirectory(fh: FileHandle, path: string): Promise<Map<strin
     }
     if (flags & 1) throw fail(`entry '${name}': expected an unencrypted entry, got an encrypted one`);
     if (method !== 0 && method !== 8) throw fail(`entry '${name}': expected compression stored (0) or deflate (8), got method ${method}`);
-    entries.set(name, { name, method, compressedSize, size: entrySize, localOffset });
+    entries.set(name, { name, method, compressedSize, size: entrySize, crc, localOffset });
     p += 46 + nameLen + extraLen + commentLen;
   }
   return entries;
 }
 
-// The entry's uncompressed bytes, in a fresh buffer (offset 0, so any typed array can view it).
-async function readZipEntry(fh: FileHandle, e: ZipEntry, path: string): Promise<Uint8Array> {
-  const what = `pth: ${path}: entry '${e.name}'`;
+// The entry's uncompressed bytes, in a fresh buffer (offset 0, so any typed array can view it), checked against the
+// CRC-32 the zip directory records. `tensors`: the names of the tensors a storage entry holds, for errors.
+async function readZipEntry(fh: FileHandle, e: ZipEntry, path: string, tensors: string[] = []): Promise<Uint8Array> {
+  const what = `pth: ${path}: entry '${e.name}'${tensors.length ? ` (tensor${tensors.length > 1 ? "s" : ""} ${tensors.map((t) => `'${t}'`).join(", ")})` : ""}`;
   const local = new Uint8Array(30);
   await readExactly(fh, local, e.localOffset, what);
   const lv = new DataView(local.buffer);
@@ -105,16 +108,22 @@ async function readZipEntry(fh: FileHandle, e: ZipEntry, path: string): Promise<
   const start = e.localOffset + 30 + lv.getUint16(26, true) + lv.getUint16(28, true);
   const raw = new Uint8Array(e.compressedSize);
   await readExactly(fh, raw, start, what);
-  if (e.method === 0) return raw;
-  let out: Uint8Array;
-  try {
-    out = new Uint8Array(inflateRawSync(raw));
-  } catch (err) {
-    throw new Error(`${what}: expected a valid deflate stream, got: ${(err as Error).message}`);
+  let out = raw;
+  if (e.method === 8) {
+    try {
+      out = new Uint8Array(inflateRawSync(raw));
+    } catch (err) {
+      throw new Error(`${what}: expected a valid deflate stream, got: ${(err as Error).message}`);
+    }
   }
-  if (out.length !== e.size) throw new Error(`${what}: expected ${e.size} bytes after inflating, got ${out.length}`);
+  if (out.length !== e.size) throw new Error(`${what}: expected ${e.size} bytes${e.method === 8 ? " after inflating" : ""}, got ${out.length}`);
+  // torch writes entries uncompressed, so nothing else would notice a flipped bit in a weight.
+  const crc = crc32(out);
+  if (crc !== e.crc) throw new Error(`${what}: expected CRC-32 ${hex(e.crc)} as the zip directory records, got ${hex(crc)}: the file is damaged`);
   return out;
 }
+
+const hex = (n: number) => n.toString(16).padStart(8, "0");
 
 // ---- pickle ----
 
@@ -438,7 +447,7 @@ export async function readPth(path: string, opts: ReadPthOptions = {}): Promise<
       if (!bytesPer) throw new Error(`pth: ${path}: tensor '${users[0][0]}': unsupported storage type ${type}`);
       const entry = entries.get(`${prefix}data/${key}`);
       if (!entry) throw new Error(`pth: ${path}: tensor '${users[0][0]}': expected archive entry ${prefix}data/${key}, got none`);
-      const raw = await readZipEntry(fh, entry, path);
+      const raw = await readZipEntry(fh, entry, path, users.map(([name]) => name));
       if (raw.length < numel * bytesPer) throw new Error(`pth: ${path}: storage ${key}: expected ${numel * bytesPer} bytes for ${numel} elements of ${type}, got ${raw.length}`);
       const storage = decodeStorage(type, raw, numel);
       for (const [name, t] of users) out.set(name, materialise(t, storage, users.length === 1, name, path));

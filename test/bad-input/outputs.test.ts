@@ -35,7 +35,37 @@ const outputCases: BadCase[] = [
     says: (at) => [at("new", "f.npy")],
     after: (at) => expect(existsSync(at("new", "f.npy"))).toBe(true),
   },
-  { what: "features --dump-dir a file", setup: featuresSetup, argv: (at) => featuresArgv(at, "--out", at("f.npy"), "--dump-blocks", "0", "--dump-dir", at("file.txt")), code: 1, says: (at) => [at("file.txt")], never: [RAW_NODE] },
+  {
+    what: "features --dump-dir a file: nothing written",
+    setup: featuresSetup,
+    argv: (at) => featuresArgv(at, "--out", at("f.npy"), "--dump-blocks", "0", "--dump-dir", at("file.txt")),
+    code: 1,
+    says: (at) => ["--dump-dir", at("file.txt")],
+    never: [RAW_NODE],
+    after: (at) => expect(existsSync(at("f.npy"))).toBe(false),
+  },
+  {
+    what: "features --dump-dir below a file",
+    setup: featuresSetup,
+    argv: (at) => featuresArgv(at, "--out", at("f.npy"), "--dump-attention", "1", "--dump-dir", at("file.txt", "dumps")),
+    code: 1,
+    says: (at) => ["--dump-dir", at("file.txt")],
+    never: [RAW_NODE],
+    after: (at) => expect(existsSync(at("f.npy"))).toBe(false),
+  },
+  {
+    what: "features with a NaN pixel",
+    setup: async (at) => {
+      await featuresSetup(at);
+      const x = new Float32Array(2 * 3 * 16 * 16);
+      x[1 * 768 + 2 * 256 + 3 * 16 + 4] = NaN;
+      await write(at("x.npy"), npy(x, [2, 3, 16, 16]));
+    },
+    argv: (at) => featuresArgv(at, "--out", at("f.npy")),
+    code: 1,
+    says: (at) => [at("x.npy"), "NaN", "(1, 2, 3, 4)"],
+    after: (at) => expect(existsSync(at("f.npy"))).toBe(false),
+  },
   { what: "features --dump-attention past the last block", setup: featuresSetup, argv: (at) => featuresArgv(at, "--out", at("f.npy"), "--dump-attention", "5"), code: 2, says: ["block 5 does not exist", "2 blocks"] },
   {
     what: "knn --json with k past the bank says how many voted",
@@ -70,6 +100,7 @@ interface ExportCase {
   finetuned?: (s: StudyRun) => Promise<Uint8Array>; // written as ft.safetensors; default the cell's best
   base?: (s: StudyRun, at: At) => string | Promise<string>; // default the study's backbone
   out?: (at: At) => string; // default at("out.safetensors")
+  setupOut?: (at: At) => Promise<unknown>; // puts something where --out points
   flags?: string[]; // default --heads 2 (the backbone is 16 wide with 2 heads)
   code?: 0 | 1 | 2; // default 1
   says: (at: At) => (string | RegExp)[];
@@ -84,6 +115,7 @@ function exportCase(c: ExportCase): BadCase {
       const s = await study();
       await write(at("ft.safetensors"), c.finetuned ? await c.finetuned(s) : await readFile(join(s.cell, "best.safetensors")));
       base = c.base ? await c.base(s, at) : s.backbone;
+      await c.setupOut?.(at);
     },
     argv: (at) => ["export", "--base", base, "--finetuned", at("ft.safetensors"), "--out", (c.out ?? ((a) => a("out.safetensors")))(at), ...(c.flags ?? ["--heads", "2"])],
     code: c.code ?? 1,
@@ -127,9 +159,12 @@ const exportCases: ExportCase[] = [
     flags: ["--allow-other-base", "--heads", "2"],
     says: (at) => [at("ft.safetensors"), "head.weight", "(3, 16)"],
   },
-  { what: "--heads that does not divide a 16-wide backbone", flags: ["--heads", "3"], says: () => ["head count dividing width 16", "3"] },
+  // The study's pre-trained backbone states its 2 heads (saveVit writes them).
+  { what: "--heads against the backbone's own count", flags: ["--heads", "3"], code: 2, says: () => ["--heads", "expected 2 heads", "got 3"] },
+  { what: "no --heads: the backbone states them", flags: [], code: 0, says: (at) => [at("out.safetensors")] },
   { what: "a missing base", base: (_s, at) => at("missing.safetensors"), says: (at) => [at("missing.safetensors"), /does not exist|no such file/] },
-  { what: "--out a folder", out: (at) => at("ft.safetensors", ".."), says: (at) => [at(), "folder"] },
+  { what: "--out a folder", out: (at) => at("x.safetensors"), setupOut: (at) => mkdir(at("x.safetensors")), says: (at) => ["--out", at("x.safetensors"), "folder"] },
+  { what: "--out a .pth name", out: (at) => at("y.pth"), flags: ["--heads", "2", "--merge"], code: 2, says: (at) => ["--out", at("y.pth"), ".safetensors"], after: (at) => expect(existsSync(at("y.pth"))).toBe(false) },
 ];
 
 // features reads a full ViT; a cell's checkpoint holds only the trainable tensors.
@@ -172,5 +207,18 @@ const resumeCases = [
   resumeCase("an edited last checkpoint", (b) => b.writeFloatLE(0.125, b.length - 4)),
 ];
 
+// analyze computes for minutes before it writes: where it writes is checked first.
+const analyzeOut: BadCase = {
+  what: "analyze --out a file",
+  setup: async (at) => {
+    await study();
+    await write(at("afile"), "in the way");
+  },
+  argv: (at) => ["analyze", join(root(), "study", "run"), "--out", at("afile")],
+  code: 1,
+  says: (at) => ["--out", "expected a folder", at("afile")],
+  never: [RAW_NODE, "analysis:"],
+};
+
 describe("command outputs", () => runCases(root, outputCases));
-describe("export and resume of a study's checkpoints", () => runCases(root, [...exportCases.map(exportCase), cellAsWeights, ...resumeCases]));
+describe("export and resume of a study's checkpoints", () => runCases(root, [...exportCases.map(exportCase), cellAsWeights, ...resumeCases, analyzeOut]));

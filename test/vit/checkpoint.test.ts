@@ -2,10 +2,12 @@
 // canonical tensors bit for bit; architecture inference on the tiny fixture and on ViT-B/16 and ViT-S/8 shape
 // tables written out by hand, and from a file's shapes alone (readArchitecture); errors name the key, the
 // expected and the found shape.
+import { copyFile, mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { canonicalize, inferArchitecture, loadCheckpoint, readArchitecture, stripPrefixes, type F32Tensor } from "../../vit/checkpoint.js";
-import { readSafetensors } from "../../vit/safetensors.js";
+import { BACKBONE_MANIFEST_FORMAT, HeadsError, canonicalize, inferArchitecture, loadCheckpoint, readArchitecture, stripPrefixes, type F32Tensor } from "../../vit/checkpoint.js";
+import { readSafetensors, writeSafetensors } from "../../vit/safetensors.js";
 
 const FIXTURES = join(import.meta.dirname, "../fixtures");
 const fixture = (name: string) => join(FIXTURES, name);
@@ -162,9 +164,13 @@ describe("errors name the key, the expected and the found shape", () => {
       expect(() => inferArchitecture(s)).toThrow(message);
     });
   }
-  it("a width that is not a multiple of 64 needs heads", async () => {
-    await expect(loadCheckpoint(fixture("vit-tiny.safetensors"))).rejects.toThrow("checkpoint: expected a head count dividing width 32 (width/64 by default; pass heads), got 0.5");
-    expect(() => inferArchitecture(vitShapes(768, 1, 16, 197, 0), { heads: 5 })).toThrow("checkpoint: expected a head count dividing width 768, got 5");
+  it("a width that is not a multiple of 64 needs heads where the checkpoint states none", async () => {
+    await expect(loadCheckpoint(fixture("vit-tiny.pth"))).rejects.toThrow(
+      "checkpoint: expected a head count dividing width 32 into heads of a multiple of 4 channels, got 0.5 (width / 64: the checkpoint states no head count)",
+    );
+    expect(() => inferArchitecture(vitShapes(768, 1, 16, 197, 0), { heads: 5 })).toThrow("checkpoint: expected a head count dividing width 768 into heads of a multiple of 4 channels, got 5 (given)");
+    // The attention kernels' rule, as validateConfig has it: 768 / 384 = 2 channels a head.
+    expect(() => inferArchitecture(vitShapes(768, 1, 16, 197, 0), { heads: 384 })).toThrow(HeadsError);
   });
   it("HF attention without value", () => {
     const raw = new Map<string, F32Tensor>([
@@ -200,7 +206,75 @@ describe("readArchitecture: the architecture from the shapes alone", () => {
   }
   it("the same errors, naming the file", async () => {
     await expect(readArchitecture(fixture("nowhere.safetensors"))).rejects.toThrow(/nowhere\.safetensors, it does not exist/);
-    await expect(readArchitecture(fixture("vit-tiny.safetensors"), { heads: 5 })).rejects.toThrow(/expected a head count dividing width 32, got 5, in .*vit-tiny\.safetensors/);
+    await expect(readArchitecture(fixture("vit-tiny.pth"), { heads: 5 })).rejects.toThrow(/expected a head count dividing width 32 .*, got 5 \(given\), in .*vit-tiny\.pth/);
     await expect(readArchitecture(fixture("vit-tiny-full.pth"), { key: "nokey" })).rejects.toThrow("expected key 'nokey'");
+  });
+});
+
+// The shapes cannot tell 2 heads of 16 from 4 of 8: the count comes from the caller, else from what the checkpoint
+// says of itself (its safetensors metadata, a backbone manifest beside it naming it), else width/64.
+describe("the head count a checkpoint states", () => {
+  const TINY_MODEL = { imageSize: 16, patchSize: 4, width: 32, depth: 2, heads: 2, mlpHidden: 128 };
+  // A copy of the tiny .pth (which states nothing) with a backbone.json beside it.
+  async function withManifest(manifest: unknown): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), "heads-"));
+    await copyFile(fixture("vit-tiny.pth"), join(dir, "w.pth"));
+    await writeFile(join(dir, "backbone.json"), typeof manifest === "string" ? manifest : JSON.stringify(manifest));
+    return join(dir, "w.pth");
+  }
+  const manifest = (model: Record<string, unknown>, file = "w.pth") => ({ format: BACKBONE_MANIFEST_FORMAT, file, hyperParameters: { model } });
+
+  it("the safetensors metadata's heads, said so", async () => {
+    const ck = await loadCheckpoint(fixture("vit-tiny.safetensors"));
+    expect(ck.arch).toEqual(TINY);
+    expect(ck.headsFrom).toBe("the file's metadata");
+    expect(await readArchitecture(fixture("vit-tiny-hf.safetensors"))).toEqual(TINY);
+    expect((await loadCheckpoint(fixture("vit-tiny.safetensors"), { heads: 2 })).headsFrom).toBe("given");
+  });
+
+  it("a count given against the file's own is refused, naming both", async () => {
+    const refused = loadCheckpoint(fixture("vit-tiny.safetensors"), { heads: 4 });
+    await expect(refused).rejects.toThrow(HeadsError);
+    await expect(refused).rejects.toThrow(/expected 2 heads, as the file's metadata states, got 4, in .*vit-tiny\.safetensors/);
+    await expect(readArchitecture(fixture("vit-tiny.safetensors"), { heads: 32 })).rejects.toThrow("expected 2 heads, as the file's metadata states, got 32");
+  });
+
+  it("metadata heads that is no count is refused, naming the key", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "heads-"));
+    const path = join(dir, "w.safetensors");
+    await writeSafetensors(path, timm, { heads: "two" });
+    await expect(loadCheckpoint(path)).rejects.toThrow(`checkpoint: ${path}: expected __metadata__.heads to be a positive integer, got "two"`);
+  });
+
+  it("a pre-trained backbone's manifest beside the file", async () => {
+    const path = await withManifest(manifest(TINY_MODEL));
+    const manifestPath = join(path, "..", "backbone.json");
+    const ck = await loadCheckpoint(path);
+    expect(ck.arch.heads).toBe(2);
+    expect(ck.headsFrom).toBe(manifestPath);
+    expect(await readArchitecture(path)).toEqual(TINY);
+    await expect(loadCheckpoint(path, { heads: 4 })).rejects.toThrow(`expected 2 heads, as ${manifestPath} states, got 4`);
+  });
+
+  it("a manifest of another file, or not a backbone's, says nothing", async () => {
+    for (const m of [manifest(TINY_MODEL, "other.pth"), { kind: "checkpoint", path: "w.pth" }, [1, 2], null]) {
+      await expect(loadCheckpoint(await withManifest(m))).rejects.toThrow("got 0.5 (width / 64: the checkpoint states no head count)");
+    }
+  });
+
+  it("a manifest naming the file but describing another model, or broken, is refused by name", async () => {
+    const other = await withManifest(manifest({ ...TINY_MODEL, width: 64 }));
+    await expect(loadCheckpoint(other)).rejects.toThrow(`expected ${join(other, "..", "backbone.json")} to describe this model, got width 64 where the tensors have 32`);
+    const noHeads = await withManifest(manifest({ ...TINY_MODEL, heads: undefined }));
+    await expect(readArchitecture(noHeads)).rejects.toThrow(`checkpoint: ${join(noHeads, "..", "backbone.json")}: expected hyperParameters.model.heads, a positive integer`);
+    const broken = await withManifest("{oops");
+    await expect(readArchitecture(broken)).rejects.toThrow(`checkpoint: ${join(broken, "..", "backbone.json")}: expected JSON, got a parse error`);
+  });
+
+  it("the shipped backbone (64 wide, 2 heads) gets its 2 heads from its manifest, not width/64's 1", async () => {
+    const path = "backbones/dino-fashion-mnist-50ep-grid/backbone.safetensors";
+    const ck = await loadCheckpoint(path);
+    expect(ck.arch).toMatchObject({ width: 64, heads: 2 });
+    expect(ck.headsFrom).toBe(join("backbones/dino-fashion-mnist-50ep-grid", "backbone.json"));
   });
 });

@@ -164,6 +164,14 @@ describe("hand-built archives", () => {
   });
 });
 
+// The archive with one bit flipped inside the first occurrence of `inside`: sizes and offsets stay right, the
+// CRC-32 its directory records does not.
+function flipped(archive: Uint8Array, inside: ArrayLike<number>): Uint8Array {
+  const b = new Uint8Array(archive);
+  b[Buffer.from(b).indexOf(Buffer.from(Uint8Array.from(inside))) + 1] ^= 1;
+  return b;
+}
+
 describe("errors name the file and the thing", () => {
   const goodPkl = () => pickle(dict([["w", tensor("0", "FloatStorage", 2, 0, [2], [1])]]));
   const cases: [string, () => string, string][] = [
@@ -185,6 +193,15 @@ describe("errors name the file and the thing", () => {
     ["view past the storage", () => archive(pickle(dict([["w", tensor("0", "FloatStorage", 2, 1, [2], [1])]])), [["0", floats(1, 2)]]), "tensor 'w': expected offset 1, size (2), stride (1) within a storage of 2 elements"],
     ["big-endian archive", () => writeFile(zip([["t/data.pkl", goodPkl()], ["t/byteorder", new TextEncoder().encode("big")], ["t/data/0", floats(1, 2)]])), "expected byteorder 'little', got 'big'"],
     ["nested dicts without a key", () => writeFile(readFileSync(fixture("vit-tiny-full.pth"))), "expected the top-level object to be a flat state_dict, got nested dicts student, teacher; pick one with the key option"],
+    ["a flipped bit in a storage", () => writeFile(flipped(zip([["t/data.pkl", goodPkl()], ["t/data/0", floats(1, 2)]]), floats(1, 2))), "entry 't/data/0' (tensor 'w'): expected CRC-32 "],
+    ["a flipped bit in the pickle", () => writeFile(flipped(zip([["t/data.pkl", goodPkl()], ["t/data/0", floats(1, 2)]]), str("storage"))), "entry 't/data.pkl': expected CRC-32 "],
+    ["a deflated entry that inflates to other bytes than recorded", () => {
+      const b = new Uint8Array(readFileSync(fixture("pth-special-deflate.pth")));
+      const name = "renamed-folder/data.pkl";
+      const cd = Buffer.from(b).lastIndexOf(name) - 46; // its central directory record
+      new DataView(b.buffer).setUint32(cd + 16, 0x12345678, true); // the CRC-32 field
+      return writeFile(b);
+    }, "entry 'renamed-folder/data.pkl': expected CRC-32 12345678 as the zip directory records, got "],
   ];
   for (const [what, make, message] of cases) {
     it(what, async () => {
