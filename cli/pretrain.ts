@@ -29,10 +29,11 @@ export const pretrainCommand: Command = {
                backbone.checkpoint
   --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)
 
-A rerun with the same config and folder resumes from the last checkpoint (another config is refused). DINO logs
-per step the loss, the teacher's output entropy, the entropy of its mean output and the teacher-student KL
-(metrics.csv), and stops a run whose teacher collapses (uniform or constant outputs for collapse.window steps)
-with an error that names the form and the steps. "precision": "f16" (either method) trains in mixed precision
+A rerun with the same config and folder resumes from the last checkpoint; another config is refused, naming the
+settings that differ, and so is a folder holding the other method's pre-training. DINO logs per step the loss,
+the teacher's output entropy, the entropy of its mean output and the teacher-student KL (metrics.csv), and stops
+a run whose teacher collapses (uniform or constant outputs for collapse.window steps) with an error that names
+the form and the steps. "precision": "f16" (either method) trains in mixed precision
 with dynamic loss scaling ("lossScale"), the scale and the skipped steps in metrics.csv.`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
@@ -51,7 +52,7 @@ with dynamic loss scaling ("lossScale"), the scale and the skipped steps in metr
       return ds;
     };
     const data = await open(spec.data, "data");
-    console.error(`pretrain (${config.method}) on ${data.identity.name} ${data.identity.subset ?? ""} (${data.length} images) -> ${flags.out}`);
+    console.error(`pretrain (${config.method}) on ${[data.identity.name, data.identity.subset].filter(Boolean).join(" ")} (${data.length} images) -> ${flags.out}`);
     let evaluate: ((backbone: VisionTransformer) => Promise<number>) | undefined;
     if (config.knn) {
       const k = config.knn;

@@ -16,8 +16,10 @@ export const report: Command = {
 
   RUN          run folders of \`experiment\` (e.g. runs of the presets in configs/paper/), finished or still going:
                each reports its finished cells and names the missing ones; or pre-training runs: folders of
-               \`pretrain\` (metrics.json) and k-NN curves of scripts/dino-torch-reference.py (--out FILE.json),
-               drawn together as pretrain-knn (source k-NN accuracy against step, a line per run; .csv beside it)
+               \`pretrain\` (DINO's: metrics.json, while it runs too; supervised: backbone.json, when finished,
+               with the scores at step 0 and the end) whose config had "knn", and k-NN curves of
+               scripts/dino-torch-reference.py (--out FILE.json), drawn together as pretrain-knn (source k-NN accuracy
+               against step, a line per run; .csv beside it)
   --out        the folder for table1.md, table1.csv and the figures (.svg, .png, .vl.json)
   --json       print what was written and drawn as JSON
 

@@ -42,7 +42,8 @@ export function parsePretrainConfig(json: unknown, source = "config"): PretrainC
   let config: PretrainConfig | undefined;
   if (method === "dino") {
     c.object(o, "", ["$comment", "knn", ...DINO_KEYS]);
-    config = { method, spec: dinoSpec(c, o, ""), knn };
+    const spec = dinoSpec(c, o, "");
+    config = { method, spec, knn };
   } else if (method === "supervised") {
     const { method: _m, knn: _k, $comment: _c, ...rest } = o;
     const spec = pretrainSpec(c, rest, "") as PretrainSpec | undefined;

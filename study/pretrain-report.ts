@@ -1,29 +1,41 @@
-// The curves of pre-training runs, for `report`: an engine `pretrain` run folder (metrics.json's k-NN scores, written
-// at every checkpoint, so a run still going reports what it has) or a JSON curve of scripts/dino-torch-reference.py
-// (--out: {"knn": [{"step", "knn20"}], "device", "args"}), each a line of pretrain-knn.{vl.json,svg,png}
-// (study/figures/pretrain-curves.ts) and a column of pretrain-knn.csv.
+// The curves of pre-training runs, for `report`: an engine `pretrain` run folder, DINO's (metrics.json's k-NN scores,
+// written at every checkpoint, so a run still going reports what it has) or a finished supervised one's (the scores
+// at step 0 and the end, in backbone.json's metrics: it keeps no k-NN scores until it finishes), or a JSON curve of
+// scripts/dino-torch-reference.py (--out: {"knn": [{"step", "knn20"}], "device", "args"}), each a line of
+// pretrain-knn.{vl.json,svg,png} (study/figures/pretrain-curves.ts) and a column of pretrain-knn.csv.
 import { existsSync, statSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { writeFileAtomic } from "../util/atomic.js";
+import { readJsonFile } from "../util/json-file.js";
+import { holdsPretraining, readBackboneManifest } from "../train/backbone-manifest.js";
 import { renderPng, renderSvg } from "../plot/render.js";
 import { type PretrainCurve, pretrainCurvesSpec } from "./figures/pretrain-curves.js";
 
-// Whether `path` is something readPretrainCurve reads: a folder with metrics.json and no study config.json, or a
-// .json file.
+// Whether `path` is something readPretrainCurve reads: a folder with no study config.json and DINO's metrics.json or
+// a pre-training's manifest or checkpoint, or a .json file.
 export function isPretrainRun(path: string): boolean {
   if (!existsSync(path)) return false;
   if (statSync(path).isFile()) return path.endsWith(".json");
-  return existsSync(join(path, "metrics.json")) && !existsSync(join(path, "config.json"));
+  return !existsSync(join(path, "config.json")) && (existsSync(join(path, "metrics.json")) || holdsPretraining(path));
+}
+
+// The JSON holding a run's k-NN scores ("knn") and its file: the PyTorch script's curve or DINO's metrics.json, else
+// the manifest's metrics. A supervised run under way has none yet.
+async function scoresOf(full: string): Promise<{ file: string; json: Record<string, unknown> }> {
+  const file = statSync(full).isFile() ? full : join(full, "metrics.json");
+  if (existsSync(file)) return { file, json: ((await readJsonFile(file, "report")) ?? {}) as Record<string, unknown> };
+  const manifest = await readBackboneManifest(full, "report");
+  if (!manifest) throw new Error(`report: ${full} holds a pre-training under way with no k-NN scores yet (a supervised one writes them to backbone.json when it finishes)`);
+  return { file: join(full, "backbone.json"), json: manifest.metrics };
 }
 
 export async function readPretrainCurve(path: string): Promise<PretrainCurve> {
   const full = resolve(path);
   const reference = statSync(full).isFile(); // the PyTorch script's curve, else an engine run folder
-  const file = reference ? full : join(full, "metrics.json");
-  const json = JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>;
+  const { file, json } = await scoresOf(full);
   const knn = json.knn;
   if (!Array.isArray(knn)) throw new Error(`report: expected a "knn" list in ${file}, got ${knn === undefined ? "none" : typeof knn}`);
+  if (knn.length === 0) throw new Error(`report: ${full} has no k-NN curve: ${file} holds no k-NN scores (a pre-training scores its backbone only with "knn" in its config)`);
   const points = knn.map((k: Record<string, unknown>, i) => {
     const step = k.step;
     const value = "accuracy" in k ? k.accuracy : k.knn20; // the engine's, the PyTorch script's

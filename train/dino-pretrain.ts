@@ -14,8 +14,9 @@
 //                      (method, settings, data identity, seed, final metrics, the file's SHA-256)
 // Losses and metrics stay on the device and are read back every `logEvery` steps, when finiteness and collapse are
 // checked (not on Dawn's null backend, which computes nothing); a checkpoint every `checkpointEvery` steps and at
-// the end. Resuming loads last.safetensors (refused when the settings or data differ) and continues the epoch at the
-// batch after it, so a resumed run computes what an uninterrupted one does.
+// the end. Resuming loads last.safetensors (refused, naming each setting that differs, when the settings or data
+// do; a folder of a supervised pre-training is refused too) and continues the epoch at the batch after it, so a
+// resumed run computes what an uninterrupted one does.
 //
 // `precision` "f16" trains in mixed precision with dynamic loss scaling, as main_dino.py's --use_fp16 (train/dino.ts),
 // the scale in the checkpoints (train/mixed-precision.ts, shared with train/train.ts).
@@ -41,9 +42,9 @@ import { type CollapseSettings, checkCollapseSettings, detectCollapse } from "./
 import { NonFiniteError, loadTrainable, snapshot } from "./checkpoint.js";
 import { DivergedError } from "./train.js";
 import { Progress, type ProgressStream } from "./progress.js";
-import { type LossScaleSettings, type Precision, runIdentity } from "./settings.js";
+import { type LossScaleSettings, type Precision, identityChanges, runIdentity } from "./settings.js";
 import { type ScalingColumns, checkPrecisionOnDevice, lossScaleFor, scalingColumns, scalingRecord } from "./mixed-precision.js";
-import { writeBackboneManifest } from "./backbone-manifest.js";
+import { RESUME_CHECKPOINT, checkPretrainFolder, writeBackboneManifest } from "./backbone-manifest.js";
 
 export const FORMAT = "peft-vit-webgpu/dino-checkpoint/1";
 
@@ -161,8 +162,27 @@ export function checkDinoSpec(s: DinoSpec): void {
   if (s.crops.localCrops > 0 && s.crops.localSize % s.model.patchSize !== 0) {
     throw new Error(`dino: expected crops.localSize to be a multiple of the patch size ${s.model.patchSize}, got ${s.crops.localSize}`);
   }
+  const conflicts = dinoSpecConflicts(s);
+  if (conflicts.length > 0) throw new Error(`dino: ${conflicts.join("; ")}`);
   checkHeadSpec(s.head, "dino: head");
   checkCollapseSettings(s.collapse, "dino: collapse");
+}
+
+// Settings each valid alone but not together, as "<key>: expected ..., got ...". main_dino.py takes the first
+// two (its cosine then raises the rate; a local crop is then no smaller than a global one) and the third (its last
+// layer then never trains), and fails on the fourth (numpy refuses the temperature schedule's negative length).
+// Global crops are model.imageSize by construction. Keys missing from a config with other problems are skipped.
+export function dinoSpecConflicts(s: DinoSpec): string[] {
+  const out: string[] = [];
+  if (s.minLr > s.lr) out.push(`minLr: expected at most lr (${s.lr}), got ${s.minLr} (the cosine would raise the learning rate to it)`);
+  if (s.crops?.localCrops > 0 && s.crops.localSize > s.model?.imageSize) {
+    out.push(`crops.localSize: expected at most model.imageSize ${s.model.imageSize} (the global crops' size), got ${s.crops.localSize}`);
+  }
+  if (s.freezeLastLayerSteps >= s.steps) out.push(`freezeLastLayerSteps: expected fewer than steps (${s.steps}), got ${s.freezeLastLayerSteps} (the head's last layer would never train)`);
+  if (s.teacherTempWarmupSteps > s.steps) {
+    out.push(`teacherTempWarmupSteps: expected at most steps (${s.steps}), got ${s.teacherTempWarmupSteps} (the teacher's temperature would never reach teacherTemp)`);
+  }
+  return out;
 }
 
 // What must match for a checkpoint to be resumed: every setting that decides the trajectory, and the data.
@@ -204,6 +224,7 @@ function metricsCsv(rows: DinoRow[], knn: KnnPoint[], scaled: boolean): string {
 export async function dinoPretrain(o: DinoPretrainOptions): Promise<DinoPretrainResult> {
   const s = o.spec;
   checkDinoSpec(s);
+  await checkPretrainFolder(o.dir, "dino");
   await checkPrecisionOnDevice("dino", "precision", s.precision);
   const started = performance.now();
   await mkdir(o.dir, { recursive: true });
@@ -229,7 +250,8 @@ export async function dinoPretrain(o: DinoPretrainOptions): Promise<DinoPretrain
 async function resumeFrom(lastPath: string, metricsPath: string, print: string, dir: string, state: [string, Tensor][]) {
   const { metadata: meta } = await readSafetensorsHeader(lastPath);
   if (meta.format !== FORMAT || meta.fingerprint !== print) {
-    throw new Error(`dino: ${lastPath} was written by a run with other settings or data; delete ${dir} (or use another folder) to start over`);
+    const changed = meta.format !== FORMAT ? [`format: ${meta.format} -> ${FORMAT}`] : identityChanges(meta.fingerprint, print);
+    throw new Error(`dino: ${lastPath} was written by a run with other settings or data (${changed.join("; ")}); delete ${dir} (or use another folder) to start over`);
   }
   if (meta[CHECKSUM_KEY] === undefined) throw new Error(`dino: ${lastPath}: expected the checksum of its tensors in its metadata, found none; delete ${dir} to start over`);
   await loadTrainable(lastPath, state);
@@ -245,7 +267,7 @@ async function resumeFrom(lastPath: string, metricsPath: string, print: string, 
 
 async function run(o: DinoPretrainOptions, dino: Dino, loader: MultiCropLoader, print: string, started: number): Promise<DinoPretrainResult> {
   const s = o.spec;
-  const lastPath = join(o.dir, "last.safetensors");
+  const lastPath = join(o.dir, RESUME_CHECKPOINT.dino);
   const metricsPath = join(o.dir, "metrics.json");
   const K = s.head.prototypes;
   const state = dino.stateTensors();

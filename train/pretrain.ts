@@ -4,10 +4,11 @@
 // out by k-NN on the backbone's features) applies to either. The head is dropped: the cached file is a backbone.
 //
 // pretrainInto trains into a folder of the caller's (the `pretrain` command's --out): <dir>/train/ (checkpoints, so a
-// killed pre-training resumes), <dir>/backbone.safetensors and its manifest <dir>/backbone.json
-// (train/backbone-manifest.ts). pretrain, for a study, does that in its cache, <cacheDir>/pretrain/<hash>/, where
-// the hash covers the model and training settings, the identity of the data (files and selected indices) and the
-// transform its images get, so a changed spec trains a new model and an unchanged one is loaded at once.
+// killed pre-training resumes; a folder of a DINO pre-training is refused), <dir>/backbone.safetensors and its
+// manifest <dir>/backbone.json (train/backbone-manifest.ts). pretrain, for a study, does that in its cache,
+// <cacheDir>/pretrain/<hash>/, where the hash covers the model and training settings, the identity of the data
+// (files and selected indices) and the transform its images get, so a changed spec trains a new model and an
+// unchanged one is loaded at once.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -24,7 +25,7 @@ import { type LossScaleSettings, type OptimizerName, type Precision, type TrainS
 import { checkPrecisionOnDevice } from "./mixed-precision.js";
 import type { ProgressStream } from "./progress.js";
 import { train } from "./train.js";
-import { writeBackboneManifest } from "./backbone-manifest.js";
+import { checkPretrainFolder, writeBackboneManifest } from "./backbone-manifest.js";
 
 // What a pre-training runs: the study config's backbone.pretrain, checked and with its defaults.
 export interface PretrainSpec {
@@ -98,8 +99,8 @@ export async function pretrain(spec: PretrainSpec, data: Dataset, progress?: Pro
 
 export interface PretrainIntoOptions {
   progress?: ProgressStream;
-  // The source k-NN accuracy (percent) of a backbone, recorded in the manifest for the initialisation (a fresh
-  // run only) and the trained backbone.
+  // The source k-NN accuracy (percent) of a backbone, recorded in the manifest for the initialisation and the
+  // trained backbone.
   evaluate?: (backbone: VisionTransformer) => Promise<number>;
 }
 
@@ -109,13 +110,16 @@ export async function pretrainInto(
   dir: string,
   o: PretrainIntoOptions = {},
 ): Promise<{ path: string; manifestPath: string; sha256: string; seconds: number; finalLoss: number; knn: { step: number; accuracy: number }[] }> {
+  await checkPretrainFolder(dir, "supervised");
   await checkPrecisionOnDevice("pretrain", "precision", spec.precision); // named as the pre-training's key, before any work
   const started = performance.now();
   const path = join(dir, "backbone.safetensors");
   const classes = data.classes.length;
   const model = buildVit(validateConfig({ ...spec.model, classes: 0, eps: 1e-6 }), initialiser(spec.seed));
   const knn: { step: number; accuracy: number }[] = [];
-  if (o.evaluate && !existsSync(join(dir, "train", "last.safetensors"))) knn.push({ step: 0, accuracy: await o.evaluate(model) });
+  // Scored before train() loads a checkpoint, so a resumed run's manifest has the initialisation's score too (it is
+  // the seed's, whatever the run resumes from).
+  if (o.evaluate) knn.push({ step: 0, accuracy: await o.evaluate(model) });
   const trainable = applyStrategy(model, { kind: "full" }, classes, spec.seed);
   const loader = new Loader(data, new Transform(transformFor(spec.data, spec.model.imageSize)), {
     batchSize: spec.batchSize,

@@ -1,6 +1,7 @@
 // The `pretrain` command on a synthetic dataset with a tiny ViT: DINO and supervised runs write a backbone that
 // loads as a ViT, a manifest whose SHA-256 is the file's, and the held-out k-NN scores; missing flags and bad
-// configs are refused naming the flag, file or key. Supervised pre-training in f16 records its loss scaling.
+// configs are refused naming the flag, file or key; so are a folder of the other method's pre-training and a changed
+// setting. A rerun keeps the initialisation's k-NN score. Supervised pre-training in f16 records its loss scaling.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -84,6 +85,26 @@ describe("pretrain command", () => {
     const printed = await runWith({ method: "supervised", model, data: { ...data("train"), transform: "eval" }, steps: 3, batchSize: 8, lr: 0.001, knn: knn() }, "supervised");
     expect(printed.filter((l) => l.startsWith("source 3-NN")).length).toBe(2);
     expect(await expectBackbone("supervised")).toMatchObject({ method: "supervised", metrics: { knn: [{ step: 0 }, { step: 3 }] } });
+    // A rerun resumes at the end and keeps the initialisation's score: it scores the seed's initialisation again.
+    await runWith({ method: "supervised", model, data: { ...data("train"), transform: "eval" }, steps: 3, batchSize: 8, lr: 0.001, knn: knn() }, "supervised");
+    expect((await expectBackbone("supervised")).metrics).toMatchObject({ knn: [{ step: 0 }, { step: 3 }] });
+  });
+
+  // One folder, one pre-training: the other method would resume from nothing and overwrite the backbone.
+  it("refuses a folder holding the other method's pre-training, and names a changed setting", async () => {
+    const supervised = { model, data: { ...data("train"), transform: "eval" }, steps: 1, batchSize: 8, lr: 0.001 };
+    const dino = { method: "dino", model, data: data("train"), head: { hidden: 16, bottleneck: 8, prototypes: 10 }, crops: { localSize: 4, localCrops: 2, color: "grayscale" }, steps: 1, batchSize: 8 };
+    await runWith(dino, "held-dino");
+    await runWith(supervised, "held-supervised");
+    const manifests = async () => Promise.all(["held-dino", "held-supervised"].map((d) => readFile(join(root, d, "backbone.json"), "utf8")));
+    const before = await manifests();
+    await expect(runWith(supervised, "held-dino")).rejects.toThrow(
+      `pretrain: ${join(root, "held-dino")} holds a DINO pre-training (${join(root, "held-dino", "backbone.json")}), not a supervised pre-training (method: dino -> supervised)`,
+    );
+    await expect(runWith(dino, "held-supervised")).rejects.toThrow(`holds a supervised pre-training (${join(root, "held-supervised", "backbone.json")}), not a DINO pre-training`);
+    expect(await manifests()).toEqual(before);
+    await expect(runWith({ ...supervised, lr: 0.002 }, "held-supervised")).rejects.toThrow("was written by a run with other settings or data (lr: 0.001 -> 0.002)");
+    await expect(runWith({ ...dino, lr: 0.002 }, "held-dino")).rejects.toThrow("was written by a run with other settings or data (lr: 0.000015625 -> 0.002)");
   });
 
   // Mixed precision through train/train.ts: the loss scale in the checkpoint and the metrics, forced overflows (from

@@ -1,6 +1,7 @@
 // The pretrain command's config: DINO's defaults filled in (some from steps and batchSize), a study's
 // backbone.pretrain accepted as a supervised config, configs/dino-fashion-mnist.json valid, and every problem named
-// by key path at once.
+// by key path at once, settings that conflict (minLr above lr, local crops larger than the image, a last layer
+// frozen throughout, a temperature warm-up past the end) too, with a missing key's conflicts skipped.
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { SUPERVISED_STUDY } from "../../study/config.js";
@@ -60,6 +61,17 @@ describe("parsePretrainConfig", () => {
       "c.json: 5 problems:\n  batchSize: missing (required)\n  crops.extra: unknown key (known keys: localSize, localCrops, globalScale, localScale, color, blur, sampling)\n" +
         "  collapse.uniform: expected a fraction in (0, 1], got 2\n  warmupSteps: expected fewer than steps (10), got 10\n" +
         "  data.scale: expected no scale for DINO (its crops take crops.globalScale and crops.localScale), got [0.2, 1]",
+    );
+    const dino = { method: "dino", model, data, steps: 30, batchSize: 8, crops: { localSize: 14, color: "rgb" } };
+    expect(() => parsePretrainConfig({ ...dino, lr: 0.001, minLr: 1, crops: { localSize: 56, color: "rgb" }, freezeLastLayerSteps: 1000, teacherTempWarmupSteps: 31 }, "c.json")).toThrow(
+      "c.json: 4 problems:\n  minLr: expected at most lr (0.001), got 1 (the cosine would raise the learning rate to it)\n" +
+        "  crops.localSize: expected at most model.imageSize 28 (the global crops' size), got 56\n" +
+        "  freezeLastLayerSteps: expected fewer than steps (30), got 1000 (the head's last layer would never train)\n" +
+        "  teacherTempWarmupSteps: expected at most steps (30), got 31 (the teacher's temperature would never reach teacherTemp)",
+    );
+    expect(parsePretrainConfig({ ...dino, lr: 0.001, minLr: 0.001, crops: { localSize: 28, color: "rgb" }, freezeLastLayerSteps: 29, teacherTempWarmupSteps: 30 }).spec).toMatchObject({ minLr: 0.001 });
+    expect(() => parsePretrainConfig({ method: "dino", data, batchSize: 8, freezeLastLayerSteps: 5 })).toThrow(
+      /^config: 3 problems:\n {2}model: missing \(required\)\n {2}steps: missing \(required\)\n {2}crops: missing \(required\)$/,
     );
     expect(() => parsePretrainConfig([1])).toThrow("config: expected a JSON object at the top level, got an array of 1");
     expect(() => parsePretrainConfig({ method: "supervised", model, data, steps: 5, batchSize: 2, lr: 1, head: {} })).toThrow("head: unknown key");

@@ -1,12 +1,14 @@
-// study/pretrain-report.ts: pre-training curves from an engine run folder (metrics.json) and a PyTorch reference
-// curve (scripts/dino-torch-reference.py --out), told apart from study run folders; the CSV by step (a blank where
-// a run has no score), the figure's files, and malformed curves refused naming the file.
+// study/pretrain-report.ts: pre-training curves from an engine run folder (DINO's metrics.json, a finished supervised
+// run's backbone.json) and a PyTorch reference curve (scripts/dino-torch-reference.py --out), told apart from study
+// run folders; the CSV by step (a blank where a run has no score), the figure's files, and malformed curves, runs
+// without scores and supervised runs under way refused naming the folder or file.
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isPretrainRun, readPretrainCurve, writePretrainReport } from "../../study/pretrain-report.js";
+import { writeBackboneManifest } from "../../train/backbone-manifest.js";
 
 let root: string;
 beforeAll(async () => {
@@ -52,5 +54,31 @@ describe("pre-training curves", () => {
     await expect(readPretrainCurve(none)).rejects.toThrow(`report: expected a "knn" list in ${join(none, "metrics.json")}, got none`);
     const bad = await engineRun("bad", [{ step: 0, accuracy: 64.6 }, { step: "500" }]);
     await expect(readPretrainCurve(bad)).rejects.toThrow(`report: expected knn[1] of ${bad} to have a step and an accuracy, got {"step":"500"}`);
+  });
+
+  it("reads a finished supervised run's scores from its manifest, and says why a supervised run has none", async () => {
+    const supervised = async (name: string) => {
+      const dir = join(root, name);
+      await mkdir(join(dir, "train"), { recursive: true });
+      await writeFile(join(dir, "train", "last.safetensors"), "");
+      await writeFile(join(dir, "train", "metrics.json"), JSON.stringify({ rows: [] })); // the trainer's, no k-NN
+      return dir;
+    };
+    const finish = async (dir: string, knn: unknown[]) => {
+      await writeFile(join(dir, "backbone.safetensors"), "weights");
+      const data = { name: "npy", root: "/data", split: "train", count: 4, hash: "0123456789abcdef" };
+      await writeBackboneManifest(join(dir, "backbone.safetensors"), { method: "supervised", hyperParameters: {}, data, seed: 0, metrics: { finalLoss: 0.5, knn } });
+    };
+    const sup = await supervised("sup");
+    expect(isPretrainRun(sup)).toBe(true);
+    await expect(readPretrainCurve(sup)).rejects.toThrow(`report: ${sup} holds a pre-training under way with no k-NN scores yet (a supervised one writes them to backbone.json when it finishes)`);
+    await finish(sup, [{ step: 0, accuracy: 40 }, { step: 400, accuracy: 80.5 }]);
+    expect(await readPretrainCurve(sup)).toEqual({ run: "engine: sup", points: [{ step: 0, knn: 40 }, { step: 400, knn: 80.5 }] });
+
+    const none = await supervised("sup-no-knn");
+    await finish(none, []);
+    await expect(readPretrainCurve(none)).rejects.toThrow(`report: ${none} has no k-NN curve: ${join(none, "backbone.json")} holds no k-NN scores (a pre-training scores its backbone only with "knn" in its config)`);
+    const dino = await engineRun("dino-no-knn", []);
+    await expect(readPretrainCurve(dino)).rejects.toThrow(`report: ${dino} has no k-NN curve: ${join(dino, "metrics.json")} holds no k-NN scores`);
   });
 });

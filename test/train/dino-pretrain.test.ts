@@ -1,10 +1,11 @@
 // DINO pre-training end to end on a synthetic dataset with a tiny ViT (8 px, patch 4, 4 px local crops): the files
 // it writes and the manifest's SHA-256, a metric row per step, k-NN scores at 0, every knnEvery steps and the end,
-// an interrupted run resumed to the very same backbone, refused settings, and a forced uniform collapse stopped
-// with a CollapseError naming it. In mixed precision (precision "f16"): forced overflows skipped and recorded in the
+// an interrupted run resumed to the very same backbone, refused settings (a changed one named with both values; ones
+// that conflict named by key), and a forced uniform collapse stopped with a CollapseError naming it. In mixed precision (precision "f16"): forced overflows skipped and recorded in the
 // metrics, the loss scale and the device's step counts checkpointed, and an interrupted run resumed exactly. In
 // precision int8 (subgroup matrices emulated): every product as int8 slices, the metrics close to f32's.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
@@ -129,12 +130,22 @@ describe("dinoPretrain", () => {
 
   it("refuses to resume a folder of other settings, and bad settings", async () => {
     const dir = join(root, "other");
-    await dinoPretrain({ spec: { ...SPEC, steps: 3 }, data, dir });
-    await expect(dinoPretrain({ spec: { ...SPEC, steps: 3, lr: 0.001 }, data, dir })).rejects.toThrow("was written by a run with other settings or data");
+    const short = { ...SPEC, steps: 3, freezeLastLayerSteps: 1 };
+    await dinoPretrain({ spec: short, data, dir });
+    await expect(dinoPretrain({ spec: { ...short, lr: 0.001, seed: 2 }, data, dir })).rejects.toThrow(
+      `dino: ${join(dir, "last.safetensors")} was written by a run with other settings or data (lr: 0.005 -> 0.001; seed: 0 -> 2); delete ${dir}`,
+    );
     await expect(dinoPretrain({ spec: { ...SPEC, crops: { ...SPEC.crops, localSize: 6 } }, data, dir })).rejects.toThrow(
       "dino: expected crops.localSize to be a multiple of the patch size 4, got 6",
     );
     await expect(dinoPretrain({ spec: { ...SPEC, warmupSteps: 6 }, data, dir })).rejects.toThrow("dino: expected warmupSteps < steps (6), got 6");
+    // Each valid alone, not together: named by key, both values, before any work.
+    await expect(dinoPretrain({ spec: { ...SPEC, minLr: 1, freezeLastLayerSteps: 6 }, data, dir: join(root, "never") })).rejects.toThrow(
+      "dino: minLr: expected at most lr (0.005), got 1 (the cosine would raise the learning rate to it); freezeLastLayerSteps: expected fewer than steps (6), got 6 (the head's last layer would never train)",
+    );
+    await expect(dinoPretrain({ spec: { ...SPEC, crops: { ...SPEC.crops, localSize: 12 } }, data, dir })).rejects.toThrow("dino: crops.localSize: expected at most model.imageSize 8 (the global crops' size), got 12");
+    await expect(dinoPretrain({ spec: { ...SPEC, teacherTempWarmupSteps: 7 }, data, dir })).rejects.toThrow("dino: teacherTempWarmupSteps: expected at most steps (6), got 7");
+    expect(existsSync(join(root, "never"))).toBe(false);
   });
 
   // Forced overflows as in test/train/train.test.ts: from a scale of 2^40, lowered 2^12-fold at each, the scaled
