@@ -1,15 +1,17 @@
 // `experiment`: runs a forgetting study (study/runner.ts) from a JSON config, or the embedded default study
 // when run without a config (`node dist/run.js` with no arguments comes here).
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
 import { type Flags, parseArgs } from "../util/args.js";
 import { initEngine, runtime } from "../engine/runtime.js";
 import { DEFAULT_STUDY, type StudyConfig, parseStudyConfig } from "../study/config.js";
-import { type ExperimentResult, runExperiment } from "../study/runner.js";
+import { type ExperimentResult, folderChanges, runExperiment } from "../study/runner.js";
+import { readCellOutcome } from "../study/result-files.js";
+import { isDiverged } from "../study/results.js";
 import { cellsOf, formatCellList, parseCellList, parseShard } from "../study/cells.js";
-import { CLAIM_TIMING, describeOwner, staleness, thisOwner } from "../study/claims.js";
+import { CLAIM_TIMING, describeOwner, readClaim, staleness, thisOwner } from "../study/claims.js";
 import { resubmitFailed, submitStudy } from "../study/slurm.js";
 import { runWorkers, workerAdapters } from "../study/workers.js";
 import { pciDisplayDevices } from "../engine/pci.js";
@@ -208,19 +210,22 @@ errors name the key path.`,
   },
 };
 
-// Each cell's number, id and state, read from the run folder without a device.
-function listCells(config: StudyConfig, out: string): void {
+// Each cell's number, id and state, read from the run folder without a device. A folder of another config, whose
+// cells a run would refuse, is refused here too: its states are not this config's.
+async function listCells(config: StudyConfig, out: string): Promise<void> {
+  if (existsSync(join(out, "config.json"))) await folderChanges(out, config);
   const cells = cellsOf(config);
   const width = String(cells.length).length;
+  const idWidth = Math.max(...cells.map((c) => c.id.length));
   for (const [i, cell] of cells.entries()) {
     const dir = join(out, "cells", cell.id);
     let state = "to do";
-    if (existsSync(join(dir, "result.json"))) state = "diverged" in JSON.parse(readFileSync(join(dir, "result.json"), "utf8")) ? "diverged" : "finished";
-    else if (existsSync(join(dir, "claim.json"))) {
-      const claim = JSON.parse(readFileSync(join(dir, "claim.json"), "utf8"));
+    const claim = existsSync(join(dir, "result.json")) ? undefined : await readClaim(join(dir, "claim.json"));
+    if (existsSync(join(dir, "result.json"))) state = isDiverged(await readCellOutcome(join(dir, "result.json"), config, "experiment")) ? "diverged" : "finished";
+    else if (claim) {
       const stale = staleness(claim, CLAIM_TIMING);
       state = `claimed by ${describeOwner(claim)}${stale ? ` (stale: ${stale})` : ""}`;
     } else if (existsSync(join(dir, "last.safetensors"))) state = "started, resumable";
-    console.log(`${String(i + 1).padStart(width)}  ${cell.id.padEnd(Math.max(...cells.map((c) => c.id.length)))}  ${state}`);
+    console.log(`${String(i + 1).padStart(width)}  ${cell.id.padEnd(idWidth)}  ${state}`);
   }
 }

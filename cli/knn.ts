@@ -1,10 +1,10 @@
 // `knn`: DINO's weighted k-NN classifier (eval/knn.ts) on feature and label files in NPY format.
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
-import { parseArgs, required } from "../util/args.js";
+import { decimal, parseArgs, required } from "../util/args.js";
 import { labelsToInt32, readNpy } from "../data/npy.js";
 import { initEngine } from "../engine/runtime.js";
-import { knnClassify } from "../eval/knn.js";
+import { MIN_TEMPERATURE, knnClassify } from "../eval/knn.js";
 
 const FLAGS = {
   train: "string",
@@ -76,12 +76,12 @@ Equal similarities rank the lower training row first, equal votes the lower clas
       test: required(flags.test, "test"),
       testLabels: required(flags["test-labels"], "test-labels"),
     };
-    const ks = flags.k?.map(Number) ?? DEFAULT_KS;
-    if (ks.length === 0 || ks.some((k) => !Number.isInteger(k) || k < 1)) {
-      throw new UsageError(`flag --k: expected positive integers, got "${flags.k?.join(",")}"`);
-    }
+    const ks = flags.k?.map((s) => decimal(s) ?? NaN) ?? DEFAULT_KS;
+    if (ks.some((k) => !Number.isInteger(k) || k < 1)) throw new UsageError(`flag --k: expected positive integers, got "${flags.k?.join(",")}"`);
+    const twice = ks.find((k, i) => ks.indexOf(k) !== i);
+    if (twice !== undefined) throw new UsageError(`flag --k: expected distinct neighbour counts, got ${twice} twice`);
     const temperature = flags.temperature ?? DEFAULT_T;
-    if (!(temperature > 0)) throw new UsageError(`flag --temperature: expected a positive number, got ${temperature}`);
+    if (!(temperature >= MIN_TEMPERATURE)) throw new UsageError(`flag --temperature: expected a number >= 1/700 (${MIN_TEMPERATURE.toPrecision(3)}: below it the votes exp(sim / T) overflow), got ${temperature}`);
 
     // Read together, but a problem is reported in flag order, not in the order the reads happen to fail.
     const settled = await Promise.allSettled([readFeatures(paths.train), readLabels(paths.trainLabels), readFeatures(paths.test), readLabels(paths.testLabels)]);

@@ -66,6 +66,11 @@ function upload(train: Float32Array, d: number, rows: number): Tensor[] {
   return parts;
 }
 
+// The smallest temperature whose votes a double holds: a cosine similarity is at most 1, and exp(1 / T) summed over
+// up to 10^4 neighbours stays finite for 1 / T <= 700 (exp overflows past ~709.8); below it, every vote of a
+// positive similarity would be Infinity and the classes tie.
+export const MIN_TEMPERATURE = 1 / 700;
+
 export async function knnClassify(opts: KnnClassifyOptions): Promise<KnnResult[]> {
   const { trainLabels, testLabels, temperature } = opts;
   const d = rowsAndDim("train", opts.train, trainLabels.length);
@@ -74,7 +79,7 @@ export async function knnClassify(opts: KnnClassifyOptions): Promise<KnnResult[]
   if (opts.ks.length === 0 || opts.ks.some((k) => !Number.isInteger(k) || k < 1)) {
     throw new Error(`knnClassify: expected ks of positive integers, got [${opts.ks.join(", ")}]`);
   }
-  if (!(temperature > 0) || !Number.isFinite(temperature)) throw new Error(`knnClassify: expected temperature > 0, got ${temperature}`);
+  if (!(temperature >= MIN_TEMPERATURE) || !Number.isFinite(temperature)) throw new Error(`knnClassify: expected temperature >= 1/700 (${MIN_TEMPERATURE.toPrecision(3)}: below it the votes exp(sim / T) overflow), got ${temperature}`);
   let maxLabel = -1;
   for (const c of trainLabels) maxLabel = Math.max(maxLabel, c);
   for (const c of testLabels) maxLabel = Math.max(maxLabel, c);

@@ -32,7 +32,8 @@ import { ANALYSIS_FORMAT, type AnalysisKey, type CellAnalysis, type RunAnalysis,
 import { DEFAULTS, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
 import { ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
 import { attentionGrid } from "./figures/attention-grid.js";
-import { type BaselineResult, type CellOutcome, type CellResult, type StudyResults, isDiverged, summarize } from "./results.js";
+import { readBaseline, readCellOutcome } from "./result-files.js";
+import { type CellOutcome, type CellResult, type StudyResults, isDiverged, summarize } from "./results.js";
 
 export interface AnalyzeOptions {
   out?: string; // the folder for the files; default: the run folder
@@ -68,7 +69,7 @@ async function cellOutcomes(dir: string, config: StudyConfig): Promise<CellOutco
   const outcomes: CellOutcome[] = [];
   for (const id of ids) {
     const path = join(root, id, "result.json");
-    if (existsSync(path)) outcomes.push(await readJson<CellOutcome>(path));
+    if (existsSync(path)) outcomes.push(await readCellOutcome(path, config, "analyze"));
   }
   const names = config.strategies.map(strategyName);
   const rank = (c: CellOutcome) => {
@@ -192,7 +193,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
         dispose(model);
       }
     }
-    const baseline = await readJson<BaselineResult>(baselinePath);
+    const baseline = await readBaseline(baselinePath, config, "analyze");
     const results = summarize(config, baseline, outcomes, { backbone, data: {}, imageSize: size });
     const analysis: RunAnalysis = {
       format: ANALYSIS_FORMAT,

@@ -74,7 +74,7 @@ export function staleness(c: ClaimRecord, timing: ClaimTiming, now = Date.now())
   return undefined;
 }
 
-async function readClaim(path: string): Promise<ClaimRecord | undefined> {
+export async function readClaim(path: string): Promise<ClaimRecord | undefined> {
   try {
     return JSON.parse(await readFile(path, "utf8")) as ClaimRecord;
   } catch (e) {

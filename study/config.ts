@@ -12,11 +12,12 @@ import { DATASET_NAMES } from "../data/registry.js";
 import { parseClassList } from "../data/subset.js";
 import type { DataSpec } from "../data/spec.js";
 import { INTERPOLATIONS, RESAMPLERS, type TransformKind } from "../data/transforms.js";
-import type { ModelSpec } from "../vit/config.js";
+import { type ModelSpec, headsFit } from "../vit/config.js";
+import { MIN_TEMPERATURE } from "../eval/knn.js";
 import { type BackboneShape, HEAD_INITS, type HeadInit, STRATEGY_FORMS, type Strategy, parseStrategy, strategyName, strategyProblem } from "../peft/strategy.js";
 import { type LossScaleSettings, OPTIMIZERS, type OptimizerName, PRECISIONS, type Precision, TRAIN_DEFAULTS, type TrainSettings, runIdentity } from "../train/settings.js";
 import type { PretrainSpec } from "../train/pretrain.js";
-import type { DinoSpec } from "../train/dino-pretrain.js";
+import { type DinoSpec, dinoSpecConflicts } from "../train/dino-pretrain.js";
 import { DINO_HEAD_DEFAULTS } from "../train/dino-head.js";
 import { COLLAPSE_DEFAULTS } from "../train/dino-collapse.js";
 import { CROP_SAMPLINGS, MULTI_CROP_DEFAULTS } from "../data/multi-crop.js";
@@ -144,7 +145,9 @@ export class Checker {
     return typeof v === "number" && Number.isFinite(v) && ok(v) ? v : this.fail(path, what, v);
   }
 
+  // JSON reads integers beyond 2^53 rounded (9007199254740993 as ...992): refused rather than used so.
   int(v: unknown, path: string, min: number): number | undefined {
+    if (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v)) return this.fail(path, `an integer >= ${min} below 2^53 (larger ones are read rounded)`, v);
     return this.number(v, path, `an integer >= ${min}`, (n) => Number.isInteger(n) && n >= min);
   }
 
@@ -193,6 +196,7 @@ export function describe(v: unknown): string {
   if (Array.isArray(v)) return `an array of ${v.length}`;
   if (v === null) return "null";
   if (typeof v === "object") return "an object";
+  if (typeof v === "number" && !Number.isFinite(v)) return String(v); // JSON's 1e400: Infinity, which JSON writes as null
   return JSON.stringify(v);
 }
 
@@ -283,7 +287,7 @@ export function modelSpec(c: Checker, v: unknown, path: string): ModelSpec | und
   const m = Object.fromEntries(MODEL_KEYS.map((k) => [k, c.required(o, k, path, (x, p) => c.int(x, p, 1))])) as unknown as ModelSpec;
   if (MODEL_KEYS.some((k) => m[k as keyof ModelSpec] === undefined)) return undefined;
   if (m.imageSize % m.patchSize !== 0) c.errors.push(`${path}.imageSize: expected a multiple of patchSize ${m.patchSize}, got ${m.imageSize}`);
-  if (m.width % m.heads !== 0 || (m.width / m.heads) % 4 !== 0) {
+  if (!headsFit(m.width, m.heads)) {
     c.errors.push(`${path}.heads: expected a divisor of width ${m.width} leaving a head dim that is a multiple of 4, got ${m.heads}`);
   }
   return m;
@@ -404,6 +408,7 @@ export function dinoSpec(c: Checker, o: Record<string, unknown>, path: string): 
     for (const key of ["interpolation", "resampler"] as const)
       if (spec.data?.[key]) c.errors.push(`${join(path, `data.${key}`)}: expected none with crops.sampling "grid" (it samples bilinearly itself), got "${spec.data[key]}"`);
   if (spec.data?.scale) c.errors.push(`${join(path, "data.scale")}: expected no scale for DINO (its crops take crops.globalScale and crops.localScale), got [${spec.data.scale.join(", ")}]`);
+  c.errors.push(...dinoSpecConflicts(spec as DinoSpec).map((problem) => join(path, problem)));
   return spec as DinoSpec;
 }
 
@@ -436,7 +441,8 @@ function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
     queries: c.required(o, "queries", path, (x, p) => dataSpec(c, x, p, DEFAULTS.transform.knn)),
     ks,
     reportK,
-    temperature: c.optional(o, "temperature", path, DEFAULTS.knn.temperature, (x, p) => c.positive(x, p)),
+    temperature: c.optional(o, "temperature", path, DEFAULTS.knn.temperature, (x, p) =>
+      c.number(x, p, `a number >= 1/700 (${MIN_TEMPERATURE.toPrecision(3)}: below it the votes exp(sim / T) overflow)`, (n) => n >= MIN_TEMPERATURE)),
     batchSize: c.optional(o, "batchSize", path, DEFAULTS.knn.batchSize, (x, p) => c.int(x, p, 1)),
     atSteps: c.optional(o, "atSteps", path, undefined, (x, p) => {
       const steps = c.array(x, p, (y, q) => c.int(y, q, 0));

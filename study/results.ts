@@ -20,6 +20,9 @@ export interface CurvePoint {
 export interface BaselineResult {
   knn: KnnScores;
   seconds: number;
+  // The identities of the data it was measured on (its root left out), which later calls on the folder check; absent
+  // in baseline.json of builds before them.
+  data?: Record<string, Omit<DatasetIdentity, "root">>;
 }
 
 export interface CellResult {

@@ -9,7 +9,8 @@ import { basename, join, resolve } from "node:path";
 import { readArchitecture } from "../vit/checkpoint.js";
 import { type StudyConfig, parseStudyConfig } from "./config.js";
 import { cellsOf } from "./cells.js";
-import { type BaselineResult, type CellOutcome, type StudyNotes, type StudyResults, modelLabel, summarize } from "./results.js";
+import { readBaseline, readCellOutcome } from "./result-files.js";
+import { type CellOutcome, type StudyNotes, type StudyResults, modelLabel, summarize } from "./results.js";
 
 export interface RunFolder {
   dir: string; // absolute
@@ -24,20 +25,20 @@ const readJson = async <T>(path: string): Promise<T> => (await readJsonFile(path
 export async function readRunFolder(folder: string): Promise<RunFolder> {
   const dir = resolve(folder);
   const configPath = join(dir, "config.json");
-  if (!existsSync(configPath)) throw new Error(`report: expected a run folder holding config.json (experiment's) or metrics.json (pretrain's, from its first checkpoint on), got ${dir}${existsSync(dir) ? "" : " (it does not exist)"}`);
+  if (!existsSync(configPath)) throw new Error(`report: expected a run folder holding config.json (experiment's), or a pretrain folder (DINO's metrics.json from its first checkpoint on, or a finished run's backbone.json), got ${dir}${existsSync(dir) ? "" : " (it does not exist)"}`);
   const config = parseStudyConfig(await readJson(configPath), configPath);
   const outcomes: CellOutcome[] = [];
   const missing: string[] = [];
   for (const cell of cellsOf(config)) {
     const path = join(dir, "cells", cell.id, "result.json");
-    if (existsSync(path)) outcomes.push(await readJson<CellOutcome>(path));
+    if (existsSync(path)) outcomes.push(await readCellOutcome(path, config, "report"));
     else missing.push(cell.id);
   }
   const written = existsSync(join(dir, "results.json")) ? (await readJson<{ notes: StudyNotes }>(join(dir, "results.json"))).notes : undefined;
   const model = written?.model ?? (await modelOf(config));
   const notes: StudyNotes = written ?? { backbone: config.backbone.checkpoint ?? `pre-trained ViT (${basename(dir)})`, model, data: {}, imageSize: config.imageSize ?? 0 };
   const baselinePath = join(dir, "baseline.json");
-  const results = existsSync(baselinePath) ? summarize(config, await readJson<BaselineResult>(baselinePath), outcomes, notes) : undefined;
+  const results = existsSync(baselinePath) ? summarize(config, await readBaseline(baselinePath, config, "report"), outcomes, notes) : undefined;
   return { dir, config, results, missing, model };
 }
 

@@ -11,8 +11,9 @@
 //                         and seeds (and change name, selectBy, the microBatch settings): the finished cells stay,
 //                         config.json becomes the new config. Any other change is refused naming its keys
 //                         (study/changes.ts), unless `force` starts over
-//   backbone.json         where the backbone came from (checkpoint, or pre-training hash and time)
-//   baseline.json         the original backbone's k-NN accuracy
+//   backbone.json         where the backbone came from (checkpoint, or pre-training hash and time) and its SHA-256
+//   baseline.json         the original backbone's k-NN accuracy, and the identities of the data it was measured on
+//                         Later calls on the folder refuse another backbone file or other data (the same config)
 //   cells/<id>/           one per cell: train checkpoints and metrics (train/train.ts), result.json when finished
 //                         or diverged; knn-curve.json, the forgetting curve's points so far (study/knn-curve.ts);
 //                         claim.json while a worker trains it (study/claims.ts)
@@ -38,16 +39,16 @@
 // hold, and a stale claim (a dead worker) is taken over. A worker given a selection leaves the report to `collect`,
 // which writes it from the cells finished so far and names the missing ones.
 import { existsSync } from "node:fs";
-import { readFile, readdir, rm } from "node:fs/promises";
+import { readdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Dataset } from "../data/dataset.js";
+import type { Dataset, DatasetIdentity } from "../data/dataset.js";
 import { Loader } from "../data/loader.js";
 import { type DataSpec, type OpenedDatasets, openData, transformFor } from "../data/spec.js";
 import { Transform } from "../data/transforms.js";
 import { TransformCache } from "../data/transform-cache.js";
 import { loadVit } from "../vit/load.js";
-import { readArchitecture } from "../vit/checkpoint.js";
+import { HeadsError, readArchitecture } from "../vit/checkpoint.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { runtime } from "../engine/runtime.js";
 import type { Tensor } from "../engine/tensor.js";
@@ -57,7 +58,7 @@ import { MANIFEST_KEY, type Manifest, manifestOf, sha256File } from "../peft/sav
 import { datasetKnn } from "../eval/dataset-knn.js";
 import { evaluateAccuracy } from "../eval/accuracy.js";
 import { type StudyConfig, configJson, headInitFor, isDinoPretrain, parseStudyConfig } from "./config.js";
-import { configChanges } from "./changes.js";
+import { type ConfigChanges, configChanges } from "./changes.js";
 import { pretrain, pretrainDir } from "../train/pretrain.js";
 import { dinoPretrain, dinoPretrainDir } from "../train/dino-pretrain.js";
 import { CollapseError } from "../train/dino-collapse.js";
@@ -68,9 +69,11 @@ import { describeBackbone, describeCheckpoint } from "../train/backbone-manifest
 import { readSafetensorsHeader } from "../vit/safetensors.js";
 import { type ProgressStream, formatDuration } from "../train/progress.js";
 import { removeStaleTemporaries, writeJsonAtomic } from "../util/atomic.js";
+import { readJsonFile } from "../util/json-file.js";
 import { resolveShipped } from "../util/shipped.js";
 import { type BaselineResult, type CellOutcome, type CellResult, type DivergedCell, type KnnScores, type StudyResults, isDiverged, modelLabel, summarize } from "./results.js";
 import { REPORT_FILES, writeReport } from "./report.js";
+import { readBaseline, readCellOutcome } from "./result-files.js";
 import { KnnCurve } from "./knn-curve.js";
 import { selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
 import { type Cell, cellsOf } from "./cells.js";
@@ -167,25 +170,47 @@ async function knnScores(model: VisionTransformer, config: StudyConfig, data: St
   return { scores, seconds: (performance.now() - started) / 1000 };
 }
 
-async function readJson<T = unknown>(path: string): Promise<T> {
-  return JSON.parse(await readFile(path, "utf8")) as T;
-}
+const readJson = (path: string) => readJsonFile(path, "experiment");
 
 // A checkpoint backbone's depth and width are known once its header is read: every strategy is checked against
-// them before any work (a pre-trained one's, with the config). A pinned SHA-256 is checked first.
-async function checkStrategiesFit(config: StudyConfig): Promise<void> {
+// them before any work (a pre-trained one's, with the config), and the images' size against its patch. A pinned
+// SHA-256 is checked first.
+async function checkBackboneFit(config: StudyConfig): Promise<void> {
   const { checkpoint, heads, key, sha256 } = config.backbone;
-  if (checkpoint === undefined) return;
-  const path = resolveShipped(checkpoint, "experiment: backbone.checkpoint");
-  if (sha256 !== undefined) {
-    const actual = await sha256File(path);
-    if (actual !== sha256) throw new Error(`experiment: backbone.sha256: expected ${path} to hash to ${sha256}, got ${actual} (another file, or a damaged copy)`);
+  let arch: { patchSize: number; imageSize: number } | undefined = config.backbone.pretrain?.model;
+  if (checkpoint !== undefined) {
+    const path = resolveShipped(checkpoint, "experiment: backbone.checkpoint");
+    if (sha256 !== undefined) {
+      const actual = await sha256File(path);
+      if (actual !== sha256) throw new Error(`experiment: backbone.sha256: expected ${path} to hash to ${sha256}, got ${actual} (another file, or a damaged copy)`);
+    }
+    const read = await readArchitecture(path, { heads, key }).catch((e) => {
+      throw e instanceof HeadsError ? new Error(`experiment: backbone.heads: ${e.message}`, { cause: e }) : e;
+    });
+    const problems = config.strategies.flatMap((s, i) => {
+      const problem = strategyProblem(s, read);
+      return problem ? [`strategies[${i}]: expected ${problem} (backbone.checkpoint ${path}), got ${strategyName(s)}`] : [];
+    });
+    if (problems.length > 0) throw new Error(`experiment: ${problems.join("; ")}`);
+    arch = read;
   }
-  const arch = await readArchitecture(path, { heads, key });
-  const problems = config.strategies.flatMap((s, i) => {
-    const problem = strategyProblem(s, arch);
-    return problem ? [`strategies[${i}]: expected ${problem} (backbone.checkpoint ${path}), got ${strategyName(s)}`] : [];
-  });
+  if (arch && config.imageSize !== undefined && config.imageSize % arch.patchSize !== 0) {
+    throw new Error(`experiment: imageSize: expected a multiple of the backbone's patch size ${arch.patchSize} (its images are ${arch.imageSize} px), got ${config.imageSize}`);
+  }
+}
+
+// What the data bound, checked once it is open and before the run folder is touched: a training batch of more
+// images than transfer.train holds, or more neighbours than the bank, would fail (or mislabel the table) later.
+function checkDataFit(config: StudyConfig, data: StudyData): void {
+  const problems: string[] = [];
+  const train = data.transferTrain.length;
+  if (config.training.batchSize > train) problems.push(`training.batchSize: expected at most the ${train} images of transfer.train${data.transferVal ? " (after transfer.val's)" : ""} (every step takes a whole batch), got ${config.training.batchSize}`);
+  const pretrain = config.backbone.pretrain;
+  if (pretrain && data.pretrain && pretrain.batchSize > data.pretrain.length) {
+    problems.push(`backbone.pretrain.batchSize: expected at most the ${data.pretrain.length} images of backbone.pretrain.data, got ${pretrain.batchSize}`);
+  }
+  const over = config.knn.ks.filter((k) => k > data.bank.length);
+  if (over.length > 0) problems.push(`knn.ks: expected neighbour counts of at most the ${data.bank.length} images of knn.bank, got ${over.join(", ")}`);
   if (problems.length > 0) throw new Error(`experiment: ${problems.join("; ")}`);
 }
 
@@ -198,13 +223,12 @@ async function claimFolder(out: string, config: StudyConfig, force: boolean, log
     for (const name of ["cells", "baseline.json", "backbone.json", ...REPORT_FILES, ...ANALYSIS_FILES]) {
       await rm(join(out, name), { recursive: true, force: true });
     }
+  } else if (existsSync(path) && !(await holdsResults(out))) {
+    // An earlier call that stopped before any result (an error in its data, say) leaves nothing to keep.
+    if (JSON.stringify(await readJson(path).catch(() => undefined)) !== JSON.stringify(configJson(config))) log(`config changed: ${out} holds no results yet, so the new config replaces ${path}`);
   } else if (existsSync(path)) {
-    const before = await readJson(path).then((json) => parseStudyConfig(json, path)).catch((e: Error) => e);
-    const changes = before instanceof Error ? { keeping: [], refusing: [`unreadable: ${before.message}`] } : configChanges(before, config);
-    if (changes.refusing.length > 0) {
-      throw new Error(`experiment: ${out} holds a run of another config (${path}), whose finished cells this one cannot use:\n  ${changes.refusing.join("\n  ")}\nuse --force to discard them and start over, or choose another --out`);
-    }
-    if (changes.keeping.length > 0 && !(before instanceof Error)) {
+    const { before, changes } = await folderChanges(out, config);
+    if (changes.keeping.length > 0 && before) {
       const had = cellsOf(before).map((c) => c.id);
       const now = cellsOf(config).map((c) => c.id);
       log(`config changed, finished cells kept: ${changes.keeping.join("; ")}`);
@@ -215,6 +239,25 @@ async function claimFolder(out: string, config: StudyConfig, force: boolean, log
     }
   }
   await writeJsonAtomic(path, configJson(config));
+}
+
+// The folder's config.json (undefined where unreadable) and how `config` changes it; throws, naming the keys, where
+// the folder's finished cells cannot be kept under it (study/changes.ts).
+export async function folderChanges(out: string, config: StudyConfig): Promise<{ before?: StudyConfig; changes: ConfigChanges }> {
+  const path = join(out, "config.json");
+  const before = await readJson(path).then((json) => parseStudyConfig(json, path)).catch((e: Error) => e);
+  const changes = before instanceof Error ? { keeping: [], refusing: [`unreadable: ${before.message}`] } : configChanges(before, config);
+  if (changes.refusing.length > 0) {
+    throw new Error(`experiment: ${out} holds a run of another config (${path}), whose finished cells this one cannot use:\n  ${changes.refusing.join("\n  ")}\nuse --force to discard them and start over, or choose another --out`);
+  }
+  return { before: before instanceof Error ? undefined : before, changes };
+}
+
+// Whether a run folder holds anything a config change could make wrong: the original backbone's k-NN, or a cell's
+// folder (its checkpoints, its result).
+async function holdsResults(out: string): Promise<boolean> {
+  const cells = join(out, "cells");
+  return existsSync(join(out, "baseline.json")) || (existsSync(cells) && (await readdir(cells)).length > 0);
 }
 
 // A worker sharing the folder takes the study as config.json has it (absent: the preparation writes it). A changed
@@ -230,11 +273,11 @@ async function checkSameConfig(out: string, config: StudyConfig): Promise<void> 
 // What the cells' result.json files say before this call trains any, in cell order. Finished and diverged cells
 // are skipped; with `retry` a diverged cell's folder is deleted so that it trains again from scratch, result.json
 // last, so that a kill halfway leaves it diverged. The log says which.
-async function priorOutcomes(out: string, cells: Cell[], retry: boolean, log: (l: string) => void): Promise<Map<string, CellOutcome>> {
+async function priorOutcomes(out: string, config: StudyConfig, cells: Cell[], retry: boolean, log: (l: string) => void): Promise<Map<string, CellOutcome>> {
   const prior = new Map<string, CellOutcome>();
   for (const cell of cells) {
     const path = join(out, "cells", cell.id, "result.json");
-    if (existsSync(path)) prior.set(cell.id, await readJson<CellOutcome>(path));
+    if (existsSync(path)) prior.set(cell.id, await readCellOutcome(path, config, "experiment"));
   }
   const finished = [...prior].filter(([, c]) => !isDiverged(c)).map(([id]) => id);
   const diverged = [...prior].filter(([, c]) => isDiverged(c)).map(([id]) => id);
@@ -274,17 +317,16 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   }
 }
 
-// The study's backbone, recorded in the run folder's backbone.json: a checkpoint file, or its pre-training
-// (supervised or DINO), cached by its settings and run here where the cache lacks it. `note` describes a
+// The study's backbone and what backbone.json records of it: a checkpoint file, or its pre-training (supervised or
+// DINO), cached by its settings and run here where the cache lacks it. `note` describes a
 // pre-trained one for the report; a checkpoint's description needs its hash, which the caller computes.
 async function prepareBackbone(
   config: StudyConfig,
   data: StudyData,
-  out: string,
   progress: ProgressStream | undefined,
   sweep: (dir: string) => Promise<void>,
   log: (line: string) => void,
-): Promise<{ path: string; heads: number | undefined; note?: string }> {
+): Promise<{ path: string; heads: number | undefined; note?: string; record: Record<string, unknown> }> {
   const pretrainSpec = config.backbone.pretrain;
   if (pretrainSpec && isDinoPretrain(pretrainSpec)) {
     const { cacheDir, ...spec } = pretrainSpec;
@@ -303,8 +345,7 @@ async function prepareBackbone(
       });
       log(`backbone: DINO pre-trained in ${p.seconds.toFixed(1)} s, saved ${p.path}`);
     }
-    if (!existsSync(join(out, "backbone.json"))) await writeJsonAtomic(join(out, "backbone.json"), { kind: "pretrain", method: "dino", path });
-    return { path, heads: spec.model.heads, note: describeBackbone("dino", spec.model, spec.steps, ds.identity) };
+    return { path, heads: spec.model.heads, note: describeBackbone("dino", spec.model, spec.steps, ds.identity), record: { kind: "pretrain", method: "dino", path } };
   }
   if (pretrainSpec) {
     const spec = pretrainSpec;
@@ -316,12 +357,54 @@ async function prepareBackbone(
       throw passTooLarge(e, "backbone.pretrain.microBatch");
     });
     log(p.cached ? `backbone: cached ${p.path}` : `backbone: pre-trained in ${p.seconds.toFixed(1)} s, final loss ${p.finalLoss?.toFixed(4)}, saved ${p.path}`);
-    if (!existsSync(join(out, "backbone.json"))) await writeJsonAtomic(join(out, "backbone.json"), { kind: "pretrain", path: p.path, hash: p.hash, seconds: p.seconds });
-    return { path: p.path, heads: spec.model.heads, note: `${describeBackbone("supervised", spec.model, spec.steps, data.pretrain!.identity)} (supervised, a stand-in for DINO)` };
+    return {
+      path: p.path,
+      heads: spec.model.heads,
+      note: `${describeBackbone("supervised", spec.model, spec.steps, data.pretrain!.identity)} (supervised, a stand-in for DINO)`,
+      record: { kind: "pretrain", path: p.path, hash: p.hash, seconds: p.seconds },
+    };
   }
   const path = resolveShipped(config.backbone.checkpoint!, "experiment: backbone.checkpoint");
-  await writeJsonAtomic(join(out, "backbone.json"), { kind: "checkpoint", path });
-  return { path, heads: config.backbone.heads };
+  return { path, heads: config.backbone.heads, record: { kind: "checkpoint", path } };
+}
+
+// backbone.json: where the backbone came from and its SHA-256, which every later call checks: the cells and the
+// baseline of a run folder were computed from that file, and another one under the same path (or a pre-training
+// cache made again differently) would mix two backbones in one table.
+async function recordBackbone(path: string, record: Record<string, unknown>, sha256: string): Promise<void> {
+  const before = existsSync(path) ? await readJson(path) : undefined;
+  const recorded = (before as { sha256?: unknown } | undefined)?.sha256;
+  if (recorded !== undefined && recorded !== sha256) {
+    throw new Error(`experiment: the backbone ${record.path} hashes to ${sha256}, but this run folder's baseline and cells were computed from one hashing to ${recorded} (${path}): restore that file, or start over with --force or another --out`);
+  }
+  // Written where absent, and where a folder of an earlier build recorded no hash.
+  if (recorded === undefined) await writeJsonAtomic(path, { ...record, sha256 });
+}
+
+// The identities of the study's data (data/dataset.ts: file names and sizes, the subset drawn, the count), without
+// the folder they were read from: a run folder may move to a machine that keeps the same files elsewhere.
+function dataIdentities(data: StudyData): Record<string, Omit<DatasetIdentity, "root">> {
+  const sets = { bank: data.bank, queries: data.queries, transferTrain: data.transferTrain, transferTest: data.transferTest, transferVal: data.transferVal, pretrain: data.pretrain };
+  return Object.fromEntries(Object.entries(sets).flatMap(([key, ds]) => {
+    if (!ds) return [];
+    const { root: _, ...identity } = ds.identity;
+    return [[key, identity]];
+  }));
+}
+
+// The data the baseline (and so the cells) was computed on, against the data as it is now: files replaced or
+// grown under the same config would mix two datasets in one table. baseline.json of an earlier build holds none.
+async function checkSameData(baselinePath: string, data: StudyData): Promise<void> {
+  if (!existsSync(baselinePath)) return;
+  const recorded = ((await readJson(baselinePath)) as { data?: Record<string, unknown> } | null)?.data;
+  if (recorded === undefined) return;
+  const now = dataIdentities(data);
+  const changed = [...new Set([...Object.keys(recorded), ...Object.keys(now)])].filter((k) => JSON.stringify(recorded[k]) !== JSON.stringify(now[k]));
+  if (changed.length > 0) {
+    const show = (v: unknown) => (v === undefined ? "none" : JSON.stringify(v));
+    const lines = changed.map((k) => `${k}: ${show(recorded[k])} -> ${show(now[k as keyof typeof now])}`);
+    throw new Error(`experiment: the data differs from the data of this run folder's baseline and cells (${baselinePath}):\n  ${lines.join("\n  ")}\nrestore the files, or start over with --force or another --out`);
+  }
 }
 
 async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<ExperimentResult> {
@@ -340,19 +423,23 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   if (selected.some((c) => c === undefined)) throw new Error(`experiment: expected cell numbers from 1 to ${cells.length}, got ${o.cells!.join(",")}`);
   // A worker sharing the folder neither rewrites config.json nor sweeps the folder: others are writing in it.
   const shared = o.cells !== undefined || o.collect === true;
-  await checkStrategiesFit(config);
+  // Everything the config, the backbone's header and the data can tell is checked before the run folder is touched
+  // (--force discards it).
+  await checkBackboneFit(config);
   // The cells' precision against the adapter (and an int8 one's products on the device) before any work: a
   // preparation (a CPU node's, say) or a collect trains no cell, and a pre-training checks its own when it runs.
   if (!o.prepareOnly && !o.collect) await checkPrecisionOnDevice("experiment", "training.precision", config.training.precision);
+  const data = await openAll(config);
+  checkDataFit(config, data);
+  const baselinePath = join(out, "baseline.json");
+  if (!o.force) await checkSameData(baselinePath, data);
   if (shared) await checkSameConfig(out, config);
   else {
     await claimFolder(out, config, o.force ?? false, log);
     await sweep(out);
   }
-  const baselinePath = join(out, "baseline.json");
   if (o.collect && !existsSync(baselinePath)) throw new Error(`experiment: nothing to collect in ${out}: the preparation (the backbone and the original backbone's k-NN, baseline.json) has not run`);
-  const prior = await priorOutcomes(out, selected, o.retryDiverged ?? false, log);
-  const data = await openAll(config);
+  const prior = await priorOutcomes(out, config, selected, o.retryDiverged ?? false, log);
 
   // The preparation (backbone, baseline.json) once, by whichever worker claims it first; the others wait for it.
   const preparing = await claimOrWait(join(out, "prepare.claim.json"), owner, timing, log, () => existsSync(baselinePath));
@@ -361,10 +448,11 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     if (shared && !existsSync(join(out, "config.json"))) await writeJsonAtomic(join(out, "config.json"), configJson(config));
   }
 
-  const { path: backbonePath, heads, note } = await prepareBackbone(config, data, out, o.progress, sweep, log);
+  const { path: backbonePath, heads, note, record } = await prepareBackbone(config, data, o.progress, sweep, log);
   const load = async () => (await loadVit(backbonePath, { heads, key: config.backbone.key })).model;
   // Each cell's checkpoints name their base by hash, so that `export` can rebuild the fine-tuned model.
   const base = { file: backbonePath, sha256: await sha256File(backbonePath) };
+  await recordBackbone(join(out, "backbone.json"), record, base.sha256);
   const backboneNote = note ?? (await describeCheckpoint(backbonePath, base.sha256));
   if (note === undefined) log(`backbone: ${backboneNote}`);
 
@@ -376,7 +464,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   if (!existsSync(baselinePath)) {
     log(`k-NN of the original backbone: ${data.bank.length} bank images, ${data.queries.length} queries`);
     const { scores, seconds } = await knnScores(original, config, data, size);
-    const baseline: BaselineResult = { knn: scores, seconds };
+    const baseline: BaselineResult = { knn: scores, seconds, data: dataIdentities(data) };
     await writeJsonAtomic(baselinePath, baseline);
   }
   disposeModel(original);
@@ -384,7 +472,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     await preparing.release();
     held.delete(preparing);
   }
-  const baseline = await readJson<BaselineResult>(baselinePath);
+  const baseline = await readBaseline(baselinePath, config, "experiment");
   log(`original backbone: source k-NN top-1 ${baseline.knn[config.knn.reportK].top1.toFixed(2)}% (k = ${config.knn.reportK})`);
 
   const ran: string[] = [];
@@ -445,7 +533,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   const outcomes: CellOutcome[] = [];
   for (const cell of cells) {
     const path = join(out, "cells", cell.id, "result.json");
-    if (existsSync(path)) outcomes.push(await readJson<CellOutcome>(path));
+    if (existsSync(path)) outcomes.push(await readCellOutcome(path, config, "experiment"));
   }
   const complete = outcomes.length === cells.length;
   const results = summarize(config, baseline, outcomes, {

@@ -43,7 +43,8 @@ const generic: BadCase[] = [
   ]),
   ...NUMBER_FLAGS.flatMap(([c, flag, type]) => [
     usage(`${c} --${flag}`, `flag --${flag} needs a value`),
-    usage(`${c} --${flag} many`, `flag --${flag}: expected a number, got "many"`),
+    usage(`${c} --${flag} many`, `flag --${flag}: expected a decimal number, got "many"`),
+    usage(`${c} --${flag} 0x10`, `flag --${flag}: expected a decimal number, got "0x10"`), // not 16
     ...(type === "int" ? [usage(`${c} --${flag} 1.5`, `flag --${flag}: expected an integer, got "1.5"`)] : []),
   ]),
   usage("info --backend", "flag --backend needs a value"),
@@ -105,19 +106,27 @@ const range: BadCase[] = [
   usage("params --strategies block@99", "--strategies", "depth 12", '"block@99"'),
   usage("params --strategies block@0", "--strategies", "depth 12", '"block@0"'),
   usage("params --strategies block-p5", "--strategies", "dividing depth 12", '"block-p5"'),
+  usage("params --strategies ,", "--strategies", "comma-separated list", '","'),
+  usage("params --strategies lora-r8,full,lora-r8", "--strategies", "lora-r8 twice"),
   usage("tune --dry-run --strategies lora-r0", "--strategies", "width 384", '"lora-r0"'),
   usage("tune --dry-run --model default --strategies top-5", "--strategies", "depth 4", '"top-5"'),
   usage("features --weights w.safetensors --input x.npy --out f.npy --batch 0", "--batch", /positive|>= 1/),
   usage("features --weights w.safetensors --input x.npy --out f.npy --heads 0", "--heads", /positive|>= 1|got 0/),
   usage("features --weights w.safetensors --input x.npy --out f.npy --dump-attention 0,x", "--dump-attention", '"x"'),
   usage("features --weights w.safetensors --input x.npy --out f.npy --dump-blocks -1", "--dump-blocks", '"-1"'),
+  usage("features --weights w.safetensors --input x.npy --out f.npy --dump-blocks 0x1", "--dump-blocks", '"0x1"'),
   usage("knn --train x.npy --train-labels y.npy --test q.npy --test-labels l.npy --k 0", "--k", "positive integers"),
   usage("knn --train x.npy --train-labels y.npy --test q.npy --test-labels l.npy --k 10,a", "--k", "10,a"),
   usage("knn --train x.npy --train-labels y.npy --test q.npy --test-labels l.npy --k 2.5", "--k", "2.5"),
+  usage("knn --train x.npy --train-labels y.npy --test q.npy --test-labels l.npy --k 10,10", "--k", "10 twice"),
+  usage("knn --train x.npy --train-labels y.npy --test q.npy --test-labels l.npy --k 10,0x14", "--k", "0x14"),
+  usage("knn --train x.npy --train-labels y.npy --test q.npy --test-labels l.npy --k ,", "--k", "comma-separated list", '","'),
   usage("knn --train x.npy --train-labels y.npy --test q.npy --test-labels l.npy --temperature 0", "--temperature", "got 0"),
+  usage("knn --train x.npy --train-labels y.npy --test q.npy --test-labels l.npy --temperature 0.001", "--temperature", "expected a number >= 1/700 (0.00143: below it the votes exp(sim / T) overflow), got 0.001"),
   usage("knn --train x.npy --train-labels y.npy --test q.npy --test-labels l.npy --temperature -1", "--temperature", "got -1"),
   usage("data --dataset imagenet", "--dataset", '"imagenet"'),
   usage("data --dataset npy --tile 0", "--tile", "got 0"),
+  usage("data --dataset fashion-mnist --tile 100000 --sheet s3.png", "--tile", "at most 1024", "got 100000"),
   usage("data --dataset npy --first 0", "--first", "got 0"),
   usage("data --dataset npy --sheet-per-class 0", "--sheet-per-class", "got 0"),
   usage("data --dataset npy --fraction 2", "--fraction", "got 2"),
@@ -132,7 +141,11 @@ const range: BadCase[] = [
   usage("tune --show --clear", "--show and --clear"),
   usage("tune --dry-run --strategies lora-rx", "--strategies", "lora-rx"),
   usage("export --base b.safetensors --finetuned f.safetensors --out o.safetensors --heads 0", "--heads", /positive|>= 1|got 0/),
+  usage("export --base b.safetensors --finetuned f.safetensors --out y.pth --merge", "--out", ".safetensors", "y.pth"),
 ];
+
+// Help lists every flag a command takes, the device's included.
+const help: BadCase[] = [{ what: "features --help", argv: ["features", "--help"], code: 0, says: ["--backend", "--adapter", "--heads", "--dump-dir"] }];
 
 // `report` takes run folders as positional arguments: a stray word is a folder, which must hold a run.
 const reportCases: BadCase[] = [
@@ -145,4 +158,4 @@ const reportCases: BadCase[] = [
   { what: "report of a folder without a run", argv: ["report", "no-such-run", "--out", "o"], code: 1, says: ["expected a run folder holding config.json", "no-such-run", "does not exist"] },
 ];
 
-describe("command lines", () => runCases(root, [...generic, ...required, ...range, ...reportCases]));
+describe("command lines", () => runCases(root, [...generic, ...required, ...range, ...help, ...reportCases]));

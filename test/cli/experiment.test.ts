@@ -2,7 +2,7 @@
 // folder) and --slurm --dry-run (the job scripts, and the sbatch lines it would run).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli } from "../bad-input/harness.js";
@@ -21,13 +21,20 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
+// A finished cell's result.json with what the study reads of it (study/result-files.ts checks it when read).
+function finished(id: string) {
+  const knn = { "20": { top1: 70, top5: 90 } };
+  const numbers = ["trainableParams", "paperParams", "totalParams", "transferAccuracy", "finalTransferAccuracy", "bestStep", "finalLoss", "trainSeconds", "imagesPerSecond", "knnSeconds"];
+  return { id, strategy: "full", lr: 0.1, seed: 0, ...Object.fromEntries(numbers.map((k) => [k, 1])), knn, knnCurve: DEFAULT_STUDY.knn.atSteps!.map((step) => ({ step, knn })) };
+}
+
 describe("experiment --list-cells", () => {
   it("numbers the cells and tells finished, diverged, claimed, started and to do apart", async () => {
     const out = join(root, "run");
     const cell = (id: string) => join(out, "cells", id);
     for (const id of ["full_lr0.1_s0", "full_lr0.1_s1", "top-1_lr0.1_s0", "top-1_lr0.1_s1", "linear_lr0.1_s0"]) await mkdir(cell(id), { recursive: true });
-    await writeFile(join(cell("full_lr0.1_s0"), "result.json"), JSON.stringify({ id: "full_lr0.1_s0", transferAccuracy: 80 }));
-    await writeFile(join(cell("full_lr0.1_s1"), "result.json"), JSON.stringify({ id: "full_lr0.1_s1", diverged: { step: 3 } }));
+    await writeFile(join(cell("full_lr0.1_s0"), "result.json"), JSON.stringify(finished("full_lr0.1_s0")));
+    await writeFile(join(cell("full_lr0.1_s1"), "result.json"), JSON.stringify({ id: "full_lr0.1_s1", strategy: "full", lr: 0.1, seed: 1, diverged: { step: 3, loss: "NaN", message: "m" } }));
     const now = new Date().toISOString();
     const claim = { host: hostname(), pid: process.ppid, slurm: { jobId: "9", arrayJobId: "7", arrayTaskId: "3" }, token: "t", claimed: now, heartbeat: now };
     await writeFile(join(cell("top-1_lr0.1_s0"), "claim.json"), JSON.stringify(claim));
@@ -47,6 +54,21 @@ describe("experiment --list-cells", () => {
       ` 9  block-p1_lr0.1_s0  to do`,
       `10  block-p1_lr0.1_s1  to do`,
     ]);
+  });
+
+  it("refuses a run folder of another config, whose states are not this config's, and names a damaged result", async () => {
+    const out = join(root, "other");
+    await mkdir(join(out, "cells", "full_lr0.1_s0"), { recursive: true });
+    await writeFile(join(out, "config.json"), JSON.stringify({ ...JSON.parse(await readFile(config, "utf8")), training: { ...DEFAULT_STUDY.training, steps: 400 } }));
+    const r = await runCli(["experiment", "--config", config, "--out", out, "--list-cells"]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`holds a run of another config (${join(out, "config.json")}), whose finished cells this one cannot use:\n  training.steps: 400 -> 300`);
+    await writeFile(join(out, "config.json"), await readFile(config, "utf8"));
+    const result = join(out, "cells", "full_lr0.1_s0", "result.json");
+    await writeFile(result, JSON.stringify({ id: "full_lr0.1_s0" }));
+    const damaged = await runCli(["experiment", "--config", config, "--out", out, "--list-cells"]);
+    expect(damaged.code).toBe(1);
+    expect(damaged.err).toContain(`${result}: expected a cell's result, found no "strategy" (a name)`);
   });
 });
 

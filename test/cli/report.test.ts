@@ -39,7 +39,7 @@ describe("report", () => {
 
   it("names a folder that is not a run", async () => {
     await expect(report.run([join(root, "nothing"), "--out", join(root, "out")])).rejects.toThrow(
-      /^report: expected a run folder holding config\.json \(experiment's\) or metrics\.json \(pretrain's, from its first checkpoint on\), got .*nothing \(it does not exist\)$/,
+      /^report: expected a run folder holding config\.json \(experiment's\), or a pretrain folder \(DINO's metrics\.json from its first checkpoint on, or a finished run's backbone\.json\), got .*nothing \(it does not exist\)$/,
     );
   });
 

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Tensor } from "../../engine/tensor.js";
 import { Rng } from "../../util/random.js";
 import { readNpy, writeNpy } from "../../data/npy.js";
-import { knnClassify } from "../../eval/knn.js";
+import { MIN_TEMPERATURE, knnClassify } from "../../eval/knn.js";
 import { knn as knnCommand } from "../../cli/knn.js";
 import { UsageError } from "../../util/command.js";
 import { useEngine } from "../helpers.js";
@@ -131,6 +131,11 @@ describe("knnClassify", () => {
     await expect(knnClassify({ ...base, train: new Float32Array(4), test: new Float32Array(2), ks: [0] })).rejects.toThrow(
       "knnClassify: expected ks of positive integers, got [0]",
     );
+    // exp(1 / T) overflows a double below T = 1/709.8: every positive similarity's vote would be Infinity.
+    await expect(knnClassify({ ...base, train: new Float32Array(4), test: new Float32Array(2), temperature: 1e-300 })).rejects.toThrow(
+      "knnClassify: expected temperature >= 1/700 (0.00143: below it the votes exp(sim / T) overflow), got 1e-300",
+    );
+    expect(Number.isFinite(1e4 * Math.exp(1 / MIN_TEMPERATURE))).toBe(true);
     const stray = { ...base, trainLabels: Int32Array.from([0, 2147483647]) };
     await expect(knnClassify({ ...stray, train: new Float32Array(4), test: new Float32Array(2) })).rejects.toThrow(
       "knnClassify: expected labels 0..C-1 with C at most the 3 labelled rows, got a largest label of 2147483647",

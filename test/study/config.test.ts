@@ -264,6 +264,11 @@ describe("defaults and the canonical form", () => {
     }
     expect(msg).toContain("backbone.pretrain.optimizer: unknown key");
     expect(msg).toContain("backbone.pretrain.crops.localSize: expected a multiple of model.patchSize 4, got 3");
+    // Settings each valid alone but not together (train/dino-pretrain.ts dinoSpecConflicts), by their study key paths.
+    const conflicting = { method: "dino", model, data, steps: 10, batchSize: 8, lr: 0.001, minLr: 1, crops: { localSize: 12, color: "rgb" } };
+    expect(() => parseStudyConfig({ ...minimal, backbone: { pretrain: conflicting } })).toThrow(
+      /backbone\.pretrain\.minLr: expected at most lr \(0\.001\), got 1 .*\n  backbone\.pretrain\.crops\.localSize: expected at most model\.imageSize 8/,
+    );
     expect(() => parseStudyConfig({ ...minimal, backbone: { pretrain: { method: "byol", ...supervised } } })).toThrow('backbone.pretrain.method: expected one of supervised, dino, got "byol"');
   });
 
@@ -325,6 +330,12 @@ describe("bad configs", () => {
     expect(msg).toContain("knn.bank.clases: unknown key");
     expect(msg).toContain("extra: unknown key");
     expect(msg).toContain("3 problems");
+  });
+
+  it("shows a number JSON read as Infinity (1e400) as Infinity, not as JSON's null", () => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    c.learningRates = [0.01, Infinity];
+    expect(problems(c)).toContain("learningRates[1]: expected a number > 0, got Infinity");
   });
 
   it("names wrong types with their path", () => {

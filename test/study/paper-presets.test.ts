@@ -106,6 +106,8 @@ async function miniature(file: string): Promise<Json> {
   for (const spec of dataSpecs(j)) spec.root = await rootOf(spec.dataset);
   j.imageSize = 32;
   j.knn.batchSize = 8;
+  j.knn.ks = [2, 5]; // within the miniature banks' 6 images
+  j.knn.reportK = 5;
   j.training = { ...j.training, steps: 1, evalEvery: 1, warmupSteps: 0, batchSize: 4, lossEvery: 1 };
   {
     const first = (rates: number[]) => rates.slice(0, file.startsWith("figure3") ? 2 : 1);

@@ -52,9 +52,9 @@ describe("a run folder read back", () => {
     expect(run.results).toBeUndefined();
     expect(run.missing.length).toBe(8);
     expect(combinedTableMarkdown([run])).toContain("nothing finished yet (no baseline.json)");
-    await expect(readRunFolder(join(root, "nowhere"))).rejects.toThrow(`report: expected a run folder holding config.json (experiment's) or metrics.json (pretrain's, from its first checkpoint on), got ${join(root, "nowhere")} (it does not exist)`);
+    await expect(readRunFolder(join(root, "nowhere"))).rejects.toThrow(`report: expected a run folder holding config.json (experiment's), or a pretrain folder (DINO's metrics.json from its first checkpoint on, or a finished run's backbone.json), got ${join(root, "nowhere")} (it does not exist)`);
     await mkdir(join(root, "empty"));
-    await expect(readRunFolder(join(root, "empty"))).rejects.toThrow(`report: expected a run folder holding config.json (experiment's) or metrics.json (pretrain's, from its first checkpoint on), got ${join(root, "empty")}`);
+    await expect(readRunFolder(join(root, "empty"))).rejects.toThrow(`report: expected a run folder holding config.json (experiment's), or a pretrain folder (DINO's metrics.json from its first checkpoint on, or a finished run's backbone.json), got ${join(root, "empty")}`);
   });
 });
 

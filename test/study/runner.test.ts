@@ -214,6 +214,96 @@ describe("a miniature study", () => {
     expect(existsSync(join(dir, "cells", "lora-r2_lr0.05_s0"))).toBe(false);
   });
 
+  it("checks what the data and the backbone bound before it touches the run folder, --force included", async () => {
+    const dir = join(root, "forced");
+    const base = study({ strategies: ["linear"] });
+    await runExperiment({ config: base, out: dir });
+    const result = join(dir, "cells", "linear_lr0.05_s0", "result.json");
+    expect(existsSync(result)).toBe(true);
+    const pretrain = base.backbone.pretrain!;
+    const refused: [StudyConfig, RegExp][] = [
+      [{ ...base, training: { ...base.training, batchSize: 100 } }, /experiment: training\.batchSize: expected at most the 72 images of transfer\.train \(every step takes a whole batch\), got 100/],
+      [{ ...base, knn: { ...base.knn, ks: [3, 5, 100] } }, /experiment: knn\.ks: expected neighbour counts of at most the 72 images of knn\.bank, got 100/],
+      [{ ...base, imageSize: 10 }, /experiment: imageSize: expected a multiple of the backbone's patch size 4 \(its images are 8 px\), got 10/],
+      [{ ...base, backbone: { pretrain: { ...pretrain, batchSize: 1000 } } }, /backbone\.pretrain\.batchSize: expected at most the 72 images of backbone\.pretrain\.data, got 1000/],
+      [{ ...base, transfer: { ...base.transfer, train: { ...base.transfer.train, root: join(root, "nowhere") } } }, /experiment: transfer\.train: .*nowhere/],
+    ];
+    for (const [config, message] of refused) {
+      await expect(runExperiment({ config, out: dir, force: true })).rejects.toThrow(message);
+      expect(existsSync(result)).toBe(true);
+    }
+  });
+
+  it("takes a new config in a folder that holds no results yet, saying so", async () => {
+    const dir = join(root, "unfinished");
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, "config.json"), JSON.stringify(configJson(study({ strategies: ["linear"], training: { steps: 6, batchSize: 16, evalEvery: 2 } }))));
+    const log: string[] = [];
+    const r = await runExperiment({ config: study({ strategies: ["linear"] }), out: dir, log: (l) => log.push(l) });
+    expect(r.ran).toEqual(["linear_lr0.05_s0"]);
+    expect(log).toContain(`config changed: ${dir} holds no results yet, so the new config replaces ${join(dir, "config.json")}`);
+    expect(JSON.parse(await readFile(join(dir, "config.json"), "utf8"))).toEqual(configJson(study({ strategies: ["linear"] })));
+  });
+
+  it("refuses another backbone file or other data under the same config, naming what changed", async () => {
+    const dir = join(root, "inputs");
+    const data = join(root, "inputs-data");
+    await writeSynthetic(data, { size: 8, perClass: { train: 24, test: 8 }, seed: 2 });
+    const backbone = join(root, "inputs-backbone.safetensors");
+    await writeFile(backbone, await readFile("test/fixtures/vit-tiny.safetensors"));
+    const shape = (split: string, classes: string) => ({ dataset: "npy", root: data, split, classes, transform: "eval" });
+    const config = parseStudyConfig({
+      ...miniStudy(data, join(root, "cache")),
+      backbone: { checkpoint: backbone, heads: 2 },
+      knn: { bank: shape("train", "0-2"), queries: shape("test", "0-2"), ks: [3, 5], reportK: 5 },
+      strategies: ["linear"],
+      learningRates: [0.05],
+    });
+    await runExperiment({ config, out: dir, maxCells: 0 });
+    const recorded = JSON.parse(await readFile(join(dir, "backbone.json"), "utf8")) as { sha256: string };
+    expect(recorded.sha256).toBe(await sha256File(backbone));
+    expect(JSON.parse(await readFile(join(dir, "baseline.json"), "utf8")).data.bank).toMatchObject({ name: "npy", split: "train", count: 72 });
+
+    // Another file under the same path: one weight changed.
+    const { tensors, metadata } = await readSafetensors(backbone);
+    const [name, t] = [...tensors].find(([n]) => n.endsWith("norm.weight"))!;
+    t.data[0] += 1;
+    await writeSafetensors(backbone, tensors, metadata);
+    const swapped = (await runExperiment({ config, out: dir }).catch((e: unknown) => e)) as Error;
+    expect(swapped.message, name).toBe(`experiment: the backbone ${backbone} hashes to ${await sha256File(backbone)}, but this run folder's baseline and cells were computed from one hashing to ${recorded.sha256} (${join(dir, "backbone.json")}): restore that file, or start over with --force or another --out`);
+    t.data[0] -= 1;
+    await writeSafetensors(backbone, tensors, metadata);
+
+    // Other data under the same config: fewer source training images.
+    await writeSynthetic(data, { size: 8, perClass: { train: 20, test: 8 }, seed: 2 });
+    const grown = (await runExperiment({ config, out: dir }).catch((e: unknown) => e)) as Error;
+    expect(grown.message).toMatch(new RegExp(`^experiment: the data differs from the data of this run folder's baseline and cells \\(${join(dir, "baseline.json")}\\):\n  bank: \\{.*"count":72.*\\} -> \\{.*"count":60.*\\}\n`));
+    expect(grown.message).toContain("transferTrain: ");
+    expect(existsSync(join(dir, "cells"))).toBe(false);
+  });
+
+  it("names a damaged result.json or baseline.json, with the way out", async () => {
+    const dir = join(root, "damaged");
+    const config = study({ strategies: ["linear"] });
+    await runExperiment({ config, out: dir });
+    const result = join(dir, "cells", "linear_lr0.05_s0", "result.json");
+    const good = await readFile(result, "utf8");
+    const cases: [string, string, string][] = [
+      [result, "{}", `experiment: ${result}: expected a cell's result, found no "id" in the folder of cell linear_lr0.05_s0; delete the cell's folder ${join(dir, "cells", "linear_lr0.05_s0")} to train it again`],
+      [result, JSON.stringify({ ...JSON.parse(good), lr: "fast" }), `found "lr": "fast" (a number)`],
+      [result, JSON.stringify({ ...JSON.parse(good), knn: {} }), `found its "knn" without the top-1 and top-5 accuracies at k = 5 (knn.reportK)`],
+      [result, "", `experiment: ${result}: expected JSON, got a parse error`],
+      [join(dir, "baseline.json"), "{}", `experiment: ${join(dir, "baseline.json")}: expected the original backbone's k-NN accuracy, found its "knn" without the top-1 and top-5 accuracies at k = 5 (knn.reportK); delete it to measure it again`],
+      [join(dir, "baseline.json"), '{"broken', `experiment: ${join(dir, "baseline.json")}: expected JSON, got a parse error`],
+    ];
+    for (const [path, text, message] of cases) {
+      const before = await readFile(path, "utf8");
+      await writeFile(path, text);
+      await expect(runExperiment({ config, out: dir })).rejects.toThrow(message);
+      await writeFile(path, before);
+    }
+  });
+
   it("refuses strategies that do not fit a checkpoint backbone, missing data and a precision the adapter lacks, before any work", async () => {
     const base = study();
     // depth 2, width 32; its pinned SHA-256 is right, so the strategies are what is refused
@@ -225,6 +315,8 @@ describe("a miniature study", () => {
     await expect(refused).rejects.toThrow(/strategies\[2\]: expected lora-rR with 1 <= R <= width 32 .*, got lora-r33/);
     await expect(refused).rejects.toThrow(/strategies\[3\]: expected block@POS with distinct positions in 1\.\.depth 2 .*, got block@3/);
     expect(existsSync(dir)).toBe(false); // checked from the header, before the run folder is claimed
+    const heads = { ...base, backbone: { ...checkpoint, heads: 4 }, strategies: [parseStrategy("linear")] };
+    await expect(runExperiment({ config: heads, out: dir })).rejects.toThrow("experiment: backbone.heads: checkpoint: expected 2 heads, as the file's metadata states, got 4");
     const missing = { ...base, knn: { ...base.knn, bank: { ...base.knn.bank, root: join(root, "nowhere") } } };
     await expect(runExperiment({ config: missing, out: join(root, "bad2") })).rejects.toThrow(/knn\.bank: .*nowhere/);
     // A precision the adapter cannot run (the CPU driver has no i8 subgroup matrices); a preparation alone trains no cell.

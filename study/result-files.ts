@@ -1,0 +1,64 @@
+// A run folder's result files read back and checked: a cell's result.json and baseline.json. What the summary, the
+// report and the analysis read of them is checked when they are read, so that a damaged or hand-edited file is named
+// with the way out, rather than failing later inside the summary with a message that names no file.
+import { basename, dirname } from "node:path";
+import { readJsonFile } from "../util/json-file.js";
+import type { StudyConfig } from "./config.js";
+import { describe } from "./config.js";
+import type { BaselineResult, CellOutcome } from "./results.js";
+
+type Json = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+// Numbers every finished cell's result.json holds (results.csv has a column for each).
+const CELL_NUMBERS = ["lr", "seed", "trainableParams", "paperParams", "totalParams", "transferAccuracy", "finalTransferAccuracy", "bestStep", "finalLoss", "trainSeconds", "imagesPerSecond", "knnSeconds"];
+
+// The k-NN scores at k: top-1 and top-5 accuracies.
+function scoresProblem(v: unknown, what: string, k: number): string | undefined {
+  const at = isObject(v) ? v[String(k)] : undefined;
+  return isObject(at) && isNumber(at.top1) && isNumber(at.top5) ? undefined : `its ${what} without the top-1 and top-5 accuracies at k = ${k} (knn.reportK)`;
+}
+
+// How a key's value is shown: `no "lr"`, `"lr": "fast"`.
+const field = (v: Json, key: string) => (v[key] === undefined ? `no "${key}"` : `"${key}": ${describe(v[key])}`);
+
+function cellProblem(v: unknown, id: string, config: StudyConfig): string | undefined {
+  if (!isObject(v)) return describe(v);
+  if (v.id !== id) return `${field(v, "id")} in the folder of cell ${id}`;
+  if (typeof v.strategy !== "string") return `${field(v, "strategy")} (a name)`;
+  if ("diverged" in v) {
+    const d = v.diverged;
+    return isObject(d) && isNumber(d.step) && typeof d.message === "string" ? undefined : `${field(v, "diverged")} (a step and a message)`;
+  }
+  const bad = CELL_NUMBERS.find((key) => !isNumber(v[key]));
+  if (bad) return `${field(v, bad)} (a number)`;
+  const k = config.knn.reportK;
+  const scores = scoresProblem(v.knn, `"knn"`, k);
+  if (scores) return scores;
+  if (config.transfer.val && !isNumber(v.valAccuracy)) return `${field(v, "valAccuracy")} (transfer.val chose its checkpoint)`;
+  for (const step of config.knn.atSteps ?? []) {
+    const point = Array.isArray(v.knnCurve) ? v.knnCurve.find((p) => isObject(p) && p.step === step) : undefined;
+    if (!isObject(point)) return `no point at step ${step} in its "knnCurve" (knn.atSteps)`;
+    const problem = scoresProblem(point.knn, `"knnCurve" point at step ${step}`, k);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+// cells/<id>/result.json: a finished or a diverged cell.
+export async function readCellOutcome(path: string, config: StudyConfig, who: string): Promise<CellOutcome> {
+  const v = await readJsonFile(path, who);
+  const problem = cellProblem(v, basename(dirname(path)), config);
+  if (problem) throw new Error(`${who}: ${path}: expected a cell's result, found ${problem}; delete the cell's folder ${dirname(path)} to train it again`);
+  return v as unknown as CellOutcome;
+}
+
+// baseline.json: the original backbone's k-NN accuracy.
+export async function readBaseline(path: string, config: StudyConfig, who: string): Promise<BaselineResult> {
+  const v = await readJsonFile(path, who);
+  const problem = isObject(v) ? scoresProblem(v.knn, `"knn"`, config.knn.reportK) : describe(v);
+  if (problem) throw new Error(`${who}: ${path}: expected the original backbone's k-NN accuracy, found ${problem}; delete it to measure it again`);
+  return v as unknown as BaselineResult;
+}
