@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One-time set-up for a fresh machine: npm dependencies, the build, and, only where no WebGPU
-# adapter is found on Linux with apt, the CPU Vulkan driver (lavapipe) and the Fashion-MNIST package.
+# One-time set-up for a fresh machine: npm dependencies, the build, only where no WebGPU adapter is found on Linux
+# with apt the CPU Vulkan driver (lavapipe), and wherever apt is Debian's Fashion-MNIST package (the default study's
+# data).
 # Idempotent: every step checks before it acts and says what it did.
 #
 #   --slurm   also Debian's Slurm and munge (slurmctld, slurmd, slurm-client, munge), for scripts/slurm-local.sh and
@@ -26,7 +27,7 @@ say "built dist/run.js"
 have_adapter() { node dist/run.js info --quiet >/dev/null 2>&1; }
 
 if have_adapter; then
-  say "a WebGPU adapter is available: nothing to install system-wide"
+  say "a WebGPU adapter is available: no Vulkan driver to install"
 else
   if [ "$(uname -s)" != Linux ] || ! command -v apt-get >/dev/null; then
     say "no WebGPU adapter found and no apt: install a Vulkan driver (GPU, or Mesa >= 24 lavapipe) by hand"
