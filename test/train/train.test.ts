@@ -131,12 +131,17 @@ describe("train", () => {
     dispose(again);
   });
 
-  it("refuses to resume a checkpoint written with other settings, but not one with another microBatch", async () => {
-    const first = setup("other", { steps: 2, warmupSteps: 0, evalEvery: 1 }, { onStep: (step) => {
+  // A two-step run into folder `name`, killed after its first step's checkpoint: a folder to resume.
+  async function killedAfterStep1(name: string): Promise<void> {
+    const first = setup(name, { steps: 2, warmupSteps: 0, evalEvery: 1 }, { onStep: (step) => {
       if (step === 1) throw new Error("simulated kill");
     } });
     await expect(train(first)).rejects.toThrow("simulated kill");
     dispose(first);
+  }
+
+  it("refuses to resume a checkpoint written with other settings, but not one with another microBatch", async () => {
+    await killedAfterStep1("other");
     const o = setup("other", { steps: 2, warmupSteps: 0, evalEvery: 1, lr: 0.01 });
     await expect(train(o)).rejects.toThrow(/was written by a run with other settings or data \(lr: 0\.\d+ -> 0\.01\); delete /);
     dispose(o);
@@ -146,11 +151,7 @@ describe("train", () => {
   });
 
   it("refuses to resume a damaged last checkpoint, naming it and the way out", async () => {
-    const first = setup("damaged", { steps: 2, warmupSteps: 0, evalEvery: 1 }, { onStep: (step) => {
-      if (step === 1) throw new Error("simulated kill");
-    } });
-    await expect(train(first)).rejects.toThrow("simulated kill");
-    dispose(first);
+    await killedAfterStep1("damaged");
     const last = join(data.root, "damaged", "last.safetensors");
     const bytes = await readFile(last);
     bytes[bytes.length - 5] ^= 0x10; // a bit of the last tensor
@@ -164,11 +165,7 @@ describe("train", () => {
   });
 
   it("refuses to resume from metrics.json that is not the metrics it wrote, naming it", async () => {
-    const first = setup("metrics", { steps: 2, warmupSteps: 0, evalEvery: 1 }, { onStep: (step) => {
-      if (step === 1) throw new Error("simulated kill");
-    } });
-    await expect(train(first)).rejects.toThrow("simulated kill");
-    dispose(first);
+    await killedAfterStep1("metrics");
     const metrics = join(data.root, "metrics", "metrics.json");
     for (const [text, message] of [["xx", `train: ${metrics}: expected JSON, got a parse error`], ["{}", `train: ${metrics}: expected the metrics of`]]) {
       await writeFile(metrics, text);
