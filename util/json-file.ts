@@ -1,5 +1,7 @@
 // A JSON file read as one value, its failures in the tool's words: "<who>: cannot read the config x.json: no such
-// file or folder (ENOENT)", "<who>: x.json: expected JSON, got a parse error: ...". The caller checks the shape.
+// file or folder (ENOENT)", "<who>: x.json: expected JSON, got a parse error: ...". A key given twice in one object
+// is refused too: JSON.parse keeps the last silently, so a config with "lr" twice would run with one the reader
+// may not have meant. The caller checks the shape.
 import { readFile } from "node:fs/promises";
 import { describeFileError, isFileError } from "./file-errors.js";
 
@@ -7,9 +9,46 @@ export async function readJsonFile(path: string, who: string, action = "read"): 
   const text = await readFile(path, "utf8").catch((e: Error) => {
     throw new Error(`${who}: ${isFileError(e) ? describeFileError(e, path, action) : `cannot ${action} ${path}: ${e.message}`}`);
   });
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (e) {
     throw new Error(`${who}: ${path}: expected JSON, got a parse error: ${(e as Error).message}`);
   }
+  const twice = repeatedKey(text);
+  if (twice) throw new Error(`${who}: ${path}: expected each key once in an object, got "${twice.key}" twice${twice.at ? ` in ${twice.at}` : " at the top level"}`);
+  return value;
+}
+
+// The first key that an object of valid JSON text holds twice, with the key path of that object ("training",
+// "strategies[2]"). A scan of the text: JSON.parse has already checked its syntax.
+export function repeatedKey(text: string): { key: string; at: string } | undefined {
+  // One frame per open object (its keys) or array (its index); `name` is the path of the value being read in it.
+  const frames: { keys?: Set<string>; index: number; path: string; name: string }[] = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    const top = frames[frames.length - 1];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
+      if (top?.keys && expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (top.keys.has(key)) return { key, at: top.path };
+        top.keys.add(key);
+        top.name = top.path ? `${top.path}.${key}` : key;
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === "{" || c === "[") {
+      const path = top ? top.name : "";
+      frames.push(c === "{" ? { keys: new Set(), index: 0, path, name: path } : { index: 0, path, name: `${path}[0]` });
+      expectKey = c === "{";
+    } else if (c === "}" || c === "]") frames.pop();
+    else if (c === "," && top) {
+      if (top.keys) expectKey = true;
+      else top.name = `${top.path}[${++top.index}]`;
+    }
+  }
+  return undefined;
 }

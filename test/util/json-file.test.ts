@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readJsonFile } from "../../util/json-file.js";
+import { readJsonFile, repeatedKey } from "../../util/json-file.js";
 
 describe("readJsonFile", () => {
   const dir = mkdtempSync(join(tmpdir(), "json-file-"));
@@ -17,5 +17,23 @@ describe("readJsonFile", () => {
     await expect(readJsonFile(dir, "report")).rejects.toThrow(`report: cannot read ${dir}: it is a folder, not a file (EISDIR)`);
     writeFileSync(join(dir, "bad.json"), '{"x": ');
     await expect(readJsonFile(join(dir, "bad.json"), "analyze")).rejects.toThrow(`analyze: ${join(dir, "bad.json")}: expected JSON, got a parse error: `);
+  });
+
+  it("refuses a key given twice in one object, naming it and where", async () => {
+    writeFileSync(join(dir, "twice.json"), '{"training": {"lr": 0.1, "steps": 3, "lr": 0.01}}');
+    await expect(readJsonFile(join(dir, "twice.json"), "experiment")).rejects.toThrow(`experiment: ${join(dir, "twice.json")}: expected each key once in an object, got "lr" twice in training`);
+  });
+});
+
+describe("repeatedKey", () => {
+  it("finds the first key an object holds twice, with that object's path", () => {
+    expect(repeatedKey('{"a": 1, "a": 2}')).toEqual({ key: "a", at: "" });
+    expect(repeatedKey('{"s": [{"x": 1}, {"x": 1, "y": {"z": 0}, "x": 2}]}')).toEqual({ key: "x", at: "s[1]" });
+    expect(repeatedKey('{"a": {"b": [1, [2, {"c": 1, "c": 1}]]}}')).toEqual({ key: "c", at: "a.b[1][1]" });
+  });
+
+  it("reads keys as JSON does: escapes, and strings that look like keys", () => {
+    expect(repeatedKey('{"a\\"b": 1, "a\\u0022b": 2}')).toEqual({ key: 'a"b', at: "" });
+    expect(repeatedKey('{"a": "b", "b": ["a", "a"], "c": {"a": 1}, "d": "{\\"a\\": 1, \\"a\\": 2}"}')).toBeUndefined();
   });
 });
