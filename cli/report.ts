@@ -1,11 +1,13 @@
 // `report`: the paper's figures and a combined Table 1 from run folders of `experiment`, finished or not
 // (study/paper-report.ts), and the k-NN curves of pre-training runs (study/pretrain-report.ts). The one command with
 // positional arguments: the run folders, before or among its flags.
+import { existsSync, realpathSync, statSync } from "node:fs";
+import { isAbsolute, relative, resolve } from "node:path";
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
 import { parseArgs, required } from "../util/args.js";
 import { readRunFolder } from "../study/run-folder.js";
-import { datasetOf, writePaperReport } from "../study/paper-report.js";
+import { datasetOf, distinctBackbones, writePaperReport } from "../study/paper-report.js";
 import { isPretrainRun, readPretrainCurve, writePretrainReport } from "../study/pretrain-report.js";
 
 const FLAGS = { out: "string", json: "boolean" } as const;
@@ -20,15 +22,18 @@ export const report: Command = {
                with the scores at step 0 and the end) whose config had "knn", and k-NN curves of
                scripts/dino-torch-reference.py (--out FILE.json), drawn together as pretrain-knn (source k-NN accuracy
                against step, a line per run; .csv beside it)
-  --out        the folder for table1.md, table1.csv and the figures (.svg, .png, .vl.json)
+  --out        the folder for table1.md, table1.csv and the figures (.svg, .png, .vl.json); not within a run
+               reported, whose own figures it would overwrite
   --json       print what was written and drawn as JSON
 
 Which figures it draws follows from the runs: Figure 2 (one panel per transfer dataset) when runs of one backbone
 cover two or more datasets; Figure 3 (transfer and source k-NN accuracy against the number of new blocks, a line
 per learning rate) for each run with Block Expansion at two or more numbers of blocks and rates; Figure 4 (a panel
 per backbone) when runs of a second backbone, e.g. ViT-S/16, are among them. It says what it drew and why it left
-a figure out. Table 1 across runs: every run's table rows, mean ± std over seeds, with the images that chose the
-checkpoints (test, or transfer.val).`,
+a figure out. A backbone is a file, not a shape: runs of two backbones of one architecture (a DINO and a supervised
+ViT) are told apart by the SHA-256 their backbone.json records. Table 1 across runs: every run's table rows, mean ±
+std over seeds, with the images that chose the checkpoints (test, or transfer.val). Each run folder is read once,
+however it is spelled.`,
   async run(argv) {
     // Flags and their values apart from the run folders; parseArgs checks the flags.
     const dirs: string[] = [];
@@ -45,11 +50,15 @@ checkpoints (test, or transfer.val).`,
     const flags = parseArgs(flagArgs, FLAGS);
     const out = required(flags.out, "out");
     if (dirs.length === 0) throw new UsageError("expected one or more run folders, got none");
-    const unique = [...new Set(dirs)];
+    // One folder however it is spelled (runs/A, runs/A/, ./runs/A, a link to it): each run once in the table.
+    const unique = [...new Map(dirs.map((d) => [existsSync(d) ? realpathSync(d) : resolve(d), d])).values()];
+    const inside = unique.find((d) => existsSync(d) && statSync(d).isDirectory() && isWithin(resolve(out), realpathSync(d)));
+    if (inside) throw new UsageError(`--out: expected a folder outside the runs reported (it would overwrite their own figures and files), got ${out}, within ${inside}`);
     const curves = [];
     for (const path of unique.filter(isPretrainRun)) curves.push(await readPretrainCurve(path));
-    const runs = [];
-    for (const dir of unique.filter((d) => !isPretrainRun(d))) runs.push(await readRunFolder(dir));
+    const read = [];
+    for (const dir of unique.filter((d) => !isPretrainRun(d))) read.push(await readRunFolder(dir));
+    const runs = distinctBackbones(read);
     const { files, plan } = runs.length > 0 ? await writePaperReport(out, runs) : { files: [] as string[], plan: { figures: [], notDrawn: [] as string[] } };
     if (curves.length > 0) files.push(...(await writePretrainReport(out, curves)));
     const summary = {
@@ -73,3 +82,9 @@ checkpoints (test, or transfer.val).`,
     console.log(`wrote ${files.join(", ")}`);
   },
 };
+
+// Whether `path` is `dir` or inside it (an --out that does not exist yet: by its resolved path).
+function isWithin(path: string, dir: string): boolean {
+  const rel = relative(dir, existsSync(path) ? realpathSync(path) : path);
+  return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
+}

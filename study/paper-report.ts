@@ -7,7 +7,8 @@
 //             figure per such run
 //   Figure 4  runs of another backbone (ViT-S/16): a panel per backbone for each dataset such a run covers, the main
 //             backbone's beside it where a run of it covers that dataset
-// Where several runs cover one backbone and dataset, a strategy's point comes from the first run that has it.
+// Where several runs cover one backbone and dataset, a strategy's point comes from the first run that has it. A
+// backbone is a file (distinctBackbones), not a shape.
 // Each figure as NAME.vl.json, NAME.svg and NAME.png; the table as table1.md and table1.csv; all written atomically.
 import { join } from "node:path";
 import { strategyName } from "../peft/strategy.js";
@@ -68,6 +69,14 @@ function mergedPanel(runs: Finished[]): Panel & { sources: Map<string, string> }
     }
   }
   return { reportK: runs[0].results.reportK, baseline: runs[0].results.baseline, table, sources };
+}
+
+// Runs of different backbones of one architecture (a DINO and a supervised ViT of the same shape) told apart: their
+// label gains the backbone's SHA-256 prefix, so that no figure panel or table row merges the two.
+export function distinctBackbones(runs: RunFolder[]): RunFolder[] {
+  const ids = new Map<string, Set<string>>();
+  for (const r of runs) ids.set(r.model, (ids.get(r.model) ?? new Set()).add(r.backbone));
+  return runs.map((r) => (ids.get(r.model)!.size > 1 ? { ...r, model: `${r.model}, backbone ${r.backbone.slice(0, 8)}` } : r));
 }
 
 // Groups runs by a key, in order of first appearance.

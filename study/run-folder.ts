@@ -3,6 +3,7 @@
 // into results as the runner makes them, so that a run still going, or stopped, reports what it has and names the
 // cells it lacks. results.json, written when a run completes, adds the notes (data identities, backbone); without
 // it the backbone's name comes from its checkpoint's header, where the file is still there.
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readJsonFile } from "../util/json-file.js";
 import { basename, join, resolve } from "node:path";
@@ -18,6 +19,7 @@ export interface RunFolder {
   results?: StudyResults; // absent while no baseline.json exists: nothing is finished
   missing: string[]; // the config's cells without a result.json
   model: string; // modelLabel of the backbone, or "unknown backbone"
+  backbone: string; // which backbone, as 64 hex digits: its SHA-256 (backbone.json), else a hash of where it came from
 }
 
 const readJson = async <T>(path: string): Promise<T> => (await readJsonFile(path, "report")) as T;
@@ -35,17 +37,24 @@ export async function readRunFolder(folder: string): Promise<RunFolder> {
     else missing.push(cell.id);
   }
   const written = existsSync(join(dir, "results.json")) ? (await readJson<{ notes: StudyNotes }>(join(dir, "results.json"))).notes : undefined;
-  const model = written?.model ?? (await modelOf(config));
+  // The runner's record of the backbone: its file's absolute path (config.json's may be relative to where the run
+  // started) and, from builds that record it, its SHA-256.
+  const recorded = existsSync(join(dir, "backbone.json")) ? await readJson<{ path?: unknown; sha256?: unknown } | null>(join(dir, "backbone.json")) : undefined;
+  const recordedPath = typeof recorded?.path === "string" ? recorded.path : undefined;
+  const model = written?.model ?? (await modelOf(config, recordedPath));
+  const backbone = typeof recorded?.sha256 === "string" ? recorded.sha256 : createHash("sha256").update(recordedPath ?? JSON.stringify(config.backbone)).digest("hex");
   const notes: StudyNotes = written ?? { backbone: config.backbone.checkpoint ?? `pre-trained ViT (${basename(dir)})`, model, data: {}, imageSize: config.imageSize ?? 0 };
   const baselinePath = join(dir, "baseline.json");
   const results = existsSync(baselinePath) ? summarize(config, await readBaseline(baselinePath, config, "report"), outcomes, notes) : undefined;
-  return { dir, config, results, missing, model };
+  return { dir, config, results, missing, model, backbone };
 }
 
-// The backbone's name from the config: a pre-training's model, or a checkpoint's header where the file is here.
-async function modelOf(config: StudyConfig): Promise<string> {
+// The backbone's name from the config: a pre-training's model, or a checkpoint's header where the file is still
+// there (where backbone.json says, else the config's path).
+async function modelOf(config: StudyConfig, recordedPath: string | undefined): Promise<string> {
   const { checkpoint, heads, key, pretrain } = config.backbone;
   if (pretrain) return modelLabel(pretrain.model);
-  if (checkpoint && existsSync(checkpoint)) return modelLabel(await readArchitecture(resolve(checkpoint), { heads, key }));
+  const path = [recordedPath, checkpoint && resolve(checkpoint)].find((p) => p !== undefined && existsSync(p));
+  if (path) return modelLabel(await readArchitecture(path, { heads, key }));
   return "unknown backbone";
 }

@@ -65,4 +65,48 @@ describe("report", () => {
     expect(lines.filter((l) => l.startsWith("not drawn: "))).toHaveLength(3);
     expect(lines.at(-1)).toBe(`wrote ${join(out, "table1.md")}, ${join(out, "table1.csv")}`);
   });
+
+  // A run folder of the fixture's config with one finished cell, its backbone recorded as `sha256`.
+  async function runFolder(name: string, sha256: string): Promise<string> {
+    const dir = join(root, name);
+    await mkdir(join(dir, "cells", cells[0].id), { recursive: true });
+    await writeFile(join(dir, "config.json"), JSON.stringify(configJson(config)));
+    await writeFile(join(dir, "baseline.json"), JSON.stringify(baseline));
+    await writeFile(join(dir, "backbone.json"), JSON.stringify({ kind: "checkpoint", path: "/nowhere/backbone.safetensors", sha256 }));
+    await writeFile(join(dir, "cells", cells[0].id, "result.json"), JSON.stringify(cells[0]));
+    return dir;
+  }
+
+  it("takes a folder once however it is spelled, and refuses an --out within a run", async () => {
+    const dir = await runFolder("spelled", "a".repeat(64));
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    await report.run(["--json", dir, `${dir}/`, join(dir, "..", "spelled"), "--out", join(root, "spelled-out")]);
+    expect(JSON.parse(String(log.mock.calls[0][0])).runs).toHaveLength(1);
+    for (const out of [dir, join(dir, "cells", cells[0].id), join(dir, "new")]) {
+      await expect(report.run([dir, "--out", out])).rejects.toThrow(new UsageError(`--out: expected a folder outside the runs reported (it would overwrite their own figures and files), got ${out}, within ${dir}`));
+    }
+  });
+
+  it("names the backbone from the file backbone.json records, whatever folder config.json's relative path was from", async () => {
+    const dir = await runFolder("moved", "c".repeat(64));
+    const shipped = join(import.meta.dirname, "../..", config.backbone.checkpoint!);
+    await writeFile(join(dir, "config.json"), JSON.stringify(configJson({ ...config, backbone: { ...config.backbone, checkpoint: "started/elsewhere/backbone.safetensors" } })));
+    await writeFile(join(dir, "backbone.json"), JSON.stringify({ kind: "checkpoint", path: shipped, sha256: "c".repeat(64) }));
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    await report.run(["--json", dir, "--out", join(root, "moved-out")]);
+    expect(JSON.parse(String(log.mock.calls[0][0])).runs[0].backbone).toBe("ViT (patch 7, width 64, depth 4)");
+  });
+
+  it("tells apart two backbones of one architecture by their SHA-256, in the runs, the table and the figures", async () => {
+    const a = await runFolder("backbone-a", "a".repeat(64));
+    const b = await runFolder("backbone-b", "b".repeat(64));
+    const same = await runFolder("backbone-a2", "a".repeat(64));
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    await report.run(["--json", a, b, same, "--out", join(root, "backbones-out")]);
+    const summary = JSON.parse(String(log.mock.calls[0][0]));
+    const label = "ViT (patch 7, width 64, depth 4)";
+    expect(summary.runs.map((r: { backbone: string }) => r.backbone)).toEqual([`${label}, backbone aaaaaaaa`, `${label}, backbone bbbbbbbb`, `${label}, backbone aaaaaaaa`]);
+    const table = await readFile(join(root, "backbones-out", "table1.md"), "utf8");
+    expect(table).toContain(`| ${label}, backbone bbbbbbbb | fashion-mnist | original backbone |`);
+  });
 });
