@@ -8,6 +8,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ArrayDataset, type Dataset, checkLabels, hashFiles, readWhole } from "./dataset.js";
+import { readClassNames } from "./list-files.js";
 
 export type CifarVariant = "cifar10" | "cifar100" | "cifar100-coarse";
 
@@ -36,8 +37,7 @@ const FORMATS: Record<CifarVariant, Format> = {
 };
 
 async function readNames(variant: CifarVariant, path: string, expected: number): Promise<string[]> {
-  if (!existsSync(path)) throw new Error(`${variant}: expected the class-name file ${path}, it does not exist`);
-  const names = (await readWhole(variant, path)).toString("utf8").split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0);
+  const names = await readClassNames(variant, path, "the class-name file");
   if (names.length !== expected) throw new Error(`${variant}: expected ${expected} class names in ${path}, got ${names.length}`);
   return names;
 }

@@ -64,6 +64,17 @@ export function checkIndex(ds: Dataset, i: number): void {
   if (!Number.isInteger(i) || i < 0 || i >= ds.length) throw new Error(`${ds.identity.name}: expected an index in [0, ${ds.length}), got ${i}`);
 }
 
+// The most classes a class list may hold, and a dataset whose labels name no classes may have: ImageNet-21k, the
+// largest class set in common use, has 21,841. A label past it is a mistake (an id, a hash, a regression target),
+// and taken as a class count it would build that many names and per-class lists until memory runs out.
+export const MAX_CLASSES = 65536;
+
+// Throws naming the file when an array of images (N, H, W, ...) holds none, or images without pixels.
+export function checkImageArray(module: string, path: string, shape: number[], height: number, width: number): void {
+  if (shape[0] === 0) throw new Error(`${module}: expected at least one image in ${path}, got 0 images (${shape.join(", ")})`);
+  if (height < 1 || width < 1) throw new Error(`${module}: expected images of at least 1x1 in ${path}, got (${shape.join(", ")})`);
+}
+
 // Throws naming the file when a label is outside [0, numClasses).
 export function checkLabels(name: string, labels: Int32Array, numClasses: number, where: (i: number) => string): void {
   for (let i = 0; i < labels.length; i++) {

@@ -5,13 +5,14 @@
 //   labels/labels_joint_anno.txt        multi-label annotations (not read)
 // Splits: train, val, test, trainval (train then val) of fold 1, the standard; train<N>, val<N>, test<N>,
 // trainval<N> of fold N = 1..10. As torchvision's DTD: classes are the class folders sorted, a sample's label is the
-// class folder in its listed path, and samples follow the order of the split file. The root may be dtd/ or the
-// folder holding it.
+// class folder in its listed path, and samples follow the order of the split file. A fold's three files list every
+// class and are disjoint (the published ones are), so a class folder none lists and an image listed twice are
+// refused. The root may be dtd/ or the folder holding it.
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { hashLines } from "./dataset.js";
 import { ImageFiles, entries, isDir } from "./image-files.js";
-import { type Listed, checkListed, checkPublishedCount, readLines } from "./list-files.js";
+import { type Listed, checkListed, checkOnce, checkPublishedCount, readLines } from "./list-files.js";
 
 const PUBLISHED = { classes: 47, perSplit: 1880 };
 const FOLDS = 10;
@@ -33,8 +34,8 @@ export async function openDtd(root: string, split = "train"): Promise<ImageFiles
   const dir = !existsSync(join(root, "images")) && existsSync(join(root, "dtd", "images")) ? join(root, "dtd") : root;
   const images = join(dir, "images");
   if (!existsSync(images)) throw new Error(`dtd: expected the folder images/ of DTD in ${dir}, it does not exist`);
-  if (!(await isDir(images))) throw new Error(`dtd: expected ${images} to be the folder of DTD's class folders, got a file`);
-  const classes = (await entries(images)).dirs;
+  if (!(await isDir("dtd", images))) throw new Error(`dtd: expected ${images} to be the folder of DTD's class folders, got a file`);
+  const classes = (await entries("dtd", images)).dirs;
   if (classes.length === 0) throw new Error(`dtd: expected class folders in ${images}, found none`);
   const index = new Map(classes.map((c, i) => [c, i]));
 
@@ -55,6 +56,11 @@ export async function openDtd(root: string, split = "train"): Promise<ImageFiles
       }),
     );
   }
+  const all = [...lists.values()].flat();
+  checkOnce("dtd", `image once in the split files of fold ${fold} (train, val and test are disjoint)`, all.map((s) => ({ key: s.rel, at: s.listed.listedAt })));
+  const listedClasses = new Set(all.map((s) => s.label));
+  const unlisted = classes.findIndex((_, c) => !listedClasses.has(c));
+  if (unlisted >= 0) throw new Error(`dtd: expected the split files of fold ${fold} in ${join(dir, "labels")} to list images of each class folder, got none of ${join(images, classes[unlisted])}`);
   const chosen = parts.flatMap((p) => lists.get(p)!);
   if (chosen.length === 0) throw new Error(`dtd: expected images listed in ${parts.map((p) => join(dir, `labels/${p}${fold}.txt`)).join(" and ")}, found none`);
   await checkListed("dtd", chosen.map((s) => s.listed));

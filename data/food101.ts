@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { hashLines } from "./dataset.js";
 import { ImageFiles } from "./image-files.js";
-import { checkListed, checkPublishedCount, readLines } from "./list-files.js";
+import { checkListed, checkOnce, checkPublishedCount, readClassNames, readLines } from "./list-files.js";
 
 const PUBLISHED: { classes: number; train: number; test: number } = { classes: 101, train: 75750, test: 25250 };
 
@@ -17,13 +17,8 @@ export async function openFood101(root: string, split = "train"): Promise<ImageF
   root = resolve(root);
   const dir = !existsSync(join(root, "meta")) && existsSync(join(root, "food-101", "meta")) ? join(root, "food-101") : root;
   const classFile = join(dir, "meta", "classes.txt");
-  const classLines = await readLines("food101", classFile, "Food-101's class list");
-  const classes = classLines.map((l) => l.text);
-  const index = new Map<string, number>();
-  for (const { text, line } of classLines) {
-    if (index.has(text)) throw new Error(`food101: expected each class once in ${classFile}, got "${text}" again at line ${line}`);
-    index.set(text, index.size);
-  }
+  const classes = await readClassNames("food101", classFile, "Food-101's class list");
+  const index = new Map(classes.map((c, i) => [c, i]));
   if (classes.length === 0) throw new Error(`food101: expected class names in ${classFile}, found none`);
   const file = join(dir, "meta", `${split}.txt`);
   const lines = await readLines("food101", file, "Food-101's split file");
@@ -35,6 +30,7 @@ export async function openFood101(root: string, split = "train"): Promise<ImageF
     if (label === undefined) throw new Error(`food101: expected "<class>/<id>" with a class of ${classFile} at ${file} line ${line}, got "${text}"`);
     return { rel: `images/${text}.jpg`, label, listedAt: `${file} line ${line}` };
   });
+  checkOnce("food101", "image once in a split file", samples.map((s) => ({ key: s.rel, at: s.listedAt })));
   const paths = samples.map((s) => join(dir, s.rel));
   await checkListed("food101", samples.map((s, k) => ({ path: paths[k], listedAt: s.listedAt })));
   const labels = Int32Array.from(samples, (s) => s.label);

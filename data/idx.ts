@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { gunzip } from "node:zlib";
 import { promisify } from "node:util";
 import { join, resolve } from "node:path";
-import { ArrayDataset, type Dataset, checkLabels, hashFiles, readWhole } from "./dataset.js";
+import { ArrayDataset, type Dataset, checkImageArray, checkLabels, hashFiles, readWhole } from "./dataset.js";
 
 export interface IdxArray {
   shape: number[];
@@ -65,6 +65,7 @@ export async function openIdx(name: "mnist" | "fashion-mnist", root: string, spl
   const labelsPath = findIdx(name, root, `${prefix}-labels-idx1-ubyte`);
   const [images, labels] = await Promise.all([readIdx(imagesPath), readIdx(labelsPath)]);
   if (images.shape.length !== 3) throw new Error(`${name}: expected images (N, H, W) in ${imagesPath}, got (${images.shape.join(", ")})`);
+  checkImageArray(name, imagesPath, images.shape, images.shape[1], images.shape[2]);
   if (labels.shape.length !== 1 || labels.shape[0] !== images.shape[0])
     throw new Error(`${name}: expected labels (${images.shape[0]}) in ${labelsPath} to match the images, got (${labels.shape.join(", ")})`);
   const [n, height, width] = images.shape;

@@ -2,10 +2,12 @@
 // readers of listed layouts (DTD, Flowers102, Food101) build from their split files. Files are read whole when a
 // sample is asked for and decoded later, inside the transform's libvips pipeline (see image.ts). Also the folder
 // listing they share, in an order that is the same on every machine.
+import type { Dirent } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { type Dataset, type DatasetIdentity, checkIndex, readWhole } from "./dataset.js";
 import { type EncodedImage, type RawImage, decodeImage } from "./image.js";
+import { describeFileError, isFileError } from "../util/file-errors.js";
 
 export class ImageFiles implements Dataset {
   readonly length: number;
@@ -42,20 +44,34 @@ export function byCodePoint(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-export async function isDir(path: string): Promise<boolean> {
-  return (await stat(path)).isDirectory(); // stat follows symlinks, as os.walk(followlinks=True) does
+// A file-system failure in the reading module's words, naming the path (a symbolic link to itself: ELOOP).
+function fileError(module: string, path: string, action: string, e: unknown): unknown {
+  return isFileError(e) ? new Error(`${module}: ${describeFileError(e, path, action)}`, { cause: e }) : e;
+}
+
+export async function isDir(module: string, path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory(); // stat follows symlinks, as os.walk(followlinks=True) does
+  } catch (e) {
+    throw fileError(module, path, "read", e);
+  }
 }
 
 // Visible entries of a folder, sorted, split into sub-folders and files. Hidden ones (.DS_Store,
 // .ipynb_checkpoints) are left out. Only symlinks cost a stat, so listing ImageNet's 1.3M files stays a readdir per
 // folder.
-export async function entries(dir: string): Promise<{ dirs: string[]; files: string[] }> {
+export async function entries(module: string, dir: string): Promise<{ dirs: string[]; files: string[] }> {
   const dirs: string[] = [];
   const files: string[] = [];
-  const list = (await readdir(dir, { withFileTypes: true })).filter((e) => !e.name.startsWith("."));
+  let list: Dirent[];
+  try {
+    list = (await readdir(dir, { withFileTypes: true })).filter((e) => !e.name.startsWith("."));
+  } catch (e) {
+    throw fileError(module, dir, "list", e);
+  }
   list.sort((a, b) => byCodePoint(a.name, b.name));
   for (const e of list) {
-    const folder = e.isDirectory() || (e.isSymbolicLink() && (await isDir(join(dir, e.name))));
+    const folder = e.isDirectory() || (e.isSymbolicLink() && (await isDir(module, join(dir, e.name))));
     (folder ? dirs : files).push(e.name);
   }
   return { dirs, files };

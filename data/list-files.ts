@@ -1,6 +1,7 @@
 // What the readers of listed layouts share (DTD's labels/train1.txt, Food101's meta/train.txt, Flowers102's
-// setid.mat): the lines of a split file with their line numbers, the check that every listed image is on disk, and
-// the check of a complete set against its published sizes.
+// setid.mat): the lines of a split file with their line numbers, the check that nothing is listed twice, the check
+// that every listed image is on disk, and the check of a complete set against its published sizes. Also files of
+// class names, one a line (Food101's, CIFAR's, an NPY set's classes.txt).
 import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { dirname, basename } from "node:path";
@@ -20,6 +21,24 @@ export async function readLines(module: string, path: string, what: string): Pro
     .split("\n")
     .map((t, k) => ({ text: t.trim(), line: k + 1 }))
     .filter((l) => l.text.length > 0);
+}
+
+// Throws at the first key given twice, naming both places: an image listed twice in one split, or in two splits
+// that are disjoint, or a class named twice. `what` completes "expected each ...".
+export function checkOnce(module: string, what: string, items: { key: string; at: string }[]): void {
+  const first = new Map<string, string>();
+  for (const { key, at } of items) {
+    const before = first.get(key);
+    if (before !== undefined) throw new Error(`${module}: expected each ${what}, got ${key} at ${before} and again at ${at}`);
+    first.set(key, at);
+  }
+}
+
+// Class names, one a line, in label order; a name given twice would make two classes no one can tell apart.
+export async function readClassNames(module: string, path: string, what: string): Promise<string[]> {
+  const lines = await readLines(module, path, what);
+  checkOnce(module, `class once in ${path}`, lines.map((l) => ({ key: `"${l.text}"`, at: `line ${l.line}` })));
+  return lines.map((l) => l.text);
 }
 
 // An image a split file lists, and where it is listed (for the message when it is missing).

@@ -1,11 +1,12 @@
 // Images and labels as NPY arrays: root/<split>_images.npy and root/<split>_labels.npy, with class names one per
-// line in an optional root/classes.txt (otherwise "0", "1", ...).
+// line in an optional root/classes.txt (otherwise "0", "1", ... up to the largest label, below MAX_CLASSES).
 // Images are (N, H, W) grayscale, (N, H, W, C) or (N, C, H, W) with C = 1 or 3: the channel axis is the last one
 // when it is 1 or 3, else the second. Pixels are uint8, or float32 in [0, 1] (torchvision's ToTensor range),
 // which is rounded to bytes so that every format enters the transforms as 8-bit RGB.
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ArrayDataset, type Dataset, checkLabels, hashFiles, readWhole } from "./dataset.js";
+import { ArrayDataset, type Dataset, MAX_CLASSES, checkImageArray, checkLabels, hashFiles } from "./dataset.js";
+import { readClassNames } from "./list-files.js";
 import { labelsToInt32, readNpy } from "./npy.js";
 
 function toBytes(data: Float32Array, path: string): Uint8Array {
@@ -30,8 +31,7 @@ export async function openNpyImages(root: string, split = "train"): Promise<Data
   else if (s.length === 4 && (s[3] === 1 || s[3] === 3)) layout = { height: s[1], width: s[2], channels: s[3], planar: false };
   else if (s.length === 4 && (s[1] === 1 || s[1] === 3)) layout = { height: s[2], width: s[3], channels: s[1], planar: true };
   else throw new Error(`npy: expected images (N, H, W), (N, H, W, 1|3) or (N, 1|3, H, W) in ${imagesPath}, got (${s.join(", ")})`);
-  if (s[0] === 0) throw new Error(`npy: expected at least one image in ${imagesPath}, got 0 images (${s.join(", ")})`);
-  if (layout.height < 1 || layout.width < 1) throw new Error(`npy: expected images of at least 1x1 in ${imagesPath}, got (${s.join(", ")})`);
+  checkImageArray("npy", imagesPath, s, layout.height, layout.width);
   let pixels: Uint8Array;
   if (images.data instanceof Uint8Array) pixels = images.data;
   else if (images.data instanceof Float32Array) pixels = toBytes(images.data, imagesPath);
@@ -43,9 +43,11 @@ export async function openNpyImages(root: string, split = "train"): Promise<Data
   const files = [imagesPath, labelsPath];
   let classes: string[];
   if (existsSync(namesPath)) {
-    classes = (await readWhole("npy", namesPath)).toString("utf8").split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+    classes = await readClassNames("npy", namesPath, "the class names");
     files.push(namesPath);
   } else {
+    const big = labels.findIndex((y) => y >= MAX_CLASSES);
+    if (big >= 0) throw new Error(`npy: expected labels below ${MAX_CLASSES} in ${labelsPath} (the classes are 0..the largest label where no ${namesPath} names them), got ${labels[big]} at index ${big}`);
     const k = labels.reduce((m, y) => Math.max(m, y + 1), 0);
     classes = Array.from({ length: k }, (_, c) => String(c));
   }

@@ -1,7 +1,7 @@
 // Subsets of a dataset for split-domain experiments: a class range (e.g. pre-train on classes 0-4, fine-tune on
 // 5-9) with the kept classes renumbered 0..k-1, the first n samples of each class, or a seeded fraction of each
 // class. The subset is itself a Dataset whose identity names its parent, how it was drawn, and hashes the indices.
-import { type Dataset, type DatasetIdentity, checkIndex, hashLines } from "./dataset.js";
+import { type Dataset, type DatasetIdentity, MAX_CLASSES, checkIndex, hashLines } from "./dataset.js";
 import type { ImageInput, RawImage } from "./image.js";
 import { Rng } from "../util/random.js";
 
@@ -16,18 +16,20 @@ export interface SubsetOptions {
   seed?: number; // for `fraction`; default 0
 }
 
-// "0-4", "5-9", "0,2,7-9" -> class indices, in the order written.
+// "0-4", "5-9", "0,2,7-9" -> class indices, in the order written. The ranges are counted before they are expanded:
+// "0-2000000000" would otherwise fill memory before any dataset could say it has fewer classes.
 export function parseClassList(text: string): number[] {
-  const out: number[] = [];
-  for (const part of text.split(",").map((s) => s.trim())) {
+  const ranges = text.split(",").map((s) => s.trim()).map((part) => {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);
     if (!m) throw new Error(`subset: expected classes like "0-4" or "0,2,7-9", got "${text}"`);
     const lo = Number(m[1]);
     const hi = m[2] === undefined ? lo : Number(m[2]);
     if (hi < lo) throw new Error(`subset: expected an increasing class range, got "${part}"`);
-    for (let c = lo; c <= hi; c++) out.push(c);
-  }
-  return out;
+    return { lo, hi };
+  });
+  const count = ranges.reduce((n, r) => n + r.hi - r.lo + 1, 0);
+  if (count > MAX_CLASSES) throw new Error(`subset: expected at most ${MAX_CLASSES} classes in "${text}", got ${count}`);
+  return ranges.flatMap(({ lo, hi }) => Array.from({ length: hi - lo + 1 }, (_, k) => lo + k));
 }
 
 function describe(opts: SubsetOptions, classes: number[] | undefined, remap: boolean, seed: number): string {

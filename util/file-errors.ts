@@ -13,6 +13,7 @@ const REASONS: Record<string, string> = {
   EMFILE: "too many open files",
   ENAMETOOLONG: "the name is too long",
   EEXIST: "a file of that name is in the way",
+  ELOOP: "a loop of symbolic links",
 };
 
 const VERBS: Record<string, string> = { open: "open", read: "read", write: "write", rename: "write", mkdir: "create the folder", scandir: "list", stat: "read", unlink: "remove" };

@@ -1,7 +1,8 @@
 // Bad datasets through `data --dataset NAME --root DIR`: missing and misplaced roots, empty folders, files that
 // are not images, corrupt images (one line per file, counted), and for the array formats (npy, CIFAR, IDX) missing,
-// truncated and mislabelled files. Each error names the folder or file (and record) at fault.
-import { mkdir } from "node:fs/promises";
+// truncated and mislabelled files; for the listed layouts images listed twice. Each error names the folder or file (and
+// record) at fault.
+import { mkdir, symlink } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { describe, expect } from "vitest";
 import sharp from "sharp";
@@ -12,9 +13,10 @@ import { mat5Bytes, mat73Bytes } from "../data/mat5-writer.js";
 
 const root = tempRoot("data");
 
-// A dataset's files under the case's root: relative path -> contents, or FOLDER for an empty folder.
+// A dataset's files under the case's root: relative path -> contents, FOLDER for an empty folder, or a symbolic link.
 const FOLDER = Symbol("folder");
-type Tree = Record<string, Uint8Array | string | typeof FOLDER | undefined>; // undefined: leave the file out
+type Link = { linkTo: string };
+type Tree = Record<string, Uint8Array | string | typeof FOLDER | Link | undefined>; // undefined: leave the file out
 
 const png = (k: number) => pngBytes(8, 8, PNG_RGB, 8, pattern(192, k));
 const jpeg = () => sharp({ create: { width: 16, height: 16, channels: 3, background: { r: 200, g: 30, b: 90 } } }).jpeg().toBuffer();
@@ -46,17 +48,20 @@ const GOOD: Record<string, () => Tree> = {
     "t10k-images-idx3-ubyte": idxImages(1),
     "t10k-labels-idx1-ubyte": idxLabels([7]),
   }),
-  // The listed layouts, two images each (PNG bytes under .jpg names: the decoder goes by content).
+  // The listed layouts, two classes in disjoint splits (PNG bytes under .jpg names: the decoder goes by content).
   dtd: () => ({
     "images/banded/banded_0001.jpg": png(1),
     "images/dotted/dotted_0001.jpg": png(2),
-    ...Object.fromEntries(["train1", "val1", "test1"].map((f) => [`labels/${f}.txt`, "banded/banded_0001.jpg\ndotted/dotted_0001.jpg\n"])),
+    "images/banded/banded_0002.jpg": png(3),
+    "images/dotted/dotted_0002.jpg": png(4),
+    "labels/train1.txt": "banded/banded_0001.jpg\ndotted/dotted_0001.jpg\n",
+    "labels/val1.txt": "banded/banded_0002.jpg\n",
+    "labels/test1.txt": "dotted/dotted_0002.jpg\n",
   }),
   flowers102: () => ({
-    "jpg/image_00001.jpg": png(1),
-    "jpg/image_00002.jpg": png(2),
-    "imagelabels.mat": mat5Bytes([{ name: "labels", values: [1, 2] }], { compress: true }),
-    "setid.mat": mat5Bytes([{ name: "trnid", values: [2, 1] }, { name: "valid", values: [1] }, { name: "tstid", values: [2] }], { compress: true }),
+    ...Object.fromEntries([1, 2, 3, 4].map((k) => [`jpg/image_0000${k}.jpg`, png(k)])),
+    "imagelabels.mat": mat5Bytes([{ name: "labels", values: [1, 2, 1, 2] }], { compress: true }),
+    "setid.mat": mat5Bytes([{ name: "trnid", values: [2, 1] }, { name: "valid", values: [3] }, { name: "tstid", values: [4] }], { compress: true }),
   }),
   food101: () => ({
     "images/apple_pie/1005649.jpg": png(1),
@@ -92,6 +97,7 @@ function dataCase(c: DataCase): BadCase {
       for (const [name, make] of Object.entries(c.jpegs ?? {})) tree[name] = make(good);
       for (const [name, v] of Object.entries(tree)) {
         if (v === FOLDER) await mkdir(at("root", name), { recursive: true });
+        else if (typeof v === "object" && "linkTo" in v) await symlink(v.linkTo, at("root", name));
         else if (v !== undefined) await write(at("root", name), v);
       }
     },
@@ -118,6 +124,21 @@ const imageFolders: DataCase[] = [
   { what: "a class of non-image files", dataset: "imagefolder", tree: { "bird/notes.txt": "x", "bird/pic.gif": "GIF89a", "bird/scan.tiff": "II*" }, says: (at) => [at("root", "bird"), "found none"] },
   { what: "a class of hidden files", dataset: "imagefolder", tree: { "bird/.DS_Store": "x", "bird/.a.png": png(4) }, says: (at) => [at("root", "bird"), "found none"] },
   { what: "a split folder that does not exist", dataset: "imagefolder", flags: () => ["--split", "val"], says: (at) => [at("root", "val"), "split"] },
+  {
+    what: "split folders val/ and test/ without train/",
+    dataset: "imagefolder",
+    tree: { "val/cat/a.png": png(4), "test/cat/b.png": png(5) },
+    says: (at) => [at("root", "train"), "does not exist", "split folders present: test, val"],
+  },
+  { what: "train a file beside val/", dataset: "imagefolder", tree: { train: "x", "val/cat/a.png": png(4) }, says: (at) => [at("root", "train"), "it is a file", "present: val"] },
+  {
+    what: "a symbolic link back to the root",
+    dataset: "imagefolder",
+    tree: { "cat/up": { linkTo: ".." } },
+    says: (at) => [at("root", "cat", "up"), "symbolic-link loops", `leads back to ${at("root")}`],
+    never: [/ELOOP: /],
+  },
+  { what: "a symbolic link to itself", dataset: "imagefolder", tree: { "cat/me": { linkTo: "me" } }, says: (at) => [at("root", "cat", "me"), "a loop of symbolic links"], never: [/ELOOP: /] },
   {
     what: "a truncated JPEG with --check",
     dataset: "imagefolder",
@@ -214,6 +235,13 @@ const npyDatasets: DataCase[] = [
   { what: "float labels", dataset: "npy", tree: { "train_labels.npy": npy(new Float32Array(4), [4]) }, says: (at) => [at("root", "train_labels.npy"), "integer labels"] },
   { what: "a negative label", dataset: "npy", tree: { "train_labels.npy": npyLabels([0, 1, -2, 1]) }, says: (at) => [at("root", "train_labels.npy"), "got -2", "index 2"] },
   { what: "a label past classes.txt", dataset: "npy", tree: { "classes.txt": "shirt\nshoe\n", "train_labels.npy": npyLabels([0, 1, 2, 1]) }, says: (at) => [at("root", "train_labels.npy#2"), "[0, 2)"] },
+  {
+    what: "a label of 100000000 without classes.txt",
+    dataset: "npy",
+    tree: { "train_labels.npy": npyLabels([0, 1, 2, 1e8]) },
+    says: (at) => [at("root", "train_labels.npy"), "below 65536", "got 100000000 at index 3"],
+  },
+  { what: "a class named twice in classes.txt", dataset: "npy", tree: { "classes.txt": "shirt\nshirt\n" }, says: (at) => [at("root", "classes.txt"), '"shirt" at line 1 and again at line 2'] },
   { what: "0 images", dataset: "npy", tree: { "train_images.npy": npy(new Uint8Array(0), [0, 8, 8]), "train_labels.npy": npyLabels([]) }, says: (at) => [at("root", "train_images.npy"), /no images|at least one|0 images/] },
   { what: "classes.txt a folder", dataset: "npy", tree: { "classes.txt": FOLDER }, says: (at) => [at("root", "classes.txt"), "folder"] },
 ];
@@ -229,6 +257,8 @@ const cifarDatasets: DataCase[] = [
   { what: "a batch file that is a folder", dataset: "cifar10", tree: { "data_batch_1.bin": FOLDER }, says: (at) => [at("root", "data_batch_1.bin"), "folder"] },
   { what: "class names in a folder", dataset: "cifar10", tree: { "batches.meta.txt": FOLDER }, says: (at) => [at("root", "batches.meta.txt"), "folder"] },
   { what: "a split named val", dataset: "cifar10", flags: () => ["--split", "val"], says: () => ["cifar10", "split", '"val"'] },
+  { what: "ten identical class names", dataset: "cifar10", tree: { "batches.meta.txt": "cat\n".repeat(10) }, says: (at) => [at("root", "batches.meta.txt"), '"cat" at line 1 and again at line 2'] },
+  { what: "--classes 0-2000000000", dataset: "cifar10", flags: () => ["--classes", "0-2000000000"], code: 2, says: () => ["--classes", '"0-2000000000"', "at most 65536 classes"] },
   { what: "a fine label of 150", dataset: "cifar100", tree: { "train.bin": cifar([[1, 42], [2, 150]]) }, says: (at) => [at("root", "train.bin#1"), "got 150"] },
   { what: "a coarse label of 25", dataset: "cifar100-coarse", tree: { "train.bin": cifar([[25, 42]]) }, says: (at) => [at("root", "train.bin#0"), "got 25"] },
   { what: "CIFAR-10 files given as CIFAR-100", dataset: "cifar100", tree: { ...GOOD.cifar10(), "train.bin": undefined }, says: (at) => [at("root", "train.bin"), "does not exist"] },
@@ -247,16 +277,37 @@ const idxDatasets: DataCase[] = [
   { what: "images of rank 2", dataset: "mnist", tree: { "train-images-idx3-ubyte": idxBytes([3, 16], pattern(48, 1)) }, says: (at) => [at("root", "train-images-idx3-ubyte"), "(N, H, W)", "(3, 16)"] },
   { what: "a label of 10", dataset: "mnist", tree: { "train-labels-idx1-ubyte": idxLabels([0, 10, 4]) }, says: (at) => [at("root", "train-labels-idx1-ubyte#1"), "got 10"] },
   { what: "an images file that is a folder", dataset: "mnist", tree: { "train-images-idx3-ubyte": FOLDER }, says: (at) => [at("root", "train-images-idx3-ubyte"), "folder"] },
+  { what: "0 images", dataset: "mnist", tree: { "train-images-idx3-ubyte": idxImages(0), "train-labels-idx1-ubyte": idxLabels([]) }, says: (at) => [at("root", "train-images-idx3-ubyte"), "at least one image", "got 0 images"] },
+  { what: "images of 0x0 pixels", dataset: "mnist", tree: { "train-images-idx3-ubyte": idxBytes([3, 0, 0], new Uint8Array(0)) }, says: (at) => [at("root", "train-images-idx3-ubyte"), "at least 1x1", "(3, 0, 0)"] },
   { what: "a split named val", dataset: "mnist", flags: () => ["--split", "val"], says: () => ["mnist", "split", '"val"'] },
 ];
 
 const listedDatasets: DataCase[] = [
   { what: "an empty root", dataset: "dtd", tree: null, says: (at) => [at("root"), "images/", "does not exist"] },
-  { what: "images/ a file", dataset: "dtd", tree: { "images/banded/banded_0001.jpg": undefined, "images/dotted/dotted_0001.jpg": undefined, images: "x" }, says: (at) => [at("root", "images"), "got a file"], never: [RAW_NODE] },
+  {
+    what: "images/ a file",
+    dataset: "dtd",
+    tree: { ...Object.fromEntries(Object.keys(GOOD.dtd()).filter((f) => f.startsWith("images/")).map((f) => [f, undefined])), images: "x" },
+    says: (at) => [at("root", "images"), "got a file"],
+    never: [RAW_NODE],
+  },
   { what: "a split file that is a folder", dataset: "dtd", tree: { "labels/val1.txt": FOLDER }, says: (at) => [at("root", "labels", "val1.txt"), "folder"], never: [RAW_NODE] },
   { what: "a missing split file", dataset: "dtd", tree: { "labels/test1.txt": undefined }, says: (at) => [at("root", "labels", "test1.txt"), "does not exist"] },
   { what: "a listed image missing", dataset: "dtd", tree: { "images/dotted/dotted_0001.jpg": undefined, "images/dotted/dotted_0002.jpg": png(3) }, says: (at) => [at("root", "images", "dotted", "dotted_0001.jpg"), at("root", "labels", "train1.txt"), "line 2", "does not exist"] },
   { what: "a line without a class", dataset: "dtd", tree: { "labels/train1.txt": "banded_0001.jpg\n" }, says: (at) => [at("root", "labels", "train1.txt"), "line 1", '"banded_0001.jpg"'] },
+  {
+    what: "an image listed twice",
+    dataset: "dtd",
+    tree: { "labels/train1.txt": "banded/banded_0001.jpg\ndotted/dotted_0001.jpg\nbanded/banded_0001.jpg\n" },
+    says: (at) => [at("root", "labels", "train1.txt"), "images/banded/banded_0001.jpg", "line 1 and again", "line 3"],
+  },
+  {
+    what: "an image in train and test",
+    dataset: "dtd",
+    tree: { "labels/test1.txt": "dotted/dotted_0002.jpg\nbanded/banded_0001.jpg\n" },
+    says: (at) => [at("root", "labels", "train1.txt"), at("root", "labels", "test1.txt"), "images/banded/banded_0001.jpg", "disjoint"],
+  },
+  { what: "a class folder no split file lists", dataset: "dtd", tree: { "images/zigzagged/zigzagged_0001.jpg": png(5) }, says: (at) => [at("root", "images", "zigzagged"), "got none"] },
   { what: "a fold of 11", dataset: "dtd", flags: () => ["--split", "train11"], says: () => ["dtd", "fold 1..10", '"train11"'] },
   { what: "an empty root", dataset: "flowers102", tree: null, says: (at) => [at("root", "imagelabels.mat"), "does not exist"] },
   { what: "setid.mat a folder", dataset: "flowers102", tree: { "setid.mat": FOLDER }, says: (at) => [at("root", "setid.mat"), "folder"], never: [RAW_NODE] },
@@ -265,6 +316,13 @@ const listedDatasets: DataCase[] = [
   { what: "a truncated imagelabels.mat", dataset: "flowers102", tree: { "imagelabels.mat": mat5Bytes([{ name: "labels", values: [1, 2] }]).subarray(0, 170) }, says: (at) => [at("root", "imagelabels.mat"), "truncated"] },
   { what: "labels as text", dataset: "flowers102", tree: { "imagelabels.mat": mat5Bytes([{ name: "labels", className: "char", values: [49, 50] }]) }, says: (at) => [at("root", "imagelabels.mat"), '"labels"', "char array"] },
   { what: "sets in a cell", dataset: "flowers102", tree: { "setid.mat": mat5Bytes([{ name: "trnid", className: "cell", cells: [{ name: "", values: [1] }] }]) }, says: (at) => [at("root", "setid.mat"), '"trnid"', "cell array"] },
+  {
+    what: "a test image that is a train image",
+    dataset: "flowers102",
+    tree: { "setid.mat": mat5Bytes([{ name: "trnid", values: [2, 1] }, { name: "valid", values: [3] }, { name: "tstid", values: [4, 1] }]) },
+    says: (at) => [at("root", "setid.mat"), 'image 1 at "trnid" position 2 and again at "tstid" position 2'],
+  },
+  { what: "a label of 4e9", dataset: "flowers102", tree: { "imagelabels.mat": mat5Bytes([{ name: "labels", values: [1, 2, 1, 4e9] }]) }, says: (at) => [at("root", "imagelabels.mat"), "1..102", "got 4000000000 at position 4"] },
   { what: "a listed image missing", dataset: "flowers102", tree: { "jpg/image_00002.jpg": undefined }, says: (at) => [at("root", "jpg", "image_00002.jpg"), '"trnid" position 1', "does not exist"] },
   { what: "a split named all", dataset: "flowers102", flags: () => ["--split", "all"], says: () => ["flowers102", "split", '"all"'] },
   { what: "an empty root", dataset: "food101", tree: null, says: (at) => [at("root", "meta", "classes.txt"), "does not exist"] },

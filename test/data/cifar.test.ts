@@ -1,5 +1,5 @@
 // CIFAR-10/100 binary files: records split across batch files, planar pixels turned into HWC, fine and coarse
-// labels, class-name files, the parent-folder root, and wrong lengths.
+// labels, class-name files (each name once), the parent-folder root, and wrong lengths.
 import { describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { openCifar } from "../../data/cifar.js";
@@ -53,6 +53,8 @@ describe("cifar10", () => {
     await expect(openCifar("cifar10", bad, "test")).rejects.toThrow(`cifar10: expected labels in [0, 10), got 10 at ${join(bad, "test_batch.bin")}#0`);
     writeFile(join(bad, "batches.meta.txt"), C10.slice(0, 9).join("\n"));
     await expect(openCifar("cifar10", bad, "test")).rejects.toThrow(`cifar10: expected 10 class names in ${join(bad, "batches.meta.txt")}, got 9`);
+    writeFile(join(bad, "batches.meta.txt"), [...C10.slice(0, 9), "cat"].join("\n"));
+    await expect(openCifar("cifar10", bad, "test")).rejects.toThrow(`cifar10: expected each class once in ${join(bad, "batches.meta.txt")}, got "cat" at line 4 and again at line 10`);
     await expect(openCifar("cifar10", join(tmp, "c10", "cifar-10-batches-bin"), "valid")).rejects.toThrow('cifar10: expected split train or test, got "valid"');
   });
 });

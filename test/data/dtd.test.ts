@@ -1,7 +1,7 @@
 // DTD in its distributed layout: classes from the image folders, labels from the listed paths, every split name of
 // the 10 folds, trainval, the identity, decoding of its varied-size images through every transform, `data`, and an
-// error naming the file for each damage (a missing split file or image, a bad line, a complete-looking set of the
-// wrong size, an unknown split).
+// error naming the file for each damage (a missing split file or image, a bad line, an image listed twice in a fold,
+// a class folder no split file lists, a complete-looking set of the wrong size, an unknown split).
 import { describe, expect, it } from "vitest";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -96,6 +96,23 @@ describe("openDtd", () => {
     mkdirSync(join(empty, "images"), { recursive: true });
     await expect(openDtd(empty)).rejects.toThrow(`dtd: expected class folders in ${join(empty, "images")}, found none`);
     await expect(openDtd(tmp)).rejects.toThrow(`dtd: expected the folder images/ of DTD in ${tmp}, it does not exist`);
+  });
+
+  it("names an image listed twice in a split or in two splits of a fold, and a class folder the fold does not list", async () => {
+    let root = await fresh();
+    const file = (f: string) => join(root, "labels", f);
+    const train = lines(root, "train1.txt");
+    writeFileSync(file("train1.txt"), [...train, train[0]].join("\n") + "\n");
+    const why = "expected each image once in the split files of fold 1 (train, val and test are disjoint)";
+    await expect(openDtd(root, "val")).rejects.toThrow(`dtd: ${why}, got images/${train[0]} at ${file("train1.txt")} line 1 and again at ${file("train1.txt")} line ${train.length + 1}`);
+    await expect(openDtd(root, "val2")).resolves.toBeDefined(); // fold 2's files are its own
+    root = await fresh();
+    const test = lines(root, "test1.txt");
+    writeFileSync(file("test1.txt"), [train[1], ...test].join("\n") + "\n");
+    await expect(openDtd(root, "test")).rejects.toThrow(`dtd: ${why}, got images/${train[1]} at ${file("train1.txt")} line 2 and again at ${file("test1.txt")} line 1`);
+    root = await fresh();
+    mkdirSync(join(root, "images", "zigzagged"));
+    await expect(openDtd(root)).rejects.toThrow(`dtd: expected the split files of fold 1 in ${join(root, "labels")} to list images of each class folder, got none of ${join(root, "images", "zigzagged")}`);
   });
 
   it("checks a set with all 47 class folders against the published 1,880 images per split file", async () => {

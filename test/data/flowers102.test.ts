@@ -1,7 +1,8 @@
 // Flowers102 as downloaded: image numbers from setid.mat in their order, labels 1..102 of imagelabels.mat as
 // 0..101, both .mat files in either byte order, plain or compressed, the published sizes of a complete set, `data`,
 // and an error naming the file for each damage (a missing or truncated .mat, a v7.3 file, a struct or cell where
-// the numbers belong, a missing variable, an id past the labels, a listed image that is missing).
+// the numbers belong, a missing variable, a label past 102, an id past the labels or in two sets, a listed image
+// that is missing).
 import { describe, expect, it } from "vitest";
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -82,6 +83,21 @@ describe("openFlowers102", () => {
         "a label of 0",
         (r) => writeFileSync(join(r, "imagelabels.mat"), mat5Bytes([{ name: "labels", values: [1, 1, 0, 2, 2, 2, 3, 3, 3] }])),
         (r) => `flowers102: expected positive integers in "labels" of ${join(r, "imagelabels.mat")}, got 0 at position 3`,
+      ],
+      [
+        "a label past 102",
+        (r) => writeFileSync(join(r, "imagelabels.mat"), mat5Bytes([{ name: "labels", values: [1, 1, 1, 2, 2, 2, 3, 3, 4e9] }])),
+        (r) => `flowers102: expected labels 1..102 (Flowers102's classes) in "labels" of ${join(r, "imagelabels.mat")}, got 4000000000 at position 9`,
+      ],
+      [
+        "an image in two sets",
+        (r) => writeFileSync(join(r, "setid.mat"), mat5Bytes(Object.entries({ ...flowersSets(3, 3), tstid: [9, 6, 3, 1] }).map(([name, values]) => ({ name, values })))),
+        (r) => `flowers102: expected each image number once in "trnid", "valid" and "tstid" of ${join(r, "setid.mat")} (the splits are disjoint), got image 1 at "trnid" position 3 and again at "tstid" position 4`,
+      ],
+      [
+        "an image twice in one set",
+        (r) => writeFileSync(join(r, "setid.mat"), mat5Bytes(Object.entries({ ...flowersSets(3, 3), trnid: [7, 4, 1, 4] }).map(([name, values]) => ({ name, values })))),
+        (r) => `of ${join(r, "setid.mat")} (the splits are disjoint), got image 4 at "trnid" position 2 and again at "trnid" position 4`,
       ],
       [
         "labels as a matrix",

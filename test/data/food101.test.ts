@@ -1,6 +1,6 @@
 // Food-101 as distributed: class order from meta/classes.txt, labels and order from meta/train.txt and test.txt,
 // the published sizes of a complete set, `data`, and an error naming the file for each damage (a missing list, a
-// listed image that is missing, a bad line, an unknown or repeated class, an unknown split).
+// listed image that is missing, a bad line, an unknown or repeated class, an image listed twice, an unknown split).
 import { describe, expect, it } from "vitest";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -55,7 +55,14 @@ describe("openFood101", () => {
     }
     root = await fresh();
     writeFileSync(join(root, "meta", "classes.txt"), "apple_pie\nbaklava\napple_pie\n");
-    await expect(openFood101(root)).rejects.toThrow(`food101: expected each class once in ${join(root, "meta", "classes.txt")}, got "apple_pie" again at line 3`);
+    await expect(openFood101(root)).rejects.toThrow(`food101: expected each class once in ${join(root, "meta", "classes.txt")}, got "apple_pie" at line 1 and again at line 3`);
+    root = await fresh();
+    const train = join(root, "meta", "train.txt");
+    const listed = lines(root, "train.txt");
+    writeFileSync(train, [...listed, listed[1]].join("\n") + "\n");
+    await expect(openFood101(root)).rejects.toThrow(
+      `food101: expected each image once in a split file, got images/${listed[1]}.jpg at ${train} line 2 and again at ${train} line ${listed.length + 1}`,
+    );
     writeFileSync(join(root, "meta", "classes.txt"), "\n");
     await expect(openFood101(root)).rejects.toThrow(`food101: expected class names in ${join(root, "meta", "classes.txt")}, found none`);
     await expect(openFood101(root, "val")).rejects.toThrow(`food101: expected a split train or test, got "val"`);

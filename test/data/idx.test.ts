@@ -87,6 +87,17 @@ describe("openIdx", () => {
     await expect(openIdx("mnist", dir, "train")).rejects.toThrow(`mnist: expected labels in [0, 10), got 10 at ${join(dir, "train-labels-idx1-ubyte")}#3`);
   });
 
+  it("names a file of no images and one of images without pixels, as the NPY reader does", async () => {
+    const dir = join(tmp, "no-pixels");
+    const images = join(dir, "train-images-idx3-ubyte");
+    writeFile(images, idxBytes([0, H, W], new Uint8Array(0)));
+    writeFile(join(dir, "train-labels-idx1-ubyte"), idxBytes([0], new Uint8Array(0)));
+    await expect(openIdx("mnist", dir)).rejects.toThrow(`mnist: expected at least one image in ${images}, got 0 images (0, 5, 3)`);
+    writeFile(images, idxBytes([N, 0, 0], new Uint8Array(0)));
+    writeFile(join(dir, "train-labels-idx1-ubyte"), idxBytes([N], labels));
+    await expect(openIdx("mnist", dir)).rejects.toThrow(`mnist: expected images of at least 1x1 in ${images}, got (7, 0, 0)`);
+  });
+
   it("the identity hash follows the files", async () => {
     const a = join(tmp, "ha");
     const b = join(tmp, "hb");

@@ -1,6 +1,7 @@
 // ImageFolder: class discovery and order, PNG variants decoded exactly (gray, RGB, RGBA, gray+alpha, palette,
-// 16-bit), JPEG within codec error, split folders, and each bad input named in its error.
+// 16-bit), JPEG within codec error, split folders, symbolic links, and each bad input named in its error.
 import { beforeAll, describe, expect, it } from "vitest";
+import { rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import sharp from "sharp";
 import type { Dataset } from "../../data/dataset.js";
@@ -94,6 +95,36 @@ describe("ImageFolder", () => {
     expect([val.identity.split, val.length, val.classes]).toEqual(["val", 1, ["cat"]]);
     await expect(ImageFolder.open(sroot, "test")).rejects.toThrow(`imagefolder: expected split folder ${join(sroot, "test")}, it does not exist (split folders present: train, val)`);
     expect(train.identity.hash).not.toBe(val.identity.hash);
+  });
+
+  it("never takes split folders as classes: a root of val/ and test/ without train/, or with train a file", async () => {
+    const r = join(tmp, "no-train");
+    writeFile(join(r, "val", "cat", "1.png"), CASES[0].file);
+    writeFile(join(r, "test", "cat", "1.png"), CASES[0].file);
+    await expect(ImageFolder.open(r)).rejects.toThrow(`imagefolder: expected split folder ${join(r, "train")} (the default split), it does not exist (split folders present: test, val)`);
+    expect((await ImageFolder.open(r, "val")).classes).toEqual(["cat"]);
+    writeFile(join(r, "train"), "a file where the split folder belongs");
+    await expect(ImageFolder.open(r)).rejects.toThrow(`imagefolder: expected split folder ${join(r, "train")} (the default split), it is a file (split folders present: test, val)`);
+    await expect(ImageFolder.open(r, "train")).rejects.toThrow(`imagefolder: expected split folder ${join(r, "train")}, it is a file`);
+  });
+
+  it("names a symbolic link back to a folder above it, and links that lead nowhere or only to links", async () => {
+    const r = join(tmp, "links");
+    writeFile(join(r, "a", "1.png"), CASES[0].file);
+    writeFile(join(r, "b", "1.png"), CASES[0].file);
+    symlinkSync("..", join(r, "a", "up"));
+    await expect(ImageFolder.open(r)).rejects.toThrow(`imagefolder: expected folders without symbolic-link loops, got ${join(r, "a", "up")}, which leads back to ${r}`);
+    rmSync(join(r, "a", "up"));
+    symlinkSync(".", join(r, "a", "here"));
+    await expect(ImageFolder.open(r)).rejects.toThrow(`imagefolder: expected folders without symbolic-link loops, got ${join(r, "a", "here")}, which leads back to ${join(r, "a")}`);
+    rmSync(join(r, "a", "here"));
+    symlinkSync("../b", join(r, "a", "sibling")); // not a loop: b's images are also a's, as torchvision has them
+    expect((await ImageFolder.open(r)).paths).toEqual([join(r, "a", "1.png"), join(r, "a", "sibling", "1.png"), join(r, "b", "1.png")]);
+    symlinkSync("self", join(r, "b", "self"));
+    await expect(ImageFolder.open(r)).rejects.toThrow(`imagefolder: cannot read ${join(r, "b", "self")}: a loop of symbolic links (ELOOP)`);
+    rmSync(join(r, "b", "self"));
+    symlinkSync("/nonexistent/target", join(r, "b", "dead"));
+    await expect(ImageFolder.open(r)).rejects.toThrow(`imagefolder: cannot read ${join(r, "b", "dead")}: no such file or folder (ENOENT)`);
   });
 
   it("names an empty class folder and a root without class folders", async () => {

@@ -1,4 +1,5 @@
-// NPY images and labels: the three image layouts, uint8 and float32 pixels, class names, and bad inputs.
+// NPY images and labels: the three image layouts, uint8 and float32 pixels, class names, the bound on classes
+// without them, and bad inputs.
 import { describe, expect, it } from "vitest";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -58,6 +59,18 @@ describe("npy images", () => {
     await expect(openNpyImages(dir)).rejects.toThrow(`npy: expected float32 pixels in [0, 1] in ${join(dir, "train_images.npy")}, got 1.5 at element 4`);
   });
 
+  it("without classes.txt, names a label too large to be a class rather than making that many classes", async () => {
+    const dir = join(tmp, "huge-label");
+    mkdirSync(dir, { recursive: true });
+    await writeNpy(join(dir, "train_images.npy"), pattern(3 * 4, 3), [3, 2, 2]);
+    await writeNpy(join(dir, "train_labels.npy"), Int32Array.from([0, 65535, 1]), [3]);
+    expect((await openNpyImages(dir)).classes).toHaveLength(65536);
+    await writeNpy(join(dir, "train_labels.npy"), Int32Array.from([0, 1e8, 65536]), [3]);
+    await expect(openNpyImages(dir)).rejects.toThrow(
+      `npy: expected labels below 65536 in ${join(dir, "train_labels.npy")} (the classes are 0..the largest label where no ${join(dir, "classes.txt")} names them), got 100000000 at index 1`,
+    );
+  });
+
   it("names missing files, bad shapes and mismatched labels", async () => {
     const dir = join(tmp, "bad");
     mkdirSync(dir, { recursive: true });
@@ -71,6 +84,8 @@ describe("npy images", () => {
     await writeNpy(join(dir, "train_labels.npy"), Int32Array.from([0, 3]), [2]);
     writeFile(join(dir, "classes.txt"), "a\nb\n");
     await expect(openNpyImages(dir)).rejects.toThrow(`npy: expected labels in [0, 2), got 3 at ${join(dir, "train_labels.npy")}#1`);
+    writeFile(join(dir, "classes.txt"), "a\nb\na\n");
+    await expect(openNpyImages(dir)).rejects.toThrow(`npy: expected each class once in ${join(dir, "classes.txt")}, got "a" at line 1 and again at line 3`);
     await writeNpy(join(dir, "train_images.npy"), Int32Array.from({ length: 40 }), [2, 4, 5]);
     await expect(openNpyImages(dir)).rejects.toThrow(`npy: expected uint8 or float32 images in ${join(dir, "train_images.npy")}, got int32`);
   });

@@ -23,6 +23,10 @@ describe("subset", () => {
     expect(parseClassList("7, 0-1,9")).toEqual([7, 0, 1, 9]);
     expect(() => parseClassList("4-0")).toThrow('subset: expected an increasing class range, got "4-0"');
     expect(() => parseClassList("a-b")).toThrow('subset: expected classes like "0-4" or "0,2,7-9", got "a-b"');
+    // Counted before expanding: a range of 2e9 classes is named, not built until memory runs out.
+    expect(parseClassList("0-65535")).toHaveLength(65536);
+    expect(() => parseClassList("0-2000000000")).toThrow('subset: expected at most 65536 classes in "0-2000000000", got 2000000001');
+    expect(() => parseClassList("0-65535,7")).toThrow('subset: expected at most 65536 classes in "0-65535,7", got 65537');
   });
 
   it("classes 5-9 become labels 0-4 with their names, images unchanged", async () => {
