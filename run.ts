@@ -18,6 +18,7 @@ import { tune } from "./cli/tune.js";
 import { analyze } from "./cli/analyze.js";
 import { pretrainCommand } from "./cli/pretrain.js";
 import { setWarningSink } from "./engine/runtime.js";
+import { readSettings } from "./engine/settings.js";
 import { describeFileError, isFileError } from "./util/file-errors.js";
 import { LineFilter } from "./util/line-filter.js";
 
@@ -63,6 +64,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   setWarningSink((message) => console.error(`warning: ${message}`));
   try {
+    // Every command, with a device or without (data, params, report), refuses a bad or unknown PEFT_ setting.
+    readSettings();
     await command.run(rest);
     return 0;
   } catch (err) {

@@ -15,6 +15,13 @@ import { DATASET_NAMES, openDataset } from "../data/registry.js";
 import { Loader } from "../data/loader.js";
 import { RESAMPLERS, type Resampler, Transform, type TransformKind } from "../data/transforms.js";
 import { readSettings } from "../engine/settings.js";
+import { checkMemoryFits } from "./harness.js";
+
+// --size at most this: 9 times ViT's 224 per side, far past any model here. One batch is one Float32Array, which
+// holds at most MAX_BATCH_VALUES (V8's typed arrays end at 2^32 values: "Invalid typed array length").
+const MAX_SIZE = 2048;
+const MAX_BATCH_VALUES = 2 ** 31;
+const PREFETCH = 2; // the loader's default
 
 const FLAGS = {
   dataset: "string",
@@ -61,16 +68,17 @@ export const dataBench: Command = {
   --root DIR         the dataset's folder
   --synthetic N      instead of --root: N generated 500x375 JPEGs in 10 classes, in a temp folder
   --split S          split (default train)
-  --size N           output size (default 224)
+  --size N           output size, at most ${MAX_SIZE} (default 224)
   --batch N          batch size (default 32)
   --batches N        batches timed per transform, after one warm-up batch (default 8)
   --transform LIST   train,eval,knn (default all three)
   --resampler LIST   libvips,pil: who resizes (default libvips)
-  --prefetch N       loader prefetch (default 2)
+  --prefetch N       loader prefetch (default ${PREFETCH})
   --concurrency N    samples in flight per batch (default 16)
   --json             print the rows as JSON`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
+    const { threadpool } = readSettings(); // up front: a bad setting is refused before minutes of decoding
     const name = flags.dataset ?? "imagefolder";
     if (!DATASET_NAMES.includes(name)) throw new UsageError(`--dataset: expected one of ${DATASET_NAMES.join(", ")}, got "${name}"`);
     if (flags.synthetic !== undefined && flags.root !== undefined) throw new UsageError("--synthetic and --root exclude each other");
@@ -83,9 +91,16 @@ export const dataBench: Command = {
       const v = flags[f];
       if (v !== undefined && v < 1) throw new UsageError(`--${f}: expected a positive integer, got ${v}`);
     }
+    if (flags.prefetch !== undefined && flags.prefetch < 0) throw new UsageError(`--prefetch: expected an integer >= 0, got ${flags.prefetch}`);
     const size = flags.size ?? 224;
     const batchSize = flags.batch ?? 32;
     const timed = flags.batches ?? 8;
+    const prefetch = flags.prefetch ?? PREFETCH;
+    if (size > MAX_SIZE) throw new UsageError(`--size: expected at most ${MAX_SIZE}, got ${size}`);
+    const batchValues = batchSize * 3 * size * size;
+    if (batchValues > MAX_BATCH_VALUES) throw new UsageError(`--batch, --size: expected a batch (${batchSize}, 3, ${size}, ${size}) of at most 2^31 values, got ${batchValues}`);
+    // The loader holds the batch in hand and the prefetched ones.
+    checkMemoryFits("--batch, --size, --prefetch", `${prefetch + 1} batches of (${batchSize}, 3, ${size}, ${size}) f32`, 4 * batchValues * (prefetch + 1));
 
     const synthetic = flags.synthetic !== undefined ? await syntheticFolder(flags.synthetic) : undefined;
     try {
@@ -95,7 +110,7 @@ export const dataBench: Command = {
       for (const kind of kinds)
       for (const resampler of resamplers) {
         const transform = new Transform({ kind, size, resampler });
-        const loader = new Loader(ds, transform, { batchSize, shuffle: true, seed: 0, prefetch: flags.prefetch, concurrency: flags.concurrency });
+        const loader = new Loader(ds, transform, { batchSize, shuffle: true, seed: 0, prefetch, concurrency: flags.concurrency });
         // Epochs as needed: a small dataset is cycled (the OS cache then holds the files, as in training).
         let epoch = 0;
         let it = loader.epoch(epoch);
@@ -117,9 +132,9 @@ export const dataBench: Command = {
         rows.push({ transform: kind, resampler, size, batch: batchSize, images, seconds, imagesPerSecond: images / seconds, msPerBatch: (1000 * seconds) / timed });
       }
       const id = ds.identity;
-      if (flags.json) console.log(JSON.stringify({ identity: id, threadpool: readSettings().threadpool ?? 4, rows }, null, 2));
+      if (flags.json) console.log(JSON.stringify({ identity: id, threadpool: threadpool ?? 4, rows }, null, 2));
       else {
-        console.log(`${id.name} ${id.split} (${id.count} images, ${synthetic ? "synthetic 500x375 JPEG" : id.root}), UV_THREADPOOL_SIZE ${readSettings().threadpool ?? "4 (default)"}`);
+        console.log(`${id.name} ${id.split} (${id.count} images, ${synthetic ? "synthetic 500x375 JPEG" : id.root}), UV_THREADPOOL_SIZE ${threadpool ?? "4 (default)"}`);
         console.log("transform  resampler  size  batch  images   seconds  images/s  ms/batch");
         for (const r of rows)
           console.log(

@@ -1,9 +1,27 @@
-// Benchmark plumbing: how many calls a timed run holds, a case timed with its own wait estimate, a timed case of a
-// benchmark that takes turns between cases, and the per-kernel profile as a table. Timing itself is engine/timing.ts.
+// Benchmark plumbing: the sizes a benchmark's flags may ask for, how many calls a timed run holds, a case timed with
+// its own wait estimate, a timed case of a benchmark that takes turns between cases, and the per-kernel profile as a
+// table. Timing itself is engine/timing.ts.
+import { totalmem } from "node:os";
 import type { KernelTime } from "../engine/profile.js";
 import { BUFFER_COPY } from "../engine/census.js";
-import { runtime } from "../engine/runtime.js";
+import { maxTensorBytes, runtime } from "../engine/runtime.js";
 import { ownWaitEstimate, timeGpu } from "../engine/timing.js";
+import { UsageError } from "../util/command.js";
+
+// Refuses `flag`'s value where it asks for a tensor (`what`, of `values` f32 values) larger than one storage
+// binding on this device (engine/runtime.ts maxTensorBytes), before anything that large is made.
+export function checkTensorFits(flag: string, what: string, values: number): void {
+  const limit = maxTensorBytes();
+  if (4 * values > limit) throw new UsageError(`${flag}: expected ${what} within one storage binding, ${limit} bytes on this device, got ${4 * values} bytes`);
+}
+
+// Refuses `flag`'s value where what a run holds at once (`what`, `bytes`) exceeds half this machine's memory: a sane
+// bound, since WebGPU tells no device's memory, and on a CPU driver the device's memory is this machine's.
+export function checkMemoryFits(flag: string, what: string, bytes: number): void {
+  const limit = totalmem() / 2;
+  if (bytes > limit) throw new UsageError(`${flag}: expected ${what} within half this machine's memory, ${gib(limit)}, got ${gib(bytes)}`);
+}
+const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
 
 // Work per timed run, enough to amortise the submit and the wake-up. On lavapipe, interleaved: at 3200x192x576
 // one product per sync ran at 32.4 GFLOP/s and five at 34.6; at 256^3 one at 19.7 and twenty at 30.4. A GPU does

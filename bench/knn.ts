@@ -17,6 +17,7 @@ import { Tensor } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
 import { knnSimilarity, knnSlices, knnTopK } from "../kernels/knn.js";
 import { KNN, isVersionOf, resolveVersion } from "../kernels/registry.js";
+import { checkMemoryFits, checkTensorFits } from "./harness.js";
 
 const FLAGS = { json: "boolean", bank: "int", queries: "int", dim: "int", k: "int", reps: "int", warmup: "int", tilings: "list", slices: "list" } as const;
 const UPLOAD_BYTES = 64 * 2 ** 20; // bank rows per uploaded tensor, as eval/knn.ts
@@ -71,12 +72,13 @@ async function fused(x: Float32Array, bank: Tensor[], d: number, k: number, tili
   return result;
 }
 
+// The baseline's query blocks: (rows, N) matrices within one binding, a power of two, so their pooled buffers fit too.
+const matrixBytes = () => 2 ** Math.floor(Math.log2(runtime().gpu.limits.maxStorageBufferBindingSize));
+
 async function baseline(x: Float32Array, bank: Tensor[], n: number, d: number, k: number, tiling: string): Promise<TopK> {
   const q = x.length / d;
   const out: TopK = { sims: new Float32Array(q * k), indices: new Int32Array(q * k) };
-  // Query blocks whose (rows, N) matrix fits one binding (a power of two, so its pooled buffer fits too).
-  const limit = 2 ** Math.floor(Math.log2(runtime().gpu.limits.maxStorageBufferBindingSize));
-  const block = Math.max(1, Math.floor(limit / (n * 4)));
+  const block = Math.max(1, Math.floor(matrixBytes() / (n * 4)));
   for (let q0 = 0; q0 < q; q0 += block) {
     const rows = Math.min(block, q - q0);
     const queries = Tensor.fromArray(x.subarray(q0 * d, (q0 + rows) * d), [rows, d]);
@@ -147,7 +149,12 @@ export const knnBench: Command = {
       if (!Number.isInteger(count) || count < 1) throw new UsageError(`--slices: expected integers >= 1, got "${v}"`);
       return count;
     });
+    if (k > n) throw new UsageError(`--k: expected at most the bank's ${n} rows, got ${k}`);
     await initEngine();
+    checkTensorFits("--queries, --dim", `the queries (${q}, ${d})`, q * d);
+    checkTensorFits("--queries, --k", `the top-k lists (${q}, ${k})`, q * k);
+    if (4 * n > matrixBytes()) throw new UsageError(`--bank: expected at most ${matrixBytes() / 4} rows, one query's similarities in the baseline's storage binding, got ${n}`);
+    checkMemoryFits("--bank, --dim", `the bank (${n}, ${d})`, 4 * n * d);
     const shape = { Q: q, N: n, D: d, K: k, normalize: true };
     const tilings = asked.length > 0 ? asked : [resolveVersion(KNN, shape)];
 

@@ -32,7 +32,7 @@ import { matmulForward, type Precision } from "../kernels/matmul.js";
 import { PRECISIONS } from "../autograd/precision.js";
 import { checkPrecisionOnDevice } from "../train/mixed-precision.js";
 import { MATMUL, type MatmulVersion, isVersionOf } from "../kernels/registry.js";
-import { type TimedCase, callsPerRun } from "./harness.js";
+import { type TimedCase, callsPerRun, checkTensorFits } from "./harness.js";
 import { ownWaitEstimate } from "../engine/timing.js";
 import { median } from "../util/stats.js";
 import type { TfjsMatmul } from "./tfjs.js";
@@ -290,6 +290,10 @@ export const matmul: Command = {
     const inputs = (flags.precision ?? "f32") as Precision;
     if (!PRECISIONS.includes(inputs)) throw new UsageError(`--precision: expected one of ${PRECISIONS.join(", ")}, got "${inputs}"`);
     const { gpu } = await initEngine();
+    for (const [M, K, N] of shapes) {
+      const operands: [string, number][] = [["a (M, K)", M * K], ["b (K, N)", K * N], ["y (M, N)", M * N]];
+      for (const [what, values] of operands) checkTensorFits("--shapes", `${M}x${K}x${N}'s ${what}`, values);
+    }
     await checkPrecisionOnDevice("bench matmul", "--precision", inputs);
     const f16 = inputs === "f16";
     const runnable = (v: MatmulVersion) => !MATMUL.unavailable!(v, { M: 1, K: 1, N: 1, transA: false, transB: false, batch: 1, inputs }, gpu);

@@ -52,9 +52,11 @@ export const info: Command = {
   summary: "show the WebGPU backend, adapter, limits and features",
   usage: `usage: node dist/run.js info [--backend NAME] [--adapter SUBSTRING] [--check] [--probe] [--json] [--quiet]
 
-  --backend   Dawn backend: vulkan, metal, d3d12, opengl, ... (default: Dawn's choice; env PEFT_BACKEND)
-  --adapter   pick the adapter whose description contains this text, or the GPU at a PCI address as
-              pci:DDDD:BB:DD.F (one of several identical GPUs; env PEFT_ADAPTER)
+  --backend   Dawn backend: vulkan, metal, d3d12, d3d11, opengl, opengles, webgpu or null (default: Dawn's choice;
+              env PEFT_BACKEND)
+  --adapter   pick the adapter whose name, as Dawn lists it, contains this text (case-sensitive: a text no name
+              has is refused with the list), or the GPU at a PCI address as pci:DDDD:BB:DD.F (one of several
+              identical GPUs; env PEFT_ADAPTER)
   --check     also check the tensor-core products on the device where the adapter lists subgroup matrices: per
               precision, three small products per version, as tune and an int8 or int8x2 run do first
   --probe     also try one i8 fragment product in each of 16 readings of the extension's 8-bit loads (units of

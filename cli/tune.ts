@@ -9,7 +9,7 @@
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
-import { initEngine, deviceLine } from "../engine/runtime.js";
+import { initEngine, deviceLine, maxTensorBytes } from "../engine/runtime.js";
 import { Rng } from "../util/random.js";
 import { type TuneEntry, clearTuneCache, readCache, storeTuned, tuneCachePath } from "../engine/tuning.js";
 import { FAMILIES, familyNamed, resolveVersion } from "../kernels/registry.js";
@@ -45,6 +45,29 @@ function modelConfig(name: string, classes: number | undefined): VitConfig {
     throw new UsageError(`--model: expected default or one of ${Object.keys(NAMED_CONFIGS).join(", ")}, got "${name}"`);
   }
   return namedConfig(name, classes ?? 100);
+}
+
+// Refuses a --classes or --batch whose training step would make a tensor past one storage binding (engine/runtime.ts
+// maxTensorBytes), before the trace makes it. The step's largest tensors: the head's weight (classes, C), and per
+// image the images (3, S, S) (as many patch values), qkv (N, 3C), the MLP's hidden activations (N, mlpHidden) and
+// the logits (classes); unfused attention's scores are made only where they fit.
+function checkStepFits(config: VitConfig, model: string, batch: number): void {
+  const limit = maxTensorBytes();
+  const most = (values: number) => Math.floor(limit / (4 * values));
+  const fit = `must fit one storage binding, ${limit} bytes on this device`;
+  if (config.classes > most(config.width)) {
+    throw new UsageError(`--classes: expected at most ${most(config.width)} for ${model}, whose head's weight (classes, ${config.width}) ${fit}, got ${config.classes}`);
+  }
+  const { imageSize: S, width: C, mlpHidden } = config;
+  const N = (S / config.patchSize) ** 2 + 1;
+  const perImage: [string, number][] = [
+    [`images (B, 3, ${S}, ${S})`, 3 * S * S],
+    [`qkv (B·${N}, ${3 * C})`, N * 3 * C],
+    [`MLP activations (B·${N}, ${mlpHidden})`, N * mlpHidden],
+    [`logits (B, ${config.classes})`, config.classes],
+  ];
+  const [what, values] = perImage.reduce((a, b) => (b[1] > a[1] ? b : a));
+  if (batch > most(values)) throw new UsageError(`--batch: expected at most ${most(values)} for ${model}, whose ${what} ${fit}, got ${batch}`);
 }
 
 function showCache(json: boolean): void {
@@ -86,7 +109,8 @@ export const tune: Command = {
   --classes     classes of the linear head, at least 1 (default 100; 5 for --model default)
   --strategies  the fine-tuning strategies whose training step to trace (default full; lora-rR adds its rank-r
                 products, linear and top-K run fewer of the model's shapes)
-  --families    which kernel families to tune: ${FAMILY_NAMES.join(", ")} (default all)
+  --families    which kernel families to tune: ${FAMILY_NAMES.join(", ")} (default all those a training step
+                runs: knn runs in evaluations only, and \`bench knn\` times its versions)
   --precision   f32 (default), f16, int8 or int8x2: tune the shapes of a training step with that training.precision
                 (int8, int8x2: matmul's int8 versions beside the exact ones, at shapes of their own that only such
                 runs use). Evaluations run in f32 whatever the precision: tune f32 too for their shapes
@@ -121,6 +145,7 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
       console.log(clearTuneCache() ? `deleted ${path}` : `no tuning cache at ${path}`);
       return;
     }
+    checkStepFits(config, modelName, batch);
     await checkPrecisionOnDevice("tune", "--precision", precision);
     // The tensor-core versions this precision's calls could run, checked on the device first: one that fails is no
     // candidate (kernels/tensor-core-check.ts).
@@ -134,6 +159,10 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
       throw new UsageError(`--strategies: ${e instanceof Error ? e.message : e}`);
     }
     const shapes = withComposedShapes(traceTrainingStep(config, batch, strategies, precision)).filter((s) => families.includes(s.family));
+    // A family asked for by name that the step never looks up (knn runs in evaluations) would be tuned at no shape.
+    for (const f of flags.families ?? []) {
+      if (!shapes.some((s) => s.family === f)) throw new UsageError(`--families: a training step of ${modelName} runs no ${f} kernel, so there is nothing of it to tune`);
+    }
     // What the kernels would run now at a shape (the cache included).
     const now = (s: (typeof shapes)[number]) => resolveVersion(familyNamed(s.family), s.shape);
     if (flags["dry-run"]) {

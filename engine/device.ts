@@ -2,9 +2,9 @@
 // adapter's limits and the optional features it has, and turns Dawn's errors into thrown Errors.
 //
 // Choosing the adapter: the options (flags, else PEFT_BACKEND and PEFT_ADAPTER, see engine/settings.ts), else
-// Dawn's default. `backend` is one of Dawn's backends (vulkan, metal, d3d12, opengl, null ...);
-// `adapter` is a case-insensitive substring of the adapter's description (e.g. "llvmpipe", "nvidia"), or a PCI
-// address `pci:DDDD:BB:DD.F`, which tells identical GPUs apart (engine/pci.ts).
+// Dawn's default. `backend` is one of Dawn's backends (BACKENDS); `adapter` is a substring of the adapter's name as
+// Dawn lists it, which Dawn matches case-sensitively (e.g. "llvmpipe", "NVIDIA"), or a PCI address
+// `pci:DDDD:BB:DD.F`, which tells identical GPUs apart (engine/pci.ts).
 //
 // llvmpipe (Mesa's CPU driver behind lavapipe) runs workgroups on LP_NUM_THREADS threads, one per core by default.
 // Twice as many kept both cores busy when one thread stalled (a sync, a busy neighbour on a shared host): on 2
@@ -25,7 +25,13 @@ export interface DeviceOptions {
   vulkanDataDirs?: string[]; // where the Vulkan loader looks for implicit layers (engine/settings.ts)
   deviceSelectOff?: boolean; // NODEVICE_SELECT: the user switched Mesa's device-select layer off
   dawnToggles?: string[]; // more Dawn toggles to enable (PEFT_DAWN_TOGGLES)
+  sources?: { backend: string; adapter: string }; // the flag or variable each came from, for messages
 }
+
+// The backends dawn-node takes, in any case (GPU.cpp's kBackends; it also takes d3d, vk, gl and gles for d3d12, vulkan,
+// opengl and opengles). Checked here because Dawn's refusal names neither the flag nor the variable.
+const BACKENDS = ["vulkan", "metal", "d3d12", "d3d11", "opengl", "opengles", "webgpu", "null"];
+const BACKEND_ALIASES = ["vk", "d3d", "gl", "gles"];
 
 // One shape of product the adapter's subgroup matrices (tensor cores, through the
 // chromium-experimental-subgroup-matrix feature) multiply: M x K times K x N of componentType into resultComponentType.
@@ -66,8 +72,21 @@ export function getDevice(opts: DeviceOptions = {}): Promise<Gpu> {
 
 async function open(opts: DeviceOptions): Promise<Gpu> {
   const backend = opts.backend;
-  const address = opts.adapter === undefined ? undefined : pciAddress(opts.adapter);
-  const wanted = address ? undefined : opts.adapter?.toLowerCase();
+  const sources = opts.sources ?? { backend: "backend", adapter: "adapter" };
+  if (backend !== undefined && ![...BACKENDS, ...BACKEND_ALIASES].includes(backend.toLowerCase())) {
+    throw new Error(`${sources.backend}: expected one of Dawn's backends ${BACKENDS.join(", ")}, got "${backend}"`);
+  }
+  if (opts.adapter === "") throw new Error(`${sources.adapter}: expected a substring of the adapter's name or pci:DDDD:BB:DD.F, got ""`);
+  // The PCI checks' messages (engine/pci.ts) begin "device:": here they name the flag or variable instead.
+  const named = <T>(f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      throw new Error((e as Error).message.replace(/^device:/, `${sources.adapter}:`), { cause: e });
+    }
+  };
+  const address = opts.adapter === undefined ? undefined : named(() => pciAddress(opts.adapter!));
+  const wanted = address ? undefined : opts.adapter;
   const dawnOptions: string[] = [];
   if (backend) dawnOptions.push(`backend=${backend}`);
   if (wanted) dawnOptions.push(`adapter=${wanted}`);
@@ -79,7 +98,7 @@ async function open(opts: DeviceOptions): Promise<Gpu> {
   if (address) {
     // Read by Mesa's device-select layer when Dawn creates its Vulkan instance: only that GPU is left to find.
     const layer = !opts.deviceSelectOff && deviceSelectLayerPresent(opts.vulkanDataDirs ?? []);
-    process.env.DRI_PRIME = pciSelection(address, pciDisplayDevices(), layer);
+    process.env.DRI_PRIME = named(() => pciSelection(address, pciDisplayDevices(), layer));
   }
   const threads = llvmpipeThreads(opts.llvmpipeThreads, availableParallelism());
   if (threads !== undefined) process.env.LP_NUM_THREADS = threads; // read by the driver as Dawn loads it
@@ -92,7 +111,12 @@ async function open(opts: DeviceOptions): Promise<Gpu> {
   // code (closing and reopening fd 2 would race the thread pool's own file opens, and reopening a log file would
   // lose its shared offset with stdout). They are harmless (no kernel uses dynamic offsets); in a terminal run.ts
   // runs the program behind a filter that leaves out exactly these two lines.
-  const adapter = await instance.requestAdapter({ powerPreference: opts.powerPreference ?? "high-performance" });
+  const adapter = await instance.requestAdapter({ powerPreference: opts.powerPreference ?? "high-performance" }).catch((err: Error) => {
+    if (!wanted) throw err;
+    // dawn-node refuses a name no adapter has, listing those it found, one " * backend: 'vulkan', name: '...'" each.
+    const found = err.message.split("\n").filter((line) => line.startsWith(" * "));
+    throw new Error(`${sources.adapter}: no adapter's name contains "${wanted}" (Dawn matches it case-sensitively); the adapters${backend ? ` of backend ${backend}` : ""}:\n${found.join("\n")}`);
+  });
   if (!adapter) {
     throw new Error(
       `device: no WebGPU adapter found${backend ? ` for backend "${backend}"` : ""}${wanted ? ` matching "${wanted}"` : ""}${address ? ` at pci:${address}` : ""}. ` +
@@ -101,9 +125,6 @@ async function open(opts: DeviceOptions): Promise<Gpu> {
   }
   const info = adapter.info;
   const description = [info.vendor, info.architecture, info.device, info.description, address && `(pci:${address})`].filter((s) => s).join(" ");
-  if (wanted && !description.toLowerCase().includes(wanted)) {
-    throw new Error(`device: adapter "${description}" does not match --adapter "${wanted}"`);
-  }
   const features = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
   const requiredLimits: Record<string, number> = {};
   for (const key of LIMITS) requiredLimits[key] = (adapter.limits as unknown as Record<string, number>)[key];

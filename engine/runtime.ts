@@ -30,7 +30,8 @@ export async function initEngine(opts: EngineOptions = {}): Promise<Runtime> {
   const settings = readSettings(opts.env);
   settings.backend = opts.backend ?? settings.backend;
   settings.adapter = opts.adapter ?? settings.adapter;
-  const gpu = await getDevice({ backend: settings.backend, adapter: settings.adapter, llvmpipeThreads: settings.llvmpipeThreads, vulkanDataDirs: settings.vulkanDataDirs, deviceSelectOff: settings.deviceSelectOff, dawnToggles: settings.dawnToggles });
+  const sources = { backend: opts.backend !== undefined ? "--backend" : "PEFT_BACKEND", adapter: opts.adapter !== undefined ? "--adapter" : "PEFT_ADAPTER" };
+  const gpu = await getDevice({ backend: settings.backend, adapter: settings.adapter, llvmpipeThreads: settings.llvmpipeThreads, vulkanDataDirs: settings.vulkanDataDirs, deviceSelectOff: settings.deviceSelectOff, dawnToggles: settings.dawnToggles, sources });
   const pool = new BufferPool(gpu.device, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, "tensor");
   const readPool = new BufferPool(gpu.device, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, "readback");
   // DEBUG's logs go to stderr from here: the one place below cli/ that writes to the terminal.
@@ -64,6 +65,13 @@ export function setWarningSink(sink: (message: string) => void): void {
 export function warn(message: string): void {
   if (warningSink) warningSink(message);
   else warnings.push(message);
+}
+
+// The most bytes one tensor may hold on this device: kernels bind whole tensors, so one storage binding, within one
+// buffer. Commands check the sizes their flags ask for against it before they make anything that large.
+export function maxTensorBytes(): number {
+  const { limits } = runtime().gpu;
+  return Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
 }
 
 // The line every benchmark and the tuner print first.

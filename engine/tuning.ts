@@ -13,10 +13,11 @@
 // PEFT_<FAMILY>) are resolved before the resolver asks here. Writes are atomic (util/atomic.ts), so a reader never
 // sees half a file.
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { runtime, warn } from "./runtime.js";
 import { writeJsonAtomic } from "../util/atomic.js";
+import { describeFileError, isFileError } from "../util/file-errors.js";
 
 export interface TuneEntry {
   version: string; // the winner
@@ -56,24 +57,42 @@ export function tunedVersion(family: string, key: string): string | undefined {
   return cache?.entries[`${family}/${key}`]?.version;
 }
 
-// Reads a cache file. A missing file is normal (undefined); an unreadable, malformed one, or one written for
-// another adapter, is reported as an engine warning naming the file and then ignored, so a bad cache never stops a run.
+// Reads a cache file. A missing file is normal (undefined); an unreadable one, one that is no cache (bad JSON, a
+// field of the wrong type, a folder in its place), or one written for another adapter is reported as an engine
+// warning naming the file and what is wrong, then ignored, so a bad cache never stops a run (`tune` rewrites it).
 export function readCache(path: string): TuneCache | undefined {
   if (!existsSync(path)) return undefined;
   try {
-    const parsed = JSON.parse(readFileSync(path, "utf8")) as TuneCache;
-    if (typeof parsed !== "object" || parsed === null || typeof parsed.entries !== "object" || parsed.entries === null) {
-      throw new Error("expected an object with `entries`");
-    }
-    for (const [key, e] of Object.entries(parsed.entries)) {
-      if (typeof e?.version !== "string") throw new Error(`expected entries["${key}"].version to be a string`);
-    }
-    if (parsed.adapter !== adapterKey()) throw new Error(`written for adapter "${parsed.adapter}", not "${adapterKey()}"`);
-    return parsed;
+    const cache = asCache(JSON.parse(readFileSync(path, "utf8")));
+    if (cache.adapter !== adapterKey()) throw new Error(`written for adapter "${cache.adapter}", not "${adapterKey()}"`);
+    return cache;
   } catch (err) {
-    warn(`ignoring the tuning cache ${path}: ${err instanceof Error ? err.message : err}`);
+    warn(isFileError(err) ? `ignoring the tuning cache: ${describeFileError(err, path)}` : `ignoring the tuning cache ${path}: ${err instanceof Error ? err.message : err}`);
     return undefined;
   }
+}
+
+// The parsed file as a TuneCache, or an error naming the first field of the wrong shape.
+function asCache(parsed: unknown): TuneCache {
+  const got = (v: unknown) => (v === undefined ? "nothing" : Array.isArray(v) ? "an array" : typeof v === "object" && v !== null ? "an object" : JSON.stringify(v));
+  const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+  const isMs = (v: unknown) => typeof v === "number" && Number.isFinite(v) && v >= 0;
+  if (!isRecord(parsed)) throw new Error(`expected a JSON object, got ${got(parsed)}`);
+  for (const field of ["adapter", "created"]) {
+    if (typeof parsed[field] !== "string") throw new Error(`expected "${field}" to be a string, got ${got(parsed[field])}`);
+  }
+  if (!isRecord(parsed.entries)) throw new Error(`expected "entries" to be an object of "<family>/<shape key>": entry, got ${got(parsed.entries)}`);
+  for (const [key, e] of Object.entries(parsed.entries)) {
+    const at = `entries["${key}"]`;
+    if (!isRecord(e)) throw new Error(`expected ${at} to be an object, got ${got(e)}`);
+    if (typeof e.version !== "string") throw new Error(`expected ${at}.version to be a string, got ${got(e.version)}`);
+    if (!isMs(e.ms)) throw new Error(`expected ${at}.ms to be milliseconds (a number >= 0), got ${got(e.ms)}`);
+    if (!isRecord(e.candidates)) throw new Error(`expected ${at}.candidates to be an object of version: milliseconds, got ${got(e.candidates)}`);
+    for (const [version, ms] of Object.entries(e.candidates)) {
+      if (!isMs(ms)) throw new Error(`expected ${at}.candidates["${version}"] to be milliseconds (a number >= 0), got ${got(ms)}`);
+    }
+  }
+  return parsed as unknown as TuneCache;
 }
 
 // Merges `entries` into this adapter's cache file (atomically) and into the loaded cache. Returns the path.
@@ -91,11 +110,18 @@ export async function storeTuned(entries: Record<string, TuneEntry>): Promise<st
   return path;
 }
 
-// Deletes this adapter's cache file; returns whether there was one. Later look-ups get the device defaults.
+// Deletes this adapter's cache file; returns whether there was one. Later look-ups get the device defaults. What
+// cannot be deleted (a folder in its place, no permission) is an error naming the path.
 export function clearTuneCache(): boolean {
   const path = tuneCachePath();
-  const existed = existsSync(path);
-  rmSync(path, { force: true });
+  let existed = true;
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if (!isFileError(err)) throw err;
+    if (err.code !== "ENOENT") throw new Error(describeFileError(err, path), { cause: err });
+    existed = false;
+  }
   cache = undefined;
   loaded = true;
   return existed;

@@ -23,6 +23,7 @@
 // While a trace is open (engine/trace.ts) every look-up is reported with its shape: `tune` times what a traced
 // training step looked up.
 import { SUBGROUP_MATRIX_FEATURE, type Gpu, type SubgroupMatrixConfig } from "../engine/device.js";
+import type { KernelFamily } from "../engine/settings.js";
 import { runtime } from "../engine/runtime.js";
 import { noteResolution, tracing } from "../engine/trace.js";
 import { tunedVersion } from "../engine/tuning.js";
@@ -363,7 +364,9 @@ export const KNN: Family<KnnShape, KnnVersion> = {
 
 // ---- the registry and the resolver ----
 
-export const FAMILIES = { matmul: MATMUL, rows: ROWS, attention: ATTENTION, knn: KNN };
+// Exactly the families engine/settings.ts lets PEFT_<FAMILY> force, which refuses any other PEFT_ name as it reads
+// the environment: `satisfies` makes a family missing here, or one more, a compile error.
+export const FAMILIES = { matmul: MATMUL, rows: ROWS, attention: ATTENTION, knn: KNN } satisfies Record<KernelFamily, unknown>;
 export type FamilyName = keyof typeof FAMILIES;
 export type ShapeOf<F extends FamilyName> = (typeof FAMILIES)[F] extends Family<infer S, string> ? S : never;
 
@@ -387,7 +390,6 @@ export function availableVersions<S extends object, V extends string>(family: Fa
 // version of the family, or that the adapter cannot run, is an error naming its source.
 export function resolveVersion<S extends object, V extends string>(family: Family<S, V>, shape: S, explicit?: string): V {
   const { settings, gpu } = runtime();
-  checkForcedFamilies(settings.versions);
   if (tracing()) noteResolution({ family: family.name, key: family.key(shape), shape: { ...shape } });
   const forced = settings.versions[family.name];
   const asked = explicit !== undefined ? { version: explicit, source: family.name } : forced && { version: forced.value, source: forced.variable };
@@ -401,16 +403,4 @@ export function resolveVersion<S extends object, V extends string>(family: Famil
   const why = family.unavailable?.(version, shape, gpu);
   if (why) throw new Error(`${source}: "${version}" ${why}`);
   return version;
-}
-
-// Every PEFT_<NAME> that is no setting of its own forces a family's version (engine/settings.ts): a NAME that is
-// no family is a typo, refused rather than ignored.
-function checkForcedFamilies(forced: Record<string, { variable: string }>): void {
-  for (const name in forced) {
-    if (!(name in FAMILIES)) {
-      const { variable } = forced[name];
-      const known = Object.keys(FAMILIES).map((f) => f.toUpperCase());
-      throw new Error(`${variable}: expected a kernel family after PEFT_ (${known.join(", ")}), got "${variable.slice("PEFT_".length)}"`);
-    }
-  }
 }

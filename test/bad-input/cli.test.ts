@@ -1,8 +1,11 @@
 // Bad command lines for every command and bench subject: an unknown command, unknown flags, stray positional
 // arguments, flags without their value, words where numbers go, fractions where integers go, missing required
-// flags and values out of range. Each exits with code 2 and names the command, argument or flag; `report`'s run
-// folders, its positional arguments, have cases of their own.
-import { describe } from "vitest";
+// flags, values out of range and sizes past the device's or the machine's. Each exits with code 2 and names the
+// command, argument or flag; `report`'s run folders, its positional arguments, have cases of their own. Bad
+// environment variables and device flags exit 1 naming them, each in a process of its own.
+import { spawnSync } from "node:child_process";
+import { beforeAll, describe, expect, it } from "vitest";
+import { buildProgram } from "../study/program.js";
 import type { BadCase } from "./harness.js";
 import { runCases, tempRoot } from "./harness.js";
 
@@ -144,6 +147,25 @@ const range: BadCase[] = [
   usage("export --base b.safetensors --finetuned f.safetensors --out y.pth --merge", "--out", ".safetensors", "y.pth"),
 ];
 
+// Sizes a command would make on the device or in a typed array, past what one storage binding, V8 or half this
+// machine's memory holds: refused up front naming the flag, never with Dawn's validation text or V8's messages.
+const INTERNALS = ["Invalid typed array length", "validation", "Out of memory", "DeviceNull"];
+const tooLarge = (argv: string, ...says: string[]): BadCase => ({ ...usage(argv, ...says), never: INTERNALS });
+const sizes: BadCase[] = [
+  tooLarge("tune --classes 99999999 --dry-run", "--classes: expected at most", "head's weight", "storage binding", "got 99999999"),
+  tooLarge("tune --batch 100000 --dry-run", "--batch: expected at most", "MLP activations", "storage binding", "got 100000"),
+  tooLarge("tune --classes 2000000 --dry-run --families rows", "--classes: expected at most", "got 2000000"),
+  usage("tune --model default --families knn --dry-run", "--families: a training step of default runs no knn kernel"),
+  tooLarge("bench matmul --shapes 100000x100000x100000", "--shapes: expected 100000x100000x100000's a (M, K) within one storage binding"),
+  tooLarge("bench knn --dim 100000000", "--queries, --dim: expected the queries (256, 100000000) within one storage binding"),
+  tooLarge("bench knn --bank 100000000000", "--bank: expected at most", "got 100000000000"),
+  tooLarge("bench knn --bank 30000000 --dim 100000 --queries 1", "--bank, --dim: expected the bank (30000000, 100000) within half this machine's memory"),
+  usage("bench knn --bank 100 --k 500", "--k: expected at most the bank's 100 rows, got 500"),
+  usage("bench data --synthetic 1 --prefetch -1", "--prefetch: expected an integer >= 0, got -1"),
+  tooLarge("bench data --synthetic 1 --size 100000 --batch 1 --batches 1", "--size: expected at most 2048, got 100000"),
+  tooLarge("bench data --synthetic 1 --size 2048 --batch 1000", "--batch, --size: expected a batch (1000, 3, 2048, 2048) of at most 2^31 values"),
+];
+
 // Help lists every flag a command takes, the device's included.
 const help: BadCase[] = [{ what: "features --help", argv: ["features", "--help"], code: 0, says: ["--backend", "--adapter", "--heads", "--dump-dir"] }];
 
@@ -158,4 +180,46 @@ const reportCases: BadCase[] = [
   { what: "report of a folder without a run", argv: ["report", "no-such-run", "--out", "o"], code: 1, says: ["expected a run folder holding config.json", "no-such-run", "does not exist"] },
 ];
 
-describe("command lines", () => runCases(root, [...generic, ...required, ...range, ...help, ...reportCases]));
+describe("command lines", () => runCases(root, [...generic, ...required, ...range, ...sizes, ...help, ...reportCases]));
+
+// The environment and the device's flags, read as the program starts: each case is the program in a process of its
+// own (one process opens one device), on Dawn's null backend unless the case sets PEFT_BACKEND, with no PEFT_
+// variable but the case's. Each exits 1 naming the variable or flag, never with Dawn's or Node's own words.
+describe("the environment and the device's flags", () => {
+  let program = "";
+  beforeAll(async () => {
+    program = await buildProgram("bad-input-cli");
+  });
+  const start = (argv: string[], vars: Record<string, string>) => {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("PEFT_")));
+    const r = spawnSync(process.execPath, [program, ...argv], { env: { ...env, PEFT_BACKEND: "null", PEFT_TUNE_CACHE: root(), ...vars }, encoding: "utf8" });
+    return { code: r.status, text: `${r.stdout}\n${r.stderr}` };
+  };
+  const cases: [string, Record<string, string>, string[], string[]][] = [
+    ["info", { PEFT_TUNE: "false" }, ['PEFT_TUNE: expected 0 or 1, got "false"'], []],
+    ["info", { PEFT_BAKEND: "null" }, ["PEFT_BAKEND: unknown variable; expected one of PEFT_BACKEND,", "PEFT_MATMUL"], []],
+    ["tune --show", { PEFT_BAKEND: "null" }, ["PEFT_BAKEND: unknown variable"], ["no tuning cache"]],
+    // Commands that open no device read the settings too (run.ts).
+    ["params", { PEFT_BAKEND: "null" }, ["PEFT_BAKEND: unknown variable"], ["trainable"]],
+    ["data --dataset fashion-mnist", { PEFT_TUNE: "yes" }, ['PEFT_TUNE: expected 0 or 1, got "yes"'], []],
+    ["info", { PEFT_BACKEND: "nul" }, [`PEFT_BACKEND: expected one of Dawn's backends vulkan, metal, d3d12, d3d11, opengl, opengles, webgpu, null, got "nul"`], ["unrecognised"]],
+    ["info --backend ", {}, ['--backend: expected one of Dawn\'s backends', 'got ""'], ["backend   \n"]],
+    ["info --adapter ", {}, ['--adapter: expected a substring of the adapter\'s name or pci:DDDD:BB:DD.F, got ""'], []],
+    ["info", { PEFT_ADAPTER: "nonexistent" }, [`PEFT_ADAPTER: no adapter's name contains "nonexistent"`, "name: 'Null backend'"], ["no adapter with backend"]],
+    ["info --adapter nonexistent", {}, [`--adapter: no adapter's name contains "nonexistent"`], []],
+    ["info --adapter pci:zz", {}, ['--adapter: expected a PCI address as pci:DDDD:BB:DD.F'], ["device:"]],
+    ["info", { PEFT_ADAPTER: "pci:41:00" }, ['PEFT_ADAPTER: expected a PCI address as pci:DDDD:BB:DD.F'], ["device:"]],
+    ["bench data --synthetic 1 --batch 1 --batches 1 --size 8", { UV_THREADPOOL_SIZE: "abc" }, ['UV_THREADPOOL_SIZE: expected a number of threads from 1 to 1024, got "abc"'], ["NaN"]],
+  ];
+  it.each(cases)("%s with %j", (argv, vars, says, never) => {
+    const r = start(argv.split(" "), vars);
+    expect(r.code, r.text).toBe(1);
+    for (const s of says) expect(r.text).toContain(s);
+    for (const s of [...never, "    at "]) expect(r.text).not.toContain(s);
+  });
+
+  it("passes the adapter's text to Dawn as given: Dawn matches names case-sensitively", () => {
+    const r = start(["info", "--adapter", "Null", "--quiet"], {});
+    expect(r.code, r.text).toBe(0);
+  });
+});

@@ -3,10 +3,10 @@
 // version a real matmul and a real attention dispatch), --dry-run, --families, --precision int8 (emulated), --show,
 // --clear and flag errors. Timings themselves are noise at this size; only their bookkeeping is checked.
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { Tensor } from "../../engine/tensor.js";
-import { runtime } from "../../engine/runtime.js";
-import { type TuneCache, storeTuned, tuneCachePath } from "../../engine/tuning.js";
+import { maxTensorBytes, runtime, warnings } from "../../engine/runtime.js";
+import { type TuneCache, adapterKey, storeTuned, tuneCachePath } from "../../engine/tuning.js";
 import { matmulForward } from "../../kernels/matmul.js";
 import { MATMUL, familyNamed, resolveVersion } from "../../kernels/registry.js";
 import { candidates, withComposedShapes } from "../../kernels/tune.js";
@@ -142,6 +142,34 @@ describe("tune", () => {
     expect(await run("--clear")).toBe(`deleted ${tuneCachePath()}`);
     expect(existsSync(tuneCachePath())).toBe(false);
     expect(await run("--show")).toContain("no tuning cache");
+  });
+
+  it("--show of a cache with an entry of the wrong shape warns naming the file and the entry, and shows none", async () => {
+    const entry = { version: "reg8x8", ms: "fast", candidates: { reg8x8: 1 } };
+    writeFileSync(tuneCachePath(), JSON.stringify({ adapter: adapterKey(), created: "2026-01-01", entries: { "matmul/34x64x192/nt/b1": entry } }));
+    warnings.length = 0;
+    expect(await run("--show")).toBe(`no tuning cache at ${tuneCachePath()}: every kernel uses its device default`);
+    expect(warnings).toEqual([`ignoring the tuning cache ${tuneCachePath()}: expected entries["matmul/34x64x192/nt/b1"].ms to be milliseconds (a number >= 0), got "fast"`]);
+    warnings.length = 0;
+    expect(await run("--clear")).toBe(`deleted ${tuneCachePath()}`);
+  });
+
+  it("refuses a family named in --families that the step runs no kernel of, rather than tune nothing", async () => {
+    await expect(run("--model", "default", "--batch", "2", "--families", "knn", "--dry-run")).rejects.toThrow(
+      new UsageError("--families: a training step of default runs no knn kernel, so there is nothing of it to tune"),
+    );
+  });
+
+  it("refuses a --classes or --batch whose step has a tensor past one storage binding, before tracing it", async () => {
+    const limit = maxTensorBytes();
+    const classes = Math.floor(limit / (4 * 384)); // ViT-S/16's head (classes, 384) at most
+    await expect(run("--classes", String(classes + 1), "--dry-run")).rejects.toThrow(
+      new UsageError(`--classes: expected at most ${classes} for vit-s16, whose head's weight (classes, 384) must fit one storage binding, ${limit} bytes on this device, got ${classes + 1}`),
+    );
+    const batch = Math.floor(limit / (4 * 197 * 1536)); // its MLP activations (B·197, 1536)
+    await expect(run("--batch", String(batch + 1), "--dry-run")).rejects.toThrow(
+      new UsageError(`--batch: expected at most ${batch} for vit-s16, whose MLP activations (B·197, 1536) must fit one storage binding, ${limit} bytes on this device, got ${batch + 1}`),
+    );
   });
 
   it("rejects bad flags with a UsageError naming them", async () => {

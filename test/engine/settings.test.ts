@@ -46,6 +46,12 @@ describe("readSettings", () => {
     expect(readSettings({ PEFT_TUNE: "1" }).tune).toBe(true);
   });
 
+  it("refuses a PEFT_TUNE other than 0 or 1, naming the variable, rather than leave tuning on", () => {
+    for (const bad of ["false", "garbage", "off", ""]) {
+      expect(() => readSettings({ PEFT_TUNE: bad })).toThrow(`PEFT_TUNE: expected 0 or 1, got "${bad}"`);
+    }
+  });
+
   it("replays training steps unless PEFT_REPLAY=0, and refuses another value naming the variable", () => {
     expect(readSettings({ PEFT_REPLAY: "0" }).replay).toBe(false);
     expect(readSettings({ PEFT_REPLAY: "1" }).replay).toBe(true);
@@ -71,6 +77,22 @@ describe("readSettings", () => {
     expect(readSettings({ DEBUG: "0" }).debug).toBe(0);
     expect(s.llvmpipeThreads).toBe("3");
     expect(readSettings({ UV_THREADPOOL_SIZE: "8" }).threadpool).toBe(8);
+  });
+
+  it("refuses a PEFT_ name that is neither a setting nor a kernel family, naming it and listing the known ones", () => {
+    for (const typo of ["PEFT_BAKEND", "PEFT_MATMULL", "PEFT_"]) {
+      expect(() => readSettings({ [typo]: "null" })).toThrow(
+        `${typo}: unknown variable; expected one of PEFT_BACKEND, PEFT_ADAPTER, PEFT_WAIT, PEFT_TUNE, PEFT_TUNE_CACHE, PEFT_DAWN_TOGGLES, ` +
+          "PEFT_REPLAY, PEFT_IMAGE_CACHE_MB or a kernel family's PEFT_MATMUL, PEFT_ROWS, PEFT_ATTENTION, PEFT_KNN (docs/RUNNING.md)",
+      );
+    }
+  });
+
+  it("reads UV_THREADPOOL_SIZE as a thread count from 1 to 1024, and refuses what libuv would misread, naming it", () => {
+    expect(readSettings({ UV_THREADPOOL_SIZE: "1024" }).threadpool).toBe(1024);
+    for (const bad of ["abc", "8x", "0", "08", "1025", ""]) {
+      expect(() => readSettings({ UV_THREADPOOL_SIZE: bad })).toThrow(`UV_THREADPOOL_SIZE: expected a number of threads from 1 to 1024, got "${bad}"`);
+    }
   });
 
   it("reads Dawn toggles to enable, comma-separated, and refuses what is no toggle name, naming the variable", () => {

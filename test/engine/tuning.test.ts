@@ -4,7 +4,7 @@
 // K = 23 sums in f32; attention atol 2e-5 + rtol 1e-4, as test/kernels/attention.test.ts). The resolver's
 // precedence for every family is test/kernels/registry.test.ts's.
 import { beforeEach, describe, expect, it } from "vitest";
-import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { runtime, warnings } from "../../engine/runtime.js";
 import { Tensor } from "../../engine/tensor.js";
@@ -74,21 +74,42 @@ describe("cache file", () => {
     expect(tunedVersion("matmul", KEY)).toBe("reg8x8");
   });
 
-  for (const [what, text] of [
-    ["not JSON", "{ not json"],
-    ["without entries", JSON.stringify({ adapter: "x" })],
-    ["for another adapter", JSON.stringify({ adapter: "some other GPU", created: "", entries: { [`matmul/${KEY}`]: entry("reg4x8") } })],
-  ]) {
-    it(`a cache file ${what} is reported naming the file, then ignored`, () => {
-      writeFileSync(tuneCachePath(), text);
+  // A file of our adapter (known once the engine is open) whose entry for matmul/KEY is `e`.
+  const ours = (entries: unknown, created: unknown = "2026-01-01") => () => JSON.stringify({ adapter: adapterKey(), created, entries });
+  const withEntry = (e: object) => ours({ [`matmul/${KEY}`]: e });
+  const at = `entries["matmul/${KEY}"]`;
+  const cases: [string, () => string, string][] = [
+    ["not JSON", () => "{ not json", "JSON"],
+    ["without entries", () => JSON.stringify({ adapter: "x", created: "" }), 'expected "entries" to be an object'],
+    ["whose entries are a list", ours([]), 'expected "entries" to be an object of "<family>/<shape key>": entry, got an array'],
+    ["with a number for its date", ours({}, 5), 'expected "created" to be a string, got 5'],
+    ["for another adapter", () => JSON.stringify({ adapter: "some other GPU", created: "", entries: { [`matmul/${KEY}`]: entry("reg4x8") } }), 'written for adapter "some other GPU"'],
+    ["with an entry without candidates", withEntry({ version: "reg4x8", ms: 1 }), `expected ${at}.candidates to be an object of version: milliseconds, got nothing`],
+    ["with an entry's time a word", withEntry({ ...entry("reg4x8"), ms: "fast" }), `expected ${at}.ms to be milliseconds (a number >= 0), got "fast"`],
+    ["with an entry's time null", withEntry({ ...entry("reg4x8"), ms: null }), `expected ${at}.ms to be milliseconds (a number >= 0), got null`],
+    ["with a candidate's time a word", withEntry({ ...entry("reg4x8"), candidates: { reg4x8: "x" } }), `expected ${at}.candidates["reg4x8"] to be milliseconds (a number >= 0), got "x"`],
+  ];
+  for (const [what, text, says] of cases) {
+    it(`a cache file ${what} is reported naming the file and what is wrong, then ignored`, () => {
+      writeFileSync(tuneCachePath(), text());
       warnings.length = 0;
       expect(tunedVersion("matmul", KEY)).toBeUndefined();
       expect(chooseVersion(DIMS)).toBe(deviceDefault());
       expect(warnings).toHaveLength(1); // loaded once, not once per look-up
       expect(warnings[0]).toContain(tuneCachePath());
+      expect(warnings[0]).toContain(says);
       warnings.length = 0;
     });
   }
+
+  it("a folder in the cache file's place is reported in the tool's words and ignored; clearing it is refused naming it", () => {
+    mkdirSync(tuneCachePath());
+    warnings.length = 0;
+    expect(tunedVersion("matmul", KEY)).toBeUndefined();
+    expect(warnings).toEqual([`ignoring the tuning cache: cannot read ${tuneCachePath()}: it is a folder, not a file (EISDIR)`]);
+    warnings.length = 0;
+    expect(() => clearTuneCache()).toThrow(`cannot remove ${tuneCachePath()}: it is a folder, not a file (EISDIR)`);
+  });
 });
 
 describe("matmul and the cache", () => {
