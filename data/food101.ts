@@ -30,7 +30,14 @@ export async function openFood101(root: string, split = "train"): Promise<ImageF
     if (label === undefined) throw new Error(`food101: expected "<class>/<id>" with a class of ${classFile} at ${file} line ${line}, got "${text}"`);
     return { rel: `images/${text}.jpg`, label, listedAt: `${file} line ${line}` };
   });
-  checkOnce("food101", "image once in a split file", samples.map((s) => ({ key: s.rel, at: s.listedAt })));
+  // The other split's list too, where it is there: the published splits are disjoint, and an image in both would
+  // be tested on after training on it.
+  const otherFile = join(dir, "meta", `${split === "train" ? "test" : "train"}.txt`);
+  const other = existsSync(otherFile) ? await readLines("food101", otherFile, "Food-101's split file") : [];
+  checkOnce("food101", "image once in the split files", [
+    ...samples.map((s) => ({ key: s.rel, at: s.listedAt })),
+    ...other.map(({ text, line }) => ({ key: `images/${text}.jpg`, at: `${otherFile} line ${line}` })),
+  ]);
   const paths = samples.map((s) => join(dir, s.rel));
   await checkListed("food101", samples.map((s, k) => ({ path: paths[k], listedAt: s.listedAt })));
   const labels = Int32Array.from(samples, (s) => s.label);

@@ -59,7 +59,7 @@ export async function isDir(module: string, path: string): Promise<boolean> {
 
 // Visible entries of a folder, sorted, split into sub-folders and files. Hidden ones (.DS_Store,
 // .ipynb_checkpoints) are left out. Only symlinks cost a stat, so listing ImageNet's 1.3M files stays a readdir per
-// folder.
+// folder. A pipe, socket or device is refused, naming it: reading one as an image would wait for ever.
 export async function entries(module: string, dir: string): Promise<{ dirs: string[]; files: string[] }> {
   const dirs: string[] = [];
   const files: string[] = [];
@@ -71,6 +71,9 @@ export async function entries(module: string, dir: string): Promise<{ dirs: stri
   }
   list.sort((a, b) => byCodePoint(a.name, b.name));
   for (const e of list) {
+    if (e.isFIFO() || e.isSocket() || e.isCharacterDevice() || e.isBlockDevice()) {
+      throw new Error(`${module}: expected files and folders in ${dir}, got ${join(dir, e.name)}, a pipe, socket or device`);
+    }
     const folder = e.isDirectory() || (e.isSymbolicLink() && (await isDir(module, join(dir, e.name))));
     (folder ? dirs : files).push(e.name);
   }

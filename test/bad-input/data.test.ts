@@ -66,9 +66,10 @@ const GOOD: Record<string, () => Tree> = {
   food101: () => ({
     "images/apple_pie/1005649.jpg": png(1),
     "images/baklava/1006121.jpg": png(2),
+    "images/baklava/1006122.jpg": png(3),
     "meta/classes.txt": "apple_pie\nbaklava\n",
     "meta/train.txt": "apple_pie/1005649\nbaklava/1006121\n",
-    "meta/test.txt": "baklava/1006121\n",
+    "meta/test.txt": "baklava/1006122\n",
   }),
 };
 GOOD["fashion-mnist"] = GOOD.mnist;
@@ -330,6 +331,7 @@ const listedDatasets: DataCase[] = [
   { what: "a line of an unknown class", dataset: "food101", tree: { "meta/train.txt": "apple_pie/1005649\nsushi/1\n" }, says: (at) => [at("root", "meta", "train.txt"), "line 2", '"sushi/1"'] },
   { what: "a listed image missing", dataset: "food101", tree: { "images/apple_pie/1005649.jpg": undefined }, says: (at) => [at("root", "images", "apple_pie", "1005649.jpg"), "line 1", "does not exist"] },
   { what: "a split named val", dataset: "food101", flags: () => ["--split", "val"], says: () => ["food101", "split", '"val"'] },
+  { what: "an image in both splits", dataset: "food101", tree: { "meta/test.txt": "baklava/1006121\n" }, says: (at) => ["images/baklava/1006121.jpg", at("root", "meta", "train.txt"), at("root", "meta", "test.txt")] },
 ];
 
 const cases = [...missingRoots, ...imageFolders, ...npyDatasets, ...cifarDatasets, ...idxDatasets, ...listedDatasets];

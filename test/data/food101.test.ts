@@ -61,8 +61,16 @@ describe("openFood101", () => {
     const listed = lines(root, "train.txt");
     writeFileSync(train, [...listed, listed[1]].join("\n") + "\n");
     await expect(openFood101(root)).rejects.toThrow(
-      `food101: expected each image once in a split file, got images/${listed[1]}.jpg at ${train} line 2 and again at ${train} line ${listed.length + 1}`,
+      `food101: expected each image once in the split files, got images/${listed[1]}.jpg at ${train} line 2 and again at ${train} line ${listed.length + 1}`,
     );
+    // In both splits: refused when either is opened.
+    root = await fresh();
+    const [trainFile, testFile] = ["train.txt", "test.txt"].map((f) => join(root, "meta", f));
+    const tested = lines(root, "test.txt");
+    writeFileSync(testFile, [...tested, lines(root, "train.txt")[0]].join("\n") + "\n");
+    const both = `images/${lines(root, "train.txt")[0]}.jpg at ${trainFile} line 1 and again at ${testFile} line ${tested.length + 1}`;
+    await expect(openFood101(root)).rejects.toThrow(`food101: expected each image once in the split files, got ${both}`);
+    await expect(openFood101(root, "test")).rejects.toThrow(`food101: expected each image once in the split files, got images/${lines(root, "train.txt")[0]}.jpg at ${testFile} line ${tested.length + 1} and again at ${trainFile} line 1`);
     writeFileSync(join(root, "meta", "classes.txt"), "\n");
     await expect(openFood101(root)).rejects.toThrow(`food101: expected class names in ${join(root, "meta", "classes.txt")}, found none`);
     await expect(openFood101(root, "val")).rejects.toThrow(`food101: expected a split train or test, got "val"`);

@@ -1,6 +1,7 @@
 // ImageFolder: class discovery and order, PNG variants decoded exactly (gray, RGB, RGBA, gray+alpha, palette,
 // 16-bit), JPEG within codec error, split folders, symbolic links, and each bad input named in its error.
 import { beforeAll, describe, expect, it } from "vitest";
+import { execFileSync } from "node:child_process";
 import { rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -125,6 +126,13 @@ describe("ImageFolder", () => {
     rmSync(join(r, "b", "self"));
     symlinkSync("/nonexistent/target", join(r, "b", "dead"));
     await expect(ImageFolder.open(r)).rejects.toThrow(`imagefolder: cannot read ${join(r, "b", "dead")}: no such file or folder (ENOENT)`);
+  });
+
+  it("names a pipe where an image should be, which reading would wait on for ever", async () => {
+    const r = join(tmp, "fifo");
+    writeFile(join(r, "a", "1.png"), CASES[0].file);
+    execFileSync("mkfifo", [join(r, "a", "2.png")]);
+    await expect(ImageFolder.open(r)).rejects.toThrow(`imagefolder: expected files and folders in ${join(r, "a")}, got ${join(r, "a", "2.png")}, a pipe, socket or device`);
   });
 
   it("names an empty class folder and a root without class folders", async () => {
