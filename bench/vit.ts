@@ -21,6 +21,7 @@ import type { KernelTime } from "../engine/profile.js";
 import { backward, noGrad } from "../autograd/tape.js";
 import { PRECISIONS, type Precision, withPrecision } from "../autograd/precision.js";
 import { checkPrecisionOnDevice, lossScalerFor } from "../train/mixed-precision.js";
+import { checkStepFits } from "../train/trace.js";
 import { DEFAULT_MODEL } from "../study/config.js";
 
 const FLAGS = {
@@ -87,10 +88,13 @@ export const vitBench: Command = {
     const B = flags.batch ?? 8;
     if (B <= 0) throw new UsageError("--batch must be positive");
     const size = flags["image-size"] ?? config.imageSize;
+    if (size < 1 || size % config.patchSize !== 0) throw new UsageError(`--image-size: expected a multiple of the patch size ${config.patchSize}, got ${size}`);
     const strategies = flags.strategies?.[0] === "none" ? [] : (flags.strategies ?? defaultStrategies(config.depth));
     const precision = (flags.precision ?? "f32") as Precision;
     if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision must be one of ${PRECISIONS.join(", ")}, got "${precision}"`);
     await initEngine();
+    // The largest step it builds: a head of 10 classes (the labels' range) at the size asked for.
+    checkStepFits({ ...config, imageSize: size, classes: 10 }, name, B);
     await checkPrecisionOnDevice("bench vit", "--precision", precision);
     const { pool } = runtime();
     if (!flags.json) console.log(`${deviceLine()}\nmodel ${name}, batch ${B}, ${size}x${size}, ${precision}`);

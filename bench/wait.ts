@@ -2,13 +2,14 @@
 // GPU job directly (dawn-node polls while a promise is pending), (c) awaiting it quietly (polls about once a
 // millisecond after the first, engine/quiet-await.ts), and (d) through the engine's estimate-then-await
 // read-back, which sleeps for most of the expected GPU time first and awaits the rest quietly.
-import type { Command } from "../util/command.js";
+import { type Command, UsageError } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { initEngine, runtime, deviceLine } from "../engine/runtime.js";
 import { Tensor, tidy } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import { awaitQuietly, quietPolls } from "../engine/quiet-await.js";
 import { mainThreadCpuMs } from "../engine/timing.js";
+import { checkTensorFits } from "./harness.js";
 
 const FLAGS = { size: "int", reps: "int", json: "boolean" } as const;
 
@@ -31,7 +32,9 @@ export const waitBench: Command = {
     const flags = parseArgs(argv, FLAGS);
     const n = flags.size ?? 1024;
     const reps = flags.reps ?? 20;
+    for (const [flag, v] of [["size", n], ["reps", reps]] as const) if (v < 1) throw new UsageError(`--${flag}: expected an integer >= 1, got ${v}`);
     await initEngine();
+    checkTensorFits("--size", `the matrix (${n}, ${n})`, n * n);
     const { batch, gpu } = runtime();
     const a = Tensor.fromArray(new Float32Array(n * n).fill(0.001), [n, n]).keep();
     const job = () => tidy(() => {

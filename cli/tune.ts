@@ -9,12 +9,12 @@
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
-import { initEngine, deviceLine, maxTensorBytes } from "../engine/runtime.js";
+import { initEngine, deviceLine } from "../engine/runtime.js";
 import { Rng } from "../util/random.js";
 import { type TuneEntry, clearTuneCache, readCache, storeTuned, tuneCachePath } from "../engine/tuning.js";
 import { FAMILIES, familyNamed, resolveVersion } from "../kernels/registry.js";
 import { DROP_FACTOR, candidates, tuneShape, withComposedShapes } from "../kernels/tune.js";
-import { traceTrainingStep } from "../train/trace.js";
+import { checkStepFits, traceTrainingStep } from "../train/trace.js";
 import { type VitConfig, NAMED_CONFIGS, namedConfig, validateConfig } from "../vit/config.js";
 import { type Strategy, parseStrategyFor } from "../peft/strategy.js";
 import { DEFAULT_MODEL } from "../study/config.js";
@@ -45,29 +45,6 @@ function modelConfig(name: string, classes: number | undefined): VitConfig {
     throw new UsageError(`--model: expected default or one of ${Object.keys(NAMED_CONFIGS).join(", ")}, got "${name}"`);
   }
   return namedConfig(name, classes ?? 100);
-}
-
-// Refuses a --classes or --batch whose training step would make a tensor past one storage binding (engine/runtime.ts
-// maxTensorBytes), before the trace makes it. The step's largest tensors: the head's weight (classes, C), and per
-// image the images (3, S, S) (as many patch values), qkv (N, 3C), the MLP's hidden activations (N, mlpHidden) and
-// the logits (classes); unfused attention's scores are made only where they fit.
-function checkStepFits(config: VitConfig, model: string, batch: number): void {
-  const limit = maxTensorBytes();
-  const most = (values: number) => Math.floor(limit / (4 * values));
-  const fit = `must fit one storage binding, ${limit} bytes on this device`;
-  if (config.classes > most(config.width)) {
-    throw new UsageError(`--classes: expected at most ${most(config.width)} for ${model}, whose head's weight (classes, ${config.width}) ${fit}, got ${config.classes}`);
-  }
-  const { imageSize: S, width: C, mlpHidden } = config;
-  const N = (S / config.patchSize) ** 2 + 1;
-  const perImage: [string, number][] = [
-    [`images (B, 3, ${S}, ${S})`, 3 * S * S],
-    [`qkv (B·${N}, ${3 * C})`, N * 3 * C],
-    [`MLP activations (B·${N}, ${mlpHidden})`, N * mlpHidden],
-    [`logits (B, ${config.classes})`, config.classes],
-  ];
-  const [what, values] = perImage.reduce((a, b) => (b[1] > a[1] ? b : a));
-  if (batch > most(values)) throw new UsageError(`--batch: expected at most ${most(values)} for ${model}, whose ${what} ${fit}, got ${batch}`);
 }
 
 function showCache(json: boolean): void {

@@ -164,6 +164,9 @@ const sizes: BadCase[] = [
   usage("bench data --synthetic 1 --prefetch -1", "--prefetch: expected an integer >= 0, got -1"),
   tooLarge("bench data --synthetic 1 --size 100000 --batch 1 --batches 1", "--size: expected at most 2048, got 100000"),
   tooLarge("bench data --synthetic 1 --size 2048 --batch 1000", "--batch, --size: expected a batch (1000, 3, 2048, 2048) of at most 2^31 values"),
+  tooLarge("bench vit --model vit-s16 --batch 100000", "--batch: expected at most", "MLP activations", "got 100000"),
+  usage("bench vit --model default --image-size 33", "--image-size: expected a multiple of the patch size 7, got 33"),
+  tooLarge("bench wait --size 100000", "--size: expected the matrix (100000, 100000) within one storage binding"),
 ];
 
 // Help lists every flag a command takes, the device's included.
