@@ -74,7 +74,9 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (err instanceof UsageError) {
-      console.error(`${name ?? "experiment"}: ${err.message}\n\n${command.usage}`);
+      // A sub-command's error (bench <subject>) names itself and brings its own usage.
+      const text = err.usage === undefined ? `${name ?? "experiment"}: ${err.message}\n\n${command.usage}` : `${err.message}\n\n${err.usage}`;
+      console.error(text);
       return 2;
     }
     if (err instanceof Error && process.env.DEBUG) console.error(err.stack);

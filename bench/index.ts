@@ -24,6 +24,8 @@ export const bench: Command = {
     try {
       await b.run(rest);
     } catch (err) {
+      // A bad flag of a subject is shown with that subject's flags.
+      if (err instanceof UsageError && err.usage === undefined) throw new UsageError(`bench ${subject}: ${err.message}`, b.usage);
       if (!(err instanceof HelpRequested)) throw err;
       console.log(b.usage);
     }

@@ -6,8 +6,16 @@ export interface Command {
   run(argv: string[]): Promise<void>;
 }
 
-// Thrown for a bad command line: run.ts prints the message and the command's usage, then exits 2.
-export class UsageError extends Error {}
+// Thrown for a bad command line: run.ts prints the message and the command's usage, then exits 2. A sub-command's
+// (bench <subject>) carries its own `usage`, and its message names it.
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly usage?: string,
+  ) {
+    super(message);
+  }
+}
 
 // Thrown by parseArgs on --help or -h: the command that owns the flags prints its usage and exits 0.
 export class HelpRequested extends Error {}

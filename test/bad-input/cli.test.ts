@@ -149,7 +149,7 @@ const range: BadCase[] = [
 
 // Sizes a command would make on the device or in a typed array, past what one storage binding, V8 or half this
 // machine's memory holds: refused up front naming the flag, never with Dawn's validation text or V8's messages.
-const INTERNALS = ["Invalid typed array length", "validation", "Out of memory", "DeviceNull"];
+const INTERNALS = ["Invalid typed array length", "Validation error", "Out of memory", "DeviceNull"];
 const tooLarge = (argv: string, ...says: string[]): BadCase => ({ ...usage(argv, ...says), never: INTERNALS });
 const sizes: BadCase[] = [
   tooLarge("tune --classes 99999999 --dry-run", "--classes: expected at most", "head's weight", "storage binding", "got 99999999"),
@@ -165,7 +165,8 @@ const sizes: BadCase[] = [
   tooLarge("bench data --synthetic 1 --size 100000 --batch 1 --batches 1", "--size: expected at most 2048, got 100000"),
   tooLarge("bench data --synthetic 1 --size 2048 --batch 1000", "--batch, --size: expected a batch (1000, 3, 2048, 2048) of at most 2^31 values"),
   tooLarge("bench vit --model vit-s16 --batch 100000", "--batch: expected at most", "MLP activations", "got 100000"),
-  usage("bench vit --model default --image-size 33", "--image-size: expected a multiple of the patch size 7, got 33"),
+  // A subject's bad flag is shown with that subject's usage, not bench's list of subjects.
+  usage("bench vit --model default --image-size 33", "bench vit: --image-size: expected a multiple of the patch size 7, got 33", "usage: node dist/run.js bench vit ["),
   tooLarge("bench wait --size 100000", "--size: expected the matrix (100000, 100000) within one storage binding"),
 ];
 
