@@ -43,6 +43,8 @@ per head. Block Expansion's new blocks count with the block they follow.`,
       const v = flags[flag];
       if (v !== undefined && v < 1) throw new UsageError(`flag --${flag}: expected an integer >= 1, got ${v}`);
     }
+    // CKA compares the images' features across images: one image has no variance to compare.
+    if (flags.images === 1) throw new UsageError("flag --images: expected at least 2 images (CKA compares features across them), got 1");
     // The files are written after minutes of work: where they go is checked first.
     if (flags.out !== undefined) await checkOutputFolder(flags.out, "out");
     await initEngine({ backend: flags.backend, adapter: flags.adapter });

@@ -80,6 +80,9 @@ export const features: Command = {
       throw e instanceof HeadsError ? new UsageError(`--heads: ${e.message}`) : e;
     });
     const { model, unused, nonfinite } = loaded;
+    // An unmerged export's LoRA tensors: the model without them would give the base backbone's features.
+    const adapters = unused.filter((k) => /(^|\.)lora(_[a-z]+)?\.[AB]$/.test(k));
+    if (adapters.length > 0) throw new Error(`features: ${weights} holds LoRA adapters (${adapters.slice(0, 2).join(", ")}${adapters.length > 2 ? ", ..." : ""}), which this model would leave out: export it with --merge, which folds them into the weights`);
     console.error(`${weights}: ${model.config.heads} attention heads (${loaded.headsFrom})`);
     if (unused.length) console.error(`warning: ${weights}: unused keys: ${unused.join(", ")}`);
     if (nonfinite.length) console.error(`warning: ${weights}: non-finite weights: ${nonfinite.join(", ")}`);

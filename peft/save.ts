@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import type { Tensor } from "../engine/tensor.js";
 import { writeJsonAtomic } from "../util/atomic.js";
-import { readSafetensors, writeSafetensors, type F32Tensor } from "../vit/safetensors.js";
+import { readSafetensors, readSafetensorsHeader, writeSafetensors, type F32Tensor } from "../vit/safetensors.js";
 import { loadVit, saveVit } from "../vit/load.js";
 import type { VisionTransformer } from "../vit/model.js";
 import type { CheckpointOptions } from "../vit/checkpoint.js";
@@ -55,14 +55,8 @@ export async function saveFinetuned(
   return full;
 }
 
-// The base model with the saved strategy applied and its trained tensors loaded. The base file must be the one
-// the tensors were trained from (checked by hash unless `allowOtherBase`).
-export async function loadFinetuned(
-  basePath: string,
-  path: string,
-  opts: CheckpointOptions & { allowOtherBase?: boolean } = {},
-): Promise<{ model: VisionTransformer; manifest: Manifest }> {
-  const { tensors, metadata } = await readSafetensors(path);
+// The manifest a fine-tuned file's metadata holds (MANIFEST_KEY), checked for its format.
+function manifestIn(path: string, metadata: Record<string, string>): Manifest {
   if (!metadata[MANIFEST_KEY]) {
     throw new Error(`finetuned: ${path}: expected a manifest in the file's metadata, found none (a fine-tuned model saved by this tool, or a study cell's checkpoint)`);
   }
@@ -73,6 +67,23 @@ export async function loadFinetuned(
     throw new Error(`finetuned: ${path}: expected the manifest to be JSON, got a parse error: ${(e as Error).message}`);
   }
   if (manifest.format !== FORMAT) throw new Error(`finetuned: ${path}: expected a manifest of format ${FORMAT}, got "${manifest.format}"`);
+  return manifest;
+}
+
+// A fine-tuned file's manifest, from its header alone.
+export async function readManifest(path: string): Promise<Manifest> {
+  return manifestIn(path, (await readSafetensorsHeader(path)).metadata);
+}
+
+// The base model with the saved strategy applied and its trained tensors loaded. The base file must be the one
+// the tensors were trained from (checked by hash unless `allowOtherBase`).
+export async function loadFinetuned(
+  basePath: string,
+  path: string,
+  opts: CheckpointOptions & { allowOtherBase?: boolean } = {},
+): Promise<{ model: VisionTransformer; manifest: Manifest }> {
+  const { tensors, metadata } = await readSafetensors(path);
+  const manifest = manifestIn(path, metadata);
   if (!opts.allowOtherBase) {
     const hash = await sha256File(basePath);
     if (hash !== manifest.base.sha256) {

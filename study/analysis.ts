@@ -21,7 +21,7 @@ import { evenlySpaced } from "../data/subset.js";
 import { Transform } from "../data/transforms.js";
 import { type AnalysisData, type OriginalAnalysis, analyzeOriginal, compareBackbones } from "../eval/block-analysis.js";
 import { blockMap } from "../eval/block-map.js";
-import { loadFinetuned } from "../peft/save.js";
+import { loadFinetuned, readManifest } from "../peft/save.js";
 import { parseStrategy, strategyName } from "../peft/strategy.js";
 import { imageGridSvg } from "../plot/image-grid.js";
 import { type FigureSpec, renderPng, renderSvg } from "../plot/render.js";
@@ -123,6 +123,13 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   for (const c of finished) {
     const best = join(dir, "cells", c.id, "best.safetensors");
     if (!existsSync(best)) throw new Error(`analyze: cell ${c.id} is finished but its checkpoint ${best} is missing`);
+    // The checkpoint's own record of what trained it: another cell's file in this folder would be analysed under
+    // this cell's name.
+    const m = await readManifest(best);
+    const made = { strategy: m.strategy, lr: m.hyperParameters.lr, seed: m.seed };
+    if (made.strategy !== c.strategy || made.lr !== c.lr || made.seed !== c.seed) {
+      throw new Error(`analyze: ${best} was trained as ${made.strategy}, lr ${made.lr}, seed ${made.seed}, not as cell ${c.id} (${c.strategy}, lr ${c.lr}, seed ${c.seed}); put the cell's own checkpoint back, or delete its folder to train it again`);
+    }
   }
   const backboneJson = join(dir, "backbone.json");
   let backbone = opts.backbone && resolve(opts.backbone);

@@ -456,7 +456,8 @@ function analysisSpec(c: Checker, v: unknown, path: string): AnalysisSpec | unde
   const o = c.object(v, path, ["images", "gridImages", "bankPerClass"]);
   if (!o) return undefined;
   return {
-    images: c.optional(o, "images", path, DEFAULTS.analysis.images, (x, p) => c.int(x, p, 1)),
+    // CKA compares features across the images: at least two.
+    images: c.optional(o, "images", path, DEFAULTS.analysis.images, (x, p) => c.int(x, p, 2)),
     gridImages: c.optional(o, "gridImages", path, DEFAULTS.analysis.gridImages, (x, p) => c.int(x, p, 1)),
     bankPerClass: c.optional(o, "bankPerClass", path, undefined, (x, p) => c.int(x, p, 1)),
   } as AnalysisSpec;

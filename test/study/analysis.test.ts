@@ -142,6 +142,7 @@ describe("analyze on the command line", () => {
       expect(r.err).toContain(`flag --images: expected an integer >= 1, got ${images}`);
     }
     expect((await runCli(["analyze", run(), "--images", "2.5"])).err).toContain('flag --images: expected an integer, got "2.5"');
+    expect((await runCli(["analyze", run(), "--images", "1"])).err).toContain("flag --images: expected at least 2 images (CKA compares features across them), got 1");
     expect((await runCli(["analyze", "--images", "3"])).err).toContain("expected a run folder: analyze RUN_DIR");
 
     const nowhere = join(root, "nowhere");
@@ -160,6 +161,14 @@ describe("analyze on the command line", () => {
     await rm(join(broken, "cells", "lora-r2_lr0.05_s0", "best.safetensors"));
     r = await runCli(["analyze", broken]);
     expect(r.err).toContain(`analyze: cell lora-r2_lr0.05_s0 is finished but its checkpoint ${join(broken, "cells", "lora-r2_lr0.05_s0", "best.safetensors")} is missing`);
+
+    // Another cell's checkpoint in a cell's folder: refused before any work, by the checkpoint's own manifest.
+    const lora = join(run(), "cells", "lora-r2_lr0.05_s0", "best.safetensors");
+    await cp(lora, join(broken, "cells", "lora-r2_lr0.05_s0", "best.safetensors"));
+    await cp(lora, join(broken, "cells", "full_lr0.05_s0", "best.safetensors"));
+    r = await runCli(["analyze", broken]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`analyze: ${join(broken, "cells", "full_lr0.05_s0", "best.safetensors")} was trained as lora-r2, lr 0.05, seed 0, not as cell full_lr0.05_s0 (full, lr 0.05, seed 0)`);
 
     const moved = join(root, "moved");
     await cp(run(), moved, { recursive: true });

@@ -94,7 +94,7 @@ describe("shipped configs", () => {
     const text = problems(c);
     for (const p of [
       "analysis.extra: unknown key (known keys: images, gridImages, bankPerClass)",
-      "analysis.images: expected an integer >= 1, got 0",
+      "analysis.images: expected an integer >= 2, got 0",
       "analysis.gridImages: expected an integer >= 1, got 1.5",
       'analysis.bankPerClass: expected an integer >= 1, got "10"',
     ]) expect(text).toContain(p);

@@ -21,6 +21,7 @@ import { readSafetensors, writeSafetensors } from "../../vit/safetensors.js";
 import { loadVit } from "../../vit/load.js";
 import { exportCommand } from "../../cli/export.js";
 import { sha256File } from "../../peft/save.js";
+import { writeNpy } from "../../data/npy.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
 import { MINI_MODEL, miniData, miniStudy } from "./program.js";
@@ -127,6 +128,32 @@ describe("a miniature study", () => {
       expect(model.blocks.length).toBe(id.startsWith("block") ? 3 : 2);
       for (const [, t] of model.parameters()) t.dispose();
     }
+  });
+
+  it("exports unmerged in timm's layout, which features reads, but for LoRA's adapters, and never over an input", async () => {
+    await runOnce();
+    const backbone = JSON.parse(await readFile(join(out(), "backbone.json"), "utf8")).path as string;
+    const quiet = vi.spyOn(console, "error").mockImplementation(() => {});
+    const exported = async (id: string) => {
+      const path = join(root, `${id}-plain.safetensors`);
+      await exportCommand.run(["--base", backbone, "--finetuned", join(out(), "cells", id, "best.safetensors"), "--out", path]);
+      return path;
+    };
+    // Full fine-tuning has nothing to merge: its unmerged file is a plain ViT, its head count in the metadata.
+    const full = await loadVit(await exported("full_lr0.05_s0"));
+    expect(full.model.config.heads).toBe(2);
+    expect(full.unused).toEqual([]);
+    for (const [, t] of full.model.parameters()) t.dispose();
+    const lora = await exported("lora-r2_lr0.05_s0");
+    expect((await loadVit(lora)).unused.some((k) => k.includes("lora"))).toBe(true);
+    const { features } = await import("../../cli/features.js");
+    await writeNpy(join(root, "one.npy"), new Float32Array(3 * 8 * 8), [1, 3, 8, 8]);
+    await expect(features.run(["--weights", lora, "--input", join(root, "one.npy"), "--out", join(root, "f.npy")])).rejects.toThrow(`features: ${lora} holds LoRA adapters (`);
+    const cell = join(out(), "cells", "lora-r2_lr0.05_s0", "best.safetensors");
+    for (const [flag, input] of [["base", backbone], ["finetuned", cell]]) {
+      await expect(exportCommand.run(["--base", backbone, "--finetuned", cell, "--out", input])).rejects.toThrow(`--out: expected a file other than --${flag}, which it would overwrite, got ${input}`);
+    }
+    quiet.mockRestore();
   });
 
   it("skips finished cells and the cached pre-training on a rerun, and says so at the start", async () => {
