@@ -53,6 +53,30 @@ interface JobsFile {
 const slurmDir = (out: string) => join(out, "slurm");
 const jobsPath = (out: string) => join(slurmDir(out), "jobs.json");
 
+// What goes into #SBATCH lines, checked before any script is written: a directive is not shell and cannot be
+// quoted (a space ends it, a newline starts a line of script), and sbatch expands % patterns in --output's path.
+function checkDirectiveValues(o: SlurmOptions): void {
+  const plain = /^[^\s%'"\\]+$/;
+  if (!plain.test(o.out)) throw new Error(`--out: expected a path without spaces, quotes, backslashes or % for --slurm (an #SBATCH line cannot quote them, and sbatch reads % in a log's path as a pattern), got "${o.out}"`);
+  if (!plain.test(o.cwd)) throw new Error(`slurm: expected a working directory without spaces, quotes, backslashes or % (the jobs' --chdir), got "${o.cwd}": run from another folder`);
+  if (o.partition !== undefined && !/^[\w.-]+(,[\w.-]+)*$/.test(o.partition)) throw new Error(`--partition: expected partition names (letters, digits, _ . -, comma-separated), got "${o.partition}"`);
+  if (o.time !== undefined && !slurmTime(o.time)) {
+    throw new Error(`--time: expected a time limit as sbatch takes it (minutes, M:S, H:M:S, D-H, D-H:M, D-H:M:S or UNLIMITED; minutes and seconds below 60 after a colon), got "${o.time}"`);
+  }
+}
+
+// Whether `t` is one of sbatch's --time forms.
+function slurmTime(t: string): boolean {
+  if (/^(unlimited|infinite)$/i.test(t)) return true;
+  const m = /^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$/.exec(t);
+  if (!m) return false;
+  const [, days, first, second, third] = m;
+  // With days the first number is hours; without, a lone number is minutes and M:S or H:M:S follow.
+  if (days === undefined && second === undefined) return true;
+  const below60 = [second, third].every((x) => x === undefined || Number(x) < 60);
+  return below60 && (days === undefined || Number(first) < 24);
+}
+
 // Single quotes for the shell.
 function quote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
@@ -110,6 +134,7 @@ export interface SubmitResult {
 
 // Writes the three job scripts and submits them: preparation, the cell array, collection.
 export async function submitStudy(config: StudyConfig, o: SlurmOptions): Promise<SubmitResult> {
+  checkDirectiveValues(o);
   const dir = slurmDir(o.out);
   await mkdir(join(dir, "logs"), { recursive: true });
   await writeJsonAtomic(join(dir, "study.json"), configJson(config));

@@ -86,4 +86,30 @@ describe("experiment --slurm --dry-run", () => {
     ]);
     expect(existsSync(join(scripts, "jobs.json"))).toBe(false);
   });
+
+  it("refuses what an #SBATCH line cannot hold, before writing any script: a newline, a space, a quote, % or a bad --time", async () => {
+    const dry = (out: string, ...flags: string[]) => runCli(["experiment", "--config", config, "--out", out, "--slurm", "--dry-run", ...flags]);
+    const out = join(root, "slurm-bad");
+    for (const [flags, says] of [
+      [["--partition", "gpu\ntouch /tmp/pwned"], '--partition: expected partition names (letters, digits, _ . -, comma-separated), got "gpu\ntouch /tmp/pwned"'],
+      [["--partition", "a'b"], "--partition: expected partition names"],
+      [["--time", "abc"], '--time: expected a time limit as sbatch takes it'],
+      [["--time", "99:99:99"], '--time: expected a time limit as sbatch takes it'],
+      [["--time", "-5"], '--time: expected a time limit as sbatch takes it'],
+    ] as [string[], string][]) {
+      const r = await dry(out, ...flags);
+      expect(r.code, flags.join(" ")).toBe(1);
+      expect(r.err).toContain(says);
+      expect(existsSync(join(out, "slurm")), flags.join(" ")).toBe(false);
+    }
+    for (const bad of [join(root, "with space"), join(root, "pct%j")]) {
+      const r = await dry(bad);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain(`--out: expected a path without spaces, quotes, backslashes or % for --slurm`);
+    }
+    for (const time of ["90", "8:00:00", "2-12", "1-0:30", "1-00:00:00", "30:00", "UNLIMITED"]) {
+      const r = await dry(join(root, "slurm-time"), "--time", time);
+      expect(r.code, `${time}: ${r.err}`).toBe(0);
+    }
+  });
 });

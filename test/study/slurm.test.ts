@@ -69,8 +69,11 @@ describe("Slurm job scripts and task states, without Slurm", () => {
     const dir = await mkdtemp(join(tmpdir(), "slurm-dry-"));
     try {
       const config = parseStudyConfig(await writeMiniStudy(dir));
-      const out = join(dir, "it's a run"); // a quote in the path: the scripts quote every argument
-      const r = await submitStudy(config, { out, cwd: dir, command: ["/usr/bin/node", "/opt/run.js"], flags: ["--backend", "vulkan"], partition: "gpu", gpusPerTask: 1, time: "2:00:00", arrayMax: 2, dryRun: true });
+      const out = join(dir, "run");
+      // A quote and a space in the program's path: the exec line quotes every argument. (The run folder's path goes
+      // into #SBATCH lines too, which cannot quote: submitStudy refuses one with a space or a quote, below.)
+      const program = "/opt/it's here/run.js";
+      const r = await submitStudy(config, { out, cwd: dir, command: ["/usr/bin/node", program], flags: ["--backend", "vulkan"], partition: "gpu", gpusPerTask: 1, time: "2:00:00", arrayMax: 2, dryRun: true });
       const slurm = join(out, "slurm");
       expect(r.scripts).toEqual(["prepare", "cells", "collect"].map((n) => join(slurm, `${n}.sh`)));
       expect(r.commands).toEqual([
@@ -82,13 +85,14 @@ describe("Slurm job scripts and task states, without Slurm", () => {
       for (const directive of ["--job-name=mini-cells", `--output=${join(slurm, "logs", "cell-%a-%A.out")}`, `--chdir=${dir}`, "--partition=gpu", "--gpus-per-task=1", "--time=2:00:00"]) {
         expect(cells).toContain(`#SBATCH ${directive}\n`);
       }
-      const quoted = `'${out.replace("'", `'\\''`)}'`;
-      expect(cells).toContain(`exec '/usr/bin/node' '/opt/run.js' 'experiment' '--config' '${join(out.replace("'", `'\\''`), "slurm", "study.json")}' '--out' ${quoted} '--cells' "$SLURM_ARRAY_TASK_ID" '--backend' 'vulkan'\n`);
-      expect(await readFile(join(slurm, "prepare.sh"), "utf8")).toContain(`'--out' ${quoted} '--prepare-only' '--backend'`);
-      expect(await readFile(join(slurm, "collect.sh"), "utf8")).toContain(`'--out' ${quoted} '--collect' '--backend'`);
+      const quoted = `'${program.replace("'", `'\\''`)}'`;
+      expect(cells).toContain(`exec '/usr/bin/node' ${quoted} 'experiment' '--config' '${join(out, "slurm", "study.json")}' '--out' '${out}' '--cells' "$SLURM_ARRAY_TASK_ID" '--backend' 'vulkan'\n`);
+      expect(await readFile(join(slurm, "prepare.sh"), "utf8")).toContain(`'--out' '${out}' '--prepare-only' '--backend'`);
+      expect(await readFile(join(slurm, "collect.sh"), "utf8")).toContain(`'--out' '${out}' '--collect' '--backend'`);
       // The script runs the command it shows: bash reads the quoted path back as it was.
       const echoed = execFileSync("bash", ["-c", `set -- ${quoted}; printf %s "$1"`], { encoding: "utf8" });
-      expect(echoed).toBe(out);
+      expect(echoed).toBe(program);
+      await expect(submitStudy(config, { out: join(dir, "it's a run"), cwd: dir, command: ["/usr/bin/node", program], flags: [], dryRun: true })).rejects.toThrow("--out: expected a path without spaces, quotes, backslashes or % for --slurm");
       expect(JSON.parse(await readFile(join(slurm, "study.json"), "utf8")).name).toBe("mini");
       expect(existsSync(join(slurm, "jobs.json"))).toBe(false); // nothing submitted
       await expect(resubmitFailed({ out })).rejects.toThrow(`slurm: no Slurm submission in ${out} (${join(slurm, "jobs.json")} is missing): submit the study with --slurm first`);
