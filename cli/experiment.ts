@@ -70,6 +70,10 @@ function checkFlags(flags: ExperimentFlags): void {
   if (slurmOnly.length > 0 && !flags.slurm) throw new UsageError(`flag ${slurmOnly[0]} needs --slurm`);
   if (flags["dry-run"] && !flags.slurm && !flags["resubmit-failed"]) throw new UsageError("flag --dry-run needs --slurm or --resubmit-failed");
   if (flags.adapters && !flags.workers) throw new UsageError("flag --adapters needs --workers");
+  // Worker i takes adapter i, round robin: more adapters than workers would leave some unused without a word.
+  if (flags.adapters && flags.workers && !flags.adapters.includes("each-gpu") && flags.adapters.length > flags.workers) {
+    throw new UsageError(`flag --adapters: expected at most one adapter per worker (--workers ${flags.workers}), got ${flags.adapters.length}: ${flags.adapters.join(",")}`);
+  }
   if (flags.adapters && flags.adapter) throw new UsageError("flag --adapters does not go with --adapter");
 }
 
@@ -169,7 +173,9 @@ errors name the key path.`,
     await initEngine({ backend: flags.backend, adapter: flags.adapter });
     const gpu = runtime().gpu;
     const device = `${gpu.adapterInfo.description || gpu.adapterInfo.device || "?"}${gpu.isCpu ? " (CPU driver)" : ""}`;
-    console.error(`study "${config.name}" (${source}) -> ${out}${selection ? `, cells ${formatCellList(selection)} of ${count}` : ""}`);
+    // A shard past the last cell holds none (more workers than cells): it says so, and runs nothing.
+    const cellsLine = selection && (selection.length > 0 ? `, cells ${formatCellList(selection)} of ${count}` : `, no cell: --shard ${flags.shard} holds none of the ${count}`);
+    console.error(`study "${config.name}" (${source}) -> ${out}${cellsLine ?? ""}`);
     console.error(`device: ${device}`);
     const common = { config, out, owner: thisOwner(runtime().settings.slurm), log: (line: string) => console.error(line), progress: process.stderr };
     let result: ExperimentResult;

@@ -57,6 +57,17 @@ export const ANALYSIS_FILES = ["analysis.json", "analysis.csv", ...FIGURES.flatM
 
 const readJson = async <T>(path: string): Promise<T> => (await readJsonFile(path, "analyze")) as T;
 
+// Whether an earlier analysis.json holds every cell of `key` with its per-block numbers: a damaged file (a cell or a
+// measure missing) is made again rather than kept as up to date.
+function holdsCells(a: RunAnalysis, key: AnalysisKey): boolean {
+  const numbers = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === "number" || x === null);
+  return (
+    Array.isArray(a.cells) &&
+    JSON.stringify(a.cells.map((c) => c?.id)) === JSON.stringify(key.cells) &&
+    a.cells.every((c) => numbers(c.cka?.cls) && numbers(c.cka?.pooled) && numbers(c.knn) && Array.isArray(c.attention) && numbers(c.grid))
+  );
+}
+
 function positive(value: number | undefined, what: string): void {
   if (value !== undefined && !(Number.isInteger(value) && value >= 1)) throw new Error(`analyze: expected ${what} to be an integer >= 1, got ${value}`);
 }
@@ -145,7 +156,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   const jsonPath = join(out, "analysis.json");
   if (opts.reuse && existsSync(jsonPath)) {
     const before = await readJson<RunAnalysis>(jsonPath).catch(() => undefined);
-    if (before?.format === ANALYSIS_FORMAT && JSON.stringify(before.key) === JSON.stringify(key)) {
+    if (before?.format === ANALYSIS_FORMAT && JSON.stringify(before.key) === JSON.stringify(key) && holdsCells(before, key)) {
       const files = ANALYSIS_FILES.map((f) => join(out, f)).filter((f) => existsSync(f));
       if (files.length === ANALYSIS_FILES.length) {
         log(`analysis: ${jsonPath} is up to date (${key.cells.length} cells, ${images} images)`);

@@ -98,6 +98,7 @@ const range: BadCase[] = [
   usage("experiment --slurm --gpus-per-task 0", "--gpus-per-task", "got 0"),
   usage("experiment --dry-run", "flag --dry-run needs --slurm or --resubmit-failed"),
   usage("experiment --adapters a,b", "flag --adapters needs --workers"),
+  usage("experiment --workers 2 --adapters a,b,c", "flag --adapters: expected at most one adapter per worker (--workers 2), got 3: a,b,c"),
   usage("experiment --workers 2 --adapters a,b --adapter a", "flag --adapters does not go with --adapter"),
   usage("params --classes 0", "--classes", "got 0"),
   usage("params --classes -3", "--classes", "got -3"),

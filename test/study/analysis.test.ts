@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { parseStudyConfig } from "../../study/config.js";
 import { runExperiment } from "../../study/runner.js";
 import { ANALYSIS_FILES, analyzeRun } from "../../study/analysis.js";
-import type { RunAnalysis } from "../../study/analysis-results.js";
+import type { CellAnalysis, RunAnalysis } from "../../study/analysis-results.js";
 import type { BaselineResult, CellResult } from "../../study/results.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
@@ -81,6 +81,17 @@ describe("a study with the analysis key", () => {
     await runExperiment({ config: study(), out: run(), log: (l) => again.push(l) });
     expect(again.some((l) => l.includes("analysis.json is up to date (4 cells, 14 images)"))).toBe(true);
     expect((await stat(join(run(), "analysis.json"))).mtimeMs).toBe(before);
+
+    // A damaged analysis.json (a cell's measure gone) is made again, not kept as up to date: in a copy of the run.
+    const damaged = join(root, "damaged-analysis");
+    await cp(run(), damaged, { recursive: true });
+    const json = await readJson<RunAnalysis>(join(damaged, "analysis.json"));
+    delete (json.cells[1] as Partial<CellAnalysis>).cka;
+    await writeFile(join(damaged, "analysis.json"), JSON.stringify(json));
+    const third: string[] = [];
+    await runExperiment({ config: study(), out: damaged, log: (l) => third.push(l) });
+    expect(third.some((l) => l.includes("is up to date"))).toBe(false);
+    expect((await readJson<RunAnalysis>(join(damaged, "analysis.json"))).cells[1].cka).toEqual(a.cells[1].cka);
   });
 
   it("finds linear probing unchanged at every block, and Block Expansion unchanged below its new block", async () => {
