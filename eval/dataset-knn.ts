@@ -27,6 +27,17 @@ export interface DatasetKnnOptions {
   cache?: TransformCache; // keeps the transformed images for the next k-NN of the same data (data/transform-cache.ts)
 }
 
+// A backbone whose features are not all finite (weights finite, activations overflowed: a rate far too high) has no
+// k-NN accuracy: every similarity with such a feature is NaN, and the votes would rank classes by chance.
+export class NonFiniteFeaturesError extends Error {}
+
+function checkFinite(values: Float32Array, dim: number, what: string): void {
+  // Dawn's null backend computes nothing, and what it reads back is no result (as the trainer, it is not judged).
+  if (runtime().gpu.backend === "null") return;
+  const bad = values.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new NonFiniteFeaturesError(`the backbone's feature ${bad % dim} of ${what} image ${Math.floor(bad / dim)} is ${values[bad]}: the k-NN cannot score it`);
+}
+
 export async function datasetKnn(model: VisionTransformer, bank: KnnData, queries: KnnData, o: DatasetKnnOptions): Promise<KnnResult[]> {
   const features = (x: Tensor) => model.features(x);
   // One replay for every loader batch of both.
@@ -38,6 +49,8 @@ export async function datasetKnn(model: VisionTransformer, bank: KnnData, querie
   try {
     const b = await featuresOf(bank);
     const q = await featuresOf(queries);
+    checkFinite(b.values, model.width, `bank (${bank.dataset.identity.name})`);
+    checkFinite(q.values, model.width, `query (${queries.dataset.identity.name})`);
     return knnClassify({
       train: b.values,
       trainLabels: b.labels,

@@ -55,7 +55,7 @@ import type { Tensor } from "../engine/tensor.js";
 import { applyStrategy, countParameters, strategyName, strategyProblem } from "../peft/strategy.js";
 import { countFor } from "../peft/count.js";
 import { MANIFEST_KEY, type Manifest, manifestOf, sha256File } from "../peft/save.js";
-import { datasetKnn } from "../eval/dataset-knn.js";
+import { NonFiniteFeaturesError, datasetKnn } from "../eval/dataset-knn.js";
 import { evaluateAccuracy } from "../eval/accuracy.js";
 import { type StudyConfig, configJson, headInitFor, isDinoPretrain, parseStudyConfig } from "./config.js";
 import { type ConfigChanges, configChanges } from "./changes.js";
@@ -156,8 +156,10 @@ function disposeModel(model: VisionTransformer): void {
   for (const [, t] of model.parameters()) t.dispose();
 }
 
-// DINO's k-NN accuracy of a backbone on the study's source bank and queries (eval/dataset-knn.ts).
-async function knnScores(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number): Promise<{ scores: KnnScores; seconds: number }> {
+// DINO's k-NN accuracy of a backbone on the study's source bank and queries (eval/dataset-knn.ts). A fine-tuned
+// backbone (`at`: the cell's step and rate) whose features are not all finite has diverged, though its loss and
+// weights stayed finite: the cell is recorded so.
+async function knnScores(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number, at?: { step: number; lr: number }): Promise<{ scores: KnnScores; seconds: number }> {
   const started = performance.now();
   const results = await datasetKnn(model, { dataset: data.bank, spec: config.knn.bank }, { dataset: data.queries, spec: config.knn.queries }, {
     ks: config.knn.ks,
@@ -165,6 +167,9 @@ async function knnScores(model: VisionTransformer, config: StudyConfig, data: St
     batchSize: config.knn.batchSize,
     size,
     cache: data.transformed,
+  }).catch((e) => {
+    if (!(e instanceof NonFiniteFeaturesError) || !at) throw e;
+    throw new DivergedError(`the source k-NN of step ${at.step}: ${e.message} (lr ${at.lr.toExponential(2)})`, at.step, NaN, at.lr, false);
   });
   const scores: KnnScores = Object.fromEntries(results.map((r) => [String(r.k), { top1: r.top1, top5: r.top5 }]));
   return { scores, seconds: (performance.now() - started) / 1000 };
@@ -580,7 +585,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
     const testLoader = loader(data.transferTest, config.transfer.test, false);
     // The images that choose the best checkpoint: transfer.val's, else the test images.
     const selectLoader = data.transferVal ? loader(data.transferVal, valTransformSpec(config), false) : testLoader;
-    const curve = config.knn.atSteps && (await startCurve(c, model, trainable));
+    const curve = config.knn.atSteps && (await startCurve(c, model, trainable, cell.lr));
     let curveSecondsInTraining = 0;
     const result = await train({
       model,
@@ -596,7 +601,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       // passes run after it on the device), with the step's pending losses untouched: they are read later.
       onStep: curve && (async (step) => {
         if (!config.knn.atSteps!.includes(step)) return;
-        const { scores, seconds } = await knnScores(model, config, data, size);
+        const { scores, seconds } = await knnScores(model, config, data, size, { step, lr: cell.lr });
         await curve.add({ step, knn: scores, seconds });
         curveSecondsInTraining += seconds;
       }),
@@ -621,7 +626,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
     if (atBest) knn = { scores: atBest.knn, seconds: 0 };
     else {
       if (!bestLoaded) await loadTrainable(result.bestPath, trainable);
-      knn = await knnScores(model, config, data, size);
+      knn = await knnScores(model, config, data, size, { step: result.bestStep, lr: cell.lr });
     }
     return {
       id: cell.id,
@@ -652,13 +657,13 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
 // (0: the backbone before the first update) measured now if it is missing: training itself only measures the steps
 // it makes. For a resumed cell that is the last checkpoint's state, which is loaded here for it (train() loads it
 // again); a kill just after that checkpoint, before its point was stored, leaves it missing.
-async function startCurve(c: CellContext, model: VisionTransformer, trainable: [string, Tensor][]): Promise<KnnCurve> {
+async function startCurve(c: CellContext, model: VisionTransformer, trainable: [string, Tensor][], lr: number): Promise<KnnCurve> {
   const lastPath = join(c.dir, "last.safetensors");
   const resumed = existsSync(lastPath) ? Number((await readSafetensorsHeader(lastPath)).metadata.step) : 0;
   const curve = await KnnCurve.resume(join(c.dir, "knn-curve.json"), resumed);
   if (c.config.knn.atSteps!.includes(resumed) && !curve.has(resumed)) {
     if (resumed > 0) await loadTrainable(lastPath, trainable);
-    const { scores, seconds } = await knnScores(model, c.config, c.data, c.size);
+    const { scores, seconds } = await knnScores(model, c.config, c.data, c.size, { step: resumed, lr });
     await curve.add({ step: resumed, knn: scores, seconds });
   }
   return curve;

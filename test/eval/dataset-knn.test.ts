@@ -11,7 +11,7 @@ import { buildVit, initialiser } from "../../vit/model.js";
 import { validateConfig } from "../../vit/config.js";
 import { extractFeatures } from "../../eval/features.js";
 import { knnClassify } from "../../eval/knn.js";
-import { datasetKnn } from "../../eval/dataset-knn.js";
+import { NonFiniteFeaturesError, datasetKnn } from "../../eval/dataset-knn.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
 
@@ -45,6 +45,18 @@ describe("datasetKnn", () => {
     const want = await knnClassify({ train: await all(bank), trainLabels: bank.labels, test: await all(queries), testLabels: queries.labels, ks: [1, 5], temperature: 0.07, classes: 6 });
     const got = await datasetKnn(model, { dataset: bank, spec }, { dataset: queries, spec: { ...spec, split: "test" } }, { ks: [1, 5], temperature: 0.07, batchSize: 5, size: 8 });
     expect(got.map((r) => [r.k, r.top1, r.top5, [...r.predictions]])).toEqual(want.map((r) => [r.k, r.top1, r.top5, [...r.predictions]]));
+    for (const [, t] of model.parameters()) t.dispose();
+  });
+
+  it("refuses features that are not all finite, naming the image, rather than scoring them", async () => {
+    const model = buildVit(validateConfig({ imageSize: 8, patchSize: 4, width: 16, depth: 1, heads: 2, mlpHidden: 32, classes: 0, eps: 1e-6 }), initialiser(1));
+    // The final norm's bias at infinity: weights that are not finite stand in for activations that overflowed.
+    const bias = model.parameters().find(([n]) => n === "norm.bias")![1];
+    bias.write(new Float32Array(16).fill(Infinity));
+    const spec = { dataset: "npy", split: "train", transform: "eval" as const };
+    const run = datasetKnn(model, { dataset: bank, spec }, { dataset: queries, spec: { ...spec, split: "test" } }, { ks: [1], temperature: 0.07, batchSize: 5, size: 8 });
+    await expect(run).rejects.toThrow(NonFiniteFeaturesError);
+    await expect(run).rejects.toThrow("the backbone's feature 0 of bank (npy) image 0 is");
     for (const [, t] of model.parameters()) t.dispose();
   });
 });
