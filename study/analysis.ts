@@ -195,7 +195,8 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       classes: Math.max(bank.classes.length, queries.classes.length),
       gridImages,
     };
-    log(`analysis: ${finished.length} cell(s) against the original backbone, ${queries.length} source images, a k-NN bank of ${bank.length}`);
+    const fewer = queries.length < images ? ` (all knn.queries holds, of the ${images} asked for)` : "";
+    log(`analysis: ${finished.length} cell(s) against the original backbone, ${queries.length} source images${fewer}, a k-NN bank of ${bank.length}`);
     const reference = await analyzeOriginal(original, data);
     const cells: CellAnalysis[] = [];
     for (const [i, c] of finished.entries()) {

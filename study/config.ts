@@ -8,7 +8,7 @@
 //
 // Relative paths (checkpoint, dataset roots, cache folder) are relative to the working directory.
 import { resolve } from "node:path";
-import { DATASET_NAMES } from "../data/registry.js";
+import { DATASET_NAMES, defaultRoot } from "../data/registry.js";
 import { parseClassList } from "../data/subset.js";
 import type { DataSpec } from "../data/spec.js";
 import { INTERPOLATIONS, RESAMPLERS, type TransformKind } from "../data/transforms.js";
@@ -270,12 +270,14 @@ function valSpec(c: Checker, v: unknown, path: string, transfer: { train?: DataS
     return fraction === undefined ? undefined : { fraction };
   }
   const spec = dataSpec(c, v, path, DEFAULTS.transform.transferTest);
-  const place = (d: DataSpec) => JSON.stringify([d.dataset, resolve(d.root ?? ""), d.split]);
+  // Where a spec reads from: its root, else its dataset's default root (not the working directory).
+  const rootOf = (d: DataSpec) => resolve(d.root ?? defaultRoot(d.dataset) ?? "");
+  const place = (d: DataSpec) => JSON.stringify([d.dataset, rootOf(d), d.split]);
   for (const key of ["test", "train"] as const) {
     const other = transfer[key];
     if (spec?.dataset && spec.split && other?.dataset && other.split && place(spec) === place(other)) {
       const hint = key === "train" ? ' ({"fraction": f} holds part of it out of training)' : "";
-      c.errors.push(`${path}: expected a split other than transfer.${key}'s, got the same (${spec.dataset} ${spec.split} in ${resolve(spec.root ?? "")})${hint}`);
+      c.errors.push(`${path}: expected a split other than transfer.${key}'s, got the same (${spec.dataset} ${spec.split} in ${rootOf(spec)})${hint}`);
     }
   }
   return spec;

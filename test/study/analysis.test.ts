@@ -122,8 +122,10 @@ describe("a study with the analysis key", () => {
   it("gives, with every query and the study's bank, each cell's and the original's k-NN at the last block", async () => {
     await runOnce();
     const out = join(root, "all-queries");
-    const { analysis: a } = await analyzeRun(run(), { images: 1000, out });
+    const lines: string[] = [];
+    const { analysis: a } = await analyzeRun(run(), { images: 1000, out, log: (l) => lines.push(l) });
     expect(a.images.count).toBe(24);
+    expect(lines).toContain("analysis: 4 cell(s) against the original backbone, 24 source images (all knn.queries holds, of the 1000 asked for), a k-NN bank of 48");
     const baseline = await readJson<BaselineResult>(join(run(), "baseline.json"));
     expect(a.original.knn[1]).toBe(baseline.knn["5"].top1);
     for (const c of a.cells) {

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
 import { configChanges } from "../../study/changes.js";
+import { defaultRoot } from "../../data/registry.js";
 import type { CellResult } from "../../study/results.js";
 import type { MetricRow } from "../../train/train.js";
 import { runExperiment } from "../../study/runner.js";
@@ -78,6 +79,10 @@ describe("transfer.val in the config", () => {
     expect(problems(data("test"))).toMatch(/transfer\.val: expected a split other than transfer\.test's, got the same \(npy test in .*\)$/m);
     expect(problems(data("train"))).toContain("transfer.val: expected a split other than transfer.train's, got the same");
     expect(problems(data("train"))).toContain('({"fraction": f} holds part of it out of training)');
+    // A spec without a root reads its dataset's default root, which the message names (not the working directory).
+    const fashion = { dataset: "fashion-mnist", split: "test", classes: "5-9" };
+    const noRoot = () => parseStudyConfig(json({ transfer: { train: { ...fashion, split: "train" }, test: fashion, val: fashion } }));
+    expect(noRoot).toThrow(`transfer.val: expected a split other than transfer.test's, got the same (fashion-mnist test in ${defaultRoot("fashion-mnist")})`);
     expect(problems({ fraction: 0.1, perClass: 3 })).toContain("transfer.val.perClass: unknown key (known keys: fraction)");
     expect(problems({})).toContain("transfer.val.fraction: missing (required)");
     expect(problems("val")).toContain('transfer.val: expected a data spec or {"fraction": f}, got "val"');
