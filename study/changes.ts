@@ -9,7 +9,8 @@
 // data of every cell.
 import { type StudyConfig, headInitFor, studyIdentity } from "./config.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
-import { differences } from "../util/differences.js";
+import { differences, show } from "../util/differences.js";
+import { isObject } from "../util/json-file.js";
 
 // The top-level keys whose changes keep the finished cells.
 const KEEPING = ["strategies", "learningRates", "seeds", "name", "selectBy", "analysis"];
@@ -43,16 +44,6 @@ export function configChanges(before: StudyConfig, after: StudyConfig): ConfigCh
     changes.refusing.push(`seeds[0]: ${before.seeds[0]} -> ${after.seeds[0]} (the first seed draws the images of ${drawn.join(", ")})`);
   }
   return changes;
-}
-
-type Json = Record<string, unknown>;
-
-function isObject(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function show(v: unknown): string {
-  return v === undefined ? "absent" : JSON.stringify(v);
 }
 
 // The paths of every `fraction` key: the data specs whose images the first seed draws.

@@ -2,14 +2,13 @@
 // report and the analysis read of them is checked when they are read, so that a damaged or hand-edited file is named
 // with the way out, rather than failing later inside the summary with a message that names no file.
 import { basename, dirname } from "node:path";
-import { readJsonFile } from "../util/json-file.js";
+import { isObject, readJsonFile } from "../util/json-file.js";
 import type { StudyConfig } from "./config.js";
 import { describe } from "./config.js";
 import type { BaselineResult, CellOutcome } from "./results.js";
 
 type Json = Record<string, unknown>;
 
-const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 
 // Numbers every finished cell's result.json holds (results.csv has a column for each).

@@ -1,14 +1,14 @@
 // Two JSON values compared key by key: every value that differs, by its key path ("training.steps: 60 -> 400"), with
 // arrays compared whole. A refused config change or resume names what changed instead of printing both values.
+import { isObject } from "./json-file.js";
 
 export interface Difference {
   path: string; // "" for the values themselves
   text: string; // "training.steps: 60 -> 400"; a key absent on one side shows as "absent"
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-
-const show = (v: unknown) => (v === undefined ? "absent" : JSON.stringify(v));
+// A value as a difference shows it.
+export const show = (v: unknown) => (v === undefined ? "absent" : JSON.stringify(v));
 
 export function differences(a: unknown, b: unknown, path = ""): Difference[] {
   if (isObject(a) && isObject(b)) {

@@ -5,6 +5,11 @@
 import { readFile } from "node:fs/promises";
 import { describeFileError, isFileError } from "./file-errors.js";
 
+// A JSON object: not null, not an array.
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
 export async function readJsonFile(path: string, who: string, action = "read"): Promise<unknown> {
   const text = await readFile(path, "utf8").catch((e: Error) => {
     throw new Error(`${who}: ${isFileError(e) ? describeFileError(e, path, action) : `cannot ${action} ${path}: ${e.message}`}`);
