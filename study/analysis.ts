@@ -32,7 +32,7 @@ import { ANALYSIS_FORMAT, type AnalysisKey, type CellAnalysis, type RunAnalysis,
 import { DEFAULTS, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
 import { ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
 import { attentionGrid } from "./figures/attention-grid.js";
-import { readBaseline, readCellOutcome } from "./result-files.js";
+import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { type CellOutcome, type CellResult, type StudyResults, isDiverged, summarize } from "./results.js";
 
 export interface AnalyzeOptions {
@@ -145,8 +145,9 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   const backboneJson = join(dir, "backbone.json");
   let backbone = opts.backbone && resolve(opts.backbone);
   if (!backbone) {
-    if (!existsSync(backboneJson)) throw new Error(`analyze: expected ${backboneJson} (where the original backbone is), found none`);
-    backbone = (await readJson<{ path: string }>(backboneJson)).path;
+    const recorded = await readBackboneRecord(dir, "analyze");
+    if (!recorded) throw new Error(`analyze: expected ${backboneJson} (where the original backbone is), found none`);
+    backbone = recorded.path;
   }
   if (!existsSync(backbone)) throw new Error(`analyze: the original backbone ${backbone}${opts.backbone ? "" : ` (named by ${backboneJson})`} does not exist; --backbone FILE names where it is now`);
   const baselinePath = join(dir, "baseline.json");

@@ -1,7 +1,8 @@
-// A run folder's result files read back and checked: a cell's result.json and baseline.json. What the summary, the
+// A run folder's result files read back and checked: a cell's result.json, baseline.json, and backbone.json. What the summary, the
 // report and the analysis read of them is checked when they are read, so that a damaged or hand-edited file is named
 // with the way out, rather than failing later inside the summary with a message that names no file.
-import { basename, dirname } from "node:path";
+import { existsSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { isObject, readJsonFile } from "../util/json-file.js";
 import type { StudyConfig } from "./config.js";
 import { describe } from "./config.js";
@@ -60,4 +61,21 @@ export async function readBaseline(path: string, config: StudyConfig, who: strin
   const problem = isObject(v) ? scoresProblem(v.knn, `"knn"`, config.knn.reportK) : describe(v);
   if (problem) throw new Error(`${who}: ${path}: expected the original backbone's k-NN accuracy, found ${problem}; delete it to measure it again`);
   return v as unknown as BaselineResult;
+}
+
+// backbone.json, the runner's record of the study's backbone: its file's absolute path, and from builds that record
+// it the file's SHA-256. Undefined where the folder has none (a run not yet prepared).
+export interface BackboneRecord {
+  path: string;
+  sha256?: string;
+}
+
+export async function readBackboneRecord(dir: string, who: string): Promise<BackboneRecord | undefined> {
+  const path = join(dir, "backbone.json");
+  if (!existsSync(path)) return undefined;
+  const v = await readJsonFile(path, who);
+  if (!isObject(v) || typeof v.path !== "string" || (v.sha256 !== undefined && typeof v.sha256 !== "string")) {
+    throw new Error(`${who}: ${path}: expected the record of the study's backbone (its "path", and its "sha256" from builds that record it), found ${isObject(v) ? `${field(v, "path")}, ${field(v, "sha256")}` : describe(v)}`);
+  }
+  return v as unknown as BackboneRecord;
 }

@@ -10,7 +10,7 @@ import { basename, join, resolve } from "node:path";
 import { readArchitecture } from "../vit/checkpoint.js";
 import { type StudyConfig, parseStudyConfig } from "./config.js";
 import { cellsOf } from "./cells.js";
-import { readBaseline, readCellOutcome } from "./result-files.js";
+import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { type CellOutcome, type StudyNotes, type StudyResults, modelLabel, summarize } from "./results.js";
 
 export interface RunFolder {
@@ -39,10 +39,9 @@ export async function readRunFolder(folder: string): Promise<RunFolder> {
   const written = existsSync(join(dir, "results.json")) ? (await readJson<{ notes: StudyNotes }>(join(dir, "results.json"))).notes : undefined;
   // The runner's record of the backbone: its file's absolute path (config.json's may be relative to where the run
   // started) and, from builds that record it, its SHA-256.
-  const recorded = existsSync(join(dir, "backbone.json")) ? await readJson<{ path?: unknown; sha256?: unknown } | null>(join(dir, "backbone.json")) : undefined;
-  const recordedPath = typeof recorded?.path === "string" ? recorded.path : undefined;
-  const model = written?.model ?? (await modelOf(config, recordedPath));
-  const backbone = typeof recorded?.sha256 === "string" ? recorded.sha256 : createHash("sha256").update(recordedPath ?? JSON.stringify(config.backbone)).digest("hex");
+  const recorded = await readBackboneRecord(dir, "report");
+  const model = written?.model ?? (await modelOf(config, recorded?.path));
+  const backbone = recorded?.sha256 ?? createHash("sha256").update(recorded?.path ?? JSON.stringify(config.backbone)).digest("hex");
   const notes: StudyNotes = written ?? { backbone: config.backbone.checkpoint ?? `pre-trained ViT (${basename(dir)})`, model, data: {}, imageSize: config.imageSize ?? 0 };
   const baselinePath = join(dir, "baseline.json");
   const results = existsSync(baselinePath) ? summarize(config, await readBaseline(baselinePath, config, "report"), outcomes, notes) : undefined;

@@ -73,7 +73,7 @@ import { readJsonFile } from "../util/json-file.js";
 import { resolveShipped } from "../util/shipped.js";
 import { type BaselineResult, type CellOutcome, type CellResult, type DivergedCell, type KnnScores, type StudyResults, isDiverged, modelLabel, summarize } from "./results.js";
 import { REPORT_FILES, writeReport } from "./report.js";
-import { readBaseline, readCellOutcome } from "./result-files.js";
+import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { KnnCurve } from "./knn-curve.js";
 import { selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
 import { type Cell, cellsOf } from "./cells.js";
@@ -376,9 +376,9 @@ async function prepareBackbone(
 // backbone.json: where the backbone came from and its SHA-256, which every later call checks: the cells and the
 // baseline of a run folder were computed from that file, and another one under the same path (or a pre-training
 // cache made again differently) would mix two backbones in one table.
-async function recordBackbone(path: string, record: Record<string, unknown>, sha256: string): Promise<void> {
-  const before = existsSync(path) ? await readJson(path) : undefined;
-  const recorded = (before as { sha256?: unknown } | undefined)?.sha256;
+async function recordBackbone(out: string, record: Record<string, unknown>, sha256: string): Promise<void> {
+  const recorded = (await readBackboneRecord(out, "experiment"))?.sha256;
+  const path = join(out, "backbone.json");
   if (recorded !== undefined && recorded !== sha256) {
     throw new Error(`experiment: the backbone ${record.path} hashes to ${sha256}, but this run folder's baseline and cells were computed from one hashing to ${recorded} (${path}): restore that file, or start over with --force or another --out`);
   }
@@ -457,7 +457,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   const load = async () => (await loadVit(backbonePath, { heads, key: config.backbone.key })).model;
   // Each cell's checkpoints name their base by hash, so that `export` can rebuild the fine-tuned model.
   const base = { file: backbonePath, sha256: await sha256File(backbonePath) };
-  await recordBackbone(join(out, "backbone.json"), record, base.sha256);
+  await recordBackbone(out, record, base.sha256);
   const backboneNote = note ?? (await describeCheckpoint(backbonePath, base.sha256));
   if (note === undefined) log(`backbone: ${backboneNote}`);
 

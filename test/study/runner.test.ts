@@ -322,6 +322,7 @@ describe("a miniature study", () => {
       [result, "", `experiment: ${result}: expected JSON, got a parse error`],
       [join(dir, "baseline.json"), "{}", `experiment: ${join(dir, "baseline.json")}: expected the original backbone's k-NN accuracy, found its "knn" without the top-1 and top-5 accuracies at k = 5 (knn.reportK); delete it to measure it again`],
       [join(dir, "baseline.json"), '{"broken', `experiment: ${join(dir, "baseline.json")}: expected JSON, got a parse error`],
+      [join(dir, "backbone.json"), '{"kind": "pretrain", "sha256": 7}', `experiment: ${join(dir, "backbone.json")}: expected the record of the study's backbone (its "path", and its "sha256" from builds that record it), found no "path", "sha256": 7`],
     ];
     for (const [path, text, message] of cases) {
       const before = await readFile(path, "utf8");
