@@ -7,6 +7,7 @@ import { initEngine } from "../engine/runtime.js";
 import { readNpy, writeNpy } from "../data/npy.js";
 import { HeadsError } from "../vit/checkpoint.js";
 import { loadVit } from "../vit/load.js";
+import { isLoraKey } from "../peft/lora.js";
 import { extractFeatures } from "../eval/features.js";
 import { join } from "node:path";
 
@@ -81,7 +82,7 @@ export const features: Command = {
     });
     const { model, unused, nonfinite } = loaded;
     // An unmerged export's LoRA tensors: the model without them would give the base backbone's features.
-    const adapters = unused.filter((k) => /(^|\.)lora(_[a-z]+)?\.[AB]$/.test(k));
+    const adapters = unused.filter(isLoraKey);
     if (adapters.length > 0) throw new Error(`features: ${weights} holds LoRA adapters (${adapters.slice(0, 2).join(", ")}${adapters.length > 2 ? ", ..." : ""}), which this model would leave out: export it with --merge, which folds them into the weights`);
     console.error(`${weights}: ${model.config.heads} attention heads (${loaded.headsFrom})`);
     if (unused.length) console.error(`warning: ${weights}: unused keys: ${unused.join(", ")}`);

@@ -30,6 +30,16 @@ interface Slice {
   B: Tensor; // (size, r)
 }
 
+// An adapter tensor's name within its layer, as in test/fixtures: `attn.qkv.lora_q.A`, `mlp.fc1.lora.B`.
+function loraName(slice: string, factor: "A" | "B"): string {
+  return `lora${slice ? "_" + slice : ""}.${factor}`;
+}
+
+// Whether a checkpoint key names a LoRA adapter's tensor (loraName, under any layer).
+export function isLoraKey(key: string): boolean {
+  return /(^|\.)lora(_[a-z]+)?\.[AB]$/.test(key);
+}
+
 export class LoraAdapter implements LinearAdapter {
   readonly scale: number;
   training = true;
@@ -68,10 +78,9 @@ export class LoraAdapter implements LinearAdapter {
   }
 
   parameters(): [string, Tensor][] {
-    // Named as in test/fixtures: `attn.qkv.lora_q.A`, `mlp.fc1.lora.B`.
     return this.slices.flatMap((s) => [
-      [`lora${s.name ? "_" + s.name : ""}.A`, s.A],
-      [`lora${s.name ? "_" + s.name : ""}.B`, s.B],
+      [loraName(s.name, "A"), s.A],
+      [loraName(s.name, "B"), s.B],
     ]);
   }
 

@@ -8,7 +8,7 @@ import { SGD } from "../../autograd/optim.js";
 import { validateConfig, type VitConfig } from "../../vit/config.js";
 import { buildVit, initialiser, type VisionTransformer } from "../../vit/model.js";
 import { applyStrategy, newHead, parseStrategy, parseStrategyFor, strategyName, strategyProblem } from "../../peft/strategy.js";
-import { applyLora, mergeLora, unmergeLora } from "../../peft/lora.js";
+import { applyLora, isLoraKey, mergeLora, unmergeLora } from "../../peft/lora.js";
 import { defaultPositions, expandBlocks } from "../../peft/block-expansion.js";
 import { expectClose, randn, useEngine } from "../helpers.js";
 import { backward, noGrad } from "../../autograd/tape.js";
@@ -209,6 +209,17 @@ describe("the new head's initialisation and the random streams", () => {
     expect(Math.abs(std - 0.02)).toBeLessThan(0.0005);
     expect(Array.from(await normal.bias!.data())).toEqual(new Array(100).fill(0));
     expect(() => applyStrategy(model(), parseStrategy("linear"), 5, 0, "xavier" as "uniform")).toThrow('strategy: expected a head initialisation uniform or trunc-normal, got "xavier"');
+  });
+
+  it("isLoraKey tells every adapter tensor's name from the model's own", () => {
+    const m = model();
+    const own = m.parameters().map(([n]) => n);
+    expect(own.filter(isLoraKey)).toEqual([]);
+    applyStrategy(m, { kind: "lora", rank: 2, targets: ["q", "v", "proj", "fc1"] }, 5, 1);
+    const adapters = m.parameters().map(([n]) => n).filter((n) => !own.includes(n) && !n.startsWith("head."));
+    expect(adapters.length).toBe(2 * 4 * (2 + 1 + 1)); // 2 blocks; A and B of q, v, proj, fc1
+    expect(adapters.filter((n) => !isLoraKey(n))).toEqual([]);
+    for (const [, t] of m.parameters()) t.dispose();
   });
 
   it("LoRA's A matrices draw from a stream of their own, not the head's; the same seed gives the same model", async () => {
