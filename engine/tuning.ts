@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { runtime, warn } from "./runtime.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { describeFileError, isFileError } from "../util/file-errors.js";
+import { isObject } from "../util/json-file.js";
 
 export interface TuneEntry {
   version: string; // the winner
@@ -75,19 +76,18 @@ export function readCache(path: string): TuneCache | undefined {
 // The parsed file as a TuneCache, or an error naming the first field of the wrong shape.
 function asCache(parsed: unknown): TuneCache {
   const got = (v: unknown) => (v === undefined ? "nothing" : Array.isArray(v) ? "an array" : typeof v === "object" && v !== null ? "an object" : JSON.stringify(v));
-  const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
   const isMs = (v: unknown) => typeof v === "number" && Number.isFinite(v) && v >= 0;
-  if (!isRecord(parsed)) throw new Error(`expected a JSON object, got ${got(parsed)}`);
+  if (!isObject(parsed)) throw new Error(`expected a JSON object, got ${got(parsed)}`);
   for (const field of ["adapter", "created"]) {
     if (typeof parsed[field] !== "string") throw new Error(`expected "${field}" to be a string, got ${got(parsed[field])}`);
   }
-  if (!isRecord(parsed.entries)) throw new Error(`expected "entries" to be an object of "<family>/<shape key>": entry, got ${got(parsed.entries)}`);
+  if (!isObject(parsed.entries)) throw new Error(`expected "entries" to be an object of "<family>/<shape key>": entry, got ${got(parsed.entries)}`);
   for (const [key, e] of Object.entries(parsed.entries)) {
     const at = `entries["${key}"]`;
-    if (!isRecord(e)) throw new Error(`expected ${at} to be an object, got ${got(e)}`);
+    if (!isObject(e)) throw new Error(`expected ${at} to be an object, got ${got(e)}`);
     if (typeof e.version !== "string") throw new Error(`expected ${at}.version to be a string, got ${got(e.version)}`);
     if (!isMs(e.ms)) throw new Error(`expected ${at}.ms to be milliseconds (a number >= 0), got ${got(e.ms)}`);
-    if (!isRecord(e.candidates)) throw new Error(`expected ${at}.candidates to be an object of version: milliseconds, got ${got(e.candidates)}`);
+    if (!isObject(e.candidates)) throw new Error(`expected ${at}.candidates to be an object of version: milliseconds, got ${got(e.candidates)}`);
     for (const [version, ms] of Object.entries(e.candidates)) {
       if (!isMs(ms)) throw new Error(`expected ${at}.candidates["${version}"] to be milliseconds (a number >= 0), got ${got(ms)}`);
     }
