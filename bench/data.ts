@@ -12,7 +12,7 @@ import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { DATASET_NAMES, openDataset } from "../data/registry.js";
-import { Loader } from "../data/loader.js";
+import { DEFAULT_PREFETCH, Loader } from "../data/loader.js";
 import { RESAMPLERS, type Resampler, Transform, type TransformKind } from "../data/transforms.js";
 import { readSettings } from "../engine/settings.js";
 import { checkMemoryFits } from "./harness.js";
@@ -21,7 +21,6 @@ import { checkMemoryFits } from "./harness.js";
 // holds at most MAX_BATCH_VALUES (V8's typed arrays end at 2^32 values: "Invalid typed array length").
 const MAX_SIZE = 2048;
 const MAX_BATCH_VALUES = 2 ** 31;
-const PREFETCH = 2; // the loader's default
 
 const FLAGS = {
   dataset: "string",
@@ -73,7 +72,7 @@ export const dataBench: Command = {
   --batches N        batches timed per transform, after one warm-up batch (default 8)
   --transform LIST   train,eval,knn (default all three)
   --resampler LIST   libvips,pil: who resizes (default libvips)
-  --prefetch N       loader prefetch (default ${PREFETCH})
+  --prefetch N       loader prefetch (default ${DEFAULT_PREFETCH})
   --concurrency N    samples in flight per batch (default 16)
   --json             print the rows as JSON`,
   async run(argv) {
@@ -95,7 +94,7 @@ export const dataBench: Command = {
     const size = flags.size ?? 224;
     const batchSize = flags.batch ?? 32;
     const timed = flags.batches ?? 8;
-    const prefetch = flags.prefetch ?? PREFETCH;
+    const prefetch = flags.prefetch ?? DEFAULT_PREFETCH;
     if (size > MAX_SIZE) throw new UsageError(`--size: expected at most ${MAX_SIZE}, got ${size}`);
     const batchValues = batchSize * 3 * size * size;
     if (batchValues > MAX_BATCH_VALUES) throw new UsageError(`--batch, --size: expected a batch (${batchSize}, 3, ${size}, ${size}) of at most 2^31 values, got ${batchValues}`);

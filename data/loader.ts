@@ -25,12 +25,15 @@ export interface Batch {
   kept?: KeptImages; // the loader's kept images of its dataset under its transform, where it has a cache that keeps them
 }
 
+// Batches prepared ahead of the one being consumed, where the caller does not say.
+export const DEFAULT_PREFETCH = 2;
+
 export interface LoaderOptions {
   batchSize: number;
   shuffle?: boolean; // default false: dataset order
   seed?: number; // shuffling and augmentation; default 0
   dropLast?: boolean; // drop the last partial batch; default false
-  prefetch?: number; // batches prepared ahead of the one being consumed; default 2
+  prefetch?: number; // batches prepared ahead of the one being consumed; default DEFAULT_PREFETCH
   concurrency?: number; // samples of one batch in flight at once; default 16
   skipCorrupt?: boolean; // leave undecodable images out of their batch (recorded in `skipped`) instead of failing
   cache?: TransformCache; // keeps the transformed images of a transform that draws nothing, for the next pass
@@ -66,7 +69,7 @@ export class Loader {
     this.shuffle = opts.shuffle ?? false;
     this.seed = opts.seed ?? 0;
     this.dropLast = opts.dropLast ?? false;
-    this.prefetch = opts.prefetch ?? 2;
+    this.prefetch = opts.prefetch ?? DEFAULT_PREFETCH;
     this.concurrency = opts.concurrency ?? 16;
     this.skipCorrupt = opts.skipCorrupt ?? false;
     this.kept = opts.cache?.imagesFor(dataset, transform);
