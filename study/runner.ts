@@ -70,6 +70,7 @@ import { readSafetensorsHeader } from "../vit/safetensors.js";
 import { type ProgressStream, formatDuration } from "../train/progress.js";
 import { removeStaleTemporaries, writeJsonAtomic } from "../util/atomic.js";
 import { readJsonFile } from "../util/json-file.js";
+import { differences } from "../util/differences.js";
 import { resolveShipped } from "../util/shipped.js";
 import { type BaselineResult, type CellOutcome, type CellResult, type DivergedCell, type KnnScores, type StudyResults, isDiverged, modelLabel, summarize } from "./results.js";
 import { REPORT_FILES, writeReport } from "./report.js";
@@ -403,12 +404,9 @@ async function checkSameData(baselinePath: string, data: StudyData): Promise<voi
   if (!existsSync(baselinePath)) return;
   const recorded = ((await readJson(baselinePath)) as { data?: Record<string, unknown> } | null)?.data;
   if (recorded === undefined) return;
-  const now = dataIdentities(data);
-  const changed = [...new Set([...Object.keys(recorded), ...Object.keys(now)])].filter((k) => JSON.stringify(recorded[k]) !== JSON.stringify(now[k]));
+  const changed = differences(recorded, dataIdentities(data));
   if (changed.length > 0) {
-    const show = (v: unknown) => (v === undefined ? "none" : JSON.stringify(v));
-    const lines = changed.map((k) => `${k}: ${show(recorded[k])} -> ${show(now[k as keyof typeof now])}`);
-    throw new Error(`experiment: the data differs from the data of this run folder's baseline and cells (${baselinePath}):\n  ${lines.join("\n  ")}\nrestore the files, or start over with --force or another --out`);
+    throw new Error(`experiment: the data differs from the data of this run folder's baseline and cells (${baselinePath}):\n  ${changed.map((d) => d.text).join("\n  ")}\nrestore the files, or start over with --force or another --out`);
   }
 }
 
