@@ -3,14 +3,13 @@
 // file is the one described. And which method's pre-training a folder holds, finished (its manifest) or under way
 // (the checkpoint it resumes from), so that one method never resumes from or overwrites the other's.
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { dirname, basename, join } from "node:path";
 import type { DatasetIdentity } from "../data/dataset.js";
 import type { ModelSpec } from "../vit/config.js";
 import { sha256File } from "../peft/save.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { readJsonFile } from "../util/json-file.js";
-import { BACKBONE_MANIFEST_FORMAT } from "../vit/checkpoint.js";
+import { BACKBONE_MANIFEST_FORMAT, manifestBeside } from "../vit/checkpoint.js";
 
 export { BACKBONE_MANIFEST_FORMAT };
 
@@ -50,12 +49,9 @@ export function describeBackbone(method: BackboneManifest["method"], model: Mode
 // What the checkpoint at `path` (whose SHA-256 the caller has: `sha256`) is: describeBackbone's line where a
 // manifest beside it describes this very file (a backbone from `pretrain`, the hash matching), else just its path.
 export async function describeCheckpoint(path: string, sha256: string): Promise<string> {
-  const manifestPath = join(dirname(path), "backbone.json");
-  if (!existsSync(manifestPath)) return `checkpoint ${path}`;
-  const m = JSON.parse(await readFile(manifestPath, "utf8")) as BackboneManifest;
-  const made = m.hyperParameters as { model?: ModelSpec; steps?: number } | undefined;
-  const described = m.format === BACKBONE_MANIFEST_FORMAT && m.file === basename(path) && made?.model && made.steps !== undefined;
-  if (!described || m.sha256 !== sha256) return `checkpoint ${path}`;
+  const m = (await manifestBeside(path, "experiment"))?.manifest as BackboneManifest | undefined;
+  const made = m?.hyperParameters as { model?: ModelSpec; steps?: number } | undefined;
+  if (!m || !made?.model || made.steps === undefined || m.sha256 !== sha256) return `checkpoint ${path}`;
   return `${describeBackbone(m.method, made.model!, made.steps!, m.data)} (checkpoint ${path})`;
 }
 

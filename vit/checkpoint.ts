@@ -61,17 +61,26 @@ export const HEADS_KEY = "heads";
 // train/, so it is named here and imported there).
 export const BACKBONE_MANIFEST_FORMAT = "peft-vit-webgpu/backbone@1";
 
+// The manifest beside the checkpoint at `path` (backbone.json in its folder) where it is a backbone manifest naming
+// this file; undefined where there is none, or it describes another file. Not JSON: refused, named (for `who`).
+export async function manifestBeside(path: string, who: string): Promise<{ path: string; manifest: Record<string, unknown> } | undefined> {
+  const manifestPath = join(dirname(path), "backbone.json");
+  if (!existsSync(manifestPath)) return undefined;
+  const manifest = (await readJsonFile(manifestPath, who)) as Record<string, unknown> | null;
+  if (manifest?.format !== BACKBONE_MANIFEST_FORMAT || manifest.file !== basename(path)) return undefined;
+  return { path: manifestPath, manifest };
+}
+
 async function statedHeads(path: string, metadata: Record<string, string> = {}): Promise<StatedHeads | undefined> {
   const said = metadata[HEADS_KEY];
   if (said !== undefined) {
     if (!/^[1-9][0-9]*$/.test(said)) throw new Error(`checkpoint: ${path}: expected __metadata__.${HEADS_KEY} to be a positive integer, got "${said}"`);
     return { heads: Number(said), from: "the file's metadata" };
   }
-  const manifestPath = join(dirname(path), "backbone.json");
-  if (!existsSync(manifestPath)) return undefined;
-  const manifest = (await readJsonFile(manifestPath, "checkpoint")) as { format?: unknown; file?: unknown; hyperParameters?: { model?: Record<string, unknown> } } | null;
-  if (manifest?.format !== BACKBONE_MANIFEST_FORMAT || manifest.file !== basename(path)) return undefined;
-  const model = manifest.hyperParameters?.model;
+  const beside = await manifestBeside(path, "checkpoint");
+  if (!beside) return undefined;
+  const manifestPath = beside.path;
+  const model = (beside.manifest as { hyperParameters?: { model?: Record<string, unknown> } }).hyperParameters?.model;
   const heads = model?.heads;
   if (typeof heads !== "number" || !Number.isSafeInteger(heads) || heads < 1) {
     throw new Error(`checkpoint: ${manifestPath}: expected hyperParameters.model.heads, a positive integer, for ${path}, got ${JSON.stringify(heads)}`);

@@ -38,6 +38,14 @@ describe("describeCheckpoint", () => {
     await rm(join(dir, "backbone.json"));
     expect(await describeCheckpoint(path, await sha256File(path))).toBe(`checkpoint ${path}`);
   });
+
+  it("names a damaged manifest beside the checkpoint", async () => {
+    const path = join(dir, "backbone.safetensors");
+    await writeFile(path, "weights");
+    await writeFile(join(dir, "backbone.json"), '{"format": ');
+    await expect(describeCheckpoint(path, await sha256File(path))).rejects.toThrow(`experiment: ${join(dir, "backbone.json")}: expected JSON, got a parse error: `);
+    await rm(join(dir, "backbone.json"));
+  });
 });
 
 describe("the pre-training a folder holds", () => {
