@@ -8,6 +8,7 @@
 //
 // Relative paths (checkpoint, dataset roots, cache folder) are relative to the working directory.
 import { resolve } from "node:path";
+import { isObject } from "../util/json-file.js";
 import { DATASET_NAMES, defaultRoot } from "../data/registry.js";
 import { parseClassList } from "../data/subset.js";
 import type { DataSpec } from "../data/spec.js";
@@ -129,8 +130,8 @@ export class Checker {
 
   // The object at `path` with exactly the keys of `known` allowed; returns it (or undefined after an error).
   object(v: unknown, path: string, known: string[]): Record<string, unknown> | undefined {
-    if (typeof v !== "object" || v === null || Array.isArray(v)) return this.fail(path, "an object", v);
-    const o = v as Record<string, unknown>;
+    if (!isObject(v)) return this.fail(path, "an object", v);
+    const o = v;
     for (const k of Object.keys(o)) {
       if (!known.includes(k)) this.errors.push(`${join(path, k)}: unknown key (known keys: ${known.join(", ")})`);
     }
@@ -257,8 +258,8 @@ export function dataSpec(c: Checker, v: unknown, path: string, transform: Transf
 // transfer.val: a split's data spec, or {"fraction": f}; not both (a fraction of a val split is perClass's job, so
 // that "fraction" in transfer.val always means images held out of training), and never the test or training split.
 function valSpec(c: Checker, v: unknown, path: string, transfer: { train?: DataSpec; test?: DataSpec }): ValSpec | undefined {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) return c.fail(path, 'a data spec or {"fraction": f}', v);
-  const o = v as Record<string, unknown>;
+  if (!isObject(v)) return c.fail(path, 'a data spec or {"fraction": f}', v);
+  const o = v;
   const hasSplit = "dataset" in o || "split" in o;
   if (hasSplit && "fraction" in o) {
     c.errors.push(`${path}: expected either a split (a data spec, like transfer.test) or {"fraction": f} held out of transfer.train, got both a split and a fraction (perClass takes part of a split)`);
@@ -298,14 +299,14 @@ export function modelSpec(c: Checker, v: unknown, path: string): ModelSpec | und
 // A supervised pre-training (a "method" of "supervised" is the same as none, and is dropped: the config's identity
 // stays that of earlier run folders), or with "method": "dino" DINO's (dinoSpec) with a cacheDir.
 export function pretrainSpec(c: Checker, v: unknown, path: string): PretrainSpec | StudyDinoSpec | undefined {
-  if (typeof v === "object" && v !== null && (v as Record<string, unknown>).method === "dino") {
+  if (isObject(v) && v.method === "dino") {
     const o = c.object(v, path, [...DINO_KEYS, "cacheDir"])!;
     const cacheDir = c.optional(o, "cacheDir", path, DEFAULTS.pretrain.cacheDir, (x, p) => c.string(x, p));
     return { ...dinoSpec(c, o, path), cacheDir } as StudyDinoSpec;
   }
-  const { method, ...rest } = typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : { method: undefined };
+  const { method, ...rest } = isObject(v) ? v : { method: undefined };
   if (method !== undefined && method !== "supervised") return c.fail(join(path, "method"), "one of supervised, dino", method);
-  const o = c.object(typeof v === "object" && v !== null && !Array.isArray(v) ? rest : v, path, PRETRAIN_KEYS);
+  const o = c.object(isObject(v) ? rest : v, path, PRETRAIN_KEYS);
   if (!o) return undefined;
   return {
     model: c.required(o, "model", path, (x, p) => modelSpec(c, x, p)),
@@ -530,7 +531,7 @@ function strategy(c: Checker, v: unknown, path: string, shape: BackboneShape | u
 // [0.01], "linear": [0.1]}; headInit: "uniform" or {"full": "trunc-normal", ...}). Which names it must hold is
 // checked once the strategies are known.
 function perStrategy<T>(v: unknown, path: string, one: (x: unknown, p: string) => T | undefined): T | Record<string, T> | undefined {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) return one(v, path);
+  if (!isObject(v)) return one(v, path);
   const out: Record<string, T> = {};
   for (const [name, x] of Object.entries(v)) {
     const value = one(x, join(path, name));
