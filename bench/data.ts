@@ -4,7 +4,7 @@
 // (UV_THREADPOOL_SIZE, default 4); the main thread plans crops and normalises into the batch, and with
 // --resampler pil also resizes (data/resample.ts, Pillow's arithmetic). --synthetic N writes N ImageNet-like JPEGs (500x375)
 // to a temp image folder when no dataset is at hand.
-import { mkdtemp, mkdir, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -16,6 +16,7 @@ import { DEFAULT_PREFETCH, Loader } from "../data/loader.js";
 import { RESAMPLERS, type Resampler, Transform, type TransformKind } from "../data/transforms.js";
 import { readSettings } from "../engine/settings.js";
 import { checkMemoryFits } from "./harness.js";
+import { makeFolder } from "../util/make-folder.js";
 
 // --size at most this: 9 times ViT's 224 per side, far past any model here. One batch is one Float32Array, which
 // holds at most MAX_BATCH_VALUES (V8's typed arrays end at 2^32 values: "Invalid typed array length").
@@ -53,7 +54,7 @@ async function syntheticFolder(n: number): Promise<string> {
           px[(y * w + x) * 3 + c] = Math.max(0, Math.min(255, base + ((s >>> 24) - 128) / 6));
         }
     const dir = join(root, `class${i % 10}`);
-    await mkdir(dir, { recursive: true });
+    await makeFolder(dir);
     await sharp(px, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 90 }).toFile(join(dir, `${i}.jpg`));
   }
   return root;

@@ -11,7 +11,7 @@
 // of a finished study does not pay for it again (a cell's result never changes once finished; --force removes
 // these files with the rest).
 import { existsSync } from "node:fs";
-import { mkdir, readdir } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { readJsonFile } from "../util/json-file.js";
 import { join, resolve } from "node:path";
 import { Loader } from "../data/loader.js";
@@ -34,6 +34,7 @@ import { ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analys
 import { attentionGrid } from "./figures/attention-grid.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { type CellOutcome, type CellResult, type StudyResults, isDiverged, summarize } from "./results.js";
+import { makeFolder } from "../util/make-folder.js";
 
 export interface AnalyzeOptions {
   out?: string; // the folder for the files; default: the run folder
@@ -233,7 +234,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     };
     const files = await analysisFiles(analysis, results, reference);
     const paths = [jsonPath];
-    await mkdir(out, { recursive: true });
+    await makeFolder(out);
     await writeJsonAtomic(jsonPath, analysis);
     for (const [name, content] of files) {
       await writeFileAtomic(join(out, name), content);

@@ -16,11 +16,12 @@
 // a name of the taker's own (rename is atomic: of two takers only one moves it) and checks that what it moved is
 // the claim it judged stale; if a third worker had claimed the cell in between, that claim is put back.
 import { hostname } from "node:os";
-import { link, mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { link, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { randomBytes } from "node:crypto";
 import { writeJsonAtomic } from "../util/atomic.js";
+import { makeFolder } from "../util/make-folder.js";
 
 export interface ClaimOwner {
   host: string;
@@ -127,7 +128,7 @@ export type ClaimAttempt = { claim: Claim } | { heldBy: ClaimRecord };
 // Claims `path` for `owner`, taking over a stale claim; else says who holds it.
 export async function tryClaim(path: string, owner: ClaimOwner, timing: ClaimTiming, log: (line: string) => void): Promise<ClaimAttempt> {
   const token = `${owner.host}-${owner.pid}-${randomBytes(6).toString("hex")}`;
-  await mkdir(dirname(path), { recursive: true });
+  await makeFolder(dirname(path));
   for (let attempt = 0; ; attempt++) {
     const time = new Date().toISOString();
     const record: ClaimRecord = { ...owner, token, claimed: time, heartbeat: time };

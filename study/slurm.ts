@@ -18,11 +18,12 @@
 //   slurm/logs/        each job's output: prepare-<job>.out, cell-<n>-<array job>.out, collect-<job>.out
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, readFile } from "node:fs/promises";
+import { chmod, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { type StudyConfig, configJson } from "./config.js";
 import { cellsOf, formatCellList, parseCellList } from "./cells.js";
+import { makeFolder } from "../util/make-folder.js";
 
 export interface SlurmOptions {
   out: string; // the run folder, absolute
@@ -136,7 +137,7 @@ export interface SubmitResult {
 export async function submitStudy(config: StudyConfig, o: SlurmOptions): Promise<SubmitResult> {
   checkDirectiveValues(o);
   const dir = slurmDir(o.out);
-  await mkdir(join(dir, "logs"), { recursive: true });
+  await makeFolder(join(dir, "logs"));
   await writeJsonAtomic(join(dir, "study.json"), configJson(config));
   const cells = cellsOf(config);
   const scripts = {

@@ -21,7 +21,7 @@
 // `precision` "f16" trains in mixed precision with dynamic loss scaling, as main_dino.py's --use_fp16 (train/dino.ts),
 // the scale in the checkpoints (train/mixed-precision.ts, shared with train/train.ts).
 import { existsSync } from "node:fs";
-import { mkdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import { Tensor, tidy } from "../engine/tensor.js";
@@ -45,6 +45,7 @@ import { Progress, type ProgressStream } from "./progress.js";
 import { type LossScaleSettings, type Precision, identityChanges, runIdentity } from "./settings.js";
 import { type ScalingColumns, checkPrecisionOnDevice, lossScaleFor, scalingColumns, scalingRecord } from "./mixed-precision.js";
 import { RESUME_CHECKPOINT, checkPretrainFolder, writeBackboneManifest } from "./backbone-manifest.js";
+import { makeFolder } from "../util/make-folder.js";
 
 export const FORMAT = "peft-vit-webgpu/dino-checkpoint/1";
 
@@ -227,7 +228,7 @@ export async function dinoPretrain(o: DinoPretrainOptions): Promise<DinoPretrain
   await checkPretrainFolder(o.dir, "dino");
   await checkPrecisionOnDevice("dino", "precision", s.precision);
   const started = performance.now();
-  await mkdir(o.dir, { recursive: true });
+  await makeFolder(o.dir);
   const print = fingerprint(s, o.data);
   const loader = new MultiCropLoader(o.data, multiCrop(s), s.batchSize, s.seed);
   const lossScale = lossScaleFor(s.precision, s.lossScale);

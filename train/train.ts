@@ -28,7 +28,6 @@
 // bounds each pass's activations: on lavapipe one storage binding holds at most 128 MiB, which caps ViT-B
 // training batches at about 50 images per pass.
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Tensor, tidy, tidyAsync } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
@@ -48,6 +47,7 @@ import { type ScalingColumns, checkPrecisionOnDevice, lossScalerFor, scalingColu
 import { ReplayedLoss } from "./replayed-loss.js";
 import { batchImages } from "./batch-images.js";
 import { runtime } from "../engine/runtime.js";
+import { makeFolder } from "../util/make-folder.js";
 
 export interface TrainOptions {
   model: VisionTransformer; // with a head for the training labels' classes
@@ -224,7 +224,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   checkOptions(o);
   await checkPrecisionOnDevice("train", "training.precision", o.settings.precision);
   const started = performance.now();
-  await mkdir(o.dir, { recursive: true });
+  await makeFolder(o.dir);
   const s = o.settings;
   const schedule: Schedule = { base: s.lr, warmup: s.warmupSteps, total: s.steps };
   const size = o.train.transform.size;

@@ -3,9 +3,10 @@
 // one, never a torn one. The temporary name carries the pid so that two processes never share one.
 // A failure names the target, not the temporary file (util/file-errors.ts).
 import { existsSync } from "node:fs";
-import { mkdir, open, readdir, rename, rm, unlink, type FileHandle } from "node:fs/promises";
+import { open, readdir, rename, rm, unlink, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { describeFileError, isFileError } from "./file-errors.js";
+import { makeFolder } from "./make-folder.js";
 
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   await atomically(path, (fh) => fh.writeFile(data));
@@ -38,7 +39,7 @@ async function atomically(path: string, write: (fh: FileHandle) => Promise<void>
 }
 
 async function writeThroughTemp(path: string, write: (fh: FileHandle) => Promise<void>): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  await makeFolder(dirname(path));
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`; // TEMPORARY below reads this name
   const fh = await open(tmp, "w");
   try {

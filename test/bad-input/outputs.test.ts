@@ -27,6 +27,8 @@ const featuresSetup = async (at: At) => {
 const outputCases: BadCase[] = [
   { what: "features --out a folder", setup: featuresSetup, argv: (at) => featuresArgv(at, "--out", at("folder")), code: 1, says: (at) => [at("folder"), "folder"], never: [RAW_NODE] },
   { what: "features --out below a file", setup: featuresSetup, argv: (at) => featuresArgv(at, "--out", at("file.txt", "f.npy")), code: 1, says: (at) => [at("file.txt")], never: [RAW_NODE] },
+  // Node's recursive mkdir loops for ever there (util/make-folder.ts).
+  { what: "features --out under /proc", setup: featuresSetup, argv: (at) => featuresArgv(at, "--out", "/proc/peft-vit-webgpu-test/f.npy"), code: 1, says: ["cannot create the folder /proc/peft-vit-webgpu-test"], never: [RAW_NODE] },
   {
     what: "features --out in a folder not made yet",
     setup: featuresSetup,
