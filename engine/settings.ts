@@ -5,8 +5,8 @@
 //   PEFT_BACKEND, PEFT_ADAPTER   the Dawn backend and adapter (engine/device.ts); --backend / --adapter win
 //   PEFT_WAIT                    how a read-back waits: quiet (default), spin or busy (engine/batch.ts)
 //   PEFT_TUNE=0                  ignore the autotuner's cache (engine/tuning.ts); 0 or 1, default 1
-//   PEFT_REPLAY=0                run every training step and feature batch, none replayed (engine/replay.ts ReplayedRun);
-//                                0 or 1, default 1
+//   PEFT_REPLAY=0                run every training step and feature and evaluation batch, none replayed
+//                                (train/train.ts, eval/); 0 or 1, default 1
 //   PEFT_TUNE_CACHE              the cache folder; else $XDG_CACHE_HOME/peft-vit-webgpu, else ~/.cache/peft-vit-webgpu
 //   PEFT_IMAGE_CACHE_MB          memory for transformed images a study or pre-training reads again
 //                                (data/transform-cache.ts; as much again on the device, train/batch-images.ts);
