@@ -5,7 +5,7 @@ import { checkOutputFolder, parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { analyzeRun } from "../study/analysis.js";
 
-const FLAGS = {
+export const FLAGS = {
   images: "int",
   "grid-images": "int",
   "bank-per-class": "int",
@@ -29,7 +29,7 @@ export const analyze: Command = {
   --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)
 
 Writes analysis.json (every number), analysis.csv (one number per line), analysis-cka.*, analysis-knn.*,
-analysis-weights.* (.svg, .png, .vl.json) and analysis-attention.svg / .png. Per block of the original: linear
+analysis-weights.*, analysis-drift.* (.svg, .png, .vl.json) and analysis-attention.svg / .png. Per block of the original: linear
 CKA of the block outputs (CLS token, all tokens mean-pooled), the k-NN accuracy of the block's CLS token after the
 final LayerNorm, the relative weight change (LoRA merged), and the Jensen-Shannon divergence of the CLS attention
 per head. Block Expansion's new blocks count with the block they follow.`,

@@ -1,7 +1,10 @@
 // A grid of small images with a title, a label above each column and one left of each row, for pictures that are
 // not charts (attention maps beside their image). Built as SVG with each tile embedded as a PNG data URI, so that
 // the SVG alone shows it; tiles are enlarged with nearest-neighbour sampling first (a patch stays a sharp square,
-// where a viewer would blur it) and renderPng rasterises the whole. Text in the figures' font (plot/style.ts).
+// where a viewer would blur it) and renderPng rasterises the whole. Text in the figures' font (plot/style.ts). The
+// grid is as wide as its title and subtitle, and each column as wide as its label (a strategy such as
+// "top-3-frozen-norm" is wider than a tile): text that an SVG's width cuts off, or that runs into its neighbour, is
+// lost without a warning.
 import sharp from "sharp";
 import { FIGURE_CONFIG } from "./style.js";
 
@@ -21,8 +24,14 @@ export interface ImageGrid {
 }
 
 const PAD = 6;
-const LABEL_WIDTH = 90;
+const LABEL_WIDTH = 90; // the row labels' column, at least
 const HEAD = 62; // title, subtitle and column labels
+
+// Text width in pixels, over-estimated (0.6 em a character; DejaVu Sans averages about 0.55), as librsvg draws it
+// without measuring it here.
+function textWidth(text: string, fontSize: number): number {
+  return Math.ceil(text.length * fontSize * 0.6);
+}
 
 function escape(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -35,24 +44,27 @@ export async function imageGridSvg(g: ImageGrid): Promise<string> {
   const s = g.tileSize;
   const font = `font-family="${FIGURE_CONFIG.font}"`;
   const parts: string[] = [];
-  const width = LABEL_WIDTH + g.columns.length * (s + PAD) + PAD;
+  // A column's pitch: the tile, or its widest label, and the gap; the row labels' column: its widest label.
+  const pitch = Math.max(s, ...g.columns.map((label) => textWidth(label, 12))) + PAD;
+  const left = Math.max(LABEL_WIDTH, ...g.rows.map((label) => textWidth(label, 12) + 2 * PAD));
+  const width = Math.max(left + g.columns.length * pitch + PAD, PAD + textWidth(g.title, 15) + PAD, PAD + textWidth(g.subtitle ?? "", 12) + PAD);
   const height = HEAD + g.rows.length * (s + PAD) + PAD;
   parts.push(`<rect width="${width}" height="${height}" fill="white"/>`);
   parts.push(`<text x="${PAD}" y="20" font-size="15" ${font}>${escape(g.title)}</text>`);
   if (g.subtitle) parts.push(`<text x="${PAD}" y="38" font-size="12" fill="#444" ${font}>${escape(g.subtitle)}</text>`);
   g.columns.forEach((label, j) => {
-    const x = LABEL_WIDTH + j * (s + PAD) + s / 2;
+    const x = left + j * pitch + (pitch - PAD) / 2;
     parts.push(`<text x="${x}" y="${HEAD - 8}" font-size="12" text-anchor="middle" ${font}>${escape(label)}</text>`);
   });
   for (const [i, row] of g.tiles.entries()) {
     const y = HEAD + i * (s + PAD);
-    parts.push(`<text x="${LABEL_WIDTH - PAD}" y="${y + s / 2 + 4}" font-size="12" text-anchor="end" ${font}>${escape(g.rows[i])}</text>`);
+    parts.push(`<text x="${left - PAD}" y="${y + s / 2 + 4}" font-size="12" text-anchor="end" ${font}>${escape(g.rows[i])}</text>`);
     for (const [j, tile] of row.entries()) {
       if (tile.rgb.length !== tile.width * tile.height * 3) throw new Error(`image grid: expected tile [${i}][${j}] of ${tile.width} x ${tile.height} x 3 bytes, got ${tile.rgb.length}`);
       const scale = s / Math.max(tile.width, tile.height);
       const [w, h] = [Math.round(tile.width * scale), Math.round(tile.height * scale)];
       const png = await sharp(Buffer.from(tile.rgb), { raw: { width: tile.width, height: tile.height, channels: 3 } }).resize(w, h, { kernel: "nearest" }).png().toBuffer();
-      parts.push(`<image x="${LABEL_WIDTH + j * (s + PAD)}" y="${y}" width="${w}" height="${h}" href="data:image/png;base64,${png.toString("base64")}"/>`);
+      parts.push(`<image x="${left + j * pitch + (pitch - PAD - w) / 2}" y="${y}" width="${w}" height="${h}" href="data:image/png;base64,${png.toString("base64")}"/>`);
     }
   }
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${parts.join("")}</svg>\n`;

@@ -4,8 +4,8 @@
 // fewer images per class). It writes, into the run folder or another:
 //   analysis.json      everything (study/analysis-results.ts RunAnalysis)
 //   analysis.csv       one number per line
-//   analysis-cka.*, analysis-knn.*, analysis-weights.*   the figures (study/figures/analysis.ts) as .vl.json,
-//                      .svg and .png
+//   analysis-cka.*, analysis-knn.*, analysis-weights.*, analysis-drift.*   the figures (study/figures/analysis.ts)
+//                      as .vl.json, .svg and .png
 //   analysis-attention.svg, .png   the attention maps (study/figures/attention-grid.ts)
 // all atomically. With `reuse`, an analysis.json of the same images, settings and cells is kept as it is: a rerun
 // of a finished study does not pay for it again (a cell's result never changes once finished; --force removes
@@ -30,7 +30,7 @@ import type { VisionTransformer } from "../vit/model.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { ANALYSIS_FORMAT, type AnalysisKey, type CellAnalysis, type RunAnalysis, analysisCsv, summarizeAnalysis } from "./analysis-results.js";
 import { DEFAULTS, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
-import { ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
+import { attentionDriftSpec, ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
 import { attentionGrid } from "./figures/attention-grid.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { type CellOutcome, type CellResult, type StudyResults, isDiverged, summarize } from "./results.js";
@@ -52,7 +52,7 @@ export interface AnalyzeOptions {
 // keeps each within 64 MiB (one storage binding on every adapter; ViT-B/16 at 224 px: 36 images, 1.5 GB in all).
 const ATTENTION_BYTES = 64 * 2 ** 20;
 
-const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights"];
+const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-drift"];
 // Every file an analysis writes (what the study's --force removes).
 export const ANALYSIS_FILES = ["analysis.json", "analysis.csv", ...FIGURES.flatMap((n) => [".vl.json", ".svg", ".png"].map((e) => n + e)), "analysis-attention.svg", "analysis-attention.png"];
 
@@ -93,8 +93,8 @@ async function cellOutcomes(dir: string, config: StudyConfig): Promise<CellOutco
 }
 
 // The analysis's table and figures beside analysis.json, as (file name, contents): the CSV, and where a strategy
-// finished, the CKA heatmap, the layer-wise k-NN and the weight change (each as Vega-Lite spec, SVG and PNG) and the
-// attention grid (SVG and PNG).
+// finished, the CKA heatmap, the layer-wise k-NN, the weight change and the attention drift (each as Vega-Lite spec,
+// SVG and PNG) and the attention grid (SVG and PNG).
 async function analysisFiles(analysis: RunAnalysis, results: StudyResults, reference: OriginalAnalysis): Promise<[string, string | Uint8Array][]> {
   const files: [string, string | Uint8Array][] = [["analysis.csv", analysisCsv(analysis)]];
   if (analysis.strategies.length === 0) return files;
@@ -102,6 +102,7 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
     ["analysis-cka", ckaHeatmapSpec(analysis)],
     ["analysis-knn", layerKnnSpec(analysis, results)],
     ["analysis-weights", weightChangeSpec(analysis)],
+    ["analysis-drift", attentionDriftSpec(analysis)],
   ];
   for (const [name, spec] of specs) {
     const svg = await renderSvg(spec, name);

@@ -16,7 +16,7 @@ import { type FigureSpec, renderPng, renderSvg } from "../plot/render.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { figure2Layers } from "./figures/figure2.js";
 import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
-import type { Panel } from "./figures/parts.js";
+import { type Panel, seedsNote } from "./figures/parts.js";
 import { type FigurePanel, panelsSpec } from "./figures/panels.js";
 import { formatCount } from "./report.js";
 import type { StudyResults, TableRow } from "./results.js";
@@ -92,13 +92,13 @@ function panelsFigure(name: string, title: string, panels: { title: string; runs
   const names = merged.map((m) => m.panel.table.map((row) => strategyName(row.strategy)));
   const everywhere = names[0].filter((n) => names.every((list) => list.includes(n)));
   const domain = everywhere.length > 0 ? everywhere : [...new Set(names.flat())];
-  const several = merged.some((m) => m.panel.table.some((row) => domain.includes(strategyName(row.strategy)) && row.seeds > 1));
+  const marks = merged.flatMap((m) => m.panel.table.filter((row) => domain.includes(strategyName(row.strategy))).map((row) => ({ label: `${strategyName(row.strategy)} (${m.title})`, seeds: row.seeds })));
   const figurePanels: FigurePanel[] = merged.map((m) => ({
     title: m.title,
     layers: figure2Layers({ ...m.panel, table: m.panel.table.filter((row) => domain.includes(strategyName(row.strategy))) }, { domain, which: m.which, xTitle: "Transfer accuracy (%)" }),
   }));
   const spec = panelsSpec(
-    { text: title, subtitle: ["each strategy at its selected learning rate", ...(several ? ["error bars: ± 1 std over seeds"] : [])] },
+    { text: title, subtitle: ["each strategy at its selected learning rate", ...seedsNote(marks)] },
     figurePanels,
     { sharedY: true },
   );

@@ -2,34 +2,56 @@
 // values means over seeds: CKA between the original's and the fine-tuned block outputs as a heatmap (strategies x
 // blocks, CLS token and mean-pooled tokens side by side), the layer-wise k-NN accuracy against the block (one line
 // per strategy, error bars of one standard deviation over seeds, the original as a dashed line), and the relative
-// weight change as a heatmap with Block Expansion's new blocks marked "new".
+// weight change as a heatmap with Block Expansion's new blocks marked "new", and the attention drift as a heatmap
+// (strategies x blocks). A heatmap cell of several seeds writes the standard deviation in small print under the mean
+// (a heatmap has no error bars, and a tooltip is not printed).
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import type { RunAnalysis } from "../analysis-results.js";
 import type { StudyResults } from "../results.js";
-import { percentChannel, strategyChannels } from "./parts.js";
+import { percentChannel, seedsNote, strategyChannels } from "./parts.js";
 
 const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
 
-function seedsNote(a: RunAnalysis): string {
-  const seeds = Math.max(...a.strategies.map((s) => s.seeds));
-  return seeds > 1 ? `mean over ${seeds} seeds` : "one seed";
+// The subtitle's lines on seeds; `what`: how the figure shows the spread.
+function seedsLines(a: RunAnalysis, what: string): string[] {
+  return seedsNote(a.strategies.map((s) => ({ label: s.strategy, seeds: s.seeds })), what);
+}
+
+// A heatmap's spread: small print under the mean.
+const SMALL_PRINT = "small print";
+
+// A heatmap cell's standard deviation as its small print: none for one seed (no spread was measured) or a value that
+// is no number.
+function spreadText(seeds: number, std: number): string | null {
+  return seeds > 1 && Number.isFinite(std) ? `±${std.toFixed(3)}` : null;
+}
+
+// A heatmap row's height: room for the small print where a strategy has several seeds.
+function rowHeight(a: RunAnalysis): number {
+  return a.strategies.some((s) => s.seeds > 1) ? 38 : 28;
 }
 
 function imagesNote(a: RunAnalysis): string {
   return `${a.images.count} source-domain images (${a.images.name} ${a.images.split})`;
 }
 
-// A heatmap cell's number, dark on light colours and light on dark ones; none where the value is null.
-function valueText(field: string, format: string, darkBelow: number) {
-  return {
-    transform: [{ filter: `isValid(datum.${field})` }],
-    mark: { type: "text", fontSize: 11 },
-    encoding: {
-      text: { field, type: "quantitative", format },
-      color: { condition: { test: `datum.${field} < ${darkBelow}`, value: "white" }, value: "black" },
+// A heatmap cell's number (the value of `field`), and under it, where the datum has one, its spread (the text of
+// "spread"); white where `light` holds of the datum (a dark colour), else black; none where the value is null.
+function valueText(field: string, format: string, light: string) {
+  const color = { condition: { test: light, value: "white" }, value: "black" };
+  return [
+    {
+      transform: [{ filter: `isValid(datum.${field})` }],
+      mark: { type: "text", fontSize: 11, dy: { expr: "isValid(datum.spread) ? -6 : 0" } },
+      encoding: { text: { field, type: "quantitative", format }, color },
     },
-  } as const;
+    {
+      transform: [{ filter: `isValid(datum.${field}) && isValid(datum.spread)` }],
+      mark: { type: "text", fontSize: 9, dy: 8 },
+      encoding: { text: { field: "spread", type: "nominal" }, color },
+    },
+  ] as const;
 }
 
 // A CKA that is no number (a block whose outputs do not vary over the images, as in a collapsed model: 0 / 0) is a
@@ -38,8 +60,8 @@ export function ckaHeatmapSpec(a: RunAnalysis): FigureSpec {
   const number = (x: number) => (Number.isNaN(x) ? null : x);
   const values = a.strategies.flatMap((s) =>
     s.ckaCls.flatMap((c, block) => [
-      { strategy: s.strategy, block, tokens: "CLS token", cka: number(c.mean), std: number(c.std) },
-      { strategy: s.strategy, block, tokens: "all tokens, mean-pooled", cka: number(s.ckaPooled[block].mean), std: number(s.ckaPooled[block].std) },
+      { strategy: s.strategy, block, tokens: "CLS token", cka: number(c.mean), std: number(c.std), spread: spreadText(s.seeds, c.std) },
+      { strategy: s.strategy, block, tokens: "all tokens, mean-pooled", cka: number(s.ckaPooled[block].mean), std: number(s.ckaPooled[block].std), spread: spreadText(s.seeds, s.ckaPooled[block].std) },
     ]),
   );
   const blanks = values.some((v) => v.cka === null);
@@ -52,7 +74,8 @@ export function ckaHeatmapSpec(a: RunAnalysis): FigureSpec {
       text: "Representation similarity to the original backbone",
       subtitle: [
         "linear CKA of each block's output with the original's",
-        `${imagesNote(a)}; ${seedsNote(a)}`,
+        imagesNote(a),
+        ...seedsLines(a, SMALL_PRINT),
         `1: the same up to rotation and scale${blanks ? "; blank: not a number (outputs that do not vary over the images)" : ""}`,
       ],
     },
@@ -61,7 +84,7 @@ export function ckaHeatmapSpec(a: RunAnalysis): FigureSpec {
     facet: { column: { field: "tokens", type: "nominal", title: null, sort: ["CLS token", "all tokens, mean-pooled"], header: { labelFontSize: 13 } } },
     spec: {
       width: Math.max(160, 44 * a.depth),
-      height: 28 * domain.length,
+      height: rowHeight(a) * domain.length,
       encoding: {
         // Every block on the axis, a blank cell's too.
         x: { field: "block", type: "ordinal", title: "Block (0 = first)", scale: { domain: Array.from({ length: a.depth }, (_, i) => i) } },
@@ -75,7 +98,7 @@ export function ckaHeatmapSpec(a: RunAnalysis): FigureSpec {
             tooltip: [{ field: "strategy" }, { field: "block" }, { field: "cka", format: ".4f" }, { field: "std", format: ".4f" }],
           },
         },
-        valueText("cka", ".3f", floor + (1 - floor) * 0.45),
+        ...valueText("cka", ".3f", `datum.cka < ${floor + (1 - floor) * 0.45}`),
       ],
     },
   } as FigureSpec;
@@ -94,7 +117,7 @@ export function layerKnnSpec(a: RunAnalysis, r: StudyResults): FigureSpec {
     $schema: SCHEMA,
     title: {
       text: "Where along the depth source knowledge is lost",
-      subtitle: ["k-NN on each block's CLS token after the final LayerNorm", imagesNote(a), `${seedsNote(a)}${several.length > 0 ? "; error bars: ± 1 std over seeds" : ""}`],
+      subtitle: ["k-NN of each block's CLS token after the model's own final norm", imagesNote(a), ...seedsLines(a, "error bars")],
     },
     width: 440,
     height: 320,
@@ -129,21 +152,21 @@ export function weightChangeSpec(a: RunAnalysis): FigureSpec {
   }
   order.push("final norm");
   const values = a.strategies.flatMap((s) => [
-    { strategy: s.strategy, part: "embedding", change: s.embedding.mean, std: s.embedding.std },
-    ...s.weights.map((w, i) => ({ strategy: s.strategy, part: String(i), change: w.mean, std: w.std })),
-    { strategy: s.strategy, part: "final norm", change: s.norm.mean, std: s.norm.std },
+    { strategy: s.strategy, part: "embedding", change: s.embedding.mean, std: s.embedding.std, spread: spreadText(s.seeds, s.embedding.std) },
+    ...s.weights.map((w, i) => ({ strategy: s.strategy, part: String(i), change: w.mean, std: w.std, spread: spreadText(s.seeds, w.std) })),
+    { strategy: s.strategy, part: "final norm", change: s.norm.mean, std: s.norm.std, spread: spreadText(s.seeds, s.norm.std) },
   ]);
   const fresh = a.strategies.flatMap((s) => s.added.map((after) => ({ strategy: s.strategy, part: newLabel(after), label: "new" })));
   const top = Math.max(...values.map((v) => v.change));
   const domain = a.strategies.map((s) => s.strategy);
   return {
     $schema: SCHEMA,
-    title: { text: "How far fine-tuning moved the weights", subtitle: ["relative change ||W' − W|| / ||W|| per block (LoRA merged)", `new: a block Block Expansion added, with no original; ${seedsNote(a)}`] },
+    title: { text: "How far fine-tuning moved the weights", subtitle: ["relative change ||W' − W|| / ||W|| per block (LoRA merged)", "new: a block Block Expansion added, with no original", ...seedsLines(a, SMALL_PRINT)] },
     width: 44 * order.length,
-    height: 28 * domain.length,
+    height: rowHeight(a) * domain.length,
     config: FIGURE_CONFIG,
     encoding: {
-      x: { field: "part", type: "ordinal", title: "Block (0 = first)", sort: order, scale: { domain: order }, axis: { labelAngle: -30 } },
+      x: { field: "part", type: "ordinal", title: "Part of the backbone (block 0 = first)", sort: order, scale: { domain: order }, axis: { labelAngle: -30 } },
       y: { field: "strategy", type: "nominal", title: "Strategy", sort: domain, scale: { domain } },
     },
     layer: [
@@ -155,13 +178,55 @@ export function weightChangeSpec(a: RunAnalysis): FigureSpec {
           tooltip: [{ field: "strategy" }, { field: "part" }, { field: "change", format: ".4f" }, { field: "std", format: ".4f" }],
         },
       },
-      { data: { values }, ...valueText("change", ".3f", -1), encoding: { ...valueText("change", ".3f", -1).encoding, color: { condition: { test: `datum.change > ${0.6 * top}`, value: "white" }, value: "black" } } },
+      ...valueText("change", ".3f", `datum.change > ${0.6 * top}`).map((layer) => ({ data: { values }, ...layer })),
       ...(fresh.length > 0
         ? [
             { data: { values: fresh }, mark: { type: "rect", color: "#d9d9d9" } } as const,
             { data: { values: fresh }, mark: { type: "text", fontSize: 11, fontStyle: "italic" }, encoding: { text: { field: "label" } } } as const,
           ]
         : []),
+    ],
+  } as FigureSpec;
+}
+
+// Attention drift as a heatmap (strategies x blocks): the Jensen-Shannon divergence of the CLS token's attention,
+// the original's against the fine-tuned, mean over heads and images. The colour scale runs from 0 to the largest
+// mean, at least 0.1 bits: a model whose attention barely moved is not painted as one that moved most.
+export function attentionDriftSpec(a: RunAnalysis): FigureSpec {
+  const values = a.strategies.flatMap((s) =>
+    s.attention.map((d, block) => ({ strategy: s.strategy, block, drift: Number.isNaN(d.mean) ? null : d.mean, std: d.std, spread: spreadText(s.seeds, d.std) })),
+  );
+  const top = Math.max(0.1, ...values.flatMap((v) => (v.drift === null ? [] : [v.drift])));
+  const domain = a.strategies.map((s) => s.strategy);
+  return {
+    $schema: SCHEMA,
+    title: {
+      text: "Where the attention moved",
+      subtitle: [
+        "Jensen-Shannon divergence of the CLS token's attention",
+        "original vs fine-tuned, per block, mean over heads",
+        "in bits: 0 the same, 1 on disjoint tokens",
+        imagesNote(a),
+        ...seedsLines(a, SMALL_PRINT),
+      ],
+    },
+    width: Math.max(160, 44 * a.depth),
+    height: rowHeight(a) * domain.length,
+    config: FIGURE_CONFIG,
+    data: { values },
+    encoding: {
+      x: { field: "block", type: "ordinal", title: "Block (0 = first)", scale: { domain: Array.from({ length: a.depth }, (_, i) => i) }, axis: { labelAngle: 0 } },
+      y: { field: "strategy", type: "nominal", title: "Strategy", sort: domain, scale: { domain } },
+    },
+    layer: [
+      {
+        mark: { type: "rect" },
+        encoding: {
+          color: { field: "drift", type: "quantitative", title: "JS (bits)", scale: { scheme: "oranges", domain: [0, top] } },
+          tooltip: [{ field: "strategy" }, { field: "block" }, { field: "drift", format: ".4f" }, { field: "std", format: ".4f" }],
+        },
+      },
+      ...valueText("drift", ".3f", `datum.drift > ${0.6 * top}`),
     ],
   } as FigureSpec;
 }

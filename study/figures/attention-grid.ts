@@ -20,10 +20,10 @@ export function attentionGrid(a: RunAnalysis, images: Float32Array, imageShape: 
   const [g, , size] = imageShape;
   const side = Math.round(Math.sqrt(a.gridTokens));
   if (side * side !== a.gridTokens) throw new Error(`attention grid: expected a square grid of patches, got ${a.gridTokens}`);
-  const models = [
-    { label: "original", grid: a.original.grid },
-    ...a.strategies.map((s) => ({ label: s.strategy, grid: a.cells.find((c) => c.strategy === s.strategy && c.lr === s.lr)!.grid })),
-  ];
+  const shown = a.strategies.map((s) => a.cells.find((c) => c.strategy === s.strategy && c.lr === s.lr)!);
+  const models = [{ label: "original", grid: a.original.grid }, ...shown.map((c) => ({ label: c.strategy, grid: c.grid }))];
+  // One seed's maps, not a mean over seeds: which one, said in the subtitle.
+  const seeds = [...new Set(shown.map((c) => c.seed))];
   const tiles: Tile[][] = [];
   for (let i = 0; i < g; i++) {
     const maps = models.map((m) => m.grid.slice(i * a.gridTokens, (i + 1) * a.gridTokens));
@@ -35,7 +35,7 @@ export function attentionGrid(a: RunAnalysis, images: Float32Array, imageShape: 
   }
   return {
     title: "CLS attention in the last block, before and after fine-tuning",
-    subtitle: `mean over heads; each row on its own scale, dark 0 to bright its largest weight; ${a.images.name} ${a.images.split} images`,
+    subtitle: `mean over heads; each row on its own scale, dark 0 to bright its largest weight; ${a.images.name} ${a.images.split} images; seed ${seeds.join(" or ")}`,
     columns: ["image", ...models.map((m) => m.label)],
     rows: Array.from({ length: g }, (_, i) => `image ${i + 1}`),
     tiles,

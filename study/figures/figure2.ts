@@ -6,15 +6,14 @@ import { strategyName } from "../../peft/strategy.js";
 import type { FigureLayer, FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
-import { type Panel, knnChannel, originalBackboneLayer, percentChannel, strategyChannels } from "./parts.js";
+import { type Panel, knnChannel, originalBackboneLayer, percentChannel, seedsNote, strategyChannels } from "./parts.js";
 
 export function figure2Spec(r: StudyResults): FigureSpec {
-  const several = r.table.some((row) => row.seeds > 1);
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: {
       text: `Forgetting vs. transfer: ${r.name}`,
-      subtitle: ["each strategy at its selected learning rate", ...(several ? ["error bars: ± 1 std over seeds"] : [])],
+      subtitle: ["each strategy at its selected learning rate", ...seedsNote(r.table.map((row) => ({ label: strategyName(row.strategy), seeds: row.seeds })))],
     },
     width: 440,
     height: 320,

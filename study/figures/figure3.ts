@@ -9,7 +9,7 @@ import { parseStrategy } from "../../peft/strategy.js";
 import type { FigureLayer, FigureSpec } from "../../plot/render.js";
 import { meanStd } from "../../util/stats.js";
 import type { StudyResults } from "../results.js";
-import { knnChannel, originalBackboneLayer, percentChannel } from "./parts.js";
+import { knnChannel, originalBackboneLayer, percentChannel, seedsNote } from "./parts.js";
 import { panelsSpec } from "./panels.js";
 
 export interface BlockPoint {
@@ -68,7 +68,7 @@ export function figure3Spec(r: StudyResults): FigureSpec {
   return panelsSpec(
     {
       text: `Block Expansion: new blocks x learning rate, ${r.name}`,
-      subtitle: ["every cell, mean over its seeds", ...(several.length > 0 ? ["error bars: ± 1 std over seeds"] : [])],
+      subtitle: ["every cell (a number of blocks at a rate)", ...seedsNote(points.map((p) => ({ label: `${p.strategy} lr ${p.lr}`, seeds: p.seeds })))],
     },
     [
       panel("transfer", (f) => percentChannel(f, "Transfer accuracy (%)"), "Transfer accuracy", []),

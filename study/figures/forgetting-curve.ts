@@ -8,7 +8,7 @@ import { strategyName } from "../../peft/strategy.js";
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
-import { knnChannel, originalBackboneLayer, strategyChannels } from "./parts.js";
+import { knnChannel, originalBackboneLayer, seedsNote, strategyChannels } from "./parts.js";
 
 export function forgettingCurveSpec(r: StudyResults): FigureSpec {
   const steps = r.config.knn.atSteps;
@@ -40,7 +40,7 @@ export function forgettingCurveSpec(r: StudyResults): FigureSpec {
     title: {
       text: `Forgetting during fine-tuning: ${r.name}`,
       // Lines of their own: vega sizes text by an estimate (0.8 em a character), and a long line widens the figure.
-      subtitle: ["the backbone's source k-NN accuracy after each step", `each strategy at its selected learning rate${several.length > 0 ? "; band: ± 1 std over seeds" : ""}`],
+      subtitle: ["the backbone's source k-NN accuracy after each step", "each strategy at its selected learning rate", ...seedsNote(r.table.map((row) => ({ label: strategyName(row.strategy), seeds: row.seeds })), "band")],
     },
     width: 440,
     height: 320,

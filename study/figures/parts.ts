@@ -1,5 +1,5 @@
 // What the study's figures share: one colour and one shape per strategy, in the table's order, so that a strategy
-// looks the same in every figure; the source k-NN axis; the original backbone's k-NN accuracy as a dashed
+// looks the same in every figure; the subtitle's note on seeds; the source k-NN axis; the original backbone's k-NN accuracy as a dashed
 // reference line with a legend entry of its own. Each takes what it reads of a study's results (a Panel), so that
 // a figure across several run folders (study/figures/panels.ts) draws from one run's values as from another's.
 import { strategyName } from "../../peft/strategy.js";
@@ -17,6 +17,18 @@ export function strategyChannels(r: Panel, domain = r.table.map((row) => strateg
     color: { field: "strategy", type: "nominal", scale: { domain }, title: "Strategy" },
     shape: { field: "strategy", type: "nominal", scale: { domain }, title: "Strategy" },
   } as const;
+}
+
+// What a figure's marks are over seeds, as subtitle lines: "mean over 2 seeds; error bars: ± 1 std over seeds", or
+// "one seed". A mark of one seed among marks of several has no error bar (a bar of 0 would claim a spread of
+// none): a line of its own names those marks, so that a missing bar is not read as a spread too small to draw.
+// `what` names the spread's marks ("error bars", "band"); `marks` each mark's label and seeds. Short lines: vega
+// sizes text by an estimate (0.8 em a character), and a long line widens the figure.
+export function seedsNote(marks: { label: string; seeds: number }[], what = "error bars"): string[] {
+  const several = [...new Set(marks.filter((m) => m.seeds > 1).map((m) => m.seeds))].sort((a, b) => a - b);
+  if (several.length === 0) return ["one seed"];
+  const single = [...new Set(marks.filter((m) => m.seeds <= 1).map((m) => m.label))];
+  return [`mean over ${several.join(" or ")} seeds; ${what}: ± 1 std over seeds`, ...(single.length > 0 ? [`one seed, so no ${what}: ${single.join(", ")}`] : [])];
 }
 
 // An accuracy axis in percent: padded around the data (not from 0), about six ticks (vega's default, one per 40 px,

@@ -22,7 +22,25 @@ describe("imageGridSvg", () => {
     expect([data[(19 * 40 + 19) * info.channels], data[(19 * 40 + 20) * info.channels]]).toEqual([0, 255]);
     const png = await renderPng(svg, 1);
     const meta = await sharp(png).metadata();
-    expect(meta.width).toBe(90 + 2 * 46 + 6);
+    // Each column as wide as its widest label ("original": 8 characters of 12 px at 0.6 em, 58 px) and the gap.
+    expect(meta.width).toBe(90 + 2 * (58 + 6) + 6);
+  });
+
+  it("is as wide as its title, subtitle and labels: none is cut off or runs into its neighbour", async () => {
+    const subtitle = "mean over heads; each row on its own scale, dark 0 to bright its largest weight; fashion-mnist test images";
+    const svg = await imageGridSvg({ title: "CLS attention in the last block", subtitle, columns: ["image", "top-3-frozen-norm", "block@1,2,3"], rows: ["a row label longer than its column"], tiles: [[checker, checker, checker]], tileSize: 96 });
+    const width = Number(/<svg[^>]* width="(\d+)"/.exec(svg)![1]);
+    expect(width).toBeGreaterThanOrEqual(6 + subtitle.length * 12 * 0.6);
+    // Column centres at least a label's width apart; the tiles as large as asked, each centred under its label.
+    const centres = [...svg.matchAll(/<text x="([\d.]+)" y="54"/g)].map((m) => Number(m[1]));
+    expect(centres).toHaveLength(3);
+    expect(centres[2] - centres[1]).toBeGreaterThanOrEqual("top-3-frozen-norm".length * 12 * 0.6);
+    const images = [...svg.matchAll(/<image x="([\d.]+)" y="\d+" width="(\d+)"/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    expect(images.map(([, w]) => w)).toEqual([96, 96, 96]);
+    images.forEach(([x, w], j) => expect(x + w / 2).toBeCloseTo(centres[j], 6));
+    // The row label starts inside the picture.
+    const row = /<text x="([\d.]+)" y="\d+" font-size="12" text-anchor="end"[^>]*>a row label/.exec(svg)!;
+    expect(Number(row[1])).toBeGreaterThanOrEqual("a row label longer than its column".length * 12 * 0.6);
   });
 
   it("names a grid whose tiles do not match its labels", async () => {

@@ -81,6 +81,20 @@ describe("the report's plan", () => {
   });
 });
 
+describe("the report's figures", () => {
+  it("names a panel's strategy of one seed among strategies of several: its missing error bars are no spread of 0", async () => {
+    const one = (c: CellOutcome) => c.strategy === "full" || c.seed === 0;
+    const a = await readRunFolder(await runFolder("seeds-cifar100", cells.filter(one), { dataset: "cifar100", model: "ViT-B/16" }));
+    const b = await readRunFolder(await runFolder("seeds-cifar10", cells, { dataset: "cifar10", model: "ViT-B/16" }));
+    const [figure2] = planReport([a, b]).figures;
+    expect((figure2.spec.title as { subtitle: string[] }).subtitle).toEqual([
+      "each strategy at its selected learning rate",
+      "mean over 2 seeds; error bars: ± 1 std over seeds",
+      "one seed, so no error bars: linear (CIFAR-100)",
+    ]);
+  });
+});
+
 describe("the combined table", () => {
   it("says which images chose the checkpoints: val, with its accuracy in the CSV, or test", async () => {
     const withVal = cells.map((c) => ({ ...c, valAccuracy: c.transferAccuracy - 10 }));

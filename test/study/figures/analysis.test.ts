@@ -1,12 +1,14 @@
 // study/figures/analysis.ts and attention-grid.ts, drawn from a hand-made analysis (../analysis-fixture.ts): the CKA
 // heatmap's two panels and values, the layer-wise k-NN curves with the original as a dashed line and error bars only
-// with several seeds, the weight-change heatmap with Block Expansion's new block marked, and the attention grid.
+// with several seeds, the weight-change heatmap with Block Expansion's new block marked, the attention drift
+// heatmap, each heatmap's std in small print, the note on seeds, and the attention grid.
 import { describe, expect, it } from "vitest";
 import { renderSvg } from "../../../plot/render.js";
-import { ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "../../../study/figures/analysis.js";
+import { attentionDriftSpec, ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "../../../study/figures/analysis.js";
 import { attentionGrid } from "../../../study/figures/attention-grid.js";
 import { results } from "../fixture.js";
 import { analysis } from "../analysis-fixture.js";
+import { summarizeAnalysis } from "../../../study/analysis-results.js";
 
 const errorBars = (svg: string) => (svg.match(/aria-roledescription="errorbar"/g) ?? []).length;
 
@@ -16,6 +18,34 @@ describe("the analysis figures", () => {
     for (const text of [">CLS token<", ">all tokens, mean-pooled<", ">Block (0 = first)<", ">Strategy<", ">full<", ">linear<", ">0.550<", ">1.000<", ">0.900<"]) expect(svg).toContain(text);
     // Linear probing's four cells (2 blocks, 2 panels) read 1.000.
     expect((svg.match(/>1\.000</g) ?? []).length).toBe(4);
+  });
+
+  it("heatmaps: with several seeds, each cell's std in small print under its mean; with one seed, none", async () => {
+    // full's CLS CKA at block 0: 0.6 and 0.5 over the seeds, mean 0.55, std 0.0707; its block 1 weight change 0.3
+    // and 0.4.
+    const cka = await renderSvg(ckaHeatmapSpec(analysis()), "analysis-cka");
+    expect(cka).toContain(">±0.071<");
+    expect(cka).toContain(">±0.000<"); // linear probing: the same over seeds, a spread measured as 0
+    expect(cka).toContain(">mean over 2 seeds; small print: ± 1 std over seeds<");
+    const weights = await renderSvg(weightChangeSpec(analysis()), "analysis-weights");
+    expect(weights).toContain(">±0.071<");
+    for (const one of [await renderSvg(ckaHeatmapSpec(analysis([0])), "analysis-cka"), await renderSvg(weightChangeSpec(analysis([0])), "analysis-weights")]) {
+      expect(one).not.toContain(">±");
+      expect(one).toContain(">one seed<");
+    }
+  });
+
+  it("names a strategy of one seed among strategies of several, in every analysis figure", async () => {
+    const a = analysis();
+    const linear = a.cells.filter((c) => c.strategy === "linear" && c.seed === 0);
+    a.strategies = summarizeAnalysis(results(), [...a.cells.filter((c) => c.strategy === "full"), ...linear]);
+    const knn = await renderSvg(layerKnnSpec(a, results()), "analysis-knn");
+    expect(errorBars(knn)).toBe(2); // full's two blocks
+    expect(knn).toContain(">one seed, so no error bars: linear<");
+    const cka = await renderSvg(ckaHeatmapSpec(a), "analysis-cka");
+    expect(cka).toContain(">one seed, so no small print: linear<");
+    expect((cka.match(/>±\d/g) ?? []).length).toBe(2 * 2); // full's two blocks in two panels; none for linear
+    expect(await renderSvg(weightChangeSpec(a), "analysis-weights")).toContain(">one seed, so no small print: linear<");
   });
 
   it("CKA heatmap: a CKA that is no number (a collapsed block: 0 / 0) is a blank cell, said so", async () => {
@@ -45,12 +75,21 @@ describe("the analysis figures", () => {
     for (const text of [">embedding<", ">new (after 0)<", ">final norm<", ">new<", ">0.900<", ">0.350<", ">Relative change<"]) expect(svg).toContain(text);
   });
 
+  it("attention drift heatmap: strategies x blocks, the divergence in bits, mean over heads", async () => {
+    // full: heads 0.1 and 0.3 at block 0, 0.2 and 0.4 at block 1; linear: 0.
+    const svg = await renderSvg(attentionDriftSpec(analysis()), "analysis-drift");
+    for (const text of [">Where the attention moved<", ">Block (0 = first)<", ">Strategy<", ">JS (bits)<", ">full<", ">linear<", ">0.200<", ">0.300<", ">0.000<", ">±0.000<"]) expect(svg).toContain(text);
+    expect((svg.match(/>0\.000</g) ?? []).length).toBe(2);
+  });
+
   it("attention grid: the image, the original and each strategy per row, one colour scale per row", () => {
     const a = analysis();
     const images = Float32Array.from({ length: 3 * 4 * 4 }, (_, i) => i % 16);
     const g = attentionGrid(a, images, [1, 3, 4, 4]);
     expect(g.columns).toEqual(["image", "original", "full", "linear"]);
     expect(g.rows).toEqual(["image 1"]);
+    // One seed's maps (the first), said so.
+    expect(g.subtitle).toContain("fashion-mnist test images; seed 0");
     const [image, original, full] = g.tiles[0];
     expect([image.width, original.width]).toEqual([4, 2]);
     // The image stretched to 0..255; full's largest weight (0.6) is the row's top: its brightest patch is viridis's

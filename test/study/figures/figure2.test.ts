@@ -36,6 +36,15 @@ describe("Figure 2", () => {
     const one = await renderSvg(figure2Spec(summarize(config, baseline, cells.filter((c) => c.seed === 0), notes)), "figure2");
     expect(errorBars(one)).toBe(0);
     expect(one).not.toContain("error bars");
+    expect(one).toContain(">one seed<");
+  });
+
+  it("names a strategy of one seed among strategies of several: its missing error bars are no spread of 0", async () => {
+    const mixed = await renderSvg(figure2Spec(summarize(config, baseline, cells.filter((c) => c.id !== "linear_lr0.1_s1"), notes)), "figure2");
+    expect(errorBars(mixed)).toBe(2); // full only
+    expect(mixed).toContain(">mean over 2 seeds; error bars: ± 1 std over seeds<");
+    expect(mixed).toContain(">one seed, so no error bars: linear<");
+    expect(await renderSvg(figure2Spec(results()), "figure2")).not.toContain("one seed");
   });
 
   it("colours and shapes a strategy as the forgetting curve does: by its place in the table", () => {

@@ -49,5 +49,10 @@ describe("Figure 3", () => {
     expect(errorBars(svg)).toBe(2 * 4); // two panels, four points
     const one = await renderSvg(figure3Spec(results([...blockCells.filter((c) => c.seed === 0), ...linearCells])), "figure3");
     expect(errorBars(one)).toBe(0);
+    expect(one).toContain(">one seed<");
+    // One rate of one number of blocks with one seed left: named, as its points have no error bars.
+    const mixed = await renderSvg(figure3Spec(results([...blockCells.filter((c) => c.id !== "block-p2_lr0.01_s1"), ...linearCells])), "figure3");
+    expect(errorBars(mixed)).toBe(2 * 3);
+    expect(mixed).toContain(">one seed, so no error bars: block-p2 lr 0.01<");
   });
 });

@@ -46,6 +46,9 @@ describe("the forgetting curve", () => {
     const one = await renderSvg(forgettingCurveSpec(summarize(config, baseline, cells.filter((c) => c.seed === 0), notes)), "forgetting");
     expect(one).not.toContain('aria-roledescription="area mark"');
     expect(one).not.toContain("band:");
+    const mixed = await renderSvg(forgettingCurveSpec(summarize(config, baseline, cells.filter((c) => c.id !== "linear_lr0.1_s1"), notes)), "forgetting");
+    expect((mixed.match(/aria-roledescription="area mark"/g) ?? []).length).toBe(1);
+    expect(mixed).toContain(">one seed, so no band: linear<");
   });
 
   it("needs knn.atSteps", () => {
