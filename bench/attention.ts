@@ -28,7 +28,7 @@ import { noGrad } from "../autograd/tape.js";
 import { PRECISIONS, type Precision, withPrecision } from "../autograd/precision.js";
 import { checkPrecisionOnDevice } from "../train/mixed-precision.js";
 
-const FLAGS = { json: "boolean", version: "list", shapes: "list", reps: "int", warmup: "int", precision: "string" } as const;
+export const FLAGS = { json: "boolean", version: "list", shapes: "list", reps: "int", warmup: "int", precision: "string" } as const;
 
 // (B, N, H, D)
 const ATTENTION_SHAPES: Record<string, number[]> = {

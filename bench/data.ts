@@ -23,7 +23,7 @@ import { makeFolder } from "../util/make-folder.js";
 const MAX_SIZE = 2048;
 const MAX_BATCH_VALUES = 2 ** 31;
 
-const FLAGS = {
+export const FLAGS = {
   dataset: "string",
   root: "string",
   split: "string",

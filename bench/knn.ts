@@ -19,7 +19,7 @@ import { knnSimilarity, knnSlices, knnTopK } from "../kernels/knn.js";
 import { KNN, isVersionOf, resolveVersion } from "../kernels/registry.js";
 import { checkMemoryFits, checkTensorFits } from "./harness.js";
 
-const FLAGS = { json: "boolean", bank: "int", queries: "int", dim: "int", k: "int", reps: "int", warmup: "int", tilings: "list", slices: "list" } as const;
+export const FLAGS = { json: "boolean", bank: "int", queries: "int", dim: "int", k: "int", reps: "int", warmup: "int", tilings: "list", slices: "list" } as const;
 const UPLOAD_BYTES = 64 * 2 ** 20; // bank rows per uploaded tensor, as eval/knn.ts
 
 interface TopK {

@@ -37,7 +37,7 @@ import { ownWaitEstimate } from "../engine/timing.js";
 import { median } from "../util/stats.js";
 import type { TfjsMatmul } from "./tfjs.js";
 
-const FLAGS = { json: "boolean", version: "list", shapes: "list", layouts: "list", reps: "int", "no-tfjs": "boolean", precision: "string" } as const;
+export const FLAGS = { json: "boolean", version: "list", shapes: "list", layouts: "list", reps: "int", "no-tfjs": "boolean", precision: "string" } as const;
 const SHAPES = ["256x256x256", "512x512x512", "1024x1024x1024", "2048x2048x2048", "3200x192x576", "12608x384x1152", "12608x768x2304"];
 const LAYOUTS: Record<string, { transA: boolean; transB: boolean }> = {
   nn: { transA: false, transB: false },

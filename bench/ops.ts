@@ -22,7 +22,7 @@ import { ROW_LAYOUT } from "../kernels/rows.js";
 import { ROWS, type RowOp, type RowVersion } from "../kernels/registry.js";
 import { layernormBackward, layernormForward } from "../kernels/layernorm.js";
 
-const FLAGS = { json: "boolean", reps: "int", warmup: "int", ops: "list", versions: "list", shapes: "list" } as const;
+export const FLAGS = { json: "boolean", reps: "int", warmup: "int", ops: "list", versions: "list", shapes: "list" } as const;
 
 // [rows, C]
 const ROW_SHAPES: Record<string, number[]> = {

@@ -24,7 +24,7 @@ import { checkPrecisionOnDevice, lossScalerFor } from "../train/mixed-precision.
 import { checkStepFits } from "../train/trace.js";
 import { DEFAULT_MODEL } from "../study/config.js";
 
-const FLAGS = {
+export const FLAGS = {
   model: "string",
   batch: "int",
   strategies: "list",

@@ -11,7 +11,7 @@ import { awaitQuietly, quietPolls } from "../engine/quiet-await.js";
 import { mainThreadCpuMs } from "../engine/timing.js";
 import { checkTensorFits } from "./harness.js";
 
-const FLAGS = { size: "int", reps: "int", json: "boolean" } as const;
+export const FLAGS = { size: "int", reps: "int", json: "boolean" } as const;
 
 async function cpuFraction(fn: () => Promise<void>): Promise<{ wallMs: number; cpuFraction: number }> {
   const cpu0 = mainThreadCpuMs();

@@ -9,7 +9,7 @@ import { parseClassList, subset } from "../data/subset.js";
 import { type DatasetSummary, summarize } from "../data/summary.js";
 import { type Sheet, contactSheet } from "../data/sheet.js";
 
-const FLAGS = {
+export const FLAGS = {
   dataset: "string",
   root: "string",
   split: "string",

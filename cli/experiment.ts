@@ -19,7 +19,7 @@ import { tableMarkdown } from "../study/report.js";
 import { formatDuration } from "../train/progress.js";
 import { readJsonFile } from "../util/json-file.js";
 
-const FLAGS = {
+export const FLAGS = {
   config: "string",
   out: "string",
   force: "boolean",

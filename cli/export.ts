@@ -7,7 +7,7 @@ import { exportMerged, loadFinetuned } from "../peft/save.js";
 import { HeadsError } from "../vit/checkpoint.js";
 import { saveVit } from "../vit/load.js";
 
-const FLAGS = { base: "string", finetuned: "string", out: "string", merge: "boolean", heads: "int", key: "string", "allow-other-base": "boolean" } as const;
+export const FLAGS = { base: "string", finetuned: "string", out: "string", merge: "boolean", heads: "int", key: "string", "allow-other-base": "boolean" } as const;
 
 export const exportCommand: Command = {
   summary: "write a fine-tuned model as one checkpoint (--merge: a plain timm-layout ViT)",

@@ -11,7 +11,7 @@ import { isLoraKey } from "../peft/lora.js";
 import { extractFeatures } from "../eval/features.js";
 import { join } from "node:path";
 
-const FLAGS = {
+export const FLAGS = {
   weights: "string",
   input: "string",
   out: "string",

@@ -46,7 +46,7 @@ export function tensorCoreCheckLine(versions: string[], faults: Map<string, stri
   return parts.join("; ");
 }
 
-const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean", check: "boolean", probe: "boolean" } as const;
+export const FLAGS = { backend: "string", adapter: "string", json: "boolean", quiet: "boolean", check: "boolean", probe: "boolean" } as const;
 
 export const info: Command = {
   summary: "show the WebGPU backend, adapter, limits and features",

@@ -6,7 +6,7 @@ import { labelsToInt32, readNpy } from "../data/npy.js";
 import { initEngine } from "../engine/runtime.js";
 import { MIN_TEMPERATURE, knnClassify } from "../eval/knn.js";
 
-const FLAGS = {
+export const FLAGS = {
   train: "string",
   "train-labels": "string",
   test: "string",

@@ -6,7 +6,7 @@ import { UsageError } from "../util/command.js";
 import { countFor } from "../peft/count.js";
 import { type Strategy, parseStrategyFor, strategyName } from "../peft/strategy.js";
 
-const FLAGS = { model: "string", classes: "int", strategies: "list", json: "boolean" } as const;
+export const FLAGS = { model: "string", classes: "int", strategies: "list", json: "boolean" } as const;
 const DEFAULT = ["full", "top-3", "linear", "lora-r4", "lora-r8", "lora-r16", "block-p1", "block-p2", "block-p3", "block-p4"];
 
 export const params: Command = {

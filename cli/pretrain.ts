@@ -15,7 +15,7 @@ import { pretrainInto } from "../train/pretrain.js";
 import { dinoPretrain } from "../train/dino-pretrain.js";
 import { formatDuration } from "../train/progress.js";
 
-const FLAGS = { config: "string", out: "string", backend: "string", adapter: "string" } as const;
+export const FLAGS = { config: "string", out: "string", backend: "string", adapter: "string" } as const;
 
 export const pretrainCommand: Command = {
   summary: "pre-train a ViT backbone (supervised, or self-supervised with DINO) from a config into a folder",

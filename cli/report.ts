@@ -10,7 +10,7 @@ import { readRunFolder } from "../study/run-folder.js";
 import { datasetOf, distinctBackbones, writePaperReport } from "../study/paper-report.js";
 import { isPretrainRun, readPretrainCurve, writePretrainReport } from "../study/pretrain-report.js";
 
-const FLAGS = { out: "string", json: "boolean" } as const;
+export const FLAGS = { out: "string", json: "boolean" } as const;
 
 export const report: Command = {
   summary: "the paper's Figures 2, 3 and 4 and a combined Table 1 from run folders of `experiment`; pre-training curves",

@@ -22,7 +22,7 @@ import { PRECISIONS, type Precision } from "../autograd/precision.js";
 import { checkPrecisionOnDevice } from "../train/mixed-precision.js";
 import { checkTensorCores, checksFor } from "../kernels/tensor-core-check.js";
 
-const FLAGS = {
+export const FLAGS = {
   model: "string",
   batch: "int",
   classes: "int",
