@@ -9,7 +9,7 @@
 // finds its operands' indices with a division and a remainder per axis, which llvmpipe does one lane at a time, so
 // fewer axes, and 4 elements per division, are most of the kernel's speed.
 //
-// Backward: derivatives are themselves elementwise ops (see UNARY_GRAD / binary rules in engine/ops.ts),
+// Backward: derivatives are themselves elementwise ops (the BINARY derivative ops, called by autograd/ops.ts),
 // and the reduction over broadcast dimensions is a sum (kernels/reduce.ts).
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, type Shape, numel } from "../engine/tensor.js";
@@ -25,9 +25,7 @@ export const UNARY = {
   exp: "exp(a)",
   log: "log(a)",
   sqrt: "sqrt(a)",
-  rsqrt: "inverseSqrt(a)",
   square: "a * a",
-  abs: "abs(a)",
   relu: "max(a, 0.0)",
   tanh: "tanh(a)",
   sigmoid: "1.0 / (1.0 + exp(-a))",
@@ -35,7 +33,6 @@ export const UNARY = {
   gelu: "0.5 * a * (1.0 + erf(a * 0.70710678118654752))",
   scale: "a * alpha",
   addScalar: "a + alpha",
-  powScalar: "pow(a, alpha)",
   copy: "a",
 } as const;
 

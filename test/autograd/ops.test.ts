@@ -1,18 +1,26 @@
-// autograd/ops.ts attention (and, at the end, the fused MLP, the products with a layernorm after them and the patch
-// embedding), forward and backward through autograd, against the float64 reference
-// (test/ref/attention.ts) and finite differences: "unfused" (composed of matmul and softmax) at awkward shapes; the
-// fused kernels (tested at length in test/kernels/attention.test.ts) at one small shape, for the wiring only, since
-// every head dim is a pipeline to compile and reg's take long on llvmpipe.
+// autograd/ops.ts attention (and, after it, the fused MLP, the products with a layernorm after them, the patch
+// embedding, and at the end every other op's gradient against finite differences), forward and backward through
+// autograd, against the float64 reference (test/ref/attention.ts) and finite differences: "unfused" (composed of
+// matmul and softmax) at awkward shapes; the fused kernels (tested at length in test/kernels/attention.test.ts) at
+// one small shape, for the wiring only, since every head dim is a pipeline to compile and reg's take long on llvmpipe.
 // Tolerance: atol 2e-5 + rtol 1e-4, as the fused kernels' tests (f32 sums over up to 257 keys).
 import { describe, expect, it } from "vitest";
 import { Tensor, tidy, tidyAsync } from "../../engine/tensor.js";
 import * as ops from "../../autograd/ops.js";
 import { runtime } from "../../engine/runtime.js";
 import { ATTENTION } from "../../kernels/registry.js";
-import { dot, expectClose, numericGrad, randn, recordKernels, useEngine } from "../helpers.js";
+import { dot, expectClose, numericGrad, randn, randu, recordKernels, useEngine } from "../helpers.js";
 import { type AttentionShape, attentionBackwardRef, attentionRef } from "../ref/attention.js";
 import { backward, noGrad } from "../../autograd/tape.js";
-import { gelu as geluRef } from "../ref/elementwise.js";
+import { broadcastIndex, gelu as geluRef } from "../ref/elementwise.js";
+import { matmulRef } from "../ref/matmul.js";
+import { softmax as softmaxRef } from "../ref/softmax.js";
+import { crossEntropy as crossEntropyRef } from "../ref/cross-entropy.js";
+import { permuteRef } from "../ref/permute.js";
+import { concatRef, sliceRef } from "../ref/slice.js";
+import { gatherRowsRef } from "../ref/gather.js";
+import { broadcastShapes } from "../../kernels/elementwise.js";
+import { Rng } from "../../util/random.js";
 
 useEngine();
 
@@ -286,5 +294,193 @@ describe("patchEmbed", () => {
 
   it("names the shapes that do not fit", () => {
     expect(() => ops.patchEmbed(Tensor.empty([1, 3, 8, 10]), Tensor.empty([4, 48]), undefined, 4)).toThrow("patchEmbed: expected images (B, ch, H, W) with H and W multiples of 4");
+  });
+});
+
+// The elementwise, reduction, product, loss and layout ops, each through the tape: forward against a float64
+// reference written from the math, every input's gradient against float64 central differences of sum(ref(inputs) *
+// w). Awkward shapes: a second operand broadcast along a middle and a leading axis (its gradient summed back by
+// sumTo), extents 1, 3, 5 and 7, K = 1, a batched and a shared b. Tolerance atol 1e-4 + rtol 1e-3, as tape.test.ts's
+// (f32 on the GPU against differences with eps 1e-4 of O(1) values).
+describe("op gradients against finite differences", () => {
+  const FD_TOL = { atol: 1e-4, rtol: 1e-3 };
+  interface Input {
+    data: Float32Array;
+    shape: number[];
+  }
+  const input = (shape: number[], seed: number, lo = -2, hi = 2): Input => ({ data: randu(shape.reduce((a, b) => a * b, 1), seed, lo, hi), shape });
+  type Ref = (xs: ArrayLike<number>[]) => ArrayLike<number>;
+
+  async function check(name: string, inputs: Input[], op: (ts: Tensor[]) => Tensor, ref: Ref): Promise<void> {
+    const want = ref(inputs.map((x) => x.data));
+    const w = randn(want.length, 99);
+    const got = await tidyAsync(async () => {
+      const ts = inputs.map((x) => Tensor.fromArray(x.data, x.shape).requireGrad());
+      const y = op(ts);
+      backward(y, Tensor.fromArray(w, y.shape));
+      const grads: Float32Array[] = [];
+      for (const t of ts) {
+        grads.push(await t.grad!.data());
+        t.grad!.dispose(); // a leaf's gradient is kept across scopes
+      }
+      return { y: await y.data(), grads };
+    });
+    expectClose(`${name}: y`, got.y, want, FD_TOL);
+    inputs.forEach((x, k) => {
+      const fd = numericGrad((v) => dot(ref(inputs.map((o, j) => (j === k ? v : o.data))), w), x.data);
+      expectClose(`${name}: d(input ${k})`, got.grads[k], fd, FD_TOL);
+    });
+  }
+
+  const map = (x: ArrayLike<number>, f: (v: number) => number) => Array.from(x, f);
+  const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+  const UNARY: [string, (t: Tensor) => Tensor, (v: number) => number, lo?: number][] = [
+    ["neg", ops.neg, (v) => -v],
+    ["exp", ops.exp, Math.exp],
+    ["log", ops.log, Math.log, 0.5],
+    ["sqrt", ops.sqrt, Math.sqrt, 0.5],
+    ["square", ops.square, (v) => v * v],
+    ["relu", ops.relu, (v) => Math.max(v, 0)],
+    ["gelu", ops.gelu, geluRef],
+    ["tanh", ops.tanh, Math.tanh],
+    ["sigmoid", ops.sigmoid, sigmoid],
+    ["scale", (t) => ops.scale(t, -1.5), (v) => -1.5 * v],
+    ["addScalar", (t) => ops.addScalar(t, 0.25), (v) => v + 0.25],
+  ];
+  for (const [name, op, f, lo] of UNARY) {
+    it(`${name} (3, 1, 7)`, async () => {
+      // relu: no value within the differences' reach of its kink at 0.
+      const x = input([3, 1, 7], 11, lo ?? -2);
+      if (name === "relu") x.data = x.data.map((v) => (Math.abs(v) < 0.05 ? 0.5 : v));
+      await check(name, [x], ([t]) => op(t), ([v]) => map(v, f));
+    });
+  }
+
+  const BINARY: [string, (a: Tensor, b: Tensor) => Tensor, (a: number, b: number) => number][] = [
+    ["add", ops.add, (a, b) => a + b],
+    ["sub", ops.sub, (a, b) => a - b],
+    ["mul", ops.mul, (a, b) => a * b],
+    ["div", ops.div, (a, b) => a / b],
+  ];
+  const PAIRS: [number[], number[]][] = [
+    [[2, 3, 5], [3, 1]], // b along a middle and the leading axis
+    [[3, 1], [2, 1, 5]], // both broadcast
+  ];
+  for (const [name, op, f] of BINARY) {
+    for (const [sa, sb] of PAIRS) {
+      it(`${name} (${sa}) x (${sb})`, async () => {
+        const out = broadcastShapes(name, sa, sb);
+        const size = out.reduce((x, y) => x * y, 1);
+        const b = name === "div" ? input(sb, 22, 0.5, 2) : input(sb, 22);
+        const ref: Ref = ([av, bv]) => Array.from({ length: size }, (_, i) => f(av[broadcastIndex(i, out, sa)], bv[broadcastIndex(i, out, sb)]));
+        await check(name, [input(sa, 21), b], ([x, y]) => op(x, y), ref);
+      });
+    }
+  }
+
+  // One tensor as both operands: the node lists it twice, and its gradient is the sum of both.
+  it("mul and sub of a tensor with itself (3, 5)", async () => {
+    await check("x * x", [input([3, 5], 25)], ([t]) => ops.mul(t, t), ([x]) => map(x, (v) => v * v));
+    await check("x - x", [input([3, 5], 26)], ([t]) => ops.sub(t, t), ([x]) => map(x, () => 0));
+  });
+
+  // sum, mean and max over an axis of (2, 3, 5) (random values: no ties), as (outer, n, inner).
+  const reduceRef = (x: ArrayLike<number>, shape: number[], axis: number, f: (v: number[]) => number) => {
+    const [outer, n, inner] = [shape.slice(0, axis).reduce((a, b) => a * b, 1), shape[axis], shape.slice(axis + 1).reduce((a, b) => a * b, 1)];
+    return Array.from({ length: outer * inner }, (_, r) => f(Array.from({ length: n }, (_, j) => x[(Math.floor(r / inner) * n + j) * inner + (r % inner)])));
+  };
+  const total = (v: number[]) => v.reduce((a, b) => a + b, 0);
+  const REDUCTIONS: [string, (t: Tensor, axis: number) => Tensor, (v: number[]) => number, number][] = [
+    ["sum keepdim", (t, axis) => ops.sum(t, axis, true), total, 1],
+    ["mean", ops.mean, (v) => total(v) / v.length, 0],
+    ["max", ops.max, (v) => Math.max(...v), 2],
+  ];
+  for (const [name, op, f, axis] of REDUCTIONS) {
+    it(`${name} over axis ${axis} of (2, 3, 5)`, async () => {
+      const shape = [2, 3, 5];
+      await check(name, [input(shape, 31)], ([t]) => op(t, axis), ([x]) => reduceRef(x, shape, axis, f));
+    });
+  }
+
+  // a (..., M, K) · b: shared (K, N) over a batch of 2 x 3, batched, K = 1.
+  const PRODUCTS: [number[], number[], { batch: number; M: number; K: number; N: number; sharedB: boolean }][] = [
+    [[2, 3, 5, 4], [4, 6], { batch: 6, M: 5, K: 4, N: 6, sharedB: true }],
+    [[2, 5, 3], [2, 3, 7], { batch: 2, M: 5, K: 3, N: 7, sharedB: false }],
+    [[7, 1], [1, 3], { batch: 1, M: 7, K: 1, N: 3, sharedB: true }],
+  ];
+  for (const [sa, sb, s] of PRODUCTS) {
+    it(`matmul (${sa}) · (${sb})`, async () => {
+      await check("matmul", [input(sa, 41), input(sb, 42)], ([a, b]) => ops.matmul(a, b), ([a, b]) => matmulRef(a, b, s));
+    });
+  }
+
+  it("linear with GELU and a residual, (2, 3, 5) by (4, 5)", async () => {
+    const [M, K, N] = [6, 5, 4];
+    const ref: Ref = ([x, w, b, r]) => Array.from(matmulRef(x, w, { batch: 1, M, K, N, transB: true }), (v, i) => geluRef(v + b[i % N]) + r[i]);
+    const inputs = [input([2, 3, K], 51), input([N, K], 52), input([N], 53), input([2, 3, N], 54)];
+    await check("linear", inputs, ([x, w, b, r]) => ops.linear(x, w, b, { gelu: true, residual: r }), ref);
+  });
+
+  it("softmax (3, 7)", async () => {
+    await check("softmax", [input([3, 7], 61)], ([t]) => ops.softmax(t), ([x]) => softmaxRef(x, 3, 7));
+  });
+
+  it("crossEntropy with Int32Array labels and smoothing 0.1, (5, 3)", async () => {
+    const labels = Int32Array.from([2, 0, 1, 2, 2]);
+    const ref: Ref = ([x]) => [crossEntropyRef(x, labels, 5, 3, 0.1).loss];
+    await check("crossEntropy", [input([5, 3], 71)], ([t]) => ops.crossEntropy(t, labels, { labelSmoothing: 0.1 }), ref);
+  });
+
+  it("permute (2, 3, 4) by [2, 0, 1], and reshape", async () => {
+    const ref: Ref = ([x]) => permuteRef(x, [2, 3, 4], [2, 0, 1]).y;
+    await check("permute", [input([2, 3, 4], 81)], ([t]) => ops.reshape(ops.permute(ops.reshape(ops.reshape(t, [6, 4]), [2, 3, 4]), [2, 0, 1]), [4, 6]), ref);
+  });
+
+  it("slice (3, 7, 2) along axis 1 [2, 6); concat of (2, 3), (2, 1), (2, 4) along axis 1", async () => {
+    await check("slice", [input([3, 7, 2], 91)], ([t]) => ops.slice(t, 1, 2, 6), ([x]) => sliceRef(x, [3, 7, 2], 1, 2, 6));
+    const shapes = [[2, 3], [2, 1], [2, 4]];
+    const ref: Ref = (xs) => concatRef(xs.map((data, i) => ({ data, shape: shapes[i] })), 1);
+    await check("concat", shapes.map((s, i) => input(s, 92 + i)), (ts) => ops.concat(ts, 1), ref);
+  });
+
+  // Patches of P x P from images (B, ch, H, W), each flattened as (ch, P, P), in row-major patch order.
+  it("im2col of (2, 2, 4, 6) in patches of 2", async () => {
+    const [B, ch, H, W, P] = [2, 2, 4, 6, 2];
+    const ref: Ref = ([x]) => {
+      const y: number[] = [];
+      for (let b = 0; b < B; b++)
+        for (let py = 0; py < H / P; py++)
+          for (let px = 0; px < W / P; px++)
+            for (let c = 0; c < ch; c++) for (let ky = 0; ky < P; ky++) for (let kx = 0; kx < P; kx++) y.push(x[((b * ch + c) * H + py * P + ky) * W + px * P + kx]);
+      return y;
+    };
+    await check("im2col", [input([B, ch, H, W], 105)], ([t]) => ops.im2col(t, P), ref);
+  });
+
+  it("gatherRows of (5, 3) by an index with repeats and a row never taken", async () => {
+    const index = [4, 0, 4, 2, 1, 4];
+    const op = ([t]: Tensor[]) => ops.gatherRows(t, Tensor.fromArray(index, [index.length], "i32"));
+    await check("gatherRows", [input([5, 3], 101)], op, ([x]) => gatherRowsRef(x, 3, index));
+  });
+
+  // Inverted dropout: each element 0 or x / (1 - p), and the gradient the same mask times w.
+  it("dropout p = 0.3: y is x masked and scaled by 1 / (1 - p), its gradient the same mask", async () => {
+    const [n, p] = [4099, 0.3];
+    const x = randu(n, 111, 0.5, 2);
+    const w = randn(n, 112);
+    const { y, dx } = await tidyAsync(async () => {
+      const t = Tensor.fromArray(x, [n]).requireGrad();
+      const out = ops.dropout(t, p, new Rng(7));
+      backward(out, Tensor.fromArray(w, [n]));
+      const result = { y: await out.data(), dx: await t.grad!.data() };
+      t.grad!.dispose();
+      return result;
+    });
+    const mask = Array.from(y, (v, i) => v / x[i]);
+    for (const m of mask) expect([0, 1 / (1 - p)].some((k) => Math.abs(m - k) < 1e-6)).toBe(true);
+    const dropped = mask.filter((m) => m === 0).length / n;
+    expect(dropped).toBeGreaterThan(0.25);
+    expect(dropped).toBeLessThan(0.35);
+    expectClose("dx", dx, Array.from(w, (v, i) => v * mask[i]), { atol: 1e-6, rtol: 1e-5 });
   });
 });

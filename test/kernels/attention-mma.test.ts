@@ -115,6 +115,8 @@ describe("attention mma: emulated on the CPU driver", () => {
     await check({ B: 1, N: 70, H: 2, D: 32 }, "f16");
   });
   it("f32 operands (an f32 configuration, as Apple GPUs list) at (2, 37, 3, 16)", () => check({ B: 2, N: 37, H: 3, D: 16 }, "f32"));
+  // One token: every block and fragment but its first row padding (the pipelines of the D = 16 case above).
+  it("f16 at (B, N, H, D) = (3, 1, 2, 16)", () => check({ B: 3, N: 1, H: 2, D: 16 }, "f16"));
   it("fewer queries: 1 of 17 (a ViT's CLS token), 40 of 70", async () => {
     await check({ B: 2, N: 17, H: 2, D: 32 }, "f16", 1);
     await check({ B: 1, N: 70, H: 1, D: 16 }, "f16", 40);

@@ -2,9 +2,9 @@
 // transcendental functions (WGSL's exp/log/erf are not correctly rounded).
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
-import { binaryForward, unaryForward, broadcastShapes, axpyInPlace, mergeBroadcastAxes } from "../../kernels/elementwise.js";
+import { type BinaryOp, binaryForward, unaryForward, broadcastShapes, axpyInPlace, mergeBroadcastAxes } from "../../kernels/elementwise.js";
 import { expectClose, randn, randu, useEngine } from "../helpers.js";
-import { broadcastIndex, gelu } from "../ref/elementwise.js";
+import { broadcastIndex, gelu, geluGrad } from "../ref/elementwise.js";
 
 useEngine();
 
@@ -39,6 +39,14 @@ describe("unary", () => {
   it("scale uses alpha", async () => {
     const x = randn(33, 1);
     expectClose("scale", await unaryForward("scale", Tensor.fromArray(x, [33]), -2.5).data(), Array.from(x, (v) => v * -2.5), EXACT);
+  });
+  // The rest of UNARY: copy (bit-exact) and addScalar; n = 4099 leaves 3 elements for the last invocation's 4.
+  it("copy and addScalar (n = 4099)", async () => {
+    const n = 4099;
+    const x = randn(n, 17, 2);
+    const t = Tensor.fromArray(x, [n]);
+    expectClose("addScalar", await unaryForward("addScalar", t, -0.75).data(), Array.from(x, (v) => v - 0.75), EXACT);
+    expect(Array.from(await unaryForward("copy", t).data())).toEqual(Array.from(x));
   });
   it("a large tensor spans a folded 2-D grid", async () => {
     const n = 65535 * 256 + 13; // more than 65535 workgroups of 256 elements
@@ -91,6 +99,25 @@ describe("binary with broadcasting", () => {
       });
     }
   }
+  // Rank 8 with no two neighbouring axes mergeable (a and b broadcast on alternate axes, neither on the last): the
+  // axes past the fourth come from the uniform's second vec4 of extents and strides. Last axis 3 (one element per
+  // invocation) and 4 (four per invocation, group4).
+  for (const last of [3, 4]) {
+    it(`rank 8 after merging, last axis ${last}`, async () => {
+      const sa = [2, 1, 3, 1, 2, 1, 3, last];
+      const sb = [1, 3, 1, 2, 1, 3, 1, last];
+      const out = broadcastShapes("add", sa, sb);
+      // Row-major strides, 0 on the broadcast (extent-1) axes.
+      const strides = (shape: number[]) => shape.map((d, i) => (d === 1 ? 0 : shape.slice(i + 1).reduce((x, y) => x * y, 1)));
+      expect(mergeBroadcastAxes(out, strides(sa), strides(sb)).shape).toEqual(out);
+      const a = randn(sa.reduce((x, y) => x * y, 1), 31);
+      const b = randn(sb.reduce((x, y) => x * y, 1), 32);
+      const y = binaryForward("sub", Tensor.fromArray(a, sa), Tensor.fromArray(b, sb));
+      expect(y.shape).toEqual(out);
+      const want = Array.from({ length: y.size }, (_, i) => a[broadcastIndex(i, out, sa)] - b[broadcastIndex(i, out, sb)]);
+      expectClose("a - b", await y.data(), want, EXACT);
+    });
+  }
   it("merges the axes both operands step over contiguously, and drops extent-1 axes", () => {
     // (B, N, C) + (1, N, C): one (B, N*C) pass; b's zero stride merges with its contiguous inner axes.
     expect(mergeBroadcastAxes([32, 17, 64], [1088, 64, 1], [0, 64, 1])).toEqual({ shape: [32, 1088], sa: [1088, 1], sb: [0, 1] });
@@ -111,5 +138,35 @@ describe("binary with broadcasting", () => {
     const y = Tensor.fromArray([1, 2, 3], [3]);
     axpyInPlace(y, Tensor.fromArray([10, 20, 30], [3]), 0.5);
     expectClose("y", await y.data(), [6, 12, 18], EXACT);
+  });
+});
+
+// The derivative ops (autograd/ops.ts's backward passes: a the forward's input, or its output for tanh and sigmoid; b
+// the incoming gradient) and eq, against the derivatives written from the math in float64 at the forward's input x:
+// relu' = [x > 0], gelu' = Phi(x) + x phi(x), tanh' = 1 - tanh(x)^2, sigmoid' = s(x)(1 - s(x)). n = 1031 (not a
+// multiple of 4); x over [-5, 5] and exact zeros (relu' is 0 there, as PyTorch's).
+describe("derivative ops and eq", () => {
+  const n = 1031;
+  const x = randu(n, 41, -5, 5).map((v, i) => (i % 97 === 0 ? 0 : v));
+  const dy = randn(n, 42);
+  const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+  const cases: [BinaryOp, (v: number) => number, (v: number) => number][] = [
+    ["reluGrad", (v) => v, (v) => (v > 0 ? 1 : 0)],
+    ["geluGrad", (v) => v, geluGrad],
+    ["tanhGrad", Math.tanh, (v) => 1 - Math.tanh(v) ** 2],
+    ["sigmoidGrad", sigmoid, (v) => sigmoid(v) * (1 - sigmoid(v))],
+  ];
+  for (const [op, saved, derivative] of cases) {
+    it(`${op} (n = ${n})`, async () => {
+      const a = Tensor.fromArray(Array.from(x, saved), [n]);
+      const y = binaryForward(op, a, Tensor.fromArray(dy, [n]));
+      expectClose(op, await y.data(), Array.from(x, (v, i) => dy[i] * derivative(v)), TRANSCENDENTAL);
+    });
+  }
+  it("eq: 1 where equal, else 0, broadcast over rows (7, 5) x (5)", async () => {
+    const a = Float32Array.from({ length: 35 }, (_, i) => i % 3);
+    const b = Float32Array.from([0, 1, 2, 1, 0]);
+    const y = await binaryForward("eq", Tensor.fromArray(a, [7, 5]), Tensor.fromArray(b, [5])).data();
+    expect(Array.from(y)).toEqual(Array.from(a, (v, i) => (v === b[i % 5] ? 1 : 0)));
   });
 });

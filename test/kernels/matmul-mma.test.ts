@@ -139,6 +139,8 @@ const LAYOUTS = [
 // Shapes the emulated cases share: edges in every dimension with K past two slabs, and a batched b.
 const EDGES = { batch: 2, M: 70, K: 77, N: 67, shared: true };
 const BATCHED_B = { batch: 3, M: 20, K: 36, N: 12, shared: false };
+// One row, K within one slab, N = 3: a single tile that is nearly all padding (the same pipelines as EDGES's a·b).
+const TINY = { batch: 1, M: 1, K: 5, N: 3, shared: true };
 type Case = { batch: number; M: number; K: number; N: number; shared: boolean };
 
 // op(a) (batch, M, K) and op(b) ((batch,) K, N) as the tensors of layout l stores them.
@@ -171,6 +173,7 @@ describe("matmul mma: emulated on the CPU driver", () => {
   // f32 inputs (an f32 configuration, as Apple GPUs list): slabs of 16, staged as f32; two cases.
   const CASES = [
     ...LAYOUTS.map((l) => ["mma64", l, EDGES, "f16"] as const),
+    ["mma64", LAYOUTS[0], TINY, "f16"] as const,
     ...[LAYOUTS[0], LAYOUTS[3]].flatMap((l) => [["mma64", l, ALIGNED, "f16"] as const, ["mma64", l, BATCHED_B, "f16"] as const]),
     ["mma128", LAYOUTS[0], EDGES, "f16"] as const,
     ["mma128", LAYOUTS[3], ALIGNED, "f16"] as const,
@@ -247,6 +250,7 @@ describe("matmul mma int8: emulated on the CPU driver", () => {
   const ALIGNED = { batch: 1, M: 68, K: 96, N: 132, shared: true };
   const CASES = [
     ...LAYOUTS.map((l) => ["mma64i8", l, EDGES, "int8"] as const),
+    ["mma64i8", LAYOUTS[0], TINY, "int8"] as const,
     ["mma64i8", LAYOUTS[0], BATCHED_B, "int8"] as const,
     ["mma128i8", LAYOUTS[3], ALIGNED, "int8"] as const,
     ["mma64i8", LAYOUTS[0], EDGES, "int8x2"] as const,

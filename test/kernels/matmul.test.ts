@@ -603,6 +603,21 @@ describe("matmul errors", () => {
   });
 });
 
+// More than 65535 workgroups: a batch of 70001 products of one tile each (a batched b, N = 3), so the grid is folded
+// into (x, y) and one group past the last returns at once. The workgroup-to-tile map is one (kernels/matmul-frame.ts
+// TILE_COORDS): a reg version with lanes along n, one along m, and tiled. Every batch entry is checked.
+describe("matmul with a folded grid", () => {
+  const s = shape(1, 4, 3, [70001], false);
+  for (const version of ["reg4x8", "regm8x16", "tiled"] as const) {
+    it(`${version} ${label(s)}`, async () => {
+      const [a, b] = operands(s, LAYOUTS[0]);
+      const y = matmulForward(a, b, { version });
+      expectClose(`y (${version})`, await y.data(), data(s).y, tol(s.K));
+      for (const t of [a, b, y]) t.dispose();
+    });
+  }
+});
+
 // tiledvec and tiled128vec as they run on GPUs (constSlab): a full slab's k loop has a constant bound, the last partial
 // slab a variable one; K = 36 is two full slabs and 4 more, K = 1031 (one split of a GPU's split-K plan, 16x1031x9, and
 // a row of tiles for tiled128vec) ends in 7. On the CPU driver with the adapter taken for a GPU.

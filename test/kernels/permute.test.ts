@@ -25,6 +25,7 @@ describe("permute", () => {
     ["extent-1 axes", [1, 4, 1, 3], [3, 2, 1, 0]],
     ["identity", [4, 6], [0, 1]],
     ["rank 6", [2, 1, 3, 2, 5, 3], [5, 0, 4, 2, 3, 1]],
+    ["rank 8 reversed, the most after merging", [2, 3, 2, 3, 2, 2, 3, 5], [7, 6, 5, 4, 3, 2, 1, 0]],
     ["ViT im2col (B, 3, gh, P, gw, P) -> (B, gh, gw, 3, P, P): rows of 7, one per invocation", [2, 3, 4, 7, 4, 7], [0, 2, 4, 1, 3, 5]],
     ["rows of 9: four words per invocation", [2, 3, 9], [1, 0, 2]],
   ];
