@@ -11,7 +11,7 @@ import * as ops from "../autograd/ops.js";
 import { SGD } from "../autograd/optim.js";
 import { NAMED_CONFIGS, namedConfig, validateConfig } from "../vit/config.js";
 import { buildVit, initialiser } from "../vit/model.js";
-import { applyStrategy, parseStrategy, strategyName } from "../peft/strategy.js";
+import { applyStrategy, parseStrategy, strategyName, strategyTexts } from "../peft/strategy.js";
 import { formatProfile } from "./harness.js";
 import { mainThreadCpuMs, ownWaitEstimate, profileOnce } from "../engine/timing.js";
 import { census } from "../engine/census.js";
@@ -89,7 +89,7 @@ export const vitBench: Command = {
     if (B <= 0) throw new UsageError("--batch must be positive");
     const size = flags["image-size"] ?? config.imageSize;
     if (size < 1 || size % config.patchSize !== 0) throw new UsageError(`--image-size: expected a multiple of the patch size ${config.patchSize}, got ${size}`);
-    const strategies = flags.strategies?.[0] === "none" ? [] : (flags.strategies ?? defaultStrategies(config.depth));
+    const strategies = flags.strategies?.[0] === "none" ? [] : flags.strategies ? strategyTexts(flags.strategies) : defaultStrategies(config.depth);
     const precision = (flags.precision ?? "f32") as Precision;
     if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision must be one of ${PRECISIONS.join(", ")}, got "${precision}"`);
     await initEngine();

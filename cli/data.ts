@@ -1,13 +1,20 @@
-// `data`: what a dataset holds (count, classes, per-class counts, image size, identity) and optionally a PNG
-// contact sheet of a few images per class, to check a dataset and its labels by eye.
+// `data`: what a dataset holds (count, classes, per-class counts, image size, identity), optionally a PNG contact
+// sheet of a few images per class, to check a dataset and its labels by eye, and its images after a transform as
+// .npy with their labels: the input of `features` and `knn`, to score a backbone on a study's data by hand.
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
-import { checkOutputFile, parseArgs, required } from "../util/args.js";
+import { type Flags, checkOutputFile, decimal, parseArgs, required } from "../util/args.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DATASET_NAMES, describeDatasets, openDataset } from "../data/registry.js";
 import { parseClassList, subset } from "../data/subset.js";
 import { type DatasetSummary, summarize } from "../data/summary.js";
 import { type Sheet, contactSheet } from "../data/sheet.js";
+import { type DataSpec, transformFor } from "../data/spec.js";
+import { INTERPOLATIONS, RESAMPLERS, type Interpolation, type Resampler, Transform, type TransformSpec } from "../data/transforms.js";
+import { Loader } from "../data/loader.js";
+import { writeNpy } from "../data/npy.js";
+import type { Dataset } from "../data/dataset.js";
+import { joined } from "../util/typed-arrays.js";
 
 export const FLAGS = {
   dataset: "string",
@@ -24,7 +31,19 @@ export const FLAGS = {
   first: "int",
   fraction: "number",
   seed: "int",
+  npy: "string",
+  "npy-labels": "string",
+  transform: "string",
+  size: "int",
+  mean: "list",
+  std: "list",
+  interpolation: "string",
+  resampler: "string",
 } as const;
+
+// What --npy may apply: the transforms that draw nothing, so the file is the images a study's k-NN or evaluation sees.
+const NPY_TRANSFORMS = ["eval", "knn"] as const;
+const NPY_FLAGS = ["npy-labels", "transform", "size", "mean", "std", "interpolation", "resampler"] as const;
 
 const SHEET = { perClass: 8, classes: 20, tile: 64 }; // defaults
 const MAX_TILE = 1024;
@@ -51,7 +70,16 @@ ${describeDatasets(" ".repeat(24))}
   --classes LIST        keep these classes, renumbered from 0 in the order given, e.g. 0-4 or 5-9
   --first N             keep the first N images of each class
   --fraction F          keep a seeded fraction F of each class
-  --seed N              seed for --fraction (default 0)`,
+  --seed N              seed for --fraction (default 0; a study draws with its first seed)
+  --npy X.npy           write the images after --transform as float32 (N, 3, S, S), in dataset order, and their
+                        labels as int32 (N) to --npy-labels (default X-labels.npy): what \`features\` and \`knn\` read.
+                        With the flags of a study's data spec (classes, perClass as --first, fraction and seed, transform
+                        and its settings) and the model's image size, these are the study's images and labels
+  --transform T         eval (default: resize to S) or knn (DINO's resize and centre crop); train draws, so not here
+  --size S              the output size (required with --npy): the backbone's image size
+  --mean, --std R,G,B   the normalisation (default ImageNet's), as a data spec's mean and std
+  --interpolation I     ${INTERPOLATIONS.join(", ")} (default bilinear, bicubic for knn)
+  --resampler R         ${RESAMPLERS.join(", ")} (default libvips)`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
     const name = required(flags.dataset, "dataset");
@@ -73,7 +101,13 @@ ${describeDatasets(" ".repeat(24))}
       }
     }
 
+    const npy = flags.npy === undefined ? undefined : npyOutput(flags);
+    if (flags.npy === undefined) {
+      const stray = NPY_FLAGS.find((f) => flags[f] !== undefined);
+      if (stray) throw new UsageError(`--${stray}: expected only with --npy`);
+    }
     if (flags.sheet) await checkOutputFile(flags.sheet, "sheet");
+    if (npy) for (const [path, flag] of [[npy.images, "npy"], [npy.labels, "npy-labels"]] as const) await checkOutputFile(path, flag);
     let ds = await openDataset({ name, root: flags.root, split: flags.split });
     if (classes || flags.first !== undefined || flags.fraction !== undefined) {
       try {
@@ -97,12 +131,80 @@ ${describeDatasets(" ".repeat(24))}
       flags.sheet && !fail ? await contactSheet(ds, { perClass, maxClasses: rows, tile, skipCorrupt }) : undefined;
     // Atomic, creating missing folders; a failure names the path.
     if (sheet && flags.sheet) await writeFileAtomic(flags.sheet, sheet.png);
-    report(summary, sheet && { ...sheet, path: flags.sheet! }, flags.json === true, flags.check === true);
+    const written = npy && !fail ? await writeImages(ds, npy, skipCorrupt) : undefined;
+    report(summary, sheet && { ...sheet, path: flags.sheet! }, flags.json === true, flags.check === true, written);
     if (fail) throw new Error(`data: expected every image to decode, got ${summary.corrupt.length} corrupt (listed above; --skip-corrupt to accept)`);
   },
 };
 
-function report(summary: DatasetSummary, sheet: (Sheet & { path: string }) | undefined, json: boolean, checked: boolean): void {
+interface NpyOutput {
+  images: string; // (N, 3, S, S) float32
+  labels: string; // (N) int32
+  transform: TransformSpec;
+}
+
+interface NpyWritten {
+  images: string;
+  labels: string;
+  shape: number[];
+  transform: TransformSpec;
+}
+
+// --npy's files and transform from the flags, checked before any work. The transform is built as a study builds a
+// data spec's (transformFor), so the defaults are the same.
+function npyOutput(flags: Flags<typeof FLAGS>): NpyOutput {
+  const images = flags.npy!;
+  if (!images.endsWith(".npy")) throw new UsageError(`--npy: expected a file name ending in .npy, got ${images}`);
+  const labels = flags["npy-labels"] ?? `${images.slice(0, -".npy".length)}-labels.npy`;
+  if (labels === images) throw new UsageError(`--npy-labels: expected a file other than --npy, got ${labels}`);
+  const kind = flags.transform ?? "eval";
+  if (!(NPY_TRANSFORMS as readonly string[]).includes(kind)) throw new UsageError(`--transform: expected ${NPY_TRANSFORMS.join(" or ")} (train draws at random), got "${kind}"`);
+  const size = required(flags.size, "size");
+  if (size < 1) throw new UsageError(`--size: expected a positive integer, got ${size}`);
+  const rgb = (flag: "mean" | "std") => {
+    const list = flags[flag];
+    if (list === undefined) return undefined;
+    const values = list.map((v) => decimal(v) ?? NaN);
+    const ok = values.length === 3 && values.every((v) => Number.isFinite(v) && (flag === "mean" || v > 0));
+    if (!ok) throw new UsageError(`--${flag}: expected 3 ${flag === "mean" ? "numbers" : "numbers > 0"} (R,G,B), got "${list.join(",")}"`);
+    return values as [number, number, number];
+  };
+  const choice = <T extends string>(flag: "interpolation" | "resampler", known: readonly T[]): T | undefined => {
+    const v = flags[flag];
+    if (v !== undefined && !(known as readonly string[]).includes(v)) throw new UsageError(`--${flag}: expected one of ${known.join(", ")}, got "${v}"`);
+    return v as T | undefined;
+  };
+  const spec: DataSpec = {
+    dataset: flags.dataset!,
+    split: flags.split ?? "train",
+    transform: kind as DataSpec["transform"],
+    mean: rgb("mean"),
+    std: rgb("std"),
+    interpolation: choice<Interpolation>("interpolation", INTERPOLATIONS),
+    resampler: choice<Resampler>("resampler", RESAMPLERS),
+  };
+  return { images, labels, transform: transformFor(spec, size) };
+}
+
+// The dataset's images through the transform, in dataset order, and their labels (corrupt images left out where
+// skipCorrupt allows). All are held in memory: 4 x 3 x S x S bytes an image.
+async function writeImages(ds: Dataset, out: NpyOutput, skipCorrupt: boolean): Promise<NpyWritten> {
+  const loader = new Loader(ds, new Transform(out.transform), { batchSize: 64, skipCorrupt });
+  const images: Float32Array[] = [];
+  const labels: Int32Array[] = [];
+  // A batch's images may be a view of a buffer the loader reuses: copied.
+  for await (const b of loader.epoch(0)) {
+    images.push(b.images.slice());
+    labels.push(b.labels.slice());
+  }
+  const all = joined(labels, Int32Array);
+  const shape = [all.length, 3, out.transform.size, out.transform.size];
+  await writeNpy(out.images, joined(images, Float32Array), shape);
+  await writeNpy(out.labels, all, [all.length]);
+  return { images: out.images, labels: out.labels, shape, transform: out.transform };
+}
+
+function report(summary: DatasetSummary, sheet: (Sheet & { path: string }) | undefined, json: boolean, checked: boolean, npy: NpyWritten | undefined): void {
   const skipped = new Map([...summary.corrupt, ...(sheet?.skipped ?? [])].map((s) => [s.index, s]));
   if (json) {
     const out = {
@@ -113,6 +215,7 @@ function report(summary: DatasetSummary, sheet: (Sheet & { path: string }) | und
       checked: summary.checked,
       corrupt: [...skipped.values()],
       sheet: sheet && { path: sheet.path, width: sheet.width, height: sheet.height, rows: sheet.rows, perClass: sheet.perClass },
+      npy,
     };
     console.log(JSON.stringify(out, null, 2));
     return;
@@ -137,4 +240,5 @@ function report(summary: DatasetSummary, sheet: (Sheet & { path: string }) | und
     const rows = `rows = classes ${sheet.rows[0]}..${sheet.rows[sheet.rows.length - 1]}, ${sheet.perClass} per row`;
     console.log(`sheet     ${sheet.path}: ${sheet.width}x${sheet.height}, ${rows}${sheet.skipped.length ? `, ${sheet.skipped.length} corrupt skipped` : ""}`);
   }
+  if (npy) console.log(`npy       ${npy.images} (${npy.shape.join(" x ")}, float32, transform ${npy.transform.kind} at ${npy.transform.size} px), ${npy.labels} (${npy.shape[0]}, int32)`);
 }

@@ -14,11 +14,14 @@ export const exportCommand: Command = {
   usage: `usage: node dist/run.js export --base FILE --finetuned F.safetensors --out OUT.safetensors [--merge]
 
   --base              the checkpoint the model was fine-tuned from (checked against the manifest's SHA-256)
-  --finetuned         the saved trainable tensors with their manifest (written by the trainer)
+  --finetuned         the saved trainable tensors with their manifest (written by the trainer: a study cell's
+                      best.safetensors or last.safetensors)
   --out               the checkpoint to write, a .safetensors file
   --merge             fold LoRA into the weights: a plain ViT that \`features\` and timm load; without it the file
-                      holds every tensor, adapters included, under their own names
-  --heads, --key      as for \`features\` (default heads: the number the manifest records, else as for \`features\`)
+                      holds every tensor, adapters included, under their own names (without LoRA the two are the
+                      same file)
+  --heads, --key      as for \`features\` (default heads: the number the manifest records, and no other; else as
+                      for \`features\`)
   --allow-other-base  skip the base checkpoint hash check`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);

@@ -8,6 +8,8 @@ import { readNpy, writeNpy } from "../data/npy.js";
 import { HeadsError } from "../vit/checkpoint.js";
 import { loadVit } from "../vit/load.js";
 import { isLoraKey } from "../peft/lora.js";
+import { MANIFEST_KEY, readManifest } from "../peft/save.js";
+import { readSafetensorsHeader } from "../vit/safetensors.js";
 import { extractFeatures } from "../eval/features.js";
 import { join } from "node:path";
 
@@ -77,6 +79,7 @@ export const features: Command = {
       const at = [Math.floor(bad / (C * H * W)), Math.floor(bad / (H * W)) % C, Math.floor(bad / W) % H, bad % W];
       throw new Error(`features: ${input}: expected finite pixel values, got ${images[bad]} at index (${at.join(", ")}) (image, channel, row, column)`);
     }
+    await refuseFinetuned(weights);
     const loaded = await loadVit(weights, { heads: flags.heads, key: flags.key, allowNonfinite: flags["allow-nonfinite"] }).catch((e) => {
       throw e instanceof HeadsError ? new UsageError(`--heads: ${e.message}`) : e;
     });
@@ -104,3 +107,17 @@ export const features: Command = {
     console.error(`wrote ${out} (${x.shape[0]} x ${model.width})${result.captured.size ? ` and ${result.captured.size} dumps in ${dumpDir}` : ""}`);
   },
 };
+
+// A fine-tuned model's file (a study cell's best.safetensors) holds only its trainable tensors, in the trainer's
+// layout, with a manifest: loaded as a checkpoint it fails on its first missing tensor. Said in these words instead.
+async function refuseFinetuned(weights: string): Promise<void> {
+  if (!weights.endsWith(".safetensors")) return;
+  // An unreadable file is loadVit's to report, in its words.
+  const header = await readSafetensorsHeader(weights).catch(() => undefined);
+  if (!header?.metadata[MANIFEST_KEY]) return;
+  const m = await readManifest(weights);
+  throw new Error(
+    `features: ${weights} holds a fine-tuned model's trainable tensors (${m.strategy}, fine-tuned from ${m.base.file}), not a checkpoint: ` +
+      `write one with \`export --base ${m.base.file} --finetuned ${weights} --out OUT.safetensors --merge\``,
+  );
+}

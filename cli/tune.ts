@@ -16,7 +16,7 @@ import { FAMILIES, familyNamed, resolveVersion } from "../kernels/registry.js";
 import { DROP_FACTOR, candidates, tuneShape, withComposedShapes } from "../kernels/tune.js";
 import { checkStepFits, traceTrainingStep } from "../train/trace.js";
 import { type VitConfig, NAMED_CONFIGS, namedConfig, validateConfig } from "../vit/config.js";
-import { type Strategy, parseStrategyFor } from "../peft/strategy.js";
+import { type Strategy, parseStrategyFor, strategyTexts } from "../peft/strategy.js";
 import { DEFAULT_MODEL } from "../study/config.js";
 import { PRECISIONS, type Precision } from "../autograd/precision.js";
 import { checkPrecisionOnDevice } from "../train/mixed-precision.js";
@@ -131,7 +131,7 @@ an explicit version (PEFT_MATMUL, or a call's version option) still wins.`,
     if (!flags.json) for (const fault of faults) console.log(`not a candidate, failed its check on this device: ${fault}`);
     let strategies: Strategy[];
     try {
-      strategies = (flags.strategies ?? ["full"]).map((text) => parseStrategyFor(text, config));
+      strategies = strategyTexts(flags.strategies ?? ["full"]).map((text) => parseStrategyFor(text, config));
     } catch (e) {
       throw new UsageError(`--strategies: ${e instanceof Error ? e.message : e}`);
     }

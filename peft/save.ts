@@ -11,7 +11,7 @@ import { writeJsonAtomic } from "../util/atomic.js";
 import { readSafetensors, readSafetensorsHeader, writeSafetensors, type F32Tensor } from "../vit/safetensors.js";
 import { loadVit, saveVit } from "../vit/load.js";
 import type { VisionTransformer } from "../vit/model.js";
-import type { CheckpointOptions } from "../vit/checkpoint.js";
+import { type CheckpointOptions, HeadsError } from "../vit/checkpoint.js";
 import { type HeadInit, applyStrategy, strategyName, type Strategy } from "./strategy.js";
 import { mergeLora } from "./lora.js";
 
@@ -89,6 +89,10 @@ export async function loadFinetuned(
     if (hash !== manifest.base.sha256) {
       throw new Error(`finetuned: ${path} was trained from ${manifest.base.file} (sha256 ${manifest.base.sha256.slice(0, 12)}…), not ${basePath} (${hash.slice(0, 12)}…)`);
     }
+  }
+  // The heads the model was trained with: another count is another model, though its tensors fit.
+  if (opts.heads !== undefined && manifest.heads !== undefined && opts.heads !== manifest.heads) {
+    throw new HeadsError(`finetuned: expected ${manifest.heads} heads, as the manifest of ${path} states, got ${opts.heads}`);
   }
   const { model } = await loadVit(basePath, { ...opts, heads: opts.heads ?? manifest.heads });
   applyStrategy(model, manifest.strategyOptions, manifest.classes, manifest.seed, manifest.headInit);

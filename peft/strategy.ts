@@ -16,6 +16,17 @@ export type Strategy =
 
 export const STRATEGY_FORMS = "full, linear, top-K, top-K-frozen-norm, lora-rR, block-pP or block@POS[,POS]";
 
+// A flag's comma-separated list of strategies, split at every comma (util/args.ts), with block@1,3's positions
+// joined again: a bare number belongs to the block@ before it.
+export function strategyTexts(items: string[]): string[] {
+  const out: string[] = [];
+  for (const item of items) {
+    if (/^\d+$/.test(item) && out.length > 0 && out[out.length - 1].startsWith("block@")) out[out.length - 1] += `,${item}`;
+    else out.push(item);
+  }
+  return out;
+}
+
 // "full", "linear", "top-3", "top-3-frozen-norm", "lora-r8", "block-p2", "block@11" (explicit positions,
 // comma-separated).
 export function parseStrategy(text: string): Strategy {

@@ -8,6 +8,9 @@ import { UsageError } from "../../util/command.js";
 import { readNpy, writeNpy } from "../../data/npy.js";
 import { readSafetensors, writeSafetensors } from "../../vit/safetensors.js";
 import { expectClose, useEngine } from "../helpers.js";
+import { loadVit } from "../../vit/load.js";
+import { applyStrategy, parseStrategy } from "../../peft/strategy.js";
+import { saveFinetuned, sha256File } from "../../peft/save.js";
 
 useEngine();
 const FIX = "test/fixtures/";
@@ -66,5 +69,20 @@ describe("features command", () => {
     expect(warn.mock.calls.map((c) => String(c[0])).join("\n")).toContain("non-finite weights: blocks.1.mlp.fc1.weight[0] = NaN");
     warn.mockRestore();
     expect(Array.from((await readNpy(join(dir, "f.npy"))).data as Float32Array).some(Number.isNaN)).toBe(true);
+  });
+
+  it("refuses a fine-tuned model's trainable tensors (a study cell's best.safetensors), saying to export them", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "peft-features-"));
+    const base = FIX + "vit-tiny.safetensors";
+    const { model } = await loadVit(base);
+    for (const name of ["full", "lora-r2"]) {
+      const strategy = parseStrategy(name);
+      const weights = join(dir, `${name}.safetensors`);
+      await saveFinetuned(weights, applyStrategy(model, strategy, 3), { strategyOptions: strategy, classes: 3, seed: 0, base: { file: base, sha256: await sha256File(base) }, hyperParameters: {} });
+      await writeNpy(join(dir, "x.npy"), new Float32Array(3 * 16 * 16), [1, 3, 16, 16]);
+      await expect(features.run(["--weights", weights, "--input", join(dir, "x.npy"), "--out", join(dir, "f.npy")])).rejects.toThrow(
+        `features: ${weights} holds a fine-tuned model's trainable tensors (${name}, fine-tuned from ${base}), not a checkpoint: write one with \`export --base ${base} --finetuned ${weights} --out OUT.safetensors --merge\``,
+      );
+    }
   });
 });

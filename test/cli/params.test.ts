@@ -1,11 +1,14 @@
-// `params`: the paper's Table 1 column, and flags it refuses as usage errors.
+// `params`: the paper's Table 1 column, a checkpoint's counts (--weights), and flags it refuses as usage errors.
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { params } from "../../cli/params.js";
 import { UsageError } from "../../util/command.js";
+import { loadVit } from "../../vit/load.js";
+import { applyStrategy, countParameters, parseStrategy } from "../../peft/strategy.js";
+import { useEngine } from "../helpers.js";
 
 afterEach(() => vi.restoreAllMocks());
 
-async function json(...argv: string[]): Promise<{ rows: { strategy: string; paper: number; trainable: number }[] }> {
+async function json(...argv: string[]): Promise<{ rows: { strategy: string; paper: number; trainable: number; total: number }[] }> {
   const log = vi.spyOn(console, "log").mockImplementation(() => {});
   await params.run([...argv, "--json"]);
   return JSON.parse(String(log.mock.calls[0][0]));
@@ -49,5 +52,38 @@ describe("params", () => {
       ["top-3", 21342052],
       ["top-3-frozen-norm", 21340516],
     ]);
+  });
+
+  it("takes block@ with several positions in the comma-separated list", async () => {
+    const { rows } = await json("--strategies", "block@4,8,linear,block@12");
+    expect(rows.map((r) => [r.strategy, r.trainable])).toEqual([
+      ["block@4,8", 2 * 7087872 + 76900], // two ViT-B/16 blocks and the head
+      ["linear", 76900],
+      ["block@12", 7087872 + 76900],
+    ]);
+  });
+});
+
+describe("params --weights", () => {
+  useEngine();
+  const BASE = "test/fixtures/vit-tiny.safetensors"; // 2 blocks, width 32; its metadata states 2 heads
+
+  it("counts for a checkpoint's ViT what applying each strategy to it marks trainable", async () => {
+    const strategies = ["full", "top-1", "linear", "lora-r4", "block-p1", "block@1,2"];
+    const { rows } = await json("--weights", BASE, "--classes", "5", "--strategies", strategies.join(","));
+    for (const [i, name] of strategies.entries()) {
+      const { model } = await loadVit(BASE);
+      const trainable = countParameters(applyStrategy(model, parseStrategy(name), 5));
+      expect([rows[i].strategy, rows[i].trainable, rows[i].total], name).toEqual([name, trainable, model.parameters().reduce((n, [, t]) => n + t.size, 0)]);
+      for (const [, t] of model.parameters()) t.dispose();
+    }
+  });
+
+  it("keeps of the default list the strategies that fit the checkpoint, and refuses --model beside it", async () => {
+    const { rows } = await json("--weights", BASE);
+    expect(rows.map((r) => r.strategy)).toEqual(["full", "linear", "lora-r4", "lora-r8", "lora-r16", "block-p1", "block-p2"]);
+    await expect(params.run(["--weights", BASE, "--model", "vit-s16"])).rejects.toThrow(new UsageError("--model, --weights: expected one of them, got both"));
+    await expect(params.run(["--heads", "2"])).rejects.toThrow(new UsageError("--heads, --key: expected only with --weights"));
+    await expect(params.run(["--weights", BASE, "--heads", "3"])).rejects.toThrow(/^--heads: checkpoint: expected 2 heads, as the file's metadata states, got 3/);
   });
 });

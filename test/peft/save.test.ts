@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../engine/tensor.js";
 import { loadVit } from "../../vit/load.js";
+import { HeadsError } from "../../vit/checkpoint.js";
 import { type HeadInit, applyStrategy, parseStrategy } from "../../peft/strategy.js";
 import { MANIFEST_KEY, exportMerged, loadFinetuned, saveFinetuned, sha256File } from "../../peft/save.js";
 import { readSafetensors, writeSafetensors } from "../../vit/safetensors.js";
@@ -77,6 +78,43 @@ describe("saving fine-tuned models", () => {
     const manifest = JSON.parse(metadata[MANIFEST_KEY]);
     await writeSafetensors(odd, tensors, { ...metadata, [MANIFEST_KEY]: JSON.stringify({ ...manifest, headInit: "xavier" }) });
     await expect(loadFinetuned(BASE, odd, { heads: 2 })).rejects.toThrow('expected a head initialisation uniform or trunc-normal, got "xavier"');
+  });
+
+  it("block-p2: the export holds depth + 2 blocks, each new one right after the block it copies", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "peft-save-"));
+    const { model } = await loadVit(BASE, { heads: 2 });
+    const strategy = parseStrategy("block-p2");
+    const trainable = applyStrategy(model, strategy, 3);
+    let fill = 1;
+    for (const [name, t] of trainable) if (name.startsWith("blocks.")) t.write(new Float32Array(t.size).fill(fill++)); // new blocks told apart
+    const path = join(dir, "ft.safetensors");
+    await saveFinetuned(path, trainable, { strategyOptions: strategy, classes: 3, seed: 0, base: { file: BASE, sha256: await sha256File(BASE) }, hyperParameters: {} });
+    const merged = join(dir, "merged.safetensors");
+    await exportMerged((await loadFinetuned(BASE, path, { heads: 2 })).model, merged);
+    const base = (await readSafetensors(BASE)).tensors;
+    const out = (await readSafetensors(merged)).tensors;
+    const qkv = (t: Map<string, { data: Float32Array }>, i: number) => Array.from(t.get(`blocks.${i}.attn.qkv.weight`)!.data);
+    expect(out.has("blocks.4.attn.qkv.weight")).toBe(false);
+    expect(qkv(out, 0)).toEqual(qkv(base, 0));
+    expect(qkv(out, 2)).toEqual(qkv(base, 1));
+    const saved = (await readSafetensors(path)).tensors;
+    expect(qkv(out, 1)).toEqual(qkv(saved, 1)); // the trainer named the new blocks by their place in the model
+    expect(qkv(out, 3)).toEqual(qkv(saved, 3));
+    expect(qkv(out, 1)[0]).not.toBe(qkv(out, 3)[0]);
+  });
+
+  it("refuses a head count other than the manifest's, where the base checkpoint states none", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "peft-save-"));
+    const base = "test/fixtures/vit-tiny.pth"; // the same tiny ViT; a .pth states no head count
+    const { model } = await loadVit(base, { heads: 2 });
+    const strategy = parseStrategy("full");
+    const path = join(dir, "ft.safetensors");
+    const trainable = applyStrategy(model, strategy, 3);
+    await saveFinetuned(path, trainable, { strategyOptions: strategy, classes: 3, heads: 2, seed: 0, base: { file: base, sha256: await sha256File(base) }, hyperParameters: {} });
+    // 4 heads fit the width-32 tensors as well as 2: only the manifest tells them apart.
+    await expect(loadFinetuned(base, path, { heads: 4 })).rejects.toThrow(new HeadsError(`finetuned: expected 2 heads, as the manifest of ${path} states, got 4`));
+    expect((await loadFinetuned(base, path, { heads: 2 })).model.config.heads).toBe(2);
+    expect((await loadFinetuned(base, path)).model.config.heads).toBe(2);
   });
 
   it("refuses another base checkpoint", async () => {

@@ -7,7 +7,7 @@ import * as ops from "../../autograd/ops.js";
 import { SGD } from "../../autograd/optim.js";
 import { validateConfig, type VitConfig } from "../../vit/config.js";
 import { buildVit, initialiser, type VisionTransformer } from "../../vit/model.js";
-import { applyStrategy, newHead, parseStrategy, parseStrategyFor, strategyName, strategyProblem } from "../../peft/strategy.js";
+import { applyStrategy, newHead, parseStrategy, parseStrategyFor, strategyName, strategyProblem, strategyTexts } from "../../peft/strategy.js";
 import { applyLora, isLoraKey, mergeLora, unmergeLora } from "../../peft/lora.js";
 import { defaultPositions, expandBlocks } from "../../peft/block-expansion.js";
 import { expectClose, randn, useEngine } from "../helpers.js";
@@ -33,6 +33,13 @@ const images = () => Tensor.fromArray(randn(2 * 3 * 16 * 16, 3), [2, 3, 16, 16])
 async function features(m: VisionTransformer, x: Tensor): Promise<Float32Array> {
   return noGrad(() => m.features(x)).data();
 }
+
+describe("strategyTexts", () => {
+  it("joins block@'s positions split off by a flag's commas, and nothing else", () => {
+    expect(strategyTexts(["block@1", "3", "full", "block@2", "lora-r8", "block@4", "5", "6"])).toEqual(["block@1,3", "full", "block@2", "lora-r8", "block@4,5,6"]);
+    expect(strategyTexts(["3", "full", "4"])).toEqual(["3", "full", "4"]); // refused later, by name
+  });
+});
 
 describe("block expansion", () => {
   it("places blocks after every depth/p-th block by default", () => {
