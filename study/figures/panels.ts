@@ -6,6 +6,10 @@
 import type { FigureLayer, FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 
+// Tall enough for the longest y-axis title of a panel ("Source k-NN top-1 (%), 20-NN", rotated): a title longer
+// than the plot reaches above it and lifts that panel's title above its neighbour's.
+const PANEL_HEIGHT = 280;
+
 export interface FigurePanel {
   title: string;
   layers: FigureLayer[];
@@ -16,7 +20,7 @@ export function panelsSpec(title: { text: string; subtitle: string[] }, panels: 
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title,
     config: FIGURE_CONFIG,
-    hconcat: panels.map((p) => ({ title: { text: p.title, fontSize: 13, fontWeight: "normal" }, width: 240, height: 240, layer: p.layers })),
+    hconcat: panels.map((p) => ({ title: { text: p.title, fontSize: 13, fontWeight: "normal" }, width: 240, height: PANEL_HEIGHT, layer: p.layers })),
     resolve: { scale: { x: "independent", y: o.sharedY ? "shared" : "independent", color: "shared", shape: "shared", strokeDash: "independent" } },
   } as FigureSpec;
 }

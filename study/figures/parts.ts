@@ -44,8 +44,9 @@ export function knnChannel(r: Pick<Panel, "reportK">, field: string) {
 }
 
 // The dashed line at the original backbone's accuracy: what a backbone that forgot nothing keeps. `which` names the
-// backbone in the legend where a figure shows several (e.g. "ViT-S/16").
-export function originalBackboneLayer(r: Panel, which?: string): FigureLayer {
+// backbone in the legend where a figure shows several (e.g. "ViT-S/16"). Its legend goes above the plot, or below
+// where one panel of several has the line (Figure 3's): above, it would lift that panel's title above its neighbour's.
+export function originalBackboneLayer(r: Panel, which?: string, legendAt: "top" | "bottom" = "top"): FigureLayer {
   const knn = r.baseline.knn[String(r.reportK)].top1;
   return {
     data: { values: [{ line: `original ${which ?? "backbone"} (${knn.toFixed(2)}%)`, knn }] },
@@ -56,8 +57,8 @@ export function originalBackboneLayer(r: Panel, which?: string): FigureLayer {
         field: "line",
         type: "nominal",
         scale: { range: [REFERENCE_DASH] },
-        // Above the plot: a legend of its own on the right would come before the strategies'.
-        legend: { title: null, orient: "top", symbolSize: 500, symbolStrokeColor: "#333", symbolStrokeWidth: 1.5 },
+        // Not on the right: a legend of its own there would come before the strategies'.
+        legend: { title: null, orient: legendAt, symbolSize: 500, symbolStrokeColor: "#333", symbolStrokeWidth: 1.5 },
       },
     },
   };

@@ -34,6 +34,22 @@ describe("Figure 3", () => {
     expect(() => figure3Spec(summarize(config, baseline, cells, notes))).toThrow("figure 3: expected Block Expansion at 2 or more numbers of blocks and rates in fashion-mnist-split, got none");
   });
 
+  // A panel's title sits above everything of its panel: a legend above one plot, or a rotated y-axis title longer
+  // than the plot, lifted it above its neighbour's.
+  it("puts both panels' titles at one height", async () => {
+    const svg = await renderSvg(figure3Spec(results()), "figure3");
+    // Each title is a group translated to its place, its text inside: the y of the group whose text is `title`.
+    const at = (title: string) => {
+      const group = svg.split('role-title"><g transform="translate(').find((g) => g.includes(`>${title}</text>`));
+      return Number(group?.split(")")[0].split(",")[1]);
+    };
+    const transfer = at("Transfer accuracy");
+    expect(transfer).toBeLessThan(0);
+    // A mark at a plot's edge may still reach a few pixels past it (a point's radius); the legend or an axis title
+    // lifted a title by 20 to 30.
+    expect(Math.abs(at("Source k-NN accuracy (forgetting)") - transfer)).toBeLessThanOrEqual(8);
+  });
+
   it("leaves out a rate with a diverged seed, as the table's choice does", () => {
     const lost = diverged("block-p2", 0.01, 1, 3);
     const r = results([...blockCells.filter((c) => c.id !== lost.id), lost, ...linearCells]);
