@@ -144,6 +144,18 @@ describe("shipped configs", () => {
     }
   });
 
+  // Figure 3 at the default's scale: its cells beside the default's block-p1 cell, which it holds as it is.
+  it("configs/default-figure3.json is the default study but for Block Expansion's blocks and rates, curve and analysis", () => {
+    const figure3 = parseStudyConfig(JSON.parse(readFileSync("configs/default-figure3.json", "utf8")));
+    const study = parseStudyConfig(DEFAULT_STUDY);
+    const rest = ({ name: _n, strategies: _s, learningRates: _l, analysis: _an, knn: { atSteps: _a, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
+    expect(rest(figure3)).toEqual(rest(study));
+    expect(figure3.strategies.map(strategyName)).toEqual(["block-p1", "block-p2", "block-p4"]);
+    const blockP1 = study.strategies.find((s) => strategyName(s) === "block-p1")!;
+    expect(ratesFor(figure3, blockP1)).toContain(ratesFor(study, blockP1)[0]);
+    expect(figure3.analysis).toBeUndefined();
+  });
+
   it("configs/default-supervised.json is the default study but for its backbone (pre-trained with labels) and rates", () => {
     const supervised = parseStudyConfig(SUPERVISED_STUDY);
     const study = parseStudyConfig(DEFAULT_STUDY);
