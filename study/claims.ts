@@ -88,6 +88,8 @@ export async function readClaim(path: string): Promise<ClaimRecord | undefined> 
 export class Claim {
   private timer: ReturnType<typeof setInterval>;
   private lostReported = false;
+  private released = false;
+  private beating: Promise<unknown> = Promise.resolve(); // the heartbeat in flight, which release() waits for
 
   constructor(
     readonly path: string,
@@ -102,8 +104,15 @@ export class Claim {
 
   // Refreshes the heartbeat while the claim is still this one's. Another worker takes a claim over only after this
   // one's heartbeats stopped for staleMs: then the work is done twice, to the same files (atomic writes of
-  // deterministic results), and the log says so.
-  async beat(): Promise<void> {
+  // deterministic results), and the log says so. One beat at a time, none after release(): a beat reads the file
+  // and then rewrites it, and one in flight would put the file back after release() removed it.
+  beat(): Promise<void> {
+    const beat = this.beating.then(() => (this.released ? undefined : this.refresh()));
+    this.beating = beat.catch(() => undefined);
+    return beat;
+  }
+
+  private async refresh(): Promise<void> {
     const now = await readClaim(this.path);
     if (now?.token !== this.record.token) {
       if (!this.lostReported) this.log(`warning: ${this.path} was taken over by ${now ? describeOwner(now) : "nobody (removed)"}; this worker goes on with the work`);
@@ -116,6 +125,8 @@ export class Claim {
 
   async release(): Promise<void> {
     clearInterval(this.timer);
+    this.released = true;
+    await this.beating;
     // The file goes before the token leaves HELD: in between, a claim of this pid whose token is not held would
     // pass for one an earlier process with the same pid left, and be taken over as stale.
     if ((await readClaim(this.path))?.token === this.record.token) await unlink(this.path).catch(() => undefined);
@@ -171,10 +182,20 @@ async function takeOver(path: string, held: ClaimRecord, aside: string): Promise
   return true;
 }
 
+// Removes the claim at `path` of finished work whose owner is gone: one killed after marking its work done and before
+// releasing the claim. Nobody would claim that work again, so nobody else would ever remove the file. A live
+// owner's claim is left to it. The log names what was removed.
+export async function removeStaleClaim(path: string, timing: ClaimTiming, log: (line: string) => void): Promise<void> {
+  const held = await readClaim(path);
+  if (held === undefined || staleness(held, timing) === undefined) return;
+  if (await takeOver(path, held, `${path}.tmp-${process.pid}-${Date.now()}`)) log(`removed the claim ${path} that ${describeOwner(held)} left on its finished work`);
+}
+
 // Claims `path`, waiting while a live worker holds it, until `done()` says that work is finished (by whoever held
-// it): then resolves with undefined. The log names the holder once. A holder marks its work done before it
-// releases the claim, so done() is asked again once the claim is ours: the holder may have finished and released
-// between the last look and the claim, and its work must not run twice.
+// it): then resolves with undefined, having removed a claim its dead owner left on the finished work. The log names
+// the holder once. A holder marks its work done before it releases the claim, so done() is asked again once the
+// claim is ours: the holder may have finished and released between the last look and the claim, and its work must
+// not run twice.
 export async function claimOrWait(path: string, owner: ClaimOwner, timing: ClaimTiming, log: (line: string) => void, done: () => boolean): Promise<Claim | undefined> {
   let reported = false;
   while (!done()) {
@@ -188,5 +209,6 @@ export async function claimOrWait(path: string, owner: ClaimOwner, timing: Claim
     reported = true;
     await sleep(timing.pollMs);
   }
+  await removeStaleClaim(path, timing, log);
   return undefined;
 }

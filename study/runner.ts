@@ -64,11 +64,11 @@ import { dinoPretrain, dinoPretrainDir } from "../train/dino-pretrain.js";
 import { CollapseError } from "../train/dino-collapse.js";
 import { DivergedError, PassTooLargeError, train } from "../train/train.js";
 import { checkPrecisionOnDevice } from "../train/mixed-precision.js";
-import { loadTrainable } from "../train/checkpoint.js";
+import { loadTrainable, sweepTemporaries } from "../train/checkpoint.js";
 import { describeBackbone, describeCheckpoint } from "../train/backbone-manifest.js";
 import { readSafetensorsHeader } from "../vit/safetensors.js";
 import { type ProgressStream, formatDuration } from "../train/progress.js";
-import { removeStaleTemporaries, writeJsonAtomic } from "../util/atomic.js";
+import { writeJsonAtomic } from "../util/atomic.js";
 import { readJsonFile } from "../util/json-file.js";
 import { differences } from "../util/differences.js";
 import { resolveShipped } from "../util/shipped.js";
@@ -78,7 +78,7 @@ import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-file
 import { KnnCurve } from "./knn-curve.js";
 import { selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
 import { type Cell, cellsOf } from "./cells.js";
-import { CLAIM_TIMING, type Claim, type ClaimOwner, type ClaimTiming, claimOrWait, describeOwner, thisOwner, tryClaim } from "./claims.js";
+import { CLAIM_TIMING, type Claim, type ClaimOwner, type ClaimTiming, claimOrWait, describeOwner, removeStaleClaim, thisOwner, tryClaim } from "./claims.js";
 import { ANALYSIS_FILES, analyzeRun } from "./analysis.js";
 import { ownWaitEstimate } from "../engine/timing.js";
 
@@ -226,7 +226,10 @@ async function claimFolder(out: string, config: StudyConfig, force: boolean, log
   const path = join(out, "config.json");
   if (existsSync(path) && force) {
     log(`--force: discarding the earlier results in ${out}`);
-    for (const name of ["cells", "baseline.json", "backbone.json", ...REPORT_FILES, ...ANALYSIS_FILES]) {
+    // The files made from the results first, the results (baseline, cells) last: a kill in between leaves a folder
+    // that still holds results, which a rerun without --force refuses, never a report or analysis (reused while its
+    // cells' ids match) that a new config would take for its own.
+    for (const name of [...ANALYSIS_FILES, ...REPORT_FILES, "backbone.json", "baseline.json", "cells"]) {
       await rm(join(out, name), { recursive: true, force: true });
     }
   } else if (existsSync(path) && !(await holdsResults(out))) {
@@ -340,7 +343,9 @@ async function prepareBackbone(
     const dir = dinoPretrainDir(spec, ds, cacheDir);
     await sweep(dir);
     const path = join(dir, "backbone.safetensors");
-    if (existsSync(path)) log(`backbone: cached ${path}`);
+    // Finished once its manifest is there too, which is written after the backbone: a run killed in between resumes
+    // from its checkpoint of the last step, which writes both again (the same backbone).
+    if (existsSync(path) && existsSync(join(dir, "backbone.json"))) log(`backbone: cached ${path}`);
     else {
       log(`backbone: DINO pre-training on ${ds.identity.name} (${ds.identity.subset ?? "all"}) in ${dir}`);
       const p = await dinoPretrain({ spec, data: ds, dir, progress, log }).catch((e) => {
@@ -357,7 +362,7 @@ async function prepareBackbone(
     const spec = pretrainSpec;
     await sweep(pretrainDir(spec, data.pretrain!));
     log(`backbone: supervised pre-training on ${data.pretrain!.identity.name} (${data.pretrain!.identity.subset ?? "all"}), a stand-in for DINO's self-supervised pre-training`);
-    const p = await pretrain(spec, data.pretrain!, progress).catch((e) => {
+    const p = await pretrain(spec, data.pretrain!, progress, log).catch((e) => {
       // Every cell needs the backbone: unlike a cell's, this divergence ends the study.
       if (e instanceof DivergedError) throw new Error(`experiment: the backbone's pre-training diverged: ${e.message}; a smaller backbone.pretrain.lr (now ${spec.lr}) should train it`, { cause: e });
       throw passTooLarge(e, "backbone.pretrain.microBatch");
@@ -417,10 +422,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   const out = resolve(o.out);
   const owner = o.owner ?? thisOwner();
   const timing = o.claimTiming ?? CLAIM_TIMING;
-  const sweep = async (dir: string) => {
-    const n = await removeStaleTemporaries(dir);
-    if (n > 0) log(`removed ${n} temporary file(s) of writes cut short by an interrupted run, in ${dir}`);
-  };
+  const sweep = (dir: string) => sweepTemporaries(dir, log);
   const cells = cellsOf(config);
   const selected = o.cells ? o.cells.map((n) => cells[n - 1]) : cells;
   if (selected.some((c) => c === undefined)) throw new Error(`experiment: expected cell numbers from 1 to ${cells.length}, got ${o.cells!.join(",")}`);
@@ -443,6 +445,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   }
   if (o.collect && !existsSync(baselinePath)) throw new Error(`experiment: nothing to collect in ${out}: the preparation (the backbone and the original backbone's k-NN, baseline.json) has not run`);
   const prior = await priorOutcomes(out, config, selected, o.retryDiverged ?? false, log);
+  for (const id of prior.keys()) await removeStaleClaim(join(out, "cells", id, "claim.json"), timing, log);
 
   // The preparation (backbone, baseline.json) once, by whichever worker claims it first; the others wait for it.
   const preparing = await claimOrWait(join(out, "prepare.claim.json"), owner, timing, log, () => existsSync(baselinePath));

@@ -1,5 +1,6 @@
 // The trainer's checkpoints: which settings a checkpoint belongs to (its fingerprint), reading tensors back for
-// one (refusing non-finite values, which would poison it), and loading one into a model's tensors.
+// one (refusing non-finite values, which would poison it), loading one into a model's tensors, and removing the
+// temporary files of the writes a kill cut short.
 //
 //   last.safetensors   trainable tensors + optimiser state (`optimizer.<param>.<slot>`; in f16 also AdamW's step
 //                      count on the device, `optimizer.step`, and the loss scale, `lossScale.*`); metadata: format,
@@ -11,6 +12,7 @@ import type { Loader } from "../data/loader.js";
 import { type F32Tensor, readSafetensors } from "../vit/safetensors.js";
 import { type TrainSettings, runIdentity } from "./settings.js";
 import { lossScaleFor } from "./mixed-precision.js";
+import { removeStaleTemporaries } from "../util/atomic.js";
 
 // 2: with the tensors' checksum. A checkpoint of format 1 is refused as one of other settings.
 export const FORMAT = "peft-vit-webgpu/train-checkpoint/2";
@@ -68,4 +70,11 @@ export async function loadTrainable(
     t.write(s.data);
   }
   return metadata;
+}
+
+// Removes the temporary files of the atomic writes that killed runs cut short under `dir` (util/atomic.ts), saying
+// how many: a killed run leaves one per kill, a checkpoint's size each, that nothing else would remove.
+export async function sweepTemporaries(dir: string, log?: (line: string) => void): Promise<void> {
+  const n = await removeStaleTemporaries(dir);
+  if (n > 0) log?.(`removed ${n} temporary file(s) of writes cut short by an interrupted run, in ${dir}`);
 }

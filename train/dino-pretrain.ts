@@ -16,7 +16,7 @@
 // checked (not on Dawn's null backend, which computes nothing); a checkpoint every `checkpointEvery` steps and at
 // the end. Resuming loads last.safetensors (refused, naming each setting that differs, when the settings or data
 // do; a folder of a supervised pre-training is refused too) and continues the epoch at the batch after it, so a
-// resumed run computes what an uninterrupted one does.
+// resumed run computes what an uninterrupted one does; it first removes the temporary files the kill left.
 //
 // `precision` "f16" trains in mixed precision with dynamic loss scaling, as main_dino.py's --use_fp16 (train/dino.ts),
 // the scale in the checkpoints (train/mixed-precision.ts, shared with train/train.ts).
@@ -39,7 +39,7 @@ import { type DinoHeadSpec, buildDinoHead, checkHeadSpec, dinoHeadInitialiser } 
 import { Dino, type DinoNet, type DinoStepValues } from "./dino.js";
 import { cosineAt, teacherTemperatureAt } from "./dino-schedules.js";
 import { type CollapseSettings, checkCollapseSettings, detectCollapse } from "./dino-collapse.js";
-import { NonFiniteError, loadTrainable, snapshot } from "./checkpoint.js";
+import { NonFiniteError, loadTrainable, snapshot, sweepTemporaries } from "./checkpoint.js";
 import { DivergedError } from "./train.js";
 import { Progress, type ProgressStream } from "./progress.js";
 import { type LossScaleSettings, type Precision, identityChanges, runIdentity } from "./settings.js";
@@ -229,6 +229,7 @@ export async function dinoPretrain(o: DinoPretrainOptions): Promise<DinoPretrain
   await checkPrecisionOnDevice("dino", "precision", s.precision);
   const started = performance.now();
   await makeFolder(o.dir);
+  await sweepTemporaries(o.dir, o.log);
   const print = fingerprint(s, o.data);
   const loader = new MultiCropLoader(o.data, multiCrop(s), s.batchSize, s.seed);
   const lossScale = lossScaleFor(s.precision, s.lossScale);
@@ -278,7 +279,10 @@ async function run(o: DinoPretrainOptions, dino: Dino, loader: MultiCropLoader, 
   let step = resumed?.step ?? 0;
   let rows = resumed?.rows ?? [];
   let knn = resumed?.knn ?? [];
-  if (resumed) dino.stepCounts = resumed.stepCounts;
+  if (resumed) {
+    dino.stepCounts = resumed.stepCounts;
+    o.log?.(`resuming the DINO pre-training in ${o.dir} from step ${step} of ${s.steps}`);
+  }
   const resumedFrom = step;
 
   const describe = (r: DinoRow) =>

@@ -4,7 +4,8 @@
 // out by k-NN on the backbone's features) applies to either. The head is dropped: the cached file is a backbone.
 //
 // pretrainInto trains into a folder of the caller's (the `pretrain` command's --out): <dir>/train/ (checkpoints, so a
-// killed pre-training resumes; a folder of a DINO pre-training is refused), <dir>/backbone.safetensors and its
+// killed pre-training resumes, first removing the temporary files the kill left; a folder of a DINO pre-training is
+// refused), <dir>/backbone.safetensors and its
 // manifest <dir>/backbone.json (train/backbone-manifest.ts). pretrain, for a study, does that in its cache,
 // <cacheDir>/pretrain/<hash>/, where the hash covers the model and training settings, the identity of the data
 // (files and selected indices) and the transform its images get, so a changed spec trains a new model and an
@@ -24,8 +25,10 @@ import type { ModelSpec } from "../vit/config.js";
 import { type LossScaleSettings, type OptimizerName, type Precision, type TrainSettings, TRAIN_DEFAULTS, runIdentity } from "./settings.js";
 import { checkPrecisionOnDevice } from "./mixed-precision.js";
 import type { ProgressStream } from "./progress.js";
-import { train } from "./train.js";
+import { type MetricRow, train } from "./train.js";
+import { readJsonFile } from "../util/json-file.js";
 import { checkPretrainFolder, writeBackboneManifest } from "./backbone-manifest.js";
+import { sweepTemporaries } from "./checkpoint.js";
 
 // What a pre-training runs: the study config's backbone.pretrain, checked and with its defaults.
 export interface PretrainSpec {
@@ -88,12 +91,18 @@ function trainSettings(spec: PretrainSpec): TrainSettings {
 }
 
 // data: the source-domain training set, opened from spec.data.
-export async function pretrain(spec: PretrainSpec, data: Dataset, progress?: ProgressStream): Promise<PretrainResult> {
+// log: what pretrainInto's options say.
+export async function pretrain(spec: PretrainSpec, data: Dataset, progress?: ProgressStream, log?: (line: string) => void): Promise<PretrainResult> {
   const hash = pretrainHash(spec, data);
   const dir = pretrainDir(spec, data);
   const path = join(dir, "backbone.safetensors");
-  if (existsSync(path)) return { path, cached: true, hash, seconds: 0, finalLoss: null };
-  const r = await pretrainInto(spec, data, dir, { progress });
+  if (existsSync(path)) {
+    // A run killed between the backbone and its manifest (or a cache from before manifests) lacks the manifest: it
+    // gets the one the run writes, its final loss from the run's metrics.
+    if (!existsSync(join(dir, "backbone.json"))) await writeManifest(path, spec, data, await savedFinalLoss(join(dir, "train", "metrics.json")), []);
+    return { path, cached: true, hash, seconds: 0, finalLoss: null };
+  }
+  const r = await pretrainInto(spec, data, dir, { progress, log });
   return { path: r.path, cached: false, hash, seconds: r.seconds, finalLoss: r.finalLoss };
 }
 
@@ -102,6 +111,7 @@ export interface PretrainIntoOptions {
   // The source k-NN accuracy (percent) of a backbone, recorded in the manifest for the initialisation and the
   // trained backbone.
   evaluate?: (backbone: VisionTransformer) => Promise<number>;
+  log?: (line: string) => void; // says where a killed run resumes, and how many of its temporary files were removed
 }
 
 export async function pretrainInto(
@@ -112,6 +122,7 @@ export async function pretrainInto(
 ): Promise<{ path: string; manifestPath: string; sha256: string; seconds: number; finalLoss: number; knn: { step: number; accuracy: number }[] }> {
   await checkPretrainFolder(dir, "supervised");
   await checkPrecisionOnDevice("pretrain", "precision", spec.precision); // named as the pre-training's key, before any work
+  await sweepTemporaries(dir, o.log);
   const started = performance.now();
   const path = join(dir, "backbone.safetensors");
   const classes = data.classes.length;
@@ -135,22 +146,29 @@ export async function pretrainInto(
       settings: trainSettings(spec),
       dir: join(dir, "train"),
       progress: o.progress && { stream: o.progress, label: "pre-train" },
+      onResume: (step) => o.log?.(`resuming the pre-training in ${dir} from step ${step} of ${spec.steps}`),
     });
     // The backbone only: DINO checkpoints carry no classifier either.
     model.head = undefined;
     model.config = { ...model.config, classes: 0 };
     if (o.evaluate) knn.push({ step: spec.steps, accuracy: await o.evaluate(model) });
     await saveVit(model, path, { source: "supervised pre-training (peft-vit-webgpu)", spec: JSON.stringify(spec), data: data.identity.hash });
-    const manifest = await writeBackboneManifest(path, {
-      method: "supervised",
-      hyperParameters: spec,
-      data: data.identity,
-      seed: spec.seed,
-      metrics: { finalLoss: result.finalLoss, knn },
-    });
+    const manifest = await writeManifest(path, spec, data, result.finalLoss, knn);
     return { path, manifestPath: manifest.path, sha256: manifest.sha256, seconds: (performance.now() - started) / 1000, finalLoss: result.finalLoss, knn };
   } finally {
     for (const [, t] of trainable) t.dispose();
     for (const [, t] of model.parameters()) t.dispose();
   }
+}
+
+// The manifest beside the backbone at `path`.
+function writeManifest(path: string, spec: PretrainSpec, data: Dataset, finalLoss: number | null, knn: { step: number; accuracy: number }[]) {
+  return writeBackboneManifest(path, { method: "supervised", hyperParameters: spec, data: data.identity, seed: spec.seed, metrics: { finalLoss, knn } });
+}
+
+// The loss of the last step in a run's metrics.json (train/train.ts), or null where there is none.
+async function savedFinalLoss(metricsPath: string): Promise<number | null> {
+  if (!existsSync(metricsPath)) return null;
+  const rows = ((await readJsonFile(metricsPath, "pretrain")) as { rows?: MetricRow[] } | null)?.rows;
+  return Array.isArray(rows) ? (rows.at(-1)?.loss ?? null) : null;
 }

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { build } from "esbuild";
@@ -104,6 +104,20 @@ describe("claims", () => {
     expect("heldBy" in refused && refused.heldBy.host).toBe("elsewhere");
   });
 
+  // A heartbeat reads the claim, then rewrites it: one in flight when the claim is released must not put the file
+  // back after the release removed it (a claim left on finished work, by a live process).
+  it("leaves no claim behind when released during a heartbeat", async () => {
+    for (let i = 0; i < 10; i++) {
+      const path = join(root, "beat", `${i}.json`);
+      const attempt = await tryClaim(path, thisOwner(), FAST, () => undefined);
+      if (!("claim" in attempt)) throw new Error("expected the claim");
+      const beating = attempt.claim.beat();
+      await attempt.claim.release();
+      await beating;
+      expect(existsSync(path), path).toBe(false);
+    }
+  });
+
   it("waits while a live worker holds the work, and returns nothing once that work is done", async () => {
     const path = join(root, "e", "claim.json");
     const holder = await tryClaim(path, thisOwner(), FAST, () => undefined);
@@ -127,6 +141,23 @@ describe("claims", () => {
     expect(got).toBeUndefined();
     expect(looks).toBe(2);
     expect(existsSync(path)).toBe(false);
+  });
+
+  // An owner killed after marking its work done and before releasing: nobody would ever remove its claim.
+  it("removes the claim a dead owner left on finished work, and leaves a live owner's", async () => {
+    const gone = await deadPid();
+    const dead = join(root, "g", "claim.json");
+    const live = join(root, "h", "claim.json");
+    await mkdir(join(root, "g"));
+    await mkdir(join(root, "h"));
+    await writeFile(dead, JSON.stringify(record({ pid: gone, token: "t-dead" })));
+    await writeFile(live, JSON.stringify(record({ host: "elsewhere", pid: 1, token: "t-live" })));
+    const log: string[] = [];
+    expect(await claimOrWait(dead, thisOwner(), FAST, (l) => log.push(l), () => true)).toBeUndefined();
+    expect(await claimOrWait(live, thisOwner(), FAST, (l) => log.push(l), () => true)).toBeUndefined();
+    expect(existsSync(dead)).toBe(false);
+    expect((await read(live)).token).toBe("t-live");
+    expect(log).toEqual([`removed the claim ${dead} that host ${hostname()} pid ${gone} left on its finished work`]);
   });
 
   // Separate processes race for the same twelve claims, each taking what it can: every claim has one winner. Each

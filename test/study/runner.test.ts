@@ -167,6 +167,22 @@ describe("a miniature study", () => {
     expect(log.some((l) => l.startsWith("backbone: cached"))).toBe(true);
   });
 
+  it("removes the claims a killed run left on finished work (killed after the result, before the release)", async () => {
+    await runOnce();
+    const now = new Date().toISOString();
+    const gone = spawnSync(process.execPath, ["-e", ""]).pid!;
+    const dead = JSON.stringify({ host: hostname(), pid: gone, token: `${hostname()}-${gone}`, claimed: now, heartbeat: now });
+    const claims = [join(out(), "prepare.claim.json"), join(out(), "cells", "linear_lr0.05_s0", "claim.json")];
+    for (const path of claims) await writeFile(path, dead);
+    const log: string[] = [];
+    const r = await runExperiment({ config: study(), out: out(), log: (l) => log.push(l) });
+    expect(r.ran).toEqual([]);
+    for (const path of claims) {
+      expect(existsSync(path), path).toBe(false);
+      expect(log).toContain(`removed the claim ${path} that host ${hostname()} pid ${gone} left on its finished work`);
+    }
+  });
+
   it("after a run stopped early, finishes only the remaining cells, estimating the time they take", async () => {
     const config = study({ strategies: ["linear", "lora-r2"], learningRates: [0.05, 0.01] });
     const dir = join(root, "killed");
@@ -647,6 +663,20 @@ describe("a study with a DINO backbone (backbone.pretrain.method dino)", () => {
     const again: string[] = [];
     await runExperiment({ config, out: join(root, "dino-run-2"), log: (l) => again.push(l) });
     expect(again).toContain(`backbone: cached ${backbone.path}`);
+  });
+
+  it("finishes a DINO pre-training killed between its backbone and its manifest: the same backbone, and the manifest", async () => {
+    const config = study({ backbone: { pretrain: dino() }, strategies: ["linear"], name: "dino" });
+    await runExperiment({ config, out: join(root, "dino-manifest"), log: () => undefined });
+    const { path } = JSON.parse(await readFile(join(root, "dino-manifest", "backbone.json"), "utf8"));
+    const manifestPath = join(path, "..", "backbone.json");
+    const [backbone, manifest] = [await readFile(path), await readFile(manifestPath, "utf8")];
+    await rm(manifestPath);
+    const log: string[] = [];
+    await runExperiment({ config, out: join(root, "dino-manifest-2"), log: (l) => log.push(l) });
+    expect(log).not.toContain(`backbone: cached ${path}`);
+    expect((await readFile(path)).equals(backbone)).toBe(true);
+    expect(await readFile(manifestPath, "utf8")).toBe(manifest);
   });
 
   it("stops when the backbone's DINO pre-training collapses, naming backbone.pretrain", async () => {

@@ -6,7 +6,8 @@
 // precision int8 (subgroup matrices emulated): every product as int8 slices, the metrics close to f32's.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -122,10 +123,25 @@ describe("dinoPretrain", () => {
       if (line.startsWith("step 3/")) throw new Error("interrupted");
     };
     await expect(dinoPretrain({ spec: SPEC, data, dir, log: stop })).rejects.toThrow("interrupted");
-    const resumed = await dinoPretrain({ spec: SPEC, data, dir });
+    const log: string[] = [];
+    const resumed = await dinoPretrain({ spec: SPEC, data, dir, log: (l) => log.push(l) });
     expect(resumed.resumedFrom).toBe(3);
+    expect(log[0]).toBe(`resuming the DINO pre-training in ${dir} from step 3 of 6`);
     expect(resumed.rows.map((r) => r.loss)).toEqual(straight.rows.map((r) => r.loss));
     expect(await tensorsOf(resumed.path)).toEqual(await tensorsOf(straight.path));
+  });
+
+  // A kill in the middle of an atomic write leaves its temporary file (util/atomic.ts), a checkpoint's size.
+  it("removes the temporary files that killed runs left in its folder, saying so", async () => {
+    const dir = join(root, "killed");
+    await mkdir(dir, { recursive: true });
+    const gone = spawnSync(process.execPath, ["-e", ""]).pid!;
+    const left = [join(dir, `last.safetensors.tmp-${gone}-1`), join(dir, `metrics.json.tmp-${gone}-2`)];
+    for (const path of left) await writeFile(path, "torn");
+    const log: string[] = [];
+    await dinoPretrain({ spec: { ...SPEC, steps: 3, freezeLastLayerSteps: 1 }, data, dir, log: (l) => log.push(l) });
+    for (const path of left) expect(existsSync(path), path).toBe(false);
+    expect(log).toContain(`removed 2 temporary file(s) of writes cut short by an interrupted run, in ${dir}`);
   });
 
   it("refuses to resume a folder of other settings, and bad settings", async () => {

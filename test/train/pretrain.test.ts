@@ -1,8 +1,17 @@
-// Pre-training's cache key: what changes the trained backbone (the images' transform too), and nothing else.
+// Pre-training's cache key: what changes the trained backbone (the images' transform too), and nothing else. And what
+// killed runs leave: a cache's backbone without its manifest gets it on the next call, and their temporary files go.
 import { describe, expect, it } from "vitest";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
 import { SUPERVISED_STUDY, parseStudyConfig } from "../../study/config.js";
-import { type PretrainSpec, pretrainHash } from "../../train/pretrain.js";
+import { type PretrainSpec, pretrain, pretrainDir, pretrainHash, pretrainInto } from "../../train/pretrain.js";
 import type { Dataset } from "../../data/dataset.js";
+import { useEngine } from "../helpers.js";
+import { useSyntheticData } from "./synthetic.js";
+
+useEngine();
 
 describe("pretrainHash", () => {
   const spec = parseStudyConfig(SUPERVISED_STUDY).backbone.pretrain! as PretrainSpec;
@@ -28,5 +37,58 @@ describe("pretrainHash", () => {
   it("ignores where the cache lives and microBatch, which changes only how a step's gradient is summed", () => {
     expect(pretrainHash({ ...spec, cacheDir: "/elsewhere" }, data)).toBe(pretrainHash(spec, data));
     expect(pretrainHash({ ...spec, microBatch: 4 }, data)).toBe(pretrainHash(spec, data));
+  });
+});
+
+describe("pretrain (a study's cache)", () => {
+  const data = useSyntheticData("pretrain-test-", { size: 8, perClass: { train: 8, test: 1 }, seed: 3 });
+  const spec = (): PretrainSpec => ({
+    model: { imageSize: 8, patchSize: 4, width: 16, depth: 1, heads: 2, mlpHidden: 32 },
+    data: { dataset: "npy", root: join(data.root, "data"), split: "train", transform: "eval" },
+    steps: 3,
+    batchSize: 16,
+    lr: 0.003,
+    warmupSteps: 1,
+    optimizer: "adamw",
+    weightDecay: 0.05,
+    seed: 0,
+    cacheDir: join(data.root, "cache"),
+  });
+
+  // A kill between the backbone and its manifest left the backbone alone: the next call finds it cached and writes
+  // the manifest the run would have written.
+  it("writes a cached backbone's missing manifest, as the run writes it", async () => {
+    const first = await pretrain(spec(), data.train);
+    expect(first.cached).toBe(false);
+    const manifestPath = join(pretrainDir(spec(), data.train), "backbone.json");
+    const manifest = await readFile(manifestPath, "utf8");
+    await rm(manifestPath);
+    const again = await pretrain(spec(), data.train);
+    expect(again.cached).toBe(true);
+    expect(await readFile(manifestPath, "utf8")).toBe(manifest);
+  });
+
+  // Killed after its last checkpoint, before the backbone: the rerun resumes there, and says so.
+  it("says where a killed run resumes", async () => {
+    const dir = join(data.root, "resumed");
+    await pretrainInto(spec(), data.train, dir);
+    await rm(join(dir, "backbone.safetensors"));
+    const log: string[] = [];
+    await pretrainInto(spec(), data.train, dir, { log: (l) => log.push(l) });
+    expect(log).toEqual([`resuming the pre-training in ${dir} from step 3 of 3`]);
+    expect(existsSync(join(dir, "backbone.safetensors"))).toBe(true);
+  });
+
+  // A kill in the middle of an atomic write leaves its temporary file (util/atomic.ts), a checkpoint's size.
+  it("removes the temporary files that killed runs left in its folder, saying so", async () => {
+    const dir = join(data.root, "killed");
+    await mkdir(join(dir, "train"), { recursive: true });
+    const gone = spawnSync(process.execPath, ["-e", ""]).pid!;
+    const left = [join(dir, "train", `last.safetensors.tmp-${gone}-1`), join(dir, `backbone.safetensors.tmp-${gone}-2`)];
+    for (const path of left) await writeFile(path, "torn");
+    const log: string[] = [];
+    await pretrainInto(spec(), data.train, dir, { log: (l) => log.push(l) });
+    for (const path of left) expect(existsSync(path), path).toBe(false);
+    expect(log).toEqual([`removed 2 temporary file(s) of writes cut short by an interrupted run, in ${dir}`]);
   });
 });
