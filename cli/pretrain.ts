@@ -67,11 +67,10 @@ with dynamic loss scaling ("lossScale"), the scale and the skipped steps in metr
     const log = (line: string) => console.error(line);
     if (config.method === "dino") {
       const r = await dinoPretrain({ spec: config.spec, data, dir: flags.out, evaluate, progress: process.stderr, log });
-      if (r.resumedFrom > 0) console.error(`resumed from step ${r.resumedFrom}`);
       for (const p of r.knn) console.log(`source ${config.knn!.k}-NN at step ${p.step}: ${p.accuracy.toFixed(2)}%`);
       console.log(`wrote ${r.path} (sha256 ${r.sha256}) and ${r.manifestPath}`);
     } else {
-      const r = await pretrainInto(config.spec, data, flags.out, { progress: process.stderr, evaluate });
+      const r = await pretrainInto(config.spec, data, flags.out, { progress: process.stderr, evaluate, log });
       for (const p of r.knn) console.log(`source ${config.knn!.k}-NN at step ${p.step}: ${p.accuracy.toFixed(2)}%`);
       console.log(`wrote ${r.path} (sha256 ${r.sha256}) and ${r.manifestPath}`);
     }

@@ -234,13 +234,16 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       seconds: (performance.now() - started) / 1000,
     };
     const files = await analysisFiles(analysis, results, reference);
-    const paths = [jsonPath];
+    const paths: string[] = [];
     await makeFolder(out);
-    await writeJsonAtomic(jsonPath, analysis);
+    // analysis.json last: a rerun reuses the table and figures beside an analysis.json of the same cells, so a run
+    // killed before it has written them all must leave the earlier analysis.json (or none), never this one.
     for (const [name, content] of files) {
       await writeFileAtomic(join(out, name), content);
       paths.push(join(out, name));
     }
+    await writeJsonAtomic(jsonPath, analysis);
+    paths.push(jsonPath);
     log(`analysis: wrote ${paths.length} files in ${out} (${analysis.seconds.toFixed(1)} s)`);
     return { analysis, files: paths, reused: false };
   } finally {

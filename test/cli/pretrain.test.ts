@@ -29,12 +29,16 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
+// What the last run printed to stderr (the run's log lines).
+let said: string[] = [];
+
 async function runWith(config: unknown, out: string): Promise<string[]> {
   const path = join(root, `${out}.json`);
   await writeFile(path, JSON.stringify(config));
   const printed: string[] = [];
+  said = [];
   const log = vi.spyOn(console, "log").mockImplementation((line: string) => void printed.push(line));
-  const err = vi.spyOn(console, "error").mockImplementation(() => undefined);
+  const err = vi.spyOn(console, "error").mockImplementation((line: string) => void said.push(line));
   try {
     await pretrainCommand.run(["--config", path, "--out", join(root, out)]);
   } finally {
@@ -87,6 +91,7 @@ describe("pretrain command", () => {
     expect(await expectBackbone("supervised")).toMatchObject({ method: "supervised", metrics: { knn: [{ step: 0 }, { step: 3 }] } });
     // A rerun resumes at the end and keeps the initialisation's score: it scores the seed's initialisation again.
     await runWith({ method: "supervised", model, data: { ...data("train"), transform: "eval" }, steps: 3, batchSize: 8, lr: 0.001, knn: knn() }, "supervised");
+    expect(said).toContain(`resuming the pre-training in ${join(root, "supervised")} from step 3 of 3`);
     expect((await expectBackbone("supervised")).metrics).toMatchObject({ knn: [{ step: 0 }, { step: 3 }] });
   });
 
