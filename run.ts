@@ -119,10 +119,12 @@ if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLTo
   if (process.stderr.isTTY && process.env[FILTERED] === undefined) runFiltered(process.argv[1]);
   else {
     // The child's stderr is a pipe to the filter, but a terminal behind it: progress redraws its line as there.
-    if (process.env[FILTERED] !== undefined) {
-      Object.defineProperty(process.stderr, "isTTY", { value: true });
-      // A parent killed outright (SIGKILL) leaves no one to read stderr: stop too, as one process would have.
-      process.channel?.unref();
+    if (process.env[FILTERED] !== undefined) Object.defineProperty(process.stderr, "isTTY", { value: true });
+    // A parent of ours (the filter above, or `experiment --workers`) holds an IPC channel to this process, which
+    // closes when it dies, however it dies: killed outright (SIGKILL), it leaves no one to read this process's output
+    // or collect its work, so stop too, as one process would have (every write is atomic; a rerun resumes).
+    if (process.channel) {
+      process.channel.unref();
       process.on("disconnect", () => process.exit(137));
     }
     process.on("SIGINT", () => {

@@ -45,8 +45,9 @@ export async function runWorkers(o: WorkersOptions): Promise<void> {
 // Resolves with "exit code N" or "signal S", or 0 for success.
 function runOne(o: WorkersOptions, args: string[], prefix: string): Promise<0 | string> {
   const [program, ...first] = o.command;
-  const child = spawn(program, [...first, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  for (const stream of [child.stdout, child.stderr]) {
+  // The IPC channel closes when this process dies, however it dies: the worker (run.ts) then stops too.
+  const child = spawn(program, [...first, ...args], { stdio: ["ignore", "pipe", "pipe", "ipc"] });
+  for (const stream of [child.stdout!, child.stderr!]) {
     let rest = "";
     stream.setEncoding("utf8").on("data", (text: string) => {
       // Progress lines redraw with \r: each is a line here.

@@ -67,6 +67,25 @@ describe("run.js in a terminal", () => {
     }
   }, 30_000);
 
+  // `experiment --workers` starts its workers so: the IPC channel closes when the parent dies, however it dies.
+  it("a process whose parent holds an IPC channel to it stops when the channel closes", async () => {
+    const out = mkdtempSync(join(tmpdir(), "run-ipc-"));
+    const child = spawn(process.execPath, [BUNDLE, "experiment", "--config", join(ROOT, "configs", "default.json"), "--out", out], { stdio: ["ignore", "pipe", "pipe", "ipc"] });
+    let said = "";
+    let exited: number | null | undefined;
+    for (const stream of [child.stdout!, child.stderr!]) stream.on("data", (d) => (said += d));
+    child.on("exit", (code) => (exited = code));
+    try {
+      await waitFor(() => (said.includes("k-NN of the original backbone") ? true : undefined), 60_000);
+      child.disconnect(); // as the parent's death would
+      await waitFor(() => (exited !== undefined ? true : undefined), 20_000);
+      expect(exited).toBe(137);
+    } finally {
+      child.kill("SIGKILL");
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 90_000);
+
   it("redirected, prints Dawn's lines as they come (one process, nothing filtered)", () => {
     const r = spawnSync(process.execPath, [BUNDLE, "info"], { encoding: "utf8" });
     expect(r.status).toBe(0);

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MINI_CELLS, buildProgram, expectSameResults, runProgram, writeMiniStudy } from "./program.js";
-import { workerAdapters } from "../../study/workers.js";
+import { runWorkers, workerAdapters } from "../../study/workers.js";
 
 let root: string;
 let program: string;
@@ -38,6 +38,14 @@ describe("experiment --workers", () => {
     await expectSameResults(run, join(root, "reference"), MINI_CELLS);
     for (const cell of MINI_CELLS) expect(existsSync(join(run, "cells", cell, "claim.json")), cell).toBe(false);
     expect(existsSync(join(run, "prepare.claim.json"))).toBe(false);
+  });
+});
+
+describe("runWorkers", () => {
+  // run.ts stops a process whose IPC channel closes: a worker whose parent died, however it died (test/run.test.ts).
+  it("starts each worker with an IPC channel to this process", async () => {
+    const connected = [process.execPath, "-e", "process.exit(process.connected ? 0 : 3)"];
+    await expect(runWorkers({ command: connected, args: [], count: 2, log: () => undefined })).resolves.toBeUndefined();
   });
 });
 
