@@ -179,7 +179,7 @@ const cellAsWeights: BadCase = {
   },
   argv: (at) => ["features", "--weights", at("best.safetensors"), "--input", at("x.npy"), "--out", at("f.npy")],
   code: 1,
-  says: (at) => [at("best.safetensors"), "patch_embed.proj.weight"],
+  says: (at) => [at("best.safetensors"), "holds a fine-tuned model's trainable tensors", `--finetuned ${at("best.safetensors")} --out OUT.safetensors --merge`],
 };
 
 // ---- resuming a study whose unfinished cell's last checkpoint was damaged
