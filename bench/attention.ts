@@ -107,7 +107,7 @@ function compare(name: string, got: Float32Array, want: Float64Array, width: num
 
 export const attention: Command = {
   summary: "attention forward and backward (fused reg, tiled, mma; unfused): ms and GFLOP/s per version and shape",
-  usage: `usage: node dist/run.js bench attention [--version LIST] [--shapes LIST] [--precision f32|f16|int8|int8x2] [--reps N] [--warmup N] [--json]
+  usage: `usage: node dist/run.js bench attention [--version LIST] [--shapes LIST] [--precision ${PRECISIONS.join("|")}] [--reps N] [--warmup N] [--json]
 
   --version  ${ATTENTION.versions.join(",")} (default: all this adapter can run; on CPU drivers unfused is the default
              past 64 tokens, else reg; tiled on GPUs)

@@ -22,6 +22,7 @@ import { makeFolder } from "../util/make-folder.js";
 // holds at most MAX_BATCH_VALUES (V8's typed arrays end at 2^32 values: "Invalid typed array length").
 const MAX_SIZE = 2048;
 const MAX_BATCH_VALUES = 2 ** 31;
+const TRANSFORM_KINDS: TransformKind[] = ["train", "eval", "knn"];
 
 export const FLAGS = {
   dataset: "string",
@@ -67,12 +68,12 @@ export const dataBench: Command = {
   --dataset NAME     ${DATASET_NAMES.join(", ")} (default imagefolder)
   --root DIR         the dataset's folder
   --synthetic N      instead of --root: N generated 500x375 JPEGs in 10 classes, in a temp folder
-  --split S          split (default train)
+  --split S          split (default train; for imagefolder without train/, val/ or test/ the folder itself)
   --size N           output size, at most ${MAX_SIZE} (default 224)
   --batch N          batch size (default 32)
   --batches N        batches timed per transform, after one warm-up batch (default 8)
-  --transform LIST   train,eval,knn (default all three)
-  --resampler LIST   libvips,pil: who resizes (default libvips)
+  --transform LIST   ${TRANSFORM_KINDS.join(",")} (default all three)
+  --resampler LIST   ${RESAMPLERS.join(",")}: who resizes (default libvips)
   --prefetch N       loader prefetch (default ${DEFAULT_PREFETCH})
   --concurrency N    samples in flight per batch (default 16)
   --json             print the rows as JSON`,
@@ -83,8 +84,8 @@ export const dataBench: Command = {
     if (!DATASET_NAMES.includes(name)) throw new UsageError(`--dataset: expected one of ${DATASET_NAMES.join(", ")}, got "${name}"`);
     if (flags.synthetic !== undefined && flags.root !== undefined) throw new UsageError("--synthetic and --root exclude each other");
     if (flags.synthetic !== undefined && name !== "imagefolder") throw new UsageError("--synthetic makes an imagefolder dataset");
-    const kinds = (flags.transform ?? ["train", "eval", "knn"]) as TransformKind[];
-    for (const k of kinds) if (!["train", "eval", "knn"].includes(k)) throw new UsageError(`--transform: expected train, eval or knn, got "${k}"`);
+    const kinds = (flags.transform ?? TRANSFORM_KINDS) as TransformKind[];
+    for (const k of kinds) if (!TRANSFORM_KINDS.includes(k)) throw new UsageError(`--transform: expected one of ${TRANSFORM_KINDS.join(", ")}, got "${k}"`);
     const resamplers = (flags.resampler ?? ["libvips"]) as Resampler[];
     for (const r of resamplers) if (!RESAMPLERS.includes(r)) throw new UsageError(`--resampler: expected ${RESAMPLERS.join(" or ")}, got "${r}"`);
     for (const f of ["size", "batch", "batches", "synthetic", "concurrency"] as const) {

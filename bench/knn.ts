@@ -11,7 +11,7 @@
 // GFLOP/s counts 2*Q*N*D (the similarities only: KNN.work).
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
-import { parseArgs } from "../util/args.js";
+import { decimal, parseArgs } from "../util/args.js";
 import { initEngine, runtime, deviceLine } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { Rng } from "../util/random.js";
@@ -145,7 +145,7 @@ export const knnBench: Command = {
       return t;
     });
     const sliceCounts = (flags.slices ?? []).map((v) => {
-      const count = Number(v);
+      const count = decimal(v) ?? NaN; // not Number: "0x10" is no count of 16
       if (!Number.isInteger(count) || count < 1) throw new UsageError(`--slices: expected integers >= 1, got "${v}"`);
       return count;
     });

@@ -266,14 +266,15 @@ async function timeShape(M: number, K: number, N: number, layouts: string[], ver
 
 export const matmul: Command = {
   summary: "matmul GFLOP/s per shape, layout and version",
-  usage: `usage: node dist/run.js bench matmul [--json] [--version V,...] [--shapes MxKxN,...] [--layouts nn,tn,nt,tt] [--reps N] [--no-tfjs]
-       [--precision f32|f16|int8|int8x2]
+  usage: `usage: node dist/run.js bench matmul [--json] [--version V,...] [--shapes MxKxN,...] [--layouts ${Object.keys(LAYOUTS).join(",")}] [--reps N] [--no-tfjs]
+       [--precision ${PRECISIONS.join("|")}]
 
   --version   versions to time (default: reg* on CPU drivers, all the adapter can run on GPUs); one of ${MATMUL.versions.join(", ")}
   --shapes    M x K x N products (default: ${SHAPES.join(", ")})
   --layouts   nn, tn (a stored transposed), nt (b stored transposed), tt (default: nn)
   --reps      timed runs per case (default: 5, or 3 above 10 GFLOP per product)
-  --no-tfjs   skip the comparison with TensorFlow.js's WebGPU backend on the same device
+  --no-tfjs   skip the comparison with TensorFlow.js's WebGPU backend on the same device (made where --layouts
+              includes nn)
   --precision f16: a and b read in f16, accumulated in f32 (mixed precision; the mma versions need it); int8, int8x2:
               the products of that training.precision (the int8 versions need one of them); default f32
   --json      print the rows as JSON`,

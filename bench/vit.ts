@@ -11,7 +11,7 @@ import * as ops from "../autograd/ops.js";
 import { SGD } from "../autograd/optim.js";
 import { NAMED_CONFIGS, namedConfig, validateConfig } from "../vit/config.js";
 import { buildVit, initialiser } from "../vit/model.js";
-import { applyStrategy, parseStrategy, strategyName, strategyTexts } from "../peft/strategy.js";
+import { STRATEGY_FORMS, applyStrategy, parseStrategy, parseStrategyFor, strategyName, strategyTexts } from "../peft/strategy.js";
 import { formatProfile } from "./harness.js";
 import { mainThreadCpuMs, ownWaitEstimate, profileOnce } from "../engine/timing.js";
 import { census } from "../engine/census.js";
@@ -20,6 +20,7 @@ import { median } from "../util/stats.js";
 import type { KernelTime } from "../engine/profile.js";
 import { backward, noGrad } from "../autograd/tape.js";
 import { PRECISIONS, type Precision, withPrecision } from "../autograd/precision.js";
+import { INT8_SLICES } from "../kernels/registry.js";
 import { checkPrecisionOnDevice, lossScalerFor } from "../train/mixed-precision.js";
 import { checkStepFits } from "../train/trace.js";
 import { DEFAULT_MODEL } from "../study/config.js";
@@ -67,9 +68,12 @@ export const vitBench: Command = {
   summary: "ViT images/s: inference and a training step per strategy, CPU fraction, peak pool memory",
   usage: `usage: node dist/run.js bench vit [--model vit-s16] [--batch 8] [--strategies LIST] [--reps N] [--profile] [--census] [--replay] [--json]
 
-  --model       ${Object.keys(NAMED_CONFIGS).join(", ")}, or "default" (the default study's small model)
+  --model       ${Object.keys(NAMED_CONFIGS).join(", ")}, or "default", the default study's small model (default
+                vit-s16)
   --batch       images per step (default 8)
-  --strategies  training steps to time (default ${defaultStrategies(12).join(",")}, block-p1 at depth 4; "none" for inference only)
+  --strategies  training steps to time, each one of
+                ${STRATEGY_FORMS}
+                (default ${defaultStrategies(12).join(",")}, block-p1 at depth 4; "none" for inference only)
   --image-size  input resolution (default: the model's native size)
   --reps        timed repetitions after one warm-up (default 3)
   --profile     also run each case once more with per-kernel GPU timestamps and list where its time goes
@@ -78,18 +82,29 @@ export const vitBench: Command = {
                 it runs after the timed runs)
   --replay      also time inference and each training step replayed: its commands recorded once and encoded again
                 per run, without the host work of autograd and the kernels' wrappers (engine/replay.ts)
-  --precision   f32 (default), f16 (the products' inputs in f16, with loss scaling), int8 or int8x2 (the products on
-                8-bit tensor cores as 3 or 2 int8 slices), as training.precision
+  --precision   ${PRECISIONS.join(", ")} (default f32), as training.precision: f16 the products' inputs in f16,
+                with loss scaling; int8, int8x2 the products on 8-bit tensor cores as ${INT8_SLICES.int8} or ${INT8_SLICES.int8x2} int8 slices
   --json        print the rows as JSON`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
     const name = flags.model ?? "vit-s16";
+    if (name !== "default" && !(name in NAMED_CONFIGS)) throw new UsageError(`--model: expected default or one of ${Object.keys(NAMED_CONFIGS).join(", ")}, got "${name}"`);
     const config = name === "default" ? validateConfig({ ...DEFAULT_MODEL, classes: 0, eps: 1e-6 }) : namedConfig(name);
     const B = flags.batch ?? 8;
     if (B <= 0) throw new UsageError("--batch must be positive");
+    if (flags.reps !== undefined && flags.reps < 1) throw new UsageError(`--reps: expected an integer >= 1, got ${flags.reps}`);
     const size = flags["image-size"] ?? config.imageSize;
     if (size < 1 || size % config.patchSize !== 0) throw new UsageError(`--image-size: expected a multiple of the patch size ${config.patchSize}, got ${size}`);
+    if (flags.strategies?.includes("none") && flags.strategies.length > 1) throw new UsageError(`--strategies: expected "none" alone (inference only), got ${flags.strategies.join(",")}`);
     const strategies = flags.strategies?.[0] === "none" ? [] : flags.strategies ? strategyTexts(flags.strategies) : defaultStrategies(config.depth);
+    // Each strategy against the model before the device starts, named as the flag's.
+    for (const text of strategies) {
+      try {
+        parseStrategyFor(text, config);
+      } catch (e) {
+        throw new UsageError(`--strategies: ${e instanceof Error ? e.message : e}`);
+      }
+    }
     const precision = (flags.precision ?? "f32") as Precision;
     if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision must be one of ${PRECISIONS.join(", ")}, got "${precision}"`);
     await initEngine();

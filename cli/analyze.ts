@@ -4,6 +4,7 @@ import { UsageError } from "../util/command.js";
 import { checkOutputFolder, parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { analyzeRun } from "../study/analysis.js";
+import { DEFAULTS } from "../study/config.js";
 
 export const FLAGS = {
   images: "int",
@@ -21,9 +22,11 @@ export const analyze: Command = {
 
   RUN_DIR           a study's run folder (experiment --out) with at least one finished cell
   --images          source-domain images compared: this many of knn.queries, evenly spaced (default: the config's
-                    analysis.images, else 1000)
-  --grid-images     images in the attention-map figure (default: analysis.gridImages, else 4)
-  --bank-per-class  the layer-wise k-NN's bank: knn.bank with this many images per class (default: knn.bank)
+                    analysis.images, else ${DEFAULTS.analysis.images})
+  --grid-images     images in the attention-map figure, at most --images
+                    (default: analysis.gridImages, else ${DEFAULTS.analysis.gridImages})
+  --bank-per-class  the layer-wise k-NN's bank: knn.bank with this many images per class (default:
+                    analysis.bankPerClass, else knn.bank as it is)
   --backbone        the original backbone's file, when the one backbone.json names has moved
   --out             the folder for the files (default: RUN_DIR)
   --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)

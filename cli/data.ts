@@ -57,8 +57,9 @@ export const data: Command = {
   --dataset NAME        one of:
 ${describeDatasets(" ".repeat(24))}
   --root DIR            the dataset's folder (default as above)
-  --split S             train (default) or test; val, trainval for dtd and flowers102; dtd's folds train1..trainval10
-                        (train = train1); for imagefolder a split folder (default train/ if present)
+  --split S             train (default) or test; val, trainval for dtd and flowers102; for dtd each with a fold 1-10
+                        appended, e.g. train3 (train = train1); for imagefolder a split folder (default train/ if
+                        present); for npy the files' prefix
   --json                print the summary as JSON
   --sheet FILE          write a PNG contact sheet: one row per class, the first images of each
   --sheet-per-class N   images per row (default ${SHEET.perClass})
@@ -66,7 +67,7 @@ ${describeDatasets(" ".repeat(24))}
   --tile N              tile size in pixels, at most ${MAX_TILE} (default ${SHEET.tile}); the sheet's tiles at most
                         ${MAX_SHEET_PIXELS / 1e6} megapixels
   --check               decode every image, reporting undecodable ones (exit 1 if any, unless --skip-corrupt)
-  --skip-corrupt        count undecodable images and go on (check and sheet)
+  --skip-corrupt        count undecodable images and go on (check, sheet and npy)
   --classes LIST        keep these classes, renumbered from 0 in the order given, e.g. 0-4 or 5-9
   --first N             keep the first N images of each class
   --fraction F          keep a seeded fraction F of each class
@@ -75,7 +76,8 @@ ${describeDatasets(" ".repeat(24))}
                         labels as int32 (N) to --npy-labels (default X-labels.npy): what \`features\` and \`knn\` read.
                         With the flags of a study's data spec (classes, perClass as --first, fraction and seed, transform
                         and its settings) and the model's image size, these are the study's images and labels
-  --transform T         eval (default: resize to S) or knn (DINO's resize and centre crop); train draws, so not here
+  --transform T         ${NPY_TRANSFORMS.join(" or ")}: eval (default: resize to S), knn (DINO's resize and centre crop);
+                        train draws at random, so not here
   --size S              the output size (required with --npy): the backbone's image size
   --mean, --std R,G,B   the normalisation (default ImageNet's), as a data spec's mean and std
   --interpolation I     ${INTERPOLATIONS.join(", ")} (default bilinear, bicubic for knn)

@@ -81,7 +81,8 @@ export const experiment: Command = {
   summary: "run a forgetting study: fine-tune with each strategy, then transfer and source k-NN accuracy (default: the embedded study)",
   usage: `usage: node dist/run.js experiment [--config FILE.json] [--out DIR] [--force] [--retry-diverged] [--max-cells N]
          [--cells LIST | --shard I/N] [--prepare-only] [--collect] [--list-cells] [--workers N [--adapters A,B]]
-         [--slurm [--partition P] [--gpus-per-task N] [--time T] [--array-max M] [--dry-run]] [--resubmit-failed]
+         [--slurm [--partition P] [--gpus-per-task N] [--time T] [--array-max M] [--dry-run]]
+         [--resubmit-failed [--dry-run]]
        node dist/run.js                  (no arguments: the embedded default study)
 
   --config     the study (see configs/default.json and configs/paper/); default: the embedded
@@ -89,15 +90,16 @@ export const experiment: Command = {
                (backbones/, found from any working directory; configs/default-supervised.json: one pre-trained
                with labels)
   --out        the run folder (default runs/<config name>); results.json, results.csv, table.md, figure2.*, with
-               knn.atSteps forgetting.*, with Block Expansion at several p and rates figure3.* (.svg, .png, .vl.json)
+               knn.atSteps forgetting.*, with Block Expansion at several p and rates figure3.* (.svg, .png, .vl.json),
+               with the analysis key analysis.* and analysis-*.* (the per-block analysis, as \`analyze\`)
   --force      discard the run folder's earlier results and start over (needed after a config change other than
-               strategies, learningRates, seeds, name and selectBy, which keep the finished cells)
+               strategies, learningRates, seeds, name, selectBy and analysis, which keep the finished cells)
   --retry-diverged   train the cells that diverged in an earlier run again, from scratch (else they are skipped)
   --max-cells  stop after training this many cells; rerunning the same command continues with the rest
   --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)
 
 Cells as units of work (several workers may share one run folder; each cell is claimed, so none runs twice):
-  --list-cells     list the cells with their numbers and state (finished, diverged, claimed, to do)
+  --list-cells     list the cells with their numbers and state (finished, diverged, claimed, started, to do)
   --cells LIST     run only these cells, e.g. 3,7-9; the report is left to --collect
   --shard I/N      run the I-th of N interleaved shares of the cells (cells I, I+N, ...)
   --prepare-only   only the backbone (pre-training) and the original backbone's k-NN, which every cell reads
@@ -111,7 +113,8 @@ Slurm (sbatch, squeue and sacct on a login node):
                    cell after it (afterok), and a collect job after the array (afterany)
   --partition P, --gpus-per-task N, --time T   passed to sbatch for every job
   --array-max M    at most M cell tasks at once (--array=1-N%M)
-  --dry-run        write the scripts and show the sbatch commands without submitting
+  --dry-run        show the sbatch commands without submitting: with --slurm after writing the scripts, with
+                   --resubmit-failed those it would run
   --resubmit-failed   resubmit the cells whose tasks failed, timed out or were cancelled (with a new collect job);
                    each resumes from its last checkpoint
 
@@ -119,8 +122,8 @@ Every strategy x learning rate x seed is one cell: fine-tune, keep the best chec
 then the k-NN accuracy of its backbone on the source data. Finished cells are skipped when rerun; an interrupted
 cell resumes from its last checkpoint. A cell whose loss or weights become non-finite is recorded as diverged
 and the study goes on; the table names it. Adding strategies, learning rates or seeds to the config of a run
-folder keeps its finished cells; another change is refused, naming the keys. The config is checked first;
-errors name the key path.`,
+folder (or changing its name, selectBy or analysis) keeps its finished cells; another change is refused, naming
+the keys. The config is checked first; errors name the key path.`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
     checkFlags(flags);

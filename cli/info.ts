@@ -8,7 +8,7 @@ import { type Gpu, SUBGROUP_MATRIX_FEATURE, type SubgroupMatrixConfig } from "..
 import { INT8_SLICES, PRECISIONS, mmaFragment, mmaI8Fragment } from "../kernels/registry.js";
 import { SLICE_BOUND } from "../kernels/int8-slices.js";
 import { checkTensorCores, tensorCoreVersions } from "../kernels/tensor-core-check.js";
-import { probeI8Readings } from "../kernels/subgroup-matrix-probe.js";
+import { I8_READINGS, probeI8Readings } from "../kernels/subgroup-matrix-probe.js";
 import { pciDisplayDevices } from "../engine/pci.js";
 
 // "f16 x f16 -> f32 8x8x8" per configuration (M x N x K), or why there are none.
@@ -58,8 +58,9 @@ export const info: Command = {
               has is refused with the list), or the GPU at a PCI address as pci:DDDD:BB:DD.F (one of several
               identical GPUs; env PEFT_ADAPTER)
   --check     also check the tensor-core products on the device where the adapter lists subgroup matrices: per
-              precision, three small products per version, as tune and an int8 or int8x2 run do first
-  --probe     also try one i8 fragment product in each of 16 readings of the extension's 8-bit loads (units of
+              precision, a small product per layout (nn, nt, tn) of each matmul version and a forward and backward
+              of attention's mma, as tune and an int8 or int8x2 run do first
+  --probe     also try one i8 fragment product in each of ${I8_READINGS.length} readings of the extension's 8-bit loads (units of
               offsets and strides, order of the types' sizes, storage or workgroup memory, B's layout), to say which
               this device follows where the int8 products fail their check
   --json      print as JSON

@@ -58,9 +58,9 @@ export const knn: Command = {
                            [--k 10,20,100,200] [--temperature 0.07] [--json]
 
   --train          training features, float32 (N, D)
-  --train-labels   training labels, int32 or int64 (N)
+  --train-labels   training labels, int32, int64 or uint8 (N)
   --test           test features, float32 (Q, D)
-  --test-labels    test labels, int32 or int64 (Q)
+  --test-labels    test labels, int32, int64 or uint8 (Q)
   --k              neighbour counts, comma-separated (default ${DEFAULT_KS.join(",")}); one pass serves all
   --temperature    T in the vote weight exp(sim / T) (default ${DEFAULT_T})
   --json           print {temperature, classes, train, test, dim, results: {"<k>": {top1, top5, used}}}

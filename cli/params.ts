@@ -5,7 +5,7 @@ import { NAMED_CONFIGS, type VitConfig, namedConfig, validateConfig } from "../v
 import { HeadsError, readArchitecture } from "../vit/checkpoint.js";
 import { UsageError } from "../util/command.js";
 import { countFor } from "../peft/count.js";
-import { type Strategy, parseStrategy, parseStrategyFor, strategyName, strategyProblem, strategyTexts } from "../peft/strategy.js";
+import { STRATEGY_FORMS, type Strategy, parseStrategy, parseStrategyFor, strategyName, strategyProblem, strategyTexts } from "../peft/strategy.js";
 
 export const FLAGS = { model: "string", weights: "string", heads: "int", key: "string", classes: "int", strategies: "list", json: "boolean" } as const;
 const DEFAULT = ["full", "top-3", "linear", "lora-r4", "lora-r8", "lora-r16", "block-p1", "block-p2", "block-p3", "block-p4"];
@@ -19,7 +19,9 @@ export const params: Command = {
                 study's table: params --weights backbone.safetensors --classes 5 --strategies full,lora-r4
   --heads, --key  with --weights, as for \`features\` (the counts do not depend on the head count)
   --classes     classes of the new linear head (default 100, CIFAR-100)
-  --strategies  comma-separated, block@1,3 included (default ${DEFAULT.join(",")};
+  --strategies  comma-separated, each one of
+                ${STRATEGY_FORMS}, e.g. block@1,3
+                (default ${DEFAULT.join(",")};
                 with --weights those of them that fit its depth and width)
   --json        exact integers, with the total parameter count of each model`,
   async run(argv) {

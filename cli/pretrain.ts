@@ -22,8 +22,9 @@ export const pretrainCommand: Command = {
   usage: `usage: node dist/run.js pretrain --config FILE.json --out DIR
 
   --config     the pre-training: "method": "supervised" (the keys of a study's backbone.pretrain) or "dino"
-               (see configs/dino-fashion-mnist*.json); "knn": {bank, queries} scores the backbone on held-out source
-               images (for DINO every knnEvery steps, before the first step and at the end)
+               (see configs/dino-fashion-mnist*.json); "knn": {bank, queries, k, temperature, batchSize} (the
+               last three optional) scores the backbone on held-out source images (for DINO every knnEvery steps;
+               for either method before the first step and at the end)
   --out        the folder: backbone.safetensors and backbone.json (method, settings, data identity, seed, metrics,
                SHA-256), checkpoints and per-step metrics (metrics.csv); a study takes the backbone as
                backbone.checkpoint
@@ -34,7 +35,8 @@ settings that differ, and so is a folder holding the other method's pre-training
 the teacher's output entropy, the entropy of its mean output and the teacher-student KL (metrics.csv), and stops
 a run whose teacher collapses (uniform or constant outputs for collapse.window steps) with an error that names
 the form and the steps. "precision": "f16" (either method) trains in mixed precision
-with dynamic loss scaling ("lossScale"), the scale and the skipped steps in metrics.csv.`,
+with dynamic loss scaling ("lossScale"), the scale and the skipped steps in metrics.csv; "int8" and "int8x2" run
+the products on 8-bit tensor cores, as a study's training.precision.`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
     if (!flags.config) throw new UsageError("missing required flag --config");

@@ -16,7 +16,7 @@ import { FAMILIES, familyNamed, resolveVersion } from "../kernels/registry.js";
 import { DROP_FACTOR, candidates, tuneShape, withComposedShapes } from "../kernels/tune.js";
 import { checkStepFits, traceTrainingStep } from "../train/trace.js";
 import { type VitConfig, NAMED_CONFIGS, namedConfig, validateConfig } from "../vit/config.js";
-import { type Strategy, parseStrategyFor, strategyTexts } from "../peft/strategy.js";
+import { STRATEGY_FORMS, type Strategy, parseStrategyFor, strategyTexts } from "../peft/strategy.js";
 import { DEFAULT_MODEL } from "../study/config.js";
 import { PRECISIONS, type Precision } from "../autograd/precision.js";
 import { checkPrecisionOnDevice } from "../train/mixed-precision.js";
@@ -76,7 +76,7 @@ export function tunedLine(key: string, entry: TuneEntry, before: string, uses: s
 export const tune: Command = {
   summary: "time the versions of each kernel family at a model's shapes and cache the winners for this adapter",
   usage: `usage: node dist/run.js tune [--model vit-s16] [--batch 8] [--classes N] [--strategies full,lora-r8]
-                             [--families matmul,rows,attention] [--precision f32|f16|int8|int8x2]
+                             [--families matmul,rows,attention] [--precision ${PRECISIONS.join("|")}]
                              [--reps 2] [--json] [--dry-run]
        node dist/run.js tune --show [--json]
        node dist/run.js tune --clear
@@ -84,11 +84,12 @@ export const tune: Command = {
   --model       default (the default study's backbone), ${Object.keys(NAMED_CONFIGS).join(", ")} (default vit-s16)
   --batch       images per step (default 8)
   --classes     classes of the linear head, at least 1 (default 100; 5 for --model default)
-  --strategies  the fine-tuning strategies whose training step to trace (default full; lora-rR adds its rank-r
-                products, linear and top-K run fewer of the model's shapes)
+  --strategies  the fine-tuning strategies whose training step to trace (default full), each one of
+                ${STRATEGY_FORMS};
+                lora-rR adds its rank-r products, linear and top-K run fewer of the model's shapes
   --families    which kernel families to tune: ${FAMILY_NAMES.join(", ")} (default all those a training step
                 runs: knn runs in evaluations only, and \`bench knn\` times its versions)
-  --precision   f32 (default), f16, int8 or int8x2: tune the shapes of a training step with that training.precision
+  --precision   ${PRECISIONS.join(", ")} (default f32): tune the shapes of a training step with that training.precision
                 (int8, int8x2: matmul's int8 versions beside the exact ones, at shapes of their own that only such
                 runs use). Evaluations run in f32 whatever the precision: tune f32 too for their shapes
   --reps        timed runs per surviving candidate (default 2); candidates over ${DROP_FACTOR}x the best first run stop early
