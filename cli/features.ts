@@ -10,7 +10,7 @@ import { loadVit } from "../vit/load.js";
 import { isLoraKey } from "../peft/lora.js";
 import { MANIFEST_KEY, readManifest } from "../peft/save.js";
 import { readSafetensorsHeader } from "../vit/safetensors.js";
-import { extractFeatures } from "../eval/features.js";
+import { FEATURE_BATCH, extractFeatures } from "../eval/features.js";
 import { join } from "node:path";
 
 export const FLAGS = {
@@ -38,7 +38,7 @@ export const features: Command = {
   --out             float32 .npy of shape (N, C): the CLS token after the final LayerNorm
   --heads           attention heads (default: the count the checkpoint states, in its safetensors metadata or
                     the backbone.json beside it, else width / 64; a count contradicting the file's is refused)
-  --batch           images per forward pass (default 32)
+  --batch           images per forward pass (default ${FEATURE_BATCH})
   --key             .pth only: the sub-dictionary holding the weights (e.g. teacher)
   --dump-attention  block indices (e.g. 0,11): write attention probabilities (N, H, T, T) as .npy
   --dump-blocks     block indices: write block outputs (N, T, C) as .npy

@@ -4,7 +4,7 @@
 import type { Command } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
-import { type Gpu, SUBGROUP_MATRIX_FEATURE, type SubgroupMatrixConfig } from "../engine/device.js";
+import { BACKENDS, type Gpu, SUBGROUP_MATRIX_FEATURE, type SubgroupMatrixConfig } from "../engine/device.js";
 import { INT8_SLICES, PRECISIONS, mmaFragment, mmaI8Fragment } from "../kernels/registry.js";
 import { SLICE_BOUND } from "../kernels/int8-slices.js";
 import { checkTensorCores, tensorCoreVersions } from "../kernels/tensor-core-check.js";
@@ -52,7 +52,7 @@ export const info: Command = {
   summary: "show the WebGPU backend, adapter, limits and features",
   usage: `usage: node dist/run.js info [--backend NAME] [--adapter SUBSTRING] [--check] [--probe] [--json] [--quiet]
 
-  --backend   Dawn backend: vulkan, metal, d3d12, d3d11, opengl, opengles, webgpu or null (default: Dawn's choice;
+  --backend   Dawn backend: ${BACKENDS.join(", ")} (default: Dawn's choice;
               env PEFT_BACKEND)
   --adapter   pick the adapter whose name, as Dawn lists it, contains this text (case-sensitive: a text no name
               has is refused with the list), or the GPU at a PCI address as pci:DDDD:BB:DD.F (one of several

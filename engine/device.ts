@@ -30,7 +30,7 @@ export interface DeviceOptions {
 
 // The backends dawn-node takes, in any case (GPU.cpp's kBackends; it also takes d3d, vk, gl and gles for d3d12, vulkan,
 // opengl and opengles). Checked here because Dawn's refusal names neither the flag nor the variable.
-const BACKENDS = ["vulkan", "metal", "d3d12", "d3d11", "opengl", "opengles", "webgpu", "null"];
+export const BACKENDS = ["vulkan", "metal", "d3d12", "d3d11", "opengl", "opengles", "webgpu", "null"];
 const BACKEND_ALIASES = ["vk", "d3d", "gl", "gles"];
 
 // One shape of product the adapter's subgroup matrices (tensor cores, through the

@@ -10,8 +10,11 @@ import type { Capture, VisionTransformer } from "../vit/model.js";
 import { noGrad } from "../autograd/tape.js";
 import { joined } from "../util/typed-arrays.js";
 
+// Images per forward pass where the caller names none (`features --batch`).
+export const FEATURE_BATCH = 32;
+
 export interface FeatureOptions {
-  batch?: number; // images per forward pass (default 32)
+  batch?: number; // images per forward pass (default FEATURE_BATCH)
   captureBlocks?: number[]; // indices of blocks whose outputs (B, T, C) to return
   captureAttention?: number[]; // indices of blocks whose attention probabilities (B, H, T, T) to return
   onProgress?: (done: number, total: number) => void;
@@ -28,7 +31,7 @@ export class FeatureExtractor {
 
   constructor(
     private readonly model: VisionTransformer,
-    private readonly batch = 32,
+    private readonly batch = FEATURE_BATCH,
   ) {
     this.replayed = new ReplayedForward((x) => model.features(x), "features: batches are run, not replayed");
   }
