@@ -182,17 +182,22 @@ the keys. The config is checked first; errors name the key path.`,
     console.error(`device: ${device}`);
     const common = { config, out, owner: thisOwner(runtime().settings.slurm), log: (line: string) => console.error(line), progress: process.stderr };
     let result: ExperimentResult;
+    let failed: unknown; // a worker's failure, thrown once the report of the finished cells is written
     if (flags.workers) {
       await runExperiment({ ...common, force: flags.force, retryDiverged: flags["retry-diverged"], prepareOnly: true });
       console.error(`starting ${flags.workers} worker(s)${adapters ? ` on ${adapters.join(", ")}` : ""}`);
       const cells = formatCellList(selection ?? Array.from({ length: count }, (_, i) => i + 1));
-      await runWorkers({
+      failed = await runWorkers({
         command: self,
         args: ["experiment", "--config", resolve(out, "config.json"), "--out", resolve(out), "--cells", cells, ...deviceFlags],
         count: flags.workers,
         adapters,
         log: (line) => console.error(line),
-      });
+      }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      // The report of what the workers finished, the others' cells too where one failed (its error comes last).
       result = await runExperiment({ ...common, collect: true });
     } else {
       result = await runExperiment({
@@ -216,6 +221,7 @@ the keys. The config is checked first; errors name the key path.`,
     } else if (selection) console.log(`ran ${result.ran.length} cell(s); ${done} of ${count} done. --collect writes the report${result.missing.length > 0 ? " (from what is finished then)" : ""}.`);
     else console.log(`stopped after ${result.ran.length} cell(s) (--max-cells); ${done} of ${count} done. Rerun the same command to continue.`);
     console.log(`wall time: ${formatDuration(seconds)} (${seconds.toFixed(1)} s) on ${device}`);
+    if (failed) throw failed;
   },
 };
 
