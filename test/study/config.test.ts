@@ -144,16 +144,20 @@ describe("shipped configs", () => {
     }
   });
 
-  // Figure 3 at the default's scale: its cells beside the default's block-p1 cell, which it holds as it is.
-  it("configs/default-figure3.json is the default study but for Block Expansion's blocks and rates, curve and analysis", () => {
-    const figure3 = parseStudyConfig(JSON.parse(readFileSync("configs/default-figure3.json", "utf8")));
+  // The paper's comparisons at the default's scale: Figure 3's blocks, Table 1's LoRA ranks. Each holds the default's
+  // own cell of that strategy as it is, so its numbers are the default study's.
+  it.each([
+    ["configs/default-figure3.json", ["block-p1", "block-p2", "block-p4"], "block-p1"],
+    ["configs/default-lora-ranks.json", ["lora-r1", "lora-r4", "lora-r16"], "lora-r4"],
+  ])("%s is the default study but for its strategies and rates, curve and analysis", (file, strategies, ofDefault) => {
+    const variant = parseStudyConfig(JSON.parse(readFileSync(file, "utf8")));
     const study = parseStudyConfig(DEFAULT_STUDY);
     const rest = ({ name: _n, strategies: _s, learningRates: _l, analysis: _an, knn: { atSteps: _a, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
-    expect(rest(figure3)).toEqual(rest(study));
-    expect(figure3.strategies.map(strategyName)).toEqual(["block-p1", "block-p2", "block-p4"]);
-    const blockP1 = study.strategies.find((s) => strategyName(s) === "block-p1")!;
-    expect(ratesFor(figure3, blockP1)).toContain(ratesFor(study, blockP1)[0]);
-    expect(figure3.analysis).toBeUndefined();
+    expect(rest(variant)).toEqual(rest(study));
+    expect(variant.strategies.map(strategyName)).toEqual(strategies);
+    const own = study.strategies.find((s) => strategyName(s) === ofDefault)!;
+    expect(ratesFor(variant, own)).toContain(ratesFor(study, own)[0]);
+    expect(variant.analysis).toBeUndefined();
   });
 
   it("configs/default-supervised.json is the default study but for its backbone (pre-trained with labels) and rates", () => {
