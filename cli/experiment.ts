@@ -12,7 +12,7 @@ import { readCellOutcome } from "../study/result-files.js";
 import { isDiverged } from "../study/results.js";
 import { cellsOf, formatCellList, parseCellList, parseShard } from "../study/cells.js";
 import { CLAIM_TIMING, describeOwner, readClaim, staleness, thisOwner } from "../study/claims.js";
-import { resubmitFailed, submitStudy } from "../study/slurm.js";
+import { describeSubmission, resubmitFailed, submitStudy } from "../study/slurm.js";
 import { runWorkers, workerAdapters } from "../study/workers.js";
 import { pciDisplayDevices } from "../engine/pci.js";
 import { tableMarkdown } from "../study/report.js";
@@ -150,10 +150,12 @@ the keys. The config is checked first; errors name the key path.`,
       for (const line of r.lines) console.log(line);
       if (r.commands.length === 0) console.log("nothing to resubmit");
       for (const c of r.commands) console.log(`${flags["dry-run"] ? "would run" : "submitted"}: ${c}`);
-      if (r.submission) console.log(`array job ${r.submission.array} (cells ${r.submission.cells}), collect job ${r.submission.collect}`);
+      if (r.submission) console.log(describeSubmission(r.submission));
       return;
     }
     if (flags.slurm) {
+      // A folder of a config whose finished cells this one cannot keep is refused here, before any job waits.
+      if (existsSync(join(out, "config.json"))) await folderChanges(out, config);
       const r = await submitStudy(config, {
         out: resolve(out),
         cwd: process.cwd(),
@@ -165,9 +167,13 @@ the keys. The config is checked first; errors name the key path.`,
         arrayMax: flags["array-max"],
         dryRun: flags["dry-run"],
       });
+      if (r.nothing) {
+        console.log(r.nothing);
+        return;
+      }
       console.log(`study "${config.name}" (${source}): ${count} cell(s) -> ${out}; job scripts ${r.scripts.join(", ")}`);
       for (const c of r.commands) console.log(`${flags["dry-run"] ? "would run" : "submitted"}: ${c}`);
-      if (r.submission) console.log(`preparation job ${r.submission.prepare}, array job ${r.submission.array} (cells ${r.submission.cells}), collect job ${r.submission.collect}; squeue shows them, logs in ${join(out, "slurm", "logs")}`);
+      if (r.submission) console.log(`${describeSubmission(r.submission)}; squeue shows them, logs in ${join(out, "slurm", "logs")}`);
       return;
     }
 

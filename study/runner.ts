@@ -275,7 +275,7 @@ async function checkSameConfig(out: string, config: StudyConfig): Promise<void> 
   const path = join(out, "config.json");
   if (!existsSync(path)) return;
   if (JSON.stringify(await readJson(path)) !== JSON.stringify(configJson(config))) {
-    throw new Error(`experiment: ${path} holds another config than this one; workers sharing a run folder (--cells, --shard, --collect) need the same config: run --prepare-only with the new one first (it keeps the finished cells where it can, or names what it cannot keep)`);
+    throw new Error(`experiment: ${path} holds another config than this one; workers sharing a run folder (--cells, --shard, --collect) need the same config: run --prepare-only with the new one first (it keeps the finished cells where it can, or names what it cannot keep), or on Slurm submit it with --slurm again`);
   }
 }
 

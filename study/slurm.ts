@@ -9,9 +9,11 @@
 //
 // The tasks share the run folder through claims (study/claims.ts). A task that failed, hit its time limit or was
 // cancelled is resubmitted by `--resubmit-failed`, which asks Slurm how each task ended and submits the cells
-// without a result again (with a new collect job); each resumes from its last checkpoint. Where Slurm keeps no
-// accounting database (sacct says "accounting storage is disabled", as on a one-node test Slurm), the states come
-// from the controller's memory of recent jobs (squeue --states=all). Only sbatch, squeue and sacct are used.
+// without a result again (with a new collect job; a collect job alone where only it did not finish); each resumes
+// from its last checkpoint. `--slurm` again on the same folder submits only the cells without a result, once no
+// job of an earlier submission waits or runs. Where Slurm keeps no accounting database (sacct says "accounting
+// storage is disabled", as on a one-node test Slurm), the states come from the controller's memory of recent jobs
+// (squeue --states=all). Only sbatch, squeue and sacct are used.
 //
 //   slurm/study.json   the study's config as the jobs read it (configJson)
 //   slurm/jobs.json    every submission: job ids, the array's cells
@@ -40,9 +42,15 @@ export interface SlurmOptions {
 export interface Submission {
   time: string; // ISO
   prepare?: string; // job ids
-  array: string;
-  cells: string; // the array's cell numbers, "1-30" or "3,7"
+  array?: string; // absent where only a collect job was resubmitted
+  cells: string; // the array's cell numbers, "1-30" or "3,7"; "" without an array
   collect: string;
+}
+
+// A submission's jobs in words: "preparation job 10, array job 11 (cells 3), collect job 12".
+export function describeSubmission(s: Submission): string {
+  const jobs = [s.prepare && `preparation job ${s.prepare}`, s.array && `array job ${s.array} (cells ${s.cells})`, `collect job ${s.collect}`];
+  return jobs.filter(Boolean).join(", ");
 }
 
 interface JobsFile {
@@ -127,19 +135,55 @@ function submitLine(args: string[]): string {
   return ["sbatch", "--parsable", ...args].join(" ");
 }
 
-export interface SubmitResult {
-  scripts: string[];
-  submission?: Submission; // absent with dryRun
-  commands: string[]; // the sbatch command lines, as run (or, with dryRun, as they would run)
+// Submits sbatch lines one after another. Where one fails after others went through, the error names those: they
+// wait on a job that will never come, or run without the report after them, and no jobs.json records them.
+function submitter() {
+  const commands: string[] = [];
+  const submitted: string[] = [];
+  const submit = async (what: string, args: string[]): Promise<string> => {
+    commands.push(submitLine(args));
+    try {
+      const id = await sbatch(args);
+      submitted.push(`${what} ${id}`);
+      return id;
+    } catch (e) {
+      if (submitted.length === 0) throw e;
+      const ids = submitted.map((s) => s.split(" ").pop()).join(" ");
+      throw new Error(`${(e as Error).message}; already submitted: ${submitted.join(", ")}, which slurm/jobs.json does not record: scancel ${ids} removes them, then submit again`);
+    }
+  };
+  return { commands, submit };
 }
 
-// Writes the three job scripts and submits them: preparation, the cell array, collection.
+export interface SubmitResult {
+  scripts: string[];
+  submission?: Submission; // absent with dryRun, or with nothing to submit
+  commands: string[]; // the sbatch command lines, as run (or, with dryRun, as they would run)
+  nothing?: string; // why nothing was submitted: every cell has a result
+}
+
+// Writes the three job scripts and submits them: preparation, the cell array (the cells without a result),
+// collection. Refused while jobs of an earlier submission wait or run (their tasks hold the claims: new tasks would
+// sit on their allocations waiting); nothing is submitted where every cell has a result already.
 export async function submitStudy(config: StudyConfig, o: SlurmOptions): Promise<SubmitResult> {
   checkDirectiveValues(o);
+  const cells = cellsOf(config);
+  const todo = cells.flatMap((c, i) => (existsSync(join(o.out, "cells", c.id, "result.json")) ? [] : [i + 1]));
+  if (todo.length === 0) {
+    return { scripts: [], commands: [], nothing: `every cell of ${o.out} has a result (${cells.length} of ${cells.length}): nothing to submit; \`experiment --collect\` rewrites the report, --resubmit-failed resubmits a collect job that did not finish` };
+  }
+  const earlier = existsSync(jobsPath(o.out)) ? await readJobs(o.out) : undefined;
+  if (earlier) {
+    const states = await taskStates(jobIds(earlier));
+    // By job, not by task: an array of hundreds of cells is one job.
+    const active = [...new Set([...states].filter(([, state]) => ACTIVE.has(state)).map(([task]) => task.split("_")[0]))];
+    if (active.length > 0) {
+      throw new Error(`slurm: jobs ${active.join(" ")} of an earlier submission to ${o.out} (${jobsPath(o.out)}) are still waiting or running: wait for them (squeue), then --resubmit-failed resubmits the cells that ended without a result; or scancel ${active.join(" ")} and submit again`);
+    }
+  }
   const dir = slurmDir(o.out);
   await makeFolder(join(dir, "logs"));
   await writeJsonAtomic(join(dir, "study.json"), configJson(config));
-  const cells = cellsOf(config);
   const scripts = {
     prepare: script(o, "the preparation", `${config.name}-prepare`, "prepare-%j.out", ["--prepare-only"]),
     cells: script(o, "one cell per array task", `${config.name}-cells`, "cell-%a-%A.out", ["--cells", "$SLURM_ARRAY_TASK_ID"]),
@@ -152,7 +196,7 @@ export async function submitStudy(config: StudyConfig, o: SlurmOptions): Promise
     await chmod(path, 0o755);
     paths.push(path);
   }
-  const list = `1-${cells.length}`;
+  const list = formatCellList(todo);
   if (o.dryRun) {
     return {
       scripts: paths,
@@ -163,22 +207,23 @@ export async function submitStudy(config: StudyConfig, o: SlurmOptions): Promise
       ],
     };
   }
-  const commands: string[] = [];
-  const submit = async (args: string[]) => {
-    commands.push(submitLine(args));
-    return sbatch(args);
-  };
-  const prepare = await submit([paths[0]]);
-  const array = await submit([`--dependency=afterok:${prepare}`, `--array=${arrayList(list, o.arrayMax)}`, paths[1]]);
-  const collect = await submit([`--dependency=afterany:${array}`, paths[2]]);
+  const { commands, submit } = submitter();
+  const prepare = await submit("preparation job", [paths[0]]);
+  const array = await submit("array job", [`--dependency=afterok:${prepare}`, `--array=${arrayList(list, o.arrayMax)}`, paths[1]]);
+  const collect = await submit("collect job", [`--dependency=afterany:${array}`, paths[2]]);
   const submission: Submission = { time: new Date().toISOString(), prepare, array, cells: list, collect };
-  const jobs: JobsFile = existsSync(jobsPath(o.out)) ? await readJobs(o.out) : { cells: [], submissions: [] };
+  const jobs: JobsFile = earlier ?? { cells: [], submissions: [] };
   await writeJsonAtomic(jobsPath(o.out), { ...jobs, arrayMax: o.arrayMax, cells: cells.map((c) => c.id), submissions: [...jobs.submissions, submission] });
   return { scripts: paths, submission, commands };
 }
 
 function arrayList(list: string, max: number | undefined): string {
   return max ? `${list}%${max}` : list;
+}
+
+// Every job of every submission.
+function jobIds(jobs: JobsFile): string[] {
+  return jobs.submissions.flatMap((s) => [s.prepare, s.array, s.collect].filter((id): id is string => id !== undefined));
 }
 
 async function readJobs(out: string): Promise<JobsFile> {
@@ -225,34 +270,46 @@ async function taskStates(jobIds: string[]): Promise<Map<string, string>> {
   return states;
 }
 
+// The last line of a task's log that says "error:" (the program's own, or slurmstepd's on a cancel or a time
+// limit), with the log's path: a task that failed for a reason that stays (a config edited under the run folder, a
+// full disk) fails again when resubmitted, and this says so before. Undefined without a log.
+async function lastError(log: string): Promise<string | undefined> {
+  if (!existsSync(log)) return undefined;
+  const error = (await readFile(log, "utf8")).split(/[\r\n]+/).filter((l) => l.includes("error:")).pop();
+  return error ? `; its log ${log} says: ${error.trim()}` : `; its log: ${log}`;
+}
+
 export interface ResubmitResult {
-  lines: string[]; // per cell without a result: how its task ended, and what is done about it
+  lines: string[]; // per cell without a result: how its task ended, and what is done about it; then the collect job
   submission?: Submission; // absent when nothing needed resubmitting, or with dryRun
   commands: string[];
 }
 
 // Resubmits the cells of earlier submissions that have no result and whose latest task is not waiting or running:
-// failed, timed out, cancelled, or unknown to Slurm. The preparation too, when it has not finished.
+// failed, timed out, cancelled, or unknown to Slurm. The preparation too, when it has not finished. The new collect
+// job waits for the earlier arrays still running as well, so that its report is the complete one. Where every cell
+// has a result but the latest collect job ended otherwise than COMPLETED (or Slurm has forgotten it and there is no
+// results.json), the collect job alone.
 export async function resubmitFailed(o: { out: string; dryRun?: boolean }): Promise<ResubmitResult> {
   const jobs = await readJobs(o.out);
   const dir = slurmDir(o.out);
-  const states = await taskStates(jobs.submissions.flatMap((s) => [...(s.prepare ? [s.prepare] : []), s.array]));
+  const states = await taskStates(jobIds(jobs));
   const lines: string[] = [];
   const again: number[] = [];
+  const active = (job: string) => [...states].some(([id, state]) => (id === job || id.startsWith(`${job}_`)) && ACTIVE.has(state));
   // A preparation that ended without baseline.json leaves its array's tasks pending for ever (afterok can no longer
-  // be met): those cells are resubmitted too, and the log says how to remove the old tasks.
+  // be met), and its collect job behind them: those cells are resubmitted too, and a line says how to remove the old jobs.
   const prepareAgain = !existsSync(join(o.out, "baseline.json"));
-  const stuck = new Set(
-    jobs.submissions.filter((s) => prepareAgain && s.prepare && states.has(s.prepare) && !ACTIVE.has(states.get(s.prepare)!)).map((s) => s.array),
-  );
+  const stuck = jobs.submissions.filter((s) => prepareAgain && s.prepare && s.array && states.has(s.prepare) && !ACTIVE.has(states.get(s.prepare)!));
+  const stuckArrays = new Set(stuck.map((s) => s.array));
   for (const [i, id] of jobs.cells.entries()) {
     const n = i + 1;
     if (existsSync(join(o.out, "cells", id, "result.json"))) continue;
     // The latest submission that included the cell says how it stands.
-    const last = [...jobs.submissions].reverse().find((s) => parseCellList(s.cells, jobs.cells.length).includes(n));
+    const last = [...jobs.submissions].reverse().find((s) => s.array && parseCellList(s.cells, jobs.cells.length).includes(n));
     const task = last && `${last.array}_${n}`;
     const state = task ? states.get(task) : undefined;
-    if (state && ACTIVE.has(state) && !stuck.has(last!.array)) {
+    if (state && ACTIVE.has(state) && !stuckArrays.has(last!.array)) {
       lines.push(`cell ${n} (${id}): task ${task} is ${state}; left alone`);
       continue;
     }
@@ -261,28 +318,43 @@ export async function resubmitFailed(o: { out: string; dryRun?: boolean }): Prom
       again.push(n);
       continue;
     }
-    lines.push(`cell ${n} (${id}): task ${task ?? "none"} ${state ? `ended ${state}` : "unknown to Slurm"}, without a result; resubmitting`);
+    const why = last && (await lastError(join(dir, "logs", `cell-${n}-${last.array}.out`)));
+    lines.push(`cell ${n} (${id}): task ${task ?? "none"} ${state ? `ended ${state}` : "unknown to Slurm"}, without a result; resubmitting${why ?? ""}`);
     again.push(n);
   }
-  if (again.length === 0) return { lines, commands: [] };
-  const cells = formatCellList(again);
+  for (const s of stuck) {
+    const waiting = [s.array!, s.collect].filter(active);
+    if (waiting.length > 0) lines.push(`jobs ${waiting.join(" ")} wait for ever on preparation job ${s.prepare}, which ended ${states.get(s.prepare!)}: scancel ${waiting.join(" ")} removes them`);
+  }
   const scripts = ["prepare", "cells", "collect"].map((name) => join(dir, `${name}.sh`));
+  // Earlier arrays that still run: the new collect job waits for them too.
+  const running = jobs.submissions.flatMap((s) => (s.array && !stuckArrays.has(s.array) && active(s.array) ? [s.array] : []));
+  const { commands, submit } = submitter();
+  if (again.length === 0) {
+    const latest = jobs.submissions[jobs.submissions.length - 1];
+    const state = latest && states.get(latest.collect);
+    const ended = state ? !ACTIVE.has(state) && state !== "COMPLETED" : !existsSync(join(o.out, "results.json"));
+    if (!latest || running.length > 0 || !ended) return { lines, commands: [] };
+    lines.push(`collect job ${latest.collect} ${state ? `ended ${state}` : "is unknown to Slurm and there is no results.json"}; resubmitting it`);
+    const args = [scripts[2]];
+    if (o.dryRun) return { lines, commands: [submitLine(args)] };
+    const collect = await submit("collect job", args);
+    await writeJsonAtomic(jobsPath(o.out), { ...jobs, submissions: [...jobs.submissions, { time: new Date().toISOString(), cells: "", collect }] });
+    return { lines: [...lines, `collect job ${collect} writes the report`], commands };
+  }
+  const cells = formatCellList(again);
+  const after = (array: string) => `--dependency=afterany:${[array, ...running].join(":")}`;
   if (o.dryRun) {
     const commands = [
       ...(prepareAgain ? [submitLine([scripts[0]])] : []),
       submitLine([...(prepareAgain ? ["--dependency=afterok:<prepare job>"] : []), `--array=${arrayList(cells, jobs.arrayMax)}`, scripts[1]]),
-      submitLine(["--dependency=afterany:<array job>", scripts[2]]),
+      submitLine([after("<array job>"), scripts[2]]),
     ];
     return { lines, commands };
   }
-  const commands: string[] = [];
-  const submit = async (args: string[]) => {
-    commands.push(submitLine(args));
-    return sbatch(args);
-  };
-  const prepare = prepareAgain ? await submit([scripts[0]]) : undefined;
-  const array = await submit([...(prepare ? [`--dependency=afterok:${prepare}`] : []), `--array=${arrayList(cells, jobs.arrayMax)}`, scripts[1]]);
-  const collect = await submit([`--dependency=afterany:${array}`, scripts[2]]);
+  const prepare = prepareAgain ? await submit("preparation job", [scripts[0]]) : undefined;
+  const array = await submit("array job", [...(prepare ? [`--dependency=afterok:${prepare}`] : []), `--array=${arrayList(cells, jobs.arrayMax)}`, scripts[1]]);
+  const collect = await submit("collect job", [after(array), scripts[2]]);
   const submission: Submission = { time: new Date().toISOString(), ...(prepare && { prepare }), array, cells, collect };
   await writeJsonAtomic(jobsPath(o.out), { ...jobs, submissions: [...jobs.submissions, submission] });
   return { lines, submission, commands };

@@ -87,6 +87,19 @@ describe("experiment --slurm --dry-run", () => {
     expect(existsSync(join(scripts, "jobs.json"))).toBe(false);
   });
 
+  it("refuses a run folder of a config whose finished cells it cannot keep, before writing any script", async () => {
+    const out = join(root, "slurm-other");
+    await mkdir(join(out, "cells", "full_lr0.1_s0"), { recursive: true });
+    await writeFile(join(out, "cells", "full_lr0.1_s0", "result.json"), JSON.stringify(finished("full_lr0.1_s0")));
+    const other = { ...DEFAULT_STUDY, name: "ten", strategies: ["full", "top-1", "linear", "lora-r4", "block-p1"], learningRates: [0.1], seeds: [0, 1], training: { ...DEFAULT_STUDY.training, steps: 400 } };
+    await writeFile(join(out, "config.json"), JSON.stringify(other));
+    const r = await runCli(["experiment", "--config", config, "--out", out, "--slurm", "--dry-run"]);
+    expect(r.code, r.err).toBe(1);
+    expect(r.err).toContain(`experiment: ${out} holds a run of another config (${join(out, "config.json")})`);
+    expect(r.err).toContain("training.steps: 400 -> 300");
+    expect(existsSync(join(out, "slurm"))).toBe(false);
+  });
+
   it("refuses what an #SBATCH line cannot hold, before writing any script: a newline, a space, a quote, % or a bad --time", async () => {
     const dry = (out: string, ...flags: string[]) => runCli(["experiment", "--config", config, "--out", out, "--slurm", "--dry-run", ...flags]);
     const out = join(root, "slurm-bad");

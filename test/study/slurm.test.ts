@@ -9,15 +9,15 @@
 // How the task stops at a precise point: the jobs inherit the submitting process's environment, which loads a
 // preload module (NODE_OPTIONS=--import, as in faults.test.ts) that stops the process (SIGSTOP) just after the first
 // atomic write of the target cell's last.safetensors. The resubmission runs without it.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { readSafetensors } from "../../vit/safetensors.js";
-import { parseTaskStates, resubmitFailed, submitStudy } from "../../study/slurm.js";
+import { describeSubmission, parseTaskStates, resubmitFailed, submitStudy } from "../../study/slurm.js";
 import { parseStudyConfig } from "../../study/config.js";
 import { MINI_CELLS, ROOT, buildProgram, expectSameResults, runProgram, writeMiniStudy } from "./program.js";
 
@@ -101,11 +101,127 @@ describe("Slurm job scripts and task states, without Slurm", () => {
     }
   });
 
+  it("names a submission's jobs, those it has: a collect job alone, or with an array, or with a preparation", () => {
+    const time = "2026-12-05T00:00:00Z";
+    expect(describeSubmission({ time, collect: "12", cells: "" })).toBe("collect job 12");
+    expect(describeSubmission({ time, array: "11", cells: "3", collect: "12" })).toBe("array job 11 (cells 3), collect job 12");
+    expect(describeSubmission({ time, prepare: "10", array: "11", cells: "1-3", collect: "12" })).toBe("preparation job 10, array job 11 (cells 1-3), collect job 12");
+  });
+
   it("reads array task states as sacct and squeue print them, pending ranges included", () => {
     const states = parseTaskStates("12_1|COMPLETED\n12_2|CANCELLED by 0\n12_[4-5,7%2]|PENDING\n13|RUNNING\n\n12_3|TIMEOUT\n");
     expect([...states]).toEqual([
       ["12_1", "COMPLETED"], ["12_2", "CANCELLED"], ["12_4", "PENDING"], ["12_5", "PENDING"], ["12_7", "PENDING"], ["13", "RUNNING"], ["12_3", "TIMEOUT"],
     ]);
+  });
+});
+
+// Stand-ins for sbatch and sacct in a folder put first on PATH: sbatch logs its arguments and prints the next job id
+// (from 10), or fails where its arguments contain the text in fail-on; sacct prints the file states as sacct -P would.
+const FAKE_SBATCH = `#!/bin/bash
+set -e
+d="$(dirname "$0")"
+if [ -f "$d/fail-on" ] && [[ "$*" == *"$(cat "$d/fail-on")"* ]]; then echo "sbatch: error: Batch job submission failed" >&2; exit 1; fi
+echo "$*" >> "$d/sbatch.log"
+n=$(( $(cat "$d/next" 2>/dev/null || echo 10) ))
+echo $(( n + 1 )) > "$d/next"
+echo "$n"
+`;
+
+describe("Slurm submissions and resubmissions, against stand-in sbatch and sacct", () => {
+  let dir: string;
+  let bin: string;
+  let out: string;
+  let mini: ReturnType<typeof parseStudyConfig>;
+  const path = process.env.PATH;
+  const options = () => ({ out, cwd: dir, command: ["/usr/bin/node", "/opt/run.js"], flags: [] });
+  const scriptsIn = () => join(out, "slurm");
+  const sbatchLog = () => (existsSync(join(bin, "sbatch.log")) ? readFileSync(join(bin, "sbatch.log"), "utf8") : "");
+  const finish = (...cells: string[]) => Promise.all(cells.map(async (c) => {
+    await mkdir(join(out, "cells", c), { recursive: true });
+    await writeFile(join(out, "cells", c, "result.json"), "{}");
+  }));
+  // An earlier submission: preparation 1, array 2 (cells 1-3), collect 3; and the states sacct reports.
+  const earlier = async (states: string) => {
+    await mkdir(scriptsIn(), { recursive: true });
+    await writeFile(join(scriptsIn(), "jobs.json"), JSON.stringify({ cells: MINI_CELLS, submissions: [{ time: "", prepare: "1", array: "2", cells: "1-3", collect: "3" }] }));
+    await writeFile(join(bin, "states"), states);
+  };
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "slurm-fake-"));
+    bin = join(dir, "bin");
+    out = join(dir, "run");
+    await mkdir(bin);
+    await writeFile(join(bin, "sbatch"), FAKE_SBATCH, { mode: 0o755 });
+    await writeFile(join(bin, "sacct"), `#!/bin/bash\ncat "$(dirname "$0")/states"\n`, { mode: 0o755 });
+    process.env.PATH = `${bin}${delimiter}${path}`;
+    mini = parseStudyConfig(await writeMiniStudy(dir));
+  });
+  afterEach(async () => {
+    process.env.PATH = path;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("has a resubmitted cell's collect job wait for the earlier array's tasks that still run", async () => {
+    await mkdir(out, { recursive: true });
+    await writeFile(join(out, "baseline.json"), "{}");
+    await earlier("2_1|FAILED\n2_2|RUNNING\n2_3|RUNNING\n3|PENDING\n1|COMPLETED\n");
+    // The failed task's log says why: the line is shown, so that a cause that stays is seen before resubmitting.
+    const log = join(scriptsIn(), "logs", "cell-1-2.out");
+    await mkdir(join(scriptsIn(), "logs"));
+    await writeFile(log, "study \"mini\"\nerror: experiment: run/config.json holds another config than this one\nwall time: 1s\n");
+    const r = await resubmitFailed({ out });
+    expect(r.lines).toEqual([
+      `cell 1 (${MINI_CELLS[0]}): task 2_1 ended FAILED, without a result; resubmitting; its log ${log} says: error: experiment: run/config.json holds another config than this one`,
+      `cell 2 (${MINI_CELLS[1]}): task 2_2 is RUNNING; left alone`,
+      `cell 3 (${MINI_CELLS[2]}): task 2_3 is RUNNING; left alone`,
+    ]);
+    expect(sbatchLog()).toBe(`--parsable --array=1 ${join(scriptsIn(), "cells.sh")}\n--parsable --dependency=afterany:10:2 ${join(scriptsIn(), "collect.sh")}\n`);
+    expect(r.submission).toMatchObject({ array: "10", cells: "1", collect: "11" });
+  });
+
+  it("resubmits the collect job alone where every cell has a result but the collect job was cancelled", async () => {
+    await finish(...MINI_CELLS);
+    await earlier("1|COMPLETED\n2_[1-3]|COMPLETED\n3|CANCELLED by 0\n");
+    const dry = await resubmitFailed({ out, dryRun: true });
+    expect(dry.lines).toEqual(["collect job 3 ended CANCELLED; resubmitting it"]);
+    expect(dry.commands).toEqual([`sbatch --parsable ${join(scriptsIn(), "collect.sh")}`]);
+    expect(sbatchLog()).toBe("");
+    const r = await resubmitFailed({ out });
+    expect(sbatchLog()).toBe(`--parsable ${join(scriptsIn(), "collect.sh")}\n`);
+    expect(JSON.parse(readFileSync(join(scriptsIn(), "jobs.json"), "utf8")).submissions[1]).toMatchObject({ cells: "", collect: "10" });
+    expect(r.lines).toEqual(["collect job 3 ended CANCELLED; resubmitting it", "collect job 10 writes the report"]);
+    // Once a collect job completed, nothing is left to do.
+    await writeFile(join(bin, "states"), "1|COMPLETED\n2_[1-3]|COMPLETED\n3|CANCELLED by 0\n10|COMPLETED\n");
+    expect((await resubmitFailed({ out })).commands).toEqual([]);
+  });
+
+  it("names the jobs left waiting for ever behind a cancelled preparation, and the new collect job does not wait for them", async () => {
+    await earlier("1|CANCELLED by 0\n2_[1-3]|PENDING\n3|PENDING\n");
+    const r = await resubmitFailed({ out });
+    expect(r.lines.at(-1)).toBe("jobs 2 3 wait for ever on preparation job 1, which ended CANCELLED: scancel 2 3 removes them");
+    expect(sbatchLog().split("\n").at(-2)).toBe(`--parsable --dependency=afterany:11 ${join(scriptsIn(), "collect.sh")}`);
+  });
+
+  it("refuses a second --slurm while jobs of the first wait or run, and submits only the cells without a result", async () => {
+    await earlier("1|COMPLETED\n2_1|COMPLETED\n2_2|RUNNING\n2_3|PENDING\n3|PENDING\n");
+    await expect(submitStudy(mini, options())).rejects.toThrow(`slurm: jobs 2 3 of an earlier submission to ${out} (${join(scriptsIn(), "jobs.json")}) are still waiting or running: wait for them (squeue), then --resubmit-failed resubmits the cells that ended without a result; or scancel 2 3 and submit again`);
+    expect(sbatchLog()).toBe("");
+    await writeFile(join(bin, "states"), "1|COMPLETED\n2_1|COMPLETED\n2_2|COMPLETED\n2_3|CANCELLED by 0\n3|COMPLETED\n");
+    await finish(MINI_CELLS[0], MINI_CELLS[1]);
+    const r = await submitStudy(mini, options());
+    expect(r.submission).toMatchObject({ prepare: "10", array: "11", cells: "3", collect: "12" });
+    expect(sbatchLog()).toContain(`--array=3 ${join(scriptsIn(), "cells.sh")}`);
+    await finish(MINI_CELLS[2]);
+    const none = await submitStudy(mini, options());
+    expect(none.nothing).toMatch(new RegExp(`^every cell of ${out} has a result \\(3 of 3\\): nothing to submit; \`experiment --collect\` rewrites the report`));
+    expect(none.commands).toEqual([]);
+  });
+
+  it("names the jobs already submitted when a later sbatch fails", async () => {
+    await writeFile(join(bin, "fail-on"), "--array");
+    await expect(submitStudy(mini, options())).rejects.toThrow(`sbatch: error: Batch job submission failed; already submitted: preparation job 10, which slurm/jobs.json does not record: scancel 10 removes them, then submit again`);
   });
 });
 
@@ -204,6 +320,7 @@ describe.skipIf(skipReason !== "")(`a study on a one-node Slurm${skipReason ? ` 
       const task = `${first.array}_${n + 1}`;
       expect(again.stdout).toContain(`cell ${n + 1} (${cell}): task ${task} waits on a preparation that ended FAILED; resubmitting (scancel ${task} removes the old task)`);
     }
+    expect(again.stdout).toContain(`jobs ${first.array} ${first.collect} wait for ever on preparation job ${first.prepare}, which ended FAILED: scancel ${first.array} ${first.collect} removes them`);
     const scripts = join(run, "slurm");
     expect(again.stdout).toContain(`would run: sbatch --parsable ${join(scripts, "prepare.sh")}\nwould run: sbatch --parsable --dependency=afterok:<prepare job> --array=1-3 ${join(scripts, "cells.sh")}`);
     execFileSync("scancel", [first.array, first.collect], { env });
