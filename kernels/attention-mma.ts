@@ -1,6 +1,7 @@
 // Attention's "mma" version (kernels/registry.ts ATTENTION): the fused passes of kernels/attention.ts (same math,
 // layouts, lse and delta) with their products on the adapter's subgroup matrices (tensor cores from WGSL), the
-// operands in f16 (mixed precision: AttentionOptions.inputs "f16") or f32, accumulated in f32.
+// operands in f16 (mixed precision: AttentionOptions.inputs "f16") or f32, accumulated in f32. No default on any
+// device (no GPU has timed it); `tune` times it where the adapter can run it (kernels/registry.ts mmaAttentionPlan).
 //
 // A workgroup owns W·fm rows of one (b, h), queries (keys for dkdv), fm per subgroup (a fragment's rows), and
 // streams the other kind BK rows at a time, staged in workgroup memory in the operands' type with the scale s

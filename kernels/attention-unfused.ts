@@ -1,7 +1,7 @@
 // Attention's "unfused" version (kernels/registry.ts ATTENTION): scaled-dot-product attention over the packed qkv,
 // composed of the matmul, softmax, permute, slice and elementwise kernels, for drivers where those outrun the
 // fused kernels of kernels/attention.ts (llvmpipe: the register-blocked matmul does 15-30 GFLOP/s, the fused
-// kernels 3-4; the CPU default past 64 tokens).
+// kernels 3-4; the CPU default past 64 tokens, where its scores fit one storage binding).
 //
 // Per batch entry and head, with q pre-scaled (qs = s·q), all (B·H, N, ·):
 //   P = softmax(qs·kᵀ) (B·H, N, N), saved for backward      o = P·v

@@ -18,11 +18,18 @@
 //   forward  owns queries, streams k_j, v_j:                 q, acc per row (2D floats)    -> o, lse
 //   dq       owns queries, streams k_j, v_j:                 q, dO, dq per row (3D)        -> dq, delta
 //   dkdv     owns keys, streams q_i, dO_i, lse_i, delta_i:   k, v, dk, dv per row (4D)     -> dk, dv
-// The backward runs dq (which writes delta_i = dO_i.o_i), then dkdv; each writes its own columns of dqkv.
+//   dqkv     owns queries, streams k_j, v_j:                 q, dO, dq per row             -> dq, dk, dv
+// The backward runs dq (which writes delta_i = dO_i.o_i), then dkdv; each writes its own columns of dqkv. reg runs
+// it as the one pass dqkv where its workgroup is one subgroup holding every query of a (b, h) (onePass): each
+// streamed key's dk_j and dv_j are summed over the owned rows, then over the lanes (subgroupAdd), and stored by
+// lane 0; no delta buffer.
+// With `queries` (AttentionOptions) only the first NQ tokens of each sequence are queries: o and dO (B, NQ, C),
+// lse and delta (B, H, NQ); dk and dv come from those queries alone and dq is zero past them.
 //
 // Versions (kernels/registry.ts ATTENTION; why they look so, with measurements: docs/KERNELS.md, "Attention"):
 //   reg (CPU drivers): workgroup of 8 = one 8-lane SIMD batch on llvmpipe, no barriers; an invocation owns several
-//      rows (forward 4, dq 2, dkdv 2, fewer past D = 64) so that every streamed load feeds all of them; the owned
+//      rows (forward 4, dq 2, dkdv 2, dqkv 2; fewer past D = 64, and a short sequence exactly as many as fill one
+//      workgroup: regRows) so that every streamed load feeds all of them; the owned
 //      rows are named vec4s, never private arrays (a per-lane gather on llvmpipe). Where the adapter's subgroups
 //      are exactly 8 lanes, a streamed row's D/4 vec4s are loaded one per lane and handed round by
 //      subgroupBroadcast (`broadcast`), as the matmul reg versions do with a (kernels/matmul.ts).
@@ -33,6 +40,8 @@
 //      (kernels/attention-mma.ts). Not a default.
 //   unfused (CPU drivers past 64 tokens): kernels/attention-unfused.ts composes it from the matmul and softmax
 //      kernels, writing P (B·H, N, N).
+// Default (ATTENTION.defaultVersion): on CPU drivers unfused past 64 tokens where its scores (B·H, N, N) fit one
+// storage binding, else reg; on GPUs tiled. mma is no default (untimed on a GPU).
 // A call's version: kernels/registry.ts resolveVersion(ATTENTION, ...) (opts.version, else PEFT_ATTENTION, else the
 // autotuner's winner for the exact shape, else the device default). The forward resolves it and saves it with what
 // the backward needs, so the backward runs the same version.
@@ -448,8 +457,8 @@ function callDims(qkv: Tensor, heads: number, queries: number | undefined, input
   return { ...dims, NQ: queries };
 }
 
-// saved: from attentionForward, dout: (B, N, H*D) -> dqkv: (B, N, 3*H*D), by the version the forward ran.
-// Scratch: delta (B, H, N). Leaves saved to the caller.
+// saved: from attentionForward, dout: (B, NQ, H*D) -> dqkv: (B, N, 3*H*D), by the version the forward ran.
+// Scratch: delta (B, H, NQ). Leaves saved to the caller.
 export function attentionBackward(saved: AttentionSaved, dout: Tensor): Tensor {
   const { qkv, o, heads, scale, inputs } = saved;
   const dims = callDims(qkv, heads, o.shape[1], inputs); // o: (B, NQ, H*D)

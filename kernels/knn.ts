@@ -14,7 +14,8 @@
 //     in global memory). The last chunk's dispatch heap-sorts each list.
 //   Bank slices (knnTopK on GPUs): the grid is query tiles x S slices; each workgroup scans 1/S of every chunk into
 //     its own heaps, (S, Q, K) in scratch, and a merge pass (one invocation per query) takes the best K of the S*K,
-//     ordered by (sim, index), then heap-sorts. S fills the device with slices of at least max(8K, 256) rows;
+//     ordered by (sim, index), then heap-sorts. S fills the device with slices of at least max(8K, 256) rows, as
+//     far as the scratch allows (S*Q*K at most 2^24 entries and within one binding);
 //     CPU drivers keep S = 1.
 // Both share one register-blocked generator: queries on lanes, bank rows uniform across the workgroup. Each
 // workgroup owns wg*vecs*4 queries and scans the bank `rows` rows at a time; lane l owns the vec4 query columns
@@ -22,7 +23,9 @@
 // value is the same for every lane: with workgroups of 8 where the adapter's subgroups are exactly 8 lanes
 // (llvmpipe), lane l loads rows l, l + 8, ... of the step and subgroupBroadcast hands them round (`broadcast`);
 // elsewhere every lane loads all R. The tilings are the family's versions (kernels/registry.ts
-// KNN): regRxV (R bank rows, V vec4 query columns per lane, workgroup 8) and wide4x1 (workgroup 64).
+// KNN): regRxV (R bank rows, V vec4 query columns per lane, workgroup 8: reg4x2, reg8x1, reg2x4, reg16x4) and
+// wide4x1 (workgroup 64). Default: reg16x4 on CPU drivers, wide4x1 on GPUs (no GPU has timed the tilings against
+// each other).
 //
 // Banks larger than one storage binding (maxStorageBufferBindingSize) are scanned chunk by chunk: the first
 // chunk starts the lists, each later one merges into them in place (bank indices grow chunk after chunk, which

@@ -8,7 +8,9 @@
 // Backward may add a gradient of x from its other uses into dx in the same pass (x feeds a pre-norm block's
 // layernorm and its residual: the two sum at every block).
 //
-//   lane: one invocation per row, 64 rows per workgroup, no barriers (CPU drivers).
+//   lane: one invocation per row, 64 rows per workgroup, no barriers (CPU drivers). Where the adapter's subgroups
+//   are exactly 8 lanes, C % 4 == 0 and C <= REGISTER_ROW_MAX, each lane holds its row in C / 4 named vec4s
+//   (registerRow), and the forward can build that row as the ViT's input sequence (tokens, kernels/tokens.ts).
 //   tree: one workgroup of 128 per row, shared-memory tree reductions (GPUs); subgroup: the same with subgroup
 //   reductions. All share the row frame of rows.ts; default lane on CPU drivers, tree on GPUs.
 // dgamma/dbeta: a first pass sums blocks of ~sqrt(rows) rows per column into partials (adjacent lanes take
@@ -19,7 +21,7 @@
 // rows of 64) are a few hundred microseconds of loads per column on one lane. Where such a workgroup is one subgroup
 // (subgroups of exactly 8 lanes: llvmpipe), the rows' mean and rstd, which every lane needs, come 8 rows at a time,
 // one loaded per lane and handed round by subgroupShuffle: the default model's nine took 0.91-0.95 ms of a training
-// step against 1.28-1.30 (`bench vit --census`, 2026-12-04).
+// step against 1.28-1.30 (`bench vit --census`, 2026-12-04, as recorded at 0684472).
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";
 import { MAX_GROUPS, packUniform, range, storageBindings, uniformStruct } from "./wgsl.js";

@@ -1,7 +1,9 @@
 // Matmul's versions on the adapter's subgroup matrices (tensor cores from WGSL; kernels/matmul.ts lists them): mma64
 // and mma128 on f16 or f32 fragments, mma64i8 and mma128i8 on int8 slices of f32 operands; one product's WGSL.
+// mma64 and mma128 are no default (no GPU has timed them); mma64i8 and mma128i8 are the default of "int8" and
+// "int8x2" products where the adapter can run them, and no other product runs them (kernels/registry.ts MATMUL).
 // Tested in test/kernels/matmul-mma.test.ts (compiled on Dawn's null backend, run with the subgroup matrices emulated)
-// and, on adapters that list their configurations, in matmul.test.ts.
+// and, on adapters that list their configurations, in test/kernels/matmul.test.ts.
 import { MMA_I8_SLAB, MMA_SLAB } from "./registry.js";
 import { range } from "./wgsl.js";
 import { ENTRY, type MatmulSpec, TILE_COORDS, header, indented, slabStage, stagedLoop } from "./matmul-frame.js";

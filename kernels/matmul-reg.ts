@@ -1,6 +1,6 @@
 // Matmul's reg and regm versions (CPU drivers; kernels/matmul.ts says what they are and when they read b in place,
-// packed, or in pairs): one product's WGSL. Tested through matmulForward (test/kernels/matmul.test.ts: every version
-// against float64).
+// packed, or in pairs, and which of them is the CPU default): one product's WGSL. Tested through matmulForward
+// (test/kernels/matmul.test.ts: every version against float64).
 import { MATMUL_LANES as LANES } from "./registry.js";
 import { range } from "./wgsl.js";
 import { ENTRY, type MatmulSpec, TILE_COORDS, aIndex, h16, header } from "./matmul-frame.js";

@@ -1,6 +1,7 @@
 // Matmul's tiled versions (GPUs; kernels/matmul.ts lists them): tiled and tiled128 with scalar slabs, tiledvec and
-// tiled128vec with vec4 ones; one product's WGSL. Tested through matmulForward (test/kernels/matmul.test.ts: every
-// version against float64).
+// tiled128vec with vec4 ones; one product's WGSL. The GPU default is tiled128 where its tiles fill the device and
+// there is no GELU epilogue, else tiled; tiledvec and tiled128vec are no default (no GPU has timed them). Tested
+// through matmulForward (test/kernels/matmul.test.ts: every version against float64).
 import { range } from "./wgsl.js";
 import { ENTRY, type MatmulSpec, TILE_COORDS, aIndex, bIndex, h16, header, indented, slabStage, stagedLoop } from "./matmul-frame.js";
 

@@ -36,7 +36,7 @@
 //     of them (free: llvmpipe keeps each component of a lane's vec4 in a SIMD register of its own). The loads are
 //     as many as from the pack, and the products 0-8% slower than with a kept pack (`bench matmul`), but a trained
 //     weight's pack would run before every product, its update dropping the last: the default model's full step
-//     ran at 1128-1166 images/s against 1058-1109 with its 17 packs (replayed, 2026-12-05).
+//     ran at 1128-1166 images/s against 1058-1109 with its 17 packs (replayed, 2026-12-05, ef73e4c).
 //   regmRxC (CPU drivers): the same block with the 8 lanes stacked along m (tile 8R x C, for skinny products), so b
 //     loads are uniform: a small unaligned b (up to IN_PLACE_B_MAX elements) is read in place as scalars, unless it
 //     is a weight shared by the batch that is not skinny (see IN_PLACE_SKINNY).
@@ -58,11 +58,18 @@
 //     "int8x2" 2 slices, 3 products, within 2^-11 K max|a[m, :]| max|b[:, n]|. Only with those inputs (the precisions
 //     of autograd/precision.ts): at such a product the resolver picks among them and every exact version, so no f32
 //     product ever runs them.
+// Default (MATMUL.defaultVersion, measurements in docs/KERNELS.md): on CPU drivers reg16x16 or regm16x16, whichever
+// pads y less; reg16x8 where it pads y at least 10% less than that (only with a transposed a, unless the lanes
+// broadcast; with the broadcast also where it pads no more than regm16x16); with the broadcast, reg32x8 where it
+// pads y at most 11% more than that choice. On GPUs tiled128 where its tiles are at least 256 workgroups and there
+// is no GELU epilogue, else tiled. At "int8" and "int8x2" products mma128i8 or mma64i8 by the same rule of tile
+// size, on any device, where the adapter can run them. tiledvec, tiled128vec, mma64 and mma128 are no default: no
+// GPU has timed them.
 // Mixed precision (inputs "f16", autograd/precision.ts): every version rounds a and b to f16 as it loads them and
 // accumulates in f32, as PyTorch's autocast does; y, the epilogue operands and rowSums stay f32. a and b stay f32 in
-// memory and every f32 path (packs, in-place reads) applies; a cast pass per operand took a third of the default
-// model's f16 step on lavapipe, by census (docs/KERNELS.md). The mma versions stage them as f16. The adapter must
-// have shader-f16.
+// memory and every f32 path (packs, in-place reads) applies; a cast pass per operand (casts and f16 packs) took
+// 17.7 of the default model's 44.2 ms f16 step on lavapipe, by census (docs/KERNELS.md). The mma versions stage
+// them as f16. The adapter must have shader-f16.
 // Why they look so, with the measurements behind each choice: docs/KERNELS.md, "Matmul".
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor, numel } from "../engine/tensor.js";

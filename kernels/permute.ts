@@ -13,7 +13,7 @@
 //   folded into (x, y). When that axis has unit stride on both sides and every offset and stride is a multiple of
 //   4, the buffers bind as array<vec4<u32>> and each invocation moves one vec4; otherwise a loop of 4 words, or of
 //   a whole last axis of up to SHORT_ROW words (the ViT's im2col moves rows of 7: 0.21 ms against 0.29 by census
-//   for the default model's batch of 32, 2026-12-05).
+//   for the default model's batch of 32, 2026-12-05, 368f3ee).
 //   No shared memory: on CPU drivers barriers cost more than the strided reads they would save (a tiled
 //   transpose would be the GPU version).
 //

@@ -1,13 +1,14 @@
 // Reductions along one axis: sum, mean, max. The input is viewed as (outer, n, inner) around the axis and
-// the output is (outer, inner) (keepdim is a reshape in engine/ops.ts).
+// the output is (outer, inner) (keepdim is a reshape in autograd/ops.ts).
 //
 //   v1: one invocation per output element loops over n; workgroup 64, grid folded into (x, y).
 //   When the outputs alone are too few to fill the device and n is long, a first pass reduces chunks of n into
 //   partials (outer, chunks, inner) and a second pass reduces the partials. How many invocations fill a device
 //   (SPREAD): 256 on CPU drivers, where a chunk is still >= 1024 elements; 65536 on GPUs, chunks >= 32. A bias
 //   gradient (6304 rows, 384 columns) stays 6 workgroups of one pass on a CPU driver; on an H200 one pass took
-//   1.5-2.3 ms per bias, half of a ViT-S training step's GPU time (88 of 180 ms).
-// max backward is built from elementwise ops in engine/ops.ts (mask of the maxima, ties share the gradient).
+//   1.5-2.3 ms per bias, half of a ViT-S training step's GPU time (88 of 180 ms;
+//   2026-11-27, 39f3c42).
+// max backward is built from elementwise ops in autograd/ops.ts (mask of the maxima, ties share the gradient).
 // sumInto: a sum over the first axis whose outputs go to two tensors, the first `head.size` to head, the rest to
 // tail: a product split along k sums its partial products and bias sums (kernels/matmul.ts) straight into the
 // gradient and the bias gradient, where a sum and two buffer copies did it.

@@ -207,7 +207,9 @@ export const MATMUL: Family<MatmulShape, MatmulVersion> = {
   // subgroupBroadcast (laneBroadcast): then it is the choice in every layout where it pads y 10% less than
   // reg16x16, or no more than regm16x16 (at 256x544x64 and 3200x192x576 it ran 10% faster than regm16x16, at
   // 544x64x256 and 512³ 4-5% slower than reg16x16), and took the default model's step on lavapipe from 744-758 to
-  // 788-813 images/s (docs/KERNELS.md, Matmul).
+  // 788-813 images/s (docs/KERNELS.md, Matmul). With the broadcast, reg32x8 (tile 32 x 64) where it pads y at most
+  // 1/0.9 (11%) more than that choice: two k per iteration made it the fastest block at every shape of the default
+  // model's step (docs/KERNELS.md, Matmul, 2026-12-05, f08435b).
   // tiledvec and tiled128vec are no default until a GPU has timed them (docs/KERNELS.md); `tune` times them.
   // The mma versions are not a default: no GPU that offers them through Dawn has timed them yet (NVIDIA's Vulkan
   // driver gets no shader-f16 from Dawn, so no f16 subgroup matrices, and lists no f32 ones); `tune` picks them where

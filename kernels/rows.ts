@@ -9,6 +9,7 @@
 //       reduces in registers, its first lane writes the result to workgroup memory, and every lane folds the
 //       subgroups' results: two barriers per reduction against tree's nine. No default (docs/KERNELS.md, "Row kernels"):
 //       `tune` times it where the adapter has subgroups, and PEFT_ROWS=subgroup asks for it.
+// Default (ROWS.defaultVersion): lane on CPU drivers, tree on GPUs.
 // A call's version: kernels/registry.ts resolveVersion(ROWS, ...), which also refuses subgroup on an adapter
 // without subgroups.
 import { runtime } from "../engine/runtime.js";

@@ -6,7 +6,7 @@
 //   sliceBackward: dx = zeros(inputShape) with dx[:, start:start+m, :] = dy
 //   placeBlocks:   y (R, C) = zeros with block i, x_i (h_i, w_i), at rows row_i.. and columns col_i..
 //   blockOf:       y (h, w) = x[row:row+h, col:col+w] of a 2-D x (a placed block's gradient)
-// concat's backward is one sliceForward of dy per input (engine/ops.ts).
+// concat's backward is one sliceForward of dy per input (autograd/ops.ts).
 //
 // Every copy is the strided-copy kernel of kernels/permute.ts (bit-exact, any 32-bit dtype); merging axes makes a
 // slice a copy of `outer` runs of m*inner contiguous words, moved as vec4 when the extents allow.

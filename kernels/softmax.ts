@@ -8,8 +8,8 @@
 //   tree: one workgroup of 128 per row; lanes stride over the columns and combine through a shared-memory tree.
 //       For GPUs, where one thread per row would leave the machine idle and read memory uncoalesced.
 //   subgroup: tree with subgroup reductions, where the adapter has subgroups.
-// Default: the tuned version for the shape if `tune` stored one, else lane on CPU drivers and tree on GPUs
-// (kernels/registry.ts ROWS).
+// A call's version: kernels/registry.ts resolveVersion(ROWS, ...): the explicit one, else PEFT_ROWS, else the tuned
+// one for the shape if `tune` stored one, else the default, lane on CPU drivers and tree on GPUs.
 // The row-kernel frame (versions, thread mapping, reductions) is shared with layernorm and cross-entropy: rows.ts.
 import { runtime, getKernel } from "../engine/runtime.js";
 import { Tensor } from "../engine/tensor.js";

@@ -1,5 +1,6 @@
 // The ViT's input sequence from its patch tokens, the CLS token and the position embeddings:
 //   y[b, 0, :] = cls + pos[0, :],   y[b, 1 + g, :] = tokens[b, g, :] + pos[1 + g, :]
+//   tokens (B, G, C), cls of C elements, pos of (1 + G) * C (any shapes)  ->  y (B, 1 + G, C)
 // timm's cat((cls_token.expand(B, -1, -1), x), dim=1) + pos_embed in one pass, where composing it took five
 // dispatches (a fill and an add to broadcast the CLS token, two copies for the concat, the add of the positions).
 // The sums are the composition's, so the values are the same to the bit. Backward (tokenSequenceBackward): the
