@@ -3,7 +3,7 @@
 // class is the label; top-5: the label is among the first min(5, k) classes (eval_knn.py's own rule for k < 5).
 // Results in percent, as DINO prints them.
 //
-// One GPU pass (engine/ops.ts knn, the fused top-k kernel) finds the kmax = max(ks) nearest rows, sorted; the votes
+// One GPU pass (kernels/knn.ts, the fused top-k kernel) finds the kmax = max(ks) nearest rows, sorted; the votes
 // for each k come from the first k of that list. Votes are counted on the CPU from the (Q, kmax) read-back: Q*kmax
 // values and O(Q * kmax + Q * |ks| * classes) work against the O(Q * N * D) of the similarities, summed in float64,
 // with no limit on the number of classes and no (Q, classes) scratch on the GPU.

@@ -106,6 +106,14 @@ export function forbiddenImports(graph: Map<string, string[]>, table: Map<string
   return bad;
 }
 
+// The repository paths a text cites (`kernels/knn.ts`, `docs/STUDY.md`: a top folder of the project, then a file
+// with an extension) that do not exist, by `exists`: a comment that points the reader to a file that was renamed or
+// merged away.
+export function missingPaths(text: string, exists: (path: string) => boolean): string[] {
+  const cited = text.matchAll(/(?<![\w./-])((?:util|engine|kernels|autograd|data|vit|peft|train|eval|plot|study|cli|bench|configs|backbones|scripts|docs|test)\/[\w./-]*\w\.(?:ts|json|md|sh|py|mjs))/g);
+  return [...new Set([...cited].map((m) => m[1]))].filter((p) => !exists(p));
+}
+
 describe("the checkers", () => {
   it("find a circle of three files and a file importing itself, and no circle in a chain", () => {
     const g = new Map([
@@ -131,6 +139,12 @@ describe("the checkers", () => {
     expect(forbiddenImports(new Map([["cli/x.ts", []]]), table)[0]).toContain("has no row");
   });
 
+  it("find the cited paths that do not exist, not those that do nor those inside others", () => {
+    const text = "// engine/ops.ts (merged into autograd/ops.ts); see docs/STUDY.md and node_modules/x/engine/y.ts";
+    const exists = (p: string) => p === "autograd/ops.ts" || p === "docs/STUDY.md";
+    expect(missingPaths(text, exists)).toEqual(["engine/ops.ts"]);
+  });
+
   it("resolve relative imports, type-only and dynamic ones too", () => {
     const text = 'import { a } from "./a.js";\nimport type { B } from "../util/b.js";\nconst c = await import("./c.js");';
     expect(importsOf("engine/x.ts", text)).toEqual(["engine/a.ts", "util/b.ts", "engine/c.ts"]);
@@ -145,6 +159,11 @@ describe("the repository", () => {
   it("has source files in every floor of the table, and imports only files that exist", () => {
     expect(files.length).toBeGreaterThan(50);
     const missing = [...graph].flatMap(([f, ts]) => ts.filter((t) => !existsSync(join(ROOT, t))).map((t) => `${f} -> ${t}`));
+    expect(missing).toEqual([]);
+  });
+
+  it("cites, in its sources, only repository files that exist", () => {
+    const missing = files.flatMap((f) => missingPaths(texts.get(f)!, (p) => existsSync(join(ROOT, p))).map((p) => `${f}: ${p}`));
     expect(missing).toEqual([]);
   });
 

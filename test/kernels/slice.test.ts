@@ -153,7 +153,7 @@ describe("backward", () => {
     const x = randn(numel(shape), 4);
     expectClose("dx (finite differences)", got, numericGrad((v) => dot(sliceRef(v, shape, axis, start, end), w), x), FD);
   });
-  it("concat backward (one slice of dy per input, as engine/ops.ts) = d sum(concat(xs) * w)/dxs", async () => {
+  it("concat backward (one slice of dy per input, as autograd/ops.ts) = d sum(concat(xs) * w)/dxs", async () => {
     const shapes = [[2, 1, 3], [2, 2, 3], [2, 4, 3]];
     const xs = shapes.map((s, k) => randn(numel(s), 10 + k));
     const w = randn(2 * 7 * 3, 5);
