@@ -87,7 +87,7 @@ function groupBy<T>(items: T[], key: (t: T) => string): Map<string, T[]> {
 }
 
 // The panels of Figure 2 or 4, with the strategies every panel has (or, where none is in all, every strategy).
-function panelsFigure(name: string, title: string, panels: { title: string; runs: Finished[]; which?: string }[]): PlannedFigure {
+function panelsFigure(name: string, title: string, panels: { title: string; runs: Finished[] }[]): PlannedFigure {
   const merged = panels.map((p) => ({ ...p, panel: mergedPanel(p.runs) }));
   const names = merged.map((m) => m.panel.table.map((row) => strategyName(row.strategy)));
   const everywhere = names[0].filter((n) => names.every((list) => list.includes(n)));
@@ -95,7 +95,7 @@ function panelsFigure(name: string, title: string, panels: { title: string; runs
   const marks = merged.flatMap((m) => m.panel.table.filter((row) => domain.includes(strategyName(row.strategy))).map((row) => ({ label: `${strategyName(row.strategy)} (${m.title})`, seeds: row.seeds })));
   const figurePanels: FigurePanel[] = merged.map((m) => ({
     title: m.title,
-    layers: figure2Layers({ ...m.panel, table: m.panel.table.filter((row) => domain.includes(strategyName(row.strategy))) }, { domain, which: m.which, xTitle: "Transfer accuracy (%)" }),
+    layers: figure2Layers({ ...m.panel, table: m.panel.table.filter((row) => domain.includes(strategyName(row.strategy))) }, { domain, xTitle: "Transfer accuracy (%)" }),
   }));
   const spec = panelsSpec(
     { text: title, subtitle: ["each strategy at its selected learning rate", ...seedsNote(marks)] },
@@ -137,7 +137,7 @@ export function planReport(runs: RunFolder[]): ReportPlan {
         .sort(([a], [b]) => (a === main ? 1 : 0) - (b === main ? 1 : 0))
         .flatMap(([model, rs]) => {
           const here = rs.filter((r) => datasetOf(r) === dataset);
-          return here.length > 0 ? [{ title: `${model}, ${dataset}`, runs: here, which: model }] : [];
+          return here.length > 0 ? [{ title: `${model}, ${dataset}`, runs: here }] : [];
         }),
     );
     figures.push(panelsFigure("figure4", "Forgetting vs. transfer across backbones", panels));

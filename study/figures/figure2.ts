@@ -24,8 +24,8 @@ export function figure2Spec(r: StudyResults): FigureSpec {
 
 // The figure's marks for one study's table: the reference line, the error bars where a strategy has several seeds,
 // one point per strategy. `domain` orders the strategies' colours and shapes (a figure of several panels shares
-// one); `which` names the original backbone in the legend; `xTitle` the transfer axis.
-export function figure2Layers(r: Panel, o: { domain?: string[]; which?: string; xTitle?: string } = {}): FigureLayer[] {
+// one); `xTitle` the transfer axis.
+export function figure2Layers(r: Panel, o: { domain?: string[]; xTitle?: string } = {}): FigureLayer[] {
   const rows = r.table.map((row) => ({
     strategy: strategyName(row.strategy),
     lr: row.lr,
@@ -43,7 +43,7 @@ export function figure2Layers(r: Panel, o: { domain?: string[]; which?: string; 
   const { color, shape } = strategyChannels(r, o.domain);
   const errorBar = { type: "errorbar", ticks: true, thickness: 1.5 } as const;
   return [
-    originalBackboneLayer(r, o.which),
+    originalBackboneLayer(r),
     ...(several.length > 0
       ? [
           { data: { values: several }, mark: errorBar, encoding: { x: x("transferLo"), x2: { field: "transferHi" }, y: y("knn"), color } },

@@ -43,13 +43,13 @@ export function knnChannel(r: Pick<Panel, "reportK">, field: string) {
   return percentChannel(field, `Source k-NN top-1 (%), ${r.reportK}-NN`);
 }
 
-// The dashed line at the original backbone's accuracy: what a backbone that forgot nothing keeps. `which` names the
-// backbone in the legend where a figure shows several (e.g. "ViT-S/16"). Its legend goes above the plot, or below
+// The dashed line at the original backbone's accuracy: what a backbone that forgot nothing keeps. In a figure of
+// several panels each has its own (the panel's title names its backbone). Its legend goes above the plot, or below
 // where one panel of several has the line (Figure 3's): above, it would lift that panel's title above its neighbour's.
-export function originalBackboneLayer(r: Panel, which?: string, legendAt: "top" | "bottom" = "top"): FigureLayer {
+export function originalBackboneLayer(r: Panel, legendAt: "top" | "bottom" = "top"): FigureLayer {
   const knn = r.baseline.knn[String(r.reportK)].top1;
   return {
-    data: { values: [{ line: `original ${which ?? "backbone"} (${knn.toFixed(2)}%)`, knn }] },
+    data: { values: [{ line: `original backbone (${knn.toFixed(2)}%)`, knn }] },
     mark: { type: "rule", color: "#333", strokeWidth: 1.5 },
     encoding: {
       y: knnChannel(r, "knn"),
