@@ -1,8 +1,9 @@
 // `params`: the paper's Table 1 column of trainable parameters for every strategy, for a named ViT or a checkpoint's.
 import type { Command } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
-import { NAMED_CONFIGS, type VitConfig, namedConfig, validateConfig } from "../vit/config.js";
+import { NAMED_CONFIGS, type VitConfig, namedConfig } from "../vit/config.js";
 import { HeadsError, readArchitecture } from "../vit/checkpoint.js";
+import { configOf } from "../vit/load.js";
 import { UsageError } from "../util/command.js";
 import { countFor } from "../peft/count.js";
 import { STRATEGY_FORMS, type Strategy, parseStrategy, parseStrategyFor, strategyName, strategyProblem, strategyTexts } from "../peft/strategy.js";
@@ -74,9 +75,7 @@ async function checkpointConfig(path: string, classes: number, heads: number | u
   const a = await readArchitecture(path, { heads, key }).catch((e) => {
     throw e instanceof HeadsError ? new UsageError(`--heads: ${e.message}`) : e;
   });
-  if (a.channels !== 3) throw new Error(`params: ${path}: expected 3 input channels, got ${a.channels}`);
-  const { imageSize, patchSize, width, depth, mlpHidden } = a;
-  return validateConfig({ imageSize, patchSize, width, depth, heads: a.heads, mlpHidden, classes, eps: 1e-6 });
+  return configOf(path, a, classes);
 }
 
 // 85.9M, 21.3M, 76.9K, 301K as in the paper, whose table truncates thousands (448,712 -> 448K): pass Math.floor.

@@ -1,7 +1,7 @@
 // Loading a ViT from a checkpoint file (timm / official DINO .pth, safetensors, Hugging Face ViTModel) and
 // saving one in timm layout. The architecture is inferred from the weights; the head count, which they cannot show,
 // is given, or stated by the checkpoint (vit/checkpoint.ts), or width/64. A saved ViT states its own.
-import { HEADS_KEY, loadCheckpoint, type CheckpointOptions, type F32Tensor } from "./checkpoint.js";
+import { HEADS_KEY, loadCheckpoint, type CheckpointOptions, type F32Tensor, type VitArchitecture } from "./checkpoint.js";
 import { writeSafetensors } from "./safetensors.js";
 import { validateConfig, type VitConfig } from "./config.js";
 import { buildVit, type VisionTransformer } from "./model.js";
@@ -24,6 +24,12 @@ function firstNonfinite(name: string, data: Float32Array): string | undefined {
   return i < 0 ? undefined : `${name}[${i}] = ${data[i]}`;
 }
 
+// The ViT a checkpoint's architecture describes, with a head of `classes` (0: none); 3 input channels only.
+export function configOf(path: string, a: VitArchitecture, classes: number, eps = 1e-6): VitConfig {
+  if (a.channels !== 3) throw new Error(`vit: ${path}: expected 3 input channels, got ${a.channels}`);
+  return validateConfig({ imageSize: a.imageSize, patchSize: a.patchSize, width: a.width, depth: a.depth, heads: a.heads, mlpHidden: a.mlpHidden, classes, eps });
+}
+
 export async function loadVit(path: string, opts: LoadOptions = {}): Promise<LoadedVit> {
   const ckpt = await loadCheckpoint(path, opts);
   const nonfinite: string[] = [];
@@ -33,18 +39,8 @@ export async function loadVit(path: string, opts: LoadOptions = {}): Promise<Loa
     if (bad) nonfinite.push(bad);
   }
   const a = ckpt.arch;
-  if (a.channels !== 3) throw new Error(`vit: ${path}: expected 3 input channels, got ${a.channels}`);
-  const config: VitConfig = validateConfig({
-    imageSize: a.imageSize,
-    patchSize: a.patchSize,
-    width: a.width,
-    depth: a.depth,
-    heads: a.heads,
-    mlpHidden: a.mlpHidden,
-    classes: a.hasHead ? a.classes : 0,
-    // Hugging Face's ViT uses LayerNorm eps 1e-12; timm and DINO 1e-6.
-    eps: ckpt.layout === "hf" ? 1e-12 : 1e-6,
-  });
+  // Hugging Face's ViT uses LayerNorm eps 1e-12; timm and DINO 1e-6.
+  const config = configOf(path, a, a.hasHead ? a.classes : 0, ckpt.layout === "hf" ? 1e-12 : 1e-6);
   const model = buildVit(config, (name, shape) => {
     const t = ckpt.tensors.get(name);
     if (!t) throw new Error(`vit: ${path}: missing tensor ${name} (${shape.join(", ")})`);
