@@ -8,7 +8,7 @@ import { readNpy, writeNpy } from "../data/npy.js";
 import { HeadsError } from "../vit/checkpoint.js";
 import { loadVit } from "../vit/load.js";
 import { isLoraKey } from "../peft/lora.js";
-import { MANIFEST_KEY, readManifest } from "../peft/save.js";
+import { MANIFEST_KEY, manifestIn } from "../peft/save.js";
 import { readSafetensorsHeader } from "../vit/safetensors.js";
 import { FEATURE_BATCH, extractFeatures } from "../eval/features.js";
 import { join } from "node:path";
@@ -115,7 +115,7 @@ async function refuseFinetuned(weights: string): Promise<void> {
   // An unreadable file is loadVit's to report, in its words.
   const header = await readSafetensorsHeader(weights).catch(() => undefined);
   if (!header?.metadata[MANIFEST_KEY]) return;
-  const m = await readManifest(weights);
+  const m = manifestIn(weights, header.metadata);
   throw new Error(
     `features: ${weights} holds a fine-tuned model's trainable tensors (${m.strategy}, fine-tuned from ${m.base.file}), not a checkpoint: ` +
       `write one with \`export --base ${m.base.file} --finetuned ${weights} --out OUT.safetensors --merge\``,

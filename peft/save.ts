@@ -56,7 +56,7 @@ export async function saveFinetuned(
 }
 
 // The manifest a fine-tuned file's metadata holds (MANIFEST_KEY), checked for its format.
-function manifestIn(path: string, metadata: Record<string, string>): Manifest {
+export function manifestIn(path: string, metadata: Record<string, string>): Manifest {
   if (!metadata[MANIFEST_KEY]) {
     throw new Error(`finetuned: ${path}: expected a manifest in the file's metadata, found none (a fine-tuned model saved by this tool, or a study cell's checkpoint)`);
   }

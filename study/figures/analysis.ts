@@ -54,10 +54,12 @@ function valueText(field: string, format: string, light: string) {
   ] as const;
 }
 
+// A heatmap cell's value, none (a blank cell) where it is no number.
+const number = (x: number) => (Number.isNaN(x) ? null : x);
+
 // A CKA that is no number (a block whose outputs do not vary over the images, as in a collapsed model: 0 / 0) is a
 // blank cell, said so in the subtitle.
 export function ckaHeatmapSpec(a: RunAnalysis): FigureSpec {
-  const number = (x: number) => (Number.isNaN(x) ? null : x);
   const values = a.strategies.flatMap((s) =>
     s.ckaCls.flatMap((c, block) => [
       { strategy: s.strategy, block, tokens: "CLS token", cka: number(c.mean), std: number(c.std), spread: spreadText(s.seeds, c.std) },
@@ -194,7 +196,7 @@ export function weightChangeSpec(a: RunAnalysis): FigureSpec {
 // mean, at least 0.1 bits: a model whose attention barely moved is not painted as one that moved most.
 export function attentionDriftSpec(a: RunAnalysis): FigureSpec {
   const values = a.strategies.flatMap((s) =>
-    s.attention.map((d, block) => ({ strategy: s.strategy, block, drift: Number.isNaN(d.mean) ? null : d.mean, std: d.std, spread: spreadText(s.seeds, d.std) })),
+    s.attention.map((d, block) => ({ strategy: s.strategy, block, drift: number(d.mean), std: d.std, spread: spreadText(s.seeds, d.std) })),
   );
   const top = Math.max(0.1, ...values.flatMap((v) => (v.drift === null ? [] : [v.drift])));
   const domain = a.strategies.map((s) => s.strategy);
