@@ -3,9 +3,10 @@
 // are UsageErrors that name the argument or flag. Also the checks of output flags that commands run before any work.
 import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { dirname } from "node:path";
 import { HelpRequested, UsageError } from "./command.js";
 import { describeFileError, isFileError } from "./file-errors.js";
+import { nearestExisting } from "./make-folder.js";
 
 export type FlagType = "string" | "number" | "int" | "boolean" | "list";
 export type FlagSpec = Record<string, FlagType>;
@@ -75,22 +76,17 @@ export function required<T>(value: T | undefined, flag: string): T {
 // write (or write some files and not others): the folder, or its nearest existing parent where it is still to be
 // made, must be a folder this process can write in. Nothing is created here.
 export async function checkOutputFolder(dir: string, flag: string): Promise<void> {
-  for (let p = resolve(dir); ; p = dirname(p)) {
-    const info = await stat(p).catch((e: NodeJS.ErrnoException) => {
-      if (e.code === "ENOENT" || e.code === "ENOTDIR") return undefined; // not there yet: look at its parent
-      throw new Error(`--${flag}: ${isFileError(e) ? describeFileError(e, p) : e.message}`, { cause: e });
-    });
-    if (info) {
-      if (!info.isDirectory()) {
-        throw new Error(`--${flag}: ${p === resolve(dir) ? `expected a folder, got the file ${dir}` : `cannot create the folder ${dir}: ${p} is a file, not a folder`}`);
-      }
-      await access(p, constants.W_OK).catch((e: NodeJS.ErrnoException) => {
-        throw new Error(`--${flag}: ${isFileError(e) ? describeFileError(e, p, "write in") : e.message}`, { cause: e });
-      });
-      return;
-    }
-    if (dirname(p) === p) return;
+  // A refusal of stat names the path it was given: the folder, or the one above it where stat stopped.
+  const { path, info, missing } = await nearestExisting(dir).catch((e: Error) => {
+    throw new Error(`--${flag}: ${isFileError(e) ? describeFileError(e) : e.message}`, { cause: e });
+  });
+  if (!info) return; // not even the root exists (a drive that is not there): writing will say so
+  if (!info.isDirectory()) {
+    throw new Error(`--${flag}: ${missing.length === 0 ? `expected a folder, got the file ${dir}` : `cannot create the folder ${dir}: ${path} is a file, not a folder`}`);
   }
+  await access(path, constants.W_OK).catch((e: NodeJS.ErrnoException) => {
+    throw new Error(`--${flag}: ${isFileError(e) ? describeFileError(e, path, "write in") : e.message}`, { cause: e });
+  });
 }
 
 // An output file's flag: not a folder, in a folder checkOutputFolder accepts.

@@ -55,6 +55,10 @@ describe("output flags, checked before any work and creating nothing", async () 
     );
     await expect(checkOutputFile(join(dir, "file.txt", "f.npy"), "out")).rejects.toThrow(`--out: expected a folder, got the file ${join(dir, "file.txt")}`);
   });
+  it("a path stat refuses is refused, naming the flag and the path", async () => {
+    const long = join(dir, "n".repeat(300), "sub");
+    await expect(checkOutputFolder(long, "out")).rejects.toThrow(`--out: cannot read ${long}: the name is too long (ENAMETOOLONG)`);
+  });
   it("a folder where a file goes is refused", async () => {
     await expect(checkOutputFile(join(dir, "folder"), "out")).rejects.toThrow(`--out: cannot write ${join(dir, "folder")}: it is a folder, not a file`);
   });
