@@ -26,6 +26,7 @@ import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { type StudyConfig, configJson } from "./config.js";
 import { cellsOf, formatCellList, parseCellList } from "./cells.js";
 import { makeFolder } from "../util/make-folder.js";
+import { checkOutputFolder } from "../util/args.js";
 
 export interface SlurmOptions {
   out: string; // the run folder, absolute
@@ -71,6 +72,17 @@ function checkDirectiveValues(o: SlurmOptions): void {
   if (o.partition !== undefined && !/^[\w.-]+(,[\w.-]+)*$/.test(o.partition)) throw new Error(`--partition: expected partition names (letters, digits, _ . -, comma-separated), got "${o.partition}"`);
   if (o.time !== undefined && !slurmTime(o.time)) {
     throw new Error(`--time: expected a time limit as sbatch takes it (minutes, M:S, H:M:S, D-H, D-H:M, D-H:M:S or UNLIMITED; minutes and seconds below 60 after a colon), got "${o.time}"`);
+  }
+}
+
+// The folders the jobs write in, checked before anything is written or submitted: the run folder (or the folder
+// it is to be made in) and those of cells/, slurm/ and slurm/logs that exist. Slurm takes the jobs whatever the
+// folder: a preparation that cannot write the run folder fails, and the array waits for ever on it; a task whose
+// log Slurm cannot open fails without a line. slurm/ of an earlier submission may be writable where the run folder
+// is not (chmod -w, a quota), and --resubmit-failed writes nothing before it submits.
+async function checkWritable(out: string): Promise<void> {
+  for (const dir of [out, join(out, "cells"), slurmDir(out), join(slurmDir(out), "logs")]) {
+    if (dir === out || existsSync(dir)) await checkOutputFolder(dir, "out");
   }
 }
 
@@ -164,7 +176,8 @@ export interface SubmitResult {
 
 // Writes the three job scripts and submits them: preparation, the cell array (the cells without a result),
 // collection. Refused while jobs of an earlier submission wait or run (their tasks hold the claims: new tasks would
-// sit on their allocations waiting); nothing is submitted where every cell has a result already.
+// sit on their allocations waiting), and where the jobs could not write the run folder (checkWritable); nothing is
+// submitted where every cell has a result already.
 export async function submitStudy(config: StudyConfig, o: SlurmOptions): Promise<SubmitResult> {
   checkDirectiveValues(o);
   const cells = cellsOf(config);
@@ -172,6 +185,7 @@ export async function submitStudy(config: StudyConfig, o: SlurmOptions): Promise
   if (todo.length === 0) {
     return { scripts: [], commands: [], nothing: `every cell of ${o.out} has a result (${cells.length} of ${cells.length}): nothing to submit; \`experiment --collect\` rewrites the report, --resubmit-failed resubmits a collect job that did not finish` };
   }
+  await checkWritable(o.out);
   const earlier = existsSync(jobsPath(o.out)) ? await readJobs(o.out) : undefined;
   if (earlier) {
     const states = await taskStates(jobIds(earlier));
@@ -292,6 +306,7 @@ export interface ResubmitResult {
 // results.json), the collect job alone.
 export async function resubmitFailed(o: { out: string; dryRun?: boolean }): Promise<ResubmitResult> {
   const jobs = await readJobs(o.out);
+  await checkWritable(o.out);
   const dir = slurmDir(o.out);
   const states = await taskStates(jobIds(jobs));
   const lines: string[] = [];

@@ -1,18 +1,18 @@
 // study/slurm.ts on a real Slurm: scripts/slurm-local.sh brings up a one-node Slurm (munged, slurmctld, slurmd) in a
 // folder of this test's own, and stops it at the end. The miniature study of ./program.ts is submitted with
-// `experiment --slurm`: a preparation job, an array of three cell tasks, a collect job. One task is stopped after
-// its cell's first checkpoint and cancelled with scancel; the collect job then reports the two finished cells and
-// names the missing one, `--resubmit-failed` submits that cell again, which takes over the dead task's claim and
-// resumes from the checkpoint, and the final results equal a single process's run of the same config, checkpoints
-// byte for byte.
+// `experiment --slurm`: a preparation job, an array of three cell tasks, a collect job. Two tasks are stopped after
+// their cells' first checkpoint: one is cancelled with scancel, the other runs out of time (TIMEOUT); the collect
+// job then reports the finished cell and names the missing ones, `--resubmit-failed` submits those cells again,
+// which take over the dead tasks' claims and resume from the checkpoints, and the final results equal a single
+// process's run of the same config, checkpoints byte for byte.
 //
 // How the task stops at a precise point: the jobs inherit the submitting process's environment, which loads a
 // preload module (NODE_OPTIONS=--import, as in faults.test.ts) that stops the process (SIGSTOP) just after the first
-// atomic write of the target cell's last.safetensors. The resubmission runs without it.
+// atomic write of a target cell's last.safetensors. The resubmission runs without it.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -21,7 +21,7 @@ import { describeSubmission, parseTaskStates, resubmitFailed, submitStudy } from
 import { parseStudyConfig } from "../../study/config.js";
 import { MINI_CELLS, ROOT, buildProgram, expectSameResults, runProgram, writeMiniStudy } from "./program.js";
 
-const TOOLS = ["sbatch", "squeue", "scancel", "slurmctld", "slurmd", "munged"];
+const TOOLS = ["sbatch", "squeue", "scancel", "scontrol", "slurmctld", "slurmd", "munged"];
 const onPath = (tool: string) => [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/sbin"].some((d) => existsSync(join(d, tool)));
 const missing = TOOLS.filter((t) => !onPath(t));
 const asRoot = process.getuid?.() === 0;
@@ -219,6 +219,34 @@ describe("Slurm submissions and resubmissions, against stand-in sbatch and sacct
     expect(none.commands).toEqual([]);
   });
 
+  it("refuses --slurm and --resubmit-failed before submitting anything where the run folder cannot be written", async () => {
+    // The program as a user who cannot write the run folder but can write its slurm/ (a chmod -w after the first
+    // submission): as root, who writes anywhere, that is nobody, who is given the test's folders; else this user.
+    const program = await buildProgram("run-slurm-fake");
+    const config = join(dir, "study.json");
+    await writeFile(config, JSON.stringify(await writeMiniStudy(dir)));
+    const nobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : undefined;
+    if (nobody) execFileSync("chown", ["-R", `${nobody.uid}:${nobody.gid}`, dir]);
+    await chmod(dir, 0o755); // mkdtemp's folder: nobody must get in
+    const run = (...flags: string[]) =>
+      spawnSync(process.execPath, [program, "experiment", "--config", config, "--out", out, ...flags], { cwd: dir, env: { ...process.env, PEFT_TUNE: "0" }, encoding: "utf8", ...nobody });
+    const first = run("--slurm");
+    expect(first.status, first.stderr).toBe(0);
+    expect(sbatchLog().split("\n")).toHaveLength(4); // three jobs
+    await writeFile(join(bin, "states"), "10|FAILED\n11_[1-3]|CANCELLED\n12|COMPLETED\n"); // ended: both would submit again
+
+    if (nobody) await chown(out, 0, 0);
+    await chmod(out, 0o555);
+    const refusal = `error: --out: cannot write in ${out}: permission denied (EACCES)`;
+    for (const flags of [["--slurm"], ["--resubmit-failed"]]) {
+      const again = run(...flags);
+      expect(again.status, flags.join(" ")).toBe(1);
+      expect(again.stderr.trim(), flags.join(" ")).toBe(refusal);
+    }
+    expect(sbatchLog().split("\n")).toHaveLength(4); // nothing more submitted
+    await chmod(out, 0o755); // for afterEach's rm, when not root
+  });
+
   it("names the jobs already submitted when a later sbatch fails", async () => {
     await writeFile(join(bin, "fail-on"), "--array");
     await expect(submitStudy(mini, options())).rejects.toThrow(`sbatch: error: Batch job submission failed; already submitted: preparation job 10, which slurm/jobs.json does not record: scancel 10 removes them, then submit again`);
@@ -247,17 +275,17 @@ describe.skipIf(skipReason !== "")(`a study on a one-node Slurm${skipReason ? ` 
     await rm(root, { recursive: true, force: true });
   });
 
-  it("runs the cells as an array, reports what finished, resubmits a cancelled task, and matches a single process", async () => {
+  it("runs the cells as an array, reports what finished, resubmits a cancelled and a timed-out task, and matches a single process", async () => {
     // The reference first: it pre-trains the backbone into the shared cache, which the Slurm run then reads.
     const reference = join(root, "reference");
     const single = await runProgram(program, ["experiment", "--config", config, "--out", reference]);
     expect(single.code, single.stderr).toBe(0);
 
     const run = join(root, "run");
-    const killed = MINI_CELLS[1];
+    const [killed, late] = [MINI_CELLS[1], MINI_CELLS[2]];
     const submit = await runProgram(program, ["experiment", "--config", config, "--out", run, "--slurm", "--array-max", "3", "--time", "10"], {
       cwd: root,
-      env: { ...env, NODE_OPTIONS: `--import ${pathToFileURL(join(root, "stop-hook.mjs")).href}`, FAULT_TARGET: `/cells/${killed}/last\\.safetensors$` },
+      env: { ...env, NODE_OPTIONS: `--import ${pathToFileURL(join(root, "stop-hook.mjs")).href}`, FAULT_TARGET: `/cells/(${killed}|${late})/last\\.safetensors$` },
     });
     expect(submit.code, submit.stderr).toBe(0);
     const jobs = JSON.parse(await readFile(join(run, "slurm", "jobs.json"), "utf8"));
@@ -267,32 +295,43 @@ describe.skipIf(skipReason !== "")(`a study on a one-node Slurm${skipReason ? ` 
     expect(submit.stdout).toContain(`--array=1-3%3 ${join(run, "slurm", "cells.sh")}`);
     expect(submit.stdout).toContain(`--dependency=afterok:${first.prepare}`);
     expect(submit.stdout).toContain(`--dependency=afterany:${first.array}`);
+    expect(await readFile(join(run, "slurm", "cells.sh"), "utf8")).toContain("#SBATCH --time=10\n");
 
-    // Task 2 stops after its cell's first checkpoint (step 2 of 4); then it is cancelled.
-    const log2 = join(run, "slurm", "logs", `cell-2-${first.array}.out`);
-    await waitFor("task 2 to stop", () => existsSync(log2) && readFileSync(log2, "utf8").includes("fault: stopped after"));
-    expect((await readSafetensors(join(run, "cells", killed, "last.safetensors"))).metadata.step).toBe("2");
+    // Tasks 2 and 3 stop after their cells' first checkpoint (step 2 of 4). Task 2 is cancelled; task 3 runs out of
+    // time: Slurm's limits are whole minutes, so its end is brought forward to now, and slurmctld's next check of limits
+    // (every 30 s) ends it as it ends any task past its limit (SIGTERM, then SIGKILL; state TIMEOUT).
+    for (const n of [2, 3]) {
+      const log = join(run, "slurm", "logs", `cell-${n}-${first.array}.out`);
+      await waitFor(`task ${n} to stop`, () => existsSync(log) && readFileSync(log, "utf8").includes("fault: stopped after"));
+      expect((await readSafetensors(join(run, "cells", MINI_CELLS[n - 1], "last.safetensors"))).metadata.step).toBe("2");
+    }
     execFileSync("scancel", [`${first.array}_2`], { env });
+    execFileSync("scontrol", ["update", `JobId=${first.array}_3`, "EndTime=now"], { env });
     await jobsEnded([first.array, first.collect]);
 
-    // The collect job wrote the report of the two finished cells and named the missing one.
+    // The collect job ran after both (afterany), wrote the report of the finished cell and named the missing ones.
     const partial = JSON.parse(await readFile(join(run, "results.json"), "utf8"));
-    expect(partial.missing).toEqual([killed]);
-    expect(partial.cells.map((c: { id: string }) => c.id)).toEqual([MINI_CELLS[0], MINI_CELLS[2]]);
-    expect(await readFile(join(run, "table.md"), "utf8")).toContain(`left out: ${killed}.`);
-    expect(existsSync(join(run, "cells", killed, "claim.json"))).toBe(true); // the cancelled task's
+    expect(partial.missing).toEqual([killed, late]);
+    expect(partial.cells.map((c: { id: string }) => c.id)).toEqual([MINI_CELLS[0]]);
+    expect(await readFile(join(run, "table.md"), "utf8")).toContain(`left out: ${killed}, ${late}.`);
+    for (const cell of [killed, late]) expect(existsSync(join(run, "cells", cell, "claim.json")), cell).toBe(true); // the dead tasks'
 
     const again = await runProgram(program, ["experiment", "--config", config, "--out", run, "--resubmit-failed"], { cwd: root, env });
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toContain(`cell 2 (${killed}): task ${first.array}_2 ended CANCELLED, without a result; resubmitting`);
+    // slurmstepd's line in the task's log says why.
+    expect(again.stdout).toMatch(new RegExp(`cell 3 \\(${late}\\): task ${first.array}_3 ended TIMEOUT, without a result; resubmitting; its log \\S+/cell-3-${first.array}\\.out says: slurmstepd\\S*: error: \\*\\*\\* JOB \\d+ ON \\S+ CANCELLED AT \\S+ DUE TO TIME LIMIT \\*\\*\\*\n`));
     const second = JSON.parse(await readFile(join(run, "slurm", "jobs.json"), "utf8")).submissions[1];
-    expect(second.cells).toBe("2");
+    expect(second.cells).toBe("2-3");
     expect(second.prepare).toBeUndefined();
     await jobsEnded([second.array, second.collect]);
 
-    const log = await readFile(join(run, "slurm", "logs", `cell-2-${second.array}.out`), "utf8");
-    expect(log).toMatch(new RegExp(`taking over the stale claim .*/cells/${killed}/claim\\.json of host \\S+ pid \\d+ \\(Slurm job ${first.array}_2\\): its process \\d+ on this host is gone`));
-    expect(log).toContain(`resuming cell ${killed} from step 2 of 4`);
+    for (const n of [2, 3]) {
+      const cell = MINI_CELLS[n - 1];
+      const log = await readFile(join(run, "slurm", "logs", `cell-${n}-${second.array}.out`), "utf8");
+      expect(log).toMatch(new RegExp(`taking over the stale claim .*/cells/${cell}/claim\\.json of host \\S+ pid \\d+ \\(Slurm job ${first.array}_${n}\\): its process \\d+ on this host is gone`));
+      expect(log).toContain(`resuming cell ${cell} from step 2 of 4`);
+    }
     const final = JSON.parse(await readFile(join(run, "results.json"), "utf8"));
     expect(final.missing).toEqual([]);
     await expectSameResults(run, reference, MINI_CELLS);
@@ -301,7 +340,7 @@ describe.skipIf(skipReason !== "")(`a study on a one-node Slurm${skipReason ? ` 
     // Nothing left to resubmit.
     const none = await runProgram(program, ["experiment", "--config", config, "--out", run, "--resubmit-failed"], { cwd: root, env });
     expect(none.stdout).toContain("nothing to resubmit");
-  }, 240_000); // a dozen processes one after another: 30-70 s on the 2-core development machine, more when it is busy
+  }, 300_000); // a dozen processes one after another, and up to 30 s for the time limit: 40-100 s on the 2-core development machine, more when it is busy
 
   it("resubmits the preparation, and the cells that wait on it for ever, when it failed", async () => {
     // Data that is not there: the preparation fails, and the array's tasks stay pending (afterok can never be met).
