@@ -8,7 +8,7 @@
 //
 // Relative paths (checkpoint, dataset roots, cache folder) are relative to the working directory.
 import { resolve } from "node:path";
-import { isObject } from "../util/json-file.js";
+import { describeJson, isObject } from "../util/json-file.js";
 import { DATASET_NAMES, defaultRoot } from "../data/registry.js";
 import { parseClassList } from "../data/subset.js";
 import type { DataSpec } from "../data/spec.js";
@@ -124,7 +124,7 @@ export class Checker {
   errors: string[] = [];
 
   fail(path: string, expected: string, got: unknown): undefined {
-    this.errors.push(`${path}: expected ${expected}, got ${describe(got)}`);
+    this.errors.push(`${path}: expected ${expected}, got ${describeJson(got)}`);
     return undefined;
   }
 
@@ -190,15 +190,6 @@ export class Checker {
 
 function join(path: string, key: string): string {
   return path ? `${path}.${key}` : key;
-}
-
-export function describe(v: unknown): string {
-  if (v === undefined) return "nothing";
-  if (Array.isArray(v)) return `an array of ${v.length}`;
-  if (v === null) return "null";
-  if (typeof v === "object") return "an object";
-  if (typeof v === "number" && !Number.isFinite(v)) return String(v); // JSON's 1e400: Infinity, which JSON writes as null
-  return JSON.stringify(v);
 }
 
 export class ConfigError extends Error {}
@@ -556,7 +547,7 @@ export function headInitFor(config: StudyConfig, s: Strategy): HeadInit {
 export function parseStudyConfig(json: unknown, source = "config"): StudyConfig {
   const c = new Checker();
   const o = c.object(json, "", TOP_KEYS);
-  if (!o) throw new ConfigError(`${source}: expected a JSON object at the top level, got ${describe(json)}`);
+  if (!o) throw new ConfigError(`${source}: expected a JSON object at the top level, got ${describeJson(json)}`);
   const name = c.optional(o, "name", "", DEFAULTS.name, (x, p) => {
     const v = c.string(x, p);
     // It names the default run folder, runs/<name>.

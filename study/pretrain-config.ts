@@ -6,7 +6,8 @@
 import type { DataSpec } from "../data/spec.js";
 import type { PretrainSpec } from "../train/pretrain.js";
 import type { DinoSpec } from "../train/dino-pretrain.js";
-import { Checker, ConfigError, DEFAULTS, DINO_KEYS, dataSpec, describe, dinoSpec, pretrainSpec } from "./config.js";
+import { Checker, ConfigError, DEFAULTS, DINO_KEYS, dataSpec, dinoSpec, pretrainSpec } from "./config.js";
+import { describeJson } from "../util/json-file.js";
 
 export interface PretrainKnn {
   bank: DataSpec; // labelled source images: the neighbours
@@ -35,7 +36,7 @@ function knnSpec(c: Checker, v: unknown, path: string): PretrainKnn | undefined 
 // Checks a parsed JSON value and fills in defaults; throws a ConfigError listing every problem.
 export function parsePretrainConfig(json: unknown, source = "config"): PretrainConfig {
   const c = new Checker();
-  if (typeof json !== "object" || json === null || Array.isArray(json)) throw new ConfigError(`${source}: expected a JSON object at the top level, got ${describe(json)}`);
+  if (typeof json !== "object" || json === null || Array.isArray(json)) throw new ConfigError(`${source}: expected a JSON object at the top level, got ${describeJson(json)}`);
   const o = json as Record<string, unknown>;
   const method = c.optional(o, "method", "", "supervised" as const, (x, p) => c.enumeration(x, p, METHODS));
   const knn = c.optional(o, "knn", "", undefined, (x, p) => knnSpec(c, x, p));

@@ -3,9 +3,8 @@
 // with the way out, rather than failing later inside the summary with a message that names no file.
 import { existsSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { isObject, readJsonFile } from "../util/json-file.js";
+import { describeJson, isObject, readJsonFile } from "../util/json-file.js";
 import type { StudyConfig } from "./config.js";
-import { describe } from "./config.js";
 import type { BaselineResult, CellOutcome } from "./results.js";
 
 type Json = Record<string, unknown>;
@@ -22,10 +21,10 @@ function scoresProblem(v: unknown, what: string, k: number): string | undefined 
 }
 
 // How a key's value is shown: `no "lr"`, `"lr": "fast"`.
-const field = (v: Json, key: string) => (v[key] === undefined ? `no "${key}"` : `"${key}": ${describe(v[key])}`);
+const field = (v: Json, key: string) => (v[key] === undefined ? `no "${key}"` : `"${key}": ${describeJson(v[key])}`);
 
 function cellProblem(v: unknown, id: string, config: StudyConfig): string | undefined {
-  if (!isObject(v)) return describe(v);
+  if (!isObject(v)) return describeJson(v);
   if (v.id !== id) return `${field(v, "id")} in the folder of cell ${id}`;
   if (typeof v.strategy !== "string") return `${field(v, "strategy")} (a name)`;
   if ("diverged" in v) {
@@ -58,7 +57,7 @@ export async function readCellOutcome(path: string, config: StudyConfig, who: st
 // baseline.json: the original backbone's k-NN accuracy.
 export async function readBaseline(path: string, config: StudyConfig, who: string): Promise<BaselineResult> {
   const v = await readJsonFile(path, who);
-  const problem = isObject(v) ? scoresProblem(v.knn, `"knn"`, config.knn.reportK) : describe(v);
+  const problem = isObject(v) ? scoresProblem(v.knn, `"knn"`, config.knn.reportK) : describeJson(v);
   if (problem) throw new Error(`${who}: ${path}: expected the original backbone's k-NN accuracy, found ${problem}; delete it to measure it again`);
   return v as unknown as BaselineResult;
 }
@@ -75,7 +74,7 @@ export async function readBackboneRecord(dir: string, who: string): Promise<Back
   if (!existsSync(path)) return undefined;
   const v = await readJsonFile(path, who);
   if (!isObject(v) || typeof v.path !== "string" || (v.sha256 !== undefined && typeof v.sha256 !== "string")) {
-    throw new Error(`${who}: ${path}: expected the record of the study's backbone (its "path", and its "sha256" from builds that record it), found ${isObject(v) ? `${field(v, "path")}, ${field(v, "sha256")}` : describe(v)}`);
+    throw new Error(`${who}: ${path}: expected the record of the study's backbone (its "path", and its "sha256" from builds that record it), found ${isObject(v) ? `${field(v, "path")}, ${field(v, "sha256")}` : describeJson(v)}`);
   }
   return v as unknown as BackboneRecord;
 }

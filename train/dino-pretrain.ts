@@ -21,7 +21,6 @@
 // `precision` "f16" trains in mixed precision with dynamic loss scaling, as main_dino.py's --use_fp16 (train/dino.ts),
 // the scale in the checkpoints (train/mixed-precision.ts, shared with train/train.ts).
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import { Tensor, tidy } from "../engine/tensor.js";
@@ -45,6 +44,7 @@ import { Progress, type ProgressStream } from "./progress.js";
 import { type LossScaleSettings, type Precision, identityChanges, runIdentity } from "./settings.js";
 import { type ScalingColumns, checkPrecisionOnDevice, lossScaleFor, scalingColumns, scalingRecord } from "./mixed-precision.js";
 import { RESUME_CHECKPOINT, checkPretrainFolder, writeBackboneManifest } from "./backbone-manifest.js";
+import { readMetricsFile } from "./metrics-file.js";
 import { makeFolder } from "../util/make-folder.js";
 
 export const FORMAT = "peft-vit-webgpu/dino-checkpoint/1";
@@ -258,7 +258,7 @@ async function resumeFrom(lastPath: string, metricsPath: string, print: string, 
   if (meta[CHECKSUM_KEY] === undefined) throw new Error(`dino: ${lastPath}: expected the checksum of its tensors in its metadata, found none; delete ${dir} to start over`);
   await loadTrainable(lastPath, state);
   const step = Number(meta.step);
-  const saved = JSON.parse(await readFile(metricsPath, "utf8"));
+  const saved = await readMetricsFile(metricsPath, "dino", ["rows", "knn"], `the metrics of ${lastPath}'s steps`, `delete ${dir} to start over`);
   return {
     step,
     stepCounts: JSON.parse(meta.stepCounts) as Dino["stepCounts"],

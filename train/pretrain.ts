@@ -26,7 +26,7 @@ import { type LossScaleSettings, type OptimizerName, type Precision, type TrainS
 import { checkPrecisionOnDevice } from "./mixed-precision.js";
 import type { ProgressStream } from "./progress.js";
 import { type MetricRow, train } from "./train.js";
-import { readJsonFile } from "../util/json-file.js";
+import { readMetricsFile } from "./metrics-file.js";
 import { checkPretrainFolder, writeBackboneManifest } from "./backbone-manifest.js";
 import { sweepTemporaries } from "./checkpoint.js";
 
@@ -99,7 +99,7 @@ export async function pretrain(spec: PretrainSpec, data: Dataset, progress?: Pro
   if (existsSync(path)) {
     // A run killed between the backbone and its manifest (or a cache from before manifests) lacks the manifest: it
     // gets the one the run writes, its final loss from the run's metrics.
-    if (!existsSync(join(dir, "backbone.json"))) await writeManifest(path, spec, data, await savedFinalLoss(join(dir, "train", "metrics.json")), []);
+    if (!existsSync(join(dir, "backbone.json"))) await writeManifest(path, spec, data, await savedFinalLoss(dir), []);
     return { path, cached: true, hash, seconds: 0, finalLoss: null };
   }
   const r = await pretrainInto(spec, data, dir, { progress, log });
@@ -166,9 +166,12 @@ function writeManifest(path: string, spec: PretrainSpec, data: Dataset, finalLos
   return writeBackboneManifest(path, { method: "supervised", hyperParameters: spec, data: data.identity, seed: spec.seed, metrics: { finalLoss, knn } });
 }
 
-// The loss of the last step in a run's metrics.json (train/train.ts), or null where there is none.
-async function savedFinalLoss(metricsPath: string): Promise<number | null> {
+// The loss of the last step in the metrics.json of the run in `dir` (train/train.ts), or null where there is none:
+// the file is gone, or holds no rows. One that is there but damaged is refused, as a resumed run refuses it.
+async function savedFinalLoss(dir: string): Promise<number | null> {
+  const metricsPath = join(dir, "train", "metrics.json");
   if (!existsSync(metricsPath)) return null;
-  const rows = ((await readJsonFile(metricsPath, "pretrain")) as { rows?: MetricRow[] } | null)?.rows;
-  return Array.isArray(rows) ? (rows.at(-1)?.loss ?? null) : null;
+  const wayOut = `delete ${metricsPath} for a manifest without the final loss, or ${dir} to pre-train again`;
+  const { rows } = await readMetricsFile(metricsPath, "pretrain", ["rows"], "the metrics of the pre-training's steps", wayOut);
+  return (rows as MetricRow[]).at(-1)?.loss ?? null;
 }

@@ -42,7 +42,7 @@ import { Progress, type ProgressStream } from "./progress.js";
 import { FORMAT, NonFiniteError, fingerprint, loadTrainable, snapshot } from "./checkpoint.js";
 import { type TrainSettings, identityChanges } from "./settings.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
-import { readJsonFile } from "../util/json-file.js";
+import { readMetricsFile } from "./metrics-file.js";
 import { type ScalingColumns, checkPrecisionOnDevice, lossScalerFor, scalingColumns, scalingRecord } from "./mixed-precision.js";
 import { ReplayedLoss } from "./replayed-loss.js";
 import { batchImages } from "./batch-images.js";
@@ -209,14 +209,13 @@ async function resumeFrom(lastPath: string, metricsPath: string, print: string, 
     throw new Error(`train: ${e.message}; delete ${dir} to restart this run from scratch`, { cause: e });
   });
   const step = Number(meta.step);
-  const saved = ((await readJsonFile(metricsPath, "train")) as { rows?: MetricRow[] } | null)?.rows;
-  if (!Array.isArray(saved)) throw new Error(`train: ${metricsPath}: expected the metrics of ${lastPath}'s steps ({"rows": [...]}), got another value; delete ${dir} to restart this run from scratch`);
+  const { rows } = await readMetricsFile(metricsPath, "train", ["rows"], `the metrics of ${lastPath}'s steps`, `delete ${dir} to restart this run from scratch`);
   return {
     step,
     optimizerSteps: Number(meta.optimizerSteps),
     best: JSON.parse(meta.best) as { step: number; accuracy: number | null },
     lastAccuracy: JSON.parse(meta.lastAccuracy) as number | null,
-    metrics: saved.filter((r) => r.step <= step),
+    metrics: (rows as MetricRow[]).filter((r) => r.step <= step),
   };
 }
 

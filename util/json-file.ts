@@ -10,6 +10,16 @@ export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+// A JSON value in words, for "expected ..., got ..." messages: "an array of 3", "an object", "null", or the value.
+export function describeJson(v: unknown): string {
+  if (v === undefined) return "nothing";
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (v === null) return "null";
+  if (typeof v === "object") return "an object";
+  if (typeof v === "number" && !Number.isFinite(v)) return String(v); // JSON's 1e400: Infinity, which JSON writes as null
+  return JSON.stringify(v);
+}
+
 export async function readJsonFile(path: string, who: string, action = "read"): Promise<unknown> {
   const text = await readFile(path, "utf8").catch((e: Error) => {
     throw new Error(`${who}: ${isFileError(e) ? describeFileError(e, path, action) : `cannot ${action} ${path}: ${e.message}`}`);

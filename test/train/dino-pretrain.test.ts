@@ -164,6 +164,29 @@ describe("dinoPretrain", () => {
     expect(existsSync(join(root, "never"))).toBe(false);
   });
 
+  // A finished run resumes from its last checkpoint, reading its metrics.json back: one damaged (cut short, or not
+  // the metrics it wrote) is refused naming the file, what was expected and got, and the way out.
+  it("refuses to resume from a damaged metrics.json, naming it and the way out", async () => {
+    const dir = join(root, "damaged-metrics");
+    const short = { ...SPEC, steps: 3, freezeLastLayerSteps: 1 };
+    await dinoPretrain({ spec: short, data, dir });
+    const metrics = join(dir, "metrics.json");
+    const written = await readFile(metrics, "utf8");
+    const { rows, knn } = JSON.parse(written);
+    const damaged: [string, string][] = [
+      [written.slice(0, written.length >> 1), "expected JSON, got a parse error"],
+      [JSON.stringify({ rows: { ...rows }, knn }), 'got "rows": an object'],
+      [JSON.stringify({ rows }), 'got no "knn"'],
+    ];
+    for (const [text, got] of damaged) {
+      await writeFile(metrics, text);
+      const e = (await dinoPretrain({ spec: short, data, dir }).catch((err: unknown) => err)) as Error;
+      expect(e.message).toContain(`dino: ${metrics}: `);
+      expect(e.message).toContain(got);
+      expect(e.message).toContain(`delete ${dir} to start over`);
+    }
+  });
+
   // Forced overflows as in test/train/train.test.ts: from a scale of 2^40, lowered 2^12-fold at each, the scaled
   // gradients overflow f16 until the scale is small enough.
   it("trains in f16: skips the overflowed steps, records the scale and the skips, and resumes exactly", async (ctx) => {

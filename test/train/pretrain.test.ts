@@ -68,6 +68,24 @@ describe("pretrain (a study's cache)", () => {
     expect(await readFile(manifestPath, "utf8")).toBe(manifest);
   });
 
+  // The manifest's final loss comes from the run's metrics.json: a damaged one is refused, naming it and the ways
+  // out; without one the manifest says the final loss is unknown.
+  it("refuses a damaged metrics.json for a missing manifest, and writes one without the final loss where it is gone", async () => {
+    await pretrain(spec(), data.train);
+    const dir = pretrainDir(spec(), data.train);
+    const manifestPath = join(dir, "backbone.json");
+    const metricsPath = join(dir, "train", "metrics.json");
+    await rm(manifestPath);
+    await writeFile(metricsPath, JSON.stringify({ rows: 3 }));
+    await expect(pretrain(spec(), data.train)).rejects.toThrow(
+      `pretrain: ${metricsPath}: expected the metrics of the pre-training's steps ({"rows": [...]}), got "rows": 3; delete ${metricsPath} for a manifest without the final loss, or ${dir} to pre-train again`,
+    );
+    expect(existsSync(manifestPath)).toBe(false);
+    await rm(metricsPath);
+    expect((await pretrain(spec(), data.train)).cached).toBe(true);
+    expect(JSON.parse(await readFile(manifestPath, "utf8")).metrics.finalLoss).toBeNull();
+  });
+
   // Killed after its last checkpoint, before the backbone: the rerun resumes there, and says so.
   it("says where a killed run resumes", async () => {
     const dir = join(data.root, "resumed");

@@ -164,13 +164,17 @@ describe("train", () => {
     dispose(again);
   });
 
-  it("refuses to resume from metrics.json that is not the metrics it wrote, naming it", async () => {
+  it("refuses to resume from metrics.json that is not the metrics it wrote, naming it and the way out", async () => {
     await killedAfterStep1("metrics");
-    const metrics = join(data.root, "metrics", "metrics.json");
-    for (const [text, message] of [["xx", `train: ${metrics}: expected JSON, got a parse error`], ["{}", `train: ${metrics}: expected the metrics of`]]) {
+    const dir = join(data.root, "metrics");
+    const metrics = join(dir, "metrics.json");
+    const last = join(dir, "last.safetensors");
+    for (const [text, message] of [["xx", `train: ${metrics}: expected JSON, got a parse error`], ["{}", `train: ${metrics}: expected the metrics of ${last}'s steps ({"rows": [...]}), got no "rows"`]]) {
       await writeFile(metrics, text);
       const again = setup("metrics", { steps: 2, warmupSteps: 0, evalEvery: 1 });
-      await expect(train(again)).rejects.toThrow(message);
+      const e = (await train(again).catch((err: unknown) => err)) as Error;
+      expect(e.message).toContain(message);
+      expect(e.message).toContain(`; delete ${dir} to restart this run from scratch`);
       dispose(again);
     }
   });
