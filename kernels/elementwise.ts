@@ -123,7 +123,7 @@ export function broadcastShapes(op: string, a: Shape, b: Shape): number[] {
     const da = a[a.length - rank + i] ?? 1;
     const db = b[b.length - rank + i] ?? 1;
     if (da !== db && da !== 1 && db !== 1) {
-      throw new Error(`${op}: shapes (${a.join(", ")}) and (${b.join(", ")}) do not broadcast`);
+      throw new Error(`${op}: expected a and b shapes that broadcast (each axis equal or 1), got a (${a.join(", ")}) and b (${b.join(", ")})`);
     }
     out.push(da === 1 ? db : da);
   }
@@ -168,7 +168,7 @@ function checkF32(op: string, t: Tensor): void {
 
 function encode(expr: string, out: Tensor, a: Tensor, b: Tensor | undefined, alpha: number): void {
   const broadcast = b !== undefined && (a.size !== out.size || b.size !== out.size);
-  if (out.shape.length > MAX_RANK) throw new Error(`elementwise: rank ${out.shape.length} exceeds ${MAX_RANK}`);
+  if (out.shape.length > MAX_RANK) throw new Error(`elementwise: expected an output of rank <= ${MAX_RANK}, got (${out.shape.join(", ")})`);
   const n = out.size;
   const axes = broadcast && b ? mergeBroadcastAxes(out.shape, broadcastStrides(a.shape, out.shape), broadcastStrides(b.shape, out.shape)) : { shape: out.shape, sa: [], sb: [] };
   const group4 = broadcast && axes.shape[axes.shape.length - 1] % 4 === 0;
@@ -199,6 +199,6 @@ export function binaryForward(op: BinaryOp, a: Tensor, b: Tensor, alpha = 0): Te
 export function axpyInPlace(y: Tensor, a: Tensor, alpha: number): void {
   checkF32("axpy", y);
   checkF32("axpy", a);
-  if (numel(a.shape) !== y.size) throw new Error(`axpy: expected ${y} and ${a} to have the same size`);
+  if (numel(a.shape) !== y.size) throw new Error(`axpy: expected a with y's ${y.size} elements, got a ${a} for y ${y}`);
   if (y.size > 0) encode("y[i] + a * alpha", y, a, undefined, alpha);
 }

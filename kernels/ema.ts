@@ -29,7 +29,7 @@ export function emaUpdates(pairs: [Tensor, Tensor][], momentum: number): void {
     if (target.dtype !== "f32" || source.dtype !== "f32" || target.size !== source.size) {
       throw new Error(`ema: expected target and source f32 of the same size, got ${target} and ${source}`);
     }
-    if (target.buffer === source.buffer) throw new Error(`ema: expected ${source} in storage of its own, not ${target}'s`);
+    if (target.buffer === source.buffer) throw new Error(`ema: expected source ${source} in storage of its own, got target ${target}'s`);
     if (seen.has(target.buffer)) throw new Error(`ema: expected target ${target} in storage of its own, got one shared with another target`);
     seen.add(target.buffer);
     return { buffers: [target.buffer, source.buffer], size: target.size, perTensor: 0 };

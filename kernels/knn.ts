@@ -397,14 +397,15 @@ interface Chunk {
 // The bank's chunks in order: each tensor that fits `limit` bytes as it is, the others in copied pieces. A piece
 // holds at most 2^floor(log2(limit)) bytes, so that its pooled buffer (sizes round up) still fits.
 function planChunks(bank: Tensor[], d: number, limit: number): Chunk[] {
-  const maxRows = Math.floor(2 ** Math.floor(Math.log2(limit)) / (d * 4));
+  const piece = 2 ** Math.floor(Math.log2(limit));
+  const maxRows = Math.floor(piece / (d * 4));
   const plan: Chunk[] = [];
   let base = 0;
   for (const t of bank) {
     const n = t.shape[0];
     if (t.buffer.size <= limit) plan.push({ source: t, r0: 0, rows: n, base, copy: false });
     else {
-      if (maxRows < 1) throw new Error(`knn: expected one bank row (${d * 4} bytes) to fit a binding of ${limit} bytes`);
+      if (maxRows < 1) throw new Error(`knn: expected a bank row within a copied piece of ${piece} bytes (the binding limit ${limit} rounded down to a power of 2), got D = ${d}, ${d * 4} bytes`);
       for (let r0 = 0; r0 < n; r0 += maxRows) plan.push({ source: t, r0, rows: Math.min(maxRows, n - r0), base: base + r0, copy: true });
     }
     base += n;

@@ -338,7 +338,8 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   const [tileM, tileN] = tileShape(tiling);
   const tilesM = Math.ceil(M / tileM);
   const tilesN = Math.ceil(N / tileN);
-  const plain = !opts.bias && !opts.gelu && !opts.residual && !opts.out && !opts.dgelu;
+  const epilogue = (["bias", "gelu", "residual", "out", "dgelu"] as const).filter((name) => opts[name]);
+  const plain = epilogue.length === 0;
   const splits = opts.splitK ?? ((tiling.kind === "tiled" || tiling.kind === "mmai8") && plain ? splitK(shape, batch * tilesM * tilesN) : 1);
   // tiled*vec and mma stage vec4s of the stored rows where they are a multiple of 4 long (slabStage).
   const vec = tiling.kind === "tiled" && tiling.vec4;
@@ -372,7 +373,7 @@ export function matmulForward(a: Tensor, b: Tensor, opts: MatmulOptions = {}): T
   };
   if (!Number.isInteger(splits) || splits < 1) throw new Error(`matmul: expected splitK >= 1, got ${splits}`);
   if (splits > 1 && ((tiling.kind !== "tiled" && !i8) || !plain)) {
-    throw new Error(`matmul: expected split-K only with a tiled or int8 version and no bias, gelu, residual or out, got ${version}`);
+    throw new Error(`matmul: expected split-K only with a tiled or int8 version and no bias, gelu, residual, out or dgelu, got splitK ${splits} with ${[version, ...epilogue].join(", ")}`);
   }
   // tiled*vec's and mmai8's splits start at multiples of their slab, where their vec4s along k lie whole.
   const slab = vec ? TK : i8 ? MMA_I8_SLAB : 1;

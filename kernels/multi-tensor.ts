@@ -164,9 +164,12 @@ function layout<S extends UpdateSpec>(name: string, spec: Omit<S, "vec4" | "tens
   const nonEmpty = items.map((it, i) => ({ it, i })).filter(({ it }) => it.size > 0);
   if (nonEmpty.length === 0) return [];
   const per = nonEmpty[0].it.buffers.length;
-  const limit = runtime().gpu.limits.maxStorageBuffersPerShaderStage - (gradScale ? 1 : 0);
+  const stage = runtime().gpu.limits.maxStorageBuffersPerShaderStage;
+  const limit = stage - (gradScale ? 1 : 0);
   const perDispatch = Math.min(MAX_TENSORS, Math.floor(limit / per));
-  if (perDispatch < 1) throw new Error(`${name}: expected room for ${per} storage buffers per stage, the adapter allows ${limit}`);
+  if (perDispatch < 1) {
+    throw new Error(`${name}: expected maxStorageBuffersPerShaderStage >= ${per + (gradScale ? 1 : 0)} (${per} per tensor${gradScale ? " and 1 shared" : ""}), got ${stage}`);
+  }
   const groups = new Map([true, false].map((vec4) => [vec4, nonEmpty.filter(({ it }) => (it.size % 4 === 0) === vec4)]));
   // Where the scalar group's last dispatch has room for what would be the vec4 group's last, partial one, those
   // tensors (the smallest) ride along as scalars: a dispatch less (a linear probe's head, its weight beside its bias
@@ -185,7 +188,7 @@ function layout<S extends UpdateSpec>(name: string, spec: Omit<S, "vec4" | "tens
       const chunk = group.slice(start, start + perDispatch);
       let end = 0;
       const ends = chunk.map(({ it }) => (end += vec4 ? it.size / 4 : it.size));
-      if (end > 0xffffffff) throw new Error(`uniform: "end${chunk.length - 1}" must be a u32, got ${end}`); // as packUniform checks u32s
+      if (end > 0xffffffff) throw new Error(`uniform: expected "end${chunk.length - 1}" a u32, got ${end}`); // as packUniform checks u32s
       const elements = chunk.reduce((s, { it }) => s + it.size, 0);
       planned.push({
         kernel: getKernel(name, { ...spec, vec4, tensors: chunk.length } as S, wgsl),

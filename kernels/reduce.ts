@@ -93,9 +93,9 @@ export function reduceForward(op: ReduceOp, x: Tensor, axis: number, spread?: Re
   if (x.dtype !== "f32") throw new Error(`${op}: expected an f32 tensor, got ${x.dtype} ${x}`);
   const rank = x.shape.length;
   const ax = axis < 0 ? axis + rank : axis;
-  if (!Number.isInteger(ax) || ax < 0 || ax >= rank) throw new Error(`${op}: axis ${axis} out of range for ${x}`);
+  if (!Number.isInteger(ax) || ax < 0 || ax >= rank) throw new Error(`${op}: expected an axis in [-${rank}, ${rank}), got ${axis} for x ${x}`);
   const n = x.shape[ax];
-  if (n === 0) throw new Error(`${op}: cannot reduce over an empty axis ${axis} of ${x}`);
+  if (n === 0) throw new Error(`${op}: expected a non-empty axis ${axis}, got x ${x}`);
   const outer = x.shape.slice(0, ax).reduce((a, b) => a * b, 1);
   const inner = x.shape.slice(ax + 1).reduce((a, b) => a * b, 1);
   const outShape = [...x.shape.slice(0, ax), ...x.shape.slice(ax + 1)];

@@ -120,7 +120,7 @@ export function rowGrid(version: RowVersion, rows: number): [number, number] {
 export function checkBindable(op: string, ...tensors: Tensor[]): void {
   const limit = runtime().gpu.limits.maxStorageBufferBindingSize;
   for (const t of tensors) {
-    if (t.size * 4 > limit) throw new Error(`${op}: ${t} needs ${t.size * 4} bytes, over maxStorageBufferBindingSize ${limit}`);
+    if (t.size * 4 > limit) throw new Error(`${op}: expected ${t} within maxStorageBufferBindingSize ${limit} bytes, got ${t.size * 4} bytes`);
   }
 }
 

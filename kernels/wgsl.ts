@@ -82,12 +82,12 @@ export function packUniform(fields: UniformFields, values: Record<string, number
   const view = new DataView(buf);
   names.forEach((name, i) => {
     const v = values[name];
-    if (v === undefined) throw new Error(`uniform: missing value for "${name}"`);
+    if (v === undefined) throw new Error(`uniform: expected a value for "${name}", got none`);
     const type = fields[name];
     if (type === "f32") view.setFloat32(i * 4, v, true);
     else if (type === "i32") view.setInt32(i * 4, v, true);
     else {
-      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`uniform: "${name}" must be a u32, got ${v}`);
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`uniform: expected "${name}" a u32, got ${v}`);
       view.setUint32(i * 4, v, true);
     }
   });

@@ -128,8 +128,12 @@ describe("binary with broadcasting", () => {
   });
   it("rejects shapes that do not broadcast, naming the op and both shapes", () => {
     expect(() => binaryForward("add", Tensor.fromArray(new Float32Array(6), [2, 3]), Tensor.fromArray(new Float32Array(4), [4]))).toThrow(
-      "add: shapes (2, 3) and (4) do not broadcast",
+      "add: expected a and b shapes that broadcast (each axis equal or 1), got a (2, 3) and b (4)",
     );
+  });
+  it("rejects an output of rank past 8, naming its shape", () => {
+    const x = Tensor.fromArray([1], [1, 1, 1, 1, 1, 1, 1, 1, 1]);
+    expect(() => unaryForward("exp", x)).toThrow("elementwise: expected an output of rank <= 8, got (1, 1, 1, 1, 1, 1, 1, 1, 1)");
   });
   it("rejects i32 tensors", () => {
     expect(() => unaryForward("exp", Tensor.fromArray([1, 2], [2], "i32"))).toThrow("exp: expected an f32 tensor, got i32");
@@ -138,6 +142,12 @@ describe("binary with broadcasting", () => {
     const y = Tensor.fromArray([1, 2, 3], [3]);
     axpyInPlace(y, Tensor.fromArray([10, 20, 30], [3]), 0.5);
     expectClose("y", await y.data(), [6, 12, 18], EXACT);
+  });
+  it("axpyInPlace rejects an a of another size, naming a, y and y's size", () => {
+    const y = Tensor.fromArray([1, 2, 3], [3]);
+    expect(() => axpyInPlace(y, Tensor.fromArray([1, 2], [2]), 1)).toThrow(
+      /^axpy: expected a with y's 3 elements, got a Tensor\(#\d+, f32, \(2\)\) for y Tensor\(#\d+, f32, \(3\)\)$/,
+    );
   });
 });
 

@@ -50,7 +50,9 @@ describe("emaUpdates", () => {
   it("refuses mismatched sizes, shared storage and momenta outside [0, 1]", () => {
     const t = Tensor.fromArray([1, 2, 3], [3]);
     expect(() => emaUpdates([[t, Tensor.fromArray([1, 2], [2])]], 0.9)).toThrow("ema: expected target and source f32 of the same size");
-    expect(() => emaUpdates([[t, t.reshape([3])]], 0.9)).toThrow("ema: expected Tensor(");
+    expect(() => emaUpdates([[t, t.reshape([3])]], 0.9)).toThrow(
+      /^ema: expected source Tensor\(#\d+, f32, \(3\)\) in storage of its own, got target Tensor\(#\d+, f32, \(3\)\)'s$/,
+    );
     expect(() => emaUpdates([[t, Tensor.fromArray([1, 2, 3], [3])]], 1.5)).toThrow("ema: expected a momentum in [0, 1], got 1.5");
     expect(() => emaUpdates([[t, Tensor.fromArray([1, 2, 3], [3])]], NaN)).toThrow("ema: expected a momentum in [0, 1], got NaN");
     const s = Tensor.fromArray([1, 2, 3], [3]);

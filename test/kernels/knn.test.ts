@@ -229,6 +229,13 @@ describe("knnSimilarity (the full matrix)", () => {
     );
   });
 
+  it("refuses a bank row wider than a copied piece, naming D and the piece", () => {
+    const bank = Tensor.fromArray(new Float32Array(10), [2, 5]); // 40 bytes, over the limit: copied in pieces of 16
+    expect(() => knnSimilarity(Tensor.fromArray(new Float32Array(5), [1, 5]), bank, { maxBindingBytes: 24 })).toThrow(
+      "knn: expected a bank row within a copied piece of 16 bytes (the binding limit 24 rounded down to a power of 2), got D = 5, 20 bytes",
+    );
+  });
+
   it("normalize: cosine similarities, Q=1 N=1031 D=3", async () => {
     const [q, n, d] = [1, 1031, 3];
     const x = randn(q * d, 14);

@@ -698,10 +698,10 @@ describe("matmul split-K", () => {
 
   it("refuses a split with an epilogue or a reg version", () => {
     const [a, b] = operands(shape(4, 40, 4), {});
-    expect(() => matmulForward(a, b, { version: "reg4x8", splitK: 2 })).toThrow("expected split-K only with a tiled or int8 version");
-    expect(() => matmulForward(a, b, { version: "tiled", splitK: 2, bias: Tensor.fromArray([1, 2, 3, 4], [4]) })).toThrow(
-      "expected split-K only with a tiled or int8 version and no bias",
-    );
+    const refused = "matmul: expected split-K only with a tiled or int8 version and no bias, gelu, residual, out or dgelu, got splitK 2 with";
+    expect(() => matmulForward(a, b, { version: "reg4x8", splitK: 2 })).toThrow(`${refused} reg4x8`);
+    expect(() => matmulForward(a, b, { version: "tiled", splitK: 2, bias: Tensor.fromArray([1, 2, 3, 4], [4]) })).toThrow(`${refused} tiled, bias`);
+    expect(() => matmulForward(a, b, { version: "tiled", splitK: 2, dgelu: Tensor.empty([4, 4]) })).toThrow(`${refused} tiled, dgelu`);
   });
 });
 

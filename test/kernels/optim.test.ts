@@ -249,6 +249,21 @@ describe("several tensors per dispatch", () => {
       "sgd: expected param Tensor(",
     );
   });
+
+  it("refuses an adapter with fewer storage buffers per stage than one tensor's and the shared one", () => {
+    const { gpu } = runtime();
+    const limits = gpu.limits;
+    gpu.limits = Object.create(limits, { maxStorageBuffersPerShaderStage: { value: 3 } }) as GPUSupportedLimits;
+    try {
+      const t = () => Tensor.fromArray([1, 2, 3, 4], [4]);
+      const o = { lr: 0.1, momentum: 0.9, gradScale: Tensor.fromArray([1], [1]) };
+      expect(() => sgdUpdates([{ param: t(), grad: t(), momentumBuf: t(), weightDecay: 0 }], o)).toThrow(
+        "sgd: expected maxStorageBuffersPerShaderStage >= 4 (3 per tensor and 1 shared), got 3",
+      );
+    } finally {
+      gpu.limits = limits;
+    }
+  });
 });
 
 describe("gradient-norm clipping", () => {

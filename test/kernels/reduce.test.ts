@@ -79,8 +79,8 @@ describe("reduce", () => {
 
   it("rejects bad axes, empty axes and i32 input", () => {
     const x = Tensor.fromArray([1, 2, 3], [3]);
-    expect(() => reduceForward("sum", x, 1)).toThrow("sum: axis 1 out of range");
-    expect(() => reduceForward("sum", Tensor.empty([2, 0]), 1)).toThrow("cannot reduce over an empty axis");
+    expect(() => reduceForward("sum", x, 1)).toThrow(/^sum: expected an axis in \[-1, 1\), got 1 for x Tensor\(#\d+, f32, \(3\)\)$/);
+    expect(() => reduceForward("sum", Tensor.empty([2, 0]), 1)).toThrow(/^sum: expected a non-empty axis 1, got x Tensor\(#\d+, f32, \(2, 0\)\)$/);
     expect(() => reduceForward("max", Tensor.fromArray([1], [1], "i32"), 0)).toThrow("max: expected an f32 tensor, got i32");
   });
 });

@@ -85,6 +85,18 @@ describe("softmax errors", () => {
       "softmax backward: expected dy f32, got i32",
     );
   });
+  it("rejects an x past the storage binding limit, naming x, the limit and its bytes", () => {
+    const { gpu } = runtime();
+    const limits = gpu.limits;
+    gpu.limits = Object.create(limits, { maxStorageBufferBindingSize: { value: 16 } }) as GPUSupportedLimits;
+    try {
+      expect(() => softmaxForward(Tensor.fromArray(new Float32Array(6), [2, 3]))).toThrow(
+        /^softmax: expected Tensor\(#\d+, f32, \(2, 3\)\) within maxStorageBufferBindingSize 16 bytes, got 24 bytes$/,
+      );
+    } finally {
+      gpu.limits = limits;
+    }
+  });
 });
 
 describe("softmax subgroup without subgroups", () => {
