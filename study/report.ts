@@ -14,6 +14,8 @@ import { type FigureSpec, renderPng, renderSvg } from "../plot/render.js";
 import { figure2Spec } from "./figures/figure2.js";
 import { forgettingCurveSpec } from "./figures/forgetting-curve.js";
 import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
+import { CONFIDENCE } from "./comparisons.js";
+import type { MeanInterval } from "../util/stats.js";
 
 // ---- CSV ----
 
@@ -81,6 +83,7 @@ export function tableMarkdown(r: StudyResults): string {
       lines.push(`| ${name} | – | every rate diverged | – | – | ${lost.join(", ")} |`);
     }
   }
+  lines.push(...comparisonsMarkdown(r));
   const d = r.notes.data;
   const seeds = r.config.seeds.length;
   const val = r.selectedOn === "transfer.val";
@@ -104,6 +107,21 @@ export function tableMarkdown(r: StudyResults): string {
   if (r.missing.length > 0) lines.push(`- Not finished when this report was written, so left out: ${r.missing.join(", ")}.`);
   lines.push("");
   return lines.join("\n");
+}
+
+// The paired differences between the rows, where some two rows share two seeds or more (one seed has no spread).
+function comparisonsMarkdown(r: StudyResults): string[] {
+  if (!r.comparisons.some((c) => c.seeds.length >= 2)) return [];
+  const signed = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(2)}`;
+  const cell = (d: MeanInterval) => (d.n >= 2 ? `${signed(d.mean)} [${signed(d.lo)}, ${signed(d.hi)}]` : d.n === 1 ? signed(d.mean) : "–");
+  return [
+    "",
+    `Differences between the rows, A - B in points, paired by seed: mean [${CONFIDENCE * 100}% confidence interval, Student's t] over the seeds both finished. An interval without 0 is a difference larger than training's randomness explains; every cell is scored on the same images, so it speaks of these images.`,
+    "",
+    "| A - B | Seeds | Transfer acc. | Source k-NN acc. |",
+    "|---|---:|---:|---:|",
+    ...r.comparisons.map((c) => `| ${c.a} - ${c.b} | ${c.seeds.length} | ${cell(c.transfer)} | ${cell(c.knn)} |`),
+  ];
 }
 
 // How the cells were fine-tuned, beside the data: batch, optimiser and, where not f32, the products' precision.

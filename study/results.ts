@@ -1,6 +1,7 @@
 // A study's results as values: each cell's result (result.json: finished, or diverged), the original backbone's k-NN
-// accuracy, and the table (one row per strategy at its chosen learning rate, mean and standard deviation over
-// seeds), which summarize() makes from the finished cells; resultsJson is the results.json form.
+// accuracy, the table (one row per strategy at its chosen learning rate, mean and standard deviation over seeds) and
+// the differences between its rows paired by seed, which summarize() makes from the finished cells; resultsJson is
+// the results.json form.
 import type { DatasetIdentity } from "../data/dataset.js";
 import { type StudyConfig, configJson, ratesFor } from "./config.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
@@ -8,6 +9,7 @@ import { cellsOf } from "./cells.js";
 import { meanStd } from "../util/stats.js";
 import { NAMED_CONFIGS } from "../vit/config.js";
 import { type Selection, selectionOf } from "./validation.js";
+import { type Comparison, pairedComparisons } from "./comparisons.js";
 
 export type KnnScores = Record<string, { top1: number; top5: number }>; // by k, percent
 
@@ -98,6 +100,7 @@ export interface StudyResults {
   notes: StudyNotes;
   baseline: BaselineResult;
   table: TableRow[]; // config order of strategies; only strategies with finished cells
+  comparisons: Comparison[]; // every two table rows, their differences paired by seed (study/comparisons.ts)
   cells: CellResult[];
   diverged: DivergedCell[]; // cells whose training diverged, left out of the table
   missing: string[]; // ids of the config's cells without a result yet (a report collected before every cell ran)
@@ -138,7 +141,9 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
     if (best) table.push(best);
   }
   const missing = cellsOf(config).map((c) => c.id).filter((id) => !outcomes.some((c) => c.id === id));
-  return { name: config.name, reportK: config.knn.reportK, temperature: config.knn.temperature, selectBy: config.selectBy, selectedOn: selectionOf(config), notes, baseline, table, cells, diverged, missing, config };
+  const paired = cells.map((c) => ({ strategy: c.strategy, lr: c.lr, seed: c.seed, transfer: c.transferAccuracy, knn: c.knn[k].top1 }));
+  const comparisons = pairedComparisons(table.map((row) => ({ strategy: strategyName(row.strategy), lr: row.lr })), paired);
+  return { name: config.name, reportK: config.knn.reportK, temperature: config.knn.temperature, selectBy: config.selectBy, selectedOn: selectionOf(config), notes, baseline, table, comparisons, cells, diverged, missing, config };
 }
 
 // A table row's forgetting curve: per step, the mean and sample standard deviation over its seeds.

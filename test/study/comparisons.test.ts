@@ -1,0 +1,65 @@
+import { describe, expect, it } from "vitest";
+import { type PairedCell, pairedComparisons } from "../../study/comparisons.js";
+import { summarize } from "../../study/results.js";
+import { tableMarkdown } from "../../study/report.js";
+import { baseline, cells, config, notes, results } from "./fixture.js";
+
+const T3 = 4.30265273; // Student's t, 97.5 % quantile, 2 degrees of freedom
+
+function paired(strategy: string, lr: number, seed: number, transfer: number, knn: number): PairedCell {
+  return { strategy, lr, seed, transfer, knn };
+}
+
+describe("study/comparisons", () => {
+  it("pairs every two rows once, in the table's order, over the seeds both finished, at each row's own rate", () => {
+    const rows = [{ strategy: "full", lr: 0.01 }, { strategy: "lora-r4", lr: 0.1 }, { strategy: "block-p1", lr: 0.03 }];
+    const data = [
+      ...[0, 1, 2].map((s) => paired("full", 0.01, s, 90 + s, 70 - 2 * s)),
+      paired("full", 0.1, 3, 0, 0), // another rate: not the row's
+      ...[2, 0, 1].map((s) => paired("lora-r4", 0.1, s, 92 - s, 80 + s)),
+      ...[1, 2].map((s) => paired("block-p1", 0.03, s, 91, 81)), // seed 0 missing (diverged or unfinished)
+    ];
+    const c = pairedComparisons(rows, data);
+    expect(c.map((x) => `${x.a} - ${x.b}: ${x.seeds}`)).toEqual(["full - lora-r4: 0,1,2", "full - block-p1: 1,2", "lora-r4 - block-p1: 1,2"]);
+    // full - lora: transfer differences -2, 0, 2 (mean 0, std 2); k-NN -10, -13, -16 (mean -13, std 3).
+    const [fl, fb, lb] = c;
+    expect(fl.transfer.mean).toBe(0);
+    expect(fl.transfer.hi).toBeCloseTo((T3 * 2) / Math.sqrt(3), 7);
+    expect(fl.transfer.lo).toBeCloseTo((-T3 * 2) / Math.sqrt(3), 7);
+    expect(fl.knn.mean).toBe(-13);
+    expect(fl.knn.hi - fl.knn.lo).toBeCloseTo((2 * T3 * 3) / Math.sqrt(3), 7);
+    // full - block over seeds 1 and 2: transfer 0, 1; k-NN -13, -15.
+    expect([fb.transfer.mean, fb.knn.mean, fb.knn.n]).toEqual([0.5, -14, 2]);
+    // lora - block over seeds 1 and 2: transfer 0, -1; k-NN 0, 1.
+    expect([lb.transfer.mean, lb.knn.mean]).toEqual([-0.5, 0.5]);
+  });
+
+  it("one seed in common gives the difference without an interval; none gives no difference", () => {
+    const rows = [{ strategy: "full", lr: 1 }, { strategy: "linear", lr: 1 }];
+    const [one] = pairedComparisons(rows, [paired("full", 1, 0, 90, 70), paired("linear", 1, 0, 80, 80), paired("linear", 1, 1, 81, 80)]);
+    expect([one.seeds, one.transfer.mean, one.transfer.lo, one.knn.mean, one.knn.hi]).toEqual([[0], 10, NaN, -10, NaN]);
+    const [none] = pairedComparisons(rows, [paired("full", 1, 0, 90, 70), paired("linear", 1, 1, 81, 80)]);
+    expect(none.seeds).toEqual([]);
+    expect(none.transfer.n).toBe(0);
+  });
+
+  it("summarize compares the table's rows at their chosen rates, and table.md shows them", () => {
+    const r = results(); // full at 0.1 (transfer 90, 92; k-NN 40, 42) against linear at 0.1 (60, 62; 80, 80)
+    expect(r.comparisons).toHaveLength(1);
+    const [c] = r.comparisons;
+    expect([c.a, c.b, c.seeds, c.transfer.mean, c.transfer.lo, c.transfer.hi, c.knn.mean]).toEqual(["full", "linear", [0, 1], 30, 30, 30, -39]);
+    const md = tableMarkdown(r);
+    expect(md).toContain("A - B in points, paired by seed: mean [95% confidence interval, Student's t]");
+    expect(md).toContain("| A - B | Seeds | Transfer acc. | Source k-NN acc. |");
+    expect(md).toContain("| full - linear | 2 | +30.00 [+30.00, +30.00] | -39.00 [-51.71, -26.29] |"); // -39 ± 12.706 * sqrt(2) / sqrt(2)
+  });
+
+  it("table.md has no differences where no two rows share two seeds", () => {
+    const oneSeed = summarize({ ...config, seeds: [0] }, baseline, cells.filter((c) => c.seed === 0), notes);
+    expect(oneSeed.comparisons[0].seeds).toEqual([0]);
+    expect(tableMarkdown(oneSeed)).not.toContain("paired by seed");
+    const oneRow = summarize({ ...config, strategies: config.strategies.slice(0, 1) }, baseline, cells.filter((c) => c.strategy === "full"), notes);
+    expect(oneRow.comparisons).toEqual([]);
+    expect(tableMarkdown(oneRow)).not.toContain("paired by seed");
+  });
+});
