@@ -160,6 +160,16 @@ describe("shipped configs", () => {
     expect(variant.analysis).toBeUndefined();
   });
 
+  it("configs/default-seeds.json is the default study but for its seeds (the default's first) and analysis", () => {
+    const seeds = parseStudyConfig(JSON.parse(readFileSync("configs/default-seeds.json", "utf8")));
+    const study = parseStudyConfig(DEFAULT_STUDY);
+    const rest = ({ name: _n, seeds: _s, analysis: _an, ...c }: StudyConfig) => c;
+    expect(rest(seeds)).toEqual(rest(study));
+    expect(seeds.seeds).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(seeds.seeds.slice(0, study.seeds.length)).toEqual(study.seeds);
+    expect(seeds.analysis).toBeUndefined();
+  });
+
   it("configs/default-supervised.json is the default study but for its backbone (pre-trained with labels) and rates", () => {
     const supervised = parseStudyConfig(SUPERVISED_STUDY);
     const study = parseStudyConfig(DEFAULT_STUDY);
