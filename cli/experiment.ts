@@ -90,8 +90,9 @@ export const experiment: Command = {
                (backbones/, found from any working directory; configs/default-supervised.json: one pre-trained
                with labels)
   --out        the run folder (default runs/<config name>); results.json, results.csv, table.md, figure2.*, with
-               knn.atSteps forgetting.*, with Block Expansion at several p and rates figure3.* (.svg, .png, .vl.json),
-               with the analysis key analysis.* and analysis-*.* (the per-block analysis, as \`analyze\`)
+               knn.atSteps forgetting.*, with Block Expansion at several p and rates figure3.*, with a strategy at
+               several rates tradeoff.* (.svg, .png, .vl.json), with the analysis key analysis.* and analysis-*.*
+               (the per-block analysis, as \`analyze\`)
   --force      discard the run folder's earlier results and start over (needed after a config change other than
                strategies, learningRates, seeds, name, selectBy and analysis, which keep the finished cells)
   --retry-diverged   train the cells that diverged in an earlier run again, from scratch (else they are skipped)

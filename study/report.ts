@@ -1,9 +1,11 @@
 // The study's output files: results.json (everything, study/results.ts), results.csv (one row per cell, plus the
 // original backbone), table.md (the paper's Table 1 layout: strategy, #trainable params, transfer accuracy, source
-// k-NN accuracy and their mean, at each strategy's best learning rate; diverged cells named) and the figures
+// k-NN accuracy and their mean, at each strategy's best learning rate; diverged cells named; with two seeds or more,
+// the differences between the rows paired by seed, study/comparisons.ts) and the figures
 // (study/figures/), each as its Vega-Lite spec (NAME.vl.json, data inline), SVG and PNG (plot/render.ts): Figure 2
 // (figure2.*), with knn.atSteps the forgetting curve (forgetting.*), and with Block Expansion at several numbers of
-// blocks and rates Figure 3 (figure3.*). All written atomically.
+// blocks and rates Figure 3 (figure3.*), with a strategy at several rates the trade-off across rates (tradeoff.*). All
+// written atomically.
 import { join } from "node:path";
 import type { DatasetIdentity } from "../data/dataset.js";
 import { strategyName } from "../peft/strategy.js";
@@ -14,6 +16,7 @@ import { type FigureSpec, renderPng, renderSvg } from "../plot/render.js";
 import { figure2Spec } from "./figures/figure2.js";
 import { forgettingCurveSpec } from "./figures/forgetting-curve.js";
 import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
+import { hasTradeoff, tradeoffSpec } from "./figures/tradeoff.js";
 import { CONFIDENCE } from "./comparisons.js";
 import type { MeanInterval } from "../util/stats.js";
 
@@ -138,6 +141,7 @@ const FIGURES: Record<string, (r: StudyResults) => FigureSpec | undefined> = {
   figure2: (r) => (r.table.length > 0 ? figure2Spec(r) : undefined),
   forgetting: (r) => (r.config.knn.atSteps && r.table.length > 0 ? forgettingCurveSpec(r) : undefined),
   figure3: (r) => (hasFigure3(r) ? figure3Spec(r) : undefined),
+  tradeoff: (r) => (hasTradeoff(r) ? tradeoffSpec(r) : undefined),
 };
 const FIGURE_FILES = [".vl.json", ".svg", ".png"];
 

@@ -7,35 +7,21 @@
 // the table's choice.
 import { parseStrategy } from "../../peft/strategy.js";
 import type { FigureLayer, FigureSpec } from "../../plot/render.js";
-import { meanStd } from "../../util/stats.js";
 import type { StudyResults } from "../results.js";
-import { knnChannel, originalBackboneLayer, percentChannel, seedsNote } from "./parts.js";
+import { type RatePoint, knnChannel, originalBackboneLayer, percentChannel, ratePoints, seedsNote } from "./parts.js";
 import { panelsSpec } from "./panels.js";
 
-export interface BlockPoint {
-  strategy: string; // e.g. "block@11", "block-p2"
+export interface BlockPoint extends RatePoint {
   blocks: number; // new blocks
-  lr: number;
-  seeds: number;
-  transfer: number; // mean over seeds, percent
-  transferStd: number;
-  knn: number; // source k-NN top-1 at reportK, mean over seeds
-  knnStd: number;
 }
 
-// Every Block Expansion strategy x rate with finished cells, in config order. Where two strategies add the same
+// Every Block Expansion strategy x rate with finished cells, in the cells' order. Where two strategies add the same
 // number of blocks (block-p1 and block@11), the first in the config stands for it.
 export function blockPoints(r: StudyResults): BlockPoint[] {
-  const k = String(r.reportK);
   const points: BlockPoint[] = [];
-  for (const cell of r.cells) {
-    const s = parseStrategy(cell.strategy);
-    if (s.kind !== "block" || points.some((p) => p.blocks === s.p && p.lr === cell.lr)) continue;
-    if (r.diverged.some((d) => d.strategy === cell.strategy && d.lr === cell.lr)) continue;
-    const group = r.cells.filter((c) => c.strategy === cell.strategy && c.lr === cell.lr);
-    const [transfer, transferStd] = meanStd(group.map((c) => c.transferAccuracy));
-    const [knn, knnStd] = meanStd(group.map((c) => c.knn[k].top1));
-    points.push({ strategy: cell.strategy, blocks: s.p, lr: cell.lr, seeds: group.length, transfer, transferStd, knn, knnStd });
+  for (const p of ratePoints(r)) {
+    const s = parseStrategy(p.strategy);
+    if (s.kind === "block" && !points.some((q) => q.blocks === s.p && q.lr === p.lr)) points.push({ ...p, blocks: s.p });
   }
   return points;
 }

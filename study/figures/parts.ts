@@ -1,11 +1,12 @@
 // What the study's figures share: one colour and one shape per strategy, in the table's order, so that a strategy
 // looks the same in every figure; the subtitle's note on seeds; the source k-NN axis; the original backbone's k-NN accuracy as a dashed
-// reference line with a legend entry of its own. Each takes what it reads of a study's results (a Panel), so that
+// reference line with a legend entry of its own; each strategy x rate over its seeds, for the figures across rates. Each takes what it reads of a study's results (a Panel), so that
 // a figure across several run folders (study/figures/panels.ts) draws from one run's values as from another's.
 import { strategyName } from "../../peft/strategy.js";
 import type { FigureLayer } from "../../plot/render.js";
 import { REFERENCE_DASH } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
+import { meanStd } from "../../util/stats.js";
 
 // What a figure of one study reads of its results.
 export type Panel = Pick<StudyResults, "reportK" | "baseline" | "table">;
@@ -62,4 +63,31 @@ export function originalBackboneLayer(r: Panel, legendAt: "top" | "bottom" = "to
       },
     },
   };
+}
+
+// One strategy at one learning rate over its seeds: what the figures across rates draw (Figure 3, the trade-off).
+export interface RatePoint {
+  strategy: string; // by name
+  lr: number;
+  seeds: number;
+  transfer: number; // mean over seeds, percent
+  transferStd: number;
+  knn: number; // source k-NN top-1 at reportK, mean over seeds
+  knnStd: number;
+}
+
+// Every strategy x rate with finished cells, in the cells' order. A rate that diverged with any seed is left out,
+// as in the table's choice: the mean of the seeds that survived it would flatter it.
+export function ratePoints(r: Pick<StudyResults, "reportK" | "cells" | "diverged">): RatePoint[] {
+  const k = String(r.reportK);
+  const points: RatePoint[] = [];
+  for (const cell of r.cells) {
+    if (points.some((p) => p.strategy === cell.strategy && p.lr === cell.lr)) continue;
+    if (r.diverged.some((d) => d.strategy === cell.strategy && d.lr === cell.lr)) continue;
+    const group = r.cells.filter((c) => c.strategy === cell.strategy && c.lr === cell.lr);
+    const [transfer, transferStd] = meanStd(group.map((c) => c.transferAccuracy));
+    const [knn, knnStd] = meanStd(group.map((c) => c.knn[k].top1));
+    points.push({ strategy: cell.strategy, lr: cell.lr, seeds: group.length, transfer, transferStd, knn, knnStd });
+  }
+  return points;
 }

@@ -71,17 +71,17 @@ describe("report files", () => {
     );
   });
 
-  it("writes every file, each figure as its Vega-Lite spec, SVG and PNG at 2x; the curve only with knn.atSteps", async () => {
+  it("writes every file, each figure as its Vega-Lite spec, SVG and PNG at 2x; the curve only with knn.atSteps, the trade-off with several rates", async () => {
     const dir = await mkdtemp(join(tmpdir(), "report-test-"));
     try {
       const files = await writeReport(dir, r);
-      const figures = ["figure2", "forgetting"].flatMap((f) => [`${f}.vl.json`, `${f}.svg`, `${f}.png`]);
+      const figures = ["figure2", "forgetting", "tradeoff"].flatMap((f) => [`${f}.vl.json`, `${f}.svg`, `${f}.png`]);
       expect(files.map((f) => f.slice(dir.length + 1))).toEqual(["results.json", "results.csv", "table.md", ...figures]);
       expect(REPORT_FILES).toEqual(expect.arrayContaining(files.map((f) => f.slice(dir.length + 1))));
       expect(REPORT_FILES.filter((f) => !files.some((p) => p.endsWith(`/${f}`)))).toEqual(["figure3.vl.json", "figure3.svg", "figure3.png"]); // no Block Expansion here
       const json = JSON.parse(await readFile(join(dir, "results.json"), "utf8"));
       expect(Object.keys(json)).toEqual(["name", "reportK", "temperature", "selectBy", "selectedOn", "notes", "baseline", "table", "comparisons", "cells", "diverged", "missing", "config"]);
-      for (const f of ["figure2", "forgetting"]) {
+      for (const f of ["figure2", "forgetting", "tradeoff"]) {
         const svg = await readFile(join(dir, `${f}.svg`), "utf8");
         const [, width, height] = /^<svg [^>]*width="(\d+)" height="(\d+)"/.exec(svg)!;
         const meta = await sharp(join(dir, `${f}.png`)).metadata();
@@ -90,7 +90,10 @@ describe("report files", () => {
       }
       const plain = join(dir, "plain");
       const without = await writeReport(plain, { ...r, config: { ...r.config, knn: { ...r.config.knn, atSteps: undefined } } });
-      expect(without.map((f) => f.slice(plain.length + 1))).toEqual(["results.json", "results.csv", "table.md", "figure2.vl.json", "figure2.svg", "figure2.png"]);
+      expect(without.map((f) => f.slice(plain.length + 1))).toEqual(["results.json", "results.csv", "table.md", "figure2.vl.json", "figure2.svg", "figure2.png", "tradeoff.vl.json", "tradeoff.svg", "tradeoff.png"]);
+      const oneRate = join(dir, "one-rate");
+      const chosen = { ...r, cells: r.cells.filter((c) => c.lr === 0.1), config: { ...r.config, learningRates: [0.1] } };
+      expect((await writeReport(oneRate, chosen)).map((f) => f.slice(oneRate.length + 1))).not.toContain("tradeoff.svg");
       const empty = join(dir, "empty"); // every strategy diverged: no figure
       expect((await writeReport(empty, { ...r, table: [] })).map((f) => f.slice(empty.length + 1))).toEqual(["results.json", "results.csv", "table.md"]);
     } finally {

@@ -1,0 +1,62 @@
+// study/figures/tradeoff.ts: the trade-off across learning rates drawn from hand-made cell results (../fixture.ts:
+// full and linear, each at 0.1 and 0.01, two seeds): which studies have it, a point per strategy x rate labelled
+// with its rate, the rates joined per strategy, error bars with several seeds, diverged rates left out and named.
+import { describe, expect, it } from "vitest";
+import { hasTradeoff, tradeoffSpec } from "../../../study/figures/tradeoff.js";
+import { ratePoints } from "../../../study/figures/parts.js";
+import { renderSvg } from "../../../plot/render.js";
+import { summarize } from "../../../study/results.js";
+import { baseline, cells, config, diverged, notes, results } from "../fixture.js";
+
+const count = (svg: string, role: string) => (svg.match(new RegExp(`aria-roledescription="${role}"`, "g")) ?? []).length;
+
+describe("the trade-off across learning rates", () => {
+  it("has every strategy x rate as a point, mean and std over its seeds", () => {
+    expect(ratePoints(results()).map((p) => [p.strategy, p.lr, p.seeds, p.transfer, p.knn])).toEqual([
+      ["full", 0.1, 2, 91, 41],
+      ["full", 0.01, 2, 86, 71],
+      ["linear", 0.1, 2, 61, 80],
+      ["linear", 0.01, 2, 51, 80],
+    ]);
+    expect(ratePoints(results())[0].transferStd).toBeCloseTo(Math.SQRT2, 12);
+  });
+
+  it("is drawn where a strategy has two rates or more, not where each has one", () => {
+    expect(hasTradeoff(results())).toBe(true);
+    const oneRate = summarize({ ...config, learningRates: [0.1] }, baseline, cells.filter((c) => c.lr === 0.1), notes);
+    expect(hasTradeoff(oneRate)).toBe(false);
+    expect(() => tradeoffSpec(oneRate)).toThrow("trade-off figure: expected a strategy at 2 or more learning rates in fashion-mnist-split, got full lr 0.1, linear lr 0.1");
+  });
+
+  it("has labelled axes, the legend, the reference line, a labelled point per strategy x rate joined per strategy, and error bars", async () => {
+    const svg = await renderSvg(tradeoffSpec(results()), "tradeoff");
+    for (const text of [
+      ">Forgetting vs. transfer across learning rates: fashion-mnist-split<",
+      ">Transfer accuracy (%), linear head on the new domain<",
+      ">Source k-NN top-1 (%), 20-NN<",
+      ">Strategy<",
+      ">original backbone (80.00%)<",
+      ">joined in order of rate; labels: the rate<",
+      ">mean over 2 seeds; error bars: ± 1 std over seeds<",
+    ]) {
+      expect(svg).toContain(text);
+    }
+    expect(count(svg, "point")).toBe(4);
+    expect(count(svg, "errorbar")).toBe(2 * 4); // both axes, every point
+    // One line per strategy, in order of rate: full from 0.01 (86 / 71) to 0.1 (91 / 41), down and to the right.
+    const lines = [...svg.matchAll(/aria-roledescription="line mark" d="M([\d.]+),([\d.]+)L([\d.]+),([\d.]+)"/g)].map((m) => m.slice(1).map(Number));
+    expect(lines).toHaveLength(2);
+    const [x0, y0, x1, y1] = lines[0];
+    expect([x1 > x0, y1 > y0]).toEqual([true, true]);
+    const labels = [...svg.matchAll(/aria-roledescription="text mark"[^>]*>([^<]*)</g)].map((m) => m[1]);
+    expect(labels).toEqual(["0.1", "0.01", "0.1", "0.01"]);
+  });
+
+  it("leaves out a rate with a diverged seed and names it", async () => {
+    const r = summarize(config, baseline, [...cells.filter((c) => c.id !== "full_lr0.1_s1"), diverged("full", 0.1, 1, 12)], notes);
+    expect(ratePoints(r).map((p) => `${p.strategy} ${p.lr}`)).toEqual(["full 0.01", "linear 0.1", "linear 0.01"]);
+    const svg = await renderSvg(tradeoffSpec(r), "tradeoff");
+    expect(svg).toContain(">diverged, left out: full lr 0.1<");
+    expect(count(svg, "point")).toBe(3);
+  });
+});
