@@ -6,7 +6,7 @@ import { strategyName } from "../../peft/strategy.js";
 import type { FigureLayer, FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
-import { type Panel, knnChannel, originalBackboneLayer, percentChannel, seedsNote, strategyChannels } from "./parts.js";
+import { type Panel, type RatePoint, knnChannel, originalBackboneLayer, percentChannel, seedsNote, strategyChannels } from "./parts.js";
 
 export function figure2Spec(r: StudyResults): FigureSpec {
   return {
@@ -26,24 +26,20 @@ export function figure2Spec(r: StudyResults): FigureSpec {
 // one point per strategy. `domain` orders the strategies' colours and shapes (a figure of several panels shares
 // one); `xTitle` the transfer axis.
 export function figure2Layers(r: Panel, o: { domain?: string[]; xTitle?: string } = {}): FigureLayer[] {
-  const rows = r.table.map((row) => ({
-    strategy: strategyName(row.strategy),
-    lr: row.lr,
-    seeds: row.seeds,
-    transfer: row.transfer,
-    transferLo: row.transfer - row.transferStd,
-    transferHi: row.transfer + row.transferStd,
-    knn: row.knn,
-    knnLo: row.knn - row.knnStd,
-    knnHi: row.knn + row.knnStd,
-  }));
-  const several = rows.filter((row) => row.seeds > 1);
-  const x = (field: string) => percentChannel(field, o.xTitle ?? "Transfer accuracy (%), linear head on the new domain");
+  const rows = r.table.map((row) => ({ strategy: strategyName(row.strategy), lr: row.lr, seeds: row.seeds, transfer: row.transfer, transferStd: row.transferStd, knn: row.knn, knnStd: row.knnStd }));
+  return [originalBackboneLayer(r), ...accuracyMarks(r, rows, strategyChannels(r, o.domain), o.xTitle)];
+}
+
+// A point per row at (transfer, source k-NN), coloured and shaped by strategy, with error bars of one standard
+// deviation on both axes where the row has several seeds: Figure 2's marks, and the trade-off's across rates.
+export function accuracyMarks(r: Pick<Panel, "reportK">, rows: RatePoint[], channels: ReturnType<typeof strategyChannels>, xTitle = "Transfer accuracy (%), linear head on the new domain"): FigureLayer[] {
+  const values = rows.map((row) => ({ ...row, transferLo: row.transfer - row.transferStd, transferHi: row.transfer + row.transferStd, knnLo: row.knn - row.knnStd, knnHi: row.knn + row.knnStd }));
+  const several = values.filter((row) => row.seeds > 1);
+  const x = (field: string) => percentChannel(field, xTitle);
   const y = (field: string) => knnChannel(r, field);
-  const { color, shape } = strategyChannels(r, o.domain);
+  const { color, shape } = channels;
   const errorBar = { type: "errorbar", ticks: true, thickness: 1.5 } as const;
   return [
-    originalBackboneLayer(r),
     ...(several.length > 0
       ? [
           { data: { values: several }, mark: errorBar, encoding: { x: x("transferLo"), x2: { field: "transferHi" }, y: y("knn"), color } },
@@ -51,7 +47,7 @@ export function figure2Layers(r: Panel, o: { domain?: string[]; xTitle?: string 
         ]
       : []),
     {
-      data: { values: rows },
+      data: { values },
       mark: { type: "point", filled: true, size: 110, opacity: 1, stroke: "#222", strokeWidth: 0.8 },
       encoding: {
         x: x("transfer"),

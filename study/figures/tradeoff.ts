@@ -10,6 +10,7 @@ import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
 import { knnChannel, originalBackboneLayer, percentChannel, ratePoints, seedsNote, strategyChannels } from "./parts.js";
+import { accuracyMarks } from "./figure2.js";
 
 export function hasTradeoff(r: StudyResults): boolean {
   const points = ratePoints(r);
@@ -17,23 +18,14 @@ export function hasTradeoff(r: StudyResults): boolean {
 }
 
 export function tradeoffSpec(r: StudyResults): FigureSpec {
-  const points = ratePoints(r).map((p) => ({
-    ...p,
-    rate: String(p.lr),
-    transferLo: p.transfer - p.transferStd,
-    transferHi: p.transfer + p.transferStd,
-    knnLo: p.knn - p.knnStd,
-    knnHi: p.knn + p.knnStd,
-  }));
+  const points = ratePoints(r);
   if (!hasTradeoff(r)) throw new Error(`trade-off figure: expected a strategy at 2 or more learning rates in ${r.name}, got ${points.map((p) => `${p.strategy} lr ${p.lr}`).join(", ") || "none"}`);
-  const several = points.filter((p) => p.seeds > 1);
   const diverged = [...new Set(r.diverged.map((d) => `${d.strategy} lr ${d.lr}`))];
-  const x = (field: string) => percentChannel(field, "Transfer accuracy (%), linear head on the new domain");
-  const y = (field: string) => knnChannel(r, field);
+  const x = percentChannel("transfer", "Transfer accuracy (%), linear head on the new domain");
+  const y = knnChannel(r, "knn");
   // Every strategy of the study in the legend, in the table's order, as in its other figures.
-  const domain = [...new Set([...r.table.map((row) => strategyName(row.strategy)), ...points.map((p) => p.strategy)])];
-  const { color, shape } = strategyChannels(r, domain);
-  const errorBar = { type: "errorbar", ticks: true, thickness: 1.2, opacity: 0.7 } as const;
+  const channels = strategyChannels(r, [...new Set([...r.table.map((row) => strategyName(row.strategy)), ...points.map((p) => p.strategy)])]);
+  const labels = points.map((p) => ({ ...p, rate: String(p.lr) }));
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: {
@@ -50,33 +42,9 @@ export function tradeoffSpec(r: StudyResults): FigureSpec {
     config: FIGURE_CONFIG,
     layer: [
       originalBackboneLayer(r),
-      ...(several.length > 0
-        ? [
-            { data: { values: several }, mark: errorBar, encoding: { x: x("transferLo"), x2: { field: "transferHi" }, y: y("knn"), color } },
-            { data: { values: several }, mark: errorBar, encoding: { x: x("transfer"), y: y("knnLo"), y2: { field: "knnHi" }, color } },
-          ]
-        : []),
-      {
-        data: { values: points },
-        mark: { type: "line", strokeWidth: 1.5, opacity: 0.8 },
-        encoding: { x: x("transfer"), y: y("knn"), color, detail: { field: "strategy" }, order: { field: "lr", type: "quantitative" } },
-      },
-      {
-        data: { values: points },
-        mark: { type: "point", filled: true, size: 90, opacity: 1, stroke: "#222", strokeWidth: 0.8 },
-        encoding: {
-          x: x("transfer"),
-          y: y("knn"),
-          color,
-          shape,
-          tooltip: [{ field: "strategy" }, { field: "lr" }, { field: "seeds" }, { field: "transfer", format: ".2f" }, { field: "knn", format: ".2f" }],
-        },
-      },
-      {
-        data: { values: points },
-        mark: { type: "text", align: "left", baseline: "bottom", dx: 6, dy: -4, fontSize: 11, color: "#333" },
-        encoding: { x: x("transfer"), y: y("knn"), text: { field: "rate" } },
-      },
+      { data: { values: points }, mark: { type: "line", strokeWidth: 1.5, opacity: 0.8 }, encoding: { x, y, color: channels.color, detail: { field: "strategy" }, order: { field: "lr", type: "quantitative" } } },
+      ...accuracyMarks(r, points, channels),
+      { data: { values: labels }, mark: { type: "text", align: "left", baseline: "bottom", dx: 6, dy: -4, fontSize: 11, color: "#333" }, encoding: { x, y, text: { field: "rate" } } },
     ],
   };
 }
