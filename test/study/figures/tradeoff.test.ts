@@ -2,7 +2,7 @@
 // full and linear, each at 0.1 and 0.01, two seeds): which studies have it, a point per strategy x rate labelled
 // with its rate, the rates joined per strategy, error bars with several seeds, diverged rates left out and named.
 import { describe, expect, it } from "vitest";
-import { hasTradeoff, tradeoffSpec } from "../../../study/figures/tradeoff.js";
+import { OFF_AXES, hasTradeoff, tradeoffSpec } from "../../../study/figures/tradeoff.js";
 import { ratePoints } from "../../../study/figures/parts.js";
 import { renderSvg } from "../../../plot/render.js";
 import { summarize } from "../../../study/results.js";
@@ -58,5 +58,16 @@ describe("the trade-off across learning rates", () => {
     const svg = await renderSvg(tradeoffSpec(r), "tradeoff");
     expect(svg).toContain(">diverged, left out: full lr 0.1<");
     expect(count(svg, "point")).toBe(3);
+  });
+
+  it("names a rate far below every selected one in transfer accuracy, with its accuracies, rather than drawing it", async () => {
+    // The table's least row is linear at 0.1 (61 %); linear at 0.01 lowered to 41 % lies 20 points under it.
+    const low = cells.map((c) => (c.strategy === "linear" && c.lr === 0.01 ? { ...c, transferAccuracy: c.transferAccuracy - 10 } : c));
+    const r = summarize(config, baseline, low, notes);
+    expect(61 - OFF_AXES).toBeGreaterThan(41);
+    const svg = await renderSvg(tradeoffSpec(r), "tradeoff");
+    expect(svg).toContain(">off the axes, transfer / source k-NN: linear lr 0.01 (41.0 / 80.0 %)<");
+    expect(count(svg, "point")).toBe(3);
+    expect(await renderSvg(tradeoffSpec(results()), "tradeoff")).not.toContain("off the axes"); // 51 %: 10 points under, drawn
   });
 });
