@@ -170,6 +170,19 @@ describe("shipped configs", () => {
     expect(seeds.analysis).toBeUndefined();
   });
 
+  it("configs/default-tradeoff.json is the default study but for its strategies, rates, seeds, curve and analysis, and holds each one's default rate", () => {
+    const tradeoff = parseStudyConfig(JSON.parse(readFileSync("configs/default-tradeoff.json", "utf8")));
+    const study = parseStudyConfig(DEFAULT_STUDY);
+    const rest = ({ name: _n, strategies: _s, learningRates: _l, seeds: _e, analysis: _an, knn: { atSteps: _a, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
+    expect(rest(tradeoff)).toEqual(rest(study));
+    expect(tradeoff.strategies.map(strategyName)).toEqual(["lora-r4", "block-p1"]);
+    for (const s of tradeoff.strategies) {
+      const own = study.strategies.find((d) => strategyName(d) === strategyName(s))!;
+      expect(ratesFor(tradeoff, s), strategyName(s)).toContain(ratesFor(study, own)[0]);
+    }
+    expect(tradeoff.seeds).toEqual([0, 1, 2, 3, 4]);
+  });
+
   it("configs/default-supervised.json is the default study but for its backbone (pre-trained with labels) and rates", () => {
     const supervised = parseStudyConfig(SUPERVISED_STUDY);
     const study = parseStudyConfig(DEFAULT_STUDY);
