@@ -6,6 +6,7 @@
 // (figure2.*), with knn.atSteps the forgetting curve (forgetting.*), and with Block Expansion at several numbers of
 // blocks and rates Figure 3 (figure3.*), with a strategy at several rates the trade-off across rates (tradeoff.*). All
 // written atomically.
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { DatasetIdentity } from "../data/dataset.js";
 import { strategyName } from "../peft/strategy.js";
@@ -117,9 +118,13 @@ function comparisonsMarkdown(r: StudyResults): string[] {
   if (!r.comparisons.some((c) => c.seeds.length >= 2)) return [];
   const signed = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(2)}`;
   const cell = (d: MeanInterval) => (d.n >= 2 ? `${signed(d.mean)} [${signed(d.lo)}, ${signed(d.hi)}]` : d.n === 1 ? signed(d.mean) : "–");
+  // Each interval holds at its level on its own; read together (ten pairs of five strategies, two accuracies each),
+  // some exclude 0 by chance alone.
+  const intervals = 2 * r.comparisons.filter((c) => c.seeds.length >= 2).length;
+  const chance = ` Each interval is ${CONFIDENCE * 100}% on its own: of these ${intervals}, about ${(intervals * (1 - CONFIDENCE)).toFixed(1)} would exclude 0 by chance where no two strategies differed.`;
   return [
     "",
-    `Differences between the rows, A - B in points, paired by seed: mean [${CONFIDENCE * 100}% confidence interval, Student's t] over the seeds both finished. An interval without 0 is a difference larger than training's randomness explains; every cell is scored on the same images, so it speaks of these images.`,
+    `Differences between the rows, A - B in points, paired by seed: mean [${CONFIDENCE * 100}% confidence interval, Student's t] over the seeds both finished. An interval without 0 is a difference larger than training's randomness explains; every cell is scored on the same images, so it speaks of these images.${chance}`,
     "",
     "| A - B | Seeds | Transfer acc. | Source k-NN acc. |",
     "|---|---:|---:|---:|",
@@ -136,10 +141,10 @@ function trainingText(t: StudyConfig["training"]): string {
 // ---- figures ----
 
 // By file name; a figure that does not apply to the study (the forgetting curve without knn.atSteps) has no spec.
-// Neither is drawn without a table row (every strategy diverged): there is no point to place.
+// None is drawn without a table row (writeReport): every strategy diverged, and there is no point to place.
 const FIGURES: Record<string, (r: StudyResults) => FigureSpec | undefined> = {
-  figure2: (r) => (r.table.length > 0 ? figure2Spec(r) : undefined),
-  forgetting: (r) => (r.config.knn.atSteps && r.table.length > 0 ? forgettingCurveSpec(r) : undefined),
+  figure2: figure2Spec,
+  forgetting: (r) => (r.config.knn.atSteps ? forgettingCurveSpec(r) : undefined),
   figure3: (r) => (hasFigure3(r) ? figure3Spec(r) : undefined),
   tradeoff: (r) => (hasTradeoff(r) ? tradeoffSpec(r) : undefined),
 };
@@ -148,16 +153,22 @@ const FIGURE_FILES = [".vl.json", ".svg", ".png"];
 // Every file writeReport can write (what --force removes).
 export const REPORT_FILES = ["results.json", "results.csv", "table.md", ...Object.keys(FIGURES).flatMap((name) => FIGURE_FILES.map((ext) => name + ext))];
 
-// Writes every report file into `out`; returns their paths.
+// Writes every report file into `out`, and removes a figure's files that an earlier report there wrote but these
+// results no longer have (a rate dropped from the config, a seed that diverged since): left, they would show cells
+// the table no longer does. Returns the paths written.
 export async function writeReport(out: string, r: StudyResults): Promise<string[]> {
   const files: [string, string | Uint8Array][] = [
     ["results.csv", resultsCsv(r)],
     ["table.md", tableMarkdown(r)],
   ];
+  const stale: string[] = [];
   for (const [name, specOf] of Object.entries(FIGURES)) {
     // A table without rows (every strategy diverged) leaves nothing to draw.
     const spec = r.table.length > 0 ? specOf(r) : undefined;
-    if (!spec) continue;
+    if (!spec) {
+      stale.push(...FIGURE_FILES.map((ext) => name + ext));
+      continue;
+    }
     const svg = await renderSvg(spec, name);
     files.push([`${name}.vl.json`, JSON.stringify(spec, null, 2) + "\n"], [`${name}.svg`, svg], [`${name}.png`, await renderPng(svg)]);
   }
@@ -167,5 +178,6 @@ export async function writeReport(out: string, r: StudyResults): Promise<string[
     await writeFileAtomic(join(out, name), data);
     paths.push(join(out, name));
   }
+  for (const name of stale) await rm(join(out, name), { force: true });
   return paths;
 }

@@ -1,7 +1,9 @@
 // What the study's figures share: one colour and one shape per strategy, in the table's order, so that a strategy
-// looks the same in every figure; the subtitle's note on seeds; the source k-NN axis; the original backbone's k-NN accuracy as a dashed
-// reference line with a legend entry of its own; each strategy x rate over its seeds, for the figures across rates. Each takes what it reads of a study's results (a Panel), so that
-// a figure across several run folders (study/figures/panels.ts) draws from one run's values as from another's.
+// looks the same in every figure; the subtitle's notes (on seeds, and lists wrapped to short lines); the source k-NN
+// axis; the original backbone's k-NN accuracy as a dashed reference line with a legend entry of its own; each
+// strategy x rate over its seeds, for the figures across rates. Each takes what it reads of a study's results (a
+// Panel), so that a figure across several run folders (study/figures/panels.ts) draws from one run's values as from
+// another's.
 import { strategyName } from "../../peft/strategy.js";
 import type { FigureLayer } from "../../plot/render.js";
 import { REFERENCE_DASH } from "../../plot/style.js";
@@ -29,7 +31,22 @@ export function seedsNote(marks: { label: string; seeds: number }[], what = "err
   const several = [...new Set(marks.filter((m) => m.seeds > 1).map((m) => m.seeds))].sort((a, b) => a - b);
   if (several.length === 0) return ["one seed"];
   const single = [...new Set(marks.filter((m) => m.seeds <= 1).map((m) => m.label))];
-  return [`mean over ${several.join(" or ")} seeds; ${what}: ± 1 std over seeds`, ...(single.length > 0 ? [`one seed, so no ${what}: ${single.join(", ")}`] : [])];
+  return [`mean over ${several.join(" or ")} seeds; ${what}: ± 1 std over seeds`, ...(single.length > 0 ? listLines(`one seed, so no ${what}`, single) : [])];
+}
+
+// The longest subtitle line listLines makes, in characters: the fixed lines' length.
+export const NOTE_CHARS = 50;
+
+// "head: a, b, c" as subtitle lines of at most NOTE_CHARS characters (an item longer than that alone on its line), so
+// that a long list (every rate of a partial run, say) wraps rather than widening the figure.
+export function listLines(head: string, items: string[]): string[] {
+  const lines = [`${head}:`];
+  items.forEach((item, i) => {
+    const word = i < items.length - 1 ? `${item},` : item;
+    if (lines.at(-1)!.length + 1 + word.length <= NOTE_CHARS) lines[lines.length - 1] += ` ${word}`;
+    else lines.push(word);
+  });
+  return lines;
 }
 
 // An accuracy axis in percent: padded around the data (not from 0), about six ticks (vega's default, one per 40 px,

@@ -1,17 +1,17 @@
 // Forgetting against transfer across learning rates: the paper's Figure 2 with every rate a strategy was tried at,
-// not only its selected one. Each strategy's rates are joined in order of rate and labelled with it, error bars of
-// one standard deviation over seeds where there are several, the original backbone's k-NN accuracy as the dashed
-// reference line. Where Figure 2 shows one point per strategy, this shows what the choice of rate trades: how much
-// of the source domain each step up in transfer accuracy costs, strategy by strategy. A study has the figure where
-// some strategy's finished cells hold two or more rates; a rate with a diverged seed is left out, as in the table's
-// choice, and the subtitle names it. So is a rate far below every selected one in transfer accuracy (OFF_AXES), with
-// its accuracies: an unstable rate (LoRA at 0.2 on the default study, 55 %) would squeeze every other point into a
-// corner of the axes.
+// not only its selected one. Each strategy's rates are joined in order of rate and labelled with it, the rate the
+// table shows (its selected one) starred, error bars of one standard deviation over seeds where there are several,
+// the original backbone's k-NN accuracy as the dashed reference line. Where Figure 2 shows one point per strategy,
+// this shows what the choice of rate trades: how much of the source domain each step up in transfer accuracy costs,
+// strategy by strategy. A study has the figure where some strategy's finished cells hold two or more rates; a rate
+// with a diverged seed is left out, as in the table's choice, and the subtitle names it. So is a rate far below every
+// selected one in transfer accuracy (OFF_AXES), with its accuracies: an unstable rate (LoRA at 0.2 on the default
+// study, 55 %) would squeeze every other point into a corner of the axes.
 import { strategyName } from "../../peft/strategy.js";
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
-import { knnChannel, originalBackboneLayer, percentChannel, ratePoints, seedsNote, strategyChannels } from "./parts.js";
+import { knnChannel, listLines, originalBackboneLayer, percentChannel, ratePoints, seedsNote, strategyChannels } from "./parts.js";
 import { accuracyMarks } from "./figure2.js";
 
 // Points whose transfer accuracy lies more than this many points below the least of the table's rows (each strategy
@@ -25,26 +25,29 @@ export function hasTradeoff(r: StudyResults): boolean {
 
 export function tradeoffSpec(r: StudyResults): FigureSpec {
   const all = ratePoints(r);
+  if (!hasTradeoff(r)) throw new Error(`trade-off figure: expected a strategy at 2 or more learning rates in ${r.name}, got ${all.map((p) => `${p.strategy} lr ${p.lr}`).join(", ") || "none"}`);
   const floor = Math.min(...r.table.map((row) => row.transfer)) - OFF_AXES;
   const points = all.filter((p) => p.transfer >= floor);
   const off = all.filter((p) => p.transfer < floor).map((p) => `${p.strategy} lr ${p.lr} (${p.transfer.toFixed(1)} / ${p.knn.toFixed(1)} %)`);
-  if (!hasTradeoff(r)) throw new Error(`trade-off figure: expected a strategy at 2 or more learning rates in ${r.name}, got ${all.map((p) => `${p.strategy} lr ${p.lr}`).join(", ") || "none"}`);
   const diverged = [...new Set(r.diverged.map((d) => `${d.strategy} lr ${d.lr}`))];
   const x = percentChannel("transfer", "Transfer accuracy (%), linear head on the new domain");
   const y = knnChannel(r, "knn");
   // Every strategy of the study in the legend, in the table's order, as in its other figures.
   const channels = strategyChannels(r, [...new Set([...r.table.map((row) => strategyName(row.strategy)), ...points.map((p) => p.strategy)])]);
-  const labels = points.map((p) => ({ ...p, rate: String(p.lr) }));
+  // With selectBy "mean" or transfer.val the selected rate need not be the rightmost: the star ties the point to the table.
+  const selected = (p: { strategy: string; lr: number }) => r.table.some((row) => strategyName(row.strategy) === p.strategy && row.lr === p.lr);
+  const labels = points.map((p) => ({ ...p, rate: `${p.lr}${selected(p) ? "*" : ""}` }));
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: {
       text: `Forgetting vs. transfer across learning rates: ${r.name}`,
       subtitle: [
         "each strategy at every learning rate tried,",
-        "joined in order of rate; labels: the rate",
+        "joined in order of rate; labels: the rate,",
+        "* where it is the table's (the selected rate)",
         ...seedsNote(points.map((p) => ({ label: `${p.strategy} lr ${p.lr}`, seeds: p.seeds }))),
-        ...(diverged.length > 0 ? [`diverged, left out: ${diverged.join(", ")}`] : []),
-        ...(off.length > 0 ? [`off the axes, transfer / source k-NN: ${off.join(", ")}`] : []),
+        ...(diverged.length > 0 ? listLines("diverged, left out", diverged) : []),
+        ...(off.length > 0 ? listLines("off the axes, transfer / source k-NN", off) : []),
       ],
     },
     width: 480,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { type PairedCell, pairedComparisons } from "../../study/comparisons.js";
 import { summarize } from "../../study/results.js";
+import { parseStrategy } from "../../peft/strategy.js";
 import { tableMarkdown } from "../../study/report.js";
 import { baseline, cells, config, notes, results } from "./fixture.js";
 
@@ -52,6 +53,14 @@ describe("study/comparisons", () => {
     expect(md).toContain("A - B in points, paired by seed: mean [95% confidence interval, Student's t]");
     expect(md).toContain("| A - B | Seeds | Transfer acc. | Source k-NN acc. |");
     expect(md).toContain("| full - linear | 2 | +30.00 [+30.00, +30.00] | -39.00 [-51.71, -26.29] |"); // -39 ± 12.706 * sqrt(2) / sqrt(2)
+  });
+
+  it("table.md says how many of its intervals would exclude 0 by chance alone", () => {
+    // Three rows (top-2 given linear's cells), three pairs sharing both seeds, two intervals each.
+    const three = { ...config, strategies: [...config.strategies, parseStrategy("top-2")] };
+    const md = tableMarkdown(summarize(three, baseline, [...cells, ...cells.filter((c) => c.strategy === "linear").map((c) => ({ ...c, id: c.id.replace("linear", "top-2"), strategy: "top-2" }))], notes));
+    expect(md.split("\n").filter((l) => / - .* \| 2 \|/.test(l))).toHaveLength(3);
+    expect(md).toContain("Each interval is 95% on its own: of these 6, about 0.3 would exclude 0 by chance where no two strategies differed.");
   });
 
   it("table.md has no differences where no two rows share two seeds", () => {

@@ -1,6 +1,6 @@
 // study/report.ts: the output files from hand-made cell results (./fixture.ts): CSV, Table 1, the files written.
 import { describe, expect, it } from "vitest";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -96,6 +96,19 @@ describe("report files", () => {
       expect((await writeReport(oneRate, chosen)).map((f) => f.slice(oneRate.length + 1))).not.toContain("tradeoff.svg");
       const empty = join(dir, "empty"); // every strategy diverged: no figure
       expect((await writeReport(empty, { ...r, table: [] })).map((f) => f.slice(empty.length + 1))).toEqual(["results.json", "results.csv", "table.md"]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+  it("a report rewritten where a figure no longer applies removes that figure's earlier files", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "report-test-"));
+    try {
+      await writeReport(dir, r); // both rates: the trade-off across them is drawn
+      // Since then the config dropped the rate 0.01 (its finished cells are kept aside, not reported): no trade-off.
+      await writeReport(dir, summarize({ ...config, learningRates: [0.1] }, baseline, cells.filter((c) => c.lr === 0.1), notes));
+      expect((await readdir(dir)).filter((f) => f.startsWith("tradeoff"))).toEqual([]);
+      await writeReport(dir, { ...r, table: [] }); // every strategy diverged: no figure at all
+      expect((await readdir(dir)).sort()).toEqual(["results.csv", "results.json", "table.md"]);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

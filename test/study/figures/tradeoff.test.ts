@@ -3,9 +3,9 @@
 // with its rate, the rates joined per strategy, error bars with several seeds, diverged rates left out and named.
 import { describe, expect, it } from "vitest";
 import { OFF_AXES, hasTradeoff, tradeoffSpec } from "../../../study/figures/tradeoff.js";
-import { ratePoints } from "../../../study/figures/parts.js";
+import { NOTE_CHARS, ratePoints } from "../../../study/figures/parts.js";
 import { renderSvg } from "../../../plot/render.js";
-import { summarize } from "../../../study/results.js";
+import { type StudyResults, summarize } from "../../../study/results.js";
 import { baseline, cells, config, diverged, notes, results } from "../fixture.js";
 
 const count = (svg: string, role: string) => (svg.match(new RegExp(`aria-roledescription="${role}"`, "g")) ?? []).length;
@@ -36,7 +36,8 @@ describe("the trade-off across learning rates", () => {
       ">Source k-NN top-1 (%), 20-NN<",
       ">Strategy<",
       ">original backbone (80.00%)<",
-      ">joined in order of rate; labels: the rate<",
+      ">joined in order of rate; labels: the rate,<",
+      ">* where it is the table's (the selected rate)<",
       ">mean over 2 seeds; error bars: ± 1 std over seeds<",
     ]) {
       expect(svg).toContain(text);
@@ -49,7 +50,7 @@ describe("the trade-off across learning rates", () => {
     const [x0, y0, x1, y1] = lines[0];
     expect([x1 > x0, y1 > y0]).toEqual([true, true]);
     const labels = [...svg.matchAll(/aria-roledescription="text mark"[^>]*>([^<]*)</g)].map((m) => m[1]);
-    expect(labels).toEqual(["0.1", "0.01", "0.1", "0.01"]);
+    expect(labels).toEqual(["0.1*", "0.01", "0.1*", "0.01"]); // the table's rows: each strategy at 0.1
   });
 
   it("leaves out a rate with a diverged seed and names it", async () => {
@@ -66,8 +67,38 @@ describe("the trade-off across learning rates", () => {
     const r = summarize(config, baseline, low, notes);
     expect(61 - OFF_AXES).toBeGreaterThan(41);
     const svg = await renderSvg(tradeoffSpec(r), "tradeoff");
-    expect(svg).toContain(">off the axes, transfer / source k-NN: linear lr 0.01 (41.0 / 80.0 %)<");
+    expect(svg).toContain(">off the axes, transfer / source k-NN:<");
+    expect(svg).toContain(">linear lr 0.01 (41.0 / 80.0 %)<");
     expect(count(svg, "point")).toBe(3);
     expect(await renderSvg(tradeoffSpec(results()), "tradeoff")).not.toContain("off the axes"); // 51 %: 10 points under, drawn
+  });
+  it("stars the rate the table shows, whichever rate was selected: by the mean, or on transfer.val", () => {
+    // The last layer: the labels, one per point.
+    const labels = (r: StudyResults) => (tradeoffSpec(r) as { layer: { data: { values: { strategy: string; rate: string }[] } }[] }).layer.at(-1)!.data.values;
+    const starred = (r: StudyResults) => labels(r).filter((v) => v.rate.endsWith("*")).map((v) => `${v.strategy} ${v.rate}`);
+    const byMean = summarize({ ...config, selectBy: "mean" }, baseline, cells, notes); // full at 0.01, linear at 0.1
+    expect(byMean.table.map((row) => row.lr)).toEqual([0.01, 0.1]);
+    expect(starred(byMean)).toEqual(["full 0.01*", "linear 0.1*"]);
+    // On val: full's val accuracy favours 0.01, though 0.1 has the better test accuracy.
+    const val = cells.map((c) => ({ ...c, valAccuracy: c.lr === 0.01 ? 95 : 90, finalValAccuracy: 80 }));
+    const onVal = summarize({ ...config, transfer: { ...config.transfer, val: { fraction: 0.1 } } }, baseline, val, notes);
+    expect(onVal.table.map((row) => row.lr)).toEqual([0.01, 0.01]);
+    expect(starred(onVal)).toEqual(["full 0.01*", "linear 0.01*"]);
+  });
+
+  it("wraps a long list of rates left out over short subtitle lines rather than widening the figure", async () => {
+    // Linear at three more rates, each far below the table (20 %), and full diverged at three more.
+    const rates = [0.1, 0.01, 0.001, 0.0001, 0.00001];
+    const extra = (lr: number) => cells.filter((c) => c.lr === 0.01).map((c) => ({ ...c, id: c.id.replace("lr0.01", `lr${lr}`), lr, transferAccuracy: 20 }));
+    const outcomes = [...cells, ...extra(0.001).filter((c) => c.strategy === "linear"), ...extra(0.0001), ...extra(0.00001)].filter((c) => c.strategy === "linear" || c.lr >= 0.01);
+    const lost = [0.001, 0.0001, 0.00001].map((lr) => diverged("full", lr, 0, 4));
+    const spec = tradeoffSpec(summarize({ ...config, learningRates: rates }, baseline, [...outcomes, ...lost], notes));
+    const subtitle = spec.title as { subtitle: string[] };
+    expect(subtitle.subtitle.filter((line) => line.length > NOTE_CHARS)).toEqual([]);
+    const width = async (svg: Promise<string>) => /^<svg [^>]*width="(\d+)"/.exec(await svg)![1];
+    expect(await width(renderSvg(spec, "tradeoff"))).toBe(await width(renderSvg(tradeoffSpec(results()), "tradeoff")));
+    const text = subtitle.subtitle.join(" ");
+    expect(text).toContain("diverged, left out: full lr 0.001, full lr 0.0001, full lr 0.00001");
+    expect(text).toContain("off the axes, transfer / source k-NN: linear lr 0.001 (20.0 / 80.0 %), linear lr 0.0001 (20.0 / 80.0 %), linear lr 0.00001 (20.0 / 80.0 %)");
   });
 });
