@@ -116,7 +116,8 @@ export function tableMarkdown(r: StudyResults): string {
 // The paired differences between the rows, where some two rows share two seeds or more (one seed has no spread).
 function comparisonsMarkdown(r: StudyResults): string[] {
   if (!r.comparisons.some((c) => c.seeds.length >= 2)) return [];
-  const signed = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(2)}`;
+  // A difference that rounds to 0 has no sign: "-0.00" would claim a direction.
+  const signed = (x: number) => (Math.abs(x) < 0.005 ? "0.00" : `${x > 0 ? "+" : ""}${x.toFixed(2)}`);
   const cell = (d: MeanInterval) => (d.n >= 2 ? `${signed(d.mean)} [${signed(d.lo)}, ${signed(d.hi)}]` : d.n === 1 ? signed(d.mean) : "–");
   // Each interval holds at its level on its own; read together (ten pairs of five strategies, two accuracies each),
   // some exclude 0 by chance alone.

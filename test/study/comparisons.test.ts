@@ -71,4 +71,11 @@ describe("study/comparisons", () => {
     expect(oneRow.comparisons).toEqual([]);
     expect(tableMarkdown(oneRow)).not.toContain("paired by seed");
   });
+
+  it("table.md gives a difference that rounds to 0 no sign", () => {
+    const r = results();
+    const near = { mean: -0.004, lo: -0.3, hi: 0.001, n: 2 };
+    const md = tableMarkdown({ ...r, comparisons: [{ ...r.comparisons[0], transfer: near, knn: { mean: 0.0049, lo: 0, hi: 1, n: 2 } }] });
+    expect(md).toContain("| full - linear | 2 | 0.00 [-0.30, 0.00] | 0.00 [0.00, +1.00] |");
+  });
 });
