@@ -170,6 +170,17 @@ describe("shipped configs", () => {
     expect(seeds.analysis).toBeUndefined();
   });
 
+  it("configs/default-first-steps.json is the default study but for its strategies, seeds, curve steps and analysis, at the default's rates", () => {
+    const first = parseStudyConfig(JSON.parse(readFileSync("configs/default-first-steps.json", "utf8")));
+    const study = parseStudyConfig(DEFAULT_STUDY);
+    const rest = ({ name: _n, strategies: _s, learningRates: _l, seeds: _e, analysis: _an, knn: { atSteps: _a, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
+    expect(rest(first)).toEqual(rest(study));
+    expect(first.strategies.map(strategyName)).toEqual(["full", "top-1"]);
+    for (const s of first.strategies) expect(ratesFor(first, s)).toEqual(ratesFor(study, study.strategies.find((d) => strategyName(d) === strategyName(s))!));
+    expect(first.knn.atSteps).toEqual(expect.arrayContaining(study.knn.atSteps!));
+    expect(first.seeds).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
   it("configs/default-tradeoff.json is the default study but for its strategies, rates, seeds, curve and analysis, and holds each one's default rate", () => {
     const tradeoff = parseStudyConfig(JSON.parse(readFileSync("configs/default-tradeoff.json", "utf8")));
     const study = parseStudyConfig(DEFAULT_STUDY);
