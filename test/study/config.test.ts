@@ -160,9 +160,12 @@ describe("shipped configs", () => {
     expect(variant.analysis).toBeUndefined();
   });
 
-  it("configs/default-seeds.json is the default study but for its seeds (the default's first) and analysis", () => {
-    const seeds = parseStudyConfig(JSON.parse(readFileSync("configs/default-seeds.json", "utf8")));
-    const study = parseStudyConfig(DEFAULT_STUDY);
+  it.each([
+    ["configs/default-seeds.json", DEFAULT_STUDY],
+    ["configs/default-supervised-seeds.json", SUPERVISED_STUDY],
+  ])("%s is its study but for its seeds (the study's first) and analysis", (file, json) => {
+    const seeds = parseStudyConfig(JSON.parse(readFileSync(file, "utf8")));
+    const study = parseStudyConfig(json);
     const rest = ({ name: _n, seeds: _s, analysis: _an, ...c }: StudyConfig) => c;
     expect(rest(seeds)).toEqual(rest(study));
     expect(seeds.seeds).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
