@@ -173,28 +173,23 @@ describe("shipped configs", () => {
     expect(seeds.analysis).toBeUndefined();
   });
 
-  it("configs/default-first-steps.json is the default study but for its strategies, seeds, curve steps and analysis, at the default's rates", () => {
-    const first = parseStudyConfig(JSON.parse(readFileSync("configs/default-first-steps.json", "utf8")));
+  // The default study's questions of its own: how soon it forgets, and each strategy across rates. Each holds every
+  // strategy's default rate, so its cells at that rate are the default's (seed for seed).
+  it.each([
+    ["configs/default-first-steps.json", ["full", "top-1"], 10, [0, 1, 2, 3, 5, 10, 20, 30, 100, 300]],
+    ["configs/default-tradeoff.json", ["lora-r4", "block-p1"], 5, undefined],
+  ])("%s is the default study but for its strategies, rates, seeds, curve and analysis, and holds each one's default rate", (file, strategies, seeds, atSteps) => {
+    const variant = parseStudyConfig(JSON.parse(readFileSync(file, "utf8")));
     const study = parseStudyConfig(DEFAULT_STUDY);
     const rest = ({ name: _n, strategies: _s, learningRates: _l, seeds: _e, analysis: _an, knn: { atSteps: _a, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
-    expect(rest(first)).toEqual(rest(study));
-    expect(first.strategies.map(strategyName)).toEqual(["full", "top-1"]);
-    for (const s of first.strategies) expect(ratesFor(first, s)).toEqual(ratesFor(study, study.strategies.find((d) => strategyName(d) === strategyName(s))!));
-    expect(first.knn.atSteps).toEqual(expect.arrayContaining(study.knn.atSteps!));
-    expect(first.seeds).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-  });
-
-  it("configs/default-tradeoff.json is the default study but for its strategies, rates, seeds, curve and analysis, and holds each one's default rate", () => {
-    const tradeoff = parseStudyConfig(JSON.parse(readFileSync("configs/default-tradeoff.json", "utf8")));
-    const study = parseStudyConfig(DEFAULT_STUDY);
-    const rest = ({ name: _n, strategies: _s, learningRates: _l, seeds: _e, analysis: _an, knn: { atSteps: _a, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
-    expect(rest(tradeoff)).toEqual(rest(study));
-    expect(tradeoff.strategies.map(strategyName)).toEqual(["lora-r4", "block-p1"]);
-    for (const s of tradeoff.strategies) {
+    expect(rest(variant)).toEqual(rest(study));
+    expect(variant.strategies.map(strategyName)).toEqual(strategies);
+    for (const s of variant.strategies) {
       const own = study.strategies.find((d) => strategyName(d) === strategyName(s))!;
-      expect(ratesFor(tradeoff, s), strategyName(s)).toContain(ratesFor(study, own)[0]);
+      expect(ratesFor(variant, s), strategyName(s)).toContain(ratesFor(study, own)[0]);
     }
-    expect(tradeoff.seeds).toEqual([0, 1, 2, 3, 4]);
+    expect(variant.seeds).toEqual([...Array(seeds).keys()]);
+    expect(variant.knn.atSteps).toEqual(atSteps);
   });
 
   it("configs/default-supervised.json is the default study but for its backbone (pre-trained with labels) and rates", () => {
