@@ -89,8 +89,8 @@ export function ckaHeatmapSpec(a: RunAnalysis): FigureSpec {
       height: rowHeight(a) * domain.length,
       encoding: {
         // Every block on the axis, a blank cell's too.
-        x: { field: "block", type: "ordinal", title: "Block (0 = first)", scale: { domain: Array.from({ length: a.depth }, (_, i) => i) } },
-        y: { field: "strategy", type: "nominal", title: "Strategy", sort: domain },
+        x: { field: "block", type: "ordinal", title: "Block (0 = first)", scale: { domain: Array.from({ length: a.depth }, (_, i) => i) }, axis: { labelAngle: 0 } },
+        y: { field: "strategy", type: "nominal", title: "Strategy", sort: domain, scale: { domain } },
       },
       layer: [
         {
