@@ -32,6 +32,20 @@ function rowHeight(a: RunAnalysis): number {
   return a.strategies.some((s) => s.seeds > 1) ? 38 : 28;
 }
 
+// The grid of the per-block heatmaps (CKA, attention drift): a column per block, every block on the axis (a blank
+// cell's too), a row per strategy in the table's order, rows tall enough for the small print.
+function blockGrid(a: RunAnalysis) {
+  const domain = a.strategies.map((s) => s.strategy);
+  return {
+    width: Math.max(160, 44 * a.depth),
+    height: rowHeight(a) * domain.length,
+    encoding: {
+      x: { field: "block", type: "ordinal", title: "Block (0 = first)", scale: { domain: Array.from({ length: a.depth }, (_, i) => i) }, axis: { labelAngle: 0 } },
+      y: { field: "strategy", type: "nominal", title: "Strategy", sort: domain, scale: { domain } },
+    },
+  } as const;
+}
+
 function imagesNote(a: RunAnalysis): string {
   return `${a.images.count} source-domain images (${a.images.name} ${a.images.split})`;
 }
@@ -69,7 +83,6 @@ export function ckaHeatmapSpec(a: RunAnalysis): FigureSpec {
   const blanks = values.some((v) => v.cka === null);
   const lowest = Math.min(1, ...values.flatMap((v) => (v.cka === null ? [] : [v.cka])));
   const floor = Math.min(0.9, Math.floor(lowest * 10) / 10);
-  const domain = a.strategies.map((s) => s.strategy);
   return {
     $schema: SCHEMA,
     title: {
@@ -85,13 +98,7 @@ export function ckaHeatmapSpec(a: RunAnalysis): FigureSpec {
     data: { values },
     facet: { column: { field: "tokens", type: "nominal", title: null, sort: ["CLS token", "all tokens, mean-pooled"], header: { labelFontSize: 13 } } },
     spec: {
-      width: Math.max(160, 44 * a.depth),
-      height: rowHeight(a) * domain.length,
-      encoding: {
-        // Every block on the axis, a blank cell's too.
-        x: { field: "block", type: "ordinal", title: "Block (0 = first)", scale: { domain: Array.from({ length: a.depth }, (_, i) => i) }, axis: { labelAngle: 0 } },
-        y: { field: "strategy", type: "nominal", title: "Strategy", sort: domain, scale: { domain } },
-      },
+      ...blockGrid(a),
       layer: [
         {
           mark: { type: "rect" },
@@ -199,7 +206,6 @@ export function attentionDriftSpec(a: RunAnalysis): FigureSpec {
     s.attention.map((d, block) => ({ strategy: s.strategy, block, drift: number(d.mean), std: d.std, spread: spreadText(s.seeds, d.std) })),
   );
   const top = Math.max(0.1, ...values.flatMap((v) => (v.drift === null ? [] : [v.drift])));
-  const domain = a.strategies.map((s) => s.strategy);
   return {
     $schema: SCHEMA,
     title: {
@@ -212,14 +218,9 @@ export function attentionDriftSpec(a: RunAnalysis): FigureSpec {
         ...seedsLines(a, SMALL_PRINT),
       ],
     },
-    width: Math.max(160, 44 * a.depth),
-    height: rowHeight(a) * domain.length,
+    ...blockGrid(a),
     config: FIGURE_CONFIG,
     data: { values },
-    encoding: {
-      x: { field: "block", type: "ordinal", title: "Block (0 = first)", scale: { domain: Array.from({ length: a.depth }, (_, i) => i) }, axis: { labelAngle: 0 } },
-      y: { field: "strategy", type: "nominal", title: "Strategy", sort: domain, scale: { domain } },
-    },
     layer: [
       {
         mark: { type: "rect" },
