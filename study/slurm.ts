@@ -188,9 +188,7 @@ export async function submitStudy(config: StudyConfig, o: SlurmOptions): Promise
   await checkWritable(o.out);
   const earlier = existsSync(jobsPath(o.out)) ? await readJobs(o.out) : undefined;
   if (earlier) {
-    const states = await taskStates(jobIds(earlier));
-    // By job, not by task: an array of hundreds of cells is one job.
-    const active = [...new Set([...states].filter(([, state]) => ACTIVE.has(state)).map(([task]) => task.split("_")[0]))];
+    const active = [...activeJobs(await taskStates(jobIds(earlier)))];
     if (active.length > 0) {
       throw new Error(`slurm: jobs ${active.join(" ")} of an earlier submission to ${o.out} (${jobsPath(o.out)}) are still waiting or running: wait for them (squeue), then --resubmit-failed resubmits the cells that ended without a result; or scancel ${active.join(" ")} and submit again`);
     }
@@ -248,6 +246,11 @@ async function readJobs(out: string): Promise<JobsFile> {
 
 // How Slurm says a task ended, or that it still waits or runs.
 const ACTIVE = new Set(["PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "STOPPED"]);
+
+// The jobs with a task that still waits or runs: by job, not by task (an array of hundreds of cells is one job).
+function activeJobs(states: Map<string, string>): Set<string> {
+  return new Set([...states].filter(([, state]) => ACTIVE.has(state)).map(([task]) => task.split("_")[0]));
+}
 
 // "12_3|CANCELLED by 0", "12_[4-6%2]|PENDING" and "11|FAILED" lines (sacct -P, squeue -o %i|%T) -> state by
 // "job_task" for array tasks, by "job" for other jobs.
@@ -311,7 +314,7 @@ export async function resubmitFailed(o: { out: string; dryRun?: boolean }): Prom
   const states = await taskStates(jobIds(jobs));
   const lines: string[] = [];
   const again: number[] = [];
-  const active = (job: string) => [...states].some(([id, state]) => (id === job || id.startsWith(`${job}_`)) && ACTIVE.has(state));
+  const active = activeJobs(states);
   // A preparation that ended without baseline.json leaves its array's tasks pending for ever (afterok can no longer
   // be met), and its collect job behind them: those cells are resubmitted too, and a line says how to remove the old jobs.
   const prepareAgain = !existsSync(join(o.out, "baseline.json"));
@@ -338,12 +341,12 @@ export async function resubmitFailed(o: { out: string; dryRun?: boolean }): Prom
     again.push(n);
   }
   for (const s of stuck) {
-    const waiting = [s.array!, s.collect].filter(active);
+    const waiting = [s.array!, s.collect].filter((job) => active.has(job));
     if (waiting.length > 0) lines.push(`jobs ${waiting.join(" ")} wait for ever on preparation job ${s.prepare}, which ended ${states.get(s.prepare!)}: scancel ${waiting.join(" ")} removes them`);
   }
   const scripts = ["prepare", "cells", "collect"].map((name) => join(dir, `${name}.sh`));
   // Earlier arrays that still run: the new collect job waits for them too.
-  const running = jobs.submissions.flatMap((s) => (s.array && !stuckArrays.has(s.array) && active(s.array) ? [s.array] : []));
+  const running = jobs.submissions.flatMap((s) => (s.array && !stuckArrays.has(s.array) && active.has(s.array) ? [s.array] : []));
   const { commands, submit } = submitter();
   if (again.length === 0) {
     const latest = jobs.submissions[jobs.submissions.length - 1];
