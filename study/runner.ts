@@ -59,7 +59,7 @@ import { NonFiniteFeaturesError, datasetKnn } from "../eval/dataset-knn.js";
 import { evaluateAccuracy } from "../eval/accuracy.js";
 import { type StudyConfig, configJson, headInitFor, isDinoPretrain, parseStudyConfig } from "./config.js";
 import { type ConfigChanges, configChanges } from "./changes.js";
-import { pretrain, pretrainDir } from "../train/pretrain.js";
+import { pretrain } from "../train/pretrain.js";
 import { dinoPretrain, dinoPretrainDir } from "../train/dino-pretrain.js";
 import { CollapseError } from "../train/dino-collapse.js";
 import { DivergedError, PassTooLargeError, train } from "../train/train.js";
@@ -333,7 +333,6 @@ async function prepareBackbone(
   config: StudyConfig,
   data: StudyData,
   progress: ProgressStream | undefined,
-  sweep: (dir: string) => Promise<void>,
   log: (line: string) => void,
 ): Promise<{ path: string; heads: number | undefined; note?: string; record: Record<string, unknown> }> {
   const pretrainSpec = config.backbone.pretrain;
@@ -341,7 +340,6 @@ async function prepareBackbone(
     const { cacheDir, ...spec } = pretrainSpec;
     const ds = data.pretrain!;
     const dir = dinoPretrainDir(spec, ds, cacheDir);
-    await sweep(dir);
     const path = join(dir, "backbone.safetensors");
     // Finished once its manifest is there too, which is written after the backbone: a run killed in between resumes
     // from its checkpoint of the last step, which writes both again (the same backbone).
@@ -360,7 +358,6 @@ async function prepareBackbone(
   }
   if (pretrainSpec) {
     const spec = pretrainSpec;
-    await sweep(pretrainDir(spec, data.pretrain!));
     log(`backbone: supervised pre-training on ${data.pretrain!.identity.name} (${data.pretrain!.identity.subset ?? "all"}), a stand-in for DINO's self-supervised pre-training`);
     const p = await pretrain(spec, data.pretrain!, progress, log).catch((e) => {
       // Every cell needs the backbone: unlike a cell's, this divergence ends the study.
@@ -454,7 +451,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     if (shared && !existsSync(join(out, "config.json"))) await writeJsonAtomic(join(out, "config.json"), configJson(config));
   }
 
-  const { path: backbonePath, heads, note, record } = await prepareBackbone(config, data, o.progress, sweep, log);
+  const { path: backbonePath, heads, note, record } = await prepareBackbone(config, data, o.progress, log);
   const load = async () => (await loadVit(backbonePath, { heads, key: config.backbone.key })).model;
   // Each cell's checkpoints name their base by hash, so that `export` can rebuild the fine-tuned model.
   const base = { file: backbonePath, sha256: await sha256File(backbonePath) };

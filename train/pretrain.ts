@@ -98,7 +98,9 @@ export async function pretrain(spec: PretrainSpec, data: Dataset, progress?: Pro
   const path = join(dir, "backbone.safetensors");
   if (existsSync(path)) {
     // A run killed between the backbone and its manifest (or a cache from before manifests) lacks the manifest: it
-    // gets the one the run writes, its final loss from the run's metrics.
+    // gets the one the run writes, its final loss from the run's metrics. (Where it trains, pretrainInto removes the
+    // temporary files of killed writes; here, those of the manifest's.)
+    await sweepTemporaries(dir, log);
     if (!existsSync(join(dir, "backbone.json"))) await writeManifest(path, spec, data, await savedFinalLoss(dir), []);
     return { path, cached: true, hash, seconds: 0, finalLoss: null };
   }

@@ -63,9 +63,15 @@ describe("pretrain (a study's cache)", () => {
     const manifestPath = join(pretrainDir(spec(), data.train), "backbone.json");
     const manifest = await readFile(manifestPath, "utf8");
     await rm(manifestPath);
-    const again = await pretrain(spec(), data.train);
+    // The manifest's write a kill cut short left its temporary file (a pid that no longer runs): removed, saying so.
+    const stale = `${manifestPath}.tmp-999999999-1`;
+    await writeFile(stale, "{");
+    const lines: string[] = [];
+    const again = await pretrain(spec(), data.train, undefined, (line) => lines.push(line));
     expect(again.cached).toBe(true);
     expect(await readFile(manifestPath, "utf8")).toBe(manifest);
+    expect(existsSync(stale)).toBe(false);
+    expect(lines).toContain(`removed 1 temporary file(s) of writes cut short by an interrupted run, in ${pretrainDir(spec(), data.train)}`);
   });
 
   // The manifest's final loss comes from the run's metrics.json: a damaged one is refused, naming it and the ways
