@@ -10,7 +10,8 @@ import { DEFAULT_STUDY, type StudyConfig, parseStudyConfig } from "../study/conf
 import { type ExperimentResult, folderChanges, runExperiment } from "../study/runner.js";
 import { readCellOutcome } from "../study/result-files.js";
 import { isDiverged } from "../study/results.js";
-import { cellsOf, formatCellList, parseCellList, parseShard } from "../study/cells.js";
+import { cellFolder, cellResultPath, cellsOf, formatCellList, parseCellList, parseShard } from "../study/cells.js";
+import { LAST_CHECKPOINT } from "../train/checkpoint.js";
 import { CLAIM_TIMING, describeOwner, readClaim, staleness, thisOwner } from "../study/claims.js";
 import { describeSubmission, resubmitFailed, submitStudy } from "../study/slurm.js";
 import { runWorkers, workerAdapters } from "../study/workers.js";
@@ -240,14 +241,15 @@ async function listCells(config: StudyConfig, out: string): Promise<void> {
   const width = String(cells.length).length;
   const idWidth = Math.max(...cells.map((c) => c.id.length));
   for (const [i, cell] of cells.entries()) {
-    const dir = join(out, "cells", cell.id);
+    const dir = cellFolder(out, cell.id);
+    const resultPath = cellResultPath(out, cell.id);
     let state = "to do";
-    const claim = existsSync(join(dir, "result.json")) ? undefined : await readClaim(join(dir, "claim.json"));
-    if (existsSync(join(dir, "result.json"))) state = isDiverged(await readCellOutcome(join(dir, "result.json"), config, "experiment")) ? "diverged" : "finished";
+    const claim = existsSync(resultPath) ? undefined : await readClaim(join(dir, "claim.json"));
+    if (existsSync(resultPath)) state = isDiverged(await readCellOutcome(resultPath, config, "experiment")) ? "diverged" : "finished";
     else if (claim) {
       const stale = staleness(claim, CLAIM_TIMING);
       state = `claimed by ${describeOwner(claim)}${stale ? ` (stale: ${stale})` : ""}`;
-    } else if (existsSync(join(dir, "last.safetensors"))) state = "started, resumable";
+    } else if (existsSync(join(dir, LAST_CHECKPOINT))) state = "started, resumable";
     console.log(`${String(i + 1).padStart(width)}  ${cell.id.padEnd(idWidth)}  ${state}`);
   }
 }

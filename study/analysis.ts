@@ -29,6 +29,7 @@ import { loadVit } from "../vit/load.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { ANALYSIS_FORMAT, type AnalysisKey, type CellAnalysis, type RunAnalysis, analysisCsv, summarizeAnalysis } from "./analysis-results.js";
+import { cellCheckpointPath, cellResultPath, cellsFolder } from "./cells.js";
 import { DEFAULTS, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
 import { attentionDriftSpec, ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
 import { attentionGrid } from "./figures/attention-grid.js";
@@ -76,11 +77,11 @@ function positive(value: number | undefined, what: string): void {
 // The result.json of every cell of the config in cells/, in the config's order (strategy, learning rate, seed);
 // cells of a config's earlier form stay out, as they stay out of the study's results.
 async function cellOutcomes(dir: string, config: StudyConfig): Promise<CellOutcome[]> {
-  const root = join(dir, "cells");
+  const root = cellsFolder(dir);
   const ids = existsSync(root) ? await readdir(root) : [];
   const outcomes: CellOutcome[] = [];
   for (const id of ids) {
-    const path = join(root, id, "result.json");
+    const path = cellResultPath(dir, id);
     if (existsSync(path)) outcomes.push(await readCellOutcome(path, config, "analyze"));
   }
   const names = config.strategies.map(strategyName);
@@ -134,7 +135,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   const finished = outcomes.filter((c): c is CellResult => !isDiverged(c));
   if (finished.length === 0) throw new Error(`analyze: ${dir} has no finished cells (a cells/<id>/result.json of a cell that did not diverge)`);
   for (const c of finished) {
-    const best = join(dir, "cells", c.id, "best.safetensors");
+    const best = cellCheckpointPath(dir, c.id);
     if (!existsSync(best)) throw new Error(`analyze: cell ${c.id} is finished but its checkpoint ${best} is missing`);
     // The checkpoint's own record of what trained it: another cell's file in this folder would be analysed under
     // this cell's name.
@@ -204,7 +205,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     const cells: CellAnalysis[] = [];
     for (const [i, c] of finished.entries()) {
       const cellStarted = performance.now();
-      const { model } = await loadFinetuned(backbone, join(dir, "cells", c.id, "best.safetensors"), loadOptions);
+      const { model } = await loadFinetuned(backbone, cellCheckpointPath(dir, c.id), loadOptions);
       try {
         const strategy = parseStrategy(c.strategy);
         const r = await compareBackbones(original, model, blockMap(strategy, original.blocks.length), data);

@@ -2,8 +2,10 @@
 // each one's rates, then seeds), numbered from 1 in that order. The numbers are what `experiment --cells 3,7-9`,
 // `--shard i/n` and a Slurm array task's index name; they hold as long as the config's strategies, rates and seeds
 // do (growing a run renumbers the cells after the first one added; `--list-cells` shows the numbers).
+import { join } from "node:path";
 import { type StudyConfig, ratesFor } from "./config.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
+import { BEST_CHECKPOINT } from "../train/checkpoint.js";
 
 export interface Cell {
   id: string; // file-name safe: "lora-r8_lr0.01_s0"
@@ -21,6 +23,23 @@ export function cellsOf(config: StudyConfig): Cell[] {
     }
   }
   return cells;
+}
+
+// Where a run folder keeps a cell: cells/<id>/ holds its training (checkpoints, metrics), its claim, and result.json once it finished or diverged: the file whose presence says "done".
+export function cellsFolder(out: string): string {
+  return join(out, "cells");
+}
+
+export function cellFolder(out: string, id: string): string {
+  return join(cellsFolder(out), id);
+}
+
+export function cellResultPath(out: string, id: string): string {
+  return join(cellFolder(out, id), "result.json");
+}
+
+export function cellCheckpointPath(out: string, id: string): string {
+  return join(cellFolder(out, id), BEST_CHECKPOINT);
 }
 
 // "3,7-9" -> [3, 7, 8, 9]: cell numbers from 1 to `count`, ascending, each once. `what` names the flag in errors.

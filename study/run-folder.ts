@@ -9,7 +9,7 @@ import { readJsonFile } from "../util/json-file.js";
 import { basename, join, resolve } from "node:path";
 import { readArchitecture } from "../vit/checkpoint.js";
 import { type StudyConfig, parseStudyConfig } from "./config.js";
-import { cellsOf } from "./cells.js";
+import { cellResultPath, cellsOf } from "./cells.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { type CellOutcome, type StudyNotes, type StudyResults, modelLabel, summarize } from "./results.js";
 
@@ -32,7 +32,7 @@ export async function readRunFolder(folder: string): Promise<RunFolder> {
   const outcomes: CellOutcome[] = [];
   const missing: string[] = [];
   for (const cell of cellsOf(config)) {
-    const path = join(dir, "cells", cell.id, "result.json");
+    const path = cellResultPath(dir, cell.id);
     if (existsSync(path)) outcomes.push(await readCellOutcome(path, config, "report"));
     else missing.push(cell.id);
   }

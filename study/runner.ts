@@ -64,7 +64,7 @@ import { dinoPretrain, dinoPretrainDir } from "../train/dino-pretrain.js";
 import { CollapseError } from "../train/dino-collapse.js";
 import { DivergedError, PassTooLargeError, train } from "../train/train.js";
 import { checkPrecisionOnDevice } from "../train/mixed-precision.js";
-import { loadTrainable, sweepTemporaries } from "../train/checkpoint.js";
+import { LAST_CHECKPOINT, loadTrainable, sweepTemporaries } from "../train/checkpoint.js";
 import { describeBackbone, describeCheckpoint } from "../train/backbone-manifest.js";
 import { readSafetensorsHeader } from "../vit/safetensors.js";
 import { type ProgressStream, formatDuration } from "../train/progress.js";
@@ -77,7 +77,7 @@ import { REPORT_FILES, writeReport } from "./report.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { KnnCurve } from "./knn-curve.js";
 import { selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
-import { type Cell, cellsOf } from "./cells.js";
+import { type Cell, cellFolder, cellsFolder, cellResultPath, cellsOf } from "./cells.js";
 import { CLAIM_TIMING, type Claim, type ClaimOwner, type ClaimTiming, claimOrWait, describeOwner, removeStaleClaim, thisOwner, tryClaim } from "./claims.js";
 import { ANALYSIS_FILES, analyzeRun } from "./analysis.js";
 import { ownWaitEstimate } from "../engine/timing.js";
@@ -265,7 +265,7 @@ export async function folderChanges(out: string, config: StudyConfig): Promise<{
 // Whether a run folder holds anything a config change could make wrong: the original backbone's k-NN, or a cell's
 // folder (its checkpoints, its result).
 async function holdsResults(out: string): Promise<boolean> {
-  const cells = join(out, "cells");
+  const cells = cellsFolder(out);
   return existsSync(join(out, "baseline.json")) || (existsSync(cells) && (await readdir(cells)).length > 0);
 }
 
@@ -285,7 +285,7 @@ async function checkSameConfig(out: string, config: StudyConfig): Promise<void> 
 async function priorOutcomes(out: string, config: StudyConfig, cells: Cell[], retry: boolean, log: (l: string) => void): Promise<Map<string, CellOutcome>> {
   const prior = new Map<string, CellOutcome>();
   for (const cell of cells) {
-    const path = join(out, "cells", cell.id, "result.json");
+    const path = cellResultPath(out, cell.id);
     if (existsSync(path)) prior.set(cell.id, await readCellOutcome(path, config, "experiment"));
   }
   const finished = [...prior].filter(([, c]) => !isDiverged(c)).map(([id]) => id);
@@ -295,7 +295,7 @@ async function priorOutcomes(out: string, config: StudyConfig, cells: Cell[], re
   if (diverged.length > 0 && retry) {
     log(`--retry-diverged: training ${diverged.length} diverged cell(s) again from scratch: ${diverged.join(", ")}`);
     for (const id of diverged) {
-      const dir = join(out, "cells", id);
+      const dir = cellFolder(out, id);
       for (const name of await readdir(dir)) if (name !== "result.json") await rm(join(dir, name), { recursive: true, force: true });
       await rm(dir, { recursive: true, force: true });
       prior.delete(id);
@@ -442,7 +442,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   }
   if (o.collect && !existsSync(baselinePath)) throw new Error(`experiment: nothing to collect in ${out}: the preparation (the backbone and the original backbone's k-NN, baseline.json) has not run`);
   const prior = await priorOutcomes(out, config, selected, o.retryDiverged ?? false, log);
-  for (const id of prior.keys()) await removeStaleClaim(join(out, "cells", id, "claim.json"), timing, log);
+  for (const id of prior.keys()) await removeStaleClaim(join(cellFolder(out, id), "claim.json"), timing, log);
 
   // The preparation (backbone, baseline.json) once, by whichever worker claims it first; the others wait for it.
   const preparing = await claimOrWait(join(out, "prepare.claim.json"), owner, timing, log, () => existsSync(baselinePath));
@@ -482,14 +482,14 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   const pending = o.prepareOnly || o.collect ? [] : selected.filter((c) => !prior.has(c.id));
   const toRun = Math.min(pending.length, o.maxCells ?? Infinity);
   const cellSeconds: number[] = []; // for the ETA: each finished cell's wall time (a diverged one ends early)
-  const finished = (cell: Cell) => existsSync(join(out, "cells", cell.id, "result.json"));
+  const finished = (cell: Cell) => existsSync(cellResultPath(out, cell.id));
   // Each pass claims what it can of the cells nobody has finished; cells other workers hold are waited for.
   for (let waited = false; ran.length < toRun && pending.some((c) => !finished(c)); ) {
     const busy: string[] = [];
     for (const cell of pending) {
       if (ran.length >= toRun) break;
       if (finished(cell)) continue;
-      const dir = join(out, "cells", cell.id);
+      const dir = cellFolder(out, cell.id);
       const attempt = await tryClaim(join(dir, "claim.json"), owner, timing, log);
       if ("heldBy" in attempt) {
         busy.push(`${cell.id} (${describeOwner(attempt.heldBy)})`);
@@ -508,8 +508,8 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   }
 
   async function runClaimedCell(cell: Cell): Promise<void> {
-    const dir = join(out, "cells", cell.id);
-    const resultPath = join(dir, "result.json");
+    const dir = cellFolder(out, cell.id);
+    const resultPath = cellResultPath(out, cell.id);
     if (shared) await sweep(dir); // a dead worker's temporary files: this one holds the cell now
     log(`cell ${cells.indexOf(cell) + 1}/${cells.length}: ${strategyName(cell.strategy)}, lr ${cell.lr}, seed ${cell.seed}`);
     const cellStarted = performance.now();
@@ -535,7 +535,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
 
   const outcomes: CellOutcome[] = [];
   for (const cell of cells) {
-    const path = join(out, "cells", cell.id, "result.json");
+    const path = cellResultPath(out, cell.id);
     if (existsSync(path)) outcomes.push(await readCellOutcome(path, config, "experiment"));
   }
   const complete = outcomes.length === cells.length;
@@ -656,7 +656,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
 // it makes. For a resumed cell that is the last checkpoint's state, which is loaded here for it (train() loads it
 // again); a kill just after that checkpoint, before its point was stored, leaves it missing.
 async function startCurve(c: CellContext, model: VisionTransformer, trainable: [string, Tensor][], lr: number): Promise<KnnCurve> {
-  const lastPath = join(c.dir, "last.safetensors");
+  const lastPath = join(c.dir, LAST_CHECKPOINT);
   const resumed = existsSync(lastPath) ? Number((await readSafetensorsHeader(lastPath)).metadata.step) : 0;
   const curve = await KnnCurve.resume(join(c.dir, "knn-curve.json"), resumed);
   if (c.config.knn.atSteps!.includes(resumed) && !curve.has(resumed)) {

@@ -24,7 +24,7 @@ import { chmod, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { type StudyConfig, configJson } from "./config.js";
-import { cellsOf, formatCellList, parseCellList } from "./cells.js";
+import { cellResultPath, cellsFolder, cellsOf, formatCellList, parseCellList } from "./cells.js";
 import { makeFolder } from "../util/make-folder.js";
 import { checkOutputFolder } from "../util/args.js";
 
@@ -81,7 +81,7 @@ function checkDirectiveValues(o: SlurmOptions): void {
 // log Slurm cannot open fails without a line. slurm/ of an earlier submission may be writable where the run folder
 // is not (chmod -w, a quota), and --resubmit-failed writes nothing before it submits.
 async function checkWritable(out: string): Promise<void> {
-  for (const dir of [out, join(out, "cells"), slurmDir(out), join(slurmDir(out), "logs")]) {
+  for (const dir of [out, cellsFolder(out), slurmDir(out), join(slurmDir(out), "logs")]) {
     if (dir === out || existsSync(dir)) await checkOutputFolder(dir, "out");
   }
 }
@@ -181,7 +181,7 @@ export interface SubmitResult {
 export async function submitStudy(config: StudyConfig, o: SlurmOptions): Promise<SubmitResult> {
   checkDirectiveValues(o);
   const cells = cellsOf(config);
-  const todo = cells.flatMap((c, i) => (existsSync(join(o.out, "cells", c.id, "result.json")) ? [] : [i + 1]));
+  const todo = cells.flatMap((c, i) => (existsSync(cellResultPath(o.out, c.id)) ? [] : [i + 1]));
   if (todo.length === 0) {
     return { scripts: [], commands: [], nothing: `every cell of ${o.out} has a result (${cells.length} of ${cells.length}): nothing to submit; \`experiment --collect\` rewrites the report, --resubmit-failed resubmits a collect job that did not finish` };
   }
@@ -322,7 +322,7 @@ export async function resubmitFailed(o: { out: string; dryRun?: boolean }): Prom
   const stuckArrays = new Set(stuck.map((s) => s.array));
   for (const [i, id] of jobs.cells.entries()) {
     const n = i + 1;
-    if (existsSync(join(o.out, "cells", id, "result.json"))) continue;
+    if (existsSync(cellResultPath(o.out, id))) continue;
     // The latest submission that included the cell says how it stands.
     const last = [...jobs.submissions].reverse().find((s) => s.array && parseCellList(s.cells, jobs.cells.length).includes(n));
     const task = last && `${last.array}_${n}`;

@@ -10,6 +10,7 @@ import { sha256File } from "../peft/save.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { readJsonFile } from "../util/json-file.js";
 import { BACKBONE_MANIFEST_FORMAT, manifestBeside } from "../vit/checkpoint.js";
+import { LAST_CHECKPOINT } from "./checkpoint.js";
 
 export { BACKBONE_MANIFEST_FORMAT };
 
@@ -27,7 +28,7 @@ export interface BackboneManifest {
 export type PretrainMethod = BackboneManifest["method"];
 
 // Where each method's run keeps the checkpoint it resumes from, in its folder: DINO's own, the trainer's in train/.
-export const RESUME_CHECKPOINT: Record<PretrainMethod, string> = { supervised: join("train", "last.safetensors"), dino: "last.safetensors" };
+export const RESUME_CHECKPOINT: Record<PretrainMethod, string> = { supervised: join("train", LAST_CHECKPOINT), dino: "last.safetensors" };
 
 const WHAT: Record<PretrainMethod, string> = { supervised: "a supervised pre-training", dino: "a DINO pre-training" };
 const METHODS = Object.keys(WHAT) as PretrainMethod[];

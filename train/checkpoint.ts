@@ -14,6 +14,10 @@ import { type TrainSettings, runIdentity } from "./settings.js";
 import { lossScaleFor } from "./mixed-precision.js";
 import { removeStaleTemporaries } from "../util/atomic.js";
 
+// The two files' names in the trainer's folder: a study scores and analyses the best, resume continues from the last.
+export const LAST_CHECKPOINT = "last.safetensors";
+export const BEST_CHECKPOINT = "best.safetensors";
+
 // 2: with the tensors' checksum. A checkpoint of format 1 is refused as one of other settings.
 export const FORMAT = "peft-vit-webgpu/train-checkpoint/2";
 

@@ -39,7 +39,7 @@ import { CHECKSUM_KEY, ChecksumError, readSafetensorsHeader, writeSafetensors } 
 import type { Batch, Loader } from "../data/loader.js";
 import { type Schedule, checkSchedule, learningRate } from "./schedule.js";
 import { Progress, type ProgressStream } from "./progress.js";
-import { FORMAT, NonFiniteError, fingerprint, loadTrainable, snapshot } from "./checkpoint.js";
+import { BEST_CHECKPOINT, FORMAT, LAST_CHECKPOINT, NonFiniteError, fingerprint, loadTrainable, snapshot } from "./checkpoint.js";
 import { type TrainSettings, identityChanges } from "./settings.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { readMetricsFile } from "./metrics-file.js";
@@ -228,8 +228,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const schedule: Schedule = { base: s.lr, warmup: s.warmupSteps, total: s.steps };
   const size = o.train.transform.size;
   const microBatch = s.microBatch ?? s.batchSize;
-  const lastPath = join(o.dir, "last.safetensors");
-  const bestPath = join(o.dir, "best.safetensors");
+  const lastPath = join(o.dir, LAST_CHECKPOINT);
+  const bestPath = join(o.dir, BEST_CHECKPOINT);
   const metricsPath = join(o.dir, "metrics.json");
   const print = fingerprint(s, o.train, o.trainable);
   const scaler = lossScalerFor(s.precision, s.lossScale);

@@ -1,6 +1,8 @@
-// study/cells.ts: the cells of a config in their numbered order, and the selections --cells and --shard read.
+// study/cells.ts: the cells of a config in their numbered order, where a run folder keeps each, and the selections
+// --cells and --shard read.
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { cellsOf, formatCellList, parseCellList, parseShard } from "../../study/cells.js";
+import { cellCheckpointPath, cellFolder, cellResultPath, cellsFolder, cellsOf, formatCellList, parseCellList, parseShard } from "../../study/cells.js";
 import { DEFAULT_STUDY, parseStudyConfig } from "../../study/config.js";
 
 describe("cellsOf", () => {
@@ -10,6 +12,16 @@ describe("cellsOf", () => {
       "full_lr0.1_s0", "full_lr0.1_s1", "full_lr0.01_s0", "full_lr0.01_s1",
       "lora-r4_lr0.1_s0", "lora-r4_lr0.1_s1", "lora-r4_lr0.01_s0", "lora-r4_lr0.01_s1",
     ]);
+  });
+});
+
+// The layout docs/STUDY.md gives users and Slurm's job scripts rely on: cells/<id>/result.json, best.safetensors.
+describe("a cell's files in a run folder", () => {
+  it("are cells/<id>/ with result.json and best.safetensors in it", () => {
+    expect(cellsFolder("runs/a")).toBe(join("runs/a", "cells"));
+    expect(cellFolder("runs/a", "full_lr0.1_s0")).toBe(join("runs/a", "cells", "full_lr0.1_s0"));
+    expect(cellResultPath("runs/a", "full_lr0.1_s0")).toBe(join("runs/a", "cells", "full_lr0.1_s0", "result.json"));
+    expect(cellCheckpointPath("runs/a", "full_lr0.1_s0")).toBe(join("runs/a", "cells", "full_lr0.1_s0", "best.safetensors"));
   });
 });
 
