@@ -4,11 +4,11 @@
 // as the table), error bars of one standard deviation where there are several seeds, and the original backbone's
 // k-NN accuracy as the dashed reference line. A study has the figure when its finished cells hold Block Expansion at
 // two or more numbers of blocks and two or more rates; a (strategy, rate) with a diverged seed is left out, as in
-// the table's choice.
+// the table's choice, and named in the subtitle, as is one without a finished cell yet.
 import { parseStrategy } from "../../peft/strategy.js";
 import type { FigureLayer, FigureSpec } from "../../plot/render.js";
 import type { StudyResults } from "../results.js";
-import { type RatePoint, knnChannel, originalBackboneLayer, percentChannel, ratePoints, seedsNote } from "./parts.js";
+import { type RatePoint, absentRateLines, knnChannel, originalBackboneLayer, percentChannel, ratePoints, seedsNote } from "./parts.js";
 import { panelsSpec } from "./panels.js";
 
 export interface BlockPoint extends RatePoint {
@@ -54,7 +54,11 @@ export function figure3Spec(r: StudyResults): FigureSpec {
   return panelsSpec(
     {
       text: `Block Expansion: new blocks x learning rate, ${r.name}`,
-      subtitle: ["every cell (a number of blocks at a rate)", ...seedsNote(points.map((p) => ({ label: `${p.strategy} lr ${p.lr}`, seeds: p.seeds })))],
+      subtitle: [
+        "every cell (a number of blocks at a rate)",
+        ...seedsNote(points.map((p) => ({ label: `${p.strategy} lr ${p.lr}`, seeds: p.seeds }))),
+        ...absentRateLines(r, (s) => parseStrategy(s).kind === "block"),
+      ],
     },
     [
       panel("transfer", (f) => percentChannel(f, "Transfer accuracy (%)"), "Transfer accuracy", []),

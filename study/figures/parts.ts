@@ -7,6 +7,7 @@
 import { strategyName } from "../../peft/strategy.js";
 import type { FigureLayer } from "../../plot/render.js";
 import { REFERENCE_DASH } from "../../plot/style.js";
+import { cellsOf } from "../cells.js";
 import type { StudyResults } from "../results.js";
 import { meanStd } from "../../util/stats.js";
 
@@ -107,4 +108,22 @@ export function ratePoints(r: Pick<StudyResults, "reportK" | "cells" | "diverged
     points.push({ strategy: cell.strategy, lr: cell.lr, seeds: group.length, transfer, transferStd, knn, knnStd });
   }
   return points;
+}
+
+// The config's strategy x rate pairs a figure across rates cannot draw, as subtitle lines: a rate with a diverged
+// seed (left out, as ratePoints leaves it), and one without a finished cell yet (a report of a partial run), so
+// that an absent point is read neither as a rate never tried nor as one that failed. `shown`: the strategies the
+// figure is about.
+export function absentRateLines(r: Pick<StudyResults, "config" | "cells" | "diverged">, shown: (strategy: string) => boolean = () => true): string[] {
+  const diverged: string[] = [];
+  const notRun: string[] = [];
+  for (const cell of cellsOf(r.config)) {
+    const strategy = strategyName(cell.strategy);
+    const label = `${strategy} lr ${cell.lr}`;
+    if (!shown(strategy) || diverged.includes(label) || notRun.includes(label)) continue;
+    const same = (c: { strategy: string; lr: number }) => c.strategy === strategy && c.lr === cell.lr;
+    if (r.diverged.some(same)) diverged.push(label);
+    else if (!r.cells.some(same)) notRun.push(label);
+  }
+  return [...(diverged.length > 0 ? listLines("diverged, left out", diverged) : []), ...(notRun.length > 0 ? listLines("no finished cell yet", notRun) : [])];
 }

@@ -4,14 +4,14 @@
 // the original backbone's k-NN accuracy as the dashed reference line. Where Figure 2 shows one point per strategy,
 // this shows what the choice of rate trades: how much of the source domain each step up in transfer accuracy costs,
 // strategy by strategy. A study has the figure where some strategy's finished cells hold two or more rates; a rate
-// with a diverged seed is left out, as in the table's choice, and the subtitle names it. So is a rate far below every
-// selected one in transfer accuracy (OFF_AXES), with its accuracies: an unstable rate (LoRA at 0.2 on the default
+// with a diverged seed is left out, as in the table's choice, and the subtitle names it, as it names a rate without a
+// finished cell yet. So is a rate far below every selected one in transfer accuracy (OFF_AXES), with its accuracies: an unstable rate (LoRA at 0.2 on the default
 // study, 55 %) would squeeze every other point into a corner of the axes.
 import { strategyName } from "../../peft/strategy.js";
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
-import { knnChannel, listLines, originalBackboneLayer, percentChannel, ratePoints, seedsNote, strategyChannels } from "./parts.js";
+import { absentRateLines, knnChannel, listLines, originalBackboneLayer, percentChannel, ratePoints, seedsNote, strategyChannels } from "./parts.js";
 import { accuracyMarks } from "./figure2.js";
 
 // Points whose transfer accuracy lies more than this many points below the least of the table's rows (each strategy
@@ -29,7 +29,6 @@ export function tradeoffSpec(r: StudyResults): FigureSpec {
   const floor = Math.min(...r.table.map((row) => row.transfer)) - OFF_AXES;
   const points = all.filter((p) => p.transfer >= floor);
   const off = all.filter((p) => p.transfer < floor).map((p) => `${p.strategy} lr ${p.lr} (${p.transfer.toFixed(1)} / ${p.knn.toFixed(1)} %)`);
-  const diverged = [...new Set(r.diverged.map((d) => `${d.strategy} lr ${d.lr}`))];
   const x = percentChannel("transfer", "Transfer accuracy (%), linear head on the new domain");
   const y = knnChannel(r, "knn");
   // Every strategy of the study in the legend, in the table's order, as in its other figures.
@@ -46,7 +45,7 @@ export function tradeoffSpec(r: StudyResults): FigureSpec {
         "joined in order of rate; labels: the rate,",
         "* where it is the table's (the selected rate)",
         ...seedsNote(points.map((p) => ({ label: `${p.strategy} lr ${p.lr}`, seeds: p.seeds }))),
-        ...(diverged.length > 0 ? listLines("diverged, left out", diverged) : []),
+        ...absentRateLines(r),
         ...(off.length > 0 ? listLines("off the axes, transfer / source k-NN", off) : []),
       ],
     },

@@ -50,10 +50,19 @@ describe("Figure 3", () => {
     expect(Math.abs(at("Source k-NN accuracy (forgetting)") - transfer)).toBeLessThanOrEqual(8);
   });
 
-  it("leaves out a rate with a diverged seed, as the table's choice does", () => {
+  it("leaves out a rate with a diverged seed, as the table's choice does, and names it", () => {
     const lost = diverged("block-p2", 0.01, 1, 3);
     const r = results([...blockCells.filter((c) => c.id !== lost.id), lost, ...linearCells]);
     expect(blockPoints(r).map((p) => `${p.strategy} ${p.lr}`)).toEqual(["block-p1 0.1", "block-p1 0.01", "block-p2 0.1"]);
+    expect((figure3Spec(r).title as { subtitle: string[] }).subtitle).toContain("diverged, left out: block-p2 lr 0.01");
+  });
+
+  it("names a Block Expansion rate without a finished cell yet, and no other strategy's", () => {
+    const r = results([...blockCells.filter((c) => !(c.strategy === "block-p2" && c.lr === 0.01)), ...linearCells.filter((c) => c.lr === 0.1)]);
+    const subtitle = (figure3Spec(r).title as { subtitle: string[] }).subtitle;
+    expect(subtitle).toContain("no finished cell yet: block-p2 lr 0.01");
+    expect(subtitle.join(" ")).not.toContain("linear");
+    expect((figure3Spec(results()).title as { subtitle: string[] }).subtitle.join(" ")).not.toContain("no finished cell");
   });
 
   it("has two panels with labelled axes, a line per rate, error bars with several seeds and the reference line", async () => {

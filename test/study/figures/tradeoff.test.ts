@@ -61,6 +61,17 @@ describe("the trade-off across learning rates", () => {
     expect(count(svg, "point")).toBe(3);
   });
 
+  it("names a rate without a finished cell yet, not one with some of its seeds", async () => {
+    // A partial run: 0.3 not reached; full at 0.01 has one seed of two.
+    const partial = cells.filter((c) => c.id !== "full_lr0.01_s1");
+    const spec = tradeoffSpec(summarize({ ...config, learningRates: [0.1, 0.01, 0.3] }, baseline, partial, notes));
+    const text = (spec.title as { subtitle: string[] }).subtitle.join(" ");
+    expect(text).toContain("no finished cell yet: full lr 0.3, linear lr 0.3");
+    expect(text).not.toContain("lr 0.01,");
+    expect(text).not.toContain("diverged");
+    expect((tradeoffSpec(results()).title as { subtitle: string[] }).subtitle.join(" ")).not.toContain("no finished cell");
+  });
+
   it("names a rate far below every selected one in transfer accuracy, with its accuracies, rather than drawing it", async () => {
     // The table's least row is linear at 0.1 (61 %); linear at 0.01 lowered to 41 % lies 20 points under it.
     const low = cells.map((c) => (c.strategy === "linear" && c.lr === 0.01 ? { ...c, transferAccuracy: c.transferAccuracy - 10 } : c));
