@@ -11,18 +11,25 @@ import { loaderOutputs } from "./loader-outputs.js";
 
 // Top-1 accuracy (percent) of the model's head on every batch of `loader`.
 export async function evaluateAccuracy(model: VisionTransformer, loader: Loader): Promise<number> {
+  return (await evaluateCorrect(model, loader)).accuracy;
+}
+
+// The same, with which images it classified right: `correct` (N) is 1 where the head's best class (the first of equal
+// logits) is the image's label, in the loader's order.
+export async function evaluateCorrect(model: VisionTransformer, loader: Loader): Promise<{ accuracy: number; correct: Uint8Array }> {
   const forward = (x: Tensor) => model.forward(x);
   const replayed = runtime().settings.replay ? new ReplayedForward(forward, "accuracy: batches are run, not replayed") : undefined;
   try {
     const { values, labels, width } = await loaderOutputs(loader, forward, replayed);
     if (labels.length === 0) throw new Error("accuracy: expected a non-empty test set, got 0 images");
-    let correct = 0;
+    const correct = new Uint8Array(labels.length);
+    let right = 0;
     for (let i = 0; i < labels.length; i++) {
       let best = 0;
       for (let c = 1; c < width; c++) if (values[i * width + c] > values[i * width + best]) best = c;
-      if (best === labels[i]) correct++;
+      if (best === labels[i]) right += correct[i] = 1;
     }
-    return (100 * correct) / labels.length;
+    return { accuracy: (100 * right) / labels.length, correct };
   } finally {
     replayed?.dispose();
   }

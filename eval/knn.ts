@@ -35,6 +35,7 @@ export interface KnnResult {
   top1: number; // percent
   top5: number; // percent
   predictions: Int32Array; // (Q) the best class of each test row
+  correct: Uint8Array; // (Q) 1 where that class is the row's label: what top1 counts
 }
 
 function rowsAndDim(what: string, x: Float32Array | Tensor, rows: number): number {
@@ -140,6 +141,7 @@ export async function knnClassify(opts: KnnClassifyOptions): Promise<KnnResult[]
   }
   return opts.ks.map((k) => {
     const ki = ks.indexOf(k);
-    return { k, used: Math.min(k, trainLabels.length), top1: (100 * top1[ki]) / q, top5: (100 * top5[ki]) / q, predictions: predictions[ki] };
+    const correct = predictions[ki].map((p, i) => (p === testLabels[i] ? 1 : 0));
+    return { k, used: Math.min(k, trainLabels.length), top1: (100 * top1[ki]) / q, top5: (100 * top5[ki]) / q, predictions: predictions[ki], correct: Uint8Array.from(correct) };
   });
 }

@@ -5,10 +5,11 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { writeJsonAtomic } from "../util/atomic.js";
-import type { CurvePoint } from "./results.js";
+import type { Correct, CurvePoint } from "./results.js";
 
 interface TimedPoint extends CurvePoint {
   seconds: number; // the k-NN pass's wall time
+  correct?: Correct; // the queries it got right at reportK: the cell's own, where its best checkpoint is this step's
 }
 
 export class KnnCurve {
@@ -37,6 +38,11 @@ export class KnnCurve {
   async add(point: TimedPoint): Promise<void> {
     this.points = [...this.points.filter((p) => p.step !== point.step), point].sort((a, b) => a.step - b.step);
     await writeJsonAtomic(this.path, { points: this.points });
+  }
+
+  // The queries the point at `step` got right, where it is there with them (curves of builds before them have none).
+  correctAt(step: number): Correct | undefined {
+    return this.points.find((p) => p.step === step)?.correct;
   }
 
   // The points of `steps`, which must all be there.

@@ -121,15 +121,24 @@ function comparisonsMarkdown(r: StudyResults): string[] {
   const cell = (d: MeanInterval) => (d.n >= 2 ? `${signed(d.mean)} [${signed(d.lo)}, ${signed(d.hi)}]` : d.n === 1 ? signed(d.mean) : "–");
   // Each interval holds at its level on its own; read together (ten pairs of five strategies, two accuracies each),
   // some exclude 0 by chance alone.
-  const intervals = 2 * r.comparisons.filter((c) => c.seeds.length >= 2).length;
+  const shown = r.comparisons.filter((c) => c.seeds.length >= 2);
+  const intervals = 2 * shown.length;
   const chance = ` Each interval is ${CONFIDENCE * 100}% on its own: of these ${intervals}, about ${(intervals * (1 - CONFIDENCE)).toFixed(1)} would exclude 0 by chance where no two strategies differed.`;
+  // Cells of builds that did not record which images they got right have intervals over the seeds alone.
+  const bySeeds = shown.filter((c) => !c.images).length;
+  const crossed = `paired by seed and by image: mean [${CONFIDENCE * 100}% confidence interval] over the seeds both finished and the transfer test images (k-NN queries), both taken as samples (a crossed design: the variance of the seeds' part and of the images', Satterthwaite's degrees of freedom). An interval without 0 is a difference larger than training's randomness and the draw of the test images together explain.`;
+  const seedsOnly = `paired by seed: mean [${CONFIDENCE * 100}% confidence interval, Student's t] over the seeds both finished. An interval without 0 is a difference larger than training's randomness explains; every cell is scored on the same images, so it speaks of these images.`;
+  const how =
+    bySeeds === 0 ? crossed
+    : bySeeds === shown.length ? `${seedsOnly} (Its cells, from a build before per-image results, do not record which images they got right; cells trained anew do, and their intervals count the draw of the images too.)`
+    : `${crossed} Rows marked † have cells that do not record which images they got right: their intervals are over the seeds alone (Student's t) and speak of these images.`;
   return [
     "",
-    `Differences between the rows, A - B in points, paired by seed: mean [${CONFIDENCE * 100}% confidence interval, Student's t] over the seeds both finished. An interval without 0 is a difference larger than training's randomness explains; every cell is scored on the same images, so it speaks of these images.${chance}`,
+    `Differences between the rows, A - B in points, ${how}${chance}`,
     "",
     "| A - B | Seeds | Transfer acc. | Source k-NN acc. |",
     "|---|---:|---:|---:|",
-    ...r.comparisons.map((c) => `| ${c.a} - ${c.b} | ${c.seeds.length} | ${cell(c.transfer)} | ${cell(c.knn)} |`),
+    ...r.comparisons.map((c) => `| ${c.a} - ${c.b} | ${c.seeds.length}${bySeeds > 0 && bySeeds < shown.length && c.seeds.length >= 2 && !c.images ? " †" : ""} | ${cell(c.transfer)} | ${cell(c.knn)} |`),
   ];
 }
 

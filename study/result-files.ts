@@ -4,6 +4,7 @@
 import { existsSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { describeJson, isObject, readJsonFile } from "../util/json-file.js";
+import { unpackBits } from "../util/bits.js";
 import type { StudyConfig } from "./config.js";
 import type { BaselineResult, CellOutcome } from "./results.js";
 
@@ -18,6 +19,14 @@ const CELL_NUMBERS = ["lr", "seed", "trainableParams", "paperParams", "totalPara
 function scoresProblem(v: unknown, what: string, k: number): string | undefined {
   const at = isObject(v) ? v[String(k)] : undefined;
   return isObject(at) && isNumber(at.top1) && isNumber(at.top5) ? undefined : `its ${what} without the top-1 and top-5 accuracies at k = ${k} (knn.reportK)`;
+}
+
+// The images a score got right (`"correct"`'s "transfer" or "knn"): a count and its bits, as many right as `percent` says.
+function correctProblem(v: unknown, what: string, percent: number): string | undefined {
+  const bits = isObject(v) && typeof v.bits === "string" && typeof v.count === "number" && v.count > 0 ? unpackBits(v.bits, v.count) : undefined;
+  if (!bits) return `its "correct" without the ${what} images' bits (a "count" and its "bits", packed)`;
+  const right = (100 * bits.reduce((a, b) => a + b, 0)) / bits.length;
+  return Math.abs(right - percent) < 1e-9 ? undefined : `its "correct" ${what} bits right on ${right}% of the images, where its accuracy is ${percent}%`;
 }
 
 // How a key's value is shown: `no "lr"`, `"lr": "fast"`.
@@ -37,6 +46,11 @@ function cellProblem(v: unknown, id: string, config: StudyConfig): string | unde
   const scores = scoresProblem(v.knn, `"knn"`, k);
   if (scores) return scores;
   if (config.transfer.val && !isNumber(v.valAccuracy)) return `${field(v, "valAccuracy")} (transfer.val chose its checkpoint)`;
+  if (v.correct !== undefined) {
+    const correct = isObject(v.correct) ? v.correct : {};
+    const problem = correctProblem(correct.transfer, "transfer test", v.transferAccuracy as number) ?? correctProblem(correct.knn, "k-NN query", (v.knn as Record<string, { top1: number }>)[String(k)].top1);
+    if (problem) return problem;
+  }
   for (const step of config.knn.atSteps ?? []) {
     const point = Array.isArray(v.knnCurve) ? v.knnCurve.find((p) => isObject(p) && p.step === step) : undefined;
     if (!isObject(point)) return `no point at step ${step} in its "knnCurve" (knn.atSteps)`;

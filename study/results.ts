@@ -9,9 +9,16 @@ import { cellsOf } from "./cells.js";
 import { meanStd } from "../util/stats.js";
 import { NAMED_CONFIGS } from "../vit/config.js";
 import { type Selection, selectionOf } from "./validation.js";
-import { type Comparison, pairedComparisons } from "./comparisons.js";
+import { type Comparison, type PairedCell, pairedComparisons } from "./comparisons.js";
+import { unpackBits } from "../util/bits.js";
 
 export type KnnScores = Record<string, { top1: number; top5: number }>; // by k, percent
+
+// Which of `count` images a score got right, one bit each in the loader's order (util/bits.ts packBits).
+export interface Correct {
+  count: number;
+  bits: string;
+}
 
 // The source k-NN accuracy of a cell's backbone as it was after `step` fine-tuning steps (knn.atSteps).
 export interface CurvePoint {
@@ -46,6 +53,10 @@ export interface CellResult {
   trainSeconds: number; // fine-tuning, its evaluations and checkpoints; not the k-NN passes
   imagesPerSecond: number;
   knnSeconds: number; // every k-NN pass of the cell: the best checkpoint's and the curve's
+  // The best checkpoint's right and wrong answers: each transfer test image, each k-NN query at reportK. They let the
+  // comparisons count the sampling of the images as well as the seeds (study/comparisons.ts); absent in the
+  // result.json of builds before them.
+  correct?: { transfer: Correct; knn: Correct };
 }
 
 // A cell whose training diverged (train/train.ts DivergedError): its result.json holds this instead of a
@@ -141,9 +152,14 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
     if (best) table.push(best);
   }
   const missing = cellsOf(config).map((c) => c.id).filter((id) => !outcomes.some((c) => c.id === id));
-  const paired = cells.map((c) => ({ strategy: c.strategy, lr: c.lr, seed: c.seed, transfer: c.transferAccuracy, knn: c.knn[k].top1 }));
+  const paired = cells.map((c) => ({ strategy: c.strategy, lr: c.lr, seed: c.seed, transfer: c.transferAccuracy, knn: c.knn[k].top1, correct: c.correct && unpackCorrect(c.correct) }));
   const comparisons = pairedComparisons(table.map((row) => ({ strategy: strategyName(row.strategy), lr: row.lr })), paired);
   return { name: config.name, reportK: config.knn.reportK, temperature: config.knn.temperature, selectBy: config.selectBy, selectedOn: selectionOf(config), notes, baseline, table, comparisons, cells, diverged, missing, config };
+}
+
+// A cell's right and wrong answers as 0/1 per image (result-files.ts checked the bits when it read them).
+function unpackCorrect(c: NonNullable<CellResult["correct"]>): PairedCell["correct"] {
+  return { transfer: unpackBits(c.transfer.bits, c.transfer.count)!, knn: unpackBits(c.knn.bits, c.knn.count)! };
 }
 
 // A table row's forgetting curve: per step, the mean and sample standard deviation over its seeds.

@@ -56,7 +56,8 @@ import { applyStrategy, countParameters, strategyName, strategyProblem } from ".
 import { countFor } from "../peft/count.js";
 import { MANIFEST_KEY, type Manifest, manifestOf, sha256File } from "../peft/save.js";
 import { NonFiniteFeaturesError, datasetKnn } from "../eval/dataset-knn.js";
-import { evaluateAccuracy } from "../eval/accuracy.js";
+import { evaluateAccuracy, evaluateCorrect } from "../eval/accuracy.js";
+import { packBits } from "../util/bits.js";
 import { type StudyConfig, configJson, headInitFor, isDinoPretrain, parseStudyConfig } from "./config.js";
 import { type ConfigChanges, configChanges } from "./changes.js";
 import { pretrain } from "../train/pretrain.js";
@@ -72,7 +73,7 @@ import { writeJsonAtomic } from "../util/atomic.js";
 import { readJsonFile } from "../util/json-file.js";
 import { differences } from "../util/differences.js";
 import { resolveShipped } from "../util/shipped.js";
-import { type BaselineResult, type CellOutcome, type CellResult, type DivergedCell, type KnnScores, type StudyResults, isDiverged, modelLabel, summarize } from "./results.js";
+import { type BaselineResult, type CellOutcome, type CellResult, type Correct, type DivergedCell, type KnnScores, type StudyResults, isDiverged, modelLabel, summarize } from "./results.js";
 import { REPORT_FILES, writeReport } from "./report.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { KnnCurve } from "./knn-curve.js";
@@ -160,7 +161,7 @@ function disposeModel(model: VisionTransformer): void {
 // DINO's k-NN accuracy of a backbone on the study's source bank and queries (eval/dataset-knn.ts). A fine-tuned
 // backbone (`at`: the cell's step and rate) whose features are not all finite has diverged, though its loss and
 // weights stayed finite: the cell is recorded so.
-async function knnScores(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number, at?: { step: number; lr: number }): Promise<{ scores: KnnScores; seconds: number }> {
+async function knnScores(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number, at?: { step: number; lr: number }): Promise<{ scores: KnnScores; correct: Correct; seconds: number }> {
   const started = performance.now();
   const results = await datasetKnn(model, { dataset: data.bank, spec: config.knn.bank }, { dataset: data.queries, spec: config.knn.queries }, {
     ks: config.knn.ks,
@@ -173,7 +174,8 @@ async function knnScores(model: VisionTransformer, config: StudyConfig, data: St
     throw new DivergedError(`the source k-NN of step ${at.step}: ${e.message} (lr ${at.lr.toExponential(2)})`, at.step, NaN, at.lr, false);
   });
   const scores: KnnScores = Object.fromEntries(results.map((r) => [String(r.k), { top1: r.top1, top5: r.top5 }]));
-  return { scores, seconds: (performance.now() - started) / 1000 };
+  const reported = results.find((r) => r.k === config.knn.reportK)!.correct;
+  return { scores, correct: { count: reported.length, bits: packBits(reported) }, seconds: (performance.now() - started) / 1000 };
 }
 
 const readJson = (path: string) => readJsonFile(path, "experiment");
@@ -599,33 +601,29 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       // passes run after it on the device), with the step's pending losses untouched: they are read later.
       onStep: curve && (async (step) => {
         if (!config.knn.atSteps!.includes(step)) return;
-        const { scores, seconds } = await knnScores(model, config, data, size, { step, lr: cell.lr });
-        await curve.add({ step, knn: scores, seconds });
+        const { scores, correct, seconds } = await knnScores(model, config, data, size, { step, lr: cell.lr });
+        await curve.add({ step, knn: scores, correct, seconds });
         curveSecondsInTraining += seconds;
       }),
     }).catch((e) => {
       throw passTooLarge(e, "training.microBatch");
     });
-    // Chosen on val, the test accuracies are measured now: the last step's (the model as training left it), then
-    // the best checkpoint's.
-    let test = { best: result.bestAccuracy!, final: result.finalAccuracy! };
-    let bestLoaded = false;
-    if (data.transferVal) {
-      const final = await evaluateAccuracy(model, testLoader);
-      await loadTrainable(result.bestPath, trainable);
-      bestLoaded = true;
-      test = { best: await evaluateAccuracy(model, testLoader), final };
+    // Chosen on val, the last step's test accuracy is measured now, with the model as training left it. Then the
+    // best checkpoint's on the test images, image by image: chosen on the test images, the accuracy training
+    // measured for it again.
+    const final = data.transferVal ? await evaluateAccuracy(model, testLoader) : result.finalAccuracy!;
+    await loadTrainable(result.bestPath, trainable);
+    const tested = await evaluateCorrect(model, testLoader);
+    if (!data.transferVal && tested.accuracy !== result.bestAccuracy) {
+      throw new Error(`experiment: cell ${cell.id}: expected its best checkpoint (step ${result.bestStep}) to score ${result.bestAccuracy}% on the transfer test images again, got ${tested.accuracy}%: an evaluation that does not repeat itself`);
     }
+    const test = { best: tested.accuracy, final };
     // The backbone of the best checkpoint (by transfer accuracy) is the one whose forgetting is measured. Where the
     // curve scored that very step, its point is that measurement (the same weights; the tests check they agree).
     const knnCurve = curve && curve.complete(config.knn.atSteps!);
     const atBest = knnCurve?.points.find((p) => p.step === result.bestStep);
-    let knn: { scores: KnnScores; seconds: number };
-    if (atBest) knn = { scores: atBest.knn, seconds: 0 };
-    else {
-      if (!bestLoaded) await loadTrainable(result.bestPath, trainable);
-      knn = await knnScores(model, config, data, size, { step: result.bestStep, lr: cell.lr });
-    }
+    const atBestCorrect = atBest && curve?.correctAt(result.bestStep);
+    const knn = atBest && atBestCorrect ? { scores: atBest.knn, correct: atBestCorrect, seconds: 0 } : await knnScores(model, config, data, size, { step: result.bestStep, lr: cell.lr });
     return {
       id: cell.id,
       strategy: name,
@@ -644,6 +642,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       trainSeconds: result.seconds - curveSecondsInTraining,
       imagesPerSecond: result.imagesPerSecond,
       knnSeconds: knn.seconds + (knnCurve?.seconds ?? 0),
+      correct: { transfer: { count: tested.correct.length, bits: packBits(tested.correct) }, knn: knn.correct },
     };
   } finally {
     for (const [, p] of trainable) p.dispose();
@@ -661,8 +660,8 @@ async function startCurve(c: CellContext, model: VisionTransformer, trainable: [
   const curve = await KnnCurve.resume(join(c.dir, "knn-curve.json"), resumed);
   if (c.config.knn.atSteps!.includes(resumed) && !curve.has(resumed)) {
     if (resumed > 0) await loadTrainable(lastPath, trainable);
-    const { scores, seconds } = await knnScores(model, c.config, c.data, c.size, { step: resumed, lr });
-    await curve.add({ step: resumed, knn: scores, seconds });
+    const { scores, correct, seconds } = await knnScores(model, c.config, c.data, c.size, { step: resumed, lr });
+    await curve.add({ step: resumed, knn: scores, correct, seconds });
   }
   return curve;
 }

@@ -85,3 +85,37 @@ export function meanInterval(xs: number[], level = 0.95): MeanInterval {
   const half = (studentTQuantile((1 + level) / 2, xs.length - 1) * std) / Math.sqrt(xs.length);
   return { mean, lo: mean - half, hi: mean + half, n: xs.length };
 }
+
+// The mean of a table x[s][i] of S rows (seeds) by Q columns (test images, each row the same ones) and its
+// confidence interval at `level` where both are samples: the two-way crossed random-effects design, in which
+// Var(mean) = var_rows / S + var_columns / Q + var_residual / (S Q). It is estimated from the mean squares as
+// (MS_rows + MS_columns - MS_residual) / (S Q), the columns' part floored at 0 (where the columns vary no more than
+// the residual says they must, this is meanInterval of the row means: the interval over seeds alone), with
+// Satterthwaite's degrees of freedom. [NaN, NaN] for fewer than two rows or columns.
+export function crossedMeanInterval(x: ArrayLike<number>[], level = 0.95): MeanInterval {
+  const s = x.length;
+  const q = s > 0 ? x[0].length : 0;
+  if (x.some((row) => row.length !== q)) throw new Error(`crossedMeanInterval: expected rows of one length, got lengths ${x.map((row) => row.length).join(", ")}`);
+  const rowMeans = x.map((row) => {
+    let sum = 0;
+    for (let i = 0; i < q; i++) sum += row[i];
+    return sum / q;
+  });
+  const mean = rowMeans.reduce((a, b) => a + b, 0) / s;
+  if (s < 2 || q < 2) return { mean, lo: NaN, hi: NaN, n: s };
+  const columnMeans = new Float64Array(q);
+  for (const row of x) for (let i = 0; i < q; i++) columnMeans[i] += row[i] / s;
+  let total = 0;
+  for (const row of x) for (let i = 0; i < q; i++) total += (row[i] - mean) ** 2;
+  const rows = q * rowMeans.reduce((a, m) => a + (m - mean) ** 2, 0);
+  const columns = s * columnMeans.reduce((a, m) => a + (m - mean) ** 2, 0);
+  const msRows = rows / (s - 1);
+  const msColumns = columns / (q - 1);
+  const msResidual = Math.max(0, total - rows - columns) / ((s - 1) * (q - 1));
+  const columnPart = Math.max(0, msColumns - msResidual);
+  const variance = (msRows + columnPart) / (s * q);
+  if (variance === 0) return { mean, lo: mean, hi: mean, n: s };
+  const df = columnPart === 0 ? s - 1 : (msRows + columnPart) ** 2 / (msRows ** 2 / (s - 1) + msColumns ** 2 / (q - 1) + msResidual ** 2 / ((s - 1) * (q - 1)));
+  const half = studentTQuantile((1 + level) / 2, df) * Math.sqrt(variance);
+  return { mean, lo: mean - half, hi: mean + half, n: s };
+}

@@ -10,7 +10,7 @@ import { applyStrategy } from "../../peft/strategy.js";
 import { openNpyImages } from "../../data/npy-dataset.js";
 import { Loader } from "../../data/loader.js";
 import { Transform } from "../../data/transforms.js";
-import { evaluateAccuracy } from "../../eval/accuracy.js";
+import { evaluateAccuracy, evaluateCorrect } from "../../eval/accuracy.js";
 import { useEngine } from "../helpers.js";
 import { runtime } from "../../engine/runtime.js";
 import { writeSynthetic } from "../train/synthetic.js";
@@ -33,6 +33,10 @@ describe("evaluateAccuracy", () => {
         model.head!.bias!.write(Float32Array.from({ length: classes }, (_, j) => (j === c ? 1 : 0)));
         const want = (100 * labels.filter((l) => l === c).length) / labels.length;
         expect(await evaluateAccuracy(model, loader)).toBeCloseTo(want, 10);
+        // Image by image, in the loader's order: right exactly where the label is that class.
+        const { accuracy, correct } = await evaluateCorrect(model, loader);
+        expect(Array.from(correct)).toEqual(labels.map((l) => (l === c ? 1 : 0)));
+        expect(accuracy).toBe(await evaluateAccuracy(model, loader));
       }
       for (const [, t] of model.parameters()) t.dispose();
     } finally {

@@ -57,6 +57,10 @@ describe("knnClassify", () => {
       const want = expected.results[String(r.k)];
       expect({ k: r.k, top1: r.top1, top5: r.top5 }).toEqual({ k: r.k, top1: want.top1, top5: want.top5 });
       expect(Array.from(r.predictions)).toEqual(want.predictions);
+      // Which queries it got right: the predictions that are the labels, as many as top-1 counts.
+      const labels = testLabels.data as Int32Array;
+      expect(Array.from(r.correct)).toEqual(want.predictions.map((p, i) => (p === labels[i] ? 1 : 0)));
+      expect((100 * r.correct.reduce((a, b) => a + b, 0)) / labels.length).toBe(r.top1);
     }
   });
 
@@ -92,7 +96,7 @@ describe("knnClassify", () => {
     const train = clustered(10, 1, 5);
     const test = clustered(3, 1, 6);
     const [r] = await knnClassify({ train: train.x, trainLabels: train.y, test: test.x, testLabels: test.y, ks: [20], temperature: 0.07 });
-    expect(r).toEqual({ k: 20, used: 10, top1: 100, top5: 100, predictions: new Int32Array(3) });
+    expect(r).toEqual({ k: 20, used: 10, top1: 100, top5: 100, predictions: new Int32Array(3), correct: Uint8Array.from([1, 1, 1]) });
   });
 
   it("weights by exp(sim / T): two neighbours at cos 0.5 lose to one at cos 0.6 when T = 0.07, win when T = 1", async () => {

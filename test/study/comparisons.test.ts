@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { type PairedCell, pairedComparisons } from "../../study/comparisons.js";
+import { crossedMeanInterval } from "../../util/stats.js";
+import { packBits } from "../../util/bits.js";
 import { summarize } from "../../study/results.js";
 import { parseStrategy } from "../../peft/strategy.js";
 import { tableMarkdown } from "../../study/report.js";
@@ -33,6 +35,34 @@ describe("study/comparisons", () => {
     expect([fb.transfer.mean, fb.knn.mean, fb.knn.n]).toEqual([0.5, -14, 2]);
     // lora - block over seeds 1 and 2: transfer 0, -1; k-NN 0, 1.
     expect([lb.transfer.mean, lb.knn.mean]).toEqual([-0.5, 0.5]);
+  });
+
+  // Right (1) or wrong (0) on four test images and four queries, per seed: the differences are paired image by image.
+  const answers = (transfer: number[], knn: number[]) => ({ transfer: Uint8Array.from(transfer), knn: Uint8Array.from(knn) });
+  const percent = (xs: number[]) => (100 * xs.reduce((a, b) => a + b)) / xs.length;
+  const withAnswers = (strategy: string, seed: number, transfer: number[], knn: number[]): PairedCell => ({ ...paired(strategy, 1, seed, percent(transfer), percent(knn)), correct: answers(transfer, knn) });
+
+  it("with every cell's answers per image, the interval is the crossed one over seeds and images", () => {
+    const rows = [{ strategy: "full", lr: 1 }, { strategy: "linear", lr: 1 }];
+    const full = [[1, 1, 1, 0], [1, 1, 1, 0], [1, 1, 1, 1]];
+    const linear = [[1, 0, 0, 0], [1, 0, 0, 1], [1, 0, 0, 0]];
+    const data = [0, 1, 2].flatMap((s) => [withAnswers("full", s, full[s], linear[s]), withAnswers("linear", s, linear[s], full[s])]);
+    const [c] = pairedComparisons(rows, data);
+    const d = full.map((row, s) => Float64Array.from(row, (v, i) => 100 * (v - linear[s][i])));
+    expect(c.images).toBe(true);
+    expect(c.transfer).toEqual(crossedMeanInterval(d, 0.95));
+    expect(c.knn).toEqual(crossedMeanInterval(d.map((row) => row.map((v) => -v)), 0.95));
+    // The mean is the seeds' mean difference of accuracies, as over the seeds alone: (50 + 25 + 75) / 3 points.
+    expect(c.transfer.mean).toBeCloseTo(50, 10);
+    // Images 1 and 2 favour full in every seed: the crossed interval is wider than the seeds' alone.
+    const seedsAlone = pairedComparisons(rows, data.map(({ correct: _c, ...rest }) => rest))[0];
+    expect(seedsAlone.images).toBe(false);
+    expect(seedsAlone.transfer.mean).toBeCloseTo(c.transfer.mean, 10);
+    expect(c.transfer.hi - c.transfer.lo).toBeGreaterThan(seedsAlone.transfer.hi - seedsAlone.transfer.lo);
+    // One cell without its answers: the seeds alone, for the whole pair.
+    const [mixed] = pairedComparisons(rows, [...data.slice(0, 5), { ...data[5], correct: undefined }]);
+    expect(mixed.images).toBe(false);
+    expect(mixed.transfer).toEqual(seedsAlone.transfer);
   });
 
   it("one seed in common gives the difference without an interval; none gives no difference", () => {
@@ -70,6 +100,22 @@ describe("study/comparisons", () => {
     const oneRow = summarize({ ...config, strategies: config.strategies.slice(0, 1) }, baseline, cells.filter((c) => c.strategy === "full"), notes);
     expect(oneRow.comparisons).toEqual([]);
     expect(tableMarkdown(oneRow)).not.toContain("paired by seed");
+  });
+
+  it("table.md says whether its intervals count the draw of the images, and marks the rows whose intervals do not", () => {
+    // The fixture's cells (full and linear, seeds 0 and 1) with answers on four images that give their accuracies.
+    const bits = (percent: number, count: number) => packBits(Array.from({ length: count }, (_, i) => (i < (percent / 100) * count ? 1 : 0)));
+    const answered = (c: (typeof cells)[number]) => ({ ...c, transferAccuracy: 50, knn: { ...c.knn, "20": { top1: 75, top5: 100 } }, correct: { transfer: { count: 4, bits: bits(50, 4) }, knn: { count: 4, bits: bits(75, 4) } } });
+    const md = tableMarkdown(summarize(config, baseline, cells.map(answered), notes));
+    expect(md).toContain("A - B in points, paired by seed and by image: mean [95% confidence interval] over the seeds both finished and the transfer test images (k-NN queries), both taken as samples");
+    expect(md).not.toContain("†");
+    // A third row whose cells came from a build before the answers: its two pairs over the seeds alone, marked.
+    const three = { ...config, strategies: [...config.strategies, parseStrategy("top-2")] };
+    const old = cells.filter((c) => c.strategy === "linear").map((c) => ({ ...c, id: c.id.replace("linear", "top-2"), strategy: "top-2" }));
+    const mixed = tableMarkdown(summarize(three, baseline, [...cells.map(answered), ...old], notes));
+    expect(mixed).toContain("Rows marked † have cells that do not record which images they got right: their intervals are over the seeds alone (Student's t) and speak of these images.");
+    expect(mixed.split("\n").filter((l) => l.includes("| 2 † |")).map((l) => l.split(" |")[0])).toEqual(["| full - top-2", "| linear - top-2"]);
+    expect(tableMarkdown(results())).toContain("(Its cells, from a build before per-image results, do not record which images they got right; cells trained anew do, and their intervals count the draw of the images too.)");
   });
 
   it("table.md gives a difference that rounds to 0 no sign", () => {

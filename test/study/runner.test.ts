@@ -22,6 +22,7 @@ import { loadVit } from "../../vit/load.js";
 import { exportCommand } from "../../cli/export.js";
 import { sha256File } from "../../peft/save.js";
 import { writeNpy } from "../../data/npy.js";
+import { packBits, unpackBits } from "../../util/bits.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
 import { MINI_MODEL, miniData, miniStudy } from "./program.js";
@@ -84,6 +85,11 @@ describe("a miniature study", () => {
       expect(c.bestStep === 2 || c.bestStep === 4).toBe(true);
       expect(Object.keys(c.knn)).toEqual(["3", "5"]);
       expect(c.trainableParams).toBeGreaterThan(0);
+      // Which test images and k-NN queries (at reportK) the best checkpoint got right: as many as its accuracies say.
+      const right = ({ bits, count }: { bits: string; count: number }) => (100 * unpackBits(bits, count)!.reduce((a, b) => a + b)) / count;
+      expect([c.correct.transfer.count, c.correct.knn.count]).toEqual([results.cells[0].correct.transfer.count, results.cells[0].correct.knn.count]);
+      expect(right(c.correct.transfer), c.id).toBe(c.transferAccuracy);
+      expect(right(c.correct.knn), c.id).toBe(c.knn["5"].top1);
     }
     // Linear probing leaves the backbone untouched: its k-NN accuracy is the original's, to the bit.
     const linear = results.cells.find((c: { strategy: string }) => c.strategy === "linear");
@@ -335,6 +341,8 @@ describe("a miniature study", () => {
       [result, "{}", `experiment: ${result}: expected a cell's result, found no "id" in the folder of cell linear_lr0.05_s0; delete the cell's folder ${join(dir, "cells", "linear_lr0.05_s0")} to train it again`],
       [result, JSON.stringify({ ...JSON.parse(good), lr: "fast" }), `found "lr": "fast" (a number)`],
       [result, JSON.stringify({ ...JSON.parse(good), knn: {} }), `found its "knn" without the top-1 and top-5 accuracies at k = 5 (knn.reportK)`],
+      [result, JSON.stringify({ ...JSON.parse(good), correct: { ...JSON.parse(good).correct, knn: { count: 3, bits: "!" } } }), `found its "correct" without the k-NN query images' bits (a "count" and its "bits", packed)`],
+      [result, JSON.stringify({ ...JSON.parse(good), correct: { ...JSON.parse(good).correct, transfer: { count: 2, bits: packBits([1, 1]) } } }), `found its "correct" transfer test bits right on 100% of the images, where its accuracy is ${JSON.parse(good).transferAccuracy}%`],
       [result, "", `experiment: ${result}: expected JSON, got a parse error`],
       [join(dir, "baseline.json"), "{}", `experiment: ${join(dir, "baseline.json")}: expected the original backbone's k-NN accuracy, found its "knn" without the top-1 and top-5 accuracies at k = 5 (knn.reportK); delete it to measure it again`],
       [join(dir, "baseline.json"), '{"broken', `experiment: ${join(dir, "baseline.json")}: expected JSON, got a parse error`],
@@ -539,6 +547,7 @@ describe("the forgetting curve (knn.atSteps)", () => {
       const c = await cellResult(`${s}_lr0.3_s0`);
       const checkpoint = await cellResult(`${s}_lr0.3_s0`, plain());
       expect(c.knnCurve!.find((p) => p.step === c.bestStep)!.knn, s).toEqual(checkpoint.knn);
+      expect(c.correct, s).toEqual(checkpoint.correct);
     }
   });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { meanInterval, meanStd, median, studentTCdf, studentTQuantile } from "../../util/stats.js";
+import { crossedMeanInterval, meanInterval, meanStd, median, studentTCdf, studentTQuantile } from "../../util/stats.js";
+import { Rng } from "../../util/random.js";
 
 describe("util/stats", () => {
   it("median and meanStd: odd and even counts, the sample deviation, one value", () => {
@@ -38,5 +39,58 @@ describe("util/stats", () => {
     expect(meanInterval([7, 7, 7])).toEqual({ mean: 7, lo: 7, hi: 7, n: 3 });
     const one = meanInterval([5]);
     expect([one.mean, one.n, one.lo, one.hi]).toEqual([5, 1, NaN, NaN]);
+  });
+
+  it("crossedMeanInterval: rows plus columns without residual, by hand", () => {
+    // x = a_s + b_i with a = (0, 2), b = (0, 3, 6): MS_rows = 3 * 2 / 1 = 6, MS_columns = 2 * 18 / 2 = 18, no
+    // residual, so Var(mean) = (6 + 18) / 6 = 4 (= var(a) / 2 + var(b) / 3 = 1 + 3), Satterthwaite df 24^2 / (6^2 / 1
+    // + 18^2 / 2) = 576 / 198.
+    const r = crossedMeanInterval([[0, 3, 6], [2, 5, 8]]);
+    const half = studentTQuantile(0.975, 576 / 198) * 2;
+    expect(r.mean).toBe(4);
+    expect(r.n).toBe(2);
+    expect(r.lo).toBeCloseTo(4 - half, 10);
+    expect(r.hi).toBeCloseTo(4 + half, 10);
+  });
+
+  it("crossedMeanInterval: where the columns vary no more than the residual, the interval over the row means", () => {
+    // Every column has the same mean (2.5): the columns' part is 0.
+    const x = [[1, 4, 2, 3], [3, 2, 4, 1], [4, 1, 3, 2]].map((row, s) => row.map((v) => v + s));
+    const r = crossedMeanInterval(x);
+    const rows = meanInterval(x.map((row) => row.reduce((a, b) => a + b) / row.length));
+    expect(r.mean).toBeCloseTo(rows.mean, 12);
+    expect(r.lo).toBeCloseTo(rows.lo, 10);
+    expect(r.hi).toBeCloseTo(rows.hi, 10);
+    expect(crossedMeanInterval([[1, 1], [1, 1]])).toEqual({ mean: 1, lo: 1, hi: 1, n: 2 });
+    const one = crossedMeanInterval([[1, 0, 1]]);
+    expect([one.mean, one.lo, one.hi]).toEqual([2 / 3, NaN, NaN]);
+    expect(() => crossedMeanInterval([[1, 2], [1]])).toThrow("crossedMeanInterval: expected rows of one length, got lengths 2, 1");
+  });
+
+  // What the interval is for: a paired difference of 0/1 outcomes (two strategies right or wrong on each test image)
+  // where some images favour one strategy in every seed. Drawn many times with a true mean difference of 0, the crossed
+  // interval holds 0 about 95% of the time; the interval over seeds alone, blind to which images were drawn, far less.
+  it("crossedMeanInterval covers a true difference of 0 about 95% of the time where seeds alone do not", () => {
+    const rng = new Rng(7);
+    const [seeds, images, trials] = [10, 200, 1000];
+    let crossed = 0;
+    let bySeeds = 0;
+    for (let t = 0; t < trials; t++) {
+      // Each image's lean towards A or B (mean 0 over images), each seed's small shift, then -1, 0 or +1 per cell.
+      const lean = Array.from({ length: images }, () => rng.normal(0, 0.25));
+      const shift = Array.from({ length: seeds }, () => rng.normal(0, 0.005));
+      const x = shift.map((sh) => lean.map((l): number => {
+        const p = Math.min(0.45, Math.max(-0.45, l + sh));
+        const u = rng.next();
+        return u < 0.05 + Math.max(0, p) ? 1 : u > 0.95 + Math.min(0, p) ? -1 : 0;
+      }));
+      const r = crossedMeanInterval(x);
+      if (r.lo <= 0 && 0 <= r.hi) crossed++;
+      const s = meanInterval(x.map((row) => row.reduce((a, b) => a + b) / images));
+      if (s.lo <= 0 && 0 <= s.hi) bySeeds++;
+    }
+    expect(crossed / trials).toBeGreaterThan(0.93); // 0.950 here, 1,000 trials: a binomial SE of 0.007
+    expect(crossed / trials).toBeLessThan(0.97);
+    expect(bySeeds / trials).toBeLessThan(0.85); // 0.78 here
   });
 });
