@@ -3,12 +3,36 @@
 // several, and the original backbone's k-NN accuracy as a dashed reference line. The step axis is symmetric-log,
 // log(1 + step): the first steps, where the paper sees most of the loss ("after just 10 iterations"), get as much
 // room as the hundreds after them, and step 0, the backbone before fine-tuning, sits at the axis's origin, where a
-// log axis has none. Its ticks are the measured steps.
+// log axis has none. Its ticks are the measured steps, each labelled where its label has room (labelledSteps).
 import { strategyName } from "../../peft/strategy.js";
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
 import { knnChannel, originalBackboneLayer, seedsNote, strategyChannels } from "./parts.js";
+
+const WIDTH = 440;
+const LABEL_PX = 12 * 0.7; // an axis label's digit: 12 px type (plot/style.ts), a digit at most 0.7 em wide
+const LABEL_GAP = 4;
+
+// The measured steps whose tick gets its number: the first (the original backbone) and the last (where the curves
+// end) always, then leftwards each whose label clears the labelled ones beside it. Vega's own overlap removal keeps
+// the first of two and drops the second, which hid the last step (1500 beside 1000). Every label is centred on its
+// tick: one flush with the axis's end reads as its neighbour's.
+export function labelledSteps(steps: number[], width = WIDTH): number[] {
+  const at = (step: number) => (width * Math.log1p(step)) / Math.log1p(steps[steps.length - 1]);
+  const extent = (step: number): [number, number] => {
+    const w = String(step).length * LABEL_PX;
+    return [at(step) - w / 2, at(step) + w / 2];
+  };
+  const kept = [steps.length - 1];
+  const start = extent(steps[0])[1] + LABEL_GAP;
+  for (let i = steps.length - 2; i >= 1; i--) {
+    const [left, right] = extent(steps[i]);
+    if (left >= start && right + LABEL_GAP <= extent(steps[kept[0]])[0]) kept.unshift(i);
+  }
+  if (steps.length > 1) kept.unshift(0);
+  return kept.map((i) => steps[i]);
+}
 
 export function forgettingCurveSpec(r: StudyResults): FigureSpec {
   const steps = r.config.knn.atSteps;
@@ -31,8 +55,7 @@ export function forgettingCurveSpec(r: StudyResults): FigureSpec {
     type: "quantitative",
     title: "Fine-tuning step (symmetric log scale)",
     scale: { type: "symlog", constant: 1, domain, nice: false },
-    // Thousands as "3k": the last label sits flush with the axis's end, and a long one would hide its neighbour.
-    axis: { values: steps, labelExpr: "datum.value >= 1000 ? format(datum.value / 1000, '~g') + 'k' : format(datum.value, 'd')", labelOverlap: "greedy" },
+    axis: { values: steps, labelExpr: `indexof(${JSON.stringify(labelledSteps(steps))}, datum.value) >= 0 ? format(datum.value, 'd') : ''`, labelOverlap: false, labelFlush: false },
   } as const;
   const { color, shape } = strategyChannels(r);
   return {
@@ -42,7 +65,7 @@ export function forgettingCurveSpec(r: StudyResults): FigureSpec {
       // Lines of their own: vega sizes text by an estimate (0.8 em a character), and a long line widens the figure.
       subtitle: ["the backbone's source k-NN accuracy after each step", "each strategy at its selected learning rate", ...seedsNote(r.table.map((row) => ({ label: strategyName(row.strategy), seeds: row.seeds })), "band")],
     },
-    width: 440,
+    width: WIDTH,
     height: 320,
     config: FIGURE_CONFIG,
     layer: [

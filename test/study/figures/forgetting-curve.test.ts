@@ -1,7 +1,7 @@
 // study/figures/forgetting-curve.ts: the forgetting curve drawn from hand-made cell results (../fixture.ts): axes,
 // legend, the measured steps on a symmetric-log axis, a band only with several seeds, the reference line.
 import { describe, expect, it } from "vitest";
-import { forgettingCurveSpec } from "../../../study/figures/forgetting-curve.js";
+import { forgettingCurveSpec, labelledSteps } from "../../../study/figures/forgetting-curve.js";
 import { renderSvg } from "../../../plot/render.js";
 import { summarize } from "../../../study/results.js";
 import { baseline, cells, config, notes, results } from "../fixture.js";
@@ -11,6 +11,12 @@ function xTicks(svg: string): Map<string, number> {
   const axis = svg.slice(svg.indexOf('aria-label="X-axis'));
   const labels = axis.slice(axis.indexOf("role-axis-label"), axis.indexOf("role-axis-title"));
   return new Map([...labels.matchAll(/translate\(([\d.]+),[\d.]+\)"[^>]*>(\d+)<\/text>/g)].map((m) => [m[2], Number(m[1])]));
+}
+
+// The same results with the curve's steps renamed (as many steps as the fixture's six).
+function atSteps(r: ReturnType<typeof results>, steps: number[]): ReturnType<typeof results> {
+  const table = r.table.map((row) => ({ ...row, knnCurve: row.knnCurve!.map((p, i) => ({ ...p, step: steps[i] })) }));
+  return { ...r, table, config: { ...r.config, knn: { ...r.config.knn, atSteps: steps } } };
 }
 
 describe("the forgetting curve", () => {
@@ -37,6 +43,18 @@ describe("the forgetting curve", () => {
     expect([...ticks.keys()]).toEqual(["0", "1", "3", "10", "30", "60"]);
     const width = ticks.get("60")! - ticks.get("0")!;
     for (const [step, x] of ticks) expect(x - ticks.get("0")!).toBeCloseTo((width * Math.log1p(Number(step))) / Math.log1p(60), 0);
+  });
+
+  it("labels the last step always, and a step whose label has no room not at all (its tick stays)", async () => {
+    // 1000 and 1500 lie 24 px apart on the 440 px axis: 1500 is where the curves end, so 1000 gives way.
+    expect(labelledSteps([0, 10, 100, 300, 1000, 1500])).toEqual([0, 10, 100, 300, 1500]);
+    expect(labelledSteps([0, 1, 2, 3, 5, 10, 20, 30, 100, 300])).toEqual([0, 1, 2, 3, 5, 10, 20, 30, 100, 300]);
+    expect(labelledSteps([0, 1, 2, 3, 4, 5], 60)).toEqual([0, 1, 3, 5]);
+    expect(labelledSteps([0, 1, 2, 3, 4, 5], 20)).toEqual([0, 5]);
+    const svg = await renderSvg(forgettingCurveSpec(atSteps(results(), [0, 10, 100, 300, 1000, 1500])), "forgetting");
+    expect([...xTicks(svg).keys()]).toEqual(["0", "10", "100", "300", "1500"]);
+    // Every measured step keeps its tick: the x axis's first group of ticks.
+    expect(svg.slice(svg.indexOf('aria-label="X-axis')).split("role-axis-tick")[1].split("</g>")[0].match(/<line/g)).toHaveLength(6);
   });
 
   it("draws a band of one std over seeds when seeds > 1, and none with one seed", async () => {
