@@ -192,6 +192,17 @@ describe("shipped configs", () => {
     expect(variant.knn.atSteps).toEqual(atSteps);
   });
 
+  it("configs/default-long-finetune.json is the default study but for its steps (five times), seeds, curve and name", () => {
+    const long = parseStudyConfig(JSON.parse(readFileSync("configs/default-long-finetune.json", "utf8")));
+    const study = parseStudyConfig(DEFAULT_STUDY);
+    const rest = ({ name: _n, seeds: _s, training: { steps: _t, ...training }, knn: { atSteps: _a, ...knn }, ...c }: StudyConfig) => ({ ...c, training, knn });
+    expect(rest(long)).toEqual(rest(study));
+    expect(long.training.steps).toBe(5 * study.training.steps);
+    expect(long.seeds).toEqual([0, 1, 2, 3, 4]);
+    // The default's steps, then the two past them, the last the end of training.
+    expect(long.knn.atSteps).toEqual([...study.knn.atSteps!, 1000, long.training.steps]);
+  });
+
   it("configs/default-supervised.json is the default study but for its backbone (pre-trained with labels) and rates", () => {
     const supervised = parseStudyConfig(SUPERVISED_STUDY);
     const study = parseStudyConfig(DEFAULT_STUDY);
