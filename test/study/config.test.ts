@@ -203,6 +203,20 @@ describe("shipped configs", () => {
     expect(long.knn.atSteps).toEqual([...study.knn.atSteps!, 1000, long.training.steps]);
   });
 
+  it("configs/default-large-test.json is the default study's linear, LoRA and Block Expansion on every test image, ten seeds", () => {
+    const large = parseStudyConfig(JSON.parse(readFileSync("configs/default-large-test.json", "utf8")));
+    const study = parseStudyConfig(DEFAULT_STUDY);
+    const rest = ({ name: _n, strategies: _s, learningRates: _l, seeds: _e, analysis: _an, knn: { atSteps: _a, queries: _q, ...knn }, transfer: { test: _t, ...transfer }, ...c }: StudyConfig) => ({ ...c, knn, transfer });
+    expect(rest(large)).toEqual(rest(study));
+    expect(large.strategies.map(strategyName)).toEqual(["linear", "lora-r4", "block-p1"]);
+    for (const s of large.strategies) expect(ratesFor(large, s)).toEqual(ratesFor(study, study.strategies.find((d) => strategyName(d) === strategyName(s))!));
+    expect(large.seeds).toEqual([...Array(10).keys()]);
+    // Fashion-MNIST's test split holds 1,000 images per class: every one, of the default's classes and transform.
+    expect(large.knn.queries).toEqual({ ...study.knn.queries, perClass: 1000 });
+    expect(large.transfer.test).toEqual({ ...study.transfer.test, perClass: 1000 });
+    expect([large.knn.atSteps, large.analysis]).toEqual([undefined, undefined]);
+  });
+
   it("configs/default-supervised.json is the default study but for its backbone (pre-trained with labels) and rates", () => {
     const supervised = parseStudyConfig(SUPERVISED_STUDY);
     const study = parseStudyConfig(DEFAULT_STUDY);
