@@ -203,6 +203,20 @@ describe("shipped configs", () => {
     expect(long.knn.atSteps).toEqual([...study.knn.atSteps!, 1000, long.training.steps]);
   });
 
+  it("configs/default-long-finetune-rates.json is the 1,500-step study but for its rates: each strategy's and the sweep's next one down", () => {
+    const rates = parseStudyConfig(JSON.parse(readFileSync("configs/default-long-finetune-rates.json", "utf8")));
+    const long = parseStudyConfig(JSON.parse(readFileSync("configs/default-long-finetune.json", "utf8")));
+    const sweep = parseStudyConfig(JSON.parse(readFileSync("configs/default-lr-sweep.json", "utf8")));
+    const rest = ({ name: _n, learningRates: _l, ...c }: StudyConfig) => c;
+    expect(rest(rates)).toEqual(rest(long));
+    for (const s of rates.strategies) {
+      const [own] = ratesFor(long, s);
+      const swept = [...ratesFor(sweep, s)].sort((x, y) => x - y);
+      const below = swept[swept.indexOf(own) - 1];
+      expect(ratesFor(rates, s), strategyName(s)).toEqual(strategyName(s) === "linear" ? [own] : [own, below]);
+    }
+  });
+
   it("configs/default-large-test.json is the default study's linear, LoRA and Block Expansion on every test image, ten seeds", () => {
     const large = parseStudyConfig(JSON.parse(readFileSync("configs/default-large-test.json", "utf8")));
     const study = parseStudyConfig(DEFAULT_STUDY);
