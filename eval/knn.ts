@@ -141,7 +141,7 @@ export async function knnClassify(opts: KnnClassifyOptions): Promise<KnnResult[]
   }
   return opts.ks.map((k) => {
     const ki = ks.indexOf(k);
-    const correct = predictions[ki].map((p, i) => (p === testLabels[i] ? 1 : 0));
-    return { k, used: Math.min(k, trainLabels.length), top1: (100 * top1[ki]) / q, top5: (100 * top5[ki]) / q, predictions: predictions[ki], correct: Uint8Array.from(correct) };
+    const correct = Uint8Array.from(predictions[ki], (p, i) => (p === testLabels[i] ? 1 : 0));
+    return { k, used: Math.min(k, trainLabels.length), top1: (100 * top1[ki]) / q, top5: (100 * top5[ki]) / q, predictions: predictions[ki], correct };
   });
 }
