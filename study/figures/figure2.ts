@@ -6,13 +6,13 @@ import { strategyName } from "../../peft/strategy.js";
 import type { FigureLayer, FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
-import { type Panel, type RatePoint, knnChannel, originalBackboneLayer, percentChannel, seedsNote, strategyChannels } from "./parts.js";
+import { type Panel, type RatePoint, knnChannel, originalBackboneLayer, percentChannel, seedsNote, strategyChannels, studyTitle } from "./parts.js";
 
 export function figure2Spec(r: StudyResults): FigureSpec {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: {
-      text: `Forgetting vs. transfer: ${r.name}`,
+      text: studyTitle("Forgetting vs. transfer", r.name),
       subtitle: ["each strategy at its selected learning rate", ...seedsNote(r.table.map((row) => ({ label: strategyName(row.strategy), seeds: row.seeds })))],
     },
     width: 440,

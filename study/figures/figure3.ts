@@ -8,7 +8,7 @@
 import { parseStrategy } from "../../peft/strategy.js";
 import type { FigureLayer, FigureSpec } from "../../plot/render.js";
 import type { StudyResults } from "../results.js";
-import { type RatePoint, absentRateLines, knnChannel, originalBackboneLayer, percentChannel, ratePoints, seedsNote } from "./parts.js";
+import { type RatePoint, absentRateLines, knnChannel, originalBackboneLayer, percentChannel, ratePoints, seedsNote, studyTitle } from "./parts.js";
 import { panelsSpec } from "./panels.js";
 
 export interface BlockPoint extends RatePoint {
@@ -53,7 +53,7 @@ export function figure3Spec(r: StudyResults): FigureSpec {
   });
   return panelsSpec(
     {
-      text: `Block Expansion: new blocks x learning rate, ${r.name}`,
+      text: studyTitle("Block Expansion: new blocks x learning rate", r.name, ","),
       subtitle: [
         "every cell (a number of blocks at a rate)",
         ...seedsNote(points.map((p) => ({ label: `${p.strategy} lr ${p.lr}`, seeds: p.seeds }))),

@@ -8,7 +8,7 @@ import { strategyName } from "../../peft/strategy.js";
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
-import { knnChannel, originalBackboneLayer, seedsNote, strategyChannels } from "./parts.js";
+import { knnChannel, originalBackboneLayer, seedsNote, strategyChannels, studyTitle } from "./parts.js";
 
 const WIDTH = 440;
 const LABEL_PX = 12 * 0.7; // an axis label's digit: 12 px type (plot/style.ts), a digit at most 0.7 em wide
@@ -61,7 +61,7 @@ export function forgettingCurveSpec(r: StudyResults): FigureSpec {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: {
-      text: `Forgetting during fine-tuning: ${r.name}`,
+      text: studyTitle("Forgetting during fine-tuning", r.name),
       // Lines of their own: vega sizes text by an estimate (0.8 em a character), and a long line widens the figure.
       subtitle: ["the backbone's source k-NN accuracy after each step", "each strategy at its selected learning rate", ...seedsNote(r.table.map((row) => ({ label: strategyName(row.strategy), seeds: row.seeds })), "band")],
     },

@@ -32,7 +32,7 @@ export interface FigurePanel {
   layers: FigureLayer[];
 }
 
-export function panelsSpec(title: { text: string; subtitle: string[] }, panels: FigurePanel[], o: { sharedY: boolean }): FigureSpec {
+export function panelsSpec(title: { text: string | string[]; subtitle: string[] }, panels: FigurePanel[], o: { sharedY: boolean }): FigureSpec {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title,

@@ -23,6 +23,16 @@ export function strategyChannels(r: Panel, domain = r.table.map((row) => strateg
   } as const;
 }
 
+// A figure's title naming its study: one line where it is short (TITLE_CHARS), else the study's name on a line of
+// its own. Vega sizes a title by an estimate of its text, and a long line widened the figure past its plot and
+// legend (a study named "fashion-mnist-split-long-finetune-rates" by 430 px).
+export const TITLE_CHARS = 50;
+
+export function studyTitle(what: string, name: string, separator = ":"): string | string[] {
+  const line = `${what}${separator} ${name}`;
+  return line.length <= TITLE_CHARS ? line : [`${what}${separator}`, name];
+}
+
 // What a figure's marks are over seeds, as subtitle lines: "mean over 2 seeds; error bars: ± 1 std over seeds", or
 // "one seed". A mark of one seed among marks of several has no error bar (a bar of 0 would claim a spread of
 // none): a line of its own names those marks, so that a missing bar is not read as a spread too small to draw.

@@ -11,7 +11,7 @@ import { strategyName } from "../../peft/strategy.js";
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
-import { absentRateLines, knnChannel, listLines, originalBackboneLayer, percentChannel, ratePoints, seedsNote, strategyChannels } from "./parts.js";
+import { absentRateLines, knnChannel, listLines, originalBackboneLayer, percentChannel, ratePoints, seedsNote, strategyChannels, studyTitle } from "./parts.js";
 import { accuracyMarks } from "./figure2.js";
 
 // Points whose transfer accuracy lies more than this many points below the least of the table's rows (each strategy
@@ -39,7 +39,7 @@ export function tradeoffSpec(r: StudyResults): FigureSpec {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: {
-      text: `Forgetting vs. transfer across learning rates: ${r.name}`,
+      text: studyTitle("Forgetting vs. transfer across learning rates", r.name),
       subtitle: [
         "each strategy at every learning rate tried,",
         "joined in order of rate; labels: the rate,",

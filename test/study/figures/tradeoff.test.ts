@@ -3,7 +3,7 @@
 // with its rate, the rates joined per strategy, error bars with several seeds, diverged rates left out and named.
 import { describe, expect, it } from "vitest";
 import { OFF_AXES, hasTradeoff, tradeoffSpec } from "../../../study/figures/tradeoff.js";
-import { NOTE_CHARS, ratePoints } from "../../../study/figures/parts.js";
+import { NOTE_CHARS, ratePoints, studyTitle } from "../../../study/figures/parts.js";
 import { renderSvg } from "../../../plot/render.js";
 import { type StudyResults, summarize } from "../../../study/results.js";
 import { baseline, cells, config, diverged, notes, results } from "../fixture.js";
@@ -31,7 +31,8 @@ describe("the trade-off across learning rates", () => {
   it("has labelled axes, the legend, the reference line, a labelled point per strategy x rate joined per strategy, and error bars", async () => {
     const svg = await renderSvg(tradeoffSpec(results()), "tradeoff");
     for (const text of [
-      ">Forgetting vs. transfer across learning rates: fashion-mnist-split<",
+      ">Forgetting vs. transfer across learning rates:<", // the study's name on a line of its own (studyTitle)
+      ">fashion-mnist-split<",
       ">Transfer accuracy (%), linear head on the new domain<",
       ">Source k-NN top-1 (%), 20-NN<",
       ">Strategy<",
@@ -95,6 +96,15 @@ describe("the trade-off across learning rates", () => {
     const onVal = summarize({ ...config, transfer: { ...config.transfer, val: { fraction: 0.1 } } }, baseline, val, notes);
     expect(onVal.table.map((row) => row.lr)).toEqual([0.01, 0.01]);
     expect(starred(onVal)).toEqual(["full 0.01*", "linear 0.01*"]);
+  });
+
+  it("puts a long study name on a line of its own rather than widening the figure", async () => {
+    const width = async (svg: Promise<string>) => Number(/^<svg [^>]*width="(\d+)"/.exec(await svg)![1]);
+    const named = (name: string) => renderSvg(tradeoffSpec({ ...results(), name }), "tradeoff");
+    expect(await width(named("fashion-mnist-split-long-finetune-rates"))).toBe(await width(named("fashion-mnist-split")));
+    expect(studyTitle("Forgetting vs. transfer", "fashion-mnist-split")).toBe("Forgetting vs. transfer: fashion-mnist-split");
+    expect(studyTitle("Block Expansion: new blocks x learning rate", "mini", ",")).toBe("Block Expansion: new blocks x learning rate, mini");
+    expect(studyTitle("Forgetting vs. transfer", "fashion-mnist-split-long-finetune-rates")).toEqual(["Forgetting vs. transfer:", "fashion-mnist-split-long-finetune-rates"]);
   });
 
   it("wraps a long list of rates left out over short subtitle lines rather than widening the figure", async () => {
