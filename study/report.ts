@@ -18,7 +18,7 @@ import { figure2Spec } from "./figures/figure2.js";
 import { forgettingCurveSpec } from "./figures/forgetting-curve.js";
 import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
 import { hasTradeoff, tradeoffSpec } from "./figures/tradeoff.js";
-import { CONFIDENCE } from "./comparisons.js";
+import { CONFIDENCE, type Comparison } from "./comparisons.js";
 import type { MeanInterval } from "../util/stats.js";
 
 // ---- CSV ----
@@ -124,13 +124,16 @@ function comparisonsMarkdown(r: StudyResults): string[] {
   const shown = r.comparisons.filter((c) => c.seeds.length >= 2);
   const intervals = 2 * shown.length;
   const chance = ` Each interval is ${CONFIDENCE * 100}% on its own: of these ${intervals}, about ${(intervals * (1 - CONFIDENCE)).toFixed(1)} would exclude 0 by chance where no two strategies differed.`;
-  // Cells of builds that did not record which images they got right have intervals over the seeds alone.
+  // Cells of builds that did not record which images they got right have intervals over the seeds alone; where a
+  // table has both kinds, those rows are marked.
   const bySeeds = shown.filter((c) => !c.images).length;
+  const mixed = bySeeds > 0 && bySeeds < shown.length;
+  const mark = (c: Comparison) => (mixed && c.seeds.length >= 2 && !c.images ? " †" : "");
   const crossed = `paired by seed and by image: mean [${CONFIDENCE * 100}% confidence interval] over the seeds both finished and the transfer test images (k-NN queries), both taken as samples (a crossed design: the variance of the seeds' part and of the images', Satterthwaite's degrees of freedom). An interval without 0 is a difference larger than training's randomness and the draw of the test images together explain.`;
   const seedsOnly = `paired by seed: mean [${CONFIDENCE * 100}% confidence interval, Student's t] over the seeds both finished. An interval without 0 is a difference larger than training's randomness explains; every cell is scored on the same images, so it speaks of these images.`;
   const how =
     bySeeds === 0 ? crossed
-    : bySeeds === shown.length ? `${seedsOnly} (Its cells, from a build before per-image results, do not record which images they got right; cells trained anew do, and their intervals count the draw of the images too.)`
+    : !mixed ? `${seedsOnly} (Its cells, from a build before per-image results, do not record which images they got right; cells trained anew do, and their intervals count the draw of the images too.)`
     : `${crossed} Rows marked † have cells that do not record which images they got right: their intervals are over the seeds alone (Student's t) and speak of these images.`;
   return [
     "",
@@ -138,7 +141,7 @@ function comparisonsMarkdown(r: StudyResults): string[] {
     "",
     "| A - B | Seeds | Transfer acc. | Source k-NN acc. |",
     "|---|---:|---:|---:|",
-    ...r.comparisons.map((c) => `| ${c.a} - ${c.b} | ${c.seeds.length}${bySeeds > 0 && bySeeds < shown.length && c.seeds.length >= 2 && !c.images ? " †" : ""} | ${cell(c.transfer)} | ${cell(c.knn)} |`),
+    ...r.comparisons.map((c) => `| ${c.a} - ${c.b} | ${c.seeds.length}${mark(c)} | ${cell(c.transfer)} | ${cell(c.knn)} |`),
   ];
 }
 

@@ -4,9 +4,10 @@
 // the original backbone's k-NN accuracy as the dashed reference line. Where Figure 2 shows one point per strategy,
 // this shows what the choice of rate trades: how much of the source domain each step up in transfer accuracy costs,
 // strategy by strategy. A study has the figure where some strategy's finished cells hold two or more rates; a rate
-// with a diverged seed is left out, as in the table's choice, and the subtitle names it, as it names a rate without a
-// finished cell yet. So is a rate far below every selected one in transfer accuracy (OFF_AXES), with its accuracies: an unstable rate (LoRA at 0.2 on the default
-// study, 55 %) would squeeze every other point into a corner of the axes.
+// with a diverged seed is left out, as in the table's choice, and the subtitle names it, as it names a rate without
+// a finished cell yet. So is a rate far below every selected one in transfer accuracy (OFF_AXES), with its
+// accuracies: an unstable rate (LoRA at 0.2 on the default study, 55 %) would squeeze every other point into a
+// corner of the axes.
 import { strategyName } from "../../peft/strategy.js";
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
