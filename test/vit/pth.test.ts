@@ -5,10 +5,10 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { crc32 } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { readPth, type PthTensor } from "../../vit/pth.js";
 import { readSafetensors } from "../../vit/safetensors.js";
+import { zipFile as zip } from "../bad-input/files.js";
 
 const FIXTURES = join(import.meta.dirname, "../fixtures");
 const fixture = (name: string) => join(FIXTURES, name);
@@ -23,7 +23,7 @@ function f32(t: PthTensor | undefined): Float32Array {
   return t.data;
 }
 
-// ---- a pickle assembler (protocol 2, the opcodes torch.save emits) and a zip writer (stored entries)
+// ---- a pickle assembler (protocol 2, the opcodes torch.save emits); archives from bad-input/files.ts's zip writer
 
 type Op = number[];
 const latin1 = (s: string) => Array.from(s, (c) => c.charCodeAt(0));
@@ -37,53 +37,6 @@ function tensor(key: string, type: string, numel: number, offset: number, size: 
   const storage = [...tuple([str("storage"), global("torch", type), str(key), str("cpu"), int(numel)]), 0x51];
   const hooks = [...global("collections", "OrderedDict"), 0x29, 0x52];
   return [...global("torch._utils", "_rebuild_tensor_v2"), ...tuple([storage, int(offset), tuple(size.map(int)), tuple(stride.map(int)), [0x89], hooks]), 0x52];
-}
-
-function zip(entries: [string, Uint8Array][]): Uint8Array {
-  const parts: Uint8Array[] = [];
-  const central: Uint8Array[] = [];
-  let at = 0;
-  for (const [name, data] of entries) {
-    const n = new TextEncoder().encode(name);
-    const local = new Uint8Array(30 + n.length);
-    const lv = new DataView(local.buffer);
-    lv.setUint32(0, 0x04034b50, true);
-    lv.setUint16(4, 20, true);
-    lv.setUint32(14, crc32(data), true);
-    lv.setUint32(18, data.length, true);
-    lv.setUint32(22, data.length, true);
-    lv.setUint16(26, n.length, true);
-    local.set(n, 30);
-    const cd = new Uint8Array(46 + n.length);
-    const cv = new DataView(cd.buffer);
-    cv.setUint32(0, 0x02014b50, true);
-    cv.setUint16(4, 20, true);
-    cv.setUint16(6, 20, true);
-    cv.setUint32(16, crc32(data), true);
-    cv.setUint32(20, data.length, true);
-    cv.setUint32(24, data.length, true);
-    cv.setUint16(28, n.length, true);
-    cv.setUint32(42, at, true);
-    cd.set(n, 46);
-    parts.push(local, data);
-    central.push(cd);
-    at += local.length + data.length;
-  }
-  const cdSize = central.reduce((a, c) => a + c.length, 0);
-  const eocd = new Uint8Array(22);
-  const ev = new DataView(eocd.buffer);
-  ev.setUint32(0, 0x06054b50, true);
-  ev.setUint16(8, entries.length, true);
-  ev.setUint16(10, entries.length, true);
-  ev.setUint32(12, cdSize, true);
-  ev.setUint32(16, at, true);
-  const out = new Uint8Array(at + cdSize + 22);
-  let p = 0;
-  for (const part of [...parts, ...central, eocd]) {
-    out.set(part, p);
-    p += part.length;
-  }
-  return out;
 }
 
 function writeFile(bytes: Uint8Array): string {
