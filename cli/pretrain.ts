@@ -6,6 +6,7 @@ import { UsageError } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { readJsonFile } from "../util/json-file.js";
 import { initEngine, runtime } from "../engine/runtime.js";
+import { classMismatch } from "../data/dataset.js";
 import { type DataSpec, openData } from "../data/spec.js";
 import { TransformCache } from "../data/transform-cache.js";
 import type { VisionTransformer } from "../vit/model.js";
@@ -60,6 +61,8 @@ the products on 8-bit tensor cores, as a study's training.precision.`,
       const k = config.knn;
       const bank = { dataset: await open(k.bank, "knn.bank"), spec: k.bank };
       const queries = { dataset: await open(k.queries, "knn.queries"), spec: k.queries };
+      const mismatch = classMismatch(queries.dataset, bank.dataset, ["knn.queries", "knn.bank"]);
+      if (mismatch) throw new Error(`pretrain: ${flags.config}: ${mismatch}`);
       const cache = new TransformCache(runtime().settings.imageCacheBytes); // the same images at every evaluation
       evaluate = async (backbone) => {
         const [r] = await datasetKnn(backbone, bank, queries, { ks: [k.k], temperature: k.temperature, batchSize: k.batchSize, size: spec.model.imageSize, cache });

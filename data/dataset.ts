@@ -82,6 +82,18 @@ export function checkLabels(name: string, labels: Int32Array, numClasses: number
   }
 }
 
+// What is wrong where `a`'s labels name other classes than `b`'s, or the same in another order (`what`: the config
+// keys that name them, a's first); undefined where they agree. A test set or k-NN queries drawn from other classes
+// would be scored against labels that mean other things, with nothing to show it but the accuracy.
+export function classMismatch(a: Dataset, b: Dataset, what: readonly [string, string]): string | undefined {
+  const [aKey, bKey] = what;
+  const expected = `expected ${aKey} to have the ${b.classes.length} classes of ${bKey} in the same order`;
+  if (a.classes.length !== b.classes.length) return `${expected}, got ${a.classes.length} classes (give both the same classes)`;
+  const at = a.classes.findIndex((name, label) => name !== b.classes[label]);
+  if (at >= 0) return `${expected}, got label ${at} "${a.classes[at]}" where ${bKey} has "${b.classes[at]}" (give both the same classes)`;
+  return undefined;
+}
+
 // Images of one size held in one byte buffer: record i's pixels start at offset + i * stride, 1 or 3 channels,
 // planar (C, H, W) or interleaved (H, W, C). Files are used in place (IDX pixels follow the header; CIFAR pixels
 // follow each record's label bytes), so nothing is copied until a sample is read.

@@ -42,7 +42,7 @@ import { existsSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Dataset, DatasetIdentity } from "../data/dataset.js";
+import { type Dataset, type DatasetIdentity, classMismatch } from "../data/dataset.js";
 import { Loader } from "../data/loader.js";
 import { type DataSpec, type OpenedDatasets, openData, transformFor } from "../data/spec.js";
 import { Transform } from "../data/transforms.js";
@@ -148,8 +148,9 @@ async function openAll(config: StudyConfig): Promise<StudyData> {
   const split = await splitForValidation(config, data.transferTrain, data.transferTest, open);
   data.transferTrain = split.train;
   if (split.val) data.transferVal = split.val;
-  if (data.transferTest.classes.length !== data.transferTrain.classes.length) {
-    throw new Error(`experiment: expected transfer.test to have the ${data.transferTrain.classes.length} classes of transfer.train, got ${data.transferTest.classes.length}`);
+  for (const [a, b, what] of [[data.queries, data.bank, ["knn.queries", "knn.bank"]], [data.transferTest, data.transferTrain, ["transfer.test", "transfer.train"]]] as const) {
+    const mismatch = classMismatch(a, b, what);
+    if (mismatch) throw new Error(`experiment: ${mismatch}`);
   }
   return data;
 }

@@ -6,7 +6,7 @@
 // A held-out val ({"fraction": f}) is drawn per class out of transfer.train with the first seed (data/subset.ts
 // holdOut), so training no longer sees those images; a val split of its own must share no image with the test or
 // training images (checked by each image's source, after the config check compared the splits by name).
-import type { Dataset } from "../data/dataset.js";
+import { type Dataset, classMismatch } from "../data/dataset.js";
 import type { DataSpec } from "../data/spec.js";
 import { holdOut } from "../data/subset.js";
 import { type StudyConfig, isHeldOut } from "./config.js";
@@ -44,9 +44,8 @@ export async function splitForValidation(
     return { train: rest, val: held };
   }
   const val = await open(spec, "transfer.val");
-  if (val.classes.length !== train.classes.length) {
-    throw new Error(`experiment: expected transfer.val to have the ${train.classes.length} classes of transfer.train, got ${val.classes.length}`);
-  }
+  const mismatch = classMismatch(val, train, ["transfer.val", "transfer.train"]);
+  if (mismatch) throw new Error(`experiment: ${mismatch}`);
   checkDisjoint(val, test, "transfer.test");
   checkDisjoint(val, train, "transfer.train");
   return { train, val };

@@ -1,6 +1,6 @@
 // `pretrain` and `report` of pre-training folders: DINO settings each valid alone but not together (minLr above lr,
-// local crops larger than the image, a last layer frozen throughout, a temperature warm-up past the end) refused by
-// key and values before any folder is made; a folder holding the other method's pre-training refused by name, left
+// local crops larger than the image, a last layer frozen throughout, a temperature warm-up past the end) and k-NN
+// queries of other classes than the bank's refused by key and values before any folder is made; a folder holding the other method's pre-training refused by name, left
 // as it was; and `report` of a supervised folder under way or without k-NN scores saying why it has no curve.
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -52,6 +52,18 @@ const cases: BadCase[] = [
   conflict("DINO local crops larger than the image", { crops: { localSize: 12, color: "grayscale" } }, ["crops.localSize: expected at most model.imageSize 8", "got 12"]),
   conflict("DINO last layer frozen throughout", { freezeLastLayerSteps: 1000 }, ["freezeLastLayerSteps: expected fewer than steps (4), got 1000", "never train"]),
   conflict("DINO temperature warm-up past the end", { teacherTempWarmupSteps: 5 }, ["teacherTempWarmupSteps: expected at most steps (4), got 5"]),
+  {
+    what: "k-NN queries of other classes than the bank's",
+    setup: async (at) => {
+      await writeSynthetic(at("data"), { size: 8, perClass: { train: 2 }, seed: 0 });
+      const knn = { bank: { ...data(at), classes: "0-2" }, queries: { ...data(at), classes: "3-5" } };
+      await write(at("c.json"), JSON.stringify({ ...supervised(at), knn }));
+    },
+    argv,
+    code: 1,
+    says: ["c.json", 'expected knn.queries to have the 3 classes of knn.bank in the same order, got label 0 "3" where knn.bank has "0"'],
+    after: (at) => expect(existsSync(at("out"))).toBe(false),
+  },
   held("supervised into a DINO folder", supervised, { "backbone.json": manifest("dino") }, (at) => ["holds a DINO pre-training", at("out", "backbone.json"), "method: dino -> supervised", "delete"]),
   held("supervised into a DINO run under way", supervised, { "last.safetensors": "" }, (at) => [at("out", "last.safetensors"), "method: dino -> supervised", "delete"]),
   held("DINO into a supervised folder", dino, { "backbone.json": manifest("supervised") }, () => ["holds a supervised pre-training", "method: supervised -> dino", "delete"]),

@@ -263,7 +263,7 @@ describe("a miniature study", () => {
     expect(existsSync(join(dir, "cells", "lora-r2_lr0.05_s0"))).toBe(false);
   });
 
-  it("checks what the data and the backbone bound before it touches the run folder, --force included", async () => {
+  it("checks what the data and the backbone bound, and that the data's classes agree, before it touches the run folder, --force included", async () => {
     const dir = join(root, "forced");
     const base = study({ strategies: ["linear"] });
     await runExperiment({ config: base, out: dir });
@@ -276,6 +276,10 @@ describe("a miniature study", () => {
       [{ ...base, imageSize: 10 }, /experiment: imageSize: expected a multiple of the backbone's patch size 4 \(its images are 8 px\), got 10/],
       [{ ...base, backbone: { pretrain: { ...pretrain, batchSize: 1000 } } }, /backbone\.pretrain\.batchSize: expected at most the 72 images of backbone\.pretrain\.data, got 1000/],
       [{ ...base, transfer: { ...base.transfer, train: { ...base.transfer.train, root: join(root, "nowhere") } } }, /experiment: transfer\.train: .*nowhere/],
+      // Queries or test images of other classes would be scored against labels that mean other classes.
+      [{ ...base, knn: { ...base.knn, queries: { ...base.knn.queries, classes: [3, 4, 5] } } }, /^experiment: expected knn\.queries to have the 3 classes of knn\.bank in the same order, got label 0 "3" where knn\.bank has "0" \(give both the same classes\)$/],
+      [{ ...base, transfer: { ...base.transfer, test: { ...base.transfer.test, classes: [3, 5, 4] } } }, /^experiment: expected transfer\.test to have the 3 classes of transfer\.train in the same order, got label 1 "5" where transfer\.train has "4"/],
+      [{ ...base, transfer: { ...base.transfer, test: { ...base.transfer.test, classes: [3, 4] } } }, /^experiment: expected transfer\.test to have the 3 classes of transfer\.train in the same order, got 2 classes/],
     ];
     for (const [config, message] of refused) {
       await expect(runExperiment({ config, out: dir, force: true })).rejects.toThrow(message);

@@ -100,23 +100,25 @@ describe("transfer.val in the config", () => {
 
 describe("splitForValidation", () => {
   // Images named by their source: `where` is what source(i) says.
-  const images = (split: string, where: (i: number) => string, n = 6) => {
+  const images = (split: string, where: (i: number) => string, n = 6, classes = ["a", "b", "c"]) => {
     const identity = { name: "mem", root: "/mem", split, count: n, hash: split };
     const layout = { offset: 0, stride: 4, width: 2, height: 2, channels: 1 as const, planar: false };
-    return new ArrayDataset(identity, ["a", "b", "c"], Int32Array.from({ length: n }, (_, i) => i % 3), new Uint8Array(4 * n), layout, where);
+    return new ArrayDataset(identity, classes, Int32Array.from({ length: n }, (_, i) => i % 3), new Uint8Array(4 * n), layout, where);
   };
   const train = images("train", (i) => `/mem/train#${i}`);
   const test = images("test", (i) => `/mem/test#${i}`);
   const config = withVal(data("val"));
 
-  it("refuses a val split that shares images with the test or training images under another name", async () => {
+  it("refuses a val split that shares images with the test or training images under another name, or labels other classes", async () => {
     // Another root and split whose files are the test split's (e.g. an image folder's val/ opened as its own root).
     const sameAsTest = images("val", (i) => `/mem/test#${i + 2}`);
     await expect(splitForValidation(config, train, test, async () => sameAsTest)).rejects.toThrow("experiment: transfer.val: expected no image of transfer.test, got 4 of them (the first: /mem/test#2)");
     const sameAsTrain = images("val", (i) => (i === 5 ? "/mem/train#0" : `/mem/val#${i}`));
     await expect(splitForValidation(config, train, test, async () => sameAsTrain)).rejects.toThrow("expected no image of transfer.train, got 1 of them (the first: /mem/train#0)");
     const fewer = new ArrayDataset({ ...sameAsTrain.identity }, ["a", "b"], new Int32Array(6), new Uint8Array(24), { offset: 0, stride: 4, width: 2, height: 2, channels: 1, planar: false }, (i) => `/v#${i}`);
-    await expect(splitForValidation(config, train, test, async () => fewer)).rejects.toThrow("experiment: expected transfer.val to have the 3 classes of transfer.train, got 2");
+    await expect(splitForValidation(config, train, test, async () => fewer)).rejects.toThrow("experiment: expected transfer.val to have the 3 classes of transfer.train in the same order, got 2 classes (give both the same classes)");
+    const others = images("val", (i) => `/mem/val#${i}`, 6, ["a", "b", "d"]);
+    await expect(splitForValidation(config, train, test, async () => others)).rejects.toThrow('experiment: expected transfer.val to have the 3 classes of transfer.train in the same order, got label 2 "d" where transfer.train has "c"');
   });
 
   it("holds out round(fraction x count) of each class, and refuses a fraction that leaves a part empty", async () => {
