@@ -1,8 +1,9 @@
-// Differences between a study's strategies, paired by seed. For every two rows of the table (each strategy at its
-// chosen learning rate), the seeds both finished give one difference each, of transfer and of source k-NN accuracy:
+// Differences between a study's strategies, and between a strategy's learning rates, paired by seed. For every two
+// rows of the table (each strategy at its chosen learning rate), and for each row's strategy at each of its other
+// rates against the row, the seeds both finished give one difference each, of transfer and of source k-NN accuracy:
 // a seed fixes the new head's initialisation and the order of the training images in every strategy, so the pair
-// shares what the seed decides. Their mean and its 95% confidence interval say whether the two strategies differ by
-// more than chance explains. Every cell is scored on the same test images and k-NN queries, so the differences are
+// shares what the seed decides. Their mean and its 95% confidence interval say whether the two differ by more than
+// chance explains. Every cell is scored on the same test images and k-NN queries, so the differences are
 // paired image by image too: where the cells recorded which images they got right (result.json's "correct"), the
 // interval is the two-way crossed one over seeds and images (util/stats.ts crossedMeanInterval), which counts the
 // sampling of the images as well as training's randomness: it speaks of images like these, not only of these. Where
@@ -27,24 +28,52 @@ export interface Comparison {
   knn: MeanInterval;
 }
 
+// Each strategy at each of its other rates against its row's: the row's rate is the one the study's rule chose
+// (selectBy), on transfer accuracy by default, which cannot see what another rate keeps of the source domain.
+export interface RateComparison {
+  strategy: string; // by name
+  lr: number; // the other rate: the differences are the cells at lr - those at rowLr, in points
+  rowLr: number;
+  seeds: number[];
+  images: boolean;
+  transfer: MeanInterval;
+  knn: MeanInterval;
+}
+
 export const CONFIDENCE = 0.95;
+
+type Group = Map<number, PairedCell>; // by seed
+type Difference = Pick<Comparison, "seeds" | "images" | "transfer" | "knn">;
+
+const groupOf = (cells: PairedCell[], strategy: string, lr: number): Group => new Map(cells.filter((c) => c.strategy === strategy && c.lr === lr).map((c) => [c.seed, c]));
+
+// a - b over the seeds both groups finished.
+function difference(a: Group, b: Group): Difference {
+  const seeds = [...a.keys()].filter((s) => b.has(s)).sort((x, y) => x - y);
+  const pairs = seeds.map((s) => [a.get(s)!, b.get(s)!]);
+  const images = pairs.length > 0 && pairs.every(([x, y]) => x.correct && y.correct && x.correct.transfer.length === y.correct.transfer.length && x.correct.knn.length === y.correct.knn.length);
+  const diff = (score: "transfer" | "knn") =>
+    images
+      ? crossedMeanInterval(pairs.map(([x, y]) => Float64Array.from(x.correct![score], (right, k) => 100 * (right - y.correct![score][k]))), CONFIDENCE)
+      : meanInterval(pairs.map(([x, y]) => x[score] - y[score]), CONFIDENCE);
+  return { seeds, images, transfer: diff("transfer"), knn: diff("knn") };
+}
 
 // `rows` in the table's order; each pair once, the earlier row first.
 export function pairedComparisons(rows: { strategy: string; lr: number }[], cells: PairedCell[]): Comparison[] {
-  const bySeed = (row: { strategy: string; lr: number }) => new Map(cells.filter((c) => c.strategy === row.strategy && c.lr === row.lr).map((c) => [c.seed, c]));
-  const groups = rows.map(bySeed);
+  const groups = rows.map((row) => groupOf(cells, row.strategy, row.lr));
   const out: Comparison[] = [];
   for (let i = 0; i < rows.length; i++) {
-    for (let j = i + 1; j < rows.length; j++) {
-      const seeds = [...groups[i].keys()].filter((s) => groups[j].has(s)).sort((x, y) => x - y);
-      const pairs = seeds.map((s) => [groups[i].get(s)!, groups[j].get(s)!]);
-      const images = pairs.length > 0 && pairs.every(([a, b]) => a.correct && b.correct && a.correct.transfer.length === b.correct.transfer.length && a.correct.knn.length === b.correct.knn.length);
-      const diff = (score: "transfer" | "knn") =>
-        images
-          ? crossedMeanInterval(pairs.map(([a, b]) => Float64Array.from(a.correct![score], (right, k) => 100 * (right - b.correct![score][k]))), CONFIDENCE)
-          : meanInterval(pairs.map(([a, b]) => a[score] - b[score]), CONFIDENCE);
-      out.push({ a: rows[i].strategy, b: rows[j].strategy, seeds, images, transfer: diff("transfer"), knn: diff("knn") });
-    }
+    for (let j = i + 1; j < rows.length; j++) out.push({ a: rows[i].strategy, b: rows[j].strategy, ...difference(groups[i], groups[j]) });
   }
   return out;
+}
+
+// `rows` in the table's order, each with the strategy's other rates that the rule could have chosen (in the
+// config's order); for each, that rate against the row's.
+export function rateComparisons(rows: { strategy: string; lr: number; others: number[] }[], cells: PairedCell[]): RateComparison[] {
+  return rows.flatMap((row) => {
+    const chosen = groupOf(cells, row.strategy, row.lr);
+    return row.others.map((lr) => ({ strategy: row.strategy, lr, rowLr: row.lr, ...difference(groupOf(cells, row.strategy, lr), chosen) }));
+  });
 }

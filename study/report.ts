@@ -1,7 +1,8 @@
 // The study's output files: results.json (everything, study/results.ts), results.csv (one row per cell, plus the
 // original backbone), table.md (the paper's Table 1 layout: strategy, #trainable params, transfer accuracy, source
 // k-NN accuracy and their mean, at each strategy's best learning rate; diverged cells named; with two seeds or more,
-// the differences between the rows paired by seed, study/comparisons.ts) and the figures
+// the differences between the rows, and of each strategy's other rates against its row's, paired by seed,
+// study/comparisons.ts) and the figures
 // (study/figures/), each as its Vega-Lite spec (NAME.vl.json, data inline), SVG and PNG (plot/render.ts): Figure 2
 // (figure2.*), with knn.atSteps the forgetting curve (forgetting.*), and with Block Expansion at several numbers of
 // blocks and rates Figure 3 (figure3.*), with a strategy at several rates the trade-off across rates (tradeoff.*). All
@@ -18,7 +19,7 @@ import { figure2Spec } from "./figures/figure2.js";
 import { forgettingCurveSpec } from "./figures/forgetting-curve.js";
 import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
 import { hasTradeoff, tradeoffSpec } from "./figures/tradeoff.js";
-import { CONFIDENCE, type Comparison } from "./comparisons.js";
+import { CONFIDENCE } from "./comparisons.js";
 import type { MeanInterval } from "../util/stats.js";
 
 // ---- CSV ----
@@ -113,36 +114,57 @@ export function tableMarkdown(r: StudyResults): string {
   return lines.join("\n");
 }
 
-// The paired differences between the rows, where some two rows share two seeds or more (one seed has no spread).
+// The paired differences between the rows, and of each row's strategy at its other rates against the row, where
+// some such pair shares two seeds or more (one seed has no spread).
 function comparisonsMarkdown(r: StudyResults): string[] {
-  if (!r.comparisons.some((c) => c.seeds.length >= 2)) return [];
+  const rows = r.comparisons.some((c) => c.seeds.length >= 2) ? r.comparisons : [];
+  const rates = r.rates.some((c) => c.seeds.length >= 2) ? r.rates : [];
+  const shown = [...rows, ...rates].filter((c) => c.seeds.length >= 2);
+  if (shown.length === 0) return [];
   // A difference that rounds to 0 has no sign: "-0.00" would claim a direction.
   const signed = (x: number) => (Math.abs(x) < 0.005 ? "0.00" : `${x > 0 ? "+" : ""}${x.toFixed(2)}`);
   const cell = (d: MeanInterval) => (d.n >= 2 ? `${signed(d.mean)} [${signed(d.lo)}, ${signed(d.hi)}]` : d.n === 1 ? signed(d.mean) : "–");
   // Each interval holds at its level on its own; read together (ten pairs of five strategies, two accuracies each),
   // some exclude 0 by chance alone.
-  const shown = r.comparisons.filter((c) => c.seeds.length >= 2);
-  const intervals = 2 * shown.length;
-  const chance = ` Each interval is ${CONFIDENCE * 100}% on its own: of these ${intervals}, about ${(intervals * (1 - CONFIDENCE)).toFixed(1)} would exclude 0 by chance where no two strategies differed.`;
+  const chance = (of: { seeds: number[] }[], where: string) => {
+    const intervals = 2 * of.filter((c) => c.seeds.length >= 2).length;
+    return ` Each interval is ${CONFIDENCE * 100}% on its own: of these ${intervals}, about ${(intervals * (1 - CONFIDENCE)).toFixed(1)} would exclude 0 by chance where no ${where} differed.`;
+  };
   // Cells of builds that did not record which images they got right have intervals over the seeds alone; where a
   // table has both kinds, those rows are marked.
   const bySeeds = shown.filter((c) => !c.images).length;
   const mixed = bySeeds > 0 && bySeeds < shown.length;
-  const mark = (c: Comparison) => (mixed && c.seeds.length >= 2 && !c.images ? " †" : "");
+  const mark = (c: { seeds: number[]; images: boolean }) => (mixed && c.seeds.length >= 2 && !c.images ? " †" : "");
   const crossed = `paired by seed and by image: mean [${CONFIDENCE * 100}% confidence interval] over the seeds both finished and the transfer test images (k-NN queries), both taken as samples (a crossed design: the variance of the seeds' part and of the images', Satterthwaite's degrees of freedom). An interval without 0 is a difference larger than training's randomness and the draw of the test images together explain.`;
   const seedsOnly = `paired by seed: mean [${CONFIDENCE * 100}% confidence interval, Student's t] over the seeds both finished. An interval without 0 is a difference larger than training's randomness explains; every cell is scored on the same images, so it speaks of these images.`;
   const how =
     bySeeds === 0 ? crossed
     : !mixed ? `${seedsOnly} (Its cells, from a build before per-image results, do not record which images they got right; cells trained anew do, and their intervals count the draw of the images too.)`
     : `${crossed} Rows marked † have cells that do not record which images they got right: their intervals are over the seeds alone (Student's t) and speak of these images.`;
-  return [
-    "",
-    `Differences between the rows, A - B in points, ${how}${chance}`,
-    "",
-    "| A - B | Seeds | Transfer acc. | Source k-NN acc. |",
-    "|---|---:|---:|---:|",
-    ...r.comparisons.map((c) => `| ${c.a} - ${c.b} | ${c.seeds.length}${mark(c)} | ${cell(c.transfer)} | ${cell(c.knn)} |`),
-  ];
+  const out: string[] = [];
+  if (rows.length > 0) {
+    out.push(
+      "",
+      `Differences between the rows, A - B in points, ${how}${chance(rows, "two strategies")}`,
+      "",
+      "| A - B | Seeds | Transfer acc. | Source k-NN acc. |",
+      "|---|---:|---:|---:|",
+      ...rows.map((c) => `| ${c.a} - ${c.b} | ${c.seeds.length}${mark(c)} | ${cell(c.transfer)} | ${cell(c.knn)} |`),
+    );
+  }
+  if (rates.length > 0) {
+    const accuracy = r.selectedOn === "transfer.val" ? "val accuracy" : "transfer accuracy";
+    const rule = r.selectBy === "transfer" ? accuracy : `the mean of ${accuracy} and source k-NN`;
+    out.push(
+      "",
+      `Each strategy at its other learning rates against its row's rate (chosen by ${rule}), the other rate's cells - the row's in points, ${rows.length > 0 ? "paired as above." : how}${chance(rates, "two rates")}`,
+      "",
+      "| Strategy | lr - row's lr | Seeds | Transfer acc. | Source k-NN acc. |",
+      "|---|---|---:|---:|---:|",
+      ...rates.map((c) => `| ${c.strategy} | ${c.lr} - ${c.rowLr} | ${c.seeds.length}${mark(c)} | ${cell(c.transfer)} | ${cell(c.knn)} |`),
+    );
+  }
+  return out;
 }
 
 // How the cells were fine-tuned, beside the data: batch, optimiser and, where not f32, the products' precision.

@@ -9,7 +9,7 @@ import { cellsOf } from "./cells.js";
 import { meanStd } from "../util/stats.js";
 import { NAMED_CONFIGS } from "../vit/config.js";
 import { type Selection, selectionOf } from "./validation.js";
-import { type Comparison, type PairedCell, pairedComparisons } from "./comparisons.js";
+import { type Comparison, type PairedCell, type RateComparison, pairedComparisons, rateComparisons } from "./comparisons.js";
 import { unpackBits } from "../util/bits.js";
 
 export type KnnScores = Record<string, { top1: number; top5: number }>; // by k, percent
@@ -112,6 +112,7 @@ export interface StudyResults {
   baseline: BaselineResult;
   table: TableRow[]; // config order of strategies; only strategies with finished cells
   comparisons: Comparison[]; // every two table rows, their differences paired by seed (study/comparisons.ts)
+  rates: RateComparison[]; // each row's strategy at its other rates (not diverged) against the row's, paired by seed
   cells: CellResult[];
   diverged: DivergedCell[]; // cells whose training diverged, left out of the table
   missing: string[]; // ids of the config's cells without a result yet (a report collected before every cell ran)
@@ -134,12 +135,14 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
   const cells = outcomes.filter((c): c is CellResult => !isDiverged(c));
   const diverged = outcomes.filter(isDiverged);
   const table: TableRow[] = [];
+  const candidates = new Map<string, number[]>(); // each strategy's rates the rule chose among
   for (const strategy of config.strategies) {
     const name = strategyName(strategy);
     let best: TableRow | undefined;
     for (const lr of ratesFor(config, strategy)) {
       const group = cells.filter((c) => c.strategy === name && c.lr === lr);
       if (group.length === 0 || diverged.some((c) => c.strategy === name && c.lr === lr)) continue;
+      candidates.set(name, [...(candidates.get(name) ?? []), lr]);
       const [transfer, transferStd] = meanStd(group.map((c) => c.transferAccuracy));
       const [knn, knnStd] = meanStd(group.map((c) => c.knn[k].top1));
       const row: TableRow = { strategy, lr, seeds: group.length, trainableParams: group[0].trainableParams, transfer, transferStd, knn, knnStd, mean: (transfer + knn) / 2 };
@@ -153,8 +156,10 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
   }
   const missing = cellsOf(config).map((c) => c.id).filter((id) => !outcomes.some((c) => c.id === id));
   const paired = cells.map((c) => ({ strategy: c.strategy, lr: c.lr, seed: c.seed, transfer: c.transferAccuracy, knn: c.knn[k].top1, correct: c.correct && unpackCorrect(c.correct) }));
-  const comparisons = pairedComparisons(table.map((row) => ({ strategy: strategyName(row.strategy), lr: row.lr })), paired);
-  return { name: config.name, reportK: config.knn.reportK, temperature: config.knn.temperature, selectBy: config.selectBy, selectedOn: selectionOf(config), notes, baseline, table, comparisons, cells, diverged, missing, config };
+  const rows = table.map((row) => ({ strategy: strategyName(row.strategy), lr: row.lr }));
+  const comparisons = pairedComparisons(rows, paired);
+  const rates = rateComparisons(rows.map((row) => ({ ...row, others: candidates.get(row.strategy)!.filter((lr) => lr !== row.lr) })), paired);
+  return { name: config.name, reportK: config.knn.reportK, temperature: config.knn.temperature, selectBy: config.selectBy, selectedOn: selectionOf(config), notes, baseline, table, comparisons, rates, cells, diverged, missing, config };
 }
 
 // A cell's right and wrong answers as 0/1 per image (result-files.ts checked the bits when it read them).

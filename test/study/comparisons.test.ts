@@ -5,7 +5,7 @@ import { packBits } from "../../util/bits.js";
 import { summarize } from "../../study/results.js";
 import { parseStrategy } from "../../peft/strategy.js";
 import { tableMarkdown } from "../../study/report.js";
-import { baseline, cells, config, notes, results } from "./fixture.js";
+import { baseline, cells, config, diverged, notes, results } from "./fixture.js";
 
 const T3 = 4.30265273; // Student's t, 97.5 % quantile, 2 degrees of freedom
 
@@ -89,17 +89,24 @@ describe("study/comparisons", () => {
     // Three rows (top-2 given linear's cells), three pairs sharing both seeds, two intervals each.
     const three = { ...config, strategies: [...config.strategies, parseStrategy("top-2")] };
     const md = tableMarkdown(summarize(three, baseline, [...cells, ...cells.filter((c) => c.strategy === "linear").map((c) => ({ ...c, id: c.id.replace("linear", "top-2"), strategy: "top-2" }))], notes));
-    expect(md.split("\n").filter((l) => / - .* \| 2 \|/.test(l))).toHaveLength(3);
+    expect(md.split("\n").filter((l) => /^\| [^|]+ - [^|]+ \| 2 \|/.test(l))).toHaveLength(3);
     expect(md).toContain("Each interval is 95% on its own: of these 6, about 0.3 would exclude 0 by chance where no two strategies differed.");
+    // And of the three strategies' other rates against their rows', one each.
+    expect(md).toContain("Each interval is 95% on its own: of these 6, about 0.3 would exclude 0 by chance where no two rates differed.");
   });
 
   it("table.md has no differences where no two rows share two seeds", () => {
     const oneSeed = summarize({ ...config, seeds: [0] }, baseline, cells.filter((c) => c.seed === 0), notes);
     expect(oneSeed.comparisons[0].seeds).toEqual([0]);
     expect(tableMarkdown(oneSeed)).not.toContain("paired by seed");
-    const oneRow = summarize({ ...config, strategies: config.strategies.slice(0, 1) }, baseline, cells.filter((c) => c.strategy === "full"), notes);
-    expect(oneRow.comparisons).toEqual([]);
+    expect(oneSeed.rates.map((c) => c.seeds)).toEqual([[0], [0]]);
+    const oneRow = summarize({ ...config, strategies: config.strategies.slice(0, 1), learningRates: [0.1] }, baseline, cells.filter((c) => c.strategy === "full" && c.lr === 0.1), notes);
+    expect([oneRow.comparisons, oneRow.rates]).toEqual([[], []]);
     expect(tableMarkdown(oneRow)).not.toContain("paired by seed");
+    // One strategy at two rates: its rates against each other, without the rows' table.
+    const twoRates = tableMarkdown(summarize({ ...config, strategies: config.strategies.slice(0, 1) }, baseline, cells.filter((c) => c.strategy === "full"), notes));
+    expect(twoRates).not.toContain("Differences between the rows");
+    expect(twoRates).toContain("the other rate's cells - the row's in points, paired by seed: mean [95% confidence interval, Student's t] over the seeds both finished.");
   });
 
   it("table.md says whether its intervals count the draw of the images, and marks the rows whose intervals do not", () => {
@@ -114,8 +121,29 @@ describe("study/comparisons", () => {
     const old = cells.filter((c) => c.strategy === "linear").map((c) => ({ ...c, id: c.id.replace("linear", "top-2"), strategy: "top-2" }));
     const mixed = tableMarkdown(summarize(three, baseline, [...cells.map(answered), ...old], notes));
     expect(mixed).toContain("Rows marked † have cells that do not record which images they got right: their intervals are over the seeds alone (Student's t) and speak of these images.");
-    expect(mixed.split("\n").filter((l) => l.includes("| 2 † |")).map((l) => l.split(" |")[0])).toEqual(["| full - top-2", "| linear - top-2"]);
+    expect(mixed.split("\n").filter((l) => l.includes("| 2 † |")).map((l) => l.split(" | 2")[0])).toEqual(["| full - top-2", "| linear - top-2", "| top-2 | 0.01 - 0.1"]);
     expect(tableMarkdown(results())).toContain("(Its cells, from a build before per-image results, do not record which images they got right; cells trained anew do, and their intervals count the draw of the images too.)");
+  });
+
+  it("compares each row's strategy at its other rates with the row's, leaving out rates that diverged, and table.md shows them", () => {
+    // By transfer accuracy full's row is 0.1 (91 against 86), linear's 0.1 (61 against 51).
+    const r = results();
+    expect(r.rates.map((c) => [c.strategy, c.lr, c.rowLr, c.seeds, c.transfer.mean, c.knn.mean])).toEqual([
+      ["full", 0.01, 0.1, [0, 1], -5, 30],
+      ["linear", 0.01, 0.1, [0, 1], -10, 0],
+    ]);
+    const md = tableMarkdown(r);
+    expect(md).toContain("Each strategy at its other learning rates against its row's rate (chosen by transfer accuracy), the other rate's cells - the row's in points, paired as above.");
+    expect(md).toContain("| Strategy | lr - row's lr | Seeds | Transfer acc. | Source k-NN acc. |");
+    // full: 85 - 90 and 87 - 92 of transfer, 70 - 40 and 72 - 42 of k-NN: no spread.
+    expect(md).toContain("| full | 0.01 - 0.1 | 2 | -5.00 [-5.00, -5.00] | +30.00 [+30.00, +30.00] |");
+    // Chosen by the mean, full's row is 0.01, and 0.1 is the other rate.
+    const byMean = summarize({ ...config, selectBy: "mean" }, baseline, cells, notes);
+    expect(byMean.rates[0]).toMatchObject({ strategy: "full", lr: 0.1, rowLr: 0.01 });
+    expect(tableMarkdown(byMean)).toContain("(chosen by the mean of transfer accuracy and source k-NN)");
+    // A rate with a diverged seed is not a candidate, so not compared.
+    const lost = summarize(config, baseline, [...cells.filter((c) => c.id !== "full_lr0.01_s1"), diverged("full", 0.01, 1, 5)], notes);
+    expect(lost.rates.map((c) => c.strategy)).toEqual(["linear"]);
   });
 
   it("table.md gives a difference that rounds to 0 no sign", () => {

@@ -80,7 +80,7 @@ describe("report files", () => {
       expect(REPORT_FILES).toEqual(expect.arrayContaining(files.map((f) => f.slice(dir.length + 1))));
       expect(REPORT_FILES.filter((f) => !files.some((p) => p.endsWith(`/${f}`)))).toEqual(["figure3.vl.json", "figure3.svg", "figure3.png"]); // no Block Expansion here
       const json = JSON.parse(await readFile(join(dir, "results.json"), "utf8"));
-      expect(Object.keys(json)).toEqual(["name", "reportK", "temperature", "selectBy", "selectedOn", "notes", "baseline", "table", "comparisons", "cells", "diverged", "missing", "config"]);
+      expect(Object.keys(json)).toEqual(["name", "reportK", "temperature", "selectBy", "selectedOn", "notes", "baseline", "table", "comparisons", "rates", "cells", "diverged", "missing", "config"]);
       for (const f of ["figure2", "forgetting", "tradeoff"]) {
         const svg = await readFile(join(dir, `${f}.svg`), "utf8");
         const [, width, height] = /^<svg [^>]*width="(\d+)" height="(\d+)"/.exec(svg)!;
