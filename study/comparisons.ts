@@ -19,31 +19,30 @@ export interface PairedCell {
   correct?: { transfer: Uint8Array; knn: Uint8Array }; // 0/1 per test image and per k-NN query
 }
 
-export interface Comparison {
-  a: string; // strategy names: the differences are a - b, in points
-  b: string;
+// One group of cells against another, seed by seed.
+export interface Difference {
   seeds: number[]; // those both finished, in increasing order
   images: boolean; // whether the intervals count the sampling of the images (every pair of cells recorded them)
   transfer: MeanInterval;
   knn: MeanInterval;
 }
 
+export interface Comparison extends Difference {
+  a: string; // strategy names: the differences are a - b, in points
+  b: string;
+}
+
 // Each strategy at each of its other rates against its row's: the row's rate is the one the study's rule chose
 // (selectBy), on transfer accuracy by default, which cannot see what another rate keeps of the source domain.
-export interface RateComparison {
+export interface RateComparison extends Difference {
   strategy: string; // by name
   lr: number; // the other rate: the differences are the cells at lr - those at rowLr, in points
   rowLr: number;
-  seeds: number[];
-  images: boolean;
-  transfer: MeanInterval;
-  knn: MeanInterval;
 }
 
 export const CONFIDENCE = 0.95;
 
 type Group = Map<number, PairedCell>; // by seed
-type Difference = Pick<Comparison, "seeds" | "images" | "transfer" | "knn">;
 
 const groupOf = (cells: PairedCell[], strategy: string, lr: number): Group => new Map(cells.filter((c) => c.strategy === strategy && c.lr === lr).map((c) => [c.seed, c]));
 
