@@ -33,7 +33,8 @@ export function tradeoffSpec(r: StudyResults): FigureSpec {
   const x = percentChannel("transfer", "Transfer accuracy (%), linear head on the new domain");
   const y = knnChannel(r, "knn");
   // Every strategy of the study in the legend, in the table's order, as in its other figures.
-  const channels = strategyChannels(r, [...new Set([...r.table.map((row) => strategyName(row.strategy)), ...points.map((p) => p.strategy)])]);
+  const strategies = [...new Set([...r.table.map((row) => strategyName(row.strategy)), ...points.map((p) => p.strategy)])];
+  const channels = strategyChannels(r, strategies);
   // With selectBy "mean" or transfer.val the selected rate need not be the rightmost: the star ties the point to the table.
   const selected = (p: { strategy: string; lr: number }) => r.table.some((row) => strategyName(row.strategy) === p.strategy && row.lr === p.lr);
   const labels = points.map((p) => ({ ...p, rate: `${p.lr}${selected(p) ? "*" : ""}` }));
@@ -57,7 +58,20 @@ export function tradeoffSpec(r: StudyResults): FigureSpec {
       originalBackboneLayer(r),
       { data: { values: points }, mark: { type: "line", strokeWidth: 1.5, opacity: 0.8 }, encoding: { x, y, color: channels.color, detail: { field: "strategy" }, order: { field: "lr", type: "quantitative" } } },
       ...accuracyMarks(r, points, channels),
-      { data: { values: labels }, mark: { type: "text", align: "left", baseline: "bottom", dx: 6, dy: -4, fontSize: 11, color: "#333" }, encoding: { x, y, text: { field: "rate" } } },
+      ...LABEL_CORNERS.flatMap((corner, i) => {
+        const values = labels.filter((p) => strategies.indexOf(p.strategy) % LABEL_CORNERS.length === i);
+        return values.length > 0 ? [{ data: { values }, mark: { type: "text" as const, fontSize: 11, color: "#333", ...corner }, encoding: { x, y, text: { field: "rate" } } }] : [];
+      }),
     ],
   };
 }
+
+// Where a point's rate label stands, by its strategy's place in the legend: points of different strategies often
+// lie close (a low rate of each falls to the same transfer accuracy), and labels on the same side would overwrite
+// each other; on different corners they stand apart.
+const LABEL_CORNERS = [
+  { align: "left", baseline: "bottom", dx: 6, dy: -4 },
+  { align: "left", baseline: "top", dx: 6, dy: 4 },
+  { align: "right", baseline: "bottom", dx: -6, dy: -4 },
+  { align: "right", baseline: "top", dx: -6, dy: 4 },
+] as const;

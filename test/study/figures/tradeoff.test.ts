@@ -52,6 +52,10 @@ describe("the trade-off across learning rates", () => {
     expect([x1 > x0, y1 > y0]).toEqual([true, true]);
     const labels = [...svg.matchAll(/aria-roledescription="text mark"[^>]*>([^<]*)</g)].map((m) => m[1]);
     expect(labels).toEqual(["0.1*", "0.01", "0.1*", "0.01"]); // the table's rows: each strategy at 0.1
+    // Each strategy's labels on a corner of their points of its own: full's above, linear's below.
+    type Layer = { mark: { type: string; baseline?: string; align?: string }; data?: { values: { strategy: string }[] } };
+    const corners = (tradeoffSpec(results()) as { layer: Layer[] }).layer.filter((l) => l.mark.type === "text").map((l) => [[...new Set(l.data!.values.map((v) => v.strategy))], l.mark.align, l.mark.baseline]);
+    expect(corners).toEqual([[["full"], "left", "bottom"], [["linear"], "left", "top"]]);
   });
 
   it("leaves out a rate with a diverged seed and names it", async () => {
@@ -85,8 +89,9 @@ describe("the trade-off across learning rates", () => {
     expect(await renderSvg(tradeoffSpec(results()), "tradeoff")).not.toContain("off the axes"); // 51 %: 10 points under, drawn
   });
   it("stars the rate the table shows, whichever rate was selected: by the mean, or on transfer.val", () => {
-    // The last layer: the labels, one per point.
-    const labels = (r: StudyResults) => (tradeoffSpec(r) as { layer: { data: { values: { strategy: string; rate: string }[] } }[] }).layer.at(-1)!.data.values;
+    // The text layers: the labels, one per point.
+    type Layer = { mark: { type: string }; data?: { values: { strategy: string; rate: string }[] } };
+    const labels = (r: StudyResults) => (tradeoffSpec(r) as { layer: Layer[] }).layer.filter((l) => l.mark.type === "text").flatMap((l) => l.data!.values);
     const starred = (r: StudyResults) => labels(r).filter((v) => v.rate.endsWith("*")).map((v) => `${v.strategy} ${v.rate}`);
     const byMean = summarize({ ...config, selectBy: "mean" }, baseline, cells, notes); // full at 0.01, linear at 0.1
     expect(byMean.table.map((row) => row.lr)).toEqual([0.01, 0.1]);
