@@ -58,6 +58,20 @@ export async function renderSvg(spec: FigureSpec, name: string): Promise<string>
   }
 }
 
+// The x and y scales of a single-view figure (one plot, layered or not) as vega lays it out: a value to its pixel
+// in the plot, x from the left and y from the top. What depends on where marks land (labels.ts) reads them here.
+export async function plotScales(spec: FigureSpec): Promise<{ x: (v: number) => number; y: (v: number) => number }> {
+  const logger = collecting([]); // render's own pass reports what is wrong with the spec
+  textMetrics.canvas(false);
+  const view = new vega.View(vega.parse(compile(spec, { logger }).spec), { renderer: "none", logger });
+  try {
+    await view.runAsync();
+    return { x: view.scale("x") as (v: number) => number, y: view.scale("y") as (v: number) => number };
+  } finally {
+    view.finalize();
+  }
+}
+
 // The SVG as PNG at `scale` times its size (librsvg reads SVG pixels at 72 dpi).
 export async function renderPng(svg: string, scale = 2): Promise<Buffer> {
   return sharp(Buffer.from(svg), { density: 72 * scale }).png().toBuffer();

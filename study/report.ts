@@ -177,7 +177,7 @@ function trainingText(t: StudyConfig["training"]): string {
 
 // By file name; a figure that does not apply to the study (the forgetting curve without knn.atSteps) has no spec.
 // None is drawn without a table row (writeReport): every strategy diverged, and there is no point to place.
-const FIGURES: Record<string, (r: StudyResults) => FigureSpec | undefined> = {
+const FIGURES: Record<string, (r: StudyResults) => FigureSpec | undefined | Promise<FigureSpec>> = {
   figure2: figure2Spec,
   forgetting: (r) => (r.config.knn.atSteps ? forgettingCurveSpec(r) : undefined),
   figure3: (r) => (hasFigure3(r) ? figure3Spec(r) : undefined),
@@ -199,7 +199,7 @@ export async function writeReport(out: string, r: StudyResults): Promise<string[
   const stale: string[] = [];
   for (const [name, specOf] of Object.entries(FIGURES)) {
     // A table without rows (every strategy diverged) leaves nothing to draw.
-    const spec = r.table.length > 0 ? specOf(r) : undefined;
+    const spec = r.table.length > 0 ? await specOf(r) : undefined;
     if (!spec) {
       stale.push(...FIGURE_FILES.map((ext) => name + ext));
       continue;

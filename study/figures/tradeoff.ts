@@ -9,7 +9,8 @@
 // accuracies: an unstable rate (LoRA at 0.2 on the default study, 55 %) would squeeze every other point into a
 // corner of the axes.
 import { strategyName } from "../../peft/strategy.js";
-import type { FigureSpec } from "../../plot/render.js";
+import { type FigureSpec, plotScales } from "../../plot/render.js";
+import { LABEL_ANCHORS, placeLabels } from "../../plot/labels.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
 import { absentRateLines, knnChannel, listLines, originalBackboneLayer, percentChannel, ratePoints, seedsNote, strategyChannels, studyTitle } from "./parts.js";
@@ -24,7 +25,7 @@ export function hasTradeoff(r: StudyResults): boolean {
   return points.some((p) => points.filter((q) => q.strategy === p.strategy).length >= 2);
 }
 
-export function tradeoffSpec(r: StudyResults): FigureSpec {
+export async function tradeoffSpec(r: StudyResults): Promise<FigureSpec> {
   const all = ratePoints(r);
   if (!hasTradeoff(r)) throw new Error(`trade-off figure: expected a strategy at 2 or more learning rates in ${r.name}, got ${all.map((p) => `${p.strategy} lr ${p.lr}`).join(", ") || "none"}`);
   const floor = Math.min(...r.table.map((row) => row.transfer)) - OFF_AXES;
@@ -33,12 +34,8 @@ export function tradeoffSpec(r: StudyResults): FigureSpec {
   const x = percentChannel("transfer", "Transfer accuracy (%), linear head on the new domain");
   const y = knnChannel(r, "knn");
   // Every strategy of the study in the legend, in the table's order, as in its other figures.
-  const strategies = [...new Set([...r.table.map((row) => strategyName(row.strategy)), ...points.map((p) => p.strategy)])];
-  const channels = strategyChannels(r, strategies);
-  // With selectBy "mean" or transfer.val the selected rate need not be the rightmost: the star ties the point to the table.
-  const selected = (p: { strategy: string; lr: number }) => r.table.some((row) => strategyName(row.strategy) === p.strategy && row.lr === p.lr);
-  const labels = points.map((p) => ({ ...p, rate: `${p.lr}${selected(p) ? "*" : ""}` }));
-  return {
+  const channels = strategyChannels(r, [...new Set([...r.table.map((row) => strategyName(row.strategy)), ...points.map((p) => p.strategy)])]);
+  const plot = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: {
       text: studyTitle("Forgetting vs. transfer across learning rates", r.name),
@@ -58,20 +55,22 @@ export function tradeoffSpec(r: StudyResults): FigureSpec {
       originalBackboneLayer(r),
       { data: { values: points }, mark: { type: "line", strokeWidth: 1.5, opacity: 0.8 }, encoding: { x, y, color: channels.color, detail: { field: "strategy" }, order: { field: "lr", type: "quantitative" } } },
       ...accuracyMarks(r, points, channels),
-      ...LABEL_CORNERS.flatMap((corner, i) => {
-        const values = labels.filter((p) => strategies.indexOf(p.strategy) % LABEL_CORNERS.length === i);
-        return values.length > 0 ? [{ data: { values }, mark: { type: "text" as const, fontSize: 11, color: "#333", ...corner }, encoding: { x, y, text: { field: "rate" } } }] : [];
-      }),
     ],
-  };
+  } satisfies FigureSpec;
+  // With selectBy "mean" or transfer.val the selected rate need not be the rightmost: the star ties the point to the table.
+  const selected = (p: { strategy: string; lr: number }) => r.table.some((row) => strategyName(row.strategy) === p.strategy && row.lr === p.lr);
+  const labels = points.map((p) => ({ ...p, rate: `${p.lr}${selected(p) ? "*" : ""}` }));
+  // Each label where it overwrites no point and no other label, as the scales place the points; the table's rates first.
+  const scale = await plotScales(plot);
+  const order = [...labels.keys()].sort((i, j) => Number(selected(labels[j])) - Number(selected(labels[i])));
+  const anchors = new Array<number>(labels.length);
+  placeLabels(order.map((i) => ({ x: scale.x(labels[i].transfer), y: scale.y(labels[i].knn), text: labels[i].rate })), LABEL_FONT_SIZE, POINT_RADIUS).forEach((a, k) => (anchors[order[k]] = a));
+  const textLayers = LABEL_ANCHORS.flatMap((anchor, a) => {
+    const values = labels.filter((_, i) => anchors[i] === a);
+    return values.length > 0 ? [{ data: { values }, mark: { type: "text" as const, fontSize: LABEL_FONT_SIZE, ...anchor }, encoding: { x, y, text: { field: "rate" }, color: channels.color } }] : [];
+  });
+  return { ...plot, layer: [...plot.layer, ...textLayers] };
 }
 
-// Where a point's rate label stands, by its strategy's place in the legend: points of different strategies often
-// lie close (a low rate of each falls to the same transfer accuracy), and labels on the same side would overwrite
-// each other; on different corners they stand apart.
-const LABEL_CORNERS = [
-  { align: "left", baseline: "bottom", dx: 6, dy: -4 },
-  { align: "left", baseline: "top", dx: 6, dy: 4 },
-  { align: "right", baseline: "bottom", dx: -6, dy: -4 },
-  { align: "right", baseline: "top", dx: -6, dy: 4 },
-] as const;
+const LABEL_FONT_SIZE = 11;
+const POINT_RADIUS = 6; // accuracyMarks' points: 110 px² of area
