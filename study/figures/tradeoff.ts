@@ -1,5 +1,6 @@
 // Forgetting against transfer across learning rates: the paper's Figure 2 with every rate a strategy was tried at,
-// not only its selected one. Each strategy's rates are joined in order of rate and labelled with it, the rate the
+// not only its selected one. Each strategy's rates are joined in order of rate and labelled with it (in the
+// strategy's colour, each label placed clear of the points and of the other labels: plot/labels.ts), the rate the
 // table shows (its selected one) starred, error bars of one standard deviation over seeds where there are several,
 // the original backbone's k-NN accuracy as the dashed reference line. Where Figure 2 shows one point per strategy,
 // this shows what the choice of rate trades: how much of the source domain each step up in transfer accuracy costs,
