@@ -19,7 +19,7 @@ import { figure2Spec } from "./figures/figure2.js";
 import { forgettingCurveSpec } from "./figures/forgetting-curve.js";
 import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
 import { hasTradeoff, tradeoffSpec } from "./figures/tradeoff.js";
-import { CONFIDENCE } from "./comparisons.js";
+import { CONFIDENCE, type Difference } from "./comparisons.js";
 import type { MeanInterval } from "../util/stats.js";
 
 // ---- CSV ----
@@ -134,7 +134,7 @@ function comparisonsMarkdown(r: StudyResults): string[] {
   // table has both kinds, those rows are marked.
   const bySeeds = shown.filter((c) => !c.images).length;
   const mixed = bySeeds > 0 && bySeeds < shown.length;
-  const mark = (c: { seeds: number[]; images: boolean }) => (mixed && c.seeds.length >= 2 && !c.images ? " †" : "");
+  const mark = (c: Difference) => (mixed && c.seeds.length >= 2 && !c.images ? " †" : "");
   const crossed = `paired by seed and by image: mean [${CONFIDENCE * 100}% confidence interval] over the seeds both finished and the transfer test images (k-NN queries), both taken as samples (a crossed design: the variance of the seeds' part and of the images', Satterthwaite's degrees of freedom). An interval without 0 is a difference larger than training's randomness and the draw of the test images together explain.`;
   const seedsOnly = `paired by seed: mean [${CONFIDENCE * 100}% confidence interval, Student's t] over the seeds both finished. An interval without 0 is a difference larger than training's randomness explains; every cell is scored on the same images, so it speaks of these images.`;
   const how =
