@@ -1,5 +1,5 @@
-// The per-block analysis's figures (study/analysis-results.ts), each strategy at its selected learning rate, the
-// values means over seeds: CKA between the original's and the fine-tuned block outputs as a heatmap (strategies x
+// The per-block analysis's figures (study/analysis-results.ts), each strategy at its selected learning rate (named
+// in the subtitle where the run tried some strategy at several), the values means over seeds: CKA between the original's and the fine-tuned block outputs as a heatmap (strategies x
 // blocks, CLS token and mean-pooled tokens side by side), the layer-wise k-NN accuracy against the block (one line
 // per strategy, error bars of one standard deviation over seeds, the original as a dashed line), and the relative
 // weight change as a heatmap with Block Expansion's new blocks marked "new", and the attention drift as a heatmap
@@ -9,7 +9,7 @@ import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import type { RunAnalysis } from "../analysis-results.js";
 import type { StudyResults } from "../results.js";
-import { percentChannel, seedsNote, strategyChannels } from "./parts.js";
+import { listLines, percentChannel, seedsNote, strategyChannels } from "./parts.js";
 
 const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
 
@@ -44,6 +44,13 @@ function blockGrid(a: RunAnalysis) {
       y: { field: "strategy", type: "nominal", title: "Strategy", sort: domain, scale: { domain } },
     },
   } as const;
+}
+
+// Which learning rate each row is, where the run tried some strategy at several: the figures show the table's rows
+// alone, each strategy at its selected rate.
+function ratesLines(a: RunAnalysis): string[] {
+  const several = a.strategies.some((s) => new Set(a.cells.filter((c) => c.strategy === s.strategy).map((c) => c.lr)).size > 1);
+  return several ? listLines("each strategy at the table's learning rate", a.strategies.map((s) => `${s.strategy} ${s.lr}`)) : [];
 }
 
 function imagesNote(a: RunAnalysis): string {
@@ -90,6 +97,7 @@ export function ckaHeatmapSpec(a: RunAnalysis): FigureSpec {
       subtitle: [
         "linear CKA of each block's output with the original's",
         imagesNote(a),
+        ...ratesLines(a),
         ...seedsLines(a, SMALL_PRINT),
         `1: the same up to rotation and scale${blanks ? "; blank: not a number (outputs that do not vary over the images)" : ""}`,
       ],
@@ -126,7 +134,7 @@ export function layerKnnSpec(a: RunAnalysis, r: StudyResults): FigureSpec {
     $schema: SCHEMA,
     title: {
       text: "Where along the depth source knowledge is lost",
-      subtitle: ["k-NN of each block's CLS token after the model's own final norm", imagesNote(a), ...seedsLines(a, "error bars")],
+      subtitle: ["k-NN of each block's CLS token after the model's own final norm", imagesNote(a), ...ratesLines(a), ...seedsLines(a, "error bars")],
     },
     width: 440,
     height: 320,
@@ -170,7 +178,7 @@ export function weightChangeSpec(a: RunAnalysis): FigureSpec {
   const domain = a.strategies.map((s) => s.strategy);
   return {
     $schema: SCHEMA,
-    title: { text: "How far fine-tuning moved the weights", subtitle: ["relative change ||W' − W|| / ||W|| per block (LoRA merged)", "new: a block Block Expansion added, with no original", ...seedsLines(a, SMALL_PRINT)] },
+    title: { text: "How far fine-tuning moved the weights", subtitle: ["relative change ||W' − W|| / ||W|| per block (LoRA merged)", "new: a block Block Expansion added, with no original", ...ratesLines(a), ...seedsLines(a, SMALL_PRINT)] },
     width: 44 * order.length,
     height: rowHeight(a) * domain.length,
     config: FIGURE_CONFIG,
@@ -215,6 +223,7 @@ export function attentionDriftSpec(a: RunAnalysis): FigureSpec {
         "original vs fine-tuned, per block, mean over heads",
         "in bits: 0 the same, 1 on disjoint tokens",
         imagesNote(a),
+        ...ratesLines(a),
         ...seedsLines(a, SMALL_PRINT),
       ],
     },

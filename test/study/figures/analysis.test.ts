@@ -48,6 +48,18 @@ describe("the analysis figures", () => {
     expect(await renderSvg(weightChangeSpec(a), "analysis-weights")).toContain(">one seed, so no small print: linear<");
   });
 
+  it("names each row's learning rate in every analysis figure where the run tried a strategy at several", async () => {
+    const one = analysis();
+    const specs = (a: ReturnType<typeof analysis>) => [ckaHeatmapSpec(a), layerKnnSpec(a, results()), weightChangeSpec(a), attentionDriftSpec(a)];
+    const subtitle = (spec: unknown) => ((spec as { title: { subtitle: string[] } }).title.subtitle).join(" ");
+    for (const spec of specs(one)) expect(subtitle(spec)).not.toContain("learning rate");
+    // full also at 0.01: the figures show the table's rows, each at its rate, and say which.
+    const several = analysis();
+    several.cells.push(...several.cells.filter((c) => c.strategy === "full").map((c) => ({ ...c, id: c.id.replace("lr0.1", "lr0.01"), lr: 0.01 })));
+    for (const spec of specs(several)) expect(subtitle(spec)).toContain("each strategy at the table's learning rate: full 0.1, linear 0.1");
+    expect(await renderSvg(ckaHeatmapSpec(several), "analysis-cka")).toContain(">each strategy at the table's learning rate:");
+  });
+
   it("CKA heatmap: a CKA that is no number (a collapsed block: 0 / 0) is a blank cell, said so", async () => {
     const a = analysis();
     a.strategies[0].ckaCls[0] = { mean: NaN, std: NaN };
