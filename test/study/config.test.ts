@@ -34,6 +34,12 @@ function withStrategies(strategies: string[]): Record<string, any> {
   return c;
 }
 
+// One step down the rate sweeps' half-decade grid (..., 0.01, 0.03, 0.1, 0.3, ...), past their lowest rate too.
+function down(r: number): number {
+  const decade = 10 ** Math.floor(Math.log10(r) + 1e-9);
+  return Number((Math.round(r / decade) === 3 ? decade : 0.3 * decade).toPrecision(12));
+}
+
 describe("shipped configs", () => {
   it("the default study parses into strategy objects and fills in defaults", () => {
     const c = parseStudyConfig(DEFAULT_STUDY);
@@ -209,11 +215,6 @@ describe("shipped configs", () => {
     const sweep = parseStudyConfig(JSON.parse(readFileSync("configs/default-lr-sweep.json", "utf8")));
     const rest = ({ name: _n, learningRates: _l, ...c }: StudyConfig) => c;
     expect(rest(rates)).toEqual(rest(long));
-    // One step down the sweep's half-decade grid (..., 0.01, 0.03, 0.1, 0.3, ...), past its lowest rate too.
-    const down = (r: number) => {
-      const decade = 10 ** Math.floor(Math.log10(r) + 1e-9);
-      return Number((Math.round(r / decade) === 3 ? decade : 0.3 * decade).toPrecision(12));
-    };
     for (const s of rates.strategies) {
       const [own] = ratesFor(long, s);
       const swept = [...ratesFor(sweep, s)].sort((x, y) => x - y);
@@ -225,6 +226,18 @@ describe("shipped configs", () => {
       tried.slice(1).forEach((lr, i) => expect(lr, strategyName(s)).toBe(down(tried[i])));
       const steps: Record<string, number> = { full: 3, "top-1": 3, linear: 0, "lora-r4": 2, "block-p1": 2 };
       expect(tried.length - 1, strategyName(s)).toBe(steps[strategyName(s)]);
+    }
+  });
+
+  it("configs/default-seeds-rates.json is the ten-seed study but for its rates: full's and top-1's, then two down the sweep's grid", () => {
+    const rates = parseStudyConfig(JSON.parse(readFileSync("configs/default-seeds-rates.json", "utf8")));
+    const seeds = parseStudyConfig(JSON.parse(readFileSync("configs/default-seeds.json", "utf8")));
+    const rest = ({ name: _n, learningRates: _l, ...c }: StudyConfig) => c;
+    expect(rest(rates)).toEqual(rest(seeds));
+    for (const s of rates.strategies) {
+      const [own] = ratesFor(seeds, s);
+      const lower = ["full", "top-1"].includes(strategyName(s));
+      expect(ratesFor(rates, s), strategyName(s)).toEqual(lower ? [own, down(own), down(down(own))] : [own]);
     }
   });
 
