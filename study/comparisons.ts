@@ -17,6 +17,7 @@ export interface PairedCell {
   transfer: number; // percent
   knn: number; // source k-NN top-1 at reportK, percent
   correct?: { transfer: Uint8Array; knn: Uint8Array }; // 0/1 per test image and per k-NN query
+  val?: number; // with transfer.val: the val accuracy that chose the cell's checkpoint, percent
 }
 
 // One group of cells against another, seed by seed.
@@ -57,6 +58,10 @@ function difference(a: Group, b: Group): Difference {
       : meanInterval(pairs.map(([x, y]) => x[score] - y[score]), CONFIDENCE);
   return { seeds, images, transfer: diff("transfer"), knn: diff("knn") };
 }
+
+// The cells of (strategy, lr) `a` against those of `b`, seed by seed.
+export const pairedDifference = (cells: PairedCell[], a: { strategy: string; lr: number }, b: { strategy: string; lr: number }): Difference =>
+  difference(groupOf(cells, a.strategy, a.lr), groupOf(cells, b.strategy, b.lr));
 
 // `rows` in the table's order; each pair once, the earlier row first.
 export function pairedComparisons(rows: { strategy: string; lr: number }[], cells: PairedCell[]): Comparison[] {

@@ -91,9 +91,14 @@ export interface StudyConfig {
   headInit?: HeadInit | Record<string, HeadInit>;
   seeds: number[];
   training: StudyTraining;
-  selectBy: "transfer" | "mean"; // how the table picks each strategy's learning rate
+  selectBy: SelectBy; // how the table picks each strategy's learning rate
   analysis?: AnalysisSpec; // absent: no per-block analysis
 }
+
+// How the table picks each strategy's learning rate (study/results.ts summarize): the best transfer accuracy, the
+// best mean of it and source k-NN, or the knee: the most source k-NN among the rates whose transfer accuracy is not
+// told from the best one's.
+export type SelectBy = "transfer" | "mean" | "knee";
 
 // Every value a config may leave out.
 export const DEFAULTS = {
@@ -577,7 +582,7 @@ export function parseStudyConfig(json: unknown, source = "config"): StudyConfig 
     headInit: c.optional(o, "headInit", "", undefined, (x, p) => perStrategy(x, p, (y, q) => c.enumeration(y, q, HEAD_INITS))),
     seeds: c.optional(o, "seeds", "", DEFAULTS.seeds, (x, p) => c.array(x, p, (y, q) => c.int(y, q, 0))),
     training: c.required(o, "training", "", (x, p) => trainingSpec(c, x, p)),
-    selectBy: c.optional(o, "selectBy", "", DEFAULTS.selectBy, (x, p) => c.enumeration(x, p, ["transfer", "mean"] as const)),
+    selectBy: c.optional(o, "selectBy", "", DEFAULTS.selectBy, (x, p) => c.enumeration(x, p, ["transfer", "mean", "knee"] as const)),
     analysis: c.optional(o, "analysis", "", undefined, (x, p) => analysisSpec(c, x, p)),
   };
   const names = config.strategies?.map(strategyName);

@@ -100,7 +100,7 @@ export function tableMarkdown(r: StudyResults): string {
       ? `- Transfer accuracy: top-1 of the linear head on ${describeData(d.transferTest)}, at the checkpoint chosen on transfer.val (${describeData(d.transferVal)}): the best of its evaluations every ${r.config.training.evalEvery} steps of ${r.config.training.steps} (fine-tuned on ${describeData(d.transferTrain)}, ${trainingText(r.config.training)}). No test image chose a checkpoint or a learning rate.`
       : `- Transfer accuracy: top-1 of the linear head on ${describeData(d.transferTest)}, the best of the evaluations every ${r.config.training.evalEvery} steps of ${r.config.training.steps} (fine-tuned on ${describeData(d.transferTrain)}, ${trainingText(r.config.training)}); the test images chose the checkpoint, as in the paper.`,
     `- Source k-NN accuracy: DINO's weighted ${r.reportK}-NN top-1 (T = ${r.temperature}) of that best checkpoint's backbone, bank ${describeData(d.bank)}, queries ${describeData(d.queries)}.`,
-    `- Learning rates tried: ${learningRatesText(r)}; each row shows the one with the best ${r.selectBy === "transfer" ? "" : "mean of source k-NN and "}${val ? "val accuracy" : "transfer accuracy"}${seeds > 1 ? `, mean ± std over ${seeds} seeds` : ` (seed ${r.config.seeds[0]})`}.`,
+    `- Learning rates tried: ${learningRatesText(r)}; each row shows ${ruleText(r)}${seeds > 1 ? `, mean ± std over ${seeds} seeds` : ` (seed ${r.config.seeds[0]})`}.`,
     "- #Trainable params: the tensors actually updated, the new linear head included (results.json also has the paper's counting).",
   );
   const steps = r.config.knn.atSteps;
@@ -112,6 +112,14 @@ export function tableMarkdown(r: StudyResults): string {
   if (r.missing.length > 0) lines.push(`- Not finished when this report was written, so left out: ${r.missing.join(", ")}.`);
   lines.push("");
   return lines.join("\n");
+}
+
+// Which of a strategy's rates its row shows (study/results.ts summarize).
+function ruleText(r: StudyResults): string {
+  const accuracy = r.selectedOn === "transfer.val" ? "val accuracy" : "transfer accuracy";
+  if (r.selectBy === "transfer") return `the one with the best ${accuracy}`;
+  if (r.selectBy === "mean") return `the one with the best mean of source k-NN and ${accuracy}`;
+  return `its knee: of the rates whose ${accuracy} the paired ${CONFIDENCE * 100}% interval does not tell from the best one's, the one with the most source k-NN (with one seed, the best ${accuracy})`;
 }
 
 // The paired differences between the rows, and of each row's strategy at its other rates against the row, where
@@ -153,11 +161,10 @@ function comparisonsMarkdown(r: StudyResults): string[] {
     );
   }
   if (rates.length > 0) {
-    const accuracy = r.selectedOn === "transfer.val" ? "val accuracy" : "transfer accuracy";
-    const rule = r.selectBy === "transfer" ? accuracy : `the mean of ${accuracy} and source k-NN`;
+    const rule = { transfer: "its best transfer accuracy", mean: "its best mean of transfer accuracy and source k-NN", knee: "its knee" }[r.selectBy];
     out.push(
       "",
-      `Each strategy at its other learning rates against its row's rate (chosen by ${rule}), the other rate's cells - the row's in points, ${rows.length > 0 ? "paired as above." : how}${chance(rates, "two rates")}`,
+      `Each strategy at its other learning rates against its row's rate (${rule}${r.selectedOn === "transfer.val" ? " on transfer.val" : ""}), the other rate's cells - the row's in points, ${rows.length > 0 ? "paired as above." : how}${chance(rates, "two rates")}`,
       "",
       "| Strategy | lr - row's lr | Seeds | Transfer acc. | Source k-NN acc. |",
       "|---|---|---:|---:|---:|",

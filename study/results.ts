@@ -3,13 +3,13 @@
 // the differences between its rows paired by seed, which summarize() makes from the finished cells; resultsJson is
 // the results.json form.
 import type { DatasetIdentity } from "../data/dataset.js";
-import { type StudyConfig, configJson, ratesFor } from "./config.js";
+import { type SelectBy, type StudyConfig, configJson, ratesFor } from "./config.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
 import { cellsOf } from "./cells.js";
 import { meanStd } from "../util/stats.js";
 import { NAMED_CONFIGS } from "../vit/config.js";
 import { type Selection, selectionOf } from "./validation.js";
-import { type Comparison, type PairedCell, type RateComparison, pairedComparisons, rateComparisons } from "./comparisons.js";
+import { type Comparison, type PairedCell, type RateComparison, pairedComparisons, pairedDifference, rateComparisons } from "./comparisons.js";
 import { unpackBits } from "../util/bits.js";
 
 export type KnnScores = Record<string, { top1: number; top5: number }>; // by k, percent
@@ -106,7 +106,7 @@ export interface StudyResults {
   name: string;
   reportK: number;
   temperature: number;
-  selectBy: "transfer" | "mean";
+  selectBy: SelectBy;
   selectedOn: Selection; // the images that chose each cell's checkpoint and each strategy's learning rate
   notes: StudyNotes;
   baseline: BaselineResult;
@@ -127,39 +127,54 @@ export function modelLabel(a: { patchSize: number; width: number; depth: number 
 }
 
 // For each strategy, the learning rate with the best seed-averaged transfer accuracy (selectBy "transfer", what a
-// practitioner can select without source data) or the best mean of transfer and source k-NN accuracy ("mean").
-// With transfer.val, the val accuracy stands in for the transfer accuracy in that choice: no test image chooses.
-// A rate that diverged with any seed is not a candidate: the mean of the seeds that survived it would flatter it.
+// practitioner can select without source data), the best mean of transfer and source k-NN accuracy ("mean"), or the
+// knee ("knee"): of the rates whose transfer accuracy the paired 95% interval (study/comparisons.ts) does not tell
+// from the best one's, the one that keeps the most source k-NN; with one seed, which gives no interval, the best
+// one. With transfer.val, the val accuracy stands in for the transfer accuracy in that choice (its interval over the
+// seeds alone: val answers are not kept per image): no test image chooses. A rate that diverged with any seed is not
+// a candidate: the mean of the seeds that survived it would flatter it.
 export function summarize(config: StudyConfig, baseline: BaselineResult, outcomes: CellOutcome[], notes: StudyNotes): StudyResults {
   const k = String(config.knn.reportK);
   const cells = outcomes.filter((c): c is CellResult => !isDiverged(c));
   const diverged = outcomes.filter(isDiverged);
+  const paired: PairedCell[] = cells.map((c) => ({ strategy: c.strategy, lr: c.lr, seed: c.seed, transfer: c.transferAccuracy, knn: c.knn[k].top1, correct: c.correct && unpackCorrect(c.correct), val: c.valAccuracy }));
   const table: TableRow[] = [];
   const candidates = new Map<string, number[]>(); // each strategy's rates the rule chose among
   for (const strategy of config.strategies) {
     const name = strategyName(strategy);
-    let best: TableRow | undefined;
+    const tried: TableRow[] = [];
     for (const lr of ratesFor(config, strategy)) {
       const group = cells.filter((c) => c.strategy === name && c.lr === lr);
       if (group.length === 0 || diverged.some((c) => c.strategy === name && c.lr === lr)) continue;
-      candidates.set(name, [...(candidates.get(name) ?? []), lr]);
       const [transfer, transferStd] = meanStd(group.map((c) => c.transferAccuracy));
       const [knn, knnStd] = meanStd(group.map((c) => c.knn[k].top1));
       const row: TableRow = { strategy, lr, seeds: group.length, trainableParams: group[0].trainableParams, transfer, transferStd, knn, knnStd, mean: (transfer + knn) / 2 };
       if (config.transfer.val) [row.val, row.valStd] = meanStd(group.map((c) => c.valAccuracy!));
       if (config.knn.atSteps) row.knnCurve = curveOf(group, config.knn.atSteps, k);
-      const chosenOn = (r: TableRow) => r.val ?? r.transfer;
-      const score = (r: TableRow) => (config.selectBy === "transfer" ? chosenOn(r) : (chosenOn(r) + r.knn) / 2);
-      if (!best || score(row) > score(best)) best = row;
+      tried.push(row);
     }
-    if (best) table.push(best);
+    if (tried.length === 0) continue;
+    candidates.set(name, tried.map((row) => row.lr));
+    table.push(choose(config.selectBy, tried, paired));
   }
   const missing = cellsOf(config).map((c) => c.id).filter((id) => !outcomes.some((c) => c.id === id));
-  const paired = cells.map((c) => ({ strategy: c.strategy, lr: c.lr, seed: c.seed, transfer: c.transferAccuracy, knn: c.knn[k].top1, correct: c.correct && unpackCorrect(c.correct) }));
   const rows = table.map((row) => ({ strategy: strategyName(row.strategy), lr: row.lr }));
   const comparisons = pairedComparisons(rows, paired);
   const rates = rateComparisons(rows.map((row) => ({ ...row, others: candidates.get(row.strategy)!.filter((lr) => lr !== row.lr) })), paired);
   return { name: config.name, reportK: config.knn.reportK, temperature: config.knn.temperature, selectBy: config.selectBy, selectedOn: selectionOf(config), notes, baseline, table, comparisons, rates, cells, diverged, missing, config };
+}
+
+// A strategy's row among the rates it was tried at (in the config's order; the first wins a tie), as summarize says.
+function choose(selectBy: SelectBy, tried: TableRow[], paired: PairedCell[]): TableRow {
+  const chosenOn = (r: TableRow) => r.val ?? r.transfer;
+  const best = (rows: TableRow[], score: (r: TableRow) => number) => rows.reduce((b, r) => (score(r) > score(b) ? r : b));
+  if (selectBy === "transfer") return best(tried, chosenOn);
+  if (selectBy === "mean") return best(tried, (r) => (chosenOn(r) + r.knn) / 2);
+  const top = best(tried, chosenOn);
+  const name = strategyName(top.strategy);
+  const scored = top.val === undefined ? paired : paired.map((p) => ({ ...p, transfer: p.val!, correct: undefined }));
+  const near = tried.filter((r) => r === top || pairedDifference(scored, { strategy: name, lr: r.lr }, { strategy: name, lr: top.lr }).transfer.hi >= 0);
+  return best(near, (r) => r.knn);
 }
 
 // A cell's right and wrong answers as 0/1 per image (result-files.ts checked the bits when it read them).

@@ -58,7 +58,8 @@ export async function tradeoffSpec(r: StudyResults): Promise<FigureSpec> {
       ...accuracyMarks(r, points, channels),
     ],
   } satisfies FigureSpec;
-  // With selectBy "mean" or transfer.val the selected rate need not be the rightmost: the star ties the point to the table.
+  // With selectBy "mean" or "knee", or transfer.val, the selected rate need not be the rightmost: the star ties the point
+  // to the table.
   const selected = (p: { strategy: string; lr: number }) => r.table.some((row) => strategyName(row.strategy) === p.strategy && row.lr === p.lr);
   const labels = points.map((p) => ({ ...p, rate: `${p.lr}${selected(p) ? "*" : ""}` }));
   // Each label where it overwrites no point and no other label, as the scales place the points; the table's rates first.

@@ -3,7 +3,7 @@ import { type PairedCell, pairedComparisons } from "../../study/comparisons.js";
 import { crossedMeanInterval } from "../../util/stats.js";
 import { packBits } from "../../util/bits.js";
 import { summarize } from "../../study/results.js";
-import { parseStrategy } from "../../peft/strategy.js";
+import { parseStrategy, strategyName } from "../../peft/strategy.js";
 import { tableMarkdown } from "../../study/report.js";
 import { baseline, cells, config, diverged, notes, results } from "./fixture.js";
 
@@ -133,17 +133,37 @@ describe("study/comparisons", () => {
       ["linear", 0.01, 0.1, [0, 1], -10, 0],
     ]);
     const md = tableMarkdown(r);
-    expect(md).toContain("Each strategy at its other learning rates against its row's rate (chosen by transfer accuracy), the other rate's cells - the row's in points, paired as above.");
+    expect(md).toContain("Each strategy at its other learning rates against its row's rate (its best transfer accuracy), the other rate's cells - the row's in points, paired as above.");
     expect(md).toContain("| Strategy | lr - row's lr | Seeds | Transfer acc. | Source k-NN acc. |");
     // full: 85 - 90 and 87 - 92 of transfer, 70 - 40 and 72 - 42 of k-NN: no spread.
     expect(md).toContain("| full | 0.01 - 0.1 | 2 | -5.00 [-5.00, -5.00] | +30.00 [+30.00, +30.00] |");
     // Chosen by the mean, full's row is 0.01, and 0.1 is the other rate.
     const byMean = summarize({ ...config, selectBy: "mean" }, baseline, cells, notes);
     expect(byMean.rates[0]).toMatchObject({ strategy: "full", lr: 0.1, rowLr: 0.01 });
-    expect(tableMarkdown(byMean)).toContain("(chosen by the mean of transfer accuracy and source k-NN)");
+    expect(tableMarkdown(byMean)).toContain("(its best mean of transfer accuracy and source k-NN)");
     // A rate with a diverged seed is not a candidate, so not compared.
     const lost = summarize(config, baseline, [...cells.filter((c) => c.id !== "full_lr0.01_s1"), diverged("full", 0.01, 1, 5)], notes);
     expect(lost.rates.map((c) => c.strategy)).toEqual(["linear"]);
+  });
+
+  it("selectBy knee: of the rates whose transfer the paired interval does not tell from the best's, the one with the most source k-NN", () => {
+    // full at 0.1 transfers 91 (90, 92), at 0.01 86 (85, 87): told apart, so the knee is the best, 0.1. Moved to
+    // 89.5 and 92.5 at 0.01 (differences -0.5 and +0.5 over the seeds), 0.01 is not told apart and keeps 71 of source k-NN.
+    const knee = { ...config, selectBy: "knee" as const };
+    expect(summarize(knee, baseline, cells, notes).table.map((row) => row.lr)).toEqual([0.1, 0.1]);
+    const near = cells.map((c) => (c.strategy === "full" && c.lr === 0.01 ? { ...c, transferAccuracy: c.seed === 0 ? 89.5 : 92.5 } : c));
+    const r = summarize(knee, baseline, near, notes);
+    expect(r.table.map((row) => [strategyName(row.strategy), row.lr])).toEqual([["full", 0.01], ["linear", 0.1]]);
+    expect(tableMarkdown(r)).toContain("each row shows its knee: of the rates whose transfer accuracy the paired 95% interval does not tell from the best one's, the one with the most source k-NN");
+    expect(tableMarkdown(r)).toContain("against its row's rate (its knee)");
+    // One seed gives no interval: the best transfer accuracy's rate.
+    const one = summarize({ ...knee, seeds: [0] }, baseline, near.filter((c) => c.seed === 0), notes);
+    expect(one.table.map((row) => row.lr)).toEqual([0.1, 0.1]);
+    // With transfer.val the val accuracies choose, over the seeds alone: 0.01's val equals 0.1's, so it is the knee.
+    const val = cells.map((c) => ({ ...c, valAccuracy: c.strategy === "full" ? 90 + c.seed : 70, finalValAccuracy: 60 }));
+    const onVal = summarize({ ...knee, transfer: { ...config.transfer, val: { fraction: 0.1 } } }, baseline, val, notes);
+    expect(onVal.table.map((row) => row.lr)).toEqual([0.01, 0.1]);
+    expect(tableMarkdown(onVal)).toContain("against its row's rate (its knee on transfer.val)");
   });
 
   it("table.md gives a difference that rounds to 0 no sign", () => {
