@@ -34,6 +34,9 @@ function withStrategies(strategies: string[]): Record<string, any> {
   return c;
 }
 
+// A shipped config file, parsed.
+const shipped = (path: string): StudyConfig => parseStudyConfig(JSON.parse(readFileSync(path, "utf8")));
+
 // One step down the rate sweeps' half-decade grid (..., 0.01, 0.03, 0.1, 0.3, ...), past their lowest rate too.
 function down(r: number): number {
   const decade = 10 ** Math.floor(Math.log10(r) + 1e-9);
@@ -135,7 +138,7 @@ describe("shipped configs", () => {
     ["configs/default-lr-sweep.json", DEFAULT_STUDY],
     ["configs/default-supervised-lr-sweep.json", SUPERVISED_STUDY],
   ])("%s is its study but for its rates, seed, curve and analysis, and holds each chosen rate", (file, json) => {
-    const sweep = parseStudyConfig(JSON.parse(readFileSync(file, "utf8")));
+    const sweep = shipped(file);
     const study = parseStudyConfig(json);
     const rest = ({ name: _n, learningRates: _l, seeds: _s, analysis: _an, knn: { atSteps: _a, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
     expect(rest(sweep)).toEqual(rest(study));
@@ -156,7 +159,7 @@ describe("shipped configs", () => {
     ["configs/default-figure3.json", ["block-p1", "block-p2", "block-p4"], "block-p1"],
     ["configs/default-lora-ranks.json", ["lora-r1", "lora-r4", "lora-r16"], "lora-r4"],
   ])("%s is the default study but for its strategies and rates, curve and analysis", (file, strategies, ofDefault) => {
-    const variant = parseStudyConfig(JSON.parse(readFileSync(file, "utf8")));
+    const variant = shipped(file);
     const study = parseStudyConfig(DEFAULT_STUDY);
     const rest = ({ name: _n, strategies: _s, learningRates: _l, analysis: _an, knn: { atSteps: _a, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
     expect(rest(variant)).toEqual(rest(study));
@@ -170,7 +173,7 @@ describe("shipped configs", () => {
     ["configs/default-seeds.json", DEFAULT_STUDY],
     ["configs/default-supervised-seeds.json", SUPERVISED_STUDY],
   ])("%s is its study but for its seeds (the study's first) and analysis", (file, json) => {
-    const seeds = parseStudyConfig(JSON.parse(readFileSync(file, "utf8")));
+    const seeds = shipped(file);
     const study = parseStudyConfig(json);
     const rest = ({ name: _n, seeds: _s, analysis: _an, ...c }: StudyConfig) => c;
     expect(rest(seeds)).toEqual(rest(study));
@@ -185,7 +188,7 @@ describe("shipped configs", () => {
     ["configs/default-first-steps.json", ["full", "top-1"], 10, [0, 1, 2, 3, 5, 10, 20, 30, 100, 300]],
     ["configs/default-tradeoff.json", ["lora-r4", "block-p1"], 5, undefined],
   ])("%s is the default study but for its strategies, rates, seeds, curve and analysis, and holds each one's default rate", (file, strategies, seeds, atSteps) => {
-    const variant = parseStudyConfig(JSON.parse(readFileSync(file, "utf8")));
+    const variant = shipped(file);
     const study = parseStudyConfig(DEFAULT_STUDY);
     const rest = ({ name: _n, strategies: _s, learningRates: _l, seeds: _e, analysis: _an, knn: { atSteps: _a, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
     expect(rest(variant)).toEqual(rest(study));
@@ -199,7 +202,7 @@ describe("shipped configs", () => {
   });
 
   it("configs/default-long-finetune.json is the default study but for its steps (five times), seeds, curve and name", () => {
-    const long = parseStudyConfig(JSON.parse(readFileSync("configs/default-long-finetune.json", "utf8")));
+    const long = shipped("configs/default-long-finetune.json");
     const study = parseStudyConfig(DEFAULT_STUDY);
     const rest = ({ name: _n, seeds: _s, training: { steps: _t, ...training }, knn: { atSteps: _a, ...knn }, ...c }: StudyConfig) => ({ ...c, training, knn });
     expect(rest(long)).toEqual(rest(study));
@@ -210,9 +213,9 @@ describe("shipped configs", () => {
   });
 
   it("configs/default-long-finetune-rates.json is the 1,500-step study but for its rates: each strategy's, then down the sweep's grid", () => {
-    const rates = parseStudyConfig(JSON.parse(readFileSync("configs/default-long-finetune-rates.json", "utf8")));
-    const long = parseStudyConfig(JSON.parse(readFileSync("configs/default-long-finetune.json", "utf8")));
-    const sweep = parseStudyConfig(JSON.parse(readFileSync("configs/default-lr-sweep.json", "utf8")));
+    const rates = shipped("configs/default-long-finetune-rates.json");
+    const long = shipped("configs/default-long-finetune.json");
+    const sweep = shipped("configs/default-lr-sweep.json");
     const rest = ({ name: _n, learningRates: _l, ...c }: StudyConfig) => c;
     expect(rest(rates)).toEqual(rest(long));
     for (const s of rates.strategies) {
@@ -230,8 +233,8 @@ describe("shipped configs", () => {
   });
 
   it("configs/default-seeds-rates.json is the ten-seed study but for its rates: full's and top-1's, then two down the sweep's grid", () => {
-    const rates = parseStudyConfig(JSON.parse(readFileSync("configs/default-seeds-rates.json", "utf8")));
-    const seeds = parseStudyConfig(JSON.parse(readFileSync("configs/default-seeds.json", "utf8")));
+    const rates = shipped("configs/default-seeds-rates.json");
+    const seeds = shipped("configs/default-seeds.json");
     const rest = ({ name: _n, learningRates: _l, ...c }: StudyConfig) => c;
     expect(rest(rates)).toEqual(rest(seeds));
     for (const s of rates.strategies) {
@@ -242,7 +245,7 @@ describe("shipped configs", () => {
   });
 
   it("configs/default-large-test.json is the default study's linear, LoRA and Block Expansion on every test image, ten seeds", () => {
-    const large = parseStudyConfig(JSON.parse(readFileSync("configs/default-large-test.json", "utf8")));
+    const large = shipped("configs/default-large-test.json");
     const study = parseStudyConfig(DEFAULT_STUDY);
     const rest = ({ name: _n, strategies: _s, learningRates: _l, seeds: _e, analysis: _an, knn: { atSteps: _a, queries: _q, ...knn }, transfer: { test: _t, ...transfer }, ...c }: StudyConfig) => ({ ...c, knn, transfer });
     expect(rest(large)).toEqual(rest(study));
@@ -264,7 +267,7 @@ describe("shipped configs", () => {
   });
 
   it("configs/default-dino-long.json is the supervised default study but for its backbone: the long DINO config's output", () => {
-    const dino = parseStudyConfig(JSON.parse(readFileSync("configs/default-dino-long.json", "utf8")));
+    const dino = shipped("configs/default-dino-long.json");
     const study = parseStudyConfig(SUPERVISED_STUDY);
     const rest = ({ name: _n, backbone: _b, ...c }: StudyConfig) => c;
     expect(rest(dino)).toEqual(rest(study));
@@ -273,7 +276,7 @@ describe("shipped configs", () => {
   });
 
   it("configs/paper/table1-cifar100.json holds Table 1: every strategy on CIFAR-100", () => {
-    const c = parseStudyConfig(JSON.parse(readFileSync("configs/paper/table1-cifar100.json", "utf8")));
+    const c = shipped("configs/paper/table1-cifar100.json");
     expect(c.strategies.map(strategyName)).toEqual(["full", "top-3", "linear", "lora-r4", "lora-r8", "lora-r16", "block@11", "block-p2", "block-p3", "block-p4"]);
     expect(c.transfer.train.dataset).toBe("cifar100");
   });
