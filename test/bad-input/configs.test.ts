@@ -103,7 +103,7 @@ const valueCases: ConfigCase[] = [
   { what: "a negative curve step", edits: { "knn.atSteps": [-1] }, says: ["knn.atSteps[0]", "expected an integer >= 0, got -1"] },
   bad("name", "a/b", 'got "a/b"'),
   bad("name", 5, "expected a non-empty string, got 5"),
-  bad("selectBy", "best", 'expected one of transfer, mean, got "best"'),
+  bad("selectBy", "best", 'expected one of transfer, mean, knee, got "best"'),
   bad("imageSize", 0, "expected an integer >= 1, got 0"),
   bad("imageSize", 2.5, "expected an integer >= 1, got 2.5"),
   bad("backbone.pretrain.model.imageSize", 10, "expected a multiple of patchSize 4, got 10"),
