@@ -1,8 +1,8 @@
 // Forgetting against transfer across learning rates: the paper's Figure 2 with every rate a strategy was tried at,
 // not only its selected one. Each strategy's rates are joined in order of rate and labelled with it (in the
-// strategy's colour, each label placed clear of the points and of the other labels: plot/labels.ts), the rate the
-// table shows (its selected one) starred, error bars of one standard deviation over seeds where there are several,
-// the original backbone's k-NN accuracy as the dashed reference line. Where Figure 2 shows one point per strategy,
+// strategy's colour, each label placed clear of the points and of the other labels, and where it can of the lines
+// and error bars: plot/labels.ts), the rate the table shows (its selected one) starred, error bars of one standard
+// deviation over seeds where there are several, the original backbone's k-NN accuracy as the dashed reference line. Where Figure 2 shows one point per strategy,
 // this shows what the choice of rate trades: how much of the source domain each step up in transfer accuracy costs,
 // strategy by strategy. A study has the figure where some strategy's finished cells hold two or more rates; a rate
 // with a diverged seed is left out, as in the table's choice, and the subtitle names it, as it names a rate without
@@ -11,7 +11,7 @@
 // corner of the axes.
 import { strategyName } from "../../peft/strategy.js";
 import { type FigureSpec, plotScales } from "../../plot/render.js";
-import { LABEL_ANCHORS, placeLabels } from "../../plot/labels.js";
+import { LABEL_ANCHORS, placeLabels, strokeBoxes } from "../../plot/labels.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
 import { absentRateLines, knnChannel, listLines, originalBackboneLayer, percentChannel, ratePoints, seedsNote, strategyChannels, studyTitle } from "./parts.js";
@@ -64,9 +64,23 @@ export async function tradeoffSpec(r: StudyResults): Promise<FigureSpec> {
   const labels = points.map((p) => ({ ...p, rate: `${p.lr}${selected(p) ? "*" : ""}` }));
   // Each label where it overwrites no point and no other label, as the scales place the points; the table's rates first.
   const scale = await plotScales(plot);
+  const at = (transfer: number, knn: number) => [scale.x(transfer), scale.y(knn)] as const;
+  // The strokes a label should not cover: the lines joining each strategy's rates, the error bars, the reference line.
+  const strokes = [
+    ...[...new Set(points.map((p) => p.strategy))].flatMap((strategy) => {
+      const line = points.filter((p) => p.strategy === strategy).sort((a, b) => a.lr - b.lr);
+      return line.slice(1).flatMap((p, i) => strokeBoxes(...at(line[i].transfer, line[i].knn), ...at(p.transfer, p.knn)));
+    }),
+    ...points.filter((p) => p.seeds > 1).flatMap((p) => [
+      ...strokeBoxes(...at(p.transfer - p.transferStd, p.knn), ...at(p.transfer + p.transferStd, p.knn)),
+      ...strokeBoxes(...at(p.transfer, p.knn - p.knnStd), ...at(p.transfer, p.knn + p.knnStd)),
+    ]),
+    ...strokeBoxes(0, scale.y(r.baseline.knn[String(r.reportK)].top1), plot.width, scale.y(r.baseline.knn[String(r.reportK)].top1)),
+  ];
   const order = [...labels.keys()].sort((i, j) => Number(selected(labels[j])) - Number(selected(labels[i])));
   const anchors = new Array<number>(labels.length);
-  placeLabels(order.map((i) => ({ x: scale.x(labels[i].transfer), y: scale.y(labels[i].knn), text: labels[i].rate })), LABEL_FONT_SIZE, POINT_RADIUS).forEach((a, k) => (anchors[order[k]] = a));
+  const placed = placeLabels(order.map((i) => ({ x: scale.x(labels[i].transfer), y: scale.y(labels[i].knn), text: labels[i].rate })), LABEL_FONT_SIZE, POINT_RADIUS, strokes);
+  placed.forEach((a, k) => (anchors[order[k]] = a));
   const textLayers = LABEL_ANCHORS.flatMap((anchor, a) => {
     const values = labels.filter((_, i) => anchors[i] === a);
     return values.length > 0 ? [{ data: { values }, mark: { type: "text" as const, fontSize: LABEL_FONT_SIZE, ...anchor }, encoding: { x, y, text: { field: "rate" }, color: channels.color } }] : [];

@@ -1,6 +1,6 @@
 // plot/labels.ts: labels placed greedily clear of the points and of each other, in the points' order.
 import { describe, expect, it } from "vitest";
-import { LABEL_ANCHORS, type LabelledPoint, placeLabels, textWidth } from "../../plot/labels.js";
+import { LABEL_ANCHORS, type LabelledPoint, placeLabels, strokeBoxes, textWidth } from "../../plot/labels.js";
 
 const FONT = 11;
 const RADIUS = 6;
@@ -43,6 +43,18 @@ describe("plot/labels", () => {
     }
     // The first point keeps the first anchor (right of it, above), clear of the others' marks; the later ones move.
     expect(anchors[0]).toBe(0);
+  });
+
+  it("keeps a label off a stroke where an anchor is clear of it, and on it rather than on a point", () => {
+    // A horizontal stroke just above the point, through the first anchor's box: the label goes below.
+    const point = { x: 100, y: 100, text: "0.03" };
+    const stroke = strokeBoxes(60, 92, 140, 92);
+    expect(stroke[0]).toEqual({ x0: 59, y0: 91, x1: 61, y1: 93 });
+    expect(stroke.at(-1)).toEqual({ x0: 139, y0: 91, x1: 141, y1: 93 });
+    expect(LABEL_ANCHORS[placeLabels([point], FONT, RADIUS, stroke)[0]]).toMatchObject({ baseline: "top" });
+    // Points below the point on either side: crossing the stroke costs less than covering a point.
+    const below = [point, { x: 114, y: 112, text: "" }, { x: 86, y: 112, text: "" }, { x: 100, y: 115, text: "" }];
+    expect(LABEL_ANCHORS[placeLabels(below, FONT, RADIUS, stroke)[0]]).toMatchObject({ baseline: "bottom" });
   });
 
   it("where no anchor is clear, takes the one that overlaps least", () => {
