@@ -10,7 +10,7 @@ import { DEFAULT_STUDY, type StudyConfig, parseStudyConfig } from "../study/conf
 import { type ExperimentResult, folderChanges, runExperiment } from "../study/runner.js";
 import { readCellOutcome } from "../study/result-files.js";
 import { isDiverged } from "../study/results.js";
-import { cellFolder, cellResultPath, cellsOf, formatCellList, parseCellList, parseShard } from "../study/cells.js";
+import { cellClaimPath, cellFolder, cellResultPath, cellsOf, formatCellList, parseCellList, parseShard } from "../study/cells.js";
 import { LAST_CHECKPOINT } from "../train/checkpoint.js";
 import { CLAIM_TIMING, describeOwner, readClaim, staleness, thisOwner } from "../study/claims.js";
 import { describeSubmission, resubmitFailed, submitStudy } from "../study/slurm.js";
@@ -244,7 +244,7 @@ async function listCells(config: StudyConfig, out: string): Promise<void> {
     const dir = cellFolder(out, cell.id);
     const resultPath = cellResultPath(out, cell.id);
     let state = "to do";
-    const claim = existsSync(resultPath) ? undefined : await readClaim(join(dir, "claim.json"));
+    const claim = existsSync(resultPath) ? undefined : await readClaim(cellClaimPath(out, cell.id));
     if (existsSync(resultPath)) state = isDiverged(await readCellOutcome(resultPath, config, "experiment")) ? "diverged" : "finished";
     else if (claim) {
       const stale = staleness(claim, CLAIM_TIMING);

@@ -25,7 +25,8 @@ export function cellsOf(config: StudyConfig): Cell[] {
   return cells;
 }
 
-// Where a run folder keeps a cell: cells/<id>/ holds its training (checkpoints, metrics), its claim, and result.json once it finished or diverged: the file whose presence says "done".
+// Where a run folder keeps a cell: cells/<id>/ holds its training (checkpoints, metrics), its claim (claim.json), and
+// result.json once it finished or diverged: the file whose presence says "done".
 export function cellsFolder(out: string): string {
   return join(out, "cells");
 }
@@ -36,6 +37,10 @@ export function cellFolder(out: string, id: string): string {
 
 export function cellResultPath(out: string, id: string): string {
   return join(cellFolder(out, id), "result.json");
+}
+
+export function cellClaimPath(out: string, id: string): string {
+  return join(cellFolder(out, id), "claim.json");
 }
 
 export function cellCheckpointPath(out: string, id: string): string {

@@ -40,7 +40,7 @@
 // which writes it from the cells finished so far and names the missing ones.
 import { existsSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Dataset, type DatasetIdentity, classMismatch } from "../data/dataset.js";
 import { Loader } from "../data/loader.js";
@@ -78,7 +78,7 @@ import { REPORT_FILES, writeReport } from "./report.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { KnnCurve } from "./knn-curve.js";
 import { selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
-import { type Cell, cellFolder, cellsFolder, cellResultPath, cellsOf } from "./cells.js";
+import { type Cell, cellClaimPath, cellFolder, cellsFolder, cellResultPath, cellsOf } from "./cells.js";
 import { CLAIM_TIMING, type Claim, type ClaimOwner, type ClaimTiming, claimOrWait, describeOwner, removeStaleClaim, thisOwner, tryClaim } from "./claims.js";
 import { ANALYSIS_FILES, analyzeRun } from "./analysis.js";
 import { ownWaitEstimate } from "../engine/timing.js";
@@ -299,7 +299,7 @@ async function priorOutcomes(out: string, config: StudyConfig, cells: Cell[], re
     log(`--retry-diverged: training ${diverged.length} diverged cell(s) again from scratch: ${diverged.join(", ")}`);
     for (const id of diverged) {
       const dir = cellFolder(out, id);
-      for (const name of await readdir(dir)) if (name !== "result.json") await rm(join(dir, name), { recursive: true, force: true });
+      for (const name of await readdir(dir)) if (name !== basename(cellResultPath(out, id))) await rm(join(dir, name), { recursive: true, force: true });
       await rm(dir, { recursive: true, force: true });
       prior.delete(id);
     }
@@ -445,7 +445,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   }
   if (o.collect && !existsSync(baselinePath)) throw new Error(`experiment: nothing to collect in ${out}: the preparation (the backbone and the original backbone's k-NN, baseline.json) has not run`);
   const prior = await priorOutcomes(out, config, selected, o.retryDiverged ?? false, log);
-  for (const id of prior.keys()) await removeStaleClaim(join(cellFolder(out, id), "claim.json"), timing, log);
+  for (const id of prior.keys()) await removeStaleClaim(cellClaimPath(out, id), timing, log);
 
   // The preparation (backbone, baseline.json) once, by whichever worker claims it first; the others wait for it.
   const preparing = await claimOrWait(join(out, "prepare.claim.json"), owner, timing, log, () => existsSync(baselinePath));
@@ -492,8 +492,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     for (const cell of pending) {
       if (ran.length >= toRun) break;
       if (finished(cell)) continue;
-      const dir = cellFolder(out, cell.id);
-      const attempt = await tryClaim(join(dir, "claim.json"), owner, timing, log);
+      const attempt = await tryClaim(cellClaimPath(out, cell.id), owner, timing, log);
       if ("heldBy" in attempt) {
         busy.push(`${cell.id} (${describeOwner(attempt.heldBy)})`);
         continue;
