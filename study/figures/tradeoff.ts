@@ -65,6 +65,7 @@ export async function tradeoffSpec(r: StudyResults): Promise<FigureSpec> {
   // Each label where it overwrites no point and no other label, as the scales place the points; the table's rates first.
   const scale = await plotScales(plot);
   const at = (transfer: number, knn: number) => [scale.x(transfer), scale.y(knn)] as const;
+  const original = scale.y(r.baseline.knn[String(r.reportK)].top1); // the reference line's height
   // The strokes a label should not cover: the lines joining each strategy's rates, the error bars, the reference line.
   const strokes = [
     ...[...new Set(points.map((p) => p.strategy))].flatMap((strategy) => {
@@ -75,7 +76,7 @@ export async function tradeoffSpec(r: StudyResults): Promise<FigureSpec> {
       ...strokeBoxes(...at(p.transfer - p.transferStd, p.knn), ...at(p.transfer + p.transferStd, p.knn)),
       ...strokeBoxes(...at(p.transfer, p.knn - p.knnStd), ...at(p.transfer, p.knn + p.knnStd)),
     ]),
-    ...strokeBoxes(0, scale.y(r.baseline.knn[String(r.reportK)].top1), plot.width, scale.y(r.baseline.knn[String(r.reportK)].top1)),
+    ...strokeBoxes(0, original, plot.width, original),
   ];
   const order = [...labels.keys()].sort((i, j) => Number(selected(labels[j])) - Number(selected(labels[i])));
   const anchors = new Array<number>(labels.length);
