@@ -29,6 +29,7 @@ export const FLAGS = {
   "skip-corrupt": "boolean",
   classes: "string",
   first: "int",
+  "skip-per-class": "int",
   fraction: "number",
   seed: "int",
   npy: "string",
@@ -70,12 +71,14 @@ ${describeDatasets(" ".repeat(24))}
   --skip-corrupt        count undecodable images and go on (check, sheet and npy)
   --classes LIST        keep these classes, renumbered from 0 in the order given, e.g. 0-4 or 5-9
   --first N             keep the first N images of each class
+  --skip-per-class N    leave out the first N images of each class first (a data spec's skipPerClass)
   --fraction F          keep a seeded fraction F of each class
   --seed N              seed for --fraction (default 0; a study draws with its first seed)
   --npy X.npy           write the images after --transform as float32 (N, 3, S, S), in dataset order, and their
                         labels as int32 (N) to --npy-labels (default X-labels.npy): what \`features\` and \`knn\` read.
-                        With the flags of a study's data spec (classes, perClass as --first, fraction and seed, transform
-                        and its settings) and the model's image size, these are the study's images and labels
+                        With the flags of a study's data spec (classes, perClass as --first, skipPerClass, fraction and
+                        seed, transform and its settings) and the model's image size, these are the study's images and
+                        labels
   --transform T         ${NPY_TRANSFORMS.join(" or ")}: eval (default: resize to S), knn (DINO's resize and centre crop);
                         train draws at random, so not here
   --size S              the output size (required with --npy): the backbone's image size
@@ -93,6 +96,7 @@ ${describeDatasets(" ".repeat(24))}
     const tile = flags.tile ?? SHEET.tile;
     const perClass = flags["sheet-per-class"] ?? SHEET.perClass;
     if (tile > MAX_TILE) throw new UsageError(`--tile: expected at most ${MAX_TILE} pixels, got ${tile}`);
+    if (flags["skip-per-class"] !== undefined && flags["skip-per-class"] < 0) throw new UsageError(`--skip-per-class: expected a non-negative integer, got ${flags["skip-per-class"]}`);
     if (flags.fraction !== undefined && !(flags.fraction > 0 && flags.fraction <= 1)) throw new UsageError(`--fraction: expected a number in (0, 1], got ${flags.fraction}`);
     let classes: number[] | undefined;
     if (flags.classes !== undefined) {
@@ -111,9 +115,9 @@ ${describeDatasets(" ".repeat(24))}
     if (flags.sheet) await checkOutputFile(flags.sheet, "sheet");
     if (npy) for (const [path, flag] of [[npy.images, "npy"], [npy.labels, "npy-labels"]] as const) await checkOutputFile(path, flag);
     let ds = await openDataset({ name, root: flags.root, split: flags.split });
-    if (classes || flags.first !== undefined || flags.fraction !== undefined) {
+    if (classes || flags.first !== undefined || flags["skip-per-class"] !== undefined || flags.fraction !== undefined) {
       try {
-        ds = subset(ds, { classes, firstPerClass: flags.first, fraction: flags.fraction, seed: flags.seed });
+        ds = subset(ds, { classes, firstPerClass: flags.first, skipPerClass: flags["skip-per-class"], fraction: flags.fraction, seed: flags.seed });
       } catch (err) {
         // The other flags were checked above: only the class list can disagree with the dataset.
         throw new UsageError(`--classes: ${(err as Error).message}`);

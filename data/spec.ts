@@ -11,6 +11,7 @@ export interface DataSpec {
   split: string; // train, test, val, trainval where the dataset has them (dtd: train1..test10 too), or an image-folder split
   classes?: number[]; // original labels to keep, renumbered 0..k-1 in this order; JSON: [5, 6] or "5-9"
   perClass?: number; // the first n images of each class
+  skipPerClass?: number; // the first n images of each class left out (before perClass), for sets disjoint from another spec's
   fraction?: number; // a seeded fraction of each class (seed: the study's first seed)
   transform: TransformKind; // train: RandomResizedCrop + flip; eval: resize; knn: DINO's resize + centre crop
   // The transform's settings; absent: data/transforms.ts's defaults (ImageNet statistics, bilinear or for knn
@@ -47,6 +48,6 @@ export async function openData(spec: DataSpec, seed: number, opened?: OpenedData
     opened?.set(key, whole);
   }
   const ds = await whole;
-  if (spec.classes === undefined && spec.perClass === undefined && spec.fraction === undefined) return ds;
-  return subset(ds, { classes: spec.classes, firstPerClass: spec.perClass, fraction: spec.fraction, seed });
+  if (spec.classes === undefined && spec.perClass === undefined && spec.skipPerClass === undefined && spec.fraction === undefined) return ds;
+  return subset(ds, { classes: spec.classes, firstPerClass: spec.perClass, skipPerClass: spec.skipPerClass, fraction: spec.fraction, seed });
 }

@@ -1,6 +1,6 @@
 // Subsets of a dataset for split-domain experiments: a class range (e.g. pre-train on classes 0-4, fine-tune on
-// 5-9) with the kept classes renumbered 0..k-1, the first n samples of each class, or a seeded fraction of each
-// class. The subset is itself a Dataset whose identity names its parent, how it was drawn, and hashes the indices.
+// 5-9) with the kept classes renumbered 0..k-1, the first n samples of each class (after its first m, for a set
+// disjoint from another), or a seeded fraction of each class. The subset is itself a Dataset whose identity names its parent, how it was drawn, and hashes the indices.
 import { type Dataset, type DatasetIdentity, MAX_CLASSES, checkIndex, hashLines } from "./dataset.js";
 import type { ImageInput, RawImage } from "./image.js";
 import { Rng } from "../util/random.js";
@@ -12,6 +12,7 @@ export interface SubsetOptions {
   classes?: number[]; // original labels to keep, in the order that defines the new labels
   remap?: boolean; // default true: kept classes become labels 0..k-1 in the order of `classes`
   firstPerClass?: number; // keep the first n samples of each class, in dataset order
+  skipPerClass?: number; // leave out the first n samples of each class first (disjoint draws of one split)
   fraction?: number; // keep round(fraction * count) samples of each class, drawn with `seed`
   seed?: number; // for `fraction`; default 0
 }
@@ -35,13 +36,15 @@ export function parseClassList(text: string): number[] {
 function describe(opts: SubsetOptions, classes: number[] | undefined, remap: boolean, seed: number): string {
   const parts: string[] = [];
   if (classes) parts.push(`classes ${classes.join(",")}${remap ? ` -> 0..${classes.length - 1}` : ""}`);
-  if (opts.firstPerClass !== undefined) parts.push(`first ${opts.firstPerClass} per class`);
+  const after = opts.skipPerClass !== undefined ? ` after the first ${opts.skipPerClass}` : "";
+  if (opts.firstPerClass !== undefined) parts.push(`first ${opts.firstPerClass} per class${after}`);
+  else if (after) parts.push(`each class${after}`);
   if (opts.fraction !== undefined) parts.push(`fraction ${opts.fraction} per class, seed ${seed}`);
   return parts.join("; ");
 }
 
 export function subset(ds: Dataset, opts: SubsetOptions): Dataset {
-  const { classes, firstPerClass, fraction } = opts;
+  const { classes, firstPerClass, skipPerClass, fraction } = opts;
   const remap = classes !== undefined && opts.remap !== false;
   const seed = opts.seed ?? 0;
   const k = ds.classes.length;
@@ -51,6 +54,7 @@ export function subset(ds: Dataset, opts: SubsetOptions): Dataset {
     if (new Set(classes).size !== classes.length) throw new Error(`subset: expected distinct classes, got ${classes.join(",")}`);
   }
   if (firstPerClass !== undefined && !(Number.isInteger(firstPerClass) && firstPerClass >= 1)) throw new Error(`subset: expected firstPerClass >= 1, got ${firstPerClass}`);
+  if (skipPerClass !== undefined && !(Number.isInteger(skipPerClass) && skipPerClass >= 0)) throw new Error(`subset: expected skipPerClass >= 0, got ${skipPerClass}`);
   if (fraction !== undefined && !(fraction > 0 && fraction <= 1)) throw new Error(`subset: expected a fraction in (0, 1], got ${fraction}`);
 
   // Samples of each class in dataset order.
@@ -66,6 +70,7 @@ export function subset(ds: Dataset, opts: SubsetOptions): Dataset {
       const perm = new Rng([SUBSET_STREAM, seed, c]).permutation(members.length);
       members = Array.from(perm.subarray(0, n), (j) => members[j]).sort((a, b) => a - b);
     }
+    if (skipPerClass !== undefined) members = members.slice(skipPerClass);
     if (firstPerClass !== undefined) members = members.slice(0, firstPerClass);
     chosen.push(...members);
   }

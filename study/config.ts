@@ -200,7 +200,7 @@ function join(path: string, key: string): string {
 export class ConfigError extends Error {}
 
 type RGB = [number, number, number];
-const DATA_KEYS = ["dataset", "root", "split", "classes", "perClass", "fraction", "transform", "mean", "std", "interpolation", "resampler", "scale"];
+const DATA_KEYS = ["dataset", "root", "split", "classes", "perClass", "skipPerClass", "fraction", "transform", "mean", "std", "interpolation", "resampler", "scale"];
 const MODEL_KEYS = ["imageSize", "patchSize", "width", "depth", "heads", "mlpHidden"];
 const PRETRAIN_KEYS = ["model", "data", "steps", "batchSize", "lr", "warmupSteps", "optimizer", "weightDecay", "seed", "cacheDir", "microBatch", "precision", "lossScale"];
 export const DINO_KEYS = [
@@ -232,6 +232,7 @@ export function dataSpec(c: Checker, v: unknown, path: string, transform: Transf
       return c.array(x, p, (y, q) => c.int(y, q, 0));
     }),
     perClass: c.optional(o, "perClass", path, undefined, (x, p) => c.int(x, p, 1)),
+    skipPerClass: c.optional(o, "skipPerClass", path, undefined, (x, p) => c.int(x, p, 0)),
     fraction: c.optional(o, "fraction", path, undefined, (x, p) => c.number(x, p, "a number in (0, 1]", (n) => n > 0 && n <= 1)),
     transform: c.optional(o, "transform", path, transform, (x, p) => c.enumeration(x, p, TRANSFORMS)),
     // Absent stays absent (the transform's defaults), so the config.json of earlier runs still matches.
@@ -252,7 +253,8 @@ export function dataSpec(c: Checker, v: unknown, path: string, transform: Transf
 }
 
 // transfer.val: a split's data spec, or {"fraction": f}; not both (a fraction of a val split is perClass's job, so
-// that "fraction" in transfer.val always means images held out of training), and never the test or training split.
+// that "fraction" in transfer.val always means images held out of training), and never the test or training split
+// but for images after theirs (skipPerClass).
 function valSpec(c: Checker, v: unknown, path: string, transfer: { train?: DataSpec; test?: DataSpec }): ValSpec | undefined {
   if (!isObject(v)) return c.fail(path, 'a data spec or {"fraction": f}', v);
   const o = v;
@@ -270,11 +272,13 @@ function valSpec(c: Checker, v: unknown, path: string, transfer: { train?: DataS
   // Where a spec reads from: its root, else its dataset's default root (not the working directory).
   const rootOf = (d: DataSpec) => resolve(d.root ?? defaultRoot(d.dataset) ?? "");
   const place = (d: DataSpec) => JSON.stringify([d.dataset, rootOf(d), d.split]);
+  // One split serves both where skipPerClass takes the val images after the other's (the images are compared one by
+  // one when the data is open: study/validation.ts).
   for (const key of ["test", "train"] as const) {
     const other = transfer[key];
-    if (spec?.dataset && spec.split && other?.dataset && other.split && place(spec) === place(other)) {
-      const hint = key === "train" ? ' ({"fraction": f} holds part of it out of training)' : "";
-      c.errors.push(`${path}: expected a split other than transfer.${key}'s, got the same (${spec.dataset} ${spec.split} in ${rootOf(spec)})${hint}`);
+    if (spec?.dataset && spec.split && spec.skipPerClass === undefined && other?.dataset && other.split && place(spec) === place(other)) {
+      const hint = key === "train" ? '; {"fraction": f} holds part of it out of training' : "";
+      c.errors.push(`${path}: expected a split other than transfer.${key}'s, got the same (${spec.dataset} ${spec.split} in ${rootOf(spec)}), without a skipPerClass that takes images after its own${hint}`);
     }
   }
   return spec;

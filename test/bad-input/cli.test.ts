@@ -132,6 +132,7 @@ const range: BadCase[] = [
   usage("data --dataset npy --tile 0", "--tile", "got 0"),
   usage("data --dataset fashion-mnist --tile 100000 --sheet s3.png", "--tile", "at most 1024", "got 100000"),
   usage("data --dataset npy --first 0", "--first", "got 0"),
+  usage("data --dataset npy --skip-per-class -1", "--skip-per-class", "expected a non-negative integer, got -1"),
   usage("data --dataset npy --sheet-per-class 0", "--sheet-per-class", "got 0"),
   usage("data --dataset npy --fraction 2", "--fraction", "got 2"),
   usage("data --dataset npy --fraction 0", "--fraction", "got 0"),

@@ -170,7 +170,7 @@ const valueCases: ConfigCase[] = [
   { what: "a held-out fraction of 1", edits: { "transfer.val": { fraction: 1 } }, says: ["transfer.val.fraction", "expected a number in (0, 1)", "got 1"] },
   { what: "a held-out fraction of 0", edits: { "transfer.val": { fraction: 0 } }, says: ["transfer.val.fraction", "got 0"] },
   { what: "transfer.val the test split", edits: () => ({ "transfer.val": { dataset: "npy", root: dataRoot(), split: "test", classes: "3-5" } }), says: ["transfer.val: expected a split other than transfer.test's"] },
-  { what: "transfer.val the training split", edits: () => ({ "transfer.val": { dataset: "npy", root: dataRoot(), split: "train", classes: "3-5" } }), says: ["transfer.val: expected a split other than transfer.train's", '{"fraction": f}'] },
+  { what: "transfer.val the training split", edits: () => ({ "transfer.val": { dataset: "npy", root: dataRoot(), split: "train", classes: "3-5" } }), says: ["transfer.val: expected a split other than transfer.train's", "without a skipPerClass", '{"fraction": f}'] },
   { what: "transfer.val with another key", edits: { "transfer.val": { fraction: 0.1, seed: 3 } }, says: ["transfer.val.seed: unknown key"] },
   // Data specs.
   bad("transfer.test", DELETE, "missing (required)"),

@@ -28,8 +28,8 @@ describe("data --npy", () => {
     vi.spyOn(console, "log").mockImplementation(() => {});
     const root = await npyDataset();
     const out = join(root, "out.npy");
-    await data.run(["--dataset", "npy", "--root", root, "--classes", "2,0", "--first", "3", "--npy", out, "--transform", "knn", "--size", "4", "--mean", "0.5,0.4,0.3", "--std", "0.2,0.25,0.3"]);
-    const spec: DataSpec = { dataset: "npy", root, split: "train", classes: [2, 0], perClass: 3, transform: "knn", mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3] };
+    await data.run(["--dataset", "npy", "--root", root, "--classes", "2,0", "--skip-per-class", "1", "--first", "3", "--npy", out, "--transform", "knn", "--size", "4", "--mean", "0.5,0.4,0.3", "--std", "0.2,0.25,0.3"]);
+    const spec: DataSpec = { dataset: "npy", root, split: "train", classes: [2, 0], skipPerClass: 1, perClass: 3, transform: "knn", mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3] };
     const images: number[] = [];
     const labels: number[] = [];
     for await (const b of new Loader(await openData(spec, 0), new Transform(transformFor(spec, 4)), { batchSize: 5 }).epoch(0)) {

@@ -57,6 +57,22 @@ describe("subset", () => {
     expect(classCounts(s)).toEqual(new Array(10).fill(2));
   });
 
+  it("skipping the first m per class gives a set disjoint from the first m, in dataset order", () => {
+    const sources = (d: Dataset) => Array.from({ length: d.length }, (_, k) => d.source(k));
+    const first = subset(ds, { firstPerClass: 2 });
+    const next = subset(ds, { skipPerClass: 2, firstPerClass: 3 });
+    expect(classCounts(next)).toEqual(new Array(10).fill(3));
+    expect(sources(next).filter((s) => sources(first).includes(s))).toEqual([]);
+    // Each class's images 2, 3 and 4 in dataset order: of class 0 (i = 0, 10, 20, ...) those are 20, 30 and 40.
+    expect(sources(next).filter((_, k) => next.labels[k] === 0)).toEqual(["/mem#20", "/mem#30", "/mem#40"]);
+    expect(next.identity.subset).toBe("first 3 per class after the first 2");
+    expect(subset(ds, { skipPerClass: 2 }).identity.subset).toBe("each class after the first 2");
+    expect(next.identity.hash).not.toBe(subset(ds, { firstPerClass: 3 }).identity.hash);
+    // Past a class's end, nothing of it: class 9 has 13 images.
+    expect(classCounts(subset(ds, { skipPerClass: 12 }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    expect(() => subset(ds, { skipPerClass: -1 })).toThrow("subset: expected skipPerClass >= 0, got -1");
+  });
+
   it("a fraction is stratified and seeded", () => {
     const a = subset(ds, { fraction: 0.3, seed: 5 });
     expect(classCounts(a)).toEqual([3, 3, 3, 3, 3, 3, 3, 3, 3, 4]); // round(0.3 * 13) = 4

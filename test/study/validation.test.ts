@@ -76,13 +76,15 @@ describe("transfer.val in the config", () => {
     );
     expect(problems({ split: "val", fraction: 0.5 })).toContain("got both a split and a fraction");
     for (const f of [0, 1, 1.5, -0.1]) expect(problems({ fraction: f })).toContain(`transfer.val.fraction: expected a number in (0, 1), the share of each class of transfer.train held out, got ${f}`);
-    expect(problems(data("test"))).toMatch(/transfer\.val: expected a split other than transfer\.test's, got the same \(npy test in .*\)$/m);
+    expect(problems(data("test"))).toMatch(/transfer\.val: expected a split other than transfer\.test's, got the same \(npy test in .*\), without a skipPerClass that takes images after its own$/m);
     expect(problems(data("train"))).toContain("transfer.val: expected a split other than transfer.train's, got the same");
-    expect(problems(data("train"))).toContain('({"fraction": f} holds part of it out of training)');
+    expect(problems(data("train"))).toContain('without a skipPerClass that takes images after its own; {"fraction": f} holds part of it out of training');
+    // With skipPerClass, images of the same split: taken, and compared image by image when the data is open.
+    expect(withVal({ ...data("train"), skipPerClass: 12 }).transfer.val).toMatchObject({ split: "train", skipPerClass: 12 });
     // A spec without a root reads its dataset's default root, which the message names (not the working directory).
     const fashion = { dataset: "fashion-mnist", split: "test", classes: "5-9" };
     const noRoot = () => parseStudyConfig(json({ transfer: { train: { ...fashion, split: "train" }, test: fashion, val: fashion } }));
-    expect(noRoot).toThrow(`transfer.val: expected a split other than transfer.test's, got the same (fashion-mnist test in ${defaultRoot("fashion-mnist")})`);
+    expect(noRoot).toThrow(`transfer.val: expected a split other than transfer.test's, got the same (fashion-mnist test in ${defaultRoot("fashion-mnist")}), without`);
     expect(problems({ fraction: 0.1, perClass: 3 })).toContain("transfer.val.perClass: unknown key (known keys: fraction)");
     expect(problems({})).toContain("transfer.val.fraction: missing (required)");
     expect(problems("val")).toContain('transfer.val: expected a data spec or {"fraction": f}, got "val"');
