@@ -245,7 +245,7 @@ async function listCells(config: StudyConfig, out: string): Promise<void> {
     const resultPath = cellResultPath(out, cell.id);
     let state = "to do";
     const claim = existsSync(resultPath) ? undefined : await readClaim(cellClaimPath(out, cell.id));
-    if (existsSync(resultPath)) state = isDiverged(await readCellOutcome(resultPath, config, "experiment")) ? "diverged" : "finished";
+    if (existsSync(resultPath)) state = isDiverged(await readCellOutcome(out, cell.id, config, "experiment")) ? "diverged" : "finished";
     else if (claim) {
       const stale = staleness(claim, CLAIM_TIMING);
       state = `claimed by ${describeOwner(claim)}${stale ? ` (stale: ${stale})` : ""}`;

@@ -94,6 +94,20 @@ export function classMismatch(a: Dataset, b: Dataset, what: readonly [string, st
   return undefined;
 }
 
+// Why `a` may not be used beside `b`: images they share (compared by source, the file and record each was read
+// from), which would score an image against itself (a k-NN query in its bank) or on what trained it.
+export function sharedImages(a: Dataset, b: Dataset, what: readonly [string, string]): string | undefined {
+  const sources = new Set<string>();
+  for (let i = 0; i < b.length; i++) sources.add(b.source(i));
+  let shared = 0;
+  let first = "";
+  for (let i = 0; i < a.length; i++) {
+    if (!sources.has(a.source(i))) continue;
+    if (shared++ === 0) first = a.source(i);
+  }
+  return shared > 0 ? `${what[0]}: expected no image of ${what[1]}, got ${shared} of them (the first: ${first})` : undefined;
+}
+
 // Images of one size held in one byte buffer: record i's pixels start at offset + i * stride, 1 or 3 channels,
 // planar (C, H, W) or interleaved (H, W, C). Files are used in place (IDX pixels follow the header; CIFAR pixels
 // follow each record's label bytes), so nothing is copied until a sample is read.

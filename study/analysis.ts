@@ -81,8 +81,7 @@ async function cellOutcomes(dir: string, config: StudyConfig): Promise<CellOutco
   const ids = existsSync(root) ? await readdir(root) : [];
   const outcomes: CellOutcome[] = [];
   for (const id of ids) {
-    const path = cellResultPath(dir, id);
-    if (existsSync(path)) outcomes.push(await readCellOutcome(path, config, "analyze"));
+    if (existsSync(cellResultPath(dir, id))) outcomes.push(await readCellOutcome(dir, id, config, "analyze"));
   }
   const names = config.strategies.map(strategyName);
   const rank = (c: CellOutcome) => {

@@ -25,8 +25,9 @@ export function cellsOf(config: StudyConfig): Cell[] {
   return cells;
 }
 
-// Where a run folder keeps a cell: cells/<id>/ holds its training (checkpoints, metrics), its claim (claim.json), and
-// result.json once it finished or diverged: the file whose presence says "done".
+// Where a run folder keeps a cell: cells/<id>/ holds its training (checkpoints, metrics), its claim (claim.json),
+// result.json once it finished or diverged: the file whose presence says "done", and with knn.val its best
+// checkpoint's scores on those images (knn-val.json, study/knn-val.ts).
 export function cellsFolder(out: string): string {
   return join(out, "cells");
 }
@@ -41,6 +42,10 @@ export function cellResultPath(out: string, id: string): string {
 
 export function cellClaimPath(out: string, id: string): string {
   return join(cellFolder(out, id), "claim.json");
+}
+
+export function cellKnnValPath(out: string, id: string): string {
+  return join(cellFolder(out, id), "knn-val.json");
 }
 
 export function cellCheckpointPath(out: string, id: string): string {

@@ -1,19 +1,22 @@
 // What a changed config does to a run folder's finished cells. A cell's result depends on the whole config but for
 // the keys that only choose which cells there are (strategies, learningRates, seeds) or how they are reported
-// (name, selectBy, analysis; the table, figures and analysis are remade from the cells), and the microBatch settings
-// (studyIdentity drops them). A change of those grows or shrinks the run and keeps its finished cells; a change of
-// anything else (backbone, knn, transfer, training, imageSize, and any key added later) would mix two studies'
-// cells in one table. A key that holds one value per strategy (headInit) only has to agree on the strategies both
-// configs have: an added or removed strategy's entry touches no finished cell. And a data spec with a `fraction`
-// draws its images with the first seed (openAll in study/runner.ts), so with such a spec a new seeds[0] changes the
-// data of every cell.
+// (name, selectBy, analysis, knn.val: the table, figures and analysis are remade from the cells, and knn.val's
+// scores of each cell's best checkpoint are kept beside it), and the microBatch settings (studyIdentity drops them).
+// A change of those grows or shrinks the run and keeps its finished cells; a change of anything else (backbone, knn,
+// transfer, training, imageSize, and any key added later) would mix two studies' cells in one table. A key that
+// holds one value per strategy (headInit) only has to agree on the strategies both configs have: an added or removed
+// strategy's entry touches no finished cell. And a data spec with a `fraction` draws its images with the first seed
+// (openAll in study/runner.ts), so with such a spec a new seeds[0] changes the data of every cell (knn.val's aside:
+// its scores are made anew for the images it then holds).
 import { type StudyConfig, headInitFor, studyIdentity } from "./config.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
 import { differences, show } from "../util/differences.js";
 import { isObject } from "../util/json-file.js";
 
-// The top-level keys whose changes keep the finished cells.
+// The keys whose changes keep the finished cells: top-level ones, and key paths within another.
 const KEEPING = ["strategies", "learningRates", "seeds", "name", "selectBy", "analysis"];
+const KEEPING_PATHS = ["knn.val"];
+const keeps = (path: string) => KEEPING.includes(path.split(".")[0]) || KEEPING_PATHS.some((k) => path === k || path.startsWith(`${k}.`));
 
 // The top-level keys with a value per strategy, each with its reader.
 const PER_STRATEGY: Record<string, (config: StudyConfig, s: Strategy) => unknown> = { headInit: headInitFor };
@@ -29,7 +32,7 @@ export function configChanges(before: StudyConfig, after: StudyConfig): ConfigCh
   const shared = after.strategies.filter((s) => before.strategies.some((b) => strategyName(b) === strategyName(s)));
   for (const d of differences(JSON.parse(studyIdentity(before)), now)) {
     const key = d.path.split(".")[0];
-    if (KEEPING.includes(key)) changes.keeping.push(d.text);
+    if (keeps(d.path)) changes.keeping.push(d.text);
     else if (!(key in PER_STRATEGY)) changes.refusing.push(d.text);
     else if (shared.every((s) => show(PER_STRATEGY[key](before, s)) === show(PER_STRATEGY[key](after, s)))) changes.keeping.push(d.text);
   }
@@ -39,7 +42,7 @@ export function configChanges(before: StudyConfig, after: StudyConfig): ConfigCh
       if (was !== is) changes.refusing.push(`${key} of ${strategyName(s)}: ${was} -> ${is}`);
     }
   }
-  const drawn = fractionKeys(now, "");
+  const drawn = fractionKeys(now, "").filter((path) => !keeps(path)); // knn.val's scores are made anew for new images
   if (before.seeds[0] !== after.seeds[0] && drawn.length > 0) {
     changes.refusing.push(`seeds[0]: ${before.seeds[0]} -> ${after.seeds[0]} (the first seed draws the images of ${drawn.join(", ")})`);
   }

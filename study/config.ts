@@ -50,6 +50,10 @@ export interface KnnSpec {
   // Fine-tuning steps at which every cell's backbone is scored too (the forgetting curve): ascending, distinct,
   // at most training.steps; 0 is the backbone before the first update. Absent: no curve.
   atSteps?: number[];
+  // Source-domain images of the bank's classes, sharing none with the bank or the queries, that choose the learning
+  // rates where selectBy weighs source k-NN ("mean", "knee") in the queries' stead: no query scores a rate it chose.
+  // Scored on each cell's best checkpoint (study/knn-val.ts); a change of it keeps the finished cells.
+  val?: DataSpec;
 }
 
 // The images that choose each cell's best checkpoint (and each strategy's learning rate) when they should not be
@@ -97,7 +101,7 @@ export interface StudyConfig {
 
 // How the table picks each strategy's learning rate (study/results.ts summarize): the best transfer accuracy, the
 // best mean of it and source k-NN, or the knee: the most source k-NN among the rates whose transfer accuracy is not
-// told from the best one's.
+// told from the best one's; each on transfer.val and knn.val where the config has them.
 export type SelectBy = "transfer" | "mean" | "knee";
 
 // Every value a config may leave out.
@@ -434,7 +438,7 @@ function backboneSpec(c: Checker, v: unknown, path: string): BackboneSpec | unde
 }
 
 function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
-  const o = c.object(v, path, ["bank", "queries", "ks", "reportK", "temperature", "batchSize", "atSteps"]);
+  const o = c.object(v, path, ["bank", "queries", "ks", "reportK", "temperature", "batchSize", "atSteps", "val"]);
   if (!o) return undefined;
   const ks = c.optional(o, "ks", path, DEFAULTS.knn.ks, (x, p) => c.array(x, p, (y, q) => c.int(y, q, 1)));
   const reportK = c.optional(o, "reportK", path, DEFAULTS.knn.reportK, (x, p) => c.int(x, p, 1));
@@ -452,6 +456,8 @@ function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
       const unordered = steps?.findIndex((s, i) => i > 0 && s <= steps[i - 1]) ?? -1;
       return unordered > 0 ? c.fail(`${p}[${unordered}]`, `a step after ${steps![unordered - 1]} (ascending, distinct)`, steps![unordered]) : steps;
     }),
+    // Absent stays absent, so the config.json of earlier runs still matches.
+    ...("val" in o && { val: dataSpec(c, o.val, `${path}.val`, DEFAULTS.transform.knn) }),
   } as KnnSpec;
 }
 

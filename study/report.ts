@@ -26,18 +26,21 @@ import type { MeanInterval } from "../util/stats.js";
 
 export function resultsCsv(r: StudyResults): string {
   const ks = Object.keys(r.baseline.knn);
-  // With transfer.val, the val accuracy that chose each cell's checkpoint follows its step.
+  // With transfer.val, the val accuracy that chose each cell's checkpoint follows its step; with knn.val, its
+  // source k-NN top-1 (at reportK) on those images follows the queries' (empty where not scored yet).
   const val = r.selectedOn === "transfer.val";
+  const knnVal = r.config.knn.val !== undefined;
   const header = ["id", "strategy", "lr", "seed", "trainable_params", "paper_params", "transfer_acc", "final_transfer_acc", "best_step", ...(val ? ["val_acc"] : [])];
-  header.push(...ks.flatMap((k) => [`knn${k}_top1`, `knn${k}_top5`]), "mean", "train_seconds", "images_per_second");
+  header.push(...ks.flatMap((k) => [`knn${k}_top1`, `knn${k}_top5`]), ...(knnVal ? [`val_knn${r.reportK}_top1`] : []), "mean", "train_seconds", "images_per_second");
   const knnCols = (s: KnnScores) => ks.flatMap((k) => [s[k].top1.toFixed(2), s[k].top5.toFixed(2)]);
   const lines = [header.join(",")];
-  lines.push(["original", "original", "", "", "0", "0", "", "", "", ...(val ? [""] : []), ...knnCols(r.baseline.knn), "", "", ""].join(","));
+  lines.push(["original", "original", "", "", "0", "0", "", "", "", ...(val ? [""] : []), ...knnCols(r.baseline.knn), ...(knnVal ? [""] : []), "", "", ""].join(","));
   for (const c of r.cells) {
     const mean = (c.transferAccuracy + c.knn[String(r.reportK)].top1) / 2;
     const chosen = val ? [c.valAccuracy!.toFixed(2)] : [];
+    const onVal = knnVal ? [c.valKnn ? c.valKnn[String(r.reportK)].top1.toFixed(2) : ""] : [];
     lines.push(
-      [c.id, c.strategy, c.lr, c.seed, c.trainableParams, c.paperParams, c.transferAccuracy.toFixed(2), c.finalTransferAccuracy.toFixed(2), c.bestStep, ...chosen, ...knnCols(c.knn), mean.toFixed(2), c.trainSeconds.toFixed(1), c.imagesPerSecond.toFixed(1)].join(","),
+      [c.id, c.strategy, c.lr, c.seed, c.trainableParams, c.paperParams, c.transferAccuracy.toFixed(2), c.finalTransferAccuracy.toFixed(2), c.bestStep, ...chosen, ...knnCols(c.knn), ...onVal, mean.toFixed(2), c.trainSeconds.toFixed(1), c.imagesPerSecond.toFixed(1)].join(","),
     );
   }
   return lines.join("\n") + "\n";
@@ -99,7 +102,7 @@ export function tableMarkdown(r: StudyResults): string {
     val
       ? `- Transfer accuracy: top-1 of the linear head on ${describeData(d.transferTest)}, at the checkpoint chosen on transfer.val (${describeData(d.transferVal)}): the best of its evaluations every ${r.config.training.evalEvery} steps of ${r.config.training.steps} (fine-tuned on ${describeData(d.transferTrain)}, ${trainingText(r.config.training)}). No test image chose a checkpoint or a learning rate.`
       : `- Transfer accuracy: top-1 of the linear head on ${describeData(d.transferTest)}, the best of the evaluations every ${r.config.training.evalEvery} steps of ${r.config.training.steps} (fine-tuned on ${describeData(d.transferTrain)}, ${trainingText(r.config.training)}); the test images chose the checkpoint, as in the paper.`,
-    `- Source k-NN accuracy: DINO's weighted ${r.reportK}-NN top-1 (T = ${r.temperature}) of that best checkpoint's backbone, bank ${describeData(d.bank)}, queries ${describeData(d.queries)}.`,
+    `- Source k-NN accuracy: DINO's weighted ${r.reportK}-NN top-1 (T = ${r.temperature}) of that best checkpoint's backbone, bank ${describeData(d.bank)}, queries ${describeData(d.queries)}.${knnValText(r)}`,
     `- Learning rates tried: ${learningRatesText(r)}; each row shows ${ruleText(r)}${seeds > 1 ? `, mean ± std over ${seeds} seeds` : ` (seed ${r.config.seeds[0]})`}.`,
     "- #Trainable params: the tensors actually updated, the new linear head included (results.json also has the paper's counting).",
   );
@@ -117,9 +120,18 @@ export function tableMarkdown(r: StudyResults): string {
 // Which of a strategy's rates its row shows (study/results.ts summarize).
 function ruleText(r: StudyResults): string {
   const accuracy = r.selectedOn === "transfer.val" ? "val accuracy" : "transfer accuracy";
+  const source = r.config.knn.val ? "source k-NN on knn.val" : "source k-NN";
   if (r.selectBy === "transfer") return `the one with the best ${accuracy}`;
-  if (r.selectBy === "mean") return `the one with the best mean of source k-NN and ${accuracy}`;
-  return `its knee: of the rates whose ${accuracy} the paired ${CONFIDENCE * 100}% interval does not tell from the best one's, the one with the most source k-NN (with one seed, the best ${accuracy})`;
+  if (r.selectBy === "mean") return `the one with the best mean of ${source} and ${accuracy}`;
+  return `its knee: of the rates whose ${accuracy} the paired ${CONFIDENCE * 100}% interval does not tell from the best one's, the one with the most ${source} (with one seed, the best ${accuracy})`;
+}
+
+// With knn.val: its images, and whether they chose the rates (with selectBy "transfer" they are only reported).
+function knnValText(r: StudyResults): string {
+  if (!r.config.knn.val) return "";
+  const images = describeData(r.notes.data.knnVal);
+  if (r.selectBy === "transfer") return ` knn.val (${images}) is scored too (results.csv), and chose nothing.`;
+  return ` The rates were chosen on knn.val (${images}) in the queries' stead: no query chose a learning rate.`;
 }
 
 // The paired differences between the rows, and of each row's strategy at its other rates against the row, where

@@ -1,12 +1,14 @@
-// A run folder's result files read back and checked: a cell's result.json, baseline.json, and backbone.json. What the summary, the
+// A run folder's result files read back and checked: a cell's result.json (with its knn-val.json), baseline.json, and backbone.json. What the summary, the
 // report and the analysis read of them is checked when they are read, so that a damaged or hand-edited file is named
 // with the way out, rather than failing later inside the summary with a message that names no file.
 import { existsSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { join } from "node:path";
 import { describeJson, isObject, readJsonFile } from "../util/json-file.js";
 import { unpackBits } from "../util/bits.js";
 import type { StudyConfig } from "./config.js";
 import type { BaselineResult, CellOutcome } from "./results.js";
+import { cellFolder, cellKnnValPath, cellResultPath } from "./cells.js";
+import type { KnnValScores } from "./knn-val.js";
 
 type Json = Record<string, unknown>;
 
@@ -60,12 +62,28 @@ function cellProblem(v: unknown, id: string, config: StudyConfig): string | unde
   return undefined;
 }
 
-// cells/<id>/result.json: a finished or a diverged cell.
-export async function readCellOutcome(path: string, config: StudyConfig, who: string): Promise<CellOutcome> {
+// cells/<id>/result.json: a finished or a diverged cell; a finished one with its scores on knn.val where the config
+// has it and knn-val.json holds them for its spec (valKnn; absent: not scored yet, which the summary names).
+export async function readCellOutcome(out: string, id: string, config: StudyConfig, who: string): Promise<CellOutcome> {
+  const path = cellResultPath(out, id);
   const v = await readJsonFile(path, who);
-  const problem = cellProblem(v, basename(dirname(path)), config);
-  if (problem) throw new Error(`${who}: ${path}: expected a cell's result, found ${problem}; delete the cell's folder ${dirname(path)} to train it again`);
-  return v as unknown as CellOutcome;
+  const problem = cellProblem(v, id, config);
+  if (problem) throw new Error(`${who}: ${path}: expected a cell's result, found ${problem}; delete the cell's folder ${cellFolder(out, id)} to train it again`);
+  const outcome = v as unknown as CellOutcome;
+  if (config.knn.val && !("diverged" in outcome)) {
+    const val = await readKnnVal(cellKnnValPath(out, id), config);
+    if (val) outcome.valKnn = val.knn;
+  }
+  return outcome;
+}
+
+// cells/<id>/knn-val.json: the scores on knn.val's images, where the file holds them for the config's knn.val;
+// undefined where it is absent, damaged or of another spec (the scores are made anew: study/knn-val.ts).
+export async function readKnnVal(path: string, config: StudyConfig): Promise<KnnValScores | undefined> {
+  if (!existsSync(path)) return undefined;
+  const v = await readJsonFile(path, "knn.val").catch(() => undefined);
+  if (!isObject(v) || JSON.stringify(v.spec) !== JSON.stringify(config.knn.val) || !isObject(v.data)) return undefined;
+  return scoresProblem(v.knn, `"knn"`, config.knn.reportK) ? undefined : (v as unknown as KnnValScores);
 }
 
 // baseline.json: the original backbone's k-NN accuracy.

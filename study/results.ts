@@ -50,6 +50,7 @@ export interface CellResult {
   finalLoss: number;
   knn: KnnScores; // of the best checkpoint's backbone on the source domain
   knnCurve?: CurvePoint[]; // one per step of knn.atSteps; absent without them
+  valKnn?: KnnScores; // with knn.val: the best checkpoint's on its images (knn-val.json, study/knn-val.ts)
   trainSeconds: number; // fine-tuning, its evaluations and checkpoints; not the k-NN passes
   imagesPerSecond: number;
   knnSeconds: number; // every k-NN pass of the cell: the best checkpoint's and the curve's
@@ -91,6 +92,8 @@ export interface TableRow {
   valStd?: number;
   knn: number; // source k-NN top-1 at reportK, mean over seeds
   knnStd: number;
+  valKnn?: number; // with knn.val: the source k-NN top-1 on its images, mean over seeds, which chose the learning rate
+  valKnnStd?: number;
   mean: number; // (transfer + knn) / 2
   knnCurve?: { step: number; knn: number; knnStd: number }[]; // source k-NN top-1 at reportK per step of knn.atSteps
 }
@@ -131,11 +134,16 @@ export function modelLabel(a: { patchSize: number; width: number; depth: number 
 // knee ("knee"): of the rates whose transfer accuracy the paired 95% interval (study/comparisons.ts) does not tell
 // from the best one's, the one that keeps the most source k-NN; with one seed, which gives no interval, the best
 // one. With transfer.val, the val accuracy stands in for the transfer accuracy in that choice (its interval over the
-// seeds alone: val answers are not kept per image): no test image chooses. A rate that diverged with any seed is not
-// a candidate: the mean of the seeds that survived it would flatter it.
+// seeds alone: val answers are not kept per image), and with knn.val its k-NN accuracy for the queries': no test
+// image and no query chooses. A rate that diverged with any seed is not a candidate: the mean of the seeds that
+// survived it would flatter it.
 export function summarize(config: StudyConfig, baseline: BaselineResult, outcomes: CellOutcome[], notes: StudyNotes): StudyResults {
   const k = String(config.knn.reportK);
   const cells = outcomes.filter((c): c is CellResult => !isDiverged(c));
+  const unscored = config.knn.val && config.selectBy !== "transfer" ? cells.filter((c) => !c.valKnn).map((c) => c.id) : [];
+  if (unscored.length > 0) {
+    throw new Error(`summary: selectBy "${config.selectBy}" chooses the learning rates on knn.val, but ${unscored.length} finished cell(s) have no scores on its images (cells/<id>/knn-val.json of this knn.val): ${unscored.join(", ")}; experiment --collect scores them from their best checkpoints`);
+  }
   const diverged = outcomes.filter(isDiverged);
   const paired: PairedCell[] = cells.map((c) => ({ strategy: c.strategy, lr: c.lr, seed: c.seed, transfer: c.transferAccuracy, knn: c.knn[k].top1, correct: c.correct && unpackCorrect(c.correct), val: c.valAccuracy }));
   const table: TableRow[] = [];
@@ -150,6 +158,7 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
       const [knn, knnStd] = meanStd(group.map((c) => c.knn[k].top1));
       const row: TableRow = { strategy, lr, seeds: group.length, trainableParams: group[0].trainableParams, transfer, transferStd, knn, knnStd, mean: (transfer + knn) / 2 };
       if (config.transfer.val) [row.val, row.valStd] = meanStd(group.map((c) => c.valAccuracy!));
+      if (config.knn.val && group.every((c) => c.valKnn)) [row.valKnn, row.valKnnStd] = meanStd(group.map((c) => c.valKnn![k].top1));
       if (config.knn.atSteps) row.knnCurve = curveOf(group, config.knn.atSteps, k);
       tried.push(row);
     }
@@ -167,14 +176,15 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
 // A strategy's row among the rates it was tried at (in the config's order; the first wins a tie), as summarize says.
 function choose(selectBy: SelectBy, tried: TableRow[], paired: PairedCell[]): TableRow {
   const chosenOn = (r: TableRow) => r.val ?? r.transfer;
+  const knnOn = (r: TableRow) => r.valKnn ?? r.knn;
   const best = (rows: TableRow[], score: (r: TableRow) => number) => rows.reduce((b, r) => (score(r) > score(b) ? r : b));
   if (selectBy === "transfer") return best(tried, chosenOn);
-  if (selectBy === "mean") return best(tried, (r) => (chosenOn(r) + r.knn) / 2);
+  if (selectBy === "mean") return best(tried, (r) => (chosenOn(r) + knnOn(r)) / 2);
   const top = best(tried, chosenOn);
   const name = strategyName(top.strategy);
   const scored = top.val === undefined ? paired : paired.map((p) => ({ ...p, transfer: p.val!, correct: undefined }));
   const near = tried.filter((r) => r === top || pairedDifference(scored, { strategy: name, lr: r.lr }, { strategy: name, lr: top.lr }).transfer.hi >= 0);
-  return best(near, (r) => r.knn);
+  return best(near, knnOn);
 }
 
 // A cell's right and wrong answers as 0/1 per image (result-files.ts checked the bits when it read them).

@@ -32,8 +32,7 @@ export async function readRunFolder(folder: string): Promise<RunFolder> {
   const outcomes: CellOutcome[] = [];
   const missing: string[] = [];
   for (const cell of cellsOf(config)) {
-    const path = cellResultPath(dir, cell.id);
-    if (existsSync(path)) outcomes.push(await readCellOutcome(path, config, "report"));
+    if (existsSync(cellResultPath(dir, cell.id))) outcomes.push(await readCellOutcome(dir, cell.id, config, "report"));
     else missing.push(cell.id);
   }
   const written = existsSync(join(dir, "results.json")) ? (await readJson<{ notes: StudyNotes }>(join(dir, "results.json"))).notes : undefined;

@@ -16,7 +16,9 @@
 //                         Later calls on the folder refuse another backbone file or other data (the same config)
 //   cells/<id>/           one per cell: train checkpoints and metrics (train/train.ts), result.json when finished
 //                         or diverged; knn-curve.json, the forgetting curve's points so far (study/knn-curve.ts);
-//                         claim.json while a worker trains it (study/claims.ts)
+//                         claim.json while a worker trains it (study/claims.ts); with knn.val, knn-val.json, the
+//                         best checkpoint's scores on its images (study/knn-val.ts), made before result.json and
+//                         for finished cells whenever knn.val is added or changed
 //   results.json, results.csv, table.md   (study/results.ts, report.ts)
 //   figure2.*, forgetting.*, figure3.*   the figures as .vl.json (Vega-Lite), .svg and .png (study/figures/);
 //                         forgetting.* only with knn.atSteps, figure3.* with Block Expansion at several p and rates
@@ -42,7 +44,7 @@ import { existsSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Dataset, type DatasetIdentity, classMismatch } from "../data/dataset.js";
+import { type Dataset, type DatasetIdentity, classMismatch, sharedImages } from "../data/dataset.js";
 import { Loader } from "../data/loader.js";
 import { type DataSpec, type OpenedDatasets, openData, transformFor } from "../data/spec.js";
 import { Transform } from "../data/transforms.js";
@@ -54,7 +56,7 @@ import { runtime } from "../engine/runtime.js";
 import type { Tensor } from "../engine/tensor.js";
 import { applyStrategy, countParameters, strategyName, strategyProblem } from "../peft/strategy.js";
 import { countFor } from "../peft/count.js";
-import { MANIFEST_KEY, type Manifest, manifestOf, sha256File } from "../peft/save.js";
+import { MANIFEST_KEY, type Manifest, loadFinetuned, manifestOf, sha256File } from "../peft/save.js";
 import { NonFiniteFeaturesError, datasetKnn } from "../eval/dataset-knn.js";
 import { evaluateAccuracy, evaluateCorrect } from "../eval/accuracy.js";
 import { packBits } from "../util/bits.js";
@@ -78,7 +80,8 @@ import { REPORT_FILES, writeReport } from "./report.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { KnnCurve } from "./knn-curve.js";
 import { selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
-import { type Cell, cellClaimPath, cellFolder, cellsFolder, cellResultPath, cellsOf } from "./cells.js";
+import { type Cell, cellCheckpointPath, cellClaimPath, cellFolder, cellsFolder, cellResultPath, cellsOf } from "./cells.js";
+import { scoreKnnVal } from "./knn-val.js";
 import { CLAIM_TIMING, type Claim, type ClaimOwner, type ClaimTiming, claimOrWait, describeOwner, removeStaleClaim, thisOwner, tryClaim } from "./claims.js";
 import { ANALYSIS_FILES, analyzeRun } from "./analysis.js";
 import { ownWaitEstimate } from "../engine/timing.js";
@@ -117,6 +120,7 @@ interface StudyData {
   transferTrain: Dataset; // without the images held out for transfer.val
   transferTest: Dataset;
   transferVal?: Dataset; // with transfer.val: the images that choose the checkpoints (study/validation.ts)
+  knnVal?: Dataset; // with knn.val: the source images that choose the rates in the queries' stead (study/knn-val.ts)
   pretrain?: Dataset;
   opened: OpenedDatasets; // the whole datasets they were drawn from, each opened once
   transformed: TransformCache; // their transformed images, kept for every cell's evaluations and k-NN
@@ -152,6 +156,12 @@ async function openAll(config: StudyConfig): Promise<StudyData> {
     const mismatch = classMismatch(a, b, what);
     if (mismatch) throw new Error(`experiment: ${mismatch}`);
   }
+  if (config.knn.val) {
+    const val = (data.knnVal = await open(config.knn.val, "knn.val"));
+    // A query of knn.val in the bank would find itself; one among the queries would score a rate it chose.
+    const problem = classMismatch(val, data.bank, ["knn.val", "knn.bank"]) ?? sharedImages(val, data.bank, ["knn.val", "knn.bank"]) ?? sharedImages(val, data.queries, ["knn.val", "knn.queries"]);
+    if (problem) throw new Error(`experiment: ${problem}`);
+  }
   return data;
 }
 
@@ -159,12 +169,20 @@ function disposeModel(model: VisionTransformer): void {
   for (const [, t] of model.parameters()) t.dispose();
 }
 
-// DINO's k-NN accuracy of a backbone on the study's source bank and queries (eval/dataset-knn.ts). A fine-tuned
+// DINO's k-NN accuracy of a backbone on the study's source bank and queries (or knn.val's images: `queries`,
+// eval/dataset-knn.ts). A fine-tuned
 // backbone (`at`: the cell's step and rate) whose features are not all finite has diverged, though its loss and
 // weights stayed finite: the cell is recorded so.
-async function knnScores(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number, at?: { step: number; lr: number }): Promise<{ scores: KnnScores; correct: Correct; seconds: number }> {
+async function knnScores(
+  model: VisionTransformer,
+  config: StudyConfig,
+  data: StudyData,
+  size: number,
+  at?: { step: number; lr: number },
+  queries = { dataset: data.queries, spec: config.knn.queries },
+): Promise<{ scores: KnnScores; correct: Correct; seconds: number }> {
   const started = performance.now();
-  const results = await datasetKnn(model, { dataset: data.bank, spec: config.knn.bank }, { dataset: data.queries, spec: config.knn.queries }, {
+  const results = await datasetKnn(model, { dataset: data.bank, spec: config.knn.bank }, queries, {
     ks: config.knn.ks,
     temperature: config.knn.temperature,
     batchSize: config.knn.batchSize,
@@ -289,7 +307,7 @@ async function priorOutcomes(out: string, config: StudyConfig, cells: Cell[], re
   const prior = new Map<string, CellOutcome>();
   for (const cell of cells) {
     const path = cellResultPath(out, cell.id);
-    if (existsSync(path)) prior.set(cell.id, await readCellOutcome(path, config, "experiment"));
+    if (existsSync(path)) prior.set(cell.id, await readCellOutcome(out, cell.id, config, "experiment"));
   }
   const finished = [...prior].filter(([, c]) => !isDiverged(c)).map(([id]) => id);
   const diverged = [...prior].filter(([, c]) => isDiverged(c)).map(([id]) => id);
@@ -467,6 +485,15 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   const vit = original.config;
   const size = config.imageSize ?? vit.imageSize;
   const classes = data.transferTrain.classes.length;
+  // A finished cell's best checkpoint scored on knn.val's images (study/knn-val.ts).
+  const scoreVal = async (id: string) => {
+    const { model } = await loadFinetuned(backbonePath, cellCheckpointPath(out, id), { heads, key: config.backbone.key });
+    try {
+      return await knnScores(model, config, data, size, undefined, { dataset: data.knnVal!, spec: config.knn.val! });
+    } finally {
+      disposeModel(model);
+    }
+  };
   if (!existsSync(baselinePath)) {
     log(`k-NN of the original backbone: ${data.bank.length} bank images, ${data.queries.length} queries`);
     const { scores, seconds } = await knnScores(original, config, data, size);
@@ -519,6 +546,8 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
       if (e instanceof DivergedError) return divergedCell(cell, e);
       throw e;
     });
+    // knn.val's scores before result.json: a finished cell of this knn.val always has them.
+    if (data.knnVal && !isDiverged(result)) await scoreKnnVal(out, [cell.id], config, data.knnVal, scoreVal, () => undefined);
     await writeJsonAtomic(resultPath, result);
     ran.push(cell.id);
     if (isDiverged(result)) {
@@ -535,10 +564,16 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     }
   }
 
-  const outcomes: CellOutcome[] = [];
-  for (const cell of cells) {
-    const path = cellResultPath(out, cell.id);
-    if (existsSync(path)) outcomes.push(await readCellOutcome(path, config, "experiment"));
+  const readOutcomes = async () => {
+    const outcomes: CellOutcome[] = [];
+    for (const cell of cells) if (existsSync(cellResultPath(out, cell.id))) outcomes.push(await readCellOutcome(out, cell.id, config, "experiment"));
+    return outcomes;
+  };
+  let outcomes = await readOutcomes();
+  // Cells that finished before knn.val was added or changed get its scores from their best checkpoints.
+  if (data.knnVal) {
+    await scoreKnnVal(out, outcomes.filter((c) => !isDiverged(c)).map((c) => c.id), config, data.knnVal, scoreVal, log);
+    outcomes = await readOutcomes();
   }
   const complete = outcomes.length === cells.length;
   const results = summarize(config, baseline, outcomes, {

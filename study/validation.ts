@@ -6,7 +6,7 @@
 // A held-out val ({"fraction": f}) is drawn per class out of transfer.train with the first seed (data/subset.ts
 // holdOut), so training no longer sees those images; a val split of its own must share no image with the test or
 // training images (checked by each image's source, after the config check compared the splits by name).
-import { type Dataset, classMismatch } from "../data/dataset.js";
+import { type Dataset, classMismatch, sharedImages } from "../data/dataset.js";
 import type { DataSpec } from "../data/spec.js";
 import { holdOut } from "../data/subset.js";
 import { type StudyConfig, isHeldOut } from "./config.js";
@@ -46,20 +46,9 @@ export async function splitForValidation(
   const val = await open(spec, "transfer.val");
   const mismatch = classMismatch(val, train, ["transfer.val", "transfer.train"]);
   if (mismatch) throw new Error(`experiment: ${mismatch}`);
-  checkDisjoint(val, test, "transfer.test");
-  checkDisjoint(val, train, "transfer.train");
-  return { train, val };
-}
-
-// Refuses a val split sharing images with `other`, named by their files.
-function checkDisjoint(val: Dataset, other: Dataset, what: string): void {
-  const sources = new Set<string>();
-  for (let i = 0; i < other.length; i++) sources.add(other.source(i));
-  let shared = 0;
-  let first = "";
-  for (let i = 0; i < val.length; i++) {
-    if (!sources.has(val.source(i))) continue;
-    if (shared++ === 0) first = val.source(i);
+  for (const [other, what] of [[test, "transfer.test"], [train, "transfer.train"]] as const) {
+    const shared = sharedImages(val, other, ["transfer.val", what]);
+    if (shared) throw new Error(`experiment: ${shared}`);
   }
-  if (shared > 0) throw new Error(`experiment: transfer.val: expected no image of ${what}, got ${shared} of them (the first: ${first})`);
+  return { train, val };
 }

@@ -1,6 +1,6 @@
 // study/changes.ts: which config changes keep a run folder's finished cells (strategies, learning rates, seeds,
-// name, selectBy, microBatch, a per-strategy value of an added strategy) and which are refused, named by key path,
-// the first seed with a `fraction` included.
+// name, selectBy, microBatch, a per-strategy value of an added strategy, knn.val) and which are refused, named by
+// key path, the first seed with a `fraction` included.
 import { describe, expect, it } from "vitest";
 import { DEFAULT_STUDY, parseStudyConfig } from "../../study/config.js";
 import { configChanges } from "../../study/changes.js";
@@ -65,5 +65,17 @@ describe("configChanges", () => {
     const before = changed({ transfer: drawn });
     expect(configChanges(before, changed({ transfer: drawn, seeds: [0, 1] })).refusing).toEqual([]);
     expect(configChanges(before, changed({ transfer: drawn, seeds: [1, 0] })).refusing).toEqual(["seeds[0]: 0 -> 1 (the first seed draws the images of transfer.train.fraction)"]);
+  });
+
+  it("keeps the cells through an added, changed or removed knn.val, and through a new first seed that draws its images", () => {
+    const val = { ...DEFAULT_STUDY.knn.queries, perClass: 100, skipPerClass: 200 };
+    const withVal = changed({ knn: { ...knn, val } });
+    expect(configChanges(base, withVal).keeping).toEqual([expect.stringMatching(/^knn\.val: absent -> \{.*"skipPerClass":200/)]);
+    expect(configChanges(withVal, changed({ knn: { ...knn, val: { ...val, perClass: 50 } } }))).toEqual({ keeping: ["knn.val.perClass: 100 -> 50"], refusing: [] });
+    expect(configChanges(withVal, base).refusing).toEqual([]);
+    const drawn = changed({ knn: { ...knn, val: { ...val, fraction: 0.5 } } });
+    expect(configChanges(drawn, changed({ knn: { ...knn, val: { ...val, fraction: 0.5 } }, seeds: [1] })).refusing).toEqual([]);
+    // The bank and the queries stay the cells' own.
+    expect(configChanges(withVal, changed({ knn: { ...knn, val, queries: val } })).refusing).toEqual([expect.stringMatching(/^knn\.queries\.perClass: /), expect.stringMatching(/^knn\.queries\.skipPerClass: absent -> 200/)]);
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { type PairedCell, pairedComparisons } from "../../study/comparisons.js";
 import { crossedMeanInterval } from "../../util/stats.js";
 import { packBits } from "../../util/bits.js";
-import { summarize } from "../../study/results.js";
+import { type CellResult, summarize } from "../../study/results.js";
 import { parseStrategy, strategyName } from "../../peft/strategy.js";
 import { tableMarkdown } from "../../study/report.js";
 import { baseline, cells, config, diverged, notes, results } from "./fixture.js";
@@ -164,6 +164,33 @@ describe("study/comparisons", () => {
     const onVal = summarize({ ...knee, transfer: { ...config.transfer, val: { fraction: 0.1 } } }, baseline, val, notes);
     expect(onVal.table.map((row) => row.lr)).toEqual([0.01, 0.1]);
     expect(tableMarkdown(onVal)).toContain("against its row's rate (its knee on transfer.val)");
+  });
+
+  it("with knn.val, its k-NN accuracy chooses in the queries' stead, for the knee and the mean; unscored cells are named", () => {
+    // full at 0.01 is near 0.1 in transfer (as above) and keeps more source k-NN on the queries (71 against 41); on
+    // knn.val's images 0.1 keeps more (75 against 60): the knee is 0.1. linear's rates tie on both, the first wins.
+    const near = cells.map((c) => (c.strategy === "full" && c.lr === 0.01 ? { ...c, transferAccuracy: c.seed === 0 ? 89.5 : 92.5 } : c));
+    const valKnn = (c: CellResult) => ({ "10": { top1: 0, top5: 0 }, "20": { top1: c.strategy === "linear" ? 80 : c.lr === 0.1 ? 75 + c.seed : 60 + c.seed, top5: 99 } });
+    const scored = near.map((c) => ({ ...c, valKnn: valKnn(c) }));
+    const onVal = (selectBy: "knee" | "mean") => ({ ...config, selectBy, knn: { ...config.knn, val: { ...config.knn.queries, skipPerClass: 200 } } });
+    const knee = summarize(onVal("knee"), baseline, scored, notes);
+    expect(knee.table.map((row) => row.lr)).toEqual([0.1, 0.1]);
+    expect(summarize({ ...onVal("knee"), knn: config.knn }, baseline, scored, notes).table.map((row) => row.lr)).toEqual([0.01, 0.1]);
+    expect(knee.table.map((row) => [row.valKnn, row.valKnnStd])).toEqual([[75.5, Math.SQRT1_2], [80, 0]]);
+    expect(knee.table[0].knn).toBe(41); // the queries' accuracy is still what the row reports
+    // The mean: full at 0.1 (91 + 75.5) / 2 = 83.25 against 0.01's (91 + 60.5) / 2 = 75.75.
+    expect(summarize(onVal("mean"), baseline, scored, notes).table.map((row) => row.lr)).toEqual([0.1, 0.1]);
+    const md = tableMarkdown(knee);
+    expect(md).toContain("the one with the most source k-NN on knn.val (with one seed");
+    expect(md).toContain("The rates were chosen on knn.val (");
+    const unscored = scored.map((c) => (c.id === "linear_lr0.01_s1" ? { ...c, valKnn: undefined } : c));
+    expect(() => summarize(onVal("knee"), baseline, unscored, notes)).toThrow(
+      'summary: selectBy "knee" chooses the learning rates on knn.val, but 1 finished cell(s) have no scores on its images (cells/<id>/knn-val.json of this knn.val): linear_lr0.01_s1; experiment --collect scores them from their best checkpoints',
+    );
+    // Chosen by transfer accuracy, knn.val is only reported: unscored cells leave their row without it.
+    const byTransfer = summarize({ ...onVal("knee"), selectBy: "transfer" }, baseline, unscored, notes);
+    expect(byTransfer.table.map((row) => row.valKnn)).toEqual([75.5, 80]);
+    expect(tableMarkdown(byTransfer)).toContain("is scored too (results.csv), and chose nothing.");
   });
 
   it("table.md gives a difference that rounds to 0 no sign", () => {
