@@ -639,14 +639,16 @@ describe("workers sharing a run folder (cells, claims, collect)", () => {
     const log: string[] = [];
     const timing = { heartbeatMs: 1_000, staleMs: 60_000, pollMs: 50 };
     const running = runExperiment({ config, out: dir, cells: [1, 2], claimTiming: timing, log: (l) => log.push(l) });
-    // The live worker finishes its cell: a copy of cell 2's result under cell 1's id stands in for its work.
-    await vi.waitFor(() => expect(existsSync(join(dir, "cells", "linear_lr0.01_s0", "result.json"))).toBe(true), { timeout: 30_000, interval: 50 });
+    // Once this worker waits for cell 1 (after training cell 2), the live worker finishes it: a copy of cell 2's
+    // result under cell 1's id stands in for its work. (Written as soon as cell 2's result is there, it could beat
+    // this worker to its check, which then has nothing to wait for.)
+    const waiting = `waiting for 1 cell(s) that other workers are training: linear_lr0.05_s0 (host elsewhere pid 1)`;
+    await vi.waitFor(() => expect(log).toContain(waiting), { timeout: 30_000, interval: 50 });
     const result = JSON.parse(await readFile(join(dir, "cells", "linear_lr0.01_s0", "result.json"), "utf8"));
     await writeFile(join(dir, "cells", "linear_lr0.05_s0", "result.json"), JSON.stringify({ ...result, id: "linear_lr0.05_s0", lr: 0.05 }));
     const r = await running;
     expect(r.ran).toEqual(["linear_lr0.01_s0"]);
     expect(log).toContain(`taking over the stale claim ${join(dir, "cells", "linear_lr0.01_s0", "claim.json")} of host ${hostname()} pid ${gone}: its process ${gone} on this host is gone`);
-    expect(log).toContain(`waiting for 1 cell(s) that other workers are training: linear_lr0.05_s0 (host elsewhere pid 1)`);
     expect(existsSync(join(dir, "cells", "linear_lr0.05_s0", "claim.json"))).toBe(true); // the other worker's, untouched
   });
 });
