@@ -9,7 +9,8 @@
 //   analysis-attention.svg, .png   the attention maps (study/figures/attention-grid.ts)
 // all atomically. With `reuse`, an analysis.json of the same images, settings and cells is kept as it is: a rerun
 // of a finished study does not pay for it again (a cell's result never changes once finished; --force removes
-// these files with the rest).
+// these files with the rest). Where the table's rows have changed since (selectBy, knn.val), the cells' numbers are
+// kept and the summary by row and the figures made anew.
 import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { readJsonFile } from "../util/json-file.js";
@@ -156,15 +157,22 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   if (!existsSync(baselinePath)) throw new Error(`analyze: expected ${baselinePath}, found none`);
 
   const key: AnalysisKey = { images, gridImages, ...(bankPerClass !== undefined ? { bankPerClass } : {}), cells: finished.map((c) => c.id) };
+  const baseline = await readBaseline(baselinePath, config, "analyze");
+  const summary = (imageSize: number) => summarize(config, baseline, outcomes, { backbone: backbone!, data: {}, imageSize });
   const jsonPath = join(out, "analysis.json");
+  // An earlier analysis of the same cells keeps their numbers; where the table's rows have changed since (another
+  // selectBy, knn.val), its summary and figures are made anew from them, without comparing the cells again.
+  let kept: Pick<RunAnalysis, "cells" | "seconds"> | undefined;
   if (opts.reuse && existsSync(jsonPath)) {
     const before = await readJson<RunAnalysis>(jsonPath).catch(() => undefined);
     if (before?.format === ANALYSIS_FORMAT && JSON.stringify(before.key) === JSON.stringify(key) && holdsCells(before, key)) {
       const files = ANALYSIS_FILES.map((f) => join(out, f)).filter((f) => existsSync(f));
-      if (files.length === ANALYSIS_FILES.length) {
+      const sameRows = JSON.stringify(summarizeAnalysis(summary(0), before.cells)) === JSON.stringify(before.strategies);
+      if (files.length === ANALYSIS_FILES.length && sameRows) {
         log(`analysis: ${jsonPath} is up to date (${key.cells.length} cells, ${images} images)`);
         return { analysis: before, files, reused: true };
       }
+      kept = before;
     }
   }
 
@@ -199,10 +207,13 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       gridImages,
     };
     const fewer = queries.length < images ? ` (all knn.queries holds, of the ${images} asked for)` : "";
-    log(`analysis: ${finished.length} cell(s) against the original backbone, ${queries.length} source images${fewer}, a k-NN bank of ${bank.length}`);
     const reference = await analyzeOriginal(original, data);
     const cells: CellAnalysis[] = [];
-    for (const [i, c] of finished.entries()) {
+    if (kept) {
+      log(`analysis: the table's rows have changed; the numbers of its ${kept.cells.length} cell(s) kept, its summary and figures made anew`);
+      cells.push(...kept.cells);
+    } else log(`analysis: ${finished.length} cell(s) against the original backbone, ${queries.length} source images${fewer}, a k-NN bank of ${bank.length}`);
+    for (const [i, c] of (kept ? [] : finished).entries()) {
       const cellStarted = performance.now();
       const { model } = await loadFinetuned(backbone, cellCheckpointPath(dir, c.id), loadOptions);
       try {
@@ -215,8 +226,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
         dispose(model);
       }
     }
-    const baseline = await readBaseline(baselinePath, config, "analyze");
-    const results = summarize(config, baseline, outcomes, { backbone, data: {}, imageSize: size });
+    const results = summary(size);
     const analysis: RunAnalysis = {
       format: ANALYSIS_FORMAT,
       key,
@@ -231,7 +241,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       original: { knn: reference.knn, grid: Array.from(reference.grid.maps) },
       cells,
       strategies: summarizeAnalysis(results, cells),
-      seconds: (performance.now() - started) / 1000,
+      seconds: (kept?.seconds ?? 0) + (performance.now() - started) / 1000, // the cells' comparisons included
     };
     const files = await analysisFiles(analysis, results, reference);
     const paths: string[] = [];

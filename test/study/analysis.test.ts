@@ -1,5 +1,6 @@
 // The per-block analysis of a run folder, end to end on a miniature study (tiny ViT, synthetic patterns): the
-// study's `analysis` key writes every file once all cells are done, and a rerun keeps them; a linear-probe cell is
+// study's `analysis` key writes every file once all cells are done, and a rerun keeps them (or only the cells'
+// numbers, where the table's rows have changed); a linear-probe cell is
 // the original at every block, Block Expansion's blocks below its new block are unchanged; with every query and the
 // study's bank, the last block's layer-wise k-NN is the study's own k-NN of each cell and of the original. Then
 // `analyze` on the command line, and bad input: not a run folder, no finished cells, a missing checkpoint or
@@ -92,6 +93,19 @@ describe("a study with the analysis key", () => {
     await runExperiment({ config: study(), out: damaged, log: (l) => third.push(l) });
     expect(third.some((l) => l.includes("is up to date"))).toBe(false);
     expect((await readJson<RunAnalysis>(join(damaged, "analysis.json"))).cells[1].cka).toEqual(a.cells[1].cka);
+
+    // An analysis.json whose summary is of other rows (the table's rows chose other rates then: another selectBy,
+    // knn.val) keeps its cells' numbers and makes the summary and figures anew: in a copy of the run.
+    const moved = join(root, "moved-rows");
+    await cp(run(), moved, { recursive: true });
+    await writeFile(join(moved, "analysis.json"), JSON.stringify({ ...a, strategies: a.strategies.map((row) => ({ ...row, lr: 0.5 })) }));
+    const fourth: string[] = [];
+    await runExperiment({ config: study(), out: moved, log: (l) => fourth.push(l) });
+    expect(fourth).toContain("analysis: the table's rows have changed; the numbers of its 4 cell(s) kept, its summary and figures made anew");
+    expect(fourth.some((l) => / cell\(s\) against the original backbone/.test(l))).toBe(false);
+    const remade = await readJson<RunAnalysis>(join(moved, "analysis.json"));
+    expect(remade.cells).toEqual(a.cells);
+    expect(remade.strategies).toEqual(a.strategies);
   });
 
   it("finds linear probing unchanged at every block, and Block Expansion unchanged below its new block", async () => {
