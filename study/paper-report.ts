@@ -153,6 +153,13 @@ function pct(m: number, s: number, seeds: number): string {
   return seeds > 1 ? `${m.toFixed(2)} ± ${s.toFixed(2)}` : m.toFixed(2);
 }
 
+// The images that chose a run's rows: its checkpoints' and transfer side's (test or val), and knn.val's where its
+// rule weighs source k-NN on them.
+function chosenOn(r: StudyResults): string {
+  const transfer = r.selectedOn === "transfer.val" ? "val" : "test";
+  return r.selectBy !== "transfer" && r.config.knn.val ? `${transfer}, knn.val` : transfer;
+}
+
 export function combinedTableMarkdown(runs: RunFolder[]): string {
   const lines = [
     "# Table 1 across runs: transfer accuracy and forgetting",
@@ -164,7 +171,7 @@ export function combinedTableMarkdown(runs: RunFolder[]): string {
     const r = run.results;
     if (!r) continue;
     const where = `| ${run.model} | ${datasetOf(run)} |`;
-    const on = r.selectedOn === "transfer.val" ? "val" : "test";
+    const on = chosenOn(r);
     lines.push(`${where} original backbone | 0 | – | ${r.baseline.knn[String(r.reportK)].top1.toFixed(2)} | – | – | – | ${runName(run)} |`);
     for (const row of r.table) {
       lines.push(`${where} ${strategyName(row.strategy)} | ${formatCount(row.trainableParams)} | ${pct(row.transfer, row.transferStd, row.seeds)} | ${pct(row.knn, row.knnStd, row.seeds)} | ${row.mean.toFixed(2)} | ${row.lr} | ${on} | ${runName(run)} |`);
@@ -175,18 +182,19 @@ export function combinedTableMarkdown(runs: RunFolder[]): string {
     const total = run.missing.length + (run.results ? run.results.cells.length + run.results.diverged.length : 0);
     const state = !run.results ? "nothing finished yet (no baseline.json)" : run.missing.length === 0 ? `all ${total} cells finished` : `${total - run.missing.length} of ${total} cells finished; missing: ${run.missing.join(", ")}`;
     const diverged = run.results && run.results.diverged.length > 0 ? `; diverged (left out): ${run.results.diverged.map((c) => c.id).join(", ")}` : "";
-    lines.push(`- ${runName(run)} (${run.dir}): ${run.model}, ${datasetOf(run)}, ${state}${diverged}.`);
+    const rule = run.results ? `; rates by ${run.results.selectBy}` : "";
+    lines.push(`- ${runName(run)} (${run.dir}): ${run.model}, ${datasetOf(run)}${rule}, ${state}${diverged}.`);
   }
   lines.push(
     "",
-    "Each row: a strategy at the learning rate with the best transfer accuracy (or val accuracy where the checkpoint was chosen on transfer.val), mean ± std over seeds; source k-NN: DINO's weighted k-NN top-1 of that checkpoint's backbone, as in each run's table.md. \"chosen on\": the images that chose the checkpoint and the rate (test, as in the paper, or transfer.val).",
+    "Each row: a strategy at the learning rate its run's selectBy chose (Runs, above: transfer, the best transfer or val accuracy; mean, the best mean of it and source k-NN; knee, the most source k-NN among the rates whose transfer or val accuracy is not told from the best one's), mean ± std over seeds; source k-NN: DINO's weighted k-NN top-1 of that checkpoint's backbone, as in each run's table.md. \"chosen on\": the images that chose the checkpoint and the rate (test, as in the paper, or transfer.val's), and where the rule weighs source k-NN, knn.val's where the run has them (else the queries chose).",
     "",
   );
   return lines.join("\n");
 }
 
 export function combinedTableCsv(runs: RunFolder[]): string {
-  const header = ["backbone", "transfer_data", "run", "strategy", "trainable_params", "transfer_mean", "transfer_std", "knn_mean", "knn_std", "mean", "lr", "seeds", "selected_on", "val_mean", "val_std"];
+  const header = ["backbone", "transfer_data", "run", "strategy", "trainable_params", "transfer_mean", "transfer_std", "knn_mean", "knn_std", "mean", "lr", "seeds", "selected_on", "val_mean", "val_std", "select_by", "knn_selected_on"];
   const lines = [header.join(",")];
   const f = (n: number | undefined) => (n === undefined ? "" : n.toFixed(2));
   // Backbone names ("ViT (patch 16, width 48, depth 12)") and strategies (block@4,8) may hold commas.
@@ -195,9 +203,10 @@ export function combinedTableCsv(runs: RunFolder[]): string {
     const r = run.results;
     if (!r) continue;
     const where = [run.model, datasetOf(run), runName(run)].map(text);
-    lines.push([...where, "original", "0", "", "", f(r.baseline.knn[String(r.reportK)].top1), "", "", "", "", "", "", ""].join(","));
+    lines.push([...where, "original", "0", "", "", f(r.baseline.knn[String(r.reportK)].top1), "", "", "", "", "", "", "", "", ""].join(","));
+    const knnOn = r.selectBy === "transfer" ? "" : r.config.knn.val ? "knn.val" : "knn.queries";
     for (const row of r.table) {
-      lines.push([...where, text(strategyName(row.strategy)), row.trainableParams, f(row.transfer), f(row.transferStd), f(row.knn), f(row.knnStd), f(row.mean), row.lr, row.seeds, selectionOf(r.config), f(row.val), f(row.valStd)].join(","));
+      lines.push([...where, text(strategyName(row.strategy)), row.trainableParams, f(row.transfer), f(row.transferStd), f(row.knn), f(row.knnStd), f(row.mean), row.lr, row.seeds, selectionOf(r.config), f(row.val), f(row.valStd), r.selectBy, knnOn].join(","));
     }
   }
   return lines.join("\n") + "\n";

@@ -18,11 +18,13 @@ afterAll(async () => {
 });
 
 // A run folder of the fixture's config with `name`, transfer data `dataset` and these cells finished.
-async function runFolder(name: string, outcomes: CellOutcome[], o: { dataset?: string; baseline?: boolean; model?: string; val?: unknown } = {}): Promise<string> {
+async function runFolder(name: string, outcomes: CellOutcome[], o: { dataset?: string; baseline?: boolean; model?: string; val?: unknown; knnVal?: unknown; selectBy?: string } = {}): Promise<string> {
   const dir = join(root, name);
   const json = JSON.parse(JSON.stringify(configJson(config)));
   json.name = name;
   if (o.val) json.transfer.val = o.val;
+  if (o.knnVal) json.knn.val = o.knnVal;
+  if (o.selectBy) json.selectBy = o.selectBy;
   if (o.dataset) json.transfer.train.dataset = json.transfer.test.dataset = o.dataset;
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, "config.json"), JSON.stringify(json));
@@ -44,7 +46,7 @@ describe("a run folder read back", () => {
     // The fixture's backbone is pre-trained: its model names it.
     expect(run.model).toBe("ViT (patch 7, width 64, depth 4)");
     const md = combinedTableMarkdown([run]);
-    expect(md).toContain(`- partial (${run.dir}): ViT (patch 7, width 64, depth 4), fashion-mnist, 5 of 8 cells finished; missing: ${cells.slice(5).map((c) => c.id).join(", ")}.`);
+    expect(md).toContain(`- partial (${run.dir}): ViT (patch 7, width 64, depth 4), fashion-mnist; rates by transfer, 5 of 8 cells finished; missing: ${cells.slice(5).map((c) => c.id).join(", ")}.`);
   });
 
   it("reports nothing of a run without a baseline, and refuses a folder that is not a run", async () => {
@@ -77,7 +79,7 @@ describe("the report's plan", () => {
     ]);
     // Mean ± std over seeds in the table, the images that chose in the CSV.
     expect(combinedTableMarkdown([a])).toContain("| ViT-B/16 | CIFAR-100 | full | 210.0K | 91.00 ± 1.41 | 41.00 ± 1.41 | 66.00 | 0.1 | test | b-cifar100 |");
-    expect(combinedTableCsv([a]).split("\n")[2]).toBe("ViT-B/16,CIFAR-100,b-cifar100,full,210000,91.00,1.41,41.00,1.41,66.00,0.1,2,transfer.test,,");
+    expect(combinedTableCsv([a]).split("\n")[2]).toBe("ViT-B/16,CIFAR-100,b-cifar100,full,210000,91.00,1.41,41.00,1.41,66.00,0.1,2,transfer.test,,,transfer,");
   });
 });
 
@@ -100,6 +102,23 @@ describe("the combined table", () => {
     const withVal = cells.map((c) => ({ ...c, valAccuracy: c.transferAccuracy - 10 }));
     const run = await readRunFolder(await runFolder("on-val", withVal, { val: { fraction: 0.2 }, model: "ViT-B/16" }));
     expect(combinedTableMarkdown([run])).toContain("| ViT-B/16 | fashion-mnist | full | 210.0K | 91.00 ± 1.41 | 41.00 ± 1.41 | 66.00 | 0.1 | val | on-val |");
-    expect(combinedTableCsv([run]).split("\n")[2]).toBe("ViT-B/16,fashion-mnist,on-val,full,210000,91.00,1.41,41.00,1.41,66.00,0.1,2,transfer.val,81.00,1.41");
+    expect(combinedTableCsv([run]).split("\n")[2]).toBe("ViT-B/16,fashion-mnist,on-val,full,210000,91.00,1.41,41.00,1.41,66.00,0.1,2,transfer.val,81.00,1.41,transfer,");
+    expect(combinedTableMarkdown([run])).toContain("on-val (");
+    expect(combinedTableMarkdown([run])).toContain("ViT-B/16, fashion-mnist; rates by transfer, all 8 cells finished.");
+  });
+
+  it("says which rule chose each run's rates, and that knn.val's images chose where the rule weighs source k-NN on them", async () => {
+    const knnVal = { ...config.knn.queries, skipPerClass: 200 };
+    const dir = await runFolder("knee-on-knn-val", cells, { knnVal, selectBy: "knee" });
+    for (const c of cells) await writeFile(join(dir, "cells", c.id, "knn-val.json"), JSON.stringify({ spec: knnVal, data: {}, knn: c.knn, seconds: 1 }));
+    const run = await readRunFolder(dir);
+    const md = combinedTableMarkdown([run]);
+    expect(md).toContain("| 0.1 | test, knn.val | knee-on-knn-val |");
+    expect(md).toContain("; rates by knee, all 8 cells finished.");
+    expect(md).toContain("at the learning rate its run's selectBy chose");
+    expect(combinedTableCsv([run]).split("\n")[2]).toMatch(/,transfer\.test,,,knee,knn\.val$/);
+    const onQueries = await readRunFolder(await runFolder("mean-on-queries", cells, { selectBy: "mean" }));
+    expect(combinedTableCsv([onQueries]).split("\n")[2]).toMatch(/,mean,knn\.queries$/);
+    expect(combinedTableMarkdown([onQueries])).toContain("| test | mean-on-queries |");
   });
 });
