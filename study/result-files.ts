@@ -1,6 +1,7 @@
-// A run folder's result files read back and checked: a cell's result.json (with its knn-val.json), baseline.json, and backbone.json. What the summary, the
-// report and the analysis read of them is checked when they are read, so that a damaged or hand-edited file is named
-// with the way out, rather than failing later inside the summary with a message that names no file.
+// A run folder's result files read back and checked: a cell's result.json (with its knn-val.json), baseline.json,
+// and backbone.json. What the summary, the report and the analysis read of them is checked when they are read, so
+// that a damaged or hand-edited file is named with the way out, rather than failing later inside the summary with a
+// message that names no file.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describeJson, isObject, readJsonFile } from "../util/json-file.js";

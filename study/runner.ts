@@ -169,10 +169,9 @@ function disposeModel(model: VisionTransformer): void {
   for (const [, t] of model.parameters()) t.dispose();
 }
 
-// DINO's k-NN accuracy of a backbone on the study's source bank and queries (or knn.val's images: `queries`,
-// eval/dataset-knn.ts). A fine-tuned
-// backbone (`at`: the cell's step and rate) whose features are not all finite has diverged, though its loss and
-// weights stayed finite: the cell is recorded so.
+// DINO's k-NN accuracy of a backbone on the study's source bank and queries (or knn.val's images: `queries`;
+// eval/dataset-knn.ts). A fine-tuned backbone (`at`: the cell's step and rate) whose features are not all finite has
+// diverged, though its loss and weights stayed finite: the cell is recorded so.
 async function knnScores(
   model: VisionTransformer,
   config: StudyConfig,
