@@ -16,7 +16,7 @@ export interface PairedCell {
   seed: number;
   transfer: number; // percent
   knn: number; // source k-NN top-1 at reportK, percent
-  correct?: { transfer: Uint8Array; knn: Uint8Array }; // 0/1 per test image and per k-NN query
+  correct?: { transfer: Uint8Array; knn: Uint8Array; val?: Uint8Array }; // 0/1 per test image, k-NN query, val image
   val?: number; // with transfer.val: the val accuracy that chose the cell's checkpoint, percent
 }
 

@@ -51,7 +51,10 @@ function cellProblem(v: unknown, id: string, config: StudyConfig): string | unde
   if (config.transfer.val && !isNumber(v.valAccuracy)) return `${field(v, "valAccuracy")} (transfer.val chose its checkpoint)`;
   if (v.correct !== undefined) {
     const correct = isObject(v.correct) ? v.correct : {};
-    const problem = correctProblem(correct.transfer, "transfer test", v.transferAccuracy as number) ?? correctProblem(correct.knn, "k-NN query", (v.knn as Record<string, { top1: number }>)[String(k)].top1);
+    const problem =
+      correctProblem(correct.transfer, "transfer test", v.transferAccuracy as number) ??
+      correctProblem(correct.knn, "k-NN query", (v.knn as Record<string, { top1: number }>)[String(k)].top1) ??
+      (config.transfer.val && correct.val !== undefined ? correctProblem(correct.val, "transfer.val", v.valAccuracy as number) : undefined);
     if (problem) return problem;
   }
   for (const step of config.knn.atSteps ?? []) {

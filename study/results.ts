@@ -57,7 +57,8 @@ export interface CellResult {
   // The best checkpoint's right and wrong answers: each transfer test image, each k-NN query at reportK. They let the
   // comparisons count the sampling of the images as well as the seeds (study/comparisons.ts); absent in the
   // result.json of builds before them.
-  correct?: { transfer: Correct; knn: Correct };
+  // With transfer.val, its images too (val): the knee's choice on them is then paired by image as on the test images.
+  correct?: { transfer: Correct; knn: Correct; val?: Correct };
 }
 
 // A cell whose training diverged (train/train.ts DivergedError): its result.json holds this instead of a
@@ -133,9 +134,9 @@ export function modelLabel(a: { patchSize: number; width: number; depth: number 
 // practitioner can select without source data), the best mean of transfer and source k-NN accuracy ("mean"), or the
 // knee ("knee"): of the rates whose transfer accuracy the paired 95% interval (study/comparisons.ts) does not tell
 // from the best one's, the one that keeps the most source k-NN; with one seed, which gives no interval, the best
-// one. With transfer.val, the val accuracy stands in for the transfer accuracy in that choice (its interval over the
-// seeds alone: val answers are not kept per image), and with knn.val its k-NN accuracy for the queries': no test
-// image and no query chooses. A rate that diverged with any seed is not a candidate: the mean of the seeds that
+// one. With transfer.val, the val accuracy stands in for the transfer accuracy in that choice (its interval paired by
+// seed and val image; over the seeds alone for cells that did not keep their val answers), and with knn.val its k-NN
+// accuracy for the queries': no test image and no query chooses. A rate that diverged with any seed is not a candidate: the mean of the seeds that
 // survived it would flatter it.
 export function summarize(config: StudyConfig, baseline: BaselineResult, outcomes: CellOutcome[], notes: StudyNotes): StudyResults {
   const k = String(config.knn.reportK);
@@ -182,14 +183,15 @@ function choose(selectBy: SelectBy, tried: TableRow[], paired: PairedCell[]): Ta
   if (selectBy === "mean") return best(tried, (r) => (chosenOn(r) + knnOn(r)) / 2);
   const top = best(tried, chosenOn);
   const name = strategyName(top.strategy);
-  const scored = top.val === undefined ? paired : paired.map((p) => ({ ...p, transfer: p.val!, correct: undefined }));
+  const scored = top.val === undefined ? paired : paired.map((p) => ({ ...p, transfer: p.val!, correct: p.correct?.val && { ...p.correct, transfer: p.correct.val } }));
   const near = tried.filter((r) => r === top || pairedDifference(scored, { strategy: name, lr: r.lr }, { strategy: name, lr: top.lr }).transfer.hi >= 0);
   return best(near, knnOn);
 }
 
 // A cell's right and wrong answers as 0/1 per image (result-files.ts checked the bits when it read them).
 function unpackCorrect(c: NonNullable<CellResult["correct"]>): PairedCell["correct"] {
-  return { transfer: unpackBits(c.transfer.bits, c.transfer.count)!, knn: unpackBits(c.knn.bits, c.knn.count)! };
+  const unpack = (x: Correct) => unpackBits(x.bits, x.count)!;
+  return { transfer: unpack(c.transfer), knn: unpack(c.knn), ...(c.val && { val: unpack(c.val) }) };
 }
 
 // A table row's forgetting curve: per step, the mean and sample standard deviation over its seeds.

@@ -79,7 +79,7 @@ import { type BaselineResult, type CellOutcome, type CellResult, type Correct, t
 import { REPORT_FILES, writeReport } from "./report.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { KnnCurve } from "./knn-curve.js";
-import { selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
+import { addValAnswers, selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
 import { type Cell, cellCheckpointPath, cellClaimPath, cellFolder, cellsFolder, cellResultPath, cellsOf } from "./cells.js";
 import { scoreKnnVal } from "./knn-val.js";
 import { CLAIM_TIMING, type Claim, type ClaimOwner, type ClaimTiming, claimOrWait, describeOwner, removeStaleClaim, thisOwner, tryClaim } from "./claims.js";
@@ -484,15 +484,18 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   const vit = original.config;
   const size = config.imageSize ?? vit.imageSize;
   const classes = data.transferTrain.classes.length;
-  // A finished cell's best checkpoint scored on knn.val's images (study/knn-val.ts).
-  const scoreVal = async (id: string) => {
+  // A finished cell's best checkpoint scored on knn.val's images (study/knn-val.ts), and on transfer.val's.
+  const withBest = async <T>(id: string, use: (model: VisionTransformer) => Promise<T>): Promise<T> => {
     const { model } = await loadFinetuned(backbonePath, cellCheckpointPath(out, id), { heads, key: config.backbone.key });
     try {
-      return await knnScores(model, config, data, size, undefined, { dataset: data.knnVal!, spec: config.knn.val! });
+      return await use(model);
     } finally {
       disposeModel(model);
     }
   };
+  const scoreVal = (id: string) => withBest(id, (model) => knnScores(model, config, data, size, undefined, { dataset: data.knnVal!, spec: config.knn.val! }));
+  const answerVal = (id: string) =>
+    withBest(id, (model) => evaluateCorrect(model, new Loader(data.transferVal!, new Transform(transformFor(valTransformSpec(config), size)), { batchSize: config.training.batchSize, cache: data.transformed })));
   if (!existsSync(baselinePath)) {
     log(`k-NN of the original backbone: ${data.bank.length} bank images, ${data.queries.length} queries`);
     const { scores, seconds } = await knnScores(original, config, data, size);
@@ -569,11 +572,11 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     return outcomes;
   };
   let outcomes = await readOutcomes();
-  // Cells that finished before knn.val was added or changed get its scores from their best checkpoints.
-  if (data.knnVal) {
-    await scoreKnnVal(out, outcomes.filter((c) => !isDiverged(c)).map((c) => c.id), config, data.knnVal, scoreVal, log);
-    outcomes = await readOutcomes();
-  }
+  // Cells that finished before knn.val was added or changed get its scores from their best checkpoints, and cells of
+  // builds that did not keep their val answers get them so.
+  if (data.knnVal) await scoreKnnVal(out, outcomes.filter((c) => !isDiverged(c)).map((c) => c.id), config, data.knnVal, scoreVal, log);
+  if (data.transferVal) await addValAnswers(out, outcomes, answerVal, log);
+  if (data.knnVal || data.transferVal) outcomes = await readOutcomes();
   const complete = outcomes.length === cells.length;
   const results = summarize(config, baseline, outcomes, {
     backbone: backboneNote,
@@ -651,6 +654,11 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
     if (!data.transferVal && tested.accuracy !== result.bestAccuracy) {
       throw new Error(`experiment: cell ${cell.id}: expected its best checkpoint (step ${result.bestStep}) to score ${result.bestAccuracy}% on the transfer test images again, got ${tested.accuracy}%: an evaluation that does not repeat itself`);
     }
+    // Chosen on val, its answers image by image too, which must give the accuracy that chose the checkpoint.
+    const valTested = data.transferVal && (await evaluateCorrect(model, selectLoader));
+    if (valTested && valTested.accuracy !== result.bestAccuracy) {
+      throw new Error(`experiment: cell ${cell.id}: expected its best checkpoint (step ${result.bestStep}) to score ${result.bestAccuracy}% on the transfer.val images again, got ${valTested.accuracy}%: an evaluation that does not repeat itself`);
+    }
     const test = { best: tested.accuracy, final };
     // The backbone of the best checkpoint (by transfer accuracy) is the one whose forgetting is measured. Where the
     // curve scored that very step, its point is that measurement (the same weights; the tests check they agree).
@@ -676,7 +684,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       trainSeconds: result.seconds - curveSecondsInTraining,
       imagesPerSecond: result.imagesPerSecond,
       knnSeconds: knn.seconds + (knnCurve?.seconds ?? 0),
-      correct: { transfer: { count: tested.correct.length, bits: packBits(tested.correct) }, knn: knn.correct },
+      correct: { transfer: { count: tested.correct.length, bits: packBits(tested.correct) }, knn: knn.correct, ...(valTested && { val: { count: valTested.correct.length, bits: packBits(valTested.correct) } }) },
     };
   } finally {
     for (const [, p] of trainable) p.dispose();

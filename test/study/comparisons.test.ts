@@ -166,6 +166,26 @@ describe("study/comparisons", () => {
     expect(tableMarkdown(onVal)).toContain("against its row's rate (its knee on transfer.val)");
   });
 
+  it("selectBy knee on transfer.val pairs by val image where the cells kept their val answers", () => {
+    // full's val accuracy at 0.01 is 0.5 points under 0.1's in both seeds: over the seeds alone an interval of no
+    // width, so told apart and the knee is 0.1. The answers say it is 10 images 0.1 got right and 9 others 0.01
+    // did, of 200: paired by image as well, not told apart, and the knee is 0.01 (71 of source k-NN against 41).
+    const answers = (from: number, right: number) => packBits(Array.from({ length: 200 }, (_, i) => (i >= from && i < from + right ? 1 : 0)));
+    const four = { count: 4, bits: packBits([1, 0, 1, 0]) };
+    const withVal = (c: CellResult, keep: boolean): CellResult => {
+      const high = c.strategy !== "full" || c.lr === 0.1;
+      return {
+        ...c,
+        valAccuracy: high ? 90 : 89.5,
+        finalValAccuracy: 80,
+        correct: { transfer: four, knn: four, ...(keep && { val: { count: 200, bits: high ? answers(0, 180) : answers(10, 179) } }) },
+      };
+    };
+    const knee = { ...config, selectBy: "knee" as const, transfer: { ...config.transfer, val: { fraction: 0.1 } } };
+    expect(summarize(knee, baseline, cells.map((c) => withVal(c, false)), notes).table.map((row) => row.lr)).toEqual([0.1, 0.1]);
+    expect(summarize(knee, baseline, cells.map((c) => withVal(c, true)), notes).table.map((row) => row.lr)).toEqual([0.01, 0.1]);
+  });
+
   it("with knn.val, its k-NN accuracy chooses in the queries' stead, for the knee and the mean; unscored cells are named", () => {
     // full at 0.01 is near 0.1 in transfer (as above) and keeps more source k-NN on the queries (71 against 41); on
     // knn.val's images 0.1 keeps more (75 against 60): the knee is 0.1. linear's rates tie on both, the first wins.

@@ -1,11 +1,11 @@
 // Model selection on transfer.val (study/validation.ts): the config's forms and the errors of bad ones, a changed
 // val refused when growing a run, and miniature studies: a val split of its own chooses the checkpoint where val
 // and test disagree on the best step (the test accuracy reported is the test accuracy at val's step, read from the
-// same training chosen on test), a fraction held out of training, and an interrupted cell resumed to the
-// uninterrupted result.
+// same training chosen on test), its answers kept image by image (and added to cells of builds that did not keep
+// them), a fraction held out of training, and an interrupted cell resumed to the uninterrupted result.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync } from "node:fs";
-import { readFile, rm } from "node:fs/promises";
+import { cp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
@@ -17,6 +17,7 @@ import { runExperiment } from "../../study/runner.js";
 import { splitForValidation } from "../../study/validation.js";
 import { ArrayDataset } from "../../data/dataset.js";
 import { readSafetensors } from "../../vit/safetensors.js";
+import { packBits, unpackBits } from "../../util/bits.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
 import { miniData, miniStudy } from "./program.js";
@@ -156,6 +157,10 @@ describe("a miniature study choosing on val", () => {
     expect(valCell.valAccuracy).toBe(valRows.find((r) => r.step === valCell.bestStep)!.accuracy);
     expect(valCell.finalValAccuracy).toBe(valRows.at(-1)!.accuracy);
     expect(testCell.valAccuracy).toBeUndefined();
+    // Its val answers image by image, as many right as its val accuracy; none without transfer.val.
+    const right = unpackBits(valCell.correct!.val!.bits, valCell.correct!.val!.count)!;
+    expect([right.length, (100 * right.reduce((a, b) => a + b, 0)) / right.length]).toEqual([24, valCell.valAccuracy]);
+    expect(testCell.correct!.val).toBeUndefined();
 
     const results = JSON.parse(await readFile(join(onVal, "results.json"), "utf8"));
     expect(results.selectedOn).toBe("transfer.val");
@@ -174,6 +179,26 @@ describe("a miniature study choosing on val", () => {
       const { metadata } = await readSafetensors(join(dir, "cells", "full_lr0.01_s0", "best.safetensors"));
       expect(JSON.parse(metadata.manifest).hyperParameters.selectedOn).toBe(on);
     }
+  });
+
+  it("adds the val answers to the cells of a build that did not keep them, from their best checkpoints", async () => {
+    const whole = join(root, "on-val"); // the first test's run, or this one's own when it runs alone
+    const config = withVal(data("val"));
+    await runExperiment({ config, out: whole });
+    const dir = join(root, "without-answers");
+    await cp(whole, dir, { recursive: true });
+    const path = join(dir, "cells", "full_lr0.01_s0", "result.json");
+    const kept = await cellOf(whole);
+    const { val: _, ...older } = kept.correct!;
+    await writeFile(path, JSON.stringify({ ...kept, correct: older }));
+    const log: string[] = [];
+    const r = await runExperiment({ config, out: dir, log: (l) => log.push(l) });
+    expect(r.ran).toEqual([]);
+    expect(log).toContain("transfer.val: adding the val answers of 1 cell(s) of an earlier build, from their best checkpoints");
+    expect(await cellOf(dir)).toEqual(kept);
+    // Answers that do not give the val accuracy are refused by name.
+    await writeFile(path, JSON.stringify({ ...kept, correct: { ...older, val: { count: 2, bits: packBits([1, 1]) } } }));
+    await expect(runExperiment({ config, out: dir })).rejects.toThrow(`found its "correct" transfer.val bits right on 100% of the images, where its accuracy is ${kept.valAccuracy}%`);
   });
 
   it("holds a seeded fraction of each class out of training", async () => {
