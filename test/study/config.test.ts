@@ -4,6 +4,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { type StudyConfig, ConfigError, DEFAULTS, DEFAULT_MODEL, DEFAULT_STUDY, SUPERVISED_STUDY, configJson, headInitFor, parseStudyConfig, ratesFor, studyIdentity } from "../../study/config.js";
 import { cellsOf } from "../../study/cells.js";
+import type { DataSpec } from "../../data/spec.js";
 import { strategyName } from "../../peft/strategy.js";
 import type { PretrainSpec } from "../../train/pretrain.js";
 import { parsePretrainConfig } from "../../study/pretrain-config.js";
@@ -41,6 +42,13 @@ const shipped = (path: string): StudyConfig => parseStudyConfig(JSON.parse(readF
 function down(r: number): number {
   const decade = 10 ** Math.floor(Math.log10(r) + 1e-9);
   return Number((Math.round(r / decade) === 3 ? decade : 0.3 * decade).toPrecision(12));
+}
+
+// A val set of `of`'s split, classes and transform, the images of each class after those `of` takes (its perClass),
+// `perClass` of them where given.
+function expectAfter(val: DataSpec | undefined, of: DataSpec, perClass?: number): void {
+  const { perClass: taken, ...place } = of;
+  expect(val).toEqual({ ...place, skipPerClass: taken, perClass: perClass ?? taken });
 }
 
 describe("shipped configs", () => {
@@ -216,8 +224,9 @@ describe("shipped configs", () => {
     const rates = shipped("configs/default-long-finetune-rates.json");
     const long = shipped("configs/default-long-finetune.json");
     const sweep = shipped("configs/default-lr-sweep.json");
-    const rest = ({ name: _n, learningRates: _l, ...c }: StudyConfig) => c;
+    const rest = ({ name: _n, learningRates: _l, knn: { val: _v, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
     expect(rest(rates)).toEqual(rest(long));
+    expectAfter(rates.knn.val, rates.knn.bank);
     for (const s of rates.strategies) {
       const [own] = ratesFor(long, s);
       const swept = [...ratesFor(sweep, s)].sort((x, y) => x - y);
@@ -235,13 +244,26 @@ describe("shipped configs", () => {
   it("configs/default-seeds-rates.json is the ten-seed study but for its rates: full's and top-1's, then two down the sweep's grid", () => {
     const rates = shipped("configs/default-seeds-rates.json");
     const seeds = shipped("configs/default-seeds.json");
-    const rest = ({ name: _n, learningRates: _l, ...c }: StudyConfig) => c;
+    const rest = ({ name: _n, learningRates: _l, knn: { val: _v, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
     expect(rest(rates)).toEqual(rest(seeds));
+    expectAfter(rates.knn.val, rates.knn.bank);
     for (const s of rates.strategies) {
       const [own] = ratesFor(seeds, s);
       const lower = ["full", "top-1"].includes(strategyName(s));
       expect(ratesFor(rates, s), strategyName(s)).toEqual(lower ? [own, down(own), down(down(own))] : [own]);
     }
+  });
+
+  it.each([
+    ["configs/default-seeds-rates-val.json", "configs/default-seeds-rates.json"],
+  ])("%s is %s choosing every checkpoint and rate on images that score nothing", (file, of) => {
+    const val = shipped(file);
+    const rates = shipped(of);
+    const rest = ({ name: _n, selectBy: _s, transfer: { val: _v, ...transfer }, ...c }: StudyConfig) => ({ ...c, transfer });
+    expect(rest(val)).toEqual(rest(rates));
+    expect(val.selectBy).toBe("knee");
+    expect(val.knn.val).toBeDefined();
+    expectAfter(val.transfer.val as DataSpec, val.transfer.train, val.transfer.test.perClass);
   });
 
   it("configs/default-large-test.json is the default study's linear, LoRA and Block Expansion on every test image, ten seeds", () => {
