@@ -9,22 +9,13 @@
 // changed in, a run folder whose cells have finished (study/changes.ts keeps them), and its scores are then made
 // from the best checkpoints, no cell trained again. A cell's are made before its result.json is written, so a
 // finished cell of the current knn.val always has them.
-import type { Dataset, DatasetIdentity } from "../data/dataset.js";
-import type { DataSpec } from "../data/spec.js";
+import type { Dataset } from "../data/dataset.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { differences } from "../util/differences.js";
 import type { StudyConfig } from "./config.js";
 import type { KnnScores } from "./results.js";
 import { cellKnnValPath } from "./cells.js";
-import { readKnnVal } from "./result-files.js";
-
-// cells/<id>/knn-val.json.
-export interface KnnValScores {
-  spec: DataSpec; // knn.val as the config had it
-  data: Omit<DatasetIdentity, "root">; // the images it drew (their folder left out: a run folder may move)
-  knn: KnnScores; // of the cell's best checkpoint's backbone, against knn.bank
-  seconds: number;
-}
+import { type KnnValScores, readKnnVal } from "./result-files.js";
 
 // Scores the finished cells among `ids` whose knn-val.json does not hold the scores of these images (`val`, knn.val
 // opened): absent, damaged, of another spec, or of images that have changed since. `score` measures one cell's best

@@ -7,9 +7,10 @@ import { join } from "node:path";
 import { describeJson, isObject, readJsonFile } from "../util/json-file.js";
 import { unpackBits } from "../util/bits.js";
 import type { StudyConfig } from "./config.js";
-import type { BaselineResult, CellOutcome } from "./results.js";
+import type { BaselineResult, CellOutcome, KnnScores } from "./results.js";
 import { cellFolder, cellKnnValPath, cellResultPath } from "./cells.js";
-import type { KnnValScores } from "./knn-val.js";
+import type { DatasetIdentity } from "../data/dataset.js";
+import type { DataSpec } from "../data/spec.js";
 
 type Json = Record<string, unknown>;
 
@@ -79,6 +80,14 @@ export async function readCellOutcome(out: string, id: string, config: StudyConf
     if (val) outcome.valKnn = val.knn;
   }
   return outcome;
+}
+
+// cells/<id>/knn-val.json (study/knn-val.ts).
+export interface KnnValScores {
+  spec: DataSpec; // knn.val as the config had it
+  data: Omit<DatasetIdentity, "root">; // the images it drew (their folder left out: a run folder may move)
+  knn: KnnScores; // of the cell's best checkpoint's backbone, against knn.bank
+  seconds: number;
 }
 
 // cells/<id>/knn-val.json: the scores on knn.val's images, where the file holds them for the config's knn.val;

@@ -79,7 +79,8 @@ import { type BaselineResult, type CellOutcome, type CellResult, type Correct, t
 import { REPORT_FILES, writeReport } from "./report.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { KnnCurve } from "./knn-curve.js";
-import { addValAnswers, selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
+import { selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
+import { addValAnswers } from "./val-answers.js";
 import { type Cell, cellCheckpointPath, cellClaimPath, cellFolder, cellsFolder, cellResultPath, cellsOf } from "./cells.js";
 import { scoreKnnVal } from "./knn-val.js";
 import { CLAIM_TIMING, type Claim, type ClaimOwner, type ClaimTiming, claimOrWait, describeOwner, removeStaleClaim, thisOwner, tryClaim } from "./claims.js";

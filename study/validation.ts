@@ -9,12 +9,7 @@
 import { type Dataset, classMismatch, sharedImages } from "../data/dataset.js";
 import type { DataSpec } from "../data/spec.js";
 import { holdOut } from "../data/subset.js";
-import { packBits } from "../util/bits.js";
-import { writeJsonAtomic } from "../util/atomic.js";
-import { isObject, readJsonFile } from "../util/json-file.js";
 import { type StudyConfig, isHeldOut } from "./config.js";
-import type { CellOutcome, CellResult } from "./results.js";
-import { cellResultPath } from "./cells.js";
 
 // Which images chose the checkpoints: named in results.json, the table and each cell's manifest.
 export type Selection = "transfer.val" | "transfer.test";
@@ -57,29 +52,3 @@ export async function splitForValidation(
   }
   return { train, val };
 }
-
-// The val answers image by image (result.json's correct.val), which pair the choice on val by image as on the test
-// images (study/comparisons.ts), for finished cells of builds that did not keep them: `evaluate` scores a cell's best
-// checkpoint on the val images, and where that gives the val accuracy that chose it, they are added to its
-// result.json (nothing else in it changes). Cells that kept no answers at all stay as they are.
-export async function addValAnswers(
-  out: string,
-  outcomes: CellOutcome[],
-  evaluate: (id: string) => Promise<{ accuracy: number; correct: Uint8Array }>,
-  log: (line: string) => void,
-): Promise<void> {
-  const missing = outcomes.filter((c): c is CellResult => !("diverged" in c) && c.correct !== undefined && c.correct.val === undefined);
-  if (missing.length > 0) log(`transfer.val: adding the val answers of ${missing.length} cell(s) of an earlier build, from their best checkpoints`);
-  for (const cell of missing) {
-    const { accuracy, correct } = await evaluate(cell.id);
-    if (accuracy !== cell.valAccuracy) {
-      log(`  ${cell.id}: its best checkpoint scores ${accuracy}% on transfer.val, not the ${cell.valAccuracy}% that chose it: left without them (its choice paired by seed alone)`);
-      continue;
-    }
-    const path = cellResultPath(out, cell.id);
-    const json = await readJsonFile(path, "experiment");
-    if (!isObject(json) || !isObject(json.correct)) continue;
-    await writeJsonAtomic(path, { ...json, correct: { ...json.correct, val: { count: correct.length, bits: packBits(correct) } } });
-  }
-}
-

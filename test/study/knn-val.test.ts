@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
 import { runExperiment } from "../../study/runner.js";
-import type { KnnValScores } from "../../study/knn-val.js";
+import type { KnnValScores } from "../../study/result-files.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
 import { miniData, miniStudy } from "./program.js";

@@ -1,0 +1,34 @@
+// The val answers image by image (result.json's correct.val, with transfer.val), which pair the knee's choice on
+// val accuracy by image as on the test images (study/comparisons.ts), for the finished cells of builds that did not
+// keep them: each cell's best checkpoint scored on the val images again, which must give the val accuracy that
+// chose it. Cells trained now keep theirs as they finish (study/runner.ts).
+import { packBits } from "../util/bits.js";
+import { writeJsonAtomic } from "../util/atomic.js";
+import { isObject, readJsonFile } from "../util/json-file.js";
+import { type CellOutcome, type CellResult, isDiverged } from "./results.js";
+import { cellResultPath } from "./cells.js";
+
+// `evaluate` scores a cell's best checkpoint on the val images; where that gives the val accuracy that chose it, the
+// answers are added to its result.json (nothing else in it changes). Cells that kept no answers at all (builds
+// before per-image results) stay as they are.
+export async function addValAnswers(
+  out: string,
+  outcomes: CellOutcome[],
+  evaluate: (id: string) => Promise<{ accuracy: number; correct: Uint8Array }>,
+  log: (line: string) => void,
+): Promise<void> {
+  const missing = outcomes.filter((c): c is CellResult => !isDiverged(c) && c.correct !== undefined && c.correct.val === undefined);
+  if (missing.length > 0) log(`transfer.val: adding the val answers of ${missing.length} cell(s) of an earlier build, from their best checkpoints`);
+  for (const cell of missing) {
+    const { accuracy, correct } = await evaluate(cell.id);
+    if (accuracy !== cell.valAccuracy) {
+      log(`  ${cell.id}: its best checkpoint scores ${accuracy}% on transfer.val, not the ${cell.valAccuracy}% that chose it: left without them (its choice paired by seed alone)`);
+      continue;
+    }
+    const path = cellResultPath(out, cell.id);
+    const json = await readJsonFile(path, "experiment");
+    if (!isObject(json) || !isObject(json.correct)) continue;
+    await writeJsonAtomic(path, { ...json, correct: { ...json.correct, val: { count: correct.length, bits: packBits(correct) } } });
+  }
+}
+
