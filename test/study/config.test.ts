@@ -256,6 +256,7 @@ describe("shipped configs", () => {
 
   it.each([
     ["configs/default-seeds-rates-val.json", "configs/default-seeds-rates.json"],
+    ["configs/default-long-finetune-rates-val.json", "configs/default-long-finetune-rates.json"],
   ])("%s is %s choosing every checkpoint and rate on images that score nothing", (file, of) => {
     const val = shipped(file);
     const rates = shipped(of);
