@@ -136,8 +136,8 @@ export function modelLabel(a: { patchSize: number; width: number; depth: number 
 // from the best one's, the one that keeps the most source k-NN; with one seed, which gives no interval, the best
 // one. With transfer.val, the val accuracy stands in for the transfer accuracy in that choice (its interval paired by
 // seed and val image; over the seeds alone for cells that did not keep their val answers), and with knn.val its k-NN
-// accuracy for the queries': no test image and no query chooses. A rate that diverged with any seed is not a candidate: the mean of the seeds that
-// survived it would flatter it.
+// accuracy for the queries': no test image and no query chooses. A rate that diverged with any seed is not a
+// candidate: the mean of the seeds that survived it would flatter it.
 export function summarize(config: StudyConfig, baseline: BaselineResult, outcomes: CellOutcome[], notes: StudyNotes): StudyResults {
   const k = String(config.knn.reportK);
   const cells = outcomes.filter((c): c is CellResult => !isDiverged(c));
