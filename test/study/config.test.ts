@@ -51,6 +51,14 @@ function expectAfter(val: DataSpec | undefined, of: DataSpec, perClass?: number)
   expect(val).toEqual({ ...place, skipPerClass: taken, perClass: perClass ?? taken });
 }
 
+// A rate study's config: `of`'s but for its name and learning rates, with a knn.val of the bank's split, classes and
+// transform, the images after the bank's.
+function expectRatesOf(rates: StudyConfig, of: StudyConfig): void {
+  const rest = ({ name: _n, learningRates: _l, knn: { val: _v, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
+  expect(rest(rates)).toEqual(rest(of));
+  expectAfter(rates.knn.val, rates.knn.bank);
+}
+
 describe("shipped configs", () => {
   it("the default study parses into strategy objects and fills in defaults", () => {
     const c = parseStudyConfig(DEFAULT_STUDY);
@@ -224,9 +232,7 @@ describe("shipped configs", () => {
     const rates = shipped("configs/default-long-finetune-rates.json");
     const long = shipped("configs/default-long-finetune.json");
     const sweep = shipped("configs/default-lr-sweep.json");
-    const rest = ({ name: _n, learningRates: _l, knn: { val: _v, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
-    expect(rest(rates)).toEqual(rest(long));
-    expectAfter(rates.knn.val, rates.knn.bank);
+    expectRatesOf(rates, long);
     for (const s of rates.strategies) {
       const [own] = ratesFor(long, s);
       const swept = [...ratesFor(sweep, s)].sort((x, y) => x - y);
@@ -244,9 +250,7 @@ describe("shipped configs", () => {
   it("configs/default-seeds-rates.json is the ten-seed study but for its rates: full's and top-1's, then two down the sweep's grid", () => {
     const rates = shipped("configs/default-seeds-rates.json");
     const seeds = shipped("configs/default-seeds.json");
-    const rest = ({ name: _n, learningRates: _l, knn: { val: _v, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
-    expect(rest(rates)).toEqual(rest(seeds));
-    expectAfter(rates.knn.val, rates.knn.bank);
+    expectRatesOf(rates, seeds);
     for (const s of rates.strategies) {
       const [own] = ratesFor(seeds, s);
       const lower = ["full", "top-1"].includes(strategyName(s));
