@@ -2,9 +2,9 @@
 // not only its selected one. Each strategy's rates are joined in order of rate and labelled with it (in the
 // strategy's colour, each label placed clear of the points and of the other labels, and where it can of the lines
 // and error bars: plot/labels.ts), the rate the table shows (its selected one) starred, error bars of one standard
-// deviation over seeds where there are several, the original backbone's k-NN accuracy as the dashed reference line. Where Figure 2 shows one point per strategy,
-// this shows what the choice of rate trades: how much of the source domain each step up in transfer accuracy costs,
-// strategy by strategy. A study has the figure where some strategy's finished cells hold two or more rates; a rate
+// deviation over seeds where there are several, the original backbone's k-NN accuracy as the dashed reference line.
+// Where Figure 2 shows one point per strategy, this shows what the choice of rate trades: how much of the source
+// domain each step up in transfer accuracy costs, strategy by strategy. A study has the figure where some strategy's finished cells hold two or more rates; a rate
 // with a diverged seed is left out, as in the table's choice, and the subtitle names it, as it names a rate without
 // a finished cell yet. So is a rate far below every selected one in transfer accuracy (OFF_AXES), with its
 // accuracies: an unstable rate (LoRA at 0.2 on the default study, 55 %) would squeeze every other point into a
