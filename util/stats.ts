@@ -119,3 +119,84 @@ export function crossedMeanInterval(x: ArrayLike<number>[], level = 0.95): MeanI
   const half = studentTQuantile((1 + level) / 2, df) * Math.sqrt(variance);
   return { mean, lo: mean - half, hi: mean + half, n: s };
 }
+
+// The mean of a table x[s][b][i] of S seeds by B k-NN banks (independent draws of the source images the classifier's
+// neighbours come from) by Q queries (the same images in every seed and bank) and its confidence interval at `level`
+// where all three are samples: what a paired difference of k-NN accuracy between two strategies can claim. The
+// three-way fully crossed random-effects design without replication (the three-way interaction is the residual), in
+// which Var(mean) = s2S / S + s2B / B + s2Q / Q + s2SB / (S B) + s2SQ / (S Q) + s2BQ / (B Q) + s2E / (S B Q). Since
+// E[MS_S] = s2E + B s2SQ + Q s2SB + B Q s2S, E[MS_Q] = s2E + B s2SQ + S s2BQ + S B s2Q,
+// E[MS_B] = s2E + Q s2SB + S s2BQ + S Q s2B, E[MS_SQ] = s2E + B s2SQ, E[MS_SB] = s2E + Q s2SB,
+// E[MS_BQ] = s2E + S s2BQ and E[MS_E] = s2E, it is estimated as (MS_S + max(0, MS_Q - MS_SQ - MS_BQ + MS_E)
+// + max(0, MS_B - MS_SB - MS_BQ + MS_E) + max(0, MS_BQ - MS_E)) / (S B Q): the seeds' mean square always counts, as
+// in crossedMeanInterval, and each other part is a variance component floored at 0. Degrees of freedom are
+// Satterthwaite's over the combination of mean squares actually used. One bank is crossedMeanInterval of x[s][0];
+// [NaN, NaN] for fewer than two seeds or queries.
+export function crossedMeanInterval3(x: ArrayLike<number>[][], level = 0.95): MeanInterval {
+  const s = x.length;
+  const b = s > 0 ? x[0].length : 0;
+  const q = b > 0 ? x[0][0].length : 0;
+  if (x.some((seed) => seed.length !== b)) throw new Error(`crossedMeanInterval3: expected seeds with one number of banks, got ${x.map((seed) => seed.length).join(", ")}`);
+  if (x.some((seed) => seed.some((bank) => bank.length !== q))) {
+    throw new Error(`crossedMeanInterval3: expected banks with one number of queries, got ${x.map((seed) => `[${seed.map((bank) => bank.length).join(", ")}]`).join(", ")}`);
+  }
+  if (b === 1) return crossedMeanInterval(x.map((seed) => seed[0]), level);
+  // The two-way marginal means in one pass; the one-way ones and the grand mean follow from them.
+  const sb = new Float64Array(s * b);
+  const sq = new Float64Array(s * q);
+  const bq = new Float64Array(b * q);
+  for (let k = 0; k < s; k++) {
+    for (let j = 0; j < b; j++) {
+      const bank = x[k][j];
+      let sum = 0;
+      for (let i = 0; i < q; i++) {
+        const v = bank[i];
+        sum += v;
+        sq[k * q + i] += v / b;
+        bq[j * q + i] += v / s;
+      }
+      sb[k * b + j] = sum / q;
+    }
+  }
+  const ms = new Float64Array(s);
+  const mb = new Float64Array(b);
+  const mq = new Float64Array(q);
+  for (let k = 0; k < s; k++) for (let j = 0; j < b; j++) ms[k] += sb[k * b + j] / b;
+  for (let j = 0; j < b; j++) for (let i = 0; i < q; i++) mb[j] += bq[j * q + i] / q;
+  for (let j = 0; j < b; j++) for (let i = 0; i < q; i++) mq[i] += bq[j * q + i] / b;
+  const mean = ms.reduce((a, m) => a + m, 0) / s;
+  if (s < 2 || q < 2) return { mean, lo: NaN, hi: NaN, n: s };
+  const squares = (xs: Float64Array) => xs.reduce((a, m) => a + (m - mean) ** 2, 0);
+  let ssSB = 0;
+  for (let k = 0; k < s; k++) for (let j = 0; j < b; j++) ssSB += (sb[k * b + j] - ms[k] - mb[j] + mean) ** 2;
+  let ssSQ = 0;
+  for (let k = 0; k < s; k++) for (let i = 0; i < q; i++) ssSQ += (sq[k * q + i] - ms[k] - mq[i] + mean) ** 2;
+  let ssBQ = 0;
+  for (let j = 0; j < b; j++) for (let i = 0; i < q; i++) ssBQ += (bq[j * q + i] - mb[j] - mq[i] + mean) ** 2;
+  // The residual directly, rather than as the total less the other sums, which would cancel to rounding noise.
+  let ssE = 0;
+  for (let k = 0; k < s; k++) {
+    for (let j = 0; j < b; j++) {
+      const bank = x[k][j];
+      const base = ms[k] + mb[j] - mean - sb[k * b + j];
+      for (let i = 0; i < q; i++) ssE += (bank[i] - sq[k * q + i] - bq[j * q + i] + mq[i] + base) ** 2;
+    }
+  }
+  // Mean squares, their degrees of freedom and their coefficients c in the estimate, in the order S, B, Q, SB, SQ, BQ, E.
+  const df = [s - 1, b - 1, q - 1, (s - 1) * (b - 1), (s - 1) * (q - 1), (b - 1) * (q - 1), (s - 1) * (b - 1) * (q - 1)];
+  const meanSquares = [b * q * squares(ms), s * q * squares(mb), s * b * squares(mq), q * ssSB, b * ssSQ, s * ssBQ, ssE].map((ss, i) => ss / df[i]);
+  const [msS, msB, msQ, msSB, msSQ, msBQ, msE] = meanSquares;
+  const queryPart = Math.max(0, msQ - msSQ - msBQ + msE);
+  const bankPart = Math.max(0, msB - msSB - msBQ + msE);
+  const interactionPart = Math.max(0, msBQ - msE);
+  const c = [1, 0, 0, 0, 0, 0, 0];
+  if (queryPart > 0) for (const [i, d] of [[2, 1], [4, -1], [5, -1], [6, 1]]) c[i] += d;
+  if (bankPart > 0) for (const [i, d] of [[1, 1], [3, -1], [5, -1], [6, 1]]) c[i] += d;
+  if (interactionPart > 0) for (const [i, d] of [[5, 1], [6, -1]]) c[i] += d;
+  const combination = msS + queryPart + bankPart + interactionPart;
+  const variance = combination / (s * b * q);
+  if (variance === 0) return { mean, lo: mean, hi: mean, n: s };
+  const satterthwaite = c.every((ci, i) => i === 0 || ci === 0) ? s - 1 : combination ** 2 / meanSquares.reduce((a, m, i) => (c[i] === 0 ? a : a + (c[i] * m) ** 2 / df[i]), 0);
+  const half = studentTQuantile((1 + level) / 2, satterthwaite) * Math.sqrt(variance);
+  return { mean, lo: mean - half, hi: mean + half, n: s };
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { crossedMeanInterval, meanInterval, meanStd, median, studentTCdf, studentTQuantile } from "../../util/stats.js";
+import { crossedMeanInterval, crossedMeanInterval3, meanInterval, meanStd, median, studentTCdf, studentTQuantile } from "../../util/stats.js";
 import { Rng } from "../../util/random.js";
 
 describe("util/stats", () => {
@@ -92,5 +92,79 @@ describe("util/stats", () => {
     expect(crossed / trials).toBeGreaterThan(0.93); // 0.950 here, 1,000 trials: a binomial SE of 0.007
     expect(crossed / trials).toBeLessThan(0.97);
     expect(bySeeds / trials).toBeLessThan(0.85); // 0.78 here
+  });
+
+  it("crossedMeanInterval3: one bank is crossedMeanInterval of that bank", () => {
+    const rng = new Rng(3);
+    const x = Array.from({ length: 4 }, () => [Array.from({ length: 9 }, () => rng.normal(0, 1))]);
+    expect(crossedMeanInterval3(x)).toEqual(crossedMeanInterval(x.map((seed) => seed[0])));
+    expect(crossedMeanInterval3(x, 0.9)).toEqual(crossedMeanInterval(x.map((seed) => seed[0]), 0.9));
+  });
+
+  it("crossedMeanInterval3: seeds plus banks plus queries without interactions, by hand", () => {
+    // x = a_s + c_b + d_i with a = (0, 2), c = (0, 4), d = (0, 3, 6): MS_S = 6 * 2 / 1 = 12, MS_B = 6 * 8 / 1 = 48,
+    // MS_Q = 4 * 18 / 2 = 36, every interaction 0, so Var(mean) = (12 + 36 + 48) / 12 = 8 (= var(a) / 2 + var(c) / 2
+    // + var(d) / 3 = 1 + 4 + 3), Satterthwaite df 96^2 / (12^2 / 1 + 48^2 / 1 + 36^2 / 2) = 9216 / 3096.
+    const x = [0, 2].map((a) => [0, 4].map((c) => [0, 3, 6].map((d) => a + c + d)));
+    const r = crossedMeanInterval3(x);
+    const half = studentTQuantile(0.975, 9216 / 3096) * Math.sqrt(8);
+    expect(r.mean).toBe(6);
+    expect(r.n).toBe(2);
+    expect(r.lo).toBeCloseTo(6 - half, 10);
+    expect(r.hi).toBeCloseTo(6 + half, 10);
+  });
+
+  it("crossedMeanInterval3: unchanged by reordering the banks or the queries", () => {
+    const rng = new Rng(5);
+    const x = Array.from({ length: 3 }, () => Array.from({ length: 4 }, () => Array.from({ length: 6 }, () => rng.int(3) - 1 + rng.normal(0, 0.3))));
+    const r = crossedMeanInterval3(x);
+    const banks = [2, 0, 3, 1];
+    const queries = [5, 1, 4, 0, 3, 2];
+    for (const y of [x.map((seed) => banks.map((j) => seed[j])), x.map((seed) => seed.map((bank) => queries.map((i) => bank[i])))]) {
+      const p = crossedMeanInterval3(y);
+      expect(p.mean).toBeCloseTo(r.mean, 12);
+      expect(p.lo).toBeCloseTo(r.lo, 10);
+      expect(p.hi).toBeCloseTo(r.hi, 10);
+    }
+  });
+
+  it("crossedMeanInterval3: ragged tables are errors; no interval from one seed or one query", () => {
+    expect(() => crossedMeanInterval3([[[1, 2], [3, 4]], [[1, 2]]])).toThrow("crossedMeanInterval3: expected seeds with one number of banks, got 2, 1");
+    expect(() => crossedMeanInterval3([[[1, 2], [3, 4]], [[1, 2], [3]]])).toThrow("crossedMeanInterval3: expected banks with one number of queries, got [2, 2], [2, 1]");
+    const one = crossedMeanInterval3([[[1, 0, 1], [0, 0, 1]]]);
+    expect([one.mean, one.lo, one.hi, one.n]).toEqual([0.5, NaN, NaN, 1]);
+    const query = crossedMeanInterval3([[[1], [0]], [[1], [1]]]);
+    expect([query.mean, query.lo, query.hi, query.n]).toEqual([0.75, NaN, NaN, 2]);
+    expect(crossedMeanInterval3([[[1, 1], [1, 1]], [[1, 1], [1, 1]]])).toEqual({ mean: 1, lo: 1, hi: 1, n: 2 });
+  });
+
+  // The same for k-NN accuracy, where the bank the neighbours come from is a sample too: each bank shifts the
+  // difference a little and decides, query by query, which strategy's neighbours happen to be right. The three-way
+  // interval holds 0 about 95% of the time; crossedMeanInterval on one bank, blind to which bank was drawn, less.
+  it("crossedMeanInterval3 covers a true difference of 0 about 95% of the time where one bank does not", () => {
+    const rng = new Rng(8);
+    const [seeds, banks, images, trials] = [5, 4, 200, 1000];
+    let crossed = 0;
+    let oneBank = 0;
+    for (let t = 0; t < trials; t++) {
+      // Each image's lean, each (bank, image) pair's and each bank's (all mean 0), each seed's small shift, then -1, 0
+      // or +1 per cell.
+      const lean = Array.from({ length: images }, () => rng.normal(0, 0.25));
+      const bankLean = Array.from({ length: banks }, () => lean.map(() => rng.normal(0, 0.2)));
+      const bankShift = Array.from({ length: banks }, () => rng.normal(0, 0.04));
+      const shift = Array.from({ length: seeds }, () => rng.normal(0, 0.005));
+      const x = shift.map((sh) => bankLean.map((bl, b) => lean.map((l, i): number => {
+        const p = Math.min(0.45, Math.max(-0.45, l + bl[i] + bankShift[b] + sh));
+        const u = rng.next();
+        return u < 0.05 + Math.max(0, p) ? 1 : u > 0.95 + Math.min(0, p) ? -1 : 0;
+      })));
+      const r = crossedMeanInterval3(x);
+      if (r.lo <= 0 && 0 <= r.hi) crossed++;
+      const o = crossedMeanInterval(x.map((seed) => seed[0]));
+      if (o.lo <= 0 && 0 <= o.hi) oneBank++;
+    }
+    expect(crossed / trials).toBeGreaterThan(0.93); // 0.948 here, 1,000 trials: a binomial SE of 0.007
+    expect(crossed / trials).toBeLessThan(0.97);
+    expect(oneBank / trials).toBeLessThan(0.85); // 0.797 here
   });
 });
