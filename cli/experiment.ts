@@ -95,7 +95,8 @@ export const experiment: Command = {
                several rates tradeoff.* (.svg, .png, .vl.json), with the analysis key analysis.* and analysis-*.*
                (the per-block analysis, as \`analyze\`)
   --force      discard the run folder's earlier results and start over (needed after a config change other than
-               strategies, learningRates, seeds, name, selectBy, analysis and knn.val, which keep the finished cells)
+               strategies, learningRates, seeds, name, selectBy, analysis, knn.val and knn.otherBanks, which keep the
+               finished cells)
   --retry-diverged   train the cells that diverged in an earlier run again, from scratch (else they are skipped)
   --max-cells  stop after training this many cells; rerunning the same command continues with the rest
   --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)
@@ -124,8 +125,8 @@ Every strategy x learning rate x seed is one cell: fine-tune, keep the best chec
 then the k-NN accuracy of its backbone on the source data. Finished cells are skipped when rerun; an interrupted
 cell resumes from its last checkpoint. A cell whose loss or weights become non-finite is recorded as diverged
 and the study goes on; the table names it. Adding strategies, learning rates or seeds to the config of a run
-folder (or changing its name, selectBy, analysis or knn.val) keeps its finished cells; another change is refused,
-naming the keys. The config is checked first; errors name the key path.`,
+folder (or changing its name, selectBy, analysis, knn.val or knn.otherBanks) keeps its finished cells; another
+change is refused, naming the keys. The config is checked first; errors name the key path.`,
   async run(argv) {
     const flags = parseArgs(argv, FLAGS);
     checkFlags(flags);

@@ -39,27 +39,40 @@ function checkFinite(values: Float32Array, dim: number, what: string): void {
 }
 
 export async function datasetKnn(model: VisionTransformer, bank: KnnData, queries: KnnData, o: DatasetKnnOptions): Promise<KnnResult[]> {
+  return (await banksKnn(model, [bank], queries, o))[0];
+}
+
+// The queries classified against each of several banks, their features taken once: per bank, as datasetKnn.
+export async function banksKnn(model: VisionTransformer, banks: KnnData[], queries: KnnData, o: DatasetKnnOptions): Promise<KnnResult[][]> {
   const features = (x: Tensor) => model.features(x);
-  // One replay for every loader batch of both.
+  // One replay for every loader batch of all of them.
   const replayed = runtime().settings.replay ? new ReplayedForward(features, "features: batches are run, not replayed") : undefined;
-  const featuresOf = async ({ dataset, spec }: KnnData) => {
+  const featuresOf = async ({ dataset, spec }: KnnData, what: string) => {
     const loader = new Loader(dataset, new Transform(transformFor(spec, o.size)), { batchSize: o.batchSize, cache: o.cache });
-    return loaderOutputs(loader, features, replayed);
+    const out = await loaderOutputs(loader, features, replayed);
+    checkFinite(out.values, model.width, `${what} (${dataset.identity.name})`);
+    return out;
   };
   try {
-    const b = await featuresOf(bank);
-    const q = await featuresOf(queries);
-    checkFinite(b.values, model.width, `bank (${bank.dataset.identity.name})`);
-    checkFinite(q.values, model.width, `query (${queries.dataset.identity.name})`);
-    return knnClassify({
-      train: b.values,
-      trainLabels: b.labels,
-      test: q.values,
-      testLabels: q.labels,
-      ks: o.ks,
-      temperature: o.temperature,
-      classes: Math.max(bank.dataset.classes.length, queries.dataset.classes.length),
-    });
+    let q: Awaited<ReturnType<typeof featuresOf>> | undefined;
+    const results: KnnResult[][] = [];
+    // One bank's features at a time: ImageNet's would be gigabytes each.
+    for (const bank of banks) {
+      const b = await featuresOf(bank, "bank");
+      q ??= await featuresOf(queries, "query");
+      results.push(
+        await knnClassify({
+          train: b.values,
+          trainLabels: b.labels,
+          test: q.values,
+          testLabels: q.labels,
+          ks: o.ks,
+          temperature: o.temperature,
+          classes: Math.max(bank.dataset.classes.length, queries.dataset.classes.length),
+        }),
+      );
+    }
+    return results;
   } finally {
     replayed?.dispose();
   }

@@ -48,6 +48,10 @@ export function cellKnnValPath(out: string, id: string): string {
   return join(cellFolder(out, id), "knn-val.json");
 }
 
+export function cellKnnBanksPath(out: string, id: string): string {
+  return join(cellFolder(out, id), "knn-banks.json");
+}
+
 export function cellCheckpointPath(out: string, id: string): string {
   return join(cellFolder(out, id), BEST_CHECKPOINT);
 }

@@ -8,7 +8,10 @@
 // interval is the two-way crossed one over seeds and images (util/stats.ts crossedMeanInterval), which counts the
 // sampling of the images as well as training's randomness: it speaks of images like these, not only of these. Where
 // they did not (results of builds before it), it is Student's t over the seeds alone, which speaks of these images.
-import { type MeanInterval, crossedMeanInterval, meanInterval } from "../util/stats.js";
+// With knn.otherBanks, every cell's queries were classified against other draws of the bank as well: the k-NN
+// interval is then the three-way crossed one over seeds, banks and queries (crossedMeanInterval3), which counts the
+// draw of the bank too.
+import { type MeanInterval, crossedMeanInterval, crossedMeanInterval3, meanInterval } from "../util/stats.js";
 
 export interface PairedCell {
   strategy: string; // by name
@@ -16,7 +19,8 @@ export interface PairedCell {
   seed: number;
   transfer: number; // percent
   knn: number; // source k-NN top-1 at reportK, percent
-  correct?: { transfer: Uint8Array; knn: Uint8Array; val?: Uint8Array }; // 0/1 per test image, k-NN query, val image
+  // 0/1 per test image, k-NN query, val image; otherBanks: per k-NN query against each other bank.
+  correct?: { transfer: Uint8Array; knn: Uint8Array; val?: Uint8Array; otherBanks?: Uint8Array[] };
   val?: number; // with transfer.val: the val accuracy that chose the cell's checkpoint, percent
 }
 
@@ -24,6 +28,7 @@ export interface PairedCell {
 export interface Difference {
   seeds: number[]; // those both finished, in increasing order
   images: boolean; // whether the intervals count the sampling of the images (every pair of cells recorded them)
+  banks: number; // the k-NN banks the k-NN interval is over: 1 + the other banks every pair of cells was scored on, or 1
   transfer: MeanInterval;
   knn: MeanInterval;
 }
@@ -52,11 +57,16 @@ function difference(a: Group, b: Group): Difference {
   const seeds = [...a.keys()].filter((s) => b.has(s)).sort((x, y) => x - y);
   const pairs = seeds.map((s) => [a.get(s)!, b.get(s)!]);
   const images = pairs.length > 0 && pairs.every(([x, y]) => x.correct && y.correct && x.correct.transfer.length === y.correct.transfer.length && x.correct.knn.length === y.correct.knn.length);
+  const points = (x: Uint8Array, y: Uint8Array) => Float64Array.from(x, (right, k) => 100 * (right - y[k]));
   const diff = (score: "transfer" | "knn") =>
-    images
-      ? crossedMeanInterval(pairs.map(([x, y]) => Float64Array.from(x.correct![score], (right, k) => 100 * (right - y.correct![score][k]))), CONFIDENCE)
-      : meanInterval(pairs.map(([x, y]) => x[score] - y[score]), CONFIDENCE);
-  return { seeds, images, transfer: diff("transfer"), knn: diff("knn") };
+    images ? crossedMeanInterval(pairs.map(([x, y]) => points(x.correct![score], y.correct![score])), CONFIDENCE) : meanInterval(pairs.map(([x, y]) => x[score] - y[score]), CONFIDENCE);
+  const others = images ? pairs[0][0].correct!.otherBanks?.length ?? 0 : 0;
+  const banks = others > 0 && pairs.every(([x, y]) => x.correct!.otherBanks?.length === others && y.correct!.otherBanks?.length === others) ? 1 + others : 1;
+  const knn =
+    banks > 1
+      ? crossedMeanInterval3(pairs.map(([x, y]) => [x.correct!.knn, ...x.correct!.otherBanks!].map((answers, b) => points(answers, b === 0 ? y.correct!.knn : y.correct!.otherBanks![b - 1]))), CONFIDENCE)
+      : diff("knn");
+  return { seeds, images, banks, transfer: diff("transfer"), knn };
 }
 
 // The cells of (strategy, lr) `a` against those of `b`, seed by seed.

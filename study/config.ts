@@ -54,6 +54,11 @@ export interface KnnSpec {
   // rates where selectBy weighs source k-NN ("mean", "knee") in the queries' stead: no query scores a rate it chose.
   // Scored on each cell's best checkpoint (study/knn-val.ts); a change of it keeps the finished cells.
   val?: DataSpec;
+  // Other draws of the bank: as many source images of its classes each, sharing none with the bank, the queries or
+  // each other. Each cell's best checkpoint classifies the queries against each of them too, and the differences'
+  // intervals count the draw of the bank as they do the seeds' and the queries' (study/knn-banks.ts); a change of
+  // it keeps the finished cells.
+  otherBanks?: DataSpec[];
 }
 
 // The images that choose each cell's best checkpoint (and each strategy's learning rate) when they should not be
@@ -438,7 +443,7 @@ function backboneSpec(c: Checker, v: unknown, path: string): BackboneSpec | unde
 }
 
 function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
-  const o = c.object(v, path, ["bank", "queries", "ks", "reportK", "temperature", "batchSize", "atSteps", "val"]);
+  const o = c.object(v, path, ["bank", "queries", "ks", "reportK", "temperature", "batchSize", "atSteps", "val", "otherBanks"]);
   if (!o) return undefined;
   const ks = c.optional(o, "ks", path, DEFAULTS.knn.ks, (x, p) => c.array(x, p, (y, q) => c.int(y, q, 1)));
   const reportK = c.optional(o, "reportK", path, DEFAULTS.knn.reportK, (x, p) => c.int(x, p, 1));
@@ -458,6 +463,7 @@ function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
     }),
     // Absent stays absent, so the config.json of earlier runs still matches.
     ...("val" in o && { val: dataSpec(c, o.val, `${path}.val`, DEFAULTS.transform.knn) }),
+    ...("otherBanks" in o && { otherBanks: c.array(o.otherBanks, `${path}.otherBanks`, (x, p) => dataSpec(c, x, p, DEFAULTS.transform.knn)) }),
   } as KnnSpec;
 }
 

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import type { DatasetIdentity } from "../data/dataset.js";
 import { strategyName } from "../peft/strategy.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
-import { type KnnScores, type StudyResults, resultsJson } from "./results.js";
+import { type KnnScores, type StudyResults, otherBanksKnn, resultsJson } from "./results.js";
 import { type StudyConfig, ratesFor } from "./config.js";
 import { type FigureSpec, renderPng, renderSvg } from "../plot/render.js";
 import { figure2Spec } from "./figures/figure2.js";
@@ -27,20 +27,23 @@ import type { MeanInterval } from "../util/stats.js";
 export function resultsCsv(r: StudyResults): string {
   const ks = Object.keys(r.baseline.knn);
   // With transfer.val, the val accuracy that chose each cell's checkpoint follows its step; with knn.val, its
-  // source k-NN top-1 (at reportK) on those images follows the queries' (empty where not scored yet).
+  // source k-NN top-1 (at reportK) on those images follows the queries', and with knn.otherBanks the queries'
+  // against the other banks, their mean (each empty where not scored yet).
   const val = r.selectedOn === "transfer.val";
   const knnVal = r.config.knn.val !== undefined;
+  const banks = r.config.knn.otherBanks !== undefined;
   const header = ["id", "strategy", "lr", "seed", "trainable_params", "paper_params", "transfer_acc", "final_transfer_acc", "best_step", ...(val ? ["val_acc"] : [])];
-  header.push(...ks.flatMap((k) => [`knn${k}_top1`, `knn${k}_top5`]), ...(knnVal ? [`val_knn${r.reportK}_top1`] : []), "mean", "train_seconds", "images_per_second");
+  header.push(...ks.flatMap((k) => [`knn${k}_top1`, `knn${k}_top5`]), ...(knnVal ? [`val_knn${r.reportK}_top1`] : []), ...(banks ? [`other_banks_knn${r.reportK}_top1`] : []), "mean", "train_seconds", "images_per_second");
   const knnCols = (s: KnnScores) => ks.flatMap((k) => [s[k].top1.toFixed(2), s[k].top5.toFixed(2)]);
   const lines = [header.join(",")];
-  lines.push(["original", "original", "", "", "0", "0", "", "", "", ...(val ? [""] : []), ...knnCols(r.baseline.knn), ...(knnVal ? [""] : []), "", "", ""].join(","));
+  lines.push(["original", "original", "", "", "0", "0", "", "", "", ...(val ? [""] : []), ...knnCols(r.baseline.knn), ...(knnVal ? [""] : []), ...(banks ? [""] : []), "", "", ""].join(","));
   for (const c of r.cells) {
     const mean = (c.transferAccuracy + c.knn[String(r.reportK)].top1) / 2;
     const chosen = val ? [c.valAccuracy!.toFixed(2)] : [];
     const onVal = knnVal ? [c.valKnn ? c.valKnn[String(r.reportK)].top1.toFixed(2) : ""] : [];
+    const onBanks = banks ? [c.otherBanks ? otherBanksKnn(String(r.reportK))(c).toFixed(2) : ""] : [];
     lines.push(
-      [c.id, c.strategy, c.lr, c.seed, c.trainableParams, c.paperParams, c.transferAccuracy.toFixed(2), c.finalTransferAccuracy.toFixed(2), c.bestStep, ...chosen, ...knnCols(c.knn), ...onVal, mean.toFixed(2), c.trainSeconds.toFixed(1), c.imagesPerSecond.toFixed(1)].join(","),
+      [c.id, c.strategy, c.lr, c.seed, c.trainableParams, c.paperParams, c.transferAccuracy.toFixed(2), c.finalTransferAccuracy.toFixed(2), c.bestStep, ...chosen, ...knnCols(c.knn), ...onVal, ...onBanks, mean.toFixed(2), c.trainSeconds.toFixed(1), c.imagesPerSecond.toFixed(1)].join(","),
     );
   }
   return lines.join("\n") + "\n";
@@ -102,7 +105,7 @@ export function tableMarkdown(r: StudyResults): string {
     val
       ? `- Transfer accuracy: top-1 of the linear head on ${describeData(d.transferTest)}, at the checkpoint chosen on transfer.val (${describeData(d.transferVal)}): the best of its evaluations every ${r.config.training.evalEvery} steps of ${r.config.training.steps} (fine-tuned on ${describeData(d.transferTrain)}, ${trainingText(r.config.training)}). No test image chose a checkpoint or a learning rate.`
       : `- Transfer accuracy: top-1 of the linear head on ${describeData(d.transferTest)}, the best of the evaluations every ${r.config.training.evalEvery} steps of ${r.config.training.steps} (fine-tuned on ${describeData(d.transferTrain)}, ${trainingText(r.config.training)}); the test images chose the checkpoint, as in the paper.`,
-    `- Source k-NN accuracy: DINO's weighted ${r.reportK}-NN top-1 (T = ${r.temperature}) of that best checkpoint's backbone, bank ${describeData(d.bank)}, queries ${describeData(d.queries)}.${knnValText(r)}`,
+    `- Source k-NN accuracy: DINO's weighted ${r.reportK}-NN top-1 (T = ${r.temperature}) of that best checkpoint's backbone, bank ${describeData(d.bank)}, queries ${describeData(d.queries)}.${knnValText(r)}${otherBanksText(r)}`,
     `- Learning rates tried: ${learningRatesText(r)}; each row shows ${ruleText(r)}${seeds > 1 ? `, mean ± std over ${seeds} seeds` : ` (seed ${r.config.seeds[0]})`}.`,
     "- #Trainable params: the tensors actually updated, the new linear head included (results.json also has the paper's counting).",
   );
@@ -134,6 +137,15 @@ function knnValText(r: StudyResults): string {
   return ` The rates were chosen on knn.val (${images}) in the queries' stead: no query chose a learning rate.`;
 }
 
+// With knn.otherBanks: the other draws of the bank, and each row's source k-NN against them.
+function otherBanksText(r: StudyResults): string {
+  const specs = r.config.knn.otherBanks;
+  if (!specs) return "";
+  const images = specs.map((_, i) => describeData(r.notes.data[`knn.otherBanks[${i}]`])).join("; ");
+  const rows = r.table.filter((row) => row.otherBanksKnn !== undefined).map((row) => `${strategyName(row.strategy)} ${pct(row.otherBanksKnn!, row.otherBanksKnnStd!, row.seeds)}`);
+  return ` The queries were classified against ${specs.length} other draw(s) of the bank too (knn.otherBanks: ${images})${rows.length > 0 ? `: each row's source k-NN there, the mean over them, ${rows.join(", ")}` : ""}.`;
+}
+
 // The paired differences between the rows, and of each row's strategy at its other rates against the row, where
 // some such pair shares two seeds or more (one seed has no spread).
 function comparisonsMarkdown(r: StudyResults): string[] {
@@ -155,7 +167,14 @@ function comparisonsMarkdown(r: StudyResults): string[] {
   const bySeeds = shown.filter((c) => !c.images).length;
   const mixed = bySeeds > 0 && bySeeds < shown.length;
   const mark = (c: Difference) => (mixed && c.seeds.length >= 2 && !c.images ? " †" : "");
-  const crossed = `paired by seed and by image: mean [${CONFIDENCE * 100}% confidence interval] over the seeds both finished and the transfer test images (k-NN queries), both taken as samples (a crossed design: the variance of the seeds' part and of the images', Satterthwaite's degrees of freedom). An interval without 0 is a difference larger than training's randomness and the draw of the test images together explain.`;
+  // With knn.otherBanks, the k-NN intervals count the bank's draw too, where every pair was scored on the banks.
+  const banks = Math.max(...shown.map((c) => c.banks));
+  const allBanks = shown.every((c) => !c.images || c.banks === banks);
+  const overBanks =
+    banks > 1
+      ? ` The source k-NN intervals are over the bank and its ${banks - 1} other draw(s) (knn.otherBanks) as well, a third sample (three-way crossed), and count the draw of the bank too${allBanks ? "" : ", where both cells were classified against every bank (the others count the seeds and queries only)"}.`
+      : "";
+  const crossed = `paired by seed and by image: mean [${CONFIDENCE * 100}% confidence interval] over the seeds both finished and the transfer test images (k-NN queries), both taken as samples (a crossed design: the variance of the seeds' part and of the images', Satterthwaite's degrees of freedom). An interval without 0 is a difference larger than training's randomness and the draw of the test images together explain.${overBanks}`;
   const seedsOnly = `paired by seed: mean [${CONFIDENCE * 100}% confidence interval, Student's t] over the seeds both finished. An interval without 0 is a difference larger than training's randomness explains; every cell is scored on the same images, so it speaks of these images.`;
   const how =
     bySeeds === 0 ? crossed

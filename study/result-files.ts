@@ -1,14 +1,14 @@
-// A run folder's result files read back and checked: a cell's result.json (with its knn-val.json), baseline.json,
-// and backbone.json. What the summary, the report and the analysis read of them is checked when they are read, so
-// that a damaged or hand-edited file is named with the way out, rather than failing later inside the summary with a
-// message that names no file.
+// A run folder's result files read back and checked: a cell's result.json (with its knn-val.json and
+// knn-banks.json), baseline.json, and backbone.json. What the summary, the report and the analysis read of them is
+// checked when they are read, so that a damaged or hand-edited file is named with the way out, rather than failing
+// later inside the summary with a message that names no file.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describeJson, isObject, readJsonFile } from "../util/json-file.js";
 import { unpackBits } from "../util/bits.js";
 import type { StudyConfig } from "./config.js";
-import type { BaselineResult, CellOutcome, KnnScores } from "./results.js";
-import { cellFolder, cellKnnValPath, cellResultPath } from "./cells.js";
+import type { BaselineResult, CellOutcome, Correct, KnnScores } from "./results.js";
+import { cellFolder, cellKnnBanksPath, cellKnnValPath, cellResultPath } from "./cells.js";
 import type { DatasetIdentity } from "../data/dataset.js";
 import type { DataSpec } from "../data/spec.js";
 
@@ -68,7 +68,8 @@ function cellProblem(v: unknown, id: string, config: StudyConfig): string | unde
 }
 
 // cells/<id>/result.json: a finished or a diverged cell; a finished one with its scores on knn.val where the config
-// has it and knn-val.json holds them for its spec (valKnn; absent: not scored yet, which the summary names).
+// has it and knn-val.json holds them for its spec (valKnn; absent: not scored yet, which the summary names), and on
+// every other bank of knn.otherBanks where knn-banks.json holds them all (otherBanks).
 export async function readCellOutcome(out: string, id: string, config: StudyConfig, who: string): Promise<CellOutcome> {
   const path = cellResultPath(out, id);
   const v = await readJsonFile(path, who);
@@ -78,6 +79,10 @@ export async function readCellOutcome(out: string, id: string, config: StudyConf
   if (config.knn.val && !("diverged" in outcome)) {
     const val = await readKnnVal(cellKnnValPath(out, id), config);
     if (val) outcome.valKnn = val.knn;
+  }
+  if (config.knn.otherBanks && !("diverged" in outcome)) {
+    const banks = await readKnnBanks(cellKnnBanksPath(out, id), config);
+    if (banks.every((b) => b)) outcome.otherBanks = banks.map((b) => ({ knn: b!.knn, correct: b!.correct }));
   }
   return outcome;
 }
@@ -97,6 +102,26 @@ export async function readKnnVal(path: string, config: StudyConfig): Promise<Knn
   const v = await readJsonFile(path, "knn.val").catch(() => undefined);
   if (!isObject(v) || JSON.stringify(v.spec) !== JSON.stringify(config.knn.val) || !isObject(v.data)) return undefined;
   return scoresProblem(v.knn, `"knn"`, config.knn.reportK) ? undefined : (v as unknown as KnnValScores);
+}
+
+// One entry of cells/<id>/knn-banks.json (study/knn-banks.ts): the queries against one of knn.otherBanks.
+export interface KnnBankScores {
+  spec: DataSpec; // the bank's spec as the config had it
+  data: Omit<DatasetIdentity, "root">; // the images it drew
+  knn: KnnScores; // of the cell's best checkpoint's backbone, the queries against this bank
+  correct: Correct; // the queries it got right at reportK
+  seconds: number;
+}
+
+// cells/<id>/knn-banks.json: for each of the config's knn.otherBanks (in its order), the file's scores against it, or
+// undefined where the file has none for its spec (absent, damaged, or made for other banks).
+export async function readKnnBanks(path: string, config: StudyConfig): Promise<(KnnBankScores | undefined)[]> {
+  const specs = config.knn.otherBanks ?? [];
+  const v = existsSync(path) ? await readJsonFile(path, "knn.otherBanks").catch(() => undefined) : undefined;
+  const held = isObject(v) && Array.isArray(v.banks) ? v.banks.filter(isObject) : [];
+  const k = config.knn.reportK;
+  const sound = (b: Json) => isObject(b.data) && !scoresProblem(b.knn, `"knn"`, k) && !correctProblem(b.correct, "k-NN query", (b.knn as KnnScores)[String(k)].top1);
+  return specs.map((spec) => held.find((b) => JSON.stringify(b.spec) === JSON.stringify(spec) && sound(b)) as KnnBankScores | undefined);
 }
 
 // baseline.json: the original backbone's k-NN accuracy.

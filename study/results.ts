@@ -51,6 +51,9 @@ export interface CellResult {
   knn: KnnScores; // of the best checkpoint's backbone on the source domain
   knnCurve?: CurvePoint[]; // one per step of knn.atSteps; absent without them
   valKnn?: KnnScores; // with knn.val: the best checkpoint's on its images (knn-val.json, study/knn-val.ts)
+  // With knn.otherBanks: the best checkpoint's, the queries against each other bank, in the config's order
+  // (knn-banks.json, study/knn-banks.ts).
+  otherBanks?: { knn: KnnScores; correct: Correct }[];
   trainSeconds: number; // fine-tuning, its evaluations and checkpoints; not the k-NN passes
   imagesPerSecond: number;
   knnSeconds: number; // every k-NN pass of the cell: the best checkpoint's and the curve's
@@ -95,6 +98,10 @@ export interface TableRow {
   knnStd: number;
   valKnn?: number; // with knn.val: the source k-NN top-1 on its images, mean over seeds, which chose the learning rate
   valKnnStd?: number;
+  // With knn.otherBanks: the source k-NN top-1 of the queries against the other banks, each seed's mean over them,
+  // then mean and sample standard deviation over the seeds.
+  otherBanksKnn?: number;
+  otherBanksKnnStd?: number;
   mean: number; // (transfer + knn) / 2
   knnCurve?: { step: number; knn: number; knnStd: number }[]; // source k-NN top-1 at reportK per step of knn.atSteps
 }
@@ -146,7 +153,7 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
     throw new Error(`summary: selectBy "${config.selectBy}" chooses the learning rates on knn.val, but ${unscored.length} finished cell(s) have no scores on its images (cells/<id>/knn-val.json of this knn.val): ${unscored.join(", ")}; experiment --collect scores them from their best checkpoints`);
   }
   const diverged = outcomes.filter(isDiverged);
-  const paired: PairedCell[] = cells.map((c) => ({ strategy: c.strategy, lr: c.lr, seed: c.seed, transfer: c.transferAccuracy, knn: c.knn[k].top1, correct: c.correct && unpackCorrect(c.correct), val: c.valAccuracy }));
+  const paired: PairedCell[] = cells.map((c) => ({ strategy: c.strategy, lr: c.lr, seed: c.seed, transfer: c.transferAccuracy, knn: c.knn[k].top1, correct: c.correct && unpackCorrect(c.correct, c.otherBanks), val: c.valAccuracy }));
   const table: TableRow[] = [];
   const candidates = new Map<string, number[]>(); // each strategy's rates the rule chose among
   for (const strategy of config.strategies) {
@@ -160,6 +167,7 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
       const row: TableRow = { strategy, lr, seeds: group.length, trainableParams: group[0].trainableParams, transfer, transferStd, knn, knnStd, mean: (transfer + knn) / 2 };
       if (config.transfer.val) [row.val, row.valStd] = meanStd(group.map((c) => c.valAccuracy!));
       if (config.knn.val && group.every((c) => c.valKnn)) [row.valKnn, row.valKnnStd] = meanStd(group.map((c) => c.valKnn![k].top1));
+      if (config.knn.otherBanks && group.every((c) => c.otherBanks)) [row.otherBanksKnn, row.otherBanksKnnStd] = meanStd(group.map(otherBanksKnn(k)));
       if (config.knn.atSteps) row.knnCurve = curveOf(group, config.knn.atSteps, k);
       tried.push(row);
     }
@@ -188,11 +196,15 @@ function choose(selectBy: SelectBy, tried: TableRow[], paired: PairedCell[]): Ta
   return best(near, knnOn);
 }
 
-// A cell's right and wrong answers as 0/1 per image (result-files.ts checked the bits when it read them).
-function unpackCorrect(c: NonNullable<CellResult["correct"]>): PairedCell["correct"] {
+// A cell's right and wrong answers as 0/1 per image, its queries' against the other banks too (result-files.ts
+// checked the bits when it read them).
+function unpackCorrect(c: NonNullable<CellResult["correct"]>, otherBanks: CellResult["otherBanks"]): PairedCell["correct"] {
   const unpack = (x: Correct) => unpackBits(x.bits, x.count)!;
-  return { transfer: unpack(c.transfer), knn: unpack(c.knn), ...(c.val && { val: unpack(c.val) }) };
+  return { transfer: unpack(c.transfer), knn: unpack(c.knn), ...(c.val && { val: unpack(c.val) }), ...(otherBanks && { otherBanks: otherBanks.map((b) => unpack(b.correct)) }) };
 }
+
+// A cell's source k-NN top-1 at k against the other banks, their mean.
+export const otherBanksKnn = (k: string) => (c: CellResult) => c.otherBanks!.reduce((a, b) => a + b.knn[k].top1, 0) / c.otherBanks!.length;
 
 // A table row's forgetting curve: per step, the mean and sample standard deviation over its seeds.
 function curveOf(group: CellResult[], steps: number[], k: string): TableRow["knnCurve"] {

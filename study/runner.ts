@@ -57,7 +57,8 @@ import type { Tensor } from "../engine/tensor.js";
 import { applyStrategy, countParameters, strategyName, strategyProblem } from "../peft/strategy.js";
 import { countFor } from "../peft/count.js";
 import { MANIFEST_KEY, type Manifest, loadFinetuned, manifestOf, sha256File } from "../peft/save.js";
-import { NonFiniteFeaturesError, datasetKnn } from "../eval/dataset-knn.js";
+import { type DatasetKnnOptions, NonFiniteFeaturesError, banksKnn, datasetKnn } from "../eval/dataset-knn.js";
+import type { KnnResult } from "../eval/knn.js";
 import { evaluateAccuracy, evaluateCorrect } from "../eval/accuracy.js";
 import { packBits } from "../util/bits.js";
 import { type StudyConfig, configJson, headInitFor, isDinoPretrain, parseStudyConfig } from "./config.js";
@@ -82,6 +83,7 @@ import { KnnCurve } from "./knn-curve.js";
 import { selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
 import { type Cell, cellCheckpointPath, cellClaimPath, cellFolder, cellsFolder, cellResultPath, cellsOf } from "./cells.js";
 import { scoreKnnVal } from "./knn-val.js";
+import { scoreOtherBanks } from "./knn-banks.js";
 import { addValAnswers } from "./val-answers.js";
 import { CLAIM_TIMING, type Claim, type ClaimOwner, type ClaimTiming, claimOrWait, describeOwner, removeStaleClaim, thisOwner, tryClaim } from "./claims.js";
 import { ANALYSIS_FILES, analyzeRun } from "./analysis.js";
@@ -122,6 +124,7 @@ interface StudyData {
   transferTest: Dataset;
   transferVal?: Dataset; // with transfer.val: the images that choose the checkpoints (study/validation.ts)
   knnVal?: Dataset; // with knn.val: the source images that choose the rates in the queries' stead (study/knn-val.ts)
+  otherBanks?: Dataset[]; // with knn.otherBanks: other draws of the bank, in the config's order (study/knn-banks.ts)
   pretrain?: Dataset;
   opened: OpenedDatasets; // the whole datasets they were drawn from, each opened once
   transformed: TransformCache; // their transformed images, kept for every cell's evaluations and k-NN
@@ -163,7 +166,26 @@ async function openAll(config: StudyConfig): Promise<StudyData> {
     const problem = classMismatch(val, data.bank, ["knn.val", "knn.bank"]) ?? sharedImages(val, data.bank, ["knn.val", "knn.bank"]) ?? sharedImages(val, data.queries, ["knn.val", "knn.queries"]);
     if (problem) throw new Error(`experiment: ${problem}`);
   }
+  if (config.knn.otherBanks) data.otherBanks = await openOtherBanks(config.knn.otherBanks, data, open);
   return data;
+}
+
+// knn.otherBanks opened: each another draw of the bank, so of its classes and size, and sharing no image with it,
+// with the queries (a query would find itself) or with another of them (two draws that overlap vary less).
+async function openOtherBanks(specs: DataSpec[], data: StudyData, open: (spec: DataSpec, what: string) => Promise<Dataset>): Promise<Dataset[]> {
+  const banks: Dataset[] = [];
+  for (const [i, spec] of specs.entries()) {
+    const what = `knn.otherBanks[${i}]`;
+    const bank = await open(spec, what);
+    const others: [Dataset, string][] = [[data.bank, "knn.bank"], [data.queries, "knn.queries"], ...banks.map((b, j): [Dataset, string] => [b, `knn.otherBanks[${j}]`])];
+    const problem =
+      classMismatch(bank, data.bank, [what, "knn.bank"]) ??
+      (bank.length !== data.bank.length ? `${what}: expected as many images as knn.bank (${data.bank.length}: another draw of it), got ${bank.length}` : undefined) ??
+      others.map(([other, name]) => sharedImages(bank, other, [what, name])).find((p) => p);
+    if (problem) throw new Error(`experiment: ${problem}`);
+    banks.push(bank);
+  }
+  return banks;
 }
 
 function disposeModel(model: VisionTransformer): void {
@@ -182,19 +204,36 @@ async function knnScores(
   queries = { dataset: data.queries, spec: config.knn.queries },
 ): Promise<{ scores: KnnScores; correct: Correct; seconds: number }> {
   const started = performance.now();
-  const results = await datasetKnn(model, { dataset: data.bank, spec: config.knn.bank }, queries, {
-    ks: config.knn.ks,
-    temperature: config.knn.temperature,
-    batchSize: config.knn.batchSize,
-    size,
-    cache: data.transformed,
-  }).catch((e) => {
+  const results = await datasetKnn(model, { dataset: data.bank, spec: config.knn.bank }, queries, knnOptions(config, data, size)).catch((e) => {
     if (!(e instanceof NonFiniteFeaturesError) || !at) throw e;
     throw new DivergedError(`the source k-NN of step ${at.step}: ${e.message} (lr ${at.lr.toExponential(2)})`, at.step, NaN, at.lr, false);
   });
+  return { ...scoresOf(results, config), seconds: (performance.now() - started) / 1000 };
+}
+
+// A finished cell's backbone's queries against the other banks at indices `which` of knn.otherBanks, in one pass
+// over the queries; each bank's seconds are the pass's share.
+async function otherBankScores(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number, which: number[]): Promise<{ scores: KnnScores; correct: Correct; seconds: number }[]> {
+  const started = performance.now();
+  const banks = which.map((i) => ({ dataset: data.otherBanks![i], spec: config.knn.otherBanks![i] }));
+  const results = await banksKnn(model, banks, { dataset: data.queries, spec: config.knn.queries }, knnOptions(config, data, size));
+  const seconds = (performance.now() - started) / 1000 / which.length;
+  return results.map((r) => ({ ...scoresOf(r, config), seconds }));
+}
+
+const knnOptions = (config: StudyConfig, data: StudyData, size: number): DatasetKnnOptions => ({
+  ks: config.knn.ks,
+  temperature: config.knn.temperature,
+  batchSize: config.knn.batchSize,
+  size,
+  cache: data.transformed,
+});
+
+// The accuracies at every k, and the queries right at reportK.
+function scoresOf(results: KnnResult[], config: StudyConfig): { scores: KnnScores; correct: Correct } {
   const scores: KnnScores = Object.fromEntries(results.map((r) => [String(r.k), { top1: r.top1, top5: r.top5 }]));
   const reported = results.find((r) => r.k === config.knn.reportK)!.correct;
-  return { scores, correct: { count: reported.length, bits: packBits(reported) }, seconds: (performance.now() - started) / 1000 };
+  return { scores, correct: { count: reported.length, bits: packBits(reported) } };
 }
 
 const readJson = (path: string) => readJsonFile(path, "experiment");
@@ -495,6 +534,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     }
   };
   const scoreVal = (id: string) => withBest(id, (model) => knnScores(model, config, data, size, undefined, { dataset: data.knnVal!, spec: config.knn.val! }));
+  const scoreBanks = (id: string, which: number[]) => withBest(id, (model) => otherBankScores(model, config, data, size, which));
   const answerVal = (id: string) =>
     withBest(id, (model) => evaluateCorrect(model, new Loader(data.transferVal!, new Transform(transformFor(valTransformSpec(config), size)), { batchSize: config.training.batchSize, cache: data.transformed })));
   if (!existsSync(baselinePath)) {
@@ -551,6 +591,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     });
     // knn.val's scores before result.json: a finished cell of this knn.val always has them.
     if (data.knnVal && !isDiverged(result)) await scoreKnnVal(out, [cell.id], config, data.knnVal, scoreVal, () => undefined);
+    if (data.otherBanks && !isDiverged(result)) await scoreOtherBanks(out, [cell.id], config, data.otherBanks, scoreBanks, () => undefined);
     await writeJsonAtomic(resultPath, result);
     ran.push(cell.id);
     if (isDiverged(result)) {
@@ -575,14 +616,19 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   let outcomes = await readOutcomes();
   // Cells that finished before knn.val was added or changed get its scores from their best checkpoints, and cells of
   // builds that did not keep their val answers get them so.
-  if (data.knnVal) await scoreKnnVal(out, outcomes.filter((c) => !isDiverged(c)).map((c) => c.id), config, data.knnVal, scoreVal, log);
+  const finishedIds = outcomes.filter((c) => !isDiverged(c)).map((c) => c.id);
+  if (data.knnVal) await scoreKnnVal(out, finishedIds, config, data.knnVal, scoreVal, log);
+  if (data.otherBanks) await scoreOtherBanks(out, finishedIds, config, data.otherBanks, scoreBanks, log);
   if (data.transferVal) await addValAnswers(out, outcomes, answerVal, log);
-  if (data.knnVal || data.transferVal) outcomes = await readOutcomes();
+  if (data.knnVal || data.otherBanks || data.transferVal) outcomes = await readOutcomes();
   const complete = outcomes.length === cells.length;
   const results = summarize(config, baseline, outcomes, {
     backbone: backboneNote,
     model: modelLabel(vit),
-    data: Object.fromEntries(Object.entries(data).filter(([, d]) => d).map(([k, d]) => [k, d!.identity])),
+    // Each dataset by its key (the opened files and the cache have no identity), the other banks as knn.otherBanks[i].
+    data: Object.fromEntries(
+      Object.entries(data).flatMap(([k, d]) => (Array.isArray(d) ? d.map((b: Dataset, i) => [`knn.otherBanks[${i}]`, b.identity]) : d && "identity" in d ? [[k, d.identity]] : [])),
+    ),
     imageSize: size,
   });
   const files = o.collect || (complete && !shared && !o.prepareOnly) ? await writeReport(out, results) : [];

@@ -1,5 +1,6 @@
 // datasetKnn: the same result as knnClassify on features of every image taken in one pass, with loader batches that
-// do not divide the datasets (5 images per pass over 24 and 12 images), so batching and the order of rows are right.
+// do not divide the datasets (5 images per pass over 24 and 12 images), so batching and the order of rows are right;
+// banksKnn: the queries against several banks at once, each as datasetKnn against it alone.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -11,7 +12,7 @@ import { buildVit, initialiser } from "../../vit/model.js";
 import { validateConfig } from "../../vit/config.js";
 import { extractFeatures } from "../../eval/features.js";
 import { knnClassify } from "../../eval/knn.js";
-import { NonFiniteFeaturesError, datasetKnn } from "../../eval/dataset-knn.js";
+import { NonFiniteFeaturesError, banksKnn, datasetKnn } from "../../eval/dataset-knn.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
 
@@ -45,6 +46,20 @@ describe("datasetKnn", () => {
     const want = await knnClassify({ train: await all(bank), trainLabels: bank.labels, test: await all(queries), testLabels: queries.labels, ks: [1, 5], temperature: 0.07, classes: 6 });
     const got = await datasetKnn(model, { dataset: bank, spec }, { dataset: queries, spec: { ...spec, split: "test" } }, { ks: [1, 5], temperature: 0.07, batchSize: 5, size: 8 });
     expect(got.map((r) => [r.k, r.top1, r.top5, [...r.predictions]])).toEqual(want.map((r) => [r.k, r.top1, r.top5, [...r.predictions]]));
+    for (const [, t] of model.parameters()) t.dispose();
+  });
+
+  it("banksKnn: the queries against each bank as datasetKnn against that bank alone", async () => {
+    const model = buildVit(validateConfig({ imageSize: 8, patchSize: 4, width: 16, depth: 1, heads: 2, mlpHidden: 32, classes: 0, eps: 1e-6 }), initialiser(2));
+    const spec = { dataset: "npy", split: "train", transform: "eval" as const };
+    const o = { ks: [1, 3], temperature: 0.07, batchSize: 5, size: 8 };
+    const test = { dataset: queries, spec: { ...spec, split: "test" } };
+    // The queries as a bank of their own as well: a bank of another size and other images.
+    const banks = [{ dataset: bank, spec }, test];
+    const shown = (rs: { k: number; top1: number; predictions: Int32Array }[]) => rs.map((r) => [r.k, r.top1, [...r.predictions]]);
+    const got = await banksKnn(model, banks, test, o);
+    expect(got.map(shown)).toEqual([shown(await datasetKnn(model, banks[0], test, o)), shown(await datasetKnn(model, banks[1], test, o))]);
+    expect(got[1][0].top1).toBe(100); // each query is its own nearest neighbour
     for (const [, t] of model.parameters()) t.dispose();
   });
 

@@ -1,6 +1,6 @@
 // study/changes.ts: which config changes keep a run folder's finished cells (strategies, learning rates, seeds,
-// name, selectBy, microBatch, a per-strategy value of an added strategy, knn.val) and which are refused, named by
-// key path, the first seed with a `fraction` included.
+// name, selectBy, microBatch, a per-strategy value of an added strategy, knn.val, knn.otherBanks) and which are
+// refused, named by key path, the first seed with a `fraction` included.
 import { describe, expect, it } from "vitest";
 import { DEFAULT_STUDY, parseStudyConfig } from "../../study/config.js";
 import { configChanges } from "../../study/changes.js";
@@ -77,5 +77,13 @@ describe("configChanges", () => {
     expect(configChanges(drawn, changed({ knn: { ...knn, val: { ...val, fraction: 0.5 } }, seeds: [1] })).refusing).toEqual([]);
     // The bank and the queries stay the cells' own.
     expect(configChanges(withVal, changed({ knn: { ...knn, val, queries: val } })).refusing).toEqual([expect.stringMatching(/^knn\.queries\.perClass: /), expect.stringMatching(/^knn\.queries\.skipPerClass: absent -> 200/)]);
+  });
+
+  it("keeps the cells through added, grown or removed knn.otherBanks", () => {
+    const draw = (n: number) => ({ ...DEFAULT_STUDY.knn.bank, skipPerClass: 200 * n });
+    const one = changed({ knn: { ...knn, otherBanks: [draw(1)] } });
+    expect(configChanges(base, one)).toEqual({ keeping: [expect.stringMatching(/^knn\.otherBanks: absent -> \[\{.*"skipPerClass":200/)], refusing: [] });
+    expect(configChanges(one, changed({ knn: { ...knn, otherBanks: [draw(1), draw(2)] } })).refusing).toEqual([]);
+    expect(configChanges(one, base).refusing).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { type PairedCell, pairedComparisons } from "../../study/comparisons.js";
-import { crossedMeanInterval } from "../../util/stats.js";
+import { crossedMeanInterval, crossedMeanInterval3 } from "../../util/stats.js";
 import { packBits } from "../../util/bits.js";
 import { type CellResult, summarize } from "../../study/results.js";
 import { parseStrategy, strategyName } from "../../peft/strategy.js";
@@ -63,6 +63,28 @@ describe("study/comparisons", () => {
     const [mixed] = pairedComparisons(rows, [...data.slice(0, 5), { ...data[5], correct: undefined }]);
     expect(mixed.images).toBe(false);
     expect(mixed.transfer).toEqual(seedsAlone.transfer);
+  });
+
+  it("with every cell's queries against other banks, the k-NN interval is the three-way one over seeds, banks and queries", () => {
+    const rows = [{ strategy: "full", lr: 1 }, { strategy: "linear", lr: 1 }];
+    // Per seed, the queries right against the bank and against two other banks.
+    const full = [[[1, 1, 0, 0], [1, 0, 1, 0], [1, 1, 1, 0]], [[1, 1, 1, 0], [0, 1, 1, 0], [1, 1, 0, 1]]];
+    const linear = [[[1, 0, 0, 0], [1, 0, 0, 1], [0, 0, 1, 0]], [[1, 0, 0, 1], [0, 0, 1, 0], [1, 1, 0, 0]]];
+    const cell = (strategy: string, seed: number, banks: number[][]): PairedCell => ({
+      ...withAnswers(strategy, seed, [1, 0, 1, 0], banks[0]),
+      correct: { ...answers([1, 0, 1, 0], banks[0]), otherBanks: banks.slice(1).map((b) => Uint8Array.from(b)) },
+    });
+    const data = [0, 1].flatMap((s) => [cell("full", s, full[s]), cell("linear", s, linear[s])]);
+    const [c] = pairedComparisons(rows, data);
+    expect(c.banks).toBe(3);
+    expect(c.knn).toEqual(crossedMeanInterval3(full.map((banks, s) => banks.map((b, j) => Float64Array.from(b, (v, i) => 100 * (v - linear[s][j][i]))))));
+    expect(c.knn.hi - c.knn.lo).toBeGreaterThan(0);
+    // The transfer interval is the two-way one, as without the banks.
+    expect(c.transfer).toEqual(pairedComparisons(rows, data.map((x) => ({ ...x, correct: answers([1, 0, 1, 0], [...x.correct!.knn]) })))[0].transfer);
+    // One cell against fewer banks: the bank alone for the pair, over seeds and queries.
+    const [fewer] = pairedComparisons(rows, [...data.slice(0, 3), { ...data[3], correct: { ...data[3].correct!, otherBanks: data[3].correct!.otherBanks!.slice(1) } }]);
+    expect(fewer.banks).toBe(1);
+    expect(fewer.knn).toEqual(crossedMeanInterval(full.map((banks, s) => Float64Array.from(banks[0], (v, i) => 100 * (v - linear[s][0][i])))));
   });
 
   it("one seed in common gives the difference without an interval; none gives no difference", () => {

@@ -1,0 +1,126 @@
+// Other draws of the k-NN bank (knn.otherBanks, study/knn-banks.ts) in miniature studies: each cell's best
+// checkpoint classifies the queries against each other bank (the same numbers as a study whose bank it is), kept in
+// knn-banks.json before result.json; the k-NN differences' intervals are then over seeds, banks and queries; the
+// banks are added to a finished run folder without training a cell, only a bank without scores is scored, and banks
+// of other classes or sizes, or sharing images with the bank, the queries or each other, are refused by name.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { existsSync, mkdtempSync } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
+import { runExperiment } from "../../study/runner.js";
+import type { KnnBankScores } from "../../study/result-files.js";
+import { crossedMeanInterval3 } from "../../util/stats.js";
+import { unpackBits } from "../../util/bits.js";
+import { useEngine } from "../helpers.js";
+import { writeSynthetic } from "../train/synthetic.js";
+import { miniData, miniStudy } from "./program.js";
+
+useEngine();
+
+const root = mkdtempSync(join(tmpdir(), "knn-banks-test-"));
+// The training split's images of classes 0-2 in draws of 8 per class: `n`th draw.
+const draw = (n: number, more: Record<string, unknown> = {}) => ({ ...miniData(join(root, "data"), "train", "0-2"), ...(n > 0 && { skipPerClass: 8 * n }), perClass: 8, ...more });
+
+beforeAll(async () => {
+  await writeSynthetic(join(root, "data"), { size: 8, perClass: { train: 24, test: 8 }, seed: 2, noise: 160 });
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+// The miniature study with full fine-tuning at two rates and two seeds, the bank the first draw; `otherBanks` its
+// knn.otherBanks, `bank` another bank.
+function study(o: { otherBanks?: unknown[]; bank?: unknown } = {}): StudyConfig {
+  const mini = miniStudy(join(root, "data"), join(root, "cache"));
+  return parseStudyConfig({
+    ...mini,
+    knn: { ...mini.knn, bank: o.bank ?? draw(0), ...(o.otherBanks && { otherBanks: o.otherBanks }) },
+    strategies: ["full"],
+    learningRates: [0.3, 0.03],
+    seeds: [0, 1],
+  });
+}
+
+const IDS = ["full_lr0.3_s0", "full_lr0.3_s1", "full_lr0.03_s0", "full_lr0.03_s1"];
+const banksFile = async (dir: string, id: string): Promise<KnnBankScores[]> => JSON.parse(await readFile(join(dir, "cells", id, "knn-banks.json"), "utf8")).banks;
+
+describe("knn.otherBanks", () => {
+  it("classifies each cell's queries against every other bank, as a study whose bank it is, and the k-NN intervals count the banks", async () => {
+    const dir = join(root, "with-banks");
+    const config = study({ otherBanks: [draw(1), draw(2)] });
+    const r = await runExperiment({ config, out: dir });
+    const asBanks = [await runExperiment({ config: study({ bank: draw(1) }), out: join(root, "as-bank1") }), await runExperiment({ config: study({ bank: draw(2) }), out: join(root, "as-bank2") })];
+    for (const id of IDS) {
+      const file = await banksFile(dir, id);
+      const cell = r.results.cells.find((c) => c.id === id)!;
+      expect(file.map((b) => b.spec)).toEqual(config.knn.otherBanks);
+      expect(file.map((b) => b.data.subset)).toEqual(["classes 0,1,2 -> 0..2; first 8 per class after the first 8", "classes 0,1,2 -> 0..2; first 8 per class after the first 16"]);
+      // The same training, the same best checkpoint: its k-NN with that bank as the bank.
+      asBanks.forEach((as, b) => {
+        const there = as.results.cells.find((c) => c.id === id)!;
+        expect(file[b].knn).toEqual(there.knn);
+        expect(file[b].correct).toEqual(there.correct!.knn);
+        expect(cell.otherBanks![b]).toEqual({ knn: there.knn, correct: there.correct!.knn });
+      });
+    }
+    expect(r.results.notes.data["knn.otherBanks[1]"]).toMatchObject({ split: "train", count: 24 });
+    // The rate comparison's k-NN interval: three-way over the seeds, the three banks and the queries.
+    const [rates] = r.results.rates;
+    expect(rates.banks).toBe(3);
+    const answers = (id: string) => {
+      const c = r.results.cells.find((x) => x.id === id)!;
+      return [c.correct!.knn, ...c.otherBanks!.map((b) => b.correct)].map((x) => unpackBits(x.bits, x.count)!);
+    };
+    const other = (seed: number) => `full_lr${rates.lr}_s${seed}`;
+    const row = (seed: number) => `full_lr${rates.rowLr}_s${seed}`;
+    const table = [0, 1].map((seed) => answers(other(seed)).map((x, b) => Float64Array.from(x, (v, i) => 100 * (v - answers(row(seed))[b][i]))));
+    expect(rates.knn).toEqual(crossedMeanInterval3(table));
+    expect(rates.knn.hi - rates.knn.lo).toBeGreaterThan(0);
+    // Each row's k-NN against the other banks: the mean over them, then over the seeds; a column per cell.
+    const mean = (id: string) => (r.results.cells.find((c) => c.id === id)!.otherBanks!.reduce((a, b) => a + b.knn["5"].top1, 0)) / 2;
+    const chosen = r.results.table[0];
+    expect(chosen.otherBanksKnn).toBeCloseTo((mean(`full_lr${chosen.lr}_s0`) + mean(`full_lr${chosen.lr}_s1`)) / 2, 10);
+    const csv = (await readFile(join(dir, "results.csv"), "utf8")).trim().split("\n");
+    const column = csv[0].split(",").indexOf("other_banks_knn5_top1");
+    expect(column).toBeGreaterThan(0);
+    expect(csv.slice(2).map((line) => line.split(",")[column])).toEqual(r.results.cells.map((c) => mean(c.id).toFixed(2)));
+    const md = await readFile(join(dir, "table.md"), "utf8");
+    expect(md).toContain("The queries were classified against 2 other draw(s) of the bank too (knn.otherBanks: npy train (classes 0,1,2 -> 0..2; first 8 per class after the first 8), 24 images; ");
+    expect(md).toContain("The source k-NN intervals are over the bank and its 2 other draw(s) (knn.otherBanks) as well");
+  });
+
+  it("is scored for a finished run folder's cells when added, only for the banks without scores, and not when reordered", async () => {
+    const dir = join(root, "added");
+    await runExperiment({ config: study(), out: dir });
+    expect(existsSync(join(dir, "cells", IDS[0], "knn-banks.json"))).toBe(false);
+    const log: string[] = [];
+    const run = (otherBanks: unknown[]) => runExperiment({ config: study({ otherBanks }), out: dir, log: (l) => log.push(l) });
+    const added = await run([draw(1)]);
+    expect(added.ran).toEqual([]);
+    expect(log).toContain("knn.otherBanks: classifying 4 cell(s)' queries against the other banks from their best checkpoints");
+    const first = await banksFile(dir, IDS[0]);
+    const grown = await run([draw(1), draw(2)]);
+    expect(grown.ran).toEqual([]);
+    const both = await banksFile(dir, IDS[0]);
+    expect(both[0]).toEqual(first[0]); // kept as it was, its seconds too
+    expect(both[1].knn).toEqual((await banksFile(join(root, "with-banks"), IDS[0]))[1].knn);
+    log.length = 0;
+    const reordered = await run([draw(2), draw(1)]);
+    expect(log.filter((l) => l.startsWith("knn.otherBanks"))).toEqual([]);
+    expect(reordered.results.cells[0].otherBanks!.map((b) => b.knn)).toEqual([both[1].knn, both[0].knn]);
+    expect(reordered.results.rates[0].banks).toBe(3);
+  });
+
+  it("refuses banks of other classes or sizes, or sharing images with the bank, the queries or each other, by name, before any work", async () => {
+    const refused = (otherBanks: unknown[]) => runExperiment({ config: study({ otherBanks }), out: join(root, "refused") });
+    await expect(refused([draw(1, { classes: "0-1" })])).rejects.toThrow("experiment: expected knn.otherBanks[0] to have the 3 classes of knn.bank in the same order, got 2 classes (give both the same classes)");
+    await expect(refused([draw(1), draw(2, { perClass: 4 })])).rejects.toThrow("experiment: knn.otherBanks[1]: expected as many images as knn.bank (24: another draw of it), got 12");
+    await expect(refused([draw(1, { skipPerClass: 4 })])).rejects.toThrow(/^experiment: knn\.otherBanks\[0\]: expected no image of knn\.bank, got 12 of them \(the first: .*train.*\)$/);
+    await expect(refused([{ ...miniData(join(root, "data"), "test", "0-2") }])).rejects.toThrow(/^experiment: knn\.otherBanks\[0\]: expected no image of knn\.queries, got 24 of them/);
+    await expect(refused([draw(1), draw(1, { skipPerClass: 12 })])).rejects.toThrow(/^experiment: knn\.otherBanks\[1\]: expected no image of knn\.otherBanks\[0\], got 12 of them/);
+    expect(existsSync(join(root, "refused", "cells"))).toBe(false);
+  });
+});
