@@ -51,12 +51,20 @@ function expectAfter(val: DataSpec | undefined, of: DataSpec, perClass?: number)
   expect(val).toEqual({ ...place, skipPerClass: taken, perClass: perClass ?? taken });
 }
 
+// Four other banks of the bank's split, classes, transform and size, each class's images in turn after the 400 the
+// bank and knn.val take.
+function expectOtherBanks(c: StudyConfig): void {
+  const { perClass, ...place } = c.knn.bank;
+  expect(c.knn.otherBanks).toEqual([2, 3, 4, 5].map((n) => ({ ...place, skipPerClass: n * perClass!, perClass })));
+}
+
 // A rate study's config: `of`'s but for its name and learning rates, with a knn.val of the bank's split, classes and
-// transform, the images after the bank's.
+// transform, the images after the bank's, and the other banks after those.
 function expectRatesOf(rates: StudyConfig, of: StudyConfig): void {
-  const rest = ({ name: _n, learningRates: _l, knn: { val: _v, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
+  const rest = ({ name: _n, learningRates: _l, knn: { val: _v, otherBanks: _o, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
   expect(rest(rates)).toEqual(rest(of));
   expectAfter(rates.knn.val, rates.knn.bank);
+  expectOtherBanks(rates);
 }
 
 describe("shipped configs", () => {
@@ -274,8 +282,9 @@ describe("shipped configs", () => {
   it("configs/default-large-test.json is the default study's linear, LoRA and Block Expansion on every test image, ten seeds", () => {
     const large = shipped("configs/default-large-test.json");
     const study = parseStudyConfig(DEFAULT_STUDY);
-    const rest = ({ name: _n, strategies: _s, learningRates: _l, seeds: _e, analysis: _an, knn: { atSteps: _a, queries: _q, ...knn }, transfer: { test: _t, ...transfer }, ...c }: StudyConfig) => ({ ...c, knn, transfer });
+    const rest = ({ name: _n, strategies: _s, learningRates: _l, seeds: _e, analysis: _an, knn: { atSteps: _a, queries: _q, otherBanks: _o, ...knn }, transfer: { test: _t, ...transfer }, ...c }: StudyConfig) => ({ ...c, knn, transfer });
     expect(rest(large)).toEqual(rest(study));
+    expectOtherBanks(large);
     expect(large.strategies.map(strategyName)).toEqual(["linear", "lora-r4", "block-p1"]);
     for (const s of large.strategies) expect(ratesFor(large, s)).toEqual(ratesFor(study, study.strategies.find((d) => strategyName(d) === strategyName(s))!));
     expect(large.seeds).toEqual([...Array(10).keys()]);
