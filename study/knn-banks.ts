@@ -28,7 +28,7 @@ export async function scoreOtherBanks(
   score: (id: string, which: number[]) => Promise<{ scores: KnnScores; correct: Correct; seconds: number }[]>,
   log: (line: string) => void,
 ): Promise<void> {
-  const data = banks.map(({ identity: { root: _, ...data } }) => data);
+  const data = banks.map(({ identity: { root: _, ...identity } }) => identity);
   const stale: { id: string; kept: (KnnBankScores | undefined)[]; which: number[] }[] = [];
   for (const id of ids) {
     const kept = (await readKnnBanks(cellKnnBanksPath(out, id), config)).map((b, i) => (b && differences(b.data, data[i]).length === 0 ? b : undefined));
