@@ -18,20 +18,21 @@ import { cellKnnBanksPath } from "./cells.js";
 import { type KnnBankScores, readKnnBanks } from "./result-files.js";
 
 // Scores the finished cells among `ids` against the banks of knn.otherBanks (`banks`, opened in the config's order)
-// that their knn-banks.json holds no scores of these images for. `score` classifies one cell's best checkpoint's
-// queries against the banks at the indices it is given, in one pass over the queries.
+// that their knn-banks.json holds no scores of these images for (of its `queries` queries). `score` classifies one
+// cell's best checkpoint's queries against the banks at the indices it is given, in one pass over the queries.
 export async function scoreOtherBanks(
   out: string,
   ids: string[],
   config: StudyConfig,
   banks: Dataset[],
+  queries: number,
   score: (id: string, which: number[]) => Promise<{ scores: KnnScores; correct: Correct; seconds: number }[]>,
   log: (line: string) => void,
 ): Promise<void> {
   const data = banks.map(({ identity: { root: _, ...identity } }) => identity);
   const stale: { id: string; kept: (KnnBankScores | undefined)[]; which: number[] }[] = [];
   for (const id of ids) {
-    const kept = (await readKnnBanks(cellKnnBanksPath(out, id), config)).map((b, i) => (b && differences(b.data, data[i]).length === 0 ? b : undefined));
+    const kept = (await readKnnBanks(cellKnnBanksPath(out, id), config, queries)).map((b, i) => (b && differences(b.data, data[i]).length === 0 ? b : undefined));
     const which = kept.flatMap((b, i) => (b ? [] : [i]));
     if (which.length > 0) stale.push({ id, kept, which });
   }

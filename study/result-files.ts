@@ -81,7 +81,7 @@ export async function readCellOutcome(out: string, id: string, config: StudyConf
     if (val) outcome.valKnn = val.knn;
   }
   if (config.knn.otherBanks && !("diverged" in outcome)) {
-    const banks = await readKnnBanks(cellKnnBanksPath(out, id), config);
+    const banks = await readKnnBanks(cellKnnBanksPath(out, id), config, outcome.correct?.knn.count);
     if (banks.every((b) => b)) outcome.otherBanks = banks.map((b) => ({ knn: b!.knn, correct: b!.correct }));
   }
   return outcome;
@@ -114,13 +114,15 @@ export interface KnnBankScores {
 }
 
 // cells/<id>/knn-banks.json: for each of the config's knn.otherBanks (in its order), the file's scores against it, or
-// undefined where the file has none for its spec (absent, damaged, or made for other banks).
-export async function readKnnBanks(path: string, config: StudyConfig): Promise<(KnnBankScores | undefined)[]> {
+// undefined where the file has none for its spec (absent, damaged, made for other banks, or, where `queries` is
+// given, for another number of queries).
+export async function readKnnBanks(path: string, config: StudyConfig, queries?: number): Promise<(KnnBankScores | undefined)[]> {
   const specs = config.knn.otherBanks ?? [];
   const v = existsSync(path) ? await readJsonFile(path, "knn.otherBanks").catch(() => undefined) : undefined;
   const held = isObject(v) && Array.isArray(v.banks) ? v.banks.filter(isObject) : [];
   const k = config.knn.reportK;
-  const sound = (b: Json) => isObject(b.data) && !scoresProblem(b.knn, `"knn"`, k) && !correctProblem(b.correct, "k-NN query", (b.knn as KnnScores)[String(k)].top1);
+  const sound = (b: Json) =>
+    isObject(b.data) && !scoresProblem(b.knn, `"knn"`, k) && !correctProblem(b.correct, "k-NN query", (b.knn as KnnScores)[String(k)].top1) && (queries === undefined || (b.correct as Correct).count === queries);
   return specs.map((spec) => held.find((b) => JSON.stringify(b.spec) === JSON.stringify(spec) && sound(b)) as KnnBankScores | undefined);
 }
 

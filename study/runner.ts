@@ -591,7 +591,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     });
     // knn.val's scores before result.json: a finished cell of this knn.val always has them.
     if (data.knnVal && !isDiverged(result)) await scoreKnnVal(out, [cell.id], config, data.knnVal, scoreVal, () => undefined);
-    if (data.otherBanks && !isDiverged(result)) await scoreOtherBanks(out, [cell.id], config, data.otherBanks, scoreBanks, () => undefined);
+    if (data.otherBanks && !isDiverged(result)) await scoreOtherBanks(out, [cell.id], config, data.otherBanks, data.queries.length, scoreBanks, () => undefined);
     await writeJsonAtomic(resultPath, result);
     ran.push(cell.id);
     if (isDiverged(result)) {
@@ -618,7 +618,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   // builds that did not keep their val answers get them so.
   const finishedIds = outcomes.filter((c) => !isDiverged(c)).map((c) => c.id);
   if (data.knnVal) await scoreKnnVal(out, finishedIds, config, data.knnVal, scoreVal, log);
-  if (data.otherBanks) await scoreOtherBanks(out, finishedIds, config, data.otherBanks, scoreBanks, log);
+  if (data.otherBanks) await scoreOtherBanks(out, finishedIds, config, data.otherBanks, data.queries.length, scoreBanks, log);
   if (data.transferVal) await addValAnswers(out, outcomes, answerVal, log);
   if (data.knnVal || data.otherBanks || data.transferVal) outcomes = await readOutcomes();
   const complete = outcomes.length === cells.length;

@@ -5,14 +5,14 @@
 // of other classes or sizes, or sharing images with the bank, the queries or each other, are refused by name.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, mkdtempSync } from "node:fs";
-import { readFile, rm } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
 import { runExperiment } from "../../study/runner.js";
 import type { KnnBankScores } from "../../study/result-files.js";
 import { crossedMeanInterval3 } from "../../util/stats.js";
-import { unpackBits } from "../../util/bits.js";
+import { packBits, unpackBits } from "../../util/bits.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
 import { miniData, miniStudy } from "./program.js";
@@ -112,6 +112,17 @@ describe("knn.otherBanks", () => {
     expect(log.filter((l) => l.startsWith("knn.otherBanks"))).toEqual([]);
     expect(reordered.results.cells[0].otherBanks!.map((b) => b.knn)).toEqual([both[1].knn, both[0].knn]);
     expect(reordered.results.rates[0].banks).toBe(3);
+    // A damaged file, and one whose bits are of another number of queries (as many right, so the count alone tells),
+    // are scored anew, to the same numbers.
+    const path = (id: string) => join(dir, "cells", id, "knn-banks.json");
+    await writeFile(path(IDS[1]), "{");
+    const wrong = JSON.parse(await readFile(path(IDS[2]), "utf8"));
+    wrong.banks[0] = { ...wrong.banks[0], knn: { ...wrong.banks[0].knn, 5: { ...wrong.banks[0].knn[5], top1: 100 } }, correct: { count: 3, bits: packBits([1, 1, 1]) } };
+    await writeFile(path(IDS[2]), JSON.stringify(wrong));
+    log.length = 0;
+    const mended = await run([draw(2), draw(1)]);
+    expect(log.filter((l) => l.startsWith("knn.otherBanks"))).toEqual(["knn.otherBanks: classifying 2 cell(s)' queries against the other banks from their best checkpoints"]);
+    expect(mended.results.cells.map((c) => c.otherBanks)).toEqual(reordered.results.cells.map((c) => c.otherBanks));
   });
 
   it("refuses banks of other classes or sizes, or sharing images with the bank, the queries or each other, by name, before any work", async () => {
