@@ -614,8 +614,8 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     return outcomes;
   };
   let outcomes = await readOutcomes();
-  // Cells that finished before knn.val was added or changed get its scores from their best checkpoints, and cells of
-  // builds that did not keep their val answers get them so.
+  // Cells that finished before knn.val or knn.otherBanks was added or changed get their scores from their best
+  // checkpoints, and cells of builds that did not keep their val answers get them so.
   const finishedIds = outcomes.filter((c) => !isDiverged(c)).map((c) => c.id);
   if (data.knnVal) await scoreKnnVal(out, finishedIds, config, data.knnVal, scoreVal, log);
   if (data.otherBanks) await scoreOtherBanks(out, finishedIds, config, data.otherBanks, data.queries.length, scoreBanks, log);
