@@ -52,6 +52,12 @@ export function cellKnnBanksPath(out: string, id: string): string {
   return join(cellFolder(out, id), "knn-banks.json");
 }
 
+export const KNN_CURVE_FILE = "knn-curve.json";
+
+export function cellKnnCurvePath(out: string, id: string): string {
+  return join(cellFolder(out, id), KNN_CURVE_FILE);
+}
+
 export function cellCheckpointPath(out: string, id: string): string {
   return join(cellFolder(out, id), BEST_CHECKPOINT);
 }

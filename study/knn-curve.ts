@@ -9,7 +9,6 @@ import type { Correct, CurvePoint } from "./results.js";
 
 interface TimedPoint extends CurvePoint {
   seconds: number; // the k-NN pass's wall time
-  correct?: Correct; // the queries it got right at reportK: the cell's own, where its best checkpoint is this step's
 }
 
 export class KnnCurve {
@@ -45,13 +44,13 @@ export class KnnCurve {
     return this.points.find((p) => p.step === step)?.correct;
   }
 
-  // The points of `steps`, which must all be there.
+  // The points of `steps`, which must all be there, with their answers where they have them.
   complete(steps: number[]): { points: CurvePoint[]; seconds: number } {
     const missing = steps.filter((s) => !this.has(s));
     if (missing.length > 0) {
       throw new Error(`experiment: ${this.path}: expected k-NN points at steps ${steps.join(", ")}, missing ${missing.join(", ")}; delete the cell's folder to recompute it`);
     }
     const points = steps.map((s) => this.points.find((p) => p.step === s)!);
-    return { points: points.map(({ step, knn }) => ({ step, knn })), seconds: points.reduce((a, p) => a + p.seconds, 0) };
+    return { points: points.map(({ step, knn, correct }) => ({ step, knn, ...(correct && { correct }) })), seconds: points.reduce((a, p) => a + p.seconds, 0) };
   }
 }

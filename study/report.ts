@@ -94,7 +94,7 @@ export function tableMarkdown(r: StudyResults): string {
       lines.push(`| ${name} | – | every rate diverged | – | – | ${lost.join(", ")} |`);
     }
   }
-  lines.push(...comparisonsMarkdown(r));
+  lines.push(...forgettingMarkdown(r), ...comparisonsMarkdown(r));
   const d = r.notes.data;
   const seeds = r.config.seeds.length;
   const val = r.selectedOn === "transfer.val";
@@ -146,6 +146,40 @@ function otherBanksText(r: StudyResults): string {
   return ` The queries were classified against ${specs.length} other draw(s) of the bank too (knn.otherBanks: ${images})${rows.length > 0 ? `: each row's source k-NN there, the mean over them, ${rows.join(", ")}` : ""}.`;
 }
 
+// A difference that rounds to 0 has no sign: "-0.00" would claim a direction.
+const signed = (x: number) => (Math.abs(x) < 0.005 ? "0.00" : `${x > 0 ? "+" : ""}${x.toFixed(2)}`);
+// A mean and its interval; the mean alone for one seed.
+const cell = (d: MeanInterval) => (d.n >= 2 ? `${signed(d.mean)} [${signed(d.lo)}, ${signed(d.hi)}]` : d.n === 1 ? signed(d.mean) : "–");
+
+// What each row lost of the original backbone's source k-NN, query by query (results.ts knnChange): at its best
+// checkpoint and, with knn.atSteps, after each step of fine-tuning; then the first step at which each row's loss
+// exceeds what chance explains. Only rows of two seeds or more (one has no interval: the table's source k-NN less
+// the original's says as much) whose cells and baseline kept their answers.
+function forgettingMarkdown(r: StudyResults): string[] {
+  const rows = r.table.filter((row) => row.seeds >= 2 && (row.knnChange || row.knnCurve?.some((p) => p.change)));
+  if (rows.length === 0) return [];
+  const steps = (r.config.knn.atSteps ?? []).filter((step) => step > 0 && rows.some((row) => row.knnCurve!.find((p) => p.step === step)!.change));
+  const base = r.baseline.knn[String(r.reportK)].top1.toFixed(2);
+  const banks = r.config.knn.otherBanks ? " Against knn.bank alone: the original backbone was not classified against knn.otherBanks." : "";
+  const out = [
+    "",
+    `Forgetting: each row's source k-NN accuracy less the original backbone's (${base}%), in points, paired query by query with the original's answers: mean [${CONFIDENCE * 100}% confidence interval] over the seeds and the k-NN queries, both taken as samples (a crossed design, Satterthwaite's degrees of freedom; the original's answers are the same in every seed). An interval wholly below 0 is a loss larger than training's randomness and the draw of the queries together explain.${banks}`,
+    "",
+    `| Strategy | Seeds | Best checkpoint |${steps.map((step) => ` Step ${step} |`).join("")}`,
+    `|---|---:|---:|${steps.map(() => "---:|").join("")}`,
+    ...rows.map((row) => `| ${strategyName(row.strategy)} | ${row.seeds} | ${row.knnChange ? cell(row.knnChange) : "–"} |${steps.map((step) => { const p = row.knnCurve!.find((q) => q.step === step)!; return ` ${p.change ? cell(p.change) : "–"} |`; }).join("")}`),
+  ];
+  const curves = rows.filter((row) => row.knnCurve?.some((p) => p.step > 0 && p.change));
+  if (curves.length > 0) {
+    const first = curves.map((row) => {
+      const at = row.knnCurve!.find((p) => p.step > 0 && p.change !== undefined && p.change.hi < 0);
+      return `${strategyName(row.strategy)} ${at ? `step ${at.step}` : "none"}`;
+    });
+    out.push("", `The first step whose interval lies wholly below 0 (each interval is ${CONFIDENCE * 100}% on its own; a step before it may have lost less than these queries can tell): ${first.join(", ")}.`);
+  }
+  return out;
+}
+
 // The paired differences between the rows, and of each row's strategy at its other rates against the row, where
 // some such pair shares two seeds or more (one seed has no spread).
 function comparisonsMarkdown(r: StudyResults): string[] {
@@ -153,9 +187,6 @@ function comparisonsMarkdown(r: StudyResults): string[] {
   const rates = r.rates.some((c) => c.seeds.length >= 2) ? r.rates : [];
   const shown = [...rows, ...rates].filter((c) => c.seeds.length >= 2);
   if (shown.length === 0) return [];
-  // A difference that rounds to 0 has no sign: "-0.00" would claim a direction.
-  const signed = (x: number) => (Math.abs(x) < 0.005 ? "0.00" : `${x > 0 ? "+" : ""}${x.toFixed(2)}`);
-  const cell = (d: MeanInterval) => (d.n >= 2 ? `${signed(d.mean)} [${signed(d.lo)}, ${signed(d.hi)}]` : d.n === 1 ? signed(d.mean) : "–");
   // Each interval holds at its level on its own; read together (ten pairs of five strategies, two accuracies each),
   // some exclude 0 by chance alone.
   const chance = (of: { seeds: number[] }[], where: string) => {

@@ -7,8 +7,8 @@ import { join } from "node:path";
 import { describeJson, isObject, readJsonFile } from "../util/json-file.js";
 import { unpackBits } from "../util/bits.js";
 import type { StudyConfig } from "./config.js";
-import type { BaselineResult, CellOutcome, Correct, KnnScores } from "./results.js";
-import { cellFolder, cellKnnBanksPath, cellKnnValPath, cellResultPath } from "./cells.js";
+import type { BaselineResult, CellOutcome, CellResult, Correct, KnnScores } from "./results.js";
+import { cellFolder, cellKnnBanksPath, cellKnnCurvePath, cellKnnValPath, cellResultPath } from "./cells.js";
 import type { DatasetIdentity } from "../data/dataset.js";
 import type { DataSpec } from "../data/spec.js";
 
@@ -61,15 +61,18 @@ function cellProblem(v: unknown, id: string, config: StudyConfig): string | unde
   for (const step of config.knn.atSteps ?? []) {
     const point = Array.isArray(v.knnCurve) ? v.knnCurve.find((p) => isObject(p) && p.step === step) : undefined;
     if (!isObject(point)) return `no point at step ${step} in its "knnCurve" (knn.atSteps)`;
-    const problem = scoresProblem(point.knn, `"knnCurve" point at step ${step}`, k);
+    const problem =
+      scoresProblem(point.knn, `"knnCurve" point at step ${step}`, k) ??
+      (point.correct !== undefined ? correctProblem(point.correct, `"knnCurve" point at step ${step}'s k-NN query`, (point.knn as KnnScores)[String(k)].top1) : undefined);
     if (problem) return problem;
   }
   return undefined;
 }
 
 // cells/<id>/result.json: a finished or a diverged cell; a finished one with its scores on knn.val where the config
-// has it and knn-val.json holds them for its spec (valKnn; absent: not scored yet, which the summary names), and on
-// every other bank of knn.otherBanks where knn-banks.json holds them all (otherBanks).
+// has it and knn-val.json holds them for its spec (valKnn; absent: not scored yet, which the summary names), on
+// every other bank of knn.otherBanks where knn-banks.json holds them all (otherBanks), and, where result.json of an
+// earlier build has its curve without answers, those knn-curve.json holds (each knnCurve point's correct).
 export async function readCellOutcome(out: string, id: string, config: StudyConfig, who: string): Promise<CellOutcome> {
   const path = cellResultPath(out, id);
   const v = await readJsonFile(path, who);
@@ -84,7 +87,23 @@ export async function readCellOutcome(out: string, id: string, config: StudyConf
     const banks = await readKnnBanks(cellKnnBanksPath(out, id), config, outcome.correct?.knn.count);
     if (banks.every((b) => b)) outcome.otherBanks = banks.map((b) => ({ knn: b!.knn, correct: b!.correct }));
   }
+  if (!("diverged" in outcome) && outcome.knnCurve) await addCurveAnswers(outcome, cellKnnCurvePath(out, id), config.knn.reportK);
   return outcome;
+}
+
+// The answers of the points of a finished cell's curve that result.json holds without them (builds before them), from
+// knn-curve.json (study/knn-curve.ts), which kept them beside each point's scores: a point gets them where the file's
+// point at its step has the same scores and answers as many queries as the best checkpoint's. A file that is missing
+// or damaged gives none: the curve's changes from the original then go without intervals (results.ts).
+async function addCurveAnswers(outcome: CellResult, path: string, k: number): Promise<void> {
+  if (outcome.knnCurve!.every((p) => p.correct)) return;
+  const v = existsSync(path) ? await readJsonFile(path, "knn.atSteps").catch(() => undefined) : undefined;
+  const held = isObject(v) && Array.isArray(v.points) ? v.points.filter(isObject) : [];
+  const queries = outcome.correct?.knn.count;
+  for (const point of outcome.knnCurve!.filter((p) => !p.correct)) {
+    const same = held.find((p) => p.step === point.step && JSON.stringify(p.knn) === JSON.stringify(point.knn));
+    if (same && !correctProblem(same.correct, "k-NN query", point.knn[String(k)].top1) && (same.correct as Correct).count === queries) point.correct = same.correct as Correct;
+  }
 }
 
 // cells/<id>/knn-val.json (study/knn-val.ts).
@@ -126,10 +145,13 @@ export async function readKnnBanks(path: string, config: StudyConfig, queries?: 
   return specs.map((spec) => held.find((b) => JSON.stringify(b.spec) === JSON.stringify(spec) && sound(b)) as KnnBankScores | undefined);
 }
 
-// baseline.json: the original backbone's k-NN accuracy.
+// baseline.json: the original backbone's k-NN accuracy, and from builds that keep them its queries' answers.
 export async function readBaseline(path: string, config: StudyConfig, who: string): Promise<BaselineResult> {
   const v = await readJsonFile(path, who);
-  const problem = isObject(v) ? scoresProblem(v.knn, `"knn"`, config.knn.reportK) : describeJson(v);
+  const k = config.knn.reportK;
+  const problem = !isObject(v)
+    ? describeJson(v)
+    : (scoresProblem(v.knn, `"knn"`, k) ?? (v.correct !== undefined ? correctProblem(v.correct, "k-NN query", (v.knn as KnnScores)[String(k)].top1) : undefined));
   if (problem) throw new Error(`${who}: ${path}: expected the original backbone's k-NN accuracy, found ${problem}; delete it to measure it again`);
   return v as unknown as BaselineResult;
 }

@@ -6,10 +6,10 @@ import type { DatasetIdentity } from "../data/dataset.js";
 import { type SelectBy, type StudyConfig, configJson, ratesFor } from "./config.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
 import { cellsOf } from "./cells.js";
-import { meanStd } from "../util/stats.js";
+import { type MeanInterval, meanStd } from "../util/stats.js";
 import { NAMED_CONFIGS } from "../vit/config.js";
 import { type Selection, selectionOf } from "./validation.js";
-import { type Comparison, type PairedCell, type RateComparison, pairedComparisons, pairedDifference, rateComparisons } from "./comparisons.js";
+import { type Comparison, type PairedCell, type RateComparison, changeFromOriginal, pairedComparisons, pairedDifference, rateComparisons } from "./comparisons.js";
 import { unpackBits } from "../util/bits.js";
 
 export type KnnScores = Record<string, { top1: number; top5: number }>; // by k, percent
@@ -24,11 +24,17 @@ export interface Correct {
 export interface CurvePoint {
   step: number;
   knn: KnnScores;
+  // The queries it got right at reportK, which pair the point with the original backbone's answers (TableRow's
+  // knnCurve change). Absent in result.json of builds before them, where knn-curve.json supplies them (result-files.ts).
+  correct?: Correct;
 }
 
 export interface BaselineResult {
   knn: KnnScores;
   seconds: number;
+  // The queries the original backbone got right at reportK: what each row's forgetting is paired with, query by query
+  // (TableRow's knnChange). Absent in baseline.json of builds before them until `experiment` adds them.
+  correct?: Correct;
   // The identities of the data it was measured on (its root left out), which later calls on the folder check; absent
   // in baseline.json of builds before them.
   data?: Record<string, Omit<DatasetIdentity, "root">>;
@@ -103,7 +109,13 @@ export interface TableRow {
   otherBanksKnn?: number;
   otherBanksKnnStd?: number;
   mean: number; // (transfer + knn) / 2
-  knnCurve?: { step: number; knn: number; knnStd: number }[]; // source k-NN top-1 at reportK per step of knn.atSteps
+  // What the row's best checkpoints lost of the original backbone's source k-NN (negative: forgot), in points, paired
+  // by query with the original's answers: the mean over seeds and its crossed interval over seeds and queries
+  // (study/comparisons.ts changeFromOriginal). Absent where the baseline or a cell kept no answers.
+  knnChange?: MeanInterval;
+  // Source k-NN top-1 at reportK per step of knn.atSteps: mean and std over seeds, and the change from the original
+  // as knnChange's, where every cell's point kept its answers.
+  knnCurve?: { step: number; knn: number; knnStd: number; change?: MeanInterval }[];
 }
 
 export interface StudyNotes {
@@ -168,7 +180,12 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
       if (config.transfer.val) [row.val, row.valStd] = meanStd(group.map((c) => c.valAccuracy!));
       if (config.knn.val && group.every((c) => c.valKnn)) [row.valKnn, row.valKnnStd] = meanStd(group.map((c) => c.valKnn![k].top1));
       if (config.knn.otherBanks && group.every((c) => c.otherBanks)) [row.otherBanksKnn, row.otherBanksKnnStd] = meanStd(group.map(otherBanksKnn(k)));
-      if (config.knn.atSteps) row.knnCurve = curveOf(group, config.knn.atSteps, k);
+      const original = baseline.correct && unpackBits(baseline.correct.bits, baseline.correct.count);
+      if (original) {
+        const answers = group.map((c) => c.correct && unpackBits(c.correct.knn.bits, c.correct.knn.count));
+        if (answers.every((a) => a?.length === original.length)) row.knnChange = changeFromOriginal(answers as Uint8Array[], original);
+      }
+      if (config.knn.atSteps) row.knnCurve = curveOf(group, config.knn.atSteps, k, original);
       tried.push(row);
     }
     if (tried.length === 0) continue;
@@ -206,11 +223,15 @@ function unpackCorrect(c: NonNullable<CellResult["correct"]>, otherBanks: CellRe
 // A cell's source k-NN top-1 at k against the other banks, their mean.
 export const otherBanksKnn = (k: string) => (c: CellResult) => c.otherBanks!.reduce((a, b) => a + b.knn[k].top1, 0) / c.otherBanks!.length;
 
-// A table row's forgetting curve: per step, the mean and sample standard deviation over its seeds.
-function curveOf(group: CellResult[], steps: number[], k: string): TableRow["knnCurve"] {
+// A table row's forgetting curve: per step, the mean and sample standard deviation over its seeds, and the change
+// from the original backbone (`original`: its answers) where every cell's point kept its answers.
+function curveOf(group: CellResult[], steps: number[], k: string, original: Uint8Array | undefined): TableRow["knnCurve"] {
   return steps.map((step) => {
-    const [knn, knnStd] = meanStd(group.map((c) => c.knnCurve!.find((p) => p.step === step)!.knn[k].top1));
-    return { step, knn, knnStd };
+    const points = group.map((c) => c.knnCurve!.find((p) => p.step === step)!);
+    const [knn, knnStd] = meanStd(points.map((p) => p.knn[k].top1));
+    const answers = original && points.map((p) => p.correct && unpackBits(p.correct.bits, p.correct.count));
+    const paired = answers?.every((a) => a?.length === original!.length);
+    return { step, knn, knnStd, ...(paired && { change: changeFromOriginal(answers as Uint8Array[], original!) }) };
   });
 }
 

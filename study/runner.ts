@@ -12,8 +12,9 @@
 //                         config.json becomes the new config. Any other change is refused naming its keys
 //                         (study/changes.ts), unless `force` starts over
 //   backbone.json         where the backbone came from (checkpoint, or pre-training hash and time) and its SHA-256
-//   baseline.json         the original backbone's k-NN accuracy, and the identities of the data it was measured on
-//                         Later calls on the folder refuse another backbone file or other data (the same config)
+//   baseline.json         the original backbone's k-NN accuracy, its queries' answers (the reference of each row's
+//                         forgetting, added on a rerun to a file of an earlier build), and the identities of the data
+//                         it was measured on. Later calls on the folder refuse another backbone file or other data
 //   cells/<id>/           one per cell: train checkpoints and metrics (train/train.ts), result.json when finished
 //                         or diverged; knn-curve.json, the forgetting curve's points so far (study/knn-curve.ts);
 //                         claim.json while a worker trains it (study/claims.ts); with knn.val, knn-val.json, the
@@ -81,7 +82,7 @@ import { REPORT_FILES, writeReport } from "./report.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { KnnCurve } from "./knn-curve.js";
 import { selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
-import { type Cell, cellCheckpointPath, cellClaimPath, cellFolder, cellsFolder, cellResultPath, cellsOf } from "./cells.js";
+import { type Cell, KNN_CURVE_FILE, cellCheckpointPath, cellClaimPath, cellFolder, cellsFolder, cellResultPath, cellsOf } from "./cells.js";
 import { scoreKnnVal } from "./knn-val.js";
 import { scoreOtherBanks } from "./knn-banks.js";
 import { addValAnswers } from "./val-answers.js";
@@ -209,6 +210,22 @@ async function knnScores(
     throw new DivergedError(`the source k-NN of step ${at.step}: ${e.message} (lr ${at.lr.toExponential(2)})`, at.step, NaN, at.lr, false);
   });
   return { ...scoresOf(results, config), seconds: (performance.now() - started) / 1000 };
+}
+
+// The original backbone's answers query by query (baseline.json's correct), which pair each row's forgetting with
+// it (study/results.ts knnChange), for a baseline.json of a build that did not keep them: the original's k-NN again
+// (`measure`), which must give the scores the file holds; where it does not (another device, say), the file stays
+// as it is and the changes go without intervals.
+async function addBaselineAnswers(path: string, config: StudyConfig, measure: () => Promise<{ scores: KnnScores; correct: Correct }>, log: (line: string) => void): Promise<void> {
+  const baseline = await readBaseline(path, config, "experiment");
+  if (baseline.correct) return;
+  log("k-NN of the original backbone again, for its answers query by query (baseline.json of an earlier build)");
+  const { scores, correct } = await measure();
+  if (JSON.stringify(scores) !== JSON.stringify(baseline.knn)) {
+    log(`  it scores ${JSON.stringify(scores)}, not the ${JSON.stringify(baseline.knn)} of ${path}: left without them (the forgetting's changes go without intervals)`);
+    return;
+  }
+  await writeJsonAtomic(path, { ...baseline, correct });
 }
 
 // A finished cell's backbone's queries against the other banks at indices `which` of knn.otherBanks, in one pass
@@ -539,9 +556,12 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     withBest(id, (model) => evaluateCorrect(model, new Loader(data.transferVal!, new Transform(transformFor(valTransformSpec(config), size)), { batchSize: config.training.batchSize, cache: data.transformed })));
   if (!existsSync(baselinePath)) {
     log(`k-NN of the original backbone: ${data.bank.length} bank images, ${data.queries.length} queries`);
-    const { scores, seconds } = await knnScores(original, config, data, size);
-    const baseline: BaselineResult = { knn: scores, seconds, data: dataIdentities(data) };
+    const { scores, correct, seconds } = await knnScores(original, config, data, size);
+    const baseline: BaselineResult = { knn: scores, seconds, data: dataIdentities(data), correct };
     await writeJsonAtomic(baselinePath, baseline);
+  } else if (o.cells === undefined) {
+    // Not by a worker given its cells: others may be reading the file.
+    await addBaselineAnswers(baselinePath, config, () => knnScores(original, config, data, size), log);
   }
   disposeModel(original);
   if (preparing) {
@@ -746,7 +766,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
 async function startCurve(c: CellContext, model: VisionTransformer, trainable: [string, Tensor][], lr: number): Promise<KnnCurve> {
   const lastPath = join(c.dir, LAST_CHECKPOINT);
   const resumed = existsSync(lastPath) ? Number((await readSafetensorsHeader(lastPath)).metadata.step) : 0;
-  const curve = await KnnCurve.resume(join(c.dir, "knn-curve.json"), resumed);
+  const curve = await KnnCurve.resume(join(c.dir, KNN_CURVE_FILE), resumed);
   if (c.config.knn.atSteps!.includes(resumed) && !curve.has(resumed)) {
     if (resumed > 0) await loadTrainable(lastPath, trainable);
     const { scores, correct, seconds } = await knnScores(model, c.config, c.data, c.size, { step: resumed, lr });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type PairedCell, pairedComparisons } from "../../study/comparisons.js";
+import { type PairedCell, changeFromOriginal, pairedComparisons } from "../../study/comparisons.js";
 import { crossedMeanInterval, crossedMeanInterval3 } from "../../util/stats.js";
 import { packBits } from "../../util/bits.js";
 import { type CellResult, summarize } from "../../study/results.js";
@@ -240,5 +240,21 @@ describe("study/comparisons", () => {
     const near = { mean: -0.004, lo: -0.3, hi: 0.001, n: 2 };
     const md = tableMarkdown({ ...r, comparisons: [{ ...r.comparisons[0], transfer: near, knn: { mean: 0.0049, lo: 0, hi: 1, n: 2 } }] });
     expect(md).toContain("| full - linear | 2 | 0.00 [-0.30, 0.00] | 0.00 [0.00, +1.00] |");
+  });
+});
+
+describe("changeFromOriginal", () => {
+  const original = Uint8Array.from([1, 1, 0, 0]);
+  it("is each seed's answers less the original's, in points, with the crossed interval over seeds and queries", () => {
+    const seeds = [Uint8Array.from([1, 0, 0, 0]), Uint8Array.from([0, 1, 0, 1])];
+    const change = changeFromOriginal(seeds, original);
+    expect(change.mean).toBe(-12.5); // seed 0 lost a query (-25 points), seed 1 one and gained one (0)
+    expect(change).toEqual(crossedMeanInterval([[0, -100, 0, 0], [-100, 0, 0, 100]]));
+  });
+
+  it("is 0 without spread where every seed answers as the original, and has no interval for one seed", () => {
+    expect(changeFromOriginal([original, original], original)).toEqual({ mean: 0, lo: 0, hi: 0, n: 2 });
+    const one = changeFromOriginal([Uint8Array.from([0, 1, 0, 0])], original);
+    expect([one.mean, one.lo, one.hi, one.n]).toEqual([-25, NaN, NaN, 1]);
   });
 });

@@ -5,6 +5,7 @@
 // the step.
 import { DEFAULT_STUDY, parseStudyConfig } from "../../study/config.js";
 import { type CellResult, type DivergedCell, type KnnScores, type StudyResults, summarize } from "../../study/results.js";
+import { packBits } from "../../util/bits.js";
 
 export const config = parseStudyConfig({
   ...DEFAULT_STUDY,
@@ -54,6 +55,21 @@ export const notes = { backbone: "test backbone", data: {}, imageSize: 28 };
 
 // The study's results with each strategy's learning rate picked by transfer accuracy.
 export const results = (): StudyResults => summarize(config, baseline, cells, notes);
+
+// The cells and the original backbone with their answers to QUERIES k-NN queries (the bits of a run of right ones,
+// each seed's after step 0 shifted by the seed, so that the seeds disagree query by query): the forgetting's changes
+// from the original (results.ts knnChange) are computed from these, whatever the accuracies above say.
+export const QUERIES = 40;
+export const answers = (right: number, shift = 0): number[] => Array.from({ length: QUERIES }, (_, q) => ((q + shift) % QUERIES < right ? 1 : 0));
+const answered = (a: number[]) => ({ count: QUERIES, bits: packBits(a) });
+const rightOf = (percent: number) => Math.round((percent * QUERIES) / 100);
+export const originalAnswers = answers(rightOf(80));
+export const baselineWithAnswers = { ...baseline, correct: answered(originalAnswers) };
+export const cellsWithAnswers: CellResult[] = cells.map((c) => ({
+  ...c,
+  correct: { transfer: answered(answers(rightOf(c.transferAccuracy))), knn: answered(answers(rightOf(c.knn["20"].top1), c.seed)) },
+  knnCurve: c.knnCurve!.map((p) => ({ ...p, correct: answered(p.step === 0 ? originalAnswers : answers(rightOf(p.knn["20"].top1), c.seed)) })),
+}));
 
 // A cell whose loss became NaN at `step`, as the runner records it in place of the cell of `cells` it replaces.
 export function diverged(strategy: string, lr: number, seed: number, step: number): DivergedCell {

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { REPORT_FILES, formatCount, resultsCsv, tableMarkdown, writeReport } from "../../study/report.js";
-import { baseline, cells, config, diverged, notes, results } from "./fixture.js";
+import { baseline, baselineWithAnswers, cells, cellsWithAnswers, config, diverged, notes, results } from "./fixture.js";
 import { summarize } from "../../study/results.js";
 
 describe("report files", () => {
@@ -35,6 +35,29 @@ describe("report files", () => {
     expect(md).toContain("- Forgetting curve (forgetting.png, results.json): the same k-NN accuracy of each row's backbone after 0, 1, 3, 10, 30, 60 fine-tuning steps.");
     expect(md).not.toContain("diverged");
     expect(md).not.toContain("Not finished");
+  });
+
+  it("Forgetting: each row's change from the original backbone at its best checkpoint and after each step, where the answers were kept", () => {
+    expect(tableMarkdown(r)).not.toContain("Forgetting:");
+    const answered = summarize(config, baselineWithAnswers, cellsWithAnswers, notes);
+    const md = tableMarkdown(answered);
+    expect(md).toContain("Forgetting: each row's source k-NN accuracy less the original backbone's (80.00%), in points, paired query by query with the original's answers: mean [95% confidence interval]");
+    const lines = md.split("\n");
+    const header = lines.indexOf("| Strategy | Seeds | Best checkpoint | Step 1 | Step 3 | Step 10 | Step 30 | Step 60 |"); // step 0 is the original itself
+    expect(header).toBeGreaterThan(0);
+    const [full, linear] = answered.table;
+    const shown = (d: { mean: number; lo: number; hi: number }) => [d.mean, d.lo, d.hi].map((x) => (Math.abs(x) < 0.005 ? "0.00" : `${x > 0 ? "+" : ""}${x.toFixed(2)}`));
+    const [mean, lo, hi] = shown(full.knnChange!);
+    expect(lines[header + 2].startsWith(`| full | 2 | ${mean} [${lo}, ${hi}] |`)).toBe(true);
+    expect(lines[header + 3].startsWith("| linear | 2 | 0.00 [0.00, 0.00] |")).toBe(true);
+    // The first step whose interval is below 0; linear probing's never is.
+    const first = full.knnCurve!.find((p) => p.step > 0 && p.change!.hi < 0)!.step;
+    expect(first).toBeGreaterThan(0);
+    expect(linear.knnCurve!.every((p) => p.change!.hi >= 0)).toBe(true);
+    expect(md).toContain(`can tell): full step ${first}, linear none.`);
+    // With knn.otherBanks, it says which bank.
+    const banks = { ...answered, config: { ...config, knn: { ...config.knn, otherBanks: [config.knn.bank] } } };
+    expect(tableMarkdown(banks)).toContain("Against knn.bank alone: the original backbone was not classified against knn.otherBanks.");
   });
 
   it("says how the cells were fine-tuned: batch, optimiser, and the products' precision where it is not f32", () => {

@@ -2,8 +2,10 @@
 // diverged cells left out of it.
 import { describe, expect, it } from "vitest";
 import { strategyName } from "../../peft/strategy.js";
-import { summarize } from "../../study/results.js";
-import { baseline, cells, config, diverged, notes } from "./fixture.js";
+import { type CellResult, summarize } from "../../study/results.js";
+import { crossedMeanInterval } from "../../util/stats.js";
+import { unpackBits } from "../../util/bits.js";
+import { baseline, baselineWithAnswers, cells, cellsWithAnswers, config, diverged, notes, originalAnswers, QUERIES } from "./fixture.js";
 
 describe("summarize", () => {
   it("picks each strategy's learning rate by seed-averaged transfer accuracy", () => {
@@ -59,5 +61,41 @@ describe("the forgetting curve of each row", () => {
     const plain = { ...config, knn: { ...config.knn, atSteps: undefined } };
     const r = summarize(plain, baseline, cells.map(({ knnCurve: _, ...c }) => c), notes);
     expect(r.table.every((row) => row.knnCurve === undefined)).toBe(true);
+  });
+});
+
+describe("each row's forgetting, against the original backbone query by query", () => {
+  // Each seed's answers less the original's, in points: the table crossedMeanInterval takes.
+  const table = (group: CellResult[], answersOf: (c: CellResult) => { bits: string }) =>
+    group.map((c) => Float64Array.from(unpackBits(answersOf(c).bits, QUERIES)!, (right, q) => 100 * (right - originalAnswers[q])));
+
+  it("is the mean and crossed interval over seeds and queries of each seed's answers less the original's", () => {
+    const r = summarize(config, baselineWithAnswers, cellsWithAnswers, notes);
+    for (const row of r.table) {
+      const group = cellsWithAnswers.filter((c) => c.strategy === strategyName(row.strategy) && c.lr === row.lr);
+      expect(row.knnChange, row.lr.toString()).toEqual(crossedMeanInterval(table(group, (c) => c.correct!.knn)));
+      for (const p of row.knnCurve!) expect(p.change).toEqual(crossedMeanInterval(table(group, (c) => c.knnCurve!.find((q) => q.step === p.step)!.correct!)));
+    }
+    const [full, linear] = r.table;
+    // Step 0 is the original in every seed: no change and no spread. Full fine-tuning (40 and 42 %) lost beyond chance.
+    expect(full.knnCurve![0].change).toEqual({ mean: 0, lo: 0, hi: 0, n: 2 });
+    expect(full.knnChange!.mean).toBeCloseTo((100 * (16 - 32 + (17 - 32))) / 2 / QUERIES, 9); // 16 and 17 of 40 right against 32
+    expect(full.knnChange!.hi).toBeLessThan(0);
+    // Linear probing's seed 1 shifts which queries are right, not how many: no change.
+    expect(linear.knnChange!.mean).toBe(0);
+  });
+
+  it("is absent where the original's answers, a cell's, or a curve point's are missing", () => {
+    const row = (base: typeof baseline, outcomes: CellResult[]) => summarize(config, base, outcomes, notes).table[0];
+    const none = row(baseline, cellsWithAnswers);
+    expect([none.knnChange, ...none.knnCurve!.map((p) => p.change)].every((x) => x === undefined)).toBe(true);
+    const [first, ...rest] = cellsWithAnswers.filter((c) => c.strategy === "full" && c.lr === 0.1);
+    const others = cellsWithAnswers.filter((c) => !(c.strategy === "full" && c.lr === 0.1));
+    const noAnswers = row(baselineWithAnswers, [{ ...first, correct: undefined }, ...rest, ...others]);
+    expect(noAnswers.knnChange).toBeUndefined();
+    expect(noAnswers.knnCurve!.every((p) => p.change)).toBe(true);
+    const pointWithout = row(baselineWithAnswers, [{ ...first, knnCurve: first.knnCurve!.map((p) => (p.step === 10 ? { step: p.step, knn: p.knn } : p)) }, ...rest, ...others]);
+    expect(pointWithout.knnCurve!.filter((p) => !p.change).map((p) => p.step)).toEqual([10]);
+    expect(pointWithout.knnChange).toBeDefined();
   });
 });

@@ -6,7 +6,7 @@
 // forgetting curve's points, and the config keys for the authors' departures (normalisation, crop, head) reach the cells.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { spawnSync } from "node:child_process";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -350,6 +350,7 @@ describe("a miniature study", () => {
       [result, "", `experiment: ${result}: expected JSON, got a parse error`],
       [join(dir, "baseline.json"), "{}", `experiment: ${join(dir, "baseline.json")}: expected the original backbone's k-NN accuracy, found its "knn" without the top-1 and top-5 accuracies at k = 5 (knn.reportK); delete it to measure it again`],
       [join(dir, "baseline.json"), '{"broken', `experiment: ${join(dir, "baseline.json")}: expected JSON, got a parse error`],
+      [join(dir, "baseline.json"), JSON.stringify({ ...JSON.parse(await readFile(join(dir, "baseline.json"), "utf8")), correct: { count: 2, bits: packBits([0, 0]) } }), `found its "correct" k-NN query bits right on 0% of the images, where its accuracy is`],
       [join(dir, "backbone.json"), '{"kind": "pretrain", "sha256": 7}', `experiment: ${join(dir, "backbone.json")}: expected the record of the study's backbone (its "path", and its "sha256" from builds that record it), found no "path", "sha256": 7`],
     ];
     for (const [path, text, message] of cases) {
@@ -504,16 +505,22 @@ describe("the forgetting curve (knn.atSteps)", () => {
       expect(await cellResult(c.id)).toEqual(c);
       // The curve's points, with their k-NN time, as measured.
       const stored = JSON.parse(await readFile(join(dir(), "cells", c.id, "knn-curve.json"), "utf8")).points;
-      expect(stored.map(({ step, knn }: CurvePoint) => ({ step, knn }))).toEqual(c.knnCurve);
+      expect(stored.map(({ step, knn, correct }: CurvePoint) => ({ step, knn, correct }))).toEqual(c.knnCurve);
       // The best checkpoint's k-NN is the curve's point where the curve has its step, a pass of its own elsewhere.
       const curveSeconds = stored.reduce((a: number, p: { seconds: number }) => a + p.seconds, 0);
       if (STEPS.includes(c.bestStep)) expect(c.knnSeconds).toBeCloseTo(curveSeconds, 9);
       else expect(c.knnSeconds).toBeGreaterThan(curveSeconds);
     }
-    // One seed: each row's curve is its cell's top-1 at reportK, with a std of 0.
+    // One seed: each row's curve is its cell's top-1 at reportK, with a std of 0, and its change from the original
+    // that cell's less the original's, without an interval (JSON's null for NaN).
     for (const row of results.table) {
       const c = results.cells.find((x: CellResult) => x.strategy === row.strategy);
-      expect(row.knnCurve).toEqual(c.knnCurve.map((p: CurvePoint) => ({ step: p.step, knn: p.knn["5"].top1, knnStd: 0 })));
+      type Point = { change: { mean: number; lo: null; hi: null; n: number } };
+      expect(row.knnCurve.map(({ change: _, ...p }: Point) => p)).toEqual(c.knnCurve.map((p: CurvePoint) => ({ step: p.step, knn: p.knn["5"].top1, knnStd: 0 })));
+      row.knnCurve.forEach(({ change }: Point, i: number) => {
+        expect(change.mean).toBeCloseTo(c.knnCurve[i].knn["5"].top1 - results.baseline.knn["5"].top1, 9);
+        expect([change.lo, change.hi, change.n]).toEqual([null, null, 1]);
+      });
     }
     // Numbers a wrong curve could get wrong: the original's accuracy is not 100 %, and every strategy that trains
     // its backbone moves it from step to step.
@@ -527,16 +534,65 @@ describe("the forgetting curve (knn.atSteps)", () => {
 
   it("starts at the original backbone for every strategy, exactly: LoRA (B = 0) and added blocks (zeroed projections) add zeros", async () => {
     await runCurve();
-    const baseline = JSON.parse(await readFile(join(dir(), "baseline.json"), "utf8")).knn;
+    const { knn, correct } = JSON.parse(await readFile(join(dir(), "baseline.json"), "utf8"));
     // Exact, not within a tolerance: k-NN scores count queries, and the identity-start strategies add exact zeros
-    // to every feature, so the votes are the original's.
-    for (const s of strategies) expect((await cellResult(`${s}_lr0.3_s0`)).knnCurve![0], s).toEqual({ step: 0, knn: baseline });
+    // to every feature, so the votes are the original's, query by query.
+    for (const s of strategies) expect((await cellResult(`${s}_lr0.3_s0`)).knnCurve![0], s).toEqual({ step: 0, knn, correct });
+    const results = JSON.parse(await readFile(join(dir(), "results.json"), "utf8"));
+    for (const row of results.table) expect(row.knnCurve[0].change, row.strategy).toEqual({ mean: 0, lo: null, hi: null, n: 1 });
   });
 
   it("is flat at the original backbone's accuracy for linear probing, whose backbone never changes", async () => {
     await runCurve();
-    const baseline = JSON.parse(await readFile(join(dir(), "baseline.json"), "utf8")).knn;
-    expect((await cellResult("linear_lr0.3_s0")).knnCurve).toEqual(STEPS.map((step) => ({ step, knn: baseline })));
+    const { knn, correct } = JSON.parse(await readFile(join(dir(), "baseline.json"), "utf8"));
+    expect((await cellResult("linear_lr0.3_s0")).knnCurve).toEqual(STEPS.map((step) => ({ step, knn, correct })));
+  });
+
+  it("adds the original's answers to a baseline.json of an earlier build, and reads the curve answers an earlier result.json lacks from knn-curve.json", async () => {
+    await runCurve();
+    const earlier = join(root, "curve-earlier");
+    await cp(dir(), earlier, { recursive: true });
+    const baselinePath = join(earlier, "baseline.json");
+    const { correct, ...before } = JSON.parse(await readFile(baselinePath, "utf8"));
+    await writeFile(baselinePath, JSON.stringify(before));
+    for (const s of strategies) {
+      const path = join(earlier, "cells", `${s}_lr0.3_s0`, "result.json");
+      const c: CellResult = JSON.parse(await readFile(path, "utf8"));
+      await writeFile(path, JSON.stringify({ ...c, knnCurve: c.knnCurve!.map(({ step, knn }) => ({ step, knn })) }));
+    }
+    const log: string[] = [];
+    await runExperiment({ config: config(STEPS), out: earlier, log: (l) => log.push(l) });
+    expect(log).toContain("k-NN of the original backbone again, for its answers query by query (baseline.json of an earlier build)");
+    expect(JSON.parse(await readFile(baselinePath, "utf8"))).toEqual({ ...before, correct });
+    // The same results as the folder that kept them all along.
+    const results = async (folder: string) => JSON.parse(await readFile(join(folder, "results.json"), "utf8"));
+    const [now, fresh] = [await results(earlier), await results(dir())];
+    expect(now.table).toEqual(fresh.table);
+    expect(now.cells).toEqual(fresh.cells);
+    // A baseline whose scores the original no longer gives keeps no answers: the changes go without it.
+    const moved = { ...before, knn: { ...before.knn, "5": { ...before.knn["5"], top1: before.knn["5"].top1 + 1 } } };
+    await writeFile(baselinePath, JSON.stringify(moved));
+    log.length = 0;
+    await runExperiment({ config: config(STEPS), out: earlier, log: (l) => log.push(l) });
+    expect(log.some((l) => l.includes(`not the ${JSON.stringify(moved.knn)} of ${baselinePath}: left without them`))).toBe(true);
+    expect(JSON.parse(await readFile(baselinePath, "utf8"))).toEqual(moved);
+    expect((await results(earlier)).table.every((row: { knnChange?: unknown; knnCurve: { change?: unknown }[] }) => !row.knnChange && row.knnCurve.every((p) => !p.change))).toBe(true);
+    // knn-curve.json whose point has other scores than result.json's gives that point no answers; answers in
+    // result.json that disagree with its accuracy are named.
+    await writeFile(baselinePath, JSON.stringify({ ...before, correct }));
+    const curvePath = join(earlier, "cells", "full_lr0.3_s0", "knn-curve.json");
+    const curve = JSON.parse(await readFile(curvePath, "utf8"));
+    await writeFile(curvePath, JSON.stringify({ points: curve.points.map((p: CurvePoint) => (p.step === 2 ? { ...p, knn: { ...p.knn, "3": { ...p.knn["3"], top5: -1 } } } : p)) }));
+    await runExperiment({ config: config(STEPS), out: earlier, log: () => undefined });
+    const full = (await results(earlier)).table.find((row: { strategy: string }) => row.strategy === "full");
+    expect(full.knnCurve.filter((p: { change?: unknown }) => !p.change).map((p: { step: number }) => p.step)).toEqual([2]);
+    const resultPath = join(earlier, "cells", "full_lr0.3_s0", "result.json");
+    const c: CellResult = JSON.parse(await readFile(resultPath, "utf8"));
+    const wrong = { count: c.correct!.knn.count, bits: packBits(new Array(c.correct!.knn.count).fill(1)) };
+    await writeFile(resultPath, JSON.stringify({ ...c, knnCurve: c.knnCurve!.map((p) => (p.step === 1 ? { ...p, correct: wrong } : p)) }));
+    await expect(runExperiment({ config: config(STEPS), out: earlier, log: () => undefined })).rejects.toThrow(
+      `found its "correct" "knnCurve" point at step 1's k-NN query bits right on 100% of the images, where its accuracy is ${c.knnCurve![1].knn["5"].top1}%`,
+    );
   });
 
   const plain = () => join(root, "curve-plain");
