@@ -49,10 +49,18 @@ export function cellKnnValPath(out: string, id: string): string {
 }
 
 export function cellKnnBanksPath(out: string, id: string): string {
-  return join(cellFolder(out, id), "knn-banks.json");
+  return join(cellFolder(out, id), KNN_BANKS_FILE);
 }
 
 export const KNN_CURVE_FILE = "knn-curve.json";
+
+// The queries against knn.otherBanks (study/knn-banks.ts): a cell's in its folder, the original backbone's in the run
+// folder beside baseline.json.
+export const KNN_BANKS_FILE = "knn-banks.json";
+
+export function originalKnnBanksPath(out: string): string {
+  return join(out, KNN_BANKS_FILE);
+}
 
 export function cellKnnCurvePath(out: string, id: string): string {
   return join(cellFolder(out, id), KNN_CURVE_FILE);

@@ -73,12 +73,14 @@ function difference(a: Group, b: Group): Difference {
 export const pairedDifference = (cells: PairedCell[], a: { strategy: string; lr: number }, b: { strategy: string; lr: number }): Difference =>
   difference(groupOf(cells, a.strategy, a.lr), groupOf(cells, b.strategy, b.lr));
 
-// A group of cells (one per seed) against the original backbone, query by query: the change of source k-NN accuracy
-// in points (negative: forgotten) and its crossed interval over the seeds and the queries. The original's answers are
-// one set, the same for every seed, so the seeds' part of the interval is the cells' spread and the queries' part what
-// another draw of queries would move; with one seed there is no interval (lo and hi NaN).
-export function changeFromOriginal(answers: Uint8Array[], original: Uint8Array): MeanInterval {
-  return crossedMeanInterval(answers.map((a) => Float64Array.from(a, (right, q) => 100 * (right - original[q]))), CONFIDENCE);
+// A group of cells against the original backbone, query by query: `answers[seed][bank]` the cells' answers against
+// each bank, `original[bank]` the original's. The change of source k-NN accuracy in points (negative: forgotten), its
+// mean over the banks, and its crossed interval over the seeds and the queries, and the banks where there are
+// several (crossedMeanInterval3). The original's answers are the same for every seed, so the seeds' part of the
+// interval is the cells' spread; with one seed there is no interval (lo and hi NaN).
+export function changeFromOriginal(answers: Uint8Array[][], original: Uint8Array[]): MeanInterval {
+  const table = answers.map((banks) => banks.map((a, b) => Float64Array.from(a, (right, q) => 100 * (right - original[b][q]))));
+  return original.length > 1 ? crossedMeanInterval3(table, CONFIDENCE) : crossedMeanInterval(table.map((banks) => banks[0]), CONFIDENCE);
 }
 
 // `rows` in the table's order; each pair once, the earlier row first.

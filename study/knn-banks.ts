@@ -8,43 +8,44 @@
 // per bank with its spec and the identity of its images, as knn.val's are: knn.otherBanks may be added to, grown or
 // changed in a run folder whose cells have finished (study/changes.ts keeps them), and only the banks a cell has no
 // current scores for are then scored, from its best checkpoint, no cell trained again. A cell's are made before its
-// result.json is written.
+// result.json is written. The original backbone's are kept so too, in the run folder's knn-banks.json, beside
+// baseline.json: each row's forgetting is then paired with the original's answers against every bank.
 import type { Dataset } from "../data/dataset.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { differences } from "../util/differences.js";
 import type { StudyConfig } from "./config.js";
 import type { Correct, KnnScores } from "./results.js";
-import { cellKnnBanksPath } from "./cells.js";
 import { type KnnBankScores, readKnnBanks } from "./result-files.js";
 
-// Scores the finished cells among `ids` against the banks of knn.otherBanks (`banks`, opened in the config's order)
-// that their knn-banks.json holds no scores of these images for (of its `queries` queries). `score` classifies one
-// cell's best checkpoint's queries against the banks at the indices it is given, in one pass over the queries.
+// Scores each backbone of `targets` (finished cells' best checkpoints by id, or the original: each with its
+// knn-banks.json) against the banks of knn.otherBanks (`banks`, opened in the config's order) that its file holds no
+// scores of these images for (of its `queries` queries). `score` classifies one backbone's queries against the
+// banks at the indices it is given, in one pass over the queries; `what` names n backbones in the log.
 export async function scoreOtherBanks(
-  out: string,
-  ids: string[],
+  targets: { name: string; path: string }[],
   config: StudyConfig,
   banks: Dataset[],
   queries: number,
-  score: (id: string, which: number[]) => Promise<{ scores: KnnScores; correct: Correct; seconds: number }[]>,
+  score: (name: string, which: number[]) => Promise<{ scores: KnnScores; correct: Correct; seconds: number }[]>,
   log: (line: string) => void,
+  what = (n: number) => `${n} cell(s)' queries against the other banks from their best checkpoints`,
 ): Promise<void> {
   const data = banks.map(({ identity: { root: _, ...identity } }) => identity);
-  const stale: { id: string; kept: (KnnBankScores | undefined)[]; which: number[] }[] = [];
-  for (const id of ids) {
-    const kept = (await readKnnBanks(cellKnnBanksPath(out, id), config, queries)).map((b, i) => (b && differences(b.data, data[i]).length === 0 ? b : undefined));
+  const stale: { name: string; path: string; kept: (KnnBankScores | undefined)[]; which: number[] }[] = [];
+  for (const { name, path } of targets) {
+    const kept = (await readKnnBanks(path, config, queries)).map((b, i) => (b && differences(b.data, data[i]).length === 0 ? b : undefined));
     const which = kept.flatMap((b, i) => (b ? [] : [i]));
-    if (which.length > 0) stale.push({ id, kept, which });
+    if (which.length > 0) stale.push({ name, path, kept, which });
   }
   if (stale.length === 0) return;
-  log(`knn.otherBanks: classifying ${stale.length} cell(s)' queries against the other banks from their best checkpoints`);
-  for (const { id, kept, which } of stale) {
-    const fresh = await score(id, which);
+  log(`knn.otherBanks: classifying ${what(stale.length)}`);
+  for (const { name, path, kept, which } of stale) {
+    const fresh = await score(name, which);
     const entries = kept.map((b, i): KnnBankScores => {
       if (b) return b;
       const { scores, correct, seconds } = fresh[which.indexOf(i)];
       return { spec: config.knn.otherBanks![i], data: data[i], knn: scores, correct, seconds };
     });
-    await writeJsonAtomic(cellKnnBanksPath(out, id), { banks: entries });
+    await writeJsonAtomic(path, { banks: entries });
   }
 }

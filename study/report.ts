@@ -160,10 +160,19 @@ function forgettingMarkdown(r: StudyResults): string[] {
   if (rows.length === 0) return [];
   const steps = (r.config.knn.atSteps ?? []).filter((step) => step > 0 && rows.some((row) => row.knnCurve!.find((p) => p.step === step)!.change));
   const base = r.baseline.knn[String(r.reportK)].top1.toFixed(2);
-  const banks = r.config.knn.otherBanks ? " Against knn.bank alone: the original backbone was not classified against knn.otherBanks." : "";
+  // With knn.otherBanks, the best checkpoints' changes are over the banks too where the original and every cell
+  // were scored against them; the curve's points never are.
+  const banks = Math.max(...rows.map((row) => row.knnChange?.banks ?? 1));
+  const steps0 = r.config.knn.atSteps ? "; after each step against knn.bank alone" : "";
+  const overBanks =
+    banks > 1
+      ? ` At the best checkpoints over the bank and its ${banks - 1} other draw(s) (knn.otherBanks) as well (three-way crossed), the mean over every bank${rows.every((row) => !row.knnChange || row.knnChange.banks === banks) ? "" : " where the original and the row's cells were scored against them all"}${steps0}.`
+      : r.config.knn.otherBanks
+        ? " Against knn.bank alone: the original backbone or the cells were not classified against every bank of knn.otherBanks."
+        : "";
   const out = [
     "",
-    `Forgetting: each row's source k-NN accuracy less the original backbone's (${base}%), in points, paired query by query with the original's answers: mean [${CONFIDENCE * 100}% confidence interval] over the seeds and the k-NN queries, both taken as samples (a crossed design, Satterthwaite's degrees of freedom; the original's answers are the same in every seed). An interval wholly below 0 is a loss larger than training's randomness and the draw of the queries together explain.${banks}`,
+    `Forgetting: each row's source k-NN accuracy less the original backbone's (${base}%), in points, paired query by query with the original's answers: mean [${CONFIDENCE * 100}% confidence interval] over the seeds and the k-NN queries, both taken as samples (a crossed design, Satterthwaite's degrees of freedom; the original's answers are the same in every seed). An interval wholly below 0 is a loss larger than training's randomness and the draw of the queries together explain.${overBanks}`,
     "",
     `| Strategy | Seeds | Best checkpoint |${steps.map((step) => ` Step ${step} |`).join("")}`,
     `|---|---:|---:|${steps.map(() => "---:|").join("")}`,

@@ -3,12 +3,12 @@
 // checked when they are read, so that a damaged or hand-edited file is named with the way out, rather than failing
 // later inside the summary with a message that names no file.
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describeJson, isObject, readJsonFile } from "../util/json-file.js";
 import { unpackBits } from "../util/bits.js";
 import type { StudyConfig } from "./config.js";
 import type { BaselineResult, CellOutcome, CellResult, Correct, KnnScores } from "./results.js";
-import { cellFolder, cellKnnBanksPath, cellKnnCurvePath, cellKnnValPath, cellResultPath } from "./cells.js";
+import { KNN_BANKS_FILE, cellFolder, cellKnnBanksPath, cellKnnCurvePath, cellKnnValPath, cellResultPath } from "./cells.js";
 import type { DatasetIdentity } from "../data/dataset.js";
 import type { DataSpec } from "../data/spec.js";
 
@@ -145,7 +145,8 @@ export async function readKnnBanks(path: string, config: StudyConfig, queries?: 
   return specs.map((spec) => held.find((b) => JSON.stringify(b.spec) === JSON.stringify(spec) && sound(b)) as KnnBankScores | undefined);
 }
 
-// baseline.json: the original backbone's k-NN accuracy, and from builds that keep them its queries' answers.
+// baseline.json: the original backbone's k-NN accuracy, and from builds that keep them its queries' answers; with
+// knn.otherBanks, its scores against every other bank where the knn-banks.json beside it holds them all (otherBanks).
 export async function readBaseline(path: string, config: StudyConfig, who: string): Promise<BaselineResult> {
   const v = await readJsonFile(path, who);
   const k = config.knn.reportK;
@@ -153,7 +154,12 @@ export async function readBaseline(path: string, config: StudyConfig, who: strin
     ? describeJson(v)
     : (scoresProblem(v.knn, `"knn"`, k) ?? (v.correct !== undefined ? correctProblem(v.correct, "k-NN query", (v.knn as KnnScores)[String(k)].top1) : undefined));
   if (problem) throw new Error(`${who}: ${path}: expected the original backbone's k-NN accuracy, found ${problem}; delete it to measure it again`);
-  return v as unknown as BaselineResult;
+  const baseline = v as unknown as BaselineResult;
+  if (config.knn.otherBanks && baseline.correct) {
+    const banks = await readKnnBanks(join(dirname(path), KNN_BANKS_FILE), config, baseline.correct.count);
+    if (banks.every((b) => b)) baseline.otherBanks = banks.map((b) => ({ knn: b!.knn, correct: b!.correct }));
+  }
+  return baseline;
 }
 
 // backbone.json, the runner's record of the study's backbone: its file's absolute path, and from builds that record

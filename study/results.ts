@@ -35,6 +35,9 @@ export interface BaselineResult {
   // The queries the original backbone got right at reportK: what each row's forgetting is paired with, query by query
   // (TableRow's knnChange). Absent in baseline.json of builds before them until `experiment` adds them.
   correct?: Correct;
+  // With knn.otherBanks: the original's queries against each other bank, in the config's order (the run folder's
+  // knn-banks.json, study/knn-banks.ts), where they were scored for every bank.
+  otherBanks?: { knn: KnnScores; correct: Correct }[];
   // The identities of the data it was measured on (its root left out), which later calls on the folder check; absent
   // in baseline.json of builds before them.
   data?: Record<string, Omit<DatasetIdentity, "root">>;
@@ -111,8 +114,10 @@ export interface TableRow {
   mean: number; // (transfer + knn) / 2
   // What the row's best checkpoints lost of the original backbone's source k-NN (negative: forgot), in points, paired
   // by query with the original's answers: the mean over seeds and its crossed interval over seeds and queries
-  // (study/comparisons.ts changeFromOriginal). Absent where the baseline or a cell kept no answers.
-  knnChange?: MeanInterval;
+  // (study/comparisons.ts changeFromOriginal); with knn.otherBanks, where the original and every cell were scored
+  // against them, over the banks too, its mean over every bank (banks: how many). Absent where the baseline or a
+  // cell kept no answers.
+  knnChange?: MeanInterval & { banks: number };
   // Source k-NN top-1 at reportK per step of knn.atSteps: mean and std over seeds, and the change from the original
   // as knnChange's, where every cell's point kept its answers.
   knnCurve?: { step: number; knn: number; knnStd: number; change?: MeanInterval }[];
@@ -181,10 +186,7 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
       if (config.knn.val && group.every((c) => c.valKnn)) [row.valKnn, row.valKnnStd] = meanStd(group.map((c) => c.valKnn![k].top1));
       if (config.knn.otherBanks && group.every((c) => c.otherBanks)) [row.otherBanksKnn, row.otherBanksKnnStd] = meanStd(group.map(otherBanksKnn(k)));
       const original = baseline.correct && unpackBits(baseline.correct.bits, baseline.correct.count);
-      if (original) {
-        const answers = group.map((c) => c.correct && unpackBits(c.correct.knn.bits, c.correct.knn.count));
-        if (answers.every((a) => a?.length === original.length)) row.knnChange = changeFromOriginal(answers as Uint8Array[], original);
-      }
+      if (original) row.knnChange = knnChangeOf(group, baseline, original);
       if (config.knn.atSteps) row.knnCurve = curveOf(group, config.knn.atSteps, k, original);
       tried.push(row);
     }
@@ -223,6 +225,19 @@ function unpackCorrect(c: NonNullable<CellResult["correct"]>, otherBanks: CellRe
 // A cell's source k-NN top-1 at k against the other banks, their mean.
 export const otherBanksKnn = (k: string) => (c: CellResult) => c.otherBanks!.reduce((a, b) => a + b.knn[k].top1, 0) / c.otherBanks!.length;
 
+// A row's cells' best checkpoints against the original (its answers `original`): against every bank where the
+// original and every cell were scored against the other banks, else against knn.bank; undefined where a cell kept no
+// answers.
+function knnChangeOf(group: CellResult[], baseline: BaselineResult, original: Uint8Array): TableRow["knnChange"] {
+  const unpack = (x: Correct) => unpackBits(x.bits, x.count);
+  const first = group.map((c) => c.correct && unpack(c.correct.knn));
+  if (!first.every((a) => a?.length === original.length)) return undefined;
+  const banks = baseline.otherBanks && group.every((c) => c.otherBanks?.length === baseline.otherBanks!.length) ? baseline.otherBanks.length : 0;
+  const originals = [original, ...(baseline.otherBanks ?? []).slice(0, banks).map((b) => unpack(b.correct)!)];
+  const answers = group.map((c, s) => [first[s]!, ...(c.otherBanks ?? []).slice(0, banks).map((b) => unpack(b.correct)!)]);
+  return { ...changeFromOriginal(answers, originals), banks: 1 + banks };
+}
+
 // A table row's forgetting curve: per step, the mean and sample standard deviation over its seeds, and the change
 // from the original backbone (`original`: its answers) where every cell's point kept its answers.
 function curveOf(group: CellResult[], steps: number[], k: string, original: Uint8Array | undefined): TableRow["knnCurve"] {
@@ -231,7 +246,7 @@ function curveOf(group: CellResult[], steps: number[], k: string, original: Uint
     const [knn, knnStd] = meanStd(points.map((p) => p.knn[k].top1));
     const answers = original && points.map((p) => p.correct && unpackBits(p.correct.bits, p.correct.count));
     const paired = answers?.every((a) => a?.length === original!.length);
-    return { step, knn, knnStd, ...(paired && { change: changeFromOriginal(answers as Uint8Array[], original!) }) };
+    return { step, knn, knnStd, ...(paired && { change: changeFromOriginal((answers as Uint8Array[]).map((a) => [a]), [original!]) }) };
   });
 }
 

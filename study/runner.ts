@@ -14,7 +14,8 @@
 //   backbone.json         where the backbone came from (checkpoint, or pre-training hash and time) and its SHA-256
 //   baseline.json         the original backbone's k-NN accuracy, its queries' answers (the reference of each row's
 //                         forgetting, added on a rerun to a file of an earlier build), and the identities of the data
-//                         it was measured on. Later calls on the folder refuse another backbone file or other data
+//                         it was measured on. Later calls on the folder refuse another backbone file or other data;
+//                         with knn.otherBanks, knn-banks.json beside it: the original's queries against those banks
 //   cells/<id>/           one per cell: train checkpoints and metrics (train/train.ts), result.json when finished
 //                         or diverged; knn-curve.json, the forgetting curve's points so far (study/knn-curve.ts);
 //                         claim.json while a worker trains it (study/claims.ts); with knn.val, knn-val.json, the
@@ -82,7 +83,7 @@ import { REPORT_FILES, writeReport } from "./report.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { KnnCurve } from "./knn-curve.js";
 import { selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
-import { type Cell, KNN_CURVE_FILE, cellCheckpointPath, cellClaimPath, cellFolder, cellsFolder, cellResultPath, cellsOf } from "./cells.js";
+import { type Cell, KNN_CURVE_FILE, KNN_BANKS_FILE, cellCheckpointPath, cellClaimPath, cellFolder, cellKnnBanksPath, cellsFolder, cellResultPath, cellsOf, originalKnnBanksPath } from "./cells.js";
 import { scoreKnnVal } from "./knn-val.js";
 import { scoreOtherBanks } from "./knn-banks.js";
 import { addValAnswers } from "./val-answers.js";
@@ -306,7 +307,7 @@ async function claimFolder(out: string, config: StudyConfig, force: boolean, log
     // The files made from the results first, the results (baseline, cells) last: a kill in between leaves a folder
     // that still holds results, which a rerun without --force refuses, never a report or analysis (reused while its
     // cells' ids match) that a new config would take for its own.
-    for (const name of [...ANALYSIS_FILES, ...REPORT_FILES, "backbone.json", "baseline.json", "cells"]) {
+    for (const name of [...ANALYSIS_FILES, ...REPORT_FILES, "backbone.json", KNN_BANKS_FILE, "baseline.json", "cells"]) {
       await rm(join(out, name), { recursive: true, force: true });
     }
   } else if (existsSync(path) && !(await holdsResults(out))) {
@@ -563,6 +564,12 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     // Not by a worker given its cells: others may be reading the file.
     await addBaselineAnswers(baselinePath, config, () => knnScores(original, config, data, size), log);
   }
+  // The original's queries against the other banks, which each row's forgetting is paired with bank by bank.
+  if (data.otherBanks && (preparing || o.cells === undefined)) {
+    const originalBanks = [{ name: "the original backbone", path: originalKnnBanksPath(out) }];
+    const score = (_: string, which: number[]) => otherBankScores(original, config, data, size, which);
+    await scoreOtherBanks(originalBanks, config, data.otherBanks, data.queries.length, score, log, () => "the original backbone's queries against the other banks");
+  }
   disposeModel(original);
   if (preparing) {
     await preparing.release();
@@ -611,7 +618,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     });
     // knn.val's scores before result.json: a finished cell of this knn.val always has them.
     if (data.knnVal && !isDiverged(result)) await scoreKnnVal(out, [cell.id], config, data.knnVal, scoreVal, () => undefined);
-    if (data.otherBanks && !isDiverged(result)) await scoreOtherBanks(out, [cell.id], config, data.otherBanks, data.queries.length, scoreBanks, () => undefined);
+    if (data.otherBanks && !isDiverged(result)) await scoreOtherBanks([{ name: cell.id, path: cellKnnBanksPath(out, cell.id) }], config, data.otherBanks, data.queries.length, scoreBanks, () => undefined);
     await writeJsonAtomic(resultPath, result);
     ran.push(cell.id);
     if (isDiverged(result)) {
@@ -638,7 +645,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   // checkpoints, and cells of builds that did not keep their val answers get them so.
   const finishedIds = outcomes.filter((c) => !isDiverged(c)).map((c) => c.id);
   if (data.knnVal) await scoreKnnVal(out, finishedIds, config, data.knnVal, scoreVal, log);
-  if (data.otherBanks) await scoreOtherBanks(out, finishedIds, config, data.otherBanks, data.queries.length, scoreBanks, log);
+  if (data.otherBanks) await scoreOtherBanks(finishedIds.map((id) => ({ name: id, path: cellKnnBanksPath(out, id) })), config, data.otherBanks, data.queries.length, scoreBanks, log);
   if (data.transferVal) await addValAnswers(out, outcomes, answerVal, log);
   if (data.knnVal || data.otherBanks || data.transferVal) outcomes = await readOutcomes();
   const complete = outcomes.length === cells.length;

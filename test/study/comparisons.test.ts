@@ -247,14 +247,22 @@ describe("changeFromOriginal", () => {
   const original = Uint8Array.from([1, 1, 0, 0]);
   it("is each seed's answers less the original's, in points, with the crossed interval over seeds and queries", () => {
     const seeds = [Uint8Array.from([1, 0, 0, 0]), Uint8Array.from([0, 1, 0, 1])];
-    const change = changeFromOriginal(seeds, original);
+    const change = changeFromOriginal(seeds.map((a) => [a]), [original]);
     expect(change.mean).toBe(-12.5); // seed 0 lost a query (-25 points), seed 1 one and gained one (0)
     expect(change).toEqual(crossedMeanInterval([[0, -100, 0, 0], [-100, 0, 0, 100]]));
   });
 
+  it("against several banks, bank by bank against the original's answers there, over seeds, banks and queries", () => {
+    const other = Uint8Array.from([0, 1, 1, 0]);
+    const seeds = [[Uint8Array.from([1, 0, 0, 0]), Uint8Array.from([0, 1, 0, 0])], [Uint8Array.from([0, 1, 0, 1]), Uint8Array.from([0, 1, 1, 1])]];
+    const change = changeFromOriginal(seeds, [original, other]);
+    expect(change).toEqual(crossedMeanInterval3([[[0, -100, 0, 0], [0, 0, -100, 0]], [[-100, 0, 0, 100], [0, 0, 0, 100]]]));
+    expect(change.mean).toBe(-6.25); // -25, -25, 0 and +25 over the seeds and banks
+  });
+
   it("is 0 without spread where every seed answers as the original, and has no interval for one seed", () => {
-    expect(changeFromOriginal([original, original], original)).toEqual({ mean: 0, lo: 0, hi: 0, n: 2 });
-    const one = changeFromOriginal([Uint8Array.from([0, 1, 0, 0])], original);
+    expect(changeFromOriginal([[original], [original]], [original])).toEqual({ mean: 0, lo: 0, hi: 0, n: 2 });
+    const one = changeFromOriginal([[Uint8Array.from([0, 1, 0, 0])]], [original]);
     expect([one.mean, one.lo, one.hi, one.n]).toEqual([-25, NaN, NaN, 1]);
   });
 });

@@ -1,6 +1,7 @@
 // Other draws of the k-NN bank (knn.otherBanks, study/knn-banks.ts) in miniature studies: each cell's best
 // checkpoint classifies the queries against each other bank (the same numbers as a study whose bank it is), kept in
-// knn-banks.json before result.json; the k-NN differences' intervals are then over seeds, banks and queries; the
+// knn-banks.json before result.json, and the original backbone's queries in the run folder's; the k-NN differences'
+// intervals, and each row's forgetting at its best checkpoints, are then over seeds, banks and queries; the
 // banks are added to a finished run folder without training a cell, only a bank without scores is scored, and banks
 // of other classes or sizes, or sharing images with the bank, the queries or each other, are refused by name.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +13,7 @@ import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
 import { runExperiment } from "../../study/runner.js";
 import type { KnnBankScores } from "../../study/result-files.js";
 import { crossedMeanInterval3 } from "../../util/stats.js";
+import { changeFromOriginal } from "../../study/comparisons.js";
 import { packBits, unpackBits } from "../../util/bits.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
@@ -90,6 +92,17 @@ describe("knn.otherBanks", () => {
     const md = await readFile(join(dir, "table.md"), "utf8");
     expect(md).toContain("The queries were classified against 2 other draw(s) of the bank too (knn.otherBanks: npy train (classes 0,1,2 -> 0..2; first 8 per class after the first 8), 24 images; ");
     expect(md).toContain("The source k-NN intervals are over the bank and its 2 other draw(s) (knn.otherBanks) as well");
+    // The original's queries against the other banks, beside baseline.json: the original backbone's k-NN of a study
+    // whose bank it is. Each row's forgetting is then over the banks too.
+    const original = JSON.parse(await readFile(join(dir, "knn-banks.json"), "utf8")).banks as KnnBankScores[];
+    expect(original.map((b) => b.spec)).toEqual(config.knn.otherBanks);
+    asBanks.forEach((as, b) => expect({ knn: original[b].knn, correct: original[b].correct }).toEqual({ knn: as.results.baseline.knn, correct: as.results.baseline.correct }));
+    expect(r.results.baseline.otherBanks).toEqual(original.map((b) => ({ knn: b.knn, correct: b.correct })));
+    const bits = (x: { bits: string; count: number }) => unpackBits(x.bits, x.count)!;
+    const group = r.results.cells.filter((c) => c.lr === chosen.lr);
+    const originals = [r.results.baseline.correct!, ...original.map((b) => b.correct)].map(bits);
+    expect(chosen.knnChange).toEqual({ ...changeFromOriginal(group.map((c) => [c.correct!.knn, ...c.otherBanks!.map((b) => b.correct)].map(bits)), originals), banks: 3 });
+    expect(md).toContain("At the best checkpoints over the bank and its 2 other draw(s) (knn.otherBanks) as well (three-way crossed)");
   });
 
   it("is scored for a finished run folder's cells when added, only for the banks without scores, and not when reordered", async () => {
@@ -101,6 +114,8 @@ describe("knn.otherBanks", () => {
     const added = await run([draw(1)]);
     expect(added.ran).toEqual([]);
     expect(log).toContain("knn.otherBanks: classifying 4 cell(s)' queries against the other banks from their best checkpoints");
+    expect(log).toContain("knn.otherBanks: classifying the original backbone's queries against the other banks");
+    expect(added.results.table[0].knnChange!.banks).toBe(2);
     const first = await banksFile(dir, IDS[0]);
     const grown = await run([draw(1), draw(2)]);
     expect(grown.ran).toEqual([]);

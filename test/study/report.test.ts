@@ -55,9 +55,13 @@ describe("report files", () => {
     expect(first).toBeGreaterThan(0);
     expect(linear.knnCurve!.every((p) => p.change!.hi >= 0)).toBe(true);
     expect(md).toContain(`can tell): full step ${first}, linear none.`);
-    // With knn.otherBanks, it says which bank.
+    // With knn.otherBanks, it says which banks.
     const banks = { ...answered, config: { ...config, knn: { ...config.knn, otherBanks: [config.knn.bank] } } };
-    expect(tableMarkdown(banks)).toContain("Against knn.bank alone: the original backbone was not classified against knn.otherBanks.");
+    expect(tableMarkdown(banks)).toContain("Against knn.bank alone: the original backbone or the cells were not classified against every bank of knn.otherBanks.");
+    const overBanks = { ...banks, table: banks.table.map((row) => ({ ...row, knnChange: { ...row.knnChange!, banks: 2 } })) };
+    expect(tableMarkdown(overBanks)).toContain(
+      "together explain. At the best checkpoints over the bank and its 1 other draw(s) (knn.otherBanks) as well (three-way crossed), the mean over every bank; after each step against knn.bank alone.",
+    );
   });
 
   it("says how the cells were fine-tuned: batch, optimiser, and the products' precision where it is not f32", () => {

@@ -3,9 +3,10 @@
 import { describe, expect, it } from "vitest";
 import { strategyName } from "../../peft/strategy.js";
 import { type CellResult, summarize } from "../../study/results.js";
-import { crossedMeanInterval } from "../../util/stats.js";
-import { unpackBits } from "../../util/bits.js";
-import { baseline, baselineWithAnswers, cells, cellsWithAnswers, config, diverged, notes, originalAnswers, QUERIES } from "./fixture.js";
+import { changeFromOriginal } from "../../study/comparisons.js";
+import { crossedMeanInterval, crossedMeanInterval3 } from "../../util/stats.js";
+import { packBits, unpackBits } from "../../util/bits.js";
+import { answers, baseline, baselineWithAnswers, cells, cellsWithAnswers, config, diverged, notes, originalAnswers, QUERIES } from "./fixture.js";
 
 describe("summarize", () => {
   it("picks each strategy's learning rate by seed-averaged transfer accuracy", () => {
@@ -73,7 +74,7 @@ describe("each row's forgetting, against the original backbone query by query", 
     const r = summarize(config, baselineWithAnswers, cellsWithAnswers, notes);
     for (const row of r.table) {
       const group = cellsWithAnswers.filter((c) => c.strategy === strategyName(row.strategy) && c.lr === row.lr);
-      expect(row.knnChange, row.lr.toString()).toEqual(crossedMeanInterval(table(group, (c) => c.correct!.knn)));
+      expect(row.knnChange, row.lr.toString()).toEqual({ ...crossedMeanInterval(table(group, (c) => c.correct!.knn)), banks: 1 });
       for (const p of row.knnCurve!) expect(p.change).toEqual(crossedMeanInterval(table(group, (c) => c.knnCurve!.find((q) => q.step === p.step)!.correct!)));
     }
     const [full, linear] = r.table;
@@ -83,6 +84,23 @@ describe("each row's forgetting, against the original backbone query by query", 
     expect(full.knnChange!.hi).toBeLessThan(0);
     // Linear probing's seed 1 shifts which queries are right, not how many: no change.
     expect(linear.knnChange!.mean).toBe(0);
+  });
+
+  it("with knn.otherBanks, at the best checkpoints bank by bank against the original's answers there, where all were scored against them", () => {
+    const banks = { ...config, knn: { ...config.knn, otherBanks: [config.knn.bank, config.knn.bank] } };
+    const against = (shift: number) => ({ knn: baseline.knn, correct: { count: QUERIES, bits: packBits(answers(30, shift)) } });
+    const base = { ...baselineWithAnswers, otherBanks: [against(3), against(5)] };
+    const scored = cellsWithAnswers.map((c) => ({ ...c, otherBanks: [against(c.seed), against(2 * c.seed)] }));
+    const [full] = summarize(banks, base, scored, notes).table;
+    const group = scored.filter((c) => c.strategy === "full" && c.lr === 0.1);
+    const unpack = (x: { bits: string }) => unpackBits(x.bits, QUERIES)!;
+    const expected = changeFromOriginal(group.map((c) => [unpack(c.correct!.knn), ...c.otherBanks.map((b) => unpack(b.correct))]), [Uint8Array.from(originalAnswers), ...base.otherBanks.map((b) => unpack(b.correct))]);
+    expect(full.knnChange).toEqual({ ...expected, banks: 3 });
+    expect(full.knnChange).toEqual({ ...crossedMeanInterval3(group.map((c) => [c.correct!.knn, ...c.otherBanks.map((b) => b.correct)].map((a, b) => Float64Array.from(unpack(a), (x, q) => 100 * (x - [Uint8Array.from(originalAnswers), ...base.otherBanks.map((o) => unpack(o.correct))][b][q])))), 0.95), banks: 3 });
+    // A cell not scored against them, or an original not: against knn.bank alone.
+    const [partly] = summarize(banks, base, [{ ...scored[0], otherBanks: undefined }, ...scored.slice(1)], notes).table;
+    expect(partly.knnChange).toEqual({ ...crossedMeanInterval(table(group, (c) => c.correct!.knn)), banks: 1 });
+    expect(summarize(banks, baselineWithAnswers, scored, notes).table[0].knnChange!.banks).toBe(1);
   });
 
   it("is absent where the original's answers, a cell's, or a curve point's are missing", () => {
