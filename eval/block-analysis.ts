@@ -49,6 +49,7 @@ export interface AttentionMaps {
 
 export interface OriginalAnalysis {
   knn: number[]; // (depth): layer-wise k-NN top-1, percent
+  knnCorrect: Uint8Array[]; // (depth) x (N): 1 where the layer-wise k-NN classified the query right
   grid: AttentionMaps;
   images: Float32Array; // (G, 3, S, S): the grid's images as the model saw them (normalised)
   imageShape: number[]; // [G, 3, S, S]
@@ -57,6 +58,7 @@ export interface OriginalAnalysis {
 export interface BackboneComparison {
   cka: { cls: number[]; pooled: number[] }; // (depth) each
   knn: number[]; // (depth): layer-wise k-NN top-1 of the fine-tuned model, percent
+  knnCorrect: Uint8Array[]; // (depth) x (N): its queries right at each block, paired with the original's
   attention: number[][]; // (depth) x (H): mean JS divergence in bits
   weights: WeightChange;
   grid: AttentionMaps;
@@ -122,8 +124,9 @@ async function normedFeatures(model: VisionTransformer, loader: Loader, map: Blo
   return { features: features.map((f) => f.subarray(0, rows * c)), labels: labels.subarray(0, rows) };
 }
 
-async function layerKnn(bank: BlockFeatures, queries: BlockFeatures, data: AnalysisData): Promise<number[]> {
-  const out: number[] = [];
+// Each block's k-NN top-1 and the queries it got right.
+async function layerKnn(bank: BlockFeatures, queries: BlockFeatures, data: AnalysisData): Promise<{ knn: number[]; knnCorrect: Uint8Array[] }> {
+  const out = { knn: [] as number[], knnCorrect: [] as Uint8Array[] };
   for (let i = 0; i < bank.features.length; i++) {
     const [r] = await knnClassify({
       train: bank.features[i],
@@ -134,7 +137,8 @@ async function layerKnn(bank: BlockFeatures, queries: BlockFeatures, data: Analy
       temperature: data.temperature,
       classes: data.classes,
     });
-    out.push(r.top1);
+    out.knn.push(r.top1);
+    out.knnCorrect.push(r.correct);
   }
   return out;
 }
@@ -164,7 +168,7 @@ export async function analyzeOriginal(original: VisionTransformer, data: Analysi
       addMaps(grid, await out.attention[map.depth - 1].data(), start, b, original.config.heads, g);
     });
   }
-  return { knn: await layerKnn(bank, queries, data), grid: { tokens: grid.tokens, maps: grid.maps }, images, imageShape: [g, 3, size, size] };
+  return { ...(await layerKnn(bank, queries, data)), grid: { tokens: grid.tokens, maps: grid.maps }, images, imageShape: [g, 3, size, size] };
 }
 
 function tokensOf(model: VisionTransformer, size: number): number {
@@ -220,7 +224,7 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
     const cka = { cls: values.slice(0, map.depth), pooled: values.slice(map.depth) };
     return {
       cka,
-      knn: await layerKnn(bank, queries, data),
+      ...(await layerKnn(bank, queries, data)),
       attention: drift.map((d) => d.value()),
       weights: await weightChange(original, tuned, map),
       grid: { tokens: grid.tokens, maps: grid.maps },

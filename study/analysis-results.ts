@@ -5,8 +5,10 @@
 import type { DatasetIdentity } from "../data/dataset.js";
 import type { WeightChange } from "../eval/weight-change.js";
 import { strategyName } from "../peft/strategy.js";
-import { meanStd } from "../util/stats.js";
-import type { StudyResults } from "./results.js";
+import { type MeanInterval, meanStd } from "../util/stats.js";
+import { unpackBits } from "../util/bits.js";
+import type { Correct, StudyResults } from "./results.js";
+import { changeFromOriginal } from "./comparisons.js";
 
 export const ANALYSIS_FORMAT = "peft-vit-webgpu/analysis@1";
 
@@ -22,6 +24,7 @@ export interface CellAnalysis {
   seed: number;
   cka: { cls: number[]; pooled: number[] }; // (depth) each
   knn: number[]; // (depth): layer-wise k-NN top-1, percent
+  knnCorrect: Correct[]; // (depth): the queries it got right at each block
   attention: number[][]; // (depth) x (heads): Jensen-Shannon divergence of the CLS attention, bits
   weights: WeightChange;
   grid: number[]; // (gridImages, tokens): the last block's CLS attention over the patches, mean over heads
@@ -34,6 +37,10 @@ export interface StrategyAnalysis {
   ckaCls: MeanStd[]; // (depth)
   ckaPooled: MeanStd[];
   knn: MeanStd[];
+  // (depth): the layer-wise k-NN less the original's, in points, paired query by query: the mean over seeds and its
+  // crossed interval over seeds and images (study/comparisons.ts changeFromOriginal), whether a block lost more than
+  // training's randomness and the draw of the images explain.
+  knnChange: MeanInterval[];
   weights: MeanStd[]; // each block's relative weight change
   embedding: MeanStd; // the embeddings' relative weight change
   norm: MeanStd; // the final norm's
@@ -60,14 +67,17 @@ export interface RunAnalysis {
   k: number;
   temperature: number;
   gridTokens: number; // patches per attention map
-  original: { knn: number[]; grid: number[] };
+  original: { knn: number[]; knnCorrect: Correct[]; grid: number[] }; // knnCorrect as a cell's
   cells: CellAnalysis[];
   strategies: StrategyAnalysis[]; // the study table's rows, in its order
   seconds: number;
 }
 
-// The table's rows (each strategy at its selected learning rate), averaged over their seeds' analyses.
-export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[]): StrategyAnalysis[] {
+// The table's rows (each strategy at its selected learning rate), averaged over their seeds' analyses, and each
+// block's layer-wise k-NN against the original's answers (`original`, as RunAnalysis holds them).
+export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], original: Correct[]): StrategyAnalysis[] {
+  const unpack = (x: Correct) => unpackBits(x.bits, x.count)!;
+  const originals = original.map(unpack);
   const out: StrategyAnalysis[] = [];
   for (const row of r.table) {
     const name = strategyName(row.strategy);
@@ -86,6 +96,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[]): Strat
       ckaCls: per((c, i) => c.cka.cls[i]),
       ckaPooled: per((c, i) => c.cka.pooled[i]),
       knn: per((c, i) => c.knn[i]),
+      knnChange: originals.map((o, i) => changeFromOriginal(group.map((c) => [unpack(c.knnCorrect[i])]), [o])),
       weights: per((c, i) => c.weights.blocks[i]),
       embedding: both(group.map((c) => c.weights.embedding)),
       norm: both(group.map((c) => c.weights.norm)),

@@ -13,7 +13,10 @@
 // kept and the summary by row and the figures made anew.
 import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
-import { readJsonFile } from "../util/json-file.js";
+import { isObject, readJsonFile } from "../util/json-file.js";
+import { packBits, unpackBits } from "../util/bits.js";
+import type { MeanInterval } from "../util/stats.js";
+import { CONFIDENCE } from "./comparisons.js";
 import { join, resolve } from "node:path";
 import { Loader } from "../data/loader.js";
 import { type OpenedDatasets, openData, transformFor } from "../data/spec.js";
@@ -35,7 +38,7 @@ import { DEFAULTS, type StudyConfig, parseStudyConfig, ratesFor } from "./config
 import { attentionDriftSpec, ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
 import { attentionGrid } from "./figures/attention-grid.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
-import { type CellOutcome, type CellResult, type StudyResults, isDiverged, summarize } from "./results.js";
+import { type CellOutcome, type CellResult, type Correct, type StudyResults, isDiverged, summarize } from "./results.js";
 import { makeFolder } from "../util/make-folder.js";
 
 export interface AnalyzeOptions {
@@ -59,6 +62,27 @@ const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-d
 export const ANALYSIS_FILES = ["analysis.json", "analysis.csv", ...FIGURES.flatMap((n) => [".vl.json", ".svg", ".png"].map((e) => n + e)), "analysis-attention.svg", "analysis-attention.png"];
 
 const readJson = async <T>(path: string): Promise<T> => (await readJsonFile(path, "analyze")) as T;
+
+// Whether an analysis.json holds the original's and every cell's layer-wise answers, query by query, at every block
+// (those of builds before them do not, and are made anew: each block's change from the original needs them).
+function holdsAnswers(a: RunAnalysis): boolean {
+  const sound = (v: unknown) =>
+    Array.isArray(v) && v.length === a.depth && v.every((x) => isObject(x) && typeof x.bits === "string" && typeof x.count === "number" && unpackBits(x.bits, x.count)?.length === a.images?.count);
+  return isObject(a.original) && sound(a.original.knnCorrect) && a.cells.every((c) => sound(c.knnCorrect));
+}
+
+// Each row's layer-wise k-NN less the original's, block by block, for the log: mean [interval] (the mean alone for
+// one seed).
+function changeLines(a: RunAnalysis): string[] {
+  const shown = (d: MeanInterval) => (Number.isFinite(d.lo) ? `${d.mean.toFixed(1)} [${d.lo.toFixed(1)}, ${d.hi.toFixed(1)}]` : d.mean.toFixed(1));
+  return [
+    `analysis: each block's layer-wise ${a.k}-NN less the original's, in points: mean [${CONFIDENCE * 100}% interval over seeds and images], block 0 first`,
+    ...a.strategies.map((s) => `  ${s.strategy}: ${s.knnChange.map(shown).join(" / ")}`),
+  ];
+}
+
+// The queries a layer-wise k-NN got right, packed as result.json's are.
+const packed = (correct: Uint8Array): Correct => ({ count: correct.length, bits: packBits(correct) });
 
 // Whether an earlier analysis.json holds every cell of `key` with its per-block numbers: a damaged file (a cell or a
 // measure missing) is made again rather than kept as up to date.
@@ -165,9 +189,9 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   let kept: Pick<RunAnalysis, "cells" | "seconds"> | undefined;
   if (opts.reuse && existsSync(jsonPath)) {
     const before = await readJson<RunAnalysis>(jsonPath).catch(() => undefined);
-    if (before?.format === ANALYSIS_FORMAT && JSON.stringify(before.key) === JSON.stringify(key) && holdsCells(before, key)) {
+    if (before?.format === ANALYSIS_FORMAT && JSON.stringify(before.key) === JSON.stringify(key) && holdsCells(before, key) && holdsAnswers(before)) {
       const files = ANALYSIS_FILES.map((f) => join(out, f)).filter((f) => existsSync(f));
-      const sameRows = JSON.stringify(summarizeAnalysis(summary(0), before.cells)) === JSON.stringify(before.strategies);
+      const sameRows = JSON.stringify(summarizeAnalysis(summary(0), before.cells, before.original.knnCorrect)) === JSON.stringify(before.strategies);
       if (files.length === ANALYSIS_FILES.length && sameRows) {
         log(`analysis: ${jsonPath} is up to date (${key.cells.length} cells, ${images} images)`);
         return { analysis: before, files, reused: true };
@@ -219,7 +243,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       try {
         const strategy = parseStrategy(c.strategy);
         const r = await compareBackbones(original, model, blockMap(strategy, original.blocks.length), data);
-        cells.push({ id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, cka: r.cka, knn: r.knn, attention: r.attention, weights: r.weights, grid: Array.from(r.grid.maps) });
+        cells.push({ id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, cka: r.cka, knn: r.knn, knnCorrect: r.knnCorrect.map(packed), attention: r.attention, weights: r.weights, grid: Array.from(r.grid.maps) });
         const last = original.blocks.length - 1;
         log(`  ${i + 1}/${finished.length} ${c.id}: last block CKA ${r.cka.cls[last].toFixed(3)} (CLS), layer-wise k-NN ${r.knn[last].toFixed(1)}%, ${((performance.now() - cellStarted) / 1000).toFixed(1)} s`);
       } finally {
@@ -238,9 +262,9 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       k: data.k,
       temperature: data.temperature,
       gridTokens: reference.grid.tokens,
-      original: { knn: reference.knn, grid: Array.from(reference.grid.maps) },
+      original: { knn: reference.knn, knnCorrect: reference.knnCorrect.map(packed), grid: Array.from(reference.grid.maps) },
       cells,
-      strategies: summarizeAnalysis(results, cells),
+      strategies: summarizeAnalysis(results, cells, reference.knnCorrect.map(packed)),
       seconds: (kept?.seconds ?? 0) + (performance.now() - started) / 1000, // the cells' comparisons included
     };
     const files = await analysisFiles(analysis, results, reference);
@@ -254,6 +278,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     }
     await writeJsonAtomic(jsonPath, analysis);
     paths.push(jsonPath);
+    for (const line of changeLines(analysis)) log(line);
     log(`analysis: wrote ${paths.length} files in ${out} (${analysis.seconds.toFixed(1)} s)`);
     return { analysis, files: paths, reused: false };
   } finally {

@@ -1,7 +1,7 @@
 // The per-block analysis's figures (study/analysis-results.ts), each strategy at its selected learning rate (named
 // in the subtitle where the run tried some strategy at several), the values means over seeds: CKA between the original's and the fine-tuned block outputs as a heatmap (strategies x
 // blocks, CLS token and mean-pooled tokens side by side), the layer-wise k-NN accuracy against the block (one line
-// per strategy, error bars of one standard deviation over seeds, the original as a dashed line), and the relative
+// per strategy, error bars the 95% interval of its change from the original, the original as a dashed line), and the relative
 // weight change as a heatmap with Block Expansion's new blocks marked "new", and the attention drift as a heatmap
 // (strategies x blocks). A heatmap cell of several seeds writes the standard deviation in small print under the mean
 // (a heatmap has no error bars, and a tooltip is not printed).
@@ -9,6 +9,7 @@ import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import type { RunAnalysis } from "../analysis-results.js";
 import type { StudyResults } from "../results.js";
+import { CONFIDENCE } from "../comparisons.js";
 import { listLines, percentChannel, seedsNote, strategyChannels } from "./parts.js";
 
 const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
@@ -121,8 +122,13 @@ export function ckaHeatmapSpec(a: RunAnalysis): FigureSpec {
   } as FigureSpec;
 }
 
+// Each strategy's layer-wise k-NN per block, its error bars the 95% interval of its change from the original's over
+// seeds and images (analysis-results.ts knnChange), placed about the original's: whether a block lost more than
+// chance explains.
 export function layerKnnSpec(a: RunAnalysis, r: StudyResults): FigureSpec {
-  const points = a.strategies.flatMap((s) => s.knn.map((k, block) => ({ strategy: s.strategy, seeds: s.seeds, block, knn: k.mean, knnLo: k.mean - k.std, knnHi: k.mean + k.std })));
+  const points = a.strategies.flatMap((s) =>
+    s.knn.map((k, block) => ({ strategy: s.strategy, seeds: s.seeds, block, knn: k.mean, knnLo: a.original.knn[block] + s.knnChange[block].lo, knnHi: a.original.knn[block] + s.knnChange[block].hi })),
+  );
   const several = points.filter((p) => p.seeds > 1);
   const original = a.original.knn.map((knn, block) => ({ block, knn, line: "original backbone" }));
   const domain = [-0.25, a.depth - 0.75];
@@ -134,7 +140,12 @@ export function layerKnnSpec(a: RunAnalysis, r: StudyResults): FigureSpec {
     $schema: SCHEMA,
     title: {
       text: "Where along the depth source knowledge is lost",
-      subtitle: ["k-NN of each block's CLS token after the model's own final norm", imagesNote(a), ...ratesLines(a), ...seedsLines(a, "error bars")],
+      subtitle: [
+        "k-NN of each block's CLS token after the model's own final norm",
+        imagesNote(a),
+        ...ratesLines(a),
+        ...seedsNote(a.strategies.map((s) => ({ label: s.strategy, seeds: s.seeds })), "error bars", [`${CONFIDENCE * 100}% interval of the change from the`, "original, over seeds and images"]),
+      ],
     },
     width: 440,
     height: 320,

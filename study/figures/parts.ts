@@ -36,13 +36,15 @@ export function studyTitle(what: string, name: string, separator = ":"): string 
 // What a figure's marks are over seeds, as subtitle lines: "mean over 2 seeds; error bars: ± 1 std over seeds", or
 // "one seed". A mark of one seed among marks of several has no error bar (a bar of 0 would claim a spread of
 // none): a line of its own names those marks, so that a missing bar is not read as a spread too small to draw.
-// `what` names the spread's marks ("error bars", "band"); `marks` each mark's label and seeds. Short lines: vega
-// sizes text by an estimate (0.8 em a character), and a long line widens the figure.
-export function seedsNote(marks: { label: string; seeds: number }[], what = "error bars"): string[] {
+// `what` names the spread's marks ("error bars", "band"); `marks` each mark's label and seeds; `spread`, where the
+// marks show another spread than the standard deviation, says which in lines of its own. Short lines: vega sizes
+// text by an estimate (0.8 em a character), and a long line widens the figure.
+export function seedsNote(marks: { label: string; seeds: number }[], what = "error bars", spread?: string[]): string[] {
   const several = [...new Set(marks.filter((m) => m.seeds > 1).map((m) => m.seeds))].sort((a, b) => a - b);
   if (several.length === 0) return ["one seed"];
   const single = [...new Set(marks.filter((m) => m.seeds <= 1).map((m) => m.label))];
-  return [`mean over ${several.join(" or ")} seeds; ${what}: ± 1 std over seeds`, ...(single.length > 0 ? listLines(`one seed, so no ${what}`, single) : [])];
+  const mean = `mean over ${several.join(" or ")} seeds; ${what}:`;
+  return [...(spread ? [mean, ...spread] : [`${mean} ± 1 std over seeds`]), ...(single.length > 0 ? listLines(`one seed, so no ${what}`, single) : [])];
 }
 
 // The longest subtitle line listLines makes, in characters: the fixed lines' length.

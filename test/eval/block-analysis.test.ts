@@ -72,6 +72,11 @@ describe("the original's analysis", () => {
     expect(reference.knn).toHaveLength(2);
     for (const acc of reference.knn) expect(acc).toBeGreaterThan(100 / CLASSES);
     expect(reference.knn.some((a) => a < 100)).toBe(true);
+    // Each block's answers, one per image: as many right as its accuracy says.
+    reference.knnCorrect.forEach((right, i) => {
+      expect(right).toHaveLength(data.queries.dataset.length);
+      expect((100 * right.reduce((a, b) => a + b, 0)) / right.length).toBeCloseTo(reference.knn[i], 9);
+    });
     expect(reference.imageShape).toEqual([3, 3, 16, 16]);
     expect(reference.grid.tokens).toBe(16);
     // Each map is the CLS token's attention over the 16 patches, mean over heads: the CLS's own share is missing.
@@ -91,6 +96,7 @@ describe("compareBackbones", () => {
     for (const layers of c.weights.layers) expect(Object.values(layers)).toEqual([0, 0, 0, 0, 0, 0]);
     expect([c.weights.embedding, c.weights.norm]).toEqual([0, 0]);
     expect(c.knn).toEqual(reference.knn);
+    expect(c.knnCorrect).toEqual(reference.knnCorrect); // image by image
     expect(c.attention.flat()).toEqual([0, 0, 0, 0]);
     expect(c.grid.maps).toEqual(reference.grid.maps);
   });

@@ -3,19 +3,25 @@
 import type { CellAnalysis, RunAnalysis } from "../../study/analysis-results.js";
 import { summarizeAnalysis } from "../../study/analysis-results.js";
 import { results } from "./fixture.js";
+import { packBits } from "../../util/bits.js";
 
 const identity = (count: number) => ({ name: "fashion-mnist", root: "/data", split: "test", count, hash: "0123456789abcdef" });
+
+// The layer-wise k-NN's answers to the 10 images: the first `right` (after `shift`) right.
+const answers = (right: number, shift = 0) => ({ count: 10, bits: packBits(Array.from({ length: 10 }, (_, q) => ((q + shift) % 10 < right ? 1 : 0))) });
 
 // `seed` shifts full fine-tuning's values, so that the two seeds differ.
 function cell(strategy: string, seed: number, added: number[] = []): CellAnalysis {
   const moved = strategy === "full" ? 1 : 0;
+  const knn = [70 - moved * (10 + 2 * seed), 80 - moved * 20];
   return {
     id: `${strategy}_lr0.1_s${seed}`,
     strategy,
     lr: 0.1,
     seed,
     cka: { cls: [1 - moved * (0.4 + 0.1 * seed), 1 - moved * 0.5], pooled: [1 - moved * 0.1, 1 - moved * 0.2] },
-    knn: [70 - moved * (10 + 2 * seed), 80 - moved * 20],
+    knn,
+    knnCorrect: knn.map((k) => answers(Math.round(k / 10), moved * seed)),
     attention: [[moved * 0.1, moved * 0.3], [moved * 0.2, moved * 0.4]],
     weights: {
       blocks: [moved * 0.2, moved * (0.3 + 0.1 * seed)],
@@ -27,6 +33,8 @@ function cell(strategy: string, seed: number, added: number[] = []): CellAnalysi
     grid: [0.1, 0.2, 0.3, 0.4 + moved * 0.2],
   };
 }
+
+export const ORIGINAL_ANSWERS = [answers(7), answers(8)];
 
 // seeds: the cells' seeds (one seed: no standard deviations to draw).
 export function analysis(seeds = [0, 1]): RunAnalysis {
@@ -42,9 +50,9 @@ export function analysis(seeds = [0, 1]): RunAnalysis {
     k: 20,
     temperature: 0.07,
     gridTokens: 4,
-    original: { knn: [70, 80], grid: [0.1, 0.2, 0.3, 0.4] },
+    original: { knn: [70, 80], knnCorrect: ORIGINAL_ANSWERS, grid: [0.1, 0.2, 0.3, 0.4] },
     cells,
-    strategies: summarizeAnalysis(results(), cells),
+    strategies: summarizeAnalysis(results(), cells, ORIGINAL_ANSWERS),
     seconds: 1,
   };
 }

@@ -2,7 +2,9 @@
 // over seeds per block; analysis.csv with one number per line.
 import { describe, expect, it } from "vitest";
 import { analysisCsv } from "../../study/analysis-results.js";
-import { analysis } from "./analysis-fixture.js";
+import { ORIGINAL_ANSWERS, analysis } from "./analysis-fixture.js";
+import { crossedMeanInterval } from "../../util/stats.js";
+import { unpackBits } from "../../util/bits.js";
 
 describe("summarizeAnalysis", () => {
   it("averages each table row's seeds per block", () => {
@@ -16,6 +18,20 @@ describe("summarizeAnalysis", () => {
     expect(full.embedding).toEqual({ mean: 0.9, std: 0 });
     expect(linear.ckaCls).toEqual([{ mean: 1, std: 0 }, { mean: 1, std: 0 }]);
     expect(linear.weights).toEqual([{ mean: 0, std: 0 }, { mean: 0, std: 0 }]);
+  });
+
+  it("gives each block's layer-wise k-NN less the original's, paired query by query, with the crossed interval over seeds and images", () => {
+    const a = analysis();
+    const [full, linear] = a.strategies;
+    const unpack = (x: { bits: string; count: number }) => unpackBits(x.bits, x.count)!;
+    const group = a.cells.filter((c) => c.strategy === "full");
+    for (const block of [0, 1]) {
+      const table = group.map((c) => Float64Array.from(unpack(c.knnCorrect[block]), (x, q) => 100 * (x - unpack(ORIGINAL_ANSWERS[block])[q])));
+      expect(full.knnChange[block]).toEqual(crossedMeanInterval(table));
+    }
+    // full: 6 and 6 right at block 0 (60 and 58 %, rounded) against the original's 7; 6 against 8 at block 1.
+    expect(full.knnChange.map((d) => d.mean)).toEqual([-10, -20]);
+    expect(linear.knnChange).toEqual([0, 1].map(() => ({ mean: 0, lo: 0, hi: 0, n: 2 })));
   });
 });
 

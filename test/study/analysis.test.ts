@@ -18,6 +18,7 @@ import type { BaselineResult, CellResult } from "../../study/results.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
 import { miniStudy } from "./program.js";
+import { unpackBits } from "../../util/bits.js";
 import { runCli } from "../bad-input/harness.js";
 
 useEngine();
@@ -93,6 +94,14 @@ describe("a study with the analysis key", () => {
     await runExperiment({ config: study(), out: damaged, log: (l) => third.push(l) });
     expect(third.some((l) => l.includes("is up to date"))).toBe(false);
     expect((await readJson<RunAnalysis>(join(damaged, "analysis.json"))).cells[1].cka).toEqual(a.cells[1].cka);
+    // So is one of a build before the layer-wise answers: each block's change from the original needs them.
+    const earlier = join(root, "earlier-analysis");
+    await cp(run(), earlier, { recursive: true });
+    await writeFile(join(earlier, "analysis.json"), JSON.stringify({ ...a, original: { ...a.original, knnCorrect: undefined }, cells: a.cells.map((c) => ({ ...c, knnCorrect: undefined })) }));
+    const fresh: string[] = [];
+    await runExperiment({ config: study(), out: earlier, log: (l) => fresh.push(l) });
+    expect(fresh.some((l) => l.includes("is up to date"))).toBe(false);
+    expect((await readJson<RunAnalysis>(join(earlier, "analysis.json"))).cells.map((c) => c.knnCorrect)).toEqual(a.cells.map((c) => c.knnCorrect));
 
     // An analysis.json whose summary is of other rows (the table's rows chose other rates then: another selectBy,
     // knn.val) keeps its cells' numbers and makes the summary and figures anew: in a copy of the run.
@@ -116,8 +125,14 @@ describe("a study with the analysis key", () => {
       expect(c.weights.blocks).toEqual([0, 0]);
       expect([c.weights.embedding, c.weights.norm]).toEqual([0, 0]);
       expect(c.knn).toEqual(a.original.knn);
+      expect(c.knnCorrect).toEqual(a.original.knnCorrect); // query by query
       expect(c.attention.flat()).toEqual([0, 0, 0, 0]);
     }
+    // Each block's answers: as many right as its accuracy says; linear probing's change 0 at every block.
+    for (const c of [...a.cells, a.original]) {
+      c.knnCorrect.forEach((x, i) => expect((100 * unpackBits(x.bits, x.count)!.reduce((s, b) => s + b, 0)) / x.count).toBeCloseTo(c.knn[i], 9));
+    }
+    expect(a.strategies.find((s) => s.strategy === "linear")!.knnChange.map((d) => d.mean)).toEqual([0, 0]);
     for (const c of a.cells.filter((c) => c.strategy === "block-p1")) {
       // block-p1 on 2 blocks: one new block after block 1 (the last); block 0 is below it.
       expect(c.weights.added).toEqual([1]);
