@@ -89,9 +89,12 @@ export function meanInterval(xs: number[], level = 0.95): MeanInterval {
 // The mean of a table x[s][i] of S rows (seeds) by Q columns (test images, each row the same ones) and its
 // confidence interval at `level` where both are samples: the two-way crossed random-effects design, in which
 // Var(mean) = var_rows / S + var_columns / Q + var_residual / (S Q). It is estimated from the mean squares as
-// (MS_rows + MS_columns - MS_residual) / (S Q), the columns' part floored at 0 (where the columns vary no more than
-// the residual says they must, this is meanInterval of the row means: the interval over seeds alone), with
-// Satterthwaite's degrees of freedom. [NaN, NaN] for fewer than two rows or columns.
+// (MS_rows + MS_columns - MS_residual) / (S Q), each variance component floored at 0: the columns' part (where the
+// columns vary no more than the residual says they must, this is meanInterval of the row means: the interval over
+// seeds alone) and the rows' (where the row means vary less than the residual says they must, MS_rows stands at
+// MS_residual, its expectation without a rows' part: two seeds whose means agree by chance, as counts of right
+// answers often do, would otherwise claim no uncertainty at all). Satterthwaite's degrees of freedom, the rows'
+// mean square keeping its S - 1. [NaN, NaN] for fewer than two rows or columns.
 export function crossedMeanInterval(x: ArrayLike<number>[], level = 0.95): MeanInterval {
   const s = x.length;
   const q = s > 0 ? x[0].length : 0;
@@ -113,9 +116,12 @@ export function crossedMeanInterval(x: ArrayLike<number>[], level = 0.95): MeanI
   const msColumns = columns / (q - 1);
   const msResidual = Math.max(0, total - rows - columns) / ((s - 1) * (q - 1));
   const columnPart = Math.max(0, msColumns - msResidual);
-  const variance = (msRows + columnPart) / (s * q);
+  // The rows' mean square at least the residual's, its expectation without a rows' part; it keeps its s - 1 degrees
+  // of freedom, so that the interval changes continuously as MS_rows crosses MS_residual.
+  const msSeeds = Math.max(msRows, msResidual);
+  const variance = (msSeeds + columnPart) / (s * q);
   if (variance === 0) return { mean, lo: mean, hi: mean, n: s };
-  const df = columnPart === 0 ? s - 1 : (msRows + columnPart) ** 2 / (msRows ** 2 / (s - 1) + msColumns ** 2 / (q - 1) + msResidual ** 2 / ((s - 1) * (q - 1)));
+  const df = columnPart === 0 ? s - 1 : (msSeeds + columnPart) ** 2 / (msSeeds ** 2 / (s - 1) + msColumns ** 2 / (q - 1) + msResidual ** 2 / ((s - 1) * (q - 1)));
   const half = studentTQuantile((1 + level) / 2, df) * Math.sqrt(variance);
   return { mean, lo: mean - half, hi: mean + half, n: s };
 }
@@ -129,8 +135,9 @@ export function crossedMeanInterval(x: ArrayLike<number>[], level = 0.95): MeanI
 // E[MS_B] = s2E + Q s2SB + S s2BQ + S Q s2B, E[MS_SQ] = s2E + B s2SQ, E[MS_SB] = s2E + Q s2SB,
 // E[MS_BQ] = s2E + S s2BQ and E[MS_E] = s2E, it is estimated as (MS_S + max(0, MS_Q - MS_SQ - MS_BQ + MS_E)
 // + max(0, MS_B - MS_SB - MS_BQ + MS_E) + max(0, MS_BQ - MS_E)) / (S B Q): the seeds' mean square always counts, as
-// in crossedMeanInterval, and each other part is a variance component floored at 0. Degrees of freedom are
-// Satterthwaite's over the combination of mean squares actually used. One bank is crossedMeanInterval of x[s][0];
+// in crossedMeanInterval (at least its expectation without a seeds' part, MS_E + max(0, MS_SQ - MS_E)
+// + max(0, MS_SB - MS_E), with its own degrees of freedom), and each other part is a variance component floored at
+// 0. Degrees of freedom are Satterthwaite's over the combination of mean squares actually used. One bank is crossedMeanInterval of x[s][0];
 // [NaN, NaN] for fewer than two seeds or queries.
 export function crossedMeanInterval3(x: ArrayLike<number>[][], level = 0.95): MeanInterval {
   const s = x.length;
@@ -189,14 +196,17 @@ export function crossedMeanInterval3(x: ArrayLike<number>[][], level = 0.95): Me
   const queryPart = Math.max(0, msQ - msSQ - msBQ + msE);
   const bankPart = Math.max(0, msB - msSB - msBQ + msE);
   const interactionPart = Math.max(0, msBQ - msE);
+  // MS_S at least its expectation without a seeds' part (each interaction's component floored at 0), keeping its
+  // s - 1 degrees of freedom, as in crossedMeanInterval.
+  meanSquares[0] = Math.max(msS, msE + Math.max(0, msSQ - msE) + Math.max(0, msSB - msE));
   const c = [1, 0, 0, 0, 0, 0, 0];
   if (queryPart > 0) for (const [i, d] of [[2, 1], [4, -1], [5, -1], [6, 1]]) c[i] += d;
   if (bankPart > 0) for (const [i, d] of [[1, 1], [3, -1], [5, -1], [6, 1]]) c[i] += d;
   if (interactionPart > 0) for (const [i, d] of [[5, 1], [6, -1]]) c[i] += d;
-  const combination = msS + queryPart + bankPart + interactionPart;
+  const combination = meanSquares[0] + queryPart + bankPart + interactionPart;
   const variance = combination / (s * b * q);
   if (variance === 0) return { mean, lo: mean, hi: mean, n: s };
-  const satterthwaite = c.every((ci, i) => i === 0 || ci === 0) ? s - 1 : combination ** 2 / meanSquares.reduce((a, m, i) => (c[i] === 0 ? a : a + (c[i] * m) ** 2 / df[i]), 0);
+  const satterthwaite = combination ** 2 / meanSquares.reduce((a, m, i) => (c[i] === 0 ? a : a + (c[i] * m) ** 2 / df[i]), 0);
   const half = studentTQuantile((1 + level) / 2, satterthwaite) * Math.sqrt(variance);
   return { mean, lo: mean - half, hi: mean + half, n: s };
 }

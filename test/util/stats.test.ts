@@ -67,6 +67,24 @@ describe("util/stats", () => {
     expect(() => crossedMeanInterval([[1, 2], [1]])).toThrow("crossedMeanInterval: expected rows of one length, got lengths 2, 1");
   });
 
+  it("crossedMeanInterval: seeds whose means agree by chance still carry the residual's uncertainty", () => {
+    // Row means 0.25 and 0.25: MS_rows = 0 < MS_residual = 1 / 3 (total 1.5, columns 0.5 over 3 df, residual 1.0
+    // over 3), and MS_columns = 1 / 6 adds nothing: Var(mean) = MS_residual / (S Q) = 1 / 24, with the rows' 1 df.
+    const r = crossedMeanInterval([[1, 0, 0, 0], [0, 1, 0, 0]]);
+    const half = studentTQuantile(0.975, 1) * Math.sqrt(1 / 24);
+    expect(r.mean).toBe(0.25);
+    expect(r.lo).toBeCloseTo(0.25 - half, 10);
+    expect(r.hi).toBeCloseTo(0.25 + half, 10);
+    // Continuous where MS_rows crosses MS_residual: rows a hair apart give nearly the same interval.
+    const near = crossedMeanInterval([[1, 0, 0, 0], [0, 1, 0, 0.0001]]);
+    expect(near.hi - near.lo).toBeCloseTo(2 * half, 3);
+    // Three-way too: every seed's mean 0.5, the banks and queries crossing.
+    const three = crossedMeanInterval3([[[1, 0], [0, 1]], [[0, 1], [1, 0]]]);
+    expect(three.mean).toBe(0.5);
+    expect(three.hi - three.lo).toBeGreaterThan(0);
+    expect(Number.isFinite(three.hi)).toBe(true);
+  });
+
   // What the interval is for: a paired difference of 0/1 outcomes (two strategies right or wrong on each test image)
   // where some images favour one strategy in every seed. Drawn many times with a true mean difference of 0, the crossed
   // interval holds 0 about 95% of the time; the interval over seeds alone, blind to which images were drawn, far less.
