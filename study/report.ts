@@ -163,10 +163,10 @@ function forgettingMarkdown(r: StudyResults): string[] {
   // With knn.otherBanks, the best checkpoints' changes are over the banks too where the original and every cell
   // were scored against them; the curve's points never are.
   const banks = Math.max(...rows.map((row) => row.knnChange?.banks ?? 1));
-  const steps0 = r.config.knn.atSteps ? "; after each step against knn.bank alone" : "";
+  const curveNote = r.config.knn.atSteps ? "; after each step against knn.bank alone" : "";
   const overBanks =
     banks > 1
-      ? ` At the best checkpoints over the bank and its ${banks - 1} other draw(s) (knn.otherBanks) as well (three-way crossed), the mean over every bank${rows.every((row) => !row.knnChange || row.knnChange.banks === banks) ? "" : " where the original and the row's cells were scored against them all"}${steps0}.`
+      ? ` At the best checkpoints over the bank and its ${banks - 1} other draw(s) (knn.otherBanks) as well (three-way crossed), the mean over every bank${rows.every((row) => !row.knnChange || row.knnChange.banks === banks) ? "" : " where the original and the row's cells were scored against them all"}${curveNote}.`
       : r.config.knn.otherBanks
         ? " Against knn.bank alone: the original backbone or the cells were not classified against every bank of knn.otherBanks."
         : "";
