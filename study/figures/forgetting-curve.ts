@@ -1,6 +1,9 @@
 // The forgetting curve: the source k-NN accuracy of the backbone against the fine-tuning step (knn.atSteps), one
-// line per strategy at its selected learning rate, a band of one standard deviation over seeds where a strategy has
-// several, and the original backbone's k-NN accuracy as a dashed reference line. The step axis is symmetric-log,
+// line per strategy at its selected learning rate, a band where a strategy has several seeds, and the original
+// backbone's k-NN accuracy as a dashed reference line. The band is the 95% interval of each point's change from the
+// original over seeds and queries (results.ts: each curve point's change, paired query by query), placed about the
+// original's accuracy, where every such point has it; else (cells of builds that kept no answers) one standard
+// deviation over seeds. The step axis is symmetric-log,
 // log(1 + step): the first steps, where the paper sees most of the loss ("after just 10 iterations"), get as much
 // room as the hundreds after them, and step 0, the backbone before fine-tuning, sits at the axis's origin, where a
 // log axis has none. Its ticks are the measured steps, each labelled where its label has room (labelledSteps).
@@ -9,6 +12,7 @@ import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
 import { knnChannel, originalBackboneLayer, seedsNote, strategyChannels, studyTitle } from "./parts.js";
+import { CONFIDENCE } from "../comparisons.js";
 
 const WIDTH = 440;
 const LABEL_PX = 12 * 0.7; // an axis label's digit: 12 px type (plot/style.ts), a digit at most 0.7 em wide
@@ -37,6 +41,8 @@ export function labelledSteps(steps: number[], width = WIDTH): number[] {
 export function forgettingCurveSpec(r: StudyResults): FigureSpec {
   const steps = r.config.knn.atSteps;
   if (!steps) throw new Error("forgetting curve: expected knn.atSteps in the study's config, got none");
+  const base = r.baseline.knn[String(r.reportK)].top1;
+  const intervals = r.table.every((row) => row.seeds < 2 || row.knnCurve!.every((p) => p.change && Number.isFinite(p.change.lo)));
   const points = r.table.flatMap((row) =>
     row.knnCurve!.map((p) => ({
       strategy: strategyName(row.strategy),
@@ -44,11 +50,12 @@ export function forgettingCurveSpec(r: StudyResults): FigureSpec {
       seeds: row.seeds,
       step: p.step,
       knn: p.knn,
-      knnLo: p.knn - p.knnStd,
-      knnHi: p.knn + p.knnStd,
+      knnLo: intervals && p.change ? base + p.change.lo : p.knn - p.knnStd,
+      knnHi: intervals && p.change ? base + p.change.hi : p.knn + p.knnStd,
     })),
   );
   const several = points.filter((p) => p.seeds > 1);
+  const spread = intervals ? [`${CONFIDENCE * 100}% interval of the change from the`, "original, over seeds and queries"] : undefined;
   const domain = [0, steps[steps.length - 1]];
   const x = {
     field: "step",
@@ -63,7 +70,7 @@ export function forgettingCurveSpec(r: StudyResults): FigureSpec {
     title: {
       text: studyTitle("Forgetting during fine-tuning", r.name),
       // Lines of their own: vega sizes text by an estimate (0.8 em a character), and a long line widens the figure.
-      subtitle: ["the backbone's source k-NN accuracy after each step", "each strategy at its selected learning rate", ...seedsNote(r.table.map((row) => ({ label: strategyName(row.strategy), seeds: row.seeds })), "band")],
+      subtitle: ["the backbone's source k-NN accuracy after each step", "each strategy at its selected learning rate", ...seedsNote(r.table.map((row) => ({ label: strategyName(row.strategy), seeds: row.seeds })), "band", spread)],
     },
     width: WIDTH,
     height: 320,

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { forgettingCurveSpec, labelledSteps } from "../../../study/figures/forgetting-curve.js";
 import { renderSvg } from "../../../plot/render.js";
 import { summarize } from "../../../study/results.js";
-import { baseline, cells, config, notes, results } from "../fixture.js";
+import { baseline, baselineWithAnswers, cells, cellsWithAnswers, config, notes, results } from "../fixture.js";
 
 // The x position of each tick label of the bottom axis, by its text.
 function xTicks(svg: string): Map<string, number> {
@@ -67,6 +67,19 @@ describe("the forgetting curve", () => {
     const mixed = await renderSvg(forgettingCurveSpec(summarize(config, baseline, cells.filter((c) => c.id !== "linear_lr0.1_s1"), notes)), "forgetting");
     expect((mixed.match(/aria-roledescription="area mark"/g) ?? []).length).toBe(1);
     expect(mixed).toContain(">one seed, so no band: linear<");
+  });
+
+  it("draws the band as the 95% interval of the change from the original where the cells kept their answers", async () => {
+    const r = summarize(config, baselineWithAnswers, cellsWithAnswers, notes);
+    const spec = forgettingCurveSpec(r);
+    const svg = await renderSvg(spec, "forgetting");
+    for (const text of ["band:<", ">95% interval of the change from the<", ">original, over seeds and queries<"]) expect(svg).toContain(text);
+    const band = ((spec as unknown as { layer: { mark: { type: string }; data: { values: { strategy: string; step: number; knnLo: number; knnHi: number }[] } }[] }).layer).find((l) => l.mark.type === "area")!.data.values;
+    const full = r.table[0];
+    expect(band.filter((b) => b.strategy === "full").map((b) => [b.knnLo, b.knnHi])).toEqual(full.knnCurve!.map((p) => [80 + p.change!.lo, 80 + p.change!.hi]));
+    // A cell without answers: one std over seeds, as before.
+    const without = summarize(config, baselineWithAnswers, [{ ...cellsWithAnswers[0], knnCurve: cells[0].knnCurve }, ...cellsWithAnswers.slice(1)], notes);
+    expect(await renderSvg(forgettingCurveSpec(without), "forgetting")).toContain("band: ± 1 std over seeds");
   });
 
   it("needs knn.atSteps", () => {
