@@ -235,7 +235,7 @@ function comparisonsMarkdown(r: StudyResults): string[] {
     const rule = { transfer: "its best transfer accuracy", mean: "its best mean of transfer accuracy and source k-NN", knee: "its knee" }[r.selectBy];
     out.push(
       "",
-      `Each strategy at its other learning rates against its row's rate (${rule}${r.selectedOn === "transfer.val" ? " on transfer.val" : ""}), the other rate's cells - the row's in points, ${rows.length > 0 ? "paired as above." : how}${chance(rates, "two rates")}`,
+      `Each strategy at its other learning rates against its row's rate (${rule}${chosenOn(r)}), the other rate's cells - the row's in points, ${rows.length > 0 ? "paired as above." : how}${chance(rates, "two rates")}`,
       "",
       "| Strategy | lr - row's lr | Seeds | Transfer acc. | Source k-NN acc. |",
       "|---|---|---:|---:|---:|",
@@ -243,6 +243,13 @@ function comparisonsMarkdown(r: StudyResults): string[] {
     );
   }
   return out;
+}
+
+// The images that chose the rows' rates, where not the test images and the queries: transfer.val's for the accuracy,
+// knn.val's for the source k-NN (which selectBy "transfer" does not read).
+function chosenOn(r: StudyResults): string {
+  const on = [...(r.selectedOn === "transfer.val" ? ["transfer.val"] : []), ...(r.config.knn.val && r.selectBy !== "transfer" ? ["knn.val"] : [])];
+  return on.length > 0 ? ` on ${on.join(" and ")}` : "";
 }
 
 // How the cells were fine-tuned, beside the data: batch, optimiser and, where not f32, the products' precision.

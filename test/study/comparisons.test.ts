@@ -186,6 +186,11 @@ describe("study/comparisons", () => {
     const onVal = summarize({ ...knee, transfer: { ...config.transfer, val: { fraction: 0.1 } } }, baseline, val, notes);
     expect(onVal.table.map((row) => row.lr)).toEqual([0.01, 0.1]);
     expect(tableMarkdown(onVal)).toContain("against its row's rate (its knee on transfer.val)");
+    // With knn.val its source side is chosen on those images too, and the caption says so; selectBy "transfer" reads
+    // no k-NN, so there it says nothing of knn.val.
+    const knnVal = { ...onVal, config: { ...onVal.config, knn: { ...onVal.config.knn, val: onVal.config.knn.queries } } };
+    expect(tableMarkdown(knnVal)).toContain("against its row's rate (its knee on transfer.val and knn.val)");
+    expect(tableMarkdown({ ...knnVal, selectBy: "transfer" })).toContain("against its row's rate (its best transfer accuracy on transfer.val)");
   });
 
   it("selectBy knee on transfer.val pairs by val image where the cells kept their val answers", () => {
