@@ -8,6 +8,7 @@
 // interval is the two-way crossed one over seeds and images (util/stats.ts crossedMeanInterval), which counts the
 // sampling of the images as well as training's randomness: it speaks of images like these, not only of these. Where
 // they did not (results of builds before it), it is Student's t over the seeds alone, which speaks of these images.
+// With one seed (and answers), it is over the images alone, which speaks of that seed's training.
 // With knn.otherBanks, every cell's queries were classified against other draws of the bank as well: the k-NN
 // interval is then the three-way crossed one over seeds, banks and queries (crossedMeanInterval3), which counts the
 // draw of the bank too.
@@ -59,14 +60,28 @@ function difference(a: Group, b: Group): Difference {
   const images = pairs.length > 0 && pairs.every(([x, y]) => x.correct && y.correct && x.correct.transfer.length === y.correct.transfer.length && x.correct.knn.length === y.correct.knn.length);
   const points = (x: Uint8Array, y: Uint8Array) => Float64Array.from(x, (right, k) => 100 * (right - y[k]));
   const diff = (score: "transfer" | "knn") =>
-    images ? crossedMeanInterval(pairs.map(([x, y]) => points(x.correct![score], y.correct![score])), CONFIDENCE) : meanInterval(pairs.map(([x, y]) => x[score] - y[score]), CONFIDENCE);
+    images ? tableInterval(pairs.map(([x, y]) => [points(x.correct![score], y.correct![score])])) : meanInterval(pairs.map(([x, y]) => x[score] - y[score]), CONFIDENCE);
   const others = images ? pairs[0][0].correct!.otherBanks?.length ?? 0 : 0;
   const banks = others > 0 && pairs.every(([x, y]) => x.correct!.otherBanks?.length === others && y.correct!.otherBanks?.length === others) ? 1 + others : 1;
   const knn =
     banks > 1
-      ? crossedMeanInterval3(pairs.map(([x, y]) => [x.correct!.knn, ...x.correct!.otherBanks!].map((answers, b) => points(answers, b === 0 ? y.correct!.knn : y.correct!.otherBanks![b - 1]))), CONFIDENCE)
+      ? tableInterval(pairs.map(([x, y]) => [x.correct!.knn, ...x.correct!.otherBanks!].map((answers, b) => points(answers, b === 0 ? y.correct!.knn : y.correct!.otherBanks![b - 1]))))
       : diff("knn");
   return { seeds, images, banks, transfer: diff("transfer"), knn };
+}
+
+// The mean of a seeds x banks x images table of paired differences and its interval: crossed over the seeds and the
+// images (and the banks, where there are several) with two seeds or more; with one seed, over its images (and banks)
+// alone, which counts the draw of the images but not training's randomness, and so speaks of that seed's training
+// (n: 1, as the seeds). A study of one seed, as the paper's presets are, still learns which differences the images
+// it drew cannot explain.
+function tableInterval(table: Float64Array[][]): MeanInterval {
+  const banks = table[0].length;
+  if (table.length === 1) {
+    const [seed] = table;
+    return { ...(banks > 1 ? crossedMeanInterval(seed, CONFIDENCE) : meanInterval(Array.from(seed[0]), CONFIDENCE)), n: 1 };
+  }
+  return banks > 1 ? crossedMeanInterval3(table, CONFIDENCE) : crossedMeanInterval(table.map((seed) => seed[0]), CONFIDENCE);
 }
 
 // The cells of (strategy, lr) `a` against those of `b`, seed by seed.
@@ -77,10 +92,9 @@ export const pairedDifference = (cells: PairedCell[], a: { strategy: string; lr:
 // each bank, `original[bank]` the original's. The change of source k-NN accuracy in points (negative: forgotten), its
 // mean over the banks, and its crossed interval over the seeds and the queries, and the banks where there are
 // several (crossedMeanInterval3). The original's answers are the same for every seed, so the seeds' part of the
-// interval is the cells' spread; with one seed there is no interval (lo and hi NaN).
+// interval is the cells' spread; with one seed the interval is over its queries (and banks) alone.
 export function changeFromOriginal(answers: Uint8Array[][], original: Uint8Array[]): MeanInterval {
-  const table = answers.map((banks) => banks.map((a, b) => Float64Array.from(a, (right, q) => 100 * (right - original[b][q]))));
-  return original.length > 1 ? crossedMeanInterval3(table, CONFIDENCE) : crossedMeanInterval(table.map((banks) => banks[0]), CONFIDENCE);
+  return tableInterval(answers.map((banks) => banks.map((a, b) => Float64Array.from(a, (right, q) => 100 * (right - original[b][q])))));
 }
 
 // `rows` in the table's order; each pair once, the earlier row first.

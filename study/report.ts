@@ -148,16 +148,20 @@ function otherBanksText(r: StudyResults): string {
 
 // A difference that rounds to 0 has no sign: "-0.00" would claim a direction.
 const signed = (x: number) => (Math.abs(x) < 0.005 ? "0.00" : `${x > 0 ? "+" : ""}${x.toFixed(2)}`);
-// A mean and its interval; the mean alone for one seed.
-const cell = (d: MeanInterval) => (d.n >= 2 ? `${signed(d.mean)} [${signed(d.lo)}, ${signed(d.hi)}]` : d.n === 1 ? signed(d.mean) : "–");
+// A mean and its interval; the mean alone where it has none (one seed without answers per image).
+const cell = (d: MeanInterval) => (Number.isFinite(d.lo) ? `${signed(d.mean)} [${signed(d.lo)}, ${signed(d.hi)}]` : d.n >= 1 ? signed(d.mean) : "–");
+
+// Whether a difference has an interval: two seeds or more, or one seed with answers per image (over its images).
+const hasInterval = (c: Difference) => c.seeds.length >= 2 || (c.seeds.length === 1 && c.images);
 
 // What each row lost of the original backbone's source k-NN, query by query (results.ts knnChange): at its best
 // checkpoint and, with knn.atSteps, after each step of fine-tuning; then the first step at which each row's loss
-// exceeds what chance explains. Only rows of two seeds or more (one has no interval: the table's source k-NN less
-// the original's says as much) whose cells and baseline kept their answers.
+// exceeds what chance explains. Only rows whose cells and baseline kept their answers; with one seed the intervals
+// are over the queries alone.
 function forgettingMarkdown(r: StudyResults): string[] {
-  const rows = r.table.filter((row) => row.seeds >= 2 && (row.knnChange || row.knnCurve?.some((p) => p.change)));
+  const rows = r.table.filter((row) => row.knnChange || row.knnCurve?.some((p) => p.change));
   if (rows.length === 0) return [];
+  const oneSeed = rows.every((row) => row.seeds === 1);
   const steps = (r.config.knn.atSteps ?? []).filter((step) => step > 0 && rows.some((row) => row.knnCurve!.find((p) => p.step === step)!.change));
   const base = r.baseline.knn[String(r.reportK)].top1.toFixed(2);
   // With knn.otherBanks, the best checkpoints' changes are over the banks too where the original and every cell
@@ -172,7 +176,9 @@ function forgettingMarkdown(r: StudyResults): string[] {
         : "";
   const out = [
     "",
-    `Forgetting: each row's source k-NN accuracy less the original backbone's (${base}%), in points, paired query by query with the original's answers: mean [${CONFIDENCE * 100}% confidence interval] over the seeds and the k-NN queries, both taken as samples (a crossed design, Satterthwaite's degrees of freedom; the original's answers are the same in every seed). An interval wholly below 0 is a loss larger than training's randomness and the draw of the queries together explain.${overBanks}`,
+    oneSeed
+      ? `Forgetting: each row's source k-NN accuracy less the original backbone's (${base}%), in points, paired query by query with the original's answers: mean [${CONFIDENCE * 100}% confidence interval] over the k-NN queries alone (one seed: the interval counts the draw of the queries, not training's randomness, and speaks of this seed's training). An interval wholly below 0 is a loss larger than the draw of the queries explains.${overBanks}`
+      : `Forgetting: each row's source k-NN accuracy less the original backbone's (${base}%), in points, paired query by query with the original's answers: mean [${CONFIDENCE * 100}% confidence interval] over the seeds and the k-NN queries, both taken as samples (a crossed design, Satterthwaite's degrees of freedom; the original's answers are the same in every seed; a row of one seed over its queries alone). An interval wholly below 0 is a loss larger than training's randomness and the draw of the queries together explain.${overBanks}`,
     "",
     `| Strategy | Seeds | Best checkpoint |${steps.map((step) => ` Step ${step} |`).join("")}`,
     `|---|---:|---:|${steps.map(() => "---:|").join("")}`,
@@ -190,23 +196,25 @@ function forgettingMarkdown(r: StudyResults): string[] {
 }
 
 // The paired differences between the rows, and of each row's strategy at its other rates against the row, where
-// some such pair shares two seeds or more (one seed has no spread).
+// some such pair has an interval: two seeds or more, or one seed whose cells kept their answers per image.
 function comparisonsMarkdown(r: StudyResults): string[] {
-  const rows = r.comparisons.some((c) => c.seeds.length >= 2) ? r.comparisons : [];
-  const rates = r.rates.some((c) => c.seeds.length >= 2) ? r.rates : [];
-  const shown = [...rows, ...rates].filter((c) => c.seeds.length >= 2);
+  const rows = r.comparisons.some(hasInterval) ? r.comparisons : [];
+  const rates = r.rates.some(hasInterval) ? r.rates : [];
+  const shown = [...rows, ...rates].filter(hasInterval);
   if (shown.length === 0) return [];
   // Each interval holds at its level on its own; read together (ten pairs of five strategies, two accuracies each),
   // some exclude 0 by chance alone.
-  const chance = (of: { seeds: number[] }[], where: string) => {
-    const intervals = 2 * of.filter((c) => c.seeds.length >= 2).length;
+  const chance = (of: Difference[], where: string) => {
+    const intervals = 2 * of.filter(hasInterval).length;
     return ` Each interval is ${CONFIDENCE * 100}% on its own: of these ${intervals}, about ${(intervals * (1 - CONFIDENCE)).toFixed(1)} would exclude 0 by chance where no ${where} differed.`;
   };
   // Cells of builds that did not record which images they got right have intervals over the seeds alone; where a
   // table has both kinds, those rows are marked.
   const bySeeds = shown.filter((c) => !c.images).length;
   const mixed = bySeeds > 0 && bySeeds < shown.length;
-  const mark = (c: Difference) => (mixed && c.seeds.length >= 2 && !c.images ? " †" : "");
+  // Pairs of one seed have intervals over the images alone; beside pairs of several, they are marked.
+  const single = shown.filter((c) => c.seeds.length === 1).length;
+  const mark = (c: Difference) => (mixed && c.seeds.length >= 2 && !c.images ? " †" : single > 0 && single < shown.length && c.seeds.length === 1 ? " ‡" : "");
   // With knn.otherBanks, the k-NN intervals count the bank's draw too, where every pair was scored on the banks.
   const banks = Math.max(...shown.map((c) => c.banks));
   const allBanks = shown.every((c) => !c.images || c.banks === banks);
@@ -216,8 +224,10 @@ function comparisonsMarkdown(r: StudyResults): string[] {
       : "";
   const crossed = `paired by seed and by image: mean [${CONFIDENCE * 100}% confidence interval] over the seeds both finished and the transfer test images (k-NN queries), both taken as samples (a crossed design: the variance of the seeds' part and of the images', Satterthwaite's degrees of freedom). An interval without 0 is a difference larger than training's randomness and the draw of the test images together explain.${overBanks}`;
   const seedsOnly = `paired by seed: mean [${CONFIDENCE * 100}% confidence interval, Student's t] over the seeds both finished. An interval without 0 is a difference larger than training's randomness explains; every cell is scored on the same images, so it speaks of these images.`;
+  const oneSeed = `paired image by image: mean [${CONFIDENCE * 100}% confidence interval] over the transfer test images (k-NN queries) alone${banks > 1 ? ", and the source k-NN's over the banks of knn.otherBanks too (two-way crossed)" : ""}. One seed: the interval counts the draw of the images, not training's randomness, and speaks of this seed's training; an interval without 0 is a difference larger than the draw of the images explains.`;
   const how =
-    bySeeds === 0 ? crossed
+    single === shown.length ? oneSeed
+    : bySeeds === 0 ? `${crossed}${single > 0 ? " Rows marked ‡ have one seed: their intervals are over the images alone and speak of that seed's training." : ""}`
     : !mixed ? `${seedsOnly} (Its cells, from a build before per-image results, do not record which images they got right; cells trained anew do, and their intervals count the draw of the images too.)`
     : `${crossed} Rows marked † have cells that do not record which images they got right: their intervals are over the seeds alone (Student's t) and speak of these images.`;
   const out: string[] = [];

@@ -211,7 +211,11 @@ function choose(selectBy: SelectBy, tried: TableRow[], paired: PairedCell[]): Ta
   const top = best(tried, chosenOn);
   const name = strategyName(top.strategy);
   const scored = top.val === undefined ? paired : paired.map((p) => ({ ...p, transfer: p.val!, correct: p.correct?.val && { ...p.correct, transfer: p.correct.val } }));
-  const near = tried.filter((r) => r === top || pairedDifference(scored, { strategy: name, lr: r.lr }, { strategy: name, lr: top.lr }).transfer.hi >= 0);
+  // Over two seeds or more: one seed's interval, over the images alone, does not count training's randomness.
+  const near = tried.filter((r) => {
+    const d = pairedDifference(scored, { strategy: name, lr: r.lr }, { strategy: name, lr: top.lr });
+    return r === top || (d.seeds.length >= 2 && d.transfer.hi >= 0);
+  });
   return best(near, knnOn);
 }
 

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { type PairedCell, changeFromOriginal, pairedComparisons } from "../../study/comparisons.js";
-import { crossedMeanInterval, crossedMeanInterval3 } from "../../util/stats.js";
-import { packBits } from "../../util/bits.js";
+import { crossedMeanInterval, crossedMeanInterval3, meanInterval } from "../../util/stats.js";
+import { packBits, unpackBits } from "../../util/bits.js";
 import { type CellResult, summarize } from "../../study/results.js";
 import { parseStrategy, strategyName } from "../../peft/strategy.js";
 import { tableMarkdown } from "../../study/report.js";
-import { baseline, cells, config, diverged, notes, results } from "./fixture.js";
+import { QUERIES, baseline, baselineWithAnswers, cells, cellsWithAnswers, config, diverged, notes, results } from "./fixture.js";
 
 const T3 = 4.30265273; // Student's t, 97.5 % quantile, 2 degrees of freedom
 
@@ -265,9 +265,35 @@ describe("changeFromOriginal", () => {
     expect(change.mean).toBe(-6.25); // -25, -25, 0 and +25 over the seeds and banks
   });
 
-  it("is 0 without spread where every seed answers as the original, and has no interval for one seed", () => {
+  it("is 0 without spread where every seed answers as the original; with one seed, over its queries alone", () => {
     expect(changeFromOriginal([[original], [original]], [original])).toEqual({ mean: 0, lo: 0, hi: 0, n: 2 });
     const one = changeFromOriginal([[Uint8Array.from([0, 1, 0, 0])]], [original]);
-    expect([one.mean, one.lo, one.hi, one.n]).toEqual([-25, NaN, NaN, 1]);
+    expect(one).toEqual({ ...meanInterval([-100, 0, 0, 0]), n: 1 });
+    // With banks too: over the banks and the queries, crossed.
+    const banks = changeFromOriginal([[Uint8Array.from([0, 1, 0, 0]), Uint8Array.from([1, 1, 1, 0])]], [original, original]);
+    expect(banks).toEqual({ ...crossedMeanInterval([[-100, 0, 0, 0], [0, 0, 100, 0]]), n: 1 });
+  });
+});
+
+describe("one seed with answers per image", () => {
+  it("gives each difference and each row's forgetting an interval over the images alone, and says so", () => {
+    const one = summarize({ ...config, seeds: [0] }, baselineWithAnswers, cellsWithAnswers.filter((c) => c.seed === 0), notes);
+    const [c] = one.comparisons;
+    const bits = (x: { bits: string; count: number }) => unpackBits(x.bits, x.count)!;
+    const [full, linear] = ["full", "linear"].map((s) => one.cells.find((x) => x.strategy === s && x.lr === 0.1)!);
+    const points = (score: "transfer" | "knn") => Array.from(bits(full.correct![score]), (v, i) => 100 * (v - bits(linear.correct![score])[i]));
+    expect(c.seeds).toEqual([0]);
+    expect(c.transfer).toEqual({ ...meanInterval(points("transfer")), n: 1 });
+    expect(c.knn).toEqual({ ...meanInterval(points("knn")), n: 1 });
+    expect(c.knn.hi).toBeLessThan(0); // 16 of 40 queries right against 32
+    const md = tableMarkdown(one);
+    expect(md).toContain("Differences between the rows, A - B in points, paired image by image: mean [95% confidence interval] over the transfer test images (k-NN queries) alone. One seed: the interval counts the draw of the images, not training's randomness");
+    expect(md).toContain(`| full - linear | 1 | ${c.transfer.mean > 0 ? "+" : ""}${c.transfer.mean.toFixed(2)} [`);
+    expect(md).toContain(`over the k-NN queries alone (one seed: the interval counts the draw of the queries, not training's randomness`);
+    expect(one.table[0].knnChange!.n).toBe(1);
+    expect(Number.isFinite(one.table[0].knnChange!.lo)).toBe(true);
+    expect(QUERIES).toBe(bits(full.correct!.knn).length);
+    // Without answers, one seed has none: no comparisons at all.
+    expect(tableMarkdown(summarize({ ...config, seeds: [0] }, baseline, cells.filter((x) => x.seed === 0), notes))).not.toContain("Differences between the rows");
   });
 });
