@@ -80,12 +80,14 @@ export async function readManifest(path: string): Promise<Manifest> {
 export async function loadFinetuned(
   basePath: string,
   path: string,
-  opts: CheckpointOptions & { allowOtherBase?: boolean } = {},
+  // baseSha256: the base file's SHA-256 where the caller hashed it already (a study hashes its backbone once, then
+  // loads every cell's checkpoint on it; hashing ViT-B/16's 350 MB again per load is a read of the file per cell).
+  opts: CheckpointOptions & { allowOtherBase?: boolean; baseSha256?: string } = {},
 ): Promise<{ model: VisionTransformer; manifest: Manifest }> {
   const { tensors, metadata } = await readSafetensors(path);
   const manifest = manifestIn(path, metadata);
   if (!opts.allowOtherBase) {
-    const hash = await sha256File(basePath);
+    const hash = opts.baseSha256 ?? (await sha256File(basePath));
     if (hash !== manifest.base.sha256) {
       throw new Error(`finetuned: ${path} was trained from ${manifest.base.file} (sha256 ${manifest.base.sha256.slice(0, 12)}…), not ${basePath} (${hash.slice(0, 12)}…)`);
     }

@@ -25,7 +25,7 @@ import { evenlySpaced } from "../data/subset.js";
 import { Transform } from "../data/transforms.js";
 import { type AnalysisData, type OriginalAnalysis, analyzeOriginal, compareBackbones } from "../eval/block-analysis.js";
 import { blockMap } from "../eval/block-map.js";
-import { loadFinetuned, readManifest } from "../peft/save.js";
+import { loadFinetuned, readManifest, sha256File } from "../peft/save.js";
 import { parseStrategy, strategyName } from "../peft/strategy.js";
 import { imageGridSvg } from "../plot/image-grid.js";
 import { type FigureSpec, renderPng, renderSvg } from "../plot/render.js";
@@ -237,9 +237,10 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       log(`analysis: the table's rows have changed; the numbers of its ${kept.cells.length} cell(s) kept, its summary and figures made anew`);
       cells.push(...kept.cells);
     } else log(`analysis: ${finished.length} cell(s) against the original backbone, ${queries.length} source images${fewer}, a k-NN bank of ${bank.length}`);
+    const baseSha256 = kept ? undefined : await sha256File(backbone); // once, not per cell's checkpoint
     for (const [i, c] of (kept ? [] : finished).entries()) {
       const cellStarted = performance.now();
-      const { model } = await loadFinetuned(backbone, cellCheckpointPath(dir, c.id), loadOptions);
+      const { model } = await loadFinetuned(backbone, cellCheckpointPath(dir, c.id), { ...loadOptions, baseSha256 });
       try {
         const strategy = parseStrategy(c.strategy);
         const r = await compareBackbones(original, model, blockMap(strategy, original.blocks.length), data);

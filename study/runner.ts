@@ -544,7 +544,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   const classes = data.transferTrain.classes.length;
   // A finished cell's best checkpoint scored on knn.val's images (study/knn-val.ts), and on transfer.val's.
   const withBest = async <T>(id: string, use: (model: VisionTransformer) => Promise<T>): Promise<T> => {
-    const { model } = await loadFinetuned(backbonePath, cellCheckpointPath(out, id), { heads, key: config.backbone.key });
+    const { model } = await loadFinetuned(backbonePath, cellCheckpointPath(out, id), { heads, key: config.backbone.key, baseSha256: base.sha256 });
     try {
       return await use(model);
     } finally {

@@ -130,5 +130,8 @@ describe("saving fine-tuned models", () => {
       hyperParameters: {},
     });
     await expect(loadFinetuned(BASE, path, { heads: 2 })).rejects.toThrow("was trained from other.safetensors");
+    // The caller's hash of the base stands in for hashing it: the recorded one loads, another is refused.
+    expect((await loadFinetuned(BASE, path, { heads: 2, baseSha256: "0".repeat(64) })).manifest.base.file).toBe("other.safetensors");
+    await expect(loadFinetuned(BASE, path, { heads: 2, baseSha256: "1".repeat(64) })).rejects.toThrow(`not ${BASE} (111111111111…)`);
   });
 });
