@@ -173,6 +173,7 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
   const paired: PairedCell[] = cells.map((c) => ({ strategy: c.strategy, lr: c.lr, seed: c.seed, transfer: c.transferAccuracy, knn: c.knn[k].top1, correct: c.correct && unpackCorrect(c.correct, c.otherBanks), val: c.valAccuracy }));
   const table: TableRow[] = [];
   const candidates = new Map<string, number[]>(); // each strategy's rates the rule chose among
+  const original = baseline.correct && unpackBits(baseline.correct.bits, baseline.correct.count); // the original's answers
   for (const strategy of config.strategies) {
     const name = strategyName(strategy);
     const tried: TableRow[] = [];
@@ -185,7 +186,6 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
       if (config.transfer.val) [row.val, row.valStd] = meanStd(group.map((c) => c.valAccuracy!));
       if (config.knn.val && group.every((c) => c.valKnn)) [row.valKnn, row.valKnnStd] = meanStd(group.map((c) => c.valKnn![k].top1));
       if (config.knn.otherBanks && group.every((c) => c.otherBanks)) [row.otherBanksKnn, row.otherBanksKnnStd] = meanStd(group.map(otherBanksKnn(k)));
-      const original = baseline.correct && unpackBits(baseline.correct.bits, baseline.correct.count);
       if (original) row.knnChange = knnChangeOf(group, baseline, original);
       if (config.knn.atSteps) row.knnCurve = curveOf(group, config.knn.atSteps, k, original);
       tried.push(row);
