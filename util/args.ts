@@ -1,9 +1,8 @@
 // A small, strict flag parser: `--name value`, `--name=value` and boolean `--name`. No command takes positional
 // arguments but `report` (cli/report.ts sets its run folders apart first): those, unknown flags and missing values
 // are UsageErrors that name the argument or flag. Also the checks of output flags that commands run before any work.
-import { constants } from "node:fs";
-import { access, stat } from "node:fs/promises";
-import { dirname } from "node:path";
+import { stat, unlink, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { HelpRequested, UsageError } from "./command.js";
 import { describeFileError, isFileError } from "./file-errors.js";
 import { nearestExisting } from "./make-folder.js";
@@ -74,7 +73,9 @@ export function required<T>(value: T | undefined, flag: string): T {
 
 // An output folder's flag, checked before any work so that a run does not compute for minutes and then fail to
 // write (or write some files and not others): the folder, or its nearest existing parent where it is still to be
-// made, must be a folder this process can write in. Nothing is created here.
+// made, must be a folder this process can write in. It writes an empty file there and removes it at once: access()
+// answers from the mode bits, which a read-only export, a root-squashed NFS share or an ACL can contradict. Nothing
+// else is created (a kill between the two leaves a file whose name the run folder's sweep of temporaries removes).
 export async function checkOutputFolder(dir: string, flag: string): Promise<void> {
   // A refusal of stat names the path it was given: the folder, or the one above it where stat stopped.
   const { path, info, missing } = await nearestExisting(dir).catch((e: Error) => {
@@ -84,9 +85,12 @@ export async function checkOutputFolder(dir: string, flag: string): Promise<void
   if (!info.isDirectory()) {
     throw new Error(`--${flag}: ${missing.length === 0 ? `expected a folder, got the file ${dir}` : `cannot create the folder ${dir}: ${path} is a file, not a folder`}`);
   }
-  await access(path, constants.W_OK).catch((e: NodeJS.ErrnoException) => {
-    throw new Error(`--${flag}: ${isFileError(e) ? describeFileError(e, path, "write in") : e.message}`, { cause: e });
+  const probe = join(path, `.write-probe.tmp-${process.pid}-${Date.now()}`);
+  await writeFile(probe, "", { flag: "wx" }).catch((e: NodeJS.ErrnoException) => {
+    const why = isFileError(e) ? describeFileError(e, path, "write in") : e.message;
+    throw new Error(`--${flag}: ${missing.length === 0 ? why : `cannot create the folder ${dir}: ${why}`}`, { cause: e });
   });
+  await unlink(probe);
 }
 
 // An output file's flag: not a folder, in a folder checkOutputFolder accepts.

@@ -1,6 +1,6 @@
 // The flag parser's numbers (decimal only), lists (never empty), and the output-flag checks commands run before
 // any work.
-import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,6 +43,7 @@ describe("output flags, checked before any work and creating nothing", async () 
 
   it("folders that exist or can be made pass, and are not made", async () => {
     await checkOutputFolder(join(dir, "folder"), "out");
+    expect(await readdir(join(dir, "folder"))).toEqual([]); // the probe of writing there is gone
     await checkOutputFolder(join(dir, "new", "deeper"), "out");
     expect(existsSync(join(dir, "new"))).toBe(false);
     await checkOutputFile(join(dir, "new", "f.npy"), "out");
