@@ -22,6 +22,7 @@ import { formatCount } from "./report.js";
 import type { StudyResults, TableRow } from "./results.js";
 import type { RunFolder } from "./run-folder.js";
 import { selectionOf } from "./validation.js";
+import type { MeanInterval } from "../util/stats.js";
 
 // The transfer datasets as the paper names them, in its Figure 2's order; others follow by name.
 const DATASET_LABELS: Record<string, string> = { cifar100: "CIFAR-100", cifar10: "CIFAR-10", dtd: "DTD", food101: "Food-101", flowers102: "Flowers102" };
@@ -153,6 +154,13 @@ function pct(m: number, s: number, seeds: number): string {
   return seeds > 1 ? `${m.toFixed(2)} ± ${s.toFixed(2)}` : m.toFixed(2);
 }
 
+// A row's change from the original's source k-NN and its interval (results.ts knnChange); "–" where not measured.
+function change(d: MeanInterval | undefined): string {
+  if (!d) return "–";
+  const signed = (x: number) => (Math.abs(x) < 0.005 ? "0.00" : `${x > 0 ? "+" : ""}${x.toFixed(2)}`);
+  return Number.isFinite(d.lo) ? `${signed(d.mean)} [${signed(d.lo)}, ${signed(d.hi)}]` : signed(d.mean);
+}
+
 // The images that chose a run's rows: its checkpoints' and transfer side's (test or val), and knn.val's where its
 // rule weighs source k-NN on them.
 function chosenOn(r: StudyResults): string {
@@ -164,17 +172,17 @@ export function combinedTableMarkdown(runs: RunFolder[]): string {
   const lines = [
     "# Table 1 across runs: transfer accuracy and forgetting",
     "",
-    "| Backbone | Transfer data | Strategy | #Trainable params | Transfer acc. (%) | Source k-NN acc. (%) | Mean (%) | lr | chosen on | run |",
-    "|---|---|---|---:|---:|---:|---:|---:|---|---|",
+    "| Backbone | Transfer data | Strategy | #Trainable params | Transfer acc. (%) | Source k-NN acc. (%) | Forgetting (points) | Mean (%) | lr | chosen on | run |",
+    "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|",
   ];
   for (const run of runs) {
     const r = run.results;
     if (!r) continue;
     const where = `| ${run.model} | ${datasetOf(run)} |`;
     const on = chosenOn(r);
-    lines.push(`${where} original backbone | 0 | – | ${r.baseline.knn[String(r.reportK)].top1.toFixed(2)} | – | – | – | ${runName(run)} |`);
+    lines.push(`${where} original backbone | 0 | – | ${r.baseline.knn[String(r.reportK)].top1.toFixed(2)} | – | – | – | – | ${runName(run)} |`);
     for (const row of r.table) {
-      lines.push(`${where} ${strategyName(row.strategy)} | ${formatCount(row.trainableParams)} | ${pct(row.transfer, row.transferStd, row.seeds)} | ${pct(row.knn, row.knnStd, row.seeds)} | ${row.mean.toFixed(2)} | ${row.lr} | ${on} | ${runName(run)} |`);
+      lines.push(`${where} ${strategyName(row.strategy)} | ${formatCount(row.trainableParams)} | ${pct(row.transfer, row.transferStd, row.seeds)} | ${pct(row.knn, row.knnStd, row.seeds)} | ${change(row.knnChange)} | ${row.mean.toFixed(2)} | ${row.lr} | ${on} | ${runName(run)} |`);
     }
   }
   lines.push("", "Runs:");
@@ -187,14 +195,14 @@ export function combinedTableMarkdown(runs: RunFolder[]): string {
   }
   lines.push(
     "",
-    "Each row: a strategy at the learning rate its run's selectBy chose (Runs, above: transfer, the best transfer or val accuracy; mean, the best mean of it and source k-NN; knee, the most source k-NN among the rates whose transfer or val accuracy is not told from the best one's), mean ± std over seeds; source k-NN: DINO's weighted k-NN top-1 of that checkpoint's backbone, as in each run's table.md. \"chosen on\": the images that chose the checkpoint and the rate (test, as in the paper, or transfer.val's), and where the rule weighs source k-NN, knn.val's where the run has them (else the queries chose).",
+    "Each row: a strategy at the learning rate its run's selectBy chose (Runs, above: transfer, the best transfer or val accuracy; mean, the best mean of it and source k-NN; knee, the most source k-NN among the rates whose transfer or val accuracy is not told from the best one's), mean ± std over seeds; source k-NN: DINO's weighted k-NN top-1 of that checkpoint's backbone, as in each run's table.md; forgetting: that less the original's, paired query by query, with its 95% interval (over the seeds and the queries, and the banks of knn.otherBanks; with one seed over the queries alone, which speaks of that seed's training), where the run kept its answers. \"chosen on\": the images that chose the checkpoint and the rate (test, as in the paper, or transfer.val's), and where the rule weighs source k-NN, knn.val's where the run has them (else the queries chose).",
     "",
   );
   return lines.join("\n");
 }
 
 export function combinedTableCsv(runs: RunFolder[]): string {
-  const header = ["backbone", "transfer_data", "run", "strategy", "trainable_params", "transfer_mean", "transfer_std", "knn_mean", "knn_std", "mean", "lr", "seeds", "selected_on", "val_mean", "val_std", "select_by", "knn_selected_on"];
+  const header = ["backbone", "transfer_data", "run", "strategy", "trainable_params", "transfer_mean", "transfer_std", "knn_mean", "knn_std", "mean", "lr", "seeds", "selected_on", "val_mean", "val_std", "select_by", "knn_selected_on", "knn_change", "knn_change_lo", "knn_change_hi"];
   const lines = [header.join(",")];
   const f = (n: number | undefined) => (n === undefined ? "" : n.toFixed(2));
   // Backbone names ("ViT (patch 16, width 48, depth 12)") and strategies (block@4,8) may hold commas.
@@ -203,10 +211,12 @@ export function combinedTableCsv(runs: RunFolder[]): string {
     const r = run.results;
     if (!r) continue;
     const where = [run.model, datasetOf(run), runName(run)].map(text);
-    lines.push([...where, "original", "0", "", "", f(r.baseline.knn[String(r.reportK)].top1), "", "", "", "", "", "", "", "", ""].join(","));
+    lines.push([...where, "original", "0", "", "", f(r.baseline.knn[String(r.reportK)].top1), "", "", "", "", "", "", "", "", "", "", "", ""].join(","));
     const knnOn = r.selectBy === "transfer" ? "" : r.config.knn.val ? "knn.val" : "knn.queries";
     for (const row of r.table) {
-      lines.push([...where, text(strategyName(row.strategy)), row.trainableParams, f(row.transfer), f(row.transferStd), f(row.knn), f(row.knnStd), f(row.mean), row.lr, row.seeds, selectionOf(r.config), f(row.val), f(row.valStd), r.selectBy, knnOn].join(","));
+      const d = row.knnChange;
+      const finite = (x: number | undefined) => (x !== undefined && Number.isFinite(x) ? x : undefined);
+      lines.push([...where, text(strategyName(row.strategy)), row.trainableParams, f(row.transfer), f(row.transferStd), f(row.knn), f(row.knnStd), f(row.mean), row.lr, row.seeds, selectionOf(r.config), f(row.val), f(row.valStd), r.selectBy, knnOn, f(d?.mean), f(finite(d?.lo)), f(finite(d?.hi))].join(","));
     }
   }
   return lines.join("\n") + "\n";

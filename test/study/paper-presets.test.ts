@@ -173,6 +173,6 @@ describe("the presets of configs/paper/ in miniature", () => {
     // backbone's name with commas is quoted.
     expect(csv.length).toBe(1 + 38 + 8);
     expect(csv.slice(1).every((l) => l.startsWith(`"${tiny}",`) || l.startsWith(`"${small}",`))).toBe(true);
-    expect(csv.every((l) => l.replace(/"[^"]*"/g, "x").split(",").length === 17)).toBe(true);
+    expect(csv.every((l) => l.replace(/"[^"]*"/g, "x").split(",").length === 20)).toBe(true);
   });
 });

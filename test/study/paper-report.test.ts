@@ -7,10 +7,10 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { configJson } from "../../study/config.js";
-import type { CellOutcome } from "../../study/results.js";
+import { type CellOutcome, summarize } from "../../study/results.js";
 import { readRunFolder } from "../../study/run-folder.js";
 import { combinedTableCsv, combinedTableMarkdown, planReport } from "../../study/paper-report.js";
-import { baseline, cells, config } from "./fixture.js";
+import { baseline, baselineWithAnswers, cells, cellsWithAnswers, config, notes } from "./fixture.js";
 
 const root = mkdtempSync(join(tmpdir(), "paper-report-"));
 afterAll(async () => {
@@ -78,8 +78,8 @@ describe("the report's plan", () => {
       "figure4: expected runs of a second backbone beside ViT-B/16 (e.g. ViT-S/16), got one backbone",
     ]);
     // Mean ± std over seeds in the table, the images that chose in the CSV.
-    expect(combinedTableMarkdown([a])).toContain("| ViT-B/16 | CIFAR-100 | full | 210.0K | 91.00 ± 1.41 | 41.00 ± 1.41 | 66.00 | 0.1 | test | b-cifar100 |");
-    expect(combinedTableCsv([a]).split("\n")[2]).toBe("ViT-B/16,CIFAR-100,b-cifar100,full,210000,91.00,1.41,41.00,1.41,66.00,0.1,2,transfer.test,,,transfer,");
+    expect(combinedTableMarkdown([a])).toContain("| ViT-B/16 | CIFAR-100 | full | 210.0K | 91.00 ± 1.41 | 41.00 ± 1.41 | – | 66.00 | 0.1 | test | b-cifar100 |");
+    expect(combinedTableCsv([a]).split("\n")[2]).toBe("ViT-B/16,CIFAR-100,b-cifar100,full,210000,91.00,1.41,41.00,1.41,66.00,0.1,2,transfer.test,,,transfer,,,,");
   });
 });
 
@@ -101,10 +101,23 @@ describe("the combined table", () => {
   it("says which images chose the checkpoints: val, with its accuracy in the CSV, or test", async () => {
     const withVal = cells.map((c) => ({ ...c, valAccuracy: c.transferAccuracy - 10 }));
     const run = await readRunFolder(await runFolder("on-val", withVal, { val: { fraction: 0.2 }, model: "ViT-B/16" }));
-    expect(combinedTableMarkdown([run])).toContain("| ViT-B/16 | fashion-mnist | full | 210.0K | 91.00 ± 1.41 | 41.00 ± 1.41 | 66.00 | 0.1 | val | on-val |");
-    expect(combinedTableCsv([run]).split("\n")[2]).toBe("ViT-B/16,fashion-mnist,on-val,full,210000,91.00,1.41,41.00,1.41,66.00,0.1,2,transfer.val,81.00,1.41,transfer,");
+    expect(combinedTableMarkdown([run])).toContain("| ViT-B/16 | fashion-mnist | full | 210.0K | 91.00 ± 1.41 | 41.00 ± 1.41 | – | 66.00 | 0.1 | val | on-val |");
+    expect(combinedTableCsv([run]).split("\n")[2]).toBe("ViT-B/16,fashion-mnist,on-val,full,210000,91.00,1.41,41.00,1.41,66.00,0.1,2,transfer.val,81.00,1.41,transfer,,,,");
     expect(combinedTableMarkdown([run])).toContain("on-val (");
     expect(combinedTableMarkdown([run])).toContain("ViT-B/16, fashion-mnist; rates by transfer, all 8 cells finished.");
+  });
+
+  it("gives each row's forgetting with its interval where the run kept its answers, over the queries alone with one seed", async () => {
+    const read = await readRunFolder(await runFolder("with-answers", cells, { model: "ViT-B/16" }));
+    const run = { ...read, results: summarize(config, baselineWithAnswers, cellsWithAnswers, notes) };
+    const d = run.results.table[0].knnChange!;
+    const shown = (x: number) => `${x > 0 ? "+" : ""}${x.toFixed(2)}`;
+    expect(combinedTableMarkdown([run])).toContain(`| 41.00 ± 1.41 | ${shown(d.mean)} [${shown(d.lo)}, ${shown(d.hi)}] | 66.00 |`);
+    expect(combinedTableCsv([run]).split("\n")[2].endsWith(`,${d.mean.toFixed(2)},${d.lo.toFixed(2)},${d.hi.toFixed(2)}`)).toBe(true);
+    const one = { ...read, results: summarize({ ...config, seeds: [0] }, baselineWithAnswers, cellsWithAnswers.filter((c) => c.seed === 0), notes) };
+    expect(Number.isFinite(one.results.table[0].knnChange!.lo)).toBe(true);
+    expect(combinedTableMarkdown([one])).toContain("with one seed over the queries alone");
+    expect(combinedTableMarkdown([read])).toContain("| 41.00 ± 1.41 | – | 66.00 |"); // no answers kept
   });
 
   it("says which rule chose each run's rates, and that knn.val's images chose where the rule weighs source k-NN on them", async () => {
@@ -116,9 +129,9 @@ describe("the combined table", () => {
     expect(md).toContain("| 0.1 | test, knn.val | knee-on-knn-val |");
     expect(md).toContain("; rates by knee, all 8 cells finished.");
     expect(md).toContain("at the learning rate its run's selectBy chose");
-    expect(combinedTableCsv([run]).split("\n")[2]).toMatch(/,transfer\.test,,,knee,knn\.val$/);
+    expect(combinedTableCsv([run]).split("\n")[2]).toMatch(/,transfer\.test,,,knee,knn\.val,,,$/);
     const onQueries = await readRunFolder(await runFolder("mean-on-queries", cells, { selectBy: "mean" }));
-    expect(combinedTableCsv([onQueries]).split("\n")[2]).toMatch(/,mean,knn\.queries$/);
+    expect(combinedTableCsv([onQueries]).split("\n")[2]).toMatch(/,mean,knn\.queries,,,$/);
     expect(combinedTableMarkdown([onQueries])).toContain("| test | mean-on-queries |");
   });
 });
