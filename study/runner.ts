@@ -216,10 +216,24 @@ async function knnScores(
 // The original backbone's answers query by query (baseline.json's correct), which pair each row's forgetting with
 // it (study/results.ts knnChange), for a baseline.json of a build that did not keep them: the original's k-NN again
 // (`measure`), which must give the scores the file holds; where it does not (another device, say), the file stays
-// as it is and the changes go without intervals.
-async function addBaselineAnswers(path: string, config: StudyConfig, measure: () => Promise<{ scores: KnnScores; correct: Correct }>, log: (line: string) => void): Promise<void> {
+// as it is and the changes go without intervals. Where a finished cell (of `outcomes`) measured the original
+// backbone itself, its answers are the original's and no pass is made: on ImageNet's bank that pass is the
+// baseline's whole cost again.
+async function addBaselineAnswers(
+  path: string,
+  config: StudyConfig,
+  outcomes: CellOutcome[],
+  measure: () => Promise<{ scores: KnnScores; correct: Correct }>,
+  log: (line: string) => void,
+): Promise<void> {
   const baseline = await readBaseline(path, config, "experiment");
   if (baseline.correct) return;
+  const measured = originalAnswersIn(outcomes, baseline);
+  if (measured) {
+    log(`the original backbone's answers query by query from cell ${measured.id}, which measured it (baseline.json of an earlier build)`);
+    await writeJsonAtomic(path, { ...baseline, correct: measured.correct });
+    return;
+  }
   log("k-NN of the original backbone again, for its answers query by query (baseline.json of an earlier build)");
   const { scores, correct } = await measure();
   if (JSON.stringify(scores) !== JSON.stringify(baseline.knn)) {
@@ -227,6 +241,20 @@ async function addBaselineAnswers(path: string, config: StudyConfig, measure: ()
     return;
   }
   await writeJsonAtomic(path, { ...baseline, correct });
+}
+
+// A finished cell that measured the original backbone itself, with the baseline's scores: linear probing's best
+// checkpoint (its backbone frozen: the same features, so the same votes, to the bit) or any cell's curve point at
+// step 0 (before the first update; LoRA and added blocks start as exact identities).
+function originalAnswersIn(outcomes: CellOutcome[], baseline: BaselineResult): { id: string; correct: Correct } | undefined {
+  const same = (knn: KnnScores) => JSON.stringify(knn) === JSON.stringify(baseline.knn);
+  for (const c of outcomes) {
+    if (isDiverged(c)) continue;
+    if (c.strategy === "linear" && c.correct && same(c.knn)) return { id: c.id, correct: c.correct.knn };
+    const start = c.knnCurve?.find((p) => p.step === 0);
+    if (start?.correct && same(start.knn)) return { id: c.id, correct: start.correct };
+  }
+  return undefined;
 }
 
 // A finished cell's backbone's queries against the other banks at indices `which` of knn.otherBanks, in one pass
@@ -562,7 +590,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     await writeJsonAtomic(baselinePath, baseline);
   } else if (o.cells === undefined) {
     // Not by a worker given its cells: others may be reading the file.
-    await addBaselineAnswers(baselinePath, config, () => knnScores(original, config, data, size), log);
+    await addBaselineAnswers(baselinePath, config, [...prior.values()], () => knnScores(original, config, data, size), log);
   }
   // The original's queries against the other banks, which each row's forgetting is paired with bank by bank.
   if (data.otherBanks && (preparing || o.cells === undefined)) {

@@ -565,13 +565,28 @@ describe("the forgetting curve (knn.atSteps)", () => {
     }
     const log: string[] = [];
     await runExperiment({ config: config(STEPS), out: earlier, log: (l) => log.push(l) });
-    expect(log).toContain("k-NN of the original backbone again, for its answers query by query (baseline.json of an earlier build)");
+    // full's curve point at step 0 measured the original itself: its answers, with no k-NN pass.
+    expect(log).toContain("the original backbone's answers query by query from cell full_lr0.3_s0, which measured it (baseline.json of an earlier build)");
     expect(JSON.parse(await readFile(baselinePath, "utf8"))).toEqual({ ...before, correct });
     // The same results as the folder that kept them all along.
     const results = async (folder: string) => JSON.parse(await readFile(join(folder, "results.json"), "utf8"));
     const [now, fresh] = [await results(earlier), await results(dir())];
     expect(now.table).toEqual(fresh.table);
     expect(now.cells).toEqual(fresh.cells);
+    // Where no cell measured the original (no curve, linear probing's answers gone), a k-NN pass gives them.
+    const bare = join(root, "curve-bare");
+    await cp(earlier, bare, { recursive: true });
+    await writeFile(join(bare, "baseline.json"), JSON.stringify(before));
+    for (const s of strategies) {
+      const path = join(bare, "cells", `${s}_lr0.3_s0`, "result.json");
+      const c: CellResult = JSON.parse(await readFile(path, "utf8"));
+      await writeFile(path, JSON.stringify({ ...c, knnCurve: c.knnCurve!.map(({ step, knn }) => ({ step, knn })), ...(s === "linear" && { correct: undefined }) }));
+      await rm(join(bare, "cells", `${s}_lr0.3_s0`, "knn-curve.json"));
+    }
+    log.length = 0;
+    await runExperiment({ config: config(STEPS), out: bare, log: (l) => log.push(l) });
+    expect(log).toContain("k-NN of the original backbone again, for its answers query by query (baseline.json of an earlier build)");
+    expect(JSON.parse(await readFile(join(bare, "baseline.json"), "utf8"))).toEqual({ ...before, correct });
     // A baseline whose scores the original no longer gives keeps no answers: the changes go without it.
     const moved = { ...before, knn: { ...before.knn, "5": { ...before.knn["5"], top1: before.knn["5"].top1 + 1 } } };
     await writeFile(baselinePath, JSON.stringify(moved));
