@@ -257,6 +257,19 @@ function originalAnswersIn(outcomes: CellOutcome[], baseline: BaselineResult): {
   return undefined;
 }
 
+// Where the run folder holds no knn-banks.json of the original yet, a finished linear-probing cell's (its backbone
+// frozen, its k-NN the baseline's to the bit) is the original's: copied, so that only banks it lacks are scored.
+async function copyOriginalBanks(out: string, outcomes: CellOutcome[], baseline: BaselineResult, log: (line: string) => void): Promise<void> {
+  if (existsSync(originalKnnBanksPath(out))) return;
+  const same = (c: CellOutcome) => !isDiverged(c) && c.strategy === "linear" && JSON.stringify(c.knn) === JSON.stringify(baseline.knn) && existsSync(cellKnnBanksPath(out, c.id));
+  const linear = outcomes.find(same);
+  if (!linear) return;
+  const banks = await readJson(cellKnnBanksPath(out, linear.id)).catch(() => undefined); // a damaged one: scored anew
+  if (banks === undefined) return;
+  log(`knn.otherBanks: the original backbone's queries against the other banks from cell ${linear.id}, whose backbone is the original's`);
+  await writeJsonAtomic(originalKnnBanksPath(out), banks);
+}
+
 // A finished cell's backbone's queries against the other banks at indices `which` of knn.otherBanks, in one pass
 // over the queries; each bank's seconds are the pass's share.
 async function otherBankScores(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number, which: number[]): Promise<{ scores: KnnScores; correct: Correct; seconds: number }[]> {
@@ -594,6 +607,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   }
   // The original's queries against the other banks, which each row's forgetting is paired with bank by bank.
   if (data.otherBanks && (preparing || o.cells === undefined)) {
+    await copyOriginalBanks(out, [...prior.values()], await readBaseline(baselinePath, config, "experiment"), log);
     const originalBanks = [{ name: "the original backbone", path: originalKnnBanksPath(out) }];
     const score = (_: string, which: number[]) => otherBankScores(original, config, data, size, which);
     await scoreOtherBanks(originalBanks, config, data.otherBanks, data.queries.length, score, log, () => "the original backbone's queries against the other banks");

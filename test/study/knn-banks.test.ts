@@ -140,6 +140,26 @@ describe("knn.otherBanks", () => {
     expect(mended.results.cells.map((c) => c.otherBanks)).toEqual(reordered.results.cells.map((c) => c.otherBanks));
   });
 
+  it("takes the original's answers against the banks from a linear-probing cell of a folder that lacks them, and scores the rest", async () => {
+    const mini = miniStudy(join(root, "data"), join(root, "cache"));
+    const linear = (otherBanks: unknown[]) =>
+      parseStudyConfig({ ...mini, knn: { ...mini.knn, bank: draw(0), otherBanks }, strategies: ["linear"], learningRates: [0.3], seeds: [0] });
+    const dir = join(root, "linear-banks");
+    await runExperiment({ config: linear([draw(1)]), out: dir });
+    const measured = await readFile(join(dir, "knn-banks.json"), "utf8");
+    // The cell's answers are the original's to the bit: its backbone is frozen.
+    expect(JSON.parse(measured).banks.map((b: KnnBankScores) => b.correct)).toEqual((await banksFile(dir, "linear_lr0.3_s0")).map((b) => b.correct));
+    await rm(join(dir, "knn-banks.json"));
+    const log: string[] = [];
+    const r = await runExperiment({ config: linear([draw(1), draw(2)]), out: dir, log: (l) => log.push(l) });
+    expect(log).toContain("knn.otherBanks: the original backbone's queries against the other banks from cell linear_lr0.3_s0, whose backbone is the original's");
+    expect(log).toContain("knn.otherBanks: classifying the original backbone's queries against the other banks"); // draw(2), which the cell's file lacked
+    const banks = JSON.parse(await readFile(join(dir, "knn-banks.json"), "utf8")).banks as KnnBankScores[];
+    expect(banks[0].correct).toEqual(JSON.parse(measured).banks[0].correct);
+    expect(banks[1].correct).toEqual((await banksFile(dir, "linear_lr0.3_s0"))[1].correct);
+    expect(r.results.table[0].knnChange).toEqual({ mean: 0, lo: 0, hi: 0, n: 1, banks: 3 });
+  });
+
   it("refuses banks of other classes or sizes, or sharing images with the bank, the queries or each other, by name, before any work", async () => {
     const refused = (otherBanks: unknown[]) => runExperiment({ config: study({ otherBanks }), out: join(root, "refused") });
     await expect(refused([draw(1, { classes: "0-1" })])).rejects.toThrow("experiment: expected knn.otherBanks[0] to have the 3 classes of knn.bank in the same order, got 2 classes (give both the same classes)");
