@@ -252,6 +252,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       }
     }
     const results = summary(size);
+    const originalAnswers = reference.knnCorrect.map(packed);
     const analysis: RunAnalysis = {
       format: ANALYSIS_FORMAT,
       key,
@@ -263,9 +264,9 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       k: data.k,
       temperature: data.temperature,
       gridTokens: reference.grid.tokens,
-      original: { knn: reference.knn, knnCorrect: reference.knnCorrect.map(packed), grid: Array.from(reference.grid.maps) },
+      original: { knn: reference.knn, knnCorrect: originalAnswers, grid: Array.from(reference.grid.maps) },
       cells,
-      strategies: summarizeAnalysis(results, cells, reference.knnCorrect.map(packed)),
+      strategies: summarizeAnalysis(results, cells, originalAnswers),
       seconds: (kept?.seconds ?? 0) + (performance.now() - started) / 1000, // the cells' comparisons included
     };
     const files = await analysisFiles(analysis, results, reference);

@@ -81,7 +81,7 @@ function tableInterval(table: Float64Array[][]): MeanInterval {
     const [seed] = table;
     return { ...(banks > 1 ? crossedMeanInterval(seed, CONFIDENCE) : meanInterval(Array.from(seed[0]), CONFIDENCE)), n: 1 };
   }
-  return banks > 1 ? crossedMeanInterval3(table, CONFIDENCE) : crossedMeanInterval(table.map((seed) => seed[0]), CONFIDENCE);
+  return crossedMeanInterval3(table, CONFIDENCE); // one bank: crossedMeanInterval of it
 }
 
 // The cells of (strategy, lr) `a` against those of `b`, seed by seed.

@@ -18,11 +18,10 @@ import { figure2Layers } from "./figures/figure2.js";
 import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
 import { type Panel, seedsNote } from "./figures/parts.js";
 import { type FigurePanel, panelsSpec } from "./figures/panels.js";
-import { formatCount } from "./report.js";
+import { formatCount, intervalText } from "./report.js";
 import type { StudyResults, TableRow } from "./results.js";
 import type { RunFolder } from "./run-folder.js";
 import { selectionOf } from "./validation.js";
-import type { MeanInterval } from "../util/stats.js";
 
 // The transfer datasets as the paper names them, in its Figure 2's order; others follow by name.
 const DATASET_LABELS: Record<string, string> = { cifar100: "CIFAR-100", cifar10: "CIFAR-10", dtd: "DTD", food101: "Food-101", flowers102: "Flowers102" };
@@ -154,12 +153,6 @@ function pct(m: number, s: number, seeds: number): string {
   return seeds > 1 ? `${m.toFixed(2)} ± ${s.toFixed(2)}` : m.toFixed(2);
 }
 
-// A row's change from the original's source k-NN and its interval (results.ts knnChange); "–" where not measured.
-function change(d: MeanInterval | undefined): string {
-  if (!d) return "–";
-  const signed = (x: number) => (Math.abs(x) < 0.005 ? "0.00" : `${x > 0 ? "+" : ""}${x.toFixed(2)}`);
-  return Number.isFinite(d.lo) ? `${signed(d.mean)} [${signed(d.lo)}, ${signed(d.hi)}]` : signed(d.mean);
-}
 
 // The images that chose a run's rows: its checkpoints' and transfer side's (test or val), and knn.val's where its
 // rule weighs source k-NN on them.
@@ -182,7 +175,7 @@ export function combinedTableMarkdown(runs: RunFolder[]): string {
     const on = chosenOn(r);
     lines.push(`${where} original backbone | 0 | – | ${r.baseline.knn[String(r.reportK)].top1.toFixed(2)} | – | – | – | – | ${runName(run)} |`);
     for (const row of r.table) {
-      lines.push(`${where} ${strategyName(row.strategy)} | ${formatCount(row.trainableParams)} | ${pct(row.transfer, row.transferStd, row.seeds)} | ${pct(row.knn, row.knnStd, row.seeds)} | ${change(row.knnChange)} | ${row.mean.toFixed(2)} | ${row.lr} | ${on} | ${runName(run)} |`);
+      lines.push(`${where} ${strategyName(row.strategy)} | ${formatCount(row.trainableParams)} | ${pct(row.transfer, row.transferStd, row.seeds)} | ${pct(row.knn, row.knnStd, row.seeds)} | ${row.knnChange ? intervalText(row.knnChange) : "–"} | ${row.mean.toFixed(2)} | ${row.lr} | ${on} | ${runName(run)} |`);
     }
   }
   lines.push("", "Runs:");

@@ -149,7 +149,7 @@ function otherBanksText(r: StudyResults): string {
 // A difference that rounds to 0 has no sign: "-0.00" would claim a direction.
 const signed = (x: number) => (Math.abs(x) < 0.005 ? "0.00" : `${x > 0 ? "+" : ""}${x.toFixed(2)}`);
 // A mean and its interval; the mean alone where it has none (one seed without answers per image).
-const cell = (d: MeanInterval) => (Number.isFinite(d.lo) ? `${signed(d.mean)} [${signed(d.lo)}, ${signed(d.hi)}]` : d.n >= 1 ? signed(d.mean) : "–");
+export const intervalText = (d: MeanInterval) => (Number.isFinite(d.lo) ? `${signed(d.mean)} [${signed(d.lo)}, ${signed(d.hi)}]` : d.n >= 1 ? signed(d.mean) : "–");
 
 // Whether a difference has an interval: two seeds or more, or one seed with answers per image (over its images).
 const hasInterval = (c: Difference) => c.seeds.length >= 2 || (c.seeds.length === 1 && c.images);
@@ -182,7 +182,7 @@ function forgettingMarkdown(r: StudyResults): string[] {
     "",
     `| Strategy | Seeds | Best checkpoint |${steps.map((step) => ` Step ${step} |`).join("")}`,
     `|---|---:|---:|${steps.map(() => "---:|").join("")}`,
-    ...rows.map((row) => `| ${strategyName(row.strategy)} | ${row.seeds} | ${row.knnChange ? cell(row.knnChange) : "–"} |${steps.map((step) => { const p = row.knnCurve!.find((q) => q.step === step)!; return ` ${p.change ? cell(p.change) : "–"} |`; }).join("")}`),
+    ...rows.map((row) => `| ${strategyName(row.strategy)} | ${row.seeds} | ${row.knnChange ? intervalText(row.knnChange) : "–"} |${steps.map((step) => { const p = row.knnCurve!.find((q) => q.step === step)!; return ` ${p.change ? intervalText(p.change) : "–"} |`; }).join("")}`),
   ];
   const curves = rows.filter((row) => row.knnCurve?.some((p) => p.step > 0 && p.change));
   if (curves.length > 0) {
@@ -238,7 +238,7 @@ function comparisonsMarkdown(r: StudyResults): string[] {
       "",
       "| A - B | Seeds | Transfer acc. | Source k-NN acc. |",
       "|---|---:|---:|---:|",
-      ...rows.map((c) => `| ${c.a} - ${c.b} | ${c.seeds.length}${mark(c)} | ${cell(c.transfer)} | ${cell(c.knn)} |`),
+      ...rows.map((c) => `| ${c.a} - ${c.b} | ${c.seeds.length}${mark(c)} | ${intervalText(c.transfer)} | ${intervalText(c.knn)} |`),
     );
   }
   if (rates.length > 0) {
@@ -249,7 +249,7 @@ function comparisonsMarkdown(r: StudyResults): string[] {
       "",
       "| Strategy | lr - row's lr | Seeds | Transfer acc. | Source k-NN acc. |",
       "|---|---|---:|---:|---:|",
-      ...rates.map((c) => `| ${c.strategy} | ${c.lr} - ${c.rowLr} | ${c.seeds.length}${mark(c)} | ${cell(c.transfer)} | ${cell(c.knn)} |`),
+      ...rates.map((c) => `| ${c.strategy} | ${c.lr} - ${c.rowLr} | ${c.seeds.length}${mark(c)} | ${intervalText(c.transfer)} | ${intervalText(c.knn)} |`),
     );
   }
   return out;

@@ -247,22 +247,25 @@ async function addBaselineAnswers(
 // checkpoint (its backbone frozen: the same features, so the same votes, to the bit) or any cell's curve point at
 // step 0 (before the first update; LoRA and added blocks start as exact identities).
 function originalAnswersIn(outcomes: CellOutcome[], baseline: BaselineResult): { id: string; correct: Correct } | undefined {
-  const same = (knn: KnnScores) => JSON.stringify(knn) === JSON.stringify(baseline.knn);
   for (const c of outcomes) {
     if (isDiverged(c)) continue;
-    if (c.strategy === "linear" && c.correct && same(c.knn)) return { id: c.id, correct: c.correct.knn };
+    if (frozenOriginal(c, baseline) && c.correct) return { id: c.id, correct: c.correct.knn };
     const start = c.knnCurve?.find((p) => p.step === 0);
-    if (start?.correct && same(start.knn)) return { id: c.id, correct: start.correct };
+    if (start?.correct && sameScores(start.knn, baseline)) return { id: c.id, correct: start.correct };
   }
   return undefined;
 }
+
+const sameScores = (knn: KnnScores, baseline: BaselineResult) => JSON.stringify(knn) === JSON.stringify(baseline.knn);
+
+// A finished linear-probing cell whose k-NN is the baseline's: its backbone is the original's.
+const frozenOriginal = (c: CellOutcome, baseline: BaselineResult): c is CellResult => !isDiverged(c) && c.strategy === "linear" && sameScores(c.knn, baseline);
 
 // Where the run folder holds no knn-banks.json of the original yet, a finished linear-probing cell's (its backbone
 // frozen, its k-NN the baseline's to the bit) is the original's: copied, so that only banks it lacks are scored.
 async function copyOriginalBanks(out: string, outcomes: CellOutcome[], baseline: BaselineResult, log: (line: string) => void): Promise<void> {
   if (existsSync(originalKnnBanksPath(out))) return;
-  const same = (c: CellOutcome) => !isDiverged(c) && c.strategy === "linear" && JSON.stringify(c.knn) === JSON.stringify(baseline.knn) && existsSync(cellKnnBanksPath(out, c.id));
-  const linear = outcomes.find(same);
+  const linear = outcomes.find((c) => frozenOriginal(c, baseline) && existsSync(cellKnnBanksPath(out, c.id)));
   if (!linear) return;
   const banks = await readJson(cellKnnBanksPath(out, linear.id)).catch(() => undefined); // a damaged one: scored anew
   if (banks === undefined) return;

@@ -9,8 +9,7 @@ import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import type { RunAnalysis } from "../analysis-results.js";
 import type { StudyResults } from "../results.js";
-import { CONFIDENCE } from "../comparisons.js";
-import { listLines, percentChannel, seedsNote, strategyChannels } from "./parts.js";
+import { changeIntervalNote, listLines, percentChannel, seedsNote, strategyChannels } from "./parts.js";
 
 const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
 
@@ -144,7 +143,7 @@ export function layerKnnSpec(a: RunAnalysis, r: StudyResults): FigureSpec {
         "k-NN of each block's CLS token after the model's own final norm",
         imagesNote(a),
         ...ratesLines(a),
-        ...seedsNote(a.strategies.map((s) => ({ label: s.strategy, seeds: s.seeds })), "error bars", [`${CONFIDENCE * 100}% interval of the change from the`, "original, over seeds and images"]),
+        ...seedsNote(a.strategies.map((s) => ({ label: s.strategy, seeds: s.seeds })), "error bars", changeIntervalNote("images")),
       ],
     },
     width: 440,

@@ -11,8 +11,7 @@ import { strategyName } from "../../peft/strategy.js";
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
-import { knnChannel, originalBackboneLayer, seedsNote, strategyChannels, studyTitle } from "./parts.js";
-import { CONFIDENCE } from "../comparisons.js";
+import { changeIntervalNote, knnChannel, originalBackboneLayer, seedsNote, strategyChannels, studyTitle } from "./parts.js";
 
 const WIDTH = 440;
 const LABEL_PX = 12 * 0.7; // an axis label's digit: 12 px type (plot/style.ts), a digit at most 0.7 em wide
@@ -55,7 +54,7 @@ export function forgettingCurveSpec(r: StudyResults): FigureSpec {
     })),
   );
   const several = points.filter((p) => p.seeds > 1);
-  const spread = intervals ? [`${CONFIDENCE * 100}% interval of the change from the`, "original, over seeds and queries"] : undefined;
+  const spread = intervals ? changeIntervalNote("queries") : undefined;
   const domain = [0, steps[steps.length - 1]];
   const x = {
     field: "step",

@@ -10,6 +10,7 @@ import { REFERENCE_DASH } from "../../plot/style.js";
 import { cellsOf } from "../cells.js";
 import type { StudyResults } from "../results.js";
 import { meanStd } from "../../util/stats.js";
+import { CONFIDENCE } from "../comparisons.js";
 
 // What a figure of one study reads of its results.
 export type Panel = Pick<StudyResults, "reportK" | "baseline" | "table">;
@@ -46,6 +47,10 @@ export function seedsNote(marks: { label: string; seeds: number }[], what = "err
   const mean = `mean over ${several.join(" or ")} seeds; ${what}:`;
   return [...(spread ? [mean, ...spread] : [`${mean} ± 1 std over seeds`]), ...(single.length > 0 ? listLines(`one seed, so no ${what}`, single) : [])];
 }
+
+// seedsNote's `spread` where the marks are the 95% interval of each value's change from the original backbone's,
+// paired over seeds and `over` (the queries, the images).
+export const changeIntervalNote = (over: string): string[] => [`${CONFIDENCE * 100}% interval of the change from the`, `original, over seeds and ${over}`];
 
 // The longest subtitle line listLines makes, in characters: the fixed lines' length.
 export const NOTE_CHARS = 50;
