@@ -56,6 +56,26 @@ describe("tensor", () => {
     expect(Array.from(await t.data())).toEqual([10, 20]);
   });
 
+  it("a dry run's tensors hold no buffer of the pool and write nothing; used after it, they are refused by name", async () => {
+    const { batch, pool } = runtime();
+    const wet = Tensor.fromArray([1, 2], [2]);
+    const { liveBytes, totalBytes, buffersCreated } = pool.getStats();
+    const made = batch.dryRun(() => {
+      const t = Tensor.fromArray(Array.from({ length: 1000 }, (_, i) => i), [10, 100]);
+      wet.write(new Float32Array([5, 6])); // dropped, like the dispatches
+      const v = add(t, t).reshape([1000]);
+      expect(v.buffer.size).toBe(bucketSize(4000)); // the size the pool would have given
+      v.name = "dry";
+      return v;
+    });
+    expect(pool.getStats()).toMatchObject({ liveBytes, totalBytes, buffersCreated });
+    expect(Array.from(await wet.data())).toEqual([1, 2]);
+    expect(() => made.buffer).toThrow("Tensor(dry, f32, (1000)): made in a dry run, which computes nothing, used after it");
+    made.dispose(); // returns nothing to the pool
+    expect(pool.getStats()).toMatchObject({ liveBytes, totalBytes, buffersCreated });
+    wet.dispose();
+  });
+
   it("rejects data of the wrong length and bad shapes", () => {
     expect(() => Tensor.fromArray([1, 2, 3], [2, 2])).toThrow("tensor: expected 4 values for shape (2, 2), got 3");
     expect(() => Tensor.empty([2, -3])).toThrow("tensor: bad shape (2, -3)");
