@@ -16,6 +16,12 @@ export interface DatasetIdentity {
   subset?: string; // how a subset was drawn, e.g. "classes 5,6,7,8,9 -> 0..4; first 100 per class"
 }
 
+// The identity without the folder the files were read from: what a run folder records, since it may move to a
+// machine that keeps the same files elsewhere.
+export function portableIdentity({ root: _, ...identity }: DatasetIdentity): Omit<DatasetIdentity, "root"> {
+  return identity;
+}
+
 export interface Dataset {
   readonly length: number;
   readonly classes: string[]; // class names, indexed by label

@@ -10,7 +10,7 @@
 // current scores for are then scored, from its best checkpoint, no cell trained again. A cell's are made before its
 // result.json is written. The original backbone's are kept so too, in the run folder's knn-banks.json, beside
 // baseline.json: each row's forgetting is then paired with the original's answers against every bank.
-import type { Dataset } from "../data/dataset.js";
+import { type Dataset, portableIdentity } from "../data/dataset.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { differences } from "../util/differences.js";
 import type { StudyConfig } from "./config.js";
@@ -30,7 +30,7 @@ export async function scoreOtherBanks(
   log: (line: string) => void,
   what = (n: number) => `${n} cell(s)' queries against the other banks from their best checkpoints`,
 ): Promise<void> {
-  const data = banks.map(({ identity: { root: _, ...identity } }) => identity);
+  const data = banks.map((b) => portableIdentity(b.identity));
   const stale: { name: string; path: string; kept: (KnnBankScores | undefined)[]; which: number[] }[] = [];
   for (const { name, path } of targets) {
     const kept = (await readKnnBanks(path, config, queries)).map((b, i) => (b && differences(b.data, data[i]).length === 0 ? b : undefined));

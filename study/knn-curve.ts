@@ -2,13 +2,21 @@
 // knn.atSteps, in cells/<id>/knn-curve.json, rewritten atomically after each point so that a killed cell keeps the
 // points it had. A rerun resumes training from the last checkpoint, which can be earlier than a stored point: only
 // the points up to the step it resumes from are kept, and training recomputes the rest, to the same values.
+// With knn.otherBanks each point holds the queries' scores against every other bank too, from the same pass over the
+// queries (`banks`, each with its spec and images as knn-banks.json's entries): a curve's step has no checkpoint to
+// score them from later. result.json's points leave them out; study/result-files.ts reads them from here.
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { writeJsonAtomic } from "../util/atomic.js";
 import type { Correct, CurvePoint } from "./results.js";
+import type { KnnBankScores } from "./result-files.js";
 
-interface TimedPoint extends CurvePoint {
-  seconds: number; // the k-NN pass's wall time
+// A point's scores against one other bank: its seconds are the point's.
+export type CurveBankScores = Omit<KnnBankScores, "seconds">;
+
+export interface TimedPoint extends CurvePoint {
+  seconds: number; // the k-NN pass's wall time, every bank's
+  banks?: CurveBankScores[]; // with knn.otherBanks, in the config's order
 }
 
 export class KnnCurve {
@@ -44,7 +52,13 @@ export class KnnCurve {
     return this.points.find((p) => p.step === step)?.correct;
   }
 
-  // The points of `steps`, which must all be there, with their answers where they have them.
+  // The scores against the other banks of the point at `step`, where it has them.
+  banksAt(step: number): CurveBankScores[] | undefined {
+    return this.points.find((p) => p.step === step)?.banks;
+  }
+
+  // The points of `steps`, which must all be there, with their answers where they have them (result.json's: without
+  // the other banks' scores).
   complete(steps: number[]): { points: CurvePoint[]; seconds: number } {
     const missing = steps.filter((s) => !this.has(s));
     if (missing.length > 0) {

@@ -9,7 +9,7 @@
 // changed in, a run folder whose cells have finished (study/changes.ts keeps them), and its scores are then made
 // from the best checkpoints, no cell trained again. A cell's are made before its result.json is written, so a
 // finished cell of the current knn.val always has them.
-import type { Dataset } from "../data/dataset.js";
+import { type Dataset, portableIdentity } from "../data/dataset.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { differences } from "../util/differences.js";
 import type { StudyConfig } from "./config.js";
@@ -28,7 +28,7 @@ export async function scoreKnnVal(
   score: (id: string) => Promise<{ scores: KnnScores; seconds: number }>,
   log: (line: string) => void,
 ): Promise<void> {
-  const { root: _, ...data } = val.identity;
+  const data = portableIdentity(val.identity);
   const stale: string[] = [];
   for (const id of ids) {
     const held = await readKnnVal(cellKnnValPath(out, id), config);

@@ -164,13 +164,15 @@ function forgettingMarkdown(r: StudyResults): string[] {
   const oneSeed = rows.every((row) => row.seeds === 1);
   const steps = (r.config.knn.atSteps ?? []).filter((step) => step > 0 && rows.some((row) => row.knnCurve!.find((p) => p.step === step)!.change));
   const base = r.baseline.knn[String(r.reportK)].top1.toFixed(2);
-  // With knn.otherBanks, the best checkpoints' changes are over the banks too where the original and every cell
-  // were scored against them; the curve's points never are.
-  const banks = Math.max(...rows.map((row) => row.knnChange?.banks ?? 1));
-  const curveNote = r.config.knn.atSteps ? "; after each step against knn.bank alone" : "";
+  // With knn.otherBanks, each change is over the banks too where the original and every cell (or its point) were
+  // scored against them all: curves of builds before the points kept those scores are against knn.bank alone.
+  const shown = rows.flatMap((row) => [row.knnChange, ...steps.map((step) => row.knnCurve!.find((p) => p.step === step)!.change)]).filter((c) => c !== undefined);
+  const banks = Math.max(1, ...shown.map((c) => c.banks));
+  const mixed = banks > 1 && shown.some((c) => c.banks < banks);
+  const cellText = (c: (typeof shown)[number] | undefined) => (c ? `${intervalText(c)}${mixed && c.banks < banks ? " †" : ""}` : "–");
   const overBanks =
     banks > 1
-      ? ` At the best checkpoints over the bank and its ${banks - 1} other draw(s) (knn.otherBanks) as well (three-way crossed), the mean over every bank${rows.every((row) => !row.knnChange || row.knnChange.banks === banks) ? "" : " where the original and the row's cells were scored against them all"}${curveNote}.`
+      ? ` Over the bank and its ${banks - 1} other draw(s) (knn.otherBanks) as well (three-way crossed), the mean over every bank${mixed ? "; † against knn.bank alone, where the original or a cell (a curve of a build before its points kept those scores) was not classified against every bank" : ""}.`
       : r.config.knn.otherBanks
         ? " Against knn.bank alone: the original backbone or the cells were not classified against every bank of knn.otherBanks."
         : "";
@@ -182,7 +184,7 @@ function forgettingMarkdown(r: StudyResults): string[] {
     "",
     `| Strategy | Seeds | Best checkpoint |${steps.map((step) => ` Step ${step} |`).join("")}`,
     `|---|---:|---:|${steps.map(() => "---:|").join("")}`,
-    ...rows.map((row) => `| ${strategyName(row.strategy)} | ${row.seeds} | ${row.knnChange ? intervalText(row.knnChange) : "–"} |${steps.map((step) => { const p = row.knnCurve!.find((q) => q.step === step)!; return ` ${p.change ? intervalText(p.change) : "–"} |`; }).join("")}`),
+    ...rows.map((row) => `| ${strategyName(row.strategy)} | ${row.seeds} | ${cellText(row.knnChange)} |${steps.map((step) => ` ${cellText(row.knnCurve!.find((p) => p.step === step)!.change)} |`).join("")}`),
   ];
   const curves = rows.filter((row) => row.knnCurve?.some((p) => p.step > 0 && p.change));
   if (curves.length > 0) {

@@ -71,38 +71,49 @@ function cellProblem(v: unknown, id: string, config: StudyConfig): string | unde
 
 // cells/<id>/result.json: a finished or a diverged cell; a finished one with its scores on knn.val where the config
 // has it and knn-val.json holds them for its spec (valKnn; absent: not scored yet, which the summary names), on
-// every other bank of knn.otherBanks where knn-banks.json holds them all (otherBanks), and, where result.json of an
-// earlier build has its curve without answers, those knn-curve.json holds (each knnCurve point's correct).
+// every other bank of knn.otherBanks where knn-banks.json holds them all (otherBanks), and from knn-curve.json its
+// curve's answers where result.json of an earlier build has none, and each point's scores against the other banks.
 export async function readCellOutcome(out: string, id: string, config: StudyConfig, who: string): Promise<CellOutcome> {
   const path = cellResultPath(out, id);
   const v = await readJsonFile(path, who);
   const problem = cellProblem(v, id, config);
   if (problem) throw new Error(`${who}: ${path}: expected a cell's result, found ${problem}; delete the cell's folder ${cellFolder(out, id)} to train it again`);
   const outcome = v as unknown as CellOutcome;
-  if (config.knn.val && !("diverged" in outcome)) {
+  if ("diverged" in outcome) return outcome;
+  if (config.knn.val) {
     const val = await readKnnVal(cellKnnValPath(out, id), config);
     if (val) outcome.valKnn = val.knn;
   }
-  if (config.knn.otherBanks && !("diverged" in outcome)) {
-    const banks = await readKnnBanks(cellKnnBanksPath(out, id), config, outcome.correct?.knn.count);
-    if (banks.every((b) => b)) outcome.otherBanks = banks.map((b) => ({ knn: b!.knn, correct: b!.correct }));
-  }
-  if (!("diverged" in outcome) && outcome.knnCurve) await addCurveAnswers(outcome, cellKnnCurvePath(out, id), config.knn.reportK);
+  const banks = config.knn.otherBanks ? await readKnnBanks(cellKnnBanksPath(out, id), config, outcome.correct?.knn.count) : [];
+  if (config.knn.otherBanks && banks.every((b) => b)) outcome.otherBanks = banks.map((b) => ({ knn: b!.knn, correct: b!.correct }));
+  if (outcome.knnCurve) await addCurveFromFile(outcome, cellKnnCurvePath(out, id), config, banks);
   return outcome;
 }
 
-// The answers of the points of a finished cell's curve that result.json holds without them (builds before them), from
-// knn-curve.json (study/knn-curve.ts), which kept them beside each point's scores: a point gets them where the file's
-// point at its step has the same scores and answers as many queries as the best checkpoint's. A file that is missing
-// or damaged gives none: the curve's changes from the original then go without intervals (results.ts).
-async function addCurveAnswers(outcome: CellResult, path: string, k: number): Promise<void> {
-  if (outcome.knnCurve!.every((p) => p.correct)) return;
+// What result.json's curve leaves to knn-curve.json (study/knn-curve.ts), which keeps it beside each point's scores: the
+// answers of points of builds before result.json held them, and with knn.otherBanks each point's scores against the
+// other banks. The file's point at a step must have the scores result.json has and answer as many queries as the
+// best checkpoint; its other banks count where it holds every bank of the config, each of the images the best
+// checkpoint was scored against (`banks`, knn-banks.json's, which the runner keeps current). A file that is missing
+// or damaged gives nothing: the curve's changes from the original then go without intervals, or against knn.bank
+// alone (results.ts).
+async function addCurveFromFile(outcome: CellResult, path: string, config: StudyConfig, banks: (KnnBankScores | undefined)[]): Promise<void> {
+  const others = config.knn.otherBanks && banks.every((b) => b) ? (banks as KnnBankScores[]) : undefined;
+  if (outcome.knnCurve!.every((p) => p.correct) && !others) return;
   const v = existsSync(path) ? await readJsonFile(path, "knn.atSteps").catch(() => undefined) : undefined;
   const held = isObject(v) && Array.isArray(v.points) ? v.points.filter(isObject) : [];
   const queries = outcome.correct?.knn.count;
-  for (const point of outcome.knnCurve!.filter((p) => !p.correct)) {
+  const k = config.knn.reportK;
+  const answers = (x: unknown, percent: number) => !correctProblem(x, "k-NN query", percent) && (x as Correct).count === queries;
+  for (const point of outcome.knnCurve!) {
     const same = held.find((p) => p.step === point.step && JSON.stringify(p.knn) === JSON.stringify(point.knn));
-    if (same && !correctProblem(same.correct, "k-NN query", point.knn[String(k)].top1) && (same.correct as Correct).count === queries) point.correct = same.correct as Correct;
+    if (!same) continue;
+    if (!point.correct && answers(same.correct, point.knn[String(k)].top1)) point.correct = same.correct as Correct;
+    const kept = Array.isArray(same.banks) ? same.banks.filter(isObject) : [];
+    const found = others?.map((b) =>
+      kept.find((e) => JSON.stringify(e.spec) === JSON.stringify(b.spec) && JSON.stringify(e.data) === JSON.stringify(b.data) && !scoresProblem(e.knn, `"knn"`, k) && answers(e.correct, (e.knn as KnnScores)[String(k)].top1)),
+    );
+    if (found?.every((e) => e)) point.otherBanks = found.map((e) => ({ knn: e!.knn as KnnScores, correct: e!.correct as Correct }));
   }
 }
 

@@ -27,6 +27,9 @@ export interface CurvePoint {
   // The queries it got right at reportK, which pair the point with the original backbone's answers (TableRow's
   // knnCurve change). Absent in result.json of builds before them, where knn-curve.json supplies them (result-files.ts).
   correct?: Correct;
+  // With knn.otherBanks: the queries against each other bank at this step, in the config's order, where the cell's
+  // knn-curve.json holds them all for the banks its best checkpoint was scored against (study/result-files.ts).
+  otherBanks?: { knn: KnnScores; correct: Correct }[];
 }
 
 export interface BaselineResult {
@@ -119,8 +122,9 @@ export interface TableRow {
   // cell kept no answers.
   knnChange?: MeanInterval & { banks: number };
   // Source k-NN top-1 at reportK per step of knn.atSteps: mean and std over seeds, and the change from the original
-  // as knnChange's, where every cell's point kept its answers.
-  knnCurve?: { step: number; knn: number; knnStd: number; change?: MeanInterval }[];
+  // as knnChange's (over the other banks too where the original and every cell's point were scored against them),
+  // where every cell's point kept its answers.
+  knnCurve?: { step: number; knn: number; knnStd: number; change?: MeanInterval & { banks: number } }[];
 }
 
 export interface StudyNotes {
@@ -186,8 +190,8 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
       if (config.transfer.val) [row.val, row.valStd] = meanStd(group.map((c) => c.valAccuracy!));
       if (config.knn.val && group.every((c) => c.valKnn)) [row.valKnn, row.valKnnStd] = meanStd(group.map((c) => c.valKnn![k].top1));
       if (config.knn.otherBanks && group.every((c) => c.otherBanks)) [row.otherBanksKnn, row.otherBanksKnnStd] = meanStd(group.map(otherBanksKnn(k)));
-      if (original) row.knnChange = knnChangeOf(group, baseline, original);
-      if (config.knn.atSteps) row.knnCurve = curveOf(group, config.knn.atSteps, k, original);
+      if (original) row.knnChange = changeOf(group.map((c) => ({ correct: c.correct?.knn, otherBanks: c.otherBanks })), baseline, original);
+      if (config.knn.atSteps) row.knnCurve = curveOf(group, config.knn.atSteps, k, baseline, original);
       tried.push(row);
     }
     if (tried.length === 0) continue;
@@ -229,28 +233,27 @@ function unpackCorrect(c: NonNullable<CellResult["correct"]>, otherBanks: CellRe
 // A cell's source k-NN top-1 at k against the other banks, their mean.
 export const otherBanksKnn = (k: string) => (c: CellResult) => c.otherBanks!.reduce((a, b) => a + b.knn[k].top1, 0) / c.otherBanks!.length;
 
-// A row's cells' best checkpoints against the original (its answers `original`): against every bank where the
-// original and every cell were scored against the other banks, else against knn.bank; undefined where a cell kept no
-// answers.
-function knnChangeOf(group: CellResult[], baseline: BaselineResult, original: Uint8Array): TableRow["knnChange"] {
+// A row's cells' best checkpoints against the original (its answers `original`), or their points at one step of
+// the curve: against every bank where the original and every cell were scored against the other banks, else against
+// knn.bank; undefined where a cell kept no answers.
+function changeOf(cells: { correct?: Correct; otherBanks?: { correct: Correct }[] }[], baseline: BaselineResult, original: Uint8Array): MeanInterval & { banks: number } | undefined {
   const unpack = (x: Correct) => unpackBits(x.bits, x.count);
-  const first = group.map((c) => c.correct && unpack(c.correct.knn));
+  const first = cells.map((c) => c.correct && unpack(c.correct));
   if (!first.every((a) => a?.length === original.length)) return undefined;
-  const banks = baseline.otherBanks && group.every((c) => c.otherBanks?.length === baseline.otherBanks!.length) ? baseline.otherBanks.length : 0;
+  const banks = baseline.otherBanks && cells.every((c) => c.otherBanks?.length === baseline.otherBanks!.length) ? baseline.otherBanks.length : 0;
   const originals = [original, ...(baseline.otherBanks ?? []).slice(0, banks).map((b) => unpack(b.correct)!)];
-  const answers = group.map((c, s) => [first[s]!, ...(c.otherBanks ?? []).slice(0, banks).map((b) => unpack(b.correct)!)]);
+  const answers = cells.map((c, s) => [first[s]!, ...(c.otherBanks ?? []).slice(0, banks).map((b) => unpack(b.correct)!)]);
   return { ...changeFromOriginal(answers, originals), banks: 1 + banks };
 }
 
 // A table row's forgetting curve: per step, the mean and sample standard deviation over its seeds, and the change
 // from the original backbone (`original`: its answers) where every cell's point kept its answers.
-function curveOf(group: CellResult[], steps: number[], k: string, original: Uint8Array | undefined): TableRow["knnCurve"] {
+function curveOf(group: CellResult[], steps: number[], k: string, baseline: BaselineResult, original: Uint8Array | undefined): TableRow["knnCurve"] {
   return steps.map((step) => {
     const points = group.map((c) => c.knnCurve!.find((p) => p.step === step)!);
     const [knn, knnStd] = meanStd(points.map((p) => p.knn[k].top1));
-    const answers = original && points.map((p) => p.correct && unpackBits(p.correct.bits, p.correct.count));
-    const paired = answers?.every((a) => a?.length === original!.length);
-    return { step, knn, knnStd, ...(paired && { change: changeFromOriginal((answers as Uint8Array[]).map((a) => [a]), [original!]) }) };
+    const change = original && changeOf(points, baseline, original);
+    return { step, knn, knnStd, ...(change && { change }) };
   });
 }
 

@@ -46,7 +46,7 @@ import { existsSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Dataset, type DatasetIdentity, classMismatch, sharedImages } from "../data/dataset.js";
+import { type Dataset, type DatasetIdentity, classMismatch, portableIdentity, sharedImages } from "../data/dataset.js";
 import { Loader } from "../data/loader.js";
 import { type DataSpec, type OpenedDatasets, openData, transformFor } from "../data/spec.js";
 import { Transform } from "../data/transforms.js";
@@ -81,7 +81,7 @@ import { resolveShipped } from "../util/shipped.js";
 import { type BaselineResult, type CellOutcome, type CellResult, type Correct, type DivergedCell, type KnnScores, type StudyResults, isDiverged, modelLabel, summarize } from "./results.js";
 import { REPORT_FILES, writeReport } from "./report.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
-import { KnnCurve } from "./knn-curve.js";
+import { KnnCurve, type TimedPoint } from "./knn-curve.js";
 import { selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
 import { type Cell, KNN_CURVE_FILE, KNN_BANKS_FILE, cellCheckpointPath, cellClaimPath, cellFolder, cellKnnBanksPath, cellsFolder, cellResultPath, cellsOf, originalKnnBanksPath } from "./cells.js";
 import { scoreKnnVal } from "./knn-val.js";
@@ -206,11 +206,30 @@ async function knnScores(
   queries = { dataset: data.queries, spec: config.knn.queries },
 ): Promise<{ scores: KnnScores; correct: Correct; seconds: number }> {
   const started = performance.now();
-  const results = await datasetKnn(model, { dataset: data.bank, spec: config.knn.bank }, queries, knnOptions(config, data, size)).catch((e) => {
-    if (!(e instanceof NonFiniteFeaturesError) || !at) throw e;
-    throw new DivergedError(`the source k-NN of step ${at.step}: ${e.message} (lr ${at.lr.toExponential(2)})`, at.step, NaN, at.lr, false);
-  });
+  const results = await datasetKnn(model, { dataset: data.bank, spec: config.knn.bank }, queries, knnOptions(config, data, size)).catch(divergedAt(at));
   return { ...scoresOf(results, config), seconds: (performance.now() - started) / 1000 };
+}
+
+// Features a fine-tuning step left non-finite: the cell diverged there.
+const divergedAt = (at: { step: number; lr: number } | undefined) => (e: unknown) => {
+  if (!(e instanceof NonFiniteFeaturesError) || !at) throw e;
+  throw new DivergedError(`the source k-NN of step ${at.step}: ${e.message} (lr ${at.lr.toExponential(2)})`, at.step, NaN, at.lr, false);
+};
+
+// The forgetting curve's point at `at.step`: the queries against knn.bank and, with knn.otherBanks, against each
+// other bank too, in one pass over the queries (study/knn-curve.ts).
+async function curvePoint(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number, at: { step: number; lr: number }): Promise<TimedPoint> {
+  if (!data.otherBanks) {
+    const { scores, correct, seconds } = await knnScores(model, config, data, size, at);
+    return { step: at.step, knn: scores, correct, seconds };
+  }
+  const started = performance.now();
+  const others = data.otherBanks.map((dataset, i) => ({ dataset, spec: config.knn.otherBanks![i] }));
+  const banks = [{ dataset: data.bank, spec: config.knn.bank }, ...others];
+  const [first, ...rest] = (await banksKnn(model, banks, { dataset: data.queries, spec: config.knn.queries }, knnOptions(config, data, size)).catch(divergedAt(at))).map((r) => scoresOf(r, config));
+  const seconds = (performance.now() - started) / 1000;
+  const entries = rest.map(({ scores, correct }, i) => ({ spec: others[i].spec, data: portableIdentity(others[i].dataset.identity), knn: scores, correct }));
+  return { step: at.step, knn: first.scores, correct: first.correct, seconds, banks: entries };
 }
 
 // The original backbone's answers query by query (baseline.json's correct), which pair each row's forgetting with
@@ -512,13 +531,11 @@ async function recordBackbone(out: string, record: Record<string, unknown>, sha2
 }
 
 // The identities of the study's data (data/dataset.ts: file names and sizes, the subset drawn, the count), without
-// the folder they were read from: a run folder may move to a machine that keeps the same files elsewhere.
+// the folder they were read from.
 function dataIdentities(data: StudyData): Record<string, Omit<DatasetIdentity, "root">> {
   const sets = { bank: data.bank, queries: data.queries, transferTrain: data.transferTrain, transferTest: data.transferTest, transferVal: data.transferVal, pretrain: data.pretrain };
   return Object.fromEntries(Object.entries(sets).flatMap(([key, ds]) => {
-    if (!ds) return [];
-    const { root: _, ...identity } = ds.identity;
-    return [[key, identity]];
+    return ds ? [[key, portableIdentity(ds.identity)]] : [];
   }));
 }
 
@@ -757,9 +774,9 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       // passes run after it on the device), with the step's pending losses untouched: they are read later.
       onStep: curve && (async (step) => {
         if (!config.knn.atSteps!.includes(step)) return;
-        const { scores, correct, seconds } = await knnScores(model, config, data, size, { step, lr: cell.lr });
-        await curve.add({ step, knn: scores, correct, seconds });
-        curveSecondsInTraining += seconds;
+        const point = await curvePoint(model, config, data, size, { step, lr: cell.lr });
+        await curve.add(point);
+        curveSecondsInTraining += point.seconds;
       }),
     }).catch((e) => {
       throw passTooLarge(e, "training.microBatch");
@@ -785,6 +802,10 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
     const atBest = knnCurve?.points.find((p) => p.step === result.bestStep);
     const atBestCorrect = atBest && curve?.correctAt(result.bestStep);
     const knn = atBest && atBestCorrect ? { scores: atBest.knn, correct: atBestCorrect, seconds: 0 } : await knnScores(model, config, data, size, { step: result.bestStep, lr: cell.lr });
+    // So too its scores against the other banks: knn-banks.json from the point, whose pass the curve's seconds count
+    // (the runner scores only the banks it lacks, study/knn-banks.ts).
+    const atBestBanks = atBest && curve?.banksAt(result.bestStep);
+    if (atBestBanks) await writeJsonAtomic(join(c.dir, KNN_BANKS_FILE), { banks: atBestBanks.map((b) => ({ ...b, seconds: 0 })) });
     return {
       id: cell.id,
       strategy: name,
@@ -821,8 +842,7 @@ async function startCurve(c: CellContext, model: VisionTransformer, trainable: [
   const curve = await KnnCurve.resume(join(c.dir, KNN_CURVE_FILE), resumed);
   if (c.config.knn.atSteps!.includes(resumed) && !curve.has(resumed)) {
     if (resumed > 0) await loadTrainable(lastPath, trainable);
-    const { scores, correct, seconds } = await knnScores(model, c.config, c.data, c.size, { step: resumed, lr });
-    await curve.add({ step: resumed, knn: scores, correct, seconds });
+    await curve.add(await curvePoint(model, c.config, c.data, c.size, { step: resumed, lr }));
   }
   return curve;
 }

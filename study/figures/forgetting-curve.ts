@@ -40,7 +40,6 @@ export function labelledSteps(steps: number[], width = WIDTH): number[] {
 export function forgettingCurveSpec(r: StudyResults): FigureSpec {
   const steps = r.config.knn.atSteps;
   if (!steps) throw new Error("forgetting curve: expected knn.atSteps in the study's config, got none");
-  const base = r.baseline.knn[String(r.reportK)].top1;
   const intervals = r.table.every((row) => row.seeds < 2 || row.knnCurve!.every((p) => p.change && Number.isFinite(p.change.lo)));
   const points = r.table.flatMap((row) =>
     row.knnCurve!.map((p) => ({
@@ -49,12 +48,15 @@ export function forgettingCurveSpec(r: StudyResults): FigureSpec {
       seeds: row.seeds,
       step: p.step,
       knn: p.knn,
-      knnLo: intervals && p.change ? base + p.change.lo : p.knn - p.knnStd,
-      knnHi: intervals && p.change ? base + p.change.hi : p.knn + p.knnStd,
+      // About the line: against one bank the change's mean is the line less the original's; with knn.otherBanks it is
+      // the mean over every bank, and the line is knn.bank's.
+      knnLo: intervals && p.change ? p.knn + p.change.lo - p.change.mean : p.knn - p.knnStd,
+      knnHi: intervals && p.change ? p.knn + p.change.hi - p.change.mean : p.knn + p.knnStd,
     })),
   );
   const several = points.filter((p) => p.seeds > 1);
-  const spread = intervals ? changeIntervalNote("queries") : undefined;
+  const banks = intervals && r.table.some((row) => row.knnCurve!.some((p) => p.change && p.change.banks > 1));
+  const spread = intervals ? changeIntervalNote(banks ? "banks and queries" : "queries") : undefined;
   const domain = [0, steps[steps.length - 1]];
   const x = {
     field: "step",

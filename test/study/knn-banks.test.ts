@@ -2,7 +2,8 @@
 // checkpoint classifies the queries against each other bank (the same numbers as a study whose bank it is), kept in
 // knn-banks.json before result.json, and the original backbone's queries in the run folder's; the k-NN differences'
 // intervals, and each row's forgetting at its best checkpoints, are then over seeds, banks and queries; the
-// banks are added to a finished run folder without training a cell, only a bank without scores is scored, and banks
+// banks are added to a finished run folder without training a cell, only a bank without scores is scored; each point
+// of the forgetting curve is scored against every bank (step 0's answers the original's); and banks
 // of other classes or sizes, or sharing images with the bank, the queries or each other, are refused by name.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, mkdtempSync } from "node:fs";
@@ -10,6 +11,7 @@ import { readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
+import type { TimedPoint } from "../../study/knn-curve.js";
 import { runExperiment } from "../../study/runner.js";
 import type { KnnBankScores } from "../../study/result-files.js";
 import { crossedMeanInterval3 } from "../../util/stats.js";
@@ -34,12 +36,12 @@ afterAll(async () => {
 });
 
 // The miniature study with full fine-tuning at two rates and two seeds, the bank the first draw; `otherBanks` its
-// knn.otherBanks, `bank` another bank.
-function study(o: { otherBanks?: unknown[]; bank?: unknown } = {}): StudyConfig {
+// knn.otherBanks, `bank` another bank, `atSteps` its forgetting curve's steps.
+function study(o: { otherBanks?: unknown[]; bank?: unknown; atSteps?: number[] } = {}): StudyConfig {
   const mini = miniStudy(join(root, "data"), join(root, "cache"));
   return parseStudyConfig({
     ...mini,
-    knn: { ...mini.knn, bank: o.bank ?? draw(0), ...(o.otherBanks && { otherBanks: o.otherBanks }) },
+    knn: { ...mini.knn, bank: o.bank ?? draw(0), ...(o.otherBanks && { otherBanks: o.otherBanks }), ...(o.atSteps && { atSteps: o.atSteps }) },
     strategies: ["full"],
     learningRates: [0.3, 0.03],
     seeds: [0, 1],
@@ -102,7 +104,54 @@ describe("knn.otherBanks", () => {
     const group = r.results.cells.filter((c) => c.lr === chosen.lr);
     const originals = [r.results.baseline.correct!, ...original.map((b) => b.correct)].map(bits);
     expect(chosen.knnChange).toEqual({ ...changeFromOriginal(group.map((c) => [c.correct!.knn, ...c.otherBanks!.map((b) => b.correct)].map(bits)), originals), banks: 3 });
-    expect(md).toContain("At the best checkpoints over the bank and its 2 other draw(s) (knn.otherBanks) as well (three-way crossed)");
+    expect(md).toContain("Over the bank and its 2 other draw(s) (knn.otherBanks) as well (three-way crossed), the mean over every bank.");
+  });
+
+  it("scores each point of the forgetting curve against every bank in the same pass: step 0 is the original's, the changes are three-way", async () => {
+    const dir = join(root, "curve-banks");
+    const atSteps = [0, 2, 4];
+    const config = study({ otherBanks: [draw(1), draw(2)], atSteps });
+    const r = await runExperiment({ config, out: dir });
+    const asBank1 = await runExperiment({ config: study({ bank: draw(1), atSteps }), out: join(root, "curve-as-bank1") });
+    const original = JSON.parse(await readFile(join(dir, "knn-banks.json"), "utf8")).banks as KnnBankScores[];
+    for (const id of IDS) {
+      const file = JSON.parse(await readFile(join(dir, "cells", id, "knn-curve.json"), "utf8")).points as TimedPoint[];
+      const cell = r.results.cells.find((c) => c.id === id)!;
+      const there = asBank1.results.cells.find((c) => c.id === id)!;
+      for (const p of file) {
+        expect(p.banks!.map((b) => b.spec)).toEqual(config.knn.otherBanks);
+        // The same model at that step: the scores of a study whose bank it is.
+        const same = there.knnCurve!.find((q) => q.step === p.step)!;
+        expect({ knn: p.banks![0].knn, correct: p.banks![0].correct }).toEqual({ knn: same.knn, correct: same.correct });
+      }
+      // Before the first update, the original's answers against every bank, to the bit.
+      expect(file[0].banks!.map((b) => b.correct)).toEqual(original.map((b) => b.correct));
+      // The best checkpoint's scores against the banks are its curve point's (one pass, counted in the curve's time).
+      const best = file.find((p) => p.step === cell.bestStep)!;
+      expect(await banksFile(dir, id)).toEqual(best.banks!.map((b) => ({ ...b, seconds: 0 })));
+      expect(cell.knnCurve!.map((p) => p.otherBanks)).toEqual(file.map((p) => p.banks!.map((b) => ({ knn: b.knn, correct: b.correct }))));
+    }
+    const bits = (x: { bits: string; count: number }) => unpackBits(x.bits, x.count)!;
+    const chosen = r.results.table[0];
+    const group = r.results.cells.filter((c) => c.lr === chosen.lr);
+    const originals = [r.results.baseline.correct!, ...original.map((b) => b.correct)].map(bits);
+    for (const point of chosen.knnCurve!) {
+      const at = group.map((c) => c.knnCurve!.find((p) => p.step === point.step)!);
+      expect(point.change).toEqual({ ...changeFromOriginal(at.map((p) => [p.correct!, ...p.otherBanks!.map((b) => b.correct)].map(bits)), originals), banks: 3 });
+    }
+    expect(chosen.knnCurve![0].change).toEqual({ mean: 0, lo: 0, hi: 0, n: 2, banks: 3 });
+    expect(await readFile(join(dir, "table.md"), "utf8")).not.toContain("†");
+    // A curve of a build before its points kept the banks' scores: its changes against knn.bank alone, marked.
+    for (const id of IDS) {
+      const path = join(dir, "cells", id, "knn-curve.json");
+      const points = (JSON.parse(await readFile(path, "utf8")).points as TimedPoint[]).map(({ banks: _, ...p }) => p);
+      await writeFile(path, JSON.stringify({ points }));
+    }
+    const old = await runExperiment({ config, out: dir });
+    expect(old.ran).toEqual([]);
+    expect(old.results.table[0].knnChange!.banks).toBe(3);
+    expect(old.results.table[0].knnCurve!.map((p) => p.change!.banks)).toEqual([1, 1, 1]);
+    expect(await readFile(join(dir, "table.md"), "utf8")).toContain("; † against knn.bank alone, where the original or a cell (a curve of a build before its points kept those scores) was not classified against every bank.");
   });
 
   it("is scored for a finished run folder's cells when added, only for the banks without scores, and not when reordered", async () => {

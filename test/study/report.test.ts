@@ -60,10 +60,19 @@ describe("report files", () => {
     // With knn.otherBanks, it says which banks.
     const banks = { ...answered, config: { ...config, knn: { ...config.knn, otherBanks: [config.knn.bank] } } };
     expect(tableMarkdown(banks)).toContain("Against knn.bank alone: the original backbone or the cells were not classified against every bank of knn.otherBanks.");
-    const overBanks = { ...banks, table: banks.table.map((row) => ({ ...row, knnChange: { ...row.knnChange!, banks: 2 } })) };
-    expect(tableMarkdown(overBanks)).toContain(
-      "together explain. At the best checkpoints over the bank and its 1 other draw(s) (knn.otherBanks) as well (three-way crossed), the mean over every bank; after each step against knn.bank alone.",
+    // Every change over the banks: said once. Where the curve's points were not scored on them (a curve of an
+    // earlier build), those marked.
+    const everyBank = { ...banks, table: banks.table.map((row) => ({ ...row, knnChange: { ...row.knnChange!, banks: 2 }, knnCurve: row.knnCurve!.map((p) => ({ ...p, change: { ...p.change!, banks: 2 } })) })) };
+    const allMd = tableMarkdown(everyBank);
+    expect(allMd).toContain("together explain. Over the bank and its 1 other draw(s) (knn.otherBanks) as well (three-way crossed), the mean over every bank.\n");
+    expect(allMd).not.toContain("†");
+    const bestOnly = { ...banks, table: banks.table.map((row) => ({ ...row, knnChange: { ...row.knnChange!, banks: 2 } })) };
+    const mixedMd = tableMarkdown(bestOnly);
+    expect(mixedMd).toContain(
+      "the mean over every bank; † against knn.bank alone, where the original or a cell (a curve of a build before its points kept those scores) was not classified against every bank.",
     );
+    const fullLine = mixedMd.split("\n").find((l) => l.startsWith("| full | 2 |"))!;
+    expect(fullLine.split("|").slice(3, -1).map((c) => c.trim().endsWith("†"))).toEqual([false, true, true, true, true, true]);
   });
 
   it("says how the cells were fine-tuned: batch, optimiser, and the products' precision where it is not f32", () => {

@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { forgettingCurveSpec, labelledSteps } from "../../../study/figures/forgetting-curve.js";
 import { renderSvg } from "../../../plot/render.js";
 import { summarize } from "../../../study/results.js";
-import { baseline, baselineWithAnswers, cells, cellsWithAnswers, config, notes, results } from "../fixture.js";
+import { QUERIES, answers, baseline, baselineWithAnswers, cells, cellsWithAnswers, config, notes, results } from "../fixture.js";
+import { packBits } from "../../../util/bits.js";
 
 // The x position of each tick label of the bottom axis, by its text.
 function xTicks(svg: string): Map<string, number> {
@@ -76,7 +77,22 @@ describe("the forgetting curve", () => {
     for (const text of ["band:<", ">95% interval of the change from the<", ">original, over seeds and queries<"]) expect(svg).toContain(text);
     const band = ((spec as unknown as { layer: { mark: { type: string }; data: { values: { strategy: string; step: number; knnLo: number; knnHi: number }[] } }[] }).layer).find((l) => l.mark.type === "area")!.data.values;
     const full = r.table[0];
-    expect(band.filter((b) => b.strategy === "full").map((b) => [b.knnLo, b.knnHi])).toEqual(full.knnCurve!.map((p) => [80 + p.change!.lo, 80 + p.change!.hi]));
+    // About the line: the fixture's answers round its accuracies (40 queries), so the line is not 80 + the mean.
+    const about = (row: typeof full) => row.knnCurve!.map((p) => [p.knn + p.change!.lo - p.change!.mean, p.knn + p.change!.hi - p.change!.mean]);
+    expect(band.filter((b) => b.strategy === "full").map((b) => [b.knnLo, b.knnHi])).toEqual(about(full));
+    // With knn.otherBanks scored at every point, over the banks too (their mean change, so still about the line).
+    const bank = { knn: baseline.knn, correct: { count: QUERIES, bits: packBits(answers(30)) } };
+    const withBanks = summarize(
+      { ...config, knn: { ...config.knn, otherBanks: [config.knn.bank] } },
+      { ...baselineWithAnswers, otherBanks: [bank] },
+      cellsWithAnswers.map((c) => ({ ...c, knnCurve: c.knnCurve!.map((p) => ({ ...p, otherBanks: [{ knn: p.knn, correct: { count: QUERIES, bits: packBits(answers(20, c.seed)) } }] })) })),
+      notes,
+    );
+    const spec3 = forgettingCurveSpec(withBanks);
+    const band3 = ((spec3 as unknown as { layer: { mark: { type: string }; data: { values: { strategy: string; knnLo: number; knnHi: number }[] } }[] }).layer).find((l) => l.mark.type === "area")!.data.values;
+    expect(withBanks.table[0].knnCurve!.every((p) => p.change!.banks === 2)).toBe(true);
+    expect(band3.filter((b) => b.strategy === "full").map((b) => [b.knnLo, b.knnHi])).toEqual(about(withBanks.table[0]));
+    expect(await renderSvg(spec3, "forgetting")).toContain(">original, over seeds and banks and queries<");
     // A cell without answers: one std over seeds, as before.
     const without = summarize(config, baselineWithAnswers, [{ ...cellsWithAnswers[0], knnCurve: cells[0].knnCurve }, ...cellsWithAnswers.slice(1)], notes);
     expect(await renderSvg(forgettingCurveSpec(without), "forgetting")).toContain("band: ± 1 std over seeds");
