@@ -56,7 +56,7 @@ export function forgettingCurveSpec(r: StudyResults): FigureSpec {
   );
   const several = points.filter((p) => p.seeds > 1);
   const banks = intervals && r.table.some((row) => row.knnCurve!.some((p) => p.change && p.change.banks > 1));
-  const spread = intervals ? changeIntervalNote(banks ? "banks and queries" : "queries") : undefined;
+  const spread = intervals ? (banks ? changeIntervalNote("banks", "queries") : changeIntervalNote("queries")) : undefined;
   const domain = [0, steps[steps.length - 1]];
   const x = {
     field: "step",

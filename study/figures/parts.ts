@@ -49,8 +49,11 @@ export function seedsNote(marks: { label: string; seeds: number }[], what = "err
 }
 
 // seedsNote's `spread` where the marks are the 95% interval of each value's change from the original backbone's,
-// paired over seeds and `over` (the queries, the images).
-export const changeIntervalNote = (over: string): string[] => [`${CONFIDENCE * 100}% interval of the change from the`, `original, over seeds and ${over}`];
+// paired over seeds and `over` (the queries, the images; the banks and the queries).
+export const changeIntervalNote = (...over: string[]): string[] => {
+  const samples = ["seeds", ...over];
+  return [`${CONFIDENCE * 100}% interval of the change from the`, `original, over ${samples.slice(0, -1).join(", ")} and ${samples[samples.length - 1]}`];
+};
 
 // The longest subtitle line listLines makes, in characters: the fixed lines' length.
 export const NOTE_CHARS = 50;

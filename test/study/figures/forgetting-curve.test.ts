@@ -92,7 +92,7 @@ describe("the forgetting curve", () => {
     const band3 = ((spec3 as unknown as { layer: { mark: { type: string }; data: { values: { strategy: string; knnLo: number; knnHi: number }[] } }[] }).layer).find((l) => l.mark.type === "area")!.data.values;
     expect(withBanks.table[0].knnCurve!.every((p) => p.change!.banks === 2)).toBe(true);
     expect(band3.filter((b) => b.strategy === "full").map((b) => [b.knnLo, b.knnHi])).toEqual(about(withBanks.table[0]));
-    expect(await renderSvg(spec3, "forgetting")).toContain(">original, over seeds and banks and queries<");
+    expect(await renderSvg(spec3, "forgetting")).toContain(">original, over seeds, banks and queries<");
     // A cell without answers: one std over seeds, as before.
     const without = summarize(config, baselineWithAnswers, [{ ...cellsWithAnswers[0], knnCurve: cells[0].knnCurve }, ...cellsWithAnswers.slice(1)], notes);
     expect(await renderSvg(forgettingCurveSpec(without), "forgetting")).toContain("band: ± 1 std over seeds");
