@@ -208,13 +208,14 @@ describe("shipped configs", () => {
 
   // The default study's questions of its own: how soon it forgets, and each strategy across rates. Each holds every
   // strategy's default rate, so its cells at that rate are the default's (seed for seed).
+  // The first steps count the draw of the bank too: four other draws (knn.otherBanks), the ten-seed rate studies'.
   it.each([
-    ["configs/default-first-steps.json", ["full", "top-1"], 10, [0, 1, 2, 3, 5, 10, 20, 30, 100, 300]],
-    ["configs/default-tradeoff.json", ["lora-r4", "block-p1"], 5, undefined],
-  ])("%s is the default study but for its strategies, rates, seeds, curve and analysis, and holds each one's default rate", (file, strategies, seeds, atSteps) => {
+    ["configs/default-first-steps.json", ["full", "top-1"], 10, [0, 1, 2, 3, 5, 10, 20, 30, 100, 300], shipped("configs/default-seeds-rates.json").knn.otherBanks],
+    ["configs/default-tradeoff.json", ["lora-r4", "block-p1"], 5, undefined, undefined],
+  ])("%s is the default study but for its strategies, rates, seeds, curve, other banks and analysis, and holds each one's default rate", (file, strategies, seeds, atSteps, otherBanks) => {
     const variant = shipped(file);
     const study = parseStudyConfig(DEFAULT_STUDY);
-    const rest = ({ name: _n, strategies: _s, learningRates: _l, seeds: _e, analysis: _an, knn: { atSteps: _a, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
+    const rest = ({ name: _n, strategies: _s, learningRates: _l, seeds: _e, analysis: _an, knn: { atSteps: _a, otherBanks: _o, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
     expect(rest(variant)).toEqual(rest(study));
     expect(variant.strategies.map(strategyName)).toEqual(strategies);
     for (const s of variant.strategies) {
@@ -223,6 +224,7 @@ describe("shipped configs", () => {
     }
     expect(variant.seeds).toEqual([...Array(seeds).keys()]);
     expect(variant.knn.atSteps).toEqual(atSteps);
+    expect(variant.knn.otherBanks).toEqual(otherBanks);
   });
 
   it("configs/default-long-finetune.json is the default study but for its steps (five times), seeds, curve and name", () => {
