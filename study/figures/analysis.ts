@@ -9,7 +9,7 @@ import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import type { RunAnalysis } from "../analysis-results.js";
 import type { StudyResults } from "../results.js";
-import { changeIntervalNote, listLines, percentChannel, seedsNote, strategyChannels } from "./parts.js";
+import { changeIntervalNote, listLines, percentChannel, percentEnd, seedsNote, strategyChannels } from "./parts.js";
 
 const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
 
@@ -126,7 +126,7 @@ export function ckaHeatmapSpec(a: RunAnalysis): FigureSpec {
 // chance explains.
 export function layerKnnSpec(a: RunAnalysis, r: StudyResults): FigureSpec {
   const points = a.strategies.flatMap((s) =>
-    s.knn.map((k, block) => ({ strategy: s.strategy, seeds: s.seeds, block, knn: k.mean, knnLo: a.original.knn[block] + s.knnChange[block].lo, knnHi: a.original.knn[block] + s.knnChange[block].hi })),
+    s.knn.map((k, block) => ({ strategy: s.strategy, seeds: s.seeds, block, knn: k.mean, knnLo: percentEnd(a.original.knn[block] + s.knnChange[block].lo), knnHi: percentEnd(a.original.knn[block] + s.knnChange[block].hi) })),
   );
   const several = points.filter((p) => p.seeds > 1);
   const original = a.original.knn.map((knn, block) => ({ block, knn, line: "original backbone" }));

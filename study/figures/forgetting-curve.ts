@@ -11,7 +11,7 @@ import { strategyName } from "../../peft/strategy.js";
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
-import { changeIntervalNote, knnChannel, originalBackboneLayer, seedsNote, strategyChannels, studyTitle } from "./parts.js";
+import { changeIntervalNote, knnChannel, originalBackboneLayer, percentEnd, seedsNote, strategyChannels, studyTitle } from "./parts.js";
 
 const WIDTH = 440;
 const LABEL_PX = 12 * 0.7; // an axis label's digit: 12 px type (plot/style.ts), a digit at most 0.7 em wide
@@ -50,8 +50,8 @@ export function forgettingCurveSpec(r: StudyResults): FigureSpec {
       knn: p.knn,
       // About the line: against one bank the change's mean is the line less the original's; with knn.otherBanks it is
       // the mean over every bank, and the line is knn.bank's.
-      knnLo: intervals && p.change ? p.knn + p.change.lo - p.change.mean : p.knn - p.knnStd,
-      knnHi: intervals && p.change ? p.knn + p.change.hi - p.change.mean : p.knn + p.knnStd,
+      knnLo: percentEnd(intervals && p.change ? p.knn + p.change.lo - p.change.mean : p.knn - p.knnStd),
+      knnHi: percentEnd(intervals && p.change ? p.knn + p.change.hi - p.change.mean : p.knn + p.knnStd),
     })),
   );
   const several = points.filter((p) => p.seeds > 1);

@@ -77,6 +77,10 @@ export function percentChannel(field: string, title: string) {
   return { field, type: "quantitative", title, scale: { zero: false, padding: 12 }, axis: { format: ".4~g", tickCount: 6 } } as const;
 }
 
+// An error bar's or band's end on an accuracy axis: an accuracy's interval ends within 0-100 % (one std about 99 %,
+// or two seeds' 95% interval, with its one degree of freedom, can run past either end).
+export const percentEnd = (x: number): number => Math.min(100, Math.max(0, x));
+
 // The source k-NN accuracy axis.
 export function knnChannel(r: Pick<Panel, "reportK">, field: string) {
   return percentChannel(field, `Source k-NN top-1 (%), ${r.reportK}-NN`);

@@ -14,7 +14,7 @@ import { type FigureSpec, plotScales } from "../../plot/render.js";
 import { LABEL_ANCHORS, placeLabels, strokeBoxes } from "../../plot/labels.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
-import { absentRateLines, knnChannel, listLines, originalBackboneLayer, percentChannel, ratePoints, seedsNote, strategyChannels, studyTitle } from "./parts.js";
+import { absentRateLines, knnChannel, listLines, originalBackboneLayer, percentChannel, percentEnd, ratePoints, seedsNote, strategyChannels, studyTitle } from "./parts.js";
 import { accuracyMarks } from "./figure2.js";
 
 // Points whose transfer accuracy lies more than this many points below the least of the table's rows (each strategy
@@ -73,8 +73,8 @@ export async function tradeoffSpec(r: StudyResults): Promise<FigureSpec> {
       return line.slice(1).flatMap((p, i) => strokeBoxes(...at(line[i].transfer, line[i].knn), ...at(p.transfer, p.knn)));
     }),
     ...points.filter((p) => p.seeds > 1).flatMap((p) => [
-      ...strokeBoxes(...at(p.transfer - p.transferStd, p.knn), ...at(p.transfer + p.transferStd, p.knn)),
-      ...strokeBoxes(...at(p.transfer, p.knn - p.knnStd), ...at(p.transfer, p.knn + p.knnStd)),
+      ...strokeBoxes(...at(percentEnd(p.transfer - p.transferStd), p.knn), ...at(percentEnd(p.transfer + p.transferStd), p.knn)),
+      ...strokeBoxes(...at(p.transfer, percentEnd(p.knn - p.knnStd)), ...at(p.transfer, percentEnd(p.knn + p.knnStd))),
     ]),
     ...strokeBoxes(0, original, plot.width, original),
   ];

@@ -33,6 +33,9 @@ describe("Figure 2", () => {
     expect(two).toContain("error bars: ± 1 std over seeds");
     // full at lr 0.1: transfer 91 ± sqrt(2), k-NN 41 ± sqrt(2).
     expect(two).toMatch(/Strategy: full; transferHi: 92\.414\d*; transferLo: 89\.585\d*/);
+    // A bar ends within 0-100 %: linear at lr 0.1 with 99 and 100 % transfer, 99.5 ± 0.71, ends at 100.
+    const top = cells.map((c) => (c.strategy === "linear" && c.lr === 0.1 ? { ...c, transferAccuracy: 99 + c.seed } : c));
+    expect(await renderSvg(figure2Spec(summarize(config, baseline, top, notes)), "figure2")).toMatch(/Strategy: linear; transferHi: 100; transferLo: 98\.792\d*/);
     const one = await renderSvg(figure2Spec(summarize(config, baseline, cells.filter((c) => c.seed === 0), notes)), "figure2");
     expect(errorBars(one)).toBe(0);
     expect(one).not.toContain("error bars");

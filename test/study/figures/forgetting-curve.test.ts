@@ -78,7 +78,13 @@ describe("the forgetting curve", () => {
     const band = ((spec as unknown as { layer: { mark: { type: string }; data: { values: { strategy: string; step: number; knnLo: number; knnHi: number }[] } }[] }).layer).find((l) => l.mark.type === "area")!.data.values;
     const full = r.table[0];
     // About the line: the fixture's answers round its accuracies (40 queries), so the line is not 80 + the mean.
-    const about = (row: typeof full) => row.knnCurve!.map((p) => [p.knn + p.change!.lo - p.change!.mean, p.knn + p.change!.hi - p.change!.mean]);
+    // Two seeds' intervals (one degree of freedom) run past 100 %: an accuracy's interval ends there.
+    const end = (x: number) => Math.min(100, Math.max(0, x));
+    const about = (row: typeof full) => row.knnCurve!.map((p) => [end(p.knn + p.change!.lo - p.change!.mean), end(p.knn + p.change!.hi - p.change!.mean)]);
+    const linear = r.table[1];
+    expect(linear.knnCurve!.some((p) => p.knn + p.change!.hi - p.change!.mean > 100)).toBe(true);
+    expect(band.filter((b) => b.strategy === "linear").map((b) => [b.knnLo, b.knnHi])).toEqual(about(linear));
+    expect(band.some((b) => b.knnHi === 100)).toBe(true);
     expect(band.filter((b) => b.strategy === "full").map((b) => [b.knnLo, b.knnHi])).toEqual(about(full));
     // With knn.otherBanks scored at every point, over the banks too (their mean change, so still about the line).
     const bank = { knn: baseline.knn, correct: { count: QUERIES, bits: packBits(answers(30)) } };
