@@ -1,9 +1,11 @@
 // The forgetting study (the paper's Table 1 and Figure 2). For every strategy x learning rate x seed ("cell"):
 // fine-tune the backbone on the transfer domain with a new linear head, keep the checkpoint with the best transfer
-// test accuracy (or, with transfer.val, the best on val: study/validation.ts), then measure how well that checkpoint's backbone still separates the source domain: DINO's k-NN
-// accuracy, bank = source training images, queries = source test images. The original backbone's k-NN accuracy is
-// measured once, as the reference. With knn.atSteps, each cell's backbone is also scored at those steps of its
-// fine-tuning (the forgetting curve), as the model is there: LoRA active, added blocks in place.
+// test accuracy (or, with transfer.val, the best on val: study/validation.ts), then measure how well that
+// checkpoint's backbone still separates the source domain: DINO's k-NN accuracy (study/study-knn.ts), bank = source
+// training images, queries = source test images. The original backbone's k-NN accuracy is measured once, as the
+// reference. The data is opened and checked by study/study-data.ts. With knn.atSteps, each cell's backbone is also
+// scored at those steps of its fine-tuning (the forgetting curve), as the model is there: LoRA active, added blocks
+// in place.
 //
 // Run folder:
 //   prepare.claim.json    while a worker prepares the backbone and baseline.json (study/claims.ts)
@@ -46,21 +48,17 @@ import { existsSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Dataset, type DatasetIdentity, classMismatch, portableIdentity, sharedImages } from "../data/dataset.js";
+import type { Dataset } from "../data/dataset.js";
 import { Loader } from "../data/loader.js";
-import { type DataSpec, type OpenedDatasets, openData, transformFor } from "../data/spec.js";
+import { type DataSpec, transformFor } from "../data/spec.js";
 import { Transform } from "../data/transforms.js";
-import { TransformCache } from "../data/transform-cache.js";
 import { loadVit } from "../vit/load.js";
 import { HeadsError, readArchitecture } from "../vit/checkpoint.js";
 import type { VisionTransformer } from "../vit/model.js";
-import { runtime } from "../engine/runtime.js";
 import type { Tensor } from "../engine/tensor.js";
 import { applyStrategy, countParameters, strategyName, strategyProblem } from "../peft/strategy.js";
 import { countFor } from "../peft/count.js";
 import { MANIFEST_KEY, type Manifest, loadFinetuned, manifestOf, sha256File } from "../peft/save.js";
-import { type DatasetKnnOptions, NonFiniteFeaturesError, banksKnn, datasetKnn } from "../eval/dataset-knn.js";
-import type { KnnResult } from "../eval/knn.js";
 import { evaluateAccuracy, evaluateCorrect } from "../eval/accuracy.js";
 import { packBits } from "../util/bits.js";
 import { type StudyConfig, configJson, headInitFor, isDinoPretrain, parseStudyConfig } from "./config.js";
@@ -76,13 +74,15 @@ import { readSafetensorsHeader } from "../vit/safetensors.js";
 import { type ProgressStream, formatDuration } from "../train/progress.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { readJsonFile } from "../util/json-file.js";
-import { differences } from "../util/differences.js";
 import { resolveShipped } from "../util/shipped.js";
-import { type BaselineResult, type CellOutcome, type CellResult, type Correct, type DivergedCell, type KnnScores, type StudyResults, isDiverged, modelLabel, summarize } from "./results.js";
+import { type BaselineResult, type CellOutcome, type CellResult, type DivergedCell, type StudyResults, isDiverged, modelLabel, summarize } from "./results.js";
 import { REPORT_FILES, writeReport } from "./report.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
-import { KnnCurve, type TimedPoint } from "./knn-curve.js";
-import { selectionOf, splitForValidation, valTransformSpec } from "./validation.js";
+import { KnnCurve } from "./knn-curve.js";
+import { type StudyData, checkDataFit, checkSameData, dataIdentities, openStudyData } from "./study-data.js";
+import { curvePoint, knnScores, otherBankScores } from "./study-knn.js";
+import { addBaselineAnswers, copyOriginalBanks } from "./original-answers.js";
+import { selectionOf, valTransformSpec } from "./validation.js";
 import { type Cell, KNN_CURVE_FILE, KNN_BANKS_FILE, cellCheckpointPath, cellClaimPath, cellFolder, cellKnnBanksPath, cellsFolder, cellResultPath, cellsOf, originalKnnBanksPath } from "./cells.js";
 import { scoreKnnVal } from "./knn-val.js";
 import { scoreOtherBanks } from "./knn-banks.js";
@@ -119,202 +119,8 @@ export interface ExperimentResult {
   seconds: number;
 }
 
-interface StudyData {
-  bank: Dataset;
-  queries: Dataset;
-  transferTrain: Dataset; // without the images held out for transfer.val
-  transferTest: Dataset;
-  transferVal?: Dataset; // with transfer.val: the images that choose the checkpoints (study/validation.ts)
-  knnVal?: Dataset; // with knn.val: the source images that choose the rates in the queries' stead (study/knn-val.ts)
-  otherBanks?: Dataset[]; // with knn.otherBanks: other draws of the bank, in the config's order (study/knn-banks.ts)
-  pretrain?: Dataset;
-  opened: OpenedDatasets; // the whole datasets they were drawn from, each opened once
-  transformed: TransformCache; // their transformed images, kept for every cell's evaluations and k-NN
-}
-
-async function openAll(config: StudyConfig): Promise<StudyData> {
-  const seed = config.seeds[0];
-  const opened: OpenedDatasets = new Map();
-  // `what` is the config key of the data, named in every error.
-  const open = async (spec: DataSpec, what: string) => {
-    let ds: Dataset;
-    try {
-      ds = await openData(spec, seed, opened);
-    } catch (e) {
-      throw new Error(`experiment: ${what}: ${(e as Error).message}`);
-    }
-    if (ds.length === 0) throw new Error(`experiment: ${what}: expected images, got none (check classes, perClass and fraction)`);
-    return ds;
-  };
-  const data: StudyData = {
-    bank: await open(config.knn.bank, "knn.bank"),
-    queries: await open(config.knn.queries, "knn.queries"),
-    transferTrain: await open(config.transfer.train, "transfer.train"),
-    transferTest: await open(config.transfer.test, "transfer.test"),
-    pretrain: config.backbone.pretrain && (await open(config.backbone.pretrain.data, "backbone.pretrain.data")),
-    opened,
-    transformed: new TransformCache(runtime().settings.imageCacheBytes),
-  };
-  const split = await splitForValidation(config, data.transferTrain, data.transferTest, open);
-  data.transferTrain = split.train;
-  if (split.val) data.transferVal = split.val;
-  for (const [a, b, what] of [[data.queries, data.bank, ["knn.queries", "knn.bank"]], [data.transferTest, data.transferTrain, ["transfer.test", "transfer.train"]]] as const) {
-    const mismatch = classMismatch(a, b, what);
-    if (mismatch) throw new Error(`experiment: ${mismatch}`);
-  }
-  if (config.knn.val) {
-    const val = (data.knnVal = await open(config.knn.val, "knn.val"));
-    // A query of knn.val in the bank would find itself; one among the queries would score a rate it chose.
-    const problem = classMismatch(val, data.bank, ["knn.val", "knn.bank"]) ?? sharedImages(val, data.bank, ["knn.val", "knn.bank"]) ?? sharedImages(val, data.queries, ["knn.val", "knn.queries"]);
-    if (problem) throw new Error(`experiment: ${problem}`);
-  }
-  if (config.knn.otherBanks) data.otherBanks = await openOtherBanks(config.knn.otherBanks, data, open);
-  return data;
-}
-
-// knn.otherBanks opened: each another draw of the bank, so of its classes and size, and sharing no image with it,
-// with the queries (a query would find itself) or with another of them (two draws that overlap vary less).
-async function openOtherBanks(specs: DataSpec[], data: StudyData, open: (spec: DataSpec, what: string) => Promise<Dataset>): Promise<Dataset[]> {
-  const banks: Dataset[] = [];
-  for (const [i, spec] of specs.entries()) {
-    const what = `knn.otherBanks[${i}]`;
-    const bank = await open(spec, what);
-    const others: [Dataset, string][] = [[data.bank, "knn.bank"], [data.queries, "knn.queries"], ...banks.map((b, j): [Dataset, string] => [b, `knn.otherBanks[${j}]`])];
-    const problem =
-      classMismatch(bank, data.bank, [what, "knn.bank"]) ??
-      (bank.length !== data.bank.length ? `${what}: expected as many images as knn.bank (${data.bank.length}: another draw of it), got ${bank.length}` : undefined) ??
-      others.map(([other, name]) => sharedImages(bank, other, [what, name])).find((p) => p);
-    if (problem) throw new Error(`experiment: ${problem}`);
-    banks.push(bank);
-  }
-  return banks;
-}
-
 function disposeModel(model: VisionTransformer): void {
   for (const [, t] of model.parameters()) t.dispose();
-}
-
-// DINO's k-NN accuracy of a backbone on the study's source bank and queries (or knn.val's images: `queries`;
-// eval/dataset-knn.ts). A fine-tuned backbone (`at`: the cell's step and rate) whose features are not all finite has
-// diverged, though its loss and weights stayed finite: the cell is recorded so.
-async function knnScores(
-  model: VisionTransformer,
-  config: StudyConfig,
-  data: StudyData,
-  size: number,
-  at?: { step: number; lr: number },
-  queries = { dataset: data.queries, spec: config.knn.queries },
-): Promise<{ scores: KnnScores; correct: Correct; seconds: number }> {
-  const started = performance.now();
-  const results = await datasetKnn(model, { dataset: data.bank, spec: config.knn.bank }, queries, knnOptions(config, data, size)).catch(divergedAt(at));
-  return { ...scoresOf(results, config), seconds: (performance.now() - started) / 1000 };
-}
-
-// Features a fine-tuning step left non-finite: the cell diverged there.
-const divergedAt = (at: { step: number; lr: number } | undefined) => (e: unknown) => {
-  if (!(e instanceof NonFiniteFeaturesError) || !at) throw e;
-  throw new DivergedError(`the source k-NN of step ${at.step}: ${e.message} (lr ${at.lr.toExponential(2)})`, at.step, NaN, at.lr, false);
-};
-
-// The forgetting curve's point at `at.step`: the queries against knn.bank and, with knn.otherBanks, against each
-// other bank too, in one pass over the queries (study/knn-curve.ts).
-async function curvePoint(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number, at: { step: number; lr: number }): Promise<TimedPoint> {
-  if (!data.otherBanks) {
-    const { scores, correct, seconds } = await knnScores(model, config, data, size, at);
-    return { step: at.step, knn: scores, correct, seconds };
-  }
-  const started = performance.now();
-  const others = data.otherBanks.map((dataset, i) => ({ dataset, spec: config.knn.otherBanks![i] }));
-  const banks = [{ dataset: data.bank, spec: config.knn.bank }, ...others];
-  const [first, ...rest] = (await banksKnn(model, banks, { dataset: data.queries, spec: config.knn.queries }, knnOptions(config, data, size)).catch(divergedAt(at))).map((r) => scoresOf(r, config));
-  const seconds = (performance.now() - started) / 1000;
-  const entries = rest.map(({ scores, correct }, i) => ({ spec: others[i].spec, data: portableIdentity(others[i].dataset.identity), knn: scores, correct }));
-  return { step: at.step, knn: first.scores, correct: first.correct, seconds, banks: entries };
-}
-
-// The original backbone's answers query by query (baseline.json's correct), which pair each row's forgetting with
-// it (study/results.ts knnChange), for a baseline.json of a build that did not keep them: the original's k-NN again
-// (`measure`), which must give the scores the file holds; where it does not (another device, say), the file stays
-// as it is and the changes go without intervals. Where a finished cell (of `outcomes`) measured the original
-// backbone itself, its answers are the original's and no pass is made: on ImageNet's bank that pass is the
-// baseline's whole cost again.
-async function addBaselineAnswers(
-  path: string,
-  config: StudyConfig,
-  outcomes: CellOutcome[],
-  measure: () => Promise<{ scores: KnnScores; correct: Correct }>,
-  log: (line: string) => void,
-): Promise<void> {
-  const baseline = await readBaseline(path, config, "experiment");
-  if (baseline.correct) return;
-  const measured = originalAnswersIn(outcomes, baseline);
-  if (measured) {
-    log(`the original backbone's answers query by query from cell ${measured.id}, which measured it (baseline.json of an earlier build)`);
-    await writeJsonAtomic(path, { ...baseline, correct: measured.correct });
-    return;
-  }
-  log("k-NN of the original backbone again, for its answers query by query (baseline.json of an earlier build)");
-  const { scores, correct } = await measure();
-  if (JSON.stringify(scores) !== JSON.stringify(baseline.knn)) {
-    log(`  it scores ${JSON.stringify(scores)}, not the ${JSON.stringify(baseline.knn)} of ${path}: left without them (the forgetting's changes go without intervals)`);
-    return;
-  }
-  await writeJsonAtomic(path, { ...baseline, correct });
-}
-
-// A finished cell that measured the original backbone itself, with the baseline's scores: linear probing's best
-// checkpoint (its backbone frozen: the same features, so the same votes, to the bit) or any cell's curve point at
-// step 0 (before the first update; LoRA and added blocks start as exact identities).
-function originalAnswersIn(outcomes: CellOutcome[], baseline: BaselineResult): { id: string; correct: Correct } | undefined {
-  for (const c of outcomes) {
-    if (isDiverged(c)) continue;
-    if (frozenOriginal(c, baseline) && c.correct) return { id: c.id, correct: c.correct.knn };
-    const start = c.knnCurve?.find((p) => p.step === 0);
-    if (start?.correct && sameScores(start.knn, baseline)) return { id: c.id, correct: start.correct };
-  }
-  return undefined;
-}
-
-const sameScores = (knn: KnnScores, baseline: BaselineResult) => JSON.stringify(knn) === JSON.stringify(baseline.knn);
-
-// A finished linear-probing cell whose k-NN is the baseline's: its backbone is the original's.
-const frozenOriginal = (c: CellOutcome, baseline: BaselineResult): c is CellResult => !isDiverged(c) && c.strategy === "linear" && sameScores(c.knn, baseline);
-
-// Where the run folder holds no knn-banks.json of the original yet, a finished linear-probing cell's (its backbone
-// frozen, its k-NN the baseline's to the bit) is the original's: copied, so that only banks it lacks are scored.
-async function copyOriginalBanks(out: string, outcomes: CellOutcome[], baseline: BaselineResult, log: (line: string) => void): Promise<void> {
-  if (existsSync(originalKnnBanksPath(out))) return;
-  const linear = outcomes.find((c) => frozenOriginal(c, baseline) && existsSync(cellKnnBanksPath(out, c.id)));
-  if (!linear) return;
-  const banks = await readJson(cellKnnBanksPath(out, linear.id)).catch(() => undefined); // a damaged one: scored anew
-  if (banks === undefined) return;
-  log(`knn.otherBanks: the original backbone's queries against the other banks from cell ${linear.id}, whose backbone is the original's`);
-  await writeJsonAtomic(originalKnnBanksPath(out), banks);
-}
-
-// A finished cell's backbone's queries against the other banks at indices `which` of knn.otherBanks, in one pass
-// over the queries; each bank's seconds are the pass's share.
-async function otherBankScores(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number, which: number[]): Promise<{ scores: KnnScores; correct: Correct; seconds: number }[]> {
-  const started = performance.now();
-  const banks = which.map((i) => ({ dataset: data.otherBanks![i], spec: config.knn.otherBanks![i] }));
-  const results = await banksKnn(model, banks, { dataset: data.queries, spec: config.knn.queries }, knnOptions(config, data, size));
-  const seconds = (performance.now() - started) / 1000 / which.length;
-  return results.map((r) => ({ ...scoresOf(r, config), seconds }));
-}
-
-const knnOptions = (config: StudyConfig, data: StudyData, size: number): DatasetKnnOptions => ({
-  ks: config.knn.ks,
-  temperature: config.knn.temperature,
-  batchSize: config.knn.batchSize,
-  size,
-  cache: data.transformed,
-});
-
-// The accuracies at every k, and the queries right at reportK.
-function scoresOf(results: KnnResult[], config: StudyConfig): { scores: KnnScores; correct: Correct } {
-  const scores: KnnScores = Object.fromEntries(results.map((r) => [String(r.k), { top1: r.top1, top5: r.top5 }]));
-  const reported = results.find((r) => r.k === config.knn.reportK)!.correct;
-  return { scores, correct: { count: reported.length, bits: packBits(reported) } };
 }
 
 const readJson = (path: string) => readJsonFile(path, "experiment");
@@ -344,21 +150,6 @@ async function checkBackboneFit(config: StudyConfig): Promise<void> {
   if (arch && config.imageSize !== undefined && config.imageSize % arch.patchSize !== 0) {
     throw new Error(`experiment: imageSize: expected a multiple of the backbone's patch size ${arch.patchSize} (its images are ${arch.imageSize} px), got ${config.imageSize}`);
   }
-}
-
-// What the data bound, checked once it is open and before the run folder is touched: a training batch of more
-// images than transfer.train holds, or more neighbours than the bank, would fail (or mislabel the table) later.
-function checkDataFit(config: StudyConfig, data: StudyData): void {
-  const problems: string[] = [];
-  const train = data.transferTrain.length;
-  if (config.training.batchSize > train) problems.push(`training.batchSize: expected at most the ${train} images of transfer.train${data.transferVal ? " (after transfer.val's)" : ""} (every step takes a whole batch), got ${config.training.batchSize}`);
-  const pretrain = config.backbone.pretrain;
-  if (pretrain && data.pretrain && pretrain.batchSize > data.pretrain.length) {
-    problems.push(`backbone.pretrain.batchSize: expected at most the ${data.pretrain.length} images of backbone.pretrain.data, got ${pretrain.batchSize}`);
-  }
-  const over = config.knn.ks.filter((k) => k > data.bank.length);
-  if (over.length > 0) problems.push(`knn.ks: expected neighbour counts of at most the ${data.bank.length} images of knn.bank, got ${over.join(", ")}`);
-  if (problems.length > 0) throw new Error(`experiment: ${problems.join("; ")}`);
 }
 
 // Refuses to mix the cells of two studies in one folder, unless forced (which clears the earlier results); a config
@@ -530,27 +321,6 @@ async function recordBackbone(out: string, record: Record<string, unknown>, sha2
   if (recorded === undefined) await writeJsonAtomic(path, { ...record, sha256 });
 }
 
-// The identities of the study's data (data/dataset.ts: file names and sizes, the subset drawn, the count), without
-// the folder they were read from.
-function dataIdentities(data: StudyData): Record<string, Omit<DatasetIdentity, "root">> {
-  const sets = { bank: data.bank, queries: data.queries, transferTrain: data.transferTrain, transferTest: data.transferTest, transferVal: data.transferVal, pretrain: data.pretrain };
-  return Object.fromEntries(Object.entries(sets).flatMap(([key, ds]) => {
-    return ds ? [[key, portableIdentity(ds.identity)]] : [];
-  }));
-}
-
-// The data the baseline (and so the cells) was computed on, against the data as it is now: files replaced or
-// grown under the same config would mix two datasets in one table. baseline.json of an earlier build holds none.
-async function checkSameData(baselinePath: string, data: StudyData): Promise<void> {
-  if (!existsSync(baselinePath)) return;
-  const recorded = ((await readJson(baselinePath)) as { data?: Record<string, unknown> } | null)?.data;
-  if (recorded === undefined) return;
-  const changed = differences(recorded, dataIdentities(data));
-  if (changed.length > 0) {
-    throw new Error(`experiment: the data differs from the data of this run folder's baseline and cells (${baselinePath}):\n  ${changed.map((d) => d.text).join("\n  ")}\nrestore the files, or start over with --force or another --out`);
-  }
-}
-
 async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<ExperimentResult> {
   const started = performance.now();
   const { config } = o;
@@ -570,7 +340,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   // The cells' precision against the adapter (and an int8 one's products on the device) before any work: a
   // preparation (a CPU node's, say) or a collect trains no cell, and a pre-training checks its own when it runs.
   if (!o.prepareOnly && !o.collect) await checkPrecisionOnDevice("experiment", "training.precision", config.training.precision);
-  const data = await openAll(config);
+  const data = await openStudyData(config);
   checkDataFit(config, data);
   const baselinePath = join(out, "baseline.json");
   if (!o.force) await checkSameData(baselinePath, data);
