@@ -106,7 +106,7 @@ export function tableMarkdown(r: StudyResults): string {
       ? `- Transfer accuracy: top-1 of the linear head on ${describeData(d.transferTest)}, at the checkpoint chosen on transfer.val (${describeData(d.transferVal)}): the best of its evaluations every ${r.config.training.evalEvery} steps of ${r.config.training.steps} (fine-tuned on ${describeData(d.transferTrain)}, ${trainingText(r.config.training)}). No test image chose a checkpoint or a learning rate.`
       : `- Transfer accuracy: top-1 of the linear head on ${describeData(d.transferTest)}, the best of the evaluations every ${r.config.training.evalEvery} steps of ${r.config.training.steps} (fine-tuned on ${describeData(d.transferTrain)}, ${trainingText(r.config.training)}); the test images chose the checkpoint, as in the paper.`,
     `- Source k-NN accuracy: DINO's weighted ${r.reportK}-NN top-1 (T = ${r.temperature}) of that best checkpoint's backbone, bank ${describeData(d.bank)}, queries ${describeData(d.queries)}.${knnValText(r)}${otherBanksText(r)}`,
-    `- Learning rates tried: ${learningRatesText(r)}; each row shows ${ruleText(r)}${seeds > 1 ? `, mean ± std over ${seeds} seeds` : ` (seed ${r.config.seeds[0]})`}.`,
+    `- Learning rates tried: ${learningRatesText(r)}; each row shows ${ruleText(r)}${seeds > 1 ? `, mean ± std over ${seeds} seeds` : ` (seed ${r.config.seeds[0]})`}.${bankChoicesText(r)}`,
     "- #Trainable params: the tensors actually updated, the new linear head included (results.json also has the paper's counting).",
   );
   const steps = r.config.knn.atSteps;
@@ -127,6 +127,20 @@ function ruleText(r: StudyResults): string {
   if (r.selectBy === "transfer") return `the one with the best ${accuracy}`;
   if (r.selectBy === "mean") return `the one with the best mean of ${source} and ${accuracy}`;
   return `its knee: of the rates whose ${accuracy} the paired ${CONFIDENCE * 100}% interval does not tell from the best one's, the one with the most ${source} (with one seed, the best ${accuracy})`;
+}
+
+// With knn.otherBanks and a rule that weighs source k-NN: whether the rule, given the queries' k-NN against each bank
+// in turn, chooses the table's rates (study/results.ts bankChoices).
+function bankChoicesText(r: StudyResults): string {
+  if (!r.bankChoices) return "";
+  const shown = new Map(r.table.map((row) => [strategyName(row.strategy), row.lr]));
+  const stead = r.config.knn.val ? ", in place of knn.val's," : "";
+  const differ = r.bankChoices.flatMap(({ bank, rates }) => {
+    const other = rates.filter((c) => c.lr !== shown.get(c.strategy));
+    return other.length > 0 ? [`${bank}: ${other.map((c) => `${c.strategy} ${c.lr} (the table's ${shown.get(c.strategy)})`).join(", ")}`] : [];
+  });
+  const how = ` Given the queries' source k-NN against each bank in turn (knn.bank and its ${r.bankChoices.length - 1} other draw(s))${stead} the rule`;
+  return differ.length === 0 ? `${how} chooses the table's rates with every bank.` : `${how} chooses other rates with ${differ.length} of the ${r.bankChoices.length}: ${differ.join("; ")}.`;
 }
 
 // With knn.val: its images, and whether they chose the rates (with selectBy "transfer" they are only reported).

@@ -148,6 +148,11 @@ export interface StudyResults {
   cells: CellResult[];
   diverged: DivergedCell[]; // cells whose training diverged, left out of the table
   missing: string[]; // ids of the config's cells without a result yet (a report collected before every cell ran)
+  // With knn.otherBanks and a rule that weighs source k-NN ("mean", "knee"): each strategy's rate as the rule chooses
+  // it with the queries' k-NN against one bank in its source side's stead (knn.val's, or the queries' against
+  // knn.bank), for knn.bank and then each other bank: whether the choice hangs on the draw of the bank. Absent where
+  // a cell lacks its scores against the other banks.
+  bankChoices?: { bank: string; rates: { strategy: string; lr: number }[] }[];
   config: StudyConfig;
 }
 
@@ -177,6 +182,7 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
   const paired: PairedCell[] = cells.map((c) => ({ strategy: c.strategy, lr: c.lr, seed: c.seed, transfer: c.transferAccuracy, knn: c.knn[k].top1, correct: c.correct && unpackCorrect(c.correct, c.otherBanks), val: c.valAccuracy }));
   const table: TableRow[] = [];
   const candidates = new Map<string, number[]>(); // each strategy's rates the rule chose among
+  const triedRows: TableRow[][] = []; // each strategy's rows at those rates
   const original = baseline.correct && unpackBits(baseline.correct.bits, baseline.correct.count); // the original's answers
   for (const strategy of config.strategies) {
     const name = strategyName(strategy);
@@ -196,13 +202,34 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
     }
     if (tried.length === 0) continue;
     candidates.set(name, tried.map((row) => row.lr));
+    triedRows.push(tried);
     table.push(choose(config.selectBy, tried, paired));
   }
+  const bankChoices = choicesByBank(config, triedRows, cells, paired);
   const missing = cellsOf(config).map((c) => c.id).filter((id) => !outcomes.some((c) => c.id === id));
   const rows = table.map((row) => ({ strategy: strategyName(row.strategy), lr: row.lr }));
   const comparisons = pairedComparisons(rows, paired);
   const rates = rateComparisons(rows.map((row) => ({ ...row, others: candidates.get(row.strategy)!.filter((lr) => lr !== row.lr) })), paired);
-  return { name: config.name, reportK: config.knn.reportK, temperature: config.knn.temperature, selectBy: config.selectBy, selectedOn: selectionOf(config), notes, baseline, table, comparisons, rates, cells, diverged, missing, config };
+  return { name: config.name, reportK: config.knn.reportK, temperature: config.knn.temperature, selectBy: config.selectBy, selectedOn: selectionOf(config), notes, baseline, table, comparisons, rates, cells, diverged, missing, ...(bankChoices && { bankChoices }), config };
+}
+
+// StudyResults' bankChoices: the rule run again over each strategy's rows (`tried`) with each row's source k-NN the
+// mean over its seeds of the queries' against one bank, for knn.bank and then each other bank.
+function choicesByBank(config: StudyConfig, tried: TableRow[][], cells: CellResult[], paired: PairedCell[]): StudyResults["bankChoices"] {
+  if (!config.knn.otherBanks || config.selectBy === "transfer" || !cells.every((c) => c.otherBanks)) return undefined;
+  const k = String(config.knn.reportK);
+  const against = (bank: number) => (c: CellResult) => (bank < 0 ? c.knn : c.otherBanks![bank].knn)[k].top1;
+  return [-1, ...config.knn.otherBanks.keys()].map((bank) => ({
+    bank: bank < 0 ? "knn.bank" : `knn.otherBanks[${bank}]`,
+    rates: tried.map((rows) => {
+      const scored = rows.map((row) => {
+        const group = cells.filter((c) => c.strategy === strategyName(row.strategy) && c.lr === row.lr);
+        return { ...row, valKnn: undefined, knn: meanStd(group.map(against(bank)))[0] };
+      });
+      const { strategy, lr } = choose(config.selectBy, scored, paired);
+      return { strategy: strategyName(strategy), lr };
+    }),
+  }));
 }
 
 // A strategy's row among the rates it was tried at (in the config's order; the first wins a tie), as summarize says.

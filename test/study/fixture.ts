@@ -3,7 +3,7 @@
 // evaluated every 20, k-NN at steps 0, 1, 3, 10, 30, 60), so resizing configs/default.json leaves them alone. Each
 // cell's forgetting curve runs from the original backbone's 80 % down to its final k-NN accuracy, log-linear in
 // the step.
-import { DEFAULT_STUDY, parseStudyConfig } from "../../study/config.js";
+import { DEFAULT_STUDY, type StudyConfig, parseStudyConfig } from "../../study/config.js";
 import { type CellResult, type DivergedCell, type KnnScores, type StudyResults, summarize } from "../../study/results.js";
 import { packBits } from "../../util/bits.js";
 
@@ -76,3 +76,11 @@ export function diverged(strategy: string, lr: number, seed: number, step: numbe
   const message = `train: the loss became NaN at step ${step} (lr ${lr.toExponential(2)}); stopped, no checkpoint had been written yet`;
   return { id: `${strategy}_lr${lr}_s${seed}`, strategy, lr, seed, diverged: { step, loss: "NaN", message } };
 }
+
+// The cells scored against one other bank too (knn.otherBanks), where full fine-tuning at 0.1 keeps 90 % and at 0.01
+// 40 %: the mean rule, which takes 0.01 against the bank, would take 0.1 against it.
+export const configOnBanks: StudyConfig = { ...config, selectBy: "mean", knn: { ...config.knn, otherBanks: [config.knn.bank] } };
+export const cellsOnBanks: CellResult[] = cells.map((c) => ({
+  ...c,
+  otherBanks: [{ knn: scores(c.strategy === "full" ? (c.lr === 0.1 ? 90 : 40) : c.knn["20"].top1, 99), correct: { count: 1, bits: packBits([1]) } }],
+}));

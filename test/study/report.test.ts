@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { REPORT_FILES, formatCount, resultsCsv, tableMarkdown, writeReport } from "../../study/report.js";
-import { baseline, baselineWithAnswers, cells, cellsWithAnswers, config, diverged, notes, results } from "./fixture.js";
+import { baseline, baselineWithAnswers, cells, cellsOnBanks, cellsWithAnswers, config, configOnBanks, diverged, notes, results } from "./fixture.js";
 import { summarize } from "../../study/results.js";
 
 describe("report files", () => {
@@ -73,6 +73,15 @@ describe("report files", () => {
     );
     const fullLine = mixedMd.split("\n").find((l) => l.startsWith("| full | 2 |"))!;
     expect(fullLine.split("|").slice(3, -1).map((c) => c.trim().endsWith("†"))).toEqual([false, true, true, true, true, true]);
+  });
+
+  it("says whether the rule chooses the table's rates given the queries' k-NN against each bank in turn", () => {
+    expect(tableMarkdown(summarize(configOnBanks, baseline, cellsOnBanks, notes))).toContain(
+      "Given the queries' source k-NN against each bank in turn (knn.bank and its 1 other draw(s)) the rule chooses other rates with 1 of the 2: knn.otherBanks[0]: full 0.1 (the table's 0.01).",
+    );
+    const same = cellsOnBanks.map((c) => ({ ...c, otherBanks: [{ ...c.otherBanks![0], knn: c.knn }] }));
+    expect(tableMarkdown(summarize(configOnBanks, baseline, same, notes))).toContain("(knn.bank and its 1 other draw(s)) the rule chooses the table's rates with every bank.");
+    expect(tableMarkdown(r)).not.toContain("each bank in turn");
   });
 
   it("says how the cells were fine-tuned: batch, optimiser, and the products' precision where it is not f32", () => {

@@ -6,7 +6,7 @@ import { type CellResult, summarize } from "../../study/results.js";
 import { changeFromOriginal } from "../../study/comparisons.js";
 import { crossedMeanInterval, crossedMeanInterval3 } from "../../util/stats.js";
 import { packBits, unpackBits } from "../../util/bits.js";
-import { answers, baseline, baselineWithAnswers, cells, cellsWithAnswers, config, diverged, notes, originalAnswers, QUERIES } from "./fixture.js";
+import { answers, baseline, baselineWithAnswers, cells, cellsOnBanks, cellsWithAnswers, config, configOnBanks, diverged, notes, originalAnswers, QUERIES } from "./fixture.js";
 
 describe("summarize", () => {
   it("picks each strategy's learning rate by seed-averaged transfer accuracy", () => {
@@ -23,6 +23,18 @@ describe("summarize", () => {
   it("or by the mean of transfer and source k-NN accuracy", () => {
     const r = summarize({ ...config, selectBy: "mean" }, baseline, cells, notes);
     expect(r.table.map((row) => [strategyName(row.strategy), row.lr])).toEqual([["full", 0.01], ["linear", 0.1]]);
+  });
+
+  it("with knn.otherBanks, chooses again with the queries against each bank in turn: whether the choice hangs on the bank", () => {
+    const r = summarize(configOnBanks, baseline, cellsOnBanks, notes);
+    expect(r.table.map((row) => [strategyName(row.strategy), row.lr])).toEqual([["full", 0.01], ["linear", 0.1]]);
+    expect(r.bankChoices).toEqual([
+      { bank: "knn.bank", rates: [{ strategy: "full", lr: 0.01 }, { strategy: "linear", lr: 0.1 }] },
+      { bank: "knn.otherBanks[0]", rates: [{ strategy: "full", lr: 0.1 }, { strategy: "linear", lr: 0.1 }] },
+    ]);
+    // Not where the rule reads no source k-NN, nor where a cell lacks the banks' scores.
+    expect(summarize({ ...configOnBanks, selectBy: "transfer" }, baseline, cellsOnBanks, notes).bankChoices).toBeUndefined();
+    expect(summarize(configOnBanks, baseline, [...cellsOnBanks.slice(1), cells[0]], notes).bankChoices).toBeUndefined();
   });
 
   it("leaves out strategies without finished cells", () => {
