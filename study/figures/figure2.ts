@@ -6,7 +6,7 @@ import { strategyName } from "../../peft/strategy.js";
 import type { FigureLayer, FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
-import { type Panel, type RatePoint, knnChannel, originalBackboneLayer, percentChannel, percentEnd, seedsNote, strategyChannels, studyTitle } from "./parts.js";
+import { type Panel, type RatePoint, knnChannel, originalBackboneLayer, percentChannel, seedsNote, stdBars, strategyChannels, studyTitle } from "./parts.js";
 
 export function figure2Spec(r: StudyResults): FigureSpec {
   return {
@@ -33,7 +33,7 @@ export function figure2Layers(r: Panel, o: { domain?: string[]; xTitle?: string 
 // A point per row at (transfer, source k-NN), coloured and shaped by strategy, with error bars of one standard
 // deviation on both axes where the row has several seeds: Figure 2's marks, and the trade-off's across rates.
 export function accuracyMarks(r: Pick<Panel, "reportK">, rows: RatePoint[], channels: ReturnType<typeof strategyChannels>, xTitle = "Transfer accuracy (%), linear head on the new domain"): FigureLayer[] {
-  const values = rows.map((row) => ({ ...row, transferLo: percentEnd(row.transfer - row.transferStd), transferHi: percentEnd(row.transfer + row.transferStd), knnLo: percentEnd(row.knn - row.knnStd), knnHi: percentEnd(row.knn + row.knnStd) }));
+  const values = rows.map(stdBars);
   const several = values.filter((row) => row.seeds > 1);
   const x = (field: string) => percentChannel(field, xTitle);
   const y = (field: string) => knnChannel(r, field);

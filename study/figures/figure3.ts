@@ -8,7 +8,7 @@
 import { parseStrategy } from "../../peft/strategy.js";
 import type { FigureLayer, FigureSpec } from "../../plot/render.js";
 import type { StudyResults } from "../results.js";
-import { type RatePoint, absentRateLines, knnChannel, originalBackboneLayer, percentChannel, percentEnd, ratePoints, seedsNote, studyTitle } from "./parts.js";
+import { type RatePoint, absentRateLines, knnChannel, originalBackboneLayer, percentChannel, ratePoints, seedsNote, stdBars, studyTitle } from "./parts.js";
 import { panelsSpec } from "./panels.js";
 
 export interface BlockPoint extends RatePoint {
@@ -32,7 +32,7 @@ export function hasFigure3(r: StudyResults): boolean {
 }
 
 export function figure3Spec(r: StudyResults): FigureSpec {
-  const points = blockPoints(r).map((p) => ({ ...p, transferLo: percentEnd(p.transfer - p.transferStd), transferHi: percentEnd(p.transfer + p.transferStd), knnLo: percentEnd(p.knn - p.knnStd), knnHi: percentEnd(p.knn + p.knnStd) }));
+  const points = blockPoints(r).map(stdBars);
   if (!hasFigure3(r)) throw new Error(`figure 3: expected Block Expansion at 2 or more numbers of blocks and rates in ${r.name}, got ${points.map((p) => `${p.strategy} lr ${p.lr}`).join(", ") || "none"}`);
   const blocks = [...new Set(points.map((p) => p.blocks))].sort((a, b) => a - b);
   const rates = [...new Set(points.map((p) => p.lr))].sort((a, b) => b - a);

@@ -81,6 +81,15 @@ export function percentChannel(field: string, title: string) {
 // or two seeds' 95% interval, with its one degree of freedom, can run past either end).
 export const percentEnd = (x: number): number => Math.min(100, Math.max(0, x));
 
+// A point's error bars of one standard deviation on both accuracy axes (Figure 2's, Figure 3's).
+export const stdBars = <T extends { transfer: number; transferStd: number; knn: number; knnStd: number }>(p: T) => ({
+  ...p,
+  transferLo: percentEnd(p.transfer - p.transferStd),
+  transferHi: percentEnd(p.transfer + p.transferStd),
+  knnLo: percentEnd(p.knn - p.knnStd),
+  knnHi: percentEnd(p.knn + p.knnStd),
+});
+
 // The source k-NN accuracy axis.
 export function knnChannel(r: Pick<Panel, "reportK">, field: string) {
   return percentChannel(field, `Source k-NN top-1 (%), ${r.reportK}-NN`);
