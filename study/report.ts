@@ -110,7 +110,7 @@ export function tableMarkdown(r: StudyResults): string {
     "- #Trainable params: the tensors actually updated, the new linear head included (results.json also has the paper's counting).",
   );
   const steps = r.config.knn.atSteps;
-  if (steps) lines.push(`- Forgetting curve (forgetting.png, results.json): the same k-NN accuracy of each row's backbone after ${steps.join(", ")} fine-tuning steps.`);
+  if (steps) lines.push(`- Forgetting curve (forgetting.png, results.json): the same k-NN accuracy of each row's backbone after ${steps.join(", ")} fine-tuning steps${r.config.knn.otherBanks ? ", its queries against every other bank too (the figure draws knn.bank's)" : ""}.`);
   if (r.diverged.length > 0) {
     const cells = r.diverged.map((c) => `${c.strategy} lr ${c.lr} seed ${c.seed} at step ${c.diverged.step} (loss ${Number(c.diverged.loss).toPrecision(4)})`);
     lines.push(`- Diverged, so left out of the choice of learning rate (a non-finite loss or parameter; a rerun with --retry-diverged trains them again): ${cells.join("; ")}.`);

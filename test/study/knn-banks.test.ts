@@ -140,7 +140,9 @@ describe("knn.otherBanks", () => {
       expect(point.change).toEqual({ ...changeFromOriginal(at.map((p) => [p.correct!, ...p.otherBanks!.map((b) => b.correct)].map(bits)), originals), banks: 3 });
     }
     expect(chosen.knnCurve![0].change).toEqual({ mean: 0, lo: 0, hi: 0, n: 2, banks: 3 });
-    expect(await readFile(join(dir, "table.md"), "utf8")).not.toContain("†");
+    const md = await readFile(join(dir, "table.md"), "utf8");
+    expect(md).not.toContain("†");
+    expect(md).toContain("after 0, 2, 4 fine-tuning steps, its queries against every other bank too (the figure draws knn.bank's).");
     // A curve of a build before its points kept the banks' scores: its changes against knn.bank alone, marked.
     for (const id of IDS) {
       const path = join(dir, "cells", id, "knn-curve.json");
