@@ -6,7 +6,8 @@
 //   - layer-wise k-NN: DINO's weighted k-NN accuracy (eval/knn.ts) of each block's CLS token after the model's own
 //     final LayerNorm, as DINO's get_intermediate_layers normalises intermediate outputs with the final norm; the
 //     fine-tuned model's queries against a bank built the same way with the fine-tuned model, the original's against
-//     the original's. These features are kept on the host: (images + bank) x width floats per block;
+//     the original's (and against each other draw of the bank where there are some). These features are kept on
+//     the host: (images + bank) x width floats per block;
 //   - attention drift (eval/attention-drift.ts): per block and head, the Jensen-Shannon divergence of the CLS
 //     token's attention distributions;
 //   - weight change (eval/weight-change.ts), LoRA merged first;
@@ -29,6 +30,7 @@ import { type WeightChange, weightChange } from "./weight-change.js";
 export interface AnalysisData {
   queries: Loader; // the analysed source-domain images (with labels: the k-NN queries), in a fixed order
   bank: Loader; // the k-NN bank: source-domain training images
+  otherBanks?: Loader[]; // other draws of the bank (knn.otherBanks): the layer-wise k-NN against each of them too
   k: number; // neighbours of the layer-wise k-NN (the study's reportK)
   temperature: number;
   classes: number;
@@ -47,18 +49,23 @@ export interface AttentionMaps {
   maps: Float32Array; // (G, T - 1)
 }
 
-export interface OriginalAnalysis {
+// A layer-wise k-NN against one bank: each block's top-1 and the queries it got right.
+export interface LayerKnn {
   knn: number[]; // (depth): layer-wise k-NN top-1, percent
   knnCorrect: Uint8Array[]; // (depth) x (N): 1 where the layer-wise k-NN classified the query right
+}
+
+export interface OriginalAnalysis extends LayerKnn {
+  otherBanks?: LayerKnn[]; // against each of AnalysisData's otherBanks
   grid: AttentionMaps;
   images: Float32Array; // (G, 3, S, S): the grid's images as the model saw them (normalised)
   imageShape: number[]; // [G, 3, S, S]
 }
 
-export interface BackboneComparison {
+// knn, knnCorrect: the fine-tuned model's, its queries paired with the original's at each block.
+export interface BackboneComparison extends LayerKnn {
   cka: { cls: number[]; pooled: number[] }; // (depth) each
-  knn: number[]; // (depth): layer-wise k-NN top-1 of the fine-tuned model, percent
-  knnCorrect: Uint8Array[]; // (depth) x (N): its queries right at each block, paired with the original's
+  otherBanks?: LayerKnn[]; // against each of AnalysisData's otherBanks
   attention: number[][]; // (depth) x (H): mean JS divergence in bits
   weights: WeightChange;
   grid: AttentionMaps;
@@ -125,8 +132,8 @@ async function normedFeatures(model: VisionTransformer, loader: Loader, map: Blo
 }
 
 // Each block's k-NN top-1 and the queries it got right.
-async function layerKnn(bank: BlockFeatures, queries: BlockFeatures, data: AnalysisData): Promise<{ knn: number[]; knnCorrect: Uint8Array[] }> {
-  const out = { knn: [] as number[], knnCorrect: [] as Uint8Array[] };
+async function layerKnn(bank: BlockFeatures, queries: BlockFeatures, data: AnalysisData): Promise<LayerKnn> {
+  const out: LayerKnn = { knn: [], knnCorrect: [] };
   for (let i = 0; i < bank.features.length; i++) {
     const [r] = await knnClassify({
       train: bank.features[i],
@@ -168,7 +175,16 @@ export async function analyzeOriginal(original: VisionTransformer, data: Analysi
       addMaps(grid, await out.attention[map.depth - 1].data(), start, b, original.config.heads, g);
     });
   }
-  return { ...(await layerKnn(bank, queries, data)), grid: { tokens: grid.tokens, maps: grid.maps }, images, imageShape: [g, 3, size, size] };
+  return { ...(await layerKnn(bank, queries, data)), ...(await otherBanksKnn(original, queries, data, map, size)), grid: { tokens: grid.tokens, maps: grid.maps }, images, imageShape: [g, 3, size, size] };
+}
+
+// The layer-wise k-NN of the queries (their features `queries`) against each other bank, its features made with the
+// same model; one bank's features on the host at a time.
+async function otherBanksKnn(model: VisionTransformer, queries: BlockFeatures, data: AnalysisData, map: BlockMap, size: number): Promise<{ otherBanks?: LayerKnn[] }> {
+  if (!data.otherBanks) return {};
+  const otherBanks: LayerKnn[] = [];
+  for (const loader of data.otherBanks) otherBanks.push(await layerKnn(await normedFeatures(model, loader, map, size), queries, data));
+  return { otherBanks };
 }
 
 function tokensOf(model: VisionTransformer, size: number): number {
@@ -225,6 +241,7 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
     return {
       cka,
       ...(await layerKnn(bank, queries, data)),
+      ...(await otherBanksKnn(tuned, queries, data, map, size)),
       attention: drift.map((d) => d.value()),
       weights: await weightChange(original, tuned, map),
       grid: { tokens: grid.tokens, maps: grid.maps },

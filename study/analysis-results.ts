@@ -17,6 +17,12 @@ export interface MeanStd {
   std: number; // sample standard deviation over seeds (0 for one seed)
 }
 
+// A layer-wise k-NN against one other bank, its answers packed.
+export interface BankKnn {
+  knn: number[]; // (depth)
+  knnCorrect: Correct[]; // (depth)
+}
+
 export interface CellAnalysis {
   id: string;
   strategy: string;
@@ -25,6 +31,7 @@ export interface CellAnalysis {
   cka: { cls: number[]; pooled: number[] }; // (depth) each
   knn: number[]; // (depth): layer-wise k-NN top-1, percent
   knnCorrect: Correct[]; // (depth): the queries it got right at each block
+  otherBanks?: BankKnn[]; // with knn.otherBanks: the layer-wise k-NN against each other bank, in the config's order
   attention: number[][]; // (depth) x (heads): Jensen-Shannon divergence of the CLS attention, bits
   weights: WeightChange;
   grid: number[]; // (gridImages, tokens): the last block's CLS attention over the patches, mean over heads
@@ -39,8 +46,9 @@ export interface StrategyAnalysis {
   knn: MeanStd[];
   // (depth): the layer-wise k-NN less the original's, in points, paired query by query: the mean over seeds and its
   // crossed interval over seeds and images (study/comparisons.ts changeFromOriginal), whether a block lost more than
-  // training's randomness and the draw of the images explain.
-  knnChange: MeanInterval[];
+  // training's randomness and the draw of the images explain; with knn.otherBanks, over the banks too (banks: how
+  // many), its mean over every bank.
+  knnChange: (MeanInterval & { banks: number })[];
   weights: MeanStd[]; // each block's relative weight change
   embedding: MeanStd; // the embeddings' relative weight change
   norm: MeanStd; // the final norm's
@@ -53,6 +61,7 @@ export interface AnalysisKey {
   images: number;
   gridImages: number;
   bankPerClass?: number;
+  otherBanks?: unknown[]; // knn.otherBanks' specs (bankPerClass applied), where the study has them
   cells: string[];
 }
 
@@ -64,20 +73,21 @@ export interface RunAnalysis {
   heads: number;
   images: DatasetIdentity; // the analysed source-domain images
   bank: DatasetIdentity; // the layer-wise k-NN's bank
+  otherBanks?: DatasetIdentity[]; // and its other draws (knn.otherBanks)
   k: number;
   temperature: number;
   gridTokens: number; // patches per attention map
-  original: { knn: number[]; knnCorrect: Correct[]; grid: number[] }; // knnCorrect as a cell's
+  original: { knn: number[]; knnCorrect: Correct[]; otherBanks?: BankKnn[]; grid: number[] }; // as a cell's
   cells: CellAnalysis[];
   strategies: StrategyAnalysis[]; // the study table's rows, in its order
   seconds: number;
 }
 
 // The table's rows (each strategy at its selected learning rate), averaged over their seeds' analyses, and each
-// block's layer-wise k-NN against the original's answers (`original`, as RunAnalysis holds them).
-export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], original: Correct[]): StrategyAnalysis[] {
+// block's layer-wise k-NN against the original's answers (`original`, as RunAnalysis holds them): over every bank
+// where the original and each of the row's cells were classified against the other banks.
+export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], original: Pick<RunAnalysis["original"], "knnCorrect" | "otherBanks">): StrategyAnalysis[] {
   const unpack = (x: Correct) => unpackBits(x.bits, x.count)!;
-  const originals = original.map(unpack);
   const out: StrategyAnalysis[] = [];
   for (const row of r.table) {
     const name = strategyName(row.strategy);
@@ -96,7 +106,11 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       ckaCls: per((c, i) => c.cka.cls[i]),
       ckaPooled: per((c, i) => c.cka.pooled[i]),
       knn: per((c, i) => c.knn[i]),
-      knnChange: originals.map((o, i) => changeFromOriginal(group.map((c) => [unpack(c.knnCorrect[i])]), [o])),
+      knnChange: original.knnCorrect.map((_, i) => {
+        const banks = original.otherBanks && group.every((c) => c.otherBanks?.length === original.otherBanks!.length) ? original.otherBanks : [];
+        const answers = (own: Correct[], others: BankKnn[]) => [own[i], ...others.map((b) => b.knnCorrect[i])].map(unpack);
+        return { ...changeFromOriginal(group.map((c) => answers(c.knnCorrect, banks.length > 0 ? c.otherBanks! : [])), answers(original.knnCorrect, banks)), banks: 1 + banks.length };
+      }),
       weights: per((c, i) => c.weights.blocks[i]),
       embedding: both(group.map((c) => c.weights.embedding)),
       norm: both(group.map((c) => c.weights.norm)),
@@ -109,19 +123,23 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
 
 // analysis.csv: one number per line. measure: cka_cls, cka_pooled, knn_top1, weight_change, attention_js;
 // block: an original block (0-based), or embedding / norm for weight_change; part: the layer of a weight change
-// ("all" for the whole block), the head of an attention divergence. The original backbone's k-NN rows have the
-// cell "original".
+// ("all" for the whole block), the head of an attention divergence, the other bank of a k-NN against one
+// ("knn.otherBanks[i]"; empty: knn.bank). The original backbone's k-NN rows have the cell "original".
 export function analysisCsv(a: RunAnalysis): string {
   const lines = ["cell,strategy,lr,seed,measure,block,part,value"];
   const row = (c: { id: string; strategy: string; lr: number | string; seed: number | string }, measure: string, block: number | string, part: string, value: number) =>
     lines.push([c.id, c.strategy, c.lr, c.seed, measure, block, part, value.toPrecision(6)].join(","));
   const original = { id: "original", strategy: "original", lr: "", seed: "" };
-  a.original.knn.forEach((v, i) => row(original, "knn_top1", i, "", v));
+  const knnRows = (c: Parameters<typeof row>[0], x: { knn: number[]; otherBanks?: BankKnn[] }, i: number) => {
+    row(c, "knn_top1", i, "", x.knn[i]);
+    x.otherBanks?.forEach((b, j) => row(c, "knn_top1", i, `knn.otherBanks[${j}]`, b.knn[i]));
+  };
+  for (let i = 0; i < a.depth; i++) knnRows(original, a.original, i);
   for (const c of a.cells) {
     for (let i = 0; i < a.depth; i++) {
       row(c, "cka_cls", i, "", c.cka.cls[i]);
       row(c, "cka_pooled", i, "", c.cka.pooled[i]);
-      row(c, "knn_top1", i, "", c.knn[i]);
+      knnRows(c, c, i);
       row(c, "weight_change", i, "all", c.weights.blocks[i]);
       for (const [layer, v] of Object.entries(c.weights.layers[i])) row(c, "weight_change", i, layer, v);
       c.attention[i].forEach((v, h) => row(c, "attention_js", i, `head${h}`, v));

@@ -23,7 +23,7 @@ import { type OpenedDatasets, openData, transformFor } from "../data/spec.js";
 import type { TransformCache } from "../data/transform-cache.js";
 import { evenlySpaced } from "../data/subset.js";
 import { Transform } from "../data/transforms.js";
-import { type AnalysisData, type OriginalAnalysis, analyzeOriginal, compareBackbones } from "../eval/block-analysis.js";
+import { type AnalysisData, type LayerKnn, type OriginalAnalysis, analyzeOriginal, compareBackbones } from "../eval/block-analysis.js";
 import { blockMap } from "../eval/block-map.js";
 import { loadFinetuned, readManifest, sha256File } from "../peft/save.js";
 import { parseStrategy, strategyName } from "../peft/strategy.js";
@@ -32,7 +32,7 @@ import { type FigureSpec, renderPng, renderSvg } from "../plot/render.js";
 import { loadVit } from "../vit/load.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
-import { ANALYSIS_FORMAT, type AnalysisKey, type CellAnalysis, type RunAnalysis, analysisCsv, summarizeAnalysis } from "./analysis-results.js";
+import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type RunAnalysis, analysisCsv, summarizeAnalysis } from "./analysis-results.js";
 import { cellCheckpointPath, cellResultPath, cellsFolder } from "./cells.js";
 import { DEFAULTS, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
 import { attentionDriftSpec, ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
@@ -68,7 +68,9 @@ const readJson = async <T>(path: string): Promise<T> => (await readJsonFile(path
 function holdsAnswers(a: RunAnalysis): boolean {
   const sound = (v: unknown) =>
     Array.isArray(v) && v.length === a.depth && v.every((x) => isObject(x) && typeof x.bits === "string" && typeof x.count === "number" && unpackBits(x.bits, x.count)?.length === a.images?.count);
-  return isObject(a.original) && sound(a.original.knnCorrect) && a.cells.every((c) => sound(c.knnCorrect));
+  const banks = a.key.otherBanks?.length ?? 0;
+  const soundBanks = (v: unknown) => banks === 0 || (Array.isArray(v) && v.length === banks && v.every((b) => isObject(b) && sound(b.knnCorrect)));
+  return isObject(a.original) && sound(a.original.knnCorrect) && soundBanks(a.original.otherBanks) && a.cells.every((c) => sound(c.knnCorrect) && soundBanks(c.otherBanks));
 }
 
 // Each row's layer-wise k-NN less the original's, block by block, for the log: mean [interval] (the mean alone for
@@ -76,13 +78,16 @@ function holdsAnswers(a: RunAnalysis): boolean {
 function changeLines(a: RunAnalysis): string[] {
   const shown = (d: MeanInterval) => (Number.isFinite(d.lo) ? `${d.mean.toFixed(1)} [${d.lo.toFixed(1)}, ${d.hi.toFixed(1)}]` : d.mean.toFixed(1));
   return [
-    `analysis: each block's layer-wise ${a.k}-NN less the original's, in points: mean [${CONFIDENCE * 100}% interval over seeds and images], block 0 first`,
+    `analysis: each block's layer-wise ${a.k}-NN less the original's, in points: mean [${CONFIDENCE * 100}% interval over seeds${a.otherBanks ? `, the bank and its ${a.otherBanks.length} other draw(s)` : ""} and images], block 0 first`,
     ...a.strategies.map((s) => `  ${s.strategy}: ${s.knnChange.map(shown).join(" / ")}`),
   ];
 }
 
 // The queries a layer-wise k-NN got right, packed as result.json's are.
 const packed = (correct: Uint8Array): Correct => ({ count: correct.length, bits: packBits(correct) });
+
+// The layer-wise k-NN against each other bank, packed so, where there are some.
+const packedBanks = (banks: LayerKnn[] | undefined): { otherBanks?: BankKnn[] } => (banks ? { otherBanks: banks.map((b) => ({ knn: b.knn, knnCorrect: b.knnCorrect.map(packed) })) } : {});
 
 // Whether an earlier analysis.json holds every cell of `key` with its per-block numbers: a damaged file (a cell or a
 // measure missing) is made again rather than kept as up to date.
@@ -180,7 +185,9 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   const baselinePath = join(dir, "baseline.json");
   if (!existsSync(baselinePath)) throw new Error(`analyze: expected ${baselinePath}, found none`);
 
-  const key: AnalysisKey = { images, gridImages, ...(bankPerClass !== undefined ? { bankPerClass } : {}), cells: finished.map((c) => c.id) };
+  const fewerPerClass = <T extends object>(bank: T) => (bankPerClass === undefined ? bank : { ...bank, perClass: bankPerClass });
+  const otherSpecs = config.knn.otherBanks?.map(fewerPerClass);
+  const key: AnalysisKey = { images, gridImages, ...(bankPerClass !== undefined ? { bankPerClass } : {}), ...(otherSpecs && { otherBanks: otherSpecs }), cells: finished.map((c) => c.id) };
   const baseline = await readBaseline(baselinePath, config, "analyze");
   const summary = (imageSize: number) => summarize(config, baseline, outcomes, { backbone: backbone!, data: {}, imageSize });
   const jsonPath = join(out, "analysis.json");
@@ -191,7 +198,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     const before = await readJson<RunAnalysis>(jsonPath).catch(() => undefined);
     if (before?.format === ANALYSIS_FORMAT && JSON.stringify(before.key) === JSON.stringify(key) && holdsCells(before, key) && holdsAnswers(before)) {
       const files = ANALYSIS_FILES.map((f) => join(out, f)).filter((f) => existsSync(f));
-      const sameRows = JSON.stringify(summarizeAnalysis(summary(0), before.cells, before.original.knnCorrect)) === JSON.stringify(before.strategies);
+      const sameRows = JSON.stringify(summarizeAnalysis(summary(0), before.cells, before.original)) === JSON.stringify(before.strategies);
       if (files.length === ANALYSIS_FILES.length && sameRows) {
         log(`analysis: ${jsonPath} is up to date (${key.cells.length} cells, ${images} images)`);
         return { analysis: before, files, reused: true };
@@ -217,14 +224,16 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       }
     };
     const queries = evenlySpaced(await open("knn.queries", config.knn.queries), images);
-    const bankSpec = bankPerClass === undefined ? config.knn.bank : { ...config.knn.bank, perClass: bankPerClass };
+    const bankSpec = fewerPerClass(config.knn.bank);
     const bank = await open("knn.bank", bankSpec);
+    const otherBanks = otherSpecs && (await Promise.all(otherSpecs.map((b, i) => open(`knn.otherBanks[${i}]`, b))));
     const tokens = 1 + (size / original.config.patchSize) ** 2;
     const batchSize = Math.max(1, Math.min(config.knn.batchSize, Math.floor(ATTENTION_BYTES / (original.config.heads * tokens * tokens * 4))));
     const loader = (ds: typeof bank, s: typeof bankSpec) => new Loader(ds, new Transform(transformFor(s, size)), { batchSize, cache: opts.transformed });
     const data: AnalysisData = {
       queries: loader(queries, config.knn.queries),
       bank: loader(bank, bankSpec),
+      ...(otherBanks && { otherBanks: otherBanks.map((b, i) => loader(b, otherSpecs![i])) }),
       k: config.knn.reportK,
       temperature: config.knn.temperature,
       classes: Math.max(bank.classes.length, queries.classes.length),
@@ -236,7 +245,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     if (kept) {
       log(`analysis: the table's rows have changed; the numbers of its ${kept.cells.length} cell(s) kept, its summary and figures made anew`);
       cells.push(...kept.cells);
-    } else log(`analysis: ${finished.length} cell(s) against the original backbone, ${queries.length} source images${fewer}, a k-NN bank of ${bank.length}`);
+    } else log(`analysis: ${finished.length} cell(s) against the original backbone, ${queries.length} source images${fewer}, a k-NN bank of ${bank.length}${otherBanks ? ` and ${otherBanks.length} other draw(s) of it` : ""}`);
     const baseSha256 = kept ? undefined : await sha256File(backbone); // once, not per cell's checkpoint
     for (const [i, c] of (kept ? [] : finished).entries()) {
       const cellStarted = performance.now();
@@ -244,7 +253,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       try {
         const strategy = parseStrategy(c.strategy);
         const r = await compareBackbones(original, model, blockMap(strategy, original.blocks.length), data);
-        cells.push({ id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, cka: r.cka, knn: r.knn, knnCorrect: r.knnCorrect.map(packed), attention: r.attention, weights: r.weights, grid: Array.from(r.grid.maps) });
+        cells.push({ id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, cka: r.cka, knn: r.knn, knnCorrect: r.knnCorrect.map(packed), ...packedBanks(r.otherBanks), attention: r.attention, weights: r.weights, grid: Array.from(r.grid.maps) });
         const last = original.blocks.length - 1;
         log(`  ${i + 1}/${finished.length} ${c.id}: last block CKA ${r.cka.cls[last].toFixed(3)} (CLS), layer-wise k-NN ${r.knn[last].toFixed(1)}%, ${((performance.now() - cellStarted) / 1000).toFixed(1)} s`);
       } finally {
@@ -252,7 +261,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       }
     }
     const results = summary(size);
-    const originalAnswers = reference.knnCorrect.map(packed);
+    const originalAnswers = { knnCorrect: reference.knnCorrect.map(packed), ...packedBanks(reference.otherBanks) };
     const analysis: RunAnalysis = {
       format: ANALYSIS_FORMAT,
       key,
@@ -261,10 +270,11 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       heads: original.config.heads,
       images: queries.identity,
       bank: bank.identity,
+      ...(otherBanks && { otherBanks: otherBanks.map((b) => b.identity) }),
       k: data.k,
       temperature: data.temperature,
       gridTokens: reference.grid.tokens,
-      original: { knn: reference.knn, knnCorrect: originalAnswers, grid: Array.from(reference.grid.maps) },
+      original: { knn: reference.knn, ...originalAnswers, grid: Array.from(reference.grid.maps) },
       cells,
       strategies: summarizeAnalysis(results, cells, originalAnswers),
       seconds: (kept?.seconds ?? 0) + (performance.now() - started) / 1000, // the cells' comparisons included

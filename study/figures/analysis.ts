@@ -122,11 +122,11 @@ export function ckaHeatmapSpec(a: RunAnalysis): FigureSpec {
 }
 
 // Each strategy's layer-wise k-NN per block, its error bars the 95% interval of its change from the original's over
-// seeds and images (analysis-results.ts knnChange), placed about the original's: whether a block lost more than
-// chance explains.
+// seeds and images (and the banks of knn.otherBanks; analysis-results.ts knnChange), placed about the point, which is
+// knn.bank's: whether a block lost more than chance explains.
 export function layerKnnSpec(a: RunAnalysis, r: StudyResults): FigureSpec {
   const points = a.strategies.flatMap((s) =>
-    s.knn.map((k, block) => ({ strategy: s.strategy, seeds: s.seeds, block, knn: k.mean, knnLo: percentEnd(a.original.knn[block] + s.knnChange[block].lo), knnHi: percentEnd(a.original.knn[block] + s.knnChange[block].hi) })),
+    s.knn.map((k, block) => ({ strategy: s.strategy, seeds: s.seeds, block, knn: k.mean, knnLo: percentEnd(k.mean + s.knnChange[block].lo - s.knnChange[block].mean), knnHi: percentEnd(k.mean + s.knnChange[block].hi - s.knnChange[block].mean) })),
   );
   const several = points.filter((p) => p.seeds > 1);
   const original = a.original.knn.map((knn, block) => ({ block, knn, line: "original backbone" }));
@@ -143,7 +143,7 @@ export function layerKnnSpec(a: RunAnalysis, r: StudyResults): FigureSpec {
         "k-NN of each block's CLS token after the model's own final norm",
         imagesNote(a),
         ...ratesLines(a),
-        ...seedsNote(a.strategies.map((s) => ({ label: s.strategy, seeds: s.seeds })), "error bars", changeIntervalNote("images")),
+        ...seedsNote(a.strategies.map((s) => ({ label: s.strategy, seeds: s.seeds })), "error bars", a.strategies.some((s) => s.knnChange.some((c) => c.banks > 1)) ? changeIntervalNote("banks", "images") : changeIntervalNote("images")),
       ],
     },
     width: 440,

@@ -52,7 +52,7 @@ export function analysis(seeds = [0, 1]): RunAnalysis {
     gridTokens: 4,
     original: { knn: [70, 80], knnCorrect: ORIGINAL_ANSWERS, grid: [0.1, 0.2, 0.3, 0.4] },
     cells,
-    strategies: summarizeAnalysis(results(), cells, ORIGINAL_ANSWERS),
+    strategies: summarizeAnalysis(results(), cells, { knnCorrect: ORIGINAL_ANSWERS }),
     seconds: 1,
   };
 }

@@ -27,11 +27,11 @@ describe("summarizeAnalysis", () => {
     const group = a.cells.filter((c) => c.strategy === "full");
     for (const block of [0, 1]) {
       const table = group.map((c) => Float64Array.from(unpack(c.knnCorrect[block]), (x, q) => 100 * (x - unpack(ORIGINAL_ANSWERS[block])[q])));
-      expect(full.knnChange[block]).toEqual(crossedMeanInterval(table));
+      expect(full.knnChange[block]).toEqual({ ...crossedMeanInterval(table), banks: 1 });
     }
     // full: 6 and 6 right at block 0 (60 and 58 %, rounded) against the original's 7; 6 against 8 at block 1.
     expect(full.knnChange.map((d) => d.mean)).toEqual([-10, -20]);
-    expect(linear.knnChange).toEqual([0, 1].map(() => ({ mean: 0, lo: 0, hi: 0, n: 2 })));
+    expect(linear.knnChange).toEqual([0, 1].map(() => ({ mean: 0, lo: 0, hi: 0, n: 2, banks: 1 })));
   });
 });
 

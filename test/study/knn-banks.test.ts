@@ -3,8 +3,9 @@
 // knn-banks.json before result.json, and the original backbone's queries in the run folder's; the k-NN differences'
 // intervals, and each row's forgetting at its best checkpoints, are then over seeds, banks and queries; the
 // banks are added to a finished run folder without training a cell, only a bank without scores is scored; each point
-// of the forgetting curve is scored against every bank (step 0's answers the original's); and banks
-// of other classes or sizes, or sharing images with the bank, the queries or each other, are refused by name.
+// of the forgetting curve is scored against every bank (step 0's answers the original's), and the per-block
+// analysis's layer-wise k-NN too; and banks of other classes or sizes, or sharing images with the bank, the queries
+// or each other, are refused by name.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, mkdtempSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
@@ -13,6 +14,7 @@ import { join } from "node:path";
 import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
 import type { TimedPoint } from "../../study/knn-curve.js";
 import { runExperiment } from "../../study/runner.js";
+import { analyzeRun } from "../../study/analysis.js";
 import type { KnnBankScores } from "../../study/result-files.js";
 import { crossedMeanInterval3 } from "../../util/stats.js";
 import { changeFromOriginal } from "../../study/comparisons.js";
@@ -154,6 +156,49 @@ describe("knn.otherBanks", () => {
     expect(old.results.table[0].knnChange!.banks).toBe(3);
     expect(old.results.table[0].knnCurve!.map((p) => p.change!.banks)).toEqual([1, 1, 1]);
     expect(await readFile(join(dir, "table.md"), "utf8")).toContain("; † against knn.bank alone, where the original or a cell (a curve of a build before its points kept those scores) was not classified against every bank.");
+  });
+
+  it("gives the per-block analysis's layer-wise k-NN against every bank: the last block's is the cells' k-NN there", async () => {
+    const dir = join(root, "analysis-banks");
+    await runExperiment({ config: study(), out: dir });
+    const before = await analyzeRun(dir, { images: 1000, reuse: true });
+    expect(before.analysis.otherBanks).toBeUndefined();
+    // The banks added to the finished folder (their scores made, nothing trained): the analysis is made anew.
+    const config = study({ otherBanks: [draw(1), draw(2)] });
+    expect((await runExperiment({ config, out: dir })).ran).toEqual([]);
+    const lines: string[] = [];
+    const { analysis: a, reused } = await analyzeRun(dir, { images: 1000, log: (l) => lines.push(l), reuse: true });
+    expect(reused).toBe(false);
+    expect(lines).toContain("analysis: 4 cell(s) against the original backbone, 24 source images (all knn.queries holds, of the 1000 asked for), a k-NN bank of 24 and 2 other draw(s) of it");
+    expect(a.key.otherBanks).toEqual(config.knn.otherBanks);
+    expect(a.otherBanks!.map((b) => b.subset)).toEqual(["classes 0,1,2 -> 0..2; first 8 per class after the first 8", "classes 0,1,2 -> 0..2; first 8 per class after the first 16"]);
+    // With every query and the study's banks, the last block's layer-wise k-NN is the study's k-NN against that bank:
+    // the original's (knn-banks.json beside baseline.json), query by query, and each cell's (its knn-banks.json). The
+    // analysis computes the features by another path (each block's output normed on its own), whose rounding can
+    // flip a near-tied vote: at lr 0.3, where full fine-tuning's k-NN falls to chance, one query of 24 did against
+    // one bank. So the cells at 0.03.
+    const last = a.depth - 1;
+    const original = JSON.parse(await readFile(join(dir, "knn-banks.json"), "utf8")).banks as KnnBankScores[];
+    a.original.otherBanks!.forEach((b, i) => expect(b.knnCorrect[last]).toEqual(original[i].correct));
+    for (const c of a.cells.filter((x) => x.lr === 0.03)) {
+      const file = await banksFile(dir, c.id);
+      c.otherBanks!.forEach((b, i) => expect(b.knn[last], c.id).toBeCloseTo(file[i].knn["5"].top1, 6));
+    }
+    // Each row's change per block is three-way, over the seeds, the three banks and the queries.
+    const bits = (x: { bits: string; count: number }) => unpackBits(x.bits, x.count)!;
+    const [row] = a.strategies;
+    const group = a.cells.filter((c) => c.strategy === row.strategy && c.lr === row.lr);
+    for (let block = 0; block < a.depth; block++) {
+      const answers = (x: { knnCorrect: { bits: string; count: number }[]; otherBanks?: { knnCorrect: { bits: string; count: number }[] }[] }) => [x.knnCorrect[block], ...x.otherBanks!.map((b) => b.knnCorrect[block])].map(bits);
+      expect(row.knnChange[block]).toEqual({ ...changeFromOriginal(group.map(answers), answers(a.original)), banks: 3 });
+    }
+    expect(lines.some((l) => l.startsWith("analysis: each block's layer-wise 5-NN less the original's, in points: mean [95% interval over seeds, the bank and its 2 other draw(s) and images]"))).toBe(true);
+    // Against knn.bank, the same numbers as before.
+    expect(a.cells.map((c) => c.knn)).toEqual(before.analysis.cells.map((c) => c.knn));
+    expect(await readFile(join(dir, "analysis-knn.svg"), "utf8")).toContain(">original, over seeds, banks and images<");
+    const csv = (await readFile(join(dir, "analysis.csv"), "utf8")).split("\n");
+    expect(csv).toContain(`original,original,,,knn_top1,${last},knn.otherBanks[1],${a.original.otherBanks![1].knn[last].toPrecision(6)}`);
+    expect(csv.filter((l) => l.includes(",knn_top1,") && l.includes("knn.otherBanks")).length).toBe(2 * a.depth * (1 + a.cells.length));
   });
 
   it("is scored for a finished run folder's cells when added, only for the banks without scores, and not when reordered", async () => {

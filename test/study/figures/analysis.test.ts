@@ -38,7 +38,7 @@ describe("the analysis figures", () => {
   it("names a strategy of one seed among strategies of several, in every analysis figure", async () => {
     const a = analysis();
     const linear = a.cells.filter((c) => c.strategy === "linear" && c.seed === 0);
-    a.strategies = summarizeAnalysis(results(), [...a.cells.filter((c) => c.strategy === "full"), ...linear], a.original.knnCorrect);
+    a.strategies = summarizeAnalysis(results(), [...a.cells.filter((c) => c.strategy === "full"), ...linear], a.original);
     const knn = await renderSvg(layerKnnSpec(a, results()), "analysis-knn");
     expect(errorBars(knn)).toBe(2); // full's two blocks
     expect(knn).toContain(">one seed, so no error bars: linear<");
@@ -75,10 +75,11 @@ describe("the analysis figures", () => {
     const spec = layerKnnSpec(a, results());
     const svg = await renderSvg(spec, "analysis-knn");
     for (const text of [">Source k-NN top-1 (%), 20-NN<", ">original backbone<", ">full<", "error bars:<", ">95% interval of the change from the<", ">original, over seeds and images<"]) expect(svg).toContain(text);
-    // The bars are the change's interval about the original's accuracy, not the seeds' spread about the mean.
+    // The bars are the change's interval placed about the point (the fixture's answers round its accuracies, so not
+    // the original's accuracy + the change), not the seeds' spread about the mean.
     const bars = ((spec as unknown as { layer: unknown[] }).layer as { mark: { type: string }; data: { values: { strategy: string; block: number; knnLo: number; knnHi: number }[] } }[]).find((l) => l.mark.type === "errorbar")!.data.values;
     const full = a.strategies.find((s) => s.strategy === "full")!;
-    expect(bars.filter((b) => b.strategy === "full").map((b) => [b.knnLo, b.knnHi])).toEqual(full.knnChange.map((c, i) => [a.original.knn[i] + c.lo, a.original.knn[i] + c.hi]));
+    expect(bars.filter((b) => b.strategy === "full").map((b) => [b.knnLo, b.knnHi])).toEqual(full.knnChange.map((c, i) => [full.knn[i].mean + c.lo - c.mean, full.knn[i].mean + c.hi - c.mean]));
     expect(svg).toContain('stroke-dasharray="6,4"');
     expect(errorBars(svg)).toBe(4);
     const one = await renderSvg(layerKnnSpec(analysis([0]), results()), "analysis-knn");
