@@ -97,6 +97,8 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       const [mean, std] = meanStd(xs);
       return { mean, std };
     };
+    // Over every bank where the original and each of the row's cells were classified against the other banks.
+    const banks = original.otherBanks !== undefined && group.every((c) => c.otherBanks?.length === original.otherBanks!.length);
     const per = (value: (c: CellAnalysis, i: number) => number) =>
       group[0].knn.map((_, i) => both(group.map((c) => value(c, i))));
     out.push({
@@ -107,9 +109,8 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       ckaPooled: per((c, i) => c.cka.pooled[i]),
       knn: per((c, i) => c.knn[i]),
       knnChange: original.knnCorrect.map((_, i) => {
-        const banks = original.otherBanks && group.every((c) => c.otherBanks?.length === original.otherBanks!.length) ? original.otherBanks : [];
-        const answers = (own: Correct[], others: BankKnn[]) => [own[i], ...others.map((b) => b.knnCorrect[i])].map(unpack);
-        return { ...changeFromOriginal(group.map((c) => answers(c.knnCorrect, banks.length > 0 ? c.otherBanks! : [])), answers(original.knnCorrect, banks)), banks: 1 + banks.length };
+        const answers = (x: { knnCorrect: Correct[]; otherBanks?: BankKnn[] }) => [x.knnCorrect[i], ...(banks ? x.otherBanks! : []).map((b) => b.knnCorrect[i])].map(unpack);
+        return { ...changeFromOriginal(group.map(answers), answers(original)), banks: 1 + (banks ? original.otherBanks!.length : 0) };
       }),
       weights: per((c, i) => c.weights.blocks[i]),
       embedding: both(group.map((c) => c.weights.embedding)),
