@@ -11,6 +11,7 @@ import { parsePretrainConfig } from "../../study/pretrain-config.js";
 import { sha256File } from "../../peft/save.js";
 import { readArchitecture } from "../../vit/checkpoint.js";
 import { TOOL_ROOT, resolveShipped } from "../../util/shipped.js";
+import { learningRate } from "../../train/schedule.js";
 
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
 
@@ -329,7 +330,7 @@ describe("the paper's presets (configs/paper/)", () => {
   it("has a preset per experiment, each named as its file", () => {
     expect(presets).toEqual([
       "figure2-cifar10.json", "figure2-cifar100.json", "figure2-dtd.json", "figure2-flowers102.json", "figure2-food101.json",
-      "figure3-block-expansion.json", "figure4-vit-s16.json", "table1-cifar100.json",
+      "figure3-block-expansion.json", "figure4-vit-s16.json", "first-steps-cifar100.json", "table1-cifar100.json",
     ]);
     for (const f of presets) expect(JSON.parse(readFileSync(join(dir, f), "utf8")).name).toBe(f.replace(".json", ""));
   });
@@ -339,7 +340,8 @@ describe("the paper's presets (configs/paper/)", () => {
       const json = JSON.parse(readFileSync(join(dir, file), "utf8"));
       parse(file);
       expect(json.$comment).toContain("Departures:");
-      expect(json.training).toMatchObject({ steps: 10000, evalEvery: 500, batchSize: 128, warmupSteps: 500, optimizer: "sgd", momentum: 0.9, weightDecay: 0 });
+      // The first steps' preset stops at 1,000 steps (its own test, below).
+      expect(json.training).toMatchObject({ steps: file.startsWith("first-steps") ? 1000 : 10000, evalEvery: 500, batchSize: 128, warmupSteps: 500, optimizer: "sgd", momentum: 0.9, weightDecay: 0 });
       expect(json.imageSize).toBe(224);
       expect(json.knn).toMatchObject({ reportK: 20, temperature: 0.07 });
       // The authors' normalisation: 0.5 / 0.5 for the transfer task, ImageNet's statistics (the default) for k-NN.
@@ -368,6 +370,21 @@ describe("the paper's presets (configs/paper/)", () => {
     const splits = (f: string) => Object.values(JSON.parse(readFileSync(join(dir, f), "utf8")).transfer).map((s) => (s as { split: string }).split);
     for (const f of ["figure2-dtd.json", "figure2-flowers102.json"]) expect(splits(f), f).toEqual(["train", "test", "val"]);
     for (const f of ["figure2-cifar10.json", "figure2-cifar100.json", "figure2-food101.json", "table1-cifar100.json"]) expect(splits(f), f).toEqual(["train", "test"]);
+  });
+});
+
+describe("the first steps' preset (configs/paper/first-steps-cifar100.json)", () => {
+  it("is Table 1's full fine-tuning at its three rates but for its steps and curve, every curve step up to 500 in Table 1's schedule", () => {
+    const steps = shipped("configs/paper/first-steps-cifar100.json");
+    const table1 = shipped("configs/paper/table1-cifar100.json");
+    const rest = ({ name: _n, strategies: _s, learningRates: _l, headInit: _h, knn: { atSteps: _a, ...knn }, training: { steps: _t, ...training }, ...c }: StudyConfig) => ({ ...c, knn, training });
+    expect(rest(steps)).toEqual(rest(table1));
+    expect(steps.strategies.map(strategyName)).toEqual(["full"]);
+    expect(ratesFor(steps, steps.strategies[0])).toEqual(ratesFor(table1, table1.strategies[0]));
+    expect(steps.knn.atSteps).toEqual([0, 1, 2, 5, 10, 20, 50, 100, 500, 1000]);
+    // Up to the end of the warm-up the rate depends on the warm-up alone: these curve steps train as Table 1's cells.
+    const schedule = (total: number) => ({ base: 0.01, warmup: steps.training.warmupSteps, total });
+    for (const step of steps.knn.atSteps!.filter((s) => s <= 500)) expect(learningRate(schedule(1000), step)).toBe(learningRate(schedule(10000), step));
   });
 });
 

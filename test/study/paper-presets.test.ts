@@ -2,8 +2,8 @@
 // their distributed layouts (CIFAR's binary files, ImageNet's train/ and val/ image folders) and its checkpoint by a
 // tiny ViT of the same depth and head count (width 4 per head, 32 px, patch 16), so that every strategy is checked
 // against the backbone as the real one would be; then a handful of steps per cell. What the miniature changes
-// besides paths: image size, one step, batch sizes, and all but the first learning rate (Figure 3's preset keeps two
-// of its rates, which are its subject). Then `report` over the runs draws every figure and the combined table.
+// besides paths: image size, one step, batch sizes, the first steps' curve, and all but the first learning rate
+// (Figure 3's preset keeps two of its rates, which are its subject). Then `report` over the runs draws every figure and the combined table.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -109,6 +109,7 @@ async function miniature(file: string): Promise<Json> {
   j.knn.ks = [2, 5]; // within the miniature banks' 6 images
   j.knn.reportK = 5;
   j.training = { ...j.training, steps: 1, evalEvery: 1, warmupSteps: 0, batchSize: 4, lossEvery: 1 };
+  if (j.knn.atSteps) j.knn.atSteps = [0, 1]; // the first steps' curve, within the one step
   {
     const first = (rates: number[]) => rates.slice(0, file.startsWith("figure3") ? 2 : 1);
     j.learningRates = Array.isArray(j.learningRates) ? first(j.learningRates) : Object.fromEntries(Object.entries(j.learningRates as Record<string, number[]>).map(([s, r]) => [s, first(r)]));
@@ -134,7 +135,9 @@ describe("the presets of configs/paper/ in miniature", () => {
       expect(existsSync(join(out, "figure2.png"))).toBe(true);
       // A study's own folder has Figure 3 when it holds Block Expansion at several numbers of blocks and rates.
       expect(existsSync(join(out, "figure3.png"))).toBe(file.startsWith("figure3"));
-      runs.push(out);
+      // The first steps' preset: its result is its own forgetting curve, not a panel of the report's figures.
+      expect(existsSync(join(out, "forgetting.png"))).toBe(file.startsWith("first-steps"));
+      if (!file.startsWith("first-steps")) runs.push(out);
     });
   }
 
