@@ -4,7 +4,7 @@
 // the queries right at reportK, packed.
 import { portableIdentity } from "../data/dataset.js";
 import type { VisionTransformer } from "../vit/model.js";
-import { type DatasetKnnOptions, NonFiniteFeaturesError, banksKnn, datasetKnn } from "../eval/dataset-knn.js";
+import { type DatasetKnnOptions, type KnnData, NonFiniteFeaturesError, banksKnn } from "../eval/dataset-knn.js";
 import type { KnnResult } from "../eval/knn.js";
 import { DivergedError } from "../train/train.js";
 import { packBits } from "../util/bits.js";
@@ -24,42 +24,40 @@ export async function knnScores(
   at?: { step: number; lr: number },
   queries = { dataset: data.queries, spec: config.knn.queries },
 ): Promise<{ scores: KnnScores; correct: Correct; seconds: number }> {
-  const started = performance.now();
-  const results = await datasetKnn(model, { dataset: data.bank, spec: config.knn.bank }, queries, knnOptions(config, data, size)).catch(divergedAt(at));
-  return { ...scoresOf(results, config), seconds: (performance.now() - started) / 1000 };
+  const { scored, seconds } = await onePass(model, config, data, size, [{ dataset: data.bank, spec: config.knn.bank }], at, queries);
+  return { ...scored[0], seconds };
 }
-
-// Features a fine-tuning step left non-finite: the cell diverged there.
-const divergedAt = (at: { step: number; lr: number } | undefined) => (e: unknown) => {
-  if (!(e instanceof NonFiniteFeaturesError) || !at) throw e;
-  throw new DivergedError(`the source k-NN of step ${at.step}: ${e.message} (lr ${at.lr.toExponential(2)})`, at.step, NaN, at.lr, false);
-};
 
 // The forgetting curve's point at `at.step`: the queries against knn.bank and, with knn.otherBanks, against each
 // other bank too, in one pass over the queries (study/knn-curve.ts).
 export async function curvePoint(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number, at: { step: number; lr: number }): Promise<TimedPoint> {
-  if (!data.otherBanks) {
-    const { scores, correct, seconds } = await knnScores(model, config, data, size, at);
-    return { step: at.step, knn: scores, correct, seconds };
-  }
-  const started = performance.now();
-  const others = data.otherBanks.map((dataset, i) => ({ dataset, spec: config.knn.otherBanks![i] }));
-  const banks = [{ dataset: data.bank, spec: config.knn.bank }, ...others];
-  const [first, ...rest] = (await banksKnn(model, banks, { dataset: data.queries, spec: config.knn.queries }, knnOptions(config, data, size)).catch(divergedAt(at))).map((r) => scoresOf(r, config));
-  const seconds = (performance.now() - started) / 1000;
-  const entries = rest.map(({ scores, correct }, i) => ({ spec: others[i].spec, data: portableIdentity(others[i].dataset.identity), knn: scores, correct }));
-  return { step: at.step, knn: first.scores, correct: first.correct, seconds, banks: entries };
+  const others = (data.otherBanks ?? []).map((_, i) => otherBank(config, data, i));
+  const { scored, seconds } = await onePass(model, config, data, size, [{ dataset: data.bank, spec: config.knn.bank }, ...others], at);
+  const [first, ...rest] = scored;
+  const banks = rest.map(({ scores, correct }, i) => ({ spec: others[i].spec, data: portableIdentity(others[i].dataset.identity), knn: scores, correct }));
+  return { step: at.step, knn: first.scores, correct: first.correct, seconds, ...(data.otherBanks && { banks }) };
 }
 
 // A finished cell's backbone's queries against the other banks at indices `which` of knn.otherBanks, in one pass
 // over the queries; each bank's seconds are the pass's share.
 export async function otherBankScores(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number, which: number[]): Promise<{ scores: KnnScores; correct: Correct; seconds: number }[]> {
-  const started = performance.now();
-  const banks = which.map((i) => ({ dataset: data.otherBanks![i], spec: config.knn.otherBanks![i] }));
-  const results = await banksKnn(model, banks, { dataset: data.queries, spec: config.knn.queries }, knnOptions(config, data, size));
-  const seconds = (performance.now() - started) / 1000 / which.length;
-  return results.map((r) => ({ ...scoresOf(r, config), seconds }));
+  const { scored, seconds } = await onePass(model, config, data, size, which.map((i) => otherBank(config, data, i)));
+  return scored.map((s) => ({ ...s, seconds: seconds / which.length }));
 }
+
+// The queries (knn.queries unless given) against each of `banks`, their features taken once (eval/dataset-knn.ts
+// banksKnn): each bank's scores, and the pass's wall time. Non-finite features at a step of training (`at`) are the
+// cell's divergence there.
+async function onePass(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number, banks: KnnData[], at?: { step: number; lr: number }, queries: KnnData = { dataset: data.queries, spec: config.knn.queries }) {
+  const started = performance.now();
+  const results = await banksKnn(model, banks, queries, knnOptions(config, data, size)).catch((e: unknown) => {
+    if (!(e instanceof NonFiniteFeaturesError) || !at) throw e;
+    throw new DivergedError(`the source k-NN of step ${at.step}: ${e.message} (lr ${at.lr.toExponential(2)})`, at.step, NaN, at.lr, false);
+  });
+  return { scored: results.map((r) => scoresOf(r, config)), seconds: (performance.now() - started) / 1000 };
+}
+
+const otherBank = (config: StudyConfig, data: StudyData, i: number): KnnData => ({ dataset: data.otherBanks![i], spec: config.knn.otherBanks![i] });
 
 const knnOptions = (config: StudyConfig, data: StudyData, size: number): DatasetKnnOptions => ({
   ks: config.knn.ks,

@@ -16,8 +16,8 @@ vi.mock("../../eval/dataset-knn.js", async (importOriginal) => {
   let calls = 0;
   return {
     ...real,
-    datasetKnn: async (...args: Parameters<typeof real.datasetKnn>) => {
-      if (calls++ === 0) return real.datasetKnn(...args);
+    banksKnn: async (...args: Parameters<typeof real.banksKnn>) => {
+      if (calls++ === 0) return real.banksKnn(...args);
       throw new real.NonFiniteFeaturesError("the backbone's feature 3 of bank (npy) image 7 is NaN: the k-NN cannot score it");
     },
   };
