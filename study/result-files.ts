@@ -90,9 +90,9 @@ export async function readCellOutcome(out: string, id: string, config: StudyConf
   return outcome;
 }
 
-// What result.json's curve leaves to knn-curve.json (study/knn-curve.ts), which keeps it beside each point's scores: the
-// answers of points of builds before result.json held them, and with knn.otherBanks each point's scores against the
-// other banks. The file's point at a step must have the scores result.json has and answer as many queries as the
+// What result.json's curve leaves to knn-curve.json (study/knn-curve.ts), which keeps it beside each point's scores:
+// the answers of points of builds before result.json held them, and with knn.otherBanks each point's scores against
+// the other banks. The file's point at a step must have the scores result.json has and answer as many queries as the
 // best checkpoint; its other banks count where it holds every bank of the config, each of the images the best
 // checkpoint was scored against (`banks`, knn-banks.json's, which the runner keeps current). A file that is missing
 // or damaged gives nothing: the curve's changes from the original then go without intervals, or against knn.bank

@@ -137,8 +137,8 @@ export function crossedMeanInterval(x: ArrayLike<number>[], level = 0.95): MeanI
 // + max(0, MS_B - MS_SB - MS_BQ + MS_E) + max(0, MS_BQ - MS_E)) / (S B Q): the seeds' mean square always counts, as
 // in crossedMeanInterval (at least its expectation without a seeds' part, MS_E + max(0, MS_SQ - MS_E)
 // + max(0, MS_SB - MS_E), with its own degrees of freedom), and each other part is a variance component floored at
-// 0. Degrees of freedom are Satterthwaite's over the combination of mean squares actually used. One bank is crossedMeanInterval of x[s][0];
-// [NaN, NaN] for fewer than two seeds or queries.
+// 0. Degrees of freedom are Satterthwaite's over the combination of mean squares actually used. One bank is
+// crossedMeanInterval of x[s][0]; [NaN, NaN] for fewer than two seeds or queries.
 export function crossedMeanInterval3(x: ArrayLike<number>[][], level = 0.95): MeanInterval {
   const s = x.length;
   const b = s > 0 ? x[0].length : 0;
