@@ -219,13 +219,11 @@ function choicesByBank(config: StudyConfig, tried: TableRow[][], cells: CellResu
   if (!config.knn.otherBanks || config.selectBy === "transfer" || !cells.every((c) => c.otherBanks)) return undefined;
   const k = String(config.knn.reportK);
   const against = (bank: number) => (c: CellResult) => (bank < 0 ? c.knn : c.otherBanks![bank].knn)[k].top1;
+  const groups = tried.map((rows) => rows.map((row) => cells.filter((c) => c.strategy === strategyName(row.strategy) && c.lr === row.lr)));
   return [-1, ...config.knn.otherBanks.keys()].map((bank) => ({
     bank: bank < 0 ? "knn.bank" : `knn.otherBanks[${bank}]`,
-    rates: tried.map((rows) => {
-      const scored = rows.map((row) => {
-        const group = cells.filter((c) => c.strategy === strategyName(row.strategy) && c.lr === row.lr);
-        return { ...row, valKnn: undefined, knn: meanStd(group.map(against(bank)))[0] };
-      });
+    rates: tried.map((rows, i) => {
+      const scored = rows.map((row, j) => ({ ...row, valKnn: undefined, knn: meanStd(groups[i][j].map(against(bank)))[0] }));
       const { strategy, lr } = choose(config.selectBy, scored, paired);
       return { strategy: strategyName(strategy), lr };
     }),
