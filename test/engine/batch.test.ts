@@ -138,6 +138,34 @@ describe("batch", () => {
       expect(sleptNow).toBeLessThanOrEqual(2 * longest);
     });
 
+    it("never sleeps on Dawn's null backend, which does no work to sleep through", async () => {
+      const { batch, gpu } = runtime();
+      await job();
+      const backend = gpu.backend;
+      const longest = batch.longestMs;
+      batch.longestMs = 1e6; // as if long work had been learned from: no cap on the sleep
+      batch.secondsPerUnit = 1e-8; // 100 ms for the job's 1e7 units: this wait would sleep 80 ms on a device
+      batch.stats.sleptMs = 0;
+      gpu.backend = "null";
+      try {
+        await job();
+        expect(batch.stats.sleptMs).toBe(0);
+      } finally {
+        gpu.backend = backend;
+        batch.longestMs = longest;
+        batch.secondsPerUnit = 0;
+      }
+      batch.secondsPerUnit = 1e-8; // the same estimate on the adapter's own backend sleeps
+      batch.longestMs = 1e6;
+      try {
+        await job();
+        expect(batch.stats.sleptMs).toBeGreaterThan(0);
+      } finally {
+        batch.longestMs = longest;
+        batch.secondsPerUnit = 0;
+      }
+    });
+
     it("halves an estimate it overslept on, even when the finished work is noticed late", async () => {
       const { batch, gpu } = runtime();
       await job();
