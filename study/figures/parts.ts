@@ -71,10 +71,12 @@ export function listLines(head: string, items: string[]): string[] {
 }
 
 // An accuracy axis in percent: padded around the data (not from 0), about six ticks (vega's default, one per 40 px,
-// crowds a narrow range), plain numbers (".4~g": 80, not 80.000000 where every value is the same). Every layer of a
-// figure names the same title and scale, which Vega-Lite then merges into one axis.
+// crowds a narrow range), plain numbers (".4~g": 80, not 80.000000 where every value is the same). Not rounded out
+// to ticks ("nice"): a band reaching 98 %, padded, ran the axis to a tick at 110 %; unrounded, it ends a few pixels
+// past the data, and no tick lies beyond 0-100. Every layer of a figure names the same title and scale, which
+// Vega-Lite then merges into one axis.
 export function percentChannel(field: string, title: string) {
-  return { field, type: "quantitative", title, scale: { zero: false, padding: 12 }, axis: { format: ".4~g", tickCount: 6 } } as const;
+  return { field, type: "quantitative", title, scale: { zero: false, nice: false, padding: 12 }, axis: { format: ".4~g", tickCount: 6 } } as const;
 }
 
 // An error bar's or band's end on an accuracy axis: an accuracy's interval ends within 0-100 % (one std about 99 %,
