@@ -1,6 +1,8 @@
 // A small, strict flag parser: `--name value`, `--name=value` and boolean `--name`. No command takes positional
-// arguments but `report` (cli/report.ts sets its run folders apart first): those, unknown flags and missing values
-// are UsageErrors that name the argument or flag. Also the checks of output flags that commands run before any work.
+// arguments but `report` (cli/report.ts sets its run folders apart first): those, unknown flags, missing or empty
+// values and a flag given twice are UsageErrors that name the argument or flag. A value that starts with "--" is a
+// flag, not a value (`--out --list-cells` once trained a whole study into a folder named --list-cells); one that
+// must start so is written `--name=--value`. Also the checks of output flags that commands run before any work.
 import { stat, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { HelpRequested, UsageError } from "./command.js";
@@ -28,6 +30,8 @@ export function parseArgs<S extends FlagSpec>(argv: string[], spec: S): Flags<S>
     const name = arg.slice(2, eq < 0 ? undefined : eq);
     const type = spec[name];
     if (type === undefined) throw new UsageError(`unknown flag --${name}`);
+    // The last of two would win silently: `--classes 5 ... --classes 7` is a slip, not a choice.
+    if (name in flags) throw new UsageError(`flag --${name} is given twice`);
     if (type === "boolean") {
       if (eq >= 0) throw new UsageError(`flag --${name} takes no value`);
       flags[name] = true;
@@ -37,6 +41,7 @@ export function parseArgs<S extends FlagSpec>(argv: string[], spec: S): Flags<S>
     if (eq >= 0) raw = arg.slice(eq + 1);
     else {
       if (i + 1 >= argv.length) throw new UsageError(`flag --${name} needs a value`);
+      if (argv[i + 1].startsWith("--")) throw new UsageError(`flag --${name} needs a value, got the flag ${argv[i + 1]}`);
       raw = argv[++i];
     }
     flags[name] = convert(name, type, raw);
@@ -45,7 +50,11 @@ export function parseArgs<S extends FlagSpec>(argv: string[], spec: S): Flags<S>
 }
 
 function convert(name: string, type: FlagType, raw: string): unknown {
-  if (type === "string") return raw;
+  // An empty path is no path: taken as absent it ran the embedded study, as a folder it wrote into the current one.
+  if (type === "string") {
+    if (raw === "") throw new UsageError(`flag --${name}: expected a value, got an empty string`);
+    return raw;
+  }
   if (type === "list") {
     const items = raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
     if (items.length === 0) throw new UsageError(`flag --${name}: expected a comma-separated list, got "${raw}"`);
@@ -54,6 +63,8 @@ function convert(name: string, type: FlagType, raw: string): unknown {
   const n = decimal(raw);
   if (n === undefined) throw new UsageError(`flag --${name}: expected a decimal number, got "${raw}"`);
   if (type === "int" && !Number.isInteger(n)) throw new UsageError(`flag --${name}: expected an integer, got "${raw}"`);
+  // Past 2^53 a double holds no longer every integer: 9007199254740993 would be read as ...992.
+  if (type === "int" && !Number.isSafeInteger(n)) throw new UsageError(`flag --${name}: expected an integer of magnitude below 2^53, got "${raw}"`);
   return n;
 }
 

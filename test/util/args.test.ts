@@ -18,9 +18,37 @@ describe("numbers", () => {
   it("hex, binary, octal, blanks and infinities are not numbers here", () => {
     for (const raw of ["0x10", "0b11", "0o7", " 7", "7 ", "", "Infinity", "1e999", "NaN", "1_000", "--1"]) {
       expect(decimal(raw), raw).toBeUndefined();
-      expect(() => parseArgs(["--t", raw], { t: "number" }), raw).toThrow(`flag --t: expected a decimal number, got "${raw}"`);
+      expect(() => parseArgs([`--t=${raw}`], { t: "number" }), raw).toThrow(`flag --t: expected a decimal number, got "${raw}"`);
     }
     expect(() => parseArgs(["--n=1.5"], { n: "int" })).toThrow('flag --n: expected an integer, got "1.5"');
+  });
+  it("integers past 2^53, which a double cannot all hold, are refused", () => {
+    expect(parseArgs(["--n", "9007199254740991"], { n: "int" }).n).toBe(2 ** 53 - 1);
+    for (const raw of ["9007199254740993", "99999999999999999999", "-1e20"]) {
+      expect(() => parseArgs(["--n", raw], { n: "int" }), raw).toThrow(`flag --n: expected an integer of magnitude below 2^53, got "${raw}"`);
+    }
+  });
+});
+
+describe("values", () => {
+  const spec = { out: "string", n: "int", l: "list", quiet: "boolean" } as const;
+  it("a flag is no value: the flag before it is refused, naming both", () => {
+    // Once `experiment --out --list-cells` trained the whole default study into a folder named --list-cells.
+    expect(() => parseArgs(["--out", "--quiet"], spec)).toThrow("flag --out needs a value, got the flag --quiet");
+    expect(() => parseArgs(["--n", "--l", "a"], spec)).toThrow("flag --n needs a value, got the flag --l");
+    expect(() => parseArgs(["--out", "--help"], spec)).toThrow(UsageError);
+    // Written with "=", a value may start with "--"; a negative number is a value.
+    expect(parseArgs(["--out=--odd-name"], spec).out).toBe("--odd-name");
+    expect(parseArgs(["--n", "-3"], spec).n).toBe(-3);
+  });
+  it("an empty string is no path", () => {
+    for (const argv of [["--out", ""], ["--out="]]) expect(() => parseArgs(argv, spec)).toThrow("flag --out: expected a value, got an empty string");
+  });
+  it("a flag given twice is refused, whichever way it is written", () => {
+    for (const argv of [["--n", "5", "--n", "7"], ["--n=5", "--n", "5"], ["--quiet", "--quiet"]]) {
+      expect(() => parseArgs(argv, spec), argv.join(" ")).toThrow(`is given twice`);
+    }
+    expect(() => parseArgs(["--out", "a", "--n", "1", "--out", "b"], spec)).toThrow("flag --out is given twice");
   });
 });
 
