@@ -120,6 +120,13 @@ export class Transform {
       const s = Math.fround(std[c]);
       for (let v = 0; v < 256; v++) this.lut[c * 256 + v] = Math.fround(Math.fround(Math.fround(v / 255) - m) / s);
     }
+    // A std that float32 holds as 0 (1e-45) or a mean past its range (1e39) gives infinite pixels, which training
+    // would take silently until the loss is NaN.
+    const infinite = this.lut.findIndex((x) => !Number.isFinite(x));
+    if (infinite >= 0) {
+      const [c, v] = [Math.floor(infinite / 256), infinite % 256];
+      throw new Error(`transform: expected a mean and std whose normalised pixels are finite in float32, got mean [${mean}] and std [${std}]: channel ${"RGB"[c]}, byte ${v} gives ${this.lut[infinite]}`);
+    }
   }
 
   get scale(): [number, number] {

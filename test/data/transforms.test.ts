@@ -187,6 +187,12 @@ describe("Transform values", () => {
     expect(() => new Transform({ kind: "train", size: 8, scale: [0.5, 0.2] })).toThrow("transform: expected 0 < scale[0] <= scale[1] <= 1, got [0.5, 0.2]");
     expect(() => new Transform({ kind: "knn", size: 8, resize: 7 })).toThrow("transform: expected an integer knn resize >= size 8, got 7");
     expect(() => new Transform({ kind: "eval", size: 8, std: [1, 0, 1] })).toThrow("transform: expected 3 means and 3 positive stds");
+    // Positive, yet float32 holds 1e-45 as 0 and 1e39 as Infinity: every pixel would be infinite.
+    expect(() => new Transform({ kind: "eval", size: 8, std: [1e-45, 1, 1] })).toThrow(
+      "transform: expected a mean and std whose normalised pixels are finite in float32, got mean [0.485,0.456,0.406] and std [1e-45,1,1]: channel R, byte 0 gives -Infinity",
+    );
+    expect(() => new Transform({ kind: "eval", size: 8, mean: [0, 1e39, 0], std: [1, 1, 1] })).toThrow("channel G, byte 0 gives -Infinity");
+    expect(() => new Transform({ kind: "eval", size: 8, mean: [0, 0, 0], std: [1e-38, 1e-38, 1e-38] })).not.toThrow(); // 1e38 at most: finite
     expect(() => new Transform({ kind: "eval", size: 8, interpolation: "area" as "nearest" })).toThrow('transform: expected interpolation nearest, bilinear, bicubic, got "area"');
     expect(() => new Transform({ kind: "eval", size: 8, resampler: "pillow" as "pil" })).toThrow('transform: expected resampler libvips or pil, got "pillow"');
     await expect(new Transform({ kind: "eval", size: 4 }).apply(raw(4, 4, 1), new Float32Array(47), 0)).rejects.toThrow(
