@@ -98,6 +98,7 @@ ${describeDatasets(" ".repeat(24))}
     if (tile > MAX_TILE) throw new UsageError(`--tile: expected at most ${MAX_TILE} pixels, got ${tile}`);
     if (flags["skip-per-class"] !== undefined && flags["skip-per-class"] < 0) throw new UsageError(`--skip-per-class: expected a non-negative integer, got ${flags["skip-per-class"]}`);
     if (flags.fraction !== undefined && !(flags.fraction > 0 && flags.fraction <= 1)) throw new UsageError(`--fraction: expected a number in (0, 1], got ${flags.fraction}`);
+    if (flags.seed !== undefined && flags.seed < 0) throw new UsageError(`--seed: expected a non-negative integer, as a study's seeds are, got ${flags.seed}`);
     let classes: number[] | undefined;
     if (flags.classes !== undefined) {
       try {
@@ -121,6 +122,11 @@ ${describeDatasets(" ".repeat(24))}
       } catch (err) {
         // The other flags were checked above: only the class list can disagree with the dataset.
         throw new UsageError(`--classes: ${(err as Error).message}`);
+      }
+      // A study refuses data of no images; a file of none is no description either.
+      if (ds.length === 0) {
+        const given = (["classes", "first", "skip-per-class", "fraction"] as const).filter((f) => flags[f] !== undefined).map((f) => `--${f}`);
+        throw new UsageError(`${given.join(", ")}: expected a subset of at least one image, got none of ${name} ${flags.split ?? "train"}`);
       }
     }
     const rows = Math.min(flags["sheet-classes"] ?? SHEET.classes, ds.classes.length);

@@ -1,5 +1,6 @@
 // `data --npy`: a dataset's images after a transform, with their labels, as `features` and `knn` read them: the
 // images a study's data spec of the same settings gives its k-NN and evaluations.
+import { existsSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -56,5 +57,15 @@ describe("data --npy", () => {
     await expect(run("--npy", out, "--size", "4", "--interpolation", "lanczos")).rejects.toThrow(UsageError);
     await expect(run("--npy", join(root, "x.bin"), "--size", "4")).rejects.toThrow(new UsageError(`--npy: expected a file name ending in .npy, got ${join(root, "x.bin")}`));
     await expect(run("--size", "4")).rejects.toThrow(new UsageError("--size: expected only with --npy"));
+  });
+
+  it("refuses a subset that leaves no image, and writes nothing", async () => {
+    const root = await npyDataset();
+    const out = join(root, "none.npy");
+    const run = (...flags: string[]) => data.run(["--dataset", "npy", "--root", root, "--npy", out, "--size", "4", ...flags]);
+    await expect(run("--skip-per-class", "100")).rejects.toThrow(new UsageError("--skip-per-class: expected a subset of at least one image, got none of npy train"));
+    await expect(run("--classes", "1", "--first", "2", "--skip-per-class", "100")).rejects.toThrow("--classes, --first, --skip-per-class: expected a subset");
+    expect(existsSync(out)).toBe(false);
+    await expect(run("--fraction", "0.5", "--seed", "-1")).rejects.toThrow(new UsageError("--seed: expected a non-negative integer, as a study's seeds are, got -1"));
   });
 });
