@@ -63,7 +63,7 @@ import { evaluateAccuracy, evaluateCorrect } from "../eval/accuracy.js";
 import { packBits } from "../util/bits.js";
 import { type StudyConfig, configJson, headInitFor, isDinoPretrain, parseStudyConfig } from "./config.js";
 import { type ConfigChanges, configChanges } from "./changes.js";
-import { pretrain } from "../train/pretrain.js";
+import { pretrain, pretrainDir } from "../train/pretrain.js";
 import { dinoPretrain, dinoPretrainDir } from "../train/dino-pretrain.js";
 import { CollapseError } from "../train/dino-collapse.js";
 import { DivergedError, PassTooLargeError, train } from "../train/train.js";
@@ -259,15 +259,20 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
 }
 
 // The study's backbone and what backbone.json records of it: a checkpoint file, or its pre-training (supervised or
-// DINO), cached by its settings and run here where the cache lacks it. `note` describes a
-// pre-trained one for the report; a checkpoint's description needs its hash, which the caller computes.
+// DINO), cached by its settings and run here where the cache lacks it, unless `collecting`: a collect trains
+// nothing, and from another working folder (the cache's folder is relative to it) it pre-trained the backbone again
+// only to find it hashed otherwise than the run's. `note` describes a pre-trained one for the report; a checkpoint's
+// description needs its hash, which the caller computes.
 async function prepareBackbone(
   config: StudyConfig,
   data: StudyData,
+  collecting: boolean,
   progress: ProgressStream | undefined,
   log: (line: string) => void,
 ): Promise<{ path: string; heads: number | undefined; note?: string; record: Record<string, unknown> }> {
   const pretrainSpec = config.backbone.pretrain;
+  const notCached = (dir: string) =>
+    new Error(`experiment: --collect trains nothing, but the backbone's pre-training is not cached in ${dir} (backbone.pretrain.cacheDir, relative to the working folder): collect from the folder the preparation ran in`);
   if (pretrainSpec && isDinoPretrain(pretrainSpec)) {
     const { cacheDir, ...spec } = pretrainSpec;
     const ds = data.pretrain!;
@@ -276,6 +281,7 @@ async function prepareBackbone(
     // Finished once its manifest is there too, which is written after the backbone: a run killed in between resumes
     // from its checkpoint of the last step, which writes both again (the same backbone).
     if (existsSync(path) && existsSync(join(dir, "backbone.json"))) log(`backbone: cached ${path}`);
+    else if (collecting) throw notCached(dir);
     else {
       log(`backbone: DINO pre-training on ${ds.identity.name} (${ds.identity.subset ?? "all"}) in ${dir}`);
       const p = await dinoPretrain({ spec, data: ds, dir, progress, log }).catch((e) => {
@@ -290,6 +296,8 @@ async function prepareBackbone(
   }
   if (pretrainSpec) {
     const spec = pretrainSpec;
+    const dir = pretrainDir(spec, data.pretrain!);
+    if (collecting && !existsSync(join(dir, "backbone.safetensors"))) throw notCached(dir);
     log(`backbone: supervised pre-training on ${data.pretrain!.identity.name} (${data.pretrain!.identity.subset ?? "all"}), a stand-in for DINO's self-supervised pre-training`);
     const p = await pretrain(spec, data.pretrain!, progress, log).catch((e) => {
       // Every cell needs the backbone: unlike a cell's, this divergence ends the study.
@@ -360,7 +368,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     if (shared && !existsSync(join(out, "config.json"))) await writeJsonAtomic(join(out, "config.json"), configJson(config));
   }
 
-  const { path: backbonePath, heads, note, record } = await prepareBackbone(config, data, o.progress, log);
+  const { path: backbonePath, heads, note, record } = await prepareBackbone(config, data, o.collect === true, o.progress, log);
   const load = async () => (await loadVit(backbonePath, { heads, key: config.backbone.key })).model;
   // Each cell's checkpoints name their base by hash, so that `export` can rebuild the fine-tuned model.
   const base = { file: backbonePath, sha256: await sha256File(backbonePath) };

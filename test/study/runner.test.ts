@@ -6,7 +6,7 @@
 // forgetting curve's points, and the config keys for the authors' departures (normalisation, crop, head) reach the cells.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { existsSync } from "node:fs";
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { spawnSync } from "node:child_process";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -687,6 +687,19 @@ describe("workers sharing a run folder (cells, claims, collect)", () => {
     expect(partial.files.map((f) => f.slice(dir.length + 1))).toContain("table.md");
     expect(JSON.parse(await readFile(join(dir, "results.json"), "utf8")).missing).toEqual(["linear_lr0.05_s0", "lora-r2_lr0.05_s0"]);
     expect(await readFile(join(dir, "table.md"), "utf8")).toContain("left out: linear_lr0.05_s0, lora-r2_lr0.05_s0.");
+
+    // Collect trains nothing: from a working folder without the pre-training's cache (here: the cache moved away) it
+    // says so, where it pre-trained the backbone again.
+    await rename(join(root, "cache"), join(root, "cache-away"));
+    try {
+      await expect(runExperiment({ config, out: dir, collect: true })).rejects.toThrow(
+        `experiment: --collect trains nothing, but the backbone's pre-training is not cached in ${join(root, "cache", "pretrain")}`,
+      );
+      expect(existsSync(join(root, "cache"))).toBe(false);
+    } finally {
+      await rm(join(root, "cache"), { recursive: true, force: true });
+      await rename(join(root, "cache-away"), join(root, "cache"));
+    }
 
     // A worker with another config is refused; one with the same finishes the rest, and collect completes the report.
     const other = study({ strategies: ["linear"], learningRates: [0.05] });
