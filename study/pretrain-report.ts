@@ -4,9 +4,9 @@
 // scripts/dino-torch-reference.py (--out: {"knn": [{"step", "knn20"}], "device", "args"}), each a line of
 // pretrain-knn.{vl.json,svg,png} (study/figures/pretrain-curves.ts) and a column of pretrain-knn.csv.
 import { existsSync, statSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { writeFileAtomic } from "../util/atomic.js";
-import { readJsonFile } from "../util/json-file.js";
+import { describeJson, isObject, readJsonFile } from "../util/json-file.js";
 import { holdsPretraining, readBackboneManifest } from "../train/backbone-manifest.js";
 import { renderPng, renderSvg } from "../plot/render.js";
 import { type PretrainCurve, pretrainCurvesSpec } from "./figures/pretrain-curves.js";
@@ -33,13 +33,28 @@ export async function readPretrainCurve(path: string): Promise<PretrainCurve> {
   const full = resolve(path);
   const reference = statSync(full).isFile(); // the PyTorch script's curve, else an engine run folder
   const { file, json } = await scoresOf(full);
+  if (!isObject(json)) throw new Error(`report: expected an object with a "knn" list in ${file}, got ${describeJson(json)}`);
   const knn = json.knn;
-  if (!Array.isArray(knn)) throw new Error(`report: expected a "knn" list in ${file}, got ${knn === undefined ? "none" : typeof knn}`);
+  // A study's config.json (its "knn" the k-NN settings) is a .json file too: report reads its run folder instead.
+  if (reference && (isObject(knn) || "strategies" in json || "backbone" in json)) {
+    const folder = basename(full) === "config.json" ? `its run folder, ${dirname(full)}` : "the run folder it wrote (experiment --out)";
+    throw new Error(`report: ${file} looks like a study's config, not a k-NN curve: pass ${folder}`);
+  }
+  if (!Array.isArray(knn)) throw new Error(`report: expected a "knn" list in ${file}, got ${knn === undefined ? "none" : describeJson(knn)}`);
   if (knn.length === 0) throw new Error(`report: ${full} has no k-NN curve: ${file} holds no k-NN scores (a pre-training scores its backbone only with "knn" in its config)`);
-  const points = knn.map((k: Record<string, unknown>, i) => {
+  // Each point checked, so that a broken curve is refused rather than drawn: a step once, an accuracy in %.
+  const seen = new Map<number, number>(); // step -> index
+  const points = knn.map((k: unknown, i) => {
+    const at = `report: ${file}: knn[${i}]`;
+    if (!isObject(k)) throw new Error(`${at}: expected an object with a step and an accuracy, got ${describeJson(k)}`);
+    const key = "accuracy" in k ? "accuracy" : "knn20"; // the engine's, the PyTorch script's
     const step = k.step;
-    const value = "accuracy" in k ? k.accuracy : k.knn20; // the engine's, the PyTorch script's
-    if (typeof step !== "number" || typeof value !== "number") throw new Error(`report: expected knn[${i}] of ${full} to have a step and an accuracy, got ${JSON.stringify(k)}`);
+    const value = k[key];
+    if (typeof step !== "number" || typeof value !== "number") throw new Error(`${at}: expected an object with a step and an accuracy, got ${JSON.stringify(k)}`);
+    if (!Number.isInteger(step) || step < 0) throw new Error(`${at}.step: expected an integer >= 0, got ${describeJson(step)}`);
+    if (!(value >= 0 && value <= 100)) throw new Error(`${at}.${key}: expected a top-1 accuracy in % (0 to 100), got ${describeJson(value)}`);
+    if (seen.has(step)) throw new Error(`${at}.step: expected each step once, got ${step} again (knn[${seen.get(step)}] has it)`);
+    seen.set(step, i);
     return { step, knn: value };
   });
   const device = typeof json.device === "string" ? `, ${json.device}` : "";

@@ -1,7 +1,8 @@
 // study/pretrain-report.ts: pre-training curves from an engine run folder (DINO's metrics.json, a finished supervised
 // run's backbone.json) and a PyTorch reference curve (scripts/dino-torch-reference.py --out), told apart from study
 // run folders; the CSV by step (a blank where a run has no score), the figure's files, and malformed curves, runs
-// without scores and supervised runs under way refused naming the folder or file.
+// without scores, supervised runs under way and a study's config.json refused naming the folder or file, and a
+// malformed point naming the file, its index and the value.
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -53,7 +54,43 @@ describe("pre-training curves", () => {
     const none = await engineRun("none", undefined);
     await expect(readPretrainCurve(none)).rejects.toThrow(`report: expected a "knn" list in ${join(none, "metrics.json")}, got none`);
     const bad = await engineRun("bad", [{ step: 0, accuracy: 64.6 }, { step: "500" }]);
-    await expect(readPretrainCurve(bad)).rejects.toThrow(`report: expected knn[1] of ${bad} to have a step and an accuracy, got {"step":"500"}`);
+    await expect(readPretrainCurve(bad)).rejects.toThrow(`report: ${join(bad, "metrics.json")}: knn[1]: expected an object with a step and an accuracy, got {"step":"500"}`);
+  });
+
+  it("refuses a point that is not an object, a step below 0, not whole or given twice, and an accuracy outside 0-100", async () => {
+    const curve = async (name: string, json: string) => {
+      const file = join(root, `${name}.json`);
+      await writeFile(file, json);
+      return file;
+    };
+    const cases: [string, string, string][] = [
+      ["null-point", '{"knn":[null]}', 'knn[0]: expected an object with a step and an accuracy, got null'],
+      ["number-point", '{"knn":[5]}', "knn[0]: expected an object with a step and an accuracy, got 5"],
+      ["over-100", '{"knn":[{"step":0,"knn20":500}]}', "knn[0].knn20: expected a top-1 accuracy in % (0 to 100), got 500"],
+      ["below-0", '{"knn":[{"step":0,"accuracy":50},{"step":10,"accuracy":-3}]}', "knn[1].accuracy: expected a top-1 accuracy in % (0 to 100), got -3"],
+      ["negative-step", '{"knn":[{"step":0,"knn20":50},{"step":-10,"knn20":50}]}', "knn[1].step: expected an integer >= 0, got -10"],
+      ["fractional-step", '{"knn":[{"step":0.5,"knn20":50}]}', "knn[0].step: expected an integer >= 0, got 0.5"],
+      ["step-twice", '{"knn":[{"step":0,"knn20":50},{"step":10,"knn20":60},{"step":10,"knn20":61}]}', "knn[2].step: expected each step once, got 10 again (knn[1] has it)"],
+    ];
+    for (const [name, json, message] of cases) {
+      const file = await curve(name, json);
+      await expect(readPretrainCurve(file), name).rejects.toThrow(`report: ${file}: ${message}`);
+    }
+    const nullList = await curve("null-list", '{"knn":null}');
+    await expect(readPretrainCurve(nullList)).rejects.toThrow(`report: expected a "knn" list in ${nullList}, got null`);
+    const notObject = await curve("not-object", "[1]");
+    await expect(readPretrainCurve(notObject)).rejects.toThrow(`report: expected an object with a "knn" list in ${notObject}, got an array of 1`);
+  });
+
+  it("says a study's config.json passed instead of its run folder is one, and names the folder", async () => {
+    const study = join(root, "a-study");
+    await mkdir(study);
+    const config = join(study, "config.json");
+    await writeFile(config, JSON.stringify({ name: "s", backbone: {}, knn: { bank: {}, atSteps: [0, 10] }, strategies: [] }));
+    await expect(readPretrainCurve(config)).rejects.toThrow(`report: ${config} looks like a study's config, not a k-NN curve: pass its run folder, ${study}`);
+    const preset = join(root, "preset.json");
+    await writeFile(preset, JSON.stringify({ name: "s", backbone: {}, strategies: [] })); // no "knn": the defaults
+    await expect(readPretrainCurve(preset)).rejects.toThrow(`report: ${preset} looks like a study's config, not a k-NN curve: pass the run folder it wrote (experiment --out)`);
   });
 
   it("reads a finished supervised run's scores from its manifest, and says why a supervised run has none", async () => {
