@@ -8,6 +8,7 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { writeJsonAtomic } from "../util/atomic.js";
+import { describeJson, isObject } from "../util/json-file.js";
 import type { Correct, CurvePoint } from "./results.js";
 import type { KnnBankScores } from "./result-files.js";
 
@@ -19,6 +20,22 @@ export interface TimedPoint extends CurvePoint {
   banks?: CurveBankScores[]; // with knn.otherBanks, in the config's order
 }
 
+// The points of a parsed knn-curve.json. Malformed content is refused naming the file, as unreadable JSON is, rather
+// than the curve dropped: its points were measured during training before the checkpoint the cell resumes from, so
+// only training the cell again from step 0 measures them again.
+function checkedPoints(json: unknown, path: string): TimedPoint[] {
+  const refuse = (what: string) => new Error(`experiment: ${path}: ${what}; delete the cell's folder to recompute it`);
+  if (!isObject(json)) throw refuse(`expected the cell's k-NN curve, an object with a "points" list, got ${describeJson(json)}`);
+  if (!Array.isArray(json.points)) throw refuse(`expected the cell's k-NN curve, a "points" list, got ${json.points === undefined ? "none" : describeJson(json.points)}`);
+  for (const [i, p] of json.points.entries()) {
+    if (!isObject(p)) throw refuse(`points[${i}]: expected an object with a step, k-NN scores and seconds, got ${describeJson(p)}`);
+    if (typeof p.step !== "number" || !Number.isInteger(p.step) || p.step < 0) throw refuse(`points[${i}].step: expected an integer >= 0, got ${describeJson(p.step)}`);
+    if (!isObject(p.knn)) throw refuse(`points[${i}].knn: expected the k-NN scores by k, got ${describeJson(p.knn)}`);
+    if (typeof p.seconds !== "number" || !(p.seconds >= 0)) throw refuse(`points[${i}].seconds: expected a number >= 0, got ${describeJson(p.seconds)}`);
+  }
+  return json.points as TimedPoint[];
+}
+
 export class KnnCurve {
   private constructor(
     readonly path: string,
@@ -27,15 +44,15 @@ export class KnnCurve {
 
   // The stored points up to `resumedStep` (none for a cell that starts afresh, resumedStep 0, but a point at 0).
   static async resume(path: string, resumedStep: number): Promise<KnnCurve> {
-    let points: TimedPoint[] = [];
+    let json: unknown = { points: [] };
     if (existsSync(path)) {
       try {
-        points = (JSON.parse(await readFile(path, "utf8")) as { points: TimedPoint[] }).points;
+        json = JSON.parse(await readFile(path, "utf8"));
       } catch (e) {
         throw new Error(`experiment: ${path}: expected the cell's k-NN curve, ${(e as Error).message}; delete the cell's folder to recompute it`);
       }
     }
-    return new KnnCurve(path, points.filter((p) => p.step <= resumedStep));
+    return new KnnCurve(path, checkedPoints(json, path).filter((p) => p.step <= resumedStep));
   }
 
   has(step: number): boolean {

@@ -1,5 +1,5 @@
 // study/knn-curve.ts: a cell's curve points on disk across a kill: kept up to the step training resumes from,
-// replaced when a step is measured again, complete or named as missing.
+// replaced when a step is measured again, complete or named as missing; a malformed file refused naming it.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -44,5 +44,22 @@ describe("KnnCurve", () => {
     const bad = join(dir, "bad.json");
     await writeFile(bad, "{ not json");
     await expect(KnnCurve.resume(bad, 0)).rejects.toThrow(`experiment: ${bad}: expected the cell's k-NN curve`);
+  });
+
+  it("refuses a file of the wrong shape naming it and the bad point, rather than resuming from it", async () => {
+    const cases: [string, string][] = [
+      ["{}", `expected the cell's k-NN curve, a "points" list, got none`],
+      ["null", `expected the cell's k-NN curve, an object with a "points" list, got null`],
+      ['{"points":{}}', `expected the cell's k-NN curve, a "points" list, got an object`],
+      ['{"points":[null]}', "points[0]: expected an object with a step, k-NN scores and seconds, got null"],
+      [JSON.stringify({ points: [point(0, 80), { ...point(10, 70), step: -10 }] }), "points[1].step: expected an integer >= 0, got -10"],
+      [JSON.stringify({ points: [{ step: 0, seconds: 1 }] }), "points[0].knn: expected the k-NN scores by k, got nothing"],
+      [JSON.stringify({ points: [{ ...point(0, 80), seconds: "1" }] }), 'points[0].seconds: expected a number >= 0, got "1"'],
+    ];
+    for (const [i, [text, message]] of cases.entries()) {
+      const path = join(dir, `shape-${i}.json`);
+      await writeFile(path, text);
+      await expect(KnnCurve.resume(path, 100), text).rejects.toThrow(`experiment: ${path}: ${message}; delete the cell's folder to recompute it`);
+    }
   });
 });
