@@ -23,6 +23,7 @@ import { existsSync } from "node:fs";
 import { chmod, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { describeJson, isObject, readJsonFile } from "../util/json-file.js";
 import { type StudyConfig, configJson } from "./config.js";
 import { cellResultPath, cellsFolder, cellsOf, formatCellList, parseCellList } from "./cells.js";
 import { makeFolder } from "../util/make-folder.js";
@@ -241,7 +242,31 @@ function jobIds(jobs: JobsFile): string[] {
 async function readJobs(out: string): Promise<JobsFile> {
   const path = jobsPath(out);
   if (!existsSync(path)) throw new Error(`slurm: no Slurm submission in ${out} (${path} is missing): submit the study with --slurm first`);
-  return JSON.parse(await readFile(path, "utf8")) as JobsFile;
+  return checkJobs(await readJsonFile(path, "slurm"), path);
+}
+
+// jobs.json's content checked before any of it reaches sacct or a resubmission: an edited or truncated file is
+// refused naming the file and the key, as a config is.
+function checkJobs(json: unknown, path: string): JobsFile {
+  const refuse = (key: string, what: string, got: unknown) => new Error(`slurm: ${path}: ${key}expected ${what}, got ${describeJson(got)}; restore it, or delete it and submit again with --slurm once no job of the study waits or runs (squeue)`);
+  if (!isObject(json)) throw refuse("", `the submissions of experiment --slurm, an object with "cells" and "submissions"`, json);
+  const { arrayMax, cells, submissions } = json;
+  if (arrayMax !== undefined && !(Number.isInteger(arrayMax) && (arrayMax as number) >= 1)) throw refuse("arrayMax: ", "an integer >= 1", arrayMax);
+  if (!Array.isArray(cells)) throw refuse("cells: ", "a list of cell ids", cells);
+  const badCell = cells.findIndex((c) => typeof c !== "string");
+  if (badCell >= 0) throw refuse(`cells[${badCell}]: `, "a cell id", cells[badCell]);
+  if (!Array.isArray(submissions)) throw refuse("submissions: ", "a list", submissions);
+  for (const [i, s] of submissions.entries()) {
+    const at = `submissions[${i}]`;
+    if (!isObject(s)) throw refuse(`${at}: `, "an object with job ids", s);
+    for (const key of ["prepare", "array", "collect"]) {
+      if ((key === "collect" || s[key] !== undefined) && !(typeof s[key] === "string" && /^\d+$/.test(s[key]))) throw refuse(`${at}.${key}: `, "a job id (digits)", s[key]);
+    }
+    if (typeof s.time !== "string") throw refuse(`${at}.time: `, "the time it was submitted", s.time);
+    if (typeof s.cells !== "string") throw refuse(`${at}.cells: `, "the array's cell numbers", s.cells);
+    if (s.array !== undefined) parseCellList(s.cells, cells.length, `slurm: ${path}: ${at}.cells`);
+  }
+  return json as unknown as JobsFile;
 }
 
 // How Slurm says a task ended, or that it still waits or runs.

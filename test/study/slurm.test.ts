@@ -108,6 +108,35 @@ describe("Slurm job scripts and task states, without Slurm", () => {
     expect(describeSubmission({ time, prepare: "10", array: "11", cells: "1-3", collect: "12" })).toBe("preparation job 10, array job 11 (cells 1-3), collect job 12");
   });
 
+  it("refuses a malformed slurm/jobs.json naming the file and the key, before asking Slurm anything", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "slurm-jobs-"));
+    try {
+      const jobs = join(dir, "slurm", "jobs.json");
+      await mkdir(join(dir, "slurm"));
+      const submission = { time: "2026-12-05T00:00:00Z", prepare: "1", array: "2", cells: "1-3", collect: "3" };
+      const hint = "; restore it, or delete it and submit again with --slurm once no job of the study waits or runs (squeue)";
+      const cases: [string, string][] = [
+        ["{", "expected JSON, got a parse error: "],
+        ["null", `expected the submissions of experiment --slurm, an object with "cells" and "submissions", got null${hint}`],
+        ["{}", `cells: expected a list of cell ids, got nothing${hint}`],
+        [JSON.stringify({ cells: ["a", 5], submissions: [] }), `cells[1]: expected a cell id, got 5${hint}`],
+        [JSON.stringify({ cells: MINI_CELLS }), `submissions: expected a list, got nothing${hint}`],
+        [JSON.stringify({ cells: MINI_CELLS, arrayMax: 0, submissions: [] }), `arrayMax: expected an integer >= 1, got 0${hint}`],
+        [JSON.stringify({ cells: MINI_CELLS, submissions: [null] }), `submissions[0]: expected an object with job ids, got null${hint}`],
+        [JSON.stringify({ cells: MINI_CELLS, submissions: [{ ...submission, collect: 3 }] }), `submissions[0].collect: expected a job id (digits), got 3${hint}`],
+        [JSON.stringify({ cells: MINI_CELLS, submissions: [{ ...submission, array: "2,9" }] }), `submissions[0].array: expected a job id (digits), got "2,9"${hint}`],
+        [JSON.stringify({ cells: MINI_CELLS, submissions: [{ ...submission, time: undefined }] }), `submissions[0].time: expected the time it was submitted, got nothing${hint}`],
+        [JSON.stringify({ cells: MINI_CELLS, submissions: [{ ...submission, cells: "1-9" }] }), `submissions[0].cells: expected cell numbers from 1 to 3 such as "3,7-9", got "1-9": 1-9 is outside 1-3`],
+      ];
+      for (const [text, message] of cases) {
+        await writeFile(jobs, text);
+        await expect(resubmitFailed({ out: dir, dryRun: true }), text).rejects.toThrow(`slurm: ${jobs}: ${message}`);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("reads array task states as sacct and squeue print them, pending ranges included", () => {
     const states = parseTaskStates("12_1|COMPLETED\n12_2|CANCELLED by 0\n12_[4-5,7%2]|PENDING\n13|RUNNING\n\n12_3|TIMEOUT\n");
     expect([...states]).toEqual([
