@@ -13,8 +13,8 @@
 // PEFT_<FAMILY>) are resolved before the resolver asks here. Writes are atomic (util/atomic.ts), so a reader never
 // sees half a file.
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, unlinkSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync, statSync, unlinkSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { runtime, warn } from "./runtime.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { describeFileError, isFileError } from "../util/file-errors.js";
@@ -62,7 +62,12 @@ export function tunedVersion(family: string, key: string): string | undefined {
 // field of the wrong type, a folder in its place), or one written for another adapter is reported as an engine
 // warning naming the file and what is wrong, then ignored, so a bad cache never stops a run (`tune` rewrites it).
 export function readCache(path: string): TuneCache | undefined {
-  if (!existsSync(path)) return undefined;
+  if (!existsSync(path)) {
+    // PEFT_TUNE_CACHE naming a file, not a folder: "no cache" would hide why `tune`'s winners are never found.
+    const folder = dirname(path);
+    if (existsSync(folder) && !statSync(folder).isDirectory()) warn(`ignoring the tuning cache: its folder ${folder} (PEFT_TUNE_CACHE) is a file, not a folder`);
+    return undefined;
+  }
   try {
     const cache = asCache(JSON.parse(readFileSync(path, "utf8")));
     if (cache.adapter !== adapterKey()) throw new Error(`written for adapter "${cache.adapter}", not "${adapterKey()}"`);

@@ -110,6 +110,17 @@ describe("cache file", () => {
     warnings.length = 0;
     expect(() => clearTuneCache()).toThrow(`cannot remove ${tuneCachePath()}: it is a folder, not a file (EISDIR)`);
   });
+
+  it("a file in the cache folder's place (PEFT_TUNE_CACHE naming a file) is reported, not taken for no cache", () => {
+    const file = `${tuneCacheDir()}/not-a-folder`;
+    writeFileSync(file, "x");
+    runtime().settings.tuneCacheDir = file;
+    reloadTuneCache();
+    warnings.length = 0;
+    expect(tunedVersion("matmul", KEY)).toBeUndefined();
+    expect(warnings).toEqual([`ignoring the tuning cache: its folder ${file} (PEFT_TUNE_CACHE) is a file, not a folder`]);
+    warnings.length = 0;
+  });
 });
 
 describe("matmul and the cache", () => {
