@@ -3,10 +3,10 @@
 // class is the label; top-5: the label is among the first min(5, k) classes (eval_knn.py's own rule for k < 5).
 // Results in percent, as DINO prints them.
 //
-// One GPU pass (kernels/knn.ts, the fused top-k kernel) finds the kmax = max(ks) nearest rows, sorted; the votes
-// for each k come from the first k of that list. Votes are counted on the CPU from the (Q, kmax) read-back: Q*kmax
-// values and O(Q * kmax + Q * |ks| * classes) work against the O(Q * N * D) of the similarities, summed in float64,
-// with no limit on the number of classes and no (Q, classes) scratch on the GPU.
+// One GPU pass (kernels/knn.ts, the fused top-k kernel) finds the kmax = min(max(ks), N) nearest rows, sorted; the
+// votes for each k come from the first k of that list. Votes are counted on the CPU from the (Q, kmax) read-back:
+// Q*kmax values and O(Q * kmax + Q * |ks| * classes) work against the O(Q * N * D) of the similarities, summed in
+// float64, with no limit on the number of classes and no (Q, classes) scratch on the GPU.
 // Ties: equal similarities rank the lower training index first, equal votes the lower class first (eval_knn.py
 // leaves both to torch's sort). With k > N only the N training rows vote.
 import { knn } from "../autograd/ops.js";
@@ -95,7 +95,9 @@ export async function knnClassify(opts: KnnClassifyOptions): Promise<KnnResult[]
   checkLabels("test", testLabels, classes);
 
   const ks = [...new Set(opts.ks)].sort((a, b) => a - b);
-  const kmax = ks[ks.length - 1];
+  // A k past the training rows votes with all of them: the lists hold at most N entries, else a k of 10^8 would size
+  // (Q, k) buffers past any device's limit for neighbours that do not exist.
+  const kmax = Math.min(ks[ks.length - 1], trainLabels.length);
   const q = testLabels.length;
   const top1 = new Array<number>(ks.length).fill(0);
   const top5 = new Array<number>(ks.length).fill(0);
@@ -108,7 +110,7 @@ export async function knnClassify(opts: KnnClassifyOptions): Promise<KnnResult[]
     const label = testLabels[i];
     let j = 0;
     ks.forEach((k, ki) => {
-      for (; j < k; j++) if (idx[j] >= 0) votes[trainLabels[idx[j]]] += Math.exp(sims[j] / temperature);
+      for (; j < Math.min(k, kmax); j++) if (idx[j] >= 0) votes[trainLabels[idx[j]]] += Math.exp(sims[j] / temperature);
       let best = 0;
       let above = 0; // classes ranked before the label
       for (let c = 0; c < classes; c++) {

@@ -194,6 +194,30 @@ describe("knn command", () => {
     }
   });
 
+  it("votes with every training row for a k past them, however large, as for k = N", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "knn-cli-"));
+    try {
+      const train = clustered(40, 3, 7);
+      const test = clustered(9, 3, 8);
+      await writeNpy(join(dir, "x.npy"), train.x, [40, 16]);
+      await writeNpy(join(dir, "y.npy"), train.y, [40]);
+      await writeNpy(join(dir, "q.npy"), test.x, [9, 16]);
+      await writeNpy(join(dir, "l.npy"), test.y, [9]);
+      const flags = ["--train", "x.npy", "--train-labels", "y.npy", "--test", "q.npy", "--test-labels", "l.npy"].map((a) => (a.endsWith(".npy") ? join(dir, a) : a));
+      const [want] = knnClassifyRef(train.x, train.y, test.x, test.y, 16, [40], 0.5, 3);
+      // 10^8 and 10^14 neighbours: (Q, k) lists past any device's buffers, and past a u32 for the second.
+      for (const k of ["40", "100000000", "99999999999999"]) {
+        const out = await runJson([...flags, "--temperature", "0.5", "--k", k]);
+        expect(out.results, `--k ${k}`).toEqual({ [k]: { top1: want.top1, top5: want.top5, used: 40 } });
+        vi.restoreAllMocks(); // runJson's spy, for the next run's
+      }
+      const [n, past] = await knnClassify({ train: train.x, trainLabels: train.y, test: test.x, testLabels: test.y, ks: [40, 1e8], temperature: 0.5 });
+      expect({ ...past, k: 40 }).toEqual({ ...n, k: 40 });
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+
   it("rejects a stray label and a non-finite feature, naming the file and row", async () => {
     const dir = await mkdtemp(join(tmpdir(), "knn-cli-"));
     try {
