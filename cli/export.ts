@@ -1,11 +1,11 @@
 // `export`: a fine-tuned model (base checkpoint + saved trainable tensors) as one checkpoint file.
-import { existsSync, realpathSync } from "node:fs";
 import { type Command, UsageError } from "../util/command.js";
 import { checkOutputFile, parseArgs, required } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { exportMerged, loadFinetuned } from "../peft/save.js";
 import { HeadsError } from "../vit/checkpoint.js";
 import { saveVit } from "../vit/load.js";
+import { refuseFolders, refuseOverwrite } from "./file-checks.js";
 
 export const FLAGS = { base: "string", finetuned: "string", out: "string", merge: "boolean", heads: "int", key: "string", "allow-other-base": "boolean" } as const;
 
@@ -32,10 +32,9 @@ export const exportCommand: Command = {
     // Both forms are safetensors; a .pth name would promise torch.load a file it cannot read.
     if (!out.endsWith(".safetensors")) throw new UsageError(`--out: expected a file name ending in .safetensors, got ${out}`);
     await checkOutputFile(out, "out");
-    // The output over an input would destroy what it was made from (the base backbone, or the cell's tensors).
-    for (const [flag, input] of [["base", base], ["finetuned", finetuned]] as const) {
-      if (existsSync(input) && existsSync(out) && realpathSync(input) === realpathSync(out)) throw new UsageError(`--out: expected a file other than --${flag}, which it would overwrite, got ${out}`);
-    }
+    const inputs: [string, string][] = [["base", base], ["finetuned", finetuned]];
+    refuseOverwrite("out", out, inputs);
+    refuseFolders(inputs);
     await initEngine();
     const { model, manifest } = await loadFinetuned(base, finetuned, { heads: flags.heads, key: flags.key, allowOtherBase: flags["allow-other-base"] }).catch((e) => {
       throw e instanceof HeadsError ? new UsageError(`--heads: ${e.message}`) : e;

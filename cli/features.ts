@@ -8,10 +8,9 @@ import { readNpy, writeNpy } from "../data/npy.js";
 import { HeadsError } from "../vit/checkpoint.js";
 import { loadVit } from "../vit/load.js";
 import { isLoraKey } from "../peft/lora.js";
-import { MANIFEST_KEY, manifestIn } from "../peft/save.js";
-import { readSafetensorsHeader } from "../vit/safetensors.js";
 import { FEATURE_BATCH, extractFeatures } from "../eval/features.js";
 import { join } from "node:path";
+import { refuseFinetuned, refuseFolders, refuseOverwrite, sameFile } from "./file-checks.js";
 
 export const FLAGS = {
   weights: "string",
@@ -33,7 +32,7 @@ export const features: Command = {
   usage: `usage: node dist/run.js features --weights FILE --input X.npy --out F.npy [--heads H] [--batch B]
 
   --weights         checkpoint: .safetensors, or .pth (official DINO / timm), Hugging Face ViTModel layout too
-  --input           float32 .npy of shape (N, 3, H, W), already normalised; H, W multiples of the patch size
+  --input           float32 .npy of shape (N, 3, H, W), already normalised; H, W positive multiples of the patch size
                     (another resolution than the checkpoint's interpolates the position embeddings as DINO does)
   --out             float32 .npy of shape (N, C): the CLS token after the final LayerNorm
   --heads           attention heads (default: the count the checkpoint states, in its safetensors metadata or
@@ -64,6 +63,18 @@ export const features: Command = {
     }
     // Where the results go, before any work: a failed dump must not follow a written --out.
     const dumpDir = flags["dump-dir"] ?? join(out, "..");
+    // Nor may a result land on an input, or --out on a dump (written after it, under the names eval/features.ts gives).
+    const inputs: [string, string][] = [["weights", weights], ["input", input]];
+    refuseOverwrite("out", out, inputs);
+    const dumps: [string, number, string][] = [
+      ...dumpAttention.map((i): [string, number, string] => ["dump-attention", i, join(dumpDir, `attention.${i}.npy`)]),
+      ...dumpBlocks.map((i): [string, number, string] => ["dump-blocks", i, join(dumpDir, `block.${i}.npy`)]),
+    ];
+    for (const [flag, i, path] of dumps) {
+      if (sameFile(out, path)) throw new UsageError(`--out: expected a file other than the dump of --${flag} ${i} (${path}), which would overwrite it, got ${out}`);
+      refuseOverwrite(flag, path, inputs);
+    }
+    refuseFolders(inputs);
     await checkOutputFile(out, "out");
     if (dumpAttention.length + dumpBlocks.length > 0) await checkOutputFolder(dumpDir, flags["dump-dir"] === undefined ? "out" : "dump-dir");
     await initEngine({ backend: flags.backend, adapter: flags.adapter });
@@ -79,7 +90,7 @@ export const features: Command = {
       const at = [Math.floor(bad / (C * H * W)), Math.floor(bad / (H * W)) % C, Math.floor(bad / W) % H, bad % W];
       throw new Error(`features: ${input}: expected finite pixel values, got ${images[bad]} at index (${at.join(", ")}) (image, channel, row, column)`);
     }
-    await refuseFinetuned(weights);
+    await refuseFinetuned("features", weights);
     const loaded = await loadVit(weights, { heads: flags.heads, key: flags.key, allowNonfinite: flags["allow-nonfinite"] }).catch((e) => {
       throw e instanceof HeadsError ? new UsageError(`--heads: ${e.message}`) : e;
     });
@@ -91,6 +102,10 @@ export const features: Command = {
     if (unused.length) console.error(`warning: ${weights}: unused keys: ${unused.join(", ")}`);
     if (nonfinite.length) console.error(`warning: ${weights}: non-finite weights: ${nonfinite.join(", ")}`);
     const P = model.config.patchSize;
+    // A grid of at least one patch each way (another grid than the checkpoint's interpolates the positions).
+    if (x.shape[2] < P || x.shape[3] < P) {
+      throw new Error(`features: ${input}: expected images of at least the patch size (${P} x ${P}), got (${x.shape.join(", ")})`);
+    }
     if (x.shape[2] % P !== 0 || x.shape[3] % P !== 0) {
       throw new Error(`features: ${input}: expected a height and width that are multiples of the patch size ${P}, got ${x.shape[2]} x ${x.shape[3]}`);
     }
@@ -107,17 +122,3 @@ export const features: Command = {
     console.error(`wrote ${out} (${x.shape[0]} x ${model.width})${result.captured.size ? ` and ${result.captured.size} dumps in ${dumpDir}` : ""}`);
   },
 };
-
-// A fine-tuned model's file (a study cell's best.safetensors) holds only its trainable tensors, in the trainer's
-// layout, with a manifest: loaded as a checkpoint it fails on its first missing tensor. Said in these words instead.
-async function refuseFinetuned(weights: string): Promise<void> {
-  if (!weights.endsWith(".safetensors")) return;
-  // An unreadable file is loadVit's to report, in its words.
-  const header = await readSafetensorsHeader(weights).catch(() => undefined);
-  if (!header?.metadata[MANIFEST_KEY]) return;
-  const m = manifestIn(weights, header.metadata);
-  throw new Error(
-    `features: ${weights} holds a fine-tuned model's trainable tensors (${m.strategy}, fine-tuned from ${m.base.file}), not a checkpoint: ` +
-      `write one with \`export --base ${m.base.file} --finetuned ${weights} --out OUT.safetensors --merge\``,
-  );
-}

@@ -6,6 +6,7 @@ import { HeadsError, readArchitecture } from "../vit/checkpoint.js";
 import { configOf } from "../vit/load.js";
 import { UsageError } from "../util/command.js";
 import { countFor } from "../peft/count.js";
+import { refuseFinetuned } from "./file-checks.js";
 import { STRATEGY_FORMS, type Strategy, parseStrategy, parseStrategyFor, strategyName, strategyProblem, strategyTexts } from "../peft/strategy.js";
 
 export const FLAGS = { model: "string", weights: "string", heads: "int", key: "string", classes: "int", strategies: "list", json: "boolean" } as const;
@@ -72,6 +73,7 @@ export const params: Command = {
 
 // The ViT of a checkpoint, from its shapes alone, with a new head of `classes`: what a study fine-tunes from it.
 async function checkpointConfig(path: string, classes: number, heads: number | undefined, key: string | undefined): Promise<VitConfig> {
+  await refuseFinetuned("params", path);
   const a = await readArchitecture(path, { heads, key }).catch((e) => {
     throw e instanceof HeadsError ? new UsageError(`--heads: ${e.message}`) : e;
   });

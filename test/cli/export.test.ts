@@ -1,6 +1,6 @@
 // `export`: refusals about the fine-tuned model it is given, as usage errors naming the flag. The round trips
 // (merged and unmerged, every strategy) are test/peft/save.test.ts's; a study cell's export, test/study/runner.test.ts's.
-import { mkdtemp } from "node:fs/promises";
+import { mkdir, mkdtemp, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -27,5 +27,24 @@ describe("export", () => {
     );
     await exportCommand.run(["--base", base, "--finetuned", finetuned, "--out", out]);
     expect((await loadVit(out)).model.config.heads).toBe(2);
+  });
+
+  it("refuses a folder as --base or --finetuned, and an --out that is an input under another path, naming the flag", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "peft-export-"));
+    const base = "test/fixtures/vit-tiny.safetensors";
+    const { model } = await loadVit(base);
+    const strategy = parseStrategy("linear");
+    const finetuned = join(dir, "ft.safetensors");
+    await saveFinetuned(finetuned, applyStrategy(model, strategy, 3), { strategyOptions: strategy, classes: 3, seed: 0, base: { file: base, sha256: await sha256File(base) }, hyperParameters: {} });
+    const out = join(dir, "out.safetensors");
+    await mkdir(join(dir, "folder"));
+    await expect(exportCommand.run(["--base", base, "--finetuned", join(dir, "folder"), "--out", out])).rejects.toThrow(`--finetuned: expected a file, got the folder ${join(dir, "folder")}`);
+    await expect(exportCommand.run(["--base", dir, "--finetuned", finetuned, "--out", out])).rejects.toThrow(`--base: expected a file, got the folder ${dir}`);
+    await symlink(finetuned, join(dir, "link.safetensors"));
+    for (const other of [join(dir, "link.safetensors"), `${dir}/folder/../ft.safetensors`]) {
+      await expect(exportCommand.run(["--base", base, "--finetuned", finetuned, "--out", other])).rejects.toThrow(
+        new UsageError(`--out: expected a file other than --finetuned, which it would overwrite, got ${other}`),
+      );
+    }
   });
 });

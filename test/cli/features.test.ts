@@ -1,5 +1,5 @@
 // The `features` command contract, with the research dumps: attention probabilities and block outputs as .npy.
-import { mkdtemp } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
@@ -84,5 +84,47 @@ describe("features command", () => {
         `features: ${weights} holds a fine-tuned model's trainable tensors (${name}, fine-tuned from ${base}), not a checkpoint: write one with \`export --base ${base} --finetuned ${weights} --out OUT.safetensors --merge\``,
       );
     }
+  });
+
+  it("refuses, before any work, an --out or a dump over an input or over each other, however the paths are spelt", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "peft-features-"));
+    const weights = join(dir, "w.safetensors");
+    await writeSafetensors(weights, (await readSafetensors(FIX + "vit-tiny.safetensors")).tensors);
+    const x = join(dir, "x.npy");
+    await writeNpy(x, new Float32Array(2 * 3 * 16 * 16), [2, 3, 16, 16]);
+    await symlink(x, join(dir, "link.npy"));
+    const before = [await readFile(weights), await readFile(x)];
+    const run = (...argv: string[]) => features.run(["--weights", weights, "--input", x, "--heads", "2", ...argv]);
+    await expect(run("--out", weights)).rejects.toThrow(new UsageError(`--out: expected a file other than --weights, which it would overwrite, got ${weights}`));
+    await expect(run("--out", x)).rejects.toThrow(new UsageError(`--out: expected a file other than --input, which it would overwrite, got ${x}`));
+    for (const out of [`${dir}/sub/../x.npy`, join(dir, "link.npy")]) {
+      await expect(run("--out", out)).rejects.toThrow(new UsageError(`--out: expected a file other than --input, which it would overwrite, got ${out}`));
+    }
+    const dump = join(dir, "block.0.npy");
+    await expect(run("--out", dump, "--dump-blocks", "0", "--dump-dir", dir)).rejects.toThrow(
+      new UsageError(`--out: expected a file other than the dump of --dump-blocks 0 (${dump}), which would overwrite it, got ${dump}`),
+    );
+    // A dump as the next run's --input: not to be overwritten by that run's own dump of the same block.
+    await run("--out", join(dir, "f.npy"), "--dump-attention", "0");
+    await expect(features.run(["--weights", weights, "--input", join(dir, "attention.0.npy"), "--out", join(dir, "g.npy"), "--dump-attention", "0"])).rejects.toThrow(
+      new UsageError(`--dump-attention: expected a file other than --input, which it would overwrite, got ${join(dir, "attention.0.npy")}`),
+    );
+    expect([await readFile(weights), await readFile(x)]).toEqual(before);
+  });
+
+  it("refuses images smaller than a patch and inputs that are folders, naming the file or flag", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "peft-features-"));
+    const weights = FIX + "vit-tiny.safetensors"; // patch 4
+    const out = join(dir, "f.npy");
+    for (const shape of [[2, 3, 0, 0], [2, 3, 0, 16], [2, 3, 16, 0]]) {
+      const x = join(dir, "x.npy");
+      await writeNpy(x, new Float32Array(0), shape);
+      await expect(features.run(["--weights", weights, "--input", x, "--out", out, "--heads", "2"])).rejects.toThrow(
+        `features: ${x}: expected images of at least the patch size (4 x 4), got (${shape.join(", ")})`,
+      );
+    }
+    await mkdir(join(dir, "folder"));
+    await expect(features.run(["--weights", weights, "--input", join(dir, "folder"), "--out", out])).rejects.toThrow(`--input: expected a file, got the folder ${join(dir, "folder")}`);
+    await expect(features.run(["--weights", dir, "--input", join(dir, "x.npy"), "--out", out])).rejects.toThrow(`--weights: expected a file, got the folder ${dir}`);
   });
 });

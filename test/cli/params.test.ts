@@ -1,9 +1,13 @@
 // `params`: the paper's Table 1 column, a checkpoint's counts (--weights), and flags it refuses as usage errors.
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { params } from "../../cli/params.js";
 import { UsageError } from "../../util/command.js";
 import { loadVit } from "../../vit/load.js";
 import { applyStrategy, countParameters, parseStrategy } from "../../peft/strategy.js";
+import { saveFinetuned, sha256File } from "../../peft/save.js";
 import { useEngine } from "../helpers.js";
 
 afterEach(() => vi.restoreAllMocks());
@@ -85,5 +89,16 @@ describe("params --weights", () => {
     await expect(params.run(["--weights", BASE, "--model", "vit-s16"])).rejects.toThrow(new UsageError("--model, --weights: expected one of them, got both"));
     await expect(params.run(["--heads", "2"])).rejects.toThrow(new UsageError("--heads, --key: expected only with --weights"));
     await expect(params.run(["--weights", BASE, "--heads", "3"])).rejects.toThrow(/^--heads: checkpoint: expected 2 heads, as the file's metadata states, got 3/);
+  });
+
+  it("refuses a fine-tuned model's trainable tensors (a study cell's best.safetensors) as features does, saying to export them", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "peft-params-"));
+    const { model } = await loadVit(BASE);
+    const strategy = parseStrategy("lora-r2");
+    const weights = join(dir, "best.safetensors");
+    await saveFinetuned(weights, applyStrategy(model, strategy, 3), { strategyOptions: strategy, classes: 3, seed: 0, base: { file: BASE, sha256: await sha256File(BASE) }, hyperParameters: {} });
+    await expect(params.run(["--weights", weights])).rejects.toThrow(
+      `params: ${weights} holds a fine-tuned model's trainable tensors (lora-r2, fine-tuned from ${BASE}), not a checkpoint: write one with \`export --base ${BASE} --finetuned ${weights} --out OUT.safetensors --merge\``,
+    );
   });
 });
