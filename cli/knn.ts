@@ -104,6 +104,14 @@ Equal similarities rank the lower training row first, equal votes the lower clas
     }
 
     const classes = checkClasses([[paths.trainLabels, trainLabels], [paths.testLabels, testLabels]]);
+    // A test class no training row has can never be voted for: its rows count as wrong, which is DINO's arithmetic,
+    // but most often labels numbered in two ways (a split's classes 5-9 against 0-4), which a warning names.
+    const trained = new Set(trainLabels);
+    const unseen = testLabels.filter((c) => !trained.has(c));
+    if (unseen.length > 0) {
+      const which = [...new Set(unseen)].sort((a, b) => a - b);
+      console.error(`warning: knn: ${unseen.length} of ${testLabels.length} test rows (${paths.testLabels}) have a class no training row has (${which.slice(0, 10).join(", ")}${which.length > 10 ? ", ..." : ""}): no vote can name it`);
+    }
 
     await initEngine();
     const results = await knnClassify({ train: train.data, trainLabels, test: test.data, testLabels, ks, temperature, classes });

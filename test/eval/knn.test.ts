@@ -218,6 +218,31 @@ describe("knn command", () => {
     }
   });
 
+  it("warns of test rows whose class no training row has (labels numbered in two ways), and scores them wrong", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "knn-cli-"));
+    try {
+      const train = clustered(12, 3, 1);
+      const test = clustered(6, 3, 2);
+      await writeNpy(join(dir, "x.npy"), train.x, [12, 16]);
+      await writeNpy(join(dir, "y.npy"), train.y, [12]);
+      await writeNpy(join(dir, "q.npy"), test.x, [6, 16]);
+      await writeNpy(join(dir, "l.npy"), test.y.map((c) => c + 3), [6]); // classes 3-5 against the training rows' 0-2
+      const flags = ["--train", "x.npy", "--train-labels", "y.npy", "--test", "q.npy", "--test-labels", "l.npy"].map((a) => (a.endsWith(".npy") ? join(dir, a) : a));
+      const warned = vi.spyOn(console, "error").mockImplementation(() => {});
+      const out = await runJson([...flags, "--k", "5"]);
+      // Top-1 is 0; top-5 may count them among the classes of no votes, tied after the voted ones, as DINO's topk does.
+      expect((out.results as Record<string, { top1: number }>)["5"].top1).toBe(0);
+      expect(warned.mock.calls.map((c) => String(c[0]))).toEqual([`warning: knn: 6 of 6 test rows (${join(dir, "l.npy")}) have a class no training row has (3, 4, 5): no vote can name it`]);
+      vi.restoreAllMocks();
+      const quiet = vi.spyOn(console, "error").mockImplementation(() => {});
+      await writeNpy(join(dir, "l.npy"), test.y, [6]);
+      await runJson([...flags, "--k", "5"]);
+      expect(quiet).not.toHaveBeenCalled();
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+
   it("rejects a stray label and a non-finite feature, naming the file and row", async () => {
     const dir = await mkdtemp(join(tmpdir(), "knn-cli-"));
     try {
