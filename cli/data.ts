@@ -113,7 +113,11 @@ ${describeDatasets(" ".repeat(24))}
       const stray = NPY_FLAGS.find((f) => flags[f] !== undefined);
       if (stray) throw new UsageError(`--${stray}: expected only with --npy`);
     }
-    if (flags.sheet) await checkOutputFile(flags.sheet, "sheet");
+    if (flags.sheet !== undefined) {
+      // The sheet is a PNG whatever its name: sheet.jpg would hold PNG bytes, and x.npy could be --npy's own file.
+      await checkOutputFile(flags.sheet, "sheet");
+      if (!flags.sheet.toLowerCase().endsWith(".png")) throw new UsageError(`--sheet: expected a file name ending in .png, got ${flags.sheet}`);
+    }
     if (npy) for (const [path, flag] of [[npy.images, "npy"], [npy.labels, "npy-labels"]] as const) await checkOutputFile(path, flag);
     let ds = await openDataset({ name, root: flags.root, split: flags.split });
     if (classes || flags.first !== undefined || flags["skip-per-class"] !== undefined || flags.fraction !== undefined) {

@@ -76,6 +76,8 @@ export const features: Command = {
     }
     refuseFolders(inputs);
     await checkOutputFile(out, "out");
+    // An .npy whatever its name: feat.txt would hold npy bytes.
+    if (!out.endsWith(".npy")) throw new UsageError(`--out: expected a file name ending in .npy, got ${out}`);
     if (dumpAttention.length + dumpBlocks.length > 0) await checkOutputFolder(dumpDir, flags["dump-dir"] === undefined ? "out" : "dump-dir");
     await initEngine({ backend: flags.backend, adapter: flags.adapter });
     const x = await readNpy(input);

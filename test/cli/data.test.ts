@@ -57,6 +57,8 @@ describe("data --npy", () => {
     await expect(run("--npy", out, "--size", "4", "--interpolation", "lanczos")).rejects.toThrow(UsageError);
     await expect(run("--npy", join(root, "x.bin"), "--size", "4")).rejects.toThrow(new UsageError(`--npy: expected a file name ending in .npy, got ${join(root, "x.bin")}`));
     await expect(run("--size", "4")).rejects.toThrow(new UsageError("--size: expected only with --npy"));
+    // A sheet is a PNG: another name would hold PNG bytes under it, or --npy's file.
+    for (const sheet of ["sheet.jpg", "x.npy"]) await expect(run("--npy", out, "--size", "4", "--sheet", join(root, sheet))).rejects.toThrow(new UsageError(`--sheet: expected a file name ending in .png, got ${join(root, sheet)}`));
   });
 
   it("refuses a subset that leaves no image, and writes nothing", async () => {

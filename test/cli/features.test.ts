@@ -42,6 +42,7 @@ describe("features command", () => {
 
   it("rejects missing flags and blocks that do not exist", async () => {
     await expect(features.run(["--input", "x.npy", "--out", "f.npy"])).rejects.toThrow(UsageError);
+    await expect(features.run(["--weights", "w.safetensors", "--input", "x.npy", "--out", "f.txt"])).rejects.toThrow(new UsageError("--out: expected a file name ending in .npy, got f.txt"));
     const io = (await readSafetensors(FIX + "vit-tiny-io.safetensors")).tensors;
     const dir = await mkdtemp(join(tmpdir(), "peft-features-"));
     await writeNpy(join(dir, "x.npy"), io.get("x")!.data, [2, 3, 16, 16]);
