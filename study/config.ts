@@ -571,7 +571,8 @@ export function parseStudyConfig(json: unknown, source = "config"): StudyConfig 
   if (!o) throw new ConfigError(`${source}: expected a JSON object at the top level, got ${describeJson(json)}`);
   const name = c.optional(o, "name", "", DEFAULTS.name, (x, p) => {
     const v = c.string(x, p);
-    // It names the default run folder, runs/<name>.
+    // It names the default run folder, runs/<name>: "." and ".." would be runs/ itself or the folder above it.
+    if (v === "." || v === "..") return c.fail(p, `a name other than "." or ".."`, v);
     return v === undefined || /^[\w.-]+$/.test(v) ? v : c.fail(p, "a name of letters, digits, '.', '_' and '-'", v);
   });
   const backbone = c.required(o, "backbone", "", (x, p) => backboneSpec(c, x, p));

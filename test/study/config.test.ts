@@ -511,6 +511,13 @@ describe("bad configs", () => {
     expect(problems(c)).toContain("learningRates[1]: expected a number > 0, got Infinity");
   });
 
+  // The name is the default run folder, runs/<name>: "." or ".." would put the run in runs/ or beside it.
+  it("refuses a name of \".\" or \"..\", and takes other names of dots", () => {
+    for (const name of [".", ".."]) expect(problems({ ...clone(DEFAULT_STUDY), name })).toContain(`name: expected a name other than "." or "..", got "${name}"`);
+    expect(parseStudyConfig({ ...clone(DEFAULT_STUDY), name: "..." }).name).toBe("...");
+    expect(parseStudyConfig({ ...clone(DEFAULT_STUDY), name: ".hidden" }).name).toBe(".hidden");
+  });
+
   it("names wrong types with their path", () => {
     const c = clone(SUPERVISED_STUDY) as Record<string, any>;
     c.training.steps = "100";
