@@ -8,7 +8,8 @@ import { describeJson, isObject, readJsonFile } from "../util/json-file.js";
 import { unpackBits } from "../util/bits.js";
 import type { StudyConfig } from "./config.js";
 import type { BaselineResult, CellOutcome, CellResult, Correct, KnnScores } from "./results.js";
-import { KNN_BANKS_FILE, cellFolder, cellKnnBanksPath, cellKnnCurvePath, cellKnnValPath, cellResultPath } from "./cells.js";
+import { KNN_BANKS_FILE, cellFolder, cellKnnBanksPath, cellKnnCurvePath, cellKnnValPath, cellResultPath, cellsOf } from "./cells.js";
+import { strategyName } from "../peft/strategy.js";
 import type { DatasetIdentity } from "../data/dataset.js";
 import type { DataSpec } from "../data/spec.js";
 
@@ -69,6 +70,16 @@ function cellProblem(v: unknown, id: string, config: StudyConfig): string | unde
   return undefined;
 }
 
+// The strategy, rate and seed a result.json states, against those its cell id stands for: the summary groups the
+// cells by what the file says, so an edited one would move into another row without a word.
+function identityProblem(v: Json, id: string, config: StudyConfig): string | undefined {
+  const cell = cellsOf(config).find((c) => c.id === id);
+  if (!cell) return undefined;
+  const expected: [string, unknown][] = [["strategy", strategyName(cell.strategy)], ["lr", cell.lr], ["seed", cell.seed]];
+  const [key, value] = expected.find(([key, value]) => v[key] !== value) ?? [];
+  return key === undefined ? undefined : `expected "${key}": ${describeJson(value)} as the cell id ${id} says, got ${v[key] === undefined ? `no "${key}"` : describeJson(v[key])}`;
+}
+
 // cells/<id>/result.json: a finished or a diverged cell; a finished one with its scores on knn.val where the config
 // has it and knn-val.json holds them for its spec (valKnn; absent: not scored yet, which the summary names), on
 // every other bank of knn.otherBanks where knn-banks.json holds them all (otherBanks), and from knn-curve.json its
@@ -76,8 +87,11 @@ function cellProblem(v: unknown, id: string, config: StudyConfig): string | unde
 export async function readCellOutcome(out: string, id: string, config: StudyConfig, who: string): Promise<CellOutcome> {
   const path = cellResultPath(out, id);
   const v = await readJsonFile(path, who);
+  const again = `delete the cell's folder ${cellFolder(out, id)} to train it again`;
   const problem = cellProblem(v, id, config);
-  if (problem) throw new Error(`${who}: ${path}: expected a cell's result, found ${problem}; delete the cell's folder ${cellFolder(out, id)} to train it again`);
+  if (problem) throw new Error(`${who}: ${path}: expected a cell's result, found ${problem}; ${again}`);
+  const contradiction = identityProblem(v as Json, id, config);
+  if (contradiction) throw new Error(`${who}: ${path}: ${contradiction}; ${again}`);
   const outcome = v as unknown as CellOutcome;
   if ("diverged" in outcome) return outcome;
   if (config.knn.val) {
