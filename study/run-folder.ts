@@ -16,7 +16,7 @@ import { type CellOutcome, type StudyNotes, type StudyResults, modelLabel, summa
 export interface RunFolder {
   dir: string; // absolute
   config: StudyConfig;
-  results?: StudyResults; // absent while no baseline.json exists: nothing is finished
+  results?: StudyResults; // absent while no baseline.json exists: nothing is finished (cells without it are refused)
   missing: string[]; // the config's cells without a result.json
   model: string; // modelLabel of the backbone, or "unknown backbone"
   backbone: string; // which backbone, as 64 hex digits: its SHA-256 (backbone.json), else a hash of where it came from
@@ -43,6 +43,12 @@ export async function readRunFolder(folder: string): Promise<RunFolder> {
   const backbone = recorded?.sha256 ?? createHash("sha256").update(recorded?.path ?? JSON.stringify(config.backbone)).digest("hex");
   const notes: StudyNotes = written ?? { backbone: config.backbone.checkpoint ?? `pre-trained ViT (${basename(dir)})`, model, data: {}, imageSize: config.imageSize ?? 0 };
   const baselinePath = join(dir, "baseline.json");
+  // The preparation writes baseline.json before any cell trains: cells without it are a folder whose baseline.json
+  // was removed, and their forgetting has nothing to be measured against (reported as none finished, the counts
+  // would contradict the cells' own results).
+  if (outcomes.length > 0 && !existsSync(baselinePath)) {
+    throw new Error(`report: ${dir}: ${outcomes.length} cell result(s) but no baseline.json (the original backbone's k-NN, which the preparation writes): run experiment --prepare-only --config ${configPath} --out ${dir} to measure it again`);
+  }
   const results = existsSync(baselinePath) ? summarize(config, await readBaseline(baselinePath, config, "report"), outcomes, notes) : undefined;
   return { dir, config, results, missing, model, backbone };
 }
