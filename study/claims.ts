@@ -21,7 +21,7 @@ import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { randomBytes } from "node:crypto";
 import { writeJsonAtomic } from "../util/atomic.js";
-import { makeFolder } from "../util/make-folder.js";
+import { makeFolder, nearestExisting } from "../util/make-folder.js";
 
 export interface ClaimOwner {
   host: string;
@@ -79,8 +79,12 @@ export async function readClaim(path: string): Promise<ClaimRecord | undefined> 
   try {
     return JSON.parse(await readFile(path, "utf8")) as ClaimRecord;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new Error(`claims: cannot read the claim ${path}: ${(e as Error).message}`, { cause: e });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return undefined;
+    // A file where a folder of its path should be (a cell's folder, cells/, the run folder): named, rather than
+    // ENOTDIR's "not a directory" of the whole path.
+    const why = code === "ENOTDIR" ? `${(await nearestExisting(dirname(path))).path} is a file, not a folder` : (e as Error).message;
+    throw new Error(`claims: cannot read the claim ${path}: ${why}`, { cause: e });
   }
 }
 
@@ -184,9 +188,14 @@ async function takeOver(path: string, held: ClaimRecord, aside: string): Promise
 
 // Removes the claim at `path` of finished work whose owner is gone: one killed after marking its work done and before
 // releasing the claim. Nobody would claim that work again, so nobody else would ever remove the file. A live
-// owner's claim is left to it. The log names what was removed.
+// owner's claim is left to it. The log names what was removed. A claim that cannot be read is left too, with a
+// warning: it holds nothing once the work is finished, and whose it was cannot be told (claims are written whole,
+// so it was damaged by hand); a claim on unfinished work that cannot be read stops the worker (tryClaim).
 export async function removeStaleClaim(path: string, timing: ClaimTiming, log: (line: string) => void): Promise<void> {
-  const held = await readClaim(path);
+  const held = await readClaim(path).catch((e: Error) => {
+    log(`warning: ${e.message}; its work is finished, so the claim holds nothing and is left as it is (delete it)`);
+    return undefined;
+  });
   if (held === undefined || staleness(held, timing) === undefined) return;
   if (await takeOver(path, held, `${path}.tmp-${process.pid}-${Date.now()}`)) log(`removed the claim ${path} that ${describeOwner(held)} left on its finished work`);
 }

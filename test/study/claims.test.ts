@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { build } from "esbuild";
-import { type ClaimRecord, type ClaimTiming, claimOrWait, describeOwner, staleness, thisOwner, tryClaim } from "../../study/claims.js";
+import { type ClaimRecord, type ClaimTiming, claimOrWait, describeOwner, readClaim, staleness, thisOwner, tryClaim } from "../../study/claims.js";
 
 const ROOT = resolve(__dirname, "../..");
 // Short heartbeats and polls keep the tests quick; staleness after 10 s leaves room for a loaded machine (the
@@ -158,6 +158,28 @@ describe("claims", () => {
     expect(existsSync(dead)).toBe(false);
     expect((await read(live)).token).toBe("t-live");
     expect(log).toEqual([`removed the claim ${dead} that host ${hostname()} pid ${gone} left on its finished work`]);
+  });
+
+  // Claims are written whole: an unreadable one was damaged by hand, and whose it was cannot be told. On work still
+  // to do it stops the worker (the work might be another's); on finished work it holds nothing, and is left with a
+  // warning rather than stopping a collect.
+  it("leaves an unreadable claim on finished work with a warning, and refuses one on work to do", async () => {
+    const path = join(root, "damaged", "claim.json");
+    await mkdir(join(root, "damaged"));
+    await writeFile(path, "{");
+    const log: string[] = [];
+    expect(await claimOrWait(path, thisOwner(), FAST, (l) => log.push(l), () => true)).toBeUndefined();
+    expect(await readFile(path, "utf8")).toBe("{");
+    expect(log).toHaveLength(1);
+    expect(log[0]).toContain(`warning: claims: cannot read the claim ${path}: `);
+    expect(log[0]).toContain("; its work is finished, so the claim holds nothing and is left as it is (delete it)");
+    await expect(tryClaim(path, thisOwner(), FAST, () => undefined)).rejects.toThrow(`claims: cannot read the claim ${path}: `);
+  });
+
+  it("names a file where a folder of the claim's path should be", async () => {
+    await writeFile(join(root, "afile"), "x");
+    const path = join(root, "afile", "cells", "c", "claim.json");
+    await expect(readClaim(path)).rejects.toThrow(`claims: cannot read the claim ${path}: ${join(root, "afile")} is a file, not a folder`);
   });
 
   // Separate processes race for the same twelve claims, each taking what it can: every claim has one winner. Each
