@@ -4,7 +4,9 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
-import { type Flags, parseArgs } from "../util/args.js";
+import { type Flags, checkOutputFolder, parseArgs } from "../util/args.js";
+import { nearestExisting } from "../util/make-folder.js";
+import { describeFileError, isFileError } from "../util/file-errors.js";
 import { initEngine, runtime } from "../engine/runtime.js";
 import { DEFAULT_STUDY, type StudyConfig, parseStudyConfig } from "../study/config.js";
 import { type ExperimentResult, folderChanges, runExperiment } from "../study/runner.js";
@@ -14,7 +16,7 @@ import { cellClaimPath, cellFolder, cellResultPath, cellsOf, formatCellList, par
 import { LAST_CHECKPOINT } from "../train/checkpoint.js";
 import { CLAIM_TIMING, describeOwner, readClaim, staleness, thisOwner } from "../study/claims.js";
 import { describeSubmission, resubmitFailed, submitStudy } from "../study/slurm.js";
-import { runWorkers, workerAdapters } from "../study/workers.js";
+import { runWorkers, workerAdapters, workerCount } from "../study/workers.js";
 import { pciDisplayDevices } from "../engine/pci.js";
 import { tableMarkdown } from "../study/report.js";
 import { formatDuration } from "../train/progress.js";
@@ -107,7 +109,8 @@ Cells as units of work (several workers may share one run folder; each cell is c
   --shard I/N      run the I-th of N interleaved shares of the cells (cells I, I+N, ...)
   --prepare-only   only the backbone (pre-training) and the original backbone's k-NN, which every cell reads
   --collect        write results.json, the table and the figures from the cells finished so far; names the missing
-  --workers N      prepare, run N worker processes on this machine sharing the cells, then collect
+  --workers N      prepare, run N worker processes on this machine sharing the cells (at most one per cell
+                   left to run), then collect
   --adapters A,B   with --workers: worker i uses the i-th adapter (round robin; as --adapter takes them);
                    each-gpu: the GPUs on the PCI bus by address, one per worker (tells identical GPUs apart)
 
@@ -146,6 +149,10 @@ change is refused, naming the keys. The config is checked first; errors name the
     // How a worker or a Slurm job runs this program.
     const self = [process.execPath, resolve(process.argv[1])];
     const deviceFlags = [...(flags.backend ? ["--backend", flags.backend] : []), ...(flags.adapter ? ["--adapter", flags.adapter] : [])];
+
+    // A file on --out's path is named as --out's before any work, rather than by the first claim or write it stops.
+    if (flags["list-cells"]) await checkListedFolder(out);
+    else await checkOutputFolder(out, "out");
 
     if (flags["list-cells"]) return listCells(config, out);
     if (flags["resubmit-failed"]) {
@@ -194,18 +201,23 @@ change is refused, naming the keys. The config is checked first; errors name the
     let failed: unknown; // a worker's failure, thrown once the report of the finished cells is written
     if (flags.workers) {
       await runExperiment({ ...common, force: flags.force, retryDiverged: flags["retry-diverged"], prepareOnly: true });
-      console.error(`starting ${flags.workers} worker(s)${adapters ? ` on ${adapters.join(", ")}` : ""}`);
-      const cells = formatCellList(selection ?? Array.from({ length: count }, (_, i) => i + 1));
-      failed = await runWorkers({
-        command: self,
-        args: ["experiment", "--config", resolve(out, "config.json"), "--out", resolve(out), "--cells", cells, ...deviceFlags],
-        count: flags.workers,
-        adapters,
-        log: (line) => console.error(line),
-      }).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+      const picked = selection ?? Array.from({ length: count }, (_, i) => i + 1);
+      const all = cellsOf(config);
+      const workers = workerCount(flags.workers, picked.filter((n) => !existsSync(cellResultPath(out, all[n - 1].id))).length);
+      if (workers.note) console.error(workers.note);
+      if (workers.count > 0) {
+        console.error(`starting ${workers.count} worker(s)${adapters ? ` on ${adapters.join(", ")}` : ""}`);
+        failed = await runWorkers({
+          command: self,
+          args: ["experiment", "--config", resolve(out, "config.json"), "--out", resolve(out), "--cells", formatCellList(picked), ...deviceFlags],
+          count: workers.count,
+          adapters,
+          log: (line) => console.error(line),
+        }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      }
       // The report of what the workers finished, the others' cells too where one failed (its error comes last).
       result = await runExperiment({ ...common, collect: true });
     } else {
@@ -233,6 +245,15 @@ change is refused, naming the keys. The config is checked first; errors name the
     if (failed) throw failed;
   },
 };
+
+// --list-cells only reads the run folder (another user's, maybe, that this one cannot write in): a file on its path
+// is refused as checkOutputFolder refuses it, without its probe of writing.
+async function checkListedFolder(out: string): Promise<void> {
+  const { path, info, missing } = await nearestExisting(out).catch((e: Error) => {
+    throw new Error(`--out: ${isFileError(e) ? describeFileError(e) : e.message}`, { cause: e });
+  });
+  if (info && !info.isDirectory()) throw new Error(`--out: ${missing.length === 0 ? `expected a folder, got the file ${out}` : `cannot read the folder ${out}: ${path} is a file, not a folder`}`);
+}
 
 // Each cell's number, id and state, read from the run folder without a device. A folder of another config, whose
 // cells a run would refuse, is refused here too: its states are not this config's.

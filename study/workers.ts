@@ -30,6 +30,14 @@ export function workerAdapters(adapters: string[], devices: PciDevice[]): string
 }
 export const EACH_GPU = "each-gpu";
 
+// How many workers to start for `left` cells still to run: at most one per cell, since a worker more would start a
+// process (and open a device) only to find every cell claimed or finished. The note says so where that is fewer
+// than --workers asked for.
+export function workerCount(asked: number, left: number): { count: number; note?: string } {
+  if (asked <= left) return { count: asked };
+  return { count: left, note: `--workers ${asked}: ${left === 0 ? "no cell is left to run, so no worker starts" : `${left} cell(s) left to run, so ${left} worker(s), one per cell`}` };
+}
+
 // Resolves when every worker has exited; rejects naming the workers that failed.
 export async function runWorkers(o: WorkersOptions): Promise<void> {
   const exits = await Promise.all(

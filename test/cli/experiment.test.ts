@@ -72,6 +72,33 @@ describe("experiment --list-cells", () => {
   });
 });
 
+// A file where the run folder, or a folder in it, should be: named, rather than ENOTDIR's "not a directory".
+describe("experiment --out below a file", () => {
+  it("names the file in --out's path, for --list-cells and for a run, before any work", async () => {
+    await writeFile(join(root, "afile"), "x");
+    const out = join(root, "afile", "sub");
+    const listed = await runCli(["experiment", "--config", config, "--out", out, "--list-cells"]);
+    expect(listed.code).toBe(1);
+    expect(listed.err).toBe(`error: --out: cannot read the folder ${out}: ${join(root, "afile")} is a file, not a folder`);
+    const file = await runCli(["experiment", "--config", config, "--out", join(root, "afile"), "--list-cells"]);
+    expect(file.err).toBe(`error: --out: expected a folder, got the file ${join(root, "afile")}`);
+    const run = await runCli(["experiment", "--config", config, "--out", out, "--prepare-only"]);
+    expect(run.code).toBe(1);
+    expect(run.err).toBe(`error: --out: cannot create the folder ${out}: ${join(root, "afile")} is a file, not a folder`);
+  });
+
+  it("names a cell's folder that is a file", async () => {
+    const out = join(root, "cell-file");
+    await mkdir(join(out, "cells", "full_lr0.1_s0"), { recursive: true });
+    await writeFile(join(out, "cells", "full_lr0.1_s0", "result.json"), JSON.stringify(finished("full_lr0.1_s0")));
+    await writeFile(join(out, "cells", "full_lr0.1_s1"), "x");
+    const r = await runCli(["experiment", "--config", config, "--out", out, "--list-cells"]);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe(" 1  full_lr0.1_s0      finished");
+    expect(r.err).toBe(`error: claims: cannot read the claim ${join(out, "cells", "full_lr0.1_s1", "claim.json")}: ${join(out, "cells", "full_lr0.1_s1")} is a file, not a folder`);
+  });
+});
+
 describe("experiment --slurm --dry-run", () => {
   it("writes the job scripts and shows the three sbatch lines, submitting nothing", async () => {
     const out = join(root, "slurm-run");

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MINI_CELLS, buildProgram, expectSameResults, runProgram, writeMiniStudy } from "./program.js";
-import { runWorkers, workerAdapters } from "../../study/workers.js";
+import { runWorkers, workerAdapters, workerCount } from "../../study/workers.js";
 
 let root: string;
 let program: string;
@@ -46,6 +46,15 @@ describe("runWorkers", () => {
   it("starts each worker with an IPC channel to this process", async () => {
     const connected = [process.execPath, "-e", "process.exit(process.connected ? 0 : 3)"];
     await expect(runWorkers({ command: connected, args: [], count: 2, log: () => undefined })).resolves.toBeUndefined();
+  });
+});
+
+describe("workerCount", () => {
+  it("starts as many workers as asked up to the cells left, and says so where it starts fewer", () => {
+    expect(workerCount(2, 10)).toEqual({ count: 2 });
+    expect(workerCount(10, 10)).toEqual({ count: 10 });
+    expect(workerCount(100000, 3)).toEqual({ count: 3, note: "--workers 100000: 3 cell(s) left to run, so 3 worker(s), one per cell" });
+    expect(workerCount(4, 0)).toEqual({ count: 0, note: "--workers 4: no cell is left to run, so no worker starts" });
   });
 });
 
