@@ -63,6 +63,14 @@ export const ANALYSIS_FILES = ["analysis.json", "analysis.csv", ...FIGURES.flatM
 
 const readJson = async <T>(path: string): Promise<T> => (await readJsonFile(path, "analyze")) as T;
 
+// JSON writes NaN (the CKA of a block whose features are constant, a collapsed model's) as null. An analysis.json read
+// back holds it as NaN again: as null, the summary's arithmetic took it for 0 and the CSV's formatting threw.
+function nullsAsNaN(v: unknown): unknown {
+  if (v === null) return NaN;
+  if (Array.isArray(v)) return v.map(nullsAsNaN);
+  return isObject(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, nullsAsNaN(x)])) : v;
+}
+
 // Whether an analysis.json holds the original's and every cell's layer-wise answers, query by query, at every block
 // (those of builds before them do not, and are made anew: each block's change from the original needs them).
 function holdsAnswers(a: RunAnalysis): boolean {
@@ -195,7 +203,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   // selectBy, knn.val), its summary and figures are made anew from them, without comparing the cells again.
   let kept: Pick<RunAnalysis, "cells" | "seconds"> | undefined;
   if (opts.reuse && existsSync(jsonPath)) {
-    const before = await readJson<RunAnalysis>(jsonPath).catch(() => undefined);
+    const before = (await readJson(jsonPath).then(nullsAsNaN, () => undefined)) as RunAnalysis | undefined;
     if (before?.format === ANALYSIS_FORMAT && JSON.stringify(before.key) === JSON.stringify(key) && holdsCells(before, key) && holdsAnswers(before)) {
       const files = ANALYSIS_FILES.map((f) => join(out, f)).filter((f) => existsSync(f));
       const sameRows = JSON.stringify(summarizeAnalysis(summary(0), before.cells, before.original)) === JSON.stringify(before.strategies);

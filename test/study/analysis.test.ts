@@ -115,6 +115,19 @@ describe("a study with the analysis key", () => {
     const remade = await readJson<RunAnalysis>(join(moved, "analysis.json"));
     expect(remade.cells).toEqual(a.cells);
     expect(remade.strategies).toEqual(a.strategies);
+
+    // A NaN kept in analysis.json (the CKA of a block whose features are constant), which JSON writes as null, is
+    // NaN again when read back: the CSV says NaN (its formatting threw on null) and the row's mean is no number
+    // (the summary took null for 0).
+    const nan = join(root, "nan-cka");
+    await cp(run(), nan, { recursive: true });
+    const first = a.cells[0];
+    const cells = a.cells.map((c) => (c === first ? { ...c, cka: { ...c.cka, cls: [NaN, ...c.cka.cls.slice(1)] } } : c));
+    await writeFile(join(nan, "analysis.json"), JSON.stringify({ ...a, cells, strategies: a.strategies.map((row) => ({ ...row, lr: 0.5 })) }));
+    await runExperiment({ config: study(), out: nan, log: () => undefined });
+    expect(await readFile(join(nan, "analysis.csv"), "utf8")).toContain(`${first.id},${first.strategy},${first.lr},${first.seed},cka_cls,0,,NaN\n`);
+    const row = (await readJson<RunAnalysis>(join(nan, "analysis.json"))).strategies.find((r) => r.strategy === first.strategy && r.lr === first.lr)!;
+    expect(row.ckaCls[0].mean).toBeNull(); // NaN, as JSON writes it
   });
 
   it("finds linear probing unchanged at every block, and Block Expansion unchanged below its new block", async () => {
