@@ -21,9 +21,12 @@ export function describeJson(v: unknown): string {
 }
 
 export async function readJsonFile(path: string, who: string, action = "read"): Promise<unknown> {
-  const text = await readFile(path, "utf8").catch((e: Error) => {
+  let text = await readFile(path, "utf8").catch((e: Error) => {
     throw new Error(`${who}: ${isFileError(e) ? describeFileError(e, path, action) : `cannot ${action} ${path}: ${e.message}`}`);
   });
+  // A byte-order mark, which some editors put before a UTF-8 file's text: not JSON, and JSON.parse's complaint names
+  // an invisible character. Read past it, as the text without it is what the file means.
+  if (text.startsWith("\uFEFF")) text = text.slice(1);
   let value: unknown;
   try {
     value = JSON.parse(text);

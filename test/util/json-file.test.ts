@@ -12,6 +12,11 @@ describe("readJsonFile", () => {
     expect(await readJsonFile(join(dir, "a.json"), "who")).toEqual({ x: [1, 2] });
   });
 
+  it("reads past a byte-order mark, which some editors write before UTF-8 text", async () => {
+    writeFileSync(join(dir, "bom.json"), '\uFEFF{"x": 1}');
+    expect(await readJsonFile(join(dir, "bom.json"), "who")).toEqual({ x: 1 });
+  });
+
   it("names the file, who reads it and why it failed", async () => {
     await expect(readJsonFile(join(dir, "none.json"), "report", "read the config")).rejects.toThrow(`report: cannot read the config ${join(dir, "none.json")}: no such file or folder (ENOENT)`);
     await expect(readJsonFile(dir, "report")).rejects.toThrow(`report: cannot read ${dir}: it is a folder, not a file (EISDIR)`);
