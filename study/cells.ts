@@ -93,7 +93,8 @@ export function parseShard(text: string, count: number): number[] {
   const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(text);
   if (!m) throw new Error(`--shard: expected i/n with 1 <= i <= n, such as "2/4", got "${text}"`);
   const [i, n] = [Number(m[1]), Number(m[2])];
-  if (n < 1 || i < 1 || i > n) throw new Error(`--shard: expected i/n with 1 <= i <= n, got "${text}"`);
+  // Past 2^53 the numbers are read rounded: 9007199254740993/9007199254740993 as another shard.
+  if (!Number.isSafeInteger(n) || n < 1 || i < 1 || i > n) throw new Error(`--shard: expected i/n with 1 <= i <= n < 2^53, got "${text}"`);
   const picked: number[] = [];
   for (let c = i; c <= count; c += n) picked.push(c);
   return picked;
