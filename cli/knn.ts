@@ -30,6 +30,14 @@ async function readFeatures(path: string): Promise<{ data: Float32Array; rows: n
     const [row, col] = [Math.floor(bad / a.shape[1]), bad % a.shape[1]];
     throw new Error(`knn: expected finite features in ${path}, got ${data[bad]} in row ${row} (column ${col})`);
   }
+  // Each row is scaled to unit length on the device, its squared length summed in float32: past ~3.4e38 (values of
+  // ~1e19) the length is infinite and the row's every similarity 0, silently.
+  const d = a.shape[1];
+  for (let row = 0; row < a.shape[0]; row++) {
+    let ss = 0;
+    for (let j = row * d; j < (row + 1) * d; j++) ss += data[j] * data[j];
+    if (Math.fround(ss) === Infinity) throw new Error(`knn: expected features whose squared length float32 holds (below 3.4e38) in ${path}, got ${ss.toPrecision(3)} in row ${row}`);
+  }
   return { data, rows: a.shape[0], dim: a.shape[1] };
 }
 

@@ -266,6 +266,11 @@ describe("knn command", () => {
       inf[9 * 16] = Infinity;
       await writeNpy(file("x.npy"), inf, [10, 16]);
       await expect(knnCommand.run(flags)).rejects.toThrow(`knn: expected finite features in ${file("x.npy")}, got Infinity in row 9 (column 0)`);
+      // Finite, yet its squared length past float32's range: the device's unit scaling would make it all zeros.
+      const huge = Float32Array.from(train.x);
+      huge[3 * 16 + 1] = 2e19;
+      await writeNpy(file("x.npy"), huge, [10, 16]);
+      await expect(knnCommand.run(flags)).rejects.toThrow(`knn: expected features whose squared length float32 holds (below 3.4e38) in ${file("x.npy")}, got 4.00e+38 in row 3`);
     } finally {
       await rm(dir, { recursive: true });
     }
