@@ -100,7 +100,10 @@ export const features: Command = {
     // An unmerged export's LoRA tensors: the model without them would give the base backbone's features.
     const adapters = unused.filter(isLoraKey);
     if (adapters.length > 0) throw new Error(`features: ${weights} holds LoRA adapters (${adapters.slice(0, 2).join(", ")}${adapters.length > 2 ? ", ..." : ""}), which this model would leave out: export it with --merge, which folds them into the weights`);
-    console.error(`${weights}: ${model.config.heads} attention heads (${loaded.headsFrom})`);
+    // A guess is a warning: features of another split of the width into heads are other features, and nothing
+    // would fail (a copy of a backbone pre-trained here, away from its backbone.json, states no count).
+    const guessed = flags.heads === undefined && loaded.headsFrom.startsWith("width / 64");
+    console.error(`${guessed ? "warning: " : ""}${weights}: ${model.config.heads} attention heads (${loaded.headsFrom}${guessed ? "; give --heads if the model has another count" : ""})`);
     if (unused.length) console.error(`warning: ${weights}: unused keys: ${unused.join(", ")}`);
     if (nonfinite.length) console.error(`warning: ${weights}: non-finite weights: ${nonfinite.join(", ")}`);
     const P = model.config.patchSize;

@@ -1,5 +1,5 @@
 // The `features` command contract, with the research dumps: attention probabilities and block outputs as .npy.
-import { mkdir, mkdtemp, readFile, symlink } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
@@ -16,6 +16,25 @@ useEngine();
 const FIX = "test/fixtures/";
 
 describe("features command", () => {
+  it("warns where the head count is a guess (width / 64): a copy of the shipped backbone away from its backbone.json", async () => {
+    const shipped = "backbones/dino-fashion-mnist-50ep-grid/backbone.safetensors"; // width 64, 2 heads, stated beside it
+    const dir = await mkdtemp(join(tmpdir(), "peft-features-"));
+    await copyFile(shipped, join(dir, "copy.safetensors"));
+    await writeNpy(join(dir, "x.npy"), new Float32Array(3 * 28 * 28), [1, 3, 28, 28]);
+    const said = async (weights: string, ...more: string[]) => {
+      const err = vi.spyOn(console, "error").mockImplementation(() => {});
+      await features.run(["--weights", weights, "--input", join(dir, "x.npy"), "--out", join(dir, "f.npy"), ...more]);
+      const lines = err.mock.calls.map((c) => String(c[0])).filter((l) => l.includes("attention heads"));
+      err.mockRestore();
+      return lines;
+    };
+    expect(await said(join(dir, "copy.safetensors"))).toEqual([
+      `warning: ${join(dir, "copy.safetensors")}: 1 attention heads (width / 64: the checkpoint states no head count; give --heads if the model has another count)`,
+    ]);
+    expect(await said(join(dir, "copy.safetensors"), "--heads", "2")).toEqual([`${join(dir, "copy.safetensors")}: 2 attention heads (given)`]);
+    expect((await said(shipped))[0]).toMatch(/^backbones\/.*: 2 attention heads \(.*backbone\.json\)$/);
+  });
+
   it("writes the CLS features, attention maps and block outputs", async () => {
     const io = (await readSafetensors(FIX + "vit-tiny-io.safetensors")).tensors;
     const dir = await mkdtemp(join(tmpdir(), "peft-features-"));
