@@ -4,7 +4,9 @@
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
-import { readJsonFile } from "../util/json-file.js";
+import { isObject, readJsonFile } from "../util/json-file.js";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { initEngine, runtime } from "../engine/runtime.js";
 import { classMismatch } from "../data/dataset.js";
 import { type DataSpec, openData } from "../data/spec.js";
@@ -43,6 +45,7 @@ the products on 8-bit tensor cores, as a study's training.precision.`,
     if (!flags.config) throw new UsageError("missing required flag --config");
     if (!flags.out) throw new UsageError("missing required flag --out");
     const config = parsePretrainConfig(await readJsonFile(flags.config, "pretrain", "read the config"), flags.config);
+    await refuseStudyFolder(flags.out);
     const started = performance.now();
     await initEngine({ backend: flags.backend, adapter: flags.adapter });
     const { spec } = config;
@@ -83,3 +86,15 @@ the products on 8-bit tensor cores, as a study's training.precision.`,
     console.log(`wall time: ${formatDuration(seconds)} (${seconds.toFixed(1)} s)`);
   },
 };
+
+// A study's run folder (its config.json names strategies) is no pre-training's: the backbone.json written there
+// would stand where the study records its backbone, and the study could not report. A pre-training's own config
+// kept in its folder is no study's, and passes.
+async function refuseStudyFolder(out: string): Promise<void> {
+  const path = join(out, "config.json");
+  if (!existsSync(path)) return;
+  const json = await readJsonFile(path, "pretrain").catch(() => undefined);
+  if (isObject(json) && "strategies" in json && "learningRates" in json) {
+    throw new UsageError(`--out: ${out} holds a study's run folder (${path}); pre-train into another folder`);
+  }
+}

@@ -4,7 +4,8 @@
 // setting. A rerun keeps the initialisation's k-NN score. Supervised pre-training in f16 records its loss scaling.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pretrainCommand } from "../../cli/pretrain.js";
@@ -126,6 +127,19 @@ describe("pretrain command", () => {
     const { tensors } = await readSafetensors(join(root, "supervised-f16", "train", "last.safetensors"));
     expect(tensors.get("lossScale.scale")!.data).toEqual(new Float32Array([16]));
     expect(tensors.get("optimizer.step")!.data).toEqual(new Float32Array([1])); // AdamW: the one step not skipped
+  });
+
+  it("refuses a study's run folder as --out, and takes a folder holding the pre-training's own config", async () => {
+    const supervised = { model, data: { ...data("train"), transform: "eval" }, steps: 1, batchSize: 8, lr: 0.001 };
+    const study = join(root, "a-study");
+    await mkdir(study, { recursive: true });
+    await writeFile(join(study, "config.json"), JSON.stringify({ name: "s", strategies: ["linear"], learningRates: [0.1] }));
+    await expect(runWith(supervised, "a-study")).rejects.toThrow(new UsageError(`--out: ${study} holds a study's run folder (${join(study, "config.json")}); pre-train into another folder`));
+    expect(existsSync(join(study, "backbone.json"))).toBe(false);
+    await mkdir(join(root, "own-config"), { recursive: true });
+    await writeFile(join(root, "own-config", "config.json"), JSON.stringify(supervised));
+    await runWith(supervised, "own-config");
+    expect(existsSync(join(root, "own-config", "backbone.json"))).toBe(true);
   });
 
   it("refuses missing flags and bad configs", async () => {
