@@ -1,12 +1,12 @@
 // `pretrain`: pre-trains a ViT backbone from a JSON config (study/pretrain-config.ts), supervised or with DINO, into
 // a folder: backbone.safetensors (timm layout, no head) and its manifest backbone.json (with the file's SHA-256),
 // which a study takes as backbone.checkpoint. A rerun resumes from the folder's last checkpoint.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
 import { parseArgs } from "../util/args.js";
 import { isObject, readJsonFile } from "../util/json-file.js";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { initEngine, runtime } from "../engine/runtime.js";
 import { classMismatch } from "../data/dataset.js";
 import { type DataSpec, openData } from "../data/spec.js";
