@@ -159,6 +159,16 @@ describe("knn command", () => {
 
   const fixtureFlags = ["train", "train-labels", "test", "test-labels"].flatMap((f) => [`--${f}`, join(FIXTURES, `knn-${f}.npy`)]);
 
+  // A training and a test set of clustered() in the command's four files in `dir`; returns the flags naming them.
+  type Features = ReturnType<typeof clustered>;
+  async function featureFiles(dir: string, train: Features, test: Features, testLabels = test.y): Promise<string[]> {
+    await writeNpy(join(dir, "x.npy"), train.x, [train.y.length, 16]);
+    await writeNpy(join(dir, "y.npy"), train.y, [train.y.length]);
+    await writeNpy(join(dir, "q.npy"), test.x, [test.y.length, 16]);
+    await writeNpy(join(dir, "l.npy"), testLabels, [test.y.length]);
+    return ["--train", "x.npy", "--train-labels", "y.npy", "--test", "q.npy", "--test-labels", "l.npy"].map((a) => (a.endsWith(".npy") ? join(dir, a) : a));
+  }
+
   it("reproduces knn-expected.json (--k 10,20, default temperature)", async () => {
     const expected = JSON.parse(await readFile(join(FIXTURES, "knn-expected.json"), "utf8")) as Expected;
     const out = await runJson([...fixtureFlags, "--k", "10,20"]);
@@ -173,13 +183,7 @@ describe("knn command", () => {
     try {
       const train = clustered(40, 3, 7);
       const test = clustered(9, 3, 8);
-      await writeNpy(join(dir, "x.npy"), train.x, [40, 16]);
-      await writeNpy(join(dir, "y.npy"), train.y, [40]);
-      await writeNpy(join(dir, "q.npy"), test.x, [9, 16]);
-      await writeNpy(join(dir, "l.npy"), test.y, [9]);
-      const flags = ["--train", "x.npy", "--train-labels", "y.npy", "--test", "q.npy", "--test-labels", "l.npy"].map((a) =>
-        a.endsWith(".npy") ? join(dir, a) : a,
-      );
+      const flags = await featureFiles(dir, train, test);
       const out = await runJson([...flags, "--temperature", "0.5"]);
       const want = knnClassifyRef(train.x, train.y, test.x, test.y, 16, [10, 20, 100, 200], 0.5, 3);
       // k = 100 and 200 vote with all 40 training rows, and say so.
@@ -199,11 +203,7 @@ describe("knn command", () => {
     try {
       const train = clustered(40, 3, 7);
       const test = clustered(9, 3, 8);
-      await writeNpy(join(dir, "x.npy"), train.x, [40, 16]);
-      await writeNpy(join(dir, "y.npy"), train.y, [40]);
-      await writeNpy(join(dir, "q.npy"), test.x, [9, 16]);
-      await writeNpy(join(dir, "l.npy"), test.y, [9]);
-      const flags = ["--train", "x.npy", "--train-labels", "y.npy", "--test", "q.npy", "--test-labels", "l.npy"].map((a) => (a.endsWith(".npy") ? join(dir, a) : a));
+      const flags = await featureFiles(dir, train, test);
       const [want] = knnClassifyRef(train.x, train.y, test.x, test.y, 16, [40], 0.5, 3);
       // 10^8 and 10^14 neighbours: (Q, k) lists past any device's buffers, and past a u32 for the second.
       for (const k of ["40", "100000000", "99999999999999"]) {
@@ -223,11 +223,7 @@ describe("knn command", () => {
     try {
       const train = clustered(12, 3, 1);
       const test = clustered(6, 3, 2);
-      await writeNpy(join(dir, "x.npy"), train.x, [12, 16]);
-      await writeNpy(join(dir, "y.npy"), train.y, [12]);
-      await writeNpy(join(dir, "q.npy"), test.x, [6, 16]);
-      await writeNpy(join(dir, "l.npy"), test.y.map((c) => c + 3), [6]); // classes 3-5 against the training rows' 0-2
-      const flags = ["--train", "x.npy", "--train-labels", "y.npy", "--test", "q.npy", "--test-labels", "l.npy"].map((a) => (a.endsWith(".npy") ? join(dir, a) : a));
+      const flags = await featureFiles(dir, train, test, test.y.map((c) => c + 3)); // classes 3-5 against the training rows' 0-2
       const warned = vi.spyOn(console, "error").mockImplementation(() => {});
       const out = await runJson([...flags, "--k", "5"]);
       // Top-1 is 0; top-5 may count them among the classes of no votes, tied after the voted ones, as DINO's topk does.
