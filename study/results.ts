@@ -66,7 +66,9 @@ export interface CellResult {
   // With knn.otherBanks: the best checkpoint's, the queries against each other bank, in the config's order
   // (knn-banks.json, study/knn-banks.ts).
   otherBanks?: { knn: KnnScores; correct: Correct }[];
-  trainSeconds: number; // fine-tuning, its evaluations and checkpoints; not the k-NN passes
+  // Fine-tuning, its evaluations and checkpoints; not the k-NN passes. A resumed cell's steps before the resume count
+  // at the speeds their metric rows recorded (train/train.ts TrainResult.seconds).
+  trainSeconds: number;
   imagesPerSecond: number;
   knnSeconds: number; // every k-NN pass of the cell: the best checkpoint's and the curve's
   // The best checkpoint's right and wrong answers: each transfer test image, each k-NN query at reportK. They let the

@@ -83,11 +83,24 @@ export interface TrainResult {
   bestAccuracy: number | null; // percent
   finalAccuracy: number | null;
   finalLoss: number;
-  seconds: number; // this process's wall time in train()
-  imagesPerSecond: number; // mean training throughput of this process
+  // Wall time in train(); a resumed run adds its steps before the resume at the speeds their metric rows recorded
+  // (those processes' evaluations and checkpoints not counted): else a cell resumed at its last step trained in 0 s.
+  seconds: number;
+  imagesPerSecond: number; // mean training throughput over every step, the resumed ones' at their rows' speeds
   bestPath: string;
   lastPath: string;
   metrics: MetricRow[];
+}
+
+// The training seconds metric rows record: each row's steps since the row before it, at its window's throughput.
+export function rowSeconds(rows: MetricRow[], batchSize: number): number {
+  let seconds = 0;
+  let previous = 0;
+  for (const r of rows) {
+    if (r.imagesPerSecond > 0) seconds += (batchSize * (r.step - previous)) / r.imagesPerSecond;
+    previous = r.step;
+  }
+  return seconds;
 }
 
 // A pass of `microBatch` images that outgrew one storage binding. The caller, which knows where microBatch was
@@ -399,6 +412,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   }
   if (o.evaluate === undefined) best = { step, accuracy: null };
   const last = metrics[metrics.length - 1];
+  const earlier = rowSeconds(metrics.filter((m) => m.step <= resumedFrom), s.batchSize);
   return {
     steps: s.steps,
     resumedFrom,
@@ -406,8 +420,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     bestAccuracy: best.accuracy,
     finalAccuracy: lastAccuracy,
     finalLoss: last?.loss ?? NaN,
-    seconds: (performance.now() - started) / 1000,
-    imagesPerSecond: trainSeconds > 0 ? imagesThisRun / trainSeconds : 0,
+    seconds: (performance.now() - started) / 1000 + earlier,
+    imagesPerSecond: trainSeconds + earlier > 0 ? (imagesThisRun + s.batchSize * resumedFrom) / (trainSeconds + earlier) : 0,
     bestPath: o.evaluate === undefined ? lastPath : bestPath,
     lastPath,
     metrics,

@@ -13,7 +13,7 @@ import { applyStrategy } from "../../peft/strategy.js";
 import { Loader } from "../../data/loader.js";
 import { Transform } from "../../data/transforms.js";
 import { readSafetensors, writeSafetensors } from "../../vit/safetensors.js";
-import { DivergedError, PassTooLargeError, type TrainOptions, train } from "../../train/train.js";
+import { DivergedError, PassTooLargeError, type TrainOptions, rowSeconds, train } from "../../train/train.js";
 import { TRAIN_DEFAULTS, type TrainSettings } from "../../train/settings.js";
 import { expectClose, skipWithoutF16, useEngine } from "../helpers.js";
 import { runtime } from "../../engine/runtime.js";
@@ -128,6 +128,15 @@ describe("train", () => {
     const r2 = await train(again);
     expect(r2.resumedFrom).toBe(8);
     expect(r2.metrics.length).toBe(8);
+    // Its time and throughput are its steps' as their rows recorded them, not 0 s at 0 images/s.
+    const batch = again.settings.batchSize;
+    const recorded = rowSeconds(r2.metrics, batch);
+    expect(recorded).toBeGreaterThan(0);
+    expect(r2.imagesPerSecond).toBeCloseTo((8 * batch) / recorded, 9);
+    expect(r2.seconds).toBeGreaterThanOrEqual(recorded);
+    // The run resumed at step 4: its first four steps at their rows' speeds, the rest as this process timed them.
+    expect(r.seconds).toBeGreaterThanOrEqual(rowSeconds(r.metrics.slice(0, 4), batch));
+    expect(r.imagesPerSecond).toBeGreaterThan(0);
     dispose(again);
   });
 
