@@ -421,7 +421,9 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   const ran: string[] = [];
   const pending = o.prepareOnly || o.collect ? [] : selected.filter((c) => !prior.has(c.id));
   const toRun = Math.min(pending.length, o.maxCells ?? Infinity);
-  const cellSeconds: number[] = []; // for the ETA: each finished cell's wall time (a diverged one ends early)
+  // For the ETA: the wall time of each cell finished whole here (a diverged one ends early; a resumed one trained
+  // only its last steps here, as little as none, once "9 cells left: about 6 s").
+  const cellSeconds: number[] = [];
   const finished = (cell: Cell) => existsSync(cellResultPath(out, cell.id));
   // Each pass claims what it can of the cells nobody has finished; cells other workers hold are waited for.
   for (let waited = false; ran.length < toRun && pending.some((c) => !finished(c)); ) {
@@ -452,7 +454,9 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     if (shared) await sweep(dir); // a dead worker's temporary files: this one holds the cell now
     log(`cell ${cells.indexOf(cell) + 1}/${cells.length}: ${strategyName(cell.strategy)}, lr ${cell.lr}, seed ${cell.seed}`);
     const cellStarted = performance.now();
-    const result: CellOutcome = await runCell(cell, { config, data, dir, size, classes, load, base, progress: o.progress, log }).catch((e) => {
+    let resumed = false;
+    const onResume = () => void (resumed = true);
+    const result: CellOutcome = await runCell(cell, { config, data, dir, size, classes, load, base, progress: o.progress, log, onResume }).catch((e) => {
       if (e instanceof DivergedError) return divergedCell(cell, e);
       throw e;
     });
@@ -465,13 +469,13 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
       log(`  ${result.diverged.message}`);
       log(`  recorded as diverged in ${resultPath}, left out of the table; going on with the next cell (--retry-diverged trains it again)`);
     } else {
-      cellSeconds.push((performance.now() - cellStarted) / 1000);
+      if (!resumed) cellSeconds.push((performance.now() - cellStarted) / 1000);
       log(`  transfer ${result.transferAccuracy.toFixed(2)}% (best at step ${result.bestStep}), source k-NN ${result.knn[config.knn.reportK].top1.toFixed(2)}%, ${result.trainSeconds.toFixed(1)} s training`);
     }
     // Simple and honest: the mean wall time of the cells finished so far, though strategies differ in cost.
     if (ran.length < toRun && cellSeconds.length > 0) {
       const mean = cellSeconds.reduce((a, b) => a + b) / cellSeconds.length;
-      log(`  ${toRun - ran.length} cell(s) left: about ${formatDuration(mean * (toRun - ran.length))}, at ${mean.toFixed(1)} s per cell (the mean of the ${cellSeconds.length} finished so far)`);
+      log(`  ${toRun - ran.length} cell(s) left: about ${formatDuration(mean * (toRun - ran.length))}, at ${mean.toFixed(1)} s per cell (the mean of the ${cellSeconds.length} trained whole so far)`);
     }
   }
 
@@ -518,6 +522,7 @@ interface CellContext {
   load: () => Promise<VisionTransformer>;
   progress?: ProgressStream;
   log: (line: string) => void;
+  onResume?: () => void; // the cell resumed from a checkpoint: its wall time here is part of a cell's
 }
 
 async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
@@ -547,7 +552,10 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       dir: c.dir,
       metadata: { [MANIFEST_KEY]: JSON.stringify(manifest) },
       progress: c.progress && { stream: c.progress, label: `${name} lr ${cell.lr}` },
-      onResume: (step) => c.log(`  resuming cell ${cell.id} from step ${step} of ${settings.steps}`),
+      onResume: (step) => {
+        c.log(`  resuming cell ${cell.id} from step ${step} of ${settings.steps}`);
+        c.onResume?.();
+      },
       // The model here is the one the step's update made (the update is encoded before it, so the k-NN's forward
       // passes run after it on the device), with the step's pending losses untouched: they are read later.
       onStep: curve && (async (step) => {

@@ -205,19 +205,21 @@ describe("a miniature study", () => {
     expect((await lines(join(dir, "results.csv"))).length).toBe(1 + 1 + 4);
     const etas = log.filter((l) => l.includes("cell(s) left: about"));
     expect(etas.map((l) => l.trim().split(" ")[0])).toEqual(["2", "1"]);
-    expect(etas[1]).toMatch(/, at \d+\.\d s per cell \(the mean of the 2 finished so far\)$/);
+    expect(etas[1]).toMatch(/, at \d+\.\d s per cell \(the mean of the 2 trained whole so far\)$/);
   });
 
-  it("logs a cell resuming from its last checkpoint before it trains", async () => {
-    const config = study({ strategies: ["linear"] });
+  it("logs a cell resuming from its last checkpoint before it trains, and times no ETA on it", async () => {
+    const config = study({ strategies: ["linear"], learningRates: [0.05, 0.01] });
     const dir = join(root, "resumed");
     await runExperiment({ config, out: dir });
-    await rm(join(dir, "cells", "linear_lr0.05_s0", "result.json"));
+    for (const id of ["linear_lr0.05_s0", "linear_lr0.01_s0"]) await rm(join(dir, "cells", id, "result.json"));
     const log: string[] = [];
     const r = await runExperiment({ config, out: dir, log: (l) => log.push(l) });
-    expect(r.ran).toEqual(["linear_lr0.05_s0"]);
+    expect(r.ran).toEqual(["linear_lr0.05_s0", "linear_lr0.01_s0"]);
     const at = log.indexOf("  resuming cell linear_lr0.05_s0 from step 4 of 4");
-    expect(at).toBe(log.indexOf("cell 1/1: linear, lr 0.05, seed 0") + 1);
+    expect(at).toBe(log.indexOf("cell 1/2: linear, lr 0.05, seed 0") + 1);
+    // Resumed at its last step, the first cell trained nothing here: its seconds would promise the second in no time.
+    expect(log.filter((l) => l.includes("cell(s) left: about"))).toEqual([]);
   });
 
   it("grows by a strategy, a learning rate and a seed, reusing the finished cells", async () => {
