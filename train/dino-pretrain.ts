@@ -39,7 +39,7 @@ import { Dino, type DinoNet, type DinoStepValues } from "./dino.js";
 import { cosineAt, teacherTemperatureAt } from "./dino-schedules.js";
 import { type CollapseSettings, checkCollapseSettings, detectCollapse } from "./dino-collapse.js";
 import { NonFiniteError, loadTrainable, snapshot, sweepTemporaries } from "./checkpoint.js";
-import { DivergedError } from "./train.js";
+import { DivergedError, rowSeconds } from "./train.js";
 import { Progress, type ProgressStream } from "./progress.js";
 import { type LossScaleSettings, type Precision, identityChanges, runIdentity } from "./settings.js";
 import { type ScalingColumns, checkPrecisionOnDevice, lossScaleFor, scalingColumns, scalingRecord } from "./mixed-precision.js";
@@ -401,7 +401,9 @@ async function run(o: DinoPretrainOptions, dino: Dino, loader: MultiCropLoader, 
   };
   await saveVit(dino.teacher.backbone, path, { source: "DINO pre-training (peft-vit-webgpu), the teacher's backbone", metrics: JSON.stringify(summary) });
   const manifest = await writeBackboneManifest(path, { method: "dino", hyperParameters: s, data: o.data.identity, seed: s.seed, metrics: summary });
-  return { path, manifestPath: manifest.path, sha256: manifest.sha256, steps: s.steps, resumedFrom, seconds: (performance.now() - started) / 1000, rows, knn };
+  // A resumed run's steps before the resume at their rows' speeds, as train() counts them.
+  const seconds = (performance.now() - started) / 1000 + rowSeconds(rows.filter((r) => r.step <= resumedFrom), s.batchSize);
+  return { path, manifestPath: manifest.path, sha256: manifest.sha256, steps: s.steps, resumedFrom, seconds, rows, knn };
 }
 
 function cropTensors(b: MultiCropBatch, s: DinoSpec): { globals: Tensor; locals?: Tensor } {

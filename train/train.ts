@@ -93,7 +93,7 @@ export interface TrainResult {
 }
 
 // The training seconds metric rows record: each row's steps since the row before it, at its window's throughput.
-export function rowSeconds(rows: MetricRow[], batchSize: number): number {
+export function rowSeconds(rows: { step: number; imagesPerSecond: number }[], batchSize: number): number {
   let seconds = 0;
   let previous = 0;
   for (const r of rows) {

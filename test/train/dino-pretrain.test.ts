@@ -16,6 +16,7 @@ import { openNpyImages } from "../../data/npy-dataset.js";
 import { readSafetensors } from "../../vit/safetensors.js";
 import { runtime } from "../../engine/runtime.js";
 import { type DinoSpec, dinoPretrain, stepValues } from "../../train/dino-pretrain.js";
+import { rowSeconds } from "../../train/train.js";
 import { COLLAPSE_DEFAULTS, CollapseError } from "../../train/dino-collapse.js";
 import { skipWithoutF16, useEngine } from "../helpers.js";
 import { useEmulatedSubgroupMatrices } from "../subgroup-matrix-emulation.js";
@@ -124,11 +125,18 @@ describe("dinoPretrain", () => {
     };
     await expect(dinoPretrain({ spec: SPEC, data, dir, log: stop })).rejects.toThrow("interrupted");
     const log: string[] = [];
+    const t0 = performance.now();
     const resumed = await dinoPretrain({ spec: SPEC, data, dir, log: (l) => log.push(l) });
+    const here = (performance.now() - t0) / 1000;
     expect(resumed.resumedFrom).toBe(3);
     expect(log[0]).toBe(`resuming the DINO pre-training in ${dir} from step 3 of 6`);
     expect(resumed.rows.map((r) => r.loss)).toEqual(straight.rows.map((r) => r.loss));
     expect(await tensorsOf(resumed.path)).toEqual(await tensorsOf(straight.path));
+    // Its time is more than this process's: the three steps before the resume count, at their rows' speeds.
+    const before = rowSeconds(resumed.rows.filter((r) => r.step <= 3), SPEC.batchSize);
+    expect(before).toBeGreaterThan(0);
+    expect(resumed.seconds).toBeGreaterThan(here);
+    expect(resumed.seconds).toBeLessThanOrEqual(here + before);
   });
 
   // A kill in the middle of an atomic write leaves its temporary file (util/atomic.ts), a checkpoint's size.
