@@ -87,7 +87,9 @@ function identityProblem(v: Json, id: string, config: StudyConfig): string | und
 export async function readCellOutcome(out: string, id: string, config: StudyConfig, who: string): Promise<CellOutcome> {
   const path = cellResultPath(out, id);
   const v = await readJsonFile(path, who);
-  const again = `delete the cell's folder ${cellFolder(out, id)} to train it again`;
+  // What the result lacks may be what the run's config.json asks of it (knn.reportK, knn.atSteps, transfer.val): a
+  // config.json edited by hand since the cell ran asks for more than a sound result holds.
+  const again = `delete the cell's folder ${cellFolder(out, id)} to train it again (or, where the run's config.json was edited after the cell ran, restore it)`;
   const problem = cellProblem(v, id, config);
   if (problem) throw new Error(`${who}: ${path}: expected a cell's result, found ${problem}; ${again}`);
   const contradiction = identityProblem(v as Json, id, config);

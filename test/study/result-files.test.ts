@@ -34,4 +34,16 @@ describe("readCellOutcome", () => {
     await writeFile(path, JSON.stringify({ id: cell.id, strategy: "linear", lr: 0.1, seed: 1, diverged: { step: 3, loss: "NaN", message: "m" } }));
     await expect(readCellOutcome(root, cell.id, config, "report")).rejects.toThrow(`"seed": 0 as the cell id linear_lr0.1_s0 says, got 1`);
   });
+
+  it("names the run's config.json as the other cause where the result lacks what it asks for", async () => {
+    const cell = cells.find((c) => c.id === "linear_lr0.1_s0")!;
+    const folder = join(root, "cells", cell.id);
+    await mkdir(folder, { recursive: true });
+    await writeFile(join(folder, "result.json"), JSON.stringify(cell));
+    // A config.json edited by hand after the cell ran: it reports another k than the cell measured.
+    const edited = { ...config, knn: { ...config.knn, reportK: 7, ks: [...config.knn.ks, 7] } };
+    await expect(readCellOutcome(root, cell.id, edited, "report")).rejects.toThrow(
+      `delete the cell's folder ${folder} to train it again (or, where the run's config.json was edited after the cell ran, restore it)`,
+    );
+  });
 });
