@@ -151,7 +151,8 @@ change is refused, naming the keys. The config is checked first; errors name the
     const deviceFlags = [...(flags.backend ? ["--backend", flags.backend] : []), ...(flags.adapter ? ["--adapter", flags.adapter] : [])];
 
     // A file on --out's path is named as --out's before any work, rather than by the first claim or write it stops.
-    if (flags["list-cells"]) await checkListedFolder(out);
+    // What only reads the folder (the list, a resubmission's dry run) needs no right to write in it.
+    if (flags["list-cells"] || (flags["resubmit-failed"] && flags["dry-run"])) await checkListedFolder(out);
     else await checkOutputFolder(out, "out");
 
     if (flags["list-cells"]) return listCells(config, out);
@@ -246,8 +247,8 @@ change is refused, naming the keys. The config is checked first; errors name the
   },
 };
 
-// --list-cells only reads the run folder (another user's, maybe, that this one cannot write in): a file on its path
-// is refused as checkOutputFolder refuses it, without its probe of writing.
+// --list-cells and --resubmit-failed --dry-run only read the run folder (another user's, maybe, that this one cannot
+// write in): a file on its path is refused as checkOutputFolder refuses it, without its probe of writing.
 async function checkListedFolder(out: string): Promise<void> {
   const { path, info, missing } = await nearestExisting(out).catch((e: Error) => {
     throw new Error(`--out: ${isFileError(e) ? describeFileError(e) : e.message}`, { cause: e });

@@ -85,6 +85,9 @@ describe("experiment --out below a file", () => {
     const run = await runCli(["experiment", "--config", config, "--out", out, "--prepare-only"]);
     expect(run.code).toBe(1);
     expect(run.err).toBe(`error: --out: cannot create the folder ${out}: ${join(root, "afile")} is a file, not a folder`);
+    // A resubmission's dry run only reads the folder, as the list does: the read check, not the write probe.
+    const dry = await runCli(["experiment", "--config", config, "--out", out, "--resubmit-failed", "--dry-run"]);
+    expect(dry.err).toBe(`error: --out: cannot read the folder ${out}: ${join(root, "afile")} is a file, not a folder`);
   });
 
   it("names a cell's folder that is a file", async () => {
