@@ -4,9 +4,7 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
-import { type Flags, checkOutputFolder, parseArgs } from "../util/args.js";
-import { nearestExisting } from "../util/make-folder.js";
-import { describeFileError, isFileError } from "../util/file-errors.js";
+import { type Flags, checkInputFolder, checkOutputFolder, parseArgs } from "../util/args.js";
 import { initEngine, runtime } from "../engine/runtime.js";
 import { DEFAULT_STUDY, type StudyConfig, parseStudyConfig } from "../study/config.js";
 import { type ExperimentResult, folderChanges, runExperiment } from "../study/runner.js";
@@ -152,7 +150,7 @@ change is refused, naming the keys. The config is checked first; errors name the
 
     // A file on --out's path is named as --out's before any work, rather than by the first claim or write it stops.
     // What only reads the folder (the list, a resubmission's dry run) needs no right to write in it.
-    if (flags["list-cells"] || (flags["resubmit-failed"] && flags["dry-run"])) await checkListedFolder(out);
+    if (flags["list-cells"] || (flags["resubmit-failed"] && flags["dry-run"])) await checkInputFolder(out, "out");
     else await checkOutputFolder(out, "out");
 
     if (flags["list-cells"]) return listCells(config, out);
@@ -246,15 +244,6 @@ change is refused, naming the keys. The config is checked first; errors name the
     if (failed) throw failed;
   },
 };
-
-// --list-cells and --resubmit-failed --dry-run only read the run folder (another user's, maybe, that this one cannot
-// write in): a file on its path is refused as checkOutputFolder refuses it, without its probe of writing.
-async function checkListedFolder(out: string): Promise<void> {
-  const { path, info, missing } = await nearestExisting(out).catch((e: Error) => {
-    throw new Error(`--out: ${isFileError(e) ? describeFileError(e) : e.message}`, { cause: e });
-  });
-  if (info && !info.isDirectory()) throw new Error(`--out: ${missing.length === 0 ? `expected a folder, got the file ${out}` : `cannot read the folder ${out}: ${path} is a file, not a folder`}`);
-}
 
 // Each cell's number, id and state, read from the run folder without a device. A folder of another config, whose
 // cells a run would refuse, is refused here too: its states are not this config's.

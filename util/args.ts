@@ -82,20 +82,35 @@ export function required<T>(value: T | undefined, flag: string): T {
   return value;
 }
 
+// A folder's flag: the folder, or its nearest existing parent where it is still to be made, must not be a file.
+// Returns that nearest existing path (undefined where not even the root exists: a drive that is not there).
+// verb: what the command would do with a folder still to be made there ("create", "read"), for the message.
+async function nearestFolder(dir: string, flag: string, verb: string): Promise<{ path: string; missing: string[] } | undefined> {
+  // A refusal of stat names the path it was given: the folder, or the one above it where stat stopped.
+  const { path, info, missing } = await nearestExisting(dir).catch((e: Error) => {
+    throw new Error(`--${flag}: ${isFileError(e) ? describeFileError(e) : e.message}`, { cause: e });
+  });
+  if (info && !info.isDirectory()) {
+    throw new Error(`--${flag}: ${missing.length === 0 ? `expected a folder, got the file ${dir}` : `cannot ${verb} the folder ${dir}: ${path} is a file, not a folder`}`);
+  }
+  return info ? { path, missing } : undefined;
+}
+
+// A folder the command only reads (another user's, maybe, that this one cannot write in): a file on its path is
+// refused as checkOutputFolder refuses it, without its probe of writing.
+export async function checkInputFolder(dir: string, flag: string): Promise<void> {
+  await nearestFolder(dir, flag, "read");
+}
+
 // An output folder's flag, checked before any work so that a run does not compute for minutes and then fail to
 // write (or write some files and not others): the folder, or its nearest existing parent where it is still to be
 // made, must be a folder this process can write in. It writes an empty file there and removes it at once: access()
 // answers from the mode bits, which a read-only export, a root-squashed NFS share or an ACL can contradict. Nothing
 // else is created (a kill between the two leaves a file whose name the run folder's sweep of temporaries removes).
 export async function checkOutputFolder(dir: string, flag: string): Promise<void> {
-  // A refusal of stat names the path it was given: the folder, or the one above it where stat stopped.
-  const { path, info, missing } = await nearestExisting(dir).catch((e: Error) => {
-    throw new Error(`--${flag}: ${isFileError(e) ? describeFileError(e) : e.message}`, { cause: e });
-  });
-  if (!info) return; // not even the root exists (a drive that is not there): writing will say so
-  if (!info.isDirectory()) {
-    throw new Error(`--${flag}: ${missing.length === 0 ? `expected a folder, got the file ${dir}` : `cannot create the folder ${dir}: ${path} is a file, not a folder`}`);
-  }
+  const nearest = await nearestFolder(dir, flag, "create");
+  if (!nearest) return; // writing will say so
+  const { path, missing } = nearest;
   const probe = join(path, `.write-probe.tmp-${process.pid}-${Date.now()}`);
   await writeFile(probe, "", { flag: "wx" }).catch((e: NodeJS.ErrnoException) => {
     const why = isFileError(e) ? describeFileError(e, path, "write in") : e.message;
