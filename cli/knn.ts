@@ -25,19 +25,21 @@ async function readFeatures(path: string): Promise<{ data: Float32Array; rows: n
     throw new Error(`knn: expected ${path} to hold float32 features (N, D), got ${a.dtype} (${a.shape.join(", ")})`);
   }
   const data = a.data as Float32Array;
-  const bad = data.findIndex((v) => !Number.isFinite(v));
-  if (bad >= 0) {
-    const [row, col] = [Math.floor(bad / a.shape[1]), bad % a.shape[1]];
-    throw new Error(`knn: expected finite features in ${path}, got ${data[bad]} in row ${row} (column ${col})`);
-  }
-  // Each row is scaled to unit length on the device, its squared length summed in float32: past ~3.4e38 (values of
-  // ~1e19) the length is infinite and the row's every similarity 0, silently.
+  // One pass over the rows' squared lengths, summed in float64, where only a non-finite value makes one non-finite;
+  // a non-finite value anywhere is named first. Each row is scaled to unit length on the device, its squared length
+  // summed in float32: past ~3.4e38 (values of ~1e19) the length is infinite and the row's every similarity 0, silently.
   const d = a.shape[1];
+  let overflow: { row: number; ss: number } | undefined;
   for (let row = 0; row < a.shape[0]; row++) {
     let ss = 0;
     for (let j = row * d; j < (row + 1) * d; j++) ss += data[j] * data[j];
-    if (Math.fround(ss) === Infinity) throw new Error(`knn: expected features whose squared length float32 holds (below 3.4e38) in ${path}, got ${ss.toPrecision(3)} in row ${row}`);
+    if (!Number.isFinite(ss)) {
+      const col = data.subarray(row * d, (row + 1) * d).findIndex((v) => !Number.isFinite(v));
+      throw new Error(`knn: expected finite features in ${path}, got ${data[row * d + col]} in row ${row} (column ${col})`);
+    }
+    if (!overflow && Math.fround(ss) === Infinity) overflow = { row, ss };
   }
+  if (overflow) throw new Error(`knn: expected features whose squared length float32 holds (below 3.4e38) in ${path}, got ${overflow.ss.toPrecision(3)} in row ${overflow.row}`);
   return { data, rows: a.shape[0], dim: a.shape[1] };
 }
 
