@@ -296,8 +296,10 @@ async function prepareBackbone(
   }
   if (pretrainSpec) {
     const spec = pretrainSpec;
-    const dir = pretrainDir(spec, data.pretrain!);
-    if (collecting && !existsSync(join(dir, "backbone.safetensors"))) throw notCached(dir);
+    if (collecting) {
+      const dir = pretrainDir(spec, data.pretrain!);
+      if (!existsSync(join(dir, "backbone.safetensors"))) throw notCached(dir);
+    }
     log(`backbone: supervised pre-training on ${data.pretrain!.identity.name} (${data.pretrain!.identity.subset ?? "all"}), a stand-in for DINO's self-supervised pre-training`);
     const p = await pretrain(spec, data.pretrain!, progress, log).catch((e) => {
       // Every cell needs the backbone: unlike a cell's, this divergence ends the study.
