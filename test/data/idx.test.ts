@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { openIdx, readIdx } from "../../data/idx.js";
+import { gunzipChunk, openIdx, readIdx } from "../../data/idx.js";
 import { classCounts } from "../../data/summary.js";
 import { gzip, idxBytes, pattern, useTmpDir, writeFile } from "./fixtures.js";
 import { refRgb } from "./ref.js";
@@ -31,6 +31,24 @@ describe("readIdx", () => {
       expect(arr.shape).toEqual([N, H, W]);
       expect(Array.from(arr.data)).toEqual(Array.from(pixels));
     }
+  });
+
+  it("gunzips a file of several MiB in one chunk of the size its trailer states, and reads it whole", async () => {
+    const big = pattern(3 * 1024 * 1024 + 5, 3); // a prime-ish count of bytes past 3 MiB
+    const file = gzip(idxBytes([big.length], big));
+    expect(gunzipChunk(file)).toBe(4 + 4 + big.length + 1);
+    const arr = await readIdx(writeFile(join(tmp, "big.idx.gz"), file));
+    expect(arr.shape).toEqual([big.length]);
+    expect(Buffer.from(arr.data).equals(Buffer.from(big))).toBe(true);
+  });
+
+  it("gunzips in 1 MiB chunks where the trailer's size is implausible or small", () => {
+    const small = gzip(idxBytes([N], labels));
+    expect(gunzipChunk(small)).toBe(1 << 20);
+    const lying = Uint8Array.from(small);
+    new DataView(lying.buffer).setUint32(lying.length - 4, 0xffffffff, true); // 4 GiB from a few dozen bytes
+    expect(gunzipChunk(lying)).toBe(1 << 20);
+    expect(gunzipChunk(new Uint8Array(10))).toBe(1 << 20);
   });
 
   it("rejects a wrong magic, naming the file and the bytes found", async () => {
