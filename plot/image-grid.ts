@@ -57,13 +57,27 @@ export async function imageGridSvg(g: ImageGrid): Promise<string> {
     parts.push(`<text x="${x}" y="${HEAD - 8}" font-size="12" text-anchor="middle" ${font}>${escape(label)}</text>`);
   });
   for (const [i, row] of g.tiles.entries()) {
-    const y = HEAD + i * (s + PAD);
-    parts.push(`<text x="${left - PAD}" y="${y + s / 2 + 4}" font-size="12" text-anchor="end" ${font}>${escape(g.rows[i])}</text>`);
     for (const [j, tile] of row.entries()) {
       if (tile.rgb.length !== tile.width * tile.height * 3) throw new Error(`image grid: expected tile [${i}][${j}] of ${tile.width} x ${tile.height} x 3 bytes, got ${tile.rgb.length}`);
+    }
+  }
+  // Every tile enlarged and encoded at once, on libuv's pool (one after another, the analysis waited on each).
+  const sized = g.tiles.map((row) =>
+    row.map((tile) => {
       const scale = s / Math.max(tile.width, tile.height);
-      const [w, h] = [Math.round(tile.width * scale), Math.round(tile.height * scale)];
-      const png = await sharp(Buffer.from(tile.rgb), { raw: { width: tile.width, height: tile.height, channels: 3 } }).resize(w, h, { kernel: "nearest" }).png().toBuffer();
+      return [Math.round(tile.width * scale), Math.round(tile.height * scale)] as const;
+    }),
+  );
+  const pngs = await Promise.all(
+    g.tiles.map((row, i) =>
+      Promise.all(row.map((tile, j) => sharp(Buffer.from(tile.rgb), { raw: { width: tile.width, height: tile.height, channels: 3 } }).resize(...sized[i][j], { kernel: "nearest" }).png().toBuffer())),
+    ),
+  );
+  for (const [i, row] of pngs.entries()) {
+    const y = HEAD + i * (s + PAD);
+    parts.push(`<text x="${left - PAD}" y="${y + s / 2 + 4}" font-size="12" text-anchor="end" ${font}>${escape(g.rows[i])}</text>`);
+    for (const [j, png] of row.entries()) {
+      const [w, h] = sized[i][j];
       parts.push(`<image x="${left + j * pitch + (pitch - PAD - w) / 2}" y="${y}" width="${w}" height="${h}" href="data:image/png;base64,${png.toString("base64")}"/>`);
     }
   }

@@ -28,7 +28,7 @@ import { blockMap } from "../eval/block-map.js";
 import { loadFinetuned, readManifest, sha256File } from "../peft/save.js";
 import { parseStrategy, strategyName } from "../peft/strategy.js";
 import { imageGridSvg } from "../plot/image-grid.js";
-import { type FigureSpec, renderPng, renderSvg } from "../plot/render.js";
+import { type FigureSpec, figureFiles, renderPng } from "../plot/render.js";
 import { loadVit } from "../vit/load.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
@@ -142,10 +142,7 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
     ["analysis-weights", weightChangeSpec(analysis)],
     ["analysis-drift", attentionDriftSpec(analysis)],
   ];
-  for (const [name, spec] of specs) {
-    const svg = await renderSvg(spec, name);
-    files.push([`${name}.vl.json`, JSON.stringify(spec, null, 2) + "\n"], [`${name}.svg`, svg], [`${name}.png`, await renderPng(svg)]);
-  }
+  files.push(...(await figureFiles(specs)));
   const grid = await imageGridSvg(attentionGrid(analysis, reference.images, reference.imageShape));
   files.push(["analysis-attention.svg", grid], ["analysis-attention.png", await renderPng(grid, 1)]);
   return files;

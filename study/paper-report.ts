@@ -12,7 +12,7 @@
 // Each figure as NAME.vl.json, NAME.svg and NAME.png; the table as table1.md and table1.csv; all written atomically.
 import { join } from "node:path";
 import { strategyName } from "../peft/strategy.js";
-import { type FigureSpec, renderPng, renderSvg } from "../plot/render.js";
+import { type FigureSpec, figureFiles } from "../plot/render.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { figure2Layers } from "./figures/figure2.js";
 import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
@@ -222,10 +222,7 @@ export async function writePaperReport(out: string, runs: RunFolder[]): Promise<
     ["table1.md", combinedTableMarkdown(runs)],
     ["table1.csv", combinedTableCsv(runs)],
   ];
-  for (const figure of plan.figures) {
-    const svg = await renderSvg(figure.spec, figure.name);
-    files.push([`${figure.name}.vl.json`, JSON.stringify(figure.spec, null, 2) + "\n"], [`${figure.name}.svg`, svg], [`${figure.name}.png`, await renderPng(svg)]);
-  }
+  files.push(...(await figureFiles(plan.figures.map((f) => [f.name, f.spec] as const))));
   for (const [name, data] of files) await writeFileAtomic(join(out, name), data);
   return { files: files.map(([name]) => join(out, name)), plan };
 }

@@ -8,7 +8,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { writeFileAtomic } from "../util/atomic.js";
 import { describeJson, isObject, readJsonFile } from "../util/json-file.js";
 import { holdsPretraining, readBackboneManifest } from "../train/backbone-manifest.js";
-import { renderPng, renderSvg } from "../plot/render.js";
+import { figureFiles } from "../plot/render.js";
 import { type PretrainCurve, pretrainCurvesSpec } from "./figures/pretrain-curves.js";
 
 // Whether `path` is something readPretrainCurve reads: a folder with no study config.json and DINO's metrics.json or
@@ -67,14 +67,7 @@ export async function writePretrainReport(out: string, curves: PretrainCurve[]):
   const steps = [...new Set(curves.flatMap((c) => c.points.map((p) => p.step)))].sort((a, b) => a - b);
   const at = curves.map((c) => new Map(c.points.map((p) => [p.step, p.knn])));
   const csv = [["step", ...curves.map((c) => JSON.stringify(c.run))].join(","), ...steps.map((s) => [s, ...at.map((m) => m.get(s)?.toFixed(2) ?? "")].join(","))].join("\n") + "\n";
-  const spec = pretrainCurvesSpec(curves);
-  const svg = await renderSvg(spec, "pretrain-knn");
-  const files: [string, string | Uint8Array][] = [
-    ["pretrain-knn.csv", csv],
-    ["pretrain-knn.vl.json", JSON.stringify(spec, null, 2) + "\n"],
-    ["pretrain-knn.svg", svg],
-    ["pretrain-knn.png", await renderPng(svg)],
-  ];
+  const files: [string, string | Uint8Array][] = [["pretrain-knn.csv", csv], ...(await figureFiles([["pretrain-knn", pretrainCurvesSpec(curves)]]))];
   for (const [name, data] of files) await writeFileAtomic(join(out, name), data);
   return files.map(([name]) => join(out, name));
 }

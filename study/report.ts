@@ -14,7 +14,7 @@ import { strategyName } from "../peft/strategy.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { type KnnScores, type StudyResults, otherBanksKnn, resultsJson } from "./results.js";
 import { type StudyConfig, ratesFor } from "./config.js";
-import { type FigureSpec, renderPng, renderSvg } from "../plot/render.js";
+import { type FigureSpec, figureFiles } from "../plot/render.js";
 import { figure2Spec } from "./figures/figure2.js";
 import { forgettingCurveSpec } from "./figures/forgetting-curve.js";
 import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
@@ -308,16 +308,14 @@ export async function writeReport(out: string, r: StudyResults): Promise<string[
     ["table.md", tableMarkdown(r)],
   ];
   const stale: string[] = [];
+  const figures: [string, FigureSpec][] = [];
   for (const [name, specOf] of Object.entries(FIGURES)) {
     // A table without rows (every strategy diverged) leaves nothing to draw.
     const spec = r.table.length > 0 ? await specOf(r) : undefined;
-    if (!spec) {
-      stale.push(...FIGURE_FILES.map((ext) => name + ext));
-      continue;
-    }
-    const svg = await renderSvg(spec, name);
-    files.push([`${name}.vl.json`, JSON.stringify(spec, null, 2) + "\n"], [`${name}.svg`, svg], [`${name}.png`, await renderPng(svg)]);
+    if (spec) figures.push([name, spec]);
+    else stale.push(...FIGURE_FILES.map((ext) => name + ext));
   }
+  files.push(...(await figureFiles(figures)));
   const paths: string[] = [join(out, "results.json")];
   await writeJsonAtomic(paths[0], resultsJson(r));
   for (const [name, data] of files) {
