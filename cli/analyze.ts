@@ -23,7 +23,7 @@ export const analyze: Command = {
   RUN_DIR           a study's run folder (experiment --out) with at least one finished cell
   --images          source-domain images compared: this many of knn.queries, evenly spaced (default: the config's
                     analysis.images, else ${DEFAULTS.analysis.images})
-  --grid-images     images in the attention-map figure, at most --images
+  --grid-images     images in the attention-map figure, at most --images (more: all, with a note)
                     (default: analysis.gridImages, else ${DEFAULTS.analysis.gridImages})
   --bank-per-class  the layer-wise k-NN's bank: knn.bank with this many images per class (default:
                     analysis.bankPerClass, else knn.bank as it is)

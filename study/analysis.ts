@@ -162,6 +162,10 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   const spec = { ...DEFAULTS.analysis, ...config.analysis };
   const images = opts.images ?? spec.images;
   const gridImages = Math.min(opts.gridImages ?? spec.gridImages, images);
+  if (gridImages < (opts.gridImages ?? spec.gridImages)) {
+    const asked = opts.gridImages !== undefined ? `--grid-images ${opts.gridImages}` : `analysis.gridImages ${spec.gridImages} (${configPath})`;
+    log(`analysis: ${asked} is more than the ${images} image(s) analysed: the attention grid shows all ${images}`);
+  }
   const bankPerClass = opts.bankPerClass ?? spec.bankPerClass;
 
   // The finished cells and their checkpoints, all checked before any work.

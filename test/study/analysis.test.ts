@@ -189,6 +189,15 @@ describe("analyze on the command line", () => {
     expect(a.bank.count).toBe(12);
   });
 
+  it("says so where --grid-images asks for more images than are analysed, and shows them all", async () => {
+    await runOnce();
+    const out = join(root, "cli-grid");
+    const r = await runCli(["analyze", run(), "--images", "3", "--grid-images", "5", "--bank-per-class", "4", "--out", out]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toContain("analysis: --grid-images 5 is more than the 3 image(s) analysed: the attention grid shows all 3");
+    expect((await readJson<RunAnalysis>(join(out, "analysis.json"))).key.gridImages).toBe(3);
+  });
+
   it("names bad input: a bad --images, not a run folder, no finished cells, a missing checkpoint or backbone, bad JSON", async () => {
     await runOnce();
     for (const images of ["0", "-3"]) {
