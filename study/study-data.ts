@@ -38,12 +38,22 @@ export async function openStudyData(config: StudyConfig): Promise<StudyData> {
     if (ds.length === 0) throw new Error(`experiment: ${what}: expected images, got none (check classes, perClass and fraction)`);
     return ds;
   };
+  // All at once, so that the files' reads and inflation overlap on libuv's pool (the default study's two
+  // Fashion-MNIST files were read one after the other); the error reported is the first in this order.
+  const [bank, queries, transferTrain, transferTest] = [
+    open(config.knn.bank, "knn.bank"),
+    open(config.knn.queries, "knn.queries"),
+    open(config.transfer.train, "transfer.train"),
+    open(config.transfer.test, "transfer.test"),
+  ];
+  const pretrain = config.backbone.pretrain && open(config.backbone.pretrain.data, "backbone.pretrain.data");
+  for (const p of [bank, queries, transferTrain, transferTest, pretrain]) if (p) p.catch(() => undefined); // awaited below, in order
   const data: StudyData = {
-    bank: await open(config.knn.bank, "knn.bank"),
-    queries: await open(config.knn.queries, "knn.queries"),
-    transferTrain: await open(config.transfer.train, "transfer.train"),
-    transferTest: await open(config.transfer.test, "transfer.test"),
-    pretrain: config.backbone.pretrain && (await open(config.backbone.pretrain.data, "backbone.pretrain.data")),
+    bank: await bank,
+    queries: await queries,
+    transferTrain: await transferTrain,
+    transferTest: await transferTest,
+    pretrain: pretrain && (await pretrain),
     opened,
     transformed: new TransformCache(runtime().settings.imageCacheBytes),
   };
