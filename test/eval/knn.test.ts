@@ -2,7 +2,8 @@
 // test/ref/knn.ts on tie-heavy data (exact: +-1 features in D = 16 have exact cosines), and on a hand-made case
 // where the exp(sim / T) weighting, not the neighbour count, decides. Accuracies are compared exactly: they are
 // counts over the test rows.
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+import { mkdtempSync } from "node:fs";
 import { mkdtemp, rm, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +19,9 @@ import { knnClassifyRef } from "../ref/knn.js";
 useEngine();
 
 const FIXTURES = join(import.meta.dirname, "../fixtures");
+// The command's tests write their feature files into a folder of their own under this one.
+const tmp = mkdtempSync(join(tmpdir(), "knn-test-"));
+afterAll(() => rm(tmp, { recursive: true, force: true }));
 
 interface Expected {
   temperature: number;
@@ -179,97 +183,81 @@ describe("knn command", () => {
   });
 
   it("defaults to k = 10, 20, 100, 200 and reads int32 labels written by writeNpy", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "knn-cli-"));
-    try {
-      const train = clustered(40, 3, 7);
-      const test = clustered(9, 3, 8);
-      const flags = await featureFiles(dir, train, test);
-      const out = await runJson([...flags, "--temperature", "0.5"]);
-      const want = knnClassifyRef(train.x, train.y, test.x, test.y, 16, [10, 20, 100, 200], 0.5, 3);
-      // k = 100 and 200 vote with all 40 training rows, and say so.
-      expect(out.results).toEqual(Object.fromEntries(want.map((r) => [String(r.k), { top1: r.top1, top5: r.top5, used: Math.min(r.k, 40) }])));
-      const log = vi.spyOn(console, "log").mockImplementation(() => {});
-      await knnCommand.run(flags);
-      const rows = log.mock.calls.map((c) => String(c[0]));
-      expect(rows.find((l) => l.trim().startsWith("100 "))).toContain("(40 used: the training set has 40 rows)");
-      expect(rows.find((l) => l.trim().startsWith("20 "))).not.toContain("used");
-    } finally {
-      await rm(dir, { recursive: true });
-    }
+    const dir = await mkdtemp(join(tmp, "cli-"));
+    const train = clustered(40, 3, 7);
+    const test = clustered(9, 3, 8);
+    const flags = await featureFiles(dir, train, test);
+    const out = await runJson([...flags, "--temperature", "0.5"]);
+    const want = knnClassifyRef(train.x, train.y, test.x, test.y, 16, [10, 20, 100, 200], 0.5, 3);
+    // k = 100 and 200 vote with all 40 training rows, and say so.
+    expect(out.results).toEqual(Object.fromEntries(want.map((r) => [String(r.k), { top1: r.top1, top5: r.top5, used: Math.min(r.k, 40) }])));
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    await knnCommand.run(flags);
+    const rows = log.mock.calls.map((c) => String(c[0]));
+    expect(rows.find((l) => l.trim().startsWith("100 "))).toContain("(40 used: the training set has 40 rows)");
+    expect(rows.find((l) => l.trim().startsWith("20 "))).not.toContain("used");
   });
 
   it("votes with every training row for a k past them, however large, as for k = N", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "knn-cli-"));
-    try {
-      const train = clustered(40, 3, 7);
-      const test = clustered(9, 3, 8);
-      const flags = await featureFiles(dir, train, test);
-      const [want] = knnClassifyRef(train.x, train.y, test.x, test.y, 16, [40], 0.5, 3);
-      // 10^8 and 10^14 neighbours: (Q, k) lists past any device's buffers, and past a u32 for the second.
-      for (const k of ["40", "100000000", "99999999999999"]) {
-        const out = await runJson([...flags, "--temperature", "0.5", "--k", k]);
-        expect(out.results, `--k ${k}`).toEqual({ [k]: { top1: want.top1, top5: want.top5, used: 40 } });
-        vi.restoreAllMocks(); // runJson's spy, for the next run's
-      }
-      const [n, past] = await knnClassify({ train: train.x, trainLabels: train.y, test: test.x, testLabels: test.y, ks: [40, 1e8], temperature: 0.5 });
-      expect({ ...past, k: 40 }).toEqual({ ...n, k: 40 });
-    } finally {
-      await rm(dir, { recursive: true });
+    const dir = await mkdtemp(join(tmp, "cli-"));
+    const train = clustered(40, 3, 7);
+    const test = clustered(9, 3, 8);
+    const flags = await featureFiles(dir, train, test);
+    const [want] = knnClassifyRef(train.x, train.y, test.x, test.y, 16, [40], 0.5, 3);
+    // 10^8 and 10^14 neighbours: (Q, k) lists past any device's buffers, and past a u32 for the second.
+    for (const k of ["40", "100000000", "99999999999999"]) {
+      const out = await runJson([...flags, "--temperature", "0.5", "--k", k]);
+      expect(out.results, `--k ${k}`).toEqual({ [k]: { top1: want.top1, top5: want.top5, used: 40 } });
+      vi.restoreAllMocks(); // runJson's spy, for the next run's
     }
+    const [n, past] = await knnClassify({ train: train.x, trainLabels: train.y, test: test.x, testLabels: test.y, ks: [40, 1e8], temperature: 0.5 });
+    expect({ ...past, k: 40 }).toEqual({ ...n, k: 40 });
   });
 
   it("warns of test rows whose class no training row has (labels numbered in two ways), and scores them wrong", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "knn-cli-"));
-    try {
-      const train = clustered(12, 3, 1);
-      const test = clustered(6, 3, 2);
-      const flags = await featureFiles(dir, train, test, test.y.map((c) => c + 3)); // classes 3-5 against the training rows' 0-2
-      const warned = vi.spyOn(console, "error").mockImplementation(() => {});
-      const out = await runJson([...flags, "--k", "5"]);
-      // Top-1 is 0; top-5 may count them among the classes of no votes, tied after the voted ones, as DINO's topk does.
-      expect((out.results as Record<string, { top1: number }>)["5"].top1).toBe(0);
-      expect(warned.mock.calls.map((c) => String(c[0]))).toEqual([`warning: knn: 6 of 6 test rows (${join(dir, "l.npy")}) have a class no training row has (3, 4, 5): no vote can name it`]);
-      vi.restoreAllMocks();
-      const quiet = vi.spyOn(console, "error").mockImplementation(() => {});
-      await writeNpy(join(dir, "l.npy"), test.y, [6]);
-      await runJson([...flags, "--k", "5"]);
-      expect(quiet).not.toHaveBeenCalled();
-    } finally {
-      await rm(dir, { recursive: true });
-    }
+    const dir = await mkdtemp(join(tmp, "cli-"));
+    const train = clustered(12, 3, 1);
+    const test = clustered(6, 3, 2);
+    const flags = await featureFiles(dir, train, test, test.y.map((c) => c + 3)); // classes 3-5 against the training rows' 0-2
+    const warned = vi.spyOn(console, "error").mockImplementation(() => {});
+    const out = await runJson([...flags, "--k", "5"]);
+    // Top-1 is 0; top-5 may count them among the classes of no votes, tied after the voted ones, as DINO's topk does.
+    expect((out.results as Record<string, { top1: number }>)["5"].top1).toBe(0);
+    expect(warned.mock.calls.map((c) => String(c[0]))).toEqual([`warning: knn: 6 of 6 test rows (${join(dir, "l.npy")}) have a class no training row has (3, 4, 5): no vote can name it`]);
+    vi.restoreAllMocks();
+    const quiet = vi.spyOn(console, "error").mockImplementation(() => {});
+    await writeNpy(join(dir, "l.npy"), test.y, [6]);
+    await runJson([...flags, "--k", "5"]);
+    expect(quiet).not.toHaveBeenCalled();
   });
 
   it("rejects a stray label and a non-finite feature, naming the file and row", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "knn-cli-"));
-    try {
-      const train = clustered(10, 2, 1);
-      const test = clustered(4, 2, 2);
-      const file = (name: string) => join(dir, name);
-      await writeNpy(file("x.npy"), train.x, [10, 16]);
-      await writeNpy(file("q.npy"), test.x, [4, 16]);
-      await writeNpy(file("l.npy"), test.y, [4]);
-      const labels = Int32Array.from(train.y);
-      labels[7] = 2147483647;
-      await writeNpy(file("y.npy"), labels, [10]);
-      const flags = ["--train", file("x.npy"), "--train-labels", file("y.npy"), "--test", file("q.npy"), "--test-labels", file("l.npy")];
-      await expect(knnCommand.run(flags)).rejects.toThrow(`knn: expected labels 0..C-1 with C at most the 14 labelled rows, got 2147483647 in row 7 of ${file("y.npy")}`);
-      await writeNpy(file("y.npy"), train.y, [10]);
-      const bad = Float32Array.from(test.x);
-      bad[2 * 16 + 5] = NaN;
-      await writeNpy(file("q.npy"), bad, [4, 16]);
-      await expect(knnCommand.run(flags)).rejects.toThrow(`knn: expected finite features in ${file("q.npy")}, got NaN in row 2 (column 5)`);
-      const inf = Float32Array.from(train.x);
-      inf[9 * 16] = Infinity;
-      await writeNpy(file("x.npy"), inf, [10, 16]);
-      await expect(knnCommand.run(flags)).rejects.toThrow(`knn: expected finite features in ${file("x.npy")}, got Infinity in row 9 (column 0)`);
-      // Finite, yet its squared length past float32's range: the device's unit scaling would make it all zeros.
-      const huge = Float32Array.from(train.x);
-      huge[3 * 16 + 1] = 2e19;
-      await writeNpy(file("x.npy"), huge, [10, 16]);
-      await expect(knnCommand.run(flags)).rejects.toThrow(`knn: expected features whose squared length float32 holds (below 3.4e38) in ${file("x.npy")}, got 4.00e+38 in row 3`);
-    } finally {
-      await rm(dir, { recursive: true });
-    }
+    const dir = await mkdtemp(join(tmp, "cli-"));
+    const train = clustered(10, 2, 1);
+    const test = clustered(4, 2, 2);
+    const file = (name: string) => join(dir, name);
+    await writeNpy(file("x.npy"), train.x, [10, 16]);
+    await writeNpy(file("q.npy"), test.x, [4, 16]);
+    await writeNpy(file("l.npy"), test.y, [4]);
+    const labels = Int32Array.from(train.y);
+    labels[7] = 2147483647;
+    await writeNpy(file("y.npy"), labels, [10]);
+    const flags = ["--train", file("x.npy"), "--train-labels", file("y.npy"), "--test", file("q.npy"), "--test-labels", file("l.npy")];
+    await expect(knnCommand.run(flags)).rejects.toThrow(`knn: expected labels 0..C-1 with C at most the 14 labelled rows, got 2147483647 in row 7 of ${file("y.npy")}`);
+    await writeNpy(file("y.npy"), train.y, [10]);
+    const bad = Float32Array.from(test.x);
+    bad[2 * 16 + 5] = NaN;
+    await writeNpy(file("q.npy"), bad, [4, 16]);
+    await expect(knnCommand.run(flags)).rejects.toThrow(`knn: expected finite features in ${file("q.npy")}, got NaN in row 2 (column 5)`);
+    const inf = Float32Array.from(train.x);
+    inf[9 * 16] = Infinity;
+    await writeNpy(file("x.npy"), inf, [10, 16]);
+    await expect(knnCommand.run(flags)).rejects.toThrow(`knn: expected finite features in ${file("x.npy")}, got Infinity in row 9 (column 0)`);
+    // Finite, yet its squared length past float32's range: the device's unit scaling would make it all zeros.
+    const huge = Float32Array.from(train.x);
+    huge[3 * 16 + 1] = 2e19;
+    await writeNpy(file("x.npy"), huge, [10, 16]);
+    await expect(knnCommand.run(flags)).rejects.toThrow(`knn: expected features whose squared length float32 holds (below 3.4e38) in ${file("x.npy")}, got 4.00e+38 in row 3`);
   });
 
   it("rejects bad flags as usage errors", async () => {
