@@ -35,7 +35,9 @@ Writes analysis.json (every number), analysis.csv (one number per line), analysi
 analysis-weights.*, analysis-drift.* (.svg, .png, .vl.json) and analysis-attention.svg / .png. Per block of the original: linear
 CKA of the block outputs (CLS token, all tokens mean-pooled), the k-NN accuracy of the block's CLS token after the
 final LayerNorm, the relative weight change (LoRA merged), and the Jensen-Shannon divergence of the CLS attention
-per head. Block Expansion's new blocks count with the block they follow.`,
+per head. Block Expansion's new blocks count with the block they follow. Where the config has analysis.atSteps, the
+backbones each cell kept at those steps are measured so too: analysis-steps.csv, analysis-steps-cka.* and
+analysis-steps-knn.* (each block's CKA and layer-wise k-NN change against the step).`,
   async run(argv) {
     // The one positional argument of any command: the run folder comes first.
     const positional = argv.length > 0 && !argv[0].startsWith("-");

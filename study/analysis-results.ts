@@ -23,18 +23,39 @@ export interface BankKnn {
   knnCorrect: Correct[]; // (depth)
 }
 
-export interface CellAnalysis {
+// A backbone's per-block measures against the original's (eval/block-analysis.ts compareBackbones).
+export interface BlockMeasures {
+  cka: { cls: number[]; pooled: number[] }; // (depth) each
+  knn: number[]; // (depth): layer-wise k-NN top-1, percent
+  knnCorrect: Correct[]; // (depth): the queries it got right at each block
+  attention: number[][]; // (depth) x (heads): Jensen-Shannon divergence of the CLS attention, bits
+  weights: WeightChange;
+}
+
+// The backbone a cell kept at a step of analysis.atSteps, measured as its best checkpoint's (against knn.bank alone).
+export interface StepAnalysis extends BlockMeasures {
+  step: number;
+}
+
+export interface CellAnalysis extends BlockMeasures {
   id: string;
   strategy: string;
   lr: number;
   seed: number;
-  cka: { cls: number[]; pooled: number[] }; // (depth) each
-  knn: number[]; // (depth): layer-wise k-NN top-1, percent
-  knnCorrect: Correct[]; // (depth): the queries it got right at each block
   otherBanks?: BankKnn[]; // with knn.otherBanks: the layer-wise k-NN against each other bank, in the config's order
-  attention: number[][]; // (depth) x (heads): Jensen-Shannon divergence of the CLS attention, bits
-  weights: WeightChange;
   grid: number[]; // (gridImages, tokens): the last block's CLS attention over the patches, mean over heads
+  atSteps?: StepAnalysis[]; // with analysis.atSteps: the steps whose backbones the cell kept, ascending
+}
+
+// A row's measures at one step of analysis.atSteps, over the seeds whose cells kept it.
+export interface StepSummary {
+  step: number;
+  seeds: number;
+  ckaCls: MeanStd[]; // (depth)
+  knn: MeanStd[];
+  knnChange: MeanInterval[]; // (depth): against knn.bank, as StrategyAnalysis's is on one bank
+  weights: MeanStd[];
+  attention: MeanStd[];
 }
 
 export interface StrategyAnalysis {
@@ -54,6 +75,7 @@ export interface StrategyAnalysis {
   norm: MeanStd; // the final norm's
   attention: MeanStd[]; // each block's divergence, mean over heads
   added: number[]; // the original blocks a new block follows (Block Expansion)
+  atSteps?: StepSummary[]; // with analysis.atSteps: each step some cell of the row kept
 }
 
 // What makes an analysis the same: a rerun of the study with these values reuses analysis.json.
@@ -62,6 +84,7 @@ export interface AnalysisKey {
   gridImages: number;
   bankPerClass?: number;
   otherBanks?: unknown[]; // knn.otherBanks' specs (bankPerClass applied), where the study has them
+  atSteps?: number[]; // analysis.atSteps, where the study has them
   cells: string[];
 }
 
@@ -97,6 +120,21 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       const [mean, std] = meanStd(xs);
       return { mean, std };
     };
+    const unpackAt = (i: number) => (x: Pick<BlockMeasures, "knnCorrect">) => unpack(x.knnCorrect[i]);
+    const steps = [...new Set(group.flatMap((c) => c.atSteps?.map((a) => a.step) ?? []))].sort((a, b) => a - b);
+    const atSteps = steps.map((step): StepSummary => {
+      const kept = group.flatMap((c) => c.atSteps?.filter((a) => a.step === step) ?? []);
+      const per = (value: (m: StepAnalysis, i: number) => number) => kept[0].knn.map((_, i) => both(kept.map((m) => value(m, i))));
+      return {
+        step,
+        seeds: kept.length,
+        ckaCls: per((m, i) => m.cka.cls[i]),
+        knn: per((m, i) => m.knn[i]),
+        knnChange: original.knnCorrect.map((_, i) => changeFromOriginal(kept.map((m) => [unpackAt(i)(m)]), [unpackAt(i)(original)])),
+        weights: per((m, i) => m.weights.blocks[i]),
+        attention: per((m, i) => m.attention[i].reduce((a, b) => a + b, 0) / m.attention[i].length),
+      };
+    });
     // Over every bank where the original and each of the row's cells were classified against the other banks.
     const banks = original.otherBanks !== undefined && group.every((c) => c.otherBanks?.length === original.otherBanks!.length);
     const per = (value: (c: CellAnalysis, i: number) => number) =>
@@ -117,6 +155,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       norm: both(group.map((c) => c.weights.norm)),
       attention: per((c, i) => c.attention[i].reduce((a, b) => a + b, 0) / c.attention[i].length),
       added: group[0].weights.added,
+      ...(atSteps.length > 0 && { atSteps }),
     });
   }
   return out;
@@ -128,25 +167,42 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
 // ("knn.otherBanks[i]"; empty: knn.bank). The original backbone's k-NN rows have the cell "original".
 export function analysisCsv(a: RunAnalysis): string {
   const lines = ["cell,strategy,lr,seed,measure,block,part,value"];
-  const row = (c: { id: string; strategy: string; lr: number | string; seed: number | string }, measure: string, block: number | string, part: string, value: number) =>
-    lines.push([c.id, c.strategy, c.lr, c.seed, measure, block, part, value.toPrecision(6)].join(","));
   const original = { id: "original", strategy: "original", lr: "", seed: "" };
-  const knnRows = (c: Parameters<typeof row>[0], x: { knn: number[]; otherBanks?: BankKnn[] }, i: number) => {
-    row(c, "knn_top1", i, "", x.knn[i]);
-    x.otherBanks?.forEach((b, j) => row(c, "knn_top1", i, `knn.otherBanks[${j}]`, b.knn[i]));
-  };
-  for (let i = 0; i < a.depth; i++) knnRows(original, a.original, i);
-  for (const c of a.cells) {
-    for (let i = 0; i < a.depth; i++) {
-      row(c, "cka_cls", i, "", c.cka.cls[i]);
-      row(c, "cka_pooled", i, "", c.cka.pooled[i]);
-      knnRows(c, c, i);
-      row(c, "weight_change", i, "all", c.weights.blocks[i]);
-      for (const [layer, v] of Object.entries(c.weights.layers[i])) row(c, "weight_change", i, layer, v);
-      c.attention[i].forEach((v, h) => row(c, "attention_js", i, `head${h}`, v));
-    }
-    row(c, "weight_change", "embedding", "all", c.weights.embedding);
-    row(c, "weight_change", "norm", "all", c.weights.norm);
-  }
+  const row = csvRow(lines, []);
+  for (let i = 0; i < a.depth; i++) knnRows(row(original), a.original, i);
+  for (const c of a.cells) measureRows(row(c), c, a.depth);
   return lines.join("\n") + "\n";
+}
+
+// analysis-steps.csv: analysis.csv's lines for the backbones the cells kept at analysis.atSteps, with their step.
+export function analysisStepsCsv(a: RunAnalysis): string {
+  const lines = ["cell,strategy,lr,seed,step,measure,block,part,value"];
+  for (const c of a.cells) for (const m of c.atSteps ?? []) measureRows(csvRow(lines, [m.step])(c), m, a.depth);
+  return lines.join("\n") + "\n";
+}
+
+type CsvCell = { id: string; strategy: string; lr: number | string; seed: number | string };
+type RowOf = (measure: string, block: number | string, part: string, value: number) => void;
+
+// A writer of one CSV line per number into `lines`: the cell's columns, then `extra`'s, then the number's.
+function csvRow(lines: string[], extra: (number | string)[]): (c: CsvCell) => RowOf {
+  return (c) => (measure, block, part, value) => lines.push([c.id, c.strategy, c.lr, c.seed, ...extra, measure, block, part, value.toPrecision(6)].join(","));
+}
+
+function knnRows(row: RowOf, x: { knn: number[]; otherBanks?: BankKnn[] }, i: number): void {
+  row("knn_top1", i, "", x.knn[i]);
+  x.otherBanks?.forEach((b, j) => row("knn_top1", i, `knn.otherBanks[${j}]`, b.knn[i]));
+}
+
+function measureRows(row: RowOf, m: BlockMeasures & { otherBanks?: BankKnn[] }, depth: number): void {
+  for (let i = 0; i < depth; i++) {
+    row("cka_cls", i, "", m.cka.cls[i]);
+    row("cka_pooled", i, "", m.cka.pooled[i]);
+    knnRows(row, m, i);
+    row("weight_change", i, "all", m.weights.blocks[i]);
+    for (const [layer, v] of Object.entries(m.weights.layers[i])) row("weight_change", i, layer, v);
+    m.attention[i].forEach((v, h) => row("attention_js", i, `head${h}`, v));
+  }
+  row("weight_change", "embedding", "all", m.weights.embedding);
+  row("weight_change", "norm", "all", m.weights.norm);
 }

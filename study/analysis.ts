@@ -7,6 +7,8 @@
 //   analysis-cka.*, analysis-knn.*, analysis-weights.*, analysis-drift.*   the figures (study/figures/analysis.ts)
 //                      as .vl.json, .svg and .png
 //   analysis-attention.svg, .png   the attention maps (study/figures/attention-grid.ts)
+//   analysis-steps.csv, analysis-steps-cka.*, analysis-steps-knn.*   with analysis.atSteps: the same measures of the
+//                      backbones the cells kept at those steps, and their figures
 // all atomically. With `reuse`, an analysis.json of the same images, settings and cells is kept as it is: a rerun
 // of a finished study does not pay for it again (a cell's result never changes once finished; --force removes
 // these files with the rest). Where the table's rows have changed since (selectBy, knn.val), the cells' numbers are
@@ -32,10 +34,11 @@ import { type FigureSpec, figureFiles, renderPng } from "../plot/render.js";
 import { loadVit } from "../vit/load.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
-import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type RunAnalysis, analysisCsv, summarizeAnalysis } from "./analysis-results.js";
-import { cellCheckpointPath, cellResultPath, cellsFolder } from "./cells.js";
+import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type RunAnalysis, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
+import { cellCheckpointPath, cellFolder, cellResultPath, cellStepPath, cellsFolder } from "./cells.js";
 import { DEFAULTS, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
 import { attentionDriftSpec, ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
+import { stepsSpec } from "./figures/analysis-steps.js";
 import { attentionGrid } from "./figures/attention-grid.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { type CellOutcome, type CellResult, type Correct, type StudyResults, isDiverged, summarize } from "./results.js";
@@ -58,8 +61,19 @@ export interface AnalyzeOptions {
 const ATTENTION_BYTES = 64 * 2 ** 20;
 
 const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-drift"];
-// Every file an analysis writes (what the study's --force removes).
-export const ANALYSIS_FILES = ["analysis.json", "analysis.csv", ...FIGURES.flatMap((n) => [".vl.json", ".svg", ".png"].map((e) => n + e)), "analysis-attention.svg", "analysis-attention.png"];
+const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn"];
+const figureNames = (names: string[]) => names.flatMap((n) => [".vl.json", ".svg", ".png"].map((e) => n + e));
+// The files an analysis writes, with analysis.atSteps or without.
+export const analysisFileNames = (steps: boolean): string[] => [
+  "analysis.json",
+  "analysis.csv",
+  ...figureNames(FIGURES),
+  "analysis-attention.svg",
+  "analysis-attention.png",
+  ...(steps ? ["analysis-steps.csv", ...figureNames(STEP_FIGURES)] : []),
+];
+// Every file an analysis may write (what the study's --force removes).
+export const ANALYSIS_FILES = analysisFileNames(true);
 
 const readJson = async <T>(path: string): Promise<T> => (await readJsonFile(path, "analyze")) as T;
 
@@ -104,8 +118,18 @@ function holdsCells(a: RunAnalysis, key: AnalysisKey): boolean {
   return (
     Array.isArray(a.cells) &&
     JSON.stringify(a.cells.map((c) => c?.id)) === JSON.stringify(key.cells) &&
-    a.cells.every((c) => numbers(c.cka?.cls) && numbers(c.cka?.pooled) && numbers(c.knn) && Array.isArray(c.attention) && numbers(c.grid))
+    a.cells.every((c) => numbers(c.cka?.cls) && numbers(c.cka?.pooled) && numbers(c.knn) && Array.isArray(c.attention) && numbers(c.grid) && (key.atSteps === undefined || Array.isArray(c.atSteps)))
   );
+}
+
+// A checkpoint's own record of what trained it: another cell's file in this folder would be analysed under this
+// cell's name.
+async function checkMadeAs(path: string, c: CellResult): Promise<void> {
+  const m = await readManifest(path);
+  const made = { strategy: m.strategy, lr: m.hyperParameters.lr, seed: m.seed };
+  if (made.strategy !== c.strategy || made.lr !== c.lr || made.seed !== c.seed) {
+    throw new Error(`analyze: ${path} was trained as ${made.strategy}, lr ${made.lr}, seed ${made.seed}, not as cell ${c.id} (${c.strategy}, lr ${c.lr}, seed ${c.seed}); put the cell's own checkpoint back, or delete its folder to train it again`);
+  }
 }
 
 function positive(value: number | undefined, what: string): void {
@@ -135,12 +159,14 @@ async function cellOutcomes(dir: string, config: StudyConfig): Promise<CellOutco
 // SVG and PNG) and the attention grid (SVG and PNG).
 async function analysisFiles(analysis: RunAnalysis, results: StudyResults, reference: OriginalAnalysis): Promise<[string, string | Uint8Array][]> {
   const files: [string, string | Uint8Array][] = [["analysis.csv", analysisCsv(analysis)]];
+  if (analysis.key.atSteps) files.push(["analysis-steps.csv", analysisStepsCsv(analysis)]);
   if (analysis.strategies.length === 0) return files;
   const specs: [string, FigureSpec][] = [
     ["analysis-cka", ckaHeatmapSpec(analysis)],
     ["analysis-knn", layerKnnSpec(analysis, results)],
     ["analysis-weights", weightChangeSpec(analysis)],
     ["analysis-drift", attentionDriftSpec(analysis)],
+    ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")]] as [string, FigureSpec][]) : []),
   ];
   files.push(...(await figureFiles(specs)));
   const grid = await imageGridSvg(attentionGrid(analysis, reference.images, reference.imageShape));
@@ -175,13 +201,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   for (const c of finished) {
     const best = cellCheckpointPath(dir, c.id);
     if (!existsSync(best)) throw new Error(`analyze: cell ${c.id} is finished but its checkpoint ${best} is missing`);
-    // The checkpoint's own record of what trained it: another cell's file in this folder would be analysed under
-    // this cell's name.
-    const m = await readManifest(best);
-    const made = { strategy: m.strategy, lr: m.hyperParameters.lr, seed: m.seed };
-    if (made.strategy !== c.strategy || made.lr !== c.lr || made.seed !== c.seed) {
-      throw new Error(`analyze: ${best} was trained as ${made.strategy}, lr ${made.lr}, seed ${made.seed}, not as cell ${c.id} (${c.strategy}, lr ${c.lr}, seed ${c.seed}); put the cell's own checkpoint back, or delete its folder to train it again`);
-    }
+    await checkMadeAs(best, c);
   }
   const backboneJson = join(dir, "backbone.json");
   let backbone = opts.backbone && resolve(opts.backbone);
@@ -196,7 +216,8 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
 
   const fewerPerClass = <T extends object>(bank: T) => (bankPerClass === undefined ? bank : { ...bank, perClass: bankPerClass });
   const otherSpecs = config.knn.otherBanks?.map(fewerPerClass);
-  const key: AnalysisKey = { images, gridImages, ...(bankPerClass !== undefined ? { bankPerClass } : {}), ...(otherSpecs && { otherBanks: otherSpecs }), cells: finished.map((c) => c.id) };
+  const atSteps = spec.atSteps;
+  const key: AnalysisKey = { images, gridImages, ...(bankPerClass !== undefined ? { bankPerClass } : {}), ...(otherSpecs && { otherBanks: otherSpecs }), ...(atSteps && { atSteps }), cells: finished.map((c) => c.id) };
   const baseline = await readBaseline(baselinePath, config, "analyze");
   const summary = (imageSize: number) => summarize(config, baseline, outcomes, { backbone: backbone!, data: {}, imageSize });
   const jsonPath = join(out, "analysis.json");
@@ -206,9 +227,10 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   if (opts.reuse && existsSync(jsonPath)) {
     const before = (await readJson(jsonPath).then(nullsAsNaN, () => undefined)) as RunAnalysis | undefined;
     if (before?.format === ANALYSIS_FORMAT && JSON.stringify(before.key) === JSON.stringify(key) && holdsCells(before, key) && holdsAnswers(before)) {
-      const files = ANALYSIS_FILES.map((f) => join(out, f)).filter((f) => existsSync(f));
+      const expected = analysisFileNames(atSteps !== undefined);
+      const files = expected.map((f) => join(out, f)).filter((f) => existsSync(f));
       const sameRows = JSON.stringify(summarizeAnalysis(summary(0), before.cells, before.original)) === JSON.stringify(before.strategies);
-      if (files.length === ANALYSIS_FILES.length && sameRows) {
+      if (files.length === expected.length && sameRows) {
         log(`analysis: ${jsonPath} is up to date (${key.cells.length} cells, ${images} images)`);
         return { analysis: before, files, reused: true };
       }
@@ -256,18 +278,34 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       cells.push(...kept.cells);
     } else log(`analysis: ${finished.length} cell(s) against the original backbone, ${queries.length} source images${fewer}, a k-NN bank of ${bank.length}${otherBanks ? ` and ${otherBanks.length} other draw(s) of it` : ""}`);
     const baseSha256 = kept ? undefined : await sha256File(backbone); // once, not per cell's checkpoint
+    // A kept step's backbone is measured as the best checkpoint's, against knn.bank alone.
+    const stepData: AnalysisData = { ...data, otherBanks: undefined };
+    const last = original.blocks.length - 1;
     for (const [i, c] of (kept ? [] : finished).entries()) {
       const cellStarted = performance.now();
-      const { model } = await loadFinetuned(backbone, cellCheckpointPath(dir, c.id), { ...loadOptions, baseSha256 });
-      try {
-        const strategy = parseStrategy(c.strategy);
-        const r = await compareBackbones(original, model, blockMap(strategy, original.blocks.length), data);
-        cells.push({ id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, cka: r.cka, knn: r.knn, knnCorrect: r.knnCorrect.map(packed), ...packedBanks(r.otherBanks), attention: r.attention, weights: r.weights, grid: Array.from(r.grid.maps) });
-        const last = original.blocks.length - 1;
-        log(`  ${i + 1}/${finished.length} ${c.id}: last block CKA ${r.cka.cls[last].toFixed(3)} (CLS), layer-wise k-NN ${r.knn[last].toFixed(1)}%, ${((performance.now() - cellStarted) / 1000).toFixed(1)} s`);
-      } finally {
-        dispose(model);
+      const compare = async (path: string, against: AnalysisData) => {
+        const { model } = await loadFinetuned(backbone, path, { ...loadOptions, baseSha256 });
+        try {
+          return await compareBackbones(original, model, blockMap(parseStrategy(c.strategy), original.blocks.length), against);
+        } finally {
+          dispose(model);
+        }
+      };
+      const r = await compare(cellCheckpointPath(dir, c.id), data);
+      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: m.knnCorrect.map(packed), attention: m.attention, weights: m.weights });
+      const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks), grid: Array.from(r.grid.maps) };
+      if (atSteps) {
+        cell.atSteps = [];
+        for (const step of atSteps.filter((s) => existsSync(cellStepPath(dir, c.id, s)))) {
+          await checkMadeAs(cellStepPath(dir, c.id, step), c);
+          cell.atSteps.push({ step, ...measures(await compare(cellStepPath(dir, c.id, step), stepData)) });
+        }
+        const missing = atSteps.filter((s) => !cell.atSteps!.some((a) => a.step === s));
+        if (missing.length > 0) log(`analysis: cell ${c.id} kept no backbone at step ${missing.join(", ")} of analysis.atSteps (trained before they were asked for): delete ${cellFolder(dir, c.id)} to train it again with them`);
       }
+      cells.push(cell);
+      const steps = cell.atSteps?.length ? `; at step ${cell.atSteps.map((a) => a.step).join(", ")}: ${cell.atSteps.map((a) => a.cka.cls[last].toFixed(3)).join(", ")}` : "";
+      log(`  ${i + 1}/${finished.length} ${c.id}: last block CKA ${r.cka.cls[last].toFixed(3)} (CLS)${steps}, layer-wise k-NN ${r.knn[last].toFixed(1)}%, ${((performance.now() - cellStarted) / 1000).toFixed(1)} s`);
     }
     const results = summary(size);
     const originalAnswers = { knnCorrect: reference.knnCorrect.map(packed), ...packedBanks(reference.otherBanks) };

@@ -26,8 +26,9 @@ export function cellsOf(config: StudyConfig): Cell[] {
 }
 
 // Where a run folder keeps a cell: cells/<id>/ holds its training (checkpoints, metrics), its claim (claim.json),
-// result.json once it finished or diverged: the file whose presence says "done", and with knn.val its best
-// checkpoint's scores on those images (knn-val.json, study/knn-val.ts).
+// result.json once it finished or diverged: the file whose presence says "done", with knn.val its best
+// checkpoint's scores on those images (knn-val.json, study/knn-val.ts), and with analysis.atSteps the backbones of
+// those steps (step-<n>.safetensors).
 export function cellsFolder(out: string): string {
   return join(out, "cells");
 }
@@ -68,6 +69,13 @@ export function cellKnnCurvePath(out: string, id: string): string {
 
 export function cellCheckpointPath(out: string, id: string): string {
   return join(cellFolder(out, id), BEST_CHECKPOINT);
+}
+
+// The backbone a cell kept at a step of analysis.atSteps: its trainable tensors and manifest, as the best checkpoint's.
+export const stepFile = (step: number): string => `step-${step}.safetensors`;
+
+export function cellStepPath(out: string, id: string, step: number): string {
+  return join(cellFolder(out, id), stepFile(step));
 }
 
 // "3,7-9" -> [3, 7, 8, 9]: cell numbers from 1 to `count`, ascending, each once. `what` names the flag in errors.

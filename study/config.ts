@@ -80,6 +80,9 @@ export interface AnalysisSpec {
   images: number; // source-domain images compared: this many of knn.queries, evenly spaced
   gridImages: number; // of which the first ones appear in the attention-map figure
   bankPerClass?: number; // the layer-wise k-NN's bank: knn.bank with this perClass; absent: knn.bank as it is
+  // Steps of fine-tuning whose backbones every cell keeps (cells/<id>/step-<n>.safetensors) and the analysis
+  // compares with the original too, as it does the best checkpoint's: where along training each block drifts.
+  atSteps?: number[];
 }
 
 // A cell's training settings are these with the cell's learning rate.
@@ -442,6 +445,13 @@ function backboneSpec(c: Checker, v: unknown, path: string): BackboneSpec | unde
   };
 }
 
+// Steps of training, each >= `min`, ascending and distinct (each <= training.steps: checked with the whole config).
+function ascendingSteps(c: Checker, v: unknown, path: string, min: number): number[] | undefined {
+  const steps = c.array(v, path, (y, q) => c.int(y, q, min));
+  const unordered = steps?.findIndex((s, i) => i > 0 && s <= steps[i - 1]) ?? -1;
+  return unordered > 0 ? c.fail(`${path}[${unordered}]`, `a step after ${steps![unordered - 1]} (ascending, distinct)`, steps![unordered]) : steps;
+}
+
 function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
   const o = c.object(v, path, ["bank", "queries", "ks", "reportK", "temperature", "batchSize", "atSteps", "val", "otherBanks"]);
   if (!o) return undefined;
@@ -456,11 +466,7 @@ function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
     temperature: c.optional(o, "temperature", path, DEFAULTS.knn.temperature, (x, p) =>
       c.number(x, p, `a number >= 1/700 (${MIN_TEMPERATURE.toPrecision(3)}: below it the votes exp(sim / T) overflow)`, (n) => n >= MIN_TEMPERATURE)),
     batchSize: c.optional(o, "batchSize", path, DEFAULTS.knn.batchSize, (x, p) => c.int(x, p, 1)),
-    atSteps: c.optional(o, "atSteps", path, undefined, (x, p) => {
-      const steps = c.array(x, p, (y, q) => c.int(y, q, 0));
-      const unordered = steps?.findIndex((s, i) => i > 0 && s <= steps[i - 1]) ?? -1;
-      return unordered > 0 ? c.fail(`${p}[${unordered}]`, `a step after ${steps![unordered - 1]} (ascending, distinct)`, steps![unordered]) : steps;
-    }),
+    atSteps: c.optional(o, "atSteps", path, undefined, (x, p) => ascendingSteps(c, x, p, 0)),
     // Absent stays absent, so the config.json of earlier runs still matches.
     ...("val" in o && { val: dataSpec(c, o.val, `${path}.val`, DEFAULTS.transform.knn) }),
     ...("otherBanks" in o && { otherBanks: c.array(o.otherBanks, `${path}.otherBanks`, (x, p) => dataSpec(c, x, p, DEFAULTS.transform.knn)) }),
@@ -468,13 +474,15 @@ function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
 }
 
 function analysisSpec(c: Checker, v: unknown, path: string): AnalysisSpec | undefined {
-  const o = c.object(v, path, ["images", "gridImages", "bankPerClass"]);
+  const o = c.object(v, path, ["images", "gridImages", "bankPerClass", "atSteps"]);
   if (!o) return undefined;
   return {
     // CKA compares features across the images: at least two.
     images: c.optional(o, "images", path, DEFAULTS.analysis.images, (x, p) => c.int(x, p, 2)),
     gridImages: c.optional(o, "gridImages", path, DEFAULTS.analysis.gridImages, (x, p) => c.int(x, p, 1)),
     bankPerClass: c.optional(o, "bankPerClass", path, undefined, (x, p) => c.int(x, p, 1)),
+    // Absent stays absent, so the config.json of earlier runs still matches. Step 0 is the original itself.
+    ...("atSteps" in o && { atSteps: c.required(o, "atSteps", path, (x, p) => ascendingSteps(c, x, p, 1)) }),
   } as AnalysisSpec;
 }
 
@@ -616,9 +624,11 @@ export function parseStudyConfig(json: unknown, source = "config"): StudyConfig 
   for (const [key, list] of Object.entries(distinct)) {
     if (list && new Set(list).size !== list.length) c.errors.push(`${key}: expected distinct values, got [${list.join(", ")}]`);
   }
-  const [atSteps, steps] = [config.knn?.atSteps, config.training?.steps];
-  const late = atSteps && steps !== undefined ? atSteps.findIndex((s) => s > steps) : -1;
-  if (late >= 0) c.errors.push(`knn.atSteps[${late}]: expected a step <= training.steps (${steps}), got ${atSteps![late]}`);
+  const steps = config.training?.steps;
+  for (const [key, atSteps] of [["knn.atSteps", config.knn?.atSteps], ["analysis.atSteps", config.analysis?.atSteps]] as const) {
+    const late = atSteps && steps !== undefined ? atSteps.findIndex((s) => s > steps) : -1;
+    if (late >= 0) c.errors.push(`${key}[${late}]: expected a step <= training.steps (${steps}), got ${atSteps![late]}`);
+  }
   if (c.errors.length > 0) throw new ConfigError(`${source}: ${c.errors.length} problem${c.errors.length > 1 ? "s" : ""}:\n  ${c.errors.join("\n  ")}`);
   return config as StudyConfig;
 }

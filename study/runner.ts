@@ -68,9 +68,9 @@ import { dinoPretrain, dinoPretrainDir } from "../train/dino-pretrain.js";
 import { CollapseError } from "../train/dino-collapse.js";
 import { DivergedError, PassTooLargeError, train } from "../train/train.js";
 import { checkPrecisionOnDevice } from "../train/mixed-precision.js";
-import { LAST_CHECKPOINT, loadTrainable, sweepTemporaries } from "../train/checkpoint.js";
+import { FORMAT, LAST_CHECKPOINT, loadTrainable, snapshot, sweepTemporaries } from "../train/checkpoint.js";
 import { describeBackbone, describeCheckpoint } from "../train/backbone-manifest.js";
-import { readSafetensorsHeader } from "../vit/safetensors.js";
+import { readSafetensorsHeader, writeSafetensors } from "../vit/safetensors.js";
 import { type ProgressStream, formatDuration } from "../train/progress.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { readJsonFile } from "../util/json-file.js";
@@ -83,7 +83,7 @@ import { type StudyData, checkDataFit, checkSameData, dataIdentities, openStudyD
 import { curvePoint, knnScores, otherBankScores } from "./study-knn.js";
 import { addBaselineAnswers, copyOriginalBanks } from "./original-answers.js";
 import { selectionOf, valTransformSpec } from "./validation.js";
-import { type Cell, KNN_CURVE_FILE, KNN_BANKS_FILE, cellCheckpointPath, cellClaimPath, cellFolder, cellKnnBanksPath, cellsFolder, cellResultPath, cellsOf, originalKnnBanksPath } from "./cells.js";
+import { type Cell, KNN_CURVE_FILE, KNN_BANKS_FILE, cellCheckpointPath, cellClaimPath, cellFolder, cellKnnBanksPath, cellsFolder, cellResultPath, cellsOf, originalKnnBanksPath, stepFile } from "./cells.js";
 import { scoreKnnVal } from "./knn-val.js";
 import { scoreOtherBanks } from "./knn-banks.js";
 import { addValAnswers } from "./val-answers.js";
@@ -543,7 +543,20 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
     const testLoader = loader(data.transferTest, config.transfer.test, false);
     // The images that choose the best checkpoint: transfer.val's, else the test images.
     const selectLoader = data.transferVal ? loader(data.transferVal, valTransformSpec(config), false) : testLoader;
-    const curve = config.knn.atSteps && (await startCurve(c, model, trainable, cell.lr));
+    const resumed = await resumedStep(c.dir);
+    const curve = config.knn.atSteps && (await startCurve(c, model, trainable, cell.lr, resumed));
+    // The backbones of analysis.atSteps, as the best checkpoint holds its own. Unjudged: a cell that diverges says
+    // so through its losses, and its steps are never analysed.
+    const keptSteps = config.analysis?.atSteps;
+    const keepStep = async (step: number) => {
+      const tensors = await snapshot(trainable, step, false);
+      await writeSafetensors(join(c.dir, stepFile(step)), tensors, { [MANIFEST_KEY]: JSON.stringify(manifest), format: FORMAT, step: String(step) });
+    };
+    // A kill between the checkpoint training resumes from and its step's backbone left that one missing.
+    if (keptSteps?.includes(resumed) && !existsSync(join(c.dir, stepFile(resumed)))) {
+      await loadTrainable(join(c.dir, LAST_CHECKPOINT), trainable);
+      await keepStep(resumed);
+    }
     let curveSecondsInTraining = 0;
     const result = await train({
       model,
@@ -560,8 +573,9 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       },
       // The model here is the one the step's update made (the update is encoded before it, so the k-NN's forward
       // passes run after it on the device), with the step's pending losses untouched: they are read later.
-      onStep: curve && (async (step) => {
-        if (!config.knn.atSteps!.includes(step)) return;
+      onStep: (curve || keptSteps) && (async (step) => {
+        if (keptSteps?.includes(step)) await keepStep(step);
+        if (!curve || !config.knn.atSteps!.includes(step)) return;
         const point = await curvePoint(model, config, data, size, { step, lr: cell.lr });
         await curve.add(point);
         curveSecondsInTraining += point.seconds;
@@ -620,13 +634,18 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
   }
 }
 
+// The step a cell's training resumes from: its last checkpoint's, else 0.
+async function resumedStep(dir: string): Promise<number> {
+  const lastPath = join(dir, LAST_CHECKPOINT);
+  return existsSync(lastPath) ? Number((await readSafetensorsHeader(lastPath)).metadata.step) : 0;
+}
+
 // The cell's forgetting curve as far as a killed run left it, with the point at the step training resumes from
 // (0: the backbone before the first update) measured now if it is missing: training itself only measures the steps
 // it makes. For a resumed cell that is the last checkpoint's state, which is loaded here for it (train() loads it
 // again); a kill just after that checkpoint, before its point was stored, leaves it missing.
-async function startCurve(c: CellContext, model: VisionTransformer, trainable: [string, Tensor][], lr: number): Promise<KnnCurve> {
+async function startCurve(c: CellContext, model: VisionTransformer, trainable: [string, Tensor][], lr: number, resumed: number): Promise<KnnCurve> {
   const lastPath = join(c.dir, LAST_CHECKPOINT);
-  const resumed = existsSync(lastPath) ? Number((await readSafetensorsHeader(lastPath)).metadata.step) : 0;
   const curve = await KnnCurve.resume(join(c.dir, KNN_CURVE_FILE), resumed);
   if (c.config.knn.atSteps!.includes(resumed) && !curve.has(resumed)) {
     if (resumed > 0) await loadTrainable(lastPath, trainable);

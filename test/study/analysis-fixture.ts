@@ -1,6 +1,6 @@
 // A hand-made per-block analysis of the fixture study (./fixture.ts: full and linear, each at lr 0.1 in the table,
 // seeds 0 and 1) on a 2-block model with 2 heads and 4 patches, for the analysis's results, CSV and figure tests.
-import type { CellAnalysis, RunAnalysis } from "../../study/analysis-results.js";
+import type { CellAnalysis, RunAnalysis, StepAnalysis } from "../../study/analysis-results.js";
 import { summarizeAnalysis } from "../../study/analysis-results.js";
 import { results } from "./fixture.js";
 import { packBits } from "../../util/bits.js";
@@ -36,12 +36,29 @@ function cell(strategy: string, seed: number, added: number[] = []): CellAnalysi
 
 export const ORIGINAL_ANSWERS = [answers(7), answers(8)];
 
-// seeds: the cells' seeds (one seed: no standard deviations to draw).
-export function analysis(seeds = [0, 1]): RunAnalysis {
+// The backbone a cell kept at `step` of `last`: the cell's drift in proportion to the step (its CKA's distance from
+// 1, its k-NN's loss, its weight change and attention divergence), the answers of the nearest k-NN.
+function atStep(c: CellAnalysis, step: number, last: number): StepAnalysis {
+  const f = step / last;
+  const knn = c.knn.map((k, i) => 70 + 10 * i - f * (70 + 10 * i - k));
+  return {
+    step,
+    cka: { cls: c.cka.cls.map((x) => 1 - f * (1 - x)), pooled: c.cka.pooled.map((x) => 1 - f * (1 - x)) },
+    knn,
+    knnCorrect: knn.map((k) => answers(Math.round(k / 10), c.strategy === "full" ? c.seed : 0)),
+    attention: c.attention.map((h) => h.map((x) => f * x)),
+    weights: { ...c.weights, blocks: c.weights.blocks.map((x) => f * x) },
+  };
+}
+
+// seeds: the cells' seeds (one seed: no standard deviations to draw); atSteps: the steps the cells kept (the last
+// one the cell's own measures), none by default.
+export function analysis(seeds = [0, 1], atSteps?: number[]): RunAnalysis {
   const cells = ["full", "linear"].flatMap((s) => seeds.map((seed) => cell(s, seed)));
+  if (atSteps) for (const c of cells) c.atSteps = atSteps.map((step) => atStep(c, step, atSteps[atSteps.length - 1]));
   return {
     format: "peft-vit-webgpu/analysis@1",
-    key: { images: 10, gridImages: 1, cells: cells.map((c) => c.id) },
+    key: { images: 10, gridImages: 1, ...(atSteps && { atSteps }), cells: cells.map((c) => c.id) },
     backbone: "/cache/backbone.safetensors",
     depth: 2,
     heads: 2,

@@ -1,7 +1,9 @@
 // study/analysis-results.ts: per strategy at its table learning rate, each measure's mean and standard deviation
-// over seeds per block; analysis.csv with one number per line.
+// over seeds per block, and so at each step of analysis.atSteps the row's cells kept; analysis.csv and
+// analysis-steps.csv with one number per line.
 import { describe, expect, it } from "vitest";
-import { analysisCsv } from "../../study/analysis-results.js";
+import { analysisCsv, analysisStepsCsv, summarizeAnalysis } from "../../study/analysis-results.js";
+import { results } from "./fixture.js";
 import { ORIGINAL_ANSWERS, analysis } from "./analysis-fixture.js";
 import { crossedMeanInterval } from "../../util/stats.js";
 import { unpackBits } from "../../util/bits.js";
@@ -32,6 +34,48 @@ describe("summarizeAnalysis", () => {
     // full: 6 and 6 right at block 0 (60 and 58 %, rounded) against the original's 7; 6 against 8 at block 1.
     expect(full.knnChange.map((d) => d.mean)).toEqual([-10, -20]);
     expect(linear.knnChange).toEqual([0, 1].map(() => ({ mean: 0, lo: 0, hi: 0, n: 2, banks: 1 })));
+  });
+});
+
+describe("summarizeAnalysis at the kept steps", () => {
+  it("averages each step's backbones over the seeds that kept it, the last step's as the cells' own measures", () => {
+    const a = analysis([0, 1], [10, 30]);
+    const [full, linear] = a.strategies;
+    expect(full.atSteps!.map((t) => [t.step, t.seeds])).toEqual([[10, 2], [30, 2]]);
+    const [early, last] = full.atSteps!;
+    expect(last.ckaCls).toEqual(full.ckaCls);
+    expect(last.knn).toEqual(full.knn);
+    expect(last.weights).toEqual(full.weights);
+    expect(last.attention).toEqual(full.attention);
+    expect(last.knnChange).toEqual(full.knnChange.map(({ banks: _, ...d }) => d));
+    // A third of the way: a third of block 0's CKA distance (0.45 on average).
+    expect(early.ckaCls[0].mean).toBeCloseTo(1 - 0.45 / 3, 12);
+    expect(linear.atSteps!.every((t) => t.ckaCls.every((m) => m.mean === 1))).toBe(true);
+    expect(analysis().strategies.every((s) => s.atSteps === undefined)).toBe(true);
+  });
+
+  it("counts at each step the seeds that kept it; a row none of whose cells kept a step has none", () => {
+    const a = analysis([0, 1], [10, 30]);
+    const [s0, s1] = a.cells.filter((c) => c.strategy === "full");
+    s1.atSteps = s1.atSteps!.filter((t) => t.step === 30); // seed 1 kept step 30 alone
+    for (const c of a.cells.filter((c) => c.strategy === "linear")) c.atSteps = [];
+    const [full, linear] = summarizeAnalysis(results(), a.cells, a.original);
+    expect(full.atSteps!.map((t) => [t.step, t.seeds])).toEqual([[10, 1], [30, 2]]);
+    expect(full.atSteps![0].ckaCls.map((m) => m.mean)).toEqual(s0.atSteps![0].cka.cls);
+    expect(linear.atSteps).toBeUndefined();
+  });
+});
+
+describe("analysisStepsCsv", () => {
+  it("writes analysis.csv's lines for each kept backbone, its step after the cell", () => {
+    const a = analysis([0, 1], [10, 30]);
+    const lines = analysisStepsCsv(a).trim().split("\n");
+    expect(lines[0]).toBe("cell,strategy,lr,seed,step,measure,block,part,value");
+    expect(lines).toHaveLength(1 + 2 * 4 * (2 * (2 + 1 + 7 + 2) + 2));
+    const cell = a.cells[1];
+    expect(lines).toContain(`full_lr0.1_s1,full,0.1,1,10,cka_cls,0,,${cell.atSteps![0].cka.cls[0].toPrecision(6)}`);
+    expect(lines).toContain("full_lr0.1_s1,full,0.1,1,30,cka_cls,0,,0.500000");
+    expect(analysisStepsCsv(analysis())).toBe("cell,strategy,lr,seed,step,measure,block,part,value\n");
   });
 });
 

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseStudyConfig } from "../../study/config.js";
 import { runExperiment } from "../../study/runner.js";
-import { ANALYSIS_FILES, analyzeRun } from "../../study/analysis.js";
+import { analysisFileNames, analyzeRun } from "../../study/analysis.js";
 import type { CellAnalysis, RunAnalysis } from "../../study/analysis-results.js";
 import type { BaselineResult, CellResult } from "../../study/results.js";
 import { useEngine } from "../helpers.js";
@@ -64,7 +64,7 @@ function runOnce() {
 describe("a study with the analysis key", () => {
   it("writes every analysis file once all cells are done, and a rerun keeps them", async () => {
     const { log } = await runOnce();
-    for (const f of ANALYSIS_FILES) expect(existsSync(join(run(), f)), f).toBe(true);
+    for (const f of analysisFileNames(false)) expect(existsSync(join(run(), f)), f).toBe(true);
     expect(log.some((l) => l.startsWith("analysis: 4 cell(s) against the original backbone, 14 source images, a k-NN bank of 48"))).toBe(true);
     const a = await readJson<RunAnalysis>(join(run(), "analysis.json"));
     expect(a.cells.map((c) => c.id)).toEqual(["full_lr0.05_s0", "linear_lr0.05_s0", "lora-r2_lr0.05_s0", "block-p1_lr0.05_s0"]);

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { type StudyConfig, ConfigError, DEFAULTS, DEFAULT_MODEL, DEFAULT_STUDY, SUPERVISED_STUDY, configJson, headInitFor, parseStudyConfig, ratesFor, studyIdentity } from "../../study/config.js";
+import { type AnalysisSpec, type StudyConfig, ConfigError, DEFAULTS, DEFAULT_MODEL, DEFAULT_STUDY, SUPERVISED_STUDY, configJson, headInitFor, parseStudyConfig, ratesFor, studyIdentity } from "../../study/config.js";
 import { cellsOf } from "../../study/cells.js";
 import type { DataSpec } from "../../data/spec.js";
 import { strategyName } from "../../peft/strategy.js";
@@ -127,13 +127,33 @@ describe("shipped configs", () => {
     c.analysis = { images: 0, gridImages: 1.5, bankPerClass: "10", extra: 1 };
     const text = problems(c);
     for (const p of [
-      "analysis.extra: unknown key (known keys: images, gridImages, bankPerClass)",
+      "analysis.extra: unknown key (known keys: images, gridImages, bankPerClass, atSteps)",
       "analysis.images: expected an integer >= 2, got 0",
       "analysis.gridImages: expected an integer >= 1, got 1.5",
       'analysis.bankPerClass: expected an integer >= 1, got "10"',
     ]) expect(text).toContain(p);
     c.analysis = [];
     expect(problems(c)).toContain("analysis: expected an object, got an array of 0");
+  });
+
+  it("reads analysis.atSteps, ascending steps of training from 1 to training.steps, absent where absent", () => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    c.analysis = { atSteps: [10, 30, 100] };
+    const read = parseStudyConfig(c);
+    expect(read.analysis!.atSteps).toEqual([10, 30, 100]);
+    c.analysis = {};
+    expect("atSteps" in parseStudyConfig(c).analysis!).toBe(false);
+    expect(JSON.stringify(configJson(parseStudyConfig(c)))).not.toContain("atSteps\":[1");
+    for (const [atSteps, problem] of [
+      [[0, 10], "analysis.atSteps[0]: expected an integer >= 1, got 0"],
+      [[30, 10], "analysis.atSteps[1]: expected a step after 30 (ascending, distinct), got 10"],
+      [[10, 10], "analysis.atSteps[1]: expected a step after 10 (ascending, distinct), got 10"],
+      [[10, 301], `analysis.atSteps[1]: expected a step <= training.steps (${c.training.steps}), got 301`],
+      [10, "analysis.atSteps: expected a non-empty array, got 10"],
+    ] as const) {
+      c.analysis = { atSteps };
+      expect(problems(c)).toContain(problem);
+    }
   });
 
   it("accepts backbone.pretrain.microBatch, an integer >= 1", () => {
@@ -226,6 +246,17 @@ describe("shipped configs", () => {
     expect(variant.seeds).toEqual([...Array(seeds).keys()]);
     expect(variant.knn.atSteps).toEqual(atSteps);
     expect(variant.knn.otherBanks).toEqual(otherBanks);
+  });
+
+  it("configs/default-analysis-steps.json is the default study but for its name and analysis.atSteps", () => {
+    const steps = shipped("configs/default-analysis-steps.json");
+    const study = parseStudyConfig(DEFAULT_STUDY);
+    const rest = ({ name: _n, analysis: { atSteps: _a, ...analysis } = {} as AnalysisSpec, ...c }: StudyConfig) => ({ ...c, analysis });
+    expect(rest(steps)).toEqual(rest(study));
+    expect(steps.name).not.toBe(study.name);
+    expect(steps.analysis!.atSteps).toEqual([3, 10, 30, 100, 300]);
+    // The forgetting curve's steps after 0, and one before its first: the backbones whose k-NN the curve plots.
+    for (const step of steps.analysis!.atSteps!.slice(1)) expect(study.knn.atSteps).toContain(step);
   });
 
   it("configs/default-long-finetune.json is the default study but for its steps (five times), seeds, curve and name", () => {

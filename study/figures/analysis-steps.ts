@@ -1,0 +1,84 @@
+// The per-block analysis along fine-tuning (analysis.atSteps): for each strategy at its selected learning rate (a
+// panel each, in the table's order), each original block's measure against the step whose backbone the cells
+// kept, one line per block, step 0 the original itself. "cka": the linear CKA of the block's CLS output with the
+// original's (error bars ± 1 std over seeds); "knn": the layer-wise k-NN's change from the original's, in points
+// (error bars its 95% interval over seeds and images, as analysis-knn's). Where along the depth, and how soon, a
+// backbone drifts.
+import type { FigureSpec } from "../../plot/render.js";
+import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
+import type { RunAnalysis } from "../analysis-results.js";
+import { labelledSteps } from "./forgetting-curve.js";
+import { changeIntervalNote, seedsNote } from "./parts.js";
+
+const PANEL_WIDTH = 200;
+
+export function stepsSpec(a: RunAnalysis, measure: "cka" | "knn"): FigureSpec {
+  const rows = a.strategies.filter((s) => s.atSteps && s.atSteps.length > 0);
+  const blocks = Array.from({ length: a.depth }, (_, i) => i);
+  // Step 0 is the original: CKA 1 and no change, measured by nothing.
+  const points = rows.flatMap((s) =>
+    blocks.flatMap((block) => [
+      { strategy: s.strategy, block, step: 0, seeds: 0, value: measure === "cka" ? 1 : 0, lo: null, hi: null },
+      ...s.atSteps!.map((t) => {
+        const [value, lo, hi] =
+          measure === "cka"
+            ? [t.ckaCls[block].mean, t.ckaCls[block].mean - t.ckaCls[block].std, t.ckaCls[block].mean + t.ckaCls[block].std]
+            : [t.knnChange[block].mean, t.knnChange[block].lo, t.knnChange[block].hi];
+        return { strategy: s.strategy, block, step: t.step, seeds: t.seeds, value: Number.isNaN(value) ? null : value, lo, hi };
+      }),
+    ]),
+  );
+  const steps = [0, ...new Set(rows.flatMap((s) => s.atSteps!.map((t) => t.step)))].sort((x, y) => x - y);
+  const domain = [0, steps[steps.length - 1]];
+  const x = {
+    field: "step",
+    type: "quantitative",
+    title: "Fine-tuning step", // on every panel: the scale is named once, in the subtitle
+    scale: { type: "symlog", constant: 1, domain, nice: false },
+    axis: { values: steps, labelExpr: `indexof(${JSON.stringify(labelledSteps(steps, PANEL_WIDTH))}, datum.value) >= 0 ? format(datum.value, 'd') : ''`, labelOverlap: false, labelFlush: false },
+  } as const;
+  const y = {
+    field: "value",
+    type: "quantitative",
+    title: measure === "cka" ? "Linear CKA with the original, CLS token" : `Layer-wise ${a.k}-NN change (points)`,
+    scale: { zero: measure === "knn", nice: false, padding: 8 },
+  } as const;
+  const color = { field: "block", type: "ordinal", title: "Block (0 = first)", scale: { scheme: "viridis" }, sort: blocks } as const;
+  const seeds = seedsNote(
+    rows.map((s) => ({ label: s.strategy, seeds: Math.max(...s.atSteps!.map((t) => t.seeds)) })),
+    "error bars",
+    measure === "knn" ? changeIntervalNote("images") : undefined,
+  );
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: {
+      text: measure === "cka" ? "How soon each block's representation drifts" : "How soon each block loses source knowledge",
+      subtitle: [
+        measure === "cka" ? "linear CKA of each block's CLS output with the original's" : "k-NN of each block's CLS token less the original's",
+        `the backbones kept at steps ${steps.slice(1).join(", ")} (analysis.atSteps)`,
+        `${a.images.count} source-domain images (${a.images.name} ${a.images.split})`,
+        "each strategy at the table's learning rate; step 0: the original",
+        "steps on a symmetric log scale",
+        ...seeds,
+      ],
+    },
+    config: FIGURE_CONFIG,
+    data: { values: points },
+    facet: { column: { field: "strategy", type: "nominal", title: null, sort: rows.map((s) => s.strategy), header: { labelFontSize: 13 } } },
+    spec: {
+      width: PANEL_WIDTH,
+      height: 220,
+      layer: [
+        ...(measure === "knn" ? [{ mark: { type: "rule", color: "#333", strokeDash: REFERENCE_DASH }, encoding: { y: { datum: 0 } } } as const] : []),
+        // Only where some point has several seeds: a layer without data draws with a warning.
+        ...(points.some((p) => p.seeds > 1)
+          ? [{ transform: [{ filter: "datum.seeds > 1 && isValid(datum.lo)" }], mark: { type: "errorbar", ticks: true, thickness: 1.2 }, encoding: { x, y: { ...y, field: "lo" }, y2: { field: "hi" }, color } } as const]
+          : []),
+        {
+          mark: { type: "line", strokeWidth: 2, point: { filled: true, size: 40 } },
+          encoding: { x, y, color, tooltip: [{ field: "strategy" }, { field: "block" }, { field: "step" }, { field: "value", format: ".3f" }] },
+        } as const,
+      ],
+    },
+  } as FigureSpec;
+}

@@ -1,0 +1,115 @@
+// analysis.atSteps: every cell keeps its backbone at those steps (its trainable tensors and manifest, as the best
+// checkpoint holds its own: the last step's are the last checkpoint's), a resumed cell restores the one a kill
+// between its checkpoint and that step's file left missing, and the analysis measures each kept backbone as it does
+// the best checkpoint: the step that is the best checkpoint's gives the best checkpoint's numbers. A cell trained
+// before the key named a step is analysed without it, and the log says how to get it.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
+import { runExperiment } from "../../study/runner.js";
+import { analysisFileNames, analyzeRun } from "../../study/analysis.js";
+import type { RunAnalysis } from "../../study/analysis-results.js";
+import { cellCheckpointPath, cellFolder, cellResultPath, cellStepPath } from "../../study/cells.js";
+import { MANIFEST_KEY } from "../../peft/save.js";
+import { LAST_CHECKPOINT } from "../../train/checkpoint.js";
+import { readSafetensors } from "../../vit/safetensors.js";
+import { readJsonFile } from "../../util/json-file.js";
+import { useEngine } from "../helpers.js";
+import { MINI_CELLS, writeMiniStudy } from "./program.js";
+
+useEngine();
+
+let root: string;
+let config: StudyConfig;
+const out = () => join(root, "run");
+const readAnalysis = async (dir = out()) => (await readJsonFile(join(dir, "analysis.json"), "test")) as RunAnalysis;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "analysis-steps-"));
+  const study = await writeMiniStudy(root);
+  // Four steps, checkpoints at 2 and 4: the best checkpoint is one of the kept steps.
+  config = parseStudyConfig({ ...study, analysis: { images: 12, gridImages: 2, atSteps: [2, 4] } });
+  const r = await runExperiment({ config, out: out() });
+  expect(r.complete).toBe(true);
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe("analysis.atSteps in a study", () => {
+  it("keeps each cell's backbone at each step, with the best checkpoint's manifest; the last step's is the last checkpoint's", async () => {
+    for (const id of MINI_CELLS) {
+      const best = await readSafetensors(cellCheckpointPath(out(), id));
+      const last = await readSafetensors(join(cellFolder(out(), id), LAST_CHECKPOINT));
+      for (const step of [2, 4]) {
+        const kept = await readSafetensors(cellStepPath(out(), id, step));
+        expect(kept.metadata[MANIFEST_KEY], id).toBe(best.metadata[MANIFEST_KEY]);
+        expect(kept.metadata.step).toBe(String(step));
+        expect([...kept.tensors.keys()].sort()).toEqual([...best.tensors.keys()].sort());
+        if (step === 4) for (const [name, t] of kept.tensors) expect(Buffer.from(t.data.buffer).equals(Buffer.from(last.tensors.get(name)!.data.buffer)), `${id} ${name}`).toBe(true);
+      }
+    }
+  });
+
+  it("measures each kept backbone as the best checkpoint's: the best step's numbers are the best checkpoint's", async () => {
+    const a = await readAnalysis();
+    expect(a.key.atSteps).toEqual([2, 4]);
+    for (const c of a.cells) {
+      expect(c.atSteps!.map((s) => s.step), c.id).toEqual([2, 4]);
+      const result = (await readJsonFile(cellResultPath(out(), c.id), "test")) as { bestStep: number };
+      const atBest = c.atSteps!.find((s) => s.step === result.bestStep)!;
+      expect({ cka: atBest.cka, knn: atBest.knn, knnCorrect: atBest.knnCorrect, attention: atBest.attention, weights: atBest.weights }).toEqual({ cka: c.cka, knn: c.knn, knnCorrect: c.knnCorrect, attention: c.attention, weights: c.weights });
+    }
+    for (const s of a.strategies) {
+      expect(s.atSteps!.map((t) => [t.step, t.seeds])).toEqual([[2, 1], [4, 1]]);
+      const cell = a.cells.find((c) => c.strategy === s.strategy)!;
+      expect(s.atSteps![1].ckaCls.map((m) => m.mean)).toEqual(cell.atSteps![1].cka.cls);
+      expect(s.atSteps![1].knn.map((m) => m.mean)).toEqual(cell.atSteps![1].knn);
+    }
+  });
+
+  it("writes analysis-steps.csv, a line per number with its step, and the two figures", async () => {
+    for (const f of analysisFileNames(true)) expect(existsSync(join(out(), f)), f).toBe(true);
+    const csv = (await readFile(join(out(), "analysis-steps.csv"), "utf8")).trim().split("\n");
+    expect(csv[0]).toBe("cell,strategy,lr,seed,step,measure,block,part,value");
+    const a = await readAnalysis();
+    const c = a.cells[0];
+    expect(csv).toContain(`${c.id},${c.strategy},${c.lr},${c.seed},4,cka_cls,1,,${c.atSteps![1].cka.cls[1].toPrecision(6)}`);
+    expect(csv.filter((l) => l.split(",")[4] === "2")).toHaveLength((csv.length - 1) / 2);
+    for (const name of ["analysis-steps-cka", "analysis-steps-knn"]) {
+      const svg = await readFile(join(out(), `${name}.svg`), "utf8");
+      expect(svg, name).toContain(">steps on a symmetric log scale<");
+      for (const s of a.strategies) expect(svg).toContain(`>${s.strategy}<`);
+      expect(existsSync(join(out(), `${name}.png`))).toBe(true);
+    }
+  });
+
+  it("restores the kept backbone a kill left missing at the step training resumes from, to the byte", async () => {
+    const id = MINI_CELLS[0];
+    const path = cellStepPath(out(), id, 4);
+    const before = await readFile(path);
+    await rm(path);
+    await rm(cellResultPath(out(), id)); // unfinished again: it resumes from its last checkpoint, at step 4
+    const r = await runExperiment({ config, out: out() });
+    expect(r.ran).toEqual([id]);
+    expect((await readFile(path)).equals(before)).toBe(true);
+  });
+
+  it("analyses a cell without kept backbones at its best checkpoint alone, and says how to get them", async () => {
+    const id = MINI_CELLS[1];
+    for (const step of [2, 4]) await rm(cellStepPath(out(), id, step));
+    const lines: string[] = [];
+    const elsewhere = join(root, "analysis-without");
+    await analyzeRun(out(), { out: elsewhere, log: (l) => lines.push(l) });
+    expect(lines).toContain(`analysis: cell ${id} kept no backbone at step 2, 4 of analysis.atSteps (trained before they were asked for): delete ${cellFolder(out(), id)} to train it again with them`);
+    const a = await readAnalysis(elsewhere);
+    expect(a.cells.find((c) => c.id === id)!.atSteps).toEqual([]);
+    const row = a.strategies.find((s) => a.cells.find((c) => c.id === id)!.strategy === s.strategy)!;
+    expect(row.atSteps).toBeUndefined();
+    expect(a.strategies.filter((s) => s.atSteps !== undefined)).toHaveLength(MINI_CELLS.length - 1);
+  });
+});
