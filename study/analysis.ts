@@ -122,6 +122,13 @@ function holdsCells(a: RunAnalysis, key: AnalysisKey): boolean {
   );
 }
 
+// Whether an earlier analysis.json measured every backbone the cells keep at analysis.atSteps now, and no other: a
+// cell trained again since (its folder deleted, as the log advises where one lacked them) may keep more.
+function holdsKeptSteps(a: RunAnalysis, dir: string): boolean {
+  const steps = a.key.atSteps ?? [];
+  return a.cells.every((c) => JSON.stringify(c.atSteps?.map((t) => t.step) ?? []) === JSON.stringify(steps.filter((s) => existsSync(cellStepPath(dir, c.id, s)))));
+}
+
 // A checkpoint's own record of what trained it: another cell's file in this folder would be analysed under this
 // cell's name.
 async function checkMadeAs(path: string, c: CellResult): Promise<void> {
@@ -226,7 +233,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   let kept: Pick<RunAnalysis, "cells" | "seconds"> | undefined;
   if (opts.reuse && existsSync(jsonPath)) {
     const before = (await readJson(jsonPath).then(nullsAsNaN, () => undefined)) as RunAnalysis | undefined;
-    if (before?.format === ANALYSIS_FORMAT && JSON.stringify(before.key) === JSON.stringify(key) && holdsCells(before, key) && holdsAnswers(before)) {
+    if (before?.format === ANALYSIS_FORMAT && JSON.stringify(before.key) === JSON.stringify(key) && holdsCells(before, key) && holdsAnswers(before) && holdsKeptSteps(before, dir)) {
       const expected = analysisFileNames(atSteps !== undefined);
       const files = expected.map((f) => join(out, f)).filter((f) => existsSync(f));
       const sameRows = JSON.stringify(summarizeAnalysis(summary(0), before.cells, before.original)) === JSON.stringify(before.strategies);

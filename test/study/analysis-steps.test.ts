@@ -112,4 +112,16 @@ describe("analysis.atSteps in a study", () => {
     expect(row.atSteps).toBeUndefined();
     expect(a.strategies.filter((s) => s.atSteps !== undefined)).toHaveLength(MINI_CELLS.length - 1);
   });
+
+  it("makes the study's analysis anew where the backbones the cells keep are no longer those it measured", async () => {
+    const id = MINI_CELLS[1]; // its kept backbones removed above
+    expect((await readAnalysis()).cells.find((c) => c.id === id)!.atSteps!.map((t) => t.step)).toEqual([2, 4]);
+    const lines: string[] = [];
+    await runExperiment({ config, out: out(), log: (l) => lines.push(l) });
+    expect(lines.some((l) => l.includes("is up to date"))).toBe(false);
+    expect((await readAnalysis()).cells.find((c) => c.id === id)!.atSteps).toEqual([]);
+    const again: string[] = [];
+    await runExperiment({ config, out: out(), log: (l) => again.push(l) });
+    expect(again.some((l) => l.includes("is up to date"))).toBe(true);
+  });
 });
