@@ -248,12 +248,13 @@ describe("shipped configs", () => {
     expect(variant.knn.otherBanks).toEqual(otherBanks);
   });
 
-  it("configs/default-analysis-steps.json is the default study but for its name and analysis.atSteps", () => {
+  it("configs/default-analysis-steps.json is the default study but for its name, ten seeds and analysis.atSteps", () => {
     const steps = shipped("configs/default-analysis-steps.json");
     const study = parseStudyConfig(DEFAULT_STUDY);
-    const rest = ({ name: _n, analysis: { atSteps: _a, ...analysis } = {} as AnalysisSpec, ...c }: StudyConfig) => ({ ...c, analysis });
+    const rest = ({ name: _n, seeds: _s, analysis: { atSteps: _a, ...analysis } = {} as AnalysisSpec, ...c }: StudyConfig) => ({ ...c, analysis });
     expect(rest(steps)).toEqual(rest(study));
     expect(steps.name).not.toBe(study.name);
+    expect(steps.seeds).toEqual(shipped("configs/default-seeds.json").seeds);
     expect(steps.analysis!.atSteps).toEqual([3, 10, 30, 100, 300]);
     // The forgetting curve's steps after 0, and one before its first: the backbones whose k-NN the curve plots.
     for (const step of steps.analysis!.atSteps!.slice(1)) expect(study.knn.atSteps).toContain(step);
