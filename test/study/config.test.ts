@@ -248,13 +248,16 @@ describe("shipped configs", () => {
     expect(variant.knn.otherBanks).toEqual(otherBanks);
   });
 
-  it("configs/default-analysis-steps.json is the default study but for its name, ten seeds and analysis.atSteps", () => {
-    const steps = shipped("configs/default-analysis-steps.json");
-    const study = parseStudyConfig(DEFAULT_STUDY);
+  it.each([
+    ["configs/default-analysis-steps.json", DEFAULT_STUDY, "configs/default-seeds.json"],
+    ["configs/default-supervised-analysis-steps.json", SUPERVISED_STUDY, "configs/default-supervised-seeds.json"],
+  ])("%s is its study but for its name, ten seeds and analysis.atSteps", (file, of, seeds) => {
+    const steps = shipped(file);
+    const study = parseStudyConfig(of);
     const rest = ({ name: _n, seeds: _s, analysis: { atSteps: _a, ...analysis } = {} as AnalysisSpec, ...c }: StudyConfig) => ({ ...c, analysis });
     expect(rest(steps)).toEqual(rest(study));
     expect(steps.name).not.toBe(study.name);
-    expect(steps.seeds).toEqual(shipped("configs/default-seeds.json").seeds);
+    expect(steps.seeds).toEqual(shipped(seeds).seeds);
     expect(steps.analysis!.atSteps).toEqual([3, 10, 30, 100, 300]);
     // The forgetting curve's steps after 0, and one before its first: the backbones whose k-NN the curve plots.
     for (const step of steps.analysis!.atSteps!.slice(1)) expect(study.knn.atSteps).toContain(step);
