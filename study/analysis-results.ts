@@ -1,7 +1,8 @@
 // The per-block analysis of a run folder as values (study/analysis.ts computes them): every finished cell's
 // comparison with the original backbone (eval/block-analysis.ts), and per strategy at its selected learning rate
-// (the table's row) the mean and sample standard deviation over seeds of each measure per block; analysisCsv is
-// analysis.csv, one number per line.
+// (the table's row) the mean and sample standard deviation over seeds of each measure per block, and so at each
+// step of analysis.atSteps whose backbones the cells kept; analysisCsv is analysis.csv, one number per line, and
+// analysisStepsCsv analysis-steps.csv, the same for the kept steps.
 import type { DatasetIdentity } from "../data/dataset.js";
 import type { WeightChange } from "../eval/weight-change.js";
 import { strategyName } from "../peft/strategy.js";
