@@ -136,7 +136,8 @@ change is refused, naming the keys. The config is checked first; errors name the
     if (flags.config) json = await readJsonFile(flags.config, "experiment", "read the config");
     const config = parseStudyConfig(json, source);
     const out = flags.out ?? `runs/${config.name}`;
-    const count = cellsOf(config).length;
+    const all = cellsOf(config);
+    const count = all.length;
     let selection: number[] | undefined;
     try {
       if (flags.cells !== undefined) selection = parseCellList(flags.cells, count);
@@ -201,7 +202,6 @@ change is refused, naming the keys. The config is checked first; errors name the
     if (flags.workers) {
       await runExperiment({ ...common, force: flags.force, retryDiverged: flags["retry-diverged"], prepareOnly: true });
       const picked = selection ?? Array.from({ length: count }, (_, i) => i + 1);
-      const all = cellsOf(config);
       const workers = workerCount(flags.workers, picked.filter((n) => !existsSync(cellResultPath(out, all[n - 1].id))).length);
       if (workers.note) console.error(workers.note);
       if (workers.count > 0) {
