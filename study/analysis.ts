@@ -201,7 +201,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   }
   const bankPerClass = opts.bankPerClass ?? spec.bankPerClass;
 
-  // The finished cells and their checkpoints, all checked before any work.
+  // The finished cells and their checkpoints (the kept steps' too), all checked before any work.
   const outcomes = await cellOutcomes(dir, config);
   const finished = outcomes.filter((c): c is CellResult => !isDiverged(c));
   if (finished.length === 0) throw new Error(`analyze: ${dir} has no finished cells (a cells/<id>/result.json of a cell that did not diverge)`);
@@ -209,6 +209,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     const best = cellCheckpointPath(dir, c.id);
     if (!existsSync(best)) throw new Error(`analyze: cell ${c.id} is finished but its checkpoint ${best} is missing`);
     await checkMadeAs(best, c);
+    for (const step of spec.atSteps ?? []) if (existsSync(cellStepPath(dir, c.id, step))) await checkMadeAs(cellStepPath(dir, c.id, step), c);
   }
   const backboneJson = join(dir, "backbone.json");
   let backbone = opts.backbone && resolve(opts.backbone);
@@ -304,7 +305,6 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       if (atSteps) {
         cell.atSteps = [];
         for (const step of atSteps.filter((s) => existsSync(cellStepPath(dir, c.id, s)))) {
-          await checkMadeAs(cellStepPath(dir, c.id, step), c);
           cell.atSteps.push({ step, ...measures(await compare(cellStepPath(dir, c.id, step), stepData)) });
         }
         const missing = atSteps.filter((s) => !cell.atSteps!.some((a) => a.step === s));
