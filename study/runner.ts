@@ -547,10 +547,11 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
     const curve = config.knn.atSteps && (await startCurve(c, model, trainable, cell.lr, resumed));
     // The backbones of analysis.atSteps, as the best checkpoint holds its own. Unjudged: a cell that diverges says
     // so through its losses, and its steps are never analysed.
+    const metadata = { [MANIFEST_KEY]: JSON.stringify(manifest) };
     const keptSteps = config.analysis?.atSteps;
     const keepStep = async (step: number) => {
       const tensors = await snapshot(trainable, step, false);
-      await writeSafetensors(join(c.dir, stepFile(step)), tensors, { [MANIFEST_KEY]: JSON.stringify(manifest), format: FORMAT, step: String(step) });
+      await writeSafetensors(join(c.dir, stepFile(step)), tensors, { ...metadata, format: FORMAT, step: String(step) });
     };
     // A kill between the checkpoint training resumes from and its step's backbone left that one missing.
     if (keptSteps?.includes(resumed) && !existsSync(join(c.dir, stepFile(resumed)))) {
@@ -565,7 +566,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       settings,
       evaluate: () => evaluateAccuracy(model, selectLoader),
       dir: c.dir,
-      metadata: { [MANIFEST_KEY]: JSON.stringify(manifest) },
+      metadata,
       progress: c.progress && { stream: c.progress, label: `${name} lr ${cell.lr}` },
       onResume: (step) => {
         c.log(`  resuming cell ${cell.id} from step ${step} of ${settings.steps}`);
