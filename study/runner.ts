@@ -119,10 +119,6 @@ export interface ExperimentResult {
   seconds: number;
 }
 
-function disposeModel(model: VisionTransformer): void {
-  for (const [, t] of model.parameters()) t.dispose();
-}
-
 const readJson = (path: string) => readJsonFile(path, "experiment");
 
 // A checkpoint backbone's depth and width are known once its header is read: every strategy is checked against
@@ -389,7 +385,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     try {
       return await use(model);
     } finally {
-      disposeModel(model);
+      model.dispose();
     }
   };
   const scoreVal = (id: string) => withBest(id, (model) => knnScores(model, config, data, size, undefined, { dataset: data.knnVal!, spec: config.knn.val! }));
@@ -412,7 +408,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     const score = (_: string, which: number[]) => otherBankScores(original, config, data, size, which);
     await scoreOtherBanks(originalBanks, config, data.otherBanks, data.queries.length, score, log, () => "the original backbone's queries against the other banks");
   }
-  disposeModel(original);
+  original.dispose();
   if (preparing) {
     await preparing.release();
     held.delete(preparing);
@@ -631,7 +627,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
     };
   } finally {
     for (const [, p] of trainable) p.dispose();
-    disposeModel(model);
+    model.dispose();
   }
 }
 

@@ -159,7 +159,7 @@ export async function pretrainInto(
     return { path, manifestPath: manifest.path, sha256: manifest.sha256, seconds: (performance.now() - started) / 1000, finalLoss: result.finalLoss, knn };
   } finally {
     for (const [, t] of trainable) t.dispose();
-    for (const [, t] of model.parameters()) t.dispose();
+    model.dispose();
   }
 }
 

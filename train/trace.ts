@@ -37,7 +37,7 @@ function step(config: VitConfig, B: number, strategy: Strategy): void {
     });
   } finally {
     sgd.zeroGrad();
-    for (const [, t] of model.parameters()) t.dispose();
+    model.dispose();
   }
 }
 

@@ -253,6 +253,13 @@ export class VisionTransformer {
   nameParameters(): void {
     for (const [name, t] of this.parameters()) t.name = name;
   }
+
+  // Frees every parameter's storage and the position interpolations kept: the model is done with.
+  dispose(): void {
+    for (const [, t] of this.parameters()) t.dispose();
+    for (const m of this.posCache.values()) m.dispose();
+    this.posCache.clear();
+  }
 }
 
 // ---- construction ----

@@ -38,7 +38,7 @@ describe("evaluateAccuracy", () => {
         expect(Array.from(correct)).toEqual(labels.map((l) => (l === c ? 1 : 0)));
         expect(accuracy).toBe(await evaluateAccuracy(model, loader));
       }
-      for (const [, t] of model.parameters()) t.dispose();
+      model.dispose();
     } finally {
       await rm(root, { recursive: true, force: true });
     }
@@ -68,7 +68,7 @@ describe("evaluateAccuracy", () => {
       expect(ran).toBeGreaterThan(0);
       expect(ran).toBeLessThan(100);
       expect(forwards).toBe(3 + 1); // run, captured (two runs), the rest replayed; the short batch run
-      for (const [, t] of model.parameters()) t.dispose();
+      model.dispose();
     } finally {
       settings.replay = outer;
       await rm(root, { recursive: true, force: true });

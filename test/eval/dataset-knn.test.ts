@@ -46,7 +46,7 @@ describe("datasetKnn", () => {
     const want = await knnClassify({ train: await all(bank), trainLabels: bank.labels, test: await all(queries), testLabels: queries.labels, ks: [1, 5], temperature: 0.07, classes: 6 });
     const got = await datasetKnn(model, { dataset: bank, spec }, { dataset: queries, spec: { ...spec, split: "test" } }, { ks: [1, 5], temperature: 0.07, batchSize: 5, size: 8 });
     expect(got.map((r) => [r.k, r.top1, r.top5, [...r.predictions]])).toEqual(want.map((r) => [r.k, r.top1, r.top5, [...r.predictions]]));
-    for (const [, t] of model.parameters()) t.dispose();
+    model.dispose();
   });
 
   it("banksKnn: the queries against each bank as datasetKnn against that bank alone", async () => {
@@ -60,7 +60,7 @@ describe("datasetKnn", () => {
     const got = await banksKnn(model, banks, test, o);
     expect(got.map(shown)).toEqual([shown(await datasetKnn(model, banks[0], test, o)), shown(await datasetKnn(model, banks[1], test, o))]);
     expect(got[1][0].top1).toBe(100); // each query is its own nearest neighbour
-    for (const [, t] of model.parameters()) t.dispose();
+    model.dispose();
   });
 
   it("refuses features that are not all finite, naming the image, rather than scoring them", async () => {
@@ -72,6 +72,6 @@ describe("datasetKnn", () => {
     const run = datasetKnn(model, { dataset: bank, spec }, { dataset: queries, spec: { ...spec, split: "test" } }, { ks: [1], temperature: 0.07, batchSize: 5, size: 8 });
     await expect(run).rejects.toThrow(NonFiniteFeaturesError);
     await expect(run).rejects.toThrow("the backbone's feature 0 of bank (npy) image 0 is");
-    for (const [, t] of model.parameters()) t.dispose();
+    model.dispose();
   });
 });

@@ -35,7 +35,7 @@ async function extractAll(replay: boolean, uploads = false) {
   } finally {
     extractor.dispose();
     settings.replay = outer;
-    for (const [, t] of model.parameters()) t.dispose();
+    model.dispose();
   }
 }
 

@@ -28,7 +28,7 @@ describe("loaderOutputs", () => {
     applyStrategy(model, { kind: "linear" }, 3, 2);
   });
   afterAll(() => {
-    for (const [, t] of model.parameters()) t.dispose();
+    model.dispose();
   });
   const transform = new Transform({ kind: "eval", size: 8 });
   const forward = (x: Tensor) => model.forward(x);

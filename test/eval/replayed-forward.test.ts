@@ -33,7 +33,7 @@ describe("ReplayedForward", () => {
       expect(forwards).toBe(3 + 3);
     } finally {
       replayed.dispose();
-      for (const [, t] of model.parameters()) t.dispose();
+      model.dispose();
     }
   });
 });

@@ -93,7 +93,7 @@ function tinyVit(heads: number): Promise<string> {
       const model = buildVit(validateConfig({ imageSize: 32, patchSize: 16, width, depth: 12, heads, mlpHidden: 2 * width, classes: 0, eps: 1e-6 }), initialiser(heads));
       const path = join(root, `vit-tiny-h${heads}.safetensors`);
       await saveVit(model, path);
-      for (const [, t] of model.parameters()) t.dispose();
+      model.dispose();
       return path;
     })());
   }

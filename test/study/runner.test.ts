@@ -133,7 +133,7 @@ describe("a miniature study", () => {
       const { model } = await loadVit(merged, { heads: 2 });
       expect(model.config.classes).toBe(3);
       expect(model.blocks.length).toBe(id.startsWith("block") ? 3 : 2);
-      for (const [, t] of model.parameters()) t.dispose();
+      model.dispose();
     }
   });
 
@@ -150,7 +150,7 @@ describe("a miniature study", () => {
     const full = await loadVit(await exported("full_lr0.05_s0"));
     expect(full.model.config.heads).toBe(2);
     expect(full.unused).toEqual([]);
-    for (const [, t] of full.model.parameters()) t.dispose();
+    full.model.dispose();
     const lora = await exported("lora-r2_lr0.05_s0");
     expect((await loadVit(lora)).unused.some((k) => k.includes("lora"))).toBe(true);
     const { features } = await import("../../cli/features.js");

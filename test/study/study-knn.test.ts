@@ -34,7 +34,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const [, t] of model.parameters()) t.dispose();
+  model.dispose();
   await rm(root, { recursive: true, force: true });
 });
 

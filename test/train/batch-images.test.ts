@@ -174,7 +174,7 @@ describe("training from kept images", () => {
       });
       const params = Array.from(model.parameters(), ([name]) => name);
       const values = await Promise.all(Array.from(model.parameters(), ([, t]) => t.data()));
-      for (const [, t] of model.parameters()) t.dispose();
+      model.dispose();
       return { metrics: r.metrics.map(({ imagesPerSecond: _, ...m }) => m), params, values: values.map((v) => Array.from(v)) };
     } finally {
       settings.replay = outer;

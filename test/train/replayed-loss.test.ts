@@ -54,7 +54,7 @@ async function run(dir: string, replay: boolean, strategy: string, uploads = fal
     });
     const params = new Map<string, number[]>();
     for (const [name, t] of model.parameters()) params.set(name, Array.from(await t.data()));
-    for (const [, t] of model.parameters()) t.dispose();
+    model.dispose();
     return { metrics: r.metrics.map(({ imagesPerSecond: _, ...m }) => m), params, forwards, batchesPerEpoch: Math.ceil(data.train.length / s.batchSize) };
   } finally {
     settings.replay = outer;

@@ -65,7 +65,7 @@ function nanAtEachEvaluation(dir: string, count: number): TrainOptions {
 }
 
 function dispose(o: TrainOptions): void {
-  for (const [, t] of o.model.parameters()) t.dispose();
+  o.model.dispose();
 }
 
 describe("train", () => {
