@@ -10,6 +10,7 @@ export const FLAGS = {
   images: "int",
   "grid-images": "int",
   "bank-per-class": "int",
+  resets: "boolean",
   backbone: "string",
   out: "string",
   backend: "string",
@@ -18,7 +19,7 @@ export const FLAGS = {
 
 export const analyze: Command = {
   summary: "compare every finished cell's backbone with the original, block by block: CKA, layer-wise k-NN, weight change, attention",
-  usage: `usage: node dist/run.js analyze RUN_DIR [--images N] [--out DIR]
+  usage: `usage: node dist/run.js analyze RUN_DIR [--images N] [--resets] [--out DIR]
 
   RUN_DIR           a study's run folder (experiment --out) with at least one finished cell
   --images          source-domain images compared: this many of knn.queries, evenly spaced (default: the config's
@@ -27,6 +28,9 @@ export const analyze: Command = {
                     (default: analysis.gridImages, else ${DEFAULTS.analysis.gridImages})
   --bank-per-class  the layer-wise k-NN's bank: knn.bank with this many images per class (default:
                     analysis.bankPerClass, else knn.bank as it is)
+  --resets          also reset each part of every best backbone where fine-tuning started, one at a time, and
+                    score it as the study does (transfer.test, knn.queries against knn.bank): which part's change
+                    cost the source domain (default: analysis.resets)
   --backbone        the original backbone's file, when the one backbone.json names has moved
   --out             the folder for the files (default: RUN_DIR)
   --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)
@@ -37,7 +41,8 @@ CKA of the block outputs (CLS token, all tokens mean-pooled), the k-NN accuracy 
 final LayerNorm, the relative weight change (LoRA merged), and the Jensen-Shannon divergence of the CLS attention
 per head. Block Expansion's new blocks count with the block they follow. Where the config has analysis.atSteps, the
 backbones each cell kept at those steps are measured so too: analysis-steps.csv, analysis-steps-cka.* and
-analysis-steps-knn.* (each block's CKA and layer-wise k-NN change against the step).`,
+analysis-steps-knn.* (each block's CKA and layer-wise k-NN change against the step). With resets, analysis-resets.*:
+each part's source k-NN won back and transfer changed, against the fine-tuned model's own.`,
   async run(argv) {
     // The one positional argument of any command: the run folder comes first.
     const positional = argv.length > 0 && !argv[0].startsWith("-");
@@ -58,6 +63,7 @@ analysis-steps-knn.* (each block's CKA and layer-wise k-NN change against the st
       images: flags.images,
       gridImages: flags["grid-images"],
       bankPerClass: flags["bank-per-class"],
+      resets: flags.resets,
       backbone: flags.backbone,
       log: (line) => console.error(line),
     });

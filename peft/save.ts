@@ -96,8 +96,7 @@ export async function loadFinetuned(
   if (opts.heads !== undefined && manifest.heads !== undefined && opts.heads !== manifest.heads) {
     throw new HeadsError(`finetuned: expected ${manifest.heads} heads, as the manifest of ${path} states, got ${opts.heads}`);
   }
-  const { model } = await loadVit(basePath, { ...opts, heads: opts.heads ?? manifest.heads });
-  applyStrategy(model, manifest.strategyOptions, manifest.classes, manifest.seed, manifest.headInit);
+  const model = await loadInitial(basePath, manifest, opts);
   const params = new Map(model.parameters());
   for (const name of manifest.tensors) {
     const saved = tensors.get(name);
@@ -110,6 +109,14 @@ export async function loadFinetuned(
     param.write(saved.data);
   }
   return { model, manifest };
+}
+
+// The base model with a fine-tuned file's strategy applied as training applied it (the same seed and head
+// initialisation), before any step: where fine-tuning started.
+export async function loadInitial(basePath: string, manifest: Manifest, opts: CheckpointOptions = {}): Promise<VisionTransformer> {
+  const { model } = await loadVit(basePath, { ...opts, heads: opts.heads ?? manifest.heads });
+  applyStrategy(model, manifest.strategyOptions, manifest.classes, manifest.seed, manifest.headInit);
+  return model;
 }
 
 // A plain ViT checkpoint (timm layout) of the fine-tuned model: LoRA merged into the weights, expanded blocks

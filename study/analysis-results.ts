@@ -1,22 +1,19 @@
 // The per-block analysis of a run folder as values (study/analysis.ts computes them): every finished cell's
 // comparison with the original backbone (eval/block-analysis.ts), and per strategy at its selected learning rate
 // (the table's row) the mean and sample standard deviation over seeds of each measure per block, and so at each
-// step of analysis.atSteps whose backbones the cells kept; analysisCsv is analysis.csv, one number per line, and
+// step of analysis.atSteps whose backbones the cells kept, and with analysis.resets each part's reset
+// (study/analysis-resets.ts); analysisCsv is analysis.csv, one number per line, and
 // analysisStepsCsv analysis-steps.csv, the same for the kept steps.
 import type { DatasetIdentity } from "../data/dataset.js";
 import type { WeightChange } from "../eval/weight-change.js";
 import { strategyName } from "../peft/strategy.js";
-import { type MeanInterval, meanStd } from "../util/stats.js";
+import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
 import { unpackBits } from "../util/bits.js";
 import type { Correct, StudyResults } from "./results.js";
 import { changeFromOriginal } from "./comparisons.js";
+import { type CellResets, type RowResets, resetRows, summarizeResets } from "./analysis-resets.js";
 
 export const ANALYSIS_FORMAT = "peft-vit-webgpu/analysis@1";
-
-export interface MeanStd {
-  mean: number;
-  std: number; // sample standard deviation over seeds (0 for one seed)
-}
 
 // A layer-wise k-NN against one other bank, its answers packed.
 export interface BankKnn {
@@ -46,6 +43,7 @@ export interface CellAnalysis extends BlockMeasures {
   otherBanks?: BankKnn[]; // with knn.otherBanks: the layer-wise k-NN against each other bank, in the config's order
   grid: number[]; // (gridImages, tokens): the last block's CLS attention over the patches, mean over heads
   atSteps?: StepAnalysis[]; // with analysis.atSteps: the steps whose backbones the cell kept, ascending
+  resets?: CellResets; // with analysis.resets: its scores with each part of its backbone reset (not linear probing)
 }
 
 // A row's measures at one step of analysis.atSteps, over the seeds whose cells kept it.
@@ -77,6 +75,7 @@ export interface StrategyAnalysis {
   attention: MeanStd[]; // each block's divergence, mean over heads
   added: number[]; // the original blocks a new block follows (Block Expansion)
   atSteps?: StepSummary[]; // with analysis.atSteps: each step some cell of the row kept
+  resets?: RowResets; // with analysis.resets: each part reset, over the row's seeds
 }
 
 // What makes an analysis the same: a rerun of the study with these values reuses analysis.json.
@@ -86,6 +85,7 @@ export interface AnalysisKey {
   bankPerClass?: number;
   otherBanks?: unknown[]; // knn.otherBanks' specs (bankPerClass applied), where the study has them
   atSteps?: number[]; // analysis.atSteps, where the study has them
+  resets?: true; // analysis.resets, where the study asks for them
   cells: string[];
 }
 
@@ -117,15 +117,11 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
     const name = strategyName(row.strategy);
     const group = cells.filter((c) => c.strategy === name && c.lr === row.lr);
     if (group.length === 0) continue;
-    const both = (xs: number[]) => {
-      const [mean, std] = meanStd(xs);
-      return { mean, std };
-    };
     const unpackAt = (i: number) => (x: Pick<BlockMeasures, "knnCorrect">) => unpack(x.knnCorrect[i]);
     const steps = [...new Set(group.flatMap((c) => c.atSteps?.map((a) => a.step) ?? []))].sort((a, b) => a - b);
     const atSteps = steps.map((step): StepSummary => {
       const kept = group.flatMap((c) => c.atSteps?.filter((a) => a.step === step) ?? []);
-      const per = (value: (m: StepAnalysis, i: number) => number) => kept[0].knn.map((_, i) => both(kept.map((m) => value(m, i))));
+      const per = (value: (m: StepAnalysis, i: number) => number) => kept[0].knn.map((_, i) => meanStdOf(kept.map((m) => value(m, i))));
       return {
         step,
         seeds: kept.length,
@@ -139,7 +135,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
     // Over every bank where the original and each of the row's cells were classified against the other banks.
     const banks = original.otherBanks !== undefined && group.every((c) => c.otherBanks?.length === original.otherBanks!.length);
     const per = (value: (c: CellAnalysis, i: number) => number) =>
-      group[0].knn.map((_, i) => both(group.map((c) => value(c, i))));
+      group[0].knn.map((_, i) => meanStdOf(group.map((c) => value(c, i))));
     out.push({
       strategy: name,
       lr: row.lr,
@@ -152,18 +148,26 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
         return { ...changeFromOriginal(group.map(answers), answers(original)), banks: 1 + (banks ? original.otherBanks!.length : 0) };
       }),
       weights: per((c, i) => c.weights.blocks[i]),
-      embedding: both(group.map((c) => c.weights.embedding)),
-      norm: both(group.map((c) => c.weights.norm)),
+      embedding: meanStdOf(group.map((c) => c.weights.embedding)),
+      norm: meanStdOf(group.map((c) => c.weights.norm)),
       attention: per((c, i) => c.attention[i].reduce((a, b) => a + b, 0) / c.attention[i].length),
       added: group[0].weights.added,
       ...(atSteps.length > 0 && { atSteps }),
+      ...resetsOf(group),
     });
   }
   return out;
 }
 
-// analysis.csv: one number per line. measure: cka_cls, cka_pooled, knn_top1, weight_change, attention_js;
-// block: an original block (0-based), or embedding / norm for weight_change; part: the layer of a weight change
+// A row's resets, where its cells have some.
+function resetsOf(group: CellAnalysis[]): { resets?: RowResets } {
+  const resets = summarizeResets(group.map((c) => c.resets));
+  return resets ? { resets } : {};
+}
+
+// analysis.csv: one number per line. measure: cka_cls, cka_pooled, knn_top1, weight_change, attention_js, and with
+// analysis.resets reset_transfer and reset_knn_top1; block: an original block (0-based), embedding / norm for
+// weight_change, the part reset for a reset's score ("none": nothing); part: the layer of a weight change
 // ("all" for the whole block), the head of an attention divergence, the other bank of a k-NN against one
 // ("knn.otherBanks[i]"; empty: knn.bank). The original backbone's k-NN rows have the cell "original".
 export function analysisCsv(a: RunAnalysis): string {
@@ -171,7 +175,10 @@ export function analysisCsv(a: RunAnalysis): string {
   const original = { id: "original", strategy: "original", lr: "", seed: "" };
   const row = csvRow(lines, []);
   for (let i = 0; i < a.depth; i++) knnRows(row(original), a.original, i);
-  for (const c of a.cells) measureRows(row(c), c, a.depth);
+  for (const c of a.cells) {
+    measureRows(row(c), c, a.depth);
+    if (c.resets) resetRows(row(c), c.resets);
+  }
   return lines.join("\n") + "\n";
 }
 

@@ -9,6 +9,8 @@
 //   analysis-attention.svg, .png   the attention maps (study/figures/attention-grid.ts)
 //   analysis-steps.csv, analysis-steps-cka.*, analysis-steps-knn.*   with analysis.atSteps: the same measures of the
 //                      backbones the cells kept at those steps, and their figures
+//   analysis-resets.*  with analysis.resets: the transfer and source k-NN of each best backbone with each part of
+//                      it reset where fine-tuning started (study/analysis-resets.ts), and their figure
 // all atomically. With `reuse`, an analysis.json of the same images, settings and cells is kept as it is: a rerun
 // of a finished study does not pay for it again (a cell's result never changes once finished; --force removes
 // these files with the rest). Where the table's rows have changed since (selectBy, knn.val), the cells' numbers are
@@ -22,12 +24,14 @@ import { CONFIDENCE } from "./comparisons.js";
 import { join, resolve } from "node:path";
 import { Loader } from "../data/loader.js";
 import { type OpenedDatasets, openData, transformFor } from "../data/spec.js";
-import type { TransformCache } from "../data/transform-cache.js";
 import { evenlySpaced } from "../data/subset.js";
 import { Transform } from "../data/transforms.js";
+import { TransformCache } from "../data/transform-cache.js";
+import { runtime } from "../engine/runtime.js";
+import { type CellResets, type ResetData, cellResets } from "./analysis-resets.js";
 import { type AnalysisData, type LayerKnn, type OriginalAnalysis, analyzeOriginal, compareBackbones } from "../eval/block-analysis.js";
-import { blockMap } from "../eval/block-map.js";
-import { loadFinetuned, readManifest, sha256File } from "../peft/save.js";
+import { type BlockMap, blockMap } from "../eval/block-map.js";
+import { loadFinetuned, loadInitial, readManifest, sha256File } from "../peft/save.js";
 import { parseStrategy, strategyName } from "../peft/strategy.js";
 import { imageGridSvg } from "../plot/image-grid.js";
 import { type FigureSpec, figureFiles, renderPng } from "../plot/render.js";
@@ -39,6 +43,7 @@ import { cellCheckpointPath, cellFolder, cellResultPath, cellStepPath, cellsFold
 import { DEFAULTS, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
 import { attentionDriftSpec, ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
 import { stepsSpec } from "./figures/analysis-steps.js";
+import { resetsSpec } from "./figures/analysis-resets.js";
 import { attentionGrid } from "./figures/attention-grid.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { type CellOutcome, type CellResult, type Correct, type StudyResults, isDiverged, summarize } from "./results.js";
@@ -49,6 +54,7 @@ export interface AnalyzeOptions {
   images?: number; // default: the config's analysis.images, else DEFAULTS.analysis.images
   gridImages?: number;
   bankPerClass?: number;
+  resets?: boolean; // default: the config's analysis.resets
   backbone?: string; // the original backbone's file, where backbone.json's path no longer holds it
   reuse?: boolean; // keep an analysis.json of the same key
   log?: (line: string) => void;
@@ -62,18 +68,20 @@ const ATTENTION_BYTES = 64 * 2 ** 20;
 
 const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-drift"];
 const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn"];
+const RESET_FIGURE = "analysis-resets";
 const figureNames = (names: string[]) => names.flatMap((n) => [".vl.json", ".svg", ".png"].map((e) => n + e));
-// The files an analysis writes, with analysis.atSteps or without.
-export const analysisFileNames = (steps: boolean): string[] => [
+// The files an analysis of `key` writes: with analysis.atSteps and analysis.resets, their own too.
+export const analysisFileNames = (key: Pick<AnalysisKey, "atSteps" | "resets">): string[] => [
   "analysis.json",
   "analysis.csv",
   ...figureNames(FIGURES),
   "analysis-attention.svg",
   "analysis-attention.png",
-  ...(steps ? ["analysis-steps.csv", ...figureNames(STEP_FIGURES)] : []),
+  ...(key.atSteps ? ["analysis-steps.csv", ...figureNames(STEP_FIGURES)] : []),
+  ...(key.resets ? figureNames([RESET_FIGURE]) : []),
 ];
 // Every file an analysis may write (what the study's --force removes).
-export const ANALYSIS_FILES = analysisFileNames(true);
+export const ANALYSIS_FILES = analysisFileNames({ atSteps: [1], resets: true });
 
 const readJson = async <T>(path: string): Promise<T> => (await readJsonFile(path, "analyze")) as T;
 
@@ -102,7 +110,18 @@ function changeLines(a: RunAnalysis): string[] {
   return [
     `analysis: each block's layer-wise ${a.k}-NN less the original's, in points: mean [${CONFIDENCE * 100}% interval over seeds${a.otherBanks ? `, the bank and its ${a.otherBanks.length} other draw(s)` : ""} and images], block 0 first`,
     ...a.strategies.map((s) => `  ${s.strategy}: ${s.knnChange.map(shown).join(" / ")}`),
+    ...(a.key.resets
+      ? [
+          `analysis: each part reset where fine-tuning started: the source ${a.k}-NN it wins back and the transfer it changes, in points: mean [${CONFIDENCE * 100}% interval over seeds and images]`,
+          ...a.strategies.flatMap((s) => (s.resets?.units.length ? [`  ${s.strategy}: ${s.resets.units.map((u) => `${u.unit} ${signed(u.knnChange)} / ${signed(u.transferChange)}`).join("; ")}`] : [])),
+        ]
+      : []),
   ];
+}
+
+function signed(d: MeanInterval): string {
+  const f = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(1)}`;
+  return Number.isFinite(d.lo) ? `${f(d.mean)} [${f(d.lo)}, ${f(d.hi)}]` : f(d.mean);
 }
 
 // The queries a layer-wise k-NN got right, packed as result.json's are.
@@ -118,7 +137,16 @@ function holdsCells(a: RunAnalysis, key: AnalysisKey): boolean {
   return (
     Array.isArray(a.cells) &&
     JSON.stringify(a.cells.map((c) => c?.id)) === JSON.stringify(key.cells) &&
-    a.cells.every((c) => numbers(c.cka?.cls) && numbers(c.cka?.pooled) && numbers(c.knn) && Array.isArray(c.attention) && numbers(c.grid) && (key.atSteps === undefined || Array.isArray(c.atSteps)))
+    a.cells.every(
+      (c) =>
+        numbers(c.cka?.cls) &&
+        numbers(c.cka?.pooled) &&
+        numbers(c.knn) &&
+        Array.isArray(c.attention) &&
+        numbers(c.grid) &&
+        (key.atSteps === undefined || Array.isArray(c.atSteps)) &&
+        (key.resets === undefined || (isObject(c.resets) && Array.isArray(c.resets.units))),
+    )
   );
 }
 
@@ -174,11 +202,21 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
     ["analysis-weights", weightChangeSpec(analysis)],
     ["analysis-drift", attentionDriftSpec(analysis)],
     ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")]] as [string, FigureSpec][]) : []),
+    ...(analysis.key.resets ? ([[RESET_FIGURE, resetsSpec(analysis)]] as [string, FigureSpec][]) : []),
   ];
   files.push(...(await figureFiles(specs)));
   const grid = await imageGridSvg(attentionGrid(analysis, reference.images, reference.imageShape));
   files.push(["analysis-attention.svg", grid], ["analysis-attention.png", await renderPng(grid, 1)]);
   return files;
+}
+
+// A cell's resets (study/analysis-resets.ts) against `initial`, its model where fine-tuning started, disposed after.
+async function resetsOf(model: VisionTransformer, initial: VisionTransformer, map: BlockMap, data: ResetData): Promise<CellResets> {
+  try {
+    return await cellResets(model, initial, map, data);
+  } finally {
+    initial.dispose();
+  }
 }
 
 export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Promise<{ analysis: RunAnalysis; files: string[]; reused: boolean }> {
@@ -225,7 +263,16 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   const fewerPerClass = <T extends object>(bank: T) => (bankPerClass === undefined ? bank : { ...bank, perClass: bankPerClass });
   const otherSpecs = config.knn.otherBanks?.map(fewerPerClass);
   const atSteps = spec.atSteps;
-  const key: AnalysisKey = { images, gridImages, ...(bankPerClass !== undefined ? { bankPerClass } : {}), ...(otherSpecs && { otherBanks: otherSpecs }), ...(atSteps && { atSteps }), cells: finished.map((c) => c.id) };
+  const resets = opts.resets ?? spec.resets ?? false;
+  const key: AnalysisKey = {
+    images,
+    gridImages,
+    ...(bankPerClass !== undefined ? { bankPerClass } : {}),
+    ...(otherSpecs && { otherBanks: otherSpecs }),
+    ...(atSteps && { atSteps }),
+    ...(resets && { resets: true as const }),
+    cells: finished.map((c) => c.id),
+  };
   const baseline = await readBaseline(baselinePath, config, "analyze");
   const summary = (imageSize: number) => summarize(config, baseline, outcomes, { backbone: backbone!, data: {}, imageSize });
   const jsonPath = join(out, "analysis.json");
@@ -235,7 +282,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   if (opts.reuse && existsSync(jsonPath)) {
     const before = (await readJson(jsonPath).then(nullsAsNaN, () => undefined)) as RunAnalysis | undefined;
     if (before?.format === ANALYSIS_FORMAT && JSON.stringify(before.key) === JSON.stringify(key) && holdsCells(before, key) && holdsAnswers(before) && holdsKeptSteps(before, dir)) {
-      const expected = analysisFileNames(atSteps !== undefined);
+      const expected = analysisFileNames(key);
       const files = expected.map((f) => join(out, f)).filter((f) => existsSync(f));
       const sameRows = JSON.stringify(summarizeAnalysis(summary(0), before.cells, before.original)) === JSON.stringify(before.strategies);
       if (files.length === expected.length && sameRows) {
@@ -249,9 +296,6 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   const heads = config.backbone.pretrain?.model.heads ?? config.backbone.heads;
   const loadOptions = { heads, key: config.backbone.key };
   const original = (await loadVit(backbone, loadOptions)).model;
-  const dispose = (m: VisionTransformer) => {
-    for (const [, t] of m.parameters()) t.dispose();
-  };
   try {
     const size = config.imageSize ?? original.config.imageSize;
     const seed = config.seeds[0];
@@ -278,6 +322,16 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       classes: Math.max(bank.classes.length, queries.classes.length),
       gridImages,
     };
+    // The resets are scored as the study scores a cell: every image of transfer.test, knn.queries and knn.bank.
+    const transformed = opts.transformed ?? new TransformCache(runtime().settings.imageCacheBytes);
+    const resetData: ResetData | undefined = resets
+      ? {
+          config,
+          test: new Loader(await open("transfer.test", config.transfer.test), new Transform(transformFor(config.transfer.test, size)), { batchSize: config.training.batchSize, cache: transformed }),
+          knn: { bank: await open("knn.bank", config.knn.bank), queries: await open("knn.queries", config.knn.queries), transformed },
+          size,
+        }
+      : undefined;
     const fewer = queries.length < images ? ` (all knn.queries holds, of the ${images} asked for)` : "";
     const reference = await analyzeOriginal(original, data);
     const cells: CellAnalysis[] = [];
@@ -291,17 +345,20 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     const last = original.blocks.length - 1;
     for (const [i, c] of (kept ? [] : finished).entries()) {
       const cellStarted = performance.now();
-      const compare = async (path: string, against: AnalysisData) => {
-        const { model } = await loadFinetuned(backbone, path, { ...loadOptions, baseSha256 });
+      const map = blockMap(parseStrategy(c.strategy), original.blocks.length);
+      // The resets first: the comparison merges LoRA into the weights, and a reset puts back LoRA's own tensors.
+      const compare = async (path: string, against: AnalysisData, reset?: ResetData) => {
+        const { model, manifest } = await loadFinetuned(backbone, path, { ...loadOptions, baseSha256 });
         try {
-          return await compareBackbones(original, model, blockMap(parseStrategy(c.strategy), original.blocks.length), against);
+          const resets = reset && (await resetsOf(model, await loadInitial(backbone, manifest, loadOptions), map, reset));
+          return { ...(await compareBackbones(original, model, map, against)), resets };
         } finally {
-          dispose(model);
+          model.dispose();
         }
       };
-      const r = await compare(cellCheckpointPath(dir, c.id), data);
+      const r = await compare(cellCheckpointPath(dir, c.id), data, resetData);
       const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: m.knnCorrect.map(packed), attention: m.attention, weights: m.weights });
-      const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks), grid: Array.from(r.grid.maps) };
+      const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks), grid: Array.from(r.grid.maps), ...(r.resets && { resets: r.resets }) };
       if (atSteps) {
         cell.atSteps = [];
         for (const step of atSteps.filter((s) => existsSync(cellStepPath(dir, c.id, s)))) {
@@ -312,7 +369,9 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       }
       cells.push(cell);
       const steps = cell.atSteps?.length ? `; at step ${cell.atSteps.map((a) => a.step).join(", ")}: ${cell.atSteps.map((a) => a.cka.cls[last].toFixed(3)).join(", ")}` : "";
-      log(`  ${i + 1}/${finished.length} ${c.id}: last block CKA ${r.cka.cls[last].toFixed(3)} (CLS)${steps}, layer-wise k-NN ${r.knn[last].toFixed(1)}%, ${((performance.now() - cellStarted) / 1000).toFixed(1)} s`);
+      const all = r.resets?.units.at(-1);
+      const reset = all ? `; ${all.unit} reset: source k-NN ${r.resets!.tuned.knn.toFixed(1)} -> ${all.knn.toFixed(1)}%, transfer ${r.resets!.tuned.transfer.toFixed(1)} -> ${all.transfer.toFixed(1)}%` : "";
+      log(`  ${i + 1}/${finished.length} ${c.id}: last block CKA ${r.cka.cls[last].toFixed(3)} (CLS)${steps}, layer-wise k-NN ${r.knn[last].toFixed(1)}%${reset}, ${((performance.now() - cellStarted) / 1000).toFixed(1)} s`);
     }
     const results = summary(size);
     const originalAnswers = { knnCorrect: reference.knnCorrect.map(packed), ...packedBanks(reference.otherBanks) };
@@ -348,6 +407,6 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     log(`analysis: wrote ${paths.length} files in ${out} (${analysis.seconds.toFixed(1)} s)`);
     return { analysis, files: paths, reused: false };
   } finally {
-    dispose(original);
+    original.dispose();
   }
 }

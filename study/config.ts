@@ -83,6 +83,9 @@ export interface AnalysisSpec {
   // Steps of fine-tuning whose backbones every cell keeps (cells/<id>/step-<n>.safetensors) and the analysis
   // compares with the original too, as it does the best checkpoint's: where along training each block drifts.
   atSteps?: number[];
+  // Each part of every best backbone put back where fine-tuning started, one at a time, and the model scored as
+  // the study scores it (study/analysis-resets.ts): which part's change cost the source domain. Absent: false.
+  resets?: boolean;
 }
 
 // A cell's training settings are these with the cell's learning rate.
@@ -164,6 +167,10 @@ export class Checker {
   }
 
   // JSON reads integers beyond 2^53 rounded (9007199254740993 as ...992): refused rather than used so.
+  boolean(v: unknown, path: string): boolean | undefined {
+    return typeof v === "boolean" ? v : this.fail(path, "true or false", v);
+  }
+
   int(v: unknown, path: string, min: number): number | undefined {
     if (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v)) return this.fail(path, `an integer >= ${min} below 2^53 (larger ones are read rounded)`, v);
     return this.number(v, path, `an integer >= ${min}`, (n) => Number.isInteger(n) && n >= min);
@@ -368,7 +375,7 @@ export function dinoSpec(c: Checker, o: Record<string, unknown>, path: string): 
       globalScale: c.optional(k, "globalScale", p, MULTI_CROP_DEFAULTS.globalScale, (y, q) => range(c, y, q)),
       localScale: c.optional(k, "localScale", p, MULTI_CROP_DEFAULTS.localScale, (y, q) => range(c, y, q)),
       color: c.required(k, "color", p, (y, q) => c.enumeration(y, q, ["rgb", "grayscale"] as const)),
-      blur: c.optional(k, "blur", p, undefined, (y, q) => (typeof y === "boolean" ? y : c.fail(q, "true or false", y))),
+      blur: c.optional(k, "blur", p, undefined, (y, q) => c.boolean(y, q)),
       sampling: c.optional(k, "sampling", p, undefined, (y, q) => c.enumeration(y, q, CROP_SAMPLINGS)),
     };
     if (out.blur === undefined) delete out.blur;
@@ -474,7 +481,7 @@ function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
 }
 
 function analysisSpec(c: Checker, v: unknown, path: string): AnalysisSpec | undefined {
-  const o = c.object(v, path, ["images", "gridImages", "bankPerClass", "atSteps"]);
+  const o = c.object(v, path, ["images", "gridImages", "bankPerClass", "atSteps", "resets"]);
   if (!o) return undefined;
   return {
     // CKA compares features across the images: at least two.
@@ -483,6 +490,7 @@ function analysisSpec(c: Checker, v: unknown, path: string): AnalysisSpec | unde
     bankPerClass: c.optional(o, "bankPerClass", path, undefined, (x, p) => c.int(x, p, 1)),
     // Absent stays absent, so the config.json of earlier runs still matches. Step 0 is the original itself.
     ...("atSteps" in o && { atSteps: c.required(o, "atSteps", path, (x, p) => ascendingSteps(c, x, p, 1)) }),
+    ...("resets" in o && { resets: c.required(o, "resets", path, (x, p) => c.boolean(x, p)) }),
   } as AnalysisSpec;
 }
 

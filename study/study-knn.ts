@@ -13,13 +13,16 @@ import type { Correct, KnnScores } from "./results.js";
 import type { TimedPoint } from "./knn-curve.js";
 import type { StudyData } from "./study-data.js";
 
+// What the source k-NN of a backbone reads of the study's data.
+export type KnnStudyData = Pick<StudyData, "bank" | "queries" | "transformed">;
+
 // DINO's k-NN accuracy of a backbone on the study's source bank and queries (or knn.val's images: `queries`;
 // eval/dataset-knn.ts). A fine-tuned backbone (`at`: the cell's step and rate) whose features are not all finite has
 // diverged, though its loss and weights stayed finite: the cell is recorded so.
 export async function knnScores(
   model: VisionTransformer,
   config: StudyConfig,
-  data: StudyData,
+  data: KnnStudyData,
   size: number,
   at?: { step: number; lr: number },
   queries = { dataset: data.queries, spec: config.knn.queries },
@@ -48,7 +51,7 @@ export async function otherBankScores(model: VisionTransformer, config: StudyCon
 // The queries (knn.queries unless given) against each of `banks`, their features taken once (eval/dataset-knn.ts
 // banksKnn): each bank's scores, and the pass's wall time. Non-finite features at a step of training (`at`) are the
 // cell's divergence there.
-async function onePass(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number, banks: KnnData[], at?: { step: number; lr: number }, queries: KnnData = { dataset: data.queries, spec: config.knn.queries }) {
+async function onePass(model: VisionTransformer, config: StudyConfig, data: KnnStudyData, size: number, banks: KnnData[], at?: { step: number; lr: number }, queries: KnnData = { dataset: data.queries, spec: config.knn.queries }) {
   const started = performance.now();
   const results = await banksKnn(model, banks, queries, knnOptions(config, data, size)).catch((e: unknown) => {
     if (!(e instanceof NonFiniteFeaturesError) || !at) throw e;
@@ -59,7 +62,7 @@ async function onePass(model: VisionTransformer, config: StudyConfig, data: Stud
 
 const otherBank = (config: StudyConfig, data: StudyData, i: number): KnnData => ({ dataset: data.otherBanks![i], spec: config.knn.otherBanks![i] });
 
-const knnOptions = (config: StudyConfig, data: StudyData, size: number): DatasetKnnOptions => ({
+const knnOptions = (config: StudyConfig, data: KnnStudyData, size: number): DatasetKnnOptions => ({
   ks: config.knn.ks,
   temperature: config.knn.temperature,
   batchSize: config.knn.batchSize,

@@ -14,6 +14,17 @@ export function meanStd(xs: number[]): [mean: number, std: number] {
   return [m, Math.sqrt(v)];
 }
 
+// meanStd as a record, for results that name their fields.
+export interface MeanStd {
+  mean: number;
+  std: number;
+}
+
+export function meanStdOf(xs: number[]): MeanStd {
+  const [mean, std] = meanStd(xs);
+  return { mean, std };
+}
+
 // ln Γ(x) for x > 0: Lanczos' approximation (g = 7, nine terms), relative error under 1e-14.
 const LANCZOS = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
 function logGamma(x: number): number {

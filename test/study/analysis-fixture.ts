@@ -1,6 +1,7 @@
 // A hand-made per-block analysis of the fixture study (./fixture.ts: full and linear, each at lr 0.1 in the table,
 // seeds 0 and 1) on a 2-block model with 2 heads and 4 patches, for the analysis's results, CSV and figure tests.
 import type { CellAnalysis, RunAnalysis, StepAnalysis } from "../../study/analysis-results.js";
+import type { CellResets } from "../../study/analysis-resets.js";
 import { summarizeAnalysis } from "../../study/analysis-results.js";
 import { results } from "./fixture.js";
 import { packBits } from "../../util/bits.js";
@@ -51,14 +52,24 @@ function atStep(c: CellAnalysis, step: number, last: number): StepAnalysis {
   };
 }
 
+// A cell's resets: full fine-tuning's blocks and all of them, each winning back source k-NN (block 1 more) and
+// losing transfer; linear probing's none. The fine-tuned answers shift with the seed, the resets' do not.
+function resets(c: CellAnalysis): CellResets {
+  const scores = (knn: number, transfer: number, shift: number) => ({ knn: 10 * knn, knnCorrect: answers(knn, shift), transfer: 10 * transfer, transferCorrect: answers(transfer, shift) });
+  const tuned = scores(5, 9, c.seed);
+  if (c.strategy !== "full") return { tuned, units: [] };
+  return { tuned, units: [{ unit: "block 0", block: 0, ...scores(6, 9, 0) }, { unit: "block 1", block: 1, ...scores(7, 8, 0) }, { unit: "all", ...scores(8, 6, 0) }] };
+}
+
 // seeds: the cells' seeds (one seed: no standard deviations to draw); atSteps: the steps the cells kept (the last
-// one the cell's own measures), none by default.
-export function analysis(seeds = [0, 1], atSteps?: number[]): RunAnalysis {
+// one the cell's own measures), none by default; withResets: analysis.resets.
+export function analysis(seeds = [0, 1], atSteps?: number[], withResets = false): RunAnalysis {
   const cells = ["full", "linear"].flatMap((s) => seeds.map((seed) => cell(s, seed)));
   if (atSteps) for (const c of cells) c.atSteps = atSteps.map((step) => atStep(c, step, atSteps[atSteps.length - 1]));
+  if (withResets) for (const c of cells) c.resets = resets(c);
   return {
     format: "peft-vit-webgpu/analysis@1",
-    key: { images: 10, gridImages: 1, ...(atSteps && { atSteps }), cells: cells.map((c) => c.id) },
+    key: { images: 10, gridImages: 1, ...(atSteps && { atSteps }), ...(withResets && { resets: true as const }), cells: cells.map((c) => c.id) },
     backbone: "/cache/backbone.safetensors",
     depth: 2,
     heads: 2,

@@ -46,7 +46,7 @@ describe("analyze, killed while writing its files", () => {
     const run = join(root, "run");
     const config = parseStudyConfig({ ...miniStudy(join(root, "data"), join(root, "cache")), strategies: ["linear"], learningRates: [0.05] });
     await runExperiment({ config, out: run, log: () => undefined });
-    const last = analysisFileNames(false).filter((f) => f !== "analysis.json").at(-1)!;
+    const last = analysisFileNames({}).filter((f) => f !== "analysis.json").at(-1)!;
     fault.failOn = last;
     await expect(analyzeRun(run, { images: 8 })).rejects.toThrow(`killed before ${last}`);
     expect(existsSync(join(run, "analysis.csv"))).toBe(true);
@@ -54,6 +54,6 @@ describe("analyze, killed while writing its files", () => {
     fault.failOn = "";
     const again = await analyzeRun(run, { images: 8 });
     expect(again.reused).toBe(false);
-    for (const f of analysisFileNames(false)) expect(existsSync(join(run, f)), f).toBe(true);
+    for (const f of analysisFileNames({})) expect(existsSync(join(run, f)), f).toBe(true);
   });
 });

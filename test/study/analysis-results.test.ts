@@ -66,6 +66,25 @@ describe("summarizeAnalysis at the kept steps", () => {
   });
 });
 
+describe("summarizeAnalysis with resets", () => {
+  it("gives each part's accuracies over the seeds, and their change from each seed's own fine-tuned answers", () => {
+    const a = analysis([0, 1], undefined, true);
+    const [full, linear] = a.strategies;
+    expect(full.resets!.tuned).toEqual({ transfer: { mean: 90, std: 0 }, knn: { mean: 50, std: 0 } });
+    expect(full.resets!.units.map((u) => [u.unit, u.block, u.seeds, u.knn.mean, u.transfer.mean])).toEqual([["block 0", 0, 2, 60, 90], ["block 1", 1, 2, 70, 80], ["all", undefined, 2, 80, 60]]);
+    // Each seed against its own answers (seed 1's shifted by one image): the crossed interval over seeds and images.
+    const unpack = (x: { bits: string; count: number }) => unpackBits(x.bits, x.count)!;
+    const cells = a.cells.filter((c) => c.strategy === "full");
+    const diffs = cells.map((c) => Float64Array.from(unpack(c.resets!.units[1].knnCorrect), (right, q) => 100 * (right - unpack(c.resets!.tuned.knnCorrect)[q])));
+    const block1 = full.resets!.units[1];
+    expect(block1.knnChange).toEqual(crossedMeanInterval(diffs));
+    expect([block1.knnChange.mean, block1.transferChange.mean]).toEqual([20, -10]);
+    expect(block1.knnChange.lo).toBeLessThan(20);
+    expect(linear.resets).toEqual({ tuned: { transfer: { mean: 90, std: 0 }, knn: { mean: 50, std: 0 } }, units: [] });
+    expect(analysis().strategies[0].resets).toBeUndefined();
+  });
+});
+
 describe("analysisStepsCsv", () => {
   it("writes analysis.csv's lines for each kept backbone, its step after the cell", () => {
     const a = analysis([0, 1], [10, 30]);

@@ -64,7 +64,7 @@ function runOnce() {
 describe("a study with the analysis key", () => {
   it("writes every analysis file once all cells are done, and a rerun keeps them", async () => {
     const { log } = await runOnce();
-    for (const f of analysisFileNames(false)) expect(existsSync(join(run(), f)), f).toBe(true);
+    for (const f of analysisFileNames({})) expect(existsSync(join(run(), f)), f).toBe(true);
     expect(log.some((l) => l.startsWith("analysis: 4 cell(s) against the original backbone, 14 source images, a k-NN bank of 48"))).toBe(true);
     const a = await readJson<RunAnalysis>(join(run(), "analysis.json"));
     expect(a.cells.map((c) => c.id)).toEqual(["full_lr0.05_s0", "linear_lr0.05_s0", "lora-r2_lr0.05_s0", "block-p1_lr0.05_s0"]);
@@ -187,6 +187,17 @@ describe("analyze on the command line", () => {
     const a = await readJson<RunAnalysis>(join(out, "analysis.json"));
     expect(a.key).toEqual({ images: 6, gridImages: 1, bankPerClass: 4, cells: a.cells.map((c) => c.id) });
     expect(a.bank.count).toBe(12);
+  });
+
+  it("resets each part of the backbones with --resets, where the config does not ask for it", async () => {
+    await runOnce();
+    const out = join(root, "cli-resets");
+    const r = await runCli(["analyze", run(), "--images", "6", "--resets", "--out", out]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain(join(out, "analysis-resets.png"));
+    const a = await readJson<RunAnalysis>(join(out, "analysis.json"));
+    expect(a.key.resets).toBe(true);
+    expect(a.cells.every((c) => c.resets !== undefined)).toBe(true);
   });
 
   it("says so where --grid-images asks for more images than are analysed, and shows them all", async () => {

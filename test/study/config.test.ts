@@ -127,7 +127,7 @@ describe("shipped configs", () => {
     c.analysis = { images: 0, gridImages: 1.5, bankPerClass: "10", extra: 1 };
     const text = problems(c);
     for (const p of [
-      "analysis.extra: unknown key (known keys: images, gridImages, bankPerClass, atSteps)",
+      "analysis.extra: unknown key (known keys: images, gridImages, bankPerClass, atSteps, resets)",
       "analysis.images: expected an integer >= 2, got 0",
       "analysis.gridImages: expected an integer >= 1, got 1.5",
       'analysis.bankPerClass: expected an integer >= 1, got "10"',
@@ -154,6 +154,18 @@ describe("shipped configs", () => {
       c.analysis = { atSteps };
       expect(problems(c)).toContain(problem);
     }
+  });
+
+  it("reads analysis.resets, true or false, absent where absent", () => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    c.analysis = { resets: true };
+    expect(parseStudyConfig(c).analysis!.resets).toBe(true);
+    c.analysis = { resets: false };
+    expect(parseStudyConfig(c).analysis!.resets).toBe(false);
+    c.analysis = {};
+    expect("resets" in parseStudyConfig(c).analysis!).toBe(false);
+    c.analysis = { resets: "yes" };
+    expect(problems(c)).toContain('analysis.resets: expected true or false, got "yes"');
   });
 
   it("accepts backbone.pretrain.microBatch, an integer >= 1", () => {

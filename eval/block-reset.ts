@@ -1,0 +1,81 @@
+// Parts of a fine-tuned backbone put back where fine-tuning started, one at a time: which part's change costs the
+// source domain, and which buys the transfer (the measures are the caller's). A unit is the trainable tensors of
+// one block of the fine-tuned model (an original block, or a new one of Block Expansion), of the embeddings (patch
+// projection, CLS token, position embeddings) or of the final norm; the head is never reset. Resetting writes each
+// of its tensors' values at step 0, read from `initial` (the base model with the same strategy applied, seed and
+// all: peft/save.ts loadInitial): an original block's weights are the original's again, LoRA's B is zero, a new
+// block computes the identity. Where there are several units, "all" resets them together: the original backbone
+// under the fine-tuned head.
+import type { Tensor } from "../engine/tensor.js";
+import type { VisionTransformer } from "../vit/model.js";
+import type { BlockMap } from "./block-map.js";
+
+export interface ResetUnit {
+  name: string; // "embedding", "block 2", "new block after 3", "norm" or "all"
+  block?: number; // the original block, or the one a new block follows
+  added?: true; // a new block of Block Expansion
+  tensors: string[]; // the parameters it puts back, by name
+}
+
+const EMBEDDING = /^(cls_token|pos_embed|patch_embed\.)/;
+
+// The units of a fine-tuned model whose trainable parameters are `trainable` (by name, as model.parameters() names
+// them), in the model's order: embedding, its blocks, norm, then "all".
+export function resetUnits(trainable: string[], map: BlockMap): ResetUnit[] {
+  const embedding: string[] = [];
+  const norm: string[] = [];
+  const blocks = new Map<number, string[]>();
+  for (const name of trainable) {
+    const block = /^blocks\.(\d+)\./.exec(name);
+    if (block) {
+      const j = Number(block[1]);
+      if (!blocks.has(j)) blocks.set(j, []);
+      blocks.get(j)!.push(name);
+    } else if (EMBEDDING.test(name)) embedding.push(name);
+    else if (name.startsWith("norm.")) norm.push(name);
+    else if (!name.startsWith("head.")) throw new Error(`block reset: ${name} is neither the embeddings', a block's, the final norm's nor the head's`);
+  }
+  const units: ResetUnit[] = [];
+  if (embedding.length > 0) units.push({ name: "embedding", tensors: embedding });
+  for (const [j, tensors] of [...blocks].sort(([a], [b]) => a - b)) {
+    const own = map.own.indexOf(j);
+    const added = map.added.find((a) => a.index === j);
+    if (own >= 0) units.push({ name: `block ${own}`, block: own, tensors });
+    else if (added) units.push({ name: `new block after ${added.after}`, block: added.after, added: true, tensors });
+    else throw new Error(`block reset: the fine-tuned model's block ${j} is neither an original block nor a new one of its map`);
+  }
+  if (norm.length > 0) units.push({ name: "norm", tensors: norm });
+  if (units.length > 1) units.push({ name: "all", tensors: units.flatMap((u) => u.tensors) });
+  return units;
+}
+
+// `measure(unit)` of `model` with each unit reset in turn to `initial`'s values, the fine-tuned values written back
+// after each (and after a failure), bit for bit.
+export async function withEachReset<T>(model: VisionTransformer, initial: VisionTransformer, units: ResetUnit[], measure: (unit: ResetUnit) => Promise<T>): Promise<T[]> {
+  const params = new Map(model.parameters());
+  const starts = new Map(initial.parameters());
+  const tensorOf = (from: Map<string, Tensor>, name: string, what: string) => {
+    const t = from.get(name);
+    if (!t) throw new Error(`block reset: ${what} has no parameter ${name}`);
+    return t;
+  };
+  const names = [...new Set(units.flatMap((u) => u.tensors))];
+  const tuned = new Map<string, Float32Array>();
+  const atStart = new Map<string, Float32Array>();
+  for (const name of names) {
+    const [t, s] = [tensorOf(params, name, "the fine-tuned model"), tensorOf(starts, name, "the model at step 0")];
+    if (t.shape.join() !== s.shape.join()) throw new Error(`block reset: ${name} is (${t.shape.join(", ")}) fine-tuned but (${s.shape.join(", ")}) at step 0`);
+    tuned.set(name, await t.data());
+    atStart.set(name, await s.data());
+  }
+  const out: T[] = [];
+  for (const unit of units) {
+    for (const name of unit.tensors) params.get(name)!.write(atStart.get(name)!);
+    try {
+      out.push(await measure(unit));
+    } finally {
+      for (const name of unit.tensors) params.get(name)!.write(tuned.get(name)!);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,90 @@
+// The parts of a fine-tuned backbone that a reset puts back, named by where they stand in the original (Block
+// Expansion's new blocks by the block they follow), and the reset itself: each unit's tensors hold their values at
+// step 0 while it is measured, every other tensor its fine-tuned value, and every tensor its fine-tuned bytes after,
+// a failed measure's too.
+import { describe, expect, it } from "vitest";
+import { loadVit } from "../../vit/load.js";
+import type { VisionTransformer } from "../../vit/model.js";
+import { applyStrategy, parseStrategy } from "../../peft/strategy.js";
+import { blockMap } from "../../eval/block-map.js";
+import { resetUnits, withEachReset } from "../../eval/block-reset.js";
+import { randn, useEngine } from "../helpers.js";
+
+useEngine();
+
+// The fixture (2 blocks) with `strategy` applied: at step 0, and with every trainable tensor moved (fine-tuned).
+async function models(strategy: string): Promise<{ tuned: VisionTransformer; initial: VisionTransformer; trainable: string[] }> {
+  const load = async () => {
+    const m = (await loadVit("test/fixtures/vit-tiny.safetensors", { heads: 2 })).model;
+    applyStrategy(m, parseStrategy(strategy), 3, 1);
+    return m;
+  };
+  const [tuned, initial] = [await load(), await load()];
+  const trainable = tuned.parameters().filter(([, t]) => t.requiresGrad);
+  trainable.forEach(([, t], i) => t.write(randn(t.size, 100 + i)));
+  return { tuned, initial, trainable: trainable.map(([n]) => n) };
+}
+
+const names = (strategy: string, depth = 2) => {
+  const params = (prefix: string) => ["norm1.weight", "attn.qkv.weight", "mlp.fc2.bias"].map((n) => prefix + n);
+  return { strategy: parseStrategy(strategy), depth, params };
+};
+
+describe("resetUnits", () => {
+  it("groups the trainable tensors by part in the model's order, the head left out, every part last", () => {
+    const { strategy, depth, params } = names("full");
+    const trainable = ["cls_token", "pos_embed", "patch_embed.proj.weight", ...params("blocks.0."), ...params("blocks.1."), "norm.weight", "norm.bias", "head.weight", "head.bias"];
+    const units = resetUnits(trainable, blockMap(strategy, depth));
+    expect(units.map((u) => u.name)).toEqual(["embedding", "block 0", "block 1", "norm", "all"]);
+    expect(units[0].tensors).toEqual(["cls_token", "pos_embed", "patch_embed.proj.weight"]);
+    expect(units[2]).toEqual({ name: "block 1", block: 1, tensors: params("blocks.1.") });
+    expect(units.at(-1)!.tensors).toEqual(trainable.filter((n) => !n.startsWith("head.")));
+  });
+
+  it("names Block Expansion's new blocks by the original block they follow, and one part alone is not repeated as all", () => {
+    // block-p2 on 4 blocks: model order 0 1 n 2 3 n.
+    const { strategy, params } = names("block-p2");
+    const units = resetUnits([...params("blocks.2."), ...params("blocks.5."), "head.weight"], blockMap(strategy, 4));
+    expect(units.map((u) => [u.name, u.block, u.added])).toEqual([["new block after 1", 1, true], ["new block after 3", 3, true], ["all", undefined, undefined]]);
+    expect(resetUnits(params("blocks.2."), blockMap(strategy, 4)).map((u) => u.name)).toEqual(["new block after 1"]);
+    expect(resetUnits(["head.weight", "head.bias"], blockMap(strategy, 4))).toEqual([]);
+  });
+
+  it("refuses a tensor of no part it knows, and a block its map does not have", () => {
+    const { strategy } = names("full");
+    expect(() => resetUnits(["blocks.0.attn.qkv.weight", "fc_norm.weight"], blockMap(strategy, 2))).toThrow("block reset: fc_norm.weight is neither the embeddings', a block's, the final norm's nor the head's");
+    expect(() => resetUnits(["blocks.7.attn.qkv.weight"], blockMap(strategy, 2))).toThrow("block reset: the fine-tuned model's block 7 is neither an original block nor a new one of its map");
+  });
+});
+
+describe("withEachReset", () => {
+  it("holds each unit's tensors at step 0 while it is measured, the others fine-tuned, and restores every byte", async () => {
+    for (const strategy of ["full", "lora-r2", "block-p1"]) {
+      const { tuned, initial, trainable } = await models(strategy);
+      const values = async (m: VisionTransformer) => new Map(await Promise.all(m.parameters().map(async ([n, t]) => [n, await t.data()] as const)));
+      const [before, start] = [await values(tuned), await values(initial)];
+      const units = resetUnits(trainable, blockMap(parseStrategy(strategy), 2));
+      const seen = await withEachReset(tuned, initial, units, async (unit) => {
+        const now = await values(tuned);
+        for (const [name, v] of now) expect(Array.from(v), `${strategy} ${unit.name}: ${name}`).toEqual(Array.from((unit.tensors.includes(name) ? start : before).get(name)!));
+        return unit.name;
+      });
+      expect(seen).toEqual(units.map((u) => u.name));
+      for (const [name, v] of await values(tuned)) expect(Array.from(v), `${strategy}: ${name} after`).toEqual(Array.from(before.get(name)!));
+      // A measure that throws leaves the fine-tuned values too.
+      await expect(withEachReset(tuned, initial, units, async () => Promise.reject(new Error("measure failed")))).rejects.toThrow("measure failed");
+      for (const [name, v] of await values(tuned)) expect(Array.from(v), `${strategy}: ${name} after a failure`).toEqual(Array.from(before.get(name)!));
+      tuned.dispose();
+      initial.dispose();
+    }
+  });
+
+  it("refuses a model at step 0 without a unit's tensor", async () => {
+    const { tuned, trainable } = await models("lora-r2");
+    const { initial } = await models("full");
+    const units = resetUnits(trainable, blockMap(parseStrategy("lora-r2"), 2));
+    await expect(withEachReset(tuned, initial, units, async () => 0)).rejects.toThrow(/^block reset: the model at step 0 has no parameter blocks\.0\.attn\.qkv\.lora_q\.A$/);
+    tuned.dispose();
+    initial.dispose();
+  });
+});

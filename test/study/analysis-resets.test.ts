@@ -1,0 +1,115 @@
+// analysis.resets: each part of every best backbone put back where fine-tuning started, one at a time, and scored
+// as the study scores a cell. The fine-tuned model scored so gives its result.json's answers image by image; with
+// every part reset it gives the original backbone's source k-NN answers (baseline.json), whatever the strategy;
+// the parts are the strategy's trained ones; the resets leave the model as they found it (the other measures equal
+// an analysis without them); the key decides reuse.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
+import { runExperiment } from "../../study/runner.js";
+import { analysisFileNames, analyzeRun } from "../../study/analysis.js";
+import type { RunAnalysis } from "../../study/analysis-results.js";
+import { cellResultPath } from "../../study/cells.js";
+import type { CellResult } from "../../study/results.js";
+import { readJsonFile } from "../../util/json-file.js";
+import { useEngine } from "../helpers.js";
+import { writeMiniStudy } from "./program.js";
+
+useEngine();
+
+let root: string;
+let config: StudyConfig;
+const out = () => join(root, "run");
+const read = async <T>(path: string) => (await readJsonFile(path, "test")) as T;
+const readAnalysis = (dir = out()) => read<RunAnalysis>(join(dir, "analysis.json"));
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "analysis-resets-"));
+  const study = await writeMiniStudy(root);
+  config = parseStudyConfig({ ...study, strategies: ["full", "top-1", "lora-r2", "block-p1", "linear"], analysis: { images: 12, gridImages: 2, resets: true } });
+  const r = await runExperiment({ config, out: out() });
+  expect(r.complete).toBe(true);
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe("analysis.resets in a study", () => {
+  it("resets the parts each strategy trained, in the model's order, every part last", async () => {
+    const a = await readAnalysis();
+    expect(a.key.resets).toBe(true);
+    const units = Object.fromEntries(a.cells.map((c) => [c.strategy, c.resets!.units.map((u) => u.unit)]));
+    expect(units).toEqual({
+      full: ["embedding", "block 0", "block 1", "norm", "all"],
+      "top-1": ["block 1", "norm", "all"],
+      "lora-r2": ["block 0", "block 1", "all"],
+      // block-p1 on two blocks: one new block, after block 1.
+      "block-p1": ["new block after 1"],
+      linear: [],
+    });
+    const added = a.cells.find((c) => c.strategy === "block-p1")!.resets!.units[0];
+    expect([added.block, added.added]).toEqual([1, true]);
+  });
+
+  it("scores the fine-tuned model as the study did, image by image, and with every part reset as the original backbone", async () => {
+    const a = await readAnalysis();
+    const baseline = await read<{ knn: Record<string, { top1: number }>; correct: { bits: string } }>(join(out(), "baseline.json"));
+    for (const c of a.cells) {
+      const result = await read<CellResult>(cellResultPath(out(), c.id));
+      const r = c.resets!;
+      expect([r.tuned.transfer, r.tuned.transferCorrect, r.tuned.knn, r.tuned.knnCorrect], c.id).toEqual([result.transferAccuracy, result.correct!.transfer, result.knn["5"].top1, result.correct!.knn]);
+      // The last unit is every part at once (block-p1's one new block is all it trained).
+      const all = r.units.at(-1);
+      if (all) expect([all.knn, all.knnCorrect.bits], `${c.id} ${all.unit}`).toEqual([baseline.knn["5"].top1, baseline.correct.bits]);
+    }
+    // Some part's reset changes something: the scores are not the fine-tuned model's over and over.
+    const full = a.cells.find((c) => c.strategy === "full")!.resets!;
+    expect(full.units.some((u) => u.knnCorrect.bits !== full.tuned.knnCorrect.bits || u.transferCorrect.bits !== full.tuned.transferCorrect.bits)).toBe(true);
+  });
+
+  it("leaves every model as it found it: the other measures are those of an analysis without resets", async () => {
+    const plain = join(root, "plain");
+    await analyzeRun(out(), { out: plain, resets: false });
+    const [a, b] = [await readAnalysis(), await readAnalysis(plain)];
+    expect(b.key.resets).toBeUndefined();
+    expect(b.cells.every((c) => c.resets === undefined)).toBe(true);
+    expect(a.cells.map(({ resets: _, ...rest }) => rest)).toEqual(b.cells);
+  });
+
+  it("summarises each row's parts, paired with its own fine-tuned answers, in the log, the CSV and a figure", async () => {
+    const a = await readAnalysis();
+    for (const f of analysisFileNames({ resets: true })) expect(existsSync(join(out(), f)), f).toBe(true);
+    const full = a.strategies.find((s) => s.strategy === "full")!.resets!;
+    const cell = a.cells.find((c) => c.strategy === "full")!.resets!;
+    expect(full.units.map((u) => [u.unit, u.seeds, u.knn.mean, u.transfer.mean])).toEqual(cell.units.map((u) => [u.unit, 1, u.knn, u.transfer]));
+    // One seed: the change is that seed's, its interval over the images alone.
+    for (const [i, u] of full.units.entries()) {
+      expect(u.knnChange.mean).toBeCloseTo(cell.units[i].knn - cell.tuned.knn, 9);
+      expect(u.transferChange.mean).toBeCloseTo(cell.units[i].transfer - cell.tuned.transfer, 9);
+    }
+    expect(a.strategies.find((s) => s.strategy === "linear")!.resets!.units).toEqual([]);
+    const csv = (await readFile(join(out(), "analysis.csv"), "utf8")).split("\n");
+    const id = a.cells.find((c) => c.strategy === "full")!.id;
+    expect(csv).toContain(`${id},full,0.3,0,reset_knn_top1,none,,${cell.tuned.knn.toPrecision(6)}`);
+    expect(csv).toContain(`${id},full,0.3,0,reset_transfer,block 0,,${cell.units[1].transfer.toPrecision(6)}`);
+    const svg = await readFile(join(out(), "analysis-resets.svg"), "utf8");
+    for (const text of [">What each part's change cost and bought<", ">Part reset<", ">new block after 1<", ">top-1<"]) expect(svg).toContain(text);
+    expect(svg).not.toContain(">linear<");
+  });
+
+  it("is part of the key: a study's rerun reuses it, an analysis without resets is made anew with them", async () => {
+    const lines: string[] = [];
+    const again = await analyzeRun(out(), { reuse: true, log: (l) => lines.push(l) });
+    expect(again.reused).toBe(true);
+    const plain = join(root, "plain");
+    const made = await analyzeRun(out(), { out: plain, reuse: true, log: (l) => lines.push(l) });
+    expect(made.reused).toBe(false);
+    expect(made.analysis.key.resets).toBe(true);
+    expect(lines.some((l) => l.startsWith("analysis: each part reset where fine-tuning started"))).toBe(true);
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}full: embedding [+-]\d+\.\d \[/));
+  });
+});
