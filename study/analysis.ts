@@ -277,8 +277,9 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   const summary = (imageSize: number) => summarize(config, baseline, outcomes, { backbone: backbone!, data: {}, imageSize });
   const jsonPath = join(out, "analysis.json");
   // An earlier analysis of the same cells keeps their numbers; where the table's rows have changed since (another
-  // selectBy, knn.val), its summary and figures are made anew from them, without comparing the cells again.
-  let kept: Pick<RunAnalysis, "cells" | "seconds"> | undefined;
+  // selectBy, knn.val), or some of its files are missing, its summary and files are made anew from them, without
+  // comparing the cells again (`why` says which).
+  let kept: (Pick<RunAnalysis, "cells" | "seconds"> & { why: string }) | undefined;
   if (opts.reuse && existsSync(jsonPath)) {
     const before = (await readJson(jsonPath).then(nullsAsNaN, () => undefined)) as RunAnalysis | undefined;
     if (before?.format === ANALYSIS_FORMAT && JSON.stringify(before.key) === JSON.stringify(key) && holdsCells(before, key) && holdsAnswers(before) && holdsKeptSteps(before, dir)) {
@@ -289,7 +290,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
         log(`analysis: ${jsonPath} is up to date (${key.cells.length} cells, ${images} images)`);
         return { analysis: before, files, reused: true };
       }
-      kept = before;
+      kept = { ...before, why: sameRows ? `${expected.length - files.length} of its files missing` : "the table's rows have changed" };
     }
   }
 
@@ -336,7 +337,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     const reference = await analyzeOriginal(original, data);
     const cells: CellAnalysis[] = [];
     if (kept) {
-      log(`analysis: the table's rows have changed; the numbers of its ${kept.cells.length} cell(s) kept, its summary and figures made anew`);
+      log(`analysis: ${kept.why}; the numbers of its ${kept.cells.length} cell(s) kept, its summary and files made anew`);
       cells.push(...kept.cells);
     } else log(`analysis: ${finished.length} cell(s) against the original backbone, ${queries.length} source images${fewer}, a k-NN bank of ${bank.length}${otherBanks ? ` and ${otherBanks.length} other draw(s) of it` : ""}`);
     const baseSha256 = kept ? undefined : await sha256File(backbone); // once, not per cell's checkpoint

@@ -110,11 +110,17 @@ describe("a study with the analysis key", () => {
     await writeFile(join(moved, "analysis.json"), JSON.stringify({ ...a, strategies: a.strategies.map((row) => ({ ...row, lr: 0.5 })) }));
     const fourth: string[] = [];
     await runExperiment({ config: study(), out: moved, log: (l) => fourth.push(l) });
-    expect(fourth).toContain("analysis: the table's rows have changed; the numbers of its 4 cell(s) kept, its summary and figures made anew");
+    expect(fourth).toContain("analysis: the table's rows have changed; the numbers of its 4 cell(s) kept, its summary and files made anew");
     expect(fourth.some((l) => / cell\(s\) against the original backbone/.test(l))).toBe(false);
     const remade = await readJson<RunAnalysis>(join(moved, "analysis.json"));
     expect(remade.cells).toEqual(a.cells);
     expect(remade.strategies).toEqual(a.strategies);
+    // So are files gone missing, and the log says which it was.
+    await rm(join(moved, "analysis-knn.png"));
+    const fifth: string[] = [];
+    await runExperiment({ config: study(), out: moved, log: (l) => fifth.push(l) });
+    expect(fifth).toContain("analysis: 1 of its files missing; the numbers of its 4 cell(s) kept, its summary and files made anew");
+    expect(existsSync(join(moved, "analysis-knn.png"))).toBe(true);
 
     // A NaN kept in analysis.json (the CKA of a block whose features are constant), which JSON writes as null, is
     // NaN again when read back: the CSV says NaN (its formatting threw on null) and the row's mean is no number
