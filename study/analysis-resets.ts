@@ -10,11 +10,10 @@ import { evaluateCorrect } from "../eval/accuracy.js";
 import type { BlockMap } from "../eval/block-map.js";
 import { type ResetUnit, resetUnits, withEachReset } from "../eval/block-reset.js";
 import type { VisionTransformer } from "../vit/model.js";
-import { packBits, unpackBits } from "../util/bits.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
 import { pairedChange } from "./comparisons.js";
 import type { StudyConfig } from "./config.js";
-import type { Correct } from "./results.js";
+import { type Correct, packCorrect, unpackCorrect } from "./results.js";
 import { type KnnStudyData, knnScores } from "./study-knn.js";
 
 // A backbone under its head, scored as the study scores a cell's best checkpoint.
@@ -44,12 +43,10 @@ export interface ResetData {
   size: number;
 }
 
-const packed = (correct: Uint8Array): Correct => ({ count: correct.length, bits: packBits(correct) });
-
 async function scores(model: VisionTransformer, data: ResetData): Promise<ResetScores> {
   const tested = await evaluateCorrect(model, data.test);
   const { scores: knn, correct } = await knnScores(model, data.config, data.knn, data.size);
-  return { transfer: tested.accuracy, transferCorrect: packed(tested.correct), knn: knn[String(data.config.knn.reportK)].top1, knnCorrect: correct };
+  return { transfer: tested.accuracy, transferCorrect: packCorrect(tested.correct), knn: knn[String(data.config.knn.reportK)].top1, knnCorrect: correct };
 }
 
 // A cell's model (its trainable tensors those with requiresGrad, LoRA not merged) scored as it is and with each
@@ -82,10 +79,9 @@ export interface RowResets {
 export function summarizeResets(group: (CellResets | undefined)[]): RowResets | undefined {
   const cells = group.filter((c): c is CellResets => c !== undefined);
   if (cells.length === 0) return undefined;
-  const unpack = (x: Correct) => unpackBits(x.bits, x.count)!;
   const units = cells[0].units.map((first): ResetSummary => {
     const pairs = cells.flatMap((c) => c.units.filter((u) => u.unit === first.unit).map((u) => ({ u, tuned: c.tuned })));
-    const change = (answers: "transferCorrect" | "knnCorrect") => pairedChange(pairs.map(({ u, tuned }) => [unpack(u[answers]), unpack(tuned[answers])]));
+    const change = (answers: "transferCorrect" | "knnCorrect") => pairedChange(pairs.map(({ u, tuned }) => [unpackCorrect(u[answers]), unpackCorrect(tuned[answers])]));
     return {
       unit: first.unit,
       ...(first.block !== undefined && { block: first.block }),

@@ -8,8 +8,7 @@ import type { DatasetIdentity } from "../data/dataset.js";
 import type { WeightChange } from "../eval/weight-change.js";
 import { strategyName } from "../peft/strategy.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
-import { unpackBits } from "../util/bits.js";
-import type { Correct, StudyResults } from "./results.js";
+import { type Correct, type StudyResults, unpackCorrect } from "./results.js";
 import { changeFromOriginal } from "./comparisons.js";
 import { type CellResets, type RowResets, resetRows, summarizeResets } from "./analysis-resets.js";
 
@@ -111,13 +110,12 @@ export interface RunAnalysis {
 // block's layer-wise k-NN against the original's answers (`original`, as RunAnalysis holds them): over every bank
 // where the original and each of the row's cells were classified against the other banks.
 export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], original: Pick<RunAnalysis["original"], "knnCorrect" | "otherBanks">): StrategyAnalysis[] {
-  const unpack = (x: Correct) => unpackBits(x.bits, x.count)!;
   const out: StrategyAnalysis[] = [];
   for (const row of r.table) {
     const name = strategyName(row.strategy);
     const group = cells.filter((c) => c.strategy === name && c.lr === row.lr);
     if (group.length === 0) continue;
-    const unpackAt = (i: number) => (x: Pick<BlockMeasures, "knnCorrect">) => unpack(x.knnCorrect[i]);
+    const unpackAt = (i: number) => (x: Pick<BlockMeasures, "knnCorrect">) => unpackCorrect(x.knnCorrect[i]);
     const steps = [...new Set(group.flatMap((c) => c.atSteps?.map((a) => a.step) ?? []))].sort((a, b) => a - b);
     const atSteps = steps.map((step): StepSummary => {
       const kept = group.flatMap((c) => c.atSteps?.filter((a) => a.step === step) ?? []);
@@ -144,7 +142,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       ckaPooled: per((c, i) => c.cka.pooled[i]),
       knn: per((c, i) => c.knn[i]),
       knnChange: original.knnCorrect.map((_, i) => {
-        const answers = (x: { knnCorrect: Correct[]; otherBanks?: BankKnn[] }) => [x.knnCorrect[i], ...(banks ? x.otherBanks! : []).map((b) => b.knnCorrect[i])].map(unpack);
+        const answers = (x: { knnCorrect: Correct[]; otherBanks?: BankKnn[] }) => [x.knnCorrect[i], ...(banks ? x.otherBanks! : []).map((b) => b.knnCorrect[i])].map(unpackCorrect);
         return { ...changeFromOriginal(group.map(answers), answers(original)), banks: 1 + (banks ? original.otherBanks!.length : 0) };
       }),
       weights: per((c, i) => c.weights.blocks[i]),

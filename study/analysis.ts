@@ -18,7 +18,7 @@
 import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { isObject, readJsonFile } from "../util/json-file.js";
-import { packBits, unpackBits } from "../util/bits.js";
+import { unpackBits } from "../util/bits.js";
 import type { MeanInterval } from "../util/stats.js";
 import { CONFIDENCE } from "./comparisons.js";
 import { join, resolve } from "node:path";
@@ -46,7 +46,7 @@ import { stepsSpec } from "./figures/analysis-steps.js";
 import { resetsSpec } from "./figures/analysis-resets.js";
 import { attentionGrid } from "./figures/attention-grid.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
-import { type CellOutcome, type CellResult, type Correct, type StudyResults, isDiverged, summarize } from "./results.js";
+import { type CellOutcome, type CellResult, type StudyResults, isDiverged, packCorrect, summarize } from "./results.js";
 import { makeFolder } from "../util/make-folder.js";
 
 export interface AnalyzeOptions {
@@ -124,11 +124,8 @@ function signed(d: MeanInterval): string {
   return Number.isFinite(d.lo) ? `${f(d.mean)} [${f(d.lo)}, ${f(d.hi)}]` : f(d.mean);
 }
 
-// The queries a layer-wise k-NN got right, packed as result.json's are.
-const packed = (correct: Uint8Array): Correct => ({ count: correct.length, bits: packBits(correct) });
-
-// The layer-wise k-NN against each other bank, packed so, where there are some.
-const packedBanks = (banks: LayerKnn[] | undefined): { otherBanks?: BankKnn[] } => (banks ? { otherBanks: banks.map((b) => ({ knn: b.knn, knnCorrect: b.knnCorrect.map(packed) })) } : {});
+// The layer-wise k-NN against each other bank, its answers packed, where there are some.
+const packedBanks = (banks: LayerKnn[] | undefined): { otherBanks?: BankKnn[] } => (banks ? { otherBanks: banks.map((b) => ({ knn: b.knn, knnCorrect: b.knnCorrect.map(packCorrect) })) } : {});
 
 // Whether an earlier analysis.json holds every cell of `key` with its per-block numbers: a damaged file (a cell or a
 // measure missing) is made again rather than kept as up to date.
@@ -358,7 +355,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
         }
       };
       const r = await compare(cellCheckpointPath(dir, c.id), data, resetData);
-      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: m.knnCorrect.map(packed), attention: m.attention, weights: m.weights });
+      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: m.knnCorrect.map(packCorrect), attention: m.attention, weights: m.weights });
       const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks), grid: Array.from(r.grid.maps), ...(r.resets && { resets: r.resets }) };
       if (atSteps) {
         cell.atSteps = [];
@@ -375,7 +372,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       log(`  ${i + 1}/${finished.length} ${c.id}: last block CKA ${r.cka.cls[last].toFixed(3)} (CLS)${steps}, layer-wise k-NN ${r.knn[last].toFixed(1)}%${reset}, ${((performance.now() - cellStarted) / 1000).toFixed(1)} s`);
     }
     const results = summary(size);
-    const originalAnswers = { knnCorrect: reference.knnCorrect.map(packed), ...packedBanks(reference.otherBanks) };
+    const originalAnswers = { knnCorrect: reference.knnCorrect.map(packCorrect), ...packedBanks(reference.otherBanks) };
     const analysis: RunAnalysis = {
       format: ANALYSIS_FORMAT,
       key,

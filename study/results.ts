@@ -10,7 +10,7 @@ import { type MeanInterval, meanStd } from "../util/stats.js";
 import { NAMED_CONFIGS } from "../vit/config.js";
 import { type Selection, selectionOf } from "./validation.js";
 import { type Comparison, type PairedCell, type RateComparison, changeFromOriginal, pairedComparisons, pairedDifference, rateComparisons } from "./comparisons.js";
-import { unpackBits } from "../util/bits.js";
+import { packBits, unpackBits } from "../util/bits.js";
 
 export type KnnScores = Record<string, { top1: number; top5: number }>; // by k, percent
 
@@ -19,6 +19,10 @@ export interface Correct {
   count: number;
   bits: string;
 }
+
+// 0/1 per image, packed, and back (of bits result-files.ts checked when it read them).
+export const packCorrect = (correct: Uint8Array): Correct => ({ count: correct.length, bits: packBits(correct) });
+export const unpackCorrect = (x: Correct): Uint8Array => unpackBits(x.bits, x.count)!;
 
 // The source k-NN accuracy of a cell's backbone as it was after `step` fine-tuning steps (knn.atSteps).
 export interface CurvePoint {
@@ -181,7 +185,7 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
     throw new Error(`summary: selectBy "${config.selectBy}" chooses the learning rates on knn.val, but ${unscored.length} finished cell(s) have no scores on its images (cells/<id>/knn-val.json of this knn.val): ${unscored.join(", ")}; experiment --collect scores them from their best checkpoints`);
   }
   const diverged = outcomes.filter(isDiverged);
-  const paired: PairedCell[] = cells.map((c) => ({ strategy: c.strategy, lr: c.lr, seed: c.seed, transfer: c.transferAccuracy, knn: c.knn[k].top1, correct: c.correct && unpackCorrect(c.correct, c.otherBanks), val: c.valAccuracy }));
+  const paired: PairedCell[] = cells.map((c) => ({ strategy: c.strategy, lr: c.lr, seed: c.seed, transfer: c.transferAccuracy, knn: c.knn[k].top1, correct: c.correct && cellAnswers(c.correct, c.otherBanks), val: c.valAccuracy }));
   const table: TableRow[] = [];
   const candidates = new Map<string, number[]>(); // each strategy's rates the rule chose among
   const triedRows: TableRow[][] = []; // each strategy's rows at those rates
@@ -252,9 +256,8 @@ function choose(selectBy: SelectBy, tried: TableRow[], paired: PairedCell[]): Ta
 
 // A cell's right and wrong answers as 0/1 per image, its queries' against the other banks too (result-files.ts
 // checked the bits when it read them).
-function unpackCorrect(c: NonNullable<CellResult["correct"]>, otherBanks: CellResult["otherBanks"]): PairedCell["correct"] {
-  const unpack = (x: Correct) => unpackBits(x.bits, x.count)!;
-  return { transfer: unpack(c.transfer), knn: unpack(c.knn), ...(c.val && { val: unpack(c.val) }), ...(otherBanks && { otherBanks: otherBanks.map((b) => unpack(b.correct)) }) };
+function cellAnswers(c: NonNullable<CellResult["correct"]>, otherBanks: CellResult["otherBanks"]): PairedCell["correct"] {
+  return { transfer: unpackCorrect(c.transfer), knn: unpackCorrect(c.knn), ...(c.val && { val: unpackCorrect(c.val) }), ...(otherBanks && { otherBanks: otherBanks.map((b) => unpackCorrect(b.correct)) }) };
 }
 
 // A cell's source k-NN top-1 at k against the other banks, their mean.

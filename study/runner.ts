@@ -60,7 +60,6 @@ import { applyStrategy, countParameters, strategyName, strategyProblem } from ".
 import { countFor } from "../peft/count.js";
 import { MANIFEST_KEY, type Manifest, loadFinetuned, manifestOf, sha256File } from "../peft/save.js";
 import { evaluateAccuracy, evaluateCorrect } from "../eval/accuracy.js";
-import { packBits } from "../util/bits.js";
 import { type StudyConfig, configJson, headInitFor, isDinoPretrain, parseStudyConfig } from "./config.js";
 import { type ConfigChanges, configChanges } from "./changes.js";
 import { pretrain, pretrainDir } from "../train/pretrain.js";
@@ -75,7 +74,7 @@ import { type ProgressStream, formatDuration } from "../train/progress.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { readJsonFile } from "../util/json-file.js";
 import { resolveShipped } from "../util/shipped.js";
-import { type BaselineResult, type CellOutcome, type CellResult, type DivergedCell, type StudyResults, isDiverged, modelLabel, summarize } from "./results.js";
+import { type BaselineResult, type CellOutcome, type CellResult, type DivergedCell, type StudyResults, isDiverged, modelLabel, packCorrect, summarize } from "./results.js";
 import { REPORT_FILES, writeReport } from "./report.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { KnnCurve } from "./knn-curve.js";
@@ -623,7 +622,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       trainSeconds: result.seconds - curveSecondsInTraining,
       imagesPerSecond: result.imagesPerSecond,
       knnSeconds: knn.seconds + (knnCurve?.seconds ?? 0),
-      correct: { transfer: { count: tested.correct.length, bits: packBits(tested.correct) }, knn: knn.correct, ...(valTested && { val: { count: valTested.correct.length, bits: packBits(valTested.correct) } }) },
+      correct: { transfer: packCorrect(tested.correct), knn: knn.correct, ...(valTested && { val: packCorrect(valTested.correct) }) },
     };
   } finally {
     for (const [, p] of trainable) p.dispose();

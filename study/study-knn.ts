@@ -7,9 +7,8 @@ import type { VisionTransformer } from "../vit/model.js";
 import { type DatasetKnnOptions, type KnnData, NonFiniteFeaturesError, banksKnn } from "../eval/dataset-knn.js";
 import type { KnnResult } from "../eval/knn.js";
 import { DivergedError } from "../train/train.js";
-import { packBits } from "../util/bits.js";
 import type { StudyConfig } from "./config.js";
-import type { Correct, KnnScores } from "./results.js";
+import { type Correct, type KnnScores, packCorrect } from "./results.js";
 import type { TimedPoint } from "./knn-curve.js";
 import type { StudyData } from "./study-data.js";
 
@@ -74,5 +73,5 @@ const knnOptions = (config: StudyConfig, data: KnnStudyData, size: number): Data
 function scoresOf(results: KnnResult[], config: StudyConfig): { scores: KnnScores; correct: Correct } {
   const scores: KnnScores = Object.fromEntries(results.map((r) => [String(r.k), { top1: r.top1, top5: r.top5 }]));
   const reported = results.find((r) => r.k === config.knn.reportK)!.correct;
-  return { scores, correct: { count: reported.length, bits: packBits(reported) } };
+  return { scores, correct: packCorrect(reported) };
 }

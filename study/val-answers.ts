@@ -2,10 +2,9 @@
 // val accuracy by image as on the test images (study/comparisons.ts), for the finished cells of builds that did not
 // keep them: each cell's best checkpoint scored on the val images again, which must give the val accuracy that
 // chose it. Cells trained now keep theirs as they finish (study/runner.ts).
-import { packBits } from "../util/bits.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { isObject, readJsonFile } from "../util/json-file.js";
-import { type CellOutcome, type CellResult, isDiverged } from "./results.js";
+import { type CellOutcome, type CellResult, isDiverged, packCorrect } from "./results.js";
 import { cellResultPath } from "./cells.js";
 
 // `evaluate` scores a cell's best checkpoint on the val images; where that gives the val accuracy that chose it, the
@@ -28,7 +27,7 @@ export async function addValAnswers(
     const path = cellResultPath(out, cell.id);
     const json = await readJsonFile(path, "experiment");
     if (!isObject(json) || !isObject(json.correct)) continue;
-    await writeJsonAtomic(path, { ...json, correct: { ...json.correct, val: { count: correct.length, bits: packBits(correct) } } });
+    await writeJsonAtomic(path, { ...json, correct: { ...json.correct, val: packCorrect(correct) } });
   }
 }
 
