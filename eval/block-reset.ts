@@ -4,15 +4,18 @@
 // projection, CLS token, position embeddings) or of the final norm; the head is never reset. Resetting writes each
 // of its tensors' values at step 0, read from `initial` (the base model with the same strategy applied, seed and
 // all: peft/save.ts loadInitial): an original block's weights are the original's again, LoRA's B is zero, a new
-// block computes the identity. Where there are several units, "all" resets them together: the original backbone
-// under the fine-tuned head.
+// block computes the identity. Where there are several units, "all" resets them together (the original backbone
+// under the fine-tuned head), and where there are more than two, "all but X" resets every unit but X: X's change
+// alone, as reset X is the others' without it. The two tell apart a loss that any one part's change brings by
+// itself (each "all but X" keeps it, each reset X alone wins little back) from one that needs them together (each
+// "all but X" wins most of it back).
 import type { Tensor } from "../engine/tensor.js";
 import type { VisionTransformer } from "../vit/model.js";
 import type { BlockMap } from "./block-map.js";
 
 export interface ResetUnit {
-  name: string; // "embedding", "block 2", "new block after 3", "norm" or "all"
-  block?: number; // the original block, or the one a new block follows
+  name: string; // "embedding", "block 2", "new block after 3", "norm", "all" or "all but block 2"
+  block?: number; // the original block, or the one a new block follows (a part's; not "all but")
   added?: true; // a new block of Block Expansion
   tensors: string[]; // the parameters it puts back, by name
 }
@@ -20,7 +23,7 @@ export interface ResetUnit {
 const EMBEDDING = /^(cls_token|pos_embed|patch_embed\.)/;
 
 // The units of a fine-tuned model whose trainable parameters are `trainable` (by name, as model.parameters() names
-// them), in the model's order: embedding, its blocks, norm, then "all".
+// them): its parts in the model's order (embedding, its blocks, norm), then "all", then "all but" each part.
 export function resetUnits(trainable: string[], map: BlockMap): ResetUnit[] {
   const embedding: string[] = [];
   const norm: string[] = [];
@@ -45,8 +48,10 @@ export function resetUnits(trainable: string[], map: BlockMap): ResetUnit[] {
     else throw new Error(`block reset: the fine-tuned model's block ${j} is neither an original block nor a new one of its map`);
   }
   if (norm.length > 0) units.push({ name: "norm", tensors: norm });
-  if (units.length > 1) units.push({ name: "all", tensors: units.flatMap((u) => u.tensors) });
-  return units;
+  if (units.length < 2) return units;
+  // With two parts, "all but" one is the other's reset.
+  const allBut = units.length > 2 ? units.map((kept) => ({ name: `all but ${kept.name}`, tensors: units.filter((u) => u !== kept).flatMap((u) => u.tensors) })) : [];
+  return [...units, { name: "all", tensors: units.flatMap((u) => u.tensors) }, ...allBut];
 }
 
 // `measure(unit)` of `model` with each unit reset in turn to `initial`'s values, the fine-tuned values written back

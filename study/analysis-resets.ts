@@ -1,6 +1,6 @@
 // The per-block analysis's causal measure (analysis.resets): each part of a cell's best backbone put back where
-// fine-tuning started, one at a time (eval/block-reset.ts: the embeddings, each block, a new block, the final norm,
-// then all of them), and the model scored as the study scores it: its head's transfer accuracy on transfer.test,
+// fine-tuning started, one at a time (eval/block-reset.ts: the embeddings, each block, a new block, the final norm;
+// then all of them, and all but each one), and the model scored as the study scores it: its head's transfer accuracy on transfer.test,
 // and the source k-NN of knn.queries against knn.bank (every image of both, as the table's). Each against the
 // fine-tuned model's own answers, measured the same way on the same device: the source k-NN a part's reset wins
 // back is what that part's change cost, the transfer it loses what the change bought. Paired image by image, the
@@ -32,7 +32,7 @@ export interface UnitScores extends ResetScores {
 
 export interface CellResets {
   tuned: ResetScores; // the fine-tuned model, nothing reset
-  units: UnitScores[]; // in the model's order, "all" last
+  units: UnitScores[]; // eval/block-reset.ts resetUnits' order: the parts, "all", "all but" each part
 }
 
 // What the scores read: the transfer test images (in the runner's batches) and the study's k-NN data.

@@ -367,7 +367,8 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       }
       cells.push(cell);
       const steps = cell.atSteps?.length ? `; at step ${cell.atSteps.map((a) => a.step).join(", ")}: ${cell.atSteps.map((a) => a.cka.cls[last].toFixed(3)).join(", ")}` : "";
-      const all = r.resets?.units.at(-1);
+      // Every part reset: "all", or a strategy's one part.
+      const all = r.resets?.units.find((u) => u.unit === "all") ?? (r.resets?.units.length === 1 ? r.resets.units[0] : undefined);
       const reset = all ? `; ${all.unit} reset: source k-NN ${r.resets!.tuned.knn.toFixed(1)} -> ${all.knn.toFixed(1)}%, transfer ${r.resets!.tuned.transfer.toFixed(1)} -> ${all.transfer.toFixed(1)}%` : "";
       log(`  ${i + 1}/${finished.length} ${c.id}: last block CKA ${r.cka.cls[last].toFixed(3)} (CLS)${steps}, layer-wise k-NN ${r.knn[last].toFixed(1)}%${reset}, ${((performance.now() - cellStarted) / 1000).toFixed(1)} s`);
     }

@@ -30,7 +30,8 @@ export function resetsSpec(a: RunAnalysis): FigureSpec {
     text: "What each part's change cost and bought",
     subtitle: [
       "each part of the best backbone reset to its value",
-      "where fine-tuning started, one at a time; all: every part",
+      "where fine-tuning started, one at a time; all: every",
+      "part; all but X: every part but X (X's change alone)",
       `bars: ${a.k}-NN of the source queries and the head's`,
       "transfer accuracy, less the fine-tuned model's own",
       "each strategy at the table's learning rate",
@@ -46,6 +47,7 @@ export function resetsSpec(a: RunAnalysis): FigureSpec {
     const values = points.filter((p) => p.strategy === s.strategy);
     return {
       title: s.strategy,
+      width: Math.max(120, 36 * s.resets!.units.length),
       layers: [
         { data: { values }, mark: { type: "bar" }, encoding: { x, xOffset, y, color, tooltip: [{ field: "unit" }, { field: "measure" }, { field: "value", format: ".2f" }, { field: "lo", format: ".2f" }, { field: "hi", format: ".2f" }] } },
         // A bar without an interval (one seed and one image) draws none: its lo and hi are null.

@@ -30,6 +30,7 @@ export function titleLines(text: string, max = TITLE_LINE): string[] {
 export interface FigurePanel {
   title: string;
   layers: FigureLayer[];
+  width?: number; // px; default PANEL_WIDTH
 }
 
 export function panelsSpec(title: { text: string | string[]; subtitle: string[] }, panels: FigurePanel[], o: { sharedY: boolean }): FigureSpec {
@@ -37,7 +38,7 @@ export function panelsSpec(title: { text: string | string[]; subtitle: string[] 
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title,
     config: FIGURE_CONFIG,
-    hconcat: panels.map((p) => ({ title: { text: titleLines(p.title), fontSize: 13, fontWeight: "normal" }, width: PANEL_WIDTH, height: PANEL_HEIGHT, layer: p.layers })),
+    hconcat: panels.map((p) => ({ title: { text: titleLines(p.title), fontSize: 13, fontWeight: "normal" }, width: p.width ?? PANEL_WIDTH, height: PANEL_HEIGHT, layer: p.layers })),
     resolve: { scale: { x: "independent", y: o.sharedY ? "shared" : "independent", color: "shared", shape: "shared", strokeDash: "independent" } },
   } as FigureSpec;
 }

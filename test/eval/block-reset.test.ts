@@ -31,17 +31,19 @@ const names = (strategy: string, depth = 2) => {
 };
 
 describe("resetUnits", () => {
-  it("groups the trainable tensors by part in the model's order, the head left out, every part last", () => {
+  it("groups the trainable tensors by part in the model's order, the head left out, then all of them and all but each", () => {
     const { strategy, depth, params } = names("full");
     const trainable = ["cls_token", "pos_embed", "patch_embed.proj.weight", ...params("blocks.0."), ...params("blocks.1."), "norm.weight", "norm.bias", "head.weight", "head.bias"];
     const units = resetUnits(trainable, blockMap(strategy, depth));
-    expect(units.map((u) => u.name)).toEqual(["embedding", "block 0", "block 1", "norm", "all"]);
+    expect(units.map((u) => u.name)).toEqual(["embedding", "block 0", "block 1", "norm", "all", "all but embedding", "all but block 0", "all but block 1", "all but norm"]);
     expect(units[0].tensors).toEqual(["cls_token", "pos_embed", "patch_embed.proj.weight"]);
     expect(units[2]).toEqual({ name: "block 1", block: 1, tensors: params("blocks.1.") });
-    expect(units.at(-1)!.tensors).toEqual(trainable.filter((n) => !n.startsWith("head.")));
+    const backbone = trainable.filter((n) => !n.startsWith("head."));
+    expect(units[4].tensors).toEqual(backbone);
+    expect(units[7]).toEqual({ name: "all but block 1", tensors: backbone.filter((n) => !n.startsWith("blocks.1.")) });
   });
 
-  it("names Block Expansion's new blocks by the original block they follow, and one part alone is not repeated as all", () => {
+  it("names Block Expansion's new blocks by the original block they follow; one part is not repeated as all, nor two as all but", () => {
     // block-p2 on 4 blocks: model order 0 1 n 2 3 n.
     const { strategy, params } = names("block-p2");
     const units = resetUnits([...params("blocks.2."), ...params("blocks.5."), "head.weight"], blockMap(strategy, 4));

@@ -39,12 +39,13 @@ afterAll(async () => {
 });
 
 describe("analysis.resets in a study", () => {
-  it("resets the parts each strategy trained, in the model's order, every part last", async () => {
+  it("resets the parts each strategy trained, in the model's order, then all of them and all but each", async () => {
     const a = await readAnalysis();
     expect(a.key.resets).toBe(true);
     const units = Object.fromEntries(a.cells.map((c) => [c.strategy, c.resets!.units.map((u) => u.unit)]));
     expect(units).toEqual({
-      full: ["embedding", "block 0", "block 1", "norm", "all"],
+      full: ["embedding", "block 0", "block 1", "norm", "all", "all but embedding", "all but block 0", "all but block 1", "all but norm"],
+      // Two parts: all but one is the other's reset.
       "top-1": ["block 1", "norm", "all"],
       "lora-r2": ["block 0", "block 1", "all"],
       // block-p1 on two blocks: one new block, after block 1.
@@ -62,8 +63,8 @@ describe("analysis.resets in a study", () => {
       const result = await read<CellResult>(cellResultPath(out(), c.id));
       const r = c.resets!;
       expect([r.tuned.transfer, r.tuned.transferCorrect, r.tuned.knn, r.tuned.knnCorrect], c.id).toEqual([result.transferAccuracy, result.correct!.transfer, result.knn["5"].top1, result.correct!.knn]);
-      // The last unit is every part at once (block-p1's one new block is all it trained).
-      const all = r.units.at(-1);
+      // Every part at once (block-p1's one new block is all it trained).
+      const all = r.units.find((u) => u.unit === "all") ?? (c.strategy === "block-p1" ? r.units[0] : undefined);
       if (all) expect([all.knn, all.knnCorrect.bits], `${c.id} ${all.unit}`).toEqual([baseline.knn["5"].top1, baseline.correct.bits]);
     }
     // Some part's reset changes something: the scores are not the fine-tuned model's over and over.
