@@ -1,7 +1,8 @@
 // Parts of a fine-tuned backbone put back where fine-tuning started, one at a time: which part's change costs the
 // source domain, and which buys the transfer (the measures are the caller's). A unit is the trainable tensors of
-// one block of the fine-tuned model (an original block, or a new one of Block Expansion), of the embeddings (patch
-// projection, CLS token, position embeddings) or of the final norm; the head is never reset. Resetting writes each
+// one block of the fine-tuned model (an original block, or a new one of Block Expansion), of one of the embeddings
+// (the patch projection, the CLS token, the position embeddings: the analysis's weight change counts them as one) or
+// of the final norm; the head is never reset. Resetting writes each
 // of its tensors' values at step 0, read from `initial` (the base model with the same strategy applied, seed and
 // all: peft/save.ts loadInitial): an original block's weights are the original's again, LoRA's B is zero, a new
 // block computes the identity. Where there are several units, "all" resets them together (the original backbone
@@ -14,18 +15,19 @@ import type { VisionTransformer } from "../vit/model.js";
 import type { BlockMap } from "./block-map.js";
 
 export interface ResetUnit {
-  name: string; // "embedding", "block 2", "new block after 3", "norm", "all" or "all but block 2"
+  name: string; // "patch_embed", "cls_token", "pos_embed", "block 2", "new block after 3", "norm", "all" or "all but block 2"
   block?: number; // the original block, or the one a new block follows (a part's; not "all but")
   added?: true; // a new block of Block Expansion
   tensors: string[]; // the parameters it puts back, by name
 }
 
-const EMBEDDING = /^(cls_token|pos_embed|patch_embed\.)/;
+// The embeddings' units, in the order the model applies them.
+const EMBEDDINGS = ["patch_embed", "cls_token", "pos_embed"];
 
 // The units of a fine-tuned model whose trainable parameters are `trainable` (by name, as model.parameters() names
-// them): its parts in the model's order (embedding, its blocks, norm), then "all", then "all but" each part.
+// them): its parts in the model's order (the embeddings, its blocks, norm), then "all", then "all but" each part.
 export function resetUnits(trainable: string[], map: BlockMap): ResetUnit[] {
-  const embedding: string[] = [];
+  const embeddings = new Map<string, string[]>(EMBEDDINGS.map((e) => [e, []]));
   const norm: string[] = [];
   const blocks = new Map<number, string[]>();
   for (const name of trainable) {
@@ -34,12 +36,12 @@ export function resetUnits(trainable: string[], map: BlockMap): ResetUnit[] {
       const j = Number(block[1]);
       if (!blocks.has(j)) blocks.set(j, []);
       blocks.get(j)!.push(name);
-    } else if (EMBEDDING.test(name)) embedding.push(name);
+    } else if (embeddings.has(name.split(".")[0])) embeddings.get(name.split(".")[0])!.push(name);
     else if (name.startsWith("norm.")) norm.push(name);
     else if (!name.startsWith("head.")) throw new Error(`block reset: ${name} is neither the embeddings', a block's, the final norm's nor the head's`);
   }
   const units: ResetUnit[] = [];
-  if (embedding.length > 0) units.push({ name: "embedding", tensors: embedding });
+  for (const [name, tensors] of embeddings) if (tensors.length > 0) units.push({ name, tensors });
   for (const [j, tensors] of [...blocks].sort(([a], [b]) => a - b)) {
     const own = map.own.indexOf(j);
     const added = map.added.find((a) => a.index === j);

@@ -25,6 +25,7 @@ let config: StudyConfig;
 const out = () => join(root, "run");
 const read = async <T>(path: string) => (await readJsonFile(path, "test")) as T;
 const readAnalysis = (dir = out()) => read<RunAnalysis>(join(dir, "analysis.json"));
+const FULL_PARTS = ["patch_embed", "cls_token", "pos_embed", "block 0", "block 1", "norm"];
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "analysis-resets-"));
@@ -44,7 +45,7 @@ describe("analysis.resets in a study", () => {
     expect(a.key.resets).toBe(true);
     const units = Object.fromEntries(a.cells.map((c) => [c.strategy, c.resets!.units.map((u) => u.unit)]));
     expect(units).toEqual({
-      full: ["embedding", "block 0", "block 1", "norm", "all", "all but embedding", "all but block 0", "all but block 1", "all but norm"],
+      full: [...FULL_PARTS, "all", ...FULL_PARTS.map((p) => `all but ${p}`)],
       // Two parts: all but one is the other's reset.
       "top-1": ["block 1", "norm", "all"],
       "lora-r2": ["block 0", "block 1", "all"],
@@ -96,7 +97,7 @@ describe("analysis.resets in a study", () => {
     const csv = (await readFile(join(out(), "analysis.csv"), "utf8")).split("\n");
     const id = a.cells.find((c) => c.strategy === "full")!.id;
     expect(csv).toContain(`${id},full,0.3,0,reset_knn_top1,none,,${cell.tuned.knn.toPrecision(6)}`);
-    expect(csv).toContain(`${id},full,0.3,0,reset_transfer,block 0,,${cell.units[1].transfer.toPrecision(6)}`);
+    expect(csv).toContain(`${id},full,0.3,0,reset_transfer,block 0,,${cell.units[3].transfer.toPrecision(6)}`);
     const svg = await readFile(join(out(), "analysis-resets.svg"), "utf8");
     for (const text of [">What each part's change cost and bought<", ">Part reset<", ">new block after 1<", ">top-1<"]) expect(svg).toContain(text);
     expect(svg).not.toContain(">linear<");
@@ -111,6 +112,6 @@ describe("analysis.resets in a study", () => {
     expect(made.reused).toBe(false);
     expect(made.analysis.key.resets).toBe(true);
     expect(lines.some((l) => l.startsWith("analysis: each part reset where fine-tuning started"))).toBe(true);
-    expect(lines).toContainEqual(expect.stringMatching(/^ {2}full: embedding [+-]\d+\.\d \[/));
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}full: patch_embed [+-]\d+\.\d \[/));
   });
 });
