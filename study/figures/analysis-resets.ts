@@ -22,7 +22,7 @@ export function resetsSpec(a: RunAnalysis): FigureSpec {
   );
   // The parts in the model's order, each panel drawing its own.
   const units = [...new Set(rows.flatMap((s) => s.resets!.units.map((u) => u.unit)))];
-  const x = { field: "unit", type: "nominal", title: "Part reset", sort: units, axis: { labelAngle: -40 } } as const;
+  const x = { field: "unit", type: "nominal", title: "Part reset", sort: units, axis: { labelAngle: -40, labelLimit: 0 } } as const;
   const y = { field: "value", type: "quantitative", title: "Change from fine-tuned (points)", scale: { nice: false, padding: 8 } } as const;
   const color = { field: "measure", type: "nominal", title: "Accuracy", scale: { domain: [KNN, TRANSFER], range: ["#4c78a8", "#f58518"] } } as const;
   const xOffset = { field: "measure", sort: [KNN, TRANSFER] } as const;
