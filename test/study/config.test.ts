@@ -277,15 +277,18 @@ describe("shipped configs", () => {
 
   // top-4 on the default's 4-block backbone trains every block, the final norm and the head: all that full
   // fine-tuning trains but the embeddings.
-  it("configs/default-frozen-embeddings.json is the ten-seed study with top-4 at full fine-tuning's swept rates", () => {
-    const frozen = shipped("configs/default-frozen-embeddings.json");
-    const seeds = shipped("configs/default-seeds.json");
+  it.each([
+    ["configs/default-frozen-embeddings.json", "configs/default-seeds.json", "configs/default-lr-sweep.json"],
+    ["configs/default-supervised-frozen-embeddings.json", "configs/default-supervised-seeds.json", "configs/default-supervised-lr-sweep.json"],
+  ])("%s is the ten-seed study with top-4 at full fine-tuning's swept rates", (file, ofSeeds, sweep) => {
+    const frozen = shipped(file);
+    const seeds = shipped(ofSeeds);
     const rest = ({ name: _n, strategies: _s, learningRates: _l, ...c }: StudyConfig) => c;
     expect(rest(frozen)).toEqual(rest(seeds));
     expect(frozen.strategies.map(strategyName)).toEqual(["full", "top-4", ...seeds.strategies.slice(1).map(strategyName)]);
     for (const s of seeds.strategies) expect(ratesFor(frozen, s), strategyName(s)).toEqual(ratesFor(seeds, s));
     const full = seeds.strategies.find((s) => s.kind === "full")!;
-    expect(ratesFor(frozen, frozen.strategies[1])).toEqual(ratesFor(shipped("configs/default-lr-sweep.json"), full));
+    expect(ratesFor(frozen, frozen.strategies[1])).toEqual(ratesFor(shipped(sweep), full));
   });
 
   it("configs/default-long-finetune.json is the default study but for its steps (five times), seeds, curve and name", () => {
