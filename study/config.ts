@@ -83,8 +83,9 @@ export interface AnalysisSpec {
   // Steps of fine-tuning whose backbones every cell keeps (cells/<id>/step-<n>.safetensors) and the analysis
   // compares with the original too, as it does the best checkpoint's: where along training each block drifts.
   atSteps?: number[];
-  // Each part of every best backbone put back where fine-tuning started, one at a time, and the model scored as
-  // the study scores it (study/analysis-resets.ts): which part's change cost the source domain. Absent: false.
+  // Parts of every best backbone put back where fine-tuning started (each alone, all, all but each) and the model
+  // scored as the study scores it (study/analysis-resets.ts): which part's change cost the source domain. Absent:
+  // false.
   resets?: boolean;
 }
 
