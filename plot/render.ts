@@ -77,6 +77,9 @@ export async function renderPng(svg: string, scale = 2): Promise<Buffer> {
   return sharp(Buffer.from(svg), { density: 72 * scale }).png().toBuffer();
 }
 
+// The three files figureFiles writes of a figure NAME.
+export const figureFileNames = (name: string): string[] => [`${name}.vl.json`, `${name}.svg`, `${name}.png`];
+
 // Each figure's three files, as (file name, contents): NAME.vl.json, NAME.svg and NAME.png, in the figures' order.
 // The SVGs are drawn one after another (vega lays them out on this thread); each PNG is rasterised on libuv's pool
 // while the next SVG is drawn, not awaited in turn (the default study's report and analysis waited ~0.3 s for them).
@@ -89,9 +92,12 @@ export async function figureFiles(figures: readonly (readonly [string, FigureSpe
     drawn.push({ name, spec, svg, png });
   }
   const pngs = await Promise.all(drawn.map((d) => d.png));
-  return drawn.flatMap(({ name, spec, svg }, i) => [
-    [`${name}.vl.json`, JSON.stringify(spec, null, 2) + "\n"],
-    [`${name}.svg`, svg],
-    [`${name}.png`, pngs[i]],
-  ]);
+  return drawn.flatMap(({ name, spec, svg }, i) => {
+    const [json, svgFile, pngFile] = figureFileNames(name);
+    return [
+      [json, JSON.stringify(spec, null, 2) + "\n"],
+      [svgFile, svg],
+      [pngFile, pngs[i]],
+    ] as [string, string | Uint8Array][];
+  });
 }

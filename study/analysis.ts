@@ -34,7 +34,7 @@ import { type BlockMap, blockMap } from "../eval/block-map.js";
 import { loadFinetuned, loadInitial, readManifest, sha256File } from "../peft/save.js";
 import { parseStrategy, strategyName } from "../peft/strategy.js";
 import { imageGridSvg } from "../plot/image-grid.js";
-import { type FigureSpec, figureFiles, renderPng } from "../plot/render.js";
+import { type FigureSpec, figureFileNames, figureFiles, renderPng } from "../plot/render.js";
 import { loadVit } from "../vit/load.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
@@ -69,7 +69,7 @@ const ATTENTION_BYTES = 64 * 2 ** 20;
 const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-drift"];
 const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn"];
 const RESET_FIGURE = "analysis-resets";
-const figureNames = (names: string[]) => names.flatMap((n) => [".vl.json", ".svg", ".png"].map((e) => n + e));
+const figureNames = (names: string[]) => names.flatMap(figureFileNames);
 // The files an analysis of `key` writes: with analysis.atSteps and analysis.resets, their own too.
 export const analysisFileNames = (key: Pick<AnalysisKey, "atSteps" | "resets">): string[] => [
   "analysis.json",

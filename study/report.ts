@@ -14,7 +14,7 @@ import { strategyName } from "../peft/strategy.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { type KnnScores, type StudyResults, otherBanksKnn, resultsJson } from "./results.js";
 import { type StudyConfig, ratesFor } from "./config.js";
-import { type FigureSpec, figureFiles } from "../plot/render.js";
+import { type FigureSpec, figureFileNames, figureFiles } from "../plot/render.js";
 import { figure2Spec } from "./figures/figure2.js";
 import { forgettingCurveSpec } from "./figures/forgetting-curve.js";
 import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
@@ -294,10 +294,9 @@ const FIGURES: Record<string, (r: StudyResults) => FigureSpec | undefined | Prom
   figure3: (r) => (hasFigure3(r) ? figure3Spec(r) : undefined),
   tradeoff: (r) => (hasTradeoff(r) ? tradeoffSpec(r) : undefined),
 };
-const FIGURE_FILES = [".vl.json", ".svg", ".png"];
 
 // Every file writeReport can write (what --force removes).
-export const REPORT_FILES = ["results.json", "results.csv", "table.md", ...Object.keys(FIGURES).flatMap((name) => FIGURE_FILES.map((ext) => name + ext))];
+export const REPORT_FILES = ["results.json", "results.csv", "table.md", ...Object.keys(FIGURES).flatMap(figureFileNames)];
 
 // Writes every report file into `out`, and removes a figure's files that an earlier report there wrote but these
 // results no longer have (a rate dropped from the config, a seed that diverged since): left, they would show cells
@@ -313,7 +312,7 @@ export async function writeReport(out: string, r: StudyResults): Promise<string[
     // A table without rows (every strategy diverged) leaves nothing to draw.
     const spec = r.table.length > 0 ? await specOf(r) : undefined;
     if (spec) figures.push([name, spec]);
-    else stale.push(...FIGURE_FILES.map((ext) => name + ext));
+    else stale.push(...figureFileNames(name));
   }
   files.push(...(await figureFiles(figures)));
   const paths: string[] = [join(out, "results.json")];
