@@ -23,7 +23,8 @@ import type { MeanInterval } from "../util/stats.js";
 import { CONFIDENCE } from "./comparisons.js";
 import { join, resolve } from "node:path";
 import { Loader } from "../data/loader.js";
-import { type OpenedDatasets, openData, transformFor } from "../data/spec.js";
+import { type DataSpec, type OpenedDatasets, openData, transformFor } from "../data/spec.js";
+import type { Dataset } from "../data/dataset.js";
 import { evenlySpaced } from "../data/subset.js";
 import { Transform } from "../data/transforms.js";
 import { TransformCache } from "../data/transform-cache.js";
@@ -48,6 +49,7 @@ import { attentionGrid } from "./figures/attention-grid.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { type CellOutcome, type CellResult, type StudyResults, isDiverged, packCorrect, summarize } from "./results.js";
 import { makeFolder } from "../util/make-folder.js";
+import { studyLoader } from "./study-data.js";
 
 export interface AnalyzeOptions {
   out?: string; // the folder for the files; default: the run folder
@@ -207,6 +209,20 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
   return files;
 }
 
+// What the resets read (study/analysis-resets.ts): transfer.test in the runner's batches, and knn.bank and
+// knn.queries whole (`opened`: those the analysis opened already, the bank where it is the whole of knn.bank).
+async function resetDataOf(
+  config: StudyConfig,
+  size: number,
+  open: (what: string, spec: DataSpec) => Promise<Dataset>,
+  opened: { bank?: Dataset; queries: Dataset },
+  cache: TransformCache | undefined,
+): Promise<ResetData> {
+  const transformed = cache ?? new TransformCache(runtime().settings.imageCacheBytes);
+  const test = studyLoader(config, await open("transfer.test", config.transfer.test), config.transfer.test, size, transformed);
+  return { config, test, knn: { bank: opened.bank ?? (await open("knn.bank", config.knn.bank)), queries: opened.queries, transformed }, size };
+}
+
 // A cell's resets (study/analysis-resets.ts) against `initial`, its model where fine-tuning started, disposed after.
 async function resetsOf(model: VisionTransformer, initial: VisionTransformer, map: BlockMap, data: ResetData): Promise<CellResets> {
   try {
@@ -304,7 +320,8 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
         throw new Error(`analyze: ${what}: ${(e as Error).message}`);
       }
     };
-    const queries = evenlySpaced(await open("knn.queries", config.knn.queries), images);
+    const allQueries = await open("knn.queries", config.knn.queries);
+    const queries = evenlySpaced(allQueries, images);
     const bankSpec = fewerPerClass(config.knn.bank);
     const bank = await open("knn.bank", bankSpec);
     const otherBanks = otherSpecs && (await Promise.all(otherSpecs.map((b, i) => open(`knn.otherBanks[${i}]`, b))));
@@ -320,16 +337,9 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       classes: Math.max(bank.classes.length, queries.classes.length),
       gridImages,
     };
-    // The resets are scored as the study scores a cell: every image of transfer.test, knn.queries and knn.bank.
-    const transformed = opts.transformed ?? new TransformCache(runtime().settings.imageCacheBytes);
-    const resetData: ResetData | undefined = resets
-      ? {
-          config,
-          test: new Loader(await open("transfer.test", config.transfer.test), new Transform(transformFor(config.transfer.test, size)), { batchSize: config.training.batchSize, cache: transformed }),
-          knn: { bank: await open("knn.bank", config.knn.bank), queries: await open("knn.queries", config.knn.queries), transformed },
-          size,
-        }
-      : undefined;
+    // The resets are scored as the study scores a cell: every image of transfer.test, knn.queries and knn.bank. None
+    // where the cells' numbers are kept.
+    const resetData = resets && !kept ? await resetDataOf(config, size, open, { bank: bankPerClass === undefined ? bank : undefined, queries: allQueries }, opts.transformed) : undefined;
     const fewer = queries.length < images ? ` (all knn.queries holds, of the ${images} asked for)` : "";
     const reference = await analyzeOriginal(original, data);
     const cells: CellAnalysis[] = [];

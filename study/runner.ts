@@ -49,9 +49,7 @@ import { readdir, rm } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Dataset } from "../data/dataset.js";
-import { Loader } from "../data/loader.js";
-import { type DataSpec, transformFor } from "../data/spec.js";
-import { Transform } from "../data/transforms.js";
+import type { DataSpec } from "../data/spec.js";
 import { loadVit } from "../vit/load.js";
 import { HeadsError, readArchitecture } from "../vit/checkpoint.js";
 import type { VisionTransformer } from "../vit/model.js";
@@ -78,7 +76,7 @@ import { type BaselineResult, type CellOutcome, type CellResult, type DivergedCe
 import { REPORT_FILES, writeReport } from "./report.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { KnnCurve } from "./knn-curve.js";
-import { type StudyData, checkDataFit, checkSameData, dataIdentities, openStudyData } from "./study-data.js";
+import { type StudyData, checkDataFit, checkSameData, dataIdentities, openStudyData, studyLoader } from "./study-data.js";
 import { curvePoint, knnScores, otherBankScores } from "./study-knn.js";
 import { addBaselineAnswers, copyOriginalBanks } from "./original-answers.js";
 import { selectionOf, valTransformSpec } from "./validation.js";
@@ -390,7 +388,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   const scoreVal = (id: string) => withBest(id, (model) => knnScores(model, config, data, size, undefined, { dataset: data.knnVal!, spec: config.knn.val! }));
   const scoreBanks = (id: string, which: number[]) => withBest(id, (model) => otherBankScores(model, config, data, size, which));
   const answerVal = (id: string) =>
-    withBest(id, (model) => evaluateCorrect(model, new Loader(data.transferVal!, new Transform(transformFor(valTransformSpec(config), size)), { batchSize: config.training.batchSize, cache: data.transformed })));
+    withBest(id, (model) => evaluateCorrect(model, studyLoader(config, data.transferVal!, valTransformSpec(config), size, data.transformed)));
   if (!existsSync(baselinePath)) {
     log(`k-NN of the original backbone: ${data.bank.length} bank images, ${data.queries.length} queries`);
     const { scores, correct, seconds } = await knnScores(original, config, data, size);
@@ -533,8 +531,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
   const trainable = applyStrategy(model, strategy, c.classes, cell.seed, headInit);
   const manifest = manifestOf(trainable, { strategyOptions: strategy, classes: c.classes, heads: model.config.heads, seed: cell.seed, headInit, base: c.base, hyperParameters: { ...settings, selectedOn: selectionOf(config) } });
   try {
-    const loader = (ds: Dataset, spec: DataSpec, shuffle: boolean) =>
-      new Loader(ds, new Transform(transformFor(spec, size)), { batchSize: settings.batchSize, shuffle, seed: cell.seed, dropLast: shuffle, cache: data.transformed });
+    const loader = (ds: Dataset, spec: DataSpec, shuffle: boolean) => studyLoader(config, ds, spec, size, data.transformed, { shuffle, seed: cell.seed });
     const testLoader = loader(data.transferTest, config.transfer.test, false);
     // The images that choose the best checkpoint: transfer.val's, else the test images.
     const selectLoader = data.transferVal ? loader(data.transferVal, valTransformSpec(config), false) : testLoader;

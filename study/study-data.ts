@@ -3,7 +3,9 @@
 // k-NN's neighbours) checked, and the identities a run folder records, so that a later call on it refuses other data.
 import { existsSync } from "node:fs";
 import { type Dataset, type DatasetIdentity, classMismatch, portableIdentity, sharedImages } from "../data/dataset.js";
-import { type DataSpec, type OpenedDatasets, openData } from "../data/spec.js";
+import { type DataSpec, type OpenedDatasets, openData, transformFor } from "../data/spec.js";
+import { Loader } from "../data/loader.js";
+import { Transform } from "../data/transforms.js";
 import { TransformCache } from "../data/transform-cache.js";
 import { runtime } from "../engine/runtime.js";
 import { readJsonFile } from "../util/json-file.js";
@@ -90,6 +92,14 @@ async function openOtherBanks(specs: DataSpec[], data: StudyData, open: (spec: D
     banks.push(bank);
   }
   return banks;
+}
+
+// A loader of the study's images through the spec's transform in training's batches: in order (the images that score
+// a cell: transfer.test, transfer.val), or shuffled by `seed` with the last partial batch dropped (a cell's training
+// images). The same batches wherever a cell is scored (the runner, the analysis's resets), so that its answers
+// repeat image by image.
+export function studyLoader(config: StudyConfig, ds: Dataset, spec: DataSpec, size: number, cache: TransformCache | undefined, order = { shuffle: false, seed: 0 }): Loader {
+  return new Loader(ds, new Transform(transformFor(spec, size)), { batchSize: config.training.batchSize, shuffle: order.shuffle, seed: order.seed, dropLast: order.shuffle, cache });
 }
 
 // What the data bound, checked once it is open and before the run folder is touched: a training batch of more
