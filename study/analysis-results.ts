@@ -134,6 +134,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
     const banks = original.otherBanks !== undefined && group.every((c) => c.otherBanks?.length === original.otherBanks!.length);
     const per = (value: (c: CellAnalysis, i: number) => number) =>
       group[0].knn.map((_, i) => meanStdOf(group.map((c) => value(c, i))));
+    const resets = summarizeResets(group.map((c) => c.resets));
     out.push({
       strategy: name,
       lr: row.lr,
@@ -151,16 +152,10 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       attention: per((c, i) => c.attention[i].reduce((a, b) => a + b, 0) / c.attention[i].length),
       added: group[0].weights.added,
       ...(atSteps.length > 0 && { atSteps }),
-      ...resetsOf(group),
+      ...(resets && { resets }),
     });
   }
   return out;
-}
-
-// A row's resets, where its cells have some.
-function resetsOf(group: CellAnalysis[]): { resets?: RowResets } {
-  const resets = summarizeResets(group.map((c) => c.resets));
-  return resets ? { resets } : {};
 }
 
 // analysis.csv: one number per line. measure: cka_cls, cka_pooled, knn_top1, weight_change, attention_js, and with
