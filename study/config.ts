@@ -167,11 +167,11 @@ export class Checker {
     return typeof v === "number" && Number.isFinite(v) && ok(v) ? v : this.fail(path, what, v);
   }
 
-  // JSON reads integers beyond 2^53 rounded (9007199254740993 as ...992): refused rather than used so.
   boolean(v: unknown, path: string): boolean | undefined {
     return typeof v === "boolean" ? v : this.fail(path, "true or false", v);
   }
 
+  // JSON reads integers beyond 2^53 rounded (9007199254740993 as ...992): refused rather than used so.
   int(v: unknown, path: string, min: number): number | undefined {
     if (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v)) return this.fail(path, `an integer >= ${min} below 2^53 (larger ones are read rounded)`, v);
     return this.number(v, path, `an integer >= ${min}`, (n) => Number.isInteger(n) && n >= min);
