@@ -8,12 +8,14 @@ import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import type { RunAnalysis } from "../analysis-results.js";
 import { labelledSteps } from "./forgetting-curve.js";
-import { changeIntervalNote, seedsNote } from "./parts.js";
+import { changeIntervalNote, nothingToDrawSpec, seedsNote } from "./parts.js";
 
 const PANEL_WIDTH = 200;
 
 export function stepsSpec(a: RunAnalysis, measure: "cka" | "knn"): FigureSpec {
   const rows = a.strategies.filter((s) => s.atSteps && s.atSteps.length > 0);
+  const text = measure === "cka" ? "How soon each block's representation drifts" : "How soon each block loses source knowledge";
+  if (rows.length === 0) return nothingToDrawSpec(text, ["no cell of the table's rows kept a backbone at analysis.atSteps"]);
   const blocks = Array.from({ length: a.depth }, (_, i) => i);
   // Step 0 is the original: CKA 1 and no change, measured by nothing.
   const points = rows.flatMap((s) =>
@@ -52,7 +54,7 @@ export function stepsSpec(a: RunAnalysis, measure: "cka" | "knn"): FigureSpec {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: {
-      text: measure === "cka" ? "How soon each block's representation drifts" : "How soon each block loses source knowledge",
+      text,
       subtitle: [
         measure === "cka" ? "linear CKA of each block's CLS output with the original's" : "k-NN of each block's CLS token less the original's",
         `the backbones kept at steps ${steps.slice(1).join(", ")} (analysis.atSteps)`,

@@ -5,8 +5,8 @@
 // Panel), so that a figure across several run folders (study/figures/panels.ts) draws from one run's values as from
 // another's.
 import { strategyName } from "../../peft/strategy.js";
-import type { FigureLayer } from "../../plot/render.js";
-import { REFERENCE_DASH } from "../../plot/style.js";
+import type { FigureLayer, FigureSpec } from "../../plot/render.js";
+import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import { cellsOf } from "../cells.js";
 import type { StudyResults } from "../results.js";
 import { meanStd } from "../../util/stats.js";
@@ -54,6 +54,20 @@ export const changeIntervalNote = (...over: string[]): string[] => {
   const samples = ["seeds", ...over];
   return [`${CONFIDENCE * 100}% interval of the change from the`, `original, over ${samples.slice(0, -1).join(", ")} and ${samples[samples.length - 1]}`];
 };
+
+// A figure with nothing to draw, its title and a line that says why, where the run folder's files must still hold
+// it (an analysis's files are what makes it up to date): a spec of no data draws with warnings, which fail.
+export function nothingToDrawSpec(text: string, why: string[]): FigureSpec {
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: { text, subtitle: why },
+    config: FIGURE_CONFIG,
+    width: 300,
+    height: 40,
+    data: { values: [{}] },
+    mark: { type: "text", text: "nothing to draw", fontSize: 13, color: "#444", align: "left", x: 0, y: 20 },
+  } as FigureSpec;
+}
 
 // The longest subtitle line listLines makes, in characters: the fixed lines' length.
 export const NOTE_CHARS = 50;

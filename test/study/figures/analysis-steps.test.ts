@@ -1,7 +1,7 @@
 // study/figures/analysis-steps.ts, drawn from a hand-made analysis whose cells kept steps 10 and 30
 // (../analysis-fixture.ts): a panel per strategy, a line per block from step 0 (the original) to the last kept step,
 // error bars only with several seeds (± 1 std for CKA, the change's interval for the k-NN), a CKA that is no
-// number left out, and the steps named in the subtitle.
+// number left out, the steps named in the subtitle, and a figure that says so where no cell kept a step.
 import { describe, expect, it } from "vitest";
 import { renderSvg } from "../../../plot/render.js";
 import { stepsSpec } from "../../../study/figures/analysis-steps.js";
@@ -39,5 +39,13 @@ describe("the analysis figures along fine-tuning", () => {
     expect(svg).toContain(">full<");
     expect(svg).not.toContain(">linear<");
     expect(points(svg)).toBe(2 * 3 - 1);
+  });
+
+  it("says so where no cell kept a step (a study that asked for them after its cells trained)", async () => {
+    const a = analysis([0, 1], [10, 30]);
+    for (const c of a.cells) c.atSteps = [];
+    const svg = await renderSvg(stepsSpec({ ...a, strategies: summarizeAnalysis(results(), a.cells, a.original) }, "knn"), "analysis-steps-knn");
+    expect(svg).toContain(">How soon each block loses source knowledge<");
+    expect(svg).toContain(">nothing to draw<");
   });
 });
