@@ -28,9 +28,10 @@ export const analyze: Command = {
                     (default: analysis.gridImages, else ${DEFAULTS.analysis.gridImages})
   --bank-per-class  the layer-wise k-NN's bank: knn.bank with this many images per class (default:
                     analysis.bankPerClass, else knn.bank as it is)
-  --resets          also reset parts of every best backbone where fine-tuning started (each alone, all of them,
-                    all but each) and score it as the study does (transfer.test, knn.queries against knn.bank):
-                    which part's change cost the source domain (default: analysis.resets)
+  --resets          also reset parts of every best backbone (and every one kept at analysis.atSteps) where
+                    fine-tuning started (each alone, all of them, all but each) and score it as the study does
+                    (transfer.test, knn.queries against knn.bank): which part's change cost the source domain
+                    (default: analysis.resets)
   --backbone        the original backbone's file, when the one backbone.json names has moved
   --out             the folder for the files (default: RUN_DIR)
   --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)
@@ -42,7 +43,8 @@ final LayerNorm, the relative weight change (LoRA merged), and the Jensen-Shanno
 per head. Block Expansion's new blocks count with the block they follow. Where the config has analysis.atSteps, the
 backbones each cell kept at those steps are measured so too: analysis-steps.csv, analysis-steps-cka.* and
 analysis-steps-knn.* (each block's CKA and layer-wise k-NN change against the step). With resets, analysis-resets.*:
-each reset's source k-NN won back and transfer changed, against the fine-tuned model's own.`,
+each reset's source k-NN won back and transfer changed, against the fine-tuned model's own; with both,
+analysis-steps-resets.* (the source k-NN each part's reset wins back against the step).`,
   async run(argv) {
     // The one positional argument of any command: the run folder comes first.
     const positional = argv.length > 0 && !argv[0].startsWith("-");

@@ -2,8 +2,8 @@
 // comparison with the original backbone (eval/block-analysis.ts), and per strategy at its selected learning rate
 // (the table's row) the mean and sample standard deviation over seeds of each measure per block, and so at each
 // step of analysis.atSteps whose backbones the cells kept, and with analysis.resets each part's reset
-// (study/analysis-resets.ts); analysisCsv is analysis.csv, one number per line, and
-// analysisStepsCsv analysis-steps.csv, the same for the kept steps.
+// (study/analysis-resets.ts), of the best backbones and of the kept ones; analysisCsv is analysis.csv, one number
+// per line, and analysisStepsCsv analysis-steps.csv, the same for the kept steps.
 import type { DatasetIdentity } from "../data/dataset.js";
 import type { WeightChange } from "../eval/weight-change.js";
 import { strategyName } from "../peft/strategy.js";
@@ -29,9 +29,11 @@ export interface BlockMeasures {
   weights: WeightChange;
 }
 
-// The backbone a cell kept at a step of analysis.atSteps, measured as its best checkpoint's (against knn.bank alone).
+// The backbone a cell kept at a step of analysis.atSteps, measured as its best checkpoint's (against knn.bank alone),
+// with analysis.resets its resets too.
 export interface StepAnalysis extends BlockMeasures {
   step: number;
+  resets?: CellResets;
 }
 
 export interface CellAnalysis extends BlockMeasures {
@@ -54,6 +56,7 @@ export interface StepSummary {
   knnChange: MeanInterval[]; // (depth): against knn.bank, as StrategyAnalysis's is on one bank
   weights: MeanStd[];
   attention: MeanStd[];
+  resets?: RowResets; // with analysis.resets: each part reset, over the seeds that kept the step
 }
 
 export interface StrategyAnalysis {
@@ -120,6 +123,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
     const atSteps = steps.map((step): StepSummary => {
       const kept = group.flatMap((c) => c.atSteps?.filter((a) => a.step === step) ?? []);
       const per = (value: (m: StepAnalysis, i: number) => number) => kept[0].knn.map((_, i) => meanStdOf(kept.map((m) => value(m, i))));
+      const resets = summarizeResets(kept.map((m) => m.resets));
       return {
         step,
         seeds: kept.length,
@@ -128,6 +132,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
         knnChange: original.knnCorrect.map((_, i) => changeFromOriginal(kept.map((m) => [unpackAt(i)(m)]), [unpackAt(i)(original)])),
         weights: per((m, i) => m.weights.blocks[i]),
         attention: per((m, i) => m.attention[i].reduce((a, b) => a + b, 0) / m.attention[i].length),
+        ...(resets && { resets }),
       };
     });
     // Over every bank where the original and each of the row's cells were classified against the other banks.
@@ -178,7 +183,13 @@ export function analysisCsv(a: RunAnalysis): string {
 // analysis-steps.csv: analysis.csv's lines for the backbones the cells kept at analysis.atSteps, with their step.
 export function analysisStepsCsv(a: RunAnalysis): string {
   const lines = ["cell,strategy,lr,seed,step,measure,block,part,value"];
-  for (const c of a.cells) for (const m of c.atSteps ?? []) measureRows(csvRow(lines, [m.step])(c), m, a.depth);
+  for (const c of a.cells) {
+    for (const m of c.atSteps ?? []) {
+      const row = csvRow(lines, [m.step])(c);
+      measureRows(row, m, a.depth);
+      if (m.resets) resetRows(row, m.resets);
+    }
+  }
   return lines.join("\n") + "\n";
 }
 

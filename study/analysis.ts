@@ -11,6 +11,8 @@
 //                      backbones the cells kept at those steps, and their figures
 //   analysis-resets.*  with analysis.resets: the transfer and source k-NN of each best backbone with each part of
 //                      it reset where fine-tuning started (study/analysis-resets.ts), and their figure
+//   analysis-steps-resets.*   with both: the same of the backbones kept at analysis.atSteps (in
+//                      analysis-steps.csv), and their figure
 // all atomically. With `reuse`, an analysis.json of the same images, settings and cells is kept as it is: a rerun
 // of a finished study does not pay for it again (a cell's result never changes once finished; --force removes
 // these files with the rest). Where the table's rows have changed since (selectBy, knn.val), the cells' numbers are
@@ -29,7 +31,7 @@ import { evenlySpaced } from "../data/subset.js";
 import { Transform } from "../data/transforms.js";
 import { TransformCache } from "../data/transform-cache.js";
 import { runtime } from "../engine/runtime.js";
-import { type CellResets, type ResetData, cellResets } from "./analysis-resets.js";
+import { type CellResets, type ResetData, type RowResets, cellResets } from "./analysis-resets.js";
 import { type AnalysisData, type LayerKnn, type OriginalAnalysis, analyzeOriginal, compareBackbones } from "../eval/block-analysis.js";
 import { type BlockMap, blockMap } from "../eval/block-map.js";
 import { loadFinetuned, loadInitial, readManifest, sha256File } from "../peft/save.js";
@@ -44,7 +46,7 @@ import { cellCheckpointPath, cellFolder, cellResultPath, cellStepPath, cellsFold
 import { DEFAULTS, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
 import { attentionDriftSpec, ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
 import { stepsSpec } from "./figures/analysis-steps.js";
-import { resetsSpec } from "./figures/analysis-resets.js";
+import { resetsSpec, stepResetsSpec } from "./figures/analysis-resets.js";
 import { attentionGrid } from "./figures/attention-grid.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { type CellOutcome, type CellResult, type StudyResults, isDiverged, packCorrect, summarize } from "./results.js";
@@ -71,6 +73,7 @@ const ATTENTION_BYTES = 64 * 2 ** 20;
 const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-drift"];
 const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn"];
 const RESET_FIGURE = "analysis-resets";
+const STEP_RESET_FIGURE = "analysis-steps-resets";
 const figureNames = (names: string[]) => names.flatMap(figureFileNames);
 // The files an analysis of `key` writes: with analysis.atSteps and analysis.resets, their own too.
 export const analysisFileNames = (key: Pick<AnalysisKey, "atSteps" | "resets">): string[] => [
@@ -81,6 +84,7 @@ export const analysisFileNames = (key: Pick<AnalysisKey, "atSteps" | "resets">):
   "analysis-attention.png",
   ...(key.atSteps ? ["analysis-steps.csv", ...figureNames(STEP_FIGURES)] : []),
   ...(key.resets ? figureNames([RESET_FIGURE]) : []),
+  ...(key.resets && key.atSteps ? figureNames([STEP_RESET_FIGURE]) : []),
 ];
 // Every file an analysis may write (what the study's --force removes).
 export const ANALYSIS_FILES = analysisFileNames({ atSteps: [1], resets: true });
@@ -115,11 +119,14 @@ function changeLines(a: RunAnalysis): string[] {
     ...(a.key.resets
       ? [
           `analysis: each part reset where fine-tuning started: the source ${a.k}-NN it wins back and the transfer it changes, in points: mean [${CONFIDENCE * 100}% interval over seeds and images]`,
-          ...a.strategies.flatMap((s) => (s.resets?.units.length ? [`  ${s.strategy}: ${s.resets.units.map((u) => `${u.unit} ${signed(u.knnChange)} / ${signed(u.transferChange)}`).join("; ")}`] : [])),
+          ...a.strategies.flatMap((s) => [resetLine(s.strategy, s.resets), ...(s.atSteps ?? []).map((t) => resetLine(`${s.strategy} at step ${t.step}`, t.resets))].filter((l) => l !== undefined)),
         ]
       : []),
   ];
 }
+
+const resetLine = (label: string, r: RowResets | undefined): string | undefined =>
+  r?.units.length ? `  ${label}: ${r.units.map((u) => `${u.unit} ${signed(u.knnChange)} / ${signed(u.transferChange)}`).join("; ")}` : undefined;
 
 function signed(d: MeanInterval): string {
   const f = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(1)}`;
@@ -144,7 +151,7 @@ function holdsCells(a: RunAnalysis, key: AnalysisKey): boolean {
         Array.isArray(c.attention) &&
         numbers(c.grid) &&
         (key.atSteps === undefined || Array.isArray(c.atSteps)) &&
-        (key.resets === undefined || (isObject(c.resets) && Array.isArray(c.resets.units))),
+        (key.resets === undefined || [c, ...(c.atSteps ?? [])].every((m) => isObject(m.resets) && Array.isArray(m.resets.units))),
     )
   );
 }
@@ -202,6 +209,7 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
     ["analysis-drift", attentionDriftSpec(analysis)],
     ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets ? ([[RESET_FIGURE, resetsSpec(analysis)]] as [string, FigureSpec][]) : []),
+    ...(analysis.key.resets && analysis.key.atSteps ? ([[STEP_RESET_FIGURE, stepResetsSpec(analysis)]] as [string, FigureSpec][]) : []),
   ];
   files.push(...(await figureFiles(specs)));
   const grid = await imageGridSvg(attentionGrid(analysis, reference.images, reference.imageShape));
@@ -348,7 +356,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       cells.push(...kept.cells);
     } else log(`analysis: ${finished.length} cell(s) against the original backbone, ${queries.length} source images${fewer}, a k-NN bank of ${bank.length}${otherBanks ? ` and ${otherBanks.length} other draw(s) of it` : ""}`);
     const baseSha256 = kept ? undefined : await sha256File(backbone); // once, not per cell's checkpoint
-    // A kept step's backbone is measured as the best checkpoint's, against knn.bank alone.
+    // A kept step's backbone is measured as the best checkpoint's (its resets too), against knn.bank alone.
     const stepData: AnalysisData = { ...data, otherBanks: undefined };
     const last = original.blocks.length - 1;
     for (const [i, c] of (kept ? [] : finished).entries()) {
@@ -370,7 +378,8 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       if (atSteps) {
         cell.atSteps = [];
         for (const step of atSteps.filter((s) => existsSync(cellStepPath(dir, c.id, s)))) {
-          cell.atSteps.push({ step, ...measures(await compare(cellStepPath(dir, c.id, step), stepData)) });
+          const m = await compare(cellStepPath(dir, c.id, step), stepData, resetData);
+          cell.atSteps.push({ step, ...measures(m), ...(m.resets && { resets: m.resets }) });
         }
         const missing = atSteps.filter((s) => !cell.atSteps!.some((a) => a.step === s));
         if (missing.length > 0) log(`analysis: cell ${c.id} kept no backbone at step ${missing.join(", ")} of analysis.atSteps (trained before they were asked for): delete ${cellFolder(dir, c.id)} to train it again with them`);

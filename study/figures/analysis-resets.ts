@@ -2,13 +2,16 @@
 // learning rate (a panel each, in the table's order, the strategies that train some part of the backbone), each part
 // of the best backbone reset where fine-tuning started, one at a time: two bars, the source k-NN that reset wins back
 // and the transfer accuracy it changes, in points against the fine-tuned model's own, error bars their 95% intervals
-// over seeds and images. Where a part's change cost the source domain, and what it bought.
+// over seeds and images. Where a part's change cost the source domain, and what it bought. stepResetsSpec: the
+// same resets of the backbones kept at analysis.atSteps, the source k-NN each part's reset wins back against the
+// step: how soon each part's change costs what it does.
 import type { FigureLayer, FigureSpec } from "../../plot/render.js";
-import { REFERENCE_DASH } from "../../plot/style.js";
+import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import type { RunAnalysis } from "../analysis-results.js";
 import { CONFIDENCE } from "../comparisons.js";
+import { labelledSteps } from "./forgetting-curve.js";
 import { panelsSpec } from "./panels.js";
-import { seedsNote } from "./parts.js";
+import { nothingToDrawSpec, seedsNote } from "./parts.js";
 
 const KNN = "source k-NN";
 const TRANSFER = "transfer";
@@ -57,4 +60,80 @@ export function resetsSpec(a: RunAnalysis): FigureSpec {
     };
   });
   return panelsSpec(title, panels, { sharedY: true });
+}
+
+const STEP_PANEL_WIDTH = 220;
+const STEP_RESETS_TITLE = "How soon each part's change costs the source domain";
+
+// A panel per strategy whose kept backbones had parts to reset, a line per part (and all of them; not "all but X",
+// which the best backbones' figure has), the source k-NN its reset wins back at each kept step, in points against
+// that step's own model. Step 0 is where fine-tuning started: every reset changes nothing there.
+export function stepResetsSpec(a: RunAnalysis): FigureSpec {
+  const rows = a.strategies.filter((s) => s.atSteps?.some((t) => t.resets && t.resets.units.length > 0));
+  if (rows.length === 0) return nothingToDrawSpec(STEP_RESETS_TITLE, ["no cell of the table's rows kept a backbone at analysis.atSteps", "with a part of it trained (linear probing trains none)"]);
+  const alone = (unit: string) => !unit.startsWith("all but ");
+  const points = rows.flatMap((s) =>
+    s.atSteps!.flatMap((t) =>
+      (t.resets?.units ?? []).filter((u) => alone(u.unit)).flatMap((u) => {
+        const d = u.knnChange;
+        const at = { strategy: s.strategy, unit: u.unit, step: t.step, seeds: u.seeds, value: d.mean, lo: Number.isFinite(d.lo) ? d.lo : null, hi: Number.isFinite(d.hi) ? d.hi : null };
+        return t === s.atSteps![0] ? [{ ...at, step: 0, seeds: 0, value: 0, lo: null, hi: null }, at] : [at];
+      }),
+    ),
+  );
+  // The parts in the model's order ("all" after them), the union of every panel's.
+  const units = [...new Set(rows.flatMap((s) => s.atSteps!.flatMap((t) => (t.resets?.units ?? []).map((u) => u.unit).filter(alone))))];
+  const ordered = [...units.filter((u) => u !== "all"), ...units.filter((u) => u === "all")];
+  const steps = [0, ...new Set(rows.flatMap((s) => s.atSteps!.map((t) => t.step)))].sort((x, y) => x - y);
+  const x = {
+    field: "step",
+    type: "quantitative",
+    title: "Fine-tuning step",
+    scale: { type: "symlog", constant: 1, domain: [0, steps[steps.length - 1]], nice: false },
+    axis: { values: steps, labelExpr: `indexof(${JSON.stringify(labelledSteps(steps, STEP_PANEL_WIDTH))}, datum.value) >= 0 ? format(datum.value, 'd') : ''`, labelOverlap: false, labelFlush: false },
+  } as const;
+  const y = { field: "value", type: "quantitative", title: `Source ${a.k}-NN won back (points)`, scale: { nice: false, padding: 8 } } as const;
+  // "all" in black, the parts in a categorical scheme: the colours repeat past ten parts (ViT-B/16's blocks), told
+  // apart by the tooltip.
+  const palette = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac"];
+  const color = { field: "unit", type: "nominal", title: "Part reset", scale: { domain: ordered, range: ordered.map((u, i) => (u === "all" ? "#222" : palette[i % palette.length])) }, sort: ordered } as const;
+  const seeds = seedsNote(
+    rows.map((s) => ({ label: s.strategy, seeds: Math.max(...s.atSteps!.flatMap((t) => (t.resets?.units ?? []).map((u) => u.seeds))) })),
+    "error bars",
+    [`${CONFIDENCE * 100}% interval of the change, paired`, "image by image, over seeds and images"],
+  );
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: {
+      text: STEP_RESETS_TITLE,
+      subtitle: [
+        "each part of the backbone kept at each step reset",
+        "to its value where fine-tuning started, one at a",
+        "time (all: every part at once): the source k-NN",
+        "it wins back, less that step's model's own",
+        `the backbones kept at steps ${steps.slice(1).join(", ")} (analysis.atSteps)`,
+        "each strategy at the table's learning rate",
+        "steps on a symmetric log scale",
+        ...seeds,
+      ],
+    },
+    config: FIGURE_CONFIG,
+    data: { values: points },
+    facet: { column: { field: "strategy", type: "nominal", title: null, sort: rows.map((s) => s.strategy), header: { labelFontSize: 13 } } },
+    spec: {
+      width: STEP_PANEL_WIDTH,
+      height: 240,
+      layer: [
+        { mark: { type: "rule", color: "#333", strokeDash: REFERENCE_DASH }, encoding: { y: { datum: 0 } } },
+        // Only where some point has an interval: a layer without data draws with a warning.
+        ...(points.some((p) => p.lo !== null)
+          ? [{ transform: [{ filter: "isValid(datum.lo)" }], mark: { type: "errorbar", ticks: true, thickness: 1.2 }, encoding: { x, y: { ...y, field: "lo" }, y2: { field: "hi" }, color } } as const]
+          : []),
+        {
+          mark: { type: "line", strokeWidth: 2, point: { filled: true, size: 36 } },
+          encoding: { x, y, color, tooltip: [{ field: "strategy" }, { field: "unit" }, { field: "step" }, { field: "value", format: ".2f" }, { field: "lo", format: ".2f" }, { field: "hi", format: ".2f" }] },
+        },
+      ],
+    },
+  } as FigureSpec;
 }

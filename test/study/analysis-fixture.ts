@@ -62,11 +62,11 @@ function resets(c: CellAnalysis): CellResets {
 }
 
 // seeds: the cells' seeds (one seed: no standard deviations to draw); atSteps: the steps the cells kept (the last
-// one the cell's own measures), none by default; withResets: analysis.resets.
+// one the cell's own measures), none by default; withResets: analysis.resets (the kept steps' resets the cell's).
 export function analysis(seeds = [0, 1], atSteps?: number[], withResets = false): RunAnalysis {
   const cells = ["full", "linear"].flatMap((s) => seeds.map((seed) => cell(s, seed)));
   if (atSteps) for (const c of cells) c.atSteps = atSteps.map((step) => atStep(c, step, atSteps[atSteps.length - 1]));
-  if (withResets) for (const c of cells) c.resets = resets(c);
+  if (withResets) for (const c of cells) for (const m of [c, ...(c.atSteps ?? [])]) m.resets = resets(c);
   return {
     format: "peft-vit-webgpu/analysis@1",
     key: { images: 10, gridImages: 1, ...(atSteps && { atSteps }), ...(withResets && { resets: true as const }), cells: cells.map((c) => c.id) },

@@ -2,7 +2,9 @@
 // as the study scores a cell. The fine-tuned model scored so gives its result.json's answers image by image; with
 // every part reset it gives the original backbone's source k-NN answers (baseline.json), whatever the strategy;
 // the parts are the strategy's trained ones; the resets leave the model as they found it (the other measures equal
-// an analysis without them); the key decides reuse.
+// an analysis without them); the key decides reuse. With analysis.atSteps the backbones kept at those steps are
+// reset too: each scored as it is gives the k-NN curve's answers at its step, the best step's resets are the best
+// checkpoint's.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -12,7 +14,7 @@ import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
 import { runExperiment } from "../../study/runner.js";
 import { analysisFileNames, analyzeRun } from "../../study/analysis.js";
 import type { RunAnalysis } from "../../study/analysis-results.js";
-import { cellResultPath } from "../../study/cells.js";
+import { cellFolder, cellResultPath } from "../../study/cells.js";
 import type { CellResult } from "../../study/results.js";
 import { readJsonFile } from "../../util/json-file.js";
 import { useEngine } from "../helpers.js";
@@ -30,7 +32,13 @@ const FULL_PARTS = ["patch_embed", "cls_token", "pos_embed", "block 0", "block 1
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "analysis-resets-"));
   const study = await writeMiniStudy(root);
-  config = parseStudyConfig({ ...study, strategies: ["full", "top-1", "lora-r2", "block-p1", "linear"], analysis: { images: 12, gridImages: 2, resets: true } });
+  // Four steps, checkpoints at 2 and 4, both kept (the best checkpoint is one of them) and on the k-NN curve.
+  config = parseStudyConfig({
+    ...study,
+    knn: { ...study.knn, atSteps: [0, 2, 4] },
+    strategies: ["full", "top-1", "lora-r2", "block-p1", "linear"],
+    analysis: { images: 12, gridImages: 2, atSteps: [2, 4], resets: true },
+  });
   const r = await runExperiment({ config, out: out() });
   expect(r.complete).toBe(true);
 });
@@ -78,13 +86,14 @@ describe("analysis.resets in a study", () => {
     await analyzeRun(out(), { out: plain, resets: false });
     const [a, b] = [await readAnalysis(), await readAnalysis(plain)];
     expect(b.key.resets).toBeUndefined();
-    expect(b.cells.every((c) => c.resets === undefined)).toBe(true);
-    expect(a.cells.map(({ resets: _, ...rest }) => rest)).toEqual(b.cells);
+    expect(b.cells.every((c) => c.resets === undefined && c.atSteps!.every((t) => t.resets === undefined))).toBe(true);
+    const withoutResets = ({ resets: _, atSteps, ...rest }: (typeof a.cells)[number]) => ({ ...rest, atSteps: atSteps!.map(({ resets: _r, ...t }) => t) });
+    expect(a.cells.map(withoutResets)).toEqual(b.cells);
   });
 
   it("summarises each row's parts, paired with its own fine-tuned answers, in the log, the CSV and a figure", async () => {
     const a = await readAnalysis();
-    for (const f of analysisFileNames({ resets: true })) expect(existsSync(join(out(), f)), f).toBe(true);
+    for (const f of analysisFileNames({ atSteps: [2, 4], resets: true })) expect(existsSync(join(out(), f)), f).toBe(true);
     const full = a.strategies.find((s) => s.strategy === "full")!.resets!;
     const cell = a.cells.find((c) => c.strategy === "full")!.resets!;
     expect(full.units.map((u) => [u.unit, u.seeds, u.knn.mean, u.transfer.mean])).toEqual(cell.units.map((u) => [u.unit, 1, u.knn, u.transfer]));
@@ -103,6 +112,34 @@ describe("analysis.resets in a study", () => {
     expect(svg).not.toContain(">linear<");
   });
 
+  it("resets the backbones kept at analysis.atSteps: each as it is gives the k-NN curve's answers at its step, the best step's are the best checkpoint's", async () => {
+    const a = await readAnalysis();
+    const baseline = await read<{ correct: { bits: string } }>(join(out(), "baseline.json"));
+    for (const c of a.cells) {
+      const result = await read<CellResult & { bestStep: number }>(cellResultPath(out(), c.id));
+      const curve = await read<{ points: { step: number; correct: { bits: string } }[] }>(join(cellFolder(out(), c.id), "knn-curve.json"));
+      expect(c.atSteps!.map((t) => t.step), c.id).toEqual([2, 4]);
+      for (const t of c.atSteps!) {
+        expect(t.resets!.tuned.knnCorrect.bits, `${c.id} step ${t.step}`).toBe(curve.points.find((p) => p.step === t.step)!.correct.bits);
+        expect(t.resets!.units.map((u) => u.unit)).toEqual(c.resets!.units.map((u) => u.unit));
+        const all = t.resets!.units.find((u) => u.unit === "all") ?? (c.strategy === "block-p1" ? t.resets!.units[0] : undefined);
+        if (all) expect(all.knnCorrect.bits, `${c.id} step ${t.step} ${all.unit}`).toBe(baseline.correct.bits);
+      }
+      expect(c.atSteps!.find((t) => t.step === result.bestStep)!.resets, c.id).toEqual(c.resets);
+    }
+    // Summarised per step as the best backbones are, in analysis-steps.csv, the log and a figure of their own.
+    const full = a.strategies.find((s) => s.strategy === "full")!;
+    const cell = a.cells.find((c) => c.strategy === "full")!;
+    expect(full.atSteps!.map((t) => t.resets!.units.map((u) => [u.unit, u.seeds, u.knn.mean]))).toEqual(cell.atSteps!.map((t) => t.resets!.units.map((u) => [u.unit, 1, u.knn])));
+    const csv = (await readFile(join(out(), "analysis-steps.csv"), "utf8")).split("\n");
+    expect(csv).toContain(`${cell.id},full,0.3,0,2,reset_knn_top1,patch_embed,,${cell.atSteps![0].resets!.units[0].knn.toPrecision(6)}`);
+    expect(csv).toContain(`${cell.id},full,0.3,0,4,reset_transfer,none,,${cell.atSteps![1].resets!.tuned.transfer.toPrecision(6)}`);
+    const svg = await readFile(join(out(), "analysis-steps-resets.svg"), "utf8");
+    for (const text of [">How soon each part's change costs the source domain<", ">Part reset<", ">new block after 1<", ">patch_embed<", ">Fine-tuning step<"]) expect(svg).toContain(text);
+    expect(svg).not.toContain(">all but patch_embed<");
+    expect(svg).not.toContain(">linear<");
+  });
+
   it("is part of the key: a study's rerun reuses it, an analysis without resets is made anew with them", async () => {
     const lines: string[] = [];
     const again = await analyzeRun(out(), { reuse: true, log: (l) => lines.push(l) });
@@ -113,5 +150,6 @@ describe("analysis.resets in a study", () => {
     expect(made.analysis.key.resets).toBe(true);
     expect(lines.some((l) => l.startsWith("analysis: each part reset where fine-tuning started"))).toBe(true);
     expect(lines).toContainEqual(expect.stringMatching(/^ {2}full: patch_embed [+-]\d+\.\d \[/));
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}full at step 2: patch_embed [+-]\d+\.\d \[/));
   });
 });

@@ -1,9 +1,9 @@
 // study/figures/analysis-resets.ts, drawn from a hand-made analysis with resets (../analysis-fixture.ts): a panel per
 // strategy that trained some part (linear probing none), two bars per part (source k-NN won back, transfer changed),
-// error bars with two seeds, none with one.
+// error bars with two seeds, none with one; along fine-tuning (analysis.atSteps), a line per part against the step.
 import { describe, expect, it } from "vitest";
 import { renderSvg } from "../../../plot/render.js";
-import { resetsSpec } from "../../../study/figures/analysis-resets.js";
+import { resetsSpec, stepResetsSpec } from "../../../study/figures/analysis-resets.js";
 import { analysis } from "../analysis-fixture.js";
 
 const bars = (svg: string) => (svg.match(/aria-roledescription="bar"/g) ?? []).length;
@@ -24,5 +24,27 @@ describe("the resets figure", () => {
     const svg = await renderSvg(resetsSpec(analysis([0], undefined, true)), "analysis-resets");
     expect(svg).toContain(">one seed<");
     expect([bars(svg), rules(svg)]).toEqual([6, 6]);
+  });
+});
+
+describe("the resets figure along fine-tuning", () => {
+  const points = (svg: string) => (svg.match(/aria-roledescription="point"/g) ?? []).length;
+  const errorBars = (svg: string) => (svg.match(/aria-roledescription="errorbar"/g) ?? []).length;
+
+  it("draws a line per part and all, through step 0 and the kept steps, the source k-NN each reset wins back", async () => {
+    const svg = await renderSvg(stepResetsSpec(analysis([0, 1], [10, 30], true)), "analysis-steps-resets");
+    for (const text of [">How soon each part's change costs the source domain<", ">full<", ">Part reset<", ">block 0<", ">block 1<", ">all<", ">Source 20-NN won back (points)<", ">Fine-tuning step<", ">the backbones kept at steps 10, 30 (analysis.atSteps)<"]) expect(svg).toContain(text);
+    expect(svg).not.toContain(">linear<");
+    // 3 lines x 3 steps (0, 10, 30); an interval at each kept step.
+    expect(points(svg)).toBe(9);
+    expect(errorBars(svg)).toBe(6);
+  });
+
+  it("says so where no kept backbone had a part to reset", async () => {
+    const a = analysis([0, 1], [10, 30], true);
+    for (const s of a.strategies) for (const t of s.atSteps ?? []) t.resets = undefined;
+    const svg = await renderSvg(stepResetsSpec(a), "analysis-steps-resets");
+    expect(svg).toContain(">nothing to draw<");
+    expect(svg).toContain(">no cell of the table's rows kept a backbone at analysis.atSteps<");
   });
 });
