@@ -9,7 +9,7 @@ import type { FigureLayer, FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import type { RunAnalysis } from "../analysis-results.js";
 import { CONFIDENCE } from "../comparisons.js";
-import { labelledSteps } from "./forgetting-curve.js";
+import { stepAxis } from "./forgetting-curve.js";
 import { panelsSpec } from "./panels.js";
 import { nothingToDrawSpec, seedsNote } from "./parts.js";
 
@@ -85,13 +85,7 @@ export function stepResetsSpec(a: RunAnalysis): FigureSpec {
   const units = [...new Set(rows.flatMap((s) => s.atSteps!.flatMap((t) => (t.resets?.units ?? []).map((u) => u.unit).filter(alone))))];
   const ordered = [...units.filter((u) => u !== "all"), ...units.filter((u) => u === "all")];
   const steps = [0, ...new Set(rows.flatMap((s) => s.atSteps!.map((t) => t.step)))].sort((x, y) => x - y);
-  const x = {
-    field: "step",
-    type: "quantitative",
-    title: "Fine-tuning step",
-    scale: { type: "symlog", constant: 1, domain: [0, steps[steps.length - 1]], nice: false },
-    axis: { values: steps, labelExpr: `indexof(${JSON.stringify(labelledSteps(steps, STEP_PANEL_WIDTH))}, datum.value) >= 0 ? format(datum.value, 'd') : ''`, labelOverlap: false, labelFlush: false },
-  } as const;
+  const x = stepAxis(steps, "Fine-tuning step", STEP_PANEL_WIDTH);
   const y = { field: "value", type: "quantitative", title: `Source ${a.k}-NN won back (points)`, scale: { nice: false, padding: 8 } } as const;
   // "all" in black, the parts in a categorical scheme: the colours repeat past ten parts (ViT-B/16's blocks), told
   // apart by the tooltip.

@@ -7,7 +7,7 @@
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import type { RunAnalysis } from "../analysis-results.js";
-import { labelledSteps } from "./forgetting-curve.js";
+import { stepAxis } from "./forgetting-curve.js";
 import { changeIntervalNote, nothingToDrawSpec, seedsNote } from "./parts.js";
 
 const PANEL_WIDTH = 200;
@@ -31,14 +31,7 @@ export function stepsSpec(a: RunAnalysis, measure: "cka" | "knn"): FigureSpec {
     ]),
   );
   const steps = [0, ...new Set(rows.flatMap((s) => s.atSteps!.map((t) => t.step)))].sort((x, y) => x - y);
-  const domain = [0, steps[steps.length - 1]];
-  const x = {
-    field: "step",
-    type: "quantitative",
-    title: "Fine-tuning step", // on every panel: the scale is named once, in the subtitle
-    scale: { type: "symlog", constant: 1, domain, nice: false },
-    axis: { values: steps, labelExpr: `indexof(${JSON.stringify(labelledSteps(steps, PANEL_WIDTH))}, datum.value) >= 0 ? format(datum.value, 'd') : ''`, labelOverlap: false, labelFlush: false },
-  } as const;
+  const x = stepAxis(steps, "Fine-tuning step", PANEL_WIDTH); // on every panel: the scale is named once, in the subtitle
   const y = {
     field: "value",
     type: "quantitative",

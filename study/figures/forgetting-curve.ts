@@ -37,6 +37,19 @@ export function labelledSteps(steps: number[], width = WIDTH): number[] {
   return kept.map((i) => steps[i]);
 }
 
+// The x channel of a figure against the fine-tuning step: symmetric-log from step 0 to the last of `steps`, a tick
+// at each, labelled where its label has room in `width` pixels.
+export function stepAxis(steps: number[], title: string, width = WIDTH) {
+  const domain = [0, steps[steps.length - 1]];
+  return {
+    field: "step",
+    type: "quantitative",
+    title,
+    scale: { type: "symlog", constant: 1, domain, nice: false },
+    axis: { values: steps, labelExpr: `indexof(${JSON.stringify(labelledSteps(steps, width))}, datum.value) >= 0 ? format(datum.value, 'd') : ''`, labelOverlap: false, labelFlush: false },
+  } as const;
+}
+
 export function forgettingCurveSpec(r: StudyResults): FigureSpec {
   const steps = r.config.knn.atSteps;
   if (!steps) throw new Error("forgetting curve: expected knn.atSteps in the study's config, got none");
@@ -57,14 +70,7 @@ export function forgettingCurveSpec(r: StudyResults): FigureSpec {
   const several = points.filter((p) => p.seeds > 1);
   const banks = intervals && r.table.some((row) => row.knnCurve!.some((p) => p.change && p.change.banks > 1));
   const spread = intervals ? (banks ? changeIntervalNote("banks", "queries") : changeIntervalNote("queries")) : undefined;
-  const domain = [0, steps[steps.length - 1]];
-  const x = {
-    field: "step",
-    type: "quantitative",
-    title: "Fine-tuning step (symmetric log scale)",
-    scale: { type: "symlog", constant: 1, domain, nice: false },
-    axis: { values: steps, labelExpr: `indexof(${JSON.stringify(labelledSteps(steps))}, datum.value) >= 0 ? format(datum.value, 'd') : ''`, labelOverlap: false, labelFlush: false },
-  } as const;
+  const x = stepAxis(steps, "Fine-tuning step (symmetric log scale)");
   const { color, shape } = strategyChannels(r);
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
