@@ -68,6 +68,9 @@ export interface ResetSummary {
   knn: MeanStd;
   transferChange: MeanInterval; // points: negative, the transfer the unit's change bought
   knnChange: MeanInterval; // points: positive, the source k-NN the unit's change cost
+  // A part with an "all but" unit: its change alone, every other part where fine-tuning started ("all" against
+  // "all but" the part, paired as the changes are), in the same signs.
+  alone?: { transferChange: MeanInterval; knnChange: MeanInterval };
 }
 
 export interface RowResets {
@@ -82,6 +85,13 @@ export function summarizeResets(group: (CellResets | undefined)[]): RowResets | 
   const units = cells[0].units.map((first): ResetSummary => {
     const pairs = cells.flatMap((c) => c.units.filter((u) => u.unit === first.unit).map((u) => ({ u, tuned: c.tuned })));
     const change = (answers: "transferCorrect" | "knnCorrect") => pairedChange(pairs.map(({ u, tuned }) => [unpackCorrect(u[answers]), unpackCorrect(tuned[answers])]));
+    // "all" against "all but" this part, in the cells that have both.
+    const unit = (c: CellResets, name: string) => c.units.find((u) => u.unit === name);
+    const alone = cells.flatMap((c) => {
+      const [all, allBut] = [unit(c, "all"), unit(c, `all but ${first.unit}`)];
+      return all && allBut ? [{ all, allBut }] : [];
+    });
+    const aloneChange = (answers: "transferCorrect" | "knnCorrect") => pairedChange(alone.map(({ all, allBut }) => [unpackCorrect(all[answers]), unpackCorrect(allBut[answers])]));
     return {
       unit: first.unit,
       ...(first.block !== undefined && { block: first.block }),
@@ -91,6 +101,7 @@ export function summarizeResets(group: (CellResets | undefined)[]): RowResets | 
       knn: meanStdOf(pairs.map(({ u }) => u.knn)),
       transferChange: change("transferCorrect"),
       knnChange: change("knnCorrect"),
+      ...(alone.length > 0 && { alone: { transferChange: aloneChange("transferCorrect"), knnChange: aloneChange("knnCorrect") } }),
     };
   });
   return { tuned: { transfer: meanStdOf(cells.map((c) => c.tuned.transfer)), knn: meanStdOf(cells.map((c) => c.tuned.knn)) }, units };

@@ -118,7 +118,7 @@ function changeLines(a: RunAnalysis): string[] {
     ...a.strategies.map((s) => `  ${s.strategy}: ${s.knnChange.map(shown).join(" / ")}`),
     ...(a.key.resets
       ? [
-          `analysis: each part reset where fine-tuning started: the source ${a.k}-NN it wins back and the transfer it changes, in points: mean [${CONFIDENCE * 100}% interval over seeds and images]`,
+          `analysis: each part reset where fine-tuning started: the source ${a.k}-NN it wins back and the transfer it changes, in points: mean [${CONFIDENCE * 100}% interval over seeds and images]; (alone: the same of its change alone, every other part reset)`,
           ...a.strategies.flatMap((s) => [resetLine(s.strategy, s.resets), ...(s.atSteps ?? []).map((t) => resetLine(`${s.strategy} at step ${t.step}`, t.resets))].filter((l) => l !== undefined)),
         ]
       : []),
@@ -126,7 +126,7 @@ function changeLines(a: RunAnalysis): string[] {
 }
 
 const resetLine = (label: string, r: RowResets | undefined): string | undefined =>
-  r?.units.length ? `  ${label}: ${r.units.map((u) => `${u.unit} ${signed(u.knnChange)} / ${signed(u.transferChange)}`).join("; ")}` : undefined;
+  r?.units.length ? `  ${label}: ${r.units.map((u) => `${u.unit} ${signed(u.knnChange)} / ${signed(u.transferChange)}${u.alone ? ` (alone ${signed(u.alone.knnChange)} / ${signed(u.alone.transferChange)})` : ""}`).join("; ")}` : undefined;
 
 function signed(d: MeanInterval): string {
   const f = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(1)}`;

@@ -102,6 +102,18 @@ describe("analysis.resets in a study", () => {
       expect(u.knnChange.mean).toBeCloseTo(cell.units[i].knn - cell.tuned.knn, 9);
       expect(u.transferChange.mean).toBeCloseTo(cell.units[i].transfer - cell.tuned.transfer, 9);
     }
+    // Each part's change alone: "all" against "all but" it; none where there is no "all but" (top-1's two parts).
+    const all = cell.units.find((u) => u.unit === "all")!;
+    for (const u of full.units) {
+      const allBut = cell.units.find((v) => v.unit === `all but ${u.unit}`);
+      if (!allBut) expect(u.alone, u.unit).toBeUndefined();
+      else {
+        expect(u.alone!.knnChange.mean, u.unit).toBeCloseTo(all.knn - allBut.knn, 9);
+        expect(u.alone!.transferChange.mean, u.unit).toBeCloseTo(all.transfer - allBut.transfer, 9);
+      }
+    }
+    expect(full.units.filter((u) => u.alone).map((u) => u.unit)).toEqual(FULL_PARTS);
+    expect(a.strategies.find((s) => s.strategy === "top-1")!.resets!.units.some((u) => u.alone)).toBe(false);
     expect(a.strategies.find((s) => s.strategy === "linear")!.resets!.units).toEqual([]);
     const csv = (await readFile(join(out(), "analysis.csv"), "utf8")).split("\n");
     const id = a.cells.find((c) => c.strategy === "full")!.id;
@@ -149,7 +161,7 @@ describe("analysis.resets in a study", () => {
     expect(made.reused).toBe(false);
     expect(made.analysis.key.resets).toBe(true);
     expect(lines.some((l) => l.startsWith("analysis: each part reset where fine-tuning started"))).toBe(true);
-    expect(lines).toContainEqual(expect.stringMatching(/^ {2}full: patch_embed [+-]\d+\.\d \[/));
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}full: patch_embed [+-]\d+\.\d \[.* \(alone [+-]\d+\.\d \[/));
     expect(lines).toContainEqual(expect.stringMatching(/^ {2}full at step 2: patch_embed [+-]\d+\.\d \[/));
   });
 });
