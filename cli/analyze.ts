@@ -11,6 +11,7 @@ export const FLAGS = {
   "grid-images": "int",
   "bank-per-class": "int",
   resets: "boolean",
+  "reset-layers": "boolean",
   backbone: "string",
   out: "string",
   backend: "string",
@@ -19,7 +20,7 @@ export const FLAGS = {
 
 export const analyze: Command = {
   summary: "compare every finished cell's backbone with the original, block by block: CKA, layer-wise k-NN, weight change, attention",
-  usage: `usage: node dist/run.js analyze RUN_DIR [--images N] [--resets] [--out DIR]
+  usage: `usage: node dist/run.js analyze RUN_DIR [--images N] [--resets | --reset-layers] [--out DIR]
 
   RUN_DIR           a study's run folder (experiment --out) with at least one finished cell
   --images          source-domain images compared: this many of knn.queries, evenly spaced (default: the config's
@@ -32,6 +33,8 @@ export const analyze: Command = {
                     fine-tuning started (each alone, all of them, all but each) and score it as the study does
                     (transfer.test, knn.queries against knn.bank): which part's change cost the source domain
                     (default: analysis.resets)
+  --reset-layers    --resets with each block's layers reset apart (norm1, attn.qkv, attn.proj, norm2, mlp.fc1,
+                    mlp.fc2): which layer's change cost it (analysis.resets "layers")
   --backbone        the original backbone's file, when the one backbone.json names has moved
   --out             the folder for the files (default: RUN_DIR)
   --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)
@@ -65,7 +68,7 @@ analysis-steps-resets.* (the source k-NN each part's reset wins back against the
       images: flags.images,
       gridImages: flags["grid-images"],
       bankPerClass: flags["bank-per-class"],
-      resets: flags.resets,
+      resets: flags["reset-layers"] ? "layers" : flags.resets,
       backbone: flags.backbone,
       log: (line) => console.error(line),
     });

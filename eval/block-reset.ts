@@ -9,24 +9,31 @@
 // under the fine-tuned head), and where there are more than two, "all but X" resets every unit but X: X's change
 // alone, as reset X is the others' without it. The two tell apart a loss that any one part's change brings by
 // itself (each "all but X" keeps it, each reset X alone wins little back) from one that needs them together (each
-// "all but X" wins most of it back).
+// "all but X" wins most of it back). By "layers", each block's layers are parts of their own (its two norms, the
+// attention's qkv and proj, the MLP's fc1 and fc2, a layer's LoRA adapters with it): which layer of a block forgets.
 import type { Tensor } from "../engine/tensor.js";
 import type { VisionTransformer } from "../vit/model.js";
 import type { BlockMap } from "./block-map.js";
+import { BLOCK_LAYERS } from "./weight-change.js";
 
 export interface ResetUnit {
-  name: string; // "patch_embed", "cls_token", "pos_embed", "block 2", "new block after 3", "norm", "all" or "all but block 2"
+  name: string; // "patch_embed", "cls_token", "pos_embed", "block 2", "new block after 3", "block 2 mlp.fc1", "norm", "all" or "all but block 2"
   block?: number; // the original block, or the one a new block follows (a part's; not "all but")
   added?: true; // a new block of Block Expansion
+  layer?: string; // by "layers": the block's layer (BLOCK_LAYERS)
   tensors: string[]; // the parameters it puts back, by name
 }
+
+// Whole blocks, or each block's layers apart.
+export type ResetGrain = "blocks" | "layers";
 
 // The embeddings' units, in the order the model applies them.
 const EMBEDDINGS = ["patch_embed", "cls_token", "pos_embed"];
 
 // The units of a fine-tuned model whose trainable parameters are `trainable` (by name, as model.parameters() names
-// them): its parts in the model's order (the embeddings, its blocks, norm), then "all", then "all but" each part.
-export function resetUnits(trainable: string[], map: BlockMap): ResetUnit[] {
+// them): its parts in the model's order (the embeddings, its blocks or their layers, norm), then "all", then "all
+// but" each part.
+export function resetUnits(trainable: string[], map: BlockMap, grain: ResetGrain = "blocks"): ResetUnit[] {
   const embeddings = new Map<string, string[]>(EMBEDDINGS.map((e) => [e, []]));
   const norm: string[] = [];
   const blocks = new Map<number, string[]>();
@@ -45,15 +52,27 @@ export function resetUnits(trainable: string[], map: BlockMap): ResetUnit[] {
   for (const [j, tensors] of [...blocks].sort(([a], [b]) => a - b)) {
     const own = map.own.indexOf(j);
     const added = map.added.find((a) => a.index === j);
-    if (own >= 0) units.push({ name: `block ${own}`, block: own, tensors });
-    else if (added) units.push({ name: `new block after ${added.after}`, block: added.after, added: true, tensors });
-    else throw new Error(`block reset: the fine-tuned model's block ${j} is neither an original block nor a new one of its map`);
+    const block = own >= 0 ? { name: `block ${own}`, block: own } : added ? { name: `new block after ${added.after}`, block: added.after, added: true as const } : undefined;
+    if (!block) throw new Error(`block reset: the fine-tuned model's block ${j} is neither an original block nor a new one of its map`);
+    if (grain === "blocks") units.push({ ...block, tensors });
+    else units.push(...layerUnits(block, j, tensors));
   }
   if (norm.length > 0) units.push({ name: "norm", tensors: norm });
   if (units.length < 2) return units;
   // With two parts, "all but" one is the other's reset.
   const allBut = units.length > 2 ? units.map((kept) => ({ name: `all but ${kept.name}`, tensors: units.filter((u) => u !== kept).flatMap((u) => u.tensors) })) : [];
   return [...units, { name: "all", tensors: units.flatMap((u) => u.tensors) }, ...allBut];
+}
+
+// A block's trainable tensors (model block `j`'s) as a unit per layer, in BLOCK_LAYERS' order.
+function layerUnits(block: Omit<ResetUnit, "tensors">, j: number, tensors: string[]): ResetUnit[] {
+  const layerOf = (name: string) => {
+    const within = name.slice(`blocks.${j}.`.length);
+    const layer = BLOCK_LAYERS.find((l) => within.startsWith(`${l}.`));
+    if (!layer) throw new Error(`block reset: ${name} is in none of a block's layers (${BLOCK_LAYERS.join(", ")})`);
+    return layer;
+  };
+  return BLOCK_LAYERS.map((layer) => ({ ...block, name: `${block.name} ${layer}`, layer, tensors: tensors.filter((t) => layerOf(t) === layer) })).filter((u) => u.tensors.length > 0);
 }
 
 // `measure(unit)` of `model` with each unit reset in turn to `initial`'s values, the fine-tuned values written back

@@ -8,7 +8,7 @@
 import type { Loader } from "../data/loader.js";
 import { evaluateCorrect } from "../eval/accuracy.js";
 import type { BlockMap } from "../eval/block-map.js";
-import { type ResetUnit, resetUnits, withEachReset } from "../eval/block-reset.js";
+import { type ResetGrain, type ResetUnit, resetUnits, withEachReset } from "../eval/block-reset.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
 import { pairedChange } from "./comparisons.js";
@@ -28,6 +28,7 @@ export interface UnitScores extends ResetScores {
   unit: string; // ResetUnit's name
   block?: number;
   added?: true;
+  layer?: string;
 }
 
 export interface CellResets {
@@ -50,11 +51,12 @@ async function scores(model: VisionTransformer, data: ResetData): Promise<ResetS
 }
 
 // A cell's model (its trainable tensors those with requiresGrad, LoRA not merged) scored as it is and with each
-// unit reset to `initial`, the model where its fine-tuning started. Linear probing trains no part to reset.
-export async function cellResets(model: VisionTransformer, initial: VisionTransformer, map: BlockMap, data: ResetData): Promise<CellResets> {
-  const units = resetUnits(model.parameters().filter(([, t]) => t.requiresGrad).map(([name]) => name), map);
+// unit reset to `initial`, the model where its fine-tuning started, its blocks whole or by layers. Linear probing
+// trains no part to reset.
+export async function cellResets(model: VisionTransformer, initial: VisionTransformer, map: BlockMap, data: ResetData, grain: ResetGrain = "blocks"): Promise<CellResets> {
+  const units = resetUnits(model.parameters().filter(([, t]) => t.requiresGrad).map(([name]) => name), map, grain);
   const tuned = await scores(model, data);
-  const where = (u: ResetUnit) => ({ unit: u.name, ...(u.block !== undefined && { block: u.block }), ...(u.added && { added: u.added }) });
+  const where = (u: ResetUnit) => ({ unit: u.name, ...(u.block !== undefined && { block: u.block }), ...(u.added && { added: u.added }), ...(u.layer && { layer: u.layer }) });
   return { tuned, units: await withEachReset(model, initial, units, async (u) => ({ ...where(u), ...(await scores(model, data)) })) };
 }
 
@@ -63,6 +65,7 @@ export interface ResetSummary {
   unit: string;
   block?: number;
   added?: true;
+  layer?: string;
   seeds: number;
   transfer: MeanStd;
   knn: MeanStd;
@@ -96,6 +99,7 @@ export function summarizeResets(group: (CellResets | undefined)[]): RowResets | 
       unit: first.unit,
       ...(first.block !== undefined && { block: first.block }),
       ...(first.added && { added: first.added }),
+      ...(first.layer && { layer: first.layer }),
       seeds: pairs.length,
       transfer: meanStdOf(pairs.map(({ u }) => u.transfer)),
       knn: meanStdOf(pairs.map(({ u }) => u.knn)),

@@ -87,7 +87,7 @@ export interface AnalysisKey {
   bankPerClass?: number;
   otherBanks?: unknown[]; // knn.otherBanks' specs (bankPerClass applied), where the study has them
   atSteps?: number[]; // analysis.atSteps, where the study has them
-  resets?: true; // analysis.resets, where the study asks for them
+  resets?: true | "layers"; // analysis.resets, where the study asks for them (true: whole blocks)
   cells: string[];
 }
 

@@ -10,7 +10,8 @@
 //   analysis-steps.csv, analysis-steps-cka.*, analysis-steps-knn.*   with analysis.atSteps: the same measures of the
 //                      backbones the cells kept at those steps, and their figures
 //   analysis-resets.*  with analysis.resets: the transfer and source k-NN of each best backbone with each part of
-//                      it reset where fine-tuning started (study/analysis-resets.ts), and their figure
+//                      it (or, "layers", of its blocks' layers) reset where fine-tuning started
+//                      (study/analysis-resets.ts), and their figure
 //   analysis-steps-resets.*   with both: the same of the backbones kept at analysis.atSteps (in
 //                      analysis-steps.csv), and their figure
 // all atomically. With `reuse`, an analysis.json of the same images, settings and cells is kept as it is: a rerun
@@ -34,6 +35,7 @@ import { runtime } from "../engine/runtime.js";
 import { type CellResets, type ResetData, type RowResets, cellResets } from "./analysis-resets.js";
 import { type AnalysisData, type LayerKnn, type OriginalAnalysis, analyzeOriginal, compareBackbones } from "../eval/block-analysis.js";
 import { type BlockMap, blockMap } from "../eval/block-map.js";
+import type { ResetGrain } from "../eval/block-reset.js";
 import { loadFinetuned, loadInitial, readManifest, sha256File } from "../peft/save.js";
 import { parseStrategy, strategyName } from "../peft/strategy.js";
 import { imageGridSvg } from "../plot/image-grid.js";
@@ -58,7 +60,7 @@ export interface AnalyzeOptions {
   images?: number; // default: the config's analysis.images, else DEFAULTS.analysis.images
   gridImages?: number;
   bankPerClass?: number;
-  resets?: boolean; // default: the config's analysis.resets
+  resets?: boolean | "layers"; // default: the config's analysis.resets
   backbone?: string; // the original backbone's file, where backbone.json's path no longer holds it
   reuse?: boolean; // keep an analysis.json of the same key
   log?: (line: string) => void;
@@ -232,9 +234,9 @@ async function resetDataOf(
 }
 
 // A cell's resets (study/analysis-resets.ts) against `initial`, its model where fine-tuning started, disposed after.
-async function resetsOf(model: VisionTransformer, initial: VisionTransformer, map: BlockMap, data: ResetData): Promise<CellResets> {
+async function resetsOf(model: VisionTransformer, initial: VisionTransformer, map: BlockMap, data: ResetData, grain: ResetGrain): Promise<CellResets> {
   try {
-    return await cellResets(model, initial, map, data);
+    return await cellResets(model, initial, map, data, grain);
   } finally {
     initial.dispose();
   }
@@ -285,13 +287,14 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   const otherSpecs = config.knn.otherBanks?.map(fewerPerClass);
   const atSteps = spec.atSteps;
   const resets = opts.resets ?? spec.resets ?? false;
+  const grain: ResetGrain = resets === "layers" ? "layers" : "blocks";
   const key: AnalysisKey = {
     images,
     gridImages,
     ...(bankPerClass !== undefined ? { bankPerClass } : {}),
     ...(otherSpecs && { otherBanks: otherSpecs }),
     ...(atSteps && { atSteps }),
-    ...(resets && { resets: true as const }),
+    ...(resets && { resets: resets === "layers" ? resets : (true as const) }),
     cells: finished.map((c) => c.id),
   };
   const baseline = await readBaseline(baselinePath, config, "analyze");
@@ -366,8 +369,8 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       const compare = async (path: string, against: AnalysisData, reset?: ResetData) => {
         const { model, manifest } = await loadFinetuned(backbone, path, { ...loadOptions, baseSha256 });
         try {
-          const resets = reset && (await resetsOf(model, await loadInitial(backbone, manifest, loadOptions), map, reset));
-          return { ...(await compareBackbones(original, model, map, against)), resets };
+          const resetScores = reset && (await resetsOf(model, await loadInitial(backbone, manifest, loadOptions), map, reset, grain));
+          return { ...(await compareBackbones(original, model, map, against)), resets: resetScores };
         } finally {
           model.dispose();
         }

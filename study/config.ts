@@ -84,9 +84,9 @@ export interface AnalysisSpec {
   // compares with the original too, as it does the best checkpoint's: where along training each block drifts.
   atSteps?: number[];
   // Parts of every best backbone put back where fine-tuning started (each alone, all, all but each) and the model
-  // scored as the study scores it (study/analysis-resets.ts): which part's change cost the source domain. Absent:
-  // false.
-  resets?: boolean;
+  // scored as the study scores it (study/analysis-resets.ts): which part's change cost the source domain. "layers":
+  // each block's layers as parts of their own. Absent: false.
+  resets?: boolean | "layers";
 }
 
 // A cell's training settings are these with the cell's learning rate.
@@ -491,7 +491,7 @@ function analysisSpec(c: Checker, v: unknown, path: string): AnalysisSpec | unde
     bankPerClass: c.optional(o, "bankPerClass", path, undefined, (x, p) => c.int(x, p, 1)),
     // Absent stays absent, so the config.json of earlier runs still matches. Step 0 is the original itself.
     ...("atSteps" in o && { atSteps: c.required(o, "atSteps", path, (x, p) => ascendingSteps(c, x, p, 1)) }),
-    ...("resets" in o && { resets: c.required(o, "resets", path, (x, p) => c.boolean(x, p)) }),
+    ...("resets" in o && { resets: c.required(o, "resets", path, (x, p) => (x === "layers" ? x : typeof x === "boolean" ? x : c.fail(p, 'true, false or "layers"', x))) }),
   } as AnalysisSpec;
 }
 

@@ -100,7 +100,7 @@ function panelsFigure(name: string, title: string, panels: { title: string; runs
   const spec = panelsSpec(
     { text: title, subtitle: ["each strategy at its selected learning rate", ...seedsNote(marks)] },
     figurePanels,
-    { sharedY: true },
+    "y",
   );
   const left = [...new Set(names.flat())].filter((n) => !domain.includes(n));
   const from = merged.map((m) => `${m.title} (${[...new Set(m.panel.sources.values())].join(", ")})`).join("; ");

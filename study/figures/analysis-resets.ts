@@ -14,6 +14,9 @@ import { panelsSpec } from "./panels.js";
 import { nothingToDrawSpec, seedsNote } from "./parts.js";
 
 const KNN = "source k-NN";
+// The most parts a panel lays along its x axis, 36 px each (the default study's full fine-tuning by blocks: 8 parts,
+// all and 8 "all but", 17); more go down the y axis, 24 px each (by layers: 57; ViT-B/16's by blocks: 33).
+const MAX_ACROSS = 20;
 const TRANSFER = "transfer";
 
 export function resetsSpec(a: RunAnalysis): FigureSpec {
@@ -23,12 +26,14 @@ export function resetsSpec(a: RunAnalysis): FigureSpec {
       ([[KNN, u.knnChange], [TRANSFER, u.transferChange]] as const).map(([measure, d]) => ({ strategy: s.strategy, unit: u.unit, measure, seeds: u.seeds, value: d.mean, lo: Number.isFinite(d.lo) ? d.lo : null, hi: Number.isFinite(d.hi) ? d.hi : null })),
     ),
   );
-  // The parts in the model's order, each panel drawing its own.
-  const units = [...new Set(rows.flatMap((s) => s.resets!.units.map((u) => u.unit)))];
-  const x = { field: "unit", type: "nominal", title: "Part reset", sort: units, axis: { labelAngle: -40, labelLimit: 0 } } as const;
-  const y = { field: "value", type: "quantitative", title: "Change from fine-tuned (points)", scale: { nice: false, padding: 8 } } as const;
+  // The parts in the model's order, each panel its own: along the x axis, or where a panel has more than fit there
+  // (a study's resets by layers), down the y axis.
+  const across = Math.max(...rows.map((s) => s.resets!.units.length)) <= MAX_ACROSS;
+  const [partAxis, valueAxis, offset] = across ? (["x", "y", "xOffset"] as const) : (["y", "x", "yOffset"] as const);
+  const partOf = (units: string[]) => ({ field: "unit", type: "nominal", title: "Part reset", sort: units, axis: across ? { labelAngle: -40, labelLimit: 0 } : { labelLimit: 0 } }) as const;
+  const value = { field: "value", type: "quantitative", title: "Change from fine-tuned (points)", scale: { nice: false, padding: 8 } } as const;
   const color = { field: "measure", type: "nominal", title: "Accuracy", scale: { domain: [KNN, TRANSFER], range: ["#4c78a8", "#f58518"] } } as const;
-  const xOffset = { field: "measure", sort: [KNN, TRANSFER] } as const;
+  const measure = { field: "measure", sort: [KNN, TRANSFER] } as const;
   const title = {
     text: "What each part's change cost and bought",
     subtitle: [
@@ -48,18 +53,20 @@ export function resetsSpec(a: RunAnalysis): FigureSpec {
   // A panel per strategy, each with the parts it trained and data of its own.
   const panels = rows.map((s) => {
     const values = points.filter((p) => p.strategy === s.strategy);
+    const part = partOf(s.resets!.units.map((u) => u.unit));
+    const length = (across ? 36 : 24) * s.resets!.units.length;
     return {
       title: s.strategy,
-      width: Math.max(120, 36 * s.resets!.units.length),
+      ...(across ? { width: Math.max(120, length) } : { height: length }),
       layers: [
-        { data: { values }, mark: { type: "bar" }, encoding: { x, xOffset, y, color, tooltip: [{ field: "unit" }, { field: "measure" }, { field: "value", format: ".2f" }, { field: "lo", format: ".2f" }, { field: "hi", format: ".2f" }] } },
+        { data: { values }, mark: { type: "bar" }, encoding: { [partAxis]: part, [offset]: measure, [valueAxis]: value, color, tooltip: [{ field: "unit" }, { field: "measure" }, { field: "value", format: ".2f" }, { field: "lo", format: ".2f" }, { field: "hi", format: ".2f" }] } },
         // A bar without an interval (one seed and one image) draws none: its lo and hi are null.
-        { data: { values }, mark: { type: "rule", color: "#222", strokeWidth: 1.2 }, encoding: { x, xOffset, y: { ...y, field: "lo" }, y2: { field: "hi" } } },
-        { data: { values: [{}] }, mark: { type: "rule", color: "#333", strokeDash: REFERENCE_DASH }, encoding: { y: { datum: 0 } } },
+        { data: { values }, mark: { type: "rule", color: "#222", strokeWidth: 1.2 }, encoding: { [partAxis]: part, [offset]: measure, [valueAxis]: { ...value, field: "lo" }, [`${valueAxis}2`]: { field: "hi" } } },
+        { data: { values: [{}] }, mark: { type: "rule", color: "#333", strokeDash: REFERENCE_DASH }, encoding: { [valueAxis]: { datum: 0 } } },
       ] as FigureLayer[],
     };
   });
-  return panelsSpec(title, panels, { sharedY: true });
+  return panelsSpec(title, panels, valueAxis);
 }
 
 const STEP_PANEL_WIDTH = 220;

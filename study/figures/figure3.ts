@@ -64,6 +64,5 @@ export function figure3Spec(r: StudyResults): FigureSpec {
       panel("transfer", (f) => percentChannel(f, "Transfer accuracy (%)"), "Transfer accuracy", []),
       panel("knn", (f) => knnChannel(r, f), "Source k-NN accuracy (forgetting)", [originalBackboneLayer(r, "bottom")]),
     ],
-    { sharedY: false },
   );
 }

@@ -31,14 +31,16 @@ export interface FigurePanel {
   title: string;
   layers: FigureLayer[];
   width?: number; // px; default PANEL_WIDTH
+  height?: number; // px; default PANEL_HEIGHT
 }
 
-export function panelsSpec(title: { text: string | string[]; subtitle: string[] }, panels: FigurePanel[], o: { sharedY: boolean }): FigureSpec {
+// `shared`: the axis the panels share, where they show the same quantity on it; the other is each panel's own.
+export function panelsSpec(title: { text: string | string[]; subtitle: string[] }, panels: FigurePanel[], shared?: "x" | "y"): FigureSpec {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title,
     config: FIGURE_CONFIG,
-    hconcat: panels.map((p) => ({ title: { text: titleLines(p.title), fontSize: 13, fontWeight: "normal" }, width: p.width ?? PANEL_WIDTH, height: PANEL_HEIGHT, layer: p.layers })),
-    resolve: { scale: { x: "independent", y: o.sharedY ? "shared" : "independent", color: "shared", shape: "shared", strokeDash: "independent" } },
+    hconcat: panels.map((p) => ({ title: { text: titleLines(p.title), fontSize: 13, fontWeight: "normal" }, width: p.width ?? PANEL_WIDTH, height: p.height ?? PANEL_HEIGHT, layer: p.layers })),
+    resolve: { scale: { x: shared === "x" ? "shared" : "independent", y: shared === "y" ? "shared" : "independent", color: "shared", shape: "shared", strokeDash: "independent" } },
   } as FigureSpec;
 }

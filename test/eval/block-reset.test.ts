@@ -1,5 +1,5 @@
 // The parts of a fine-tuned backbone that a reset puts back, named by where they stand in the original (Block
-// Expansion's new blocks by the block they follow), and the reset itself: each unit's tensors hold their values at
+// Expansion's new blocks by the block they follow), whole or by layers, and the reset itself: each unit's tensors hold their values at
 // step 0 while it is measured, every other tensor its fine-tuned value, and every tensor its fine-tuned bytes after,
 // a failed measure's too.
 import { describe, expect, it } from "vitest";
@@ -53,6 +53,28 @@ describe("resetUnits", () => {
     expect(resetUnits(["head.weight", "head.bias"], blockMap(strategy, 4))).toEqual([]);
   });
 
+  it("by layers: each block's layers apart in the block's order, LoRA's adapters with their layer, the other parts as they were", () => {
+    const { strategy, depth, params } = names("full");
+    const trainable = ["patch_embed.proj.weight", ...params("blocks.0."), "blocks.0.attn.qkv.bias", ...params("blocks.1."), "norm.weight", "head.weight"];
+    const units = resetUnits(trainable, blockMap(strategy, depth), "layers");
+    const layers = (b: number) => ["norm1", "attn.qkv", "mlp.fc2"].map((l) => `block ${b} ${l}`);
+    const parts = ["patch_embed", ...layers(0), ...layers(1), "norm"];
+    expect(units.map((u) => u.name)).toEqual([...parts, "all", ...parts.map((p) => `all but ${p}`)]);
+    expect(units[2]).toEqual({ name: "block 0 attn.qkv", block: 0, layer: "attn.qkv", tensors: ["blocks.0.attn.qkv.weight", "blocks.0.attn.qkv.bias"] });
+    // LoRA on q and v: its adapters are its qkv layer's; a new block's layers are named by the block it follows.
+    const lora = resetUnits(["blocks.1.attn.qkv.lora_q.A", "blocks.1.attn.qkv.lora_q.B", "blocks.1.attn.qkv.lora_v.A", "head.weight"], blockMap(parseStrategy("lora-r2"), 2), "layers");
+    expect(lora).toEqual([{ name: "block 1 attn.qkv", block: 1, layer: "attn.qkv", tensors: ["blocks.1.attn.qkv.lora_q.A", "blocks.1.attn.qkv.lora_q.B", "blocks.1.attn.qkv.lora_v.A"] }]);
+    const added = resetUnits(params("blocks.2."), blockMap(parseStrategy("block-p1"), 2), "layers");
+    expect(added.map((u) => [u.name, u.block, u.added, u.layer])).toEqual([
+      ["new block after 1 norm1", 1, true, "norm1"],
+      ["new block after 1 attn.qkv", 1, true, "attn.qkv"],
+      ["new block after 1 mlp.fc2", 1, true, "mlp.fc2"],
+      ["all", undefined, undefined, undefined],
+      ...["norm1", "attn.qkv", "mlp.fc2"].map((l) => [`all but new block after 1 ${l}`, undefined, undefined, undefined]),
+    ]);
+    expect(() => resetUnits(["blocks.0.ls1.gamma"], blockMap(strategy, depth), "layers")).toThrow("block reset: blocks.0.ls1.gamma is in none of a block's layers (norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2)");
+  });
+
   it("refuses a tensor of no part it knows, and a block its map does not have", () => {
     const { strategy } = names("full");
     expect(() => resetUnits(["blocks.0.attn.qkv.weight", "fc_norm.weight"], blockMap(strategy, 2))).toThrow("block reset: fc_norm.weight is neither the embeddings', a block's, the final norm's nor the head's");
@@ -62,11 +84,11 @@ describe("resetUnits", () => {
 
 describe("withEachReset", () => {
   it("holds each unit's tensors at step 0 while it is measured, the others fine-tuned, and restores every byte", async () => {
-    for (const strategy of ["full", "lora-r2", "block-p1"]) {
+    for (const [strategy, grain] of [["full", "blocks"], ["lora-r2", "blocks"], ["block-p1", "blocks"], ["full", "layers"]] as const) {
       const { tuned, initial, trainable } = await models(strategy);
       const values = async (m: VisionTransformer) => new Map(await Promise.all(m.parameters().map(async ([n, t]) => [n, await t.data()] as const)));
       const [before, start] = [await values(tuned), await values(initial)];
-      const units = resetUnits(trainable, blockMap(parseStrategy(strategy), 2));
+      const units = resetUnits(trainable, blockMap(parseStrategy(strategy), 2), grain);
       const seen = await withEachReset(tuned, initial, units, async (unit) => {
         const now = await values(tuned);
         for (const [name, v] of now) expect(Array.from(v), `${strategy} ${unit.name}: ${name}`).toEqual(Array.from((unit.tensors.includes(name) ? start : before).get(name)!));

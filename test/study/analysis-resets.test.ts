@@ -4,7 +4,7 @@
 // the parts are the strategy's trained ones; the resets leave the model as they found it (the other measures equal
 // an analysis without them); the key decides reuse. With analysis.atSteps the backbones kept at those steps are
 // reset too: each scored as it is gives the k-NN curve's answers at its step, the best step's resets are the best
-// checkpoint's.
+// checkpoint's. By layers, each block's layers are reset apart, and all of them are all of the blocks.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -150,6 +150,34 @@ describe("analysis.resets in a study", () => {
     for (const text of [">How soon each part's change costs the source domain<", ">Part reset<", ">new block after 1<", ">patch_embed<", ">Fine-tuning step<"]) expect(svg).toContain(text);
     expect(svg).not.toContain(">all but patch_embed<");
     expect(svg).not.toContain(">linear<");
+  });
+
+  it("by layers: each block's layers reset apart, in the block's order; every layer at once is every block at once", async () => {
+    const layers = join(root, "layers");
+    await analyzeRun(out(), { out: layers, resets: "layers" });
+    const [a, byBlocks] = [await readAnalysis(layers), await readAnalysis()];
+    expect(a.key.resets).toBe("layers");
+    const LAYERS = ["norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2"];
+    const parts = Object.fromEntries(a.cells.map((c) => [c.strategy, c.resets!.units.filter((u) => u.unit !== "all" && !u.unit.startsWith("all but")).map((u) => u.unit)]));
+    expect(parts).toEqual({
+      full: ["patch_embed", "cls_token", "pos_embed", ...LAYERS.map((l) => `block 0 ${l}`), ...LAYERS.map((l) => `block 1 ${l}`), "norm"],
+      "top-1": [...LAYERS.map((l) => `block 1 ${l}`), "norm"],
+      "lora-r2": ["block 0 attn.qkv", "block 1 attn.qkv"],
+      "block-p1": LAYERS.map((l) => `new block after 1 ${l}`),
+      linear: [],
+    });
+    const layer = a.cells.find((c) => c.strategy === "full")!.resets!.units[3];
+    expect([layer.block, layer.layer]).toEqual([0, "norm1"]);
+    for (const c of a.cells.filter((c) => c.strategy !== "linear")) {
+      const blocks = byBlocks.cells.find((b) => b.id === c.id)!.resets!;
+      const all = (r: typeof blocks) => r.units.find((u) => u.unit === "all") ?? r.units[0]; // block-p1 by blocks: its one part
+      const scores = ({ transfer, transferCorrect, knn, knnCorrect }: ReturnType<typeof all>) => ({ transfer, transferCorrect, knn, knnCorrect });
+      expect(c.resets!.tuned, c.id).toEqual(blocks.tuned);
+      expect(scores(all(c.resets!)), c.id).toEqual(scores(all(blocks)));
+    }
+    // Too many parts for the x axis (full: 33 units): down the y axis.
+    const svg = await readFile(join(layers, "analysis-resets.svg"), "utf8");
+    for (const text of [">block 0 mlp.fc1<", ">all but block 1 attn.qkv<", ">new block after 1 mlp.fc2<"]) expect(svg).toContain(text);
   });
 
   it("is part of the key: a study's rerun reuses it, an analysis without resets is made anew with them", async () => {

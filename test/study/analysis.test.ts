@@ -206,6 +206,16 @@ describe("analyze on the command line", () => {
     expect(a.cells.every((c) => c.resets !== undefined)).toBe(true);
   });
 
+  it("resets each block's layers apart with --reset-layers", async () => {
+    await runOnce();
+    const out = join(root, "cli-reset-layers");
+    const r = await runCli(["analyze", run(), "--images", "6", "--reset-layers", "--out", out]);
+    expect(r.code, r.err).toBe(0);
+    const a = await readJson<RunAnalysis>(join(out, "analysis.json"));
+    expect(a.key.resets).toBe("layers");
+    expect(a.cells.find((c) => c.strategy === "full")!.resets!.units.map((u) => u.unit)).toContain("block 0 mlp.fc1");
+  });
+
   it("says so where --grid-images asks for more images than are analysed, and shows them all", async () => {
     await runOnce();
     const out = join(root, "cli-grid");

@@ -156,7 +156,7 @@ describe("shipped configs", () => {
     }
   });
 
-  it("reads analysis.resets, true or false, absent where absent", () => {
+  it("reads analysis.resets, true, false or \"layers\", absent where absent", () => {
     const c = clone(DEFAULT_STUDY) as Record<string, any>;
     c.analysis = { resets: true };
     expect(parseStudyConfig(c).analysis!.resets).toBe(true);
@@ -164,8 +164,10 @@ describe("shipped configs", () => {
     expect(parseStudyConfig(c).analysis!.resets).toBe(false);
     c.analysis = {};
     expect("resets" in parseStudyConfig(c).analysis!).toBe(false);
+    c.analysis = { resets: "layers" };
+    expect(parseStudyConfig(c).analysis!.resets).toBe("layers");
     c.analysis = { resets: "yes" };
-    expect(problems(c)).toContain('analysis.resets: expected true or false, got "yes"');
+    expect(problems(c)).toContain('analysis.resets: expected true, false or "layers", got "yes"');
   });
 
   it("accepts backbone.pretrain.microBatch, an integer >= 1", () => {
