@@ -7,7 +7,7 @@
 // checkpoint's. By layers, each block's layers are reset apart, and all of them are all of the blocks.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
@@ -180,7 +180,7 @@ describe("analysis.resets in a study", () => {
     for (const text of [">block 0 mlp.fc1<", ">all but block 1 attn.qkv<", ">new block after 1 mlp.fc2<"]) expect(svg).toContain(text);
   });
 
-  it("is part of the key: a study's rerun reuses it, an analysis without resets is made anew with them", async () => {
+  it("is part of the key: a study's rerun reuses it, an analysis without resets (or without the kept steps' resets) is made anew with them", async () => {
     const lines: string[] = [];
     const again = await analyzeRun(out(), { reuse: true, log: (l) => lines.push(l) });
     expect(again.reused).toBe(true);
@@ -191,5 +191,12 @@ describe("analysis.resets in a study", () => {
     expect(lines.some((l) => l.startsWith("analysis: each part reset where fine-tuning started"))).toBe(true);
     expect(lines).toContainEqual(expect.stringMatching(/^ {2}full: patch_embed [+-]\d+\.\d \[.* \(alone [+-]\d+\.\d \[/));
     expect(lines).toContainEqual(expect.stringMatching(/^ {2}full at step 2: patch_embed [+-]\d+\.\d \[/));
+    // An analysis.json whose kept steps were not reset (a build before them) is made anew, not kept.
+    const before = await readAnalysis(plain);
+    for (const c of before.cells) for (const t of c.atSteps!) delete t.resets;
+    await writeFile(join(plain, "analysis.json"), JSON.stringify(before));
+    const anew = await analyzeRun(out(), { out: plain, reuse: true });
+    expect(anew.reused).toBe(false);
+    expect(anew.analysis.cells.every((c) => c.atSteps!.every((t) => t.resets !== undefined))).toBe(true);
   });
 });
