@@ -1,10 +1,12 @@
 // The per-block analysis's causal measure (analysis.resets): each part of a cell's best backbone put back where
-// fine-tuning started, one at a time (eval/block-reset.ts: the embeddings, each block, a new block, the final norm;
-// then all of them, and all but each one), and the model scored as the study scores it: its head's transfer accuracy on transfer.test,
-// and the source k-NN of knn.queries against knn.bank (every image of both, as the table's). Each against the
-// fine-tuned model's own answers, measured the same way on the same device: the source k-NN a part's reset wins
-// back is what that part's change cost, the transfer it loses what the change bought. Paired image by image, the
-// changes' intervals are over seeds and images, as a difference of two strategies (study/comparisons.ts).
+// fine-tuning started, one at a time (eval/block-reset.ts: the embeddings, each block or each of its layers, a new
+// block, the final norm; then all of them, and all but each one), and the model scored as the study scores it: its
+// head's transfer accuracy on transfer.test, and the source k-NN of knn.queries against knn.bank (every image of
+// both, as the table's). Each against the fine-tuned model's own answers, measured the same way on the same device:
+// the source k-NN a part's reset wins back is what that part's change cost, the transfer it loses what the change
+// bought. Paired image by image, the changes' intervals are over seeds and images, as a difference of two
+// strategies (study/comparisons.ts); with knn.otherBanks the queries are classified against every other bank too,
+// and the source k-NN's intervals count the banks.
 import type { Loader } from "../data/loader.js";
 import { evaluateCorrect } from "../eval/accuracy.js";
 import type { BlockMap } from "../eval/block-map.js";
@@ -13,8 +15,9 @@ import type { VisionTransformer } from "../vit/model.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
 import { pairedChange } from "./comparisons.js";
 import type { StudyConfig } from "./config.js";
-import { type Correct, packCorrect, unpackCorrect } from "./results.js";
-import { type KnnStudyData, knnScores } from "./study-knn.js";
+import { type Correct, type KnnScores, packCorrect, unpackCorrect } from "./results.js";
+import { type KnnStudyData, everyBankScores } from "./study-knn.js";
+import type { StudyData } from "./study-data.js";
 
 // A backbone under its head, scored as the study scores a cell's best checkpoint.
 export interface ResetScores {
@@ -22,6 +25,7 @@ export interface ResetScores {
   transferCorrect: Correct;
   knn: number; // source k-NN top-1 at knn.reportK, percent
   knnCorrect: Correct;
+  otherBanks?: { knn: number; knnCorrect: Correct }[]; // with knn.otherBanks: the queries against each other bank
 }
 
 export interface UnitScores extends ResetScores {
@@ -36,18 +40,26 @@ export interface CellResets {
   units: UnitScores[]; // eval/block-reset.ts resetUnits' order: the parts, "all", "all but" each part
 }
 
-// What the scores read: the transfer test images (in the runner's batches) and the study's k-NN data.
+// What the scores read: the transfer test images (in the runner's batches) and the study's k-NN data, its other
+// banks too where it has them.
 export interface ResetData {
   config: StudyConfig;
   test: Loader;
-  knn: KnnStudyData;
+  knn: KnnStudyData & Pick<StudyData, "otherBanks">;
   size: number;
 }
 
 async function scores(model: VisionTransformer, data: ResetData): Promise<ResetScores> {
   const tested = await evaluateCorrect(model, data.test);
-  const { scores: knn, correct } = await knnScores(model, data.config, data.knn, data.size);
-  return { transfer: tested.accuracy, transferCorrect: packCorrect(tested.correct), knn: knn[String(data.config.knn.reportK)].top1, knnCorrect: correct };
+  const top1 = (s: KnnScores) => s[String(data.config.knn.reportK)].top1;
+  const [bank, ...others] = await everyBankScores(model, data.config, data.knn, data.size);
+  return {
+    transfer: tested.accuracy,
+    transferCorrect: packCorrect(tested.correct),
+    knn: top1(bank.scores),
+    knnCorrect: bank.correct,
+    ...(others.length > 0 && { otherBanks: others.map((b) => ({ knn: top1(b.scores), knnCorrect: b.correct })) }),
+  };
 }
 
 // A cell's model (its trainable tensors those with requiresGrad, LoRA not merged) scored as it is and with each
@@ -79,37 +91,47 @@ export interface ResetSummary {
 export interface RowResets {
   tuned: { transfer: MeanStd; knn: MeanStd };
   units: ResetSummary[];
+  banks: number; // the banks the source k-NN changes are over: knn.bank and, where every cell has them, the others
 }
 
-// The row's cells' resets (those that have them) summarised unit by unit, in the first cell's order of units.
+// The row's cells' resets (those that have them) summarised unit by unit, in the first cell's order of units; the
+// source k-NN changes over every bank where every cell was scored against the same number of other banks.
 export function summarizeResets(group: (CellResets | undefined)[]): RowResets | undefined {
   const cells = group.filter((c): c is CellResets => c !== undefined);
   if (cells.length === 0) return undefined;
+  const others = cells[0].tuned.otherBanks?.length ?? 0;
+  const banks = others > 0 && cells.every((c) => [c.tuned, ...c.units].every((s) => s.otherBanks?.length === others)) ? 1 + others : 1;
+  // A score's answers per bank: the transfer's one, the source k-NN's against each bank counted.
+  const answers = (s: ResetScores, which: "transferCorrect" | "knnCorrect") =>
+    (which === "transferCorrect" ? [s.transferCorrect] : [s.knnCorrect, ...(s.otherBanks ?? []).slice(0, banks - 1).map((b) => b.knnCorrect)]).map(unpackCorrect);
+  const paired = (which: "transferCorrect" | "knnCorrect", pairs: { a: ResetScores; reference: ResetScores }[]) =>
+    pairedChange(pairs.map(({ a, reference }) => answers(a, which).map((x, b): [Uint8Array, Uint8Array] => [x, answers(reference, which)[b]])));
   const units = cells[0].units.map((first): ResetSummary => {
-    const pairs = cells.flatMap((c) => c.units.filter((u) => u.unit === first.unit).map((u) => ({ u, tuned: c.tuned })));
-    const change = (answers: "transferCorrect" | "knnCorrect") => pairedChange(pairs.map(({ u, tuned }) => [unpackCorrect(u[answers]), unpackCorrect(tuned[answers])]));
+    const pairs = cells.flatMap((c) => c.units.filter((u) => u.unit === first.unit).map((u) => ({ a: u, reference: c.tuned })));
     // "all" against "all but" this part, in the cells that have both.
     const unit = (c: CellResets, name: string) => c.units.find((u) => u.unit === name);
     const alone = cells.flatMap((c) => {
       const [all, allBut] = [unit(c, "all"), unit(c, `all but ${first.unit}`)];
-      return all && allBut ? [{ all, allBut }] : [];
+      return all && allBut ? [{ a: all, reference: allBut }] : [];
     });
-    const aloneChange = (answers: "transferCorrect" | "knnCorrect") => pairedChange(alone.map(({ all, allBut }) => [unpackCorrect(all[answers]), unpackCorrect(allBut[answers])]));
     return {
       unit: first.unit,
       ...(first.block !== undefined && { block: first.block }),
       ...(first.added && { added: first.added }),
       ...(first.layer && { layer: first.layer }),
       seeds: pairs.length,
-      transfer: meanStdOf(pairs.map(({ u }) => u.transfer)),
-      knn: meanStdOf(pairs.map(({ u }) => u.knn)),
-      transferChange: change("transferCorrect"),
-      knnChange: change("knnCorrect"),
-      ...(alone.length > 0 && { alone: { transferChange: aloneChange("transferCorrect"), knnChange: aloneChange("knnCorrect") } }),
+      transfer: meanStdOf(pairs.map(({ a }) => a.transfer)),
+      knn: meanStdOf(pairs.map(({ a }) => a.knn)),
+      transferChange: paired("transferCorrect", pairs),
+      knnChange: paired("knnCorrect", pairs),
+      ...(alone.length > 0 && { alone: { transferChange: paired("transferCorrect", alone), knnChange: paired("knnCorrect", alone) } }),
     };
   });
-  return { tuned: { transfer: meanStdOf(cells.map((c) => c.tuned.transfer)), knn: meanStdOf(cells.map((c) => c.tuned.knn)) }, units };
+  return { tuned: { transfer: meanStdOf(cells.map((c) => c.tuned.transfer)), knn: meanStdOf(cells.map((c) => c.tuned.knn)) }, units, banks };
 }
+
+// The most banks the rows' source k-NN resets are over (1: knn.bank alone).
+export const resetBanks = (rows: { resets?: RowResets }[]): number => Math.max(1, ...rows.map((s) => s.resets?.banks ?? 1));
 
 // analysis.csv's lines of a cell's resets: measure reset_transfer or reset_knn_top1, block the unit ("none": the
 // fine-tuned model as it is).

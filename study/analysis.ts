@@ -32,7 +32,7 @@ import { evenlySpaced } from "../data/subset.js";
 import { Transform } from "../data/transforms.js";
 import { TransformCache } from "../data/transform-cache.js";
 import { runtime } from "../engine/runtime.js";
-import { type CellResets, type ResetData, type RowResets, cellResets } from "./analysis-resets.js";
+import { type CellResets, type ResetData, type RowResets, cellResets, resetBanks } from "./analysis-resets.js";
 import { type AnalysisData, type LayerKnn, type OriginalAnalysis, analyzeOriginal, compareBackbones } from "../eval/block-analysis.js";
 import { type BlockMap, blockMap } from "../eval/block-map.js";
 import type { ResetGrain } from "../eval/block-reset.js";
@@ -120,7 +120,7 @@ function changeLines(a: RunAnalysis): string[] {
     ...a.strategies.map((s) => `  ${s.strategy}: ${s.knnChange.map(shown).join(" / ")}`),
     ...(a.key.resets
       ? [
-          `analysis: each part reset where fine-tuning started: the source ${a.k}-NN it wins back and the transfer it changes, in points: mean [${CONFIDENCE * 100}% interval over seeds and images]; (alone: the same of its change alone, every other part reset)`,
+          `analysis: each part reset where fine-tuning started: the source ${a.k}-NN it wins back and the transfer it changes, in points: mean [${CONFIDENCE * 100}% interval over seeds${resetBanks(a.strategies) > 1 ? ", the banks (the source k-NN's)" : ""} and images]; (alone: the same of its change alone, every other part reset)`,
           ...a.strategies.flatMap((s) => [resetLine(s.strategy, s.resets), ...(s.atSteps ?? []).map((t) => resetLine(`${s.strategy} at step ${t.step}`, t.resets))].filter((l) => l !== undefined)),
         ]
       : []),
@@ -219,18 +219,20 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
   return files;
 }
 
-// What the resets read (study/analysis-resets.ts): transfer.test in the runner's batches, and knn.bank and
-// knn.queries whole (`opened`: those the analysis opened already, the bank where it is the whole of knn.bank).
+// What the resets read (study/analysis-resets.ts): transfer.test in the runner's batches, and knn.bank, knn.queries
+// and knn.otherBanks whole (`opened`: those the analysis opened already, the banks where they are whole).
 async function resetDataOf(
   config: StudyConfig,
   size: number,
   open: (what: string, spec: DataSpec) => Promise<Dataset>,
-  opened: { bank?: Dataset; queries: Dataset },
+  opened: { bank?: Dataset; queries: Dataset; otherBanks?: Dataset[] },
   cache: TransformCache | undefined,
 ): Promise<ResetData> {
   const transformed = cache ?? new TransformCache(runtime().settings.imageCacheBytes);
   const test = studyLoader(config, await open("transfer.test", config.transfer.test), config.transfer.test, size, transformed);
-  return { config, test, knn: { bank: opened.bank ?? (await open("knn.bank", config.knn.bank)), queries: opened.queries, transformed }, size };
+  const bank = opened.bank ?? (await open("knn.bank", config.knn.bank));
+  const otherBanks = config.knn.otherBanks && (opened.otherBanks ?? (await Promise.all(config.knn.otherBanks.map((b, i) => open(`knn.otherBanks[${i}]`, b)))));
+  return { config, test, knn: { bank, queries: opened.queries, ...(otherBanks && { otherBanks }), transformed }, size };
 }
 
 // A cell's resets (study/analysis-resets.ts) against `initial`, its model where fine-tuning started, disposed after.
@@ -350,7 +352,8 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     };
     // The resets are scored as the study scores a cell: every image of transfer.test, knn.queries and knn.bank. None
     // where the cells' numbers are kept.
-    const resetData = resets && !kept ? await resetDataOf(config, size, open, { bank: bankPerClass === undefined ? bank : undefined, queries: allQueries }, opts.transformed) : undefined;
+    const whole = bankPerClass === undefined ? { bank, otherBanks } : {};
+    const resetData = resets && !kept ? await resetDataOf(config, size, open, { ...whole, queries: allQueries }, opts.transformed) : undefined;
     const fewer = queries.length < images ? ` (all knn.queries holds, of the ${images} asked for)` : "";
     const reference = await analyzeOriginal(original, data);
     const cells: CellAnalysis[] = [];
@@ -361,6 +364,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     const baseSha256 = kept ? undefined : await sha256File(backbone); // once, not per cell's checkpoint
     // A kept step's backbone is measured as the best checkpoint's (its resets too), against knn.bank alone.
     const stepData: AnalysisData = { ...data, otherBanks: undefined };
+    const stepResetData = resetData && { ...resetData, knn: { ...resetData.knn, otherBanks: undefined } };
     const last = original.blocks.length - 1;
     for (const [i, c] of (kept ? [] : finished).entries()) {
       const cellStarted = performance.now();
@@ -381,7 +385,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       if (atSteps) {
         cell.atSteps = [];
         for (const step of atSteps.filter((s) => existsSync(cellStepPath(dir, c.id, s)))) {
-          const m = await compare(cellStepPath(dir, c.id, step), stepData, resetData);
+          const m = await compare(cellStepPath(dir, c.id, step), stepData, stepResetData);
           cell.atSteps.push({ step, ...measures(m), ...(m.resets && { resets: m.resets }) });
         }
         const missing = atSteps.filter((s) => !cell.atSteps!.some((a) => a.step === s));

@@ -97,11 +97,12 @@ export function changeFromOriginal(answers: Uint8Array[][], original: Uint8Array
   return tableInterval(answers.map((banks) => banks.map((a, b) => Float64Array.from(a, (right, q) => 100 * (right - original[b][q])))));
 }
 
-// Each seed's answers against that seed's own reference (`pairs[seed]`: [answers, reference]), image by image: the
-// change in points, its mean over the seeds and its crossed interval over the seeds and the images (over the images
-// alone with one seed), as a difference of two strategies is.
-export function pairedChange(pairs: [Uint8Array, Uint8Array][]): MeanInterval {
-  return tableInterval(pairs.map(([a, reference]) => [Float64Array.from(a, (right, q) => 100 * (right - reference[q]))]));
+// Each seed's answers against that seed's own reference, image by image (`pairs[seed][bank]`: [answers, reference],
+// against each bank where the images are k-NN queries classified against several): the change in points, its mean
+// over the seeds (and banks) and its crossed interval over the seeds and the images, and the banks where there are
+// several (over the images, and banks, alone with one seed), as a difference of two strategies is.
+export function pairedChange(pairs: [Uint8Array, Uint8Array][][]): MeanInterval {
+  return tableInterval(pairs.map((banks) => banks.map(([a, reference]) => Float64Array.from(a, (right, q) => 100 * (right - reference[q])))));
 }
 
 // `rows` in the table's order; each pair once, the earlier row first.

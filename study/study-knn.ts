@@ -1,7 +1,7 @@
 // The source k-NN of a study's backbone, as the runner scores it: against knn.bank (the baseline, a cell's best
 // checkpoint, knn.val's images), a point of the forgetting curve (against every bank of knn.otherBanks too, in one
-// pass over the queries), and the queries against the other banks alone. Each gives the accuracies at every k and
-// the queries right at reportK, packed.
+// pass over the queries), the queries against the other banks alone, and against every bank (the analysis's
+// resets). Each gives the accuracies at every k and the queries right at reportK, packed.
 import { portableIdentity } from "../data/dataset.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { type DatasetKnnOptions, type KnnData, NonFiniteFeaturesError, banksKnn } from "../eval/dataset-knn.js";
@@ -40,6 +40,13 @@ export async function curvePoint(model: VisionTransformer, config: StudyConfig, 
   return { step: at.step, knn: first.scores, correct: first.correct, seconds, ...(data.otherBanks && { banks }) };
 }
 
+// A backbone's queries against knn.bank and, with knn.otherBanks, each other bank, in one pass over the queries: the
+// scores of each, knn.bank's first.
+export async function everyBankScores(model: VisionTransformer, config: StudyConfig, data: KnnStudyData & Pick<StudyData, "otherBanks">, size: number): Promise<{ scores: KnnScores; correct: Correct }[]> {
+  const others = (data.otherBanks ?? []).map((_, i) => otherBank(config, data, i));
+  return (await onePass(model, config, data, size, [{ dataset: data.bank, spec: config.knn.bank }, ...others])).scored;
+}
+
 // A finished cell's backbone's queries against the other banks at indices `which` of knn.otherBanks, in one pass
 // over the queries; each bank's seconds are the pass's share.
 export async function otherBankScores(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number, which: number[]): Promise<{ scores: KnnScores; correct: Correct; seconds: number }[]> {
@@ -59,7 +66,7 @@ async function onePass(model: VisionTransformer, config: StudyConfig, data: KnnS
   return { scored: results.map((r) => scoresOf(r, config)), seconds: (performance.now() - started) / 1000 };
 }
 
-const otherBank = (config: StudyConfig, data: StudyData, i: number): KnnData => ({ dataset: data.otherBanks![i], spec: config.knn.otherBanks![i] });
+const otherBank = (config: StudyConfig, data: Pick<StudyData, "otherBanks">, i: number): KnnData => ({ dataset: data.otherBanks![i], spec: config.knn.otherBanks![i] });
 
 const knnOptions = (config: StudyConfig, data: KnnStudyData, size: number): DatasetKnnOptions => ({
   ks: config.knn.ks,

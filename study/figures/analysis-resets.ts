@@ -8,6 +8,7 @@
 import type { FigureLayer, FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import type { RunAnalysis } from "../analysis-results.js";
+import { resetBanks } from "../analysis-resets.js";
 import { CONFIDENCE } from "../comparisons.js";
 import { stepAxis } from "./forgetting-curve.js";
 import { panelsSpec } from "./panels.js";
@@ -46,7 +47,7 @@ export function resetsSpec(a: RunAnalysis): FigureSpec {
       ...seedsNote(
         rows.map((s) => ({ label: s.strategy, seeds: Math.max(...s.resets!.units.map((u) => u.seeds)) })),
         "error bars",
-        [`${CONFIDENCE * 100}% interval of the change, paired`, "image by image, over seeds and images"],
+        [`${CONFIDENCE * 100}% interval of the change, paired`, ...(resetBanks(rows) > 1 ? ["image by image, over seeds, banks", "(source k-NN) and images"] : ["image by image, over seeds and images"])],
       ),
     ],
   };

@@ -80,7 +80,7 @@ describe("summarizeAnalysis with resets", () => {
     expect(block1.knnChange).toEqual(crossedMeanInterval(diffs));
     expect([block1.knnChange.mean, block1.transferChange.mean]).toEqual([20, -10]);
     expect(block1.knnChange.lo).toBeLessThan(20);
-    expect(linear.resets).toEqual({ tuned: { transfer: { mean: 90, std: 0 }, knn: { mean: 50, std: 0 } }, units: [] });
+    expect(linear.resets).toEqual({ tuned: { transfer: { mean: 90, std: 0 }, knn: { mean: 50, std: 0 } }, units: [], banks: 1 });
     expect(analysis().strategies[0].resets).toBeUndefined();
   });
 });

@@ -4,7 +4,7 @@
 // intervals, and each row's forgetting at its best checkpoints, are then over seeds, banks and queries; the
 // banks are added to a finished run folder without training a cell, only a bank without scores is scored; each point
 // of the forgetting curve is scored against every bank (step 0's answers the original's), and the per-block
-// analysis's layer-wise k-NN too; and banks of other classes or sizes, or sharing images with the bank, the queries
+// analysis's layer-wise k-NN and its resets too; and banks of other classes or sizes, or sharing images with the bank, the queries
 // or each other, are refused by name.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, mkdtempSync } from "node:fs";
@@ -199,6 +199,32 @@ describe("knn.otherBanks", () => {
     const csv = (await readFile(join(dir, "analysis.csv"), "utf8")).split("\n");
     expect(csv).toContain(`original,original,,,knn_top1,${last},knn.otherBanks[1],${a.original.otherBanks![1].knn[last].toPrecision(6)}`);
     expect(csv.filter((l) => l.includes(",knn_top1,") && l.includes("knn.otherBanks")).length).toBe(2 * a.depth * (1 + a.cells.length));
+  });
+
+  it("scores the analysis's resets against every bank: the study's answers there, and the source k-NN changes over the banks", async () => {
+    const dir = join(root, "analysis-banks"); // the folder of the test above, with its two other banks
+    const lines: string[] = [];
+    const { analysis: a } = await analyzeRun(dir, { out: join(root, "resets-banks"), resets: true, log: (l) => lines.push(l) });
+    const original = JSON.parse(await readFile(join(dir, "knn-banks.json"), "utf8")).banks as KnnBankScores[];
+    for (const c of a.cells) {
+      const file = await banksFile(dir, c.id);
+      expect(c.resets!.tuned.otherBanks!.map((b) => b.knnCorrect), c.id).toEqual(file.map((b) => b.correct));
+      const all = c.resets!.units.find((u) => u.unit === "all")!;
+      expect(all.otherBanks!.map((b) => b.knnCorrect), c.id).toEqual(original.map((b) => b.correct));
+    }
+    const [row] = a.strategies;
+    expect(row.resets!.banks).toBe(3);
+    const group = a.cells.filter((c) => c.strategy === row.strategy && c.lr === row.lr);
+    const answers = (s: { knnCorrect: { bits: string; count: number }; otherBanks?: { knnCorrect: { bits: string; count: number } }[] }) =>
+      [s.knnCorrect, ...s.otherBanks!.map((b) => b.knnCorrect)].map((x) => unpackBits(x.bits, x.count)!);
+    const unit = row.resets!.units[0];
+    const seeds = group.map((c) => {
+      const [mine, tuned] = [answers(c.resets!.units[0]), answers(c.resets!.tuned)];
+      return mine.map((x, b) => Float64Array.from(x, (right, q) => 100 * (right - tuned[b][q])));
+    });
+    expect(unit.knnChange).toEqual(crossedMeanInterval3(seeds, 0.95));
+    expect(lines.some((l) => l.startsWith("analysis: each part reset where fine-tuning started: the source 5-NN it wins back and the transfer it changes, in points: mean [95% interval over seeds, the banks (the source k-NN's) and images]"))).toBe(true);
+    expect(await readFile(join(root, "resets-banks", "analysis-resets.svg"), "utf8")).toContain(">(source k-NN) and images<");
   });
 
   it("is scored for a finished run folder's cells when added, only for the banks without scores, and not when reordered", async () => {
