@@ -153,7 +153,9 @@ function holdsCells(a: RunAnalysis, key: AnalysisKey): boolean {
         Array.isArray(c.attention) &&
         numbers(c.grid) &&
         (key.atSteps === undefined || Array.isArray(c.atSteps)) &&
-        (key.resets === undefined || [c, ...(c.atSteps ?? [])].every((m) => isObject(m.resets) && Array.isArray(m.resets.units))),
+        (key.resets === undefined || [c, ...(c.atSteps ?? [])].every((m) => isObject(m.resets) && Array.isArray(m.resets.units))) &&
+        // The best backbones' resets against every other bank (those of a build before them were not).
+        (key.resets === undefined || key.otherBanks === undefined || c.resets?.tuned?.otherBanks?.length === key.otherBanks.length),
     )
   );
 }

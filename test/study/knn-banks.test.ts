@@ -15,6 +15,7 @@ import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
 import type { TimedPoint } from "../../study/knn-curve.js";
 import { runExperiment } from "../../study/runner.js";
 import { analyzeRun } from "../../study/analysis.js";
+import type { RunAnalysis } from "../../study/analysis-results.js";
 import type { KnnBankScores } from "../../study/result-files.js";
 import { crossedMeanInterval3 } from "../../util/stats.js";
 import { changeFromOriginal } from "../../study/comparisons.js";
@@ -225,6 +226,15 @@ describe("knn.otherBanks", () => {
     expect(unit.knnChange).toEqual(crossedMeanInterval3(seeds, 0.95));
     expect(lines.some((l) => l.startsWith("analysis: each part reset where fine-tuning started: the source 5-NN it wins back and the transfer it changes, in points: mean [95% interval over seeds, the banks (the source k-NN's) and images]"))).toBe(true);
     expect(await readFile(join(root, "resets-banks", "analysis-resets.svg"), "utf8")).toContain(">(source k-NN) and images<");
+    // An analysis.json whose resets were not scored against the other banks (a build before them) is made anew.
+    const path = join(root, "resets-banks", "analysis.json");
+    const before = JSON.parse(await readFile(path, "utf8")) as RunAnalysis;
+    for (const c of before.cells) delete c.resets!.tuned.otherBanks;
+    await writeFile(path, JSON.stringify(before));
+    const again = await analyzeRun(dir, { out: join(root, "resets-banks"), resets: true, reuse: true });
+    expect(again.reused).toBe(false);
+    expect(again.analysis.cells.every((c) => c.resets!.tuned.otherBanks!.length === 2)).toBe(true);
+    expect((await analyzeRun(dir, { out: join(root, "resets-banks"), resets: true, reuse: true })).reused).toBe(true);
   });
 
   it("is scored for a finished run folder's cells when added, only for the banks without scores, and not when reordered", async () => {
