@@ -6,10 +6,11 @@
 // same resets of the backbones kept at analysis.atSteps, the source k-NN each part's reset wins back against the
 // step: how soon each part's change costs what it does.
 import type { FigureLayer, FigureSpec } from "../../plot/render.js";
-import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
+import { REFERENCE_DASH } from "../../plot/style.js";
 import type { RunAnalysis } from "../analysis-results.js";
 import { resetBanks } from "../analysis-resets.js";
 import { CONFIDENCE } from "../comparisons.js";
+import { stepPanelsSpec } from "./analysis-steps.js";
 import { stepAxis } from "./forgetting-curve.js";
 import { panelsSpec } from "./panels.js";
 import { nothingToDrawSpec, seedsNote } from "./parts.js";
@@ -104,8 +105,7 @@ export function stepResetsSpec(a: RunAnalysis): FigureSpec {
     "error bars",
     [`${CONFIDENCE * 100}% interval of the change, paired`, "image by image, over seeds and images"],
   );
-  return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+  return stepPanelsSpec({
     title: {
       text: STEP_RESETS_TITLE,
       subtitle: [
@@ -119,23 +119,12 @@ export function stepResetsSpec(a: RunAnalysis): FigureSpec {
         ...seeds,
       ],
     },
-    config: FIGURE_CONFIG,
-    data: { values: points },
-    facet: { column: { field: "strategy", type: "nominal", title: null, sort: rows.map((s) => s.strategy), header: { labelFontSize: 13 } } },
-    spec: {
-      width: STEP_PANEL_WIDTH,
-      height: 240,
-      layer: [
-        { mark: { type: "rule", color: "#333", strokeDash: REFERENCE_DASH }, encoding: { y: { datum: 0 } } },
-        // Only where some point has an interval: a layer without data draws with a warning.
-        ...(points.some((p) => p.lo !== null)
-          ? [{ transform: [{ filter: "isValid(datum.lo)" }], mark: { type: "errorbar", ticks: true, thickness: 1.2 }, encoding: { x, y: { ...y, field: "lo" }, y2: { field: "hi" }, color } } as const]
-          : []),
-        {
-          mark: { type: "line", strokeWidth: 2, point: { filled: true, size: 36 } },
-          encoding: { x, y, color, tooltip: [{ field: "strategy" }, { field: "unit" }, { field: "step" }, { field: "value", format: ".2f" }, { field: "lo", format: ".2f" }, { field: "hi", format: ".2f" }] },
-        },
-      ],
-    },
-  } as FigureSpec;
+    points,
+    strategies: rows.map((s) => s.strategy),
+    channels: { x, y, color },
+    width: STEP_PANEL_WIDTH,
+    zero: true,
+    errors: points.some((p) => p.lo !== null) ? "isValid(datum.lo)" : undefined,
+    tooltip: [{ field: "strategy" }, { field: "unit" }, { field: "step" }, { field: "value", format: ".2f" }, { field: "lo", format: ".2f" }, { field: "hi", format: ".2f" }],
+  });
 }

@@ -44,8 +44,7 @@ export function stepsSpec(a: RunAnalysis, measure: "cka" | "knn"): FigureSpec {
     "error bars",
     measure === "knn" ? changeIntervalNote("images") : undefined,
   );
-  return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+  return stepPanelsSpec({
     title: {
       text,
       subtitle: [
@@ -57,22 +56,46 @@ export function stepsSpec(a: RunAnalysis, measure: "cka" | "knn"): FigureSpec {
         ...seeds,
       ],
     },
+    points,
+    strategies: rows.map((s) => s.strategy),
+    channels: { x, y, color },
+    width: PANEL_WIDTH,
+    zero: measure === "knn",
+    errors: points.some((p) => p.seeds > 1) ? "datum.seeds > 1 && isValid(datum.lo)" : undefined,
+    tooltip: [{ field: "strategy" }, { field: "block" }, { field: "step" }, { field: "value", format: ".3f" }],
+  });
+}
+
+// A panel per strategy (`strategies`, the table's order) of lines against the fine-tuning step, a line per `color`:
+// `points` (strategy, step, value, lo, hi); error bars from lo to hi where the Vega expression `errors` holds (the
+// caller leaves it out where no point has one: a layer without data draws with a warning); a dashed line at 0 where
+// `zero`.
+export function stepPanelsSpec(o: {
+  title: { text: string; subtitle: string[] };
+  points: object[];
+  strategies: string[];
+  channels: { x: object; y: object & { field: string }; color: object };
+  width: number;
+  zero: boolean;
+  errors?: string;
+  tooltip: object[];
+}): FigureSpec {
+  const { x, y, color } = o.channels;
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: o.title,
     config: FIGURE_CONFIG,
-    data: { values: points },
-    facet: { column: { field: "strategy", type: "nominal", title: null, sort: rows.map((s) => s.strategy), header: { labelFontSize: 13 } } },
+    data: { values: o.points },
+    facet: { column: { field: "strategy", type: "nominal", title: null, sort: o.strategies, header: { labelFontSize: 13 } } },
     spec: {
-      width: PANEL_WIDTH,
+      width: o.width,
       height: 220,
       layer: [
-        ...(measure === "knn" ? [{ mark: { type: "rule", color: "#333", strokeDash: REFERENCE_DASH }, encoding: { y: { datum: 0 } } } as const] : []),
-        // Only where some point has several seeds: a layer without data draws with a warning.
-        ...(points.some((p) => p.seeds > 1)
-          ? [{ transform: [{ filter: "datum.seeds > 1 && isValid(datum.lo)" }], mark: { type: "errorbar", ticks: true, thickness: 1.2 }, encoding: { x, y: { ...y, field: "lo" }, y2: { field: "hi" }, color } } as const]
+        ...(o.zero ? [{ mark: { type: "rule", color: "#333", strokeDash: REFERENCE_DASH }, encoding: { y: { datum: 0 } } }] : []),
+        ...(o.errors
+          ? [{ transform: [{ filter: o.errors }], mark: { type: "errorbar", ticks: true, thickness: 1.2 }, encoding: { x, y: { ...y, field: "lo" }, y2: { field: "hi" }, color } }]
           : []),
-        {
-          mark: { type: "line", strokeWidth: 2, point: { filled: true, size: 40 } },
-          encoding: { x, y, color, tooltip: [{ field: "strategy" }, { field: "block" }, { field: "step" }, { field: "value", format: ".3f" }] },
-        } as const,
+        { mark: { type: "line", strokeWidth: 2, point: { filled: true, size: 40 } }, encoding: { x, y, color, tooltip: o.tooltip } },
       ],
     },
   } as FigureSpec;
