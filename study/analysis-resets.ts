@@ -134,10 +134,11 @@ export function summarizeResets(group: (CellResets | undefined)[]): RowResets | 
 export const resetBanks = (rows: { resets?: RowResets }[]): number => Math.max(1, ...rows.map((s) => s.resets?.banks ?? 1));
 
 // analysis.csv's lines of a cell's resets: measure reset_transfer or reset_knn_top1, block the unit ("none": the
-// fine-tuned model as it is).
+// fine-tuned model as it is), part the other bank of a k-NN against one ("knn.otherBanks[i]"; empty: knn.bank).
 export function resetRows(row: (measure: string, block: string, part: string, value: number) => void, r: CellResets): void {
   for (const s of [{ unit: "none", ...r.tuned }, ...r.units]) {
     row("reset_transfer", s.unit, "", s.transfer);
     row("reset_knn_top1", s.unit, "", s.knn);
+    s.otherBanks?.forEach((b, i) => row("reset_knn_top1", s.unit, `knn.otherBanks[${i}]`, b.knn));
   }
 }

@@ -226,6 +226,9 @@ describe("knn.otherBanks", () => {
     expect(unit.knnChange).toEqual(crossedMeanInterval3(seeds, 0.95));
     expect(lines.some((l) => l.startsWith("analysis: each part reset where fine-tuning started: the source 5-NN it wins back and the transfer it changes, in points: mean [95% interval over seeds, the banks (the source k-NN's) and images]"))).toBe(true);
     expect(await readFile(join(root, "resets-banks", "analysis-resets.svg"), "utf8")).toContain(">(source k-NN) and images<");
+    const csv = (await readFile(join(root, "resets-banks", "analysis.csv"), "utf8")).split("\n");
+    const c = a.cells[0];
+    expect(csv).toContain(`${c.id},${c.strategy},${c.lr},${c.seed},reset_knn_top1,all,knn.otherBanks[1],${c.resets!.units.find((u) => u.unit === "all")!.otherBanks![1].knn.toPrecision(6)}`);
     // An analysis.json whose resets were not scored against the other banks (a build before them) is made anew.
     const path = join(root, "resets-banks", "analysis.json");
     const before = JSON.parse(await readFile(path, "utf8")) as RunAnalysis;
