@@ -16,10 +16,10 @@ import { panelsSpec } from "./panels.js";
 import { nothingToDrawSpec, seedsNote } from "./parts.js";
 
 const KNN = "source k-NN";
+const TRANSFER = "transfer";
 // The most parts a panel lays along its x axis, 36 px each (the default study's full fine-tuning by blocks: 8 parts,
 // all and 8 "all but", 17); more go down the y axis, 24 px each (by layers: 57; ViT-B/16's by blocks: 33).
 const MAX_ACROSS = 20;
-const TRANSFER = "transfer";
 
 export function resetsSpec(a: RunAnalysis): FigureSpec {
   const rows = a.strategies.filter((s) => s.resets && s.resets.units.length > 0);
