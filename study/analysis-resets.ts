@@ -105,7 +105,12 @@ export function summarizeResets(group: (CellResets | undefined)[]): RowResets | 
   const answers = (s: ResetScores, which: "transferCorrect" | "knnCorrect") =>
     (which === "transferCorrect" ? [s.transferCorrect] : [s.knnCorrect, ...(s.otherBanks ?? []).slice(0, banks - 1).map((b) => b.knnCorrect)]).map(unpackCorrect);
   const paired = (which: "transferCorrect" | "knnCorrect", pairs: { a: ResetScores; reference: ResetScores }[]) =>
-    pairedChange(pairs.map(({ a, reference }) => answers(a, which).map((x, b): [Uint8Array, Uint8Array] => [x, answers(reference, which)[b]])));
+    pairedChange(
+      pairs.map(({ a, reference }) => {
+        const against = answers(reference, which);
+        return answers(a, which).map((x, b): [Uint8Array, Uint8Array] => [x, against[b]]);
+      }),
+    );
   const units = cells[0].units.map((first): ResetSummary => {
     const pairs = cells.flatMap((c) => c.units.filter((u) => u.unit === first.unit).map((u) => ({ a: u, reference: c.tuned })));
     // "all" against "all but" this part, in the cells that have both.
