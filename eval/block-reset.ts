@@ -1,16 +1,16 @@
 // Parts of a fine-tuned backbone put back where fine-tuning started, one at a time: which part's change costs the
-// source domain, and which buys the transfer (the measures are the caller's). A unit is the trainable tensors of
-// one block of the fine-tuned model (an original block, or a new one of Block Expansion), of one of the embeddings
-// (the patch projection, the CLS token, the position embeddings: the analysis's weight change counts them as one) or
-// of the final norm; the head is never reset. Resetting writes each
-// of its tensors' values at step 0, read from `initial` (the base model with the same strategy applied, seed and
-// all: peft/save.ts loadInitial): an original block's weights are the original's again, LoRA's B is zero, a new
-// block computes the identity. Where there are several units, "all" resets them together (the original backbone
-// under the fine-tuned head), and where there are more than two, "all but X" resets every unit but X: X's change
-// alone, as reset X is the others' without it. The two tell apart a loss that any one part's change brings by
-// itself (each "all but X" keeps it, each reset X alone wins little back) from one that needs them together (each
-// "all but X" wins most of it back). By "layers", each block's layers are parts of their own (its two norms, the
-// attention's qkv and proj, the MLP's fc1 and fc2, a layer's LoRA adapters with it): which layer of a block forgets.
+// source domain, and which buys the transfer (the measures are the caller's). A unit is the trainable tensors of one
+// block of the fine-tuned model (an original block, or a new one of Block Expansion), of one of the embeddings (the
+// patch projection, the CLS token, the position embeddings: the analysis's weight change counts them as one) or of
+// the final norm; the head is never reset. Resetting writes each of its tensors' values at step 0, read from
+// `initial` (the base model with the same strategy applied, seed and all: peft/save.ts loadInitial): an original
+// block's weights are the original's again, LoRA's B is zero, a new block computes the identity. Where there are
+// several units, "all" resets them together (the original backbone under the fine-tuned head), and where there are
+// more than two, "all but X" resets every unit but X: X's change alone, as reset X is the others' without it. The
+// two tell apart a loss that any one part's change brings by itself (each "all but X" keeps it, each reset X alone
+// wins little back) from one that needs them together (each "all but X" wins most of it back). By "layers", each
+// block's layers are parts of their own (its two norms, the attention's qkv and proj, the MLP's fc1 and fc2, a
+// layer's LoRA adapters with it): which layer of a block forgets.
 import type { Tensor } from "../engine/tensor.js";
 import type { VisionTransformer } from "../vit/model.js";
 import type { BlockMap } from "./block-map.js";
@@ -72,7 +72,9 @@ function layerUnits(block: Omit<ResetUnit, "tensors">, j: number, tensors: strin
     if (!layer) throw new Error(`block reset: ${name} is in none of a block's layers (${BLOCK_LAYERS.join(", ")})`);
     return layer;
   };
-  return BLOCK_LAYERS.map((layer) => ({ ...block, name: `${block.name} ${layer}`, layer, tensors: tensors.filter((t) => layerOf(t) === layer) })).filter((u) => u.tensors.length > 0);
+  const byLayer = new Map<string, string[]>(BLOCK_LAYERS.map((layer) => [layer, []]));
+  for (const t of tensors) byLayer.get(layerOf(t))!.push(t);
+  return [...byLayer].filter(([, ts]) => ts.length > 0).map(([layer, ts]) => ({ ...block, name: `${block.name} ${layer}`, layer, tensors: ts }));
 }
 
 // `measure(unit)` of `model` with each unit reset in turn to `initial`'s values, the fine-tuned values written back
