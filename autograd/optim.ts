@@ -29,6 +29,7 @@ export interface SgdOptions {
   weightDecay?: number;
   nesterov?: boolean;
   noDecay?: (p: Tensor) => boolean; // parameters exempt from weight decay (e.g. biases, norms)
+  lrScale?: (p: Tensor) => number; // a parameter's rate is lr times this (layer-wise decay, peft/layer-decay.ts); default 1
   skipZero?: boolean; // every step gets a gradScale, and a 0 there skips it (loss scaling)
 }
 
@@ -39,6 +40,7 @@ export interface AdamWOptions {
   eps?: number;
   weightDecay?: number; // default 0.01, as PyTorch
   noDecay?: (p: Tensor) => boolean;
+  lrScale?: (p: Tensor) => number; // as SgdOptions'
   skipZero?: boolean; // as SgdOptions'; the step count is then kept on the device
 }
 
@@ -99,7 +101,7 @@ export class SGD extends Base {
     const buffers = this.slots.get("momentum");
     // Parameters outside this step's graph (no gradient) are left alone, as in PyTorch.
     const tensors = this.params.flatMap((p, i) =>
-      p.grad ? [{ param: p, grad: p.grad, momentumBuf: buffers?.[i], weightDecay: this.o.noDecay?.(p) ? 0 : (this.o.weightDecay ?? 0) }] : [],
+      p.grad ? [{ param: p, grad: p.grad, momentumBuf: buffers?.[i], weightDecay: this.o.noDecay?.(p) ? 0 : (this.o.weightDecay ?? 0), lrScale: this.o.lrScale?.(p) }] : [],
     );
     sgdUpdates(tensors, { lr: this.lr, momentum: this.o.momentum, nesterov: this.o.nesterov, first: this.stepCount === 0, gradScale, skipZero: this.skipZero });
     this.stepCount++;
@@ -125,7 +127,7 @@ export class AdamW extends Base {
     const m = this.slots.get("exp_avg")!;
     const v = this.slots.get("exp_avg_sq")!;
     const tensors = this.params.flatMap((p, i) =>
-      p.grad ? [{ param: p, grad: p.grad, m: m[i], v: v[i], weightDecay: this.o.noDecay?.(p) ? 0 : this.weightDecay }] : [],
+      p.grad ? [{ param: p, grad: p.grad, m: m[i], v: v[i], weightDecay: this.o.noDecay?.(p) ? 0 : this.weightDecay, lrScale: this.o.lrScale?.(p) }] : [],
     );
     adamwUpdates(tensors, {
       lr: this.lr,

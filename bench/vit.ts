@@ -11,6 +11,7 @@ import * as ops from "../autograd/ops.js";
 import { SGD } from "../autograd/optim.js";
 import { NAMED_CONFIGS, namedConfig, validateConfig } from "../vit/config.js";
 import { buildVit, initialiser } from "../vit/model.js";
+import { layerRateScale } from "../peft/layer-decay.js";
 import { STRATEGY_FORMS, applyStrategy, parseStrategy, parseStrategyFor, strategyName, strategyTexts } from "../peft/strategy.js";
 import { formatProfile } from "./harness.js";
 import { mainThreadCpuMs, ownWaitEstimate, profileOnce } from "../engine/timing.js";
@@ -152,9 +153,11 @@ export const vitBench: Command = {
     // A training step of a strategy: forward, backward and the optimiser's step (constant learning rate).
     const trainStep = (text: string) => {
       const model = buildVit(config, initialiser(0));
-      const trainable = applyStrategy(model, parseStrategy(text), 10);
+      const strategy = parseStrategy(text);
+      const trainable = applyStrategy(model, strategy, 10);
       const scaler = lossScalerFor(precision, undefined);
-      const opt = new SGD(trainable.map(([, t]) => t), { lr: 1e-3, momentum: 0.9, skipZero: scaler !== undefined });
+      const lrScale = strategy.layerDecay === undefined ? undefined : layerRateScale(trainable, model.blocks.length, strategy.layerDecay);
+      const opt = new SGD(trainable.map(([, t]) => t), { lr: 1e-3, momentum: 0.9, lrScale, skipZero: scaler !== undefined });
       return () =>
         tidyAsync(async () => {
           opt.zeroGrad();

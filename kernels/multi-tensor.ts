@@ -105,7 +105,8 @@ export interface UpdateItem {
 // the same buffers and sizes, an optimiser's next step (the same parameters and state, and where steps are replayed
 // the same gradients), which then only packs the uniforms again: the default study's SGD steps spent more host time
 // grouping, naming kernels and building uniform objects than encoding their dispatches (Dawn's null backend,
-// 2026-12-05, docs/PERFORMANCE.md).
+// 2026-12-05, docs/PERFORMANCE.md). An optimiser with rates per layer updates each layer's tensors apart, so the
+// plans are kept by their first buffer as well: one per group, each found again at the next step.
 interface Planned {
   kernel: Kernel;
   members: number[];
@@ -119,7 +120,7 @@ interface Plan {
   sizes: number[];
   dispatches: Planned[];
 }
-const plans = new Map<string, Plan>(); // by update name and spec
+const plans = new WeakMap<GPUBuffer, Map<string, Plan>>(); // by first buffer, then update name and spec
 
 // Encodes the updates of `items` in as few dispatches as the binding limit allows: tensors grouped by whether
 // every size is a multiple of 4 (vec4), `perDispatch` at a time (some vec4 ones with the scalars where that saves a
@@ -135,11 +136,14 @@ export function encodeUpdates<S extends UpdateSpec>(
 ): void {
   const buffers = [...items.flatMap((it) => it.buffers), ...(gradScale ? [gradScale.buffer] : [])];
   const sizes = items.map((it) => it.size);
+  if (items.length === 0) return;
   const key = `${name} ${JSON.stringify(spec)}`;
-  let plan = plans.get(key);
+  let byKey = plans.get(buffers[0]);
+  if (!byKey) plans.set(buffers[0], (byKey = new Map()));
+  let plan = byKey.get(key);
   if (!plan || !same(plan.buffers, buffers) || !same(plan.sizes, sizes)) {
     plan = { buffers, sizes, dispatches: layout(name, spec, wgsl, items, gradScale) };
-    plans.set(key, plan);
+    byKey.set(key, plan);
   }
   // Every uniform: the shared values, then each member's end and perTensor value (tensorFields' order).
   const shared = new Uint8Array(packUniform(fields, values), 0, Object.keys(fields).length * 4);

@@ -27,6 +27,9 @@
 //     |t ln beta| < 0.1 (truncated below 3e-12 relative, so f32 rounding dominates, where 1 - exp would cancel),
 //     1 - exp otherwise (a few ulp, the result being above 0.09 there); t is an f32, exact to 2^24 steps.
 //
+//   Each tensor may have a rate of its own, lr * lrScale (layer-wise rate decay, peft/layer-decay.ts), as PyTorch's
+//   parameter groups: the tensors of one scale go together, each scale's dispatches with that rate (and AdamW's
+//   decoupled decay 1 - lr * lrScale * wd).
 //   sgd/adamw v2: up to `tensors` parameters per dispatch (as many as their param, state and grad bindings fit in
 //     the adapter's storage buffers per stage: 5 for SGD with momentum, 3 for AdamW at 16), their elements laid end
 //     to end in one index space whose tensor boundaries are in the uniform; each tensor keeps its own weight decay.
@@ -128,6 +131,20 @@ export interface SgdTensor {
   grad: Tensor; // same size (any shape)
   momentumBuf?: Tensor; // required when momentum != 0; starts at zero
   weightDecay: number;
+  lrScale?: number; // this tensor's rate is lr * lrScale; default 1
+}
+
+// The tensors by rate scale (see the header), in the order each scale first appears; a scale must be finite and > 0.
+function byRate<T extends { param: Tensor; lrScale?: number }>(op: string, tensors: T[]): Map<number, T[]> {
+  const groups = new Map<number, T[]>();
+  for (const t of tensors) {
+    const scale = t.lrScale ?? 1;
+    if (!(Number.isFinite(scale) && scale > 0)) throw new Error(`${op}: expected ${t.param}'s lrScale to be a finite number > 0, got ${scale}`);
+    const group = groups.get(scale);
+    if (group) group.push(t);
+    else groups.set(scale, [t]);
+  }
+  return groups;
 }
 
 export interface SgdUpdateOptions {
@@ -154,16 +171,22 @@ export function sgdUpdates(tensors: SgdTensor[], o: SgdUpdateOptions): void {
     throw new Error(`sgd: expected \`first\` with dampening ${dampening} (the first step skips dampening), got none`);
   }
   const seen = new Set<GPUBuffer>();
-  const items = tensors.map(({ param, grad, momentumBuf, weightDecay }): UpdateItem => {
-    if (hasMomentum && !momentumBuf) throw new Error(`sgd: expected a momentum buffer for momentum ${o.momentum}, got none`);
-    const state: Record<string, Tensor> = { grad };
-    if (hasMomentum) state.momentumBuf = momentumBuf!;
-    checkState("sgd", param, state, o.gradScale, seen);
-    return { buffers: [param.buffer, ...(hasMomentum ? [momentumBuf!.buffer] : []), grad.buffer], size: param.size, perTensor: weightDecay };
-  });
   const spec = { scaled: o.gradScale !== undefined, skipZero: checkSkip("sgd", o), momentum: hasMomentum, nesterov };
-  const values = { lr: o.lr, momentum: o.momentum, dampening, first: o.first ? 1 : 0 };
-  encodeUpdates<SgdSpec>("sgd", spec, sgdWgsl, SGD_FIELDS, values, items, o.gradScale);
+  // Every tensor checked before the first dispatch: a refused update changes nothing.
+  const groups = [...byRate("sgd", tensors)].map(([scale, group]) => {
+    const items = group.map(({ param, grad, momentumBuf, weightDecay }): UpdateItem => {
+      if (hasMomentum && !momentumBuf) throw new Error(`sgd: expected a momentum buffer for momentum ${o.momentum}, got none`);
+      const state: Record<string, Tensor> = { grad };
+      if (hasMomentum) state.momentumBuf = momentumBuf!;
+      checkState("sgd", param, state, o.gradScale, seen);
+      return { buffers: [param.buffer, ...(hasMomentum ? [momentumBuf!.buffer] : []), grad.buffer], size: param.size, perTensor: weightDecay };
+    });
+    return { lr: o.lr * scale, items };
+  });
+  for (const { lr, items } of groups) {
+    const values = { lr, momentum: o.momentum, dampening, first: o.first ? 1 : 0 };
+    encodeUpdates<SgdSpec>("sgd", spec, sgdWgsl, SGD_FIELDS, values, items, o.gradScale);
+  }
 }
 
 // param, grad, momentumBuf: same size (any shape); one tensor's SGD step (see sgdUpdates).
@@ -182,6 +205,7 @@ export interface AdamwTensor {
   m: Tensor; // starts at zero
   v: Tensor; // starts at zero
   weightDecay: number;
+  lrScale?: number; // as SgdTensor's
 }
 
 export interface AdamwUpdateOptions {
@@ -238,19 +262,16 @@ export function adamwUpdates(tensors: AdamwTensor[], o: AdamwUpdateOptions): voi
     throw new Error(`adamw: expected an integer step >= 1, got ${o.step}`);
   }
   const seen = new Set<GPUBuffer>(counter ? [counter.buffer] : []);
-  const items = tensors.map(({ param, grad, m, v, weightDecay }): UpdateItem => {
-    checkState("adamw", param, { grad, m, v }, o.gradScale, seen);
-    return { buffers: [param.buffer, m.buffer, v.buffer, grad.buffer], size: param.size, perTensor: 1 - o.lr * weightDecay };
+  // Every tensor checked before the first dispatch, as sgdUpdates'.
+  const groups = [...byRate("adamw", tensors)].map(([scale, group]) => {
+    const lr = o.lr * scale;
+    const items = group.map(({ param, grad, m, v, weightDecay }): UpdateItem => {
+      checkState("adamw", param, { grad, m, v }, o.gradScale, seen);
+      return { buffers: [param.buffer, m.buffer, v.buffer, grad.buffer], size: param.size, perTensor: 1 - lr * weightDecay };
+    });
+    return { lr, items };
   });
   const t = o.step ?? 1; // unused when counted
-  const values = {
-    a1: 1 - o.beta1,
-    beta2: o.beta2,
-    a2: 1 - o.beta2,
-    stepSize: counter ? o.lr : o.lr / (1 - o.beta1 ** t),
-    bc2sqrt: Math.sqrt(1 - o.beta2 ** t),
-    eps: o.eps,
-  };
   let factors = o.gradScale;
   if (counter) {
     factors = Tensor.empty([3]);
@@ -258,7 +279,17 @@ export function adamwUpdates(tensors: AdamwTensor[], o: AdamwUpdateOptions): voi
     runtime().batch.dispatch(getKernel("adamw-count", {}, adamwCountWgsl), [factors.buffer, counter.buffer, o.gradScale!.buffer], uniform, [1], 16);
   }
   const spec = { scaled: factors !== undefined, skipZero, counted: counter !== undefined };
-  encodeUpdates<AdamwSpec>("adamw", spec, adamwWgsl, ADAMW_FIELDS, values, items, factors);
+  for (const { lr, items } of groups) {
+    const values = {
+      a1: 1 - o.beta1,
+      beta2: o.beta2,
+      a2: 1 - o.beta2,
+      stepSize: counter ? lr : lr / (1 - o.beta1 ** t),
+      bc2sqrt: Math.sqrt(1 - o.beta2 ** t),
+      eps: o.eps,
+    };
+    encodeUpdates<AdamwSpec>("adamw", spec, adamwWgsl, ADAMW_FIELDS, values, items, factors);
+  }
   if (counter) factors!.dispose();
 }
 

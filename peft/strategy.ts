@@ -7,30 +7,40 @@ import { Linear, type VisionTransformer } from "../vit/model.js";
 import { applyLora, type LoraOptions } from "./lora.js";
 import { defaultPositions, expandBlocks } from "./block-expansion.js";
 
-export type Strategy =
+// Which tensors train; `layerDecay` (a name's `-lrdD` suffix) trains them at rates decaying layer by layer from the
+// head's (peft/layer-decay.ts), which changes how they train, not which.
+export type Strategy = (
   | { kind: "full" }
   | { kind: "top-k"; k: number; frozenNorm?: boolean } // the last k blocks, the final norm (unless frozen) and the head
   | { kind: "linear" }
   | ({ kind: "lora" } & LoraOptions)
-  | { kind: "block"; p: number; positions?: number[] };
+  | { kind: "block"; p: number; positions?: number[] }
+) & { layerDecay?: number };
 
-export const STRATEGY_FORMS = "full, linear, top-K, top-K-frozen-norm, lora-rR, block-pP or block@POS[,POS]";
+export const STRATEGY_FORMS = "full, linear, top-K, top-K-frozen-norm, lora-rR, block-pP or block@POS[,POS], each but linear with -lrdD (layer-wise rate decay D)";
+const LAYER_DECAY = /-lrd(\d*\.?\d+)$/;
 
 // A flag's comma-separated list of strategies, split at every comma (util/args.ts), with block@1,3's positions
 // joined again: a bare number belongs to the block@ before it.
 export function strategyTexts(items: string[]): string[] {
   const out: string[] = [];
   for (const item of items) {
-    if (/^\d+$/.test(item) && out.length > 0 && out[out.length - 1].startsWith("block@")) out[out.length - 1] += `,${item}`;
+    if (/^\d+(-lrd[\d.]+)?$/.test(item) && out.length > 0 && out[out.length - 1].startsWith("block@")) out[out.length - 1] += `,${item}`;
     else out.push(item);
   }
   return out;
 }
 
 // "full", "linear", "top-3", "top-3-frozen-norm", "lora-r8", "block-p2", "block@11" (explicit positions,
-// comma-separated).
+// comma-separated), any of them with a layer-wise rate decay: "full-lrd0.75".
 export function parseStrategy(text: string): Strategy {
   const s = text.trim().toLowerCase();
+  const decay = LAYER_DECAY.exec(s);
+  return decay ? { ...parseKind(s.slice(0, decay.index), text), layerDecay: Number(decay[1]) } : parseKind(s, text);
+}
+
+// A strategy name without its decay, lower case and trimmed; `text` as given, for the error.
+function parseKind(s: string, text: string): Strategy {
   if (s === "full" || s === "all") return { kind: "full" };
   if (s === "linear") return { kind: "linear" };
   let m = /^top-?(\d+)(-frozen-norm)?$/.exec(s);
@@ -48,6 +58,10 @@ export function parseStrategy(text: string): Strategy {
 }
 
 export function strategyName(s: Strategy): string {
+  return s.layerDecay === undefined ? kindName(s) : `${kindName(s)}-lrd${s.layerDecay}`;
+}
+
+function kindName(s: Strategy): string {
   switch (s.kind) {
     case "full":
       return "full";
@@ -73,8 +87,17 @@ const isCount = (n: number, min: number) => Number.isInteger(n) && n >= min;
 // Why `s` cannot be applied, as "what it expects" (for "expected ..., got <name>"), or undefined when it can: to
 // a backbone of `shape`, or, without one, to any backbone (a checkpoint's shape is known once its header is read).
 // top-K: K <= depth. lora-rR: 1 <= R <= width (beyond the width B·A gains no rank). block-pP: P dividing the
-// depth (equal groups of blocks). block@POS: distinct blocks of the backbone.
+// depth (equal groups of blocks). block@POS: distinct blocks of the backbone. -lrdD: 0 < D <= 1, on a strategy that
+// trains a block (linear probing and top-0 train only the head and the final norm, whose rate is the base rate).
 export function strategyProblem(s: Strategy, shape?: BackboneShape): string | undefined {
+  if (s.layerDecay !== undefined) {
+    if (s.kind === "linear" || (s.kind === "top-k" && s.k === 0)) return "-lrdD on a strategy that trains a block (not linear or top-0)";
+    if (!(s.layerDecay > 0 && s.layerDecay <= 1)) return "-lrdD with 0 < D <= 1";
+  }
+  return kindProblem(s, shape);
+}
+
+function kindProblem(s: Strategy, shape?: BackboneShape): string | undefined {
   switch (s.kind) {
     case "full":
     case "linear":

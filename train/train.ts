@@ -1,12 +1,12 @@
-// The training loop: cross-entropy through the model's linear head, SGD with momentum or AdamW, linear warm-up then
-// cosine decay, an evaluation every `evalEvery` steps (the caller's `evaluate`: transfer accuracy in a study), the
-// best checkpoint by that score and the last one, per-step metrics, progress, resume. Settings come whole, as
-// TrainSettings (train/settings.ts).
+// The training loop: cross-entropy through the model's linear head, SGD with momentum or AdamW (with `layerDecay`,
+// each layer at its own share of the rate: peft/layer-decay.ts), linear warm-up then cosine decay, an evaluation
+// every `evalEvery` steps (the caller's `evaluate`: transfer accuracy in a study), the best checkpoint by that score
+// and the last one, per-step metrics, progress, resume. Settings come whole, as TrainSettings (train/settings.ts).
 //
 // Files in `dir` (all written atomically, see util/atomic.ts and vit/safetensors.ts):
 //   last.safetensors, best.safetensors   see train/checkpoint.ts
-//   metrics.csv/json   one row per step: step, loss, lr, accuracy (where evaluated), images/s; in f16 also the loss
-//                      scale after the step and the steps skipped so far
+//   metrics.csv/json   one row per step: step, loss, lr (the head's), accuracy (where evaluated), images/s; in f16
+//                      also the loss scale after the step and the steps skipped so far
 // Checkpoints and metrics are written after each evaluation and at the end; resuming continues from last's step
 // with the loader at the same position, so a resumed run computes exactly what an uninterrupted one does.
 //
@@ -35,6 +35,7 @@ import { backward } from "../autograd/tape.js";
 import { withPrecision } from "../autograd/precision.js";
 import { AdamW, SGD, type Optimizer, clipGradNorm } from "../autograd/optim.js";
 import type { VisionTransformer } from "../vit/model.js";
+import { layerRateScale } from "../peft/layer-decay.js";
 import { CHECKSUM_KEY, ChecksumError, readSafetensorsHeader, writeSafetensors } from "../vit/safetensors.js";
 import type { Batch, Loader } from "../data/loader.js";
 import { type Schedule, checkSchedule, learningRate } from "./schedule.js";
@@ -149,10 +150,12 @@ function checkOptions(o: TrainOptions): void {
   if (!o.model.head) throw new Error("train: expected a model with a head (apply a strategy first)");
 }
 
-// skipZero: for loss-scaled steps (autograd/optim.ts).
-function makeOptimizer(params: Tensor[], s: TrainSettings, skipZero: boolean): Optimizer {
-  if (s.optimizer === "sgd") return new SGD(params, { lr: s.lr, momentum: s.momentum, weightDecay: s.weightDecay, skipZero });
-  return new AdamW(params, { lr: s.lr, weightDecay: s.weightDecay, skipZero });
+// skipZero: for loss-scaled steps (autograd/optim.ts). depth: the model's blocks, for the layer-wise decay.
+function makeOptimizer(trainable: [string, Tensor][], s: TrainSettings, skipZero: boolean, depth: number): Optimizer {
+  const params = trainable.map(([, t]) => t);
+  const lrScale = s.layerDecay === undefined ? undefined : layerRateScale(trainable, depth, s.layerDecay);
+  if (s.optimizer === "sgd") return new SGD(params, { lr: s.lr, momentum: s.momentum, weightDecay: s.weightDecay, lrScale, skipZero });
+  return new AdamW(params, { lr: s.lr, weightDecay: s.weightDecay, lrScale, skipZero });
 }
 
 // Batches from `step` on: epoch after epoch of the loader, skipping what earlier steps consumed.
@@ -249,7 +252,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   // Dawn's null backend computes nothing, and what it reads back is no result: there the run is not judged for
   // divergence, so that it does every step's host work, as on a device (PEFT_BACKEND=null measures the host alone).
   const judged = runtime().gpu.backend !== "null";
-  const opt = makeOptimizer(o.trainable.map(([, t]) => t), s, scaler !== undefined);
+  const opt = makeOptimizer(o.trainable, s, scaler !== undefined, o.model.blocks.length);
   const state = [...opt.state()].map(([name, t]): [string, Tensor] => [`optimizer.${name}`, t]);
   if (scaler) state.push(...scaler.state());
 

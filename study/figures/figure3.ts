@@ -5,7 +5,7 @@
 // k-NN accuracy as the dashed reference line. A study has the figure when its finished cells hold Block Expansion at
 // two or more numbers of blocks and two or more rates; a (strategy, rate) with a diverged seed is left out, as in
 // the table's choice, and named in the subtitle, as is one without a finished cell yet.
-import { parseStrategy } from "../../peft/strategy.js";
+import { type Strategy, parseStrategy } from "../../peft/strategy.js";
 import type { FigureLayer, FigureSpec } from "../../plot/render.js";
 import type { StudyResults } from "../results.js";
 import { type RatePoint, absentRateLines, knnChannel, originalBackboneLayer, percentChannel, ratePoints, seedsNote, stdBars, studyTitle } from "./parts.js";
@@ -15,13 +15,19 @@ export interface BlockPoint extends RatePoint {
   blocks: number; // new blocks
 }
 
-// Every Block Expansion strategy x rate with finished cells, in the cells' order. Where two strategies add the same
-// number of blocks (block-p1 and block@11), the first in the config stands for it.
+// Every Block Expansion strategy x rate with finished cells, in the cells' order, trained at one rate (no layer-wise
+// decay). Where two strategies add the same number of blocks (block-p1 and block@11), the first in the config
+// stands for it.
+function expansionAtOneRate(name: string): Strategy | undefined {
+  const s = parseStrategy(name);
+  return s.kind === "block" && s.layerDecay === undefined ? s : undefined;
+}
+
 export function blockPoints(r: StudyResults): BlockPoint[] {
   const points: BlockPoint[] = [];
   for (const p of ratePoints(r)) {
-    const s = parseStrategy(p.strategy);
-    if (s.kind === "block" && !points.some((q) => q.blocks === s.p && q.lr === p.lr)) points.push({ ...p, blocks: s.p });
+    const s = expansionAtOneRate(p.strategy);
+    if (s?.kind === "block" && !points.some((q) => q.blocks === s.p && q.lr === p.lr)) points.push({ ...p, blocks: s.p });
   }
   return points;
 }
@@ -57,7 +63,7 @@ export function figure3Spec(r: StudyResults): FigureSpec {
       subtitle: [
         "every cell (a number of blocks at a rate)",
         ...seedsNote(points.map((p) => ({ label: `${p.strategy} lr ${p.lr}`, seeds: p.seeds }))),
-        ...absentRateLines(r, (s) => parseStrategy(s).kind === "block"),
+        ...absentRateLines(r, (s) => expansionAtOneRate(s) !== undefined),
       ],
     },
     [

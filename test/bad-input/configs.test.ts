@@ -158,6 +158,8 @@ const valueCases: ConfigCase[] = [
   { what: "block expansion not dividing the depth", edits: { strategies: ["block-p3"] }, says: ["strategies[0]", "depth 2"] },
   { what: "top-k far deeper than the model", edits: { strategies: ["linear", "top-99-frozen-norm"] }, says: ["strategies[1]", "depth 2", 'got "top-99-frozen-norm"'] },
   { what: "a LoRA rank of 0", edits: { strategies: ["lora-r0"] }, says: ["strategies[0]", "width 16", 'got "lora-r0"'] },
+  { what: "a layer decay above 1", edits: { strategies: ["full-lrd1.5"] }, says: ["strategies[0]", "-lrdD with 0 < D <= 1", 'got "full-lrd1.5"'] },
+  { what: "a layer decay on linear probing", edits: { strategies: ["linear-lrd0.5"] }, says: ["strategies[0]", "a strategy that trains a block", 'got "linear-lrd0.5"'] },
   { what: "a LoRA rank above the width", edits: { strategies: ["lora-r17"] }, says: ["strategies[0]", "width 16", 'got "lora-r17"'] },
   { what: "block expansion after a block the model lacks", edits: { strategies: ["block@99"] }, says: ["strategies[0]", "depth 2", 'got "block@99"'] },
   { what: "block expansion at position 0", edits: { strategies: ["block@0"] }, says: ["strategies[0]", "depth 2", 'got "block@0"'] },

@@ -101,23 +101,25 @@ describe("adamwUpdate", () => {
   });
 });
 
+// The dispatches the binding limit allows for tensors of `sizes`: each group in chunks of as many tensors as fit the
+// storage buffers, the vec4 group's last, partial chunk joining the scalars' last where it has room.
+function dispatchesFor(sizes: number[], buffersPerTensor: number, scaled: boolean): number {
+  const limit = runtime().gpu.limits.maxStorageBuffersPerShaderStage - (scaled ? 1 : 0);
+  const per = Math.min(8, Math.floor(limit / buffersPerTensor));
+  const nonEmpty = sizes.filter((n) => n > 0);
+  let vec4 = nonEmpty.filter((n) => n % 4 === 0).length;
+  let scalars = nonEmpty.length - vec4;
+  const rest = vec4 % per;
+  if (rest > 0 && scalars % per !== 0 && rest <= per - (scalars % per)) [vec4, scalars] = [vec4 - rest, scalars + rest];
+  return Math.ceil(vec4 / per) + Math.ceil(scalars / per);
+}
+
 describe("several tensors per dispatch", () => {
   // 13 tensors: 7 with sizes a multiple of 4 (vec4 group), 6 without (scalar group), one of them empty.
   const SIZES_MANY = [1, 8, 7, 1028, 4, 1031, 0, 12, 5, 2048, 3, 16, 36];
   const decay = (k: number) => (k % 3 === 0 ? 0 : 0.01 * k);
-  // The dispatches the binding limit allows: each group in chunks of as many tensors as fit the storage buffers, the
-  // vec4 group's last, partial chunk joining the scalars' last where it has room (AdamW here: 4 dispatches instead
-  // of 5 with gradScale, 3 instead of 4 without).
-  const expectedDispatches = (buffersPerTensor: number, scaled: boolean) => {
-    const limit = runtime().gpu.limits.maxStorageBuffersPerShaderStage - (scaled ? 1 : 0);
-    const per = Math.min(8, Math.floor(limit / buffersPerTensor));
-    const nonEmpty = SIZES_MANY.filter((n) => n > 0);
-    let vec4 = nonEmpty.filter((n) => n % 4 === 0).length;
-    let scalars = nonEmpty.length - vec4;
-    const rest = vec4 % per;
-    if (rest > 0 && scalars % per !== 0 && rest <= per - (scalars % per)) [vec4, scalars] = [vec4 - rest, scalars + rest];
-    return Math.ceil(vec4 / per) + Math.ceil(scalars / per);
-  };
+  // AdamW here: 4 dispatches instead of 5 with gradScale, 3 instead of 4 without.
+  const expectedDispatches = (buffersPerTensor: number, scaled: boolean) => dispatchesFor(SIZES_MANY, buffersPerTensor, scaled);
 
   for (const [nesterov, scaled] of [[false, false], [true, true]]) {
     it(`sgdUpdates with momentum${nesterov ? " (nesterov)" : ""}${scaled ? ", gradScale" : ""}`, async () => {
@@ -262,6 +264,91 @@ describe("several tensors per dispatch", () => {
       );
     } finally {
       gpu.limits = limits;
+    }
+  });
+});
+
+describe("a rate per tensor (lrScale)", () => {
+  // SIZES_MANY's tensors at three rates, as a layer-wise decay gives them: tensor k at lr * SCALES[k % 3].
+  const SIZES_MANY = [1, 8, 7, 1028, 4, 1031, 0, 12, 5, 2048, 3, 16, 36];
+  const SCALES = [1, 0.5, 0.125];
+  const scaleOf = (k: number) => SCALES[k % 3];
+  const decay = (k: number) => 0.01 * (k % 4);
+  const dispatches = (buffersPerTensor: number, scaled: boolean) =>
+    SCALES.reduce((n, _, j) => n + dispatchesFor(SIZES_MANY.filter((_, k) => k % 3 === j), buffersPerTensor, scaled), 0);
+
+  it("sgdUpdates: each tensor as the reference at lr * lrScale, each rate's tensors in dispatches of their own, laid out once", async () => {
+    const o = { lr: 0.05, momentum: 0.9, dampening: 0, nesterov: false };
+    const p0 = SIZES_MANY.map((n, k) => randn(n, 5 * k + 2));
+    const params = p0.map((a) => Tensor.fromArray(a, [a.length]));
+    const bufs = SIZES_MANY.map((n) => Tensor.fromArray(new Float32Array(n), [n]));
+    const grads = SIZES_MANY.map((n) => Tensor.fromArray(new Float32Array(n), [n]));
+    const pRef = p0.map((a) => Float64Array.from(a));
+    const bufRef: (Float64Array | null)[] = SIZES_MANY.map(() => null);
+    const lookups = vi.spyOn(runtime().pipelines, "get");
+    try {
+      for (let step = 1; step <= 3; step++) {
+        const g = SIZES_MANY.map((n, k) => randn(n, 300 * step + k));
+        grads.forEach((t, k) => t.write(g[k]));
+        const [dispatched, looked] = [runtime().batch.stats.dispatches, lookups.mock.calls.length];
+        sgdUpdates(params.map((param, k) => ({ param, grad: grads[k], momentumBuf: bufs[k], weightDecay: decay(k), lrScale: scaleOf(k) })), { ...o, first: step === 1 });
+        expect(runtime().batch.stats.dispatches - dispatched).toBe(dispatches(3, false));
+        if (step > 1) expect(lookups.mock.calls.length, "kernels named again after the first step").toBe(looked);
+        for (let k = 0; k < SIZES_MANY.length; k++) {
+          bufRef[k] = sgdStepRef(pRef[k], g[k], bufRef[k], { ...o, lr: o.lr * scaleOf(k), weightDecay: decay(k) }, 1);
+          expectClose(`param ${k} after step ${step}`, await params[k].data(), pRef[k], TOL);
+        }
+      }
+    } finally {
+      lookups.mockRestore();
+    }
+  });
+
+  it("adamwUpdates counted on the device: one count per step whatever the rates, each tensor's decay at its own rate", async () => {
+    const o = { lr: 3e-2, beta1: 0.8, beta2: 0.95, eps: 1e-6 };
+    const p0 = SIZES_MANY.map((n, k) => randn(n, 13 * k + 4));
+    const params = p0.map((a) => Tensor.fromArray(a, [a.length]));
+    const ms = SIZES_MANY.map((n) => Tensor.fromArray(new Float32Array(n), [n]));
+    const vs = SIZES_MANY.map((n) => Tensor.fromArray(new Float32Array(n), [n]));
+    const counter = Tensor.fromArray([0], [1]);
+    const refs = SIZES_MANY.map((n, k) => ({ p: Float64Array.from(p0[k]), m: new Float64Array(n), v: new Float64Array(n) }));
+    for (let step = 1; step <= 2; step++) {
+      const g = SIZES_MANY.map((n, k) => randn(n, 4000 * step + k, 0.5));
+      const before = runtime().batch.stats.dispatches;
+      adamwUpdates(
+        params.map((param, k) => ({ param, grad: Tensor.fromArray(g[k], [g[k].length]), m: ms[k], v: vs[k], weightDecay: decay(k), lrScale: scaleOf(k) })),
+        { ...o, counter, gradScale: Tensor.fromArray([SCALE], [1]), skipZero: true },
+      );
+      expect(runtime().batch.stats.dispatches - before).toBe(1 + dispatches(4, true)); // the count, then the updates
+      expect((await counter.data())[0], `count after step ${step}`).toBe(step);
+      for (let k = 0; k < SIZES_MANY.length; k++) {
+        adamwStepRef(refs[k].p, g[k], refs[k].m, refs[k].v, step, { ...o, lr: o.lr * scaleOf(k), weightDecay: decay(k) }, SCALE);
+        expectClose(`param ${k} after step ${step}`, await params[k].data(), refs[k].p, TOL);
+        expectClose(`exp_avg ${k} after step ${step}`, await ms[k].data(), refs[k].m, TOL);
+      }
+    }
+  });
+
+  it("refuses a scale that is not a finite number > 0, naming its tensor, before any dispatch", async () => {
+    const t = (name: string) => Object.assign(Tensor.fromArray([1, 2, 3, 4], [4]), { name });
+    for (const bad of [0, -0.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      const [a, b] = [t("blocks.0.norm1.weight"), t("patch_embed.proj.weight")];
+      const before = runtime().batch.stats.dispatches;
+      expect(() =>
+        sgdUpdates(
+          [
+            { param: a, grad: t("ga"), weightDecay: 0, lrScale: 1 },
+            { param: b, grad: t("gb"), weightDecay: 0, lrScale: bad },
+          ],
+          { lr: 0.1, momentum: 0 },
+        ),
+      ).toThrow(`sgd: expected Tensor(patch_embed.proj.weight`);
+      const m = () => Tensor.fromArray(new Float32Array(4), [4]);
+      expect(() => adamwUpdates([{ param: b, grad: t("gb"), m: m(), v: m(), weightDecay: 0, lrScale: bad }], { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 1 })).toThrow(
+        `'s lrScale to be a finite number > 0, got ${bad}`,
+      );
+      expect(runtime().batch.stats.dispatches, `dispatches after lrScale ${bad}`).toBe(before);
+      expect(await a.data()).toEqual(new Float32Array([1, 2, 3, 4]));
     }
   });
 });

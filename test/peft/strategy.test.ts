@@ -148,6 +148,30 @@ describe("optimiser steps change exactly the trainable tensors", () => {
   }
 });
 
+describe("a layer-wise rate decay: -lrdD", () => {
+  it("parses on any strategy but linear and top-0, named back the same way, training the same tensors", () => {
+    expect(parseStrategy("full-lrd0.75")).toEqual({ kind: "full", layerDecay: 0.75 });
+    expect(parseStrategy(" Top3-Frozen-Norm-LRD.5")).toEqual({ kind: "top-k", k: 3, frozenNorm: true, layerDecay: 0.5 });
+    for (const [text, name] of [["top3-frozen-norm-lrd.5", "top-3-frozen-norm-lrd0.5"], ["lora-r8-lrd1", "lora-r8-lrd1"], ["block@1,3-lrd0.80", "block@1,3-lrd0.8"], ["block-p2-lrd0.65", "block-p2-lrd0.65"]]) {
+      expect(strategyName(parseStrategy(text)), text).toBe(name);
+    }
+    expect(strategyTexts(["block@1", "3-lrd0.8", "full-lrd0.5"])).toEqual(["block@1,3-lrd0.8", "full-lrd0.5"]);
+    const names = (s: string) => applyStrategy(model(), parseStrategy(s), 5).map(([n]) => n);
+    for (const base of ["full", "top-2", "lora-r2", "block-p2"]) expect(names(`${base}-lrd0.5`), base).toEqual(names(base));
+  });
+
+  it("refuses a decay outside (0, 1] and one on a strategy that trains no block", () => {
+    const shape = { depth: 4, width: 32 };
+    for (const name of ["linear-lrd0.5", "top-0-lrd0.5"]) {
+      expect(strategyProblem(parseStrategy(name), shape), name).toBe("-lrdD on a strategy that trains a block (not linear or top-0)");
+    }
+    for (const name of ["full-lrd0", "full-lrd1.5", "lora-r2-lrd00"]) expect(strategyProblem(parseStrategy(name)), name).toBe("-lrdD with 0 < D <= 1");
+    expect(strategyProblem(parseStrategy("top-9-lrd0.5"), shape)).toBe("top-K with 0 <= K <= depth 4");
+    for (const text of ["full-lrd", "full-lrd1.", "full-lrd-0.5", "full-lrdx"]) expect(() => parseStrategy(text), text).toThrow(`strategy: unknown "${text}"`);
+    expect(() => applyStrategy(model(), parseStrategy("linear-lrd0.5"), 5)).toThrow("strategy: expected -lrdD on a strategy that trains a block (not linear or top-0), got linear-lrd0.5");
+  });
+});
+
 describe("which strategies fit which backbone", () => {
   const shape = { depth: 4, width: 32 };
   it("accepts what fits and says what it expects of what does not", () => {

@@ -596,7 +596,7 @@ describe("bad configs", () => {
     const msg = problems(c);
     expect(msg).toContain('training.steps: expected an integer >= 1, got "100"');
     expect(msg).toContain("learningRates[1]: expected a number > 0, got -1");
-    expect(msg).toContain('strategies[1]: expected a strategy: full, linear, top-K, top-K-frozen-norm, lora-rR, block-pP or block@POS[,POS], got "lora-rx"');
+    expect(msg).toContain('strategies[1]: expected a strategy: full, linear, top-K, top-K-frozen-norm, lora-rR, block-pP or block@POS[,POS], each but linear with -lrdD (layer-wise rate decay D), got "lora-rx"');
     expect(msg).toContain("transfer.test.perClass: expected an integer >= 1, got 2.5");
     expect(msg).toContain('knn.queries.transform: expected one of train, eval, knn, got "center"');
     expect(msg).toContain("backbone.pretrain.model.heads: expected a divisor of width 60");

@@ -669,6 +669,24 @@ describe("the config keys that choose the authors' departures", () => {
   });
 });
 
+describe("a strategy with a layer-wise rate decay", () => {
+  it("is a row of its own, its rates keyed by its name, its cells trained and recorded with the decay", async () => {
+    const config = study({ strategies: ["top-2", "top-2-lrd0.5"], learningRates: { "top-2": [0.05], "top-2-lrd0.5": [0.05] } });
+    const dir = join(root, "layer-decay");
+    const r = await runExperiment({ config, out: dir });
+    expect(r.complete).toBe(true);
+    expect(r.results.table.map((row) => strategyName(row.strategy))).toEqual(["top-2", "top-2-lrd0.5"]);
+    const [plain, decayed] = ["top-2_lr0.05_s0", "top-2-lrd0.5_lr0.05_s0"].map((id) => r.results.cells.find((c) => c.id === id)!);
+    expect(decayed.trainableParams).toBe(plain.trainableParams);
+    expect(decayed.finalLoss).not.toBe(plain.finalLoss);
+    const manifest = async (id: string) => JSON.parse((await readSafetensors(join(dir, "cells", id, "best.safetensors"))).metadata.manifest);
+    expect((await manifest(decayed.id)).hyperParameters.layerDecay).toBe(0.5);
+    expect((await manifest(decayed.id)).strategy).toBe("top-2-lrd0.5");
+    expect((await manifest(plain.id)).hyperParameters).not.toHaveProperty("layerDecay");
+    expect(await lines(join(dir, "table.md"))).toEqual(expect.arrayContaining([expect.stringMatching(/^\| top-2-lrd0\.5 \|/)]));
+  });
+});
+
 describe("workers sharing a run folder (cells, claims, collect)", () => {
   it("runs a selection of cells, prepares once, leaves the report to collect, which names the missing cells", async () => {
     const config = study({ strategies: ["linear", "lora-r2"], learningRates: [0.05, 0.01] });

@@ -541,6 +541,46 @@ describe("train's precision key", () => {
   });
 });
 
+describe("train with a layer-wise rate decay", () => {
+  // CONFIG has 2 blocks: L = 3, so at decay 0.5 the embeddings train at 1/8 of the rate, block 0 at 1/4, block 1
+  // at 1/2, the final norm and the head at the rate.
+  const SCALE = (name: string) => (/^(cls_token|pos_embed|patch_embed)/.test(name) ? 0.125 : name.startsWith("blocks.0.") ? 0.25 : name.startsWith("blocks.1.") ? 0.5 : 1);
+  const ONE_STEP = { steps: 1, warmupSteps: 0, evalEvery: 1 };
+
+  async function change(dir: string, settings: Partial<TrainSettings>): Promise<Map<string, Float32Array>> {
+    const o = setup(dir, settings);
+    const before = await values(o.trainable);
+    await train(o);
+    const after = await values(o.trainable);
+    dispose(o);
+    return new Map([...after].map(([n, a]) => [n, a.map((x, i) => x - before.get(n)![i])]));
+  }
+
+  it("moves each tensor by its layer's share of the first SGD step (-lr * scale * g)", async () => {
+    const plain = await change("lrd-plain", ONE_STEP);
+    const decayed = await change("lrd-half", { ...ONE_STEP, layerDecay: 0.5 });
+    expect([...decayed.keys()]).toEqual([...plain.keys()]);
+    for (const [name, d] of decayed) {
+      // Each change is the difference of two f32 weights of magnitude up to ~1: atol covers their rounding.
+      expectClose(name, d, plain.get(name)!.map((x) => x * SCALE(name)), { atol: 2e-7, rtol: 1e-4 });
+      expect(d.some((x) => x !== 0), `${name} moved`).toBe(true);
+    }
+  });
+
+  it("at decay 1 trains bit for bit as without one; a checkpoint of another decay is not resumed", async () => {
+    const steps = { steps: 3, warmupSteps: 0, evalEvery: 3 };
+    const [a, b] = [setup("lrd-none", steps), setup("lrd-one", { ...steps, layerDecay: 1 })];
+    await train(a);
+    await train(b);
+    expect(await values(b.trainable)).toEqual(await values(a.trainable));
+    dispose(a);
+    dispose(b);
+    const other = setup("lrd-one", { ...steps, layerDecay: 0.5 });
+    await expect(train(other)).rejects.toThrow(/other settings or data \(.*layerDecay: 1 -> 0\.5/);
+    dispose(other);
+  });
+});
+
 describe("train's onStep", () => {
   it("leaves the caller's time out of the training throughput", async () => {
     // 2 s of the caller's work after steps 1 and 2, inside the read-back windows of steps 2 and 3: counted, they
