@@ -147,38 +147,46 @@ describe("several tensors per dispatch", () => {
     });
   }
 
-  it("steps over the same tensors keep their dispatches' layout and pack only the uniforms again", async () => {
-    const p0 = SIZES_MANY.map((n, k) => randn(n, 11 * k + 3));
-    const params = p0.map((a) => Tensor.fromArray(a, [a.length]));
-    const bufs = SIZES_MANY.map((n) => Tensor.fromArray(new Float32Array(n), [n]));
-    const grads = SIZES_MANY.map((n) => Tensor.fromArray(new Float32Array(n), [n]));
-    const pRef = p0.map((a) => Float64Array.from(a));
-    const bufRef: (Float64Array | null)[] = SIZES_MANY.map(() => null);
-    const lookups = vi.spyOn(runtime().pipelines, "get");
-    try {
-      for (let step = 1; step <= 3; step++) {
-        // Another learning rate and weight decay every step: both are in the uniforms packed again.
-        const o = { lr: 0.05 * step, momentum: 0.9, dampening: 0, nesterov: false };
-        const wd = (k: number) => decay(k) * step;
-        const g = SIZES_MANY.map((n, k) => randn(n, 100 * step + k));
-        grads.forEach((t, k) => t.write(g[k]));
-        const before = lookups.mock.calls.length;
-        sgdUpdates(params.map((param, k) => ({ param, grad: grads[k], momentumBuf: bufs[k], weightDecay: wd(k) })), { ...o, first: step === 1 });
-        if (step > 1) expect(lookups.mock.calls.length).toBe(before); // no kernel named again
-        for (let k = 0; k < SIZES_MANY.length; k++) {
-          bufRef[k] = sgdStepRef(pRef[k], g[k], bufRef[k], { ...o, weightDecay: wd(k) }, 1);
-          expectClose(`param ${k} after step ${step}`, await params[k].data(), pRef[k], TOL);
+  // With rates: tensor k at lr * RATES[k % 3], as a layer-wise decay gives them (lrScale), each rate's tensors in
+  // dispatches of their own, each found again at the next step.
+  const RATES = [1, 0.5, 0.125];
+  for (const rates of [false, true]) {
+    it(`steps over the same tensors keep their dispatches' layout and pack only the uniforms again${rates ? ", with a rate per tensor" : ""}`, async () => {
+      const rate = (k: number) => (rates ? RATES[k % 3] : 1);
+      const p0 = SIZES_MANY.map((n, k) => randn(n, 11 * k + 3));
+      const params = p0.map((a) => Tensor.fromArray(a, [a.length]));
+      const bufs = SIZES_MANY.map((n) => Tensor.fromArray(new Float32Array(n), [n]));
+      const grads = SIZES_MANY.map((n) => Tensor.fromArray(new Float32Array(n), [n]));
+      const pRef = p0.map((a) => Float64Array.from(a));
+      const bufRef: (Float64Array | null)[] = SIZES_MANY.map(() => null);
+      const lookups = vi.spyOn(runtime().pipelines, "get");
+      try {
+        for (let step = 1; step <= 3; step++) {
+          // Another learning rate and weight decay every step: both are in the uniforms packed again.
+          const o = { lr: 0.05 * step, momentum: 0.9, dampening: 0, nesterov: false };
+          const wd = (k: number) => decay(k) * step;
+          const g = SIZES_MANY.map((n, k) => randn(n, 100 * step + k));
+          grads.forEach((t, k) => t.write(g[k]));
+          const [before, dispatched] = [lookups.mock.calls.length, runtime().batch.stats.dispatches];
+          sgdUpdates(params.map((param, k) => ({ param, grad: grads[k], momentumBuf: bufs[k], weightDecay: wd(k), lrScale: rates ? rate(k) : undefined })), { ...o, first: step === 1 });
+          if (step > 1) expect(lookups.mock.calls.length).toBe(before); // no kernel named again
+          const groups = rates ? RATES.map((_, j) => SIZES_MANY.filter((_, k) => k % 3 === j)) : [SIZES_MANY];
+          expect(runtime().batch.stats.dispatches - dispatched).toBe(groups.reduce((n, sizes) => n + dispatchesFor(sizes, 3, false), 0));
+          for (let k = 0; k < SIZES_MANY.length; k++) {
+            bufRef[k] = sgdStepRef(pRef[k], g[k], bufRef[k], { ...o, lr: o.lr * rate(k), weightDecay: wd(k) }, 1);
+            expectClose(`param ${k} after step ${step}`, await params[k].data(), pRef[k], TOL);
+          }
         }
+        // Other gradients' buffers: laid out afresh.
+        const other = SIZES_MANY.map((n) => Tensor.fromArray(new Float32Array(n), [n]));
+        const before = lookups.mock.calls.length;
+        sgdUpdates(params.map((param, k) => ({ param, grad: other[k], momentumBuf: bufs[k], weightDecay: 0 })), { lr: 0.1, momentum: 0.9, first: false });
+        expect(lookups.mock.calls.length).toBeGreaterThan(before);
+      } finally {
+        lookups.mockRestore();
       }
-      // Other gradients' buffers: laid out afresh.
-      const other = SIZES_MANY.map((n) => Tensor.fromArray(new Float32Array(n), [n]));
-      const before = lookups.mock.calls.length;
-      sgdUpdates(params.map((param, k) => ({ param, grad: other[k], momentumBuf: bufs[k], weightDecay: 0 })), { lr: 0.1, momentum: 0.9, first: false });
-      expect(lookups.mock.calls.length).toBeGreaterThan(before);
-    } finally {
-      lookups.mockRestore();
-    }
-  });
+    });
+  }
 
   it("a linear probe's head, a weight of 640 beside a bias of 10, in one dispatch", async () => {
     const [w0, b0, gw, gb] = [randn(640, 91), randn(10, 92), randn(640, 93), randn(10, 94)];
@@ -269,40 +277,14 @@ describe("several tensors per dispatch", () => {
 });
 
 describe("a rate per tensor (lrScale)", () => {
-  // SIZES_MANY's tensors at three rates, as a layer-wise decay gives them: tensor k at lr * SCALES[k % 3].
+  // SIZES_MANY's tensors at three rates, as a layer-wise decay gives them: tensor k at lr * SCALES[k % 3] (sgdUpdates:
+  // with the dispatches' layout above).
   const SIZES_MANY = [1, 8, 7, 1028, 4, 1031, 0, 12, 5, 2048, 3, 16, 36];
   const SCALES = [1, 0.5, 0.125];
   const scaleOf = (k: number) => SCALES[k % 3];
   const decay = (k: number) => 0.01 * (k % 4);
   const dispatches = (buffersPerTensor: number, scaled: boolean) =>
     SCALES.reduce((n, _, j) => n + dispatchesFor(SIZES_MANY.filter((_, k) => k % 3 === j), buffersPerTensor, scaled), 0);
-
-  it("sgdUpdates: each tensor as the reference at lr * lrScale, each rate's tensors in dispatches of their own, laid out once", async () => {
-    const o = { lr: 0.05, momentum: 0.9, dampening: 0, nesterov: false };
-    const p0 = SIZES_MANY.map((n, k) => randn(n, 5 * k + 2));
-    const params = p0.map((a) => Tensor.fromArray(a, [a.length]));
-    const bufs = SIZES_MANY.map((n) => Tensor.fromArray(new Float32Array(n), [n]));
-    const grads = SIZES_MANY.map((n) => Tensor.fromArray(new Float32Array(n), [n]));
-    const pRef = p0.map((a) => Float64Array.from(a));
-    const bufRef: (Float64Array | null)[] = SIZES_MANY.map(() => null);
-    const lookups = vi.spyOn(runtime().pipelines, "get");
-    try {
-      for (let step = 1; step <= 3; step++) {
-        const g = SIZES_MANY.map((n, k) => randn(n, 300 * step + k));
-        grads.forEach((t, k) => t.write(g[k]));
-        const [dispatched, looked] = [runtime().batch.stats.dispatches, lookups.mock.calls.length];
-        sgdUpdates(params.map((param, k) => ({ param, grad: grads[k], momentumBuf: bufs[k], weightDecay: decay(k), lrScale: scaleOf(k) })), { ...o, first: step === 1 });
-        expect(runtime().batch.stats.dispatches - dispatched).toBe(dispatches(3, false));
-        if (step > 1) expect(lookups.mock.calls.length, "kernels named again after the first step").toBe(looked);
-        for (let k = 0; k < SIZES_MANY.length; k++) {
-          bufRef[k] = sgdStepRef(pRef[k], g[k], bufRef[k], { ...o, lr: o.lr * scaleOf(k), weightDecay: decay(k) }, 1);
-          expectClose(`param ${k} after step ${step}`, await params[k].data(), pRef[k], TOL);
-        }
-      }
-    } finally {
-      lookups.mockRestore();
-    }
-  });
 
   it("adamwUpdates counted on the device: one count per step whatever the rates, each tensor's decay at its own rate", async () => {
     const o = { lr: 3e-2, beta1: 0.8, beta2: 0.95, eps: 1e-6 };
