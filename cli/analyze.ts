@@ -5,6 +5,7 @@ import { checkOutputFolder, parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { analyzeRun } from "../study/analysis.js";
 import { DEFAULTS } from "../study/config.js";
+import { parseStrategy, strategyName, strategyTexts } from "../peft/strategy.js";
 
 export const FLAGS = {
   images: "int",
@@ -12,6 +13,8 @@ export const FLAGS = {
   "bank-per-class": "int",
   resets: "boolean",
   "reset-layers": "boolean",
+  strategies: "list",
+  "table-rates": "boolean",
   backbone: "string",
   out: "string",
   backend: "string",
@@ -20,7 +23,7 @@ export const FLAGS = {
 
 export const analyze: Command = {
   summary: "compare every finished cell's backbone with the original, block by block: CKA, layer-wise k-NN, weight change, attention",
-  usage: `usage: node dist/run.js analyze RUN_DIR [--images N] [--resets | --reset-layers] [--out DIR]
+  usage: `usage: node dist/run.js analyze RUN_DIR [--images N] [--resets | --reset-layers] [--strategies LIST] [--table-rates] [--out DIR]
 
   RUN_DIR           a study's run folder (experiment --out) with at least one finished cell
   --images          source-domain images compared: this many of knn.queries, evenly spaced (default: the config's
@@ -35,6 +38,9 @@ export const analyze: Command = {
                     (default: analysis.resets)
   --reset-layers    --resets with each block's layers reset apart (norm1, attn.qkv, attn.proj, norm2, mlp.fc1,
                     mlp.fc2): which layer's change cost it (analysis.resets "layers")
+  --strategies      only these strategies' cells, e.g. full,top-4 (default: every finished cell)
+  --table-rates     only the cells at their strategy's rate in the table: the rows the summaries and figures show
+                    (the per-cell numbers of the other rates are then left out)
   --backbone        the original backbone's file, when the one backbone.json names has moved
   --out             the folder for the files (default: RUN_DIR)
   --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)
@@ -58,6 +64,14 @@ analysis-steps-resets.* (the source k-NN each part's reset wins back against the
       const v = flags[flag];
       if (v !== undefined && v < 1) throw new UsageError(`flag --${flag}: expected an integer >= 1, got ${v}`);
     }
+    // Named as the config names them (full-lrd.75 is full-lrd0.75).
+    const strategies = flags.strategies && strategyTexts(flags.strategies).map((text) => {
+      try {
+        return strategyName(parseStrategy(text));
+      } catch (e) {
+        throw new UsageError(`--strategies: ${e instanceof Error ? e.message : e}`);
+      }
+    });
     // CKA compares the images' features across images: one image has no variance to compare.
     if (flags.images === 1) throw new UsageError("flag --images: expected at least 2 images (CKA compares features across them), got 1");
     // The files are written after minutes of work: where they go is checked first.
@@ -69,6 +83,8 @@ analysis-steps-resets.* (the source k-NN each part's reset wins back against the
       gridImages: flags["grid-images"],
       bankPerClass: flags["bank-per-class"],
       resets: flags["reset-layers"] ? "layers" : flags.resets,
+      strategies,
+      tableRates: flags["table-rates"],
       backbone: flags.backbone,
       log: (line) => console.error(line),
     });

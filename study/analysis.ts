@@ -1,7 +1,7 @@
 // The per-block analysis of a run folder (`analyze`, and the study's `analysis` key at the end of a complete
-// study): every finished cell's best backbone against the original (eval/block-analysis.ts) on source-domain
-// images (the k-NN queries, evenly spaced), with the layer-wise k-NN's bank the study's k-NN bank (optionally
-// fewer images per class). It writes, into the run folder or another:
+// study): every finished cell's best backbone (or those of some strategies, or at the table's rates) against the
+// original (eval/block-analysis.ts) on source-domain images (the k-NN queries, evenly spaced), with the layer-wise
+// k-NN's bank the study's k-NN bank (optionally fewer images per class). It writes, into the run folder or another:
 //   analysis.json      everything (study/analysis-results.ts RunAnalysis)
 //   analysis.csv       one number per line
 //   analysis-cka.*, analysis-knn.*, analysis-weights.*, analysis-drift.*   the figures (study/figures/analysis.ts)
@@ -51,7 +51,7 @@ import { stepsSpec } from "./figures/analysis-steps.js";
 import { resetsSpec, stepResetsSpec } from "./figures/analysis-resets.js";
 import { attentionGrid } from "./figures/attention-grid.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
-import { type CellOutcome, type CellResult, type StudyResults, isDiverged, packCorrect, summarize } from "./results.js";
+import { type CellOutcome, type CellResult, type StudyResults, type TableRow, isDiverged, packCorrect, summarize } from "./results.js";
 import { makeFolder } from "../util/make-folder.js";
 import { studyLoader } from "./study-data.js";
 
@@ -61,6 +61,10 @@ export interface AnalyzeOptions {
   gridImages?: number;
   bankPerClass?: number;
   resets?: boolean | "layers"; // default: the config's analysis.resets
+  // Which finished cells: those of these strategies (names as the config's), and with tableRates those at their
+  // strategy's rate in the table (its rows are what the summaries and figures show); default: every finished cell.
+  strategies?: string[];
+  tableRates?: boolean;
   backbone?: string; // the original backbone's file, where backbone.json's path no longer holds it
   reuse?: boolean; // keep an analysis.json of the same key
   log?: (line: string) => void;
@@ -246,6 +250,20 @@ async function resetsOf(model: VisionTransformer, initial: VisionTransformer, ma
   }
 }
 
+// The finished cells an analysis compares: those of `strategies` (names as the config's; all where absent), and with
+// the table's rows those at their strategy's rate there.
+function chosenCells(finished: CellResult[], config: StudyConfig, configPath: string, strategies: string[] | undefined, rows: TableRow[] | undefined): CellResult[] {
+  const names = config.strategies.map(strategyName);
+  const unknown = strategies?.filter((s) => !names.includes(s));
+  if (unknown && unknown.length > 0) throw new Error(`analyze: expected strategies of ${configPath} (${names.join(", ")}), got ${unknown.map((s) => `"${s}"`).join(", ")}`);
+  const chosen = finished.filter((c) => (!strategies || strategies.includes(c.strategy)) && (!rows || rows.some((r) => strategyName(r.strategy) === c.strategy && r.lr === c.lr)));
+  if (chosen.length === 0) {
+    const which = [strategies && `of ${strategies.join(", ")}`, rows && "at its strategy's rate in the table"].filter(Boolean).join(" ");
+    throw new Error(`analyze: no finished cell ${which} in ${configPath}'s run folder`);
+  }
+  return chosen;
+}
+
 export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Promise<{ analysis: RunAnalysis; files: string[]; reused: boolean }> {
   const started = performance.now();
   const log = opts.log ?? (() => undefined);
@@ -266,10 +284,15 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   }
   const bankPerClass = opts.bankPerClass ?? spec.bankPerClass;
 
-  // The finished cells and their checkpoints (the kept steps' too), all checked before any work.
+  // The finished cells chosen and their checkpoints (the kept steps' too), all checked before any work.
   const outcomes = await cellOutcomes(dir, config);
-  const finished = outcomes.filter((c): c is CellResult => !isDiverged(c));
-  if (finished.length === 0) throw new Error(`analyze: ${dir} has no finished cells (a cells/<id>/result.json of a cell that did not diverge)`);
+  const all = outcomes.filter((c): c is CellResult => !isDiverged(c));
+  if (all.length === 0) throw new Error(`analyze: ${dir} has no finished cells (a cells/<id>/result.json of a cell that did not diverge)`);
+  const baselinePath = join(dir, "baseline.json");
+  if (!existsSync(baselinePath)) throw new Error(`analyze: expected ${baselinePath}, found none`);
+  const baseline = await readBaseline(baselinePath, config, "analyze");
+  const summary = (imageSize: number, backbone: string) => summarize(config, baseline, outcomes, { backbone, data: {}, imageSize });
+  const finished = chosenCells(all, config, configPath, opts.strategies, opts.tableRates ? summary(0, "").table : undefined);
   for (const c of finished) {
     const best = cellCheckpointPath(dir, c.id);
     if (!existsSync(best)) throw new Error(`analyze: cell ${c.id} is finished but its checkpoint ${best} is missing`);
@@ -284,8 +307,6 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     backbone = recorded.path;
   }
   if (!existsSync(backbone)) throw new Error(`analyze: the original backbone ${backbone}${opts.backbone ? "" : ` (named by ${backboneJson})`} does not exist; --backbone FILE names where it is now`);
-  const baselinePath = join(dir, "baseline.json");
-  if (!existsSync(baselinePath)) throw new Error(`analyze: expected ${baselinePath}, found none`);
 
   const fewerPerClass = <T extends object>(bank: T) => (bankPerClass === undefined ? bank : { ...bank, perClass: bankPerClass });
   const otherSpecs = config.knn.otherBanks?.map(fewerPerClass);
@@ -301,8 +322,6 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     ...(resets && { resets: resets === "layers" ? resets : (true as const) }),
     cells: finished.map((c) => c.id),
   };
-  const baseline = await readBaseline(baselinePath, config, "analyze");
-  const summary = (imageSize: number) => summarize(config, baseline, outcomes, { backbone: backbone!, data: {}, imageSize });
   const jsonPath = join(out, "analysis.json");
   // An earlier analysis of the same cells keeps their numbers; where the table's rows have changed since (another
   // selectBy, knn.val), or some of its files are missing, its summary and files are made anew from them, without
@@ -313,7 +332,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     if (before?.format === ANALYSIS_FORMAT && JSON.stringify(before.key) === JSON.stringify(key) && holdsCells(before, key) && holdsAnswers(before) && holdsKeptSteps(before, dir)) {
       const expected = analysisFileNames(key);
       const files = expected.map((f) => join(out, f)).filter((f) => existsSync(f));
-      const sameRows = JSON.stringify(summarizeAnalysis(summary(0), before.cells, before.original)) === JSON.stringify(before.strategies);
+      const sameRows = JSON.stringify(summarizeAnalysis(summary(0, backbone!), before.cells, before.original)) === JSON.stringify(before.strategies);
       if (files.length === expected.length && sameRows) {
         log(`analysis: ${jsonPath} is up to date (${key.cells.length} cells, ${images} images)`);
         return { analysis: before, files, reused: true };
@@ -400,7 +419,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       const reset = all ? `; ${all.unit} reset: source k-NN ${r.resets!.tuned.knn.toFixed(1)} -> ${all.knn.toFixed(1)}%, transfer ${r.resets!.tuned.transfer.toFixed(1)} -> ${all.transfer.toFixed(1)}%` : "";
       log(`  ${i + 1}/${finished.length} ${c.id}: last block CKA ${r.cka.cls[last].toFixed(3)} (CLS)${steps}, layer-wise k-NN ${r.knn[last].toFixed(1)}%${reset}, ${((performance.now() - cellStarted) / 1000).toFixed(1)} s`);
     }
-    const results = summary(size);
+    const results = summary(size, backbone!);
     const originalAnswers = { knnCorrect: reference.knnCorrect.map(packCorrect), ...packedBanks(reference.otherBanks) };
     const analysis: RunAnalysis = {
       format: ANALYSIS_FORMAT,

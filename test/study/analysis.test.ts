@@ -3,14 +3,15 @@
 // numbers, where the table's rows have changed); a linear-probe cell is
 // the original at every block, Block Expansion's blocks below its new block are unchanged; with every query and the
 // study's bank, the last block's layer-wise k-NN is the study's own k-NN of each cell and of the original. Then
-// `analyze` on the command line, and bad input: not a run folder, no finished cells, a missing checkpoint or
-// backbone, an unreadable backbone.json, --images that is not a positive integer.
+// `analyze` on the command line (some strategies' cells, those at the table's rates), and bad input: not a run
+// folder, no finished cells, a missing checkpoint or backbone, an unreadable backbone.json, --images that is not a
+// positive integer, a strategy the config lacks.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
 import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseStudyConfig } from "../../study/config.js";
+import { configJson, parseStudyConfig } from "../../study/config.js";
 import { runExperiment } from "../../study/runner.js";
 import { analysisFileNames, analyzeRun } from "../../study/analysis.js";
 import type { CellAnalysis, RunAnalysis } from "../../study/analysis-results.js";
@@ -214,6 +215,28 @@ describe("analyze on the command line", () => {
     const a = await readJson<RunAnalysis>(join(out, "analysis.json"));
     expect(a.key.resets).toBe("layers");
     expect(a.cells.find((c) => c.strategy === "full")!.resets!.units.map((u) => u.unit)).toContain("block 0 mlp.fc1");
+  });
+
+  it("analyses only the chosen cells with --strategies and --table-rates, and names a strategy the config lacks", async () => {
+    const { analysis: _, ...json } = JSON.parse(JSON.stringify(configJson(study())));
+    const dir = join(root, "two-rates");
+    await runExperiment({ config: parseStudyConfig({ ...json, strategies: ["full", "linear"], learningRates: { full: [0.05, 0.5], linear: [0.05] } }), out: dir });
+    const table = (await readJson<{ table: { strategy: string; lr: number }[] }>(join(dir, "results.json"))).table;
+    const fullRate = table.find((r) => r.strategy === "full")!.lr;
+    const analysed = async (out: string, ...flags: string[]) => {
+      const r = await runCli(["analyze", dir, "--images", "6", "--out", join(root, out), ...flags]);
+      expect(r.code, r.err).toBe(0);
+      return (await readJson<RunAnalysis>(join(root, out, "analysis.json"))).cells.map((c) => c.id);
+    };
+    expect(await analysed("chosen-all")).toEqual(["full_lr0.05_s0", "full_lr0.5_s0", "linear_lr0.05_s0"]);
+    expect(await analysed("chosen-rates", "--table-rates")).toEqual([`full_lr${fullRate}_s0`, "linear_lr0.05_s0"]);
+    expect(await analysed("chosen-full", "--strategies", "Full", "--table-rates")).toEqual([`full_lr${fullRate}_s0`]);
+    let r = await runCli(["analyze", dir, "--strategies", "full,top-1"]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`analyze: expected strategies of ${join(dir, "config.json")} (full, linear), got "top-1"`);
+    r = await runCli(["analyze", dir, "--strategies", "ful"]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('--strategies: strategy: unknown "ful"');
   });
 
   it("says so where --grid-images asks for more images than are analysed, and shows them all", async () => {
