@@ -7,6 +7,7 @@
 // step: how soon each part's change costs what it does.
 import type { FigureLayer, FigureSpec } from "../../plot/render.js";
 import { REFERENCE_DASH } from "../../plot/style.js";
+import { BLOCK_LAYERS } from "../../eval/weight-change.js";
 import type { RunAnalysis } from "../analysis-results.js";
 import { resetBanks } from "../analysis-resets.js";
 import { CONFIDENCE } from "../comparisons.js";
@@ -72,11 +73,17 @@ export function resetsSpec(a: RunAnalysis): FigureSpec {
 }
 
 const STEP_PANEL_WIDTH = 220;
+// A part reset whole (the embeddings, a block, the final norm, all), and the dash of each of a block's layers (none of
+// them the reference line's).
+const WHOLE = "whole";
+const LAYER_DASHES: Record<string, number[]> = { [WHOLE]: [1, 0], norm1: [1, 2], "attn.qkv": [8, 3], "attn.proj": [8, 3, 2, 3], norm2: [2, 5], "mlp.fc1": [4, 2], "mlp.fc2": [12, 3, 2, 3, 2, 3] };
 const STEP_RESETS_TITLE = "How soon each part's change costs the source domain";
 
 // A panel per strategy whose kept backbones had parts to reset, a line per part (and all of them; not "all but X",
 // which the best backbones' figure has), the source k-NN its reset wins back at each kept step, in points against
-// that step's own model. Step 0 is where fine-tuning started: every reset changes nothing there.
+// that step's own model. Step 0 is where fine-tuning started: every reset changes nothing there. By layers
+// (analysis.resets "layers"), a block's layers share its colour, each layer its own dash: 29 lines for full
+// fine-tuning on 4 blocks, which one colour per line would repeat past ten.
 export function stepResetsSpec(a: RunAnalysis): FigureSpec {
   const rows = a.strategies.filter((s) => s.atSteps?.some((t) => t.resets && t.resets.units.length > 0));
   if (rows.length === 0) return nothingToDrawSpec(STEP_RESETS_TITLE, ["no cell of the table's rows kept a backbone at analysis.atSteps", "with a part of it trained (linear probing trains none)"]);
@@ -85,21 +92,28 @@ export function stepResetsSpec(a: RunAnalysis): FigureSpec {
     s.atSteps!.flatMap((t) =>
       (t.resets?.units ?? []).filter((u) => alone(u.unit)).flatMap((u) => {
         const d = u.knnChange;
-        const at = { strategy: s.strategy, unit: u.unit, step: t.step, seeds: u.seeds, value: d.mean, lo: Number.isFinite(d.lo) ? d.lo : null, hi: Number.isFinite(d.hi) ? d.hi : null };
+        const part = u.layer ? u.unit.slice(0, -u.layer.length - 1) : u.unit;
+        const at = { strategy: s.strategy, unit: u.unit, part, layer: u.layer ?? WHOLE, step: t.step, seeds: u.seeds, value: d.mean, lo: Number.isFinite(d.lo) ? d.lo : null, hi: Number.isFinite(d.hi) ? d.hi : null };
         return t === s.atSteps![0] ? [{ ...at, step: 0, seeds: 0, value: 0, lo: null, hi: null }, at] : [at];
       }),
     ),
   );
-  // The parts in the model's order ("all" after them), the union of every panel's.
-  const units = [...new Set(rows.flatMap((s) => s.atSteps!.flatMap((t) => (t.resets?.units ?? []).map((u) => u.unit).filter(alone))))];
-  const ordered = [...units.filter((u) => u !== "all"), ...units.filter((u) => u === "all")];
+  // The parts in the model's order ("all" after them), the union of every panel's; by layers, their blocks.
+  const parts = [...new Set(points.map((p) => p.part))];
+  const ordered = [...parts.filter((u) => u !== "all"), ...parts.filter((u) => u === "all")];
+  const layers = [...new Set(points.map((p) => p.layer))];
+  const byLayers = layers.some((l) => l !== WHOLE);
   const steps = [0, ...new Set(rows.flatMap((s) => s.atSteps!.map((t) => t.step)))].sort((x, y) => x - y);
   const x = stepAxis(steps, "Fine-tuning step", STEP_PANEL_WIDTH);
   const y = { field: "value", type: "quantitative", title: `Source ${a.k}-NN won back (points)`, scale: { nice: false, padding: 8 } } as const;
   // "all" in black, the parts in a categorical scheme: the colours repeat past ten parts (ViT-B/16's blocks), told
   // apart by the tooltip.
   const palette = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac"];
-  const color = { field: "unit", type: "nominal", title: "Part reset", scale: { domain: ordered, range: ordered.map((u, i) => (u === "all" ? "#222" : palette[i % palette.length])) }, sort: ordered } as const;
+  const color = { field: "part", type: "nominal", title: "Part reset", scale: { domain: ordered, range: ordered.map((u, i) => (u === "all" ? "#222" : palette[i % palette.length])) }, sort: ordered } as const;
+  const layerOrder = [WHOLE, ...BLOCK_LAYERS].filter((l) => layers.includes(l));
+  // The legend draws each dash as a line (the lines' points would make it a dot).
+  const dashLegend = { symbolType: "stroke", symbolSize: 500, encode: { symbols: { update: { stroke: { value: "#444" }, strokeWidth: { value: 2 } } } } };
+  const dash = byLayers ? ({ field: "layer", type: "nominal", title: "Layer", scale: { domain: layerOrder, range: layerOrder.map((l) => LAYER_DASHES[l]) }, sort: layerOrder, legend: dashLegend } as const) : undefined;
   const seeds = seedsNote(
     rows.map((s) => ({ label: s.strategy, seeds: Math.max(...s.atSteps!.flatMap((t) => (t.resets?.units ?? []).map((u) => u.seeds))) })),
     "error bars",
@@ -121,7 +135,7 @@ export function stepResetsSpec(a: RunAnalysis): FigureSpec {
     },
     points,
     strategies: rows.map((s) => s.strategy),
-    channels: { x, y, color },
+    channels: { x, y, color, ...(dash && { dash }) },
     width: STEP_PANEL_WIDTH,
     zero: true,
     errors: points.some((p) => p.lo !== null) ? "isValid(datum.lo)" : undefined,

@@ -74,7 +74,7 @@ export function stepPanelsSpec(o: {
   title: { text: string; subtitle: string[] };
   points: object[];
   strategies: string[];
-  channels: { x: object; y: object & { field: string }; color: object };
+  channels: { x: object; y: object & { field: string }; color: object; dash?: object }; // dash: a line's stroke dash
   width: number;
   zero: boolean;
   errors?: string;
@@ -95,7 +95,7 @@ export function stepPanelsSpec(o: {
         ...(o.errors
           ? [{ transform: [{ filter: o.errors }], mark: { type: "errorbar", ticks: true, thickness: 1.2 }, encoding: { x, y: { ...y, field: "lo" }, y2: { field: "hi" }, color } }]
           : []),
-        { mark: { type: "line", strokeWidth: 2, point: { filled: true, size: 40 } }, encoding: { x, y, color, tooltip: o.tooltip } },
+        { mark: { type: "line", strokeWidth: 2, point: { filled: true, size: 40 } }, encoding: { x, y, color, ...(o.channels.dash && { strokeDash: o.channels.dash }), tooltip: o.tooltip } },
       ],
     },
   } as FigureSpec;

@@ -52,24 +52,31 @@ function atStep(c: CellAnalysis, step: number, last: number): StepAnalysis {
   };
 }
 
-// A cell's resets: full fine-tuning's blocks and all of them, each winning back source k-NN (block 1 more) and
-// losing transfer; linear probing's none. The fine-tuned answers shift with the seed, the resets' do not.
-function resets(c: CellAnalysis): CellResets {
+// A cell's resets: full fine-tuning's blocks (by layers: block 0's attn.qkv and mlp.fc1, block 1's attn.qkv) and all
+// of them, each winning back source k-NN (block 1 more) and losing transfer; linear probing's none. The fine-tuned
+// answers shift with the seed, the resets' do not.
+function resets(c: CellAnalysis, grain: true | "layers"): CellResets {
   const scores = (knn: number, transfer: number, shift: number) => ({ knn: 10 * knn, knnCorrect: answers(knn, shift), transfer: 10 * transfer, transferCorrect: answers(transfer, shift) });
   const tuned = scores(5, 9, c.seed);
   if (c.strategy !== "full") return { tuned, units: [] };
-  return { tuned, units: [{ unit: "block 0", block: 0, ...scores(6, 9, 0) }, { unit: "block 1", block: 1, ...scores(7, 8, 0) }, { unit: "all", ...scores(8, 6, 0) }] };
+  const all = { unit: "all", ...scores(8, 6, 0) };
+  if (grain === "layers") {
+    const layer = (block: number, name: string, knn: number) => ({ unit: `block ${block} ${name}`, block, layer: name, ...scores(knn, 9, 0) });
+    return { tuned, units: [layer(0, "attn.qkv", 6), layer(0, "mlp.fc1", 5), layer(1, "attn.qkv", 7), all] };
+  }
+  return { tuned, units: [{ unit: "block 0", block: 0, ...scores(6, 9, 0) }, { unit: "block 1", block: 1, ...scores(7, 8, 0) }, all] };
 }
 
 // seeds: the cells' seeds (one seed: no standard deviations to draw); atSteps: the steps the cells kept (the last
-// one the cell's own measures), none by default; withResets: analysis.resets (the kept steps' resets the cell's).
-export function analysis(seeds = [0, 1], atSteps?: number[], withResets = false): RunAnalysis {
+// one the cell's own measures), none by default; withResets: analysis.resets (the kept steps' resets the cell's),
+// "layers" by layers.
+export function analysis(seeds = [0, 1], atSteps?: number[], withResets: boolean | "layers" = false): RunAnalysis {
   const cells = ["full", "linear"].flatMap((s) => seeds.map((seed) => cell(s, seed)));
   if (atSteps) for (const c of cells) c.atSteps = atSteps.map((step) => atStep(c, step, atSteps[atSteps.length - 1]));
-  if (withResets) for (const c of cells) for (const m of [c, ...(c.atSteps ?? [])]) m.resets = resets(c);
+  if (withResets) for (const c of cells) for (const m of [c, ...(c.atSteps ?? [])]) m.resets = resets(c, withResets);
   return {
     format: "peft-vit-webgpu/analysis@1",
-    key: { images: 10, gridImages: 1, ...(atSteps && { atSteps }), ...(withResets && { resets: true as const }), cells: cells.map((c) => c.id) },
+    key: { images: 10, gridImages: 1, ...(atSteps && { atSteps }), ...(withResets && { resets: withResets }), cells: cells.map((c) => c.id) },
     backbone: "/cache/backbone.safetensors",
     depth: 2,
     heads: 2,

@@ -1,6 +1,7 @@
 // study/figures/analysis-resets.ts, drawn from a hand-made analysis with resets (../analysis-fixture.ts): a panel per
 // strategy that trained some part (linear probing none), two bars per part (source k-NN won back, transfer changed),
-// error bars with two seeds, none with one; along fine-tuning (analysis.atSteps), a line per part against the step.
+// error bars with two seeds, none with one; along fine-tuning (analysis.atSteps), a line per part against the step,
+// by layers a colour per block and a dash per layer.
 import { describe, expect, it } from "vitest";
 import { renderSvg } from "../../../plot/render.js";
 import { resetsSpec, stepResetsSpec } from "../../../study/figures/analysis-resets.js";
@@ -38,6 +39,20 @@ describe("the resets figure along fine-tuning", () => {
     // 3 lines x 3 steps (0, 10, 30); an interval at each kept step.
     expect(points(svg)).toBe(9);
     expect(errorBars(svg)).toBe(6);
+  });
+
+  it("by layers, colours each block's lines alike and dashes each layer, the legend saying which", async () => {
+    const svg = await renderSvg(stepResetsSpec(analysis([0, 1], [10, 30], "layers")), "analysis-steps-resets");
+    for (const text of [">Part reset<", ">block 0<", ">block 1<", ">all<", ">Layer<", ">attn.qkv<", ">mlp.fc1<", ">whole<"]) expect(svg).toContain(text);
+    expect(svg).not.toContain(">block 0 attn.qkv<"); // in the tooltip only
+    // 4 lines x 3 steps; block 0's two layers one colour, two dashes (legend and lines).
+    expect(points(svg)).toBe(12);
+    expect(svg).toContain('stroke-dasharray="8,3"');
+    expect(svg).toContain('stroke-dasharray="4,2"');
+    const colours = (unit: string) => new Set([...svg.matchAll(new RegExp(`aria-label="[^"]*unit: ${unit}[^"]*"[^>]*stroke="(#[0-9a-f]+)"`, "g"))].map((m) => m[1]));
+    expect(colours("block 0 attn.qkv").size).toBe(1);
+    expect(colours("block 0 attn.qkv")).toEqual(colours("block 0 mlp.fc1"));
+    expect(colours("block 0 attn.qkv")).not.toEqual(colours("block 1 attn.qkv"));
   });
 
   it("says so where no kept backbone had a part to reset", async () => {
