@@ -134,9 +134,9 @@ export function encodeUpdates<S extends UpdateSpec>(
   items: UpdateItem[],
   gradScale: Tensor | undefined,
 ): void {
+  if (items.length === 0) return;
   const buffers = [...items.flatMap((it) => it.buffers), ...(gradScale ? [gradScale.buffer] : [])];
   const sizes = items.map((it) => it.size);
-  if (items.length === 0) return;
   const key = `${name} ${JSON.stringify(spec)}`;
   let byKey = plans.get(buffers[0]);
   if (!byKey) plans.set(buffers[0], (byKey = new Map()));

@@ -18,14 +18,14 @@ export type Strategy = (
 ) & { layerDecay?: number };
 
 export const STRATEGY_FORMS = "full, linear, top-K, top-K-frozen-norm, lora-rR, block-pP or block@POS[,POS], each but linear with -lrdD (layer-wise rate decay D)";
-const LAYER_DECAY = /-lrd(\d*\.?\d+)$/;
+const LAYER_DECAY = /-lrd(\d*\.?\d+(?:e-\d+)?)$/; // the exponent as String() writes a decay below 1e-6
 
 // A flag's comma-separated list of strategies, split at every comma (util/args.ts), with block@1,3's positions
 // joined again: a bare number belongs to the block@ before it.
 export function strategyTexts(items: string[]): string[] {
   const out: string[] = [];
   for (const item of items) {
-    if (/^\d+(-lrd[\d.]+)?$/.test(item) && out.length > 0 && out[out.length - 1].startsWith("block@")) out[out.length - 1] += `,${item}`;
+    if (/^\d+(-lrd[\d.e-]+)?$/.test(item) && out.length > 0 && out[out.length - 1].startsWith("block@")) out[out.length - 1] += `,${item}`;
     else out.push(item);
   }
   return out;

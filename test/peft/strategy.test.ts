@@ -156,6 +156,8 @@ describe("a layer-wise rate decay: -lrdD", () => {
       expect(strategyName(parseStrategy(text)), text).toBe(name);
     }
     expect(strategyTexts(["block@1", "3-lrd0.8", "full-lrd0.5"])).toEqual(["block@1,3-lrd0.8", "full-lrd0.5"]);
+    // A decay below 1e-6 is named with an exponent, and read back so.
+    expect(parseStrategy(strategyName(parseStrategy("full-lrd0.0000002")))).toEqual({ kind: "full", layerDecay: 2e-7 });
     const names = (s: string) => applyStrategy(model(), parseStrategy(s), 5).map(([n]) => n);
     for (const base of ["full", "top-2", "lora-r2", "block-p2"]) expect(names(`${base}-lrd0.5`), base).toEqual(names(base));
   });
