@@ -292,7 +292,8 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   if (!existsSync(baselinePath)) throw new Error(`analyze: expected ${baselinePath}, found none`);
   const baseline = await readBaseline(baselinePath, config, "analyze");
   const summary = (imageSize: number, backbone: string) => summarize(config, baseline, outcomes, { backbone, data: {}, imageSize });
-  const finished = chosenCells(all, config, configPath, opts.strategies, opts.tableRates ? summary(0, "").table : undefined);
+  const rows = opts.tableRates ? summary(0, "").table : undefined; // the rows alone: no image size or backbone read
+  const finished = chosenCells(all, config, configPath, opts.strategies, rows);
   for (const c of finished) {
     const best = cellCheckpointPath(dir, c.id);
     if (!existsSync(best)) throw new Error(`analyze: cell ${c.id} is finished but its checkpoint ${best} is missing`);
