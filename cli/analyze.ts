@@ -38,9 +38,10 @@ export const analyze: Command = {
                     (default: analysis.resets)
   --reset-layers    --resets with each block's layers reset apart (norm1, attn.qkv, attn.proj, norm2, mlp.fc1,
                     mlp.fc2): which layer's change cost it (analysis.resets "layers")
-  --strategies      only these strategies' cells, e.g. full,top-4 (default: every finished cell)
+  --strategies      only these strategies' cells, e.g. full,top-4 (default: analysis.strategies, else every
+                    finished cell)
   --table-rates     only the cells at their strategy's rate in the table: the rows the summaries and figures show
-                    (the per-cell numbers of the other rates are then left out)
+                    (the per-cell numbers of the other rates are then left out; default: analysis.tableRates)
   --backbone        the original backbone's file, when the one backbone.json names has moved
   --out             the folder for the files (default: RUN_DIR)
   --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)

@@ -62,7 +62,8 @@ export interface AnalyzeOptions {
   bankPerClass?: number;
   resets?: boolean | "layers"; // default: the config's analysis.resets
   // Which finished cells: those of these strategies (names as the config's), and with tableRates those at their
-  // strategy's rate in the table (its rows are what the summaries and figures show); default: every finished cell.
+  // strategy's rate in the table (its rows are what the summaries and figures show); default: the config's
+  // analysis.strategies and analysis.tableRates, else every finished cell.
   strategies?: string[];
   tableRates?: boolean;
   backbone?: string; // the original backbone's file, where backbone.json's path no longer holds it
@@ -292,8 +293,8 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   if (!existsSync(baselinePath)) throw new Error(`analyze: expected ${baselinePath}, found none`);
   const baseline = await readBaseline(baselinePath, config, "analyze");
   const summary = (imageSize: number, backbone: string) => summarize(config, baseline, outcomes, { backbone, data: {}, imageSize });
-  const rows = opts.tableRates ? summary(0, "").table : undefined; // the rows alone: no image size or backbone read
-  const finished = chosenCells(all, config, configPath, opts.strategies, rows);
+  const rows = (opts.tableRates ?? spec.tableRates) ? summary(0, "").table : undefined; // the rows alone: no image size or backbone read
+  const finished = chosenCells(all, config, configPath, opts.strategies ?? spec.strategies, rows);
   for (const c of finished) {
     const best = cellCheckpointPath(dir, c.id);
     if (!existsSync(best)) throw new Error(`analyze: cell ${c.id} is finished but its checkpoint ${best} is missing`);

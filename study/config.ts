@@ -87,6 +87,10 @@ export interface AnalysisSpec {
   // scored as the study scores it (study/analysis-resets.ts): which part's change cost the source domain. "layers":
   // each block's layers as parts of their own. Absent: false.
   resets?: boolean | "layers";
+  // Which finished cells: those of these strategies (names as `strategies` writes them), and with tableRates only
+  // those at their strategy's rate in the table, the rows the summaries and figures show. Absent: every one.
+  strategies?: string[];
+  tableRates?: boolean;
 }
 
 // A cell's training settings are these with the cell's learning rate.
@@ -482,7 +486,7 @@ function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
 }
 
 function analysisSpec(c: Checker, v: unknown, path: string): AnalysisSpec | undefined {
-  const o = c.object(v, path, ["images", "gridImages", "bankPerClass", "atSteps", "resets"]);
+  const o = c.object(v, path, ["images", "gridImages", "bankPerClass", "atSteps", "resets", "strategies", "tableRates"]);
   if (!o) return undefined;
   return {
     // CKA compares features across the images: at least two.
@@ -492,6 +496,9 @@ function analysisSpec(c: Checker, v: unknown, path: string): AnalysisSpec | unde
     // Absent stays absent, so the config.json of earlier runs still matches. Step 0 is the original itself.
     ...("atSteps" in o && { atSteps: c.required(o, "atSteps", path, (x, p) => ascendingSteps(c, x, p, 1)) }),
     ...("resets" in o && { resets: c.required(o, "resets", path, (x, p) => (x === "layers" ? x : typeof x === "boolean" ? x : c.fail(p, 'true, false or "layers"', x))) }),
+    // Which strategies the config has is checked once its strategies are known.
+    ...("strategies" in o && { strategies: c.required(o, "strategies", path, (x, p) => c.array(x, p, (y, q) => c.string(y, q))) }),
+    ...("tableRates" in o && { tableRates: c.required(o, "tableRates", path, (x, p) => c.boolean(x, p)) }),
   } as AnalysisSpec;
 }
 
@@ -621,7 +628,7 @@ export function parseStudyConfig(json: unknown, source = "config"): StudyConfig 
   };
   const names = config.strategies?.map(strategyName);
   const rates = config.learningRates;
-  const distinct: Record<string, unknown[] | undefined> = { strategies: names, seeds: config.seeds };
+  const distinct: Record<string, unknown[] | undefined> = { strategies: names, seeds: config.seeds, "analysis.strategies": config.analysis?.strategies };
   if (Array.isArray(rates)) distinct.learningRates = rates;
   else if (rates) for (const [name, list] of Object.entries(rates)) distinct[`learningRates.${name}`] = list;
   const perName = { learningRates: Array.isArray(rates) ? undefined : rates, headInit: typeof config.headInit === "object" ? config.headInit : undefined };
@@ -630,6 +637,9 @@ export function parseStudyConfig(json: unknown, source = "config"): StudyConfig 
     for (const name of Object.keys(byName)) if (!names.includes(name)) c.errors.push(`${key}.${name}: expected a strategy of the config (${names.join(", ")}), got one that is not`);
     for (const name of names) if (!(name in byName)) c.errors.push(`${key}.${name}: missing (a per-strategy ${key} needs every strategy)`);
   }
+  config.analysis?.strategies?.forEach((name, i) => {
+    if (names && !names.includes(name)) c.errors.push(`analysis.strategies[${i}]: expected a strategy of the config (${names.join(", ")}), got "${name}"`);
+  });
   for (const [key, list] of Object.entries(distinct)) {
     if (list && new Set(list).size !== list.length) c.errors.push(`${key}: expected distinct values, got [${list.join(", ")}]`);
   }

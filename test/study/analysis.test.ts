@@ -217,20 +217,26 @@ describe("analyze on the command line", () => {
     expect(a.cells.find((c) => c.strategy === "full")!.resets!.units.map((u) => u.unit)).toContain("block 0 mlp.fc1");
   });
 
-  it("analyses only the chosen cells with --strategies and --table-rates, and names a strategy the config lacks", async () => {
+  it("analyses only the chosen cells with --strategies and --table-rates, or the analysis key's, and names a strategy the config lacks", async () => {
     const { analysis: _, ...json } = JSON.parse(JSON.stringify(configJson(study())));
+    const twoRates = { ...json, strategies: ["full", "linear"], learningRates: { full: [0.05, 0.5], linear: [0.05] } };
     const dir = join(root, "two-rates");
-    await runExperiment({ config: parseStudyConfig({ ...json, strategies: ["full", "linear"], learningRates: { full: [0.05, 0.5], linear: [0.05] } }), out: dir });
+    await runExperiment({ config: parseStudyConfig(twoRates), out: dir });
     const table = (await readJson<{ table: { strategy: string; lr: number }[] }>(join(dir, "results.json"))).table;
     const fullRate = table.find((r) => r.strategy === "full")!.lr;
-    const analysed = async (out: string, ...flags: string[]) => {
-      const r = await runCli(["analyze", dir, "--images", "6", "--out", join(root, out), ...flags]);
+    const analysed = async (folder: string, out: string, ...flags: string[]) => {
+      const r = await runCli(["analyze", folder, "--images", "6", "--out", join(root, out), ...flags]);
       expect(r.code, r.err).toBe(0);
       return (await readJson<RunAnalysis>(join(root, out, "analysis.json"))).cells.map((c) => c.id);
     };
-    expect(await analysed("chosen-all")).toEqual(["full_lr0.05_s0", "full_lr0.5_s0", "linear_lr0.05_s0"]);
-    expect(await analysed("chosen-rates", "--table-rates")).toEqual([`full_lr${fullRate}_s0`, "linear_lr0.05_s0"]);
-    expect(await analysed("chosen-full", "--strategies", "Full", "--table-rates")).toEqual([`full_lr${fullRate}_s0`]);
+    expect(await analysed(dir, "chosen-all")).toEqual(["full_lr0.05_s0", "full_lr0.5_s0", "linear_lr0.05_s0"]);
+    expect(await analysed(dir, "chosen-rates", "--table-rates")).toEqual([`full_lr${fullRate}_s0`, "linear_lr0.05_s0"]);
+    expect(await analysed(dir, "chosen-full", "--strategies", "Full", "--table-rates")).toEqual([`full_lr${fullRate}_s0`]);
+    // The analysis key's strategies and tableRates choose so where no flag does.
+    const keyed = join(root, "two-rates-keyed");
+    await cp(dir, keyed, { recursive: true });
+    await writeFile(join(keyed, "config.json"), JSON.stringify({ ...twoRates, analysis: { images: 6, gridImages: 1, strategies: ["full"], tableRates: true } }));
+    expect(await analysed(keyed, "chosen-by-key")).toEqual([`full_lr${fullRate}_s0`]);
     let r = await runCli(["analyze", dir, "--strategies", "full,top-1"]);
     expect(r.code).toBe(1);
     expect(r.err).toContain(`analyze: expected strategies of ${join(dir, "config.json")} (full, linear), got "top-1"`);

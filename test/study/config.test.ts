@@ -127,7 +127,7 @@ describe("shipped configs", () => {
     c.analysis = { images: 0, gridImages: 1.5, bankPerClass: "10", extra: 1 };
     const text = problems(c);
     for (const p of [
-      "analysis.extra: unknown key (known keys: images, gridImages, bankPerClass, atSteps, resets)",
+      "analysis.extra: unknown key (known keys: images, gridImages, bankPerClass, atSteps, resets, strategies, tableRates)",
       "analysis.images: expected an integer >= 2, got 0",
       "analysis.gridImages: expected an integer >= 1, got 1.5",
       'analysis.bankPerClass: expected an integer >= 1, got "10"',
@@ -168,6 +168,20 @@ describe("shipped configs", () => {
     expect(parseStudyConfig(c).analysis!.resets).toBe("layers");
     c.analysis = { resets: "yes" };
     expect(problems(c)).toContain('analysis.resets: expected true, false or "layers", got "yes"');
+  });
+
+  it("reads analysis.strategies, strategies of the config, and analysis.tableRates, absent where absent", () => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    c.analysis = { strategies: ["full", "lora-r4"], tableRates: true };
+    expect(parseStudyConfig(c).analysis).toMatchObject({ strategies: ["full", "lora-r4"], tableRates: true });
+    c.analysis = {};
+    expect(Object.keys(parseStudyConfig(c).analysis!)).not.toContain("strategies");
+    expect(Object.keys(parseStudyConfig(c).analysis!)).not.toContain("tableRates");
+    c.analysis = { strategies: ["full", "top-9", "full"], tableRates: "yes" };
+    const msg = problems(c);
+    expect(msg).toContain('analysis.strategies[1]: expected a strategy of the config (full, top-1, linear, lora-r4, block-p1), got "top-9"');
+    expect(msg).toContain("analysis.strategies: expected distinct values, got [full, top-9, full]");
+    expect(msg).toContain('analysis.tableRates: expected true or false, got "yes"');
   });
 
   it("accepts backbone.pretrain.microBatch, an integer >= 1", () => {
