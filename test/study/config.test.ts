@@ -409,7 +409,7 @@ describe("the paper's presets (configs/paper/)", () => {
   it("has a preset per experiment, each named as its file", () => {
     expect(presets).toEqual([
       "figure2-cifar10.json", "figure2-cifar100.json", "figure2-dtd.json", "figure2-flowers102.json", "figure2-food101.json",
-      "figure3-block-expansion.json", "figure4-vit-s16.json", "first-steps-cifar100.json", "table1-cifar100.json",
+      "figure3-block-expansion.json", "figure4-vit-s16.json", "first-steps-cifar100.json", "layer-decay-cifar100.json", "table1-cifar100.json",
     ]);
     for (const f of presets) expect(JSON.parse(readFileSync(join(dir, f), "utf8")).name).toBe(f.replace(".json", ""));
   });
