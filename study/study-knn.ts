@@ -33,8 +33,9 @@ export async function knnScores(
 // The forgetting curve's point at `at.step`: the queries against knn.bank and, with knn.otherBanks, against each
 // other bank too, in one pass over the queries (study/knn-curve.ts).
 export async function curvePoint(model: VisionTransformer, config: StudyConfig, data: StudyData, size: number, at: { step: number; lr: number }): Promise<TimedPoint> {
-  const others = (data.otherBanks ?? []).map((_, i) => otherBank(config, data, i));
-  const { scored, seconds } = await onePass(model, config, data, size, [{ dataset: data.bank, spec: config.knn.bank }, ...others], at);
+  const every = everyBank(config, data);
+  const others = every.slice(1);
+  const { scored, seconds } = await onePass(model, config, data, size, every, at);
   const [first, ...rest] = scored;
   const banks = rest.map(({ scores, correct }, i) => ({ spec: others[i].spec, data: portableIdentity(others[i].dataset.identity), knn: scores, correct }));
   return { step: at.step, knn: first.scores, correct: first.correct, seconds, ...(data.otherBanks && { banks }) };
@@ -43,8 +44,7 @@ export async function curvePoint(model: VisionTransformer, config: StudyConfig, 
 // A backbone's queries against knn.bank and, with knn.otherBanks, each other bank, in one pass over the queries: the
 // scores of each, knn.bank's first.
 export async function everyBankScores(model: VisionTransformer, config: StudyConfig, data: KnnStudyData & Pick<StudyData, "otherBanks">, size: number): Promise<{ scores: KnnScores; correct: Correct }[]> {
-  const others = (data.otherBanks ?? []).map((_, i) => otherBank(config, data, i));
-  return (await onePass(model, config, data, size, [{ dataset: data.bank, spec: config.knn.bank }, ...others])).scored;
+  return (await onePass(model, config, data, size, everyBank(config, data))).scored;
 }
 
 // A finished cell's backbone's queries against the other banks at indices `which` of knn.otherBanks, in one pass
@@ -67,6 +67,12 @@ async function onePass(model: VisionTransformer, config: StudyConfig, data: KnnS
 }
 
 const otherBank = (config: StudyConfig, data: Pick<StudyData, "otherBanks">, i: number): KnnData => ({ dataset: data.otherBanks![i], spec: config.knn.otherBanks![i] });
+
+// knn.bank, then each bank of knn.otherBanks.
+const everyBank = (config: StudyConfig, data: Pick<StudyData, "bank" | "otherBanks">): KnnData[] => [
+  { dataset: data.bank, spec: config.knn.bank },
+  ...(data.otherBanks ?? []).map((_, i) => otherBank(config, data, i)),
+];
 
 const knnOptions = (config: StudyConfig, data: KnnStudyData, size: number): DatasetKnnOptions => ({
   ks: config.knn.ks,
