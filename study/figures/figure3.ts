@@ -18,7 +18,7 @@ export interface BlockPoint extends RatePoint {
 // Every Block Expansion strategy x rate with finished cells, in the cells' order, trained at one rate (no layer-wise
 // decay). Where two strategies add the same number of blocks (block-p1 and block@11), the first in the config
 // stands for it.
-function expansionAtOneRate(name: string): Strategy | undefined {
+function expansionAtOneRate(name: string): Extract<Strategy, { kind: "block" }> | undefined {
   const s = parseStrategy(name);
   return s.kind === "block" && s.layerDecay === undefined ? s : undefined;
 }
@@ -27,7 +27,7 @@ export function blockPoints(r: StudyResults): BlockPoint[] {
   const points: BlockPoint[] = [];
   for (const p of ratePoints(r)) {
     const s = expansionAtOneRate(p.strategy);
-    if (s?.kind === "block" && !points.some((q) => q.blocks === s.p && q.lr === p.lr)) points.push({ ...p, blocks: s.p });
+    if (s && !points.some((q) => q.blocks === s.p && q.lr === p.lr)) points.push({ ...p, blocks: s.p });
   }
   return points;
 }
