@@ -1,7 +1,7 @@
 // `analyze`: where forgetting happens, block by block, for every finished cell of a run folder (study/analysis.ts).
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
-import { checkOutputFolder, parseArgs } from "../util/args.js";
+import { checkOutputFolder, decimal, parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { analyzeRun } from "../study/analysis.js";
 import { DEFAULTS } from "../study/config.js";
@@ -13,6 +13,7 @@ export const FLAGS = {
   "bank-per-class": "int",
   resets: "boolean",
   "reset-layers": "boolean",
+  interpolate: "list",
   strategies: "list",
   "table-rates": "boolean",
   backbone: "string",
@@ -23,7 +24,7 @@ export const FLAGS = {
 
 export const analyze: Command = {
   summary: "compare every finished cell's backbone with the original, block by block: CKA, layer-wise k-NN, weight change, attention",
-  usage: `usage: node dist/run.js analyze RUN_DIR [--images N] [--resets | --reset-layers] [--strategies LIST] [--table-rates] [--out DIR]
+  usage: `usage: node dist/run.js analyze RUN_DIR [--images N] [--resets | --reset-layers] [--interpolate LIST] [--strategies LIST] [--table-rates] [--out DIR]
 
   RUN_DIR           a study's run folder (experiment --out) with at least one finished cell
   --images          source-domain images compared: this many of knn.queries, evenly spaced (default: the config's
@@ -38,6 +39,10 @@ export const analyze: Command = {
                     (default: analysis.resets)
   --reset-layers    --resets with each block's layers reset apart (norm1, attn.qkv, attn.proj, norm2, mlp.fc1,
                     mlp.fc2): which layer's change cost it (analysis.resets "layers")
+  --interpolate     also move every best backbone back towards where fine-tuning started, at these weights a in
+                    [0, 1] (ascending), e.g. 0,0.25,0.5,0.75: each trained tensor at (1 - a) start + a fine-tuned
+                    (LoRA by its merged weight, the head kept), scored as the study does: how much of the change
+                    the transfer needs (default: analysis.interpolate)
   --strategies      only these strategies' cells, e.g. full,top-4 (default: analysis.strategies, else every
                     finished cell)
   --table-rates     only the cells at their strategy's rate in the table: the rows the summaries and figures show
@@ -54,7 +59,8 @@ per head. Block Expansion's new blocks count with the block they follow. Where t
 backbones each cell kept at those steps are measured so too: analysis-steps.csv, analysis-steps-cka.* and
 analysis-steps-knn.* (each block's CKA and layer-wise k-NN change against the step). With resets, analysis-resets.*:
 each reset's source k-NN won back and transfer changed, against the fine-tuned model's own; with both,
-analysis-steps-resets.* (the source k-NN each part's reset wins back against the step).`,
+analysis-steps-resets.* (the source k-NN each part's reset wins back against the step). With --interpolate,
+analysis-interpolation.*: source k-NN against transfer at each weight, per strategy.`,
   async run(argv) {
     // The one positional argument of any command: the run folder comes first.
     const positional = argv.length > 0 && !argv[0].startsWith("-");
@@ -73,6 +79,13 @@ analysis-steps-resets.* (the source k-NN each part's reset wins back against the
         throw new UsageError(`--strategies: ${e instanceof Error ? e.message : e}`);
       }
     });
+    const interpolate = flags.interpolate?.map((text) => {
+      const a = decimal(text);
+      if (a === undefined || a < 0 || a > 1) throw new UsageError(`flag --interpolate: expected weights in [0, 1], got "${text}"`);
+      return a;
+    });
+    const unordered = interpolate?.findIndex((a, i) => i > 0 && a <= interpolate[i - 1]) ?? -1;
+    if (unordered > 0) throw new UsageError(`flag --interpolate: expected ascending, distinct weights, got ${interpolate![unordered]} after ${interpolate![unordered - 1]}`);
     // CKA compares the images' features across images: one image has no variance to compare.
     if (flags.images === 1) throw new UsageError("flag --images: expected at least 2 images (CKA compares features across them), got 1");
     // The files are written after minutes of work: where they go is checked first.
@@ -84,6 +97,7 @@ analysis-steps-resets.* (the source k-NN each part's reset wins back against the
       gridImages: flags["grid-images"],
       bankPerClass: flags["bank-per-class"],
       resets: flags["reset-layers"] ? "layers" : flags.resets,
+      interpolate,
       strategies,
       tableRates: flags["table-rates"],
       backbone: flags.backbone,

@@ -11,10 +11,10 @@
 // wins little back) from one that needs them together (each "all but X" wins most of it back). By "layers", each
 // block's layers are parts of their own (its two norms, the attention's qkv and proj, the MLP's fc1 and fc2, a
 // layer's LoRA adapters with it): which layer of a block forgets.
-import type { Tensor } from "../engine/tensor.js";
 import type { VisionTransformer } from "../vit/model.js";
 import type { BlockMap } from "./block-map.js";
 import { BLOCK_LAYERS } from "./weight-change.js";
+import { withEachEdit } from "./weight-edit.js";
 
 export interface ResetUnit {
   name: string; // "patch_embed", "cls_token", "pos_embed", "block 2", "new block after 3", "block 2 mlp.fc1", "norm", "all" or "all but block 2"
@@ -79,31 +79,6 @@ function layerUnits(block: Omit<ResetUnit, "tensors">, j: number, tensors: strin
 
 // `measure(unit)` of `model` with each unit reset in turn to `initial`'s values, the fine-tuned values written back
 // after each (and after a failure), bit for bit.
-export async function withEachReset<T>(model: VisionTransformer, initial: VisionTransformer, units: ResetUnit[], measure: (unit: ResetUnit) => Promise<T>): Promise<T[]> {
-  const params = new Map(model.parameters());
-  const starts = new Map(initial.parameters());
-  const tensorOf = (from: Map<string, Tensor>, name: string, what: string) => {
-    const t = from.get(name);
-    if (!t) throw new Error(`block reset: ${what} has no parameter ${name}`);
-    return t;
-  };
-  const names = [...new Set(units.flatMap((u) => u.tensors))];
-  const tuned = new Map<string, Float32Array>();
-  const atStart = new Map<string, Float32Array>();
-  for (const name of names) {
-    const [t, s] = [tensorOf(params, name, "the fine-tuned model"), tensorOf(starts, name, "the model at step 0")];
-    if (t.shape.join() !== s.shape.join()) throw new Error(`block reset: ${name} is (${t.shape.join(", ")}) fine-tuned but (${s.shape.join(", ")}) at step 0`);
-    tuned.set(name, await t.data());
-    atStart.set(name, await s.data());
-  }
-  const out: T[] = [];
-  for (const unit of units) {
-    for (const name of unit.tensors) params.get(name)!.write(atStart.get(name)!);
-    try {
-      out.push(await measure(unit));
-    } finally {
-      for (const name of unit.tensors) params.get(name)!.write(tuned.get(name)!);
-    }
-  }
-  return out;
+export function withEachReset<T>(model: VisionTransformer, initial: VisionTransformer, units: ResetUnit[], measure: (unit: ResetUnit) => Promise<T>): Promise<T[]> {
+  return withEachEdit("block reset", model, initial, units, (_unit, _name, _tuned, start) => start, measure);
 }

@@ -49,7 +49,8 @@ export interface ResetData {
   size: number;
 }
 
-async function scores(model: VisionTransformer, data: ResetData): Promise<ResetScores> {
+// The model as it stands, scored so (the weight interpolation's points are scored the same way).
+export async function scores(model: VisionTransformer, data: ResetData): Promise<ResetScores> {
   const tested = await evaluateCorrect(model, data.test);
   const top1 = (s: KnnScores) => s[String(data.config.knn.reportK)].top1;
   const [bank, ...others] = await everyBankScores(model, data.config, data.knn, data.size);
@@ -94,23 +95,36 @@ export interface RowResets {
   banks: number; // the banks the source k-NN changes are over: knn.bank and, where every cell has them, the others
 }
 
+// The banks the source k-NN changes are over: knn.bank and, where every score was against the same number of other
+// banks as the first, the others.
+export function commonBanks(all: ResetScores[]): number {
+  const others = all[0].otherBanks?.length ?? 0;
+  return others > 0 && all.every((s) => s.otherBanks?.length === others) ? 1 + others : 1;
+}
+
+type Answers = "transferCorrect" | "knnCorrect";
+export type ScorePair = { a: ResetScores; reference: ResetScores };
+
+// The change of `which` answers from each pair's reference to its `a`, paired image by image (the source k-NN's
+// against each of `banks` banks): its mean and interval over the pairs (seeds), the banks and the images.
+export function pairedScores(which: Answers, pairs: ScorePair[], banks: number): MeanInterval {
+  // A score's answers per bank: the transfer's one, the source k-NN's against each bank counted.
+  const answers = (s: ResetScores) => (which === "transferCorrect" ? [s.transferCorrect] : [s.knnCorrect, ...(s.otherBanks ?? []).slice(0, banks - 1).map((b) => b.knnCorrect)]).map(unpackCorrect);
+  return pairedChange(
+    pairs.map(({ a, reference }) => {
+      const against = answers(reference);
+      return answers(a).map((x, b): [Uint8Array, Uint8Array] => [x, against[b]]);
+    }),
+  );
+}
+
 // The row's cells' resets (those that have them) summarised unit by unit, in the first cell's order of units; the
 // source k-NN changes over every bank where every cell was scored against the same number of other banks.
 export function summarizeResets(group: (CellResets | undefined)[]): RowResets | undefined {
   const cells = group.filter((c): c is CellResets => c !== undefined);
   if (cells.length === 0) return undefined;
-  const others = cells[0].tuned.otherBanks?.length ?? 0;
-  const banks = others > 0 && cells.every((c) => [c.tuned, ...c.units].every((s) => s.otherBanks?.length === others)) ? 1 + others : 1;
-  // A score's answers per bank: the transfer's one, the source k-NN's against each bank counted.
-  const answers = (s: ResetScores, which: "transferCorrect" | "knnCorrect") =>
-    (which === "transferCorrect" ? [s.transferCorrect] : [s.knnCorrect, ...(s.otherBanks ?? []).slice(0, banks - 1).map((b) => b.knnCorrect)]).map(unpackCorrect);
-  const paired = (which: "transferCorrect" | "knnCorrect", pairs: { a: ResetScores; reference: ResetScores }[]) =>
-    pairedChange(
-      pairs.map(({ a, reference }) => {
-        const against = answers(reference, which);
-        return answers(a, which).map((x, b): [Uint8Array, Uint8Array] => [x, against[b]]);
-      }),
-    );
+  const banks = commonBanks(cells.flatMap((c) => [c.tuned, ...c.units]));
+  const paired = (which: Answers, pairs: ScorePair[]) => pairedScores(which, pairs, banks);
   const units = cells[0].units.map((first): ResetSummary => {
     const pairs = cells.flatMap((c) => c.units.filter((u) => u.unit === first.unit).map((u) => ({ a: u, reference: c.tuned })));
     // "all" against "all but" this part, in the cells that have both.

@@ -2,8 +2,9 @@
 // comparison with the original backbone (eval/block-analysis.ts), and per strategy at its selected learning rate
 // (the table's row) the mean and sample standard deviation over seeds of each measure per block, and so at each
 // step of analysis.atSteps whose backbones the cells kept, and with analysis.resets each part's reset
-// (study/analysis-resets.ts), of the best backbones and of the kept ones; analysisCsv is analysis.csv, one number
-// per line, and analysisStepsCsv analysis-steps.csv, the same for the kept steps.
+// (study/analysis-resets.ts), of the best backbones and of the kept ones, and with analysis.interpolate the best
+// backbones between step 0 and themselves (study/analysis-interpolation.ts); analysisCsv is analysis.csv, one
+// number per line, and analysisStepsCsv analysis-steps.csv, the same for the kept steps.
 import type { DatasetIdentity } from "../data/dataset.js";
 import type { WeightChange } from "../eval/weight-change.js";
 import { strategyName } from "../peft/strategy.js";
@@ -11,6 +12,7 @@ import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
 import { type Correct, type StudyResults, unpackCorrect } from "./results.js";
 import { changeFromOriginal } from "./comparisons.js";
 import { type CellResets, type RowResets, resetRows, summarizeResets } from "./analysis-resets.js";
+import { type CellInterpolation, type RowInterpolation, interpolationRows, summarizeInterpolation } from "./analysis-interpolation.js";
 
 export const ANALYSIS_FORMAT = "peft-vit-webgpu/analysis@1";
 
@@ -45,6 +47,7 @@ export interface CellAnalysis extends BlockMeasures {
   grid: number[]; // (gridImages, tokens): the last block's CLS attention over the patches, mean over heads
   atSteps?: StepAnalysis[]; // with analysis.atSteps: the steps whose backbones the cell kept, ascending
   resets?: CellResets; // with analysis.resets: its scores with each part of its backbone reset (not linear probing)
+  interpolation?: CellInterpolation; // with analysis.interpolate: its scores at each weight between step 0 and itself
 }
 
 // A row's measures at one step of analysis.atSteps, over the seeds whose cells kept it.
@@ -78,6 +81,7 @@ export interface StrategyAnalysis {
   added: number[]; // the original blocks a new block follows (Block Expansion)
   atSteps?: StepSummary[]; // with analysis.atSteps: each step some cell of the row kept
   resets?: RowResets; // with analysis.resets: each part reset, over the row's seeds
+  interpolation?: RowInterpolation; // with analysis.interpolate: each weight, over the row's seeds
 }
 
 // What makes an analysis the same: a rerun of the study with these values reuses analysis.json.
@@ -88,6 +92,7 @@ export interface AnalysisKey {
   otherBanks?: unknown[]; // knn.otherBanks' specs (bankPerClass applied), where the study has them
   atSteps?: number[]; // analysis.atSteps, where the study has them
   resets?: true | "layers"; // analysis.resets, where the study asks for them (true: whole blocks)
+  interpolate?: number[]; // analysis.interpolate, where the study asks for it
   cells: string[];
 }
 
@@ -140,6 +145,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
     const per = (value: (c: CellAnalysis, i: number) => number) =>
       group[0].knn.map((_, i) => meanStdOf(group.map((c) => value(c, i))));
     const resets = summarizeResets(group.map((c) => c.resets));
+    const interpolation = summarizeInterpolation(group.map((c) => c.interpolation));
     out.push({
       strategy: name,
       lr: row.lr,
@@ -158,14 +164,16 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       added: group[0].weights.added,
       ...(atSteps.length > 0 && { atSteps }),
       ...(resets && { resets }),
+      ...(interpolation && { interpolation }),
     });
   }
   return out;
 }
 
-// analysis.csv: one number per line. measure: cka_cls, cka_pooled, knn_top1, weight_change, attention_js, and with
-// analysis.resets reset_transfer and reset_knn_top1; block: an original block (0-based), embedding / norm for
-// weight_change, the part reset for a reset's score ("none": nothing); part: the layer of a weight change
+// analysis.csv: one number per line. measure: cka_cls, cka_pooled, knn_top1, weight_change, attention_js, with
+// analysis.resets reset_transfer and reset_knn_top1, and with analysis.interpolate interpolated_transfer and
+// interpolated_knn_top1; block: an original block (0-based), embedding / norm for weight_change, the part reset for
+// a reset's score ("none": nothing), the weight α for an interpolated one; part: the layer of a weight change
 // ("all" for the whole block), the head of an attention divergence, the other bank of a k-NN against one
 // ("knn.otherBanks[i]"; empty: knn.bank). The original backbone's k-NN rows have the cell "original".
 export function analysisCsv(a: RunAnalysis): string {
@@ -176,6 +184,7 @@ export function analysisCsv(a: RunAnalysis): string {
   for (const c of a.cells) {
     measureRows(row(c), c, a.depth);
     if (c.resets) resetRows(row(c), c.resets);
+    if (c.interpolation) interpolationRows(row(c), c.interpolation);
   }
   return lines.join("\n") + "\n";
 }

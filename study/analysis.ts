@@ -14,6 +14,9 @@
 //                      (study/analysis-resets.ts), and their figure
 //   analysis-steps-resets.*   with both: the same of the backbones kept at analysis.atSteps (in
 //                      analysis-steps.csv), and their figure
+//   analysis-interpolation.*   with analysis.interpolate: the transfer and source k-NN of each best backbone
+//                      moved back towards where fine-tuning started (study/analysis-interpolation.ts), and their
+//                      figure
 // all atomically. With `reuse`, an analysis.json of the same images, settings and cells is kept as it is: a rerun
 // of a finished study does not pay for it again (a cell's result never changes once finished; --force removes
 // these files with the rest). Where the table's rows have changed since (selectBy, knn.val), the cells' numbers are
@@ -33,6 +36,7 @@ import { Transform } from "../data/transforms.js";
 import { TransformCache } from "../data/transform-cache.js";
 import { runtime } from "../engine/runtime.js";
 import { type CellResets, type ResetData, type RowResets, cellResets, resetBanks } from "./analysis-resets.js";
+import { type CellInterpolation, type RowInterpolation, cellInterpolation } from "./analysis-interpolation.js";
 import { type AnalysisData, type LayerKnn, type OriginalAnalysis, analyzeOriginal, compareBackbones } from "../eval/block-analysis.js";
 import { type BlockMap, blockMap } from "../eval/block-map.js";
 import type { ResetGrain } from "../eval/block-reset.js";
@@ -49,6 +53,7 @@ import { DEFAULTS, type StudyConfig, parseStudyConfig, ratesFor } from "./config
 import { attentionDriftSpec, ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
 import { stepsSpec } from "./figures/analysis-steps.js";
 import { resetsSpec, stepResetsSpec } from "./figures/analysis-resets.js";
+import { interpolationSpec } from "./figures/analysis-interpolation.js";
 import { attentionGrid } from "./figures/attention-grid.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
 import { type CellOutcome, type CellResult, type StudyResults, type TableRow, isDiverged, packCorrect, summarize } from "./results.js";
@@ -61,6 +66,7 @@ export interface AnalyzeOptions {
   gridImages?: number;
   bankPerClass?: number;
   resets?: boolean | "layers"; // default: the config's analysis.resets
+  interpolate?: number[] | false; // default: the config's analysis.interpolate (false: none)
   // Which finished cells: those of these strategies (names as the config's), and with tableRates those at their
   // strategy's rate in the table (its rows are what the summaries and figures show); default: the config's
   // analysis.strategies and analysis.tableRates, else every finished cell.
@@ -81,9 +87,10 @@ const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-d
 const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn"];
 const RESET_FIGURE = "analysis-resets";
 const STEP_RESET_FIGURE = "analysis-steps-resets";
+const INTERPOLATION_FIGURE = "analysis-interpolation";
 const figureNames = (names: string[]) => names.flatMap(figureFileNames);
-// The files an analysis of `key` writes: with analysis.atSteps and analysis.resets, their own too.
-export const analysisFileNames = (key: Pick<AnalysisKey, "atSteps" | "resets">): string[] => [
+// The files an analysis of `key` writes: with analysis.atSteps, analysis.resets and analysis.interpolate, their own too.
+export const analysisFileNames = (key: Pick<AnalysisKey, "atSteps" | "resets" | "interpolate">): string[] => [
   "analysis.json",
   "analysis.csv",
   ...figureNames(FIGURES),
@@ -92,9 +99,10 @@ export const analysisFileNames = (key: Pick<AnalysisKey, "atSteps" | "resets">):
   ...(key.atSteps ? ["analysis-steps.csv", ...figureNames(STEP_FIGURES)] : []),
   ...(key.resets ? figureNames([RESET_FIGURE]) : []),
   ...(key.resets && key.atSteps ? figureNames([STEP_RESET_FIGURE]) : []),
+  ...(key.interpolate ? figureNames([INTERPOLATION_FIGURE]) : []),
 ];
 // Every file an analysis may write (what the study's --force removes).
-export const ANALYSIS_FILES = analysisFileNames({ atSteps: [1], resets: true });
+export const ANALYSIS_FILES = analysisFileNames({ atSteps: [1], resets: true, interpolate: [1] });
 
 const readJson = async <T>(path: string): Promise<T> => (await readJsonFile(path, "analyze")) as T;
 
@@ -129,8 +137,17 @@ function changeLines(a: RunAnalysis): string[] {
           ...a.strategies.flatMap((s) => [resetLine(s.strategy, s.resets), ...(s.atSteps ?? []).map((t) => resetLine(`${s.strategy} at step ${t.step}`, t.resets))].filter((l) => l !== undefined)),
         ]
       : []),
+    ...(a.key.interpolate
+      ? [
+          `analysis: each best backbone moved back to (1 - a) start + a fine-tuned: the source ${a.k}-NN and transfer at each weight a, in %, and their change from the fine-tuned model's, in points: mean [${CONFIDENCE * 100}% interval over seeds${a.strategies.some((s) => (s.interpolation?.banks ?? 1) > 1) ? ", the banks (the source k-NN's)" : ""} and images]`,
+          ...a.strategies.map((s) => interpolationLine(s.strategy, s.interpolation)).filter((l) => l !== undefined),
+        ]
+      : []),
   ];
 }
+
+const interpolationLine = (label: string, r: RowInterpolation | undefined): string | undefined =>
+  r?.points.length ? `  ${label}: ${r.points.map((p) => `a ${p.alpha} ${p.knn.mean.toFixed(1)} (${signed(p.knnChange)}) / ${p.transfer.mean.toFixed(1)} (${signed(p.transferChange)})`).join("; ")}` : undefined;
 
 const resetLine = (label: string, r: RowResets | undefined): string | undefined =>
   r?.units.length ? `  ${label}: ${r.units.map((u) => `${u.unit} ${signed(u.knnChange)} / ${signed(u.transferChange)}${u.alone ? ` (alone ${signed(u.alone.knnChange)} / ${signed(u.alone.transferChange)})` : ""}`).join("; ")}` : undefined;
@@ -160,7 +177,8 @@ function holdsCells(a: RunAnalysis, key: AnalysisKey): boolean {
         (key.atSteps === undefined || Array.isArray(c.atSteps)) &&
         (key.resets === undefined || [c, ...(c.atSteps ?? [])].every((m) => isObject(m.resets) && Array.isArray(m.resets.units))) &&
         // The best backbones' resets against every other bank (those of a build before them were not).
-        (key.resets === undefined || key.otherBanks === undefined || c.resets?.tuned?.otherBanks?.length === key.otherBanks.length),
+        (key.resets === undefined || key.otherBanks === undefined || c.resets?.tuned?.otherBanks?.length === key.otherBanks.length) &&
+        (key.interpolate === undefined || (isObject(c.interpolation) && Array.isArray(c.interpolation.points))),
     )
   );
 }
@@ -219,6 +237,7 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
     ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets ? ([[RESET_FIGURE, resetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets && analysis.key.atSteps ? ([[STEP_RESET_FIGURE, stepResetsSpec(analysis)]] as [string, FigureSpec][]) : []),
+    ...(analysis.key.interpolate ? ([[INTERPOLATION_FIGURE, interpolationSpec(analysis, results)]] as [string, FigureSpec][]) : []),
   ];
   files.push(...(await figureFiles(specs)));
   const grid = await imageGridSvg(attentionGrid(analysis, reference.images, reference.imageShape));
@@ -226,7 +245,7 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
   return files;
 }
 
-// What the resets read (study/analysis-resets.ts): transfer.test in the runner's batches, and knn.bank, knn.queries
+// What the resets and the interpolation read (study/analysis-resets.ts): transfer.test in the runner's batches, and knn.bank, knn.queries
 // and knn.otherBanks whole (`opened`: those the analysis opened already, the banks where they are whole).
 async function resetDataOf(
   config: StudyConfig,
@@ -242,10 +261,20 @@ async function resetDataOf(
   return { config, test, knn: { bank, queries: opened.queries, ...(otherBanks && { otherBanks }), transformed }, size };
 }
 
-// A cell's resets (study/analysis-resets.ts) against `initial`, its model where fine-tuning started, disposed after.
-async function resetsOf(model: VisionTransformer, initial: VisionTransformer, map: BlockMap, data: ResetData, grain: ResetGrain): Promise<CellResets> {
+// A cell's resets (study/analysis-resets.ts) and its points between step 0 and itself (analysis-interpolation.ts),
+// those asked for, against `initial`, its model where fine-tuning started, disposed after.
+async function editsOf(
+  model: VisionTransformer,
+  initial: VisionTransformer,
+  map: BlockMap,
+  data: ResetData,
+  asked: { grain?: ResetGrain; alphas?: number[] },
+): Promise<{ resets?: CellResets; interpolation?: CellInterpolation }> {
   try {
-    return await cellResets(model, initial, map, data, grain);
+    return {
+      ...(asked.grain && { resets: await cellResets(model, initial, map, data, asked.grain) }),
+      ...(asked.alphas && { interpolation: await cellInterpolation(model, initial, asked.alphas, data) }),
+    };
   } finally {
     initial.dispose();
   }
@@ -315,6 +344,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   const atSteps = spec.atSteps;
   const resets = opts.resets ?? spec.resets ?? false;
   const grain: ResetGrain = resets === "layers" ? "layers" : "blocks";
+  const interpolate = opts.interpolate === false ? undefined : (opts.interpolate ?? spec.interpolate);
   const key: AnalysisKey = {
     images,
     gridImages,
@@ -322,6 +352,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     ...(otherSpecs && { otherBanks: otherSpecs }),
     ...(atSteps && { atSteps }),
     ...(resets && { resets: resets === "layers" ? resets : (true as const) }),
+    ...(interpolate && { interpolate }),
     cells: finished.map((c) => c.id),
   };
   const jsonPath = join(out, "analysis.json");
@@ -373,10 +404,10 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       classes: Math.max(bank.classes.length, queries.classes.length),
       gridImages,
     };
-    // The resets are scored as the study scores a cell: every image of transfer.test, knn.queries and knn.bank. None
-    // where the cells' numbers are kept.
+    // The resets and the interpolation are scored as the study scores a cell: every image of transfer.test,
+    // knn.queries and knn.bank. None where the cells' numbers are kept.
     const whole = bankPerClass === undefined ? { bank, otherBanks } : {};
-    const resetData = resets && !kept ? await resetDataOf(config, size, open, { ...whole, queries: allQueries }, opts.transformed) : undefined;
+    const resetData = (resets || interpolate) && !kept ? await resetDataOf(config, size, open, { ...whole, queries: allQueries }, opts.transformed) : undefined;
     const fewer = queries.length < images ? ` (all knn.queries holds, of the ${images} asked for)` : "";
     const reference = await analyzeOriginal(original, data);
     const cells: CellAnalysis[] = [];
@@ -385,30 +416,34 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       cells.push(...kept.cells);
     } else log(`analysis: ${finished.length} cell(s) against the original backbone, ${queries.length} source images${fewer}, a k-NN bank of ${bank.length}${otherBanks ? ` and ${otherBanks.length} other draw(s) of it` : ""}`);
     const baseSha256 = kept ? undefined : await sha256File(backbone); // once, not per cell's checkpoint
-    // A kept step's backbone is measured as the best checkpoint's (its resets too), against knn.bank alone.
+    // A kept step's backbone is measured as the best checkpoint's (its resets too, not the interpolation), against
+    // knn.bank alone.
     const stepData: AnalysisData = { ...data, otherBanks: undefined };
     const stepResetData = resetData && { ...resetData, knn: { ...resetData.knn, otherBanks: undefined } };
+    const bestEdits = { ...(resets && { grain }), ...(interpolate && { alphas: interpolate }) };
+    const stepEdits = { ...(resets && { grain }) };
     const last = original.blocks.length - 1;
     for (const [i, c] of (kept ? [] : finished).entries()) {
       const cellStarted = performance.now();
       const map = blockMap(parseStrategy(c.strategy), original.blocks.length);
-      // The resets first: the comparison merges LoRA into the weights, and a reset puts back LoRA's own tensors.
-      const compare = async (path: string, against: AnalysisData, reset?: ResetData) => {
+      // The resets and the interpolation first: the comparison merges LoRA into the weights, and they write LoRA's
+      // own tensors.
+      const compare = async (path: string, against: AnalysisData, edits: Parameters<typeof editsOf>[4], editData?: ResetData) => {
         const { model, manifest } = await loadFinetuned(backbone, path, { ...loadOptions, baseSha256 });
         try {
-          const resetScores = reset && (await resetsOf(model, await loadInitial(backbone, manifest, loadOptions), map, reset, grain));
-          return { ...(await compareBackbones(original, model, map, against)), resets: resetScores };
+          const edited = editData && (edits.grain || edits.alphas) ? await editsOf(model, await loadInitial(backbone, manifest, loadOptions), map, editData, edits) : {};
+          return { ...(await compareBackbones(original, model, map, against)), ...edited };
         } finally {
           model.dispose();
         }
       };
-      const r = await compare(cellCheckpointPath(dir, c.id), data, resetData);
+      const r = await compare(cellCheckpointPath(dir, c.id), data, bestEdits, resetData);
       const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: m.knnCorrect.map(packCorrect), attention: m.attention, weights: m.weights });
-      const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks), grid: Array.from(r.grid.maps), ...(r.resets && { resets: r.resets }) };
+      const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks), grid: Array.from(r.grid.maps), ...(r.resets && { resets: r.resets }), ...(r.interpolation && { interpolation: r.interpolation }) };
       if (atSteps) {
         cell.atSteps = [];
         for (const step of atSteps.filter((s) => existsSync(cellStepPath(dir, c.id, s)))) {
-          const m = await compare(cellStepPath(dir, c.id, step), stepData, stepResetData);
+          const m = await compare(cellStepPath(dir, c.id, step), stepData, stepEdits, stepResetData);
           cell.atSteps.push({ step, ...measures(m), ...(m.resets && { resets: m.resets }) });
         }
         const missing = atSteps.filter((s) => !cell.atSteps!.some((a) => a.step === s));
@@ -419,7 +454,9 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       // Every part reset: "all", or a strategy's one part.
       const all = r.resets?.units.find((u) => u.unit === "all") ?? (r.resets?.units.length === 1 ? r.resets.units[0] : undefined);
       const reset = all ? `; ${all.unit} reset: source k-NN ${r.resets!.tuned.knn.toFixed(1)} -> ${all.knn.toFixed(1)}%, transfer ${r.resets!.tuned.transfer.toFixed(1)} -> ${all.transfer.toFixed(1)}%` : "";
-      log(`  ${i + 1}/${finished.length} ${c.id}: last block CKA ${r.cka.cls[last].toFixed(3)} (CLS)${steps}, layer-wise k-NN ${r.knn[last].toFixed(1)}%${reset}, ${((performance.now() - cellStarted) / 1000).toFixed(1)} s`);
+      const points = r.interpolation?.points ?? [];
+      const moved = points.length > 0 ? `; at weight ${points.map((p) => p.alpha).join(", ")}: source k-NN ${points.map((p) => p.knn.toFixed(1)).join(", ")}%, transfer ${points.map((p) => p.transfer.toFixed(1)).join(", ")}%` : "";
+      log(`  ${i + 1}/${finished.length} ${c.id}: last block CKA ${r.cka.cls[last].toFixed(3)} (CLS)${steps}, layer-wise k-NN ${r.knn[last].toFixed(1)}%${reset}${moved}, ${((performance.now() - cellStarted) / 1000).toFixed(1)} s`);
     }
     const results = summary(size, backbone!);
     const originalAnswers = { knnCorrect: reference.knnCorrect.map(packCorrect), ...packedBanks(reference.otherBanks) };

@@ -87,6 +87,10 @@ export interface AnalysisSpec {
   // scored as the study scores it (study/analysis-resets.ts): which part's change cost the source domain. "layers":
   // each block's layers as parts of their own. Absent: false.
   resets?: boolean | "layers";
+  // Weights α in [0, 1], ascending: every trained tensor of every best backbone moved back to (1 - α) · start + α ·
+  // fine-tuned (LoRA by its merged weight, the head kept) and the model scored as the study scores it
+  // (study/analysis-interpolation.ts): how much of fine-tuning's change the transfer needs. Absent: none.
+  interpolate?: number[];
   // Which finished cells: those of these strategies (names as `strategies` writes them), and with tableRates only
   // those at their strategy's rate in the table, the rows the summaries and figures show. Absent: every one.
   strategies?: string[];
@@ -464,6 +468,13 @@ function ascendingSteps(c: Checker, v: unknown, path: string, min: number): numb
   return unordered > 0 ? c.fail(`${path}[${unordered}]`, `a step after ${steps![unordered - 1]} (ascending, distinct)`, steps![unordered]) : steps;
 }
 
+// analysis.interpolate: weights in [0, 1], ascending and distinct.
+function interpolationWeights(c: Checker, v: unknown, path: string): number[] | undefined {
+  const weights = c.array(v, path, (y, q) => c.number(y, q, "a number in [0, 1]", (n) => n >= 0 && n <= 1));
+  const unordered = weights?.findIndex((w, i) => i > 0 && w <= weights[i - 1]) ?? -1;
+  return unordered > 0 ? c.fail(`${path}[${unordered}]`, `a weight above ${weights![unordered - 1]} (ascending, distinct)`, weights![unordered]) : weights;
+}
+
 function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
   const o = c.object(v, path, ["bank", "queries", "ks", "reportK", "temperature", "batchSize", "atSteps", "val", "otherBanks"]);
   if (!o) return undefined;
@@ -486,7 +497,7 @@ function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
 }
 
 function analysisSpec(c: Checker, v: unknown, path: string): AnalysisSpec | undefined {
-  const o = c.object(v, path, ["images", "gridImages", "bankPerClass", "atSteps", "resets", "strategies", "tableRates"]);
+  const o = c.object(v, path, ["images", "gridImages", "bankPerClass", "atSteps", "resets", "interpolate", "strategies", "tableRates"]);
   if (!o) return undefined;
   return {
     // CKA compares features across the images: at least two.
@@ -496,6 +507,7 @@ function analysisSpec(c: Checker, v: unknown, path: string): AnalysisSpec | unde
     // Absent stays absent, so the config.json of earlier runs still matches. Step 0 is the original itself.
     ...("atSteps" in o && { atSteps: c.required(o, "atSteps", path, (x, p) => ascendingSteps(c, x, p, 1)) }),
     ...("resets" in o && { resets: c.required(o, "resets", path, (x, p) => (x === "layers" ? x : typeof x === "boolean" ? x : c.fail(p, 'true, false or "layers"', x))) }),
+    ...("interpolate" in o && { interpolate: c.required(o, "interpolate", path, (x, p) => interpolationWeights(c, x, p)) }),
     // Which strategies the config has is checked once its strategies are known.
     ...("strategies" in o && { strategies: c.required(o, "strategies", path, (x, p) => c.array(x, p, (y, q) => c.string(y, q))) }),
     ...("tableRates" in o && { tableRates: c.required(o, "tableRates", path, (x, p) => c.boolean(x, p)) }),

@@ -127,7 +127,7 @@ describe("shipped configs", () => {
     c.analysis = { images: 0, gridImages: 1.5, bankPerClass: "10", extra: 1 };
     const text = problems(c);
     for (const p of [
-      "analysis.extra: unknown key (known keys: images, gridImages, bankPerClass, atSteps, resets, strategies, tableRates)",
+      "analysis.extra: unknown key (known keys: images, gridImages, bankPerClass, atSteps, resets, interpolate, strategies, tableRates)",
       "analysis.images: expected an integer >= 2, got 0",
       "analysis.gridImages: expected an integer >= 1, got 1.5",
       'analysis.bankPerClass: expected an integer >= 1, got "10"',

@@ -1,0 +1,140 @@
+// analysis.interpolate: every best backbone moved back towards where fine-tuning started, at each weight, and scored
+// as the study scores a cell. At weight 1 each cell gives its result.json's answers image by image; at 0 the original
+// backbone's source k-NN answers (baseline.json), whatever the strategy, as the resets' "all" does; linear probing
+// has no point; the models are left as they were found (the other measures equal an analysis without it); each row
+// is summarised against its own fine-tuned answers, in the log, the CSV and a figure; the weights are part of the
+// key; bad weights are refused, in the config and on the command line.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
+import { runExperiment } from "../../study/runner.js";
+import { analysisFileNames, analyzeRun } from "../../study/analysis.js";
+import type { RunAnalysis } from "../../study/analysis-results.js";
+import { cellResultPath } from "../../study/cells.js";
+import type { CellResult } from "../../study/results.js";
+import { readJsonFile } from "../../util/json-file.js";
+import { useEngine } from "../helpers.js";
+import { runCli } from "../bad-input/harness.js";
+import { writeMiniStudy } from "./program.js";
+
+useEngine();
+
+let root: string;
+let config: StudyConfig;
+const out = () => join(root, "run");
+const read = async <T>(path: string) => (await readJsonFile(path, "test")) as T;
+const readAnalysis = (dir = out()) => read<RunAnalysis>(join(dir, "analysis.json"));
+const WEIGHTS = [0, 0.5, 1];
+const log: string[] = [];
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "analysis-interpolation-"));
+  const study = await writeMiniStudy(root);
+  config = parseStudyConfig({
+    ...study,
+    strategies: ["full", "top-1", "lora-r2", "block-p1", "linear"],
+    analysis: { images: 12, gridImages: 2, interpolate: WEIGHTS },
+  });
+  const r = await runExperiment({ config, out: out(), log: (l) => log.push(l) });
+  expect(r.complete).toBe(true);
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe("analysis.interpolate in a study", () => {
+  it("scores each cell at every weight: 1 is the fine-tuned model as the study scored it, 0 the original backbone's source k-NN", async () => {
+    const a = await readAnalysis();
+    expect(a.key.interpolate).toEqual(WEIGHTS);
+    const baseline = await read<{ knn: Record<string, { top1: number }>; correct: { bits: string } }>(join(out(), "baseline.json"));
+    for (const c of a.cells) {
+      const result = await read<CellResult>(cellResultPath(out(), c.id));
+      const r = c.interpolation!;
+      const asStudied = [result.transferAccuracy, result.correct!.transfer, result.knn["5"].top1, result.correct!.knn];
+      expect([r.tuned.transfer, r.tuned.transferCorrect, r.tuned.knn, r.tuned.knnCorrect], c.id).toEqual(asStudied);
+      if (c.strategy === "linear") {
+        expect(r.points).toEqual([]);
+        continue;
+      }
+      expect(r.points.map((p) => p.alpha), c.id).toEqual(WEIGHTS);
+      const [start, half, end] = r.points;
+      expect([end.transfer, end.transferCorrect, end.knn, end.knnCorrect], `${c.id} at 1`).toEqual(asStudied);
+      expect([start.knn, start.knnCorrect.bits], `${c.id} at 0`).toEqual([baseline.knn["5"].top1, baseline.correct.bits]);
+      // At 0 the model is the resets' "all": the original backbone under the fine-tuned head.
+      expect(half.alpha).toBe(0.5);
+    }
+    // Halfway is neither end for full fine-tuning: the scores are not the ends' over and over.
+    const full = a.cells.find((c) => c.strategy === "full")!.interpolation!;
+    const bits = (p: (typeof full.points)[number]) => p.knnCorrect.bits + p.transferCorrect.bits;
+    expect([bits(full.points[0]), bits(full.points[2])]).not.toContain(bits(full.points[1]));
+  });
+
+  it("leaves every model as it found it: the other measures are those of an analysis without it", async () => {
+    const plain = join(root, "plain");
+    const { analysis } = await analyzeRun(out(), { out: plain, interpolate: false });
+    expect(analysis.key.interpolate).toBeUndefined();
+    expect(analysis.cells.every((c) => c.interpolation === undefined)).toBe(true);
+    const without = ({ interpolation: _, ...rest }: RunAnalysis["cells"][number]) => rest;
+    expect((await readAnalysis()).cells.map(without)).toEqual(analysis.cells);
+  });
+
+  it("summarises each row's weights, paired with its own fine-tuned answers, in the log, the CSV and a figure", async () => {
+    const a = await readAnalysis();
+    for (const f of analysisFileNames({ interpolate: WEIGHTS })) expect(existsSync(join(out(), f)), f).toBe(true);
+    const row = a.strategies.find((s) => s.strategy === "full")!.interpolation!;
+    const cell = a.cells.find((c) => c.strategy === "full")!.interpolation!;
+    expect(row.points.map((p) => [p.alpha, p.seeds, p.knn.mean, p.transfer.mean])).toEqual(cell.points.map((p) => [p.alpha, 1, p.knn, p.transfer]));
+    // One seed: the change is that seed's, its interval over the images alone; none at 1.
+    for (const [i, p] of row.points.entries()) {
+      expect(p.knnChange.mean).toBeCloseTo(cell.points[i].knn - cell.tuned.knn, 9);
+      expect(p.transferChange.mean).toBeCloseTo(cell.points[i].transfer - cell.tuned.transfer, 9);
+    }
+    expect([row.points[2].knnChange.mean, row.points[2].transferChange.mean]).toEqual([0, 0]);
+    expect(a.strategies.find((s) => s.strategy === "linear")!.interpolation!.points).toEqual([]);
+    const csv = (await readFile(join(out(), "analysis.csv"), "utf8")).split("\n");
+    const id = a.cells.find((c) => c.strategy === "full")!.id;
+    expect(csv).toContain(`${id},full,0.3,0,interpolated_knn_top1,0.5,,${cell.points[1].knn.toPrecision(6)}`);
+    expect(csv).toContain(`${id},full,0.3,0,interpolated_transfer,0,,${cell.points[0].transfer.toPrecision(6)}`);
+    expect(csv.some((l) => l.includes(",linear,") && l.includes(",interpolated_"))).toBe(false);
+    const svg = await readFile(join(out(), "analysis-interpolation.svg"), "utf8");
+    for (const text of [">Part of the way back to where fine-tuning started<", ">Weight α<", ">block-p1<", ">linear<", ">Transfer accuracy (%), the fine-tuned linear head<"]) expect(svg).toContain(text);
+    expect(log.some((l) => l.startsWith("analysis: each best backbone moved back to (1 - a) start + a fine-tuned"))).toBe(true);
+    expect(log).toContainEqual(expect.stringMatching(/^ {2}full: a 0 \d+\.\d \([+-]\d+\.\d \[.*\]\) \/ \d+\.\d \([+-]\d+\.\d \[.*\]\); a 0\.5 /));
+    expect(log).toContainEqual(expect.stringMatching(/ full_lr0\.3_s0: .*; at weight 0, 0\.5, 1: source k-NN \d+\.\d, \d+\.\d, \d+\.\d%, transfer /));
+  });
+
+  it("is part of the key: a rerun with the same weights reuses it, other weights make it anew", async () => {
+    expect((await analyzeRun(out(), { reuse: true })).reused).toBe(true);
+    const other = await analyzeRun(out(), { out: join(root, "other"), interpolate: [0.5], reuse: true });
+    expect(other.reused).toBe(false);
+    expect(other.analysis.cells.find((c) => c.strategy === "full")!.interpolation!.points.map((p) => p.alpha)).toEqual([0.5]);
+  });
+
+  it("refuses weights outside [0, 1] or out of order, in the config and on the command line", async () => {
+    const problems = (interpolate: unknown) => {
+      try {
+        parseStudyConfig({ ...config, analysis: { interpolate } });
+        return "";
+      } catch (e) {
+        return (e as Error).message;
+      }
+    };
+    expect(problems([0, 1.5])).toContain("analysis.interpolate[1]: expected a number in [0, 1], got 1.5");
+    expect(problems([0.5, 0.25])).toContain("analysis.interpolate[1]: expected a weight above 0.5 (ascending, distinct), got 0.25");
+    expect(problems([0.5, 0.5])).toContain("analysis.interpolate[1]: expected a weight above 0.5 (ascending, distinct), got 0.5");
+    expect(problems([])).toContain("analysis.interpolate: expected a non-empty array, got");
+    expect(problems("0.5")).toContain('analysis.interpolate: expected a non-empty array, got "0.5"');
+    for (const [flag, message] of [
+      ["1.5", 'flag --interpolate: expected weights in [0, 1], got "1.5"'],
+      ["0,x", 'flag --interpolate: expected weights in [0, 1], got "x"'],
+      ["0.5,0.25", "flag --interpolate: expected ascending, distinct weights, got 0.25 after 0.5"],
+    ]) {
+      const r = await runCli(["analyze", out(), "--interpolate", flag]);
+      expect([r.code, r.err], flag).toEqual([2, expect.stringContaining(message)]);
+    }
+  });
+});
