@@ -16,6 +16,7 @@ export const FLAGS = {
   interpolate: "list",
   strategies: "list",
   "table-rates": "boolean",
+  "all-rates": "boolean",
   backbone: "string",
   out: "string",
   backend: "string",
@@ -24,7 +25,7 @@ export const FLAGS = {
 
 export const analyze: Command = {
   summary: "compare every finished cell's backbone with the original, block by block: CKA, layer-wise k-NN, weight change, attention",
-  usage: `usage: node dist/run.js analyze RUN_DIR [--images N] [--resets | --reset-layers] [--interpolate LIST] [--strategies LIST] [--table-rates] [--out DIR]
+  usage: `usage: node dist/run.js analyze RUN_DIR [--images N] [--resets | --reset-layers] [--interpolate LIST] [--strategies LIST] [--table-rates | --all-rates] [--out DIR]
 
   RUN_DIR           a study's run folder (experiment --out) with at least one finished cell
   --images          source-domain images compared: this many of knn.queries, evenly spaced (default: the config's
@@ -47,6 +48,7 @@ export const analyze: Command = {
                     finished cell)
   --table-rates     only the cells at their strategy's rate in the table: the rows the summaries and figures show
                     (the per-cell numbers of the other rates are then left out; default: analysis.tableRates)
+  --all-rates       the cells at every rate, where the config's analysis.tableRates leaves all but the table's out
   --backbone        the original backbone's file, when the one backbone.json names has moved
   --out             the folder for the files (default: RUN_DIR)
   --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)
@@ -86,6 +88,7 @@ analysis-interpolation.*: source k-NN against transfer at each weight, per strat
     });
     const unordered = interpolate?.findIndex((a, i) => i > 0 && a <= interpolate[i - 1]) ?? -1;
     if (unordered > 0) throw new UsageError(`flag --interpolate: expected ascending, distinct weights, got ${interpolate![unordered]} after ${interpolate![unordered - 1]}`);
+    if (flags["table-rates"] && flags["all-rates"]) throw new UsageError("flags --table-rates and --all-rates: expected one of them, got both");
     // CKA compares the images' features across images: one image has no variance to compare.
     if (flags.images === 1) throw new UsageError("flag --images: expected at least 2 images (CKA compares features across them), got 1");
     // The files are written after minutes of work: where they go is checked first.
@@ -99,7 +102,7 @@ analysis-interpolation.*: source k-NN against transfer at each weight, per strat
       resets: flags["reset-layers"] ? "layers" : flags.resets,
       interpolate,
       strategies,
-      tableRates: flags["table-rates"],
+      tableRates: flags["all-rates"] ? false : flags["table-rates"],
       backbone: flags.backbone,
       log: (line) => console.error(line),
     });

@@ -217,7 +217,7 @@ describe("analyze on the command line", () => {
     expect(a.cells.find((c) => c.strategy === "full")!.resets!.units.map((u) => u.unit)).toContain("block 0 mlp.fc1");
   });
 
-  it("analyses only the chosen cells with --strategies and --table-rates, or the analysis key's, and names a strategy the config lacks", async () => {
+  it("analyses only the chosen cells with --strategies and --table-rates, or the analysis key's (--all-rates: every rate's), and names a strategy the config lacks", async () => {
     const { analysis: _, ...json } = JSON.parse(JSON.stringify(configJson(study())));
     const twoRates = { ...json, strategies: ["full", "linear"], learningRates: { full: [0.05, 0.5], linear: [0.05] } };
     const dir = join(root, "two-rates");
@@ -237,7 +237,12 @@ describe("analyze on the command line", () => {
     await cp(dir, keyed, { recursive: true });
     await writeFile(join(keyed, "config.json"), JSON.stringify({ ...twoRates, analysis: { images: 6, gridImages: 1, strategies: ["full"], tableRates: true } }));
     expect(await analysed(keyed, "chosen-by-key")).toEqual([`full_lr${fullRate}_s0`]);
-    let r = await runCli(["analyze", dir, "--strategies", "full,top-1"]);
+    // --all-rates widens what the key narrows; --strategies names others than the key's.
+    expect(await analysed(keyed, "chosen-all-rates", "--all-rates")).toEqual(["full_lr0.05_s0", "full_lr0.5_s0"]);
+    expect(await analysed(keyed, "chosen-all-strategies", "--all-rates", "--strategies", "full,linear")).toEqual(["full_lr0.05_s0", "full_lr0.5_s0", "linear_lr0.05_s0"]);
+    let r = await runCli(["analyze", dir, "--table-rates", "--all-rates"]);
+    expect([r.code, r.err]).toEqual([2, expect.stringContaining("flags --table-rates and --all-rates: expected one of them, got both")]);
+    r = await runCli(["analyze", dir, "--strategies", "full,top-1"]);
     expect(r.code).toBe(1);
     expect(r.err).toContain(`analyze: expected strategies of ${join(dir, "config.json")} (full, linear), got "top-1"`);
     r = await runCli(["analyze", dir, "--strategies", "ful"]);
