@@ -4,7 +4,7 @@ import { UsageError } from "../util/command.js";
 import { checkOutputFolder, decimal, parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { analyzeRun } from "../study/analysis.js";
-import { DEFAULTS } from "../study/config.js";
+import { DEFAULTS, INTERPOLATION_HEADS, type InterpolationHead } from "../study/config.js";
 import { parseStrategy, strategyName, strategyTexts } from "../peft/strategy.js";
 
 export const FLAGS = {
@@ -14,6 +14,7 @@ export const FLAGS = {
   resets: "boolean",
   "reset-layers": "boolean",
   interpolate: "list",
+  "interpolate-head": "string",
   strategies: "list",
   "table-rates": "boolean",
   "all-rates": "boolean",
@@ -25,7 +26,7 @@ export const FLAGS = {
 
 export const analyze: Command = {
   summary: "compare every finished cell's backbone with the original, block by block: CKA, layer-wise k-NN, weight change, attention",
-  usage: `usage: node dist/run.js analyze RUN_DIR [--images N] [--resets | --reset-layers] [--interpolate LIST] [--strategies LIST] [--table-rates | --all-rates] [--out DIR]
+  usage: `usage: node dist/run.js analyze RUN_DIR [--images N] [--resets | --reset-layers] [--interpolate LIST [--interpolate-head probe]] [--strategies LIST] [--table-rates | --all-rates] [--out DIR]
 
   RUN_DIR           a study's run folder (experiment --out) with at least one finished cell
   --images          source-domain images compared: this many of knn.queries, evenly spaced (default: the config's
@@ -44,6 +45,9 @@ export const analyze: Command = {
                     [0, 1] (ascending), e.g. 0,0.25,0.5,0.75: each trained tensor at (1 - a) start + a fine-tuned
                     (LoRA by its merged weight, the head kept), scored as the study does: how much of the change
                     the transfer needs (default: analysis.interpolate)
+  --interpolate-head  tuned: the fine-tuned head at every weight; probe: the head moved too, from the head of the
+                    linear probing cell of the same seed, so that a = 0 is linear probing (WiSE-FT's path from its
+                    zero-shot model; default: analysis.interpolateHead, else tuned)
   --strategies      only these strategies' cells, e.g. full,top-4 (default: analysis.strategies, else every
                     finished cell)
   --table-rates     only the cells at their strategy's rate in the table: the rows the summaries and figures show
@@ -89,6 +93,8 @@ analysis-interpolation.*: source k-NN against transfer at each weight, per strat
     const unordered = interpolate?.findIndex((a, i) => i > 0 && a <= interpolate[i - 1]) ?? -1;
     if (unordered > 0) throw new UsageError(`flag --interpolate: expected ascending, distinct weights, got ${interpolate![unordered]} after ${interpolate![unordered - 1]}`);
     if (flags["table-rates"] && flags["all-rates"]) throw new UsageError("flags --table-rates and --all-rates: expected one of them, got both");
+    const head = flags["interpolate-head"];
+    if (head !== undefined && !(INTERPOLATION_HEADS as readonly string[]).includes(head)) throw new UsageError(`flag --interpolate-head: expected ${INTERPOLATION_HEADS.join(" or ")}, got "${head}"`);
     // CKA compares the images' features across images: one image has no variance to compare.
     if (flags.images === 1) throw new UsageError("flag --images: expected at least 2 images (CKA compares features across them), got 1");
     // The files are written after minutes of work: where they go is checked first.
@@ -101,6 +107,7 @@ analysis-interpolation.*: source k-NN against transfer at each weight, per strat
       bankPerClass: flags["bank-per-class"],
       resets: flags["reset-layers"] ? "layers" : flags.resets,
       interpolate,
+      interpolateHead: head as InterpolationHead | undefined,
       strategies,
       tableRates: flags["all-rates"] ? false : flags["table-rates"],
       backbone: flags.backbone,

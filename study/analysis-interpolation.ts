@@ -4,12 +4,16 @@
 // scores a cell, as the resets score theirs (study/analysis-resets.ts): its head's transfer accuracy on
 // transfer.test and the source k-NN of knn.queries against knn.bank (and each other bank). Where the resets ask
 // which part's change forgets, this asks how much of the change: whether part of the way back keeps the transfer and
-// wins back the source domain, as WiSE-FT found for CLIP; α = 0 is the resets' "all". Each point against the
-// fine-tuned model's own answers, paired image by image, as the resets are.
+// wins back the source domain, as WiSE-FT found for CLIP; α = 0 is the resets' "all". With the head "probe" the head
+// moves too, from the linear probing cell's of the same seed (put in the model at step 0 by the caller), so that α =
+// 0 is linear probing whole: WiSE-FT's path from its zero-shot model, which the head trained on the original
+// features stands for here. Each point against the fine-tuned model's own answers, paired image by image, as the
+// resets are.
 import type { VisionTransformer } from "../vit/model.js";
 import { interpolationPoints, withEachInterpolation } from "../eval/weight-interpolation.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
 import { type ResetData, type ResetScores, type ScorePair, commonBanks, pairedScores, scores } from "./analysis-resets.js";
+import type { InterpolationHead } from "./config.js";
 
 export interface InterpolationScores extends ResetScores {
   alpha: number;
@@ -21,9 +25,9 @@ export interface CellInterpolation {
 }
 
 // A cell's model (its trainable tensors those with requiresGrad, LoRA not merged) scored as it is and at each
-// weight, `initial` the model where its fine-tuning started.
-export async function cellInterpolation(model: VisionTransformer, initial: VisionTransformer, alphas: number[], data: ResetData): Promise<CellInterpolation> {
-  const points = interpolationPoints(model.parameters().filter(([, t]) => t.requiresGrad).map(([name]) => name), alphas);
+// weight, `initial` the model where its fine-tuning started (with the head "probe", linear probing's head in it).
+export async function cellInterpolation(model: VisionTransformer, initial: VisionTransformer, alphas: number[], data: ResetData, head: InterpolationHead = "tuned"): Promise<CellInterpolation> {
+  const points = interpolationPoints(model.parameters().filter(([, t]) => t.requiresGrad).map(([name]) => name), alphas, head === "probe");
   const tuned = await scores(model, data);
   return { tuned, points: await withEachInterpolation(model, initial, points, async (p) => ({ alpha: p.alpha, ...(await scores(model, data)) })) };
 }

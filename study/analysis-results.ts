@@ -93,6 +93,7 @@ export interface AnalysisKey {
   atSteps?: number[]; // analysis.atSteps, where the study has them
   resets?: true | "layers"; // analysis.resets, where the study asks for them (true: whole blocks)
   interpolate?: number[]; // analysis.interpolate, where the study asks for it
+  interpolateHead?: "probe"; // analysis.interpolateHead, where it moves the head from linear probing's
   cells: string[];
 }
 

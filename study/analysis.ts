@@ -49,7 +49,7 @@ import type { VisionTransformer } from "../vit/model.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type RunAnalysis, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
 import { cellCheckpointPath, cellFolder, cellResultPath, cellStepPath, cellsFolder } from "./cells.js";
-import { DEFAULTS, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
+import { DEFAULTS, type InterpolationHead, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
 import { attentionDriftSpec, ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
 import { stepsSpec } from "./figures/analysis-steps.js";
 import { resetsSpec, stepResetsSpec } from "./figures/analysis-resets.js";
@@ -67,6 +67,7 @@ export interface AnalyzeOptions {
   bankPerClass?: number;
   resets?: boolean | "layers"; // default: the config's analysis.resets
   interpolate?: number[] | false; // default: the config's analysis.interpolate (false: none)
+  interpolateHead?: InterpolationHead; // default: the config's analysis.interpolateHead, else "tuned"
   // Which finished cells: those of these strategies (names as the config's), and with tableRates those at their
   // strategy's rate in the table (its rows are what the summaries and figures show); default: the config's
   // analysis.strategies and analysis.tableRates, else every finished cell.
@@ -139,7 +140,7 @@ function changeLines(a: RunAnalysis): string[] {
       : []),
     ...(a.key.interpolate
       ? [
-          `analysis: each best backbone moved back to (1 - a) start + a fine-tuned: the source ${a.k}-NN and transfer at each weight a, in %, and their change from the fine-tuned model's, in points: mean [${CONFIDENCE * 100}% interval over seeds${a.strategies.some((s) => (s.interpolation?.banks ?? 1) > 1) ? ", the banks (the source k-NN's)" : ""} and images]`,
+          `analysis: each best backbone moved back to (1 - a) start + a fine-tuned${a.key.interpolateHead === "probe" ? ", its head from linear probing's" : ""}: the source ${a.k}-NN and transfer at each weight a, in %, and their change from the fine-tuned model's, in points: mean [${CONFIDENCE * 100}% interval over seeds${a.strategies.some((s) => (s.interpolation?.banks ?? 1) > 1) ? ", the banks (the source k-NN's)" : ""} and images]`,
           ...a.strategies.map((s) => interpolationLine(s.strategy, s.interpolation)).filter((l) => l !== undefined),
         ]
       : []),
@@ -262,22 +263,40 @@ async function resetDataOf(
 }
 
 // A cell's resets (study/analysis-resets.ts) and its points between step 0 and itself (analysis-interpolation.ts),
-// those asked for, against `initial`, its model where fine-tuning started, disposed after.
+// those asked for, against `initial`, its model where fine-tuning started, disposed after; with `probeHead` (by
+// name), the points' head moves from that head, written into `initial` after the resets (which never reset the head).
 async function editsOf(
   model: VisionTransformer,
   initial: VisionTransformer,
   map: BlockMap,
   data: ResetData,
-  asked: { grain?: ResetGrain; alphas?: number[] },
+  asked: { grain?: ResetGrain; alphas?: number[]; probeHead?: Map<string, Float32Array> },
 ): Promise<{ resets?: CellResets; interpolation?: CellInterpolation }> {
   try {
-    return {
-      ...(asked.grain && { resets: await cellResets(model, initial, map, data, asked.grain) }),
-      ...(asked.alphas && { interpolation: await cellInterpolation(model, initial, asked.alphas, data) }),
-    };
+    const resets = asked.grain && (await cellResets(model, initial, map, data, asked.grain));
+    for (const [name, t] of initial.parameters()) {
+      const head = asked.probeHead?.get(name);
+      if (head) t.write(head);
+    }
+    const interpolation = asked.alphas && (await cellInterpolation(model, initial, asked.alphas, data, asked.probeHead ? "probe" : "tuned"));
+    return { ...(resets && { resets }), ...(interpolation && { interpolation }) };
   } finally {
     initial.dispose();
   }
+}
+
+// With the head "probe": for each seed of the chosen cells, linear probing's finished cell of that seed at the
+// table's rate, whose head the interpolation moves from.
+function probeCellsOf(all: CellResult[], table: TableRow[], chosen: CellResult[], configPath: string): Map<number, CellResult> {
+  const row = table.find((r) => r.strategy.kind === "linear");
+  if (!row) throw new Error(`analyze: the head "probe" moves each cell's head from linear probing's, and ${configPath} has no finished linear probing cell`);
+  const cells = new Map<number, CellResult>();
+  for (const seed of new Set(chosen.map((c) => c.seed))) {
+    const cell = all.find((c) => c.strategy === strategyName(row.strategy) && c.lr === row.lr && c.seed === seed);
+    if (!cell) throw new Error(`analyze: the head "probe" moves each cell's head from linear probing's, and seed ${seed} has no finished ${strategyName(row.strategy)} cell at lr ${row.lr} (the table's rate)`);
+    cells.set(seed, cell);
+  }
+  return cells;
 }
 
 // The finished cells an analysis compares: those of `strategies` (names as the config's; all where absent), and with
@@ -324,11 +343,19 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   const summary = (imageSize: number, backbone: string) => summarize(config, baseline, outcomes, { backbone, data: {}, imageSize });
   const rows = (opts.tableRates ?? spec.tableRates) ? summary(0, "").table : undefined; // the rows alone: no image size or backbone read
   const finished = chosenCells(all, config, configPath, opts.strategies ?? spec.strategies, rows);
+  const interpolate = opts.interpolate === false ? undefined : (opts.interpolate ?? spec.interpolate);
+  const interpolateHead = opts.interpolateHead ?? spec.interpolateHead ?? "tuned";
+  if (opts.interpolateHead && !interpolate) throw new Error(`analyze: the head "${opts.interpolateHead}" is the interpolation's, and there are no weights to interpolate at (--interpolate, or analysis.interpolate in ${configPath})`);
+  const probeCells = interpolate && interpolateHead === "probe" ? probeCellsOf(all, summary(0, "").table, finished, configPath) : undefined;
   for (const c of finished) {
     const best = cellCheckpointPath(dir, c.id);
     if (!existsSync(best)) throw new Error(`analyze: cell ${c.id} is finished but its checkpoint ${best} is missing`);
     await checkMadeAs(best, c);
     for (const step of spec.atSteps ?? []) if (existsSync(cellStepPath(dir, c.id, step))) await checkMadeAs(cellStepPath(dir, c.id, step), c);
+  }
+  for (const c of probeCells?.values() ?? []) {
+    if (!existsSync(cellCheckpointPath(dir, c.id))) throw new Error(`analyze: the head "probe" moves each cell's head from linear probing's, and cell ${c.id}'s checkpoint ${cellCheckpointPath(dir, c.id)} is missing`);
+    await checkMadeAs(cellCheckpointPath(dir, c.id), c);
   }
   const backboneJson = join(dir, "backbone.json");
   let backbone = opts.backbone && resolve(opts.backbone);
@@ -344,7 +371,6 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   const atSteps = spec.atSteps;
   const resets = opts.resets ?? spec.resets ?? false;
   const grain: ResetGrain = resets === "layers" ? "layers" : "blocks";
-  const interpolate = opts.interpolate === false ? undefined : (opts.interpolate ?? spec.interpolate);
   const key: AnalysisKey = {
     images,
     gridImages,
@@ -353,6 +379,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     ...(atSteps && { atSteps }),
     ...(resets && { resets: resets === "layers" ? resets : (true as const) }),
     ...(interpolate && { interpolate }),
+    ...(probeCells && { interpolateHead: "probe" as const }),
     cells: finished.map((c) => c.id),
   };
   const jsonPath = join(out, "analysis.json");
@@ -422,6 +449,19 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     const stepResetData = resetData && { ...resetData, knn: { ...resetData.knn, otherBanks: undefined } };
     const bestEdits = { ...(resets && { grain }), ...(interpolate && { alphas: interpolate }) };
     const stepEdits = { ...(resets && { grain }) };
+    // Linear probing's head of each seed, read once.
+    const probeHeads = new Map<number, Map<string, Float32Array>>();
+    const probeHeadOf = async (seed: number) => {
+      const cell = probeCells?.get(seed);
+      if (!cell || probeHeads.has(seed)) return probeHeads.get(seed);
+      const { model } = await loadFinetuned(backbone, cellCheckpointPath(dir, cell.id), { ...loadOptions, baseSha256 });
+      try {
+        probeHeads.set(seed, new Map(await Promise.all(model.parameters().filter(([n]) => n.startsWith("head.")).map(async ([n, t]) => [n, await t.data()] as const))));
+      } finally {
+        model.dispose();
+      }
+      return probeHeads.get(seed);
+    };
     const last = original.blocks.length - 1;
     for (const [i, c] of (kept ? [] : finished).entries()) {
       const cellStarted = performance.now();
@@ -437,7 +477,8 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
           model.dispose();
         }
       };
-      const r = await compare(cellCheckpointPath(dir, c.id), data, bestEdits, resetData);
+      const probeHead = interpolate && (await probeHeadOf(c.seed));
+      const r = await compare(cellCheckpointPath(dir, c.id), data, { ...bestEdits, ...(probeHead && { probeHead }) }, resetData);
       const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: m.knnCorrect.map(packCorrect), attention: m.attention, weights: m.weights });
       const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks), grid: Array.from(r.grid.maps), ...(r.resets && { resets: r.resets }), ...(r.interpolation && { interpolation: r.interpolation }) };
       if (atSteps) {

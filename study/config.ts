@@ -74,6 +74,9 @@ export function isHeldOut(v: ValSpec): v is HeldOutVal {
   return !("dataset" in v);
 }
 
+export const INTERPOLATION_HEADS = ["tuned", "probe"] as const;
+export type InterpolationHead = (typeof INTERPOLATION_HEADS)[number];
+
 // The per-block analysis of every finished cell against the original backbone (study/analysis.ts), run at the
 // end of a complete study. Its keys choose what is analysed, never a cell's result.
 export interface AnalysisSpec {
@@ -91,6 +94,9 @@ export interface AnalysisSpec {
   // fine-tuned (LoRA by its merged weight, the head kept) and the model scored as the study scores it
   // (study/analysis-interpolation.ts): how much of fine-tuning's change the transfer needs. Absent: none.
   interpolate?: number[];
+  // The head at each weight: the fine-tuned one ("tuned"), or moved too, from the head of linear probing's cell of
+  // the same seed ("probe": α = 0 is linear probing, WiSE-FT's zero-shot end). Absent: "tuned".
+  interpolateHead?: InterpolationHead;
   // Which finished cells: those of these strategies (names as `strategies` writes them), and with tableRates only
   // those at their strategy's rate in the table, the rows the summaries and figures show. Absent: every one.
   strategies?: string[];
@@ -497,8 +503,9 @@ function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
 }
 
 function analysisSpec(c: Checker, v: unknown, path: string): AnalysisSpec | undefined {
-  const o = c.object(v, path, ["images", "gridImages", "bankPerClass", "atSteps", "resets", "interpolate", "strategies", "tableRates"]);
+  const o = c.object(v, path, ["images", "gridImages", "bankPerClass", "atSteps", "resets", "interpolate", "interpolateHead", "strategies", "tableRates"]);
   if (!o) return undefined;
+  if ("interpolateHead" in o && !("interpolate" in o)) c.errors.push(`${path}.interpolateHead: expected analysis.interpolate beside it (the weights to move the head at), got none`);
   return {
     // CKA compares features across the images: at least two.
     images: c.optional(o, "images", path, DEFAULTS.analysis.images, (x, p) => c.int(x, p, 2)),
@@ -508,6 +515,7 @@ function analysisSpec(c: Checker, v: unknown, path: string): AnalysisSpec | unde
     ...("atSteps" in o && { atSteps: c.required(o, "atSteps", path, (x, p) => ascendingSteps(c, x, p, 1)) }),
     ...("resets" in o && { resets: c.required(o, "resets", path, (x, p) => (x === "layers" ? x : typeof x === "boolean" ? x : c.fail(p, 'true, false or "layers"', x))) }),
     ...("interpolate" in o && { interpolate: c.required(o, "interpolate", path, (x, p) => interpolationWeights(c, x, p)) }),
+    ...("interpolateHead" in o && { interpolateHead: c.required(o, "interpolateHead", path, (x, p) => c.enumeration(x, p, INTERPOLATION_HEADS)) }),
     // Which strategies the config has is checked once its strategies are known.
     ...("strategies" in o && { strategies: c.required(o, "strategies", path, (x, p) => c.array(x, p, (y, q) => c.string(y, q))) }),
     ...("tableRates" in o && { tableRates: c.required(o, "tableRates", path, (x, p) => c.boolean(x, p)) }),

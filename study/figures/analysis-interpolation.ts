@@ -20,7 +20,7 @@ export function interpolationSpec(a: RunAnalysis, r: StudyResults): FigureSpec {
     const all = listed.some((p) => p.alpha === 1) ? listed : [...listed, { alpha: 1, seeds: s.seeds, ...i.tuned }];
     return all.map((p) => stdBars({ strategy: s.strategy, lr: s.lr, alpha: p.alpha, seeds: p.seeds, transfer: p.transfer.mean, transferStd: p.transfer.std, knn: p.knn.mean, knnStd: p.knn.std }));
   });
-  const x = (field: string) => percentChannel(field, "Transfer accuracy (%), the fine-tuned linear head");
+  const x = (field: string) => percentChannel(field, a.key.interpolateHead === "probe" ? "Transfer accuracy (%), the interpolated linear head" : "Transfer accuracy (%), the fine-tuned linear head");
   const y = (field: string) => knnChannel(r, field);
   const { color, shape } = strategyChannels(r);
   const several = points.filter((p) => p.seeds > 1);
@@ -32,8 +32,9 @@ export function interpolationSpec(a: RunAnalysis, r: StudyResults): FigureSpec {
       subtitle: [
         "every trained tensor of the backbone at",
         "(1 - α) · start + α · fine-tuned (LoRA: its merged",
-        "weight), under the fine-tuned head; joined in",
-        "order of α, α = 1 the fine-tuned model",
+        ...(a.key.interpolateHead === "probe"
+          ? ["weight), the head from linear probing's, so α = 0", "is linear probing; joined in order of α,", "α = 1 the fine-tuned model"]
+          : ["weight), under the fine-tuned head; joined in", "order of α, α = 1 the fine-tuned model"]),
         "each strategy at the table's learning rate",
         ...seedsNote(points.map((p) => ({ label: `${p.strategy} α ${p.alpha}`, seeds: p.seeds }))),
       ],

@@ -3,13 +3,14 @@
 // backbone's source k-NN answers (baseline.json), whatever the strategy, as the resets' "all" does; linear probing
 // has no point; the models are left as they were found (the other measures equal an analysis without it); each row
 // is summarised against its own fine-tuned answers, in the log, the CSV and a figure; the weights are part of the
-// key; bad weights are refused, in the config and on the command line.
+// key; with the head "probe" the head moves too, from linear probing's, and weight 0 is linear probing whole; bad
+// weights and heads are refused, in the config and on the command line.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { cp, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
+import { configJson, parseStudyConfig, type StudyConfig } from "../../study/config.js";
 import { runExperiment } from "../../study/runner.js";
 import { analysisFileNames, analyzeRun } from "../../study/analysis.js";
 import type { RunAnalysis } from "../../study/analysis-results.js";
@@ -114,10 +115,41 @@ describe("analysis.interpolate in a study", () => {
     expect(other.analysis.cells.find((c) => c.strategy === "full")!.interpolation!.points.map((p) => p.alpha)).toEqual([0.5]);
   });
 
-  it("refuses weights outside [0, 1] or out of order, in the config and on the command line", async () => {
+  it("with the head \"probe\": the head moves from linear probing's, so weight 0 is linear probing's cell of the seed, answer for answer", async () => {
+    const probe = join(root, "probe");
+    const { analysis: a } = await analyzeRun(out(), { out: probe, interpolateHead: "probe" });
+    expect(a.key.interpolateHead).toBe("probe");
+    const linear = await read<CellResult>(cellResultPath(out(), a.cells.find((c) => c.strategy === "linear")!.id));
+    const tuned = await readAnalysis();
+    for (const c of a.cells.filter((c) => c.strategy !== "linear")) {
+      const [start, , end] = c.interpolation!.points;
+      expect([start.transfer, start.transferCorrect, start.knn, start.knnCorrect], `${c.id} at 0`).toEqual([linear.transferAccuracy, linear.correct!.transfer, linear.knn["5"].top1, linear.correct!.knn]);
+      // The backbone moves as with the fine-tuned head: the source k-NN does not read the head.
+      const withTunedHead = tuned.cells.find((t) => t.id === c.id)!.interpolation!;
+      expect(c.interpolation!.points.map((p) => p.knnCorrect), c.id).toEqual(withTunedHead.points.map((p) => p.knnCorrect));
+      expect([end.transferCorrect, end.knnCorrect], `${c.id} at 1`).toEqual([withTunedHead.points[2].transferCorrect, withTunedHead.points[2].knnCorrect]);
+    }
+    const svg = await readFile(join(probe, "analysis-interpolation.svg"), "utf8");
+    expect(svg).toContain(">Transfer accuracy (%), the interpolated linear head<");
+    // Not the same analysis as the fine-tuned head's: the key tells them apart.
+    expect((await analyzeRun(out(), { out: probe, reuse: true })).reused).toBe(false);
+  });
+
+  it("refuses the head \"probe\" without a finished linear probing cell, and a head without weights", async () => {
+    const gone = join(root, "no-probe");
+    await cp(out(), gone, { recursive: true });
+    const linear = (await readAnalysis()).cells.find((c) => c.strategy === "linear")!;
+    await rm(cellResultPath(gone, linear.id));
+    await expect(analyzeRun(gone, { out: join(root, "no-probe-out"), interpolateHead: "probe", strategies: ["full"] })).rejects.toThrow(
+      `analyze: the head "probe" moves each cell's head from linear probing's, and ${join(gone, "config.json")} has no finished linear probing cell`,
+    );
+    await expect(analyzeRun(out(), { out: join(root, "no-weights"), interpolate: false, interpolateHead: "probe" })).rejects.toThrow('analyze: the head "probe" is the interpolation\'s, and there are no weights to interpolate at');
+  });
+
+  it("refuses weights outside [0, 1] or out of order, and a head of another name or without weights, in the config and on the command line", async () => {
     const problems = (interpolate: unknown) => {
       try {
-        parseStudyConfig({ ...config, analysis: { interpolate } });
+        parseStudyConfig({ ...JSON.parse(JSON.stringify(configJson(config))), analysis: { interpolate } });
         return "";
       } catch (e) {
         return (e as Error).message;
@@ -128,6 +160,19 @@ describe("analysis.interpolate in a study", () => {
     expect(problems([0.5, 0.5])).toContain("analysis.interpolate[1]: expected a weight above 0.5 (ascending, distinct), got 0.5");
     expect(problems([])).toContain("analysis.interpolate: expected a non-empty array, got");
     expect(problems("0.5")).toContain('analysis.interpolate: expected a non-empty array, got "0.5"');
+    const headProblems = (analysis: unknown) => {
+      try {
+        parseStudyConfig({ ...JSON.parse(JSON.stringify(configJson(config))), analysis });
+        return "";
+      } catch (e) {
+        return (e as Error).message;
+      }
+    };
+    expect(headProblems({ interpolate: [0.5], interpolateHead: "probe" })).toBe("");
+    expect(headProblems({ interpolate: [0.5], interpolateHead: "zero-shot" })).toContain('analysis.interpolateHead: expected one of tuned, probe, got "zero-shot"');
+    expect(headProblems({ interpolateHead: "probe" })).toContain("analysis.interpolateHead: expected analysis.interpolate beside it (the weights to move the head at), got none");
+    const r = await runCli(["analyze", out(), "--interpolate", "0.5", "--interpolate-head", "zero"]);
+    expect([r.code, r.err]).toEqual([2, expect.stringContaining('flag --interpolate-head: expected tuned or probe, got "zero"')]);
     for (const [flag, message] of [
       ["1.5", 'flag --interpolate: expected weights in [0, 1], got "1.5"'],
       ["0,x", 'flag --interpolate: expected weights in [0, 1], got "x"'],
