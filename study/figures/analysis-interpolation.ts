@@ -59,7 +59,8 @@ export function interpolationSpec(a: RunAnalysis, r: StudyResults): FigureSpec {
           y: y("knn"),
           color,
           shape,
-          size: { field: "alpha", type: "quantitative", title: "Weight α", scale: { domain: [0, 1], range: [15, 140] }, legend: { values: [...new Set(points.map((p) => p.alpha))].sort((p, q) => p - q) } },
+          // The weights as given: Vega's "~g" takes its precision from the scale's ticks, and wrote 0.25 as 0.3.
+          size: { field: "alpha", type: "quantitative", title: "Weight α", scale: { domain: [0, 1], range: [12, 180] }, legend: { values: [...new Set(points.map((p) => p.alpha))].sort((p, q) => p - q), format: ".3~g" } },
           tooltip: [{ field: "strategy" }, { field: "lr" }, { field: "alpha" }, { field: "seeds" }, { field: "transfer", format: ".2f" }, { field: "knn", format: ".2f" }],
         },
       },

@@ -28,7 +28,7 @@ let config: StudyConfig;
 const out = () => join(root, "run");
 const read = async <T>(path: string) => (await readJsonFile(path, "test")) as T;
 const readAnalysis = (dir = out()) => read<RunAnalysis>(join(dir, "analysis.json"));
-const WEIGHTS = [0, 0.5, 1];
+const WEIGHTS = [0, 0.25, 1];
 const log: string[] = [];
 
 beforeAll(async () => {
@@ -62,13 +62,13 @@ describe("analysis.interpolate in a study", () => {
         continue;
       }
       expect(r.points.map((p) => p.alpha), c.id).toEqual(WEIGHTS);
-      const [start, half, end] = r.points;
+      const [start, between, end] = r.points;
       expect([end.transfer, end.transferCorrect, end.knn, end.knnCorrect], `${c.id} at 1`).toEqual(asStudied);
       expect([start.knn, start.knnCorrect.bits], `${c.id} at 0`).toEqual([baseline.knn["5"].top1, baseline.correct.bits]);
       // At 0 the model is the resets' "all": the original backbone under the fine-tuned head.
-      expect(half.alpha).toBe(0.5);
+      expect(between.alpha).toBe(0.25);
     }
-    // Halfway is neither end for full fine-tuning: the scores are not the ends' over and over.
+    // A quarter of the way is neither end for full fine-tuning: the scores are not the ends' over and over.
     const full = a.cells.find((c) => c.strategy === "full")!.interpolation!;
     const bits = (p: (typeof full.points)[number]) => p.knnCorrect.bits + p.transferCorrect.bits;
     expect([bits(full.points[0]), bits(full.points[2])]).not.toContain(bits(full.points[1]));
@@ -98,14 +98,14 @@ describe("analysis.interpolate in a study", () => {
     expect(a.strategies.find((s) => s.strategy === "linear")!.interpolation!.points).toEqual([]);
     const csv = (await readFile(join(out(), "analysis.csv"), "utf8")).split("\n");
     const id = a.cells.find((c) => c.strategy === "full")!.id;
-    expect(csv).toContain(`${id},full,0.3,0,interpolated_knn_top1,0.5,,${cell.points[1].knn.toPrecision(6)}`);
+    expect(csv).toContain(`${id},full,0.3,0,interpolated_knn_top1,0.25,,${cell.points[1].knn.toPrecision(6)}`);
     expect(csv).toContain(`${id},full,0.3,0,interpolated_transfer,0,,${cell.points[0].transfer.toPrecision(6)}`);
     expect(csv.some((l) => l.includes(",linear,") && l.includes(",interpolated_"))).toBe(false);
     const svg = await readFile(join(out(), "analysis-interpolation.svg"), "utf8");
-    for (const text of [">Part of the way back to where fine-tuning started<", ">Weight α<", ">block-p1<", ">linear<", ">Transfer accuracy (%), the fine-tuned linear head<"]) expect(svg).toContain(text);
+    for (const text of [">Part of the way back to where fine-tuning started<", ">Weight α<", ">0.25<", ">block-p1<", ">linear<", ">Transfer accuracy (%), the fine-tuned linear head<"]) expect(svg).toContain(text);
     expect(log.some((l) => l.startsWith("analysis: each best backbone moved back to (1 - a) start + a fine-tuned"))).toBe(true);
-    expect(log).toContainEqual(expect.stringMatching(/^ {2}full: a 0 \d+\.\d \([+-]\d+\.\d \[.*\]\) \/ \d+\.\d \([+-]\d+\.\d \[.*\]\); a 0\.5 /));
-    expect(log).toContainEqual(expect.stringMatching(/ full_lr0\.3_s0: .*; at weight 0, 0\.5, 1: source k-NN \d+\.\d, \d+\.\d, \d+\.\d%, transfer /));
+    expect(log).toContainEqual(expect.stringMatching(/^ {2}full: a 0 \d+\.\d \([+-]\d+\.\d \[.*\]\) \/ \d+\.\d \([+-]\d+\.\d \[.*\]\); a 0\.25 /));
+    expect(log).toContainEqual(expect.stringMatching(/ full_lr0\.3_s0: .*; at weight 0, 0\.25, 1: source k-NN \d+\.\d, \d+\.\d, \d+\.\d%, transfer /));
   });
 
   it("is part of the key: a rerun with the same weights reuses it, other weights make it anew", async () => {
