@@ -1,6 +1,6 @@
 // The per-block analysis's weight interpolation (analysis.interpolate, study/analysis-interpolation.ts): for each
-// strategy at its selected learning rate, its best backbones moved back towards where fine-tuning started, at each
-// weight α, plotted as the paper's Figure 2 plots a strategy, source k-NN against transfer accuracy, the points
+// strategy at its selected learning rate, its best backbones moved back towards where fine-tuning started (with the
+// head "probe", the head from linear probing's), at each weight α, plotted as the paper's Figure 2 plots a strategy, source k-NN against transfer accuracy, the points
 // joined in order of α and sized by it (α = 1, the fine-tuned model, the largest; its scores as the analysis scored
 // them where analysis.interpolate lacks 1), error bars one standard deviation over seeds, the original backbone's
 // k-NN as the dashed reference line; linear probing, which trains none of the backbone, a point of its own. Whether part of the way back keeps the transfer and wins back the source domain,
