@@ -8,35 +8,43 @@ import { applyLora, type LoraOptions } from "./lora.js";
 import { defaultPositions, expandBlocks } from "./block-expansion.js";
 
 // Which tensors train; `layerDecay` (a name's `-lrdD` suffix) trains them at rates decaying layer by layer from the
-// head's (peft/layer-decay.ts), which changes how they train, not which.
+// head's (peft/layer-decay.ts), which changes how they train, not which; `probeFirst` (`-lpft`) trains the head
+// alone first, the backbone frozen, and fine-tunes from there (LP-FT: Kumar et al., "Fine-Tuning can Distort
+// Pretrained Features and Underperform Out-of-Distribution", 2022; the study's linearProbe key says how long and at
+// what rate), which changes where the head starts, not which tensors train.
 export type Strategy = (
   | { kind: "full" }
   | { kind: "top-k"; k: number; frozenNorm?: boolean } // the last k blocks, the final norm (unless frozen) and the head
   | { kind: "linear" }
   | ({ kind: "lora" } & LoraOptions)
   | { kind: "block"; p: number; positions?: number[] }
-) & { layerDecay?: number };
+) & { layerDecay?: number; probeFirst?: true };
 
-export const STRATEGY_FORMS = "full, linear, top-K, top-K-frozen-norm, lora-rR, block-pP or block@POS[,POS], each but linear with -lrdD (layer-wise rate decay D)";
+export const STRATEGY_FORMS = "full, linear, top-K, top-K-frozen-norm, lora-rR, block-pP or block@POS[,POS], each but linear with -lpft (a linear probe first) and -lrdD (layer-wise rate decay D), in that order";
 const LAYER_DECAY = /-lrd(\d*\.?\d+(?:e-\d+)?)$/; // the exponent as String() writes a decay below 1e-6
+const PROBE_FIRST = /-lpft$/;
 
 // A flag's comma-separated list of strategies, split at every comma (util/args.ts), with block@1,3's positions
 // joined again: a bare number belongs to the block@ before it.
 export function strategyTexts(items: string[]): string[] {
   const out: string[] = [];
   for (const item of items) {
-    if (/^\d+(-lrd[\d.e-]+)?$/.test(item) && out.length > 0 && out[out.length - 1].startsWith("block@")) out[out.length - 1] += `,${item}`;
+    if (/^\d+(-lpft)?(-lrd[\d.e-]+)?$/.test(item) && out.length > 0 && out[out.length - 1].startsWith("block@")) out[out.length - 1] += `,${item}`;
     else out.push(item);
   }
   return out;
 }
 
 // "full", "linear", "top-3", "top-3-frozen-norm", "lora-r8", "block-p2", "block@11" (explicit positions,
-// comma-separated), any of them with a layer-wise rate decay: "full-lrd0.75".
+// comma-separated), any of them with a linear probe first, a layer-wise rate decay or both: "full-lpft",
+// "full-lrd0.75", "full-lpft-lrd0.75".
 export function parseStrategy(text: string): Strategy {
-  const s = text.trim().toLowerCase();
+  let s = text.trim().toLowerCase();
   const decay = LAYER_DECAY.exec(s);
-  return decay ? { ...parseKind(s.slice(0, decay.index), text), layerDecay: Number(decay[1]) } : parseKind(s, text);
+  if (decay) s = s.slice(0, decay.index);
+  const probe = PROBE_FIRST.exec(s);
+  if (probe) s = s.slice(0, probe.index);
+  return { ...parseKind(s, text), ...(probe && { probeFirst: true as const }), ...(decay && { layerDecay: Number(decay[1]) }) };
 }
 
 // A strategy name without its decay, lower case and trimmed; `text` as given, for the error.
@@ -58,7 +66,7 @@ function parseKind(s: string, text: string): Strategy {
 }
 
 export function strategyName(s: Strategy): string {
-  return s.layerDecay === undefined ? kindName(s) : `${kindName(s)}-lrd${s.layerDecay}`;
+  return `${kindName(s)}${s.probeFirst ? "-lpft" : ""}${s.layerDecay === undefined ? "" : `-lrd${s.layerDecay}`}`;
 }
 
 function kindName(s: Strategy): string {
@@ -89,7 +97,9 @@ const isCount = (n: number, min: number) => Number.isInteger(n) && n >= min;
 // top-K: K <= depth. lora-rR: 1 <= R <= width (beyond the width B·A gains no rank). block-pP: P dividing the
 // depth (equal groups of blocks). block@POS: distinct blocks of the backbone. -lrdD: 0 < D <= 1, on a strategy that
 // trains a block (linear probing and top-0 train only the head and the final norm, whose rate is the base rate).
+// -lpft: on a strategy that trains more than the head (linear probing is the probe itself).
 export function strategyProblem(s: Strategy, shape?: BackboneShape): string | undefined {
+  if (s.probeFirst && s.kind === "linear") return "-lpft on a strategy that trains more than the head (not linear)";
   if (s.layerDecay !== undefined) {
     if (s.kind === "linear" || (s.kind === "top-k" && s.k === 0)) return "-lrdD on a strategy that trains a block (not linear or top-0)";
     if (!(s.layerDecay > 0 && s.layerDecay <= 1)) return "-lrdD with 0 < D <= 1";

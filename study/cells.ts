@@ -71,6 +71,9 @@ export function cellCheckpointPath(out: string, id: string): string {
   return join(cellFolder(out, id), BEST_CHECKPOINT);
 }
 
+// An -lpft cell's linear probe (study/runner.ts): its checkpoints and metrics, in a folder of the cell's own.
+export const PROBE_FOLDER = "probe";
+
 // The backbone a cell kept at a step of analysis.atSteps: its trainable tensors and manifest, as the best checkpoint's.
 export const stepFile = (step: number): string => `step-${step}.safetensors`;
 

@@ -4,8 +4,9 @@
 // the scores of each cell's best checkpoint on knn.val's images and on the other banks are kept beside it), and the
 // microBatch settings (studyIdentity drops them). A change of those grows or shrinks the run and keeps its finished
 // cells; a change of anything else (backbone, knn, transfer, training, imageSize, and any key added later) would mix
-// two studies' cells in one table. A key that holds one value per strategy (headInit) only has to agree on the
-// strategies both configs have: an added or removed strategy's entry touches no finished cell. And a data spec with
+// two studies' cells in one table. A key that holds one value per strategy (headInit; linearProbe, which only the
+// -lpft strategies read) only has to agree on the strategies both configs have: an added or removed strategy's entry
+// touches no finished cell. And a data spec with
 // a `fraction` draws its images with the first seed (openStudyData in study/study-data.ts), so with such a spec a
 // new seeds[0] changes the data of every cell (knn.val's and the other banks' aside: their scores are made anew for
 // the images they then hold).
@@ -20,7 +21,10 @@ const KEEPING_PATHS = ["knn.val", "knn.otherBanks"];
 const keeps = (path: string) => KEEPING.includes(path.split(".")[0]) || KEEPING_PATHS.some((k) => path === k || path.startsWith(`${k}.`));
 
 // The top-level keys with a value per strategy, each with its reader.
-const PER_STRATEGY: Record<string, (config: StudyConfig, s: Strategy) => unknown> = { headInit: headInitFor };
+const PER_STRATEGY: Record<string, (config: StudyConfig, s: Strategy) => unknown> = {
+  headInit: headInitFor,
+  linearProbe: (config, s) => (s.probeFirst ? config.linearProbe : undefined),
+};
 
 export interface ConfigChanges {
   keeping: string[]; // changes that keep the finished cells, e.g. "seeds: [0] -> [0,1]"

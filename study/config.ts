@@ -103,6 +103,11 @@ export interface AnalysisSpec {
   tableRates?: boolean;
 }
 
+export interface LinearProbeSpec {
+  lr: number;
+  steps?: number;
+}
+
 // A cell's training settings are these with the cell's learning rate.
 export type StudyTraining = Omit<TrainSettings, "lr">;
 
@@ -119,6 +124,10 @@ export interface StudyConfig {
   // The new head's initialisation (peft/strategy.ts HeadInit), one for every strategy or one per strategy name as
   // learningRates; headInitFor reads either. Absent: DEFAULTS.headInit (and absent in the canonical JSON).
   headInit?: HeadInit | Record<string, HeadInit>;
+  // The linear probe of a `-lpft` strategy's cells (LP-FT): the head alone trained first, the backbone frozen, for
+  // `steps` (default training.steps) at `lr`, then fine-tuning from there. Required with an -lpft strategy, refused
+  // without one.
+  linearProbe?: LinearProbeSpec;
   seeds: number[];
   training: StudyTraining;
   selectBy: SelectBy; // how the table picks each strategy's learning rate
@@ -245,7 +254,7 @@ export const DINO_KEYS = [
 ];
 const TRAINING_KEYS = ["steps", "batchSize", "evalEvery", "warmupSteps", "optimizer", "momentum", "weightDecay", "clipNorm", "lossEvery", "microBatch", "precision", "lossScale"];
 const LOSS_SCALE_KEYS = ["init", "backoff", "growth", "interval"];
-const TOP_KEYS = ["$comment", "name", "backbone", "imageSize", "knn", "transfer", "strategies", "learningRates", "headInit", "seeds", "training", "selectBy", "analysis"];
+const TOP_KEYS = ["$comment", "name", "backbone", "imageSize", "knn", "transfer", "strategies", "learningRates", "headInit", "linearProbe", "seeds", "training", "selectBy", "analysis"];
 const TRANSFORMS: TransformKind[] = ["train", "eval", "knn"];
 
 export function dataSpec(c: Checker, v: unknown, path: string, transform: TransformKind): DataSpec | undefined {
@@ -474,6 +483,15 @@ function ascendingSteps(c: Checker, v: unknown, path: string, min: number): numb
   return unordered > 0 ? c.fail(`${path}[${unordered}]`, `a step after ${steps![unordered - 1]} (ascending, distinct)`, steps![unordered]) : steps;
 }
 
+function linearProbeSpec(c: Checker, v: unknown, path: string): LinearProbeSpec | undefined {
+  const o = c.object(v, path, ["lr", "steps"]);
+  if (!o) return undefined;
+  return {
+    lr: c.required(o, "lr", path, (x, p) => c.positive(x, p)),
+    ...("steps" in o && { steps: c.required(o, "steps", path, (x, p) => c.int(x, p, 1)) }),
+  } as LinearProbeSpec;
+}
+
 // analysis.interpolate: weights in [0, 1], ascending and distinct.
 function interpolationWeights(c: Checker, v: unknown, path: string): number[] | undefined {
   const weights = c.array(v, path, (y, q) => c.number(y, q, "a number in [0, 1]", (n) => n >= 0 && n <= 1));
@@ -641,12 +659,21 @@ export function parseStudyConfig(json: unknown, source = "config"): StudyConfig 
     strategies: c.required(o, "strategies", "", (x, p) => c.array(x, p, (y, q) => strategy(c, y, q, shape))),
     learningRates: c.required(o, "learningRates", "", (x, p) => perStrategy(x, p, (y, q) => c.array(y, q, (z, r) => c.positive(z, r)))),
     headInit: c.optional(o, "headInit", "", undefined, (x, p) => perStrategy(x, p, (y, q) => c.enumeration(y, q, HEAD_INITS))),
+    // Absent stays absent, so the config.json of earlier runs still matches.
+    ...("linearProbe" in o && { linearProbe: c.required(o, "linearProbe", "", (x, p) => linearProbeSpec(c, x, p)) }),
     seeds: c.optional(o, "seeds", "", DEFAULTS.seeds, (x, p) => c.array(x, p, (y, q) => c.int(y, q, 0))),
     training: c.required(o, "training", "", (x, p) => trainingSpec(c, x, p)),
     selectBy: c.optional(o, "selectBy", "", DEFAULTS.selectBy, (x, p) => c.enumeration(x, p, ["transfer", "mean", "knee"] as const)),
     analysis: c.optional(o, "analysis", "", undefined, (x, p) => analysisSpec(c, x, p)),
   };
   const names = config.strategies?.map(strategyName);
+  const probed = config.strategies?.filter((s) => s?.probeFirst).map(strategyName) ?? [];
+  if (probed.length > 0 && !("linearProbe" in o)) c.errors.push(`linearProbe: missing (${probed.join(", ")} train a linear probe first: its lr, and its steps where not training.steps)`);
+  if (probed.length === 0 && "linearProbe" in o && config.strategies) c.errors.push("linearProbe: expected an -lpft strategy to use it, got none (a linear probe first is a strategy's -lpft suffix)");
+  // The probe's schedule is training's with its own steps: the warm-up must end before them.
+  const probeSteps = config.linearProbe?.steps;
+  const warmup = config.training?.warmupSteps;
+  if (probeSteps !== undefined && warmup !== undefined && probeSteps <= warmup) c.errors.push(`linearProbe.steps: expected more than training.warmupSteps (${warmup}), got ${probeSteps}`);
   const rates = config.learningRates;
   const distinct: Record<string, unknown[] | undefined> = { strategies: names, seeds: config.seeds, "analysis.strategies": config.analysis?.strategies };
   if (Array.isArray(rates)) distinct.learningRates = rates;

@@ -54,6 +54,8 @@ import { loadVit } from "../vit/load.js";
 import { HeadsError, readArchitecture } from "../vit/checkpoint.js";
 import type { VisionTransformer } from "../vit/model.js";
 import type { Tensor } from "../engine/tensor.js";
+import type { Loader } from "../data/loader.js";
+import type { TrainSettings } from "../train/settings.js";
 import { applyStrategy, countParameters, strategyName, strategyProblem } from "../peft/strategy.js";
 import { countFor } from "../peft/count.js";
 import { MANIFEST_KEY, type Manifest, loadFinetuned, manifestOf, sha256File } from "../peft/save.js";
@@ -63,7 +65,7 @@ import { type ConfigChanges, configChanges } from "./changes.js";
 import { pretrain, pretrainDir } from "../train/pretrain.js";
 import { dinoPretrain, dinoPretrainDir } from "../train/dino-pretrain.js";
 import { CollapseError } from "../train/dino-collapse.js";
-import { DivergedError, PassTooLargeError, train } from "../train/train.js";
+import { DivergedError, PassTooLargeError, type TrainResult, train } from "../train/train.js";
 import { checkPrecisionOnDevice } from "../train/mixed-precision.js";
 import { FORMAT, LAST_CHECKPOINT, loadTrainable, snapshot, sweepTemporaries } from "../train/checkpoint.js";
 import { describeBackbone, describeCheckpoint } from "../train/backbone-manifest.js";
@@ -80,7 +82,7 @@ import { type StudyData, checkDataFit, checkSameData, dataIdentities, openStudyD
 import { curvePoint, knnScores, otherBankScores } from "./study-knn.js";
 import { addBaselineAnswers, copyOriginalBanks } from "./original-answers.js";
 import { selectionOf, valTransformSpec } from "./validation.js";
-import { type Cell, KNN_CURVE_FILE, KNN_BANKS_FILE, cellCheckpointPath, cellClaimPath, cellFolder, cellKnnBanksPath, cellsFolder, cellResultPath, cellsOf, originalKnnBanksPath, stepFile } from "./cells.js";
+import { type Cell, KNN_CURVE_FILE, KNN_BANKS_FILE, PROBE_FOLDER, cellCheckpointPath, cellClaimPath, cellFolder, cellKnnBanksPath, cellsFolder, cellResultPath, cellsOf, originalKnnBanksPath, stepFile } from "./cells.js";
 import { scoreKnnVal } from "./knn-val.js";
 import { scoreOtherBanks } from "./knn-banks.js";
 import { addValAnswers } from "./val-answers.js";
@@ -530,7 +532,8 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
   const counts = countFor({ ...model.config, classes: c.classes }, strategy);
   const headInit = headInitFor(config, cell.strategy);
   const trainable = applyStrategy(model, strategy, c.classes, cell.seed, headInit);
-  const manifest = manifestOf(trainable, { strategyOptions: strategy, classes: c.classes, heads: model.config.heads, seed: cell.seed, headInit, base: c.base, hyperParameters: { ...settings, selectedOn: selectionOf(config) } });
+  const probe = cell.strategy.probeFirst ? config.linearProbe : undefined;
+  const manifest = manifestOf(trainable, { strategyOptions: strategy, classes: c.classes, heads: model.config.heads, seed: cell.seed, headInit, base: c.base, hyperParameters: { ...settings, ...(probe && { linearProbe: probe }), selectedOn: selectionOf(config) } });
   try {
     const loader = (ds: Dataset, spec: DataSpec, shuffle: boolean) => studyLoader(config, ds, spec, size, data.transformed, { shuffle, seed: cell.seed });
     const testLoader = loader(data.transferTest, config.transfer.test, false);
@@ -551,6 +554,9 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       await loadTrainable(join(c.dir, LAST_CHECKPOINT), trainable);
       await keepStep(resumed);
     }
+    // LP-FT: the head alone first, the backbone frozen, in a folder of its own (which resumes as the cell does); the
+    // fine-tuning then starts from its head.
+    const probed = probe && (await trainProbe(c, cell, model, trainable, { ...settings, lr: probe.lr, steps: probe.steps ?? settings.steps, layerDecay: undefined }, loader(data.transferTrain, config.transfer.train, true), metadata));
     let curveSecondsInTraining = 0;
     const result = await train({
       model,
@@ -617,7 +623,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       finalLoss: result.finalLoss,
       knn: knn.scores,
       knnCurve: knnCurve?.points,
-      trainSeconds: result.seconds - curveSecondsInTraining,
+      trainSeconds: result.seconds + (probed?.seconds ?? 0) - curveSecondsInTraining,
       imagesPerSecond: result.imagesPerSecond,
       knnSeconds: knn.seconds + (knnCurve?.seconds ?? 0),
       correct: { transfer: packCorrect(tested.correct), knn: knn.correct, ...(valTested && { val: packCorrect(valTested.correct) }) },
@@ -625,6 +631,30 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
   } finally {
     for (const [, p] of trainable) p.dispose();
     model.dispose();
+  }
+}
+
+// An -lpft cell's linear probe: `trainable`'s head trained alone for the probe's settings, every other trainable
+// tensor frozen meanwhile (so no gradient is computed for it), into the cell's probe/ folder.
+async function trainProbe(c: CellContext, cell: Cell, model: VisionTransformer, trainable: [string, Tensor][], settings: TrainSettings, loader: Loader, metadata: Record<string, string>): Promise<TrainResult> {
+  const head = trainable.filter(([name]) => name.startsWith("head."));
+  const frozen = trainable.filter(([name]) => !name.startsWith("head."));
+  for (const [, t] of frozen) t.requiresGrad = false;
+  try {
+    return await train({
+      model,
+      trainable: head,
+      train: loader,
+      settings,
+      dir: join(c.dir, PROBE_FOLDER),
+      metadata,
+      progress: c.progress && { stream: c.progress, label: `${strategyName(cell.strategy)} lr ${cell.lr}: linear probe` },
+      onResume: (step) => c.log(`  resuming cell ${cell.id}'s linear probe from step ${step} of ${settings.steps}`),
+    }).catch((e) => {
+      throw passTooLarge(e, "training.microBatch");
+    });
+  } finally {
+    for (const [, t] of frozen) t.requiresGrad = true;
   }
 }
 

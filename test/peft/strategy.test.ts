@@ -270,3 +270,22 @@ describe("the new head's initialisation and the random streams", () => {
     expect(Array.from((await tensors(2)).get("blocks.0.attn.qkv.lora_q.A")!)).not.toEqual(Array.from(A));
   });
 });
+
+describe("a linear probe first: -lpft", () => {
+  it("parses on any strategy but linear, before a decay, named back the same way, training the same tensors", () => {
+    expect(parseStrategy("full-lpft")).toEqual({ kind: "full", probeFirst: true });
+    expect(parseStrategy(" Top3-Frozen-Norm-LPFT-lrd.5")).toEqual({ kind: "top-k", k: 3, frozenNorm: true, probeFirst: true, layerDecay: 0.5 });
+    for (const [text, name] of [["lora-r8-lpft", "lora-r8-lpft"], ["block@1,3-lpft-lrd0.80", "block@1,3-lpft-lrd0.8"], ["block-p2-LPFT", "block-p2-lpft"]]) {
+      expect(strategyName(parseStrategy(text)), text).toBe(name);
+    }
+    expect(strategyTexts(["block@1", "3-lpft", "full-lpft"])).toEqual(["block@1,3-lpft", "full-lpft"]);
+    const names = (s: string) => applyStrategy(model(), parseStrategy(s), 5).map(([n]) => n);
+    for (const base of ["full", "top-2", "lora-r2", "block-p2"]) expect(names(`${base}-lpft`), base).toEqual(names(base));
+  });
+
+  it("refuses it on linear probing, and after a decay", () => {
+    expect(strategyProblem(parseStrategy("linear-lpft"))).toBe("-lpft on a strategy that trains more than the head (not linear)");
+    expect(strategyProblem(parseStrategy("top-0-lpft"))).toBeUndefined();
+    for (const text of ["full-lrd0.5-lpft", "full-lpft-lpft", "lpft"]) expect(() => parseStrategy(text), text).toThrow(`strategy: unknown "${text}"`);
+  });
+});

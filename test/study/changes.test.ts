@@ -59,6 +59,12 @@ describe("configChanges", () => {
     expect(configChanges(base, changed({ headInit: "trunc-normal" })).refusing).toEqual(['headInit of full: "uniform" -> "trunc-normal"', 'headInit of linear: "uniform" -> "trunc-normal"']);
   });
 
+  it("keeps the cells through a linear probe for an added -lpft strategy, but not a changed one for a kept -lpft strategy", () => {
+    const probed = changed({ strategies: ["full", "linear", "full-lpft"], linearProbe: { lr: 1 } });
+    expect(configChanges(base, probed)).toEqual({ keeping: ['strategies: ["full","linear"] -> ["full","linear","full-lpft"]', 'linearProbe: absent -> {"lr":1}'], refusing: [] });
+    expect(configChanges(probed, changed({ strategies: ["full", "linear", "full-lpft"], linearProbe: { lr: 1, steps: 30 } })).refusing).toEqual(['linearProbe of full-lpft: {"lr":1} -> {"lr":1,"steps":30}']);
+  });
+
   it("refuses a new first seed when a data spec draws a fraction with it, and only then", () => {
     expect(configChanges(base, changed({ seeds: [1] })).refusing).toEqual([]);
     const drawn = { ...DEFAULT_STUDY.transfer, train: { ...DEFAULT_STUDY.transfer.train, fraction: 0.5 } };
