@@ -127,7 +127,7 @@ describe("shipped configs", () => {
     c.analysis = { images: 0, gridImages: 1.5, bankPerClass: "10", extra: 1 };
     const text = problems(c);
     for (const p of [
-      "analysis.extra: unknown key (known keys: images, gridImages, bankPerClass, atSteps, resets, interpolate, strategies, tableRates)",
+      "analysis.extra: unknown key (known keys: images, gridImages, bankPerClass, atSteps, resets, interpolate, interpolateHead, strategies, tableRates)",
       "analysis.images: expected an integer >= 2, got 0",
       "analysis.gridImages: expected an integer >= 1, got 1.5",
       'analysis.bankPerClass: expected an integer >= 1, got "10"',
@@ -610,7 +610,7 @@ describe("bad configs", () => {
     const msg = problems(c);
     expect(msg).toContain('training.steps: expected an integer >= 1, got "100"');
     expect(msg).toContain("learningRates[1]: expected a number > 0, got -1");
-    expect(msg).toContain('strategies[1]: expected a strategy: full, linear, top-K, top-K-frozen-norm, lora-rR, block-pP or block@POS[,POS], each but linear with -lrdD (layer-wise rate decay D), got "lora-rx"');
+    expect(msg).toContain('strategies[1]: expected a strategy: full, linear, top-K, top-K-frozen-norm, lora-rR, block-pP or block@POS[,POS], each but linear with -lpft (a linear probe first) and -lrdD (layer-wise rate decay D), in that order, got "lora-rx"');
     expect(msg).toContain("transfer.test.perClass: expected an integer >= 1, got 2.5");
     expect(msg).toContain('knn.queries.transform: expected one of train, eval, knn, got "center"');
     expect(msg).toContain("backbone.pretrain.model.heads: expected a divisor of width 60");
