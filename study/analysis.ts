@@ -246,8 +246,9 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
   return files;
 }
 
-// What the resets and the interpolation read (study/analysis-resets.ts): transfer.test in the runner's batches, and knn.bank, knn.queries
-// and knn.otherBanks whole (`opened`: those the analysis opened already, the banks where they are whole).
+// What the resets and the interpolation read (study/analysis-resets.ts): transfer.test in the runner's batches, and
+// knn.bank, knn.queries and knn.otherBanks whole (`opened`: those the analysis opened already, the banks where they
+// are whole).
 async function resetDataOf(
   config: StudyConfig,
   size: number,

@@ -3,27 +3,13 @@
 // step 0 while it is measured, every other tensor its fine-tuned value, and every tensor its fine-tuned bytes after,
 // a failed measure's too.
 import { describe, expect, it } from "vitest";
-import { loadVit } from "../../vit/load.js";
-import type { VisionTransformer } from "../../vit/model.js";
-import { applyStrategy, parseStrategy } from "../../peft/strategy.js";
+import { parseStrategy } from "../../peft/strategy.js";
 import { blockMap } from "../../eval/block-map.js";
 import { resetUnits, withEachReset } from "../../eval/block-reset.js";
-import { randn, useEngine } from "../helpers.js";
+import { useEngine } from "../helpers.js";
+import { parameterValues as values, tunedModels } from "./tuned-models.js";
 
 useEngine();
-
-// The fixture (2 blocks) with `strategy` applied: at step 0, and with every trainable tensor moved (fine-tuned).
-async function models(strategy: string): Promise<{ tuned: VisionTransformer; initial: VisionTransformer; trainable: string[] }> {
-  const load = async () => {
-    const m = (await loadVit("test/fixtures/vit-tiny.safetensors", { heads: 2 })).model;
-    applyStrategy(m, parseStrategy(strategy), 3, 1);
-    return m;
-  };
-  const [tuned, initial] = [await load(), await load()];
-  const trainable = tuned.parameters().filter(([, t]) => t.requiresGrad);
-  trainable.forEach(([, t], i) => t.write(randn(t.size, 100 + i)));
-  return { tuned, initial, trainable: trainable.map(([n]) => n) };
-}
 
 const names = (strategy: string, depth = 2) => {
   const params = (prefix: string) => ["norm1.weight", "attn.qkv.weight", "mlp.fc2.bias"].map((n) => prefix + n);
@@ -85,8 +71,7 @@ describe("resetUnits", () => {
 describe("withEachReset", () => {
   it("holds each unit's tensors at step 0 while it is measured, the others fine-tuned, and restores every byte", async () => {
     for (const [strategy, grain] of [["full", "blocks"], ["lora-r2", "blocks"], ["block-p1", "blocks"], ["full", "layers"]] as const) {
-      const { tuned, initial, trainable } = await models(strategy);
-      const values = async (m: VisionTransformer) => new Map(await Promise.all(m.parameters().map(async ([n, t]) => [n, await t.data()] as const)));
+      const { tuned, initial, trainable } = await tunedModels(strategy);
       const [before, start] = [await values(tuned), await values(initial)];
       const units = resetUnits(trainable, blockMap(parseStrategy(strategy), 2), grain);
       const seen = await withEachReset(tuned, initial, units, async (unit) => {
@@ -105,8 +90,8 @@ describe("withEachReset", () => {
   });
 
   it("refuses a model at step 0 without a unit's tensor", async () => {
-    const { tuned, trainable } = await models("lora-r2");
-    const { initial } = await models("full");
+    const { tuned, trainable } = await tunedModels("lora-r2");
+    const { initial } = await tunedModels("full");
     const units = resetUnits(trainable, blockMap(parseStrategy("lora-r2"), 2));
     await expect(withEachReset(tuned, initial, units, async () => 0)).rejects.toThrow(/^block reset: the model at step 0 has no parameter blocks\.0\.attn\.qkv\.lora_q\.A$/);
     tuned.dispose();

@@ -3,29 +3,13 @@
 // LoRA's adapted weight on the straight line between the original's and the merged fine-tuned one (A kept, B
 // moved), and every tensor's fine-tuned bytes after, a failed measure's too.
 import { describe, expect, it } from "vitest";
-import { loadVit } from "../../vit/load.js";
 import type { VisionTransformer } from "../../vit/model.js";
-import { applyStrategy, parseStrategy } from "../../peft/strategy.js";
 import { mergeLora } from "../../peft/lora.js";
 import { interpolated, interpolationPoints, withEachInterpolation } from "../../eval/weight-interpolation.js";
 import { randn, useEngine } from "../helpers.js";
+import { parameterValues as values, tunedModels } from "./tuned-models.js";
 
 useEngine();
-
-// The fixture (2 blocks) with `strategy` applied: at step 0, and with every trainable tensor moved (fine-tuned).
-async function models(strategy: string): Promise<{ tuned: VisionTransformer; initial: VisionTransformer; trainable: string[] }> {
-  const load = async () => {
-    const m = (await loadVit("test/fixtures/vit-tiny.safetensors", { heads: 2 })).model;
-    applyStrategy(m, parseStrategy(strategy), 3, 1);
-    return m;
-  };
-  const [tuned, initial] = [await load(), await load()];
-  const trainable = tuned.parameters().filter(([, t]) => t.requiresGrad);
-  trainable.forEach(([, t], i) => t.write(randn(t.size, 100 + i, 0.1)));
-  return { tuned, initial, trainable: trainable.map(([n]) => n) };
-}
-
-const values = async (m: VisionTransformer) => new Map(await Promise.all(m.parameters().map(async ([n, t]) => [n, await t.data()] as const)));
 
 describe("interpolationPoints", () => {
   it("moves every trainable tensor but the head's, at each weight; none where only the head trains; refuses a weight outside [0, 1]", () => {
@@ -51,7 +35,7 @@ describe("interpolated", () => {
 describe("withEachInterpolation", () => {
   it("holds every moved tensor at its weight while the point is measured, the head fine-tuned, and restores every byte", async () => {
     for (const strategy of ["full", "lora-r2", "block-p1", "top-1"]) {
-      const { tuned, initial, trainable } = await models(strategy);
+      const { tuned, initial, trainable } = await tunedModels(strategy, 0.1);
       const [before, start] = [await values(tuned), await values(initial)];
       const points = interpolationPoints(trainable, [0, 0.25, 1]);
       const seen = await withEachInterpolation(tuned, initial, points, async (p) => {
@@ -72,7 +56,7 @@ describe("withEachInterpolation", () => {
   });
 
   it("puts LoRA's merged weight on the straight line between the original's and the fine-tuned model's", async () => {
-    const { tuned, initial, trainable } = await models("lora-r2");
+    const { tuned, initial, trainable } = await tunedModels("lora-r2", 0.1);
     const merged = async (m: VisionTransformer) => {
       mergeLora(m);
       return (await values(m)).get("blocks.1.attn.qkv.weight")!;
@@ -82,7 +66,7 @@ describe("withEachInterpolation", () => {
     const [point] = interpolationPoints(trainable, [alpha]);
     // The model at the point, merged, against the fine-tuned model merged (a copy: merging writes the weights).
     const atPoint = await withEachInterpolation(tuned, initial, [point], async () => {
-      const copy = await models("lora-r2");
+      const copy = await tunedModels("lora-r2", 0.1);
       const now = await values(tuned);
       for (const [name, t] of copy.tuned.parameters()) t.write(now.get(name)!);
       const w = await merged(copy.tuned);
