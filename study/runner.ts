@@ -539,11 +539,15 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
     const testLoader = loader(data.transferTest, config.transfer.test, false);
     // The images that choose the best checkpoint: transfer.val's, else the test images.
     const selectLoader = data.transferVal ? loader(data.transferVal, valTransformSpec(config), false) : testLoader;
+    const metadata = { [MANIFEST_KEY]: JSON.stringify(manifest) };
+    // LP-FT: the head alone first, the backbone frozen, in a folder of its own (which resumes as the cell does); the
+    // fine-tuning then starts from its head. First, while the model is as applyStrategy made it: a resumed cell's
+    // checkpoint loaded for its curve or kept step would train a lost probe on the fine-tuned backbone.
+    const probed = probe && (await trainProbe(c, cell, model, trainable, { ...settings, lr: probe.lr, steps: probe.steps ?? settings.steps, layerDecay: undefined }, loader(data.transferTrain, config.transfer.train, true), metadata));
     const resumed = await resumedStep(c.dir);
     const curve = config.knn.atSteps && (await startCurve(c, model, trainable, cell.lr, resumed));
     // The backbones of analysis.atSteps, as the best checkpoint holds its own. Unjudged: a cell that diverges says
     // so through its losses, and its steps are never analysed.
-    const metadata = { [MANIFEST_KEY]: JSON.stringify(manifest) };
     const keptSteps = config.analysis?.atSteps;
     const keepStep = async (step: number) => {
       const tensors = await snapshot(trainable, step, false);
@@ -554,9 +558,6 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       await loadTrainable(join(c.dir, LAST_CHECKPOINT), trainable);
       await keepStep(resumed);
     }
-    // LP-FT: the head alone first, the backbone frozen, in a folder of its own (which resumes as the cell does); the
-    // fine-tuning then starts from its head.
-    const probed = probe && (await trainProbe(c, cell, model, trainable, { ...settings, lr: probe.lr, steps: probe.steps ?? settings.steps, layerDecay: undefined }, loader(data.transferTrain, config.transfer.train, true), metadata));
     let curveSecondsInTraining = 0;
     const result = await train({
       model,
