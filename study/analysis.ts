@@ -45,10 +45,11 @@ import { parseStrategy, strategyName } from "../peft/strategy.js";
 import { imageGridSvg } from "../plot/image-grid.js";
 import { type FigureSpec, figureFileNames, figureFiles, renderPng } from "../plot/render.js";
 import { loadVit } from "../vit/load.js";
+import { readSafetensors } from "../vit/safetensors.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type RunAnalysis, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
-import { cellCheckpointPath, cellFolder, cellResultPath, cellStepPath, cellsFolder } from "./cells.js";
+import { cellCheckpointPath, cellFolder, cellProbePath, cellResultPath, cellStepPath, cellsFolder } from "./cells.js";
 import { DEFAULTS, type InterpolationHead, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
 import { attentionDriftSpec, ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
 import { stepsSpec } from "./figures/analysis-steps.js";
@@ -286,12 +287,13 @@ async function editsOf(
   }
 }
 
-// With the head "probe": for each seed of the chosen cells, linear probing's finished cell of that seed at the
-// table's rate, whose head the interpolation moves from.
+// With the head "probe": for each seed of the chosen cells (but -lpft cells, whose head moves from their own probe's),
+// linear probing's finished cell of that seed at the table's rate, whose head the interpolation moves from.
 function probeCellsOf(all: CellResult[], table: TableRow[], chosen: CellResult[], configPath: string): Map<number, CellResult> {
+  const cells = new Map<number, CellResult>();
+  if (chosen.length === 0) return cells;
   const row = table.find((r) => r.strategy.kind === "linear");
   if (!row) throw new Error(`analyze: the head "probe" moves each cell's head from linear probing's, and ${configPath} has no finished linear probing cell`);
-  const cells = new Map<number, CellResult>();
   for (const seed of new Set(chosen.map((c) => c.seed))) {
     const cell = all.find((c) => c.strategy === strategyName(row.strategy) && c.lr === row.lr && c.seed === seed);
     if (!cell) throw new Error(`analyze: the head "probe" moves each cell's head from linear probing's, and seed ${seed} has no finished ${strategyName(row.strategy)} cell at lr ${row.lr} (the table's rate)`);
@@ -347,7 +349,8 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   const interpolate = opts.interpolate === false ? undefined : (opts.interpolate ?? spec.interpolate);
   const interpolateHead = opts.interpolateHead ?? spec.interpolateHead ?? "tuned";
   if (opts.interpolateHead && !interpolate) throw new Error(`analyze: the head "${opts.interpolateHead}" is the interpolation's, and there are no weights to interpolate at (--interpolate, or analysis.interpolate in ${configPath})`);
-  const probeCells = interpolate && interpolateHead === "probe" ? probeCellsOf(all, summary(0, "").table, finished, configPath) : undefined;
+  const probedFirst = (c: CellResult) => parseStrategy(c.strategy).probeFirst === true;
+  const probeCells = interpolate && interpolateHead === "probe" ? probeCellsOf(all, summary(0, "").table, finished.filter((c) => !probedFirst(c)), configPath) : undefined;
   for (const c of finished) {
     const best = cellCheckpointPath(dir, c.id);
     if (!existsSync(best)) throw new Error(`analyze: cell ${c.id} is finished but its checkpoint ${best} is missing`);
@@ -357,6 +360,9 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   for (const c of probeCells?.values() ?? []) {
     if (!existsSync(cellCheckpointPath(dir, c.id))) throw new Error(`analyze: the head "probe" moves each cell's head from linear probing's, and cell ${c.id}'s checkpoint ${cellCheckpointPath(dir, c.id)} is missing`);
     await checkMadeAs(cellCheckpointPath(dir, c.id), c);
+  }
+  for (const c of probeCells ? finished.filter(probedFirst) : []) {
+    if (!existsSync(cellProbePath(dir, c.id))) throw new Error(`analyze: the head "probe" moves cell ${c.id}'s head from its own linear probe's, and ${cellProbePath(dir, c.id)} is missing; delete ${cellFolder(dir, c.id)} to train the cell again`);
   }
   const backboneJson = join(dir, "backbone.json");
   let backbone = opts.backbone && resolve(opts.backbone);
@@ -450,18 +456,16 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     const stepResetData = resetData && { ...resetData, knn: { ...resetData.knn, otherBanks: undefined } };
     const bestEdits = { ...(resets && { grain }), ...(interpolate && { alphas: interpolate }) };
     const stepEdits = { ...(resets && { grain }) };
-    // Linear probing's head of each seed, read once.
+    // The head a cell's interpolation moves from with the head "probe": an -lpft cell's own probe's, else linear
+    // probing's of its seed (read once a seed).
+    const headsOf = async (path: string) => new Map([...(await readSafetensors(path)).tensors].filter(([n]) => n.startsWith("head.")).map(([n, t]) => [n, t.data] as const));
     const probeHeads = new Map<number, Map<string, Float32Array>>();
-    const probeHeadOf = async (seed: number) => {
-      const cell = probeCells?.get(seed);
-      if (!cell || probeHeads.has(seed)) return probeHeads.get(seed);
-      const { model } = await loadFinetuned(backbone, cellCheckpointPath(dir, cell.id), { ...loadOptions, baseSha256 });
-      try {
-        probeHeads.set(seed, new Map(await Promise.all(model.parameters().filter(([n]) => n.startsWith("head.")).map(async ([n, t]) => [n, await t.data()] as const))));
-      } finally {
-        model.dispose();
-      }
-      return probeHeads.get(seed);
+    const probeHeadOf = async (c: CellResult) => {
+      if (!probeCells) return undefined;
+      if (probedFirst(c)) return headsOf(cellProbePath(dir, c.id));
+      const linear = probeCells.get(c.seed)!;
+      if (!probeHeads.has(c.seed)) probeHeads.set(c.seed, await headsOf(cellCheckpointPath(dir, linear.id)));
+      return probeHeads.get(c.seed);
     };
     const last = original.blocks.length - 1;
     for (const [i, c] of (kept ? [] : finished).entries()) {
@@ -478,7 +482,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
           model.dispose();
         }
       };
-      const probeHead = interpolate && (await probeHeadOf(c.seed));
+      const probeHead = interpolate && (await probeHeadOf(c));
       const r = await compare(cellCheckpointPath(dir, c.id), data, { ...bestEdits, ...(probeHead && { probeHead }) }, resetData);
       const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: m.knnCorrect.map(packCorrect), attention: m.attention, weights: m.weights });
       const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks), grid: Array.from(r.grid.maps), ...(r.resets && { resets: r.resets }), ...(r.interpolation && { interpolation: r.interpolation }) };

@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { type StudyConfig, ratesFor } from "./config.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
-import { BEST_CHECKPOINT } from "../train/checkpoint.js";
+import { BEST_CHECKPOINT, LAST_CHECKPOINT } from "../train/checkpoint.js";
 
 export interface Cell {
   id: string; // file-name safe: "lora-r8_lr0.01_s0"
@@ -73,6 +73,11 @@ export function cellCheckpointPath(out: string, id: string): string {
 
 // An -lpft cell's linear probe (study/runner.ts): its checkpoints and metrics, in a folder of the cell's own.
 export const PROBE_FOLDER = "probe";
+
+// The head an -lpft cell's fine-tuning started from: its probe's last checkpoint.
+export function cellProbePath(out: string, id: string): string {
+  return join(cellFolder(out, id), PROBE_FOLDER, LAST_CHECKPOINT);
+}
 
 // The backbone a cell kept at a step of analysis.atSteps: its trainable tensors and manifest, as the best checkpoint's.
 export const stepFile = (step: number): string => `step-${step}.safetensors`;

@@ -3,7 +3,8 @@
 // the head alone, as linear probing's cell of the seed at that rate does, bit for bit; the fine-tuning starts at a
 // lower loss than the same cell from a drawn head; the manifest records
 // the probe; a cell killed after its probe, or with its probe lost, resumes to the same bytes; the config names a
-// missing or unused linearProbe and a probe no longer than the warm-up.
+// missing or unused linearProbe and a probe no longer than the warm-up; the interpolation with the head "probe"
+// moves an -lpft cell's head from its own probe's.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
 import { cp, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
@@ -12,7 +13,8 @@ import { join } from "node:path";
 import { configJson, parseStudyConfig, type StudyConfig } from "../../study/config.js";
 import { runExperiment } from "../../study/runner.js";
 import { strategyName } from "../../peft/strategy.js";
-import { readSafetensors } from "../../vit/safetensors.js";
+import { readSafetensors, writeSafetensors } from "../../vit/safetensors.js";
+import { analyzeRun } from "../../study/analysis.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
 import { miniStudy } from "./program.js";
@@ -98,6 +100,28 @@ describe("a strategy with a linear probe first (-lpft)", () => {
       for (const f of ["best.safetensors", "last.safetensors"]) expect((await bytes(dir, f)).equals(await bytes(run(), f)), `${name}: ${f}`).toBe(true);
       expect((await readFile(cellFile(dir, PROBED, "probe", "last.safetensors"))).equals(await readFile(cellFile(run(), PROBED, "probe", "last.safetensors"))), `${name}: the probe`).toBe(true);
     }
+  });
+
+  it("moves an -lpft cell's head from its own probe's in the interpolation with the head \"probe\", other cells' from linear probing's", async () => {
+    // A copy whose linear probing cell's head is zeroed: full's interpolation reads it, full-lpft's its own probe.
+    const zeroed = join(root, "zeroed-linear");
+    await cp(run(), zeroed, { recursive: true });
+    const linearBest = cellFile(zeroed, `linear_lr${PROBE.lr}_s0`, "best.safetensors");
+    const { tensors, metadata } = await readSafetensors(linearBest);
+    for (const [name, t] of tensors) if (name.startsWith("head.")) tensors.set(name, { shape: t.shape, data: new Float32Array(t.data.length) });
+    await writeSafetensors(linearBest, tensors, metadata);
+    const atZero = async (dir: string, out: string) => {
+      const { analysis } = await analyzeRun(dir, { out: join(root, out), strategies: ["full", "full-lpft"], interpolate: [0], interpolateHead: "probe" });
+      return Object.fromEntries(analysis.cells.map((c) => [c.strategy, c.interpolation!.points[0].transferCorrect.bits]));
+    };
+    const [before, after] = [await atZero(run(), "probe-heads"), await atZero(zeroed, "probe-heads-zeroed")];
+    expect(after["full-lpft"]).toBe(before["full-lpft"]);
+    expect(after.full).not.toBe(before.full);
+    // Its own probe is required.
+    await rm(cellFile(zeroed, PROBED, "probe"), { recursive: true });
+    await expect(analyzeRun(zeroed, { out: join(root, "no-own-probe"), interpolate: [0], interpolateHead: "probe" })).rejects.toThrow(
+      `analyze: the head "probe" moves cell ${PROBED}'s head from its own linear probe's, and ${cellFile(zeroed, PROBED, "probe", "last.safetensors")} is missing; delete ${join(zeroed, "cells", PROBED)} to train the cell again`,
+    );
   });
 
   it("needs linearProbe with an -lpft strategy, refuses it without one, and a probe no longer than the warm-up", () => {
