@@ -4,10 +4,10 @@
 // α = 1 the fine-tuned model, bit for bit. By default the head is not moved: the weights go back, the classifier
 // trained on them stays (the study's transfer accuracy needs a head, and the one at step 0 is untrained). Where the
 // caller has put a trained head of its own in the model at step 0 (linear probing's, the end WiSE-FT's zero-shot
-// model stands for), the head moves too, and α = 0 is that model whole. LoRA's A is the
-// exception: it keeps its fine-tuned value while B moves, so the adapted weight W + s · B A is the straight line
-// between the original's W and the fine-tuned model's merged weight (B is zero at step 0; moving A too would bend
-// it, α² where A is small). Block Expansion's new blocks move from the copy that computes the identity.
+// model stands for), the head moves too, and α = 0 is that model whole. LoRA's A is the exception: it keeps its
+// fine-tuned value while B moves, so the adapted weight W + s · B A is the straight line between the original's W and
+// the fine-tuned model's merged weight (B is zero at step 0; moving A too would bend it, α² where A is small). Block
+// Expansion's new blocks move from the copy that computes the identity.
 import type { VisionTransformer } from "../vit/model.js";
 import { isLoraKey } from "../peft/lora.js";
 import { withEachEdit } from "./weight-edit.js";

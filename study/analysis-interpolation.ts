@@ -5,9 +5,9 @@
 // transfer.test and the source k-NN of knn.queries against knn.bank (and each other bank). Where the resets ask
 // which part's change forgets, this asks how much of the change: whether part of the way back keeps the transfer and
 // wins back the source domain, as WiSE-FT found for CLIP; α = 0 is the resets' "all". With the head "probe" the head
-// moves too, from the linear probing cell's of the same seed (put in the model at step 0 by the caller), so that α =
-// 0 is linear probing whole: WiSE-FT's path from its zero-shot model, which the head trained on the original
-// features stands for here. Each point against the fine-tuned model's own answers, paired image by image, as the
+// moves too, from the linear probing cell's of the same seed, or an -lpft cell's own probe's (put in the model at
+// step 0 by the caller), so that α = 0 is a linear probe whole: WiSE-FT's path from its zero-shot model, which the
+// head trained on the original features stands for here. Each point against the fine-tuned model's own answers, paired image by image, as the
 // resets are.
 import type { VisionTransformer } from "../vit/model.js";
 import { interpolationPoints, withEachInterpolation } from "../eval/weight-interpolation.js";
