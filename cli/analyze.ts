@@ -46,8 +46,9 @@ export const analyze: Command = {
                     (LoRA by its merged weight, the head kept), scored as the study does: how much of the change
                     the transfer needs (default: analysis.interpolate)
   --interpolate-head  tuned: the fine-tuned head at every weight; probe: the head moved too, from the head of the
-                    linear probing cell of the same seed, so that a = 0 is linear probing (WiSE-FT's path from its
-                    zero-shot model; default: analysis.interpolateHead, else tuned)
+                    linear probing cell of the same seed (an -lpft cell's: its own probe's), so that a = 0 is a
+                    linear probe (WiSE-FT's path from its zero-shot model; default: analysis.interpolateHead, else
+                    tuned)
   --strategies      only these strategies' cells, e.g. full,top-4 (default: analysis.strategies, else every
                     finished cell)
   --table-rates     only the cells at their strategy's rate in the table: the rows the summaries and figures show
