@@ -4,7 +4,7 @@ import { UsageError } from "../util/command.js";
 import { checkOutputFolder, decimal, parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { analyzeRun } from "../study/analysis.js";
-import { DEFAULTS, INTERPOLATION_HEADS, type InterpolationHead } from "../study/config.js";
+import { DEFAULTS, INTERPOLATION_HEADS, type InterpolationHead, firstUnordered } from "../study/config.js";
 import { parseStrategy, strategyName, strategyTexts } from "../peft/strategy.js";
 
 export const FLAGS = {
@@ -91,7 +91,7 @@ analysis-interpolation.*: source k-NN against transfer at each weight, per strat
       if (a === undefined || a < 0 || a > 1) throw new UsageError(`flag --interpolate: expected weights in [0, 1], got "${text}"`);
       return a;
     });
-    const unordered = interpolate?.findIndex((a, i) => i > 0 && a <= interpolate[i - 1]) ?? -1;
+    const unordered = interpolate ? firstUnordered(interpolate) : -1;
     if (unordered > 0) throw new UsageError(`flag --interpolate: expected ascending, distinct weights, got ${interpolate![unordered]} after ${interpolate![unordered - 1]}`);
     if (flags["table-rates"] && flags["all-rates"]) throw new UsageError("flags --table-rates and --all-rates: expected one of them, got both");
     const head = flags["interpolate-head"];

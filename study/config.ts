@@ -476,11 +476,21 @@ function backboneSpec(c: Checker, v: unknown, path: string): BackboneSpec | unde
   };
 }
 
+// The index of the first number of `xs` not above the one before it (-1: ascending and distinct throughout).
+export function firstUnordered(xs: readonly number[]): number {
+  return xs.findIndex((x, i) => i > 0 && x <= xs[i - 1]);
+}
+
+// A non-empty array of numbers `item` accepts, ascending and distinct; `above(x)` says what the next one must be.
+function ascending(c: Checker, v: unknown, path: string, item: (x: unknown, p: string) => number | undefined, above: (x: number) => string): number[] | undefined {
+  const xs = c.array(v, path, item);
+  const unordered = xs ? firstUnordered(xs) : -1;
+  return unordered > 0 ? c.fail(`${path}[${unordered}]`, `${above(xs![unordered - 1])} (ascending, distinct)`, xs![unordered]) : xs;
+}
+
 // Steps of training, each >= `min`, ascending and distinct (each <= training.steps: checked with the whole config).
 function ascendingSteps(c: Checker, v: unknown, path: string, min: number): number[] | undefined {
-  const steps = c.array(v, path, (y, q) => c.int(y, q, min));
-  const unordered = steps?.findIndex((s, i) => i > 0 && s <= steps[i - 1]) ?? -1;
-  return unordered > 0 ? c.fail(`${path}[${unordered}]`, `a step after ${steps![unordered - 1]} (ascending, distinct)`, steps![unordered]) : steps;
+  return ascending(c, v, path, (y, q) => c.int(y, q, min), (x) => `a step after ${x}`);
 }
 
 function linearProbeSpec(c: Checker, v: unknown, path: string): LinearProbeSpec | undefined {
@@ -494,9 +504,7 @@ function linearProbeSpec(c: Checker, v: unknown, path: string): LinearProbeSpec 
 
 // analysis.interpolate: weights in [0, 1], ascending and distinct.
 function interpolationWeights(c: Checker, v: unknown, path: string): number[] | undefined {
-  const weights = c.array(v, path, (y, q) => c.number(y, q, "a number in [0, 1]", (n) => n >= 0 && n <= 1));
-  const unordered = weights?.findIndex((w, i) => i > 0 && w <= weights[i - 1]) ?? -1;
-  return unordered > 0 ? c.fail(`${path}[${unordered}]`, `a weight above ${weights![unordered - 1]} (ascending, distinct)`, weights![unordered]) : weights;
+  return ascending(c, v, path, (y, q) => c.number(y, q, "a number in [0, 1]", (n) => n >= 0 && n <= 1), (x) => `a weight above ${x}`);
 }
 
 function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
