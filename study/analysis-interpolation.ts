@@ -24,11 +24,12 @@ export interface CellInterpolation {
   points: InterpolationScores[]; // at each weight of analysis.interpolate, in its order; none for linear probing
 }
 
-// A cell's model (its trainable tensors those with requiresGrad, LoRA not merged) scored as it is and at each
-// weight, `initial` the model where its fine-tuning started (with the head "probe", linear probing's head in it).
-export async function cellInterpolation(model: VisionTransformer, initial: VisionTransformer, alphas: number[], data: ResetData, head: InterpolationHead = "tuned"): Promise<CellInterpolation> {
+// A cell's model (its trainable tensors those with requiresGrad, LoRA not merged) scored as it is (or `tuned`, its
+// scores as the caller has them already: the resets') and at each weight, `initial` the model where its fine-tuning
+// started (with the head "probe", linear probing's head in it).
+export async function cellInterpolation(model: VisionTransformer, initial: VisionTransformer, alphas: number[], data: ResetData, head: InterpolationHead = "tuned", tunedScores?: ResetScores): Promise<CellInterpolation> {
   const points = interpolationPoints(model.parameters().filter(([, t]) => t.requiresGrad).map(([name]) => name), alphas, head === "probe");
-  const tuned = await scores(model, data);
+  const tuned = tunedScores ?? (await scores(model, data));
   return { tuned, points: await withEachInterpolation(model, initial, points, async (p) => ({ alpha: p.alpha, ...(await scores(model, data)) })) };
 }
 

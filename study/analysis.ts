@@ -280,7 +280,8 @@ async function editsOf(
       const head = asked.probeHead?.get(name);
       if (head) t.write(head);
     }
-    const interpolation = asked.alphas && (await cellInterpolation(model, initial, asked.alphas, data, asked.probeHead ? "probe" : "tuned"));
+    // The model as it is was scored by the resets already, where they ran.
+    const interpolation = asked.alphas && (await cellInterpolation(model, initial, asked.alphas, data, asked.probeHead ? "probe" : "tuned", resets?.tuned));
     return { ...(resets && { resets }), ...(interpolation && { interpolation }) };
   } finally {
     initial.dispose();
@@ -344,13 +345,16 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   if (!existsSync(baselinePath)) throw new Error(`analyze: expected ${baselinePath}, found none`);
   const baseline = await readBaseline(baselinePath, config, "analyze");
   const summary = (imageSize: number, backbone: string) => summarize(config, baseline, outcomes, { backbone, data: {}, imageSize });
-  const rows = (opts.tableRates ?? spec.tableRates) ? summary(0, "").table : undefined; // the rows alone: no image size or backbone read
+  // The table's rows alone (no image size or backbone read), made once for the choices that need them.
+  let table: TableRow[] | undefined;
+  const tableRows = () => (table ??= summary(0, "").table);
+  const rows = (opts.tableRates ?? spec.tableRates) ? tableRows() : undefined;
   const finished = chosenCells(all, config, configPath, opts.strategies ?? spec.strategies, rows);
   const interpolate = opts.interpolate === false ? undefined : (opts.interpolate ?? spec.interpolate);
   const interpolateHead = opts.interpolateHead ?? spec.interpolateHead ?? "tuned";
   if (opts.interpolateHead && !interpolate) throw new Error(`analyze: the head "${opts.interpolateHead}" is the interpolation's, and there are no weights to interpolate at (--interpolate, or analysis.interpolate in ${configPath})`);
   const probedFirst = (c: CellResult) => parseStrategy(c.strategy).probeFirst === true;
-  const probeCells = interpolate && interpolateHead === "probe" ? probeCellsOf(all, summary(0, "").table, finished.filter((c) => !probedFirst(c)), configPath) : undefined;
+  const probeCells = interpolate && interpolateHead === "probe" ? probeCellsOf(all, tableRows(), finished.filter((c) => !probedFirst(c)), configPath) : undefined;
   for (const c of finished) {
     const best = cellCheckpointPath(dir, c.id);
     if (!existsSync(best)) throw new Error(`analyze: cell ${c.id} is finished but its checkpoint ${best} is missing`);

@@ -83,6 +83,16 @@ describe("analysis.interpolate in a study", () => {
     expect((await readAnalysis()).cells.map(without)).toEqual(analysis.cells);
   });
 
+  it("with the resets beside it, gives the same points, the model as it is scored once for both", async () => {
+    const { analysis } = await analyzeRun(out(), { out: join(root, "with-resets"), resets: true });
+    const alone = await readAnalysis();
+    for (const c of analysis.cells) {
+      const only = alone.cells.find((a) => a.id === c.id)!.interpolation!;
+      expect(c.interpolation, c.id).toEqual(only);
+      expect(c.interpolation!.tuned, c.id).toEqual(c.resets!.tuned);
+    }
+  });
+
   it("summarises each row's weights, paired with its own fine-tuned answers, in the log, the CSV and a figure", async () => {
     const a = await readAnalysis();
     for (const f of analysisFileNames({ interpolate: WEIGHTS })) expect(existsSync(join(out(), f)), f).toBe(true);
