@@ -6,10 +6,9 @@
 // cells; a change of anything else (backbone, knn, transfer, training, imageSize, and any key added later) would mix
 // two studies' cells in one table. A key that holds one value per strategy (headInit; linearProbe, which only the
 // -lpft strategies read) only has to agree on the strategies both configs have: an added or removed strategy's entry
-// touches no finished cell. And a data spec with
-// a `fraction` draws its images with the first seed (openStudyData in study/study-data.ts), so with such a spec a
-// new seeds[0] changes the data of every cell (knn.val's and the other banks' aside: their scores are made anew for
-// the images they then hold).
+// touches no finished cell. And a data spec with a `fraction` draws its images with the first seed (openStudyData in
+// study/study-data.ts), so with such a spec a new seeds[0] changes the data of every cell (knn.val's and the other
+// banks' aside: their scores are made anew for the images they then hold).
 import { type StudyConfig, headInitFor, studyIdentity } from "./config.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
 import { differences, show } from "../util/differences.js";

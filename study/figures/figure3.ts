@@ -16,8 +16,8 @@ export interface BlockPoint extends RatePoint {
 }
 
 // Every Block Expansion strategy x rate with finished cells, in the cells' order, trained at one rate (no layer-wise
-// decay) from a drawn head (no linear probe first). Where two strategies add the same number of blocks (block-p1 and block@11), the first in the config
-// stands for it.
+// decay) from a drawn head (no linear probe first). Where two strategies add the same number of blocks (block-p1 and
+// block@11), the first in the config stands for it.
 function expansionAtOneRate(name: string): Extract<Strategy, { kind: "block" }> | undefined {
   const s = parseStrategy(name);
   return s.kind === "block" && s.layerDecay === undefined && !s.probeFirst ? s : undefined;
