@@ -49,6 +49,7 @@ import { readSafetensors } from "../vit/safetensors.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type RunAnalysis, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
+import { startingHead } from "./probe-head.js";
 import { cellCheckpointPath, cellFolder, cellProbePath, cellResultPath, cellStepPath, cellsFolder } from "./cells.js";
 import { DEFAULTS, type InterpolationHead, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
 import { attentionDriftSpec, ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
@@ -460,13 +461,14 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     const stepResetData = resetData && { ...resetData, knn: { ...resetData.knn, otherBanks: undefined } };
     const bestEdits = { ...(resets && { grain }), ...(interpolate && { alphas: interpolate }) };
     const stepEdits = { ...(resets && { grain }) };
-    // The head a cell's interpolation moves from with the head "probe": an -lpft cell's own probe's, else linear
-    // probing's of its seed (read once a seed).
+    // The head a cell's interpolation moves from with the head "probe": an -lpft cell's own probe's, as its
+    // fine-tuning started from it (scaled to linearProbe.headNorm where given), else linear probing's of its seed
+    // (read once a seed).
     const headsOf = async (path: string) => new Map([...(await readSafetensors(path)).tensors].filter(([n]) => n.startsWith("head.")).map(([n, t]) => [n, t.data] as const));
     const probeHeads = new Map<number, Map<string, Float32Array>>();
     const probeHeadOf = async (c: CellResult) => {
       if (!probeCells) return undefined;
-      if (probedFirst(c)) return headsOf(cellProbePath(dir, c.id));
+      if (probedFirst(c)) return startingHead(await headsOf(cellProbePath(dir, c.id)), config.linearProbe?.headNorm, cellProbePath(dir, c.id));
       const linear = probeCells.get(c.seed)!;
       if (!probeHeads.has(c.seed)) probeHeads.set(c.seed, await headsOf(cellCheckpointPath(dir, linear.id)));
       return probeHeads.get(c.seed);

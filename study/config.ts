@@ -106,6 +106,9 @@ export interface AnalysisSpec {
 export interface LinearProbeSpec {
   lr: number;
   steps?: number;
+  // The probe's head scaled to this Frobenius norm of head.weight before the fine-tuning (study/probe-head.ts).
+  // Absent: as the probe left it.
+  headNorm?: number;
 }
 
 // A cell's training settings are these with the cell's learning rate.
@@ -125,8 +128,8 @@ export interface StudyConfig {
   // learningRates; headInitFor reads either. Absent: DEFAULTS.headInit (and absent in the canonical JSON).
   headInit?: HeadInit | Record<string, HeadInit>;
   // The linear probe of a `-lpft` strategy's cells (LP-FT): the head alone trained first, the backbone frozen, for
-  // `steps` (default training.steps) at `lr`, then fine-tuning from there. Required with an -lpft strategy, refused
-  // without one.
+  // `steps` (default training.steps) at `lr`, then fine-tuning from there (its head scaled to `headNorm` where
+  // given). Required with an -lpft strategy, refused without one.
   linearProbe?: LinearProbeSpec;
   seeds: number[];
   training: StudyTraining;
@@ -494,11 +497,12 @@ function ascendingSteps(c: Checker, v: unknown, path: string, min: number): numb
 }
 
 function linearProbeSpec(c: Checker, v: unknown, path: string): LinearProbeSpec | undefined {
-  const o = c.object(v, path, ["lr", "steps"]);
+  const o = c.object(v, path, ["lr", "steps", "headNorm"]);
   if (!o) return undefined;
   return {
     lr: c.required(o, "lr", path, (x, p) => c.positive(x, p)),
     ...("steps" in o && { steps: c.required(o, "steps", path, (x, p) => c.int(x, p, 1)) }),
+    ...("headNorm" in o && { headNorm: c.required(o, "headNorm", path, (x, p) => c.positive(x, p)) }),
   } as LinearProbeSpec;
 }
 

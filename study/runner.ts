@@ -82,6 +82,7 @@ import { type StudyData, checkDataFit, checkSameData, dataIdentities, openStudyD
 import { curvePoint, knnScores, otherBankScores } from "./study-knn.js";
 import { addBaselineAnswers, copyOriginalBanks } from "./original-answers.js";
 import { selectionOf, valTransformSpec } from "./validation.js";
+import { startingHead } from "./probe-head.js";
 import { type Cell, KNN_CURVE_FILE, KNN_BANKS_FILE, PROBE_FOLDER, cellCheckpointPath, cellClaimPath, cellFolder, cellKnnBanksPath, cellsFolder, cellResultPath, cellsOf, originalKnnBanksPath, stepFile } from "./cells.js";
 import { scoreKnnVal } from "./knn-val.js";
 import { scoreOtherBanks } from "./knn-banks.js";
@@ -544,6 +545,7 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
     // fine-tuning then starts from its head. First, while the model is as applyStrategy made it: a resumed cell's
     // checkpoint loaded for its curve or kept step would train a lost probe on the fine-tuned backbone.
     const probed = probe && (await trainProbe(c, cell, model, trainable, { ...settings, lr: probe.lr, steps: probe.steps ?? settings.steps, layerDecay: undefined }, loader(data.transferTrain, config.transfer.train, true), metadata));
+    if (probe?.headNorm !== undefined) await scaleProbeHead(trainable, probe.headNorm, `cell ${cell.id}'s linear probe`);
     const resumed = await resumedStep(c.dir);
     const curve = config.knn.atSteps && (await startCurve(c, model, trainable, cell.lr, resumed));
     // The backbones of analysis.atSteps, as the best checkpoint holds its own. Unjudged: a cell that diverges says
@@ -657,6 +659,14 @@ async function trainProbe(c: CellContext, cell: Cell, model: VisionTransformer, 
   } finally {
     for (const [, t] of frozen) t.requiresGrad = true;
   }
+}
+
+// linearProbe.headNorm: the probe's head, as trainProbe left it in `trainable`, scaled (study/probe-head.ts) for the
+// fine-tuning to start from. A resumed fine-tuning then loads its own checkpoint over it.
+async function scaleProbeHead(trainable: [string, Tensor][], headNorm: number, where: string): Promise<void> {
+  const head = trainable.filter(([name]) => name.startsWith("head."));
+  const scaled = startingHead(new Map(await Promise.all(head.map(async ([name, t]) => [name, await t.data()] as const))), headNorm, where);
+  for (const [name, t] of head) t.write(scaled.get(name)!);
 }
 
 // The step a cell's training resumes from: its last checkpoint's, else 0.

@@ -1,0 +1,16 @@
+// The head an -lpft cell's fine-tuning starts from: its linear probe's, as trained, or with linearProbe.headNorm
+// scaled by one factor (weight and bias alike, so every answer stays the probe's) to that Frobenius norm of
+// head.weight. A probe trained to convergence has a head far larger than a drawn one, and the gradient the head
+// sends into the backbone grows with it: the norm separates the probe's direction from its scale.
+
+// heads: "head.weight" (classes, C) and "head.bias" (classes), as read or written; `where` names them in errors.
+export function startingHead(heads: Map<string, Float32Array>, headNorm: number | undefined, where: string): Map<string, Float32Array> {
+  if (headNorm === undefined) return heads;
+  const weight = heads.get("head.weight");
+  if (!weight) throw new Error(`linearProbe.headNorm: expected head.weight in ${where}, found none`);
+  let squares = 0;
+  for (const w of weight) squares += w * w;
+  if (!(squares > 0) || !Number.isFinite(squares)) throw new Error(`linearProbe.headNorm: ${where}'s head.weight has norm ${Math.sqrt(squares)}, which no factor scales to ${headNorm}`);
+  const factor = headNorm / Math.sqrt(squares);
+  return new Map([...heads].map(([name, data]) => [name, data.map((x) => x * factor)]));
+}

@@ -1,0 +1,88 @@
+// linearProbe.headNorm: an -lpft cell's fine-tuning starts from its probe's head scaled by one factor, weight and bias
+// alike, to that Frobenius norm of head.weight; the probe's own checkpoint keeps the head as trained, and the
+// interpolation with the head "probe" starts from the scaled head, as the fine-tuning did.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cp, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { configJson, parseStudyConfig } from "../../study/config.js";
+import { startingHead } from "../../study/probe-head.js";
+import { runExperiment } from "../../study/runner.js";
+import { analyzeRun } from "../../study/analysis.js";
+import { readSafetensors, writeSafetensors } from "../../vit/safetensors.js";
+import { useEngine } from "../helpers.js";
+import { writeSynthetic } from "../train/synthetic.js";
+import { miniStudy } from "./program.js";
+
+useEngine();
+
+const norm = (x: Float32Array) => Math.sqrt(x.reduce((s, v) => s + v * v, 0));
+
+describe("startingHead", () => {
+  const heads = new Map([
+    ["head.weight", new Float32Array([3, 0, 0, 4])],
+    ["head.bias", new Float32Array([1, -2])],
+  ]);
+
+  it("is the probe's head without a norm, and scaled by one factor to the norm with one", () => {
+    expect(startingHead(heads, undefined, "p")).toBe(heads);
+    const scaled = startingHead(heads, 10, "p");
+    expect(Array.from(scaled.get("head.weight")!)).toEqual([6, 0, 0, 8]);
+    expect(Array.from(scaled.get("head.bias")!)).toEqual([2, -4]);
+    expect(Array.from(heads.get("head.weight")!)).toEqual([3, 0, 0, 4]); // the probe's own values untouched
+  });
+
+  it("names a head without weight, or with none to scale", () => {
+    expect(() => startingHead(new Map([["head.bias", new Float32Array(2)]]), 1, "probe.safetensors")).toThrow("linearProbe.headNorm: expected head.weight in probe.safetensors, found none");
+    expect(() => startingHead(new Map([["head.weight", new Float32Array(4)]]), 1, "probe.safetensors")).toThrow("linearProbe.headNorm: probe.safetensors's head.weight has norm 0, which no factor scales to 1");
+  });
+});
+
+describe("linearProbe.headNorm in a study", () => {
+  let root: string;
+  const run = () => join(root, "run");
+  const HEAD_NORM = 0.5;
+  const STILL = "full-lpft_lr1e-30_s0"; // a rate at which the fine-tuning leaves every weight where it started
+  const MOVING = "full-lpft_lr0.05_s0";
+  const cellFile = (dir: string, id: string, ...name: string[]) => join(dir, "cells", id, ...name);
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), "probe-head-test-"));
+    await writeSynthetic(join(root, "data"), { size: 8, perClass: { train: 16, test: 8 }, seed: 4, noise: 160 });
+    const mini = miniStudy(join(root, "data"), join(root, "cache"));
+    const config = parseStudyConfig({ ...mini, strategies: ["full-lpft"], learningRates: [1e-30, 0.05], linearProbe: { lr: 0.1, steps: 4, headNorm: HEAD_NORM } });
+    expect(configJson(config).linearProbe).toEqual({ lr: 0.1, steps: 4, headNorm: HEAD_NORM });
+    expect((await runExperiment({ config, out: run() })).complete).toBe(true);
+  });
+
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("starts the fine-tuning from the probe's head scaled to the norm; the probe's checkpoint keeps it as trained", async () => {
+    const probe = (await readSafetensors(cellFile(run(), STILL, "probe", "last.safetensors"))).tensors;
+    const tuned = (await readSafetensors(cellFile(run(), STILL, "last.safetensors"))).tensors;
+    const [w, b] = [probe.get("head.weight")!.data, probe.get("head.bias")!.data];
+    expect(Math.abs(norm(w) - HEAD_NORM)).toBeGreaterThan(0.1);
+    const factor = HEAD_NORM / norm(w);
+    expect(norm(tuned.get("head.weight")!.data)).toBeCloseTo(HEAD_NORM, 5);
+    tuned.get("head.weight")!.data.forEach((x, i) => expect(x, `head.weight[${i}]`).toBeCloseTo(w[i] * factor, 6));
+    tuned.get("head.bias")!.data.forEach((x, i) => expect(x, `head.bias[${i}]`).toBeCloseTo(b[i] * factor, 6));
+    const manifest = JSON.parse((await readSafetensors(cellFile(run(), MOVING, "best.safetensors"))).metadata.manifest);
+    expect(manifest.hyperParameters.linearProbe).toEqual({ lr: 0.1, steps: 4, headNorm: HEAD_NORM });
+  });
+
+  it("moves the interpolation's head from the scaled probe's: a probe a millionth the size changes nothing", async () => {
+    const smaller = join(root, "smaller-probe");
+    await cp(run(), smaller, { recursive: true });
+    const path = cellFile(smaller, MOVING, "probe", "last.safetensors");
+    const { tensors, metadata } = await readSafetensors(path);
+    for (const [name, t] of tensors) if (name.startsWith("head.")) tensors.set(name, { shape: t.shape, data: t.data.map((x) => 1e-6 * x) });
+    await writeSafetensors(path, tensors, metadata);
+    const points = async (dir: string, out: string) => {
+      const { analysis } = await analyzeRun(dir, { out: join(root, out), strategies: ["full-lpft"], interpolate: [0.25, 0.5, 0.75], interpolateHead: "probe" });
+      return analysis.cells.find((c) => c.id === MOVING)!.interpolation!.points.map((p) => [p.transferCorrect.bits, p.knnCorrect.bits]);
+    };
+    expect(await points(smaller, "smaller")).toEqual(await points(run(), "as-trained"));
+  });
+});
