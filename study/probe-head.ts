@@ -1,7 +1,8 @@
 // The head an -lpft cell's fine-tuning starts from: its linear probe's, as trained, or with linearProbe.headNorm
 // scaled by one factor (weight and bias alike, so every answer stays the probe's) to that Frobenius norm of
 // head.weight. A probe trained to convergence has a head far larger than a drawn one, and the gradient the head
-// sends into the backbone grows with it: the norm separates the probe's direction from its scale.
+// sends into the backbone, Wᵀ(p - y) for its weights W, is proportional to them at a given p: the norm separates the
+// probe's direction from its scale.
 
 // heads: "head.weight" (classes, C) and "head.bias" (classes), as read or written; `where` names them in errors.
 export function startingHead(heads: Map<string, Float32Array>, headNorm: number | undefined, where: string): Map<string, Float32Array> {
