@@ -5,7 +5,7 @@ import { checkOutputFolder, decimal, parseArgs } from "../util/args.js";
 import { initEngine } from "../engine/runtime.js";
 import { analyzeRun } from "../study/analysis.js";
 import { DEFAULTS, INTERPOLATION_HEADS, type InterpolationHead, firstUnordered } from "../study/config.js";
-import { parseStrategy, strategyName, strategyTexts } from "../peft/strategy.js";
+import { strategiesFlag } from "./strategies-flag.js";
 
 export const FLAGS = {
   images: "int",
@@ -78,14 +78,7 @@ analysis-interpolation.*: source k-NN against transfer at each weight, per strat
       const v = flags[flag];
       if (v !== undefined && v < 1) throw new UsageError(`flag --${flag}: expected an integer >= 1, got ${v}`);
     }
-    // Named as the config names them (full-lrd.75 is full-lrd0.75).
-    const strategies = flags.strategies && strategyTexts(flags.strategies).map((text) => {
-      try {
-        return strategyName(parseStrategy(text));
-      } catch (e) {
-        throw new UsageError(`--strategies: ${e instanceof Error ? e.message : e}`);
-      }
-    });
+    const strategies = flags.strategies && strategiesFlag(flags.strategies);
     const interpolate = flags.interpolate?.map((text) => {
       const a = decimal(text);
       if (a === undefined || a < 0 || a > 1) throw new UsageError(`flag --interpolate: expected weights in [0, 1], got "${text}"`);

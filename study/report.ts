@@ -166,7 +166,7 @@ const signed = (x: number) => (Math.abs(x) < 0.005 ? "0.00" : `${x > 0 ? "+" : "
 export const intervalText = (d: MeanInterval) => (Number.isFinite(d.lo) ? `${signed(d.mean)} [${signed(d.lo)}, ${signed(d.hi)}]` : d.n >= 1 ? signed(d.mean) : "–");
 
 // Whether a difference has an interval: two seeds or more, or one seed with answers per image (over its images).
-const hasInterval = (c: Difference) => c.seeds.length >= 2 || (c.seeds.length === 1 && c.images);
+export const hasInterval = (c: Difference) => c.seeds.length >= 2 || (c.seeds.length === 1 && c.images);
 
 // What each row lost of the original backbone's source k-NN, query by query (results.ts knnChange): at its best
 // checkpoint and, with knn.atSteps, after each step of fine-tuning; then the first step at which each row's loss
@@ -218,12 +218,42 @@ function comparisonsMarkdown(r: StudyResults): string[] {
   const rates = r.rates.some(hasInterval) ? r.rates : [];
   const shown = [...rows, ...rates].filter(hasInterval);
   if (shown.length === 0) return [];
-  // Each interval holds at its level on its own; read together (ten pairs of five strategies, two accuracies each),
-  // some exclude 0 by chance alone.
-  const chance = (of: Difference[], where: string) => {
-    const intervals = 2 * of.filter(hasInterval).length;
-    return ` Each interval is ${CONFIDENCE * 100}% on its own: of these ${intervals}, about ${(intervals * (1 - CONFIDENCE)).toFixed(1)} would exclude 0 by chance where no ${where} differed.`;
-  };
+  const { how, mark } = pairingText(shown);
+  const out: string[] = [];
+  if (rows.length > 0) {
+    out.push(
+      "",
+      `Differences between the rows, A - B in points, ${how}${chanceText(rows, "two strategies")}`,
+      "",
+      "| A - B | Seeds | Transfer acc. | Source k-NN acc. |",
+      "|---|---:|---:|---:|",
+      ...rows.map((c) => `| ${c.a} - ${c.b} | ${c.seeds.length}${mark(c)} | ${intervalText(c.transfer)} | ${intervalText(c.knn)} |`),
+    );
+  }
+  if (rates.length > 0) {
+    const rule = { transfer: "its best transfer accuracy", mean: "its best mean of transfer accuracy and source k-NN", knee: "its knee" }[r.selectBy];
+    out.push(
+      "",
+      `Each strategy at its other learning rates against its row's rate (${rule}${chosenOn(r)}), the other rate's cells - the row's in points, ${rows.length > 0 ? "paired as above." : how}${chanceText(rates, "two rates")}`,
+      "",
+      "| Strategy | lr - row's lr | Seeds | Transfer acc. | Source k-NN acc. |",
+      "|---|---|---:|---:|---:|",
+      ...rates.map((c) => `| ${c.strategy} | ${c.lr} - ${c.rowLr} | ${c.seeds.length}${mark(c)} | ${intervalText(c.transfer)} | ${intervalText(c.knn)} |`),
+    );
+  }
+  return out;
+}
+
+// Each interval holds at its level on its own; read together (ten pairs of five strategies, two accuracies each),
+// some exclude 0 by chance alone.
+export function chanceText(of: Difference[], where: string): string {
+  const intervals = 2 * of.filter(hasInterval).length;
+  return ` Each interval is ${CONFIDENCE * 100}% on its own: of these ${intervals}, about ${(intervals * (1 - CONFIDENCE)).toFixed(1)} would exclude 0 by chance where no ${where} differed.`;
+}
+
+// How the intervals of `shown` (differences that have one) were paired, for the sentence before their table, and the
+// mark of a row whose interval is of another kind than the rest.
+export function pairingText(shown: Difference[]): { how: string; mark: (c: Difference) => string } {
   // Cells of builds that did not record which images they got right have intervals over the seeds alone; where a
   // table has both kinds, those rows are marked.
   const bySeeds = shown.filter((c) => !c.images).length;
@@ -246,29 +276,7 @@ function comparisonsMarkdown(r: StudyResults): string[] {
     : bySeeds === 0 ? `${crossed}${single > 0 ? " Rows marked ‡ have one seed: their intervals are over the images alone and speak of that seed's training." : ""}`
     : !mixed ? `${seedsOnly} (Its cells, from a build before per-image results, do not record which images they got right; cells trained anew do, and their intervals count the draw of the images too.)`
     : `${crossed} Rows marked † have cells that do not record which images they got right: their intervals are over the seeds alone (Student's t) and speak of these images.`;
-  const out: string[] = [];
-  if (rows.length > 0) {
-    out.push(
-      "",
-      `Differences between the rows, A - B in points, ${how}${chance(rows, "two strategies")}`,
-      "",
-      "| A - B | Seeds | Transfer acc. | Source k-NN acc. |",
-      "|---|---:|---:|---:|",
-      ...rows.map((c) => `| ${c.a} - ${c.b} | ${c.seeds.length}${mark(c)} | ${intervalText(c.transfer)} | ${intervalText(c.knn)} |`),
-    );
-  }
-  if (rates.length > 0) {
-    const rule = { transfer: "its best transfer accuracy", mean: "its best mean of transfer accuracy and source k-NN", knee: "its knee" }[r.selectBy];
-    out.push(
-      "",
-      `Each strategy at its other learning rates against its row's rate (${rule}${chosenOn(r)}), the other rate's cells - the row's in points, ${rows.length > 0 ? "paired as above." : how}${chance(rates, "two rates")}`,
-      "",
-      "| Strategy | lr - row's lr | Seeds | Transfer acc. | Source k-NN acc. |",
-      "|---|---|---:|---:|---:|",
-      ...rates.map((c) => `| ${c.strategy} | ${c.lr} - ${c.rowLr} | ${c.seeds.length}${mark(c)} | ${intervalText(c.transfer)} | ${intervalText(c.knn)} |`),
-    );
-  }
-  return out;
+  return { how, mark };
 }
 
 // The images that chose the rows' rates, where not the test images and the queries: transfer.val's for the accuracy,

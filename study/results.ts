@@ -185,7 +185,7 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
     throw new Error(`summary: selectBy "${config.selectBy}" chooses the learning rates on knn.val, but ${unscored.length} finished cell(s) have no scores on its images (cells/<id>/knn-val.json of this knn.val): ${unscored.join(", ")}; experiment --collect scores them from their best checkpoints`);
   }
   const diverged = outcomes.filter(isDiverged);
-  const paired: PairedCell[] = cells.map((c) => ({ strategy: c.strategy, lr: c.lr, seed: c.seed, transfer: c.transferAccuracy, knn: c.knn[k].top1, correct: c.correct && cellAnswers(c.correct, c.otherBanks), val: c.valAccuracy }));
+  const paired = cells.map((c) => pairedCell(c, k));
   const table: TableRow[] = [];
   const candidates = new Map<string, number[]>(); // each strategy's rates the rule chose among
   const triedRows: TableRow[][] = []; // each strategy's rows at those rates
@@ -252,6 +252,11 @@ function choose(selectBy: SelectBy, tried: TableRow[], paired: PairedCell[]): Ta
     return r === top || (d.seeds.length >= 2 && d.transfer.hi >= 0);
   });
   return best(near, knnOn);
+}
+
+// A cell as the comparisons pair it (study/comparisons.ts), its source k-NN at k.
+export function pairedCell(c: CellResult, k: string): PairedCell {
+  return { strategy: c.strategy, lr: c.lr, seed: c.seed, transfer: c.transferAccuracy, knn: c.knn[k].top1, correct: c.correct && cellAnswers(c.correct, c.otherBanks), val: c.valAccuracy };
 }
 
 // A cell's right and wrong answers as 0/1 per image, its queries' against the other banks too (result-files.ts
