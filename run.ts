@@ -14,6 +14,7 @@ import { exportCommand } from "./cli/export.js";
 import { knn } from "./cli/knn.js";
 import { experiment } from "./cli/experiment.js";
 import { report } from "./cli/report.js";
+import { compare } from "./cli/compare.js";
 import { tune } from "./cli/tune.js";
 import { analyze } from "./cli/analyze.js";
 import { pretrainCommand } from "./cli/pretrain.js";
@@ -25,6 +26,7 @@ import { LineFilter } from "./util/line-filter.js";
 const COMMANDS: Record<string, Command> = {
   experiment,
   report,
+  compare,
   analyze,
   pretrain: pretrainCommand,
   info,

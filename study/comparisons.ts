@@ -51,7 +51,8 @@ export const CONFIDENCE = 0.95;
 
 type Group = Map<number, PairedCell>; // by seed
 
-const groupOf = (cells: PairedCell[], strategy: string, lr: number): Group => new Map(cells.filter((c) => c.strategy === strategy && c.lr === lr).map((c) => [c.seed, c]));
+const bySeed = (cells: PairedCell[]): Group => new Map(cells.map((c) => [c.seed, c]));
+const groupOf = (cells: PairedCell[], strategy: string, lr: number): Group => bySeed(cells.filter((c) => c.strategy === strategy && c.lr === lr));
 
 // a - b over the seeds both groups finished.
 function difference(a: Group, b: Group): Difference {
@@ -87,6 +88,10 @@ function tableInterval(table: Float64Array[][]): MeanInterval {
 // The cells of (strategy, lr) `a` against those of `b`, seed by seed.
 export const pairedDifference = (cells: PairedCell[], a: { strategy: string; lr: number }, b: { strategy: string; lr: number }): Difference =>
   difference(groupOf(cells, a.strategy, a.lr), groupOf(cells, b.strategy, b.lr));
+
+// Two groups of cells, each of one strategy and rate (of two run folders: study/run-comparison.ts), a - b seed by
+// seed.
+export const seedPairedDifference = (a: PairedCell[], b: PairedCell[]): Difference => difference(bySeed(a), bySeed(b));
 
 // A group of cells against the original backbone, query by query: `answers[seed][bank]` the cells' answers against
 // each bank, `original[bank]` the original's. The change of source k-NN accuracy in points (negative: forgotten), its

@@ -22,23 +22,24 @@ export interface RunFolder {
   backbone: string; // which backbone, as 64 hex digits: its SHA-256 (backbone.json), else a hash of where it came from
 }
 
-const readJson = async <T>(path: string): Promise<T> => (await readJsonFile(path, "report")) as T;
-
-export async function readRunFolder(folder: string): Promise<RunFolder> {
+// `command`: the command reading it, which its errors name (report's also reads pre-training folders).
+export async function readRunFolder(folder: string, command: "report" | "compare" = "report"): Promise<RunFolder> {
+  const readJson = async <T>(path: string): Promise<T> => (await readJsonFile(path, command)) as T;
   const dir = resolve(folder);
   const configPath = join(dir, "config.json");
-  if (!existsSync(configPath)) throw new Error(`report: expected a run folder holding config.json (experiment's), or a pretrain folder (DINO's metrics.json from its first checkpoint on, or a finished run's backbone.json), got ${dir}${existsSync(dir) ? "" : " (it does not exist)"}`);
+  const pretrained = command === "report" ? ", or a pretrain folder (DINO's metrics.json from its first checkpoint on, or a finished run's backbone.json)" : "";
+  if (!existsSync(configPath)) throw new Error(`${command}: expected a run folder holding config.json (experiment's)${pretrained}, got ${dir}${existsSync(dir) ? "" : " (it does not exist)"}`);
   const config = parseStudyConfig(await readJson(configPath), configPath);
   const outcomes: CellOutcome[] = [];
   const missing: string[] = [];
   for (const cell of cellsOf(config)) {
-    if (existsSync(cellResultPath(dir, cell.id))) outcomes.push(await readCellOutcome(dir, cell.id, config, "report"));
+    if (existsSync(cellResultPath(dir, cell.id))) outcomes.push(await readCellOutcome(dir, cell.id, config, command));
     else missing.push(cell.id);
   }
   const written = existsSync(join(dir, "results.json")) ? (await readJson<{ notes: StudyNotes }>(join(dir, "results.json"))).notes : undefined;
   // The runner's record of the backbone: its file's absolute path (config.json's may be relative to where the run
   // started) and, from builds that record it, its SHA-256.
-  const recorded = await readBackboneRecord(dir, "report");
+  const recorded = await readBackboneRecord(dir, command);
   const model = written?.model ?? (await modelOf(config, recorded?.path));
   const backbone = recorded?.sha256 ?? createHash("sha256").update(recorded?.path ?? JSON.stringify(config.backbone)).digest("hex");
   const notes: StudyNotes = written ?? { backbone: config.backbone.checkpoint ?? `pre-trained ViT (${basename(dir)})`, model, data: {}, imageSize: config.imageSize ?? 0 };
@@ -47,9 +48,9 @@ export async function readRunFolder(folder: string): Promise<RunFolder> {
   // was removed, and their forgetting has nothing to be measured against (reported as none finished, the counts
   // would contradict the cells' own results).
   if (outcomes.length > 0 && !existsSync(baselinePath)) {
-    throw new Error(`report: ${dir}: ${outcomes.length} cell result(s) but no baseline.json (the original backbone's k-NN, which the preparation writes): run experiment --prepare-only --config ${configPath} --out ${dir} to measure it again`);
+    throw new Error(`${command}: ${dir}: ${outcomes.length} cell result(s) but no baseline.json (the original backbone's k-NN, which the preparation writes): run experiment --prepare-only --config ${configPath} --out ${dir} to measure it again`);
   }
-  const results = existsSync(baselinePath) ? summarize(config, await readBaseline(baselinePath, config, "report"), outcomes, notes) : undefined;
+  const results = existsSync(baselinePath) ? summarize(config, await readBaseline(baselinePath, config, command), outcomes, notes) : undefined;
   return { dir, config, results, missing, model, backbone };
 }
 

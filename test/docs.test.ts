@@ -20,6 +20,7 @@ import { FLAGS as knnFlags } from "../cli/knn.js";
 import { FLAGS as paramsFlags } from "../cli/params.js";
 import { FLAGS as pretrainFlags } from "../cli/pretrain.js";
 import { FLAGS as reportFlags } from "../cli/report.js";
+import { FLAGS as compareFlags } from "../cli/compare.js";
 import { FLAGS as tuneFlags } from "../cli/tune.js";
 import { BENCHES } from "../bench/index.js";
 import { FLAGS as attentionBenchFlags } from "../bench/attention.js";
@@ -36,6 +37,7 @@ const ROOT = resolve(__dirname, "..");
 const COMMAND_FLAGS: Record<string, FlagSpec> = {
   experiment: experimentFlags,
   report: reportFlags,
+  compare: compareFlags,
   analyze: analyzeFlags,
   pretrain: pretrainFlags,
   info: infoFlags,
@@ -56,9 +58,9 @@ const BENCH_FLAGS: Record<string, FlagSpec> = {
   knn: knnBenchFlags,
   wait: waitBenchFlags,
 };
-// The commands that take arguments besides flags: report's run folders, analyze's run folder (bench's subject is
-// read apart).
-const POSITIONAL = new Set(["report", "analyze"]);
+// The commands that take arguments besides flags: report's run folders, compare's two, analyze's run folder (bench's
+// subject is read apart).
+const POSITIONAL = new Set(["report", "compare", "analyze"]);
 
 // docs/RUNNING.md's example of a typo the settings refuse; "the settings" below holds that it is refused.
 const TYPO_EXAMPLES = new Set(["PEFT_BAKEND"]);

@@ -3,7 +3,9 @@
 // evaluated every 20, k-NN at steps 0, 1, 3, 10, 30, 60), so resizing configs/default.json leaves them alone. Each
 // cell's forgetting curve runs from the original backbone's 80 % down to its final k-NN accuracy, log-linear in
 // the step.
-import { DEFAULT_STUDY, type StudyConfig, parseStudyConfig } from "../../study/config.js";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { DEFAULT_STUDY, type StudyConfig, configJson, parseStudyConfig } from "../../study/config.js";
 import { type CellResult, type DivergedCell, type KnnScores, type StudyResults, summarize } from "../../study/results.js";
 import { packBits } from "../../util/bits.js";
 
@@ -84,3 +86,24 @@ export const cellsOnBanks: CellResult[] = cells.map((c) => ({
   ...c,
   otherBanks: [{ knn: scores(c.strategy === "full" ? (c.lr === 0.1 ? 90 : 40) : c.knn["20"].top1, 99), correct: { count: 1, bits: packBits([1]) } }],
 }));
+
+// A cell right on `transfer` of the QUERIES test images and `knn` of the queries (the seed's own run of them), its
+// accuracies those of its answers.
+export const answeredCell = (c: CellResult, transfer: number, knn: number): CellResult => ({
+  ...c,
+  transferAccuracy: (100 * transfer) / QUERIES,
+  knn: { ...c.knn, "20": { ...c.knn["20"], top1: (100 * knn) / QUERIES } },
+  correct: { transfer: { count: QUERIES, bits: packBits(answers(transfer)) }, knn: { count: QUERIES, bits: packBits(answers(knn, c.seed)) } },
+});
+
+// A run folder of `study` holding these cells' results, as a run that has not written results.json yet.
+export async function writeRunFolder(dir: string, study: StudyConfig, results: CellResult[]): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, "config.json"), JSON.stringify(configJson(study)));
+  await writeFile(join(dir, "baseline.json"), JSON.stringify(baseline));
+  for (const c of results) {
+    await mkdir(join(dir, "cells", c.id), { recursive: true });
+    await writeFile(join(dir, "cells", c.id, "result.json"), JSON.stringify(c));
+  }
+  return dir;
+}

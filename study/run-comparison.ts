@@ -1,0 +1,137 @@
+// Two run folders' cells against each other: what a change of the config did, where the change is one a run folder
+// holds a single value of (linearProbe.headNorm, training.steps, the backbone, ...), so that the two sides of it are
+// two studies. Each strategy at each rate both runs finished, B's cells less A's, paired by seed and, where both
+// recorded their answers, image by image (study/comparisons.ts), as a study pairs its own rows: the two runs must
+// have scored the same transfer test images and k-NN queries, at the same k. With `tableRates`, each strategy's table
+// row in B against its row in A, whose rates may differ.
+import { strategyName } from "../peft/strategy.js";
+import { differences } from "../util/differences.js";
+import { type Difference, type PairedCell, seedPairedDifference } from "./comparisons.js";
+import { type StudyConfig, studyIdentity } from "./config.js";
+import { chanceText, hasInterval, intervalText, pairingText } from "./report.js";
+import { type StudyResults, pairedCell } from "./results.js";
+import type { RunFolder } from "./run-folder.js";
+
+export interface RunPair extends Difference {
+  strategy: string; // by name
+  lrA: number;
+  lrB: number;
+  a: { transfer: number; knn: number }; // A's means over the seeds both runs finished, percent
+  b: { transfer: number; knn: number };
+}
+
+export interface RunComparison {
+  a: { dir: string; name: string };
+  b: { dir: string; name: string };
+  changes: string[]; // what B's config holds that A's does not, e.g. 'linearProbe: {"lr":1} -> {"lr":1,"headNorm":1.3}'
+  tableRates: boolean;
+  pairs: RunPair[]; // in A's order of strategies and rates
+  unpaired: string[]; // a strategy and rate that one run finished and the other did not, e.g. "full-lpft lr 0.0001: A only"
+}
+
+export interface RunComparisonOptions {
+  strategies?: string[]; // only these (names as the configs write them); default: every strategy of both
+  tableRates?: boolean; // each strategy's table row against its row in the other run
+}
+
+// The images both runs must have scored, by results' data key (their files' identity, where a finished run recorded
+// it) and config path (their spec, where it did not).
+const PAIRED_DATA = [
+  { key: "transferTest", path: "transfer.test", spec: (c: StudyConfig) => c.transfer.test },
+  { key: "queries", path: "knn.queries", spec: (c: StudyConfig) => c.knn.queries },
+] as const;
+
+export function compareRuns(a: RunFolder, b: RunFolder, opts: RunComparisonOptions = {}): RunComparison {
+  const [ra, rb] = [finished(a), finished(b)];
+  for (const d of PAIRED_DATA) {
+    const [ia, ib] = [ra.notes.data[d.key], rb.notes.data[d.key]];
+    const [x, y] = ia && ib ? [ia, ib] : [d.spec(a.config), d.spec(b.config)];
+    if (JSON.stringify(x) !== JSON.stringify(y)) {
+      throw new Error(`compare: ${a.dir} and ${b.dir} scored other ${d.path} images (${JSON.stringify(x)} against ${JSON.stringify(y)}): their cells cannot be paired image by image`);
+    }
+  }
+  if (ra.reportK !== rb.reportK) throw new Error(`compare: ${a.dir} reports the ${ra.reportK}-NN and ${b.dir} the ${rb.reportK}-NN (knn.reportK): expected the same k`);
+  const k = String(ra.reportK);
+  // Answers against other draws of the bank pair only where both runs drew the same ones.
+  const sameBanks = JSON.stringify(a.config.knn.otherBanks) === JSON.stringify(b.config.knn.otherBanks);
+  const cellsOf = (r: StudyResults): PairedCell[] =>
+    r.cells.map((c) => {
+      const p = pairedCell(c, k);
+      return sameBanks || !p.correct ? p : { ...p, correct: { ...p.correct, otherBanks: undefined } };
+    });
+  const [ca, cb] = [cellsOf(ra), cellsOf(rb)];
+  const names = (c: StudyConfig) => c.strategies.map(strategyName);
+  const wanted = (name: string) => !opts.strategies || opts.strategies.includes(name);
+  for (const name of opts.strategies ?? []) {
+    if (!names(a.config).includes(name) || !names(b.config).includes(name)) throw new Error(`compare: --strategies: expected strategies of both runs (${names(a.config).filter((n) => names(b.config).includes(n)).join(", ") || "none"}), got ${name}`);
+  }
+  // Each strategy's (rate in A, rate in B): its table rows', or every rate either run finished.
+  const rateRows = (r: StudyResults) => new Map(r.table.map((row) => [strategyName(row.strategy), row.lr]));
+  const finishedRates = (cells: PairedCell[], name: string) => [...new Set(cells.filter((c) => c.strategy === name).map((c) => c.lr))];
+  const pairs: RunPair[] = [];
+  const unpaired: string[] = [];
+  for (const name of names(a.config).filter((n) => names(b.config).includes(n) && wanted(n))) {
+    const group = (cells: PairedCell[], lr: number) => cells.filter((c) => c.strategy === name && c.lr === lr);
+    const rates: [number | undefined, number | undefined][] = opts.tableRates
+      ? [[rateRows(ra).get(name), rateRows(rb).get(name)]]
+      : [...new Set([...finishedRates(ca, name), ...finishedRates(cb, name)])].map((lr) => [finishedRates(ca, name).includes(lr) ? lr : undefined, finishedRates(cb, name).includes(lr) ? lr : undefined]);
+    for (const [lrA, lrB] of rates) {
+      if (lrA === undefined || lrB === undefined) {
+        if (lrA !== undefined || lrB !== undefined) unpaired.push(`${name} lr ${lrA ?? lrB}: ${lrA === undefined ? "B" : "A"} only`);
+        continue;
+      }
+      const [ga, gb] = [group(ca, lrA), group(cb, lrB)];
+      const d = seedPairedDifference(gb, ga);
+      if (d.seeds.length === 0) {
+        unpaired.push(`${name} lr ${lrA === lrB ? lrA : `${lrA} / ${lrB}`}: no seed finished in both`);
+        continue;
+      }
+      const mean = (cells: PairedCell[]) => {
+        const on = cells.filter((c) => d.seeds.includes(c.seed));
+        return { transfer: on.reduce((s, c) => s + c.transfer, 0) / on.length, knn: on.reduce((s, c) => s + c.knn, 0) / on.length };
+      };
+      pairs.push({ strategy: name, lrA, lrB, a: mean(ga), b: mean(gb), ...d });
+    }
+  }
+  if (pairs.length === 0) throw new Error(`compare: no strategy and rate that both ${a.dir} and ${b.dir} finished with a common seed${unpaired.length > 0 ? ` (${unpaired.join("; ")})` : ""}`);
+  const order = (c: StudyConfig, name: string) => names(c).indexOf(name);
+  pairs.sort((x, y) => order(a.config, x.strategy) - order(a.config, y.strategy) || x.lrA - y.lrA);
+  return {
+    a: { dir: a.dir, name: a.config.name },
+    b: { dir: b.dir, name: b.config.name },
+    changes: differences(JSON.parse(studyIdentity(a.config)), JSON.parse(studyIdentity(b.config))).map((d) => d.text),
+    tableRates: opts.tableRates ?? false,
+    pairs,
+    unpaired,
+  };
+}
+
+function finished(run: RunFolder): StudyResults {
+  if (!run.results || run.results.cells.length === 0) throw new Error(`compare: ${run.dir} has no finished cells (a cells/<id>/result.json of a cell that did not diverge, beside baseline.json)`);
+  return run.results;
+}
+
+// The comparison as markdown: what differs, then a row per strategy and rate, the intervals explained as a study's
+// table explains its own (study/report.ts).
+export function runComparisonMarkdown(c: RunComparison): string {
+  const shown = c.pairs.filter(hasInterval);
+  const { how, mark } = shown.length > 0 ? pairingText(shown) : { how: "paired by seed: one seed without answers per image, so no interval.", mark: () => "" };
+  const which = c.tableRates ? "Each strategy at its table rate in each run (lr: A's -> B's)" : "Each strategy at each rate both runs finished";
+  const means = (x: { transfer: number; knn: number }) => `${x.transfer.toFixed(2)} / ${x.knn.toFixed(2)}`;
+  const lr = (p: RunPair) => (p.lrA === p.lrB ? String(p.lrA) : `${p.lrA} -> ${p.lrB}`);
+  const lines = [
+    `# ${c.b.name} against ${c.a.name}`,
+    "",
+    `A: ${c.a.dir}; B: ${c.b.dir}.`,
+    "",
+    c.changes.length > 0 ? `What differs in B's config from A's: ${c.changes.join("; ")}.` : "Their configs hold the same study: the differences are the runs' own (another build, or another machine).",
+    "",
+    `${which}, B's cells - A's in points, ${how}${shown.length > 0 ? chanceText(shown, "two runs") : ""}`,
+    "",
+    "| Strategy | lr | Seeds | A: transfer / source k-NN (%) | B: transfer / source k-NN (%) | B - A transfer | B - A source k-NN |",
+    "|---|---|---:|---:|---:|---:|---:|",
+    ...c.pairs.map((p) => `| ${p.strategy} | ${lr(p)} | ${p.seeds.length}${mark(p)} | ${means(p.a)} | ${means(p.b)} | ${intervalText(p.transfer)} | ${intervalText(p.knn)} |`),
+  ];
+  if (c.unpaired.length > 0) lines.push("", `Not compared: ${c.unpaired.join("; ")}.`);
+  return lines.join("\n") + "\n";
+}
