@@ -3,7 +3,8 @@
 // two studies. Each strategy at each rate both runs finished, B's cells less A's, paired by seed and, where both
 // recorded their answers, image by image (study/comparisons.ts), as a study pairs its own rows: the two runs must
 // have scored the same transfer test images and k-NN queries, at the same k. With `tableRates`, each strategy's table
-// row in B against its row in A, whose rates may differ.
+// row in B against its row in A, whose rates may differ; with `rates`, its cells at one rate in A against those at
+// another in B (a change that moves the best rate, compared where each run's curve is).
 import { strategyName } from "../peft/strategy.js";
 import { differences } from "../util/differences.js";
 import { type Difference, type PairedCell, seedPairedDifference } from "./comparisons.js";
@@ -25,6 +26,7 @@ export interface RunComparison {
   b: { dir: string; name: string };
   changes: string[]; // what B's config holds that A's does not, e.g. 'linearProbe: {"lr":1} -> {"lr":1,"headNorm":1.3}'
   tableRates: boolean;
+  rates?: [number, number];
   pairs: RunPair[]; // in A's order of strategies and rates
   unpaired: string[]; // a strategy and rate that one run finished and the other did not, e.g. "full-lpft lr 0.0001: A only"
 }
@@ -32,6 +34,7 @@ export interface RunComparison {
 export interface RunComparisonOptions {
   strategies?: string[]; // only these (names as the configs write them); default: every strategy of both
   tableRates?: boolean; // each strategy's table row against its row in the other run
+  rates?: [number, number]; // each strategy's cells at rates[0] in A against those at rates[1] in B
 }
 
 // The images both runs must have scored, by results' data key (their files' identity, where a finished run recorded
@@ -72,9 +75,12 @@ export function compareRuns(a: RunFolder, b: RunFolder, opts: RunComparisonOptio
   const unpaired: string[] = [];
   for (const name of names(a.config).filter((n) => names(b.config).includes(n) && wanted(n))) {
     const group = (cells: PairedCell[], lr: number) => cells.filter((c) => c.strategy === name && c.lr === lr);
+    const [inA, inB] = [finishedRates(ca, name), finishedRates(cb, name)];
     const rates: [number | undefined, number | undefined][] = opts.tableRates
       ? [[rateRows(ra).get(name), rateRows(rb).get(name)]]
-      : [...new Set([...finishedRates(ca, name), ...finishedRates(cb, name)])].map((lr) => [finishedRates(ca, name).includes(lr) ? lr : undefined, finishedRates(cb, name).includes(lr) ? lr : undefined]);
+      : opts.rates
+        ? [[inA.includes(opts.rates[0]) ? opts.rates[0] : undefined, inB.includes(opts.rates[1]) ? opts.rates[1] : undefined]]
+        : [...new Set([...inA, ...inB])].map((lr) => [inA.includes(lr) ? lr : undefined, inB.includes(lr) ? lr : undefined]);
     for (const [lrA, lrB] of rates) {
       if (lrA === undefined || lrB === undefined) {
         if (lrA !== undefined || lrB !== undefined) unpaired.push(`${name} lr ${lrA ?? lrB}: ${lrA === undefined ? "B" : "A"} only`);
@@ -101,6 +107,7 @@ export function compareRuns(a: RunFolder, b: RunFolder, opts: RunComparisonOptio
     b: { dir: b.dir, name: b.config.name },
     changes: differences(JSON.parse(studyIdentity(a.config)), JSON.parse(studyIdentity(b.config))).map((d) => d.text),
     tableRates: opts.tableRates ?? false,
+    ...(opts.rates && { rates: opts.rates }),
     pairs,
     unpaired,
   };
@@ -116,7 +123,7 @@ function finished(run: RunFolder): StudyResults {
 export function runComparisonMarkdown(c: RunComparison): string {
   const shown = c.pairs.filter(hasInterval);
   const { how, mark } = shown.length > 0 ? pairingText(shown) : { how: "paired by seed: one seed without answers per image, so no interval.", mark: () => "" };
-  const which = c.tableRates ? "Each strategy at its table rate in each run (lr: A's -> B's)" : "Each strategy at each rate both runs finished";
+  const which = c.tableRates ? "Each strategy at its table rate in each run (lr: A's -> B's)" : c.rates ? `Each strategy at ${c.rates[0]} in A and ${c.rates[1]} in B` : "Each strategy at each rate both runs finished";
   const means = (x: { transfer: number; knn: number }) => `${x.transfer.toFixed(2)} / ${x.knn.toFixed(2)}`;
   const lr = (p: RunPair) => (p.lrA === p.lrB ? String(p.lrA) : `${p.lrA} -> ${p.lrB}`);
   const lines = [

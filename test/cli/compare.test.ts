@@ -22,8 +22,11 @@ describe("compare", () => {
     await expect(compare.run([])).rejects.toThrow(new UsageError("expected two run folders, RUN_A RUN_B, got 0"));
     await expect(compare.run(["runs/a", "--json"])).rejects.toThrow(new UsageError("expected two run folders, RUN_A RUN_B, got 1 (runs/a)"));
     await expect(compare.run(["runs/a", "runs/b", "runs/c"])).rejects.toThrow(new UsageError("expected two run folders, RUN_A RUN_B, got 3 (runs/a runs/b runs/c)"));
-    await expect(compare.run(["runs/a", "runs/b", "--rates"])).rejects.toThrow(new UsageError("unknown flag --rates"));
+    await expect(compare.run(["runs/a", "runs/b", "--rate", "0.1"])).rejects.toThrow(new UsageError("unknown flag --rate"));
     await expect(compare.run(["runs/a", "runs/b", "--strategies", "ful"])).rejects.toThrow(UsageError);
+    await expect(compare.run(["runs/a", "runs/b", "--rates", "0.1"])).rejects.toThrow(new UsageError('flag --rates: expected two learning rates > 0, A\'s and B\'s, got "0.1"'));
+    await expect(compare.run(["runs/a", "runs/b", "--rates", "0.1,x"])).rejects.toThrow(new UsageError('flag --rates: expected two learning rates > 0, A\'s and B\'s, got "0.1,x"'));
+    await expect(compare.run(["runs/a", "runs/b", "--rates", "0.1,0.01", "--table-rates"])).rejects.toThrow(new UsageError("flags --table-rates and --rates: expected one of them, got both"));
     await expect(compare.run(["--help"])).rejects.toThrow(HelpRequested);
   });
 

@@ -66,6 +66,15 @@ describe("compareRuns", () => {
     expect(runComparisonMarkdown(c)).toContain("| full | 0.1 -> 0.01 | 2 |");
   });
 
+  it("with rates, sets each strategy's cells at one rate in A against those at another in B", async () => {
+    const c = await compared(join(root, "a"), join(root, "rows"), { rates: [0.1, 0.01] });
+    expect(c.pairs.map((p) => [p.strategy, p.lrA, p.lrB])).toEqual([["full", 0.1, 0.01], ["linear", 0.1, 0.01]]);
+    expect(c.pairs[0].transfer.mean).toBeCloseTo((100 * (36 - 32.5)) / QUERIES, 10);
+    expect(c.pairs[1].transfer.mean).toBe(0); // linear's cells at 0.01 answer as those at 0.1
+    expect(runComparisonMarkdown(c)).toContain("Each strategy at 0.1 in A and 0.01 in B, B's cells - A's in points");
+    await expect(compared(join(root, "a"), join(root, "rows"), { rates: [0.1, 0.3] })).rejects.toThrow("finished with a common seed (full lr 0.1: A only; linear lr 0.1: A only)");
+  });
+
   it("names the rates one run alone finished, and keeps to the strategies asked for", async () => {
     const fewer = withConfig({ learningRates: [0.1] });
     const c = await compared(join(root, "a"), await writeRun("fewer", fewer, cellsA.filter((x) => x.lr === 0.1)), { strategies: ["linear"] });
