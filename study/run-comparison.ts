@@ -28,7 +28,9 @@ export interface RunComparison {
   tableRates: boolean;
   rates?: [number, number];
   pairs: RunPair[]; // in A's order of strategies and rates
-  unpaired: string[]; // a strategy and rate that one run finished and the other did not, e.g. "full-lpft lr 0.0001: A only"
+  // A strategy and rate that one run finished and the other did not, e.g. "full-lpft lr 0.0001: A only", and the
+  // seeds a row lost to a divergence, e.g. "full-lpft lr 0.03: seed 3 diverged in B".
+  unpaired: string[];
 }
 
 export interface RunComparisonOptions {
@@ -97,6 +99,11 @@ export function compareRuns(a: RunFolder, b: RunFolder, opts: RunComparisonOptio
         return { transfer: on.reduce((s, c) => s + c.transfer, 0) / on.length, knn: on.reduce((s, c) => s + c.knn, 0) / on.length };
       };
       pairs.push({ strategy: name, lrA, lrB, a: mean(ga), b: mean(gb), ...d });
+      // A seed that diverged in either run has no cell there to pair: the row leaves it out, and says so.
+      for (const [run, r, lr] of [["A", ra, lrA], ["B", rb, lrB]] as const) {
+        const lost = r.diverged.filter((c) => c.strategy === name && c.lr === lr).map((c) => c.seed);
+        if (lost.length > 0) unpaired.push(`${name} lr ${lr}: seed${lost.length > 1 ? "s" : ""} ${lost.join(", ")} diverged in ${run}`);
+      }
     }
   }
   if (pairs.length === 0) throw new Error(`compare: no strategy and rate that both ${a.dir} and ${b.dir} finished with a common seed${unpaired.length > 0 ? ` (${unpaired.join("; ")})` : ""}`);

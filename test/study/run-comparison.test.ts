@@ -10,7 +10,7 @@ import { type StudyConfig, configJson, parseStudyConfig } from "../../study/conf
 import type { CellResult } from "../../study/results.js";
 import { readRunFolder } from "../../study/run-folder.js";
 import { compareRuns, runComparisonMarkdown } from "../../study/run-comparison.js";
-import { QUERIES, answeredCell, cells, config, writeRunFolder } from "./fixture.js";
+import { QUERIES, answeredCell, cells, config, diverged, writeRunFolder } from "./fixture.js";
 
 const root = mkdtempSync(join(tmpdir(), "run-comparison-"));
 afterAll(async () => {
@@ -82,6 +82,13 @@ describe("compareRuns", () => {
     expect(c.unpaired).toEqual(["linear lr 0.01: A only"]);
     expect(c.changes).toEqual(["learningRates: [0.1,0.01] -> [0.1]"]);
     expect(runComparisonMarkdown(c)).toContain("Not compared: linear lr 0.01: A only.");
+  });
+
+  it("pairs the seeds both runs finished, and names a seed that diverged", async () => {
+    const lost = [...cellsA.filter((x) => x.id !== "full_lr0.1_s1"), diverged("full", 0.1, 1, 20)];
+    const c = await compared(join(root, "a"), await writeRun("diverged", config, lost), { strategies: ["full"] });
+    expect(c.pairs.map((p) => [p.lrA, p.seeds])).toEqual([[0.01, [0, 1]], [0.1, [0]]]);
+    expect(c.unpaired).toEqual(["full lr 0.1: seed 1 diverged in B"]);
   });
 
   it("refuses runs of other test images or queries, another k, a strategy not in both, and runs with no cell in common", async () => {
