@@ -7,6 +7,7 @@
 // another in B (a change that moves the best rate, compared where each run's curve is).
 import { strategyName } from "../peft/strategy.js";
 import { differences } from "../util/differences.js";
+import { meanStd } from "../util/stats.js";
 import { type Difference, type PairedCell, seedPairedDifference } from "./comparisons.js";
 import { type StudyConfig, studyIdentity } from "./config.js";
 import { chanceText, hasInterval, intervalText, pairingText } from "./report.js";
@@ -96,7 +97,7 @@ export function compareRuns(a: RunFolder, b: RunFolder, opts: RunComparisonOptio
       }
       const mean = (cells: PairedCell[]) => {
         const on = cells.filter((c) => d.seeds.includes(c.seed));
-        return { transfer: on.reduce((s, c) => s + c.transfer, 0) / on.length, knn: on.reduce((s, c) => s + c.knn, 0) / on.length };
+        return { transfer: meanStd(on.map((c) => c.transfer))[0], knn: meanStd(on.map((c) => c.knn))[0] };
       };
       pairs.push({ strategy: name, lrA, lrB, a: mean(ga), b: mean(gb), ...d });
       // A seed that diverged in either run has no cell there to pair: the row leaves it out, and says so.

@@ -6,7 +6,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DEFAULT_STUDY, type StudyConfig, configJson, parseStudyConfig } from "../../study/config.js";
-import { type CellResult, type DivergedCell, type KnnScores, type StudyResults, summarize } from "../../study/results.js";
+import { type CellOutcome, type CellResult, type DivergedCell, type KnnScores, type StudyResults, summarize } from "../../study/results.js";
 import { packBits } from "../../util/bits.js";
 
 export const config = parseStudyConfig({
@@ -97,7 +97,7 @@ export const answeredCell = (c: CellResult, transfer: number, knn: number): Cell
 });
 
 // A run folder of `study` holding these cells' results, as a run that has not written results.json yet.
-export async function writeRunFolder(dir: string, study: StudyConfig, results: CellResult[]): Promise<string> {
+export async function writeRunFolder(dir: string, study: StudyConfig, results: CellOutcome[]): Promise<string> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, "config.json"), JSON.stringify(configJson(study)));
   await writeFile(join(dir, "baseline.json"), JSON.stringify(baseline));

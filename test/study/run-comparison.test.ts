@@ -7,7 +7,7 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type StudyConfig, configJson, parseStudyConfig } from "../../study/config.js";
-import type { CellResult } from "../../study/results.js";
+import type { CellOutcome } from "../../study/results.js";
 import { readRunFolder } from "../../study/run-folder.js";
 import { compareRuns, runComparisonMarkdown } from "../../study/run-comparison.js";
 import { QUERIES, answeredCell, cells, config, diverged, writeRunFolder } from "./fixture.js";
@@ -19,7 +19,7 @@ afterAll(async () => {
 
 // Run A: each cell right on 30 + seed test images and 20 + seed queries, full at 0.1 on two more.
 const cellsA = cells.map((c) => answeredCell(c, 30 + c.seed + (c.strategy === "full" && c.lr === 0.1 ? 2 : 0), 20 + c.seed));
-const writeRun = (name: string, study: StudyConfig, results: CellResult[]) => writeRunFolder(join(root, name), study, results);
+const writeRun = (name: string, study: StudyConfig, results: CellOutcome[]) => writeRunFolder(join(root, name), study, results);
 const base = JSON.parse(JSON.stringify(configJson(config)));
 const withConfig = (overrides: Record<string, unknown>) => parseStudyConfig({ ...base, ...overrides });
 const compared = async (a: string, b: string, opts = {}) => compareRuns(await readRunFolder(a, "compare"), await readRunFolder(b, "compare"), opts);
