@@ -1,8 +1,9 @@
-// A study's run folder read back for reports across runs (study/paper-report.ts): its config (config.json), the
-// original backbone's k-NN accuracy (baseline.json) and every cell result there is (cells/<id>/result.json), made
-// into results as the runner makes them, so that a run still going, or stopped, reports what it has and names the
-// cells it lacks. results.json, written when a run completes, adds the notes (data identities, backbone); without
-// it the backbone's name comes from its checkpoint's header, where the file is still there.
+// A study's run folder read back for reports across runs (study/paper-report.ts) and comparisons of two
+// (study/run-comparison.ts): its config (config.json), the original backbone's k-NN accuracy (baseline.json) and
+// every cell result there is (cells/<id>/result.json), made into results as the runner makes them, so that a run
+// still going, or stopped, reports what it has and names the cells it lacks. results.json, written when a run
+// completes, adds the notes (data identities, backbone); without it the backbone's name comes from its checkpoint's
+// header, where the file is still there.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readJsonFile } from "../util/json-file.js";
