@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import { type AnalysisSpec, type StudyConfig, ConfigError, DEFAULTS, DEFAULT_MODEL, DEFAULT_STUDY, SUPERVISED_STUDY, configJson, headInitFor, parseStudyConfig, ratesFor, studyIdentity } from "../../study/config.js";
 import { cellsOf } from "../../study/cells.js";
 import type { DataSpec } from "../../data/spec.js";
+import { configChanges } from "../../study/changes.js";
 import { strategyName } from "../../peft/strategy.js";
 import type { PretrainSpec } from "../../train/pretrain.js";
 import { parsePretrainConfig } from "../../study/pretrain-config.js";
@@ -409,7 +410,8 @@ describe("the paper's presets (configs/paper/)", () => {
   it("has a preset per experiment, each named as its file", () => {
     expect(presets).toEqual([
       "figure2-cifar10.json", "figure2-cifar100.json", "figure2-dtd.json", "figure2-flowers102.json", "figure2-food101.json",
-      "figure3-block-expansion.json", "figure4-vit-s16.json", "first-steps-cifar100.json", "layer-decay-cifar100.json", "table1-cifar100.json",
+      "figure3-block-expansion.json", "figure4-vit-s16.json", "first-steps-cifar100.json", "layer-decay-cifar100.json", "lpft-cifar100.json",
+      "table1-cifar100.json",
     ]);
     for (const f of presets) expect(JSON.parse(readFileSync(join(dir, f), "utf8")).name).toBe(f.replace(".json", ""));
   });
@@ -449,6 +451,21 @@ describe("the paper's presets (configs/paper/)", () => {
     const splits = (f: string) => Object.values(JSON.parse(readFileSync(join(dir, f), "utf8")).transfer).map((s) => (s as { split: string }).split);
     for (const f of ["figure2-dtd.json", "figure2-flowers102.json"]) expect(splits(f), f).toEqual(["train", "test", "val"]);
     for (const f of ["figure2-cifar10.json", "figure2-cifar100.json", "figure2-food101.json", "table1-cifar100.json"]) expect(splits(f), f).toEqual(["train", "test"]);
+  });
+});
+
+describe("the presets run with Table 1's --out", () => {
+  it("keep Table 1's finished cells: every change is one that grows its run folder", () => {
+    const table1 = shipped("configs/paper/table1-cifar100.json");
+    for (const f of ["figure2-cifar100.json", "figure3-block-expansion.json", "layer-decay-cifar100.json", "lpft-cifar100.json"]) {
+      expect(configChanges(table1, shipped(`configs/paper/${f}`)).refusing, f).toEqual([]);
+    }
+  });
+
+  it("LP-FT's preset probes first, at about a drawn head's norm", () => {
+    const c = shipped("configs/paper/lpft-cifar100.json");
+    expect(c.strategies.map(strategyName)).toEqual(["full-lpft", "lora-r8-lpft", "block-p3-lpft"]);
+    expect(c.linearProbe).toEqual({ lr: 0.05, headNorm: 5.5 });
   });
 });
 

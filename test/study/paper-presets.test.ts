@@ -142,7 +142,7 @@ describe("the presets of configs/paper/ in miniature", () => {
   }
 
   it("`report` over the runs draws Figures 2, 3 and 4 and the combined Table 1, and says what it drew", async () => {
-    expect(runs.length).toBe(9); // table 1, Figure 2 on five datasets, Figures 3 and 4, the layer decay's extension
+    expect(runs.length).toBe(10); // table 1, Figure 2 on five datasets, Figures 3 and 4, the layer decay's and LP-FT's extensions
     const out = join(root, "report");
     const lines: string[] = [];
     const log = vi.spyOn(console, "log").mockImplementation((line: string) => void lines.push(line));
@@ -156,8 +156,8 @@ describe("the presets of configs/paper/ in miniature", () => {
     }
     const tiny = "ViT (patch 16, width 48, depth 12)";
     const small = "ViT (patch 16, width 24, depth 12)";
-    const left = "left out, not in every panel: block@11, block-p2, block-p4, full-lrd0.65, full-lrd0.75, top-12, top-3, lora-r4, lora-r16";
-    const cifar100 = "CIFAR-100 (figure2-cifar100, figure3-block-expansion, layer-decay-cifar100, table1-cifar100)"; // the runs each strategy came from
+    const left = "left out, not in every panel: block@11, block-p2, block-p4, full-lrd0.65, full-lrd0.75, top-12, full-lpft, lora-r8-lpft, block-p3-lpft, top-3, lora-r4, lora-r16";
+    const cifar100 = "CIFAR-100 (figure2-cifar100, figure3-block-expansion, layer-decay-cifar100, lpft-cifar100, table1-cifar100)"; // the runs each strategy came from
     expect(lines).toContain(`drew figure2: 5 panel(s): ${cifar100}; CIFAR-10 (figure2-cifar10); DTD (figure2-dtd); Food-101 (figure2-food101); Flowers102 (figure2-flowers102); strategies full, linear, lora-r8, block-p3; ${left}`);
     expect(lines).toContain(`drew figure3: Block Expansion in figure3-block-expansion (${tiny}, CIFAR-100)`);
     expect(lines).toContain(`drew figure4: 2 panel(s): ${small}, CIFAR-100 (figure4-vit-s16); ${tiny}, ${cifar100}; strategies full, linear, lora-r8, block-p3; ${left}`);
@@ -172,9 +172,9 @@ describe("the presets of configs/paper/ in miniature", () => {
     expect(table).toContain("- table1-cifar100 (");
     expect(table).toContain("all 10 cells finished");
     const csv = (await readFile(join(out, "table1.csv"), "utf8")).trim().split("\n");
-    // One row per table row and original backbone (10 + 4 x 5 + 4 + 4 + 4, and 9), every row as wide as the header;
-    // a backbone's name with commas is quoted.
-    expect(csv.length).toBe(1 + 42 + 9);
+    // One row per table row and original backbone (10 + 4 x 5 + 4 + 4 + 4 + 3, and 10), every row as wide as the
+    // header; a backbone's name with commas is quoted.
+    expect(csv.length).toBe(1 + 45 + 10);
     expect(csv.slice(1).every((l) => l.startsWith(`"${tiny}",`) || l.startsWith(`"${small}",`))).toBe(true);
     expect(csv.every((l) => l.replace(/"[^"]*"/g, "x").split(",").length === 20)).toBe(true);
   });
