@@ -267,19 +267,27 @@ async function resetDataOf(
 
 // A cell's resets (study/analysis-resets.ts) and its points between step 0 and itself (analysis-interpolation.ts),
 // those asked for, against `initial`, its model where fine-tuning started, disposed after; with `probeHead` (by
-// name), the points' head moves from that head, written into `initial` after the resets (which never reset the head).
+// name), the points' head moves from that head, written into `initial` after the resets (which never reset the head):
+// an -lpft cell's own probe's, scaled as linearProbe.headNorm scaled it for the fine-tuning (`headNorm`; "drawn": to
+// the norm of `initial`'s head, the one the cell drew).
 async function editsOf(
   model: VisionTransformer,
   initial: VisionTransformer,
   map: BlockMap,
   data: ResetData,
-  asked: { grain?: ResetGrain; alphas?: number[]; probeHead?: Map<string, Float32Array> },
+  asked: { grain?: ResetGrain; alphas?: number[]; probeHead?: { heads: Map<string, Float32Array>; headNorm?: number | "drawn"; where: string } },
 ): Promise<{ resets?: CellResets; interpolation?: CellInterpolation }> {
   try {
     const resets = asked.grain && (await cellResets(model, initial, map, data, asked.grain));
-    for (const [name, t] of initial.parameters()) {
-      const head = asked.probeHead?.get(name);
-      if (head) t.write(head);
+    const heads = initial.parameters().filter(([name]) => name.startsWith("head."));
+    if (asked.probeHead) {
+      const { heads: probe, headNorm, where } = asked.probeHead;
+      const drawn = new Map(await Promise.all(heads.map(async ([name, t]) => [name, await t.data()] as const)));
+      const start = startingHead(probe, headNorm, drawn, where);
+      for (const [name, t] of heads) {
+        const head = start.get(name);
+        if (head) t.write(head);
+      }
     }
     // The model as it is was scored by the resets already, where they ran.
     const interpolation = asked.alphas && (await cellInterpolation(model, initial, asked.alphas, data, asked.probeHead ? "probe" : "tuned", resets?.tuned));
@@ -468,10 +476,10 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     const probeHeads = new Map<number, Map<string, Float32Array>>();
     const probeHeadOf = async (c: CellResult) => {
       if (!probeCells) return undefined;
-      if (probedFirst(c)) return startingHead(await headsOf(cellProbePath(dir, c.id)), config.linearProbe?.headNorm, cellProbePath(dir, c.id));
+      if (probedFirst(c)) return { heads: await headsOf(cellProbePath(dir, c.id)), headNorm: config.linearProbe?.headNorm, where: cellProbePath(dir, c.id) };
       const linear = probeCells.get(c.seed)!;
       if (!probeHeads.has(c.seed)) probeHeads.set(c.seed, await headsOf(cellCheckpointPath(dir, linear.id)));
-      return probeHeads.get(c.seed);
+      return { heads: probeHeads.get(c.seed)!, where: cellCheckpointPath(dir, linear.id) };
     };
     const last = original.blocks.length - 1;
     for (const [i, c] of (kept ? [] : finished).entries()) {

@@ -106,9 +106,9 @@ export interface AnalysisSpec {
 export interface LinearProbeSpec {
   lr: number;
   steps?: number;
-  // The probe's head scaled to this Frobenius norm of head.weight before the fine-tuning (study/probe-head.ts).
-  // Absent: as the probe left it.
-  headNorm?: number;
+  // The probe's head scaled to this Frobenius norm of head.weight before the fine-tuning (study/probe-head.ts);
+  // "drawn": to the norm of the head the cell drew (its seed, headInit). Absent: as the probe left it.
+  headNorm?: number | "drawn";
 }
 
 // A cell's training settings are these with the cell's learning rate.
@@ -502,7 +502,7 @@ function linearProbeSpec(c: Checker, v: unknown, path: string): LinearProbeSpec 
   return {
     lr: c.required(o, "lr", path, (x, p) => c.positive(x, p)),
     ...("steps" in o && { steps: c.required(o, "steps", path, (x, p) => c.int(x, p, 1)) }),
-    ...("headNorm" in o && { headNorm: c.required(o, "headNorm", path, (x, p) => c.positive(x, p)) }),
+    ...("headNorm" in o && { headNorm: c.required(o, "headNorm", path, (x, p) => (x === "drawn" ? x : c.number(x, p, 'a number > 0 or "drawn"', (n) => n > 0))) }),
   } as LinearProbeSpec;
 }
 

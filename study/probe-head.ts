@@ -1,17 +1,25 @@
 // The head an -lpft cell's fine-tuning starts from: its linear probe's, as trained, or with linearProbe.headNorm
 // scaled by one factor (weight and bias alike, so every answer stays the probe's) to that Frobenius norm of
-// head.weight. A probe trained to convergence has a head far larger than a drawn one, and the gradient the head
-// sends into the backbone, Wᵀ(p - y) for its weights W, is proportional to them at a given p: the norm separates the
-// probe's direction from its scale.
+// head.weight, or to the norm of the head the cell drew. A probe trained to convergence has a head far larger than a
+// drawn one, and the gradient the head sends into the backbone, Wᵀ(p - y) for its weights W, is proportional to them
+// at a given p: the norm separates the probe's direction from its scale.
 
-// heads: "head.weight" (classes, C) and "head.bias" (classes), as read or written; `where` names them in errors.
-export function startingHead(heads: Map<string, Float32Array>, headNorm: number | undefined, where: string): Map<string, Float32Array> {
+// heads: "head.weight" (classes, C) and "head.bias" (classes), as read or written; `drawn`: those the cell drew, for
+// headNorm "drawn"; `where` names them in errors.
+export function startingHead(heads: Map<string, Float32Array>, headNorm: number | "drawn" | undefined, drawn: Map<string, Float32Array>, where: string): Map<string, Float32Array> {
   if (headNorm === undefined) return heads;
+  const norm = normOf(heads, where);
+  const target = headNorm === "drawn" ? normOf(drawn, `the head ${where}'s cell drew`) : headNorm;
+  if (!(norm > 0) || !Number.isFinite(norm)) throw new Error(`linearProbe.headNorm: ${where}'s head.weight has norm ${norm}, which no factor scales to ${target}`);
+  const factor = target / norm;
+  return new Map([...heads].map(([name, data]) => [name, data.map((x) => x * factor)]));
+}
+
+// The Frobenius norm of head.weight.
+function normOf(heads: Map<string, Float32Array>, where: string): number {
   const weight = heads.get("head.weight");
   if (!weight) throw new Error(`linearProbe.headNorm: expected head.weight in ${where}, found none`);
   let squares = 0;
   for (const w of weight) squares += w * w;
-  if (!(squares > 0) || !Number.isFinite(squares)) throw new Error(`linearProbe.headNorm: ${where}'s head.weight has norm ${Math.sqrt(squares)}, which no factor scales to ${headNorm}`);
-  const factor = headNorm / Math.sqrt(squares);
-  return new Map([...heads].map(([name, data]) => [name, data.map((x) => x * factor)]));
+  return Math.sqrt(squares);
 }

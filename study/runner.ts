@@ -544,8 +544,10 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
     // LP-FT: the head alone first, the backbone frozen, in a folder of its own (which resumes as the cell does); the
     // fine-tuning then starts from its head. First, while the model is as applyStrategy made it: a resumed cell's
     // checkpoint loaded for its curve or kept step would train a lost probe on the fine-tuned backbone.
+    // With linearProbe.headNorm, the head the cell drew is read first: "drawn" scales the probe's to its norm.
+    const drawn = probe?.headNorm !== undefined ? await headOf(trainable) : undefined;
     const probed = probe && (await trainProbe(c, cell, model, trainable, { ...settings, lr: probe.lr, steps: probe.steps ?? settings.steps, layerDecay: undefined }, loader(data.transferTrain, config.transfer.train, true), metadata));
-    if (probe?.headNorm !== undefined) await scaleProbeHead(trainable, probe.headNorm, `cell ${cell.id}'s linear probe`);
+    if (drawn) await writeHead(trainable, startingHead(await headOf(trainable), probe!.headNorm, drawn, `cell ${cell.id}'s linear probe`));
     const resumed = await resumedStep(c.dir);
     const curve = config.knn.atSteps && (await startCurve(c, model, trainable, cell.lr, resumed));
     // The backbones of analysis.atSteps, as the best checkpoint holds its own. Unjudged: a cell that diverges says
@@ -640,8 +642,8 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
 // An -lpft cell's linear probe: `trainable`'s head trained alone for the probe's settings, every other trainable
 // tensor frozen meanwhile (so no gradient is computed for it), into the cell's probe/ folder.
 async function trainProbe(c: CellContext, cell: Cell, model: VisionTransformer, trainable: [string, Tensor][], settings: TrainSettings, loader: Loader, metadata: Record<string, string>): Promise<TrainResult> {
-  const head = trainable.filter(([name]) => name.startsWith("head."));
-  const frozen = trainable.filter(([name]) => !name.startsWith("head."));
+  const head = headTensors(trainable);
+  const frozen = trainable.filter((t) => !head.includes(t));
   for (const [, t] of frozen) t.requiresGrad = false;
   try {
     return await train({
@@ -661,12 +663,12 @@ async function trainProbe(c: CellContext, cell: Cell, model: VisionTransformer, 
   }
 }
 
-// linearProbe.headNorm: the probe's head, as trainProbe left it in `trainable`, scaled (study/probe-head.ts) for the
-// fine-tuning to start from. A resumed fine-tuning then loads its own checkpoint over it.
-async function scaleProbeHead(trainable: [string, Tensor][], headNorm: number, where: string): Promise<void> {
-  const head = trainable.filter(([name]) => name.startsWith("head."));
-  const scaled = startingHead(new Map(await Promise.all(head.map(async ([name, t]) => [name, await t.data()] as const))), headNorm, where);
-  for (const [name, t] of head) t.write(scaled.get(name)!);
+// The head's tensors of `trainable`, read back; and written, for the fine-tuning to start from the probe's head as
+// linearProbe.headNorm scales it (study/probe-head.ts). A resumed fine-tuning then loads its own checkpoint over it.
+const headTensors = (trainable: [string, Tensor][]) => trainable.filter(([name]) => name.startsWith("head."));
+const headOf = async (trainable: [string, Tensor][]) => new Map(await Promise.all(headTensors(trainable).map(async ([name, t]) => [name, await t.data()] as const)));
+function writeHead(trainable: [string, Tensor][], head: Map<string, Float32Array>): void {
+  for (const [name, t] of headTensors(trainable)) t.write(head.get(name)!);
 }
 
 // The step a cell's training resumes from: its last checkpoint's, else 0.

@@ -139,7 +139,8 @@ describe("a strategy with a linear probe first (-lpft)", () => {
     expect(problems({ strategies: ["full"], learningRates: [0.05] })).toContain("linearProbe: expected an -lpft strategy to use it, got none (a linear probe first is a strategy's -lpft suffix)");
     expect(problems({ linearProbe: { lr: 0, steps: 1, extra: 2 } })).toContain("linearProbe.lr: expected a number > 0, got 0");
     expect(problems({ linearProbe: { lr: 0, steps: 1, extra: 2 } })).toContain("linearProbe.extra: unknown key (known keys: lr, steps, headNorm)");
-    expect(problems({ linearProbe: { lr: 0.5, headNorm: -1 } })).toContain("linearProbe.headNorm: expected a number > 0, got -1");
+    expect(problems({ linearProbe: { lr: 0.5, headNorm: -1 } })).toContain('linearProbe.headNorm: expected a number > 0 or "drawn", got -1');
+    expect(problems({ linearProbe: { lr: 0.5, headNorm: "drawn" } })).toBe("");
     expect(problems({ linearProbe: { lr: 0.5, steps: 1 } })).toContain("linearProbe.steps: expected more than training.warmupSteps (1), got 1");
     expect(problems({ linearProbe: { lr: 0.5 } })).toBe("");
     expect(strategyName(parseStudyConfig({ ...json }).strategies[1])).toBe("full-lpft");
