@@ -266,8 +266,8 @@ async function resetDataOf(
 }
 
 // A cell's resets (study/analysis-resets.ts) and its points between step 0 and itself (analysis-interpolation.ts),
-// those asked for, against `initial`, its model where fine-tuning started, disposed after; with `probeHead` (by
-// name), the points' head moves from that head, written into `initial` after the resets (which never reset the head):
+// those asked for, against `initial`, its model where fine-tuning started, disposed after; with `probeHead` (its
+// tensors by name), the points' head moves from that head, written into `initial` after the resets (which never reset the head):
 // an -lpft cell's own probe's, scaled as linearProbe.headNorm scaled it for the fine-tuning (`headNorm`; "drawn": to
 // the norm of `initial`'s head, the one the cell drew).
 async function editsOf(
@@ -282,7 +282,7 @@ async function editsOf(
     const heads = initial.parameters().filter(([name]) => name.startsWith("head."));
     if (asked.probeHead) {
       const { heads: probe, headNorm, where } = asked.probeHead;
-      const drawn = new Map(await Promise.all(heads.map(async ([name, t]) => [name, await t.data()] as const)));
+      const drawn = new Map(headNorm === "drawn" ? await Promise.all(heads.map(async ([name, t]) => [name, await t.data()] as const)) : []);
       const start = startingHead(probe, headNorm, drawn, where);
       for (const [name, t] of heads) {
         const head = start.get(name);

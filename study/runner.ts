@@ -544,10 +544,10 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
     // LP-FT: the head alone first, the backbone frozen, in a folder of its own (which resumes as the cell does); the
     // fine-tuning then starts from its head. First, while the model is as applyStrategy made it: a resumed cell's
     // checkpoint loaded for its curve or kept step would train a lost probe on the fine-tuned backbone.
-    // With linearProbe.headNorm, the head the cell drew is read first: "drawn" scales the probe's to its norm.
-    const drawn = probe?.headNorm !== undefined ? await headOf(trainable) : undefined;
+    // linearProbe.headNorm "drawn" scales the probe's head to the norm of the one the cell drew: read first.
+    const drawn = probe?.headNorm === "drawn" ? await headOf(trainable) : new Map<string, Float32Array>();
     const probed = probe && (await trainProbe(c, cell, model, trainable, { ...settings, lr: probe.lr, steps: probe.steps ?? settings.steps, layerDecay: undefined }, loader(data.transferTrain, config.transfer.train, true), metadata));
-    if (drawn) await writeHead(trainable, startingHead(await headOf(trainable), probe!.headNorm, drawn, `cell ${cell.id}'s linear probe`));
+    if (probe?.headNorm !== undefined) await writeHead(trainable, startingHead(await headOf(trainable), probe.headNorm, drawn, `cell ${cell.id}'s linear probe`));
     const resumed = await resumedStep(c.dir);
     const curve = config.knn.atSteps && (await startCurve(c, model, trainable, cell.lr, resumed));
     // The backbones of analysis.atSteps, as the best checkpoint holds its own. Unjudged: a cell that diverges says
