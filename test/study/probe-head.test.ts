@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cp, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { configJson, parseStudyConfig } from "../../study/config.js";
+import { type StudyConfig, configJson, parseStudyConfig } from "../../study/config.js";
 import { startingHead } from "../../study/probe-head.js";
 import { runExperiment } from "../../study/runner.js";
 import { analyzeRun } from "../../study/analysis.js";
@@ -47,21 +47,44 @@ describe("startingHead", () => {
   });
 });
 
+// A miniature study of -lpft cells (and others) in `root`/run, with the config's other keys as given.
+async function probedStudy(root: string, overrides: Record<string, unknown>): Promise<StudyConfig> {
+  await writeSynthetic(join(root, "data"), { size: 8, perClass: { train: 16, test: 8 }, seed: 4, noise: 160 });
+  const config = parseStudyConfig({ ...miniStudy(join(root, "data"), join(root, "cache")), ...overrides });
+  expect((await runExperiment({ config, out: join(root, "run") })).complete).toBe(true);
+  return config;
+}
+
+// The interpolation's answers (a = 0.25, 0.5, 0.75, the head "probe") of full-lpft at 0.05, as the run left it and in
+// a copy whose probe's head is a millionth the size: the same where the interpolation starts from the head as
+// linearProbe.headNorm scales it.
+const MOVING = "full-lpft_lr0.05_s0";
+async function pointsOfProbeAndSmaller(root: string): Promise<[unknown, unknown]> {
+  const [run, smaller] = [join(root, "run"), join(root, "smaller-probe")];
+  await cp(run, smaller, { recursive: true });
+  const path = join(smaller, "cells", MOVING, "probe", "last.safetensors");
+  const { tensors, metadata } = await readSafetensors(path);
+  for (const [name, t] of tensors) if (name.startsWith("head.")) tensors.set(name, { shape: t.shape, data: t.data.map((x) => 1e-6 * x) });
+  await writeSafetensors(path, tensors, metadata);
+  const points = async (dir: string, out: string) => {
+    const { analysis } = await analyzeRun(dir, { out: join(root, out), strategies: ["full-lpft"], interpolate: [0.25, 0.5, 0.75], interpolateHead: "probe" });
+    return analysis.cells.find((c) => c.id === MOVING)!.interpolation!.points.map((p) => [p.transferCorrect.bits, p.knnCorrect.bits]);
+  };
+  return [await points(run, "as-trained"), await points(smaller, "smaller")];
+}
+
 describe("linearProbe.headNorm in a study", () => {
   let root: string;
   const run = () => join(root, "run");
   const HEAD_NORM = 0.5;
   const STILL = "full-lpft_lr1e-30_s0"; // a rate at which the fine-tuning leaves every weight where it started
-  const MOVING = "full-lpft_lr0.05_s0";
   const cellFile = (dir: string, id: string, ...name: string[]) => join(dir, "cells", id, ...name);
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), "probe-head-test-"));
-    await writeSynthetic(join(root, "data"), { size: 8, perClass: { train: 16, test: 8 }, seed: 4, noise: 160 });
-    const mini = miniStudy(join(root, "data"), join(root, "cache"));
-    const config = parseStudyConfig({ ...mini, strategies: ["full-lpft"], learningRates: [1e-30, 0.05], linearProbe: { lr: 0.1, steps: 4, headNorm: HEAD_NORM } });
-    expect(configJson(config).linearProbe).toEqual({ lr: 0.1, steps: 4, headNorm: HEAD_NORM });
-    expect((await runExperiment({ config, out: run() })).complete).toBe(true);
+    const linearProbe = { lr: 0.1, steps: 4, headNorm: HEAD_NORM };
+    const config = await probedStudy(root, { strategies: ["full-lpft"], learningRates: [1e-30, 0.05], linearProbe });
+    expect(configJson(config).linearProbe).toEqual(linearProbe);
   });
 
   afterAll(async () => {
@@ -82,33 +105,20 @@ describe("linearProbe.headNorm in a study", () => {
   });
 
   it("moves the interpolation's head from the scaled probe's: a probe a millionth the size changes nothing", async () => {
-    const smaller = join(root, "smaller-probe");
-    await cp(run(), smaller, { recursive: true });
-    const path = cellFile(smaller, MOVING, "probe", "last.safetensors");
-    const { tensors, metadata } = await readSafetensors(path);
-    for (const [name, t] of tensors) if (name.startsWith("head.")) tensors.set(name, { shape: t.shape, data: t.data.map((x) => 1e-6 * x) });
-    await writeSafetensors(path, tensors, metadata);
-    const points = async (dir: string, out: string) => {
-      const { analysis } = await analyzeRun(dir, { out: join(root, out), strategies: ["full-lpft"], interpolate: [0.25, 0.5, 0.75], interpolateHead: "probe" });
-      return analysis.cells.find((c) => c.id === MOVING)!.interpolation!.points.map((p) => [p.transferCorrect.bits, p.knnCorrect.bits]);
-    };
-    expect(await points(smaller, "smaller")).toEqual(await points(run(), "as-trained"));
+    const [asTrained, smaller] = await pointsOfProbeAndSmaller(root);
+    expect(smaller).toEqual(asTrained);
   });
 });
 
 describe('linearProbe.headNorm "drawn" in a study', () => {
   let root: string;
-  const run = () => join(root, "run");
-  const cellFile = (id: string, ...name: string[]) => join(run(), "cells", id, ...name);
+  const cellFile = (id: string, ...name: string[]) => join(root, "run", "cells", id, ...name);
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), "probe-head-drawn-test-"));
-    await writeSynthetic(join(root, "data"), { size: 8, perClass: { train: 16, test: 8 }, seed: 4, noise: 160 });
-    const mini = miniStudy(join(root, "data"), join(root, "cache"));
     // At a rate of 1e-30 no weight moves: full fine-tuning's head is the one the seed drew, full-lpft's the one its
     // fine-tuning started from.
-    const config = parseStudyConfig({ ...mini, strategies: ["full", "full-lpft"], learningRates: [1e-30, 0.05], linearProbe: { lr: 1, steps: 4, headNorm: "drawn" } });
-    expect((await runExperiment({ config, out: run() })).complete).toBe(true);
+    await probedStudy(root, { strategies: ["full", "full-lpft"], learningRates: [1e-30, 0.05], linearProbe: { lr: 1, steps: 4, headNorm: "drawn" } });
   });
 
   afterAll(async () => {
@@ -124,16 +134,7 @@ describe('linearProbe.headNorm "drawn" in a study', () => {
   });
 
   it("moves the interpolation's head from the probe's scaled to the drawn head's norm: a probe a millionth the size changes nothing", async () => {
-    const smaller = join(root, "smaller-probe");
-    await cp(run(), smaller, { recursive: true });
-    const path = join(smaller, "cells", "full-lpft_lr0.05_s0", "probe", "last.safetensors");
-    const { tensors, metadata } = await readSafetensors(path);
-    for (const [name, t] of tensors) if (name.startsWith("head.")) tensors.set(name, { shape: t.shape, data: t.data.map((x) => 1e-6 * x) });
-    await writeSafetensors(path, tensors, metadata);
-    const points = async (dir: string, out: string) => {
-      const { analysis } = await analyzeRun(dir, { out: join(root, out), strategies: ["full-lpft"], interpolate: [0.25, 0.5, 0.75], interpolateHead: "probe" });
-      return analysis.cells.find((c) => c.id === "full-lpft_lr0.05_s0")!.interpolation!.points.map((p) => [p.transferCorrect.bits, p.knnCorrect.bits]);
-    };
-    expect(await points(smaller, "smaller")).toEqual(await points(run(), "as-trained"));
+    const [asTrained, smaller] = await pointsOfProbeAndSmaller(root);
+    expect(smaller).toEqual(asTrained);
   });
 });
