@@ -216,7 +216,8 @@ function fusedSetup(V: number): string {
 }
 
 // Rows past the chunk's end get -inf. Most steps end after the vector test against the heap roots (llvmpipe
-// skips a divergent branch that no lane takes). Otherwise, row by row, each lane marks its candidates that beat their
+// skips a divergent branch that no lane takes), one any() over comparisons joined by `|`: a chain of short-circuit
+// `||` is R*V nested branches, on which SwiftShader's compiler ran out of memory (docs/KERNELS.md). Otherwise, row by row, each lane marks its candidates that beat their
 // root in a bit mask (bit v*4 + c for query column (v, c)) and pops them in a loop, so that lanes with insertions
 // run their sift-downs side by side (looping slot by slot instead would serialise them). A popped candidate is
 // tested again: its root may have risen. Rows go in order, so each heap sees candidates by increasing bank index.
@@ -228,9 +229,9 @@ function fusedEpilogue(R: number, V: number): string {
     const r = i + 1;
     return `if (n0 + ${r}u >= r1) { ${accs.slice(r * V, r * V + V).map((a) => `${a} = vec4<f32>(-p.inf);`).join(" ")} }`;
   });
-  const tests = accs.map((a, i) => `any(${a} > th[${i % V}])`);
+  const tests = accs.map((a, i) => `(${a} > th[${i % V}])`);
   return `${dead.join("\n    ")}
-    if (${tests.join(" || ")}) {
+    if (any(${tests.join(" | ")})) {
       var cand = array<vec4<f32>, ${R * V}>(${accs.join(", ")});
       for (var r = 0u; r < ${R}u; r++) {
         var pending = 0u;
