@@ -2,7 +2,10 @@
 // `pending` until the batch that may use it is submitted, then returns to its bucket's free list. Reuse after a
 // submit is safe because the queue executes submits in order.
 //
-// Buckets: sizes round up to 2^k * {1, 1.25, 1.5, 1.75} (at most 25% waste), at least 256 bytes.
+// Buckets: sizes round up to 2^k * {1, 1.25, 1.5, 1.75} (at most 25% waste), at least 256 bytes, but never past a
+// device limit the request is within (the largest storage binding, the largest buffer): a tensor that fits one binding
+// keeps fitting once pooled. SwiftShader allows 1 GiB for both, and the bucket of a 1.03 GiB request, 1.25 GiB, was
+// refused by Dawn (an error that surfaced at the next submit, naming other kernels).
 //
 // A bucket hands out its oldest free buffer (lowest creation number), so that the buffers an acquisition gets
 // depend only on which are free, not on the order they were released in: a training step then gets the same
@@ -10,11 +13,20 @@
 // Handed out last-released-first, the buffers went round in cycles as release orders permuted them, and half the
 // dispatches of a default-model training step made a new bind group (Dawn's null backend, 2026-12-04).
 
-export function bucketSize(bytes: number): number {
-  if (bytes <= 256) return 256;
-  const p = 2 ** Math.floor(Math.log2(bytes));
-  for (const f of [1, 1.25, 1.5, 1.75, 2]) if (p * f >= bytes) return p * f;
-  return 2 * p;
+export function bucketSize(bytes: number, limits: readonly number[] = []): number {
+  let size = 256;
+  if (bytes > 256) {
+    const p = 2 ** Math.floor(Math.log2(bytes));
+    size = [1, 1.25, 1.5, 1.75, 2].map((f) => p * f).find((b) => b >= bytes)!;
+  }
+  for (const limit of limits) if (bytes <= limit) size = Math.max(bytes, Math.min(size, limit - (limit % 4)));
+  return size;
+}
+
+// The device's limits on one buffer: the pool refuses a larger request by name, before Dawn would.
+export interface BufferLimits {
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
 }
 
 export interface PoolStats {
@@ -40,11 +52,14 @@ export class BufferPool {
     private device: GPUDevice,
     private usage: number,
     private label: string,
+    private limits: BufferLimits,
   ) {}
 
   // A buffer of at least `bytes`; `onMiss` lets the caller flush so pending buffers become reusable.
   acquire(bytes: number, onMiss?: () => void): GPUBuffer {
-    const size = bucketSize(bytes);
+    const { maxBufferSize, maxStorageBufferBindingSize } = this.limits;
+    if (bytes > maxBufferSize) throw new Error(`${this.label}: expected a buffer of at most ${maxBufferSize} bytes (the device's maxBufferSize), got ${bytes} bytes`);
+    const size = bucketSize(bytes, [maxStorageBufferBindingSize, maxBufferSize]);
     let list = this.free.get(size);
     if ((!list || list.length === 0) && onMiss && this.pending.some((b) => b.size === size)) {
       onMiss();

@@ -32,8 +32,8 @@ export async function initEngine(opts: EngineOptions = {}): Promise<Runtime> {
   settings.adapter = opts.adapter ?? settings.adapter;
   const sources = { backend: opts.backend !== undefined ? "--backend" : "PEFT_BACKEND", adapter: opts.adapter !== undefined ? "--adapter" : "PEFT_ADAPTER" };
   const gpu = await getDevice({ backend: settings.backend, adapter: settings.adapter, llvmpipeThreads: settings.llvmpipeThreads, vulkanDataDirs: settings.vulkanDataDirs, deviceSelectOff: settings.deviceSelectOff, dawnToggles: settings.dawnToggles, sources });
-  const pool = new BufferPool(gpu.device, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, "tensor");
-  const readPool = new BufferPool(gpu.device, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, "readback");
+  const pool = new BufferPool(gpu.device, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, "tensor", gpu.limits);
+  const readPool = new BufferPool(gpu.device, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, "readback", gpu.limits);
   // DEBUG's logs go to stderr from here: the one place below cli/ that writes to the terminal.
   const debugLog = (line: string) => void process.stderr.write(`${line}\n`);
   const pipelines = new PipelineCache(gpu.device, settings.debug >= 2 ? debugLog : undefined);

@@ -25,7 +25,8 @@ class Storage {
 // Their buffer is a stand-in with the size the pool would have given; Dawn takes no such object, and Tensor.buffer
 // refuses it outside a dry run, so a dry tensor that reaches real work fails by name.
 function dryBuffer(bytes: number): GPUBuffer {
-  return Object.freeze({ size: bucketSize(bytes), label: "dry-run stand-in" }) as unknown as GPUBuffer;
+  const { maxStorageBufferBindingSize, maxBufferSize } = runtime().gpu.limits;
+  return Object.freeze({ size: bucketSize(bytes, [maxStorageBufferBindingSize, maxBufferSize]), label: "dry-run stand-in" }) as unknown as GPUBuffer;
 }
 
 // How the tensor was made, for backward: the inputs and a function from the output's gradient to the inputs'.
@@ -64,7 +65,9 @@ export class Tensor {
   static empty(shape: Shape, dtype: DType = "f32"): Tensor {
     checkShape(shape);
     const bytes = Math.max(Math.ceil((numel(shape) * (dtype === "f16" ? 2 : 4)) / 4), 1) * 4; // whole words
-    const { pool, batch } = runtime();
+    const { pool, batch, gpu } = runtime();
+    const max = gpu.limits.maxBufferSize;
+    if (bytes > max) throw new Error(`tensor: expected at most ${max} bytes (the device's maxBufferSize), got (${shape.join(", ")}) ${dtype} in ${bytes} bytes`);
     if (batch.isDry) return new Tensor([...shape], dtype, new Storage(dryBuffer(bytes), bytes, true));
     const buffer = pool.acquire(bytes, () => batch.submit());
     return new Tensor([...shape], dtype, new Storage(buffer, bytes));

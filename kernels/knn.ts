@@ -369,16 +369,13 @@ function checkBinding(what: string, t: Tensor): void {
   }
 }
 
-// A new tensor that fits one storage binding (its pooled buffer included), or an error naming it.
+// A new tensor that fits one storage binding, or an error naming it, before anything is made (the pool's buckets
+// stay within the binding limit where the tensor does).
 function emptyBound(what: string, shape: number[]): Tensor {
-  const t = Tensor.empty(shape);
-  try {
-    checkBinding(what, t);
-  } catch (err) {
-    t.dispose();
-    throw err;
-  }
-  return t;
+  const limit = runtime().gpu.limits.maxStorageBufferBindingSize;
+  const bytes = shape.reduce((a, b) => a * b, 4);
+  if (bytes > limit) throw new Error(`knn: expected ${what} to fit one storage binding (${limit} bytes), got (${shape.join(", ")}) f32 in ${bytes} bytes`);
+  return Tensor.empty(shape);
 }
 
 function shapeOf(t: Tensor): string {

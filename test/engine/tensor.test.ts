@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { Tensor, readTensors, tidy } from "../../engine/tensor.js";
 import { runtime } from "../../engine/runtime.js";
-import { bucketSize } from "../../engine/pool.js";
+import { BufferPool, bucketSize } from "../../engine/pool.js";
 import { add, scale } from "../../autograd/ops.js";
 import { useEngine } from "../helpers.js";
 import { noGrad } from "../../autograd/tape.js";
@@ -126,6 +126,30 @@ describe("buffer pool", () => {
       expect(b).toBeGreaterThanOrEqual(n);
       expect(b / n).toBeLessThanOrEqual(1.25);
     }
+  });
+
+  it("never rounds a size past a device limit it is within: a tensor that fits one binding fits once pooled", () => {
+    expect(bucketSize(1000, [1000])).toBe(1000); // 1024 without the limit
+    expect(bucketSize(1000, [999])).toBe(1024); // over that limit: the bucket as usual
+    expect(bucketSize(580, [600, 1000])).toBe(600); // within both: the smaller, less its odd bytes
+    expect(bucketSize(601, [600, 1000])).toBe(640); // within the larger only, whose bound the bucket is under
+    expect(bucketSize(1001, [1002])).toBe(1001); // the limit less its odd bytes would be short: the size itself
+    // lavapipe's limits: a buffer of up to 2^32 - 1 bytes, whose bucket of 2^32 Dawn would refuse
+    expect(bucketSize(2 ** 32 - 8, [2 ** 27, 2 ** 32 - 1])).toBe(2 ** 32 - 4);
+  });
+
+  it("refuses a buffer past the device's maxBufferSize by name, before asking Dawn for it", async () => {
+    const { device, limits } = runtime().gpu;
+    const pool = new BufferPool(device, GPUBufferUsage.STORAGE, "test", { maxBufferSize: 1000, maxStorageBufferBindingSize: 600 });
+    expect(pool.acquire(580).size).toBe(600);
+    expect(pool.acquire(601).size).toBe(640);
+    expect(pool.acquire(999).size).toBe(1000);
+    expect(() => pool.acquire(1001)).toThrow("test: expected a buffer of at most 1000 bytes (the device's maxBufferSize), got 1001 bytes");
+    const words = Math.floor(limits.maxBufferSize / 4) + 1;
+    const before = runtime().pool.getStats().buffersCreated;
+    expect(() => Tensor.empty([words])).toThrow(`tensor: expected at most ${limits.maxBufferSize} bytes (the device's maxBufferSize), got (${words}) f32 in ${words * 4} bytes`);
+    expect(runtime().pool.getStats().buffersCreated).toBe(before);
+    expect(await Tensor.fromArray([1, 2], [2]).data()).toEqual(Float32Array.from([1, 2])); // no error left for the next submit
   });
 
   it("reuses released buffers only after a submit", async () => {
