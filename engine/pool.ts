@@ -52,14 +52,24 @@ export class BufferPool {
     private device: GPUDevice,
     private usage: number,
     private label: string,
-    private limits: BufferLimits,
-  ) {}
+    limits: BufferLimits,
+  ) {
+    // Numbers, read once: tests stand another object in for the device's limits.
+    this.limits = { maxBufferSize: limits.maxBufferSize, maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize };
+  }
+
+  readonly limits: BufferLimits;
+
+  // The size of the buffer a request of `bytes` gets.
+  sizeFor(bytes: number): number {
+    return bucketSize(bytes, [this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize]);
+  }
 
   // A buffer of at least `bytes`; `onMiss` lets the caller flush so pending buffers become reusable.
   acquire(bytes: number, onMiss?: () => void): GPUBuffer {
-    const { maxBufferSize, maxStorageBufferBindingSize } = this.limits;
-    if (bytes > maxBufferSize) throw new Error(`${this.label}: expected a buffer of at most ${maxBufferSize} bytes (the device's maxBufferSize), got ${bytes} bytes`);
-    const size = bucketSize(bytes, [maxStorageBufferBindingSize, maxBufferSize]);
+    const max = this.limits.maxBufferSize;
+    if (bytes > max) throw new Error(`${this.label}: expected a buffer of at most ${max} bytes (the device's maxBufferSize), got ${bytes} bytes`);
+    const size = this.sizeFor(bytes);
     let list = this.free.get(size);
     if ((!list || list.length === 0) && onMiss && this.pending.some((b) => b.size === size)) {
       onMiss();

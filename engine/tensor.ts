@@ -6,7 +6,6 @@
 // Lifetimes: tensors created inside tidy(fn) are disposed when fn returns, except what fn returns and tensors
 // marked keep() (parameters, optimiser state, gradients). Tensors created outside any tidy belong to the caller.
 import { runtime } from "./runtime.js";
-import { bucketSize } from "./pool.js";
 
 export type DType = "f32" | "i32" | "f16";
 export type Shape = readonly number[];
@@ -25,8 +24,7 @@ class Storage {
 // Their buffer is a stand-in with the size the pool would have given; Dawn takes no such object, and Tensor.buffer
 // refuses it outside a dry run, so a dry tensor that reaches real work fails by name.
 function dryBuffer(bytes: number): GPUBuffer {
-  const { maxStorageBufferBindingSize, maxBufferSize } = runtime().gpu.limits;
-  return Object.freeze({ size: bucketSize(bytes, [maxStorageBufferBindingSize, maxBufferSize]), label: "dry-run stand-in" }) as unknown as GPUBuffer;
+  return Object.freeze({ size: runtime().pool.sizeFor(bytes), label: "dry-run stand-in" }) as unknown as GPUBuffer;
 }
 
 // How the tensor was made, for backward: the inputs and a function from the output's gradient to the inputs'.
@@ -65,8 +63,8 @@ export class Tensor {
   static empty(shape: Shape, dtype: DType = "f32"): Tensor {
     checkShape(shape);
     const bytes = Math.max(Math.ceil((numel(shape) * (dtype === "f16" ? 2 : 4)) / 4), 1) * 4; // whole words
-    const { pool, batch, gpu } = runtime();
-    const max = gpu.limits.maxBufferSize;
+    const { pool, batch } = runtime();
+    const max = pool.limits.maxBufferSize;
     if (bytes > max) throw new Error(`tensor: expected at most ${max} bytes (the device's maxBufferSize), got (${shape.join(", ")}) ${dtype} in ${bytes} bytes`);
     if (batch.isDry) return new Tensor([...shape], dtype, new Storage(dryBuffer(bytes), bytes, true));
     const buffer = pool.acquire(bytes, () => batch.submit());
