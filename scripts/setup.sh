@@ -4,16 +4,20 @@
 # data).
 # Idempotent: every step checks before it acts and says what it did.
 #
-#   --slurm   also Debian's Slurm and munge (slurmctld, slurmd, slurm-client, munge), for scripts/slurm-local.sh and
-#             test/study/slurm.test.ts; a cluster's users do not need them
+#   --slurm        also Debian's Slurm and munge (slurmctld, slurmd, slurm-client, munge), for scripts/slurm-local.sh
+#                  and test/study/slurm.test.ts; a cluster's users do not need them
+#   --swiftshader  also Debian's chromium, for the SwiftShader Vulkan driver it ships (a second CPU driver, subgroups
+#                  of 4 lanes, no shader-f16), on which scripts/test-swiftshader.sh runs the tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SLURM=0
+SWIFTSHADER=0
 for arg in "$@"; do
   case "$arg" in
     --slurm) SLURM=1 ;;
-    *) printf 'setup: unknown argument %s (usage: npm run setup [-- --slurm])\n' "$arg" >&2; exit 2 ;;
+    --swiftshader) SWIFTSHADER=1 ;;
+    *) printf 'setup: unknown argument %s (usage: npm run setup [-- --slurm] [--swiftshader])\n' "$arg" >&2; exit 2 ;;
   esac
 done
 
@@ -78,6 +82,21 @@ if [ "$SLURM" = 1 ]; then
     $SUDO apt-get update -qq
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $SLURM_PACKAGES >/dev/null
     say "installed $SLURM_PACKAGES ($(dpkg-query -W -f='${Version}' slurmctld))"
+  fi
+fi
+if [ "$SWIFTSHADER" = 1 ]; then
+  # Debian's chromium ships SwiftShader's Vulkan driver and its manifest; nothing else of the browser is used.
+  ICD=/usr/lib/chromium/vk_swiftshader_icd.json
+  if [ -f "$ICD" ]; then
+    say "SwiftShader's Vulkan driver already installed ($ICD)"
+  elif ! command -v apt-get >/dev/null; then
+    say "--swiftshader: no apt; install SwiftShader's Vulkan driver by hand and set SWIFTSHADER_ICD to its manifest"
+    exit 1
+  else
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    say "installed chromium ($(dpkg-query -W -f='${Version}' chromium)) for SwiftShader's Vulkan driver ($ICD)"
   fi
 fi
 node dist/run.js info
