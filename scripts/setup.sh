@@ -6,8 +6,8 @@
 #
 #   --slurm        also Debian's Slurm and munge (slurmctld, slurmd, slurm-client, munge), for scripts/slurm-local.sh
 #                  and test/study/slurm.test.ts; a cluster's users do not need them
-#   --swiftshader  also Debian's chromium, for the SwiftShader Vulkan driver it ships (a second CPU driver, subgroups
-#                  of 4 lanes, no shader-f16), on which scripts/test-swiftshader.sh runs the tests
+#   --swiftshader  also Debian's chromium-common, for the SwiftShader Vulkan driver it ships (a second CPU driver,
+#                  subgroups of 4 lanes, no shader-f16), on which scripts/test-swiftshader.sh runs the tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -85,7 +85,7 @@ if [ "$SLURM" = 1 ]; then
   fi
 fi
 if [ "$SWIFTSHADER" = 1 ]; then
-  # Debian's chromium ships SwiftShader's Vulkan driver and its manifest; nothing else of the browser is used.
+  # Debian's chromium-common (the browser's shared files) ships SwiftShader's Vulkan driver and its manifest.
   ICD=/usr/lib/chromium/vk_swiftshader_icd.json
   if [ -f "$ICD" ]; then
     say "SwiftShader's Vulkan driver already installed ($ICD)"
@@ -95,8 +95,8 @@ if [ "$SWIFTSHADER" = 1 ]; then
   else
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
-    say "installed chromium ($(dpkg-query -W -f='${Version}' chromium)) for SwiftShader's Vulkan driver ($ICD)"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium-common >/dev/null
+    say "installed chromium-common ($(dpkg-query -W -f='${Version}' chromium-common)) for SwiftShader's Vulkan driver ($ICD)"
   fi
 fi
 node dist/run.js info

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The tests on a second CPU Vulkan driver: SwiftShader, as Debian's chromium ships it (`npm run setup --
+# The tests on a second CPU Vulkan driver: SwiftShader, as Debian's chromium-common ships it (`npm run setup --
 # --swiftshader`). Its subgroups are 4 lanes wide where lavapipe's are 8, it has no shader-f16, its limits differ
 # (1 GiB for a buffer and for a binding) and its shader compiler is not LLVM's: a kernel that passes on lavapipe alone
 # may lean on that one driver. The arguments go to vitest (files, folders, -t NAME); without any, the kernel tests.
