@@ -23,6 +23,14 @@ done
 
 say() { printf 'setup: %s\n' "$*"; }
 
+# Debian packages, quietly, as root or through sudo, after refreshing the package lists.
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 say "npm dependencies installed"
 npm run build --silent
@@ -78,12 +86,11 @@ if [ "$SLURM" = 1 ]; then
     say "--slurm: no apt; install Slurm (slurmctld, slurmd, client commands) and munge by hand"
     exit 1
   else
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $SLURM_PACKAGES >/dev/null
+    apt_install $SLURM_PACKAGES
     say "installed $SLURM_PACKAGES ($(dpkg-query -W -f='${Version}' slurmctld))"
   fi
 fi
+
 if [ "$SWIFTSHADER" = 1 ]; then
   # Debian's chromium-common (the browser's shared files) ships SwiftShader's Vulkan driver and its manifest.
   ICD=/usr/lib/chromium/vk_swiftshader_icd.json
@@ -93,9 +100,7 @@ if [ "$SWIFTSHADER" = 1 ]; then
     say "--swiftshader: no apt; install SwiftShader's Vulkan driver by hand and set SWIFTSHADER_ICD to its manifest"
     exit 1
   else
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium-common >/dev/null
+    apt_install --no-install-recommends chromium-common
     say "installed chromium-common ($(dpkg-query -W -f='${Version}' chromium-common)) for SwiftShader's Vulkan driver ($ICD)"
   fi
 fi
