@@ -18,6 +18,7 @@ import { compare } from "./cli/compare.js";
 import { tune } from "./cli/tune.js";
 import { analyze } from "./cli/analyze.js";
 import { pretrainCommand } from "./cli/pretrain.js";
+import { closeDevice } from "./engine/device.js";
 import { setWarningSink } from "./engine/runtime.js";
 import { readSettings } from "./engine/settings.js";
 import { describeFileError, isFileError } from "./util/file-errors.js";
@@ -125,14 +126,19 @@ if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLTo
     // A parent of ours (the filter above, or `experiment --workers`) holds an IPC channel to this process, which
     // closes when it dies, however it dies: killed outright (SIGKILL), it leaves no one to read this process's output
     // or collect its work, so stop too, as one process would have (every write is atomic; a rerun resumes).
+    // Every exit destroys the device first, which waits for the work in flight (engine/device.ts closeDevice).
+    const exit = (code: number) => {
+      closeDevice();
+      process.exit(code);
+    };
     if (process.channel) {
       process.channel.unref();
-      process.on("disconnect", () => process.exit(137));
+      process.on("disconnect", () => exit(137));
     }
     process.on("SIGINT", () => {
       console.error("\ninterrupted; rerun the same command to resume");
-      process.exit(130);
+      exit(130);
     });
-    main(process.argv.slice(2)).then((code) => process.exit(code));
+    main(process.argv.slice(2)).then(exit);
   }
 }

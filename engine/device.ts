@@ -62,6 +62,7 @@ const OPTIONAL_FEATURES = ["shader-f16", "timestamp-query", "subgroups", SUBGROU
 // Dawn segfaults if the object returned by create() is collected while the device lives: hold it here.
 let instance: GPU | undefined;
 let current: Promise<Gpu> | undefined;
+let opened: GPUDevice | undefined; // for closeDevice, which cannot wait for `current`
 let lost: string | undefined;
 const uncaptured: string[] = [];
 
@@ -129,6 +130,7 @@ async function open(opts: DeviceOptions): Promise<Gpu> {
   const requiredLimits: Record<string, number> = {};
   for (const key of LIMITS) requiredLimits[key] = (adapter.limits as unknown as Record<string, number>)[key];
   const device = await adapter.requestDevice({ requiredFeatures: features, requiredLimits });
+  opened = device;
   device.addEventListener("uncapturederror", (ev) => {
     uncaptured.push((ev as GPUUncapturedErrorEvent).error.message);
   });
@@ -152,6 +154,14 @@ async function open(opts: DeviceOptions): Promise<Gpu> {
     isCpu,
     backend: backend ?? "default",
   };
+}
+
+// Destroys the device, if one is open; Dawn first waits for the work in flight. For the process's exit: exiting with
+// a dispatch still running (Ctrl-C in the middle of a step) crashed in SwiftShader's teardown, a segmentation fault
+// after the exit's message, in 3 of 16 interrupted default studies; none of 22 after closeDevice (2026-12-07).
+export function closeDevice(): void {
+  opened?.destroy();
+  opened = undefined;
 }
 
 // The LP_NUM_THREADS to set for `cores` cores (see the header), or undefined where the user chose one.
