@@ -46,6 +46,7 @@ export class BufferPool {
   private pending: GPUBuffer[] = [];
   private pins = new Map<GPUBuffer, number>(); // pin counts
   private parked = new Set<GPUBuffer>(); // released while pinned
+  readonly limits: BufferLimits;
   private stats: PoolStats = { liveBytes: 0, freeBytes: 0, pendingBytes: 0, pinnedBytes: 0, totalBytes: 0, peakLiveBytes: 0, buffersCreated: 0 };
 
   constructor(
@@ -57,8 +58,6 @@ export class BufferPool {
     // Numbers, read once: tests stand another object in for the device's limits.
     this.limits = { maxBufferSize: limits.maxBufferSize, maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize };
   }
-
-  readonly limits: BufferLimits;
 
   // The size of the buffer a request of `bytes` gets.
   sizeFor(bytes: number): number {

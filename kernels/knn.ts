@@ -215,13 +215,13 @@ function fusedSetup(V: number): string {
   }`;
 }
 
-// Rows past the chunk's end get -inf. Most steps end after the vector test against the heap roots (llvmpipe
-// skips a divergent branch that no lane takes), one any() over comparisons joined by `|`: a chain of short-circuit
-// `||` is R*V nested branches, on which SwiftShader's compiler ran out of memory (docs/KERNELS.md). Otherwise, row by row, each lane marks its candidates that beat their
-// root in a bit mask (bit v*4 + c for query column (v, c)) and pops them in a loop, so that lanes with insertions
-// run their sift-downs side by side (looping slot by slot instead would serialise them). A popped candidate is
-// tested again: its root may have risen. Rows go in order, so each heap sees candidates by increasing bank index.
-// The row loop runs at run time (one inlined copy of siftDown, not R); it is the rare path.
+// Rows past the chunk's end get -inf. Most steps end after the vector test against the heap roots (llvmpipe skips a
+// divergent branch that no lane takes), one any() over comparisons joined by `|`: a chain of short-circuit `||` is R*V
+// nested branches, on which SwiftShader's compiler ran out of memory (docs/KERNELS.md). Otherwise, row by row, each
+// lane marks its candidates that beat their root in a bit mask (bit v*4 + c for query column (v, c)) and pops them in a
+// loop, so that lanes with insertions run their sift-downs side by side (looping slot by slot instead would serialise
+// them). A popped candidate is tested again: its root may have risen. Rows go in order, so each heap sees candidates by
+// increasing bank index. The row loop runs at run time (one inlined copy of siftDown, not R); it is the rare path.
 function fusedEpilogue(R: number, V: number): string {
   if (V * 4 > 32) throw new Error(`knn: expected vecs * 4 <= 32, got ${V} * 4`);
   const accs = Array.from({ length: R * V }, (_, i) => `a${Math.floor(i / V)}_${i % V}`);
