@@ -49,7 +49,7 @@ import { readSafetensors } from "../vit/safetensors.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type RunAnalysis, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
-import { startingHead } from "./probe-head.js";
+import { headOf, startingHead, writeHead } from "./probe-head.js";
 import { cellCheckpointPath, cellFolder, cellProbePath, cellResultPath, cellStepPath, cellsFolder } from "./cells.js";
 import { DEFAULTS, type InterpolationHead, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
 import { attentionDriftSpec, ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
@@ -279,15 +279,10 @@ async function editsOf(
 ): Promise<{ resets?: CellResets; interpolation?: CellInterpolation }> {
   try {
     const resets = asked.grain && (await cellResets(model, initial, map, data, asked.grain));
-    const heads = initial.parameters().filter(([name]) => name.startsWith("head."));
     if (asked.probeHead) {
       const { heads: probe, headNorm, where } = asked.probeHead;
-      const drawn = new Map(headNorm === "drawn" ? await Promise.all(heads.map(async ([name, t]) => [name, await t.data()] as const)) : []);
-      const start = startingHead(probe, headNorm, drawn, where);
-      for (const [name, t] of heads) {
-        const head = start.get(name);
-        if (head) t.write(head);
-      }
+      const drawn = headNorm === "drawn" ? await headOf(initial.parameters()) : new Map<string, Float32Array>();
+      writeHead(initial.parameters(), startingHead(probe, headNorm, drawn, where));
     }
     // The model as it is was scored by the resets already, where they ran.
     const interpolation = asked.alphas && (await cellInterpolation(model, initial, asked.alphas, data, asked.probeHead ? "probe" : "tuned", resets?.tuned));

@@ -3,6 +3,7 @@
 // head.weight, or to the norm of the head the cell drew. A probe trained to convergence has a head far larger than a
 // drawn one, and the gradient the head sends into the backbone, Wᵀ(p - y) for its weights W, is proportional to them
 // at a given p: the norm separates the probe's direction from its scale.
+import type { Tensor } from "../engine/tensor.js";
 
 // heads: "head.weight" (classes, C) and "head.bias" (classes), as read or written; `drawn`: those the cell drew, for
 // headNorm "drawn"; `where` names them in errors.
@@ -22,4 +23,15 @@ function normOf(heads: Map<string, Float32Array>, where: string): number {
   let squares = 0;
   for (const w of weight) squares += w * w;
   return Math.sqrt(squares);
+}
+
+// The head's tensors among a model's named tensors (its trainable ones, or all its parameters); read back; written
+// (those `head` holds), for the fine-tuning, or an interpolation's line, to start from the head startingHead gives.
+export const headTensors = (named: [string, Tensor][]) => named.filter(([name]) => name.startsWith("head."));
+export const headOf = async (named: [string, Tensor][]) => new Map(await Promise.all(headTensors(named).map(async ([name, t]) => [name, await t.data()] as const)));
+export function writeHead(named: [string, Tensor][], head: Map<string, Float32Array>): void {
+  for (const [name, t] of headTensors(named)) {
+    const data = head.get(name);
+    if (data) t.write(data);
+  }
 }

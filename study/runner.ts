@@ -82,7 +82,7 @@ import { type StudyData, checkDataFit, checkSameData, dataIdentities, openStudyD
 import { curvePoint, knnScores, otherBankScores } from "./study-knn.js";
 import { addBaselineAnswers, copyOriginalBanks } from "./original-answers.js";
 import { selectionOf, valTransformSpec } from "./validation.js";
-import { startingHead } from "./probe-head.js";
+import { headOf, headTensors, startingHead, writeHead } from "./probe-head.js";
 import { type Cell, KNN_CURVE_FILE, KNN_BANKS_FILE, PROBE_FOLDER, cellCheckpointPath, cellClaimPath, cellFolder, cellKnnBanksPath, cellsFolder, cellResultPath, cellsOf, originalKnnBanksPath, stepFile } from "./cells.js";
 import { scoreKnnVal } from "./knn-val.js";
 import { scoreOtherBanks } from "./knn-banks.js";
@@ -547,7 +547,8 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
     // linearProbe.headNorm "drawn" scales the probe's head to the norm of the one the cell drew: read first.
     const drawn = probe?.headNorm === "drawn" ? await headOf(trainable) : new Map<string, Float32Array>();
     const probed = probe && (await trainProbe(c, cell, model, trainable, { ...settings, lr: probe.lr, steps: probe.steps ?? settings.steps, layerDecay: undefined }, loader(data.transferTrain, config.transfer.train, true), metadata));
-    if (probe?.headNorm !== undefined) await writeHead(trainable, startingHead(await headOf(trainable), probe.headNorm, drawn, `cell ${cell.id}'s linear probe`));
+    // A resumed fine-tuning then loads its own checkpoint over the head written here.
+    if (probe?.headNorm !== undefined) writeHead(trainable, startingHead(await headOf(trainable), probe.headNorm, drawn, `cell ${cell.id}'s linear probe`));
     const resumed = await resumedStep(c.dir);
     const curve = config.knn.atSteps && (await startCurve(c, model, trainable, cell.lr, resumed));
     // The backbones of analysis.atSteps, as the best checkpoint holds its own. Unjudged: a cell that diverges says
@@ -661,14 +662,6 @@ async function trainProbe(c: CellContext, cell: Cell, model: VisionTransformer, 
   } finally {
     for (const [, t] of frozen) t.requiresGrad = true;
   }
-}
-
-// The head's tensors of `trainable`, read back; and written, for the fine-tuning to start from the probe's head as
-// linearProbe.headNorm scales it (study/probe-head.ts). A resumed fine-tuning then loads its own checkpoint over it.
-const headTensors = (trainable: [string, Tensor][]) => trainable.filter(([name]) => name.startsWith("head."));
-const headOf = async (trainable: [string, Tensor][]) => new Map(await Promise.all(headTensors(trainable).map(async ([name, t]) => [name, await t.data()] as const)));
-function writeHead(trainable: [string, Tensor][], head: Map<string, Float32Array>): void {
-  for (const [name, t] of headTensors(trainable)) t.write(head.get(name)!);
 }
 
 // The step a cell's training resumes from: its last checkpoint's, else 0.
