@@ -66,21 +66,21 @@ export function compareRuns(a: RunFolder, b: RunFolder, opts: RunComparisonOptio
       return sameBanks || !p.correct ? p : { ...p, correct: { ...p.correct, otherBanks: undefined } };
     });
   const [ca, cb] = [cellsOf(ra), cellsOf(rb)];
-  const names = (c: StudyConfig) => c.strategies.map(strategyName);
-  const wanted = (name: string) => !opts.strategies || opts.strategies.includes(name);
+  const [namesA, namesB] = [a.config, b.config].map((c) => c.strategies.map(strategyName));
+  const common = namesA.filter((n) => namesB.includes(n));
   for (const name of opts.strategies ?? []) {
-    if (!names(a.config).includes(name) || !names(b.config).includes(name)) throw new Error(`compare: --strategies: expected strategies of both runs (${names(a.config).filter((n) => names(b.config).includes(n)).join(", ") || "none"}), got ${name}`);
+    if (!common.includes(name)) throw new Error(`compare: --strategies: expected strategies of both runs (${common.join(", ") || "none"}), got ${name}`);
   }
   // Each strategy's (rate in A, rate in B): its table rows', or every rate either run finished.
-  const rateRows = (r: StudyResults) => new Map(r.table.map((row) => [strategyName(row.strategy), row.lr]));
+  const [rowsA, rowsB] = [ra, rb].map((r) => new Map(r.table.map((row) => [strategyName(row.strategy), row.lr])));
   const finishedRates = (cells: PairedCell[], name: string) => [...new Set(cells.filter((c) => c.strategy === name).map((c) => c.lr))];
   const pairs: RunPair[] = [];
   const unpaired: string[] = [];
-  for (const name of names(a.config).filter((n) => names(b.config).includes(n) && wanted(n))) {
+  for (const name of common.filter((n) => !opts.strategies || opts.strategies.includes(n))) {
     const group = (cells: PairedCell[], lr: number) => cells.filter((c) => c.strategy === name && c.lr === lr);
     const [inA, inB] = [finishedRates(ca, name), finishedRates(cb, name)];
     const rates: [number | undefined, number | undefined][] = opts.tableRates
-      ? [[rateRows(ra).get(name), rateRows(rb).get(name)]]
+      ? [[rowsA.get(name), rowsB.get(name)]]
       : opts.rates
         ? [[inA.includes(opts.rates[0]) ? opts.rates[0] : undefined, inB.includes(opts.rates[1]) ? opts.rates[1] : undefined]]
         : [...new Set([...inA, ...inB])].map((lr) => [inA.includes(lr) ? lr : undefined, inB.includes(lr) ? lr : undefined]);
@@ -108,8 +108,7 @@ export function compareRuns(a: RunFolder, b: RunFolder, opts: RunComparisonOptio
     }
   }
   if (pairs.length === 0) throw new Error(`compare: no strategy and rate that both ${a.dir} and ${b.dir} finished with a common seed${unpaired.length > 0 ? ` (${unpaired.join("; ")})` : ""}`);
-  const order = (c: StudyConfig, name: string) => names(c).indexOf(name);
-  pairs.sort((x, y) => order(a.config, x.strategy) - order(a.config, y.strategy) || x.lrA - y.lrA);
+  pairs.sort((x, y) => namesA.indexOf(x.strategy) - namesA.indexOf(y.strategy) || x.lrA - y.lrA);
   return {
     a: { dir: a.dir, name: a.config.name },
     b: { dir: b.dir, name: b.config.name },
