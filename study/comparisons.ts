@@ -57,19 +57,24 @@ const groupOf = (cells: PairedCell[], strategy: string, lr: number): Group => by
 // a - b over the seeds both groups finished.
 function difference(a: Group, b: Group): Difference {
   const seeds = [...a.keys()].filter((s) => b.has(s)).sort((x, y) => x - y);
-  const pairs = seeds.map((s) => [a.get(s)!, b.get(s)!]);
+  const pairs = seeds.map((s) => [a.get(s)!, b.get(s)!] as const);
   const images = pairs.length > 0 && pairs.every(([x, y]) => x.correct && y.correct && x.correct.transfer.length === y.correct.transfer.length && x.correct.knn.length === y.correct.knn.length);
-  const points = (x: Uint8Array, y: Uint8Array) => Float64Array.from(x, (right, k) => 100 * (right - y[k]));
-  const diff = (score: "transfer" | "knn") =>
-    images ? tableInterval(pairs.map(([x, y]) => [points(x.correct![score], y.correct![score])])) : meanInterval(pairs.map(([x, y]) => x[score] - y[score]), CONFIDENCE);
+  const transfer = images ? tableInterval(pairs.map(([x, y]) => [points(x.correct!.transfer, y.correct!.transfer)])) : meanInterval(pairs.map(([x, y]) => x.transfer - y.transfer), CONFIDENCE);
+  return { seeds, images, transfer, ...knnDifference(pairs, images) };
+}
+
+// The source k-NN side of a difference: over the queries too where `images`, and over the other banks where every
+// pair was classified against them all.
+function knnDifference(pairs: (readonly [PairedKnn, PairedKnn])[], images: boolean): Pick<Difference, "banks" | "knn"> {
   const others = images ? pairs[0][0].correct!.otherBanks?.length ?? 0 : 0;
   const banks = others > 0 && pairs.every(([x, y]) => x.correct!.otherBanks?.length === others && y.correct!.otherBanks?.length === others) ? 1 + others : 1;
-  const knn =
-    banks > 1
-      ? tableInterval(pairs.map(([x, y]) => [x.correct!.knn, ...x.correct!.otherBanks!].map((answers, b) => points(answers, b === 0 ? y.correct!.knn : y.correct!.otherBanks![b - 1]))))
-      : diff("knn");
-  return { seeds, images, banks, transfer: diff("transfer"), knn };
+  const against = (c: PairedKnn) => [c.correct!.knn, ...(banks > 1 ? c.correct!.otherBanks! : [])];
+  const knn = images ? tableInterval(pairs.map(([x, y]) => against(x).map((answers, bank) => points(answers, against(y)[bank])))) : meanInterval(pairs.map(([x, y]) => x.knn - y.knn), CONFIDENCE);
+  return { banks, knn };
 }
+
+// Paired answers, 0/1 per image, as a difference in points per image.
+const points = (x: Uint8Array, y: Uint8Array) => Float64Array.from(x, (right, k) => 100 * (right - y[k]));
 
 // The mean of a seeds x banks x images table of paired differences and its interval: crossed over the seeds and the
 // images (and the banks, where there are several) with two seeds or more; with one seed, over its images (and banks)
@@ -92,6 +97,22 @@ export const pairedDifference = (cells: PairedCell[], a: { strategy: string; lr:
 // Two groups of cells, each of one strategy and rate (of two run folders: study/run-comparison.ts), a - b seed by
 // seed.
 export const seedPairedDifference = (a: PairedCell[], b: PairedCell[]): Difference => difference(bySeed(a), bySeed(b));
+
+// The source k-NN of a backbone without a transfer score: a point of a cell's forgetting curve (knn.atSteps).
+export interface PairedKnn {
+  seed: number;
+  knn: number; // source k-NN top-1 at reportK, percent
+  correct?: { knn: Uint8Array; otherBanks?: Uint8Array[] }; // 0/1 per k-NN query, against knn.bank and each other bank
+}
+
+// Two groups of such backbones (one strategy and rate's points at one step, of two run folders), a - b's source k-NN
+// seed by seed, paired query by query where every pair recorded its answers.
+export function seedPairedKnnDifference(a: PairedKnn[], b: PairedKnn[]): Omit<Difference, "transfer"> {
+  const other = new Map(b.map((p) => [p.seed, p]));
+  const pairs = a.filter((p) => other.has(p.seed)).sort((x, y) => x.seed - y.seed).map((p) => [p, other.get(p.seed)!] as const);
+  const images = pairs.length > 0 && pairs.every(([x, y]) => x.correct && y.correct && x.correct.knn.length === y.correct.knn.length);
+  return { seeds: pairs.map(([p]) => p.seed), images, ...knnDifference(pairs, images) };
+}
 
 // A group of cells against the original backbone, query by query: `answers[seed][bank]` the cells' answers against
 // each bank, `original[bank]` the original's. The change of source k-NN accuracy in points (negative: forgotten), its

@@ -20,6 +20,10 @@ import { forgettingCurveSpec } from "./figures/forgetting-curve.js";
 import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
 import { hasTradeoff, tradeoffSpec } from "./figures/tradeoff.js";
 import { CONFIDENCE, type Difference } from "./comparisons.js";
+
+// How a difference was paired: what the sentences about its interval need (a forgetting curve's point has a source
+// k-NN difference and no transfer one).
+type Pairing = Pick<Difference, "seeds" | "images" | "banks">;
 import type { MeanInterval } from "../util/stats.js";
 
 // ---- CSV ----
@@ -166,7 +170,7 @@ const signed = (x: number) => (Math.abs(x) < 0.005 ? "0.00" : `${x > 0 ? "+" : "
 export const intervalText = (d: MeanInterval) => (Number.isFinite(d.lo) ? `${signed(d.mean)} [${signed(d.lo)}, ${signed(d.hi)}]` : d.n >= 1 ? signed(d.mean) : "–");
 
 // Whether a difference has an interval: two seeds or more, or one seed with answers per image (over its images).
-export const hasInterval = (c: Difference) => c.seeds.length >= 2 || (c.seeds.length === 1 && c.images);
+export const hasInterval = (c: Pairing) => c.seeds.length >= 2 || (c.seeds.length === 1 && c.images);
 
 // What each row lost of the original backbone's source k-NN, query by query (results.ts knnChange): at its best
 // checkpoint and, with knn.atSteps, after each step of fine-tuning; then the first step at which each row's loss
@@ -244,23 +248,23 @@ function comparisonsMarkdown(r: StudyResults): string[] {
   return out;
 }
 
-// Each interval holds at its level on its own; read together (ten pairs of five strategies, two accuracies each),
-// some exclude 0 by chance alone.
-export function chanceText(of: Difference[], where: string): string {
-  const intervals = 2 * of.filter(hasInterval).length;
+// Each interval holds at its level on its own; read together (ten pairs of five strategies, `scores` accuracies
+// each), some exclude 0 by chance alone.
+export function chanceText(of: Pairing[], where: string, scores = 2): string {
+  const intervals = scores * of.filter(hasInterval).length;
   return ` Each interval is ${CONFIDENCE * 100}% on its own: of these ${intervals}, about ${(intervals * (1 - CONFIDENCE)).toFixed(1)} would exclude 0 by chance where no ${where} differed.`;
 }
 
 // How the intervals of `shown` (differences that have one) were paired, for the sentence before their table, and the
 // mark of a row whose interval is of another kind than the rest.
-export function pairingText(shown: Difference[]): { how: string; mark: (c: Difference) => string } {
+export function pairingText(shown: Pairing[]): { how: string; mark: (c: Pairing) => string } {
   // Cells of builds that did not record which images they got right have intervals over the seeds alone; where a
   // table has both kinds, those rows are marked.
   const bySeeds = shown.filter((c) => !c.images).length;
   const mixed = bySeeds > 0 && bySeeds < shown.length;
   // Pairs of one seed have intervals over the images alone; beside pairs of several, they are marked.
   const single = shown.filter((c) => c.seeds.length === 1).length;
-  const mark = (c: Difference) => (mixed && c.seeds.length >= 2 && !c.images ? " †" : single > 0 && single < shown.length && c.seeds.length === 1 ? " ‡" : "");
+  const mark = (c: Pairing) => (mixed && c.seeds.length >= 2 && !c.images ? " †" : single > 0 && single < shown.length && c.seeds.length === 1 ? " ‡" : "");
   // With knn.otherBanks, the k-NN intervals count the bank's draw too, where every pair was scored on the banks.
   const banks = Math.max(...shown.map((c) => c.banks));
   const allBanks = shown.every((c) => !c.images || c.banks === banks);

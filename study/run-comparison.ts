@@ -4,14 +4,16 @@
 // recorded their answers, image by image (study/comparisons.ts), as a study pairs its own rows: the two runs must
 // have scored the same transfer test images and k-NN queries, at the same k. With `tableRates`, each strategy's table
 // row in B against its row in A, whose rates may differ; with `rates`, its cells at one rate in A against those at
-// another in B (a change that moves the best rate, compared where each run's curve is).
+// another in B (a change that moves the best rate, compared where each run's curve is). With `curve`, each pair's
+// forgetting curve too: B's source k-NN less A's after each step of knn.atSteps that both runs scored, paired as
+// the cells are.
 import { strategyName } from "../peft/strategy.js";
 import { differences } from "../util/differences.js";
 import { meanStd } from "../util/stats.js";
-import { type Difference, type PairedCell, seedPairedDifference } from "./comparisons.js";
+import { type Difference, type PairedCell, type PairedKnn, seedPairedDifference, seedPairedKnnDifference } from "./comparisons.js";
 import { type StudyConfig, studyIdentity } from "./config.js";
 import { chanceText, hasInterval, intervalText, pairingText } from "./report.js";
-import { type StudyResults, pairedCell } from "./results.js";
+import { type CellResult, type StudyResults, pairedCell, unpackCorrect } from "./results.js";
 import type { RunFolder } from "./run-folder.js";
 
 export interface RunPair extends Difference {
@@ -20,6 +22,14 @@ export interface RunPair extends Difference {
   lrB: number;
   a: { transfer: number; knn: number }; // A's means over the seeds both runs finished, percent
   b: { transfer: number; knn: number };
+  curve?: CurvePair[]; // with `curve`: one per step of RunComparison's curveSteps
+}
+
+// A pair's backbones after `step` fine-tuning steps (knn.atSteps): B's source k-NN less A's.
+export interface CurvePair extends Omit<Difference, "transfer"> {
+  step: number;
+  a: number; // A's source k-NN, its mean over the seeds both runs finished, percent
+  b: number;
 }
 
 export interface RunComparison {
@@ -28,9 +38,11 @@ export interface RunComparison {
   changes: string[]; // what B's config holds that A's does not, e.g. 'linearProbe: {"lr":1} -> {"lr":1,"headNorm":1.3}'
   tableRates: boolean;
   rates?: [number, number];
+  curveSteps?: number[]; // with `curve`: the steps of knn.atSteps both runs scored
   pairs: RunPair[]; // in A's order of strategies and rates
   // A strategy and rate that one run finished and the other did not, e.g. "full-lpft lr 0.0001: A only", and the
-  // seeds a row lost to a divergence, e.g. "full-lpft lr 0.03: seed 3 diverged in B".
+  // seeds a row lost to a divergence, e.g. "full-lpft lr 0.03: seed 3 diverged in B"; with `curve`, the steps of
+  // knn.atSteps one run alone scored, e.g. "knn.atSteps 1000, 1500: B only".
   unpaired: string[];
 }
 
@@ -38,6 +50,7 @@ export interface RunComparisonOptions {
   strategies?: string[]; // only these (names as the configs write them); default: every strategy of both
   tableRates?: boolean; // each strategy's table row against its row in the other run
   rates?: [number, number]; // each strategy's cells at rates[0] in A against those at rates[1] in B
+  curve?: boolean; // each pair's forgetting curve too (knn.atSteps)
 }
 
 // The images both runs must have scored, by results' data key (their files' identity, where a finished run recorded
@@ -65,6 +78,23 @@ export function compareRuns(a: RunFolder, b: RunFolder, opts: RunComparisonOptio
       const p = pairedCell(c, k);
       return sameBanks || !p.correct ? p : { ...p, correct: { ...p.correct, otherBanks: undefined } };
     });
+  // A cell's backbone after `step` steps, as the comparisons pair it.
+  const pointOf = (c: CellResult, step: number): PairedKnn => {
+    const p = c.knnCurve!.find((point) => point.step === step)!;
+    const otherBanks = sameBanks && p.otherBanks ? p.otherBanks.map((bank) => unpackCorrect(bank.correct)) : undefined;
+    return { seed: c.seed, knn: p.knn[k].top1, correct: p.correct && { knn: unpackCorrect(p.correct), ...(otherBanks && { otherBanks }) } };
+  };
+  const curvePair = (step: number, ga: CellResult[], gb: CellResult[]): CurvePair => {
+    const [pa, pb] = [ga, gb].map((cells) => cells.map((c) => pointOf(c, step)));
+    const mean = (points: PairedKnn[]) => meanStd(points.map((p) => p.knn))[0];
+    return { step, a: mean(pa), b: mean(pb), ...seedPairedKnnDifference(pb, pa) };
+  };
+  const [stepsA, stepsB] = [a, b].map((run) => run.config.knn.atSteps ?? []);
+  const curveSteps = stepsA.filter((step) => stepsB.includes(step));
+  if (opts.curve && curveSteps.length === 0) {
+    const scored = (run: RunFolder, steps: number[]) => `${run.dir} ${steps.length > 0 ? `at steps ${steps.join(", ")}` : "at none"}`;
+    throw new Error(`compare: --curve: expected runs that scored their backbones after some same step of fine-tuning (knn.atSteps), got ${scored(a, stepsA)} and ${scored(b, stepsB)}`);
+  }
   const [ca, cb] = [cellsOf(ra), cellsOf(rb)];
   const [namesA, namesB] = [a.config, b.config].map((c) => c.strategies.map(strategyName));
   const common = namesA.filter((n) => namesB.includes(n));
@@ -77,7 +107,8 @@ export function compareRuns(a: RunFolder, b: RunFolder, opts: RunComparisonOptio
   const pairs: RunPair[] = [];
   const unpaired: string[] = [];
   for (const name of common.filter((n) => !opts.strategies || opts.strategies.includes(n))) {
-    const group = (cells: PairedCell[], lr: number) => cells.filter((c) => c.strategy === name && c.lr === lr);
+    const group = <C extends { strategy: string; lr: number; seed: number }>(cells: C[], lr: number, seeds?: number[]) =>
+      cells.filter((c) => c.strategy === name && c.lr === lr && (!seeds || seeds.includes(c.seed)));
     const [inA, inB] = [finishedRates(ca, name), finishedRates(cb, name)];
     const rates: [number | undefined, number | undefined][] = opts.tableRates
       ? [[rowsA.get(name), rowsB.get(name)]]
@@ -99,12 +130,19 @@ export function compareRuns(a: RunFolder, b: RunFolder, opts: RunComparisonOptio
         const on = cells.filter((c) => d.seeds.includes(c.seed));
         return { transfer: meanStd(on.map((c) => c.transfer))[0], knn: meanStd(on.map((c) => c.knn))[0] };
       };
-      pairs.push({ strategy: name, lrA, lrB, a: mean(ga), b: mean(gb), ...d });
+      const curve = opts.curve ? curveSteps.map((step) => curvePair(step, group(ra.cells, lrA, d.seeds), group(rb.cells, lrB, d.seeds))) : undefined;
+      pairs.push({ strategy: name, lrA, lrB, a: mean(ga), b: mean(gb), ...d, ...(curve && { curve }) });
       // A seed that diverged in either run has no cell there to pair: the row leaves it out, and says so.
       for (const [run, r, lr] of [["A", ra, lrA], ["B", rb, lrB]] as const) {
         const lost = r.diverged.filter((c) => c.strategy === name && c.lr === lr).map((c) => c.seed);
         if (lost.length > 0) unpaired.push(`${name} lr ${lr}: seed${lost.length > 1 ? "s" : ""} ${lost.join(", ")} diverged in ${run}`);
       }
+    }
+  }
+  if (opts.curve) {
+    for (const [run, steps, other] of [["A", stepsA, stepsB], ["B", stepsB, stepsA]] as const) {
+      const alone = steps.filter((step) => !other.includes(step));
+      if (alone.length > 0) unpaired.push(`knn.atSteps ${alone.join(", ")}: ${run} only`);
     }
   }
   if (pairs.length === 0) throw new Error(`compare: no strategy and rate that both ${a.dir} and ${b.dir} finished with a common seed${unpaired.length > 0 ? ` (${unpaired.join("; ")})` : ""}`);
@@ -115,6 +153,7 @@ export function compareRuns(a: RunFolder, b: RunFolder, opts: RunComparisonOptio
     changes: differences(JSON.parse(studyIdentity(a.config)), JSON.parse(studyIdentity(b.config))).map((d) => d.text),
     tableRates: opts.tableRates ?? false,
     ...(opts.rates && { rates: opts.rates }),
+    ...(opts.curve && { curveSteps }),
     pairs,
     unpaired,
   };
@@ -146,6 +185,21 @@ export function runComparisonMarkdown(c: RunComparison): string {
     "|---|---|---:|---:|---:|---:|---:|",
     ...c.pairs.map((p) => `| ${p.strategy} | ${lr(p)} | ${p.seeds.length}${mark(p)} | ${means(p.a)} | ${means(p.b)} | ${intervalText(p.transfer)} | ${intervalText(p.knn)} |`),
   ];
+  if (c.curveSteps) lines.push("", ...curveMarkdown(c, lr));
   if (c.unpaired.length > 0) lines.push("", `Not compared: ${c.unpaired.join("; ")}.`);
   return lines.join("\n") + "\n";
+}
+
+// Each pair's forgetting curve: a row per step both runs scored (knn.atSteps), its intervals explained as the cells'.
+function curveMarkdown(c: RunComparison, lr: (p: RunPair) => string): string[] {
+  const points = c.pairs.flatMap((p) => p.curve!);
+  const shown = points.filter(hasInterval);
+  const { how, mark } = shown.length > 0 ? pairingText(shown) : { how: "paired by seed: one seed without answers per query, so no interval.", mark: () => "" };
+  return [
+    `Along fine-tuning (knn.atSteps): each pair's cells' backbones after ${c.curveSteps!.join(", ")} steps, B's source k-NN - A's in points, ${how}${shown.length > 0 ? chanceText(shown, "two runs", 1) : ""}`,
+    "",
+    "| Strategy | lr | Step | Seeds | A: source k-NN (%) | B: source k-NN (%) | B - A source k-NN |",
+    "|---|---|---:|---:|---:|---:|---:|",
+    ...c.pairs.flatMap((p) => p.curve!.map((q) => `| ${p.strategy} | ${lr(p)} | ${q.step} | ${q.seeds.length}${mark(q)} | ${q.a.toFixed(2)} | ${q.b.toFixed(2)} | ${intervalText(q.knn)} |`)),
+  ];
 }

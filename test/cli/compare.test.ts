@@ -34,7 +34,7 @@ describe("compare", () => {
     await expect(compare.run([join(root, "nothing"), join(root, "nothing")])).rejects.toThrow(`compare: expected a run folder holding config.json (experiment's), got ${join(root, "nothing")} (it does not exist)`);
   });
 
-  it("prints the table, writes it with --out, and prints JSON with --json", async () => {
+  it("prints the table, writes it with --out, prints JSON with --json, and the curves with --curve", async () => {
     const [a, b] = [await writeRunFolder(join(root, "a"), config, finished), await writeRunFolder(join(root, "b"), config, finished)];
     const log = vi.spyOn(console, "log").mockImplementation(() => {});
     const out = join(root, "a-b.md");
@@ -48,5 +48,10 @@ describe("compare", () => {
     const json = JSON.parse(String(log.mock.calls[1][0]));
     expect(json.pairs.map((p: { strategy: string; lrA: number }) => [p.strategy, p.lrA])).toEqual([["full", 0.1], ["linear", 0.1]]);
     expect(json.tableRates).toBe(true);
+    // --curve: each pair's forgetting curve, step by step.
+    await compare.run([a, b, "--table-rates", "--curve"]);
+    expect(String(log.mock.calls[2][0])).toContain("| linear | 0.1 | 60 | 2 | ");
+    await compare.run([a, b, "--curve", "--json"]);
+    expect(JSON.parse(String(log.mock.calls[3][0])).curveSteps).toEqual(config.knn.atSteps);
   });
 });

@@ -7,10 +7,11 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type StudyConfig, configJson, parseStudyConfig } from "../../study/config.js";
-import type { CellOutcome } from "../../study/results.js";
+import type { CellOutcome, CellResult } from "../../study/results.js";
 import { readRunFolder } from "../../study/run-folder.js";
 import { compareRuns, runComparisonMarkdown } from "../../study/run-comparison.js";
-import { QUERIES, answeredCell, cells, config, diverged, writeRunFolder } from "./fixture.js";
+import { packBits } from "../../util/bits.js";
+import { QUERIES, answeredCell, answers, cells, config, diverged, writeRunFolder } from "./fixture.js";
 
 const root = mkdtempSync(join(tmpdir(), "run-comparison-"));
 afterAll(async () => {
@@ -22,6 +23,11 @@ const cellsA = cells.map((c) => answeredCell(c, 30 + c.seed + (c.strategy === "f
 const writeRun = (name: string, study: StudyConfig, results: CellOutcome[]) => writeRunFolder(join(root, name), study, results);
 const base = JSON.parse(JSON.stringify(configJson(config)));
 const withConfig = (overrides: Record<string, unknown>) => parseStudyConfig({ ...base, ...overrides });
+// A cell whose backbone after each step of `steps` was right on `right(step)` of the queries (the seed's own run).
+const curvedCell = (c: CellResult, right: (step: number) => number, steps = config.knn.atSteps!): CellResult => ({
+  ...c,
+  knnCurve: steps.map((step) => ({ step, knn: { ...c.knn, "20": { top1: (100 * right(step)) / QUERIES, top5: 99 } }, correct: { count: QUERIES, bits: packBits(answers(right(step), c.seed)) } })),
+});
 const compared = async (a: string, b: string, opts = {}) => compareRuns(await readRunFolder(a, "compare"), await readRunFolder(b, "compare"), opts);
 
 describe("compareRuns", () => {
@@ -112,4 +118,56 @@ describe("compareRuns", () => {
     await writeFile(join(root, "empty", "config.json"), JSON.stringify(configJson(config)));
     await expect(compared(a, join(root, "empty"))).rejects.toThrow(`compare: ${join(root, "empty")} has no finished cells`);
   });
+
+  it("with curve, pairs each strategy's forgetting curves step by step, seed by seed and query by query", async () => {
+    // B forgets from step 10 on: each seed's backbone right on 2 + seed fewer queries there.
+    const curvesA = cellsA.map((c) => curvedCell(c, () => 30));
+    const curvesB = cellsA.map((c) => curvedCell(c, (step) => (step >= 10 ? 28 - c.seed : 30)));
+    const [a, b] = [await writeRun("curve-a", config, curvesA), await writeRun("curve-b", config, curvesB)];
+    const c = await compared(a, b, { curve: true });
+    expect(c.curveSteps).toEqual([0, 1, 3, 10, 30, 60]);
+    for (const p of c.pairs) {
+      expect(p.curve!.map((q) => q.step)).toEqual(c.curveSteps);
+      for (const q of p.curve!) {
+        expect([q.seeds, q.images, q.banks]).toEqual([[0, 1], true, 1]);
+        expect(q.a).toBeCloseTo(75, 10);
+        expect(q.knn.mean, `${p.strategy} ${p.lrA} step ${q.step}`).toBeCloseTo(q.step >= 10 ? (-100 * 2.5) / QUERIES : 0, 10);
+        expect(q.b - q.a).toBeCloseTo(q.knn.mean, 10);
+      }
+      // The seeds disagree (2 and 3 queries): an interval about the mean.
+      expect(p.curve![3].knn.lo).toBeLessThan(p.curve![3].knn.mean);
+      expect(p.curve![3].knn.hi).toBeGreaterThan(p.curve![3].knn.mean);
+    }
+    const markdown = runComparisonMarkdown(c);
+    expect(markdown).toContain("Along fine-tuning (knn.atSteps): each pair's cells' backbones after 0, 1, 3, 10, 30, 60 steps, B's source k-NN - A's in points, paired by seed and by image");
+    expect(markdown).toContain("of these 24, about 1.2 would exclude 0 by chance");
+    expect(markdown).toContain("| full | 0.1 | 0 | 2 | 75.00 | 75.00 | 0.00 [0.00, 0.00] |");
+    expect(markdown).toContain("| full | 0.1 | 10 | 2 | 75.00 | 68.75 | -6.25 [-15.11, +2.61] |");
+    // Without the flag, no curve.
+    const plain = await compared(a, b);
+    expect([plain.curveSteps, plain.pairs[0].curve]).toEqual([undefined, undefined]);
+    expect(runComparisonMarkdown(plain)).not.toContain("Along fine-tuning");
+  });
+
+  it("with curve, pairs the steps both runs scored, over the seeds alone where the points kept no answers, and names the others", async () => {
+    // The cells of run A keep their points' scores without their answers (a build before them).
+    const fewer = withConfig({ knn: { ...base.knn, atSteps: [0, 10, 30] } });
+    const c = await compared(join(root, "a"), await writeRun("fewer-steps", fewer, cellsA.map((x) => curvedCell(x, () => 30, [0, 10, 30]))), { curve: true });
+    expect(c.curveSteps).toEqual([0, 10, 30]);
+    expect(c.unpaired).toEqual(["knn.atSteps 1, 3, 60: A only"]);
+    expect(c.pairs[0].curve!.map((q) => q.images)).toEqual([false, false, false]);
+    expect(runComparisonMarkdown(c)).toContain("paired by seed: mean [95% confidence interval, Student's t] over the seeds both finished");
+    expect(runComparisonMarkdown(c)).toContain("Not compared: knn.atSteps 1, 3, 60: A only.");
+  });
+
+  it("with curve, refuses runs that did not score their backbones after some same step", async () => {
+    const { atSteps: _, ...knn } = base.knn;
+    const none = withConfig({ knn });
+    const b = await writeRun("no-steps", none, cellsA.map((x) => ({ ...x, knnCurve: undefined })));
+    await expect(compared(join(root, "a"), b, { curve: true })).rejects.toThrow(
+      `compare: --curve: expected runs that scored their backbones after some same step of fine-tuning (knn.atSteps), got ${join(root, "a")} at steps 0, 1, 3, 10, 30, 60 and ${b} at none`,
+    );
+    expect((await compared(join(root, "a"), b)).pairs.length).toBe(4); // without the flag, the cells alone
+  });
 });
+
