@@ -160,6 +160,27 @@ describe("compareRuns", () => {
     expect(runComparisonMarkdown(c)).toContain("Not compared: knn.atSteps 1, 3, 60: A only.");
   });
 
+  it("with curve, pairs the points against the other banks too where both runs drew the same ones", async () => {
+    // Against the other bank, B's backbones after step 10 are right on 4 fewer queries; against knn.bank on none.
+    const onBanks = withConfig({ knn: { ...base.knn, otherBanks: [base.knn.bank] } });
+    const point = (right: number, seed: number) => ({ knn: { "20": { top1: (100 * right) / QUERIES, top5: 99 } }, correct: { count: QUERIES, bits: packBits(answers(right, seed)) } });
+    const banked = (c: CellResult, other: (step: number) => number) => ({
+      ...curvedCell(c, () => 30),
+      otherBanks: [point(30, c.seed)],
+      knnCurve: curvedCell(c, () => 30).knnCurve!.map((p) => ({ ...p, otherBanks: [point(other(p.step), c.seed)] })),
+    });
+    const a = await writeRun("banks-a", onBanks, cellsA.map((c) => banked(c, () => 30)));
+    const b = await writeRun("banks-b", onBanks, cellsA.map((c) => banked(c, (step) => (step >= 10 ? 26 : 30))));
+    const q = (await compared(a, b, { curve: true })).pairs[0].curve!;
+    expect(q.map((x) => [x.step, x.banks])).toEqual([[0, 2], [1, 2], [3, 2], [10, 2], [30, 2], [60, 2]]);
+    expect(q[3].knn.mean).toBeCloseTo((-100 * 4) / QUERIES / 2, 10); // the mean over both banks
+    expect(q[2].knn.mean).toBe(0);
+    // Against another draw of the other bank in B, the points pair against knn.bank alone.
+    const redrawn = withConfig({ knn: { ...base.knn, otherBanks: [{ ...base.knn.bank, perClass: 7 }] } });
+    const c = await writeRun("banks-c", redrawn, cellsA.map((c) => banked(c, () => 26)));
+    expect((await compared(a, c, { curve: true })).pairs[0].curve!.map((x) => [x.banks, x.knn.mean])).toEqual(q.map(() => [1, 0]));
+  });
+
   it("with curve, refuses runs that did not score their backbones after some same step", async () => {
     const { atSteps: _, ...knn } = base.knn;
     const none = withConfig({ knn });
