@@ -2,7 +2,7 @@
 // comparison itself: test/study/run-comparison.test.ts.
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { mkdtempSync } from "node:fs";
-import { readFile, rm } from "node:fs/promises";
+import { readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compare } from "../../cli/compare.js";
@@ -34,7 +34,7 @@ describe("compare", () => {
     await expect(compare.run([join(root, "nothing"), join(root, "nothing")])).rejects.toThrow(`compare: expected a run folder holding config.json (experiment's), got ${join(root, "nothing")} (it does not exist)`);
   });
 
-  it("prints the table, writes it with --out, prints JSON with --json, and the curves with --curve", async () => {
+  it("prints the table, writes it with --out, prints JSON with --json, the curves with --curve and draws them with --figure", async () => {
     const [a, b] = [await writeRunFolder(join(root, "a"), config, finished), await writeRunFolder(join(root, "b"), config, finished)];
     const log = vi.spyOn(console, "log").mockImplementation(() => {});
     const out = join(root, "a-b.md");
@@ -53,5 +53,11 @@ describe("compare", () => {
     expect(String(log.mock.calls[2][0])).toContain("| linear | 0.1 | 60 | 2 | ");
     await compare.run([a, b, "--curve", "--json"]);
     expect(JSON.parse(String(log.mock.calls[3][0])).curveSteps).toEqual(config.knn.atSteps);
+    // --figure: the curves drawn (--curve implied), in a folder made for them.
+    const figure = join(root, "figures", "a-b");
+    await compare.run([a, b, "--figure", figure]);
+    expect(String(log.mock.calls[4][0])).toContain("Along fine-tuning (knn.atSteps)");
+    for (const ext of ["svg", "png", "vl.json"]) expect((await stat(`${figure}.${ext}`)).size, ext).toBeGreaterThan(0);
+    expect(await readFile(`${figure}.svg`, "utf8")).toContain(">Along fine-tuning, B less A: ");
   });
 });
