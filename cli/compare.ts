@@ -43,6 +43,8 @@ its rows (crossed over seeds and images). It first lists what differs in B's con
     const strategies = flags.strategies && strategiesFlag(flags.strategies);
     const rates = flags.rates?.map((text) => decimal(text));
     if (rates && (rates.length !== 2 || rates.some((lr) => lr === undefined || lr <= 0))) throw new UsageError(`flag --rates: expected two learning rates > 0, A's and B's, got "${flags.rates!.join(",")}"`);
+    // NAME is the files' path without the extension: "runs/" would write runs.svg beside the folder.
+    if (flags.figure !== undefined && /[/\\]$/.test(flags.figure)) throw new UsageError(`flag --figure: expected the figure's path without its extension, e.g. runs/a-b-curve, got ${flags.figure} (a folder)`);
     if (rates && flags["table-rates"]) throw new UsageError("flags --table-rates and --rates: expected one of them, got both");
     const [a, b] = [await readRunFolder(dirs[0], "compare"), await readRunFolder(dirs[1], "compare")];
     const comparison = compareRuns(a, b, { strategies, tableRates: flags["table-rates"], rates: rates as [number, number] | undefined, curve: flags.curve || flags.figure !== undefined });

@@ -27,6 +27,7 @@ describe("compare", () => {
     await expect(compare.run(["runs/a", "runs/b", "--rates", "0.1"])).rejects.toThrow(new UsageError('flag --rates: expected two learning rates > 0, A\'s and B\'s, got "0.1"'));
     await expect(compare.run(["runs/a", "runs/b", "--rates", "0.1,x"])).rejects.toThrow(new UsageError('flag --rates: expected two learning rates > 0, A\'s and B\'s, got "0.1,x"'));
     await expect(compare.run(["runs/a", "runs/b", "--rates", "0.1,0.01", "--table-rates"])).rejects.toThrow(new UsageError("flags --table-rates and --rates: expected one of them, got both"));
+    await expect(compare.run(["runs/a", "runs/b", "--figure", "runs/"])).rejects.toThrow(new UsageError("flag --figure: expected the figure's path without its extension, e.g. runs/a-b-curve, got runs/ (a folder)"));
     await expect(compare.run(["--help"])).rejects.toThrow(HelpRequested);
   });
 
