@@ -46,6 +46,12 @@ function bufferId(buffer: GPUBuffer): number {
 // expected to take ms that the GPU finishes in a fraction of one, and the wait would oversleep them.
 const DISPATCH_OVERHEAD_S = { cpu: 60e-6, gpu: 0 };
 
+// The most one wait may raise the estimate by. A batch whose units took far longer than the rest's (matmul's test of
+// 70,001 one-row products, 55 s on SwiftShader, ~10^4 times the estimate) taught every later wait to sleep seconds
+// for milliseconds of work; an estimate that moves up gradually undersleeps a lasting change for a few waits, which
+// costs only quiet polls.
+const MAX_GROWTH = 4;
+
 export type Grid = [number, number?, number?];
 
 // What the batch keeps while it records (startRecording): the dispatches and copies as encoded (engine/census.ts
@@ -275,12 +281,13 @@ export class Batch {
   // millisecond, since a spinning core is one the driver's workers lose; on a GPU, where it costs no GPU time,
   // until the expected end (with a quarter to spare), so that only work running late waits for the quiet polls.
   // If the promise still took a while after the sleep, the GPU was busy until it resolved and the elapsed time
-  // is the true duration: learn it. If it resolved soon after, we overslept and only know an upper bound: halve the
-  // estimate, so one slow batch does not make every later wait oversleep. Work that ran a kernel for the first
-  // time teaches nothing: on llvmpipe its time includes compiling shaders (a first ViT-S forward took seconds
-  // more), and the next wait would oversleep by that much. Dawn's null backend does no work to sleep through: what
-  // its waits learn is dawn-node's notice alone, and sleeping on it added ~0.6 s to the default study's 7-9 s of
-  // host work there (PEFT_BACKEND=null measures the host alone).
+  // is the true duration: move halfway to it, but at most MAX_GROWTH times up. If it resolved soon after, we
+  // overslept and only know an upper bound: halve the estimate, so one slow batch does not make every later wait
+  // oversleep. Work that ran a kernel for the first time teaches nothing upward: on llvmpipe its time includes
+  // compiling shaders (a first ViT-S forward took seconds more), and the next wait would oversleep by that much.
+  // Dawn's null backend does no work to sleep through: what its waits learn is dawn-node's notice alone, and
+  // sleeping on it added ~0.6 s to the default study's 7-9 s of host work there (PEFT_BACKEND=null measures the
+  // host alone).
   async wait<T>(promise: () => Promise<T>): Promise<T> {
     const remaining = this.expectedRemaining();
     const sleeps = remaining > 0.002 && this.policy !== "busy" && this.gpu.backend !== "null";
@@ -293,20 +300,23 @@ export class Batch {
     const awaitStart = performance.now();
     const result = this.policy === "quiet" ? await awaitQuietly(promise, spinMs) : await promise();
     const now = performance.now();
-    if (this.inflightWork > 1e6 && !this.inflightFirstUse) {
-      // Still busy after the sleep: the await lasted more than the few ms dawn-node takes to notice finished
-      // work, and a tenth of the sleep. (Against a fixed 1 ms, slower notices passed for busy GPUs: the estimate
-      // then learned its own oversleep and shrank by only ~10% per wait, ViT-S runs of 6.0 s, 5.4 s, 4.9 s for
-      // 3.2 s of GPU work.)
-      // Busy means an await longer than 2 ms and a tenth of the time since the submit (the sleep included): after
-      // host work between a submit and its wait, a late notice of long-finished work would pass for the device's
-      // time (300 ms of host time learned as the duration of a 2 ms job, under a loaded test run).
-      const stillBusy = now - awaitStart > Math.max(2, 0.1 * (awaitStart - this.inflightSince));
-      if (stillBusy) {
-        const measured = ((now - this.inflightSince) / 1000 - this.inflightDispatches * this.dispatchOverhead) / this.inflightWork;
-        if (measured > 0) this.secondsPerUnit = this.secondsPerUnit === 0 ? measured : 0.5 * this.secondsPerUnit + 0.5 * measured;
-        this.longestMs = Math.max(this.longestMs, now - this.inflightSince);
-      } else if (sleepMs > 0) this.secondsPerUnit *= 0.5;
+    // Still busy after the sleep: the await lasted more than the few ms dawn-node takes to notice finished
+    // work, and a tenth of the sleep. (Against a fixed 1 ms, slower notices passed for busy GPUs: the estimate
+    // then learned its own oversleep and shrank by only ~10% per wait, ViT-S runs of 6.0 s, 5.4 s, 4.9 s for
+    // 3.2 s of GPU work.)
+    // Busy means an await longer than 2 ms and a tenth of the time since the submit (the sleep included): after
+    // host work between a submit and its wait, a late notice of long-finished work would pass for the device's
+    // time (300 ms of host time learned as the duration of a 2 ms job, under a loaded test run).
+    const stillBusy = now - awaitStart > Math.max(2, 0.1 * (awaitStart - this.inflightSince));
+    if (stillBusy && this.inflightWork > 1e6 && !this.inflightFirstUse) {
+      const measured = ((now - this.inflightSince) / 1000 - this.inflightDispatches * this.dispatchOverhead) / this.inflightWork;
+      const halfway = 0.5 * this.secondsPerUnit + 0.5 * measured;
+      if (measured > 0) this.secondsPerUnit = this.secondsPerUnit === 0 ? measured : Math.min(MAX_GROWTH * this.secondsPerUnit, halfway);
+      this.longestMs = Math.max(this.longestMs, now - this.inflightSince);
+    } else if (!stillBusy && sleepMs > 0) {
+      // Slept, and found the work done: the estimate was too high, whether or not the batch could teach it (a
+      // kernel's first dispatch, a small batch): an oversleep of either would otherwise recur at every such wait.
+      this.secondsPerUnit *= 0.5;
     }
     this.inflightWork = 0;
     this.inflightDispatches = 0;

@@ -166,6 +166,38 @@ describe("batch", () => {
       }
     });
 
+    it("moves an estimate at most four times up in one wait: one slow batch does not make every later wait oversleep", async () => {
+      const { batch } = runtime();
+      await job();
+      await job(); // compiled, and learned from
+      const low = batch.secondsPerUnit / 1e4; // far too low to sleep on: the wait finds the device busy
+      batch.secondsPerUnit = low;
+      await job();
+      expect(batch.secondsPerUnit).toBe(4 * low);
+    });
+
+    it("halves an estimate it overslept on for a kernel's first dispatch, and for a batch too small to learn from", async () => {
+      const { batch } = runtime();
+      await job();
+      const longest = batch.longestMs;
+      batch.longestMs = 1e6; // as if long work had been learned from: no cap on the sleep
+      try {
+        // A kernel no other test dispatches (its compile and run take well under the 0.8 s asleep), then 10^5 units.
+        for (const [kernel, work] of [[spinning(2_000_002), 1e7], [busy(), 1e5]] as const) {
+          const tooHigh = 1 / work; // 1 s for a job of a few ms: it sleeps 0.8 s, and finds the work done
+          batch.secondsPerUnit = tooHigh;
+          const y = Tensor.empty([1]);
+          batch.dispatch(kernel, [y.buffer], undefined, [1], work);
+          await batch.sync();
+          y.dispose();
+          expect(batch.secondsPerUnit, `${work} units`).toBe(tooHigh / 2);
+        }
+      } finally {
+        batch.longestMs = longest;
+        batch.secondsPerUnit = 0;
+      }
+    });
+
     it("halves an estimate it overslept on, even when the finished work is noticed late", async () => {
       const { batch, gpu } = runtime();
       await job();
