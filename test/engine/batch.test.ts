@@ -182,9 +182,9 @@ describe("batch", () => {
       const longest = batch.longestMs;
       batch.longestMs = 1e6; // as if long work had been learned from: no cap on the sleep
       try {
-        // A kernel no other test dispatches (its compile and run take well under the 0.8 s asleep), then 10^5 units.
+        // A kernel no other test dispatches (its compile and run take well under the 1.6 s asleep), then 10^5 units.
         for (const [kernel, work] of [[spinning(2_000_002), 1e7], [busy(), 1e5]] as const) {
-          const tooHigh = 1 / work; // 1 s for a job of a few ms: it sleeps 0.8 s, and finds the work done
+          const tooHigh = 2 / work; // 2 s for a job of a few ms: it sleeps 1.6 s, and finds the work done
           batch.secondsPerUnit = tooHigh;
           const y = Tensor.empty([1]);
           batch.dispatch(kernel, [y.buffer], undefined, [1], work);
