@@ -20,8 +20,7 @@ export function runComparisonCurveSpec(c: RunComparison): FigureSpec {
   if (!c.curveSteps) throw new Error("compare: expected a comparison with the runs' curves (curve), got one without");
   const same = (p: RunPair) => p.curve!.every((q) => q.knn.mean === 0 && q.knn.lo === 0 && q.knn.hi === 0);
   const drawn = c.pairs.filter((p) => !same(p));
-  const text = studyTitle("Along fine-tuning, B less A", c.b.name);
-  if (drawn.length === 0) return nothingToDrawSpec(typeof text === "string" ? text : text.join(" "), [`A: ${c.a.name}`, `B: ${c.b.name}`, "every strategy's points the same in both runs"]);
+  if (drawn.length === 0) return nothingToDrawSpec("Along fine-tuning, B less A", [`A: ${c.a.name}`, `B: ${c.b.name}`, "every strategy's points the same in both runs"]);
   const labels = drawn.map(pairLabel);
   const points = drawn.flatMap((p, i) =>
     p.curve!.map((q) => ({ pair: labels[i], step: q.step, seeds: q.seeds.length, knn: q.knn.mean, lo: Number.isFinite(q.knn.lo) ? q.knn.lo : null, hi: Number.isFinite(q.knn.hi) ? q.knn.hi : null })),
@@ -35,7 +34,7 @@ export function runComparisonCurveSpec(c: RunComparison): FigureSpec {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: {
-      text,
+      text: studyTitle("Along fine-tuning, B less A", c.b.name),
       // Lines of their own: vega sizes text by an estimate (0.8 em a character), and a long line widens the figure.
       subtitle: [
         `A: ${c.a.name}`,
