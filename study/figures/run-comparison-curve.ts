@@ -4,6 +4,8 @@
 // step axis is the forgetting curve's (symmetric-log). A point whose difference has no interval (one seed without
 // answers per query) has no bar, and a line of the subtitle names it. A pair whose points are the same in both runs
 // at every step (cells both folders hold from one copy) is named, not drawn: its line at 0 would hide the dashed one.
+// The pairs are set a few pixels apart along the step axis (DODGE_PX each), so that their error bars at one step do
+// not hide each other; the ticks, the tooltips and the data keep the steps themselves.
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import { CONFIDENCE } from "../comparisons.js";
@@ -12,6 +14,7 @@ import { listLines, nothingToDrawSpec, studyTitle } from "./parts.js";
 import { stepAxis } from "./forgetting-curve.js";
 
 const WIDTH = 440;
+const DODGE_PX = 5;
 
 // A pair's label in the legend: its strategy, and its rate in each run.
 const pairLabel = (p: RunPair) => `${p.strategy} (lr ${p.lrA === p.lrB ? p.lrA : `${p.lrA} -> ${p.lrB}`})`;
@@ -22,11 +25,18 @@ export function runComparisonCurveSpec(c: RunComparison): FigureSpec {
   const drawn = c.pairs.filter((p) => !same(p));
   if (drawn.length === 0) return nothingToDrawSpec("Along fine-tuning, B less A", [`A: ${c.a.name}`, `B: ${c.b.name}`, "every strategy's points the same in both runs"]);
   const labels = drawn.map(pairLabel);
+  // Pair i's offset from the step, in the symlog axis's own units (log1p(step)), DODGE_PX apart about the step.
+  const lastStep = c.curveSteps[c.curveSteps.length - 1];
+  const dodge = (i: number) => ((i - (drawn.length - 1) / 2) * DODGE_PX * Math.log1p(lastStep)) / WIDTH;
+  const at = (step: number, i: number) => {
+    const u = Math.log1p(step) + dodge(i); // where the axis puts it: symlog(x) = sign(x) log1p(|x|)
+    return Math.sign(u) * Math.expm1(Math.abs(u));
+  };
   const points = drawn.flatMap((p, i) =>
-    p.curve!.map((q) => ({ pair: labels[i], step: q.step, seeds: q.seeds.length, knn: q.knn.mean, lo: Number.isFinite(q.knn.lo) ? q.knn.lo : null, hi: Number.isFinite(q.knn.hi) ? q.knn.hi : null })),
+    p.curve!.map((q) => ({ pair: labels[i], step: q.step, at: at(q.step, i), seeds: q.seeds.length, knn: q.knn.mean, lo: Number.isFinite(q.knn.lo) ? q.knn.lo : null, hi: Number.isFinite(q.knn.hi) ? q.knn.hi : null })),
   );
   const barless = [...new Set(points.filter((p) => p.lo === null).map((p) => p.pair))];
-  const x = stepAxis(c.curveSteps, "Fine-tuning step (symmetric log scale)", WIDTH);
+  const x = { ...stepAxis(c.curveSteps, "Fine-tuning step (symmetric log scale)", WIDTH), field: "at" } as const;
   const y = { field: "knn", type: "quantitative", title: "B - A source k-NN top-1 (points)", scale: { zero: true, nice: false, padding: 12 }, axis: { tickCount: 6 } } as const;
   const color = { field: "pair", type: "nominal", scale: { domain: labels }, title: "Strategy" } as const;
   const shape = { ...color };

@@ -62,7 +62,14 @@ describe("compare's forgetting curves", () => {
     // Full's four intervals, and the dashed line at 0; none for LoRA's points of one seed.
     expect(bars(svg)).toBe(4 + 1);
     expect(svg).toMatch(/aria-label="[^"]*: 0; line: no difference"[^>]*stroke-dasharray="6,4"/);
-    expect(svg).toMatch(/aria-label="Fine-tuning step \(symmetric log scale\): 30; B - A source k-NN top-1 \(points\): −4; hi: −2; Strategy: full/);
+    expect(svg).toMatch(/B - A source k-NN top-1 \(points\): −4; hi: −2; Strategy: full/); // full's bar at step 30
+  });
+
+  it("sets the pairs a few pixels apart at each step, so that their error bars do not hide each other", async () => {
+    const svg = await renderSvg(runComparisonCurveSpec(comparison), "curve");
+    // Each point's x in pixels by its pair and step (the tooltip's step: the data keep the steps themselves).
+    const x = new Map([...svg.matchAll(/aria-label="[^"]*pair: ([^;]+) \(lr [^"]*step: (\d+);[^"]*" role="graphics-symbol" aria-roledescription="point" transform="translate\(([-\d.e]+),/g)].map((m) => [`${m[1]} ${m[2]}`, Number(m[3])]));
+    for (const step of steps) expect(x.get(`lora-r4 ${step}`)! - x.get(`full ${step}`)!, `step ${step}`).toBeCloseTo(5, 6);
   });
 
   it("draws nothing but says why where every pair is the same in both runs, and refuses a comparison without curves", async () => {
