@@ -91,8 +91,9 @@ describe("batch", () => {
 }`);
 
   describe("wait estimate", () => {
-    // `work` is the estimate's unit count.
-    const busy = () => spinning(2_000_000);
+    // `work` is the estimate's unit count. 10^7 iterations, ~10 ms on lavapipe: a wait learns only from work still
+    // running after 2 ms, and 2 * 10^6 (~2 ms) sometimes ended before it under a loaded test run.
+    const busy = () => spinning(10_000_000);
     const job = async (kernel = busy()) => {
       const y = Tensor.empty([1]);
       runtime().batch.dispatch(kernel, [y.buffer], undefined, [1], 1e7);
@@ -102,7 +103,7 @@ describe("batch", () => {
 
     it("learns nothing from a kernel's first dispatch, then learns from the next", async () => {
       const { batch } = runtime();
-      const fresh = spinning(2_000_001); // a kernel no other test dispatches, whatever their order
+      const fresh = spinning(10_000_001); // a kernel no other test dispatches, whatever their order
       const before = batch.secondsPerUnit;
       await job(fresh); // its first dispatch: its time includes the shader compile on llvmpipe
       expect(batch.secondsPerUnit).toBe(before);
@@ -183,7 +184,7 @@ describe("batch", () => {
       batch.longestMs = 1e6; // as if long work had been learned from: no cap on the sleep
       try {
         // A kernel no other test dispatches (its compile and run take well under the 1.6 s asleep), then 10^5 units.
-        for (const [kernel, work] of [[spinning(2_000_002), 1e7], [busy(), 1e5]] as const) {
+        for (const [kernel, work] of [[spinning(10_000_002), 1e7], [busy(), 1e5]] as const) {
           const tooHigh = 2 / work; // 2 s for a job of a few ms: it sleeps 1.6 s, and finds the work done
           batch.secondsPerUnit = tooHigh;
           const y = Tensor.empty([1]);
