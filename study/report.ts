@@ -20,11 +20,11 @@ import { forgettingCurveSpec } from "./figures/forgetting-curve.js";
 import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
 import { hasTradeoff, tradeoffSpec } from "./figures/tradeoff.js";
 import { CONFIDENCE, type Difference } from "./comparisons.js";
+import type { MeanInterval } from "../util/stats.js";
 
 // How a difference was paired: what the sentences about its interval need (a forgetting curve's point has a source
 // k-NN difference and no transfer one).
 type Pairing = Pick<Difference, "seeds" | "images" | "banks">;
-import type { MeanInterval } from "../util/stats.js";
 
 // ---- CSV ----
 
