@@ -31,10 +31,11 @@ export interface BlockMeasures {
   weights: WeightChange;
 }
 
-// The backbone a cell kept at a step of analysis.atSteps, measured as its best checkpoint's (against knn.bank alone),
-// with analysis.resets its resets too.
+// The backbone a cell kept at a step of analysis.atSteps, measured as its best checkpoint's (against every bank), with
+// analysis.resets its resets too.
 export interface StepAnalysis extends BlockMeasures {
   step: number;
+  otherBanks?: BankKnn[]; // with knn.otherBanks, as a cell's
   resets?: CellResets;
 }
 
@@ -50,13 +51,19 @@ export interface CellAnalysis extends BlockMeasures {
   interpolation?: CellInterpolation; // with analysis.interpolate: its scores at each weight between step 0 and itself
 }
 
+// A block's layer-wise k-NN less the original's, in points, paired query by query: the mean over seeds and its crossed
+// interval over seeds and images (study/comparisons.ts changeFromOriginal), whether a block lost more than training's
+// randomness and the draw of the images explain; with knn.otherBanks, over the banks too (banks: how many), its mean
+// over every bank.
+export type KnnChange = MeanInterval & { banks: number };
+
 // A row's measures at one step of analysis.atSteps, over the seeds whose cells kept it.
 export interface StepSummary {
   step: number;
   seeds: number;
   ckaCls: MeanStd[]; // (depth)
   knn: MeanStd[];
-  knnChange: MeanInterval[]; // (depth): against knn.bank, as StrategyAnalysis's is on one bank
+  knnChange: KnnChange[]; // (depth): as StrategyAnalysis's, over the seeds that kept the step
   weights: MeanStd[];
   attention: MeanStd[];
   resets?: RowResets; // with analysis.resets: each part reset, over the seeds that kept the step
@@ -69,11 +76,7 @@ export interface StrategyAnalysis {
   ckaCls: MeanStd[]; // (depth)
   ckaPooled: MeanStd[];
   knn: MeanStd[];
-  // (depth): the layer-wise k-NN less the original's, in points, paired query by query: the mean over seeds and its
-  // crossed interval over seeds and images (study/comparisons.ts changeFromOriginal), whether a block lost more than
-  // training's randomness and the draw of the images explain; with knn.otherBanks, over the banks too (banks: how
-  // many), its mean over every bank.
-  knnChange: (MeanInterval & { banks: number })[];
+  knnChange: KnnChange[]; // (depth)
   weights: MeanStd[]; // each block's relative weight change
   embedding: MeanStd; // the embeddings' relative weight change
   norm: MeanStd; // the final norm's
@@ -116,15 +119,15 @@ export interface RunAnalysis {
 }
 
 // The table's rows (each strategy at its selected learning rate), averaged over their seeds' analyses, and each
-// block's layer-wise k-NN against the original's answers (`original`, as RunAnalysis holds them): over every bank
-// where the original and each of the row's cells were classified against the other banks.
+// block's layer-wise k-NN against the original's answers (`original`, as RunAnalysis holds them), at the best
+// checkpoints and at each kept step: over every bank where the original and each of the row's backbones there were
+// classified against the other banks.
 export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], original: Pick<RunAnalysis["original"], "knnCorrect" | "otherBanks">): StrategyAnalysis[] {
   const out: StrategyAnalysis[] = [];
   for (const row of r.table) {
     const name = strategyName(row.strategy);
     const group = cells.filter((c) => c.strategy === name && c.lr === row.lr);
     if (group.length === 0) continue;
-    const unpackAt = (i: number) => (x: Pick<BlockMeasures, "knnCorrect">) => unpackCorrect(x.knnCorrect[i]);
     const steps = [...new Set(group.flatMap((c) => c.atSteps?.map((a) => a.step) ?? []))].sort((a, b) => a - b);
     const atSteps = steps.map((step): StepSummary => {
       const kept = group.flatMap((c) => c.atSteps?.filter((a) => a.step === step) ?? []);
@@ -135,14 +138,12 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
         seeds: kept.length,
         ckaCls: per((m, i) => m.cka.cls[i]),
         knn: per((m, i) => m.knn[i]),
-        knnChange: original.knnCorrect.map((_, i) => changeFromOriginal(kept.map((m) => [unpackAt(i)(m)]), [unpackAt(i)(original)])),
+        knnChange: knnChanges(kept, original),
         weights: per((m, i) => m.weights.blocks[i]),
         attention: per((m, i) => m.attention[i].reduce((a, b) => a + b, 0) / m.attention[i].length),
         ...(resets && { resets }),
       };
     });
-    // Over every bank where the original and each of the row's cells were classified against the other banks.
-    const banks = original.otherBanks !== undefined && group.every((c) => c.otherBanks?.length === original.otherBanks!.length);
     const per = (value: (c: CellAnalysis, i: number) => number) =>
       group[0].knn.map((_, i) => meanStdOf(group.map((c) => value(c, i))));
     const resets = summarizeResets(group.map((c) => c.resets));
@@ -154,10 +155,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       ckaCls: per((c, i) => c.cka.cls[i]),
       ckaPooled: per((c, i) => c.cka.pooled[i]),
       knn: per((c, i) => c.knn[i]),
-      knnChange: original.knnCorrect.map((_, i) => {
-        const answers = (x: { knnCorrect: Correct[]; otherBanks?: BankKnn[] }) => [x.knnCorrect[i], ...(banks ? x.otherBanks! : []).map((b) => b.knnCorrect[i])].map(unpackCorrect);
-        return { ...changeFromOriginal(group.map(answers), answers(original)), banks: 1 + (banks ? original.otherBanks!.length : 0) };
-      }),
+      knnChange: knnChanges(group, original),
       weights: per((c, i) => c.weights.blocks[i]),
       embedding: meanStdOf(group.map((c) => c.weights.embedding)),
       norm: meanStdOf(group.map((c) => c.weights.norm)),
@@ -169,6 +167,18 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
     });
   }
   return out;
+}
+
+type KnnAnswers = { knnCorrect: Correct[]; otherBanks?: BankKnn[] };
+
+// Each block's layer-wise k-NN change from `original`'s over `measured` (a row's backbones, a seed each): over every
+// bank where the original and each of them were classified against the other banks, else against knn.bank alone.
+function knnChanges(measured: KnnAnswers[], original: KnnAnswers): KnnChange[] {
+  const banks = original.otherBanks !== undefined && measured.every((m) => m.otherBanks?.length === original.otherBanks!.length);
+  return original.knnCorrect.map((_, i) => {
+    const answers = (x: KnnAnswers) => [x.knnCorrect[i], ...(banks ? x.otherBanks! : []).map((b) => b.knnCorrect[i])].map(unpackCorrect);
+    return { ...changeFromOriginal(measured.map(answers), answers(original)), banks: 1 + (banks ? original.otherBanks!.length : 0) };
+  });
 }
 
 // analysis.csv: one number per line. measure: cka_cls, cka_pooled, knn_top1, weight_change, attention_js, with

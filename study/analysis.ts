@@ -179,8 +179,9 @@ function holdsCells(a: RunAnalysis, key: AnalysisKey): boolean {
         numbers(c.grid) &&
         (key.atSteps === undefined || Array.isArray(c.atSteps)) &&
         (key.resets === undefined || [c, ...(c.atSteps ?? [])].every((m) => isObject(m.resets) && Array.isArray(m.resets.units))) &&
-        // The best backbones' resets against every other bank (those of a build before them were not).
-        (key.resets === undefined || key.otherBanks === undefined || c.resets?.tuned?.otherBanks?.length === key.otherBanks.length) &&
+        // The kept steps' measures, and the resets of every backbone, against every other bank (builds before them were not).
+        (key.otherBanks === undefined || (c.atSteps ?? []).every((m) => m.otherBanks?.length === key.otherBanks!.length)) &&
+        (key.resets === undefined || key.otherBanks === undefined || [c, ...(c.atSteps ?? [])].every((m) => m.resets?.tuned?.otherBanks?.length === key.otherBanks!.length)) &&
         (key.interpolate === undefined || (isObject(c.interpolation) && Array.isArray(c.interpolation.points))),
     )
   );
@@ -458,10 +459,8 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       cells.push(...kept.cells);
     } else log(`analysis: ${finished.length} cell(s) against the original backbone, ${queries.length} source images${fewer}, a k-NN bank of ${bank.length}${otherBanks ? ` and ${otherBanks.length} other draw(s) of it` : ""}`);
     const baseSha256 = kept ? undefined : await sha256File(backbone); // once, not per cell's checkpoint
-    // A kept step's backbone is measured as the best checkpoint's (its resets too, not the interpolation), against
-    // knn.bank alone.
-    const stepData: AnalysisData = { ...data, otherBanks: undefined };
-    const stepResetData = resetData && { ...resetData, knn: { ...resetData.knn, otherBanks: undefined } };
+    // A kept step's backbone is measured as the best checkpoint's, against every bank, its resets too (not the
+    // interpolation).
     const bestEdits = { ...(resets && { grain }), ...(interpolate && { alphas: interpolate }) };
     const stepEdits = { ...(resets && { grain }) };
     // The head a cell's interpolation moves from with the head "probe": an -lpft cell's own probe's, as its
@@ -482,24 +481,24 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       const map = blockMap(parseStrategy(c.strategy), original.blocks.length);
       // The resets and the interpolation first: the comparison merges LoRA into the weights, and they write LoRA's
       // own tensors.
-      const compare = async (path: string, against: AnalysisData, edits: Parameters<typeof editsOf>[4], editData?: ResetData) => {
+      const compare = async (path: string, edits: Parameters<typeof editsOf>[4]) => {
         const { model, manifest } = await loadFinetuned(backbone, path, { ...loadOptions, baseSha256 });
         try {
-          const edited = editData && (edits.grain || edits.alphas) ? await editsOf(model, await loadInitial(backbone, manifest, loadOptions), map, editData, edits) : {};
-          return { ...(await compareBackbones(original, model, map, against)), ...edited };
+          const edited = resetData && (edits.grain || edits.alphas) ? await editsOf(model, await loadInitial(backbone, manifest, loadOptions), map, resetData, edits) : {};
+          return { ...(await compareBackbones(original, model, map, data)), ...edited };
         } finally {
           model.dispose();
         }
       };
       const probeHead = interpolate && (await probeHeadOf(c));
-      const r = await compare(cellCheckpointPath(dir, c.id), data, { ...bestEdits, ...(probeHead && { probeHead }) }, resetData);
+      const r = await compare(cellCheckpointPath(dir, c.id), { ...bestEdits, ...(probeHead && { probeHead }) });
       const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: m.knnCorrect.map(packCorrect), attention: m.attention, weights: m.weights });
       const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks), grid: Array.from(r.grid.maps), ...(r.resets && { resets: r.resets }), ...(r.interpolation && { interpolation: r.interpolation }) };
       if (atSteps) {
         cell.atSteps = [];
         for (const step of atSteps.filter((s) => existsSync(cellStepPath(dir, c.id, s)))) {
-          const m = await compare(cellStepPath(dir, c.id, step), stepData, stepEdits, stepResetData);
-          cell.atSteps.push({ step, ...measures(m), ...(m.resets && { resets: m.resets }) });
+          const m = await compare(cellStepPath(dir, c.id, step), stepEdits);
+          cell.atSteps.push({ step, ...measures(m), ...packedBanks(m.otherBanks), ...(m.resets && { resets: m.resets }) });
         }
         const missing = atSteps.filter((s) => !cell.atSteps!.some((a) => a.step === s));
         if (missing.length > 0) log(`analysis: cell ${c.id} kept no backbone at step ${missing.join(", ")} of analysis.atSteps (trained before they were asked for): delete ${cellFolder(dir, c.id)} to train it again with them`);

@@ -117,7 +117,7 @@ export function stepResetsSpec(a: RunAnalysis): FigureSpec {
   const seeds = seedsNote(
     rows.map((s) => ({ label: s.strategy, seeds: Math.max(...s.atSteps!.flatMap((t) => (t.resets?.units ?? []).map((u) => u.seeds))) })),
     "error bars",
-    [`${CONFIDENCE * 100}% interval of the change, paired`, "image by image, over seeds and images"],
+    [`${CONFIDENCE * 100}% interval of the change, paired`, `image by image, over seeds${resetBanks(rows.flatMap((s) => s.atSteps!)) > 1 ? ", banks" : ""} and images`],
   );
   return stepPanelsSpec({
     title: {

@@ -2,8 +2,8 @@
 // panel each, in the table's order), each original block's measure against the step whose backbone the cells
 // kept, one line per block, step 0 the original itself. "cka": the linear CKA of the block's CLS output with the
 // original's (error bars ± 1 std over seeds); "knn": the layer-wise k-NN's change from the original's, in points
-// (error bars its 95% interval over seeds and images, as analysis-knn's). Where along the depth, and how soon, a
-// backbone drifts.
+// (error bars its 95% interval over seeds, the banks where there are several, and images, as analysis-knn's). Where
+// along the depth, and how soon, a backbone drifts.
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import type { RunAnalysis } from "../analysis-results.js";
@@ -42,7 +42,7 @@ export function stepsSpec(a: RunAnalysis, measure: "cka" | "knn"): FigureSpec {
   const seeds = seedsNote(
     rows.map((s) => ({ label: s.strategy, seeds: Math.max(...s.atSteps!.map((t) => t.seeds)) })),
     "error bars",
-    measure === "knn" ? changeIntervalNote("images") : undefined,
+    measure === "knn" ? (rows.some((s) => s.atSteps!.some((t) => t.knnChange.some((c) => c.banks > 1))) ? changeIntervalNote("banks", "images") : changeIntervalNote("images")) : undefined,
   );
   return stepPanelsSpec({
     title: {

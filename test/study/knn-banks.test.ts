@@ -4,8 +4,8 @@
 // intervals, and each row's forgetting at its best checkpoints, are then over seeds, banks and queries; the
 // banks are added to a finished run folder without training a cell, only a bank without scores is scored; each point
 // of the forgetting curve is scored against every bank (step 0's answers the original's), and the per-block
-// analysis's layer-wise k-NN and its resets too; and banks of other classes or sizes, or sharing images with the bank, the queries
-// or each other, are refused by name.
+// analysis's layer-wise k-NN and its resets too, of the best backbones and of those kept along fine-tuning; and
+// banks of other classes or sizes, or sharing images with the bank, the queries or each other, are refused by name.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, mkdtempSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
@@ -39,12 +39,13 @@ afterAll(async () => {
 });
 
 // The miniature study with full fine-tuning at two rates and two seeds, the bank the first draw; `otherBanks` its
-// knn.otherBanks, `bank` another bank, `atSteps` its forgetting curve's steps.
-function study(o: { otherBanks?: unknown[]; bank?: unknown; atSteps?: number[] } = {}): StudyConfig {
+// knn.otherBanks, `bank` another bank, `atSteps` its forgetting curve's steps, `analysis` its analysis key.
+function study(o: { otherBanks?: unknown[]; bank?: unknown; atSteps?: number[]; analysis?: object } = {}): StudyConfig {
   const mini = miniStudy(join(root, "data"), join(root, "cache"));
   return parseStudyConfig({
     ...mini,
     knn: { ...mini.knn, bank: o.bank ?? draw(0), ...(o.otherBanks && { otherBanks: o.otherBanks }), ...(o.atSteps && { atSteps: o.atSteps }) },
+    ...(o.analysis && { analysis: o.analysis }),
     strategies: ["full"],
     learningRates: [0.3, 0.03],
     seeds: [0, 1],
@@ -238,6 +239,47 @@ describe("knn.otherBanks", () => {
     expect(again.reused).toBe(false);
     expect(again.analysis.cells.every((c) => c.resets!.tuned.otherBanks!.length === 2)).toBe(true);
     expect((await analyzeRun(dir, { out: join(root, "resets-banks"), resets: true, reuse: true })).reused).toBe(true);
+  });
+
+  it("measures the backbones kept at analysis.atSteps against every bank, their resets too, and makes an analysis of a build before them anew", async () => {
+    const dir = join(root, "steps-banks");
+    const r = await runExperiment({ config: study({ otherBanks: [draw(1), draw(2)], analysis: { images: 1000, gridImages: 2, atSteps: [2, 4], resets: true } }), out: dir });
+    expect(r.complete).toBe(true);
+    const path = join(dir, "analysis.json");
+    const a = JSON.parse(await readFile(path, "utf8")) as RunAnalysis;
+    // The step that is the best checkpoint's gives the best checkpoint's numbers, against every bank.
+    for (const c of a.cells) {
+      const { bestStep } = JSON.parse(await readFile(join(dir, "cells", c.id, "result.json"), "utf8")) as { bestStep: number };
+      const atBest = c.atSteps!.find((t) => t.step === bestStep)!;
+      expect(c.atSteps!.map((t) => t.otherBanks!.length), c.id).toEqual([2, 2]);
+      expect(atBest.otherBanks, c.id).toEqual(c.otherBanks);
+      expect(atBest.resets!.tuned.otherBanks, c.id).toEqual(c.resets!.tuned.otherBanks);
+    }
+    // Each row's change per block at each step is three-way, over the seeds that kept it, the three banks and the queries.
+    type Answers = { knnCorrect: { bits: string; count: number }[]; otherBanks?: { knnCorrect: { bits: string; count: number }[] }[] };
+    for (const row of a.strategies) {
+      const group = a.cells.filter((c) => c.strategy === row.strategy && c.lr === row.lr);
+      for (const t of row.atSteps!) {
+        const kept = group.map((c) => c.atSteps!.find((k) => k.step === t.step)!);
+        for (let block = 0; block < a.depth; block++) {
+          const answers = (x: Answers) => [x.knnCorrect[block], ...x.otherBanks!.map((b) => b.knnCorrect[block])].map((y) => unpackBits(y.bits, y.count)!);
+          expect(t.knnChange[block], `${row.strategy} step ${t.step} block ${block}`).toEqual({ ...changeFromOriginal(kept.map(answers), answers(a.original)), banks: 3 });
+        }
+        expect(t.resets!.banks).toBe(3);
+      }
+    }
+    expect(await readFile(join(dir, "analysis-steps-knn.svg"), "utf8")).toContain(">original, over seeds, banks and images<");
+    expect(await readFile(join(dir, "analysis-steps-resets.svg"), "utf8")).toContain(">image by image, over seeds, banks and images<");
+    const c = a.cells[0];
+    const csv = (await readFile(join(dir, "analysis-steps.csv"), "utf8")).split("\n");
+    expect(csv).toContain(`${c.id},${c.strategy},${c.lr},${c.seed},2,knn_top1,1,knn.otherBanks[1],${c.atSteps![0].otherBanks![1].knn[1].toPrecision(6)}`);
+    // An analysis.json whose kept steps were measured against knn.bank alone (a build before them) is made anew.
+    for (const cell of a.cells) for (const t of cell.atSteps!) delete t.otherBanks;
+    await writeFile(path, JSON.stringify(a));
+    const again = await analyzeRun(dir, { reuse: true });
+    expect(again.reused).toBe(false);
+    expect(again.analysis.cells.every((x) => x.atSteps!.every((t) => t.otherBanks!.length === 2))).toBe(true);
+    expect((await analyzeRun(dir, { reuse: true })).reused).toBe(true);
   });
 
   it("is scored for a finished run folder's cells when added, only for the banks without scores, and not when reordered", async () => {
