@@ -67,7 +67,9 @@ backbones each cell kept at those steps are measured so too: analysis-steps.csv,
 analysis-steps-knn.* (each block's CKA and layer-wise k-NN change against the step). With resets, analysis-resets.*:
 each reset's source k-NN won back and transfer changed, against the fine-tuned model's own; with both,
 analysis-steps-resets.* (the source k-NN each part's reset wins back against the step). With --interpolate,
-analysis-interpolation.*: source k-NN against transfer at each weight, per strategy.`,
+analysis-interpolation.*: source k-NN against transfer at each weight, per strategy. Where the config has
+knn.otherBanks, every layer-wise and source k-NN, of the best backbones and of the kept ones, is classified against
+each other bank too, and the changes' intervals count the banks.`,
   async run(argv) {
     // The one positional argument of any command: the run folder comes first.
     const positional = argv.length > 0 && !argv[0].startsWith("-");
