@@ -5,8 +5,9 @@
 // study/comparisons.ts) and the figures
 // (study/figures/), each as its Vega-Lite spec (NAME.vl.json, data inline), SVG and PNG (plot/render.ts): Figure 2
 // (figure2.*), with knn.atSteps the forgetting curve (forgetting.*), and with Block Expansion at several numbers of
-// blocks and rates Figure 3 (figure3.*), with a strategy at several rates the trade-off across rates (tradeoff.*). All
-// written atomically.
+// blocks and rates Figure 3 (figure3.*), with a strategy at several rates the trade-off across rates (tradeoff.*), and
+// where the results have each row's forgetting by class (study/knn-classes.ts) knn-classes.csv and, for at most
+// MAX_CLASSES source classes, its figure (forgetting-classes.*). All written atomically.
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { DatasetIdentity } from "../data/dataset.js";
@@ -19,6 +20,8 @@ import { figure2Spec } from "./figures/figure2.js";
 import { forgettingCurveSpec } from "./figures/forgetting-curve.js";
 import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
 import { hasTradeoff, tradeoffSpec } from "./figures/tradeoff.js";
+import { MAX_CLASSES, forgettingClassesSpec, hasClassFigure } from "./figures/forgetting-classes.js";
+import { knnClassesCsv } from "./knn-classes.js";
 import { CONFIDENCE, type Difference } from "./comparisons.js";
 import type { MeanInterval } from "../util/stats.js";
 
@@ -98,7 +101,7 @@ export function tableMarkdown(r: StudyResults): string {
       lines.push(`| ${name} | – | every rate diverged | – | – | ${lost.join(", ")} |`);
     }
   }
-  lines.push(...forgettingMarkdown(r), ...comparisonsMarkdown(r));
+  lines.push(...forgettingMarkdown(r), ...classesMarkdown(r), ...comparisonsMarkdown(r));
   const d = r.notes.data;
   const seeds = r.config.seeds.length;
   const val = r.selectedOn === "transfer.val";
@@ -215,6 +218,35 @@ function forgettingMarkdown(r: StudyResults): string[] {
   return out;
 }
 
+// Each row's forgetting class by class of knn.queries (results.ts knnByClass): a column per class, headed by the
+// original's accuracy on it, for at most MAX_CLASSES classes; for more (ImageNet's thousand), each row's three
+// classes that lost most, and knn-classes.csv for the rest.
+function classesMarkdown(r: StudyResults): string[] {
+  const rows = r.table.filter((row) => row.knnByClass);
+  if (rows.length === 0) return [];
+  const classes = rows[0].knnByClass!;
+  const banks = Math.max(...rows.flatMap((row) => row.knnByClass!.map((c) => c.change.banks)));
+  const over = rows.every((row) => row.seeds === 1) ? "the class's queries" : "the seeds and the class's queries";
+  const how = `in points, paired query by query with the original's answers as above: mean [${CONFIDENCE * 100}% confidence interval] over ${over}${banks > 1 ? " and the banks" : ""}`;
+  if (classes.length > MAX_CLASSES) {
+    const worst = rows.map((row) => {
+      const lost = [...row.knnByClass!].sort((a, b) => a.change.mean - b.change.mean).slice(0, 3);
+      return `- ${strategyName(row.strategy)}: ${lost.map((c) => `${c.name} ${intervalText(c.change)}`).join("; ")}`;
+    });
+    return ["", `Forgetting by class (${CLASSES_CSV}: every one of the ${classes.length} classes of knn.queries): each row's source k-NN accuracy on a class's queries less the original backbone's, ${how}. The three classes each row lost most:`, "", ...worst];
+  }
+  // Intervals that can exclude 0 by chance: not those of linear probing, whose answers are the original's.
+  const intervals = rows.reduce((n, row) => n + row.knnByClass!.filter((c) => c.change.lo < c.change.hi).length, 0);
+  return [
+    "",
+    `Forgetting by class (${CLASSES_CSV}, forgetting-classes.png): each row's source k-NN accuracy on each class of knn.queries less the original backbone's (beside each class's name: the original's accuracy on its queries, and how many), ${how}. Each interval is ${CONFIDENCE * 100}% on its own: of these ${intervals}, about ${(intervals * (1 - CONFIDENCE)).toFixed(1)} would exclude 0 by chance where no class was forgotten.`,
+    "",
+    `| Strategy | Seeds |${classes.map((c) => ` ${c.name} (${c.original.toFixed(1)}%, ${c.queries} queries) |`).join("")}`,
+    `|---|---:|${classes.map(() => "---:|").join("")}`,
+    ...rows.map((row) => `| ${strategyName(row.strategy)} | ${row.seeds} |${row.knnByClass!.map((c) => ` ${intervalText(c.change)} |`).join("")}`),
+  ];
+}
+
 // The paired differences between the rows, and of each row's strategy at its other rates against the row, where
 // some such pair has an interval: two seeds or more, or one seed whose cells kept their answers per image.
 function comparisonsMarkdown(r: StudyResults): string[] {
@@ -305,10 +337,13 @@ const FIGURES: Record<string, (r: StudyResults) => FigureSpec | undefined | Prom
   forgetting: (r) => (r.config.knn.atSteps ? forgettingCurveSpec(r) : undefined),
   figure3: (r) => (hasFigure3(r) ? figure3Spec(r) : undefined),
   tradeoff: (r) => (hasTradeoff(r) ? tradeoffSpec(r) : undefined),
+  "forgetting-classes": (r) => (hasClassFigure(r) ? forgettingClassesSpec(r) : undefined),
 };
 
+const CLASSES_CSV = "knn-classes.csv";
+
 // Every file writeReport can write (what --force removes).
-export const REPORT_FILES = ["results.json", "results.csv", "table.md", ...Object.keys(FIGURES).flatMap(figureFileNames)];
+export const REPORT_FILES = ["results.json", "results.csv", "table.md", CLASSES_CSV, ...Object.keys(FIGURES).flatMap(figureFileNames)];
 
 // Writes every report file into `out`, and removes a figure's files that an earlier report there wrote but these
 // results no longer have (a rate dropped from the config, a seed that diverged since): left, they would show cells
@@ -319,6 +354,8 @@ export async function writeReport(out: string, r: StudyResults): Promise<string[
     ["table.md", tableMarkdown(r)],
   ];
   const stale: string[] = [];
+  if (r.table.some((row) => row.knnByClass)) files.push([CLASSES_CSV, knnClassesCsv(r)]);
+  else stale.push(CLASSES_CSV);
   const figures: [string, FigureSpec][] = [];
   for (const [name, specOf] of Object.entries(FIGURES)) {
     // A table without rows (every strategy diverged) leaves nothing to draw.

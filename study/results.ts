@@ -11,6 +11,7 @@ import { NAMED_CONFIGS } from "../vit/config.js";
 import { type Selection, selectionOf } from "./validation.js";
 import { type Comparison, type PairedCell, type RateComparison, changeFromOriginal, pairedComparisons, pairedDifference, rateComparisons } from "./comparisons.js";
 import { packBits, unpackBits } from "../util/bits.js";
+import { type ClassKnn, type QueryLabels, knnByClass } from "./knn-classes.js";
 
 export type KnnScores = Record<string, { top1: number; top5: number }>; // by k, percent
 
@@ -131,6 +132,8 @@ export interface TableRow {
   // as knnChange's (over the other banks too where the original and every cell's point were scored against them),
   // where every cell's point kept its answers.
   knnCurve?: { step: number; knn: number; knnStd: number; change?: MeanInterval & { banks: number } }[];
+  // knnChange class by class of knn.queries (study/knn-classes.ts), where summarize was given the queries' classes.
+  knnByClass?: ClassKnn[];
 }
 
 export interface StudyNotes {
@@ -177,7 +180,7 @@ export function modelLabel(a: { patchSize: number; width: number; depth: number 
 // seed and val image; over the seeds alone for cells that did not keep their val answers), and with knn.val its k-NN
 // accuracy for the queries': no test image and no query chooses. A rate that diverged with any seed is not a
 // candidate: the mean of the seeds that survived it would flatter it.
-export function summarize(config: StudyConfig, baseline: BaselineResult, outcomes: CellOutcome[], notes: StudyNotes): StudyResults {
+export function summarize(config: StudyConfig, baseline: BaselineResult, outcomes: CellOutcome[], notes: StudyNotes, queries?: QueryLabels): StudyResults {
   const k = String(config.knn.reportK);
   const cells = outcomes.filter((c): c is CellResult => !isDiverged(c));
   const unscored = config.knn.val && config.selectBy !== "transfer" ? cells.filter((c) => !c.valKnn).map((c) => c.id) : [];
@@ -202,7 +205,9 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
       if (config.transfer.val) [row.val, row.valStd] = meanStd(group.map((c) => c.valAccuracy!));
       if (config.knn.val && group.every((c) => c.valKnn)) [row.valKnn, row.valKnnStd] = meanStd(group.map((c) => c.valKnn![k].top1));
       if (config.knn.otherBanks && group.every((c) => c.otherBanks)) [row.otherBanksKnn, row.otherBanksKnnStd] = meanStd(group.map(otherBanksKnn(k)));
-      if (original) row.knnChange = changeOf(group.map((c) => ({ correct: c.correct?.knn, otherBanks: c.otherBanks })), baseline, original);
+      const answers = original && rowAnswers(group.map((c) => ({ correct: c.correct?.knn, otherBanks: c.otherBanks })), baseline, original);
+      if (answers) row.knnChange = changeOf(answers);
+      if (answers && queries) row.knnByClass = knnByClass(answers.cells, answers.original, queries);
       if (config.knn.atSteps) row.knnCurve = curveOf(group, config.knn.atSteps, k, baseline, original);
       tried.push(row);
     }
@@ -268,18 +273,22 @@ function cellAnswers(c: NonNullable<CellResult["correct"]>, otherBanks: CellResu
 // A cell's source k-NN top-1 at k against the other banks, their mean.
 export const otherBanksKnn = (k: string) => (c: CellResult) => c.otherBanks!.reduce((a, b) => a + b.knn[k].top1, 0) / c.otherBanks!.length;
 
-// A row's cells' best checkpoints against the original (its answers `original`), or their points at one step of
-// the curve: against every bank where the original and every cell were scored against the other banks, else against
-// knn.bank; undefined where a cell kept no answers.
-function changeOf(cells: { correct?: Correct; otherBanks?: { correct: Correct }[] }[], baseline: BaselineResult, original: Uint8Array): MeanInterval & { banks: number } | undefined {
+// The answers of a row's cells' best checkpoints (or of their points at one step of the curve), `cells[seed][bank]`,
+// and the original's (`original`: against knn.bank), `original[bank]`, as changeFromOriginal pairs them: against every
+// bank where the original and every cell were scored against the other banks, else against knn.bank; undefined where
+// a cell kept no answers.
+function rowAnswers(cells: { correct?: Correct; otherBanks?: { correct: Correct }[] }[], baseline: BaselineResult, original: Uint8Array): { cells: Uint8Array[][]; original: Uint8Array[] } | undefined {
   const unpack = (x: Correct) => unpackBits(x.bits, x.count);
   const first = cells.map((c) => c.correct && unpack(c.correct));
   if (!first.every((a) => a?.length === original.length)) return undefined;
   const banks = baseline.otherBanks && cells.every((c) => c.otherBanks?.length === baseline.otherBanks!.length) ? baseline.otherBanks.length : 0;
-  const originals = [original, ...(baseline.otherBanks ?? []).slice(0, banks).map((b) => unpack(b.correct)!)];
-  const answers = cells.map((c, s) => [first[s]!, ...(c.otherBanks ?? []).slice(0, banks).map((b) => unpack(b.correct)!)]);
-  return { ...changeFromOriginal(answers, originals), banks: 1 + banks };
+  return {
+    cells: cells.map((c, s) => [first[s]!, ...(c.otherBanks ?? []).slice(0, banks).map((b) => unpack(b.correct)!)]),
+    original: [original, ...(baseline.otherBanks ?? []).slice(0, banks).map((b) => unpack(b.correct)!)],
+  };
 }
+
+const changeOf = (a: { cells: Uint8Array[][]; original: Uint8Array[] }): MeanInterval & { banks: number } => ({ ...changeFromOriginal(a.cells, a.original), banks: a.original.length });
 
 // A table row's forgetting curve: per step, the mean and sample standard deviation over its seeds, and the change
 // from the original backbone (`original`: its answers) where every cell's point kept its answers.
@@ -287,7 +296,8 @@ function curveOf(group: CellResult[], steps: number[], k: string, baseline: Base
   return steps.map((step) => {
     const points = group.map((c) => c.knnCurve!.find((p) => p.step === step)!);
     const [knn, knnStd] = meanStd(points.map((p) => p.knn[k].top1));
-    const change = original && changeOf(points, baseline, original);
+    const answers = original && rowAnswers(points, baseline, original);
+    const change = answers && changeOf(answers);
     return { step, knn, knnStd, ...(change && { change }) };
   });
 }

@@ -491,7 +491,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   if (data.transferVal) await addValAnswers(out, outcomes, answerVal, log);
   if (data.knnVal || data.otherBanks || data.transferVal) outcomes = await readOutcomes();
   const complete = outcomes.length === cells.length;
-  const results = summarize(config, baseline, outcomes, {
+  const notes = {
     backbone: backboneNote,
     model: modelLabel(vit),
     // Each dataset by its key (the opened files and the cache have no identity), the other banks as knn.otherBanks[i].
@@ -499,7 +499,9 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
       Object.entries(data).flatMap(([k, d]) => (Array.isArray(d) ? d.map((b: Dataset, i) => [`knn.otherBanks[${i}]`, b.identity]) : d && "identity" in d ? [[k, d.identity]] : [])),
     ),
     imageSize: size,
-  });
+  };
+  // With the queries' classes: each row's forgetting class by class too (study/knn-classes.ts).
+  const results = summarize(config, baseline, outcomes, notes, data.queries);
   const files = o.collect || (complete && !shared && !o.prepareOnly) ? await writeReport(out, results) : [];
   // The analysis waits with an estimate of its own: one learned on training steps made its read-backs oversleep
   // (in the default study it took 28 s, 13-14 alone; engine/timing.ts ownWaitEstimate).

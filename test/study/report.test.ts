@@ -125,7 +125,8 @@ describe("report files", () => {
       const figures = ["figure2", "forgetting", "tradeoff"].flatMap((f) => [`${f}.vl.json`, `${f}.svg`, `${f}.png`]);
       expect(files.map((f) => f.slice(dir.length + 1))).toEqual(["results.json", "results.csv", "table.md", ...figures]);
       expect(REPORT_FILES).toEqual(expect.arrayContaining(files.map((f) => f.slice(dir.length + 1))));
-      expect(REPORT_FILES.filter((f) => !files.some((p) => p.endsWith(`/${f}`)))).toEqual(["figure3.vl.json", "figure3.svg", "figure3.png"]); // no Block Expansion here
+      // No Block Expansion here, and no forgetting by class (its results were not given the queries' classes).
+      expect(REPORT_FILES.filter((f) => !files.some((p) => p.endsWith(`/${f}`)))).toEqual(["knn-classes.csv", "figure3.vl.json", "figure3.svg", "figure3.png", "forgetting-classes.vl.json", "forgetting-classes.svg", "forgetting-classes.png"]);
       const json = JSON.parse(await readFile(join(dir, "results.json"), "utf8"));
       expect(Object.keys(json)).toEqual(["name", "reportK", "temperature", "selectBy", "selectedOn", "notes", "baseline", "table", "comparisons", "rates", "cells", "diverged", "missing", "config"]);
       for (const f of ["figure2", "forgetting", "tradeoff"]) {

@@ -109,6 +109,11 @@ describe("a miniature study", () => {
     const [, width, height] = /^<svg [^>]*width="(\d+)" height="(\d+)"/.exec(svg)!.map(Number);
     expect([png.format, png.width, png.height]).toEqual(["png", 2 * width, 2 * height]);
     expect(existsSync(join(out(), "forgetting.svg"))).toBe(false); // no knn.atSteps
+    // The forgetting class by class: a line per row and class of the queries, each row's lines over every query.
+    const byClass = (await lines(join(out(), "knn-classes.csv"))).slice(1).map((l) => l.split(","));
+    expect(byClass.length).toBe(5 * 3);
+    for (const s of config.strategies) expect(byClass.filter((l) => l[0] === strategyName(s)).reduce((n, l) => n + Number(l[4]), 0)).toBe(results.cells[0].correct.knn.count);
+    expect(existsSync(join(out(), "forgetting-classes.svg"))).toBe(true);
     for (const f of ["config.json", "backbone.json", "baseline.json"]) expect(existsSync(join(out(), f)), f).toBe(true);
 
     const cellDir = join(out(), "cells", "lora-r2_lr0.05_s0");

@@ -1,0 +1,68 @@
+// Forgetting class by class (study/knn-classes.ts): for each class of knn.queries (along x, labelled with the original
+// backbone's accuracy on it), one bar per strategy at its selected learning rate, its source k-NN on that class's
+// queries less the original's, in points; error bars the 95% interval of the change, paired query by query over the
+// seeds, the class's queries and the banks; a dashed line at 0. Which source classes each strategy forgets. Drawn
+// where the queries have at most MAX_CLASSES classes (knn-classes.csv holds every class of a larger domain).
+import { strategyName } from "../../peft/strategy.js";
+import type { FigureSpec } from "../../plot/render.js";
+import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
+import type { StudyResults } from "../results.js";
+import { changeIntervalNote, seedsNote, studyTitle } from "./parts.js";
+
+export const MAX_CLASSES = 20;
+const BAR_PX = 12; // each strategy's bar: a class takes one per row, and a gap
+
+// Whether the study's table has rows with their forgetting by class, of at most MAX_CLASSES classes.
+export const hasClassFigure = (r: Pick<StudyResults, "table">): boolean => r.table.some((row) => row.knnByClass && row.knnByClass.length <= MAX_CLASSES);
+
+export function forgettingClassesSpec(r: StudyResults): FigureSpec {
+  const rows = r.table.filter((row) => row.knnByClass && row.knnByClass.length <= MAX_CLASSES);
+  const names = rows.map((row) => strategyName(row.strategy));
+  // Each class once, in the queries' order, labelled with the original's accuracy on it (the same in every row).
+  const classes = rows[0].knnByClass!.map((c) => `${c.name} (${c.original.toFixed(1)}%)`);
+  const points = rows.flatMap((row, i) =>
+    row.knnByClass!.map((c) => ({ strategy: names[i], lr: row.lr, seeds: row.seeds, class: `${c.name} (${c.original.toFixed(1)}%)`, queries: c.queries, original: c.original, knn: c.knn, value: c.change.mean, lo: Number.isFinite(c.change.lo) ? c.change.lo : null, hi: Number.isFinite(c.change.hi) ? c.change.hi : null })),
+  );
+  const banks = Math.max(...rows.flatMap((row) => row.knnByClass!.map((c) => c.change.banks)));
+  const x = { field: "class", type: "nominal", title: "Source class (the original backbone's k-NN top-1 on it)", sort: classes, axis: { labelAngle: -30, labelLimit: 0 } } as const;
+  const xOffset = { field: "strategy", sort: names } as const;
+  // Two lines: vega centres an axis title on the plot by an estimate of its length, and one line longer than the plot
+  // is tall pushed the plot down from its subtitle.
+  const y = { field: "value", type: "quantitative", title: [`Source ${r.reportK}-NN top-1 less the`, "original backbone's (points)"], scale: { nice: false, padding: 8 } } as const;
+  const color = { field: "strategy", type: "nominal", title: "Strategy", scale: { domain: names } } as const;
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: {
+      text: studyTitle("Forgetting by source class", r.name),
+      subtitle: [
+        "each strategy at its selected learning rate: its",
+        "source k-NN on each class's queries less the",
+        "original backbone's, paired query by query",
+        ...seedsNote(
+          rows.map((row, i) => ({ label: names[i], seeds: row.seeds })),
+          "error bars",
+          banks > 1 ? changeIntervalNote("banks", "queries") : changeIntervalNote("queries"),
+        ),
+      ],
+    },
+    width: Math.max(300, classes.length * (rows.length + 1) * BAR_PX),
+    height: 300,
+    config: FIGURE_CONFIG,
+    layer: [
+      {
+        data: { values: points },
+        mark: { type: "bar" },
+        encoding: {
+          x,
+          xOffset,
+          y,
+          color,
+          tooltip: [{ field: "strategy" }, { field: "lr" }, { field: "class" }, { field: "queries" }, { field: "knn", format: ".2f" }, { field: "value", format: ".2f" }, { field: "lo", format: ".2f" }, { field: "hi", format: ".2f" }],
+        },
+      },
+      // A bar without an interval (one seed without answers per query) draws none: its lo and hi are null.
+      { data: { values: points }, mark: { type: "rule", color: "#222", strokeWidth: 1.2 }, encoding: { x, xOffset, y: { ...y, field: "lo" }, y2: { field: "hi" } } },
+      { data: { values: [{}] }, mark: { type: "rule", color: "#333", strokeDash: REFERENCE_DASH }, encoding: { y: { datum: 0 } } },
+    ],
+  } as FigureSpec;
+}

@@ -1,0 +1,55 @@
+// The source k-NN class by class: for a table row, each class of knn.queries, the original backbone's k-NN accuracy
+// on that class's queries, the row's best checkpoints', and the change paired query by query as the row's knnChange
+// is (study/comparisons.ts changeFromOriginal: the mean over the seeds, and the banks where the original and every
+// cell were classified against knn.otherBanks; its crossed interval over the seeds, that class's queries and the
+// banks). Which of the source domain's classes a strategy forgets. knnClassesCsv is knn-classes.csv, a line per row
+// and class.
+import type { MeanInterval } from "../util/stats.js";
+import { strategyName } from "../peft/strategy.js";
+import { changeFromOriginal } from "./comparisons.js";
+import type { StudyResults } from "./results.js";
+
+// The classes of knn.queries and each query's, in the queries' order (the order of every k-NN answer).
+export interface QueryLabels {
+  classes: string[]; // names, by label
+  labels: ArrayLike<number>;
+}
+
+export interface ClassKnn {
+  name: string;
+  queries: number;
+  original: number; // percent of the class's queries the original backbone got right, mean over the banks
+  knn: number; // the row's best checkpoints', mean over the seeds and the banks
+  change: MeanInterval & { banks: number };
+}
+
+// A row's answers as changeFromOriginal takes them, `answers[seed][bank]` and `original[bank]`, split by the queries'
+// class; a class without queries is left out.
+export function knnByClass(answers: Uint8Array[][], original: Uint8Array[], queries: QueryLabels): ClassKnn[] {
+  const members = queries.classes.map(() => [] as number[]);
+  for (let q = 0; q < queries.labels.length; q++) members[queries.labels[q]].push(q);
+  const percent = (sets: Uint8Array[]) => (100 * sets.reduce((a, s) => a + s.reduce((x, y) => x + y, 0), 0)) / (sets.length * sets[0].length);
+  return queries.classes.flatMap((name, c) => {
+    const of = (a: Uint8Array) => Uint8Array.from(members[c], (q) => a[q]);
+    if (members[c].length === 0) return [];
+    const mine = answers.map((banks) => banks.map(of));
+    const theirs = original.map(of);
+    return [{ name, queries: members[c].length, original: percent(theirs), knn: percent(mine.flat()), change: { ...changeFromOriginal(mine, theirs), banks: original.length } }];
+  });
+}
+
+// knn-classes.csv: for each table row with its answers by class, a line per class; change_lo and change_hi empty
+// where the change has no interval.
+export function knnClassesCsv(r: StudyResults): string {
+  const lines = ["strategy,lr,seeds,class,queries,original_knn_top1,knn_top1,change,change_lo,change_hi,banks"];
+  const end = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "");
+  for (const row of r.table) {
+    for (const c of row.knnByClass ?? []) {
+      lines.push([strategyName(row.strategy), row.lr, row.seeds, csvText(c.name), c.queries, c.original.toFixed(2), c.knn.toFixed(2), c.change.mean.toFixed(2), end(c.change.lo), end(c.change.hi), c.change.banks].join(","));
+    }
+  }
+  return lines.join("\n") + "\n";
+}
+
+// A class name as one CSV field (ImageNet's hold commas: "crane, bird").
+const csvText = (s: string) => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);

@@ -1,0 +1,107 @@
+// The source k-NN class by class (study/knn-classes.ts): each class's queries taken apart from the rest, against
+// hand-counted answers and against the whole row's change (the queries' mean of the classes' changes); its CSV, its
+// part of table.md and its figure, and their removal where the results have none.
+import { describe, expect, it } from "vitest";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { knnByClass, knnClassesCsv } from "../../study/knn-classes.js";
+import { changeFromOriginal } from "../../study/comparisons.js";
+import { summarize } from "../../study/results.js";
+import { tableMarkdown, writeReport } from "../../study/report.js";
+import { QUERIES, baselineWithAnswers, cellsWithAnswers, config, notes } from "./fixture.js";
+
+const u8 = (a: number[]) => Uint8Array.from(a);
+
+describe("knnByClass", () => {
+  // Six queries of classes a, b, a, c, b, a; d has none.
+  const queries = { classes: ["a", "b", "c", "d"], labels: [0, 1, 0, 2, 1, 0] };
+  const original = [u8([1, 1, 0, 1, 0, 1])];
+  const seeds = [[u8([0, 1, 0, 1, 1, 1])], [u8([1, 0, 0, 1, 1, 0])]];
+
+  it("scores each class on its own queries, paired with the original's answers there; a class without queries is left out", () => {
+    const [a, b, c, ...rest] = knnByClass(seeds, original, queries);
+    expect(rest).toEqual([]);
+    expect([a.name, a.queries, b.name, b.queries, c.name, c.queries]).toEqual(["a", 3, "b", 2, "c", 1]);
+    // a: the original right on 2 of 3, the seeds on 1 of 3 each.
+    expect(a.original).toBeCloseTo(200 / 3, 12);
+    expect(a.knn).toBeCloseTo(100 / 3, 12);
+    expect(a.change).toEqual({ ...changeFromOriginal([[u8([0, 0, 1])], [u8([1, 0, 0])]], [u8([1, 0, 1])]), banks: 1 });
+    expect(a.change.mean).toBeCloseTo(-100 / 3, 12);
+    // b: the original 1 of 2, the seeds 2 and 1 of 2.
+    expect([b.original, b.knn, b.change.mean]).toEqual([50, 75, 25]);
+    expect([c.original, c.knn, c.change.mean]).toEqual([100, 100, 0]);
+  });
+
+  it("over the banks too: each class's accuracy the mean over them, its change paired bank by bank", () => {
+    const banks = [original[0], u8([0, 1, 1, 1, 0, 0])];
+    const both = seeds.map(([s], i) => [s, i === 0 ? u8([1, 1, 1, 0, 0, 0]) : u8([0, 0, 1, 1, 1, 1])]);
+    const [a] = knnByClass(both, banks, queries);
+    expect(a.original).toBeCloseTo(100 / 2, 12); // 2 of 3 against the bank, 1 of 3 against the other
+    expect(a.knn).toBeCloseTo((100 * (1 + 1 + 2 + 2)) / 12, 12);
+    const pick = (x: Uint8Array) => u8([x[0], x[2], x[5]]);
+    expect(a.change).toEqual({ ...changeFromOriginal(both.map((s) => s.map(pick)), banks.map(pick)), banks: 2 });
+  });
+});
+
+describe("knnByClass in the study's results", () => {
+  // The fixture's 40 queries in four classes of 10, the last class's name one a CSV must quote.
+  const queries = { classes: ["zero", "one", "two", "crane, bird"], labels: Array.from({ length: QUERIES }, (_, q) => q % 4) };
+  const answered = summarize(config, baselineWithAnswers, cellsWithAnswers, notes, queries);
+
+  it("gives each row its change by class, whose queries' mean is the row's change; none without the queries' classes", () => {
+    for (const row of answered.table) {
+      const byClass = row.knnByClass!;
+      expect(byClass.map((c) => [c.name, c.queries])).toEqual(queries.classes.map((name) => [name, 10]));
+      expect(byClass.reduce((s, c) => s + c.queries * c.change.mean, 0) / QUERIES).toBeCloseTo(row.knnChange!.mean, 10);
+      expect(byClass.reduce((s, c) => s + c.queries * c.original, 0) / QUERIES).toBeCloseTo(80, 10);
+    }
+    expect(summarize(config, baselineWithAnswers, cellsWithAnswers, notes).table.every((row) => row.knnByClass === undefined)).toBe(true);
+  });
+
+  it("writes knn-classes.csv, a line per row and class, names quoted where they hold a comma, ends empty without an interval", () => {
+    const lines = knnClassesCsv(answered).trim().split("\n");
+    expect(lines[0]).toBe("strategy,lr,seeds,class,queries,original_knn_top1,knn_top1,change,change_lo,change_hi,banks");
+    expect(lines.length).toBe(1 + answered.table.length * 4);
+    const [full] = answered.table;
+    const c = full.knnByClass![3];
+    expect(lines[4]).toBe(`full,${full.lr},2,"crane, bird",10,${c.original.toFixed(2)},${c.knn.toFixed(2)},${c.change.mean.toFixed(2)},${c.change.lo.toFixed(2)},${c.change.hi.toFixed(2)},1`);
+    const one = { ...answered, table: [{ ...full, knnByClass: [{ ...c, change: { ...c.change, lo: NaN, hi: NaN } }] }] };
+    expect(knnClassesCsv(one).trim().split("\n")[1].endsWith(`,${c.change.mean.toFixed(2)},,,1`)).toBe(true);
+  });
+
+  it("puts a column per class into table.md, headed by the original's accuracy on it; for more than 20 classes, each row's three worst", () => {
+    const md = tableMarkdown(answered).split("\n");
+    const header = md.findIndex((l) => l.startsWith("| Strategy | Seeds | zero ("));
+    expect(md[header - 2]).toMatch(/^Forgetting by class \(knn-classes\.csv, forgetting-classes\.png\): .* Each interval is 95% on its own: of these \d+, about [\d.]+ would exclude 0 by chance/);
+    const [full] = answered.table;
+    const zero = full.knnByClass![0];
+    expect(md[header]).toContain(`| zero (${zero.original.toFixed(1)}%, 10 queries) |`);
+    expect(md[header + 2].startsWith("| full | 2 | ")).toBe(true);
+    // 25 classes: no columns, the three classes each row lost most.
+    const many = { classes: Array.from({ length: 25 }, (_, i) => `c${i}`), labels: Array.from({ length: QUERIES }, (_, q) => q % 25) };
+    const wide = tableMarkdown(summarize(config, baselineWithAnswers, cellsWithAnswers, notes, many)).split("\n");
+    expect(wide.some((l) => l.startsWith("| Strategy | Seeds | c0"))).toBe(false);
+    const at = wide.findIndex((l) => l.startsWith("Forgetting by class (knn-classes.csv: every one of the 25 classes of knn.queries)"));
+    expect(at).toBeGreaterThan(0);
+    expect(wide[at + 2]).toMatch(/^- full: c\d+ [-+\d.]+( \[[-+\d.]+, [-+\d.]+\])?; c\d+ .*; c\d+ /);
+  });
+
+  it("draws the figure for at most 20 classes, and a report without them removes the files an earlier one wrote", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "knn-classes-"));
+    try {
+      await writeReport(dir, answered);
+      const svg = await readFile(join(dir, "forgetting-classes.svg"), "utf8");
+      expect(svg).toContain(">Forgetting by source class: ");
+      expect(svg).toContain(">original, over seeds and queries<");
+      for (const name of queries.classes) expect(svg).toContain(`>${name} (`);
+      expect(svg).toContain("stroke-dasharray"); // the line at 0
+      expect(existsSync(join(dir, "forgetting-classes.png"))).toBe(true);
+      await writeReport(dir, summarize(config, baselineWithAnswers, cellsWithAnswers, notes));
+      for (const f of ["knn-classes.csv", "forgetting-classes.svg", "forgetting-classes.png", "forgetting-classes.vl.json"]) expect(existsSync(join(dir, f)), f).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
