@@ -1,8 +1,9 @@
 // `knn`: DINO's weighted k-NN classifier (eval/knn.ts) on feature and label files in NPY format.
 import type { Command } from "../util/command.js";
 import { UsageError } from "../util/command.js";
-import { decimal, parseArgs, required } from "../util/args.js";
-import { labelsToInt32, readNpy } from "../data/npy.js";
+import { checkOutputFile, decimal, parseArgs, required } from "../util/args.js";
+import { labelsToInt32, readNpy, writeNpy } from "../data/npy.js";
+import { refuseOverwrite } from "./file-checks.js";
 import { initEngine } from "../engine/runtime.js";
 import { MIN_TEMPERATURE, knnClassify } from "../eval/knn.js";
 
@@ -14,6 +15,7 @@ export const FLAGS = {
   k: "list",
   temperature: "number",
   json: "boolean",
+  predictions: "string",
 } as const;
 
 const DEFAULT_KS = [10, 20, 100, 200];
@@ -65,7 +67,7 @@ function checkClasses(files: [string, Int32Array][]): number {
 export const knn: Command = {
   summary: "DINO's weighted k-NN top-1/top-5 accuracy on feature files",
   usage: `usage: node dist/run.js knn --train X.npy --train-labels Y.npy --test Q.npy --test-labels L.npy
-                           [--k 10,20,100,200] [--temperature 0.07] [--json]
+                           [--k 10,20,100,200] [--temperature 0.07] [--json] [--predictions P.npy]
 
   --train          training features, float32 (N, D)
   --train-labels   training labels, int32, int64 or uint8 (N)
@@ -74,6 +76,8 @@ export const knn: Command = {
   --k              neighbour counts, comma-separated (default ${DEFAULT_KS.join(",")}); one pass serves all
   --temperature    T in the vote weight exp(sim / T) (default ${DEFAULT_T})
   --json           print {temperature, classes, train, test, dim, results: {"<k>": {top1, top5, used}}}
+  --predictions    also write each test row's top-1 class at each k, int32 (K, Q), rows in --k's order: with
+                   --test-labels, a confusion matrix (which classes a model's errors go to)
 
 Features are L2-normalised; similarity is cosine. Classes: 1 + the largest label. Accuracies in percent. A k
 larger than the training set votes with every training row ("used" says how many).
@@ -90,6 +94,11 @@ Equal similarities rank the lower training row first, equal votes the lower clas
     if (ks.some((k) => !Number.isInteger(k) || k < 1)) throw new UsageError(`flag --k: expected positive integers, got "${flags.k?.join(",")}"`);
     const twice = ks.find((k, i) => ks.indexOf(k) !== i);
     if (twice !== undefined) throw new UsageError(`flag --k: expected distinct neighbour counts, got ${twice} twice`);
+    const predictionsPath = flags.predictions;
+    if (predictionsPath !== undefined) {
+      refuseOverwrite("predictions", predictionsPath, [["train", paths.train], ["train-labels", paths.trainLabels], ["test", paths.test], ["test-labels", paths.testLabels]]);
+      await checkOutputFile(predictionsPath, "predictions");
+    }
     const temperature = flags.temperature ?? DEFAULT_T;
     if (!(temperature >= MIN_TEMPERATURE)) throw new UsageError(`flag --temperature: expected a number >= 1/700 (${MIN_TEMPERATURE.toPrecision(3)}: below it the votes exp(sim / T) overflow), got ${temperature}`);
 
@@ -125,6 +134,11 @@ Equal similarities rank the lower training row first, equal votes the lower clas
 
     await initEngine();
     const results = await knnClassify({ train: train.data, trainLabels, test: test.data, testLabels, ks, temperature, classes });
+    if (predictionsPath !== undefined) {
+      const all = new Int32Array(ks.length * test.rows);
+      results.forEach((r, i) => all.set(r.predictions, i * test.rows));
+      await writeNpy(predictionsPath, all, [ks.length, test.rows]);
+    }
     if (flags.json) {
       const byK = Object.fromEntries(results.map((r) => [String(r.k), { top1: r.top1, top5: r.top5, used: r.used }]));
       console.log(JSON.stringify({ temperature, classes, train: train.rows, test: test.rows, dim: train.dim, results: byK }));

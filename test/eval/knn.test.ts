@@ -77,7 +77,7 @@ describe("knnClassify", () => {
       train: train.x, trainLabels: train.y, test: test.x, testLabels: test.y, ks, temperature: 0.07, chunkRows: 37, queryBatch: 16,
     });
     const want = knnClassifyRef(train.x, train.y, test.x, test.y, 16, ks, 0.07, classes);
-    expect(got.map((r) => ({ k: r.k, top1: r.top1, top5: r.top5 }))).toEqual(want);
+    expect(got.map((r) => ({ k: r.k, top1: r.top1, top5: r.top5, predictions: r.predictions }))).toEqual(want);
     // Not trivially 100 %, and k changes the answer.
     expect(new Set(want.map((r) => r.top1)).size).toBeGreaterThan(1);
     expect(want.every((r) => r.top1 < 100)).toBe(true);
@@ -91,7 +91,7 @@ describe("knnClassify", () => {
     const tensors = { train: Tensor.fromArray(train.x, [90, 16]), test: Tensor.fromArray(test.x, [33, 16]) };
     const fromTensors = await knnClassify({ ...opts, ...tensors });
     expect(fromTensors).toEqual(fromArrays);
-    expect(fromArrays.map((r) => ({ k: r.k, top1: r.top1, top5: r.top5 }))).toEqual(
+    expect(fromArrays.map((r) => ({ k: r.k, top1: r.top1, top5: r.top5, predictions: r.predictions }))).toEqual(
       knnClassifyRef(train.x, train.y, test.x, test.y, 16, [5, 10], 0.1, 4),
     );
   });
@@ -196,6 +196,24 @@ describe("knn command", () => {
     const rows = log.mock.calls.map((c) => String(c[0]));
     expect(rows.find((l) => l.trim().startsWith("100 "))).toContain("(40 used: the training set has 40 rows)");
     expect(rows.find((l) => l.trim().startsWith("20 "))).not.toContain("used");
+  });
+
+  it("writes each test row's top-1 class at each k with --predictions, int32 (K, Q) in --k's order", async () => {
+    const dir = await mkdtemp(join(tmp, "cli-"));
+    const train = clustered(40, 3, 7);
+    const test = clustered(9, 3, 8);
+    const flags = await featureFiles(dir, train, test);
+    const out = join(dir, "predictions.npy");
+    await runJson([...flags, "--temperature", "0.5", "--k", "20,1,5", "--predictions", out]);
+    const written = await readNpy(out);
+    expect([written.dtype, written.shape]).toEqual(["int32", [3, 9]]);
+    const want = knnClassifyRef(train.x, train.y, test.x, test.y, 16, [20, 1, 5], 0.5, 3);
+    expect(Array.from(written.data as Int32Array)).toEqual(want.flatMap((r) => Array.from(r.predictions)));
+    vi.restoreAllMocks();
+    // Over an input, refused before any work, the input as it was.
+    const labels = await readFile(join(dir, "l.npy"));
+    await expect(knnCommand.run([...flags, "--predictions", join(dir, "l.npy")])).rejects.toThrow(new UsageError(`--predictions: expected a file other than --test-labels, which it would overwrite, got ${join(dir, "l.npy")}`));
+    expect((await readFile(join(dir, "l.npy"))).equals(labels)).toBe(true);
   });
 
   it("votes with every training row for a k past them, however large, as for k = N", async () => {

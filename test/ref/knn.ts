@@ -47,6 +47,7 @@ export interface KnnRefResult {
   k: number;
   top1: number; // percent
   top5: number; // percent
+  predictions: Int32Array; // (Q) each test row's top-1 class
 }
 
 // DINO's weighted k-NN classifier. train (N, D), test (Q, D): features of any scale, normalised here.
@@ -69,16 +70,18 @@ export function knnClassifyRef(
     const { sims, indices } = topKRef(s, q, n, k);
     let top1 = 0;
     let top5 = 0;
+    const predictions = new Int32Array(q);
     for (let i = 0; i < q; i++) {
       const votes = new Float64Array(classes);
       for (let j = 0; j < k; j++) {
         if (indices[i * k + j] >= 0) votes[trainLabels[indices[i * k + j]]] += Math.exp(sims[i * k + j] / temperature);
       }
       const ranking = Array.from({ length: classes }, (_, c) => c).sort((a, b) => votes[b] - votes[a] || a - b);
+      predictions[i] = ranking[0];
       const place = ranking.indexOf(testLabels[i]);
       if (place === 0) top1++;
       if (place < Math.min(5, k)) top5++;
     }
-    return { k, top1: (100 * top1) / q, top5: (100 * top5) / q };
+    return { k, top1: (100 * top1) / q, top5: (100 * top5) / q, predictions };
   });
 }
