@@ -292,6 +292,24 @@ describe("shipped configs", () => {
     for (const step of steps.analysis!.atSteps!.slice(1)) expect(study.knn.atSteps).toContain(step);
   });
 
+  it("configs/default-analysis-steps-banks.json is the ten-seed analysis along fine-tuning but for its name and the rate studies' other banks", () => {
+    const banks = shipped("configs/default-analysis-steps-banks.json");
+    const steps = shipped("configs/default-analysis-steps.json");
+    const rest = ({ name: _n, knn: { otherBanks: _o, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
+    expect(rest(banks)).toEqual(rest(steps));
+    expect(banks.name).not.toBe(steps.name);
+    expect(banks.knn.otherBanks).toEqual(shipped("configs/default-seeds-rates.json").knn.otherBanks);
+  });
+
+  it("configs/default-lpft-head-norm-0.26.json is the norm-6.5 study but for its name, the head's norm and LP-FT's rates", () => {
+    const small = shipped("configs/default-lpft-head-norm-0.26.json");
+    const large = shipped("configs/default-lpft-head-norm-6.5.json");
+    const rest = ({ name: _n, learningRates: _l, linearProbe: _p, ...c }: StudyConfig) => c;
+    expect(rest(small)).toEqual(rest(large));
+    expect(small.linearProbe).toEqual({ ...large.linearProbe, headNorm: 0.26 });
+    expect(small.strategies.map((st) => ratesFor(small, st))).toEqual(large.strategies.map((st) => (strategyName(st) === "full-lpft" ? [0.001, 0.003, 0.01, 0.03, 0.1] : ratesFor(large, st))));
+  });
+
   // top-4 on the default's 4-block backbone trains every block, the final norm and the head: all that full
   // fine-tuning trains but the embeddings.
   it.each([
