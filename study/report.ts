@@ -226,8 +226,8 @@ function classesMarkdown(r: StudyResults): string[] {
   if (rows.length === 0) return [];
   const classes = rows[0].knnByClass!;
   const banks = Math.max(...rows.flatMap((row) => row.knnByClass!.map((c) => c.change.banks)));
-  const over = rows.every((row) => row.seeds === 1) ? "the class's queries" : "the seeds and the class's queries";
-  const how = `in points, paired query by query with the original's answers as above: mean [${CONFIDENCE * 100}% confidence interval] over ${over}${banks > 1 ? " and the banks" : ""}`;
+  const over = [...(rows.every((row) => row.seeds === 1) ? [] : ["the seeds"]), "the class's queries", ...(banks > 1 ? ["the banks"] : [])];
+  const how = `in points, paired query by query with the original's answers as above: mean [${CONFIDENCE * 100}% confidence interval] over ${over.length > 1 ? `${over.slice(0, -1).join(", ")} and ${over.at(-1)}` : over[0]}`;
   if (classes.length > MAX_CLASSES) {
     const worst = rows.map((row) => {
       const lost = [...row.knnByClass!].sort((a, b) => a.change.mean - b.change.mean).slice(0, 3);

@@ -74,7 +74,7 @@ describe("knnByClass in the study's results", () => {
   it("puts a column per class into table.md, headed by the original's accuracy on it; for more than 20 classes, each row's three worst", () => {
     const md = tableMarkdown(answered).split("\n");
     const header = md.findIndex((l) => l.startsWith("| Strategy | Seeds | zero ("));
-    expect(md[header - 2]).toMatch(/^Forgetting by class \(knn-classes\.csv, forgetting-classes\.png\): .* Each interval is 95% on its own: of these \d+, about [\d.]+ would exclude 0 by chance/);
+    expect(md[header - 2]).toMatch(/^Forgetting by class \(knn-classes\.csv, forgetting-classes\.png\): .* mean \[95% confidence interval\] over the seeds and the class's queries\. Each interval is 95% on its own: of these \d+, about [\d.]+ would exclude 0 by chance/);
     const [full] = answered.table;
     const zero = full.knnByClass![0];
     expect(md[header]).toContain(`| zero (${zero.original.toFixed(1)}%, 10 queries) |`);
