@@ -7,7 +7,7 @@ import { strategyName } from "../../peft/strategy.js";
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
-import { changeIntervalNote, seedsNote, studyTitle } from "./parts.js";
+import { changeIntervalNote, listLines, seedsNote, studyTitle } from "./parts.js";
 
 export const MAX_CLASSES = 20;
 const BAR_PX = 12; // each strategy's bar: a class takes one per row, and a gap
@@ -24,6 +24,8 @@ export function forgettingClassesSpec(r: StudyResults): FigureSpec {
     row.knnByClass!.map((c) => ({ strategy: names[i], lr: row.lr, seeds: row.seeds, class: `${c.name} (${c.original.toFixed(1)}%)`, queries: c.queries, original: c.original, knn: c.knn, value: c.change.mean, lo: Number.isFinite(c.change.lo) ? c.change.lo : null, hi: Number.isFinite(c.change.hi) ? c.change.hi : null })),
   );
   const banks = Math.max(...rows.flatMap((row) => row.knnByClass!.map((c) => c.change.banks)));
+  // A row with the original's answers everywhere (linear probing) draws bars of height 0: named, not read as missing.
+  const unchanged = names.filter((_, i) => rows[i].knnByClass!.every((c) => c.change.mean === 0 && c.change.lo === 0 && c.change.hi === 0));
   const x = { field: "class", type: "nominal", title: "Source class (the original backbone's k-NN top-1 on it)", sort: classes, axis: { labelAngle: -30, labelLimit: 0 } } as const;
   const xOffset = { field: "strategy", sort: names } as const;
   // Two lines: vega centres an axis title on the plot by an estimate of its length, and one line longer than the plot
@@ -43,6 +45,7 @@ export function forgettingClassesSpec(r: StudyResults): FigureSpec {
           "error bars",
           banks > 1 ? changeIntervalNote("banks", "queries") : changeIntervalNote("queries"),
         ),
+        ...(unchanged.length > 0 ? listLines("the original's answers on every query, bars of 0", unchanged) : []),
       ],
     },
     width: Math.max(300, classes.length * (rows.length + 1) * BAR_PX),

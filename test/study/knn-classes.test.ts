@@ -10,6 +10,8 @@ import { knnByClass, knnClassesCsv } from "../../study/knn-classes.js";
 import { changeFromOriginal } from "../../study/comparisons.js";
 import { summarize } from "../../study/results.js";
 import { tableMarkdown, writeReport } from "../../study/report.js";
+import { forgettingClassesSpec } from "../../study/figures/forgetting-classes.js";
+import { renderSvg } from "../../plot/render.js";
 import { QUERIES, baselineWithAnswers, cellsWithAnswers, config, notes } from "./fixture.js";
 
 const u8 = (a: number[]) => Uint8Array.from(a);
@@ -97,6 +99,13 @@ describe("knnByClass in the study's results", () => {
       expect(svg).toContain(">original, over seeds and queries<");
       for (const name of queries.classes) expect(svg).toContain(`>${name} (`);
       expect(svg).toContain("stroke-dasharray"); // the line at 0
+      expect(svg).not.toContain("the original's answers on every query");
+      // A row with the original's answers on every query (linear probing's, where its seeds do not shift them) is named.
+      const zero = { mean: 0, lo: 0, hi: 0, n: 2, banks: 1 };
+      const frozen = { ...answered, table: answered.table.map((row) => (row.trainableParams < 1000 ? { ...row, knnByClass: row.knnByClass!.map((c) => ({ ...c, change: zero })) } : row)) };
+      const named = await renderSvg(forgettingClassesSpec(frozen), "test");
+      expect(named).toContain(">the original's answers on every query, bars of 0:<");
+      expect(named.split(">linear<").length - 1).toBe(2); // the subtitle's line after it, and the legend
       expect(existsSync(join(dir, "forgetting-classes.png"))).toBe(true);
       await writeReport(dir, summarize(config, baselineWithAnswers, cellsWithAnswers, notes));
       for (const f of ["knn-classes.csv", "forgetting-classes.svg", "forgetting-classes.png", "forgetting-classes.vl.json"]) expect(existsSync(join(dir, f)), f).toBe(false);
