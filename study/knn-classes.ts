@@ -2,8 +2,8 @@
 // on that class's queries, the row's best checkpoints', and the change paired query by query as the row's knnChange
 // is (study/comparisons.ts changeFromOriginal: the mean over the seeds, and the banks where the original and every
 // cell were classified against knn.otherBanks; its crossed interval over the seeds, that class's queries and the
-// banks). Which of the source domain's classes a strategy forgets. knnClassesCsv is knn-classes.csv, a line per row
-// and class.
+// banks). Which of the source domain's classes a strategy forgets, and with knn.atSteps how soon. knnClassesCsv is
+// knn-classes.csv, a line per row, class and point (the best checkpoints, then each step of the curve).
 import type { MeanInterval } from "../util/stats.js";
 import { strategyName } from "../peft/strategy.js";
 import { changeFromOriginal } from "./comparisons.js";
@@ -38,14 +38,18 @@ export function knnByClass(answers: Uint8Array[][], original: Uint8Array[], quer
   });
 }
 
-// knn-classes.csv: for each table row with its answers by class, a line per class; change_lo and change_hi empty
-// where the change has no interval.
+// knn-classes.csv: for each table row with its answers by class, a line per class at its best checkpoints (step
+// "best") and at each step of the curve that kept them; change_lo and change_hi empty where the change has no
+// interval.
 export function knnClassesCsv(r: StudyResults): string {
-  const lines = ["strategy,lr,seeds,class,queries,original_knn_top1,knn_top1,change,change_lo,change_hi,banks"];
+  const lines = ["strategy,lr,seeds,step,class,queries,original_knn_top1,knn_top1,change,change_lo,change_hi,banks"];
   const end = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "");
   for (const row of r.table) {
-    for (const c of row.knnByClass ?? []) {
-      lines.push([strategyName(row.strategy), row.lr, row.seeds, csvText(c.name), c.queries, c.original.toFixed(2), c.knn.toFixed(2), c.change.mean.toFixed(2), end(c.change.lo), end(c.change.hi), c.change.banks].join(","));
+    const points = [{ step: "best", byClass: row.knnByClass }, ...(row.knnCurve ?? [])];
+    for (const { step, byClass } of points) {
+      for (const c of byClass ?? []) {
+        lines.push([strategyName(row.strategy), row.lr, row.seeds, step, csvText(c.name), c.queries, c.original.toFixed(2), c.knn.toFixed(2), c.change.mean.toFixed(2), end(c.change.lo), end(c.change.hi), c.change.banks].join(","));
+      }
     }
   }
   return lines.join("\n") + "\n";

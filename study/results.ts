@@ -131,7 +131,8 @@ export interface TableRow {
   // Source k-NN top-1 at reportK per step of knn.atSteps: mean and std over seeds, and the change from the original
   // as knnChange's (over the other banks too where the original and every cell's point were scored against them),
   // where every cell's point kept its answers.
-  knnCurve?: { step: number; knn: number; knnStd: number; change?: MeanInterval & { banks: number } }[];
+  // With the queries' classes, each point's change class by class too (byClass, as knnByClass).
+  knnCurve?: { step: number; knn: number; knnStd: number; change?: MeanInterval & { banks: number }; byClass?: ClassKnn[] }[];
   // knnChange class by class of knn.queries (study/knn-classes.ts), where summarize was given the queries' classes.
   knnByClass?: ClassKnn[];
 }
@@ -208,7 +209,7 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
       const answers = original && rowAnswers(group.map((c) => ({ correct: c.correct?.knn, otherBanks: c.otherBanks })), baseline, original);
       if (answers) row.knnChange = changeOf(answers);
       if (answers && queries) row.knnByClass = knnByClass(answers.cells, answers.original, queries);
-      if (config.knn.atSteps) row.knnCurve = curveOf(group, config.knn.atSteps, k, baseline, original);
+      if (config.knn.atSteps) row.knnCurve = curveOf(group, config.knn.atSteps, k, baseline, original, queries);
       tried.push(row);
     }
     if (tried.length === 0) continue;
@@ -291,14 +292,15 @@ function rowAnswers(cells: { correct?: Correct; otherBanks?: { correct: Correct 
 const changeOf = (a: { cells: Uint8Array[][]; original: Uint8Array[] }): MeanInterval & { banks: number } => ({ ...changeFromOriginal(a.cells, a.original), banks: a.original.length });
 
 // A table row's forgetting curve: per step, the mean and sample standard deviation over its seeds, and the change
-// from the original backbone (`original`: its answers) where every cell's point kept its answers.
-function curveOf(group: CellResult[], steps: number[], k: string, baseline: BaselineResult, original: Uint8Array | undefined): TableRow["knnCurve"] {
+// from the original backbone (`original`: its answers) where every cell's point kept its answers, with the queries'
+// classes class by class too.
+function curveOf(group: CellResult[], steps: number[], k: string, baseline: BaselineResult, original: Uint8Array | undefined, queries: QueryLabels | undefined): TableRow["knnCurve"] {
   return steps.map((step) => {
     const points = group.map((c) => c.knnCurve!.find((p) => p.step === step)!);
     const [knn, knnStd] = meanStd(points.map((p) => p.knn[k].top1));
     const answers = original && rowAnswers(points, baseline, original);
-    const change = answers && changeOf(answers);
-    return { step, knn, knnStd, ...(change && { change }) };
+    const byClass = answers && queries && knnByClass(answers.cells, answers.original, queries);
+    return { step, knn, knnStd, ...(answers && { change: changeOf(answers) }), ...(byClass && { byClass }) };
   });
 }
 

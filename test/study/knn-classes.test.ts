@@ -52,24 +52,33 @@ describe("knnByClass in the study's results", () => {
   const queries = { classes: ["zero", "one", "two", "crane, bird"], labels: Array.from({ length: QUERIES }, (_, q) => q % 4) };
   const answered = summarize(config, baselineWithAnswers, cellsWithAnswers, notes, queries);
 
-  it("gives each row its change by class, whose queries' mean is the row's change; none without the queries' classes", () => {
+  it("gives each row, and each point of its curve, its change by class, whose queries' mean is the whole change; none without the queries' classes", () => {
     for (const row of answered.table) {
       const byClass = row.knnByClass!;
       expect(byClass.map((c) => [c.name, c.queries])).toEqual(queries.classes.map((name) => [name, 10]));
       expect(byClass.reduce((s, c) => s + c.queries * c.change.mean, 0) / QUERIES).toBeCloseTo(row.knnChange!.mean, 10);
       expect(byClass.reduce((s, c) => s + c.queries * c.original, 0) / QUERIES).toBeCloseTo(80, 10);
+      for (const p of row.knnCurve!) {
+        expect(p.byClass!.reduce((s, c) => s + c.queries * c.change.mean, 0) / QUERIES, `step ${p.step}`).toBeCloseTo(p.change!.mean, 10);
+        if (p.step === 0) expect(p.byClass!.every((c) => c.change.mean === 0 && c.knn === c.original)).toBe(true); // the original itself
+      }
     }
-    expect(summarize(config, baselineWithAnswers, cellsWithAnswers, notes).table.every((row) => row.knnByClass === undefined)).toBe(true);
+    const without = summarize(config, baselineWithAnswers, cellsWithAnswers, notes).table;
+    expect(without.every((row) => row.knnByClass === undefined && row.knnCurve!.every((p) => p.byClass === undefined))).toBe(true);
   });
 
-  it("writes knn-classes.csv, a line per row and class, names quoted where they hold a comma, ends empty without an interval", () => {
+  it("writes knn-classes.csv, a line per row, class and point (best, then each step), names quoted where they hold a comma, ends empty without an interval", () => {
     const lines = knnClassesCsv(answered).trim().split("\n");
-    expect(lines[0]).toBe("strategy,lr,seeds,class,queries,original_knn_top1,knn_top1,change,change_lo,change_hi,banks");
-    expect(lines.length).toBe(1 + answered.table.length * 4);
+    expect(lines[0]).toBe("strategy,lr,seeds,step,class,queries,original_knn_top1,knn_top1,change,change_lo,change_hi,banks");
+    const steps = config.knn.atSteps!;
+    expect(lines.length).toBe(1 + answered.table.length * 4 * (1 + steps.length));
     const [full] = answered.table;
     const c = full.knnByClass![3];
-    expect(lines[4]).toBe(`full,${full.lr},2,"crane, bird",10,${c.original.toFixed(2)},${c.knn.toFixed(2)},${c.change.mean.toFixed(2)},${c.change.lo.toFixed(2)},${c.change.hi.toFixed(2)},1`);
-    const one = { ...answered, table: [{ ...full, knnByClass: [{ ...c, change: { ...c.change, lo: NaN, hi: NaN } }] }] };
+    expect(lines[4]).toBe(`full,${full.lr},2,best,"crane, bird",10,${c.original.toFixed(2)},${c.knn.toFixed(2)},${c.change.mean.toFixed(2)},${c.change.lo.toFixed(2)},${c.change.hi.toFixed(2)},1`);
+    const last = full.knnCurve!.at(-1)!;
+    const d = last.byClass![0];
+    expect(lines[4 * steps.length + 1]).toBe(`full,${full.lr},2,${last.step},zero,10,${d.original.toFixed(2)},${d.knn.toFixed(2)},${d.change.mean.toFixed(2)},${d.change.lo.toFixed(2)},${d.change.hi.toFixed(2)},1`);
+    const one = { ...answered, table: [{ ...full, knnCurve: undefined, knnByClass: [{ ...c, change: { ...c.change, lo: NaN, hi: NaN } }] }] };
     expect(knnClassesCsv(one).trim().split("\n")[1].endsWith(`,${c.change.mean.toFixed(2)},,,1`)).toBe(true);
   });
 

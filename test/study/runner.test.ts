@@ -112,7 +112,8 @@ describe("a miniature study", () => {
     // The forgetting class by class: a line per row and class of the queries, each row's lines over every query.
     const byClass = (await lines(join(out(), "knn-classes.csv"))).slice(1).map((l) => l.split(","));
     expect(byClass.length).toBe(5 * 3);
-    for (const s of config.strategies) expect(byClass.filter((l) => l[0] === strategyName(s)).reduce((n, l) => n + Number(l[4]), 0)).toBe(results.cells[0].correct.knn.count);
+    expect(byClass.every((l) => l[3] === "best")).toBe(true); // no knn.atSteps: no curve
+    for (const s of config.strategies) expect(byClass.filter((l) => l[0] === strategyName(s)).reduce((n, l) => n + Number(l[5]), 0)).toBe(results.cells[0].correct.knn.count);
     expect(existsSync(join(out(), "forgetting-classes.svg"))).toBe(true);
     for (const f of ["config.json", "backbone.json", "baseline.json"]) expect(existsSync(join(out(), f)), f).toBe(true);
 
@@ -523,8 +524,9 @@ describe("the forgetting curve (knn.atSteps)", () => {
     // that cell's less the original's, with an interval over the queries alone.
     for (const row of results.table) {
       const c = results.cells.find((x: CellResult) => x.strategy === row.strategy);
-      type Point = { change: { mean: number; lo: number; hi: number; n: number } };
-      expect(row.knnCurve.map(({ change: _, ...p }: Point) => p)).toEqual(c.knnCurve.map((p: CurvePoint) => ({ step: p.step, knn: p.knn["5"].top1, knnStd: 0 })));
+      type Point = { change: { mean: number; lo: number; hi: number; n: number }; byClass: unknown[] };
+      expect(row.knnCurve.every((p: Point) => p.byClass.length === 6)).toBe(true); // the queries' six classes, at each step
+      expect(row.knnCurve.map(({ change: _, byClass: __, ...p }: Point) => p)).toEqual(c.knnCurve.map((p: CurvePoint) => ({ step: p.step, knn: p.knn["5"].top1, knnStd: 0 })));
       row.knnCurve.forEach(({ change }: Point, i: number) => {
         expect(change.mean).toBeCloseTo(c.knnCurve[i].knn["5"].top1 - results.baseline.knn["5"].top1, 9);
         expect(change.n).toBe(1);
