@@ -19,7 +19,7 @@ export interface ClassKnn {
   name: string;
   queries: number;
   original: number; // percent of the class's queries the original backbone got right, mean over the banks
-  knn: number; // the row's best checkpoints', mean over the seeds and the banks
+  knn: number; // the row's backbones' (its best checkpoints', or a point's of its curve), mean over the seeds and banks
   change: MeanInterval & { banks: number };
 }
 
@@ -30,8 +30,8 @@ export function knnByClass(answers: Uint8Array[][], original: Uint8Array[], quer
   for (let q = 0; q < queries.labels.length; q++) members[queries.labels[q]].push(q);
   const percent = (sets: Uint8Array[]) => (100 * sets.reduce((a, s) => a + s.reduce((x, y) => x + y, 0), 0)) / (sets.length * sets[0].length);
   return queries.classes.flatMap((name, c) => {
-    const of = (a: Uint8Array) => Uint8Array.from(members[c], (q) => a[q]);
     if (members[c].length === 0) return [];
+    const of = (a: Uint8Array) => Uint8Array.from(members[c], (q) => a[q]);
     const mine = answers.map((banks) => banks.map(of));
     const theirs = original.map(of);
     return [{ name, queries: members[c].length, original: percent(theirs), knn: percent(mine.flat()), change: { ...changeFromOriginal(mine, theirs), banks: original.length } }];
