@@ -5,9 +5,8 @@
 // banks). Which of the source domain's classes a strategy forgets, and with knn.atSteps how soon. knnClassesCsv is
 // knn-classes.csv, a line per row, class and point (the best checkpoints, then each step of the curve).
 import type { MeanInterval } from "../util/stats.js";
-import { strategyName } from "../peft/strategy.js";
+import { type Strategy, strategyName } from "../peft/strategy.js";
 import { changeFromOriginal } from "./comparisons.js";
-import type { StudyResults } from "./results.js";
 
 // The classes of knn.queries and each query's, in the queries' order (the order of every k-NN answer).
 export interface QueryLabels {
@@ -38,13 +37,22 @@ export function knnByClass(answers: Uint8Array[][], original: Uint8Array[], quer
   });
 }
 
+// What knnClassesCsv reads of a table row (study/results.ts TableRow).
+interface RowByClass {
+  strategy: Strategy;
+  lr: number;
+  seeds: number;
+  knnByClass?: ClassKnn[];
+  knnCurve?: { step: number; byClass?: ClassKnn[] }[];
+}
+
 // knn-classes.csv: for each table row with its answers by class, a line per class at its best checkpoints (step
 // "best") and at each step of the curve that kept them; change_lo and change_hi empty where the change has no
 // interval.
-export function knnClassesCsv(r: StudyResults): string {
+export function knnClassesCsv(table: RowByClass[]): string {
   const lines = ["strategy,lr,seeds,step,class,queries,original_knn_top1,knn_top1,change,change_lo,change_hi,banks"];
   const end = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "");
-  for (const row of r.table) {
+  for (const row of table) {
     const points = [{ step: "best", byClass: row.knnByClass }, ...(row.knnCurve ?? [])];
     for (const { step, byClass } of points) {
       for (const c of byClass ?? []) {

@@ -354,7 +354,7 @@ export async function writeReport(out: string, r: StudyResults): Promise<string[
     ["table.md", tableMarkdown(r)],
   ];
   const stale: string[] = [];
-  if (r.table.some((row) => row.knnByClass)) files.push([CLASSES_CSV, knnClassesCsv(r)]);
+  if (r.table.some((row) => row.knnByClass)) files.push([CLASSES_CSV, knnClassesCsv(r.table)]);
   else stale.push(CLASSES_CSV);
   const figures: [string, FigureSpec][] = [];
   for (const [name, specOf] of Object.entries(FIGURES)) {

@@ -68,7 +68,7 @@ describe("knnByClass in the study's results", () => {
   });
 
   it("writes knn-classes.csv, a line per row, class and point (best, then each step), names quoted where they hold a comma, ends empty without an interval", () => {
-    const lines = knnClassesCsv(answered).trim().split("\n");
+    const lines = knnClassesCsv(answered.table).trim().split("\n");
     expect(lines[0]).toBe("strategy,lr,seeds,step,class,queries,original_knn_top1,knn_top1,change,change_lo,change_hi,banks");
     const steps = config.knn.atSteps!;
     expect(lines.length).toBe(1 + answered.table.length * 4 * (1 + steps.length));
@@ -79,7 +79,7 @@ describe("knnByClass in the study's results", () => {
     const d = last.byClass![0];
     expect(lines[4 * steps.length + 1]).toBe(`full,${full.lr},2,${last.step},zero,10,${d.original.toFixed(2)},${d.knn.toFixed(2)},${d.change.mean.toFixed(2)},${d.change.lo.toFixed(2)},${d.change.hi.toFixed(2)},1`);
     const one = { ...answered, table: [{ ...full, knnCurve: undefined, knnByClass: [{ ...c, change: { ...c.change, lo: NaN, hi: NaN } }] }] };
-    expect(knnClassesCsv(one).trim().split("\n")[1].endsWith(`,${c.change.mean.toFixed(2)},,,1`)).toBe(true);
+    expect(knnClassesCsv(one.table).trim().split("\n")[1].endsWith(`,${c.change.mean.toFixed(2)},,,1`)).toBe(true);
   });
 
   it("puts a column per class into table.md, headed by the original's accuracy on it; for more than 20 classes, each row's three worst", () => {
