@@ -25,6 +25,9 @@ export interface ClassKnn {
 // A row's answers as changeFromOriginal takes them, `answers[seed][bank]` and `original[bank]`, split by the queries'
 // class; a class without queries is left out.
 export function knnByClass(answers: Uint8Array[][], original: Uint8Array[], queries: QueryLabels): ClassKnn[] {
+  if (queries.labels.length !== original[0].length) {
+    throw new Error(`summary: expected a class for each of the ${original[0].length} k-NN queries the answers are of, got ${queries.labels.length} (knn.queries changed since the original backbone was scored?)`);
+  }
   const members = queries.classes.map(() => [] as number[]);
   for (let q = 0; q < queries.labels.length; q++) members[queries.labels[q]].push(q);
   const percent = (sets: Uint8Array[]) => (100 * sets.reduce((a, s) => a + s.reduce((x, y) => x + y, 0), 0)) / (sets.length * sets[0].length);

@@ -36,6 +36,10 @@ describe("knnByClass", () => {
     expect([c.original, c.knn, c.change.mean]).toEqual([100, 100, 0]);
   });
 
+  it("refuses labels of another number of queries than the answers", () => {
+    expect(() => knnByClass(seeds, original, { ...queries, labels: [0, 1, 0] })).toThrow("summary: expected a class for each of the 6 k-NN queries the answers are of, got 3");
+  });
+
   it("over the banks too: each class's accuracy the mean over them, its change paired bank by bank", () => {
     const banks = [original[0], u8([0, 1, 1, 1, 0, 0])];
     const both = seeds.map(([s], i) => [s, i === 0 ? u8([1, 1, 1, 0, 0, 0]) : u8([0, 0, 1, 1, 1, 1])]);
