@@ -7,7 +7,8 @@
 // (figure2.*), with knn.atSteps the forgetting curve (forgetting.*), and with Block Expansion at several numbers of
 // blocks and rates Figure 3 (figure3.*), with a strategy at several rates the trade-off across rates (tradeoff.*), and
 // where the results have each row's forgetting by class (study/knn-classes.ts) knn-classes.csv and, for at most
-// MAX_CLASSES source classes, its figure (forgetting-classes.*). All written atomically.
+// MAX_CLASSES source classes, its figures (forgetting-classes.*, with knn.atSteps forgetting-classes-curve.*). All
+// written atomically.
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { DatasetIdentity } from "../data/dataset.js";
@@ -20,7 +21,7 @@ import { figure2Spec } from "./figures/figure2.js";
 import { forgettingCurveSpec } from "./figures/forgetting-curve.js";
 import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
 import { hasTradeoff, tradeoffSpec } from "./figures/tradeoff.js";
-import { MAX_CLASSES, forgettingClassesSpec, hasClassFigure } from "./figures/forgetting-classes.js";
+import { MAX_CLASSES, forgettingClassesCurveSpec, forgettingClassesSpec, hasClassCurveFigure, hasClassFigure } from "./figures/forgetting-classes.js";
 import { knnClassesCsv } from "./knn-classes.js";
 import { CONFIDENCE, type Difference } from "./comparisons.js";
 import type { MeanInterval } from "../util/stats.js";
@@ -338,6 +339,7 @@ const FIGURES: Record<string, (r: StudyResults) => FigureSpec | undefined | Prom
   figure3: (r) => (hasFigure3(r) ? figure3Spec(r) : undefined),
   tradeoff: (r) => (hasTradeoff(r) ? tradeoffSpec(r) : undefined),
   "forgetting-classes": (r) => (hasClassFigure(r) ? forgettingClassesSpec(r) : undefined),
+  "forgetting-classes-curve": (r) => (hasClassCurveFigure(r) ? forgettingClassesCurveSpec(r) : undefined),
 };
 
 const CLASSES_CSV = "knn-classes.csv";

@@ -1,19 +1,32 @@
 // Forgetting class by class (study/knn-classes.ts): for each class of knn.queries (along x, labelled with the original
 // backbone's accuracy on it), one bar per strategy at its selected learning rate, its source k-NN on that class's
 // queries less the original's, in points; error bars the 95% interval of the change, paired query by query over the
-// seeds, the class's queries and the banks; a dashed line at 0. Which source classes each strategy forgets. Drawn
-// where the queries have at most MAX_CLASSES classes (knn-classes.csv holds every class of a larger domain).
+// seeds, the class's queries and the banks; a dashed line at 0. Which source classes each strategy forgets.
+// forgettingClassesCurveSpec: the same along the forgetting curve (knn.atSteps), a panel per strategy, a line per
+// class: how soon. Drawn where the queries have at most MAX_CLASSES classes (knn-classes.csv holds every class of a
+// larger domain).
 import { strategyName } from "../../peft/strategy.js";
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
-import { changeIntervalNote, listLines, seedsNote, studyTitle } from "./parts.js";
+import { changeIntervalNote, listLines, nothingToDrawSpec, seedsNote, studyTitle } from "./parts.js";
+import { stepPanelsSpec } from "./analysis-steps.js";
+import { stepAxis } from "./forgetting-curve.js";
+import type { ClassKnn } from "../knn-classes.js";
 
 export const MAX_CLASSES = 20;
 const BAR_PX = 12; // each strategy's bar: a class takes one per row, and a gap
 
 // Whether the study's table has rows with their forgetting by class, of at most MAX_CLASSES classes.
 export const hasClassFigure = (r: Pick<StudyResults, "table">): boolean => r.table.some((row) => row.knnByClass && row.knnByClass.length <= MAX_CLASSES);
+
+// Whether some row's curve has its points by class, of at most MAX_CLASSES classes.
+export const hasClassCurveFigure = (r: Pick<StudyResults, "table">): boolean => r.table.some((row) => row.knnCurve?.some((p) => p.byClass && p.byClass.length <= MAX_CLASSES));
+
+// A change of the original's answers on every query: linear probing's, whose bars or lines are all at 0.
+const unchangedAll = (classes: ClassKnn[]) => classes.every((c) => c.change.mean === 0 && c.change.lo === 0 && c.change.hi === 0);
+
+const UNCHANGED = "the original's answers on every query";
 
 export function forgettingClassesSpec(r: StudyResults): FigureSpec {
   const rows = r.table.filter((row) => row.knnByClass && row.knnByClass.length <= MAX_CLASSES);
@@ -25,7 +38,7 @@ export function forgettingClassesSpec(r: StudyResults): FigureSpec {
   );
   const banks = Math.max(...rows.flatMap((row) => row.knnByClass!.map((c) => c.change.banks)));
   // A row with the original's answers everywhere (linear probing) draws bars of height 0: named, not read as missing.
-  const unchanged = names.filter((_, i) => rows[i].knnByClass!.every((c) => c.change.mean === 0 && c.change.lo === 0 && c.change.hi === 0));
+  const unchanged = names.filter((_, i) => unchangedAll(rows[i].knnByClass!));
   const x = { field: "class", type: "nominal", title: "Source class (the original backbone's k-NN top-1 on it)", sort: classes, axis: { labelAngle: -30, labelLimit: 0 } } as const;
   const xOffset = { field: "strategy", sort: names } as const;
   // Two lines: vega centres an axis title on the plot by an estimate of its length, and one line longer than the plot
@@ -45,7 +58,7 @@ export function forgettingClassesSpec(r: StudyResults): FigureSpec {
           "error bars",
           banks > 1 ? changeIntervalNote("banks", "queries") : changeIntervalNote("queries"),
         ),
-        ...(unchanged.length > 0 ? listLines("the original's answers on every query, bars of 0", unchanged) : []),
+        ...(unchanged.length > 0 ? listLines(`${UNCHANGED}, bars of 0`, unchanged) : []),
       ],
     },
     width: Math.max(300, classes.length * (rows.length + 1) * BAR_PX),
@@ -68,4 +81,50 @@ export function forgettingClassesSpec(r: StudyResults): FigureSpec {
       { data: { values: [{}] }, mark: { type: "rule", color: "#333", strokeDash: REFERENCE_DASH }, encoding: { y: { datum: 0 } } },
     ],
   } as FigureSpec;
+}
+
+const PANEL_WIDTH = 200;
+
+export function forgettingClassesCurveSpec(r: StudyResults): FigureSpec {
+  const curved = r.table.filter((row) => row.knnCurve?.some((p) => p.byClass && p.byClass.length <= MAX_CLASSES));
+  // A row with the original's answers at every point (linear probing) is named, not given a panel of lines at 0.
+  const unchanged = curved.filter((row) => row.knnCurve!.every((p) => !p.byClass || unchangedAll(p.byClass)));
+  const rows = curved.filter((row) => !unchanged.includes(row));
+  const text = "How soon each source class is forgotten";
+  if (rows.length === 0) return nothingToDrawSpec(text, listLines(`${UNCHANGED} at every step`, unchanged.map((row) => strategyName(row.strategy))));
+  const classes = curved[0].knnCurve!.find((p) => p.byClass)!.byClass!.map((c) => c.name);
+  const points = rows.flatMap((row) =>
+    row.knnCurve!.flatMap((p) =>
+      (p.byClass ?? []).map((c) => ({ strategy: strategyName(row.strategy), lr: row.lr, seeds: row.seeds, step: p.step, class: c.name, knn: c.knn, value: c.change.mean, lo: Number.isFinite(c.change.lo) ? c.change.lo : null, hi: Number.isFinite(c.change.hi) ? c.change.hi : null })),
+    ),
+  );
+  const steps = [...new Set(points.map((p) => p.step))].sort((a, b) => a - b);
+  const banks = Math.max(...rows.flatMap((row) => row.knnCurve!.flatMap((p) => (p.byClass ?? []).map((c) => c.change.banks))));
+  const x = stepAxis(steps, "Fine-tuning step", PANEL_WIDTH); // the scale named once, in the subtitle
+  const y = { field: "value", type: "quantitative", title: [`Source ${r.reportK}-NN top-1 less the`, "original backbone's (points)"], scale: { nice: false, padding: 8 } } as const;
+  const color = { field: "class", type: "nominal", title: "Source class", sort: classes, scale: { domain: classes } } as const;
+  return stepPanelsSpec({
+    title: {
+      text,
+      subtitle: [
+        "each strategy at its selected learning rate: its",
+        "source k-NN on each class's queries less the",
+        "original backbone's, after each fine-tuning step",
+        "steps on a symmetric log scale",
+        ...seedsNote(
+          rows.map((row) => ({ label: strategyName(row.strategy), seeds: row.seeds })),
+          "error bars",
+          banks > 1 ? changeIntervalNote("banks", "queries") : changeIntervalNote("queries"),
+        ),
+        ...(unchanged.length > 0 ? listLines("not drawn, the original's answers throughout", unchanged.map((row) => strategyName(row.strategy))) : []),
+      ],
+    },
+    points,
+    strategies: rows.map((row) => strategyName(row.strategy)),
+    channels: { x, y, color },
+    width: PANEL_WIDTH,
+    zero: true,
+    errors: points.some((p) => p.seeds > 1 && p.lo !== null) ? "datum.seeds > 1 && isValid(datum.lo)" : undefined,
+    tooltip: [{ field: "strategy" }, { field: "class" }, { field: "step" }, { field: "knn", format: ".2f" }, { field: "value", format: ".2f" }],
+  });
 }

@@ -10,7 +10,7 @@ import { knnByClass, knnClassesCsv } from "../../study/knn-classes.js";
 import { changeFromOriginal } from "../../study/comparisons.js";
 import { summarize } from "../../study/results.js";
 import { tableMarkdown, writeReport } from "../../study/report.js";
-import { forgettingClassesSpec } from "../../study/figures/forgetting-classes.js";
+import { forgettingClassesCurveSpec, forgettingClassesSpec } from "../../study/figures/forgetting-classes.js";
 import { renderSvg } from "../../plot/render.js";
 import { QUERIES, baselineWithAnswers, cellsWithAnswers, config, notes } from "./fixture.js";
 
@@ -103,7 +103,7 @@ describe("knnByClass in the study's results", () => {
     expect(wide[at + 2]).toMatch(/^- full: c\d+ [-+\d.]+( \[[-+\d.]+, [-+\d.]+\])?; c\d+ .*; c\d+ /);
   });
 
-  it("draws the figure for at most 20 classes, and a report without them removes the files an earlier one wrote", async () => {
+  it("draws the figures for at most 20 classes, at the best checkpoints and along the curve, and a report without them removes the files an earlier one wrote", async () => {
     const dir = await mkdtemp(join(tmpdir(), "knn-classes-"));
     try {
       await writeReport(dir, answered);
@@ -119,9 +119,15 @@ describe("knnByClass in the study's results", () => {
       const named = await renderSvg(forgettingClassesSpec(frozen), "test");
       expect(named).toContain(">the original's answers on every query, bars of 0:<");
       expect(named.split(">linear<").length - 1).toBe(2); // the subtitle's line after it, and the legend
+      // Along the curve: a panel per strategy, a line per class; linear probing's, at 0 throughout, named instead.
+      const curve = await readFile(join(dir, "forgetting-classes-curve.svg"), "utf8");
+      expect(curve).toContain(">How soon each source class is forgotten<");
+      for (const name of ["full", "linear", ...queries.classes]) expect(curve, name).toContain(`>${name}<`);
+      const frozenCurve = await renderSvg(forgettingClassesCurveSpec({ ...frozen, table: frozen.table.map((row) => (row.trainableParams < 1000 ? { ...row, knnCurve: row.knnCurve!.map((p) => ({ ...p, byClass: p.byClass!.map((c) => ({ ...c, change: zero })) })) } : row)) }), "test");
+      expect(frozenCurve).toContain(">not drawn, the original's answers throughout:<");
       expect(existsSync(join(dir, "forgetting-classes.png"))).toBe(true);
       await writeReport(dir, summarize(config, baselineWithAnswers, cellsWithAnswers, notes));
-      for (const f of ["knn-classes.csv", "forgetting-classes.svg", "forgetting-classes.png", "forgetting-classes.vl.json"]) expect(existsSync(join(dir, f)), f).toBe(false);
+      for (const f of ["knn-classes.csv", "forgetting-classes.svg", "forgetting-classes.png", "forgetting-classes.vl.json", "forgetting-classes-curve.svg", "forgetting-classes-curve.png"]) expect(existsSync(join(dir, f)), f).toBe(false);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
