@@ -13,6 +13,7 @@ import { type Correct, type StudyResults, unpackCorrect } from "./results.js";
 import { changeFromOriginal } from "./comparisons.js";
 import { type CellResets, type RowResets, resetRows, summarizeResets } from "./analysis-resets.js";
 import { type CellInterpolation, type RowInterpolation, interpolationRows, summarizeInterpolation } from "./analysis-interpolation.js";
+import { type ClassKnn, type QueryLabels, classCsvFields, knnByClass } from "./knn-classes.js";
 
 export const ANALYSIS_FORMAT = "peft-vit-webgpu/analysis@1";
 
@@ -77,6 +78,9 @@ export interface StrategyAnalysis {
   ckaPooled: MeanStd[];
   knn: MeanStd[];
   knnChange: KnnChange[]; // (depth)
+  // (depth) x (classes): knnChange class by class of the analysed images (study/knn-classes.ts), where the analysis
+  // holds their classes (labels).
+  knnByClass?: ClassKnn[][];
   weights: MeanStd[]; // each block's relative weight change
   embedding: MeanStd; // the embeddings' relative weight change
   norm: MeanStd; // the final norm's
@@ -113,6 +117,8 @@ export interface RunAnalysis {
   temperature: number;
   gridTokens: number; // patches per attention map
   original: { knn: number[]; knnCorrect: Correct[]; otherBanks?: BankKnn[]; grid: number[] }; // as a cell's
+  // The analysed images' classes, in their order (absent in analysis.json of builds before them, made anew).
+  labels?: { classes: string[]; labels: number[] };
   cells: CellAnalysis[];
   strategies: StrategyAnalysis[]; // the study table's rows, in its order
   seconds: number;
@@ -121,8 +127,9 @@ export interface RunAnalysis {
 // The table's rows (each strategy at its selected learning rate), averaged over their seeds' analyses, and each
 // block's layer-wise k-NN against the original's answers (`original`, as RunAnalysis holds them), at the best
 // checkpoints and at each kept step: over every bank where the original and each of the row's backbones there were
-// classified against the other banks.
-export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], original: Pick<RunAnalysis["original"], "knnCorrect" | "otherBanks">): StrategyAnalysis[] {
+// classified against the other banks; with the analysed images' classes (`labels`), the best checkpoints' class by
+// class too.
+export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], original: Pick<RunAnalysis["original"], "knnCorrect" | "otherBanks">, labels?: QueryLabels): StrategyAnalysis[] {
   const out: StrategyAnalysis[] = [];
   for (const row of r.table) {
     const name = strategyName(row.strategy);
@@ -156,6 +163,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       ckaPooled: per((c, i) => c.cka.pooled[i]),
       knn: per((c, i) => c.knn[i]),
       knnChange: knnChanges(group, original),
+      ...(labels && { knnByClass: knnChangesByClass(group, original, labels) }),
       weights: per((c, i) => c.weights.blocks[i]),
       embedding: meanStdOf(group.map((c) => c.weights.embedding)),
       norm: meanStdOf(group.map((c) => c.weights.norm)),
@@ -171,13 +179,20 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
 
 type KnnAnswers = { knnCorrect: Correct[]; otherBanks?: BankKnn[] };
 
-// Each block's layer-wise k-NN change from `original`'s over `measured` (a row's backbones, a seed each): over every
-// bank where the original and each of them were classified against the other banks, else against knn.bank alone.
-function knnChanges(measured: KnnAnswers[], original: KnnAnswers): KnnChange[] {
+// Block i's layer-wise answers of `measured` (a row's backbones, a seed each), `cells[seed][bank]`, and of
+// `original`, `original[bank]`: against every bank where the original and each of them were classified against the
+// other banks, else against knn.bank alone.
+function blockAnswers(measured: KnnAnswers[], original: KnnAnswers, i: number): { cells: Uint8Array[][]; original: Uint8Array[] } {
   const banks = original.otherBanks !== undefined && measured.every((m) => m.otherBanks?.length === original.otherBanks!.length);
+  const answers = (x: KnnAnswers) => [x.knnCorrect[i], ...(banks ? x.otherBanks! : []).map((b) => b.knnCorrect[i])].map(unpackCorrect);
+  return { cells: measured.map(answers), original: answers(original) };
+}
+
+// Each block's layer-wise k-NN change from `original`'s over `measured`, paired as blockAnswers pairs them.
+function knnChanges(measured: KnnAnswers[], original: KnnAnswers): KnnChange[] {
   return original.knnCorrect.map((_, i) => {
-    const answers = (x: KnnAnswers) => [x.knnCorrect[i], ...(banks ? x.otherBanks! : []).map((b) => b.knnCorrect[i])].map(unpackCorrect);
-    return { ...changeFromOriginal(measured.map(answers), answers(original)), banks: 1 + (banks ? original.otherBanks!.length : 0) };
+    const a = blockAnswers(measured, original, i);
+    return { ...changeFromOriginal(a.cells, a.original), banks: a.original.length };
   });
 }
 
@@ -210,6 +225,22 @@ export function analysisStepsCsv(a: RunAnalysis): string {
       if (m.resets) resetRows(row, m.resets);
     }
   }
+  return lines.join("\n") + "\n";
+}
+
+// knnChanges class by class of the analysed images (`labels`), block by block.
+function knnChangesByClass(measured: KnnAnswers[], original: KnnAnswers, labels: QueryLabels): ClassKnn[][] {
+  return original.knnCorrect.map((_, i) => {
+    const a = blockAnswers(measured, original, i);
+    return knnByClass(a.cells, a.original, labels);
+  });
+}
+
+// analysis-classes.csv: for each row with its answers by class, a line per block and class of the analysed images (as
+// knn-classes.csv's, the block in the step's place).
+export function analysisClassesCsv(a: RunAnalysis): string {
+  const lines = ["strategy,lr,seeds,block,class,queries,original_knn_top1,knn_top1,change,change_lo,change_hi,banks"];
+  for (const s of a.strategies) s.knnByClass?.forEach((classes, block) => classes.forEach((c) => lines.push([s.strategy, s.lr, s.seeds, block, ...classCsvFields(c)].join(","))));
   return lines.join("\n") + "\n";
 }
 

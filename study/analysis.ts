@@ -4,6 +4,8 @@
 // k-NN's bank the study's k-NN bank (optionally fewer images per class). It writes, into the run folder or another:
 //   analysis.json      everything (study/analysis-results.ts RunAnalysis)
 //   analysis.csv       one number per line
+//   analysis-classes.csv, analysis-classes.*   each row's layer-wise k-NN change class by class of the analysed
+//                      images, block by block, and its heatmap
 //   analysis-cka.*, analysis-knn.*, analysis-weights.*, analysis-drift.*   the figures (study/figures/analysis.ts)
 //                      as .vl.json, .svg and .png
 //   analysis-attention.svg, .png   the attention maps (study/figures/attention-grid.ts)
@@ -48,11 +50,12 @@ import { loadVit } from "../vit/load.js";
 import { readSafetensors } from "../vit/safetensors.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
-import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type RunAnalysis, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
+import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type RunAnalysis, analysisClassesCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
 import { headOf, startingHead, writeHead } from "./probe-head.js";
 import { cellCheckpointPath, cellFolder, cellProbePath, cellResultPath, cellStepPath, cellsFolder } from "./cells.js";
 import { DEFAULTS, type InterpolationHead, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
 import { attentionDriftSpec, ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
+import { classesSpec } from "./figures/analysis-classes.js";
 import { stepsSpec } from "./figures/analysis-steps.js";
 import { resetsSpec, stepResetsSpec } from "./figures/analysis-resets.js";
 import { interpolationSpec } from "./figures/analysis-interpolation.js";
@@ -86,7 +89,7 @@ export interface AnalyzeOptions {
 // keeps each within 64 MiB (one storage binding on every adapter; ViT-B/16 at 224 px: 36 images, 1.5 GB in all).
 const ATTENTION_BYTES = 64 * 2 ** 20;
 
-const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-drift"];
+const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-drift", "analysis-classes"];
 const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn"];
 const RESET_FIGURE = "analysis-resets";
 const STEP_RESET_FIGURE = "analysis-steps-resets";
@@ -96,6 +99,7 @@ const figureNames = (names: string[]) => names.flatMap(figureFileNames);
 export const analysisFileNames = (key: Pick<AnalysisKey, "atSteps" | "resets" | "interpolate">): string[] => [
   "analysis.json",
   "analysis.csv",
+  "analysis-classes.csv",
   ...figureNames(FIGURES),
   "analysis-attention.svg",
   "analysis-attention.png",
@@ -230,7 +234,7 @@ async function cellOutcomes(dir: string, config: StudyConfig): Promise<CellOutco
 // finished, the CKA heatmap, the layer-wise k-NN, the weight change and the attention drift (each as Vega-Lite spec,
 // SVG and PNG) and the attention grid (SVG and PNG).
 async function analysisFiles(analysis: RunAnalysis, results: StudyResults, reference: OriginalAnalysis): Promise<[string, string | Uint8Array][]> {
-  const files: [string, string | Uint8Array][] = [["analysis.csv", analysisCsv(analysis)]];
+  const files: [string, string | Uint8Array][] = [["analysis.csv", analysisCsv(analysis)], ["analysis-classes.csv", analysisClassesCsv(analysis)]];
   if (analysis.key.atSteps) files.push(["analysis-steps.csv", analysisStepsCsv(analysis)]);
   if (analysis.strategies.length === 0) return files;
   const specs: [string, FigureSpec][] = [
@@ -238,6 +242,7 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
     ["analysis-knn", layerKnnSpec(analysis, results)],
     ["analysis-weights", weightChangeSpec(analysis)],
     ["analysis-drift", attentionDriftSpec(analysis)],
+    ["analysis-classes", classesSpec(analysis)],
     ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets ? ([[RESET_FIGURE, resetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets && analysis.key.atSteps ? ([[STEP_RESET_FIGURE, stepResetsSpec(analysis)]] as [string, FigureSpec][]) : []),
@@ -408,12 +413,12 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     if (before?.format === ANALYSIS_FORMAT && JSON.stringify(before.key) === JSON.stringify(key) && holdsCells(before, key) && holdsAnswers(before) && holdsKeptSteps(before, dir)) {
       const expected = analysisFileNames(key);
       const files = expected.map((f) => join(out, f)).filter((f) => existsSync(f));
-      const sameRows = JSON.stringify(summarizeAnalysis(summary(0, backbone!), before.cells, before.original)) === JSON.stringify(before.strategies);
-      if (files.length === expected.length && sameRows) {
+      const sameRows = JSON.stringify(summarizeAnalysis(summary(0, backbone!), before.cells, before.original, before.labels)) === JSON.stringify(before.strategies);
+      if (files.length === expected.length && sameRows && before.labels) {
         log(`analysis: ${jsonPath} is up to date (${key.cells.length} cells, ${images} images)`);
         return { analysis: before, files, reused: true };
       }
-      kept = { ...before, why: sameRows ? `${expected.length - files.length} of its files missing` : "the table's rows have changed" };
+      kept = { ...before, why: !before.labels ? "its images' classes missing (a build before them)" : sameRows ? `${expected.length - files.length} of its files missing` : "the table's rows have changed" };
     }
   }
 
@@ -514,6 +519,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     }
     const results = summary(size, backbone!);
     const originalAnswers = { knnCorrect: reference.knnCorrect.map(packCorrect), ...packedBanks(reference.otherBanks) };
+    const labels = { classes: queries.classes, labels: Array.from(queries.labels) };
     const analysis: RunAnalysis = {
       format: ANALYSIS_FORMAT,
       key,
@@ -527,8 +533,9 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       temperature: data.temperature,
       gridTokens: reference.grid.tokens,
       original: { knn: reference.knn, ...originalAnswers, grid: Array.from(reference.grid.maps) },
+      labels,
       cells,
-      strategies: summarizeAnalysis(results, cells, originalAnswers),
+      strategies: summarizeAnalysis(results, cells, originalAnswers, labels),
       seconds: (kept?.seconds ?? 0) + (performance.now() - started) / 1000, // the cells' comparisons included
     };
     const files = await analysisFiles(analysis, results, reference);

@@ -54,16 +54,22 @@ interface RowByClass {
 // interval.
 export function knnClassesCsv(table: RowByClass[]): string {
   const lines = ["strategy,lr,seeds,step,class,queries,original_knn_top1,knn_top1,change,change_lo,change_hi,banks"];
-  const end = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "");
   for (const row of table) {
     const points = [{ step: "best", byClass: row.knnByClass }, ...(row.knnCurve ?? [])];
     for (const { step, byClass } of points) {
       for (const c of byClass ?? []) {
-        lines.push([strategyName(row.strategy), row.lr, row.seeds, step, csvText(c.name), c.queries, c.original.toFixed(2), c.knn.toFixed(2), c.change.mean.toFixed(2), end(c.change.lo), end(c.change.hi), c.change.banks].join(","));
+        lines.push([strategyName(row.strategy), row.lr, row.seeds, step, ...classCsvFields(c)].join(","));
       }
     }
   }
   return lines.join("\n") + "\n";
+}
+
+// A class's fields of a CSV line: class, queries, original_knn_top1, knn_top1, change, change_lo, change_hi (empty
+// where the change has no interval) and banks.
+export function classCsvFields(c: ClassKnn): (string | number)[] {
+  const end = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "");
+  return [csvText(c.name), c.queries, c.original.toFixed(2), c.knn.toFixed(2), c.change.mean.toFixed(2), end(c.change.lo), end(c.change.hi), c.change.banks];
 }
 
 // A class name as one CSV field (ImageNet's hold commas: "crane, bird").

@@ -2,7 +2,7 @@
 // over seeds per block, and so at each step of analysis.atSteps the row's cells kept; analysis.csv and
 // analysis-steps.csv with one number per line.
 import { describe, expect, it } from "vitest";
-import { analysisCsv, analysisStepsCsv, summarizeAnalysis } from "../../study/analysis-results.js";
+import { analysisClassesCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "../../study/analysis-results.js";
 import { results } from "./fixture.js";
 import { ORIGINAL_ANSWERS, analysis } from "./analysis-fixture.js";
 import { crossedMeanInterval } from "../../util/stats.js";
@@ -34,6 +34,28 @@ describe("summarizeAnalysis", () => {
     // full: 6 and 6 right at block 0 (60 and 58 %, rounded) against the original's 7; 6 against 8 at block 1.
     expect(full.knnChange.map((d) => d.mean)).toEqual([-10, -20]);
     expect(linear.knnChange).toEqual([0, 1].map(() => ({ mean: 0, lo: 0, hi: 0, n: 2, banks: 1 })));
+  });
+});
+
+describe("summarizeAnalysis by class", () => {
+  it("gives each block's change class by class of the analysed images, whose images' mean is the block's; analysis-classes.csv", () => {
+    const a = analysis();
+    const labels = { classes: ["a", "b", "c"], labels: [0, 1, 2, 0, 1, 2, 0, 1, 2, 0] };
+    const rows = summarizeAnalysis(results(), a.cells, a.original, labels);
+    for (const row of rows) {
+      row.knnByClass!.forEach((classes, block) => {
+        expect(classes.map((c) => [c.name, c.queries])).toEqual([["a", 4], ["b", 3], ["c", 3]]);
+        expect(classes.reduce((s, c) => s + c.queries * c.change.mean, 0) / 10, `${row.strategy} block ${block}`).toBeCloseTo(row.knnChange[block].mean, 10);
+      });
+    }
+    // Linear probing: the original's answers, class by class too.
+    expect(rows[1].knnByClass!.flat().every((c) => c.change.mean === 0 && c.knn === c.original)).toBe(true);
+    expect(summarizeAnalysis(results(), a.cells, a.original)[0].knnByClass).toBeUndefined();
+    const csv = analysisClassesCsv({ ...a, strategies: rows }).trim().split("\n");
+    expect(csv[0]).toBe("strategy,lr,seeds,block,class,queries,original_knn_top1,knn_top1,change,change_lo,change_hi,banks");
+    expect(csv.length).toBe(1 + 2 * 2 * 3);
+    const c = rows[0].knnByClass![1][2];
+    expect(csv[6]).toBe(`full,0.1,2,1,c,3,${c.original.toFixed(2)},${c.knn.toFixed(2)},${c.change.mean.toFixed(2)},${c.change.lo.toFixed(2)},${c.change.hi.toFixed(2)},1`);
   });
 });
 

@@ -182,6 +182,32 @@ describe("a study with the analysis key", () => {
       expect(c.knn[1], c.id).toBeCloseTo(result.knn["5"].top1, 6);
     }
   });
+
+  it("gives each block's change class by class of the analysed images, and makes an analysis without their classes anew, its cells kept", async () => {
+    await runOnce();
+    const out = join(root, "by-class");
+    const { analysis: a } = await analyzeRun(run(), { images: 1000, out });
+    expect(a.labels!.classes.length).toBe(3);
+    expect(a.labels!.labels.length).toBe(a.images.count);
+    const csv = (await readFile(join(out, "analysis-classes.csv"), "utf8")).trim().split("\n");
+    expect(csv.length).toBe(1 + a.strategies.length * a.depth * 3);
+    for (const s of a.strategies) {
+      s.knnByClass!.forEach((classes, block) => {
+        expect(classes.reduce((n, c) => n + c.queries, 0)).toBe(a.images.count);
+        expect(classes.reduce((sum, c) => sum + c.queries * c.change.mean, 0) / a.images.count, `${s.strategy} block ${block}`).toBeCloseTo(s.knnChange[block].mean, 9);
+      });
+    }
+    expect(existsSync(join(out, "analysis-classes.svg"))).toBe(true);
+    // An analysis.json of a build before the images' classes: its cells' numbers kept, its summary and files anew.
+    const path = join(out, "analysis.json");
+    const { labels: _, ...before } = JSON.parse(await readFile(path, "utf8")) as RunAnalysis;
+    await writeFile(path, JSON.stringify({ ...before, strategies: before.strategies.map(({ knnByClass: __, ...s }) => s) }));
+    const lines: string[] = [];
+    const again = await analyzeRun(run(), { images: 1000, out, reuse: true, log: (l) => lines.push(l) });
+    expect(lines).toContain(`analysis: its images' classes missing (a build before them); the numbers of its ${a.cells.length} cell(s) kept, its summary and files made anew`);
+    expect(again.analysis.strategies).toEqual(a.strategies);
+    expect((await analyzeRun(run(), { images: 1000, out, reuse: true })).reused).toBe(true);
+  });
 });
 
 describe("analyze on the command line", () => {
