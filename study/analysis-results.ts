@@ -196,6 +196,14 @@ function knnChanges(measured: KnnAnswers[], original: KnnAnswers): KnnChange[] {
   });
 }
 
+// knnChanges class by class of the analysed images (`labels`), block by block.
+function knnChangesByClass(measured: KnnAnswers[], original: KnnAnswers, labels: QueryLabels): ClassKnn[][] {
+  return original.knnCorrect.map((_, i) => {
+    const a = blockAnswers(measured, original, i);
+    return knnByClass(a.cells, a.original, labels);
+  });
+}
+
 // analysis.csv: one number per line. measure: cka_cls, cka_pooled, knn_top1, weight_change, attention_js, with
 // analysis.resets reset_transfer and reset_knn_top1, and with analysis.interpolate interpolated_transfer and
 // interpolated_knn_top1; block: an original block (0-based), embedding / norm for weight_change, the part reset for
@@ -226,14 +234,6 @@ export function analysisStepsCsv(a: RunAnalysis): string {
     }
   }
   return lines.join("\n") + "\n";
-}
-
-// knnChanges class by class of the analysed images (`labels`), block by block.
-function knnChangesByClass(measured: KnnAnswers[], original: KnnAnswers, labels: QueryLabels): ClassKnn[][] {
-  return original.knnCorrect.map((_, i) => {
-    const a = blockAnswers(measured, original, i);
-    return knnByClass(a.cells, a.original, labels);
-  });
 }
 
 // analysis-classes.csv: for each row with its answers by class, a line per block and class of the analysed images (as
