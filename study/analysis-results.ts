@@ -68,6 +68,7 @@ export interface StepSummary {
   weights: MeanStd[];
   attention: MeanStd[];
   resets?: RowResets; // with analysis.resets: each part reset, over the seeds that kept the step
+  knnByClass?: ClassKnn[][]; // as StrategyAnalysis's, over the seeds that kept the step
 }
 
 export interface StrategyAnalysis {
@@ -127,8 +128,7 @@ export interface RunAnalysis {
 // The table's rows (each strategy at its selected learning rate), averaged over their seeds' analyses, and each
 // block's layer-wise k-NN against the original's answers (`original`, as RunAnalysis holds them), at the best
 // checkpoints and at each kept step: over every bank where the original and each of the row's backbones there were
-// classified against the other banks; with the analysed images' classes (`labels`), the best checkpoints' class by
-// class too.
+// classified against the other banks; with the analysed images' classes (`labels`), class by class too.
 export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], original: Pick<RunAnalysis["original"], "knnCorrect" | "otherBanks">, labels?: QueryLabels): StrategyAnalysis[] {
   const out: StrategyAnalysis[] = [];
   for (const row of r.table) {
@@ -149,6 +149,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
         weights: per((m, i) => m.weights.blocks[i]),
         attention: per((m, i) => m.attention[i].reduce((a, b) => a + b, 0) / m.attention[i].length),
         ...(resets && { resets }),
+        ...(labels && { knnByClass: knnChangesByClass(kept, original, labels) }),
       };
     });
     const per = (value: (c: CellAnalysis, i: number) => number) =>
@@ -236,11 +237,16 @@ export function analysisStepsCsv(a: RunAnalysis): string {
   return lines.join("\n") + "\n";
 }
 
-// analysis-classes.csv: for each row with its answers by class, a line per block and class of the analysed images (as
-// knn-classes.csv's, the block in the step's place).
+// analysis-classes.csv: for each row with its answers by class, a line per block and class of the analysed images at
+// its best checkpoints (step "best") and at each step of analysis.atSteps its cells kept (seeds: those that kept it),
+// the class's fields as knn-classes.csv's.
 export function analysisClassesCsv(a: RunAnalysis): string {
-  const lines = ["strategy,lr,seeds,block,class,queries,original_knn_top1,knn_top1,change,change_lo,change_hi,banks"];
-  for (const s of a.strategies) s.knnByClass?.forEach((classes, block) => classes.forEach((c) => lines.push([s.strategy, s.lr, s.seeds, block, ...classCsvFields(c)].join(","))));
+  const lines = ["strategy,lr,seeds,step,block,class,queries,original_knn_top1,knn_top1,change,change_lo,change_hi,banks"];
+  for (const s of a.strategies) {
+    for (const { step, seeds, knnByClass } of [{ step: "best", seeds: s.seeds, knnByClass: s.knnByClass }, ...(s.atSteps ?? [])]) {
+      knnByClass?.forEach((classes, block) => classes.forEach((c) => lines.push([s.strategy, s.lr, seeds, step, block, ...classCsvFields(c)].join(","))));
+    }
+  }
   return lines.join("\n") + "\n";
 }
 

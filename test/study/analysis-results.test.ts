@@ -52,10 +52,28 @@ describe("summarizeAnalysis by class", () => {
     expect(rows[1].knnByClass!.flat().every((c) => c.change.mean === 0 && c.knn === c.original)).toBe(true);
     expect(summarizeAnalysis(results(), a.cells, a.original)[0].knnByClass).toBeUndefined();
     const csv = analysisClassesCsv({ ...a, strategies: rows }).trim().split("\n");
-    expect(csv[0]).toBe("strategy,lr,seeds,block,class,queries,original_knn_top1,knn_top1,change,change_lo,change_hi,banks");
+    expect(csv[0]).toBe("strategy,lr,seeds,step,block,class,queries,original_knn_top1,knn_top1,change,change_lo,change_hi,banks");
     expect(csv.length).toBe(1 + 2 * 2 * 3);
     const c = rows[0].knnByClass![1][2];
-    expect(csv[6]).toBe(`full,0.1,2,1,c,3,${c.original.toFixed(2)},${c.knn.toFixed(2)},${c.change.mean.toFixed(2)},${c.change.lo.toFixed(2)},${c.change.hi.toFixed(2)},1`);
+    expect(csv[6]).toBe(`full,0.1,2,best,1,c,3,${c.original.toFixed(2)},${c.knn.toFixed(2)},${c.change.mean.toFixed(2)},${c.change.lo.toFixed(2)},${c.change.hi.toFixed(2)},1`);
+  });
+
+  it("and at each kept step, over the seeds that kept it: analysis-classes.csv's lines after the best checkpoints'", () => {
+    const a = analysis([0, 1], [10, 30]);
+    const labels = { classes: ["a", "b"], labels: [0, 1, 0, 1, 0, 1, 0, 1, 0, 1] };
+    const rows = summarizeAnalysis(results(), a.cells, a.original, labels);
+    for (const row of rows) {
+      for (const t of row.atSteps!) {
+        t.knnByClass!.forEach((classes, block) => {
+          expect(classes.reduce((s, c) => s + c.queries * c.change.mean, 0) / 10, `${row.strategy} step ${t.step} block ${block}`).toBeCloseTo(t.knnChange[block].mean, 10);
+        });
+      }
+      expect(row.atSteps!.at(-1)!.knnByClass).toEqual(row.knnByClass); // the last step is the cells' own
+    }
+    const csv = analysisClassesCsv({ ...a, strategies: rows }).trim().split("\n");
+    expect(csv.length).toBe(1 + 2 * 3 * 2 * 2); // rows, best and two steps, blocks, classes
+    const d = rows[0].atSteps![0].knnByClass![0][1];
+    expect(csv[6]).toBe(`full,0.1,2,10,0,b,5,${d.original.toFixed(2)},${d.knn.toFixed(2)},${d.change.mean.toFixed(2)},${d.change.lo.toFixed(2)},${d.change.hi.toFixed(2)},1`);
   });
 });
 
