@@ -418,7 +418,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
         log(`analysis: ${jsonPath} is up to date (${key.cells.length} cells, ${images} images)`);
         return { analysis: before, files, reused: true };
       }
-      kept = { ...before, why: !before.labels ? "its images' classes missing (a build before them)" : sameRows ? `${expected.length - files.length} of its files missing` : "the table's rows have changed" };
+      kept = { ...before, why: !before.labels ? "its images' classes missing (a build before them)" : sameRows ? `${expected.length - files.length} of its files missing` : "its summary is not the one made of its cells now (the table's rows, or the summary's form, have changed)" };
     }
   }
 

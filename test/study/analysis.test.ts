@@ -111,7 +111,7 @@ describe("a study with the analysis key", () => {
     await writeFile(join(moved, "analysis.json"), JSON.stringify({ ...a, strategies: a.strategies.map((row) => ({ ...row, lr: 0.5 })) }));
     const fourth: string[] = [];
     await runExperiment({ config: study(), out: moved, log: (l) => fourth.push(l) });
-    expect(fourth).toContain("analysis: the table's rows have changed; the numbers of its 4 cell(s) kept, its summary and files made anew");
+    expect(fourth).toContain("analysis: its summary is not the one made of its cells now (the table's rows, or the summary's form, have changed); the numbers of its 4 cell(s) kept, its summary and files made anew");
     expect(fourth.some((l) => / cell\(s\) against the original backbone/.test(l))).toBe(false);
     const remade = await readJson<RunAnalysis>(join(moved, "analysis.json"));
     expect(remade.cells).toEqual(a.cells);
