@@ -43,7 +43,7 @@ export function classesSpec(a: RunAnalysis): FigureSpec {
         "images less the original's, in points",
         `${a.images.count} source-domain images (${a.images.name} ${a.images.split})`,
         "each strategy at the table's learning rate",
-        ...seedsNote(rows.map((s) => ({ label: s.strategy, seeds: s.seeds })), "star", [`its ${CONFIDENCE * 100}% interval, over seeds,`, `${banks > 1 ? "banks and " : ""}images, excludes 0`]),
+        ...seedsNote(rows.map((s) => ({ label: s.strategy, seeds: s.seeds })), "star", banks > 1 ? [`its ${CONFIDENCE * 100}% interval, over seeds, banks`, "and images, excludes 0"] : [`its ${CONFIDENCE * 100}% interval, over seeds and`, "images, excludes 0"]),
         ...(unchanged.length > 0 ? listLines("not drawn, the original's answers throughout", unchanged) : []),
       ],
     },

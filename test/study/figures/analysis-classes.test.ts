@@ -16,6 +16,7 @@ describe("classesSpec", () => {
     const svg = await renderSvg(classesSpec(byClass), "analysis-classes");
     expect(svg).toContain(">At which depth each source class is lost<");
     expect(svg).toContain(">full<");
+    expect(svg).toContain(">its 95% interval, over seeds and<");
     for (const name of labels.classes) expect(svg).toContain(`>${name}<`);
     expect(svg).toContain(">not drawn, the original's answers throughout:<"); // then linear, on a line of its own
     const cells = byClass.strategies[0].knnByClass!.flat();
