@@ -206,16 +206,18 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
       if (config.transfer.val) [row.val, row.valStd] = meanStd(group.map((c) => c.valAccuracy!));
       if (config.knn.val && group.every((c) => c.valKnn)) [row.valKnn, row.valKnnStd] = meanStd(group.map((c) => c.valKnn![k].top1));
       if (config.knn.otherBanks && group.every((c) => c.otherBanks)) [row.otherBanksKnn, row.otherBanksKnnStd] = meanStd(group.map(otherBanksKnn(k)));
-      const answers = original && rowAnswers(group.map((c) => ({ correct: c.correct?.knn, otherBanks: c.otherBanks })), baseline, original);
+      const answers = original && rowAnswers(bestAnswers(group), baseline, original);
       if (answers) row.knnChange = changeOf(answers);
-      if (answers && queries) row.knnByClass = knnByClass(answers.cells, answers.original, queries);
-      if (config.knn.atSteps) row.knnCurve = curveOf(group, config.knn.atSteps, k, baseline, original, queries);
+      if (config.knn.atSteps) row.knnCurve = curveOf(group, config.knn.atSteps, k, baseline, original);
       tried.push(row);
     }
     if (tried.length === 0) continue;
     candidates.set(name, tried.map((row) => row.lr));
     triedRows.push(tried);
-    table.push(choose(config.selectBy, tried, paired));
+    const chosen = choose(config.selectBy, tried, paired);
+    // By class only for the table's rows: a thousand classes at every point of every rate tried would cost seconds.
+    if (original && queries) addClasses(chosen, cells.filter((c) => c.strategy === name && c.lr === chosen.lr), baseline, original, queries);
+    table.push(chosen);
   }
   const bankChoices = choicesByBank(config, triedRows, cells, paired);
   const missing = cellsOf(config).map((c) => c.id).filter((id) => !outcomes.some((c) => c.id === id));
@@ -291,17 +293,30 @@ function rowAnswers(cells: { correct?: Correct; otherBanks?: { correct: Correct 
 
 const changeOf = (a: { cells: Uint8Array[][]; original: Uint8Array[] }): MeanInterval & { banks: number } => ({ ...changeFromOriginal(a.cells, a.original), banks: a.original.length });
 
+// The best checkpoints' answers of a row's cells, as rowAnswers takes them.
+const bestAnswers = (group: CellResult[]) => group.map((c) => ({ correct: c.correct?.knn, otherBanks: c.otherBanks }));
+
 // A table row's forgetting curve: per step, the mean and sample standard deviation over its seeds, and the change
-// from the original backbone (`original`: its answers) where every cell's point kept its answers, with the queries'
-// classes class by class too.
-function curveOf(group: CellResult[], steps: number[], k: string, baseline: BaselineResult, original: Uint8Array | undefined, queries: QueryLabels | undefined): TableRow["knnCurve"] {
+// from the original backbone (`original`: its answers) where every cell's point kept its answers.
+function curveOf(group: CellResult[], steps: number[], k: string, baseline: BaselineResult, original: Uint8Array | undefined): TableRow["knnCurve"] {
   return steps.map((step) => {
     const points = group.map((c) => c.knnCurve!.find((p) => p.step === step)!);
     const [knn, knnStd] = meanStd(points.map((p) => p.knn[k].top1));
     const answers = original && rowAnswers(points, baseline, original);
-    const byClass = answers && queries && knnByClass(answers.cells, answers.original, queries);
-    return { step, knn, knnStd, ...(answers && { change: changeOf(answers) }), ...(byClass && { byClass }) };
+    return { step, knn, knnStd, ...(answers && { change: changeOf(answers) }) };
   });
+}
+
+// A table row's change class by class of the queries (`queries`), at its best checkpoints and at each point of its
+// curve, where its cells kept their answers there.
+function addClasses(row: TableRow, group: CellResult[], baseline: BaselineResult, original: Uint8Array, queries: QueryLabels): void {
+  const byClass = (answers: ReturnType<typeof rowAnswers>) => answers && knnByClass(answers.cells, answers.original, queries);
+  const best = byClass(rowAnswers(bestAnswers(group), baseline, original));
+  if (best) row.knnByClass = best;
+  for (const p of row.knnCurve ?? []) {
+    const classes = byClass(rowAnswers(group.map((c) => c.knnCurve!.find((q) => q.step === p.step)!), baseline, original));
+    if (classes) p.byClass = classes;
+  }
 }
 
 // results.json: everything, with strategies by name.
