@@ -13,7 +13,7 @@ import { type Correct, type StudyResults, unpackCorrect } from "./results.js";
 import { changeFromOriginal } from "./comparisons.js";
 import { type CellResets, type RowResets, resetRows, summarizeResets } from "./analysis-resets.js";
 import { type CellInterpolation, type RowInterpolation, interpolationRows, summarizeInterpolation } from "./analysis-interpolation.js";
-import { type ClassKnn, type QueryLabels, classCsvFields, knnByClass } from "./knn-classes.js";
+import { type ClassKnn, MAX_CLASSES, type QueryLabels, classCsvFields, knnByClass } from "./knn-classes.js";
 
 export const ANALYSIS_FORMAT = "peft-vit-webgpu/analysis@1";
 
@@ -80,7 +80,7 @@ export interface StrategyAnalysis {
   knn: MeanStd[];
   knnChange: KnnChange[]; // (depth)
   // (depth) x (classes): knnChange class by class of the analysed images (study/knn-classes.ts), where the analysis
-  // holds their classes (labels).
+  // holds their classes (labels), at most MAX_CLASSES of them.
   knnByClass?: ClassKnn[][];
   weights: MeanStd[]; // each block's relative weight change
   embedding: MeanStd; // the embeddings' relative weight change
@@ -128,8 +128,10 @@ export interface RunAnalysis {
 // The table's rows (each strategy at its selected learning rate), averaged over their seeds' analyses, and each
 // block's layer-wise k-NN against the original's answers (`original`, as RunAnalysis holds them), at the best
 // checkpoints and at each kept step: over every bank where the original and each of the row's backbones there were
-// classified against the other banks; with the analysed images' classes (`labels`), class by class too.
-export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], original: Pick<RunAnalysis["original"], "knnCorrect" | "otherBanks">, labels?: QueryLabels): StrategyAnalysis[] {
+// classified against the other banks; with the analysed images' classes (`labels`), at most MAX_CLASSES of them,
+// class by class too.
+export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], original: Pick<RunAnalysis["original"], "knnCorrect" | "otherBanks">, images?: QueryLabels): StrategyAnalysis[] {
+  const labels = images && images.classes.length <= MAX_CLASSES ? images : undefined;
   const out: StrategyAnalysis[] = [];
   for (const row of r.table) {
     const name = strategyName(row.strategy);

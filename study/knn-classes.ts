@@ -8,6 +8,11 @@ import type { MeanInterval } from "../util/stats.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
 import { changeFromOriginal } from "./comparisons.js";
 
+// The most classes the figures draw one by one, and the per-block analysis measures at all: its images (500 or 1,000)
+// hold a handful of each of ImageNet's thousand, and its summary, a number per block, class, row and kept step, would
+// run to tens of megabytes of analysis.json.
+export const MAX_CLASSES = 20;
+
 // The classes of knn.queries and each query's, in the queries' order (the order of every k-NN answer).
 export interface QueryLabels {
   classes: string[]; // names, by label

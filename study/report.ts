@@ -21,8 +21,8 @@ import { figure2Spec } from "./figures/figure2.js";
 import { forgettingCurveSpec } from "./figures/forgetting-curve.js";
 import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
 import { hasTradeoff, tradeoffSpec } from "./figures/tradeoff.js";
-import { MAX_CLASSES, forgettingClassesCurveSpec, forgettingClassesSpec, hasClassCurveFigure, hasClassFigure } from "./figures/forgetting-classes.js";
-import { knnClassesCsv } from "./knn-classes.js";
+import { forgettingClassesCurveSpec, forgettingClassesSpec, hasClassCurveFigure, hasClassFigure } from "./figures/forgetting-classes.js";
+import { MAX_CLASSES, knnClassesCsv } from "./knn-classes.js";
 import { CONFIDENCE, type Difference } from "./comparisons.js";
 import type { MeanInterval } from "../util/stats.js";
 

@@ -1,13 +1,13 @@
 // The per-block analysis class by class (analysis-results.ts knnByClass): a heatmap per strategy at its selected
 // learning rate, a column per block and a row per class of the analysed images, each cell the layer-wise k-NN's
 // change from the original's on that class's images, in points, with a star where its 95% interval (over seeds,
-// images and banks) excludes 0. At which depth each class is lost. For at most MAX_CLASSES classes
-// (analysis-classes.csv holds every class of a larger domain).
+// images and banks) excludes 0. At which depth each class is lost. For at most MAX_CLASSES classes, as the
+// analysis measures them.
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { RunAnalysis } from "../analysis-results.js";
 import { CONFIDENCE } from "../comparisons.js";
-import { MAX_CLASSES } from "./forgetting-classes.js";
+import { MAX_CLASSES } from "../knn-classes.js";
 import { listLines, nothingToDrawSpec, seedsNote } from "./parts.js";
 
 const TEXT = "At which depth each source class is lost";
@@ -20,7 +20,7 @@ export function classesSpec(a: RunAnalysis): FigureSpec {
   const rows = measured.filter((s) => !same(s));
   const unchanged = measured.filter(same).map((s) => s.strategy);
   if (rows.length === 0) {
-    const why = classes.length > MAX_CLASSES ? [`${classes.length} classes, more than ${MAX_CLASSES}: analysis-classes.csv`] : unchanged.length > 0 ? listLines("the original's answers throughout", unchanged) : ["no row has its images' classes"];
+    const why = classes.length > MAX_CLASSES ? [`${classes.length} classes, more than ${MAX_CLASSES}: not measured`, "class by class"] : unchanged.length > 0 ? listLines("the original's answers throughout", unchanged) : ["no row has its images' classes"];
     return nothingToDrawSpec(TEXT, why);
   }
   const names = rows[0].knnByClass![0].map((c) => c.name);

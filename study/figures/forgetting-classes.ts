@@ -12,9 +12,8 @@ import type { StudyResults } from "../results.js";
 import { changeIntervalNote, listLines, nothingToDrawSpec, seedsNote, studyTitle } from "./parts.js";
 import { stepPanelsSpec } from "./analysis-steps.js";
 import { stepAxis } from "./forgetting-curve.js";
-import type { ClassKnn } from "../knn-classes.js";
+import { type ClassKnn, MAX_CLASSES } from "../knn-classes.js";
 
-export const MAX_CLASSES = 20;
 const BAR_PX = 12; // each strategy's bar: a class takes one per row, and a gap
 
 // Whether the study's table has rows with their forgetting by class, of at most MAX_CLASSES classes.

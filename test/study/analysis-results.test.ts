@@ -51,6 +51,9 @@ describe("summarizeAnalysis by class", () => {
     // Linear probing: the original's answers, class by class too.
     expect(rows[1].knnByClass!.flat().every((c) => c.change.mean === 0 && c.knn === c.original)).toBe(true);
     expect(summarizeAnalysis(results(), a.cells, a.original)[0].knnByClass).toBeUndefined();
+    // More than 20 classes (ImageNet's thousand among a thousand images): not measured class by class.
+    const many = { classes: Array.from({ length: 21 }, (_, c) => `c${c}`), labels: labels.labels };
+    expect(summarizeAnalysis(results(), a.cells, a.original, many).every((row) => row.knnByClass === undefined)).toBe(true);
     const csv = analysisClassesCsv({ ...a, strategies: rows }).trim().split("\n");
     expect(csv[0]).toBe("strategy,lr,seeds,step,block,class,queries,original_knn_top1,knn_top1,change,change_lo,change_hi,banks");
     expect(csv.length).toBe(1 + 2 * 2 * 3);

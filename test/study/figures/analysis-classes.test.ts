@@ -23,9 +23,12 @@ describe("classesSpec", () => {
     for (const c of cells) expect(svg).toContain(`>${c.change.mean.toFixed(1)}${c.change.hi < 0 || c.change.lo > 0 ? "*" : ""}<`);
   });
 
-  it("has nothing to draw without the images' classes", async () => {
+  it("has nothing to draw without the images' classes, or with more than 20 of them", async () => {
     const svg = await renderSvg(classesSpec(a), "analysis-classes");
     expect(svg).toContain(">nothing to draw<");
     expect(svg).toContain(">no row has its images' classes<");
+    const many = { classes: Array.from({ length: 21 }, (_, c) => `c${c}`), labels: labels.labels };
+    const wide = await renderSvg(classesSpec({ ...a, labels: many, strategies: summarizeAnalysis(results(), a.cells, a.original, many) }), "analysis-classes");
+    expect(wide).toContain(">21 classes, more than 20: not measured<");
   });
 });
