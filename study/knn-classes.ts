@@ -27,6 +27,10 @@ export interface ClassKnn {
   change: MeanInterval & { banks: number };
 }
 
+// Whether every class kept the original's answers on every query (linear probing's, whose changes are all 0): the
+// figures name such a row rather than draw it at 0.
+export const originalAnswers = (classes: ClassKnn[]): boolean => classes.every((c) => c.change.mean === 0 && c.change.lo === 0 && c.change.hi === 0);
+
 // A row's answers as changeFromOriginal takes them, `answers[seed][bank]` and `original[bank]`, split by the queries'
 // class; a class without queries is left out.
 export function knnByClass(answers: Uint8Array[][], original: Uint8Array[], queries: QueryLabels): ClassKnn[] {

@@ -7,16 +7,17 @@ import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { RunAnalysis } from "../analysis-results.js";
 import { CONFIDENCE } from "../comparisons.js";
-import { MAX_CLASSES } from "../knn-classes.js";
+import { MAX_CLASSES, originalAnswers } from "../knn-classes.js";
 import { listLines, nothingToDrawSpec, seedsNote } from "./parts.js";
 
 const TEXT = "At which depth each source class is lost";
 
 export function classesSpec(a: RunAnalysis): FigureSpec {
   const classes = a.labels?.classes ?? [];
-  const measured = a.strategies.filter((s) => s.knnByClass && s.knnByClass[0].length <= MAX_CLASSES);
+  // The rows measured class by class (summarizeAnalysis: at most MAX_CLASSES classes).
+  const measured = a.strategies.filter((s) => s.knnByClass);
   // A row with the original's answers at every block and class (linear probing) is named, not drawn.
-  const same = (s: (typeof measured)[number]) => s.knnByClass!.every((block) => block.every((c) => c.change.mean === 0 && c.change.lo === 0 && c.change.hi === 0));
+  const same = (s: (typeof measured)[number]) => s.knnByClass!.every(originalAnswers);
   const rows = measured.filter((s) => !same(s));
   const unchanged = measured.filter(same).map((s) => s.strategy);
   if (rows.length === 0) {

@@ -12,7 +12,7 @@ import type { StudyResults } from "../results.js";
 import { changeIntervalNote, listLines, nothingToDrawSpec, seedsNote, studyTitle } from "./parts.js";
 import { stepPanelsSpec } from "./analysis-steps.js";
 import { stepAxis } from "./forgetting-curve.js";
-import { type ClassKnn, MAX_CLASSES } from "../knn-classes.js";
+import { MAX_CLASSES, originalAnswers } from "../knn-classes.js";
 
 const BAR_PX = 12; // each strategy's bar: a class takes one per row, and a gap
 
@@ -21,9 +21,6 @@ export const hasClassFigure = (r: Pick<StudyResults, "table">): boolean => r.tab
 
 // Whether some row's curve has its points by class, of at most MAX_CLASSES classes.
 export const hasClassCurveFigure = (r: Pick<StudyResults, "table">): boolean => r.table.some((row) => row.knnCurve?.some((p) => p.byClass && p.byClass.length <= MAX_CLASSES));
-
-// A change of the original's answers on every query: linear probing's, whose bars or lines are all at 0.
-const unchangedAll = (classes: ClassKnn[]) => classes.every((c) => c.change.mean === 0 && c.change.lo === 0 && c.change.hi === 0);
 
 const UNCHANGED = "the original's answers on every query";
 
@@ -37,7 +34,7 @@ export function forgettingClassesSpec(r: StudyResults): FigureSpec {
   );
   const banks = Math.max(...rows.flatMap((row) => row.knnByClass!.map((c) => c.change.banks)));
   // A row with the original's answers everywhere (linear probing) draws bars of height 0: named, not read as missing.
-  const unchanged = names.filter((_, i) => unchangedAll(rows[i].knnByClass!));
+  const unchanged = names.filter((_, i) => originalAnswers(rows[i].knnByClass!));
   const x = { field: "class", type: "nominal", title: "Source class (the original backbone's k-NN top-1 on it)", sort: classes, axis: { labelAngle: -30, labelLimit: 0 } } as const;
   const xOffset = { field: "strategy", sort: names } as const;
   // Two lines: vega centres an axis title on the plot by an estimate of its length, and one line longer than the plot
@@ -87,7 +84,7 @@ const PANEL_WIDTH = 200;
 export function forgettingClassesCurveSpec(r: StudyResults): FigureSpec {
   const curved = r.table.filter((row) => row.knnCurve?.some((p) => p.byClass && p.byClass.length <= MAX_CLASSES));
   // A row with the original's answers at every point (linear probing) is named, not given a panel of lines at 0.
-  const unchanged = curved.filter((row) => row.knnCurve!.every((p) => !p.byClass || unchangedAll(p.byClass)));
+  const unchanged = curved.filter((row) => row.knnCurve!.every((p) => !p.byClass || originalAnswers(p.byClass)));
   const rows = curved.filter((row) => !unchanged.includes(row));
   const text = "How soon each source class is forgotten";
   if (rows.length === 0) return nothingToDrawSpec(text, listLines(`${UNCHANGED} at every step`, unchanged.map((row) => strategyName(row.strategy))));
