@@ -1,6 +1,7 @@
-// util/bits.ts: yes/no values packed into base64 and back, and text that is not such a packing refused.
+// util/bits.ts: yes/no values packed into base64 and back, small whole numbers a byte each, and text that is not
+// such a packing refused.
 import { describe, expect, it } from "vitest";
-import { packBits, unpackBits } from "../../util/bits.js";
+import { packBits, packBytes, unpackBits, unpackBytes } from "../../util/bits.js";
 
 describe("util/bits", () => {
   it("packs the first value into the lowest bit, eight to a byte, and unpacks every length back", () => {
@@ -21,5 +22,19 @@ describe("util/bits", () => {
     expect(unpackBits(text, -1)).toBeUndefined();
     expect(unpackBits(text, 2.5)).toBeUndefined();
     expect(unpackBits(text, 3)).toEqual(Uint8Array.from([1, 0, 1]));
+  });
+
+  it("packs small whole numbers a byte each and unpacks them back; refuses text of another length or not base64", () => {
+    expect(packBytes([0, 3, 255])).toBe(Buffer.from([0, 3, 255]).toString("base64"));
+    for (const n of [0, 1, 2, 3, 1000]) {
+      const values = Uint8Array.from({ length: n }, (_, i) => (i * 7919) % 20);
+      expect(unpackBytes(packBytes(values), n), `${n} values`).toEqual(values);
+    }
+    const text = packBytes([4, 1, 9]);
+    expect(unpackBytes(text, 4)).toBeUndefined();
+    expect(unpackBytes(text, 2)).toBeUndefined();
+    expect(unpackBytes("not base64!", 3)).toBeUndefined();
+    expect(unpackBytes(text, -1)).toBeUndefined();
+    expect(unpackBytes(packBytes([4, 1]).replace(/=+$/, ""), 2)).toBeUndefined(); // unpadded: not packBytes' text
   });
 });
