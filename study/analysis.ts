@@ -165,7 +165,7 @@ function signed(d: MeanInterval): string {
 }
 
 // The layer-wise k-NN against each other bank, its answers packed, where there are some.
-const packedBanks = (banks: LayerKnn[] | undefined): { otherBanks?: BankKnn[] } => (banks ? { otherBanks: banks.map((b) => ({ knn: b.knn, knnCorrect: b.knnCorrect.map(packCorrect) })) } : {});
+const packedBanks = (banks: LayerKnn[] | undefined): { otherBanks?: BankKnn[] } => (banks ? { otherBanks: banks.map((b) => ({ knn: b.knn, knnCorrect: b.knnCorrect.map((c) => packCorrect(c)) })) } : {});
 
 // Whether an earlier analysis.json holds every cell of `key` with its per-block numbers: a damaged file (a cell or a
 // measure missing) is made again rather than kept as up to date.
@@ -497,7 +497,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       };
       const probeHead = interpolate && (await probeHeadOf(c));
       const r = await compare(cellCheckpointPath(dir, c.id), { ...bestEdits, ...(probeHead && { probeHead }) });
-      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: m.knnCorrect.map(packCorrect), attention: m.attention, weights: m.weights });
+      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: m.knnCorrect.map((c) => packCorrect(c)), attention: m.attention, weights: m.weights });
       const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks), grid: Array.from(r.grid.maps), ...(r.resets && { resets: r.resets }), ...(r.interpolation && { interpolation: r.interpolation }) };
       if (atSteps) {
         cell.atSteps = [];
@@ -518,7 +518,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       log(`  ${i + 1}/${finished.length} ${c.id}: last block CKA ${r.cka.cls[last].toFixed(3)} (CLS)${steps}, layer-wise k-NN ${r.knn[last].toFixed(1)}%${reset}${moved}, ${((performance.now() - cellStarted) / 1000).toFixed(1)} s`);
     }
     const results = summary(size, backbone!);
-    const originalAnswers = { knnCorrect: reference.knnCorrect.map(packCorrect), ...packedBanks(reference.otherBanks) };
+    const originalAnswers = { knnCorrect: reference.knnCorrect.map((c) => packCorrect(c)), ...packedBanks(reference.otherBanks) };
     const labels = { classes: queries.classes, labels: Array.from(queries.labels) };
     const analysis: RunAnalysis = {
       format: ANALYSIS_FORMAT,

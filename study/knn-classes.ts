@@ -29,7 +29,10 @@ export interface ClassKnn {
 
 // Whether every class kept the original's answers on every query (linear probing's, whose changes are all 0): the
 // figures name such a row rather than draw it at 0.
-export const originalAnswers = (classes: ClassKnn[]): boolean => classes.every((c) => c.change.mean === 0 && c.change.lo === 0 && c.change.hi === 0);
+export const originalAnswers = (classes: ClassKnn[]): boolean => classes.every((c) => noChange(c.change));
+
+// A change of 0 with an interval of none: every answer the original's.
+export const noChange = (c: MeanInterval): boolean => c.mean === 0 && c.lo === 0 && c.hi === 0;
 
 // A row's answers as changeFromOriginal takes them, `answers[seed][bank]` and `original[bank]`, split by the queries'
 // class; a class without queries is left out.
@@ -77,9 +80,11 @@ export function knnClassesCsv(table: RowByClass[]): string {
 // A class's fields of a CSV line: class, queries, original_knn_top1, knn_top1, change, change_lo, change_hi (empty
 // where the change has no interval) and banks.
 export function classCsvFields(c: ClassKnn): (string | number)[] {
-  const end = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "");
-  return [csvText(c.name), c.queries, c.original.toFixed(2), c.knn.toFixed(2), c.change.mean.toFixed(2), end(c.change.lo), end(c.change.hi), c.change.banks];
+  return [csvText(c.name), c.queries, c.original.toFixed(2), c.knn.toFixed(2), c.change.mean.toFixed(2), intervalEnd(c.change.lo), intervalEnd(c.change.hi), c.change.banks];
 }
 
 // A class name as one CSV field (ImageNet's hold commas: "crane, bird").
-const csvText = (s: string) => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
+export const csvText = (s: string) => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
+
+// An end of an interval as a CSV field: empty where the change has none.
+export const intervalEnd = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "");

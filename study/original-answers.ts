@@ -8,32 +8,38 @@ import type { StudyConfig } from "./config.js";
 import { type BaselineResult, type CellOutcome, type CellResult, type Correct, type KnnScores, isDiverged } from "./results.js";
 import { readBaseline } from "./result-files.js";
 import { cellKnnBanksPath, originalKnnBanksPath } from "./cells.js";
+import { MAX_CLASSES } from "./knn-classes.js";
 
 // The original backbone's answers query by query (baseline.json's correct), which pair each row's forgetting with
-// it (study/results.ts knnChange), for a baseline.json of a build that did not keep them: the original's k-NN again
-// (`measure`), which must give the scores the file holds; where it does not (another device, say), the file stays
-// as it is and the changes go without intervals. Where a finished cell (of `outcomes`) measured the original
-// backbone itself, its answers are the original's and no pass is made: on ImageNet's bank that pass is the
-// baseline's whole cost again.
+// it (study/results.ts knnChange), and the classes it gave them where knn.queries has at most MAX_CLASSES classes
+// (`classes`: how many it has; each row's confusion, study/knn-confusion.ts), for a baseline.json of a build that
+// did not keep them: the original's k-NN again (`measure`), which must give the scores the file holds; where it does
+// not (another device, say), the file stays as it is and the changes go without intervals (or the rows without
+// their confusion). Where a finished cell (of `outcomes`) measured the original backbone itself, its answers are the
+// original's and no pass is made: on ImageNet's bank that pass is the baseline's whole cost again.
 export async function addBaselineAnswers(
   path: string,
   config: StudyConfig,
   outcomes: CellOutcome[],
   measure: () => Promise<{ scores: KnnScores; correct: Correct }>,
   log: (line: string) => void,
+  classes: number,
 ): Promise<void> {
   const baseline = await readBaseline(path, config, "experiment");
-  if (baseline.correct) return;
-  const measured = originalAnswersIn(outcomes, baseline);
+  // The classes given too, of which the confusion is made, where the queries have few enough classes to keep them.
+  const given = classes <= MAX_CLASSES;
+  if (baseline.correct && (baseline.correct.predicted !== undefined || !given)) return;
+  const what = baseline.correct ? "classes given query by query" : "answers query by query";
+  const measured = originalAnswersIn(outcomes, baseline, given);
   if (measured) {
-    log(`the original backbone's answers query by query from cell ${measured.id}, which measured it (baseline.json of an earlier build)`);
+    log(`the original backbone's ${what} from cell ${measured.id}, which measured it (baseline.json of an earlier build)`);
     await writeJsonAtomic(path, { ...baseline, correct: measured.correct });
     return;
   }
-  log("k-NN of the original backbone again, for its answers query by query (baseline.json of an earlier build)");
+  log(`k-NN of the original backbone again, for its ${what} (baseline.json of an earlier build)`);
   const { scores, correct } = await measure();
   if (JSON.stringify(scores) !== JSON.stringify(baseline.knn)) {
-    log(`  it scores ${JSON.stringify(scores)}, not the ${JSON.stringify(baseline.knn)} of ${path}: left without them (the forgetting's changes go without intervals)`);
+    log(`  it scores ${JSON.stringify(scores)}, not the ${JSON.stringify(baseline.knn)} of ${path}: left without them (${baseline.correct ? "the rows go without their confusion" : "the forgetting's changes go without intervals"})`);
     return;
   }
   await writeJsonAtomic(path, { ...baseline, correct });
@@ -42,12 +48,14 @@ export async function addBaselineAnswers(
 // A finished cell that measured the original backbone itself, with the baseline's scores: linear probing's best
 // checkpoint (its backbone frozen: the same features, so the same votes, to the bit) or any cell's curve point at
 // step 0 (before the first update; LoRA and added blocks start as exact identities).
-function originalAnswersIn(outcomes: CellOutcome[], baseline: BaselineResult): { id: string; correct: Correct } | undefined {
+// With `given`, only answers that hold the classes given.
+function originalAnswersIn(outcomes: CellOutcome[], baseline: BaselineResult, given: boolean): { id: string; correct: Correct } | undefined {
+  const enough = (x: Correct | undefined): x is Correct => x !== undefined && (!given || x.predicted !== undefined);
   for (const c of outcomes) {
     if (isDiverged(c)) continue;
-    if (frozenOriginal(c, baseline) && c.correct) return { id: c.id, correct: c.correct.knn };
+    if (frozenOriginal(c, baseline) && enough(c.correct?.knn)) return { id: c.id, correct: c.correct.knn };
     const start = c.knnCurve?.find((p) => p.step === 0);
-    if (start?.correct && sameScores(start.knn, baseline)) return { id: c.id, correct: start.correct };
+    if (start && enough(start.correct) && sameScores(start.knn, baseline)) return { id: c.id, correct: start.correct };
   }
   return undefined;
 }

@@ -7,7 +7,8 @@
 // (figure2.*), with knn.atSteps the forgetting curve (forgetting.*), and with Block Expansion at several numbers of
 // blocks and rates Figure 3 (figure3.*), with a strategy at several rates the trade-off across rates (tradeoff.*), and
 // where the results have each row's forgetting by class (study/knn-classes.ts) knn-classes.csv and, for at most
-// MAX_CLASSES source classes, its figures (forgetting-classes.*, with knn.atSteps forgetting-classes-curve.*). All
+// MAX_CLASSES source classes, its figures (forgetting-classes.*, with knn.atSteps forgetting-classes-curve.*), and
+// where they have each row's confusion (study/knn-confusion.ts) knn-confusion.csv and forgetting-confusion.*. All
 // written atomically.
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -23,6 +24,8 @@ import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
 import { hasTradeoff, tradeoffSpec } from "./figures/tradeoff.js";
 import { forgettingClassesCurveSpec, forgettingClassesSpec, hasClassCurveFigure, hasClassFigure } from "./figures/forgetting-classes.js";
 import { MAX_CLASSES, knnClassesCsv } from "./knn-classes.js";
+import { confusionMoves, knnConfusionCsv } from "./knn-confusion.js";
+import { forgettingConfusionSpec, hasConfusionFigure } from "./figures/forgetting-confusion.js";
 import { CONFIDENCE, type Difference } from "./comparisons.js";
 import type { MeanInterval } from "../util/stats.js";
 
@@ -102,7 +105,7 @@ export function tableMarkdown(r: StudyResults): string {
       lines.push(`| ${name} | – | every rate diverged | – | – | ${lost.join(", ")} |`);
     }
   }
-  lines.push(...forgettingMarkdown(r), ...classesMarkdown(r), ...comparisonsMarkdown(r));
+  lines.push(...forgettingMarkdown(r), ...classesMarkdown(r), ...confusionMarkdown(r), ...comparisonsMarkdown(r));
   const d = r.notes.data;
   const seeds = r.config.seeds.length;
   const val = r.selectedOn === "transfer.val";
@@ -227,8 +230,7 @@ function classesMarkdown(r: StudyResults): string[] {
   if (rows.length === 0) return [];
   const classes = rows[0].knnByClass!;
   const banks = Math.max(...rows.flatMap((row) => row.knnByClass!.map((c) => c.change.banks)));
-  const over = [...(rows.every((row) => row.seeds === 1) ? [] : ["the seeds"]), "the class's queries", ...(banks > 1 ? ["the banks"] : [])];
-  const how = `in points, paired query by query with the original's answers as above: mean [${CONFIDENCE * 100}% confidence interval] over ${over.length > 1 ? `${over.slice(0, -1).join(", ")} and ${over.at(-1)}` : over[0]}`;
+  const how = classChangeHow(rows, banks);
   if (classes.length > MAX_CLASSES) {
     const worst = rows.map((row) => {
       const lost = [...row.knnByClass!].sort((a, b) => a.change.mean - b.change.mean).slice(0, 3);
@@ -245,6 +247,31 @@ function classesMarkdown(r: StudyResults): string[] {
     `| Strategy | Seeds |${classes.map((c) => ` ${c.name} (${c.original.toFixed(1)}%, ${c.queries} queries) |`).join("")}`,
     `|---|---:|${classes.map(() => "---:|").join("")}`,
     ...rows.map((row) => `| ${strategyName(row.strategy)} | ${row.seeds} |${row.knnByClass!.map((c) => ` ${intervalText(c.change)} |`).join("")}`),
+  ];
+}
+
+// How a change of a class's queries was paired and over what its interval is, for `rows` whose answers were against
+// `banks` banks at most.
+function classChangeHow(rows: { seeds: number }[], banks: number): string {
+  const over = [...(rows.every((row) => row.seeds === 1) ? [] : ["the seeds"]), "the class's queries", ...(banks > 1 ? ["the banks"] : [])];
+  return `in points, paired query by query with the original's answers as above: mean [${CONFIDENCE * 100}% confidence interval] over ${over.length > 1 ? `${over.slice(0, -1).join(", ")} and ${over.at(-1)}` : over[0]}`;
+}
+
+// Where each row's lost queries went (results.ts knnConfusion): its three moves away from a query's class that grew
+// most, and knn-confusion.csv for every class given.
+function confusionMarkdown(r: StudyResults): string[] {
+  const rows = r.table.filter((row) => row.knnConfusion);
+  if (rows.length === 0) return [];
+  const how = classChangeHow(rows, Math.max(...rows.map((row) => row.knnConfusion!.banks)));
+  const moves = rows.map((row) => {
+    const grew = confusionMoves(row.knnConfusion!).slice(0, 3);
+    return `- ${strategyName(row.strategy)}: ${grew.length > 0 ? grew.map((m) => `${m.from} → ${m.to} ${intervalText(m.change)}`).join("; ") : "none grew"}`;
+  });
+  return [
+    "",
+    `Where the forgotten queries went (${CONFUSION_CSV}, forgetting-confusion.png): the share of a class's queries the source k-NN gave another class, less the original backbone's share, ${how}. The three moves (a class's queries → the class they were given) that grew most in each row:`,
+    "",
+    ...moves,
   ];
 }
 
@@ -340,12 +367,14 @@ const FIGURES: Record<string, (r: StudyResults) => FigureSpec | undefined | Prom
   tradeoff: (r) => (hasTradeoff(r) ? tradeoffSpec(r) : undefined),
   "forgetting-classes": (r) => (hasClassFigure(r) ? forgettingClassesSpec(r) : undefined),
   "forgetting-classes-curve": (r) => (hasClassCurveFigure(r) ? forgettingClassesCurveSpec(r) : undefined),
+  "forgetting-confusion": (r) => (hasConfusionFigure(r) ? forgettingConfusionSpec(r) : undefined),
 };
 
 const CLASSES_CSV = "knn-classes.csv";
+const CONFUSION_CSV = "knn-confusion.csv";
 
 // Every file writeReport can write (what --force removes).
-export const REPORT_FILES = ["results.json", "results.csv", "table.md", CLASSES_CSV, ...Object.keys(FIGURES).flatMap(figureFileNames)];
+export const REPORT_FILES = ["results.json", "results.csv", "table.md", CLASSES_CSV, CONFUSION_CSV, ...Object.keys(FIGURES).flatMap(figureFileNames)];
 
 // Writes every report file into `out`, and removes a figure's files that an earlier report there wrote but these
 // results no longer have (a rate dropped from the config, a seed that diverged since): left, they would show cells
@@ -358,6 +387,8 @@ export async function writeReport(out: string, r: StudyResults): Promise<string[
   const stale: string[] = [];
   if (r.table.some((row) => row.knnByClass)) files.push([CLASSES_CSV, knnClassesCsv(r.table)]);
   else stale.push(CLASSES_CSV);
+  if (r.table.some((row) => row.knnConfusion)) files.push([CONFUSION_CSV, knnConfusionCsv(r.table)]);
+  else stale.push(CONFUSION_CSV);
   const figures: [string, FigureSpec][] = [];
   for (const [name, specOf] of Object.entries(FIGURES)) {
     // A table without rows (every strategy diverged) leaves nothing to draw.

@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describeJson, isObject, readJsonFile } from "../util/json-file.js";
-import { unpackBits } from "../util/bits.js";
+import { unpackBits, unpackBytes } from "../util/bits.js";
 import type { StudyConfig } from "./config.js";
 import type { BaselineResult, CellOutcome, CellResult, Correct, KnnScores } from "./results.js";
 import { KNN_BANKS_FILE, cellFolder, cellKnnBanksPath, cellKnnCurvePath, cellKnnValPath, cellResultPath, cellsOf } from "./cells.js";
@@ -26,12 +26,15 @@ function scoresProblem(v: unknown, what: string, k: number): string | undefined 
   return isObject(at) && isNumber(at.top1) && isNumber(at.top5) ? undefined : `its ${what} without the top-1 and top-5 accuracies at k = ${k} (knn.reportK)`;
 }
 
-// The images a score got right (`"correct"`'s "transfer" or "knn"): a count and its bits, as many right as `percent` says.
+// The images a score got right (`"correct"`'s "transfer" or "knn"): a count and its bits, as many right as `percent`
+// says, and where it holds them the classes given, a byte per image.
 function correctProblem(v: unknown, what: string, percent: number): string | undefined {
   const bits = isObject(v) && typeof v.bits === "string" && typeof v.count === "number" && v.count > 0 ? unpackBits(v.bits, v.count) : undefined;
   if (!bits) return `its "correct" without the ${what} images' bits (a "count" and its "bits", packed)`;
   const right = (100 * bits.reduce((a, b) => a + b, 0)) / bits.length;
-  return Math.abs(right - percent) < 1e-9 ? undefined : `its "correct" ${what} bits right on ${right}% of the images, where its accuracy is ${percent}%`;
+  if (Math.abs(right - percent) >= 1e-9) return `its "correct" ${what} bits right on ${right}% of the images, where its accuracy is ${percent}%`;
+  const given = (v as Json).predicted;
+  return given === undefined || (typeof given === "string" && unpackBytes(given, bits.length)) ? undefined : `its "correct" ${what} "predicted" not the classes given to ${bits.length} images (a byte each, in base64)`;
 }
 
 // How a key's value is shown: `no "lr"`, `"lr": "fast"`.

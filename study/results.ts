@@ -10,20 +10,27 @@ import { type MeanInterval, meanStd } from "../util/stats.js";
 import { NAMED_CONFIGS } from "../vit/config.js";
 import { type Selection, selectionOf } from "./validation.js";
 import { type Comparison, type PairedCell, type RateComparison, changeFromOriginal, pairedComparisons, pairedDifference, rateComparisons } from "./comparisons.js";
-import { packBits, unpackBits } from "../util/bits.js";
+import { packBits, packBytes, unpackBits, unpackBytes } from "../util/bits.js";
 import { type ClassKnn, type QueryLabels, knnByClass } from "./knn-classes.js";
+import { type KnnConfusion, knnConfusion } from "./knn-confusion.js";
 
 export type KnnScores = Record<string, { top1: number; top5: number }>; // by k, percent
 
-// Which of `count` images a score got right, one bit each in the loader's order (util/bits.ts packBits).
+// Which of `count` images a score got right, one bit each in the loader's order (util/bits.ts packBits), and for
+// k-NN queries of at most MAX_CLASSES classes the class each was given (`predicted`, a byte each: util/bits.ts
+// packBytes), of which each row's confusion is made (study/knn-confusion.ts). `predicted` is absent for more
+// classes (ImageNet's 50,000 queries would add 67 KB to every answer set) and in the files of builds before it.
 export interface Correct {
   count: number;
   bits: string;
+  predicted?: string;
 }
 
-// 0/1 per image, packed, and back (of bits result-files.ts checked when it read them).
-export const packCorrect = (correct: Uint8Array): Correct => ({ count: correct.length, bits: packBits(correct) });
+// 0/1 per image, packed, with the classes given where there are `predicted`; and back (of text result-files.ts
+// checked when it read it).
+export const packCorrect = (correct: Uint8Array, predicted?: ArrayLike<number>): Correct => ({ count: correct.length, bits: packBits(correct), ...(predicted && { predicted: packBytes(predicted) }) });
 export const unpackCorrect = (x: Correct): Uint8Array => unpackBits(x.bits, x.count)!;
+export const unpackPredicted = (x: Correct): Uint8Array | undefined => (x.predicted === undefined ? undefined : unpackBytes(x.predicted, x.count));
 
 // The source k-NN accuracy of a cell's backbone as it was after `step` fine-tuning steps (knn.atSteps).
 export interface CurvePoint {
@@ -131,10 +138,14 @@ export interface TableRow {
   // Source k-NN top-1 at reportK per step of knn.atSteps: mean and std over seeds, and the change from the original
   // as knnChange's (over the other banks too where the original and every cell's point were scored against them),
   // where every cell's point kept its answers.
-  // With the queries' classes, each point's change class by class too (byClass, as knnByClass).
-  knnCurve?: { step: number; knn: number; knnStd: number; change?: MeanInterval & { banks: number }; byClass?: ClassKnn[] }[];
+  // With the queries' classes, each point's change class by class too (byClass, as knnByClass) and its confusion
+  // (as knnConfusion).
+  knnCurve?: { step: number; knn: number; knnStd: number; change?: MeanInterval & { banks: number }; byClass?: ClassKnn[]; confusion?: KnnConfusion }[];
   // knnChange class by class of knn.queries (study/knn-classes.ts), where summarize was given the queries' classes.
   knnByClass?: ClassKnn[];
+  // Where the queries went: the share of each class's queries given each class, less the original's (study/
+  // knn-confusion.ts), where summarize was given the queries' classes and the answers hold the classes given.
+  knnConfusion?: KnnConfusion;
 }
 
 export interface StudyNotes {
@@ -193,7 +204,6 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
   const table: TableRow[] = [];
   const candidates = new Map<string, number[]>(); // each strategy's rates the rule chose among
   const triedRows: TableRow[][] = []; // each strategy's rows at those rates
-  const original = baseline.correct && unpackBits(baseline.correct.bits, baseline.correct.count); // the original's answers
   for (const strategy of config.strategies) {
     const name = strategyName(strategy);
     const tried: TableRow[] = [];
@@ -206,9 +216,9 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
       if (config.transfer.val) [row.val, row.valStd] = meanStd(group.map((c) => c.valAccuracy!));
       if (config.knn.val && group.every((c) => c.valKnn)) [row.valKnn, row.valKnnStd] = meanStd(group.map((c) => c.valKnn![k].top1));
       if (config.knn.otherBanks && group.every((c) => c.otherBanks)) [row.otherBanksKnn, row.otherBanksKnnStd] = meanStd(group.map(otherBanksKnn(k)));
-      const answers = original && rowAnswers(bestAnswers(group), baseline, original);
+      const answers = rowAnswers(bestAnswers(group), baseline, unpackCorrect);
       if (answers) row.knnChange = changeOf(answers);
-      if (config.knn.atSteps) row.knnCurve = curveOf(group, config.knn.atSteps, k, baseline, original);
+      if (config.knn.atSteps) row.knnCurve = curveOf(group, config.knn.atSteps, k, baseline);
       tried.push(row);
     }
     if (tried.length === 0) continue;
@@ -216,7 +226,7 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
     triedRows.push(tried);
     const chosen = choose(config.selectBy, tried, paired);
     // By class only for the table's rows: a thousand classes at every point of every rate tried would cost seconds.
-    if (original && queries) addClasses(chosen, cells.filter((c) => c.strategy === name && c.lr === chosen.lr), baseline, original, queries);
+    if (queries) addClasses(chosen, cells.filter((c) => c.strategy === name && c.lr === chosen.lr), baseline, queries);
     table.push(chosen);
   }
   const bankChoices = choicesByBank(config, triedRows, cells, paired);
@@ -277,18 +287,18 @@ function cellAnswers(c: NonNullable<CellResult["correct"]>, otherBanks: CellResu
 export const otherBanksKnn = (k: string) => (c: CellResult) => c.otherBanks!.reduce((a, b) => a + b.knn[k].top1, 0) / c.otherBanks!.length;
 
 // The answers of a row's cells' best checkpoints (or of their points at one step of the curve), `cells[seed][bank]`,
-// and the original's (`original`: against knn.bank), `original[bank]`, as changeFromOriginal pairs them: against every
-// bank where the original and every cell were scored against the other banks, else against knn.bank; undefined where
-// a cell kept no answers.
-function rowAnswers(cells: { correct?: Correct; otherBanks?: { correct: Correct }[] }[], baseline: BaselineResult, original: Uint8Array): { cells: Uint8Array[][]; original: Uint8Array[] } | undefined {
-  const unpack = (x: Correct) => unpackBits(x.bits, x.count);
-  const first = cells.map((c) => c.correct && unpack(c.correct));
-  if (!first.every((a) => a?.length === original.length)) return undefined;
-  const banks = baseline.otherBanks && cells.every((c) => c.otherBanks?.length === baseline.otherBanks!.length) ? baseline.otherBanks.length : 0;
-  return {
-    cells: cells.map((c, s) => [first[s]!, ...(c.otherBanks ?? []).slice(0, banks).map((b) => unpack(b.correct)!)]),
-    original: [original, ...(baseline.otherBanks ?? []).slice(0, banks).map((b) => unpack(b.correct)!)],
-  };
+// and the original's (baseline.json's), `original[bank]`, as changeFromOriginal pairs them: what `read` takes of each
+// answer set (the right answers, or the classes given), against every bank where the original and every cell have
+// it against the other banks too, else against knn.bank; undefined where the original or a cell lacks it there.
+function rowAnswers(cells: { correct?: Correct; otherBanks?: { correct: Correct }[] }[], baseline: BaselineResult, read: (x: Correct) => Uint8Array | undefined): { cells: Uint8Array[][]; original: Uint8Array[] } | undefined {
+  const original = baseline.correct && read(baseline.correct);
+  const first = cells.map((c) => c.correct && read(c.correct));
+  if (!original || !first.every((a) => a?.length === original.length)) return undefined;
+  const banksOf = (x: { otherBanks?: { correct: Correct }[] }) => x.otherBanks?.map((b) => read(b.correct));
+  const originalBanks = banksOf(baseline);
+  const cellBanks = cells.map(banksOf);
+  const every = originalBanks !== undefined && [originalBanks, ...cellBanks].every((b) => b?.length === originalBanks.length && b.every((a) => a?.length === original.length));
+  return { cells: cells.map((_, s) => [first[s]!, ...(every ? cellBanks[s]! : [])] as Uint8Array[]), original: [original, ...(every ? originalBanks : [])] as Uint8Array[] };
 }
 
 const changeOf = (a: { cells: Uint8Array[][]; original: Uint8Array[] }): MeanInterval & { banks: number } => ({ ...changeFromOriginal(a.cells, a.original), banks: a.original.length });
@@ -297,26 +307,28 @@ const changeOf = (a: { cells: Uint8Array[][]; original: Uint8Array[] }): MeanInt
 const bestAnswers = (group: CellResult[]) => group.map((c) => ({ correct: c.correct?.knn, otherBanks: c.otherBanks }));
 
 // A table row's forgetting curve: per step, the mean and sample standard deviation over its seeds, and the change
-// from the original backbone (`original`: its answers) where every cell's point kept its answers.
-function curveOf(group: CellResult[], steps: number[], k: string, baseline: BaselineResult, original: Uint8Array | undefined): TableRow["knnCurve"] {
+// from the original backbone where every cell's point kept its answers.
+function curveOf(group: CellResult[], steps: number[], k: string, baseline: BaselineResult): TableRow["knnCurve"] {
   return steps.map((step) => {
     const points = group.map((c) => c.knnCurve!.find((p) => p.step === step)!);
     const [knn, knnStd] = meanStd(points.map((p) => p.knn[k].top1));
-    const answers = original && rowAnswers(points, baseline, original);
+    const answers = rowAnswers(points, baseline, unpackCorrect);
     return { step, knn, knnStd, ...(answers && { change: changeOf(answers) }) };
   });
 }
 
-// A table row's change class by class of the queries (`queries`), at its best checkpoints and at each point of its
-// curve, where its cells kept their answers there.
-function addClasses(row: TableRow, group: CellResult[], baseline: BaselineResult, original: Uint8Array, queries: QueryLabels): void {
-  const byClass = (answers: ReturnType<typeof rowAnswers>) => answers && knnByClass(answers.cells, answers.original, queries);
-  const best = byClass(rowAnswers(bestAnswers(group), baseline, original));
-  if (best) row.knnByClass = best;
-  for (const p of row.knnCurve ?? []) {
-    const classes = byClass(rowAnswers(group.map((c) => c.knnCurve!.find((q) => q.step === p.step)!), baseline, original));
-    if (classes) p.byClass = classes;
-  }
+// A table row's change class by class of the queries (`queries`), and its confusion where the answers hold the
+// classes given, at its best checkpoints and at each point of its curve, where its cells kept their answers there.
+function addClasses(row: TableRow, group: CellResult[], baseline: BaselineResult, queries: QueryLabels): void {
+  const classesOf = (cells: Parameters<typeof rowAnswers>[0]) => {
+    const right = rowAnswers(cells, baseline, unpackCorrect);
+    const given = rowAnswers(cells, baseline, unpackPredicted);
+    return { ...(right && { byClass: knnByClass(right.cells, right.original, queries) }), ...(given && { confusion: knnConfusion(given.cells, given.original, queries) }) };
+  };
+  const best = classesOf(bestAnswers(group));
+  if (best.byClass) row.knnByClass = best.byClass;
+  if (best.confusion) row.knnConfusion = best.confusion;
+  for (const p of row.knnCurve ?? []) Object.assign(p, classesOf(group.map((c) => c.knnCurve!.find((q) => q.step === p.step)!)));
 }
 
 // results.json: everything, with strategies by name.

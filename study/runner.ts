@@ -399,7 +399,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     await writeJsonAtomic(baselinePath, baseline);
   } else if (o.cells === undefined) {
     // Not by a worker given its cells: others may be reading the file.
-    await addBaselineAnswers(baselinePath, config, [...prior.values()], () => knnScores(original, config, data, size), log);
+    await addBaselineAnswers(baselinePath, config, [...prior.values()], () => knnScores(original, config, data, size), log, data.queries.classes.length);
   }
   // The original's queries against the other banks, which each row's forgetting is paired with bank by bank.
   if (data.otherBanks && (preparing || o.cells === undefined)) {

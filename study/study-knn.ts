@@ -1,7 +1,7 @@
 // The source k-NN of a study's backbone, as the runner scores it: against knn.bank (the baseline, a cell's best
 // checkpoint, knn.val's images), a point of the forgetting curve (against every bank of knn.otherBanks too, in one
 // pass over the queries), the queries against the other banks alone, and against every bank (the analysis's
-// resets). Each gives the accuracies at every k and the queries right at reportK, packed.
+// resets). Each gives the accuracies at every k and the queries right at reportK, packed, with the classes given.
 import { portableIdentity } from "../data/dataset.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { type DatasetKnnOptions, type KnnData, NonFiniteFeaturesError, banksKnn } from "../eval/dataset-knn.js";
@@ -11,6 +11,7 @@ import type { StudyConfig } from "./config.js";
 import { type Correct, type KnnScores, packCorrect } from "./results.js";
 import type { TimedPoint } from "./knn-curve.js";
 import type { StudyData } from "./study-data.js";
+import { MAX_CLASSES } from "./knn-classes.js";
 
 // What the source k-NN of a backbone reads of the study's data.
 export type KnnStudyData = Pick<StudyData, "bank" | "queries" | "transformed">;
@@ -63,7 +64,7 @@ async function onePass(model: VisionTransformer, config: StudyConfig, data: KnnS
     if (!(e instanceof NonFiniteFeaturesError) || !at) throw e;
     throw new DivergedError(`the source k-NN of step ${at.step}: ${e.message} (lr ${at.lr.toExponential(2)})`, at.step, NaN, at.lr, false);
   });
-  return { scored: results.map((r) => scoresOf(r, config)), seconds: (performance.now() - started) / 1000 };
+  return { scored: results.map((r) => scoresOf(r, config, queries.dataset.classes.length)), seconds: (performance.now() - started) / 1000 };
 }
 
 const otherBank = (config: StudyConfig, data: Pick<StudyData, "otherBanks">, i: number): KnnData => ({ dataset: data.otherBanks![i], spec: config.knn.otherBanks![i] });
@@ -82,9 +83,10 @@ const knnOptions = (config: StudyConfig, data: KnnStudyData, size: number): Data
   cache: data.transformed,
 });
 
-// The accuracies at every k, and the queries right at reportK.
-function scoresOf(results: KnnResult[], config: StudyConfig): { scores: KnnScores; correct: Correct } {
+// The accuracies at every k, and the queries right at reportK, with the class each was given where the queries
+// have at most MAX_CLASSES classes (of `classes`).
+function scoresOf(results: KnnResult[], config: StudyConfig, classes: number): { scores: KnnScores; correct: Correct } {
   const scores: KnnScores = Object.fromEntries(results.map((r) => [String(r.k), { top1: r.top1, top5: r.top5 }]));
-  const reported = results.find((r) => r.k === config.knn.reportK)!.correct;
-  return { scores, correct: packCorrect(reported) };
+  const reported = results.find((r) => r.k === config.knn.reportK)!;
+  return { scores, correct: packCorrect(reported.correct, classes <= MAX_CLASSES ? reported.predictions : undefined) };
 }

@@ -4,11 +4,11 @@
 // images and banks) excludes 0. At which depth each class is lost. For at most MAX_CLASSES classes, as the
 // analysis measures them.
 import type { FigureSpec } from "../../plot/render.js";
-import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { RunAnalysis } from "../analysis-results.js";
 import { CONFIDENCE } from "../comparisons.js";
 import { MAX_CLASSES, originalAnswers } from "../knn-classes.js";
 import { listLines, nothingToDrawSpec, seedsNote } from "./parts.js";
+import { changeHeatmapSpec } from "./change-heatmap.js";
 
 const TEXT = "At which depth each source class is lost";
 
@@ -25,50 +25,21 @@ export function classesSpec(a: RunAnalysis): FigureSpec {
     return nothingToDrawSpec(TEXT, why);
   }
   const names = rows[0].knnByClass![0].map((c) => c.name);
-  const values = rows.flatMap((s) =>
-    s.knnByClass!.flatMap((block, i) =>
-      block.map((c) => {
-        const beyond = c.change.hi < 0 || c.change.lo > 0;
-        return { strategy: s.strategy, block: i, class: c.name, change: c.change.mean, lo: c.change.lo, hi: c.change.hi, label: `${c.change.mean.toFixed(1)}${beyond ? "*" : ""}` };
-      }),
-    ),
-  );
-  const reach = Math.max(1, ...values.map((v) => Math.abs(v.change)));
+  const cells = rows.flatMap((s) => s.knnByClass!.flatMap((block, i) => block.map((c) => ({ strategy: s.strategy, x: i, y: c.name, change: c.change }))));
   const banks = Math.max(...rows.flatMap((s) => s.knnByClass!.flatMap((block) => block.map((c) => c.change.banks))));
-  return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: {
-      text: TEXT,
-      subtitle: [
-        "each block's layer-wise k-NN on each class's",
-        "images less the original's, in points",
-        `${a.images.count} source-domain images (${a.images.name} ${a.images.split})`,
-        "each strategy at the table's learning rate",
-        ...seedsNote(rows.map((s) => ({ label: s.strategy, seeds: s.seeds })), "star", banks > 1 ? [`its ${CONFIDENCE * 100}% interval, over seeds, banks`, "and images, excludes 0"] : [`its ${CONFIDENCE * 100}% interval, over seeds and`, "images, excludes 0"]),
-        ...(unchanged.length > 0 ? listLines("not drawn, the original's answers throughout", unchanged) : []),
-      ],
-    },
-    config: FIGURE_CONFIG,
-    data: { values },
-    facet: { column: { field: "strategy", type: "nominal", title: null, sort: rows.map((s) => s.strategy), header: { labelFontSize: 13 } } },
-    spec: {
-      width: Math.max(120, 44 * a.depth),
-      height: 24 * names.length,
-      encoding: {
-        x: { field: "block", type: "ordinal", title: "Block (0 = first)", scale: { domain: Array.from({ length: a.depth }, (_, i) => i) }, axis: { labelAngle: 0 } },
-        y: { field: "class", type: "nominal", title: "Source class", sort: names, scale: { domain: names }, axis: { labelLimit: 0 } },
-      },
-      layer: [
-        {
-          mark: { type: "rect" },
-          encoding: {
-            color: { field: "change", type: "quantitative", title: "Change (points)", scale: { scheme: "redblue", domain: [-reach, reach] } },
-            tooltip: [{ field: "strategy" }, { field: "block" }, { field: "class" }, { field: "change", format: ".2f" }, { field: "lo", format: ".2f" }, { field: "hi", format: ".2f" }],
-          },
-        },
-        { mark: { type: "text", fontSize: 11 }, encoding: { text: { field: "label", type: "nominal" }, color: { condition: { test: `abs(datum.change) > ${reach * 0.6}`, value: "white" }, value: "black" } } },
-      ],
-    },
-    resolve: { scale: { color: "shared" } },
-  } as FigureSpec;
+  return changeHeatmapSpec({
+    title: TEXT,
+    subtitle: [
+      "each block's layer-wise k-NN on each class's",
+      "images less the original's, in points",
+      `${a.images.count} source-domain images (${a.images.name} ${a.images.split})`,
+      "each strategy at the table's learning rate",
+      ...seedsNote(rows.map((s) => ({ label: s.strategy, seeds: s.seeds })), "star", banks > 1 ? [`its ${CONFIDENCE * 100}% interval, over seeds, banks`, "and images, excludes 0"] : [`its ${CONFIDENCE * 100}% interval, over seeds and`, "images, excludes 0"]),
+      ...(unchanged.length > 0 ? listLines("not drawn, the original's answers throughout", unchanged) : []),
+    ],
+    strategies: rows.map((s) => s.strategy),
+    x: { field: "block", title: "Block (0 = first)", domain: Array.from({ length: a.depth }, (_, i) => i), px: 44 },
+    y: { field: "class", title: "Source class", domain: names, px: 24 },
+    cells,
+  });
 }

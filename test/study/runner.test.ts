@@ -13,6 +13,8 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { configJson, parseStudyConfig, type StudyConfig } from "../../study/config.js";
 import type { CellResult, CurvePoint } from "../../study/results.js";
+import type { ClassKnn } from "../../study/knn-classes.js";
+import type { KnnConfusion } from "../../study/knn-confusion.js";
 import { passTooLarge, runExperiment } from "../../study/runner.js";
 import { cellsOf } from "../../study/cells.js";
 import { parseStrategy, strategyName } from "../../peft/strategy.js";
@@ -524,9 +526,11 @@ describe("the forgetting curve (knn.atSteps)", () => {
     // that cell's less the original's, with an interval over the queries alone.
     for (const row of results.table) {
       const c = results.cells.find((x: CellResult) => x.strategy === row.strategy);
-      type Point = { change: { mean: number; lo: number; hi: number; n: number }; byClass: unknown[] };
+      type Point = { change: { mean: number; lo: number; hi: number; n: number }; byClass: ClassKnn[]; confusion: KnnConfusion };
       expect(row.knnCurve.every((p: Point) => p.byClass.length === 6)).toBe(true); // the queries' six classes, at each step
-      expect(row.knnCurve.map(({ change: _, byClass: __, ...p }: Point) => p)).toEqual(c.knnCurve.map((p: CurvePoint) => ({ step: p.step, knn: p.knn["5"].top1, knnStd: 0 })));
+      // The classes given, kept with the answers (six classes): each point's confusion, whose diagonal is its change by class.
+      for (const p of row.knnCurve as Point[]) expect(p.confusion.lines.map((line, i) => line.change[i])).toEqual(p.byClass.map(({ change: { banks: _, ...c } }) => c));
+      expect(row.knnCurve.map(({ change: _, byClass: __, confusion: ___, ...p }: Point) => p)).toEqual(c.knnCurve.map((p: CurvePoint) => ({ step: p.step, knn: p.knn["5"].top1, knnStd: 0 })));
       row.knnCurve.forEach(({ change }: Point, i: number) => {
         expect(change.mean).toBeCloseTo(c.knnCurve[i].knn["5"].top1 - results.baseline.knn["5"].top1, 9);
         expect(change.n).toBe(1);
@@ -620,6 +624,43 @@ describe("the forgetting curve (knn.atSteps)", () => {
     await expect(runExperiment({ config: config(STEPS), out: earlier, log: () => undefined })).rejects.toThrow(
       `found its "correct" "knnCurve" point at step 1's k-NN query bits right on 100% of the images, where its accuracy is ${c.knnCurve![1].knn["5"].top1}%`,
     );
+  });
+
+  it("adds the classes given to a baseline.json whose answers lack them, from a cell or a k-NN pass; refuses classes given that are not a byte per query", async () => {
+    await runCurve();
+    const results = async (folder: string) => JSON.parse(await readFile(join(folder, "results.json"), "utf8"));
+    const fresh = await results(dir());
+    expect(fresh.table.every((row: { knnConfusion?: unknown }) => row.knnConfusion)).toBe(true);
+    const earlier = join(root, "curve-ungiven");
+    await cp(dir(), earlier, { recursive: true });
+    const baselinePath = join(earlier, "baseline.json");
+    const baseline = JSON.parse(await readFile(baselinePath, "utf8"));
+    const { predicted: _, ...bits } = baseline.correct;
+    await writeFile(baselinePath, JSON.stringify({ ...baseline, correct: bits }));
+    const log: string[] = [];
+    await runExperiment({ config: config(STEPS), out: earlier, log: (l) => log.push(l) });
+    expect(log).toContain("the original backbone's classes given query by query from cell full_lr0.3_s0, which measured it (baseline.json of an earlier build)");
+    expect(JSON.parse(await readFile(baselinePath, "utf8"))).toEqual(baseline);
+    expect((await results(earlier)).table).toEqual(fresh.table);
+    // No cell kept the classes given (an earlier build's): the original's k-NN again; the rows go without confusion.
+    await writeFile(baselinePath, JSON.stringify({ ...baseline, correct: bits }));
+    const strip = ({ predicted: _p, ...c }: { predicted?: string }) => c;
+    for (const s of strategies) {
+      const path = join(earlier, "cells", `${s}_lr0.3_s0`, "result.json");
+      const c: CellResult = JSON.parse(await readFile(path, "utf8"));
+      await writeFile(path, JSON.stringify({ ...c, correct: { ...c.correct, knn: strip(c.correct!.knn) }, knnCurve: c.knnCurve!.map((p) => ({ ...p, correct: strip(p.correct!) })) }));
+    }
+    log.length = 0;
+    await runExperiment({ config: config(STEPS), out: earlier, log: (l) => log.push(l) });
+    expect(log).toContain("k-NN of the original backbone again, for its classes given query by query (baseline.json of an earlier build)");
+    expect(JSON.parse(await readFile(baselinePath, "utf8"))).toEqual(baseline);
+    const table = (await results(earlier)).table;
+    expect(table.every((row: { knnConfusion?: unknown; knnByClass?: unknown }) => row.knnByClass && !row.knnConfusion)).toBe(true);
+    expect(table.map(({ knnConfusion: _c, knnCurve: _k, ...row }: Record<string, unknown>) => row)).toEqual(fresh.table.map(({ knnConfusion: _c, knnCurve: _k, ...row }: Record<string, unknown>) => row));
+    const resultPath = join(earlier, "cells", "full_lr0.3_s0", "result.json");
+    const c: CellResult = JSON.parse(await readFile(resultPath, "utf8"));
+    await writeFile(resultPath, JSON.stringify({ ...c, correct: { ...c.correct, knn: { ...c.correct!.knn, predicted: "AAE=" } } }));
+    await expect(runExperiment({ config: config(STEPS), out: earlier, log: () => undefined })).rejects.toThrow(`${resultPath}: expected a cell's result, found its "correct" k-NN query "predicted" not the classes given to ${c.correct!.knn.count} images (a byte each, in base64)`);
   });
 
   const plain = () => join(root, "curve-plain");

@@ -1,9 +1,10 @@
 // study/study-knn.ts: a curve point's one pass over the queries gives, against each bank, what a pass with that
-// bank as knn.bank gives; the other banks alone the same; non-finite features at a step of training are that cell's
-// divergence, named by step and rate, and an error elsewhere.
+// bank as knn.bank gives; the other banks alone the same; the class given to each query is kept for few classes;
+// non-finite features at a step of training are that cell's divergence, named by step and rate, and an error
+// elsewhere.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
@@ -12,6 +13,8 @@ import { curvePoint, knnScores, otherBankScores } from "../../study/study-knn.js
 import { buildVit, initialiser, type VisionTransformer } from "../../vit/model.js";
 import { validateConfig } from "../../vit/config.js";
 import { DivergedError } from "../../train/train.js";
+import { unpackCorrect, unpackPredicted } from "../../study/results.js";
+import { writeNpy } from "../../data/npy.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
 import { MINI_MODEL, miniData, miniStudy } from "./program.js";
@@ -63,6 +66,25 @@ describe("the study's k-NN", () => {
     const { otherBanks: _, ...knn } = config.knn;
     const { otherBanks: __, ...one } = data;
     expect((await curvePoint(model, { ...config, knn }, one, SIZE, { step: 7, lr: 0.1 })).banks).toBeUndefined();
+  });
+
+  it("keeps the class given to each query where the queries have at most 20 classes, and none for more", async () => {
+    const { correct } = await knnScores(model, config, data, SIZE);
+    const right = unpackCorrect(correct);
+    const given = unpackPredicted(correct)!;
+    expect(given.length).toBe(data.queries.length);
+    given.forEach((c, q) => expect(c === data.queries.labels[q] ? 1 : 0, `query ${q}`).toBe(right[q]));
+    // 21 classes of two images each, their labels the classes' order.
+    const many = join(root, "many");
+    await mkdir(many, { recursive: true });
+    await writeNpy(join(many, "x_images.npy"), Uint8Array.from({ length: 42 * 64 }, (_, i) => (i * 7919) % 251), [42, 8, 8]);
+    await writeNpy(join(many, "x_labels.npy"), Int32Array.from({ length: 42 }, (_, i) => i % 21), [42]);
+    const spec = { dataset: "npy", root: many, split: "x", transform: "eval" };
+    const wide = parseStudyConfig({ ...miniStudy(join(root, "data"), join(root, "cache")), knn: { bank: spec, queries: spec, ks: [3, 5], reportK: 5, batchSize: 32 } });
+    const wideData = await openStudyData(wide);
+    expect(wideData.queries.classes.length).toBe(21);
+    const scored = await knnScores(model, wide, wideData, SIZE);
+    expect([scored.correct.count, scored.correct.predicted]).toEqual([42, undefined]);
   });
 
   it("takes non-finite features at a step of training for the cell's divergence, and for an error elsewhere", async () => {

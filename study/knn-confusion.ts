@@ -1,0 +1,92 @@
+// Where a row's forgotten queries went: for each class of knn.queries (the truth) and each class a query could be
+// given, the share of the truth's queries the row's backbones gave that class, less the original backbone's share,
+// paired query by query as the row's forgetting is (study/comparisons.ts changeFromOriginal over 0/1 "given this
+// class" per query: the mean over the seeds, and the banks where every answer set was classified against
+// knn.otherBanks; its crossed interval over the seeds, the truth's queries and the banks). The diagonal is the
+// class's own change (study/knn-classes.ts); each line's changes sum to 0. Made of the classes given (Correct's
+// `predicted`), which the answers hold for at most MAX_CLASSES classes. knnConfusionCsv is knn-confusion.csv.
+import type { MeanInterval } from "../util/stats.js";
+import { type Strategy, strategyName } from "../peft/strategy.js";
+import { changeFromOriginal } from "./comparisons.js";
+import { type QueryLabels, csvText, intervalEnd } from "./knn-classes.js";
+
+// One class's queries: the share of them given each class (in the order of KnnConfusion's `given`), in percent.
+export interface ConfusionLine {
+  name: string;
+  queries: number;
+  original: number[]; // the original backbone's, mean over the banks
+  knn: number[]; // the row's backbones', mean over the seeds and banks
+  change: MeanInterval[];
+}
+
+export interface KnnConfusion {
+  given: string[]; // every class of knn.queries, by label
+  lines: ConfusionLine[]; // a line per class with queries, by label
+  banks: number;
+}
+
+// A row's classes given, `given[seed][bank]`, and the original's, `original[bank]`, as changeFromOriginal takes
+// answers.
+export function knnConfusion(given: Uint8Array[][], original: Uint8Array[], queries: QueryLabels): KnnConfusion {
+  const count = queries.labels.length;
+  if (count !== original[0].length) {
+    throw new Error(`summary: expected a class for each of the ${original[0].length} k-NN queries the classes given are of, got ${count} (knn.queries changed since the original backbone was scored?)`);
+  }
+  const classes = queries.classes.length;
+  const stray = [original, ...given].flat().find((a) => a.some((c) => c >= classes));
+  if (stray) throw new Error(`summary: a k-NN query given class ${stray.find((c) => c >= classes)}, where knn.queries has ${classes} classes (an answer file from another knn.queries?)`);
+  const members = queries.classes.map(() => [] as number[]);
+  for (let q = 0; q < count; q++) members[queries.labels[q]].push(q);
+  const share = (sets: Uint8Array[]) => (100 * sets.reduce((a, s) => a + s.reduce((x, y) => x + y, 0), 0)) / (sets.length * sets[0].length);
+  const lines = queries.classes.flatMap((name, truth) => {
+    if (members[truth].length === 0) return [];
+    // Per class given: 1 where a query of the truth was given it.
+    const asGiven = (a: Uint8Array, c: number) => Uint8Array.from(members[truth], (q) => (a[q] === c ? 1 : 0));
+    const line: ConfusionLine = { name, queries: members[truth].length, original: [], knn: [], change: [] };
+    for (let c = 0; c < classes; c++) {
+      const mine = given.map((banks) => banks.map((a) => asGiven(a, c)));
+      const theirs = original.map((a) => asGiven(a, c));
+      line.original.push(share(theirs));
+      line.knn.push(share(mine.flat()));
+      line.change.push(changeFromOriginal(mine, theirs));
+    }
+    return [line];
+  });
+  return { given: [...queries.classes], lines, banks: original.length };
+}
+
+// A confusion's moves away from the truth (off the diagonal) that grew, largest first: where the lost queries went.
+export function confusionMoves(c: KnnConfusion): { from: string; to: string; queries: number; change: MeanInterval }[] {
+  return c.lines
+    .flatMap((line) => line.change.map((change, j) => ({ from: line.name, to: c.given[j], queries: line.queries, change })).filter((m) => m.to !== line.name && m.change.mean > 0))
+    .sort((a, b) => b.change.mean - a.change.mean);
+}
+
+// What knnConfusionCsv reads of a table row (study/results.ts TableRow).
+interface RowConfusion {
+  strategy: Strategy;
+  lr: number;
+  seeds: number;
+  knnConfusion?: KnnConfusion;
+  knnCurve?: { step: number; confusion?: KnnConfusion }[];
+}
+
+// knn-confusion.csv: for each table row with its confusion, a line per class and class given at its best checkpoints
+// (step "best") and at each step of the curve that has one; change_lo and change_hi empty where the change has no
+// interval.
+export function knnConfusionCsv(table: RowConfusion[]): string {
+  const lines = ["strategy,lr,seeds,step,class,given,queries,original_share,share,change,change_lo,change_hi,banks"];
+  for (const row of table) {
+    const points = [{ step: "best", confusion: row.knnConfusion }, ...(row.knnCurve ?? [])];
+    for (const { step, confusion } of points) {
+      for (const line of confusion?.lines ?? []) {
+        confusion!.given.forEach((given, j) => {
+          const change = line.change[j];
+          const fields = [csvText(line.name), csvText(given), line.queries, line.original[j].toFixed(2), line.knn[j].toFixed(2), change.mean.toFixed(2), intervalEnd(change.lo), intervalEnd(change.hi), confusion!.banks];
+          lines.push([strategyName(row.strategy), row.lr, row.seeds, step, ...fields].join(","));
+        });
+      }
+    }
+  }
+  return lines.join("\n") + "\n";
+}
