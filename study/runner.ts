@@ -87,6 +87,7 @@ import { type Cell, KNN_CURVE_FILE, KNN_BANKS_FILE, PROBE_FOLDER, cellCheckpoint
 import { scoreKnnVal } from "./knn-val.js";
 import { scoreOtherBanks } from "./knn-banks.js";
 import { addValAnswers } from "./val-answers.js";
+import { addGivenClasses } from "./given-answers.js";
 import { CLAIM_TIMING, type Claim, type ClaimOwner, type ClaimTiming, claimOrWait, describeOwner, removeStaleClaim, thisOwner, tryClaim } from "./claims.js";
 import { ANALYSIS_FILES, analyzeRun } from "./analysis.js";
 import { ownWaitEstimate } from "../engine/timing.js";
@@ -390,6 +391,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   };
   const scoreVal = (id: string) => withBest(id, (model) => knnScores(model, config, data, size, undefined, { dataset: data.knnVal!, spec: config.knn.val! }));
   const scoreBanks = (id: string, which: number[]) => withBest(id, (model) => otherBankScores(model, config, data, size, which));
+  const answerKnn = (id: string) => withBest(id, (model) => knnScores(model, config, data, size));
   const answerVal = (id: string) =>
     withBest(id, (model) => evaluateCorrect(model, studyLoader(config, data.transferVal!, valTransformSpec(config), size, data.transformed)));
   if (!existsSync(baselinePath)) {
@@ -484,12 +486,14 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   };
   let outcomes = await readOutcomes();
   // Cells that finished before knn.val or knn.otherBanks was added or changed get their scores from their best
-  // checkpoints, and cells of builds that did not keep their val answers get them so.
+  // checkpoints, and cells of builds that did not keep their val answers, or the classes their queries were given,
+  // get them so.
   const finishedIds = outcomes.filter((c) => !isDiverged(c)).map((c) => c.id);
   if (data.knnVal) await scoreKnnVal(out, finishedIds, config, data.knnVal, scoreVal, log);
   if (data.otherBanks) await scoreOtherBanks(finishedIds.map((id) => ({ name: id, path: cellKnnBanksPath(out, id) })), config, data.otherBanks, data.queries.length, scoreBanks, log);
   if (data.transferVal) await addValAnswers(out, outcomes, answerVal, log);
-  if (data.knnVal || data.otherBanks || data.transferVal) outcomes = await readOutcomes();
+  const given = await addGivenClasses(out, outcomes, answerKnn, log, data.queries.classes.length);
+  if (data.knnVal || data.otherBanks || data.transferVal || given) outcomes = await readOutcomes();
   const complete = outcomes.length === cells.length;
   const notes = {
     backbone: backboneNote,

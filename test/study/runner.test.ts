@@ -626,7 +626,7 @@ describe("the forgetting curve (knn.atSteps)", () => {
     );
   });
 
-  it("adds the classes given to a baseline.json whose answers lack them, from a cell or a k-NN pass; refuses classes given that are not a byte per query", async () => {
+  it("adds the classes given to a baseline.json and cells whose answers lack them, from a cell, a k-NN pass or the best checkpoints; refuses classes given that are not a byte per query", async () => {
     await runCurve();
     const results = async (folder: string) => JSON.parse(await readFile(join(folder, "results.json"), "utf8"));
     const fresh = await results(dir());
@@ -642,7 +642,8 @@ describe("the forgetting curve (knn.atSteps)", () => {
     expect(log).toContain("the original backbone's classes given query by query from cell full_lr0.3_s0, which measured it (baseline.json of an earlier build)");
     expect(JSON.parse(await readFile(baselinePath, "utf8"))).toEqual(baseline);
     expect((await results(earlier)).table).toEqual(fresh.table);
-    // No cell kept the classes given (an earlier build's): the original's k-NN again; the rows go without confusion.
+    // No cell kept the classes given (an earlier build's): the original's k-NN again, and each cell's best
+    // checkpoint's, which give the rows their confusion there; the curves, whose points have no checkpoint, go without.
     await writeFile(baselinePath, JSON.stringify({ ...baseline, correct: bits }));
     const strip = ({ predicted: _p, ...c }: { predicted?: string }) => c;
     for (const s of strategies) {
@@ -654,9 +655,22 @@ describe("the forgetting curve (knn.atSteps)", () => {
     await runExperiment({ config: config(STEPS), out: earlier, log: (l) => log.push(l) });
     expect(log).toContain("k-NN of the original backbone again, for its classes given query by query (baseline.json of an earlier build)");
     expect(JSON.parse(await readFile(baselinePath, "utf8"))).toEqual(baseline);
+    expect(log).toContain(`adding the class given to each k-NN query of ${strategies.length} cell(s) of an earlier build, from their best checkpoints`);
+    for (const s of strategies) expect((await cellResult(`${s}_lr0.3_s0`, earlier)).correct, s).toEqual((await cellResult(`${s}_lr0.3_s0`)).correct);
     const table = (await results(earlier)).table;
-    expect(table.every((row: { knnConfusion?: unknown; knnByClass?: unknown }) => row.knnByClass && !row.knnConfusion)).toBe(true);
-    expect(table.map(({ knnConfusion: _c, knnCurve: _k, ...row }: Record<string, unknown>) => row)).toEqual(fresh.table.map(({ knnConfusion: _c, knnCurve: _k, ...row }: Record<string, unknown>) => row));
+    type Row = { knnCurve: { confusion?: unknown }[] };
+    expect(table.every((row: Row) => row.knnCurve.every((p) => !p.confusion))).toBe(true);
+    const curveless = ({ knnCurve: _k, ...row }: Row) => row;
+    expect(table.map(curveless)).toEqual(fresh.table.map(curveless));
+    // A best checkpoint that no longer scores as its result.json says is left without them.
+    const stale = join(earlier, "cells", "lora-r2_lr0.3_s0", "result.json");
+    const lora: CellResult = JSON.parse(await readFile(stale, "utf8"));
+    const moved = { ...lora.knn, "5": { ...lora.knn["5"], top5: lora.knn["5"].top5 - 1 } };
+    await writeFile(stale, JSON.stringify({ ...lora, knn: moved, correct: { ...lora.correct, knn: strip(lora.correct!.knn) } }));
+    log.length = 0;
+    await runExperiment({ config: config(STEPS), out: earlier, log: (l) => log.push(l) });
+    expect(log.some((l) => l.startsWith("  lora-r2_lr0.3_s0: its best checkpoint scores ") && l.endsWith(`not the ${JSON.stringify(moved)} of its result.json (or not on the same queries): left without them`))).toBe(true);
+    expect((await cellResult("lora-r2_lr0.3_s0", earlier)).correct!.knn.predicted).toBeUndefined();
     const resultPath = join(earlier, "cells", "full_lr0.3_s0", "result.json");
     const c: CellResult = JSON.parse(await readFile(resultPath, "utf8"));
     await writeFile(resultPath, JSON.stringify({ ...c, correct: { ...c.correct, knn: { ...c.correct!.knn, predicted: "AAE=" } } }));
