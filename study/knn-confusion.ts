@@ -3,7 +3,8 @@
 // paired query by query as the row's forgetting is (study/comparisons.ts changeFromOriginal over 0/1 "given this
 // class" per query: the mean over the seeds, and the banks where every answer set was classified against
 // knn.otherBanks; its crossed interval over the seeds, the truth's queries and the banks). The diagonal is the
-// class's own change (study/knn-classes.ts); each line's changes sum to 0. Made of the classes given (Correct's
+// class's own change (study/knn-classes.ts); each line's changes sum to 0. A last line, of every query whatever its
+// class, says which answers grew and which shrank. Made of the classes given (Correct's
 // `predicted`), which the answers hold for at most MAX_CLASSES classes. knnConfusionCsv is knn-confusion.csv.
 import type { MeanInterval } from "../util/stats.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
@@ -22,8 +23,14 @@ export interface ConfusionLine {
 export interface KnnConfusion {
   given: string[]; // every class of knn.queries, by label
   lines: ConfusionLine[]; // a line per class with queries, by label
+  // The line of every query, whatever its class: how much more or less often each class is the answer (a class
+  // given more often is one the backbone's features now crowd towards).
+  every: ConfusionLine;
   banks: number;
 }
+
+// The name of KnnConfusion's `every` line, where it stands beside the classes (knn-confusion.csv, the figure).
+export const EVERY_QUERY = "(every query)";
 
 // A row's classes given, `given[seed][bank]`, and the original's, `original[bank]`, as changeFromOriginal takes
 // answers.
@@ -38,11 +45,11 @@ export function knnConfusion(given: Uint8Array[][], original: Uint8Array[], quer
   const members = queries.classes.map(() => [] as number[]);
   for (let q = 0; q < count; q++) members[queries.labels[q]].push(q);
   const share = (sets: Uint8Array[]) => (100 * sets.reduce((a, s) => a + s.reduce((x, y) => x + y, 0), 0)) / (sets.length * sets[0].length);
-  const lines = queries.classes.flatMap((name, truth) => {
-    if (members[truth].length === 0) return [];
-    // Per class given: 1 where a query of the truth was given it.
-    const asGiven = (a: Uint8Array, c: number) => Uint8Array.from(members[truth], (q) => (a[q] === c ? 1 : 0));
-    const line: ConfusionLine = { name, queries: members[truth].length, original: [], knn: [], change: [] };
+  // The line of the queries `of` (indices), named `name`.
+  const lineOf = (name: string, of: number[]): ConfusionLine => {
+    // Per class given: 1 where a query of theirs was given it.
+    const asGiven = (a: Uint8Array, c: number) => Uint8Array.from(of, (q) => (a[q] === c ? 1 : 0));
+    const line: ConfusionLine = { name, queries: of.length, original: [], knn: [], change: [] };
     for (let c = 0; c < classes; c++) {
       const mine = given.map((banks) => banks.map((a) => asGiven(a, c)));
       const theirs = original.map((a) => asGiven(a, c));
@@ -50,9 +57,10 @@ export function knnConfusion(given: Uint8Array[][], original: Uint8Array[], quer
       line.knn.push(share(mine.flat()));
       line.change.push(changeFromOriginal(mine, theirs));
     }
-    return [line];
-  });
-  return { given: [...queries.classes], lines, banks: original.length };
+    return line;
+  };
+  const lines = queries.classes.flatMap((name, truth) => (members[truth].length > 0 ? [lineOf(name, members[truth])] : []));
+  return { given: [...queries.classes], lines, every: lineOf(EVERY_QUERY, Array.from({ length: count }, (_, q) => q)), banks: original.length };
 }
 
 // A confusion's moves away from the truth (off the diagonal) that grew, largest first: where the lost queries went.
@@ -71,15 +79,15 @@ interface RowConfusion {
   knnCurve?: { step: number; confusion?: KnnConfusion }[];
 }
 
-// knn-confusion.csv: for each table row with its confusion, a line per class and class given at its best checkpoints
-// (step "best") and at each step of the curve that has one; change_lo and change_hi empty where the change has no
-// interval.
+// knn-confusion.csv: for each table row with its confusion, a line per class (then EVERY_QUERY) and class given at its
+// best checkpoints (step "best") and at each step of the curve that has one; change_lo and change_hi empty where the
+// change has no interval.
 export function knnConfusionCsv(table: RowConfusion[]): string {
   const lines = ["strategy,lr,seeds,step,class,given,queries,original_share,share,change,change_lo,change_hi,banks"];
   for (const row of table) {
     const points = [{ step: "best", confusion: row.knnConfusion }, ...(row.knnCurve ?? [])];
     for (const { step, confusion } of points) {
-      for (const line of confusion?.lines ?? []) {
+      for (const line of confusion ? [...confusion.lines, confusion.every] : []) {
         confusion!.given.forEach((given, j) => {
           const change = line.change[j];
           const fields = [csvText(line.name), csvText(given), line.queries, line.original[j].toFixed(2), line.knn[j].toFixed(2), change.mean.toFixed(2), intervalEnd(change.lo), intervalEnd(change.hi), confusion!.banks];

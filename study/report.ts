@@ -264,12 +264,16 @@ function confusionMarkdown(r: StudyResults): string[] {
   if (rows.length === 0) return [];
   const how = classChangeHow(rows, Math.max(...rows.map((row) => row.knnConfusion!.banks)));
   const moves = rows.map((row) => {
-    const grew = confusionMoves(row.knnConfusion!).slice(0, 3);
-    return `- ${strategyName(row.strategy)}: ${grew.length > 0 ? grew.map((m) => `${m.from} → ${m.to} ${intervalText(m.change)}`).join("; ") : "none grew"}`;
+    const c = row.knnConfusion!;
+    const grew = confusionMoves(c).slice(0, 3);
+    const answers = c.every.change.map((change, j) => ({ name: c.given[j], change })).sort((a, b) => a.change.mean - b.change.mean);
+    const [fewest, most] = [answers[0], answers[answers.length - 1]];
+    const ends = fewest.change.mean < 0 && most.change.mean > 0 ? `; as the answer, ${most.name} ${intervalText(most.change)}, ${fewest.name} ${intervalText(fewest.change)}` : "";
+    return `- ${strategyName(row.strategy)}: ${grew.length > 0 ? grew.map((m) => `${m.from} → ${m.to} ${intervalText(m.change)}`).join("; ") : "none grew"}${ends}`;
   });
   return [
     "",
-    `Where the forgotten queries went (${CONFUSION_CSV}, forgetting-confusion.png): the share of a class's queries the source k-NN gave another class, less the original backbone's share, ${how}. The three moves (a class's queries → the class they were given) that grew most in each row:`,
+    `Where the forgotten queries went (${CONFUSION_CSV}, forgetting-confusion.png): the share of a class's queries the source k-NN gave another class, less the original backbone's share, ${how}. The three moves (a class's queries → the class they were given) that grew most in each row, and the classes given most more and most less often, in points of every query:`,
     "",
     ...moves,
   ];

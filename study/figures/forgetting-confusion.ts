@@ -3,13 +3,15 @@
 // the truth's queries given that class less the original backbone's, in points, paired query by query, with a star
 // where its 95% interval (over the seeds, the truth's queries and the banks) excludes 0. Off the diagonal, what a
 // lost query was taken for; on it, in grey and out of the colour scale, each class's own change (drawn in
-// forgetting-classes.*), which would otherwise pale the rest. The best checkpoints' (the curve's
+// forgetting-classes.*), which would otherwise pale the rest. A last line, of every query whatever its class: which
+// answers grew and which shrank. The best checkpoints' (the curve's
 // points are in knn-confusion.csv). Drawn where the answers hold the classes given (at most MAX_CLASSES classes).
 import { strategyName } from "../../peft/strategy.js";
 import type { FigureSpec } from "../../plot/render.js";
 import type { StudyResults } from "../results.js";
 import { CONFIDENCE } from "../comparisons.js";
 import { noChange } from "../knn-classes.js";
+import { EVERY_QUERY } from "../knn-confusion.js";
 import { changeHeatmapSpec } from "./change-heatmap.js";
 import { listLines, nothingToDrawSpec, seedsNote, studyTitle } from "./parts.js";
 
@@ -25,7 +27,7 @@ export function forgettingConfusionSpec(r: StudyResults): FigureSpec {
   const title = studyTitle("Where the forgotten queries went", r.name);
   if (rows.length === 0) return nothingToDrawSpec(Array.isArray(title) ? title.join(" ") : title, listLines("the original's class for every query", unchanged));
   const { given, lines } = rows[0].knnConfusion!;
-  const cells = rows.flatMap((row) => row.knnConfusion!.lines.flatMap((line) => line.change.map((change, j) => ({ strategy: strategyName(row.strategy), x: given[j], y: line.name, change, aside: given[j] === line.name }))));
+  const cells = rows.flatMap((row) => [...row.knnConfusion!.lines, row.knnConfusion!.every].flatMap((line) => line.change.map((change, j) => ({ strategy: strategyName(row.strategy), x: given[j], y: line.name, change, aside: given[j] === line.name }))));
   const banks = Math.max(...rows.map((row) => row.knnConfusion!.banks));
   return changeHeatmapSpec({
     title,
@@ -34,13 +36,14 @@ export function forgettingConfusionSpec(r: StudyResults): FigureSpec {
       "share of each class's queries given each class",
       "less the original backbone's, in points, paired",
       "query by query; in grey, the class's own change",
-      "(forgetting-classes.*), out of the colour scale",
+      "(forgetting-classes.*), out of the colour scale;",
+      `last, ${EVERY_QUERY}: each class as the answer`,
       ...seedsNote(rows.map((row) => ({ label: strategyName(row.strategy), seeds: row.seeds })), "star", [`its ${CONFIDENCE * 100}% interval, over seeds, the`, `class's queries${banks > 1 ? " and banks" : ""}, excludes 0`]),
       ...(unchanged.length > 0 ? listLines("not drawn, the original's class for every query", unchanged) : []),
     ],
     strategies: rows.map((row) => strategyName(row.strategy)),
     x: { field: "given", title: `Class given by the source ${r.reportK}-NN`, domain: given, px: 44, labelAngle: -40 },
-    y: { field: "class", title: "Source class of the query", domain: lines.map((line) => line.name), px: 24 },
+    y: { field: "class", title: "Source class of the query", domain: [...lines.map((line) => line.name), EVERY_QUERY], px: 24 },
     cells,
   });
 }

@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { confusionMoves, knnConfusion, knnConfusionCsv } from "../../study/knn-confusion.js";
+import { EVERY_QUERY, confusionMoves, knnConfusion, knnConfusionCsv } from "../../study/knn-confusion.js";
 import { changeFromOriginal } from "../../study/comparisons.js";
 import { type BaselineResult, type CellResult, type Correct, summarize, unpackCorrect } from "../../study/results.js";
 import { tableMarkdown, writeReport } from "../../study/report.js";
@@ -39,7 +39,15 @@ describe("knnConfusion", () => {
     expect([b.original, b.knn]).toEqual([[50, 50, 0, 0], [25, 75, 0, 0]]);
     expect(cc.change.map((x) => x.mean)).toEqual([0, 0, 0, 0]);
     // Each line's changes sum to 0: a query given another class left the one it had.
-    for (const line of c.lines) expect(line.change.reduce((s, x) => s + x.mean, 0)).toBeCloseTo(0, 12);
+    for (const line of [...c.lines, c.every]) expect(line.change.reduce((s, x) => s + x.mean, 0)).toBeCloseTo(0, 12);
+  });
+
+  it("has a line of every query, whatever its class: how often each class is the answer, the queries-weighted mean of the lines", () => {
+    const c = knnConfusion(seeds, original, queries);
+    expect([c.every.name, c.every.queries]).toEqual([EVERY_QUERY, 6]);
+    expect(c.every.original.map((x) => x * 6)).toEqual([300, 200, 100, 0]);
+    expect(c.every.change[3]).toEqual(changeFromOriginal(seeds.map((b) => b.map((a) => Uint8Array.from(a, (x) => (x === 3 ? 1 : 0)))), [u8([0, 0, 0, 0, 0, 0])]));
+    c.given.forEach((_, j) => expect(c.lines.reduce((s, l) => s + l.queries * l.change[j].mean, 0) / 6).toBeCloseTo(c.every.change[j].mean, 12));
   });
 
   it("has on its diagonal each class's own change, paired as the class's accuracy is", () => {
@@ -97,6 +105,7 @@ describe("knnConfusion in the study's results", () => {
         expect(confusion.lines.map((l) => l.name)).toEqual(queries.classes);
         expect(confusion.lines.map((line, i) => line.change[i])).toEqual(byClass.map(({ change: { banks: _, ...c } }) => c));
         expect(confusion.lines.map((line, i) => line.knn[i])).toEqual(byClass.map((c) => c.knn));
+        expect(confusion.every.queries).toBe(QUERIES);
       }
     }
     // The answers of builds before the classes given, the original's or a cell's: no confusion, the classes as they were.
@@ -125,21 +134,26 @@ describe("knnConfusion in the study's results", () => {
     const lines = knnConfusionCsv(given.table).trim().split("\n");
     expect(lines[0]).toBe("strategy,lr,seeds,step,class,given,queries,original_share,share,change,change_lo,change_hi,banks");
     const steps = config.knn.atSteps!;
-    expect(lines.length).toBe(1 + given.table.length * 16 * (1 + steps.length));
+    expect(lines.length).toBe(1 + given.table.length * 20 * (1 + steps.length));
     const [full] = given.table;
     const line = full.knnConfusion!.lines[3];
     const c = line.change[0];
     expect(lines[13]).toBe(`full,${full.lr},2,best,"crane, bird",zero,10,${line.original[0].toFixed(2)},${line.knn[0].toFixed(2)},${c.mean.toFixed(2)},${c.lo.toFixed(2)},${c.hi.toFixed(2)},1`);
-    expect(lines[17].startsWith(`full,${full.lr},2,${steps[0]},zero,zero,10,`)).toBe(true);
+    expect(lines[17].startsWith(`full,${full.lr},2,best,(every query),zero,40,`)).toBe(true);
+    expect(lines[21].startsWith(`full,${full.lr},2,${steps[0]},zero,zero,10,`)).toBe(true);
   });
 
   it("puts each row's three moves that grew most into table.md", () => {
     const md = tableMarkdown(given).split("\n");
     const at = md.findIndex((l) => l.startsWith("Where the forgotten queries went (knn-confusion.csv, forgetting-confusion.png): "));
-    expect(md[at]).toMatch(/mean \[95% confidence interval\] over the seeds and the class's queries\. The three moves/);
+    expect(md[at]).toMatch(/mean \[95% confidence interval\] over the seeds and the class's queries\. The three moves .* and the classes given most more and most less often, in points of every query:$/);
     const [full] = given.table;
     const [m] = confusionMoves(full.knnConfusion!);
     expect(md[at + 2]).toMatch(new RegExp(`^- full: ${m.from} → ${m.to} \\+${m.change.mean.toFixed(2)} \\[`));
+    const answers = full.knnConfusion!.every.change.map((c) => c.mean);
+    const name = (mean: number) => full.knnConfusion!.given[answers.indexOf(mean)];
+    expect(md[at + 2]).toContain(`; as the answer, ${name(Math.max(...answers))} +${Math.max(...answers).toFixed(2)} [`);
+    expect(md[at + 2]).toContain(`, ${name(Math.min(...answers))} ${Math.min(...answers).toFixed(2)} [`);
     expect(md.slice(at).find((l) => l.startsWith("- linear: "))).toBeDefined();
     expect(tableMarkdown(summarize(config, baselineWithAnswers, cellsGiven, notes, queries))).not.toContain("Where the forgotten queries went");
   });
@@ -152,7 +166,7 @@ describe("knnConfusion in the study's results", () => {
       expect(svg).toContain(">Where the forgotten queries went:<");
       expect(svg).toContain(">query by query; in grey, the class's own change<");
       expect(svg).toContain(">Class given by the source 20-NN<");
-      for (const name of [...queries.classes, "full"]) expect(svg, name).toContain(`>${name}<`);
+      for (const name of [...queries.classes, "full", EVERY_QUERY]) expect(svg, name).toContain(`>${name}<`);
       expect(svg).toMatch(/>[-\d.]+\*</); // a change beyond chance, starred
       expect(existsSync(join(dir, "forgetting-confusion.png"))).toBe(true);
       expect(existsSync(join(dir, "knn-confusion.csv"))).toBe(true);
