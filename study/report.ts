@@ -219,8 +219,29 @@ function forgettingMarkdown(r: StudyResults): string[] {
     });
     out.push("", `The first step whose interval lies wholly below 0 (each interval is ${CONFIDENCE * 100}% on its own; a step before it may have lost less than these queries can tell): ${first.join(", ")}.`);
   }
-  return out;
+  return [...out, ...betweenStepsMarkdown(rows)];
 }
+
+// Each row's change from one step of its curve to the next (results.ts sincePrevious): whether it went on forgetting
+// after a step, or won some back.
+function betweenStepsMarkdown(rows: StudyResults["table"]): string[] {
+  const curves = rows.filter((row) => row.knnCurve?.some((p) => p.sincePrevious));
+  if (curves.length === 0) return [];
+  const steps = curves[0].knnCurve!.map((p) => p.step);
+  const spans = steps.slice(1).map((step, i) => ({ step, from: steps[i] }));
+  const banks = Math.max(...curves.flatMap((row) => row.knnCurve!.map((p) => p.sincePrevious?.banks ?? 1)));
+  const over = [...(curves.every((row) => row.seeds === 1) ? [] : ["the seeds"]), "the k-NN queries", ...(banks > 1 ? ["the banks"] : [])];
+  return [
+    "",
+    `Between steps: each row's source k-NN accuracy at a step less at the step before, in points, each seed's answers paired query by query with its own there: mean [${CONFIDENCE * 100}% confidence interval] over ${andList(over)}. An interval wholly below 0 is forgetting that went on between the two steps; wholly above, accuracy won back.`,
+    "",
+    `| Strategy | Seeds |${spans.map((s) => ` ${s.from} → ${s.step} |`).join("")}`,
+    `|---|---:|${spans.map(() => "---:|").join("")}`,
+    ...curves.map((row) => `| ${strategyName(row.strategy)} | ${row.seeds} |${spans.map((s) => ` ${sinceText(row.knnCurve!.find((p) => p.step === s.step)?.sincePrevious)} |`).join("")}`),
+  ];
+}
+
+const sinceText = (c: MeanInterval | undefined) => (c ? intervalText(c) : "–");
 
 // Each row's forgetting class by class of knn.queries (results.ts knnByClass): a column per class, headed by the
 // original's accuracy on it, for at most MAX_CLASSES classes; for more (ImageNet's thousand), each row's three
@@ -254,8 +275,11 @@ function classesMarkdown(r: StudyResults): string[] {
 // `banks` banks at most.
 function classChangeHow(rows: { seeds: number }[], banks: number): string {
   const over = [...(rows.every((row) => row.seeds === 1) ? [] : ["the seeds"]), "the class's queries", ...(banks > 1 ? ["the banks"] : [])];
-  return `in points, paired query by query with the original's answers as above: mean [${CONFIDENCE * 100}% confidence interval] over ${over.length > 1 ? `${over.slice(0, -1).join(", ")} and ${over.at(-1)}` : over[0]}`;
+  return `in points, paired query by query with the original's answers as above: mean [${CONFIDENCE * 100}% confidence interval] over ${andList(over)}`;
 }
+
+// "a", "a and b", "a, b and c".
+const andList = (items: string[]) => (items.length > 1 ? `${items.slice(0, -1).join(", ")} and ${items.at(-1)}` : items[0]);
 
 // Where each row's lost queries went (results.ts knnConfusion): its three moves away from a query's class that grew
 // most, and knn-confusion.csv for every class given.

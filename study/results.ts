@@ -9,7 +9,7 @@ import { cellsOf } from "./cells.js";
 import { type MeanInterval, meanStd } from "../util/stats.js";
 import { NAMED_CONFIGS } from "../vit/config.js";
 import { type Selection, selectionOf } from "./validation.js";
-import { type Comparison, type PairedCell, type RateComparison, changeFromOriginal, pairedComparisons, pairedDifference, rateComparisons } from "./comparisons.js";
+import { type Comparison, type PairedCell, type RateComparison, changeFromOriginal, pairedChange, pairedComparisons, pairedDifference, rateComparisons } from "./comparisons.js";
 import { packBits, packBytes, unpackBits, unpackBytes } from "../util/bits.js";
 import { type ClassKnn, type QueryLabels, knnByClass } from "./knn-classes.js";
 import { type KnnConfusion, knnConfusion } from "./knn-confusion.js";
@@ -140,7 +140,9 @@ export interface TableRow {
   // where every cell's point kept its answers.
   // With the queries' classes, each point's change class by class too (byClass, as knnByClass) and its confusion
   // (as knnConfusion).
-  knnCurve?: { step: number; knn: number; knnStd: number; change?: MeanInterval & { banks: number }; byClass?: ClassKnn[]; confusion?: KnnConfusion }[];
+  // With the point before it too, the change since that point, each seed paired query by query with itself there:
+  // whether the row went on forgetting between the two (sincePrevious).
+  knnCurve?: { step: number; knn: number; knnStd: number; change?: MeanInterval & { banks: number }; sincePrevious?: MeanInterval & { banks: number }; byClass?: ClassKnn[]; confusion?: KnnConfusion }[];
   // knnChange class by class of knn.queries (study/knn-classes.ts), where summarize was given the queries' classes.
   knnByClass?: ClassKnn[];
   // Where the queries went: the share of each class's queries given each class, less the original's (study/
@@ -309,12 +311,23 @@ const bestAnswers = (group: CellResult[]) => group.map((c) => ({ correct: c.corr
 // A table row's forgetting curve: per step, the mean and sample standard deviation over its seeds, and the change
 // from the original backbone where every cell's point kept its answers.
 function curveOf(group: CellResult[], steps: number[], k: string, baseline: BaselineResult): TableRow["knnCurve"] {
+  let previous: ReturnType<typeof rowAnswers>;
   return steps.map((step) => {
     const points = group.map((c) => c.knnCurve!.find((p) => p.step === step)!);
     const [knn, knnStd] = meanStd(points.map((p) => p.knn[k].top1));
     const answers = rowAnswers(points, baseline, unpackCorrect);
-    return { step, knn, knnStd, ...(answers && { change: changeOf(answers) }) };
+    const since = answers && previous && sinceOf(answers.cells, previous.cells);
+    previous = answers;
+    return { step, knn, knnStd, ...(answers && { change: changeOf(answers) }), ...(since && { sincePrevious: since }) };
   });
+}
+
+// A row's change from one point of its curve to the next, each seed's answers paired query by query with its own
+// at the point before (`now[seed][bank]`, `before[seed][bank]`): against every bank where both points were classified
+// against them all, else against knn.bank.
+function sinceOf(now: Uint8Array[][], before: Uint8Array[][]): MeanInterval & { banks: number } {
+  const banks = now[0].length === before[0].length ? now[0].length : 1;
+  return { ...pairedChange(now.map((seed, s) => seed.slice(0, banks).map((a, b) => [a, before[s][b]] as [Uint8Array, Uint8Array]))), banks };
 }
 
 // A table row's change class by class of the queries (`queries`), and its confusion where the answers hold the

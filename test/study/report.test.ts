@@ -57,6 +57,12 @@ describe("report files", () => {
     expect(first).toBeGreaterThan(0);
     expect(linear.knnCurve!.every((p) => p.change!.hi >= 0)).toBe(true);
     expect(md).toContain(`can tell): full step ${first}, linear none.`);
+    // Between steps: a column per step and the one before it.
+    const between = lines.indexOf("| Strategy | Seeds | 0 → 1 | 1 → 3 | 3 → 10 | 10 → 30 | 30 → 60 |");
+    expect(lines[between - 2]).toMatch(/^Between steps: each row's source k-NN accuracy at a step less at the step before, in points, each seed's answers paired query by query with its own there: mean \[95% confidence interval\] over the seeds and the k-NN queries\. An interval wholly below 0/);
+    const [sMean, sLo, sHi] = shown(full.knnCurve!.find((p) => p.step === 10)!.sincePrevious!);
+    expect(lines[between + 2].split(" | ")[4]).toBe(`${sMean} [${sLo}, ${sHi}]`); // 3 → 10
+    expect(tableMarkdown(summarize(config, baseline, cellsWithAnswers, notes))).not.toContain("Between steps");
     // With knn.otherBanks, it says which banks.
     const banks = { ...answered, config: { ...config, knn: { ...config.knn, otherBanks: [config.knn.bank] } } };
     expect(tableMarkdown(banks)).toContain("Against knn.bank alone: the original backbone or the cells were not classified against every bank of knn.otherBanks.");

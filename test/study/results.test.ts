@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { strategyName } from "../../peft/strategy.js";
 import { type CellResult, summarize } from "../../study/results.js";
-import { changeFromOriginal } from "../../study/comparisons.js";
+import { changeFromOriginal, pairedChange } from "../../study/comparisons.js";
 import { crossedMeanInterval, crossedMeanInterval3 } from "../../util/stats.js";
 import { packBits, unpackBits } from "../../util/bits.js";
 import { answers, baseline, baselineWithAnswers, cells, cellsOnBanks, cellsWithAnswers, config, configOnBanks, diverged, notes, originalAnswers, QUERIES } from "./fixture.js";
@@ -113,6 +113,31 @@ describe("each row's forgetting, against the original backbone query by query", 
     const [partly] = summarize(banks, base, [{ ...scored[0], otherBanks: undefined }, ...scored.slice(1)], notes).table;
     expect(partly.knnChange).toEqual({ ...crossedMeanInterval(table(group, (c) => c.correct!.knn)), banks: 1 });
     expect(summarize(banks, baselineWithAnswers, scored, notes).table[0].knnChange!.banks).toBe(1);
+  });
+
+  it("from one point of the curve to the next: each seed's answers paired query by query with its own at the point before; the steps' changes add up to the last", () => {
+    const r = summarize(config, baselineWithAnswers, cellsWithAnswers, notes);
+    for (const row of r.table) {
+      const group = cellsWithAnswers.filter((c) => c.strategy === strategyName(row.strategy) && c.lr === row.lr);
+      const at = (c: CellResult, step: number) => unpackBits(c.knnCurve!.find((q) => q.step === step)!.correct!.bits, QUERIES)!;
+      const [first, ...rest] = row.knnCurve!;
+      expect(first.sincePrevious).toBeUndefined();
+      rest.forEach((p, i) => {
+        const before = row.knnCurve![i].step;
+        expect(p.sincePrevious, `${row.lr} step ${p.step}`).toEqual({ ...pairedChange(group.map((c) => [[at(c, p.step), at(c, before)]])), banks: 1 });
+        expect(p.sincePrevious).toEqual({ ...crossedMeanInterval(group.map((c) => Float64Array.from(at(c, p.step), (x, q) => 100 * (x - at(c, before)[q])))), banks: 1 });
+      });
+      expect(rest.reduce((sum, p) => sum + p.sincePrevious!.mean, 0)).toBeCloseTo(row.knnCurve!.at(-1)!.change!.mean, 9);
+    }
+    // Against every bank where both points were classified against them all, else knn.bank alone.
+    const banks = { ...config, knn: { ...config.knn, otherBanks: [config.knn.bank] } };
+    const other = (c: CellResult) => ({ ...c, knnCurve: c.knnCurve!.map((p) => ({ ...p, otherBanks: [{ knn: p.knn, correct: { count: QUERIES, bits: packBits(answers(20, c.seed + p.step)) } }] })) });
+    const base = { ...baselineWithAnswers, otherBanks: [{ knn: baseline.knn, correct: baselineWithAnswers.correct }] };
+    const [full] = summarize(banks, base, cellsWithAnswers.map(other), notes).table;
+    expect(full.knnCurve!.slice(1).every((p) => p.sincePrevious!.banks === 2)).toBe(true);
+    const older = cellsWithAnswers.map(other).map((c, i) => (i === 0 ? { ...c, knnCurve: c.knnCurve!.map((p) => (p.step === 10 ? { ...p, otherBanks: undefined } : p)) } : c));
+    const [mixed] = summarize(banks, base, older, notes).table;
+    expect(mixed.knnCurve!.filter((p) => p.sincePrevious?.banks === 1).map((p) => p.step)).toEqual([10, 30]); // 3 to 10, and 10 to 30
   });
 
   it("is absent where the original's answers, a cell's, or a curve point's are missing", () => {
