@@ -309,7 +309,7 @@ const changeOf = (a: { cells: Uint8Array[][]; original: Uint8Array[] }): MeanInt
 const bestAnswers = (group: CellResult[]) => group.map((c) => ({ correct: c.correct?.knn, otherBanks: c.otherBanks }));
 
 // A table row's forgetting curve: per step, the mean and sample standard deviation over its seeds, and the change
-// from the original backbone where every cell's point kept its answers.
+// from the original backbone, and from the step before (sinceOf), where every cell's points kept their answers.
 function curveOf(group: CellResult[], steps: number[], k: string, baseline: BaselineResult): TableRow["knnCurve"] {
   let previous: ReturnType<typeof rowAnswers>;
   return steps.map((step) => {
