@@ -2,7 +2,7 @@
 // (study/knn-confusion.ts), for the finished cells of builds that did not keep it: each cell's best checkpoint's k-NN
 // again, which must give the scores and the right answers result.json holds. The best checkpoints' alone: the points
 // of a forgetting curve have no checkpoint, so such a cell's curve stays without them (and its row's curve without
-// its confusion), as do its answers against knn.otherBanks (its row's confusion is then over knn.bank alone).
+// its confusion). Its answers against knn.otherBanks get them where study/knn-banks.ts classifies them again.
 import { writeJsonAtomic } from "../util/atomic.js";
 import { isObject, readJsonFile } from "../util/json-file.js";
 import { type CellOutcome, type CellResult, type Correct, type KnnScores, isDiverged } from "./results.js";

@@ -16,25 +16,29 @@ import { differences } from "../util/differences.js";
 import type { StudyConfig } from "./config.js";
 import type { Correct, KnnScores } from "./results.js";
 import { type KnnBankScores, readKnnBanks } from "./result-files.js";
+import { MAX_CLASSES } from "./knn-classes.js";
 
 // Scores each backbone of `targets` (finished cells' best checkpoints by id, or the original: each with its
 // knn-banks.json) against the banks of knn.otherBanks (`banks`, opened in the config's order) that its file holds no
-// scores of these images for (of its `queries` queries). `score` classifies one backbone's queries against the
-// banks at the indices it is given, in one pass over the queries; `what` names n backbones in the log.
+// scores of these images for (of the `queries`). Where the queries have at most MAX_CLASSES classes, an entry of a
+// build before the classes given were kept is classified again too, and takes them where the pass gives its scores
+// and right answers (else it stays as it was). `score` classifies one backbone's queries against the banks at the
+// indices it is given, in one pass over the queries; `what` names n backbones in the log.
 export async function scoreOtherBanks(
   targets: { name: string; path: string }[],
   config: StudyConfig,
   banks: Dataset[],
-  queries: number,
+  queries: Dataset,
   score: (name: string, which: number[]) => Promise<{ scores: KnnScores; correct: Correct; seconds: number }[]>,
   log: (line: string) => void,
   what = (n: number) => `${n} cell(s)' queries against the other banks from their best checkpoints`,
 ): Promise<void> {
   const data = banks.map((b) => portableIdentity(b.identity));
+  const ungiven = (b: KnnBankScores) => queries.classes.length <= MAX_CLASSES && b.correct.predicted === undefined;
   const stale: { name: string; path: string; kept: (KnnBankScores | undefined)[]; which: number[] }[] = [];
   for (const { name, path } of targets) {
-    const kept = (await readKnnBanks(path, config, queries)).map((b, i) => (b && differences(b.data, data[i]).length === 0 ? b : undefined));
-    const which = kept.flatMap((b, i) => (b ? [] : [i]));
+    const kept = (await readKnnBanks(path, config, queries.length)).map((b, i) => (b && differences(b.data, data[i]).length === 0 ? b : undefined));
+    const which = kept.flatMap((b, i) => (b && !ungiven(b) ? [] : [i]));
     if (which.length > 0) stale.push({ name, path, kept, which });
   }
   if (stale.length === 0) return;
@@ -42,9 +46,12 @@ export async function scoreOtherBanks(
   for (const { name, path, kept, which } of stale) {
     const fresh = await score(name, which);
     const entries = kept.map((b, i): KnnBankScores => {
-      if (b) return b;
+      if (b && !ungiven(b)) return b;
       const { scores, correct, seconds } = fresh[which.indexOf(i)];
-      return { spec: config.knn.otherBanks![i], data: data[i], knn: scores, correct, seconds };
+      if (!b) return { spec: config.knn.otherBanks![i], data: data[i], knn: scores, correct, seconds };
+      const same = JSON.stringify(scores) === JSON.stringify(b.knn) && correct.bits === b.correct.bits;
+      if (!same) log(`  ${name}: against knn.otherBanks[${i}] it scores ${JSON.stringify(scores)}, not the ${JSON.stringify(b.knn)} its file holds: left without the classes given`);
+      return same ? { ...b, correct } : b;
     });
     await writeJsonAtomic(path, { banks: entries });
   }

@@ -408,7 +408,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     await copyOriginalBanks(out, [...prior.values()], await readBaseline(baselinePath, config, "experiment"), log);
     const originalBanks = [{ name: "the original backbone", path: originalKnnBanksPath(out) }];
     const score = (_: string, which: number[]) => otherBankScores(original, config, data, size, which);
-    await scoreOtherBanks(originalBanks, config, data.otherBanks, data.queries.length, score, log, () => "the original backbone's queries against the other banks");
+    await scoreOtherBanks(originalBanks, config, data.otherBanks, data.queries, score, log, () => "the original backbone's queries against the other banks");
   }
   original.dispose();
   if (preparing) {
@@ -462,7 +462,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
     });
     // knn.val's scores before result.json: a finished cell of this knn.val always has them.
     if (data.knnVal && !isDiverged(result)) await scoreKnnVal(out, [cell.id], config, data.knnVal, scoreVal, () => undefined);
-    if (data.otherBanks && !isDiverged(result)) await scoreOtherBanks([{ name: cell.id, path: cellKnnBanksPath(out, cell.id) }], config, data.otherBanks, data.queries.length, scoreBanks, () => undefined);
+    if (data.otherBanks && !isDiverged(result)) await scoreOtherBanks([{ name: cell.id, path: cellKnnBanksPath(out, cell.id) }], config, data.otherBanks, data.queries, scoreBanks, () => undefined);
     await writeJsonAtomic(resultPath, result);
     ran.push(cell.id);
     if (isDiverged(result)) {
@@ -490,7 +490,7 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   // get them so.
   const finishedIds = outcomes.filter((c) => !isDiverged(c)).map((c) => c.id);
   if (data.knnVal) await scoreKnnVal(out, finishedIds, config, data.knnVal, scoreVal, log);
-  if (data.otherBanks) await scoreOtherBanks(finishedIds.map((id) => ({ name: id, path: cellKnnBanksPath(out, id) })), config, data.otherBanks, data.queries.length, scoreBanks, log);
+  if (data.otherBanks) await scoreOtherBanks(finishedIds.map((id) => ({ name: id, path: cellKnnBanksPath(out, id) })), config, data.otherBanks, data.queries, scoreBanks, log);
   if (data.transferVal) await addValAnswers(out, outcomes, answerVal, log);
   const given = await addGivenClasses(out, outcomes, answerKnn, log, data.queries.classes.length);
   if (data.knnVal || data.otherBanks || data.transferVal || given) outcomes = await readOutcomes();

@@ -318,6 +318,37 @@ describe("knn.otherBanks", () => {
     expect(mended.results.cells.map((c) => c.otherBanks)).toEqual(reordered.results.cells.map((c) => c.otherBanks));
   });
 
+  it("gives the banks' entries of an earlier build the classes given, from the best checkpoints, where the pass gives their scores; the rows' confusion is then over every bank", async () => {
+    const dir = join(root, "banks-ungiven");
+    const config = study({ otherBanks: [draw(1)] });
+    const fresh = await runExperiment({ config, out: dir });
+    expect(fresh.results.table.every((row) => row.knnConfusion!.banks === 2)).toBe(true);
+    const strip = async (path: string, edit: (b: KnnBankScores) => KnnBankScores = (b) => b) => {
+      const banks = JSON.parse(await readFile(path, "utf8")).banks as KnnBankScores[];
+      const kept = JSON.stringify({ banks });
+      await writeFile(path, JSON.stringify({ banks: banks.map((b) => edit({ ...b, correct: { count: b.correct.count, bits: b.correct.bits } })) }));
+      return kept;
+    };
+    const id = `full_lr${fresh.results.table[0].lr}_s0`; // a cell of the table's row
+    const cellPath = join(dir, "cells", id, "knn-banks.json");
+    const [cellKept, originalKept] = [await strip(cellPath), await strip(join(dir, "knn-banks.json"))];
+    const log: string[] = [];
+    const r = await runExperiment({ config, out: dir, log: (l) => log.push(l) });
+    expect(log).toContain("knn.otherBanks: classifying 1 cell(s)' queries against the other banks from their best checkpoints");
+    expect(log).toContain("knn.otherBanks: classifying the original backbone's queries against the other banks");
+    expect(JSON.parse(await readFile(cellPath, "utf8"))).toEqual(JSON.parse(cellKept));
+    expect(JSON.parse(await readFile(join(dir, "knn-banks.json"), "utf8"))).toEqual(JSON.parse(originalKept));
+    expect(r.results.table).toEqual(fresh.results.table);
+    // A pass that no longer gives the entry's scores leaves it as it was.
+    await strip(cellPath, (b) => ({ ...b, knn: { ...b.knn, 5: { ...b.knn[5], top5: b.knn[5].top5 - 1 } } }));
+    const before = await readFile(cellPath, "utf8");
+    log.length = 0;
+    const left = await runExperiment({ config, out: dir, log: (l) => log.push(l) });
+    expect(log.some((l) => l.startsWith(`  ${id}: against knn.otherBanks[0] it scores `) && l.endsWith("its file holds: left without the classes given"))).toBe(true);
+    expect(JSON.parse(await readFile(cellPath, "utf8"))).toEqual(JSON.parse(before));
+    expect([left.results.table[0].knnChange!.banks, left.results.table[0].knnConfusion!.banks]).toEqual([2, 1]);
+  });
+
   it("takes the original's answers against the banks from a linear-probing cell of a folder that lacks them, and scores the rest", async () => {
     const mini = miniStudy(join(root, "data"), join(root, "cache"));
     const linear = (otherBanks: unknown[]) =>
