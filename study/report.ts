@@ -229,19 +229,20 @@ function betweenStepsMarkdown(rows: StudyResults["table"]): string[] {
   if (curves.length === 0) return [];
   const steps = curves[0].knnCurve!.map((p) => p.step);
   const spans = steps.slice(1).map((step, i) => ({ step, from: steps[i] }));
-  const banks = Math.max(...curves.flatMap((row) => row.knnCurve!.map((p) => p.sincePrevious?.banks ?? 1)));
+  const shown = curves.flatMap((row) => row.knnCurve!.flatMap((p) => (p.sincePrevious ? [p.sincePrevious] : [])));
+  const banks = Math.max(...shown.map((c) => c.banks));
+  const mixed = shown.some((c) => c.banks < banks);
   const over = [...(curves.every((row) => row.seeds === 1) ? [] : ["the seeds"]), "the k-NN queries", ...(banks > 1 ? ["the banks"] : [])];
+  const text = (c: (typeof shown)[number] | undefined) => (c ? `${intervalText(c)}${mixed && c.banks < banks ? " †" : ""}` : "–");
   return [
     "",
-    `Between steps: each row's source k-NN accuracy at a step less at the step before, in points, each seed's answers paired query by query with its own there: mean [${CONFIDENCE * 100}% confidence interval] over ${andList(over)}. An interval wholly below 0 is forgetting that went on between the two steps; wholly above, accuracy won back.`,
+    `Between steps: each row's source k-NN accuracy at a step less at the step before, in points, each seed's answers paired query by query with its own there: mean [${CONFIDENCE * 100}% confidence interval] over ${andList(over)}${mixed ? " († against knn.bank alone, where a point of a build before its points kept the other banks' answers was not classified against every bank)" : ""}. An interval wholly below 0 is forgetting that went on between the two steps; wholly above, accuracy won back.`,
     "",
     `| Strategy | Seeds |${spans.map((s) => ` ${s.from} → ${s.step} |`).join("")}`,
     `|---|---:|${spans.map(() => "---:|").join("")}`,
-    ...curves.map((row) => `| ${strategyName(row.strategy)} | ${row.seeds} |${spans.map((s) => ` ${sinceText(row.knnCurve!.find((p) => p.step === s.step)?.sincePrevious)} |`).join("")}`),
+    ...curves.map((row) => `| ${strategyName(row.strategy)} | ${row.seeds} |${spans.map((s) => ` ${text(row.knnCurve!.find((p) => p.step === s.step)?.sincePrevious)} |`).join("")}`),
   ];
 }
-
-const sinceText = (c: MeanInterval | undefined) => (c ? intervalText(c) : "–");
 
 // Each row's forgetting class by class of knn.queries (results.ts knnByClass): a column per class, headed by the
 // original's accuracy on it, for at most MAX_CLASSES classes; for more (ImageNet's thousand), each row's three

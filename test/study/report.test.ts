@@ -63,6 +63,12 @@ describe("report files", () => {
     const [sMean, sLo, sHi] = shown(full.knnCurve!.find((p) => p.step === 10)!.sincePrevious!);
     expect(lines[between + 2].split(" | ")[4]).toBe(`${sMean} [${sLo}, ${sHi}]`); // 3 → 10
     expect(tableMarkdown(summarize(config, baseline, cellsWithAnswers, notes))).not.toContain("Between steps");
+    // Spans over the banks and spans against knn.bank alone: the latter marked.
+    const spanBanks = { ...answered, table: answered.table.map((row) => ({ ...row, knnCurve: row.knnCurve!.map((p) => (p.sincePrevious && p.step !== 10 ? { ...p, sincePrevious: { ...p.sincePrevious, banks: 2 } } : p)) })) };
+    const spanMd = tableMarkdown(spanBanks).split("\n");
+    expect(spanMd.find((l) => l.startsWith("Between steps:"))).toContain("over the seeds, the k-NN queries and the banks († against knn.bank alone,");
+    const spanFull = spanMd[spanMd.indexOf("| Strategy | Seeds | 0 → 1 | 1 → 3 | 3 → 10 | 10 → 30 | 30 → 60 |") + 2];
+    expect(spanFull.split("|").slice(3, -1).map((c) => c.trim().endsWith("†"))).toEqual([false, false, true, false, false]);
     // With knn.otherBanks, it says which banks.
     const banks = { ...answered, config: { ...config, knn: { ...config.knn, otherBanks: [config.knn.bank] } } };
     expect(tableMarkdown(banks)).toContain("Against knn.bank alone: the original backbone or the cells were not classified against every bank of knn.otherBanks.");
