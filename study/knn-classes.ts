@@ -6,7 +6,7 @@
 // knn-classes.csv, a line per row, class and point (the best checkpoints, then each step of the curve).
 import type { MeanInterval } from "../util/stats.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
-import { changeFromOriginal } from "./comparisons.js";
+import { pairedChange } from "./comparisons.js";
 
 // The most classes the figures draw one by one, and the per-block analysis measures at all: its images (500 or 1,000)
 // hold a handful of each of ImageNet's thousand, and its summary, a number per block, class, row and kept step, would
@@ -37,18 +37,40 @@ export const noChange = (c: MeanInterval): boolean => c.mean === 0 && c.lo === 0
 // A row's answers as changeFromOriginal takes them, `answers[seed][bank]` and `original[bank]`, split by the queries'
 // class; a class without queries is left out.
 export function knnByClass(answers: Uint8Array[][], original: Uint8Array[], queries: QueryLabels): ClassKnn[] {
-  if (queries.labels.length !== original[0].length) {
-    throw new Error(`summary: expected a class for each of the ${original[0].length} k-NN queries the answers are of, got ${queries.labels.length} (knn.queries changed since the original backbone was scored?)`);
+  return classesOfPairs(answers.map((banks) => banks.map((a, b) => [a, original[b]])), queries).map((c) => ({ name: c.name, queries: c.queries, original: c.reference, knn: c.knn, change: { ...c.change, banks: original.length } }));
+}
+
+// A row's change class by class from one point of its curve to the next: each seed's answers there, `now[seed][bank]`,
+// paired query by query with its own at the point before, `before[seed][bank]` (as many banks).
+export interface ClassSince {
+  name: string;
+  queries: number;
+  before: number; // percent of the class's queries right at the point before, mean over the seeds and banks
+  knn: number; // at this point
+  change: MeanInterval & { banks: number };
+}
+
+export function classesSince(now: Uint8Array[][], before: Uint8Array[][], queries: QueryLabels): ClassSince[] {
+  const banks = now[0].length;
+  return classesOfPairs(now.map((seed, s) => seed.map((a, b) => [a, before[s][b]])), queries).map((c) => ({ name: c.name, queries: c.queries, before: c.reference, knn: c.knn, change: { ...c.change, banks } }));
+}
+
+// Answers paired with a reference, `pairs[seed][bank]` = [answers, reference], split by the queries' class: each
+// class's accuracy in both (percent, the mean over the seeds and banks) and the change, paired query by query
+// (study/comparisons.ts pairedChange); a class without queries is left out.
+function classesOfPairs(pairs: [Uint8Array, Uint8Array][][], queries: QueryLabels) {
+  const count = pairs[0][0][0].length;
+  if (queries.labels.length !== count) {
+    throw new Error(`summary: expected a class for each of the ${count} k-NN queries the answers are of, got ${queries.labels.length} (knn.queries changed since the original backbone was scored?)`);
   }
   const members = queries.classes.map(() => [] as number[]);
-  for (let q = 0; q < queries.labels.length; q++) members[queries.labels[q]].push(q);
+  for (let q = 0; q < count; q++) members[queries.labels[q]].push(q);
   const percent = (sets: Uint8Array[]) => (100 * sets.reduce((a, s) => a + s.reduce((x, y) => x + y, 0), 0)) / (sets.length * sets[0].length);
   return queries.classes.flatMap((name, c) => {
     if (members[c].length === 0) return [];
     const of = (a: Uint8Array) => Uint8Array.from(members[c], (q) => a[q]);
-    const mine = answers.map((banks) => banks.map(of));
-    const theirs = original.map(of);
-    return [{ name, queries: members[c].length, original: percent(theirs), knn: percent(mine.flat()), change: { ...changeFromOriginal(mine, theirs), banks: original.length } }];
+    const mine = pairs.map((banks) => banks.map(([a, r]) => [of(a), of(r)] as [Uint8Array, Uint8Array]));
+    return [{ name, queries: members[c].length, reference: percent(mine.flat().map(([, r]) => r)), knn: percent(mine.flat().map(([a]) => a)), change: pairedChange(mine) }];
   });
 }
 
@@ -73,6 +95,21 @@ export function knnClassesCsv(table: RowByClass[]): string {
         lines.push([strategyName(row.strategy), row.lr, row.seeds, step, ...classCsvFields(c)].join(","));
       }
     }
+  }
+  return lines.join("\n") + "\n";
+}
+
+// knn-classes-between.csv: for each table row whose curve has its change by class since the point before, a line per
+// span of two points and class.
+export function classesBetweenCsv(table: { strategy: Strategy; lr: number; seeds: number; knnCurve?: { step: number; byClassSincePrevious?: ClassSince[] }[] }[]): string {
+  const lines = ["strategy,lr,seeds,from,to,class,queries,knn_top1_from,knn_top1_to,change,change_lo,change_hi,banks"];
+  for (const row of table) {
+    const curve = row.knnCurve ?? [];
+    curve.forEach((p, i) => {
+      for (const c of p.byClassSincePrevious ?? []) {
+        lines.push([strategyName(row.strategy), row.lr, row.seeds, curve[i - 1].step, p.step, csvText(c.name), c.queries, c.before.toFixed(2), c.knn.toFixed(2), c.change.mean.toFixed(2), intervalEnd(c.change.lo), intervalEnd(c.change.hi), c.change.banks].join(","));
+      }
+    });
   }
   return lines.join("\n") + "\n";
 }

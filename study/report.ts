@@ -23,7 +23,7 @@ import { forgettingCurveSpec } from "./figures/forgetting-curve.js";
 import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
 import { hasTradeoff, tradeoffSpec } from "./figures/tradeoff.js";
 import { forgettingClassesCurveSpec, forgettingClassesSpec, hasClassCurveFigure, hasClassFigure } from "./figures/forgetting-classes.js";
-import { MAX_CLASSES, knnClassesCsv } from "./knn-classes.js";
+import { MAX_CLASSES, classesBetweenCsv, knnClassesCsv } from "./knn-classes.js";
 import { confusionMoves, knnConfusionCsv } from "./knn-confusion.js";
 import { forgettingConfusionSpec, hasConfusionFigure } from "./figures/forgetting-confusion.js";
 import { CONFIDENCE, type Difference } from "./comparisons.js";
@@ -241,6 +241,26 @@ function betweenStepsMarkdown(rows: StudyResults["table"]): string[] {
     `| Strategy | Seeds |${spans.map((s) => ` ${s.from} → ${s.step} |`).join("")}`,
     `|---|---:|${spans.map(() => "---:|").join("")}`,
     ...curves.map((row) => `| ${strategyName(row.strategy)} | ${row.seeds} |${spans.map((s) => ` ${text(row.knnCurve!.find((p) => p.step === s.step)?.sincePrevious)} |`).join("")}`),
+    ...betweenStepsByClass(curves),
+  ];
+}
+
+// The same class by class (results.ts byClassSincePrevious), a line per row and span, a column per class, for at
+// most MAX_CLASSES classes; knn-classes-between.csv holds every class.
+function betweenStepsByClass(rows: StudyResults["table"]): string[] {
+  const spans = rows.flatMap((row) => row.knnCurve!.flatMap((p, i) => (p.byClassSincePrevious ? [{ row, from: row.knnCurve![i - 1].step, p }] : [])));
+  if (spans.length === 0) return [];
+  const classes = spans[0].p.byClassSincePrevious!;
+  const over = [...(rows.every((row) => row.seeds === 1) ? [] : ["the seeds"]), "the class's queries", ...(classes.some((c) => c.change.banks > 1) ? ["the banks"] : [])];
+  const intro = `By class (${BETWEEN_CSV}): the same on each class's queries, paired the same way, the interval over ${andList(over)}.`;
+  if (classes.length > MAX_CLASSES) return ["", `${intro} Every one of the ${classes.length} classes of knn.queries is in the file.`];
+  return [
+    "",
+    intro,
+    "",
+    `| Strategy | Steps |${classes.map((c) => ` ${c.name} |`).join("")}`,
+    `|---|---|${classes.map(() => "---:|").join("")}`,
+    ...spans.map(({ row, from, p }) => `| ${strategyName(row.strategy)} | ${from} → ${p.step} |${p.byClassSincePrevious!.map((c) => ` ${intervalText(c.change)} |`).join("")}`),
   ];
 }
 
@@ -400,10 +420,11 @@ const FIGURES: Record<string, (r: StudyResults) => FigureSpec | undefined | Prom
 };
 
 const CLASSES_CSV = "knn-classes.csv";
+const BETWEEN_CSV = "knn-classes-between.csv";
 const CONFUSION_CSV = "knn-confusion.csv";
 
 // Every file writeReport can write (what --force removes).
-export const REPORT_FILES = ["results.json", "results.csv", "table.md", CLASSES_CSV, CONFUSION_CSV, ...Object.keys(FIGURES).flatMap(figureFileNames)];
+export const REPORT_FILES = ["results.json", "results.csv", "table.md", CLASSES_CSV, BETWEEN_CSV, CONFUSION_CSV, ...Object.keys(FIGURES).flatMap(figureFileNames)];
 
 // Writes every report file into `out`, and removes a figure's files that an earlier report there wrote but these
 // results no longer have (a rate dropped from the config, a seed that diverged since): left, they would show cells
@@ -416,6 +437,8 @@ export async function writeReport(out: string, r: StudyResults): Promise<string[
   const stale: string[] = [];
   if (r.table.some((row) => row.knnByClass)) files.push([CLASSES_CSV, knnClassesCsv(r.table)]);
   else stale.push(CLASSES_CSV);
+  if (r.table.some((row) => row.knnCurve?.some((p) => p.byClassSincePrevious))) files.push([BETWEEN_CSV, classesBetweenCsv(r.table)]);
+  else stale.push(BETWEEN_CSV);
   if (r.table.some((row) => row.knnConfusion)) files.push([CONFUSION_CSV, knnConfusionCsv(r.table)]);
   else stale.push(CONFUSION_CSV);
   const figures: [string, FigureSpec][] = [];

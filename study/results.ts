@@ -11,7 +11,7 @@ import { NAMED_CONFIGS } from "../vit/config.js";
 import { type Selection, selectionOf } from "./validation.js";
 import { type Comparison, type PairedCell, type RateComparison, changeFromOriginal, pairedChange, pairedComparisons, pairedDifference, rateComparisons } from "./comparisons.js";
 import { packBits, packBytes, unpackBits, unpackBytes } from "../util/bits.js";
-import { type ClassKnn, type QueryLabels, knnByClass } from "./knn-classes.js";
+import { type ClassKnn, type ClassSince, type QueryLabels, classesSince, knnByClass } from "./knn-classes.js";
 import { type KnnConfusion, knnConfusion } from "./knn-confusion.js";
 
 export type KnnScores = Record<string, { top1: number; top5: number }>; // by k, percent
@@ -142,7 +142,17 @@ export interface TableRow {
   // (as knnConfusion).
   // With the point before it too, the change since that point, each seed paired query by query with itself there:
   // whether the row went on forgetting between the two (sincePrevious).
-  knnCurve?: { step: number; knn: number; knnStd: number; change?: MeanInterval & { banks: number }; sincePrevious?: MeanInterval & { banks: number }; byClass?: ClassKnn[]; confusion?: KnnConfusion }[];
+  // With both, sincePrevious class by class (byClassSincePrevious, study/knn-classes.ts classesSince).
+  knnCurve?: {
+    step: number;
+    knn: number;
+    knnStd: number;
+    change?: MeanInterval & { banks: number };
+    sincePrevious?: MeanInterval & { banks: number };
+    byClass?: ClassKnn[];
+    byClassSincePrevious?: ClassSince[];
+    confusion?: KnnConfusion;
+  }[];
   // knnChange class by class of knn.queries (study/knn-classes.ts), where summarize was given the queries' classes.
   knnByClass?: ClassKnn[];
   // Where the queries went: the share of each class's queries given each class, less the original's (study/
@@ -316,22 +326,28 @@ function curveOf(group: CellResult[], steps: number[], k: string, baseline: Base
     const points = group.map((c) => c.knnCurve!.find((p) => p.step === step)!);
     const [knn, knnStd] = meanStd(points.map((p) => p.knn[k].top1));
     const answers = rowAnswers(points, baseline, unpackCorrect);
-    const since = answers && previous && sinceOf(answers.cells, previous.cells);
+    const since = answers && previous && sinceOf(...sameBanks(answers.cells, previous.cells));
     previous = answers;
     return { step, knn, knnStd, ...(answers && { change: changeOf(answers) }), ...(since && { sincePrevious: since }) };
   });
 }
 
 // A row's change from one point of its curve to the next, each seed's answers paired query by query with its own
-// at the point before (`now[seed][bank]`, `before[seed][bank]`): against every bank where both points were classified
-// against them all, else against knn.bank.
+// at the point before (`now[seed][bank]`, `before[seed][bank]`, as sameBanks keeps them).
 function sinceOf(now: Uint8Array[][], before: Uint8Array[][]): MeanInterval & { banks: number } {
+  return { ...pairedChange(now.map((seed, s) => seed.map((a, b) => [a, before[s][b]] as [Uint8Array, Uint8Array]))), banks: now[0].length };
+}
+
+// Two points' answers, `[seed][bank]`, against every bank where both were classified against them all, else against
+// knn.bank alone.
+function sameBanks(now: Uint8Array[][], before: Uint8Array[][]): [Uint8Array[][], Uint8Array[][]] {
   const banks = now[0].length === before[0].length ? now[0].length : 1;
-  return { ...pairedChange(now.map((seed, s) => seed.slice(0, banks).map((a, b) => [a, before[s][b]] as [Uint8Array, Uint8Array]))), banks };
+  return [now.map((seed) => seed.slice(0, banks)), before.map((seed) => seed.slice(0, banks))];
 }
 
 // A table row's change class by class of the queries (`queries`), and its confusion where the answers hold the
-// classes given, at its best checkpoints and at each point of its curve, where its cells kept their answers there.
+// classes given, at its best checkpoints and at each point of its curve, where its cells kept their answers there;
+// and at each point after the first, its change class by class since the point before.
 function addClasses(row: TableRow, group: CellResult[], baseline: BaselineResult, queries: QueryLabels): void {
   const classesOf = (cells: Parameters<typeof rowAnswers>[0]) => {
     const right = rowAnswers(cells, baseline, unpackCorrect);
@@ -341,7 +357,14 @@ function addClasses(row: TableRow, group: CellResult[], baseline: BaselineResult
   const best = classesOf(bestAnswers(group));
   if (best.byClass) row.knnByClass = best.byClass;
   if (best.confusion) row.knnConfusion = best.confusion;
-  for (const p of row.knnCurve ?? []) Object.assign(p, classesOf(group.map((c) => c.knnCurve!.find((q) => q.step === p.step)!)));
+  let previous: ReturnType<typeof rowAnswers>;
+  for (const p of row.knnCurve ?? []) {
+    const points = group.map((c) => c.knnCurve!.find((q) => q.step === p.step)!);
+    Object.assign(p, classesOf(points));
+    const right = rowAnswers(points, baseline, unpackCorrect);
+    if (right && previous) p.byClassSincePrevious = classesSince(...sameBanks(right.cells, previous.cells), queries);
+    previous = right;
+  }
 }
 
 // results.json: everything, with strategies by name.

@@ -1,13 +1,13 @@
 // The source k-NN class by class (study/knn-classes.ts): each class's queries taken apart from the rest, against
-// hand-counted answers and against the whole row's change (the queries' mean of the classes' changes); its CSV, its
-// part of table.md and its figure, and their removal where the results have none.
+// hand-counted answers and against the whole row's change (the queries' mean of the classes' changes), at each point
+// and between points; its CSVs, its parts of table.md and its figures, and their removal where the results have none.
 import { describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { knnByClass, knnClassesCsv } from "../../study/knn-classes.js";
-import { changeFromOriginal } from "../../study/comparisons.js";
+import { classesBetweenCsv, classesSince, knnByClass, knnClassesCsv } from "../../study/knn-classes.js";
+import { changeFromOriginal, pairedChange } from "../../study/comparisons.js";
 import { summarize } from "../../study/results.js";
 import { tableMarkdown, writeReport } from "../../study/report.js";
 import { forgettingClassesCurveSpec, forgettingClassesSpec } from "../../study/figures/forgetting-classes.js";
@@ -34,6 +34,16 @@ describe("knnByClass", () => {
     // b: the original 1 of 2, the seeds 2 and 1 of 2.
     expect([b.original, b.knn, b.change.mean]).toEqual([50, 75, 25]);
     expect([c.original, c.knn, c.change.mean]).toEqual([100, 100, 0]);
+  });
+
+  it("from one point of a curve to the next: each seed's answers paired with its own before, class by class", () => {
+    const before = [[u8([1, 1, 0, 1, 0, 1])], [u8([0, 1, 1, 1, 1, 0])]];
+    const [a, b, c] = classesSince(seeds, before, queries);
+    // a's queries (0, 2, 5): seed 0 from 1, 0, 1 to 0, 0, 1; seed 1 from 0, 1, 0 to 1, 0, 0.
+    expect([a.name, a.queries, a.before, a.knn]).toEqual(["a", 3, 50, 100 / 3]);
+    expect(a.change).toEqual({ ...pairedChange([[[u8([0, 0, 1]), u8([1, 0, 1])]], [[u8([1, 0, 0]), u8([0, 1, 0])]]]), banks: 1 });
+    expect([b.before, b.knn, b.change.mean]).toEqual([75, 75, 0]);
+    expect([c.before, c.knn, c.change.mean]).toEqual([100, 100, 0]);
   });
 
   it("refuses labels of another number of queries than the answers", () => {
@@ -69,6 +79,27 @@ describe("knnByClass in the study's results", () => {
     }
     const without = summarize(config, baselineWithAnswers, cellsWithAnswers, notes).table;
     expect(without.every((row) => row.knnByClass === undefined && row.knnCurve!.every((p) => p.byClass === undefined))).toBe(true);
+  });
+
+  it("gives each point after the first its change by class since the point before, whose queries' mean is the row's change there; knn-classes-between.csv and table.md hold it", () => {
+    for (const row of answered.table) {
+      const [first, ...rest] = row.knnCurve!;
+      expect(first.byClassSincePrevious).toBeUndefined();
+      for (const p of rest) expect(p.byClassSincePrevious!.reduce((s, c) => s + c.queries * c.change.mean, 0) / QUERIES, `step ${p.step}`).toBeCloseTo(p.sincePrevious!.mean, 10);
+    }
+    const lines = classesBetweenCsv(answered.table).trim().split("\n");
+    expect(lines[0]).toBe("strategy,lr,seeds,from,to,class,queries,knn_top1_from,knn_top1_to,change,change_lo,change_hi,banks");
+    const steps = config.knn.atSteps!;
+    expect(lines.length).toBe(1 + answered.table.length * 4 * (steps.length - 1));
+    const [full] = answered.table;
+    const c = full.knnCurve![1].byClassSincePrevious![3];
+    expect(lines[4]).toBe(`full,${full.lr},2,${steps[0]},${steps[1]},"crane, bird",10,${c.before.toFixed(2)},${c.knn.toFixed(2)},${c.change.mean.toFixed(2)},${c.change.lo.toFixed(2)},${c.change.hi.toFixed(2)},1`);
+    const md = tableMarkdown(answered).split("\n");
+    const at = md.indexOf("| Strategy | Steps | zero | one | two | crane, bird |");
+    expect(md[at - 2]).toBe("By class (knn-classes-between.csv): the same on each class's queries, paired the same way, the interval over the seeds and the class's queries.");
+    expect(md[at + 2].startsWith(`| full | ${steps[0]} → ${steps[1]} | `)).toBe(true);
+    const end = md.findIndex((l, i) => i >= at + 2 && !l.startsWith("| "));
+    expect(end - at - 2).toBe(answered.table.length * (steps.length - 1)); // a line per row and span
   });
 
   it("writes knn-classes.csv, a line per row, class and point (best, then each step), names quoted where they hold a comma, ends empty without an interval", () => {
@@ -127,7 +158,7 @@ describe("knnByClass in the study's results", () => {
       expect(frozenCurve).toContain(">not drawn, the original's answers throughout:<");
       expect(existsSync(join(dir, "forgetting-classes.png"))).toBe(true);
       await writeReport(dir, summarize(config, baselineWithAnswers, cellsWithAnswers, notes));
-      for (const f of ["knn-classes.csv", "forgetting-classes.svg", "forgetting-classes.png", "forgetting-classes.vl.json", "forgetting-classes-curve.svg", "forgetting-classes-curve.png"]) expect(existsSync(join(dir, f)), f).toBe(false);
+      for (const f of ["knn-classes.csv", "knn-classes-between.csv", "forgetting-classes.svg", "forgetting-classes.png", "forgetting-classes.vl.json", "forgetting-classes-curve.svg", "forgetting-classes-curve.png"]) expect(existsSync(join(dir, f)), f).toBe(false);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -138,7 +138,7 @@ describe("report files", () => {
       expect(files.map((f) => f.slice(dir.length + 1))).toEqual(["results.json", "results.csv", "table.md", ...figures]);
       expect(REPORT_FILES).toEqual(expect.arrayContaining(files.map((f) => f.slice(dir.length + 1))));
       // No Block Expansion here, and no forgetting by class (its results were not given the queries' classes).
-      expect(REPORT_FILES.filter((f) => !files.some((p) => p.endsWith(`/${f}`)))).toEqual(["knn-classes.csv", "knn-confusion.csv", "figure3.vl.json", "figure3.svg", "figure3.png", "forgetting-classes.vl.json", "forgetting-classes.svg", "forgetting-classes.png", "forgetting-classes-curve.vl.json", "forgetting-classes-curve.svg", "forgetting-classes-curve.png", "forgetting-confusion.vl.json", "forgetting-confusion.svg", "forgetting-confusion.png"]);
+      expect(REPORT_FILES.filter((f) => !files.some((p) => p.endsWith(`/${f}`)))).toEqual(["knn-classes.csv", "knn-classes-between.csv", "knn-confusion.csv", "figure3.vl.json", "figure3.svg", "figure3.png", "forgetting-classes.vl.json", "forgetting-classes.svg", "forgetting-classes.png", "forgetting-classes-curve.vl.json", "forgetting-classes-curve.svg", "forgetting-classes-curve.png", "forgetting-confusion.vl.json", "forgetting-confusion.svg", "forgetting-confusion.png"]);
       const json = JSON.parse(await readFile(join(dir, "results.json"), "utf8"));
       expect(Object.keys(json)).toEqual(["name", "reportK", "temperature", "selectBy", "selectedOn", "notes", "baseline", "table", "comparisons", "rates", "cells", "diverged", "missing", "config"]);
       for (const f of ["figure2", "forgetting", "tradeoff"]) {
