@@ -2,8 +2,10 @@
 // on that class's queries, the row's best checkpoints', and the change paired query by query as the row's knnChange
 // is (study/comparisons.ts changeFromOriginal: the mean over the seeds, and the banks where the original and every
 // cell were classified against knn.otherBanks; its crossed interval over the seeds, that class's queries and the
-// banks). Which of the source domain's classes a strategy forgets, and with knn.atSteps how soon. knnClassesCsv is
-// knn-classes.csv, a line per row, class and point (the best checkpoints, then each step of the curve).
+// banks). Which of the source domain's classes a strategy forgets, and with knn.atSteps how soon; classesSince the
+// same from one step of the curve to the next (which classes go on being forgotten, which come back). knnClassesCsv
+// is knn-classes.csv, a line per row, class and point (the best checkpoints, then each step of the curve), and
+// classesBetweenCsv knn-classes-between.csv.
 import type { MeanInterval } from "../util/stats.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
 import { pairedChange } from "./comparisons.js";
