@@ -8,7 +8,7 @@
 // `predicted`), which the answers hold for at most MAX_CLASSES classes. knnConfusionCsv is knn-confusion.csv.
 import type { MeanInterval } from "../util/stats.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
-import { changeFromOriginal } from "./comparisons.js";
+import { pairedChange } from "./comparisons.js";
 import { type QueryLabels, csvText, intervalEnd } from "./knn-classes.js";
 
 // One class's queries: the share of them given each class (in the order of KnnConfusion's `given`), in percent.
@@ -44,23 +44,36 @@ export function knnConfusion(given: Uint8Array[][], original: Uint8Array[], quer
   if (stray) throw new Error(`summary: a k-NN query given class ${stray.find((c) => c >= classes)}, where knn.queries has ${classes} classes (an answer file from another knn.queries?)`);
   const members = queries.classes.map(() => [] as number[]);
   for (let q = 0; q < count; q++) members[queries.labels[q]].push(q);
+  const pairs = given.map((banks) => banks.map((a, b) => [a, original[b]] as [Uint8Array, Uint8Array]));
+  const lines = queries.classes.flatMap((name, truth) => (members[truth].length > 0 ? [lineOf(name, members[truth], pairs, classes)] : []));
+  return { given: [...queries.classes], lines, every: lineOf(EVERY_QUERY, Array.from({ length: count }, (_, q) => q), pairs, classes), banks: original.length };
+}
+
+// How often each class is the answer to every query, from one point of a row's curve to the next: the classes each
+// seed gave there, `now[seed][bank]`, paired query by query with its own at the point before, `before[seed][bank]`
+// (its `original` the share at the point before). Whether a drift across a boundary goes on, or turns.
+export function answersSince(now: Uint8Array[][], before: Uint8Array[][], classes: string[]): AnswersSince {
+  const pairs = now.map((seed, s) => seed.map((a, b) => [a, before[s][b]] as [Uint8Array, Uint8Array]));
+  return { given: [...classes], every: lineOf(EVERY_QUERY, Array.from({ length: now[0][0].length }, (_, q) => q), pairs, classes.length), banks: now[0].length };
+}
+
+export type AnswersSince = Pick<KnnConfusion, "given" | "every" | "banks">;
+
+// The line of the queries `of` (indices), named `name`, from the classes given paired with a reference's,
+// `pairs[seed][bank]` = [given, reference]: for each class, the share of those queries given it in both (percent, the
+// mean over the seeds and banks) and the change, paired query by query (study/comparisons.ts pairedChange).
+function lineOf(name: string, of: number[], pairs: [Uint8Array, Uint8Array][][], classes: number): ConfusionLine {
   const share = (sets: Uint8Array[]) => (100 * sets.reduce((a, s) => a + s.reduce((x, y) => x + y, 0), 0)) / (sets.length * sets[0].length);
-  // The line of the queries `of` (indices), named `name`.
-  const lineOf = (name: string, of: number[]): ConfusionLine => {
-    // Per class given: 1 where a query of theirs was given it.
-    const asGiven = (a: Uint8Array, c: number) => Uint8Array.from(of, (q) => (a[q] === c ? 1 : 0));
-    const line: ConfusionLine = { name, queries: of.length, original: [], knn: [], change: [] };
-    for (let c = 0; c < classes; c++) {
-      const mine = given.map((banks) => banks.map((a) => asGiven(a, c)));
-      const theirs = original.map((a) => asGiven(a, c));
-      line.original.push(share(theirs));
-      line.knn.push(share(mine.flat()));
-      line.change.push(changeFromOriginal(mine, theirs));
-    }
-    return line;
-  };
-  const lines = queries.classes.flatMap((name, truth) => (members[truth].length > 0 ? [lineOf(name, members[truth])] : []));
-  return { given: [...queries.classes], lines, every: lineOf(EVERY_QUERY, Array.from({ length: count }, (_, q) => q)), banks: original.length };
+  // Per class given: 1 where a query of theirs was given it.
+  const asGiven = (a: Uint8Array, c: number) => Uint8Array.from(of, (q) => (a[q] === c ? 1 : 0));
+  const line: ConfusionLine = { name, queries: of.length, original: [], knn: [], change: [] };
+  for (let c = 0; c < classes; c++) {
+    const mine = pairs.map((banks) => banks.map(([a, r]) => [asGiven(a, c), asGiven(r, c)] as [Uint8Array, Uint8Array]));
+    line.original.push(share(mine.flat().map(([, r]) => r)));
+    line.knn.push(share(mine.flat().map(([a]) => a)));
+    line.change.push(pairedChange(mine));
+  }
+  return line;
 }
 
 // A confusion's moves away from the truth (off the diagonal) that grew, largest first: where the lost queries went.

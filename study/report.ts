@@ -242,6 +242,25 @@ function betweenStepsMarkdown(rows: StudyResults["table"]): string[] {
     `|---|---:|${spans.map(() => "---:|").join("")}`,
     ...curves.map((row) => `| ${strategyName(row.strategy)} | ${row.seeds} |${spans.map((s) => ` ${text(row.knnCurve!.find((p) => p.step === s.step)?.sincePrevious)} |`).join("")}`),
     ...betweenStepsByClass(curves),
+    ...betweenStepsAnswers(rows),
+  ];
+}
+
+// How often each class is the answer, from each step to the next (results.ts answersSincePrevious): a line per row
+// and span, a column per class given (the answers hold the classes given for at most MAX_CLASSES classes).
+function betweenStepsAnswers(rows: StudyResults["table"]): string[] {
+  const spans = rows.flatMap((row) => row.knnCurve?.flatMap((p, i) => (p.answersSincePrevious ? [{ row, from: row.knnCurve![i - 1].step, p }] : [])) ?? []);
+  if (spans.length === 0) return [];
+  const { given } = spans[0].p.answersSincePrevious!;
+  const banks = Math.max(...spans.map(({ p }) => p.answersSincePrevious!.banks));
+  const over = [...(rows.every((row) => row.seeds === 1) ? [] : ["the seeds"]), "every query", ...(banks > 1 ? ["the banks"] : [])];
+  return [
+    "",
+    `As the answer: the share of every query given each class at a step less at the step before, in points, each seed's classes given paired query by query with its own there: mean [${CONFIDENCE * 100}% confidence interval] over ${andList(over)}.`,
+    "",
+    `| Strategy | Steps |${given.map((name) => ` ${name} |`).join("")}`,
+    `|---|---|${given.map(() => "---:|").join("")}`,
+    ...spans.map(({ row, from, p }) => `| ${strategyName(row.strategy)} | ${from} → ${p.step} |${p.answersSincePrevious!.every.change.map((c) => ` ${intervalText(c)} |`).join("")}`),
   ];
 }
 

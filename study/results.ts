@@ -12,7 +12,7 @@ import { type Selection, selectionOf } from "./validation.js";
 import { type Comparison, type PairedCell, type RateComparison, changeFromOriginal, pairedChange, pairedComparisons, pairedDifference, rateComparisons } from "./comparisons.js";
 import { packBits, packBytes, unpackBits, unpackBytes } from "../util/bits.js";
 import { type ClassKnn, type ClassSince, type QueryLabels, classesSince, knnByClass } from "./knn-classes.js";
-import { type KnnConfusion, knnConfusion } from "./knn-confusion.js";
+import { type AnswersSince, type KnnConfusion, answersSince, knnConfusion } from "./knn-confusion.js";
 
 export type KnnScores = Record<string, { top1: number; top5: number }>; // by k, percent
 
@@ -142,7 +142,8 @@ export interface TableRow {
   // (as knnConfusion).
   // With the point before it too, the change since that point, each seed paired query by query with itself there:
   // whether the row went on forgetting between the two (sincePrevious).
-  // With both, sincePrevious class by class (byClassSincePrevious, study/knn-classes.ts classesSince).
+  // With both, sincePrevious class by class (byClassSincePrevious, study/knn-classes.ts classesSince), and how often
+  // each class is the answer, since the point before (answersSincePrevious).
   knnCurve?: {
     step: number;
     knn: number;
@@ -152,6 +153,7 @@ export interface TableRow {
     byClass?: ClassKnn[];
     byClassSincePrevious?: ClassSince[];
     confusion?: KnnConfusion;
+    answersSincePrevious?: AnswersSince; // the confusion's line of every query, since the point before
   }[];
   // knnChange class by class of knn.queries (study/knn-classes.ts), where summarize was given the queries' classes.
   knnByClass?: ClassKnn[];
@@ -347,7 +349,7 @@ function sameBanks(now: Uint8Array[][], before: Uint8Array[][]): [Uint8Array[][]
 
 // A table row's change class by class of the queries (`queries`), and its confusion where the answers hold the
 // classes given, at its best checkpoints and at each point of its curve, where its cells kept their answers there;
-// and at each point after the first, its change class by class since the point before.
+// and at each point after the first, its change class by class, and in the classes given, since the point before.
 function addClasses(row: TableRow, group: CellResult[], baseline: BaselineResult, queries: QueryLabels): void {
   const classesOf = (cells: Parameters<typeof rowAnswers>[0]) => {
     const right = rowAnswers(cells, baseline, unpackCorrect);
@@ -357,13 +359,15 @@ function addClasses(row: TableRow, group: CellResult[], baseline: BaselineResult
   const best = classesOf(bestAnswers(group));
   if (best.byClass) row.knnByClass = best.byClass;
   if (best.confusion) row.knnConfusion = best.confusion;
-  let previous: ReturnType<typeof rowAnswers>;
+  let previous: { right?: ReturnType<typeof rowAnswers>; given?: ReturnType<typeof rowAnswers> } = {};
   for (const p of row.knnCurve ?? []) {
     const points = group.map((c) => c.knnCurve!.find((q) => q.step === p.step)!);
     Object.assign(p, classesOf(points));
     const right = rowAnswers(points, baseline, unpackCorrect);
-    if (right && previous) p.byClassSincePrevious = classesSince(...sameBanks(right.cells, previous.cells), queries);
-    previous = right;
+    const given = rowAnswers(points, baseline, unpackPredicted);
+    if (right && previous.right) p.byClassSincePrevious = classesSince(...sameBanks(right.cells, previous.right.cells), queries);
+    if (given && previous.given) p.answersSincePrevious = answersSince(...sameBanks(given.cells, previous.given.cells), queries.classes);
+    previous = { right, given };
   }
 }
 

@@ -7,8 +7,8 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EVERY_QUERY, confusionMoves, knnConfusion, knnConfusionCsv } from "../../study/knn-confusion.js";
-import { changeFromOriginal } from "../../study/comparisons.js";
+import { EVERY_QUERY, answersSince, confusionMoves, knnConfusion, knnConfusionCsv } from "../../study/knn-confusion.js";
+import { changeFromOriginal, pairedChange } from "../../study/comparisons.js";
 import { type BaselineResult, type CellResult, type Correct, summarize, unpackCorrect } from "../../study/results.js";
 import { tableMarkdown, writeReport } from "../../study/report.js";
 import { forgettingConfusionSpec } from "../../study/figures/forgetting-confusion.js";
@@ -69,6 +69,17 @@ describe("knnConfusion", () => {
     expect(a.change[1]).toEqual(changeFromOriginal(both.map((s) => s.map(as(1))), banks.map(as(1))));
   });
 
+  it("from one point of a curve to the next: how often each class is the answer, each seed paired query by query with its own before", () => {
+    const before = [[u8([0, 0, 1, 2, 1, 0])], [u8([0, 0, 3, 2, 1, 3])]];
+    const since = answersSince(seeds, before, queries.classes);
+    expect([since.given, since.banks, since.every.name, since.every.queries]).toEqual([queries.classes, 1, EVERY_QUERY, 6]);
+    // Class b: seed 0 from 2 to 4 queries of 6, seed 1 from 1 to 2.
+    expect([since.every.original[1], since.every.knn[1]]).toEqual([25, 50]);
+    const as = (c: number) => (x: Uint8Array) => Uint8Array.from(x, (v) => (v === c ? 1 : 0));
+    expect(since.every.change[1]).toEqual(pairedChange(seeds.map((seed, i) => seed.map((a, b) => [as(1)(a), as(1)(before[i][b])] as [Uint8Array, Uint8Array]))));
+    expect(since.every.change.reduce((sum, c) => sum + c.mean, 0)).toBeCloseTo(0, 12);
+  });
+
   it("refuses labels of another number of queries, and a class given beyond the queries' classes", () => {
     expect(() => knnConfusion(seeds, original, { ...queries, labels: [0, 1, 0] })).toThrow("summary: expected a class for each of the 6 k-NN queries the classes given are of, got 3");
     expect(() => knnConfusion([[u8([0, 1, 1, 7, 0, 0])]], original, queries)).toThrow("summary: a k-NN query given class 7, where knn.queries has 4 classes");
@@ -115,6 +126,25 @@ describe("knnConfusion in the study's results", () => {
     const [full, linear] = summarize(config, baselineGiven, [cellsWithAnswers[0], ...cellsGiven.slice(1)], notes, queries).table;
     expect([full.lr, cellsWithAnswers[0].id]).toEqual([0.1, "full_lr0.1_s0"]);
     expect([full.knnConfusion, full.knnByClass?.length, linear.knnConfusion?.lines.length]).toEqual([undefined, 4, 4]);
+  });
+
+  it("gives each point after the first how often each class is the answer since the point before; the spans add up to the last point's line of every query; table.md holds them", () => {
+    for (const row of given.table) {
+      const [first, ...rest] = row.knnCurve!;
+      expect(first.answersSincePrevious).toBeUndefined();
+      given.table[0].knnConfusion!.given.forEach((_, j) => {
+        const sum = rest.reduce((s, p) => s + p.answersSincePrevious!.every.change[j].mean, 0);
+        expect(sum, `${row.lr} class ${j}`).toBeCloseTo(row.knnCurve!.at(-1)!.confusion!.every.change[j].mean, 9); // step 0 is the original
+      });
+    }
+    const md = tableMarkdown(given).split("\n");
+    const at = md.findIndex((l) => l.startsWith("As the answer: the share of every query given each class at a step less at the step before"));
+    expect(md[at]).toContain("over the seeds and every query.");
+    expect(md[at + 2]).toBe("| Strategy | Steps | zero | one | two | crane, bird |");
+    const [full] = given.table;
+    const [, second] = full.knnCurve!;
+    expect(md[at + 4].startsWith(`| full | ${full.knnCurve![0].step} → ${second.step} | `)).toBe(true);
+    expect(tableMarkdown(summarize(config, baselineWithAnswers, cellsWithAnswers, notes, queries))).not.toContain("As the answer");
   });
 
   it("is over every bank where every answer set there holds the classes given, else over knn.bank alone", () => {

@@ -526,11 +526,11 @@ describe("the forgetting curve (knn.atSteps)", () => {
     // that cell's less the original's, with an interval over the queries alone.
     for (const row of results.table) {
       const c = results.cells.find((x: CellResult) => x.strategy === row.strategy);
-      type Point = { change: { mean: number; lo: number; hi: number; n: number }; sincePrevious?: unknown; byClassSincePrevious?: unknown; byClass: ClassKnn[]; confusion: KnnConfusion };
+      type Point = { change: { mean: number; lo: number; hi: number; n: number }; sincePrevious?: unknown; byClassSincePrevious?: unknown; answersSincePrevious?: unknown; byClass: ClassKnn[]; confusion: KnnConfusion };
       expect(row.knnCurve.every((p: Point) => p.byClass.length === 6)).toBe(true); // the queries' six classes, at each step
       // The classes given, kept with the answers (six classes): each point's confusion, whose diagonal is its change by class.
       for (const p of row.knnCurve as Point[]) expect(p.confusion.lines.map((line, i) => line.change[i])).toEqual(p.byClass.map(({ change: { banks: _, ...c } }) => c));
-      expect(row.knnCurve.map(({ change: _, byClass: __, confusion: ___, sincePrevious: ____, byClassSincePrevious: _____, ...p }: Point) => p)).toEqual(c.knnCurve.map((p: CurvePoint) => ({ step: p.step, knn: p.knn["5"].top1, knnStd: 0 })));
+      expect(row.knnCurve.map(({ change: _, byClass: __, confusion: ___, sincePrevious: ____, byClassSincePrevious: _____, answersSincePrevious: ______, ...p }: Point) => p)).toEqual(c.knnCurve.map((p: CurvePoint) => ({ step: p.step, knn: p.knn["5"].top1, knnStd: 0 })));
       row.knnCurve.forEach(({ change }: Point, i: number) => {
         expect(change.mean).toBeCloseTo(c.knnCurve[i].knn["5"].top1 - results.baseline.knn["5"].top1, 9);
         expect(change.n).toBe(1);
