@@ -351,23 +351,22 @@ function sameBanks(now: Uint8Array[][], before: Uint8Array[][]): [Uint8Array[][]
 // classes given, at its best checkpoints and at each point of its curve, where its cells kept their answers there;
 // and at each point after the first, its change class by class, and in the classes given, since the point before.
 function addClasses(row: TableRow, group: CellResult[], baseline: BaselineResult, queries: QueryLabels): void {
-  const classesOf = (cells: Parameters<typeof rowAnswers>[0]) => {
-    const right = rowAnswers(cells, baseline, unpackCorrect);
-    const given = rowAnswers(cells, baseline, unpackPredicted);
-    return { ...(right && { byClass: knnByClass(right.cells, right.original, queries) }), ...(given && { confusion: knnConfusion(given.cells, given.original, queries) }) };
-  };
-  const best = classesOf(bestAnswers(group));
+  // A point's answers, right and wrong and the classes given, each decoded once.
+  const answersOf = (cells: Parameters<typeof rowAnswers>[0]) => ({ right: rowAnswers(cells, baseline, unpackCorrect), given: rowAnswers(cells, baseline, unpackPredicted) });
+  const classesOf = ({ right, given }: ReturnType<typeof answersOf>) => ({
+    ...(right && { byClass: knnByClass(right.cells, right.original, queries) }),
+    ...(given && { confusion: knnConfusion(given.cells, given.original, queries) }),
+  });
+  const best = classesOf(answersOf(bestAnswers(group)));
   if (best.byClass) row.knnByClass = best.byClass;
   if (best.confusion) row.knnConfusion = best.confusion;
-  let previous: { right?: ReturnType<typeof rowAnswers>; given?: ReturnType<typeof rowAnswers> } = {};
+  let previous: Partial<ReturnType<typeof answersOf>> = {};
   for (const p of row.knnCurve ?? []) {
-    const points = group.map((c) => c.knnCurve!.find((q) => q.step === p.step)!);
-    Object.assign(p, classesOf(points));
-    const right = rowAnswers(points, baseline, unpackCorrect);
-    const given = rowAnswers(points, baseline, unpackPredicted);
-    if (right && previous.right) p.byClassSincePrevious = classesSince(...sameBanks(right.cells, previous.right.cells), queries);
-    if (given && previous.given) p.answersSincePrevious = answersSince(...sameBanks(given.cells, previous.given.cells), queries.classes);
-    previous = { right, given };
+    const now = answersOf(group.map((c) => c.knnCurve!.find((q) => q.step === p.step)!));
+    Object.assign(p, classesOf(now));
+    if (now.right && previous.right) p.byClassSincePrevious = classesSince(...sameBanks(now.right.cells, previous.right.cells), queries);
+    if (now.given && previous.given) p.answersSincePrevious = answersSince(...sameBanks(now.given.cells, previous.given.cells), queries.classes);
+    previous = now;
   }
 }
 
