@@ -15,7 +15,7 @@ import { join } from "node:path";
 import type { DatasetIdentity } from "../data/dataset.js";
 import { strategyName } from "../peft/strategy.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
-import { type KnnScores, type StudyResults, otherBanksKnn, resultsJson } from "./results.js";
+import { type KnnScores, type StudyResults, type TableRow, otherBanksKnn, resultsJson } from "./results.js";
 import { type StudyConfig, ratesFor } from "./config.js";
 import { type FigureSpec, figureFileNames, figureFiles } from "../plot/render.js";
 import { figure2Spec } from "./figures/figure2.js";
@@ -249,38 +249,50 @@ function betweenStepsMarkdown(rows: StudyResults["table"]): string[] {
 // How often each class is the answer, from each step to the next (results.ts answersSincePrevious): a line per row
 // and span, a column per class given (the answers hold the classes given for at most MAX_CLASSES classes).
 function betweenStepsAnswers(rows: StudyResults["table"]): string[] {
-  const spans = rows.flatMap((row) => row.knnCurve?.flatMap((p, i) => (p.answersSincePrevious ? [{ row, from: row.knnCurve![i - 1].step, p }] : [])) ?? []);
+  const spans = spansWith(rows, (p) => p.answersSincePrevious);
   if (spans.length === 0) return [];
-  const { given } = spans[0].p.answersSincePrevious!;
-  const banks = Math.max(...spans.map(({ p }) => p.answersSincePrevious!.banks));
+  const banks = Math.max(...spans.map(({ since }) => since.banks));
   const over = [...(rows.every((row) => row.seeds === 1) ? [] : ["the seeds"]), "every query", ...(banks > 1 ? ["the banks"] : [])];
   return [
     "",
     `As the answer: the share of every query given each class at a step less at the step before, in points, each seed's classes given paired query by query with its own there: mean [${CONFIDENCE * 100}% confidence interval] over ${andList(over)}.`,
     "",
-    `| Strategy | Steps |${given.map((name) => ` ${name} |`).join("")}`,
-    `|---|---|${given.map(() => "---:|").join("")}`,
-    ...spans.map(({ row, from, p }) => `| ${strategyName(row.strategy)} | ${from} → ${p.step} |${p.answersSincePrevious!.every.change.map((c) => ` ${intervalText(c)} |`).join("")}`),
+    ...spanTable(spans[0].since.given, spans, (since) => since.every.change),
+  ];
+}
+
+type CurvePoint = NonNullable<TableRow["knnCurve"]>[number];
+type Span<T> = { row: TableRow; from: number; step: number; since: T };
+
+// Each row's points that hold `since` (a change since the point before), with the step before.
+function spansWith<T>(rows: TableRow[], since: (p: CurvePoint) => T | undefined): Span<T>[] {
+  return rows.flatMap((row) =>
+    (row.knnCurve ?? []).flatMap((p, i) => {
+      const s = since(p);
+      return s === undefined ? [] : [{ row, from: row.knnCurve![i - 1].step, step: p.step, since: s }];
+    }),
+  );
+}
+
+// A table of changes between steps: a line per row and span, a column per name (`changes` in the names' order).
+function spanTable<T>(names: string[], spans: Span<T>[], changes: (since: T) => MeanInterval[]): string[] {
+  return [
+    `| Strategy | Steps |${names.map((name) => ` ${name} |`).join("")}`,
+    `|---|---|${names.map(() => "---:|").join("")}`,
+    ...spans.map(({ row, from, step, since }) => `| ${strategyName(row.strategy)} | ${from} → ${step} |${changes(since).map((c) => ` ${intervalText(c)} |`).join("")}`),
   ];
 }
 
 // The same class by class (results.ts byClassSincePrevious), a line per row and span, a column per class, for at
 // most MAX_CLASSES classes; knn-classes-between.csv holds every class.
 function betweenStepsByClass(rows: StudyResults["table"]): string[] {
-  const spans = rows.flatMap((row) => row.knnCurve!.flatMap((p, i) => (p.byClassSincePrevious ? [{ row, from: row.knnCurve![i - 1].step, p }] : [])));
+  const spans = spansWith(rows, (p) => p.byClassSincePrevious);
   if (spans.length === 0) return [];
-  const classes = spans[0].p.byClassSincePrevious!;
+  const classes = spans[0].since;
   const over = [...(rows.every((row) => row.seeds === 1) ? [] : ["the seeds"]), "the class's queries", ...(classes.some((c) => c.change.banks > 1) ? ["the banks"] : [])];
   const intro = `By class (${BETWEEN_CSV}): the same on each class's queries, paired the same way, the interval over ${andList(over)}.`;
   if (classes.length > MAX_CLASSES) return ["", `${intro} Every one of the ${classes.length} classes of knn.queries is in the file.`];
-  return [
-    "",
-    intro,
-    "",
-    `| Strategy | Steps |${classes.map((c) => ` ${c.name} |`).join("")}`,
-    `|---|---|${classes.map(() => "---:|").join("")}`,
-    ...spans.map(({ row, from, p }) => `| ${strategyName(row.strategy)} | ${from} → ${p.step} |${p.byClassSincePrevious!.map((c) => ` ${intervalText(c.change)} |`).join("")}`),
-  ];
+  return ["", intro, "", ...spanTable(classes.map((c) => c.name), spans, (since) => since.map((c) => c.change))];
 }
 
 // Each row's forgetting class by class of knn.queries (results.ts knnByClass): a column per class, headed by the
