@@ -261,11 +261,11 @@ function betweenStepsAnswers(rows: StudyResults["table"]): string[] {
   ];
 }
 
-type CurvePoint = NonNullable<TableRow["knnCurve"]>[number];
+type RowPoint = NonNullable<TableRow["knnCurve"]>[number];
 type Span<T> = { row: TableRow; from: number; step: number; since: T };
 
 // Each row's points that hold `since` (a change since the point before), with the step before.
-function spansWith<T>(rows: TableRow[], since: (p: CurvePoint) => T | undefined): Span<T>[] {
+function spansWith<T>(rows: TableRow[], since: (p: RowPoint) => T | undefined): Span<T>[] {
   return rows.flatMap((row) =>
     (row.knnCurve ?? []).flatMap((p, i) => {
       const s = since(p);

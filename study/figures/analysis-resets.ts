@@ -14,7 +14,7 @@ import { CONFIDENCE } from "../comparisons.js";
 import { stepPanelsSpec } from "./analysis-steps.js";
 import { stepAxis } from "./forgetting-curve.js";
 import { panelsSpec } from "./panels.js";
-import { nothingToDrawSpec, seedsNote } from "./parts.js";
+import { intervalEnds, nothingToDrawSpec, seedsNote } from "./parts.js";
 
 const KNN = "source k-NN";
 const TRANSFER = "transfer";
@@ -26,7 +26,7 @@ export function resetsSpec(a: RunAnalysis): FigureSpec {
   const rows = a.strategies.filter((s) => s.resets && s.resets.units.length > 0);
   const points = rows.flatMap((s) =>
     s.resets!.units.flatMap((u) =>
-      ([[KNN, u.knnChange], [TRANSFER, u.transferChange]] as const).map(([measure, d]) => ({ strategy: s.strategy, unit: u.unit, measure, seeds: u.seeds, value: d.mean, lo: Number.isFinite(d.lo) ? d.lo : null, hi: Number.isFinite(d.hi) ? d.hi : null })),
+      ([[KNN, u.knnChange], [TRANSFER, u.transferChange]] as const).map(([measure, d]) => ({ strategy: s.strategy, unit: u.unit, measure, seeds: u.seeds, value: d.mean, ...intervalEnds(d) })),
     ),
   );
   // The parts in the model's order, each panel its own: along the x axis, or where a panel has more than fit there
@@ -93,7 +93,7 @@ export function stepResetsSpec(a: RunAnalysis): FigureSpec {
       (t.resets?.units ?? []).filter((u) => alone(u.unit)).flatMap((u) => {
         const d = u.knnChange;
         const part = u.layer ? u.unit.slice(0, -u.layer.length - 1) : u.unit;
-        const at = { strategy: s.strategy, unit: u.unit, part, layer: u.layer ?? WHOLE, step: t.step, seeds: u.seeds, value: d.mean, lo: Number.isFinite(d.lo) ? d.lo : null, hi: Number.isFinite(d.hi) ? d.hi : null };
+        const at = { strategy: s.strategy, unit: u.unit, part, layer: u.layer ?? WHOLE, step: t.step, seeds: u.seeds, value: d.mean, ...intervalEnds(d) };
         return t === s.atSteps![0] ? [{ ...at, step: 0, seeds: 0, value: 0, lo: null, hi: null }, at] : [at];
       }),
     ),

@@ -6,6 +6,7 @@
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG } from "../../plot/style.js";
 import type { MeanInterval } from "../../util/stats.js";
+import { intervalEnds } from "./parts.js";
 
 export interface HeatmapAxis {
   field: string; // the data field, named in the tooltip ("block", "class")
@@ -26,8 +27,7 @@ export interface HeatmapCell {
 export function changeHeatmapSpec(o: { title: string | string[]; subtitle: string[]; strategies: string[]; x: HeatmapAxis; y: HeatmapAxis; cells: HeatmapCell[] }): FigureSpec {
   const values = o.cells.map((c) => {
     const beyond = c.change.hi < 0 || c.change.lo > 0;
-    const end = (v: number) => (Number.isFinite(v) ? v : null);
-    return { strategy: c.strategy, [o.x.field]: c.x, [o.y.field]: c.y, change: c.change.mean, lo: end(c.change.lo), hi: end(c.change.hi), label: `${c.change.mean.toFixed(1)}${beyond ? "*" : ""}`, aside: c.aside === true };
+    return { strategy: c.strategy, [o.x.field]: c.x, [o.y.field]: c.y, change: c.change.mean, ...intervalEnds(c.change), label: `${c.change.mean.toFixed(1)}${beyond ? "*" : ""}`, aside: c.aside === true };
   });
   const reach = Math.max(1, ...values.filter((v) => !v.aside).map((v) => Math.abs(v.change)));
   return {

@@ -9,7 +9,7 @@ import { strategyName } from "../../peft/strategy.js";
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
-import { changeIntervalNote, listLines, nothingToDrawSpec, seedsNote, studyTitle } from "./parts.js";
+import { changeIntervalNote, intervalEnds, listLines, nothingToDrawSpec, seedsNote, studyTitle } from "./parts.js";
 import { stepPanelsSpec } from "./analysis-steps.js";
 import { stepAxis } from "./forgetting-curve.js";
 import { MAX_CLASSES, originalAnswers } from "../knn-classes.js";
@@ -30,7 +30,7 @@ export function forgettingClassesSpec(r: StudyResults): FigureSpec {
   // Each class once, in the queries' order, labelled with the original's accuracy on it (the same in every row).
   const classes = rows[0].knnByClass!.map((c) => `${c.name} (${c.original.toFixed(1)}%)`);
   const points = rows.flatMap((row, i) =>
-    row.knnByClass!.map((c) => ({ strategy: names[i], lr: row.lr, seeds: row.seeds, class: `${c.name} (${c.original.toFixed(1)}%)`, queries: c.queries, original: c.original, knn: c.knn, value: c.change.mean, lo: Number.isFinite(c.change.lo) ? c.change.lo : null, hi: Number.isFinite(c.change.hi) ? c.change.hi : null })),
+    row.knnByClass!.map((c) => ({ strategy: names[i], lr: row.lr, seeds: row.seeds, class: `${c.name} (${c.original.toFixed(1)}%)`, queries: c.queries, original: c.original, knn: c.knn, value: c.change.mean, ...intervalEnds(c.change) })),
   );
   const banks = Math.max(...rows.flatMap((row) => row.knnByClass!.map((c) => c.change.banks)));
   // A row with the original's answers everywhere (linear probing) draws bars of height 0: named, not read as missing.
@@ -91,7 +91,7 @@ export function forgettingClassesCurveSpec(r: StudyResults): FigureSpec {
   const classes = curved[0].knnCurve!.find((p) => p.byClass)!.byClass!.map((c) => c.name);
   const points = rows.flatMap((row) =>
     row.knnCurve!.flatMap((p) =>
-      (p.byClass ?? []).map((c) => ({ strategy: strategyName(row.strategy), lr: row.lr, seeds: row.seeds, step: p.step, class: c.name, knn: c.knn, value: c.change.mean, lo: Number.isFinite(c.change.lo) ? c.change.lo : null, hi: Number.isFinite(c.change.hi) ? c.change.hi : null })),
+      (p.byClass ?? []).map((c) => ({ strategy: strategyName(row.strategy), lr: row.lr, seeds: row.seeds, step: p.step, class: c.name, knn: c.knn, value: c.change.mean, ...intervalEnds(c.change) })),
     ),
   );
   const steps = [...new Set(points.map((p) => p.step))].sort((a, b) => a - b);

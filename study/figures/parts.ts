@@ -55,6 +55,10 @@ export const changeIntervalNote = (...over: string[]): string[] => {
   return [`${CONFIDENCE * 100}% interval of the change from the`, `original, over ${samples.slice(0, -1).join(", ")} and ${samples[samples.length - 1]}`];
 };
 
+// An interval's ends as a figure's data holds them: null where there is none (one seed without answers per image),
+// as JSON has no NaN and vega draws no rule from null.
+export const intervalEnds = (d: { lo: number; hi: number }): { lo: number | null; hi: number | null } => ({ lo: Number.isFinite(d.lo) ? d.lo : null, hi: Number.isFinite(d.hi) ? d.hi : null });
+
 // A figure with nothing to draw, its title and a line that says why, where the run folder's files must still hold
 // it (an analysis's files are what makes it up to date): a spec of no data draws with warnings, which fail.
 export function nothingToDrawSpec(text: string, why: string[]): FigureSpec {

@@ -10,7 +10,7 @@ import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import { CONFIDENCE } from "../comparisons.js";
 import type { RunComparison, RunPair } from "../run-comparison.js";
-import { listLines, nothingToDrawSpec, studyTitle } from "./parts.js";
+import { intervalEnds, listLines, nothingToDrawSpec, studyTitle } from "./parts.js";
 import { stepAxis } from "./forgetting-curve.js";
 
 const WIDTH = 440;
@@ -33,7 +33,7 @@ export function runComparisonCurveSpec(c: RunComparison): FigureSpec {
     return Math.sign(u) * Math.expm1(Math.abs(u));
   };
   const points = drawn.flatMap((p, i) =>
-    p.curve!.map((q) => ({ pair: labels[i], step: q.step, at: at(q.step, i), seeds: q.seeds.length, knn: q.knn.mean, lo: Number.isFinite(q.knn.lo) ? q.knn.lo : null, hi: Number.isFinite(q.knn.hi) ? q.knn.hi : null })),
+    p.curve!.map((q) => ({ pair: labels[i], step: q.step, at: at(q.step, i), seeds: q.seeds.length, knn: q.knn.mean, ...intervalEnds(q.knn) })),
   );
   const barless = [...new Set(points.filter((p) => p.lo === null).map((p) => p.pair))];
   const x = { ...stepAxis(c.curveSteps, "Fine-tuning step (symmetric log scale)", WIDTH), field: "at" } as const;
