@@ -67,12 +67,11 @@ function classesOfPairs(pairs: [Uint8Array, Uint8Array][][], queries: QueryLabel
   }
   const members = queries.classes.map(() => [] as number[]);
   for (let q = 0; q < count; q++) members[queries.labels[q]].push(q);
-  const percent = (sets: Uint8Array[]) => (100 * sets.reduce((a, s) => a + s.reduce((x, y) => x + y, 0), 0)) / (sets.length * sets[0].length);
   return queries.classes.flatMap((name, c) => {
     if (members[c].length === 0) return [];
     const of = (a: Uint8Array) => Uint8Array.from(members[c], (q) => a[q]);
     const mine = pairs.map((banks) => banks.map(([a, r]) => [of(a), of(r)] as [Uint8Array, Uint8Array]));
-    return [{ name, queries: members[c].length, reference: percent(mine.flat().map(([, r]) => r)), knn: percent(mine.flat().map(([a]) => a)), change: pairedChange(mine) }];
+    return [{ name, queries: members[c].length, reference: percentOnes(mine.flat().map(([, r]) => r)), knn: percentOnes(mine.flat().map(([a]) => a)), change: pairedChange(mine) }];
   });
 }
 
@@ -121,6 +120,9 @@ export function classesBetweenCsv(table: { strategy: Strategy; lr: number; seeds
 export function classCsvFields(c: ClassKnn): (string | number)[] {
   return [csvText(c.name), c.queries, c.original.toFixed(2), c.knn.toFixed(2), c.change.mean.toFixed(2), intervalEnd(c.change.lo), intervalEnd(c.change.hi), c.change.banks];
 }
+
+// The percent of 1s in answer sets of one length (0/1 each), over all of them.
+export const percentOnes = (sets: Uint8Array[]): number => (100 * sets.reduce((a, s) => a + s.reduce((x, y) => x + y, 0), 0)) / (sets.length * sets[0].length);
 
 // A class name as one CSV field (ImageNet's hold commas: "crane, bird").
 export const csvText = (s: string) => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);

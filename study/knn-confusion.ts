@@ -9,7 +9,7 @@
 import type { MeanInterval } from "../util/stats.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
 import { pairedChange } from "./comparisons.js";
-import { type QueryLabels, csvText, intervalEnd } from "./knn-classes.js";
+import { type QueryLabels, csvText, intervalEnd, percentOnes } from "./knn-classes.js";
 
 // One class's queries: the share of them given each class (in the order of KnnConfusion's `given`), in percent.
 export interface ConfusionLine {
@@ -63,14 +63,13 @@ export type AnswersSince = Pick<KnnConfusion, "given" | "every" | "banks">;
 // `pairs[seed][bank]` = [given, reference]: for each class, the share of those queries given it in both (percent, the
 // mean over the seeds and banks) and the change, paired query by query (study/comparisons.ts pairedChange).
 function lineOf(name: string, of: number[], pairs: [Uint8Array, Uint8Array][][], classes: number): ConfusionLine {
-  const share = (sets: Uint8Array[]) => (100 * sets.reduce((a, s) => a + s.reduce((x, y) => x + y, 0), 0)) / (sets.length * sets[0].length);
   // Per class given: 1 where a query of theirs was given it.
   const asGiven = (a: Uint8Array, c: number) => Uint8Array.from(of, (q) => (a[q] === c ? 1 : 0));
   const line: ConfusionLine = { name, queries: of.length, original: [], knn: [], change: [] };
   for (let c = 0; c < classes; c++) {
     const mine = pairs.map((banks) => banks.map(([a, r]) => [asGiven(a, c), asGiven(r, c)] as [Uint8Array, Uint8Array]));
-    line.original.push(share(mine.flat().map(([, r]) => r)));
-    line.knn.push(share(mine.flat().map(([a]) => a)));
+    line.original.push(percentOnes(mine.flat().map(([, r]) => r)));
+    line.knn.push(percentOnes(mine.flat().map(([a]) => a)));
     line.change.push(pairedChange(mine));
   }
   return line;
