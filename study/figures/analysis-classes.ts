@@ -5,9 +5,8 @@
 // analysis measures them.
 import type { FigureSpec } from "../../plot/render.js";
 import type { RunAnalysis } from "../analysis-results.js";
-import { CONFIDENCE } from "../comparisons.js";
 import { MAX_CLASSES, originalAnswers } from "../knn-classes.js";
-import { listLines, nothingToDrawSpec, seedsNote } from "./parts.js";
+import { listLines, nothingToDrawSpec, pairedSeedsNote } from "./parts.js";
 import { changeHeatmapSpec } from "./change-heatmap.js";
 
 const TEXT = "At which depth each source class is lost";
@@ -34,7 +33,7 @@ export function classesSpec(a: RunAnalysis): FigureSpec {
       "images less the original's, in points",
       `${a.images.count} source-domain images (${a.images.name} ${a.images.split})`,
       "each strategy at the table's learning rate",
-      ...seedsNote(rows.map((s) => ({ label: s.strategy, seeds: s.seeds })), "star", banks > 1 ? [`its ${CONFIDENCE * 100}% interval, over seeds, banks`, "and images, excludes 0"] : [`its ${CONFIDENCE * 100}% interval, over seeds and`, "images, excludes 0"]),
+      ...pairedSeedsNote(rows.map((s) => ({ label: s.strategy, seeds: s.seeds })), (interval) => `a star where ${interval} excludes 0`, banks > 1 ? ["banks", "images"] : ["images"]),
       ...(unchanged.length > 0 ? listLines("not drawn, the original's answers throughout", unchanged) : []),
     ],
     strategies: rows.map((s) => s.strategy),

@@ -9,7 +9,7 @@ import { strategyName } from "../../peft/strategy.js";
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import type { StudyResults } from "../results.js";
-import { changeIntervalNote, intervalEnds, listLines, nothingToDrawSpec, seedsNote, studyTitle } from "./parts.js";
+import { changeIntervalNote, intervalEnds, listLines, nothingToDrawSpec, pairedSeedsNote, seedsNote, studyTitle } from "./parts.js";
 import { stepPanelsSpec } from "./analysis-steps.js";
 import { stepAxis } from "./forgetting-curve.js";
 import { MAX_CLASSES, originalAnswers } from "../knn-classes.js";
@@ -49,10 +49,10 @@ export function forgettingClassesSpec(r: StudyResults): FigureSpec {
         "each strategy at its selected learning rate: its",
         "source k-NN on each class's queries less the",
         "original backbone's, paired query by query",
-        ...seedsNote(
+        ...pairedSeedsNote(
           rows.map((row, i) => ({ label: names[i], seeds: row.seeds })),
-          "error bars",
-          banks > 1 ? changeIntervalNote("banks", "queries") : changeIntervalNote("queries"),
+          (interval) => `error bars: ${interval}`,
+          banks > 1 ? ["queries", "banks"] : ["queries"],
         ),
         ...(unchanged.length > 0 ? listLines(`${UNCHANGED}, bars of 0`, unchanged) : []),
       ],

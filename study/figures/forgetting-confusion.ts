@@ -9,11 +9,10 @@
 import { strategyName } from "../../peft/strategy.js";
 import type { FigureSpec } from "../../plot/render.js";
 import type { StudyResults } from "../results.js";
-import { CONFIDENCE } from "../comparisons.js";
 import { noChange } from "../knn-classes.js";
 import { EVERY_QUERY } from "../knn-confusion.js";
 import { changeHeatmapSpec } from "./change-heatmap.js";
-import { listLines, nothingToDrawSpec, seedsNote, studyTitle } from "./parts.js";
+import { listLines, nothingToDrawSpec, pairedSeedsNote, studyTitle } from "./parts.js";
 
 // Whether some table row has its confusion.
 export const hasConfusionFigure = (r: Pick<StudyResults, "table">): boolean => r.table.some((row) => row.knnConfusion);
@@ -38,7 +37,7 @@ export function forgettingConfusionSpec(r: StudyResults): FigureSpec {
       "query by query; in grey, the class's own change",
       "(forgetting-classes.*), out of the colour scale;",
       `last, ${EVERY_QUERY}: each class as the answer`,
-      ...seedsNote(rows.map((row) => ({ label: strategyName(row.strategy), seeds: row.seeds })), "star", [`its ${CONFIDENCE * 100}% interval, over seeds, the`, `class's queries${banks > 1 ? " and banks" : ""}, excludes 0`]),
+      ...pairedSeedsNote(rows.map((row) => ({ label: strategyName(row.strategy), seeds: row.seeds })), (interval) => `a star where ${interval} excludes 0`, banks > 1 ? ["queries", "banks"] : ["queries"]),
       ...(unchanged.length > 0 ? listLines("not drawn, the original's class for every query", unchanged) : []),
     ],
     strategies: rows.map((row) => strategyName(row.strategy)),

@@ -50,10 +50,34 @@ export function seedsNote(marks: { label: string; seeds: number }[], what = "err
 
 // seedsNote's `spread` where the marks are the 95% interval of each value's change from the original backbone's,
 // paired over seeds and `over` (the queries, the images; the banks and the queries).
-export const changeIntervalNote = (...over: string[]): string[] => {
-  const samples = ["seeds", ...over];
-  return [`${CONFIDENCE * 100}% interval of the change from the`, `original, over ${samples.slice(0, -1).join(", ")} and ${samples[samples.length - 1]}`];
-};
+export const changeIntervalNote = (...over: string[]): string[] => [`${CONFIDENCE * 100}% interval of the change from the`, `original, over ${andList(["seeds", ...over])}`];
+
+// seedsNote for marks that each have a paired change's interval, a mark of one seed too: its interval is over `over`
+// alone (the queries, the banks), and speaks of that seed's training, as table.md's. `spread` puts the interval into
+// words ("error bars: " + it).
+export function pairedSeedsNote(marks: { label: string; seeds: number }[], spread: (interval: string) => string, over: string[]): string[] {
+  const several = [...new Set(marks.filter((m) => m.seeds > 1).map((m) => m.seeds))].sort((a, b) => a - b);
+  const interval = (samples: string[]) => `the ${CONFIDENCE * 100}% interval over ${andList(samples)}`;
+  if (several.length === 0) return wrapLines(`one seed, so of its training alone; ${spread(interval(over))}`);
+  const single = [...new Set(marks.filter((m) => m.seeds <= 1).map((m) => m.label))];
+  return [
+    ...wrapLines(`mean over ${several.join(" or ")} seeds; ${spread(interval(["seeds", ...over]))}`),
+    ...(single.length > 0 ? listLines(`one seed, over ${andList(over)} alone`, single) : []),
+  ];
+}
+
+// "a, b and c".
+export const andList = (items: string[]): string => (items.length > 1 ? `${items.slice(0, -1).join(", ")} and ${items.at(-1)}` : items[0]);
+
+// Words as subtitle lines of at most NOTE_CHARS characters (a longer word alone on its line).
+export function wrapLines(text: string): string[] {
+  const lines: string[] = [];
+  for (const word of text.split(" ")) {
+    if (lines.length > 0 && lines.at(-1)!.length + 1 + word.length <= NOTE_CHARS) lines[lines.length - 1] += ` ${word}`;
+    else lines.push(word);
+  }
+  return lines;
+}
 
 // An interval's ends as a figure's data holds them: null where there is none (one seed without answers per image),
 // as JSON has no NaN and vega draws no rule from null.

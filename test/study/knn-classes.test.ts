@@ -140,7 +140,8 @@ describe("knnByClass in the study's results", () => {
       await writeReport(dir, answered);
       const svg = await readFile(join(dir, "forgetting-classes.svg"), "utf8");
       expect(svg).toContain(">Forgetting by source class: ");
-      expect(svg).toContain(">original, over seeds and queries<");
+      expect(svg).toContain(">mean over 2 seeds; error bars: the 95% interval<");
+      expect(svg).toContain(">over seeds and queries<");
       for (const name of queries.classes) expect(svg).toContain(`>${name} (`);
       expect(svg).toContain("stroke-dasharray"); // the line at 0
       expect(svg).not.toContain("the original's answers on every query");

@@ -16,7 +16,8 @@ describe("classesSpec", () => {
     const svg = await renderSvg(classesSpec(byClass), "analysis-classes");
     expect(svg).toContain(">At which depth each source class is lost<");
     expect(svg).toContain(">full<");
-    expect(svg).toContain(">its 95% interval, over seeds and<");
+    expect(svg).toContain(">mean over 2 seeds; a star where the 95% interval<");
+    expect(svg).toContain(">over seeds and images excludes 0<");
     for (const name of labels.classes) expect(svg).toContain(`>${name}<`);
     expect(svg).toContain(">not drawn, the original's answers throughout:<"); // then linear, on a line of its own
     const cells = byClass.strategies[0].knnByClass!.flat();
