@@ -82,13 +82,13 @@ export function confusionMoves(c: KnnConfusion): { from: string; to: string; que
     .sort((a, b) => b.change.mean - a.change.mean);
 }
 
-// What knnConfusionCsv reads of a table row (study/results.ts TableRow).
+// What knnConfusionCsv and answersBetweenCsv read of a table row (study/results.ts TableRow).
 interface RowConfusion {
   strategy: Strategy;
   lr: number;
   seeds: number;
   knnConfusion?: KnnConfusion;
-  knnCurve?: { step: number; confusion?: KnnConfusion }[];
+  knnCurve?: { step: number; confusion?: KnnConfusion; answersSincePrevious?: AnswersSince }[];
 }
 
 // knn-confusion.csv: for each table row with its confusion, a line per class (then EVERY_QUERY) and class given at its
@@ -107,6 +107,25 @@ export function knnConfusionCsv(table: RowConfusion[]): string {
         });
       }
     }
+  }
+  return lines.join("\n") + "\n";
+}
+
+// knn-answers-between.csv: for each table row whose curve has how often each class is the answer since the point
+// before (answersSince), a line per span of two points and class given: its share of every query at both points and
+// the paired change; change_lo and change_hi empty where the change has no interval.
+export function answersBetweenCsv(table: RowConfusion[]): string {
+  const lines = ["strategy,lr,seeds,from,to,given,queries,share_from,share_to,change,change_lo,change_hi,banks"];
+  for (const row of table) {
+    const curve = row.knnCurve ?? [];
+    curve.forEach((p, i) => {
+      const since = p.answersSincePrevious;
+      since?.given.forEach((given, j) => {
+        const change = since.every.change[j];
+        const fields = [curve[i - 1].step, p.step, csvText(given), since.every.queries, since.every.original[j].toFixed(2), since.every.knn[j].toFixed(2), change.mean.toFixed(2), intervalEnd(change.lo), intervalEnd(change.hi), since.banks];
+        lines.push([strategyName(row.strategy), row.lr, row.seeds, ...fields].join(","));
+      });
+    });
   }
   return lines.join("\n") + "\n";
 }

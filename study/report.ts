@@ -24,8 +24,10 @@ import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
 import { hasTradeoff, tradeoffSpec } from "./figures/tradeoff.js";
 import { forgettingClassesCurveSpec, forgettingClassesSpec, hasClassCurveFigure, hasClassFigure } from "./figures/forgetting-classes.js";
 import { MAX_CLASSES, classesBetweenCsv, knnClassesCsv } from "./knn-classes.js";
-import { confusionMoves, knnConfusionCsv } from "./knn-confusion.js";
+import { answersBetweenCsv, confusionMoves, knnConfusionCsv } from "./knn-confusion.js";
 import { forgettingConfusionSpec, hasConfusionFigure } from "./figures/forgetting-confusion.js";
+import { forgettingBetweenSpec, hasBetweenFigure } from "./figures/forgetting-between.js";
+import { andList } from "./figures/parts.js";
 import { CONFIDENCE, type Difference } from "./comparisons.js";
 import type { MeanInterval } from "../util/stats.js";
 
@@ -236,7 +238,7 @@ function betweenStepsMarkdown(rows: StudyResults["table"]): string[] {
   const text = (c: (typeof shown)[number] | undefined) => (c ? `${intervalText(c)}${mixed && c.banks < banks ? " †" : ""}` : "–");
   return [
     "",
-    `Between steps: each row's source k-NN accuracy at a step less at the step before, in points, each seed's answers paired query by query with its own there: mean [${CONFIDENCE * 100}% confidence interval] over ${andList(over)}${mixed ? " († against knn.bank alone, where a point of a build before its points kept the other banks' answers was not classified against every bank)" : ""}. An interval wholly below 0 is forgetting that went on between the two steps; wholly above, accuracy won back.`,
+    `Between steps (forgetting-between-steps.*): each row's source k-NN accuracy at a step less at the step before, in points, each seed's answers paired query by query with its own there: mean [${CONFIDENCE * 100}% confidence interval] over ${andList(over)}${mixed ? " († against knn.bank alone, where a point of a build before its points kept the other banks' answers was not classified against every bank)" : ""}. An interval wholly below 0 is forgetting that went on between the two steps; wholly above, accuracy won back.`,
     "",
     `| Strategy | Seeds |${spans.map((s) => ` ${s.from} → ${s.step} |`).join("")}`,
     `|---|---:|${spans.map(() => "---:|").join("")}`,
@@ -255,7 +257,7 @@ function betweenStepsAnswers(rows: StudyResults["table"]): string[] {
   const over = [...(rows.every((row) => row.seeds === 1) ? [] : ["the seeds"]), "every query", ...(banks > 1 ? ["the banks"] : [])];
   return [
     "",
-    `As the answer: the share of every query given each class at a step less at the step before, in points, each seed's classes given paired query by query with its own there: mean [${CONFIDENCE * 100}% confidence interval] over ${andList(over)}.`,
+    `As the answer (${ANSWERS_BETWEEN_CSV}): the share of every query given each class at a step less at the step before, in points, each seed's classes given paired query by query with its own there: mean [${CONFIDENCE * 100}% confidence interval] over ${andList(over)}.`,
     "",
     ...spanTable(spans[0].since.given, spans, (since) => since.every.change),
   ];
@@ -329,9 +331,6 @@ function classChangeHow(rows: { seeds: number }[], banks: number): string {
   const over = [...(rows.every((row) => row.seeds === 1) ? [] : ["the seeds"]), "the class's queries", ...(banks > 1 ? ["the banks"] : [])];
   return `in points, paired query by query with the original's answers as above: mean [${CONFIDENCE * 100}% confidence interval] over ${andList(over)}`;
 }
-
-// "a", "a and b", "a, b and c".
-const andList = (items: string[]) => (items.length > 1 ? `${items.slice(0, -1).join(", ")} and ${items.at(-1)}` : items[0]);
 
 // Where each row's lost queries went (results.ts knnConfusion): its three moves away from a query's class that grew
 // most, and knn-confusion.csv for every class given.
@@ -448,14 +447,16 @@ const FIGURES: Record<string, (r: StudyResults) => FigureSpec | undefined | Prom
   "forgetting-classes": (r) => (hasClassFigure(r) ? forgettingClassesSpec(r) : undefined),
   "forgetting-classes-curve": (r) => (hasClassCurveFigure(r) ? forgettingClassesCurveSpec(r) : undefined),
   "forgetting-confusion": (r) => (hasConfusionFigure(r) ? forgettingConfusionSpec(r) : undefined),
+  "forgetting-between-steps": (r) => (hasBetweenFigure(r) ? forgettingBetweenSpec(r) : undefined),
 };
 
 const CLASSES_CSV = "knn-classes.csv";
 const BETWEEN_CSV = "knn-classes-between.csv";
 const CONFUSION_CSV = "knn-confusion.csv";
+const ANSWERS_BETWEEN_CSV = "knn-answers-between.csv";
 
 // Every file writeReport can write (what --force removes).
-export const REPORT_FILES = ["results.json", "results.csv", "table.md", CLASSES_CSV, BETWEEN_CSV, CONFUSION_CSV, ...Object.keys(FIGURES).flatMap(figureFileNames)];
+export const REPORT_FILES = ["results.json", "results.csv", "table.md", CLASSES_CSV, BETWEEN_CSV, CONFUSION_CSV, ANSWERS_BETWEEN_CSV, ...Object.keys(FIGURES).flatMap(figureFileNames)];
 
 // Writes every report file into `out`, and removes a figure's files that an earlier report there wrote but these
 // results no longer have (a rate dropped from the config, a seed that diverged since): left, they would show cells
@@ -472,6 +473,8 @@ export async function writeReport(out: string, r: StudyResults): Promise<string[
   else stale.push(BETWEEN_CSV);
   if (r.table.some((row) => row.knnConfusion)) files.push([CONFUSION_CSV, knnConfusionCsv(r.table)]);
   else stale.push(CONFUSION_CSV);
+  if (r.table.some((row) => row.knnCurve?.some((p) => p.answersSincePrevious))) files.push([ANSWERS_BETWEEN_CSV, answersBetweenCsv(r.table)]);
+  else stale.push(ANSWERS_BETWEEN_CSV);
   const figures: [string, FigureSpec][] = [];
   for (const [name, specOf] of Object.entries(FIGURES)) {
     // A table without rows (every strategy diverged) leaves nothing to draw.

@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EVERY_QUERY, answersSince, confusionMoves, knnConfusion, knnConfusionCsv } from "../../study/knn-confusion.js";
+import { EVERY_QUERY, answersBetweenCsv, answersSince, confusionMoves, knnConfusion, knnConfusionCsv } from "../../study/knn-confusion.js";
 import { changeFromOriginal, pairedChange } from "../../study/comparisons.js";
 import { type BaselineResult, type CellResult, type Correct, summarize, unpackCorrect } from "../../study/results.js";
 import { tableMarkdown, writeReport } from "../../study/report.js";
@@ -138,7 +138,7 @@ describe("knnConfusion in the study's results", () => {
       });
     }
     const md = tableMarkdown(given).split("\n");
-    const at = md.findIndex((l) => l.startsWith("As the answer: the share of every query given each class at a step less at the step before"));
+    const at = md.findIndex((l) => l.startsWith("As the answer (knn-answers-between.csv): the share of every query given each class at a step less at the step before"));
     expect(md[at]).toContain("over the seeds and every query.");
     expect(md[at + 2]).toBe("| Strategy | Steps | zero | one | two | crane, bird |");
     const [full] = given.table;
@@ -173,6 +173,22 @@ describe("knnConfusion in the study's results", () => {
     expect(lines[21].startsWith(`full,${full.lr},2,${steps[0]},zero,zero,10,`)).toBe(true);
   });
 
+  it("writes knn-answers-between.csv, a line per row, span and class given, its shares at both steps and the change between them", () => {
+    const lines = answersBetweenCsv(given.table).trim().split("\n");
+    expect(lines[0]).toBe("strategy,lr,seeds,from,to,given,queries,share_from,share_to,change,change_lo,change_hi,banks");
+    const steps = config.knn.atSteps!;
+    expect(lines.length).toBe(1 + given.table.length * (steps.length - 1) * 4);
+    const [full] = given.table;
+    const third = full.knnCurve![2];
+    const since = third.answersSincePrevious!;
+    const c = since.every.change[3];
+    expect(lines[4 + 4]).toBe(`full,${full.lr},2,${steps[1]},${steps[2]},"crane, bird",${QUERIES},${since.every.original[3].toFixed(2)},${since.every.knn[3].toFixed(2)},${c.mean.toFixed(2)},${c.lo.toFixed(2)},${c.hi.toFixed(2)},1`);
+    // Its shares are the confusion's lines of every query at the two steps.
+    expect(since.every.original[3]).toBeCloseTo(full.knnCurve![1].confusion!.every.knn[3], 10);
+    expect(since.every.knn[3]).toBeCloseTo(third.confusion!.every.knn[3], 10);
+    expect(answersBetweenCsv(summarize(config, baselineWithAnswers, cellsWithAnswers, notes, queries).table)).toBe(lines[0] + "\n");
+  });
+
   it("puts each row's three moves that grew most into table.md", () => {
     const md = tableMarkdown(given).split("\n");
     const at = md.findIndex((l) => l.startsWith("Where the forgotten queries went (knn-confusion.csv, forgetting-confusion.png): "));
@@ -200,12 +216,13 @@ describe("knnConfusion in the study's results", () => {
       expect(svg).toMatch(/>[-\d.]+\*</); // a change beyond chance, starred
       expect(existsSync(join(dir, "forgetting-confusion.png"))).toBe(true);
       expect(existsSync(join(dir, "knn-confusion.csv"))).toBe(true);
+      expect(existsSync(join(dir, "knn-answers-between.csv"))).toBe(true);
       const zero = { mean: 0, lo: 0, hi: 0, n: 2 };
       const frozen = { ...given, table: given.table.map((row) => (row.strategy.kind === "linear" ? { ...row, knnConfusion: { ...row.knnConfusion!, lines: row.knnConfusion!.lines.map((l) => ({ ...l, change: l.change.map(() => zero) })) } } : row)) };
       const named = await renderSvg(forgettingConfusionSpec(frozen), "test");
       expect(named).toContain(">not drawn, the original's class for every query:<");
       await writeReport(dir, summarize(config, baselineWithAnswers, cellsWithAnswers, notes, queries));
-      for (const f of ["knn-confusion.csv", "forgetting-confusion.svg", "forgetting-confusion.png", "forgetting-confusion.vl.json"]) expect(existsSync(join(dir, f)), f).toBe(false);
+      for (const f of ["knn-confusion.csv", "knn-answers-between.csv", "forgetting-confusion.svg", "forgetting-confusion.png", "forgetting-confusion.vl.json"]) expect(existsSync(join(dir, f)), f).toBe(false);
       expect(existsSync(join(dir, "knn-classes.csv"))).toBe(true);
     } finally {
       await rm(dir, { recursive: true, force: true });

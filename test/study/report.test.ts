@@ -59,14 +59,14 @@ describe("report files", () => {
     expect(md).toContain(`can tell): full step ${first}, linear none.`);
     // Between steps: a column per step and the one before it.
     const between = lines.indexOf("| Strategy | Seeds | 0 → 1 | 1 → 3 | 3 → 10 | 10 → 30 | 30 → 60 |");
-    expect(lines[between - 2]).toMatch(/^Between steps: each row's source k-NN accuracy at a step less at the step before, in points, each seed's answers paired query by query with its own there: mean \[95% confidence interval\] over the seeds and the k-NN queries\. An interval wholly below 0/);
+    expect(lines[between - 2]).toMatch(/^Between steps \(forgetting-between-steps\.\*\): each row's source k-NN accuracy at a step less at the step before, in points, each seed's answers paired query by query with its own there: mean \[95% confidence interval\] over the seeds and the k-NN queries\. An interval wholly below 0/);
     const [sMean, sLo, sHi] = shown(full.knnCurve!.find((p) => p.step === 10)!.sincePrevious!);
     expect(lines[between + 2].split(" | ")[4]).toBe(`${sMean} [${sLo}, ${sHi}]`); // 3 → 10
     expect(tableMarkdown(summarize(config, baseline, cellsWithAnswers, notes))).not.toContain("Between steps");
     // Spans over the banks and spans against knn.bank alone: the latter marked.
     const spanBanks = { ...answered, table: answered.table.map((row) => ({ ...row, knnCurve: row.knnCurve!.map((p) => (p.sincePrevious && p.step !== 10 ? { ...p, sincePrevious: { ...p.sincePrevious, banks: 2 } } : p)) })) };
     const spanMd = tableMarkdown(spanBanks).split("\n");
-    expect(spanMd.find((l) => l.startsWith("Between steps:"))).toContain("over the seeds, the k-NN queries and the banks († against knn.bank alone,");
+    expect(spanMd.find((l) => l.startsWith("Between steps ("))).toContain("over the seeds, the k-NN queries and the banks († against knn.bank alone,");
     const spanFull = spanMd[spanMd.indexOf("| Strategy | Seeds | 0 → 1 | 1 → 3 | 3 → 10 | 10 → 30 | 30 → 60 |") + 2];
     expect(spanFull.split("|").slice(3, -1).map((c) => c.trim().endsWith("†"))).toEqual([false, false, true, false, false]);
     // With knn.otherBanks, it says which banks.
@@ -138,7 +138,7 @@ describe("report files", () => {
       expect(files.map((f) => f.slice(dir.length + 1))).toEqual(["results.json", "results.csv", "table.md", ...figures]);
       expect(REPORT_FILES).toEqual(expect.arrayContaining(files.map((f) => f.slice(dir.length + 1))));
       // No Block Expansion here, and no forgetting by class (its results were not given the queries' classes).
-      expect(REPORT_FILES.filter((f) => !files.some((p) => p.endsWith(`/${f}`)))).toEqual(["knn-classes.csv", "knn-classes-between.csv", "knn-confusion.csv", "figure3.vl.json", "figure3.svg", "figure3.png", "forgetting-classes.vl.json", "forgetting-classes.svg", "forgetting-classes.png", "forgetting-classes-curve.vl.json", "forgetting-classes-curve.svg", "forgetting-classes-curve.png", "forgetting-confusion.vl.json", "forgetting-confusion.svg", "forgetting-confusion.png"]);
+      expect(REPORT_FILES.filter((f) => !files.some((p) => p.endsWith(`/${f}`)))).toEqual(["knn-classes.csv", "knn-classes-between.csv", "knn-confusion.csv", "knn-answers-between.csv", "figure3.vl.json", "figure3.svg", "figure3.png", "forgetting-classes.vl.json", "forgetting-classes.svg", "forgetting-classes.png", "forgetting-classes-curve.vl.json", "forgetting-classes-curve.svg", "forgetting-classes-curve.png", "forgetting-confusion.vl.json", "forgetting-confusion.svg", "forgetting-confusion.png", "forgetting-between-steps.vl.json", "forgetting-between-steps.svg", "forgetting-between-steps.png"]);
       const json = JSON.parse(await readFile(join(dir, "results.json"), "utf8"));
       expect(Object.keys(json)).toEqual(["name", "reportK", "temperature", "selectBy", "selectedOn", "notes", "baseline", "table", "comparisons", "rates", "cells", "diverged", "missing", "config"]);
       for (const f of ["figure2", "forgetting", "tradeoff"]) {
