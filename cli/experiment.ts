@@ -92,12 +92,13 @@ export const experiment: Command = {
                with labels)
   --out        the run folder (default runs/<config name>); results.json, results.csv, table.md, figure2.*, with
                knn.atSteps forgetting.* and, where the cells kept their answers, forgetting-between-steps.* (the
-               change from each step to the next), with Block Expansion at several p and rates figure3.*, with a strategy at
-               several rates tradeoff.* (.svg, .png, .vl.json), knn-classes.csv and knn-classes-between.csv (the
-               forgetting class by class, and from each step of knn.atSteps to the next), for at most 20 source
-               classes forgetting-classes*.*, and knn-confusion.csv, forgetting-confusion.* (where the lost
-               queries went) and knn-answers-between.csv (each class as the answer, step to step), with the analysis key analysis.* and analysis-*.* (the per-block analysis, as
-               \`analyze\`)
+               change from each step to the next) and knn-spans.csv (from every step to every later one), with Block
+               Expansion at several p and rates figure3.*, with a strategy at several rates tradeoff.* (.svg, .png,
+               .vl.json), knn-classes.csv and knn-classes-between.csv (the forgetting class by class, and from each
+               step of knn.atSteps to the next), for at most 20 source classes forgetting-classes*.*, and
+               knn-confusion.csv, forgetting-confusion.* (where the lost queries went) and knn-answers-between.csv
+               (each class as the answer, step to step), with the analysis key analysis.* and analysis-*.* (the
+               per-block analysis, as \`analyze\`)
   --force      discard the run folder's earlier results and start over (needed after a config change other than
                strategies, learningRates, seeds, name, selectBy, analysis, knn.val and knn.otherBanks, which keep the
                finished cells)

@@ -23,7 +23,7 @@ import { forgettingCurveSpec } from "./figures/forgetting-curve.js";
 import { figure3Spec, hasFigure3 } from "./figures/figure3.js";
 import { hasTradeoff, tradeoffSpec } from "./figures/tradeoff.js";
 import { forgettingClassesCurveSpec, forgettingClassesSpec, hasClassCurveFigure, hasClassFigure } from "./figures/forgetting-classes.js";
-import { MAX_CLASSES, classesBetweenCsv, knnClassesCsv } from "./knn-classes.js";
+import { MAX_CLASSES, classesBetweenCsv, intervalEnd, knnClassesCsv } from "./knn-classes.js";
 import { answersBetweenCsv, confusionMoves, knnConfusionCsv } from "./knn-confusion.js";
 import { forgettingConfusionSpec, hasConfusionFigure } from "./figures/forgetting-confusion.js";
 import { forgettingBetweenSpec, hasBetweenFigure } from "./figures/forgetting-between.js";
@@ -58,6 +58,19 @@ export function resultsCsv(r: StudyResults): string {
     lines.push(
       [c.id, c.strategy, c.lr, c.seed, c.trainableParams, c.paperParams, c.transferAccuracy.toFixed(2), c.finalTransferAccuracy.toFixed(2), c.bestStep, ...chosen, ...knnCols(c.knn), ...onVal, ...onBanks, mean.toFixed(2), c.trainSeconds.toFixed(1), c.imagesPerSecond.toFixed(1)].join(","),
     );
+  }
+  return lines.join("\n") + "\n";
+}
+
+// knn-spans.csv: each table row's change from every step of its curve to every later one (results.ts knnSpans), a
+// line per pair, with the row's source k-NN at both (knn.bank's, mean over seeds).
+export function spansCsv(r: StudyResults): string {
+  const lines = ["strategy,lr,seeds,from,to,knn_top1_from,knn_top1_to,change,change_lo,change_hi,banks"];
+  for (const row of r.table) {
+    const knnAt = (step: number) => row.knnCurve!.find((p) => p.step === step)!.knn.toFixed(2);
+    for (const { from, to, change } of row.knnSpans ?? []) {
+      lines.push([strategyName(row.strategy), row.lr, row.seeds, from, to, knnAt(from), knnAt(to), change.mean.toFixed(2), intervalEnd(change.lo), intervalEnd(change.hi), change.banks].join(","));
+    }
   }
   return lines.join("\n") + "\n";
 }
@@ -243,8 +256,27 @@ function betweenStepsMarkdown(rows: StudyResults["table"]): string[] {
     `| Strategy | Seeds |${spans.map((s) => ` ${s.from} → ${s.step} |`).join("")}`,
     `|---|---:|${spans.map(() => "---:|").join("")}`,
     ...curves.map((row) => `| ${strategyName(row.strategy)} | ${row.seeds} |${spans.map((s) => ` ${text(row.knnCurve!.find((p) => p.step === s.step)?.sincePrevious)} |`).join("")}`),
+    ...toLastStep(curves, over, text),
     ...betweenStepsByClass(curves),
     ...betweenStepsAnswers(rows),
+  ];
+}
+
+// Each row's change from every earlier step to its curve's last (results.ts knnSpans): where it ended against where
+// it was, a span with an interval of its own (knn-spans.csv holds every pair of steps).
+// `text`: a change as the between-steps table writes it (marked where against knn.bank alone).
+function toLastStep(rows: StudyResults["table"], over: string[], text: (c: (MeanInterval & { banks: number }) | undefined) => string): string[] {
+  const last = rows[0].knnCurve!.at(-1)!.step;
+  const froms = rows[0].knnCurve!.slice(0, -1).map((p) => p.step);
+  const at = (row: TableRow, from: number) => row.knnSpans?.find((s) => s.from === from && s.to === last)?.change;
+  if (!rows.some((row) => froms.some((from) => at(row, from)))) return [];
+  return [
+    "",
+    `To the last step (${SPANS_CSV} holds every pair of steps): each row's source k-NN accuracy at step ${last} less at each earlier step, paired the same way: mean [${CONFIDENCE * 100}% confidence interval] over ${andList(over)}. Above 0 from a step, the row ended above where it was then: it won back some of what it had lost by that step.`,
+    "",
+    `| Strategy | Seeds |${froms.map((from) => ` ${from} → ${last} |`).join("")}`,
+    `|---|---:|${froms.map(() => "---:|").join("")}`,
+    ...rows.map((row) => `| ${strategyName(row.strategy)} | ${row.seeds} |${froms.map((from) => ` ${text(at(row, from))} |`).join("")}`),
   ];
 }
 
@@ -454,9 +486,10 @@ const CLASSES_CSV = "knn-classes.csv";
 const BETWEEN_CSV = "knn-classes-between.csv";
 const CONFUSION_CSV = "knn-confusion.csv";
 const ANSWERS_BETWEEN_CSV = "knn-answers-between.csv";
+const SPANS_CSV = "knn-spans.csv";
 
 // Every file writeReport can write (what --force removes).
-export const REPORT_FILES = ["results.json", "results.csv", "table.md", CLASSES_CSV, BETWEEN_CSV, CONFUSION_CSV, ANSWERS_BETWEEN_CSV, ...Object.keys(FIGURES).flatMap(figureFileNames)];
+export const REPORT_FILES = ["results.json", "results.csv", "table.md", CLASSES_CSV, BETWEEN_CSV, CONFUSION_CSV, ANSWERS_BETWEEN_CSV, SPANS_CSV, ...Object.keys(FIGURES).flatMap(figureFileNames)];
 
 // Writes every report file into `out`, and removes a figure's files that an earlier report there wrote but these
 // results no longer have (a rate dropped from the config, a seed that diverged since): left, they would show cells
@@ -475,6 +508,8 @@ export async function writeReport(out: string, r: StudyResults): Promise<string[
   else stale.push(CONFUSION_CSV);
   if (r.table.some((row) => row.knnCurve?.some((p) => p.answersSincePrevious))) files.push([ANSWERS_BETWEEN_CSV, answersBetweenCsv(r.table)]);
   else stale.push(ANSWERS_BETWEEN_CSV);
+  if (r.table.some((row) => row.knnSpans)) files.push([SPANS_CSV, spansCsv(r)]);
+  else stale.push(SPANS_CSV);
   const figures: [string, FigureSpec][] = [];
   for (const [name, specOf] of Object.entries(FIGURES)) {
     // A table without rows (every strategy diverged) leaves nothing to draw.

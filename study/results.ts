@@ -155,6 +155,11 @@ export interface TableRow {
     confusion?: KnnConfusion;
     answersSincePrevious?: AnswersSince; // the confusion's line of every query, since the point before
   }[];
+  // Each pair of points of knnCurve, the earlier step `from` and the later `to`, where every cell kept its answers at
+  // both: the change from one to the other, each seed paired query by query (and bank by bank) with itself, as
+  // sincePrevious (which the neighbouring pairs equal). A span that is not two neighbours (30 to 300: what came back)
+  // with an interval of its own, where the sum of its neighbours' means has none.
+  knnSpans?: { from: number; to: number; change: MeanInterval & { banks: number } }[];
   // knnChange class by class of knn.queries (study/knn-classes.ts), where summarize was given the queries' classes.
   knnByClass?: ClassKnn[];
   // Where the queries went: the share of each class's queries given each class, less the original's (study/
@@ -239,6 +244,9 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
     candidates.set(name, tried.map((row) => row.lr));
     triedRows.push(tried);
     const chosen = choose(config.selectBy, tried, paired);
+    // Every pair of steps only for the table's rows: the rates not chosen show no curve.
+    const spans = chosen.knnCurve && spansOf(cells.filter((c) => c.strategy === name && c.lr === chosen.lr), chosen.knnCurve, baseline);
+    if (spans && spans.length > 0) chosen.knnSpans = spans;
     // By class only for the table's rows: a thousand classes at every point of every rate tried would cost seconds.
     if (queries) addClasses(chosen, cells.filter((c) => c.strategy === name && c.lr === chosen.lr), baseline, queries);
     table.push(chosen);
@@ -332,6 +340,18 @@ function curveOf(group: CellResult[], steps: number[], k: string, baseline: Base
     previous = answers;
     return { step, knn, knnStd, ...(answers && { change: changeOf(answers) }), ...(since && { sincePrevious: since }) };
   });
+}
+
+// Each pair of a row's curve's points (its cells `group`, its `curve`) where every cell kept its answers at both: the
+// change from the earlier to the later (sinceOf), in the curve's order of the later, then of the earlier.
+function spansOf(group: CellResult[], curve: NonNullable<TableRow["knnCurve"]>, baseline: BaselineResult): NonNullable<TableRow["knnSpans"]> {
+  const answers = curve.map((p) => rowAnswers(group.map((c) => c.knnCurve!.find((q) => q.step === p.step)!), baseline, unpackCorrect));
+  return curve.flatMap((to, j) =>
+    curve.slice(0, j).flatMap((from, i) => {
+      const [now, before] = [answers[j], answers[i]];
+      return now && before ? [{ from: from.step, to: to.step, change: sinceOf(...sameBanks(now.cells, before.cells)) }] : [];
+    }),
+  );
 }
 
 // A row's change from one point of its curve to the next, each seed's answers paired query by query with its own

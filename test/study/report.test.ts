@@ -4,7 +4,7 @@ import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
-import { REPORT_FILES, formatCount, resultsCsv, tableMarkdown, writeReport } from "../../study/report.js";
+import { REPORT_FILES, formatCount, resultsCsv, spansCsv, tableMarkdown, writeReport } from "../../study/report.js";
 import { baseline, baselineWithAnswers, cells, cellsOnBanks, cellsWithAnswers, config, configOnBanks, diverged, notes, results } from "./fixture.js";
 import { summarize } from "../../study/results.js";
 
@@ -62,13 +62,35 @@ describe("report files", () => {
     expect(lines[between - 2]).toMatch(/^Between steps \(forgetting-between-steps\.\*\): each row's source k-NN accuracy at a step less at the step before, in points, each seed's answers paired query by query with its own there: mean \[95% confidence interval\] over the seeds and the k-NN queries\. An interval wholly below 0/);
     const [sMean, sLo, sHi] = shown(full.knnCurve!.find((p) => p.step === 10)!.sincePrevious!);
     expect(lines[between + 2].split(" | ")[4]).toBe(`${sMean} [${sLo}, ${sHi}]`); // 3 → 10
+    // To the last step: from each earlier one, a span of its own.
+    const toLast = lines.indexOf("| Strategy | Seeds | 0 → 60 | 1 → 60 | 3 → 60 | 10 → 60 | 30 → 60 |");
+    expect(lines[toLast - 2]).toMatch(/^To the last step \(knn-spans\.csv holds every pair of steps\): each row's source k-NN accuracy at step 60 less at each earlier step, paired the same way: mean \[95% confidence interval\] over the seeds and the k-NN queries\. /);
+    const [tMean, tLo, tHi] = shown(full.knnSpans!.find((s) => s.from === 3 && s.to === 60)!.change);
+    expect(lines[toLast + 2].split(" | ")[4]).toBe(`${tMean} [${tLo}, ${tHi}]`);
+    expect(lines[toLast + 2].split(" | ")[6]).toBe(lines[between + 2].split(" | ")[6]); // 30 → 60, the neighbours
+    // knn-spans.csv: every pair, with the row's accuracy at both steps.
+    const csv = spansCsv(answered).trim().split("\n");
+    expect(csv[0]).toBe("strategy,lr,seeds,from,to,knn_top1_from,knn_top1_to,change,change_lo,change_hi,banks");
+    expect(csv.length).toBe(1 + 2 * 15);
+    const span = full.knnSpans!.find((s) => s.from === 3 && s.to === 60)!.change;
+    const knnAt = (step: number) => full.knnCurve!.find((p) => p.step === step)!.knn.toFixed(2);
+    expect(csv).toContain(`full,0.1,2,3,60,${knnAt(3)},${knnAt(60)},${span.mean.toFixed(2)},${span.lo.toFixed(2)},${span.hi.toFixed(2)},1`);
     expect(tableMarkdown(summarize(config, baseline, cellsWithAnswers, notes))).not.toContain("Between steps");
     // Spans over the banks and spans against knn.bank alone: the latter marked.
-    const spanBanks = { ...answered, table: answered.table.map((row) => ({ ...row, knnCurve: row.knnCurve!.map((p) => (p.sincePrevious && p.step !== 10 ? { ...p, sincePrevious: { ...p.sincePrevious, banks: 2 } } : p)) })) };
+    const spanBanks = {
+      ...answered,
+      table: answered.table.map((row) => ({
+        ...row,
+        knnCurve: row.knnCurve!.map((p) => (p.sincePrevious && p.step !== 10 ? { ...p, sincePrevious: { ...p.sincePrevious, banks: 2 } } : p)),
+        knnSpans: row.knnSpans!.map((s) => (s.from !== 10 && s.to !== 10 && s.from !== 3 ? { ...s, change: { ...s.change, banks: 2 } } : s)),
+      })),
+    };
     const spanMd = tableMarkdown(spanBanks).split("\n");
     expect(spanMd.find((l) => l.startsWith("Between steps ("))).toContain("over the seeds, the k-NN queries and the banks († against knn.bank alone,");
     const spanFull = spanMd[spanMd.indexOf("| Strategy | Seeds | 0 → 1 | 1 → 3 | 3 → 10 | 10 → 30 | 30 → 60 |") + 2];
     expect(spanFull.split("|").slice(3, -1).map((c) => c.trim().endsWith("†"))).toEqual([false, false, true, false, false]);
+    const lastFull = spanMd[spanMd.indexOf("| Strategy | Seeds | 0 → 60 | 1 → 60 | 3 → 60 | 10 → 60 | 30 → 60 |") + 2];
+    expect(lastFull.split("|").slice(3, -1).map((c) => c.trim().endsWith("†"))).toEqual([false, false, true, true, false]);
     // With knn.otherBanks, it says which banks.
     const banks = { ...answered, config: { ...config, knn: { ...config.knn, otherBanks: [config.knn.bank] } } };
     expect(tableMarkdown(banks)).toContain("Against knn.bank alone: the original backbone or the cells were not classified against every bank of knn.otherBanks.");
@@ -138,7 +160,7 @@ describe("report files", () => {
       expect(files.map((f) => f.slice(dir.length + 1))).toEqual(["results.json", "results.csv", "table.md", ...figures]);
       expect(REPORT_FILES).toEqual(expect.arrayContaining(files.map((f) => f.slice(dir.length + 1))));
       // No Block Expansion here, and no forgetting by class (its results were not given the queries' classes).
-      expect(REPORT_FILES.filter((f) => !files.some((p) => p.endsWith(`/${f}`)))).toEqual(["knn-classes.csv", "knn-classes-between.csv", "knn-confusion.csv", "knn-answers-between.csv", "figure3.vl.json", "figure3.svg", "figure3.png", "forgetting-classes.vl.json", "forgetting-classes.svg", "forgetting-classes.png", "forgetting-classes-curve.vl.json", "forgetting-classes-curve.svg", "forgetting-classes-curve.png", "forgetting-confusion.vl.json", "forgetting-confusion.svg", "forgetting-confusion.png", "forgetting-between-steps.vl.json", "forgetting-between-steps.svg", "forgetting-between-steps.png"]);
+      expect(REPORT_FILES.filter((f) => !files.some((p) => p.endsWith(`/${f}`)))).toEqual(["knn-classes.csv", "knn-classes-between.csv", "knn-confusion.csv", "knn-answers-between.csv", "knn-spans.csv", "figure3.vl.json", "figure3.svg", "figure3.png", "forgetting-classes.vl.json", "forgetting-classes.svg", "forgetting-classes.png", "forgetting-classes-curve.vl.json", "forgetting-classes-curve.svg", "forgetting-classes-curve.png", "forgetting-confusion.vl.json", "forgetting-confusion.svg", "forgetting-confusion.png", "forgetting-between-steps.vl.json", "forgetting-between-steps.svg", "forgetting-between-steps.png"]);
       const json = JSON.parse(await readFile(join(dir, "results.json"), "utf8"));
       expect(Object.keys(json)).toEqual(["name", "reportK", "temperature", "selectBy", "selectedOn", "notes", "baseline", "table", "comparisons", "rates", "cells", "diverged", "missing", "config"]);
       for (const f of ["figure2", "forgetting", "tradeoff"]) {

@@ -140,6 +140,32 @@ describe("each row's forgetting, against the original backbone query by query", 
     expect(mixed.knnCurve!.filter((p) => p.sincePrevious?.banks === 1).map((p) => p.step)).toEqual([10, 30]); // 3 to 10, and 10 to 30
   });
 
+  it("from every point of the curve to every later one, each seed paired with itself; the neighbours are the points' changes since the one before", () => {
+    const r = summarize(config, baselineWithAnswers, cellsWithAnswers, notes);
+    const steps = config.knn.atSteps!;
+    for (const row of r.table) {
+      const group = cellsWithAnswers.filter((c) => c.strategy === strategyName(row.strategy) && c.lr === row.lr);
+      const at = (c: CellResult, step: number) => unpackBits(c.knnCurve!.find((q) => q.step === step)!.correct!.bits, QUERIES)!;
+      const spans = row.knnSpans!;
+      expect(spans.map((s) => [s.from, s.to])).toEqual(steps.flatMap((to, j) => steps.slice(0, j).map((from) => [from, to])));
+      for (const { from, to, change } of spans) expect(change, `${row.lr} ${from} → ${to}`).toEqual({ ...pairedChange(group.map((c) => [[at(c, to), at(c, from)]])), banks: 1 });
+      row.knnCurve!.slice(1).forEach((p, i) => expect(spans.find((s) => s.from === steps[i] && s.to === p.step)!.change).toEqual(p.sincePrevious));
+      // Step 0's answers are the original's here: from it, the change from the original.
+      expect(spans.find((s) => s.from === 0 && s.to === 60)!.change.mean).toBeCloseTo(row.knnCurve!.at(-1)!.change!.mean, 10);
+      // A span's mean is the sum of its neighbours', its interval its own.
+      const [from, to] = [3, 60];
+      const sum = row.knnCurve!.filter((p) => p.step > from && p.step <= to).reduce((x, p) => x + p.sincePrevious!.mean, 0);
+      expect(spans.find((s) => s.from === from && s.to === to)!.change.mean).toBeCloseTo(sum, 10);
+    }
+    // Without the original's answers there are none.
+    expect(summarize(config, baseline, cellsWithAnswers, notes).table.every((row) => row.knnSpans === undefined)).toBe(true);
+    // A point without answers (a cell of an earlier build at one step): no span from or to it.
+    const older = cellsWithAnswers.map((c) => ({ ...c, knnCurve: c.knnCurve!.map((p) => (p.step === 10 ? { ...p, correct: undefined } : p)) }));
+    const [full] = summarize(config, baselineWithAnswers, older, notes).table;
+    expect(full.knnSpans!.length).toBe((5 * 4) / 2);
+    expect(full.knnSpans!.some((s) => s.from === 10 || s.to === 10)).toBe(false);
+  });
+
   it("is absent where the original's answers, a cell's, or a curve point's are missing", () => {
     const row = (base: typeof baseline, outcomes: CellResult[]) => summarize(config, base, outcomes, notes).table[0];
     const none = row(baseline, cellsWithAnswers);
