@@ -59,7 +59,9 @@ export const analyze: Command = {
   --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)
 
 Writes analysis.json (every number), analysis.csv (one number per line), analysis-cka.*, analysis-knn.*,
-analysis-weights.*, analysis-drift.* (.svg, .png, .vl.json) and analysis-attention.svg / .png. Per block of the original: linear
+analysis-weights.*, analysis-drift.* (.svg, .png, .vl.json), analysis-attention.svg / .png and, for at most 20 classes,
+analysis-classes.csv / .* (each block's change class by class) and analysis-confusion.csv / .* (each block's
+confusion: which class a lost image is taken for). Per block of the original: linear
 CKA of the block outputs (CLS token, all tokens mean-pooled), the k-NN accuracy of the block's CLS token after the
 final LayerNorm, the relative weight change (LoRA merged), and the Jensen-Shannon divergence of the CLS attention
 per head. Block Expansion's new blocks count with the block they follow. Where the config has analysis.atSteps, the

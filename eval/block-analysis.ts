@@ -49,10 +49,11 @@ export interface AttentionMaps {
   maps: Float32Array; // (G, T - 1)
 }
 
-// A layer-wise k-NN against one bank: each block's top-1 and the queries it got right.
+// A layer-wise k-NN against one bank: each block's top-1, the queries it got right and the class it gave each.
 export interface LayerKnn {
   knn: number[]; // (depth): layer-wise k-NN top-1, percent
   knnCorrect: Uint8Array[]; // (depth) x (N): 1 where the layer-wise k-NN classified the query right
+  knnGiven: Int32Array[]; // (depth) x (N): the class the layer-wise k-NN gave the query
 }
 
 export interface OriginalAnalysis extends LayerKnn {
@@ -62,7 +63,7 @@ export interface OriginalAnalysis extends LayerKnn {
   imageShape: number[]; // [G, 3, S, S]
 }
 
-// knn, knnCorrect: the fine-tuned model's, its queries paired with the original's at each block.
+// knn, knnCorrect, knnGiven: the fine-tuned model's, its queries paired with the original's at each block.
 export interface BackboneComparison extends LayerKnn {
   cka: { cls: number[]; pooled: number[] }; // (depth) each
   otherBanks?: LayerKnn[]; // against each of AnalysisData's otherBanks
@@ -131,9 +132,9 @@ async function normedFeatures(model: VisionTransformer, loader: Loader, map: Blo
   return { features: features.map((f) => f.subarray(0, rows * c)), labels: labels.subarray(0, rows) };
 }
 
-// Each block's k-NN top-1 and the queries it got right.
+// Each block's k-NN top-1, the queries it got right and the class it gave each.
 async function layerKnn(bank: BlockFeatures, queries: BlockFeatures, data: AnalysisData): Promise<LayerKnn> {
-  const out: LayerKnn = { knn: [], knnCorrect: [] };
+  const out: LayerKnn = { knn: [], knnCorrect: [], knnGiven: [] };
   for (let i = 0; i < bank.features.length; i++) {
     const [r] = await knnClassify({
       train: bank.features[i],
@@ -146,6 +147,7 @@ async function layerKnn(bank: BlockFeatures, queries: BlockFeatures, data: Analy
     });
     out.knn.push(r.top1);
     out.knnCorrect.push(r.correct);
+    out.knnGiven.push(r.predictions);
   }
   return out;
 }

@@ -9,7 +9,8 @@ import type { DatasetIdentity } from "../data/dataset.js";
 import type { WeightChange } from "../eval/weight-change.js";
 import { strategyName } from "../peft/strategy.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
-import { type Correct, type StudyResults, unpackCorrect } from "./results.js";
+import { type Correct, type StudyResults, unpackCorrect, unpackPredicted } from "./results.js";
+import { type KnnConfusion, confusionCsvFields, knnConfusion } from "./knn-confusion.js";
 import { changeFromOriginal } from "./comparisons.js";
 import { type CellResets, type RowResets, resetRows, summarizeResets } from "./analysis-resets.js";
 import { type CellInterpolation, type RowInterpolation, interpolationRows, summarizeInterpolation } from "./analysis-interpolation.js";
@@ -69,6 +70,7 @@ export interface StepSummary {
   attention: MeanStd[];
   resets?: RowResets; // with analysis.resets: each part reset, over the seeds that kept the step
   knnByClass?: ClassKnn[][]; // as StrategyAnalysis's, over the seeds that kept the step
+  knnConfusion?: KnnConfusion[]; // as StrategyAnalysis's, over the seeds that kept the step
 }
 
 export interface StrategyAnalysis {
@@ -82,6 +84,10 @@ export interface StrategyAnalysis {
   // (depth) x (classes): knnChange class by class of the analysed images (study/knn-classes.ts), where the analysis
   // holds their classes (labels), at most MAX_CLASSES of them.
   knnByClass?: ClassKnn[][];
+  // (depth): each block's confusion (study/knn-confusion.ts): the share of each class's images its layer-wise k-NN
+  // gave each class, less the original's at that block, where the answers hold the classes given (at most
+  // MAX_CLASSES classes). At which depth a lost image starts to be taken for another class.
+  knnConfusion?: KnnConfusion[];
   weights: MeanStd[]; // each block's relative weight change
   embedding: MeanStd; // the embeddings' relative weight change
   norm: MeanStd; // the final norm's
@@ -152,6 +158,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
         attention: per((m, i) => m.attention[i].reduce((a, b) => a + b, 0) / m.attention[i].length),
         ...(resets && { resets }),
         ...(labels && { knnByClass: knnChangesByClass(kept, original, labels) }),
+        ...confusionsOf(kept, original, labels),
       };
     });
     const per = (value: (c: CellAnalysis, i: number) => number) =>
@@ -167,6 +174,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       knn: per((c, i) => c.knn[i]),
       knnChange: knnChanges(group, original),
       ...(labels && { knnByClass: knnChangesByClass(group, original, labels) }),
+      ...confusionsOf(group, original, labels),
       weights: per((c, i) => c.weights.blocks[i]),
       embedding: meanStdOf(group.map((c) => c.weights.embedding)),
       norm: meanStdOf(group.map((c) => c.weights.norm)),
@@ -183,18 +191,27 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
 type KnnAnswers = { knnCorrect: Correct[]; otherBanks?: BankKnn[] };
 
 // Block i's layer-wise answers of `measured` (a row's backbones, a seed each), `cells[seed][bank]`, and of
-// `original`, `original[bank]`: against every bank where the original and each of them were classified against the
-// other banks, else against knn.bank alone.
-function blockAnswers(measured: KnnAnswers[], original: KnnAnswers, i: number): { cells: Uint8Array[][]; original: Uint8Array[] } {
+// `original`, `original[bank]`, what `read` takes of each (the right answers, or the classes given): against every
+// bank where the original and each of them were classified against the other banks, else against knn.bank alone.
+function blockAnswers<T>(measured: KnnAnswers[], original: KnnAnswers, i: number, read: (x: Correct) => T): { cells: T[][]; original: T[] } {
   const banks = original.otherBanks !== undefined && measured.every((m) => m.otherBanks?.length === original.otherBanks!.length);
-  const answers = (x: KnnAnswers) => [x.knnCorrect[i], ...(banks ? x.otherBanks! : []).map((b) => b.knnCorrect[i])].map(unpackCorrect);
+  const answers = (x: KnnAnswers) => [x.knnCorrect[i], ...(banks ? x.otherBanks! : []).map((b) => b.knnCorrect[i])].map(read);
   return { cells: measured.map(answers), original: answers(original) };
+}
+
+// Each block's confusion of `measured` against `original` (as blockAnswers pairs them), where every answer set there
+// holds the classes given and the images' classes are known (`labels`).
+function confusionsOf(measured: KnnAnswers[], original: KnnAnswers, labels: QueryLabels | undefined): { knnConfusion?: KnnConfusion[] } {
+  if (!labels) return {};
+  const blocks = original.knnCorrect.map((_, i) => blockAnswers(measured, original, i, unpackPredicted));
+  const whole = (a: (typeof blocks)[number]) => [a.original, ...a.cells].flat().every((x) => x !== undefined);
+  return blocks.every(whole) ? { knnConfusion: blocks.map((a) => knnConfusion(a.cells as Uint8Array[][], a.original as Uint8Array[], labels)) } : {};
 }
 
 // Each block's layer-wise k-NN change from `original`'s over `measured`, paired as blockAnswers pairs them.
 function knnChanges(measured: KnnAnswers[], original: KnnAnswers): KnnChange[] {
   return original.knnCorrect.map((_, i) => {
-    const a = blockAnswers(measured, original, i);
+    const a = blockAnswers(measured, original, i, unpackCorrect);
     return { ...changeFromOriginal(a.cells, a.original), banks: a.original.length };
   });
 }
@@ -202,7 +219,7 @@ function knnChanges(measured: KnnAnswers[], original: KnnAnswers): KnnChange[] {
 // knnChanges class by class of the analysed images (`labels`), block by block.
 function knnChangesByClass(measured: KnnAnswers[], original: KnnAnswers, labels: QueryLabels): ClassKnn[][] {
   return original.knnCorrect.map((_, i) => {
-    const a = blockAnswers(measured, original, i);
+    const a = blockAnswers(measured, original, i, unpackCorrect);
     return knnByClass(a.cells, a.original, labels);
   });
 }
@@ -247,6 +264,19 @@ export function analysisClassesCsv(a: RunAnalysis): string {
   for (const s of a.strategies) {
     for (const { step, seeds, knnByClass } of [{ step: "best", seeds: s.seeds, knnByClass: s.knnByClass }, ...(s.atSteps ?? [])]) {
       knnByClass?.forEach((classes, block) => classes.forEach((c) => lines.push([s.strategy, s.lr, seeds, step, block, ...classCsvFields(c)].join(","))));
+    }
+  }
+  return lines.join("\n") + "\n";
+}
+
+// analysis-confusion.csv: for each row with its confusion, a line per block, class of the analysed images (then
+// "(every query)") and class given, at its best checkpoints (step "best") and at each step of analysis.atSteps its
+// cells kept (seeds: those that kept it), the fields as knn-confusion.csv's.
+export function analysisConfusionCsv(a: RunAnalysis): string {
+  const lines = ["strategy,lr,seeds,step,block,class,given,queries,original_share,share,change,change_lo,change_hi,banks"];
+  for (const s of a.strategies) {
+    for (const { step, seeds, knnConfusion } of [{ step: "best", seeds: s.seeds, knnConfusion: s.knnConfusion }, ...(s.atSteps ?? [])]) {
+      knnConfusion?.forEach((c, block) => confusionCsvFields(c).forEach((fields) => lines.push([s.strategy, s.lr, seeds, step, block, ...fields].join(","))));
     }
   }
   return lines.join("\n") + "\n";

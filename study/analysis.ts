@@ -50,18 +50,20 @@ import { loadVit } from "../vit/load.js";
 import { readSafetensors } from "../vit/safetensors.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
-import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type RunAnalysis, analysisClassesCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
+import { MAX_CLASSES } from "./knn-classes.js";
+import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type RunAnalysis, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
 import { headOf, startingHead, writeHead } from "./probe-head.js";
 import { cellCheckpointPath, cellFolder, cellProbePath, cellResultPath, cellStepPath, cellsFolder } from "./cells.js";
 import { DEFAULTS, type InterpolationHead, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
 import { attentionDriftSpec, ckaHeatmapSpec, layerKnnSpec, weightChangeSpec } from "./figures/analysis.js";
 import { classesSpec } from "./figures/analysis-classes.js";
+import { confusionSpec } from "./figures/analysis-confusion.js";
 import { stepsSpec } from "./figures/analysis-steps.js";
 import { resetsSpec, stepResetsSpec } from "./figures/analysis-resets.js";
 import { interpolationSpec } from "./figures/analysis-interpolation.js";
 import { attentionGrid } from "./figures/attention-grid.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
-import { type CellOutcome, type CellResult, type StudyResults, type TableRow, isDiverged, packCorrect, summarize } from "./results.js";
+import { type CellOutcome, type CellResult, type Correct, type StudyResults, type TableRow, isDiverged, packCorrect, summarize } from "./results.js";
 import { makeFolder } from "../util/make-folder.js";
 import { studyLoader } from "./study-data.js";
 
@@ -89,7 +91,7 @@ export interface AnalyzeOptions {
 // keeps each within 64 MiB (one storage binding on every adapter; ViT-B/16 at 224 px: 36 images, 1.5 GB in all).
 const ATTENTION_BYTES = 64 * 2 ** 20;
 
-const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-drift", "analysis-classes"];
+const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-drift", "analysis-classes", "analysis-confusion"];
 const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn"];
 const RESET_FIGURE = "analysis-resets";
 const STEP_RESET_FIGURE = "analysis-steps-resets";
@@ -100,6 +102,7 @@ export const analysisFileNames = (key: Pick<AnalysisKey, "atSteps" | "resets" | 
   "analysis.json",
   "analysis.csv",
   "analysis-classes.csv",
+  "analysis-confusion.csv",
   ...figureNames(FIGURES),
   "analysis-attention.svg",
   "analysis-attention.png",
@@ -121,14 +124,22 @@ function nullsAsNaN(v: unknown): unknown {
   return isObject(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, nullsAsNaN(x)])) : v;
 }
 
-// Whether an analysis.json holds the original's and every cell's layer-wise answers, query by query, at every block
-// (those of builds before them do not, and are made anew: each block's change from the original needs them).
-function holdsAnswers(a: RunAnalysis): boolean {
-  const sound = (v: unknown) =>
-    Array.isArray(v) && v.length === a.depth && v.every((x) => isObject(x) && typeof x.bits === "string" && typeof x.count === "number" && unpackBits(x.bits, x.count)?.length === a.images?.count);
+// What an analysis.json lacks of the original's and every cell's layer-wise answers, query by query, at every block,
+// and of the class each block gave each image, where its images have at most MAX_CLASSES classes (or it does not say
+// how many); undefined where it lacks nothing. Those of builds before them lack them, and are made anew: each block's
+// change from the original and its confusion need them.
+function lacksAnswers(a: RunAnalysis): string | undefined {
+  const given = (a.labels?.classes.length ?? 0) <= MAX_CLASSES;
+  const answers = (x: Record<string, unknown>) => typeof x.bits === "string" && typeof x.count === "number" && unpackBits(x.bits, x.count)?.length === a.images?.count;
   const banks = a.key.otherBanks?.length ?? 0;
-  const soundBanks = (v: unknown) => banks === 0 || (Array.isArray(v) && v.length === banks && v.every((b) => isObject(b) && sound(b.knnCorrect)));
-  return isObject(a.original) && sound(a.original.knnCorrect) && soundBanks(a.original.otherBanks) && a.cells.every((c) => sound(c.knnCorrect) && soundBanks(c.otherBanks));
+  const every = (test: (x: Record<string, unknown>) => boolean) => {
+    const sound = (v: unknown) => Array.isArray(v) && v.length === a.depth && v.every((x) => isObject(x) && test(x));
+    const soundBanks = (v: unknown) => banks === 0 || (Array.isArray(v) && v.length === banks && v.every((b) => isObject(b) && sound(b.knnCorrect)));
+    return isObject(a.original) && sound(a.original.knnCorrect) && soundBanks(a.original.otherBanks) && a.cells.every((c) => sound(c.knnCorrect) && soundBanks(c.otherBanks));
+  };
+  if (!every(answers)) return "the layer-wise answers, image by image";
+  if (given && !every((x) => typeof x.predicted === "string")) return "the class each block gave each image";
+  return undefined;
 }
 
 // Each row's layer-wise k-NN less the original's, block by block, for the log: mean [interval] (the mean alone for
@@ -164,8 +175,11 @@ function signed(d: MeanInterval): string {
   return Number.isFinite(d.lo) ? `${f(d.mean)} [${f(d.lo)}, ${f(d.hi)}]` : f(d.mean);
 }
 
+// A layer-wise k-NN's answers packed, block by block, with the classes given where `given` (at most MAX_CLASSES).
+const packedAnswers = (l: LayerKnn, given: boolean): Correct[] => l.knnCorrect.map((c, i) => packCorrect(c, given ? l.knnGiven[i] : undefined));
+
 // The layer-wise k-NN against each other bank, its answers packed, where there are some.
-const packedBanks = (banks: LayerKnn[] | undefined): { otherBanks?: BankKnn[] } => (banks ? { otherBanks: banks.map((b) => ({ knn: b.knn, knnCorrect: b.knnCorrect.map((c) => packCorrect(c)) })) } : {});
+const packedBanks = (banks: LayerKnn[] | undefined, given: boolean): { otherBanks?: BankKnn[] } => (banks ? { otherBanks: banks.map((b) => ({ knn: b.knn, knnCorrect: packedAnswers(b, given) })) } : {});
 
 // Whether an earlier analysis.json holds every cell of `key` with its per-block numbers: a damaged file (a cell or a
 // measure missing) is made again rather than kept as up to date.
@@ -234,7 +248,7 @@ async function cellOutcomes(dir: string, config: StudyConfig): Promise<CellOutco
 // finished, the CKA heatmap, the layer-wise k-NN, the weight change and the attention drift (each as Vega-Lite spec,
 // SVG and PNG) and the attention grid (SVG and PNG).
 async function analysisFiles(analysis: RunAnalysis, results: StudyResults, reference: OriginalAnalysis): Promise<[string, string | Uint8Array][]> {
-  const files: [string, string | Uint8Array][] = [["analysis.csv", analysisCsv(analysis)], ["analysis-classes.csv", analysisClassesCsv(analysis)]];
+  const files: [string, string | Uint8Array][] = [["analysis.csv", analysisCsv(analysis)], ["analysis-classes.csv", analysisClassesCsv(analysis)], ["analysis-confusion.csv", analysisConfusionCsv(analysis)]];
   if (analysis.key.atSteps) files.push(["analysis-steps.csv", analysisStepsCsv(analysis)]);
   if (analysis.strategies.length === 0) return files;
   const specs: [string, FigureSpec][] = [
@@ -243,6 +257,7 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
     ["analysis-weights", weightChangeSpec(analysis)],
     ["analysis-drift", attentionDriftSpec(analysis)],
     ["analysis-classes", classesSpec(analysis)],
+    ["analysis-confusion", confusionSpec(analysis)],
     ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets ? ([[RESET_FIGURE, resetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets && analysis.key.atSteps ? ([[STEP_RESET_FIGURE, stepResetsSpec(analysis)]] as [string, FigureSpec][]) : []),
@@ -410,15 +425,18 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   let kept: (Pick<RunAnalysis, "cells" | "seconds"> & { why: string }) | undefined;
   if (opts.reuse && existsSync(jsonPath)) {
     const before = (await readJson(jsonPath).then(nullsAsNaN, () => undefined)) as RunAnalysis | undefined;
-    if (before?.format === ANALYSIS_FORMAT && JSON.stringify(before.key) === JSON.stringify(key) && holdsCells(before, key) && holdsAnswers(before) && holdsKeptSteps(before, dir)) {
+    const earlier = before?.format === ANALYSIS_FORMAT && JSON.stringify(before.key) === JSON.stringify(key) && holdsCells(before, key) ? before : undefined;
+    const lacks = earlier && lacksAnswers(earlier);
+    if (lacks) log(`analysis: ${jsonPath} lacks ${lacks} (a build before them): its cells are measured anew`);
+    if (earlier && !lacks && holdsKeptSteps(earlier, dir)) {
       const expected = analysisFileNames(key);
       const files = expected.map((f) => join(out, f)).filter((f) => existsSync(f));
-      const sameRows = JSON.stringify(summarizeAnalysis(summary(0, backbone!), before.cells, before.original, before.labels)) === JSON.stringify(before.strategies);
-      if (files.length === expected.length && sameRows && before.labels) {
+      const sameRows = JSON.stringify(summarizeAnalysis(summary(0, backbone!), earlier.cells, earlier.original, earlier.labels)) === JSON.stringify(earlier.strategies);
+      if (files.length === expected.length && sameRows && earlier.labels) {
         log(`analysis: ${jsonPath} is up to date (${key.cells.length} cells, ${images} images)`);
-        return { analysis: before, files, reused: true };
+        return { analysis: earlier, files, reused: true };
       }
-      kept = { ...before, why: !before.labels ? "its images' classes missing (a build before them)" : sameRows ? `${expected.length - files.length} of its files missing` : "its summary is not the one made of its cells now (the table's rows, or the summary's form, have changed)" };
+      kept = { ...earlier, why: !earlier.labels ? "its images' classes missing (a build before them)" : sameRows ? `${expected.length - files.length} of its files missing` : "its summary is not the one made of its cells now (the table's rows, or the summary's form, have changed)" };
     }
   }
 
@@ -456,6 +474,8 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     // knn.queries and knn.bank. None where the cells' numbers are kept.
     const whole = bankPerClass === undefined ? { bank, otherBanks } : {};
     const resetData = (resets || interpolate) && !kept ? await resetDataOf(config, size, open, { ...whole, queries: allQueries }, opts.transformed) : undefined;
+    // The class each block gave each image, where the images have at most MAX_CLASSES classes (a byte each).
+    const given = queries.classes.length <= MAX_CLASSES;
     const fewer = queries.length < images ? ` (all knn.queries holds, of the ${images} asked for)` : "";
     const reference = await analyzeOriginal(original, data);
     const cells: CellAnalysis[] = [];
@@ -497,13 +517,13 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       };
       const probeHead = interpolate && (await probeHeadOf(c));
       const r = await compare(cellCheckpointPath(dir, c.id), { ...bestEdits, ...(probeHead && { probeHead }) });
-      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: m.knnCorrect.map((c) => packCorrect(c)), attention: m.attention, weights: m.weights });
-      const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks), grid: Array.from(r.grid.maps), ...(r.resets && { resets: r.resets }), ...(r.interpolation && { interpolation: r.interpolation }) };
+      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: packedAnswers(m, given), attention: m.attention, weights: m.weights });
+      const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks, given), grid: Array.from(r.grid.maps), ...(r.resets && { resets: r.resets }), ...(r.interpolation && { interpolation: r.interpolation }) };
       if (atSteps) {
         cell.atSteps = [];
         for (const step of atSteps.filter((s) => existsSync(cellStepPath(dir, c.id, s)))) {
           const m = await compare(cellStepPath(dir, c.id, step), stepEdits);
-          cell.atSteps.push({ step, ...measures(m), ...packedBanks(m.otherBanks), ...(m.resets && { resets: m.resets }) });
+          cell.atSteps.push({ step, ...measures(m), ...packedBanks(m.otherBanks, given), ...(m.resets && { resets: m.resets }) });
         }
         const missing = atSteps.filter((s) => !cell.atSteps!.some((a) => a.step === s));
         if (missing.length > 0) log(`analysis: cell ${c.id} kept no backbone at step ${missing.join(", ")} of analysis.atSteps (trained before they were asked for): delete ${cellFolder(dir, c.id)} to train it again with them`);
@@ -518,7 +538,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       log(`  ${i + 1}/${finished.length} ${c.id}: last block CKA ${r.cka.cls[last].toFixed(3)} (CLS)${steps}, layer-wise k-NN ${r.knn[last].toFixed(1)}%${reset}${moved}, ${((performance.now() - cellStarted) / 1000).toFixed(1)} s`);
     }
     const results = summary(size, backbone!);
-    const originalAnswers = { knnCorrect: reference.knnCorrect.map((c) => packCorrect(c)), ...packedBanks(reference.otherBanks) };
+    const originalAnswers = { knnCorrect: packedAnswers(reference, given), ...packedBanks(reference.otherBanks, given) };
     const labels = { classes: queries.classes, labels: Array.from(queries.labels) };
     const analysis: RunAnalysis = {
       format: ANALYSIS_FORMAT,

@@ -99,16 +99,21 @@ export function knnConfusionCsv(table: RowConfusion[]): string {
   for (const row of table) {
     const points = [{ step: "best", confusion: row.knnConfusion }, ...(row.knnCurve ?? [])];
     for (const { step, confusion } of points) {
-      for (const line of confusion ? [...confusion.lines, confusion.every] : []) {
-        confusion!.given.forEach((given, j) => {
-          const change = line.change[j];
-          const fields = [csvText(line.name), csvText(given), line.queries, line.original[j].toFixed(2), line.knn[j].toFixed(2), change.mean.toFixed(2), intervalEnd(change.lo), intervalEnd(change.hi), confusion!.banks];
-          lines.push([strategyName(row.strategy), row.lr, row.seeds, step, ...fields].join(","));
-        });
-      }
+      for (const fields of confusion ? confusionCsvFields(confusion) : []) lines.push([strategyName(row.strategy), row.lr, row.seeds, step, ...fields].join(","));
     }
   }
   return lines.join("\n") + "\n";
+}
+
+// A confusion's fields of CSV lines, a line per class (then EVERY_QUERY) and class given: class, given, queries,
+// original_share, share, change, change_lo, change_hi (empty where the change has no interval) and banks.
+export function confusionCsvFields(c: KnnConfusion): (string | number)[][] {
+  return [...c.lines, c.every].flatMap((line) =>
+    c.given.map((given, j) => {
+      const change = line.change[j];
+      return [csvText(line.name), csvText(given), line.queries, line.original[j].toFixed(2), line.knn[j].toFixed(2), change.mean.toFixed(2), intervalEnd(change.lo), intervalEnd(change.hi), c.banks];
+    }),
+  );
 }
 
 // knn-answers-between.csv: for each table row whose curve has how often each class is the answer since the point

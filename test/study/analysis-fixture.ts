@@ -4,7 +4,8 @@ import type { CellAnalysis, RunAnalysis, StepAnalysis } from "../../study/analys
 import type { CellResets } from "../../study/analysis-resets.js";
 import { summarizeAnalysis } from "../../study/analysis-results.js";
 import { results } from "./fixture.js";
-import { packBits } from "../../util/bits.js";
+import { packBits, packBytes } from "../../util/bits.js";
+import { type Correct, unpackCorrect } from "../../study/results.js";
 
 const identity = (count: number) => ({ name: "fashion-mnist", root: "/data", split: "test", count, hash: "0123456789abcdef" });
 
@@ -90,4 +91,18 @@ export function analysis(seeds = [0, 1], atSteps?: number[], withResets: boolean
     strategies: summarizeAnalysis(results(), cells, { knnCorrect: ORIGINAL_ANSWERS }),
     seconds: 1,
   };
+}
+
+// Classes of the 10 images, for the analysis by class.
+export const CLASS_LABELS = { classes: ["a", "b", "c"], labels: [0, 1, 2, 0, 1, 2, 0, 1, 2, 0] };
+
+// `a` with the classes of its images (CLASS_LABELS) and the class each block gave each image (the image's own where
+// right, else the next class), its summary made anew.
+export function withClassesGiven(a: RunAnalysis): RunAnalysis {
+  const { labels } = CLASS_LABELS;
+  const given = (c: Correct): Correct => ({ ...c, predicted: packBytes(Array.from(unpackCorrect(c), (right, q) => (right ? labels[q] : (labels[q] + 1) % 3))) });
+  const measured = <T extends { knnCorrect: Correct[] }>(m: T): T => ({ ...m, knnCorrect: m.knnCorrect.map(given) });
+  const cells = a.cells.map((c) => ({ ...measured(c), ...(c.atSteps && { atSteps: c.atSteps.map(measured) }) }));
+  const original = measured(a.original);
+  return { ...a, labels: CLASS_LABELS, cells, original, strategies: summarizeAnalysis(results(), cells, original, CLASS_LABELS) };
 }

@@ -2,9 +2,12 @@
 // over seeds per block, and so at each step of analysis.atSteps the row's cells kept; analysis.csv and
 // analysis-steps.csv with one number per line.
 import { describe, expect, it } from "vitest";
-import { analysisClassesCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "../../study/analysis-results.js";
+import { analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "../../study/analysis-results.js";
+import { knnConfusion } from "../../study/knn-confusion.js";
+import { intervalEnd } from "../../study/knn-classes.js";
+import { type Correct, unpackPredicted } from "../../study/results.js";
 import { results } from "./fixture.js";
-import { ORIGINAL_ANSWERS, analysis } from "./analysis-fixture.js";
+import { CLASS_LABELS, ORIGINAL_ANSWERS, analysis, withClassesGiven } from "./analysis-fixture.js";
 import { crossedMeanInterval } from "../../util/stats.js";
 import { unpackBits } from "../../util/bits.js";
 
@@ -77,6 +80,28 @@ describe("summarizeAnalysis by class", () => {
     expect(csv.length).toBe(1 + 2 * 3 * 2 * 2); // rows, best and two steps, blocks, classes
     const d = rows[0].atSteps![0].knnByClass![0][1];
     expect(csv[6]).toBe(`full,0.1,2,10,0,b,5,${d.original.toFixed(2)},${d.knn.toFixed(2)},${d.change.mean.toFixed(2)},${d.change.lo.toFixed(2)},${d.change.hi.toFixed(2)},1`);
+  });
+
+  it("gives each block's confusion where the answers hold the classes given, at the best checkpoints and each kept step; analysis-confusion.csv", () => {
+    const a = withClassesGiven(analysis([0, 1], [10, 30]));
+    const [full] = a.strategies;
+    for (const t of [full, ...full.atSteps!]) {
+      const kept = t === full ? a.cells.filter((c) => c.strategy === "full") : a.cells.filter((c) => c.strategy === "full").map((c) => c.atSteps!.find((m) => m.step === (t as { step: number }).step)!);
+      t.knnConfusion!.forEach((c, block) => {
+        const given = (x: { knnCorrect: Correct[] }) => [unpackPredicted(x.knnCorrect[block])!];
+        expect(c).toEqual(knnConfusion(kept.map(given), given(a.original), CLASS_LABELS));
+      });
+    }
+    expect(full.atSteps!.at(-1)!.knnConfusion).toEqual(full.knnConfusion); // the last step is the cells' own
+    // Without the classes given (an analysis of a build before them), none; the rest as before.
+    const bare = analysis([0, 1], [10, 30]);
+    const rows = summarizeAnalysis(results(), bare.cells, bare.original, CLASS_LABELS);
+    expect(rows.every((row) => row.knnConfusion === undefined && row.knnByClass && row.atSteps!.every((t) => t.knnConfusion === undefined))).toBe(true);
+    const csv = analysisConfusionCsv(a).trim().split("\n");
+    expect(csv.length).toBe(1 + 2 * 3 * 2 * (3 + 1) * 3); // rows, best and two steps, blocks, lines (and every query), classes given
+    const line = full.atSteps![0].knnConfusion![1].lines[2];
+    const x = line.change[0];
+    expect(csv).toContain(`full,0.1,2,10,1,c,a,${line.queries},${line.original[0].toFixed(2)},${line.knn[0].toFixed(2)},${x.mean.toFixed(2)},${intervalEnd(x.lo)},${intervalEnd(x.hi)},1`);
   });
 });
 

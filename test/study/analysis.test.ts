@@ -15,7 +15,7 @@ import { configJson, parseStudyConfig } from "../../study/config.js";
 import { runExperiment } from "../../study/runner.js";
 import { analysisFileNames, analyzeRun } from "../../study/analysis.js";
 import type { CellAnalysis, RunAnalysis } from "../../study/analysis-results.js";
-import type { BaselineResult, CellResult } from "../../study/results.js";
+import { type BaselineResult, type CellResult, type Correct, unpackCorrect, unpackPredicted } from "../../study/results.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
 import { miniStudy } from "./program.js";
@@ -207,6 +207,41 @@ describe("a study with the analysis key", () => {
     expect(lines).toContain(`analysis: its images' classes missing (a build before them); the numbers of its ${a.cells.length} cell(s) kept, its summary and files made anew`);
     expect(again.analysis.strategies).toEqual(a.strategies);
     expect((await analyzeRun(run(), { images: 1000, out, reuse: true })).reused).toBe(true);
+  });
+
+  it("keeps the class each block gave each image, gives each block's confusion, and measures anew an analysis without them", async () => {
+    await runOnce();
+    const out = join(root, "confusion");
+    const { analysis: a } = await analyzeRun(run(), { images: 1000, out });
+    const labels = a.labels!.labels;
+    // The classes given agree with the answers: right exactly where given the image's own class.
+    for (const x of [a.original, ...a.cells].flatMap((c) => c.knnCorrect)) {
+      const right = unpackCorrect(x);
+      expect(Array.from(unpackPredicted(x)!, (g, q) => (g === labels[q] ? 1 : 0))).toEqual(Array.from(right));
+    }
+    for (const s of a.strategies) {
+      expect(s.knnConfusion).toHaveLength(a.depth);
+      s.knnConfusion!.forEach((c, block) => {
+        // Its diagonal is the block's change class by class; each line sums to 0.
+        expect(c.lines.map((line, i) => line.change[i].mean)).toEqual(s.knnByClass![block].map((k) => k.change.mean));
+        for (const line of c.lines) expect(line.change.reduce((sum, x) => sum + x.mean, 0)).toBeCloseTo(0, 9);
+      });
+      if (s.strategy === "linear") expect(s.knnConfusion!.every((c) => c.every.change.every((x) => x.mean === 0))).toBe(true);
+    }
+    const csv = (await readFile(join(out, "analysis-confusion.csv"), "utf8")).trim().split("\n");
+    expect(csv[0]).toBe("strategy,lr,seeds,step,block,class,given,queries,original_share,share,change,change_lo,change_hi,banks");
+    expect(csv.length).toBe(1 + a.strategies.length * a.depth * (3 + 1) * 3);
+    expect(await readFile(join(out, "analysis-confusion.svg"), "utf8")).toContain(">At which depth lost images are taken for another class<");
+    // An analysis.json of a build before the classes given: measured anew, and the log says why.
+    const path = join(out, "analysis.json");
+    const bare = (x: Correct) => ({ count: x.count, bits: x.bits });
+    const before = JSON.parse(await readFile(path, "utf8")) as RunAnalysis;
+    await writeFile(path, JSON.stringify({ ...before, original: { ...before.original, knnCorrect: before.original.knnCorrect.map(bare) }, cells: before.cells.map((c) => ({ ...c, knnCorrect: c.knnCorrect.map(bare) })) }));
+    const lines: string[] = [];
+    const again = await analyzeRun(run(), { images: 1000, out, reuse: true, log: (l) => lines.push(l) });
+    expect(lines).toContain(`analysis: ${path} lacks the class each block gave each image (a build before them): its cells are measured anew`);
+    expect(again.reused).toBe(false);
+    expect(again.analysis.strategies.map((s) => s.knnConfusion)).toEqual(a.strategies.map((s) => s.knnConfusion));
   });
 });
 

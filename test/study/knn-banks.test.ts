@@ -181,8 +181,9 @@ describe("knn.otherBanks", () => {
     // one bank. So the cells at 0.03.
     const last = a.depth - 1;
     const original = JSON.parse(await readFile(join(dir, "knn-banks.json"), "utf8")).banks as KnnBankScores[];
-    // The analysis keeps no classes given: the right answers alone.
-    a.original.otherBanks!.forEach((b, i) => expect(b.knnCorrect[last]).toEqual({ count: original[i].correct.count, bits: original[i].correct.bits }));
+    // The classes given as well (three classes).
+    a.original.otherBanks!.forEach((b, i) => expect(b.knnCorrect[last]).toEqual(original[i].correct));
+    expect(original.every((b) => b.correct.predicted !== undefined)).toBe(true);
     for (const c of a.cells.filter((x) => x.lr === 0.03)) {
       const file = await banksFile(dir, c.id);
       c.otherBanks!.forEach((b, i) => expect(b.knn[last], c.id).toBeCloseTo(file[i].knn["5"].top1, 6));
