@@ -3,10 +3,8 @@
 // again, which must give the scores and the right answers result.json holds. The best checkpoints' alone: the points
 // of a forgetting curve have no checkpoint, so such a cell's curve stays without them (and its row's curve without
 // its confusion). Its answers against knn.otherBanks get them where study/knn-banks.ts classifies them again.
-import { writeJsonAtomic } from "../util/atomic.js";
-import { isObject, readJsonFile } from "../util/json-file.js";
 import { type CellOutcome, type CellResult, type Correct, type KnnScores, isDiverged } from "./results.js";
-import { cellResultPath } from "./cells.js";
+import { writeCellCorrect } from "./result-files.js";
 import { MAX_CLASSES } from "./knn-classes.js";
 
 // `score` gives a cell's best checkpoint's k-NN; `classes`: how many knn.queries has (none kept beyond MAX_CLASSES).
@@ -28,11 +26,7 @@ export async function addGivenClasses(
       log(`  ${cell.id}: its best checkpoint scores ${JSON.stringify(scores)}, not the ${JSON.stringify(cell.knn)} of its result.json (or not on the same queries): left without them`);
       continue;
     }
-    const path = cellResultPath(out, cell.id);
-    const json = await readJsonFile(path, "experiment");
-    if (!isObject(json) || !isObject(json.correct)) continue;
-    await writeJsonAtomic(path, { ...json, correct: { ...json.correct, knn: correct } });
-    wrote = true;
+    if (await writeCellCorrect(out, cell.id, "knn", correct)) wrote = true;
   }
   return wrote;
 }

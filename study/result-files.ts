@@ -1,10 +1,11 @@
 // A run folder's result files read back and checked: a cell's result.json (with its knn-val.json and
-// knn-banks.json), baseline.json, and backbone.json. What the summary, the report and the analysis read of them is
+// knn-banks.json), baseline.json, and backbone.json; and one answer set written back into a cell's result.json. What the summary, the report and the analysis read of them is
 // checked when they are read, so that a damaged or hand-edited file is named with the way out, rather than failing
 // later inside the summary with a message that names no file.
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describeJson, isObject, readJsonFile } from "../util/json-file.js";
+import { writeJsonAtomic } from "../util/atomic.js";
 import { unpackBits, unpackBytes } from "../util/bits.js";
 import type { StudyConfig } from "./config.js";
 import type { BaselineResult, CellOutcome, CellResult, Correct, KnnScores } from "./results.js";
@@ -207,4 +208,14 @@ export async function readBackboneRecord(dir: string, who: string): Promise<Back
     throw new Error(`${who}: ${path}: expected the record of the study's backbone (its "path", and its "sha256" from builds that record it), found ${isObject(v) ? `${field(v, "path")}, ${field(v, "sha256")}` : describeJson(v)}`);
   }
   return v as unknown as BackboneRecord;
+}
+
+// Writes `correct` as the answer set `key` of a finished cell's result.json ("knn", "val"), nothing else in it
+// changed: what the upgrades of cells of earlier builds add. False where the file holds no answers to add to.
+export async function writeCellCorrect(out: string, id: string, key: string, correct: Correct): Promise<boolean> {
+  const path = cellResultPath(out, id);
+  const json = await readJsonFile(path, "experiment");
+  if (!isObject(json) || !isObject(json.correct)) return false;
+  await writeJsonAtomic(path, { ...json, correct: { ...json.correct, [key]: correct } });
+  return true;
 }

@@ -244,7 +244,7 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
     candidates.set(name, tried.map((row) => row.lr));
     triedRows.push(tried);
     const chosen = choose(config.selectBy, tried, paired);
-    // Every pair of steps only for the table's rows: the rates not chosen show no curve.
+    // Every pair of steps only for the table's rows: a rate not chosen is reported by its best checkpoints alone.
     const spans = chosen.knnCurve && spansOf(cells.filter((c) => c.strategy === name && c.lr === chosen.lr), chosen.knnCurve, baseline);
     if (spans && spans.length > 0) chosen.knnSpans = spans;
     // By class only for the table's rows: a thousand classes at every point of every rate tried would cost seconds.

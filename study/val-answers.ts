@@ -2,10 +2,8 @@
 // val accuracy by image as on the test images (study/comparisons.ts), for the finished cells of builds that did not
 // keep them: each cell's best checkpoint scored on the val images again, which must give the val accuracy that
 // chose it. Cells trained now keep theirs as they finish (study/runner.ts).
-import { writeJsonAtomic } from "../util/atomic.js";
-import { isObject, readJsonFile } from "../util/json-file.js";
 import { type CellOutcome, type CellResult, isDiverged, packCorrect } from "./results.js";
-import { cellResultPath } from "./cells.js";
+import { writeCellCorrect } from "./result-files.js";
 
 // `evaluate` scores a cell's best checkpoint on the val images; where that gives the val accuracy that chose it, the
 // answers are added to its result.json (nothing else in it changes). Cells that kept no answers at all (builds
@@ -24,10 +22,7 @@ export async function addValAnswers(
       log(`  ${cell.id}: its best checkpoint scores ${accuracy}% on transfer.val, not the ${cell.valAccuracy}% that chose it: left without them (its choice paired by seed alone)`);
       continue;
     }
-    const path = cellResultPath(out, cell.id);
-    const json = await readJsonFile(path, "experiment");
-    if (!isObject(json) || !isObject(json.correct)) continue;
-    await writeJsonAtomic(path, { ...json, correct: { ...json.correct, val: packCorrect(correct) } });
+    await writeCellCorrect(out, cell.id, "val", packCorrect(correct));
   }
 }
 
