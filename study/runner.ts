@@ -43,7 +43,8 @@
 // study/slurm.ts): each worker claims a cell before training it, and the preparation (pre-training, the original
 // backbone's k-NN) before doing it, so nothing runs twice; a worker waits for the cells of its selection that others
 // hold, and a stale claim (a dead worker) is taken over. A worker given a selection leaves the report to `collect`,
-// which writes it from the cells finished so far and names the missing ones.
+// which writes it from the cells finished so far and names the missing ones, and the upgrades of finished cells of
+// earlier builds to the preparation and `collect`.
 import { existsSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
@@ -487,13 +488,16 @@ async function runStudy(o: ExperimentOptions, held: Set<Claim>): Promise<Experim
   let outcomes = await readOutcomes();
   // Cells that finished before knn.val or knn.otherBanks was added or changed get their scores from their best
   // checkpoints, and cells of builds that did not keep their val answers, or the classes their queries were given,
-  // get them so.
-  const finishedIds = outcomes.filter((c) => !isDiverged(c)).map((c) => c.id);
-  if (data.knnVal) await scoreKnnVal(out, finishedIds, config, data.knnVal, scoreVal, log);
-  if (data.otherBanks) await scoreOtherBanks(finishedIds.map((id) => ({ name: id, path: cellKnnBanksPath(out, id) })), config, data.otherBanks, data.queries, scoreBanks, log);
-  if (data.transferVal) await addValAnswers(out, outcomes, answerVal, log);
-  const given = await addGivenClasses(out, outcomes, answerKnn, log, data.queries.classes.length);
-  if (data.knnVal || data.otherBanks || data.transferVal || given) outcomes = await readOutcomes();
+  // get them so. Not by a worker given a selection of cells: the preparation and `collect` do it once, where many
+  // workers would each do it all again.
+  if (o.cells === undefined || o.collect) {
+    const finishedIds = outcomes.filter((c) => !isDiverged(c)).map((c) => c.id);
+    if (data.knnVal) await scoreKnnVal(out, finishedIds, config, data.knnVal, scoreVal, log);
+    if (data.otherBanks) await scoreOtherBanks(finishedIds.map((id) => ({ name: id, path: cellKnnBanksPath(out, id) })), config, data.otherBanks, data.queries, scoreBanks, log);
+    if (data.transferVal) await addValAnswers(out, outcomes, answerVal, log);
+    const given = await addGivenClasses(out, outcomes, answerKnn, log, data.queries.classes.length);
+    if (data.knnVal || data.otherBanks || data.transferVal || given) outcomes = await readOutcomes();
+  }
   const complete = outcomes.length === cells.length;
   const notes = {
     backbone: backboneNote,

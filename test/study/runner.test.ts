@@ -651,6 +651,11 @@ describe("the forgetting curve (knn.atSteps)", () => {
       const c: CellResult = JSON.parse(await readFile(path, "utf8"));
       await writeFile(path, JSON.stringify({ ...c, correct: { ...c.correct, knn: strip(c.correct!.knn) }, knnCurve: c.knnCurve!.map((p) => ({ ...p, correct: strip(p.correct!) })) }));
     }
+    // A worker given a selection of cells leaves the upgrades to the preparation and `collect`.
+    log.length = 0;
+    await runExperiment({ config: config(STEPS), out: earlier, cells: [1], log: (l) => log.push(l) });
+    expect(log.some((l) => l.startsWith("adding the class given"))).toBe(false);
+    expect((await cellResult(`${strategies[0]}_lr0.3_s0`, earlier)).correct!.knn.predicted).toBeUndefined();
     log.length = 0;
     await runExperiment({ config: config(STEPS), out: earlier, log: (l) => log.push(l) });
     expect(log).toContain("k-NN of the original backbone again, for its classes given query by query (baseline.json of an earlier build)");
