@@ -11,10 +11,10 @@ import { strategyName } from "../peft/strategy.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
 import { type Correct, type StudyResults, unpackCorrect, unpackPredicted } from "./results.js";
 import { type KnnConfusion, confusionCsvFields, knnConfusion } from "./knn-confusion.js";
-import { changeFromOriginal } from "./comparisons.js";
+import { changeFromOriginal, pairedChange } from "./comparisons.js";
 import { type CellResets, type RowResets, resetRows, summarizeResets } from "./analysis-resets.js";
 import { type CellInterpolation, type RowInterpolation, interpolationRows, summarizeInterpolation } from "./analysis-interpolation.js";
-import { type ClassKnn, MAX_CLASSES, type QueryLabels, classCsvFields, knnByClass } from "./knn-classes.js";
+import { type ClassKnn, MAX_CLASSES, type QueryLabels, classCsvFields, intervalEnd, knnByClass } from "./knn-classes.js";
 
 export const ANALYSIS_FORMAT = "peft-vit-webgpu/analysis@1";
 
@@ -71,6 +71,11 @@ export interface StepSummary {
   resets?: RowResets; // with analysis.resets: each part reset, over the seeds that kept the step
   knnByClass?: ClassKnn[][]; // as StrategyAnalysis's, over the seeds that kept the step
   knnConfusion?: KnnConfusion[]; // as StrategyAnalysis's, over the seeds that kept the step
+  // (depth): each block's layer-wise k-NN at this step less at the kept step before, each seed's answers paired
+  // query by query (and bank by bank) with its own there; absent at the first kept step (its change from step 0 is
+  // knnChange), and where a seed kept this step and not the one before. Which blocks went on forgetting between the
+  // two, or won back.
+  knnSincePrevious?: KnnChange[];
 }
 
 export interface StrategyAnalysis {
@@ -161,6 +166,11 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
         ...confusionsOf(kept, original, labels),
       };
     });
+    atSteps.forEach((t, j) => {
+      const at = (c: CellAnalysis, step: number) => c.atSteps?.find((a) => a.step === step);
+      const both = j > 0 ? group.filter((c) => at(c, t.step) && at(c, steps[j - 1])) : [];
+      if (both.length > 0 && both.length === t.seeds) t.knnSincePrevious = knnSince(both.map((c) => at(c, t.step)!), both.map((c) => at(c, steps[j - 1])!));
+    });
     const per = (value: (c: CellAnalysis, i: number) => number) =>
       group[0].knn.map((_, i) => meanStdOf(group.map((c) => value(c, i))));
     const resets = summarizeResets(group.map((c) => c.resets));
@@ -216,6 +226,21 @@ function knnChanges(measured: KnnAnswers[], original: KnnAnswers): KnnChange[] {
   });
 }
 
+// Each block's layer-wise k-NN of `now` (a row's backbones at one step, a seed each) less that of `before` (the same
+// seeds' at an earlier step), each seed paired query by query with its own answers there: against every bank where
+// each of them was classified against the other banks, else against knn.bank alone.
+function knnSince(now: KnnAnswers[], before: KnnAnswers[]): KnnChange[] {
+  const banks = [...now, ...before].every((m) => m.otherBanks !== undefined && m.otherBanks.length === now[0].otherBanks?.length);
+  return now[0].knnCorrect.map((_, i) => {
+    const answers = (x: KnnAnswers) => [x.knnCorrect[i], ...(banks ? x.otherBanks! : []).map((b) => b.knnCorrect[i])].map(unpackCorrect);
+    const pairs = now.map((m, s) => {
+      const [a, b] = [answers(m), answers(before[s])];
+      return a.map((x, k) => [x, b[k]] as [Uint8Array, Uint8Array]);
+    });
+    return { ...pairedChange(pairs), banks: pairs[0].length };
+  });
+}
+
 // knnChanges class by class of the analysed images (`labels`), block by block.
 function knnChangesByClass(measured: KnnAnswers[], original: KnnAnswers, labels: QueryLabels): ClassKnn[][] {
   return original.knnCorrect.map((_, i) => {
@@ -265,6 +290,18 @@ export function analysisClassesCsv(a: RunAnalysis): string {
     for (const { step, seeds, knnByClass } of [{ step: "best", seeds: s.seeds, knnByClass: s.knnByClass }, ...(s.atSteps ?? [])]) {
       knnByClass?.forEach((classes, block) => classes.forEach((c) => lines.push([s.strategy, s.lr, seeds, step, block, ...classCsvFields(c)].join(","))));
     }
+  }
+  return lines.join("\n") + "\n";
+}
+
+// analysis-steps-between.csv: for each row, a line per kept step after the first and block, its layer-wise k-NN
+// change since the kept step before (StepSummary's knnSincePrevious).
+export function analysisBetweenCsv(a: RunAnalysis): string {
+  const lines = ["strategy,lr,seeds,from,to,block,change,change_lo,change_hi,banks"];
+  for (const s of a.strategies) {
+    (s.atSteps ?? []).forEach((t, j) => {
+      t.knnSincePrevious?.forEach((c, block) => lines.push([s.strategy, s.lr, t.seeds, s.atSteps![j - 1].step, t.step, block, c.mean.toFixed(2), intervalEnd(c.lo), intervalEnd(c.hi), c.banks].join(",")));
+    });
   }
   return lines.join("\n") + "\n";
 }

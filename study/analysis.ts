@@ -51,7 +51,7 @@ import { readSafetensors } from "../vit/safetensors.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { MAX_CLASSES } from "./knn-classes.js";
-import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type RunAnalysis, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
+import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type RunAnalysis, analysisBetweenCsv, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
 import { headOf, startingHead, writeHead } from "./probe-head.js";
 import { cellCheckpointPath, cellFolder, cellProbePath, cellResultPath, cellStepPath, cellsFolder } from "./cells.js";
 import { DEFAULTS, type InterpolationHead, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
@@ -106,7 +106,7 @@ export const analysisFileNames = (key: Pick<AnalysisKey, "atSteps" | "resets" | 
   ...figureNames(FIGURES),
   "analysis-attention.svg",
   "analysis-attention.png",
-  ...(key.atSteps ? ["analysis-steps.csv", ...figureNames(STEP_FIGURES)] : []),
+  ...(key.atSteps ? ["analysis-steps.csv", "analysis-steps-between.csv", ...figureNames(STEP_FIGURES)] : []),
   ...(key.resets ? figureNames([RESET_FIGURE]) : []),
   ...(key.resets && key.atSteps ? figureNames([STEP_RESET_FIGURE]) : []),
   ...(key.interpolate ? figureNames([INTERPOLATION_FIGURE]) : []),
@@ -149,6 +149,12 @@ function changeLines(a: RunAnalysis): string[] {
   return [
     `analysis: each block's layer-wise ${a.k}-NN less the original's, in points: mean [${CONFIDENCE * 100}% interval over seeds${a.otherBanks ? `, the bank and its ${a.otherBanks.length} other draw(s)` : ""} and images], block 0 first`,
     ...a.strategies.map((s) => `  ${s.strategy}: ${s.knnChange.map(shown).join(" / ")}`),
+    ...(a.strategies.some((s) => s.atSteps?.some((t) => t.knnSincePrevious))
+      ? [
+          `analysis: each block's layer-wise ${a.k}-NN at a kept step less at the kept step before, in points, each seed paired with itself: mean [${CONFIDENCE * 100}% interval], block 0 first`,
+          ...a.strategies.flatMap((s) => (s.atSteps ?? []).flatMap((t, j) => (t.knnSincePrevious ? [`  ${s.strategy} ${s.atSteps![j - 1].step} -> ${t.step}: ${t.knnSincePrevious.map(shown).join(" / ")}`] : []))),
+        ]
+      : []),
     ...(a.key.resets
       ? [
           `analysis: each part reset where fine-tuning started: the source ${a.k}-NN it wins back and the transfer it changes, in points: mean [${CONFIDENCE * 100}% interval over seeds${resetBanks(a.strategies) > 1 ? ", the banks (the source k-NN's)" : ""} and images]; (alone: the same of its change alone, every other part reset)`,
@@ -249,7 +255,7 @@ async function cellOutcomes(dir: string, config: StudyConfig): Promise<CellOutco
 // SVG and PNG) and the attention grid (SVG and PNG).
 async function analysisFiles(analysis: RunAnalysis, results: StudyResults, reference: OriginalAnalysis): Promise<[string, string | Uint8Array][]> {
   const files: [string, string | Uint8Array][] = [["analysis.csv", analysisCsv(analysis)], ["analysis-classes.csv", analysisClassesCsv(analysis)], ["analysis-confusion.csv", analysisConfusionCsv(analysis)]];
-  if (analysis.key.atSteps) files.push(["analysis-steps.csv", analysisStepsCsv(analysis)]);
+  if (analysis.key.atSteps) files.push(["analysis-steps.csv", analysisStepsCsv(analysis)], ["analysis-steps-between.csv", analysisBetweenCsv(analysis)]);
   if (analysis.strategies.length === 0) return files;
   const specs: [string, FigureSpec][] = [
     ["analysis-cka", ckaHeatmapSpec(analysis)],

@@ -2,8 +2,9 @@
 // over seeds per block, and so at each step of analysis.atSteps the row's cells kept; analysis.csv and
 // analysis-steps.csv with one number per line.
 import { describe, expect, it } from "vitest";
-import { analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "../../study/analysis-results.js";
+import { analysisBetweenCsv, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "../../study/analysis-results.js";
 import { knnConfusion } from "../../study/knn-confusion.js";
+import { pairedChange } from "../../study/comparisons.js";
 import { intervalEnd } from "../../study/knn-classes.js";
 import { type Correct, unpackPredicted } from "../../study/results.js";
 import { results } from "./fixture.js";
@@ -131,6 +132,34 @@ describe("summarizeAnalysis at the kept steps", () => {
     expect(full.atSteps!.map((t) => [t.step, t.seeds])).toEqual([[10, 1], [30, 2]]);
     expect(full.atSteps![0].ckaCls.map((m) => m.mean)).toEqual(s0.atSteps![0].cka.cls);
     expect(linear.atSteps).toBeUndefined();
+    // Seed 1 kept step 30 and not 10: no change since step 10 over some of the seeds.
+    expect(full.atSteps!.every((t) => t.knnSincePrevious === undefined)).toBe(true);
+  });
+
+  it("gives each block's change since the kept step before, each seed paired with itself; the spans add up to the last step's change; analysis-steps-between.csv", () => {
+    const a = analysis([0, 1], [3, 10, 30]);
+    const bits = (x: Correct) => unpackBits(x.bits, x.count)!;
+    for (const row of a.strategies) {
+      const group = a.cells.filter((c) => c.strategy === row.strategy);
+      const [first, ...rest] = row.atSteps!;
+      expect(first.knnSincePrevious).toBeUndefined();
+      rest.forEach((t, j) => {
+        const before = row.atSteps![j].step;
+        const at = (c: (typeof group)[number], step: number) => c.atSteps!.find((m) => m.step === step)!;
+        t.knnSincePrevious!.forEach((c, block) => {
+          expect(c, `${row.strategy} ${before} -> ${t.step} block ${block}`).toEqual({ ...pairedChange(group.map((cell) => [[bits(at(cell, t.step).knnCorrect[block]), bits(at(cell, before).knnCorrect[block])]])), banks: 1 });
+        });
+      });
+      for (let block = 0; block < a.depth; block++) {
+        const sum = first.knnChange[block].mean + rest.reduce((x, t) => x + t.knnSincePrevious![block].mean, 0);
+        expect(sum, `${row.strategy} block ${block}`).toBeCloseTo(row.atSteps!.at(-1)!.knnChange[block].mean, 10);
+      }
+    }
+    const csv = analysisBetweenCsv(a).trim().split("\n");
+    expect(csv[0]).toBe("strategy,lr,seeds,from,to,block,change,change_lo,change_hi,banks");
+    expect(csv.length).toBe(1 + 2 * 2 * 2); // rows, spans, blocks
+    const c = a.strategies[0].atSteps![2].knnSincePrevious![1];
+    expect(csv[4]).toBe(`full,0.1,2,10,30,1,${c.mean.toFixed(2)},${intervalEnd(c.lo)},${intervalEnd(c.hi)},1`);
   });
 });
 
