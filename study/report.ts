@@ -488,8 +488,18 @@ const CONFUSION_CSV = "knn-confusion.csv";
 const ANSWERS_BETWEEN_CSV = "knn-answers-between.csv";
 const SPANS_CSV = "knn-spans.csv";
 
+// The CSV files beside results.csv, each where the results have what it holds (else an earlier report's is removed).
+const onCurve = (r: StudyResults, has: (p: RowPoint) => unknown) => r.table.some((row) => row.knnCurve?.some(has));
+const CSVS: [string, (r: StudyResults) => boolean, (r: StudyResults) => string][] = [
+  [CLASSES_CSV, (r) => r.table.some((row) => row.knnByClass), (r) => knnClassesCsv(r.table)],
+  [BETWEEN_CSV, (r) => onCurve(r, (p) => p.byClassSincePrevious), (r) => classesBetweenCsv(r.table)],
+  [CONFUSION_CSV, (r) => r.table.some((row) => row.knnConfusion), (r) => knnConfusionCsv(r.table)],
+  [ANSWERS_BETWEEN_CSV, (r) => onCurve(r, (p) => p.answersSincePrevious), (r) => answersBetweenCsv(r.table)],
+  [SPANS_CSV, (r) => r.table.some((row) => row.knnSpans), spansCsv],
+];
+
 // Every file writeReport can write (what --force removes).
-export const REPORT_FILES = ["results.json", "results.csv", "table.md", CLASSES_CSV, BETWEEN_CSV, CONFUSION_CSV, ANSWERS_BETWEEN_CSV, SPANS_CSV, ...Object.keys(FIGURES).flatMap(figureFileNames)];
+export const REPORT_FILES = ["results.json", "results.csv", "table.md", ...CSVS.map(([name]) => name), ...Object.keys(FIGURES).flatMap(figureFileNames)];
 
 // Writes every report file into `out`, and removes a figure's files that an earlier report there wrote but these
 // results no longer have (a rate dropped from the config, a seed that diverged since): left, they would show cells
@@ -500,16 +510,10 @@ export async function writeReport(out: string, r: StudyResults): Promise<string[
     ["table.md", tableMarkdown(r)],
   ];
   const stale: string[] = [];
-  if (r.table.some((row) => row.knnByClass)) files.push([CLASSES_CSV, knnClassesCsv(r.table)]);
-  else stale.push(CLASSES_CSV);
-  if (r.table.some((row) => row.knnCurve?.some((p) => p.byClassSincePrevious))) files.push([BETWEEN_CSV, classesBetweenCsv(r.table)]);
-  else stale.push(BETWEEN_CSV);
-  if (r.table.some((row) => row.knnConfusion)) files.push([CONFUSION_CSV, knnConfusionCsv(r.table)]);
-  else stale.push(CONFUSION_CSV);
-  if (r.table.some((row) => row.knnCurve?.some((p) => p.answersSincePrevious))) files.push([ANSWERS_BETWEEN_CSV, answersBetweenCsv(r.table)]);
-  else stale.push(ANSWERS_BETWEEN_CSV);
-  if (r.table.some((row) => row.knnSpans)) files.push([SPANS_CSV, spansCsv(r)]);
-  else stale.push(SPANS_CSV);
+  for (const [name, has, csv] of CSVS) {
+    if (has(r)) files.push([name, csv(r)]);
+    else stale.push(name);
+  }
   const figures: [string, FigureSpec][] = [];
   for (const [name, specOf] of Object.entries(FIGURES)) {
     // A table without rows (every strategy diverged) leaves nothing to draw.
