@@ -66,7 +66,8 @@ CKA of the block outputs (CLS token, all tokens mean-pooled), the k-NN accuracy 
 final LayerNorm, the relative weight change (LoRA merged), and the Jensen-Shannon divergence of the CLS attention
 per head. Block Expansion's new blocks count with the block they follow. Where the config has analysis.atSteps, the
 backbones each cell kept at those steps are measured so too: analysis-steps.csv, analysis-steps-cka.* and
-analysis-steps-knn.* (each block's CKA and layer-wise k-NN change against the step). With resets, analysis-resets.*:
+analysis-steps-knn.* (each block's CKA and layer-wise k-NN change against the step), analysis-steps-between.csv / .*
+(each block's change from one kept step to the next). With resets, analysis-resets.*:
 each reset's source k-NN won back and transfer changed, against the fine-tuned model's own; with both,
 analysis-steps-resets.* (the source k-NN each part's reset wins back against the step). With --interpolate,
 analysis-interpolation.*: source k-NN against transfer at each weight, per strategy. Where the config has
