@@ -255,7 +255,7 @@ export const DINO_KEYS = [
   "centerMomentum", "clipGrad", "freezeLastLayerSteps", "seed", "collapse", "knnEvery", "logEvery", "checkpointEvery",
   "precision", "lossScale",
 ];
-const TRAINING_KEYS = ["steps", "batchSize", "evalEvery", "warmupSteps", "optimizer", "momentum", "weightDecay", "clipNorm", "lossEvery", "microBatch", "precision", "lossScale"];
+const TRAINING_KEYS = ["steps", "batchSize", "evalEvery", "warmupSteps", "schedule", "optimizer", "momentum", "weightDecay", "clipNorm", "lossEvery", "microBatch", "precision", "lossScale"];
 const LOSS_SCALE_KEYS = ["init", "backoff", "growth", "interval"];
 const TOP_KEYS = ["$comment", "name", "backbone", "imageSize", "knn", "transfer", "strategies", "learningRates", "headInit", "linearProbe", "seeds", "training", "selectBy", "analysis"];
 const TRANSFORMS: TransformKind[] = ["train", "eval", "knn"];
@@ -575,6 +575,13 @@ function precisionSpec(c: Checker, o: Record<string, unknown>, path: string): { 
   return { ...(precision && { precision }), ...(lossScale && { lossScale }) };
 }
 
+// `schedule` of a training: after the warm-up, "cosine" (the paper's decay to 0) or "constant" (the peak rate to the
+// end). "cosine" is left out like an absent key, so that config.json and the checkpoints of earlier runs match.
+function scheduleSpec(c: Checker, o: Record<string, unknown>, path: string): { schedule?: "constant" } {
+  const given = c.optional(o, "schedule", path, undefined, (x, p) => c.enumeration(x, p, ["cosine", "constant"] as const));
+  return given === "constant" ? { schedule: given } : {};
+}
+
 function trainingSpec(c: Checker, v: unknown, path: string): StudyTraining | undefined {
   const o = c.object(v, path, TRAINING_KEYS);
   if (!o) return undefined;
@@ -583,6 +590,7 @@ function trainingSpec(c: Checker, v: unknown, path: string): StudyTraining | und
     batchSize: c.required(o, "batchSize", path, (x, p) => c.int(x, p, 1)),
     evalEvery: c.required(o, "evalEvery", path, (x, p) => c.int(x, p, 1)),
     warmupSteps: c.optional(o, "warmupSteps", path, DEFAULTS.training.warmupSteps, (x, p) => c.int(x, p, 0)),
+    ...scheduleSpec(c, o, path),
     optimizer: c.optional(o, "optimizer", path, DEFAULTS.training.optimizer, (x, p) => c.enumeration(x, p, OPTIMIZERS)),
     momentum: c.optional(o, "momentum", path, DEFAULTS.training.momentum, (x, p) => c.number(x, p, "a number in [0, 1)", (n) => n >= 0 && n < 1)),
     weightDecay: c.optional(o, "weightDecay", path, DEFAULTS.training.weightDecay, (x, p) => c.number(x, p, "a number >= 0", (n) => n >= 0)),

@@ -17,6 +17,7 @@ export interface TrainSettings {
   batchSize: number; // images per step
   lr: number; // peak learning rate: linear warm-up, then cosine decay (train/schedule.ts)
   warmupSteps: number;
+  schedule?: "constant"; // after the warm-up, the peak rate to the end (train/schedule.ts); absent: the cosine decay
   optimizer: OptimizerName;
   momentum: number; // SGD's; AdamW runs ignore it
   weightDecay: number;

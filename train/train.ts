@@ -241,7 +241,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const started = performance.now();
   await makeFolder(o.dir);
   const s = o.settings;
-  const schedule: Schedule = { base: s.lr, warmup: s.warmupSteps, total: s.steps };
+  const schedule: Schedule = { base: s.lr, warmup: s.warmupSteps, total: s.steps, ...(s.schedule && { after: s.schedule }) };
   const size = o.train.transform.size;
   const microBatch = s.microBatch ?? s.batchSize;
   const lastPath = join(o.dir, LAST_CHECKPOINT);

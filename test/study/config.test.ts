@@ -111,6 +111,16 @@ describe("shipped configs", () => {
     }
   });
 
+  it("takes training.schedule cosine (as if absent, so the identity stays) or constant, and names a bad one", () => {
+    const at = (schedule: string) => parseStudyConfig({ ...DEFAULT_STUDY, training: { ...DEFAULT_STUDY.training, schedule } });
+    const plain = parseStudyConfig(DEFAULT_STUDY);
+    expect(at("cosine").training.schedule).toBeUndefined();
+    expect(studyIdentity(at("cosine"))).toBe(studyIdentity(plain));
+    expect(at("constant").training.schedule).toBe("constant");
+    expect(studyIdentity(at("constant"))).not.toBe(studyIdentity(plain));
+    expect(() => at("linear")).toThrow('training.schedule: expected one of cosine, constant, got "linear"');
+  });
+
   it("takes training.precision f32 (as if absent, so the identity stays), f16, int8 or int8x2, each a study of its own", () => {
     const at = (precision: string) => parseStudyConfig({ ...DEFAULT_STUDY, training: { ...DEFAULT_STUDY.training, precision } });
     const plain = parseStudyConfig(DEFAULT_STUDY);

@@ -18,6 +18,11 @@ describe("checkpoint fingerprint", () => {
     expect(print({ precision: "f16", lossScale: { init: 8 } })).not.toBe(prints[1]);
   });
 
+  it("holds a constant rate after the warm-up, the cosine decay as if the key were absent", () => {
+    expect(print({ schedule: "constant" })).not.toBe(print({}));
+    expect(print({ schedule: undefined })).toBe(print({}));
+  });
+
   it("ignores the cadences", () => {
     expect(print({ evalEvery: 3, lossEvery: 2 })).toBe(print({}));
   });

@@ -1,4 +1,4 @@
-// Warm-up + cosine against values computed by hand from the formula.
+// Warm-up + cosine, and warm-up + constant, against values computed by hand from the formula.
 import { describe, expect, it } from "vitest";
 import { checkSchedule, learningRate } from "../../train/schedule.js";
 
@@ -21,6 +21,13 @@ describe("learningRate", () => {
   it("starts at the base rate without warm-up, and a single-step run uses it", () => {
     expect(learningRate({ base: 0.01, warmup: 0, total: 10 }, 0)).toBe(0.01);
     expect(learningRate({ base: 0.01, warmup: 0, total: 1 }, 0)).toBe(0.01);
+  });
+
+  it("with `after: \"constant\"` keeps the base rate from the warm-up's end to the last step", () => {
+    const c = { ...s, after: "constant" as const };
+    for (let t = 0; t < 4; t++) expect(learningRate(c, t)).toBe(learningRate(s, t));
+    for (let t = 3; t < 14; t++) expect(learningRate(c, t)).toBeCloseTo(0.1, 15);
+    expect(learningRate({ base: 0.01, warmup: 0, total: 10, after: "constant" }, 9)).toBe(0.01);
   });
 
   it("rejects impossible schedules", () => {
