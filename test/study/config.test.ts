@@ -287,6 +287,18 @@ describe("shipped configs", () => {
     expect(variant.knn.otherBanks).toEqual(otherBanks);
   });
 
+  it("configs/default-constant-rate.json is the first steps' full fine-tuning but for its steps and a constant rate after the warm-up", () => {
+    const constant = shipped("configs/default-constant-rate.json");
+    const first = shipped("configs/default-first-steps.json");
+    const rest = ({ name: _n, strategies: _s, learningRates: _l, knn: { atSteps: _a, ...knn }, training: { schedule: _t, ...training }, ...c }: StudyConfig) => ({ ...c, knn, training });
+    expect(rest(constant)).toEqual(rest(first));
+    expect(constant.strategies.map(strategyName)).toEqual(["full"]);
+    expect(ratesFor(constant, constant.strategies[0])).toEqual(ratesFor(first, first.strategies[0]));
+    expect(constant.training.schedule).toBe("constant");
+    expect(first.training.schedule).toBeUndefined();
+    expect(constant.knn.atSteps!.every((step) => first.knn.atSteps!.includes(step))).toBe(true);
+  });
+
   it.each([
     ["configs/default-analysis-steps.json", DEFAULT_STUDY, "configs/default-seeds.json"],
     ["configs/default-supervised-analysis-steps.json", SUPERVISED_STUDY, "configs/default-supervised-seeds.json"],
