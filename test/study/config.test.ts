@@ -287,16 +287,20 @@ describe("shipped configs", () => {
     expect(variant.knn.otherBanks).toEqual(otherBanks);
   });
 
-  it("configs/default-constant-rate.json is the first steps' full fine-tuning but for its steps and a constant rate after the warm-up", () => {
-    const constant = shipped("configs/default-constant-rate.json");
+  // The first steps' full fine-tuning with one thing of its training changed: the rate held after the warm-up, or
+  // plain SGD at ten times the rate (the same step once momentum 0.9's has built up).
+  it.each([
+    ["configs/default-constant-rate.json", { schedule: "constant" }, 1],
+    ["configs/default-no-momentum.json", { momentum: 0 }, 10],
+  ] as const)("%s is the first steps' full fine-tuning but for its steps and its training's %o, at %d times the rate", (file, changed, times) => {
+    const variant = shipped(file);
     const first = shipped("configs/default-first-steps.json");
-    const rest = ({ name: _n, strategies: _s, learningRates: _l, knn: { atSteps: _a, ...knn }, training: { schedule: _t, ...training }, ...c }: StudyConfig) => ({ ...c, knn, training });
-    expect(rest(constant)).toEqual(rest(first));
-    expect(constant.strategies.map(strategyName)).toEqual(["full"]);
-    expect(ratesFor(constant, constant.strategies[0])).toEqual(ratesFor(first, first.strategies[0]));
-    expect(constant.training.schedule).toBe("constant");
-    expect(first.training.schedule).toBeUndefined();
-    expect(constant.knn.atSteps!.every((step) => first.knn.atSteps!.includes(step))).toBe(true);
+    const rest = ({ name: _n, strategies: _s, learningRates: _l, knn: { atSteps: _a, ...knn }, training: { schedule: _t, momentum: _m, ...training }, ...c }: StudyConfig) => ({ ...c, knn, training });
+    expect(rest(variant)).toEqual(rest(first));
+    expect(variant.strategies.map(strategyName)).toEqual(["full"]);
+    expect(ratesFor(variant, variant.strategies[0])).toEqual(ratesFor(first, first.strategies[0]).map((lr) => lr * times));
+    expect({ schedule: variant.training.schedule, momentum: variant.training.momentum }).toEqual({ schedule: undefined, momentum: first.training.momentum, ...changed });
+    expect(variant.knn.atSteps!.every((step) => first.knn.atSteps!.includes(step))).toBe(true);
   });
 
   it.each([
