@@ -96,7 +96,7 @@ export const experiment: Command = {
                Expansion at several p and rates figure3.*, with a strategy at several rates tradeoff.* (.svg, .png,
                .vl.json), knn-classes.csv and knn-classes-between.csv (the forgetting class by class, and from each
                step of knn.atSteps to the next), for at most 20 source classes forgetting-classes*.*, and
-               knn-confusion.csv, forgetting-confusion.* (where the lost queries went) and knn-answers-between.csv
+               knn-confusion.csv, forgetting-confusion*.* (where the lost queries went) and knn-answers-between.csv
                (each class as the answer, step to step), with the analysis key analysis.* and analysis-*.* (the
                per-block analysis, as \`analyze\`)
   --force      discard the run folder's earlier results and start over (needed after a config change other than

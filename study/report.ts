@@ -25,7 +25,7 @@ import { hasTradeoff, tradeoffSpec } from "./figures/tradeoff.js";
 import { forgettingClassesCurveSpec, forgettingClassesSpec, hasClassCurveFigure, hasClassFigure } from "./figures/forgetting-classes.js";
 import { MAX_CLASSES, classesBetweenCsv, intervalEnd, knnClassesCsv } from "./knn-classes.js";
 import { answersBetweenCsv, confusionMoves, knnConfusionCsv } from "./knn-confusion.js";
-import { forgettingConfusionSpec, hasConfusionFigure } from "./figures/forgetting-confusion.js";
+import { forgettingConfusionCurveSpec, forgettingConfusionSpec, hasConfusionCurveFigure, hasConfusionFigure } from "./figures/forgetting-confusion.js";
 import { forgettingBetweenSpec, hasBetweenFigure } from "./figures/forgetting-between.js";
 import { andList } from "./figures/parts.js";
 import { CONFIDENCE, type Difference } from "./comparisons.js";
@@ -479,6 +479,7 @@ const FIGURES: Record<string, (r: StudyResults) => FigureSpec | undefined | Prom
   "forgetting-classes": (r) => (hasClassFigure(r) ? forgettingClassesSpec(r) : undefined),
   "forgetting-classes-curve": (r) => (hasClassCurveFigure(r) ? forgettingClassesCurveSpec(r) : undefined),
   "forgetting-confusion": (r) => (hasConfusionFigure(r) ? forgettingConfusionSpec(r) : undefined),
+  "forgetting-confusion-curve": (r) => (hasConfusionCurveFigure(r) ? forgettingConfusionCurveSpec(r) : undefined),
   "forgetting-between-steps": (r) => (hasBetweenFigure(r) ? forgettingBetweenSpec(r) : undefined),
 };
 

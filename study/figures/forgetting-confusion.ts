@@ -6,13 +6,17 @@
 // forgetting-classes.*), which would otherwise pale the rest. A last line, of every query whatever its class: which
 // answers grew and which shrank. The best checkpoints' (the curve's
 // points are in knn-confusion.csv). Drawn where the answers hold the classes given (at most MAX_CLASSES classes).
+// forgettingConfusionCurveSpec: the moves along the forgetting curve (knn.atSteps), a panel per strategy, a line per
+// move that grew most at the curve's last point: how soon each confusion appears, and whether it stays.
 import { strategyName } from "../../peft/strategy.js";
 import type { FigureSpec } from "../../plot/render.js";
 import type { StudyResults } from "../results.js";
 import { noChange } from "../knn-classes.js";
-import { EVERY_QUERY } from "../knn-confusion.js";
+import { EVERY_QUERY, type KnnConfusion, confusionMoves } from "../knn-confusion.js";
 import { changeHeatmapSpec } from "./change-heatmap.js";
-import { listLines, nothingToDrawSpec, pairedSeedsNote, studyTitle } from "./parts.js";
+import { stepPanelsSpec } from "./analysis-steps.js";
+import { stepAxis } from "./forgetting-curve.js";
+import { changeIntervalNote, intervalEnds, listLines, nothingToDrawSpec, pairedSeedsNote, seedsNote, studyTitle } from "./parts.js";
 
 // Whether some table row has its confusion.
 export const hasConfusionFigure = (r: Pick<StudyResults, "table">): boolean => r.table.some((row) => row.knnConfusion);
@@ -44,5 +48,69 @@ export function forgettingConfusionSpec(r: StudyResults): FigureSpec {
     x: { field: "given", title: `Class given by the source ${r.reportK}-NN`, domain: given, px: 44, labelAngle: -40 },
     y: { field: "class", title: "Source class of the query", domain: [...lines.map((line) => line.name), EVERY_QUERY], px: 24 },
     cells,
+  });
+}
+
+// Whether some row's curve has a point with its confusion.
+export const hasConfusionCurveFigure = (r: Pick<StudyResults, "table">): boolean => r.table.some((row) => row.knnCurve?.some((p) => p.confusion));
+
+const MOVES = 4; // each row's moves that grew most at its curve's last point
+const PANEL_WIDTH = 200;
+
+export function forgettingConfusionCurveSpec(r: StudyResults): FigureSpec {
+  const text = "How soon lost queries are taken for another class";
+  const curved = r.table.filter((row) => row.knnCurve?.some((p) => p.confusion));
+  const moved = (c: KnnConfusion) => c.lines.some((line) => line.change.some((x) => !noChange(x)));
+  // A row that gave every query the original's class at every point (linear probing) is named, not drawn.
+  const rows = curved.filter((row) => row.knnCurve!.some((p) => p.confusion && moved(p.confusion)));
+  const unchanged = curved.filter((row) => !rows.includes(row)).map((row) => strategyName(row.strategy));
+  if (rows.length === 0) return nothingToDrawSpec(text, listLines("the original's class for every query at every step", unchanged));
+  const last = (row: (typeof rows)[number]) => [...row.knnCurve!].reverse().find((p) => p.confusion)!.confusion!;
+  const moveName = (from: string, to: string) => `${from} → ${to}`;
+  // Each row's largest moves at its last point, once each (by name), the largest first.
+  const grown = rows.flatMap((row) => confusionMoves(last(row)).slice(0, MOVES)).sort((a, b) => b.change.mean - a.change.mean);
+  const byName = new Map(grown.map((m) => [moveName(m.from, m.to), m]));
+  const moves = [...byName.keys()];
+  const points = rows.flatMap((row) =>
+    row.knnCurve!.flatMap((p) =>
+      p.confusion
+        ? [...byName].map(([move, m]) => {
+            const c = p.confusion!;
+            const change = c.lines.find((line) => line.name === m.from)!.change[c.given.indexOf(m.to)];
+            return { strategy: strategyName(row.strategy), seeds: row.seeds, step: p.step, move, value: change.mean, ...intervalEnds(change) };
+          })
+        : [],
+    ),
+  );
+  const steps = [...new Set(points.map((p) => p.step))].sort((a, b) => a - b);
+  const banks = Math.max(...rows.flatMap((row) => row.knnCurve!.flatMap((p) => (p.confusion ? [p.confusion.banks] : []))));
+  const x = stepAxis(steps, "Fine-tuning step", PANEL_WIDTH); // the scale named once, in the subtitle
+  const y = { field: "value", type: "quantitative", title: ["Share of the class's queries given", "the other, less the original's (points)"], scale: { nice: false, padding: 8 } } as const;
+  // The legend's title in full: vega cuts one longer than 180 px by default.
+  const color = { field: "move", type: "nominal", title: "Source class → class given", sort: moves, scale: { domain: moves }, legend: { titleLimit: 0 } } as const;
+  return stepPanelsSpec({
+    title: {
+      text,
+      subtitle: [
+        "each strategy at its selected learning rate: the",
+        "share of a class's queries the source k-NN gave",
+        "another class, less the original backbone's, after",
+        `each step; the moves that grew most at the last (${MOVES} a`,
+        "strategy); steps on a symmetric log scale",
+        ...seedsNote(
+          rows.map((row) => ({ label: strategyName(row.strategy), seeds: row.seeds })),
+          "error bars",
+          banks > 1 ? changeIntervalNote("banks", "queries") : changeIntervalNote("queries"),
+        ),
+        ...(unchanged.length > 0 ? listLines("not drawn, the original's class throughout", unchanged) : []),
+      ],
+    },
+    points,
+    strategies: rows.map((row) => strategyName(row.strategy)),
+    channels: { x, y, color },
+    width: PANEL_WIDTH,
+    zero: true,
+    errors: points.some((p) => p.seeds > 1 && p.lo !== null) ? "datum.seeds > 1 && isValid(datum.lo)" : undefined,
+    tooltip: [{ field: "strategy" }, { field: "move" }, { field: "step" }, { field: "value", format: ".2f" }],
   });
 }

@@ -11,7 +11,7 @@ import { EVERY_QUERY, answersBetweenCsv, answersSince, confusionMoves, knnConfus
 import { changeFromOriginal, pairedChange } from "../../study/comparisons.js";
 import { type BaselineResult, type CellResult, type Correct, summarize, unpackCorrect } from "../../study/results.js";
 import { tableMarkdown, writeReport } from "../../study/report.js";
-import { forgettingConfusionSpec } from "../../study/figures/forgetting-confusion.js";
+import { forgettingConfusionCurveSpec, forgettingConfusionSpec } from "../../study/figures/forgetting-confusion.js";
 import { renderSvg } from "../../plot/render.js";
 import { packBits, packBytes } from "../../util/bits.js";
 import { QUERIES, baselineWithAnswers, cellsWithAnswers, config, notes } from "./fixture.js";
@@ -204,6 +204,26 @@ describe("knnConfusion in the study's results", () => {
     expect(tableMarkdown(summarize(config, baselineWithAnswers, cellsGiven, notes, queries))).not.toContain("Where the forgotten queries went");
   });
 
+  it("draws the moves that grew most at the curve's last point against the step, a panel per changed row, each point its confusion's entry", async () => {
+    const spec = forgettingConfusionCurveSpec(given) as unknown as { data: { values: { strategy: string; step: number; move: string; value: number; seeds: number }[] } };
+    const values = spec.data.values;
+    const [full] = given.table;
+    const last = full.knnCurve!.at(-1)!.confusion!;
+    const top = confusionMoves(last).slice(0, 4).map((m) => `${m.from} → ${m.to}`);
+    for (const move of top) expect(values.some((v) => v.strategy === "full" && v.move === move), move).toBe(true);
+    for (const v of values.filter((x) => x.strategy === "full")) {
+      const c = full.knnCurve!.find((p) => p.step === v.step)!.confusion!;
+      const [from, to] = v.move.split(" → ");
+      expect(v.value, `${v.move} step ${v.step}`).toBe(c.lines.find((l) => l.name === from)!.change[c.given.indexOf(to)].mean);
+    }
+    expect(new Set(values.map((v) => v.step)).size).toBe(config.knn.atSteps!.length);
+    const svg = await renderSvg(forgettingConfusionCurveSpec(given), "test");
+    for (const text of [">How soon lost queries are taken for another class<", ">Source class → class given<", ">Fine-tuning step<", ">full<"]) expect(svg).toContain(text);
+    // Without the classes given at any point: nothing to draw, and the report draws none.
+    const none = summarize(config, baselineWithAnswers, cellsWithAnswers, notes, queries);
+    expect(none.table.every((row) => row.knnCurve!.every((p) => !p.confusion))).toBe(true);
+  });
+
   it("draws a heatmap per changed row and names a row that gave the original's classes; a report without confusion removes the files an earlier one wrote", async () => {
     const dir = await mkdtemp(join(tmpdir(), "knn-confusion-"));
     try {
@@ -217,12 +237,13 @@ describe("knnConfusion in the study's results", () => {
       expect(existsSync(join(dir, "forgetting-confusion.png"))).toBe(true);
       expect(existsSync(join(dir, "knn-confusion.csv"))).toBe(true);
       expect(existsSync(join(dir, "knn-answers-between.csv"))).toBe(true);
+      expect(await readFile(join(dir, "forgetting-confusion-curve.svg"), "utf8")).toContain(">How soon lost queries are taken for another class<");
       const zero = { mean: 0, lo: 0, hi: 0, n: 2 };
       const frozen = { ...given, table: given.table.map((row) => (row.strategy.kind === "linear" ? { ...row, knnConfusion: { ...row.knnConfusion!, lines: row.knnConfusion!.lines.map((l) => ({ ...l, change: l.change.map(() => zero) })) } } : row)) };
       const named = await renderSvg(forgettingConfusionSpec(frozen), "test");
       expect(named).toContain(">not drawn, the original's class for every query:<");
       await writeReport(dir, summarize(config, baselineWithAnswers, cellsWithAnswers, notes, queries));
-      for (const f of ["knn-confusion.csv", "knn-answers-between.csv", "forgetting-confusion.svg", "forgetting-confusion.png", "forgetting-confusion.vl.json"]) expect(existsSync(join(dir, f)), f).toBe(false);
+      for (const f of ["knn-confusion.csv", "knn-answers-between.csv", "forgetting-confusion.svg", "forgetting-confusion.png", "forgetting-confusion.vl.json", "forgetting-confusion-curve.svg", "forgetting-confusion-curve.png"]) expect(existsSync(join(dir, f)), f).toBe(false);
       expect(existsSync(join(dir, "knn-classes.csv"))).toBe(true);
     } finally {
       await rm(dir, { recursive: true, force: true });
