@@ -94,33 +94,56 @@ export function forgettingClassesCurveSpec(r: StudyResults): FigureSpec {
       (p.byClass ?? []).map((c) => ({ strategy: strategyName(row.strategy), lr: row.lr, seeds: row.seeds, step: p.step, class: c.name, knn: c.knn, value: c.change.mean, ...intervalEnds(c.change) })),
     ),
   );
-  const steps = [...new Set(points.map((p) => p.step))].sort((a, b) => a - b);
   const banks = Math.max(...rows.flatMap((row) => row.knnCurve!.flatMap((p) => (p.byClass ?? []).map((c) => c.change.banks))));
-  const x = stepAxis(steps, "Fine-tuning step", PANEL_WIDTH); // the scale named once, in the subtitle
   const y = { field: "value", type: "quantitative", title: [`Source ${r.reportK}-NN top-1 less the`, "original backbone's (points)"], scale: { nice: false, padding: 8 } } as const;
   const color = { field: "class", type: "nominal", title: "Source class", sort: classes, scale: { domain: classes } } as const;
+  return changeCurveSpec({
+    text,
+    lead: ["each strategy at its selected learning rate: its", "source k-NN on each class's queries less the", "original backbone's, after each fine-tuning step", "steps on a symmetric log scale"],
+    rows,
+    unchanged: unchanged.length > 0 ? listLines("not drawn, the original's answers throughout", unchanged.map((row) => strategyName(row.strategy))) : [],
+    points,
+    banks,
+    channels: { y, color },
+    tooltip: [{ field: "strategy" }, { field: "class" }, { field: "step" }, { field: "knn", format: ".2f" }, { field: "value", format: ".2f" }],
+  });
+}
+
+// A panel per row (`rows`, the table's order) of paired changes from the original against the fine-tuning step, a line
+// per `channels.color` (a class, a move): `points` (strategy, seeds, step, value, lo, hi), error bars where a row has
+// several seeds, a dashed line at 0; the subtitle `lead`, then the seeds' note (over the queries, and the banks where
+// `banks` > 1), then `unchanged` (the rows not drawn, said so). What the curves of classes and of moves share.
+export function changeCurveSpec(o: {
+  text: string;
+  lead: string[];
+  rows: { strategy: StudyResults["table"][number]["strategy"]; seeds: number }[];
+  unchanged: string[];
+  points: { strategy: string; seeds: number; step: number; lo: number | null }[];
+  banks: number;
+  channels: { y: object & { field: string }; color: object };
+  tooltip: object[];
+}): FigureSpec {
+  const steps = [...new Set(o.points.map((p) => p.step))].sort((a, b) => a - b);
+  const x = stepAxis(steps, "Fine-tuning step", PANEL_WIDTH); // the scale named once, in the subtitle
   return stepPanelsSpec({
     title: {
-      text,
+      text: o.text,
       subtitle: [
-        "each strategy at its selected learning rate: its",
-        "source k-NN on each class's queries less the",
-        "original backbone's, after each fine-tuning step",
-        "steps on a symmetric log scale",
+        ...o.lead,
         ...seedsNote(
-          rows.map((row) => ({ label: strategyName(row.strategy), seeds: row.seeds })),
+          o.rows.map((row) => ({ label: strategyName(row.strategy), seeds: row.seeds })),
           "error bars",
-          banks > 1 ? changeIntervalNote("banks", "queries") : changeIntervalNote("queries"),
+          o.banks > 1 ? changeIntervalNote("banks", "queries") : changeIntervalNote("queries"),
         ),
-        ...(unchanged.length > 0 ? listLines("not drawn, the original's answers throughout", unchanged.map((row) => strategyName(row.strategy))) : []),
+        ...o.unchanged,
       ],
     },
-    points,
-    strategies: rows.map((row) => strategyName(row.strategy)),
-    channels: { x, y, color },
+    points: o.points,
+    strategies: o.rows.map((row) => strategyName(row.strategy)),
+    channels: { x, ...o.channels },
     width: PANEL_WIDTH,
     zero: true,
-    errors: points.some((p) => p.seeds > 1 && p.lo !== null) ? "datum.seeds > 1 && isValid(datum.lo)" : undefined,
-    tooltip: [{ field: "strategy" }, { field: "class" }, { field: "step" }, { field: "knn", format: ".2f" }, { field: "value", format: ".2f" }],
+    errors: o.points.some((p) => p.seeds > 1 && p.lo !== null) ? "datum.seeds > 1 && isValid(datum.lo)" : undefined,
+    tooltip: o.tooltip,
   });
 }

@@ -14,9 +14,8 @@ import type { StudyResults } from "../results.js";
 import { noChange } from "../knn-classes.js";
 import { EVERY_QUERY, type KnnConfusion, confusionMoves } from "../knn-confusion.js";
 import { changeHeatmapSpec } from "./change-heatmap.js";
-import { stepPanelsSpec } from "./analysis-steps.js";
-import { stepAxis } from "./forgetting-curve.js";
-import { changeIntervalNote, intervalEnds, listLines, nothingToDrawSpec, pairedSeedsNote, seedsNote, studyTitle } from "./parts.js";
+import { changeCurveSpec } from "./forgetting-classes.js";
+import { intervalEnds, listLines, nothingToDrawSpec, pairedSeedsNote, studyTitle } from "./parts.js";
 
 // Whether some table row has its confusion.
 export const hasConfusionFigure = (r: Pick<StudyResults, "table">): boolean => r.table.some((row) => row.knnConfusion);
@@ -55,7 +54,6 @@ export function forgettingConfusionSpec(r: StudyResults): FigureSpec {
 export const hasConfusionCurveFigure = (r: Pick<StudyResults, "table">): boolean => r.table.some((row) => row.knnCurve?.some((p) => p.confusion));
 
 const MOVES = 4; // each row's moves that grew most at its curve's last point
-const PANEL_WIDTH = 200;
 
 export function forgettingConfusionCurveSpec(r: StudyResults): FigureSpec {
   const text = "How soon lost queries are taken for another class";
@@ -82,35 +80,24 @@ export function forgettingConfusionCurveSpec(r: StudyResults): FigureSpec {
         : [],
     ),
   );
-  const steps = [...new Set(points.map((p) => p.step))].sort((a, b) => a - b);
   const banks = Math.max(...rows.flatMap((row) => row.knnCurve!.flatMap((p) => (p.confusion ? [p.confusion.banks] : []))));
-  const x = stepAxis(steps, "Fine-tuning step", PANEL_WIDTH); // the scale named once, in the subtitle
   const y = { field: "value", type: "quantitative", title: ["Share of the class's queries given", "the other, less the original's (points)"], scale: { nice: false, padding: 8 } } as const;
   // The legend's title in full: vega cuts one longer than 180 px by default.
   const color = { field: "move", type: "nominal", title: "Source class → class given", sort: moves, scale: { domain: moves }, legend: { titleLimit: 0 } } as const;
-  return stepPanelsSpec({
-    title: {
-      text,
-      subtitle: [
-        "each strategy at its selected learning rate: the",
-        "share of a class's queries the source k-NN gave",
-        "another class, less the original backbone's, after",
-        `each step; the moves that grew most at the last (${MOVES} a`,
-        "strategy); steps on a symmetric log scale",
-        ...seedsNote(
-          rows.map((row) => ({ label: strategyName(row.strategy), seeds: row.seeds })),
-          "error bars",
-          banks > 1 ? changeIntervalNote("banks", "queries") : changeIntervalNote("queries"),
-        ),
-        ...(unchanged.length > 0 ? listLines("not drawn, the original's class throughout", unchanged) : []),
-      ],
-    },
+  return changeCurveSpec({
+    text,
+    lead: [
+      "each strategy at its selected learning rate: the",
+      "share of a class's queries the source k-NN gave",
+      "another class, less the original backbone's, after",
+      `each step; the moves that grew most at the last (${MOVES} a`,
+      "strategy); steps on a symmetric log scale",
+    ],
+    rows,
+    unchanged: unchanged.length > 0 ? listLines("not drawn, the original's class throughout", unchanged) : [],
     points,
-    strategies: rows.map((row) => strategyName(row.strategy)),
-    channels: { x, y, color },
-    width: PANEL_WIDTH,
-    zero: true,
-    errors: points.some((p) => p.seeds > 1 && p.lo !== null) ? "datum.seeds > 1 && isValid(datum.lo)" : undefined,
+    banks,
+    channels: { y, color },
     tooltip: [{ field: "strategy" }, { field: "move" }, { field: "step" }, { field: "value", format: ".2f" }],
   });
 }
