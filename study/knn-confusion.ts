@@ -82,6 +82,22 @@ export function confusionMoves(c: KnnConfusion): { from: string; to: string; que
     .sort((a, b) => b.change.mean - a.change.mean);
 }
 
+// A move a figure follows: a class's queries (`from`) given another class (`to`), named "from → to".
+export interface Move {
+  name: string;
+  from: string;
+  to: string;
+}
+
+// Each of `confusions`' `n` moves that grew most (confusionMoves), once each, the largest first.
+export function largestMoves(confusions: KnnConfusion[], n: number): Move[] {
+  const grown = confusions.flatMap((c) => confusionMoves(c).slice(0, n)).sort((a, b) => b.change.mean - a.change.mean);
+  return [...new Map(grown.map(({ from, to }) => [`${from} → ${to}`, { name: `${from} → ${to}`, from, to }])).values()];
+}
+
+// A move's change in confusion `c`: the share of its class's queries given the other class, less the reference's.
+export const moveChange = (c: KnnConfusion, m: Move): MeanInterval => c.lines.find((line) => line.name === m.from)!.change[c.given.indexOf(m.to)];
+
 // What knnConfusionCsv and answersBetweenCsv read of a table row (study/results.ts TableRow).
 interface RowConfusion {
   strategy: Strategy;

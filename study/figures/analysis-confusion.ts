@@ -8,15 +8,12 @@
 import type { FigureSpec } from "../../plot/render.js";
 import type { RunAnalysis } from "../analysis-results.js";
 import { MAX_CLASSES, noChange } from "../knn-classes.js";
-import { confusionMoves } from "../knn-confusion.js";
+import { largestMoves, moveChange } from "../knn-confusion.js";
 import { changeHeatmapSpec } from "./change-heatmap.js";
 import { listLines, nothingToDrawSpec, pairedSeedsNote } from "./parts.js";
 
 const TEXT = "At which depth lost images are taken for another class";
 const MOVES = 4; // each row's moves that grew most at the last block
-
-// A move's line label.
-const moveName = (from: string, to: string) => `${from} → ${to}`;
 
 export function confusionSpec(a: RunAnalysis): FigureSpec {
   const classes = a.labels?.classes ?? [];
@@ -32,17 +29,9 @@ export function confusionSpec(a: RunAnalysis): FigureSpec {
       : ["no row has the classes its blocks gave (an analysis", "of a build before them)"];
     return nothingToDrawSpec(TEXT, why);
   }
-  // Each row's largest moves at the last block, once each, the largest first.
-  const grown = rows.flatMap((s) => confusionMoves(s.knnConfusion!.at(-1)!).slice(0, MOVES));
-  const moves = [...new Map(grown.sort((x, y) => y.change.mean - x.change.mean).map((m) => [moveName(m.from, m.to), m])).values()];
-  const cells = rows.flatMap((s) =>
-    s.knnConfusion!.flatMap((c, block) =>
-      moves.map((m) => {
-        const line = c.lines.find((l) => l.name === m.from)!;
-        return { strategy: s.strategy, x: block, y: moveName(m.from, m.to), change: line.change[c.given.indexOf(m.to)] };
-      }),
-    ),
-  );
+  // Each row's largest moves at the last block.
+  const moves = largestMoves(rows.map((s) => s.knnConfusion!.at(-1)!), MOVES);
+  const cells = rows.flatMap((s) => s.knnConfusion!.flatMap((c, block) => moves.map((m) => ({ strategy: s.strategy, x: block, y: m.name, change: moveChange(c, m) }))));
   const banks = Math.max(...rows.flatMap((s) => s.knnConfusion!.map((c) => c.banks)));
   return changeHeatmapSpec({
     title: TEXT,
@@ -62,7 +51,7 @@ export function confusionSpec(a: RunAnalysis): FigureSpec {
     ],
     strategies: rows.map((s) => s.strategy),
     x: { field: "block", title: "Block (0 = first)", domain: Array.from({ length: a.depth }, (_, i) => i), px: 44 },
-    y: { field: "move", title: "Source class → class given", domain: moves.map((m) => moveName(m.from, m.to)), px: 24 },
+    y: { field: "move", title: "Source class → class given", domain: moves.map((m) => m.name), px: 24 },
     cells,
   });
 }

@@ -12,7 +12,7 @@ import { strategyName } from "../../peft/strategy.js";
 import type { FigureSpec } from "../../plot/render.js";
 import type { StudyResults } from "../results.js";
 import { noChange } from "../knn-classes.js";
-import { EVERY_QUERY, type KnnConfusion, confusionMoves } from "../knn-confusion.js";
+import { EVERY_QUERY, type KnnConfusion, largestMoves, moveChange } from "../knn-confusion.js";
 import { changeHeatmapSpec } from "./change-heatmap.js";
 import { changeCurveSpec } from "./forgetting-classes.js";
 import { intervalEnds, listLines, nothingToDrawSpec, pairedSeedsNote, studyTitle } from "./parts.js";
@@ -64,18 +64,15 @@ export function forgettingConfusionCurveSpec(r: StudyResults): FigureSpec {
   const unchanged = curved.filter((row) => !rows.includes(row)).map((row) => strategyName(row.strategy));
   if (rows.length === 0) return nothingToDrawSpec(text, listLines("the original's class for every query at every step", unchanged));
   const last = (row: (typeof rows)[number]) => [...row.knnCurve!].reverse().find((p) => p.confusion)!.confusion!;
-  const moveName = (from: string, to: string) => `${from} → ${to}`;
-  // Each row's largest moves at its last point, once each (by name), the largest first.
-  const grown = rows.flatMap((row) => confusionMoves(last(row)).slice(0, MOVES)).sort((a, b) => b.change.mean - a.change.mean);
-  const byName = new Map(grown.map((m) => [moveName(m.from, m.to), m]));
-  const moves = [...byName.keys()];
+  // Each row's largest moves at its last point.
+  const moves = largestMoves(rows.map(last), MOVES);
+  const names = moves.map((m) => m.name);
   const points = rows.flatMap((row) =>
     row.knnCurve!.flatMap((p) =>
       p.confusion
-        ? [...byName].map(([move, m]) => {
-            const c = p.confusion!;
-            const change = c.lines.find((line) => line.name === m.from)!.change[c.given.indexOf(m.to)];
-            return { strategy: strategyName(row.strategy), seeds: row.seeds, step: p.step, move, value: change.mean, ...intervalEnds(change) };
+        ? moves.map((m) => {
+            const change = moveChange(p.confusion!, m);
+            return { strategy: strategyName(row.strategy), seeds: row.seeds, step: p.step, move: m.name, value: change.mean, ...intervalEnds(change) };
           })
         : [],
     ),
@@ -83,7 +80,7 @@ export function forgettingConfusionCurveSpec(r: StudyResults): FigureSpec {
   const banks = Math.max(...rows.flatMap((row) => row.knnCurve!.flatMap((p) => (p.confusion ? [p.confusion.banks] : []))));
   const y = { field: "value", type: "quantitative", title: ["Share of the class's queries given", "the other, less the original's (points)"], scale: { nice: false, padding: 8 } } as const;
   // The legend's title in full: vega cuts one longer than 180 px by default.
-  const color = { field: "move", type: "nominal", title: "Source class → class given", sort: moves, scale: { domain: moves }, legend: { titleLimit: 0 } } as const;
+  const color = { field: "move", type: "nominal", title: "Source class → class given", sort: names, scale: { domain: names }, legend: { titleLimit: 0 } } as const;
   return changeCurveSpec({
     text,
     lead: [
