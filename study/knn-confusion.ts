@@ -124,13 +124,14 @@ export function knnConfusionCsv(table: RowConfusion[]): string {
 // A confusion's fields of CSV lines, a line per class (then EVERY_QUERY) and class given: class, given, queries,
 // original_share, share, change, change_lo, change_hi (empty where the change has no interval) and banks.
 export function confusionCsvFields(c: KnnConfusion): (string | number)[][] {
-  return [...c.lines, c.every].flatMap((line) =>
-    c.given.map((given, j) => {
-      const change = line.change[j];
-      return [csvText(line.name), csvText(given), line.queries, line.original[j].toFixed(2), line.knn[j].toFixed(2), change.mean.toFixed(2), intervalEnd(change.lo), intervalEnd(change.hi), c.banks];
-    }),
-  );
+  return [...c.lines, c.every].flatMap((line) => c.given.map((given, j) => [csvText(line.name), csvText(given), ...shareFields(line, j), c.banks]));
 }
+
+// A line's fields for class given j: queries, the reference's share, the share, change, change_lo, change_hi.
+const shareFields = (line: ConfusionLine, j: number): (string | number)[] => {
+  const change = line.change[j];
+  return [line.queries, line.original[j].toFixed(2), line.knn[j].toFixed(2), change.mean.toFixed(2), intervalEnd(change.lo), intervalEnd(change.hi)];
+};
 
 // knn-answers-between.csv: for each table row whose curve has how often each class is the answer since the point
 // before (answersSince), a line per span of two points and class given: its share of every query at both points and
@@ -141,11 +142,7 @@ export function answersBetweenCsv(table: RowConfusion[]): string {
     const curve = row.knnCurve ?? [];
     curve.forEach((p, i) => {
       const since = p.answersSincePrevious;
-      since?.given.forEach((given, j) => {
-        const change = since.every.change[j];
-        const fields = [curve[i - 1].step, p.step, csvText(given), since.every.queries, since.every.original[j].toFixed(2), since.every.knn[j].toFixed(2), change.mean.toFixed(2), intervalEnd(change.lo), intervalEnd(change.hi), since.banks];
-        lines.push([strategyName(row.strategy), row.lr, row.seeds, ...fields].join(","));
-      });
+      since?.given.forEach((given, j) => lines.push([strategyName(row.strategy), row.lr, row.seeds, curve[i - 1].step, p.step, csvText(given), ...shareFields(since.every, j), since.banks].join(",")));
     });
   }
   return lines.join("\n") + "\n";
