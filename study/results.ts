@@ -244,9 +244,8 @@ export function summarize(config: StudyConfig, baseline: BaselineResult, outcome
     candidates.set(name, tried.map((row) => row.lr));
     triedRows.push(tried);
     const chosen = choose(config.selectBy, tried, paired);
-    // Every pair of steps only for the table's rows: a rate not chosen is reported by its best checkpoints alone.
-    const spans = chosen.knnCurve && spansOf(cells.filter((c) => c.strategy === name && c.lr === chosen.lr), chosen.knnCurve, baseline);
-    if (spans && spans.length > 0) chosen.knnSpans = spans;
+    // The changes between steps only for the table's rows: a rate not chosen is reported by its best checkpoints alone.
+    if (chosen.knnCurve) addSpans(chosen, cells.filter((c) => c.strategy === name && c.lr === chosen.lr), baseline);
     // By class only for the table's rows: a thousand classes at every point of every rate tried would cost seconds.
     if (queries) addClasses(chosen, cells.filter((c) => c.strategy === name && c.lr === chosen.lr), baseline, queries);
     table.push(chosen);
@@ -329,29 +328,33 @@ const changeOf = (a: { cells: Uint8Array[][]; original: Uint8Array[] }): MeanInt
 const bestAnswers = (group: CellResult[]) => group.map((c) => ({ correct: c.correct?.knn, otherBanks: c.otherBanks }));
 
 // A table row's forgetting curve: per step, the mean and sample standard deviation over its seeds, and the change
-// from the original backbone, and from the step before (sinceOf), where every cell's points kept their answers.
+// from the original backbone, where every cell's points kept their answers.
 function curveOf(group: CellResult[], steps: number[], k: string, baseline: BaselineResult): TableRow["knnCurve"] {
-  let previous: ReturnType<typeof rowAnswers>;
   return steps.map((step) => {
     const points = group.map((c) => c.knnCurve!.find((p) => p.step === step)!);
     const [knn, knnStd] = meanStd(points.map((p) => p.knn[k].top1));
     const answers = rowAnswers(points, baseline, unpackCorrect);
-    const since = answers && previous && sinceOf(...sameBanks(answers.cells, previous.cells));
-    previous = answers;
-    return { step, knn, knnStd, ...(answers && { change: changeOf(answers) }), ...(since && { sincePrevious: since }) };
+    return { step, knn, knnStd, ...(answers && { change: changeOf(answers) }) };
   });
 }
 
-// Each pair of a row's curve's points (its cells `group`, its `curve`) where every cell kept its answers at both: the
-// change from the earlier to the later (sinceOf), in the curve's order of the later, then of the earlier.
-function spansOf(group: CellResult[], curve: NonNullable<TableRow["knnCurve"]>, baseline: BaselineResult): NonNullable<TableRow["knnSpans"]> {
+// A table row's knnSpans, each pair of its curve's points where every cell (of `group`) kept its answers at both: the
+// change from the earlier to the later (sinceOf), in the curve's order of the later, then of the earlier; and each
+// point's sincePrevious, the span from the point before.
+function addSpans(row: TableRow, group: CellResult[], baseline: BaselineResult): void {
+  const curve = row.knnCurve!;
   const answers = curve.map((p) => rowAnswers(group.map((c) => c.knnCurve!.find((q) => q.step === p.step)!), baseline, unpackCorrect));
-  return curve.flatMap((to, j) =>
+  const spans = curve.flatMap((to, j) =>
     curve.slice(0, j).flatMap((from, i) => {
       const [now, before] = [answers[j], answers[i]];
       return now && before ? [{ from: from.step, to: to.step, change: sinceOf(...sameBanks(now.cells, before.cells)) }] : [];
     }),
   );
+  curve.forEach((p, j) => {
+    const since = j > 0 && spans.find((s) => s.from === curve[j - 1].step && s.to === p.step);
+    if (since) p.sincePrevious = since.change;
+  });
+  if (spans.length > 0) row.knnSpans = spans;
 }
 
 // A row's change from one point of its curve to the next, each seed's answers paired query by query with its own
