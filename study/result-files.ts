@@ -1,7 +1,8 @@
 // A run folder's result files read back and checked: a cell's result.json (with its knn-val.json and
-// knn-banks.json), baseline.json, and backbone.json; and one answer set written back into a cell's result.json. What the summary, the report and the analysis read of them is
-// checked when they are read, so that a damaged or hand-edited file is named with the way out, rather than failing
-// later inside the summary with a message that names no file.
+// knn-banks.json), baseline.json, and backbone.json; and one answer set written back into a cell's result.json. What
+// the summary, the report and the analysis read of them is checked when they are read, so that a damaged or
+// hand-edited file is named with the way out, rather than failing later inside the summary with a message that
+// names no file.
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describeJson, isObject, readJsonFile } from "../util/json-file.js";
