@@ -237,6 +237,10 @@ function forgettingMarkdown(r: StudyResults): string[] {
   return [...out, ...betweenStepsMarkdown(rows)];
 }
 
+// What a paired change's interval is over, in words: the seeds (unless every row has one), `queries`, and the banks
+// where the answers were against more than one (`banks`, the most).
+const intervalOver = (rows: { seeds: number }[], queries: string, banks: number): string[] => [...(rows.every((row) => row.seeds === 1) ? [] : ["the seeds"]), queries, ...(banks > 1 ? ["the banks"] : [])];
+
 // Each row's change from one step of its curve to the next (results.ts sincePrevious): whether it went on forgetting
 // after a step, or won some back.
 function betweenStepsMarkdown(rows: StudyResults["table"]): string[] {
@@ -247,7 +251,7 @@ function betweenStepsMarkdown(rows: StudyResults["table"]): string[] {
   const shown = curves.flatMap((row) => row.knnCurve!.flatMap((p) => (p.sincePrevious ? [p.sincePrevious] : [])));
   const banks = Math.max(...shown.map((c) => c.banks));
   const mixed = shown.some((c) => c.banks < banks);
-  const over = [...(curves.every((row) => row.seeds === 1) ? [] : ["the seeds"]), "the k-NN queries", ...(banks > 1 ? ["the banks"] : [])];
+  const over = intervalOver(curves, "the k-NN queries", banks);
   const text = (c: (typeof shown)[number] | undefined) => (c ? `${intervalText(c)}${mixed && c.banks < banks ? " †" : ""}` : "–");
   return [
     "",
@@ -286,7 +290,7 @@ function betweenStepsAnswers(rows: StudyResults["table"]): string[] {
   const spans = spansWith(rows, (p) => p.answersSincePrevious);
   if (spans.length === 0) return [];
   const banks = Math.max(...spans.map(({ since }) => since.banks));
-  const over = [...(rows.every((row) => row.seeds === 1) ? [] : ["the seeds"]), "every query", ...(banks > 1 ? ["the banks"] : [])];
+  const over = intervalOver(rows, "every query", banks);
   return [
     "",
     `As the answer (${ANSWERS_BETWEEN_CSV}): the share of every query given each class at a step less at the step before, in points, each seed's classes given paired query by query with its own there: mean [${CONFIDENCE * 100}% confidence interval] over ${andList(over)}.`,
@@ -323,7 +327,7 @@ function betweenStepsByClass(rows: StudyResults["table"]): string[] {
   const spans = spansWith(rows, (p) => p.byClassSincePrevious);
   if (spans.length === 0) return [];
   const classes = spans[0].since;
-  const over = [...(rows.every((row) => row.seeds === 1) ? [] : ["the seeds"]), "the class's queries", ...(classes.some((c) => c.change.banks > 1) ? ["the banks"] : [])];
+  const over = intervalOver(rows, "the class's queries", Math.max(...classes.map((c) => c.change.banks)));
   const intro = `By class (${BETWEEN_CSV}): the same on each class's queries, paired the same way, the interval over ${andList(over)}.`;
   if (classes.length > MAX_CLASSES) return ["", `${intro} Every one of the ${classes.length} classes of knn.queries is in the file.`];
   return ["", intro, "", ...spanTable(classes.map((c) => c.name), spans, (since) => since.map((c) => c.change))];
@@ -360,7 +364,7 @@ function classesMarkdown(r: StudyResults): string[] {
 // How a change of a class's queries was paired and over what its interval is, for `rows` whose answers were against
 // `banks` banks at most.
 function classChangeHow(rows: { seeds: number }[], banks: number): string {
-  const over = [...(rows.every((row) => row.seeds === 1) ? [] : ["the seeds"]), "the class's queries", ...(banks > 1 ? ["the banks"] : [])];
+  const over = intervalOver(rows, "the class's queries", banks);
   return `in points, paired query by query with the original's answers as above: mean [${CONFIDENCE * 100}% confidence interval] over ${andList(over)}`;
 }
 
