@@ -13,6 +13,7 @@ export const FLAGS = {
   "bank-per-class": "int",
   resets: "boolean",
   "reset-layers": "boolean",
+  "resets-between-steps": "boolean",
   interpolate: "list",
   "interpolate-head": "string",
   strategies: "list",
@@ -26,7 +27,7 @@ export const FLAGS = {
 
 export const analyze: Command = {
   summary: "compare every finished cell's backbone with the original, block by block: CKA, layer-wise k-NN, weight change, attention",
-  usage: `usage: node dist/run.js analyze RUN_DIR [--images N] [--resets | --reset-layers] [--interpolate LIST [--interpolate-head probe]] [--strategies LIST] [--table-rates | --all-rates] [--out DIR]
+  usage: `usage: node dist/run.js analyze RUN_DIR [--images N] [--resets | --reset-layers] [--resets-between-steps] [--interpolate LIST [--interpolate-head probe]] [--strategies LIST] [--table-rates | --all-rates] [--out DIR]
 
   RUN_DIR           a study's run folder (experiment --out) with at least one finished cell
   --images          source-domain images compared: this many of knn.queries, evenly spaced (default: the config's
@@ -41,6 +42,10 @@ export const analyze: Command = {
                     (default: analysis.resets)
   --reset-layers    --resets with each block's layers reset apart (norm1, attn.qkv, attn.proj, norm2, mlp.fc1,
                     mlp.fc2): which layer's change cost it (analysis.resets "layers")
+  --resets-between-steps  with analysis.atSteps: put each kept backbone's parts back to their values at the kept
+                    step before (each alone, all, all but each; with --reset-layers each block's layers apart) and
+                    score it as the study does: which part's change from one kept step to the next cost the source
+                    domain, or won it back (default: analysis.resetsBetweenSteps)
   --interpolate     also move every best backbone back towards where fine-tuning started, at these weights a in
                     [0, 1] (ascending), e.g. 0,0.25,0.5,0.75: each trained tensor at (1 - a) start + a fine-tuned
                     (LoRA by its merged weight, the head kept), scored as the study does: how much of the change
@@ -69,7 +74,9 @@ backbones each cell kept at those steps are measured so too: analysis-steps.csv,
 analysis-steps-knn.* (each block's CKA and layer-wise k-NN change against the step), analysis-steps-between.csv / .*
 (each block's change from one kept step to the next). With resets, analysis-resets.*:
 each reset's source k-NN won back and transfer changed, against the fine-tuned model's own; with both,
-analysis-steps-resets.* (the source k-NN each part's reset wins back against the step). With --interpolate,
+analysis-steps-resets.* (the source k-NN each part's reset wins back against the step); with
+--resets-between-steps, analysis-steps-resets-between.* (what each part's change from one kept step to the next did
+to the source k-NN, a heatmap per strategy). With --interpolate,
 analysis-interpolation.*: source k-NN against transfer at each weight, per strategy. Where the config has
 knn.otherBanks, every layer-wise and source k-NN, of the best backbones and of the kept ones, is classified against
 each other bank too, and the changes' intervals count the banks.`,
@@ -105,6 +112,7 @@ each other bank too, and the changes' intervals count the banks.`,
       gridImages: flags["grid-images"],
       bankPerClass: flags["bank-per-class"],
       resets: flags["reset-layers"] ? "layers" : flags.resets,
+      resetsBetweenSteps: flags["resets-between-steps"] && flags["reset-layers"] ? "layers" : flags["resets-between-steps"],
       interpolate,
       interpolateHead: head as InterpolationHead | undefined,
       strategies,

@@ -40,6 +40,10 @@ export interface CellResets {
   units: UnitScores[]; // eval/block-reset.ts resetUnits' order: the parts, "all", "all but" each part
 }
 
+// A kept backbone's parts put back to their values at an earlier kept step, `from` (analysis.resetsBetweenSteps):
+// "all" is that step's backbone under this step's head.
+export type CellResetsSince = CellResets & { from: number };
+
 // What the scores read: the transfer test images (in the runner's batches) and the study's k-NN data, its other
 // banks too where it has them.
 export interface ResetData {
@@ -63,12 +67,12 @@ export async function scores(model: VisionTransformer, data: ResetData): Promise
   };
 }
 
-// A cell's model (its trainable tensors those with requiresGrad, LoRA not merged) scored as it is and with each
-// unit reset to `initial`, the model where its fine-tuning started, its blocks whole or by layers. Linear probing
-// trains no part to reset.
-export async function cellResets(model: VisionTransformer, initial: VisionTransformer, map: BlockMap, data: ResetData, grain: ResetGrain = "blocks"): Promise<CellResets> {
+// A cell's model (its trainable tensors those with requiresGrad, LoRA not merged) scored as it is (or `scored`, its
+// scores already taken) and with each unit reset to `initial`, the model where its fine-tuning started (or another
+// of its steps: analysis.resetsBetweenSteps), its blocks whole or by layers. Linear probing trains no part to reset.
+export async function cellResets(model: VisionTransformer, initial: VisionTransformer, map: BlockMap, data: ResetData, grain: ResetGrain = "blocks", scored?: ResetScores): Promise<CellResets> {
   const units = resetUnits(model.parameters().filter(([, t]) => t.requiresGrad).map(([name]) => name), map, grain);
-  const tuned = await scores(model, data);
+  const tuned = scored ?? (await scores(model, data));
   const where = (u: ResetUnit) => ({ unit: u.name, ...(u.block !== undefined && { block: u.block }), ...(u.added && { added: u.added }), ...(u.layer && { layer: u.layer }) });
   return { tuned, units: await withEachReset(model, initial, units, async (u) => ({ ...where(u), ...(await scores(model, data)) })) };
 }
@@ -94,6 +98,9 @@ export interface RowResets {
   units: ResetSummary[];
   banks: number; // the banks the source k-NN changes are over: knn.bank and, where every cell has them, the others
 }
+
+// A row's kept backbones at one step with their parts put back to the kept step before, `from`.
+export type RowResetsSince = RowResets & { from: number };
 
 // The banks the source k-NN changes are over: knn.bank and, where every score was against the same number of other
 // banks as the first, the others.
@@ -152,12 +159,13 @@ export function summarizeResets(group: (CellResets | undefined)[]): RowResets | 
 // The most banks the rows' source k-NN resets are over (1: knn.bank alone).
 export const resetBanks = (rows: { resets?: RowResets }[]): number => Math.max(1, ...rows.map((s) => s.resets?.banks ?? 1));
 
-// analysis.csv's lines of a cell's resets: measure reset_transfer or reset_knn_top1, block the unit ("none": the
-// fine-tuned model as it is), part the other bank of a k-NN against one ("knn.otherBanks[i]"; empty: knn.bank).
-export function resetRows(row: (measure: string, block: string, part: string, value: number) => void, r: CellResets): void {
+// analysis.csv's lines of a cell's resets: measure reset_transfer or reset_knn_top1 (`measure`_transfer and
+// _knn_top1), block the unit ("none": the fine-tuned model as it is), part the other bank of a k-NN against one
+// ("knn.otherBanks[i]"; empty: knn.bank).
+export function resetRows(row: (measure: string, block: string, part: string, value: number) => void, r: CellResets, measure = "reset"): void {
   for (const s of [{ unit: "none", ...r.tuned }, ...r.units]) {
-    row("reset_transfer", s.unit, "", s.transfer);
-    row("reset_knn_top1", s.unit, "", s.knn);
-    s.otherBanks?.forEach((b, i) => row("reset_knn_top1", s.unit, `knn.otherBanks[${i}]`, b.knn));
+    row(`${measure}_transfer`, s.unit, "", s.transfer);
+    row(`${measure}_knn_top1`, s.unit, "", s.knn);
+    s.otherBanks?.forEach((b, i) => row(`${measure}_knn_top1`, s.unit, `knn.otherBanks[${i}]`, b.knn));
   }
 }

@@ -12,7 +12,7 @@ import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
 import { type Correct, type StudyResults, unpackCorrect, unpackPredicted } from "./results.js";
 import { type KnnConfusion, confusionCsvFields, knnConfusion } from "./knn-confusion.js";
 import { changeFromOriginal, pairedChange } from "./comparisons.js";
-import { type CellResets, type RowResets, resetRows, summarizeResets } from "./analysis-resets.js";
+import { type CellResets, type CellResetsSince, type RowResets, type RowResetsSince, resetRows, summarizeResets } from "./analysis-resets.js";
 import { type CellInterpolation, type RowInterpolation, interpolationRows, summarizeInterpolation } from "./analysis-interpolation.js";
 import { type ClassKnn, MAX_CLASSES, type QueryLabels, classCsvFields, intervalEnd, knnByClass } from "./knn-classes.js";
 
@@ -39,6 +39,9 @@ export interface StepAnalysis extends BlockMeasures {
   step: number;
   otherBanks?: BankKnn[]; // with knn.otherBanks, as a cell's
   resets?: CellResets;
+  // With analysis.resetsBetweenSteps, at each kept step but the cell's first: its parts put back to their values at
+  // the kept step before (`from`) rather than where fine-tuning started.
+  resetsToPrevious?: CellResetsSince;
 }
 
 export interface CellAnalysis extends BlockMeasures {
@@ -76,6 +79,10 @@ export interface StepSummary {
   // knnChange), and where a seed kept this step and not the one before. Which blocks went on forgetting between the
   // two, or won back.
   knnSincePrevious?: KnnChange[];
+  // With analysis.resetsBetweenSteps: each part put back to its value at the kept step before (`from`), over the
+  // seeds that kept both; absent where knnSincePrevious is. Which part's change between the two cost the source
+  // domain, or won it back ("all": the whole backbone's, the study's k-NN at the later step less at the earlier).
+  resetsToPrevious?: RowResetsSince;
 }
 
 export interface StrategyAnalysis {
@@ -111,6 +118,7 @@ export interface AnalysisKey {
   otherBanks?: unknown[]; // knn.otherBanks' specs (bankPerClass applied), where the study has them
   atSteps?: number[]; // analysis.atSteps, where the study has them
   resets?: true | "layers"; // analysis.resets, where the study asks for them (true: whole blocks)
+  resetsBetweenSteps?: true | "layers"; // analysis.resetsBetweenSteps, where the study asks for them (true: whole blocks)
   interpolate?: number[]; // analysis.interpolate, where the study asks for it
   interpolateHead?: "probe"; // analysis.interpolateHead, where it moves the head from linear probing's
   cells: string[];
@@ -169,7 +177,11 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
     atSteps.forEach((t, j) => {
       const at = (c: CellAnalysis, step: number) => c.atSteps?.find((a) => a.step === step);
       const both = j > 0 ? group.filter((c) => at(c, t.step) && at(c, steps[j - 1])) : [];
-      if (both.length > 0 && both.length === t.seeds) t.knnSincePrevious = knnSince(both.map((c) => at(c, t.step)!), both.map((c) => at(c, steps[j - 1])!));
+      if (both.length === 0 || both.length !== t.seeds) return;
+      t.knnSincePrevious = knnSince(both.map((c) => at(c, t.step)!), both.map((c) => at(c, steps[j - 1])!));
+      const since = both.map((c) => at(c, t.step)!.resetsToPrevious);
+      const resets = since.every((r) => r?.from === steps[j - 1]) && summarizeResets(since);
+      if (resets) t.resetsToPrevious = { from: steps[j - 1], ...resets };
     });
     const per = (value: (c: CellAnalysis, i: number) => number) =>
       group[0].knn.map((_, i) => meanStdOf(group.map((c) => value(c, i))));
@@ -268,7 +280,9 @@ export function analysisCsv(a: RunAnalysis): string {
   return lines.join("\n") + "\n";
 }
 
-// analysis-steps.csv: analysis.csv's lines for the backbones the cells kept at analysis.atSteps, with their step.
+// analysis-steps.csv: analysis.csv's lines for the backbones the cells kept at analysis.atSteps, with their step;
+// with analysis.resetsBetweenSteps also reset_to_previous_transfer and reset_to_previous_knn_top1, the scores with
+// each part put back to its value at the cell's kept step before.
 export function analysisStepsCsv(a: RunAnalysis): string {
   const lines = ["cell,strategy,lr,seed,step,measure,block,part,value"];
   for (const c of a.cells) {
@@ -276,6 +290,7 @@ export function analysisStepsCsv(a: RunAnalysis): string {
       const row = csvRow(lines, [m.step])(c);
       measureRows(row, m, a.depth);
       if (m.resets) resetRows(row, m.resets);
+      if (m.resetsToPrevious) resetRows(row, m.resetsToPrevious, "reset_to_previous");
     }
   }
   return lines.join("\n") + "\n";

@@ -16,6 +16,8 @@
 //                      (study/analysis-resets.ts), and their figure
 //   analysis-steps-resets.*   with both: the same of the backbones kept at analysis.atSteps (in
 //                      analysis-steps.csv), and their figure
+//   analysis-steps-resets-between.*   with analysis.atSteps and analysis.resetsBetweenSteps: each kept backbone's
+//                      parts put back to their values at the kept step before (in analysis-steps.csv), and their figure
 //   analysis-interpolation.*   with analysis.interpolate: the transfer and source k-NN of each best backbone
 //                      moved back towards where fine-tuning started (study/analysis-interpolation.ts), and their
 //                      figure
@@ -37,7 +39,7 @@ import { evenlySpaced } from "../data/subset.js";
 import { Transform } from "../data/transforms.js";
 import { TransformCache } from "../data/transform-cache.js";
 import { runtime } from "../engine/runtime.js";
-import { type CellResets, type ResetData, type RowResets, cellResets, resetBanks } from "./analysis-resets.js";
+import { type CellResets, type CellResetsSince, type ResetData, type ResetScores, type RowResets, cellResets, resetBanks } from "./analysis-resets.js";
 import { type CellInterpolation, type RowInterpolation, cellInterpolation } from "./analysis-interpolation.js";
 import { type AnalysisData, type LayerKnn, type OriginalAnalysis, analyzeOriginal, compareBackbones } from "../eval/block-analysis.js";
 import { type BlockMap, blockMap } from "../eval/block-map.js";
@@ -60,7 +62,7 @@ import { classesSpec } from "./figures/analysis-classes.js";
 import { confusionSpec } from "./figures/analysis-confusion.js";
 import { stepsBetweenSpec } from "./figures/analysis-steps-between.js";
 import { stepsSpec } from "./figures/analysis-steps.js";
-import { resetsSpec, stepResetsSpec } from "./figures/analysis-resets.js";
+import { resetsSpec, stepResetsBetweenSpec, stepResetsSpec } from "./figures/analysis-resets.js";
 import { interpolationSpec } from "./figures/analysis-interpolation.js";
 import { attentionGrid } from "./figures/attention-grid.js";
 import { readBackboneRecord, readBaseline, readCellOutcome } from "./result-files.js";
@@ -74,6 +76,7 @@ export interface AnalyzeOptions {
   gridImages?: number;
   bankPerClass?: number;
   resets?: boolean | "layers"; // default: the config's analysis.resets
+  resetsBetweenSteps?: boolean | "layers"; // default: the config's analysis.resetsBetweenSteps (needs atSteps)
   interpolate?: number[] | false; // default: the config's analysis.interpolate (false: none)
   interpolateHead?: InterpolationHead; // default: the config's analysis.interpolateHead, else "tuned"
   // Which finished cells: those of these strategies (names as the config's), and with tableRates those at their
@@ -96,10 +99,11 @@ const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-d
 const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-between"];
 const RESET_FIGURE = "analysis-resets";
 const STEP_RESET_FIGURE = "analysis-steps-resets";
+const STEP_RESET_BETWEEN_FIGURE = "analysis-steps-resets-between";
 const INTERPOLATION_FIGURE = "analysis-interpolation";
 const figureNames = (names: string[]) => names.flatMap(figureFileNames);
 // The files an analysis of `key` writes: with analysis.atSteps, analysis.resets and analysis.interpolate, their own too.
-export const analysisFileNames = (key: Pick<AnalysisKey, "atSteps" | "resets" | "interpolate">): string[] => [
+export const analysisFileNames = (key: Pick<AnalysisKey, "atSteps" | "resets" | "resetsBetweenSteps" | "interpolate">): string[] => [
   "analysis.json",
   "analysis.csv",
   "analysis-classes.csv",
@@ -110,10 +114,11 @@ export const analysisFileNames = (key: Pick<AnalysisKey, "atSteps" | "resets" | 
   ...(key.atSteps ? ["analysis-steps.csv", "analysis-steps-between.csv", ...figureNames(STEP_FIGURES)] : []),
   ...(key.resets ? figureNames([RESET_FIGURE]) : []),
   ...(key.resets && key.atSteps ? figureNames([STEP_RESET_FIGURE]) : []),
+  ...(key.resetsBetweenSteps ? figureNames([STEP_RESET_BETWEEN_FIGURE]) : []),
   ...(key.interpolate ? figureNames([INTERPOLATION_FIGURE]) : []),
 ];
 // Every file an analysis may write (what the study's --force removes).
-export const ANALYSIS_FILES = analysisFileNames({ atSteps: [1], resets: true, interpolate: [1] });
+export const ANALYSIS_FILES = analysisFileNames({ atSteps: [1], resets: true, resetsBetweenSteps: true, interpolate: [1] });
 
 const readJson = async <T>(path: string): Promise<T> => (await readJsonFile(path, "analyze")) as T;
 
@@ -162,6 +167,12 @@ function changeLines(a: RunAnalysis): string[] {
           ...a.strategies.flatMap((s) => [resetLine(s.strategy, s.resets), ...(s.atSteps ?? []).map((t) => resetLine(`${s.strategy} at step ${t.step}`, t.resets))].filter((l) => l !== undefined)),
         ]
       : []),
+    ...(a.key.resetsBetweenSteps
+      ? [
+          `analysis: each part of a kept backbone put back to its value at the kept step before: the source ${a.k}-NN it wins back and the transfer it changes, in points (negative: what the part's change between the two won): mean [${CONFIDENCE * 100}% interval over seeds${resetBanks(a.strategies.flatMap((s) => s.atSteps ?? []).map((t) => ({ resets: t.resetsToPrevious }))) > 1 ? ", the banks (the source k-NN's)" : ""} and images]; (alone: the same of its change alone, every other part put back)`,
+          ...a.strategies.flatMap((s) => (s.atSteps ?? []).map((t) => t.resetsToPrevious && resetLine(`${s.strategy} ${t.resetsToPrevious.from} -> ${t.step}`, t.resetsToPrevious)).filter((l) => l !== undefined)),
+        ]
+      : []),
     ...(a.key.interpolate
       ? [
           `analysis: each best backbone moved back to (1 - a) start + a fine-tuned${a.key.interpolateHead === "probe" ? ", its head from linear probing's" : ""}: the source ${a.k}-NN and transfer at each weight a, in %, and their change from the fine-tuned model's, in points: mean [${CONFIDENCE * 100}% interval over seeds${a.strategies.some((s) => (s.interpolation?.banks ?? 1) > 1) ? ", the banks (the source k-NN's)" : ""} and images]`,
@@ -207,6 +218,9 @@ function holdsCells(a: RunAnalysis, key: AnalysisKey): boolean {
         // The kept steps' measures, and the resets of every backbone, against every other bank (builds before them were not).
         (key.otherBanks === undefined || (c.atSteps ?? []).every((m) => m.otherBanks?.length === key.otherBanks!.length)) &&
         (key.resets === undefined || key.otherBanks === undefined || [c, ...(c.atSteps ?? [])].every((m) => m.resets?.tuned?.otherBanks?.length === key.otherBanks!.length)) &&
+        // Each kept step after the cell's first put back to the one before, against every bank.
+        (key.resetsBetweenSteps === undefined ||
+          (c.atSteps ?? []).slice(1).every((m, j) => isObject(m.resetsToPrevious) && m.resetsToPrevious.from === c.atSteps![j].step && Array.isArray(m.resetsToPrevious.units) && m.resetsToPrevious.tuned?.otherBanks?.length === key.otherBanks?.length)) &&
         (key.interpolate === undefined || (isObject(c.interpolation) && Array.isArray(c.interpolation.points))),
     )
   );
@@ -268,6 +282,7 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
     ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")], ["analysis-steps-between", stepsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets ? ([[RESET_FIGURE, resetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets && analysis.key.atSteps ? ([[STEP_RESET_FIGURE, stepResetsSpec(analysis)]] as [string, FigureSpec][]) : []),
+    ...(analysis.key.resetsBetweenSteps ? ([[STEP_RESET_BETWEEN_FIGURE, stepResetsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.interpolate ? ([[INTERPOLATION_FIGURE, interpolationSpec(analysis, results)]] as [string, FigureSpec][]) : []),
   ];
   files.push(...(await figureFiles(specs)));
@@ -361,6 +376,9 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   if (!existsSync(configPath)) throw new Error(`analyze: ${dir} is not a run folder: expected ${configPath}, found none`);
   const config = parseStudyConfig(await readJson(configPath), configPath);
   const spec = { ...DEFAULTS.analysis, ...config.analysis };
+  const between = opts.resetsBetweenSteps ?? spec.resetsBetweenSteps ?? false;
+  if (between && !spec.atSteps) throw new Error(`analyze: putting each kept backbone's parts back to the kept step before (resetsBetweenSteps) needs kept steps, and ${configPath} has no analysis.atSteps`);
+  const betweenGrain: ResetGrain = between === "layers" ? "layers" : "blocks";
   const images = opts.images ?? spec.images;
   const gridImages = Math.min(opts.gridImages ?? spec.gridImages, images);
   if (gridImages < (opts.gridImages ?? spec.gridImages)) {
@@ -421,6 +439,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     ...(otherSpecs && { otherBanks: otherSpecs }),
     ...(atSteps && { atSteps }),
     ...(resets && { resets: resets === "layers" ? resets : (true as const) }),
+    ...(between && { resetsBetweenSteps: between === "layers" ? between : (true as const) }),
     ...(interpolate && { interpolate }),
     ...(probeCells && { interpolateHead: "probe" as const }),
     cells: finished.map((c) => c.id),
@@ -480,7 +499,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     // The resets and the interpolation are scored as the study scores a cell: every image of transfer.test,
     // knn.queries and knn.bank. None where the cells' numbers are kept.
     const whole = bankPerClass === undefined ? { bank, otherBanks } : {};
-    const resetData = (resets || interpolate) && !kept ? await resetDataOf(config, size, open, { ...whole, queries: allQueries }, opts.transformed) : undefined;
+    const resetData = (resets || between || interpolate) && !kept ? await resetDataOf(config, size, open, { ...whole, queries: allQueries }, opts.transformed) : undefined;
     // The class each block gave each image, where the images have at most MAX_CLASSES classes (a byte each).
     const given = queries.classes.length <= MAX_CLASSES;
     const fewer = queries.length < images ? ` (all knn.queries holds, of the ${images} asked for)` : "";
@@ -512,14 +531,24 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       const cellStarted = performance.now();
       const map = blockMap(parseStrategy(c.strategy), original.blocks.length);
       // The resets and the interpolation first: the comparison merges LoRA into the weights, and they write LoRA's
-      // own tensors.
-      const compare = async (path: string, edits: Parameters<typeof editsOf>[4]) => {
+      // own tensors. `previous`: a kept step whose backbone's values the parts are put back to as well.
+      const compare = async (path: string, edits: Parameters<typeof editsOf>[4], previous?: { step: number; path: string }) => {
         const { model, manifest } = await loadFinetuned(backbone, path, { ...loadOptions, baseSha256 });
         try {
           const edited = resetData && (edits.grain || edits.alphas) ? await editsOf(model, await loadInitial(backbone, manifest, loadOptions), map, resetData, edits) : {};
-          return { ...(await compareBackbones(original, model, map, data)), ...edited };
+          const since = resetData && previous && (await resetsSince(model, previous, edited.resets?.tuned));
+          return { ...(await compareBackbones(original, model, map, data)), ...edited, ...(since && { resetsToPrevious: since }) };
         } finally {
           model.dispose();
+        }
+      };
+      const resetsSince = async (model: VisionTransformer, previous: { step: number; path: string }, tuned: ResetScores | undefined): Promise<CellResetsSince> => {
+        const before = (await loadFinetuned(backbone, previous.path, { ...loadOptions, baseSha256 })).model;
+        try {
+          // The model as it is was scored by its resets already, where they ran by the same parts.
+          return { from: previous.step, ...(await cellResets(model, before, map, resetData!, betweenGrain, betweenGrain === grain ? tuned : undefined)) };
+        } finally {
+          before.dispose();
         }
       };
       const probeHead = interpolate && (await probeHeadOf(c));
@@ -528,9 +557,11 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks, given), grid: Array.from(r.grid.maps), ...(r.resets && { resets: r.resets }), ...(r.interpolation && { interpolation: r.interpolation }) };
       if (atSteps) {
         cell.atSteps = [];
-        for (const step of atSteps.filter((s) => existsSync(cellStepPath(dir, c.id, s)))) {
-          const m = await compare(cellStepPath(dir, c.id, step), stepEdits);
-          cell.atSteps.push({ step, ...measures(m), ...packedBanks(m.otherBanks, given), ...(m.resets && { resets: m.resets }) });
+        const keptSteps = atSteps.filter((s) => existsSync(cellStepPath(dir, c.id, s)));
+        for (const [j, step] of keptSteps.entries()) {
+          const previous = between && j > 0 ? { step: keptSteps[j - 1], path: cellStepPath(dir, c.id, keptSteps[j - 1]) } : undefined;
+          const m = await compare(cellStepPath(dir, c.id, step), stepEdits, previous);
+          cell.atSteps.push({ step, ...measures(m), ...packedBanks(m.otherBanks, given), ...(m.resets && { resets: m.resets }), ...(m.resetsToPrevious && { resetsToPrevious: m.resetsToPrevious }) });
         }
         const missing = atSteps.filter((s) => !cell.atSteps!.some((a) => a.step === s));
         if (missing.length > 0) log(`analysis: cell ${c.id} kept no backbone at step ${missing.join(", ")} of analysis.atSteps (trained before they were asked for): delete ${cellFolder(dir, c.id)} to train it again with them`);

@@ -90,6 +90,10 @@ export interface AnalysisSpec {
   // scored as the study scores it (study/analysis-resets.ts): which part's change cost the source domain. "layers":
   // each block's layers as parts of their own. Absent: false.
   resets?: boolean | "layers";
+  // With atSteps: the parts of each kept backbone after a cell's first put back to their values at the kept step
+  // before (each alone, all, all but each), and scored as resets are: which part's change from one kept step to the
+  // next cost the source domain, or won it back. "layers": each block's layers as parts of their own. Absent: false.
+  resetsBetweenSteps?: boolean | "layers";
   // Weights α in [0, 1], ascending: every trained tensor of every best backbone moved back to (1 - α) · start + α ·
   // fine-tuned (LoRA by its merged weight, the head kept) and the model scored as the study scores it
   // (study/analysis-interpolation.ts): how much of fine-tuning's change the transfer needs. Absent: none.
@@ -533,9 +537,11 @@ function knnSpec(c: Checker, v: unknown, path: string): KnnSpec | undefined {
 }
 
 function analysisSpec(c: Checker, v: unknown, path: string): AnalysisSpec | undefined {
-  const o = c.object(v, path, ["images", "gridImages", "bankPerClass", "atSteps", "resets", "interpolate", "interpolateHead", "strategies", "tableRates"]);
+  const resetGrain = (x: unknown, p: string) => (x === "layers" ? x : typeof x === "boolean" ? x : c.fail(p, 'true, false or "layers"', x));
+  const o = c.object(v, path, ["images", "gridImages", "bankPerClass", "atSteps", "resets", "resetsBetweenSteps", "interpolate", "interpolateHead", "strategies", "tableRates"]);
   if (!o) return undefined;
   if ("interpolateHead" in o && !("interpolate" in o)) c.errors.push(`${path}.interpolateHead: expected analysis.interpolate beside it (the weights to move the head at), got none`);
+  if ((o.resetsBetweenSteps === true || o.resetsBetweenSteps === "layers") && !("atSteps" in o)) c.errors.push(`${path}.resetsBetweenSteps: expected analysis.atSteps beside it (the kept steps to put the parts back to), got none`);
   return {
     // CKA compares features across the images: at least two.
     images: c.optional(o, "images", path, DEFAULTS.analysis.images, (x, p) => c.int(x, p, 2)),
@@ -543,7 +549,8 @@ function analysisSpec(c: Checker, v: unknown, path: string): AnalysisSpec | unde
     bankPerClass: c.optional(o, "bankPerClass", path, undefined, (x, p) => c.int(x, p, 1)),
     // Absent stays absent, so the config.json of earlier runs still matches. Step 0 is the original itself.
     ...("atSteps" in o && { atSteps: c.required(o, "atSteps", path, (x, p) => ascendingSteps(c, x, p, 1)) }),
-    ...("resets" in o && { resets: c.required(o, "resets", path, (x, p) => (x === "layers" ? x : typeof x === "boolean" ? x : c.fail(p, 'true, false or "layers"', x))) }),
+    ...("resets" in o && { resets: c.required(o, "resets", path, resetGrain) }),
+    ...("resetsBetweenSteps" in o && { resetsBetweenSteps: c.required(o, "resetsBetweenSteps", path, resetGrain) }),
     ...("interpolate" in o && { interpolate: c.required(o, "interpolate", path, (x, p) => interpolationWeights(c, x, p)) }),
     ...("interpolateHead" in o && { interpolateHead: c.required(o, "interpolateHead", path, (x, p) => c.enumeration(x, p, INTERPOLATION_HEADS)) }),
     // Which strategies the config has is checked once its strategies are known.

@@ -4,7 +4,8 @@
 // and the transfer accuracy it changes, in points against the fine-tuned model's own, error bars their 95% intervals
 // over seeds and images. Where a part's change cost the source domain, and what it bought. stepResetsSpec: the
 // same resets of the backbones kept at analysis.atSteps, the source k-NN each part's reset wins back against the
-// step: how soon each part's change costs what it does.
+// step: how soon each part's change costs what it does. stepResetsBetweenSpec: each kept backbone's parts put back
+// to the kept step before (analysis.resetsBetweenSteps), a heatmap of what each part's change between the two did.
 import type { FigureLayer, FigureSpec } from "../../plot/render.js";
 import { REFERENCE_DASH } from "../../plot/style.js";
 import { BLOCK_LAYERS } from "../../eval/weight-change.js";
@@ -14,7 +15,9 @@ import { CONFIDENCE } from "../comparisons.js";
 import { stepPanelsSpec } from "./analysis-steps.js";
 import { stepAxis } from "./forgetting-curve.js";
 import { panelsSpec } from "./panels.js";
-import { intervalEnds, nothingToDrawSpec, seedsNote } from "./parts.js";
+import { intervalEnds, nothingToDrawSpec, pairedSeedsNote, seedsNote } from "./parts.js";
+import { changeHeatmapSpec } from "./change-heatmap.js";
+import type { MeanInterval } from "../../util/stats.js";
 
 const KNN = "source k-NN";
 const TRANSFER = "transfer";
@@ -140,5 +143,45 @@ export function stepResetsSpec(a: RunAnalysis): FigureSpec {
     zero: true,
     errors: points.some((p) => p.lo !== null) ? "isValid(datum.lo)" : undefined,
     tooltip: [{ field: "strategy" }, { field: "unit" }, { field: "step" }, { field: "value", format: ".2f" }, { field: "lo", format: ".2f" }, { field: "hi", format: ".2f" }],
+  });
+}
+
+const BETWEEN_TITLE = "Which part's change between kept steps cost or won back the source domain";
+
+// A heatmap per strategy whose kept backbones were put back step by step (analysis.resetsBetweenSteps): a column per
+// part (and all of them; not "all but X") and a line per span of two kept steps, each cell the source k-NN at the
+// later step less with that part put back to its value at the earlier, in points: what the part's change between
+// the two did, the other parts' changes kept (red: cost, blue: won back), a star where its 95% interval excludes 0.
+// "all" is the whole backbone's change, the study's k-NN step against step.
+export function stepResetsBetweenSpec(a: RunAnalysis): FigureSpec {
+  const spansOf = (s: RunAnalysis["strategies"][number]) => (s.atSteps ?? []).flatMap((t) => (t.resetsToPrevious && t.resetsToPrevious.units.length > 0 ? [{ span: `${t.resetsToPrevious.from} → ${t.step}`, step: t.step, resets: t.resetsToPrevious }] : []));
+  const rows = a.strategies.filter((s) => spansOf(s).length > 0);
+  if (rows.length === 0) return nothingToDrawSpec(BETWEEN_TITLE, ["no row kept two steps with every seed and a part of", "its backbone trained (analysis.atSteps; linear probing trains none)"]);
+  const alone = (unit: string) => !unit.startsWith("all but ");
+  const negated = (d: MeanInterval): MeanInterval => ({ ...d, mean: -d.mean, lo: -d.hi, hi: -d.lo });
+  const cells = rows.flatMap((s) => spansOf(s).flatMap((t) => t.resets.units.filter((u) => alone(u.unit)).map((u) => ({ strategy: s.strategy, x: u.unit, y: t.span, change: negated(u.knnChange) }))));
+  const parts = [...new Set(cells.map((c) => c.x))];
+  const ordered = [...parts.filter((u) => u !== "all"), ...parts.filter((u) => u === "all")];
+  const spans = [...new Map(rows.flatMap(spansOf).sort((x, y) => x.step - y.step).map((t) => [t.span, t])).keys()];
+  const banks = resetBanks(rows.flatMap((s) => spansOf(s)));
+  return changeHeatmapSpec({
+    title: BETWEEN_TITLE,
+    subtitle: [
+      "each part of the backbone kept at a step put back",
+      "to its value at the kept step before: the source",
+      `${a.k}-NN at the later step less with the part put`,
+      "back, in points (what the part's change between the",
+      "two did, the others' kept; all: every part at once)",
+      "each strategy at the table's learning rate",
+      ...pairedSeedsNote(
+        rows.map((s) => ({ label: s.strategy, seeds: Math.min(...spansOf(s).map((t) => Math.max(...t.resets.units.map((u) => u.seeds)))) })),
+        (interval) => `a star where ${interval} excludes 0`,
+        banks > 1 ? ["banks", "images"] : ["images"],
+      ),
+    ],
+    strategies: rows.map((s) => s.strategy),
+    x: { field: "part", title: "Part put back", domain: ordered, px: 40, labelAngle: -40 },
+    y: { field: "span", title: "Fine-tuning steps (from → to)", domain: spans, px: 24 },
+    cells,
   });
 }

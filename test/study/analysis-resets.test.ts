@@ -4,10 +4,13 @@
 // the parts are the strategy's trained ones; the resets leave the model as they found it (the other measures equal
 // an analysis without them); the key decides reuse. With analysis.atSteps the backbones kept at those steps are
 // reset too: each scored as it is gives the k-NN curve's answers at its step, the best step's resets are the best
-// checkpoint's. By layers, each block's layers are reset apart, and all of them are all of the blocks.
+// checkpoint's. By layers, each block's layers are reset apart, and all of them are all of the blocks. With
+// analysis.resetsBetweenSteps each kept backbone's parts are put back to the kept step before as well: all of them
+// give that step's k-NN answers, the other numbers are an analysis's without them, and they need no resets to the
+// start beside them.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
@@ -198,5 +201,95 @@ describe("analysis.resets in a study", () => {
     const anew = await analyzeRun(out(), { out: plain, reuse: true });
     expect(anew.reused).toBe(false);
     expect(anew.analysis.cells.every((c) => c.atSteps!.every((t) => t.resets !== undefined))).toBe(true);
+  });
+});
+
+describe("analysis.resetsBetweenSteps", () => {
+  const between = () => join(root, "between");
+  let lines: string[];
+
+  beforeAll(async () => {
+    lines = [];
+    await analyzeRun(out(), { out: between(), resetsBetweenSteps: true, log: (l) => lines.push(l) });
+  });
+
+  it("puts each kept backbone's parts back to the kept step before: all of them give that step's k-NN answers", async () => {
+    const a = await readAnalysis(between());
+    expect(a.key.resetsBetweenSteps).toBe(true);
+    for (const c of a.cells) {
+      const curve = await read<{ points: { step: number; correct: { bits: string } }[] }>(join(cellFolder(out(), c.id), "knn-curve.json"));
+      const [first, second] = c.atSteps!;
+      expect(first.resetsToPrevious, c.id).toBeUndefined();
+      const r = second.resetsToPrevious!;
+      expect(r.from, c.id).toBe(2);
+      // The model as it is: scored once, as its resets to step 0 scored it.
+      expect(r.tuned, c.id).toEqual(second.resets!.tuned);
+      expect(r.units.map((u) => u.unit), c.id).toEqual(second.resets!.units.map((u) => u.unit));
+      const all = r.units.find((u) => u.unit === "all") ?? (c.strategy === "block-p1" ? r.units[0] : undefined);
+      if (all) expect(all.knnCorrect.bits, `${c.id} ${all.unit}`).toBe(curve.points.find((p) => p.step === 2)!.correct.bits);
+    }
+    // Some part's change between steps 2 and 4 changed some answer: the scores are not the model's over and over.
+    const full = a.cells.find((c) => c.strategy === "full")!.atSteps![1].resetsToPrevious!;
+    expect(full.units.some((u) => u.knnCorrect.bits !== full.tuned.knnCorrect.bits || u.transferCorrect.bits !== full.tuned.transferCorrect.bits)).toBe(true);
+  });
+
+  it("changes no other number: without them, the analysis of the resets alone", async () => {
+    const [a, b] = [await readAnalysis(between()), await readAnalysis()];
+    const without = ({ atSteps, ...rest }: (typeof a.cells)[number]) => ({ ...rest, atSteps: atSteps!.map(({ resetsToPrevious: _, ...t }) => t) });
+    expect(a.cells.map(without)).toEqual(b.cells);
+  });
+
+  it("summarises each row's span, part by part, in the log, analysis-steps.csv and a figure", async () => {
+    const a = await readAnalysis(between());
+    for (const f of analysisFileNames({ atSteps: [2, 4], resets: true, resetsBetweenSteps: true })) expect(existsSync(join(between(), f)), f).toBe(true);
+    const row = a.strategies.find((s) => s.strategy === "full")!;
+    const cell = a.cells.find((c) => c.strategy === "full")!;
+    expect(row.atSteps![0].resetsToPrevious).toBeUndefined();
+    const [summary, r] = [row.atSteps![1].resetsToPrevious!, cell.atSteps![1].resetsToPrevious!];
+    expect(summary.from).toBe(2);
+    expect(summary.units.map((u) => [u.unit, u.seeds, u.knn.mean])).toEqual(r.units.map((u) => [u.unit, 1, u.knn]));
+    for (const [i, u] of summary.units.entries()) expect(u.knnChange.mean, u.unit).toBeCloseTo(r.units[i].knn - r.tuned.knn, 9);
+    const csv = (await readFile(join(between(), "analysis-steps.csv"), "utf8")).split("\n");
+    expect(csv).toContain(`${cell.id},full,0.3,0,4,reset_to_previous_knn_top1,patch_embed,,${r.units[0].knn.toPrecision(6)}`);
+    expect(csv).toContain(`${cell.id},full,0.3,0,4,reset_to_previous_transfer,none,,${r.tuned.transfer.toPrecision(6)}`);
+    expect(csv.some((l) => l.startsWith(`${cell.id},full,0.3,0,2,reset_to_previous`))).toBe(false);
+    expect(lines.some((l) => l.startsWith("analysis: each part of a kept backbone put back to its value at the kept step before"))).toBe(true);
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}full 2 -> 4: patch_embed [+-]\d+\.\d \[/));
+    const svg = await readFile(join(between(), "analysis-steps-resets-between.svg"), "utf8");
+    for (const text of [">Which part's change between kept steps cost or won back the source domain<", ">Part put back<", ">2 → 4<", ">patch_embed<", ">new block after 1<"]) expect(svg).toContain(text);
+    expect(svg).not.toContain(">all but patch_embed<");
+    expect(svg).not.toContain(">linear<");
+  });
+
+  it("runs without the resets to the start, the same numbers; by layers too; asked without kept steps, it says so", async () => {
+    const alone = join(root, "between-alone");
+    await analyzeRun(out(), { out: alone, resets: false, resetsBetweenSteps: true });
+    const [a, both] = [await readAnalysis(alone), await readAnalysis(between())];
+    expect(a.key.resets).toBeUndefined();
+    expect(a.cells.every((c) => c.resets === undefined && c.atSteps!.every((t) => t.resets === undefined))).toBe(true);
+    expect(a.cells.map((c) => c.atSteps![1].resetsToPrevious)).toEqual(both.cells.map((c) => c.atSteps![1].resetsToPrevious));
+    const layers = join(root, "between-layers");
+    await analyzeRun(out(), { out: layers, resets: false, resetsBetweenSteps: "layers" });
+    const byLayers = await readAnalysis(layers);
+    expect(byLayers.key.resetsBetweenSteps).toBe("layers");
+    const units = byLayers.cells.find((c) => c.strategy === "top-1")!.atSteps![1].resetsToPrevious!.units.map((u) => u.unit);
+    expect(units.slice(0, 2)).toEqual(["block 1 norm1", "block 1 attn.qkv"]);
+    // A run folder whose config keeps no steps.
+    const bare = join(root, "no-steps");
+    await mkdir(bare);
+    const { analysis: _, ...rest } = await read<Record<string, unknown>>(join(out(), "config.json"));
+    await writeFile(join(bare, "config.json"), JSON.stringify(rest));
+    await expect(analyzeRun(bare, { resetsBetweenSteps: true })).rejects.toThrow(`analyze: putting each kept backbone's parts back to the kept step before (resetsBetweenSteps) needs kept steps, and ${join(bare, "config.json")} has no analysis.atSteps`);
+  });
+
+  it("is part of the key: an analysis without them is made anew with them", async () => {
+    expect((await analyzeRun(out(), { out: between(), resetsBetweenSteps: true, reuse: true })).reused).toBe(true);
+    // An analysis.json whose kept steps were not put back to the step before (a build before them) is made anew.
+    const before = await readAnalysis(between());
+    for (const c of before.cells) for (const t of c.atSteps!) delete t.resetsToPrevious;
+    await writeFile(join(between(), "analysis.json"), JSON.stringify(before));
+    const anew = await analyzeRun(out(), { out: between(), resetsBetweenSteps: true, reuse: true });
+    expect(anew.reused).toBe(false);
+    expect(anew.analysis.cells.every((c) => c.atSteps![1].resetsToPrevious !== undefined)).toBe(true);
   });
 });

@@ -138,7 +138,7 @@ describe("shipped configs", () => {
     c.analysis = { images: 0, gridImages: 1.5, bankPerClass: "10", extra: 1 };
     const text = problems(c);
     for (const p of [
-      "analysis.extra: unknown key (known keys: images, gridImages, bankPerClass, atSteps, resets, interpolate, interpolateHead, strategies, tableRates)",
+      "analysis.extra: unknown key (known keys: images, gridImages, bankPerClass, atSteps, resets, resetsBetweenSteps, interpolate, interpolateHead, strategies, tableRates)",
       "analysis.images: expected an integer >= 2, got 0",
       "analysis.gridImages: expected an integer >= 1, got 1.5",
       'analysis.bankPerClass: expected an integer >= 1, got "10"',
@@ -167,6 +167,17 @@ describe("shipped configs", () => {
     }
   });
 
+  it("reads analysis.resetsBetweenSteps, true or \"layers\", which needs analysis.atSteps beside it", () => {
+    const c = clone(DEFAULT_STUDY) as Record<string, any>;
+    c.analysis = { atSteps: [10, 30], resetsBetweenSteps: "layers" };
+    expect(parseStudyConfig(c).analysis!.resetsBetweenSteps).toBe("layers");
+    c.analysis = { atSteps: [10, 30], resetsBetweenSteps: true };
+    expect(parseStudyConfig(c).analysis!.resetsBetweenSteps).toBe(true);
+    c.analysis = { resets: true, resetsBetweenSteps: true };
+    expect(problems(c)).toContain("analysis.resetsBetweenSteps: expected analysis.atSteps beside it (the kept steps to put the parts back to), got none");
+    c.analysis = { atSteps: [10], resetsBetweenSteps: "yes" };
+    expect(problems(c)).toContain('analysis.resetsBetweenSteps: expected true, false or "layers", got "yes"');
+  });
   it("reads analysis.resets, true, false or \"layers\", absent where absent", () => {
     const c = clone(DEFAULT_STUDY) as Record<string, any>;
     c.analysis = { resets: true };
