@@ -11,6 +11,8 @@
 //   - attention drift (eval/attention-drift.ts): per block and head, the Jensen-Shannon divergence of the CLS
 //     token's attention distributions;
 //   - weight change (eval/weight-change.ts), LoRA merged first;
+//   - output change (eval/output-change.ts): each part's own computation, the embeddings and each block run on the
+//     original's input to it, against the original's there;
 //   - for a figure, the CLS attention of the last original block over the patches (mean over heads) of the first
 //     few images.
 // Expanded blocks are mapped to the original block they follow (eval/block-map.ts).
@@ -26,6 +28,7 @@ import { CkaAccumulator, ckaFromMoments } from "./cka.js";
 import { AttentionDrift } from "./attention-drift.js";
 import { knnClassify } from "./knn.js";
 import { type WeightChange, weightChange } from "./weight-change.js";
+import { type OutputChange, OutputChangeAccumulator } from "./output-change.js";
 
 export interface AnalysisData {
   queries: Loader; // the analysed source-domain images (with labels: the k-NN queries), in a fixed order
@@ -69,12 +72,14 @@ export interface BackboneComparison extends LayerKnn {
   otherBanks?: LayerKnn[]; // against each of AnalysisData's otherBanks
   attention: number[][]; // (depth) x (H): mean JS divergence in bits
   weights: WeightChange;
+  outputChange: OutputChange;
   grid: AttentionMaps;
 }
 
-// Per original block: what one batch's forward pass gives. cls, pooled, normed (B, C), attention (B, H, T); with
-// `normedOnly` (a k-NN bank's pass) only normed, and no attention probabilities are materialised.
+// Per original block: what one batch's forward pass gives. tokens (B, T, C), cls, pooled, normed (B, C), attention
+// (B, H, T); with `normedOnly` (a k-NN bank's pass) only normed, and no attention probabilities are materialised.
 interface BlockOutputs {
+  tokens: Tensor[];
   cls: Tensor[];
   pooled: Tensor[];
   normed: Tensor[];
@@ -85,7 +90,7 @@ function blockOutputs(model: VisionTransformer, images: Tensor, map: BlockMap, n
   return noGrad(() => {
     const capture: Capture = { blocks: new Set(map.output), attention: new Set(normedOnly ? [] : map.own), outputs: new Map() };
     model.features(images, capture);
-    const out: BlockOutputs = { cls: [], pooled: [], normed: [], attention: [] };
+    const out: BlockOutputs = { tokens: [], cls: [], pooled: [], normed: [], attention: [] };
     for (let i = 0; i < map.depth; i++) {
       const x = capture.outputs.get(`block.${map.output[i]}`)!; // (B, T, C)
       const [b, t, c] = x.shape;
@@ -93,6 +98,7 @@ function blockOutputs(model: VisionTransformer, images: Tensor, map: BlockMap, n
       out.normed.push(model.norm.forward(cls));
       if (normedOnly) continue;
       const probs = capture.outputs.get(`attention.${map.own[i]}`)!; // (B, H, T, T)
+      out.tokens.push(x);
       out.cls.push(cls);
       out.pooled.push(ops.mean(x, 1));
       out.attention.push(ops.reshape(ops.slice(probs, 2, 0, 1), [b, probs.shape[1], t]));
@@ -208,6 +214,7 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
   const ckaCls = Array.from({ length: map.depth }, () => new CkaAccumulator(c, c));
   const ckaPooled = Array.from({ length: map.depth }, () => new CkaAccumulator(c, c));
   const drift = Array.from({ length: map.depth }, () => new AttentionDrift(heads));
+  const outputs = new OutputChangeAccumulator(map.depth);
   const queries: BlockFeatures = { features: Array.from({ length: map.depth }, () => new Float32Array(n * c)), labels: new Int32Array(n) };
   const grid = { tokens: tokensOf(original, size) - 1, maps: new Float32Array(g * (tokensOf(original, size) - 1)), filled: 0 };
   const same = identityMap(map.depth);
@@ -224,11 +231,12 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
           ckaPooled[i].add(was.pooled[i], is.pooled[i]);
         }
         const d = map.depth;
-        const read = await readTensors([...was.attention, ...is.attention, ...is.normed]);
+        const read = await readTensors([...was.attention, ...is.attention, ...is.normed, ...outputs.terms(original, tuned, map, x, was.tokens)]);
         for (let i = 0; i < d; i++) {
           drift[i].add(read[i], read[d + i], b);
           queries.features[i].set(read[2 * d + i], rows * c);
         }
+        outputs.add(read.slice(3 * d));
         addMaps(grid, read[2 * d - 1], rows, b, heads, g);
       });
       queries.labels.set(batch.labels, rows);
@@ -246,6 +254,7 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
       ...(await otherBanksKnn(tuned, queries, data, map, size)),
       attention: drift.map((d) => d.value()),
       weights: await weightChange(original, tuned, map),
+      outputChange: outputs.value(),
       grid: { tokens: grid.tokens, maps: grid.maps },
     };
   } finally {

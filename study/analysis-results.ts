@@ -7,6 +7,7 @@
 // number per line, and analysisStepsCsv analysis-steps.csv, the same for the kept steps.
 import type { DatasetIdentity } from "../data/dataset.js";
 import type { WeightChange } from "../eval/weight-change.js";
+import type { OutputChange } from "../eval/output-change.js";
 import { strategyName } from "../peft/strategy.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
 import { type Correct, type StudyResults, unpackCorrect, unpackPredicted } from "./results.js";
@@ -31,6 +32,13 @@ export interface BlockMeasures {
   knnCorrect: Correct[]; // (depth): the queries it got right at each block
   attention: number[][]; // (depth) x (heads): Jensen-Shannon divergence of the CLS attention, bits
   weights: WeightChange;
+  outputChange: OutputChange; // each part's own computation on the original's input to it, against the original's
+}
+
+// A row's output change (eval/output-change.ts) over its seeds: the embeddings' and each block's mean and std.
+export interface OutputChangeSummary {
+  embedding: MeanStd;
+  blocks: MeanStd[]; // (depth)
 }
 
 // The backbone a cell kept at a step of analysis.atSteps, measured as its best checkpoint's (against every bank), with
@@ -70,6 +78,7 @@ export interface StepSummary {
   knn: MeanStd[];
   knnChange: KnnChange[]; // (depth): as StrategyAnalysis's, over the seeds that kept the step
   weights: MeanStd[];
+  outputChange: OutputChangeSummary;
   attention: MeanStd[];
   resets?: RowResets; // with analysis.resets: each part reset, over the seeds that kept the step
   knnByClass?: ClassKnn[][]; // as StrategyAnalysis's, over the seeds that kept the step
@@ -102,6 +111,7 @@ export interface StrategyAnalysis {
   knnConfusion?: KnnConfusion[];
   weights: MeanStd[]; // each block's relative weight change
   embedding: MeanStd; // the embeddings' relative weight change
+  outputChange: OutputChangeSummary; // each part's relative output change on the original's input to it
   norm: MeanStd; // the final norm's
   attention: MeanStd[]; // each block's divergence, mean over heads
   added: number[]; // the original blocks a new block follows (Block Expansion)
@@ -168,6 +178,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
         knn: per((m, i) => m.knn[i]),
         knnChange: knnChanges(kept, original),
         weights: per((m, i) => m.weights.blocks[i]),
+        outputChange: outputChangeOf(kept),
         attention: per((m, i) => m.attention[i].reduce((a, b) => a + b, 0) / m.attention[i].length),
         ...(resets && { resets }),
         ...(labels && { knnByClass: knnChangesByClass(kept, original, labels) }),
@@ -199,6 +210,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       ...confusionsOf(group, original, labels),
       weights: per((c, i) => c.weights.blocks[i]),
       embedding: meanStdOf(group.map((c) => c.weights.embedding)),
+      outputChange: outputChangeOf(group),
       norm: meanStdOf(group.map((c) => c.weights.norm)),
       attention: per((c, i) => c.attention[i].reduce((a, b) => a + b, 0) / c.attention[i].length),
       added: group[0].weights.added,
@@ -211,6 +223,14 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
 }
 
 type KnnAnswers = { knnCorrect: Correct[]; otherBanks?: BankKnn[] };
+
+// The output change of `measured` (a row's backbones, a seed each) over them.
+function outputChangeOf(measured: { outputChange: OutputChange }[]): OutputChangeSummary {
+  return {
+    embedding: meanStdOf(measured.map((m) => m.outputChange.embedding)),
+    blocks: measured[0].outputChange.blocks.map((_, i) => meanStdOf(measured.map((m) => m.outputChange.blocks[i]))),
+  };
+}
 
 // Block i's layer-wise answers of `measured` (a row's backbones, a seed each), `cells[seed][bank]`, and of
 // `original`, `original[bank]`, what `read` takes of each (the right answers, or the classes given): against every
@@ -358,4 +378,6 @@ function measureRows(row: RowOf, m: BlockMeasures & { otherBanks?: BankKnn[] }, 
   }
   row("weight_change", "embedding", "all", m.weights.embedding);
   row("weight_change", "norm", "all", m.weights.norm);
+  m.outputChange.blocks.forEach((v, i) => row("output_change", i, "", v));
+  row("output_change", "embedding", "", m.outputChange.embedding);
 }

@@ -53,7 +53,7 @@ import { readSafetensors } from "../vit/safetensors.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { MAX_CLASSES } from "./knn-classes.js";
-import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type RunAnalysis, analysisBetweenCsv, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
+import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type OutputChangeSummary, type RunAnalysis, analysisBetweenCsv, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
 import { headOf, startingHead, writeHead } from "./probe-head.js";
 import { cellCheckpointPath, cellFolder, cellProbePath, cellResultPath, cellStepPath, cellsFolder } from "./cells.js";
 import { DEFAULTS, type InterpolationHead, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
@@ -96,7 +96,7 @@ export interface AnalyzeOptions {
 const ATTENTION_BYTES = 64 * 2 ** 20;
 
 const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-drift", "analysis-classes", "analysis-confusion"];
-const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-between"];
+const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-output", "analysis-steps-between"];
 const RESET_FIGURE = "analysis-resets";
 const STEP_RESET_FIGURE = "analysis-steps-resets";
 const STEP_RESET_BETWEEN_FIGURE = "analysis-steps-resets-between";
@@ -145,6 +145,8 @@ function lacksAnswers(a: RunAnalysis): string | undefined {
   };
   if (!every(answers)) return "the layer-wise answers, image by image";
   if (given && !every((x) => typeof x.predicted === "string")) return "the class each block gave each image";
+  const outputChange = (m: { outputChange?: unknown }) => isObject(m.outputChange) && typeof m.outputChange.embedding === "number" && Array.isArray(m.outputChange.blocks) && m.outputChange.blocks.length === a.depth;
+  if (!a.cells.every((c) => [c, ...(c.atSteps ?? [])].every(outputChange))) return "each part's output change";
   return undefined;
 }
 
@@ -155,6 +157,8 @@ function changeLines(a: RunAnalysis): string[] {
   return [
     `analysis: each block's layer-wise ${a.k}-NN less the original's, in points: mean [${CONFIDENCE * 100}% interval over seeds${a.otherBanks ? `, the bank and its ${a.otherBanks.length} other draw(s)` : ""} and images], block 0 first`,
     ...a.strategies.map((s) => `  ${s.strategy}: ${s.knnChange.map(shown).join(" / ")}`),
+    "analysis: each part's own output change, run on the original's input to it, relative to the original part's output there (a block's: its contribution), mean ± std over seeds: the embeddings, then block 0 on",
+    ...a.strategies.flatMap((s) => [outputLine(s.strategy, s.outputChange), ...(s.atSteps ?? []).map((t) => outputLine(`${s.strategy} at step ${t.step}`, t.outputChange))]),
     ...(a.strategies.some((s) => s.atSteps?.some((t) => t.knnSincePrevious))
       ? [
           `analysis: each block's layer-wise ${a.k}-NN at a kept step less at the kept step before, in points, each seed paired with itself: mean [${CONFIDENCE * 100}% interval], block 0 first`,
@@ -181,6 +185,8 @@ function changeLines(a: RunAnalysis): string[] {
       : []),
   ];
 }
+
+const outputLine = (label: string, o: OutputChangeSummary): string => `  ${label}: ${[o.embedding, ...o.blocks].map((m) => `${m.mean.toFixed(3)} ± ${m.std.toFixed(3)}`).join(" / ")}`;
 
 const interpolationLine = (label: string, r: RowInterpolation | undefined): string | undefined =>
   r?.points.length ? `  ${label}: ${r.points.map((p) => `a ${p.alpha} ${p.knn.mean.toFixed(1)} (${signed(p.knnChange)}) / ${p.transfer.mean.toFixed(1)} (${signed(p.transferChange)})`).join("; ")}` : undefined;
@@ -279,7 +285,7 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
     ["analysis-drift", attentionDriftSpec(analysis)],
     ["analysis-classes", classesSpec(analysis)],
     ["analysis-confusion", confusionSpec(analysis)],
-    ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")], ["analysis-steps-between", stepsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
+    ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")], ["analysis-steps-output", stepsSpec(analysis, "output")], ["analysis-steps-between", stepsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets ? ([[RESET_FIGURE, resetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets && analysis.key.atSteps ? ([[STEP_RESET_FIGURE, stepResetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resetsBetweenSteps ? ([[STEP_RESET_BETWEEN_FIGURE, stepResetsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
@@ -553,7 +559,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       };
       const probeHead = interpolate && (await probeHeadOf(c));
       const r = await compare(cellCheckpointPath(dir, c.id), { ...bestEdits, ...(probeHead && { probeHead }) });
-      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: packedAnswers(m, given), attention: m.attention, weights: m.weights });
+      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: packedAnswers(m, given), attention: m.attention, weights: m.weights, outputChange: m.outputChange });
       const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks, given), grid: Array.from(r.grid.maps), ...(r.resets && { resets: r.resets }), ...(r.interpolation && { interpolation: r.interpolation }) };
       if (atSteps) {
         cell.atSteps = [];

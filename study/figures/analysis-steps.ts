@@ -2,31 +2,38 @@
 // panel each, in the table's order), each original block's measure against the step whose backbone the cells
 // kept, one line per block, step 0 the original itself. "cka": the linear CKA of the block's CLS output with the
 // original's (error bars ± 1 std over seeds); "knn": the layer-wise k-NN's change from the original's, in points
-// (error bars its 95% interval over seeds, the banks where there are several, and images, as analysis-knn's). Where
-// along the depth, and how soon, a backbone drifts.
+// (error bars its 95% interval over seeds, the banks where there are several, and images, as analysis-knn's);
+// "output": each part's own output change (eval/output-change.ts), the embeddings' too, on the original's input to
+// it (error bars ± 1 std over seeds). Where along the depth, and how soon, a backbone drifts.
 import type { FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
-import type { RunAnalysis } from "../analysis-results.js";
+import type { RunAnalysis, StepSummary } from "../analysis-results.js";
+import type { MeanStd } from "../../util/stats.js";
 import { stepAxis } from "./forgetting-curve.js";
 import { changeIntervalNote, nothingToDrawSpec, seedsNote } from "./parts.js";
 
 const PANEL_WIDTH = 200;
 
-export function stepsSpec(a: RunAnalysis, measure: "cka" | "knn"): FigureSpec {
+const TEXTS = { cka: "How soon each block's representation drifts", knn: "How soon each block loses source knowledge", output: "How far each part's own computation moves" };
+const EMBEDDINGS = "embeddings" as const;
+
+export function stepsSpec(a: RunAnalysis, measure: "cka" | "knn" | "output"): FigureSpec {
   const rows = a.strategies.filter((s) => s.atSteps && s.atSteps.length > 0);
-  const text = measure === "cka" ? "How soon each block's representation drifts" : "How soon each block loses source knowledge";
+  const text = TEXTS[measure];
   if (rows.length === 0) return nothingToDrawSpec(text, ["no cell of the table's rows kept a backbone at analysis.atSteps"]);
-  const blocks = Array.from({ length: a.depth }, (_, i) => i);
+  const blocks: (number | typeof EMBEDDINGS)[] = [...(measure === "output" ? [EMBEDDINGS] : []), ...Array.from({ length: a.depth }, (_, i) => i)];
+  const spread = (m: MeanStd) => [m.mean, m.mean - m.std, m.mean + m.std];
+  const valueAt = (t: StepSummary, block: number | typeof EMBEDDINGS) =>
+    block === EMBEDDINGS ? spread(t.outputChange.embedding) : measure === "cka" ? spread(t.ckaCls[block]) : measure === "output" ? spread(t.outputChange.blocks[block]) : [t.knnChange[block].mean, t.knnChange[block].lo, t.knnChange[block].hi];
+  // The output change's lines are parts, named; the others' blocks, numbered.
+  const label = (block: number | typeof EMBEDDINGS) => (measure === "output" && block !== EMBEDDINGS ? `block ${block}` : block);
   // Step 0 is the original: CKA 1 and no change, measured by nothing.
   const points = rows.flatMap((s) =>
     blocks.flatMap((block) => [
-      { strategy: s.strategy, block, step: 0, seeds: 0, value: measure === "cka" ? 1 : 0, lo: null, hi: null },
+      { strategy: s.strategy, block: label(block), step: 0, seeds: 0, value: measure === "cka" ? 1 : 0, lo: null, hi: null },
       ...s.atSteps!.map((t) => {
-        const [value, lo, hi] =
-          measure === "cka"
-            ? [t.ckaCls[block].mean, t.ckaCls[block].mean - t.ckaCls[block].std, t.ckaCls[block].mean + t.ckaCls[block].std]
-            : [t.knnChange[block].mean, t.knnChange[block].lo, t.knnChange[block].hi];
-        return { strategy: s.strategy, block, step: t.step, seeds: t.seeds, value: Number.isNaN(value) ? null : value, lo, hi };
+        const [value, lo, hi] = valueAt(t, block);
+        return { strategy: s.strategy, block: label(block), step: t.step, seeds: t.seeds, value: Number.isNaN(value) ? null : value, lo, hi };
       }),
     ]),
   );
@@ -35,10 +42,11 @@ export function stepsSpec(a: RunAnalysis, measure: "cka" | "knn"): FigureSpec {
   const y = {
     field: "value",
     type: "quantitative",
-    title: measure === "cka" ? "Linear CKA with the original, CLS token" : `Layer-wise ${a.k}-NN change (points)`,
-    scale: { zero: measure === "knn", nice: false, padding: 8 },
+    title: { cka: "Linear CKA with the original, CLS token", knn: `Layer-wise ${a.k}-NN change (points)`, output: "Relative output change (ratio of norms)" }[measure],
+    scale: { zero: measure !== "cka", nice: false, padding: 8 },
   } as const;
-  const color = { field: "block", type: "ordinal", title: "Block (0 = first)", scale: { scheme: "viridis" }, sort: blocks } as const;
+  const parts = blocks.map(label);
+  const color = { field: "block", type: "ordinal", title: measure === "output" ? "Part" : "Block (0 = first)", scale: { scheme: "viridis", domain: parts }, sort: parts } as const;
   const seeds = seedsNote(
     rows.map((s) => ({ label: s.strategy, seeds: Math.max(...s.atSteps!.map((t) => t.seeds)) })),
     "error bars",
@@ -48,7 +56,11 @@ export function stepsSpec(a: RunAnalysis, measure: "cka" | "knn"): FigureSpec {
     title: {
       text,
       subtitle: [
-        measure === "cka" ? "linear CKA of each block's CLS output with the original's" : "k-NN of each block's CLS token less the original's",
+        ...{
+          cka: ["linear CKA of each block's CLS output with the original's"],
+          knn: ["k-NN of each block's CLS token less the original's"],
+          output: ["each part run on the original's input to it: its", "output less the original part's there, relative", "to the original's (a block's: to its contribution)"],
+        }[measure],
         `the backbones kept at steps ${steps.slice(1).join(", ")} (analysis.atSteps)`,
         `${a.images.count} source-domain images (${a.images.name} ${a.images.split})`,
         "each strategy at the table's learning rate; step 0: the original",

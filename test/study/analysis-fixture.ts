@@ -32,6 +32,7 @@ function cell(strategy: string, seed: number, added: number[] = []): CellAnalysi
       norm: moved * 0.05,
       added,
     },
+    outputChange: { embedding: moved * 1.5, blocks: [moved * (0.4 + 0.1 * seed), moved * 0.6] },
     grid: [0.1, 0.2, 0.3, 0.4 + moved * 0.2],
   };
 }
@@ -50,6 +51,7 @@ function atStep(c: CellAnalysis, step: number, last: number): StepAnalysis {
     knnCorrect: knn.map((k) => answers(Math.round(k / 10), c.strategy === "full" ? c.seed : 0)),
     attention: c.attention.map((h) => h.map((x) => f * x)),
     weights: { ...c.weights, blocks: c.weights.blocks.map((x) => f * x) },
+    outputChange: { embedding: f * c.outputChange.embedding, blocks: c.outputChange.blocks.map((x) => f * x) },
   };
 }
 

@@ -22,6 +22,11 @@ describe("summarizeAnalysis", () => {
     expect(full.weights[1].mean).toBeCloseTo(0.35, 12);
     expect(full.attention.map((a) => a.mean)).toEqual([0.2, 0.30000000000000004]);
     expect(full.embedding).toEqual({ mean: 0.9, std: 0 });
+    // Each part's output change: seeds 0 and 1 at 0.4 and 0.5 at block 0.
+    expect(full.outputChange.embedding).toEqual({ mean: 1.5, std: 0 });
+    expect(full.outputChange.blocks[0].mean).toBeCloseTo(0.45, 12);
+    expect(full.outputChange.blocks[0].std).toBeCloseTo(Math.SQRT1_2 * 0.1, 12);
+    expect(linear.outputChange).toEqual({ embedding: { mean: 0, std: 0 }, blocks: [{ mean: 0, std: 0 }, { mean: 0, std: 0 }] });
     expect(linear.ckaCls).toEqual([{ mean: 1, std: 0 }, { mean: 1, std: 0 }]);
     expect(linear.weights).toEqual([{ mean: 0, std: 0 }, { mean: 0, std: 0 }]);
   });
@@ -187,7 +192,7 @@ describe("analysisStepsCsv", () => {
     const a = analysis([0, 1], [10, 30]);
     const lines = analysisStepsCsv(a).trim().split("\n");
     expect(lines[0]).toBe("cell,strategy,lr,seed,step,measure,block,part,value");
-    expect(lines).toHaveLength(1 + 2 * 4 * (2 * (2 + 1 + 7 + 2) + 2));
+    expect(lines).toHaveLength(1 + 2 * 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1));
     const cell = a.cells[1];
     expect(lines).toContain(`full_lr0.1_s1,full,0.1,1,10,cka_cls,0,,${cell.atSteps![0].cka.cls[0].toPrecision(6)}`);
     expect(lines).toContain("full_lr0.1_s1,full,0.1,1,30,cka_cls,0,,0.500000");
@@ -201,7 +206,7 @@ describe("analysisCsv", () => {
     expect(lines[0]).toBe("cell,strategy,lr,seed,measure,block,part,value");
     expect(lines[1]).toBe("original,original,,,knn_top1,0,,70.0000");
     // Per cell: per block CKA x2, k-NN, the block's and 6 layers' weight change, 2 heads; embedding and norm.
-    expect(lines).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2) + 2));
+    expect(lines).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1));
     expect(lines).toContain("full_lr0.1_s1,full,0.1,1,cka_cls,0,,0.500000");
     expect(lines).toContain("full_lr0.1_s0,full,0.1,0,attention_js,1,head1,0.400000");
     expect(lines).toContain("full_lr0.1_s0,full,0.1,0,weight_change,1,attn.qkv,0.250000");

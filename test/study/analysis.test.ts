@@ -73,10 +73,12 @@ describe("a study with the analysis key", () => {
     expect(a.images.count).toBe(14);
     expect(a.strategies.map((s) => [s.strategy, s.seeds])).toEqual([["full", 1], ["linear", 1], ["lora-r2", 1], ["block-p1", 1]]);
     // analysis.csv: the original's k-NN per block, then per cell and block CKA (2), k-NN, the whole block's and
-    // each of its 6 layers' weight change, one divergence per head; and the embedding's and final norm's change.
+    // each of its 6 layers' weight change, one divergence per head, the output change; and the embedding's and final
+    // norm's weight change, the embeddings' output change.
     const csv = (await readFile(join(run(), "analysis.csv"), "utf8")).trim().split("\n");
     expect(csv[0]).toBe("cell,strategy,lr,seed,measure,block,part,value");
-    expect(csv).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2) + 2));
+    expect(csv).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1));
+    expect(csv).toContain("linear_lr0.05_s0,linear,0.05,0,output_change,embedding,,0.00000");
     expect(csv).toContain("block-p1_lr0.05_s0,block-p1,0.05,0,weight_change,0,attn.qkv,0.00000");
 
     const before = (await stat(join(run(), "analysis.json"))).mtimeMs;
@@ -103,6 +105,14 @@ describe("a study with the analysis key", () => {
     await runExperiment({ config: study(), out: earlier, log: (l) => fresh.push(l) });
     expect(fresh.some((l) => l.includes("is up to date"))).toBe(false);
     expect((await readJson<RunAnalysis>(join(earlier, "analysis.json"))).cells.map((c) => c.knnCorrect)).toEqual(a.cells.map((c) => c.knnCorrect));
+    // And one of a build before the output change, which the log names.
+    const noOutput = join(root, "no-output-change");
+    await cp(run(), noOutput, { recursive: true });
+    await writeFile(join(noOutput, "analysis.json"), JSON.stringify({ ...a, cells: a.cells.map(({ outputChange: _, ...c }) => c) }));
+    const sixth: string[] = [];
+    await runExperiment({ config: study(), out: noOutput, log: (l) => sixth.push(l) });
+    expect(sixth).toContain(`analysis: ${join(noOutput, "analysis.json")} lacks each part's output change (a build before them): its cells are measured anew`);
+    expect((await readJson<RunAnalysis>(join(noOutput, "analysis.json"))).cells.map((c) => c.outputChange)).toEqual(a.cells.map((c) => c.outputChange));
 
     // An analysis.json whose summary is of other rows (the table's rows chose other rates then: another selectBy,
     // knn.val) keeps its cells' numbers and makes the summary and figures anew: in a copy of the run.

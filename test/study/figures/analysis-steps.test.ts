@@ -1,6 +1,7 @@
 // study/figures/analysis-steps.ts, drawn from a hand-made analysis whose cells kept steps 10 and 30
 // (../analysis-fixture.ts): a panel per strategy, a line per block from step 0 (the original) to the last kept step,
-// error bars only with several seeds (± 1 std for CKA, the change's interval for the k-NN), a CKA that is no
+// error bars only with several seeds (± 1 std for CKA and the output change, the change's interval for the k-NN), the
+// output change's embeddings as a line of their own, a CKA that is no
 // number left out, the steps named in the subtitle, and a figure that says so where no cell kept a step.
 import { describe, expect, it } from "vitest";
 import { renderSvg } from "../../../plot/render.js";
@@ -29,6 +30,14 @@ describe("the analysis figures along fine-tuning", () => {
     const one = await renderSvg(stepsSpec(analysis([0], [10, 30]), "knn"), "analysis-steps-knn");
     expect(errorBars(one)).toBe(0);
     expect(one).toContain(">one seed<");
+  });
+
+  it("output change: a line per part, the embeddings first, from 0 at step 0, ± 1 std bars over two seeds", async () => {
+    const svg = await renderSvg(stepsSpec(analysis([0, 1], [10, 30]), "output"), "analysis-steps-output");
+    for (const text of [">How far each part's own computation moves<", ">Part<", ">embeddings<", ">block 1<", ">Relative output change (ratio of norms)<", ">each part run on the original's input to it: its<"]) expect(svg).toContain(text);
+    // 2 strategies x 3 parts x 3 steps; bars at the kept steps.
+    expect(points(svg)).toBe(18);
+    expect(errorBars(svg)).toBe(12);
   });
 
   it("leaves out a CKA that is no number, and a strategy none of whose cells kept a step", async () => {

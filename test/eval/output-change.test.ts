@@ -1,0 +1,129 @@
+// Each part's own output change (eval/output-change.ts), through compareBackbones, on the tiny ViT fixture (2 blocks,
+// width 32, patch 4, 17 tokens) and 30 noisy synthetic images in batches of 7 (the last partial), against a
+// reference made another way, in float64 on the host: the embeddings' tokens from the weights (patches times the
+// patch projection, the CLS token, the position embeddings), and each block's output on the original's input from a
+// hybrid model, the fine-tuned one with every part below the block put back where fine-tuning started, its block
+// output dumped by the model's own forward. A part the strategy leaves alone reads 0 exactly.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openNpyImages } from "../../data/npy-dataset.js";
+import { Loader } from "../../data/loader.js";
+import { Transform } from "../../data/transforms.js";
+import type { VisionTransformer } from "../../vit/model.js";
+import { parseStrategy } from "../../peft/strategy.js";
+import { type AnalysisData, compareBackbones } from "../../eval/block-analysis.js";
+import { blockMap } from "../../eval/block-map.js";
+import { extractFeatures } from "../../eval/features.js";
+import { useEngine } from "../helpers.js";
+import { writeSynthetic } from "../train/synthetic.js";
+import { parameterValues, tunedModels } from "./tuned-models.js";
+
+useEngine();
+
+const [SIZE, P, C, T] = [16, 4, 32, 17];
+let root: string;
+let data: AnalysisData;
+let images: Float32Array; // every query, in the loader's order
+let n: number;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "output-change-test-"));
+  await writeSynthetic(root, { size: SIZE, perClass: { train: 4, test: 5 }, seed: 5, noise: 160 });
+  const transform = new Transform({ kind: "eval", size: SIZE });
+  data = {
+    queries: new Loader(await openNpyImages(root, "test"), transform, { batchSize: 7 }),
+    bank: new Loader(await openNpyImages(root, "train"), transform, { batchSize: 16 }),
+    k: 3,
+    temperature: 0.07,
+    classes: 6,
+    gridImages: 1,
+  };
+  const batches: Float32Array[] = [];
+  for await (const b of data.queries.epoch(0)) batches.push(b.images);
+  images = Float32Array.from(batches.flatMap((x) => Array.from(x)));
+  n = images.length / (3 * SIZE * SIZE);
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+// The tokens before the blocks, (n, T, C), from a model's weights: each patch (its channels, rows, columns, the
+// convolution weight's order) times the patch projection plus its bias, the CLS token first, the position
+// embeddings added.
+function embedded(w: Map<string, Float32Array>): Float64Array {
+  const [proj, bias, cls, pos] = ["patch_embed.proj.weight", "patch_embed.proj.bias", "cls_token", "pos_embed"].map((k) => w.get(k)!);
+  const g = SIZE / P;
+  const out = new Float64Array(n * T * C);
+  for (let b = 0; b < n; b++) {
+    for (let c = 0; c < C; c++) out[b * T * C + c] = cls[c] + pos[c];
+    for (let t = 0; t < g * g; t++) {
+      const [gy, gx] = [Math.floor(t / g), t % g];
+      for (let c = 0; c < C; c++) {
+        let s = bias[c];
+        for (let ch = 0; ch < 3; ch++) {
+          for (let py = 0; py < P; py++) {
+            for (let px = 0; px < P; px++) s += proj[((c * 3 + ch) * P + py) * P + px] * images[((b * 3 + ch) * SIZE + gy * P + py) * SIZE + gx * P + px];
+          }
+        }
+        out[(b * T + 1 + t) * C + c] = s + pos[(1 + t) * C + c];
+      }
+    }
+  }
+  return out;
+}
+
+const distance = (a: ArrayLike<number>, b: ArrayLike<number>) => Math.sqrt(Array.from(a).reduce((s, x, i) => s + (x - b[i]) ** 2, 0));
+const norm = (a: ArrayLike<number>) => Math.sqrt(Array.from(a).reduce((s, x) => s + x * x, 0));
+const dump = async (m: VisionTransformer, block: number) => (await extractFeatures(m, images, [n, 3, SIZE, SIZE], { captureBlocks: [block] })).captured.get(`block.${block}`)!.data;
+
+// The output change of `strategy`'s fine-tuned fixture as compareBackbones measures it, and as the reference does.
+async function measured(strategy: string): Promise<{ got: { embedding: number; blocks: number[] }; want: { embedding: number; blocks: number[] } }> {
+  const map = blockMap(parseStrategy(strategy), 2);
+  const { tuned, initial } = await tunedModels(strategy, 0.3);
+  const plain = (await tunedModels("linear", 0)).initial; // the fixture itself, Block Expansion's new blocks not in it
+  const [tunedValues, initialValues] = [await parameterValues(tuned), await parameterValues(initial)];
+  const original = embedded(await parameterValues(plain));
+  const want = { embedding: distance(embedded(tunedValues), original) / norm(original), blocks: [] as number[] };
+  for (let i = 0; i < 2; i++) {
+    // The fine-tuned model with the embeddings and every block below original block i (a new one too) where
+    // fine-tuning started.
+    const hybrid = (await tunedModels(strategy, 0.3)).tuned;
+    const below = (name: string) => !name.startsWith("blocks.") || Number(name.split(".")[1]) < map.own[i];
+    for (const [name, t] of hybrid.parameters()) if (!name.startsWith("head.") && below(name)) t.write(initialValues.get(name)!);
+    const [input, was, is] = [i === 0 ? original : await dump(plain, i - 1), await dump(plain, i), await dump(hybrid, map.output[i])];
+    want.blocks.push(distance(is, was) / distance(was, input));
+    hybrid.dispose();
+  }
+  const c = await compareBackbones(plain, tuned, map, data);
+  for (const m of [tuned, initial, plain]) m.dispose();
+  return { got: c.outputChange, want };
+}
+
+describe("output change", () => {
+  it("full fine-tuning: every part's, as the reference computes it", async () => {
+    const { got, want } = await measured("full");
+    expect(Math.min(want.embedding, ...want.blocks)).toBeGreaterThan(0.05);
+    expect(got.embedding).toBeCloseTo(want.embedding, 4);
+    got.blocks.forEach((v, i) => expect(v, `block ${i}`).toBeCloseTo(want.blocks[i], 4));
+  });
+
+  it("top-1, LoRA and Block Expansion: the parts they train move, the others read 0 exactly", async () => {
+    const top = await measured("top-1");
+    expect([top.got.embedding, top.got.blocks[0]]).toEqual([0, 0]);
+    expect(top.got.blocks[1]).toBeCloseTo(top.want.blocks[1], 4);
+    const lora = await measured("lora-r2");
+    expect(lora.got.embedding).toBe(0);
+    lora.got.blocks.forEach((v, i) => expect(v, `block ${i}`).toBeCloseTo(lora.want.blocks[i], 4));
+    expect(Math.min(...lora.got.blocks)).toBeGreaterThan(1e-3);
+    // A new block after block 0: block 0's output is the new block's; block 1 is the original's, on the same input.
+    const block = await measured("block@1");
+    expect([block.got.embedding, block.got.blocks[1]]).toEqual([0, 0]);
+    expect(block.got.blocks[0]).toBeCloseTo(block.want.blocks[0], 4);
+    expect(block.got.blocks[0]).toBeGreaterThan(0.05);
+    const linear = await measured("linear");
+    expect([linear.got.embedding, ...linear.got.blocks]).toEqual([0, 0, 0]);
+  });
+});
