@@ -21,13 +21,14 @@ export const FLAGS = {
   "all-rates": "boolean",
   backbone: "string",
   out: "string",
+  redraw: "boolean",
   backend: "string",
   adapter: "string",
 } as const;
 
 export const analyze: Command = {
   summary: "compare every finished cell's backbone with the original, block by block: CKA, layer-wise k-NN, weight change, attention",
-  usage: `usage: node dist/run.js analyze RUN_DIR [--images N] [--resets | --reset-layers] [--resets-between-steps] [--interpolate LIST [--interpolate-head probe]] [--strategies LIST] [--table-rates | --all-rates] [--out DIR]
+  usage: `usage: node dist/run.js analyze RUN_DIR [--images N] [--resets | --reset-layers] [--resets-between-steps] [--interpolate LIST [--interpolate-head probe]] [--strategies LIST] [--table-rates | --all-rates] [--out DIR] [--redraw]
 
   RUN_DIR           a study's run folder (experiment --out) with at least one finished cell
   --images          source-domain images compared: this many of knn.queries, evenly spaced (default: the config's
@@ -61,6 +62,9 @@ export const analyze: Command = {
   --all-rates       the cells at every rate, where the config's analysis.tableRates leaves all but the table's out
   --backbone        the original backbone's file, when the one backbone.json names has moved
   --out             the folder for the files (default: RUN_DIR)
+  --redraw          where the folder holds an analysis.json of the same settings and cells, keep its numbers and
+                    make its summary, CSV files, figures and log anew, measuring nothing (after a build that draws
+                    them otherwise); else measure as without it
   --backend, --adapter   choose the WebGPU backend / adapter (see \`info\`)
 
 Writes analysis.json (every number), analysis.csv (one number per line), analysis-cka.*, analysis-knn.*,
@@ -118,6 +122,7 @@ each other bank too, and the changes' intervals count the banks.`,
       strategies,
       tableRates: flags["all-rates"] ? false : flags["table-rates"],
       backbone: flags.backbone,
+      redraw: flags.redraw,
       log: (line) => console.error(line),
     });
     console.log(`wrote ${files.join(", ")}`);

@@ -86,6 +86,9 @@ export interface AnalyzeOptions {
   tableRates?: boolean;
   backbone?: string; // the original backbone's file, where backbone.json's path no longer holds it
   reuse?: boolean; // keep an analysis.json of the same key
+  // Keep the cells' numbers of an analysis.json of the same key in `out` and make its summary and files anew, where
+  // they are up to date too (a build that draws a figure otherwise); measure where there is none such.
+  redraw?: boolean;
   log?: (line: string) => void;
   opened?: OpenedDatasets; // the caller's open datasets (a study's), not read again
   transformed?: TransformCache; // the caller's transformed images, not made again
@@ -455,7 +458,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   // selectBy, knn.val), or some of its files are missing, its summary and files are made anew from them, without
   // comparing the cells again (`why` says which).
   let kept: (Pick<RunAnalysis, "cells" | "seconds"> & { why: string }) | undefined;
-  if (opts.reuse && existsSync(jsonPath)) {
+  if ((opts.reuse || opts.redraw) && existsSync(jsonPath)) {
     const before = (await readJson(jsonPath).then(nullsAsNaN, () => undefined)) as RunAnalysis | undefined;
     const earlier = before?.format === ANALYSIS_FORMAT && JSON.stringify(before.key) === JSON.stringify(key) && holdsCells(before, key) ? before : undefined;
     const lacks = earlier && lacksAnswers(earlier);
@@ -464,11 +467,11 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       const expected = analysisFileNames(key);
       const files = expected.map((f) => join(out, f)).filter((f) => existsSync(f));
       const sameRows = JSON.stringify(summarizeAnalysis(summary(0, backbone!), earlier.cells, earlier.original, earlier.labels)) === JSON.stringify(earlier.strategies);
-      if (files.length === expected.length && sameRows && earlier.labels) {
+      if (files.length === expected.length && sameRows && earlier.labels && !opts.redraw) {
         log(`analysis: ${jsonPath} is up to date (${key.cells.length} cells, ${images} images)`);
         return { analysis: earlier, files, reused: true };
       }
-      kept = { ...earlier, why: !earlier.labels ? "its images' classes missing (a build before them)" : sameRows ? `${expected.length - files.length} of its files missing` : "its summary is not the one made of its cells now (the table's rows, or the summary's form, have changed)" };
+      kept = { ...earlier, why: !earlier.labels ? "its images' classes missing (a build before them)" : files.length === expected.length && sameRows ? "asked to draw anew" : sameRows ? `${expected.length - files.length} of its files missing` : "its summary is not the one made of its cells now (the table's rows, or the summary's form, have changed)" };
     }
   }
 

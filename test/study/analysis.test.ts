@@ -267,6 +267,23 @@ describe("analyze on the command line", () => {
     expect(a.bank.count).toBe(12);
   });
 
+  it("draws an analysis of the same key anew with --redraw, measuring nothing; without one, measures", async () => {
+    await runOnce();
+    const out = join(root, "cli-redraw");
+    const args = ["analyze", run(), "--images", "6", "--out", out, "--redraw"];
+    const first = await runCli(args);
+    expect(first.code, first.err).toBe(0);
+    expect(first.err).toContain("cell(s) against the original backbone");
+    const [json, svg] = [await readFile(join(out, "analysis.json"), "utf8"), await readFile(join(out, "analysis-knn.svg"), "utf8")];
+    await writeFile(join(out, "analysis-knn.svg"), "a figure of an earlier build");
+    const again = await runCli(args);
+    expect(again.code, again.err).toBe(0);
+    expect(again.err).toContain("analysis: asked to draw anew; the numbers of its 4 cell(s) kept, its summary and files made anew");
+    expect(again.err).not.toContain("cell(s) against the original backbone");
+    expect(await readFile(join(out, "analysis-knn.svg"), "utf8")).toBe(svg);
+    expect(JSON.parse(await readFile(join(out, "analysis.json"), "utf8")).cells).toEqual(JSON.parse(json).cells);
+  });
+
   it("resets each part of the backbones with --resets, where the config does not ask for it", async () => {
     await runOnce();
     const out = join(root, "cli-resets");
