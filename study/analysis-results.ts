@@ -2,7 +2,8 @@
 // comparison with the original backbone (eval/block-analysis.ts), and per strategy at its selected learning rate
 // (the table's row) the mean and sample standard deviation over seeds of each measure per block, and so at each
 // step of analysis.atSteps whose backbones the cells kept, and with analysis.resets each part's reset
-// (study/analysis-resets.ts), of the best backbones and of the kept ones, and with analysis.interpolate the best
+// (study/analysis-resets.ts), of the best backbones and of the kept ones, with analysis.resetsBetweenSteps each kept
+// one's parts put back to the kept step before, and with analysis.interpolate the best
 // backbones between step 0 and themselves (study/analysis-interpolation.ts); analysisCsv is analysis.csv, one
 // number per line, and analysisStepsCsv analysis-steps.csv, the same for the kept steps.
 import type { DatasetIdentity } from "../data/dataset.js";

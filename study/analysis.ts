@@ -9,8 +9,8 @@
 //   analysis-cka.*, analysis-knn.*, analysis-weights.*, analysis-drift.*   the figures (study/figures/analysis.ts)
 //                      as .vl.json, .svg and .png
 //   analysis-attention.svg, .png   the attention maps (study/figures/attention-grid.ts)
-//   analysis-steps.csv, analysis-steps-cka.*, analysis-steps-knn.*   with analysis.atSteps: the same measures of the
-//                      backbones the cells kept at those steps, and their figures
+//   analysis-steps.csv, analysis-steps-cka.*, analysis-steps-knn.*, analysis-steps-output.*   with analysis.atSteps:
+//                      the same measures of the backbones the cells kept at those steps, and their figures
 //   analysis-resets.*  with analysis.resets: the transfer and source k-NN of each best backbone with each part of
 //                      it (or, "layers", of its blocks' layers) reset where fine-tuning started
 //                      (study/analysis-resets.ts), and their figure
