@@ -32,6 +32,8 @@ original block:
                         the model's own final norm, ties: lower bank index, then lower class first (eval/knn.ts)
   attention             Jensen-Shannon divergence (bits) of the CLS attention rows, per head, mean over images
   weights               relative change ||W' - W|| / ||W|| of each block, each layer, the embeddings, the final norm
+  output change         each part run on the original's input to it against the original part there: the embeddings'
+                        ||E'(x) - E(x)|| / ||E(x)||, each block's ||B'(h) - B(h)|| / ||B(h) - h|| over every token
   maps                  the attention grid: last block's CLS attention over the patches, mean over heads
 the original's layer-wise k-NN and maps, and each strategy's mean and std over seeds (analysis.json `strategies`).
 With --source-knn also the study's source k-NN (all of knn.queries against all of knn.bank, every k of knn.ks, top-1
@@ -46,14 +48,18 @@ default study's run folder, docs/ANALYSIS.md:
   weights               1e-7: both sides sum the same float32 weights in float64 (agreement ~1e-15), except LoRA,
                         merged in float32 on the device: each merged weight within half an ulp (6e-8 relative), so
                         a relative change can move by at most ~6e-8. Measured: 8e-15, LoRA 1.9e-9.
+  output change         1e-4: a difference of two float32 forwards over a norm; where a part changed little, its
+                        rounding (~1e-7 of each token) is a larger share of that difference. The tables give two or
+                        three digits.
   knn, source knn       one query (100 / queries percent): float32 features move cosines by ~1e-7, enough to swap
                         two neighbours at a near tie and so one vote; a systematic defect moves many. Measured: 0.
   exact                 0 (a count of values off): where a block's weights, or its output and attention, are
                         bitwise the original's in the reference (every weight up to that block unchanged),
                         analyze's two forward passes are the same float32 computation and must read exactly weight
-                        change 0, divergence 0, CKA 1 (as on the CPU driver, where the moments of identical
-                        features come out bitwise equal) and, where the final norm is the original's too, the
-                        original's layer-wise k-NN.
+                        change 0, output change 0 (where the reference finds the part's output unchanged),
+                        divergence 0, CKA 1 (as on the CPU driver, where the moments of identical features come out
+                        bitwise equal) and, where the final norm is the original's too, the original's layer-wise
+                        k-NN.
 Exit status: 0 when every measure is within its tolerance, 1 when one is not (the table says which), 2 when the
 inputs cannot be compared (missing files, another image choice, an unsupported dataset or layout).
 """
@@ -73,7 +79,7 @@ import torch.nn.functional as F
 
 torch.set_default_dtype(torch.float64)
 
-TOLERANCE = {"cka": 1e-5, "attention": 1e-5, "maps": 1e-5, "weights": 1e-7}
+TOLERANCE = {"cka": 1e-5, "attention": 1e-5, "maps": 1e-5, "weights": 1e-7, "output": 1e-4}
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 # data/registry.ts's default roots (Debian's dataset-fashion-mnist and dataset-mnist packages) and class counts.
 IDX_DATASETS = {"fashion-mnist": ("/usr/share/datasets/fashion-mnist", 10), "mnist": ("/usr/share/datasets/mnist", 10)}
@@ -369,27 +375,53 @@ def finetuned(base, path, manifest, tensors):
     return Vit(w, base.heads, base.depth + len(after)), own, output
 
 
+def embed(model, x):
+    """The tokens before the blocks (B, T, C): patch conv, CLS token, position embeddings."""
+    w = model.w
+    x = F.conv2d(x, w["patch_embed.proj.weight"], w.get("patch_embed.proj.bias"), stride=model.patch).flatten(2).transpose(1, 2)
+    return torch.cat([w["cls_token"].expand(x.shape[0], -1, -1), x], 1) + w["pos_embed"]
+
+
+def block(model, i, x):
+    """Block i on the residual stream x (B, T, C): its output and its attention probabilities (B, H, T, T)."""
+    w, heads, c = model.w, model.heads, model.width
+    p = f"blocks.{i}."
+    h = F.layer_norm(x, (c,), w[p + "norm1.weight"], w[p + "norm1.bias"], EPS)
+    qkv = F.linear(h, w[p + "attn.qkv.weight"], w.get(p + "attn.qkv.bias"))
+    b, t, _ = qkv.shape
+    q, k, v = qkv.reshape(b, t, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+    a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(c // heads), -1)
+    x = x + F.linear((a @ v).transpose(1, 2).reshape(b, t, c), w[p + "attn.proj.weight"], w.get(p + "attn.proj.bias"))
+    h = F.layer_norm(x, (c,), w[p + "norm2.weight"], w[p + "norm2.bias"], EPS)
+    h = F.gelu(F.linear(h, w[p + "mlp.fc1.weight"], w.get(p + "mlp.fc1.bias")))
+    return x + F.linear(h, w[p + "mlp.fc2.weight"], w.get(p + "mlp.fc2.bias")), a
+
+
 def forward(model, x, attention=True):
     """Per block: the residual stream (B, T, C) and, with `attention`, the CLS rows of the attention (B, H, T)."""
-    w, heads, c = model.w, model.heads, model.width
-    x = F.conv2d(x, w["patch_embed.proj.weight"], w.get("patch_embed.proj.bias"), stride=model.patch).flatten(2).transpose(1, 2)
-    x = torch.cat([w["cls_token"].expand(x.shape[0], -1, -1), x], 1) + w["pos_embed"]
+    x = embed(model, x)
     outs, rows = [], []
     for i in range(model.depth):
-        p = f"blocks.{i}."
-        h = F.layer_norm(x, (c,), w[p + "norm1.weight"], w[p + "norm1.bias"], EPS)
-        qkv = F.linear(h, w[p + "attn.qkv.weight"], w.get(p + "attn.qkv.bias"))
-        b, t, _ = qkv.shape
-        q, k, v = qkv.reshape(b, t, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
-        a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(c // heads), -1)  # (B, H, T, T)
-        x = x + F.linear((a @ v).transpose(1, 2).reshape(b, t, c), w[p + "attn.proj.weight"], w.get(p + "attn.proj.bias"))
-        h = F.layer_norm(x, (c,), w[p + "norm2.weight"], w[p + "norm2.bias"], EPS)
-        h = F.gelu(F.linear(h, w[p + "mlp.fc1.weight"], w.get(p + "mlp.fc1.bias")))
-        x = x + F.linear(h, w[p + "mlp.fc2.weight"], w.get(p + "mlp.fc2.bias"))
+        x, a = block(model, i, x)
         outs.append(x)
         if attention:
             rows.append(a[:, :, 0, :])
     return outs, rows
+
+
+def output_change(original, tuned, own, output, x, outs):
+    """eval/output-change.ts: the embeddings' ||E'(x) - E(x)|| / ||E(x)||, then per original block i the fine-tuned
+    block(s) own[i]..output[i] on the original's input h to block i, ||B'(h) - B(h)|| / ||B(h) - h|| (outs: the
+    original's block outputs on x)."""
+    e0 = embed(original, x)
+    change = [float((embed(tuned, x) - e0).norm() / e0.norm())]
+    for i in range(original.depth):
+        h = e0 if i == 0 else outs[i - 1]
+        y = h
+        for j in range(own[i], output[i] + 1):
+            y = block(tuned, j, y)[0]
+        change.append(float((y - outs[i]).norm() / (outs[i] - h).norm()))
+    return change
 
 
 def final_norm(model, x):
@@ -628,6 +660,7 @@ def run(args):
                 "knn": [knn(is_.bank[i], bank_labels, is_.normed[i], query_labels, [k], temperature, classes)[k][0] for i in range(depth)],
                 "attention": [jensen_shannon(was.rows[i], is_.rows[i]).mean(0).tolist() for i in range(depth)],
             }
+            mine["output"] = output_change(original, tuned, own, output, queries, was.out)
             weights, unchanged = weight_change(original, tuned, own)
             compare.add("cka.cls", TOLERANCE["cka"], cid, mine["cls"], cell["cka"]["cls"])
             compare.add("cka.pooled", TOLERANCE["cka"], cid, mine["pooled"], cell["cka"]["pooled"])
@@ -638,6 +671,10 @@ def run(args):
                         [*weights["blocks"], *[l[n] for l in weights["layers"] for n in BLOCK_LAYERS], weights["embedding"], weights["norm"]],
                         [*theirs["blocks"], *[l[n] for l in theirs["layers"] for n in BLOCK_LAYERS], theirs["embedding"], theirs["norm"]])
             compare.add("maps", TOLERANCE["maps"], cid, is_.maps.tolist(), cell["grid"])
+            theirs_output = cell["outputChange"]
+            compare.add("output change", TOLERANCE["output"], cid, mine["output"], [theirs_output["embedding"], *theirs_output["blocks"]])
+            # A part left alone, every weight it reads the original's: 0 to the bit, as analyze runs both the same way.
+            exact += [(f"{cid} outputChange[{j}]", 0.0, t) for j, (m, t) in enumerate(zip(mine["output"], [theirs_output["embedding"], *theirs_output["blocks"]])) if m == 0.0]
             added = sorted(block_map(manifest["strategyOptions"], depth)[2])
             if theirs.get("added") != added:
                 exact.append((f"{cid} weights.added", added, theirs.get("added")))
