@@ -28,7 +28,7 @@ import { CkaAccumulator, ckaFromMoments } from "./cka.js";
 import { AttentionDrift } from "./attention-drift.js";
 import { knnClassify } from "./knn.js";
 import { type WeightChange, weightChange } from "./weight-change.js";
-import { type OutputChange, OutputChangeAccumulator } from "./output-change.js";
+import { type OutputChange, OutputChangeAccumulator, type OutputSince } from "./output-change.js";
 
 export interface AnalysisData {
   queries: Loader; // the analysed source-domain images (with labels: the k-NN queries), in a fixed order
@@ -73,6 +73,7 @@ export interface BackboneComparison extends LayerKnn {
   attention: number[][]; // (depth) x (H): mean JS divergence in bits
   weights: WeightChange;
   outputChange: OutputChange;
+  outputSince?: OutputSince; // with the cell's backbone at an earlier step: each part's change since it, and its turn
   grid: AttentionMaps;
 }
 
@@ -199,9 +200,10 @@ function tokensOf(model: VisionTransformer, size: number): number {
   return 1 + (size / model.config.patchSize) ** 2;
 }
 
-// Compares a fine-tuned backbone with its original. LoRA adapters of `tuned` are merged into its weights first
-// (the model computes the same function, faster, and its weight change is that of the merged weights).
-export async function compareBackbones(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap, data: AnalysisData): Promise<BackboneComparison> {
+// Compares a fine-tuned backbone with its original (and, each part's output, with `before`, the same cell's backbone
+// at an earlier step, where given). LoRA adapters of `tuned` are merged into its weights first (the model computes
+// the same function, faster, and its weight change is that of the merged weights).
+export async function compareBackbones(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap, data: AnalysisData, before?: VisionTransformer): Promise<BackboneComparison> {
   if (original.blocks.length !== map.depth || tuned.blocks.length !== map.depth + map.added.length) {
     throw new Error(`block analysis: expected an original of ${map.depth} blocks and a fine-tuned model of ${map.depth + map.added.length}, got ${original.blocks.length} and ${tuned.blocks.length}`);
   }
@@ -214,7 +216,7 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
   const ckaCls = Array.from({ length: map.depth }, () => new CkaAccumulator(c, c));
   const ckaPooled = Array.from({ length: map.depth }, () => new CkaAccumulator(c, c));
   const drift = Array.from({ length: map.depth }, () => new AttentionDrift(heads));
-  const outputs = new OutputChangeAccumulator(map.depth);
+  const outputs = new OutputChangeAccumulator(map.depth, before);
   const queries: BlockFeatures = { features: Array.from({ length: map.depth }, () => new Float32Array(n * c)), labels: new Int32Array(n) };
   const grid = { tokens: tokensOf(original, size) - 1, maps: new Float32Array(g * (tokensOf(original, size) - 1)), filled: 0 };
   const same = identityMap(map.depth);
@@ -231,7 +233,7 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
           ckaPooled[i].add(was.pooled[i], is.pooled[i]);
         }
         const d = map.depth;
-        const read = await readTensors([...was.attention, ...is.attention, ...is.normed, ...outputs.terms(original, tuned, map, x, was.tokens)]);
+        const read = await readTensors([...was.attention, ...is.attention, ...is.normed, ...outputs.batchTerms(original, tuned, map, x, was.tokens)]);
         for (let i = 0; i < d; i++) {
           drift[i].add(read[i], read[d + i], b);
           queries.features[i].set(read[2 * d + i], rows * c);
@@ -255,6 +257,7 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
       attention: drift.map((d) => d.value()),
       weights: await weightChange(original, tuned, map),
       outputChange: outputs.value(),
+      ...(before && { outputSince: outputs.since() }),
       grid: { tokens: grid.tokens, maps: grid.maps },
     };
   } finally {

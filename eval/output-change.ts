@@ -10,6 +10,12 @@
 // computes on these images: a part can move its weights in directions the images do not reach (a grey image repeated
 // over three channels reads only the sum of the patch projection's three), or turn back in what it computes while its
 // weights move on. A part fine-tuning left alone reads exactly 0 (the same kernels on the same bytes).
+//
+// With the same cell's backbone at an earlier step (`before`, P' its part), each part's change since then on the same
+// inputs, ||P(h) - P'(h)|| over the same reference as above, and its turn: the cosine between that change and the
+// part's change up to then, P'(h) - P0(h), over every token of every image. Near -1 the part turns back in what it
+// computes, near +1 it goes on the same way, near 0 it moves elsewhere; not a number where the part had not moved
+// by then.
 import type { Tensor } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import { noGrad } from "../autograd/tape.js";
@@ -21,28 +27,61 @@ export interface OutputChange {
   blocks: number[]; // (depth)
 }
 
-export class OutputChangeAccumulator {
-  private readonly sums: Float64Array; // (1 + depth) x [change², reference²]: the embeddings, then each block
+// A part's output change since an earlier backbone, and its turn (see above).
+export interface PartSince {
+  change: number;
+  turn: number;
+}
 
-  constructor(readonly depth: number) {
-    this.sums = new Float64Array(2 * (1 + depth));
+export interface OutputSince {
+  embedding: PartSince;
+  blocks: PartSince[]; // (depth)
+}
+
+// Per part, the sums over the images: the change from the original (squared), the reference (squared), and with an
+// earlier backbone the change since it (squared), its product with the change up to it, and that one (squared).
+const TERMS = 2;
+const SINCE_TERMS = 5;
+
+export class OutputChangeAccumulator {
+  private readonly sums: Float64Array; // (1 + depth) x terms: the embeddings, then each block
+  private readonly terms: number;
+
+  // `before`: the same cell's backbone at an earlier step, the same map, LoRA merged or not (it computes the same).
+  constructor(
+    readonly depth: number,
+    private readonly before?: VisionTransformer,
+  ) {
+    this.terms = before ? SINCE_TERMS : TERMS;
+    this.sums = new Float64Array(this.terms * (1 + depth));
   }
 
   // One batch's terms, scalars on the device in add's order: `images` (B, 3, S, S) and the original's output of every
   // block on them (B, T, C each, `originalOutputs`: each block's input is the one before's).
-  terms(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap, images: Tensor, originalOutputs: Tensor[]): Tensor[] {
+  batchTerms(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap, images: Tensor, originalOutputs: Tensor[]): Tensor[] {
     return noGrad(() => {
       const squares = (x: Tensor) => ops.sumAll(ops.square(x));
+      const dot = (x: Tensor, y: Tensor) => ops.sumAll(ops.mul(x, y));
+      // A part's outputs (the original's, the fine-tuned one's, the earlier one's) and its reference.
+      const part = (was: Tensor, is: Tensor, reference: Tensor, earlier?: Tensor): Tensor[] => {
+        const terms = [squares(ops.sub(is, was)), squares(reference)];
+        if (!earlier) return terms;
+        const [since, until] = [ops.sub(is, earlier), ops.sub(earlier, was)];
+        return [...terms, squares(since), dot(since, until), squares(until)];
+      };
+      const run = (m: VisionTransformer, i: number, input: Tensor) => {
+        let y = input;
+        for (let j = map.own[i]; j <= map.output[i]; j++) y = m.blocks[j].forward(y);
+        return y;
+      };
       const embedded = original.embed(images);
-      const terms = [squares(ops.sub(tuned.embed(images), embedded)), squares(embedded)];
+      const terms = part(embedded, tuned.embed(images), embedded, this.before?.embed(images));
       for (let i = 0; i < this.depth; i++) {
         const input = i === 0 ? embedded : originalOutputs[i - 1];
         // The original block run here again as the fine-tuned one is, not read from the model's fused pass: a block
         // left alone then reads 0 to the bit.
         const was = original.blocks[i].forward(input);
-        let y = input;
-        for (let j = map.own[i]; j <= map.output[i]; j++) y = tuned.blocks[j].forward(y);
-        terms.push(squares(ops.sub(y, was)), squares(ops.sub(was, input)));
+        terms.push(...part(was, run(tuned, i, input), ops.sub(was, input), this.before && run(this.before, i, input)));
       }
       return terms;
     });
@@ -55,7 +94,22 @@ export class OutputChangeAccumulator {
   }
 
   value(): OutputChange {
-    const relative = (j: number) => Math.sqrt(this.sums[2 * j]) / Math.sqrt(this.sums[2 * j + 1]);
+    const relative = (p: number) => this.relative(p, 0);
     return { embedding: relative(0), blocks: Array.from({ length: this.depth }, (_, i) => relative(1 + i)) };
+  }
+
+  // Each part's change since the earlier backbone and its turn; undefined without one.
+  since(): OutputSince | undefined {
+    if (!this.before) return undefined;
+    const of = (p: number): PartSince => {
+      const at = (t: number) => this.sums[p * this.terms + t];
+      return { change: this.relative(p, 2), turn: at(3) / Math.sqrt(at(2) * at(4)) };
+    };
+    return { embedding: of(0), blocks: Array.from({ length: this.depth }, (_, i) => of(1 + i)) };
+  }
+
+  // Part p's term t (a squared change) over its reference, as a ratio of norms.
+  private relative(p: number, t: number): number {
+    return Math.sqrt(this.sums[p * this.terms + t]) / Math.sqrt(this.sums[p * this.terms + 1]);
   }
 }

@@ -8,7 +8,7 @@
 // number per line, and analysisStepsCsv analysis-steps.csv, the same for the kept steps.
 import type { DatasetIdentity } from "../data/dataset.js";
 import type { WeightChange } from "../eval/weight-change.js";
-import type { OutputChange } from "../eval/output-change.js";
+import type { OutputChange, OutputSince } from "../eval/output-change.js";
 import { strategyName } from "../peft/strategy.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
 import { type Correct, type StudyResults, unpackCorrect, unpackPredicted } from "./results.js";
@@ -42,12 +42,22 @@ export interface OutputChangeSummary {
   blocks: MeanStd[]; // (depth)
 }
 
+// A row's output change since the kept step before (`from`) and its turn, each part's mean and std over the seeds.
+export interface OutputSinceSummary {
+  from: number;
+  embedding: { change: MeanStd; turn: MeanStd };
+  blocks: { change: MeanStd; turn: MeanStd }[]; // (depth)
+}
+
 // The backbone a cell kept at a step of analysis.atSteps, measured as its best checkpoint's (against every bank), with
 // analysis.resets its resets too.
 export interface StepAnalysis extends BlockMeasures {
   step: number;
   otherBanks?: BankKnn[]; // with knn.otherBanks, as a cell's
   resets?: CellResets;
+  // At each kept step but the cell's first: each part's output change since the kept step before (`from`), and its
+  // turn (eval/output-change.ts).
+  outputSince?: OutputSince & { from: number };
   // With analysis.resetsBetweenSteps, at each kept step but the cell's first: its parts put back to their values at
   // the kept step before (`from`) rather than where fine-tuning started.
   resetsToPrevious?: CellResetsSince;
@@ -89,6 +99,9 @@ export interface StepSummary {
   // knnChange), and where a seed kept this step and not the one before. Which blocks went on forgetting between the
   // two, or won back.
   knnSincePrevious?: KnnChange[];
+  // Each part's output change since the kept step before and its turn, over the seeds that kept both; absent where
+  // knnSincePrevious is.
+  outputSince?: OutputSinceSummary;
   // With analysis.resetsBetweenSteps: each part put back to its value at the kept step before (`from`), over the
   // seeds that kept both; absent where knnSincePrevious is. Which part's change between the two cost the source
   // domain, or won it back ("all": the whole backbone's, the study's k-NN at the later step less at the earlier).
@@ -191,6 +204,8 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       const both = j > 0 ? group.filter((c) => at(c, t.step) && at(c, steps[j - 1])) : [];
       if (both.length === 0 || both.length !== t.seeds) return;
       t.knnSincePrevious = knnSince(both.map((c) => at(c, t.step)!), both.map((c) => at(c, steps[j - 1])!));
+      const outputs = both.map((c) => at(c, t.step)!.outputSince);
+      if (outputs.every((o) => o?.from === steps[j - 1])) t.outputSince = outputSinceOf(steps[j - 1], outputs as OutputSince[]);
       const since = both.map((c) => at(c, t.step)!.resetsToPrevious);
       const resets = since.every((r) => r?.from === steps[j - 1]) && summarizeResets(since);
       if (resets) t.resetsToPrevious = { from: steps[j - 1], ...resets };
@@ -224,6 +239,12 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
 }
 
 type KnnAnswers = { knnCorrect: Correct[]; otherBanks?: BankKnn[] };
+
+// The output change since `from` of a row's backbones at one step (a seed each) over them.
+function outputSinceOf(from: number, measured: OutputSince[]): OutputSinceSummary {
+  const over = (parts: OutputSince["embedding"][]) => ({ change: meanStdOf(parts.map((p) => p.change)), turn: meanStdOf(parts.map((p) => p.turn)) });
+  return { from, embedding: over(measured.map((m) => m.embedding)), blocks: measured[0].blocks.map((_, i) => over(measured.map((m) => m.blocks[i]))) };
+}
 
 // The output change of `measured` (a row's backbones, a seed each) over them.
 function outputChangeOf(measured: { outputChange: OutputChange }[]): OutputChangeSummary {
@@ -302,8 +323,10 @@ export function analysisCsv(a: RunAnalysis): string {
 }
 
 // analysis-steps.csv: analysis.csv's lines for the backbones the cells kept at analysis.atSteps, with their step;
-// with analysis.resetsBetweenSteps also reset_to_previous_transfer and reset_to_previous_knn_top1, the scores with
-// each part put back to its value at the cell's kept step before.
+// at each kept step but a cell's first output_change_since_previous and output_turn (each part's output change since
+// the kept step before, and its cosine with the change up to then); with analysis.resetsBetweenSteps also
+// reset_to_previous_transfer and reset_to_previous_knn_top1, the scores with each part put back to its value at the
+// cell's kept step before.
 export function analysisStepsCsv(a: RunAnalysis): string {
   const lines = ["cell,strategy,lr,seed,step,measure,block,part,value"];
   for (const c of a.cells) {
@@ -312,6 +335,12 @@ export function analysisStepsCsv(a: RunAnalysis): string {
       measureRows(row, m, a.depth);
       if (m.resets) resetRows(row, m.resets);
       if (m.resetsToPrevious) resetRows(row, m.resetsToPrevious, "reset_to_previous");
+      if (m.outputSince) {
+        for (const [block, p] of [["embedding", m.outputSince.embedding], ...m.outputSince.blocks.map((b, i) => [i, b] as const)] as const) {
+          row("output_change_since_previous", block, "", p.change);
+          row("output_turn", block, "", p.turn);
+        }
+      }
     }
   }
   return lines.join("\n") + "\n";

@@ -39,7 +39,7 @@ import { evenlySpaced } from "../data/subset.js";
 import { Transform } from "../data/transforms.js";
 import { TransformCache } from "../data/transform-cache.js";
 import { runtime } from "../engine/runtime.js";
-import { type CellResets, type CellResetsSince, type ResetData, type ResetScores, type RowResets, cellResets, resetBanks } from "./analysis-resets.js";
+import { type CellResets, type ResetData, type RowResets, cellResets, resetBanks } from "./analysis-resets.js";
 import { type CellInterpolation, type RowInterpolation, cellInterpolation } from "./analysis-interpolation.js";
 import { type AnalysisData, type LayerKnn, type OriginalAnalysis, analyzeOriginal, compareBackbones } from "../eval/block-analysis.js";
 import { type BlockMap, blockMap } from "../eval/block-map.js";
@@ -150,6 +150,8 @@ function lacksAnswers(a: RunAnalysis): string | undefined {
   if (given && !every((x) => typeof x.predicted === "string")) return "the class each block gave each image";
   const outputChange = (m: { outputChange?: unknown }) => isObject(m.outputChange) && typeof m.outputChange.embedding === "number" && Array.isArray(m.outputChange.blocks) && m.outputChange.blocks.length === a.depth;
   if (!a.cells.every((c) => [c, ...(c.atSteps ?? [])].every(outputChange))) return "each part's output change";
+  const since = (m: { outputSince?: unknown }, from: number) => isObject(m.outputSince) && m.outputSince.from === from && isObject(m.outputSince.embedding) && Array.isArray(m.outputSince.blocks) && m.outputSince.blocks.length === a.depth;
+  if (!a.cells.every((c) => (c.atSteps ?? []).slice(1).every((m, j) => since(m, c.atSteps![j].step)))) return "each part's output change since the kept step before";
   return undefined;
 }
 
@@ -162,6 +164,12 @@ function changeLines(a: RunAnalysis): string[] {
     ...a.strategies.map((s) => `  ${s.strategy}: ${s.knnChange.map(shown).join(" / ")}`),
     "analysis: each part's own output change, run on the original's input to it, relative to the original part's output there (a block's: its contribution), mean ± std over seeds: the embeddings, then block 0 on",
     ...a.strategies.flatMap((s) => [outputLine(s.strategy, s.outputChange), ...(s.atSteps ?? []).map((t) => outputLine(`${s.strategy} at step ${t.step}`, t.outputChange))]),
+    ...(a.strategies.some((s) => s.atSteps?.some((t) => t.outputSince))
+      ? [
+          "analysis: each part's output change since the kept step before (relative as above) and its turn, the cosine with its change up to then (-1: back the way it came), mean over seeds: the embeddings, then block 0 on",
+          ...a.strategies.flatMap((s) => (s.atSteps ?? []).flatMap((t) => (t.outputSince ? [`  ${s.strategy} ${t.outputSince.from} -> ${t.step}: ${[t.outputSince.embedding, ...t.outputSince.blocks].map((p) => `${p.change.mean.toFixed(3)} (turn ${p.turn.mean.toFixed(2)})`).join(" / ")}`] : []))),
+        ]
+      : []),
     ...(a.strategies.some((s) => s.atSteps?.some((t) => t.knnSincePrevious))
       ? [
           `analysis: each block's layer-wise ${a.k}-NN at a kept step less at the kept step before, in points, each seed paired with itself: mean [${CONFIDENCE * 100}% interval], block 0 first`,
@@ -540,24 +548,21 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       const cellStarted = performance.now();
       const map = blockMap(parseStrategy(c.strategy), original.blocks.length);
       // The resets and the interpolation first: the comparison merges LoRA into the weights, and they write LoRA's
-      // own tensors. `previous`: a kept step whose backbone's values the parts are put back to as well.
+      // own tensors. `previous`: the cell's kept step before, whose backbone each part's output is compared with too
+      // and, with analysis.resetsBetweenSteps, the parts are put back to.
       const compare = async (path: string, edits: Parameters<typeof editsOf>[4], previous?: { step: number; path: string }) => {
         const { model, manifest } = await loadFinetuned(backbone, path, { ...loadOptions, baseSha256 });
+        const before = previous && (await loadFinetuned(backbone, previous.path, { ...loadOptions, baseSha256 })).model;
         try {
           const edited = resetData && (edits.grain || edits.alphas) ? await editsOf(model, await loadInitial(backbone, manifest, loadOptions), map, resetData, edits) : {};
-          const since = resetData && previous && (await resetsSince(model, previous, edited.resets?.tuned));
-          return { ...(await compareBackbones(original, model, map, data)), ...edited, ...(since && { resetsToPrevious: since }) };
+          // The model as it is was scored by its resets already, where they ran by the same parts.
+          const scored = betweenGrain === grain ? edited.resets?.tuned : undefined;
+          const since = between && before && { from: previous.step, ...(await cellResets(model, before, map, resetData!, betweenGrain, scored)) };
+          const { outputSince, ...compared } = await compareBackbones(original, model, map, data, before);
+          return { ...compared, ...edited, ...(since && { resetsToPrevious: since }), ...(outputSince && { outputSince: { from: previous!.step, ...outputSince } }) };
         } finally {
           model.dispose();
-        }
-      };
-      const resetsSince = async (model: VisionTransformer, previous: { step: number; path: string }, tuned: ResetScores | undefined): Promise<CellResetsSince> => {
-        const before = (await loadFinetuned(backbone, previous.path, { ...loadOptions, baseSha256 })).model;
-        try {
-          // The model as it is was scored by its resets already, where they ran by the same parts.
-          return { from: previous.step, ...(await cellResets(model, before, map, resetData!, betweenGrain, betweenGrain === grain ? tuned : undefined)) };
-        } finally {
-          before.dispose();
+          before?.dispose();
         }
       };
       const probeHead = interpolate && (await probeHeadOf(c));
@@ -568,9 +573,9 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
         cell.atSteps = [];
         const keptSteps = atSteps.filter((s) => existsSync(cellStepPath(dir, c.id, s)));
         for (const [j, step] of keptSteps.entries()) {
-          const previous = between && j > 0 ? { step: keptSteps[j - 1], path: cellStepPath(dir, c.id, keptSteps[j - 1]) } : undefined;
+          const previous = j > 0 ? { step: keptSteps[j - 1], path: cellStepPath(dir, c.id, keptSteps[j - 1]) } : undefined;
           const m = await compare(cellStepPath(dir, c.id, step), stepEdits, previous);
-          cell.atSteps.push({ step, ...measures(m), ...packedBanks(m.otherBanks, given), ...(m.resets && { resets: m.resets }), ...(m.resetsToPrevious && { resetsToPrevious: m.resetsToPrevious }) });
+          cell.atSteps.push({ step, ...measures(m), ...(m.outputSince && { outputSince: m.outputSince }), ...packedBanks(m.otherBanks, given), ...(m.resets && { resets: m.resets }), ...(m.resetsToPrevious && { resetsToPrevious: m.resetsToPrevious }) });
         }
         const missing = atSteps.filter((s) => !cell.atSteps!.some((a) => a.step === s));
         if (missing.length > 0) log(`analysis: cell ${c.id} kept no backbone at step ${missing.join(", ")} of analysis.atSteps (trained before they were asked for): delete ${cellFolder(dir, c.id)} to train it again with them`);

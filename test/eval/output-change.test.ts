@@ -3,7 +3,9 @@
 // reference made another way, in float64 on the host: the embeddings' tokens from the weights (patches times the
 // patch projection, the CLS token, the position embeddings), and each block's output on the original's input from a
 // hybrid model, the fine-tuned one with every part below the block put back where fine-tuning started, its block
-// output dumped by the model's own forward. A part the strategy leaves alone reads 0 exactly.
+// output dumped by the model's own forward. A part the strategy leaves alone reads 0 exactly. Against an earlier
+// backbone: the embeddings (affine in their weights) halfway there turn by +1 and have changed half as far since, past
+// the fine-tuned one by as much again turn by -1; every part's changes obey the law of cosines.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -125,5 +127,44 @@ describe("output change", () => {
     expect(block.got.blocks[0]).toBeGreaterThan(0.05);
     const linear = await measured("linear");
     expect([linear.got.embedding, ...linear.got.blocks]).toEqual([0, 0, 0]);
+  });
+});
+
+describe("output change since an earlier backbone", () => {
+  // Full fine-tuning's fixture, and the same with every trained tensor at start + `f` (fine-tuned - start).
+  async function along(f: number): Promise<{ tuned: VisionTransformer; earlier: VisionTransformer; plain: VisionTransformer }> {
+    const { tuned, initial, trainable } = await tunedModels("full", 0.3);
+    const earlier = (await tunedModels("full", 0.3)).tuned;
+    const [b, a] = [await parameterValues(tuned), await parameterValues(initial)];
+    for (const [name, t] of earlier.parameters()) if (trainable.includes(name)) t.write(a.get(name)!.map((x, i) => x + f * (b.get(name)![i] - x)));
+    initial.dispose();
+    return { tuned, earlier, plain: (await tunedModels("linear", 0)).initial };
+  }
+  const map = blockMap(parseStrategy("full"), 2);
+
+  it("the embeddings halfway there: half the change since, turn +1; past it as far again: the whole change back, turn -1", async () => {
+    for (const [f, share, turn] of [[0.5, 0.5, 1], [2, 1, -1]]) {
+      const { tuned, earlier, plain } = await along(f);
+      const c = await compareBackbones(plain, tuned, map, data, earlier);
+      expect(c.outputSince!.embedding.change, `f ${f}`).toBeCloseTo(share * c.outputChange.embedding, 4);
+      expect(c.outputSince!.embedding.turn, `f ${f}`).toBeCloseTo(turn, 4);
+      for (const m of [tuned, earlier, plain]) m.dispose();
+    }
+  });
+
+  it("every part's change from the original is its change up to the earlier backbone and since, by the law of cosines", async () => {
+    const { tuned, earlier, plain } = await along(0.4);
+    const upTo = (await compareBackbones(plain, earlier, map, data)).outputChange;
+    const c = await compareBackbones(plain, tuned, map, data, earlier);
+    const parts = [[c.outputChange.embedding, upTo.embedding, c.outputSince!.embedding], ...c.outputChange.blocks.map((v, i) => [v, upTo.blocks[i], c.outputSince!.blocks[i]] as const)] as const;
+    for (const [whole, until, since] of parts) {
+      expect(since.change).toBeGreaterThan(0.01);
+      expect(whole ** 2).toBeCloseTo(since.change ** 2 + until ** 2 + 2 * since.change * until * since.turn, 4);
+    }
+    // Against itself: no change since, to the bit.
+    const copy = (await tunedModels("full", 0.3)).tuned;
+    const same = await compareBackbones(plain, tuned, map, data, copy);
+    expect([same.outputSince!.embedding.change, ...same.outputSince!.blocks.map((b) => b.change)]).toEqual([0, 0, 0]);
+    for (const m of [tuned, earlier, plain, copy]) m.dispose();
   });
 });

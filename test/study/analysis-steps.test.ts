@@ -5,7 +5,7 @@
 // before the key named a step is analysed without it, and the log says how to get it.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseStudyConfig, type StudyConfig } from "../../study/config.js";
@@ -62,7 +62,11 @@ describe("analysis.atSteps in a study", () => {
       expect(c.atSteps!.map((s) => s.step), c.id).toEqual([2, 4]);
       const result = (await readJsonFile(cellResultPath(out(), c.id), "test")) as { bestStep: number };
       const atBest = c.atSteps!.find((s) => s.step === result.bestStep)!;
-      expect({ cka: atBest.cka, knn: atBest.knn, knnCorrect: atBest.knnCorrect, attention: atBest.attention, weights: atBest.weights }).toEqual({ cka: c.cka, knn: c.knn, knnCorrect: c.knnCorrect, attention: c.attention, weights: c.weights });
+      expect({ cka: atBest.cka, knn: atBest.knn, knnCorrect: atBest.knnCorrect, attention: atBest.attention, weights: atBest.weights, outputChange: atBest.outputChange }).toEqual({ cka: c.cka, knn: c.knn, knnCorrect: c.knnCorrect, attention: c.attention, weights: c.weights, outputChange: c.outputChange });
+      // Step 4's output change from the original is its change up to step 2 and since, by the law of cosines.
+      const [two, four] = c.atSteps!;
+      const parts = [[four.outputChange.embedding, two.outputChange.embedding, four.outputSince!.embedding], ...four.outputChange.blocks.map((v, i) => [v, two.outputChange.blocks[i], four.outputSince!.blocks[i]] as const)] as const;
+      for (const [whole, until, since] of parts) if (until > 0) expect(Math.abs(whole ** 2 - (since.change ** 2 + until ** 2 + 2 * since.change * until * since.turn)) / whole ** 2, c.id).toBeLessThan(1e-5);
     }
     for (const s of a.strategies) {
       expect(s.atSteps!.map((t) => [t.step, t.seeds])).toEqual([[2, 1], [4, 1]]);
@@ -72,20 +76,46 @@ describe("analysis.atSteps in a study", () => {
     }
   });
 
-  it("writes analysis-steps.csv, a line per number with its step, and the two figures", async () => {
+  it("writes analysis-steps.csv, a line per number with its step (each part's output since the step before too), and the figures", async () => {
     for (const f of analysisFileNames({ atSteps: [1] })) expect(existsSync(join(out(), f)), f).toBe(true);
     const csv = (await readFile(join(out(), "analysis-steps.csv"), "utf8")).trim().split("\n");
     expect(csv[0]).toBe("cell,strategy,lr,seed,step,measure,block,part,value");
     const a = await readAnalysis();
     const c = a.cells[0];
     expect(csv).toContain(`${c.id},${c.strategy},${c.lr},${c.seed},4,cka_cls,1,,${c.atSteps![1].cka.cls[1].toPrecision(6)}`);
-    expect(csv.filter((l) => l.split(",")[4] === "2")).toHaveLength((csv.length - 1) / 2);
-    for (const name of ["analysis-steps-cka", "analysis-steps-knn"]) {
+    // Step 4's lines are step 2's and, for each part (the embeddings and 2 blocks), its output change since step 2
+    // and its turn.
+    const at = (step: string) => csv.filter((l) => l.split(",")[4] === step);
+    expect(at("4").length - at("2").length).toBe(a.cells.length * 2 * 3);
+    const since = c.atSteps![1].outputSince!;
+    expect([c.atSteps![0].outputSince, since.from]).toEqual([undefined, 2]);
+    expect(csv).toContain(`${c.id},${c.strategy},${c.lr},${c.seed},4,output_turn,embedding,,${since.embedding.turn.toPrecision(6)}`);
+    expect(csv).toContain(`${c.id},${c.strategy},${c.lr},${c.seed},4,output_change_since_previous,1,,${since.blocks[1].change.toPrecision(6)}`);
+    const row = a.strategies.find((s) => s.strategy === c.strategy)!;
+    expect(row.atSteps![1].outputSince!.from).toBe(2);
+    expect(row.atSteps![0].outputSince).toBeUndefined();
+    for (const name of ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-output"]) {
       const svg = await readFile(join(out(), `${name}.svg`), "utf8");
       expect(svg, name).toContain(">steps on a symmetric log scale<");
       for (const s of a.strategies) expect(svg).toContain(`>${s.strategy}<`);
       expect(existsSync(join(out(), `${name}.png`))).toBe(true);
     }
+  });
+
+  it("measures anew an analysis.json without each part's output change since the kept step before, and says why", async () => {
+    const a = await readAnalysis();
+    const earlier = join(root, "earlier");
+    await analyzeRun(out(), { out: earlier });
+    const json = await readAnalysis(earlier);
+    for (const c of json.cells) for (const t of c.atSteps!) delete t.outputSince;
+    await writeFile(join(earlier, "analysis.json"), JSON.stringify(json));
+    const lines: string[] = [];
+    const again = await analyzeRun(out(), { out: earlier, reuse: true, log: (l) => lines.push(l) });
+    expect(again.reused).toBe(false);
+    expect(lines).toContain(`analysis: ${join(earlier, "analysis.json")} lacks each part's output change since the kept step before (a build before them): its cells are measured anew`);
+    // As JSON: a part that had not moved by step 2 has no turn (NaN, null in the file).
+    const since = (x: RunAnalysis) => JSON.stringify(x.cells.map((c) => c.atSteps![1].outputSince));
+    expect(since(again.analysis)).toBe(since(a));
   });
 
   it("restores the kept backbone a kill left missing at the step training resumes from, to the byte", async () => {
