@@ -552,12 +552,13 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       // and, with analysis.resetsBetweenSteps, the parts are put back to.
       const compare = async (path: string, edits: Parameters<typeof editsOf>[4], previous?: { step: number; path: string }) => {
         const { model, manifest } = await loadFinetuned(backbone, path, { ...loadOptions, baseSha256 });
-        const before = previous && (await loadFinetuned(backbone, previous.path, { ...loadOptions, baseSha256 })).model;
+        let before: VisionTransformer | undefined;
         try {
+          before = previous && (await loadFinetuned(backbone, previous.path, { ...loadOptions, baseSha256 })).model;
           const edited = resetData && (edits.grain || edits.alphas) ? await editsOf(model, await loadInitial(backbone, manifest, loadOptions), map, resetData, edits) : {};
           // The model as it is was scored by its resets already, where they ran by the same parts.
           const scored = betweenGrain === grain ? edited.resets?.tuned : undefined;
-          const since = between && before && { from: previous.step, ...(await cellResets(model, before, map, resetData!, betweenGrain, scored)) };
+          const since = between && before && { from: previous!.step, ...(await cellResets(model, before, map, resetData!, betweenGrain, scored)) };
           const { outputSince, ...compared } = await compareBackbones(original, model, map, data, before);
           return { ...compared, ...edited, ...(since && { resetsToPrevious: since }), ...(outputSince && { outputSince: { from: previous!.step, ...outputSince } }) };
         } finally {
