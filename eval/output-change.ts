@@ -94,22 +94,26 @@ export class OutputChangeAccumulator {
   }
 
   value(): OutputChange {
-    const relative = (p: number) => this.relative(p, 0);
-    return { embedding: relative(0), blocks: Array.from({ length: this.depth }, (_, i) => relative(1 + i)) };
+    return this.byPart((p) => this.relative(p, 0));
   }
 
   // Each part's change since the earlier backbone and its turn; undefined without one.
   since(): OutputSince | undefined {
     if (!this.before) return undefined;
-    const of = (p: number): PartSince => {
-      const at = (t: number) => this.sums[p * this.terms + t];
-      return { change: this.relative(p, 2), turn: at(3) / Math.sqrt(at(2) * at(4)) };
-    };
+    return this.byPart((p): PartSince => ({ change: this.relative(p, 2), turn: this.sum(p, 3) / Math.sqrt(this.sum(p, 2) * this.sum(p, 4)) }));
+  }
+
+  // `of` each part (0: the embeddings, 1 + i: block i).
+  private byPart<T>(of: (p: number) => T): { embedding: T; blocks: T[] } {
     return { embedding: of(0), blocks: Array.from({ length: this.depth }, (_, i) => of(1 + i)) };
+  }
+
+  private sum(p: number, t: number): number {
+    return this.sums[p * this.terms + t];
   }
 
   // Part p's term t (a squared change) over its reference, as a ratio of norms.
   private relative(p: number, t: number): number {
-    return Math.sqrt(this.sums[p * this.terms + t]) / Math.sqrt(this.sums[p * this.terms + 1]);
+    return Math.sqrt(this.sum(p, t)) / Math.sqrt(this.sum(p, 1));
   }
 }

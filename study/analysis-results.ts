@@ -240,19 +240,18 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
 
 type KnnAnswers = { knnCorrect: Correct[]; otherBanks?: BankKnn[] };
 
-// The output change since `from` of a row's backbones at one step (a seed each) over them.
-function outputSinceOf(from: number, measured: OutputSince[]): OutputSinceSummary {
-  const over = (parts: OutputSince["embedding"][]) => ({ change: meanStdOf(parts.map((p) => p.change)), turn: meanStdOf(parts.map((p) => p.turn)) });
-  return { from, embedding: over(measured.map((m) => m.embedding)), blocks: measured[0].blocks.map((_, i) => over(measured.map((m) => m.blocks[i]))) };
+// A per-part measure of a row's backbones (a seed each, the embeddings' and each block's) summarised part by part.
+function overParts<P, S>(measured: { embedding: P; blocks: P[] }[], over: (seeds: P[]) => S): { embedding: S; blocks: S[] } {
+  return { embedding: over(measured.map((m) => m.embedding)), blocks: measured[0].blocks.map((_, i) => over(measured.map((m) => m.blocks[i]))) };
 }
 
-// The output change of `measured` (a row's backbones, a seed each) over them.
-function outputChangeOf(measured: { outputChange: OutputChange }[]): OutputChangeSummary {
-  return {
-    embedding: meanStdOf(measured.map((m) => m.outputChange.embedding)),
-    blocks: measured[0].outputChange.blocks.map((_, i) => meanStdOf(measured.map((m) => m.outputChange.blocks[i]))),
-  };
+// The output change since `from` of a row's backbones at one step over them.
+function outputSinceOf(from: number, measured: OutputSince[]): OutputSinceSummary {
+  return { from, ...overParts(measured, (parts) => ({ change: meanStdOf(parts.map((p) => p.change)), turn: meanStdOf(parts.map((p) => p.turn)) })) };
 }
+
+// The output change of a row's backbones over them.
+const outputChangeOf = (measured: { outputChange: OutputChange }[]): OutputChangeSummary => overParts(measured.map((m) => m.outputChange), meanStdOf);
 
 // Block i's layer-wise answers of `measured` (a row's backbones, a seed each), `cells[seed][bank]`, and of
 // `original`, `original[bank]`, what `read` takes of each (the right answers, or the classes given): against every

@@ -123,6 +123,9 @@ export const analysisFileNames = (key: Pick<AnalysisKey, "atSteps" | "resets" | 
 // Every file an analysis may write (what the study's --force removes).
 export const ANALYSIS_FILES = analysisFileNames({ atSteps: [1], resets: true, resetsBetweenSteps: true, interpolate: [1] });
 
+// The parts a resets key puts back (true: whole blocks).
+const grainOf = (x: boolean | "layers"): ResetGrain => (x === "layers" ? "layers" : "blocks");
+
 const readJson = async <T>(path: string): Promise<T> => (await readJsonFile(path, "analyze")) as T;
 
 // JSON writes NaN (the CKA of a block whose features are constant, a collapsed model's) as null. An analysis.json read
@@ -395,7 +398,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   const spec = { ...DEFAULTS.analysis, ...config.analysis };
   const between = opts.resetsBetweenSteps ?? spec.resetsBetweenSteps ?? false;
   if (between && !spec.atSteps) throw new Error(`analyze: putting each kept backbone's parts back to the kept step before (resetsBetweenSteps) needs kept steps, and ${configPath} has no analysis.atSteps`);
-  const betweenGrain: ResetGrain = between === "layers" ? "layers" : "blocks";
+  const betweenGrain = grainOf(between);
   const images = opts.images ?? spec.images;
   const gridImages = Math.min(opts.gridImages ?? spec.gridImages, images);
   if (gridImages < (opts.gridImages ?? spec.gridImages)) {
@@ -448,15 +451,15 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
   const otherSpecs = config.knn.otherBanks?.map(fewerPerClass);
   const atSteps = spec.atSteps;
   const resets = opts.resets ?? spec.resets ?? false;
-  const grain: ResetGrain = resets === "layers" ? "layers" : "blocks";
+  const grain = grainOf(resets);
   const key: AnalysisKey = {
     images,
     gridImages,
     ...(bankPerClass !== undefined ? { bankPerClass } : {}),
     ...(otherSpecs && { otherBanks: otherSpecs }),
     ...(atSteps && { atSteps }),
-    ...(resets && { resets: resets === "layers" ? resets : (true as const) }),
-    ...(between && { resetsBetweenSteps: between === "layers" ? between : (true as const) }),
+    ...(resets && { resets }),
+    ...(between && { resetsBetweenSteps: between }),
     ...(interpolate && { interpolate }),
     ...(probeCells && { interpolateHead: "probe" as const }),
     cells: finished.map((c) => c.id),
