@@ -12,7 +12,7 @@
 //     token's attention distributions;
 //   - weight change (eval/weight-change.ts), LoRA merged first;
 //   - output change (eval/output-change.ts): each part's own computation, the embeddings and each block run on the
-//     original's input to it, against the original's there;
+//     original's input to it, against the original's there; on target-domain images too, where given;
 //   - for a figure, the CLS attention of the last original block over the patches (mean over heads) of the first
 //     few images.
 // Expanded blocks are mapped to the original block they follow (eval/block-map.ts).
@@ -28,7 +28,7 @@ import { CkaAccumulator, ckaFromMoments } from "./cka.js";
 import { AttentionDrift } from "./attention-drift.js";
 import { knnClassify } from "./knn.js";
 import { type WeightChange, weightChange } from "./weight-change.js";
-import { type OutputChange, OutputChangeAccumulator, type OutputSince } from "./output-change.js";
+import { type OutputChange, OutputChangeAccumulator, type OutputSince, outputChangeOn } from "./output-change.js";
 
 export interface AnalysisData {
   queries: Loader; // the analysed source-domain images (with labels: the k-NN queries), in a fixed order
@@ -38,6 +38,7 @@ export interface AnalysisData {
   temperature: number;
   classes: number;
   gridImages: number; // the first images whose attention maps are kept for the figure
+  target?: Loader; // target-domain images (the study's transfer.test): each part's output change on them too
 }
 
 // Normalised CLS features of every original block for a set of images.
@@ -74,6 +75,8 @@ export interface BackboneComparison extends LayerKnn {
   weights: WeightChange;
   outputChange: OutputChange;
   outputSince?: OutputSince; // with the cell's backbone at an earlier step: each part's change since it, and its turn
+  targetOutputChange?: OutputChange; // with AnalysisData's target: the same on its images
+  targetOutputSince?: OutputSince;
   grid: AttentionMaps;
 }
 
@@ -250,6 +253,7 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
     const moments = await readTensors(accumulators.flatMap((a) => a.state()));
     const values = accumulators.map((a, j) => ckaFromMoments(moments[2 * j], moments[2 * j + 1], a.n, c, c));
     const cka = { cls: values.slice(0, map.depth), pooled: values.slice(map.depth) };
+    const target = data.target && (await outputChangeOn(data.target, original, tuned, map, before));
     return {
       cka,
       ...(await layerKnn(bank, queries, data)),
@@ -258,6 +262,7 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
       weights: await weightChange(original, tuned, map),
       outputChange: outputs.value(),
       ...(before && { outputSince: outputs.since() }),
+      ...(target && { targetOutputChange: target.outputChange, ...(target.outputSince && { targetOutputSince: target.outputSince }) }),
       grid: { tokens: grid.tokens, maps: grid.maps },
     };
   } finally {

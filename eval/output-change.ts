@@ -16,10 +16,15 @@
 // part's change up to then, P'(h) - P0(h), over every token of every image. Near -1 the part turns back in what it
 // computes, near +1 it goes on the same way, near 0 it moves elsewhere; not a number where the part had not moved
 // by then.
-import type { Tensor } from "../engine/tensor.js";
+//
+// The same on another set of images (outputChangeOn): the target domain's, on which fine-tuning trains. A part can
+// turn back in what it computes on the source domain's images while going on the same way on the target's.
+import { type Tensor, readTensors, tidyAsync } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import { noGrad } from "../autograd/tape.js";
-import type { VisionTransformer } from "../vit/model.js";
+import type { Loader } from "../data/loader.js";
+import { batchImages } from "../train/batch-images.js";
+import type { Capture, VisionTransformer } from "../vit/model.js";
 import type { BlockMap } from "./block-map.js";
 
 export interface OutputChange {
@@ -116,4 +121,23 @@ export class OutputChangeAccumulator {
   private relative(p: number, t: number): number {
     return Math.sqrt(this.sum(p, t)) / Math.sqrt(this.sum(p, 1));
   }
+}
+
+// Each part's output change on every image of `loader` (and since `before`, where given), apart from an analysis's own
+// pass over its images: the original's block outputs made here.
+export async function outputChangeOn(loader: Loader, original: VisionTransformer, tuned: VisionTransformer, map: BlockMap, before?: VisionTransformer): Promise<{ outputChange: OutputChange; outputSince?: OutputSince }> {
+  const outputs = new OutputChangeAccumulator(map.depth, before);
+  const size = loader.transform.spec.size;
+  for await (const batch of loader.epoch(0)) {
+    await tidyAsync(async () => {
+      const x = batchImages(batch, size);
+      const tokens = noGrad(() => {
+        const capture: Capture = { blocks: new Set(Array.from({ length: map.depth }, (_, i) => i)), outputs: new Map() };
+        original.features(x, capture);
+        return Array.from({ length: map.depth }, (_, i) => capture.outputs.get(`block.${i}`)!);
+      });
+      outputs.add(await readTensors(outputs.batchTerms(original, tuned, map, x, tokens)));
+    });
+  }
+  return { outputChange: outputs.value(), ...(before && { outputSince: outputs.since() }) };
 }

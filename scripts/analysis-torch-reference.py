@@ -33,7 +33,8 @@ original block:
   attention             Jensen-Shannon divergence (bits) of the CLS attention rows, per head, mean over images
   weights               relative change ||W' - W|| / ||W|| of each block, each layer, the embeddings, the final norm
   output change         each part run on the original's input to it against the original part there: the embeddings'
-                        ||E'(x) - E(x)|| / ||E(x)||, each block's ||B'(h) - B(h)|| / ||B(h) - h|| over every token
+                        ||E'(x) - E(x)|| / ||E(x)||, each block's ||B'(h) - B(h)|| / ||B(h) - h|| over every token;
+                        on the source images and on as many of transfer.test, evenly spaced (the target domain's)
   maps                  the attention grid: last block's CLS attention over the patches, mean over heads
 the original's layer-wise k-NN and maps, and each strategy's mean and std over seeds (analysis.json `strategies`).
 With --source-knn also the study's source k-NN (all of knn.queries against all of knn.bank, every k of knn.ks, top-1
@@ -617,6 +618,12 @@ def run(args):
     bank_set = open_data(bank_spec, "knn.bank")
     check_identity(query_set, analysis.get("images"), "knn.queries")
     check_identity(bank_set, analysis.get("bank"), "knn.bank")
+    # The target-domain images each part's output change is measured on too: as many of transfer.test, evenly spaced.
+    target_set = evenly_spaced(open_data(config["transfer"]["test"], "transfer.test"), images)
+    if analysis.get("targetImages") is None:
+        raise Refused("analysis.json records no target-domain images (a build before them): analyze the run folder again")
+    check_identity(target_set, analysis["targetImages"], "transfer.test")
+    targets, _ = transformed(target_set, size, "transfer.test")
     queries, query_labels = transformed(query_set, size, "knn.queries")
     bank, bank_labels = transformed(bank_set, size, "knn.bank")
     classes = max(query_set.classes, bank_set.classes)
@@ -636,6 +643,7 @@ def run(args):
     same = list(range(depth))
     with torch.no_grad():
         was = Features(original, same, same, queries, bank, grid_images)
+        target_outs = forward(original, targets, False)[0]
         original_knn = [knn(was.bank[i], bank_labels, was.normed[i], query_labels, [k], temperature, classes)[k][0] for i in range(depth)]
         compare.add("knn", one_query, "original", original_knn, analysis["original"]["knn"])
         compare.add("maps", TOLERANCE["maps"], "original", was.maps.tolist(), analysis["original"]["grid"])
@@ -660,7 +668,6 @@ def run(args):
                 "knn": [knn(is_.bank[i], bank_labels, is_.normed[i], query_labels, [k], temperature, classes)[k][0] for i in range(depth)],
                 "attention": [jensen_shannon(was.rows[i], is_.rows[i]).mean(0).tolist() for i in range(depth)],
             }
-            mine["output"] = output_change(original, tuned, own, output, queries, was.out)
             weights, unchanged = weight_change(original, tuned, own)
             compare.add("cka.cls", TOLERANCE["cka"], cid, mine["cls"], cell["cka"]["cls"])
             compare.add("cka.pooled", TOLERANCE["cka"], cid, mine["pooled"], cell["cka"]["pooled"])
@@ -671,10 +678,12 @@ def run(args):
                         [*weights["blocks"], *[l[n] for l in weights["layers"] for n in BLOCK_LAYERS], weights["embedding"], weights["norm"]],
                         [*theirs["blocks"], *[l[n] for l in theirs["layers"] for n in BLOCK_LAYERS], theirs["embedding"], theirs["norm"]])
             compare.add("maps", TOLERANCE["maps"], cid, is_.maps.tolist(), cell["grid"])
-            theirs_output = cell["outputChange"]
-            compare.add("output change", TOLERANCE["output"], cid, mine["output"], [theirs_output["embedding"], *theirs_output["blocks"]])
-            # A part left alone, every weight it reads the original's: 0 to the bit, as analyze runs both the same way.
-            exact += [(f"{cid} outputChange[{j}]", 0.0, t) for j, (m, t) in enumerate(zip(mine["output"], [theirs_output["embedding"], *theirs_output["blocks"]])) if m == 0.0]
+            for field, x, outs in (("outputChange", queries, was.out), ("targetOutputChange", targets, target_outs)):
+                mine_output = output_change(original, tuned, own, output, x, outs)
+                theirs_output = [cell[field]["embedding"], *cell[field]["blocks"]]
+                compare.add("output change", TOLERANCE["output"], f"{cid} {field}", mine_output, theirs_output)
+                # A part left alone, every weight it reads the original's: 0 to the bit, as analyze runs both the same way.
+                exact += [(f"{cid} {field}[{j}]", 0.0, t) for j, (m, t) in enumerate(zip(mine_output, theirs_output)) if m == 0.0]
             added = sorted(block_map(manifest["strategyOptions"], depth)[2])
             if theirs.get("added") != added:
                 exact.append((f"{cid} weights.added", added, theirs.get("added")))

@@ -34,6 +34,7 @@ export interface BlockMeasures {
   attention: number[][]; // (depth) x (heads): Jensen-Shannon divergence of the CLS attention, bits
   weights: WeightChange;
   outputChange: OutputChange; // each part's own computation on the original's input to it, against the original's
+  targetOutputChange?: OutputChange; // the same on the target-domain images (RunAnalysis.targetImages)
 }
 
 // A row's output change (eval/output-change.ts) over its seeds: the embeddings' and each block's mean and std.
@@ -58,6 +59,7 @@ export interface StepAnalysis extends BlockMeasures {
   // At each kept step but the cell's first: each part's output change since the kept step before (`from`), and its
   // turn (eval/output-change.ts).
   outputSince?: OutputSince & { from: number };
+  targetOutputSince?: OutputSince & { from: number }; // the same on the target-domain images
   // With analysis.resetsBetweenSteps, at each kept step but the cell's first: its parts put back to their values at
   // the kept step before (`from`) rather than where fine-tuning started.
   resetsToPrevious?: CellResetsSince;
@@ -90,6 +92,7 @@ export interface StepSummary {
   knnChange: KnnChange[]; // (depth): as StrategyAnalysis's, over the seeds that kept the step
   weights: MeanStd[];
   outputChange: OutputChangeSummary;
+  targetOutputChange?: OutputChangeSummary; // on the target-domain images, where every seed's was measured
   attention: MeanStd[];
   resets?: RowResets; // with analysis.resets: each part reset, over the seeds that kept the step
   knnByClass?: ClassKnn[][]; // as StrategyAnalysis's, over the seeds that kept the step
@@ -102,6 +105,7 @@ export interface StepSummary {
   // Each part's output change since the kept step before and its turn, over the seeds that kept both; absent where
   // knnSincePrevious is.
   outputSince?: OutputSinceSummary;
+  targetOutputSince?: OutputSinceSummary; // the same on the target-domain images
   // With analysis.resetsBetweenSteps: each part put back to its value at the kept step before (`from`), over the
   // seeds that kept both; absent where knnSincePrevious is. Which part's change between the two cost the source
   // domain, or won it back ("all": the whole backbone's, the study's k-NN at the later step less at the earlier).
@@ -126,6 +130,7 @@ export interface StrategyAnalysis {
   weights: MeanStd[]; // each block's relative weight change
   embedding: MeanStd; // the embeddings' relative weight change
   outputChange: OutputChangeSummary; // each part's relative output change on the original's input to it
+  targetOutputChange?: OutputChangeSummary; // the same on the target-domain images, where every seed's was measured
   norm: MeanStd; // the final norm's
   attention: MeanStd[]; // each block's divergence, mean over heads
   added: number[]; // the original blocks a new block follows (Block Expansion)
@@ -155,6 +160,7 @@ export interface RunAnalysis {
   depth: number;
   heads: number;
   images: DatasetIdentity; // the analysed source-domain images
+  targetImages?: DatasetIdentity; // the target-domain images each part's output change is measured on too
   bank: DatasetIdentity; // the layer-wise k-NN's bank
   otherBanks?: DatasetIdentity[]; // and its other draws (knn.otherBanks)
   k: number;
@@ -193,6 +199,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
         knnChange: knnChanges(kept, original),
         weights: per((m, i) => m.weights.blocks[i]),
         outputChange: outputChangeOf(kept),
+        ...targetOutputChangeOf(kept),
         attention: per((m, i) => m.attention[i].reduce((a, b) => a + b, 0) / m.attention[i].length),
         ...(resets && { resets }),
         ...(labels && { knnByClass: knnChangesByClass(kept, original, labels) }),
@@ -204,8 +211,10 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       const both = j > 0 ? group.filter((c) => at(c, t.step) && at(c, steps[j - 1])) : [];
       if (both.length === 0 || both.length !== t.seeds) return;
       t.knnSincePrevious = knnSince(both.map((c) => at(c, t.step)!), both.map((c) => at(c, steps[j - 1])!));
-      const outputs = both.map((c) => at(c, t.step)!.outputSince);
-      if (outputs.every((o) => o?.from === steps[j - 1])) t.outputSince = outputSinceOf(steps[j - 1], outputs as OutputSince[]);
+      const sinceOf = (outputs: ((OutputSince & { from: number }) | undefined)[]) => (outputs.every((o) => o?.from === steps[j - 1]) ? outputSinceOf(steps[j - 1], outputs as OutputSince[]) : undefined);
+      const [source, target] = [sinceOf(both.map((c) => at(c, t.step)!.outputSince)), sinceOf(both.map((c) => at(c, t.step)!.targetOutputSince))];
+      if (source) t.outputSince = source;
+      if (target) t.targetOutputSince = target;
       const since = both.map((c) => at(c, t.step)!.resetsToPrevious);
       const resets = since.every((r) => r?.from === steps[j - 1]) && summarizeResets(since);
       if (resets) t.resetsToPrevious = { from: steps[j - 1], ...resets };
@@ -227,6 +236,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       weights: per((c, i) => c.weights.blocks[i]),
       embedding: meanStdOf(group.map((c) => c.weights.embedding)),
       outputChange: outputChangeOf(group),
+      ...targetOutputChangeOf(group),
       norm: meanStdOf(group.map((c) => c.weights.norm)),
       attention: per((c, i) => c.attention[i].reduce((a, b) => a + b, 0) / c.attention[i].length),
       added: group[0].weights.added,
@@ -252,6 +262,12 @@ function outputSinceOf(from: number, measured: OutputSince[]): OutputSinceSummar
 
 // The output change of a row's backbones over them.
 const outputChangeOf = (measured: { outputChange: OutputChange }[]): OutputChangeSummary => overParts(measured.map((m) => m.outputChange), meanStdOf);
+
+// The same on the target-domain images, where every one of them was measured there.
+function targetOutputChangeOf(measured: BlockMeasures[]): { targetOutputChange?: OutputChangeSummary } {
+  const on = measured.map((m) => m.targetOutputChange);
+  return on.every((o) => o !== undefined) ? { targetOutputChange: outputChangeOf(on.map((o) => ({ outputChange: o! }))) } : {};
+}
 
 // Block i's layer-wise answers of `measured` (a row's backbones, a seed each), `cells[seed][bank]`, and of
 // `original`, `original[bank]`, what `read` takes of each (the right answers, or the classes given): against every
@@ -334,10 +350,10 @@ export function analysisStepsCsv(a: RunAnalysis): string {
       measureRows(row, m, a.depth);
       if (m.resets) resetRows(row, m.resets);
       if (m.resetsToPrevious) resetRows(row, m.resetsToPrevious, "reset_to_previous");
-      if (m.outputSince) {
-        for (const [block, p] of [["embedding", m.outputSince.embedding], ...m.outputSince.blocks.map((b, i) => [i, b] as const)] as const) {
-          row("output_change_since_previous", block, "", p.change);
-          row("output_turn", block, "", p.turn);
+      for (const [since, part] of [[m.outputSince, ""], [m.targetOutputSince, TARGET_PART]] as const) {
+        for (const [block, p] of since ? ([["embedding", since.embedding], ...since.blocks.map((b, i) => [i, b] as const)] as const) : []) {
+          row("output_change_since_previous", block, part, p.change);
+          row("output_turn", block, part, p.turn);
         }
       }
     }
@@ -383,6 +399,9 @@ export function analysisConfusionCsv(a: RunAnalysis): string {
   return lines.join("\n") + "\n";
 }
 
+// The part column of an output change on the target-domain images (empty: on the analysed source-domain ones).
+const TARGET_PART = "transfer.test";
+
 type CsvCell = { id: string; strategy: string; lr: number | string; seed: number | string };
 type RowOf = (measure: string, block: number | string, part: string, value: number) => void;
 
@@ -407,6 +426,8 @@ function measureRows(row: RowOf, m: BlockMeasures & { otherBanks?: BankKnn[] }, 
   }
   row("weight_change", "embedding", "all", m.weights.embedding);
   row("weight_change", "norm", "all", m.weights.norm);
-  m.outputChange.blocks.forEach((v, i) => row("output_change", i, "", v));
-  row("output_change", "embedding", "", m.outputChange.embedding);
+  for (const [change, part] of [[m.outputChange, ""], [m.targetOutputChange, TARGET_PART]] as const) {
+    change?.blocks.forEach((v, i) => row("output_change", i, part, v));
+    if (change) row("output_change", "embedding", part, change.embedding);
+  }
 }

@@ -1,7 +1,8 @@
 // The per-block analysis of a run folder (`analyze`, and the study's `analysis` key at the end of a complete
 // study): every finished cell's best backbone (or those of some strategies, or at the table's rates) against the
 // original (eval/block-analysis.ts) on source-domain images (the k-NN queries, evenly spaced), with the layer-wise
-// k-NN's bank the study's k-NN bank (optionally fewer images per class). It writes, into the run folder or another:
+// k-NN's bank the study's k-NN bank (optionally fewer images per class), and each part's output change on as many
+// target-domain images too (transfer.test, evenly spaced). It writes, into the run folder or another:
 //   analysis.json      everything (study/analysis-results.ts RunAnalysis)
 //   analysis.csv       one number per line
 //   analysis-classes.csv, analysis-classes.*   each row's layer-wise k-NN change class by class of the analysed
@@ -9,8 +10,9 @@
 //   analysis-cka.*, analysis-knn.*, analysis-weights.*, analysis-drift.*   the figures (study/figures/analysis.ts)
 //                      as .vl.json, .svg and .png
 //   analysis-attention.svg, .png   the attention maps (study/figures/attention-grid.ts)
-//   analysis-steps.csv, analysis-steps-cka.*, analysis-steps-knn.*, analysis-steps-output.*   with analysis.atSteps:
-//                      the same measures of the backbones the cells kept at those steps, and their figures
+//   analysis-steps.csv, analysis-steps-cka.*, analysis-steps-knn.*, analysis-steps-output.*, analysis-steps-turn.*
+//                      with analysis.atSteps: the same measures of the backbones the cells kept at those steps, and
+//                      their figures
 //   analysis-resets.*  with analysis.resets: the transfer and source k-NN of each best backbone with each part of
 //                      it (or, "layers", of its blocks' layers) reset where fine-tuning started
 //                      (study/analysis-resets.ts), and their figure
@@ -51,9 +53,10 @@ import { type FigureSpec, figureFileNames, figureFiles, renderPng } from "../plo
 import { loadVit } from "../vit/load.js";
 import { readSafetensors } from "../vit/safetensors.js";
 import type { VisionTransformer } from "../vit/model.js";
+import type { OutputSince } from "../eval/output-change.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { MAX_CLASSES } from "./knn-classes.js";
-import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type OutputChangeSummary, type RunAnalysis, analysisBetweenCsv, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
+import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type OutputChangeSummary, type RunAnalysis, type StepSummary, analysisBetweenCsv, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
 import { headOf, startingHead, writeHead } from "./probe-head.js";
 import { cellCheckpointPath, cellFolder, cellProbePath, cellResultPath, cellStepPath, cellsFolder } from "./cells.js";
 import { DEFAULTS, type InterpolationHead, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
@@ -62,6 +65,7 @@ import { classesSpec } from "./figures/analysis-classes.js";
 import { confusionSpec } from "./figures/analysis-confusion.js";
 import { stepsBetweenSpec } from "./figures/analysis-steps-between.js";
 import { stepsSpec } from "./figures/analysis-steps.js";
+import { stepTurnSpec } from "./figures/analysis-steps-turn.js";
 import { resetsSpec, stepResetsBetweenSpec, stepResetsSpec } from "./figures/analysis-resets.js";
 import { interpolationSpec } from "./figures/analysis-interpolation.js";
 import { attentionGrid } from "./figures/attention-grid.js";
@@ -99,7 +103,7 @@ export interface AnalyzeOptions {
 const ATTENTION_BYTES = 64 * 2 ** 20;
 
 const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-drift", "analysis-classes", "analysis-confusion"];
-const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-output", "analysis-steps-between"];
+const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-output", "analysis-steps-turn", "analysis-steps-between"];
 const RESET_FIGURE = "analysis-resets";
 const STEP_RESET_FIGURE = "analysis-steps-resets";
 const STEP_RESET_BETWEEN_FIGURE = "analysis-steps-resets-between";
@@ -151,10 +155,14 @@ function lacksAnswers(a: RunAnalysis): string | undefined {
   };
   if (!every(answers)) return "the layer-wise answers, image by image";
   if (given && !every((x) => typeof x.predicted === "string")) return "the class each block gave each image";
-  const outputChange = (m: { outputChange?: unknown }) => isObject(m.outputChange) && typeof m.outputChange.embedding === "number" && Array.isArray(m.outputChange.blocks) && m.outputChange.blocks.length === a.depth;
-  if (!a.cells.every((c) => [c, ...(c.atSteps ?? [])].every(outputChange))) return "each part's output change";
-  const since = (m: { outputSince?: unknown }, from: number) => isObject(m.outputSince) && m.outputSince.from === from && isObject(m.outputSince.embedding) && Array.isArray(m.outputSince.blocks) && m.outputSince.blocks.length === a.depth;
-  if (!a.cells.every((c) => (c.atSteps ?? []).slice(1).every((m, j) => since(m, c.atSteps![j].step)))) return "each part's output change since the kept step before";
+  const parts = (x: unknown, test: (part: unknown) => boolean) => isObject(x) && test(x.embedding) && Array.isArray(x.blocks) && x.blocks.length === a.depth && x.blocks.every(test);
+  const change = (x: unknown) => parts(x, (p) => typeof p === "number");
+  const since = (x: unknown, from: number) => isObject(x) && x.from === from && parts(x, isObject);
+  const changed = (field: "outputChange" | "targetOutputChange") => a.cells.every((c) => [c, ...(c.atSteps ?? [])].every((m) => change(m[field])));
+  const sinceBefore = (field: "outputSince" | "targetOutputSince") => a.cells.every((c) => (c.atSteps ?? []).slice(1).every((m, j) => since(m[field], c.atSteps![j].step)));
+  if (!changed("outputChange")) return "each part's output change";
+  if (!sinceBefore("outputSince")) return "each part's output change since the kept step before";
+  if (!isObject(a.targetImages) || !changed("targetOutputChange") || !sinceBefore("targetOutputSince")) return "each part's output change on the target-domain images";
   return undefined;
 }
 
@@ -165,14 +173,8 @@ function changeLines(a: RunAnalysis): string[] {
   return [
     `analysis: each block's layer-wise ${a.k}-NN less the original's, in points: mean [${CONFIDENCE * 100}% interval over seeds${a.otherBanks ? `, the bank and its ${a.otherBanks.length} other draw(s)` : ""} and images], block 0 first`,
     ...a.strategies.map((s) => `  ${s.strategy}: ${s.knnChange.map(shown).join(" / ")}`),
-    "analysis: each part's own output change, run on the original's input to it, relative to the original part's output there (a block's: its contribution), mean ± std over seeds: the embeddings, then block 0 on",
-    ...a.strategies.flatMap((s) => [outputLine(s.strategy, s.outputChange), ...(s.atSteps ?? []).map((t) => outputLine(`${s.strategy} at step ${t.step}`, t.outputChange))]),
-    ...(a.strategies.some((s) => s.atSteps?.some((t) => t.outputSince))
-      ? [
-          "analysis: each part's output change since the kept step before (relative as above) and its turn, the cosine with its change up to then (-1: back the way it came), mean over seeds: the embeddings, then block 0 on",
-          ...a.strategies.flatMap((s) => (s.atSteps ?? []).flatMap((t) => (t.outputSince ? [`  ${s.strategy} ${t.outputSince.from} -> ${t.step}: ${[t.outputSince.embedding, ...t.outputSince.blocks].map((p) => `${p.change.mean.toFixed(3)} (turn ${p.turn.mean.toFixed(2)})`).join(" / ")}`] : []))),
-        ]
-      : []),
+    ...outputLines(a, "source"),
+    ...(a.targetImages && a.strategies.some((s) => s.targetOutputChange) ? outputLines(a, "target") : []),
     ...(a.strategies.some((s) => s.atSteps?.some((t) => t.knnSincePrevious))
       ? [
           `analysis: each block's layer-wise ${a.k}-NN at a kept step less at the kept step before, in points, each seed paired with itself: mean [${CONFIDENCE * 100}% interval], block 0 first`,
@@ -197,6 +199,30 @@ function changeLines(a: RunAnalysis): string[] {
           ...a.strategies.map((s) => interpolationLine(s.strategy, s.interpolation)).filter((l) => l !== undefined),
         ]
       : []),
+  ];
+}
+
+// Each row's output change and, at the kept steps, its change since the kept step before and its turn, on the analysed
+// source-domain images or on the target-domain ones.
+function outputLines(a: RunAnalysis, on: "source" | "target"): string[] {
+  const target = on === "target";
+  const images = target ? ` on ${a.targetImages!.count} target-domain images (${a.targetImages!.name} ${a.targetImages!.split})` : "";
+  const change = (x: { outputChange: OutputChangeSummary; targetOutputChange?: OutputChangeSummary }) => (target ? x.targetOutputChange : x.outputChange);
+  const since = (t: StepSummary) => (target ? t.targetOutputSince : t.outputSince);
+  const lines = [
+    `analysis: each part's own output change${images}, run on the original's input to it, relative to the original part's output there (a block's: its contribution), mean ± std over seeds: the embeddings, then block 0 on`,
+    ...a.strategies.flatMap((s) => [change(s), ...(s.atSteps ?? []).map(change)].flatMap((o, j) => (o ? [outputLine(j === 0 ? s.strategy : `${s.strategy} at step ${s.atSteps![j - 1].step}`, o)] : []))),
+  ];
+  if (!a.strategies.some((s) => s.atSteps?.some(since))) return lines;
+  return [
+    ...lines,
+    `analysis: each part's output change${images} since the kept step before (relative as above) and its turn, the cosine with its change up to then (-1: back the way it came), mean over seeds: the embeddings, then block 0 on`,
+    ...a.strategies.flatMap((s) =>
+      (s.atSteps ?? []).flatMap((t) => {
+        const o = since(t);
+        return o ? [`  ${s.strategy} ${o.from} -> ${t.step}: ${[o.embedding, ...o.blocks].map((p) => `${p.change.mean.toFixed(3)} (turn ${p.turn.mean.toFixed(2)})`).join(" / ")}`] : [];
+      }),
+    ),
   ];
 }
 
@@ -299,7 +325,7 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
     ["analysis-drift", attentionDriftSpec(analysis)],
     ["analysis-classes", classesSpec(analysis)],
     ["analysis-confusion", confusionSpec(analysis)],
-    ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")], ["analysis-steps-output", stepsSpec(analysis, "output")], ["analysis-steps-between", stepsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
+    ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")], ["analysis-steps-output", stepsSpec(analysis, "output")], ["analysis-steps-turn", stepTurnSpec(analysis)], ["analysis-steps-between", stepsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets ? ([[RESET_FIGURE, resetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets && analysis.key.atSteps ? ([[STEP_RESET_FIGURE, stepResetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resetsBetweenSteps ? ([[STEP_RESET_BETWEEN_FIGURE, stepResetsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
@@ -504,6 +530,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     const bankSpec = fewerPerClass(config.knn.bank);
     const bank = await open("knn.bank", bankSpec);
     const otherBanks = otherSpecs && (await Promise.all(otherSpecs.map((b, i) => open(`knn.otherBanks[${i}]`, b))));
+    const target = evenlySpaced(await open("transfer.test", config.transfer.test), images);
     const tokens = 1 + (size / original.config.patchSize) ** 2;
     const batchSize = Math.max(1, Math.min(config.knn.batchSize, Math.floor(ATTENTION_BYTES / (original.config.heads * tokens * tokens * 4))));
     const loader = (ds: typeof bank, s: typeof bankSpec) => new Loader(ds, new Transform(transformFor(s, size)), { batchSize, cache: opts.transformed });
@@ -515,6 +542,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       temperature: config.knn.temperature,
       classes: Math.max(bank.classes.length, queries.classes.length),
       gridImages,
+      target: loader(target, config.transfer.test),
     };
     // The resets and the interpolation are scored as the study scores a cell: every image of transfer.test,
     // knn.queries and knn.bank. None where the cells' numbers are kept.
@@ -562,8 +590,9 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
           // The model as it is was scored by its resets already, where they ran by the same parts.
           const scored = betweenGrain === grain ? edited.resets?.tuned : undefined;
           const since = between && before && { from: previous!.step, ...(await cellResets(model, before, map, resetData!, betweenGrain, scored)) };
-          const { outputSince, ...compared } = await compareBackbones(original, model, map, data, before);
-          return { ...compared, ...edited, ...(since && { resetsToPrevious: since }), ...(outputSince && { outputSince: { from: previous!.step, ...outputSince } }) };
+          const { outputSince, targetOutputSince, ...compared } = await compareBackbones(original, model, map, data, before);
+          const from = (o: OutputSince | undefined) => o && { from: previous!.step, ...o };
+          return { ...compared, ...edited, ...(since && { resetsToPrevious: since }), ...(outputSince && { outputSince: from(outputSince) }), ...(targetOutputSince && { targetOutputSince: from(targetOutputSince) }) };
         } finally {
           model.dispose();
           before?.dispose();
@@ -571,7 +600,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       };
       const probeHead = interpolate && (await probeHeadOf(c));
       const r = await compare(cellCheckpointPath(dir, c.id), { ...bestEdits, ...(probeHead && { probeHead }) });
-      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: packedAnswers(m, given), attention: m.attention, weights: m.weights, outputChange: m.outputChange });
+      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: packedAnswers(m, given), attention: m.attention, weights: m.weights, outputChange: m.outputChange, ...(m.targetOutputChange && { targetOutputChange: m.targetOutputChange }) });
       const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks, given), grid: Array.from(r.grid.maps), ...(r.resets && { resets: r.resets }), ...(r.interpolation && { interpolation: r.interpolation }) };
       if (atSteps) {
         cell.atSteps = [];
@@ -579,7 +608,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
         for (const [j, step] of keptSteps.entries()) {
           const previous = j > 0 ? { step: keptSteps[j - 1], path: cellStepPath(dir, c.id, keptSteps[j - 1]) } : undefined;
           const m = await compare(cellStepPath(dir, c.id, step), stepEdits, previous);
-          cell.atSteps.push({ step, ...measures(m), ...(m.outputSince && { outputSince: m.outputSince }), ...packedBanks(m.otherBanks, given), ...(m.resets && { resets: m.resets }), ...(m.resetsToPrevious && { resetsToPrevious: m.resetsToPrevious }) });
+          cell.atSteps.push({ step, ...measures(m), ...(m.outputSince && { outputSince: m.outputSince }), ...(m.targetOutputSince && { targetOutputSince: m.targetOutputSince }), ...packedBanks(m.otherBanks, given), ...(m.resets && { resets: m.resets }), ...(m.resetsToPrevious && { resetsToPrevious: m.resetsToPrevious }) });
         }
         const missing = atSteps.filter((s) => !cell.atSteps!.some((a) => a.step === s));
         if (missing.length > 0) log(`analysis: cell ${c.id} kept no backbone at step ${missing.join(", ")} of analysis.atSteps (trained before they were asked for): delete ${cellFolder(dir, c.id)} to train it again with them`);
@@ -603,6 +632,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       depth: original.blocks.length,
       heads: original.config.heads,
       images: queries.identity,
+      targetImages: target.identity,
       bank: bank.identity,
       ...(otherBanks && { otherBanks: otherBanks.map((b) => b.identity) }),
       k: data.k,

@@ -5,7 +5,8 @@
 // hybrid model, the fine-tuned one with every part below the block put back where fine-tuning started, its block
 // output dumped by the model's own forward. A part the strategy leaves alone reads 0 exactly. Against an earlier
 // backbone: the embeddings (affine in their weights) halfway there turn by +1 and have changed half as far since, past
-// the fine-tuned one by as much again turn by -1; every part's changes obey the law of cosines.
+// the fine-tuned one by as much again turn by -1; every part's changes obey the law of cosines. On another set of
+// images (AnalysisData's target): what the analysed images give where they are that set.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -166,5 +167,28 @@ describe("output change since an earlier backbone", () => {
     const same = await compareBackbones(plain, tuned, map, data, copy);
     expect([same.outputSince!.embedding.change, ...same.outputSince!.blocks.map((b) => b.change)]).toEqual([0, 0, 0]);
     for (const m of [tuned, earlier, plain, copy]) m.dispose();
+  });
+});
+
+describe("output change on another set of images", () => {
+  it("the target images' output change and turn are the analysed images' where the analysed images are those", async () => {
+    const { tuned, initial, trainable } = await tunedModels("full", 0.3);
+    const earlier = (await tunedModels("full", 0.3)).tuned;
+    const [b, a] = [await parameterValues(tuned), await parameterValues(initial)];
+    for (const [name, t] of earlier.parameters()) if (trainable.includes(name)) t.write(a.get(name)!.map((x, i) => x + 0.4 * (b.get(name)![i] - x)));
+    const plain = (await tunedModels("linear", 0)).initial;
+    const map = blockMap(parseStrategy("full"), 2);
+    // The bank's images as the other set, in batches of 5 (the last partial), and as the analysed images.
+    const other = new Loader(data.bank.dataset, data.bank.transform, { batchSize: 5 });
+    const c = await compareBackbones(plain, tuned, map, { ...data, target: other }, earlier);
+    const asAnalysed = await compareBackbones(plain, tuned, map, { ...data, queries: other }, earlier);
+    expect(c.targetOutputChange).toEqual(asAnalysed.outputChange);
+    expect(c.targetOutputSince).toEqual(asAnalysed.outputSince);
+    // Not the analysed images' own, which it leaves as they were.
+    expect(c.targetOutputChange!.embedding).not.toBe(c.outputChange.embedding);
+    expect(c.outputChange).toEqual((await compareBackbones(plain, tuned, map, data, earlier)).outputChange);
+    // Without a target, none.
+    expect((await compareBackbones(plain, tuned, map, data)).targetOutputChange).toBeUndefined();
+    for (const m of [tuned, initial, earlier, plain]) m.dispose();
   });
 });

@@ -33,6 +33,7 @@ function cell(strategy: string, seed: number, added: number[] = []): CellAnalysi
       added,
     },
     outputChange: { embedding: moved * 1.5, blocks: [moved * (0.4 + 0.1 * seed), moved * 0.6] },
+    targetOutputChange: { embedding: moved * 1.2, blocks: [moved * 0.3, moved * (0.5 + 0.1 * seed)] },
     grid: [0.1, 0.2, 0.3, 0.4 + moved * 0.2],
   };
 }
@@ -40,9 +41,15 @@ function cell(strategy: string, seed: number, added: number[] = []): CellAnalysi
 export const ORIGINAL_ANSWERS = [answers(7), answers(8)];
 
 // The backbone a cell kept at `step` of `last`: the cell's drift in proportion to the step (its CKA's distance from
-// 1, its k-NN's loss, its weight change and attention divergence), the answers of the nearest k-NN.
-function atStep(c: CellAnalysis, step: number, last: number): StepAnalysis {
+// 1, its k-NN's loss, its weight change and attention divergence), the answers of the nearest k-NN; after the kept
+// step `previous`, each part's output change since then and its turn: the blocks' +1, the embeddings' -0.5 on the
+// source-domain images and +0.8 on the target-domain ones (no turn where a part never moved).
+function atStep(c: CellAnalysis, step: number, last: number, previous?: number): StepAnalysis {
   const f = step / last;
+  const since = (change: CellAnalysis["outputChange"], embeddingTurn: number) => {
+    const part = (x: number, turn: number) => ({ change: ((step - previous!) / last) * x, turn: x > 0 ? turn : NaN });
+    return { from: previous!, embedding: part(change.embedding, embeddingTurn), blocks: change.blocks.map((x) => part(x, 1)) };
+  };
   const knn = c.knn.map((k, i) => 70 + 10 * i - f * (70 + 10 * i - k));
   return {
     step,
@@ -52,6 +59,8 @@ function atStep(c: CellAnalysis, step: number, last: number): StepAnalysis {
     attention: c.attention.map((h) => h.map((x) => f * x)),
     weights: { ...c.weights, blocks: c.weights.blocks.map((x) => f * x) },
     outputChange: { embedding: f * c.outputChange.embedding, blocks: c.outputChange.blocks.map((x) => f * x) },
+    targetOutputChange: { embedding: f * c.targetOutputChange!.embedding, blocks: c.targetOutputChange!.blocks.map((x) => f * x) },
+    ...(previous !== undefined && { outputSince: since(c.outputChange, -0.5), targetOutputSince: since(c.targetOutputChange!, 0.8) }),
   };
 }
 
@@ -75,7 +84,7 @@ function resets(c: CellAnalysis, grain: true | "layers"): CellResets {
 // "layers" by layers.
 export function analysis(seeds = [0, 1], atSteps?: number[], withResets: boolean | "layers" = false): RunAnalysis {
   const cells = ["full", "linear"].flatMap((s) => seeds.map((seed) => cell(s, seed)));
-  if (atSteps) for (const c of cells) c.atSteps = atSteps.map((step) => atStep(c, step, atSteps[atSteps.length - 1]));
+  if (atSteps) for (const c of cells) c.atSteps = atSteps.map((step, j) => atStep(c, step, atSteps[atSteps.length - 1], atSteps[j - 1]));
   if (withResets) for (const c of cells) for (const m of [c, ...(c.atSteps ?? [])]) m.resets = resets(c, withResets);
   return {
     format: "peft-vit-webgpu/analysis@1",
@@ -84,6 +93,7 @@ export function analysis(seeds = [0, 1], atSteps?: number[], withResets: boolean
     depth: 2,
     heads: 2,
     images: identity(10),
+    targetImages: { ...identity(10), hash: "fedcba9876543210" },
     bank: identity(50),
     k: 20,
     temperature: 0.07,

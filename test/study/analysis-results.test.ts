@@ -27,6 +27,10 @@ describe("summarizeAnalysis", () => {
     expect(full.outputChange.blocks[0].mean).toBeCloseTo(0.45, 12);
     expect(full.outputChange.blocks[0].std).toBeCloseTo(Math.SQRT1_2 * 0.1, 12);
     expect(linear.outputChange).toEqual({ embedding: { mean: 0, std: 0 }, blocks: [{ mean: 0, std: 0 }, { mean: 0, std: 0 }] });
+    // And on the target-domain images: seeds 0 and 1 at 0.5 and 0.6 at block 1.
+    expect(full.targetOutputChange!.embedding).toEqual({ mean: 1.2, std: 0 });
+    expect(full.targetOutputChange!.blocks[1].mean).toBeCloseTo(0.55, 12);
+    expect(full.targetOutputChange!.blocks[1].std).toBeCloseTo(Math.SQRT1_2 * 0.1, 12);
     expect(linear.ckaCls).toEqual([{ mean: 1, std: 0 }, { mean: 1, std: 0 }]);
     expect(linear.weights).toEqual([{ mean: 0, std: 0 }, { mean: 0, std: 0 }]);
   });
@@ -128,6 +132,19 @@ describe("summarizeAnalysis at the kept steps", () => {
     expect(analysis().strategies.every((s) => s.atSteps === undefined)).toBe(true);
   });
 
+  it("gives each part's output change since the kept step before and its turn, on either domain's images, from the second kept step", () => {
+    const [full, linear] = analysis([0, 1], [10, 30]).strategies;
+    const [first, second] = full.atSteps!;
+    expect(first.outputChange.embedding.mean).toBeCloseTo(0.5, 12);
+    expect(first.targetOutputChange!.embedding.mean).toBeCloseTo(0.4, 12);
+    expect([first.outputSince, first.targetOutputSince]).toEqual([undefined, undefined]);
+    expect([second.outputSince!.from, second.targetOutputSince!.from]).toEqual([10, 10]);
+    expect([second.outputSince!.embedding.turn, second.targetOutputSince!.embedding.turn]).toEqual([{ mean: -0.5, std: 0 }, { mean: 0.8, std: 0 }]);
+    expect(second.targetOutputSince!.blocks[1].change.mean).toBeCloseTo((20 / 30) * 0.55, 12);
+    // Linear probing's parts never moved: no turn.
+    expect(linear.atSteps![1].targetOutputSince!.embedding.turn.mean).toBeNaN();
+  });
+
   it("counts at each step the seeds that kept it; a row none of whose cells kept a step has none", () => {
     const a = analysis([0, 1], [10, 30]);
     const [s0, s1] = a.cells.filter((c) => c.strategy === "full");
@@ -138,7 +155,7 @@ describe("summarizeAnalysis at the kept steps", () => {
     expect(full.atSteps![0].ckaCls.map((m) => m.mean)).toEqual(s0.atSteps![0].cka.cls);
     expect(linear.atSteps).toBeUndefined();
     // Seed 1 kept step 30 and not 10: no change since step 10 over some of the seeds.
-    expect(full.atSteps!.every((t) => t.knnSincePrevious === undefined)).toBe(true);
+    expect(full.atSteps!.every((t) => t.knnSincePrevious === undefined && t.outputSince === undefined && t.targetOutputSince === undefined)).toBe(true);
   });
 
   it("gives each block's change since the kept step before, each seed paired with itself; the spans add up to the last step's change; analysis-steps-between.csv", () => {
@@ -192,10 +209,17 @@ describe("analysisStepsCsv", () => {
     const a = analysis([0, 1], [10, 30]);
     const lines = analysisStepsCsv(a).trim().split("\n");
     expect(lines[0]).toBe("cell,strategy,lr,seed,step,measure,block,part,value");
-    expect(lines).toHaveLength(1 + 2 * 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1));
+    // As analysis.csv's (below), and at step 30 each part's output change since step 10 and its turn, on either
+    // domain's images.
+    expect(lines).toHaveLength(1 + 2 * 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1 + 3) + 4 * 3 * 2 * 2);
     const cell = a.cells[1];
     expect(lines).toContain(`full_lr0.1_s1,full,0.1,1,10,cka_cls,0,,${cell.atSteps![0].cka.cls[0].toPrecision(6)}`);
     expect(lines).toContain("full_lr0.1_s1,full,0.1,1,30,cka_cls,0,,0.500000");
+    expect(lines).toContain("full_lr0.1_s1,full,0.1,1,30,output_turn,embedding,,-0.500000");
+    expect(lines).toContain("full_lr0.1_s1,full,0.1,1,30,output_turn,embedding,transfer.test,0.800000");
+    expect(lines).toContain(`full_lr0.1_s1,full,0.1,1,30,output_change_since_previous,1,transfer.test,${((20 / 30) * 0.6).toPrecision(6)}`);
+    expect(lines).toContain("linear_lr0.1_s0,linear,0.1,0,30,output_turn,0,transfer.test,NaN");
+    expect(lines.filter((l) => l.includes(",10,output_turn,"))).toEqual([]);
     expect(analysisStepsCsv(analysis())).toBe("cell,strategy,lr,seed,step,measure,block,part,value\n");
   });
 });
@@ -205,8 +229,12 @@ describe("analysisCsv", () => {
     const lines = analysisCsv(analysis()).trim().split("\n");
     expect(lines[0]).toBe("cell,strategy,lr,seed,measure,block,part,value");
     expect(lines[1]).toBe("original,original,,,knn_top1,0,,70.0000");
-    // Per cell: per block CKA x2, k-NN, the block's and 6 layers' weight change, 2 heads; embedding and norm.
-    expect(lines).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1));
+    // Per cell: per block CKA x2, k-NN, the block's and 6 layers' weight change, 2 heads, output change; embedding
+    // and norm; the embeddings' output change; the output change on the target-domain images, the embeddings' and
+    // each block's.
+    expect(lines).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1 + 3));
+    expect(lines).toContain("full_lr0.1_s1,full,0.1,1,output_change,1,transfer.test,0.600000");
+    expect(lines).toContain("full_lr0.1_s1,full,0.1,1,output_change,embedding,transfer.test,1.20000");
     expect(lines).toContain("full_lr0.1_s1,full,0.1,1,cka_cls,0,,0.500000");
     expect(lines).toContain("full_lr0.1_s0,full,0.1,0,attention_js,1,head1,0.400000");
     expect(lines).toContain("full_lr0.1_s0,full,0.1,0,weight_change,1,attn.qkv,0.250000");

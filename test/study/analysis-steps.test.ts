@@ -64,9 +64,15 @@ describe("analysis.atSteps in a study", () => {
       const atBest = c.atSteps!.find((s) => s.step === result.bestStep)!;
       expect({ cka: atBest.cka, knn: atBest.knn, knnCorrect: atBest.knnCorrect, attention: atBest.attention, weights: atBest.weights, outputChange: atBest.outputChange }).toEqual({ cka: c.cka, knn: c.knn, knnCorrect: c.knnCorrect, attention: c.attention, weights: c.weights, outputChange: c.outputChange });
       // Step 4's output change from the original is its change up to step 2 and since, by the law of cosines.
+      // So on the target-domain images.
       const [two, four] = c.atSteps!;
-      const parts = [[four.outputChange.embedding, two.outputChange.embedding, four.outputSince!.embedding], ...four.outputChange.blocks.map((v, i) => [v, two.outputChange.blocks[i], four.outputSince!.blocks[i]] as const)] as const;
-      for (const [whole, until, since] of parts) if (until > 0) expect(Math.abs(whole ** 2 - (since.change ** 2 + until ** 2 + 2 * since.change * until * since.turn)) / whole ** 2, c.id).toBeLessThan(1e-5);
+      for (const [change, since] of [["outputChange", "outputSince"], ["targetOutputChange", "targetOutputSince"]] as const) {
+        const [w, u, n] = [four[change]!, two[change]!, four[since]!];
+        const parts = [[w.embedding, u.embedding, n.embedding], ...w.blocks.map((v, i) => [v, u.blocks[i], n.blocks[i]] as const)] as const;
+        for (const [whole, until, since] of parts) if (until > 0) expect(Math.abs(whole ** 2 - (since.change ** 2 + until ** 2 + 2 * since.change * until * since.turn)) / whole ** 2, `${c.id} ${change}`).toBeLessThan(1e-5);
+      }
+      if (c.outputChange.embedding > 0) expect(c.targetOutputChange!.embedding, c.id).not.toBe(c.outputChange.embedding);
+      else expect(c.targetOutputChange!.embedding, c.id).toBe(0);
     }
     for (const s of a.strategies) {
       expect(s.atSteps!.map((t) => [t.step, t.seeds])).toEqual([[2, 1], [4, 1]]);
@@ -84,9 +90,10 @@ describe("analysis.atSteps in a study", () => {
     const c = a.cells[0];
     expect(csv).toContain(`${c.id},${c.strategy},${c.lr},${c.seed},4,cka_cls,1,,${c.atSteps![1].cka.cls[1].toPrecision(6)}`);
     // Step 4's lines are step 2's and, for each part (the embeddings and 2 blocks), its output change since step 2
-    // and its turn.
+    // and its turn, on the source-domain images and on the target-domain ones.
     const at = (step: string) => csv.filter((l) => l.split(",")[4] === step);
-    expect(at("4").length - at("2").length).toBe(a.cells.length * 2 * 3);
+    expect(at("4").length - at("2").length).toBe(a.cells.length * 2 * 3 * 2);
+    expect(csv).toContain(`${c.id},${c.strategy},${c.lr},${c.seed},4,output_turn,embedding,transfer.test,${c.atSteps![1].targetOutputSince!.embedding.turn.toPrecision(6)}`);
     const since = c.atSteps![1].outputSince!;
     expect([c.atSteps![0].outputSince, since.from]).toEqual([undefined, 2]);
     expect(csv).toContain(`${c.id},${c.strategy},${c.lr},${c.seed},4,output_turn,embedding,,${since.embedding.turn.toPrecision(6)}`);
@@ -94,6 +101,7 @@ describe("analysis.atSteps in a study", () => {
     const row = a.strategies.find((s) => s.strategy === c.strategy)!;
     expect(row.atSteps![1].outputSince!.from).toBe(2);
     expect(row.atSteps![0].outputSince).toBeUndefined();
+    expect(await readFile(join(out(), "analysis-steps-turn.svg"), "utf8")).toContain(">Which parts turn back in what they compute<");
     for (const name of ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-output"]) {
       const svg = await readFile(join(out(), `${name}.svg`), "utf8");
       expect(svg, name).toContain(">steps on a symmetric log scale<");
@@ -113,6 +121,13 @@ describe("analysis.atSteps in a study", () => {
     const again = await analyzeRun(out(), { out: earlier, reuse: true, log: (l) => lines.push(l) });
     expect(again.reused).toBe(false);
     expect(lines).toContain(`analysis: ${join(earlier, "analysis.json")} lacks each part's output change since the kept step before (a build before them): its cells are measured anew`);
+    // And one without the target-domain images' (a later step's alone).
+    const noTarget = await readAnalysis(earlier);
+    for (const c of noTarget.cells) delete c.atSteps![1].targetOutputSince;
+    await writeFile(join(earlier, "analysis.json"), JSON.stringify(noTarget));
+    const third: string[] = [];
+    await analyzeRun(out(), { out: earlier, reuse: true, log: (l) => third.push(l) });
+    expect(third).toContain(`analysis: ${join(earlier, "analysis.json")} lacks each part's output change on the target-domain images (a build before them): its cells are measured anew`);
     // As JSON: a part that had not moved by step 2 has no turn (NaN, null in the file).
     const since = (x: RunAnalysis) => JSON.stringify(x.cells.map((c) => c.atSteps![1].outputSince));
     expect(since(again.analysis)).toBe(since(a));

@@ -74,11 +74,22 @@ describe("a study with the analysis key", () => {
     expect(a.strategies.map((s) => [s.strategy, s.seeds])).toEqual([["full", 1], ["linear", 1], ["lora-r2", 1], ["block-p1", 1]]);
     // analysis.csv: the original's k-NN per block, then per cell and block CKA (2), k-NN, the whole block's and
     // each of its 6 layers' weight change, one divergence per head, the output change; and the embedding's and final
-    // norm's weight change, the embeddings' output change.
+    // norm's weight change, the embeddings' output change; the output change on the target-domain images, the
+    // embeddings' and each block's.
     const csv = (await readFile(join(run(), "analysis.csv"), "utf8")).trim().split("\n");
     expect(csv[0]).toBe("cell,strategy,lr,seed,measure,block,part,value");
-    expect(csv).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1));
+    expect(csv).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1 + 3));
     expect(csv).toContain("linear_lr0.05_s0,linear,0.05,0,output_change,embedding,,0.00000");
+    expect(csv).toContain("linear_lr0.05_s0,linear,0.05,0,output_change,1,transfer.test,0.00000");
+    // The target-domain images: as many as the analysed ones, of transfer.test.
+    expect(a.targetImages!.count).toBe(14);
+    expect(a.targetImages!.split).toBe(study().transfer.test.split);
+    const full = a.cells[0];
+    expect(full.targetOutputChange!.embedding).toBeGreaterThan(0);
+    expect(full.targetOutputChange!.embedding).not.toBe(full.outputChange.embedding);
+    const on = log.findIndex((l) => l.startsWith(`analysis: each part's own output change on 14 target-domain images (${a.targetImages!.name} ${a.targetImages!.split}), run on the original's input to it`));
+    expect(on).toBeGreaterThan(0);
+    expect(log[on + 1]).toBe(`  full: ${[full.targetOutputChange!.embedding, ...full.targetOutputChange!.blocks].map((v) => `${v.toFixed(3)} ± 0.000`).join(" / ")}`);
     expect(csv).toContain("block-p1_lr0.05_s0,block-p1,0.05,0,weight_change,0,attn.qkv,0.00000");
 
     const before = (await stat(join(run(), "analysis.json"))).mtimeMs;
