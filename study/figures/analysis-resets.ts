@@ -15,7 +15,7 @@ import { CONFIDENCE } from "../comparisons.js";
 import { stepPanelsSpec } from "./analysis-steps.js";
 import { stepAxis } from "./forgetting-curve.js";
 import { panelsSpec } from "./panels.js";
-import { intervalEnds, nothingToDrawSpec, pairedSeedsNote, seedsNote } from "./parts.js";
+import { DASH_LEGEND, intervalEnds, nothingToDrawSpec, pairedSeedsNote, seedsNote } from "./parts.js";
 import { changeHeatmapSpec } from "./change-heatmap.js";
 import type { MeanInterval } from "../../util/stats.js";
 
@@ -114,9 +114,7 @@ export function stepResetsSpec(a: RunAnalysis): FigureSpec {
   const palette = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac"];
   const color = { field: "part", type: "nominal", title: "Part reset", scale: { domain: ordered, range: ordered.map((u, i) => (u === "all" ? "#222" : palette[i % palette.length])) }, sort: ordered } as const;
   const layerOrder = [WHOLE, ...BLOCK_LAYERS].filter((l) => layers.includes(l));
-  // The legend draws each dash as a line (the lines' points would make it a dot).
-  const dashLegend = { symbolType: "stroke", symbolSize: 500, encode: { symbols: { update: { stroke: { value: "#444" }, strokeWidth: { value: 2 } } } } };
-  const dash = byLayers ? ({ field: "layer", type: "nominal", title: "Layer", scale: { domain: layerOrder, range: layerOrder.map((l) => LAYER_DASHES[l]) }, sort: layerOrder, legend: dashLegend } as const) : undefined;
+  const dash = byLayers ? ({ field: "layer", type: "nominal", title: "Layer", scale: { domain: layerOrder, range: layerOrder.map((l) => LAYER_DASHES[l]) }, sort: layerOrder, legend: DASH_LEGEND } as const) : undefined;
   const seeds = seedsNote(
     rows.map((s) => ({ label: s.strategy, seeds: Math.max(...s.atSteps!.flatMap((t) => (t.resets?.units ?? []).map((u) => u.seeds))) })),
     "error bars",

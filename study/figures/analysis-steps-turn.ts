@@ -8,7 +8,7 @@ import type { FigureSpec } from "../../plot/render.js";
 import { REFERENCE_DASH } from "../../plot/style.js";
 import type { OutputSinceSummary, RunAnalysis, StrategyAnalysis } from "../analysis-results.js";
 import { stepPanelsSpec } from "./analysis-steps.js";
-import { listLines, nothingToDrawSpec, seedsNote } from "./parts.js";
+import { DASH_LEGEND, listLines, nothingToDrawSpec, seedsNote } from "./parts.js";
 
 const TEXT = "Which parts turn back in what they compute";
 const PANEL_WIDTH = 200;
@@ -47,11 +47,18 @@ export function stepTurnSpec(a: RunAnalysis): FigureSpec {
     type: "quantitative",
     title: "Fine-tuning steps (from → to)",
     scale: { domain: [-0.5, spans.length - 0.5], nice: false, zero: false },
-    axis: { values: spans.map((_, i) => i), labelExpr: `${JSON.stringify(spans)}[datum.value]`, grid: false },
+    axis: { values: spans.map((_, i) => i), labelExpr: `${JSON.stringify(spans)}[datum.value]`, labelOverlap: false, labelAngle: -35, grid: false },
   };
   const y = { field: "value", type: "quantitative", title: "Turn (cosine with the change up to then)", scale: { domain: [-1, 1], nice: false } } as const;
   const color = { field: "part", type: "ordinal", title: "Part", scale: { scheme: "viridis", domain: parts }, sort: parts } as const;
-  const dash = { field: "images", type: "nominal", title: "Images", sort: drawn, scale: { domain: drawn, range: drawn.map((d) => (d === "source" ? [1, 0] : REFERENCE_DASH)) } };
+  const dash = {
+    field: "images",
+    type: "nominal",
+    title: "Images",
+    sort: drawn,
+    scale: { domain: drawn, range: drawn.map((d) => (d === "source" ? [1, 0] : REFERENCE_DASH)) },
+    legend: DASH_LEGEND,
+  };
   // Two short lines each: vega sizes text by an estimate, and a long line widens the figure.
   const named = (images: "source" | "target") => {
     const d = images === "source" ? a.images : a.targetImages;

@@ -66,6 +66,10 @@ export function pairedSeedsNote(marks: { label: string; seeds: number }[], sprea
   ];
 }
 
+// The legend of a line's stroke dash beside a point per value: each dash drawn as a line (the lines' points would make
+// it a dot).
+export const DASH_LEGEND = { symbolType: "stroke", symbolSize: 500, encode: { symbols: { update: { stroke: { value: "#444" }, strokeWidth: { value: 2 } } } } };
+
 // "a, b and c".
 export const andList = (items: string[]): string => (items.length > 1 ? `${items.slice(0, -1).join(", ")} and ${items.at(-1)}` : items[0]);
 
