@@ -13,6 +13,8 @@
 //   - weight change (eval/weight-change.ts), LoRA merged first;
 //   - output change (eval/output-change.ts): each part's own computation, the embeddings and each block run on the
 //     original's input to it, against the original's there; on target-domain images too, where given;
+//   - the patch projection's output change along the first principal direction of the patches it reads and along
+//     the rest (eval/patch-directions.ts), where their moments are given;
 //   - for a figure, the CLS attention of the last original block over the patches (mean over heads) of the first
 //     few images.
 // Expanded blocks are mapped to the original block they follow (eval/block-map.ts).
@@ -29,6 +31,13 @@ import { AttentionDrift } from "./attention-drift.js";
 import { knnClassify } from "./knn.js";
 import { type WeightChange, weightChange } from "./weight-change.js";
 import { type OutputChange, OutputChangeAccumulator, type OutputSince, outputChangeOn } from "./output-change.js";
+import { type PatchChange, type PatchMoments, type PatchSince, patchChange, patchProjection } from "./patch-directions.js";
+
+// A measure on the analysed source-domain images, and on the target-domain ones where there are some.
+export interface ImageSets<T> {
+  source: T;
+  target?: T;
+}
 
 export interface AnalysisData {
   queries: Loader; // the analysed source-domain images (with labels: the k-NN queries), in a fixed order
@@ -39,6 +48,9 @@ export interface AnalysisData {
   classes: number;
   gridImages: number; // the first images whose attention maps are kept for the figure
   target?: Loader; // target-domain images (the study's transfer.test): each part's output change on them too
+  // The second moments of the patches of the analysed images and of the target images (eval/patch-directions.ts):
+  // the patch projection's output change along their first principal direction and the rest, on each.
+  patches?: { source: PatchMoments; target?: PatchMoments };
 }
 
 // Normalised CLS features of every original block for a set of images.
@@ -77,6 +89,8 @@ export interface BackboneComparison extends LayerKnn {
   outputSince?: OutputSince; // with the cell's backbone at an earlier step: each part's change since it, and its turn
   targetOutputChange?: OutputChange; // with AnalysisData's target: the same on its images
   targetOutputSince?: OutputSince;
+  patchChange?: ImageSets<PatchChange>; // with AnalysisData's patches
+  patchSince?: ImageSets<PatchSince>; // and with the cell's backbone at an earlier step
   grid: AttentionMaps;
 }
 
@@ -199,6 +213,17 @@ async function otherBanksKnn(model: VisionTransformer, queries: BlockFeatures, d
   return { otherBanks };
 }
 
+// The patch projection's change on each image set's patches, and since `before` where given.
+async function patchChanges(moments: ImageSets<PatchMoments>, original: VisionTransformer, tuned: VisionTransformer, before?: VisionTransformer): Promise<Pick<BackboneComparison, "patchChange" | "patchSince">> {
+  const [w0, w, earlier] = [await patchProjection(original), await patchProjection(tuned), before && (await patchProjection(before))];
+  const source = patchChange(w0, w, moments.source, earlier);
+  const target = moments.target && patchChange(w0, w, moments.target, earlier);
+  return {
+    patchChange: { source: source.change, ...(target && { target: target.change }) },
+    ...(earlier && { patchSince: { source: source.since!, ...(target && { target: target.since! }) } }),
+  };
+}
+
 function tokensOf(model: VisionTransformer, size: number): number {
   return 1 + (size / model.config.patchSize) ** 2;
 }
@@ -254,6 +279,7 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
     const values = accumulators.map((a, j) => ckaFromMoments(moments[2 * j], moments[2 * j + 1], a.n, c, c));
     const cka = { cls: values.slice(0, map.depth), pooled: values.slice(map.depth) };
     const target = data.target && (await outputChangeOn(data.target, original, tuned, map, before));
+    const patches = data.patches && (await patchChanges(data.patches, original, tuned, before));
     return {
       cka,
       ...(await layerKnn(bank, queries, data)),
@@ -263,6 +289,7 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
       outputChange: outputs.value(),
       ...(before && { outputSince: outputs.since() }),
       ...(target && { targetOutputChange: target.outputChange, ...(target.outputSince && { targetOutputSince: target.outputSince }) }),
+      ...patches,
       grid: { tokens: grid.tokens, maps: grid.maps },
     };
   } finally {

@@ -8,7 +8,9 @@
 // number per line, and analysisStepsCsv analysis-steps.csv, the same for the kept steps.
 import type { DatasetIdentity } from "../data/dataset.js";
 import type { WeightChange } from "../eval/weight-change.js";
-import type { OutputChange, OutputSince } from "../eval/output-change.js";
+import type { OutputChange, OutputSince, PartSince } from "../eval/output-change.js";
+import type { PatchChange, PatchSince } from "../eval/patch-directions.js";
+import type { ImageSets } from "../eval/block-analysis.js";
 import { strategyName } from "../peft/strategy.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
 import { type Correct, type StudyResults, unpackCorrect, unpackPredicted } from "./results.js";
@@ -35,6 +37,21 @@ export interface BlockMeasures {
   weights: WeightChange;
   outputChange: OutputChange; // each part's own computation on the original's input to it, against the original's
   targetOutputChange?: OutputChange; // the same on the target-domain images (RunAnalysis.targetImages)
+  // The patch projection's output change along the first principal direction of its patches and along the rest
+  // (eval/patch-directions.ts), on either domain's images.
+  patchChange?: ImageSets<PatchChange>;
+}
+
+// A row's patch projection's change over its seeds, along the first direction and the rest, on either domain's images.
+export interface PatchChangeSummary {
+  along: MeanStd;
+  rest: MeanStd;
+}
+
+// And since the kept step before, with its turn.
+export interface PatchSinceSummary {
+  along: { change: MeanStd; turn: MeanStd };
+  rest: { change: MeanStd; turn: MeanStd };
 }
 
 // A row's output change (eval/output-change.ts) over its seeds: the embeddings' and each block's mean and std.
@@ -60,6 +77,7 @@ export interface StepAnalysis extends BlockMeasures {
   // turn (eval/output-change.ts).
   outputSince?: OutputSince & { from: number };
   targetOutputSince?: OutputSince & { from: number }; // the same on the target-domain images
+  patchSince?: ImageSets<PatchSince> & { from: number }; // the patch projection's since then, along and the rest
   // With analysis.resetsBetweenSteps, at each kept step but the cell's first: its parts put back to their values at
   // the kept step before (`from`) rather than where fine-tuning started.
   resetsToPrevious?: CellResetsSince;
@@ -93,6 +111,7 @@ export interface StepSummary {
   weights: MeanStd[];
   outputChange: OutputChangeSummary;
   targetOutputChange?: OutputChangeSummary; // on the target-domain images, where every seed's was measured
+  patchChange?: ImageSets<PatchChangeSummary>; // where every seed's was measured
   attention: MeanStd[];
   resets?: RowResets; // with analysis.resets: each part reset, over the seeds that kept the step
   knnByClass?: ClassKnn[][]; // as StrategyAnalysis's, over the seeds that kept the step
@@ -106,6 +125,7 @@ export interface StepSummary {
   // knnSincePrevious is.
   outputSince?: OutputSinceSummary;
   targetOutputSince?: OutputSinceSummary; // the same on the target-domain images
+  patchSince?: ImageSets<PatchSinceSummary> & { from: number };
   // With analysis.resetsBetweenSteps: each part put back to its value at the kept step before (`from`), over the
   // seeds that kept both; absent where knnSincePrevious is. Which part's change between the two cost the source
   // domain, or won it back ("all": the whole backbone's, the study's k-NN at the later step less at the earlier).
@@ -131,6 +151,7 @@ export interface StrategyAnalysis {
   embedding: MeanStd; // the embeddings' relative weight change
   outputChange: OutputChangeSummary; // each part's relative output change on the original's input to it
   targetOutputChange?: OutputChangeSummary; // the same on the target-domain images, where every seed's was measured
+  patchChange?: ImageSets<PatchChangeSummary>; // the patch projection's along the patches' first direction and the rest
   norm: MeanStd; // the final norm's
   attention: MeanStd[]; // each block's divergence, mean over heads
   added: number[]; // the original blocks a new block follows (Block Expansion)
@@ -161,6 +182,9 @@ export interface RunAnalysis {
   heads: number;
   images: DatasetIdentity; // the analysed source-domain images
   targetImages?: DatasetIdentity; // the target-domain images each part's output change is measured on too
+  // The first principal direction of each image set's patches (eval/patch-directions.ts): its share of their second
+  // moment, and the share of it flat in each channel.
+  patchDirections?: ImageSets<{ share: number; flatness: number }>;
   bank: DatasetIdentity; // the layer-wise k-NN's bank
   otherBanks?: DatasetIdentity[]; // and its other draws (knn.otherBanks)
   k: number;
@@ -200,6 +224,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
         weights: per((m, i) => m.weights.blocks[i]),
         outputChange: outputChangeOf(kept),
         ...targetOutputChangeOf(kept),
+        ...patchChangeOf(kept),
         attention: per((m, i) => m.attention[i].reduce((a, b) => a + b, 0) / m.attention[i].length),
         ...(resets && { resets }),
         ...(labels && { knnByClass: knnChangesByClass(kept, original, labels) }),
@@ -215,6 +240,8 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       const [source, target] = [sinceOf(both.map((c) => at(c, t.step)!.outputSince)), sinceOf(both.map((c) => at(c, t.step)!.targetOutputSince))];
       if (source) t.outputSince = source;
       if (target) t.targetOutputSince = target;
+      const patches = both.map((c) => at(c, t.step)!.patchSince);
+      if (patches.every((p) => p?.from === steps[j - 1])) t.patchSince = { from: steps[j - 1], ...patchSinceOf(patches as ImageSets<PatchSince>[]) };
       const since = both.map((c) => at(c, t.step)!.resetsToPrevious);
       const resets = since.every((r) => r?.from === steps[j - 1]) && summarizeResets(since);
       if (resets) t.resetsToPrevious = { from: steps[j - 1], ...resets };
@@ -237,6 +264,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       embedding: meanStdOf(group.map((c) => c.weights.embedding)),
       outputChange: outputChangeOf(group),
       ...targetOutputChangeOf(group),
+      ...patchChangeOf(group),
       norm: meanStdOf(group.map((c) => c.weights.norm)),
       attention: per((c, i) => c.attention[i].reduce((a, b) => a + b, 0) / c.attention[i].length),
       added: group[0].weights.added,
@@ -267,6 +295,25 @@ const outputChangeOf = (measured: { outputChange: OutputChange }[]): OutputChang
 function targetOutputChangeOf(measured: BlockMeasures[]): { targetOutputChange?: OutputChangeSummary } {
   const on = measured.map((m) => m.targetOutputChange);
   return on.every((o) => o !== undefined) ? { targetOutputChange: outputChangeOf(on.map((o) => ({ outputChange: o! }))) } : {};
+}
+
+// A per-image-set measure of a row's backbones summarised set by set: the target's where every one has it.
+function overSets<P, S>(measured: ImageSets<P>[], over: (seeds: P[]) => S): ImageSets<S> {
+  const target = measured.map((m) => m.target);
+  return { source: over(measured.map((m) => m.source)), ...(target.every((t) => t !== undefined) && { target: over(target as P[]) }) };
+}
+
+// The patch projection's change of a row's backbones over them, where every one was measured.
+function patchChangeOf(measured: BlockMeasures[]): { patchChange?: ImageSets<PatchChangeSummary> } {
+  const changes = measured.map((m) => m.patchChange);
+  if (!changes.every((c) => c !== undefined)) return {};
+  return { patchChange: overSets(changes as ImageSets<PatchChange>[], (seeds) => ({ along: meanStdOf(seeds.map((c) => c.along)), rest: meanStdOf(seeds.map((c) => c.rest)) })) };
+}
+
+// Its change since the kept step before and its turn.
+function patchSinceOf(measured: ImageSets<PatchSince>[]): ImageSets<PatchSinceSummary> {
+  const part = (seeds: PartSince[]) => ({ change: meanStdOf(seeds.map((p) => p.change)), turn: meanStdOf(seeds.map((p) => p.turn)) });
+  return overSets(measured, (seeds) => ({ along: part(seeds.map((s) => s.along)), rest: part(seeds.map((s) => s.rest)) }));
 }
 
 // Block i's layer-wise answers of `measured` (a row's backbones, a seed each), `cells[seed][bank]`, and of
@@ -356,6 +403,12 @@ export function analysisStepsCsv(a: RunAnalysis): string {
           row("output_turn", block, part, p.turn);
         }
       }
+      for (const [set, since] of m.patchSince ? imageSets(m.patchSince) : []) {
+        for (const direction of PATCH_DIRECTIONS) {
+          row("patch_change_since_previous", direction, set, since[direction].change);
+          row("patch_turn", direction, set, since[direction].turn);
+        }
+      }
     }
   }
   return lines.join("\n") + "\n";
@@ -430,4 +483,10 @@ function measureRows(row: RowOf, m: BlockMeasures & { otherBanks?: BankKnn[] }, 
     change?.blocks.forEach((v, i) => row("output_change", i, part, v));
     if (change) row("output_change", "embedding", part, change.embedding);
   }
+  for (const [set, change] of m.patchChange ? imageSets(m.patchChange) : []) for (const direction of PATCH_DIRECTIONS) row("patch_change", direction, set, change[direction]);
 }
+
+const PATCH_DIRECTIONS = ["along", "rest"] as const;
+
+// An image-set measure's values with their CSV part (empty: the analysed source-domain images).
+const imageSets = <T>(x: ImageSets<T>): [string, T][] => [["", x.source], ...(x.target ? [[TARGET_PART, x.target] as [string, T]] : [])];

@@ -10,9 +10,9 @@
 //   analysis-cka.*, analysis-knn.*, analysis-weights.*, analysis-drift.*   the figures (study/figures/analysis.ts)
 //                      as .vl.json, .svg and .png
 //   analysis-attention.svg, .png   the attention maps (study/figures/attention-grid.ts)
-//   analysis-steps.csv, analysis-steps-cka.*, analysis-steps-knn.*, analysis-steps-output.*, analysis-steps-turn.*
-//                      with analysis.atSteps: the same measures of the backbones the cells kept at those steps, and
-//                      their figures
+//   analysis-steps.csv, analysis-steps-cka.*, analysis-steps-knn.*, analysis-steps-output.*, analysis-steps-turn.*,
+//                      analysis-steps-patch.*   with analysis.atSteps: the same measures of the backbones the cells
+//                      kept at those steps, and their figures
 //   analysis-resets.*  with analysis.resets: the transfer and source k-NN of each best backbone with each part of
 //                      it (or, "layers", of its blocks' layers) reset where fine-tuning started
 //                      (study/analysis-resets.ts), and their figure
@@ -43,7 +43,7 @@ import { TransformCache } from "../data/transform-cache.js";
 import { runtime } from "../engine/runtime.js";
 import { type CellResets, type ResetData, type RowResets, cellResets, resetBanks } from "./analysis-resets.js";
 import { type CellInterpolation, type RowInterpolation, cellInterpolation } from "./analysis-interpolation.js";
-import { type AnalysisData, type LayerKnn, type OriginalAnalysis, analyzeOriginal, compareBackbones } from "../eval/block-analysis.js";
+import { type AnalysisData, type ImageSets, type LayerKnn, type OriginalAnalysis, analyzeOriginal, compareBackbones } from "../eval/block-analysis.js";
 import { type BlockMap, blockMap } from "../eval/block-map.js";
 import type { ResetGrain } from "../eval/block-reset.js";
 import { loadFinetuned, loadInitial, readManifest, sha256File } from "../peft/save.js";
@@ -53,10 +53,10 @@ import { type FigureSpec, figureFileNames, figureFiles, renderPng } from "../plo
 import { loadVit } from "../vit/load.js";
 import { readSafetensors } from "../vit/safetensors.js";
 import type { VisionTransformer } from "../vit/model.js";
-import type { OutputSince } from "../eval/output-change.js";
+import { type PatchMoments, patchMoments } from "../eval/patch-directions.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { MAX_CLASSES } from "./knn-classes.js";
-import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type OutputChangeSummary, type RunAnalysis, type StepSummary, analysisBetweenCsv, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
+import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type OutputChangeSummary, type PatchChangeSummary, type PatchSinceSummary, type RunAnalysis, type StepSummary, analysisBetweenCsv, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
 import { headOf, startingHead, writeHead } from "./probe-head.js";
 import { cellCheckpointPath, cellFolder, cellProbePath, cellResultPath, cellStepPath, cellsFolder } from "./cells.js";
 import { DEFAULTS, type InterpolationHead, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
@@ -66,6 +66,7 @@ import { confusionSpec } from "./figures/analysis-confusion.js";
 import { stepsBetweenSpec } from "./figures/analysis-steps-between.js";
 import { stepsSpec } from "./figures/analysis-steps.js";
 import { stepTurnSpec } from "./figures/analysis-steps-turn.js";
+import { stepPatchSpec } from "./figures/analysis-steps-patch.js";
 import { resetsSpec, stepResetsBetweenSpec, stepResetsSpec } from "./figures/analysis-resets.js";
 import { interpolationSpec } from "./figures/analysis-interpolation.js";
 import { attentionGrid } from "./figures/attention-grid.js";
@@ -103,7 +104,7 @@ export interface AnalyzeOptions {
 const ATTENTION_BYTES = 64 * 2 ** 20;
 
 const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-drift", "analysis-classes", "analysis-confusion"];
-const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-output", "analysis-steps-turn", "analysis-steps-between"];
+const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-output", "analysis-steps-turn", "analysis-steps-patch", "analysis-steps-between"];
 const RESET_FIGURE = "analysis-resets";
 const STEP_RESET_FIGURE = "analysis-steps-resets";
 const STEP_RESET_BETWEEN_FIGURE = "analysis-steps-resets-between";
@@ -163,6 +164,12 @@ function lacksAnswers(a: RunAnalysis): string | undefined {
   if (!changed("outputChange")) return "each part's output change";
   if (!sinceBefore("outputSince")) return "each part's output change since the kept step before";
   if (!isObject(a.targetImages) || !changed("targetOutputChange") || !sinceBefore("targetOutputSince")) return "each part's output change on the target-domain images";
+  const sets = (x: unknown, test: (v: unknown) => boolean) => isObject(x) && test(x.source) && test(x.target);
+  const patch = (x: unknown) => sets(x, (v) => isObject(v) && typeof v.along === "number" && typeof v.rest === "number");
+  const patchSince = (x: unknown, from: number) => isObject(x) && x.from === from && sets(x, (v) => isObject(v) && isObject(v.along) && isObject(v.rest));
+  if (!isObject(a.patchDirections) || !a.cells.every((c) => [c, ...(c.atSteps ?? [])].every((m) => patch(m.patchChange)) && (c.atSteps ?? []).slice(1).every((m, j) => patchSince(m.patchSince, c.atSteps![j].step)))) {
+    return "the patch projection's output change along its patches' first direction";
+  }
   return undefined;
 }
 
@@ -175,6 +182,7 @@ function changeLines(a: RunAnalysis): string[] {
     ...a.strategies.map((s) => `  ${s.strategy}: ${s.knnChange.map(shown).join(" / ")}`),
     ...outputLines(a, "source"),
     ...(a.targetImages && a.strategies.some((s) => s.targetOutputChange) ? outputLines(a, "target") : []),
+    ...patchLines(a),
     ...(a.strategies.some((s) => s.atSteps?.some((t) => t.knnSincePrevious))
       ? [
           `analysis: each block's layer-wise ${a.k}-NN at a kept step less at the kept step before, in points, each seed paired with itself: mean [${CONFIDENCE * 100}% interval], block 0 first`,
@@ -202,6 +210,9 @@ function changeLines(a: RunAnalysis): string[] {
   ];
 }
 
+// What analysis.json keeps of an image set's patches: their first direction's share and flatness.
+const directionOf = (m: PatchMoments) => ({ share: m.share, flatness: m.flatness });
+
 // Each row's output change and, at the kept steps, its change since the kept step before and its turn, on the analysed
 // source-domain images or on the target-domain ones.
 function outputLines(a: RunAnalysis, on: "source" | "target"): string[] {
@@ -224,6 +235,23 @@ function outputLines(a: RunAnalysis, on: "source" | "target"): string[] {
       }),
     ),
   ];
+}
+
+// The patch projection's output change along its patches' first direction and the rest, of the rows whose patch
+// projection moved, and at the kept steps since the kept step before, with its turn.
+function patchLines(a: RunAnalysis): string[] {
+  const moved = a.strategies.filter((s) => s.patchChange && s.patchChange.source.along.mean + s.patchChange.source.rest.mean > 0);
+  if (!a.patchDirections || moved.length === 0) return [];
+  const d = a.patchDirections;
+  const described = (set: "source" | "target") => `${set}: ${(100 * d[set]!.share).toFixed(0)}% of their second moment, ${(100 * d[set]!.flatness).toFixed(0)}% of it flat in each channel`;
+  const sets = (x: ImageSets<PatchChangeSummary>) => [x.source, ...(x.target ? [x.target] : [])].map((c) => `${c.along.mean.toFixed(3)} ± ${c.along.std.toFixed(3)} / ${c.rest.mean.toFixed(3)} ± ${c.rest.std.toFixed(3)}`).join("; ");
+  const since = (x: ImageSets<PatchSinceSummary>) => [x.source, ...(x.target ? [x.target] : [])].map((c) => `${c.along.change.mean.toFixed(3)} (turn ${c.along.turn.mean.toFixed(2)}) / ${c.rest.change.mean.toFixed(3)} (turn ${c.rest.turn.mean.toFixed(2)})`).join("; ");
+  const lines = [
+    `analysis: the patch projection's output change along the first principal direction of the patches it reads (${described("source")}${d.target ? `; ${described("target")}` : ""}) / along every other, relative to its output there, mean ± std over seeds: on the source-domain images${d.target ? "; on the target-domain ones" : ""}`,
+    ...moved.flatMap((s) => [`  ${s.strategy}: ${sets(s.patchChange!)}`, ...(s.atSteps ?? []).flatMap((t) => (t.patchChange ? [`  ${s.strategy} at step ${t.step}: ${sets(t.patchChange)}`] : []))]),
+  ];
+  const spans = moved.flatMap((s) => (s.atSteps ?? []).flatMap((t) => (t.patchSince ? [`  ${s.strategy} ${t.patchSince.from} -> ${t.step}: ${since(t.patchSince)}`] : [])));
+  return spans.length === 0 ? lines : [...lines, "analysis: the same since the kept step before and its turn, the cosine with its change up to then (-1: back the way it came), mean over seeds: along / every other", ...spans];
 }
 
 const outputLine = (label: string, o: OutputChangeSummary): string => `  ${label}: ${[o.embedding, ...o.blocks].map((m) => `${m.mean.toFixed(3)} ± ${m.std.toFixed(3)}`).join(" / ")}`;
@@ -325,7 +353,7 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
     ["analysis-drift", attentionDriftSpec(analysis)],
     ["analysis-classes", classesSpec(analysis)],
     ["analysis-confusion", confusionSpec(analysis)],
-    ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")], ["analysis-steps-output", stepsSpec(analysis, "output")], ["analysis-steps-turn", stepTurnSpec(analysis)], ["analysis-steps-between", stepsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
+    ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")], ["analysis-steps-output", stepsSpec(analysis, "output")], ["analysis-steps-turn", stepTurnSpec(analysis)], ["analysis-steps-patch", stepPatchSpec(analysis)], ["analysis-steps-between", stepsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets ? ([[RESET_FIGURE, resetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets && analysis.key.atSteps ? ([[STEP_RESET_FIGURE, stepResetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resetsBetweenSteps ? ([[STEP_RESET_BETWEEN_FIGURE, stepResetsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
@@ -544,6 +572,9 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       gridImages,
       target: loader(target, config.transfer.test),
     };
+    // The patches each image set shows the patch projection: their second moments, once for every backbone.
+    const patches = { source: await patchMoments(data.queries, original.config.patchSize), target: await patchMoments(data.target!, original.config.patchSize) };
+    data.patches = patches;
     // The resets and the interpolation are scored as the study scores a cell: every image of transfer.test,
     // knn.queries and knn.bank. None where the cells' numbers are kept.
     const whole = bankPerClass === undefined ? { bank, otherBanks } : {};
@@ -590,9 +621,9 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
           // The model as it is was scored by its resets already, where they ran by the same parts.
           const scored = betweenGrain === grain ? edited.resets?.tuned : undefined;
           const since = between && before && { from: previous!.step, ...(await cellResets(model, before, map, resetData!, betweenGrain, scored)) };
-          const { outputSince, targetOutputSince, ...compared } = await compareBackbones(original, model, map, data, before);
-          const from = (o: OutputSince | undefined) => o && { from: previous!.step, ...o };
-          return { ...compared, ...edited, ...(since && { resetsToPrevious: since }), ...(outputSince && { outputSince: from(outputSince) }), ...(targetOutputSince && { targetOutputSince: from(targetOutputSince) }) };
+          const { outputSince, targetOutputSince, patchSince, ...compared } = await compareBackbones(original, model, map, data, before);
+          const from = <T>(o: T) => ({ from: previous!.step, ...o });
+          return { ...compared, ...edited, ...(since && { resetsToPrevious: since }), ...(outputSince && { outputSince: from(outputSince) }), ...(targetOutputSince && { targetOutputSince: from(targetOutputSince) }), ...(patchSince && { patchSince: from(patchSince) }) };
         } finally {
           model.dispose();
           before?.dispose();
@@ -600,7 +631,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       };
       const probeHead = interpolate && (await probeHeadOf(c));
       const r = await compare(cellCheckpointPath(dir, c.id), { ...bestEdits, ...(probeHead && { probeHead }) });
-      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: packedAnswers(m, given), attention: m.attention, weights: m.weights, outputChange: m.outputChange, ...(m.targetOutputChange && { targetOutputChange: m.targetOutputChange }) });
+      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: packedAnswers(m, given), attention: m.attention, weights: m.weights, outputChange: m.outputChange, ...(m.targetOutputChange && { targetOutputChange: m.targetOutputChange }), ...(m.patchChange && { patchChange: m.patchChange }) });
       const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks, given), grid: Array.from(r.grid.maps), ...(r.resets && { resets: r.resets }), ...(r.interpolation && { interpolation: r.interpolation }) };
       if (atSteps) {
         cell.atSteps = [];
@@ -608,7 +639,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
         for (const [j, step] of keptSteps.entries()) {
           const previous = j > 0 ? { step: keptSteps[j - 1], path: cellStepPath(dir, c.id, keptSteps[j - 1]) } : undefined;
           const m = await compare(cellStepPath(dir, c.id, step), stepEdits, previous);
-          cell.atSteps.push({ step, ...measures(m), ...(m.outputSince && { outputSince: m.outputSince }), ...(m.targetOutputSince && { targetOutputSince: m.targetOutputSince }), ...packedBanks(m.otherBanks, given), ...(m.resets && { resets: m.resets }), ...(m.resetsToPrevious && { resetsToPrevious: m.resetsToPrevious }) });
+          cell.atSteps.push({ step, ...measures(m), ...(m.outputSince && { outputSince: m.outputSince }), ...(m.targetOutputSince && { targetOutputSince: m.targetOutputSince }), ...(m.patchSince && { patchSince: m.patchSince }), ...packedBanks(m.otherBanks, given), ...(m.resets && { resets: m.resets }), ...(m.resetsToPrevious && { resetsToPrevious: m.resetsToPrevious }) });
         }
         const missing = atSteps.filter((s) => !cell.atSteps!.some((a) => a.step === s));
         if (missing.length > 0) log(`analysis: cell ${c.id} kept no backbone at step ${missing.join(", ")} of analysis.atSteps (trained before they were asked for): delete ${cellFolder(dir, c.id)} to train it again with them`);
@@ -633,6 +664,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       heads: original.config.heads,
       images: queries.identity,
       targetImages: target.identity,
+      patchDirections: { source: directionOf(patches.source), target: directionOf(patches.target) },
       bank: bank.identity,
       ...(otherBanks && { otherBanks: otherBanks.map((b) => b.identity) }),
       k: data.k,

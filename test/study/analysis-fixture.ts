@@ -2,6 +2,7 @@
 // seeds 0 and 1) on a 2-block model with 2 heads and 4 patches, for the analysis's results, CSV and figure tests.
 import type { CellAnalysis, RunAnalysis, StepAnalysis } from "../../study/analysis-results.js";
 import type { CellResets } from "../../study/analysis-resets.js";
+import type { PatchChange } from "../../eval/patch-directions.js";
 import { summarizeAnalysis } from "../../study/analysis-results.js";
 import { results } from "./fixture.js";
 import { packBits, packBytes } from "../../util/bits.js";
@@ -34,6 +35,7 @@ function cell(strategy: string, seed: number, added: number[] = []): CellAnalysi
     },
     outputChange: { embedding: moved * 1.5, blocks: [moved * (0.4 + 0.1 * seed), moved * 0.6] },
     targetOutputChange: { embedding: moved * 1.2, blocks: [moved * 0.3, moved * (0.5 + 0.1 * seed)] },
+    patchChange: { source: { along: moved * 1.0, rest: moved * (0.5 + 0.1 * seed) }, target: { along: moved * 0.9, rest: moved * 0.4 } },
     grid: [0.1, 0.2, 0.3, 0.4 + moved * 0.2],
   };
 }
@@ -43,7 +45,8 @@ export const ORIGINAL_ANSWERS = [answers(7), answers(8)];
 // The backbone a cell kept at `step` of `last`: the cell's drift in proportion to the step (its CKA's distance from
 // 1, its k-NN's loss, its weight change and attention divergence), the answers of the nearest k-NN; after the kept
 // step `previous`, each part's output change since then and its turn: the blocks' +1, the embeddings' -0.5 on the
-// source-domain images and +0.8 on the target-domain ones (no turn where a part never moved).
+// source-domain images and +0.8 on the target-domain ones (no turn where a part never moved); the patch projection's
+// along its patches' first direction -0.7, along the rest +0.3, on either.
 function atStep(c: CellAnalysis, step: number, last: number, previous?: number): StepAnalysis {
   const f = step / last;
   const since = (change: CellAnalysis["outputChange"], embeddingTurn: number) => {
@@ -60,9 +63,14 @@ function atStep(c: CellAnalysis, step: number, last: number, previous?: number):
     weights: { ...c.weights, blocks: c.weights.blocks.map((x) => f * x) },
     outputChange: { embedding: f * c.outputChange.embedding, blocks: c.outputChange.blocks.map((x) => f * x) },
     targetOutputChange: { embedding: f * c.targetOutputChange!.embedding, blocks: c.targetOutputChange!.blocks.map((x) => f * x) },
+    patchChange: { source: patchAt(c.patchChange!.source, f), target: patchAt(c.patchChange!.target!, f) },
     ...(previous !== undefined && { outputSince: since(c.outputChange, -0.5), targetOutputSince: since(c.targetOutputChange!, 0.8) }),
+    ...(previous !== undefined && { patchSince: { from: previous, source: patchSince(c.patchChange!.source, (step - previous) / last), target: patchSince(c.patchChange!.target!, (step - previous) / last) } }),
   };
 }
+
+const patchAt = (c: PatchChange, f: number): PatchChange => ({ along: f * c.along, rest: f * c.rest });
+const patchSince = (c: PatchChange, f: number) => ({ along: { change: f * c.along, turn: c.along > 0 ? -0.7 : NaN }, rest: { change: f * c.rest, turn: c.rest > 0 ? 0.3 : NaN } });
 
 // A cell's resets: full fine-tuning's blocks (by layers: block 0's attn.qkv and mlp.fc1, block 1's attn.qkv) and all
 // of them, each winning back source k-NN (block 1 more) and losing transfer; linear probing's none. The fine-tuned
@@ -94,6 +102,7 @@ export function analysis(seeds = [0, 1], atSteps?: number[], withResets: boolean
     heads: 2,
     images: identity(10),
     targetImages: { ...identity(10), hash: "fedcba9876543210" },
+    patchDirections: { source: { share: 0.6, flatness: 0.99 }, target: { share: 0.7, flatness: 1 } },
     bank: identity(50),
     k: 20,
     temperature: 0.07,

@@ -31,6 +31,11 @@ describe("summarizeAnalysis", () => {
     expect(full.targetOutputChange!.embedding).toEqual({ mean: 1.2, std: 0 });
     expect(full.targetOutputChange!.blocks[1].mean).toBeCloseTo(0.55, 12);
     expect(full.targetOutputChange!.blocks[1].std).toBeCloseTo(Math.SQRT1_2 * 0.1, 12);
+    // The patch projection's, along its patches' first direction and the rest, on either domain's images.
+    expect(full.patchChange!.source.along).toEqual({ mean: 1, std: 0 });
+    expect(full.patchChange!.source.rest.mean).toBeCloseTo(0.55, 12);
+    expect(full.patchChange!.target!.rest).toEqual({ mean: 0.4, std: 0 });
+    expect(linear.patchChange!.source.along).toEqual({ mean: 0, std: 0 });
     expect(linear.ckaCls).toEqual([{ mean: 1, std: 0 }, { mean: 1, std: 0 }]);
     expect(linear.weights).toEqual([{ mean: 0, std: 0 }, { mean: 0, std: 0 }]);
   });
@@ -143,6 +148,12 @@ describe("summarizeAnalysis at the kept steps", () => {
     expect(second.targetOutputSince!.blocks[1].change.mean).toBeCloseTo((20 / 30) * 0.55, 12);
     // Linear probing's parts never moved: no turn.
     expect(linear.atSteps![1].targetOutputSince!.embedding.turn.mean).toBeNaN();
+    // The patch projection's: along its patches' first direction back the way it came, the rest on.
+    expect(first.patchSince).toBeUndefined();
+    expect(second.patchSince!.from).toBe(10);
+    expect([second.patchSince!.source.along.turn, second.patchSince!.target!.rest.turn]).toEqual([{ mean: -0.7, std: 0 }, { mean: 0.3, std: 0 }]);
+    expect(second.patchSince!.source.rest.change.mean).toBeCloseTo((20 / 30) * 0.55, 12);
+    expect(first.patchChange!.target!.along.mean).toBeCloseTo(0.3, 12);
   });
 
   it("counts at each step the seeds that kept it; a row none of whose cells kept a step has none", () => {
@@ -211,7 +222,7 @@ describe("analysisStepsCsv", () => {
     expect(lines[0]).toBe("cell,strategy,lr,seed,step,measure,block,part,value");
     // As analysis.csv's (below), and at step 30 each part's output change since step 10 and its turn, on either
     // domain's images.
-    expect(lines).toHaveLength(1 + 2 * 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1 + 3) + 4 * 3 * 2 * 2);
+    expect(lines).toHaveLength(1 + 2 * 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1 + 3 + 4) + 4 * (3 * 2 * 2 + 2 * 2 * 2));
     const cell = a.cells[1];
     expect(lines).toContain(`full_lr0.1_s1,full,0.1,1,10,cka_cls,0,,${cell.atSteps![0].cka.cls[0].toPrecision(6)}`);
     expect(lines).toContain("full_lr0.1_s1,full,0.1,1,30,cka_cls,0,,0.500000");
@@ -219,7 +230,11 @@ describe("analysisStepsCsv", () => {
     expect(lines).toContain("full_lr0.1_s1,full,0.1,1,30,output_turn,embedding,transfer.test,0.800000");
     expect(lines).toContain(`full_lr0.1_s1,full,0.1,1,30,output_change_since_previous,1,transfer.test,${((20 / 30) * 0.6).toPrecision(6)}`);
     expect(lines).toContain("linear_lr0.1_s0,linear,0.1,0,30,output_turn,0,transfer.test,NaN");
-    expect(lines.filter((l) => l.includes(",10,output_turn,"))).toEqual([]);
+    expect(lines.filter((l) => l.includes(",10,output_turn,") || l.includes(",10,patch_turn,"))).toEqual([]);
+    expect(lines).toContain("full_lr0.1_s1,full,0.1,1,30,patch_turn,along,,-0.700000");
+    expect(lines).toContain("full_lr0.1_s1,full,0.1,1,30,patch_turn,rest,transfer.test,0.300000");
+    expect(lines).toContain(`full_lr0.1_s1,full,0.1,1,30,patch_change_since_previous,rest,,${((20 / 30) * 0.6).toPrecision(6)}`);
+    expect(lines).toContain(`full_lr0.1_s1,full,0.1,1,10,patch_change,along,transfer.test,${((10 / 30) * 0.9).toPrecision(6)}`);
     expect(analysisStepsCsv(analysis())).toBe("cell,strategy,lr,seed,step,measure,block,part,value\n");
   });
 });
@@ -231,8 +246,10 @@ describe("analysisCsv", () => {
     expect(lines[1]).toBe("original,original,,,knn_top1,0,,70.0000");
     // Per cell: per block CKA x2, k-NN, the block's and 6 layers' weight change, 2 heads, output change; embedding
     // and norm; the embeddings' output change; the output change on the target-domain images, the embeddings' and
-    // each block's.
-    expect(lines).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1 + 3));
+    // each block's; the patch projection's along its patches' first direction and the rest, on either domain's.
+    expect(lines).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1 + 3 + 4));
+    expect(lines).toContain("full_lr0.1_s1,full,0.1,1,patch_change,rest,,0.600000");
+    expect(lines).toContain("full_lr0.1_s0,full,0.1,0,patch_change,along,transfer.test,0.900000");
     expect(lines).toContain("full_lr0.1_s1,full,0.1,1,output_change,1,transfer.test,0.600000");
     expect(lines).toContain("full_lr0.1_s1,full,0.1,1,output_change,embedding,transfer.test,1.20000");
     expect(lines).toContain("full_lr0.1_s1,full,0.1,1,cka_cls,0,,0.500000");

@@ -62,7 +62,7 @@ describe("analysis.atSteps in a study", () => {
       expect(c.atSteps!.map((s) => s.step), c.id).toEqual([2, 4]);
       const result = (await readJsonFile(cellResultPath(out(), c.id), "test")) as { bestStep: number };
       const atBest = c.atSteps!.find((s) => s.step === result.bestStep)!;
-      expect({ cka: atBest.cka, knn: atBest.knn, knnCorrect: atBest.knnCorrect, attention: atBest.attention, weights: atBest.weights, outputChange: atBest.outputChange }).toEqual({ cka: c.cka, knn: c.knn, knnCorrect: c.knnCorrect, attention: c.attention, weights: c.weights, outputChange: c.outputChange });
+      expect({ cka: atBest.cka, knn: atBest.knn, knnCorrect: atBest.knnCorrect, attention: atBest.attention, weights: atBest.weights, outputChange: atBest.outputChange, patchChange: atBest.patchChange }).toEqual({ cka: c.cka, knn: c.knn, knnCorrect: c.knnCorrect, attention: c.attention, weights: c.weights, outputChange: c.outputChange, patchChange: c.patchChange });
       // Step 4's output change from the original is its change up to step 2 and since, by the law of cosines.
       // So on the target-domain images.
       const [two, four] = c.atSteps!;
@@ -70,6 +70,13 @@ describe("analysis.atSteps in a study", () => {
         const [w, u, n] = [four[change]!, two[change]!, four[since]!];
         const parts = [[w.embedding, u.embedding, n.embedding], ...w.blocks.map((v, i) => [v, u.blocks[i], n.blocks[i]] as const)] as const;
         for (const [whole, until, since] of parts) if (until > 0) expect(Math.abs(whole ** 2 - (since.change ** 2 + until ** 2 + 2 * since.change * until * since.turn)) / whole ** 2, `${c.id} ${change}`).toBeLessThan(1e-5);
+      }
+      // And the patch projection's along its patches' first direction and the rest (host float64).
+      for (const set of ["source", "target"] as const) {
+        for (const key of ["along", "rest"] as const) {
+          const [whole, until, since] = [four.patchChange![set]![key], two.patchChange![set]![key], four.patchSince![set]![key]];
+          if (until > 0) expect(Math.abs(whole ** 2 - (since.change ** 2 + until ** 2 + 2 * since.change * until * since.turn)) / whole ** 2, `${c.id} ${set} ${key}`).toBeLessThan(1e-9);
+        }
       }
       if (c.outputChange.embedding > 0) expect(c.targetOutputChange!.embedding, c.id).not.toBe(c.outputChange.embedding);
       else expect(c.targetOutputChange!.embedding, c.id).toBe(0);
@@ -92,7 +99,10 @@ describe("analysis.atSteps in a study", () => {
     // Step 4's lines are step 2's and, for each part (the embeddings and 2 blocks), its output change since step 2
     // and its turn, on the source-domain images and on the target-domain ones.
     const at = (step: string) => csv.filter((l) => l.split(",")[4] === step);
-    expect(at("4").length - at("2").length).toBe(a.cells.length * 2 * 3 * 2);
+    // And the patch projection's along its patches' first direction and the rest, since step 2 and its turn, on
+    // either domain's images.
+    expect(at("4").length - at("2").length).toBe(a.cells.length * (2 * 3 * 2 + 2 * 2 * 2));
+    expect(csv).toContain(`${c.id},${c.strategy},${c.lr},${c.seed},4,patch_turn,along,transfer.test,${c.atSteps![1].patchSince!.target!.along.turn.toPrecision(6)}`);
     expect(csv).toContain(`${c.id},${c.strategy},${c.lr},${c.seed},4,output_turn,embedding,transfer.test,${c.atSteps![1].targetOutputSince!.embedding.turn.toPrecision(6)}`);
     const since = c.atSteps![1].outputSince!;
     expect([c.atSteps![0].outputSince, since.from]).toEqual([undefined, 2]);
@@ -128,6 +138,13 @@ describe("analysis.atSteps in a study", () => {
     const third: string[] = [];
     await analyzeRun(out(), { out: earlier, reuse: true, log: (l) => third.push(l) });
     expect(third).toContain(`analysis: ${join(earlier, "analysis.json")} lacks each part's output change on the target-domain images (a build before them): its cells are measured anew`);
+    // And one without the patch projection's change since the kept step before.
+    const noPatch = await readAnalysis(earlier);
+    for (const c of noPatch.cells) delete c.atSteps![1].patchSince;
+    await writeFile(join(earlier, "analysis.json"), JSON.stringify(noPatch));
+    const fourth: string[] = [];
+    await analyzeRun(out(), { out: earlier, reuse: true, log: (l) => fourth.push(l) });
+    expect(fourth).toContain(`analysis: ${join(earlier, "analysis.json")} lacks the patch projection's output change along its patches' first direction (a build before them): its cells are measured anew`);
     // As JSON: a part that had not moved by step 2 has no turn (NaN, null in the file).
     const since = (x: RunAnalysis) => JSON.stringify(x.cells.map((c) => c.atSteps![1].outputSince));
     expect(since(again.analysis)).toBe(since(a));

@@ -75,10 +75,12 @@ describe("a study with the analysis key", () => {
     // analysis.csv: the original's k-NN per block, then per cell and block CKA (2), k-NN, the whole block's and
     // each of its 6 layers' weight change, one divergence per head, the output change; and the embedding's and final
     // norm's weight change, the embeddings' output change; the output change on the target-domain images, the
-    // embeddings' and each block's.
+    // embeddings' and each block's; the patch projection's along its patches' first direction and the rest, on either
+    // domain's images.
     const csv = (await readFile(join(run(), "analysis.csv"), "utf8")).trim().split("\n");
     expect(csv[0]).toBe("cell,strategy,lr,seed,measure,block,part,value");
-    expect(csv).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1 + 3));
+    expect(csv).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1 + 3 + 4));
+    expect(csv).toContain("linear_lr0.05_s0,linear,0.05,0,patch_change,along,transfer.test,0.00000");
     expect(csv).toContain("linear_lr0.05_s0,linear,0.05,0,output_change,embedding,,0.00000");
     expect(csv).toContain("linear_lr0.05_s0,linear,0.05,0,output_change,1,transfer.test,0.00000");
     // The target-domain images: as many as the analysed ones, of transfer.test.
@@ -89,6 +91,13 @@ describe("a study with the analysis key", () => {
     expect(full.targetOutputChange!.embedding).not.toBe(full.outputChange.embedding);
     const on = log.findIndex((l) => l.startsWith(`analysis: each part's own output change on 14 target-domain images (${a.targetImages!.name} ${a.targetImages!.split}), run on the original's input to it`));
     expect(on).toBeGreaterThan(0);
+    // The patches' first directions, and the rows whose patch projection moved (full fine-tuning's alone).
+    const d = a.patchDirections!;
+    expect(Math.min(d.source.share, d.target!.share, d.source.flatness, d.target!.flatness)).toBeGreaterThan(0);
+    const patch = log.findIndex((l) => l.startsWith("analysis: the patch projection's output change along the first principal direction of the patches it reads"));
+    const c = full.patchChange!;
+    expect(log[patch + 1]).toBe(`  full: ${[c.source, c.target!].map((x) => `${x.along.toFixed(3)} ± 0.000 / ${x.rest.toFixed(3)} ± 0.000`).join("; ")}`);
+    expect(log[patch + 2]).toMatch(/^analysis: /);
     expect(log[on + 1]).toBe(`  full: ${[full.targetOutputChange!.embedding, ...full.targetOutputChange!.blocks].map((v) => `${v.toFixed(3)} ± 0.000`).join(" / ")}`);
     expect(csv).toContain("block-p1_lr0.05_s0,block-p1,0.05,0,weight_change,0,attn.qkv,0.00000");
 
