@@ -10,7 +10,10 @@
 // two tell apart a loss that any one part's change brings by itself (each "all but X" keeps it, each reset X alone
 // wins little back) from one that needs them together (each "all but X" wins most of it back). By "layers", each
 // block's layers are parts of their own (its two norms, the attention's qkv and proj, the MLP's fc1 and fc2, a
-// layer's LoRA adapters with it): which layer of a block forgets.
+// layer's LoRA adapters with it): which layer of a block forgets. With the first principal direction u of the patches
+// the patch projection reads (eval/patch-directions.ts), its change [dW | db] splits into the part along u and the
+// rest, and two more units put back one of them, the other kept: which of the two costs the source domain.
+import type { Tensor } from "../engine/tensor.js";
 import type { VisionTransformer } from "../vit/model.js";
 import type { BlockMap } from "./block-map.js";
 import { BLOCK_LAYERS } from "./weight-change.js";
@@ -21,7 +24,22 @@ export interface ResetUnit {
   block?: number; // the original block, or the one a new block follows (a part's; not "all but")
   added?: true; // a new block of Block Expansion
   layer?: string; // by "layers": the block's layer (BLOCK_LAYERS)
+  direction?: "along" | "rest"; // the patch projection's change along the patches' first direction, or the rest of it
   tensors: string[]; // the parameters it puts back, by name
+}
+
+const PATCH_WEIGHT = "patch_embed.proj.weight";
+const PATCH_BIAS = "patch_embed.proj.bias";
+
+// The patch projection's two parts of its change, where `units` has it: put back along the first direction (the
+// rest kept), and the rest (the part along it kept). Apart from "all" and "all but", which reset it whole.
+export function patchDirectionUnits(units: ResetUnit[]): ResetUnit[] {
+  const patch = units.find((u) => u.name === "patch_embed");
+  if (!patch) return [];
+  return [
+    { name: "patch_embed along the first direction", direction: "along", tensors: patch.tensors },
+    { name: "patch_embed along the others", direction: "rest", tensors: patch.tensors },
+  ];
 }
 
 // Whole blocks, or each block's layers apart.
@@ -79,6 +97,36 @@ function layerUnits(block: Omit<ResetUnit, "tensors">, j: number, tensors: strin
 
 // `measure(unit)` of `model` with each unit reset in turn to `initial`'s values, the fine-tuned values written back
 // after each (and after a failure), bit for bit.
-export function withEachReset<T>(model: VisionTransformer, initial: VisionTransformer, units: ResetUnit[], measure: (unit: ResetUnit) => Promise<T>): Promise<T[]> {
-  return withEachEdit("block reset", model, initial, units, (_unit, _name, _tuned, start) => start, measure);
+// The patch projection's direction units need `direction`, u over [W | b] (eval/patch-directions.ts PatchMoments).
+export async function withEachReset<T>(model: VisionTransformer, initial: VisionTransformer, units: ResetUnit[], measure: (unit: ResetUnit) => Promise<T>, direction?: Float64Array): Promise<T[]> {
+  const split = units.some((u) => u.direction) ? await patchSplit(model, initial, direction) : undefined;
+  return withEachEdit("block reset", model, initial, units, (unit, name, _tuned, start) => (unit.direction ? split![unit.direction].get(name)! : start), measure);
+}
+
+// The patch projection with the part of its change along u put back (`along`: W0 + D - (D u) u^T) or the rest
+// (`rest`: W0 + (D u) u^T), D = [W - W0 | b - b0] row by row, in float64.
+async function patchSplit(model: VisionTransformer, initial: VisionTransformer, u: Float64Array | undefined): Promise<Record<"along" | "rest", Map<string, Float32Array>>> {
+  const [now, start] = [new Map(model.parameters()), new Map(initial.parameters())];
+  const read = async (from: Map<string, Tensor>, name: string) => {
+    const t = from.get(name);
+    if (!t) throw new Error(`block reset: the patch projection's parts need ${name}, and the model has none`);
+    return t.data();
+  };
+  const [w, w0, b, b0] = [await read(now, PATCH_WEIGHT), await read(start, PATCH_WEIGHT), await read(now, PATCH_BIAS), await read(start, PATCH_BIAS)];
+  const [c, k] = [b.length, w.length / b.length];
+  if (!u || u.length !== k + 1) throw new Error(`block reset: the patch projection's parts need its patches' first direction of ${k + 1} values, got ${u ? u.length : "none"}`);
+  const out = { along: { w: new Float32Array(w.length), b: new Float32Array(c) }, rest: { w: new Float32Array(w.length), b: new Float32Array(c) } };
+  for (let r = 0; r < c; r++) {
+    let a = (b[r] - b0[r]) * u[k];
+    for (let j = 0; j < k; j++) a += (w[r * k + j] - w0[r * k + j]) * u[j];
+    for (let j = 0; j <= k; j++) {
+      const [x, x0] = j < k ? [w[r * k + j], w0[r * k + j]] : [b[r], b0[r]];
+      const [along, rest] = j < k ? [out.along.w, out.rest.w] : [out.along.b, out.rest.b];
+      const at = j < k ? r * k + j : r;
+      along[at] = x - a * u[j];
+      rest[at] = x0 + a * u[j];
+    }
+  }
+  const tensors = (x: { w: Float32Array; b: Float32Array }) => new Map([[PATCH_WEIGHT, x.w], [PATCH_BIAS, x.b]]);
+  return { along: tensors(out.along), rest: tensors(out.rest) };
 }

@@ -1,6 +1,7 @@
 // The per-block analysis's causal measure (analysis.resets): each part of a cell's best backbone put back where
 // fine-tuning started, one at a time (eval/block-reset.ts: the embeddings, each block or each of its layers, a new
-// block, the final norm; then all of them, and all but each one), and the model scored as the study scores it: its
+// block, the final norm; then all of them, and all but each one; the patch projection's change along its patches'
+// first direction and the rest apart), and the model scored as the study scores it: its
 // head's transfer accuracy on transfer.test, and the source k-NN of knn.queries against knn.bank (every image of
 // both, as the table's). Each against the fine-tuned model's own answers, measured the same way on the same device:
 // the source k-NN a part's reset wins back is what that part's change cost, the transfer it loses what the change
@@ -10,7 +11,7 @@
 import type { Loader } from "../data/loader.js";
 import { evaluateCorrect } from "../eval/accuracy.js";
 import type { BlockMap } from "../eval/block-map.js";
-import { type ResetGrain, type ResetUnit, resetUnits, withEachReset } from "../eval/block-reset.js";
+import { type ResetGrain, type ResetUnit, patchDirectionUnits, resetUnits, withEachReset } from "../eval/block-reset.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
 import { pairedChange } from "./comparisons.js";
@@ -51,6 +52,9 @@ export interface ResetData {
   test: Loader;
   knn: KnnStudyData & Pick<StudyData, "otherBanks">;
   size: number;
+  // The first principal direction of the analysed images' patches (eval/patch-directions.ts): with it, the patch
+  // projection's change along it and the rest are put back apart too (eval/block-reset.ts patchDirectionUnits).
+  patchDirection?: Float64Array;
 }
 
 // The model as it stands, scored so (the weight interpolation's points are scored the same way).
@@ -71,10 +75,11 @@ export async function scores(model: VisionTransformer, data: ResetData): Promise
 // scores already taken) and with each unit reset to `initial`, the model where its fine-tuning started (or another
 // of its steps: analysis.resetsBetweenSteps), its blocks whole or by layers. Linear probing trains no part to reset.
 export async function cellResets(model: VisionTransformer, initial: VisionTransformer, map: BlockMap, data: ResetData, grain: ResetGrain = "blocks", scored?: ResetScores): Promise<CellResets> {
-  const units = resetUnits(model.parameters().filter(([, t]) => t.requiresGrad).map(([name]) => name), map, grain);
+  const parts = resetUnits(model.parameters().filter(([, t]) => t.requiresGrad).map(([name]) => name), map, grain);
+  const units = [...parts, ...(data.patchDirection ? patchDirectionUnits(parts) : [])];
   const tuned = scored ?? (await scores(model, data));
   const where = (u: ResetUnit) => ({ unit: u.name, ...(u.block !== undefined && { block: u.block }), ...(u.added && { added: u.added }), ...(u.layer && { layer: u.layer }) });
-  return { tuned, units: await withEachReset(model, initial, units, async (u) => ({ ...where(u), ...(await scores(model, data)) })) };
+  return { tuned, units: await withEachReset(model, initial, units, async (u) => ({ ...where(u), ...(await scores(model, data)) }), data.patchDirection) };
 }
 
 // A row's unit over its seeds: each accuracy with the unit reset, and its change from the fine-tuned model's own.

@@ -56,7 +56,7 @@ import type { VisionTransformer } from "../vit/model.js";
 import { type PatchMoments, patchMoments } from "../eval/patch-directions.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { MAX_CLASSES } from "./knn-classes.js";
-import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type OutputChangeSummary, type PatchChangeSummary, type PatchSinceSummary, type RunAnalysis, type StepSummary, analysisBetweenCsv, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
+import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type OutputChangeSummary, type PatchChangeSummary, type PatchSinceSummary, type RunAnalysis, type StepAnalysis, type StepSummary, analysisBetweenCsv, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
 import { headOf, startingHead, writeHead } from "./probe-head.js";
 import { cellCheckpointPath, cellFolder, cellProbePath, cellResultPath, cellStepPath, cellsFolder } from "./cells.js";
 import { DEFAULTS, type InterpolationHead, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
@@ -164,6 +164,9 @@ function lacksAnswers(a: RunAnalysis): string | undefined {
   if (!changed("outputChange")) return "each part's output change";
   if (!sinceBefore("outputSince")) return "each part's output change since the kept step before";
   if (!isObject(a.targetImages) || !changed("targetOutputChange") || !sinceBefore("targetOutputSince")) return "each part's output change on the target-domain images";
+  // The patch projection's change along its patches' first direction and the rest, put back apart where it is put back.
+  const apart = (r: unknown) => !isObject(r) || !Array.isArray(r.units) || !r.units.some((u) => isObject(u) && u.unit === "patch_embed") || r.units.some((u) => isObject(u) && u.unit === "patch_embed along the first direction");
+  if (!a.cells.every((c) => [c, ...(c.atSteps ?? [])].every((m) => apart(m.resets) && apart((m as StepAnalysis).resetsToPrevious)))) return "the patch projection's change along its patches' first direction and the rest put back apart";
   const sets = (x: unknown, test: (v: unknown) => boolean) => isObject(x) && test(x.source) && test(x.target);
   const patch = (x: unknown) => sets(x, (v) => isObject(v) && typeof v.along === "number" && typeof v.rest === "number");
   const patchSince = (x: unknown, from: number) => isObject(x) && x.from === from && sets(x, (v) => isObject(v) && isObject(v.along) && isObject(v.rest));
@@ -578,7 +581,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     // The resets and the interpolation are scored as the study scores a cell: every image of transfer.test,
     // knn.queries and knn.bank. None where the cells' numbers are kept.
     const whole = bankPerClass === undefined ? { bank, otherBanks } : {};
-    const resetData = (resets || between || interpolate) && !kept ? await resetDataOf(config, size, open, { ...whole, queries: allQueries }, opts.transformed) : undefined;
+    const resetData = (resets || between || interpolate) && !kept ? { ...(await resetDataOf(config, size, open, { ...whole, queries: allQueries }, opts.transformed)), patchDirection: patches.source.direction } : undefined;
     // The class each block gave each image, where the images have at most MAX_CLASSES classes (a byte each).
     const given = queries.classes.length <= MAX_CLASSES;
     const fewer = queries.length < images ? ` (all knn.queries holds, of the ${images} asked for)` : "";

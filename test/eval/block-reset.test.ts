@@ -5,8 +5,9 @@
 import { describe, expect, it } from "vitest";
 import { parseStrategy } from "../../peft/strategy.js";
 import { blockMap } from "../../eval/block-map.js";
-import { resetUnits, withEachReset } from "../../eval/block-reset.js";
-import { useEngine } from "../helpers.js";
+import { patchDirectionUnits, resetUnits, withEachReset } from "../../eval/block-reset.js";
+import { patchProjection } from "../../eval/patch-directions.js";
+import { randn, useEngine } from "../helpers.js";
 import { parameterValues as values, tunedModels } from "./tuned-models.js";
 
 useEngine();
@@ -87,6 +88,39 @@ describe("withEachReset", () => {
       tuned.dispose();
       initial.dispose();
     }
+  });
+
+  it("puts back the patch projection's change along a direction, or the rest of it, the other part kept; restores every byte", async () => {
+    const { tuned, initial, trainable } = await tunedModels("full");
+    const units = patchDirectionUnits(resetUnits(trainable, blockMap(parseStrategy("full"), 2)));
+    expect(units.map((u) => [u.name, u.direction, u.tensors])).toEqual([
+      ["patch_embed along the first direction", "along", ["patch_embed.proj.weight", "patch_embed.proj.bias"]],
+      ["patch_embed along the others", "rest", ["patch_embed.proj.weight", "patch_embed.proj.bias"]],
+    ]);
+    const [w0, w] = [await patchProjection(initial), await patchProjection(tuned)];
+    const dims = w.length / 32;
+    const u = Float64Array.from(randn(dims, 17));
+    const norm = Math.hypot(...u);
+    u.forEach((x, i) => (u[i] = x / norm));
+    // The change's part along u, row by row: (D u) u^T.
+    const d = w.map((x, i) => x - w0[i]);
+    const along = d.map((_, i) => {
+      const r = Math.floor(i / dims);
+      return d.subarray(r * dims, (r + 1) * dims).reduce((s, x, j) => s + x * u[j], 0) * u[i % dims];
+    });
+    const before = await values(tuned);
+    const seen = await withEachReset(tuned, initial, units, async (unit) => {
+      const now = await patchProjection(tuned);
+      const want = unit.direction === "along" ? w.map((x, i) => x - along[i]) : w0.map((x, i) => x + along[i]);
+      expect(Math.max(...now.map((x, i) => Math.abs(x - want[i]))), unit.name).toBeLessThan(1e-6);
+      for (const [name, v] of await values(tuned)) if (!unit.tensors.includes(name)) expect(Array.from(v), `${unit.name}: ${name}`).toEqual(Array.from(before.get(name)!));
+      return unit.direction;
+    }, u);
+    expect(seen).toEqual(["along", "rest"]);
+    for (const [name, v] of await values(tuned)) expect(Array.from(v), `${name} after`).toEqual(Array.from(before.get(name)!));
+    await expect(withEachReset(tuned, initial, units, async () => 0)).rejects.toThrow(`block reset: the patch projection's parts need its patches' first direction of ${dims} values, got none`);
+    tuned.dispose();
+    initial.dispose();
   });
 
   it("refuses a model at step 0 without a unit's tensor", async () => {

@@ -31,6 +31,7 @@ const out = () => join(root, "run");
 const read = async <T>(path: string) => (await readJsonFile(path, "test")) as T;
 const readAnalysis = (dir = out()) => read<RunAnalysis>(join(dir, "analysis.json"));
 const FULL_PARTS = ["patch_embed", "cls_token", "pos_embed", "block 0", "block 1", "norm"];
+const PATCH_PARTS = ["patch_embed along the first direction", "patch_embed along the others"];
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "analysis-resets-"));
@@ -56,7 +57,8 @@ describe("analysis.resets in a study", () => {
     expect(a.key.resets).toBe(true);
     const units = Object.fromEntries(a.cells.map((c) => [c.strategy, c.resets!.units.map((u) => u.unit)]));
     expect(units).toEqual({
-      full: [...FULL_PARTS, "all", ...FULL_PARTS.map((p) => `all but ${p}`)],
+      // The patch projection's change along its patches' first direction and the rest, put back apart, last.
+      full: [...FULL_PARTS, "all", ...FULL_PARTS.map((p) => `all but ${p}`), ...PATCH_PARTS],
       // Two parts: all but one is the other's reset.
       "top-1": ["block 1", "norm", "all"],
       "lora-r2": ["block 0", "block 1", "all"],
@@ -163,7 +165,7 @@ describe("analysis.resets in a study", () => {
     const LAYERS = ["norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2"];
     const parts = Object.fromEntries(a.cells.map((c) => [c.strategy, c.resets!.units.filter((u) => u.unit !== "all" && !u.unit.startsWith("all but")).map((u) => u.unit)]));
     expect(parts).toEqual({
-      full: ["patch_embed", "cls_token", "pos_embed", ...LAYERS.map((l) => `block 0 ${l}`), ...LAYERS.map((l) => `block 1 ${l}`), "norm"],
+      full: ["patch_embed", "cls_token", "pos_embed", ...LAYERS.map((l) => `block 0 ${l}`), ...LAYERS.map((l) => `block 1 ${l}`), "norm", ...PATCH_PARTS],
       "top-1": [...LAYERS.map((l) => `block 1 ${l}`), "norm"],
       "lora-r2": ["block 0 attn.qkv", "block 1 attn.qkv"],
       "block-p1": LAYERS.map((l) => `new block after 1 ${l}`),
@@ -201,6 +203,15 @@ describe("analysis.resets in a study", () => {
     const anew = await analyzeRun(out(), { out: plain, reuse: true });
     expect(anew.reused).toBe(false);
     expect(anew.analysis.cells.every((c) => c.atSteps!.every((t) => t.resets !== undefined))).toBe(true);
+    // So is one whose patch projection was put back whole alone (a build before its parts), and the log says why.
+    const whole = await readAnalysis(plain);
+    for (const c of whole.cells) c.resets!.units = c.resets!.units.filter((u) => !PATCH_PARTS.includes(u.unit));
+    await writeFile(join(plain, "analysis.json"), JSON.stringify(whole));
+    const why: string[] = [];
+    const parts = await analyzeRun(out(), { out: plain, reuse: true, log: (l) => why.push(l) });
+    expect(parts.reused).toBe(false);
+    expect(why).toContain(`analysis: ${join(plain, "analysis.json")} lacks the patch projection's change along its patches' first direction and the rest put back apart (a build before them): its cells are measured anew`);
+    expect(parts.analysis.cells.find((c) => c.strategy === "full")!.resets!.units.slice(-2).map((u) => u.unit)).toEqual(PATCH_PARTS);
   });
 });
 
