@@ -283,9 +283,12 @@ function overParts<P, S>(measured: { embedding: P; blocks: P[] }[], over: (seeds
   return { embedding: over(measured.map((m) => m.embedding)), blocks: measured[0].blocks.map((_, i) => over(measured.map((m) => m.blocks[i]))) };
 }
 
+// A part's change since the kept step before and its turn over the row's seeds.
+const sinceOver = (seeds: PartSince[]) => ({ change: meanStdOf(seeds.map((p) => p.change)), turn: meanStdOf(seeds.map((p) => p.turn)) });
+
 // The output change since `from` of a row's backbones at one step over them.
 function outputSinceOf(from: number, measured: OutputSince[]): OutputSinceSummary {
-  return { from, ...overParts(measured, (parts) => ({ change: meanStdOf(parts.map((p) => p.change)), turn: meanStdOf(parts.map((p) => p.turn)) })) };
+  return { from, ...overParts(measured, sinceOver) };
 }
 
 // The output change of a row's backbones over them.
@@ -312,8 +315,7 @@ function patchChangeOf(measured: BlockMeasures[]): { patchChange?: ImageSets<Pat
 
 // Its change since the kept step before and its turn.
 function patchSinceOf(measured: ImageSets<PatchSince>[]): ImageSets<PatchSinceSummary> {
-  const part = (seeds: PartSince[]) => ({ change: meanStdOf(seeds.map((p) => p.change)), turn: meanStdOf(seeds.map((p) => p.turn)) });
-  return overSets(measured, (seeds) => ({ along: part(seeds.map((s) => s.along)), rest: part(seeds.map((s) => s.rest)) }));
+  return overSets(measured, (seeds) => ({ along: sinceOver(seeds.map((s) => s.along)), rest: sinceOver(seeds.map((s) => s.rest)) }));
 }
 
 // Block i's layer-wise answers of `measured` (a row's backbones, a seed each), `cells[seed][bank]`, and of
