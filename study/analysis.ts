@@ -247,8 +247,9 @@ function patchLines(a: RunAnalysis): string[] {
   if (!a.patchDirections || moved.length === 0) return [];
   const d = a.patchDirections;
   const described = (set: "source" | "target") => `${set}: ${(100 * d[set]!.share).toFixed(0)}% of their second moment, ${(100 * d[set]!.flatness).toFixed(0)}% of it flat in each channel`;
-  const sets = (x: ImageSets<PatchChangeSummary>) => [x.source, ...(x.target ? [x.target] : [])].map((c) => `${c.along.mean.toFixed(3)} ± ${c.along.std.toFixed(3)} / ${c.rest.mean.toFixed(3)} ± ${c.rest.std.toFixed(3)}`).join("; ");
-  const since = (x: ImageSets<PatchSinceSummary>) => [x.source, ...(x.target ? [x.target] : [])].map((c) => `${c.along.change.mean.toFixed(3)} (turn ${c.along.turn.mean.toFixed(2)}) / ${c.rest.change.mean.toFixed(3)} (turn ${c.rest.turn.mean.toFixed(2)})`).join("; ");
+  const each = <T>(x: ImageSets<T>, shown: (v: T) => string) => [x.source, ...(x.target ? [x.target] : [])].map(shown).join("; ");
+  const sets = (x: ImageSets<PatchChangeSummary>) => each(x, (c) => `${c.along.mean.toFixed(3)} ± ${c.along.std.toFixed(3)} / ${c.rest.mean.toFixed(3)} ± ${c.rest.std.toFixed(3)}`);
+  const since = (x: ImageSets<PatchSinceSummary>) => each(x, (c) => `${c.along.change.mean.toFixed(3)} (turn ${c.along.turn.mean.toFixed(2)}) / ${c.rest.change.mean.toFixed(3)} (turn ${c.rest.turn.mean.toFixed(2)})`);
   const lines = [
     `analysis: the patch projection's output change along the first principal direction of the patches it reads (${described("source")}${d.target ? `; ${described("target")}` : ""}) / along every other, relative to its output there, mean ± std over seeds: on the source-domain images${d.target ? "; on the target-domain ones" : ""}`,
     ...moved.flatMap((s) => [`  ${s.strategy}: ${sets(s.patchChange!)}`, ...(s.atSteps ?? []).flatMap((t) => (t.patchChange ? [`  ${s.strategy} at step ${t.step}: ${sets(t.patchChange)}`] : []))]),
