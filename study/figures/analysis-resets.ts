@@ -15,7 +15,7 @@ import { CONFIDENCE } from "../comparisons.js";
 import { stepPanelsSpec } from "./analysis-steps.js";
 import { stepAxis } from "./forgetting-curve.js";
 import { panelsSpec } from "./panels.js";
-import { DASH_LEGEND, intervalEnds, nothingToDrawSpec, pairedSeedsNote, seedsNote } from "./parts.js";
+import { DASH_LEGEND, intervalEnds, keptStepsLines, nothingToDrawSpec, pairedSeedsNote, seedsNote } from "./parts.js";
 import { changeHeatmapSpec } from "./change-heatmap.js";
 import type { MeanInterval } from "../../util/stats.js";
 
@@ -128,7 +128,7 @@ export function stepResetsSpec(a: RunAnalysis): FigureSpec {
         "to its value where fine-tuning started, one at a",
         "time (all: every part at once): the source k-NN",
         "it wins back, less that step's model's own",
-        `the backbones kept at steps ${steps.slice(1).join(", ")} (analysis.atSteps)`,
+        ...keptStepsLines(steps.slice(1)),
         "each strategy at the table's learning rate",
         "steps on a symmetric log scale",
         ...seeds,

@@ -10,7 +10,7 @@ import type { PatchChangeSummary, RunAnalysis, StrategyAnalysis } from "../analy
 import type { ImageSets } from "../../eval/block-analysis.js";
 import { stepPanelsSpec } from "./analysis-steps.js";
 import { stepAxis } from "./forgetting-curve.js";
-import { DASH_LEGEND, nothingToDrawSpec, seedsNote } from "./parts.js";
+import { DASH_LEGEND, keptStepsLines, nothingToDrawSpec, seedsNote } from "./parts.js";
 
 const TEXT = "Where the patch projection's change lies";
 const PANEL_WIDTH = 220;
@@ -46,7 +46,7 @@ export function stepPatchSpec(a: RunAnalysis): FigureSpec {
         "first principal direction of the patches (their",
         "uncentred second moment's) and along every other",
         ...drawn.flatMap(described),
-        `the backbones kept at steps ${steps.slice(1).join(", ")}`,
+        ...keptStepsLines(steps.slice(1)),
         "each strategy at the table's learning rate; step 0: the original",
         "steps on a symmetric log scale",
         ...seedsNote(rows.map((s) => ({ label: s.strategy, seeds: Math.max(...s.atSteps!.map((t) => t.seeds)) }))),

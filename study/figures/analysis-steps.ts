@@ -10,7 +10,7 @@ import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import type { RunAnalysis, StepSummary } from "../analysis-results.js";
 import type { MeanStd } from "../../util/stats.js";
 import { stepAxis } from "./forgetting-curve.js";
-import { changeIntervalNote, nothingToDrawSpec, seedsNote } from "./parts.js";
+import { changeIntervalNote, keptStepsLines, nothingToDrawSpec, seedsNote } from "./parts.js";
 
 const PANEL_WIDTH = 200;
 
@@ -61,7 +61,7 @@ export function stepsSpec(a: RunAnalysis, measure: "cka" | "knn" | "output"): Fi
           knn: ["k-NN of each block's CLS token less the original's"],
           output: ["each part run on the original's input to it: its", "output less the original part's there, relative", "to the original's (a block's: to its contribution)"],
         }[measure],
-        `the backbones kept at steps ${steps.slice(1).join(", ")} (analysis.atSteps)`,
+        ...keptStepsLines(steps.slice(1)),
         `${a.images.count} source-domain images (${a.images.name} ${a.images.split})`,
         "each strategy at the table's learning rate; step 0: the original",
         "steps on a symmetric log scale",

@@ -70,6 +70,10 @@ export function pairedSeedsNote(marks: { label: string; seeds: number }[], sprea
 // it a dot).
 export const DASH_LEGEND = { symbolType: "stroke", symbolSize: 500, encode: { symbols: { update: { stroke: { value: "#444" }, strokeWidth: { value: 2 } } } } };
 
+// A subtitle's lines naming the steps whose backbones the cells kept (`steps`, without step 0), wrapped: a dense
+// analysis.atSteps would widen the figure.
+export const keptStepsLines = (steps: number[]): string[] => wrapLines(`the backbones kept at steps ${steps.join(", ")} (analysis.atSteps)`);
+
 // "a, b and c".
 export const andList = (items: string[]): string => (items.length > 1 ? `${items.slice(0, -1).join(", ")} and ${items.at(-1)}` : items[0]);
 

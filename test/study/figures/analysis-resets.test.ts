@@ -34,7 +34,7 @@ describe("the resets figure along fine-tuning", () => {
 
   it("draws a line per part and all, through step 0 and the kept steps, the source k-NN each reset wins back", async () => {
     const svg = await renderSvg(stepResetsSpec(analysis([0, 1], [10, 30], true)), "analysis-steps-resets");
-    for (const text of [">How soon each part's change costs the source domain<", ">full<", ">Part reset<", ">block 0<", ">block 1<", ">all<", ">Source 20-NN won back (points)<", ">Fine-tuning step<", ">the backbones kept at steps 10, 30 (analysis.atSteps)<"]) expect(svg).toContain(text);
+    for (const text of [">How soon each part's change costs the source domain<", ">full<", ">Part reset<", ">block 0<", ">block 1<", ">all<", ">Source 20-NN won back (points)<", ">Fine-tuning step<", ">the backbones kept at steps 10, 30<", ">(analysis.atSteps)<"]) expect(svg).toContain(text);
     expect(svg).not.toContain(">linear<");
     // 3 lines x 3 steps (0, 10, 30); an interval at each kept step.
     expect(points(svg)).toBe(9);

@@ -16,7 +16,7 @@ const points = (svg: string) => (svg.match(/aria-roledescription="point"/g) ?? [
 describe("the analysis figures along fine-tuning", () => {
   it("CKA: a panel per strategy, a line per block through step 0 and the kept steps, ± 1 std bars over two seeds", async () => {
     const svg = await renderSvg(stepsSpec(analysis([0, 1], [10, 30]), "cka"), "analysis-steps-cka");
-    for (const text of [">full<", ">linear<", ">Block (0 = first)<", ">Linear CKA with the original, CLS token<", ">Fine-tuning step<", ">steps on a symmetric log scale<", ">the backbones kept at steps 10, 30 (analysis.atSteps)<", ">mean over 2 seeds; error bars: ± 1 std over seeds<"]) expect(svg).toContain(text);
+    for (const text of [">full<", ">linear<", ">Block (0 = first)<", ">Linear CKA with the original, CLS token<", ">Fine-tuning step<", ">steps on a symmetric log scale<", ">the backbones kept at steps 10, 30<", ">(analysis.atSteps)<", ">mean over 2 seeds; error bars: ± 1 std over seeds<"]) expect(svg).toContain(text);
     // 2 strategies x 2 blocks x 3 steps (0, 10, 30); bars at the kept steps.
     expect(points(svg)).toBe(12);
     expect(errorBars(svg)).toBe(8);
