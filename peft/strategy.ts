@@ -13,14 +13,14 @@ import { defaultPositions, expandBlocks } from "./block-expansion.js";
 // Pretrained Features and Underperform Out-of-Distribution", 2022; the study's linearProbe key says how long and at
 // what rate), which changes where the head starts, not which tensors train.
 export type Strategy = (
-  | { kind: "full" }
+  | { kind: "full"; keepFlat?: true } // keepFlat (-keepflat): the patch projection's response to a flat patch held (train/flat-response.ts)
   | { kind: "top-k"; k: number; frozenNorm?: boolean } // the last k blocks, the final norm (unless frozen) and the head
   | { kind: "linear" }
   | ({ kind: "lora" } & LoraOptions)
   | { kind: "block"; p: number; positions?: number[] }
 ) & { layerDecay?: number; probeFirst?: true };
 
-export const STRATEGY_FORMS = "full, linear, top-K, top-K-frozen-norm, lora-rR, block-pP or block@POS[,POS], each but linear with -lpft (a linear probe first) and -lrdD (layer-wise rate decay D), in that order";
+export const STRATEGY_FORMS = "full, full-keepflat, linear, top-K, top-K-frozen-norm, lora-rR, block-pP or block@POS[,POS], each but linear with -lpft (a linear probe first) and -lrdD (layer-wise rate decay D), in that order";
 const LAYER_DECAY = /-lrd(\d*\.?\d+(?:e-\d+)?)$/; // the exponent as String() writes a decay below 1e-6
 const PROBE_FIRST = /-lpft$/;
 
@@ -35,7 +35,7 @@ export function strategyTexts(items: string[]): string[] {
   return out;
 }
 
-// "full", "linear", "top-3", "top-3-frozen-norm", "lora-r8", "block-p2", "block@11" (explicit positions,
+// "full", "full-keepflat", "linear", "top-3", "top-3-frozen-norm", "lora-r8", "block-p2", "block@11" (explicit positions,
 // comma-separated), any of them with a linear probe first, a layer-wise rate decay or both: "full-lpft",
 // "full-lrd0.75", "full-lpft-lrd0.75".
 export function parseStrategy(text: string): Strategy {
@@ -50,6 +50,7 @@ export function parseStrategy(text: string): Strategy {
 // A strategy name without its decay, lower case and trimmed; `text` as given, for the error.
 function parseKind(s: string, text: string): Strategy {
   if (s === "full" || s === "all") return { kind: "full" };
+  if (s === "full-keepflat") return { kind: "full", keepFlat: true };
   if (s === "linear") return { kind: "linear" };
   let m = /^top-?(\d+)(-frozen-norm)?$/.exec(s);
   if (m) return m[2] ? { kind: "top-k", k: Number(m[1]), frozenNorm: true } : { kind: "top-k", k: Number(m[1]) };
@@ -72,7 +73,7 @@ export function strategyName(s: Strategy): string {
 function kindName(s: Strategy): string {
   switch (s.kind) {
     case "full":
-      return "full";
+      return s.keepFlat ? "full-keepflat" : "full";
     case "linear":
       return "linear";
     case "top-k":

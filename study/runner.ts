@@ -536,7 +536,7 @@ interface CellContext {
 async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
   const { config, data, size } = c;
   // A strategy's layer-wise decay is how its cells train (and part of their checkpoints' identity).
-  const settings = { ...config.training, lr: cell.lr, ...(cell.strategy.layerDecay !== undefined && { layerDecay: cell.strategy.layerDecay }) };
+  const settings = { ...config.training, lr: cell.lr, ...(cell.strategy.layerDecay !== undefined && { layerDecay: cell.strategy.layerDecay }), ...(cell.strategy.kind === "full" && cell.strategy.keepFlat && { keepFlat: true as const }) };
   const model = await c.load();
   const strategy = cell.strategy.kind === "lora" ? { ...cell.strategy, seed: cell.seed } : cell.strategy;
   const name = strategyName(cell.strategy);

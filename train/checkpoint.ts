@@ -33,6 +33,7 @@ export function fingerprint(s: TrainSettings, train: Loader, trainable: [string,
     weightDecay: s.weightDecay,
     clipNorm: s.clipNorm ?? null,
     ...(s.layerDecay !== undefined ? { layerDecay: s.layerDecay } : {}), // absent, as in checkpoints from before the key
+    ...(s.keepFlat ? { keepFlat: true } : {}), // likewise
     ...(s.schedule ? { schedule: s.schedule } : {}), // absent for the cosine decay, as in checkpoints from before the key
     // Absent in f32, as in checkpoints from before the keys.
     ...(s.precision && s.precision !== "f32" ? { precision: s.precision } : {}),

@@ -23,6 +23,7 @@ export interface TrainSettings {
   weightDecay: number;
   clipNorm?: number; // clip the global gradient norm to this
   layerDecay?: number; // layer-wise rate decay (peft/layer-decay.ts): `lr` is the head's rate; absent: one rate for all
+  keepFlat?: true; // the patch projection's response to a flat patch held (train/flat-response.ts)
   evalEvery: number; // evaluate (and checkpoint) every this many steps, and at the end
   lossEvery: number; // read the losses back (and check them) every this many steps
   microBatch?: number; // images per forward + backward pass, gradients accumulated; absent: the whole batch

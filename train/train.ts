@@ -42,6 +42,7 @@ import { type Schedule, checkSchedule, learningRate } from "./schedule.js";
 import { Progress, type ProgressStream } from "./progress.js";
 import { BEST_CHECKPOINT, FORMAT, LAST_CHECKPOINT, NonFiniteError, fingerprint, loadTrainable, snapshot } from "./checkpoint.js";
 import { type TrainSettings, identityChanges } from "./settings.js";
+import { withFlatResponseHeld } from "./flat-response.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { readMetricsFile } from "./metrics-file.js";
 import { type ScalingColumns, checkPrecisionOnDevice, lossScalerFor, scalingColumns, scalingRecord } from "./mixed-precision.js";
@@ -348,6 +349,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     await writeSafetensors(lastPath, tensors, meta);
   };
 
+  // With keepFlat, each step's change of the patch projection's weight keeps its pixel sums (train/flat-response.ts).
+  const patch = o.model.patchEmbed.weight;
+  const optimizerStep = (factor?: Tensor) => (s.keepFlat ? withFlatResponseHeld(patch, o.model.config.patchSize ** 2, () => opt.step(factor)) : opt.step(factor));
   try {
     if (step < s.steps) {
       const batches = batchesFrom(o.train, step);
@@ -360,11 +364,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           if (!replayed) opt.zeroGrad();
           const l = replayed ?? withPrecision(s.precision ?? "f32", () => lossAndGradients(o.model, b!, size, microBatch, scaler?.scale));
           if (!scaler) {
-            opt.step(s.clipNorm !== undefined ? clipGradNorm(opt.params, s.clipNorm).coefficient : undefined);
+            optimizerStep(s.clipNorm !== undefined ? clipGradNorm(opt.params, s.clipNorm).coefficient : undefined);
             return l;
           }
           const factor = scaler.unscale(opt.params, s.clipNorm);
-          opt.step(factor);
+          optimizerStep(factor);
           return ops.concat([l.reshape([1]), scalingRecord(factor, scaler)], 0);
         }).catch((e: Error) => {
           if (!String(e?.message).includes("maxStorageBufferBindingSize")) throw e;

@@ -148,6 +148,17 @@ describe("optimiser steps change exactly the trainable tensors", () => {
   }
 });
 
+describe("full fine-tuning with the flat response held: full-keepflat", () => {
+  it("parses, with -lpft and -lrdD after it, named back the same way, training full fine-tuning's tensors", () => {
+    expect(parseStrategy("Full-KeepFlat")).toEqual({ kind: "full", keepFlat: true });
+    expect(parseStrategy("full-keepflat-lpft-lrd0.5")).toEqual({ kind: "full", keepFlat: true, probeFirst: true, layerDecay: 0.5 });
+    for (const text of ["full-keepflat", "full-keepflat-lpft", "full-keepflat-lrd0.75"]) expect(strategyName(parseStrategy(text)), text).toBe(text);
+    const names = (s: string) => applyStrategy(model(), parseStrategy(s), 5).map(([n]) => n);
+    expect(names("full-keepflat")).toEqual(names("full"));
+    expect(() => parseStrategy("top-2-keepflat")).toThrow(/strategy: unknown "top-2-keepflat"; expected full, full-keepflat, linear/);
+  });
+});
+
 describe("a layer-wise rate decay: -lrdD", () => {
   it("parses on any strategy but linear and top-0, named back the same way, training the same tensors", () => {
     expect(parseStrategy("full-lrd0.75")).toEqual({ kind: "full", layerDecay: 0.75 });

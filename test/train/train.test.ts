@@ -581,6 +581,34 @@ describe("train with a layer-wise rate decay", () => {
   });
 });
 
+describe("train with the flat response held (keepFlat)", () => {
+  const STEPS = { steps: 3, warmupSteps: 0, evalEvery: 3 };
+  // The patch projection's weight (C, 3 P^2) summed over each output's and channel's P^2 pixels.
+  const pixelSums = (w: Float32Array, pixels: number) => Array.from({ length: w.length / pixels }, (_, i) => w.subarray(i * pixels, (i + 1) * pixels).reduce((a, x) => a + x, 0));
+
+  it("keeps every pixel sum of the patch projection's weight, moving it and every other tensor as training does", async () => {
+    const [plain, held] = [setup("flat-plain", STEPS), setup("flat-held", { ...STEPS, keepFlat: true })];
+    const pixels = held.model.config.patchSize ** 2;
+    const start = await values(held.trainable);
+    await train(plain);
+    await train(held);
+    const [a, b] = [await values(plain.trainable), await values(held.trainable)];
+    const w = "patch_embed.proj.weight";
+    // Sums of P^2 weights of magnitude ~0.1, each step's change taken off in float32: within 1e-6 of where they were.
+    expectClose("pixel sums", pixelSums(b.get(w)!, pixels), pixelSums(start.get(w)!, pixels), { atol: 1e-6, rtol: 0 });
+    const moved = (x: Float32Array, y: Float32Array) => x.some((v, i) => v !== y[i]);
+    expect(moved(b.get(w)!, start.get(w)!)).toBe(true);
+    expect(Math.max(...pixelSums(a.get(w)!, pixels).map((x, i) => Math.abs(x - pixelSums(start.get(w)!, pixels)[i])))).toBeGreaterThan(1e-4);
+    for (const [name, v] of b) if (name !== w) expect(moved(v, start.get(name)!), `${name} moved`).toBe(true);
+    dispose(plain);
+    dispose(held);
+    // A checkpoint of plain training is not resumed with the response held.
+    const other = setup("flat-plain", { ...STEPS, steps: 4, keepFlat: true });
+    await expect(train(other)).rejects.toThrow(/other settings or data \(.*keepFlat/);
+    dispose(other);
+  });
+});
+
 describe("train's onStep", () => {
   it("leaves the caller's time out of the training throughput", async () => {
     // 2 s of the caller's work after steps 1 and 2, inside the read-back windows of steps 2 and 3: counted, they
