@@ -2,8 +2,8 @@
 // over a set of images its change is a quadratic form in the weights' change D = [dW | db] (C x (K + 1), K = 3 P^2):
 //   sum over the patches of ||D [p; 1]||^2 = n tr(D M D^T),   M = the patches' uncentred second moment, [p; 1] [p; 1]^T,
 // and M's eigenvectors split it exactly: direction u_k carries lambda_k ||D u_k||^2. Its first one, u_1, is where the
-// patches lie most (on natural images and on Fashion-MNIST's, the flat patch: a patch's mean intensity in each
-// channel; printed as `flatness`, the share of u_1's pixel part that is constant in each channel). Measured
+// patches lie most (on Fashion-MNIST's, measured: the flat patch, a patch's mean intensity in each
+// channel; `flatness` is the share of u_1's pixel part that is constant in each channel). Measured
 // against the original's output on the same patches, ||W_0 [p; 1]||:
 //   along  the change along u_1: sqrt(lambda_1 ||D u_1||^2 / tr(W_0 M W_0^T))
 //   rest   the change along every other direction: sqrt((tr(D M D^T) - lambda_1 ||D u_1||^2) / tr(W_0 M W_0^T))

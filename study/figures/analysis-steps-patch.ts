@@ -1,7 +1,7 @@
 // The patch projection along fine-tuning (analysis-results.ts StepSummary's patchChange; eval/patch-directions.ts): a
 // panel per strategy at its selected learning rate whose patch projection moved, its output change on the patches of
 // the images against the step whose backbone the cells kept (step 0: the original), split into the change along the
-// first principal direction of the patches (where they lie most: on Fashion-MNIST and natural images, a patch's mean
+// first principal direction of the patches (where they lie most: on Fashion-MNIST's, a patch's mean
 // intensity) and along every other, mean over seeds (error bars ± 1 std): solid on the analysed source-domain images,
 // dashed on the target-domain ones. Whether a part of its change comes and goes while the rest grows.
 import type { FigureSpec } from "../../plot/render.js";
