@@ -6,7 +6,7 @@ import { type AnalysisSpec, type StudyConfig, ConfigError, DEFAULTS, DEFAULT_MOD
 import { cellsOf } from "../../study/cells.js";
 import type { DataSpec } from "../../data/spec.js";
 import { configChanges } from "../../study/changes.js";
-import { strategyName } from "../../peft/strategy.js";
+import { parseStrategy, strategyName } from "../../peft/strategy.js";
 import type { PretrainSpec } from "../../train/pretrain.js";
 import { parsePretrainConfig } from "../../study/pretrain-config.js";
 import { sha256File } from "../../peft/save.js";
@@ -336,6 +336,27 @@ describe("shipped configs", () => {
     expect(rest(banks)).toEqual(rest(steps));
     expect(banks.name).not.toBe(steps.name);
     expect(banks.knn.otherBanks).toEqual(shipped("configs/default-seeds-rates.json").knn.otherBanks);
+  });
+
+  it("configs/default-patch-steps.json is the ten-seed analysis along fine-tuning but for its name, full fine-tuning alone, the curve and the kept steps", () => {
+    const dense = shipped("configs/default-patch-steps.json");
+    const steps = shipped("configs/default-analysis-steps.json");
+    const rest = ({ name: _n, strategies: _s, learningRates: _l, knn: { atSteps: _k, ...knn }, analysis, ...c }: StudyConfig) => ({ ...c, knn, analysis: { ...analysis, atSteps: undefined } });
+    expect(rest(dense)).toEqual(rest(steps));
+    expect([dense.strategies.map(strategyName), dense.learningRates]).toEqual([["full"], { full: ratesFor(steps, parseStrategy("full")) }]);
+    expect(dense.analysis!.atSteps).toHaveLength(25);
+    expect(dense.knn.atSteps).toEqual([0, ...dense.analysis!.atSteps!]);
+    expect(dense.analysis!.atSteps).toEqual(expect.arrayContaining(steps.analysis!.atSteps!));
+  });
+
+  it("configs/default-keepflat.json is the ten-seed analysis along fine-tuning but for its name, full fine-tuning with and without the flat response held at its rate, and the first steps' curve", () => {
+    const flat = shipped("configs/default-keepflat.json");
+    const steps = shipped("configs/default-analysis-steps.json");
+    const rest = ({ name: _n, strategies: _s, learningRates: _l, knn: { atSteps: _k, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
+    expect(rest(flat)).toEqual(rest(steps));
+    const rate = ratesFor(steps, parseStrategy("full"));
+    expect([flat.strategies.map(strategyName), flat.learningRates]).toEqual([["full", "full-keepflat"], { full: rate, "full-keepflat": rate }]);
+    expect(flat.knn.atSteps).toEqual(shipped("configs/default-first-steps.json").knn.atSteps);
   });
 
   it("configs/default-lpft-head-norm-0.26.json is the norm-6.5 study but for its name, the head's norm and LP-FT's rates", () => {
@@ -682,7 +703,7 @@ describe("bad configs", () => {
     const msg = problems(c);
     expect(msg).toContain('training.steps: expected an integer >= 1, got "100"');
     expect(msg).toContain("learningRates[1]: expected a number > 0, got -1");
-    expect(msg).toContain('strategies[1]: expected a strategy: full, linear, top-K, top-K-frozen-norm, lora-rR, block-pP or block@POS[,POS], each but linear with -lpft (a linear probe first) and -lrdD (layer-wise rate decay D), in that order, got "lora-rx"');
+    expect(msg).toContain('strategies[1]: expected a strategy: full, full-keepflat, linear, top-K, top-K-frozen-norm, lora-rR, block-pP or block@POS[,POS], each but linear with -lpft (a linear probe first) and -lrdD (layer-wise rate decay D), in that order, got "lora-rx"');
     expect(msg).toContain("transfer.test.perClass: expected an integer >= 1, got 2.5");
     expect(msg).toContain('knn.queries.transform: expected one of train, eval, knn, got "center"');
     expect(msg).toContain("backbone.pretrain.model.heads: expected a divisor of width 60");
