@@ -349,13 +349,14 @@ describe("shipped configs", () => {
     expect(dense.analysis!.atSteps).toEqual(expect.arrayContaining(steps.analysis!.atSteps!));
   });
 
-  it("configs/default-keepflat.json is the ten-seed analysis along fine-tuning but for its name, full fine-tuning with and without the flat response held at its rate, and the first steps' curve", () => {
+  it("configs/default-keepflat.json is the ten-seed analysis along fine-tuning but for its name, full fine-tuning with and without the flat response held (at its rate, a third of it and three times it), and the first steps' curve", () => {
     const flat = shipped("configs/default-keepflat.json");
     const steps = shipped("configs/default-analysis-steps.json");
     const rest = ({ name: _n, strategies: _s, learningRates: _l, knn: { atSteps: _k, ...knn }, ...c }: StudyConfig) => ({ ...c, knn });
     expect(rest(flat)).toEqual(rest(steps));
     const rate = ratesFor(steps, parseStrategy("full"));
-    expect([flat.strategies.map(strategyName), flat.learningRates]).toEqual([["full", "full-keepflat"], { full: rate, "full-keepflat": rate }]);
+    expect([flat.strategies.map(strategyName), flat.learningRates]).toEqual([["full", "full-keepflat"], { full: rate, "full-keepflat": [0.003, ...rate, 0.03] }]);
+    expect(rate).toEqual([0.01]);
     expect(flat.knn.atSteps).toEqual(shipped("configs/default-first-steps.json").knn.atSteps);
   });
 
