@@ -5,16 +5,14 @@
 // intensity) and along every other, mean over seeds (error bars ± 1 std): solid on the analysed source-domain images,
 // dashed on the target-domain ones. Whether a part of its change comes and goes while the rest grows.
 import type { FigureSpec } from "../../plot/render.js";
-import { REFERENCE_DASH } from "../../plot/style.js";
 import type { PatchChangeSummary, RunAnalysis, StrategyAnalysis } from "../analysis-results.js";
 import type { ImageSets } from "../../eval/block-analysis.js";
 import { stepPanelsSpec } from "./analysis-steps.js";
 import { stepAxis } from "./forgetting-curve.js";
-import { DASH_LEGEND, keptStepsLines, nothingToDrawSpec, seedsNote } from "./parts.js";
+import { IMAGE_SETS, imageSetDash, imageSetLine, keptStepsLines, nothingToDrawSpec, seedsNote } from "./parts.js";
 
 const TEXT = "Where the patch projection's change lies";
 const PANEL_WIDTH = 220;
-const IMAGES = ["source", "target"] as const;
 const DIRECTIONS = { along: "along the first direction", rest: "along every other" } as const;
 
 export function stepPatchSpec(a: RunAnalysis): FigureSpec {
@@ -22,19 +20,19 @@ export function stepPatchSpec(a: RunAnalysis): FigureSpec {
   const rows = a.strategies.filter(moved);
   if (rows.length === 0 || !a.patchDirections) return nothingToDrawSpec(TEXT, ["no row's patch projection moved at a kept step (analysis.atSteps)"]);
   const pointsOf = (strategy: string, step: number, seeds: number, change: ImageSets<PatchChangeSummary> | undefined) =>
-    IMAGES.flatMap((images) => {
+    IMAGE_SETS.flatMap((images) => {
       const c = change?.[images];
       return c ? (Object.keys(DIRECTIONS) as (keyof typeof DIRECTIONS)[]).map((d) => ({ strategy, step, seeds, images, direction: DIRECTIONS[d], value: c[d].mean, lo: c[d].mean - c[d].std, hi: c[d].mean + c[d].std })) : [];
     });
   const zero = { along: { mean: 0, std: 0 }, rest: { mean: 0, std: 0 } };
   const points = rows.flatMap((s) => [...pointsOf(s.strategy, 0, 0, { source: zero, target: zero }), ...s.atSteps!.flatMap((t) => pointsOf(s.strategy, t.step, t.seeds, t.patchChange))]);
   const steps = [0, ...new Set(rows.flatMap((s) => s.atSteps!.map((t) => t.step)))].sort((x, y) => x - y);
-  const drawn = IMAGES.filter((images) => a.patchDirections![images] && points.some((p) => p.images === images && p.step > 0));
+  const drawn = IMAGE_SETS.filter((images) => a.patchDirections![images] && points.some((p) => p.images === images && p.step > 0));
   const directions = Object.values(DIRECTIONS);
   const described = (images: "source" | "target") => {
     const d = a.patchDirections![images]!;
     const set = images === "source" ? a.images : a.targetImages;
-    return [`${images === "source" ? "solid" : "dashed"}: ${set ? `${set.count} ` : ""}${images}-domain images${set ? ` (${set.name} ${set.split})` : ""};`, `  their first direction: ${(100 * d.share).toFixed(0)}% of the moment, ${(100 * d.flatness).toFixed(0)}% flat`];
+    return [`${imageSetLine(images)} ${set ? `${set.count} ` : ""}${images}-domain images${set ? ` (${set.name} ${set.split})` : ""};`, `  their first direction: ${(100 * d.share).toFixed(0)}% of the moment, ${(100 * d.flatness).toFixed(0)}% flat`];
   };
   const y = { field: "value", type: "quantitative", title: "Relative output change (ratio of norms)", scale: { zero: true, nice: false, padding: 8 } } as const;
   return stepPanelsSpec({
@@ -58,7 +56,7 @@ export function stepPatchSpec(a: RunAnalysis): FigureSpec {
       x: stepAxis(steps, "Fine-tuning step", PANEL_WIDTH),
       y,
       color: { field: "direction", type: "nominal", title: "Patch direction", scale: { domain: directions, range: ["#d95f02", "#1b9e77"] }, sort: directions },
-      dash: { field: "images", type: "nominal", title: "Images", sort: drawn, scale: { domain: drawn, range: drawn.map((d) => (d === "source" ? [1, 0] : REFERENCE_DASH)) }, legend: DASH_LEGEND },
+      dash: imageSetDash(drawn),
     },
     width: PANEL_WIDTH,
     zero: false,

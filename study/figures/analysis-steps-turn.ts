@@ -5,14 +5,12 @@
 // ± 1 std): solid on the analysed source-domain images, dashed on the target-domain ones. -1: the part turns back in
 // what it computes; +1: it goes on the way it went; and whether it does so on both domains' images or on one.
 import type { FigureSpec } from "../../plot/render.js";
-import { REFERENCE_DASH } from "../../plot/style.js";
 import type { OutputSinceSummary, RunAnalysis, StrategyAnalysis } from "../analysis-results.js";
 import { stepPanelsSpec } from "./analysis-steps.js";
-import { DASH_LEGEND, listLines, nothingToDrawSpec, seedsNote } from "./parts.js";
+import { IMAGE_SETS, imageSetDash, imageSetLine, listLines, nothingToDrawSpec, seedsNote } from "./parts.js";
 
 const TEXT = "Which parts turn back in what they compute";
 const PANEL_WIDTH = 200;
-const IMAGES = ["source", "target"] as const;
 // The two domains' points of a span side by side, not on top of each other's error bars.
 const OFFSET = { source: -0.08, target: 0.08 };
 const partsOf = (o: OutputSinceSummary) => [o.embedding, ...o.blocks];
@@ -25,7 +23,7 @@ export function stepTurnSpec(a: RunAnalysis): FigureSpec {
     });
   const measured = a.strategies.filter((s) => spansOf(s).length > 0);
   // A row none of whose parts had moved by a span's start (linear probing) has no turn: named, not drawn.
-  const turns = (s: StrategyAnalysis) => spansOf(s).some((t) => IMAGES.some((images) => t.on[images] && partsOf(t.on[images]).some((p) => Number.isFinite(p.turn.mean))));
+  const turns = (s: StrategyAnalysis) => spansOf(s).some((t) => IMAGE_SETS.some((images) => t.on[images] && partsOf(t.on[images]).some((p) => Number.isFinite(p.turn.mean))));
   const rows = measured.filter(turns);
   const still = measured.filter((s) => !turns(s)).map((s) => s.strategy);
   if (rows.length === 0) return nothingToDrawSpec(TEXT, still.length > 0 ? listLines("no part moved before a span", still) : ["no row kept two steps with every seed (analysis.atSteps)"]);
@@ -33,7 +31,7 @@ export function stepTurnSpec(a: RunAnalysis): FigureSpec {
   const parts = ["embeddings", ...Array.from({ length: a.depth }, (_, i) => `block ${i}`)];
   const points = rows.flatMap((s) =>
     spansOf(s).flatMap((t) =>
-      IMAGES.flatMap((images) => {
+      IMAGE_SETS.flatMap((images) => {
         const o = t.on[images];
         return o
           ? partsOf(o).map(({ turn }, i) => ({ strategy: s.strategy, part: parts[i], images, span: t.span, x: spans.indexOf(t.span) + OFFSET[images], seeds: t.seeds, value: Number.isNaN(turn.mean) ? null : turn.mean, lo: turn.mean - turn.std, hi: turn.mean + turn.std }))
@@ -41,7 +39,7 @@ export function stepTurnSpec(a: RunAnalysis): FigureSpec {
       }),
     ),
   );
-  const drawn = IMAGES.filter((images) => points.some((p) => p.images === images));
+  const drawn = IMAGE_SETS.filter((images) => points.some((p) => p.images === images));
   const x = {
     field: "x",
     type: "quantitative",
@@ -51,18 +49,10 @@ export function stepTurnSpec(a: RunAnalysis): FigureSpec {
   };
   const y = { field: "value", type: "quantitative", title: "Turn (cosine with the change up to then)", scale: { domain: [-1, 1], nice: false } } as const;
   const color = { field: "part", type: "ordinal", title: "Part", scale: { scheme: "viridis", domain: parts }, sort: parts } as const;
-  const dash = {
-    field: "images",
-    type: "nominal",
-    title: "Images",
-    sort: drawn,
-    scale: { domain: drawn, range: drawn.map((d) => (d === "source" ? [1, 0] : REFERENCE_DASH)) },
-    legend: DASH_LEGEND,
-  };
   // Two short lines each: vega sizes text by an estimate, and a long line widens the figure.
   const named = (images: "source" | "target") => {
     const d = images === "source" ? a.images : a.targetImages;
-    const line = `${images === "source" ? "solid" : "dashed"}: ${d ? `${d.count} ` : ""}${images}-domain images`;
+    const line = `${imageSetLine(images)} ${d ? `${d.count} ` : ""}${images}-domain images`;
     return d ? [line, `(${d.name} ${d.split})`] : [line];
   };
   return stepPanelsSpec({
@@ -81,7 +71,7 @@ export function stepTurnSpec(a: RunAnalysis): FigureSpec {
     },
     points,
     strategies: rows.map((s) => s.strategy),
-    channels: { x, y, color, dash },
+    channels: { x, y, color, dash: imageSetDash(drawn) },
     width: PANEL_WIDTH,
     zero: true,
     errors: points.some((p) => p.seeds > 1) ? "datum.seeds > 1 && isValid(datum.value)" : undefined,

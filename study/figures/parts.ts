@@ -70,6 +70,20 @@ export function pairedSeedsNote(marks: { label: string; seeds: number }[], sprea
 // it a dot).
 export const DASH_LEGEND = { symbolType: "stroke", symbolSize: 500, encode: { symbols: { update: { stroke: { value: "#444" }, strokeWidth: { value: 2 } } } } };
 
+// The analysis's two image sets (eval/block-analysis.ts ImageSets) as a line's stroke: the analysed source-domain
+// images solid, the target-domain ones dashed; `drawn`, those with points.
+export const IMAGE_SETS = ["source", "target"] as const;
+export const imageSetDash = (drawn: (typeof IMAGE_SETS)[number][]) => ({
+  field: "images",
+  type: "nominal",
+  title: "Images",
+  sort: drawn,
+  scale: { domain: drawn, range: drawn.map((d) => (d === "source" ? [1, 0] : REFERENCE_DASH)) },
+  legend: DASH_LEGEND,
+});
+// Its subtitle line's start for an image set.
+export const imageSetLine = (images: (typeof IMAGE_SETS)[number]): string => `${images === "source" ? "solid" : "dashed"}:`;
+
 // A subtitle's lines naming the steps whose backbones the cells kept (`steps`, without step 0), wrapped: a dense
 // analysis.atSteps would widen the figure.
 export const keptStepsLines = (steps: number[]): string[] => wrapLines(`the backbones kept at steps ${steps.join(", ")} (analysis.atSteps)`);
