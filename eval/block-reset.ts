@@ -13,11 +13,11 @@
 // layer's LoRA adapters with it): which layer of a block forgets. With the first principal direction u of the patches
 // the patch projection reads (eval/patch-directions.ts), its change [dW | db] splits into the part along u and the
 // rest, and two more units put back one of them, the other kept: which of the two costs the source domain.
-import type { Tensor } from "../engine/tensor.js";
 import type { VisionTransformer } from "../vit/model.js";
 import type { BlockMap } from "./block-map.js";
 import { BLOCK_LAYERS } from "./weight-change.js";
 import { withEachEdit } from "./weight-edit.js";
+import { patchProjection } from "./patch-directions.js";
 
 export interface ResetUnit {
   name: string; // "patch_embed", "cls_token", "pos_embed", "block 2", "new block after 3", "block 2 mlp.fc1", "norm", "all" or "all but block 2"
@@ -104,29 +104,28 @@ export async function withEachReset<T>(model: VisionTransformer, initial: Vision
 }
 
 // The patch projection with the part of its change along u put back (`along`: W0 + D - (D u) u^T) or the rest
-// (`rest`: W0 + (D u) u^T), D = [W - W0 | b - b0] row by row, in float64.
+// (`rest`: W0 + (D u) u^T), D = [W - W0 | b - b0] row by row, in float64 (eval/patch-directions.ts patchProjection).
 async function patchSplit(model: VisionTransformer, initial: VisionTransformer, u: Float64Array | undefined): Promise<Record<"along" | "rest", Map<string, Float32Array>>> {
-  const [now, start] = [new Map(model.parameters()), new Map(initial.parameters())];
-  const read = async (from: Map<string, Tensor>, name: string) => {
-    const t = from.get(name);
-    if (!t) throw new Error(`block reset: the patch projection's parts need ${name}, and the model has none`);
-    return t.data();
-  };
-  const [w, w0, b, b0] = [await read(now, PATCH_WEIGHT), await read(start, PATCH_WEIGHT), await read(now, PATCH_BIAS), await read(start, PATCH_BIAS)];
-  const [c, k] = [b.length, w.length / b.length];
-  if (!u || u.length !== k + 1) throw new Error(`block reset: the patch projection's parts need its patches' first direction of ${k + 1} values, got ${u ? u.length : "none"}`);
-  const out = { along: { w: new Float32Array(w.length), b: new Float32Array(c) }, rest: { w: new Float32Array(w.length), b: new Float32Array(c) } };
-  for (let r = 0; r < c; r++) {
-    let a = (b[r] - b0[r]) * u[k];
-    for (let j = 0; j < k; j++) a += (w[r * k + j] - w0[r * k + j]) * u[j];
-    for (let j = 0; j <= k; j++) {
-      const [x, x0] = j < k ? [w[r * k + j], w0[r * k + j]] : [b[r], b0[r]];
-      const [along, rest] = j < k ? [out.along.w, out.rest.w] : [out.along.b, out.rest.b];
-      const at = j < k ? r * k + j : r;
-      along[at] = x - a * u[j];
-      rest[at] = x0 + a * u[j];
+  const [now, start] = [await patchProjection(model), await patchProjection(initial)];
+  const dims = now.length / model.width;
+  if (!u || u.length !== dims) throw new Error(`block reset: the patch projection's parts need its patches' first direction of ${dims} values, got ${u ? u.length : "none"}`);
+  const [along, rest] = [new Float64Array(now.length), new Float64Array(now.length)];
+  for (let r = 0; r < model.width; r++) {
+    // The bias's term first, then the weights' in order: a fixed order, as the split's bits depend on it.
+    const k = dims - 1;
+    let a = (now[r * dims + k] - start[r * dims + k]) * u[k];
+    for (let j = 0; j < k; j++) a += (now[r * dims + j] - start[r * dims + j]) * u[j];
+    for (let j = 0; j < dims; j++) {
+      along[r * dims + j] = now[r * dims + j] - a * u[j];
+      rest[r * dims + j] = start[r * dims + j] + a * u[j];
     }
   }
-  const tensors = (x: { w: Float32Array; b: Float32Array }) => new Map([[PATCH_WEIGHT, x.w], [PATCH_BIAS, x.b]]);
-  return { along: tensors(out.along), rest: tensors(out.rest) };
+  // [W | b] back as the two tensors.
+  const tensors = (x: Float64Array) => {
+    const k = dims - 1;
+    const w = new Float32Array(model.width * k);
+    for (let r = 0; r < model.width; r++) w.set(x.subarray(r * dims, r * dims + k), r * k);
+    return new Map([[PATCH_WEIGHT, w], [PATCH_BIAS, Float32Array.from({ length: model.width }, (_, r) => x[r * dims + k])]]);
+  };
+  return { along: tensors(along), rest: tensors(rest) };
 }
