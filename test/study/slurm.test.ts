@@ -7,8 +7,10 @@
 // process's run of the same config, checkpoints byte for byte.
 //
 // How the task stops at a precise point: the jobs inherit the submitting process's environment, which loads a
-// preload module (NODE_OPTIONS=--import, as in faults.test.ts) that stops the process (SIGSTOP) just after the first
-// atomic write of a target cell's last.safetensors. The resubmission runs without it.
+// preload module (NODE_OPTIONS=--import, as in faults.test.ts) that holds the process just after the first atomic
+// write of a target cell's last.safetensors: its one thread waits for good, so that only a signal ends it. (Not
+// SIGSTOP: Slurm continues a stopped task (SIGCONT) before it sends SIGTERM, and on a busy machine a continued cell
+// finished its last steps in between.) The resubmission runs without it.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -27,7 +29,8 @@ const missing = TOOLS.filter((t) => !onPath(t));
 const asRoot = process.getuid?.() === 0;
 const skipReason = missing.length > 0 ? `${missing.join(", ")} not found (npm run setup -- --slurm installs Slurm)` : !asRoot ? "the one-node Slurm runs as root" : "";
 
-// The preload: SIGSTOP after the first rename onto a path matching FAULT_TARGET.
+// The preload: after the first rename onto a path matching FAULT_TARGET, wait for ever (Atomics.wait on a value that
+// no one changes), signals' default actions still ending the process.
 const STOP_HOOK = `
 import fs from "node:fs";
 import { syncBuiltinESMExports } from "node:module";
@@ -40,7 +43,7 @@ p.rename = async function (from, to) {
   if (!hit && target.test(String(to))) {
     hit = true;
     fs.writeSync(2, "\\nfault: stopped after " + to + "\\n");
-    process.kill(process.pid, "SIGSTOP");
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
   }
 };
 syncBuiltinESMExports();
