@@ -14,7 +14,8 @@
 //   - output change (eval/output-change.ts): each part's own computation, the embeddings and each block run on the
 //     original's input to it, against the original's there; on target-domain images too, where given;
 //   - the patch projection's output change along the first principal direction of the patches it reads and along
-//     the rest (eval/patch-directions.ts), where their moments are given;
+//     the rest (eval/patch-directions.ts), where their moments are given; where it moved and training images are
+//     given, gradient descent's next move on it split the same way (eval/patch-gradient.ts);
 //   - for a figure, the CLS attention of the last original block over the patches (mean over heads) of the first
 //     few images.
 // Expanded blocks are mapped to the original block they follow (eval/block-map.ts).
@@ -31,7 +32,8 @@ import { AttentionDrift } from "./attention-drift.js";
 import { knnClassify } from "./knn.js";
 import { type WeightChange, weightChange } from "./weight-change.js";
 import { type OutputChange, OutputChangeAccumulator, type OutputSince, outputChangeOn } from "./output-change.js";
-import { type PatchChange, type PatchMoments, type PatchSince, patchChange, patchProjection } from "./patch-directions.js";
+import { type PatchChange, type PatchMoments, type PatchSince, patchChange, patchDescent, patchProjection } from "./patch-directions.js";
+import { patchGradient } from "./patch-gradient.js";
 
 // A measure on the analysed source-domain images, and on the target-domain ones where there are some.
 export interface ImageSets<T> {
@@ -51,6 +53,9 @@ export interface AnalysisData {
   // The second moments of the patches of the analysed images and of the target images (eval/patch-directions.ts):
   // the patch projection's output change along their first principal direction and the rest, on each.
   patches?: { source: PatchMoments; target?: PatchMoments };
+  // The study's training images (transfer.train, as it trains on them): with the patches, the training loss's
+  // gradient on a patch projection that moved, split along their first direction and the rest.
+  train?: Loader;
 }
 
 // Normalised CLS features of every original block for a set of images.
@@ -91,6 +96,7 @@ export interface BackboneComparison extends LayerKnn {
   targetOutputSince?: OutputSince;
   patchChange?: ImageSets<PatchChange>; // with AnalysisData's patches
   patchSince?: ImageSets<PatchSince>; // and with the cell's backbone at an earlier step
+  patchDescent?: ImageSets<PatchSince>; // with AnalysisData's train, where the patch projection moved
   grid: AttentionMaps;
 }
 
@@ -213,14 +219,18 @@ async function otherBanksKnn(model: VisionTransformer, queries: BlockFeatures, d
   return { otherBanks };
 }
 
-// The patch projection's change on each image set's patches, and since `before` where given.
-async function patchChanges(moments: ImageSets<PatchMoments>, original: VisionTransformer, tuned: VisionTransformer, before?: VisionTransformer): Promise<Pick<BackboneComparison, "patchChange" | "patchSince">> {
+// The patch projection's change on each image set's patches, since `before` where given, and where it moved and
+// `train` is given, gradient descent's next move on it.
+async function patchChanges(moments: ImageSets<PatchMoments>, original: VisionTransformer, tuned: VisionTransformer, before?: VisionTransformer, train?: Loader): Promise<Pick<BackboneComparison, "patchChange" | "patchSince" | "patchDescent">> {
   const [w0, w, earlier] = [await patchProjection(original), await patchProjection(tuned), before && (await patchProjection(before))];
   const source = patchChange(w0, w, moments.source, earlier);
   const target = moments.target && patchChange(w0, w, moments.target, earlier);
+  const gradient = train && tuned.head && w.some((x, i) => x !== w0[i]) ? await patchGradient(tuned, train) : undefined;
+  const descent = (m: PatchMoments) => patchDescent(w0, w, gradient!, m);
   return {
     patchChange: { source: source.change, ...(target && { target: target.change }) },
     ...(earlier && { patchSince: { source: source.since!, ...(target && { target: target.since! }) } }),
+    ...(gradient && { patchDescent: { source: descent(moments.source), ...(moments.target && { target: descent(moments.target) }) } }),
   };
 }
 
@@ -279,7 +289,7 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
     const values = accumulators.map((a, j) => ckaFromMoments(moments[2 * j], moments[2 * j + 1], a.n, c, c));
     const cka = { cls: values.slice(0, map.depth), pooled: values.slice(map.depth) };
     const target = data.target && (await outputChangeOn(data.target, original, tuned, map, before));
-    const patches = data.patches && (await patchChanges(data.patches, original, tuned, before));
+    const patches = data.patches && (await patchChanges(data.patches, original, tuned, before, data.train));
     return {
       cka,
       ...(await layerKnn(bank, queries, data)),

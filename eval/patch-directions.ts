@@ -10,8 +10,9 @@
 // so that along^2 + rest^2 is the patch tokens' squared relative change. With the same cell's patch projection at
 // an earlier step (D' its change), each one's change since then (D - D' over the same reference) and its turn: the
 // cosine between that change and D' in the same inner product (-1: back the way it came; not a number where it had
-// not moved by then). The moment is summed on the device batch by batch (float32 products, float64 sums); the rest,
-// with the weights, on the host in float64.
+// not moved by then). Gradient descent's next move, minus the training loss's gradient on [W | b], splits the same
+// way, its turn against the change so far. The moment is summed on the device batch by batch (float32 products,
+// float64 sums); the rest, with the weights, on the host in float64.
 import { readTensors, tidyAsync } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import { noGrad } from "../autograd/tape.js";
@@ -121,7 +122,12 @@ function flatness(u: Float64Array, patchSize: number): number {
 export async function patchProjection(model: VisionTransformer): Promise<Float64Array> {
   const { weight, bias } = model.patchEmbed;
   const [w, b] = await readTensors([weight, ...(bias ? [bias] : [])]);
-  const [c, k] = weight.shape;
+  return besideBias(w, b, weight.shape[0]);
+}
+
+// The rows of w (C x K) each followed by b's entry (0 without a bias): [w | b], in float64.
+export function besideBias(w: Float32Array, b: Float32Array | undefined, c: number): Float64Array {
+  const k = w.length / c;
   const out = new Float64Array(c * (k + 1));
   for (let i = 0; i < c; i++) {
     for (let j = 0; j < k; j++) out[i * (k + 1) + j] = w[i * k + j];
@@ -157,18 +163,30 @@ function forms(x: Float64Array, y: Float64Array, m: PatchMoments): { whole: numb
   return { whole, along: m.lambda * along };
 }
 
+const minus = (x: Float64Array, y: Float64Array) => x.map((v, i) => v - y[i]);
+const split = (f: { whole: number; along: number }) => ({ along: f.along, rest: f.whole - f.along });
+
 // The change of `tuned`'s patch projection from `original`'s along the first direction and the rest (and since
 // `before`, with its turn), each [W | b] as patchProjection gives it.
 export function patchChange(original: Float64Array, tuned: Float64Array, m: PatchMoments, before?: Float64Array): { change: PatchChange; since?: PatchSince } {
-  const minus = (x: Float64Array, y: Float64Array) => x.map((v, i) => v - y[i]);
   const reference = forms(original, original, m).whole;
-  const split = (f: { whole: number; along: number }) => ({ along: f.along, rest: f.whole - f.along });
   const d = minus(tuned, original);
   const whole = split(forms(d, d, m));
   const change = { along: Math.sqrt(whole.along / reference), rest: Math.sqrt(Math.max(0, whole.rest) / reference) };
-  if (!before) return { change };
-  const [since, until] = [minus(tuned, before), minus(before, original)];
-  const [s, u, su] = [split(forms(since, since, m)), split(forms(until, until, m)), split(forms(since, until, m))];
+  return before ? { change, since: againstEarlier(minus(tuned, before), minus(before, original), m, reference) } : { change };
+}
+
+// Gradient descent's next move on `tuned`'s patch projection, -G (G: the training loss's gradient on [W | b],
+// eval/patch-gradient.ts), split as a change is: along the first direction and the rest, the output change a step of
+// rate 1 along it would make (relative as patchChange's), and its turn, the cosine with the change from `original`
+// so far (+1: further the way it came, -1: back; not a number where that part had not moved).
+export function patchDescent(original: Float64Array, tuned: Float64Array, gradient: Float64Array, m: PatchMoments): PatchSince {
+  return againstEarlier(gradient.map((g) => -g), minus(tuned, original), m, forms(original, original, m).whole);
+}
+
+// A move and the change before it, each part's size relative to `reference` and its cosine with the earlier change's.
+function againstEarlier(move: Float64Array, earlier: Float64Array, m: PatchMoments, reference: number): PatchSince {
+  const [s, u, su] = [split(forms(move, move, m)), split(forms(earlier, earlier, m)), split(forms(move, earlier, m))];
   const part = (key: "along" | "rest"): PartSince => ({ change: Math.sqrt(Math.max(0, s[key]) / reference), turn: su[key] / Math.sqrt(s[key] * u[key]) });
-  return { change, since: { along: part("along"), rest: part("rest") } };
+  return { along: part("along"), rest: part("rest") };
 }

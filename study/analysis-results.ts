@@ -40,6 +40,9 @@ export interface BlockMeasures {
   // The patch projection's output change along the first principal direction of its patches and along the rest
   // (eval/patch-directions.ts), on either domain's images.
   patchChange?: ImageSets<PatchChange>;
+  // Where it moved: gradient descent's next move on it, the training loss's gradient on the study's training images
+  // split the same way, its size (a step of rate 1) and its turn against the change so far (eval/patch-directions.ts).
+  patchDescent?: ImageSets<PatchSince>;
 }
 
 // A row's patch projection's change over its seeds, along the first direction and the rest, on either domain's images.
@@ -112,6 +115,7 @@ export interface StepSummary {
   outputChange: OutputChangeSummary;
   targetOutputChange?: OutputChangeSummary; // on the target-domain images, where every seed's was measured
   patchChange?: ImageSets<PatchChangeSummary>; // where every seed's was measured
+  patchDescent?: ImageSets<PatchSinceSummary>; // where every seed's was measured
   attention: MeanStd[];
   resets?: RowResets; // with analysis.resets: each part reset, over the seeds that kept the step
   knnByClass?: ClassKnn[][]; // as StrategyAnalysis's, over the seeds that kept the step
@@ -152,6 +156,7 @@ export interface StrategyAnalysis {
   outputChange: OutputChangeSummary; // each part's relative output change on the original's input to it
   targetOutputChange?: OutputChangeSummary; // the same on the target-domain images, where every seed's was measured
   patchChange?: ImageSets<PatchChangeSummary>; // the patch projection's along the patches' first direction and the rest
+  patchDescent?: ImageSets<PatchSinceSummary>; // gradient descent's next move on it, where every seed's was measured
   norm: MeanStd; // the final norm's
   attention: MeanStd[]; // each block's divergence, mean over heads
   added: number[]; // the original blocks a new block follows (Block Expansion)
@@ -182,6 +187,7 @@ export interface RunAnalysis {
   heads: number;
   images: DatasetIdentity; // the analysed source-domain images
   targetImages?: DatasetIdentity; // the target-domain images each part's output change is measured on too
+  trainImages?: DatasetIdentity; // the training images the patch projection's gradient is taken on
   // The first principal direction of each image set's patches (eval/patch-directions.ts): its share of their second
   // moment, and the share of it flat in each channel.
   patchDirections?: ImageSets<{ share: number; flatness: number }>;
@@ -225,6 +231,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
         outputChange: outputChangeOf(kept),
         ...targetOutputChangeOf(kept),
         ...patchChangeOf(kept),
+        ...patchDescentOf(kept),
         attention: per((m, i) => m.attention[i].reduce((a, b) => a + b, 0) / m.attention[i].length),
         ...(resets && { resets }),
         ...(labels && { knnByClass: knnChangesByClass(kept, original, labels) }),
@@ -265,6 +272,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       outputChange: outputChangeOf(group),
       ...targetOutputChangeOf(group),
       ...patchChangeOf(group),
+      ...patchDescentOf(group),
       norm: meanStdOf(group.map((c) => c.weights.norm)),
       attention: per((c, i) => c.attention[i].reduce((a, b) => a + b, 0) / c.attention[i].length),
       added: group[0].weights.added,
@@ -311,6 +319,12 @@ function patchChangeOf(measured: BlockMeasures[]): { patchChange?: ImageSets<Pat
   const changes = measured.map((m) => m.patchChange);
   if (!changes.every((c) => c !== undefined)) return {};
   return { patchChange: overSets(changes as ImageSets<PatchChange>[], (seeds) => ({ along: meanStdOf(seeds.map((c) => c.along)), rest: meanStdOf(seeds.map((c) => c.rest)) })) };
+}
+
+// Gradient descent's next move on it, where every one was measured.
+function patchDescentOf(measured: BlockMeasures[]): { patchDescent?: ImageSets<PatchSinceSummary> } {
+  const descents = measured.map((m) => m.patchDescent);
+  return descents.every((d) => d !== undefined) ? { patchDescent: patchSinceOf(descents as ImageSets<PatchSince>[]) } : {};
 }
 
 // Its change since the kept step before and its turn.
@@ -486,6 +500,12 @@ function measureRows(row: RowOf, m: BlockMeasures & { otherBanks?: BankKnn[] }, 
     if (change) row("output_change", "embedding", part, change.embedding);
   }
   for (const [set, change] of m.patchChange ? imageSets(m.patchChange) : []) for (const direction of PATCH_DIRECTIONS) row("patch_change", direction, set, change[direction]);
+  for (const [set, descent] of m.patchDescent ? imageSets(m.patchDescent) : []) {
+    for (const direction of PATCH_DIRECTIONS) {
+      row("patch_descent", direction, set, descent[direction].change);
+      row("patch_descent_turn", direction, set, descent[direction].turn);
+    }
+  }
 }
 
 const PATCH_DIRECTIONS = ["along", "rest"] as const;

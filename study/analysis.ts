@@ -11,8 +11,8 @@
 //                      as .vl.json, .svg and .png
 //   analysis-attention.svg, .png   the attention maps (study/figures/attention-grid.ts)
 //   analysis-steps.csv, analysis-steps-cka.*, analysis-steps-knn.*, analysis-steps-output.*, analysis-steps-turn.*,
-//                      analysis-steps-patch.*   with analysis.atSteps: the same measures of the backbones the cells
-//                      kept at those steps, and their figures
+//                      analysis-steps-patch.*, analysis-steps-descent.*   with analysis.atSteps: the same measures of
+//                      the backbones the cells kept at those steps, and their figures
 //   analysis-resets.*  with analysis.resets: the transfer and source k-NN of each best backbone with each part of
 //                      it (or, "layers", of its blocks' layers) reset where fine-tuning started
 //                      (study/analysis-resets.ts), and their figure
@@ -53,7 +53,7 @@ import { type FigureSpec, figureFileNames, figureFiles, renderPng } from "../plo
 import { loadVit } from "../vit/load.js";
 import { readSafetensors } from "../vit/safetensors.js";
 import type { VisionTransformer } from "../vit/model.js";
-import { type PatchMoments, patchMoments } from "../eval/patch-directions.js";
+import { type PatchChange, type PatchMoments, patchMoments } from "../eval/patch-directions.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { MAX_CLASSES } from "./knn-classes.js";
 import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type OutputChangeSummary, type PatchChangeSummary, type PatchSinceSummary, type RunAnalysis, type StepAnalysis, type StepSummary, analysisBetweenCsv, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
@@ -66,7 +66,7 @@ import { confusionSpec } from "./figures/analysis-confusion.js";
 import { stepsBetweenSpec } from "./figures/analysis-steps-between.js";
 import { stepsSpec } from "./figures/analysis-steps.js";
 import { stepTurnSpec } from "./figures/analysis-steps-turn.js";
-import { stepPatchSpec } from "./figures/analysis-steps-patch.js";
+import { stepDescentSpec, stepPatchSpec } from "./figures/analysis-steps-patch.js";
 import { resetsSpec, stepResetsBetweenSpec, stepResetsSpec } from "./figures/analysis-resets.js";
 import { interpolationSpec } from "./figures/analysis-interpolation.js";
 import { attentionGrid } from "./figures/attention-grid.js";
@@ -104,7 +104,7 @@ export interface AnalyzeOptions {
 const ATTENTION_BYTES = 64 * 2 ** 20;
 
 const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-drift", "analysis-classes", "analysis-confusion"];
-const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-output", "analysis-steps-turn", "analysis-steps-patch", "analysis-steps-between"];
+const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-output", "analysis-steps-turn", "analysis-steps-patch", "analysis-steps-descent", "analysis-steps-between"];
 const RESET_FIGURE = "analysis-resets";
 const STEP_RESET_FIGURE = "analysis-steps-resets";
 const STEP_RESET_BETWEEN_FIGURE = "analysis-steps-resets-between";
@@ -169,9 +169,15 @@ function lacksAnswers(a: RunAnalysis): string | undefined {
   if (!a.cells.every((c) => [c, ...(c.atSteps ?? [])].every((m) => apart(m.resets) && apart((m as StepAnalysis).resetsToPrevious)))) return "the patch projection's change along its patches' first direction and the rest put back apart";
   const sets = (x: unknown, test: (v: unknown) => boolean) => isObject(x) && test(x.source) && test(x.target);
   const patch = (x: unknown) => sets(x, (v) => isObject(v) && typeof v.along === "number" && typeof v.rest === "number");
-  const patchSince = (x: unknown, from: number) => isObject(x) && x.from === from && sets(x, (v) => isObject(v) && isObject(v.along) && isObject(v.rest));
+  const split = (x: unknown) => sets(x, (v) => isObject(v) && isObject(v.along) && isObject(v.rest));
+  const patchSince = (x: unknown, from: number) => isObject(x) && x.from === from && split(x);
   if (!isObject(a.patchDirections) || !a.cells.every((c) => [c, ...(c.atSteps ?? [])].every((m) => patch(m.patchChange)) && (c.atSteps ?? []).slice(1).every((m, j) => patchSince(m.patchSince, c.atSteps![j].step)))) {
     return "the patch projection's output change along its patches' first direction";
+  }
+  // Gradient descent's next move, where the patch projection moved.
+  const moved = (x: ImageSets<PatchChange> | undefined) => x !== undefined && x.source.along + x.source.rest > 0;
+  if (!isObject(a.trainImages) || !a.cells.every((c) => [c, ...(c.atSteps ?? [])].every((m) => !moved(m.patchChange) || split(m.patchDescent)))) {
+    return "gradient descent's next move on the patch projection";
   }
   return undefined;
 }
@@ -255,7 +261,15 @@ function patchLines(a: RunAnalysis): string[] {
     ...moved.flatMap((s) => [`  ${s.strategy}: ${sets(s.patchChange!)}`, ...(s.atSteps ?? []).flatMap((t) => (t.patchChange ? [`  ${s.strategy} at step ${t.step}: ${sets(t.patchChange)}`] : []))]),
   ];
   const spans = moved.flatMap((s) => (s.atSteps ?? []).flatMap((t) => (t.patchSince ? [`  ${s.strategy} ${t.patchSince.from} -> ${t.step}: ${since(t.patchSince)}`] : [])));
-  return spans.length === 0 ? lines : [...lines, "analysis: the same since the kept step before and its turn, the cosine with its change up to then (-1: back the way it came), mean over seeds: along / every other", ...spans];
+  if (spans.length > 0) lines.push("analysis: the same since the kept step before and its turn, the cosine with its change up to then (-1: back the way it came), mean over seeds: along / every other", ...spans);
+  const descents = moved.flatMap((s) => [{ label: s.strategy, d: s.patchDescent }, ...(s.atSteps ?? []).map((t) => ({ label: `${s.strategy} at step ${t.step}`, d: t.patchDescent }))]);
+  const t = a.trainImages;
+  if (!t || !descents.some((x) => x.d)) return lines;
+  return [
+    ...lines,
+    `analysis: gradient descent's next move on the patch projection, minus the training loss's gradient on ${t.count} training images (${t.name} ${t.split}): the output change a step of rate 1 would make (relative as above) and its turn, the cosine with its change so far (+1: further the way it came, -1: back), mean over seeds: along / every other`,
+    ...descents.flatMap((x) => (x.d ? [`  ${x.label}: ${since(x.d)}`] : [])),
+  ];
 }
 
 const outputLine = (label: string, o: OutputChangeSummary): string => `  ${label}: ${[o.embedding, ...o.blocks].map((m) => `${m.mean.toFixed(3)} ± ${m.std.toFixed(3)}`).join(" / ")}`;
@@ -357,7 +371,7 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
     ["analysis-drift", attentionDriftSpec(analysis)],
     ["analysis-classes", classesSpec(analysis)],
     ["analysis-confusion", confusionSpec(analysis)],
-    ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")], ["analysis-steps-output", stepsSpec(analysis, "output")], ["analysis-steps-turn", stepTurnSpec(analysis)], ["analysis-steps-patch", stepPatchSpec(analysis)], ["analysis-steps-between", stepsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
+    ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")], ["analysis-steps-output", stepsSpec(analysis, "output")], ["analysis-steps-turn", stepTurnSpec(analysis)], ["analysis-steps-patch", stepPatchSpec(analysis)], ["analysis-steps-descent", stepDescentSpec(analysis)], ["analysis-steps-between", stepsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets ? ([[RESET_FIGURE, resetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets && analysis.key.atSteps ? ([[STEP_RESET_FIGURE, stepResetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resetsBetweenSteps ? ([[STEP_RESET_BETWEEN_FIGURE, stepResetsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
@@ -563,6 +577,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     const bank = await open("knn.bank", bankSpec);
     const otherBanks = otherSpecs && (await Promise.all(otherSpecs.map((b, i) => open(`knn.otherBanks[${i}]`, b))));
     const target = evenlySpaced(await open("transfer.test", config.transfer.test), images);
+    const train = evenlySpaced(await open("transfer.train", config.transfer.train), images);
     const tokens = 1 + (size / original.config.patchSize) ** 2;
     const batchSize = Math.max(1, Math.min(config.knn.batchSize, Math.floor(ATTENTION_BYTES / (original.config.heads * tokens * tokens * 4))));
     const loader = (ds: typeof bank, s: typeof bankSpec) => new Loader(ds, new Transform(transformFor(s, size)), { batchSize, cache: opts.transformed });
@@ -575,6 +590,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       classes: Math.max(bank.classes.length, queries.classes.length),
       gridImages,
       target: loader(target, config.transfer.test),
+      train: loader(train, config.transfer.train),
     };
     // The patches each image set shows the patch projection: their second moments, once for every backbone.
     const patches = { source: await patchMoments(data.queries, original.config.patchSize), target: await patchMoments(data.target!, original.config.patchSize) };
@@ -635,7 +651,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       };
       const probeHead = interpolate && (await probeHeadOf(c));
       const r = await compare(cellCheckpointPath(dir, c.id), { ...bestEdits, ...(probeHead && { probeHead }) });
-      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: packedAnswers(m, given), attention: m.attention, weights: m.weights, outputChange: m.outputChange, ...(m.targetOutputChange && { targetOutputChange: m.targetOutputChange }), ...(m.patchChange && { patchChange: m.patchChange }) });
+      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: packedAnswers(m, given), attention: m.attention, weights: m.weights, outputChange: m.outputChange, ...(m.targetOutputChange && { targetOutputChange: m.targetOutputChange }), ...(m.patchChange && { patchChange: m.patchChange }), ...(m.patchDescent && { patchDescent: m.patchDescent }) });
       const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks, given), grid: Array.from(r.grid.maps), ...(r.resets && { resets: r.resets }), ...(r.interpolation && { interpolation: r.interpolation }) };
       if (atSteps) {
         cell.atSteps = [];
@@ -668,6 +684,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       heads: original.config.heads,
       images: queries.identity,
       targetImages: target.identity,
+      trainImages: train.identity,
       patchDirections: { source: directionOf(patches.source), target: directionOf(patches.target) },
       bank: bank.identity,
       ...(otherBanks && { otherBanks: otherBanks.map((b) => b.identity) }),

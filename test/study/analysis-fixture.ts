@@ -46,7 +46,8 @@ export const ORIGINAL_ANSWERS = [answers(7), answers(8)];
 // 1, its k-NN's loss, its weight change and attention divergence), the answers of the nearest k-NN; after the kept
 // step `previous`, each part's output change since then and its turn: the blocks' +1, the embeddings' -0.5 on the
 // source-domain images and +0.8 on the target-domain ones (no turn where a part never moved); the patch projection's
-// along its patches' first direction -0.7, along the rest +0.3, on either.
+// along its patches' first direction -0.7, along the rest +0.3, on either; where it moved, gradient descent's next
+// move on it, 2 along (turn -0.4) and 1 along the rest (turn +0.6), on either.
 function atStep(c: CellAnalysis, step: number, last: number, previous?: number): StepAnalysis {
   const f = step / last;
   const since = (change: CellAnalysis["outputChange"], embeddingTurn: number) => {
@@ -65,10 +66,12 @@ function atStep(c: CellAnalysis, step: number, last: number, previous?: number):
     targetOutputChange: { embedding: f * c.targetOutputChange!.embedding, blocks: c.targetOutputChange!.blocks.map((x) => f * x) },
     patchChange: { source: patchAt(c.patchChange!.source, f), target: patchAt(c.patchChange!.target!, f) },
     ...(previous !== undefined && { outputSince: since(c.outputChange, -0.5), targetOutputSince: since(c.targetOutputChange!, 0.8) }),
+    ...(c.patchChange!.source.along + c.patchChange!.source.rest > 0 && { patchDescent: { source: DESCENT, target: DESCENT } }),
     ...(previous !== undefined && { patchSince: { from: previous, source: patchSince(c.patchChange!.source, (step - previous) / last), target: patchSince(c.patchChange!.target!, (step - previous) / last) } }),
   };
 }
 
+const DESCENT = { along: { change: 2, turn: -0.4 }, rest: { change: 1, turn: 0.6 } };
 const patchAt = (c: PatchChange, f: number): PatchChange => ({ along: f * c.along, rest: f * c.rest });
 const patchSince = (c: PatchChange, f: number) => ({ along: { change: f * c.along, turn: c.along > 0 ? -0.7 : NaN }, rest: { change: f * c.rest, turn: c.rest > 0 ? 0.3 : NaN } });
 

@@ -76,10 +76,14 @@ describe("a study with the analysis key", () => {
     // each of its 6 layers' weight change, one divergence per head, the output change; and the embedding's and final
     // norm's weight change, the embeddings' output change; the output change on the target-domain images, the
     // embeddings' and each block's; the patch projection's along its patches' first direction and the rest, on either
-    // domain's images.
+    // domain's images; where it moved (full fine-tuning), gradient descent's next move on it and its turn, the same way.
     const csv = (await readFile(join(run(), "analysis.csv"), "utf8")).trim().split("\n");
     expect(csv[0]).toBe("cell,strategy,lr,seed,measure,block,part,value");
-    expect(csv).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1 + 3 + 4));
+    expect(csv).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1 + 3 + 4) + 2 * 4);
+    const turns = csv.filter((l) => l.includes(",patch_descent_turn,")).map((l) => l.split(","));
+    expect(turns.map((l) => l.slice(0, 7).join(","))).toEqual(["", "transfer.test"].flatMap((set) => ["along", "rest"].map((d) => `full_lr0.05_s0,full,0.05,0,patch_descent_turn,${d},${set}`)));
+    const g = a.cells[0].patchDescent!;
+    turns.forEach((l, i) => expect(Number(l[7])).toBeCloseTo([g.source.along, g.source.rest, g.target!.along, g.target!.rest][i].turn, 5));
     expect(csv).toContain("linear_lr0.05_s0,linear,0.05,0,patch_change,along,transfer.test,0.00000");
     expect(csv).toContain("linear_lr0.05_s0,linear,0.05,0,output_change,embedding,,0.00000");
     expect(csv).toContain("linear_lr0.05_s0,linear,0.05,0,output_change,1,transfer.test,0.00000");
@@ -98,6 +102,12 @@ describe("a study with the analysis key", () => {
     const c = full.patchChange!;
     expect(log[patch + 1]).toBe(`  full: ${[c.source, c.target!].map((x) => `${x.along.toFixed(3)} ± 0.000 / ${x.rest.toFixed(3)} ± 0.000`).join("; ")}`);
     expect(log[patch + 2]).toMatch(/^analysis: /);
+    // Gradient descent's next move on it, on as many of transfer.train's images as are analysed.
+    expect([a.trainImages!.count, a.trainImages!.split]).toEqual([14, study().transfer.train.split]);
+    const descent = log.findIndex((l) => l.startsWith(`analysis: gradient descent's next move on the patch projection, minus the training loss's gradient on 14 training images (${a.trainImages!.name} ${a.trainImages!.split})`));
+    expect(log[descent + 1]).toBe(`  full: ${[g.source, g.target!].map((x) => `${x.along.change.toFixed(3)} (turn ${x.along.turn.toFixed(2)}) / ${x.rest.change.toFixed(3)} (turn ${x.rest.turn.toFixed(2)})`).join("; ")}`);
+    expect(Math.abs(g.source.along.turn)).toBeLessThanOrEqual(1);
+    expect(a.cells.slice(1).map((c) => c.patchDescent)).toEqual([undefined, undefined, undefined]);
     expect(log[on + 1]).toBe(`  full: ${[full.targetOutputChange!.embedding, ...full.targetOutputChange!.blocks].map((v) => `${v.toFixed(3)} ± 0.000`).join(" / ")}`);
     expect(csv).toContain("block-p1_lr0.05_s0,block-p1,0.05,0,weight_change,0,attn.qkv,0.00000");
 
@@ -133,6 +143,14 @@ describe("a study with the analysis key", () => {
     await runExperiment({ config: study(), out: noOutput, log: (l) => sixth.push(l) });
     expect(sixth).toContain(`analysis: ${join(noOutput, "analysis.json")} lacks each part's output change (a build before them): its cells are measured anew`);
     expect((await readJson<RunAnalysis>(join(noOutput, "analysis.json"))).cells.map((c) => c.outputChange)).toEqual(a.cells.map((c) => c.outputChange));
+    // And one of a build before gradient descent's next move on the patch projection.
+    const noDescent = join(root, "no-descent");
+    await cp(run(), noDescent, { recursive: true });
+    await writeFile(join(noDescent, "analysis.json"), JSON.stringify({ ...a, cells: a.cells.map(({ patchDescent: _, ...c }) => c) }));
+    const seventh: string[] = [];
+    await runExperiment({ config: study(), out: noDescent, log: (l) => seventh.push(l) });
+    expect(seventh).toContain(`analysis: ${join(noDescent, "analysis.json")} lacks gradient descent's next move on the patch projection (a build before them): its cells are measured anew`);
+    expect((await readJson<RunAnalysis>(join(noDescent, "analysis.json"))).cells.map((c) => c.patchDescent)).toEqual(a.cells.map((c) => c.patchDescent));
 
     // An analysis.json whose summary is of other rows (the table's rows chose other rates then: another selectBy,
     // knn.val) keeps its cells' numbers and makes the summary and figures anew: in a copy of the run.

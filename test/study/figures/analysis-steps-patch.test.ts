@@ -1,9 +1,10 @@
 // study/figures/analysis-steps-patch.ts, drawn from the hand-made analysis (../analysis-fixture.ts, kept at steps 10
 // and 30): a panel per strategy whose patch projection moved, a line per direction (the patches' first, every
 // other) and domain from step 0 (the original, 0) through the kept steps, each point the mean over the seeds, the
-// target's dashed; nothing to draw where no row's patch projection moved.
+// target's dashed; nothing to draw where no row's patch projection moved. And gradient descent's next move on it:
+// its cosine with the change so far, at the kept steps alone, with a rule at 0.
 import { describe, expect, it } from "vitest";
-import { stepPatchSpec } from "../../../study/figures/analysis-steps-patch.js";
+import { stepDescentSpec, stepPatchSpec } from "../../../study/figures/analysis-steps-patch.js";
 import { renderSvg } from "../../../plot/render.js";
 import { analysis } from "../analysis-fixture.js";
 
@@ -36,5 +37,18 @@ describe("stepPatchSpec", () => {
     const svg = await renderSvg(stepPatchSpec(still), "analysis-steps-patch");
     expect(svg).toContain(">nothing to draw<");
     expect(svg).toContain(">no row's patch projection moved at a kept step (analysis.atSteps)<");
+  });
+
+  it("draws the cosine of gradient descent's next move with the change so far, along each direction, at the kept steps", async () => {
+    const values = (stepDescentSpec(a) as unknown as { data: { values: Point[] } }).data.values;
+    // 2 steps (10, 30) x 2 domains x 2 directions: the fixture's -0.4 along the first direction, +0.6 along the rest.
+    expect(values).toHaveLength(2 * 2 * 2);
+    for (const v of values) expect([v.strategy, v.value, v.lo, v.hi], `${v.step} ${v.images} ${v.direction}`).toEqual(["full", ...Array(3).fill(v.direction === "along the first direction" ? -0.4 : 0.6)]);
+    const svg = await renderSvg(stepDescentSpec(a), "analysis-steps-descent");
+    for (const text of [">Where the training loss pulls the patch projection<", ">Cosine with the change so far<", ">+1: further the way it came, -1: back<", ">along every other<", ">their first direction: 60% of the moment, 99% flat<"]) {
+      expect(svg).toContain(text);
+    }
+    const still = { ...a, strategies: a.strategies.map((s) => ({ ...s, atSteps: s.atSteps?.map(({ patchDescent: _, ...t }) => t) })) };
+    expect(await renderSvg(stepDescentSpec(still), "analysis-steps-descent")).toContain(">no row's patch projection has its gradient measured at a kept step (analysis.atSteps)<");
   });
 });

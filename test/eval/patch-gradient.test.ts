@@ -1,0 +1,146 @@
+// eval/patch-gradient.ts on the tiny ViT fixture (patch 4, width 32, a head of 6 classes, every parameter moved off
+// its initial values) and 30 noisy synthetic images of 16 px in batches of 7: the gradient's directional derivative
+// against central finite differences of the loss (the mean cross-entropy over every image, summed in float64 from
+// float32 forward passes; two steps, Richardson-extrapolated) along the gradient itself, along the patches' first
+// direction, along a random direction and along the bias alone, to 1e-3 of the gradient's norm; the same gradient in
+// batches of 30 as of 7 (1e-5); every parameter's requiresGrad and gradient as they were before. Then compareBackbones' patchDescent: patchDescent of that gradient exactly, and none
+// where the patch projection did not move or no training images are given.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as ops from "../../autograd/ops.js";
+import { noGrad } from "../../autograd/tape.js";
+import { openNpyImages } from "../../data/npy-dataset.js";
+import { Loader } from "../../data/loader.js";
+import { Transform } from "../../data/transforms.js";
+import { compareBackbones } from "../../eval/block-analysis.js";
+import { blockMap } from "../../eval/block-map.js";
+import { type PatchMoments, patchDescent, patchMoments, patchProjection } from "../../eval/patch-directions.js";
+import { patchGradient } from "../../eval/patch-gradient.js";
+import { batchImages } from "../../train/batch-images.js";
+import { applyStrategy, parseStrategy } from "../../peft/strategy.js";
+import { loadVit } from "../../vit/load.js";
+import type { VisionTransformer } from "../../vit/model.js";
+import { randn, useEngine } from "../helpers.js";
+import { writeSynthetic } from "../train/synthetic.js";
+
+useEngine();
+
+const [SIZE, P, CLASSES] = [16, 4, 6];
+let root: string;
+let loader: Loader;
+let moments: PatchMoments;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "patch-gradient-test-"));
+  await writeSynthetic(root, { size: SIZE, perClass: { train: 5 }, seed: 6, noise: 160 });
+  loader = new Loader(await openNpyImages(root, "train"), new Transform({ kind: "eval", size: SIZE }), { batchSize: 7 });
+  moments = await patchMoments(loader, P);
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+// The fixture with `strategy` applied for 6 classes; `moved`: every trainable tensor moved to seeded normal values
+// (std 0.3), as fine-tuning would, so that the loss is not at the head's initialisation.
+async function model(strategy: string, moved = true): Promise<VisionTransformer> {
+  const m = (await loadVit("test/fixtures/vit-tiny.safetensors", { heads: 2 })).model;
+  applyStrategy(m, parseStrategy(strategy), CLASSES, 1);
+  if (moved) m.parameters().filter(([, t]) => t.requiresGrad).forEach(([, t], i) => t.write(randn(t.size, 200 + i, 0.3)));
+  return m;
+}
+
+// The mean cross-entropy over every image of the loader, float32 forward passes summed in float64.
+async function loss(m: VisionTransformer, l: Loader): Promise<number> {
+  let sum = 0;
+  for await (const b of l.epoch(0)) {
+    const x = noGrad(() => ops.crossEntropy(m.forward(batchImages(b, SIZE)), b.labels));
+    sum += (await x.data())[0] * b.labels.length;
+    x.dispose();
+  }
+  return sum / l.dataset.length;
+}
+
+// Writes [W | b] (C x (K + 1)) into the model's patch projection.
+function writeProjection(m: VisionTransformer, wb: Float64Array): void {
+  const { weight, bias } = m.patchEmbed;
+  const [c, k] = weight.shape;
+  weight.write(Float32Array.from({ length: c * k }, (_, i) => wb[Math.floor(i / k) * (k + 1) + (i % k)]));
+  bias!.write(Float32Array.from({ length: c }, (_, i) => wb[i * (k + 1) + k]));
+}
+
+describe("patchGradient", () => {
+  it("is the loss's derivative along any direction of [W | b], as central differences measure it", async () => {
+    const m = await model("full");
+    const g = await patchGradient(m, loader);
+    const norm = Math.hypot(...g);
+    const w0 = await patchProjection(m);
+    const dims = moments.dims;
+    const unit = (d: Float64Array) => {
+      const n = Math.hypot(...d);
+      return d.map((x) => x / n);
+    };
+    const rows = randn(w0.length / dims, 3);
+    const directions = {
+      gradient: unit(g),
+      "first direction": unit(Float64Array.from({ length: w0.length }, (_, i) => rows[Math.floor(i / dims)] * moments.direction[i % dims])),
+      random: unit(Float64Array.from(randn(w0.length, 4))),
+      "the bias alone": unit(Float64Array.from({ length: w0.length }, (_, i) => (i % dims === dims - 1 ? rows[Math.floor(i / dims)] : 0))),
+    };
+    for (const [name, d] of Object.entries(directions)) {
+      const central = async (eps: number) => {
+        writeProjection(m, w0.map((x, i) => x + eps * d[i]));
+        const up = await loss(m, loader);
+        writeProjection(m, w0.map((x, i) => x - eps * d[i]));
+        return (up - (await loss(m, loader))) / (2 * eps);
+      };
+      // Richardson's extrapolation of two steps: the error of the third derivative's term cancels.
+      const measured = (4 * (await central(5e-3)) - (await central(1e-2))) / 3;
+      const derivative = g.reduce((s, x, i) => s + x * d[i], 0);
+      // Measured 4e-6 to 1.2e-4 of the gradient's norm, each derivative 1 % of it or more.
+      expect(Math.abs(derivative) / norm, name).toBeGreaterThan(0.005);
+      expect(Math.abs(measured - derivative) / norm, name).toBeLessThan(1e-3);
+    }
+    m.dispose();
+  });
+
+  it("sums its batches: the same in one batch of 30 as in batches of 7; every parameter's flag and gradient as they were", async () => {
+    const m = await model("top-1");
+    const before = m.parameters().map(([n, t]) => [n, t.requiresGrad, t.grad] as const);
+    expect(before.some(([, flag]) => !flag)).toBe(true); // top-1 trains neither the patch projection nor block 0
+    const g7 = await patchGradient(m, loader);
+    const g30 = await patchGradient(m, new Loader(loader.dataset, loader.transform, { batchSize: 30 }));
+    const scale = Math.max(...g7.map(Math.abs));
+    expect(scale).toBeGreaterThan(0);
+    for (let i = 0; i < g7.length; i++) expect(Math.abs(g7[i] - g30[i]) / scale).toBeLessThan(1e-5);
+    expect(m.parameters().map(([n, t]) => [n, t.requiresGrad, t.grad] as const)).toEqual(before);
+    m.dispose();
+  });
+
+  it("refuses a model without a head", async () => {
+    const m = await model("full");
+    const head = m.head!;
+    m.head = undefined;
+    await expect(patchGradient(m, loader)).rejects.toThrow("patch gradient: the model has no head, so no training loss");
+    m.head = head;
+    m.dispose();
+  });
+});
+
+describe("gradient descent's next move in compareBackbones", () => {
+  it("is patchDescent of the tuned model's patch gradient on each image set's moments; none where the projection did not move or no training images are given", async () => {
+    const data = { queries: loader, bank: loader, k: 3, temperature: 0.07, classes: CLASSES, gridImages: 1, patches: { source: moments, target: moments }, train: loader };
+    const [original, tuned] = [await model("full", false), await model("full")];
+    const c = await compareBackbones(original, tuned, blockMap(parseStrategy("full"), 2), data);
+    const want = patchDescent(await patchProjection(original), await patchProjection(tuned), await patchGradient(tuned, loader), moments);
+    expect(c.patchDescent).toEqual({ source: want, target: want });
+    expect(want.along.turn).not.toBeNaN();
+    const { train: _, ...untrained } = data;
+    expect((await compareBackbones(original, tuned, blockMap(parseStrategy("full"), 2), untrained)).patchDescent).toBeUndefined();
+    const top = await model("top-1");
+    expect((await compareBackbones(original, top, blockMap(parseStrategy("top-1"), 2), data)).patchDescent).toBeUndefined();
+    for (const m of [original, tuned, top]) m.dispose();
+  });
+});
