@@ -349,6 +349,22 @@ describe("shipped configs", () => {
     expect(dense.analysis!.atSteps).toEqual(expect.arrayContaining(steps.analysis!.atSteps!));
   });
 
+  it("configs/default-patch-steps-no-momentum.json and -no-warmup.json are the patch steps' study but for their names, 17 of its kept steps and one training setting each (momentum 0 at ten times the rate; no warm-up)", () => {
+    const dense = shipped("configs/default-patch-steps.json");
+    const rest = ({ name: _n, learningRates: _l, training, knn: { atSteps: _k, ...knn }, analysis, ...c }: StudyConfig) => ({ ...c, knn, analysis: { ...analysis, atSteps: undefined }, training: { ...training, momentum: undefined, warmupSteps: undefined } });
+    const [rate] = dense.learningRates.full!;
+    for (const [name, training, lr] of [["no-momentum", { momentum: 0, warmupSteps: 20 }, 10 * rate], ["no-warmup", { momentum: 0.9, warmupSteps: 0 }, rate]] as const) {
+      const variant = shipped(`configs/default-patch-steps-${name}.json`);
+      expect(rest(variant), name).toEqual(rest(dense));
+      expect([variant.training.momentum, variant.training.warmupSteps, variant.learningRates], name).toEqual([training.momentum, training.warmupSteps, { full: [lr] }]);
+      expect(variant.analysis!.atSteps, name).toHaveLength(17);
+      expect(dense.analysis!.atSteps, name).toEqual(expect.arrayContaining(variant.analysis!.atSteps!));
+      expect(variant.knn.atSteps, name).toEqual([0, ...variant.analysis!.atSteps!]);
+      expect(variant.name, name).not.toBe(dense.name);
+    }
+    expect([dense.training.momentum, dense.training.warmupSteps]).toEqual([0.9, 20]);
+  });
+
   it("configs/default-keepflat.json is the ten-seed analysis along fine-tuning but for its name, full fine-tuning with and without the flat response held (at its rate, a third of it and three times it), and the first steps' curve", () => {
     const flat = shipped("configs/default-keepflat.json");
     const steps = shipped("configs/default-analysis-steps.json");
