@@ -349,7 +349,7 @@ describe("shipped configs", () => {
     expect(dense.analysis!.atSteps).toEqual(expect.arrayContaining(steps.analysis!.atSteps!));
   });
 
-  it("configs/default-patch-steps-no-momentum.json and -no-warmup.json are the patch steps' study but for their names, 17 of its kept steps and one training setting each (momentum 0 at ten times the rate; no warm-up)", () => {
+  it("configs/default-patch-steps-no-momentum.json, -no-warmup.json and -lpft.json are the patch steps' study but for their names, 17 of its kept steps and one setting each (momentum 0 at ten times the rate; no warm-up; a probe first)", () => {
     const dense = shipped("configs/default-patch-steps.json");
     const rest = ({ name: _n, learningRates: _l, training, knn: { atSteps: _k, ...knn }, analysis, ...c }: StudyConfig) => ({ ...c, knn, analysis: { ...analysis, atSteps: undefined }, training: { ...training, momentum: undefined, warmupSteps: undefined } });
     const [rate] = dense.learningRates.full!;
@@ -363,6 +363,13 @@ describe("shipped configs", () => {
       expect(variant.name, name).not.toBe(dense.name);
     }
     expect([dense.training.momentum, dense.training.warmupSteps]).toEqual([0.9, 20]);
+    // -lpft.json: its training, after a probe scaled to a drawn head's norm as configs/default-lpft-head-norm.json's.
+    const probed = shipped("configs/default-patch-steps-lpft.json");
+    const noWarmup = shipped("configs/default-patch-steps-no-warmup.json");
+    const own = ({ name: _n, strategies: _s, learningRates: _l, linearProbe: _p, training: { warmupSteps: _w, ...training }, ...c }: StudyConfig) => ({ ...c, training });
+    expect(own(probed)).toEqual(own(noWarmup));
+    expect([probed.strategies.map(strategyName), probed.learningRates, probed.training]).toEqual([["full-lpft"], { "full-lpft": [rate] }, dense.training]);
+    expect(probed.linearProbe).toEqual(shipped("configs/default-lpft-head-norm.json").linearProbe);
   });
 
   it("configs/default-keepflat.json is the ten-seed analysis along fine-tuning but for its name, full fine-tuning with and without the flat response held (at its rate, a third of it and three times it), and the first steps' curve", () => {
