@@ -37,6 +37,9 @@ original block:
                         on the source images and on as many of transfer.test, evenly spaced (the target domain's)
   patch change          the patch projection's output change along the first eigenvector of its patches' uncentred
                         second moment (torch.linalg.eigh) and along the rest, on either image set
+  patch descent         where the patch projection moved: minus the training loss's gradient on it (the mean
+                        cross-entropy of the cell's head over as many of transfer.train, evenly spaced;
+                        torch.autograd), split the same way, its size and its cosine with the change so far
   maps                  the attention grid: last block's CLS attention over the patches, mean over heads
 the original's layer-wise k-NN and maps, and each strategy's mean and std over seeds (analysis.json `strategies`).
 With --source-knn also the study's source k-NN (all of knn.queries against all of knn.bank, every k of knn.ks, top-1
@@ -54,6 +57,8 @@ default study's run folder, docs/ANALYSIS.md:
   output change         1e-4: a difference of two float32 forwards over a norm; where a part changed little, its
                         rounding (~1e-7 of each token) is a larger share of that difference. The tables give two or
                         three digits.
+  descent               1e-4: a float32 forward and backward against float64; the cosines and sizes are given to
+                        two or three digits.
   knn, source knn       one query (100 / queries percent): float32 features move cosines by ~1e-7, enough to swap
                         two neighbours at a near tie and so one vote; a systematic defect moves many. Measured: 0.
   exact                 0 (a count of values off): where a block's weights, or its output and attention, are
@@ -82,7 +87,7 @@ import torch.nn.functional as F
 
 torch.set_default_dtype(torch.float64)
 
-TOLERANCE = {"cka": 1e-5, "attention": 1e-5, "maps": 1e-5, "weights": 1e-7, "output": 1e-4}
+TOLERANCE = {"cka": 1e-5, "attention": 1e-5, "maps": 1e-5, "weights": 1e-7, "output": 1e-4, "descent": 1e-4}
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 # data/registry.ts's default roots (Debian's dataset-fashion-mnist and dataset-mnist packages) and class counts.
 IDX_DATASETS = {"fashion-mnist": ("/usr/share/datasets/fashion-mnist", 10), "mnist": ("/usr/share/datasets/mnist", 10)}
@@ -442,14 +447,41 @@ def patch_change(original, tuned, moment):
     """eval/patch-directions.ts patchChange: the patch projection's output change along the first direction and the
     rest, relative to the original's output on the same patches."""
     m, u, value = moment
-    def projection(model):
-        w = model.w
-        return torch.cat([w["patch_embed.proj.weight"].reshape(model.width, -1), w["patch_embed.proj.bias"][:, None]], 1)
     w0 = projection(original)
     d = projection(tuned) - w0
     whole, along = float((d @ m * d).sum()), value * float((d @ u).pow(2).sum())
     reference = float((w0 @ m * w0).sum())
     return [math.sqrt(along / reference), math.sqrt(max(0.0, whole - along) / reference)]
+
+
+def patch_descent(original, tuned, head, x, labels, moment):
+    """eval/patch-directions.ts patchDescent of eval/patch-gradient.ts's gradient: minus the mean cross-entropy's
+    gradient on the tuned patch projection [W | b] (torch.autograd, every other weight held), split along the first
+    direction and the rest: its output change (a step of rate 1, relative to the original's output) and its cosine
+    with the change so far, [along change, along turn, rest change, rest turn]."""
+    m, u, value = moment
+    weight, bias = (tuned.w[n].clone().requires_grad_(True) for n in ("patch_embed.proj.weight", "patch_embed.proj.bias"))
+    with torch.enable_grad():
+        model = Vit({**tuned.w, "patch_embed.proj.weight": weight, "patch_embed.proj.bias": bias}, tuned.heads, tuned.depth)
+        logits = F.linear(final_norm(model, forward(model, x, False)[0][-1][:, 0]), *head)
+        gw, gb = torch.autograd.grad(F.cross_entropy(logits, labels), [weight, bias])
+    descent = -torch.cat([gw.reshape(tuned.width, -1), gb[:, None]], 1)
+    w0 = projection(original)
+    d = projection(tuned) - w0
+    def split(a, b):
+        whole, along = float((a @ m * b).sum()), value * float((a @ u) @ (b @ u))
+        return along, whole - along
+    reference = float((w0 @ m * w0).sum())
+    out = []
+    for s, e, se in zip(split(descent, descent), split(d, d), split(descent, d)):
+        out += [math.sqrt(max(0.0, s) / reference), se / math.sqrt(s * e)]
+    return out
+
+
+def projection(model):
+    """eval/patch-directions.ts patchProjection: [W | b] (C x (K + 1))."""
+    w = model.w
+    return torch.cat([w["patch_embed.proj.weight"].reshape(model.width, -1), w["patch_embed.proj.bias"][:, None]], 1)
 
 
 def final_norm(model, x):
@@ -651,6 +683,12 @@ def run(args):
         raise Refused("analysis.json records no target-domain images (a build before them): analyze the run folder again")
     check_identity(target_set, analysis["targetImages"], "transfer.test")
     targets, _ = transformed(target_set, size, "transfer.test")
+    # The training images gradient descent's next move on the patch projection is taken on: as many of transfer.train.
+    train_set = evenly_spaced(open_data(config["transfer"]["train"], "transfer.train"), images)
+    if analysis.get("trainImages") is None:
+        raise Refused("analysis.json records no training images (a build before gradient descent's next move): analyze the run folder again")
+    check_identity(train_set, analysis["trainImages"], "transfer.train")
+    train, train_labels = transformed(train_set, size, "transfer.train")
     queries, query_labels = transformed(query_set, size, "knn.queries")
     bank, bank_labels = transformed(bank_set, size, "knn.bank")
     classes = max(query_set.classes, bank_set.classes)
@@ -712,9 +750,18 @@ def run(args):
                 compare.add("output change", TOLERANCE["output"], f"{cid} {field}", mine_output, theirs_output)
                 # A part left alone, every weight it reads the original's: 0 to the bit, as analyze runs both the same way.
                 exact += [(f"{cid} {field}[{j}]", 0.0, t) for j, (m, t) in enumerate(zip(mine_output, theirs_output)) if m == 0.0]
+            moved = not torch.equal(projection(original), projection(tuned))
+            head = (torch.from_numpy(tensors["head.weight"]), torch.from_numpy(tensors["head.bias"]))
             for images, moment in moments.items():
                 theirs_patch = cell["patchChange"][images]
                 compare.add("patch change", TOLERANCE["output"], f"{cid} patchChange.{images}", patch_change(original, tuned, moment), [theirs_patch["along"], theirs_patch["rest"]])
+                if moved:
+                    if "patchDescent" not in cell:
+                        exact.append((f"{cid} patchDescent", "measured", "absent"))
+                        continue
+                    t = cell["patchDescent"][images]
+                    compare.add("patch descent", TOLERANCE["descent"], f"{cid} patchDescent.{images}", patch_descent(original, tuned, head, train, train_labels, moment),
+                                [t["along"]["change"], t["along"]["turn"], t["rest"]["change"], t["rest"]["turn"]])
             added = sorted(block_map(manifest["strategyOptions"], depth)[2])
             if theirs.get("added") != added:
                 exact.append((f"{cid} weights.added", added, theirs.get("added")))
