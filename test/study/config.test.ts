@@ -352,7 +352,7 @@ describe("shipped configs", () => {
   it("configs/default-patch-steps-no-momentum.json, -no-warmup.json and -lpft.json are the patch steps' study but for their names, 17 of its kept steps and one setting each (momentum 0 at ten times the rate; no warm-up; a probe first)", () => {
     const dense = shipped("configs/default-patch-steps.json");
     const rest = ({ name: _n, learningRates: _l, training, knn: { atSteps: _k, ...knn }, analysis, ...c }: StudyConfig) => ({ ...c, knn, analysis: { ...analysis, atSteps: undefined }, training: { ...training, momentum: undefined, warmupSteps: undefined } });
-    const [rate] = dense.learningRates.full!;
+    const [rate] = ratesFor(dense, parseStrategy("full"));
     for (const [name, training, lr] of [["no-momentum", { momentum: 0, warmupSteps: 20 }, 10 * rate], ["no-warmup", { momentum: 0.9, warmupSteps: 0 }, rate]] as const) {
       const variant = shipped(`configs/default-patch-steps-${name}.json`);
       expect(rest(variant), name).toEqual(rest(dense));
