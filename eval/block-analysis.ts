@@ -32,7 +32,7 @@ import { AttentionDrift } from "./attention-drift.js";
 import { knnClassify } from "./knn.js";
 import { type WeightChange, weightChange } from "./weight-change.js";
 import { type OutputChange, OutputChangeAccumulator, type OutputSince, outputChangeOn } from "./output-change.js";
-import { type PatchChange, type PatchMoments, type PatchSince, patchChange, patchDescent, patchProjection } from "./patch-directions.js";
+import { type PatchChange, type PatchDescent, type PatchMoments, type PatchSince, patchChange, patchDescent, patchProjection } from "./patch-directions.js";
 import { patchGradient } from "./patch-gradient.js";
 
 // A measure on the analysed source-domain images, and on the target-domain ones where there are some.
@@ -53,8 +53,9 @@ export interface AnalysisData {
   // The second moments of the patches of the analysed images and of the target images (eval/patch-directions.ts):
   // the patch projection's output change along their first principal direction and the rest, on each.
   patches?: { source: PatchMoments; target?: PatchMoments };
-  // The study's training images (transfer.train, as it trains on them): with the patches, the training loss's
-  // gradient on a patch projection that moved, split along their first direction and the rest.
+  // The study's training images (transfer.train, as it trains on them, in batches of its training batch size): with
+  // the patches, the training loss's gradient on a patch projection that moved, and its batches' spread, split along
+  // their first direction and the rest.
   train?: Loader;
 }
 
@@ -96,7 +97,7 @@ export interface BackboneComparison extends LayerKnn {
   targetOutputSince?: OutputSince;
   patchChange?: ImageSets<PatchChange>; // with AnalysisData's patches
   patchSince?: ImageSets<PatchSince>; // and with the cell's backbone at an earlier step
-  patchDescent?: ImageSets<PatchSince>; // with AnalysisData's train, where the patch projection moved
+  patchDescent?: ImageSets<PatchDescent>; // with AnalysisData's train, where the patch projection moved
   grid: AttentionMaps;
 }
 

@@ -11,7 +11,7 @@
 // an earlier step (D' its change), each one's change since then (D - D' over the same reference) and its turn: the
 // cosine between that change and D' in the same inner product (-1: back the way it came; not a number where it had
 // not moved by then). Gradient descent's next move, minus the training loss's gradient on [W | b], splits the same
-// way, its turn against the change so far. The moment is summed on the device batch by batch (float32 products,
+// way, its turn against the change so far, and its batches' spread about it. The moment is summed on the device batch by batch (float32 products,
 // float64 sums); the rest, with the weights, on the host in float64.
 import { readTensors, tidyAsync } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
@@ -20,6 +20,7 @@ import type { Loader } from "../data/loader.js";
 import { batchImages } from "../train/batch-images.js";
 import type { VisionTransformer } from "../vit/model.js";
 import type { PartSince } from "./output-change.js";
+import type { PatchGradient } from "./patch-gradient.js";
 
 // The patches of a set of images: their second moment's first eigenvector and what it holds.
 export interface PatchMoments {
@@ -39,6 +40,16 @@ export interface PatchChange {
 export interface PatchSince {
   along: PartSince;
   rest: PartSince;
+}
+
+// Gradient descent's next move on a part: its size and turn as a change's since (PartSince), and `spread`, how far
+// one batch's move lies from it, sqrt of the mean over the batches of the part's squared difference, relative the same
+// way: the noise a minibatch step adds.
+export type DescentPart = PartSince & { spread: number };
+
+export interface PatchDescent {
+  along: DescentPart;
+  rest: DescentPart;
 }
 
 const POWER_ITERATIONS = 10_000;
@@ -178,10 +189,20 @@ export function patchChange(original: Float64Array, tuned: Float64Array, m: Patc
 
 // Gradient descent's next move on `tuned`'s patch projection, -G (G: the training loss's gradient on [W | b],
 // eval/patch-gradient.ts), split as a change is: along the first direction and the rest, the output change a step of
-// rate 1 along it would make (relative as patchChange's), and its turn, the cosine with the change from `original`
-// so far (+1: further the way it came, -1: back; not a number where that part had not moved).
-export function patchDescent(original: Float64Array, tuned: Float64Array, gradient: Float64Array, m: PatchMoments): PatchSince {
-  return againstEarlier(gradient.map((g) => -g), minus(tuned, original), m, forms(original, original, m).whole);
+// rate 1 along it would make (relative as patchChange's), its turn, the cosine with the change from `original` so
+// far (+1: further the way it came, -1: back; not a number where that part had not moved), and its batches' spread
+// about it (not a number without a full batch).
+export function patchDescent(original: Float64Array, tuned: Float64Array, g: PatchGradient, m: PatchMoments): PatchDescent {
+  const reference = forms(original, original, m).whole;
+  const move = againstEarlier(g.gradient.map((x) => -x), minus(tuned, original), m, reference);
+  const spread = { along: 0, rest: 0 };
+  for (const batch of g.batches) {
+    const off = split(forms(minus(batch, g.gradient), minus(batch, g.gradient), m));
+    spread.along += off.along / g.batches.length;
+    spread.rest += off.rest / g.batches.length;
+  }
+  const part = (key: "along" | "rest"): DescentPart => ({ ...move[key], spread: g.batches.length > 0 ? Math.sqrt(Math.max(0, spread[key]) / reference) : NaN });
+  return { along: part("along"), rest: part("rest") };
 }
 
 // A move and the change before it, each part's size relative to `reference` and its cosine with the earlier change's.

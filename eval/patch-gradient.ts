@@ -1,9 +1,9 @@
 // The training loss's gradient on the patch projection, G = [dL/dW | dL/db] (C x (K + 1), as patchProjection lays
 // out [W | b]): L the mean cross-entropy of the model's head over every image of a loader (a cell's training images,
-// as it trained on them), differentiated with respect to the patch projection alone, every other parameter held.
-// Summed on the device batch by batch (each batch's mean loss scaled by its share of the images), read in float64.
-// Where the next step of gradient descent would take the patch projection, the step's direction without the
-// minibatch's noise and the optimizer's memory (eval/patch-directions.ts patchDescent splits it).
+// as it trained on them, in batches of its training batch size), differentiated with respect to the patch
+// projection alone, every other parameter held. Each batch's own gradient is read too (float64 on the host): a
+// step of minibatch SGD follows one batch's, so how far those spread about their mean is the noise each step adds to
+// the mean's direction. eval/patch-directions.ts patchDescent splits both.
 import * as ops from "../autograd/ops.js";
 import { backward, zeroGrad } from "../autograd/tape.js";
 import { tidy } from "../engine/tensor.js";
@@ -12,7 +12,12 @@ import { batchImages } from "../train/batch-images.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { besideBias } from "./patch-directions.js";
 
-export async function patchGradient(model: VisionTransformer, loader: Loader): Promise<Float64Array> {
+export interface PatchGradient {
+  gradient: Float64Array; // over every image
+  batches: Float64Array[]; // each full batch's own (of the loader's batch size; a smaller last one left out)
+}
+
+export async function patchGradient(model: VisionTransformer, loader: Loader): Promise<PatchGradient> {
   if (!model.head) throw new Error("patch gradient: the model has no head, so no training loss");
   const n = loader.dataset.length;
   if (n === 0) throw new Error("patch gradient: no images to take the loss over");
@@ -21,13 +26,19 @@ export async function patchGradient(model: VisionTransformer, loader: Loader): P
   const params = model.parameters().map(([, t]) => t);
   const flags = params.map((t) => t.requiresGrad);
   const size = loader.transform.spec.size;
+  const gradient = new Float64Array(weight.shape[0] * (weight.shape[1] + 1));
+  const batches: Float64Array[] = [];
   try {
     for (const t of params) t.requireGrad(projection.includes(t));
-    zeroGrad(projection);
     for await (const batch of loader.epoch(0)) {
-      tidy(() => backward(ops.scale(ops.crossEntropy(model.forward(batchImages(batch, size)), batch.labels), batch.labels.length / n)));
+      zeroGrad(projection);
+      tidy(() => backward(ops.crossEntropy(model.forward(batchImages(batch, size)), batch.labels)));
+      const own = besideBias(await weight.grad!.data(), bias && (await bias.grad!.data()), weight.shape[0]);
+      const share = batch.labels.length / n;
+      for (let i = 0; i < own.length; i++) gradient[i] += share * own[i];
+      if (batch.labels.length === loader.batchSize) batches.push(own);
     }
-    return besideBias(await weight.grad!.data(), bias && (await bias.grad!.data()), weight.shape[0]);
+    return { gradient, batches };
   } finally {
     zeroGrad(projection);
     params.forEach((t, i) => t.requireGrad(flags[i]));

@@ -38,8 +38,9 @@ original block:
   patch change          the patch projection's output change along the first eigenvector of its patches' uncentred
                         second moment (torch.linalg.eigh) and along the rest, on either image set
   patch descent         where the patch projection moved: minus the training loss's gradient on it (the mean
-                        cross-entropy of the cell's head over as many of transfer.train, evenly spaced;
-                        torch.autograd), split the same way, its size and its cosine with the change so far
+                        cross-entropy of the cell's head over as many of transfer.train, evenly spaced, in batches of
+                        training.batchSize; torch.autograd), split the same way, its size, its cosine with the
+                        change so far and its full batches' spread about it
   maps                  the attention grid: last block's CLS attention over the patches, mean over heads
 the original's layer-wise k-NN and maps, and each strategy's mean and std over seeds (analysis.json `strategies`).
 With --source-knn also the study's source k-NN (all of knn.queries against all of knn.bank, every k of knn.ks, top-1
@@ -454,27 +455,35 @@ def patch_change(original, tuned, moment):
     return [math.sqrt(along / reference), math.sqrt(max(0.0, whole - along) / reference)]
 
 
-def patch_descent(original, tuned, head, x, labels, moment):
-    """eval/patch-directions.ts patchDescent of eval/patch-gradient.ts's gradient: minus the mean cross-entropy's
-    gradient on the tuned patch projection [W | b] (torch.autograd, every other weight held), split along the first
-    direction and the rest: its output change (a step of rate 1, relative to the original's output) and its cosine
-    with the change so far, [along change, along turn, rest change, rest turn]."""
+def patch_descent(original, tuned, head, x, labels, moment, batch_size):
+    """eval/patch-directions.ts patchDescent of eval/patch-gradient.ts's gradients: minus the mean cross-entropy's
+    gradient on the tuned patch projection [W | b] (torch.autograd, every other weight held), each batch's of
+    `batch_size` images in order and their mean by images, split along the first direction and the rest: its output
+    change (a step of rate 1, relative to the original's output), its cosine with the change so far and the full
+    batches' spread about it, [along change, along turn, along spread, rest change, rest turn, rest spread]."""
     m, u, value = moment
     weight, bias = (tuned.w[n].clone().requires_grad_(True) for n in ("patch_embed.proj.weight", "patch_embed.proj.bias"))
-    with torch.enable_grad():
-        model = Vit({**tuned.w, "patch_embed.proj.weight": weight, "patch_embed.proj.bias": bias}, tuned.heads, tuned.depth)
-        logits = F.linear(final_norm(model, forward(model, x, False)[0][-1][:, 0]), *head)
-        gw, gb = torch.autograd.grad(F.cross_entropy(logits, labels), [weight, bias])
-    descent = -torch.cat([gw.reshape(tuned.width, -1), gb[:, None]], 1)
+    model = Vit({**tuned.w, "patch_embed.proj.weight": weight, "patch_embed.proj.bias": bias}, tuned.heads, tuned.depth)
+    batches, gradient = [], 0
+    for i in range(0, len(labels), batch_size):
+        with torch.enable_grad():
+            logits = F.linear(final_norm(model, forward(model, x[i:i + batch_size], False)[0][-1][:, 0]), *head)
+            gw, gb = torch.autograd.grad(F.cross_entropy(logits, labels[i:i + batch_size]), [weight, bias])
+        g = torch.cat([gw.reshape(tuned.width, -1), gb[:, None]], 1)
+        gradient = gradient + g * (len(logits) / len(labels))
+        if len(logits) == batch_size:
+            batches.append(g)
     w0 = projection(original)
     d = projection(tuned) - w0
     def split(a, b):
         whole, along = float((a @ m * b).sum()), value * float((a @ u) @ (b @ u))
         return along, whole - along
     reference = float((w0 @ m * w0).sum())
+    offs = [split(b - gradient, b - gradient) for b in batches]
+    spread = [sum(o[k] for o in offs) / len(offs) for k in (0, 1)] if offs else [float("nan")] * 2
     out = []
-    for s, e, se in zip(split(descent, descent), split(d, d), split(descent, d)):
-        out += [math.sqrt(max(0.0, s) / reference), se / math.sqrt(s * e)]
+    for s, e, se, sp in zip(split(-gradient, -gradient), split(d, d), split(-gradient, d), spread):
+        out += [math.sqrt(max(0.0, s) / reference), se / math.sqrt(s * e), math.sqrt(max(0.0, sp) / reference)]
     return out
 
 
@@ -760,8 +769,8 @@ def run(args):
                         exact.append((f"{cid} patchDescent", "measured", "absent"))
                         continue
                     t = cell["patchDescent"][images]
-                    compare.add("patch descent", TOLERANCE["descent"], f"{cid} patchDescent.{images}", patch_descent(original, tuned, head, train, train_labels, moment),
-                                [t["along"]["change"], t["along"]["turn"], t["rest"]["change"], t["rest"]["turn"]])
+                    compare.add("patch descent", TOLERANCE["descent"], f"{cid} patchDescent.{images}", patch_descent(original, tuned, head, train, train_labels, moment, config["training"]["batchSize"]),
+                                [t[part][key] for part in ("along", "rest") for key in ("change", "turn", "spread")])
             added = sorted(block_map(manifest["strategyOptions"], depth)[2])
             if theirs.get("added") != added:
                 exact.append((f"{cid} weights.added", added, theirs.get("added")))

@@ -9,7 +9,7 @@
 import type { DatasetIdentity } from "../data/dataset.js";
 import type { WeightChange } from "../eval/weight-change.js";
 import type { OutputChange, OutputSince, PartSince } from "../eval/output-change.js";
-import type { PatchChange, PatchSince } from "../eval/patch-directions.js";
+import type { PatchChange, PatchDescent, PatchSince } from "../eval/patch-directions.js";
 import type { ImageSets } from "../eval/block-analysis.js";
 import { strategyName } from "../peft/strategy.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
@@ -41,8 +41,9 @@ export interface BlockMeasures {
   // (eval/patch-directions.ts), on either domain's images.
   patchChange?: ImageSets<PatchChange>;
   // Where it moved: gradient descent's next move on it, the training loss's gradient on the study's training images
-  // split the same way, its size (a step of rate 1) and its turn against the change so far (eval/patch-directions.ts).
-  patchDescent?: ImageSets<PatchSince>;
+  // split the same way, its size (a step of rate 1), its turn against the change so far and its batches' spread
+  // about it (eval/patch-directions.ts).
+  patchDescent?: ImageSets<PatchDescent>;
 }
 
 // A row's patch projection's change over its seeds, along the first direction and the rest, on either domain's images.
@@ -55,6 +56,12 @@ export interface PatchChangeSummary {
 export interface PatchSinceSummary {
   along: { change: MeanStd; turn: MeanStd };
   rest: { change: MeanStd; turn: MeanStd };
+}
+
+// And gradient descent's next move on it, with its batches' spread.
+export interface PatchDescentSummary {
+  along: { change: MeanStd; turn: MeanStd; spread: MeanStd };
+  rest: { change: MeanStd; turn: MeanStd; spread: MeanStd };
 }
 
 // A row's output change (eval/output-change.ts) over its seeds: the embeddings' and each block's mean and std.
@@ -115,7 +122,7 @@ export interface StepSummary {
   outputChange: OutputChangeSummary;
   targetOutputChange?: OutputChangeSummary; // on the target-domain images, where every seed's was measured
   patchChange?: ImageSets<PatchChangeSummary>; // where every seed's was measured
-  patchDescent?: ImageSets<PatchSinceSummary>; // where every seed's was measured
+  patchDescent?: ImageSets<PatchDescentSummary>; // where every seed's was measured
   attention: MeanStd[];
   resets?: RowResets; // with analysis.resets: each part reset, over the seeds that kept the step
   knnByClass?: ClassKnn[][]; // as StrategyAnalysis's, over the seeds that kept the step
@@ -156,7 +163,7 @@ export interface StrategyAnalysis {
   outputChange: OutputChangeSummary; // each part's relative output change on the original's input to it
   targetOutputChange?: OutputChangeSummary; // the same on the target-domain images, where every seed's was measured
   patchChange?: ImageSets<PatchChangeSummary>; // the patch projection's along the patches' first direction and the rest
-  patchDescent?: ImageSets<PatchSinceSummary>; // gradient descent's next move on it, where every seed's was measured
+  patchDescent?: ImageSets<PatchDescentSummary>; // gradient descent's next move on it, where every seed's was measured
   norm: MeanStd; // the final norm's
   attention: MeanStd[]; // each block's divergence, mean over heads
   added: number[]; // the original blocks a new block follows (Block Expansion)
@@ -322,9 +329,11 @@ function patchChangeOf(measured: BlockMeasures[]): { patchChange?: ImageSets<Pat
 }
 
 // Gradient descent's next move on it, where every one was measured.
-function patchDescentOf(measured: BlockMeasures[]): { patchDescent?: ImageSets<PatchSinceSummary> } {
+function patchDescentOf(measured: BlockMeasures[]): { patchDescent?: ImageSets<PatchDescentSummary> } {
   const descents = measured.map((m) => m.patchDescent);
-  return descents.every((d) => d !== undefined) ? { patchDescent: patchSinceOf(descents as ImageSets<PatchSince>[]) } : {};
+  if (!descents.every((d) => d !== undefined)) return {};
+  const over = (seeds: PatchDescent["along"][]) => ({ ...sinceOver(seeds), spread: meanStdOf(seeds.map((p) => p.spread)) });
+  return { patchDescent: overSets(descents as ImageSets<PatchDescent>[], (seeds) => ({ along: over(seeds.map((s) => s.along)), rest: over(seeds.map((s) => s.rest)) })) };
 }
 
 // Its change since the kept step before and its turn.
@@ -504,6 +513,7 @@ function measureRows(row: RowOf, m: BlockMeasures & { otherBanks?: BankKnn[] }, 
     for (const direction of PATCH_DIRECTIONS) {
       row("patch_descent", direction, set, descent[direction].change);
       row("patch_descent_turn", direction, set, descent[direction].turn);
+      row("patch_descent_spread", direction, set, descent[direction].spread);
     }
   }
 }

@@ -169,14 +169,14 @@ function lacksAnswers(a: RunAnalysis): string | undefined {
   if (!a.cells.every((c) => [c, ...(c.atSteps ?? [])].every((m) => apart(m.resets) && apart((m as StepAnalysis).resetsToPrevious)))) return "the patch projection's change along its patches' first direction and the rest put back apart";
   const sets = (x: unknown, test: (v: unknown) => boolean) => isObject(x) && test(x.source) && test(x.target);
   const patch = (x: unknown) => sets(x, (v) => isObject(v) && typeof v.along === "number" && typeof v.rest === "number");
-  const split = (x: unknown) => sets(x, (v) => isObject(v) && isObject(v.along) && isObject(v.rest));
+  const split = (x: unknown, part: (p: unknown) => boolean = isObject) => sets(x, (v) => isObject(v) && part(v.along) && part(v.rest));
   const patchSince = (x: unknown, from: number) => isObject(x) && x.from === from && split(x);
   if (!isObject(a.patchDirections) || !a.cells.every((c) => [c, ...(c.atSteps ?? [])].every((m) => patch(m.patchChange)) && (c.atSteps ?? []).slice(1).every((m, j) => patchSince(m.patchSince, c.atSteps![j].step)))) {
     return "the patch projection's output change along its patches' first direction";
   }
   // Gradient descent's next move, where the patch projection moved.
   const moved = (x: ImageSets<PatchChange> | undefined) => x !== undefined && x.source.along + x.source.rest > 0;
-  if (!isObject(a.trainImages) || !a.cells.every((c) => [c, ...(c.atSteps ?? [])].every((m) => !moved(m.patchChange) || split(m.patchDescent)))) {
+  if (!isObject(a.trainImages) || !a.cells.every((c) => [c, ...(c.atSteps ?? [])].every((m) => !moved(m.patchChange) || split(m.patchDescent, (p) => isObject(p) && typeof p.spread === "number")))) {
     return "gradient descent's next move on the patch projection";
   }
   return undefined;
@@ -267,8 +267,8 @@ function patchLines(a: RunAnalysis): string[] {
   if (!t || !descents.some((x) => x.d)) return lines;
   return [
     ...lines,
-    `analysis: gradient descent's next move on the patch projection, minus the training loss's gradient on ${t.count} training images (${t.name} ${t.split}): the output change a step of rate 1 would make (relative as above) and its turn, the cosine with its change so far (+1: further the way it came, -1: back), mean over seeds: along / every other`,
-    ...descents.flatMap((x) => (x.d ? [`  ${x.label}: ${since(x.d)}`] : [])),
+    `analysis: gradient descent's next move on the patch projection, minus the training loss's gradient on ${t.count} training images (${t.name} ${t.split}): the output change a step of rate 1 would make (relative as above), its turn, the cosine with its change so far (+1: further the way it came, -1: back), and its batches' spread about it, mean over seeds: along / every other`,
+    ...descents.flatMap((x) => (x.d ? [`  ${x.label}: ${each(x.d, (c) => `${c.along.change.mean.toFixed(3)} (turn ${c.along.turn.mean.toFixed(2)}, spread ${c.along.spread.mean.toFixed(3)}) / ${c.rest.change.mean.toFixed(3)} (turn ${c.rest.turn.mean.toFixed(2)}, spread ${c.rest.spread.mean.toFixed(3)})`)}`] : [])),
   ];
 }
 
@@ -590,7 +590,8 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       classes: Math.max(bank.classes.length, queries.classes.length),
       gridImages,
       target: loader(target, config.transfer.test),
-      train: loader(train, config.transfer.train),
+      // As the cells train: in batches of the training batch size, each one's gradient being a step's.
+      train: new Loader(train, new Transform(transformFor(config.transfer.train, size)), { batchSize: config.training.batchSize, cache: opts.transformed }),
     };
     // The patches each image set shows the patch projection: their second moments, once for every backbone.
     const patches = { source: await patchMoments(data.queries, original.config.patchSize), target: await patchMoments(data.target!, original.config.patchSize) };

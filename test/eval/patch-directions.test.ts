@@ -13,7 +13,7 @@ import { openNpyImages } from "../../data/npy-dataset.js";
 import { writeNpy } from "../../data/npy.js";
 import { Loader } from "../../data/loader.js";
 import { Transform } from "../../data/transforms.js";
-import { type PatchMoments, firstEigenvector, patchChange, patchMoments, patchProjection } from "../../eval/patch-directions.js";
+import { type PatchMoments, firstEigenvector, patchChange, patchDescent, patchMoments, patchProjection } from "../../eval/patch-directions.js";
 import { randn, useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
 import { tunedModels } from "./tuned-models.js";
@@ -194,6 +194,31 @@ describe("patchChange", () => {
       const [w, s, u] = [change[key], since![key], until[key]];
       expect(w ** 2).toBeCloseTo(s.change ** 2 + u ** 2 + 2 * s.change * u * s.turn, 10);
     }
+  });
+});
+
+describe("patchDescent", () => {
+  it("reads minus the gradient as a change since: back the way it came where the gradient is the change, on where it is minus the change; its batches' spread as a change's size", async () => {
+    const models = await tunedModels("full", 0.3);
+    const [original, tuned] = [await patchProjection(models.initial), await patchProjection(models.tuned)];
+    models.initial.dispose();
+    models.tuned.dispose();
+    const d = tuned.map((x, i) => x - original[i]);
+    const change = patchChange(original, tuned, moments).change;
+    for (const [gradient, turn] of [[d, -1], [d.map((x) => -2 * x), 1]] as const) {
+      const descent = patchDescent(original, tuned, { gradient, batches: [] }, moments);
+      for (const key of ["along", "rest"] as const) {
+        expect(descent[key].turn, `${key} ${turn}`).toBeCloseTo(turn, 10);
+        expect(descent[key].change / change[key], `${key} ${turn}`).toBeCloseTo(turn === -1 ? 1 : 2, 10);
+        expect(descent[key].spread).toBeNaN(); // no batches
+      }
+    }
+    // Two batches at G + E and G - E: the spread is E's size, as patchChange reads a change of E.
+    const e = Float64Array.from(randn(d.length, 17, 0.05));
+    const g = Float64Array.from(randn(d.length, 19, 0.05));
+    const spread = patchDescent(original, tuned, { gradient: g, batches: [g.map((x, i) => x + e[i]), g.map((x, i) => x - e[i])] }, moments);
+    const size = patchChange(original, original.map((x, i) => x + e[i]), moments).change;
+    for (const key of ["along", "rest"] as const) expect(spread[key].spread / size[key], key).toBeCloseTo(1, 10);
   });
 });
 

@@ -3,7 +3,8 @@
 // against central finite differences of the loss (the mean cross-entropy over every image, summed in float64 from
 // float32 forward passes; two steps, Richardson-extrapolated) along the gradient itself, along the patches' first
 // direction, along a random direction and along the bias alone, to 1e-3 of the gradient's norm; the same gradient in
-// batches of 30 as of 7 (1e-5); every parameter's requiresGrad and gradient as they were before. Then compareBackbones' patchDescent: patchDescent of that gradient exactly, and none
+// batches of 30 as of 7 (1e-5), the mean of its batches' where every batch is full, each full batch's kept; every
+// parameter's requiresGrad and gradient as they were before. Then compareBackbones' patchDescent: patchDescent of that gradient exactly, and none
 // where the patch projection did not move or no training images are given.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -74,7 +75,7 @@ function writeProjection(m: VisionTransformer, wb: Float64Array): void {
 describe("patchGradient", () => {
   it("is the loss's derivative along any direction of [W | b], as central differences measure it", async () => {
     const m = await model("full");
-    const g = await patchGradient(m, loader);
+    const g = (await patchGradient(m, loader)).gradient;
     const norm = Math.hypot(...g);
     const w0 = await patchProjection(m);
     const dims = moments.dims;
@@ -106,15 +107,21 @@ describe("patchGradient", () => {
     m.dispose();
   });
 
-  it("sums its batches: the same in one batch of 30 as in batches of 7; every parameter's flag and gradient as they were", async () => {
+  it("sums its batches: the same in one batch of 30 as in batches of 7, and each full batch's own kept; every parameter's flag and gradient as they were", async () => {
     const m = await model("top-1");
     const before = m.parameters().map(([n, t]) => [n, t.requiresGrad, t.grad] as const);
     expect(before.some(([, flag]) => !flag)).toBe(true); // top-1 trains neither the patch projection nor block 0
-    const g7 = await patchGradient(m, loader);
-    const g30 = await patchGradient(m, new Loader(loader.dataset, loader.transform, { batchSize: 30 }));
-    const scale = Math.max(...g7.map(Math.abs));
+    const [g7, g30] = [await patchGradient(m, loader), await patchGradient(m, new Loader(loader.dataset, loader.transform, { batchSize: 30 }))];
+    const scale = Math.max(...g7.gradient.map(Math.abs));
     expect(scale).toBeGreaterThan(0);
-    for (let i = 0; i < g7.length; i++) expect(Math.abs(g7[i] - g30[i]) / scale).toBeLessThan(1e-5);
+    for (let i = 0; i < g7.gradient.length; i++) expect(Math.abs(g7.gradient[i] - g30.gradient[i]) / scale).toBeLessThan(1e-5);
+    // Batches of 7 of 30 images: four full ones kept, the last two images' left out; one batch of 30: itself.
+    expect(g7.batches).toHaveLength(4);
+    expect(g30.batches).toEqual([g30.gradient]);
+    // In batches of 6, every one full: the gradient is their mean (the same float32 values summed in float64).
+    const g6 = await patchGradient(m, new Loader(loader.dataset, loader.transform, { batchSize: 6 }));
+    expect(g6.batches).toHaveLength(5);
+    g6.gradient.forEach((x, i) => expect(x).toBeCloseTo(g6.batches.reduce((s, b) => s + b[i], 0) / 5, 12));
     expect(m.parameters().map(([n, t]) => [n, t.requiresGrad, t.grad] as const)).toEqual(before);
     m.dispose();
   });
@@ -135,6 +142,7 @@ describe("gradient descent's next move in compareBackbones", () => {
     const [original, tuned] = [await model("full", false), await model("full")];
     const c = await compareBackbones(original, tuned, blockMap(parseStrategy("full"), 2), data);
     const want = patchDescent(await patchProjection(original), await patchProjection(tuned), await patchGradient(tuned, loader), moments);
+    expect(want.along.spread).toBeGreaterThan(0);
     expect(c.patchDescent).toEqual({ source: want, target: want });
     expect(want.along.turn).not.toBeNaN();
     const { train: _, ...untrained } = data;

@@ -47,7 +47,7 @@ export const ORIGINAL_ANSWERS = [answers(7), answers(8)];
 // step `previous`, each part's output change since then and its turn: the blocks' +1, the embeddings' -0.5 on the
 // source-domain images and +0.8 on the target-domain ones (no turn where a part never moved); the patch projection's
 // along its patches' first direction -0.7, along the rest +0.3, on either; where it moved, gradient descent's next
-// move on it, 2 along (turn -0.4) and 1 along the rest (turn +0.6), on either.
+// move on it, 2 along (turn -0.4, its batches' spread 3) and 1 along the rest (turn +0.6, spread 0.5), on either.
 function atStep(c: CellAnalysis, step: number, last: number, previous?: number): StepAnalysis {
   const f = step / last;
   const since = (change: CellAnalysis["outputChange"], embeddingTurn: number) => {
@@ -71,7 +71,7 @@ function atStep(c: CellAnalysis, step: number, last: number, previous?: number):
   };
 }
 
-const DESCENT = { along: { change: 2, turn: -0.4 }, rest: { change: 1, turn: 0.6 } };
+const DESCENT = { along: { change: 2, turn: -0.4, spread: 3 }, rest: { change: 1, turn: 0.6, spread: 0.5 } };
 const patchAt = (c: PatchChange, f: number): PatchChange => ({ along: f * c.along, rest: f * c.rest });
 const patchSince = (c: PatchChange, f: number) => ({ along: { change: f * c.along, turn: c.along > 0 ? -0.7 : NaN }, rest: { change: f * c.rest, turn: c.rest > 0 ? 0.3 : NaN } });
 

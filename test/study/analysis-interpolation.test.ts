@@ -80,7 +80,8 @@ describe("analysis.interpolate in a study", () => {
     expect(analysis.key.interpolate).toBeUndefined();
     expect(analysis.cells.every((c) => c.interpolation === undefined)).toBe(true);
     const without = ({ interpolation: _, ...rest }: RunAnalysis["cells"][number]) => rest;
-    expect((await readAnalysis()).cells.map(without)).toEqual(analysis.cells);
+    // As analysis.json holds them (a NaN, the spread of gradients where no batch is full, as null).
+    expect((await readAnalysis()).cells.map(without)).toEqual(JSON.parse(JSON.stringify(analysis.cells)));
   });
 
   it("with the resets beside it, gives the same points, the model as it is scored once for both", async () => {

@@ -155,7 +155,7 @@ describe("summarizeAnalysis at the kept steps", () => {
     expect(second.patchSince!.source.rest.change.mean).toBeCloseTo((20 / 30) * 0.55, 12);
     expect(first.patchChange!.target!.along.mean).toBeCloseTo(0.3, 12);
     // Gradient descent's next move on it at every kept step, where it moved.
-    for (const t of [first, second]) expect([t.patchDescent!.source.along.turn, t.patchDescent!.target!.rest.change]).toEqual([{ mean: -0.4, std: 0 }, { mean: 1, std: 0 }]);
+    for (const t of [first, second]) expect([t.patchDescent!.source.along.turn, t.patchDescent!.target!.rest.change, t.patchDescent!.source.along.spread]).toEqual([{ mean: -0.4, std: 0 }, { mean: 1, std: 0 }, { mean: 3, std: 0 }]);
     expect(linear.atSteps!.map((t) => t.patchDescent)).toEqual([undefined, undefined]);
   });
 
@@ -225,9 +225,10 @@ describe("analysisStepsCsv", () => {
     expect(lines[0]).toBe("cell,strategy,lr,seed,step,measure,block,part,value");
     // As analysis.csv's (below), and at step 30 each part's output change since step 10 and its turn, on either
     // domain's images.
-    expect(lines).toHaveLength(1 + 2 * 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1 + 3 + 4) + 4 * (3 * 2 * 2 + 2 * 2 * 2) + 2 * 2 * 8);
+    expect(lines).toHaveLength(1 + 2 * 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1 + 3 + 4) + 4 * (3 * 2 * 2 + 2 * 2 * 2) + 2 * 2 * 12);
     expect(lines).toContain("full_lr0.1_s1,full,0.1,1,10,patch_descent_turn,along,,-0.400000");
     expect(lines).toContain("full_lr0.1_s1,full,0.1,1,30,patch_descent,rest,transfer.test,1.00000");
+    expect(lines).toContain("full_lr0.1_s1,full,0.1,1,30,patch_descent_spread,along,,3.00000");
     const cell = a.cells[1];
     expect(lines).toContain(`full_lr0.1_s1,full,0.1,1,10,cka_cls,0,,${cell.atSteps![0].cka.cls[0].toPrecision(6)}`);
     expect(lines).toContain("full_lr0.1_s1,full,0.1,1,30,cka_cls,0,,0.500000");
