@@ -11,8 +11,8 @@
 // an earlier step (D' its change), each one's change since then (D - D' over the same reference) and its turn: the
 // cosine between that change and D' in the same inner product (-1: back the way it came; not a number where it had
 // not moved by then). Gradient descent's next move, minus the training loss's gradient on [W | b], splits the same
-// way, its turn against the change so far, and its batches' spread about it. The moment is summed on the device batch by batch (float32 products,
-// float64 sums); the rest, with the weights, on the host in float64.
+// way, its turn against the change so far, and its batches' spread about it. The moment is summed on the device
+// batch by batch (float32 products, float64 sums); the rest, with the weights, on the host in float64.
 import { readTensors, tidyAsync } from "../engine/tensor.js";
 import * as ops from "../autograd/ops.js";
 import { noGrad } from "../autograd/tape.js";
@@ -20,7 +20,6 @@ import type { Loader } from "../data/loader.js";
 import { batchImages } from "../train/batch-images.js";
 import type { VisionTransformer } from "../vit/model.js";
 import type { PartSince } from "./output-change.js";
-import type { PatchGradient } from "./patch-gradient.js";
 
 // The patches of a set of images: their second moment's first eigenvector and what it holds.
 export interface PatchMoments {
@@ -191,8 +190,8 @@ export function patchChange(original: Float64Array, tuned: Float64Array, m: Patc
 // eval/patch-gradient.ts), split as a change is: along the first direction and the rest, the output change a step of
 // rate 1 along it would make (relative as patchChange's), its turn, the cosine with the change from `original` so
 // far (+1: further the way it came, -1: back; not a number where that part had not moved), and its batches' spread
-// about it (not a number without a full batch).
-export function patchDescent(original: Float64Array, tuned: Float64Array, g: PatchGradient, m: PatchMoments): PatchDescent {
+// about it (not a number without a full batch). `g`: eval/patch-gradient.ts's PatchGradient.
+export function patchDescent(original: Float64Array, tuned: Float64Array, g: { gradient: Float64Array; batches: Float64Array[] }, m: PatchMoments): PatchDescent {
   const reference = forms(original, original, m).whole;
   const move = againstEarlier(g.gradient.map((x) => -x), minus(tuned, original), m, reference);
   const spread = { along: 0, rest: 0 };
