@@ -455,13 +455,10 @@ def patch_change(original, tuned, moment):
     return [math.sqrt(along / reference), math.sqrt(max(0.0, whole - along) / reference)]
 
 
-def patch_descent(original, tuned, head, x, labels, moment, batch_size):
-    """eval/patch-directions.ts patchDescent of eval/patch-gradient.ts's gradients: minus the mean cross-entropy's
-    gradient on the tuned patch projection [W | b] (torch.autograd, every other weight held), each batch's of
-    `batch_size` images in order and their mean by images, split along the first direction and the rest: its output
-    change (a step of rate 1, relative to the original's output), its cosine with the change so far and the full
-    batches' spread about it, [along change, along turn, along spread, rest change, rest turn, rest spread]."""
-    m, u, value = moment
+def patch_gradients(tuned, head, x, labels, batch_size):
+    """eval/patch-gradient.ts patchGradient: the mean cross-entropy's gradient on the tuned patch projection [W | b]
+    (torch.autograd, every other weight held), each batch's of `batch_size` images in order, and their mean by
+    images: (the mean, the full batches')."""
     weight, bias = (tuned.w[n].clone().requires_grad_(True) for n in ("patch_embed.proj.weight", "patch_embed.proj.bias"))
     model = Vit({**tuned.w, "patch_embed.proj.weight": weight, "patch_embed.proj.bias": bias}, tuned.heads, tuned.depth)
     batches, gradient = [], 0
@@ -473,6 +470,15 @@ def patch_descent(original, tuned, head, x, labels, moment, batch_size):
         gradient = gradient + g * (len(logits) / len(labels))
         if len(logits) == batch_size:
             batches.append(g)
+    return gradient, batches
+
+
+def patch_descent(original, tuned, gradients, moment):
+    """eval/patch-directions.ts patchDescent: minus the gradient split along the first direction and the rest, its
+    output change (a step of rate 1, relative to the original's output), its cosine with the change so far and the
+    full batches' spread about it, [along change, along turn, along spread, rest change, rest turn, rest spread]."""
+    m, u, value = moment
+    gradient, batches = gradients
     w0 = projection(original)
     d = projection(tuned) - w0
     def split(a, b):
@@ -761,6 +767,7 @@ def run(args):
                 exact += [(f"{cid} {field}[{j}]", 0.0, t) for j, (m, t) in enumerate(zip(mine_output, theirs_output)) if m == 0.0]
             moved = not torch.equal(projection(original), projection(tuned))
             head = (torch.from_numpy(tensors["head.weight"]), torch.from_numpy(tensors["head.bias"]))
+            gradients = moved and "patchDescent" in cell and patch_gradients(tuned, head, train, train_labels, config["training"]["batchSize"])
             for images, moment in moments.items():
                 theirs_patch = cell["patchChange"][images]
                 compare.add("patch change", TOLERANCE["output"], f"{cid} patchChange.{images}", patch_change(original, tuned, moment), [theirs_patch["along"], theirs_patch["rest"]])
@@ -769,7 +776,7 @@ def run(args):
                         exact.append((f"{cid} patchDescent", "measured", "absent"))
                         continue
                     t = cell["patchDescent"][images]
-                    compare.add("patch descent", TOLERANCE["descent"], f"{cid} patchDescent.{images}", patch_descent(original, tuned, head, train, train_labels, moment, config["training"]["batchSize"]),
+                    compare.add("patch descent", TOLERANCE["descent"], f"{cid} patchDescent.{images}", patch_descent(original, tuned, gradients, moment),
                                 [t[part][key] for part in ("along", "rest") for key in ("change", "turn", "spread")])
             added = sorted(block_map(manifest["strategyOptions"], depth)[2])
             if theirs.get("added") != added:
