@@ -27,6 +27,7 @@ interface PatchMeasure {
   origin: boolean; // a point at step 0, the original's 0
   y: object;
   zero: boolean; // a rule at 0
+  loss: boolean; // the subtitle names the training images the loss is taken on
   nothing: string;
 }
 
@@ -37,6 +38,7 @@ const CHANGE: PatchMeasure = {
   origin: true,
   y: { field: "value", type: "quantitative", title: "Relative output change (ratio of norms)", scale: { zero: true, nice: false, padding: 8 } },
   zero: false,
+  loss: false,
   nothing: "no row's patch projection moved at a kept step (analysis.atSteps)",
 };
 
@@ -52,6 +54,7 @@ const DESCENT: PatchMeasure = {
   origin: false,
   y: { field: "value", type: "quantitative", title: "Cosine with the change so far", scale: { domain: [-1, 1], nice: false } },
   zero: true,
+  loss: true,
   nothing: "no row's patch projection has its gradient measured at a kept step (analysis.atSteps)",
 };
 
@@ -78,7 +81,7 @@ function patchSpec(a: RunAnalysis, m: PatchMeasure): FigureSpec {
     const set = images === "source" ? a.images : a.targetImages;
     return [`${imageSetLine(images)} ${set ? `${set.count} ` : ""}${images}-domain images${set ? ` (${set.name} ${set.split})` : ""};`, `  their first direction: ${(100 * d.share).toFixed(0)}% of the moment, ${(100 * d.flatness).toFixed(0)}% flat`];
   };
-  const train = a.trainImages && m === DESCENT ? [`the loss on ${a.trainImages.count} training images (${a.trainImages.name} ${a.trainImages.split})`] : [];
+  const train = a.trainImages && m.loss ? [`the loss on ${a.trainImages.count} training images (${a.trainImages.name} ${a.trainImages.split})`] : [];
   return stepPanelsSpec({
     title: {
       text: m.text,

@@ -4,8 +4,8 @@
 // float32 forward passes; two steps, Richardson-extrapolated) along the gradient itself, along the patches' first
 // direction, along a random direction and along the bias alone, to 1e-3 of the gradient's norm; the same gradient in
 // batches of 30 as of 7 (1e-5), the mean of its batches' where every batch is full, each full batch's kept; every
-// parameter's requiresGrad and gradient as they were before. Then compareBackbones' patchDescent: patchDescent of that gradient exactly, and none
-// where the patch projection did not move or no training images are given.
+// parameter's requiresGrad and gradient as they were before. Then compareBackbones' patchDescent: patchDescent of
+// that gradient exactly, and none where the patch projection did not move or no training images are given.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
