@@ -53,10 +53,10 @@ export interface AnalysisData {
   // The second moments of the patches of the analysed images and of the target images (eval/patch-directions.ts):
   // the patch projection's output change along their first principal direction and the rest, on each.
   patches?: { source: PatchMoments; target?: PatchMoments };
-  // The study's training images (transfer.train, as it trains on them, in batches of its training batch size): with
-  // the patches, the training loss's gradient on a patch projection that moved, and its batches' spread, split along
-  // their first direction and the rest.
-  train?: Loader;
+  // The study's training images (transfer.train, as it trains on them, in batches of its training batch size, passes
+  // of at most microBatch images): with the patches, the training loss's gradient on a patch projection that moved,
+  // and its batches' spread, split along their first direction and the rest.
+  train?: { loader: Loader; microBatch: number };
 }
 
 // Normalised CLS features of every original block for a set of images.
@@ -222,11 +222,11 @@ async function otherBanksKnn(model: VisionTransformer, queries: BlockFeatures, d
 
 // The patch projection's change on each image set's patches, since `before` where given, and where it moved and
 // `train` is given, gradient descent's next move on it.
-async function patchChanges(moments: ImageSets<PatchMoments>, original: VisionTransformer, tuned: VisionTransformer, before?: VisionTransformer, train?: Loader): Promise<Pick<BackboneComparison, "patchChange" | "patchSince" | "patchDescent">> {
+async function patchChanges(moments: ImageSets<PatchMoments>, original: VisionTransformer, tuned: VisionTransformer, before?: VisionTransformer, train?: AnalysisData["train"]): Promise<Pick<BackboneComparison, "patchChange" | "patchSince" | "patchDescent">> {
   const [w0, w, earlier] = [await patchProjection(original), await patchProjection(tuned), before && (await patchProjection(before))];
   const source = patchChange(w0, w, moments.source, earlier);
   const target = moments.target && patchChange(w0, w, moments.target, earlier);
-  const gradient = train && tuned.head && w.some((x, i) => x !== w0[i]) ? await patchGradient(tuned, train) : undefined;
+  const gradient = train && tuned.head && w.some((x, i) => x !== w0[i]) ? await patchGradient(tuned, train.loader, train.microBatch) : undefined;
   const descent = (m: PatchMoments) => patchDescent(w0, w, gradient!, m);
   return {
     patchChange: { source: source.change, ...(target && { target: target.change }) },

@@ -4,11 +4,10 @@
 // projection alone, every other parameter held. Each batch's own gradient is read too (float64 on the host): a
 // step of minibatch SGD follows one batch's, so how far those spread about their mean is the noise each step adds to
 // the mean's direction. eval/patch-directions.ts patchDescent splits both.
-import * as ops from "../autograd/ops.js";
-import { backward, zeroGrad } from "../autograd/tape.js";
+import { zeroGrad } from "../autograd/tape.js";
 import { tidy } from "../engine/tensor.js";
 import type { Loader } from "../data/loader.js";
-import { batchImages } from "../train/batch-images.js";
+import { lossAndGradients } from "../train/train.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { besideBias } from "./patch-directions.js";
 
@@ -17,7 +16,9 @@ export interface PatchGradient {
   batches: Float64Array[]; // each full batch's own (of the loader's batch size; a smaller last one left out)
 }
 
-export async function patchGradient(model: VisionTransformer, loader: Loader): Promise<PatchGradient> {
+// `microBatch`: at most this many images a forward and backward pass (train/train.ts's gradient accumulation, as
+// the cells trained), the loader's batch size where absent.
+export async function patchGradient(model: VisionTransformer, loader: Loader, microBatch = loader.batchSize): Promise<PatchGradient> {
   if (!model.head) throw new Error("patch gradient: the model has no head, so no training loss");
   const n = loader.dataset.length;
   if (n === 0) throw new Error("patch gradient: no images to take the loss over");
@@ -32,7 +33,7 @@ export async function patchGradient(model: VisionTransformer, loader: Loader): P
     for (const t of params) t.requireGrad(projection.includes(t));
     for await (const batch of loader.epoch(0)) {
       zeroGrad(projection);
-      tidy(() => backward(ops.crossEntropy(model.forward(batchImages(batch, size)), batch.labels)));
+      tidy(() => lossAndGradients(model, batch, size, microBatch));
       const own = besideBias(await weight.grad!.data(), bias && (await bias.grad!.data()), weight.shape[0]);
       const share = batch.labels.length / n;
       for (let i = 0; i < own.length; i++) gradient[i] += share * own[i];

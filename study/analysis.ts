@@ -591,7 +591,10 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       gridImages,
       target: loader(target, config.transfer.test),
       // As the cells train: in batches of the training batch size, each one's gradient being a step's.
-      train: new Loader(train, new Transform(transformFor(config.transfer.train, size)), { batchSize: config.training.batchSize, cache: opts.transformed }),
+      train: {
+        loader: new Loader(train, new Transform(transformFor(config.transfer.train, size)), { batchSize: config.training.batchSize, cache: opts.transformed }),
+        microBatch: config.training.microBatch ?? config.training.batchSize,
+      },
     };
     // The patches each image set shows the patch projection: their second moments, once for every backbone.
     const patches = { source: await patchMoments(data.queries, original.config.patchSize), target: await patchMoments(data.target!, original.config.patchSize) };

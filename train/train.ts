@@ -175,7 +175,7 @@ async function* batchesFrom(loader: Loader, step: number): AsyncGenerator<Batch>
 // Each pass runs in its own tidy, so its graph and activations are released before the next pass is encoded.
 // Dropout masks and the like come from seeded generators in row-major order, so the slices see the same values.
 // `seed`: the backward's output gradient (the loss scale), 1 when absent.
-function lossAndGradients(model: VisionTransformer, b: Batch, size: number, micro: number, seed?: Tensor): Tensor {
+export function lossAndGradients(model: VisionTransformer, b: Batch, size: number, micro: number, seed?: Tensor): Tensor {
   const B = b.labels.length;
   if (micro >= B) {
     const l = ops.crossEntropy(model.forward(batchImages(b, size)), b.labels);

@@ -3,9 +3,10 @@
 // against central finite differences of the loss (the mean cross-entropy over every image, summed in float64 from
 // float32 forward passes; two steps, Richardson-extrapolated) along the gradient itself, along the patches' first
 // direction, along a random direction and along the bias alone, to 1e-3 of the gradient's norm; the same gradient in
-// batches of 30 as of 7 (1e-5), the mean of its batches' where every batch is full, each full batch's kept; every
-// parameter's requiresGrad and gradient as they were before. Then compareBackbones' patchDescent: patchDescent of
-// that gradient exactly, and none where the patch projection did not move or no training images are given.
+// batches of 30 as of 7 and in passes of 3 (1e-5), the mean of its batches' where every batch is full, each full
+// batch's kept; every parameter's requiresGrad and gradient as they were before. Then compareBackbones'
+// patchDescent: patchDescent of that gradient exactly, and none where the patch projection did not move or no
+// training images are given.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -118,6 +119,9 @@ describe("patchGradient", () => {
     // Batches of 7 of 30 images: four full ones kept, the last two images' left out; one batch of 30: itself.
     expect(g7.batches).toHaveLength(4);
     expect(g30.batches).toEqual([g30.gradient]);
+    // In passes of at most 3 images (gradient accumulation, as a cell with training.microBatch trains): the same.
+    const g3 = await patchGradient(m, loader, 3);
+    g3.batches.forEach((b, j) => b.forEach((x, i) => expect(Math.abs(x - g7.batches[j][i]) / scale).toBeLessThan(1e-5)));
     // In batches of 6, every one full: the gradient is their mean (the same float32 values summed in float64).
     const g6 = await patchGradient(m, new Loader(loader.dataset, loader.transform, { batchSize: 6 }));
     expect(g6.batches).toHaveLength(5);
@@ -138,7 +142,7 @@ describe("patchGradient", () => {
 
 describe("gradient descent's next move in compareBackbones", () => {
   it("is patchDescent of the tuned model's patch gradient on each image set's moments; none where the projection did not move or no training images are given", async () => {
-    const data = { queries: loader, bank: loader, k: 3, temperature: 0.07, classes: CLASSES, gridImages: 1, patches: { source: moments, target: moments }, train: loader };
+    const data = { queries: loader, bank: loader, k: 3, temperature: 0.07, classes: CLASSES, gridImages: 1, patches: { source: moments, target: moments }, train: { loader, microBatch: 7 } };
     const [original, tuned] = [await model("full", false), await model("full")];
     const c = await compareBackbones(original, tuned, blockMap(parseStrategy("full"), 2), data);
     const want = patchDescent(await patchProjection(original), await patchProjection(tuned), await patchGradient(tuned, loader), moments);
