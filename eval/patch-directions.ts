@@ -196,7 +196,8 @@ export function patchDescent(original: Float64Array, tuned: Float64Array, g: { g
   const move = againstEarlier(g.gradient.map((x) => -x), minus(tuned, original), m, reference);
   const spread = { along: 0, rest: 0 };
   for (const batch of g.batches) {
-    const off = split(forms(minus(batch, g.gradient), minus(batch, g.gradient), m));
+    const d = minus(batch, g.gradient);
+    const off = split(forms(d, d, m));
     spread.along += off.along / g.batches.length;
     spread.rest += off.rest / g.batches.length;
   }
