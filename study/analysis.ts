@@ -31,7 +31,7 @@ import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { isObject, readJsonFile } from "../util/json-file.js";
 import { unpackBits } from "../util/bits.js";
-import type { MeanInterval } from "../util/stats.js";
+import type { MeanInterval, MeanStd } from "../util/stats.js";
 import { CONFIDENCE } from "./comparisons.js";
 import { join, resolve } from "node:path";
 import { Loader } from "../data/loader.js";
@@ -56,7 +56,7 @@ import type { VisionTransformer } from "../vit/model.js";
 import { type PatchChange, type PatchMoments, patchMoments } from "../eval/patch-directions.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { MAX_CLASSES } from "./knn-classes.js";
-import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type OutputChangeSummary, type PatchChangeSummary, type PatchSinceSummary, type RunAnalysis, type StepAnalysis, type StepSummary, analysisBetweenCsv, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
+import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type OutputChangeSummary, type PatchChangeSummary, type PatchDescentSummary, type PatchSinceSummary, type RunAnalysis, type StepAnalysis, type StepSummary, analysisBetweenCsv, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
 import { headOf, startingHead, writeHead } from "./probe-head.js";
 import { cellCheckpointPath, cellFolder, cellProbePath, cellResultPath, cellStepPath, cellsFolder } from "./cells.js";
 import { DEFAULTS, type InterpolationHead, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
@@ -255,7 +255,9 @@ function patchLines(a: RunAnalysis): string[] {
   const described = (set: "source" | "target") => `${set}: ${(100 * d[set]!.share).toFixed(0)}% of their second moment, ${(100 * d[set]!.flatness).toFixed(0)}% of it flat in each channel`;
   const each = <T>(x: ImageSets<T>, shown: (v: T) => string) => [x.source, ...(x.target ? [x.target] : [])].map(shown).join("; ");
   const sets = (x: ImageSets<PatchChangeSummary>) => each(x, (c) => `${c.along.mean.toFixed(3)} ± ${c.along.std.toFixed(3)} / ${c.rest.mean.toFixed(3)} ± ${c.rest.std.toFixed(3)}`);
-  const since = (x: ImageSets<PatchSinceSummary>) => each(x, (c) => `${c.along.change.mean.toFixed(3)} (turn ${c.along.turn.mean.toFixed(2)}) / ${c.rest.change.mean.toFixed(3)} (turn ${c.rest.turn.mean.toFixed(2)})`);
+  // A part's move and its turn (and, gradient descent's, its batches' spread).
+  const moveOf = (p: { change: MeanStd; turn: MeanStd; spread?: MeanStd }) => `${p.change.mean.toFixed(3)} (turn ${p.turn.mean.toFixed(2)}${p.spread ? `, spread ${p.spread.mean.toFixed(3)}` : ""})`;
+  const since = (x: ImageSets<PatchSinceSummary | PatchDescentSummary>) => each(x, (c) => `${moveOf(c.along)} / ${moveOf(c.rest)}`);
   const lines = [
     `analysis: the patch projection's output change along the first principal direction of the patches it reads (${described("source")}${d.target ? `; ${described("target")}` : ""}) / along every other, relative to its output there, mean ± std over seeds: on the source-domain images${d.target ? "; on the target-domain ones" : ""}`,
     ...moved.flatMap((s) => [`  ${s.strategy}: ${sets(s.patchChange!)}`, ...(s.atSteps ?? []).flatMap((t) => (t.patchChange ? [`  ${s.strategy} at step ${t.step}: ${sets(t.patchChange)}`] : []))]),
@@ -268,7 +270,7 @@ function patchLines(a: RunAnalysis): string[] {
   return [
     ...lines,
     `analysis: gradient descent's next move on the patch projection, minus the training loss's gradient on ${t.count} training images (${t.name} ${t.split}): the output change a step of rate 1 would make (relative as above), its turn, the cosine with its change so far (+1: further the way it came, -1: back), and its batches' spread about it, mean over seeds: along / every other`,
-    ...descents.flatMap((x) => (x.d ? [`  ${x.label}: ${each(x.d, (c) => `${c.along.change.mean.toFixed(3)} (turn ${c.along.turn.mean.toFixed(2)}, spread ${c.along.spread.mean.toFixed(3)}) / ${c.rest.change.mean.toFixed(3)} (turn ${c.rest.turn.mean.toFixed(2)}, spread ${c.rest.spread.mean.toFixed(3)})`)}`] : [])),
+    ...descents.flatMap((x) => (x.d ? [`  ${x.label}: ${since(x.d)}`] : [])),
   ];
 }
 
