@@ -64,10 +64,16 @@ export class BufferPool {
     return bucketSize(bytes, [this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize]);
   }
 
+  // Refuses a request past the device's maxBufferSize by name, before Dawn would. `what` describes it (a tensor names
+  // its shape and dtype), made only for the message; Tensor.empty checks here in a dry run too, which acquires nothing.
+  checkSize(bytes: number, what = () => `${bytes} bytes`): void {
+    const max = this.limits.maxBufferSize;
+    if (bytes > max) throw new Error(`${this.label}: expected a buffer of at most ${max} bytes (the device's maxBufferSize), got ${what()}`);
+  }
+
   // A buffer of at least `bytes`; `onMiss` lets the caller flush so pending buffers become reusable.
   acquire(bytes: number, onMiss?: () => void): GPUBuffer {
-    const max = this.limits.maxBufferSize;
-    if (bytes > max) throw new Error(`${this.label}: expected a buffer of at most ${max} bytes (the device's maxBufferSize), got ${bytes} bytes`);
+    this.checkSize(bytes);
     const size = this.sizeFor(bytes);
     let list = this.free.get(size);
     if ((!list || list.length === 0) && onMiss && this.pending.some((b) => b.size === size)) {

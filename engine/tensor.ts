@@ -64,8 +64,7 @@ export class Tensor {
     checkShape(shape);
     const bytes = Math.max(Math.ceil((numel(shape) * (dtype === "f16" ? 2 : 4)) / 4), 1) * 4; // whole words
     const { pool, batch } = runtime();
-    const max = pool.limits.maxBufferSize;
-    if (bytes > max) throw new Error(`tensor: expected at most ${max} bytes (the device's maxBufferSize), got (${shape.join(", ")}) ${dtype} in ${bytes} bytes`);
+    pool.checkSize(bytes, () => `(${shape.join(", ")}) ${dtype} in ${bytes} bytes`); // the pool's label: "tensor"
     if (batch.isDry) return new Tensor([...shape], dtype, new Storage(dryBuffer(bytes), bytes, true));
     const buffer = pool.acquire(bytes, () => batch.submit());
     return new Tensor([...shape], dtype, new Storage(buffer, bytes));

@@ -147,7 +147,7 @@ describe("buffer pool", () => {
     expect(() => pool.acquire(1001)).toThrow("test: expected a buffer of at most 1000 bytes (the device's maxBufferSize), got 1001 bytes");
     const words = Math.floor(limits.maxBufferSize / 4) + 1;
     const before = runtime().pool.getStats().buffersCreated;
-    expect(() => Tensor.empty([words])).toThrow(`tensor: expected at most ${limits.maxBufferSize} bytes (the device's maxBufferSize), got (${words}) f32 in ${words * 4} bytes`);
+    expect(() => Tensor.empty([words])).toThrow(`tensor: expected a buffer of at most ${limits.maxBufferSize} bytes (the device's maxBufferSize), got (${words}) f32 in ${words * 4} bytes`);
     expect(runtime().pool.getStats().buffersCreated).toBe(before);
     expect(await Tensor.fromArray([1, 2], [2]).data()).toEqual(Float32Array.from([1, 2])); // no error left for the next submit
   });
