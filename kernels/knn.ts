@@ -362,19 +362,17 @@ function transposeQueries(queries: Tensor, qpad: number, normalize: boolean): Te
 
 // ---- wrappers ----
 
-function checkBinding(what: string, t: Tensor): void {
+// An error naming `what` (and how to shrink it) unless `bytes` fit one storage binding; `got` describes them.
+function checkBinding(what: string, bytes: number, got: string): void {
   const limit = runtime().gpu.limits.maxStorageBufferBindingSize;
-  if (t.buffer.size > limit) {
-    throw new Error(`knn: expected ${what} to fit one storage binding (${limit} bytes), got ${t} in ${t.buffer.size} bytes`);
-  }
+  if (bytes > limit) throw new Error(`knn: expected ${what} to fit one storage binding (${limit} bytes), got ${got} in ${bytes} bytes`);
 }
 
 // A new tensor that fits one storage binding, or an error naming it, before anything is made (the pool's buckets
 // stay within the binding limit where the tensor does).
 function emptyBound(what: string, shape: number[]): Tensor {
-  const limit = runtime().gpu.limits.maxStorageBufferBindingSize;
   const bytes = shape.reduce((a, b) => a * b, 4);
-  if (bytes > limit) throw new Error(`knn: expected ${what} to fit one storage binding (${limit} bytes), got (${shape.join(", ")}) f32 in ${bytes} bytes`);
+  checkBinding(what, bytes, `(${shape.join(", ")}) f32`);
   return Tensor.empty(shape);
 }
 
@@ -473,7 +471,7 @@ function scan(spec: KnnSpec, queries: Tensor, list: Tensor[], outputs: Tensor[],
 export function knnTopK(queries: Tensor, bank: Tensor | Tensor[], k: number, opts: KnnOptions = {}): { sims: Tensor; indices: Tensor } {
   const { list, q, d, n } = checkInputs("knnTopK", queries, bank);
   if (!Number.isInteger(k) || k < 1) throw new Error(`knnTopK: expected k >= 1, got ${k}`);
-  checkBinding("queries (Q, D); split the queries", queries);
+  checkBinding("queries (Q, D); split the queries", queries.buffer.size, `${queries}`);
   const normalize = opts.normalize ?? false;
   const version = resolveVersion(KNN, { Q: q, N: n, D: d, K: k, normalize }, opts.version);
   const sims = emptyBound("the top-k output (Q, K); split the queries", [q, k]);
@@ -500,7 +498,7 @@ export function knnTopK(queries: Tensor, bank: Tensor | Tensor[], k: number, opt
 // The baseline: the full similarity matrix. queries (Q, D), bank (N, D) or chunks (N_i, D) -> (Q, N).
 export function knnSimilarity(queries: Tensor, bank: Tensor | Tensor[], opts: KnnOptions = {}): Tensor {
   const { list, q, d, n } = checkInputs("knnSimilarity", queries, bank);
-  checkBinding("queries (Q, D); split the queries", queries);
+  checkBinding("queries (Q, D); split the queries", queries.buffer.size, `${queries}`);
   const normalize = opts.normalize ?? false;
   const version = resolveVersion(KNN, { Q: q, N: n, D: d, K: 0, normalize }, opts.version);
   const sims = emptyBound("the similarity matrix (Q, N); split the queries", [q, n]);
