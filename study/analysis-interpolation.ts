@@ -12,7 +12,8 @@
 import type { VisionTransformer } from "../vit/model.js";
 import { interpolationPoints, withEachInterpolation } from "../eval/weight-interpolation.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
-import { type ResetData, type ResetScores, type ScorePair, commonBanks, pairedScores, scores } from "./analysis-resets.js";
+import { type ResetData, type ResetScores, type ScorePair, pairedScores, scores } from "./analysis-resets.js";
+import { commonBanks } from "./comparisons.js";
 import type { InterpolationHead } from "./config.js";
 
 export interface InterpolationScores extends ResetScores {
@@ -53,7 +54,7 @@ export interface RowInterpolation {
 export function summarizeInterpolation(group: (CellInterpolation | undefined)[]): RowInterpolation | undefined {
   const cells = group.filter((c): c is CellInterpolation => c !== undefined);
   if (cells.length === 0) return undefined;
-  const banks = commonBanks(cells.flatMap((c) => [c.tuned, ...c.points]));
+  const banks = commonBanks(cells.flatMap((c) => [c.tuned, ...c.points]).map((s) => s.otherBanks?.length));
   const points = cells[0].points.map(({ alpha }): InterpolationSummary => {
     const pairs: ScorePair[] = cells.flatMap((c) => c.points.filter((p) => p.alpha === alpha).map((p) => ({ a: p, reference: c.tuned })));
     return {

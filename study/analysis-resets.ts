@@ -14,7 +14,7 @@ import type { BlockMap } from "../eval/block-map.js";
 import { type ResetGrain, type ResetUnit, patchDirectionUnits, resetUnits, withEachReset } from "../eval/block-reset.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
-import { pairedChange } from "./comparisons.js";
+import { commonBanks, pairedChange } from "./comparisons.js";
 import type { StudyConfig } from "./config.js";
 import { type Correct, type KnnScores, packCorrect, unpackCorrect } from "./results.js";
 import { type KnnStudyData, everyBankScores } from "./study-knn.js";
@@ -107,13 +107,6 @@ export interface RowResets {
 // A row's kept backbones at one step with their parts put back to the kept step before, `from`.
 export type RowResetsSince = RowResets & { from: number };
 
-// The banks the source k-NN changes are over: knn.bank and, where every score was against the same number of other
-// banks as the first, the others.
-export function commonBanks(all: ResetScores[]): number {
-  const others = all[0].otherBanks?.length ?? 0;
-  return others > 0 && all.every((s) => s.otherBanks?.length === others) ? 1 + others : 1;
-}
-
 type Answers = "transferCorrect" | "knnCorrect";
 export type ScorePair = { a: ResetScores; reference: ResetScores };
 
@@ -135,7 +128,7 @@ export function pairedScores(which: Answers, pairs: ScorePair[], banks: number):
 export function summarizeResets(group: (CellResets | undefined)[]): RowResets | undefined {
   const cells = group.filter((c): c is CellResets => c !== undefined);
   if (cells.length === 0) return undefined;
-  const banks = commonBanks(cells.flatMap((c) => [c.tuned, ...c.units]));
+  const banks = commonBanks(cells.flatMap((c) => [c.tuned, ...c.units]).map((s) => s.otherBanks?.length));
   const paired = (which: Answers, pairs: ScorePair[]) => pairedScores(which, pairs, banks);
   const units = cells[0].units.map((first): ResetSummary => {
     const pairs = cells.flatMap((c) => c.units.filter((u) => u.unit === first.unit).map((u) => ({ a: u, reference: c.tuned })));

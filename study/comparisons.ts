@@ -66,11 +66,17 @@ function difference(a: Group, b: Group): Difference {
 // The source k-NN side of a difference: over the queries too where `images`, and over the other banks where every
 // pair was classified against them all.
 function knnDifference(pairs: (readonly [PairedKnn, PairedKnn])[], images: boolean): Pick<Difference, "banks" | "knn"> {
-  const others = images ? pairs[0][0].correct!.otherBanks?.length ?? 0 : 0;
-  const banks = others > 0 && pairs.every(([x, y]) => x.correct!.otherBanks?.length === others && y.correct!.otherBanks?.length === others) ? 1 + others : 1;
+  const banks = images ? commonBanks(pairs.flatMap((pair) => pair.map((c) => c.correct!.otherBanks?.length))) : 1;
   const against = (c: PairedKnn) => [c.correct!.knn, ...(banks > 1 ? c.correct!.otherBanks! : [])];
   const knn = images ? tableInterval(pairs.map(([x, y]) => against(x).map((answers, bank) => points(answers, against(y)[bank])))) : meanInterval(pairs.map(([x, y]) => x.knn - y.knn), CONFIDENCE);
   return { banks, knn };
+}
+
+// The banks paired answers are over: knn.bank and, where every answer set was classified against as many other banks
+// as the first, those too (`others`: each set's count of other banks, undefined where it has none).
+export function commonBanks(others: (number | undefined)[]): number {
+  const first = others[0] ?? 0;
+  return first > 0 && others.every((n) => n === first) ? 1 + first : 1;
 }
 
 // Paired answers, 0/1 per image, as a difference in points per image.
