@@ -14,7 +14,7 @@ import type { BlockMap } from "../eval/block-map.js";
 import { type ResetGrain, type ResetUnit, patchDirectionUnits, resetUnits, withEachReset } from "../eval/block-reset.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
-import { commonBanks, pairedChange } from "./comparisons.js";
+import { commonBanks, pairBySeed, pairedChange } from "./comparisons.js";
 import type { StudyConfig } from "./config.js";
 import { type Correct, type KnnScores, packCorrect, unpackCorrect } from "./results.js";
 import { type KnnStudyData, everyBankScores } from "./study-knn.js";
@@ -115,12 +115,7 @@ export type ScorePair = { a: ResetScores; reference: ResetScores };
 export function pairedScores(which: Answers, pairs: ScorePair[], banks: number): MeanInterval {
   // A score's answers per bank: the transfer's one, the source k-NN's against each bank counted.
   const answers = (s: ResetScores) => (which === "transferCorrect" ? [s.transferCorrect] : [s.knnCorrect, ...(s.otherBanks ?? []).slice(0, banks - 1).map((b) => b.knnCorrect)]).map(unpackCorrect);
-  return pairedChange(
-    pairs.map(({ a, reference }) => {
-      const against = answers(reference);
-      return answers(a).map((x, b): [Uint8Array, Uint8Array] => [x, against[b]]);
-    }),
-  );
+  return pairedChange(pairBySeed(pairs.map(({ a }) => answers(a)), pairs.map(({ reference }) => answers(reference))));
 }
 
 // The row's cells' resets (those that have them) summarised unit by unit, in the first cell's order of units; the

@@ -126,8 +126,14 @@ export function seedPairedKnnDifference(a: PairedKnn[], b: PairedKnn[]): Omit<Di
 // several (crossedMeanInterval3). The original's answers are the same for every seed, so the seeds' part of the
 // interval is the cells' spread; with one seed the interval is over its queries (and banks) alone.
 export function changeFromOriginal(answers: Uint8Array[][], original: Uint8Array[]): MeanInterval {
-  return tableInterval(answers.map((banks) => banks.map((a, b) => Float64Array.from(a, (right, q) => 100 * (right - original[b][q])))));
+  return pairedChange(pairBySeed(answers, answers.map(() => original)));
 }
+
+// Each seed's answers against each bank, `answers[seed][bank]`, paired image by image with that seed's reference
+// there, `references[seed][bank]` (the original's, the same for every seed, or the seed's own at a point before), as
+// pairedChange takes them: `pairs[seed][bank]` = [answers, reference].
+export const pairBySeed = (answers: Uint8Array[][], references: Uint8Array[][]): [Uint8Array, Uint8Array][][] =>
+  answers.map((banks, s) => banks.map((a, b) => [a, references[s][b]]));
 
 // Each seed's answers against that seed's own reference, image by image (`pairs[seed][bank]`: [answers, reference],
 // against each bank where the images are k-NN queries classified against several): the change in points, its mean

@@ -8,7 +8,7 @@
 // classesBetweenCsv knn-classes-between.csv.
 import type { MeanInterval } from "../util/stats.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
-import { pairedChange } from "./comparisons.js";
+import { pairBySeed, pairedChange } from "./comparisons.js";
 
 // The most classes the figures draw one by one, and the per-block analysis measures at all: its images (500 or 1,000)
 // hold a handful of each of ImageNet's thousand, and its summary, a number per block, class, row and kept step, would
@@ -39,7 +39,7 @@ export const noChange = (c: MeanInterval): boolean => c.mean === 0 && c.lo === 0
 // A row's answers as changeFromOriginal takes them, `answers[seed][bank]` and `original[bank]`, split by the queries'
 // class; a class without queries is left out.
 export function knnByClass(answers: Uint8Array[][], original: Uint8Array[], queries: QueryLabels): ClassKnn[] {
-  return classesOfPairs(answers.map((banks) => banks.map((a, b) => [a, original[b]])), queries).map((c) => ({ name: c.name, queries: c.queries, original: c.reference, knn: c.knn, change: { ...c.change, banks: original.length } }));
+  return classesOfPairs(pairBySeed(answers, answers.map(() => original)), queries).map((c) => ({ name: c.name, queries: c.queries, original: c.reference, knn: c.knn, change: { ...c.change, banks: original.length } }));
 }
 
 // A row's change class by class from one point of its curve to the next: each seed's answers there, `now[seed][bank]`,
@@ -54,7 +54,7 @@ export interface ClassSince {
 
 export function classesSince(now: Uint8Array[][], before: Uint8Array[][], queries: QueryLabels): ClassSince[] {
   const banks = now[0].length;
-  return classesOfPairs(now.map((seed, s) => seed.map((a, b) => [a, before[s][b]])), queries).map((c) => ({ name: c.name, queries: c.queries, before: c.reference, knn: c.knn, change: { ...c.change, banks } }));
+  return classesOfPairs(pairBySeed(now, before), queries).map((c) => ({ name: c.name, queries: c.queries, before: c.reference, knn: c.knn, change: { ...c.change, banks } }));
 }
 
 // Answers paired with a reference, `pairs[seed][bank]` = [answers, reference], split by the queries' class: each

@@ -8,7 +8,7 @@
 // `predicted`), which the answers hold for at most MAX_CLASSES classes. knnConfusionCsv is knn-confusion.csv.
 import type { MeanInterval } from "../util/stats.js";
 import { type Strategy, strategyName } from "../peft/strategy.js";
-import { pairedChange } from "./comparisons.js";
+import { pairBySeed, pairedChange } from "./comparisons.js";
 import { type QueryLabels, csvText, intervalEnd, percentOnes } from "./knn-classes.js";
 
 // One class's queries: the share of them given each class (in the order of KnnConfusion's `given`), in percent.
@@ -44,7 +44,7 @@ export function knnConfusion(given: Uint8Array[][], original: Uint8Array[], quer
   if (stray) throw new Error(`summary: a k-NN query given class ${stray.find((c) => c >= classes)}, where knn.queries has ${classes} classes (an answer file from another knn.queries?)`);
   const members = queries.classes.map(() => [] as number[]);
   for (let q = 0; q < count; q++) members[queries.labels[q]].push(q);
-  const pairs = given.map((banks) => banks.map((a, b) => [a, original[b]] as [Uint8Array, Uint8Array]));
+  const pairs = pairBySeed(given, given.map(() => original));
   const lines = queries.classes.flatMap((name, truth) => (members[truth].length > 0 ? [lineOf(name, members[truth], pairs, classes)] : []));
   return { given: [...queries.classes], lines, every: lineOf(EVERY_QUERY, Array.from({ length: count }, (_, q) => q), pairs, classes), banks: original.length };
 }
@@ -53,7 +53,7 @@ export function knnConfusion(given: Uint8Array[][], original: Uint8Array[], quer
 // seed gave there, `now[seed][bank]`, paired query by query with its own at the point before, `before[seed][bank]`
 // (its `original` the share at the point before). Whether a drift across a boundary goes on, or turns.
 export function answersSince(now: Uint8Array[][], before: Uint8Array[][], classes: string[]): AnswersSince {
-  const pairs = now.map((seed, s) => seed.map((a, b) => [a, before[s][b]] as [Uint8Array, Uint8Array]));
+  const pairs = pairBySeed(now, before);
   return { given: [...classes], every: lineOf(EVERY_QUERY, Array.from({ length: now[0][0].length }, (_, q) => q), pairs, classes.length), banks: now[0].length };
 }
 

@@ -9,7 +9,7 @@ import { cellsOf } from "./cells.js";
 import { type MeanInterval, meanStd } from "../util/stats.js";
 import { NAMED_CONFIGS } from "../vit/config.js";
 import { type Selection, selectionOf } from "./validation.js";
-import { type Comparison, type PairedCell, type RateComparison, changeFromOriginal, pairedChange, pairedComparisons, pairedDifference, rateComparisons } from "./comparisons.js";
+import { type Comparison, type PairedCell, type RateComparison, changeFromOriginal, pairBySeed, pairedChange, pairedComparisons, pairedDifference, rateComparisons } from "./comparisons.js";
 import { packBits, packBytes, unpackBits, unpackBytes } from "../util/bits.js";
 import { type ClassKnn, type ClassSince, type QueryLabels, classesSince, knnByClass } from "./knn-classes.js";
 import { type AnswersSince, type KnnConfusion, answersSince, knnConfusion } from "./knn-confusion.js";
@@ -360,7 +360,7 @@ function addSpans(row: TableRow, group: CellResult[], baseline: BaselineResult):
 // A row's change from one point of its curve to the next, each seed's answers paired query by query with its own
 // at the point before (`now[seed][bank]`, `before[seed][bank]`, as sameBanks keeps them).
 function sinceOf(now: Uint8Array[][], before: Uint8Array[][]): MeanInterval & { banks: number } {
-  return { ...pairedChange(now.map((seed, s) => seed.map((a, b) => [a, before[s][b]] as [Uint8Array, Uint8Array]))), banks: now[0].length };
+  return { ...pairedChange(pairBySeed(now, before)), banks: now[0].length };
 }
 
 // Two points' answers, `[seed][bank]`, against every bank where both were classified against them all, else against
