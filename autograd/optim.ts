@@ -44,6 +44,9 @@ export interface AdamWOptions {
   skipZero?: boolean; // as SgdOptions'; the step count is then kept on the device
 }
 
+// PyTorch's.
+export const ADAMW_DEFAULTS = { beta1: 0.9, beta2: 0.999, eps: 1e-8 } as const;
+
 function stateName(p: Tensor, i: number, slot: string): string {
   return `${p.name ?? `param${i}`}.${slot}`;
 }
@@ -131,9 +134,9 @@ export class AdamW extends Base {
     );
     adamwUpdates(tensors, {
       lr: this.lr,
-      beta1: this.o.beta1 ?? 0.9,
-      beta2: this.o.beta2 ?? 0.999,
-      eps: this.o.eps ?? 1e-8,
+      beta1: this.o.beta1 ?? ADAMW_DEFAULTS.beta1,
+      beta2: this.o.beta2 ?? ADAMW_DEFAULTS.beta2,
+      eps: this.o.eps ?? ADAMW_DEFAULTS.eps,
       ...(this.counter ? { counter: this.counter } : { step: this.stepCount }),
       gradScale,
       skipZero: this.skipZero,
@@ -174,4 +177,31 @@ export function clipGradEach(params: Tensor[], maxNorm: number, scale?: Tensor):
   scaleEach(grads, coefficients);
   sums.dispose();
   coefficients.dispose();
+}
+
+// The update an optimiser's state alone makes at its next step: that step with a zero gradient, at rate 1 and
+// without weight decay, on the host in float64: what it would do next from its memory of the gradients so far.
+//   SGD:   buf' = momentum * buf, the update -buf' (Nesterov's: -momentum * buf'); none without momentum
+//   AdamW: m' = beta1 m, v' = beta2 v at step t + 1: -m' / (1 - beta1^(t+1)) / (sqrt(v') / sqrt(1 - beta2^(t+1)) + eps)
+// `slots`: the parameter's state by slot name (as state() names them after the parameter's name); `steps`: the
+// steps the optimiser has taken (AdamW's t; its `step` state where loss scaling skips steps).
+export function stateStep(
+  o: { optimizer: "sgd"; momentum: number; nesterov?: boolean } | ({ optimizer: "adamw" } & Pick<AdamWOptions, "beta1" | "beta2" | "eps">),
+  slots: Map<string, Float32Array>,
+  steps: number,
+): Float64Array | undefined {
+  const slot = (name: string) => {
+    const t = slots.get(name);
+    if (!t) throw new Error(`optimizer state: expected the slot ${name} of ${o.optimizer}, got ${[...slots.keys()].join(", ") || "none"}`);
+    return t;
+  };
+  if (o.optimizer === "sgd") {
+    if (o.momentum === 0) return undefined;
+    const factor = o.nesterov ? o.momentum * o.momentum : o.momentum;
+    return Float64Array.from(slot("momentum"), (b) => -factor * b);
+  }
+  const [beta1, beta2, eps] = [o.beta1 ?? ADAMW_DEFAULTS.beta1, o.beta2 ?? ADAMW_DEFAULTS.beta2, o.eps ?? ADAMW_DEFAULTS.eps];
+  const t = steps + 1;
+  const [m, v] = [slot("exp_avg"), slot("exp_avg_sq")];
+  return Float64Array.from(m, (mi, i) => -((beta1 * mi) / (1 - beta1 ** t)) / (Math.sqrt(beta2 * v[i]) / Math.sqrt(1 - beta2 ** t) + eps));
 }

@@ -6,7 +6,7 @@ import { Tensor, tidy, tidyAsync } from "../../engine/tensor.js";
 import { runtime } from "../../engine/runtime.js";
 import { Rng } from "../../util/random.js";
 import * as ops from "../../autograd/ops.js";
-import { AdamW, SGD, type Optimizer, clipGradEach, clipGradNorm } from "../../autograd/optim.js";
+import { AdamW, SGD, type Optimizer, clipGradEach, clipGradNorm, stateStep } from "../../autograd/optim.js";
 import { clipCoefficient, sumOfSquares } from "../../kernels/optim.js";
 import { binaryForward } from "../../kernels/elementwise.js";
 import { randn, useEngine } from "../helpers.js";
@@ -133,4 +133,50 @@ describe("clipGradEach", () => {
       expect(want.filter((w, k) => w && w[0] !== grads[k][0]).length).toBeGreaterThan(0); // some were clipped
     });
   }
+});
+
+describe("stateStep", () => {
+  // Five steps of real gradients, then one of a zero gradient at rate 1 (no weight decay): the optimiser's kernels move
+  // each parameter by what stateStep computes on the host from the state they left.
+  const cases: [string, (ps: Tensor[]) => Optimizer, Parameters<typeof stateStep>[0]][] = [
+    ["SGD with momentum", (ps) => new SGD(ps, { lr: 0.05, momentum: 0.9 }), { optimizer: "sgd", momentum: 0.9 }],
+    ["SGD with Nesterov momentum", (ps) => new SGD(ps, { lr: 0.05, momentum: 0.8, nesterov: true }), { optimizer: "sgd", momentum: 0.8, nesterov: true }],
+    ["AdamW", (ps) => new AdamW(ps, { lr: 0.01, weightDecay: 0 }), { optimizer: "adamw" }],
+    ["AdamW of other betas", (ps) => new AdamW(ps, { lr: 0.01, weightDecay: 0, beta1: 0.8, beta2: 0.99, eps: 1e-6 }), { optimizer: "adamw", beta1: 0.8, beta2: 0.99, eps: 1e-6 }],
+  ];
+  for (const [name, make, options] of cases) {
+    it(`is the next step with a zero gradient: ${name}`, async () => {
+      const params = mlp(6);
+      const opt = make(params);
+      const { x, y } = blobs(48, 7);
+      const xt = Tensor.fromArray(x, [48, 2]).keep();
+      for (let step = 0; step < 5; step++) {
+        tidy(() => {
+          opt.zeroGrad();
+          backward(ops.crossEntropy(logits(params, xt), y));
+          opt.step();
+        });
+      }
+      const state = new Map(await Promise.all([...opt.state()].map(async ([n, t]): Promise<[string, Float32Array]> => [n, await t.data()])));
+      const before = await Promise.all(params.map((p) => p.data()));
+      const steps = opt.stepCount;
+      opt.zeroGrad();
+      for (const p of params) p.grad = Tensor.fromArray(new Float32Array(p.size), p.shape).keep();
+      opt.lr = 1;
+      opt.step();
+      for (const [i, p] of params.entries()) {
+        const slots = new Map([...state].filter(([n]) => n.startsWith(`${p.name}.`)).map(([n, t]) => [n.slice(p.name!.length + 1), t]));
+        const want = stateStep(options, slots, steps)!;
+        const moved = await p.data();
+        const scale = Math.max(...want.map(Math.abs));
+        expect(scale, p.name).toBeGreaterThan(0);
+        for (let j = 0; j < p.size; j++) expect(Math.abs(moved[j] - before[i][j] - want[j]), `${p.name}[${j}]`).toBeLessThan(1e-5 * Math.max(1, scale) + 1e-6 * Math.abs(before[i][j]));
+      }
+    });
+  }
+
+  it("is none for SGD without momentum, and names a missing slot", () => {
+    expect(stateStep({ optimizer: "sgd", momentum: 0 }, new Map(), 3)).toBeUndefined();
+    expect(() => stateStep({ optimizer: "adamw" }, new Map([["exp_avg", new Float32Array(2)]]), 3)).toThrow(/expected the slot exp_avg_sq of adamw, got exp_avg/);
+  });
 });
