@@ -15,7 +15,8 @@
 //     original's input to it, against the original's there; on target-domain images too, where given;
 //   - the patch projection's output change along the first principal direction of the patches it reads and along
 //     the rest (eval/patch-directions.ts), where their moments are given; where it moved and training images are
-//     given, gradient descent's next move on it split the same way (eval/patch-gradient.ts);
+//     given, gradient descent's next move on it split the same way (eval/patch-gradient.ts), and where given, the
+//     optimiser's memory's (eval/patch-memory.ts);
 //   - for a figure, the CLS attention of the last original block over the patches (mean over heads) of the first
 //     few images.
 // Expanded blocks are mapped to the original block they follow (eval/block-map.ts).
@@ -32,7 +33,7 @@ import { AttentionDrift } from "./attention-drift.js";
 import { knnClassify } from "./knn.js";
 import { type WeightChange, weightChange } from "./weight-change.js";
 import { type OutputChange, OutputChangeAccumulator, type OutputSince, outputChangeOn } from "./output-change.js";
-import { type PatchChange, type PatchDescent, type PatchMoments, type PatchSince, patchChange, patchDescent, patchProjection } from "./patch-directions.js";
+import { type PatchChange, type PatchDescent, type PatchMoments, type PatchSince, patchChange, patchDescent, patchMove, patchProjection } from "./patch-directions.js";
 import { patchGradient } from "./patch-gradient.js";
 
 // A measure on the analysed source-domain images, and on the target-domain ones where there are some.
@@ -98,6 +99,7 @@ export interface BackboneComparison extends LayerKnn {
   patchChange?: ImageSets<PatchChange>; // with AnalysisData's patches
   patchSince?: ImageSets<PatchSince>; // and with the cell's backbone at an earlier step
   patchDescent?: ImageSets<PatchDescent>; // with AnalysisData's train, where the patch projection moved
+  patchMemory?: ImageSets<PatchSince>; // with the optimiser's memory on it (eval/patch-memory.ts)
   grid: AttentionMaps;
 }
 
@@ -220,18 +222,20 @@ async function otherBanksKnn(model: VisionTransformer, queries: BlockFeatures, d
   return { otherBanks };
 }
 
-// The patch projection's change on each image set's patches, since `before` where given, and where it moved and
-// `train` is given, gradient descent's next move on it.
-async function patchChanges(moments: ImageSets<PatchMoments>, original: VisionTransformer, tuned: VisionTransformer, before?: VisionTransformer, train?: AnalysisData["train"]): Promise<Pick<BackboneComparison, "patchChange" | "patchSince" | "patchDescent">> {
+// The patch projection's change on each image set's patches, since `before` where given, where it moved and
+// `train` is given, gradient descent's next move on it, and the optimiser's memory's, where given.
+async function patchChanges(moments: ImageSets<PatchMoments>, original: VisionTransformer, tuned: VisionTransformer, before?: VisionTransformer, train?: AnalysisData["train"], memory?: Float64Array): Promise<Pick<BackboneComparison, "patchChange" | "patchSince" | "patchDescent" | "patchMemory">> {
   const [w0, w, earlier] = [await patchProjection(original), await patchProjection(tuned), before && (await patchProjection(before))];
   const source = patchChange(w0, w, moments.source, earlier);
   const target = moments.target && patchChange(w0, w, moments.target, earlier);
   const gradient = train && tuned.head && w.some((x, i) => x !== w0[i]) ? await patchGradient(tuned, train.loader, train.microBatch) : undefined;
   const descent = (m: PatchMoments) => patchDescent(w0, w, gradient!, m);
+  const remembered = (m: PatchMoments) => patchMove(w0, w, memory!, m);
   return {
     patchChange: { source: source.change, ...(target && { target: target.change }) },
     ...(earlier && { patchSince: { source: source.since!, ...(target && { target: target.since! }) } }),
     ...(gradient && { patchDescent: { source: descent(moments.source), ...(moments.target && { target: descent(moments.target) }) } }),
+    ...(memory && { patchMemory: { source: remembered(moments.source), ...(moments.target && { target: remembered(moments.target) }) } }),
   };
 }
 
@@ -240,9 +244,10 @@ function tokensOf(model: VisionTransformer, size: number): number {
 }
 
 // Compares a fine-tuned backbone with its original (and, each part's output, with `before`, the same cell's backbone
-// at an earlier step, where given). LoRA adapters of `tuned` are merged into its weights first (the model computes
-// the same function, faster, and its weight change is that of the merged weights).
-export async function compareBackbones(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap, data: AnalysisData, before?: VisionTransformer): Promise<BackboneComparison> {
+// at an earlier step, where given; `memory`: the optimiser's on its patch projection, eval/patch-memory.ts). LoRA
+// adapters of `tuned` are merged into its weights first (the model computes the same function, faster, and its
+// weight change is that of the merged weights).
+export async function compareBackbones(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap, data: AnalysisData, before?: VisionTransformer, memory?: Float64Array): Promise<BackboneComparison> {
   if (original.blocks.length !== map.depth || tuned.blocks.length !== map.depth + map.added.length) {
     throw new Error(`block analysis: expected an original of ${map.depth} blocks and a fine-tuned model of ${map.depth + map.added.length}, got ${original.blocks.length} and ${tuned.blocks.length}`);
   }
@@ -290,7 +295,7 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
     const values = accumulators.map((a, j) => ckaFromMoments(moments[2 * j], moments[2 * j + 1], a.n, c, c));
     const cka = { cls: values.slice(0, map.depth), pooled: values.slice(map.depth) };
     const target = data.target && (await outputChangeOn(data.target, original, tuned, map, before));
-    const patches = data.patches && (await patchChanges(data.patches, original, tuned, before, data.train));
+    const patches = data.patches && (await patchChanges(data.patches, original, tuned, before, data.train, memory));
     return {
       cka,
       ...(await layerKnn(bank, queries, data)),

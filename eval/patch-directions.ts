@@ -136,7 +136,7 @@ export async function patchProjection(model: VisionTransformer): Promise<Float64
 }
 
 // The rows of w (C x K) each followed by b's entry (0 without a bias): [w | b], in float64.
-export function besideBias(w: Float32Array, b: Float32Array | undefined, c: number): Float64Array {
+export function besideBias(w: ArrayLike<number>, b: ArrayLike<number> | undefined, c: number): Float64Array {
   const k = w.length / c;
   const out = new Float64Array(c * (k + 1));
   for (let i = 0; i < c; i++) {
@@ -203,6 +203,12 @@ export function patchDescent(original: Float64Array, tuned: Float64Array, g: { g
   }
   const part = (key: "along" | "rest"): DescentPart => ({ ...move[key], spread: g.batches.length > 0 ? Math.sqrt(Math.max(0, spread[key]) / reference) : NaN });
   return { along: part("along"), rest: part("rest") };
+}
+
+// A move of `tuned`'s patch projection ([W | b]: e.g. the optimiser's memory, eval/patch-memory.ts) split as a change
+// is, each part's output change relative to the original's output and its turn against the change from `original`.
+export function patchMove(original: Float64Array, tuned: Float64Array, move: Float64Array, m: PatchMoments): PatchSince {
+  return againstEarlier(move, minus(tuned, original), m, forms(original, original, m).whole);
 }
 
 // A move and the change before it, each part's size relative to `reference` and its cosine with the earlier change's.

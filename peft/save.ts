@@ -76,14 +76,15 @@ export async function readManifest(path: string): Promise<Manifest> {
 }
 
 // The base model with the saved strategy applied and its trained tensors loaded. The base file must be the one
-// the tensors were trained from (checked by hash unless `allowOtherBase`).
+// the tensors were trained from (checked by hash unless `allowOtherBase`). `tensors`: the file's, all of them (a
+// kept step's optimiser state, eval/patch-memory.ts).
 export async function loadFinetuned(
   basePath: string,
   path: string,
   // baseSha256: the base file's SHA-256 where the caller hashed it already (a study hashes its backbone once, then
   // loads every cell's checkpoint on it; hashing ViT-B/16's 350 MB again per load is a read of the file per cell).
   opts: CheckpointOptions & { allowOtherBase?: boolean; baseSha256?: string } = {},
-): Promise<{ model: VisionTransformer; manifest: Manifest }> {
+): Promise<{ model: VisionTransformer; manifest: Manifest; tensors: Map<string, F32Tensor> }> {
   const { tensors, metadata } = await readSafetensors(path);
   const manifest = manifestIn(path, metadata);
   if (!opts.allowOtherBase) {
@@ -108,7 +109,7 @@ export async function loadFinetuned(
     }
     param.write(saved.data);
   }
-  return { model, manifest };
+  return { model, manifest, tensors };
 }
 
 // The base model with a fine-tuned file's strategy applied as training applied it (the same seed and head

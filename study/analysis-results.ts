@@ -44,6 +44,9 @@ export interface BlockMeasures {
   // split the same way, its size (a step of rate 1), its turn against the change so far and its batches' spread
   // about it (eval/patch-directions.ts).
   patchDescent?: ImageSets<PatchDescent>;
+  // At a kept step whose file holds the optimiser's state: the step its memory alone would make next (a zero
+  // gradient, rate 1, no weight decay) split the same way, its size and turn (eval/patch-memory.ts).
+  patchMemory?: ImageSets<PatchSince>;
 }
 
 // A row's patch projection's change over its seeds, along the first direction and the rest, on either domain's images.
@@ -123,6 +126,7 @@ export interface StepSummary {
   targetOutputChange?: OutputChangeSummary; // on the target-domain images, where every seed's was measured
   patchChange?: ImageSets<PatchChangeSummary>; // where every seed's was measured
   patchDescent?: ImageSets<PatchDescentSummary>; // where every seed's was measured
+  patchMemory?: ImageSets<PatchSinceSummary>; // the optimiser's memory on it, where every seed's was measured
   attention: MeanStd[];
   resets?: RowResets; // with analysis.resets: each part reset, over the seeds that kept the step
   knnByClass?: ClassKnn[][]; // as StrategyAnalysis's, over the seeds that kept the step
@@ -239,6 +243,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
         ...targetOutputChangeOf(kept),
         ...patchChangeOf(kept),
         ...patchDescentOf(kept),
+        ...patchMemoryOf(kept),
         attention: per((m, i) => m.attention[i].reduce((a, b) => a + b, 0) / m.attention[i].length),
         ...(resets && { resets }),
         ...(labels && { knnByClass: knnChangesByClass(kept, original, labels) }),
@@ -334,6 +339,12 @@ function patchDescentOf(measured: BlockMeasures[]): { patchDescent?: ImageSets<P
   if (!descents.every((d) => d !== undefined)) return {};
   const over = (seeds: PatchDescent["along"][]) => ({ ...sinceOver(seeds), spread: meanStdOf(seeds.map((p) => p.spread)) });
   return { patchDescent: overSets(descents as ImageSets<PatchDescent>[], (seeds) => ({ along: over(seeds.map((s) => s.along)), rest: over(seeds.map((s) => s.rest)) })) };
+}
+
+// The optimiser's memory on it, where every one was measured.
+function patchMemoryOf(measured: BlockMeasures[]): { patchMemory?: ImageSets<PatchSinceSummary> } {
+  const memories = measured.map((m) => m.patchMemory);
+  return memories.every((m) => m !== undefined) ? { patchMemory: patchSinceOf(memories as ImageSets<PatchSince>[]) } : {};
 }
 
 // Its change since the kept step before and its turn.
@@ -514,6 +525,12 @@ function measureRows(row: RowOf, m: BlockMeasures & { otherBanks?: BankKnn[] }, 
       row("patch_descent", direction, set, descent[direction].change);
       row("patch_descent_turn", direction, set, descent[direction].turn);
       row("patch_descent_spread", direction, set, descent[direction].spread);
+    }
+  }
+  for (const [set, memory] of m.patchMemory ? imageSets(m.patchMemory) : []) {
+    for (const direction of PATCH_DIRECTIONS) {
+      row("patch_memory", direction, set, memory[direction].change);
+      row("patch_memory_turn", direction, set, memory[direction].turn);
     }
   }
 }

@@ -11,8 +11,9 @@
 //                      as .vl.json, .svg and .png
 //   analysis-attention.svg, .png   the attention maps (study/figures/attention-grid.ts)
 //   analysis-steps.csv, analysis-steps-cka.*, analysis-steps-knn.*, analysis-steps-output.*, analysis-steps-turn.*,
-//                      analysis-steps-patch.*, analysis-steps-descent.*   with analysis.atSteps: the same measures of
-//                      the backbones the cells kept at those steps, and their figures
+//                      analysis-steps-patch.*, analysis-steps-descent.*, analysis-steps-memory.*   with
+//                      analysis.atSteps: the same measures of the backbones the cells kept at those steps, and their
+//                      figures
 //   analysis-resets.*  with analysis.resets: the transfer and source k-NN of each best backbone with each part of
 //                      it (or, "layers", of its blocks' layers) reset where fine-tuning started
 //                      (study/analysis-resets.ts), and their figure
@@ -47,6 +48,7 @@ import { type AnalysisData, type ImageSets, type LayerKnn, type OriginalAnalysis
 import { type BlockMap, blockMap } from "../eval/block-map.js";
 import type { ResetGrain } from "../eval/block-reset.js";
 import { loadFinetuned, loadInitial, readManifest, sha256File } from "../peft/save.js";
+import { patchMemory } from "../eval/patch-memory.js";
 import { parseStrategy, strategyName } from "../peft/strategy.js";
 import { imageGridSvg } from "../plot/image-grid.js";
 import { type FigureSpec, figureFileNames, figureFiles, renderPng } from "../plot/render.js";
@@ -66,7 +68,7 @@ import { confusionSpec } from "./figures/analysis-confusion.js";
 import { stepsBetweenSpec } from "./figures/analysis-steps-between.js";
 import { stepsSpec } from "./figures/analysis-steps.js";
 import { stepTurnSpec } from "./figures/analysis-steps-turn.js";
-import { stepDescentSpec, stepPatchSpec } from "./figures/analysis-steps-patch.js";
+import { stepDescentSpec, stepMemorySpec, stepPatchSpec } from "./figures/analysis-steps-patch.js";
 import { resetsSpec, stepResetsBetweenSpec, stepResetsSpec } from "./figures/analysis-resets.js";
 import { interpolationSpec } from "./figures/analysis-interpolation.js";
 import { attentionGrid } from "./figures/attention-grid.js";
@@ -104,7 +106,7 @@ export interface AnalyzeOptions {
 const ATTENTION_BYTES = 64 * 2 ** 20;
 
 const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-drift", "analysis-classes", "analysis-confusion"];
-const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-output", "analysis-steps-turn", "analysis-steps-patch", "analysis-steps-descent", "analysis-steps-between"];
+const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-output", "analysis-steps-turn", "analysis-steps-patch", "analysis-steps-descent", "analysis-steps-memory", "analysis-steps-between"];
 const RESET_FIGURE = "analysis-resets";
 const STEP_RESET_FIGURE = "analysis-steps-resets";
 const STEP_RESET_BETWEEN_FIGURE = "analysis-steps-resets-between";
@@ -266,12 +268,15 @@ function patchLines(a: RunAnalysis): string[] {
   if (spans.length > 0) lines.push("analysis: the same since the kept step before and its turn, the cosine with its change up to then (-1: back the way it came), mean over seeds: along / every other", ...spans);
   const descents = moved.flatMap((s) => [{ label: s.strategy, d: s.patchDescent }, ...(s.atSteps ?? []).map((t) => ({ label: `${s.strategy} at step ${t.step}`, d: t.patchDescent }))]);
   const t = a.trainImages;
-  if (!t || !descents.some((x) => x.d)) return lines;
-  return [
-    ...lines,
-    `analysis: gradient descent's next move on the patch projection, minus the training loss's gradient on ${t.count} training images (${t.name} ${t.split}): the output change a step of rate 1 would make (relative as above), its turn, the cosine with its change so far (+1: further the way it came, -1: back), and its batches' spread about it, mean over seeds: along / every other`,
-    ...descents.flatMap((x) => (x.d ? [`  ${x.label}: ${since(x.d)}`] : [])),
-  ];
+  if (t && descents.some((x) => x.d)) {
+    lines.push(
+      `analysis: gradient descent's next move on the patch projection, minus the training loss's gradient on ${t.count} training images (${t.name} ${t.split}): the output change a step of rate 1 would make (relative as above), its turn, the cosine with its change so far (+1: further the way it came, -1: back), and its batches' spread about it, mean over seeds: along / every other`,
+      ...descents.flatMap((x) => (x.d ? [`  ${x.label}: ${since(x.d)}`] : [])),
+    );
+  }
+  const memories = moved.flatMap((s) => (s.atSteps ?? []).flatMap((t) => (t.patchMemory ? [`  ${s.strategy} at step ${t.step}: ${since(t.patchMemory)}`] : [])));
+  if (memories.length > 0) lines.push("analysis: the optimiser's memory on the patch projection, the step its state alone would make next (a zero gradient, rate 1, no weight decay): the output change it would make (relative as above) and its turn, mean over seeds: along / every other", ...memories);
+  return lines;
 }
 
 const outputLine = (label: string, o: OutputChangeSummary): string => `  ${label}: ${[o.embedding, ...o.blocks].map((m) => `${m.mean.toFixed(3)} ± ${m.std.toFixed(3)}`).join(" / ")}`;
@@ -373,7 +378,7 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
     ["analysis-drift", attentionDriftSpec(analysis)],
     ["analysis-classes", classesSpec(analysis)],
     ["analysis-confusion", confusionSpec(analysis)],
-    ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")], ["analysis-steps-output", stepsSpec(analysis, "output")], ["analysis-steps-turn", stepTurnSpec(analysis)], ["analysis-steps-patch", stepPatchSpec(analysis)], ["analysis-steps-descent", stepDescentSpec(analysis)], ["analysis-steps-between", stepsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
+    ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")], ["analysis-steps-output", stepsSpec(analysis, "output")], ["analysis-steps-turn", stepTurnSpec(analysis)], ["analysis-steps-patch", stepPatchSpec(analysis)], ["analysis-steps-descent", stepDescentSpec(analysis)], ["analysis-steps-memory", stepMemorySpec(analysis)], ["analysis-steps-between", stepsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets ? ([[RESET_FIGURE, resetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets && analysis.key.atSteps ? ([[STEP_RESET_FIGURE, stepResetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resetsBetweenSteps ? ([[STEP_RESET_BETWEEN_FIGURE, stepResetsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
@@ -638,8 +643,10 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       // The resets and the interpolation first: the comparison merges LoRA into the weights, and they write LoRA's
       // own tensors. `previous`: the cell's kept step before, whose backbone each part's output is compared with too
       // and, with analysis.resetsBetweenSteps, the parts are put back to.
-      const compare = async (path: string, edits: Parameters<typeof editsOf>[4], previous?: { step: number; path: string }) => {
-        const { model, manifest } = await loadFinetuned(backbone, path, { ...loadOptions, baseSha256 });
+      // `step`: a kept step's, whose file holds the optimiser's state.
+      const compare = async (path: string, edits: Parameters<typeof editsOf>[4], previous?: { step: number; path: string }, step?: number) => {
+        const { model, manifest, tensors } = await loadFinetuned(backbone, path, { ...loadOptions, baseSha256 });
+        const memory = step === undefined ? undefined : patchMemory(model, tensors, manifest.hyperParameters, step, path);
         let before: VisionTransformer | undefined;
         try {
           before = previous && (await loadFinetuned(backbone, previous.path, { ...loadOptions, baseSha256 })).model;
@@ -647,7 +654,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
           // The model as it is was scored by its resets already, where they ran by the same parts.
           const scored = betweenGrain === grain ? edited.resets?.tuned : undefined;
           const since = between && before && { from: previous!.step, ...(await cellResets(model, before, map, resetData!, betweenGrain, scored)) };
-          const { outputSince, targetOutputSince, patchSince, ...compared } = await compareBackbones(original, model, map, data, before);
+          const { outputSince, targetOutputSince, patchSince, ...compared } = await compareBackbones(original, model, map, data, before, memory);
           const from = <T>(o: T) => ({ from: previous!.step, ...o });
           return { ...compared, ...edited, ...(since && { resetsToPrevious: since }), ...(outputSince && { outputSince: from(outputSince) }), ...(targetOutputSince && { targetOutputSince: from(targetOutputSince) }), ...(patchSince && { patchSince: from(patchSince) }) };
         } finally {
@@ -657,14 +664,14 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       };
       const probeHead = interpolate && (await probeHeadOf(c));
       const r = await compare(cellCheckpointPath(dir, c.id), { ...bestEdits, ...(probeHead && { probeHead }) });
-      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: packedAnswers(m, given), attention: m.attention, weights: m.weights, outputChange: m.outputChange, ...(m.targetOutputChange && { targetOutputChange: m.targetOutputChange }), ...(m.patchChange && { patchChange: m.patchChange }), ...(m.patchDescent && { patchDescent: m.patchDescent }) });
+      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: packedAnswers(m, given), attention: m.attention, weights: m.weights, outputChange: m.outputChange, ...(m.targetOutputChange && { targetOutputChange: m.targetOutputChange }), ...(m.patchChange && { patchChange: m.patchChange }), ...(m.patchDescent && { patchDescent: m.patchDescent }), ...(m.patchMemory && { patchMemory: m.patchMemory }) });
       const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks, given), grid: Array.from(r.grid.maps), ...(r.resets && { resets: r.resets }), ...(r.interpolation && { interpolation: r.interpolation }) };
       if (atSteps) {
         cell.atSteps = [];
         const keptSteps = atSteps.filter((s) => existsSync(cellStepPath(dir, c.id, s)));
         for (const [j, step] of keptSteps.entries()) {
           const previous = j > 0 ? { step: keptSteps[j - 1], path: cellStepPath(dir, c.id, keptSteps[j - 1]) } : undefined;
-          const m = await compare(cellStepPath(dir, c.id, step), stepEdits, previous);
+          const m = await compare(cellStepPath(dir, c.id, step), stepEdits, previous, step);
           cell.atSteps.push({ step, ...measures(m), ...(m.outputSince && { outputSince: m.outputSince }), ...(m.targetOutputSince && { targetOutputSince: m.targetOutputSince }), ...(m.patchSince && { patchSince: m.patchSince }), ...packedBanks(m.otherBanks, given), ...(m.resets && { resets: m.resets }), ...(m.resetsToPrevious && { resetsToPrevious: m.resetsToPrevious }) });
         }
         const missing = atSteps.filter((s) => !cell.atSteps!.some((a) => a.step === s));

@@ -70,7 +70,7 @@ import { DivergedError, PassTooLargeError, type TrainResult, train } from "../tr
 import { checkPrecisionOnDevice } from "../train/mixed-precision.js";
 import { FORMAT, LAST_CHECKPOINT, loadTrainable, snapshot, sweepTemporaries } from "../train/checkpoint.js";
 import { describeBackbone, describeCheckpoint } from "../train/backbone-manifest.js";
-import { readSafetensorsHeader, writeSafetensors } from "../vit/safetensors.js";
+import { type F32Tensor, readSafetensors, readSafetensorsHeader, writeSafetensors } from "../vit/safetensors.js";
 import { type ProgressStream, formatDuration } from "../train/progress.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { readJsonFile } from "../util/json-file.js";
@@ -561,17 +561,16 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
     if (probe?.headNorm !== undefined) writeHead(trainable, startingHead(await headOf(trainable), probe.headNorm, drawn, `cell ${cell.id}'s linear probe`));
     const resumed = await resumedStep(c.dir);
     const curve = config.knn.atSteps && (await startCurve(c, model, trainable, cell.lr, resumed));
-    // The backbones of analysis.atSteps, as the best checkpoint holds its own. Unjudged: a cell that diverges says
-    // so through its losses, and its steps are never analysed.
+    // The backbones of analysis.atSteps, as the best checkpoint holds its own, with the optimiser's state as the last
+    // checkpoint holds it (the analysis reads the step its memory would make). Unjudged: a cell that diverges says so
+    // through its losses, and its steps are never analysed.
     const keptSteps = config.analysis?.atSteps;
-    const keepStep = async (step: number) => {
-      const tensors = await snapshot(trainable, step, false);
+    const keepStep = async (step: number, tensors: Map<string, F32Tensor>) => {
       await writeSafetensors(join(c.dir, stepFile(step)), tensors, { ...metadata, format: FORMAT, step: String(step) });
     };
     // A kill between the checkpoint training resumes from and its step's backbone left that one missing.
     if (keptSteps?.includes(resumed) && !existsSync(join(c.dir, stepFile(resumed)))) {
-      await loadTrainable(join(c.dir, LAST_CHECKPOINT), trainable);
-      await keepStep(resumed);
+      await keepStep(resumed, (await readSafetensors(join(c.dir, LAST_CHECKPOINT))).tensors);
     }
     let curveSecondsInTraining = 0;
     const result = await train({
@@ -589,8 +588,8 @@ async function runCell(cell: Cell, c: CellContext): Promise<CellResult> {
       },
       // The model here is the one the step's update made (the update is encoded before it, so the k-NN's forward
       // passes run after it on the device), with the step's pending losses untouched: they are read later.
-      onStep: (curve || keptSteps) && (async (step) => {
-        if (keptSteps?.includes(step)) await keepStep(step);
+      onStep: (curve || keptSteps) && (async (step, state) => {
+        if (keptSteps?.includes(step)) await keepStep(step, await snapshot([...trainable, ...state], step, false));
         if (!curve || !config.knn.atSteps!.includes(step)) return;
         const point = await curvePoint(model, config, data, size, { step, lr: cell.lr });
         await curve.add(point);

@@ -18,6 +18,9 @@ import { removeStaleTemporaries } from "../util/atomic.js";
 export const LAST_CHECKPOINT = "last.safetensors";
 export const BEST_CHECKPOINT = "best.safetensors";
 
+// The prefix of the optimiser's state in the last checkpoint (and a study's kept steps): `optimizer.<param>.<slot>`.
+export const OPTIMIZER_STATE = "optimizer.";
+
 // 2: with the tensors' checksum. A checkpoint of format 1 is refused as one of other settings.
 export const FORMAT = "peft-vit-webgpu/train-checkpoint/2";
 

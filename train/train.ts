@@ -40,7 +40,7 @@ import { CHECKSUM_KEY, ChecksumError, readSafetensorsHeader, writeSafetensors } 
 import type { Batch, Loader } from "../data/loader.js";
 import { type Schedule, checkSchedule, learningRate } from "./schedule.js";
 import { Progress, type ProgressStream } from "./progress.js";
-import { BEST_CHECKPOINT, FORMAT, LAST_CHECKPOINT, NonFiniteError, fingerprint, loadTrainable, snapshot } from "./checkpoint.js";
+import { BEST_CHECKPOINT, FORMAT, LAST_CHECKPOINT, NonFiniteError, OPTIMIZER_STATE, fingerprint, loadTrainable, snapshot } from "./checkpoint.js";
 import { type TrainSettings, identityChanges } from "./settings.js";
 import { withFlatResponseHeld } from "./flat-response.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
@@ -64,8 +64,9 @@ export interface TrainOptions {
   resume?: boolean; // default true: continue from dir/last.safetensors when it exists
   progress?: { stream: ProgressStream; label: string };
   // After each completed step (and its evaluation and checkpoint, where it has them), the model updated: a study
-  // scores its backbone there (that time is not counted as training), tests interrupt runs with it.
-  onStep?: (step: number) => void | Promise<void>;
+  // scores its backbone there (that time is not counted as training), keeps it with the optimiser's state (`state`,
+  // named as checkpoints name it), tests interrupt runs with it.
+  onStep?: (step: number, state: [string, Tensor][]) => void | Promise<void>;
   onResume?: (step: number) => void; // once a checkpoint of `step` is loaded, before the first step after it
 }
 
@@ -254,7 +255,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   // divergence, so that it does every step's host work, as on a device (PEFT_BACKEND=null measures the host alone).
   const judged = runtime().gpu.backend !== "null";
   const opt = makeOptimizer(o.trainable, s, scaler !== undefined, o.model.blocks.length);
-  const state = [...opt.state()].map(([name, t]): [string, Tensor] => [`optimizer.${name}`, t]);
+  const state = [...opt.state()].map(([name, t]): [string, Tensor] => [`${OPTIMIZER_STATE}${name}`, t]);
   if (scaler) state.push(...scaler.state());
 
   const resumed = (o.resume ?? true) && existsSync(lastPath) ? await resumeFrom(lastPath, metricsPath, print, o.dir, [...o.trainable, ...state]) : undefined;
@@ -405,7 +406,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         // Nor is the caller's work at a step (a study's k-NN passes), though its first read-back also runs the
         // steps encoded since the last one (fewer than lossEvery): the window skips it.
         const paused = performance.now();
-        await o.onStep?.(step);
+        await o.onStep?.(step, state);
         windowStart += performance.now() - paused;
       }
       await batches.return(undefined);

@@ -1,11 +1,12 @@
-// The patch projection along fine-tuning (analysis-results.ts StepSummary's patchChange and patchDescent;
+// The patch projection along fine-tuning (analysis-results.ts StepSummary's patchChange, patchDescent, patchMemory;
 // eval/patch-directions.ts): a panel per strategy at its selected learning rate whose patch projection moved, against
 // the step whose backbone the cells kept, split along the first principal direction of the patches (where they lie
 // most: on Fashion-MNIST's, a patch's mean intensity) and along every other, mean over seeds (error bars ± 1 std):
 // solid on the analysed source-domain images, dashed on the target-domain ones. stepPatchSpec draws its output change
 // on their patches (step 0: the original): whether a part of its change comes and goes while the rest grows.
 // stepDescentSpec draws gradient descent's next move on it (the training loss's gradient) against its change so far,
-// their cosine: where the loss pulls each part back (below 0) and where on (above).
+// their cosine: where the loss pulls each part back (below 0) and where on (above); stepMemorySpec the same of the
+// step the optimiser's memory alone would make (patchMemory): where it carries each part on.
 import type { FigureSpec } from "../../plot/render.js";
 import type { MeanStd } from "../../util/stats.js";
 import type { PatchSinceSummary, RunAnalysis, StepSummary, StrategyAnalysis } from "../analysis-results.js";
@@ -58,8 +59,20 @@ const DESCENT: PatchMeasure = {
   nothing: "no row's patch projection has its gradient measured at a kept step (analysis.atSteps)",
 };
 
+const MEMORY: PatchMeasure = {
+  text: "Where the optimiser's memory carries the patch projection",
+  what: ["the cosine of the step the optimiser's state alone", "would make next (a zero gradient, no weight decay)", "with the patch projection's change so far, along", "the first principal direction of the patches and", "along every other; +1: further the way it came, -1: back"],
+  at: (t) => turnOf(t.patchMemory),
+  origin: false,
+  y: DESCENT.y,
+  zero: true,
+  loss: false,
+  nothing: "no row's kept steps hold the optimiser's state of a patch projection that moved (analysis.atSteps; plain SGD has none)",
+};
+
 export const stepPatchSpec = (a: RunAnalysis): FigureSpec => patchSpec(a, CHANGE);
 export const stepDescentSpec = (a: RunAnalysis): FigureSpec => patchSpec(a, DESCENT);
+export const stepMemorySpec = (a: RunAnalysis): FigureSpec => patchSpec(a, MEMORY);
 
 function patchSpec(a: RunAnalysis, m: PatchMeasure): FigureSpec {
   const drawn = (s: StrategyAnalysis) => (s.atSteps ?? []).some((t) => t.patchChange && t.patchChange.source.along.mean + t.patchChange.source.rest.mean > 0 && m.at(t));

@@ -1,8 +1,9 @@
 // analysis.atSteps: every cell keeps its backbone at those steps (its trainable tensors and manifest, as the best
-// checkpoint holds its own: the last step's are the last checkpoint's), a resumed cell restores the one a kill
-// between its checkpoint and that step's file left missing, and the analysis measures each kept backbone as it does
-// the best checkpoint: the step that is the best checkpoint's gives the best checkpoint's numbers. A cell trained
-// before the key named a step is analysed without it, and the log says how to get it.
+// checkpoint holds its own, and the optimiser's state: the last step's are the last checkpoint's), a resumed cell
+// restores the one a kill between its checkpoint and that step's file left missing, and the analysis measures each
+// kept backbone as it does the best checkpoint: the step that is the best checkpoint's gives the best checkpoint's
+// numbers. A cell trained before the key named a step is analysed without it, and the log says how to get it. The
+// optimiser's memory at a kept step against the step the weights show it took.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -14,7 +15,8 @@ import { analysisFileNames, analyzeRun } from "../../study/analysis.js";
 import type { RunAnalysis } from "../../study/analysis-results.js";
 import { cellCheckpointPath, cellFolder, cellResultPath, cellStepPath } from "../../study/cells.js";
 import { MANIFEST_KEY } from "../../peft/save.js";
-import { LAST_CHECKPOINT } from "../../train/checkpoint.js";
+import { LAST_CHECKPOINT, OPTIMIZER_STATE } from "../../train/checkpoint.js";
+import { learningRate } from "../../train/schedule.js";
 import { readSafetensors } from "../../vit/safetensors.js";
 import { readJsonFile } from "../../util/json-file.js";
 import { useEngine } from "../helpers.js";
@@ -41,7 +43,7 @@ afterAll(async () => {
 });
 
 describe("analysis.atSteps in a study", () => {
-  it("keeps each cell's backbone at each step, with the best checkpoint's manifest; the last step's is the last checkpoint's", async () => {
+  it("keeps each cell's backbone at each step with the optimiser's state, as the last checkpoint holds them, and the best checkpoint's manifest; the last step's is the last checkpoint's", async () => {
     for (const id of MINI_CELLS) {
       const best = await readSafetensors(cellCheckpointPath(out(), id));
       const last = await readSafetensors(join(cellFolder(out(), id), LAST_CHECKPOINT));
@@ -49,7 +51,9 @@ describe("analysis.atSteps in a study", () => {
         const kept = await readSafetensors(cellStepPath(out(), id, step));
         expect(kept.metadata[MANIFEST_KEY], id).toBe(best.metadata[MANIFEST_KEY]);
         expect(kept.metadata.step).toBe(String(step));
-        expect([...kept.tensors.keys()].sort()).toEqual([...best.tensors.keys()].sort());
+        expect([...kept.tensors.keys()].sort()).toEqual([...last.tensors.keys()].sort());
+        expect([...kept.tensors.keys()].filter((name) => !name.startsWith(OPTIMIZER_STATE)).sort()).toEqual([...best.tensors.keys()].sort());
+        expect([...kept.tensors.keys()].some((name) => name.startsWith(OPTIMIZER_STATE)), id).toBe(true);
         if (step === 4) for (const [name, t] of kept.tensors) expect(Buffer.from(t.data.buffer).equals(Buffer.from(last.tensors.get(name)!.data.buffer)), `${id} ${name}`).toBe(true);
       }
     }
@@ -187,3 +191,39 @@ describe("analysis.atSteps in a study", () => {
     expect(again.some((l) => l.includes("is up to date"))).toBe(true);
   });
 });
+
+describe("the optimiser's memory at consecutive kept steps", () => {
+  // SGD with momentum mu: step t moved the weights by -lr_t buf_t, and the memory kept with it is -mu buf_t, so the
+  // change since step t - 1 is lr_t / mu times the memory (each part's size) and, with D the change from the
+  // original, the memory's turn at t is (|D_(t-1)| cos + |since|) / |D_t|, cos the since's turn: from the weights
+  // alone, against what the analysis reads from the optimiser's state.
+  it("is the last step taken scaled by mu / lr, its turn that step's against the change it made", async () => {
+    const dir = join(root, "memory");
+    const study = await writeMiniStudy(dir);
+    const c = parseStudyConfig({ ...study, strategies: ["full"], analysis: { images: 12, gridImages: 2, atSteps: [2, 3] } });
+    const lines: string[] = [];
+    expect((await runExperiment({ config: c, out: join(dir, "run"), log: (l) => lines.push(l) })).complete).toBe(true);
+    const a = await readAnalysis(join(dir, "run"));
+    const [two, three] = a.cells[0].atSteps!;
+    const lr = learningRate({ base: study.learningRates[0], warmup: c.training.warmupSteps, total: c.training.steps }, 2);
+    expect(c.training.optimizer).toBe("sgd");
+    for (const set of ["source", "target"] as const) {
+      for (const part of ["along", "rest"] as const) {
+        const [memory, since] = [three.patchMemory![set]![part], three.patchSince![set]![part]];
+        const [until, whole] = [two.patchChange![set]![part], three.patchChange![set]![part]];
+        expect(memory.change, `${set} ${part}`).toBeGreaterThan(0);
+        expect(Math.abs(since.change - (lr / c.training.momentum) * memory.change) / since.change, `${set} ${part}`).toBeLessThan(1e-4);
+        expect(Math.abs(memory.turn - (until * since.turn + since.change) / whole), `${set} ${part}`).toBeLessThan(1e-4);
+      }
+    }
+    expect(two.patchMemory!.source.along.change).toBeGreaterThan(0);
+    const csv = await readFile(join(dir, "run", "analysis-steps.csv"), "utf8");
+    expect(csv).toContain(`,3,patch_memory_turn,rest,transfer.test,${three.patchMemory!.target!.rest.turn.toPrecision(6)}`);
+    expect(csv).toContain(`,2,patch_memory,along,,${two.patchMemory!.source.along.change.toPrecision(6)}`);
+    const row = a.strategies[0].atSteps!;
+    expect(row[1].patchMemory!.source.along.turn.mean).toBe(three.patchMemory!.source.along.turn);
+    expect(lines).toContain(`  full at step 3: ${[three.patchMemory!.source, three.patchMemory!.target!].map((x) => (["along", "rest"] as const).map((p) => `${x[p].change.toFixed(3)} (turn ${x[p].turn.toFixed(2)})`).join(" / ")).join("; ")}`);
+    expect(await readFile(join(dir, "run", "analysis-steps-memory.svg"), "utf8")).toContain(">Where the optimiser's memory carries the patch projection<");
+  });
+});
+
