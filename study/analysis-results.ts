@@ -15,7 +15,7 @@ import { strategyName } from "../peft/strategy.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
 import { type Correct, type StudyResults, unpackCorrect, unpackPredicted } from "./results.js";
 import { type KnnConfusion, confusionCsvFields, knnConfusion } from "./knn-confusion.js";
-import { changeFromOriginal, pairedChange } from "./comparisons.js";
+import { changeFromOriginal, pairBySeed, pairedChange } from "./comparisons.js";
 import { type CellResets, type CellResetsSince, type RowResets, type RowResetsSince, resetRows, summarizeResets } from "./analysis-resets.js";
 import { type CellInterpolation, type RowInterpolation, interpolationRows, summarizeInterpolation } from "./analysis-interpolation.js";
 import { type ClassKnn, MAX_CLASSES, type QueryLabels, classCsvFields, intervalEnd, knnByClass } from "./knn-classes.js";
@@ -385,10 +385,7 @@ function knnSince(now: KnnAnswers[], before: KnnAnswers[]): KnnChange[] {
   const banks = [...now, ...before].every((m) => m.otherBanks !== undefined && m.otherBanks.length === now[0].otherBanks?.length);
   return now[0].knnCorrect.map((_, i) => {
     const answers = (x: KnnAnswers) => [x.knnCorrect[i], ...(banks ? x.otherBanks! : []).map((b) => b.knnCorrect[i])].map(unpackCorrect);
-    const pairs = now.map((m, s) => {
-      const [a, b] = [answers(m), answers(before[s])];
-      return a.map((x, k) => [x, b[k]] as [Uint8Array, Uint8Array]);
-    });
+    const pairs = pairBySeed(now.map(answers), before.map(answers));
     return { ...pairedChange(pairs), banks: pairs[0].length };
   });
 }
