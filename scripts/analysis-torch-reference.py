@@ -41,6 +41,10 @@ original block:
                         cross-entropy of the cell's head over as many of transfer.train, evenly spaced, in batches of
                         training.batchSize; torch.autograd), split the same way, its size, its cosine with the
                         change so far and its full batches' spread about it
+  patch memory          at each kept step whose file holds the optimiser's state (cells/<id>/step-<n>.safetensors):
+                        the step that state alone would make next on the patch projection (a zero gradient, rate 1,
+                        no weight decay: SGD's -momentum * buffer, AdamW's), split the same way, its size and its
+                        cosine with the change up to that step
   maps                  the attention grid: last block's CLS attention over the patches, mean over heads
 the original's layer-wise k-NN and maps, and each strategy's mean and std over seeds (analysis.json `strategies`).
 With --source-knn also the study's source k-NN (all of knn.queries against all of knn.bank, every k of knn.ks, top-1
@@ -60,6 +64,10 @@ default study's run folder, docs/ANALYSIS.md:
                         three digits.
   descent               1e-4: a float32 forward and backward against float64; the cosines and sizes are given to
                         two or three digits.
+  memory                1e-4, its sizes relative to themselves (a step of rate 1 is tens of times the original
+                        output) and its cosines: both sides compute it in float64 from the same float32 weights and
+                        state; the patches' second moment and its first direction differ (float32 products on the
+                        device, power iteration against eigh), as for the patch change.
   knn, source knn       one query (100 / queries percent): float32 features move cosines by ~1e-7, enough to swap
                         two neighbours at a near tie and so one vote; a systematic defect moves many. Measured: 0.
   exact                 0 (a count of values off): where a block's weights, or its output and attention, are
@@ -88,7 +96,7 @@ import torch.nn.functional as F
 
 torch.set_default_dtype(torch.float64)
 
-TOLERANCE = {"cka": 1e-5, "attention": 1e-5, "maps": 1e-5, "weights": 1e-7, "output": 1e-4, "descent": 1e-4}
+TOLERANCE = {"cka": 1e-5, "attention": 1e-5, "maps": 1e-5, "weights": 1e-7, "output": 1e-4, "descent": 1e-4, "memory": 1e-4}
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 # data/registry.ts's default roots (Debian's dataset-fashion-mnist and dataset-mnist packages) and class counts.
 IDX_DATASETS = {"fashion-mnist": ("/usr/share/datasets/fashion-mnist", 10), "mnist": ("/usr/share/datasets/mnist", 10)}
@@ -493,6 +501,40 @@ def patch_descent(original, tuned, gradients, moment):
     return out
 
 
+def state_step(hyper, slots, steps):
+    """autograd/optim.ts stateStep: the update the optimiser's state alone makes next (a zero gradient, rate 1, no
+    weight decay): SGD's -momentum * buffer, AdamW's -m' / (1 - beta1^t) / (sqrt(v') / sqrt(1 - beta2^t) + eps) at
+    t = steps + 1 with m' = beta1 m, v' = beta2 v (the trainer's AdamW: PyTorch's betas and eps)."""
+    if hyper["optimizer"] == "sgd":
+        return -hyper["momentum"] * slots["momentum"]
+    beta1, beta2, eps, t = 0.9, 0.999, 1e-8, steps + 1
+    return -(beta1 * slots["exp_avg"] / (1 - beta1 ** t)) / (np.sqrt(beta2 * slots["exp_avg_sq"]) / math.sqrt(1 - beta2 ** t) + eps)
+
+
+def patch_memory(w0, w, tensors, hyper, steps, moment):
+    """eval/patch-memory.ts patchMemory and patch-directions.ts patchMove: a kept step's optimiser memory on [W | b]
+    split along the first direction and the rest, its output change (relative to the original's output) and its
+    cosine with the change so far, [along change, along turn, rest change, rest turn]."""
+    m, u, value = moment
+    def slots(name):
+        prefix = f"optimizer.{name}."
+        return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    count = tensors.get("optimizer.step")
+    steps = int(count[0]) if count is not None else steps
+    width = w0.shape[0]
+    move = torch.cat([torch.from_numpy(state_step(hyper, slots("patch_embed.proj.weight"), steps)).reshape(width, -1),
+                      torch.from_numpy(state_step(hyper, slots("patch_embed.proj.bias"), steps))[:, None]], 1)
+    d = w - w0
+    def split(a, b):
+        whole, along = float((a @ m * b).sum()), value * float((a @ u) @ (b @ u))
+        return along, whole - along
+    reference = float((w0 @ m * w0).sum())
+    out = []
+    for s, e, se in zip(split(move, move), split(d, d), split(move, d)):
+        out += [math.sqrt(max(0.0, s) / reference), se / math.sqrt(s * e)]
+    return out
+
+
 def projection(model):
     """eval/patch-directions.ts patchProjection: [W | b] (C x (K + 1))."""
     w = model.w
@@ -778,6 +820,20 @@ def run(args):
                     t = cell["patchDescent"][images]
                     compare.add("patch descent", TOLERANCE["descent"], f"{cid} patchDescent.{images}", patch_descent(original, tuned, gradients, moment),
                                 [t[part][key] for part in ("along", "rest") for key in ("change", "turn", "spread")])
+            # The kept steps' optimiser memory on the patch projection, from each step's file (its state and weights).
+            for kept in cell.get("atSteps", []):
+                if "patchMemory" not in kept:
+                    continue
+                step_path = os.path.join(run_dir, "cells", cid, f"step-{kept['step']}.safetensors")
+                step_tensors, _ = read_safetensors(step_path)
+                at = torch.cat([torch.from_numpy(step_tensors["patch_embed.proj.weight"]).reshape(original.width, -1), torch.from_numpy(step_tensors["patch_embed.proj.bias"])[:, None]], 1)
+                for images, moment in moments.items():
+                    t = kept["patchMemory"][images]
+                    along, along_turn, rest, rest_turn = patch_memory(projection(original), at, step_tensors, manifest["hyperParameters"], kept["step"], moment)
+                    # A step of rate 1 is tens of times the original output: its sizes relative to themselves.
+                    compare.add("patch memory", TOLERANCE["memory"], f"{cid} step {kept['step']} patchMemory.{images}",
+                                [along / t["along"]["change"] - 1, along_turn, rest / t["rest"]["change"] - 1, rest_turn],
+                                [0.0, t["along"]["turn"], 0.0, t["rest"]["turn"]])
             added = sorted(block_map(manifest["strategyOptions"], depth)[2])
             if theirs.get("added") != added:
                 exact.append((f"{cid} weights.added", added, theirs.get("added")))
