@@ -17,7 +17,7 @@ import type { VisionTransformer } from "../vit/model.js";
 import type { BlockMap } from "./block-map.js";
 import { BLOCK_LAYERS } from "./weight-change.js";
 import { withEachEdit } from "./weight-edit.js";
-import { patchProjection } from "./patch-directions.js";
+import { apartFromBias, patchProjection } from "./patch-directions.js";
 
 export interface ResetUnit {
   name: string; // "patch_embed", "cls_token", "pos_embed", "block 2", "new block after 3", "block 2 mlp.fc1", "norm", "all" or "all but block 2"
@@ -122,10 +122,8 @@ async function patchSplit(model: VisionTransformer, initial: VisionTransformer, 
   }
   // [W | b] back as the two tensors.
   const tensors = (x: Float64Array) => {
-    const k = dims - 1;
-    const w = new Float32Array(model.width * k);
-    for (let r = 0; r < model.width; r++) w.set(x.subarray(r * dims, r * dims + k), r * k);
-    return new Map([[PATCH_WEIGHT, w], [PATCH_BIAS, Float32Array.from({ length: model.width }, (_, r) => x[r * dims + k])]]);
+    const { weight, bias } = apartFromBias(x, model.width);
+    return new Map([[PATCH_WEIGHT, weight], [PATCH_BIAS, bias]]);
   };
   return { along: tensors(along), rest: tensors(rest) };
 }

@@ -146,6 +146,14 @@ export function besideBias(w: ArrayLike<number>, b: ArrayLike<number> | undefine
   return out;
 }
 
+// besideBias's inverse: [w | b] (C rows) as the weight (C x K) and the bias (C), in float32.
+export function apartFromBias(x: Float64Array, c: number): { weight: Float32Array; bias: Float32Array } {
+  const dims = x.length / c;
+  const weight = new Float32Array(c * (dims - 1));
+  for (let r = 0; r < c; r++) weight.set(x.subarray(r * dims, (r + 1) * dims - 1), r * (dims - 1));
+  return { weight, bias: Float32Array.from({ length: c }, (_, r) => x[(r + 1) * dims - 1]) };
+}
+
 // The quadratic forms of two changes (C x dims each) under the moment and along its first direction.
 function forms(x: Float64Array, y: Float64Array, m: PatchMoments): { whole: number; along: number } {
   const { dims, moment, direction } = m;

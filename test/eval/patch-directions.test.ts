@@ -1,6 +1,6 @@
 // eval/patch-directions.ts on the tiny ViT fixture (patch 4, width 32) and 30 noisy synthetic images of 16 px in
 // batches of 7: the patches' second moment against a float64 host reference made from the images (relative 1e-6:
-// float32 products on the device); the first eigenvector against a matrix of known eigenvectors, and on the patches
+// float32 products on the device); [W | b] laid out and taken apart again exactly; the first eigenvector against a matrix of known eigenvectors, and on the patches
 // its eigen-equation; flatness 1 on images flat over every patch; the change along the first direction and the
 // rest summing to the patch tokens' whole change (made on the host from the patches), a change along the first
 // direction alone reading no rest and one orthogonal to it no along; the turn +1 halfway there and -1 past it, and
@@ -13,7 +13,7 @@ import { openNpyImages } from "../../data/npy-dataset.js";
 import { writeNpy } from "../../data/npy.js";
 import { Loader } from "../../data/loader.js";
 import { Transform } from "../../data/transforms.js";
-import { type PatchMoments, firstEigenvector, patchChange, patchDescent, patchMoments, patchProjection } from "../../eval/patch-directions.js";
+import { type PatchMoments, apartFromBias, besideBias, firstEigenvector, patchChange, patchDescent, patchMoments, patchProjection } from "../../eval/patch-directions.js";
 import { randn, useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
 import { tunedModels } from "./tuned-models.js";
@@ -118,6 +118,17 @@ describe("patchMoments", () => {
     const flat = await patchMoments(new Loader(await openNpyImages(dir, "test"), new Transform({ kind: "eval", size: SIZE }), { batchSize: 4 }), P);
     expect(flat.flatness).toBeCloseTo(1, 6);
     expect(moments.flatness).toBeLessThan(0.99);
+  });
+});
+
+describe("besideBias and apartFromBias", () => {
+  it("lay the weight's rows (C x K) each followed by the bias's entry, and take them apart again exactly", () => {
+    const [c, k] = [3, 5];
+    const [w, b] = [randn(c * k, 1, 1), randn(c, 2, 1)];
+    const x = besideBias(w, b, c);
+    expect(Array.from(x.subarray(k + 1, 2 * (k + 1)))).toEqual([...Array.from(w.subarray(k, 2 * k)), b[1]]);
+    expect(apartFromBias(x, c)).toEqual({ weight: w, bias: b });
+    expect(apartFromBias(besideBias(w, undefined, c), c).bias).toEqual(new Float32Array(c));
   });
 });
 

@@ -18,7 +18,7 @@ import { Loader } from "../../data/loader.js";
 import { Transform } from "../../data/transforms.js";
 import { compareBackbones } from "../../eval/block-analysis.js";
 import { blockMap } from "../../eval/block-map.js";
-import { type PatchMoments, patchDescent, patchMoments, patchProjection } from "../../eval/patch-directions.js";
+import { type PatchMoments, apartFromBias, patchDescent, patchMoments, patchProjection } from "../../eval/patch-directions.js";
 import { patchGradient } from "../../eval/patch-gradient.js";
 import { batchImages } from "../../train/batch-images.js";
 import { applyStrategy, parseStrategy } from "../../peft/strategy.js";
@@ -67,10 +67,9 @@ async function loss(m: VisionTransformer, l: Loader): Promise<number> {
 
 // Writes [W | b] (C x (K + 1)) into the model's patch projection.
 function writeProjection(m: VisionTransformer, wb: Float64Array): void {
-  const { weight, bias } = m.patchEmbed;
-  const [c, k] = weight.shape;
-  weight.write(Float32Array.from({ length: c * k }, (_, i) => wb[Math.floor(i / k) * (k + 1) + (i % k)]));
-  bias!.write(Float32Array.from({ length: c }, (_, i) => wb[i * (k + 1) + k]));
+  const { weight, bias } = apartFromBias(wb, m.patchEmbed.weight.shape[0]);
+  m.patchEmbed.weight.write(weight);
+  m.patchEmbed.bias!.write(bias);
 }
 
 describe("patchGradient", () => {
