@@ -1,8 +1,8 @@
 // The optimiser's memory on the patch projection at a kept step: the update its state alone would make next, the
 // next step with a zero gradient at rate 1 and without weight decay (autograd/optim.ts stateStep), as [W | b]
-// (patchProjection's layout). With SGD the next step is its rate times this plus minus the gradient (and the decay),
-// so beside gradient descent's next move (eval/patch-gradient.ts) it says how much of the step is the past's; with
-// AdamW it is the step's part that the state alone decides. A kept step holds the optimiser's state as the last
+// (patchProjection's layout). With SGD the next step is the rate times the sum of this, minus the gradient and
+// minus the decay's term, so beside gradient descent's next move (eval/patch-gradient.ts) it says how much of the
+// step is the past's; with AdamW it is the part of the step that the state alone decides. A kept step holds the optimiser's state as the last
 // checkpoint does (study/runner.ts).
 import { stateStep } from "../autograd/optim.js";
 import { OPTIMIZER_STATE } from "../train/checkpoint.js";
