@@ -16,7 +16,9 @@
 //   - the patch projection's output change along the first principal direction of the patches it reads and along
 //     the rest (eval/patch-directions.ts), where their moments are given; where it moved and training images are
 //     given, gradient descent's next move on it split the same way (eval/patch-gradient.ts), and where given, the
-//     optimiser's memory's (eval/patch-memory.ts);
+//     optimiser's memory's (eval/optimizer-memory.ts);
+//   - of the parts whose weights the cell trained directly, gradient descent's next move and the optimiser's memory
+//     in weight space, each part's size and turn against its change so far (eval/part-moves.ts);
 //   - for a figure, the CLS attention of the last original block over the patches (mean over heads) of the first
 //     few images.
 // Expanded blocks are mapped to the original block they follow (eval/block-map.ts).
@@ -34,7 +36,10 @@ import { knnClassify } from "./knn.js";
 import { type WeightChange, weightChange } from "./weight-change.js";
 import { type OutputChange, OutputChangeAccumulator, type OutputSince, outputChangeOn } from "./output-change.js";
 import { type PatchChange, type PatchDescent, type PatchMoments, type PatchSince, patchChange, patchDescent, patchMove, patchProjection } from "./patch-directions.js";
-import { patchGradient } from "./patch-gradient.js";
+import { patchGradientOf } from "./patch-gradient.js";
+import { type PartMoves, partMoves, partTensors } from "./part-moves.js";
+import { patchMemoryOf } from "./optimizer-memory.js";
+import { type TrainingGradient, trainingGradient } from "./training-gradient.js";
 
 // A measure on the analysed source-domain images, and on the target-domain ones where there are some.
 export interface ImageSets<T> {
@@ -99,7 +104,9 @@ export interface BackboneComparison extends LayerKnn {
   patchChange?: ImageSets<PatchChange>; // with AnalysisData's patches
   patchSince?: ImageSets<PatchSince>; // and with the cell's backbone at an earlier step
   patchDescent?: ImageSets<PatchDescent>; // with AnalysisData's train, where the patch projection moved
-  patchMemory?: ImageSets<PatchSince>; // with the optimiser's memory on it (eval/patch-memory.ts)
+  patchMemory?: ImageSets<PatchSince>; // with the optimiser's memory on it (eval/optimizer-memory.ts)
+  weightDescent?: PartMoves; // with AnalysisData's train, where the cell trained some part's weights directly
+  weightMemory?: PartMoves; // with the optimiser's memory of them
   grid: AttentionMaps;
 }
 
@@ -222,20 +229,40 @@ async function otherBanksKnn(model: VisionTransformer, queries: BlockFeatures, d
   return { otherBanks };
 }
 
-// The patch projection's change on each image set's patches, since `before` where given, where it moved and
-// `train` is given, gradient descent's next move on it, and the optimiser's memory's, where given.
-async function patchChanges(moments: ImageSets<PatchMoments>, original: VisionTransformer, tuned: VisionTransformer, before?: VisionTransformer, train?: AnalysisData["train"], memory?: Float64Array): Promise<Pick<BackboneComparison, "patchChange" | "patchSince" | "patchDescent" | "patchMemory">> {
+// The patch projection's change on each image set's patches, since `before` where given, and where it moved,
+// gradient descent's next move on it (where `gradient` was taken with it) and the optimiser's memory's (where given).
+async function patchChanges(moments: ImageSets<PatchMoments>, original: VisionTransformer, tuned: VisionTransformer, before?: VisionTransformer, gradient?: TrainingGradient, memory?: Float64Array): Promise<Pick<BackboneComparison, "patchChange" | "patchSince" | "patchDescent" | "patchMemory">> {
   const [w0, w, earlier] = [await patchProjection(original), await patchProjection(tuned), before && (await patchProjection(before))];
   const source = patchChange(w0, w, moments.source, earlier);
   const target = moments.target && patchChange(w0, w, moments.target, earlier);
-  const gradient = train && tuned.head && w.some((x, i) => x !== w0[i]) ? await patchGradient(tuned, train.loader, train.microBatch) : undefined;
-  const descent = (m: PatchMoments) => patchDescent(w0, w, gradient!, m);
+  const g = gradient?.gradient.has(tuned.patchEmbed.weight) && w.some((x, i) => x !== w0[i]) ? patchGradientOf(tuned, gradient) : undefined;
+  const descent = (m: PatchMoments) => patchDescent(w0, w, g!, m);
   const remembered = (m: PatchMoments) => patchMove(w0, w, memory!, m);
   return {
     patchChange: { source: source.change, ...(target && { target: target.change }) },
     ...(earlier && { patchSince: { source: source.since!, ...(target && { target: target.since! }) } }),
-    ...(gradient && { patchDescent: { source: descent(moments.source), ...(moments.target && { target: descent(moments.target) }) } }),
+    ...(g && { patchDescent: { source: descent(moments.source), ...(moments.target && { target: descent(moments.target) }) } }),
     ...(memory && { patchMemory: { source: remembered(moments.source), ...(moments.target && { target: remembered(moments.target) }) } }),
+  };
+}
+
+// Gradient descent's next move and the optimiser's memory part by part (eval/part-moves.ts), of the tensors the cell
+// trained directly: where `train` is given, the training loss's gradient on them (its batches' of the patch
+// projection's too), and where `memory` holds some of them, the memory's.
+async function weightMoves(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap, train?: AnalysisData["train"], memory?: Map<Tensor, Float64Array>): Promise<{ gradient?: TrainingGradient; moves: Pick<BackboneComparison, "weightDescent" | "weightMemory"> }> {
+  const parts = partTensors(original, tuned, map);
+  const trained = [...parts.embedding, ...parts.blocks.flat(), ...parts.norm].map(([, , t]) => t).filter((t) => t.requiresGrad);
+  const { weight, bias } = tuned.patchEmbed;
+  const apart = [weight, ...(bias ? [bias] : [])].filter((t) => trained.includes(t));
+  const gradient = train && tuned.head && trained.length > 0 ? await trainingGradient(tuned, train.loader, trained, apart, train.microBatch) : undefined;
+  const descent = gradient && new Map([...gradient.gradient].map(([t, g]) => [t, g.map((x) => -x)]));
+  const remembered = memory && new Map([...memory].filter(([t]) => trained.includes(t)));
+  return {
+    gradient,
+    moves: {
+      ...(descent && { weightDescent: await partMoves(original, tuned, map, descent) }),
+      ...(remembered && remembered.size > 0 && { weightMemory: await partMoves(original, tuned, map, remembered) }),
+    },
   };
 }
 
@@ -244,10 +271,10 @@ function tokensOf(model: VisionTransformer, size: number): number {
 }
 
 // Compares a fine-tuned backbone with its original (and, each part's output, with `before`, the same cell's backbone
-// at an earlier step, where given; `memory`: the optimiser's on its patch projection, eval/patch-memory.ts). LoRA
+// at an earlier step, where given; `memory`: the optimiser's of its tensors, eval/optimizer-memory.ts). LoRA
 // adapters of `tuned` are merged into its weights first (the model computes the same function, faster, and its
 // weight change is that of the merged weights).
-export async function compareBackbones(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap, data: AnalysisData, before?: VisionTransformer, memory?: Float64Array): Promise<BackboneComparison> {
+export async function compareBackbones(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap, data: AnalysisData, before?: VisionTransformer, memory?: Map<Tensor, Float64Array>): Promise<BackboneComparison> {
   if (original.blocks.length !== map.depth || tuned.blocks.length !== map.depth + map.added.length) {
     throw new Error(`block analysis: expected an original of ${map.depth} blocks and a fine-tuned model of ${map.depth + map.added.length}, got ${original.blocks.length} and ${tuned.blocks.length}`);
   }
@@ -295,7 +322,8 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
     const values = accumulators.map((a, j) => ckaFromMoments(moments[2 * j], moments[2 * j + 1], a.n, c, c));
     const cka = { cls: values.slice(0, map.depth), pooled: values.slice(map.depth) };
     const target = data.target && (await outputChangeOn(data.target, original, tuned, map, before));
-    const patches = data.patches && (await patchChanges(data.patches, original, tuned, before, data.train, memory));
+    const { gradient, moves } = await weightMoves(original, tuned, map, data.train, memory);
+    const patches = data.patches && (await patchChanges(data.patches, original, tuned, before, gradient, memory && patchMemoryOf(tuned, memory)));
     return {
       cka,
       ...(await layerKnn(bank, queries, data)),
@@ -306,6 +334,7 @@ export async function compareBackbones(original: VisionTransformer, tuned: Visio
       ...(before && { outputSince: outputs.since() }),
       ...(target && { targetOutputChange: target.outputChange, ...(target.outputSince && { targetOutputSince: target.outputSince }) }),
       ...patches,
+      ...moves,
       grid: { tokens: grid.tokens, maps: grid.maps },
     };
   } finally {

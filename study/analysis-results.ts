@@ -10,6 +10,7 @@ import type { DatasetIdentity } from "../data/dataset.js";
 import type { WeightChange } from "../eval/weight-change.js";
 import type { OutputChange, OutputSince, PartSince } from "../eval/output-change.js";
 import type { PatchChange, PatchDescent, PatchSince } from "../eval/patch-directions.js";
+import type { PartMoves } from "../eval/part-moves.js";
 import type { ImageSets } from "../eval/block-analysis.js";
 import { strategyName } from "../peft/strategy.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
@@ -47,6 +48,11 @@ export interface BlockMeasures {
   // At a kept step whose file holds the optimiser's state: the step its memory alone would make next (a zero
   // gradient, rate 1, no weight decay) split the same way, its size and turn (eval/patch-memory.ts).
   patchMemory?: ImageSets<PatchSince>;
+  // Of the parts whose weights the cell trained directly, in weight space (eval/part-moves.ts): gradient descent's
+  // next move (the training loss's gradient as patchDescent takes it) and, at a kept step with the optimiser's state,
+  // its memory: each part's size relative to its original weights and its turn against its change so far.
+  weightDescent?: PartMoves;
+  weightMemory?: PartMoves;
 }
 
 // A row's patch projection's change over its seeds, along the first direction and the rest, on either domain's images.
@@ -78,6 +84,13 @@ export interface OutputSinceSummary {
   from: number;
   embedding: { change: MeanStd; turn: MeanStd };
   blocks: { change: MeanStd; turn: MeanStd }[]; // (depth)
+}
+
+// A move of a row's backbones part by part (eval/part-moves.ts) over its seeds.
+export interface PartMovesSummary {
+  embedding: { change: MeanStd; turn: MeanStd };
+  blocks: { change: MeanStd; turn: MeanStd }[]; // (depth)
+  norm: { change: MeanStd; turn: MeanStd };
 }
 
 // The backbone a cell kept at a step of analysis.atSteps, measured as its best checkpoint's (against every bank), with
@@ -127,6 +140,8 @@ export interface StepSummary {
   patchChange?: ImageSets<PatchChangeSummary>; // where every seed's was measured
   patchDescent?: ImageSets<PatchDescentSummary>; // where every seed's was measured
   patchMemory?: ImageSets<PatchSinceSummary>; // the optimiser's memory on it, where every seed's was measured
+  weightDescent?: PartMovesSummary; // where every seed's was measured
+  weightMemory?: PartMovesSummary; // where every seed's was measured
   attention: MeanStd[];
   resets?: RowResets; // with analysis.resets: each part reset, over the seeds that kept the step
   knnByClass?: ClassKnn[][]; // as StrategyAnalysis's, over the seeds that kept the step
@@ -168,6 +183,7 @@ export interface StrategyAnalysis {
   targetOutputChange?: OutputChangeSummary; // the same on the target-domain images, where every seed's was measured
   patchChange?: ImageSets<PatchChangeSummary>; // the patch projection's along the patches' first direction and the rest
   patchDescent?: ImageSets<PatchDescentSummary>; // gradient descent's next move on it, where every seed's was measured
+  weightDescent?: PartMovesSummary; // gradient descent's next move part by part, where every seed's was measured
   norm: MeanStd; // the final norm's
   attention: MeanStd[]; // each block's divergence, mean over heads
   added: number[]; // the original blocks a new block follows (Block Expansion)
@@ -244,6 +260,8 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
         ...patchChangeOf(kept),
         ...patchDescentOf(kept),
         ...patchMemoryOf(kept),
+        ...partMovesOf(kept, "weightDescent"),
+        ...partMovesOf(kept, "weightMemory"),
         attention: per((m, i) => m.attention[i].reduce((a, b) => a + b, 0) / m.attention[i].length),
         ...(resets && { resets }),
         ...(labels && { knnByClass: knnChangesByClass(kept, original, labels) }),
@@ -285,6 +303,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
       ...targetOutputChangeOf(group),
       ...patchChangeOf(group),
       ...patchDescentOf(group),
+      ...partMovesOf(group, "weightDescent"),
       norm: meanStdOf(group.map((c) => c.weights.norm)),
       attention: per((c, i) => c.attention[i].reduce((a, b) => a + b, 0) / c.attention[i].length),
       added: group[0].weights.added,
@@ -345,6 +364,14 @@ function patchDescentOf(measured: BlockMeasures[]): { patchDescent?: ImageSets<P
 function patchMemoryOf(measured: BlockMeasures[]): { patchMemory?: ImageSets<PatchSinceSummary> } {
   const memories = measured.map((m) => m.patchMemory);
   return memories.every((m) => m !== undefined) ? { patchMemory: patchSinceOf(memories as ImageSets<PatchSince>[]) } : {};
+}
+
+// A move part by part over a row's backbones, where every one was measured.
+function partMovesOf<K extends "weightDescent" | "weightMemory">(measured: BlockMeasures[], key: K): { [k in K]?: PartMovesSummary } {
+  const moves = measured.map((m) => m[key]);
+  if (!moves.every((m) => m !== undefined)) return {};
+  const parts = moves as PartMoves[];
+  return { [key]: { ...overParts(parts, sinceOver), norm: sinceOver(parts.map((p) => p.norm)) } } as { [k in K]?: PartMovesSummary };
 }
 
 // Its change since the kept step before and its turn.
@@ -522,6 +549,14 @@ function measureRows(row: RowOf, m: BlockMeasures & { otherBanks?: BankKnn[] }, 
       row("patch_descent", direction, set, descent[direction].change);
       row("patch_descent_turn", direction, set, descent[direction].turn);
       row("patch_descent_spread", direction, set, descent[direction].spread);
+    }
+  }
+  for (const [measure, moves] of [["weight_descent", m.weightDescent], ["weight_memory", m.weightMemory]] as const) {
+    if (!moves) continue;
+    const parts: [number | string, PartSince][] = [["embedding", moves.embedding], ...moves.blocks.map((p, i): [number, PartSince] => [i, p]), ["norm", moves.norm]];
+    for (const [part, p] of parts) {
+      row(measure, part, "", p.change);
+      row(`${measure}_turn`, part, "", p.turn);
     }
   }
   for (const [set, memory] of m.patchMemory ? imageSets(m.patchMemory) : []) {

@@ -11,9 +11,9 @@
 //                      as .vl.json, .svg and .png
 //   analysis-attention.svg, .png   the attention maps (study/figures/attention-grid.ts)
 //   analysis-steps.csv, analysis-steps-cka.*, analysis-steps-knn.*, analysis-steps-output.*, analysis-steps-turn.*,
-//                      analysis-steps-patch.*, analysis-steps-descent.*, analysis-steps-memory.*   with
-//                      analysis.atSteps: the same measures of the backbones the cells kept at those steps, and their
-//                      figures
+//                      analysis-steps-patch.*, analysis-steps-descent.*, analysis-steps-memory.*,
+//                      analysis-steps-weight-descent.*, analysis-steps-weight-memory.*   with analysis.atSteps: the
+//                      same measures of the backbones the cells kept at those steps, and their figures
 //   analysis-resets.*  with analysis.resets: the transfer and source k-NN of each best backbone with each part of
 //                      it (or, "layers", of its blocks' layers) reset where fine-tuning started
 //                      (study/analysis-resets.ts), and their figure
@@ -48,7 +48,7 @@ import { type AnalysisData, type ImageSets, type LayerKnn, type OriginalAnalysis
 import { type BlockMap, blockMap } from "../eval/block-map.js";
 import type { ResetGrain } from "../eval/block-reset.js";
 import { loadFinetuned, loadInitial, readManifest, sha256File } from "../peft/save.js";
-import { patchMemory } from "../eval/patch-memory.js";
+import { optimizerMemory } from "../eval/optimizer-memory.js";
 import { parseStrategy, strategyName } from "../peft/strategy.js";
 import { imageGridSvg } from "../plot/image-grid.js";
 import { type FigureSpec, figureFileNames, figureFiles, renderPng } from "../plot/render.js";
@@ -58,7 +58,7 @@ import type { VisionTransformer } from "../vit/model.js";
 import { type PatchChange, type PatchMoments, patchMoments } from "../eval/patch-directions.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { MAX_CLASSES } from "./knn-classes.js";
-import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type OutputChangeSummary, type PatchChangeSummary, type PatchDescentSummary, type PatchSinceSummary, type RunAnalysis, type StepAnalysis, type StepSummary, analysisBetweenCsv, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
+import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type OutputChangeSummary, type PartMovesSummary, type PatchChangeSummary, type PatchDescentSummary, type PatchSinceSummary, type RunAnalysis, type StepAnalysis, type StepSummary, analysisBetweenCsv, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
 import { headOf, startingHead, writeHead } from "./probe-head.js";
 import { cellCheckpointPath, cellFolder, cellProbePath, cellResultPath, cellStepPath, cellsFolder } from "./cells.js";
 import { DEFAULTS, type InterpolationHead, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
@@ -69,6 +69,7 @@ import { stepsBetweenSpec } from "./figures/analysis-steps-between.js";
 import { stepsSpec } from "./figures/analysis-steps.js";
 import { stepTurnSpec } from "./figures/analysis-steps-turn.js";
 import { stepDescentSpec, stepMemorySpec, stepPatchSpec } from "./figures/analysis-steps-patch.js";
+import { stepWeightMovesSpec } from "./figures/analysis-steps-weights.js";
 import { resetsSpec, stepResetsBetweenSpec, stepResetsSpec } from "./figures/analysis-resets.js";
 import { interpolationSpec } from "./figures/analysis-interpolation.js";
 import { attentionGrid } from "./figures/attention-grid.js";
@@ -106,7 +107,7 @@ export interface AnalyzeOptions {
 const ATTENTION_BYTES = 64 * 2 ** 20;
 
 const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-drift", "analysis-classes", "analysis-confusion"];
-const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-output", "analysis-steps-turn", "analysis-steps-patch", "analysis-steps-descent", "analysis-steps-memory", "analysis-steps-between"];
+const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-output", "analysis-steps-turn", "analysis-steps-patch", "analysis-steps-descent", "analysis-steps-memory", "analysis-steps-weight-descent", "analysis-steps-weight-memory", "analysis-steps-between"];
 const RESET_FIGURE = "analysis-resets";
 const STEP_RESET_FIGURE = "analysis-steps-resets";
 const STEP_RESET_BETWEEN_FIGURE = "analysis-steps-resets-between";
@@ -181,6 +182,9 @@ function lacksAnswers(a: RunAnalysis): string | undefined {
   if (!isObject(a.trainImages) || !a.cells.every((c) => [c, ...(c.atSteps ?? [])].every((m) => !moved(m.patchChange) || split(m.patchDescent, (p) => isObject(p) && typeof p.spread === "number")))) {
     return "gradient descent's next move on the patch projection";
   }
+  // And on each part in weight space, where it was measured on the patch projection (a part the cell trained).
+  const moves = (x: unknown) => isObject(x) && Array.isArray(x.blocks) && isObject(x.embedding) && isObject(x.norm);
+  if (!a.cells.every((c) => [c, ...(c.atSteps ?? [])].every((m) => m.patchDescent === undefined || moves(m.weightDescent)))) return "gradient descent's next move on each part's weights";
   return undefined;
 }
 
@@ -194,6 +198,7 @@ function changeLines(a: RunAnalysis): string[] {
     ...outputLines(a, "source"),
     ...(a.targetImages && a.strategies.some((s) => s.targetOutputChange) ? outputLines(a, "target") : []),
     ...patchLines(a),
+    ...weightMoveLines(a),
     ...(a.strategies.some((s) => s.atSteps?.some((t) => t.knnSincePrevious))
       ? [
           `analysis: each block's layer-wise ${a.k}-NN at a kept step less at the kept step before, in points, each seed paired with itself: mean [${CONFIDENCE * 100}% interval], block 0 first`,
@@ -277,6 +282,21 @@ function patchLines(a: RunAnalysis): string[] {
   const memories = moved.flatMap((s) => (s.atSteps ?? []).flatMap((t) => (t.patchMemory ? [`  ${s.strategy} at step ${t.step}: ${since(t.patchMemory)}`] : [])));
   if (memories.length > 0) lines.push("analysis: the optimiser's memory on the patch projection, the step its state alone would make next (a zero gradient, rate 1, no weight decay): the output change it would make (relative as above) and its turn, mean over seeds: along / every other", ...memories);
   return lines;
+}
+
+// Gradient descent's next move and the optimiser's memory in weight space, part by part: the rows (and kept steps)
+// where every seed's was measured.
+function weightMoveLines(a: RunAnalysis): string[] {
+  const shown = (m: PartMovesSummary) => [m.embedding, ...m.blocks, m.norm].map((p) => `${p.change.mean.toFixed(3)} (turn ${p.turn.mean.toFixed(2)})`).join(" / ");
+  const lines = (key: "weightDescent" | "weightMemory", head: string) => {
+    const rows = a.strategies.flatMap((s) => [...(key === "weightDescent" && s.weightDescent ? [`  ${s.strategy}: ${shown(s.weightDescent)}`] : []), ...(s.atSteps ?? []).flatMap((t) => (t[key] ? [`  ${s.strategy} at step ${t.step}: ${shown(t[key])}`] : []))]);
+    return rows.length > 0 ? [head, ...rows] : [];
+  };
+  const parts = "the embeddings / each block / the final norm";
+  return [
+    ...lines("weightDescent", `analysis: gradient descent's next move on the weights each row trained directly, minus the training loss's gradient, part by part: its size relative to the part's original weights (a step of rate 1) and its turn, the cosine with the part's change so far (+1: further the way it came, -1: back), mean over seeds: ${parts}`),
+    ...lines("weightMemory", `analysis: the optimiser's memory on them, the step its state alone would make next (a zero gradient, rate 1, no weight decay), the same way: ${parts}`),
+  ];
 }
 
 const outputLine = (label: string, o: OutputChangeSummary): string => `  ${label}: ${[o.embedding, ...o.blocks].map((m) => `${m.mean.toFixed(3)} ± ${m.std.toFixed(3)}`).join(" / ")}`;
@@ -378,7 +398,7 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
     ["analysis-drift", attentionDriftSpec(analysis)],
     ["analysis-classes", classesSpec(analysis)],
     ["analysis-confusion", confusionSpec(analysis)],
-    ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")], ["analysis-steps-output", stepsSpec(analysis, "output")], ["analysis-steps-turn", stepTurnSpec(analysis)], ["analysis-steps-patch", stepPatchSpec(analysis)], ["analysis-steps-descent", stepDescentSpec(analysis)], ["analysis-steps-memory", stepMemorySpec(analysis)], ["analysis-steps-between", stepsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
+    ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")], ["analysis-steps-output", stepsSpec(analysis, "output")], ["analysis-steps-turn", stepTurnSpec(analysis)], ["analysis-steps-patch", stepPatchSpec(analysis)], ["analysis-steps-descent", stepDescentSpec(analysis)], ["analysis-steps-memory", stepMemorySpec(analysis)], ["analysis-steps-weight-descent", stepWeightMovesSpec(analysis, "weightDescent")], ["analysis-steps-weight-memory", stepWeightMovesSpec(analysis, "weightMemory")], ["analysis-steps-between", stepsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets ? ([[RESET_FIGURE, resetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets && analysis.key.atSteps ? ([[STEP_RESET_FIGURE, stepResetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resetsBetweenSteps ? ([[STEP_RESET_BETWEEN_FIGURE, stepResetsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
@@ -646,7 +666,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       // `step`: a kept step's, whose file holds the optimiser's state.
       const compare = async (path: string, edits: Parameters<typeof editsOf>[4], previous?: { step: number; path: string }, step?: number) => {
         const { model, manifest, tensors } = await loadFinetuned(backbone, path, { ...loadOptions, baseSha256 });
-        const memory = step === undefined ? undefined : patchMemory(model, tensors, manifest.hyperParameters, step, path);
+        const memory = step === undefined ? undefined : optimizerMemory(model, tensors, manifest.hyperParameters, step, path);
         let before: VisionTransformer | undefined;
         try {
           before = previous && (await loadFinetuned(backbone, previous.path, { ...loadOptions, baseSha256 })).model;
@@ -664,7 +684,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       };
       const probeHead = interpolate && (await probeHeadOf(c));
       const r = await compare(cellCheckpointPath(dir, c.id), { ...bestEdits, ...(probeHead && { probeHead }) });
-      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: packedAnswers(m, given), attention: m.attention, weights: m.weights, outputChange: m.outputChange, ...(m.targetOutputChange && { targetOutputChange: m.targetOutputChange }), ...(m.patchChange && { patchChange: m.patchChange }), ...(m.patchDescent && { patchDescent: m.patchDescent }), ...(m.patchMemory && { patchMemory: m.patchMemory }) });
+      const measures = (m: typeof r) => ({ cka: m.cka, knn: m.knn, knnCorrect: packedAnswers(m, given), attention: m.attention, weights: m.weights, outputChange: m.outputChange, ...(m.targetOutputChange && { targetOutputChange: m.targetOutputChange }), ...(m.patchChange && { patchChange: m.patchChange }), ...(m.patchDescent && { patchDescent: m.patchDescent }), ...(m.patchMemory && { patchMemory: m.patchMemory }), ...(m.weightDescent && { weightDescent: m.weightDescent }), ...(m.weightMemory && { weightMemory: m.weightMemory }) });
       const cell: CellAnalysis = { id: c.id, strategy: c.strategy, lr: c.lr, seed: c.seed, ...measures(r), ...packedBanks(r.otherBanks, given), grid: Array.from(r.grid.maps), ...(r.resets && { resets: r.resets }), ...(r.interpolation && { interpolation: r.interpolation }) };
       if (atSteps) {
         cell.atSteps = [];

@@ -133,7 +133,7 @@ describe("patchGradient", () => {
     const m = await model("full");
     const head = m.head!;
     m.head = undefined;
-    await expect(patchGradient(m, loader)).rejects.toThrow("patch gradient: the model has no head, so no training loss");
+    await expect(patchGradient(m, loader)).rejects.toThrow("training gradient: the model has no head, so no training loss");
     m.head = head;
     m.dispose();
   });

@@ -82,6 +82,9 @@ describe("analysis.atSteps in a study", () => {
           if (until > 0) expect(Math.abs(whole ** 2 - (since.change ** 2 + until ** 2 + 2 * since.change * until * since.turn)) / whole ** 2, `${c.id} ${set} ${key}`).toBeLessThan(1e-9);
         }
       }
+      // Gradient descent's next move in weight space where the cell trained original weights directly: full
+      // fine-tuning's; LoRA's through its adapters and Block Expansion's new blocks are not parts of the original.
+      expect([c.weightDescent !== undefined, four.weightMemory !== undefined], c.id).toEqual([c.strategy === "full", c.strategy === "full"]);
       if (c.outputChange.embedding > 0) expect(c.targetOutputChange!.embedding, c.id).not.toBe(c.outputChange.embedding);
       else expect(c.targetOutputChange!.embedding, c.id).toBe(0);
     }
@@ -205,6 +208,7 @@ describe("the optimiser's memory at consecutive kept steps", () => {
     expect((await runExperiment({ config: c, out: join(dir, "run"), log: (l) => lines.push(l) })).complete).toBe(true);
     const a = await readAnalysis(join(dir, "run"));
     const [two, three] = a.cells[0].atSteps!;
+    const csv = await readFile(join(dir, "run", "analysis-steps.csv"), "utf8");
     const lr = learningRate({ base: study.learningRates[0], warmup: c.training.warmupSteps, total: c.training.steps }, 2);
     expect(c.training.optimizer).toBe("sgd");
     for (const set of ["source", "target"] as const) {
@@ -217,7 +221,22 @@ describe("the optimiser's memory at consecutive kept steps", () => {
       }
     }
     expect(two.patchMemory!.source.along.change).toBeGreaterThan(0);
-    const csv = await readFile(join(dir, "run", "analysis-steps.csv"), "utf8");
+    // So too in weight space, part by part, from the weight change alone: the step since step 2 is s = lr / mu times
+    // the memory's size, and the memory's turn (d3^2 - d2^2 + s^2) / (2 s d3), d the part's relative weight change.
+    const parts = (m: { embedding: number; blocks: number[]; norm: number }) => [m.embedding, ...m.blocks, m.norm];
+    const memory = three.weightMemory!;
+    const [d2, d3] = [parts(two.weights), parts(three.weights)];
+    [memory.embedding, ...memory.blocks, memory.norm].forEach((m, i) => {
+      const s = (lr / c.training.momentum) * m.change;
+      expect(m.change, `part ${i}`).toBeGreaterThan(0);
+      expect(Math.abs(m.turn - (d3[i] ** 2 - d2[i] ** 2 + s * s) / (2 * s * d3[i])), `part ${i}`).toBeLessThan(1e-4);
+    });
+    // And gradient descent's next move on them, at every kept step and the best checkpoint.
+    expect([a.cells[0].weightDescent, two.weightDescent, three.weightDescent].every((d) => d && d.blocks.every((p) => p.change > 0))).toBe(true);
+    expect(csv).toContain(`,3,weight_memory_turn,norm,,${memory.norm.turn.toPrecision(6)}`);
+    expect(csv).toContain(`,2,weight_descent,1,,${two.weightDescent!.blocks[1].change.toPrecision(6)}`);
+    expect(await readFile(join(dir, "run", "analysis-steps-weight-memory.svg"), "utf8")).toContain(">Where the optimiser's memory carries each part<");
+    expect(await readFile(join(dir, "run", "analysis-steps-weight-descent.svg"), "utf8")).toContain(">Where the training loss pulls each part<");
     expect(csv).toContain(`,3,patch_memory_turn,rest,transfer.test,${three.patchMemory!.target!.rest.turn.toPrecision(6)}`);
     expect(csv).toContain(`,2,patch_memory,along,,${two.patchMemory!.source.along.change.toPrecision(6)}`);
     const row = a.strategies[0].atSteps!;

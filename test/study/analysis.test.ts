@@ -76,10 +76,12 @@ describe("a study with the analysis key", () => {
     // each of its 6 layers' weight change, one divergence per head, the output change; and the embedding's and final
     // norm's weight change, the embeddings' output change; the output change on the target-domain images, the
     // embeddings' and each block's; the patch projection's along its patches' first direction and the rest, on either
-    // domain's images; where it moved (full fine-tuning), gradient descent's next move on it and its turn, the same way.
+    // domain's images; where it moved (full fine-tuning), gradient descent's next move on it and its turn, the same way,
+    // and in weight space, its size and turn on each part it trained (the embeddings, 2 blocks, the final norm).
     const csv = (await readFile(join(run(), "analysis.csv"), "utf8")).trim().split("\n");
     expect(csv[0]).toBe("cell,strategy,lr,seed,measure,block,part,value");
-    expect(csv).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1 + 3 + 4) + 2 * 2 * 3);
+    expect(csv).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1 + 3 + 4) + 2 * 2 * 3 + 2 * 4);
+    expect(csv.filter((l) => l.includes(",weight_descent_turn,")).map((l) => l.split(",")[5])).toEqual(["embedding", "0", "1", "norm"]);
     const turns = csv.filter((l) => l.includes(",patch_descent_turn,")).map((l) => l.split(","));
     expect(turns.map((l) => l.slice(0, 7).join(","))).toEqual(["", "transfer.test"].flatMap((set) => ["along", "rest"].map((d) => `full_lr0.05_s0,full,0.05,0,patch_descent_turn,${d},${set}`)));
     const g = a.cells[0].patchDescent!;
@@ -154,6 +156,14 @@ describe("a study with the analysis key", () => {
     await runExperiment({ config: study(), out: noDescent, log: (l) => seventh.push(l) });
     expect(seventh).toContain(`analysis: ${join(noDescent, "analysis.json")} lacks gradient descent's next move on the patch projection (a build before them): its cells are measured anew`);
     expect((await readJson<RunAnalysis>(join(noDescent, "analysis.json"))).cells.map((c) => c.patchDescent)).toEqual(a.cells.map((c) => c.patchDescent));
+    // And of a build before its next move on each part's weights.
+    const noParts = join(root, "no-weight-descent");
+    await cp(run(), noParts, { recursive: true });
+    await writeFile(join(noParts, "analysis.json"), JSON.stringify({ ...a, cells: a.cells.map(({ weightDescent: _, ...c }) => c) }));
+    const eighth: string[] = [];
+    await runExperiment({ config: study(), out: noParts, log: (l) => eighth.push(l) });
+    expect(eighth).toContain(`analysis: ${join(noParts, "analysis.json")} lacks gradient descent's next move on each part's weights (a build before them): its cells are measured anew`);
+    expect((await readJson<RunAnalysis>(join(noParts, "analysis.json"))).cells.map((c) => c.weightDescent)).toEqual(a.cells.map((c) => c.weightDescent));
 
     // An analysis.json whose summary is of other rows (the table's rows chose other rates then: another selectBy,
     // knn.val) keeps its cells' numbers and makes the summary and figures anew: in a copy of the run.

@@ -1,0 +1,66 @@
+// A move of a fine-tuned backbone's weights part by part, in weight space: minus the training loss's gradient
+// (gradient descent's next move, eval/training-gradient.ts) or the optimiser's memory (eval/optimizer-memory.ts). The
+// parts are the weight change's (eval/weight-change.ts): the embeddings (patch projection, CLS token, position
+// embeddings), each original block and the final norm. Of each, the move's size relative to the original part's
+// weights, ||M|| / ||W0|| (as its change is ||W - W0|| / ||W0||), and its turn, the cosine with the part's change so
+// far W - W0 (+1: further the way it came, -1: back; not a number where the part had not moved). SGD steps in this
+// space: a step of rate eta along M changes the part's squared relative change d^2 by 2 eta m c d + (eta m)^2.
+// Tensors without a move (frozen, or not kept) count in the change and not in the move. LoRA's merged weights
+// move through their adapters, not here: the caller gives moves of tensors trained directly.
+import { type Tensor, readTensors } from "../engine/tensor.js";
+import type { VisionTransformer } from "../vit/model.js";
+import type { BlockMap } from "./block-map.js";
+import type { PartSince } from "./output-change.js";
+
+export interface PartMoves {
+  embedding: PartSince;
+  blocks: PartSince[]; // (depth): each original block's
+  norm: PartSince;
+}
+
+// The fine-tuned model's tensors of each part, each with the original's: [name, original, tuned].
+export function partTensors(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap): { embedding: [string, Tensor, Tensor][]; blocks: [string, Tensor, Tensor][][]; norm: [string, Tensor, Tensor][] } {
+  const tunedByName = new Map(tuned.parameters());
+  const pair = (name: string, tunedName: string, t: Tensor): [string, Tensor, Tensor] => {
+    const u = tunedByName.get(tunedName);
+    if (!u || u.size !== t.size) throw new Error(`part moves: expected ${tunedName} in the fine-tuned model as the original's ${name} (${t.shape.join(", ")}), got ${u ? `(${u.shape.join(", ")})` : "none"}`);
+    return [tunedName, t, u];
+  };
+  const embedding: [string, Tensor, Tensor][] = [];
+  const norm: [string, Tensor, Tensor][] = [];
+  const blocks: [string, Tensor, Tensor][][] = Array.from({ length: map.depth }, () => []);
+  for (const [name, t] of original.parameters()) {
+    const block = /^blocks\.(\d+)\.(.*)$/.exec(name);
+    const i = block ? Number(block[1]) : -1;
+    if (block && i >= map.depth) throw new Error(`part moves: expected an original of ${map.depth} blocks, got ${name}`);
+    if (block) blocks[i].push(pair(name, `blocks.${map.own[i]}.${block[2]}`, t));
+    else if (name.startsWith("norm.")) norm.push(pair(name, name, t));
+    else if (!name.startsWith("head.")) embedding.push(pair(name, name, t));
+  }
+  return { embedding, blocks, norm };
+}
+
+// `moves`: by the fine-tuned model's tensor, its move (as many values).
+export async function partMoves(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap, moves: Map<Tensor, ArrayLike<number>>): Promise<PartMoves> {
+  const parts = partTensors(original, tuned, map);
+  const of = async (pairs: [string, Tensor, Tensor][]): Promise<PartSince> => {
+    const values = await readTensors(pairs.flatMap(([, a, b]) => [a, b]));
+    let [base, change, move, along] = [0, 0, 0, 0];
+    pairs.forEach(([, , t], j) => {
+      const [w0, w, m] = [values[2 * j], values[2 * j + 1], moves.get(t)];
+      for (let i = 0; i < w0.length; i++) {
+        const d = w[i] - w0[i];
+        base += w0[i] * w0[i];
+        change += d * d;
+        if (m) {
+          move += m[i] * m[i];
+          along += m[i] * d;
+        }
+      }
+    });
+    return { change: Math.sqrt(move / base), turn: along / Math.sqrt(move * change) };
+  };
+  const blocks: PartSince[] = [];
+  for (const b of parts.blocks) blocks.push(await of(b));
+  return { embedding: await of(parts.embedding), blocks, norm: await of(parts.norm) };
+}

@@ -1,0 +1,76 @@
+// eval/part-moves.ts on the tiny ViT fixture (2 blocks) fine-tuned in full with every trainable tensor moved: a move
+// of minus twice a block's change reads turn -1 and twice its relative weight change (eval/weight-change.ts's); a
+// random move of the embeddings its cosine with their change as the host computes it; a part without a move size 0
+// and no turn; Block Expansion's original blocks paired with the fine-tuned model's own copies of them, a model of
+// more blocks than the map's original refused.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Tensor } from "../../engine/tensor.js";
+import { blockMap } from "../../eval/block-map.js";
+import { partMoves, partTensors } from "../../eval/part-moves.js";
+import { weightChange } from "../../eval/weight-change.js";
+import { parseStrategy } from "../../peft/strategy.js";
+import { loadVit } from "../../vit/load.js";
+import type { VisionTransformer } from "../../vit/model.js";
+import { randn, useEngine } from "../helpers.js";
+import { tunedModels } from "./tuned-models.js";
+
+useEngine();
+
+let tuned: VisionTransformer;
+let initial: VisionTransformer;
+
+beforeAll(async () => {
+  ({ tuned, initial } = await tunedModels("full", 0.5));
+});
+
+afterAll(() => {
+  tuned.dispose();
+  initial.dispose();
+});
+
+describe("partMoves", () => {
+  it("reads a move of minus twice a block's change as turn -1 at twice its weight change, a random one as the host's cosine, none as size 0", async () => {
+    const map = blockMap(parseStrategy("full"), 2);
+    const parts = partTensors(initial, tuned, map);
+    const moves = new Map<Tensor, Float64Array>();
+    for (const [, a, b] of parts.blocks[1]) {
+      const [w0, w] = [await a.data(), await b.data()];
+      moves.set(b, Float64Array.from(w, (x, i) => -2 * (x - w0[i])));
+    }
+    let [dot, mm, dd] = [0, 0, 0];
+    for (const [k, [, a, b]] of parts.embedding.entries()) {
+      const [w0, w, m] = [await a.data(), await b.data(), Float64Array.from(randn(b.size, 50 + k, 1))];
+      moves.set(b, m);
+      m.forEach((x, i) => {
+        dot += x * (w[i] - w0[i]);
+        mm += x * x;
+        dd += (w[i] - w0[i]) ** 2;
+      });
+    }
+    const got = await partMoves(initial, tuned, map, moves);
+    const change = await weightChange(initial, tuned, map);
+    expect(Math.abs(got.blocks[1].turn + 1)).toBeLessThan(1e-12);
+    expect(Math.abs(got.blocks[1].change - 2 * change.blocks[1]) / change.blocks[1]).toBeLessThan(1e-12);
+    expect(Math.abs(got.embedding.turn - dot / Math.sqrt(mm * dd))).toBeLessThan(1e-12);
+    expect(got.embedding.change).toBeGreaterThan(0);
+    for (const none of [got.blocks[0], got.norm]) {
+      expect(none.change).toBe(0);
+      expect(none.turn).toBeNaN();
+    }
+  });
+
+  it("pairs Block Expansion's original blocks with the fine-tuned model's own copies of them", async () => {
+    const { tuned: expanded, initial: drawn } = await tunedModels("block-p1");
+    const start = (await loadVit("test/fixtures/vit-tiny.safetensors", { heads: 2 })).model; // the original: 2 blocks
+    const map = blockMap(parseStrategy("block-p1"), 2);
+    expect(() => partTensors(drawn, expanded, map)).toThrow("part moves: expected an original of 2 blocks, got blocks.2.norm1.weight");
+    const parts = partTensors(start, expanded, map);
+    expect(parts.blocks.map((b) => b[0][0])).toEqual(map.own.map((j) => `blocks.${j}.norm1.weight`));
+    expect(parts.norm.map(([name]) => name)).toEqual(["norm.weight", "norm.bias"]);
+    expect(parts.embedding.map(([name]) => name).sort()).toEqual(["cls_token", "patch_embed.proj.bias", "patch_embed.proj.weight", "pos_embed"]);
+    // Block Expansion trains its new blocks alone: every original part stayed, no move, no turn.
+    const got = await partMoves(start, expanded, map, new Map());
+    expect([got.embedding, ...got.blocks, got.norm].every((p) => p.change === 0 && Number.isNaN(p.turn))).toBe(true);
+    for (const m of [expanded, drawn, start]) m.dispose();
+  });
+});

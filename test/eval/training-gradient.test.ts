@@ -1,0 +1,102 @@
+// eval/training-gradient.ts on the tiny ViT fixture (full fine-tuning, every parameter moved off its initial values,
+// a head of 6 classes) and 30 noisy synthetic images of 16 px in batches of 7: the gradient of tensors deep in the
+// model (a block's MLP weight, the final norm's bias) against Richardson-extrapolated central differences of the
+// loss along a direction of each halfway between its gradient and a random one (to 1e-3 of its norm;
+// test/eval/patch-gradient.test.ts does the patch projection's, along four directions); a tensor's gradient the same
+// to the bit whichever others are taken with it; each full batch's own kept for the tensors asked apart alone; every
+// parameter's flag and gradient as before.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as ops from "../../autograd/ops.js";
+import { noGrad } from "../../autograd/tape.js";
+import { openNpyImages } from "../../data/npy-dataset.js";
+import { Loader } from "../../data/loader.js";
+import { Transform } from "../../data/transforms.js";
+import { trainingGradient } from "../../eval/training-gradient.js";
+import { batchImages } from "../../train/batch-images.js";
+import { applyStrategy, parseStrategy } from "../../peft/strategy.js";
+import { loadVit } from "../../vit/load.js";
+import type { VisionTransformer } from "../../vit/model.js";
+import { randn, useEngine } from "../helpers.js";
+import { writeSynthetic } from "../train/synthetic.js";
+
+useEngine();
+
+const [SIZE, CLASSES] = [16, 6];
+let root: string;
+let loader: Loader;
+let model: VisionTransformer;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "training-gradient-test-"));
+  await writeSynthetic(root, { size: SIZE, perClass: { train: 5 }, seed: 8, noise: 160 });
+  loader = new Loader(await openNpyImages(root, "train"), new Transform({ kind: "eval", size: SIZE }), { batchSize: 7 });
+  model = (await loadVit("test/fixtures/vit-tiny.safetensors", { heads: 2 })).model;
+  applyStrategy(model, parseStrategy("full"), CLASSES, 1);
+  model.parameters().filter(([, t]) => t.requiresGrad).forEach(([, t], i) => t.write(randn(t.size, 300 + i, 0.3)));
+});
+
+afterAll(async () => {
+  model.dispose();
+  await rm(root, { recursive: true, force: true });
+});
+
+// The mean cross-entropy over every image, float32 forward passes summed in float64.
+async function loss(): Promise<number> {
+  let sum = 0;
+  for await (const b of loader.epoch(0)) {
+    const x = noGrad(() => ops.crossEntropy(model.forward(batchImages(b, SIZE)), b.labels));
+    sum += (await x.data())[0] * b.labels.length;
+    x.dispose();
+  }
+  return sum / loader.dataset.length;
+}
+
+describe("trainingGradient", () => {
+  it("is the loss's derivative along a direction of each tensor deep in the model, as central differences measure it", async () => {
+    const named = new Map(model.parameters());
+    const [fc1, norm] = [named.get("blocks.1.mlp.fc1.weight")!, named.get("norm.bias")!];
+    const g = await trainingGradient(model, loader, [fc1, norm]);
+    for (const [k, t] of [fc1, norm].entries()) {
+      const grad = g.gradient.get(t)!;
+      const w0 = await t.data();
+      // Halfway between the gradient and a random direction: a random one alone is nearly orthogonal to it.
+      const [r, size] = [randn(t.size, 20 + k, 1), Math.hypot(...grad)];
+      const rn = Math.hypot(...r);
+      const d = grad.map((x, i) => x / size + r[i] / rn);
+      const n = Math.hypot(...d);
+      d.forEach((x, i) => (d[i] = x / n));
+      const central = async (eps: number) => {
+        t.write(w0.map((x, i) => x + eps * d[i]));
+        const up = await loss();
+        t.write(w0.map((x, i) => x - eps * d[i]));
+        return (up - (await loss())) / (2 * eps);
+      };
+      const measured = (4 * (await central(5e-3)) - (await central(1e-2))) / 3;
+      t.write(w0);
+      const derivative = grad.reduce((s, x, i) => s + x * d[i], 0);
+      expect(Math.abs(derivative) / size, t.name).toBeGreaterThan(0.005);
+      expect(Math.abs(measured - derivative) / size, t.name).toBeLessThan(1e-3);
+    }
+  });
+
+  it("gives a tensor the same gradient to the bit whichever others it is taken with; each full batch's of those asked apart; every flag and gradient as it was", async () => {
+    const { weight } = model.patchEmbed;
+    const fc2 = new Map(model.parameters()).get("blocks.0.mlp.fc2.weight")!;
+    fc2.requireGrad(false);
+    const before = model.parameters().map(([n, t]) => [n, t.requiresGrad, t.grad] as const);
+    const alone = await trainingGradient(model, loader, [weight], [weight]);
+    const together = await trainingGradient(model, loader, [fc2, weight], [weight]);
+    expect(together.gradient.get(weight)).toEqual(alone.gradient.get(weight));
+    expect(together.gradient.get(fc2)!.some((x) => x !== 0)).toBe(true); // a frozen tensor is taken all the same
+    // Batches of 7 of 30 images: four full ones kept, of the tensor asked apart alone.
+    expect(together.batches).toHaveLength(4);
+    expect(together.batches.map((b) => [...b.keys()])).toEqual(Array(4).fill([weight]));
+    expect(together.batches).toEqual(alone.batches);
+    expect((await trainingGradient(model, loader, [fc2])).batches).toEqual([]);
+    expect(model.parameters().map(([n, t]) => [n, t.requiresGrad, t.grad] as const)).toEqual(before);
+    fc2.requireGrad(true);
+  });
+});
