@@ -41,10 +41,13 @@ original block:
                         cross-entropy of the cell's head over as many of transfer.train, evenly spaced, in batches of
                         training.batchSize; torch.autograd), split the same way, its size, its cosine with the
                         change so far and its full batches' spread about it
+  weight descent        of the tensors the cell trained directly, minus the training loss's gradient (the same
+                        loss, torch.autograd) part by part (the embeddings, each original block, the final norm):
+                        its size relative to the part's original weights and its cosine with the part's change
   patch memory          at each kept step whose file holds the optimiser's state (cells/<id>/step-<n>.safetensors):
                         the step that state alone would make next on the patch projection (a zero gradient, rate 1,
                         no weight decay: SGD's -momentum * buffer, AdamW's), split the same way, its size and its
-                        cosine with the change up to that step
+                        cosine with the change up to that step; and part by part in weight space (weight memory)
   maps                  the attention grid: last block's CLS attention over the patches, mean over heads
 the original's layer-wise k-NN and maps, and each strategy's mean and std over seeds (analysis.json `strategies`).
 With --source-knn also the study's source k-NN (all of knn.queries against all of knn.bank, every k of knn.ks, top-1
@@ -62,8 +65,9 @@ default study's run folder, docs/ANALYSIS.md:
   output change         1e-4: a difference of two float32 forwards over a norm; where a part changed little, its
                         rounding (~1e-7 of each token) is a larger share of that difference. The tables give two or
                         three digits.
-  descent               1e-4: a float32 forward and backward against float64; the cosines and sizes are given to
-                        two or three digits.
+  descent               1e-4 (the patch projection's and the parts' in weight space): a float32 forward and
+                        backward against float64; the cosines and sizes are given to two or three digits.
+  weight memory         1e-7, as weights: both sides in float64 from the same float32 weights and state.
   memory                1e-4, its sizes relative to themselves (a step of rate 1 is tens of times the original
                         output) and its cosines: both sides compute it in float64 from the same float32 weights and
                         state; the patches' second moment and its first direction differ (float32 products on the
@@ -501,6 +505,53 @@ def patch_descent(original, tuned, gradients, moment):
     return out
 
 
+def part_names(original, own):
+    """eval/part-moves.ts partTensors: {part: [(tuned name, original name)]}, the parts "embedding", 0..depth-1 (the
+    fine-tuned model's own copy of each original block) and "norm"."""
+    parts = {}
+    for name in original.w:
+        if name.startswith("head."):
+            continue
+        block = re.match(r"^blocks\.(\d+)\.(.*)$", name)
+        part, tuned_name = (int(block[1]), f"blocks.{own[int(block[1])]}.{block[2]}") if block else ("norm" if name.startswith("norm.") else "embedding", name)
+        parts.setdefault(part, []).append((tuned_name, name))
+    return parts
+
+
+def weight_gradients(tuned, head, x, labels, batch_size, names):
+    """eval/training-gradient.ts trainingGradient: the mean cross-entropy's gradient on the named tuned tensors
+    (torch.autograd, every other weight held), over the images in batches of `batch_size`: {name: gradient}."""
+    leaves = {n: tuned.w[n].clone().requires_grad_(True) for n in names}
+    model = Vit({**tuned.w, **leaves}, tuned.heads, tuned.depth)
+    total = {n: 0 for n in names}
+    for i in range(0, len(labels), batch_size):
+        with torch.enable_grad():
+            logits = F.linear(final_norm(model, forward(model, x[i:i + batch_size], False)[0][-1][:, 0]), *head)
+            grads = torch.autograd.grad(F.cross_entropy(logits, labels[i:i + batch_size]), list(leaves.values()))
+        for n, g in zip(names, grads):
+            total[n] = total[n] + g * (len(logits) / len(labels))
+    return total
+
+
+def part_moves(original, tuned_w, parts, moves, depth):
+    """eval/part-moves.ts partMoves: each part's move (of the tensors `moves` holds) relative to its original weights,
+    and its cosine with the part's change so far, [embedding change, turn, block 0 change, turn, ..., norm change,
+    turn]; a part without a move 0 and NaN."""
+    out = []
+    for part in ["embedding", *range(depth), "norm"]:
+        base = change = move = along = 0.0
+        for tuned_name, name in parts[part]:
+            w0, d = original.w[name], tuned_w[tuned_name] - original.w[name]
+            base += float((w0 * w0).sum())
+            change += float((d * d).sum())
+            if tuned_name in moves:
+                m = torch.as_tensor(moves[tuned_name]).reshape(d.shape)
+                move += float((m * m).sum())
+                along += float((m * d).sum())
+        out += [math.sqrt(move / base), along / math.sqrt(move * change) if move * change > 0 else float("nan")]
+    return out
+
+
 def state_step(hyper, slots, steps):
     """autograd/optim.ts stateStep: the update the optimiser's state alone makes next (a zero gradient, rate 1, no
     weight decay): SGD's -momentum * buffer, AdamW's -m' / (1 - beta1^t) / (sqrt(v') / sqrt(1 - beta2^t) + eps) at
@@ -511,19 +562,22 @@ def state_step(hyper, slots, steps):
     return -(beta1 * slots["exp_avg"] / (1 - beta1 ** t)) / (np.sqrt(beta2 * slots["exp_avg_sq"]) / math.sqrt(1 - beta2 ** t) + eps)
 
 
-def patch_memory(w0, w, tensors, hyper, steps, moment):
-    """eval/patch-memory.ts patchMemory and patch-directions.ts patchMove: a kept step's optimiser memory on [W | b]
-    split along the first direction and the rest, its output change (relative to the original's output) and its
-    cosine with the change so far, [along change, along turn, rest change, rest turn]."""
-    m, u, value = moment
-    def slots(name):
-        prefix = f"optimizer.{name}."
-        return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+def optimizer_memory(tensors, hyper, steps):
+    """eval/optimizer-memory.ts optimizerMemory: {tensor name: the step the state alone would make next} of each
+    tensor a kept step's file holds state for; AdamW's count from `optimizer.step` where the file has one."""
+    names = {k[len("optimizer."):k.rindex(".")] for k in tensors if k.startswith("optimizer.") and k != "optimizer.step"}
     count = tensors.get("optimizer.step")
     steps = int(count[0]) if count is not None else steps
-    width = w0.shape[0]
-    move = torch.cat([torch.from_numpy(state_step(hyper, slots("patch_embed.proj.weight"), steps)).reshape(width, -1),
-                      torch.from_numpy(state_step(hyper, slots("patch_embed.proj.bias"), steps))[:, None]], 1)
+    if hyper["optimizer"] == "sgd" and hyper["momentum"] == 0:
+        return {}
+    return {n: state_step(hyper, {k[len(f"optimizer.{n}."):]: v for k, v in tensors.items() if k.startswith(f"optimizer.{n}.")}, steps) for n in names}
+
+
+def patch_move(w0, w, move, moment):
+    """eval/patch-directions.ts patchMove: a move of [W | b] split along the first direction and the rest, its output
+    change (relative to the original's output) and its cosine with the change so far, [along change, along turn, rest
+    change, rest turn]."""
+    m, u, value = moment
     d = w - w0
     def split(a, b):
         whole, along = float((a @ m * b).sum()), value * float((a @ u) @ (b @ u))
@@ -820,18 +874,36 @@ def run(args):
                     t = cell["patchDescent"][images]
                     compare.add("patch descent", TOLERANCE["descent"], f"{cid} patchDescent.{images}", patch_descent(original, tuned, gradients, moment),
                                 [t[part][key] for part in ("along", "rest") for key in ("change", "turn", "spread")])
-            # The kept steps' optimiser memory on the patch projection, from each step's file (its state and weights).
+            # Gradient descent's next move on the weights the cell trained directly, part by part (weight space).
+            parts = part_names(original, own)
+            trained = [t for part in parts.values() for t, _ in part if t in manifest.get("tensors", [])]
+            if trained and "weightDescent" not in cell:
+                exact.append((f"{cid} weightDescent", "measured", "absent"))
+            elif trained:
+                descent = {n: -g for n, g in weight_gradients(tuned, head, train, train_labels, config["training"]["batchSize"], trained).items()}
+                t = cell["weightDescent"]
+                compare.add("weight descent", TOLERANCE["descent"], f"{cid} weightDescent", part_moves(original, tuned.w, parts, descent, depth),
+                            [v for p in [t["embedding"], *t["blocks"], t["norm"]] for v in (p["change"], p["turn"])])
+            # The kept steps' optimiser memory, from each step's file (its state and weights): on the patch projection
+            # split along its patches' first direction and the rest, and on each part in weight space.
             for kept in cell.get("atSteps", []):
-                if "patchMemory" not in kept:
+                if "patchMemory" not in kept and "weightMemory" not in kept:
                     continue
                 step_path = os.path.join(run_dir, "cells", cid, f"step-{kept['step']}.safetensors")
                 step_tensors, _ = read_safetensors(step_path)
-                at = torch.cat([torch.from_numpy(step_tensors["patch_embed.proj.weight"]).reshape(original.width, -1), torch.from_numpy(step_tensors["patch_embed.proj.bias"])[:, None]], 1)
-                for images, moment in moments.items():
+                at_model = finetuned(original, step_path, manifest, step_tensors)[0]
+                memory = {n: torch.from_numpy(v) for n, v in optimizer_memory(step_tensors, manifest["hyperParameters"], kept["step"]).items()}
+                where = f"{cid} step {kept['step']}"
+                if "weightMemory" in kept:
+                    t = kept["weightMemory"]
+                    compare.add("weight memory", TOLERANCE["weights"], f"{where} weightMemory", part_moves(original, at_model.w, parts, {n: memory[n] for n in trained if n in memory}, depth),
+                                [v for p in [t["embedding"], *t["blocks"], t["norm"]] for v in (p["change"], p["turn"])])
+                move = torch.cat([memory["patch_embed.proj.weight"].reshape(original.width, -1), memory["patch_embed.proj.bias"][:, None]], 1) if "patchMemory" in kept else None
+                for images, moment in moments.items() if move is not None else []:
                     t = kept["patchMemory"][images]
-                    along, along_turn, rest, rest_turn = patch_memory(projection(original), at, step_tensors, manifest["hyperParameters"], kept["step"], moment)
+                    along, along_turn, rest, rest_turn = patch_move(projection(original), projection(at_model), move, moment)
                     # A step of rate 1 is tens of times the original output: its sizes relative to themselves.
-                    compare.add("patch memory", TOLERANCE["memory"], f"{cid} step {kept['step']} patchMemory.{images}",
+                    compare.add("patch memory", TOLERANCE["memory"], f"{where} patchMemory.{images}",
                                 [along / t["along"]["change"] - 1, along_turn, rest / t["rest"]["change"] - 1, rest_turn],
                                 [0.0, t["along"]["turn"], 0.0, t["rest"]["turn"]])
             added = sorted(block_map(manifest["strategyOptions"], depth)[2])
