@@ -213,7 +213,7 @@ export function patchDescent(original: Float64Array, tuned: Float64Array, g: { g
   return { along: part("along"), rest: part("rest") };
 }
 
-// A move of `tuned`'s patch projection ([W | b]: e.g. the optimiser's memory, eval/patch-memory.ts) split as a change
+// A move of `tuned`'s patch projection ([W | b]: e.g. the optimiser's memory, eval/optimizer-memory.ts) split as a change
 // is, each part's output change relative to the original's output and its turn against the change from `original`.
 export function patchMove(original: Float64Array, tuned: Float64Array, move: Float64Array, m: PatchMoments): PatchSince {
   return againstEarlier(move, minus(tuned, original), m, forms(original, original, m).whole);

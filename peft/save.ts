@@ -77,7 +77,7 @@ export async function readManifest(path: string): Promise<Manifest> {
 
 // The base model with the saved strategy applied and its trained tensors loaded. The base file must be the one
 // the tensors were trained from (checked by hash unless `allowOtherBase`). `tensors`: the file's, all of them (a
-// kept step's optimiser state, eval/patch-memory.ts).
+// kept step's optimiser state, eval/optimizer-memory.ts).
 export async function loadFinetuned(
   basePath: string,
   path: string,

@@ -46,7 +46,7 @@ export interface BlockMeasures {
   // about it (eval/patch-directions.ts).
   patchDescent?: ImageSets<PatchDescent>;
   // At a kept step whose file holds the optimiser's state: the step its memory alone would make next (a zero
-  // gradient, rate 1, no weight decay) split the same way, its size and turn (eval/patch-memory.ts).
+  // gradient, rate 1, no weight decay) split the same way, its size and turn (eval/optimizer-memory.ts).
   patchMemory?: ImageSets<PatchSince>;
   // Of the parts whose weights the cell trained directly, in weight space (eval/part-moves.ts): gradient descent's
   // next move (the training loss's gradient as patchDescent takes it) and, at a kept step with the optimiser's state,

@@ -34,7 +34,7 @@ let moments: PatchMoments;
 let model: VisionTransformer;
 
 beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), "patch-memory-test-"));
+  root = await mkdtemp(join(tmpdir(), "optimizer-memory-test-"));
   await writeSynthetic(root, { size: SIZE, perClass: { train: 4 }, seed: 7, noise: 160 });
   loader = new Loader(await openNpyImages(root, "train"), new Transform({ kind: "eval", size: SIZE }), { batchSize: 8 });
   moments = await patchMoments(loader, P);
