@@ -13,7 +13,7 @@ import type { PatchSinceSummary, RunAnalysis, StepSummary, StrategyAnalysis } fr
 import type { ImageSets } from "../../eval/block-analysis.js";
 import { stepPanelsSpec } from "./analysis-steps.js";
 import { stepAxis } from "./forgetting-curve.js";
-import { IMAGE_SETS, imageSetDash, imageSetLine, keptStepsLines, nothingToDrawSpec, seedsNote } from "./parts.js";
+import { IMAGE_SETS, imageSetDash, imageSetLine, keptStepsLines, keptStepsSeeds, nothingToDrawSpec, seedsNote } from "./parts.js";
 
 const PANEL_WIDTH = 220;
 const DIRECTIONS = { along: "along the first direction", rest: "along every other" } as const;
@@ -105,7 +105,7 @@ function patchSpec(a: RunAnalysis, m: PatchMeasure): FigureSpec {
         ...keptStepsLines(steps.filter((s) => s > 0)),
         `each strategy at the table's learning rate${m.origin ? "; step 0: the original" : ""}`,
         "steps on a symmetric log scale",
-        ...seedsNote(rows.map((s) => ({ label: s.strategy, seeds: Math.max(...s.atSteps!.map((t) => t.seeds)) }))),
+        ...seedsNote(keptStepsSeeds(rows)),
       ],
     },
     points,

@@ -8,7 +8,7 @@ import type { FigureSpec } from "../../plot/render.js";
 import type { PartMovesSummary, RunAnalysis, StepSummary } from "../analysis-results.js";
 import { stepPanelsSpec } from "./analysis-steps.js";
 import { stepAxis } from "./forgetting-curve.js";
-import { keptStepsLines, nothingToDrawSpec, seedsNote } from "./parts.js";
+import { keptStepsLines, keptStepsSeeds, nothingToDrawSpec, seedsNote } from "./parts.js";
 
 const PANEL_WIDTH = 220;
 const Y = { field: "value", type: "quantitative", title: "Cosine with the part's change so far", scale: { domain: [-1, 1], nice: false } } as const;
@@ -52,7 +52,7 @@ export function stepWeightMovesSpec(a: RunAnalysis, key: keyof typeof MOVES): Fi
         ...keptStepsLines(steps),
         "each strategy at the table's learning rate; a part it did not train is not drawn",
         "steps on a symmetric log scale",
-        ...seedsNote(rows.map((s) => ({ label: s.strategy, seeds: Math.max(...s.atSteps!.map((t) => t.seeds)) }))),
+        ...seedsNote(keptStepsSeeds(rows)),
       ],
     },
     points,

@@ -10,7 +10,7 @@ import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import type { RunAnalysis, StepSummary } from "../analysis-results.js";
 import type { MeanStd } from "../../util/stats.js";
 import { stepAxis } from "./forgetting-curve.js";
-import { changeIntervalNote, keptStepsLines, nothingToDrawSpec, seedsNote } from "./parts.js";
+import { changeIntervalNote, keptStepsLines, keptStepsSeeds, nothingToDrawSpec, seedsNote } from "./parts.js";
 
 const PANEL_WIDTH = 200;
 
@@ -48,7 +48,7 @@ export function stepsSpec(a: RunAnalysis, measure: "cka" | "knn" | "output"): Fi
   const parts = blocks.map(label);
   const color = { field: "block", type: "ordinal", title: measure === "output" ? "Part" : "Block (0 = first)", scale: { scheme: "viridis", domain: parts }, sort: parts } as const;
   const seeds = seedsNote(
-    rows.map((s) => ({ label: s.strategy, seeds: Math.max(...s.atSteps!.map((t) => t.seeds)) })),
+    keptStepsSeeds(rows),
     "error bars",
     measure === "knn" ? (rows.some((s) => s.atSteps!.some((t) => t.knnChange.some((c) => c.banks > 1))) ? changeIntervalNote("banks", "images") : changeIntervalNote("images")) : undefined,
   );

@@ -9,6 +9,7 @@ import type { FigureLayer, FigureSpec } from "../../plot/render.js";
 import { FIGURE_CONFIG, REFERENCE_DASH } from "../../plot/style.js";
 import { cellsOf } from "../cells.js";
 import type { StudyResults } from "../results.js";
+import type { StrategyAnalysis } from "../analysis-results.js";
 import { meanStd } from "../../util/stats.js";
 import { CONFIDENCE } from "../comparisons.js";
 
@@ -87,6 +88,9 @@ export const imageSetLine = (images: (typeof IMAGE_SETS)[number]): string => `${
 // A subtitle's lines naming the steps whose backbones the cells kept (`steps`, without step 0), wrapped: a dense
 // analysis.atSteps would widen the figure.
 export const keptStepsLines = (steps: number[]): string[] => wrapLines(`the backbones kept at steps ${steps.join(", ")} (analysis.atSteps)`);
+
+// A row's seeds at its kept steps, for seedsNote: the most that kept one.
+export const keptStepsSeeds = (rows: StrategyAnalysis[]): { label: string; seeds: number }[] => rows.map((s) => ({ label: s.strategy, seeds: Math.max(...(s.atSteps ?? []).map((t) => t.seeds)) }));
 
 // "a, b and c".
 export const andList = (items: string[]): string => (items.length > 1 ? `${items.slice(0, -1).join(", ")} and ${items.at(-1)}` : items[0]);
