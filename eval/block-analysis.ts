@@ -257,13 +257,10 @@ async function weightMoves(original: VisionTransformer, tuned: VisionTransformer
   const gradient = train && tuned.head && trained.length > 0 ? await trainingGradient(tuned, train.loader, trained, apart, train.microBatch) : undefined;
   const descent = gradient && new Map([...gradient.gradient].map(([t, g]) => [t, g.map((x) => -x)]));
   const remembered = memory && new Map([...memory].filter(([t]) => trained.includes(t)));
-  return {
-    gradient,
-    moves: {
-      ...(descent && { weightDescent: await partMoves(original, tuned, map, descent) }),
-      ...(remembered && remembered.size > 0 && { weightMemory: await partMoves(original, tuned, map, remembered) }),
-    },
-  };
+  const asked = { weightDescent: descent, weightMemory: remembered && remembered.size > 0 ? remembered : undefined };
+  const keys = (Object.keys(asked) as (keyof typeof asked)[]).filter((k) => asked[k]);
+  const split = await partMoves(original, tuned, map, keys.map((k) => asked[k]!));
+  return { gradient, moves: Object.fromEntries(keys.map((k, i) => [k, split[i]])) };
 }
 
 function tokensOf(model: VisionTransformer, size: number): number {

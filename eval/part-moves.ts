@@ -40,27 +40,33 @@ export function partTensors(original: VisionTransformer, tuned: VisionTransforme
   return { embedding, blocks, norm };
 }
 
-// `moves`: by the fine-tuned model's tensor, its move (as many values).
-export async function partMoves(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap, moves: Map<Tensor, ArrayLike<number>>): Promise<PartMoves> {
+// Each of `moves` (by the fine-tuned model's tensor, its move: as many values) part by part, the weights read once.
+export async function partMoves(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap, moves: Map<Tensor, ArrayLike<number>>[]): Promise<PartMoves[]> {
   const parts = partTensors(original, tuned, map);
-  const of = async (pairs: [string, Tensor, Tensor][]): Promise<PartSince> => {
+  const of = async (pairs: [string, Tensor, Tensor][]): Promise<PartSince[]> => {
     const values = await readTensors(pairs.flatMap(([, a, b]) => [a, b]));
-    let [base, change, move, along] = [0, 0, 0, 0];
+    let [base, change] = [0, 0];
+    const [move, along] = [moves.map(() => 0), moves.map(() => 0)];
     pairs.forEach(([, , t], j) => {
-      const [w0, w, m] = [values[2 * j], values[2 * j + 1], moves.get(t)];
+      const [w0, w] = [values[2 * j], values[2 * j + 1]];
       for (let i = 0; i < w0.length; i++) {
         const d = w[i] - w0[i];
         base += w0[i] * w0[i];
         change += d * d;
-        if (m) {
-          move += m[i] * m[i];
-          along += m[i] * d;
-        }
       }
+      moves.forEach((ms, k) => {
+        const m = ms.get(t);
+        if (!m) return;
+        for (let i = 0; i < w0.length; i++) {
+          move[k] += m[i] * m[i];
+          along[k] += m[i] * (w[i] - w0[i]);
+        }
+      });
     });
-    return { change: Math.sqrt(move / base), turn: along / Math.sqrt(move * change) };
+    return moves.map((_, k) => ({ change: Math.sqrt(move[k] / base), turn: along[k] / Math.sqrt(move[k] * change) }));
   };
-  const blocks: PartSince[] = [];
+  const [embedding, norm] = [await of(parts.embedding), await of(parts.norm)];
+  const blocks: PartSince[][] = [];
   for (const b of parts.blocks) blocks.push(await of(b));
-  return { embedding: await of(parts.embedding), blocks, norm: await of(parts.norm) };
+  return moves.map((_, k) => ({ embedding: embedding[k], blocks: blocks.map((b) => b[k]), norm: norm[k] }));
 }

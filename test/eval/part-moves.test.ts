@@ -1,8 +1,8 @@
 // eval/part-moves.ts on the tiny ViT fixture (2 blocks) fine-tuned in full with every trainable tensor moved: a move
 // of minus twice a block's change reads turn -1 and twice its relative weight change (eval/weight-change.ts's); a
 // random move of the embeddings its cosine with their change as the host computes it; a part without a move size 0
-// and no turn; Block Expansion's original blocks paired with the fine-tuned model's own copies of them, a model of
-// more blocks than the map's original refused.
+// and no turn; several moves at once each as alone; Block Expansion's original blocks paired with the fine-tuned
+// model's own copies of them, a model of more blocks than the map's original refused.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tensor } from "../../engine/tensor.js";
 import { blockMap } from "../../eval/block-map.js";
@@ -47,7 +47,10 @@ describe("partMoves", () => {
         dd += (w[i] - w0[i]) ** 2;
       });
     }
-    const got = await partMoves(initial, tuned, map, moves);
+    const [got] = await partMoves(initial, tuned, map, [moves]);
+    // Several moves at once, the weights read once: each as it reads alone.
+    const none = new Map<Tensor, Float64Array>();
+    expect(await partMoves(initial, tuned, map, [none, moves])).toEqual([(await partMoves(initial, tuned, map, [none]))[0], got]);
     const change = await weightChange(initial, tuned, map);
     expect(Math.abs(got.blocks[1].turn + 1)).toBeLessThan(1e-12);
     expect(Math.abs(got.blocks[1].change - 2 * change.blocks[1]) / change.blocks[1]).toBeLessThan(1e-12);
@@ -69,7 +72,7 @@ describe("partMoves", () => {
     expect(parts.norm.map(([name]) => name)).toEqual(["norm.weight", "norm.bias"]);
     expect(parts.embedding.map(([name]) => name).sort()).toEqual(["cls_token", "patch_embed.proj.bias", "patch_embed.proj.weight", "pos_embed"]);
     // Block Expansion trains its new blocks alone: every original part stayed, no move, no turn.
-    const got = await partMoves(start, expanded, map, new Map());
+    const [got] = await partMoves(start, expanded, map, [new Map()]);
     expect([got.embedding, ...got.blocks, got.norm].every((p) => p.change === 0 && Number.isNaN(p.turn))).toBe(true);
     for (const m of [expanded, drawn, start]) m.dispose();
   });
