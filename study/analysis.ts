@@ -247,7 +247,7 @@ function outputLines(a: RunAnalysis, on: "source" | "target"): string[] {
     ...a.strategies.flatMap((s) =>
       (s.atSteps ?? []).flatMap((t) => {
         const o = since(t);
-        return o ? [`  ${s.strategy} ${o.from} -> ${t.step}: ${[o.embedding, ...o.blocks].map((p) => `${p.change.mean.toFixed(3)} (turn ${p.turn.mean.toFixed(2)})`).join(" / ")}`] : [];
+        return o ? [`  ${s.strategy} ${o.from} -> ${t.step}: ${[o.embedding, ...o.blocks].map(moveOf).join(" / ")}`] : [];
       }),
     ),
   ];
@@ -262,8 +262,6 @@ function patchLines(a: RunAnalysis): string[] {
   const described = (set: "source" | "target") => `${set}: ${(100 * d[set]!.share).toFixed(0)}% of their second moment, ${(100 * d[set]!.flatness).toFixed(0)}% of it flat in each channel`;
   const each = <T>(x: ImageSets<T>, shown: (v: T) => string) => [x.source, ...(x.target ? [x.target] : [])].map(shown).join("; ");
   const sets = (x: ImageSets<PatchChangeSummary>) => each(x, (c) => `${c.along.mean.toFixed(3)} ± ${c.along.std.toFixed(3)} / ${c.rest.mean.toFixed(3)} ± ${c.rest.std.toFixed(3)}`);
-  // A part's move and its turn (and, gradient descent's, its batches' spread).
-  const moveOf = (p: { change: MeanStd; turn: MeanStd; spread?: MeanStd }) => `${p.change.mean.toFixed(3)} (turn ${p.turn.mean.toFixed(2)}${p.spread ? `, spread ${p.spread.mean.toFixed(3)}` : ""})`;
   const since = (x: ImageSets<PatchSinceSummary | PatchDescentSummary>) => each(x, (c) => `${moveOf(c.along)} / ${moveOf(c.rest)}`);
   const lines = [
     `analysis: the patch projection's output change along the first principal direction of the patches it reads (${described("source")}${d.target ? `; ${described("target")}` : ""}) / along every other, relative to its output there, mean ± std over seeds: on the source-domain images${d.target ? "; on the target-domain ones" : ""}`,
@@ -287,7 +285,7 @@ function patchLines(a: RunAnalysis): string[] {
 // Gradient descent's next move and the optimiser's memory in weight space, part by part: the rows (and kept steps)
 // where every seed's was measured.
 function weightMoveLines(a: RunAnalysis): string[] {
-  const shown = (m: PartMovesSummary) => [m.embedding, ...m.blocks, m.norm].map((p) => `${p.change.mean.toFixed(3)} (turn ${p.turn.mean.toFixed(2)})`).join(" / ");
+  const shown = (m: PartMovesSummary) => [m.embedding, ...m.blocks, m.norm].map(moveOf).join(" / ");
   const lines = (key: "weightDescent" | "weightMemory", head: string) => {
     const rows = a.strategies.flatMap((s) => [...(key === "weightDescent" && s.weightDescent ? [`  ${s.strategy}: ${shown(s.weightDescent)}`] : []), ...(s.atSteps ?? []).flatMap((t) => (t[key] ? [`  ${s.strategy} at step ${t.step}: ${shown(t[key])}`] : []))]);
     return rows.length > 0 ? [head, ...rows] : [];
@@ -298,6 +296,10 @@ function weightMoveLines(a: RunAnalysis): string[] {
     ...lines("weightMemory", `analysis: the optimiser's memory on them, the step its state alone would make next (a zero gradient, rate 1, no weight decay), the same way: ${parts}`),
   ];
 }
+
+// A part's move and its turn, mean over seeds, for the log (and, gradient descent's on the patch projection, its
+// batches' spread).
+const moveOf = (p: { change: MeanStd; turn: MeanStd; spread?: MeanStd }): string => `${p.change.mean.toFixed(3)} (turn ${p.turn.mean.toFixed(2)}${p.spread ? `, spread ${p.spread.mean.toFixed(3)}` : ""})`;
 
 const outputLine = (label: string, o: OutputChangeSummary): string => `  ${label}: ${[o.embedding, ...o.blocks].map((m) => `${m.mean.toFixed(3)} ± ${m.std.toFixed(3)}`).join(" / ")}`;
 
