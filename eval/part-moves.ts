@@ -5,17 +5,29 @@
 // weights, ||M|| / ||W0|| (as its change is ||W - W0|| / ||W0||), and its turn, the cosine with the part's change so
 // far W - W0 (+1: further the way it came, -1: back; not a number where the part had not moved). SGD steps in this
 // space: a step of rate eta along M changes the part's squared relative change d^2 by 2 eta m c d + (eta m)^2.
-// Tensors without a move (frozen, or not kept) count in the change and not in the move. LoRA's merged weights
-// move through their adapters, not here: the caller gives moves of tensors trained directly.
+// Where the move is the mean of the batches' (gradient descent's), the batches' spread about it too, relative the
+// same way: sqrt(sum over the part's tensors of E||g_B - E g_B||^2) / ||W0|| (eval/training-gradient.ts's spread),
+// the noise a minibatch step adds to it. Tensors without a move (frozen, or not kept) count in the change and not in
+// the move. LoRA's merged weights move through their adapters, not here: the caller gives moves of tensors trained
+// directly.
 import { type Tensor, readTensors } from "../engine/tensor.js";
 import type { VisionTransformer } from "../vit/model.js";
 import type { BlockMap } from "./block-map.js";
 import type { PartSince } from "./output-change.js";
 
+// A move of each tensor of the fine-tuned model, and where it is a mean over batches, each tensor's spread of theirs.
+export interface TensorMoves {
+  move: Map<Tensor, ArrayLike<number>>;
+  spread?: Map<Tensor, number>;
+}
+
+// A part's move: its size and turn, and its batches' spread where the move has one.
+export type PartMove = PartSince & { spread?: number };
+
 export interface PartMoves {
-  embedding: PartSince;
-  blocks: PartSince[]; // (depth): each original block's
-  norm: PartSince;
+  embedding: PartMove;
+  blocks: PartMove[]; // (depth): each original block's
+  norm: PartMove;
 }
 
 // The fine-tuned model's tensors of each part, each with the original's: [name, original, tuned].
@@ -40,13 +52,13 @@ export function partTensors(original: VisionTransformer, tuned: VisionTransforme
   return { embedding, blocks, norm };
 }
 
-// Each of `moves` (by the fine-tuned model's tensor, its move: as many values) part by part, the weights read once.
-export async function partMoves(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap, moves: Map<Tensor, ArrayLike<number>>[]): Promise<PartMoves[]> {
+// Each of `moves` part by part, the weights read once.
+export async function partMoves(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap, moves: TensorMoves[]): Promise<PartMoves[]> {
   const parts = partTensors(original, tuned, map);
-  const of = async (pairs: [string, Tensor, Tensor][]): Promise<PartSince[]> => {
+  const of = async (pairs: [string, Tensor, Tensor][]): Promise<PartMove[]> => {
     const values = await readTensors(pairs.flatMap(([, a, b]) => [a, b]));
     let [base, change] = [0, 0];
-    const [move, along] = [moves.map(() => 0), moves.map(() => 0)];
+    const [move, along, spread] = [moves.map(() => 0), moves.map(() => 0), moves.map(() => 0)];
     pairs.forEach(([, , t], j) => {
       const [w0, w] = [values[2 * j], values[2 * j + 1]];
       for (let i = 0; i < w0.length; i++) {
@@ -55,7 +67,8 @@ export async function partMoves(original: VisionTransformer, tuned: VisionTransf
         change += d * d;
       }
       moves.forEach((ms, k) => {
-        const m = ms.get(t);
+        spread[k] += ms.spread?.get(t) ?? 0;
+        const m = ms.move.get(t);
         if (!m) return;
         for (let i = 0; i < w0.length; i++) {
           move[k] += m[i] * m[i];
@@ -63,10 +76,10 @@ export async function partMoves(original: VisionTransformer, tuned: VisionTransf
         }
       });
     });
-    return moves.map((_, k) => ({ change: Math.sqrt(move[k] / base), turn: along[k] / Math.sqrt(move[k] * change) }));
+    return moves.map((ms, k) => ({ change: Math.sqrt(move[k] / base), turn: along[k] / Math.sqrt(move[k] * change), ...(ms.spread && { spread: Math.sqrt(spread[k] / base) }) }));
   };
   const [embedding, norm] = [await of(parts.embedding), await of(parts.norm)];
-  const blocks: PartSince[][] = [];
+  const blocks: PartMove[][] = [];
   for (const b of parts.blocks) blocks.push(await of(b));
   return moves.map((_, k) => ({ embedding: embedding[k], blocks: blocks.map((b) => b[k]), norm: norm[k] }));
 }

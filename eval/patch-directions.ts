@@ -42,8 +42,8 @@ export interface PatchSince {
 }
 
 // Gradient descent's next move on a part: its size and turn as a change's since (PartSince), and `spread`, how far
-// one batch's move lies from it, sqrt of the mean over the batches of the part's squared difference, relative the same
-// way: the noise a minibatch step adds.
+// one batch's move lies from the batches' mean, relative the same way: the square root of the part's squared
+// difference summed over the full batches / (batches - 1), the unbiased estimate of the noise a minibatch step adds.
 export type DescentPart = PartSince & { spread: number };
 
 export interface PatchDescent {
@@ -198,18 +198,22 @@ export function patchChange(original: Float64Array, tuned: Float64Array, m: Patc
 // eval/patch-gradient.ts), split as a change is: along the first direction and the rest, the output change a step of
 // rate 1 along it would make (relative as patchChange's), its turn, the cosine with the change from `original` so
 // far (+1: further the way it came, -1: back; not a number where that part had not moved), and its batches' spread
-// about it (not a number without a full batch). `g`: eval/patch-gradient.ts's PatchGradient.
+// about their own mean (DescentPart; not a number without two full batches). `g`: eval/patch-gradient.ts's
+// PatchGradient.
 export function patchDescent(original: Float64Array, tuned: Float64Array, g: { gradient: Float64Array; batches: Float64Array[] }, m: PatchMoments): PatchDescent {
   const reference = forms(original, original, m).whole;
   const move = againstEarlier(g.gradient.map((x) => -x), minus(tuned, original), m, reference);
+  const k = g.batches.length;
+  const mean = new Float64Array(g.gradient.length);
+  for (const batch of g.batches) batch.forEach((x, i) => (mean[i] += x / k));
   const spread = { along: 0, rest: 0 };
   for (const batch of g.batches) {
-    const d = minus(batch, g.gradient);
+    const d = minus(batch, mean);
     const off = split(forms(d, d, m));
-    spread.along += off.along / g.batches.length;
-    spread.rest += off.rest / g.batches.length;
+    spread.along += off.along / (k - 1);
+    spread.rest += off.rest / (k - 1);
   }
-  const part = (key: "along" | "rest"): DescentPart => ({ ...move[key], spread: g.batches.length > 0 ? Math.sqrt(Math.max(0, spread[key]) / reference) : NaN });
+  const part = (key: "along" | "rest"): DescentPart => ({ ...move[key], spread: k >= 2 ? Math.sqrt(Math.max(0, spread[key]) / reference) : NaN });
   return { along: part("along"), rest: part("rest") };
 }
 

@@ -10,7 +10,7 @@ import type { DatasetIdentity } from "../data/dataset.js";
 import type { WeightChange } from "../eval/weight-change.js";
 import type { OutputChange, OutputSince, PartSince } from "../eval/output-change.js";
 import type { PatchChange, PatchDescent, PatchSince } from "../eval/patch-directions.js";
-import type { PartMoves } from "../eval/part-moves.js";
+import type { PartMove, PartMoves } from "../eval/part-moves.js";
 import type { ImageSets } from "../eval/block-analysis.js";
 import { strategyName } from "../peft/strategy.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
@@ -49,8 +49,9 @@ export interface BlockMeasures {
   // gradient, rate 1, no weight decay) split the same way, its size and turn (eval/optimizer-memory.ts).
   patchMemory?: ImageSets<PatchSince>;
   // Of the parts whose weights the cell trained directly, in weight space (eval/part-moves.ts): gradient descent's
-  // next move (the training loss's gradient as patchDescent takes it) and, at a kept step with the optimiser's state,
-  // its memory: each part's size relative to its original weights and its turn against its change so far.
+  // next move (the training loss's gradient as patchDescent takes it, with its batches' spread) and, at a kept step
+  // with the optimiser's state, its memory: each part's size relative to its original weights and its turn against
+  // its change so far.
   weightDescent?: PartMoves;
   weightMemory?: PartMoves;
 }
@@ -86,11 +87,13 @@ export interface OutputSinceSummary {
   blocks: { change: MeanStd; turn: MeanStd }[]; // (depth)
 }
 
-// A move of a row's backbones part by part (eval/part-moves.ts) over its seeds.
+// A move of a row's backbones part by part (eval/part-moves.ts) over its seeds, with its batches' spread where every
+// seed's move has one.
+export type PartMoveSummary = { change: MeanStd; turn: MeanStd; spread?: MeanStd };
 export interface PartMovesSummary {
-  embedding: { change: MeanStd; turn: MeanStd };
-  blocks: { change: MeanStd; turn: MeanStd }[]; // (depth)
-  norm: { change: MeanStd; turn: MeanStd };
+  embedding: PartMoveSummary;
+  blocks: PartMoveSummary[]; // (depth)
+  norm: PartMoveSummary;
 }
 
 // The backbone a cell kept at a step of analysis.atSteps, measured as its best checkpoint's (against every bank), with
@@ -371,7 +374,8 @@ function partMovesOf<K extends "weightDescent" | "weightMemory">(measured: Block
   const moves = measured.map((m) => m[key]);
   if (!moves.every((m) => m !== undefined)) return {};
   const parts = moves as PartMoves[];
-  return { [key]: { ...overParts(parts, sinceOver), norm: sinceOver(parts.map((p) => p.norm)) } } as { [k in K]?: PartMovesSummary };
+  const over = (seeds: PartMove[]): PartMoveSummary => ({ ...sinceOver(seeds), ...(seeds.every((p) => p.spread !== undefined) && { spread: meanStdOf(seeds.map((p) => p.spread!)) }) });
+  return { [key]: { ...overParts(parts, over), norm: over(parts.map((p) => p.norm)) } } as { [k in K]?: PartMovesSummary };
 }
 
 // Its change since the kept step before and its turn.
@@ -553,10 +557,11 @@ function measureRows(row: RowOf, m: BlockMeasures & { otherBanks?: BankKnn[] }, 
   }
   for (const [measure, moves] of [["weight_descent", m.weightDescent], ["weight_memory", m.weightMemory]] as const) {
     if (!moves) continue;
-    const parts: [number | string, PartSince][] = [["embedding", moves.embedding], ...moves.blocks.map((p, i): [number, PartSince] => [i, p]), ["norm", moves.norm]];
+    const parts: [number | string, PartMove][] = [["embedding", moves.embedding], ...moves.blocks.map((p, i): [number, PartMove] => [i, p]), ["norm", moves.norm]];
     for (const [part, p] of parts) {
       row(measure, part, "", p.change);
       row(`${measure}_turn`, part, "", p.turn);
+      if (p.spread !== undefined) row(`${measure}_spread`, part, "", p.spread);
     }
   }
   for (const [set, memory] of m.patchMemory ? imageSets(m.patchMemory) : []) {

@@ -182,9 +182,11 @@ function lacksAnswers(a: RunAnalysis): string | undefined {
   if (!isObject(a.trainImages) || !a.cells.every((c) => [c, ...(c.atSteps ?? [])].every((m) => !moved(m.patchChange) || split(m.patchDescent, (p) => isObject(p) && typeof p.spread === "number")))) {
     return "gradient descent's next move on the patch projection";
   }
-  // And on each part in weight space, where it was measured on the patch projection (a part the cell trained).
-  const moves = (x: unknown) => isObject(x) && Array.isArray(x.blocks) && isObject(x.embedding) && isObject(x.norm);
-  if (!a.cells.every((c) => [c, ...(c.atSteps ?? [])].every((m) => m.patchDescent === undefined || moves(m.weightDescent)))) return "gradient descent's next move on each part's weights";
+  // And on each part in weight space with its batches' spread, where it was measured on the patch projection (a part
+  // the cell trained) or on some other part. (Before the spread, the patch projection's was taken about every image's
+  // gradient and over the batches' count: measured anew with it.)
+  const moves = (x: unknown) => isObject(x) && Array.isArray(x.blocks) && [x.embedding, ...x.blocks, x.norm].every((p) => isObject(p) && typeof p.spread === "number");
+  if (!a.cells.every((c) => [c, ...(c.atSteps ?? [])].every((m) => (m.patchDescent === undefined && m.weightDescent === undefined) || moves(m.weightDescent)))) return "gradient descent's next move on each part's weights and its batches' spread";
   return undefined;
 }
 
@@ -292,7 +294,7 @@ function weightMoveLines(a: RunAnalysis): string[] {
   };
   const parts = "the embeddings / each block / the final norm";
   return [
-    ...lines("weightDescent", `analysis: gradient descent's next move on the weights each row trained directly, minus the training loss's gradient, part by part: its size relative to the part's original weights (a step of rate 1) and its turn, the cosine with the part's change so far (+1: further the way it came, -1: back), mean over seeds: ${parts}`),
+    ...lines("weightDescent", `analysis: gradient descent's next move on the weights each row trained directly, minus the training loss's gradient, part by part: its size relative to the part's original weights (a step of rate 1), its turn, the cosine with the part's change so far (+1: further the way it came, -1: back), and its batches' spread about it, mean over seeds: ${parts}`),
     ...lines("weightMemory", `analysis: the optimiser's memory on them, the step its state alone would make next (a zero gradient, rate 1, no weight decay), the same way: ${parts}`),
   ];
 }

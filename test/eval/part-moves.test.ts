@@ -1,8 +1,9 @@
 // eval/part-moves.ts on the tiny ViT fixture (2 blocks) fine-tuned in full with every trainable tensor moved: a move
 // of minus twice a block's change reads turn -1 and twice its relative weight change (eval/weight-change.ts's); a
 // random move of the embeddings its cosine with their change as the host computes it; a part without a move size 0
-// and no turn; several moves at once each as alone; Block Expansion's original blocks paired with the fine-tuned
-// model's own copies of them, a model of more blocks than the map's original refused.
+// and no turn; several moves at once each as alone; each tensor's spread summed over a part as the host sums it;
+// Block Expansion's original blocks paired with the fine-tuned model's own copies of them, a model of more blocks
+// than the map's original refused.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tensor } from "../../engine/tensor.js";
 import { blockMap } from "../../eval/block-map.js";
@@ -47,10 +48,10 @@ describe("partMoves", () => {
         dd += (w[i] - w0[i]) ** 2;
       });
     }
-    const [got] = await partMoves(initial, tuned, map, [moves]);
+    const [got] = await partMoves(initial, tuned, map, [{ move: moves }]);
     // Several moves at once, the weights read once: each as it reads alone.
     const none = new Map<Tensor, Float64Array>();
-    expect(await partMoves(initial, tuned, map, [none, moves])).toEqual([(await partMoves(initial, tuned, map, [none]))[0], got]);
+    expect(await partMoves(initial, tuned, map, [{ move: none }, { move: moves }])).toEqual([(await partMoves(initial, tuned, map, [{ move: none }]))[0], got]);
     const change = await weightChange(initial, tuned, map);
     expect(Math.abs(got.blocks[1].turn + 1)).toBeLessThan(1e-12);
     expect(Math.abs(got.blocks[1].change - 2 * change.blocks[1]) / change.blocks[1]).toBeLessThan(1e-12);
@@ -60,6 +61,22 @@ describe("partMoves", () => {
       expect(none.change).toBe(0);
       expect(none.turn).toBeNaN();
     }
+    expect([got.embedding, ...got.blocks, got.norm].some((p) => "spread" in p)).toBe(false); // a move without one
+  });
+
+  it("reads a spread of each tensor as the part's, sqrt(sum over its tensors) / ||W0||; 0 where it has none", async () => {
+    const map = blockMap(parseStrategy("full"), 2);
+    const parts = partTensors(initial, tuned, map);
+    const spread = new Map<Tensor, number>();
+    let [sum, base] = [0, 0];
+    for (const [k, [, a, b]] of parts.blocks[0].entries()) {
+      spread.set(b, 0.25 * (k + 1));
+      sum += 0.25 * (k + 1);
+      for (const x of await a.data()) base += x * x;
+    }
+    const [got] = await partMoves(initial, tuned, map, [{ move: new Map(), spread }]);
+    expect(Math.abs(got.blocks[0].spread! - Math.sqrt(sum / base)) / Math.sqrt(sum / base)).toBeLessThan(1e-12);
+    expect([got.embedding.spread, got.blocks[1].spread, got.norm.spread]).toEqual([0, 0, 0]);
   });
 
   it("pairs Block Expansion's original blocks with the fine-tuned model's own copies of them", async () => {
@@ -72,7 +89,7 @@ describe("partMoves", () => {
     expect(parts.norm.map(([name]) => name)).toEqual(["norm.weight", "norm.bias"]);
     expect(parts.embedding.map(([name]) => name).sort()).toEqual(["cls_token", "patch_embed.proj.bias", "patch_embed.proj.weight", "pos_embed"]);
     // Block Expansion trains its new blocks alone: every original part stayed, no move, no turn.
-    const [got] = await partMoves(start, expanded, map, [new Map()]);
+    const [got] = await partMoves(start, expanded, map, [{ move: new Map() }]);
     expect([got.embedding, ...got.blocks, got.norm].every((p) => p.change === 0 && Number.isNaN(p.turn))).toBe(true);
     for (const m of [expanded, drawn, start]) m.dispose();
   });

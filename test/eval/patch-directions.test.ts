@@ -209,7 +209,7 @@ describe("patchChange", () => {
 });
 
 describe("patchDescent", () => {
-  it("reads minus the gradient as a change since: back the way it came where the gradient is the change, on where it is minus the change; its batches' spread as a change's size", async () => {
+  it("reads minus the gradient as a change since: back the way it came where the gradient is the change, on where it is minus the change; its batches' spread about their own mean as a change's size", async () => {
     const models = await tunedModels("full", 0.3);
     const [original, tuned] = [await patchProjection(models.initial), await patchProjection(models.tuned)];
     models.initial.dispose();
@@ -224,12 +224,14 @@ describe("patchDescent", () => {
         expect(descent[key].spread).toBeNaN(); // no batches
       }
     }
-    // Two batches at G + E and G - E: the spread is E's size, as patchChange reads a change of E.
+    // Three batches at B + E, B - E and B, B not the gradient over every image (which holds a smaller last batch
+    // too): about their own mean B, 2 ||E||^2 / (3 - 1), E's size as patchChange reads a change of E. One batch: none.
     const e = Float64Array.from(randn(d.length, 17, 0.05));
-    const g = Float64Array.from(randn(d.length, 19, 0.05));
-    const spread = patchDescent(original, tuned, { gradient: g, batches: [g.map((x, i) => x + e[i]), g.map((x, i) => x - e[i])] }, moments);
+    const [g, b] = [Float64Array.from(randn(d.length, 19, 0.05)), Float64Array.from(randn(d.length, 23, 0.05))];
+    const spread = patchDescent(original, tuned, { gradient: g, batches: [b.map((x, i) => x + e[i]), b.map((x, i) => x - e[i]), b] }, moments);
     const size = patchChange(original, original.map((x, i) => x + e[i]), moments).change;
     for (const key of ["along", "rest"] as const) expect(spread[key].spread / size[key], key).toBeCloseTo(1, 10);
+    for (const key of ["along", "rest"] as const) expect(patchDescent(original, tuned, { gradient: g, batches: [b] }, moments)[key].spread, key).toBeNaN();
   });
 });
 

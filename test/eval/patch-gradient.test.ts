@@ -6,7 +6,7 @@
 // batches of 30 as of 7 and in passes of 3 (1e-5), the mean of its batches' where every batch is full, each full
 // batch's kept; every parameter's requiresGrad and gradient as they were before. Then compareBackbones'
 // patchDescent: patchDescent of that gradient exactly, and none where the patch projection did not move or no
-// training images are given.
+// training images are given; its weightDescent partMoves of the training gradient and its spread on every part.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -20,6 +20,8 @@ import { compareBackbones } from "../../eval/block-analysis.js";
 import { blockMap } from "../../eval/block-map.js";
 import { type PatchMoments, apartFromBias, patchDescent, patchMoments, patchProjection } from "../../eval/patch-directions.js";
 import { patchGradient } from "../../eval/patch-gradient.js";
+import { partMoves, partTensors } from "../../eval/part-moves.js";
+import { trainingGradient } from "../../eval/training-gradient.js";
 import { batchImages } from "../../train/batch-images.js";
 import { applyStrategy, parseStrategy } from "../../peft/strategy.js";
 import { loadVit } from "../../vit/load.js";
@@ -140,7 +142,7 @@ describe("patchGradient", () => {
 });
 
 describe("gradient descent's next move in compareBackbones", () => {
-  it("is patchDescent of the tuned model's patch gradient on each image set's moments; none where the projection did not move or no training images are given", async () => {
+  it("is patchDescent of the tuned model's patch gradient on each image set's moments, partMoves of its gradient and spread on every part; none where the projection did not move or no training images are given", async () => {
     const data = { queries: loader, bank: loader, k: 3, temperature: 0.07, classes: CLASSES, gridImages: 1, patches: { source: moments, target: moments }, train: { loader, microBatch: 7 } };
     const [original, tuned] = [await model("full", false), await model("full")];
     const c = await compareBackbones(original, tuned, blockMap(parseStrategy("full"), 2), data);
@@ -148,6 +150,14 @@ describe("gradient descent's next move in compareBackbones", () => {
     expect(want.along.spread).toBeGreaterThan(0);
     expect(c.patchDescent).toEqual({ source: want, target: want });
     expect(want.along.turn).not.toBeNaN();
+    // In weight space, part by part: the training gradient's move and its batches' spread on every tensor trained.
+    const map = blockMap(parseStrategy("full"), 2);
+    const parts = partTensors(original, tuned, map);
+    const trained = [...parts.embedding, ...parts.blocks.flat(), ...parts.norm].map(([, , t]) => t);
+    const g = await trainingGradient(tuned, loader, trained);
+    const [moves] = await partMoves(original, tuned, map, [{ move: new Map([...g.gradient].map(([t, x]) => [t, x.map((v) => -v)])), spread: g.spread }]);
+    expect(c.weightDescent).toEqual(moves);
+    expect([moves.embedding, ...moves.blocks, moves.norm].every((p) => p.spread! > 0)).toBe(true);
     const { train: _, ...untrained } = data;
     expect((await compareBackbones(original, tuned, blockMap(parseStrategy("full"), 2), untrained)).patchDescent).toBeUndefined();
     const top = await model("top-1");

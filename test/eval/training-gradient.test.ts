@@ -4,7 +4,8 @@
 // loss along a direction of each halfway between its gradient and a random one (to 1e-3 of its norm;
 // test/eval/patch-gradient.test.ts does the patch projection's, along four directions); a tensor's gradient the same
 // to the bit whichever others are taken with it; each full batch's own kept for the tensors asked apart alone; every
-// parameter's flag and gradient as before.
+// parameter's flag and gradient as before; each tensor's spread, the full batches' unbiased variance about their own
+// mean summed over its values, against the batches kept (1e-10), none where one batch is full.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -95,8 +96,29 @@ describe("trainingGradient", () => {
     expect(together.batches).toHaveLength(4);
     expect(together.batches.map((b) => [...b.keys()])).toEqual(Array(4).fill([weight]));
     expect(together.batches).toEqual(alone.batches);
+    expect(together.spread.get(weight)).toBe(alone.spread.get(weight));
     expect((await trainingGradient(model, loader, [fc2])).batches).toEqual([]);
     expect(model.parameters().map(([n, t]) => [n, t.requiresGrad, t.grad] as const)).toEqual(before);
     fc2.requireGrad(true);
+  });
+
+  it("spreads each tensor's full batches about their own mean, sum of squares over (batches - 1); none with one full batch", async () => {
+    const named = new Map(model.parameters());
+    const tensors = [model.patchEmbed.weight, named.get("blocks.1.attn.qkv.bias")!, named.get("norm.weight")!];
+    const g = await trainingGradient(model, loader, tensors, tensors);
+    expect(g.batches).toHaveLength(4); // of 7 of 30 images; the last, of 2, left out
+    for (const t of tensors) {
+      const batches = g.batches.map((b) => b.get(t)!);
+      const mean = new Float64Array(t.size);
+      for (const b of batches) b.forEach((x, i) => (mean[i] += x / batches.length));
+      let squares = 0;
+      for (const b of batches) b.forEach((x, i) => (squares += (x - mean[i]) ** 2));
+      const want = squares / (batches.length - 1);
+      expect(want, t.name).toBeGreaterThan(0);
+      expect(Math.abs(g.spread.get(t)! - want) / want, t.name).toBeLessThan(1e-10);
+    }
+    // Batches of 20: one full one and one of 10, no spread to take.
+    const halves = new Loader(loader.dataset, loader.transform, { batchSize: 20 });
+    expect((await trainingGradient(model, halves, tensors)).spread.get(tensors[0])).toBeNaN();
   });
 });

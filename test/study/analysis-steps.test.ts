@@ -235,6 +235,7 @@ describe("the optimiser's memory at consecutive kept steps", () => {
     expect([a.cells[0].weightDescent, two.weightDescent, three.weightDescent].every((d) => d && d.blocks.every((p) => p.change > 0))).toBe(true);
     expect(csv).toContain(`,3,weight_memory_turn,norm,,${memory.norm.turn.toPrecision(6)}`);
     expect(csv).toContain(`,2,weight_descent,1,,${two.weightDescent!.blocks[1].change.toPrecision(6)}`);
+    expect(csv).toMatch(/,2,weight_descent_spread,1,,/); // (not a number: the 12 training images make no full batch of 16)
     expect(await readFile(join(dir, "run", "analysis-steps-weight-memory.svg"), "utf8")).toContain(">Where the optimiser's memory carries each part<");
     expect(await readFile(join(dir, "run", "analysis-steps-weight-descent.svg"), "utf8")).toContain(">Where the training loss pulls each part<");
     expect(csv).toContain(`,3,patch_memory_turn,rest,transfer.test,${three.patchMemory!.target!.rest.turn.toPrecision(6)}`);

@@ -15,6 +15,7 @@ import { configJson, parseStudyConfig } from "../../study/config.js";
 import { runExperiment } from "../../study/runner.js";
 import { analysisFileNames, analyzeRun } from "../../study/analysis.js";
 import type { CellAnalysis, RunAnalysis } from "../../study/analysis-results.js";
+import type { PartMove, PartMoves } from "../../eval/part-moves.js";
 import { type BaselineResult, type CellResult, type Correct, unpackCorrect, unpackPredicted } from "../../study/results.js";
 import { useEngine } from "../helpers.js";
 import { writeSynthetic } from "../train/synthetic.js";
@@ -80,8 +81,8 @@ describe("a study with the analysis key", () => {
     // and in weight space, its size and turn on each part it trained (the embeddings, 2 blocks, the final norm).
     const csv = (await readFile(join(run(), "analysis.csv"), "utf8")).trim().split("\n");
     expect(csv[0]).toBe("cell,strategy,lr,seed,measure,block,part,value");
-    expect(csv).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1 + 3 + 4) + 2 * 2 * 3 + 2 * 4);
-    expect(csv.filter((l) => l.includes(",weight_descent_turn,")).map((l) => l.split(",")[5])).toEqual(["embedding", "0", "1", "norm"]);
+    expect(csv).toHaveLength(1 + 2 + 4 * (2 * (2 + 1 + 7 + 2 + 1) + 2 + 1 + 3 + 4) + 2 * 2 * 3 + 3 * 4);
+    for (const measure of ["weight_descent_turn", "weight_descent_spread"]) expect(csv.filter((l) => l.includes(`,${measure},`)).map((l) => l.split(",")[5])).toEqual(["embedding", "0", "1", "norm"]);
     const turns = csv.filter((l) => l.includes(",patch_descent_turn,")).map((l) => l.split(","));
     expect(turns.map((l) => l.slice(0, 7).join(","))).toEqual(["", "transfer.test"].flatMap((set) => ["along", "rest"].map((d) => `full_lr0.05_s0,full,0.05,0,patch_descent_turn,${d},${set}`)));
     const g = a.cells[0].patchDescent!;
@@ -156,13 +157,22 @@ describe("a study with the analysis key", () => {
     await runExperiment({ config: study(), out: noDescent, log: (l) => seventh.push(l) });
     expect(seventh).toContain(`analysis: ${join(noDescent, "analysis.json")} lacks gradient descent's next move on the patch projection (a build before them): its cells are measured anew`);
     expect((await readJson<RunAnalysis>(join(noDescent, "analysis.json"))).cells.map((c) => c.patchDescent)).toEqual(a.cells.map((c) => c.patchDescent));
-    // And of a build before its next move on each part's weights.
+    // And of a build before its next move on each part's weights, or before that move's batches' spread.
     const noParts = join(root, "no-weight-descent");
     await cp(run(), noParts, { recursive: true });
     await writeFile(join(noParts, "analysis.json"), JSON.stringify({ ...a, cells: a.cells.map(({ weightDescent: _, ...c }) => c) }));
     const eighth: string[] = [];
     await runExperiment({ config: study(), out: noParts, log: (l) => eighth.push(l) });
-    expect(eighth).toContain(`analysis: ${join(noParts, "analysis.json")} lacks gradient descent's next move on each part's weights (a build before them): its cells are measured anew`);
+    expect(eighth).toContain(`analysis: ${join(noParts, "analysis.json")} lacks gradient descent's next move on each part's weights and its batches' spread (a build before them): its cells are measured anew`);
+    expect((await readJson<RunAnalysis>(join(noParts, "analysis.json"))).cells.map((c) => c.weightDescent)).toEqual(a.cells.map((c) => c.weightDescent));
+    const unspread = (m: PartMoves): PartMoves => {
+      const bare = ({ spread: _, ...p }: PartMove) => p;
+      return { embedding: bare(m.embedding), blocks: m.blocks.map(bare), norm: bare(m.norm) };
+    };
+    await writeFile(join(noParts, "analysis.json"), JSON.stringify({ ...a, cells: a.cells.map((c) => ({ ...c, ...(c.weightDescent && { weightDescent: unspread(c.weightDescent) }) })) }));
+    const ninth: string[] = [];
+    await runExperiment({ config: study(), out: noParts, log: (l) => ninth.push(l) });
+    expect(ninth.some((l) => l.includes("lacks gradient descent's next move on each part's weights and its batches' spread"))).toBe(true);
     expect((await readJson<RunAnalysis>(join(noParts, "analysis.json"))).cells.map((c) => c.weightDescent)).toEqual(a.cells.map((c) => c.weightDescent));
 
     // An analysis.json whose summary is of other rows (the table's rows chose other rates then: another selectBy,
