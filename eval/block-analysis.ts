@@ -33,11 +33,11 @@ import { type BlockMap, identityMap } from "./block-map.js";
 import { CkaAccumulator, ckaFromMoments } from "./cka.js";
 import { AttentionDrift } from "./attention-drift.js";
 import { knnClassify } from "./knn.js";
-import { type WeightChange, weightChange } from "./weight-change.js";
+import { type WeightChange, partTensors, weightChange } from "./weight-change.js";
 import { type OutputChange, OutputChangeAccumulator, type OutputSince, outputChangeOn } from "./output-change.js";
 import { type PatchChange, type PatchDescent, type PatchMoments, type PatchSince, patchChange, patchDescent, patchMove, patchProjection } from "./patch-directions.js";
 import { patchGradientOf } from "./patch-gradient.js";
-import { type PartMoves, partMoves, partTensors } from "./part-moves.js";
+import { type PartMoves, partMoves } from "./part-moves.js";
 import { patchMemoryOf } from "./optimizer-memory.js";
 import { type TrainingGradient, trainingGradient } from "./training-gradient.js";
 

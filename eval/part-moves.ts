@@ -13,6 +13,7 @@
 import { type Tensor, readTensors } from "../engine/tensor.js";
 import type { VisionTransformer } from "../vit/model.js";
 import type { BlockMap } from "./block-map.js";
+import { type TensorPair, partTensors } from "./weight-change.js";
 import type { PartSince } from "./output-change.js";
 
 // A move of each tensor of the fine-tuned model, and where it is a mean over batches, each tensor's spread of theirs.
@@ -30,32 +31,10 @@ export interface PartMoves {
   norm: PartMove;
 }
 
-// The fine-tuned model's tensors of each part, each with the original's: [name, original, tuned].
-export function partTensors(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap): { embedding: [string, Tensor, Tensor][]; blocks: [string, Tensor, Tensor][][]; norm: [string, Tensor, Tensor][] } {
-  const tunedByName = new Map(tuned.parameters());
-  const pair = (name: string, tunedName: string, t: Tensor): [string, Tensor, Tensor] => {
-    const u = tunedByName.get(tunedName);
-    if (!u || u.size !== t.size) throw new Error(`part moves: expected ${tunedName} in the fine-tuned model as the original's ${name} (${t.shape.join(", ")}), got ${u ? `(${u.shape.join(", ")})` : "none"}`);
-    return [tunedName, t, u];
-  };
-  const embedding: [string, Tensor, Tensor][] = [];
-  const norm: [string, Tensor, Tensor][] = [];
-  const blocks: [string, Tensor, Tensor][][] = Array.from({ length: map.depth }, () => []);
-  for (const [name, t] of original.parameters()) {
-    const block = /^blocks\.(\d+)\.(.*)$/.exec(name);
-    const i = block ? Number(block[1]) : -1;
-    if (block && i >= map.depth) throw new Error(`part moves: expected an original of ${map.depth} blocks, got ${name}`);
-    if (block) blocks[i].push(pair(name, `blocks.${map.own[i]}.${block[2]}`, t));
-    else if (name.startsWith("norm.")) norm.push(pair(name, name, t));
-    else if (!name.startsWith("head.")) embedding.push(pair(name, name, t));
-  }
-  return { embedding, blocks, norm };
-}
-
 // Each of `moves` part by part, the weights read once.
 export async function partMoves(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap, moves: TensorMoves[]): Promise<PartMoves[]> {
   const parts = partTensors(original, tuned, map);
-  const of = async (pairs: [string, Tensor, Tensor][]): Promise<PartMove[]> => {
+  const of = async (pairs: TensorPair[]): Promise<PartMove[]> => {
     const values = await readTensors(pairs.flatMap(([, a, b]) => [a, b]));
     let [base, change] = [0, 0];
     const [move, along, spread] = [moves.map(() => 0), moves.map(() => 0), moves.map(() => 0)];

@@ -2,8 +2,8 @@
 // original block as a whole and of each of its layers (a layer's weight and bias together), of the embeddings
 // (patch projection, CLS token, position embeddings) and of the final norm. The fine-tuned model must have its LoRA
 // adapters merged (peft/lora.ts mergeLora): the change of a LoRA layer is then that of W + scale·B·A. Blocks that
-// Block Expansion added have no original: they are listed as new, with no change. Each block's tensors come back
-// in one read-back (engine/tensor.ts readTensors).
+// Block Expansion added have no original: they are listed as new, with no change. The parts (partTensors) are
+// eval/part-moves.ts's too. Each part's tensors come back in one read-back (engine/tensor.ts readTensors).
 import { type Tensor, readTensors } from "../engine/tensor.js";
 import type { VisionTransformer } from "../vit/model.js";
 import type { BlockMap } from "./block-map.js";
@@ -40,59 +40,64 @@ class Change {
   }
 }
 
-// Pairs of (original, fine-tuned) tensors named for errors, read back in one transfer each side.
-async function readPairs(pairs: [Tensor, Tensor, string][]): Promise<[Float32Array, Float32Array][]> {
-  for (const [a, b, name] of pairs) {
-    if (a.size !== b.size) throw new Error(`weight change: expected ${name} of ${a.size} values as the original's, got ${b.size}`);
+export type TensorPair = [string, Tensor, Tensor];
+export interface PartTensors {
+  embedding: TensorPair[];
+  blocks: TensorPair[][]; // (depth): each original block's, paired with the fine-tuned model's own copy
+  norm: TensorPair[];
+}
+
+// The parts: the fine-tuned model's tensors of each, each with the original's as [its name, original, tuned], in
+// the models' parameter order (a block's layer by layer, BLOCK_LAYERS', its weight before its bias).
+export function partTensors(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap): PartTensors {
+  const tunedByName = new Map(tuned.parameters());
+  const pair = (name: string, tunedName: string, t: Tensor): TensorPair => {
+    const u = tunedByName.get(tunedName);
+    if (!u || u.size !== t.size) throw new Error(`weight change: expected ${tunedName} in the fine-tuned model as the original's ${name} (${t.shape.join(", ")}), got ${u ? `(${u.shape.join(", ")})` : "none"}`);
+    return [tunedName, t, u];
+  };
+  const embedding: TensorPair[] = [];
+  const norm: TensorPair[] = [];
+  const blocks: TensorPair[][] = Array.from({ length: map.depth }, () => []);
+  for (const [name, t] of original.parameters()) {
+    const block = /^blocks\.(\d+)\.(.*)$/.exec(name);
+    const i = block ? Number(block[1]) : -1;
+    if (block && i >= map.depth) throw new Error(`weight change: expected an original of ${map.depth} blocks, got ${name}`);
+    if (block) blocks[i].push(pair(name, `blocks.${map.own[i]}.${block[2]}`, t));
+    else if (name.startsWith("norm.")) norm.push(pair(name, name, t));
+    else if (!name.startsWith("head.")) embedding.push(pair(name, name, t));
   }
-  const values = await readTensors(pairs.flatMap(([a, b]) => [a, b]));
+  return { embedding, blocks, norm };
+}
+
+// The pairs' values, read back in one transfer.
+async function readPairs(pairs: TensorPair[]): Promise<[Float32Array, Float32Array][]> {
+  const values = await readTensors(pairs.flatMap(([, a, b]) => [a, b]));
   return pairs.map((_, i) => [values[2 * i], values[2 * i + 1]]);
 }
 
 export async function weightChange(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap): Promise<WeightChange> {
+  // An unmerged adapter would be left out of the change without a word.
+  for (let i = 0; i < map.depth; i++) {
+    const was = new Set(original.blocks[i].parameters("").map(([n]) => n));
+    const extra = tuned.blocks[map.own[i]].parameters("").filter(([n]) => !was.has(n));
+    if (extra.length > 0) throw new Error(`weight change: expected merged LoRA adapters, got ${extra.map(([n]) => `blocks.${map.own[i]}.${n}`).join(", ")}`);
+  }
+  const parts = partTensors(original, tuned, map);
   const blocks: number[] = [];
   const layers: Record<string, number>[] = [];
-  for (let i = 0; i < map.depth; i++) {
-    const was = new Map(original.blocks[i].parameters(""));
-    const is = new Map(tuned.blocks[map.own[i]].parameters(""));
-    // An unmerged adapter would be left out of the change without a word.
-    const extra = [...is.keys()].filter((n) => !was.has(n));
-    if (extra.length > 0) throw new Error(`weight change: expected merged LoRA adapters, got ${extra.map((n) => `blocks.${map.own[i]}.${n}`).join(", ")}`);
-    const pairs: [Tensor, Tensor, string][] = [];
-    const layerOf: string[] = [];
-    for (const layer of BLOCK_LAYERS) {
-      for (const part of ["weight", "bias"]) {
-        const name = `${layer}.${part}`;
-        const a = was.get(name);
-        if (!a) continue;
-        const b = is.get(name);
-        if (!b) throw new Error(`weight change: expected blocks.${map.own[i]}.${name} in the fine-tuned model, found none`);
-        pairs.push([a, b, `blocks.${map.own[i]}.${name}`]);
-        layerOf.push(layer);
-      }
-    }
-    const values = await readPairs(pairs);
+  for (const pairs of parts.blocks) {
     const perLayer = new Map(BLOCK_LAYERS.map((l) => [l as string, new Change()]));
-    values.forEach(([a, b], j) => perLayer.get(layerOf[j])!.add(a, b));
+    (await readPairs(pairs)).forEach(([a, b], j) => perLayer.get(pairs[j][0].replace(/^blocks\.\d+\.(.*)\.(weight|bias)$/, "$1"))!.add(a, b));
     const whole = new Change();
     for (const change of perLayer.values()) whole.merge(change);
     blocks.push(whole.relative);
     layers.push(Object.fromEntries([...perLayer].map(([l, c]) => [l, c.relative])));
   }
-  const group = async (pairs: [Tensor, Tensor, string][]) => {
+  const group = async (pairs: TensorPair[]) => {
     const change = new Change();
     for (const [a, b] of await readPairs(pairs)) change.add(a, b);
     return change.relative;
   };
-  const embedding = await group([
-    [original.patchEmbed.weight, tuned.patchEmbed.weight, "patch_embed.proj.weight"],
-    ...(original.patchEmbed.bias && tuned.patchEmbed.bias ? [[original.patchEmbed.bias, tuned.patchEmbed.bias, "patch_embed.proj.bias"] as [Tensor, Tensor, string]] : []),
-    [original.clsToken, tuned.clsToken, "cls_token"],
-    [original.posEmbed, tuned.posEmbed, "pos_embed"],
-  ]);
-  const norm = await group([
-    [original.norm.weight, tuned.norm.weight, "norm.weight"],
-    [original.norm.bias, tuned.norm.bias, "norm.bias"],
-  ]);
-  return { blocks, layers, embedding, norm, added: map.added.map((a) => a.after) };
+  return { blocks, layers, embedding: await group(parts.embedding), norm: await group(parts.norm), added: map.added.map((a) => a.after) };
 }

@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tensor } from "../../engine/tensor.js";
 import { blockMap } from "../../eval/block-map.js";
-import { partMoves, partTensors } from "../../eval/part-moves.js";
-import { weightChange } from "../../eval/weight-change.js";
+import { partMoves } from "../../eval/part-moves.js";
+import { partTensors, weightChange } from "../../eval/weight-change.js";
 import { parseStrategy } from "../../peft/strategy.js";
 import { loadVit } from "../../vit/load.js";
 import type { VisionTransformer } from "../../vit/model.js";
@@ -83,7 +83,7 @@ describe("partMoves", () => {
     const { tuned: expanded, initial: drawn } = await tunedModels("block-p1");
     const start = (await loadVit("test/fixtures/vit-tiny.safetensors", { heads: 2 })).model; // the original: 2 blocks
     const map = blockMap(parseStrategy("block-p1"), 2);
-    expect(() => partTensors(drawn, expanded, map)).toThrow("part moves: expected an original of 2 blocks, got blocks.2.norm1.weight");
+    expect(() => partTensors(drawn, expanded, map)).toThrow("weight change: expected an original of 2 blocks, got blocks.2.norm1.weight");
     const parts = partTensors(start, expanded, map);
     expect(parts.blocks.map((b) => b[0][0])).toEqual(map.own.map((j) => `blocks.${j}.norm1.weight`));
     expect(parts.norm.map(([name]) => name)).toEqual(["norm.weight", "norm.bias"]);
