@@ -6,11 +6,7 @@
 // refused, naming the file. Then compareBackbones' patchMemory: patchMove of it on each image set's moments (a move of
 // -2 D: twice the change, turn -1), none without it.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { stateStep } from "../../autograd/optim.js";
-import { openNpyImages } from "../../data/npy-dataset.js";
 import { Loader } from "../../data/loader.js";
 import { Transform } from "../../data/transforms.js";
 import { compareBackbones } from "../../eval/block-analysis.js";
@@ -22,21 +18,19 @@ import { loadVit } from "../../vit/load.js";
 import type { F32Tensor } from "../../vit/safetensors.js";
 import type { VisionTransformer } from "../../vit/model.js";
 import { randn, useEngine } from "../helpers.js";
-import { writeSynthetic } from "../train/synthetic.js";
+import { useSyntheticData } from "../train/synthetic.js";
 
 useEngine();
 
 const [SIZE, P, CLASSES] = [16, 4, 6];
+const data = useSyntheticData("optimizer-memory-test-", { size: SIZE, perClass: { train: 4 }, seed: 7, noise: 160 });
 const PATH = "cells/full_lr0.1_s0/step-5.safetensors";
-let root: string;
 let loader: Loader;
 let moments: PatchMoments;
 let model: VisionTransformer;
 
 beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), "optimizer-memory-test-"));
-  await writeSynthetic(root, { size: SIZE, perClass: { train: 4 }, seed: 7, noise: 160 });
-  loader = new Loader(await openNpyImages(root, "train"), new Transform({ kind: "eval", size: SIZE }), { batchSize: 8 });
+  loader = new Loader(data.train, new Transform({ kind: "eval", size: SIZE }), { batchSize: 8 });
   moments = await patchMoments(loader, P);
   model = (await loadVit("test/fixtures/vit-tiny.safetensors", { heads: 2 })).model;
   applyStrategy(model, parseStrategy("full"), CLASSES, 1);
@@ -44,7 +38,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   model.dispose();
-  await rm(root, { recursive: true, force: true });
 });
 
 // A kept step's tensors: the patch projection's optimiser state, slot by slot (each seeded; exp_avg_sq positive).

@@ -7,13 +7,9 @@
 // batch's kept; every parameter's requiresGrad and gradient as they were before. Then compareBackbones'
 // patchDescent: patchDescent of that gradient exactly, and none where the patch projection did not move or no
 // training images are given; its weightDescent partMoves of the training gradient and its spread on every part.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
 import * as ops from "../../autograd/ops.js";
 import { noGrad } from "../../autograd/tape.js";
-import { openNpyImages } from "../../data/npy-dataset.js";
 import { Loader } from "../../data/loader.js";
 import { Transform } from "../../data/transforms.js";
 import { compareBackbones } from "../../eval/block-analysis.js";
@@ -28,24 +24,18 @@ import { applyStrategy, parseStrategy } from "../../peft/strategy.js";
 import { loadVit } from "../../vit/load.js";
 import type { VisionTransformer } from "../../vit/model.js";
 import { randn, useEngine } from "../helpers.js";
-import { writeSynthetic } from "../train/synthetic.js";
+import { useSyntheticData } from "../train/synthetic.js";
 
 useEngine();
 
 const [SIZE, P, CLASSES] = [16, 4, 6];
-let root: string;
+const data = useSyntheticData("patch-gradient-test-", { size: SIZE, perClass: { train: 5 }, seed: 6, noise: 160 });
 let loader: Loader;
 let moments: PatchMoments;
 
 beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), "patch-gradient-test-"));
-  await writeSynthetic(root, { size: SIZE, perClass: { train: 5 }, seed: 6, noise: 160 });
-  loader = new Loader(await openNpyImages(root, "train"), new Transform({ kind: "eval", size: SIZE }), { batchSize: 7 });
+  loader = new Loader(data.train, new Transform({ kind: "eval", size: SIZE }), { batchSize: 7 });
   moments = await patchMoments(loader, P);
-});
-
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
 });
 
 // The fixture with `strategy` applied for 6 classes; `moved`: every trainable tensor moved to seeded normal values

@@ -7,12 +7,8 @@
 // parameter's flag and gradient as before; each tensor's spread, the full batches' unbiased variance about their own
 // mean summed over its values, against the batches kept (1e-10), none where one batch is full.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import * as ops from "../../autograd/ops.js";
 import { noGrad } from "../../autograd/tape.js";
-import { openNpyImages } from "../../data/npy-dataset.js";
 import { Loader } from "../../data/loader.js";
 import { Transform } from "../../data/transforms.js";
 import { trainingGradient } from "../../eval/training-gradient.js";
@@ -21,19 +17,17 @@ import { applyStrategy, parseStrategy } from "../../peft/strategy.js";
 import { loadVit } from "../../vit/load.js";
 import type { VisionTransformer } from "../../vit/model.js";
 import { randn, useEngine } from "../helpers.js";
-import { writeSynthetic } from "../train/synthetic.js";
+import { useSyntheticData } from "../train/synthetic.js";
 
 useEngine();
 
 const [SIZE, CLASSES] = [16, 6];
-let root: string;
+const data = useSyntheticData("training-gradient-test-", { size: SIZE, perClass: { train: 5 }, seed: 8, noise: 160 });
 let loader: Loader;
 let model: VisionTransformer;
 
 beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), "training-gradient-test-"));
-  await writeSynthetic(root, { size: SIZE, perClass: { train: 5 }, seed: 8, noise: 160 });
-  loader = new Loader(await openNpyImages(root, "train"), new Transform({ kind: "eval", size: SIZE }), { batchSize: 7 });
+  loader = new Loader(data.train, new Transform({ kind: "eval", size: SIZE }), { batchSize: 7 });
   model = (await loadVit("test/fixtures/vit-tiny.safetensors", { heads: 2 })).model;
   applyStrategy(model, parseStrategy("full"), CLASSES, 1);
   model.parameters().filter(([, t]) => t.requiresGrad).forEach(([, t], i) => t.write(randn(t.size, 300 + i, 0.3)));
@@ -41,7 +35,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   model.dispose();
-  await rm(root, { recursive: true, force: true });
 });
 
 // The mean cross-entropy over every image, float32 forward passes summed in float64.

@@ -43,15 +43,14 @@ export async function writeSynthetic(root: string, opts: { size: number; perClas
   }
 }
 
-// For the calling test file: a temporary folder (`root`) holding synthetic train and test splits in root/data
-// (writeSynthetic's options), opened before its tests and removed after them.
-export function useSyntheticData(prefix: string, opts: { size: number; perClass: { train: number; test: number }; seed: number }): { root: string; train: Dataset; test: Dataset } {
-  const data = {} as { root: string; train: Dataset; test: Dataset };
+// For the calling test file: a temporary folder (`root`) holding a synthetic split of each perClass key in root/data
+// (writeSynthetic's options), each opened before its tests, and removed after them.
+export function useSyntheticData<S extends string>(prefix: string, opts: { size: number; perClass: Record<S, number>; seed: number; noise?: number }): { root: string } & Record<S, Dataset> {
+  const data = {} as { root: string } & Record<S, Dataset>;
   beforeAll(async () => {
     data.root = await mkdtemp(join(tmpdir(), prefix));
     await writeSynthetic(join(data.root, "data"), opts);
-    data.train = await openNpyImages(join(data.root, "data"), "train");
-    data.test = await openNpyImages(join(data.root, "data"), "test");
+    for (const split of Object.keys(opts.perClass) as S[]) (data as Record<S, Dataset>)[split] = await openNpyImages(join(data.root, "data"), split);
   });
   afterAll(async () => {
     await rm(data.root, { recursive: true, force: true });
