@@ -138,7 +138,7 @@ export function stepResetsSpec(a: RunAnalysis): FigureSpec {
     strategies: rows.map((s) => s.strategy),
     channels: { x, y, color, ...(dash && { dash }) },
     width: STEP_PANEL_WIDTH,
-    zero: true,
+    rule: 0,
     errors: points.some((p) => p.lo !== null) ? "isValid(datum.lo)" : undefined,
     tooltip: [{ field: "strategy" }, { field: "unit" }, { field: "step" }, { field: "value", format: ".2f" }, { field: "lo", format: ".2f" }, { field: "hi", format: ".2f" }],
   });

@@ -117,7 +117,7 @@ function patchSpec(a: RunAnalysis, m: PatchMeasure): FigureSpec {
       dash: imageSetDash(sets),
     },
     width: PANEL_WIDTH,
-    zero: m.zero,
+    ...(m.zero && { rule: 0 }),
     errors: points.some((p) => p.seeds > 1) ? "datum.seeds > 1" : undefined,
     tooltip: [{ field: "strategy" }, { field: "direction" }, { field: "images" }, { field: "step" }, { field: "value", format: ".3f" }],
   });

@@ -73,7 +73,7 @@ export function stepTurnSpec(a: RunAnalysis): FigureSpec {
     strategies: rows.map((s) => s.strategy),
     channels: { x, y, color, dash: imageSetDash(drawn) },
     width: PANEL_WIDTH,
-    zero: true,
+    rule: 0,
     errors: points.some((p) => p.seeds > 1) ? "datum.seeds > 1 && isValid(datum.value)" : undefined,
     tooltip: [{ field: "strategy" }, { field: "part" }, { field: "images" }, { field: "span" }, { field: "value", format: ".2f" }],
   });

@@ -63,7 +63,7 @@ export function stepWeightMovesSpec(a: RunAnalysis, key: keyof typeof MOVES): Fi
       color: { field: "part", type: "ordinal", title: "Part", scale: { scheme: "viridis", domain: parts }, sort: parts },
     },
     width: PANEL_WIDTH,
-    zero: true,
+    rule: 0,
     errors: points.some((p) => p.seeds > 1) ? "datum.seeds > 1 && isValid(datum.lo)" : undefined,
     tooltip: [{ field: "strategy" }, { field: "part" }, { field: "step" }, { field: "value", format: ".3f" }],
   });

@@ -72,7 +72,7 @@ export function stepsSpec(a: RunAnalysis, measure: "cka" | "knn" | "output"): Fi
     strategies: rows.map((s) => s.strategy),
     channels: { x, y, color },
     width: PANEL_WIDTH,
-    zero: measure === "knn",
+    ...(measure === "knn" && { rule: 0 }),
     errors: points.some((p) => p.seeds > 1) ? "datum.seeds > 1 && isValid(datum.lo)" : undefined,
     tooltip: [{ field: "strategy" }, { field: "block" }, { field: "step" }, { field: "value", format: ".3f" }],
   });
@@ -80,15 +80,15 @@ export function stepsSpec(a: RunAnalysis, measure: "cka" | "knn" | "output"): Fi
 
 // A panel per strategy (`strategies`, the table's order) of lines against the fine-tuning step, a line per `color`:
 // `points` (strategy, step, value, lo, hi); error bars from lo to hi where the Vega expression `errors` holds (the
-// caller leaves it out where no point has one: a layer without data draws with a warning); a dashed line at 0 where
-// `zero`.
+// caller leaves it out where no point has one: a layer without data draws with a warning); a dashed line at `rule`
+// where given (0: where the measure changes sign; 1: where a ratio is whole).
 export function stepPanelsSpec(o: {
   title: { text: string; subtitle: string[] };
   points: object[];
   strategies: string[];
   channels: { x: object; y: object & { field: string }; color: object; dash?: object }; // dash: a line's stroke dash
   width: number;
-  zero: boolean;
+  rule?: number;
   errors?: string;
   tooltip: object[];
 }): FigureSpec {
@@ -103,7 +103,7 @@ export function stepPanelsSpec(o: {
       width: o.width,
       height: 220,
       layer: [
-        ...(o.zero ? [{ mark: { type: "rule", color: "#333", strokeDash: REFERENCE_DASH }, encoding: { y: { datum: 0 } } }] : []),
+        ...(o.rule !== undefined ? [{ mark: { type: "rule", color: "#333", strokeDash: REFERENCE_DASH }, encoding: { y: { datum: o.rule } } }] : []),
         ...(o.errors
           ? [{ transform: [{ filter: o.errors }], mark: { type: "errorbar", ticks: true, thickness: 1.2 }, encoding: { x, y: { ...y, field: "lo" }, y2: { field: "hi" }, color } }]
           : []),

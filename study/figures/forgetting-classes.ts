@@ -142,7 +142,7 @@ export function changeCurveSpec(o: {
     strategies: o.rows.map((row) => strategyName(row.strategy)),
     channels: { x, ...o.channels },
     width: PANEL_WIDTH,
-    zero: true,
+    rule: 0,
     errors: o.points.some((p) => p.seeds > 1 && p.lo !== null) ? "datum.seeds > 1 && isValid(datum.lo)" : undefined,
     tooltip: o.tooltip,
   });
