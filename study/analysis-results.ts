@@ -11,6 +11,8 @@ import type { WeightChange } from "../eval/weight-change.js";
 import type { OutputChange, OutputSince, PartSince } from "../eval/output-change.js";
 import type { PatchChange, PatchDescent, PatchSince } from "../eval/patch-directions.js";
 import type { PartMove, PartMoves } from "../eval/part-moves.js";
+import type { NoiseWalk } from "../eval/noise-walk.js";
+import type { PartWalks } from "./noise-walks.js";
 import type { ImageSets } from "../eval/block-analysis.js";
 import { strategyName } from "../peft/strategy.js";
 import { type MeanInterval, type MeanStd, meanStdOf } from "../util/stats.js";
@@ -96,6 +98,16 @@ export interface PartMovesSummary {
   norm: PartMoveSummary;
 }
 
+// The noise walks of a row's backbones at one step (study/noise-walks.ts) over its seeds, and `share`, the walk's
+// change over the part's observed change (its relative weight change), seed by seed: how much of how far the part
+// went the batches' noise alone would take it.
+export type NoiseWalkSummary = { change: MeanStd; memory: MeanStd; turn: MeanStd; share: MeanStd };
+export interface PartWalksSummary {
+  embedding: NoiseWalkSummary;
+  blocks: NoiseWalkSummary[]; // (depth)
+  norm: NoiseWalkSummary;
+}
+
 // The backbone a cell kept at a step of analysis.atSteps, measured as its best checkpoint's (against every bank), with
 // analysis.resets its resets too.
 export interface StepAnalysis extends BlockMeasures {
@@ -110,6 +122,10 @@ export interface StepAnalysis extends BlockMeasures {
   // With analysis.resetsBetweenSteps, at each kept step but the cell's first: its parts put back to their values at
   // the kept step before (`from`) rather than where fine-tuning started.
   resetsToPrevious?: CellResetsSince;
+  // Where SGD trained the cell and every kept step has the spread of gradient descent's next move: what the batches'
+  // noise alone would have made of each part by this step (study/noise-walks.ts; derived from the spreads, made anew
+  // with every analysis).
+  noiseWalk?: PartWalks;
 }
 
 export interface CellAnalysis extends BlockMeasures {
@@ -145,6 +161,7 @@ export interface StepSummary {
   patchMemory?: ImageSets<PatchSinceSummary>; // the optimiser's memory on it, where every seed's was measured
   weightDescent?: PartMovesSummary; // where every seed's was measured
   weightMemory?: PartMovesSummary; // where every seed's was measured
+  noiseWalk?: PartWalksSummary; // where every seed has one
   attention: MeanStd[];
   resets?: RowResets; // with analysis.resets: each part reset, over the seeds that kept the step
   knnByClass?: ClassKnn[][]; // as StrategyAnalysis's, over the seeds that kept the step
@@ -265,6 +282,7 @@ export function summarizeAnalysis(r: StudyResults, cells: CellAnalysis[], origin
         ...patchMemoryOf(kept),
         ...partMovesOf(kept, "weightDescent"),
         ...partMovesOf(kept, "weightMemory"),
+        ...noiseWalksOf(kept),
         attention: per((m, i) => m.attention[i].reduce((a, b) => a + b, 0) / m.attention[i].length),
         ...(resets && { resets }),
         ...(labels && { knnByClass: knnChangesByClass(kept, original, labels) }),
@@ -378,6 +396,21 @@ function partMovesOf<K extends "weightDescent" | "weightMemory">(measured: Block
   return { [key]: { ...overParts(parts, over), norm: over(parts.map((p) => p.norm)) } } as { [k in K]?: PartMovesSummary };
 }
 
+// The noise walks, where every seed has one.
+function noiseWalksOf(kept: StepAnalysis[]): { noiseWalk?: PartWalksSummary } {
+  const walks = kept.map((m) => m.noiseWalk);
+  if (!walks.every((w) => w !== undefined)) return {};
+  // Each seed's walk of a part with the part's observed change.
+  const over = (seeds: [NoiseWalk, number][]): NoiseWalkSummary => ({
+    change: meanStdOf(seeds.map(([w]) => w.change)),
+    memory: meanStdOf(seeds.map(([w]) => w.memory)),
+    turn: meanStdOf(seeds.map(([w]) => w.turn)),
+    share: meanStdOf(seeds.map(([w, d]) => w.change / d)),
+  });
+  const paired = kept.map((m, k) => ({ embedding: [walks[k]!.embedding, m.weights.embedding] as [NoiseWalk, number], blocks: walks[k]!.blocks.map((w, i): [NoiseWalk, number] => [w, m.weights.blocks[i]]), norm: [walks[k]!.norm, m.weights.norm] as [NoiseWalk, number] }));
+  return { noiseWalk: { ...overParts(paired, over), norm: over(paired.map((p) => p.norm)) } };
+}
+
 // Its change since the kept step before and its turn.
 function patchSinceOf(measured: ImageSets<PatchSince>[]): ImageSets<PatchSinceSummary> {
   return overSets(measured, (seeds) => ({ along: sinceOver(seeds.map((s) => s.along)), rest: sinceOver(seeds.map((s) => s.rest)) }));
@@ -472,6 +505,12 @@ export function analysisStepsCsv(a: RunAnalysis): string {
           row("patch_change_since_previous", direction, set, since[direction].change);
           row("patch_turn", direction, set, since[direction].turn);
         }
+      }
+      const walk = m.noiseWalk;
+      for (const [part, w] of walk ? ([["embedding", walk.embedding], ...walk.blocks.map((b, i) => [i, b] as const), ["norm", walk.norm]] as const) : []) {
+        row("noise_walk_change", part, "", w.change);
+        row("noise_walk_memory", part, "", w.memory);
+        row("noise_walk_memory_turn", part, "", w.turn);
       }
     }
   }

@@ -12,8 +12,9 @@
 //   analysis-attention.svg, .png   the attention maps (study/figures/attention-grid.ts)
 //   analysis-steps.csv, analysis-steps-cka.*, analysis-steps-knn.*, analysis-steps-output.*, analysis-steps-turn.*,
 //                      analysis-steps-patch.*, analysis-steps-descent.*, analysis-steps-memory.*,
-//                      analysis-steps-weight-descent.*, analysis-steps-weight-memory.*   with analysis.atSteps: the
-//                      same measures of the backbones the cells kept at those steps, and their figures
+//                      analysis-steps-weight-descent.*, analysis-steps-weight-memory.*, analysis-steps-noise-walk.*
+//                      with analysis.atSteps: the same measures of the backbones the cells kept at those steps, and
+//                      their figures; what the batches' noise alone would have made of each part by then
 //   analysis-resets.*  with analysis.resets: the transfer and source k-NN of each best backbone with each part of
 //                      it (or, "layers", of its blocks' layers) reset where fine-tuning started
 //                      (study/analysis-resets.ts), and their figure
@@ -57,8 +58,9 @@ import { readSafetensors } from "../vit/safetensors.js";
 import type { VisionTransformer } from "../vit/model.js";
 import { type PatchChange, type PatchMoments, patchMoments } from "../eval/patch-directions.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { withNoiseWalks } from "./noise-walks.js";
 import { MAX_CLASSES } from "./knn-classes.js";
-import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type OutputChangeSummary, type PartMovesSummary, type PatchChangeSummary, type PatchDescentSummary, type PatchSinceSummary, type RunAnalysis, type StepAnalysis, type StepSummary, analysisBetweenCsv, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
+import { ANALYSIS_FORMAT, type AnalysisKey, type BankKnn, type CellAnalysis, type OutputChangeSummary, type NoiseWalkSummary, type PartMovesSummary, type PatchChangeSummary, type PatchDescentSummary, type PatchSinceSummary, type RunAnalysis, type StepAnalysis, type StepSummary, analysisBetweenCsv, analysisClassesCsv, analysisConfusionCsv, analysisCsv, analysisStepsCsv, summarizeAnalysis } from "./analysis-results.js";
 import { headOf, startingHead, writeHead } from "./probe-head.js";
 import { cellCheckpointPath, cellFolder, cellProbePath, cellResultPath, cellStepPath, cellsFolder } from "./cells.js";
 import { DEFAULTS, type InterpolationHead, type StudyConfig, parseStudyConfig, ratesFor } from "./config.js";
@@ -69,6 +71,7 @@ import { stepsBetweenSpec } from "./figures/analysis-steps-between.js";
 import { stepsSpec } from "./figures/analysis-steps.js";
 import { stepTurnSpec } from "./figures/analysis-steps-turn.js";
 import { stepDescentSpec, stepMemorySpec, stepPatchSpec } from "./figures/analysis-steps-patch.js";
+import { stepNoiseWalkSpec } from "./figures/analysis-steps-noise-walk.js";
 import { stepWeightMovesSpec } from "./figures/analysis-steps-weights.js";
 import { resetsSpec, stepResetsBetweenSpec, stepResetsSpec } from "./figures/analysis-resets.js";
 import { interpolationSpec } from "./figures/analysis-interpolation.js";
@@ -107,7 +110,7 @@ export interface AnalyzeOptions {
 const ATTENTION_BYTES = 64 * 2 ** 20;
 
 const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-drift", "analysis-classes", "analysis-confusion"];
-const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-output", "analysis-steps-turn", "analysis-steps-patch", "analysis-steps-descent", "analysis-steps-memory", "analysis-steps-weight-descent", "analysis-steps-weight-memory", "analysis-steps-between"];
+const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-output", "analysis-steps-turn", "analysis-steps-patch", "analysis-steps-descent", "analysis-steps-memory", "analysis-steps-weight-descent", "analysis-steps-weight-memory", "analysis-steps-noise-walk", "analysis-steps-between"];
 const RESET_FIGURE = "analysis-resets";
 const STEP_RESET_FIGURE = "analysis-steps-resets";
 const STEP_RESET_BETWEEN_FIGURE = "analysis-steps-resets-between";
@@ -201,6 +204,7 @@ function changeLines(a: RunAnalysis): string[] {
     ...(a.targetImages && a.strategies.some((s) => s.targetOutputChange) ? outputLines(a, "target") : []),
     ...patchLines(a),
     ...weightMoveLines(a),
+    ...noiseWalkLines(a),
     ...(a.strategies.some((s) => s.atSteps?.some((t) => t.knnSincePrevious))
       ? [
           `analysis: each block's layer-wise ${a.k}-NN at a kept step less at the kept step before, in points, each seed paired with itself: mean [${CONFIDENCE * 100}% interval], block 0 first`,
@@ -297,6 +301,14 @@ function weightMoveLines(a: RunAnalysis): string[] {
     ...lines("weightDescent", `analysis: gradient descent's next move on the weights each row trained directly, minus the training loss's gradient, part by part: its size relative to the part's original weights (a step of rate 1), its turn, the cosine with the part's change so far (+1: further the way it came, -1: back), and its batches' spread about it, mean over seeds: ${parts}`),
     ...lines("weightMemory", `analysis: the optimiser's memory on them, the step its state alone would make next (a zero gradient, rate 1, no weight decay), the same way: ${parts}`),
   ];
+}
+
+// What the batches' noise alone would have made of each part by each kept step: the rows where every seed has a walk.
+function noiseWalkLines(a: RunAnalysis): string[] {
+  const shown = (w: NoiseWalkSummary) => `${w.change.mean.toFixed(3)} (memory ${w.memory.mean.toFixed(3)}, turn ${w.turn.mean.toFixed(2)})`;
+  const rows = a.strategies.flatMap((s) => (s.atSteps ?? []).flatMap((t) => (t.noiseWalk ? [`  ${s.strategy} at step ${t.step}: ${[t.noiseWalk.embedding, ...t.noiseWalk.blocks, t.noiseWalk.norm].map(shown).join(" / ")}`] : [])));
+  const head = "analysis: what the batches' noise alone would have made of the weights each row trained directly (SGD's steps at the study's rates and momentum with the spread of gradient descent's next move at the kept steps, no mean gradient), part by part: the walk's relative change, its memory's size and turn, mean over seeds: the embeddings / each block / the final norm";
+  return rows.length > 0 ? [head, ...rows] : [];
 }
 
 // A part's move and its turn, mean over seeds, for the log (and, gradient descent's on the patch projection, its
@@ -402,7 +414,7 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
     ["analysis-drift", attentionDriftSpec(analysis)],
     ["analysis-classes", classesSpec(analysis)],
     ["analysis-confusion", confusionSpec(analysis)],
-    ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")], ["analysis-steps-output", stepsSpec(analysis, "output")], ["analysis-steps-turn", stepTurnSpec(analysis)], ["analysis-steps-patch", stepPatchSpec(analysis)], ["analysis-steps-descent", stepDescentSpec(analysis)], ["analysis-steps-memory", stepMemorySpec(analysis)], ["analysis-steps-weight-descent", stepWeightMovesSpec(analysis, "weightDescent")], ["analysis-steps-weight-memory", stepWeightMovesSpec(analysis, "weightMemory")], ["analysis-steps-between", stepsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
+    ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")], ["analysis-steps-output", stepsSpec(analysis, "output")], ["analysis-steps-turn", stepTurnSpec(analysis)], ["analysis-steps-patch", stepPatchSpec(analysis)], ["analysis-steps-descent", stepDescentSpec(analysis)], ["analysis-steps-memory", stepMemorySpec(analysis)], ["analysis-steps-weight-descent", stepWeightMovesSpec(analysis, "weightDescent")], ["analysis-steps-weight-memory", stepWeightMovesSpec(analysis, "weightMemory")], ["analysis-steps-noise-walk", stepNoiseWalkSpec(analysis)], ["analysis-steps-between", stepsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets ? ([[RESET_FIGURE, resetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets && analysis.key.atSteps ? ([[STEP_RESET_FIGURE, stepResetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resetsBetweenSteps ? ([[STEP_RESET_BETWEEN_FIGURE, stepResetsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
@@ -578,6 +590,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
     const lacks = earlier && lacksAnswers(earlier);
     if (lacks) log(`analysis: ${jsonPath} lacks ${lacks} (a build before them): its cells are measured anew`);
     if (earlier && !lacks && holdsKeptSteps(earlier, dir)) {
+      earlier.cells = withNoiseWalks(earlier.cells, config.training, earlier.depth);
       const expected = analysisFileNames(key);
       const files = expected.map((f) => join(out, f)).filter((f) => existsSync(f));
       const sameRows = JSON.stringify(summarizeAnalysis(summary(0, backbone!), earlier.cells, earlier.original, earlier.labels)) === JSON.stringify(earlier.strategies);
@@ -710,6 +723,7 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       const moved = points.length > 0 ? `; at weight ${points.map((p) => p.alpha).join(", ")}: source k-NN ${points.map((p) => p.knn.toFixed(1)).join(", ")}%, transfer ${points.map((p) => p.transfer.toFixed(1)).join(", ")}%` : "";
       log(`  ${i + 1}/${finished.length} ${c.id}: last block CKA ${r.cka.cls[last].toFixed(3)} (CLS)${steps}, layer-wise k-NN ${r.knn[last].toFixed(1)}%${reset}${moved}, ${((performance.now() - cellStarted) / 1000).toFixed(1)} s`);
     }
+    const walked = withNoiseWalks(cells, config.training, original.blocks.length);
     const results = summary(size, backbone!);
     const originalAnswers = { knnCorrect: packedAnswers(reference, given), ...packedBanks(reference.otherBanks, given) };
     const labels = { classes: queries.classes, labels: Array.from(queries.labels) };
@@ -730,8 +744,8 @@ export async function analyzeRun(runDir: string, opts: AnalyzeOptions = {}): Pro
       gridTokens: reference.grid.tokens,
       original: { knn: reference.knn, ...originalAnswers, grid: Array.from(reference.grid.maps) },
       labels,
-      cells,
-      strategies: summarizeAnalysis(results, cells, originalAnswers, labels),
+      cells: walked,
+      strategies: summarizeAnalysis(results, walked, originalAnswers, labels),
       seconds: (kept?.seconds ?? 0) + (performance.now() - started) / 1000, // the cells' comparisons included
     };
     const files = await analysisFiles(analysis, results, reference);

@@ -203,7 +203,8 @@ describe("the optimiser's memory at consecutive kept steps", () => {
   it("is the last step taken scaled by mu / lr, its turn that step's against the change it made", async () => {
     const dir = join(root, "memory");
     const study = await writeMiniStudy(dir);
-    const c = parseStudyConfig({ ...study, strategies: ["full"], analysis: { images: 12, gridImages: 2, atSteps: [2, 3] } });
+    // 32 training images: two full batches of 16, so the gradient's spread and the noise walk are numbers.
+    const c = parseStudyConfig({ ...study, strategies: ["full"], analysis: { images: 32, gridImages: 2, atSteps: [2, 3] } });
     const lines: string[] = [];
     expect((await runExperiment({ config: c, out: join(dir, "run"), log: (l) => lines.push(l) })).complete).toBe(true);
     const a = await readAnalysis(join(dir, "run"));
@@ -235,7 +236,16 @@ describe("the optimiser's memory at consecutive kept steps", () => {
     expect([a.cells[0].weightDescent, two.weightDescent, three.weightDescent].every((d) => d && d.blocks.every((p) => p.change > 0))).toBe(true);
     expect(csv).toContain(`,3,weight_memory_turn,norm,,${memory.norm.turn.toPrecision(6)}`);
     expect(csv).toContain(`,2,weight_descent,1,,${two.weightDescent!.blocks[1].change.toPrecision(6)}`);
-    expect(csv).toMatch(/,2,weight_descent_spread,1,,/); // (not a number: the 12 training images make no full batch of 16)
+    expect(csv).toContain(`,2,weight_descent_spread,1,,${two.weightDescent!.blocks[1].spread!.toPrecision(6)}`);
+    // What the batches' noise alone would have made of each part: the study's SGD walked with those spreads, its
+    // change as a share of the observed one over the seeds.
+    expect(two.weightDescent!.blocks[1].spread).toBeGreaterThan(0);
+    const walk = three.noiseWalk!;
+    expect([walk.embedding, ...walk.blocks, walk.norm].every((w) => w.change > 0 && w.memory > 0 && Math.abs(w.turn) <= 1)).toBe(true);
+    expect(a.strategies[0].atSteps![1].noiseWalk!.blocks[1].share.mean).toBe(walk.blocks[1].change / three.weights.blocks[1]);
+    expect(csv).toContain(`,3,noise_walk_memory,norm,,${walk.norm.memory.toPrecision(6)}`);
+    expect(lines.some((l) => l.startsWith("analysis: what the batches' noise alone would have made of the weights each row trained directly"))).toBe(true);
+    expect(await readFile(join(dir, "run", "analysis-steps-noise-walk.svg"), "utf8")).toContain(">How far the batches' noise alone would take each part<");
     expect(await readFile(join(dir, "run", "analysis-steps-weight-memory.svg"), "utf8")).toContain(">Where the optimiser's memory carries each part<");
     expect(await readFile(join(dir, "run", "analysis-steps-weight-descent.svg"), "utf8")).toContain(">Where the training loss pulls each part<");
     expect(csv).toContain(`,3,patch_memory_turn,rest,transfer.test,${three.patchMemory!.target!.rest.turn.toPrecision(6)}`);
