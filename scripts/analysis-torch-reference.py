@@ -40,10 +40,11 @@ original block:
   patch descent         where the patch projection moved: minus the training loss's gradient on it (the mean
                         cross-entropy of the cell's head over as many of transfer.train, evenly spaced, in batches of
                         training.batchSize; torch.autograd), split the same way, its size, its cosine with the
-                        change so far and its full batches' spread about it
+                        change so far and its full batches' spread about their own mean (over batches - 1)
   weight descent        of the tensors the cell trained directly, minus the training loss's gradient (the same
                         loss, torch.autograd) part by part (the embeddings, each original block, the final norm):
-                        its size relative to the part's original weights and its cosine with the part's change
+                        its size relative to the part's original weights, its cosine with the part's change and
+                        its full batches' spread, as the patch projection's
   patch memory          at each kept step whose file holds the optimiser's state (cells/<id>/step-<n>.safetensors):
                         the step that state alone would make next on the patch projection (a zero gradient, rate 1,
                         no weight decay: SGD's -momentum * buffer, AdamW's), split the same way, its size and its
@@ -488,7 +489,8 @@ def patch_gradients(tuned, head, x, labels, batch_size):
 def patch_descent(original, tuned, gradients, moment):
     """eval/patch-directions.ts patchDescent: minus the gradient split along the first direction and the rest, its
     output change (a step of rate 1, relative to the original's output), its cosine with the change so far and the
-    full batches' spread about it, [along change, along turn, along spread, rest change, rest turn, rest spread]."""
+    full batches' spread about their own mean (over batches - 1), [along change, along turn, along spread, rest
+    change, rest turn, rest spread]."""
     m, u, value = moment
     gradient, batches = gradients
     w0 = projection(original)
@@ -497,8 +499,9 @@ def patch_descent(original, tuned, gradients, moment):
         whole, along = float((a @ m * b).sum()), value * float((a @ u) @ (b @ u))
         return along, whole - along
     reference = float((w0 @ m * w0).sum())
-    offs = [split(b - gradient, b - gradient) for b in batches]
-    spread = [sum(o[k] for o in offs) / len(offs) for k in (0, 1)] if offs else [float("nan")] * 2
+    mean = sum(batches) / len(batches) if batches else None
+    offs = [split(b - mean, b - mean) for b in batches]
+    spread = [sum(o[k] for o in offs) / (len(offs) - 1) for k in (0, 1)] if len(offs) > 1 else [float("nan")] * 2
     out = []
     for s, e, se, sp in zip(split(-gradient, -gradient), split(d, d), split(-gradient, d), spread):
         out += [math.sqrt(max(0.0, s) / reference), se / math.sqrt(s * e), math.sqrt(max(0.0, sp) / reference)]
@@ -520,26 +523,36 @@ def part_names(original, own):
 
 def weight_gradients(tuned, head, x, labels, batch_size, names):
     """eval/training-gradient.ts trainingGradient: the mean cross-entropy's gradient on the named tuned tensors
-    (torch.autograd, every other weight held), over the images in batches of `batch_size`: {name: gradient}."""
+    (torch.autograd, every other weight held), over the images in batches of `batch_size`, and each tensor's full
+    batches' spread, the sum over its values of their variance about their own mean (over batches - 1; NaN with
+    fewer than two): ({name: gradient}, {name: spread})."""
     leaves = {n: tuned.w[n].clone().requires_grad_(True) for n in names}
     model = Vit({**tuned.w, **leaves}, tuned.heads, tuned.depth)
-    total = {n: 0 for n in names}
+    total, full = {n: 0 for n in names}, {n: [] for n in names}
     for i in range(0, len(labels), batch_size):
         with torch.enable_grad():
             logits = F.linear(final_norm(model, forward(model, x[i:i + batch_size], False)[0][-1][:, 0]), *head)
             grads = torch.autograd.grad(F.cross_entropy(logits, labels[i:i + batch_size]), list(leaves.values()))
         for n, g in zip(names, grads):
             total[n] = total[n] + g * (len(logits) / len(labels))
-    return total
+            if len(logits) == batch_size:
+                full[n].append(g.double())
+    def spread(batches):
+        if len(batches) < 2:
+            return float("nan")
+        mean = sum(batches) / len(batches)
+        return sum(float(((b - mean) ** 2).sum()) for b in batches) / (len(batches) - 1)
+    return total, {n: spread(b) for n, b in full.items()}
 
 
-def part_moves(original, tuned_w, parts, moves, depth):
+def part_moves(original, tuned_w, parts, moves, depth, spreads=None):
     """eval/part-moves.ts partMoves: each part's move (of the tensors `moves` holds) relative to its original weights,
     and its cosine with the part's change so far, [embedding change, turn, block 0 change, turn, ..., norm change,
-    turn]; a part without a move 0 and NaN."""
+    turn]; a part without a move 0 and NaN. With `spreads` ({name: spread}), each part's after its turn:
+    sqrt(sum of its tensors' spreads) relative the same way."""
     out = []
     for part in ["embedding", *range(depth), "norm"]:
-        base = change = move = along = 0.0
+        base = change = move = along = spread = 0.0
         for tuned_name, name in parts[part]:
             w0, d = original.w[name], tuned_w[tuned_name] - original.w[name]
             base += float((w0 * w0).sum())
@@ -548,7 +561,9 @@ def part_moves(original, tuned_w, parts, moves, depth):
                 m = torch.as_tensor(moves[tuned_name]).reshape(d.shape)
                 move += float((m * m).sum())
                 along += float((m * d).sum())
+                spread += spreads[tuned_name] if spreads else 0.0
         out += [math.sqrt(move / base), along / math.sqrt(move * change) if move * change > 0 else float("nan")]
+        out += [math.sqrt(spread / base)] if spreads else []
     return out
 
 
@@ -880,10 +895,10 @@ def run(args):
             if trained and "weightDescent" not in cell:
                 exact.append((f"{cid} weightDescent", "measured", "absent"))
             elif trained:
-                descent = {n: -g for n, g in weight_gradients(tuned, head, train, train_labels, config["training"]["batchSize"], trained).items()}
+                gradient, spreads = weight_gradients(tuned, head, train, train_labels, config["training"]["batchSize"], trained)
                 t = cell["weightDescent"]
-                compare.add("weight descent", TOLERANCE["descent"], f"{cid} weightDescent", part_moves(original, tuned.w, parts, descent, depth),
-                            [v for p in [t["embedding"], *t["blocks"], t["norm"]] for v in (p["change"], p["turn"])])
+                compare.add("weight descent", TOLERANCE["descent"], f"{cid} weightDescent", part_moves(original, tuned.w, parts, {n: -g for n, g in gradient.items()}, depth, spreads),
+                            [v for p in [t["embedding"], *t["blocks"], t["norm"]] for v in (p["change"], p["turn"], p["spread"])])
             # The kept steps' optimiser memory, from each step's file (its state and weights): on the patch projection
             # split along its patches' first direction and the rest, and on each part in weight space.
             for kept in cell.get("atSteps", []):
