@@ -49,6 +49,9 @@ original block:
                         the step that state alone would make next on the patch projection (a zero gradient, rate 1,
                         no weight decay: SGD's -momentum * buffer, AdamW's), split the same way, its size and its
                         cosine with the change up to that step; and part by part in weight space (weight memory)
+  noise walk            at the kept steps, what SGD's steps at the study's schedule, the cell's rate (each part's
+                        layer-wise factor with -lrdD) and momentum make of independent noise of the measured spread
+                        (linear between kept steps): its change, its memory's size and their cosine, part by part
   maps                  the attention grid: last block's CLS attention over the patches, mean over heads
 the original's layer-wise k-NN and maps, and each strategy's mean and std over seeds (analysis.json `strategies`).
 With --source-knn also the study's source k-NN (all of knn.queries against all of knn.bank, every k of knn.ks, top-1
@@ -73,6 +76,8 @@ default study's run folder, docs/ANALYSIS.md:
                         output) and its cosines: both sides compute it in float64 from the same float32 weights and
                         state; the patches' second moment and its first direction differ (float32 products on the
                         device, power iteration against eigh), as for the patch change.
+  noise walk            1e-9: both sides in float64 from analysis.json's spreads (checked above as weight descent), the
+                        engine by its recurrences, the script by the walk's closed form (sums over every earlier step)
   knn, source knn       one query (100 / queries percent): float32 features move cosines by ~1e-7, enough to swap
                         two neighbours at a near tie and so one vote; a systematic defect moves many. Measured: 0.
   exact                 0 (a count of values off): where a block's weights, or its output and attention, are
@@ -101,7 +106,7 @@ import torch.nn.functional as F
 
 torch.set_default_dtype(torch.float64)
 
-TOLERANCE = {"cka": 1e-5, "attention": 1e-5, "maps": 1e-5, "weights": 1e-7, "output": 1e-4, "descent": 1e-4, "memory": 1e-4}
+TOLERANCE = {"cka": 1e-5, "attention": 1e-5, "maps": 1e-5, "weights": 1e-7, "output": 1e-4, "descent": 1e-4, "memory": 1e-4, "walk": 1e-9}
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 # data/registry.ts's default roots (Debian's dataset-fashion-mnist and dataset-mnist packages) and class counts.
 IDX_DATASETS = {"fashion-mnist": ("/usr/share/datasets/fashion-mnist", 10), "mnist": ("/usr/share/datasets/mnist", 10)}
@@ -567,6 +572,39 @@ def part_moves(original, tuned_w, parts, moves, depth, spreads=None):
     return out
 
 
+def noise_walks(cell, training, depth):
+    """study/noise-walks.ts: each kept step's walk of every part, by the walk's closed form: with c_k = sum over s from
+    k to T - 1 of lr_s mu^(s - k) and a_k = mu^(T - 1 - k), E||D||^2 = sum c_k^2 sigma_k^2, E||b||^2 = sum a_k^2
+    sigma_k^2, E[D . -b] = sum a_k c_k sigma_k^2; [step 1: embedding change, memory, turn, block 0 ..., norm ...,
+    step 2: ...]."""
+    kept = cell["atSteps"]
+    mu, warm, total = training.get("momentum", 0.9), training.get("warmupSteps", 0), training["steps"]
+    decay = re.search(r"-lrd([\d.e-]+)$", cell["strategy"])
+    def lr(s, base):
+        if s < warm:
+            return base * (s + 1) / warm
+        return base if training.get("schedule") == "constant" else base * 0.5 * (1 + math.cos(math.pi * min((s - warm) / (total - warm), 1)))
+    parts = [("embedding", 0), *((i, i + 1) for i in range(depth)), ("norm", depth + 1)]
+    def spread_of(t, part):
+        d = t["weightDescent"]
+        spread = (d["embedding"] if part == "embedding" else d["norm"] if part == "norm" else d["blocks"][part])["spread"]
+        return float("nan") if spread is None else spread
+    out = []
+    for t in kept:
+        for part, layer in parts:
+            base = cell["lr"] * (float(decay[1]) ** (depth + 1 - layer) if decay else 1.0)
+            points = [(k["step"], spread_of(k, part)) for k in kept]
+            sigma2 = [float(np.interp(s, [p[0] for p in points], [p[1] for p in points])) ** 2 for s in range(t["step"])]
+            rates = [lr(s, base) for s in range(t["step"])]
+            change = memory = dot = 0.0
+            for k, v in enumerate(sigma2):
+                c = sum(rates[s] * mu ** (s - k) for s in range(k, t["step"]))
+                a = mu ** (t["step"] - 1 - k)
+                change, memory, dot = change + c * c * v, memory + a * a * v, dot + a * c * v
+            out += [math.sqrt(change), mu * math.sqrt(memory), dot / math.sqrt(change * memory) if mu > 0 and memory > 0 else float("nan")]
+    return out
+
+
 def state_step(hyper, slots, steps):
     """autograd/optim.ts stateStep: the update the optimiser's state alone makes next (a zero gradient, rate 1, no
     weight decay): SGD's -momentum * buffer, AdamW's -m' / (1 - beta1^t) / (sqrt(v') / sqrt(1 - beta2^t) + eps) at
@@ -921,6 +959,14 @@ def run(args):
                     compare.add("patch memory", TOLERANCE["memory"], f"{where} patchMemory.{images}",
                                 [along / t["along"]["change"] - 1, along_turn, rest / t["rest"]["change"] - 1, rest_turn],
                                 [0.0, t["along"]["turn"], 0.0, t["rest"]["turn"]])
+            # The noise walk, derived from the kept steps' spreads (with SGD).
+            if any("noiseWalk" in k for k in cell.get("atSteps", [])):
+                if config["training"].get("optimizer", "sgd") != "sgd":
+                    exact.append((f"{cid} noiseWalk", "none with AdamW", "present"))
+                else:
+                    walks = [k["noiseWalk"] for k in cell["atSteps"]]
+                    compare.add("noise walk", TOLERANCE["walk"], f"{cid} noiseWalk", noise_walks(cell, config["training"], depth),
+                                [v for w in walks for p in [w["embedding"], *w["blocks"], w["norm"]] for v in (p["change"], p["memory"], p["turn"])])
             added = sorted(block_map(manifest["strategyOptions"], depth)[2])
             if theirs.get("added") != added:
                 exact.append((f"{cid} weights.added", added, theirs.get("added")))
