@@ -17,6 +17,7 @@ export function withFlatResponseHeld(weight: Tensor, pixels: number, step: () =>
   step();
   noGrad(() => {
     const change = ops.reshape(ops.sub(weight, before), [c, k / pixels, pixels]);
+    // The mean over each output's and channel's pixels, broadcast to every pixel (addInPlace does not broadcast).
     const mean = ops.add(ops.zeros([c, k / pixels, pixels]), ops.mean(change, 2, true));
     ops.addInPlace(weight, ops.reshape(mean, [c, k]), -1);
   });
