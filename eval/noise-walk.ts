@@ -20,6 +20,13 @@ export interface NoiseWalk {
   turn: number; // the memory's cosine with the change (not a number without momentum or before a step)
 }
 
+// A backbone's walks part by part (the weight change's parts, eval/weight-change.ts).
+export interface PartWalks {
+  embedding: NoiseWalk;
+  blocks: NoiseWalk[]; // (depth): each original block's
+  norm: NoiseWalk;
+}
+
 // `spreads`: [step, spread] at the kept steps, ascending; `at`: the steps (0 to schedule.total) to give the walk at.
 export function noiseWalk(schedule: Schedule, momentum: number, spreads: [number, number][], at: number[]): NoiseWalk[] {
   if (spreads.length === 0) throw new Error("noise walk: expected the spread at one kept step at least, got none");

@@ -4,17 +4,11 @@
 // with -lrdD, peft/layer-decay.ts) and SGD's momentum, against the part's observed change and memory. Derived, not
 // measured: made anew from the kept steps' spreads whenever an analysis is written. None for AdamW, whose steps
 // rescale the gradient coordinate by coordinate, nor for a cell whose kept steps lack the spread.
-import { type NoiseWalk, noiseWalk } from "../eval/noise-walk.js";
+import { type PartWalks, noiseWalk } from "../eval/noise-walk.js";
 import { layerRateScales } from "../peft/layer-decay.js";
 import { parseStrategy } from "../peft/strategy.js";
 import type { CellAnalysis, StepAnalysis } from "./analysis-results.js";
 import type { StudyTraining } from "./config.js";
-
-export interface PartWalks {
-  embedding: NoiseWalk;
-  blocks: NoiseWalk[]; // (depth): each original block's
-  norm: NoiseWalk;
-}
 
 // Each cell with its kept steps' noise walks (`depth`: the original's blocks), or without them where it has none.
 export function withNoiseWalks(cells: CellAnalysis[], training: StudyTraining, depth: number): CellAnalysis[] {
