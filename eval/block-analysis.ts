@@ -248,7 +248,8 @@ async function patchChanges(moments: ImageSets<PatchMoments>, original: VisionTr
 
 // Gradient descent's next move and the optimiser's memory part by part (eval/part-moves.ts), of the tensors the cell
 // trained directly: where `train` is given, the training loss's gradient on them and its batches' spread (each batch's
-// of the patch projection's too), and where `memory` holds some of them, the memory's.
+// of the patch projection's too), and where `memory` holds some of them, the memory's (with both, its cosine with
+// gradient descent's move).
 async function weightMoves(original: VisionTransformer, tuned: VisionTransformer, map: BlockMap, train?: AnalysisData["train"], memory?: Map<Tensor, Float64Array>): Promise<{ gradient?: TrainingGradient; moves: Pick<BackboneComparison, "weightDescent" | "weightMemory"> }> {
   const parts = partTensors(original, tuned, map);
   const trained = [...parts.embedding, ...parts.blocks.flat(), ...parts.norm].map(([, , t]) => t).filter((t) => t.requiresGrad);
@@ -257,7 +258,7 @@ async function weightMoves(original: VisionTransformer, tuned: VisionTransformer
   const gradient = train && tuned.head && trained.length > 0 ? await trainingGradient(tuned, train.loader, trained, apart, train.microBatch) : undefined;
   const descent = gradient && { move: new Map([...gradient.gradient].map(([t, g]) => [t, g.map((x) => -x)])), spread: gradient.spread };
   const remembered = memory && new Map([...memory].filter(([t]) => trained.includes(t)));
-  const asked = { weightDescent: descent, weightMemory: remembered && remembered.size > 0 ? { move: remembered } : undefined };
+  const asked = { weightDescent: descent, weightMemory: remembered && remembered.size > 0 ? { move: remembered, ...(descent && { descent: descent.move }) } : undefined };
   const keys = (Object.keys(asked) as (keyof typeof asked)[]).filter((k) => asked[k]);
   const split = await partMoves(original, tuned, map, keys.map((k) => asked[k]!));
   return { gradient, moves: Object.fromEntries(keys.map((k, i) => [k, split[i]])) };

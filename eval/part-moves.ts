@@ -7,7 +7,9 @@
 // space: a step of rate eta along M changes the part's squared relative change d^2 by 2 eta m c d + (eta m)^2.
 // Where the move is the mean of the batches' (gradient descent's), the batches' spread about it too, relative the
 // same way: sqrt(sum over the part's tensors of E||g_B - E g_B||^2) / ||W0|| (eval/training-gradient.ts's spread),
-// the noise a minibatch step adds to it. Tensors without a move (frozen, or not kept) count in the change and not in
+// the noise a minibatch step adds to it. Where gradient descent's move is given beside another (the optimiser's
+// memory), the cosine between the two on each part: whether the step the memory makes goes the loss's way now.
+// Tensors without a move (frozen, or not kept) count in the change and not in
 // the move. LoRA's merged weights move through their adapters, not here: the caller gives moves of tensors trained
 // directly.
 import { type Tensor, readTensors } from "../engine/tensor.js";
@@ -16,14 +18,17 @@ import type { BlockMap } from "./block-map.js";
 import { type TensorPair, partTensors } from "./weight-change.js";
 import type { PartSince } from "./output-change.js";
 
-// A move of each tensor of the fine-tuned model, and where it is a mean over batches, each tensor's spread of theirs.
+// A move of each tensor of the fine-tuned model; where it is a mean over batches, each tensor's spread of theirs; and
+// where given, gradient descent's next move, to take this one's cosine with (the optimiser's memory's).
 export interface TensorMoves {
   move: Map<Tensor, ArrayLike<number>>;
   spread?: Map<Tensor, number>;
+  descent?: Map<Tensor, ArrayLike<number>>;
 }
 
-// A part's move: its size and turn, and its batches' spread where the move has one.
-export type PartMove = PartSince & { spread?: number };
+// A part's move: its size and turn, its batches' spread where the move has one, and its cosine with gradient
+// descent's next move on the part where that was given (not a number where either is 0 there).
+export type PartMove = PartSince & { spread?: number; descentTurn?: number };
 
 export interface PartMoves {
   embedding: PartMove;
@@ -38,6 +43,7 @@ export async function partMoves(original: VisionTransformer, tuned: VisionTransf
     const values = await readTensors(pairs.flatMap(([, a, b]) => [a, b]));
     let [base, change] = [0, 0];
     const [move, along, spread] = [moves.map(() => 0), moves.map(() => 0), moves.map(() => 0)];
+    const [descent, withDescent] = [moves.map(() => 0), moves.map(() => 0)];
     pairs.forEach(([, , t], j) => {
       const [w0, w] = [values[2 * j], values[2 * j + 1]];
       for (let i = 0; i < w0.length; i++) {
@@ -48,6 +54,11 @@ export async function partMoves(original: VisionTransformer, tuned: VisionTransf
       moves.forEach((ms, k) => {
         spread[k] += ms.spread?.get(t) ?? 0;
         const m = ms.move.get(t);
+        const g = ms.descent?.get(t);
+        for (let i = 0; g && i < w0.length; i++) {
+          descent[k] += g[i] * g[i];
+          if (m) withDescent[k] += m[i] * g[i];
+        }
         if (!m) return;
         for (let i = 0; i < w0.length; i++) {
           move[k] += m[i] * m[i];
@@ -55,7 +66,12 @@ export async function partMoves(original: VisionTransformer, tuned: VisionTransf
         }
       });
     });
-    return moves.map((ms, k) => ({ change: Math.sqrt(move[k] / base), turn: along[k] / Math.sqrt(move[k] * change), ...(ms.spread && { spread: Math.sqrt(spread[k] / base) }) }));
+    return moves.map((ms, k) => ({
+      change: Math.sqrt(move[k] / base),
+      turn: along[k] / Math.sqrt(move[k] * change),
+      ...(ms.spread && { spread: Math.sqrt(spread[k] / base) }),
+      ...(ms.descent && { descentTurn: withDescent[k] / Math.sqrt(move[k] * descent[k]) }),
+    }));
   };
   const [embedding, norm] = [await of(parts.embedding), await of(parts.norm)];
   const blocks: PartMove[][] = [];

@@ -51,8 +51,8 @@ export interface BlockMeasures {
   patchMemory?: ImageSets<PatchSince>;
   // Of the parts whose weights the cell trained directly, in weight space (eval/part-moves.ts): gradient descent's
   // next move (the training loss's gradient as patchDescent takes it, with its batches' spread) and, at a kept step
-  // with the optimiser's state, its memory: each part's size relative to its original weights and its turn against
-  // its change so far.
+  // with the optimiser's state, its memory (with its cosine with gradient descent's move): each part's size relative
+  // to its original weights and its turn against its change so far.
   weightDescent?: PartMoves;
   weightMemory?: PartMoves;
 }
@@ -88,9 +88,9 @@ export interface OutputSinceSummary {
   blocks: { change: MeanStd; turn: MeanStd }[]; // (depth)
 }
 
-// A move of a row's backbones part by part (eval/part-moves.ts) over its seeds, with its batches' spread where every
-// seed's move has one.
-export type PartMoveSummary = { change: MeanStd; turn: MeanStd; spread?: MeanStd };
+// A move of a row's backbones part by part (eval/part-moves.ts) over its seeds, with its batches' spread and its
+// cosine with gradient descent's move where every seed's move has them.
+export type PartMoveSummary = { change: MeanStd; turn: MeanStd; spread?: MeanStd; descentTurn?: MeanStd };
 export interface PartMovesSummary {
   embedding: PartMoveSummary;
   blocks: PartMoveSummary[]; // (depth)
@@ -391,7 +391,11 @@ function partMovesOf<K extends "weightDescent" | "weightMemory">(measured: Block
   const moves = measured.map((m) => m[key]);
   if (!moves.every((m) => m !== undefined)) return {};
   const parts = moves as PartMoves[];
-  const over = (seeds: PartMove[]): PartMoveSummary => ({ ...sinceOver(seeds), ...(seeds.every((p) => p.spread !== undefined) && { spread: meanStdOf(seeds.map((p) => p.spread!)) }) });
+  const over = (seeds: PartMove[]): PartMoveSummary => ({
+    ...sinceOver(seeds),
+    ...(seeds.every((p) => p.spread !== undefined) && { spread: meanStdOf(seeds.map((p) => p.spread!)) }),
+    ...(seeds.every((p) => p.descentTurn !== undefined) && { descentTurn: meanStdOf(seeds.map((p) => p.descentTurn!)) }),
+  });
   return { [key]: { ...overParts(parts, over), norm: over(parts.map((p) => p.norm)) } } as { [k in K]?: PartMovesSummary };
 }
 
@@ -600,6 +604,7 @@ function measureRows(row: RowOf, m: BlockMeasures & { otherBanks?: BankKnn[] }, 
       row(measure, part, "", p.change);
       row(`${measure}_turn`, part, "", p.turn);
       if (p.spread !== undefined) row(`${measure}_spread`, part, "", p.spread);
+      if (p.descentTurn !== undefined) row(`${measure}_descent_turn`, part, "", p.descentTurn);
     }
   }
   for (const [set, memory] of m.patchMemory ? imageSets(m.patchMemory) : []) {

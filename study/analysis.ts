@@ -187,8 +187,12 @@ function lacksAnswers(a: RunAnalysis): string | undefined {
   // And on each part in weight space with its batches' spread, where it was measured on the patch projection (a part
   // the cell trained) or on some other part. (Before the spread, the patch projection's was taken about every image's
   // gradient and over the batches' count: measured anew with it.)
-  const moves = (x: unknown) => isObject(x) && Array.isArray(x.blocks) && [x.embedding, ...x.blocks, x.norm].every((p) => isObject(p) && typeof p.spread === "number");
-  if (!a.cells.every((c) => [c, ...(c.atSteps ?? [])].every((m) => (m.patchDescent === undefined && m.weightDescent === undefined) || moves(m.weightDescent)))) return "gradient descent's next move on each part's weights and its batches' spread";
+  const movesWith = (x: unknown, key: string) => {
+    const has = (p: unknown) => isObject(p) && typeof p[key] === "number";
+    return parts(x, has) && isObject(x) && has(x.norm);
+  };
+  if (!a.cells.every((c) => [c, ...(c.atSteps ?? [])].every((m) => (m.patchDescent === undefined && m.weightDescent === undefined) || movesWith(m.weightDescent, "spread")))) return "gradient descent's next move on each part's weights and its batches' spread";
+  if (!a.cells.every((c) => (c.atSteps ?? []).every((m) => m.weightDescent === undefined || m.weightMemory === undefined || movesWith(m.weightMemory, "descentTurn")))) return "the optimiser's memory's cosine with gradient descent's next move";
   return undefined;
 }
 
@@ -298,7 +302,7 @@ function weightMoveLines(a: RunAnalysis): string[] {
   const parts = "the embeddings / each block / the final norm";
   return [
     ...lines("weightDescent", `analysis: gradient descent's next move on the weights each row trained directly, minus the training loss's gradient, part by part: its size relative to the part's original weights (a step of rate 1), its turn, the cosine with the part's change so far (+1: further the way it came, -1: back), and its batches' spread about it, mean over seeds: ${parts}`),
-    ...lines("weightMemory", `analysis: the optimiser's memory on them, the step its state alone would make next (a zero gradient, rate 1, no weight decay), the same way: ${parts}`),
+    ...lines("weightMemory", `analysis: the optimiser's memory on them, the step its state alone would make next (a zero gradient, rate 1, no weight decay), the same way, and its cosine with gradient descent's next move: ${parts}`),
   ];
 }
 
@@ -312,7 +316,8 @@ function noiseWalkLines(a: RunAnalysis): string[] {
 
 // A part's move and its turn, mean over seeds, for the log (and, gradient descent's on the patch projection, its
 // batches' spread).
-const moveOf = (p: { change: MeanStd; turn: MeanStd; spread?: MeanStd }): string => `${p.change.mean.toFixed(3)} (turn ${p.turn.mean.toFixed(2)}${p.spread ? `, spread ${p.spread.mean.toFixed(3)}` : ""})`;
+const moveOf = (p: { change: MeanStd; turn: MeanStd; spread?: MeanStd; descentTurn?: MeanStd }): string =>
+  `${p.change.mean.toFixed(3)} (turn ${p.turn.mean.toFixed(2)}${p.spread ? `, spread ${p.spread.mean.toFixed(3)}` : ""}${p.descentTurn ? `, with descent ${p.descentTurn.mean.toFixed(2)}` : ""})`;
 
 const outputLine = (label: string, o: OutputChangeSummary): string => `  ${label}: ${[o.embedding, ...o.blocks].map((m) => `${m.mean.toFixed(3)} ± ${m.std.toFixed(3)}`).join(" / ")}`;
 

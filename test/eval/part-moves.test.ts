@@ -1,9 +1,9 @@
 // eval/part-moves.ts on the tiny ViT fixture (2 blocks) fine-tuned in full with every trainable tensor moved: a move
 // of minus twice a block's change reads turn -1 and twice its relative weight change (eval/weight-change.ts's); a
 // random move of the embeddings its cosine with their change as the host computes it; a part without a move size 0
-// and no turn; several moves at once each as alone; each tensor's spread summed over a part as the host sums it;
-// Block Expansion's original blocks paired with the fine-tuned model's own copies of them, a model of more blocks
-// than the map's original refused.
+// and no turn; several moves at once each as alone; each tensor's spread summed over a part as the host sums it, and a
+// move's cosine with gradient descent's as the host takes it; Block Expansion's original blocks paired with the
+// fine-tuned model's own copies of them, a model of more blocks than the map's original refused.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tensor } from "../../engine/tensor.js";
 import { blockMap } from "../../eval/block-map.js";
@@ -61,7 +61,25 @@ describe("partMoves", () => {
       expect(none.change).toBe(0);
       expect(none.turn).toBeNaN();
     }
-    expect([got.embedding, ...got.blocks, got.norm].some((p) => "spread" in p)).toBe(false); // a move without one
+    expect([got.embedding, ...got.blocks, got.norm].some((p) => "spread" in p || "descentTurn" in p)).toBe(false); // a move without them
+    // With gradient descent's move beside it: their cosine part by part, over the part's every value (a tensor one of
+    // them lacks counts as 0), as the host computes it; not a number where either is 0 on the part.
+    const descent = new Map<Tensor, Float64Array>();
+    let [md, m2, gg] = [0, 0, 0];
+    for (const [k, [name, , b]] of parts.embedding.entries()) {
+      const m = moves.get(b)!;
+      for (const x of m) m2 += x * x;
+      if (name === "cls_token") continue; // gradient descent's move lacks it
+      const g = Float64Array.from(randn(b.size, 70 + k, 1));
+      descent.set(b, g);
+      g.forEach((x, i) => {
+        gg += x * x;
+        md += m[i] * x;
+      });
+    }
+    const [withDescent] = await partMoves(initial, tuned, map, [{ move: moves, descent }]);
+    expect(Math.abs(withDescent.embedding.descentTurn! - md / Math.sqrt(m2 * gg))).toBeLessThan(1e-12);
+    expect([withDescent.blocks[1].descentTurn, withDescent.norm.descentTurn]).toEqual([NaN, NaN]);
   });
 
   it("reads a spread of each tensor as the part's, sqrt(sum over its tensors) / ||W0||; 0 where it has none", async () => {

@@ -3,7 +3,8 @@
 // restores the one a kill between its checkpoint and that step's file left missing, and the analysis measures each
 // kept backbone as it does the best checkpoint: the step that is the best checkpoint's gives the best checkpoint's
 // numbers. A cell trained before the key named a step is analysed without it, and the log says how to get it. The
-// optimiser's memory at a kept step against the step the weights show it took.
+// optimiser's memory at a kept step against the step the weights show it took, and its cosine with gradient descent's
+// next move.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -254,6 +255,16 @@ describe("the optimiser's memory at consecutive kept steps", () => {
     expect(row[1].patchMemory!.source.along.turn.mean).toBe(three.patchMemory!.source.along.turn);
     expect(lines).toContain(`  full at step 3: ${[three.patchMemory!.source, three.patchMemory!.target!].map((x) => (["along", "rest"] as const).map((p) => `${x[p].change.toFixed(3)} (turn ${x[p].turn.toFixed(2)})`).join(" / ")).join("; ")}`);
     expect(await readFile(join(dir, "run", "analysis-steps-memory.svg"), "utf8")).toContain(">Where the optimiser's memory carries the patch projection<");
+    // The memory's cosine with gradient descent's next move on each part; an analysis.json from before it is
+    // measured anew.
+    expect([memory.embedding, ...memory.blocks, memory.norm].every((p) => Math.abs(p.descentTurn!) <= 1)).toBe(true);
+    expect(csv).toContain(`,3,weight_memory_descent_turn,0,,${memory.blocks[0].descentTurn!.toPrecision(6)}`);
+    const bare = { ...a, cells: a.cells.map((c) => ({ ...c, atSteps: c.atSteps!.map((m) => ({ ...m, weightMemory: { embedding: m.weightMemory!.embedding, blocks: m.weightMemory!.blocks.map(({ descentTurn: _, ...p }) => p), norm: m.weightMemory!.norm } })) })) };
+    await writeFile(join(dir, "run", "analysis.json"), JSON.stringify(bare));
+    const again: string[] = [];
+    await runExperiment({ config: c, out: join(dir, "run"), log: (l) => again.push(l) });
+    expect(again.some((l) => l.includes("lacks the optimiser's memory's cosine with gradient descent's next move"))).toBe(true);
+    expect((await readAnalysis(join(dir, "run"))).cells[0].atSteps![1].weightMemory).toEqual(memory);
   });
 });
 
