@@ -12,7 +12,8 @@
 //   analysis-attention.svg, .png   the attention maps (study/figures/attention-grid.ts)
 //   analysis-steps.csv, analysis-steps-cka.*, analysis-steps-knn.*, analysis-steps-output.*, analysis-steps-turn.*,
 //                      analysis-steps-patch.*, analysis-steps-descent.*, analysis-steps-memory.*,
-//                      analysis-steps-weight-descent.*, analysis-steps-weight-memory.*, analysis-steps-noise-walk.*
+//                      analysis-steps-weight-descent.*, analysis-steps-weight-memory.*, analysis-steps-memory-descent.*,
+//                      analysis-steps-noise-walk.*
 //                      with analysis.atSteps: the same measures of the backbones the cells kept at those steps, and
 //                      their figures; what the batches' noise alone would have made of each part by then
 //   analysis-resets.*  with analysis.resets: the transfer and source k-NN of each best backbone with each part of
@@ -109,7 +110,7 @@ export interface AnalyzeOptions {
 const ATTENTION_BYTES = 64 * 2 ** 20;
 
 const FIGURES = ["analysis-cka", "analysis-knn", "analysis-weights", "analysis-drift", "analysis-classes", "analysis-confusion"];
-const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-output", "analysis-steps-turn", "analysis-steps-patch", "analysis-steps-descent", "analysis-steps-memory", "analysis-steps-weight-descent", "analysis-steps-weight-memory", "analysis-steps-noise-walk", "analysis-steps-between"];
+const STEP_FIGURES = ["analysis-steps-cka", "analysis-steps-knn", "analysis-steps-output", "analysis-steps-turn", "analysis-steps-patch", "analysis-steps-descent", "analysis-steps-memory", "analysis-steps-weight-descent", "analysis-steps-weight-memory", "analysis-steps-memory-descent", "analysis-steps-noise-walk", "analysis-steps-between"];
 const RESET_FIGURE = "analysis-resets";
 const STEP_RESET_FIGURE = "analysis-steps-resets";
 const STEP_RESET_BETWEEN_FIGURE = "analysis-steps-resets-between";
@@ -418,7 +419,7 @@ async function analysisFiles(analysis: RunAnalysis, results: StudyResults, refer
     ["analysis-drift", attentionDriftSpec(analysis)],
     ["analysis-classes", classesSpec(analysis)],
     ["analysis-confusion", confusionSpec(analysis)],
-    ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")], ["analysis-steps-output", stepsSpec(analysis, "output")], ["analysis-steps-turn", stepTurnSpec(analysis)], ["analysis-steps-patch", stepPatchSpec(analysis)], ["analysis-steps-descent", stepDescentSpec(analysis)], ["analysis-steps-memory", stepMemorySpec(analysis)], ["analysis-steps-weight-descent", stepPartsSpec(analysis, "weightDescent")], ["analysis-steps-weight-memory", stepPartsSpec(analysis, "weightMemory")], ["analysis-steps-noise-walk", stepPartsSpec(analysis, "noiseWalk")], ["analysis-steps-between", stepsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
+    ...(analysis.key.atSteps ? ([["analysis-steps-cka", stepsSpec(analysis, "cka")], ["analysis-steps-knn", stepsSpec(analysis, "knn")], ["analysis-steps-output", stepsSpec(analysis, "output")], ["analysis-steps-turn", stepTurnSpec(analysis)], ["analysis-steps-patch", stepPatchSpec(analysis)], ["analysis-steps-descent", stepDescentSpec(analysis)], ["analysis-steps-memory", stepMemorySpec(analysis)], ["analysis-steps-weight-descent", stepPartsSpec(analysis, "weightDescent")], ["analysis-steps-weight-memory", stepPartsSpec(analysis, "weightMemory")], ["analysis-steps-memory-descent", stepPartsSpec(analysis, "memoryDescent")], ["analysis-steps-noise-walk", stepPartsSpec(analysis, "noiseWalk")], ["analysis-steps-between", stepsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets ? ([[RESET_FIGURE, resetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resets && analysis.key.atSteps ? ([[STEP_RESET_FIGURE, stepResetsSpec(analysis)]] as [string, FigureSpec][]) : []),
     ...(analysis.key.resetsBetweenSteps ? ([[STEP_RESET_BETWEEN_FIGURE, stepResetsBetweenSpec(analysis)]] as [string, FigureSpec][]) : []),

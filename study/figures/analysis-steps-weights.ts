@@ -5,6 +5,8 @@
 //   - gradient descent's next move and the optimiser's memory in weight space (weightDescent, weightMemory;
 //     eval/part-moves.ts): the move's cosine with the part's change so far. Below 0 the move takes the part back,
 //     above it carries it on: which parts the training loss pulls back, and which the optimiser's memory carries;
+//   - the memory's cosine with gradient descent's move (weightMemory's descentTurn): below 0 what the memory carries
+//     the loss asks back;
 //   - the noise walk (noiseWalk; study/noise-walks.ts): the walk's change over the part's observed change. At 1 the
 //     batches' noise alone takes the part as far as it went; below, the mean gradient took it further; above,
 //     something held it back.
@@ -17,6 +19,7 @@ import { keptStepsLines, keptStepsSeeds, nothingToDrawSpec, seedsNote } from "./
 
 const PANEL_WIDTH = 220;
 const COSINE = { field: "value", type: "quantitative", title: "Cosine with the part's change so far", scale: { domain: [-1, 1], nice: false } } as const;
+const WITH_DESCENT = { ...COSINE, title: "Cosine with gradient descent's next move" } as const;
 const SHARE = { field: "value", type: "quantitative", title: "Noise walk's change / observed change", scale: { zero: true, nice: false, padding: 8 } } as const;
 
 interface PartFigure {
@@ -24,7 +27,7 @@ interface PartFigure {
   what: string[]; // the subtitle's first lines
   taken?: string; // what is taken on the training images, where the subtitle names them: "the loss", "the spread"
   nothing: string[];
-  y: typeof COSINE | typeof SHARE;
+  y: typeof COSINE | typeof WITH_DESCENT | typeof SHARE;
   rule: number;
   at: (t: StepSummary) => MeanStd[] | undefined; // each part's, the embeddings first and the final norm last
 }
@@ -46,6 +49,15 @@ const FIGURES = {
     y: COSINE,
     rule: 0,
     at: (t) => t.weightMemory && [t.weightMemory.embedding, ...t.weightMemory.blocks, t.weightMemory.norm].map((p) => p.turn),
+  },
+  memoryDescent: {
+    text: "Whether the optimiser's memory goes the loss's way",
+    what: ["the cosine of the step the optimiser's state alone", "would make next on each part's weights with gradient", "descent's next move on them (minus the training loss's", "gradient); -1: the memory carries what the loss asks back"],
+    taken: "the loss",
+    nothing: ["no row's kept steps hold both the optimiser's state and the training loss's gradient of a part it trained directly"],
+    y: WITH_DESCENT,
+    rule: 0,
+    at: (t) => t.weightMemory?.embedding.descentTurn && [t.weightMemory.embedding, ...t.weightMemory.blocks, t.weightMemory.norm].map((p) => p.descentTurn!),
   },
   noiseWalk: {
     text: "How far the batches' noise alone would take each part",

@@ -259,6 +259,7 @@ describe("the optimiser's memory at consecutive kept steps", () => {
     // measured anew.
     expect([memory.embedding, ...memory.blocks, memory.norm].every((p) => Math.abs(p.descentTurn!) <= 1)).toBe(true);
     expect(csv).toContain(`,3,weight_memory_descent_turn,0,,${memory.blocks[0].descentTurn!.toPrecision(6)}`);
+    expect(await readFile(join(dir, "run", "analysis-steps-memory-descent.svg"), "utf8")).toContain(">Whether the optimiser's memory goes the loss's way<");
     const bare = { ...a, cells: a.cells.map((c) => ({ ...c, atSteps: c.atSteps!.map((m) => ({ ...m, weightMemory: { embedding: m.weightMemory!.embedding, blocks: m.weightMemory!.blocks.map(({ descentTurn: _, ...p }) => p), norm: m.weightMemory!.norm } })) })) };
     await writeFile(join(dir, "run", "analysis.json"), JSON.stringify(bare));
     const again: string[] = [];
