@@ -21,6 +21,8 @@ export function withNoiseWalks(cells: CellAnalysis[], training: StudyTraining, d
 
 function cellWalks(c: CellAnalysis, kept: StepAnalysis[], training: StudyTraining, depth: number): PartWalks[] | undefined {
   if (training.optimizer !== "sgd" || kept.length === 0 || !kept.every((m) => m.weightDescent && [m.weightDescent.embedding, ...m.weightDescent.blocks, m.weightDescent.norm].every((p) => typeof p.spread === "number"))) return undefined;
+  const beyond = kept.find((m) => m.step > training.steps);
+  if (beyond) throw new Error(`noise walk: cell ${c.id} kept step ${beyond.step}, beyond the config's training.steps (${training.steps})`);
   const decay = parseStrategy(c.strategy).layerDecay;
   // A part's rate: the embeddings', each block's and the final norm's layer-wise factor of the cell's rate.
   const names = ["cls_token", ...Array.from({ length: depth }, (_, i) => `blocks.${i}.norm1.weight`), "norm.weight"];

@@ -1,7 +1,7 @@
 // study/noise-walks.ts on cells of two kept steps: each part's walk is eval/noise-walk.ts's of that part's spreads at
 // the study's schedule, the cell's rate and SGD's momentum (to the bit); with -lrdD each part's rate its layer-wise
 // factor of the cell's; none for AdamW or where a kept step lacks the spread, and a walk made before is then dropped;
-// the summary's share, each seed's walk over its observed weight change.
+// a kept step past the config's steps refused, naming the cell.
 import { describe, expect, it } from "vitest";
 import { noiseWalk } from "../../eval/noise-walk.js";
 import type { PartMoves } from "../../eval/part-moves.js";
@@ -49,5 +49,7 @@ describe("withNoiseWalks", () => {
     const [lacking] = withNoiseWalks([cell("full", [kept[0], step(12, (k) => (k === 2 ? undefined : 1))])], TRAINING, 2);
     expect(lacking.atSteps!.map((m) => m.noiseWalk)).toEqual([undefined, undefined]);
     expect(withNoiseWalks([cell("full", [])], TRAINING, 2)[0].atSteps).toEqual([]);
+    // A kept step past the config's steps (the config edited after training) is named with its cell.
+    expect(() => withNoiseWalks([cell("full", [kept[0], step(25, () => 1)])], TRAINING, 2)).toThrow("noise walk: cell full_s0 kept step 25, beyond the config's training.steps (20)");
   });
 });
