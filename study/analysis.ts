@@ -315,8 +315,8 @@ function noiseWalkLines(a: RunAnalysis): string[] {
   return rows.length > 0 ? [head, ...rows] : [];
 }
 
-// A part's move and its turn, mean over seeds, for the log (and, gradient descent's on the patch projection, its
-// batches' spread).
+// A part's move and its turn, mean over seeds, for the log (and, gradient descent's, its batches' spread; the
+// optimiser's memory's in weight space, its cosine with gradient descent's move).
 const moveOf = (p: { change: MeanStd; turn: MeanStd; spread?: MeanStd; descentTurn?: MeanStd }): string =>
   `${p.change.mean.toFixed(3)} (turn ${p.turn.mean.toFixed(2)}${p.spread ? `, spread ${p.spread.mean.toFixed(3)}` : ""}${p.descentTurn ? `, with descent ${p.descentTurn.mean.toFixed(2)}` : ""})`;
 
