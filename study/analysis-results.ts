@@ -342,6 +342,14 @@ function overParts<P, S>(measured: { embedding: P; blocks: P[] }[], over: (seeds
   return { embedding: over(measured.map((m) => m.embedding)), blocks: measured[0].blocks.map((_, i) => over(measured.map((m) => m.blocks[i]))) };
 }
 
+// And where each has the final norm too (weight space's parts).
+function overWeightParts<P, S>(measured: { embedding: P; blocks: P[]; norm: P }[], over: (seeds: P[]) => S): { embedding: S; blocks: S[]; norm: S } {
+  return { ...overParts(measured, over), norm: over(measured.map((m) => m.norm)) };
+}
+
+// Weight space's parts of a measure as CSV rows name them: "embedding", each block's index, "norm".
+const weightPartRows = <P>(m: { embedding: P; blocks: P[]; norm: P }): [number | string, P][] => [["embedding", m.embedding], ...m.blocks.map((p, i): [number, P] => [i, p]), ["norm", m.norm]];
+
 // A part's change since the kept step before and its turn over the row's seeds.
 const sinceOver = (seeds: PartSince[]) => ({ change: meanStdOf(seeds.map((p) => p.change)), turn: meanStdOf(seeds.map((p) => p.turn)) });
 
@@ -396,7 +404,7 @@ function partMovesOf<K extends "weightDescent" | "weightMemory">(measured: Block
     ...(seeds.every((p) => p.spread !== undefined) && { spread: meanStdOf(seeds.map((p) => p.spread!)) }),
     ...(seeds.every((p) => p.descentTurn !== undefined) && { descentTurn: meanStdOf(seeds.map((p) => p.descentTurn!)) }),
   });
-  return { [key]: { ...overParts(parts, over), norm: over(parts.map((p) => p.norm)) } } as { [k in K]?: PartMovesSummary };
+  return { [key]: overWeightParts(parts, over) } as { [k in K]?: PartMovesSummary };
 }
 
 // The noise walks, where every seed has one.
@@ -411,7 +419,7 @@ function noiseWalksOf(kept: StepAnalysis[]): { noiseWalk?: PartWalksSummary } {
     share: meanStdOf(seeds.map(([w, d]) => w.change / d)),
   });
   const paired = kept.map((m, k) => ({ embedding: [walks[k]!.embedding, m.weights.embedding] as [NoiseWalk, number], blocks: walks[k]!.blocks.map((w, i): [NoiseWalk, number] => [w, m.weights.blocks[i]]), norm: [walks[k]!.norm, m.weights.norm] as [NoiseWalk, number] }));
-  return { noiseWalk: { ...overParts(paired, over), norm: over(paired.map((p) => p.norm)) } };
+  return { noiseWalk: overWeightParts(paired, over) };
 }
 
 // Its change since the kept step before and its turn.
@@ -509,8 +517,7 @@ export function analysisStepsCsv(a: RunAnalysis): string {
           row("patch_turn", direction, set, since[direction].turn);
         }
       }
-      const walk = m.noiseWalk;
-      for (const [part, w] of walk ? ([["embedding", walk.embedding], ...walk.blocks.map((b, i) => [i, b] as const), ["norm", walk.norm]] as const) : []) {
+      for (const [part, w] of m.noiseWalk ? weightPartRows(m.noiseWalk) : []) {
         row("noise_walk_change", part, "", w.change);
         row("noise_walk_memory", part, "", w.memory);
         row("noise_walk_memory_turn", part, "", w.turn);
@@ -599,8 +606,7 @@ function measureRows(row: RowOf, m: BlockMeasures & { otherBanks?: BankKnn[] }, 
   }
   for (const [measure, moves] of [["weight_descent", m.weightDescent], ["weight_memory", m.weightMemory]] as const) {
     if (!moves) continue;
-    const parts: [number | string, PartMove][] = [["embedding", moves.embedding], ...moves.blocks.map((p, i): [number, PartMove] => [i, p]), ["norm", moves.norm]];
-    for (const [part, p] of parts) {
+    for (const [part, p] of weightPartRows(moves)) {
       row(measure, part, "", p.change);
       row(`${measure}_turn`, part, "", p.turn);
       if (p.spread !== undefined) row(`${measure}_spread`, part, "", p.spread);
